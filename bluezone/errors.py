@@ -1,0 +1,43 @@
+"""One exception tree, so callers (and the CLI) can tell input errors from radio trouble."""
+
+from __future__ import annotations
+
+
+class BluezoneError(Exception):
+    """Root of every error bluezone raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(BluezoneError, ValueError):
+    """Something the user gave us (a file, an argument, a config) is wrong: exit code 2."""
+
+    exit_code = 2
+
+
+class KeyFileError(InputError):
+    """A diagnosis key file (JSON or GAEN export) is malformed."""
+
+
+class ConfigError(InputError):
+    """A configuration file or value is invalid."""
+
+
+class PayloadError(InputError):
+    """A received advertisement is not a valid 0xFD6F service-data payload."""
+
+
+class StoreError(BluezoneError):
+    """The sighting store cannot be opened or is in an unexpected state."""
+
+
+class RadioError(BluezoneError):
+    """A radio backend failed while running."""
+
+
+class RadioUnavailableError(RadioError):
+    """No usable radio: ``reason`` says why (no adapter, powered off, permission, bluetoothd gone)."""
+
+    def __init__(self, message: str, reason: str = "unknown") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -1,0 +1,1 @@
+"""Matching: diagnosis key files, the vectorised matcher, and risk scoring."""

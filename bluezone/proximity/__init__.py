@@ -1,0 +1,1 @@
+"""Proximity: radio backends, the daemon that runs them, and the sighting store."""

@@ -1,0 +1,82 @@
+"""The radio seam: one small interface that every backend (emulated, BlueZ, bumble) implements.
+
+A backend broadcasts one GAEN payload at a time (replaced at each RPI rotation) and reports
+every advertisement it hears as an :class:`Advert`, raw and unvalidated: the daemon decides
+what is a valid sighting, so malformed adverts from nearby devices are counted in one place.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from bluezone.crypto.payload import SERVICE_UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Advert:
+    """One received advertisement, as the backend heard it.
+
+    ``service_data`` is whatever came under ``service_uuid`` (only 0xFD6F data is normally
+    passed on, but a backend may pass others so they are counted as drops); ``rssi`` in dBm;
+    ``time`` in Unix seconds from the daemon's clock; ``tx_power`` is the TX Power Level AD
+    field if the advert had one; ``address`` the sender's Bluetooth address if known.
+    """
+
+    time: float
+    service_data: bytes
+    rssi: int
+    service_uuid: str = SERVICE_UUID
+    tx_power: int | None = None
+    address: str | None = None
+
+
+AdvertCallback = Callable[[Advert], None]
+
+
+class Radio(ABC):
+    """Advertise one payload at a time and report what is heard.
+
+    Used as an async context manager: ``async with radio: await radio.start_scanning(cb)``.
+    ``on_advert`` is called on the event loop thread and must not block.
+    """
+
+    #: short moniker, e.g. ``emulated``, ``bluez:hci0``, ``bumble:usb:0``
+    name: str = "radio"
+    #: whether the backend changes the Bluetooth address with each new payload
+    rotates_address: bool = False
+
+    async def __aenter__(self) -> Radio:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Acquire the hardware (or join the emulated air). Raises RadioUnavailableError."""
+
+    @abstractmethod
+    async def advertise(self, service_data: bytes, tx_power: int) -> None:
+        """Start broadcasting ``service_data`` under 0xFD6F, replacing any previous payload.
+
+        Called again at every RPI rotation; backends that can, change the address too.
+        """
+
+    @abstractmethod
+    async def start_scanning(self, on_advert: AdvertCallback) -> None:
+        """Begin reporting received adverts to ``on_advert`` until ``close()``."""
+
+    async def close(self) -> None:
+        """Stop advertising and scanning and release the radio."""
+
+    def health(self) -> dict[str, int | str | bool]:
+        """Counters and state a backend wants in ``bluezone status`` (restarts, errors...)."""
+        return {}
