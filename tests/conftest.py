@@ -1,0 +1,19 @@
+"""Suite-wide settings: deterministic hypothesis runs, no deadlines on a noisy 2-core machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "bluezone",
+    derandomize=True,  # same examples every run: the suite is deterministic
+    deadline=None,
+    max_examples=int(os.environ.get("BLUEZONE_HYPOTHESIS_EXAMPLES", "100")),
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("bluezone")
+
+DATA = Path(__file__).parent / "data"
