@@ -11,7 +11,9 @@ so they are built for a whole chunk of keys at once with numpy.
 from __future__ import annotations
 
 import numpy as np
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import aem_key, rpi_key
@@ -44,7 +46,7 @@ def rpis_for_key(tek: bytes, start: int, count: int = ROLLING_PERIOD) -> np.ndar
 
 
 def _padded_blocks(starts: np.ndarray, count: int) -> np.ndarray:
-    """Plaintext blocks for each key's ``count`` intervals: uint8 (n, count, 16)."""
+    """Plaintext blocks for each start's ``count`` intervals: uint8 (n, count, 16)."""
     n = len(starts)
     blocks = np.zeros((n, count, 16), np.uint8)
     blocks[:, :, :12] = np.frombuffer(_PREFIX, np.uint8)
@@ -53,27 +55,54 @@ def _padded_blocks(starts: np.ndarray, count: int) -> np.ndarray:
     return blocks
 
 
-def rpis_for_keys(teks: np.ndarray, starts: np.ndarray, count: int = ROLLING_PERIOD) -> np.ndarray:
+def rpis_for_keys(
+    teks: np.ndarray,
+    starts: np.ndarray,
+    count: int = ROLLING_PERIOD,
+    *,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """RPIs of many daily keys at once.
 
     ``teks`` is uint8 (n, 16), ``starts`` the first interval of each key.  Returns uint8
     (n, count, 16) where ``[k, i]`` is key k's RPI for interval ``starts[k] + i``.
+    ``out``, if given, is a C-contiguous uint8 buffer of at least ``n * count * 16 + 15``
+    bytes that is reused instead of allocating (the matcher passes one per chunk).
+
+    Per key the cost is one HKDF and one ECB call over all ``count`` blocks; the plaintext
+    is shared between keys with the same start (most keys start at UTC midnight), so
+    nothing is built per key in Python.
     """
     teks = np.ascontiguousarray(teks, dtype=np.uint8).reshape(-1, 16)
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
-    if len(teks) != len(starts):
+    n = len(teks)
+    if n != len(starts):
         raise ValueError("teks and starts must have the same length")
     row_bytes = count * 16
     # update_into wants block_size - 1 spare bytes after the output; keep them at the end.
-    buffer = np.empty(len(teks) * row_bytes + 15, np.uint8)
-    for lo in range(0, len(teks), _CHUNK):
-        hi = min(lo + _CHUNK, len(teks))
-        flat_in = _padded_blocks(starts[lo:hi], count).reshape(-1)
-        for k in range(hi - lo):
-            enc = Cipher(algorithms.AES(rpi_key(teks[lo + k].tobytes())), modes.ECB()).encryptor()
-            a, b = k * row_bytes, (lo + k) * row_bytes
-            enc.update_into(flat_in[a : a + row_bytes], buffer[b : b + row_bytes + 15])
-    return buffer[: len(teks) * row_bytes].reshape(len(teks), count, 16)
+    needed = n * row_bytes + 15
+    if out is None:
+        buffer = np.empty(needed, np.uint8)
+    else:
+        buffer = out.reshape(-1)
+        if buffer.dtype != np.uint8 or not buffer.flags.c_contiguous or len(buffer) < needed:
+            raise ValueError(f"out must be a contiguous uint8 buffer of at least {needed} bytes")
+    out_view = memoryview(buffer)
+    tek_bytes = teks.tobytes()
+    sha256, ecb, aes, cipher, hkdf = hashes.SHA256(), modes.ECB(), algorithms.AES, Cipher, HKDF
+    for lo in range(0, n, _CHUNK):
+        hi = min(lo + _CHUNK, n)
+        unique_starts, which = np.unique(starts[lo:hi], return_inverse=True)
+        plain = memoryview(_padded_blocks(unique_starts, count).reshape(-1))
+        for k, u in zip(range(lo, hi), which.tolist()):
+            rpik = hkdf(algorithm=sha256, length=16, salt=None, info=b"EN-RPIK").derive(
+                tek_bytes[k * 16 : k * 16 + 16]
+            )
+            a, b = u * row_bytes, k * row_bytes
+            cipher(aes(rpik), ecb).encryptor().update_into(
+                plain[a : a + row_bytes], out_view[b : b + row_bytes + 15]
+            )
+    return buffer[: n * row_bytes].reshape(n, count, 16)
 
 
 def decrypt_aem(tek: bytes, rpi_value: bytes, aem_value: bytes) -> bytes:

@@ -1,0 +1,162 @@
+"""``bluezone benchmark``: the matcher's speed on synthetic data, beside a naive baseline.
+
+The data: ``n_keys`` random diagnosis keys whose rolling starts fall on the last 14 UTC
+days, and a store-like array of ``n_sightings`` sightings spread over the same 14 days
+(so every key's window touches sightings and no key is skipped for free), with distinct
+random RPIs by default (the worst case for the prefix pre-filter) and a few sightings
+planted from some of the keys so that matches, AEM decryption and windows are exercised.
+
+The baseline is the straightforward matcher: per key, HKDF, then one ``Cipher`` per RPI
+and a Python dict lookup per RPI.  It is timed on a sample of keys in the same run and
+compared by rate.  It lives here, not in the product path.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
+from bluezone.crypto.keys import aem_key, rpi_key
+from bluezone.crypto.payload import Metadata
+from bluezone.crypto.rpi import aem, rpi, rpis_for_keys
+from bluezone.matching.keyfile import empty_keys
+from bluezone.matching.matcher import TOLERANCE_INTERVALS, SightingIndex, exposure_windows, match
+from bluezone.proximity.sightings import SIGHTING_DTYPE
+
+DAYS = 14
+#: Fixed end of the synthetic period (2026-01-01 UTC), so a seed gives the same data.
+END_TIME = 1767225600
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    keys: int
+    sightings: int
+    seed: int
+    keys_per_second: float
+    seconds: float
+    index_seconds: float
+    match_seconds: float
+    matches: int
+    windows: int
+    planted_keys: int
+    naive_sample_keys: int
+    naive_keys_per_second: float
+    speedup_vs_naive: float
+    store_loading_included: bool = False
+    note: str = (
+        "keys_per_second = keys / (index build + match + AEM decryption + windows) over an in-memory "
+        "sightings array; SQLite loading not included; one process"
+    )
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def synthetic_data(
+    n_keys: int, n_sightings: int, seed: int, *, planted: int = 20, per_plant: int = 15
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(keys, sightings, keys planted) for a benchmark or a test; deterministic per seed."""
+    rng = np.random.default_rng(seed)
+    first_day = END_TIME // DAY_SECONDS - DAYS
+    keys = empty_keys(n_keys)
+    keys["key"] = np.frombuffer(rng.bytes(16 * n_keys), "V16")
+    keys["rolling_start"] = (first_day + rng.integers(0, DAYS, n_keys)) * ROLLING_PERIOD
+    short = rng.random(n_keys) < 0.1  # some keys were replaced early in the day
+    keys["rolling_period"][short] = rng.integers(1, ROLLING_PERIOD, short.sum())
+    keys["transmission_risk"] = rng.integers(0, 9, n_keys)
+
+    sightings = np.zeros(n_sightings, SIGHTING_DTYPE)
+    sightings["time"] = np.sort(rng.uniform(first_day * DAY_SECONDS, END_TIME, n_sightings))
+    sightings["rpi"] = np.frombuffer(rng.bytes(16 * n_sightings), "V16")
+    sightings["aem"] = np.frombuffer(rng.bytes(4 * n_sightings), "V4")
+    sightings["rssi"] = rng.integers(-100, -40, n_sightings)
+    sightings["tx_power"] = -128
+    planted = min(planted, n_keys, n_sightings // per_plant)
+    # Overwrite a few sightings with adverts that planted keys really sent.
+    slots = rng.choice(n_sightings // per_plant, planted, replace=False) * per_plant
+    for k, slot in zip(rng.choice(n_keys, planted, replace=False).tolist(), slots.tolist()):
+        tek = keys["key"][k].tobytes()
+        interval = int(keys["rolling_start"][k]) + int(rng.integers(0, keys["rolling_period"][k]))
+        value = rpi(rpi_key(tek), interval)
+        payload = aem(aem_key(tek), value, bytes(Metadata(tx_power=-20)))
+        rows = slice(slot, slot + per_plant)
+        sightings["time"][rows] = interval * INTERVAL_SECONDS + np.sort(rng.uniform(0, INTERVAL_SECONDS, per_plant))
+        sightings["rpi"][rows] = np.void(value)
+        sightings["aem"][rows] = np.void(payload)
+        sightings["rssi"][rows] = rng.integers(-80, -60, per_plant)
+    sightings.sort(order="time", kind="stable")
+    return keys, sightings, planted
+
+
+def naive_match_count(keys: np.ndarray, sightings: np.ndarray) -> int:
+    """The straightforward matcher: one Cipher per RPI, a dict lookup per RPI."""
+    seen: dict[bytes, list[int]] = {}
+    intervals = (sightings["time"] // INTERVAL_SECONDS).astype(np.int64).tolist()
+    for row, value in enumerate(sightings["rpi"].tolist()):
+        seen.setdefault(value, []).append(intervals[row])
+    return _naive_lookup(keys, seen)
+
+
+def _naive_lookup(keys: np.ndarray, seen: dict[bytes, list[int]]) -> int:
+    found = 0
+    for row in keys:
+        rpik = rpi_key(row["key"].tobytes())
+        start, period = int(row["rolling_start"]), int(row["rolling_period"]) or ROLLING_PERIOD
+        for interval in range(start, start + period):
+            for j in seen.get(rpi(rpik, interval), ()):
+                if abs(j - interval) <= TOLERANCE_INTERVALS:
+                    found += 1
+    return found
+
+
+def run_benchmark(n_keys: int, n_sightings: int, seed: int = 0, naive_sample: int = 200) -> BenchmarkResult:
+    keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed)
+    t0 = time.perf_counter()
+    index = SightingIndex(sightings)
+    t1 = time.perf_counter()
+    matches = match(keys, index)
+    windows = exposure_windows(keys, matches)
+    t2 = time.perf_counter()
+
+    # Baseline: its sighting dict is built outside the timing (it only favours the baseline).
+    seen: dict[bytes, list[int]] = {}
+    intervals = index.intervals.tolist()
+    for row, value in enumerate(sightings["rpi"].tolist()):
+        seen.setdefault(value, []).append(intervals[row])
+    sample = keys[: max(1, min(naive_sample, n_keys))]
+    t3 = time.perf_counter()
+    _naive_lookup(sample, seen)
+    t4 = time.perf_counter()
+
+    seconds = t2 - t0
+    rate = n_keys / seconds if seconds > 0 else float("inf")
+    naive_rate = len(sample) / (t4 - t3)
+    return BenchmarkResult(
+        keys=n_keys,
+        sightings=n_sightings,
+        seed=seed,
+        keys_per_second=round(rate, 1),
+        seconds=round(seconds, 4),
+        index_seconds=round(t1 - t0, 4),
+        match_seconds=round(t2 - t1, 4),
+        matches=len(matches),
+        windows=len(windows),
+        planted_keys=planted,
+        naive_sample_keys=len(sample),
+        naive_keys_per_second=round(naive_rate, 1),
+        speedup_vs_naive=round(rate / naive_rate, 1),
+    )
+
+
+def derive_rate(n_keys: int, seed: int = 0) -> float:
+    """Keys/s of ``rpis_for_keys`` alone (for docs/benchmarks.md)."""
+    rng = np.random.default_rng(seed)
+    teks = np.frombuffer(rng.bytes(16 * n_keys), np.uint8).reshape(n_keys, 16)
+    starts = rng.integers(0, 14, n_keys) * ROLLING_PERIOD + 2_940_000
+    t = time.perf_counter()
+    rpis_for_keys(teks, starts)
+    return n_keys / (time.perf_counter() - t)

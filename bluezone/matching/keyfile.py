@@ -1,0 +1,214 @@
+"""Diagnosis key files: the keys of people who reported a positive test.
+
+In memory the keys are a numpy structured array (``KEY_DTYPE``), one row per daily key,
+so the matcher can slice columns without touching Python objects.  On disk the JSON form
+follows the GAEN publish API (exposure-notifications-server ``v1/publish``)::
+
+    {"temporaryExposureKeys": [{"key": "<base64, 16 bytes>", "rollingStartNumber": 2650000,
+                                "rollingPeriod": 144, "transmissionRisk": 0}]}
+
+``load_keys`` also reads GAEN export files (``export.bin`` with the ``EK Export v1``
+header, or the ``.zip`` holding it), through ``bluezone.matching.export``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bluezone.crypto.intervals import ROLLING_PERIOD
+from bluezone.crypto.keys import KEY_LENGTH, DailyKey
+from bluezone.errors import KeyFileError
+
+#: One diagnosis key per row.  ``days_since_onset`` is NO_DAYS_SINCE_ONSET when unknown.
+KEY_DTYPE = np.dtype(
+    [
+        ("key", "V16"),
+        ("rolling_start", "i4"),
+        ("rolling_period", "i4"),
+        ("transmission_risk", "i4"),
+        ("report_type", "i1"),
+        ("days_since_onset", "i4"),
+    ]
+)
+NO_DAYS_SINCE_ONSET = np.iinfo(np.int32).min
+#: Refuse files above this size before reading them: a national key set is far smaller.
+MAX_KEY_FILE_BYTES = 256 * 1024 * 1024
+MAX_TRANSMISSION_RISK = 8  # GAEN transmission risk levels are 0-8
+MAX_REPORT_TYPE = 5  # 0 unknown ... 5 revoked (GAEN export proto)
+MAX_DAYS_SINCE_ONSET = 14  # GAEN accepts -14..14
+EXPORT_HEADER = b"EK Export v1    "
+ZIP_MAGIC = b"PK\x03\x04"
+
+_INT32_MAX = np.iinfo(np.int32).max
+
+
+def empty_keys(n: int = 0) -> np.ndarray:
+    keys = np.zeros(n, KEY_DTYPE)
+    keys["rolling_period"] = ROLLING_PERIOD
+    keys["days_since_onset"] = NO_DAYS_SINCE_ONSET
+    return keys
+
+
+def keys_from_daily(daily: Iterable[DailyKey], transmission_risk: int = 0) -> np.ndarray:
+    """The structured array for some ``DailyKey`` objects (a device's own keys)."""
+    daily = list(daily)
+    keys = empty_keys(len(daily))
+    for i, key in enumerate(daily):
+        keys[i] = (key.key, key.rolling_start, key.rolling_period, transmission_risk, 0, NO_DAYS_SINCE_ONSET)
+    return keys
+
+
+def key_bytes(keys: np.ndarray) -> np.ndarray:
+    """The 16-byte keys as uint8 (n, 16), ready for ``rpis_for_keys``."""
+    return np.ascontiguousarray(keys["key"]).view(np.uint8).reshape(-1, KEY_LENGTH)
+
+
+# --- JSON ---------------------------------------------------------------------------------
+
+
+def _int_field(entry: dict[str, Any], name: str, where: str, required: bool, default: int) -> int:
+    if name not in entry:
+        if required:
+            raise KeyFileError(f"{where}: missing field {name!r}")
+        return default
+    value = entry[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise KeyFileError(f"{where}: {name!r} must be an integer, got {type(value).__name__}")
+    return value
+
+
+def _parse_entry(entry: Any, where: str) -> tuple[bytes, int, int, int, int, int]:
+    if not isinstance(entry, dict):
+        raise KeyFileError(f"{where}: must be an object, got {type(entry).__name__}")
+    if "key" not in entry:
+        raise KeyFileError(f"{where}: missing field 'key'")
+    raw = entry["key"]
+    if not isinstance(raw, str):
+        raise KeyFileError(f"{where}: 'key' must be a base64 string, got {type(raw).__name__}")
+    try:
+        key = base64.b64decode(raw.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        raise KeyFileError(f"{where}: 'key' is not valid base64") from None
+    if len(key) != KEY_LENGTH:
+        raise KeyFileError(f"{where}: 'key' must decode to {KEY_LENGTH} bytes, got {len(key)}")
+    start = _int_field(entry, "rollingStartNumber", where, True, 0)
+    if not 0 <= start <= _INT32_MAX:
+        raise KeyFileError(f"{where}: 'rollingStartNumber' must be 0-{_INT32_MAX}, got {start}")
+    period = _int_field(entry, "rollingPeriod", where, True, ROLLING_PERIOD)
+    if not 0 <= period <= ROLLING_PERIOD:
+        raise KeyFileError(f"{where}: 'rollingPeriod' must be 0-{ROLLING_PERIOD}, got {period}")
+    if period == 0:  # as Google does: an unset period means a whole day
+        period = ROLLING_PERIOD
+    if start + period > _INT32_MAX:
+        raise KeyFileError(f"{where}: 'rollingStartNumber' + 'rollingPeriod' overflows")
+    risk = _int_field(entry, "transmissionRisk", where, False, 0)
+    if not 0 <= risk <= MAX_TRANSMISSION_RISK:
+        raise KeyFileError(f"{where}: 'transmissionRisk' must be 0-{MAX_TRANSMISSION_RISK}, got {risk}")
+    report = _int_field(entry, "reportType", where, False, 0)
+    if not 0 <= report <= MAX_REPORT_TYPE:
+        raise KeyFileError(f"{where}: 'reportType' must be 0-{MAX_REPORT_TYPE}, got {report}")
+    dsos = _int_field(entry, "daysSinceOnsetOfSymptoms", where, False, NO_DAYS_SINCE_ONSET)
+    if dsos != NO_DAYS_SINCE_ONSET and not -MAX_DAYS_SINCE_ONSET <= dsos <= MAX_DAYS_SINCE_ONSET:
+        raise KeyFileError(
+            f"{where}: 'daysSinceOnsetOfSymptoms' must be {-MAX_DAYS_SINCE_ONSET}-{MAX_DAYS_SINCE_ONSET}, got {dsos}"
+        )
+    return key, start, period, risk, report, dsos
+
+
+def parse_keys_json(data: bytes | str) -> np.ndarray:
+    """Diagnosis keys from GAEN publish-API JSON; any defect raises KeyFileError naming the entry."""
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"key file too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise KeyFileError(f"key file is not valid JSON: {msg}") from None
+    if not isinstance(doc, dict):
+        raise KeyFileError(f"key file must be a JSON object, got {type(doc).__name__}")
+    if "temporaryExposureKeys" not in doc:
+        raise KeyFileError("key file has no 'temporaryExposureKeys' list")
+    entries = doc["temporaryExposureKeys"]
+    if not isinstance(entries, list):
+        raise KeyFileError(f"'temporaryExposureKeys' must be a list, got {type(entries).__name__}")
+    keys = empty_keys(len(entries))
+    for i, entry in enumerate(entries):
+        keys[i] = _parse_entry(entry, f"temporaryExposureKeys[{i}]")
+    return keys
+
+
+def dump_keys_json(keys: np.ndarray) -> bytes:
+    """GAEN publish-API JSON for ``keys`` (optional fields only when set)."""
+    out = []
+    for row in keys:
+        entry: dict[str, Any] = {
+            "key": base64.b64encode(row["key"].tobytes()).decode("ascii"),
+            "rollingStartNumber": int(row["rolling_start"]),
+            "rollingPeriod": int(row["rolling_period"]),
+            "transmissionRisk": int(row["transmission_risk"]),
+        }
+        if row["report_type"]:
+            entry["reportType"] = int(row["report_type"])
+        if row["days_since_onset"] != NO_DAYS_SINCE_ONSET:
+            entry["daysSinceOnsetOfSymptoms"] = int(row["days_since_onset"])
+        out.append(entry)
+    return (json.dumps({"temporaryExposureKeys": out}, indent=1) + "\n").encode()
+
+
+def write_keys_json(keys: np.ndarray, path: str | Path) -> None:
+    Path(path).write_bytes(dump_keys_json(keys))
+
+
+# --- any format ---------------------------------------------------------------------------
+
+
+def sniff_key_format(data: bytes) -> str:
+    """"json", "zip" (GAEN export archive) or "export" (a bare export.bin)."""
+    if data.startswith(ZIP_MAGIC):
+        return "zip"
+    if data.startswith(EXPORT_HEADER.rstrip()):
+        return "export"
+    head = data[:64].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"{") or head.startswith(b"["):
+        return "json"
+    raise KeyFileError("not a key file: expected GAEN JSON, an export.bin or an export .zip")
+
+
+def parse_keys(data: bytes) -> np.ndarray:
+    """Diagnosis keys from the bytes of any supported key file, dispatched on content."""
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"key file too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
+    kind = sniff_key_format(data)
+    if kind == "json":
+        return parse_keys_json(data)
+    # GAEN export files are parsed in bluezone.matching.export (protobuf + signatures).
+    try:
+        from bluezone.matching import export
+    except ImportError:
+        raise KeyFileError("GAEN export files are not supported by this build; use the JSON form") from None
+    if kind == "zip":
+        return export.parse_export_zip(data)
+    return export.parse_export_bin(data)
+
+
+def load_keys(path: str | Path) -> np.ndarray:
+    """Diagnosis keys from a file (JSON, export.bin or export .zip); errors are KeyFileError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_KEY_FILE_BYTES:
+            raise KeyFileError(f"{path}: key file too large ({size} bytes, limit {MAX_KEY_FILE_BYTES})")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
+    try:
+        return parse_keys(data)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
