@@ -76,6 +76,150 @@ def json_option(func: Any) -> Any:
 # --- core commands are defined below, one section per area -------------------------------
 
 
+# --- matching (H2): keys derive / keys export, check, benchmark ----------------------------
+
+
+def _hex_bytes(length: int) -> Any:
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        try:
+            raw = bytes.fromhex(value.strip())
+        except ValueError:
+            raise click.BadParameter(f"not hexadecimal: {value!r}") from None
+        if len(raw) != length:
+            raise click.BadParameter(f"must be {length} bytes ({2 * length} hex digits), got {len(raw)}")
+        return raw
+
+    return convert
+
+
+@cli.group()
+def keys() -> None:
+    """Daily keys: derive RPIs/AEMs for interop checks, export this device's keys."""
+
+
+@keys.command("derive")
+@click.option("--tek", required=True, callback=_hex_bytes(16), help="Temporary Exposure Key, 32 hex digits.")
+@click.option("--interval", required=True, type=click.IntRange(0, 2**32 - 1), help="First ENIntervalNumber.")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 144), help="How many RPIs.")
+@click.option(
+    "--metadata", default="40000000", show_default=True, callback=_hex_bytes(4), help="4 metadata bytes, hex."
+)
+@json_option
+def keys_derive(tek: bytes, interval: int, count: int, metadata: bytes, as_json: bool) -> None:
+    """Print RPIK, the RPIs, AEMK and the AEMs of a daily key (GAEN v1.2)."""
+    from bluezone.matching.derive import derive
+
+    result = derive(tek, interval, count, metadata)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"RPIK  {result['rpik']}")
+    click.echo(f"AEMK  {result['aemk']}")
+    click.echo(f"metadata {result['metadata']}")
+    for row in result["intervals"]:
+        click.echo(f"interval {row['interval']}  RPI {row['rpi']}  AEM {row['aem']}")
+
+
+@keys.command("export")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 14), help="Days of keys to export.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, allow_dash=True), help="File, or -.")
+@db_option
+def keys_export(days: int, out: str, db_path: Path | None) -> None:
+    """Write this device's daily keys as GAEN publish-API JSON (what a positive case uploads)."""
+    import time
+
+    from bluezone.matching.export_own import export_own_keys
+    from bluezone.matching.keyfile import dump_keys_json
+    from bluezone.matching.storeio import existing_store
+
+    with existing_store(db_path) as store:
+        own = export_own_keys(store.daily_keys(), days, time.time())
+    data = dump_keys_json(own)
+    if out == "-":
+        click.echo(data.decode(), nl=False)
+    else:
+        Path(out).write_bytes(data)
+        click.echo(f"wrote {len(own)} keys to {out}", err=True)
+
+
+@cli.command("check")
+@click.option("--keys", "keys_path", type=click.Path(dir_okay=False, path_type=Path), help="Diagnosis key file.")
+@click.option("--scorer", "scorer_name", default=None, help="Risk scorer (default: gaen).")
+@click.option("--scorer-config", type=click.Path(dir_okay=False, path_type=Path), help="TOML with scorer settings.")
+@click.option("--rssi-correction", default=0, show_default=True, type=int, help="This device's RSSI correction, dB.")
+@db_option
+@json_option
+def check(
+    keys_path: Path | None,
+    scorer_name: str | None,
+    scorer_config: Path | None,
+    rssi_correction: int,
+    db_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Match diagnosis keys against stored sightings and print each exposure."""
+    from bluezone.errors import InputError
+    from bluezone.matching.check import check_sightings, sightings_span
+    from bluezone.matching.keyfile import load_keys
+    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer
+    from bluezone.matching.storeio import as_sightings, existing_store
+
+    if keys_path is None:
+        raise InputError("give the diagnosis keys with --keys FILE")
+    diagnosis = load_keys(keys_path)  # before touching the database: a bad file leaves it alone
+    scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config)
+    span = sightings_span(diagnosis)
+    with existing_store(db_path) as store:
+        sightings = as_sightings(store.sightings(*span)) if span else None
+    exposures = check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction) if span else []
+    close = sum(e.score.close_contact for e in exposures)
+    if as_json:
+        emit_json(
+            {
+                "keys": len(diagnosis),
+                "sightings": 0 if sightings is None else len(sightings),
+                "scorer": scorer.name,
+                "exposures": [e.as_dict() for e in exposures],
+                "close_contact": bool(close),
+            }
+        )
+        return
+    for e in exposures:
+        s = e.score
+        click.echo(
+            f"{e.date}  {s.minutes:5.1f} min  closest {s.closest_attenuation} dB  typical "
+            f"{s.typical_attenuation:.0f} dB  ~{s.distance_band}  {'F1' if s.close_contact else 'not F1'}"
+            + ("  (TX power estimated)" if e.tx_power_estimated else "")
+        )
+    click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) (F1) from {len(diagnosis)} diagnosis keys")
+
+
+@cli.command("benchmark")
+@click.option("--keys", "n_keys", default=100_000, show_default=True, type=click.IntRange(1), help="Diagnosis keys.")
+@click.option("--sightings", "n_sightings", default=1_000_000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--naive-sample", default=200, show_default=True, type=click.IntRange(1), help="Keys for the baseline.")
+@json_option
+def benchmark(n_keys: int, n_sightings: int, seed: int, naive_sample: int, as_json: bool) -> None:
+    """Time the matcher on synthetic keys and sightings, beside a naive per-RPI loop."""
+    from bluezone.matching.benchmark import run_benchmark
+
+    result = run_benchmark(n_keys, n_sightings, seed, naive_sample)
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    click.echo(
+        f"matcher: {result.keys:,} keys against {result.sightings:,} sightings in {result.seconds:.3f} s "
+        f"(index {result.index_seconds:.3f} s): {result.keys_per_second:,.0f} keys/s, {result.matches} matches"
+    )
+    click.echo(
+        f"naive per-RPI loop on {result.naive_sample_keys} keys: {result.naive_keys_per_second:,.0f} keys/s; "
+        f"speedup {result.speedup_vs_naive:.1f}x (store loading not included)"
+    )
+
+
 def main() -> None:
     cli(obj={}, prog_name="bluezone")
 

@@ -1,0 +1,91 @@
+"""The whole check: diagnosis keys + stored sightings -> scored exposures.
+
+Thin on purpose: ``bluezone check`` is this plus printing, and a Python user gets the
+same result from ``check_sightings(load_keys(path), sightings)``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.matching.matcher import DEFAULT_TX_POWER, TOLERANCE_INTERVALS, ExposureWindow, find_exposures
+from bluezone.matching.scoring import Score, Scorer, get_scorer
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """One exposure window with its score, ready to print."""
+
+    date: str  # UTC day, ISO format
+    start: float  # Unix seconds of the first and last matched sighting
+    end: float
+    sightings: int
+    key_index: int  # row of the diagnosis key in the key file
+    transmission_risk: int
+    tx_power_estimated: bool
+    score: Score
+
+    @classmethod
+    def from_window(cls, window: ExposureWindow, score: Score) -> Exposure:
+        return cls(
+            date=dt.datetime.fromtimestamp(window.day, dt.UTC).date().isoformat(),
+            start=window.start,
+            end=window.end,
+            sightings=len(window),
+            key_index=window.key_index,
+            transmission_risk=window.transmission_risk,
+            tx_power_estimated=window.tx_power_estimated,
+            score=score,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        s = self.score
+        return {
+            "date": self.date,
+            "start": dt.datetime.fromtimestamp(self.start, dt.UTC).isoformat(timespec="seconds"),
+            "end": dt.datetime.fromtimestamp(self.end, dt.UTC).isoformat(timespec="seconds"),
+            "duration_minutes": s.minutes,
+            "weighted_minutes": s.weighted_minutes,
+            "minutes_by_bucket": s.minutes_by_bucket,
+            "closest_attenuation_db": s.closest_attenuation,
+            "typical_attenuation_db": s.typical_attenuation,
+            "distance_band": s.distance_band,
+            "close_contact": s.close_contact,
+            "scorer": s.scorer,
+            "sightings": self.sightings,
+            "key_index": self.key_index,
+            "transmission_risk": self.transmission_risk,
+            "tx_power_estimated": self.tx_power_estimated,
+        }
+
+
+def check_sightings(
+    keys: np.ndarray,
+    sightings: np.ndarray,
+    scorer: Scorer | None = None,
+    *,
+    rssi_correction: int = 0,
+    default_tx_power: int = DEFAULT_TX_POWER,
+) -> list[Exposure]:
+    """Scored exposures of ``sightings`` against diagnosis ``keys``, by date then start."""
+    scorer = scorer or get_scorer()
+    windows = find_exposures(keys, sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power)
+    exposures = [Exposure.from_window(w, scorer.score(w)) for w in windows]
+    return sorted(exposures, key=lambda e: (e.date, e.start))
+
+
+def sightings_span(keys: np.ndarray) -> tuple[float, float] | None:
+    """Unix-seconds range of sightings that can match ``keys`` (validity +- 2 h)."""
+    if len(keys) == 0:
+        return None
+    starts = keys["rolling_start"].astype(np.int64)
+    ends = starts + keys["rolling_period"].astype(np.int64)
+    return (
+        float((starts.min() - TOLERANCE_INTERVALS) * INTERVAL_SECONDS),
+        float((ends.max() + TOLERANCE_INTERVALS) * INTERVAL_SECONDS),
+    )

@@ -1,0 +1,212 @@
+"""Risk scoring of exposure windows: a Scorer interface, a registry, and the GAEN v2 scorer.
+
+Duration is estimated from sighting times, not packet counts: time is cut into slots of
+``slot_seconds`` (60 s, about one scan cycle of a continuously scanning daemon) and each
+slot holding at least one sighting counts as one slot of exposure, whatever the number of
+adverts in it.  A slot's attenuation is the mean of its sightings' attenuations (GAEN's
+"typical attenuation" of a scan instance), and the slot falls in that attenuation's bucket.
+A backend that scans only part of the time can set ``max_gap_slots`` > 1: then an
+occupied slot also stands for the empty slots before it, up to that many in all, as GAEN
+credits a scan instance with the seconds since the previous scan (capped).
+
+Defaults (``GaenConfig()``), from the German Corona-Warn-App's ENF v2 risk parameters
+(cwa-documentation, "Risk calculation with ENF v2"; SwissCovid uses the same 55/63 dB
+thresholds): buckets immediate <= 55 dB, near <= 63 dB, medium <= 73 dB, other above
+(GAEN v2 ``DailySummariesConfig.attenuationBucketThresholdDb``); weights 100 %, 50 %, 0 %,
+0 % (``attenuationBucketWeights``); close contact (F1) at >= 15 weighted minutes.  CWA
+documents 55 dB as about 1.5 m and 63 dB as about 3 m, so the default means "closer than
+about 1.5 m for 15 minutes, or 1.5-3 m for 30": roughly "within 2 m for 15 minutes".
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from bluezone.errors import ConfigError
+from bluezone.matching.matcher import ExposureWindow
+
+BUCKETS = ("immediate", "near", "medium", "other")
+
+
+@dataclass(frozen=True)
+class Score:
+    """What a scorer says about one exposure window."""
+
+    scorer: str
+    minutes_by_bucket: dict[str, float]
+    weighted_minutes: float
+    minutes: float  # total estimated duration
+    closest_attenuation: int  # dB, the smallest seen
+    typical_attenuation: float  # dB, the median over sightings
+    distance_band: str  # e.g. "< 1.5 m": an estimate, attenuation is a noisy proxy
+    close_contact: bool  # F1
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Scorer(Protocol):
+    """Anything that turns an exposure window into a Score."""
+
+    name: str
+
+    def score(self, window: ExposureWindow) -> Score: ...
+
+
+@dataclass(frozen=True)
+class GaenConfig:
+    """Thresholds and weights of the GAEN v2-style scorer (see the module docstring)."""
+
+    immediate_db: int = 55
+    near_db: int = 63
+    medium_db: int = 73
+    immediate_weight: float = 1.0
+    near_weight: float = 0.5
+    medium_weight: float = 0.0
+    other_weight: float = 0.0
+    close_contact_minutes: float = 15.0
+    slot_seconds: float = 60.0
+    max_gap_slots: int = 1
+    #: Rough distance for each bucket, shown to users (CWA: 55 dB ~ 1.5 m, 63 dB ~ 3 m;
+    #: 73 dB extrapolated with a path-loss exponent of 2).
+    distance_bands: tuple[str, str, str, str] = ("< 1.5 m", "1.5-3 m", "3-10 m", "> 10 m")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.immediate_db <= self.near_db <= self.medium_db <= 255:
+            raise ConfigError("attenuation thresholds must satisfy 0 <= immediate <= near <= medium <= 255 dB")
+        for f in ("immediate_weight", "near_weight", "medium_weight", "other_weight"):
+            if not 0.0 <= getattr(self, f) <= 2.5:  # GAEN allows 0-250 %
+                raise ConfigError(f"{f} must be 0-2.5, got {getattr(self, f)}")
+        if self.close_contact_minutes <= 0 or self.slot_seconds <= 0 or self.max_gap_slots < 1:
+            raise ConfigError("close_contact_minutes and slot_seconds must be > 0, max_gap_slots >= 1")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> GaenConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"unknown scorer setting(s): {', '.join(sorted(unknown))}")
+        values = dict(data)
+        if "distance_bands" in values:
+            values["distance_bands"] = tuple(values["distance_bands"])
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"bad scorer settings: {exc}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path, table: str = "scoring.gaen") -> GaenConfig:
+        """Read ``[scoring.gaen]`` (or another dotted table) from a TOML file."""
+        try:
+            doc: Any = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read scorer config {path}: {exc}") from None
+        for part in table.split("."):
+            doc = doc.get(part, {}) if isinstance(doc, dict) else {}
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: [{table}] must be a table")
+        return cls.from_mapping(doc)
+
+
+def slot_durations(times: np.ndarray, slot_seconds: float, max_gap_slots: int) -> tuple[np.ndarray, np.ndarray]:
+    """(slot of each sighting's group, minutes credited to each occupied slot).
+
+    Returns ``inverse`` (occupied-slot number of every sighting) and ``minutes`` per
+    occupied slot, in time order.
+    """
+    slots = np.floor(np.asarray(times, np.float64) / slot_seconds).astype(np.int64)
+    occupied, inverse = np.unique(slots, return_inverse=True)
+    gaps = np.diff(occupied, prepend=occupied[:1] - 1) if len(occupied) else occupied
+    credit = np.minimum(gaps, max_gap_slots) * (slot_seconds / 60.0)
+    return inverse, credit.astype(np.float64)
+
+
+@dataclass
+class GaenScorer:
+    """Weighted minutes by attenuation bucket, as GAEN v2 daily summaries compute them."""
+
+    config: GaenConfig = field(default_factory=GaenConfig)
+    name: str = "gaen"
+
+    def bucket_of(self, attenuation: np.ndarray) -> np.ndarray:
+        """Bucket number (0 immediate ... 3 other) of each attenuation."""
+        c = self.config
+        return np.searchsorted(np.array([c.immediate_db, c.near_db, c.medium_db]), attenuation, "left")
+
+    def score(self, window: ExposureWindow) -> Score:
+        c = self.config
+        att = np.asarray(window.attenuation, np.float64)
+        inverse, credit = slot_durations(window.times, c.slot_seconds, c.max_gap_slots)
+        typical_per_slot = np.bincount(inverse, weights=att) / np.bincount(inverse)
+        buckets = self.bucket_of(typical_per_slot)
+        minutes = np.bincount(buckets, weights=credit, minlength=4)
+        weights = np.array([c.immediate_weight, c.near_weight, c.medium_weight, c.other_weight])
+        weighted = float(minutes @ weights)
+        typical = float(np.median(att))
+        return Score(
+            scorer=self.name,
+            minutes_by_bucket={b: round(float(m), 3) for b, m in zip(BUCKETS, minutes)},
+            weighted_minutes=round(weighted, 3),
+            minutes=round(float(minutes.sum()), 3),
+            closest_attenuation=int(att.min()),
+            typical_attenuation=typical,
+            distance_band=c.distance_bands[int(self.bucket_of(np.array([typical]))[0])],
+            close_contact=weighted >= c.close_contact_minutes - 1e-9,
+        )
+
+
+# --- registry -----------------------------------------------------------------------------
+
+ScorerFactory = Callable[..., Scorer]
+_SCORERS: dict[str, ScorerFactory] = {}
+DEFAULT_SCORER = "gaen"
+
+
+def register_scorer(name: str, factory: ScorerFactory) -> None:
+    """Make a scorer available by name (``bluezone check --scorer NAME``)."""
+    _SCORERS[name] = factory
+
+
+def scorer_names() -> list[str]:
+    _load_plugins()
+    return sorted(_SCORERS)
+
+
+def get_scorer(name: str = DEFAULT_SCORER, config_path: str | Path | None = None) -> Scorer:
+    """A scorer by name; ``config_path`` is a TOML file its factory may read settings from."""
+    _load_plugins()
+    try:
+        factory = _SCORERS[name]
+    except KeyError:
+        raise ConfigError(f"unknown scorer {name!r}; known: {', '.join(sorted(_SCORERS))}") from None
+    return factory(config_path=config_path)
+
+
+def _gaen_factory(config_path: str | Path | None = None, **overrides: Any) -> GaenScorer:
+    config = GaenConfig.from_toml(config_path) if config_path else GaenConfig()
+    if overrides:
+        config = GaenConfig.from_mapping({**asdict(config), **overrides})
+    return GaenScorer(config)
+
+
+register_scorer("gaen", _gaen_factory)
+
+#: Modules that register further scorers when imported (each owns its own file).
+_PLUGIN_MODULES = ("bluezone.matching.bluezone_scorer",)
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for module in _PLUGIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
