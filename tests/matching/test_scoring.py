@@ -1,0 +1,122 @@
+"""The GAEN v2-style attenuation-bucket scorer and the scorer registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bluezone.errors import ConfigError
+from bluezone.matching import scoring
+from bluezone.matching.matcher import ExposureWindow
+from bluezone.matching.scoring import GaenConfig, GaenScorer, get_scorer, register_scorer, scorer_names, slot_durations
+
+T0 = 1_767_000_000.0 - (1_767_000_000 % 60)  # a minute boundary
+
+
+def window(attenuations: list[int] | np.ndarray, times: list[float] | np.ndarray | None = None) -> ExposureWindow:
+    att = np.asarray(attenuations, np.int32)
+    t = np.asarray(times if times is not None else T0 + 60.0 * np.arange(len(att)) + 5, np.float64)
+    return ExposureWindow(
+        key_index=0, day=int(T0 // 86400 * 86400), times=t, rssi=-att, attenuation=att, tx_power_estimated=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("attenuation", "bucket"), [(0, "immediate"), (55, "immediate"), (56, "near"), (63, "near"), (64, "medium"), (73, "medium"), (74, "other")]
+)
+def test_bucket_edges(attenuation: int, bucket: str) -> None:
+    score = GaenScorer().score(window([attenuation]))
+    assert score.minutes_by_bucket[bucket] == 1.0 and score.minutes == 1.0
+
+
+@pytest.mark.parametrize(("minutes", "f1"), [(14, False), (15, True), (16, True)])
+def test_close_contact_boundary_immediate(minutes: int, f1: bool) -> None:
+    score = GaenScorer().score(window([50] * minutes))
+    assert score.weighted_minutes == minutes and score.close_contact is f1
+
+
+@pytest.mark.parametrize(("minutes", "f1"), [(29, False), (30, True)])
+def test_close_contact_boundary_near_counts_half(minutes: int, f1: bool) -> None:
+    score = GaenScorer().score(window([60] * minutes))
+    assert score.weighted_minutes == minutes / 2 and score.close_contact is f1
+
+
+def test_far_never_counts() -> None:
+    score = GaenScorer().score(window([70] * 60 + [90] * 60))
+    assert score.weighted_minutes == 0 and not score.close_contact
+    assert score.minutes_by_bucket == {"immediate": 0.0, "near": 0.0, "medium": 60.0, "other": 60.0}
+
+
+def test_minutes_count_slots_not_packets() -> None:
+    # 4 adverts/s for 10 minutes: 2,400 sightings, 10 minutes
+    times = T0 + np.arange(0, 600, 0.25)
+    score = GaenScorer().score(window(np.full(len(times), 50), times))
+    assert score.minutes == 10.0 and score.weighted_minutes == 10.0
+
+
+def test_slot_attenuation_is_the_slot_mean() -> None:
+    # one slot with 50 and 62 dB -> mean 56 -> near
+    score = GaenScorer().score(window([50, 62], [T0 + 1, T0 + 2]))
+    assert score.minutes_by_bucket["near"] == 1.0
+    assert score.closest_attenuation == 50 and score.typical_attenuation == 56.0
+
+
+def test_typical_is_median_and_distance_band() -> None:
+    score = GaenScorer().score(window([40, 50, 52, 80, 90]))
+    assert score.typical_attenuation == 52 and score.distance_band == "< 1.5 m"
+    assert GaenScorer().score(window([60] * 3)).distance_band == "1.5-3 m"
+    assert GaenScorer().score(window([99] * 3)).distance_band == "> 10 m"
+
+
+def test_gap_credit_for_duty_cycled_scanning() -> None:
+    times = T0 + np.array([0.0, 300.0, 600.0])  # one scan every 5 minutes
+    assert GaenScorer().score(window([50] * 3, times)).minutes == 3.0
+    scorer = GaenScorer(GaenConfig(max_gap_slots=5))
+    assert scorer.score(window([50] * 3, times)).minutes == 11.0  # 1 + 5 + 5
+    _, credit = slot_durations(times, 60.0, 5)
+    assert credit.tolist() == [1.0, 5.0, 5.0]
+
+
+def test_config_from_toml(tmp_path: Path) -> None:
+    path = tmp_path / "bluezone.toml"
+    path.write_text("[scoring.gaen]\nimmediate_db = 50\nnear_weight = 1.0\nclose_contact_minutes = 10\n")
+    config = GaenConfig.from_toml(path)
+    assert (config.immediate_db, config.near_weight, config.close_contact_minutes) == (50, 1.0, 10)
+    scorer = get_scorer("gaen", path)
+    assert scorer.score(window([60] * 10)).close_contact
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[scoring.gaen]\nbogus = 1\n",
+        "[scoring.gaen]\nimmediate_db = 70\nnear_db = 60\n",
+        "[scoring.gaen]\nnear_weight = 3.0\n",
+        "[scoring.gaen]\nclose_contact_minutes = 0\n",
+        "not toml [",
+    ],
+)
+def test_bad_config(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError):
+        GaenConfig.from_toml(path)
+
+
+def test_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "gaen" in scorer_names()
+    with pytest.raises(ConfigError, match="unknown scorer 'nope'"):
+        get_scorer("nope")
+
+    class Always:
+        name = "always-test"
+
+        def score(self, window: ExposureWindow) -> object:
+            return "scored"
+
+    monkeypatch.setattr(scoring, "_SCORERS", dict(scoring._SCORERS))
+    register_scorer("always-test", lambda config_path=None: Always())
+    assert "always-test" in scorer_names()
+    assert get_scorer("always-test").score(window([1])) == "scored"
