@@ -1,0 +1,68 @@
+"""check_sightings: keys + sightings -> scored exposures, as ``bluezone check`` prints them."""
+
+from __future__ import annotations
+
+import numpy as np
+from matching_helpers import advert_sightings, make_keys, noise_sightings
+
+from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.matching.check import check_sightings, sightings_span
+from bluezone.matching.scoring import GaenConfig, GaenScorer
+
+DAY = 2_900_016  # interval of a UTC midnight
+
+
+def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int) -> np.ndarray:
+    """Adverts seen every 15 s for ``minutes``, with the RPI of whichever interval they fall in."""
+    t0 = first_interval * INTERVAL_SECONDS
+    times = t0 + np.arange(0, minutes * 60, 15.0)
+    parts = [
+        advert_sightings(tek, interval, times[(times // INTERVAL_SECONDS) == interval], rssi=rssi, tx_power=-20)
+        for interval in np.unique(times // INTERVAL_SECONDS).astype(int).tolist()
+    ]
+    return np.concatenate(parts)
+
+
+def test_close_long_contact_is_f1_far_one_is_not() -> None:
+    close, far, other = b"\xa1" * 16, b"\xa2" * 16, b"\xa3" * 16
+    store = np.concatenate(
+        [
+            encounter(close, DAY + 60, 30, rssi=-72),  # attenuation 52: immediate, 30 minutes
+            encounter(far, DAY + 70, 40, rssi=-95),  # attenuation 75: other
+            noise_sightings(2000, DAY * 600, (DAY + 144) * 600),
+        ]
+    )
+    store.sort(order="time")
+    keys = make_keys([(other, DAY, 144), (close, DAY, 144), (far, DAY, 144)])
+    exposures = check_sightings(keys, store)
+    by_key = {e.key_index: e for e in exposures}
+    assert set(by_key) == {1, 2}
+    assert by_key[1].score.close_contact and by_key[1].score.minutes == 30
+    assert by_key[1].score.closest_attenuation == 52 and by_key[1].score.distance_band == "< 1.5 m"
+    assert not by_key[2].score.close_contact and by_key[2].score.minutes_by_bucket["other"] == 40
+    assert by_key[1].date == "2025-02-20"
+    d = by_key[1].as_dict()
+    assert d["close_contact"] is True and d["duration_minutes"] == 30 and d["date"] == by_key[1].date
+
+
+def test_threshold_change_flips_f1() -> None:
+    tek = b"\xb1" * 16
+    store = encounter(tek, DAY + 10, 10, rssi=-72)
+    keys = make_keys([(tek, DAY, 144)])
+    assert not check_sightings(keys, store)[0].score.close_contact
+    assert check_sightings(keys, store, GaenScorer(GaenConfig(close_contact_minutes=10)))[0].score.close_contact
+
+
+def test_rssi_correction_moves_attenuation() -> None:
+    tek = b"\xc1" * 16
+    store = encounter(tek, DAY + 10, 20, rssi=-80)  # attenuation 60: near
+    keys = make_keys([(tek, DAY, 144)])
+    assert check_sightings(keys, store)[0].score.minutes_by_bucket["near"] == 20
+    corrected = check_sightings(keys, store, rssi_correction=10)[0]  # 50 dB: immediate
+    assert corrected.score.minutes_by_bucket["immediate"] == 20 and corrected.score.close_contact
+
+
+def test_sightings_span_covers_tolerance() -> None:
+    keys = make_keys([(b"\x01" * 16, DAY, 144), (b"\x02" * 16, DAY + 144, 10)])
+    assert sightings_span(keys) == ((DAY - 12) * 600.0, (DAY + 154 + 12) * 600.0)
+    assert sightings_span(make_keys([])) is None

@@ -1,0 +1,118 @@
+"""CLI: keys derive, check (bad input paths), benchmark, through click's CliRunner."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+
+V = json.loads((Path(__file__).parents[1] / "data" / "vectors" / "gaen_crypto.json").read_text())
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), obj={})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_derive_matches_vectors_text() -> None:
+    code, out, _ = run("keys", "derive", "--tek", V["tek"], "--interval", str(V["interval_number"] + 3),
+                       "--count", "2", "--metadata", V["metadata"])
+    assert code == 0
+    assert f"RPIK  {V['rpik']}" in out and f"AEMK  {V['aemk']}" in out
+    assert f"RPI {V['rpis'][3]}  AEM {V['aems'][3]}" in out
+    assert f"RPI {V['rpis'][4]}  AEM {V['aems'][4]}" in out
+
+
+def test_derive_json_all_144() -> None:
+    code, out, _ = run("keys", "derive", "--tek", V["tek"], "--interval", str(V["interval_number"]),
+                       "--count", "144", "--metadata", V["metadata"], "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert (data["rpik"], data["aemk"]) == (V["rpik"], V["aemk"])
+    assert [r["rpi"] for r in data["intervals"]] == V["rpis"]
+    assert [r["aem"] for r in data["intervals"]] == V["aems"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--tek", "zz" * 16, "--interval", "1"],
+        ["--tek", "00" * 15, "--interval", "1"],
+        ["--tek", "00" * 16, "--interval", "-1"],
+        ["--tek", "00" * 16, "--interval", "1", "--metadata", "4008"],
+        ["--tek", "00" * 16, "--interval", "1", "--count", "145"],
+        ["--interval", "1"],
+    ],
+)
+def test_derive_bad_input_exits_2(args: list[str]) -> None:
+    code, _, err = run("keys", "derive", *args)
+    assert code == 2 and "Traceback" not in err
+
+
+def _db(tmp_path: Path) -> Path:
+    db = tmp_path / "store.db"
+    db.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)  # untouched: never opened
+    return db
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{not json",
+        b'{"temporaryExposureKeys": [{"key": "AAAA", "rollingStartNumber": 1, "rollingPeriod": 1}]}',
+        b'{"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": 1, "rollingPeriod": 200}]}',
+        b"\x00\x01garbage",
+        b"",
+    ],
+)
+def test_check_malformed_key_file_exit_2_db_untouched(tmp_path: Path, content: bytes) -> None:
+    db = _db(tmp_path)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    files_before = sorted(p.name for p in tmp_path.iterdir())
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(content)
+    code, out, err = run("check", "--keys", str(keys), "--db", str(db))
+    assert code == 2
+    assert err.startswith("Error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files_before, "keys.json"])  # no -wal/-shm
+
+
+def test_check_needs_keys(tmp_path: Path) -> None:
+    code, _, err = run("check", "--db", str(_db(tmp_path)))
+    assert code == 2 and "--keys" in err
+
+
+def test_check_missing_database_is_not_created(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"temporaryExposureKeys": []}')
+    code, _, err = run("check", "--keys", str(keys), "--db", str(tmp_path / "absent.db"))
+    assert code == 1 and "no sighting database" in err
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_check_unknown_scorer_exit_2(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"temporaryExposureKeys": []}')
+    code, _, err = run("check", "--keys", str(keys), "--db", str(_db(tmp_path)), "--scorer", "nope")
+    assert code == 2 and "unknown scorer" in err
+
+
+def test_benchmark_small_json() -> None:
+    code, out, _ = run("benchmark", "--keys", "300", "--sightings", "5000", "--seed", "2", "--naive-sample", "5", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["keys"] == 300 and data["sightings"] == 5000
+    assert data["keys_per_second"] > 0 and data["speedup_vs_naive"] > 0
+    assert data["matches"] == data["planted_keys"] * 15 > 0
+    assert data["store_loading_included"] is False
+
+
+def test_benchmark_text() -> None:
+    code, out, _ = run("benchmark", "--keys", "50", "--sightings", "1000", "--naive-sample", "2")
+    assert code == 0 and "keys/s" in out and "speedup" in out
