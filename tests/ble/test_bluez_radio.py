@@ -1,0 +1,216 @@
+"""The BlueZ radio end to end through real D-Bus: bleak scanning and LEAdvertisement1 on BlueZoo.
+
+BlueZoo re-reports a peer only when its advert changes and always with RSSI 0, so these tests
+look for each new payload once; duplicates and RSSI realism are the emulated radio's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated
+
+import pytest
+from dbus_fast import BusType, Message, Variant
+from dbus_fast.aio import MessageBus
+from dbus_fast.annotations import DBusSignature
+from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property
+
+from bluezone.crypto.keys import DailyKey
+from bluezone.crypto.payload import SERVICE_UUID
+from bluezone.crypto.rpi import aem, rpi
+from bluezone.errors import RadioUnavailableError
+from bluezone.proximity.backends.bluez import BluezRadio
+from bluezone.proximity.radio import Advert
+
+from .conftest import BlueZoo
+
+pytestmark = pytest.mark.timeout(60)
+
+T0 = 1_700_000_000.0
+WAIT = 15.0  # generous upper bound; the usual wait is one BlueZoo scan interval
+
+
+def payloads(seed: int, count: int) -> list[bytes]:
+    """Real GAEN service data (RPI + AEM) for ``count`` consecutive intervals of one key."""
+    key = DailyKey(bytes([seed]) * 16, 2_833_344, 144)
+    start = key.rolling_start
+    meta = bytes([0x40, 0xF6, 0, 0])
+    return [rpi(key.key, start + i) + aem(key.key, rpi(key.key, start + i), meta) for i in range(count)]
+
+
+def radio(adapter: str) -> BluezRadio:
+    return BluezRadio(adapter, stall_seconds=600, backoff=(0.2, 1.0))
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = WAIT) -> None:
+    """Wait (polling) for ``check``; fail naming ``what`` if it never holds."""
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+    assert check(), what
+
+
+def heard(adverts: list[Advert]) -> set[bytes]:
+    return {a.service_data for a in adverts if a.service_uuid == SERVICE_UUID}
+
+
+async def test_two_adapters_hear_each_others_rotating_payloads(bluezoo: BlueZoo) -> None:
+    a, b = radio("hci0"), radio("hci1")
+    got_a: list[Advert] = []
+    got_b: list[Advert] = []
+    pa, pb = payloads(1, 3), payloads(2, 3)
+    async with a, b:
+        await a.start_scanning(got_a.append)
+        await b.start_scanning(got_b.append)
+        for x, y in zip(pa, pb, strict=True):
+            await a.advertise(x, -10)
+            await b.advertise(y, -10)
+            await until(lambda x=x, y=y: y in heard(got_a) and x in heard(got_b), "payload exchange")
+        assert set(pa) <= heard(got_b) and set(pb) <= heard(got_a)
+        assert not heard(got_a) & set(pa), "a node must not log itself"
+        sample = next(ad for ad in got_b if ad.service_data == pa[0])
+        assert sample.address == bluezoo.adapters[0] and sample.rssi == 0
+        assert len(sample.service_data) == 20
+        assert a.health()["advert_registrations"] == 3
+        assert b.health()["adverts_received"] >= 3
+        assert a.health()["state"] == "up" and a.health()["scan_mode"] == "active"
+        assert a.health()["rotates_address"] is False
+
+
+async def test_adapter_removed_and_readded_recovers(bluezoo: BlueZoo) -> None:
+    a, b = radio("hci0"), radio("hci1")
+    got_b: list[Advert] = []
+    pa = payloads(3, 3)
+    async with a, b:
+        await a.start_scanning(lambda ad: None)
+        await b.start_scanning(got_b.append)
+        await a.advertise(pa[0], -10)
+        await until(lambda: pa[0] in heard(got_b), "first payload")
+
+        await bluezoo.remove_adapter(0)
+        await until(lambda: a.health()["adapter_removed"] == 1, "removal noticed")
+        assert a.health()["state"].startswith("recovering")
+        await bluezoo.add_adapter(0, bluezoo.adapters[0])
+        await until(lambda: a.health()["state"] == "up", "advertiser back up")
+        assert a.health()["recoveries"] == 1
+
+        await a.advertise(pa[1], -10)  # the daemon's next rotation
+        await until(lambda: pa[1] in heard(got_b), "payload after re-add")
+
+        # the scanning side loses its adapter too, and hears again once it is back
+        await bluezoo.remove_adapter(1)
+        await until(lambda: b.health()["adapter_removed"] == 1, "scanner removal noticed")
+        await bluezoo.add_adapter(1, bluezoo.adapters[1])
+        await until(lambda: b.health()["state"] == "up", "scanner back up")
+        await a.advertise(pa[2], -10)
+        await until(lambda: pa[2] in heard(got_b), "scan resumed after re-add")
+        assert b.health()["recoveries"] == 1
+
+
+async def test_bluetoothd_restart_and_power_cycle(bluezoo: BlueZoo) -> None:
+    a, b = radio("hci0"), radio("hci1")
+    got_b: list[Advert] = []
+    pa = payloads(4, 3)
+    async with a, b:
+        await b.start_scanning(got_b.append)
+        await a.advertise(pa[0], -10)
+        await until(lambda: pa[0] in heard(got_b), "first payload")
+
+        await asyncio.to_thread(bluezoo.stop_zoo)
+        await until(lambda: a.health()["bluetoothd_restarts"] == 1, "bluetoothd loss noticed")
+        await until(lambda: b.health()["bluetoothd_restarts"] == 1, "bluetoothd loss noticed (b)")
+        await asyncio.to_thread(bluezoo.start_zoo)
+        await until(lambda: a.health()["state"] == "up" and b.health()["state"] == "up", "both up")
+        # the advert was re-registered by the supervisor without a call from the daemon
+        await until(lambda: a.health()["advert_registrations"] >= 2, "advert re-registered")
+        mark = len(got_b)
+        await a.advertise(pa[1], -10)
+        await until(lambda: pa[1] in heard(got_b[mark:]), "payload after bluetoothd restart")
+
+        await bluezoo.set_powered(0, False)
+        await until(lambda: a.health()["adapter_powered_off"] == 1, "power-off noticed")
+        await bluezoo.set_powered(0, True)
+        await until(lambda: a.health()["state"] == "up", "powered back on")
+        await a.advertise(pa[2], -10)
+        await until(lambda: pa[2] in heard(got_b), "payload after power cycle")
+
+
+class OtherAdvert(ServiceInterface):
+    """A nearby non-GAEN device: battery service data under 0x180F."""
+
+    def __init__(self) -> None:
+        super().__init__("org.bluez.LEAdvertisement1")
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Type(self) -> Annotated[str, DBusSignature("s")]:  # noqa: N802
+        return "broadcast"
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ServiceUUIDs(self) -> Annotated[list[str], DBusSignature("as")]:  # noqa: N802
+        return ["180f"]
+
+    @dbus_property(access=PropertyAccess.READ)
+    def ServiceData(self) -> Annotated[dict[str, Variant], DBusSignature("a{sv}")]:  # noqa: N802
+        return {"180f": Variant("ay", b"\x64")}
+
+    @dbus_property(access=PropertyAccess.READ)
+    def Discoverable(self) -> Annotated[bool, DBusSignature("b")]:  # noqa: N802
+        return True
+
+
+async def test_other_uuids_and_bad_lengths_are_passed_raw_for_counting(bluezoo: BlueZoo) -> None:
+    """Nearby junk reaches the daemon as raw Adverts (it validates and counts in one place)."""
+    await bluezoo.add_adapter(2, "00:00:00:0C:00:0C")
+    junk, b = radio("hci0"), radio("hci1")
+    got_b: list[Advert] = []
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    try:
+        async with junk, b:
+            await b.start_scanning(got_b.append)
+            await junk.advertise(b"\x01\x02\x03", -10)  # wrong length under 0xFD6F
+            bus.export("/test/other", OtherAdvert())
+            await bus.call(Message(destination="org.bluez", path="/org/bluez/hci2",
+                                   interface="org.bluez.LEAdvertisingManager1",
+                                   member="RegisterAdvertisement", signature="oa{sv}",
+                                   body=["/test/other", {}]))
+            battery = "0000180f-0000-1000-8000-00805f9b34fb"
+            await until(lambda: b"\x01\x02\x03" in heard(got_b), "short payload passed on")
+            await until(lambda: any(ad.service_uuid == battery for ad in got_b), "other UUID passed on")
+    finally:
+        bus.disconnect()
+    other = next(ad for ad in got_b if ad.service_uuid == battery)
+    assert other.service_data == b"\x64" and other.address == "00:00:00:0C:00:0C"
+
+
+async def test_unavailable_reasons(bluezoo: BlueZoo) -> None:
+    with pytest.raises(RadioUnavailableError) as missing:
+        await radio("hci7").open()
+    assert missing.value.reason == "no-adapter" and "hci0" in str(missing.value)
+
+    await bluezoo.set_powered(1, False)
+    while await _powered(bluezoo, 1):
+        await asyncio.sleep(0.05)
+    with pytest.raises(RadioUnavailableError) as off:
+        await radio("hci1").open()
+    assert off.value.reason == "powered-off" and "power on" in str(off.value)
+
+    await asyncio.to_thread(bluezoo.stop_zoo)
+    with pytest.raises(RadioUnavailableError) as stopped:
+        await radio("hci0").open()
+    assert stopped.value.reason == "bluetoothd-not-running"
+    assert "systemctl" in str(stopped.value)
+
+
+async def _powered(bluezoo: BlueZoo, index: int) -> bool:
+    (value,) = await bluezoo.call(f"/org/bluez/hci{index}", "org.freedesktop.DBus.Properties", "Get",
+                                  "ss", ["org.bluez.Adapter1", "Powered"])
+    assert isinstance(value, Variant)
+    return bool(value.value)
+
+
+async def test_no_system_bus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/nothing-here")
+    with pytest.raises(RadioUnavailableError) as exc:
+        await radio("hci0").open()
+    assert exc.value.reason == "no-dbus"
