@@ -159,8 +159,9 @@ class OtherAdvert(ServiceInterface):
         return True
 
 
-async def test_other_uuids_and_bad_lengths_are_passed_raw_for_counting(bluezoo: BlueZoo) -> None:
-    """Nearby junk reaches the daemon as raw Adverts (it validates and counts in one place)."""
+async def test_bad_lengths_are_passed_on_and_other_uuids_ignored(bluezoo: BlueZoo) -> None:
+    """A wrong-length 0xFD6F payload reaches the daemon (it validates and counts); a
+    non-GAEN device is dropped here and counted as ignored."""
     await bluezoo.add_adapter(2, "00:00:00:0C:00:0C")
     junk, b = radio("hci0"), radio("hci1")
     got_b: list[Advert] = []
@@ -174,13 +175,12 @@ async def test_other_uuids_and_bad_lengths_are_passed_raw_for_counting(bluezoo: 
                                    interface="org.bluez.LEAdvertisingManager1",
                                    member="RegisterAdvertisement", signature="oa{sv}",
                                    body=["/test/other", {}]))
-            battery = "0000180f-0000-1000-8000-00805f9b34fb"
             await until(lambda: b"\x01\x02\x03" in heard(got_b), "short payload passed on")
-            await until(lambda: any(ad.service_uuid == battery for ad in got_b), "other UUID passed on")
+            await until(lambda: b.health()["adverts_ignored"] >= 1, "other UUID counted")
     finally:
         bus.disconnect()
-    other = next(ad for ad in got_b if ad.service_uuid == battery)
-    assert other.service_data == b"\x64" and other.address == "00:00:00:0C:00:0C"
+    assert all(ad.service_uuid == SERVICE_UUID for ad in got_b)
+    assert "00:00:00:0C:00:0C" not in {ad.address for ad in got_b}
 
 
 async def test_unavailable_reasons(bluezoo: BlueZoo) -> None:

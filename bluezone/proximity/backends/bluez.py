@@ -41,6 +41,7 @@ from bluezone.proximity.backends.bluez_dbus import (
     find_adapter,
     unavailable,
 )
+from bluezone.proximity.backends.fd6f import fd6f_payload
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
 log = logging.getLogger(__name__)
@@ -301,23 +302,20 @@ class BluezRadio(Radio):
     # -- adverts in ------------------------------------------------------------------------
 
     def _detected(self, device: BLEDevice, data: AdvertisementData) -> None:
-        """bleak's callback: one Advert per service-data entry; nothing buffered here."""
+        """bleak's callback: 0xFD6F adverts go straight to the daemon, nothing is buffered here."""
         self.counts["adverts_received"] += 1
         self._last_advert = asyncio.get_running_loop().time()
         self._stall_after = self.stall_seconds
-        on_advert = self._on_advert
-        if on_advert is None:
+        payload = fd6f_payload(data.service_uuids, data.service_data)
+        if payload is None:
+            # BlueZ's UUID filter keeps most of these out; BlueZoo and passive scans let some in
+            self.counts["adverts_ignored"] += 1
             return
-        now = self.clock.now()
-        if not data.service_data:
-            if SERVICE_UUID in (u.lower() for u in data.service_uuids):
-                # claims 0xFD6F but carries no payload: the daemon counts it as malformed
-                on_advert(Advert(now, b"", data.rssi, SERVICE_UUID, data.tx_power, device.address))
-            else:
-                self.counts["adverts_ignored"] += 1
-            return
-        for uuid, payload in data.service_data.items():
-            on_advert(Advert(now, bytes(payload), data.rssi, uuid.lower(), data.tx_power, device.address))
+        if self._on_advert is not None:
+            tx_power = data.tx_power
+            self._on_advert(
+                Advert(self.clock.now(), payload, data.rssi, SERVICE_UUID, tx_power, device.address)
+            )
 
     # -- supervision -------------------------------------------------------------------------
 
