@@ -1,0 +1,212 @@
+"""The bumble radio: GAEN advertising and scanning straight over HCI, for a controller of our own.
+
+With a dedicated controller (``bumble:usb:0``, or ``bumble:hci-socket:0`` with bluetoothd kept
+off it) bluezone owns the link layer, so unlike BlueZ it sets a fresh non-resolvable private
+address exactly when the RPI changes, as GAEN asks.  Scanning is passive with duplicate
+filtering off, so every advert is reported.  Module named so it does not shadow ``bumble``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import struct
+from collections import Counter
+from typing import Any
+
+from bumble import hci
+from bumble.core import AdvertisingData
+from bumble.device import Advertisement, AdvertisingType, Device
+
+from bluezone.clock import Clock, SystemClock
+from bluezone.crypto.payload import SERVICE_UUID, SERVICE_UUID16
+from bluezone.errors import RadioUnavailableError
+from bluezone.proximity.backends.fd6f import fd6f_payload, uuid16_to_str
+from bluezone.proximity.radio import Advert, AdvertCallback, Radio
+
+log = logging.getLogger(__name__)
+
+#: GAEN: flags 0x1A as iOS sends them (Android omits flags; both are accepted on receive)
+FLAGS = 0x1A
+INTERVAL_MS = (200.0, 270.0)
+
+
+def gaen_advertising_data(service_data: bytes) -> bytes:
+    """Flags + 16-bit UUID list [0xFD6F] + service data 0xFD6F, as GAEN broadcasts them."""
+    uuid = struct.pack("<H", SERVICE_UUID16)
+    return bytes(
+        AdvertisingData(
+            [
+                (AdvertisingData.FLAGS, bytes([FLAGS])),
+                (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, uuid),
+                (AdvertisingData.SERVICE_DATA_16_BIT_UUID, uuid + bytes(service_data)),
+            ]
+        )
+    )
+
+
+class BumbleRadio(Radio):
+    """A bluezone node on one HCI controller driven by bumble.
+
+    ``BumbleRadio("usb:0")`` opens that transport; ``BumbleRadio.on_device(device)`` uses a
+    bumble ``Device`` the caller built (tests put two on an in-process ``LocalLink``).
+    """
+
+    rotates_address = True
+
+    def __init__(self, transport: str | None = None, *, clock: Clock | None = None) -> None:
+        self.transport_spec = transport
+        self.name = f"bumble:{transport}" if transport else "bumble"
+        self.clock: Clock = clock or SystemClock()
+        self.device: Device | None = None
+        self.address: str | None = None
+        self.counts: Counter[str] = Counter()
+        self._transport: Any = None
+        self._on_advert: AdvertCallback | None = None
+        self._lock = asyncio.Lock()
+        self._owns_device = True
+
+    @classmethod
+    def on_device(cls, device: Device, *, clock: Clock | None = None, name: str = "bumble") -> BumbleRadio:
+        radio = cls(clock=clock)
+        radio.device = device
+        radio.name = name
+        radio._owns_device = False
+        return radio
+
+    async def open(self) -> None:
+        self._lock = asyncio.Lock()
+        if self.device is None:
+            self.device = await self._open_transport()
+        self.device.on(Device.EVENT_ADVERTISEMENT, self._heard)
+        if not self.device.powered_on:
+            await self.device.power_on()
+
+    async def _open_transport(self) -> Device:
+        from bumble.transport import open_transport
+
+        spec = self.transport_spec or "usb:0"
+        try:
+            self._transport = await open_transport(spec)
+        except PermissionError as exc:
+            raise RadioUnavailableError(
+                f"no permission to open {spec} ({exc}); add a udev rule or run as the bluezone "
+                "service user (see docs/bluetooth.md)",
+                reason="permission",
+            ) from exc
+        except Exception as exc:  # bumble raises several types for a missing device
+            hint = (
+                "; bluetoothd may hold it: `sudo btmgmt --index N power off` or stop bluetooth"
+                if spec.startswith("hci-socket")
+                else "; is the dongle plugged in? (`lsusb`)"
+            )
+            raise RadioUnavailableError(f"cannot open bumble transport {spec}: {exc}{hint}",
+                                        reason="no-adapter") from exc
+        return Device.with_hci(
+            "bluezone", hci.Address("F0:F1:F2:F3:F4:F5"), self._transport.source, self._transport.sink
+        )
+
+    async def advertise(self, service_data: bytes, tx_power: int) -> None:
+        """New payload, new non-resolvable private address, at the same moment."""
+        device = self._device()
+        async with self._lock:
+            extended = device.supports_le_extended_advertising
+            rescan = device.is_scanning and not extended
+            if rescan:  # legacy controllers refuse a new random address while scanning
+                await device.stop_scanning()
+            await device.stop_advertising()
+            address = hci.Address.generate_private_address()
+            device.random_address = address
+            if not extended:
+                await device.send_sync_command(hci.HCI_LE_Set_Random_Address_Command(random_address=address))
+            await device.start_advertising(
+                advertising_type=AdvertisingType.UNDIRECTED,
+                own_address_type=hci.OwnAddressType.RANDOM,
+                advertising_data=gaen_advertising_data(service_data),
+                advertising_interval_min=INTERVAL_MS[0],
+                advertising_interval_max=INTERVAL_MS[1],
+            )
+            self.address = address.to_string(False)
+            self.counts["address_rotations"] += 1
+            if rescan:
+                await self._scan(device)
+
+    async def start_scanning(self, on_advert: AdvertCallback) -> None:
+        self._on_advert = on_advert
+        device = self._device()
+        async with self._lock:
+            if not device.is_scanning:
+                await self._scan(device)
+
+    async def _scan(self, device: Device) -> None:
+        # passive: we never need scan responses, and nothing is sent from our address
+        await device.start_scanning(active=False, filter_duplicates=False)
+
+    async def close(self) -> None:
+        device = self.device
+        if device is None:
+            return
+        with contextlib.suppress(Exception):
+            if device.is_scanning:
+                await device.stop_scanning()
+            await device.stop_advertising()
+        device.remove_listener(Device.EVENT_ADVERTISEMENT, self._heard)
+        if self._owns_device:
+            with contextlib.suppress(Exception):
+                await device.power_off()
+            if self._transport is not None:
+                await self._transport.close()
+                self._transport = None
+            self.device = None
+
+    def health(self) -> dict[str, int | str | bool]:
+        return {
+            "backend": "bumble",
+            "transport": self.transport_spec or "in-process",
+            "state": "up" if self.device is not None else "closed",
+            "scan_mode": "passive",
+            "rotates_address": True,
+            "adverts_received": self.counts["adverts_received"],
+            "adverts_ignored": self.counts["adverts_ignored"],
+            "address_rotations": self.counts["address_rotations"],
+        }
+
+    def _device(self) -> Device:
+        if self.device is None:
+            raise RuntimeError("open the radio first (async with radio: ...)")
+        return self.device
+
+    def _heard(self, advertisement: Advertisement) -> None:
+        self.counts["adverts_received"] += 1
+        data = advertisement.data
+        uuids = [
+            uuid16_to_str(v)
+            for ad_type in (
+                AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+                AdvertisingData.INCOMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS,
+            )
+            for raw in data.get_all(ad_type, raw=True)
+            for (v,) in struct.iter_unpack("<H", raw[: len(raw) // 2 * 2])
+        ]
+        service_data = {
+            uuid16_to_str(int.from_bytes(raw[:2], "little")): raw[2:]
+            for raw in data.get_all(AdvertisingData.SERVICE_DATA_16_BIT_UUID, raw=True)
+            if len(raw) >= 2
+        }
+        payload = fd6f_payload(uuids, service_data)
+        if payload is None:
+            self.counts["adverts_ignored"] += 1
+            return
+        tx = data.get(AdvertisingData.TX_POWER_LEVEL)
+        if self._on_advert is not None:
+            self._on_advert(
+                Advert(
+                    self.clock.now(),
+                    payload,
+                    advertisement.rssi,
+                    SERVICE_UUID,
+                    tx if isinstance(tx, int) else None,
+                    advertisement.address.to_string(False),
+                )
+            )
