@@ -220,6 +220,28 @@ def benchmark(n_keys: int, n_sightings: int, seed: int, naive_sample: int, as_js
     )
 
 
+# --- real Bluetooth (H4): doctor ------------------------------------------------------------
+
+
+@cli.command("doctor")
+@click.option("--adapter", default=None, help="BlueZ adapter to check (default: the first powered one).")
+@click.option("--scan-seconds", default=10.0, show_default=True, type=click.FloatRange(0), help="0 skips the scan.")
+@json_option
+def doctor(adapter: str | None, scan_seconds: float, as_json: bool) -> None:
+    """Check BlueZ, the adapter, permissions, advertising and scanning; say what to fix."""
+    import asyncio
+
+    from bluezone.proximity.doctor import diagnose, render
+
+    report = asyncio.run(diagnose(adapter, scan_seconds))
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(render(report))
+    if not report.ok:
+        sys.exit(1)
+
+
 def main() -> None:
     cli(obj={}, prog_name="bluezone")
 

@@ -1,0 +1,202 @@
+"""``bluezone doctor``: check, step by step, that this machine can run a real Bluetooth node.
+
+Each check says what it found and, when it fails, what to do; the first hard failure stops
+the checks that depend on it.  The CLI prints the list or ``--json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bluezone.crypto.payload import SERVICE_UUID
+from bluezone.errors import RadioUnavailableError
+from bluezone.proximity.backends.bluez_dbus import (
+    FIX,
+    AdapterInfo,
+    BluezCallError,
+    bluez_version,
+    connect_system_bus,
+    list_adapters,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One finding: ``status`` is ``ok``, ``warn`` or ``fail``; ``fix`` says what to do."""
+
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+
+@dataclass
+class Report:
+    checks: list[Check] = field(default_factory=list)
+    adapter: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.status != "fail" for c in self.checks)
+
+    def add(self, name: str, status: str, detail: str, fix: str = "") -> None:
+        self.checks.append(Check(name, status, detail, fix))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "adapter": self.adapter, "facts": self.facts,
+                "checks": [asdict(c) for c in self.checks]}
+
+
+async def diagnose(adapter: str | None = None, scan_seconds: float = 10.0) -> Report:
+    """Run every check against the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` honoured)."""
+    report = Report()
+    version = await bluez_version()
+    report.facts["bluez_version"] = version
+    report.add("bluez-version", "ok" if version else "warn",
+               f"bluetoothd {version}" if version else "bluetoothd binary not found here",
+               "" if version else "install BlueZ >= 5.56 (apt install bluez)")
+    _check_groups(report)
+    try:
+        bus = await connect_system_bus()
+    except RadioUnavailableError as exc:
+        report.add("system-bus", "fail", str(exc), FIX.get(exc.reason, ""))
+        return report
+    report.add("system-bus", "ok", "connected to the system D-Bus")
+    try:
+        try:
+            adapters = await list_adapters(bus)
+        except RadioUnavailableError as exc:
+            report.add("bluetoothd", "fail", str(exc), FIX.get(exc.reason, ""))
+            return report
+        except BluezCallError as exc:
+            report.add("bluetoothd", "fail", f"BlueZ did not answer: {exc}", FIX["bluetoothd-not-running"])
+            return report
+        report.add("bluetoothd", "ok", "bluetoothd answers on D-Bus")
+        info = _pick_adapter(report, adapters, adapter)
+        if info is None:
+            return report
+        _check_advertising(report, info)
+        _check_passive(report, info)
+        if scan_seconds > 0:
+            await _check_scan(report, info, scan_seconds)
+    finally:
+        bus.disconnect()
+    return report
+
+
+def _check_groups(report: Report) -> None:
+    if os.geteuid() == 0:
+        report.add("permissions", "ok", "running as root")
+        return
+    try:
+        bluetooth_gid = grp.getgrnam("bluetooth").gr_gid
+    except KeyError:
+        report.add("permissions", "warn", "no `bluetooth` group on this system",
+                   "D-Bus policy decides who may use BlueZ; see /etc/dbus-1/system.d/bluetooth.conf")
+        return
+    if bluetooth_gid in os.getgroups():
+        report.add("permissions", "ok", "member of the `bluetooth` group")
+    else:
+        report.add("permissions", "warn", "not in the `bluetooth` group (advertising may be refused)",
+                   "sudo usermod -aG bluetooth $USER, then log in again")
+
+
+def _pick_adapter(report: Report, adapters: dict[str, AdapterInfo], wanted: str | None) -> AdapterInfo | None:
+    report.facts["adapters"] = {
+        name: {"address": a.address, "powered": a.powered} for name, a in sorted(adapters.items())
+    }
+    if not adapters:
+        report.add("adapter", "fail", "BlueZ has no Bluetooth adapter", FIX["no-adapter"])
+        return None
+    name = wanted or next((n for n in sorted(adapters) if adapters[n].powered), sorted(adapters)[0])
+    info = adapters.get(name)
+    if info is None:
+        report.add("adapter", "fail", f"no adapter {name!r} (have {', '.join(sorted(adapters))})",
+                   FIX["no-adapter"])
+        return None
+    report.adapter = name
+    if not info.powered:
+        report.add("adapter", "fail", f"{name} ({info.address}) is powered off", FIX["powered-off"])
+        return None
+    report.add("adapter", "ok", f"{name} ({info.address}) is powered on")
+    return info
+
+
+def _check_advertising(report: Report, info: AdapterInfo) -> None:
+    if not info.can_advertise:
+        report.add("advertising", "fail", f"{info.name} offers no LE advertising manager",
+                   "use a Bluetooth 4.0+ LE adapter; check `btmgmt info` for 'le' and 'advertising'")
+        return
+    supported = info.advertising.get("SupportedInstances")
+    active = info.advertising.get("ActiveInstances")
+    report.facts["advertising"] = {"supported_instances": supported, "active_instances": active}
+    if supported == 0:
+        report.add("advertising", "fail",
+                   f"no free advertising instance ({active} in use)",
+                   "another program holds every advertising slot; stop it or reset the adapter")
+    else:
+        report.add("advertising", "ok", f"{supported} free advertising instance(s), {active} in use")
+
+
+def _check_passive(report: Report, info: AdapterInfo) -> None:
+    types = info.monitor.get("SupportedMonitorTypes", []) if info.can_monitor else []
+    if "or_patterns" in types:
+        report.add("passive-scan", "ok", "advertisement monitor available: passive scanning")
+    else:
+        report.add("passive-scan", "warn", "no advertisement monitor: bluezone scans actively",
+                   "start bluetoothd with --experimental (BlueZ >= 5.56, kernel >= 5.10) to scan passively")
+
+
+async def _check_scan(report: Report, info: AdapterInfo, seconds: float) -> None:
+    """Scan with no filter: any device heard proves the receive path works."""
+    from bleak import BleakScanner
+
+    devices: set[str] = set()
+    gaen = 0
+
+    def seen(device: Any, data: Any) -> None:
+        nonlocal gaen
+        devices.add(device.address)
+        if SERVICE_UUID in data.service_data:
+            gaen += 1
+
+    scanner = BleakScanner(seen, bluez={"adapter": info.name})
+    try:
+        await scanner.start()
+    except Exception as exc:  # bleak raises BleakError / BleakDBusError subclasses
+        report.add("scan", "fail", f"could not start scanning: {exc}",
+                   "check `rfkill list`, and that no other program holds discovery in a broken state")
+        return
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        try:
+            await scanner.stop()
+        except Exception as exc:  # noqa: BLE001 - stopping is best effort here
+            log.debug("stopping the doctor's scan: %s", exc)
+    report.facts["scan"] = {"seconds": seconds, "devices": len(devices), "gaen_adverts": gaen}
+    if devices:
+        report.add("scan", "ok", f"heard {len(devices)} device(s) in {seconds:g} s, {gaen} GAEN advert(s)")
+    else:
+        report.add("scan", "warn", f"heard nothing in {seconds:g} s",
+                   "normal if no Bluetooth device is near; else check `rfkill list` and the antenna")
+
+
+def render(report: Report) -> str:
+    """The human-readable report: one line per check, the fix indented below failures."""
+    marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
+    lines = []
+    for check in report.checks:
+        lines.append(f"[{marks[check.status]}] {check.name}: {check.detail}")
+        if check.fix and check.status != "ok":
+            lines.append(f"       fix: {check.fix}")
+    lines.append("ready for `bluezone run --backend bluez`" if report.ok else "not ready: fix the FAIL lines above")
+    return "\n".join(lines)
