@@ -9,6 +9,7 @@ processes run in their own process groups and are killed even when the test fail
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -38,7 +39,7 @@ BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Config
     <allow user="*"/>
     <allow own="*"/>
     <allow send_destination="*"/>
-    <allow receive_sender="*"/>
+    <allow receive_sender="*"/>{extra}
   </policy>
 </busconfig>
 """
@@ -84,6 +85,7 @@ class BlueZoo:
     bus_address: str
     adapters: dict[int, str]
     dbus_proc: subprocess.Popen[bytes]
+    locked: bool = False
     zoo_proc: subprocess.Popen[bytes] | None = None
     log_files: list[Path] = field(default_factory=list)
 
@@ -111,6 +113,15 @@ class BlueZoo:
         self.zoo_proc = None
 
     async def _zoo_ready(self) -> bool:
+        if self.locked:  # clients may not call org.bluez at all: only wait for its name
+            bus = await MessageBus(bus_address=self.bus_address, bus_type=BusType.SYSTEM).connect()
+            try:
+                reply = await bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                                               interface="org.freedesktop.DBus", member="NameHasOwner",
+                                               signature="s", body=["org.bluez"]))
+            finally:
+                bus.disconnect()
+            return bool(reply and reply.body and reply.body[0])
         try:
             objects = await self.call("/", "org.freedesktop.DBus.ObjectManager", "GetManagedObjects")
         except RuntimeError:
@@ -148,12 +159,13 @@ class BlueZoo:
         return "\n".join(p.read_text(errors="replace") for p in self.log_files if p.exists())
 
 
-@pytest.fixture
-def bluezoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlueZoo]:
+@contextlib.contextmanager
+def running_bluezoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, extra_policy: str = "") -> Iterator[BlueZoo]:
+    """A private system bus and bluezoo on it; both process groups killed on the way out."""
     require_bluezoo()
     socket = tmp_path / "system_bus_socket"
     config = tmp_path / "bus.conf"
-    config.write_text(BUS_CONFIG.format(socket=socket))
+    config.write_text(BUS_CONFIG.format(socket=socket, extra=extra_policy))
     dbus_proc = subprocess.Popen(
         ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -165,10 +177,24 @@ def bluezoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlueZoo
         if not address:
             raise RuntimeError("dbus-daemon printed no address")
         monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
-        zoo = BlueZoo(tmp_path, address, dict(ADAPTERS), dbus_proc)
+        zoo = BlueZoo(tmp_path, address, dict(ADAPTERS), dbus_proc, locked=bool(extra_policy))
         zoo.start_zoo()
         yield zoo
     finally:
         if zoo is not None:
             zoo.stop_zoo()
         _kill(dbus_proc)
+
+
+@pytest.fixture
+def bluezoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlueZoo]:
+    with running_bluezoo(tmp_path, monkeypatch) as zoo:
+        yield zoo
+
+
+@pytest.fixture
+def locked_bluezoo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlueZoo]:
+    """BlueZoo on a bus whose policy forbids clients to call org.bluez (like a user outside
+    the `bluetooth` group on Debian)."""
+    with running_bluezoo(tmp_path, monkeypatch, '\n    <deny send_destination="org.bluez"/>') as zoo:
+        yield zoo

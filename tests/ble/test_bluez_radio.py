@@ -214,3 +214,40 @@ async def test_no_system_bus_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, t
     with pytest.raises(RadioUnavailableError) as exc:
         await radio("hci0").open()
     assert exc.value.reason == "no-dbus"
+
+
+async def test_permission_denied_is_named(locked_bluezoo: BlueZoo) -> None:
+    with pytest.raises(RadioUnavailableError) as denied:
+        await radio("hci0").open()
+    assert denied.value.reason == "permission" and "bluetooth" in str(denied.value)
+
+
+async def test_quiet_scan_is_restarted(bluezoo: BlueZoo) -> None:
+    """No advert for stall_seconds while one was heard before: restart the scan, then wait longer."""
+    a, b = radio("hci0"), BluezRadio("hci1", stall_seconds=2.0, backoff=(0.2, 1.0))
+    got_b: list[Advert] = []
+    pa = payloads(5, 2)
+    async with a, b:
+        await b.start_scanning(got_b.append)
+        await a.advertise(pa[0], -10)
+        await until(lambda: pa[0] in heard(got_b), "first payload")
+        # BlueZoo re-reports nothing while the payload stays the same: the scan looks dead
+        await until(lambda: b.health()["scan_stalls"] >= 1, "stall noticed")
+        assert b.health()["state"] == "up"
+        await a.advertise(pa[1], -10)
+        await until(lambda: pa[1] in heard(got_b), "payload after scan restart")
+
+
+async def test_discovery_stopped_behind_our_back_is_restarted(bluezoo: BlueZoo) -> None:
+    a, b = radio("hci0"), radio("hci1")
+    got_b: list[Advert] = []
+    pa = payloads(6, 2)
+    async with a, b:
+        await b.start_scanning(got_b.append)
+        await a.advertise(pa[0], -10)
+        await until(lambda: pa[0] in heard(got_b), "first payload")
+        await bluezoo.call("/org/bluez/hci1", "org.bluez.Adapter1", "StopDiscovery")
+        await until(lambda: b.health()["scan_restarts"] >= 1, "stop noticed")
+        await a.advertise(pa[1], -10)
+        await until(lambda: pa[1] in heard(got_b), "payload after restart")
+        assert b.health()["recoveries"] == 0  # only the scan was restarted

@@ -105,7 +105,7 @@ class BluezRadio(Radio):
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._trouble: str | None = None
-        self._trouble_detail = ""
+        self._incident: set[str] = set()
         self._supervisor: asyncio.Task[None] | None = None
         self._last_advert = 0.0
         self._stall_after = stall_seconds
@@ -359,29 +359,31 @@ class BluezRadio(Radio):
         return None
 
     def _flag(self, reason: str, detail: str) -> None:
-        """Note trouble for the supervisor; only the first reason until it is handled counts."""
+        """Note trouble for the supervisor; each kind is logged and counted once per incident."""
         if self.state == "closed":
             return
+        if reason not in self._incident:
+            self._incident.add(reason)
+            self.counts[_COUNTERS.get(reason, "errors")] += 1
+            log.warning("%s: %s", self.name, detail)
         if self._trouble is None or (self._trouble in _SCAN_ONLY and reason not in _SCAN_ONLY):
             self._trouble = reason
-            self._trouble_detail = detail
         self._wake.set()
 
     async def _supervise(self) -> None:
         while True:
             reason = await self._next_trouble()
-            detail = self._trouble_detail or reason
-            self.counts[_COUNTERS.get(reason, "errors")] += 1
             if reason in _SCAN_ONLY:
-                log.warning("%s: %s; restarting the scan", self.name, detail)
                 async with self._lock:
                     await self._stop_scan()
                     try:
                         await self._retrying(self._start_scan)
-                        continue
                     except _BUS_ERRORS as exc:
-                        detail = f"restarting the scan failed: {exc}"
-            log.warning("%s: %s; recovering", self.name, detail)
+                        log.warning("%s: restarting the scan failed (%s); recovering", self.name, exc)
+                    else:
+                        log.info("%s: scan restarted", self.name)
+                        self._incident.clear()
+                        continue
             self.state = f"recovering: {reason}"
             await self._recover(gone=reason in {"bluetoothd-stopped", "bluetoothd-replaced", "adapter-removed"})
 
@@ -434,6 +436,7 @@ class BluezRadio(Radio):
                     await self._teardown(gone=True)
             else:
                 self._trouble = None
+                self._incident.clear()
                 self.state = "up"
                 self.counts["recoveries"] += 1
                 self._warned = {w for w in self._warned if not w.startswith("down:")}
