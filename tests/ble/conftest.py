@@ -155,6 +155,21 @@ class BlueZoo:
         await self.call(f"/org/bluez/hci{index}", "org.freedesktop.DBus.Properties", "Set", "ssv",
                         ["org.bluez.Adapter1", "Powered", Variant("b", on)])
 
+    async def powered(self, index: int) -> bool:
+        from dbus_fast import Variant
+
+        (value,) = await self.call(f"/org/bluez/hci{index}", "org.freedesktop.DBus.Properties", "Get",
+                                   "ss", ["org.bluez.Adapter1", "Powered"])
+        assert isinstance(value, Variant)
+        return bool(value.value)
+
+    async def power_off(self, index: int) -> None:
+        """Power an adapter off and wait until BlueZoo reports it off."""
+        await self.set_powered(index, False)
+        async with asyncio.timeout(10):
+            while await self.powered(index):
+                await asyncio.sleep(0.05)
+
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.log_files if p.exists())
 

@@ -84,6 +84,7 @@ class BluezRadio(Radio):
         discoverable: bool = True,
         stall_seconds: float = 300.0,
         backoff: tuple[float, float] = (1.0, 60.0),
+        unavailable_hint: str = "",
     ) -> None:
         self.adapter = adapter
         self.name = f"bluez:{adapter}" if adapter else "bluez"
@@ -93,6 +94,7 @@ class BluezRadio(Radio):
         self.discoverable = discoverable
         self.stall_seconds = stall_seconds
         self.backoff = backoff
+        self.unavailable_hint = unavailable_hint
         self.counts: Counter[str] = Counter()
         self.state = "closed"
 
@@ -118,7 +120,15 @@ class BluezRadio(Radio):
         """Find the adapter and fail with a reason if it cannot be used right now."""
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
-        await self._connect()
+        try:
+            await self._connect()
+        except RadioUnavailableError as exc:
+            if self._bus is not None:
+                self._bus.disconnect()
+                self._bus = None
+            if not self.unavailable_hint:
+                raise
+            raise RadioUnavailableError(f"{exc}; {self.unavailable_hint}", reason=exc.reason) from exc
         self.state = "up"
         self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name} supervisor")
 
