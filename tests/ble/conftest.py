@@ -106,6 +106,20 @@ class BlueZoo:
             if self.zoo_proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"bluezoo did not start: {log.read_text()[-2000:]}")
             time.sleep(0.05)
+        if not self.locked:
+            for index in self.adapters:
+                asyncio.run(self.make_discoverable(index))
+
+    async def make_discoverable(self, index: int) -> None:
+        """BlueZoo reports an advert to other adapters only when it, or its adapter, is
+        discoverable; bluezone's broadcast advert has no Discoverable property (real BlueZ
+        rejects it for broadcast), so the mock adapter is made discoverable for good."""
+        from dbus_fast import Variant
+
+        path = f"/org/bluez/hci{index}"
+        props = "org.freedesktop.DBus.Properties"
+        await self.call(path, props, "Set", "ssv", ["org.bluez.Adapter1", "DiscoverableTimeout", Variant("u", 0)])
+        await self.call(path, props, "Set", "ssv", ["org.bluez.Adapter1", "Discoverable", Variant("b", True)])
 
     def stop_zoo(self) -> None:
         """Kill bluezoo, as when bluetoothd dies."""
@@ -148,6 +162,7 @@ class BlueZoo:
 
     async def add_adapter(self, index: int, address: str) -> None:
         await self.call("/org/bluezoo", "org.bluezoo.Manager1", "AddAdapter", "ys", [index, address])
+        await self.make_discoverable(index)
 
     async def set_powered(self, index: int, on: bool) -> None:
         from dbus_fast import Variant

@@ -81,7 +81,6 @@ class BluezRadio(Radio):
         *,
         clock: Clock | None = None,
         scan_mode: ScanMode = "auto",
-        discoverable: bool = True,
         stall_seconds: float = 300.0,
         backoff: tuple[float, float] = (1.0, 60.0),
         unavailable_hint: str = "",
@@ -91,7 +90,6 @@ class BluezRadio(Radio):
         self.clock: Clock = clock or SystemClock()
         self.scan_mode_requested: ScanMode = scan_mode
         self.scan_mode: str = "none"
-        self.discoverable = discoverable
         self.stall_seconds = stall_seconds
         self.backoff = backoff
         self.unavailable_hint = unavailable_hint
@@ -208,7 +206,7 @@ class BluezRadio(Radio):
                 info.name,
             )
         if self._advertiser is None or self._advertiser.adapter_path != info.path:
-            self._advertiser = Advertiser(self._bus, info.path, self.discoverable)
+            self._advertiser = Advertiser(self._bus, info.path)
         self.scan_mode = self._pick_scan_mode(info)
 
     def _pick_scan_mode(self, info: AdapterInfo) -> str:

@@ -29,20 +29,21 @@ MAX_INTERVAL_MS = 270
 _Str = Annotated[str, DBusSignature("s")]
 _StrList = Annotated[list[str], DBusSignature("as")]
 _Dict = Annotated[dict[str, Variant], DBusSignature("a{sv}")]
-_Bool = Annotated[bool, DBusSignature("b")]
 _U32 = Annotated[int, DBusSignature("u")]
 _paths = itertools.count()
 
 
 class LEAdvertisement(ServiceInterface):
-    """The properties BlueZ reads when the advertisement is registered."""
+    """The properties BlueZ reads when the advertisement is registered.
 
-    def __init__(
-        self, service_data: bytes, discoverable: bool, on_release: Callable[[], None]
-    ) -> None:
+    No ``Discoverable`` property: BlueZ refuses a broadcast advertisement that sets the
+    discoverable flags ("Broadcast cannot set flags", Core spec Vol 3 Part C), so the advert
+    goes out without a Flags field, exactly like Android's GAEN adverts.
+    """
+
+    def __init__(self, service_data: bytes, on_release: Callable[[], None]) -> None:
         super().__init__("org.bluez.LEAdvertisement1")
         self._service_data = bytes(service_data)
-        self._discoverable = discoverable
         self._on_release = on_release
 
     @method()
@@ -63,12 +64,6 @@ class LEAdvertisement(ServiceInterface):
         return {SERVICE_UUID16: Variant("ay", self._service_data)}
 
     @dbus_property(access=PropertyAccess.READ)
-    def Discoverable(self) -> _Bool:  # noqa: N802
-        # True adds the LE General Discoverable flag (iOS sends flags too) and is what
-        # BlueZoo needs before it reports the advert to the other adapter.
-        return self._discoverable
-
-    @dbus_property(access=PropertyAccess.READ)
     def MinInterval(self) -> _U32:  # noqa: N802
         return MIN_INTERVAL_MS
 
@@ -80,10 +75,9 @@ class LEAdvertisement(ServiceInterface):
 class Advertiser:
     """Keeps at most one bluezone advertisement registered on one adapter."""
 
-    def __init__(self, bus: MessageBus, adapter_path: str, discoverable: bool = True) -> None:
+    def __init__(self, bus: MessageBus, adapter_path: str) -> None:
         self.bus = bus
         self.adapter_path = adapter_path
-        self.discoverable = discoverable
         self.registrations = 0
         self.released = asyncio.Event()
         self._path: str | None = None
@@ -96,7 +90,7 @@ class Advertiser:
         """Replace the current advertisement (if any) with one carrying ``service_data``."""
         await self.unregister()
         path = f"/org/bluezone/advertisement{next(_paths)}"
-        self.bus.export(path, LEAdvertisement(service_data, self.discoverable, self._released))
+        self.bus.export(path, LEAdvertisement(service_data, self._released))
         try:
             await call(
                 self.bus, self.adapter_path, ADV_MANAGER, "RegisterAdvertisement", "oa{sv}", [path, {}]
