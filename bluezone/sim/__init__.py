@@ -1,0 +1,1 @@
+"""Simulated crowds through bluezone's real code: scenarios, mobility, radio, truth, metrics."""

@@ -1,0 +1,194 @@
+"""Run a scenario through bluezone's real code and compare what it says with the truth.
+
+Per time step: the crowd moves (mobility), the channel turns positions into received
+adverts (numpy over all links), and each packet becomes a sighting carrying the payload
+the sender's real key schedule broadcast at that moment.  Sightings are written in
+batches into each receiver's sighting store.  At the end the positives export their daily
+keys, every phone runs the real matcher over its store, and every registered scorer
+judges each exposure window.
+
+Only adverts from phones that will upload are turned into sightings: anyone else's RPIs
+cannot match a diagnosis key, so they would change no match and no score, only cost
+memory (this is what lets 1,000 people run in minutes).  ``positives = "all"`` makes
+every phone an uploader, so every advert is stored and every pair is judged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bluezone.matching.matcher import find_exposures
+from bluezone.matching.scoring import get_scorer, scorer_names
+from bluezone.proximity.sightings import SIGHTING_DTYPE, NO_TX_POWER
+from bluezone.sim.channel import Channel, DeviceTable, make_devices
+from bluezone.sim.keys import Schedule, make_schedule
+from bluezone.sim.mobility import Crowd
+from bluezone.sim.scenario import Scenario
+from bluezone.sim.store import open_stores
+from bluezone.sim.truth import RADII_M, Truth, day_of
+
+log = logging.getLogger(__name__)
+
+CLOUD_SIZE = 20_000  # packets kept for the RSSI-vs-distance plot
+FLUSH_STEPS = 60  # steps of sightings buffered before a batched write per receiver
+
+
+@dataclass
+class PairScore:
+    """One scorer's verdict on one (receiver, positive) pair for one day."""
+
+    weighted_minutes: float
+    minutes: float
+    close_contact: bool
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    seed: int
+    devices: DeviceTable
+    senders: np.ndarray  # device index of each uploader
+    truth: Truth
+    scores: dict[str, dict[tuple[int, int, int], PairScore]]  # scorer -> (day, sender row, device) -> score
+    cloud: np.ndarray  # (k, 2): distance m, attenuation dB
+    scene: dict[str, Any]  # positions at a few moments, for the plot
+    sightings: int
+    seconds: float
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def run(
+    scenario: Scenario,
+    seed: int = 0,
+    *,
+    scorers: list[str] | None = None,
+    store: str = "auto",
+    progress: Callable[[float], None] | None = None,
+) -> RunResult:
+    """Simulate ``scenario`` with ``seed``; every registered scorer unless ``scorers`` is given."""
+    began = _time.perf_counter()
+    rng = np.random.default_rng(seed)
+    crowd = Crowd(scenario, rng)
+    devices = make_devices(scenario, rng)
+    n = len(devices.person)
+    if n < 2:
+        raise ValueError(f"scenario {scenario.name}: fewer than two phones with seed {seed}")
+    positives = scenario.devices.positives
+    senders = np.arange(n) if positives == "all" else np.sort(rng.choice(n, min(int(positives), n), replace=False))
+    end = scenario.start + scenario.duration_min * 60.0
+    schedule = make_schedule(len(senders), scenario.start, end, devices.tx_power[senders], rng)
+    channel = Channel(scenario, devices, senders, rng)
+    truth = Truth(len(senders), n, tuple(sorted({*RADII_M, scenario.close_distance_m})))
+    stores = open_stores(n, store)
+    sender_row = np.full(n, -1)
+    sender_row[senders] = np.arange(len(senders))
+    cloud: list[np.ndarray] = []
+    cloud_rng = np.random.default_rng(seed + 1)
+    buffered: list[tuple[np.ndarray, np.ndarray]] = []
+    scene: dict[str, Any] = {"snapshots": []}
+    total = 0
+    steps = scenario.steps
+    dt = scenario.step_s
+    snap_at = {0, steps // 2, steps - 1}
+    for i in range(steps):
+        t = i * dt
+        pos, heading, present = crowd.step(t)
+        dpos, dhead = pos[devices.person], heading[devices.person]
+        packets, d, separated = channel.step(t, dt, dpos, dhead, scenario.start)
+        truth.add(day_of(scenario.start + t), d, separated, dt)
+        if i in snap_at:
+            scene["snapshots"].append({"t": t, "pos": pos.copy(), "device_person": devices.person})
+        if len(packets):
+            rows = sender_row[packets.tx]
+            rpi, aem = schedule.payload_at(rows, packets.time)
+            batch = np.empty(len(packets), SIGHTING_DTYPE)
+            batch["time"], batch["rpi"], batch["aem"] = packets.time, rpi, aem
+            batch["rssi"], batch["tx_power"] = packets.rssi, NO_TX_POWER
+            buffered.append((packets.rx, batch))
+            total += len(packets)
+            take = cloud_rng.random(len(packets)) < min(1.0, 4 * CLOUD_SIZE / max(steps * len(packets), 1))
+            if take.any():
+                att = devices.tx_power[packets.tx[take]].astype(float) - (
+                    packets.rssi[take] + devices.rssi_correction[packets.rx[take]]
+                )
+                cloud.append(np.c_[packets.distance[take], att])
+        if buffered and (i % FLUSH_STEPS == FLUSH_STEPS - 1 or i == steps - 1):
+            _flush(stores, buffered)
+            buffered = []
+        if progress and i % 60 == 0:
+            progress(i / steps)
+    scores = _check(stores, schedule, senders, sender_row, devices, scorers or scorer_names())
+    stores.close()
+    cloud_arr = np.concatenate(cloud) if cloud else np.empty((0, 2))
+    if len(cloud_arr) > CLOUD_SIZE:
+        cloud_arr = cloud_arr[cloud_rng.choice(len(cloud_arr), CLOUD_SIZE, replace=False)]
+    if progress:
+        progress(1.0)
+    scene["walls"] = [(w.start, w.end) for w in scenario.space.walls]
+    scene["size"] = (scenario.space.width_m, scenario.space.depth_m)
+    return RunResult(
+        scenario=scenario,
+        seed=seed,
+        devices=devices,
+        senders=senders,
+        truth=truth,
+        scores=scores,
+        cloud=cloud_arr,
+        scene=scene,
+        sightings=total,
+        seconds=_time.perf_counter() - began,
+        stats={"store": stores.kind, "phones": n, "uploaders": len(senders)},
+    )
+
+
+def _flush(stores: Any, buffered: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    """One batched write per receiver for the buffered steps."""
+    rx = np.concatenate([b[0] for b in buffered])
+    batch = np.concatenate([b[1] for b in buffered])
+    order = np.argsort(rx, kind="stable")
+    rx, batch = rx[order], batch[order]
+    cuts = np.flatnonzero(np.diff(rx)) + 1
+    for lo, hi in zip(np.r_[0, cuts].tolist(), np.r_[cuts, len(rx)].tolist()):
+        stores.write(int(rx[lo]), batch[lo:hi])
+
+
+def _check(
+    stores: Any,
+    schedule: Schedule,
+    senders: np.ndarray,
+    sender_row: np.ndarray,
+    devices: DeviceTable,
+    names: list[str],
+) -> dict[str, dict[tuple[int, int, int], PairScore]]:
+    """Every phone matches its store against all positives' keys; every scorer scores."""
+    keys, owner = schedule.diagnosis_keys(np.arange(len(senders)))
+    judges = {name: get_scorer(name) for name in names}
+    out: dict[str, dict[tuple[int, int, int], PairScore]] = {name: {} for name in names}
+    for device in range(len(devices.person)):
+        sightings = stores.read(device)
+        if len(sightings) == 0:
+            continue
+        windows = find_exposures(keys, sightings, rssi_correction=int(devices.rssi_correction[device]))
+        for w in windows:
+            row = int(owner[w.key_index])
+            if senders[row] == device:
+                continue
+            for name, scorer in judges.items():
+                s = scorer.score(w)
+                pair = (w.day, row, device)
+                prev = out[name].get(pair)
+                if prev is None:
+                    out[name][pair] = PairScore(s.weighted_minutes, s.minutes, s.close_contact)
+                else:  # one sender can have two keys on one day only at a key change; add up
+                    out[name][pair] = PairScore(
+                        prev.weighted_minutes + s.weighted_minutes,
+                        prev.minutes + s.minutes,
+                        prev.close_contact or s.close_contact,
+                    )
+    return out

@@ -1,0 +1,127 @@
+"""Scores against truth: precision, recall, F1, confusion table, minutes error, PR curve.
+
+A unit is one (receiver, positive, day): the receiver checked the positive's keys.  It is a
+true close contact when the two were within ``close_distance_m`` for at least
+``close_contact_min`` minutes that day (no separating wall between them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Confusion:
+    tp: int
+    fp: int
+    fn: int
+    tn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else (1.0 if self.fn == 0 else 0.0)
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray) -> Confusion:
+    truth, predicted = np.asarray(truth, bool), np.asarray(predicted, bool)
+    return Confusion(
+        tp=int((truth & predicted).sum()),
+        fp=int((~truth & predicted).sum()),
+        fn=int((truth & ~predicted).sum()),
+        tn=int((~truth & ~predicted).sum()),
+    )
+
+
+def pr_curve(truth: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(thresholds, precision, recall) for "score >= threshold", thresholds descending."""
+    truth = np.asarray(truth, bool)
+    score = np.asarray(score, float)
+    thresholds = np.unique(score)[::-1]
+    positives = max(int(truth.sum()), 1)
+    order = np.argsort(-score, kind="stable")
+    s, t = score[order], truth[order]
+    tp = np.cumsum(t)
+    fp = np.cumsum(~t)
+    last = np.searchsorted(-s, -thresholds, "right") - 1
+    precision = tp[last] / np.maximum(tp[last] + fp[last], 1)
+    recall = tp[last] / positives
+    return thresholds, precision, recall
+
+
+def average_precision(truth: np.ndarray, score: np.ndarray) -> float:
+    """Area under the PR curve, step-wise (scikit-learn's average precision)."""
+    if not np.any(truth):
+        return float("nan")
+    _, precision, recall = pr_curve(truth, score)
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def roc_auc(truth: np.ndarray, score: np.ndarray) -> float:
+    """Probability that a random positive scores above a random negative (ties count half)."""
+    truth = np.asarray(truth, bool)
+    score = np.asarray(score, float)
+    pos, neg = score[truth], score[~truth]
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    ranks = _rankdata(np.r_[pos, neg])
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
+
+
+def _rankdata(x: np.ndarray) -> np.ndarray:
+    """Average ranks (1-based), ties sharing the mean rank."""
+    order = np.argsort(x, kind="mergesort")
+    xs = x[order]
+    ranks = np.empty(len(x))
+    starts = np.r_[0, np.flatnonzero(np.diff(xs)) + 1]
+    ends = np.r_[starts[1:], len(x)]
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        ranks[order[a:b]] = (a + b + 1) / 2
+    return ranks
+
+
+def ndcf(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """NIST TC4TL's normalised detection cost: P_miss + P_false_alarm (equal weights)."""
+    c = confusion(truth, predicted)
+    p_miss = c.fn / (c.tp + c.fn) if c.tp + c.fn else 0.0
+    p_fa = c.fp / (c.fp + c.tn) if c.fp + c.tn else 0.0
+    return p_miss + p_fa
+
+
+def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min: np.ndarray, true_min: np.ndarray) -> dict[str, Any]:
+    """Everything the report shows for one scorer."""
+    c = confusion(truth, predicted)
+    touched = (true_min > 0) | (est_min > 0)
+    err = est_min[touched] - true_min[touched]
+    thresholds, precision, recall = pr_curve(truth, score)
+    return {
+        "precision": round(c.precision, 4),
+        "recall": round(c.recall, 4),
+        "f1": round(c.f1, 4),
+        "confusion": {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn},
+        "pr_auc": _r(average_precision(truth, score)),
+        "roc_auc": _r(roc_auc(truth, score)),
+        "ndcf": round(ndcf(truth, predicted), 4),
+        "minutes_mae": round(float(np.mean(np.abs(err))), 3) if len(err) else 0.0,
+        "minutes_bias": round(float(np.mean(err)), 3) if len(err) else 0.0,
+        "pr_curve": {
+            "threshold_minutes": [round(float(x), 3) for x in thresholds[:200]],
+            "precision": [round(float(x), 4) for x in precision[:200]],
+            "recall": [round(float(x), 4) for x in recall[:200]],
+        },
+    }
+
+
+def _r(x: float) -> float | None:
+    return None if np.isnan(x) else round(float(x), 4)

@@ -1,0 +1,227 @@
+"""Where everyone is at each time step: random waypoint, seated groups, queues, a bus.
+
+Each group kind is a small class whose ``step(t)`` returns the positions (k, 2), headings
+(k,) in radians and presence (k,) of its members at ``t`` seconds after the start, with
+numpy over all members at once.  Absent people (not yet arrived, gone home, off the bus)
+have NaN positions, so every distance to them is NaN and compares False.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from bluezone.sim.scenario import Group, Scenario
+
+
+def _presence(group: Group, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    arrive = rng.uniform(*group.arrive_min, n) * 60.0
+    stay = rng.uniform(*group.stay_min, n) * 60.0
+    return arrive, arrive + stay
+
+
+class Waypoint:
+    """Random waypoint in a region; people in one social group walk together around a leader."""
+
+    def __init__(self, group: Group, scenario: Scenario, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.group = group
+        n = group.people
+        x0, y0, x1, y1 = group.region or (0.0, 0.0, scenario.space.width_m, scenario.space.depth_m)
+        self.box = np.array([x0, y0]), np.array([x1, y1])
+        sizes = []
+        while sum(sizes) < n:
+            sizes.append(int(rng.integers(group.group_size[0], group.group_size[1] + 1)))
+        sizes[-1] -= sum(sizes) - n
+        sizes = [s for s in sizes if s > 0]
+        self.leader_of = np.repeat(np.arange(len(sizes)), sizes)
+        g = len(sizes)
+        angle = rng.uniform(0, 2 * math.pi, n)
+        radius = np.where(np.r_[True, np.diff(self.leader_of) != 0], 0.0, rng.uniform(0.4, 0.9, n))
+        self.offset = np.c_[radius * np.cos(angle), radius * np.sin(angle)]
+        self.pos = self._random_points(g)
+        self.target = self._random_points(g)
+        self.speed = rng.uniform(*group.speed_mps, g)
+        self.pause_until = rng.uniform(*group.pause_s, g) * rng.integers(0, 2, g)
+        self.heading = rng.uniform(0, 2 * math.pi, g)
+        arrive, leave = _presence(group, g, rng)
+        self.arrive, self.leave = arrive[self.leader_of], leave[self.leader_of]
+        self.last_t = 0.0
+
+    def _random_points(self, k: int) -> np.ndarray:
+        lo, hi = self.box
+        return lo + self.rng.random((k, 2)) * (hi - lo)
+
+    def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        dt, self.last_t = t - self.last_t, t
+        moving = self.pause_until <= t
+        delta = self.target - self.pos
+        dist = np.hypot(delta[:, 0], delta[:, 1])
+        reach = self.speed * dt
+        arrived = moving & (dist <= reach)
+        walk = moving & ~arrived
+        with np.errstate(invalid="ignore", divide="ignore"):
+            unit = delta / dist[:, None]
+        self.pos[walk] += unit[walk] * reach[walk, None]
+        self.heading[walk] = np.arctan2(delta[walk, 1], delta[walk, 0])
+        if arrived.any():
+            k = int(arrived.sum())
+            self.pos[arrived] = self.target[arrived]
+            self.target[arrived] = self._random_points(k)
+            self.pause_until[arrived] = t + self.rng.uniform(*self.group.pause_s, k)
+        lo, hi = self.box
+        pos = np.clip(self.pos[self.leader_of] + self.offset, lo, hi)
+        present = (self.arrive <= t) & (t < self.leave)
+        pos[~present] = np.nan
+        return pos, self.heading[self.leader_of].copy(), present
+
+
+def seat_positions(group: Group) -> tuple[np.ndarray, np.ndarray | None]:
+    """Seats of a seated group, and for tables the centre each seat faces."""
+    ox, oy = group.origin
+    sx, sy = group.spacing_m
+    if group.layout == "grid":
+        r, c = np.divmod(np.arange(group.rows * group.columns), group.columns)
+        return np.c_[ox + c * sx, oy + r * sy], None
+    if group.layout == "line":
+        i = np.arange(group.rows * group.columns)
+        a = math.radians(group.direction_deg)
+        return np.c_[ox + i * sx * math.cos(a), oy + i * sx * math.sin(a)], None
+    tables = max(group.rows * group.columns, 1)
+    r, c = np.divmod(np.arange(tables), max(group.columns, 1))
+    centres = np.c_[ox + c * sx, oy + r * sy]
+    k = group.seats_per_table
+    angles = 2 * math.pi * np.arange(k) / k
+    seats = centres[:, None, :] + group.table_radius_m * np.stack([np.cos(angles), np.sin(angles)], -1)[None]
+    return seats.reshape(-1, 2), np.repeat(centres, k, axis=0)
+
+
+class Seated:
+    """People on assigned seats (rows, round tables, a line of chairs), swaying a little."""
+
+    def __init__(self, group: Group, scenario: Scenario, rng: np.random.Generator) -> None:
+        self.rng = rng
+        self.group = group
+        seats, centres = seat_positions(group)
+        if len(seats) < group.people:
+            raise ValueError(f"group {group.name or group.kind}: {group.people} people, {len(seats)} seats")
+        chosen = rng.permutation(len(seats))[: group.people]
+        self.seat = seats[chosen]
+        if group.facing_deg == "table" and centres is not None:
+            d = centres[chosen] - self.seat
+            self.heading = np.arctan2(d[:, 1], d[:, 0])
+        else:
+            facing = 90.0 if group.facing_deg == "table" else float(group.facing_deg)
+            self.heading = np.full(group.people, math.radians(facing)) + rng.normal(0, 0.3, group.people)
+        self.sway = np.zeros((group.people, 2))
+        self.arrive, self.leave = _presence(group, group.people, rng)
+
+    def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = self.group.sway_m
+        if s > 0:
+            self.sway = 0.95 * self.sway + self.rng.normal(0, s * math.sqrt(1 - 0.95**2), self.sway.shape)
+        pos = self.seat + self.sway
+        present = (self.arrive <= t) & (t < self.leave)
+        pos[~present] = np.nan
+        return pos, self.heading.copy(), present
+
+
+class Queue:
+    """A first-come-first-served line: people join at the tail, the head is served, then leaves."""
+
+    def __init__(self, group: Group, scenario: Scenario, rng: np.random.Generator) -> None:
+        n = group.people
+        self.group = group
+        self.join = np.sort(rng.uniform(*group.arrive_min, n) * 60.0)
+        service = rng.uniform(*group.service_s, n)
+        self.start = np.empty(n)
+        self.end = np.empty(n)
+        free = -np.inf
+        for i in range(n):  # one pass over people at set-up, not per step
+            self.start[i] = max(self.join[i], free)
+            self.end[i] = free = self.start[i] + service[i]
+        a = math.radians(group.direction_deg)
+        self.unit = np.array([math.cos(a), math.sin(a)])
+        self.heading = np.full(n, a + math.pi)
+        self.rng = rng
+
+    def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        waiting = (self.join <= t) & (t < self.start)
+        served = (self.start <= t) & (t < self.end)
+        place = np.cumsum(waiting) * waiting  # 1 for the first in line
+        spacing = self.group.spacing_m[0]
+        pos = np.asarray(self.group.origin) + (place * spacing)[:, None] * self.unit
+        pos = pos + self.rng.normal(0, self.group.sway_m, pos.shape)
+        present = waiting | served
+        pos[~present] = np.nan
+        return pos, self.heading.copy(), present
+
+
+class Bus:
+    """Passengers board at stops, sit on a free seat or stand in the aisle, and alight later."""
+
+    def __init__(self, group: Group, scenario: Scenario, rng: np.random.Generator) -> None:
+        n = group.people
+        self.group = group
+        self.rng = rng
+        seats, _ = seat_positions(
+            Group(kind="seated", people=0, origin=group.origin, rows=group.rows, columns=group.columns, spacing_m=group.spacing_m)
+        )
+        ox, oy = group.origin
+        sx, sy = group.spacing_m
+        aisle_x = ox + (group.columns / 2 - 0.5) * sx
+        seats[:, 0] += np.where(seats[:, 0] > aisle_x, 0.5 * sx, -0.0)  # an aisle between the halves
+        aisle_x += 0.25 * sx
+        standing = np.c_[np.full(4 * group.rows, aisle_x + 0.5 * sx), oy + np.arange(4 * group.rows) * sy / 4]
+        spots = np.r_[seats, standing]
+        n_seats = len(seats)
+        stops = max(int(scenario.duration_min * 60 // group.stop_interval_s), 1)
+        board = rng.integers(0, stops, n)
+        ride = rng.integers(group.ride_stops[0], group.ride_stops[1] + 1, n)
+        alight = board + ride
+        self.on, self.off = board * group.stop_interval_s, alight * group.stop_interval_s
+        self.spot = np.full(n, -1)
+        occupied = np.full(len(spots), -1)
+        for stop in range(stops + 1):  # event simulation at set-up; steps only look it up
+            leaving = occupied >= 0
+            leaving[leaving] = alight[occupied[leaving]] == stop
+            occupied[leaving] = -1
+            for person in rng.permutation(np.flatnonzero(board == stop)):
+                free_seats = np.flatnonzero(occupied[:n_seats] < 0)
+                free = free_seats if len(free_seats) else np.flatnonzero(occupied < 0)
+                if len(free) == 0:
+                    alight[person] = board[person]  # bus full: waits for the next one (gone)
+                    continue
+                choice = int(rng.choice(free))
+                occupied[choice] = person
+                self.spot[person] = choice
+        self.off = alight * group.stop_interval_s
+        self.pos = spots[np.maximum(self.spot, 0)]
+        self.heading = np.where(self.spot < n_seats, math.pi / 2, rng.uniform(0, 2 * math.pi, n))
+
+    def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        present = (self.on <= t) & (t < self.off) & (self.spot >= 0)
+        pos = self.pos + self.rng.normal(0, self.group.sway_m, self.pos.shape)
+        pos[~present] = np.nan
+        return pos, self.heading.copy(), present
+
+
+KINDS = {"waypoint": Waypoint, "seated": Seated, "queue": Queue, "bus": Bus}
+
+
+class Crowd:
+    """Everyone in a scenario: ``step(t)`` gives all positions, headings and presence at once."""
+
+    def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
+        self.groups = [KINDS[g.kind](g, scenario, rng) for g in scenario.groups]
+        self.group_of = np.repeat(np.arange(len(scenario.groups)), [g.people for g in scenario.groups])
+        self.n = len(self.group_of)
+
+    def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = [g.step(t) for g in self.groups]
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )

@@ -1,0 +1,144 @@
+"""Turn a run into numbers (a dict ready for JSON), a terminal table and PNG plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bluezone.sim.engine import RunResult
+from bluezone.sim.metrics import summary
+
+
+def units(result: RunResult) -> tuple[list[tuple[int, int, int]], np.ndarray]:
+    """Every (day, positive row, receiver) judged, and its true minutes within the close distance."""
+    keys: list[tuple[int, int, int]] = []
+    minutes = []
+    close = result.truth.minutes(result.scenario.close_distance_m)
+    rows, devs = np.meshgrid(np.arange(len(result.senders)), np.arange(result.truth.devices), indexing="ij")
+    keep = result.senders[rows] != devs
+    for day, m in close.items():
+        keys.extend((day, r, d) for r, d in zip(rows[keep].tolist(), devs[keep].tolist()))
+        minutes.append(m[keep])
+    return keys, np.concatenate(minutes) if minutes else np.empty(0)
+
+
+def summarise(result: RunResult) -> dict[str, Any]:
+    """The report as a JSON-ready dict; ``scorers`` maps each scorer name to its metrics."""
+    sc = result.scenario
+    keys, true2 = units(result)
+    truth = true2 >= sc.close_contact_min - 1e-9
+    out: dict[str, Any] = {
+        "scenario": sc.name,
+        "seed": result.seed,
+        "people": sc.people,
+        "phones": int(len(result.devices.person)),
+        "uploaders": int(len(result.senders)),
+        "duration_min": sc.duration_min,
+        "pairs_judged": len(keys),
+        "true_close_contacts": int(truth.sum()),
+        "sightings": int(result.sightings),
+        "store": result.stats.get("store"),
+        "seconds": round(result.seconds, 2),
+        "scorers": {},
+    }
+    for name, scores in result.scores.items():
+        empty = (0.0, 0.0, False)
+        got = [scores.get(k) for k in keys]
+        weighted = np.array([g.weighted_minutes if g else empty[0] for g in got])
+        predicted = np.array([g.close_contact if g else empty[2] for g in got])
+        # Both scorers' weighted minutes mean "minutes within about 2 m": compared with the truth.
+        out["scorers"][name] = summary(truth, predicted, weighted, weighted, true2)
+    return out
+
+
+def table(report: dict[str, Any]) -> str:
+    """A small fixed-width table for the terminal."""
+    lines = [
+        f"scenario {report['scenario']}  seed {report['seed']}  people {report['people']}  phones {report['phones']}"
+        f"  uploaders {report['uploaders']}  {report['duration_min']:g} min",
+        f"pairs judged {report['pairs_judged']}  true close contacts {report['true_close_contacts']}"
+        f"  sightings {report['sightings']}  store {report['store']}  {report['seconds']:.1f} s",
+        f"{'scorer':<10}{'precision':>10}{'recall':>8}{'F1':>7}{'TP':>6}{'FP':>6}{'FN':>6}{'TN':>8}{'PR-AUC':>8}{'min MAE':>9}",
+    ]
+    for name, s in report["scorers"].items():
+        c = s["confusion"]
+        auc = s["pr_auc"]
+        lines.append(
+            f"{name:<10}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}{c['tp']:>6}{c['fp']:>6}{c['fn']:>6}"
+            f"{c['tn']:>8}{(auc if auc is not None else float('nan')):>8.3f}{s['minutes_mae']:>9.2f}"
+        )
+    return "\n".join(lines)
+
+
+def write(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
+    """report.json and the three PNG plots in ``out``; returns the files written."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = [out / "report.json"]
+    files[0].write_text(json.dumps(report, indent=2) + "\n")
+    files += plots(result, report, out)
+    return files
+
+
+def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name = result.scenario.name
+    files = []
+    fig, ax = plt.subplots(figsize=(6, 5))
+    snap = result.scene["snapshots"][len(result.scene["snapshots"]) // 2]
+    pos = snap["pos"]
+    phones = np.zeros(len(pos), bool)
+    phones[snap["device_person"]] = True
+    ax.scatter(pos[~phones, 0], pos[~phones, 1], s=8, c="grey", label="no phone")
+    ax.scatter(pos[phones, 0], pos[phones, 1], s=8, c="tab:blue", label="phone")
+    up = snap["device_person"][result.senders]
+    ax.scatter(pos[up, 0], pos[up, 1], s=14, facecolors="none", edgecolors="tab:red", label="uploads")
+    for a, b in result.scene["walls"]:
+        ax.plot([a[0], b[0]], [a[1], b[1]], "k-", lw=2)
+    w, d = result.scene["size"]
+    ax.set_xlim(0, w)
+    ax.set_ylim(0, d)
+    ax.set_aspect("equal")
+    ax.set_title(f"{name}: positions at t = {snap['t'] / 60:.0f} min")
+    ax.legend(loc="upper right", fontsize=7)
+    files.append(_save(fig, out / "scene.png"))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    cloud = result.cloud
+    if len(cloud):
+        ax.scatter(cloud[:, 0], cloud[:, 1], s=2, alpha=0.3)
+        ax.set_xscale("log")
+    ax.axvline(result.scenario.close_distance_m, color="k", ls="--", lw=1)
+    ax.set_xlabel("true distance (m)")
+    ax.set_ylabel("attenuation (dB)")
+    ax.set_title(f"{name}: attenuation of received adverts")
+    files.append(_save(fig, out / "rssi_distance.png"))
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for scorer, s in report["scorers"].items():
+        curve = s["pr_curve"]
+        ax.plot(curve["recall"], curve["precision"], drawstyle="steps-post", label=f"{scorer} (AP {s['pr_auc']})")
+        ax.plot([s["recall"]], [s["precision"]], "o")
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{name}: close contacts, threshold swept")
+    ax.legend(fontsize=8)
+    files.append(_save(fig, out / "pr_curve.png"))
+    return files
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

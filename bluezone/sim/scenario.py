@@ -1,0 +1,418 @@
+"""Scenario files: TOML in, frozen dataclasses out.
+
+A scenario says where (a rectangle with walls), who (groups of people, how they move,
+what phone they carry and how), for how long, and which radio.  Everything has a default
+so a file only states what makes its setting particular; unknown keys are errors, so a
+typo never silently falls back to a default.  See docs/simulation.md for the format.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from bluezone.errors import ConfigError
+
+GROUP_KINDS = ("waypoint", "seated", "queue", "bus")
+LAYOUTS = ("grid", "tables", "line")
+CARRIAGES = ("hand", "pocket", "bag")
+
+
+@dataclass(frozen=True)
+class Wall:
+    """A straight wall from ``start`` to ``end`` (metres); ``separates`` means air does not cross it."""
+
+    start: tuple[float, float]
+    end: tuple[float, float]
+    loss_db: float = 10.0
+    separates: bool = True
+
+
+@dataclass(frozen=True)
+class Space:
+    width_m: float = 20.0
+    depth_m: float = 20.0
+    walls: tuple[Wall, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeviceModel:
+    """A phone model: what it advertises as TX power, and how far its radio is off calibration.
+
+    ``tx_error_db``/``rx_error_db`` are the model's true deviation from the calibration table
+    (GAEN's per-model TX power and RSSI correction remove the rest); ``unit_sd_db`` is the
+    spread between units of one model.
+    """
+
+    name: str = "generic"
+    share: float = 1.0
+    tx_power_dbm: int = -24
+    rssi_correction_db: int = 0
+    tx_error_db: float = 0.0
+    rx_error_db: float = 0.0
+    unit_sd_db: float = 2.0
+
+
+@dataclass(frozen=True)
+class Devices:
+    share: float = 1.0  # of people carrying a phone that runs the detector
+    positives: int | str = "all"  # devices that test positive and upload: a count or "all"
+    carriage: tuple[tuple[str, float], ...] = (("hand", 0.3), ("pocket", 0.5), ("bag", 0.2))
+    models: tuple[DeviceModel, ...] = (DeviceModel(),)
+
+
+@dataclass(frozen=True)
+class Group:
+    """People who move alike.  Which fields matter depends on ``kind`` (docs/simulation.md)."""
+
+    kind: str
+    people: int
+    name: str = ""
+    # presence: arrival uniformly in ``arrive_min`` and stay uniformly in ``stay_min`` (minutes)
+    arrive_min: tuple[float, float] = (0.0, 0.0)
+    stay_min: tuple[float, float] = (1e9, 1e9)
+    # waypoint
+    region: tuple[float, float, float, float] | None = None  # x0, y0, x1, y1; default the whole space
+    speed_mps: tuple[float, float] = (0.5, 1.3)
+    pause_s: tuple[float, float] = (0.0, 60.0)
+    group_size: tuple[int, int] = (1, 1)  # walking together (families, friends)
+    # seated
+    layout: str = "grid"
+    origin: tuple[float, float] = (1.0, 1.0)
+    rows: int = 1
+    columns: int = 1
+    spacing_m: tuple[float, float] = (1.0, 1.0)
+    seats_per_table: int = 8
+    table_radius_m: float = 0.8
+    facing_deg: float | str = 90.0  # a heading, or "table"
+    sway_m: float = 0.1
+    # queue
+    direction_deg: float = 0.0
+    service_s: tuple[float, float] = (30.0, 90.0)
+    # bus
+    stop_interval_s: float = 180.0
+    ride_stops: tuple[int, int] = (1, 8)
+
+
+@dataclass(frozen=True)
+class Radio:
+    """Channel parameters; defaults and their sources are in docs/radio-model.md."""
+
+    attenuation_1m_db: float = 48.0  # calibrated attenuation at 1 m, line of sight, in hand
+    exponent: float = 2.0
+    fast_sd_db: float = 5.0  # per packet
+    slow_sd_db: float = 3.0  # per link, AR(1)
+    slow_tau_s: float = 30.0
+    link_sd_db: float = 2.0  # static per link (antenna pattern, multipath of that geometry)
+    carriage_loss_db: tuple[tuple[str, float], ...] = (("hand", 0.0), ("pocket", 6.0), ("bag", 10.0))
+    body_loss_db: float = 8.0  # the carrier's own body fully between the phones
+    advert_rate_hz: float = 4.5
+    packet_loss: float = 0.1
+    sensitivity_dbm: float = -98.0
+    breakpoint_m: float = 0.0  # beyond it the exponent becomes ``far_exponent`` (0: none)
+    far_exponent: float = 2.0
+
+
+@dataclass(frozen=True)
+class Scanning:
+    """Each receiver scans ``window_s`` every ``interval_s`` at a random phase."""
+
+    window_s: float = 2.0
+    interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    duration_min: float
+    space: Space
+    devices: Devices
+    groups: tuple[Group, ...]
+    radio: Radio = field(default_factory=Radio)
+    scanning: Scanning = field(default_factory=Scanning)
+    description: str = ""
+    step_s: float = 1.0
+    start: float = 1_780_473_600.0 + 9 * 3600  # 2026-06-03 09:00 UTC: a fixed weekday morning
+    close_contact_min: float = 15.0
+    close_distance_m: float = 2.0
+
+    @property
+    def people(self) -> int:
+        return sum(g.people for g in self.groups)
+
+    @property
+    def steps(self) -> int:
+        return int(round(self.duration_min * 60.0 / self.step_s))
+
+    def with_overrides(self, **changes: Any) -> Scenario:
+        return replace(self, **changes)
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def _check_keys(where: str, data: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+
+
+def _pair(where: str, value: Any, kind: type = float, length: int = 2) -> tuple[Any, ...]:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and length == 2:
+        value = [value, value]
+    if not isinstance(value, list) or len(value) != length:
+        raise ConfigError(f"{where}: expected a list of {length} numbers, got {value!r}")
+    try:
+        out = tuple(kind(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected numbers, got {value!r}") from None
+    if length == 2 and out[0] > out[1] and where.split(".")[-1] not in ("origin", "start", "end", "spacing_m"):
+        raise ConfigError(f"{where}: a range must be [low, high], got {value!r}")
+    return out
+
+
+def _number(where: str, value: Any, low: float | None = None, high: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"{where}: {value} is outside [{low}, {high}]")
+    return float(value)
+
+
+def _build(cls: type, where: str, data: Any, converters: dict[str, Any]) -> Any:
+    """A dataclass from a TOML table: unknown keys rejected, values converted and checked."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table, got {data!r}")
+    names = {f.name for f in fields(cls)}
+    _check_keys(where, data, names)
+    kwargs = {}
+    for key, value in data.items():
+        convert = converters.get(key)
+        kwargs[key] = convert(f"{where}.{key}", value) if convert else value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _wall(where: str, data: Any) -> Wall:
+    return _build(
+        Wall,
+        where,
+        data,
+        {
+            "start": lambda w, v: _pair(w, v),
+            "end": lambda w, v: _pair(w, v),
+            "loss_db": lambda w, v: _number(w, v, 0, 100),
+            "separates": _bool,
+        },
+    )
+
+
+def _bool(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    return value
+
+
+def _shares(where: str, value: Any, allowed: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{where}: expected a table like {{hand = 0.3, pocket = 0.7}}")
+    _check_keys(where, value, set(allowed))
+    out = tuple((k, _number(f"{where}.{k}", v, 0.0)) for k, v in value.items())
+    return out
+
+
+def _space(data: Any) -> Space:
+    return _build(
+        Space,
+        "[space]",
+        data,
+        {
+            "width_m": lambda w, v: _number(w, v, 0.5, 10_000),
+            "depth_m": lambda w, v: _number(w, v, 0.5, 10_000),
+            "walls": lambda w, v: tuple(_wall(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))),
+        },
+    )
+
+
+def _list(where: str, value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(f"{where}: expected a list, got {value!r}")
+    return value
+
+
+def _model(where: str, data: Any) -> DeviceModel:
+    model = _build(
+        DeviceModel,
+        where,
+        data,
+        {
+            "share": lambda w, v: _number(w, v, 0.0),
+            "tx_power_dbm": lambda w, v: int(_number(w, v, -50, 20)),
+            "rssi_correction_db": lambda w, v: int(_number(w, v, -60, 60)),
+            "tx_error_db": lambda w, v: _number(w, v, -40, 40),
+            "rx_error_db": lambda w, v: _number(w, v, -40, 40),
+            "unit_sd_db": lambda w, v: _number(w, v, 0, 20),
+        },
+    )
+    return model
+
+
+def _positives(where: str, value: Any) -> int | str:
+    if value == "all":
+        return "all"
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{where}: expected a positive count or \"all\", got {value!r}")
+    return value
+
+
+def _devices(data: Any) -> Devices:
+    return _build(
+        Devices,
+        "[devices]",
+        data,
+        {
+            "share": lambda w, v: _number(w, v, 0.0, 1.0),
+            "positives": _positives,
+            "carriage": lambda w, v: _shares(w, v, CARRIAGES),
+            "models": lambda w, v: tuple(_model(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))) or (DeviceModel(),),
+        },
+    )
+
+
+def _group(where: str, data: Any) -> Group:
+    if not isinstance(data, dict) or "kind" not in data or "people" not in data:
+        raise ConfigError(f"{where}: every group needs kind and people")
+    if data["kind"] not in GROUP_KINDS:
+        raise ConfigError(f"{where}.kind: {data['kind']!r} is not one of {', '.join(GROUP_KINDS)}")
+    count = lambda w, v: int(_number(w, v, 0, 100_000))  # noqa: E731
+    rng = lambda w, v: _pair(w, v)  # noqa: E731
+    irange = lambda w, v: _pair(w, v, int)  # noqa: E731
+    group = _build(
+        Group,
+        where,
+        data,
+        {
+            "people": count,
+            "arrive_min": rng,
+            "stay_min": rng,
+            "region": lambda w, v: _pair(w, v, float, 4),
+            "speed_mps": rng,
+            "pause_s": rng,
+            "group_size": irange,
+            "layout": lambda w, v: _choice(w, v, LAYOUTS),
+            "origin": rng,
+            "rows": count,
+            "columns": count,
+            "spacing_m": rng,
+            "seats_per_table": count,
+            "table_radius_m": lambda w, v: _number(w, v, 0.1, 10),
+            "facing_deg": lambda w, v: v if v == "table" else _number(w, v, -360, 360),
+            "sway_m": lambda w, v: _number(w, v, 0, 5),
+            "direction_deg": lambda w, v: _number(w, v, -360, 360),
+            "service_s": rng,
+            "stop_interval_s": lambda w, v: _number(w, v, 10, 10_000),
+            "ride_stops": irange,
+        },
+    )
+    if group.kind == "seated" and group.layout != "tables" and group.rows * group.columns < group.people:
+        raise ConfigError(f"{where}: {group.people} people but only {group.rows * group.columns} seats (rows x columns)")
+    if group.kind == "bus" and group.rows * group.columns == 0:
+        raise ConfigError(f"{where}: a bus needs rows and columns of seats")
+    if group.group_size[0] < 1:
+        raise ConfigError(f"{where}.group_size: must be >= 1")
+    return group
+
+
+def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+    return str(value)
+
+
+def _radio(data: Any) -> Radio:
+    num = lambda w, v: _number(w, v, -200, 200)  # noqa: E731
+    conv: dict[str, Any] = {f.name: num for f in fields(Radio)}
+    conv["carriage_loss_db"] = lambda w, v: _shares(w, v, CARRIAGES)
+    conv["packet_loss"] = lambda w, v: _number(w, v, 0.0, 1.0)
+    conv["exponent"] = lambda w, v: _number(w, v, 0.1, 6.0)
+    conv["advert_rate_hz"] = lambda w, v: _number(w, v, 0.1, 50.0)
+    conv["slow_tau_s"] = lambda w, v: _number(w, v, 0.1, 1e6)
+    return _build(Radio, "[radio]", data, conv)
+
+
+def _scanning(data: Any) -> Scanning:
+    scanning = _build(
+        Scanning,
+        "[scanning]",
+        data,
+        {"window_s": lambda w, v: _number(w, v, 0.01, 3600), "interval_s": lambda w, v: _number(w, v, 0.01, 3600)},
+    )
+    if scanning.window_s > scanning.interval_s:
+        raise ConfigError("[scanning]: window_s must not exceed interval_s")
+    return scanning
+
+
+def _start(where: str, value: Any) -> float:
+    if isinstance(value, dt.datetime):
+        stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return stamp.timestamp()
+    if isinstance(value, str):
+        try:
+            return _start(where, dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            pass
+    raise ConfigError(f"{where}: expected a date-time like 2026-06-03T09:00:00Z, got {value!r}")
+
+
+def scenario_from_mapping(data: dict[str, Any], where: str = "scenario") -> Scenario:
+    """Check and convert a parsed TOML document."""
+    top = {f.name for f in fields(Scenario)}
+    _check_keys(where, data, top)
+    for required in ("name", "duration_min", "groups"):
+        if required not in data:
+            raise ConfigError(f"{where}: missing {required!r}")
+    groups = tuple(_group(f"[[groups]] #{i + 1}", g) for i, g in enumerate(_list("groups", data["groups"])))
+    if not groups or sum(g.people for g in groups) < 2:
+        raise ConfigError(f"{where}: a scenario needs at least two people")
+    devices = _devices(data.get("devices", {}))
+    if sum(m.share for m in devices.models) <= 0:
+        raise ConfigError("[devices].models: shares must add up to more than 0")
+    scenario = Scenario(
+        name=str(data["name"]),
+        description=str(data.get("description", "")),
+        duration_min=_number("duration_min", data["duration_min"], 0.1, 24 * 60),
+        step_s=_number("step_s", data.get("step_s", 1.0), 0.1, 60),
+        start=_start("start", data["start"]) if "start" in data else Scenario.start,
+        close_contact_min=_number("close_contact_min", data.get("close_contact_min", 15.0), 0.1, 1440),
+        close_distance_m=_number("close_distance_m", data.get("close_distance_m", 2.0), 0.1, 100),
+        space=_space(data.get("space", {})),
+        devices=devices,
+        groups=groups,
+        radio=_radio(data.get("radio", {})),
+        scanning=_scanning(data.get("scanning", {})),
+    )
+    if scenario.step_s > scenario.scanning.interval_s:
+        raise ConfigError("step_s must not exceed [scanning].interval_s")
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and check a scenario file; ConfigError (exit code 2) says what is wrong."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no scenario file at {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read scenario {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return scenario_from_mapping(data, where=path.name)
+    except ConfigError as exc:
+        raise ConfigError(f"{path.name}: {exc}") from None
