@@ -60,8 +60,11 @@ def keys_from_daily(daily: Iterable[DailyKey], transmission_risk: int = 0) -> np
     """The structured array for some ``DailyKey`` objects (a device's own keys)."""
     daily = list(daily)
     keys = empty_keys(len(daily))
-    for i, key in enumerate(daily):
-        keys[i] = (key.key, key.rolling_start, key.rolling_period, transmission_risk, 0, NO_DAYS_SINCE_ONSET)
+    if daily:
+        keys["key"] = np.frombuffer(b"".join(k.key for k in daily), "V16")
+        keys["rolling_start"] = [k.rolling_start for k in daily]
+        keys["rolling_period"] = [k.rolling_period for k in daily]
+        keys["transmission_risk"] = transmission_risk
     return keys
 
 
