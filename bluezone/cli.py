@@ -242,6 +242,14 @@ def doctor(adapter: str | None, scan_seconds: float, as_json: bool) -> None:
         sys.exit(1)
 
 
+# --- simulation (H3): simulate, evaluate ----------------------------------------------------
+from bluezone.sim.cli import evaluate as _sim_evaluate  # noqa: E402
+from bluezone.sim.cli import simulate as _sim_simulate  # noqa: E402
+
+cli.add_command(_sim_simulate)
+cli.add_command(_sim_evaluate)
+
+
 def main() -> None:
     cli(obj={}, prog_name="bluezone")
 

@@ -2,7 +2,8 @@
 
 RSSI = TX power (advertised) - attenuation - RSSI correction (receiver) + calibration
 residuals of both phones, where the true attenuation is
-A(1 m) + 10 n log10(d) + carriage losses + body loss (by angle) + wall losses
+A(1 m) + 10 n log10(d) + carriage losses (fading with distance: a body next to the phone
+matters less when multipath fills in) + body loss (by angle) + wall losses
 - per-link static offset - slow per-link shadowing (AR(1)) - fast per-packet noise.
 So the attenuation the matcher computes (TX power - (RSSI + correction)) is the true one
 minus the residuals: a perfectly calibrated pair sees the path loss itself.
@@ -146,7 +147,9 @@ class Channel:
         body = r.body_loss_db * (
             self.body_factor[s, None] * (1 - np.cos(angle_tx)) / 2 + self.body_factor[None, :] * (1 - np.cos(angle_rx)) / 2
         )
-        return path + self.carriage_loss[s, None] + self.carriage_loss[None, :] + body + wall_loss - self.static
+        fade = np.clip(1.0 - r.carriage_fade * np.log10(dd), 0.0, 1.0)
+        carriage = (self.carriage_loss[s, None] + self.carriage_loss[None, :]) * fade
+        return path + carriage + body + wall_loss - self.static
 
     def step(
         self, t: float, dt: float, pos: np.ndarray, heading: np.ndarray, start: float

@@ -101,17 +101,18 @@ class Group:
 class Radio:
     """Channel parameters; defaults and their sources are in docs/radio-model.md."""
 
-    attenuation_1m_db: float = 48.0  # calibrated attenuation at 1 m, line of sight, in hand
+    attenuation_1m_db: float = 50.0  # calibrated attenuation at 1 m, both phones in hand
     exponent: float = 2.0
-    fast_sd_db: float = 5.0  # per packet
+    fast_sd_db: float = 4.0  # per packet
     slow_sd_db: float = 3.0  # per link, AR(1)
     slow_tau_s: float = 30.0
     link_sd_db: float = 2.0  # static per link (antenna pattern, multipath of that geometry)
-    carriage_loss_db: tuple[tuple[str, float], ...] = (("hand", 0.0), ("pocket", 6.0), ("bag", 10.0))
+    carriage_loss_db: tuple[tuple[str, float], ...] = (("hand", 0.0), ("pocket", 9.0), ("bag", 9.0))
+    carriage_fade: float = 0.85  # carriage loss shrinks by this share per decade of distance beyond 1 m
     body_loss_db: float = 8.0  # the carrier's own body fully between the phones
     advert_rate_hz: float = 4.5
     packet_loss: float = 0.1
-    sensitivity_dbm: float = -98.0
+    sensitivity_dbm: float = -105.0
     breakpoint_m: float = 0.0  # beyond it the exponent becomes ``far_exponent`` (0: none)
     far_exponent: float = 2.0
 

@@ -1,0 +1,155 @@
+"""bluezone's own scorer: what a continuously scanning daemon can do that a phone cannot.
+
+A phone under GAEN scans a few seconds every few minutes and averages a handful of
+attenuations per scan.  A Linux daemon hears dozens of adverts per minute from each
+neighbour, so per minute it can take a robust *low percentile* of attenuation (the
+strongest packets: fading, a passing body or an unlucky antenna angle only ever add loss,
+so the least-attenuated packets track distance best), smooth that per link over a few
+minutes (the slow shadowing lasts tens of seconds, a contact lasts tens of minutes),
+skip minutes with too few packets to judge, and bridge short gaps where scanning or the
+channel dropped out.  A minute counts as "within about 2 m" with a soft weight, a
+logistic in the smoothed attenuation around ``threshold_db``; the weighted minutes are
+the estimate of minutes within 2 m, and 15 or more make a close contact.
+
+Defaults were fitted on the shared real datasets and the simulated scenarios together
+(docs/radio-model.md, docs/simulation.md); ``[scoring.bluezone]`` in a TOML file changes them.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bluezone.errors import ConfigError
+from bluezone.matching.matcher import ExposureWindow
+from bluezone.matching.scoring import Score, register_scorer
+
+
+@dataclass(frozen=True)
+class BluezoneConfig:
+    percentile: float = 20.0  # of attenuation within a minute (low = strongest packets)
+    threshold_db: float = 62.0  # smoothed per-minute attenuation at about 2 m
+    soft_width_db: float = 2.0  # logistic width; 0 for a hard threshold
+    min_sightings: int = 2  # per minute, else the minute is not judged
+    smooth_slots: int = 3  # rolling median over this many minutes of one link (odd)
+    gap_fill_slots: int = 2  # missing minutes between judged ones credited at their neighbours' weight
+    close_contact_minutes: float = 15.0
+    slot_seconds: float = 60.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.percentile <= 100:
+            raise ConfigError("percentile must be 0-100")
+        if self.soft_width_db < 0 or self.min_sightings < 1 or self.smooth_slots < 1 or self.gap_fill_slots < 0:
+            raise ConfigError("soft_width_db >= 0, min_sightings >= 1, smooth_slots >= 1, gap_fill_slots >= 0")
+        if self.close_contact_minutes <= 0 or self.slot_seconds <= 0:
+            raise ConfigError("close_contact_minutes and slot_seconds must be > 0")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> BluezoneConfig:
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown bluezone scorer setting(s): {', '.join(sorted(unknown))}")
+        try:
+            return cls(**dict(data))
+        except TypeError as exc:
+            raise ConfigError(f"bad bluezone scorer settings: {exc}") from None
+
+    @classmethod
+    def from_toml(cls, path: str | Path, table: str = "scoring.bluezone") -> BluezoneConfig:
+        try:
+            doc: Any = tomllib.loads(Path(path).read_text())
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read scorer config {path}: {exc}") from None
+        for part in table.split("."):
+            doc = doc.get(part, {}) if isinstance(doc, dict) else {}
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{path}: [{table}] must be a table")
+        return cls.from_mapping(doc)
+
+
+def minute_attenuation(
+    times: np.ndarray, attenuation: np.ndarray, config: BluezoneConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(slot numbers, robust attenuation per slot, sightings per slot) for slots with enough packets."""
+    slots = np.floor(np.asarray(times, np.float64) / config.slot_seconds).astype(np.int64)
+    att = np.asarray(attenuation, np.float64)
+    order = np.lexsort((att, slots))
+    slots, att = slots[order], att[order]
+    occupied, first, counts = np.unique(slots, return_index=True, return_counts=True)
+    # The percentile of each slot's sorted attenuations, by linear interpolation on ranks.
+    pos = first + (counts - 1) * (config.percentile / 100.0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, first + counts - 1)
+    frac = pos - lo
+    value = att[lo] * (1 - frac) + att[hi] * frac
+    keep = counts >= config.min_sightings
+    return occupied[keep], value[keep], counts[keep]
+
+
+def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
+    """Median over a centred window of ``width`` (edges use what exists)."""
+    if width <= 1 or len(values) < 2:
+        return values
+    half = width // 2
+    padded = np.pad(values, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    return np.median(windows, axis=1)
+
+
+@dataclass
+class BluezoneScorer:
+    """Robust per-minute attenuation, smoothed per link, soft-thresholded at about 2 m."""
+
+    config: BluezoneConfig = field(default_factory=BluezoneConfig)
+    name: str = "bluezone"
+
+    def weights(self, window: ExposureWindow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slot numbers, smoothed attenuation, weight "within 2 m") of the judged minutes."""
+        c = self.config
+        slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
+        # Smooth over consecutive runs only: a gap longer than the bridge starts a new encounter.
+        breaks = np.flatnonzero(np.diff(slots) > c.gap_fill_slots + 1) + 1
+        smooth = np.concatenate([rolling_median(part, c.smooth_slots) for part in np.split(value, breaks)]) if len(value) else value
+        if c.soft_width_db > 0:
+            weight = 1.0 / (1.0 + np.exp((smooth - c.threshold_db) / c.soft_width_db))
+        else:
+            weight = (smooth <= c.threshold_db).astype(np.float64)
+        return slots, smooth, weight
+
+    def score(self, window: ExposureWindow) -> Score:
+        c = self.config
+        slots, smooth, weight = self.weights(window)
+        minutes_per_slot = c.slot_seconds / 60.0
+        within = float(weight.sum()) * minutes_per_slot
+        if len(slots) > 1:
+            gaps = np.diff(slots) - 1
+            bridge = (gaps >= 1) & (gaps <= c.gap_fill_slots)
+            within += float((gaps[bridge] * np.minimum(weight[:-1], weight[1:])[bridge]).sum()) * minutes_per_slot
+        total = float(len(slots)) * minutes_per_slot
+        att = np.asarray(window.attenuation)
+        typical = float(np.median(smooth)) if len(smooth) else float(np.median(att))
+        return Score(
+            scorer=self.name,
+            minutes_by_bucket={"within_2m": round(within, 3), "beyond_2m": round(max(total - within, 0.0), 3)},
+            weighted_minutes=round(within, 3),
+            minutes=round(total, 3),
+            closest_attenuation=int(att.min()),
+            typical_attenuation=typical,
+            distance_band="< 2 m" if typical <= c.threshold_db else "> 2 m",
+            close_contact=within >= c.close_contact_minutes - 1e-9,
+        )
+
+
+def _factory(config_path: str | Path | None = None, **overrides: Any) -> BluezoneScorer:
+    config = BluezoneConfig.from_toml(config_path) if config_path else BluezoneConfig()
+    if overrides:
+        config = BluezoneConfig.from_mapping({**asdict(config), **overrides})
+    return BluezoneScorer(config)
+
+
+register_scorer("bluezone", _factory)

@@ -1,0 +1,72 @@
+"""``bluezone simulate`` and ``bluezone evaluate``: thin wrappers over bluezone.sim."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from bluezone.errors import ConfigError
+
+
+def _progress(label: str):  # type: ignore[no-untyped-def]
+    """A one-line progress indicator on stderr (only when stderr is a terminal)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(fraction: float) -> None:
+        click.echo(f"\r{label}: {fraction * 100:5.1f} %", err=True, nl=fraction >= 1.0)
+
+    return show
+
+
+@click.command("simulate")
+@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True, type=int, help="Random seed: the same seed gives the same run.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Write report.json and PNG plots here.")
+@click.option("--minutes", type=click.FloatRange(0.1), help="Override the scenario's duration.")
+@click.option("--store", default="auto", show_default=True, type=click.Choice(["auto", "sqlite", "memory"]))
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def simulate(scenario_file: Path, seed: int, out: Path | None, minutes: float | None, store: str, as_json: bool) -> None:
+    """Run a crowd scenario through bluezone's real code and score both scorers against the truth."""
+    from bluezone.sim import engine, report
+    from bluezone.sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file)
+    if minutes is not None:
+        scenario = scenario.with_overrides(duration_min=minutes)
+    result = engine.run(scenario, seed, store=store, progress=_progress(f"simulate {scenario.name}"))
+    summary = report.summarise(result)
+    if out is not None:
+        report.write(result, summary, out)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(report.table(summary))
+        if out is not None:
+            click.echo(f"report and plots in {out}")
+
+
+@click.command("evaluate")
+@click.argument("dataset", type=click.Path(path_type=Path))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--chains", default=400, show_default=True, type=click.IntRange(10), help="Chained 20-minute exposures.")
+@click.option("--bootstrap", default=100, show_default=True, type=click.IntRange(0), help="Bootstrap resamples (0: none).")
+@click.option("--tx-power", default=-24, show_default=True, type=int, help="Nominal calibrated TX power, dBm.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def evaluate(dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int, as_json: bool) -> None:
+    """Replay real RSSI recordings (README, manifest.csv, data/) through both scorers."""
+    from bluezone.sim.evaluate import evaluate as run_evaluation
+    from bluezone.sim.evaluate import table
+
+    if not dataset.is_dir():
+        raise ConfigError(f"{dataset}: not a directory (expected README, manifest.csv, data/)")
+    report = run_evaluation(
+        dataset, seed=seed, chains=chains, bootstrap=bootstrap, tx_power=tx_power, progress=_progress("bootstrap")
+    )
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(table(report))

@@ -1,0 +1,217 @@
+"""Replay real recordings through the scorers: ``bluezone evaluate DATASET``.
+
+Each recording is cut into one-minute windows; each window is an exposure window as the
+matcher would build it (attenuation = nominal TX power - RSSI, since these phones'
+GAEN calibration is unknown: ``tx_power_dbm``).  Per window: a score (the scorer's
+weighted minutes, 0-1) for "closer than 2 m", giving per-distance detection rates, ROC
+and PR.  Per setup (carriage combination): 15-minute exposures are built by chaining
+real one-minute windows, k of them from recordings under 2 m and the rest from farther
+ones, so the truth (k >= 15) is known; the scorers' close-contact verdicts on these
+chains give precision, recall and F1.  Confidence intervals come from bootstrapping over
+whole recordings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bluezone.matching.matcher import ExposureWindow
+from bluezone.matching.scoring import Scorer, get_scorer, scorer_names
+from bluezone.sim.datasets import Recording, load_dataset
+from bluezone.sim.metrics import average_precision, confusion, roc_auc
+
+log = logging.getLogger(__name__)
+
+NOMINAL_TX_POWER = -24  # dBm: the simulator's default calibrated TX power (docs/radio-model.md)
+CLOSE_M = 2.0
+CHAIN_MINUTES = 20
+CLOSE_MINUTES = 15
+MIN_WINDOW_S = 30.0
+
+
+@dataclass(frozen=True)
+class Minute:
+    rid: str
+    setup: str
+    distance_m: float
+    times: np.ndarray  # seconds from the minute's start
+    attenuation: np.ndarray
+
+
+def minutes_of(recordings: list[Recording], tx_power: int) -> list[Minute]:
+    """Cut every recording into one-minute windows (a last part under 30 s is dropped)."""
+    out = []
+    for r in recordings:
+        if len(r.times) == 0:
+            continue
+        t = r.times - r.times[0]
+        slot = np.floor(t / 60.0).astype(np.int64)
+        for s in np.unique(slot):
+            m = slot == s
+            if t[m].max() - t[m].min() < MIN_WINDOW_S and s == slot.max() and s > 0:
+                continue
+            out.append(Minute(r.rid, r.setup, r.distance_m, t[m] - s * 60.0, tx_power - r.rssi[m]))
+    return out
+
+
+def _window(times: np.ndarray, attenuation: np.ndarray) -> ExposureWindow:
+    att = np.round(attenuation).astype(np.int32)
+    return ExposureWindow(
+        key_index=0, day=0, times=times, rssi=NOMINAL_TX_POWER - att, attenuation=att, tx_power_estimated=False
+    )
+
+
+def chain(minutes: list[Minute], closes: int, total: int, rng: np.random.Generator) -> ExposureWindow | None:
+    """``total`` consecutive minutes of one setup: ``closes`` under 2 m, in one block."""
+    near = [m for m in minutes if m.distance_m < CLOSE_M]
+    far = [m for m in minutes if m.distance_m >= CLOSE_M]
+    if (closes and not near) or (total - closes and not far):
+        return None
+    before = int(rng.integers(0, total - closes + 1))
+    picks = (
+        [far[i] for i in rng.integers(0, len(far), before)] if before else []
+    ) + ([near[i] for i in rng.integers(0, len(near), closes)] if closes else [])
+    rest = total - closes - before
+    picks += [far[i] for i in rng.integers(0, len(far), rest)] if rest else []
+    times = np.concatenate([m.times + 60.0 * i for i, m in enumerate(picks)])
+    att = np.concatenate([m.attenuation for m in picks])
+    return _window(times, att)
+
+
+def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list[tuple[ExposureWindow, int]]:
+    setups: dict[str, list[Minute]] = {}
+    for m in minutes:
+        setups.setdefault(m.setup, []).append(m)
+    names = sorted(setups)
+    out = []
+    for i in range(count):
+        ms = setups[names[i % len(names)]]
+        has_near = any(m.distance_m < CLOSE_M for m in ms)
+        has_far = any(m.distance_m >= CLOSE_M for m in ms)
+        lo = CHAIN_MINUTES if not has_far else 0
+        hi = 0 if not has_near else CHAIN_MINUTES
+        k = int(rng.integers(lo, hi + 1)) if hi >= lo else 0
+        w = chain(ms, k, CHAIN_MINUTES, rng)
+        if w is not None:
+            out.append((w, k))
+    return out
+
+
+def _window_metrics(truth: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    detected = score >= 0.5
+    c = confusion(truth, detected)
+    return {
+        "roc_auc": _r(roc_auc(truth, score)),
+        "pr_auc": _r(average_precision(truth, score)),
+        "window_precision": round(c.precision, 4),
+        "window_recall": round(c.recall, 4),
+    }
+
+
+def _chain_metrics(scorer: Scorer, chains: list[tuple[ExposureWindow, int]]) -> dict[str, Any]:
+    truth = np.array([k >= CLOSE_MINUTES for _, k in chains])
+    scores = [scorer.score(w) for w, _ in chains]
+    predicted = np.array([s.close_contact for s in scores])
+    est = np.array([s.weighted_minutes for s in scores])
+    true_min = np.array([k for _, k in chains], float)
+    c = confusion(truth, predicted)
+    return {
+        "precision": round(c.precision, 4),
+        "recall": round(c.recall, 4),
+        "f1": round(c.f1, 4),
+        "confusion": {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn},
+        "minutes_mae": round(float(np.mean(np.abs(est - true_min))), 3) if len(chains) else None,
+    }
+
+
+def evaluate(
+    root: str | Path,
+    *,
+    seed: int = 0,
+    chains: int = 400,
+    bootstrap: int = 100,
+    tx_power: int = NOMINAL_TX_POWER,
+    scorers: list[str] | None = None,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, Any]:
+    """The evaluation report of one dataset directory, as a JSON-ready dict."""
+    layout, recordings = load_dataset(root)
+    minutes = minutes_of(recordings, tx_power)
+    names = scorers or scorer_names()
+    judges = {n: get_scorer(n) for n in names}
+    rng = np.random.default_rng(seed)
+    truth = np.array([m.distance_m < CLOSE_M for m in minutes])
+    distances = np.array([m.distance_m for m in minutes])
+    window_scores = {n: np.array([j.score(_window(m.times, m.attenuation)).weighted_minutes for m in minutes]) for n, j in judges.items()}
+    chain_set = _chains(minutes, chains, rng)
+    rids = sorted({m.rid for m in minutes})
+    by_rid = {r: [i for i, m in enumerate(minutes) if m.rid == r] for r in rids}
+    report: dict[str, Any] = {
+        "dataset": str(root),
+        "layout": layout,
+        "recordings": len(rids),
+        "minutes": len(minutes),
+        "minutes_under_2m": int(truth.sum()),
+        "chains": len(chain_set),
+        "chain_minutes": CHAIN_MINUTES,
+        "nominal_tx_power_dbm": tx_power,
+        "seed": seed,
+        "scorers": {},
+    }
+    boot: dict[str, dict[str, list[float]]] = {n: {"roc_auc": [], "pr_auc": [], "f1": [], "precision": [], "recall": []} for n in names}
+    for b in range(bootstrap):
+        pick = rng.choice(len(rids), len(rids), replace=True)
+        idx = np.concatenate([by_rid[rids[i]] for i in pick])
+        sample = [minutes[i] for i in idx]
+        small = _chains(sample, max(chains // 4, 20), rng)
+        for n, j in judges.items():
+            w = _window_metrics(truth[idx], window_scores[n][idx])
+            cm = _chain_metrics(j, small)
+            for k in ("roc_auc", "pr_auc"):
+                if w[k] is not None:
+                    boot[n][k].append(w[k])
+            for k in ("f1", "precision", "recall"):
+                boot[n][k].append(cm[k])
+        if progress:
+            progress((b + 1) / max(bootstrap, 1))
+    for n, j in judges.items():
+        entry = _window_metrics(truth, window_scores[n])
+        entry.update(_chain_metrics(j, chain_set))
+        entry["detection_by_distance"] = {
+            f"{d:.2f}": round(float(np.mean(window_scores[n][distances == d] >= 0.5)), 4) for d in np.unique(distances)
+        }
+        entry["ci95"] = {
+            k: [round(float(np.percentile(v, 2.5)), 4), round(float(np.percentile(v, 97.5)), 4)] for k, v in boot[n].items() if v
+        }
+        report["scorers"][n] = entry
+    return report
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"dataset {report['dataset']} ({report['layout']}): {report['recordings']} recordings, {report['minutes']} "
+        f"one-minute windows ({report['minutes_under_2m']} under 2 m), {report['chains']} chained {report['chain_minutes']}-minute exposures",
+        f"{'scorer':<10}{'ROC-AUC':>9}{'PR-AUC':>8}{'precision':>11}{'recall':>8}{'F1':>7}   F1 95% CI",
+    ]
+    for n, s in report["scorers"].items():
+        ci = s["ci95"].get("f1", [float("nan")] * 2)
+        lines.append(
+            f"{n:<10}{_f(s['roc_auc']):>9}{_f(s['pr_auc']):>8}{s['precision']:>11.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]"
+        )
+        rates = "  ".join(f"{d} m: {v:.2f}" for d, v in s["detection_by_distance"].items())
+        lines.append(f"{'':<10}detected per distance: {rates}")
+    return "\n".join(lines)
+
+
+def _f(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+def _r(x: float) -> float | None:
+    return None if np.isnan(x) else round(float(x), 4)
