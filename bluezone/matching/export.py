@@ -1,0 +1,360 @@
+"""GAEN key export files: ``export.bin``, ``export.sig`` and the signed ``.zip`` holding both.
+
+The format is Google/Apple's "Exposure Key Export File Format": ``export.bin`` is the
+16-byte header ``EK Export v1`` (space padded) followed by a ``TemporaryExposureKeyExport``
+protocol buffer; ``export.sig`` is a ``TEKSignatureList`` whose signature is ECDSA P-256
+over the SHA-256 of the whole ``export.bin``.  Encoding and decoding go through the
+``protobuf`` package and the checked-in ``gaen_export_pb2`` (``scripts/regen_proto.sh``);
+signatures through ``cryptography``.  Every defect in a file raises ``KeyFileError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from google.protobuf.message import DecodeError
+
+from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
+from bluezone.crypto.keys import KEY_LENGTH
+from bluezone.errors import KeyFileError
+from bluezone.matching import gaen_export_pb2 as pb
+from bluezone.matching.keyfile import (
+    EXPORT_HEADER,
+    MAX_DAYS_SINCE_ONSET,
+    MAX_KEY_FILE_BYTES,
+    MAX_REPORT_TYPE,
+    MAX_TRANSMISSION_RISK,
+    NO_DAYS_SINCE_ONSET,
+    empty_keys,
+    key_bytes,
+)
+
+#: ASN.1 OID of ECDSA with SHA-256, the only algorithm GAEN uses.
+ECDSA_P256_SHA256 = "1.2.840.10045.4.3.2"
+EXPORT_BIN = "export.bin"
+EXPORT_SIG = "export.sig"
+#: A fixed timestamp for zip members, so the same batch always gives the same bytes.
+_ZIP_DATE = (2020, 1, 1, 0, 0, 0)
+_INT32_MAX = 2**31 - 1
+
+
+class ExportSignatureError(KeyFileError):
+    """An export's signature is missing, malformed, or does not verify against the pinned key."""
+
+
+@dataclass(frozen=True)
+class SignatureInfo:
+    """Which key signed a batch: what clients pin (with the public key itself)."""
+
+    key_id: str
+    key_version: str
+    algorithm: str = ECDSA_P256_SHA256
+
+    def to_pb(self) -> pb.SignatureInfo:
+        return pb.SignatureInfo(
+            verification_key_id=self.key_id,
+            verification_key_version=self.key_version,
+            signature_algorithm=self.algorithm,
+        )
+
+    @classmethod
+    def from_pb(cls, info: pb.SignatureInfo) -> SignatureInfo:
+        return cls(info.verification_key_id, info.verification_key_version, info.signature_algorithm)
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """A parsed ``export.bin``: its header fields and keys (``KEY_DTYPE``)."""
+
+    start_timestamp: int
+    end_timestamp: int
+    region: str
+    batch_num: int
+    batch_size: int
+    signature_infos: tuple[SignatureInfo, ...]
+    keys: np.ndarray
+    revised_keys: np.ndarray = field(default_factory=empty_keys)
+
+
+# --- export.bin -------------------------------------------------------------------------------
+
+
+def _keys_from_pb(entries: Sequence[pb.TemporaryExposureKey], where: str) -> np.ndarray:
+    keys = empty_keys(len(entries))
+    for i, k in enumerate(entries):
+        w = f"{where}[{i}]"
+        if len(k.key_data) != KEY_LENGTH:
+            raise KeyFileError(f"{w}: key_data must be {KEY_LENGTH} bytes, got {len(k.key_data)}")
+        start = k.rolling_start_interval_number
+        if start < 0:
+            raise KeyFileError(f"{w}: rolling_start_interval_number must not be negative, got {start}")
+        period = k.rolling_period
+        if not 0 <= period <= ROLLING_PERIOD:
+            raise KeyFileError(f"{w}: rolling_period must be 0-{ROLLING_PERIOD}, got {period}")
+        if period == 0:  # as Google does: 0 means a whole day
+            period = ROLLING_PERIOD
+        if start + period > _INT32_MAX:
+            raise KeyFileError(f"{w}: rolling start + period overflows")
+        risk = k.transmission_risk_level
+        if not 0 <= risk <= MAX_TRANSMISSION_RISK:
+            raise KeyFileError(f"{w}: transmission_risk_level must be 0-{MAX_TRANSMISSION_RISK}, got {risk}")
+        report = int(k.report_type)
+        if not 0 <= report <= MAX_REPORT_TYPE:
+            raise KeyFileError(f"{w}: report_type must be 0-{MAX_REPORT_TYPE}, got {report}")
+        dsos = NO_DAYS_SINCE_ONSET
+        if k.HasField("days_since_onset_of_symptoms"):
+            dsos = k.days_since_onset_of_symptoms
+            if not -MAX_DAYS_SINCE_ONSET <= dsos <= MAX_DAYS_SINCE_ONSET:
+                raise KeyFileError(
+                    f"{w}: days_since_onset_of_symptoms must be {-MAX_DAYS_SINCE_ONSET}-{MAX_DAYS_SINCE_ONSET}"
+                )
+        keys[i] = (k.key_data, start, period, risk, report, dsos)
+    return keys
+
+
+def read_export_bin(data: bytes) -> ExportFile:
+    """Parse an ``export.bin`` (header + TemporaryExposureKeyExport)."""
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"export.bin too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
+    if not data.startswith(EXPORT_HEADER):
+        raise KeyFileError(f"export.bin must start with the 16-byte header {EXPORT_HEADER!r}")
+    message = pb.TemporaryExposureKeyExport()
+    try:
+        message.ParseFromString(data[len(EXPORT_HEADER) :])
+    except (DecodeError, RuntimeWarning, ValueError) as exc:
+        raise KeyFileError(f"export.bin is not a valid TemporaryExposureKeyExport: {exc}") from None
+    return ExportFile(
+        start_timestamp=message.start_timestamp,
+        end_timestamp=message.end_timestamp,
+        region=message.region,
+        batch_num=message.batch_num,
+        batch_size=message.batch_size,
+        signature_infos=tuple(SignatureInfo.from_pb(s) for s in message.signature_infos),
+        keys=_keys_from_pb(message.keys, "keys"),
+        revised_keys=_keys_from_pb(message.revised_keys, "revised_keys"),
+    )
+
+
+def parse_export_bin(data: bytes) -> np.ndarray:
+    """The diagnosis keys (``KEY_DTYPE``) of an ``export.bin``; what ``load_keys`` calls."""
+    return read_export_bin(data).keys
+
+
+def build_export_bin(
+    keys: np.ndarray,
+    *,
+    region: str,
+    batch_num: int = 1,
+    batch_size: int = 1,
+    signature_infos: Sequence[SignatureInfo] = (),
+    start_timestamp: int | None = None,
+    end_timestamp: int | None = None,
+) -> bytes:
+    """``export.bin`` bytes for ``keys`` (``KEY_DTYPE``), in the order given.
+
+    The time window defaults to the keys' span: first rolling start to last key end.
+    """
+    message = pb.TemporaryExposureKeyExport(region=region, batch_num=batch_num, batch_size=batch_size)
+    if len(keys):
+        starts = keys["rolling_start"].astype(np.int64)
+        ends = starts + keys["rolling_period"].astype(np.int64)
+        start_timestamp = int(starts.min()) * INTERVAL_SECONDS if start_timestamp is None else start_timestamp
+        end_timestamp = int(ends.max()) * INTERVAL_SECONDS if end_timestamp is None else end_timestamp
+    message.start_timestamp = start_timestamp or 0
+    message.end_timestamp = end_timestamp or 0
+    message.signature_infos.extend(s.to_pb() for s in signature_infos)
+    raw = key_bytes(keys)
+    for i, row in enumerate(keys):
+        k = message.keys.add(
+            key_data=raw[i].tobytes(),
+            transmission_risk_level=int(row["transmission_risk"]),
+            rolling_start_interval_number=int(row["rolling_start"]),
+            rolling_period=int(row["rolling_period"]),
+        )
+        if row["report_type"]:
+            k.report_type = int(row["report_type"])
+        if row["days_since_onset"] != NO_DAYS_SINCE_ONSET:
+            k.days_since_onset_of_symptoms = int(row["days_since_onset"])
+    return EXPORT_HEADER + message.SerializeToString(deterministic=True)
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+
+def load_public_key(data: bytes | str) -> ec.EllipticCurvePublicKey:
+    """A P-256 public key from PEM, DER, or base64 DER (the form GAEN apps are configured with)."""
+    raw = data.encode() if isinstance(data, str) else data
+    key = None
+    try:
+        if raw.lstrip().startswith(b"-----BEGIN"):
+            key = serialization.load_pem_public_key(raw)
+        else:
+            try:
+                der = base64.b64decode(b"".join(raw.split()), validate=True)
+            except (binascii.Error, ValueError):
+                der = raw
+            key = serialization.load_der_public_key(der)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise ExportSignatureError(f"not a valid public key: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
+        raise ExportSignatureError("the export signing key must be an ECDSA P-256 public key")
+    return key
+
+
+def public_key_base64(key: ec.EllipticCurvePublicKey) -> str:
+    """DER SubjectPublicKeyInfo, base64: the string clients pin."""
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(der).decode("ascii")
+
+
+def sign_export(
+    export_bin: bytes,
+    private_key: ec.EllipticCurvePrivateKey,
+    info: SignatureInfo,
+    batch_num: int = 1,
+    batch_size: int = 1,
+) -> bytes:
+    """``export.sig`` bytes: a TEKSignatureList with one ECDSA P-256/SHA-256 signature."""
+    signature = private_key.sign(export_bin, ec.ECDSA(hashes.SHA256()))
+    sig_list = pb.TEKSignatureList()
+    sig_list.signatures.add(
+        signature_info=info.to_pb(), batch_num=batch_num, batch_size=batch_size, signature=signature
+    )
+    return sig_list.SerializeToString(deterministic=True)
+
+
+def verify_export_sig(
+    export_bin: bytes,
+    export_sig: bytes,
+    public_key: ec.EllipticCurvePublicKey,
+    key_id: str | None = None,
+) -> SignatureInfo:
+    """Check ``export_sig`` over ``export_bin``; the SignatureInfo that verified, else ExportSignatureError.
+
+    With ``key_id`` only signatures naming that key are tried (a server may sign with several keys).
+    """
+    sig_list = pb.TEKSignatureList()
+    try:
+        sig_list.ParseFromString(export_sig)
+    except (DecodeError, RuntimeWarning, ValueError) as exc:
+        raise ExportSignatureError(f"export.sig is not a valid TEKSignatureList: {exc}") from None
+    candidates = [
+        s for s in sig_list.signatures if key_id is None or s.signature_info.verification_key_id == key_id
+    ]
+    if not candidates:
+        named = f" for key id {key_id!r}" if key_id is not None else ""
+        raise ExportSignatureError(f"export.sig has no signature{named}")
+    for s in candidates:
+        if s.signature_info.signature_algorithm not in ("", ECDSA_P256_SHA256):
+            continue
+        try:
+            public_key.verify(s.signature, export_bin, ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            continue
+        return SignatureInfo.from_pb(s.signature_info)
+    raise ExportSignatureError("export signature does not verify against the pinned public key")
+
+
+# --- the zip ----------------------------------------------------------------------------------
+
+
+def _read_member(archive: zipfile.ZipFile, name: str) -> bytes | None:
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        return None
+    if info.file_size > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"{name} in the export zip is too large ({info.file_size} bytes)")
+    with archive.open(info) as member:
+        data = member.read(MAX_KEY_FILE_BYTES + 1)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"{name} in the export zip is too large")
+    return data
+
+
+def read_export_zip(data: bytes) -> tuple[bytes, bytes | None]:
+    """(export.bin, export.sig or None) from the bytes of an export zip."""
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"export zip too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            export_bin = _read_member(archive, EXPORT_BIN)
+            export_sig = _read_member(archive, EXPORT_SIG)
+    except KeyFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile/zlib raise many kinds on corrupt input
+        raise KeyFileError(f"not a valid export zip: {type(exc).__name__}: {exc}") from None
+    if export_bin is None:
+        raise KeyFileError(f"export zip has no {EXPORT_BIN}")
+    return export_bin, export_sig
+
+
+def parse_export_zip(data: bytes) -> np.ndarray:
+    """The keys of an export zip, signature not checked (``load_keys``: the user chose the file)."""
+    export_bin, _ = read_export_zip(data)
+    return parse_export_bin(export_bin)
+
+
+def open_signed_export(
+    data: bytes, public_key: ec.EllipticCurvePublicKey, key_id: str | None = None
+) -> tuple[ExportFile, SignatureInfo]:
+    """Parse an export zip only if its signature verifies; what a downloading client uses."""
+    export_bin, export_sig = read_export_zip(data)
+    if export_sig is None:
+        raise ExportSignatureError(f"export zip has no {EXPORT_SIG}: unsigned batches are not used")
+    info = verify_export_sig(export_bin, export_sig, public_key, key_id)
+    return read_export_bin(export_bin), info
+
+
+def write_export_zip(export_bin: bytes, export_sig: bytes) -> bytes:
+    """The zip holding ``export.bin`` and ``export.sig``, byte-for-byte reproducible."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in ((EXPORT_BIN, export_bin), (EXPORT_SIG, export_sig)):
+            info = zipfile.ZipInfo(name, _ZIP_DATE)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, content)
+    return buffer.getvalue()
+
+
+def signed_export_zip(
+    keys: np.ndarray,
+    private_key: ec.EllipticCurvePrivateKey,
+    info: SignatureInfo,
+    *,
+    region: str,
+    batch_num: int = 1,
+    batch_size: int = 1,
+    start_timestamp: int | None = None,
+    end_timestamp: int | None = None,
+) -> bytes:
+    """A complete signed export zip for ``keys``."""
+    export_bin = build_export_bin(
+        keys,
+        region=region,
+        batch_num=batch_num,
+        batch_size=batch_size,
+        signature_infos=[info],
+        start_timestamp=start_timestamp,
+        end_timestamp=end_timestamp,
+    )
+    return write_export_zip(export_bin, sign_export(export_bin, private_key, info, batch_num, batch_size))
+
+
+def load_export(path: str | Path) -> ExportFile:
+    """Parse an ``export.bin`` or export ``.zip`` from a file (signature not checked)."""
+    data = Path(path).read_bytes()
+    if data.startswith(b"PK"):
+        data, _ = read_export_zip(data)
+    return read_export_bin(data)
