@@ -377,9 +377,18 @@ def scenario_from_mapping(data: dict[str, Any], where: str = "scenario") -> Scen
     for required in ("name", "duration_min", "groups"):
         if required not in data:
             raise ConfigError(f"{where}: missing {required!r}")
-    groups = tuple(_group(f"[[groups]] #{i + 1}", g) for i, g in enumerate(_list("groups", data["groups"])))
+    groups = tuple(_group(f"{where}: [[groups]] #{i + 1}", g) for i, g in enumerate(_list("groups", data["groups"])))
     if not groups or sum(g.people for g in groups) < 2:
         raise ConfigError(f"{where}: a scenario needs at least two people")
+    try:
+        return _scenario(data, groups)
+    except ConfigError as exc:
+        if str(exc).startswith(where):
+            raise
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _scenario(data: dict[str, Any], groups: tuple[Group, ...]) -> Scenario:
     devices = _devices(data.get("devices", {}))
     if sum(m.share for m in devices.models) <= 0:
         raise ConfigError("[devices].models: shares must add up to more than 0")
@@ -413,7 +422,4 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ConfigError(f"cannot read scenario {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    try:
-        return scenario_from_mapping(data, where=path.name)
-    except ConfigError as exc:
-        raise ConfigError(f"{path.name}: {exc}") from None
+    return scenario_from_mapping(data, where=path.name)
