@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Annotated
 
 import pytest
-from dbus_fast import BusType, Message, Variant
+from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusSignature
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property
@@ -242,3 +242,28 @@ async def test_discovery_stopped_behind_our_back_is_restarted(bluezoo: BlueZoo) 
         await a.advertise(pa[1], -10)
         await until(lambda: pa[1] in heard(got_b), "payload after restart")
         assert b.health()["recoveries"] == 0  # only the scan was restarted
+
+
+async def test_released_advert_is_registered_again(bluezoo: BlueZoo) -> None:
+    """BlueZ calls Release() when it drops an advert on its own; the node registers it again."""
+    a, b = radio("hci0"), radio("hci1")
+    got_b: list[Advert] = []
+    pa = payloads(7, 2)
+    async with a, b:
+        await b.start_scanning(got_b.append)
+        await a.advertise(pa[0], -10)
+        await until(lambda: pa[0] in heard(got_b), "first payload")
+        assert a._bus is not None and a._advertiser is not None
+        path = a._advertiser._path
+        bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        try:  # what bluetoothd does when it drops an advertisement
+            reply = await bus.call(Message(destination=a._bus.unique_name, path=path,
+                                           interface="org.bluez.LEAdvertisement1", member="Release"))
+            assert reply is not None and reply.message_type != MessageType.ERROR, reply
+        finally:
+            bus.disconnect()
+        await until(lambda: a.health()["advert_released"] == 1 and a.health()["recoveries"] == 1,
+                    "release handled")
+        assert a.health()["advert_registrations"] >= 2
+        await a.advertise(pa[1], -10)
+        await until(lambda: pa[1] in heard(got_b), "payload after release")

@@ -206,7 +206,7 @@ class BluezRadio(Radio):
                 info.name,
             )
         if self._advertiser is None or self._advertiser.adapter_path != info.path:
-            self._advertiser = Advertiser(self._bus, info.path)
+            self._advertiser = Advertiser(self._bus, info.path, self._on_release)
         self.scan_mode = self._pick_scan_mode(info)
 
     def _pick_scan_mode(self, info: AdapterInfo) -> str:
@@ -366,6 +366,9 @@ class BluezRadio(Radio):
                     self._flag("scan-stopped", "discovery stopped without us asking")
         return None
 
+    def _on_release(self) -> None:
+        self._flag("advert-released", "BlueZ released the advertisement")
+
     def _flag(self, reason: str, detail: str) -> None:
         """Note trouble for the supervisor; each kind is logged and counted once per incident."""
         if self.state == "closed":
@@ -404,9 +407,6 @@ class BluezRadio(Radio):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(check):
                     await self._wake.wait()
-            if self._advertiser is not None and self._advertiser.released.is_set():
-                self._advertiser.released.clear()
-                self._flag("advert-released", "BlueZ released the advertisement")
             if self._bus is not None and not self._bus.connected:
                 self._flag("dbus-lost", "lost the connection to the system D-Bus")
             quiet = loop.time() - self._last_advert

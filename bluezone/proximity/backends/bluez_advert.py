@@ -6,7 +6,6 @@ registered after the old one is unregistered: BlueZ reads the properties only at
 and a new registration lets the kernel pick a new private address for a non-connectable set.
 """
 
-import asyncio
 import itertools
 import logging
 from collections.abc import Callable
@@ -75,11 +74,13 @@ class LEAdvertisement(ServiceInterface):
 class Advertiser:
     """Keeps at most one bluezone advertisement registered on one adapter."""
 
-    def __init__(self, bus: MessageBus, adapter_path: str) -> None:
+    def __init__(
+        self, bus: MessageBus, adapter_path: str, on_release: Callable[[], None] = lambda: None
+    ) -> None:
         self.bus = bus
         self.adapter_path = adapter_path
         self.registrations = 0
-        self.released = asyncio.Event()
+        self.on_release = on_release
         self._path: str | None = None
 
     @property
@@ -99,7 +100,6 @@ class Advertiser:
             self.bus.unexport(path)
             raise
         self._path = path
-        self.released.clear()
         self.registrations += 1
 
     async def unregister(self, quiet: bool = True) -> None:
@@ -123,9 +123,7 @@ class Advertiser:
             self._path = None
 
     def _released(self) -> None:
+        # The radio's supervisor re-registers; unregistering first is harmless if BlueZ
+        # already dropped it (DoesNotExist is ignored).
         log.info("BlueZ released the advertisement on %s", self.adapter_path)
-        if self._path is not None:
-            # unexport after the Release reply has gone out
-            asyncio.get_running_loop().call_soon(self.bus.unexport, self._path)
-            self._path = None
-        self.released.set()
+        self.on_release()
