@@ -179,3 +179,17 @@ def test_content_sniffing(data: bytes, kind: str) -> None:
 def test_not_a_key_file() -> None:
     with pytest.raises(KeyFileError, match="not a key file"):
         parse_keys(b"hello")
+
+
+@given(st.sampled_from([keyfile.EXPORT_HEADER, keyfile.ZIP_MAGIC]), st.binary(max_size=200))
+def test_random_export_like_bytes_only_raise_key_file_error(head: bytes, tail: bytes) -> None:
+    try:
+        parse_keys(head + tail)
+    except KeyFileError:
+        pass
+
+
+def test_load_keys_reads_google_export_files() -> None:
+    vectors = Path(__file__).parents[1] / "data" / "vectors"
+    assert len(load_keys(vectors / "gaen_export_google_testdata.bin")) == 200
+    assert len(load_keys(vectors / "gaen_export_google_signed.zip")) == 140

@@ -1,0 +1,134 @@
+"""CLI check and keys export against a real sighting store (SQLite)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from matching_helpers import advert_sightings, interval_time, make_keys, noise_sightings
+
+from bluezone.cli import cli
+from bluezone.crypto import DailyKey
+from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
+from bluezone.matching.keyfile import dump_keys_json, parse_keys_json
+
+store_module = pytest.importorskip("bluezone.proximity.store")
+SightingStore = store_module.SightingStore
+VECTORS = Path(__file__).parents[1] / "data" / "vectors"
+DAY = 2_900_016
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), obj={})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int) -> np.ndarray:
+    times = first_interval * INTERVAL_SECONDS + np.arange(0, minutes * 60, 20.0)
+    intervals = (times // INTERVAL_SECONDS).astype(int)
+    return np.concatenate(
+        [advert_sightings(tek, i, times[intervals == i], rssi=rssi, tx_power=-20) for i in np.unique(intervals).tolist()]
+    )
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> tuple[Path, Path]:
+    """A store that met `close` for 30 min at ~52 dB and `far` for 40 min at ~75 dB."""
+    close, far = b"\xd1" * 16, b"\xd2" * 16
+    db = tmp_path / "node.db"
+    rows = np.concatenate(
+        [encounter(close, DAY + 60, 30, -72), encounter(far, DAY + 90, 40, -95), noise_sightings(500, DAY * 600, (DAY + 144) * 600)]
+    )
+    rows.sort(order="time")
+    with SightingStore.open(db) as store:
+        store.add_sightings(rows)
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(dump_keys_json(make_keys([(b"\xd0" * 16, DAY, 144), (close, DAY, 144), (far, DAY, 144)])))
+    return db, keys
+
+
+def test_check_text(scene: tuple[Path, Path]) -> None:
+    db, keys = scene
+    code, out, err = run("check", "--keys", str(keys), "--db", str(db))
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("2025-02-20") and "30.0 min" in lines[0] and "closest 52 dB" in lines[0]
+    assert lines[0].endswith("  F1") and "< 1.5 m" in lines[0]
+    assert lines[1].endswith("not F1") and "40.0 min" in lines[1]
+    assert lines[2] == "2 exposure(s), 1 close contact(s) (F1) from 3 diagnosis keys"
+
+
+def test_check_json(scene: tuple[Path, Path]) -> None:
+    db, keys = scene
+    code, out, _ = run("check", "--keys", str(keys), "--db", str(db), "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["close_contact"] is True and data["scorer"] == "gaen" and data["keys"] == 3
+    exposures = data["exposures"]
+    assert [e["close_contact"] for e in exposures] == [True, False]
+    assert exposures[0]["minutes_by_bucket"]["immediate"] == 30 and exposures[0]["key_index"] == 1
+    assert exposures[1]["minutes_by_bucket"]["other"] == 40 and exposures[1]["typical_attenuation_db"] == 75
+
+
+def test_check_threshold_from_toml(scene: tuple[Path, Path], tmp_path: Path) -> None:
+    db, keys = scene
+    config = tmp_path / "scoring.toml"
+    config.write_text("[scoring.gaen]\nclose_contact_minutes = 31\n")
+    code, out, _ = run("check", "--keys", str(keys), "--db", str(db), "--scorer-config", str(config), "--json")
+    assert code == 0 and json.loads(out)["close_contact"] is False
+
+
+@pytest.mark.parametrize("content", [b"{broken", b'{"temporaryExposureKeys": [{"key": 1}]}', b"EK Export v1    \xff\xff"])
+def test_check_malformed_leaves_real_db_untouched(scene: tuple[Path, Path], content: bytes) -> None:
+    db, keys = scene
+    keys.write_bytes(content)
+    before = hashlib.sha256(db.read_bytes()).hexdigest()
+    listing = sorted(p.name for p in db.parent.iterdir())
+    code, _, err = run("check", "--keys", str(keys), "--db", str(db))
+    assert code == 2 and err.startswith("Error: ") and err.count("\n") == 1
+    assert hashlib.sha256(db.read_bytes()).hexdigest() == before
+    assert sorted(p.name for p in db.parent.iterdir()) == listing
+
+
+def test_check_google_export_file_end_to_end(tmp_path: Path) -> None:
+    """Google's round-trip case through the CLI: a stored sighting of 3d37caf5... and their export file."""
+    tek, start = bytes.fromhex("2b714d3ec93c14e5d345003e59027aea"), 2646801
+    db = tmp_path / "g.db"
+    seen = advert_sightings(tek, start, [interval_time(start, s) for s in range(0, 600, 30)], rssi=-70, tx_power=-20)
+    assert seen["rpi"][0].tobytes().hex() == "3d37caf51d1bf4ba54e758e0ac74c892"
+    with SightingStore.open(db) as store:
+        store.add_sightings(seen)
+    code, out, err = run("check", "--keys", str(VECTORS / "gaen_export_google_app.bin"), "--db", str(db), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["keys"] == 110 and len(data["exposures"]) == 1
+    assert data["exposures"][0]["sightings"] == 20 and data["exposures"][0]["duration_minutes"] == 10
+
+
+def test_keys_export(tmp_path: Path) -> None:
+    db = tmp_path / "own.db"
+    today = rolling_start(time.time())
+    recent = [DailyKey(bytes([d]) * 16, today - 144 * d, 144 if d else 60) for d in range(13)]
+    old = DailyKey(b"\xee" * 16, today - 144 * 20)
+    with SightingStore.open(db) as store:
+        for key in [old, *recent]:
+            store.save_daily_key(key)
+    out = tmp_path / "keys.json"
+    code, _, err = run("keys", "export", "--days", "14", "--out", str(out), "--db", str(db))
+    assert code == 0, err
+    keys = parse_keys_json(out.read_bytes())
+    assert [k.tobytes() for k in keys["key"]] == [k.key for k in reversed(recent)]
+    assert keys["rolling_period"][-1] == 60
+    code, stdout, _ = run("keys", "export", "--days", "2", "--out", "-", "--db", str(db))
+    assert code == 0 and len(parse_keys_json(stdout)) == 2
+
+
+def test_keys_export_missing_db(tmp_path: Path) -> None:
+    code, _, err = run("keys", "export", "--out", str(tmp_path / "k.json"), "--db", str(tmp_path / "none.db"))
+    assert code == 1 and "no sighting database" in err and not (tmp_path / "none.db").exists()
