@@ -32,9 +32,9 @@ from bluezone.matching.scoring import Score, register_scorer
 
 @dataclass(frozen=True)
 class BluezoneConfig:
-    percentile: float = 20.0  # of attenuation within a minute (low = strongest packets)
-    threshold_db: float = 62.0  # smoothed per-minute attenuation at about 2 m
-    soft_width_db: float = 2.0  # logistic width; 0 for a hard threshold
+    percentile: float = 10.0  # of attenuation within a minute (low = strongest packets)
+    threshold_db: float = 57.0  # smoothed per-minute attenuation at about 2 m
+    soft_width_db: float = 3.0  # logistic width; 0 for a hard threshold
     min_sightings: int = 2  # per minute, else the minute is not judged
     smooth_slots: int = 3  # rolling median over this many minutes of one link (odd)
     gap_fill_slots: int = 2  # missing minutes between judged ones credited at their neighbours' weight
