@@ -1,0 +1,347 @@
+"""The sighting store: this device's daily keys and every valid advert it heard, in SQLite.
+
+One file (default ``$XDG_DATA_HOME/bluezone/bluezone.db``), created 0600 in a 0700
+directory because it holds key material and a record of who was near.  Tables are plain so
+a user can look with ``sqlite-utils``::
+
+    sqlite-utils tables ~/.local/share/bluezone/bluezone.db --counts
+    sqlite-utils rows ~/.local/share/bluezone/bluezone.db sightings --limit 5
+
+Writes come in batches (one transaction per flush); reads hand the matcher a numpy
+SIGHTING_DTYPE array built from raw tuples without a Python object per field.
+
+Schema changes: the schema version is ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes a
+database from version ``i`` to ``i + 1`` and they run in order on open.  To change the schema
+(yours or ours), append a function to ``MIGRATIONS``; never edit one that has shipped.
+Other modules that only need a small state table of their own (the key-server client) may
+instead create it on ``store.db`` with ``create(..., if_not_exists=True)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import stat
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
+from bluezone.crypto.keys import DailyKey
+from bluezone.errors import StoreError
+from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
+
+log = logging.getLogger(__name__)
+
+RETENTION_DAYS = 14
+DB_FILENAME = "bluezone.db"
+
+
+def default_db_path() -> Path:
+    """``$XDG_DATA_HOME/bluezone/bluezone.db``, falling back to ``~/.local/share``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "bluezone" / DB_FILENAME
+
+
+# --- schema -----------------------------------------------------------------------------------
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db["daily_keys"].create(
+        {"key": bytes, "rolling_start": int, "rolling_period": int, "created_at": float},
+        if_not_exists=True,
+    )
+    db["daily_keys"].create_index(["key"], unique=True, if_not_exists=True)
+    db["daily_keys"].create_index(["rolling_start"], if_not_exists=True)
+    db["sightings"].create(
+        {"time": float, "rpi": bytes, "aem": bytes, "rssi": int, "tx_power": int, "address": str},
+        if_not_exists=True,
+    )
+    db["sightings"].create_index(["time"], if_not_exists=True)
+
+
+#: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents with mode 0700."""
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _create_private_file(path: Path) -> None:
+    """Create an empty 0600 file before SQLite opens it (SQLite gives -wal/-shm the same mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the sighting database {path}: {exc.strerror}") from None
+    os.close(fd)
+    os.chmod(path, 0o600)
+
+
+class SightingStore:
+    """Daily keys and sightings of one device.  Use :meth:`open`; a context manager."""
+
+    def __init__(self, db: sqlite_utils.Database, path: Path | None) -> None:
+        self.db = db
+        self.path = path
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str | None = None,
+        *,
+        create: bool = True,
+        purge_now: float | None = None,
+    ) -> SightingStore:
+        """Open (or create) the store at ``path``, migrate it and purge expired data.
+
+        ``create=False`` raises StoreError when the file is missing (``status`` must not
+        create databases).  ``purge_now`` is the time used for the purge on open (default:
+        the newest sighting, so a store opened on a virtual clock is not emptied by the wall
+        clock; the daemon purges on its own clock).  ``":memory:"`` works for throwaway stores.
+        """
+        if path is not None and str(path) == ":memory:":
+            conn = sqlite3.connect(":memory:")
+            store = cls(sqlite_utils.Database(conn), None)
+            store._migrate()
+            return store
+        p = Path(path) if path is not None else default_db_path()
+        if not p.exists():
+            if not create:
+                raise StoreError(f"no sighting database at {p} (give --db PATH, or run `bluezone run` first)")
+            _make_private_dirs(p.parent)
+            _create_private_file(p)
+        elif p.is_dir():
+            raise StoreError(f"{p} is a directory, not a sighting database")
+        else:
+            mode = stat.S_IMODE(p.stat().st_mode)
+            if mode & 0o077:
+                log.warning("sighting database %s is readable by others (mode %o); chmod 600 it", p, mode)
+        try:
+            conn = sqlite3.connect(p, timeout=10.0)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            store = cls(sqlite_utils.Database(conn), p)
+            store._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
+        if purge_now is None:
+            purge_now = store._last_time()
+        if purge_now is not None:
+            store.purge(purge_now)
+        return store
+
+    def _migrate(self) -> None:
+        conn = self.db.conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the sighting database has schema version {version}, newer than this bluezone knows "
+                f"({SCHEMA_VERSION}): upgrade bluezone"
+            )
+        if version == 0:
+            # A fresh database, or a foreign one: refuse to adopt a file full of other tables.
+            names = set(self.db.table_names()) - {"daily_keys", "sightings"}
+            if names:
+                raise StoreError(f"{self.path} is not a bluezone database (it has tables {sorted(names)[:3]})")
+        for target in range(version, SCHEMA_VERSION):
+            with conn:
+                MIGRATIONS[target](self.db)
+                conn.execute(f"PRAGMA user_version = {target + 1}")
+            log.debug("sighting store migrated to schema version %d", target + 1)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> SightingStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- sightings ------------------------------------------------------------------------------
+
+    def add_sightings(self, rows: np.ndarray, addresses: Sequence[str | None] | None = None) -> int:
+        """Store a SIGHTING_DTYPE batch (and optional sender addresses) in one transaction."""
+        rows = np.asarray(rows)
+        if rows.dtype != SIGHTING_DTYPE:
+            raise StoreError(f"sightings must have SIGHTING_DTYPE, got {rows.dtype}")
+        n = len(rows)
+        if n == 0:
+            return 0
+        if addresses is None:
+            addr: Sequence[str | None] = [None] * n
+        else:
+            if len(addresses) != n:
+                raise StoreError(f"{n} sightings but {len(addresses)} addresses")
+            addr = addresses
+        tx = rows["tx_power"].astype(object)
+        tx[rows["tx_power"] == NO_TX_POWER] = None
+        data = zip(
+            rows["time"].tolist(),
+            rows["rpi"].tolist(),
+            rows["aem"].tolist(),
+            rows["rssi"].tolist(),
+            tx.tolist(),
+            addr,
+        )
+        conn = self.db.conn
+        with conn:
+            conn.executemany(
+                "INSERT INTO sightings (time, rpi, aem, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?, ?)", data
+            )
+        return n
+
+    def sightings(self, since: float | None = None, until: float | None = None) -> np.ndarray:
+        """Sightings with ``since <= time < until`` (either bound optional), ordered by time."""
+        where, params = self._time_filter(since, until)
+        cursor = self.db.conn.execute(
+            "SELECT time, rpi, aem, rssi, COALESCE(tx_power, ?) FROM sightings"
+            f" WHERE length(rpi) = 16 AND length(aem) = 4{where} ORDER BY time",
+            [NO_TX_POWER, *params],
+        )
+        try:
+            # numpy fills the structured array straight from the cursor's tuples: no list, no zip.
+            return np.fromiter(cursor, SIGHTING_DTYPE)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise StoreError(f"the sightings table holds a row bluezone cannot read: {exc}") from None
+
+    def count_sightings(self, since: float | None = None, until: float | None = None) -> int:
+        where, params = self._time_filter(since, until)
+        return int(self.db.conn.execute(f"SELECT COUNT(*) FROM sightings WHERE 1{where}", params).fetchone()[0])
+
+    @staticmethod
+    def _time_filter(since: float | None, until: float | None) -> tuple[str, list[float]]:
+        where, params = "", []
+        if since is not None:
+            where += " AND time >= ?"
+            params.append(float(since))
+        if until is not None:
+            where += " AND time < ?"
+            params.append(float(until))
+        return where, params
+
+    def _last_time(self) -> float | None:
+        row = self.db.conn.execute(
+            "SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM sightings"
+            " UNION ALL SELECT MAX(created_at) FROM daily_keys)"
+        ).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    # --- daily keys -------------------------------------------------------------------------------
+
+    def save_daily_key(self, key: DailyKey, created_at: float | None = None) -> None:
+        """Store (or update the period of) one of this device's daily keys."""
+        when = float(created_at) if created_at is not None else float(key.rolling_start * INTERVAL_SECONDS)
+        conn = self.db.conn
+        with conn:
+            conn.execute(
+                "INSERT INTO daily_keys (key, rolling_start, rolling_period, created_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET rolling_period = excluded.rolling_period",
+                (key.key, key.rolling_start, key.rolling_period, when),
+            )
+
+    def daily_keys(self, since_interval: int | None = None) -> list[DailyKey]:
+        """This device's daily keys, oldest first; only those valid at or after ``since_interval``."""
+        sql = "SELECT key, rolling_start, rolling_period FROM daily_keys"
+        params: list[int] = []
+        if since_interval is not None:
+            sql += " WHERE rolling_start + rolling_period > ?"
+            params.append(int(since_interval))
+        rows = self.db.conn.execute(sql + " ORDER BY rolling_start, rowid", params).fetchall()
+        try:
+            return [DailyKey(bytes(k), int(s), int(p)) for k, s, p in rows]
+        except Exception as exc:  # noqa: BLE001 - a hand-edited table
+            raise StoreError(f"the daily_keys table holds an invalid key: {exc}") from None
+
+    def key_for_day(self, rolling_start: int) -> DailyKey | None:
+        """The newest stored key starting at ``rolling_start`` (a UTC day), if any."""
+        row = self.db.conn.execute(
+            "SELECT key, rolling_start, rolling_period FROM daily_keys WHERE rolling_start = ?"
+            " ORDER BY rowid DESC LIMIT 1",
+            (int(rolling_start),),
+        ).fetchone()
+        return None if row is None else DailyKey(bytes(row[0]), int(row[1]), int(row[2]))
+
+    # --- retention and reporting --------------------------------------------------------------------
+
+    def purge(self, now: float, retention_days: int = RETENTION_DAYS) -> dict[str, Any]:
+        """Delete sightings older than ``retention_days`` and keys that expired before then."""
+        cutoff = float(now) - retention_days * DAY_SECONDS
+        cutoff_interval = interval_number(cutoff)
+        conn = self.db.conn
+        with conn:
+            s = conn.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount
+            k = conn.execute(
+                "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
+            ).rowcount
+        if s or k:
+            log.info("purged %d sightings and %d daily keys older than %d days", s, k, retention_days)
+        return {"sightings_deleted": s, "daily_keys_deleted": k, "cutoff": cutoff, "retention_days": retention_days}
+
+    def stats(self) -> dict[str, Any]:
+        """What is stored: counts, time span, days covered, file size."""
+        conn = self.db.conn
+        n, first, last = conn.execute("SELECT COUNT(*), MIN(time), MAX(time) FROM sightings").fetchone()
+        days = 0
+        if n and last // DAY_SECONDS - first // DAY_SECONDS > 60:
+            days = conn.execute("SELECT COUNT(DISTINCT CAST(time / 86400 AS INTEGER)) FROM sightings").fetchone()[0]
+        elif n:
+            # One indexed probe per UTC day in the span (at most ~15): cheap even with millions of rows.
+            for day in range(int(first // DAY_SECONDS), int(last // DAY_SECONDS) + 1):
+                lo = day * DAY_SECONDS
+                hit = conn.execute(
+                    "SELECT 1 FROM sightings WHERE time >= ? AND time < ? LIMIT 1", (lo, lo + DAY_SECONDS)
+                ).fetchone()
+                days += hit is not None
+        keys, first_key, last_key = conn.execute(
+            "SELECT COUNT(*), MIN(rolling_start), MAX(rolling_start) FROM daily_keys"
+        ).fetchone()
+        size = 0
+        if self.path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                f = Path(str(self.path) + suffix)
+                if f.exists():
+                    size += f.stat().st_size
+        return {
+            "db_path": str(self.path) if self.path else ":memory:",
+            "db_bytes": size,
+            "schema_version": self.schema_version,
+            "sightings": int(n),
+            "first_sighting": first,
+            "last_sighting": last,
+            "days_covered": int(days),
+            "daily_keys": int(keys),
+            "first_key_rolling_start": first_key,
+            "last_key_rolling_start": last_key,
+        }
