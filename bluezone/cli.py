@@ -149,6 +149,8 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
 @click.option("--scorer", "scorer_name", default=None, help="Risk scorer (default: gaen).")
 @click.option("--scorer-config", type=click.Path(dir_okay=False, path_type=Path), help="TOML with scorer settings.")
 @click.option("--rssi-correction", default=0, show_default=True, type=int, help="This device's RSSI correction, dB.")
+@click.option("--server", "server_url", default=None, help="Key server URL: download, verify and match new batches.")
+@click.option("--server-key", type=click.Path(dir_okay=False, path_type=Path), help="Pin this server key (file).")
 @db_option
 @json_option
 def check(
@@ -156,6 +158,8 @@ def check(
     scorer_name: str | None,
     scorer_config: Path | None,
     rssi_correction: int,
+    server_url: str | None,
+    server_key: Path | None,
     db_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -166,14 +170,25 @@ def check(
     from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer
     from bluezone.matching.storeio import as_sightings, existing_store
 
-    if keys_path is None:
-        raise InputError("give the diagnosis keys with --keys FILE")
-    diagnosis = load_keys(keys_path)  # before touching the database: a bad file leaves it alone
-    scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config)
-    span = sightings_span(diagnosis)
-    with existing_store(db_path) as store:
-        sightings = as_sightings(store.sightings(*span)) if span else None
-    exposures = check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction) if span else []
+    rejected: dict[str, str] = {}
+    if server_url is not None:  # key server (H5): bluezone.server.cli.run_server_check
+        from bluezone.server.cli import rejected_error, run_server_check
+
+        if keys_path is not None:
+            raise InputError("give either --keys FILE or --server URL, not both")
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config)
+        result = run_server_check(server_url, db_path, server_key, scorer, rssi_correction)
+        diagnosis, exposures, rejected = result.keys, result.exposures, result.rejected
+        sightings = None
+    else:
+        if keys_path is None:
+            raise InputError("give the diagnosis keys with --keys FILE (or --server URL)")
+        diagnosis = load_keys(keys_path)  # before touching the database: a bad file leaves it alone
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config)
+        span = sightings_span(diagnosis)
+        with existing_store(db_path) as store:
+            sightings = as_sightings(store.sightings(*span)) if span else None
+        exposures = check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction) if span else []
     close = sum(e.score.close_contact for e in exposures)
     if as_json:
         emit_json(
@@ -183,8 +198,11 @@ def check(
                 "scorer": scorer.name,
                 "exposures": [e.as_dict() for e in exposures],
                 "close_contact": bool(close),
+                **({"batches": result.batches, "rejected_batches": rejected} if server_url is not None else {}),
             }
         )
+        if rejected:
+            raise rejected_error(rejected)
         return
     for e in exposures:
         s = e.score
@@ -194,6 +212,8 @@ def check(
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
         )
     click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) (F1) from {len(diagnosis)} diagnosis keys")
+    if rejected:
+        raise rejected_error(rejected)
 
 
 @cli.command("benchmark")
@@ -248,6 +268,13 @@ from bluezone.sim.cli import simulate as _sim_simulate  # noqa: E402
 
 cli.add_command(_sim_simulate)
 cli.add_command(_sim_evaluate)
+
+# --- key server (H5): server ..., upload; check --server is above ------------------------------
+from bluezone.server.cli import server as _server_group  # noqa: E402
+from bluezone.server.cli import upload as _server_upload  # noqa: E402
+
+cli.add_command(_server_group)
+cli.add_command(_server_upload)
 
 
 def main() -> None:

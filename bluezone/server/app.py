@@ -1,0 +1,158 @@
+"""The key server's ASGI app (FastAPI): publish, export files, signing key, OpenAPI.
+
+Built by ``create_app`` from its parts (storage, clock, signer, export directory) so
+tests run it in process on a virtual clock and ``bluezone server run`` serves it with
+uvicorn.  The request body of ``/v1/publish`` is read by hand, with a size limit, so a
+huge or truncated body costs nothing and gets a machine-readable 400/413.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from bluezone.clock import Clock, SystemClock
+from bluezone.server.exports import INDEX_FILE, ExportConfig, export_batches
+from bluezone.server.publish import PublishConfig, PublishError, publish
+from bluezone.server.signing import Signer
+from bluezone.server.storage import Storage
+
+log = logging.getLogger(__name__)
+
+_EXPORT_NAME = re.compile(r"^[A-Za-z0-9_-]+\.zip$")
+
+_TEK_SCHEMA = {
+    "type": "object",
+    "required": ["key", "rollingStartNumber"],
+    "properties": {
+        "key": {"type": "string", "format": "byte", "description": "16-byte Temporary Exposure Key, base64"},
+        "rollingStartNumber": {"type": "integer", "description": "ENIntervalNumber the key starts at"},
+        "rollingPeriod": {"type": "integer", "minimum": 1, "maximum": 144, "default": 144},
+        "transmissionRisk": {"type": "integer", "minimum": 0, "maximum": 8, "default": 0},
+    },
+}
+_PUBLISH_SCHEMA = {
+    "type": "object",
+    "required": ["temporaryExposureKeys", "verificationPayload"],
+    "properties": {
+        "temporaryExposureKeys": {"type": "array", "items": _TEK_SCHEMA, "maxItems": 30},
+        "verificationPayload": {"type": "string", "description": "the one-time code from the health authority"},
+        "symptomOnsetInterval": {"type": "integer", "description": "ENIntervalNumber of symptom onset"},
+        "padding": {"type": "string", "description": "random bytes to hide the request size"},
+    },
+}
+_ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"code": {"type": "string"}, "error": {"type": "string"}},
+}
+
+
+def create_app(
+    storage: Storage,
+    *,
+    export_dir: str | Path | None = None,
+    signer: Signer | None = None,
+    clock: Clock | None = None,
+    publish_config: PublishConfig = PublishConfig(),
+    export_config: ExportConfig = ExportConfig(),
+    export_every: float | None = None,
+) -> FastAPI:
+    """The app; with ``export_every`` (seconds) and a signer, batches are exported on a schedule."""
+    clock = clock or SystemClock()
+    exports = Path(export_dir) if export_dir is not None else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = None
+        if export_every and signer is not None and exports is not None:
+            task = asyncio.create_task(_export_loop(export_every))
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _export_loop(every: float) -> None:
+        assert signer is not None and exports is not None
+        while True:
+            try:
+                await run_in_threadpool(export_batches, storage, signer, exports, clock.now(), export_config)
+            except Exception:  # noqa: BLE001 - keep serving; the next run retries
+                log.exception("scheduled export failed")
+            await asyncio.sleep(every)
+
+    app = FastAPI(
+        title="bluezone key server",
+        version="1",
+        description="Diagnosis key upload (GAEN publish API shape) and signed GAEN export batches.",
+        lifespan=lifespan,
+    )
+
+    @app.post(
+        "/v1/publish",
+        summary="Upload the daily keys of a person who tested positive",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _PUBLISH_SCHEMA}}}},
+        responses={
+            200: {"content": {"application/json": {"schema": {"type": "object", "properties": {"insertedExposures": {"type": "integer"}}}}}},
+            400: {"description": "invalid request", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            403: {"description": "verification code invalid, used or expired", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            413: {"description": "request too large", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            429: {"description": "too many failed codes", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+        },
+    )
+    async def publish_keys(request: Request) -> JSONResponse:
+        limit = publish_config.max_body_bytes
+        try:
+            declared = int(request.headers.get("content-length", "0"))
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            return JSONResponse(PublishError(413, "request_too_large", f"request larger than {limit} bytes").as_dict(), 413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                return JSONResponse(
+                    PublishError(413, "request_too_large", f"request larger than {limit} bytes").as_dict(), 413
+                )
+        client = request.client.host if request.client else "unknown"
+        try:
+            inserted = await run_in_threadpool(publish, storage, bytes(body), client, clock.now(), publish_config)
+        except PublishError as exc:
+            return JSONResponse(exc.as_dict(), exc.status)
+        return JSONResponse({"insertedExposures": inserted})
+
+    @app.get("/v1/signing-key", summary="The export signing key (id, version, base64 DER public key)")
+    async def signing_key() -> dict[str, Any]:
+        if signer is None:
+            return JSONResponse({"code": "no_signing_key", "error": "this server has no signing key"}, 404)  # type: ignore[return-value]
+        return signer.public_info()
+
+    @app.get("/v1/exports/index.txt", response_class=PlainTextResponse, summary="Batch file names, one per line")
+    async def export_index() -> Any:
+        if exports is None or not (exports / INDEX_FILE).is_file():
+            return PlainTextResponse("")
+        return FileResponse(exports / INDEX_FILE, media_type="text/plain")
+
+    @app.get("/v1/exports/{name}", summary="One signed export batch (zip with export.bin and export.sig)")
+    async def export_file(name: str) -> Any:
+        if exports is None or not _EXPORT_NAME.match(name) or not (exports / name).is_file():
+            return JSONResponse({"code": "not_found", "error": "no such export file"}, 404)
+        return FileResponse(exports / name, media_type="application/zip")
+
+    @app.get("/healthz", summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,288 @@
+"""CLI for the key server (``bluezone server ...``) and its client (``bluezone upload``,
+``bluezone check --server``): thin wrappers over ``bluezone.server``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bluezone.errors import BluezoneError, InputError
+
+
+def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date (YYYY-MM-DD): {value!r}") from None
+
+
+_db = click.option(
+    "--db",
+    "db",
+    required=True,
+    help="Key server database: a SQLite file path, or postgresql://user@host/dbname.",
+)
+_key_dir = click.option(
+    "--signing-key-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory written by `bluezone server keygen`.",
+)
+
+
+@click.group("server")
+def server() -> None:
+    """The key server: verification codes, key upload, signed GAEN export batches."""
+
+
+@server.command("keygen")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to create.")
+@click.option("--key-id", default="bluezone", show_default=True, help="Key id clients pin (SignatureInfo).")
+@click.option("--key-version", default="v1", show_default=True)
+@click.option("--force", is_flag=True, help="Replace an existing key (every client will refuse the new one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: bool) -> None:
+    """Create the P-256 export signing key pair in DIR."""
+    from bluezone.server.signing import keygen
+
+    signer = keygen(out, key_id, key_version, force)
+    info = signer.public_info()
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+    else:
+        click.echo(f"signing key {info['key_id']}/{info['key_version']} written to {out}")
+        click.echo(f"public key (clients pin this): {info['public_key']}")
+
+
+@server.command("issue-code")
+@_db
+@click.option("--test-date", callback=_date, help="Date of the test (YYYY-MM-DD).")
+@click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD).")
+@click.option(
+    "--type", "test_type", type=click.Choice(["confirmed", "likely", "negative", "recursive"]), default="confirmed",
+    show_default=True,
+)
+@click.option("--lifetime", default=3600, show_default=True, type=click.IntRange(60, 30 * 86400), help="Seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def issue_code_cmd(
+    db: str, test_date: dt.date | None, symptom_onset: dt.date | None, test_type: str, lifetime: int, as_json: bool
+) -> None:
+    """Issue a single-use verification code for a person who tested positive."""
+    from bluezone.server.codes import issue_code
+    from bluezone.server.storage import open_storage
+
+    storage = open_storage(db)
+    try:
+        issued = issue_code(
+            storage, time.time(), test_type=test_type, test_date=test_date, symptom_onset=symptom_onset,
+            lifetime=lifetime,
+        )
+    finally:
+        storage.close()
+    if as_json:
+        d = issued.as_dict()
+        click.echo(json.dumps({"code": d["code"], "expires_at": d["expires_at"], "test_type": d["test_type"]}))
+    else:
+        click.echo(f"{issued.code}  (expires {issued.as_dict()['expires_at']}, single use)")
+
+
+def _export_dir(db: str, export_dir: Path | None) -> Path:
+    if export_dir is not None:
+        return export_dir
+    if "://" in db:
+        raise InputError("with PostgreSQL give --export-dir")
+    return Path(db).with_name(Path(db).stem + "-exports")
+
+
+_export_dir_opt = click.option(
+    "--export-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Where batches and index.txt go (default: <db>-exports beside a SQLite file).",
+)
+_max_keys_opt = click.option(
+    "--max-keys-per-file", default=30_000, show_default=True, type=click.IntRange(1), help="Keys per batch file."
+)
+_region_opt = click.option("--region", default="XX", show_default=True, help="Region in export.bin.")
+
+
+@server.command("export")
+@_db
+@_key_dir
+@_export_dir_opt
+@_max_keys_opt
+@_region_opt
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def export_cmd(
+    db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, region: str, as_json: bool
+) -> None:
+    """Write the keys whose validity has ended into new signed batches now."""
+    from bluezone.server.exports import ExportConfig, export_batches
+    from bluezone.server.signing import load_signer
+    from bluezone.server.storage import open_storage
+
+    signer = load_signer(signing_key_dir)
+    out = _export_dir(db, export_dir)
+    storage = open_storage(db)
+    try:
+        batches = export_batches(storage, signer, out, time.time(), ExportConfig(region, max_keys_per_file))
+    finally:
+        storage.close()
+    if as_json:
+        click.echo(json.dumps({"export_dir": str(out), "batches": [b.__dict__ for b in batches]}, indent=2))
+    else:
+        click.echo(f"{sum(b.num_keys for b in batches)} keys in {len(batches)} new batch(es) in {out}")
+
+
+@server.command("run")
+@_db
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@_key_dir
+@_export_dir_opt
+@_max_keys_opt
+@_region_opt
+@click.option("--export-every", default=600, show_default=True, type=click.IntRange(0), help="Seconds; 0: never.")
+def run_cmd(
+    db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
+    region: str, export_every: int,
+) -> None:
+    """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
+    import uvicorn
+
+    from bluezone.server.app import create_app
+    from bluezone.server.exports import ExportConfig
+    from bluezone.server.signing import load_signer
+    from bluezone.server.storage import open_storage
+
+    signer = load_signer(signing_key_dir)
+    storage = open_storage(db)
+    app = create_app(
+        storage, export_dir=_export_dir(db, export_dir), signer=signer,
+        export_config=ExportConfig(region, max_keys_per_file), export_every=export_every or None,
+    )
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        storage.close()
+
+
+@server.command("benchmark")
+@click.option("--db", "db", default=None, help="postgresql://... to measure PostgreSQL (default: a temp SQLite).")
+@click.option("--uploads", default=300, show_default=True, type=click.IntRange(1))
+@click.option("--export-keys", default=1_000_000, show_default=True, type=click.IntRange(0))
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+def benchmark_cmd(db: str | None, uploads: int, export_keys: int, repeat: int, as_json: bool) -> None:
+    """Uploads/s over loopback HTTP and seconds to export N keys into signed batches (medians)."""
+    from bluezone.server.benchmark import run_benchmark
+
+    result = run_benchmark(db, uploads, export_keys, repeat)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['backend']}: {result['uploads_per_second']:.0f} uploads/s over loopback HTTP (median of {repeat})")
+    if export_keys:
+        click.echo(
+            f"export of {result['export_keys']:,} keys into {result['export_files']} signed files: "
+            f"{result['export_seconds']:.1f} s (median of {result['export_repeat']})"
+        )
+
+
+# --- the client --------------------------------------------------------------------------------
+
+
+def _node_db(db_path: Path | None) -> Path:
+    from bluezone.matching.storeio import default_db_path
+
+    path = Path(db_path) if db_path is not None else default_db_path()
+    if not path.is_file():
+        raise InputError(f"no sighting database at {path} (give --db PATH, or run `bluezone run` first)")
+    return path
+
+
+@click.command("upload")
+@click.option("--server", "server_url", required=True, help="Key server base URL, e.g. https://keys.example.org.")
+@click.option("--code", required=True, help="The verification code from the health authority.")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Sighting database.")
+@click.option("--yes", is_flag=True, help="Do not ask before sending.")
+@click.option("--include-today", is_flag=True, help="Also send today's key (only if today is over for you).")
+@click.option("--dry-run", is_flag=True, help="Print the request instead of sending it.")
+@click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD), if any.")
+def upload(
+    server_url: str, code: str, db_path: Path | None, yes: bool, include_today: bool, dry_run: bool,
+    symptom_onset: dt.date | None,
+) -> None:
+    """Send this device's daily keys of the last 14 days to the key server (after a positive test)."""
+    from bluezone.crypto.intervals import ROLLING_PERIOD
+    from bluezone.proximity.store import SightingStore
+    from bluezone.server.client import KeyServerClient, keys_to_upload, publish_body
+    from bluezone.server.codes import day_number
+
+    if not (code.isdigit() and 6 <= len(code) <= 16):
+        raise InputError("the verification code is the digits the health authority gave you")
+    with SightingStore.open(_node_db(db_path), create=False) as store:
+        keys = keys_to_upload(store.daily_keys(), time.time(), include_today)
+    if len(keys) == 0:
+        raise InputError("no daily keys of the last 14 days in this database: nothing to upload")
+    onset = day_number(symptom_onset) * ROLLING_PERIOD if symptom_onset else None
+    if dry_run:
+        click.echo(json.dumps(publish_body(keys, code, onset), indent=2))
+        return
+    click.echo(f"About to send {len(keys)} daily key(s) to {server_url}:", err=True)
+    for k in keys:
+        day = dt.datetime.fromtimestamp(int(k["rolling_start"]) * 600, dt.UTC).date()
+        click.echo(f"  {day}  valid {int(k['rolling_period']) * 10} min", err=True)
+    if not include_today:
+        click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
+    if not yes and not click.confirm("Send them?", err=True):
+        raise click.Abort()
+    with KeyServerClient(server_url) as client:
+        inserted = client.publish(keys, code, onset)
+    click.echo(f"uploaded {len(keys)} key(s); the server stored {inserted} new")
+
+
+def run_server_check(
+    server_url: str,
+    db_path: Path | None,
+    server_key_path: Path | None,
+    scorer: Any = None,
+    rssi_correction: int = 0,
+    http: Any = None,
+    show_progress: bool = True,
+) -> Any:
+    """``bluezone check --server``: download, verify, match; raises after reporting rejected batches."""
+    from bluezone.matching.storeio import as_sightings
+    from bluezone.proximity.store import SightingStore
+    from bluezone.server.client import KeyServerClient, ServerState, check_server
+    from bluezone.server.signing import read_server_key
+
+    given = read_server_key(server_key_path) if server_key_path else None
+    path = _node_db(db_path)
+
+    def progress(i: int, n: int, name: str) -> None:
+        if show_progress:
+            click.echo(f"\rbatches {i}/{n} {name[:40]:40}", err=True, nl=(i == n))
+
+    with SightingStore.open(path, create=False) as store, KeyServerClient(server_url, http=http) as client:
+        state = ServerState(store.db.conn)
+        return check_server(
+            client, state, lambda t0, t1: as_sightings(store.sightings(t0, t1)), server_key=given, scorer=scorer,
+            rssi_correction=rssi_correction, progress=progress,
+        )
+
+
+class RejectedBatchesError(BluezoneError):
+    """Some downloaded batches were not used: their signature is missing or wrong."""
+
+
+def rejected_error(rejected: dict[str, str]) -> RejectedBatchesError:
+    first = next(iter(rejected.items()))
+    return RejectedBatchesError(
+        f"{len(rejected)} batch(es) rejected and not used (e.g. {first[0]}: {first[1]})"
+    )

@@ -1,0 +1,289 @@
+"""The node's side of the key server: upload own keys, download and verify batches, check.
+
+``KeyServerClient`` talks HTTP through httpx; pass ``http=`` (any ``httpx.Client``, e.g.
+one with an in-process transport) or ``transport=`` so tests need no network.  What a
+node remembers about servers (the pinned signing key, the batches already processed)
+lives in two small tables of its own sighting database (``ServerState``).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.crypto.keys import DailyKey
+from bluezone.errors import BluezoneError, InputError
+from bluezone.matching.check import Exposure, check_sightings, sightings_span
+from bluezone.matching.export import ExportSignatureError, open_signed_export
+from bluezone.matching.keyfile import KEY_DTYPE, empty_keys, keys_from_daily
+from bluezone.matching.scoring import Scorer
+from bluezone.server.signing import PinnedKey
+
+log = logging.getLogger(__name__)
+
+UPLOAD_DAYS = 14
+
+
+class KeyServerError(BluezoneError):
+    """The key server refused a request or could not be reached; ``code`` is its error code."""
+
+    def __init__(self, message: str, code: str = "", status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class ServerKeyChangedError(BluezoneError):
+    """The server's export key is not the pinned one: someone may be impersonating it."""
+
+
+class KeyServerClient:
+    """HTTP calls to one key server (sync; one ``httpx.Client``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        http: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise InputError(f"server URL must start with http:// or https://, got {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self._http = http or httpx.Client(transport=transport, timeout=timeout)
+        self._owns_http = http is None
+
+    def close(self) -> None:
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> KeyServerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        url = self.base_url + path
+        try:
+            response = self._http.request(method, url, **kwargs)
+        except httpx.HTTPError as exc:
+            raise KeyServerError(f"cannot reach the key server at {url}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                doc = response.json()
+                code, message = str(doc.get("code", "")), str(doc.get("error", response.text))
+            except ValueError:
+                code, message = "", response.text[:200]
+            raise KeyServerError(f"{url}: {response.status_code} {code}: {message}", code, response.status_code)
+        return response
+
+    def publish(self, keys: np.ndarray, code: str, symptom_onset_interval: int | None = None) -> int:
+        """Upload ``keys`` (KEY_DTYPE) with a verification code; number of keys the server took."""
+        body = publish_body(keys, code, symptom_onset_interval)
+        return int(self._request("POST", "/v1/publish", json=body).json().get("insertedExposures", 0))
+
+    def signing_key(self) -> PinnedKey:
+        doc = self._request("GET", "/v1/signing-key").json()
+        return PinnedKey(str(doc["public_key"]), doc.get("key_id"), doc.get("key_version"))
+
+    def index(self) -> list[str]:
+        text = self._request("GET", "/v1/exports/index.txt").text
+        return [line.strip() for line in text.splitlines() if line.strip()]
+
+    def batch(self, name: str) -> bytes:
+        return self._request("GET", f"/v1/exports/{name}").content
+
+
+def publish_body(keys: np.ndarray, code: str, symptom_onset_interval: int | None = None) -> dict[str, Any]:
+    """The ``/v1/publish`` JSON, padded with random bytes so its size says little."""
+    body: dict[str, Any] = {
+        "temporaryExposureKeys": [
+            {
+                "key": base64.b64encode(bytes(k["key"])).decode("ascii"),
+                "rollingStartNumber": int(k["rolling_start"]),
+                "rollingPeriod": int(k["rolling_period"]),
+                "transmissionRisk": int(k["transmission_risk"]),
+            }
+            for k in keys
+        ],
+        "verificationPayload": code,
+        "padding": base64.b64encode(secrets.token_bytes(secrets.randbelow(512) + 64)).decode("ascii"),
+    }
+    if symptom_onset_interval is not None:
+        body["symptomOnsetInterval"] = symptom_onset_interval
+    return body
+
+
+def keys_to_upload(daily: Iterable[DailyKey], now: float, include_today: bool, days: int = UPLOAD_DAYS) -> np.ndarray:
+    """The device's keys of the last ``days`` days, oldest first; today's only if ``include_today``.
+
+    Today's key is still in use: the server embargoes it until it expires anyway, but
+    sending it is the user's choice (the day may not be over).
+    """
+    today = rolling_start(now)
+    first = today - days * ROLLING_PERIOD
+    last = today + (ROLLING_PERIOD if include_today else 0)
+    chosen = sorted((k for k in daily if first <= k.rolling_start < last), key=lambda k: k.rolling_start)
+    return keys_from_daily(chosen)
+
+
+# --- what a node remembers about servers ------------------------------------------------------
+
+
+class ServerState:
+    """Pinned keys and processed batches, in two tables of the node's SQLite database."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        with conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS keyserver_pins (server TEXT PRIMARY KEY, public_key TEXT NOT NULL,"
+                " key_id TEXT, key_version TEXT, pinned_at REAL NOT NULL)"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS keyserver_batches (server TEXT NOT NULL, name TEXT NOT NULL,"
+                " keys INTEGER NOT NULL, processed_at REAL NOT NULL, PRIMARY KEY (server, name))"
+            )
+
+    def pinned(self, server: str) -> PinnedKey | None:
+        row = self.conn.execute(
+            "SELECT public_key, key_id, key_version FROM keyserver_pins WHERE server = ?", (server,)
+        ).fetchone()
+        return PinnedKey(*row) if row else None
+
+    def pin(self, server: str, key: PinnedKey, now: float) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT INTO keyserver_pins (server, public_key, key_id, key_version, pinned_at) VALUES (?, ?, ?, ?, ?)",
+                (server, key.public_key, key.key_id, key.key_version, now),
+            )
+
+    def processed(self, server: str) -> set[str]:
+        rows = self.conn.execute("SELECT name FROM keyserver_batches WHERE server = ?", (server,)).fetchall()
+        return {r[0] for r in rows}
+
+    def mark_processed(self, server: str, batches: dict[str, int], now: float) -> None:
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO keyserver_batches (server, name, keys, processed_at) VALUES (?, ?, ?, ?)",
+                [(server, name, n, now) for name, n in batches.items()],
+            )
+
+
+def resolve_pin(
+    client: KeyServerClient, state: ServerState, given: PinnedKey | None, now: float
+) -> tuple[PinnedKey, bool]:
+    """The key to verify batches with, and whether it was pinned just now.
+
+    ``given`` (``--server-key``) or, on first contact, the key the server announces (trust on
+    first use).  A key different from the one pinned is ServerKeyChangedError.
+    """
+    server = client.base_url
+    pinned = state.pinned(server)
+    if given is not None:
+        if pinned is not None and pinned.public_key != given.public_key:
+            raise ServerKeyChangedError(
+                f"--server-key differs from the key pinned for {server}: refusing (remove the pin to re-pin)"
+            )
+        if pinned is None:
+            state.pin(server, given, now)
+            return given, True
+        return pinned, False
+    if pinned is not None:
+        try:
+            announced = client.signing_key()
+        except KeyServerError:
+            announced = None  # exports may come from a static host with no signing-key endpoint
+        if announced is not None and announced.public_key != pinned.public_key:
+            raise ServerKeyChangedError(
+                f"the key server {server} now announces a different signing key than the one pinned: refusing"
+            )
+        return pinned, False
+    announced = client.signing_key()
+    announced.key  # must parse
+    state.pin(server, announced, now)
+    log.warning("pinned the signing key of %s on first use (key id %s)", server, announced.key_id)
+    return announced, True
+
+
+@dataclass
+class ServerCheckResult:
+    keys: np.ndarray = field(default_factory=lambda: empty_keys(0))
+    batches: list[str] = field(default_factory=list)  # verified and used
+    rejected: dict[str, str] = field(default_factory=dict)  # name -> why
+    exposures: list[Exposure] = field(default_factory=list)
+    sightings: int = 0
+    pinned_now: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "keys": len(self.keys),
+            "batches": self.batches,
+            "rejected": self.rejected,
+            "sightings": self.sightings,
+            "exposures": [e.as_dict() for e in self.exposures],
+            "close_contact": any(e.score.close_contact for e in self.exposures),
+        }
+
+
+def check_server(
+    client: KeyServerClient,
+    state: ServerState,
+    load_sightings: Callable[[float, float], np.ndarray],
+    *,
+    server_key: PinnedKey | None = None,
+    scorer: Scorer | None = None,
+    rssi_correction: int = 0,
+    now: float | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> ServerCheckResult:
+    """Download new batches, verify each, match their keys, remember them.
+
+    A batch whose signature is missing or wrong is not used, not remembered, and listed in
+    ``rejected`` (the caller reports it as an error).
+    """
+    now = time.time() if now is None else now
+    pin, pinned_now = resolve_pin(client, state, server_key, now)
+    public_key = pin.key
+    seen = state.processed(client.base_url)
+    new = [n for n in client.index() if n not in seen]
+    result = ServerCheckResult(pinned_now=pinned_now)
+    parts: list[np.ndarray] = []
+    counts: dict[str, int] = {}
+    for i, name in enumerate(new):
+        if progress:
+            progress(i, len(new), name)
+        data = client.batch(name)
+        try:
+            export, _ = open_signed_export(data, public_key, pin.key_id)
+        except ExportSignatureError as exc:
+            log.error("batch %s rejected: %s", name, exc)
+            result.rejected[name] = str(exc)
+            continue
+        except BluezoneError as exc:
+            result.rejected[name] = f"malformed batch: {exc}"
+            continue
+        parts.append(export.keys)
+        counts[name] = len(export.keys)
+        result.batches.append(name)
+    if progress and new:
+        progress(len(new), len(new), "")
+    result.keys = np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE)
+    span = sightings_span(result.keys)
+    if span is not None:
+        sightings = load_sightings(*span)
+        result.sightings = len(sightings)
+        result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction)
+    state.mark_processed(client.base_url, counts, now)
+    return result

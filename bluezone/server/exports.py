@@ -1,0 +1,101 @@
+"""The export batcher: published keys -> signed GAEN zips + ``index.txt``.
+
+Keys are exported only once their validity has ended (today's still-valid key is
+embargoed until its period is over, so nobody can use it to follow the person), grouped
+by UTC day, shuffled (upload order must not link a person's keys), and split into files
+of at most ``max_keys_per_file``.  Files are written first, then recorded in the database
+in one transaction, then the index is rewritten atomically: a crash leaves at worst an
+unlisted file, never a listed missing one.  The export directory can be served by the
+key server itself or synced to any static host or CDN.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.matching.export import signed_export_zip
+from bluezone.server.signing import Signer
+from bluezone.server.storage import BatchRecord, Storage
+
+log = logging.getLogger(__name__)
+
+INDEX_FILE = "index.txt"
+DEFAULT_MAX_KEYS_PER_FILE = 30_000
+RETENTION_DAYS = 14
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    region: str = "XX"
+    max_keys_per_file: int = DEFAULT_MAX_KEYS_PER_FILE
+    retention_days: int = RETENTION_DAYS
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_index(storage: Storage, out_dir: Path, now: float, retention_days: int = RETENTION_DAYS) -> list[str]:
+    """Rewrite ``index.txt``: one batch file name per line, oldest first, last 14 days only."""
+    since = now - retention_days * DAY_SECONDS
+    names = [b.name for b in storage.batches(since) if (out_dir / b.name).is_file()]
+    _write_atomic(out_dir / INDEX_FILE, "".join(f"{n}\n" for n in names).encode())
+    return names
+
+
+def export_batches(
+    storage: Storage,
+    signer: Signer,
+    out_dir: str | Path,
+    now: float,
+    config: ExportConfig = ExportConfig(),
+    rng: np.random.Generator | None = None,
+) -> list[BatchRecord]:
+    """Write every exportable key into new signed batches; returns the batches written."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if config.max_keys_per_file < 1:
+        raise ValueError("max_keys_per_file must be at least 1")
+    rng = rng or np.random.default_rng(secrets.randbits(128))
+    oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
+    keys = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
+    written: list[tuple[BatchRecord, np.ndarray]] = []
+    stamp = int(now)
+    days = keys["rolling_start"] // ROLLING_PERIOD
+    for day in np.unique(days):
+        day_keys = keys[days == day]
+        day_keys = day_keys[rng.permutation(len(day_keys))]
+        n_files = -(-len(day_keys) // config.max_keys_per_file)
+        start_ts, end_ts = int(day) * DAY_SECONDS, (int(day) + 1) * DAY_SECONDS
+        tag = secrets.token_hex(3)
+        for i in range(n_files):
+            chunk = day_keys[i * config.max_keys_per_file : (i + 1) * config.max_keys_per_file]
+            name = f"{stamp}-{start_ts}-{tag}-{i + 1:04d}.zip"
+            data = signed_export_zip(
+                chunk,
+                signer.private_key,
+                signer.info,
+                region=config.region,
+                batch_num=i + 1,
+                batch_size=n_files,
+                start_timestamp=start_ts,
+                end_timestamp=end_ts,
+            )
+            _write_atomic(out_dir / name, data)
+            record = BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk))
+            written.append((record, chunk))
+    if written:
+        storage.add_batches(written)
+    removed = storage.purge(oldest, now - 2 * DAY_SECONDS)
+    write_index(storage, out_dir, now, config.retention_days)
+    log.info("exported %d keys in %d files (%d expired keys purged)", len(keys), len(written), removed)
+    return [r for r, _ in written]

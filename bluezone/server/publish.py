@@ -1,0 +1,189 @@
+"""``POST /v1/publish``: parsing and validating an upload, as the GAEN reference server does.
+
+The request is the exposure-notifications-server publish shape::
+
+    {"temporaryExposureKeys": [{"key": b64, "rollingStartNumber": n, "rollingPeriod": p,
+      "transmissionRisk": r}], "verificationPayload": "12345678",
+     "symptomOnsetInterval": n, "padding": "..."}
+
+(``code`` is accepted for ``verificationPayload``.)  Every refusal is a ``PublishError``
+with an HTTP status and a machine-readable code; the storage transaction is rolled back
+so nothing partial is kept and the verification code is not burned by a bad request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.crypto.keys import KEY_LENGTH
+from bluezone.errors import BluezoneError
+from bluezone.matching.keyfile import MAX_DAYS_SINCE_ONSET, MAX_TRANSMISSION_RISK, NO_DAYS_SINCE_ONSET, empty_keys
+from bluezone.server.codes import hash_code
+from bluezone.server.storage import CodeRecord, Storage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PublishConfig:
+    """Limits of the publish endpoint (defaults follow the reference server and the GAEN spec)."""
+
+    max_keys_per_day: int = 14
+    max_keys: int = 30  # the reference server's maxKeysOnPublish
+    max_age_days: int = 14
+    max_body_bytes: int = 64 * 1024
+    failure_window: float = 3600.0
+    max_failures_per_client: int = 10  # failed code tries per client per window
+    max_failures_global: int = 1000  # all clients together per window
+
+
+class PublishError(BluezoneError):
+    """A refused publish: ``status`` (HTTP) and ``code`` (machine readable)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "error": str(self)}
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    keys: np.ndarray  # KEY_DTYPE, report type and onset not yet set
+    code: str
+    symptom_onset_interval: int | None
+
+
+def _bad(message: str, code: str = "bad_request") -> PublishError:
+    return PublishError(400, code, message)
+
+
+def _int(entry: dict[str, Any], name: str, where: str, default: int | None = None) -> int:
+    if name not in entry:
+        if default is None:
+            raise _bad(f"{where}: missing {name!r}")
+        return default
+    value = entry[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(f"{where}: {name!r} must be an integer")
+    return value
+
+
+def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
+    """Shape checks that need no database: JSON, fields, key sizes, ranges, duplicates."""
+    if len(body) > config.max_body_bytes:
+        raise PublishError(413, "request_too_large", f"request larger than {config.max_body_bytes} bytes")
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        raise _bad("request body is not valid JSON", "unparsable_request") from None
+    if not isinstance(doc, dict):
+        raise _bad("request body must be a JSON object", "unparsable_request")
+    code = doc.get("verificationPayload", doc.get("code"))
+    if not isinstance(code, str) or not code:
+        raise _bad("missing verification code ('verificationPayload')", "missing_verification_code")
+    padding = doc.get("padding", "")
+    if not isinstance(padding, str):
+        raise _bad("'padding' must be a string")
+    onset = doc.get("symptomOnsetInterval")
+    if onset is not None and (isinstance(onset, bool) or not isinstance(onset, int) or onset < 0):
+        raise _bad("'symptomOnsetInterval' must be a non-negative integer")
+    entries = doc.get("temporaryExposureKeys")
+    if not isinstance(entries, list) or not entries:
+        raise _bad("'temporaryExposureKeys' must be a non-empty list", "missing_keys")
+    if len(entries) > config.max_keys:
+        raise _bad(f"too many keys: {len(entries)}, at most {config.max_keys}", "too_many_keys")
+    keys = empty_keys(len(entries))
+    for i, entry in enumerate(entries):
+        where = f"temporaryExposureKeys[{i}]"
+        if not isinstance(entry, dict):
+            raise _bad(f"{where}: must be an object", "key_invalid")
+        raw = entry.get("key")
+        try:
+            key = base64.b64decode(raw.encode("ascii"), validate=True) if isinstance(raw, str) else b""
+        except (binascii.Error, UnicodeEncodeError):
+            key = b""
+        if len(key) != KEY_LENGTH:
+            raise _bad(f"{where}: 'key' must be {KEY_LENGTH} bytes in base64", "key_invalid")
+        try:
+            start = _int(entry, "rollingStartNumber", where)
+            period = _int(entry, "rollingPeriod", where, ROLLING_PERIOD)
+            risk = _int(entry, "transmissionRisk", where, 0)
+        except PublishError as exc:
+            raise _bad(str(exc), "key_invalid") from None
+        if not 1 <= period <= ROLLING_PERIOD:
+            raise _bad(f"{where}: 'rollingPeriod' must be 1-{ROLLING_PERIOD}", "key_invalid")
+        if not 0 <= start < 2**31 - ROLLING_PERIOD:
+            raise _bad(f"{where}: 'rollingStartNumber' out of range", "key_invalid")
+        if not 0 <= risk <= MAX_TRANSMISSION_RISK:
+            raise _bad(f"{where}: 'transmissionRisk' must be 0-{MAX_TRANSMISSION_RISK}", "key_invalid")
+        keys[i] = (key, start, period, risk, 0, NO_DAYS_SINCE_ONSET)
+    if len(np.unique(keys["key"])) != len(keys):
+        raise _bad("the same key appears twice", "key_duplicate")
+    return PublishRequest(keys, code, onset)
+
+
+def validate_keys(request: PublishRequest, code: CodeRecord, now: float, config: PublishConfig) -> np.ndarray:
+    """Timing checks against ``now`` and the code; the keys to store with report type and onset."""
+    keys = request.keys.copy()
+    starts = keys["rolling_start"].astype(np.int64)
+    ends = starts + keys["rolling_period"]
+    current = interval_number(now)
+    oldest = rolling_start(now) - config.max_age_days * ROLLING_PERIOD
+    if (starts > current).any():
+        raise _bad("a key starts in the future", "key_timing_invalid")
+    if (starts < oldest).any():
+        raise _bad(f"a key is older than {config.max_age_days} days", "key_timing_invalid")
+    days = Counter((starts // ROLLING_PERIOD).tolist())
+    if max(days.values()) > config.max_keys_per_day:
+        raise _bad(f"more than {config.max_keys_per_day} keys for one day", "too_many_keys_per_day")
+    order = np.argsort(starts, kind="stable")
+    if (starts[order][1:] < ends[order][:-1]).any():
+        raise _bad("keys have overlapping validity periods", "key_overlap")
+    keys["report_type"] = code.report_type
+    onset_day = code.onset_day if code.onset_day is not None else None
+    if onset_day is None and request.symptom_onset_interval is not None:
+        onset_day = request.symptom_onset_interval // ROLLING_PERIOD
+    if onset_day is None:
+        onset_day = code.test_day
+    if onset_day is not None:
+        dsos = starts // ROLLING_PERIOD - onset_day
+        keys["days_since_onset"] = np.where(np.abs(dsos) <= MAX_DAYS_SINCE_ONSET, dsos, NO_DAYS_SINCE_ONSET)
+    return keys
+
+
+def publish(storage: Storage, body: bytes, client: str, now: float, config: PublishConfig) -> int:
+    """The whole endpoint: parse, rate-limit, redeem the code and store atomically; keys inserted."""
+    request = parse_request(body, config)
+    since = now - config.failure_window
+    if storage.count_failures(since, client) >= config.max_failures_per_client:
+        log.warning("publish refused: client %s over the failed-code limit", client)
+        raise PublishError(429, "rate_limited", "too many failed verification codes from this client; try later")
+    if storage.count_failures(since) >= config.max_failures_global:
+        log.warning("publish refused: global failed-code limit reached")
+        raise PublishError(429, "rate_limited", "too many failed verification codes; try later")
+    try:
+        inserted = storage.publish(hash_code(request.code), now, lambda code: validate_keys(request, code, now, config))
+    except LookupError as exc:
+        reason = str(exc.args[0])
+        storage.record_failure(client, now, reason)
+        log.warning("failed verification code from %s: %s", client, reason)
+        messages = {
+            "invalid": "verification code is not valid",
+            "used": "verification code was already used",
+            "expired": "verification code has expired",
+        }
+        raise PublishError(403, f"verification_code_{reason}", messages[reason]) from None
+    log.info("published %d new keys (%d sent) from %s", inserted, len(request.keys), client)
+    return inserted

@@ -1,0 +1,106 @@
+"""The export signing key: a P-256 key pair in a directory, and the identity clients pin.
+
+``keygen`` writes ``private.pem`` (0600), ``public.pem`` and ``signing_key.json`` (key id,
+version, algorithm, base64 DER public key: what GAEN apps are configured with).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bluezone.errors import ConfigError, InputError
+from bluezone.matching.export import ECDSA_P256_SHA256, SignatureInfo, load_public_key, public_key_base64
+
+PRIVATE_FILE = "private.pem"
+PUBLIC_FILE = "public.pem"
+INFO_FILE = "signing_key.json"
+
+
+@dataclass(frozen=True)
+class Signer:
+    private_key: ec.EllipticCurvePrivateKey
+    info: SignatureInfo
+
+    @property
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self.private_key.public_key()
+
+    def public_info(self) -> dict[str, Any]:
+        return {
+            "key_id": self.info.key_id,
+            "key_version": self.info.key_version,
+            "algorithm": self.info.algorithm,
+            "public_key": public_key_base64(self.public_key),
+        }
+
+
+def keygen(out: str | Path, key_id: str = "bluezone", key_version: str = "v1", force: bool = False) -> Signer:
+    """Create a new P-256 signing key in ``out``; refuses to overwrite one unless ``force``."""
+    out = Path(out)
+    if (out / PRIVATE_FILE).exists() and not force:
+        raise InputError(f"{out / PRIVATE_FILE} exists: refusing to replace a signing key clients have pinned")
+    out.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(out / PRIVATE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    (out / PUBLIC_FILE).write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    signer = Signer(key, SignatureInfo(key_id, key_version, ECDSA_P256_SHA256))
+    (out / INFO_FILE).write_text(json.dumps(signer.public_info(), indent=2) + "\n")
+    return signer
+
+
+def load_signer(directory: str | Path) -> Signer:
+    """The signing key written by ``keygen``."""
+    directory = Path(directory)
+    try:
+        info = json.loads((directory / INFO_FILE).read_text())
+        key = serialization.load_pem_private_key((directory / PRIVATE_FILE).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"no usable signing key in {directory} ({exc}); create one with `bluezone server keygen`") from None
+    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
+        raise ConfigError(f"{directory / PRIVATE_FILE} is not a P-256 private key")
+    return Signer(key, SignatureInfo(str(info["key_id"]), str(info["key_version"]), ECDSA_P256_SHA256))
+
+
+@dataclass(frozen=True)
+class PinnedKey:
+    """A server's export key as a client pins it."""
+
+    public_key: str  # base64 DER
+    key_id: str | None = None
+    key_version: str | None = None
+
+    @property
+    def key(self) -> ec.EllipticCurvePublicKey:
+        return load_public_key(self.public_key)
+
+
+def read_server_key(path: str | Path) -> PinnedKey:
+    """``--server-key FILE``: a ``signing_key.json``, a PEM public key, or base64 DER."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read server key {path}: {exc.strerror or exc}") from None
+    if data.lstrip().startswith(b"{"):
+        try:
+            doc = json.loads(data)
+            pinned = PinnedKey(str(doc["public_key"]), doc.get("key_id"), doc.get("key_version"))
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{path}: not a signing_key.json (needs 'public_key')") from None
+    else:
+        pinned = PinnedKey(public_key_base64(load_public_key(data)))
+    pinned.key  # validates
+    return pinned

@@ -1,0 +1,375 @@
+"""The key server's storage: verification codes, published keys, export batches.
+
+One interface, two implementations sharing the same SQL: SQLite (one file, WAL) is the
+embedded default; PostgreSQL (psycopg 3) for a server that outgrows one machine.  Every
+method is one transaction, so a publish either stores all its keys and burns its code or
+changes nothing.  Calls are serialised per ``Storage`` object (one connection, a lock):
+FastAPI runs sync handlers in a thread pool.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bluezone.errors import BluezoneError, InputError
+from bluezone.matching.keyfile import empty_keys
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS codes (
+        code_hash TEXT PRIMARY KEY,
+        report_type INTEGER NOT NULL,
+        test_type TEXT NOT NULL,
+        test_day INTEGER,
+        onset_day INTEGER,
+        issued_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        used_at DOUBLE PRECISION)""",
+    """CREATE TABLE IF NOT EXISTS code_failures (
+        client TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS code_failures_at ON code_failures (at)""",
+    """CREATE TABLE IF NOT EXISTS batches (
+        id {serial} PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at DOUBLE PRECISION NOT NULL,
+        start_timestamp BIGINT NOT NULL,
+        end_timestamp BIGINT NOT NULL,
+        batch_num INTEGER NOT NULL,
+        batch_size INTEGER NOT NULL,
+        num_keys INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS exposure_keys (
+        key_data {blob} PRIMARY KEY,
+        rolling_start INTEGER NOT NULL,
+        rolling_period INTEGER NOT NULL,
+        transmission_risk INTEGER NOT NULL,
+        report_type INTEGER NOT NULL,
+        days_since_onset INTEGER,
+        received_at DOUBLE PRECISION NOT NULL,
+        batch_id INTEGER REFERENCES batches (id))""",
+    """CREATE INDEX IF NOT EXISTS exposure_keys_pending ON exposure_keys (batch_id, rolling_start)""",
+]
+
+
+class ServerStorageError(BluezoneError):
+    """The key server's database cannot be opened or used."""
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    """A verification code as stored (only its hash: a stolen database reveals no live code)."""
+
+    code_hash: str
+    report_type: int
+    test_type: str
+    test_day: int | None  # UTC day number (Unix seconds // 86400)
+    onset_day: int | None
+    issued_at: float
+    expires_at: float
+    used_at: float | None
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    name: str
+    created_at: float
+    start_timestamp: int
+    end_timestamp: int
+    batch_num: int
+    batch_size: int
+    num_keys: int
+
+
+class Storage(ABC):
+    """What the server needs from a database; see SQLiteStorage and PostgresStorage."""
+
+    _param = "?"
+    _serial = "INTEGER"
+    _blob = "BLOB"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    # -- plumbing each backend provides --
+    @abstractmethod
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        """A cursor inside one transaction: committed on exit, rolled back on error."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._param == "?" else sql.replace("?", self._param)
+
+    def _exec(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+        cur.execute(self._sql(sql), tuple(params))
+        return cur
+
+    def _create_schema(self) -> None:
+        with self._transaction() as cur:
+            for stmt in _SCHEMA:
+                self._exec(cur, stmt.format(serial=self._serial, blob=self._blob))
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            if row is None:
+                self._exec(cur, "INSERT INTO meta (name, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            elif int(row[0]) > SCHEMA_VERSION:
+                raise ServerStorageError(
+                    f"key server database has schema version {row[0]}, newer than this bluezone ({SCHEMA_VERSION})"
+                )
+
+    # -- verification codes --
+    def add_code(self, record: CodeRecord) -> None:
+        with self._transaction() as cur:
+            self._exec(
+                cur,
+                "INSERT INTO codes (code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    record.code_hash,
+                    record.report_type,
+                    record.test_type,
+                    record.test_day,
+                    record.onset_day,
+                    record.issued_at,
+                    record.expires_at,
+                ],
+            )
+
+    def get_code(self, code_hash: str) -> CodeRecord | None:
+        with self._transaction() as cur:
+            row = self._exec(
+                cur,
+                "SELECT code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at, used_at"
+                " FROM codes WHERE code_hash = ?",
+                [code_hash],
+            ).fetchone()
+        return CodeRecord(*row) if row else None
+
+    def record_failure(self, client: str, at: float, reason: str) -> None:
+        with self._transaction() as cur:
+            self._exec(cur, "INSERT INTO code_failures (client, at, reason) VALUES (?, ?, ?)", [client, at, reason])
+
+    def count_failures(self, since: float, client: str | None = None) -> int:
+        with self._transaction() as cur:
+            if client is None:
+                row = self._exec(cur, "SELECT COUNT(*) FROM code_failures WHERE at >= ?", [since]).fetchone()
+            else:
+                row = self._exec(
+                    cur, "SELECT COUNT(*) FROM code_failures WHERE at >= ? AND client = ?", [since, client]
+                ).fetchone()
+        return int(row[0])
+
+    # -- publishing --
+    def publish(self, code_hash: str, now: float, build: Callable[[CodeRecord], np.ndarray]) -> int:
+        """Burn the code and store the keys ``build(code)`` returns, atomically.
+
+        ``build`` validates and raises to abort: then the code stays unused and nothing is stored.
+        Keys already on the server are skipped; returns how many were inserted.
+        Raises LookupError("invalid"|"used"|"expired") for an unusable code.
+        """
+        with self._transaction() as cur:
+            row = self._exec(
+                cur,
+                "UPDATE codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?"
+                " RETURNING code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at, used_at",
+                [now, code_hash, now],
+            ).fetchone()
+            if row is None:
+                found = self._exec(cur, "SELECT used_at FROM codes WHERE code_hash = ?", [code_hash]).fetchone()
+                raise LookupError("invalid" if found is None else "used" if found[0] is not None else "expired")
+            keys = build(CodeRecord(*row))
+            inserted = 0
+            for k in keys:
+                dsos = int(k["days_since_onset"])
+                cur = self._exec(
+                    cur,
+                    "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk,"
+                    " report_type, days_since_onset, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (key_data) DO NOTHING",
+                    [
+                        bytes(k["key"]),
+                        int(k["rolling_start"]),
+                        int(k["rolling_period"]),
+                        int(k["transmission_risk"]),
+                        int(k["report_type"]),
+                        None if dsos == np.iinfo(np.int32).min else dsos,
+                        now,
+                    ],
+                )
+                inserted += max(cur.rowcount, 0)
+            return inserted
+
+    def count_keys(self) -> int:
+        with self._transaction() as cur:
+            return int(self._exec(cur, "SELECT COUNT(*) FROM exposure_keys").fetchone()[0])
+
+    def insert_keys_unchecked(self, keys: np.ndarray, now: float) -> None:
+        """Bulk insert without a code (benchmarks and tests of the exporter)."""
+        rows = [
+            (bytes(k["key"]), int(k["rolling_start"]), int(k["rolling_period"]), int(k["transmission_risk"]),
+             int(k["report_type"]), now)
+            for k in keys
+        ]
+        with self._transaction() as cur:
+            cur.executemany(
+                self._sql(
+                    "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk,"
+                    " report_type, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key_data) DO NOTHING"
+                ),
+                rows,
+            )
+
+    # -- exports --
+    def pending_keys(self, max_end_interval: int, min_start_interval: int) -> np.ndarray:
+        """Keys not yet exported whose validity ended by ``max_end_interval`` (the embargo)."""
+        with self._transaction() as cur:
+            rows = self._exec(
+                cur,
+                "SELECT key_data, rolling_start, rolling_period, transmission_risk, report_type, days_since_onset"
+                " FROM exposure_keys WHERE batch_id IS NULL AND rolling_start + rolling_period <= ?"
+                " AND rolling_start >= ?",
+                [max_end_interval, min_start_interval],
+            ).fetchall()
+        keys = empty_keys(len(rows))
+        if rows:
+            keys["key"] = np.frombuffer(b"".join(bytes(r[0]) for r in rows), "V16")
+            keys["rolling_start"] = [r[1] for r in rows]
+            keys["rolling_period"] = [r[2] for r in rows]
+            keys["transmission_risk"] = [r[3] for r in rows]
+            keys["report_type"] = [r[4] for r in rows]
+            keys["days_since_onset"] = [np.iinfo(np.int32).min if r[5] is None else r[5] for r in rows]
+        return keys
+
+    def add_batches(self, batches: Sequence[tuple[BatchRecord, np.ndarray]]) -> None:
+        """Record written batch files and mark their keys exported, in one transaction."""
+        with self._transaction() as cur:
+            for record, keys in batches:
+                batch_id = self._exec(
+                    cur,
+                    "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
+                    " num_keys) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    [
+                        record.name,
+                        record.created_at,
+                        record.start_timestamp,
+                        record.end_timestamp,
+                        record.batch_num,
+                        record.batch_size,
+                        record.num_keys,
+                    ],
+                ).fetchone()[0]
+                cur.executemany(
+                    self._sql("UPDATE exposure_keys SET batch_id = ? WHERE key_data = ?"),
+                    [(batch_id, bytes(k)) for k in keys["key"]],
+                )
+
+    def batches(self, since: float = 0.0) -> list[BatchRecord]:
+        with self._transaction() as cur:
+            rows = self._exec(
+                cur,
+                "SELECT name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys"
+                " FROM batches WHERE end_timestamp >= ? ORDER BY id",
+                [since],
+            ).fetchall()
+        return [BatchRecord(*r) for r in rows]
+
+    def purge(self, before_interval: int, failures_before: float) -> int:
+        """Drop keys that ended before ``before_interval`` and old failure records."""
+        with self._transaction() as cur:
+            n = self._exec(
+                cur, "DELETE FROM exposure_keys WHERE rolling_start + rolling_period < ?", [before_interval]
+            ).rowcount
+            self._exec(cur, "DELETE FROM code_failures WHERE at < ?", [failures_before])
+        return max(n, 0)
+
+
+class SQLiteStorage(Storage):
+    """The embedded default: one SQLite file in WAL mode."""
+
+    def __init__(self, path: str | Path) -> None:
+        super().__init__()
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA busy_timeout=5000")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as exc:
+            raise ServerStorageError(f"cannot open key server database {self.path}: {exc}") from None
+        self._create_schema()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                yield cur
+            except BaseException:
+                self._conn.rollback()
+                raise
+            else:
+                self._conn.commit()
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class PostgresStorage(Storage):
+    """PostgreSQL through psycopg 3: the same SQL with %s placeholders."""
+
+    _param = "%s"
+    _serial = "BIGSERIAL"
+    _blob = "BYTEA"
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__()
+        try:
+            import psycopg
+        except ImportError:
+            raise ServerStorageError("PostgreSQL needs psycopg: pip install 'bluezone[postgres]'") from None
+        try:
+            self._conn = psycopg.connect(dsn)
+        except psycopg.Error as exc:
+            raise ServerStorageError(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
+        self._create_schema()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
+            yield cur
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+def open_storage(db: str | Path) -> Storage:
+    """``postgresql://...`` (or ``postgres://``) opens PostgreSQL; anything else is a SQLite file path."""
+    text = str(db)
+    if text.startswith(("postgresql://", "postgres://")):
+        return PostgresStorage(text)
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///") :]
+    elif "://" in text:
+        raise InputError(f"unsupported database URL {text!r}: give a SQLite file path or postgresql://...")
+    return SQLiteStorage(text)
