@@ -221,12 +221,13 @@ def check(
 @click.option("--sightings", "n_sightings", default=1_000_000, show_default=True, type=click.IntRange(1))
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--naive-sample", default=200, show_default=True, type=click.IntRange(1), help="Keys for the baseline.")
+@click.option("--with-store", is_flag=True, help="Also time loading the sightings from a temporary SQLite store.")
 @json_option
-def benchmark(n_keys: int, n_sightings: int, seed: int, naive_sample: int, as_json: bool) -> None:
+def benchmark(n_keys: int, n_sightings: int, seed: int, naive_sample: int, with_store: bool, as_json: bool) -> None:
     """Time the matcher on synthetic keys and sightings, beside a naive per-RPI loop."""
     from bluezone.matching.benchmark import run_benchmark
 
-    result = run_benchmark(n_keys, n_sightings, seed, naive_sample)
+    result = run_benchmark(n_keys, n_sightings, seed, naive_sample, with_store)
     if as_json:
         emit_json(result.as_dict())
         return
@@ -238,6 +239,11 @@ def benchmark(n_keys: int, n_sightings: int, seed: int, naive_sample: int, as_js
         f"naive per-RPI loop on {result.naive_sample_keys} keys: {result.naive_keys_per_second:,.0f} keys/s; "
         f"speedup {result.speedup_vs_naive:.1f}x (store loading not included)"
     )
+    if result.store_load_seconds is not None:
+        click.echo(
+            f"loading the sightings from SQLite: {result.store_load_seconds:.3f} s; with it "
+            f"{result.keys_per_second_with_store:,.0f} keys/s"
+        )
 
 
 # --- real Bluetooth (H4): doctor ------------------------------------------------------------

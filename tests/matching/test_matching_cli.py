@@ -116,3 +116,11 @@ def test_benchmark_small_json() -> None:
 def test_benchmark_text() -> None:
     code, out, _ = run("benchmark", "--keys", "50", "--sightings", "1000", "--naive-sample", "2")
     assert code == 0 and "keys/s" in out and "speedup" in out
+
+
+def test_benchmark_with_store() -> None:
+    pytest.importorskip("bluezone.proximity.store")
+    code, out, _ = run("benchmark", "--keys", "100", "--sightings", "3000", "--naive-sample", "2", "--with-store", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["store_load_seconds"] > 0 and 0 < data["keys_per_second_with_store"] < data["keys_per_second"]
