@@ -1,0 +1,97 @@
+"""Fixtures for key server tests: node stores that met, a server on a virtual clock, PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # for server_helpers.py
+
+PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+
+
+def _pg_bin() -> Path | None:
+    for d in PG_BIN_DIRS:
+        if (d / "initdb").exists() and (d / "pg_ctl").exists():
+            return d
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[str]:
+    """A private PostgreSQL cluster on a unix socket in a temp dir; yields a base DSN.
+
+    Skipped with the reason when the binaries are missing, except under CI=true, where
+    the PostgreSQL tests must run and a missing server is a failure.
+    """
+    bindir = _pg_bin()
+    if bindir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI=true but PostgreSQL is not installed (apt-get install postgresql)")
+        pytest.skip("PostgreSQL binaries not found (install Debian's postgresql to run these tests)")
+    root = Path(tempfile.mkdtemp(prefix="bluezone-pg-"))
+    data, sock = root / "data", root / "sock"
+    sock.mkdir()
+    prefix: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as postgres
+        shutil.chown(root, "postgres")
+        shutil.chown(sock, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    env = {**os.environ, "LC_ALL": "C"}
+    try:
+        subprocess.run(
+            [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "bluezone", "--no-sync"],
+            check=True, capture_output=True, env=env, timeout=120,
+        )
+        subprocess.run(
+            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
+             f"-k {sock} -c listen_addresses= -c fsync=off", "start"],
+            check=True, capture_output=True, env=env, timeout=120,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        message = f"could not start a private PostgreSQL cluster: {exc} {detail.decode(errors='replace')[-300:]}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield f"postgresql://bluezone@/postgres?host={sock}"
+    finally:
+        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_dsn(postgres_cluster: str) -> str:
+    """A fresh database in the private cluster for one test."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(postgres_cluster, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return postgres_cluster.replace("/postgres?", f"/{name}?")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[object]:
+    """The same storage tests over SQLite and a real PostgreSQL."""
+    from bluezone.server.storage import open_storage
+
+    if request.param == "sqlite":
+        s = open_storage(tmp_path / "server.db")
+    else:
+        s = open_storage(request.getfixturevalue("postgres_dsn"))
+    try:
+        yield s
+    finally:
+        s.close()

@@ -1,0 +1,275 @@
+"""The key server in process (FastAPI TestClient = an httpx client) on a virtual clock."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from server_helpers import NOW, make_nodes
+from starlette.testclient import TestClient  # an httpx.Client over the ASGI app
+
+from bluezone.clock import VirtualClock
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.matching.export import open_signed_export
+from bluezone.matching.storeio import as_sightings
+from bluezone.proximity.store import SightingStore
+from bluezone.server.app import create_app
+from bluezone.server.client import (
+    KeyServerClient,
+    KeyServerError,
+    ServerKeyChangedError,
+    ServerState,
+    check_server,
+    keys_to_upload,
+)
+from bluezone.server.codes import issue_code
+from bluezone.server.exports import ExportConfig, export_batches
+from bluezone.server.publish import PublishConfig
+from bluezone.server.signing import PinnedKey, keygen
+from bluezone.server.storage import SQLiteStorage
+
+URL = "http://keys.test"
+
+
+class Server:
+    def __init__(self, tmp: Path, publish_config: PublishConfig = PublishConfig()) -> None:
+        self.clock = VirtualClock(NOW)
+        self.storage = SQLiteStorage(tmp / "server.db")
+        self.signer = keygen(tmp / "signing")
+        self.exports = tmp / "exports"
+        self.app = create_app(
+            self.storage, export_dir=self.exports, signer=self.signer, clock=self.clock, publish_config=publish_config
+        )
+        self.http = TestClient(self.app, base_url=URL)
+        self.client = KeyServerClient(URL, http=self.http)
+
+    def code(self, **kw: object) -> str:
+        return issue_code(self.storage, self.clock.now(), **kw).code  # type: ignore[arg-type]
+
+    def export(self, **kw: object) -> list:
+        return export_batches(self.storage, self.signer, self.exports, self.clock.now(), ExportConfig(**kw))  # type: ignore[arg-type]
+
+    def post(self, body: object) -> tuple[int, dict]:
+        r = self.http.post("/v1/publish", content=body if isinstance(body, bytes) else json.dumps(body))
+        return r.status_code, r.json()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Server:
+    s = Server(tmp_path)
+    yield s
+    s.storage.close()
+
+
+def _check(server: Server, db: Path, **kw: object):
+    with SightingStore.open(db, create=False) as store:
+        return check_server(
+            server.client,
+            ServerState(store.db.conn),
+            lambda t0, t1: as_sightings(store.sightings(t0, t1)),
+            now=server.clock.now(),
+            **kw,  # type: ignore[arg-type]
+        )
+
+
+def _body(keys: list[tuple[bytes, int, int]], code: str) -> dict:
+    return {
+        "temporaryExposureKeys": [
+            {"key": base64.b64encode(k).decode(), "rollingStartNumber": s, "rollingPeriod": p, "transmissionRisk": 0}
+            for k, s, p in keys
+        ],
+        "verificationPayload": code,
+    }
+
+
+def test_f0_upload_export_and_f1_check(server: Server, tmp_path: Path) -> None:
+    daily, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), server.clock.now(), include_today=False)
+    assert len(keys) == 5 and keys["rolling_start"].max() < rolling_start(NOW)  # today's key kept back
+    assert server.client.publish(keys, server.code(test_type="confirmed")) == 5
+    batches = server.export()
+    assert sum(b.num_keys for b in batches) == 5
+    result_b = _check(server, nodes["b"])
+    assert result_b.pinned_now and not result_b.rejected and len(result_b.keys) == 5
+    assert [e.score.close_contact for e in result_b.exposures] == [True]
+    assert (result_b.keys["report_type"] == 1).all()
+    result_c = _check(server, nodes["c"])
+    assert not any(e.score.close_contact for e in result_c.exposures)
+    again = _check(server, nodes["b"])  # batches are remembered
+    assert again.batches == [] and len(again.keys) == 0 and not again.pinned_now
+
+
+def test_codes_reused_expired_wrong_refused(server: Server) -> None:
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    code = server.code()
+    assert server.post(_body([(b"\x01" * 16, day, 144)], code)) == (200, {"insertedExposures": 1})
+    status, doc = server.post(_body([(b"\x02" * 16, day - 144, 144)], code))
+    assert (status, doc["code"]) == (403, "verification_code_used")
+    expiring = server.code()
+    server.clock.advance(3601)
+    status, doc = server.post(_body([(b"\x03" * 16, day, 144)], expiring))
+    assert (status, doc["code"]) == (403, "verification_code_expired")
+    status, doc = server.post(_body([(b"\x04" * 16, day, 144)], "12345678"))
+    assert (status, doc["code"]) == (403, "verification_code_invalid")
+    assert server.storage.count_keys() == 1
+    assert server.storage.count_failures(0) == 3
+
+
+def test_failed_guesses_rate_limited(tmp_path: Path) -> None:
+    server = Server(tmp_path, PublishConfig(max_failures_per_client=3, max_failures_global=5))
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    body = _body([(b"\x01" * 16, day, 144)], "00000000")
+    assert [server.post(body)[0] for _ in range(4)] == [403, 403, 403, 429]
+    good = server.code(lifetime=7200)
+    assert server.post(_body([(b"\x01" * 16, day, 144)], good))[1]["code"] == "rate_limited"
+    server.clock.advance(3601)  # the window has passed
+    assert server.post(_body([(b"\x01" * 16, day, 144)], good))[0] == 200
+
+
+@pytest.mark.parametrize(
+    "make_body, error",
+    [
+        (lambda code, day: _body([(bytes([i]) * 16, day + i, 1) for i in range(20)], code), "too_many_keys_per_day"),
+        (lambda code, day: _body([(b"\x01" * 16, rolling_start(NOW) + 200, 144)], code), "key_timing_invalid"),
+        (lambda code, day: _body([(b"\x01" * 16, day - 15 * 144, 144)], code), "key_timing_invalid"),
+        (lambda code, day: _body([(b"\x01" * 16, day, 144), (b"\x02" * 16, day + 100, 144)], code), "key_overlap"),
+        (lambda code, day: _body([(b"\x01" * 16, day, 144), (b"\x01" * 16, day - 144, 144)], code), "key_duplicate"),
+        (lambda code, day: _body([(b"\x01" * 15, day, 144)], code), "key_invalid"),
+        (lambda code, day: _body([(b"\x01" * 16, day, 0)], code), "key_invalid"),
+        (lambda code, day: _body([(b"\x01" * 16, day, 145)], code), "key_invalid"),
+        (lambda code, day: json.dumps(_body([(b"\x01" * 16, day, 144)], code)).encode()[:-7], "unparsable_request"),
+        (lambda code, day: b"", "unparsable_request"),
+        (lambda code, day: {"temporaryExposureKeys": [], "verificationPayload": code}, "missing_keys"),
+    ],
+)
+def test_invalid_uploads_400_nothing_stored(server: Server, make_body, error: str) -> None:
+    code = server.code()
+    day = rolling_start(NOW) - 3 * ROLLING_PERIOD
+    status, doc = server.post(make_body(code, day))
+    assert (status, doc["code"]) == (400, error)
+    assert server.storage.count_keys() == 0
+    # the code was not burned by the bad request
+    assert server.post(_body([(b"\x09" * 16, day, 144)], code))[0] == 200
+
+
+def test_request_size_limit(server: Server) -> None:
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    body = _body([(b"\x01" * 16, day, 144)], server.code())
+    body["padding"] = "x" * (70 * 1024)
+    status, doc = server.post(body)
+    assert (status, doc["code"]) == (413, "request_too_large")
+    assert server.storage.count_keys() == 0
+
+
+def test_report_type_and_days_since_onset(server: Server) -> None:
+    import datetime as dt
+
+    today = dt.datetime.fromtimestamp(NOW, dt.UTC).date()
+    code = server.code(test_type="likely", symptom_onset=today - dt.timedelta(days=2))
+    base = rolling_start(NOW)
+    keys = [(bytes([i + 1]) * 16, base - d * ROLLING_PERIOD, 144) for i, d in enumerate((1, 2, 3))]
+    assert server.post(_body(keys, code))[0] == 200
+    pending = server.storage.pending_keys(base, 0)
+    by_start = {int(k["rolling_start"]): k for k in pending}
+    assert {s: int(k["days_since_onset"]) for s, k in by_start.items()} == {
+        base - 144: 1, base - 288: 0, base - 432: -1
+    }
+    assert (pending["report_type"] == 2).all()
+
+
+def test_embargo_shuffle_and_split(server: Server) -> None:
+    today = rolling_start(NOW)
+    rows = []
+    for day in range(1, 4):  # 3 days x 8 short keys + today's key
+        rows += [(bytes([day, i]) * 8, today - day * 144 + 18 * i, 18) for i in range(8)]
+    rows.append((b"\xee" * 16, today, 144))
+    for chunk in (rows[:14], rows[14:]):
+        assert server.post(_body(chunk, server.code()))[0] == 200
+    batches = server.export(max_keys_per_file=3)
+    assert len(batches) == 9 and sum(b.num_keys for b in batches) == 24
+    assert {(b.batch_num, b.batch_size) for b in batches} == {(1, 3), (2, 3), (3, 3)}
+    exported = []
+    for b in batches:
+        export, _ = open_signed_export((server.exports / b.name).read_bytes(), server.signer.public_key)
+        assert export.batch_num == b.batch_num and len(export.keys) <= 3
+        exported += [bytes(k) for k in export.keys["key"]]
+    assert b"\xee" * 16 not in exported  # today's key is embargoed
+    sent = [k for k, _, _ in rows[:-1]]
+    assert sorted(exported) == sorted(sent) and exported != sent  # shuffled
+    assert server.client.index() == [b.name for b in batches]
+    assert server.export() == []  # nothing new
+    server.clock.advance(24 * 3600)  # today's key has expired: now it is exported
+    later = server.export()
+    assert [b.num_keys for b in later] == [1]
+
+
+def test_tampered_and_unsigned_batches_rejected(server: Server, tmp_path: Path) -> None:
+    daily, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    server.client.publish(keys, server.code())
+    batches = server.export()
+    target = server.exports / batches[0].name
+    with zipfile.ZipFile(target) as z:
+        export_bin, export_sig = z.read("export.bin"), z.read("export.sig")
+    tampered = bytearray(export_bin)
+    tampered[-3] ^= 0x40
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("export.bin", bytes(tampered))
+        z.writestr("export.sig", export_sig)
+    target.write_bytes(buf.getvalue())
+    unsigned = server.exports / batches[1].name
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("export.bin", zipfile.ZipFile(unsigned).read("export.bin"))
+    unsigned.write_bytes(buf.getvalue())
+    result = _check(server, nodes["b"])
+    assert set(result.rejected) == {batches[0].name, batches[1].name}
+    assert "does not verify" in result.rejected[batches[0].name]
+    assert "no export.sig" in result.rejected[batches[1].name]
+    assert len(result.keys) == len(keys) - 2
+    again = _check(server, nodes["b"])  # rejected batches are not remembered as processed
+    assert set(again.rejected) == {batches[0].name, batches[1].name}
+
+
+def test_server_key_change_is_an_error(server: Server, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path)
+    _check(server, nodes["b"])  # pins on first use
+    impostor = Server(tmp_path / "impostor")
+    with SightingStore.open(nodes["b"], create=False) as store:
+        state = ServerState(store.db.conn)
+        with pytest.raises(ServerKeyChangedError):
+            check_server(impostor.client, state, lambda a, b: as_sightings(store.sightings(a, b)))
+        other = PinnedKey(impostor.signer.public_info()["public_key"])
+        with pytest.raises(ServerKeyChangedError):
+            check_server(server.client, state, lambda a, b: as_sightings(store.sightings(a, b)), server_key=other)
+
+
+def test_given_server_key_pins_and_verifies(server: Server, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path)
+    wrong = Server(tmp_path / "other").signer.public_info()
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    server.post(_body([(b"\x01" * 16, day, 144)], server.code()))
+    server.export()
+    result = _check(server, nodes["c"], server_key=PinnedKey(wrong["public_key"]))
+    assert len(result.rejected) == 1 and len(result.keys) == 0
+
+
+def test_client_errors_are_keyservererror(server: Server) -> None:
+    with pytest.raises(KeyServerError) as info:
+        server.client.publish(np.zeros(0, dtype=[("key", "V16")]), "1")  # type: ignore[arg-type]
+    assert info.value.code == "missing_keys" and info.value.status == 400
+
+
+def test_openapi(server: Server) -> None:
+    spec = server.http.get("/openapi.json").json()
+    assert "/v1/publish" in spec["paths"]
+    schema = spec["paths"]["/v1/publish"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert "temporaryExposureKeys" in schema["properties"]
