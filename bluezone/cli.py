@@ -222,18 +222,22 @@ def check(
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--naive-sample", default=200, show_default=True, type=click.IntRange(1), help="Keys for the baseline.")
 @click.option("--with-store", is_flag=True, help="Also time loading the sightings from a temporary SQLite store.")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Timings to take the median of.")
 @json_option
-def benchmark(n_keys: int, n_sightings: int, seed: int, naive_sample: int, with_store: bool, as_json: bool) -> None:
+def benchmark(
+    n_keys: int, n_sightings: int, seed: int, naive_sample: int, with_store: bool, repeats: int, as_json: bool
+) -> None:
     """Time the matcher on synthetic keys and sightings, beside a naive per-RPI loop."""
     from bluezone.matching.benchmark import run_benchmark
 
-    result = run_benchmark(n_keys, n_sightings, seed, naive_sample, with_store)
+    result = run_benchmark(n_keys, n_sightings, seed, naive_sample, with_store, repeats)
     if as_json:
         emit_json(result.as_dict())
         return
     click.echo(
         f"matcher: {result.keys:,} keys against {result.sightings:,} sightings in {result.seconds:.3f} s "
-        f"(index {result.index_seconds:.3f} s): {result.keys_per_second:,.0f} keys/s, {result.matches} matches"
+        f"(index {result.index_seconds:.3f} s; median of {result.repeats}): {result.keys_per_second:,.0f} keys/s, "
+        f"{result.matches} matches"
     )
     click.echo(
         f"naive per-RPI loop on {result.naive_sample_keys} keys: {result.naive_keys_per_second:,.0f} keys/s; "

@@ -13,6 +13,7 @@ compared by rate.  It lives here, not in the product path.
 
 from __future__ import annotations
 
+import statistics
 import time
 from dataclasses import asdict, dataclass
 
@@ -46,12 +47,13 @@ class BenchmarkResult:
     naive_sample_keys: int
     naive_keys_per_second: float
     speedup_vs_naive: float
+    repeats: int = 1
     store_loading_included: bool = False
     store_load_seconds: float | None = None  # with_store: reading the M sightings back from SQLite
     keys_per_second_with_store: float | None = None
     note: str = (
-        "keys_per_second = keys / (index build + match + AEM decryption + windows) over an in-memory "
-        "sightings array; SQLite loading not included; one process"
+        "keys_per_second = keys / median over repeats of (index build + match + AEM decryption + windows) "
+        "over an in-memory sightings array; SQLite loading not included; one process"
     )
 
     def as_dict(self) -> dict[str, object]:
@@ -136,30 +138,44 @@ def time_store_load(sightings: np.ndarray) -> float:
 
 
 def run_benchmark(
-    n_keys: int, n_sightings: int, seed: int = 0, naive_sample: int = 200, with_store: bool = False
+    n_keys: int,
+    n_sightings: int,
+    seed: int = 0,
+    naive_sample: int = 200,
+    with_store: bool = False,
+    repeats: int = 3,
 ) -> BenchmarkResult:
-    """Time the matcher end to end over an in-memory array; ``with_store`` also times SQLite loading."""
-    keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed)
-    t0 = time.perf_counter()
-    index = SightingIndex(sightings)
-    t1 = time.perf_counter()
-    matches = match(keys, index)
-    windows = exposure_windows(keys, matches)
-    t2 = time.perf_counter()
+    """Time the matcher end to end over an in-memory array; ``with_store`` also times SQLite loading.
 
+    Matcher and baseline are each timed ``repeats`` times, alternating, and the medians are
+    reported, so that a burst of load from other processes does not decide the ratio.
+    """
+    keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed)
     # Baseline: its sighting dict is built outside the timing (it only favours the baseline).
     seen: dict[bytes, list[int]] = {}
-    intervals = index.intervals.tolist()
+    intervals = (np.floor(sightings["time"]).astype(np.int64) // INTERVAL_SECONDS).tolist()
     for row, value in enumerate(sightings["rpi"].tolist()):
         seen.setdefault(value, []).append(intervals[row])
     sample = keys[: max(1, min(naive_sample, n_keys))]
-    t3 = time.perf_counter()
-    _naive_lookup(sample, seen)
-    t4 = time.perf_counter()
 
-    seconds = t2 - t0
+    index_times, match_times, naive_times = [], [], []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        index = SightingIndex(sightings)
+        t1 = time.perf_counter()
+        matches = match(keys, index)
+        windows = exposure_windows(keys, matches)
+        t2 = time.perf_counter()
+        del index
+        _naive_lookup(sample, seen)
+        t3 = time.perf_counter()
+        index_times.append(t1 - t0)
+        match_times.append(t2 - t1)
+        naive_times.append(t3 - t2)
+
+    seconds = statistics.median(i + m for i, m in zip(index_times, match_times))
     rate = n_keys / seconds if seconds > 0 else float("inf")
-    naive_rate = len(sample) / (t4 - t3)
+    naive_rate = len(sample) / statistics.median(naive_times)
     load = time_store_load(sightings) if with_store else None
     return BenchmarkResult(
         keys=n_keys,
@@ -167,14 +183,15 @@ def run_benchmark(
         seed=seed,
         keys_per_second=round(rate, 1),
         seconds=round(seconds, 4),
-        index_seconds=round(t1 - t0, 4),
-        match_seconds=round(t2 - t1, 4),
+        index_seconds=round(statistics.median(index_times), 4),
+        match_seconds=round(statistics.median(match_times), 4),
         matches=len(matches),
         windows=len(windows),
         planted_keys=planted,
         naive_sample_keys=len(sample),
         naive_keys_per_second=round(naive_rate, 1),
         speedup_vs_naive=round(rate / naive_rate, 1),
+        repeats=max(1, repeats),
         store_load_seconds=None if load is None else round(load, 4),
         keys_per_second_with_store=None if load is None else round(n_keys / (seconds + load), 1),
     )

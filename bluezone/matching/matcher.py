@@ -38,7 +38,7 @@ TOLERANCE_INTERVALS = 12
 DEFAULT_TX_POWER = -20
 _CHUNK = 2048  # keys per derivation batch: 2048 * 144 * 16 B = 4.7 MB of RPIs
 _BITS_1 = 24  # first filter: bits 0-23 (bytes 0-2) of the RPI
-_BITS_2 = 28  # second filter: at most bits 32-59 (bytes 4-7), independent of the first
+_BITS_2 = 26  # second filter: at most bits 32-57 (bytes 4-7), independent of the first
 
 #: One matched sighting: which key, which sighting (row of the sightings array), and
 #: what the AEM said.
@@ -105,8 +105,9 @@ class SightingIndex:
         quads = rpis.view("<u4")
         self.prefix1 = quads[:, 0] & ((1 << _BITS_1) - 1)
         self.filter1 = _bitset(self.prefix1, _BITS_1)
-        # ~256 bits per stored RPI, capped at 32 MB: small stores get a small table.
-        self.bits2 = int(np.clip(np.ceil(np.log2(max(n, 1))) + 8, 16, _BITS_2))
+        # ~64 bits per stored RPI, capped at 8 MB (page faults on a bigger fresh table cost more
+        # than the extra survivors): small stores get a small table.
+        self.bits2 = int(np.clip(np.ceil(np.log2(max(n, 1))) + 6, 16, _BITS_2))
         self.filter2 = _bitset(quads[:, 1] & ((1 << self.bits2) - 1), self.bits2)
 
     def __len__(self) -> int:

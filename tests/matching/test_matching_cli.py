@@ -104,13 +104,15 @@ def test_check_unknown_scorer_exit_2(tmp_path: Path) -> None:
 
 
 def test_benchmark_small_json() -> None:
-    code, out, _ = run("benchmark", "--keys", "300", "--sightings", "5000", "--seed", "2", "--naive-sample", "5", "--json")
+    code, out, _ = run(
+        "benchmark", "--keys", "300", "--sightings", "5000", "--seed", "2", "--naive-sample", "5", "--repeats", "2", "--json"
+    )
     assert code == 0
     data = json.loads(out)
     assert data["keys"] == 300 and data["sightings"] == 5000
     assert data["keys_per_second"] > 0 and data["speedup_vs_naive"] > 0
     assert data["matches"] == data["planted_keys"] * 15 > 0
-    assert data["store_loading_included"] is False
+    assert data["store_loading_included"] is False and data["repeats"] == 2
 
 
 def test_benchmark_text() -> None:
