@@ -49,7 +49,7 @@ def postgres_cluster() -> Iterator[str]:
     env = {**os.environ, "LC_ALL": "C"}
     try:
         subprocess.run(
-            [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "bluezone", "--no-sync"],
+            [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "bluezone", "-E", "UTF8", "--no-sync"],
             check=True, capture_output=True, env=env, timeout=120,
         )
         subprocess.run(

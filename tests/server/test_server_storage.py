@@ -1,0 +1,89 @@
+"""Storage behaviour, the same over SQLite and a real PostgreSQL (see conftest.storage)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from server_helpers import NOW
+
+from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.errors import InputError
+from bluezone.matching.keyfile import empty_keys
+from bluezone.server.codes import hash_code, issue_code
+from bluezone.server.exports import export_batches
+from bluezone.server.publish import PublishConfig, PublishError, publish
+from bluezone.server.signing import keygen
+from bluezone.server.storage import BatchRecord, open_storage
+
+
+def _body(code: str, rows: list[tuple[int, int]]) -> bytes:
+    import base64
+
+    return json.dumps(
+        {
+            "temporaryExposureKeys": [
+                {"key": base64.b64encode(bytes([i + 1]) * 16).decode(), "rollingStartNumber": s, "rollingPeriod": p}
+                for i, (s, p) in enumerate(rows)
+            ],
+            "verificationPayload": code,
+        }
+    ).encode()
+
+
+def test_code_lifecycle(storage) -> None:
+    issued = issue_code(storage, NOW, test_type="recursive")
+    assert len(issued.code) == 8 and issued.code.isdigit() and issued.expires_at == NOW + 3600
+    record = storage.get_code(hash_code(issued.code))
+    assert record.report_type == 4 and record.used_at is None
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    assert publish(storage, _body(issued.code, [(day, 144)]), "c1", NOW, PublishConfig()) == 1
+    assert storage.get_code(hash_code(issued.code)).used_at == NOW
+    with pytest.raises(PublishError) as info:
+        publish(storage, _body(issued.code, [(day - 144, 144)]), "c1", NOW, PublishConfig())
+    assert info.value.code == "verification_code_used"
+    assert storage.count_failures(0, "c1") == 1 and storage.count_failures(0, "c2") == 0
+
+
+def test_publish_is_atomic(storage) -> None:
+    code = issue_code(storage, NOW).code
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    with pytest.raises(PublishError) as info:
+        publish(storage, _body(code, [(day, 144), (rolling_start(NOW) + 500, 1)]), "c", NOW, PublishConfig())
+    assert info.value.code == "key_timing_invalid"
+    assert storage.count_keys() == 0
+    assert storage.get_code(hash_code(code)).used_at is None
+    assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig()) == 1
+
+
+def test_duplicate_keys_across_uploads_skipped(storage) -> None:
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    for expected in (1, 0):
+        code = issue_code(storage, NOW).code
+        assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig()) == expected
+    assert storage.count_keys() == 1
+
+
+def test_pending_batches_and_purge(storage, tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    keys = empty_keys(6)
+    keys["key"] = np.frombuffer(rng.bytes(96), "V16")
+    today = rolling_start(NOW)
+    keys["rolling_start"] = [today - 20 * 144, today - 2 * 144, today - 144, today - 144 + 10, today, today]
+    keys["rolling_period"] = [144, 144, 10, 134, 144, 1]
+    storage.insert_keys_unchecked(keys, NOW)
+    pending = storage.pending_keys(interval_number(NOW), today - 14 * 144)
+    assert len(pending) == 4  # not the 20-day-old key, not today's still-valid one
+    signer = keygen(tmp_path / "k")
+    batches = export_batches(storage, signer, tmp_path / "out", NOW)
+    assert sum(b.num_keys for b in batches) == 4
+    assert [b.name for b in storage.batches()] == [b.name for b in batches]
+    assert len(storage.pending_keys(interval_number(NOW), 0)) == 0  # exported keys leave the queue
+    assert storage.count_keys() == 5  # the 20-day-old key was purged
+    assert isinstance(storage.batches()[0], BatchRecord)
+
+
+def test_unsupported_url() -> None:
+    with pytest.raises(InputError):
+        open_storage("mysql://x")
