@@ -1,0 +1,124 @@
+"""The real thing on loopback: uvicorn on 127.0.0.1, and the `bluezone` commands a user runs."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from click.testing import CliRunner
+from server_helpers import make_nodes
+
+from bluezone.cli import cli
+from bluezone.server.app import create_app
+from bluezone.server.signing import keygen
+from bluezone.server.storage import SQLiteStorage
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[dict]:
+    db, keys, exports = tmp_path / "server.db", tmp_path / "signing", tmp_path / "exports"
+    keygen(keys)
+    from bluezone.server.signing import load_signer
+
+    storage = SQLiteStorage(db)
+    app = create_app(storage, export_dir=exports, signer=load_signer(keys))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "db": db, "keys": keys, "exports": exports}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        storage.close()
+
+
+def _run(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), obj={}, input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path, now=time.time())
+    url, db = live_server["url"], str(live_server["db"])
+    code_rc, out, err = _run("server", "issue-code", "--db", db, "--json", "--type", "confirmed")
+    assert code_rc == 0, err
+    issued = json.loads(out)
+    assert set(issued) >= {"code", "expires_at"} and len(issued["code"]) == 8
+
+    rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--dry-run")
+    assert rc == 0 and len(json.loads(out)["temporaryExposureKeys"]) == 5  # today's key not included
+    rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), input="n\n")
+    assert rc != 0 and "Send them?" in err
+    rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--yes")
+    assert rc == 0, err
+    assert "server stored 5 new" in out
+    rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--yes")
+    assert rc == 1 and "verification_code_used" in err  # single use
+
+    rc, out, err = _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
+                        "--export-dir", str(live_server["exports"]))
+    assert rc == 0 and out.startswith("5 keys in"), err
+
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]), "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["close_contact"] is True and report["keys"] == 5 and len(report["batches"]) == 5
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["c"]))
+    assert rc == 0 and "0 close contact(s)" in out, err
+
+    # the node pinned the key on first use; a different --server-key now is an error
+    other = tmp_path / "other"
+    keygen(other)
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]), "--server-key",
+                        str(other / "signing_key.json"))
+    assert rc == 1 and "differs from the key pinned" in err
+
+
+def test_check_rejects_tampered_batch_cli(live_server: dict, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path, now=time.time())
+    url, db = live_server["url"], str(live_server["db"])
+    code = json.loads(_run("server", "issue-code", "--db", db, "--json")[1])["code"]
+    assert _run("upload", "--server", url, "--code", code, "--db", str(nodes["a"]), "--yes")[0] == 0
+    assert _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
+                "--export-dir", str(live_server["exports"]))[0] == 0
+    batch = sorted(live_server["exports"].glob("*.zip"))[0]
+    data = bytearray(batch.read_bytes())
+    data[60] ^= 0xFF  # inside the compressed export.bin
+    batch.write_bytes(bytes(data))
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]), "--server-key",
+                        str(live_server["keys"] / "signing_key.json"))
+    assert rc == 1 and "rejected and not used" in err
+
+
+def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
+    assert _run("server", "keygen", "--out", str(tmp_path / "k"))[0] == 0
+    assert (tmp_path / "k" / "private.pem").stat().st_mode & 0o077 == 0
+    rc, out, err = _run("server", "keygen", "--out", str(tmp_path / "k"))
+    assert rc == 2 and "refusing" in err
+
+
+def test_bad_inputs_one_line_errors(tmp_path: Path) -> None:
+    rc, out, err = _run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--test-date", "2999-01-01")
+    assert rc == 2 and "future" in err
+    rc, out, err = _run("upload", "--server", "ftp://x", "--code", "12345678", "--db", str(tmp_path / "none.db"))
+    assert rc == 2 and err.startswith("Error:")
+    rc, out, err = _run("check", "--server", "http://127.0.0.1:9", "--keys", "x.json")
+    assert rc == 2
