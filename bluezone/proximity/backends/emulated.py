@@ -1,0 +1,311 @@
+"""The emulated radio: nodes in one process share an :class:`Air` instead of a Bluetooth chip.
+
+A first-class backend (as bumble's emulated link is), not a test mock: the daemon runs the
+same code on it as on BlueZ.  Each advertising radio sends its payload every 200-270 ms
+(GAEN's advertising interval, uniformly random); every scanning radio hears it with an RSSI
+from a pluggable :class:`Channel`, and packets below the sensitivity are lost.
+
+For speed the air works in ticks (default 1 s of the injected clock): at each tick it
+schedules the adverts that fell in it, computes all RSSIs in one numpy call, and hands each
+receiver its adverts in time order, each stamped with its own send time.  Positions are
+evaluated once per tick, so moving nodes are sampled at the tick rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from bluezone.clock import Clock
+from bluezone.crypto.payload import SERVICE_UUID
+from bluezone.errors import RadioError
+from bluezone.proximity.radio import Advert, AdvertCallback, Radio
+
+log = logging.getLogger(__name__)
+
+Position = tuple[float, float]
+PositionLike = Position | Callable[[float], Position]
+
+ADVERT_INTERVAL = (0.200, 0.270)  # seconds, GAEN Bluetooth specification v1.2
+SENSITIVITY_DBM = -100.0
+
+
+@dataclass(frozen=True)
+class Links:
+    """The packets of one tick, one entry per (advert, receiver) pair, for a channel model."""
+
+    time: np.ndarray  # Unix seconds of each packet
+    tx: np.ndarray  # sender's index in the air (stable for a radio's life)
+    rx: np.ndarray  # receiver's index
+    tx_pos: np.ndarray  # (n, 2) metres
+    rx_pos: np.ndarray  # (n, 2) metres
+    tx_power: np.ndarray  # dBm the sender transmits with (what it advertises in its AEM)
+
+    @property
+    def distance(self) -> np.ndarray:
+        return np.hypot(*(self.tx_pos - self.rx_pos).T)
+
+
+class Channel(Protocol):
+    """Maps packets to received RSSI (dBm, float); NaN or values below sensitivity are lost.
+
+    The simulator can plug in a richer model (walls, body loss, correlated shadowing) using
+    the links' indices, positions and times.
+    """
+
+    def rssi(self, links: Links, rng: np.random.Generator) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class LogDistanceChannel:
+    """RSSI = TX power - A(1 m) - 10 n log10(d) + N(0, sd): log-distance path loss, seeded shadowing.
+
+    Defaults from the Ng smartphone data (RADIO.md): RSSI at 1 m about -74 dBm with the
+    daemon's default TX power of -24 dBm (so A(1 m) = 50 dB), exponent about 2.1, per-packet
+    spread about 5 dB.  Distances below ``min_distance`` are clamped (near field).
+    """
+
+    attenuation_1m: float = 50.0
+    exponent: float = 2.1
+    shadowing_sd: float = 5.0
+    min_distance: float = 0.1
+
+    def rssi(self, links: Links, rng: np.random.Generator) -> np.ndarray:
+        d = np.maximum(links.distance, self.min_distance)
+        mean = links.tx_power - self.attenuation_1m - 10.0 * self.exponent * np.log10(d)
+        if self.shadowing_sd > 0:
+            return mean + rng.normal(0.0, self.shadowing_sd, len(d))
+        return mean
+
+
+class EmulatedRadio(Radio):
+    """A radio in an :class:`Air`; made by :meth:`Air.radio`.
+
+    ``position`` is ``(x, y)`` in metres or a function of time returning one; assign it at
+    run time to move the node.  ``service_uuid`` lets a test emulate a foreign device.
+    """
+
+    rotates_address = True
+
+    def __init__(self, air: Air, label: str, position: PositionLike, service_uuid: str = SERVICE_UUID) -> None:
+        self.air = air
+        self.label = label
+        self.name = f"emulated:{label}"
+        self.position = position
+        self.service_uuid = service_uuid
+        self.index = -1
+        self.address: str | None = None
+        self.on_advert: AdvertCallback | None = None
+        self.sent = 0
+        self.heard = 0
+        # payload segments within the current tick: (from time, payload, tx_power, address)
+        self._segments: list[tuple[float, bytes, int, str]] = []
+        self._next_send = 0.0
+        self._open = False
+
+    def position_at(self, t: float) -> Position:
+        p = self.position
+        return p(t) if callable(p) else p
+
+    async def open(self) -> None:
+        if self._open:
+            return
+        self.air._attach(self)
+        self._open = True
+
+    async def advertise(self, service_data: bytes, tx_power: int) -> None:
+        if not self._open:
+            raise RadioError(f"{self.name}: advertise() before open()")
+        self.address = self.air._new_address()
+        self.air._set_payload(self, bytes(service_data), int(tx_power), self.address)
+
+    async def stop_advertising(self) -> None:
+        self._segments.clear()
+
+    async def start_scanning(self, on_advert: AdvertCallback) -> None:
+        if not self._open:
+            raise RadioError(f"{self.name}: start_scanning() before open()")
+        self.on_advert = on_advert
+
+    async def close(self) -> None:
+        if not self._open:
+            return
+        self._open = False
+        self.on_advert = None
+        self._segments.clear()
+        await self.air._detach(self)
+
+    def health(self) -> dict[str, int | str | bool]:
+        return {"adverts_sent": self.sent, "adverts_heard": self.heard}
+
+
+class Air:
+    """The shared medium of emulated radios in one process, on the injected clock.
+
+    ``Air(clock, seed, channel=LogDistanceChannel())``; ``air.radio("a", position=(0, 0))``.
+    The air runs while at least one of its radios is open.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        seed: int = 0,
+        channel: Channel | None = None,
+        *,
+        sensitivity: float = SENSITIVITY_DBM,
+        tick: float = 1.0,
+        interval: tuple[float, float] = ADVERT_INTERVAL,
+    ) -> None:
+        if tick <= 0 or not 0 < interval[0] <= interval[1]:
+            raise ValueError("air: tick must be positive and 0 < interval min <= max")
+        self.clock = clock
+        self.channel: Channel = channel or LogDistanceChannel()
+        self.sensitivity = sensitivity
+        self.tick = tick
+        self.interval = interval
+        self.rng = np.random.default_rng(seed)
+        self.radios: list[EmulatedRadio] = []  # open radios
+        self._count = 0
+        self._task: asyncio.Task[None] | None = None
+        self._last = 0.0
+        self.packets = 0  # delivered
+        self.lost = 0  # below sensitivity
+
+    def radio(self, label: str, position: PositionLike = (0.0, 0.0), service_uuid: str = SERVICE_UUID) -> EmulatedRadio:
+        return EmulatedRadio(self, label, position, service_uuid)
+
+    # --- called by the radios -----------------------------------------------------------------
+
+    def _attach(self, radio: EmulatedRadio) -> None:
+        radio.index = self._count
+        self._count += 1
+        self.radios.append(radio)
+        if self._task is None:
+            self._last = self.clock.now()
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="bluezone-air")
+
+    async def _detach(self, radio: EmulatedRadio) -> None:
+        if radio in self.radios:
+            self.radios.remove(radio)
+        if not self.radios and self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _new_address(self) -> str:
+        raw = bytearray(self.rng.bytes(6))
+        raw[0] &= 0x3F  # non-resolvable private address: top two bits 00
+        return ":".join(f"{b:02X}" for b in raw)
+
+    def _set_payload(self, radio: EmulatedRadio, data: bytes, tx_power: int, address: str) -> None:
+        now = self.clock.now()
+        if not radio._segments:
+            # first advert a random fraction of an interval from now, as a real controller would
+            radio._next_send = now + float(self.rng.uniform(0.0, self.interval[0]))
+        radio._segments.append((now, data, tx_power, address))
+
+    # --- the medium ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick)
+            now = self.clock.now()
+            try:
+                self.deliver(now)
+            except Exception:  # noqa: BLE001 - a faulty receiver callback must not stop the air
+                log.exception("emulated air: delivery failed")
+
+    def deliver(self, now: float) -> int:
+        """Send every advert due up to ``now`` and hand them to the scanners; returns packets."""
+        senders = [r for r in self.radios if r._segments]
+        scanners = [r for r in self.radios if r.on_advert is not None]
+        self._last = now
+        if not senders or not scanners:
+            for r in senders:
+                self._schedule(r, now)
+                del r._segments[:-1]
+            return 0
+        times, tx_idx, payload_ref = [], [], []
+        payloads: list[tuple[bytes, int, str]] = []
+        for s_i, r in enumerate(senders):
+            t = self._schedule(r, now)
+            if len(t) == 0:
+                del r._segments[:-1]
+                continue
+            starts = np.array([seg[0] for seg in r._segments])
+            which = np.searchsorted(starts, t, "right") - 1
+            which = np.maximum(which, 0)
+            base = len(payloads)
+            payloads.extend((seg[1], seg[2], seg[3]) for seg in r._segments)
+            times.append(t)
+            tx_idx.append(np.full(len(t), s_i))
+            payload_ref.append(which + base)
+            r.sent += len(t)
+            del r._segments[:-1]
+        if not times:
+            return 0
+        t_all = np.concatenate(times)
+        s_all = np.concatenate(tx_idx)
+        p_all = np.concatenate(payload_ref)
+        n_rx = len(scanners)
+        pos_tx = np.array([r.position_at(now) for r in senders], dtype=float)
+        pos_rx = np.array([r.position_at(now) for r in scanners], dtype=float)
+        tx_air = np.array([r.index for r in senders])
+        rx_air = np.array([r.index for r in scanners])
+        # every (packet, receiver) pair except a radio hearing itself
+        pk = np.repeat(np.arange(len(t_all)), n_rx)
+        rx = np.tile(np.arange(n_rx), len(t_all))
+        keep = tx_air[s_all[pk]] != rx_air[rx]
+        pk, rx = pk[keep], rx[keep]
+        tx_power = np.array([p[1] for p in payloads], dtype=float)[p_all[pk]]
+        links = Links(
+            time=t_all[pk],
+            tx=tx_air[s_all[pk]],
+            rx=rx_air[rx],
+            tx_pos=pos_tx[s_all[pk]],
+            rx_pos=pos_rx[rx],
+            tx_power=tx_power,
+        )
+        rssi = np.asarray(self.channel.rssi(links, self.rng), dtype=float)
+        heard = np.isfinite(rssi) & (rssi >= self.sensitivity)
+        self.lost += int((~heard).sum())
+        order = np.lexsort((links.time[heard], rx[heard]))
+        pk, rx, rssi_h = pk[heard][order], rx[heard][order], np.round(rssi[heard][order]).astype(int)
+        t_l, p_l, s_l, rx_l, rssi_l = (
+            t_all[pk].tolist(),
+            p_all[pk].tolist(),
+            s_all[pk].tolist(),
+            rx.tolist(),
+            rssi_h.tolist(),
+        )
+        for i in range(len(t_l)):
+            receiver = scanners[rx_l[i]]
+            cb = receiver.on_advert
+            if cb is None:
+                continue
+            data, _, address = payloads[p_l[i]]
+            receiver.heard += 1
+            cb(Advert(t_l[i], data, rssi_l[i], senders[s_l[i]].service_uuid, None, address))
+        self.packets += len(t_l)
+        return len(t_l)
+
+    def _schedule(self, radio: EmulatedRadio, now: float) -> np.ndarray:
+        """Send times of ``radio`` in ``[next_send, now]``, advancing its schedule."""
+        first = radio._next_send
+        if first > now:
+            return np.empty(0)
+        lo, hi = self.interval
+        k = int(math.ceil((now - first) / lo)) + 1
+        steps = self.rng.uniform(lo, hi, k)
+        t = first + np.concatenate(([0.0], np.cumsum(steps[:-1])))
+        due = t[t <= now]
+        radio._next_send = float(due[-1] + steps[len(due) - 1])
+        return due

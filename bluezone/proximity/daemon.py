@@ -1,0 +1,262 @@
+"""The proximity daemon: advertise today's RPI, listen, and store what is heard.
+
+Tasks under one ``asyncio.TaskGroup``:
+- rotation: the daily key changes at UTC midnight; the RPI at a random 10-20 minutes and at
+  every key change (GAEN v1.2), each time advertised as RPI + AEM(metadata with TX power);
+- writer: the radio's callback only puts adverts in a bounded queue (full: counted drop);
+  the writer validates them (:mod:`bluezone.proximity.ingest`) and writes one transaction
+  per flush, when ``flush_size`` adverts wait or every ``flush_interval`` seconds;
+- purge (retention) and a status line every ``status_interval`` seconds.
+``stop()`` (the CLI wires SIGINT/SIGTERM to it) ends the tasks, closes the radio and flushes
+everything still queued before ``run()`` returns.  Everything runs on the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+from bluezone.clock import Clock
+from bluezone.config import DaemonConfig
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number, rolling_start
+from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
+from bluezone.crypto.payload import Metadata
+from bluezone.crypto.rpi import aem, rpi
+from bluezone.errors import BluezoneError
+from bluezone.proximity.ingest import adverts_to_sightings
+from bluezone.proximity.radio import Advert, Radio
+from bluezone.proximity.store import SightingStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DaemonStats:
+    """Counters since the daemon started (``daemon.stats``)."""
+
+    adverts_received: int = 0  # handed to us by the radio
+    dropped_queue_full: int = 0  # lost because the writer fell behind
+    malformed: int = 0  # wrong UUID, length or RSSI: never stored
+    sightings_stored: int = 0
+    flushes: int = 0
+    rpi_rotations: int = 0
+    daily_keys_generated: int = 0
+    daily_keys_loaded: int = 0
+    purged_sightings: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class Daemon:
+    """One device's proximity daemon over a radio, a store and a clock."""
+
+    def __init__(
+        self,
+        radio: Radio,
+        store: SightingStore,
+        clock: Clock,
+        config: DaemonConfig | None = None,
+        *,
+        rng: random.Random | None = None,
+        on_status: Callable[[str], None] | None = None,
+        key_factory: Callable[[float], DailyKey] = DailyKey.generate,
+    ) -> None:
+        self.radio = radio
+        self.store = store
+        self.clock = clock
+        self.config = config or DaemonConfig()
+        # rotation times must not be predictable by others: the OS CSPRNG unless a test seeds one
+        self.rng = rng or random.SystemRandom()
+        self.on_status = on_status or (lambda line: log.info("%s", line))
+        self.key_factory = key_factory
+        self.stats = DaemonStats()
+        self.key: DailyKey | None = None
+        self.rpi: bytes | None = None  # what we advertise now (tests; never logged)
+        self.rotations: list[tuple[float, int]] = []  # (time, interval) of each RPI change
+        self._derived: tuple[bytes, bytes] = (b"", b"")  # RPIK, AEMK of self.key
+        self._queue: asyncio.Queue[Advert] | None = None
+        self._wake: asyncio.Event | None = None
+        self._stop: asyncio.Event | None = None
+        self._stop_requested = False
+        self._last_status = (0.0, 0)
+
+    # --- control ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask ``run()`` to flush and return (safe from a signal handler on the loop)."""
+        self._stop_requested = True
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self, duration: float | None = None) -> DaemonStats:
+        """Run until ``stop()`` or for ``duration`` seconds of the clock; returns the counters."""
+        self._queue = asyncio.Queue(self.config.queue_size)
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        if self._stop_requested:
+            self._stop.set()
+        await self.radio.open()
+        try:
+            now = self.clock.now()
+            self._purge(now)
+            self._use_key_for(now)
+            await self._rotate_rpi()
+            await self.radio.start_scanning(self._on_advert)
+            self._last_status = (now, self.stats.sightings_stored)
+            try:
+                async with asyncio.TaskGroup() as tg:
+                    tasks = [
+                        tg.create_task(self._writer(), name="bluezone-writer"),
+                        tg.create_task(self._rotator(), name="bluezone-rotator"),
+                        tg.create_task(self._every(self.config.status_interval, self._status), name="bluezone-status"),
+                        tg.create_task(self._every(self.config.purge_interval, self._purge_now), name="bluezone-purge"),
+                    ]
+                    try:
+                        async with asyncio.timeout(duration):
+                            await self._stop.wait()
+                    except TimeoutError:
+                        pass
+                    for t in tasks:
+                        t.cancel()
+            except BaseExceptionGroup as group:
+                # one failing task is the usual case: surface it as itself (the CLI prints one line)
+                errors = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)]
+                if len(errors) == 1:
+                    raise errors[0] from None
+                raise
+        finally:
+            try:
+                await self.radio.close()
+            finally:
+                self._flush()  # the radio is closed: nothing more can arrive
+        log.info("daemon stopped: %s", self._status_line())
+        return self.stats
+
+    # --- keys and RPIs ----------------------------------------------------------------------------
+
+    def _use_key_for(self, now: float) -> None:
+        """Today's key: the stored one if this device already has one, else a new one (saved)."""
+        start = rolling_start(now)
+        key = self.store.key_for_day(start)
+        if key is not None:
+            self.stats.daily_keys_loaded += 1
+        else:
+            key = self.key_factory(now)
+            self.store.save_daily_key(key, created_at=now)
+            self.stats.daily_keys_generated += 1
+            log.info("new daily key for %s", _day(now))
+        self.key = key
+        self._derived = (rpi_key(key.key), aem_key(key.key))
+
+    async def _rotate_rpi(self) -> None:
+        assert self.key is not None
+        now = self.clock.now()
+        # at a key change the clock may read a hair before the new key's first interval
+        interval = min(max(interval_number(now), self.key.rolling_start), self.key.end - 1)
+        rpik, aemk = self._derived
+        value = rpi(rpik, interval)
+        metadata = bytes(Metadata(self.config.tx_power))
+        await self.radio.advertise(value + aem(aemk, value, metadata), self.config.tx_power)
+        self.rpi = value
+        self.rotations.append((now, interval))
+        self.stats.rpi_rotations += 1
+        log.debug("RPI rotated at interval %d", interval)
+
+    async def _rotator(self) -> None:
+        cfg = self.config
+        while True:
+            now = self.clock.now()
+            next_rpi = now + self.rng.uniform(cfg.rpi_rotation_min, cfg.rpi_rotation_max)
+            assert self.key is not None
+            key_end = self.key.end * INTERVAL_SECONDS
+            if key_end <= next_rpi:
+                await asyncio.sleep(max(0.0, key_end - now))
+                # sleep may land a hair early in float arithmetic: ask for the day of the key's end
+                self._use_key_for(max(self.clock.now(), key_end))
+            else:
+                await asyncio.sleep(next_rpi - now)
+            await self._rotate_rpi()
+
+    # --- ingest -------------------------------------------------------------------------------------
+
+    def _on_advert(self, advert: Advert) -> None:
+        """The radio's callback: O(1), never blocks."""
+        self.stats.adverts_received += 1
+        assert self._queue is not None and self._wake is not None
+        try:
+            self._queue.put_nowait(advert)
+        except asyncio.QueueFull:
+            self.stats.dropped_queue_full += 1
+            return
+        if self._queue.qsize() >= self.config.flush_size:
+            self._wake.set()
+
+    async def _writer(self) -> None:
+        assert self._wake is not None
+        while True:
+            try:
+                async with asyncio.timeout(self.config.flush_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            self._flush()
+
+    def _flush(self) -> None:
+        """Write everything queued in one transaction."""
+        q = self._queue
+        if q is None or q.empty():
+            return
+        batch = [q.get_nowait() for _ in range(q.qsize())]
+        ingested = adverts_to_sightings(batch)
+        self.stats.malformed += ingested.malformed
+        if ingested.malformed:
+            log.debug("dropped %d malformed adverts", ingested.malformed)
+        try:
+            stored = self.store.add_sightings(ingested.sightings, ingested.addresses)
+        except Exception as exc:
+            raise BluezoneError(f"cannot write sightings to {self.store.path}: {exc}") from exc
+        self.stats.sightings_stored += stored
+        self.stats.flushes += 1
+
+    # --- housekeeping ----------------------------------------------------------------------------------
+
+    async def _every(self, seconds: float, job: Callable[[], None]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            job()
+
+    def _purge_now(self) -> None:
+        self._purge(self.clock.now())
+
+    def _purge(self, now: float) -> None:
+        result = self.store.purge(now, self.config.retention_days)
+        self.stats.purged_sightings += result["sightings_deleted"]
+
+    def _status(self) -> None:
+        self.on_status(self._status_line())
+
+    def _status_line(self) -> str:
+        now = self.clock.now()
+        then, stored_then = self._last_status
+        self._last_status = (now, self.stats.sightings_stored)
+        minutes = max(now - then, 1e-9) / 60.0
+        rate = (self.stats.sightings_stored - stored_then) / minutes
+        s = self.stats
+        day = _day(now)
+        keys = self.store.db.conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0]
+        return (
+            f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M:%S} UTC  keys {keys} (today's: {day}), "
+            f"{s.rpi_rotations} RPI(s)  sightings {s.sightings_stored} ({rate:.0f}/min)  "
+            f"queued {self._queue.qsize() if self._queue else 0}  malformed {s.malformed}  "
+            f"dropped {s.dropped_queue_full}"
+        )
+
+
+def _day(t: float) -> str:
+    return datetime.fromtimestamp(t // DAY_SECONDS * DAY_SECONDS, UTC).strftime("%Y-%m-%d")

@@ -1,0 +1,82 @@
+"""From received adverts to sightings: the one place that decides what is stored.
+
+A valid sighting is 0xFD6F service data of exactly 20 bytes (16 RPI + 4 AEM) with a
+plausible RSSI; anything else is counted as malformed and never stored.  Vectorised over
+batches so the daemon and the simulator push adverts through the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bluezone.crypto.payload import SERVICE_DATA_LENGTH, SERVICE_UUID
+from bluezone.proximity.radio import Advert
+from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
+
+#: RSSI an HCI controller can report (Core spec: -127..+20 dBm; 127 means "not available").
+RSSI_MIN, RSSI_MAX = -127, 20
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """A batch after validation: the sightings to store, their senders' addresses, what was dropped."""
+
+    sightings: np.ndarray  # SIGHTING_DTYPE
+    addresses: list[str | None]
+    malformed: int
+
+
+def payloads_to_sightings(
+    times: Sequence[float] | np.ndarray,
+    payloads: Sequence[bytes],
+    rssi: Sequence[int] | np.ndarray,
+    tx_power: Sequence[int | None] | np.ndarray | None = None,
+    service_uuids: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a batch given column by column; returns (sightings, mask of the valid inputs).
+
+    ``tx_power`` entries may be None (no TX Power Level field); ``service_uuids`` None means
+    every payload came under 0xFD6F (the simulator's case).
+    """
+    n = len(payloads)
+    t = np.asarray(times, dtype=float)
+    r = np.asarray(rssi, dtype=float)
+    if len(t) != n or len(r) != n:
+        raise ValueError("times, payloads and rssi must have the same length")
+    lengths = np.fromiter(map(len, payloads), dtype=np.int64, count=n)
+    ok = (lengths == SERVICE_DATA_LENGTH) & np.isfinite(t) & (r >= RSSI_MIN) & (r <= RSSI_MAX)
+    if service_uuids is not None:
+        ok &= np.fromiter((u.lower() == SERVICE_UUID for u in service_uuids), dtype=bool, count=n)
+    keep = np.flatnonzero(ok)
+    out = np.empty(len(keep), SIGHTING_DTYPE)
+    if len(keep):
+        raw = np.frombuffer(b"".join([payloads[i] for i in keep.tolist()]), dtype=np.uint8).reshape(-1, 20)
+        out["rpi"] = raw[:, :16].copy().view("V16").ravel()
+        out["aem"] = raw[:, 16:].copy().view("V4").ravel()
+        out["time"] = t[keep]
+        out["rssi"] = r[keep]
+        if tx_power is None:
+            out["tx_power"] = NO_TX_POWER
+        else:
+            tx = np.array([NO_TX_POWER if v is None else v for v in tx_power], dtype=float)[keep]
+            tx[~((tx >= -127) & (tx <= 127))] = NO_TX_POWER
+            out["tx_power"] = tx
+    return out, ok
+
+
+def adverts_to_sightings(adverts: Sequence[Advert]) -> Ingested:
+    """Validate received adverts (the daemon's writer calls this once per flush)."""
+    if not adverts:
+        return Ingested(np.empty(0, SIGHTING_DTYPE), [], 0)
+    sightings, ok = payloads_to_sightings(
+        [a.time for a in adverts],
+        [a.service_data for a in adverts],
+        [a.rssi for a in adverts],
+        [a.tx_power for a in adverts],
+        [a.service_uuid for a in adverts],
+    )
+    addresses = [adverts[i].address for i in np.flatnonzero(ok).tolist()]
+    return Ingested(sightings, addresses, int(len(adverts) - len(sightings)))
