@@ -148,6 +148,9 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
 @click.option("--keys", "keys_path", type=click.Path(dir_okay=False, path_type=Path), help="Diagnosis key file.")
 @click.option("--scorer", "scorer_name", default=None, help="Risk scorer (default: gaen).")
 @click.option("--scorer-config", type=click.Path(dir_okay=False, path_type=Path), help="TOML with scorer settings.")
+@click.option(
+    "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set near_weight=1.0."
+)
 @click.option("--rssi-correction", default=0, show_default=True, type=int, help="This device's RSSI correction, dB.")
 @click.option("--server", "server_url", default=None, help="Key server URL: download, verify and match new batches.")
 @click.option("--server-key", type=click.Path(dir_okay=False, path_type=Path), help="Pin this server key (file).")
@@ -157,6 +160,7 @@ def check(
     keys_path: Path | None,
     scorer_name: str | None,
     scorer_config: Path | None,
+    scorer_settings: tuple[str, ...],
     rssi_correction: int,
     server_url: str | None,
     server_key: Path | None,
@@ -167,16 +171,17 @@ def check(
     from bluezone.errors import InputError
     from bluezone.matching.check import check_sightings, sightings_span
     from bluezone.matching.keyfile import load_keys
-    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer
+    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
     from bluezone.matching.storeio import as_sightings, existing_store
 
+    overrides = dict(parse_setting(text) for text in scorer_settings)
     rejected: dict[str, str] = {}
     if server_url is not None:  # key server (H5): bluezone.server.cli.run_server_check
         from bluezone.server.cli import rejected_error, run_server_check
 
         if keys_path is not None:
             raise InputError("give either --keys FILE or --server URL, not both")
-        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config)
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         result = run_server_check(server_url, db_path, server_key, scorer, rssi_correction)
         diagnosis, exposures, rejected = result.keys, result.exposures, result.rejected
         sightings = None
@@ -184,7 +189,7 @@ def check(
         if keys_path is None:
             raise InputError("give the diagnosis keys with --keys FILE (or --server URL)")
         diagnosis = load_keys(keys_path)  # before touching the database: a bad file leaves it alone
-        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config)
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         span = sightings_span(diagnosis)
         with existing_store(db_path) as store:
             sightings = as_sightings(store.sightings(*span)) if span else None

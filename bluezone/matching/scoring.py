@@ -178,14 +178,30 @@ def scorer_names() -> list[str]:
     return sorted(_SCORERS)
 
 
-def get_scorer(name: str = DEFAULT_SCORER, config_path: str | Path | None = None) -> Scorer:
-    """A scorer by name; ``config_path`` is a TOML file its factory may read settings from."""
+def get_scorer(
+    name: str = DEFAULT_SCORER,
+    config_path: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Scorer:
+    """A scorer by name; settings from a TOML file (``config_path``), then ``overrides`` on top."""
     _load_plugins()
     try:
         factory = _SCORERS[name]
     except KeyError:
         raise ConfigError(f"unknown scorer {name!r}; known: {', '.join(sorted(_SCORERS))}") from None
-    return factory(config_path=config_path)
+    return factory(config_path=config_path, **dict(overrides or {}))
+
+
+def parse_setting(text: str) -> tuple[str, Any]:
+    """``"near_weight=0.5"`` -> ("near_weight", 0.5): the value is read as TOML, else kept as text."""
+    name, sep, value = text.partition("=")
+    name = name.strip()
+    if not sep or not name.isidentifier():
+        raise ConfigError(f"scorer setting must look like NAME=VALUE, got {text!r}")
+    try:
+        return name, tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        return name, value.strip()
 
 
 def _gaen_factory(config_path: str | Path | None = None, **overrides: Any) -> GaenScorer:

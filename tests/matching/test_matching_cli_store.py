@@ -132,3 +132,14 @@ def test_keys_export(tmp_path: Path) -> None:
 def test_keys_export_missing_db(tmp_path: Path) -> None:
     code, _, err = run("keys", "export", "--out", str(tmp_path / "k.json"), "--db", str(tmp_path / "none.db"))
     assert code == 1 and "no sighting database" in err and not (tmp_path / "none.db").exists()
+
+
+def test_check_settings_on_the_command_line(scene: tuple[Path, Path]) -> None:
+    db, keys = scene
+    code, out, _ = run("check", "--keys", str(keys), "--db", str(db), "--set", "close_contact_minutes=31", "--json")
+    assert code == 0 and json.loads(out)["close_contact"] is False
+    code, out, _ = run("check", "--keys", str(keys), "--db", str(db), "--set", "other_weight=0.5", "--json")
+    assert code == 0 and [e["close_contact"] for e in json.loads(out)["exposures"]] == [True, True]
+    for bad in ("bogus=1", "nonsense", "near_weight=lots"):
+        code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--set", bad)
+        assert code == 2 and err.startswith("Error: "), bad

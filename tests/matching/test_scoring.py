@@ -120,3 +120,17 @@ def test_registry(monkeypatch: pytest.MonkeyPatch) -> None:
     register_scorer("always-test", lambda config_path=None: Always())
     assert "always-test" in scorer_names()
     assert get_scorer("always-test").score(window([1])) == "scored"
+
+
+def test_settings_from_text() -> None:
+    from bluezone.matching.scoring import parse_setting
+
+    assert parse_setting("near_weight=1.0") == ("near_weight", 1.0)
+    assert parse_setting(" immediate_db = 50 ") == ("immediate_db", 50)
+    assert parse_setting('distance_bands=["a", "b", "c", "d"]') == ("distance_bands", ["a", "b", "c", "d"])
+    assert parse_setting("name=plain text") == ("name", "plain text")
+    for bad in ("novalue", "=3", "two words=1"):
+        with pytest.raises(ConfigError):
+            parse_setting(bad)
+    scorer = get_scorer("gaen", overrides={"near_weight": 1.0})
+    assert scorer.score(window([60] * 15)).close_contact
