@@ -121,7 +121,6 @@ def test_benchmark_text() -> None:
 
 
 def test_benchmark_with_store() -> None:
-    pytest.importorskip("bluezone.proximity.store")
     code, out, _ = run("benchmark", "--keys", "100", "--sightings", "3000", "--naive-sample", "2", "--with-store", "--json")
     assert code == 0
     data = json.loads(out)

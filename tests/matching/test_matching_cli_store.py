@@ -16,9 +16,8 @@ from bluezone.cli import cli
 from bluezone.crypto import DailyKey
 from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
 from bluezone.matching.keyfile import dump_keys_json, parse_keys_json
+from bluezone.proximity.store import SightingStore
 
-store_module = pytest.importorskip("bluezone.proximity.store")
-SightingStore = store_module.SightingStore
 VECTORS = Path(__file__).parents[1] / "data" / "vectors"
 DAY = 2_900_016
 
