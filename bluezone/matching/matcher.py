@@ -36,7 +36,7 @@ TOLERANCE_INTERVALS = 12
 #: -50..+20 dBm, where Google drops it): a typical calibrated phone value (the median
 #: of Google's "EN Calibration" table is in the -20s dBm); such matches are flagged.
 DEFAULT_TX_POWER = -20
-_CHUNK = 2048  # keys per derivation batch: 2048 * 144 * 16 B = 4.7 MB of RPIs
+_CHUNK = 512  # keys per batch: 512 * 144 * 16 B = 1.2 MB of RPIs, still in cache for the filter
 _BITS_1 = 24  # first filter: bits 0-23 (bytes 0-2) of the RPI
 _BITS_2 = 26  # second filter: at most bits 32-57 (bytes 4-7), independent of the first
 

@@ -198,3 +198,10 @@ def test_prefilter_never_drops_a_stored_rpi(rpis: list[bytes]) -> None:
 def test_matches_equal_naive_for_random_stores(seed: int, n_keys: int, n_sightings: int) -> None:
     keys, sightings, _ = synthetic_data(n_keys, n_sightings, seed, planted=3, per_plant=4)
     assert len(match(keys, sightings)) == naive_match_count(keys, sightings)
+
+
+def test_many_keys_across_batches() -> None:
+    keys, sightings, planted = synthetic_data(1300, 30_000, seed=9, planted=25)
+    found = match(keys, sightings)
+    assert len(found) == planted * 15
+    assert len(np.unique(found["key_index"])) == planted and found["key_index"].max() > 1024
