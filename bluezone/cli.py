@@ -76,6 +76,82 @@ def json_option(func: Any) -> Any:
 # --- core commands are defined below, one section per area -------------------------------
 
 
+# --- proximity (H1): run, status, purge -----------------------------------------------------
+
+
+@cli.command("run")
+@click.option(
+    "--backend",
+    default="emulated",
+    show_default=True,
+    help="Radio: emulated[:N] (N emulated neighbours, default 2), auto, bluez[:hciN], bumble:<transport>.",
+)
+@click.option("--adapter", default=None, help="BlueZ adapter (hci0, ...) for auto/bluez.")
+@db_option
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="Daemon TOML.")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Stop after SECONDS.")
+def run(backend: str, adapter: str | None, db_path: Path | None, config_path: Path | None, duration: float | None) -> None:
+    """Run the proximity daemon in the foreground (status every minute; Ctrl-C stops cleanly)."""
+    import asyncio
+
+    from bluezone.config import DaemonConfig
+    from bluezone.proximity.runner import run_daemon
+
+    config = DaemonConfig.load(config_path) if config_path else DaemonConfig()
+    stats = asyncio.run(
+        run_daemon(backend, db_path, config, duration, adapter=adapter, on_status=lambda line: click.echo(line))
+    )
+    click.echo(
+        f"stopped: {stats.sightings_stored} sightings stored, {stats.malformed} malformed, "
+        f"{stats.dropped_queue_full} dropped, {stats.rpi_rotations} RPI(s) advertised"
+    )
+
+
+@cli.command("status")
+@db_option
+@json_option
+def status(db_path: Path | None, as_json: bool) -> None:
+    """Show what the sighting store holds (counts, time span, days, size)."""
+    from datetime import UTC, datetime
+
+    from bluezone.proximity.store import SightingStore
+
+    with SightingStore.open(db_path, create=False) as store:
+        info = store.stats()
+    if as_json:
+        emit_json(info)
+        return
+
+    def when(t: float | None) -> str:
+        return "-" if t is None else f"{datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+    click.echo(f"database   {info['db_path']} ({info['db_bytes'] / 1e6:.1f} MB, schema {info['schema_version']})")
+    click.echo(f"daily keys {info['daily_keys']}")
+    click.echo(f"sightings  {info['sightings']} over {info['days_covered']} day(s)")
+    click.echo(f"first      {when(info['first_sighting'])}")
+    click.echo(f"last       {when(info['last_sighting'])}")
+
+
+@cli.command("purge")
+@db_option
+@json_option
+def purge(db_path: Path | None, as_json: bool) -> None:
+    """Delete sightings and daily keys older than the 14-day retention now."""
+    import time
+
+    from bluezone.proximity.store import SightingStore
+
+    with SightingStore.open(db_path, create=False) as store:
+        result = store.purge(time.time())
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"purged {result['sightings_deleted']} sightings and {result['daily_keys_deleted']} daily keys "
+        f"older than {result['retention_days']} days"
+    )
+
+
 # --- matching (H2): keys derive / keys export, check, benchmark ----------------------------
 
 

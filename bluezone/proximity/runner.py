@@ -1,0 +1,97 @@
+"""Running the daemon in the foreground: what ``bluezone run`` does, callable from Python.
+
+The library's daemon knows nothing of signals; this runner wires SIGINT/SIGTERM to
+``daemon.stop()`` so Ctrl-C flushes everything and exits cleanly.  With the emulated radio
+(``emulated[:N]``) it also starts N emulated neighbours (default 2, at 1 m and 8 m, with
+in-memory stores) so that a machine without Bluetooth sees the whole pipeline work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from bluezone.clock import Clock, SystemClock
+from bluezone.config import DaemonConfig
+from bluezone.errors import ConfigError
+from bluezone.proximity.backends import open_radio
+from bluezone.proximity.daemon import Daemon, DaemonStats
+from bluezone.proximity.store import SightingStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_NEIGHBOURS = 2
+NEIGHBOUR_POSITIONS = [(1.0, 0.0), (8.0, 0.0), (3.0, 4.0), (0.0, 15.0), (-2.0, -2.0), (30.0, 0.0)]
+
+
+def neighbours_of(spec: str) -> int:
+    """How many emulated neighbours ``emulated[:N]`` asks for."""
+    rest = spec.partition(":")[2]
+    if not rest:
+        return DEFAULT_NEIGHBOURS
+    if not rest.isdigit() or int(rest) > 100:
+        raise ConfigError(f"emulated takes a number of neighbours 0-100 (emulated:3), got {spec!r}")
+    return int(rest)
+
+
+async def run_daemon(
+    backend: str = "emulated",
+    db_path: Path | None = None,
+    config: DaemonConfig | None = None,
+    duration: float | None = None,
+    *,
+    clock: Clock | None = None,
+    adapter: str | None = None,
+    on_status: Callable[[str], None] | None = None,
+    handle_signals: bool = True,
+    seed: int | None = None,
+) -> DaemonStats:
+    """Run one daemon on ``backend`` until stopped (signal) or ``duration`` seconds pass."""
+    config = config or DaemonConfig()
+    clock = clock or SystemClock()
+    neighbours: list[Daemon] = []
+    if backend.split(":", 1)[0] == "emulated":
+        from bluezone.proximity.backends.emulated import Air
+
+        n = neighbours_of(backend)
+        air = Air(clock, seed if seed is not None else 0)
+        radio = open_radio("emulated", air=air, label="self", position=(0.0, 0.0))
+        for i in range(n):
+            position = NEIGHBOUR_POSITIONS[i % len(NEIGHBOUR_POSITIONS)]
+            store = SightingStore.open(":memory:")
+            neighbours.append(
+                Daemon(air.radio(f"neighbour-{i + 1}", position), store, clock, config, on_status=lambda _: None)
+            )
+    else:
+        radio = open_radio(backend, adapter=adapter, clock=clock)
+    store = SightingStore.open(db_path)
+    daemon = Daemon(radio, store, clock, config, on_status=on_status)
+    loop = asyncio.get_running_loop()
+    installed = []
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, daemon.stop)
+                installed.append(sig)
+    log.info("bluezone daemon on %s, store %s", radio.name, store.path)
+    # the neighbours are scenery: their failures are logged, never the user's problem
+    scenery = [asyncio.create_task(nb.run(), name=f"bluezone-neighbour-{i}") for i, nb in enumerate(neighbours)]
+    try:
+        return await daemon.run(duration)
+    finally:
+        for nb in neighbours:
+            nb.stop()
+        try:
+            for result in await asyncio.gather(*scenery, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    log.warning("emulated neighbour failed: %s", result)
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+            store.close()
+            for nb in neighbours:
+                nb.store.close()
