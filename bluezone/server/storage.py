@@ -279,6 +279,12 @@ class Storage(ABC):
                     [(batch_id, bytes(k)) for k in keys["key"]],
                 )
 
+    def reset_exported(self) -> None:
+        """Put every key back in the export queue and forget the batches (benchmarks only)."""
+        with self._transaction() as cur:
+            self._exec(cur, "UPDATE exposure_keys SET batch_id = NULL")
+            self._exec(cur, "DELETE FROM batches")
+
     def batches(self, since: float = 0.0) -> list[BatchRecord]:
         with self._transaction() as cur:
             rows = self._exec(
