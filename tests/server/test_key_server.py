@@ -273,3 +273,28 @@ def test_openapi(server: Server) -> None:
     assert "/v1/publish" in spec["paths"]
     schema = spec["paths"]["/v1/publish"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert "temporaryExposureKeys" in schema["properties"]
+
+
+def test_scheduled_export_runs_in_the_app(tmp_path: Path) -> None:
+    import time
+
+    s = Server(tmp_path)
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    s.post(_body([(b"\x05" * 16, day, 144)], s.code()))
+    app = create_app(s.storage, export_dir=s.exports, signer=s.signer, clock=s.clock, export_every=3600)
+    with TestClient(app, base_url=URL) as http:  # runs the lifespan: the first export is immediate
+        for _ in range(500):
+            if http.get("/v1/exports/index.txt").text:
+                break
+            time.sleep(0.01)
+        names = http.get("/v1/exports/index.txt").text.split()
+    assert len(names) == 1
+    export, _ = open_signed_export((s.exports / names[0]).read_bytes(), s.signer.public_key)
+    assert bytes(export.keys[0]["key"]) == b"\x05" * 16
+    s.storage.close()
+
+
+def test_export_file_names_are_checked(server: Server) -> None:
+    assert server.http.get("/v1/exports/..%2Fserver.db").status_code == 404
+    assert server.http.get("/v1/exports/nothing.zip").status_code == 404
+    assert server.http.get("/v1/exports/index.txt").text == ""

@@ -122,3 +122,20 @@ def test_bad_inputs_one_line_errors(tmp_path: Path) -> None:
     assert rc == 2 and err.startswith("Error:")
     rc, out, err = _run("check", "--server", "http://127.0.0.1:9", "--keys", "x.json")
     assert rc == 2
+
+
+def test_check_keys_accepts_gaen_export_zip(tmp_path: Path) -> None:
+    """`bluezone check --keys` reads Google's signed export zip (and a bare export.bin)."""
+    from bluezone.proximity.store import SightingStore
+
+    vectors = Path(__file__).parents[1] / "data" / "vectors"
+    db = tmp_path / "node.db"
+    SightingStore.open(db).close()
+    for name, n in (("gaen_export_google_signed.zip", 140), ("gaen_export_google_app.bin", 110)):
+        rc, out, err = _run("check", "--keys", str(vectors / name), "--db", str(db), "--json")
+        assert rc == 0, err
+        assert json.loads(out)["keys"] == n
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04" + b"\x00" * 50)
+    rc, out, err = _run("check", "--keys", str(bad), "--db", str(db))
+    assert rc == 2 and err.startswith("Error:") and len(err.strip().splitlines()) == 1
