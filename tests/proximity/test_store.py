@@ -1,0 +1,214 @@
+"""The sighting store: files and modes, schema versions, round trips, retention, stats."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+
+import numpy as np
+import pytest
+import sqlite_utils
+
+from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
+from bluezone.crypto.keys import DailyKey
+from bluezone.errors import StoreError
+from bluezone.proximity import store as store_module
+from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
+from bluezone.proximity.store import RETENTION_DAYS, SCHEMA_VERSION, SightingStore, default_db_path
+
+from .conftest import NOON, random_sightings
+
+
+def mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_default_path_follows_xdg(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert default_db_path() == tmp_path / "xdg" / "bluezone" / "bluezone.db"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_db_path() == tmp_path / "home" / ".local" / "share" / "bluezone" / "bluezone.db"
+
+
+def test_default_open_creates_private_file_and_dirs(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    old = os.umask(0o022)
+    try:
+        with SightingStore.open() as store:
+            store.add_sightings(random_sightings(10, NOON, 60))
+            path = store.path
+            assert path == tmp_path / "xdg" / "bluezone" / "bluezone.db"
+            for suffix in ("", "-wal", "-shm"):
+                f = str(path) + suffix
+                if os.path.exists(f):
+                    assert mode(f) == 0o600, f
+    finally:
+        os.umask(old)
+    assert mode(path) == 0o600
+    assert mode(path.parent) == 0o700
+    assert mode(path.parent.parent) == 0o700
+
+
+def test_wal_mode_and_schema_version(db) -> None:
+    with SightingStore.open(db) as store:
+        assert store.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.schema_version == SCHEMA_VERSION >= 1
+
+
+def test_tables_are_inspectable_with_sqlite_utils(db) -> None:
+    with SightingStore.open(db) as store:
+        store.add_sightings(random_sightings(3, NOON, 60), ["AA:BB:CC:DD:EE:FF", None, "11:22:33:44:55:66"])
+        store.save_daily_key(DailyKey(bytes(range(16)), rolling_start(NOON)), created_at=NOON)
+    plain = sqlite_utils.Database(db)
+    assert set(plain.table_names()) >= {"daily_keys", "sightings"}
+    assert set(plain["sightings"].columns_dict) == {"time", "rpi", "aem", "rssi", "tx_power", "address"}
+    assert set(plain["daily_keys"].columns_dict) == {"key", "rolling_start", "rolling_period", "created_at"}
+    assert any(ix.columns == ["time"] for ix in plain["sightings"].indexes)
+    rows = list(plain["sightings"].rows)
+    assert [r["address"] for r in rows] == ["AA:BB:CC:DD:EE:FF", None, "11:22:33:44:55:66"]
+    assert plain["daily_keys"].count == 1
+
+
+def test_newer_schema_is_refused(db) -> None:
+    SightingStore.open(db).close()
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer"):
+        SightingStore.open(db)
+
+
+def test_migrations_run_in_order_and_once(db, monkeypatch) -> None:
+    SightingStore.open(db).close()
+    calls = []
+
+    def v2(database: sqlite_utils.Database) -> None:
+        calls.append("v2")
+        database["server_state"].create({"name": str, "value": str}, pk="name")
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v2])
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(store_module.MIGRATIONS))
+    with SightingStore.open(db) as store:
+        assert store.schema_version == 2 and "server_state" in store.db.table_names()
+    SightingStore.open(db).close()
+    assert calls == ["v2"]
+
+
+def test_foreign_and_corrupt_files_are_store_errors(tmp_path) -> None:
+    other = tmp_path / "other.db"
+    sqlite_utils.Database(other)["recipes"].insert({"name": "soup"})
+    with pytest.raises(StoreError, match="not a bluezone database"):
+        SightingStore.open(other)
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(StoreError, match="not a usable"):
+        SightingStore.open(junk)
+    with pytest.raises(StoreError, match="directory"):
+        SightingStore.open(tmp_path)
+
+
+def test_create_false_refuses_missing(db) -> None:
+    with pytest.raises(StoreError, match="no sighting database"):
+        SightingStore.open(db, create=False)
+    assert not db.exists()
+
+
+def test_sightings_round_trip_and_time_filters(db) -> None:
+    rows = random_sightings(500, NOON, 3600, seed=3)
+    with SightingStore.open(db) as store:
+        assert store.add_sightings(rows) == 500
+        assert store.add_sightings(np.empty(0, SIGHTING_DTYPE)) == 0
+        back = store.sightings()
+        assert back.dtype == SIGHTING_DTYPE
+        np.testing.assert_array_equal(back, rows)
+        # NO_TX_POWER is stored as NULL, so sqlite-utils users see "absent"
+        nulls = store.db.conn.execute("SELECT COUNT(*) FROM sightings WHERE tx_power IS NULL").fetchone()[0]
+        assert nulls == int((rows["tx_power"] == NO_TX_POWER).sum())
+        lo, hi = NOON + 600, NOON + 1200
+        part = store.sightings(since=lo, until=hi)
+        np.testing.assert_array_equal(part, rows[(rows["time"] >= lo) & (rows["time"] < hi)])
+        assert store.count_sightings(since=lo, until=hi) == len(part)
+        assert len(store.sightings(since=NOON + 10_000)) == 0
+
+
+def test_add_sightings_checks_its_input(db) -> None:
+    with SightingStore.open(db) as store:
+        with pytest.raises(StoreError, match="SIGHTING_DTYPE"):
+            store.add_sightings(np.zeros(3))
+        with pytest.raises(StoreError, match="addresses"):
+            store.add_sightings(random_sightings(3, NOON, 10), ["a"])
+
+
+def test_hand_inserted_bad_rows_are_skipped_on_load(db) -> None:
+    with SightingStore.open(db) as store:
+        store.add_sightings(random_sightings(5, NOON, 10))
+        store.db["sightings"].insert({"time": NOON, "rpi": b"short", "aem": b"1234", "rssi": -50})
+        assert len(store.sightings()) == 5
+
+
+def test_daily_keys(db) -> None:
+    day = rolling_start(NOON)
+    keys = [DailyKey(bytes([i + 3]) * 16, day + 144 * i) for i in range(-3, 1)]
+    with SightingStore.open(db) as store:
+        for k in reversed(keys):
+            store.save_daily_key(k, created_at=NOON)
+        assert store.daily_keys() == keys
+        assert store.daily_keys(since_interval=day - 144) == keys[-2:]
+        assert store.key_for_day(day) == keys[-1]
+        assert store.key_for_day(day + 144) is None
+        # saving again (e.g. an early key change shortening the period) updates, never duplicates
+        store.save_daily_key(DailyKey(keys[-1].key, day, 40))
+        assert store.key_for_day(day) == DailyKey(keys[-1].key, day, 40)
+        assert len(store.daily_keys()) == 4
+
+
+def test_retention_15_days_purged_13_kept(db) -> None:
+    now = NOON
+    rows = random_sightings(2, now, 1)
+    rows["time"] = [now - 15 * DAY_SECONDS, now - 13 * DAY_SECONDS]
+    old_key = DailyKey(b"o" * 16, rolling_start(now - 15 * DAY_SECONDS))
+    kept_key = DailyKey(b"k" * 16, rolling_start(now - 13 * DAY_SECONDS))
+    with SightingStore.open(db) as store:
+        store.add_sightings(rows)
+        store.save_daily_key(old_key)
+        store.save_daily_key(kept_key)
+        result = store.purge(now)
+        assert result["sightings_deleted"] == 1 and result["daily_keys_deleted"] == 1
+        assert result["retention_days"] == RETENTION_DAYS
+        assert store.sightings()["time"].tolist() == [now - 13 * DAY_SECONDS]
+        assert store.daily_keys() == [kept_key]
+        assert store.purge(now)["sightings_deleted"] == 0
+
+
+def test_open_purges_what_is_older_than_the_newest_record_by_14_days(db) -> None:
+    rows = random_sightings(3, NOON, 1)
+    rows["time"] = [NOON - 20 * DAY_SECONDS, NOON - 1 * DAY_SECONDS, NOON]
+    with SightingStore.open(db) as store:
+        store.add_sightings(rows)
+    with SightingStore.open(db) as store:
+        assert len(store.sightings()) == 2
+    with SightingStore.open(db, purge_now=NOON + 14 * DAY_SECONDS) as store:
+        assert store.sightings()["time"].tolist() == [NOON]
+
+
+def test_stats(db) -> None:
+    rows = random_sightings(100, NOON, 1)
+    rows["time"][:50] = NOON - DAY_SECONDS
+    rows = np.sort(rows, order="time")
+    with SightingStore.open(db) as store:
+        empty = store.stats()
+        assert empty["sightings"] == 0 and empty["days_covered"] == 0 and empty["first_sighting"] is None
+        store.add_sightings(rows)
+        store.save_daily_key(DailyKey(b"k" * 16, rolling_start(NOON)))
+        info = store.stats()
+    assert info["sightings"] == 100 and info["days_covered"] == 2 and info["daily_keys"] == 1
+    assert info["first_sighting"] == rows["time"][0] and info["last_sighting"] == rows["time"][-1]
+    assert info["db_path"] == str(db) and info["db_bytes"] > 0
+
+
+def test_memory_store() -> None:
+    with SightingStore.open(":memory:") as store:
+        store.add_sightings(random_sightings(4, NOON, 1))
+        assert store.stats()["sightings"] == 4 and store.path is None
