@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.matching.matcher import find_exposures
+from bluezone.matching.matcher import ExposureWindow, find_exposures
 from bluezone.matching.scoring import get_scorer, scorer_names
-from bluezone.proximity.sightings import SIGHTING_DTYPE, NO_TX_POWER
+from bluezone.proximity.ingest import payloads_to_sightings
 from bluezone.sim.channel import Channel, DeviceTable, make_devices
 from bluezone.sim.keys import Schedule, make_schedule
 from bluezone.sim.mobility import Crowd
@@ -61,6 +61,7 @@ class RunResult:
     sightings: int
     seconds: float
     stats: dict[str, Any] = field(default_factory=dict)
+    windows: dict[tuple[int, int, int], list[ExposureWindow]] | None = None  # kept on request (tuning)
 
 
 def run(
@@ -70,6 +71,7 @@ def run(
     scorers: list[str] | None = None,
     store: str = "auto",
     progress: Callable[[float], None] | None = None,
+    keep_windows: bool = False,
 ) -> RunResult:
     """Simulate ``scenario`` with ``seed``; every registered scorer unless ``scorers`` is given."""
     began = _time.perf_counter()
@@ -107,11 +109,13 @@ def run(
         if len(packets):
             rows = sender_row[packets.tx]
             rpi, aem = schedule.payload_at(rows, packets.time)
-            batch = np.empty(len(packets), SIGHTING_DTYPE)
-            batch["time"], batch["rpi"], batch["aem"] = packets.time, rpi, aem
-            batch["rssi"], batch["tx_power"] = packets.rssi, NO_TX_POWER
-            buffered.append((packets.rx, batch))
-            total += len(packets)
+            payload = np.empty((len(packets), 20), np.uint8)
+            payload[:, :16] = rpi.view(np.uint8).reshape(-1, 16)
+            payload[:, 16:] = aem.view(np.uint8).reshape(-1, 4)
+            # The daemon's own ingest decides what becomes a sighting, as for a real radio.
+            batch, ok = payloads_to_sightings(packets.time, payload.view("V20").ravel().tolist(), packets.rssi)
+            buffered.append((packets.rx[ok], batch))
+            total += len(batch)
             take = cloud_rng.random(len(packets)) < min(1.0, 4 * CLOUD_SIZE / max(steps * len(packets), 1))
             if take.any():
                 att = devices.tx_power[packets.tx[take]].astype(float) - (
@@ -123,7 +127,8 @@ def run(
             buffered = []
         if progress and i % 60 == 0:
             progress(i / steps)
-    scores = _check(stores, schedule, senders, sender_row, devices, scorers or scorer_names())
+    windows: dict[tuple[int, int, int], list[ExposureWindow]] | None = {} if keep_windows else None
+    scores = _check(stores, schedule, senders, devices, scorers or scorer_names(), windows)
     stores.close()
     cloud_arr = np.concatenate(cloud) if cloud else np.empty((0, 2))
     if len(cloud_arr) > CLOUD_SIZE:
@@ -144,6 +149,7 @@ def run(
         sightings=total,
         seconds=_time.perf_counter() - began,
         stats={"store": stores.kind, "phones": n, "uploaders": len(senders)},
+        windows=windows,
     )
 
 
@@ -162,9 +168,9 @@ def _check(
     stores: Any,
     schedule: Schedule,
     senders: np.ndarray,
-    sender_row: np.ndarray,
     devices: DeviceTable,
     names: list[str],
+    keep: dict[tuple[int, int, int], list[ExposureWindow]] | None = None,
 ) -> dict[str, dict[tuple[int, int, int], PairScore]]:
     """Every phone matches its store against all positives' keys; every scorer scores."""
     keys, owner = schedule.diagnosis_keys(np.arange(len(senders)))
@@ -179,6 +185,8 @@ def _check(
             row = int(owner[w.key_index])
             if senders[row] == device:
                 continue
+            if keep is not None:
+                keep.setdefault((w.day, row, device), []).append(w)
             for name, scorer in judges.items():
                 s = scorer.score(w)
                 pair = (w.day, row, device)
