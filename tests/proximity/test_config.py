@@ -1,0 +1,55 @@
+"""DaemonConfig: defaults, TOML, and one-line errors for typos and wrong types."""
+
+from __future__ import annotations
+
+import pytest
+
+from bluezone.config import DaemonConfig
+from bluezone.errors import ConfigError, InputError
+
+
+def test_defaults_follow_gaen() -> None:
+    c = DaemonConfig()
+    assert (c.rpi_rotation_min, c.rpi_rotation_max) == (600.0, 1200.0)
+    assert c.retention_days == 14 and c.status_interval == 60.0
+    assert -50 <= c.tx_power <= 20  # a TX power Google would accept
+
+
+def test_toml_top_level_and_daemon_table(tmp_path) -> None:
+    flat = tmp_path / "flat.toml"
+    flat.write_text("tx_power = -12\nflush_interval = 2\nrpi_rotation_min = 700.5\n")
+    c = DaemonConfig.load(flat)
+    assert c.tx_power == -12 and c.flush_interval == 2 and c.rpi_rotation_min == 700.5
+    table = tmp_path / "table.toml"
+    table.write_text("[daemon]\nqueue_size = 50\n")
+    assert DaemonConfig.load(table).queue_size == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("tx_powr = -12\n", "unknown setting 'tx_powr'"),
+        ('tx_power = "loud"\n', "tx_power must be int"),
+        ("queue_size = 1.5\n", "queue_size must be int"),
+        ("flush_interval = true\n", "flush_interval must be float"),
+        ("tx_power = 300\n", "signed byte"),
+        ("rpi_rotation_min = 900\nrpi_rotation_max = 600\n", "rpi_rotation_min <= rpi_rotation_max"),
+        ("queue_size = 0\n", "at least 1"),
+        ("status_interval = -1\n", "positive"),
+        ("tx_power = \n", "not valid TOML"),
+        ("[daemon]\nqueue_size = 5\n[other]\nx = 1\n", "under [daemon]"),
+    ],
+)
+def test_bad_config_is_one_line_config_error(tmp_path, text: str, words: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        DaemonConfig.load(path)
+    assert words in str(exc.value)
+    assert "\n" not in str(exc.value).strip()
+    assert isinstance(exc.value, InputError)
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        DaemonConfig.load(tmp_path / "nope.toml")

@@ -1,0 +1,167 @@
+"""The emulated radio and its air: rate, RSSI by distance, addresses, payload changes, seeds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from bluezone.clock import VirtualClock
+from bluezone.crypto.payload import SERVICE_UUID
+from bluezone.errors import ConfigError, RadioError
+from bluezone.proximity.backends import open_radio
+from bluezone.proximity.backends.emulated import Air, EmulatedRadio, Links, LogDistanceChannel
+from bluezone.proximity.radio import Advert, Radio
+
+from .conftest import NOON
+
+PAYLOAD_A = bytes(range(20))
+PAYLOAD_B = bytes(range(100, 120))
+
+
+def listen(air: Air, seconds: float, senders: dict[str, tuple], receivers: dict[str, tuple]) -> dict[str, list[Advert]]:
+    """Open radios on ``air``; senders advertise a payload each; return what each receiver heard."""
+    heard: dict[str, list[Advert]] = {name: [] for name in receivers}
+
+    async def main() -> None:
+        radios: list[EmulatedRadio] = []
+        for name, (pos, payload) in senders.items():
+            r = air.radio(name, pos)
+            await r.open()
+            await r.advertise(payload, -24)
+            radios.append(r)
+        for name, pos in receivers.items():
+            r = air.radio(name, pos)
+            await r.open()
+            await r.start_scanning(heard[name].append)
+            radios.append(r)
+        await asyncio.sleep(seconds)
+        for r in radios:
+            await r.close()
+
+    air.clock.run(main())  # type: ignore[attr-defined]
+    return heard
+
+
+def test_advert_rate_is_gaen_interval() -> None:
+    clock = VirtualClock(NOON)
+    heard = listen(Air(clock, 1, LogDistanceChannel(shadowing_sd=0)), 600, {"a": ((0, 0), PAYLOAD_A)}, {"b": (1, 0)})
+    t = np.array([a.time for a in heard["b"]])
+    gaps = np.diff(t)
+    assert gaps.min() >= 0.2 - 1e-9 and gaps.max() <= 0.27 + 1e-9
+    assert 600 / 0.27 - 5 <= len(t) <= 600 / 0.2 + 5  # about 4 Hz
+    assert all(a.service_data == PAYLOAD_A and a.service_uuid == SERVICE_UUID for a in heard["b"])
+    assert np.all(t >= NOON) and np.all(t <= NOON + 600)
+
+
+def test_rssi_falls_with_distance_and_weak_packets_are_lost() -> None:
+    clock = VirtualClock(NOON)
+    heard = listen(
+        Air(clock, 2), 300, {"a": ((0, 0), PAYLOAD_A)}, {"near": (1, 0), "mid": (5, 0), "far": (10, 0), "gone": (200, 0)}
+    )
+    median = {k: np.median([a.rssi for a in v]) for k, v in heard.items() if v}
+    assert abs(median["near"] - (-74)) <= 2  # -24 dBm TX, 50 dB at 1 m
+    assert median["near"] > median["mid"] > median["far"]
+    assert len(heard["far"]) < len(heard["near"])  # some fall below -100 dBm
+    assert heard["gone"] == []
+    assert all(a.rssi >= -100 for v in heard.values() for a in v)
+
+
+def test_a_radio_does_not_hear_itself_and_addresses_rotate_with_payload() -> None:
+    clock = VirtualClock(NOON)
+    air = Air(clock, 3)
+    heard: list[Advert] = []
+    self_heard: list[Advert] = []
+
+    async def main() -> None:
+        a, b = air.radio("a", (0, 0)), air.radio("b", (1, 0))
+        async with a, b:
+            await a.start_scanning(self_heard.append)
+            await b.start_scanning(heard.append)
+            await a.advertise(PAYLOAD_A, -24)
+            await asyncio.sleep(10.5)
+            await a.advertise(PAYLOAD_B, -24)  # mid-tick: older adverts keep the old payload
+            await asyncio.sleep(10)
+
+    clock.run(main())
+    assert self_heard == []
+    change = NOON + 10.5
+    assert {a.service_data for a in heard if a.time < change} == {PAYLOAD_A}
+    assert {a.service_data for a in heard if a.time >= change} == {PAYLOAD_B}
+    addresses = {a.service_data: {x.address for x in heard if x.service_data == a.service_data} for a in heard}
+    assert all(len(v) == 1 for v in addresses.values())
+    assert addresses[PAYLOAD_A] != addresses[PAYLOAD_B]
+    assert all(int(next(iter(v)).split(":")[0], 16) < 0x40 for v in addresses.values())  # NRPA
+    assert EmulatedRadio.rotates_address and isinstance(air.radio("x"), Radio)
+
+
+def test_positions_move_at_run_time() -> None:
+    clock = VirtualClock(NOON)
+    air = Air(clock, 4, LogDistanceChannel(shadowing_sd=0))
+    heard: list[Advert] = []
+
+    async def main() -> None:
+        a = air.radio("a", lambda t: (0.0, 0.0) if t < NOON + 60 else (11.0, 0.0))
+        b = air.radio("b", (1, 0))
+        async with a, b:
+            await b.start_scanning(heard.append)
+            await a.advertise(PAYLOAD_A, -24)
+            await asyncio.sleep(120)
+            a.position = (2.0, 0.0)
+            await asyncio.sleep(60)
+
+    clock.run(main())
+    by_phase = [
+        [x.rssi for x in heard if lo <= x.time - NOON < hi] for lo, hi in ((1, 59), (62, 119), (122, 179))
+    ]
+    assert set(by_phase[0]) == {-74} and set(by_phase[2]) == {-74}  # 1 m apart
+    assert set(by_phase[1]) == {-95}  # 10 m apart: 21 dB more
+
+
+def test_channel_is_pluggable() -> None:
+    class Fixed:
+        def __init__(self) -> None:
+            self.seen: list[Links] = []
+
+        def rssi(self, links: Links, rng: np.random.Generator) -> np.ndarray:
+            self.seen.append(links)
+            return np.where(links.rx == links.rx.min(), -40.0, np.nan)
+
+    channel = Fixed()
+    heard = listen(Air(VirtualClock(NOON), 5, channel), 5, {"a": ((0, 0), PAYLOAD_A)}, {"b": (1, 0), "c": (2, 0)})
+    assert heard["b"] and {a.rssi for a in heard["b"]} == {-40}
+    assert heard["c"] == []  # NaN: lost
+    links = channel.seen[0]
+    assert links.tx_power.tolist() == [-24.0] * len(links.time)
+    assert np.allclose(links.distance[links.rx == links.rx.max()], 2.0)
+
+
+def test_same_seed_same_air() -> None:
+    def once(seed: int) -> list[tuple[float, int]]:
+        heard = listen(Air(VirtualClock(NOON), seed), 30, {"a": ((0, 0), PAYLOAD_A)}, {"b": (3, 0)})
+        return [(a.time, a.rssi) for a in heard["b"]]
+
+    assert once(7) == once(7)
+    assert once(7) != once(8)
+
+
+def test_radio_misuse_is_a_radio_error() -> None:
+    r = Air(VirtualClock(NOON)).radio("a")
+    with pytest.raises(RadioError):
+        VirtualClock(NOON).run(r.advertise(PAYLOAD_A, -24))
+
+
+def test_open_radio_dispatch() -> None:
+    clock = VirtualClock(NOON)
+    air = Air(clock)
+    radio = open_radio("emulated", air=air, label="me", position=(1, 2))
+    assert isinstance(radio, EmulatedRadio) and radio.air is air and radio.name == "emulated:me"
+    alone = open_radio("emulated:3", clock=clock)
+    assert isinstance(alone, EmulatedRadio) and alone.air is not air
+    with pytest.raises(ConfigError, match="unknown radio backend"):
+        open_radio("carrier-pigeon")
+    with pytest.raises(ConfigError, match="neighbours"):
+        open_radio("emulated:lots")
+    with pytest.raises(ConfigError, match="takes no"):
+        open_radio("emulated", bogus=1)
