@@ -2,9 +2,9 @@
 
 Each recording is cut into one-minute windows; each window is an exposure window as the
 matcher would build it (attenuation = nominal TX power - RSSI, since these phones'
-GAEN calibration is unknown: ``tx_power_dbm``).  Per window: a score (the scorer's
-weighted minutes, 0-1) for "closer than 2 m", giving per-distance detection rates, ROC
-and PR.  Per setup (carriage combination): 15-minute exposures are built by chaining
+GAEN calibration is unknown: ``tx_power_dbm``).  Per window: detected "closer than 2 m"
+when the scorer credits at least half a minute (per-distance detection rates), and
+ranked by the scorer's typical attenuation for ROC and PR.  Per setup (carriage combination): 15-minute exposures are built by chaining
 real one-minute windows, k of them from recordings under 2 m and the rest from farther
 ones, so the truth (k >= 15) is known; the scorers' close-contact verdicts on these
 chains give precision, recall and F1.  Confidence intervals come from bootstrapping over
@@ -103,12 +103,15 @@ def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list
     return out
 
 
-def _window_metrics(truth: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+def _window_metrics(truth: np.ndarray, score: np.ndarray, rank: np.ndarray) -> dict[str, Any]:
+    """Per-minute metrics: ROC/PR rank minutes by the scorer's typical attenuation (lower is
+    closer: weighted minutes of a single minute saturate at 0 or 1 and would hide the ranking);
+    detection is weighted minutes >= 0.5."""
     detected = score >= 0.5
     c = confusion(truth, detected)
     return {
-        "roc_auc": _r(roc_auc(truth, score)),
-        "pr_auc": _r(average_precision(truth, score)),
+        "roc_auc": _r(roc_auc(truth, rank)),
+        "pr_auc": _r(average_precision(truth, rank)),
         "window_precision": round(c.precision, 4),
         "window_recall": round(c.recall, 4),
     }
@@ -148,7 +151,11 @@ def evaluate(
     rng = np.random.default_rng(seed)
     truth = np.array([m.distance_m < CLOSE_M for m in minutes])
     distances = np.array([m.distance_m for m in minutes])
-    window_scores = {n: np.array([j.score(_window(m.times, m.attenuation)).weighted_minutes for m in minutes]) for n, j in judges.items()}
+    window_scores, window_rank = {}, {}
+    for n, j in judges.items():
+        scored = [j.score(_window(m.times, m.attenuation)) for m in minutes]
+        window_scores[n] = np.array([s.weighted_minutes for s in scored])
+        window_rank[n] = -np.array([s.typical_attenuation for s in scored])
     chain_set = _chains(minutes, chains, rng)
     rids = sorted({m.rid for m in minutes})
     by_rid = {r: [i for i, m in enumerate(minutes) if m.rid == r] for r in rids}
@@ -171,7 +178,7 @@ def evaluate(
         sample = [minutes[i] for i in idx]
         small = _chains(sample, max(chains // 4, 20), rng)
         for n, j in judges.items():
-            w = _window_metrics(truth[idx], window_scores[n][idx])
+            w = _window_metrics(truth[idx], window_scores[n][idx], window_rank[n][idx])
             cm = _chain_metrics(j, small)
             for k in ("roc_auc", "pr_auc"):
                 if w[k] is not None:
@@ -181,7 +188,7 @@ def evaluate(
         if progress:
             progress((b + 1) / max(bootstrap, 1))
     for n, j in judges.items():
-        entry = _window_metrics(truth, window_scores[n])
+        entry = _window_metrics(truth, window_scores[n], window_rank[n])
         entry.update(_chain_metrics(j, chain_set))
         entry["detection_by_distance"] = {
             f"{d:.2f}": round(float(np.mean(window_scores[n][distances == d] >= 0.5)), 4) for d in np.unique(distances)
