@@ -67,18 +67,20 @@ def export_batches(
         raise ValueError("max_keys_per_file must be at least 1")
     rng = rng or np.random.default_rng(secrets.randbits(128))
     oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
-    keys = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
+    keys, ids = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
     written: list[tuple[BatchRecord, np.ndarray]] = []
     stamp = int(now)
     days = keys["rolling_start"] // ROLLING_PERIOD
     for day in np.unique(days):
-        day_keys = keys[days == day]
-        day_keys = day_keys[rng.permutation(len(day_keys))]
+        on_day = np.flatnonzero(days == day)
+        on_day = on_day[rng.permutation(len(on_day))]
+        day_keys, day_ids = keys[on_day], ids[on_day]
         n_files = -(-len(day_keys) // config.max_keys_per_file)
         start_ts, end_ts = int(day) * DAY_SECONDS, (int(day) + 1) * DAY_SECONDS
         tag = secrets.token_hex(3)
         for i in range(n_files):
-            chunk = day_keys[i * config.max_keys_per_file : (i + 1) * config.max_keys_per_file]
+            part = slice(i * config.max_keys_per_file, (i + 1) * config.max_keys_per_file)
+            chunk = day_keys[part]
             name = f"{stamp}-{start_ts}-{tag}-{i + 1:04d}.zip"
             data = signed_export_zip(
                 chunk,
@@ -92,7 +94,7 @@ def export_batches(
             )
             _write_atomic(out_dir / name, data)
             record = BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk))
-            written.append((record, chunk))
+            written.append((record, day_ids[part]))
     if written:
         storage.add_batches(written)
     removed = storage.purge(oldest, now - 2 * DAY_SECONDS)

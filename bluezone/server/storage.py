@@ -9,6 +9,7 @@ FastAPI runs sync handlers in a thread pool.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
@@ -54,7 +55,8 @@ _SCHEMA = [
         batch_size INTEGER NOT NULL,
         num_keys INTEGER NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS exposure_keys (
-        key_data {blob} PRIMARY KEY,
+        id {serial} PRIMARY KEY,
+        key_data {blob} NOT NULL UNIQUE,
         rolling_start INTEGER NOT NULL,
         rolling_period INTEGER NOT NULL,
         transmission_risk INTEGER NOT NULL,
@@ -101,6 +103,8 @@ class Storage(ABC):
     _param = "?"
     _serial = "INTEGER"
     _blob = "BLOB"
+    #: Marks a batch's keys exported in one statement: ids as one JSON array parameter.
+    _mark_exported = "UPDATE exposure_keys SET batch_id = ? WHERE id IN (SELECT value FROM json_each(?))"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -236,12 +240,13 @@ class Storage(ABC):
             )
 
     # -- exports --
-    def pending_keys(self, max_end_interval: int, min_start_interval: int) -> np.ndarray:
-        """Keys not yet exported whose validity ended by ``max_end_interval`` (the embargo)."""
+    def pending_keys(self, max_end_interval: int, min_start_interval: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keys not yet exported whose validity ended by ``max_end_interval`` (the embargo), and their ids."""
+        no_onset = int(np.iinfo(np.int32).min)
         with self._transaction() as cur:
             rows = self._exec(
                 cur,
-                "SELECT key_data, rolling_start, rolling_period, transmission_risk, report_type, days_since_onset"
+                "SELECT key_data, rolling_start, rolling_period, transmission_risk, report_type, days_since_onset, id"
                 " FROM exposure_keys WHERE batch_id IS NULL AND rolling_start + rolling_period <= ?"
                 " AND rolling_start >= ?",
                 [max_end_interval, min_start_interval],
@@ -253,13 +258,13 @@ class Storage(ABC):
             keys["rolling_period"] = [r[2] for r in rows]
             keys["transmission_risk"] = [r[3] for r in rows]
             keys["report_type"] = [r[4] for r in rows]
-            keys["days_since_onset"] = [np.iinfo(np.int32).min if r[5] is None else r[5] for r in rows]
-        return keys
+            keys["days_since_onset"] = [no_onset if r[5] is None else r[5] for r in rows]
+        return keys, np.array([r[6] for r in rows], np.int64)
 
     def add_batches(self, batches: Sequence[tuple[BatchRecord, np.ndarray]]) -> None:
-        """Record written batch files and mark their keys exported, in one transaction."""
+        """Record written batch files and mark their keys (by id) exported, in one transaction."""
         with self._transaction() as cur:
-            for record, keys in batches:
+            for record, ids in batches:
                 batch_id = self._exec(
                     cur,
                     "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
@@ -274,16 +279,17 @@ class Storage(ABC):
                         record.num_keys,
                     ],
                 ).fetchone()[0]
-                cur.executemany(
-                    self._sql("UPDATE exposure_keys SET batch_id = ? WHERE key_data = ?"),
-                    [(batch_id, bytes(k)) for k in keys["key"]],
-                )
+                self._exec(cur, self._mark_exported, [batch_id, self._id_list(ids)])
 
     def reset_exported(self) -> None:
         """Put every key back in the export queue and forget the batches (benchmarks only)."""
         with self._transaction() as cur:
             self._exec(cur, "UPDATE exposure_keys SET batch_id = NULL")
             self._exec(cur, "DELETE FROM batches")
+
+    @staticmethod
+    def _id_list(ids: np.ndarray) -> Any:
+        return json.dumps(ids.tolist())
 
     def batches(self, since: float = 0.0) -> list[BatchRecord]:
         with self._transaction() as cur:
@@ -347,6 +353,11 @@ class PostgresStorage(Storage):
     _param = "%s"
     _serial = "BIGSERIAL"
     _blob = "BYTEA"
+    _mark_exported = "UPDATE exposure_keys SET batch_id = %s WHERE id = ANY(%s)"
+
+    @staticmethod
+    def _id_list(ids: np.ndarray) -> Any:
+        return ids.tolist()
 
     def __init__(self, dsn: str) -> None:
         super().__init__()

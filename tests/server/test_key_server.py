@@ -175,7 +175,7 @@ def test_report_type_and_days_since_onset(server: Server) -> None:
     base = rolling_start(NOW)
     keys = [(bytes([i + 1]) * 16, base - d * ROLLING_PERIOD, 144) for i, d in enumerate((1, 2, 3))]
     assert server.post(_body(keys, code))[0] == 200
-    pending = server.storage.pending_keys(base, 0)
+    pending, _ = server.storage.pending_keys(base, 0)
     by_start = {int(k["rolling_start"]): k for k in pending}
     assert {s: int(k["days_since_onset"]) for s, k in by_start.items()} == {
         base - 144: 1, base - 288: 0, base - 432: -1

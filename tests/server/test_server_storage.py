@@ -73,13 +73,14 @@ def test_pending_batches_and_purge(storage, tmp_path) -> None:
     keys["rolling_start"] = [today - 20 * 144, today - 2 * 144, today - 144, today - 144 + 10, today, today]
     keys["rolling_period"] = [144, 144, 10, 134, 144, 1]
     storage.insert_keys_unchecked(keys, NOW)
-    pending = storage.pending_keys(interval_number(NOW), today - 14 * 144)
+    pending, ids = storage.pending_keys(interval_number(NOW), today - 14 * 144)
+    assert len(set(ids.tolist())) == 4
     assert len(pending) == 4  # not the 20-day-old key, not today's still-valid one
     signer = keygen(tmp_path / "k")
     batches = export_batches(storage, signer, tmp_path / "out", NOW)
     assert sum(b.num_keys for b in batches) == 4
     assert [b.name for b in storage.batches()] == [b.name for b in batches]
-    assert len(storage.pending_keys(interval_number(NOW), 0)) == 0  # exported keys leave the queue
+    assert len(storage.pending_keys(interval_number(NOW), 0)[0]) == 0  # exported keys leave the queue
     assert storage.count_keys() == 5  # the 20-day-old key was purged
     assert isinstance(storage.batches()[0], BatchRecord)
 
