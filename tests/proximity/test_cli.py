@@ -1,0 +1,116 @@
+"""bluezone run / status / purge through click, and a real SIGTERM to a running daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
+from bluezone.crypto.keys import DailyKey
+from bluezone.proximity.store import SightingStore
+
+from .conftest import random_sightings
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args), obj={})
+
+
+def make_db(path, now: float) -> None:
+    rows = random_sightings(20, now - 20 * DAY_SECONDS, 1)
+    rows["time"][:5] = now - 15 * DAY_SECONDS
+    rows["time"][5:] = now - 3600
+    with SightingStore.open(path, purge_now=now - 20 * DAY_SECONDS) as store:
+        store.add_sightings(rows)
+        store.save_daily_key(DailyKey(b"k" * 16, rolling_start(now)))
+        store.save_daily_key(DailyKey(b"o" * 16, rolling_start(now - 16 * DAY_SECONDS)))
+
+
+def test_status_and_purge_json(tmp_path) -> None:
+    db = tmp_path / "b.db"
+    now = time.time()
+    make_db(db, now)
+    # opening purges relative to the newest record, so the 15-day-old rows are already gone by then;
+    # status reports what remains
+    result = invoke("status", "--db", str(db), "--json")
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["sightings"] == 15 and info["daily_keys"] == 1 and info["db_path"] == str(db)
+    text = invoke("status", "--db", str(db))
+    assert text.exit_code == 0 and "sightings  15" in text.output
+    result = invoke("purge", "--db", str(db), "--json")
+    assert result.exit_code == 0, result.output
+    purged = json.loads(result.output)
+    assert purged["retention_days"] == 14 and purged["sightings_deleted"] == 0
+    assert "purged 0 sightings" in invoke("purge", "--db", str(db)).output
+
+
+def test_purge_by_wall_clock(tmp_path) -> None:
+    db = tmp_path / "old.db"
+    now = time.time()
+    with SightingStore.open(db) as store:
+        rows = random_sightings(4, now, 1)
+        rows["time"] = [now - 15 * DAY_SECONDS, now - 15 * DAY_SECONDS, now - 13 * DAY_SECONDS, now - 13 * DAY_SECONDS]
+        store.add_sightings(rows)
+    result = invoke("purge", "--db", str(db), "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["sightings_deleted"] == 2
+    assert json.loads(invoke("status", "--db", str(db), "--json").output)["sightings"] == 2
+
+
+def test_missing_and_corrupt_databases_are_one_line_errors(tmp_path) -> None:
+    missing = tmp_path / "nope.db"
+    for command in ("status", "purge"):
+        result = invoke(command, "--db", str(missing))
+        assert result.exit_code == 1
+        assert result.output.count("\n") == 1 and "no sighting database" in result.output
+        assert not missing.exists()
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"garbage" * 1000)
+    os.chmod(junk, 0o600)
+    result = invoke("status", "--db", str(junk), "--json")
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
+
+
+def test_run_bad_config_is_exit_2(tmp_path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("rotation = 5\n")
+    result = invoke("run", "--db", str(tmp_path / "x.db"), "--config", str(cfg), "--duration", "1")
+    assert result.exit_code == 2 and "unknown setting 'rotation'" in result.output
+    result = invoke("run", "--db", str(tmp_path / "x.db"), "--backend", "telepathy", "--duration", "1")
+    assert result.exit_code == 2 and "unknown radio backend" in result.output
+
+
+def test_run_sigterm_flushes_and_exits_cleanly(tmp_path) -> None:
+    db = tmp_path / "run.db"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("status_interval = 1.0\nflush_interval = 1000.0\n")  # only the stop flush writes
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bluezone.cli", "run", "--backend", "emulated:1", "--db", str(db), "--config", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = proc.stdout.readline()  # the first status line: the daemon is up and hearing
+        assert "sightings" in first, first + proc.stderr.read()
+        proc.stdout.readline()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped:" in out and "Traceback" not in err
+    stored = int(out.split("stopped: ")[1].split()[0])
+    assert stored > 0
+    with SightingStore.open(db) as store:
+        assert store.count_sightings() == stored
+    assert os.stat(db).st_mode & 0o777 == 0o600
