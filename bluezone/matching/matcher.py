@@ -1,16 +1,15 @@
 """The vectorised matcher: which stored sightings were broadcast by a diagnosis key.
 
-For each key the RPIs of all its intervals are derived in one batched call
-(``rpis_for_keys``); stored sightings are indexed once: two bit sets over independent
-bits of their RPIs (24 bits of bytes 0-2, 2 MB, which stays in cache; then 28 bits of
-bytes 4-7, 32 MB, asked only for the few percent that pass the first) and the RPIs
-sorted by their first 8 bytes.  A derived RPI thus costs about one cached bit lookup;
-with a million distinct stored RPIs about one in 4,000 random RPIs passes both filters
-and is compared in full.  A sighting at interval j matches the
-RPI of interval i when |i - j| <= 12 (GAEN's +-2 h tolerance for clock drift).  Keys
-whose window holds no sighting at all need no AES.  No Python loop runs per RPI or per
-sighting; the only per-key Python work is the HKDF + one ECB call inside
-``rpis_for_keys``, and AEM decryption runs once per matched (key, sighting).
+A sighting at interval j matches the RPI of interval i when |i - j| <= 12 (GAEN's +-2 h
+tolerance for clock drift) and i lies within the key's rolling period.
+
+How it stays fast: keys whose window holds no sighting at all are not derived.  The others
+are derived in batches (``rpis_for_keys``: one HKDF and one ECB call per key).  The stored
+sightings are indexed once with two bit sets over independent bits of their RPIs: 24 bits of
+bytes 0-2 (2 MB, stays in cache) and then up to 26 bits of bytes 4-7 (up to 8 MB, asked only
+for the ~6 % that pass the first).  With a million distinct stored RPIs about one random RPI
+in 1,000 passes both; the survivors of all batches are compared in full in one pass at the
+end.  No Python loop runs per RPI or per sighting; AEM decryption runs once per match.
 """
 
 from __future__ import annotations
@@ -32,10 +31,10 @@ log = logging.getLogger(__name__)
 
 #: GAEN: a sighting matches an RPI whose interval is within 12 intervals (2 h) of it.
 TOLERANCE_INTERVALS = 12
-#: TX power assumed when a match's metadata is implausible (unknown version or outside
-#: -50..+20 dBm, where Google drops it): a typical calibrated phone value (the median
-#: of Google's "EN Calibration" table is in the -20s dBm); such matches are flagged.
-DEFAULT_TX_POWER = -20
+#: TX power assumed when a match's metadata is implausible (unknown major version, or
+#: outside -50..+20 dBm, where Google drops it); such matches are flagged.  It is the TX
+#: power bluezone's own daemon advertises by default (``bluezone.config.DaemonConfig``).
+DEFAULT_TX_POWER = -24
 _CHUNK = 512  # keys per batch: 512 * 144 * 16 B = 1.2 MB of RPIs, still in cache for the filter
 _BITS_1 = 24  # first filter: bits 0-23 (bytes 0-2) of the RPI
 _BITS_2 = 26  # second filter: at most bits 32-57 (bytes 4-7), independent of the first
