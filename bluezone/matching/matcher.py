@@ -121,7 +121,7 @@ class SightingIndex:
     def prefilter(self, rpis: np.ndarray) -> np.ndarray:
         """Flat positions of the RPIs (uint8 (..., 16), contiguous) that may be stored.
 
-        No false negatives; about one random RPI in 4,000 passes with a million stored RPIs.
+        No false negatives; about one random RPI in 1,000 passes with a million stored RPIs.
         """
         quads = rpis.reshape(-1, 16).view("<u4")
         first = np.flatnonzero(_test_bits(self.filter1, quads[:, 0] & ((1 << _BITS_1) - 1)))
