@@ -16,7 +16,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusSignature
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property
 
-from bluezone.crypto.keys import DailyKey
+from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.crypto.rpi import aem, rpi
 from bluezone.errors import RadioUnavailableError
@@ -34,9 +34,10 @@ WAIT = 15.0  # generous upper bound; the usual wait is one BlueZoo scan interval
 def payloads(seed: int, count: int) -> list[bytes]:
     """Real GAEN service data (RPI + AEM) for ``count`` consecutive intervals of one key."""
     key = DailyKey(bytes([seed]) * 16, 2_833_344, 144)
-    start = key.rolling_start
+    rpik, aemk = rpi_key(key.key), aem_key(key.key)
     meta = bytes([0x40, 0xF6, 0, 0])
-    return [rpi(key.key, start + i) + aem(key.key, rpi(key.key, start + i), meta) for i in range(count)]
+    rpis = [rpi(rpik, key.rolling_start + i) for i in range(count)]
+    return [r + aem(aemk, r, meta) for r in rpis]
 
 
 def radio(adapter: str) -> BluezRadio:

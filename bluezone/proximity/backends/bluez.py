@@ -126,7 +126,9 @@ class BluezRadio(Radio):
                 self._bus = None
             if not self.unavailable_hint:
                 raise
-            raise RadioUnavailableError(f"{exc}; {self.unavailable_hint}", reason=exc.reason) from exc
+            raise RadioUnavailableError(
+                f"no usable Bluetooth: {exc}; {self.unavailable_hint}", reason=exc.reason
+            ) from exc
         self.state = "up"
         self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name} supervisor")
 
