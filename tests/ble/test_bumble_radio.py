@@ -10,7 +10,7 @@ from bumble.core import AdvertisingData
 from bumble.device import AdvertisingType, Device
 from bumble.link import LocalLink
 
-from bluezone.clock import VirtualClock
+from bluezone.clock import Clock, SystemClock, VirtualClock
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.proximity.backends.bumble_radio import BumbleRadio, gaen_advertising_data
 from bluezone.proximity.radio import Advert
@@ -18,7 +18,7 @@ from bluezone.proximity.radio import Advert
 T0 = 1_700_000_000.0
 
 
-def node(link: LocalLink, name: str, public: str, clock: VirtualClock) -> BumbleRadio:
+def node(link: LocalLink, name: str, public: str, clock: Clock) -> BumbleRadio:
     controller = Controller(name, link=link, public_address=public)
     device = Device.with_hci(name, hci.Address(public), controller, controller)
     return BumbleRadio.on_device(device, clock=clock, name=f"bumble:{name}")
@@ -91,3 +91,57 @@ def test_unrelated_and_malformed_adverts() -> None:
             assert got and {ad.service_data for ad in got} == {b"\x01\x02\x03"}
 
     clock.run(main())
+
+
+def test_bumble_transport_spec_opens_a_controller_over_tcp() -> None:
+    """``bumble:tcp-client:HOST:PORT`` through bumble's own transport opener, as a user's
+    ``bumble:usb:0`` would be: a controller served on loopback, a peer on its link."""
+    import socket
+
+    from bumble.transport.tcp_server import open_tcp_server_transport_with_socket
+
+    clock = SystemClock()  # real sockets: bumble's command timeouts must run in real time
+
+    async def main() -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        served = await open_tcp_server_transport_with_socket(sock)
+        link = LocalLink()
+        Controller("served", host_source=served.source, host_sink=served.sink, link=link,
+                   public_address="F0:00:00:00:00:0D")
+        peer = node(link, "P", "F0:00:00:00:00:0E", clock)
+        radio = BumbleRadio(f"tcp-client:127.0.0.1:{port}", clock=clock)
+        assert radio.name == f"bumble:tcp-client:127.0.0.1:{port}"
+        got: list[Advert] = []
+        heard_by_peer: list[Advert] = []
+        try:
+            async with radio, peer:
+                await radio.start_scanning(got.append)
+                await peer.start_scanning(heard_by_peer.append)
+                await peer.advertise(b"\x11" * 20, -10)
+                await radio.advertise(b"\x22" * 20, -10)
+                async with asyncio.timeout(10):
+                    while not (got and heard_by_peer):
+                        await asyncio.sleep(0.05)
+            assert {ad.service_data for ad in got} == {b"\x11" * 20}
+            assert {ad.service_data for ad in heard_by_peer} == {b"\x22" * 20}
+            assert radio.device is None  # closed and released
+        finally:
+            await served.close()
+
+    asyncio.run(main())
+
+
+def test_missing_bumble_transport_is_unavailable() -> None:
+    import pytest
+
+    from bluezone.errors import RadioUnavailableError
+
+    async def main() -> None:
+        with pytest.raises(RadioUnavailableError) as exc:
+            await BumbleRadio("tcp-client:127.0.0.1:1").open()
+        assert exc.value.reason == "no-adapter" and "tcp-client" in str(exc.value)
+
+    asyncio.run(main())
