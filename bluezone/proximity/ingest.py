@@ -31,17 +31,22 @@ class Ingested:
 
 def payloads_to_sightings(
     times: Sequence[float] | np.ndarray,
-    payloads: Sequence[bytes],
+    payloads: Sequence[bytes] | np.ndarray,
     rssi: Sequence[int] | np.ndarray,
     tx_power: Sequence[int | None] | np.ndarray | None = None,
     service_uuids: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Validate a batch given column by column; returns (sightings, mask of the valid inputs).
 
+    ``payloads`` is a list of bytes (as radios deliver them) or a uint8 array of shape (n, L)
+    (as a simulator holds them: no Python object per advert; L != 20 makes every row malformed).
+
     ``tx_power`` entries may be None (no TX Power Level field); ``service_uuids`` None means
     every payload came under 0xFD6F (the simulator's case).
     """
     n = len(payloads)
+    if isinstance(payloads, np.ndarray):
+        return _array_payloads(np.asarray(times, dtype=float), payloads, np.asarray(rssi, dtype=float), tx_power)
     t = np.asarray(times, dtype=float)
     r = np.asarray(rssi, dtype=float)
     if len(t) != n or len(r) != n:
@@ -62,6 +67,31 @@ def payloads_to_sightings(
             out["tx_power"] = NO_TX_POWER
         else:
             tx = np.array([NO_TX_POWER if v is None else v for v in tx_power], dtype=float)[keep]
+            tx[~((tx >= -127) & (tx <= 127))] = NO_TX_POWER
+            out["tx_power"] = tx
+    return out, ok
+
+
+def _array_payloads(
+    t: np.ndarray, payloads: np.ndarray, r: np.ndarray, tx_power: Sequence[int | None] | np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    n = len(payloads)
+    if len(t) != n or len(r) != n:
+        raise ValueError("times, payloads and rssi must have the same length")
+    ok = np.isfinite(t) & (r >= RSSI_MIN) & (r <= RSSI_MAX)
+    if payloads.ndim != 2 or payloads.shape[1] != SERVICE_DATA_LENGTH:
+        ok[:] = False
+    keep = np.flatnonzero(ok)
+    out = np.empty(len(keep), SIGHTING_DTYPE)
+    if len(keep):
+        raw = np.ascontiguousarray(payloads[keep], dtype=np.uint8)
+        out["rpi"] = np.ascontiguousarray(raw[:, :16]).view("V16").ravel()
+        out["aem"] = np.ascontiguousarray(raw[:, 16:]).view("V4").ravel()
+        out["time"], out["rssi"] = t[keep], r[keep]
+        if tx_power is None:
+            out["tx_power"] = NO_TX_POWER
+        else:
+            tx = np.asarray(tx_power, dtype=float)[keep]
             tx[~((tx >= -127) & (tx <= 127))] = NO_TX_POWER
             out["tx_power"] = tx
     return out, ok

@@ -74,3 +74,18 @@ def test_column_batches_for_the_simulator() -> None:
     assert len(sightings) == 999 and not ok[10] and ok.sum() == 999
     assert bytes(sightings["rpi"][10]) == payloads[11][:16]
     assert (sightings["tx_power"] == NO_TX_POWER).all()
+
+
+def test_array_payloads_match_the_list_path() -> None:
+    rng = np.random.default_rng(1)
+    raw = rng.integers(0, 256, (500, 20), dtype=np.uint8)
+    times = np.arange(500.0)
+    rssi = rng.integers(-130, 30, 500)
+    tx = rng.integers(-200, 200, 500)
+    from_list, ok_list = payloads_to_sightings(times, [bytes(row) for row in raw], rssi, tx.tolist())
+    from_array, ok_array = payloads_to_sightings(times, raw, rssi, tx)
+    np.testing.assert_array_equal(ok_list, ok_array)
+    np.testing.assert_array_equal(from_list, from_array)
+    assert 0 < len(from_array) < 500
+    short, ok = payloads_to_sightings(times[:3], raw[:3, :19], rssi[:3])
+    assert len(short) == 0 and not ok.any()
