@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from bluezone.clock import Clock
 from bluezone.config import DaemonConfig
-from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number, rolling_start
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
 from bluezone.crypto.rpi import aem, rpi
@@ -140,22 +140,29 @@ class Daemon:
     # --- keys and RPIs ----------------------------------------------------------------------------
 
     def _use_key_for(self, now: float) -> None:
-        """Today's key: the stored one if this device already has one, else a new one (saved)."""
-        start = rolling_start(now)
-        key = self.store.key_for_day(start)
+        """The key valid now: the stored one if any (a restart, or another process's change),
+        else a new one, saved.  Called at start and before every RPI rotation, so a key whose
+        period was cut short (released early) is replaced by a key for the rest of the day."""
+        interval = interval_number(now)
+        key = self.store.key_covering(interval)
         if key is not None:
-            self.stats.daily_keys_loaded += 1
+            if key != self.key:
+                self.stats.daily_keys_loaded += 1
         else:
             key = self.key_factory(now)
+            day = rolling_start(now)
+            if self.store.key_for_day(day) is not None or not key.covers(interval):
+                key = DailyKey(key.key, interval, day + ROLLING_PERIOD - interval)
             self.store.save_daily_key(key, created_at=now)
             self.stats.daily_keys_generated += 1
             log.info("new daily key for %s", _day(now))
-        self.key = key
-        self._derived = (rpi_key(key.key), aem_key(key.key))
+        if key != self.key:
+            self.key = key
+            self._derived = (rpi_key(key.key), aem_key(key.key))
 
-    async def _rotate_rpi(self) -> None:
+    async def _rotate_rpi(self, when: float | None = None) -> None:
         assert self.key is not None
-        now = self.clock.now()
+        now = self.clock.now() if when is None else when
         # at a key change the clock may read a hair before the new key's first interval
         interval = min(max(interval_number(now), self.key.rolling_start), self.key.end - 1)
         rpik, aemk = self._derived
@@ -176,11 +183,13 @@ class Daemon:
             key_end = self.key.end * INTERVAL_SECONDS
             if key_end <= next_rpi:
                 await asyncio.sleep(max(0.0, key_end - now))
-                # sleep may land a hair early in float arithmetic: ask for the day of the key's end
-                self._use_key_for(max(self.clock.now(), key_end))
+                # the sleep may land a hair early in float arithmetic: act at the key's end
+                when = max(self.clock.now(), key_end)
             else:
                 await asyncio.sleep(next_rpi - now)
-            await self._rotate_rpi()
+                when = self.clock.now()
+            self._use_key_for(when)
+            await self._rotate_rpi(when)
 
     # --- ingest -------------------------------------------------------------------------------------
 

@@ -293,6 +293,15 @@ class SightingStore:
         ).fetchone()
         return None if row is None else DailyKey(bytes(row[0]), int(row[1]), int(row[2]))
 
+    def key_covering(self, interval: int) -> DailyKey | None:
+        """The newest stored key valid at ``interval`` (what the daemon should be advertising)."""
+        row = self.db.conn.execute(
+            "SELECT key, rolling_start, rolling_period FROM daily_keys"
+            " WHERE rolling_start <= ? AND ? < rolling_start + rolling_period ORDER BY rowid DESC LIMIT 1",
+            (int(interval), int(interval)),
+        ).fetchone()
+        return None if row is None else DailyKey(bytes(row[0]), int(row[1]), int(row[2]))
+
     # --- retention and reporting --------------------------------------------------------------------
 
     def purge(self, now: float, retention_days: int = RETENTION_DAYS) -> dict[str, Any]:

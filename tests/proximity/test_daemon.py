@@ -12,7 +12,7 @@ import pytest
 from bluezone.clock import VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import INTERVAL_SECONDS, interval_number, rolling_start
-from bluezone.crypto.keys import rpi_key
+from bluezone.crypto.keys import DailyKey, rpi_key
 from bluezone.crypto.payload import Metadata
 from bluezone.crypto.rpi import decrypt_aem, rpi, rpis_for_key
 from bluezone.proximity.backends.emulated import Air
@@ -226,3 +226,37 @@ def test_runner_with_emulated_neighbours(tmp_path) -> None:
         assert store.count_sightings() == stats.sightings_stored
         assert len(store.daily_keys()) == 1
     assert INTERVAL_SECONDS == 600
+
+
+def test_a_key_released_early_is_replaced_for_the_rest_of_the_day(tmp_path) -> None:
+    """If today's key was cut short (shared after a positive test), the daemon moves to a new key."""
+    clock = VirtualClock(NOON)
+    air = Air(clock, 8)
+    today = rolling_start(NOON)
+    with SightingStore.open(tmp_path / "a.db") as store:
+        daemon = Daemon(air.radio("a"), store, clock, rng=random.Random(1))
+
+        async def main() -> None:
+            task = asyncio.create_task(daemon.run(3 * 3600))
+            await asyncio.sleep(60)
+            first = store.key_for_day(today)
+            assert first is not None and first.rolling_period == 144
+            # another process (an upload) ends today's key at the current interval
+            cut = interval_number(clock.now()) - today + 1
+            store.save_daily_key(DailyKey(first.key, today, cut))
+            await task
+
+        clock.run(main())
+        keys = store.daily_keys()
+        assert len(keys) == 2 and keys[0].rolling_period < 144
+        second = keys[1]
+        assert second.rolling_start == keys[0].end and second.end == today + 144
+        # every RPI after the cut comes from the new key
+        after = [iv for t, iv in daemon.rotations if iv >= keys[0].end]
+        assert after and daemon.rpi == rpi(rpi_key(second.key), daemon.rotations[-1][1])
+    with SightingStore.open(tmp_path / "a.db") as store:
+        # a restart the same day picks up the replacement, not the released key
+        later = VirtualClock(NOON + 4 * 3600)
+        daemon = Daemon(Air(later, 1).radio("a"), store, later)
+        later.run(daemon.run(60))
+        assert daemon.key == second and daemon.stats.daily_keys_generated == 0
