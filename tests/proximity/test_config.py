@@ -53,3 +53,13 @@ def test_bad_config_is_one_line_config_error(tmp_path, text: str, words: str) ->
 def test_missing_file(tmp_path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         DaemonConfig.load(tmp_path / "nope.toml")
+
+
+def test_proximity_all_is_complete() -> None:
+    import bluezone.proximity as proximity
+
+    assert all(hasattr(proximity, name) for name in proximity.__all__)
+    public = {n for n in vars(proximity) if not n.startswith("_")} - {
+        "backends", "daemon", "emulation", "ingest", "radio", "sightings", "store", "doctor", "runner",
+    }
+    assert public <= set(proximity.__all__), public - set(proximity.__all__)
