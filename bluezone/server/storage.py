@@ -366,7 +366,7 @@ class PostgresStorage(Storage):
         except ImportError:
             raise ServerStorageError("PostgreSQL needs psycopg: pip install 'bluezone[postgres]'") from None
         try:
-            self._conn = psycopg.connect(dsn)
+            self._conn = psycopg.connect(dsn, autocommit=True)  # transaction() below is BEGIN ... COMMIT
         except psycopg.Error as exc:
             raise ServerStorageError(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
         self._create_schema()
