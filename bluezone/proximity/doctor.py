@@ -60,21 +60,19 @@ async def diagnose(adapter: str | None = None, scan_seconds: float = 10.0) -> Re
     report = Report()
     version = await bluez_version()
     report.facts["bluez_version"] = version
-    report.add("bluez-version", "ok" if version else "warn",
-               f"bluetoothd {version}" if version else "bluetoothd binary not found here",
-               "" if version else "install BlueZ >= 5.56 (apt install bluez)")
+    _check_version(report, version)
     _check_groups(report)
     try:
         bus = await connect_system_bus()
     except RadioUnavailableError as exc:
-        report.add("system-bus", "fail", str(exc), FIX.get(exc.reason, ""))
+        report.add("system-bus", "fail", _what(exc), FIX.get(exc.reason, ""))
         return report
     report.add("system-bus", "ok", "connected to the system D-Bus")
     try:
         try:
             adapters = await list_adapters(bus)
         except RadioUnavailableError as exc:
-            report.add("bluetoothd", "fail", str(exc), FIX.get(exc.reason, ""))
+            report.add("bluetoothd", "fail", _what(exc), FIX.get(exc.reason, ""))
             return report
         except BluezCallError as exc:
             report.add("bluetoothd", "fail", f"BlueZ did not answer: {exc}", FIX["bluetoothd-not-running"])
@@ -90,6 +88,27 @@ async def diagnose(adapter: str | None = None, scan_seconds: float = 10.0) -> Re
     finally:
         bus.disconnect()
     return report
+
+
+def _check_version(report: Report, version: str | None) -> None:
+    if not version:
+        report.add("bluez-version", "warn", "bluetoothd binary not found here",
+                   "install BlueZ (apt install bluez); 5.56 or newer for passive scanning")
+        return
+    try:
+        numbers = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        numbers = ()
+    if numbers and numbers < (5, 56):
+        report.add("bluez-version", "warn", f"bluetoothd {version}: too old for passive scanning",
+                   "BlueZ 5.56 or newer scans passively (with --experimental); older ones scan actively")
+    else:
+        report.add("bluez-version", "ok", f"bluetoothd {version}")
+
+
+def _what(exc: RadioUnavailableError) -> str:
+    """The error's message without the fix (the report shows the fix on its own line)."""
+    return str(exc).removesuffix(f"; {FIX.get(exc.reason, '')}")
 
 
 def _check_groups(report: Report) -> None:

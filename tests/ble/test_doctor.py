@@ -56,3 +56,14 @@ def test_doctor_cli_text_on_bluezoo(bluezoo: BlueZoo) -> None:
     result = CliRunner().invoke(cli, ["doctor", "--adapter", "hci0", "--scan-seconds", "0"])
     assert result.exit_code == 0, result.output
     assert "[ok  ] adapter: hci0" in result.output and "ready for" in result.output
+
+
+@pytest.mark.parametrize(
+    ("version", "status"), [(None, "warn"), ("5.55", "warn"), ("5.66", "ok"), ("5.7x", "ok")]
+)
+def test_version_check(version: str | None, status: str) -> None:
+    from bluezone.proximity.doctor import Report, _check_version
+
+    report = Report()
+    _check_version(report, version)
+    assert report.checks[0].status == status

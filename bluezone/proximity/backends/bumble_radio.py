@@ -46,6 +46,18 @@ def gaen_advertising_data(service_data: bytes) -> bytes:
     )
 
 
+def _transport_hint(spec: str, exc: Exception) -> str:
+    """What to check, by transport and by what went wrong."""
+    text = str(exc).lower()
+    if spec.startswith("hci-socket"):
+        if "busy" in text:
+            return "bluetoothd holds this controller: `sudo btmgmt --index N power off` first"
+        return "needs Linux's Bluetooth HCI sockets and CAP_NET_RAW + CAP_NET_ADMIN (see docs/bluetooth.md)"
+    if spec.startswith("usb"):
+        return "is the dongle plugged in (`lsusb`) and readable by this user (udev rule)?"
+    return "check the transport spec (bumble's transport names: usb:0, hci-socket:0, serial:...)"
+
+
 class BumbleRadio(Radio):
     """A bluezone node on one HCI controller driven by bumble.
 
@@ -96,13 +108,10 @@ class BumbleRadio(Radio):
                 reason="permission",
             ) from exc
         except Exception as exc:  # bumble raises several types for a missing device
-            hint = (
-                "; bluetoothd may hold it: `sudo btmgmt --index N power off` or stop bluetooth"
-                if spec.startswith("hci-socket")
-                else "; is the dongle plugged in? (`lsusb`)"
-            )
-            raise RadioUnavailableError(f"cannot open bumble transport {spec}: {exc}{hint}",
-                                        reason="no-adapter") from exc
+            raise RadioUnavailableError(
+                f"cannot open bumble transport {spec}: {exc}; {_transport_hint(spec, exc)}",
+                reason="no-adapter",
+            ) from exc
         return Device.with_hci(
             "bluezone", hci.Address("F0:F1:F2:F3:F4:F5"), self._transport.source, self._transport.sink
         )
