@@ -220,7 +220,8 @@ class BluezRadio(Radio):
         if self.scan_mode_requested == "passive":
             raise RadioUnavailableError(
                 f"passive scanning needs BlueZ >= 5.56 started with --experimental and a kernel "
-                f">= 5.10 (adapter {info.name} has no advertisement monitor); use --scan-mode active",
+                f">= 5.10 (adapter {info.name} has no advertisement monitor); ask for scan_mode='active' "
+                "or 'auto'",
                 reason="no-passive-scan",
             )
         self._warn_once(
