@@ -19,6 +19,8 @@ PG_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 
 
 def _pg_bin() -> Path | None:
+    if os.environ.get("BLUEZONE_NO_POSTGRES"):  # behave as on a machine without PostgreSQL
+        return None
     for d in PG_BIN_DIRS:
         if (d / "initdb").exists() and (d / "pg_ctl").exists():
             return d
