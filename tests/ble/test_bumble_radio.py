@@ -145,3 +145,29 @@ def test_missing_bumble_transport_is_unavailable() -> None:
         assert exc.value.reason == "no-adapter" and "tcp-client" in str(exc.value)
 
     asyncio.run(main())
+
+
+def test_a_controller_that_stops_answering_is_a_radio_error() -> None:
+    """Unplugged dongle: the command times out and the run ends with one clear RadioError."""
+    import pytest
+
+    from bluezone.errors import RadioError
+
+    clock = VirtualClock(T0)
+
+    async def main() -> None:
+        link = LocalLink()
+        a = node(link, "A", "F0:00:00:00:00:0A", clock)
+        async with a:
+            assert a.device is not None
+            a.device.host.hci_sink = _Dead()  # commands go nowhere from now on
+            a.device.command_timeout = 1.0
+            with pytest.raises(RadioError, match="advertising failed"):
+                await a.advertise(bytes(20), -10)
+
+    clock.run(main())
+
+
+class _Dead:
+    def on_packet(self, packet: bytes) -> None:
+        pass

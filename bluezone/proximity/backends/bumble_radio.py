@@ -13,15 +13,16 @@ import contextlib
 import logging
 import struct
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 from bumble import hci
-from bumble.core import AdvertisingData
+from bumble.core import AdvertisingData, BaseBumbleError
 from bumble.device import Advertisement, AdvertisingType, Device
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.crypto.payload import SERVICE_UUID, SERVICE_UUID16
-from bluezone.errors import RadioUnavailableError
+from bluezone.errors import RadioError, RadioUnavailableError
 from bluezone.proximity.backends.fd6f import fd6f_payload, uuid16_to_str
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
@@ -119,7 +120,7 @@ class BumbleRadio(Radio):
     async def advertise(self, service_data: bytes, tx_power: int) -> None:
         """New payload, new non-resolvable private address, at the same moment."""
         device = self._device()
-        async with self._lock:
+        async with self._lock, self._controller_errors("advertising"):
             extended = device.supports_le_extended_advertising
             rescan = device.is_scanning and not extended
             if rescan:  # legacy controllers refuse a new random address while scanning
@@ -144,7 +145,7 @@ class BumbleRadio(Radio):
     async def start_scanning(self, on_advert: AdvertCallback) -> None:
         self._on_advert = on_advert
         device = self._device()
-        async with self._lock:
+        async with self._lock, self._controller_errors("scanning"):
             if not device.is_scanning:
                 await self._scan(device)
 
@@ -180,6 +181,15 @@ class BumbleRadio(Radio):
             "adverts_ignored": self.counts["adverts_ignored"],
             "address_rotations": self.counts["address_rotations"],
         }
+
+    @contextlib.asynccontextmanager
+    async def _controller_errors(self, doing: str) -> AsyncIterator[None]:
+        """A controller that stops answering (unplugged, reset) ends the run with a RadioError;
+        under systemd, Restart=on-failure brings the node back when the controller returns."""
+        try:
+            yield
+        except (BaseBumbleError, OSError, TimeoutError) as exc:
+            raise RadioError(f"{self.name}: {doing} failed: {type(exc).__name__} {exc}".rstrip()) from exc
 
     def _device(self) -> Device:
         if self.device is None:
