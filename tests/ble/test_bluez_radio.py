@@ -268,3 +268,31 @@ async def test_released_advert_is_registered_again(bluezoo: BlueZoo) -> None:
         assert a.health()["advert_registrations"] >= 2
         await a.advertise(pa[1], -10)
         await until(lambda: pa[1] in heard(got_b), "payload after release")
+
+
+async def test_no_free_advertising_slot_keeps_scanning_and_retries(bluezoo: BlueZoo) -> None:
+    """Another program holds every advertising instance: the node still listens, says so
+    once, and advertises as soon as a slot frees up."""
+    hog = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    for i in range(15):  # BlueZoo's SupportedInstances
+        hog.export(f"/hog/{i}", OtherAdvert())
+        reply = await hog.call(Message(destination="org.bluez", path="/org/bluez/hci0",
+                                       interface="org.bluez.LEAdvertisingManager1",
+                                       member="RegisterAdvertisement", signature="oa{sv}",
+                                       body=[f"/hog/{i}", {}]))
+        assert reply is not None and reply.message_type != MessageType.ERROR
+    a = BluezRadio("hci0", stall_seconds=4.0, backoff=(0.2, 1.0))
+    b = radio("hci1")
+    got_a: list[Advert] = []
+    got_b: list[Advert] = []
+    pa, pb = payloads(8, 1), payloads(9, 1)
+    async with a, b:
+        await a.start_scanning(got_a.append)
+        await b.start_scanning(got_b.append)
+        await a.advertise(pa[0], -10)
+        assert a.health()["advertise_failures"] >= 1 and a.health()["state"] == "up"
+        await b.advertise(pb[0], -10)
+        await until(lambda: pb[0] in heard(got_a), "a still hears b")
+        hog.disconnect()  # BlueZoo frees the hog's adverts when it leaves the bus
+        await until(lambda: pa[0] in heard(got_b), "a advertises once a slot is free")
+        assert a.health()["recoveries"] == 0

@@ -138,7 +138,7 @@ class BluezRadio(Radio):
         async with self._lock:
             if self.state == "up":
                 try:
-                    await self._retrying(self._register)
+                    await self._register_or_note()
                 except _BUS_ERRORS as exc:
                     self._flag("error", f"advertising failed: {exc}")
 
@@ -177,6 +177,7 @@ class BluezRadio(Radio):
             "adverts_received",
             "adverts_ignored",
             "advert_registrations",
+            "advertise_failures",
             "recoveries",
             "retries",
             *sorted(set(_COUNTERS.values())),
@@ -244,6 +245,25 @@ class BluezRadio(Radio):
             "BlueZ chooses the advertising address: bluezone re-registers the advert at each "
             "RPI change but cannot rotate or check the address itself (rotates_address=False)",
         )
+
+    async def _register_or_note(self) -> None:
+        """Register the current payload; if BlueZ refuses it (no free slot, bad data) keep
+        scanning, count it and try again at the next check or rotation.  Errors that mean the
+        adapter or bluetoothd is gone propagate, so the supervisor recovers."""
+        try:
+            await self._retrying(self._register)
+        except BluezCallError as exc:
+            if exc.gone:
+                raise
+            self.counts["advertise_failures"] += 1
+            self._warn_once(
+                f"adv:{exc.name}",
+                "%s: BlueZ refused the advertisement (%s); still scanning, will try again",
+                self.name,
+                exc,
+            )
+        else:
+            self._warned = {w for w in self._warned if not w.startswith("adv:")}
 
     async def _start_scan(self) -> None:
         if self._on_advert is None or self._scanner is not None or self._info is None:
@@ -369,6 +389,17 @@ class BluezRadio(Radio):
                     self._flag("scan-stopped", "discovery stopped without us asking")
         return None
 
+    def _wants_registration(self) -> bool:
+        adv = self._advertiser
+        return (
+            self.state == "up"
+            and self._payload is not None
+            and adv is not None
+            and not adv.registered
+            and self._info is not None
+            and self._info.can_advertise
+        )
+
     def _on_release(self) -> None:
         self._flag("advert-released", "BlueZ released the advertisement")
 
@@ -412,6 +443,12 @@ class BluezRadio(Radio):
                     await self._wake.wait()
             if self._bus is not None and not self._bus.connected:
                 self._flag("dbus-lost", "lost the connection to the system D-Bus")
+            elif self._trouble is None and self._wants_registration():
+                async with self._lock:
+                    try:
+                        await self._register_or_note()
+                    except _BUS_ERRORS as exc:
+                        self._flag("error", f"advertising failed: {exc}")
             quiet = loop.time() - self._last_advert
             if self._scanner is not None and self._trouble is None and quiet > self._stall_after:
                 # nothing heard for a long time: restart once, then wait twice as long
@@ -437,8 +474,8 @@ class BluezRadio(Radio):
             try:
                 async with self._lock:
                     await self._connect()
-                    await self._retrying(self._register)
                     await self._retrying(self._start_scan)
+                    await self._register_or_note()
             except RadioUnavailableError as exc:
                 self._warn_once(f"down:{exc.reason}", "%s: still unavailable: %s", self.name, exc)
             except _BUS_ERRORS as exc:
