@@ -114,3 +114,10 @@ def test_run_sigterm_flushes_and_exits_cleanly(tmp_path) -> None:
     with SightingStore.open(db) as store:
         assert store.count_sightings() == stored
     assert os.stat(db).st_mode & 0o777 == 0o600
+
+
+def test_every_proximity_command_has_help() -> None:
+    for command in ("run", "status", "purge"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "--db" in result.output
+        assert cli.commands[command].help

@@ -260,3 +260,28 @@ def test_a_key_released_early_is_replaced_for_the_rest_of_the_day(tmp_path) -> N
         daemon = Daemon(Air(later, 1).radio("a"), store, later)
         later.run(daemon.run(60))
         assert daemon.key == second and daemon.stats.daily_keys_generated == 0
+
+
+def test_a_store_failure_ends_the_run_with_one_clear_error(tmp_path) -> None:
+    from bluezone.errors import BluezoneError
+
+    clock = VirtualClock(NOON)
+    air = Air(clock, 2)
+    nodes = make_nodes(air, {"a": (0, 0), "b": (1, 0)}, tmp_path, clock)
+
+    async def main() -> None:
+        await asyncio.sleep(30)
+        nodes[0].store.close()  # the disk went away, say
+
+    async def both() -> None:
+        breaker = asyncio.create_task(main())
+        other = asyncio.create_task(nodes[1].daemon.run(120))
+        try:
+            await nodes[0].daemon.run(120)
+        finally:
+            await breaker
+            await other
+
+    with pytest.raises(BluezoneError, match="cannot write sightings"):
+        clock.run(both())
+    nodes[1].store.close()
