@@ -279,7 +279,11 @@ def check(
                 "scorer": scorer.name,
                 "exposures": [e.as_dict() for e in exposures],
                 "close_contact": bool(close),
-                **({"batches": result.batches, "rejected_batches": rejected} if server_url is not None else {}),
+                **(
+                    {"sightings": result.sightings, "batches": result.batches, "rejected_batches": rejected}
+                    if server_url is not None
+                    else {}
+                ),
             }
         )
         if rejected:

@@ -81,6 +81,7 @@ def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
     assert rc == 0, err
     report = json.loads(out)
     assert report["close_contact"] is True and report["keys"] == 5 and len(report["batches"]) == 5
+    assert report["sightings"] == 60 and report["rejected_batches"] == {}
     rc, out, err = _run("check", "--server", url, "--db", str(nodes["c"]))
     assert rc == 0 and "0 close contact(s)" in out, err
 
