@@ -70,7 +70,8 @@ def main() -> None:
         # the daemon's path: Advert objects -> validation -> one transaction per 2,000
         m = min(n, 200_000)
         payloads = [bytes(r) + bytes(a) for r, a in zip(rows["rpi"][:m], rows["aem"][:m], strict=True)]
-        adverts = [Advert(float(t), p, -70, SERVICE_UUID, None, "00:11:22:33:44:55") for t, p in zip(rows["time"][:m].tolist(), payloads, strict=True)]
+        times = rows["time"][:m].tolist()
+        adverts = [Advert(t, p, -70, SERVICE_UUID, None, "00:11:22:33:44:55") for t, p in zip(times, payloads, strict=True)]
         ingests = []
         for i in range(args.repeat):
             with SightingStore.open(Path(d) / f"i{i}.db") as store:

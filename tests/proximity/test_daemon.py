@@ -219,7 +219,9 @@ def test_runner_with_emulated_neighbours(tmp_path) -> None:
     lines: list[str] = []
     config = DaemonConfig(status_interval=30.0)
     stats = clock.run(
-        run_daemon("emulated:2", tmp_path / "me.db", config, 120, clock=clock, on_status=lines.append, handle_signals=False)
+        run_daemon(
+            "emulated:2", tmp_path / "me.db", config, 120, clock=clock, on_status=lines.append, handle_signals=False
+        )
     )
     assert stats.sightings_stored > 500 and len(lines) == 4
     with SightingStore.open(tmp_path / "me.db") as store:

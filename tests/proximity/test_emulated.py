@@ -58,7 +58,10 @@ def test_advert_rate_is_gaen_interval() -> None:
 def test_rssi_falls_with_distance_and_weak_packets_are_lost() -> None:
     clock = VirtualClock(NOON)
     heard = listen(
-        Air(clock, 2), 300, {"a": ((0, 0), PAYLOAD_A)}, {"near": (1, 0), "mid": (5, 0), "far": (10, 0), "gone": (200, 0)}
+        Air(clock, 2),
+        300,
+        {"a": ((0, 0), PAYLOAD_A)},
+        {"near": (1, 0), "mid": (5, 0), "far": (10, 0), "gone": (200, 0)},
     )
     median = {k: np.median([a.rssi for a in v]) for k, v in heard.items() if v}
     assert abs(median["near"] - (-74)) <= 2  # -24 dBm TX, 50 dB at 1 m

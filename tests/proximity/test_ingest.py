@@ -57,7 +57,8 @@ def test_random_bytes_never_crash_and_match_the_parser(items) -> None:
         except PayloadError:
             continue
         if a.service_uuid == SERVICE_UUID and -127 <= a.rssi <= 20:
-            expected.append((a.time, sd, a.rssi, a.tx_power if a.tx_power is not None and -127 <= a.tx_power <= 127 else NO_TX_POWER))
+            tx = a.tx_power if a.tx_power is not None and -127 <= a.tx_power <= 127 else NO_TX_POWER
+            expected.append((a.time, sd, a.rssi, tx))
     assert out.malformed == len(adverts) - len(expected)
     got = [
         (float(s["time"]), ServiceData(bytes(s["rpi"]), bytes(s["aem"])), int(s["rssi"]), int(s["tx_power"]))
