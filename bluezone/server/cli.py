@@ -226,8 +226,16 @@ def upload(
 
     if not (code.isdigit() and 6 <= len(code) <= 16):
         raise InputError("the verification code is the digits the health authority gave you")
+    now = time.time()
     with SightingStore.open(_node_db(db_path), create=False) as store:
-        keys = keys_to_upload(store.daily_keys(), time.time(), include_today)
+        daily = store.daily_keys()
+    has_today = len(keys_to_upload(daily, now, True)) > len(keys_to_upload(daily, now, False))
+    if has_today and not include_today and not yes and not dry_run:
+        include_today = click.confirm(
+            "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?",
+            default=False, err=True,
+        )
+    keys = keys_to_upload(daily, now, include_today)
     if len(keys) == 0:
         raise InputError("no daily keys of the last 14 days in this database: nothing to upload")
     onset = day_number(symptom_onset) * ROLLING_PERIOD if symptom_onset else None
@@ -238,7 +246,7 @@ def upload(
     for k in keys:
         day = dt.datetime.fromtimestamp(int(k["rolling_start"]) * 600, dt.UTC).date()
         click.echo(f"  {day}  valid {int(k['rolling_period']) * 10} min", err=True)
-    if not include_today:
+    if has_today and not include_today:
         click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
     if not yes and not click.confirm("Send them?", err=True):
         raise click.Abort()

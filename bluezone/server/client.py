@@ -31,6 +31,8 @@ from bluezone.server.signing import PinnedKey
 log = logging.getLogger(__name__)
 
 UPLOAD_DAYS = 14
+#: GAEN report type of keys whose earlier positive report was withdrawn: never matched.
+REPORT_TYPE_REVOKED = 5
 
 
 class KeyServerError(BluezoneError):
@@ -224,6 +226,7 @@ class ServerCheckResult:
     rejected: dict[str, str] = field(default_factory=dict)  # name -> why
     exposures: list[Exposure] = field(default_factory=list)
     sightings: int = 0
+    revoked: int = 0  # keys with report type "revoked", downloaded but not matched
     pinned_now: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -232,6 +235,7 @@ class ServerCheckResult:
             "batches": self.batches,
             "rejected": self.rejected,
             "sightings": self.sightings,
+            "revoked_keys": self.revoked,
             "exposures": [e.as_dict() for e in self.exposures],
             "close_contact": any(e.score.close_contact for e in self.exposures),
         }
@@ -280,10 +284,13 @@ def check_server(
     if progress and new:
         progress(len(new), len(new), "")
     result.keys = np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE)
-    span = sightings_span(result.keys)
+    # as GAEN clients do: keys whose report was revoked (a negative test) are not matched
+    usable = result.keys[result.keys["report_type"] != REPORT_TYPE_REVOKED]
+    result.revoked = len(result.keys) - len(usable)
+    span = sightings_span(usable)
     if span is not None:
         sightings = load_sightings(*span)
         result.sightings = len(sightings)
-        result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction)
+        result.exposures = check_sightings(usable, sightings, scorer, rssi_correction=rssi_correction)
     state.mark_processed(client.base_url, counts, now)
     return result

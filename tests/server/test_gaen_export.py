@@ -201,3 +201,27 @@ def test_corrupted_signed_zip_only_keyfileerror(junk: bytes, where: int) -> None
         open_signed_export(bytes(data), load_public_key(GOOGLE_310_V1))
     except KeyFileError:
         pass
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.binary(min_size=16, max_size=16),
+            st.integers(0, 2**31 - 145),
+            st.integers(1, 144),
+            st.integers(0, 8),
+            st.integers(0, 5),
+            st.one_of(st.none(), st.integers(-14, 14)),
+        ),
+        max_size=20,
+    ),
+    st.text(max_size=5),
+)
+def test_build_read_round_trip(rows: list, region: str) -> None:
+    keys = empty_keys(len(rows))
+    for i, (k, start, period, risk, report, dsos) in enumerate(rows):
+        keys[i] = (k, start, period, risk, report, NO_DAYS_SINCE_ONSET if dsos is None else dsos)
+    info = SignatureInfo("id", "v9")
+    export = read_export_bin(build_export_bin(keys, region=region, batch_num=1, batch_size=1, signature_infos=[info]))
+    assert export.keys.tobytes() == keys.tobytes()
+    assert export.region == region and export.signature_infos == (info,)

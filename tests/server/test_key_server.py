@@ -298,3 +298,26 @@ def test_export_file_names_are_checked(server: Server) -> None:
     assert server.http.get("/v1/exports/..%2Fserver.db").status_code == 404
     assert server.http.get("/v1/exports/nothing.zip").status_code == 404
     assert server.http.get("/v1/exports/index.txt").text == ""
+
+
+def test_negative_code_keys_are_revoked_and_not_matched(server: Server, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    server.client.publish(keys, server.code(test_type="negative"))
+    server.export()
+    result = _check(server, nodes["b"])
+    assert len(result.keys) == 5 and result.revoked == 5
+    assert result.exposures == [] and result.as_dict()["revoked_keys"] == 5
+
+
+def test_code_used_once_under_concurrency(server: Server) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = server.code()
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    bodies = [_body([(bytes([i + 1]) * 16, day, 144)], code) for i in range(8)]
+    with ThreadPoolExecutor(4) as pool:
+        statuses = sorted(s for s, _ in pool.map(server.post, bodies))
+    assert statuses == [200] + [403] * 7
+    assert server.storage.count_keys() == 1

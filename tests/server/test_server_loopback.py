@@ -65,8 +65,8 @@ def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
 
     rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--dry-run")
     assert rc == 0 and len(json.loads(out)["temporaryExposureKeys"]) == 5  # today's key not included
-    rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), input="n\n")
-    assert rc != 0 and "Send them?" in err
+    rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), input="n\nn\n")
+    assert rc != 0 and "Is your day over" in err and "Send them?" in err
     rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--yes")
     assert rc == 0, err
     assert "server stored 5 new" in out
