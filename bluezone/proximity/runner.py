@@ -72,10 +72,17 @@ async def run_daemon(
     daemon = Daemon(radio, store, clock, config, on_status=on_status)
     loop = asyncio.get_running_loop()
     installed = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        # first signal: flush and stop; a second one gets the default behaviour (interrupt)
+        log.info("%s: flushing and stopping", sig.name)
+        daemon.stop()
+        loop.remove_signal_handler(sig)
+
     if handle_signals:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, daemon.stop)
+                loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
     log.info("bluezone daemon on %s, store %s", radio.name, store.path)
     # the neighbours are scenery: their failures are logged, never the user's problem

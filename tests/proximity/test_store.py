@@ -42,8 +42,7 @@ def test_default_open_creates_private_file_and_dirs(monkeypatch, tmp_path) -> No
             assert path == tmp_path / "xdg" / "bluezone" / "bluezone.db"
             for suffix in ("", "-wal", "-shm"):
                 f = str(path) + suffix
-                if os.path.exists(f):
-                    assert mode(f) == 0o600, f
+                assert os.path.exists(f) and mode(f) == 0o600, f
     finally:
         os.umask(old)
     assert mode(path) == 0o600
