@@ -148,15 +148,18 @@ def export_cmd(
 @_max_keys_opt
 @_region_opt
 @click.option("--export-every", default=600, show_default=True, type=click.IntRange(0), help="Seconds; 0: never.")
+@click.option("--max-keys-per-day", default=14, show_default=True, type=click.IntRange(1, 144),
+              help="Upload limit: keys starting on one UTC day.")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
-    region: str, export_every: int,
+    region: str, export_every: int, max_keys_per_day: int,
 ) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
     import uvicorn
 
     from bluezone.server.app import create_app
     from bluezone.server.exports import ExportConfig
+    from bluezone.server.publish import PublishConfig
     from bluezone.server.signing import load_signer
     from bluezone.server.storage import open_storage
 
@@ -165,6 +168,7 @@ def run_cmd(
     app = create_app(
         storage, export_dir=_export_dir(db, export_dir), signer=signer,
         export_config=ExportConfig(region, max_keys_per_file), export_every=export_every or None,
+        publish_config=PublishConfig(max_keys_per_day=max_keys_per_day),
     )
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")

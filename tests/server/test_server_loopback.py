@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import uvicorn
 from click.testing import CliRunner
@@ -140,3 +141,50 @@ def test_check_keys_accepts_gaen_export_zip(tmp_path: Path) -> None:
     bad.write_bytes(b"PK\x03\x04" + b"\x00" * 50)
     rc, out, err = _run("check", "--keys", str(bad), "--db", str(db))
     assert rc == 2 and err.startswith("Error:") and len(err.strip().splitlines()) == 1
+
+
+def test_server_run_command_serves(tmp_path: Path) -> None:
+    """`bluezone server run` as a user starts it: a separate process on loopback."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    assert _run("server", "keygen", "--out", str(tmp_path / "k"))[0] == 0
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bluezone.cli", "server", "run", "--db", str(tmp_path / "s.db"), "--port", str(port),
+         "--signing-key-dir", str(tmp_path / "k"), "--export-every", "1", "--max-keys-per-day", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 60
+        spec = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                spec = httpx.get(f"http://127.0.0.1:{port}/openapi.json", timeout=2).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert spec is not None, proc.stdout.read().decode() if proc.poll() is not None else "server did not answer"
+        assert "/v1/publish" in spec["paths"]
+        info = httpx.get(f"http://127.0.0.1:{port}/v1/signing-key").json()
+        assert info == json.loads((tmp_path / "k" / "signing_key.json").read_text())
+        while not (tmp_path / "s-exports" / "index.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the scheduled export writes the (empty) index
+        assert (tmp_path / "s-exports" / "index.txt").read_text() == ""
+        code = json.loads(_run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--json")[1])["code"]
+        from bluezone.crypto.intervals import rolling_start
+        from bluezone.server.client import publish_body
+        from bluezone.matching.keyfile import empty_keys
+
+        keys = empty_keys(4)
+        keys["key"] = [bytes([i + 1]) * 16 for i in range(4)]
+        keys["rolling_start"] = rolling_start(time.time()) - 144 + 10 * np.arange(4)
+        keys["rolling_period"] = 10
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/publish", json=publish_body(keys, code))
+        assert (r.status_code, r.json()["code"]) == (400, "too_many_keys_per_day")  # --max-keys-per-day 3
+    finally:
+        proc.terminate()
+        proc.wait(30)
