@@ -257,11 +257,11 @@ class Daemon:
         minutes = max(now - then, 1e-9) / 60.0
         rate = (self.stats.sightings_stored - stored_then) / minutes
         s = self.stats
-        day = _day(now)
+        day = _day(self.key.rolling_start * INTERVAL_SECONDS) if self.key else "-"
         keys = self.store.db.conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0]
         return (
-            f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M:%S} UTC  keys {keys} (today's: {day}), "
-            f"{s.rpi_rotations} RPI(s)  sightings {s.sightings_stored} ({rate:.0f}/min)  "
+            f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M:%S} UTC  daily keys {keys} (in use: {day})  "
+            f"RPIs {s.rpi_rotations}  sightings {s.sightings_stored} ({rate:.0f}/min)  "
             f"queued {self._queue.qsize() if self._queue else 0}  malformed {s.malformed}  "
             f"dropped {s.dropped_queue_full}"
         )
