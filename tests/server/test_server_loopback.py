@@ -188,3 +188,11 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_server_benchmark_command_small() -> None:
+    rc, out, err = _run("server", "benchmark", "--uploads", "3", "--export-keys", "500", "--repeat", "1", "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert result["backend"] == "SQLite" and result["uploads_per_second"] > 0
+    assert result["export_keys"] == 500 and result["export_files"] >= 1
