@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from bumble import hci
 from bumble.controller import Controller
 from bumble.core import AdvertisingData
@@ -18,8 +19,10 @@ from bluezone.proximity.radio import Advert
 T0 = 1_700_000_000.0
 
 
-def node(link: LocalLink, name: str, public: str, clock: Clock) -> BumbleRadio:
+def node(link: LocalLink, name: str, public: str, clock: Clock, legacy: bool = False) -> BumbleRadio:
     controller = Controller(name, link=link, public_address=public)
+    if legacy:  # a Bluetooth 4.x controller: one random address shared with scanning
+        controller.le_features &= ~hci.LeFeatureMask.LE_EXTENDED_ADVERTISING
     device = Device.with_hci(name, hci.Address(public), controller, controller)
     return BumbleRadio.on_device(device, clock=clock, name=f"bumble:{name}")
 
@@ -37,6 +40,7 @@ def test_two_nodes_hear_each_other_and_addresses_rotate_with_payload() -> None:
         link = LocalLink()
         a = node(link, "A", "F0:00:00:00:00:0A", clock)
         b = node(link, "B", "F0:00:00:00:00:0B", clock)
+        assert a.device is not None
         got_a: list[Advert] = []
         got_b: list[Advert] = []
         async with a, b:
@@ -63,7 +67,38 @@ def test_two_nodes_hear_each_other_and_addresses_rotate_with_payload() -> None:
                 address = hci.Address(text)
                 assert address.address_bytes[5] >> 6 == 0  # non-resolvable private
             assert a.health()["address_rotations"] == 3 and a.health()["rotates_address"] is True
+            assert a.device.supports_le_extended_advertising
             assert not [ad for ad in got_a if ad.service_data[:1] in (b"\x00", b"\x01", b"\x02")]
+
+    clock.run(main())
+
+
+def test_legacy_controller_gets_the_new_address_with_scanning_paused() -> None:
+    """Bluetooth 4.x controllers share one random address between scanning and advertising
+    and refuse to change it while either runs.  bumble's emulated controller sends only
+    connectable legacy PDUs over its link, so this checks the controller's state instead of
+    reception: new address set, non-connectable advertising on, scanning resumed."""
+    clock = VirtualClock(T0)
+
+    async def main() -> None:
+        link = LocalLink()
+        a = node(link, "A", "F0:00:00:00:00:0A", clock, legacy=True)
+        async with a:
+            assert a.device is not None and not a.device.supports_le_extended_advertising
+            controller = a.device.host.hci_sink
+            assert isinstance(controller, Controller)
+            await a.start_scanning(lambda ad: None)
+            seen = set()
+            for i in range(3):
+                await a.advertise(bytes([i]) * 20, -10)
+                assert a.address is not None
+                assert controller.random_address == hci.Address(a.address)
+                advertiser = controller.le_legacy_advertiser
+                assert advertiser.enabled and advertiser.advertising_type == 3  # ADV_NONCONN_IND
+                assert advertiser.advertising_data.endswith(bytes([i]) * 20)
+                assert a.device.is_scanning
+                seen.add(a.address)
+            assert len(seen) == 3
 
     clock.run(main())
 
