@@ -1,0 +1,80 @@
+"""Pieces of the BlueZ radio that BlueZoo cannot reach: scan-mode choice, advert conversion."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from bluezone.clock import VirtualClock
+from bluezone.crypto.payload import SERVICE_UUID
+from bluezone.errors import RadioUnavailableError
+from bluezone.proximity.backends.bluez import BluezRadio
+from bluezone.proximity.backends.bluez_dbus import AdapterInfo
+from bluezone.proximity.radio import Advert
+
+BATTERY = "0000180f-0000-1000-8000-00805f9b34fb"
+
+
+def adapter(monitor: bool) -> AdapterInfo:
+    return AdapterInfo(
+        name="hci0", path="/org/bluez/hci0", address="00:11:22:33:44:55", powered=True,
+        discovering=False, can_advertise=True, can_monitor=monitor, properties={},
+        advertising={"SupportedInstances": 5, "ActiveInstances": 0},
+        monitor={"SupportedMonitorTypes": ["or_patterns"]} if monitor else {},
+    )
+
+
+@pytest.mark.parametrize(
+    ("requested", "monitor", "chosen"),
+    [("auto", True, "passive"), ("auto", False, "active"), ("active", True, "active"), ("passive", True, "passive")],
+)
+def test_scan_mode_choice(requested: str, monitor: bool, chosen: str) -> None:
+    radio = BluezRadio("hci0", scan_mode=requested)  # type: ignore[arg-type]
+    assert radio._pick_scan_mode(adapter(monitor)) == chosen
+
+
+def test_passive_asked_for_but_unavailable_says_what_is_needed() -> None:
+    radio = BluezRadio("hci0", scan_mode="passive")
+    with pytest.raises(RadioUnavailableError, match="--experimental") as exc:
+        radio._pick_scan_mode(adapter(False))
+    assert exc.value.reason == "no-passive-scan"
+
+
+def test_fallback_to_active_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    radio = BluezRadio("hci0")
+    with caplog.at_level(logging.WARNING):
+        for _ in range(3):
+            radio._pick_scan_mode(adapter(False))
+    assert sum("passive scanning unavailable" in r.message for r in caplog.records) == 1
+
+
+def advert(service_data: dict[str, bytes], uuids: list[str], rssi: int = -61, tx: int | None = None) -> AdvertisementData:
+    return AdvertisementData(None, {}, service_data, uuids, tx, rssi, ())
+
+
+def test_detected_adverts_become_adverts_on_the_clock() -> None:
+    clock = VirtualClock(1_700_000_000.0)
+    radio = BluezRadio("hci0", clock=clock)
+    got: list[Advert] = []
+    radio._on_advert = got.append
+    device = BLEDevice("5A:11:22:33:44:55", None, None)
+
+    async def feed() -> None:
+        await asyncio.sleep(30)
+        radio._detected(device, advert({SERVICE_UUID: b"r" * 20}, [SERVICE_UUID], tx=-8))
+        radio._detected(device, advert({}, [SERVICE_UUID]))  # listed, no data: passed as empty
+        radio._detected(device, advert({BATTERY: b"\x64"}, [BATTERY]))  # someone's headphones
+        radio._detected(device, advert({}, []))
+
+    clock.run(feed())
+    assert [(a.service_data, a.rssi, a.tx_power, a.address) for a in got] == [
+        (b"r" * 20, -61, -8, "5A:11:22:33:44:55"),
+        (b"", -61, None, "5A:11:22:33:44:55"),
+    ]
+    assert all(a.time == 1_700_000_030.0 and a.service_uuid == SERVICE_UUID for a in got)
+    health = radio.health()
+    assert health["adverts_received"] == 4 and health["adverts_ignored"] == 2
