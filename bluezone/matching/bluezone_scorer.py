@@ -4,15 +4,18 @@ A phone under GAEN scans a few seconds every few minutes and averages a handful 
 attenuations per scan.  A Linux daemon hears dozens of adverts per minute from each
 neighbour, so per minute it can take a robust *low percentile* of attenuation (the
 strongest packets: fading, a passing body or an unlucky antenna angle only ever add loss,
-so the least-attenuated packets track distance best), smooth that per link over a few
-minutes (the slow shadowing lasts tens of seconds, a contact lasts tens of minutes),
-skip minutes with too few packets to judge, and bridge short gaps where scanning or the
-channel dropped out.  A minute counts as "within about 2 m" with a soft weight, a
-logistic in the smoothed attenuation around ``threshold_db``; the weighted minutes are
-the estimate of minutes within 2 m, and 15 or more make a close contact.
+so the least-attenuated packets track distance best), smooth that per link with a rolling
+median over several minutes (the slow shadowing lasts tens of seconds, a contact lasts
+tens of minutes), skip minutes with too few packets to judge, and bridge short gaps where
+scanning or the channel dropped out.  A minute counts as "within about 2 m" when its
+smoothed attenuation is at most ``threshold_db`` (or with a logistic weight of width
+``soft_width_db`` > 0); the counted minutes estimate the minutes within 2 m, and 15 or more
+make a close contact.
 
-Defaults were fitted on the shared real datasets and the simulated scenarios together
-(docs/radio-model.md, docs/simulation.md); ``[scoring.bluezone]`` in a TOML file changes them.
+Defaults (10th percentile, 59 dB, hard threshold, 9-minute median) come from a sweep over
+two seeds of every scenario in ``simulations/`` (docs/simulation.md); a soft weight was
+worse on long stays, where small per-minute weights add up over hours.  ``[scoring.bluezone]``
+in a TOML file, or ``check --set``, changes them.
 """
 
 from __future__ import annotations
@@ -33,10 +36,10 @@ from bluezone.matching.scoring import Score, register_scorer
 @dataclass(frozen=True)
 class BluezoneConfig:
     percentile: float = 10.0  # of attenuation within a minute (low = strongest packets)
-    threshold_db: float = 57.0  # smoothed per-minute attenuation at about 2 m
-    soft_width_db: float = 3.0  # logistic width; 0 for a hard threshold
+    threshold_db: float = 59.0  # smoothed per-minute attenuation at about 2 m
+    soft_width_db: float = 0.0  # logistic width; 0 for a hard threshold (the default: see below)
     min_sightings: int = 2  # per minute, else the minute is not judged
-    smooth_slots: int = 3  # rolling median over this many minutes of one link (odd)
+    smooth_slots: int = 9  # rolling median over this many minutes of one link (odd)
     gap_fill_slots: int = 2  # missing minutes between judged ones credited at their neighbours' weight
     close_contact_minutes: float = 15.0
     slot_seconds: float = 60.0
