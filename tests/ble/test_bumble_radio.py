@@ -10,6 +10,8 @@ from bumble.controller import Controller
 from bumble.core import AdvertisingData
 from bumble.device import AdvertisingType, Device
 from bumble.link import LocalLink
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bluezone.clock import Clock, SystemClock, VirtualClock
 from bluezone.crypto.payload import SERVICE_UUID
@@ -206,3 +208,11 @@ def test_a_controller_that_stops_answering_is_a_radio_error() -> None:
 class _Dead:
     def on_packet(self, packet: bytes) -> None:
         pass
+
+
+@given(st.binary(min_size=20, max_size=20))
+def test_advertising_data_round_trips_through_bumbles_parser(payload: bytes) -> None:
+    parsed = AdvertisingData.from_bytes(gaen_advertising_data(payload))
+    (raw,) = parsed.get_all(AdvertisingData.SERVICE_DATA_16_BIT_UUID, raw=True)
+    assert raw == b"\x6f\xfd" + payload
+    assert parsed.get(AdvertisingData.FLAGS) == 0x1A
