@@ -172,8 +172,6 @@ def test_bumble_transport_spec_opens_a_controller_over_tcp() -> None:
 
 
 def test_missing_bumble_transport_is_unavailable() -> None:
-    import pytest
-
     from bluezone.errors import RadioUnavailableError
 
     async def main() -> None:
@@ -186,8 +184,6 @@ def test_missing_bumble_transport_is_unavailable() -> None:
 
 def test_a_controller_that_stops_answering_is_a_radio_error() -> None:
     """Unplugged dongle: the command times out and the run ends with one clear RadioError."""
-    import pytest
-
     from bluezone.errors import RadioError
 
     clock = VirtualClock(T0)
