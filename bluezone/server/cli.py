@@ -225,38 +225,47 @@ def upload(
     """Send this device's daily keys of the last 14 days to the key server (after a positive test)."""
     from bluezone.crypto.intervals import ROLLING_PERIOD
     from bluezone.proximity.store import SightingStore
-    from bluezone.server.client import KeyServerClient, keys_to_upload, publish_body
+    from bluezone.server.client import (
+        KeyServerClient,
+        keys_to_upload,
+        publish_body,
+        today_key_in_use,
+        upload_own_keys,
+    )
     from bluezone.server.codes import day_number
 
     if not (code.isdigit() and 6 <= len(code) <= 16):
         raise InputError("the verification code is the digits the health authority gave you")
     now = time.time()
-    with SightingStore.open(_node_db(db_path), create=False) as store:
-        daily = store.daily_keys()
-    has_today = len(keys_to_upload(daily, now, True)) > len(keys_to_upload(daily, now, False))
-    if has_today and not include_today and not yes and not dry_run:
-        include_today = click.confirm(
-            "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?",
-            default=False, err=True,
-        )
-    keys = keys_to_upload(daily, now, include_today)
-    if len(keys) == 0:
-        raise InputError("no daily keys of the last 14 days in this database: nothing to upload")
     onset = day_number(symptom_onset) * ROLLING_PERIOD if symptom_onset else None
-    if dry_run:
-        click.echo(json.dumps(publish_body(keys, code, onset), indent=2))
-        return
-    click.echo(f"About to send {len(keys)} daily key(s) to {server_url}:", err=True)
-    for k in keys:
-        day = dt.datetime.fromtimestamp(int(k["rolling_start"]) * 600, dt.UTC).date()
-        click.echo(f"  {day}  valid {int(k['rolling_period']) * 10} min", err=True)
-    if has_today and not include_today:
-        click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
-    if not yes and not click.confirm("Send them?", err=True):
-        raise click.Abort()
-    with KeyServerClient(server_url) as client:
-        inserted = client.publish(keys, code, onset)
-    click.echo(f"uploaded {len(keys)} key(s); the server stored {inserted} new")
+    with SightingStore.open(_node_db(db_path), create=False) as store:
+        has_today = today_key_in_use(store.daily_keys(), now)
+        if has_today and not include_today and not yes and not dry_run:
+            include_today = click.confirm(
+                "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?",
+                default=False, err=True,
+            )
+        keys = keys_to_upload(store.daily_keys(), now, include_today)
+        if len(keys) == 0:
+            raise InputError("no daily keys of the last 14 days in this database: nothing to upload")
+        if dry_run:
+            click.echo(json.dumps(publish_body(keys, code, onset), indent=2))
+            return
+        click.echo(f"About to send {len(keys)} daily key(s) to {server_url}:", err=True)
+        for k in keys:
+            day = dt.datetime.fromtimestamp(int(k["rolling_start"]) * 600, dt.UTC).date()
+            click.echo(f"  {day}  valid {int(k['rolling_period']) * 10} min", err=True)
+        if has_today and not include_today:
+            click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
+        elif has_today:
+            click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
+        if not yes and not click.confirm("Send them?", err=True):
+            raise click.Abort()
+        with KeyServerClient(server_url) as client:
+            sent, inserted = upload_own_keys(
+                store, client, code, now, include_today=include_today, symptom_onset_interval=onset
+            )
+    click.echo(f"uploaded {len(sent)} key(s); the server stored {inserted} new")
 
 
 def run_server_check(

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import BluezoneError, InputError
 from bluezone.matching.check import Exposure, check_sightings, sightings_span
@@ -130,14 +130,54 @@ def publish_body(keys: np.ndarray, code: str, symptom_onset_interval: int | None
 def keys_to_upload(daily: Iterable[DailyKey], now: float, include_today: bool, days: int = UPLOAD_DAYS) -> np.ndarray:
     """The device's keys of the last ``days`` days, oldest first; today's only if ``include_today``.
 
-    Today's key is still in use: the server embargoes it until it expires anyway, but
-    sending it is the user's choice (the day may not be over).
+    Today's key is released the same day (as GAEN does since v1.5): it is cut short at the
+    current 10-minute interval, so its validity has ended and the server may publish it at
+    once, and the daemon replaces it with a fresh key for the rest of the day.
     """
+    return keys_from_daily(_upload_selection(daily, now, include_today, days))
+
+
+def _upload_selection(daily: Iterable[DailyKey], now: float, include_today: bool, days: int) -> list[DailyKey]:
     today = rolling_start(now)
+    current = interval_number(now)
     first = today - days * ROLLING_PERIOD
-    last = today + (ROLLING_PERIOD if include_today else 0)
-    chosen = sorted((k for k in daily if first <= k.rolling_start < last), key=lambda k: k.rolling_start)
-    return keys_from_daily(chosen)
+    chosen: list[DailyKey] = []
+    for key in sorted(daily, key=lambda k: k.rolling_start):
+        if key.end <= first or key.rolling_start >= current:
+            continue  # too old, or not started yet
+        if key.end > current:  # still in use today
+            if not include_today:
+                continue
+            key = DailyKey(key.key, key.rolling_start, current - key.rolling_start)
+        chosen.append(key)
+    return chosen
+
+
+def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
+    """Whether one of ``daily`` is still being broadcast now (so uploading it is a choice)."""
+    current = interval_number(now)
+    return any(k.rolling_start < current < k.end for k in daily)
+
+
+def upload_own_keys(
+    store: Any, client: KeyServerClient, code: str, now: float, *,
+    include_today: bool, symptom_onset_interval: int | None = None, days: int = UPLOAD_DAYS,
+) -> tuple[np.ndarray, int]:
+    """Publish the device's keys; returns (keys sent, keys the server stored new).
+
+    Only after the server accepted them is a released key of today cut short in the store,
+    so the daemon stops broadcasting it and starts a new key for the rest of the day.
+    """
+    chosen = _upload_selection(store.daily_keys(), now, include_today, days)
+    if not chosen:
+        raise InputError(f"no daily keys of the last {days} days in this database: nothing to upload")
+    keys = keys_from_daily(chosen)
+    inserted = client.publish(keys, code, symptom_onset_interval)
+    current = interval_number(now)
+    for key in chosen:
+        if key.end == current and key.rolling_period < ROLLING_PERIOD:
+            store.save_daily_key(key)  # updates the period: the key is over
+    return keys, inserted
 
 
 # --- what a node remembers about servers ------------------------------------------------------
