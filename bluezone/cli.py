@@ -372,6 +372,35 @@ cli.add_command(_server_group)
 cli.add_command(_server_upload)
 
 
+# --- the embedded default: demo ------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep each device's database, the F0's key file and the key server's files here.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the emulated radio.")
+@json_option
+def demo(out_dir: Path | None, seed: int, as_json: bool) -> None:
+    """Seven emulated devices, one hour in a café, one F0: who is flagged F1, beside the truth.
+
+    No Bluetooth needed: real daemons on an emulated radio and a virtual clock ending now,
+    an embedded key server on 127.0.0.1, signed exports, and the real matcher.
+    """
+    from bluezone.demo import format_report, run_demo
+
+    progress = (lambda _: None) if as_json else (lambda line: click.echo(line, err=True))
+    result = run_demo(out_dir, seed=seed, progress=progress)
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        click.echo(format_report(result))
+
+
 def main() -> None:
     cli(obj={}, prog_name="bluezone")
 

@@ -1,0 +1,290 @@
+"""``bluezone demo``: the whole system in a minute, with no Bluetooth.
+
+Seven emulated devices spend an hour around a café table on a virtual clock that ends
+now: their real daemons advertise and scan on an emulated radio and write real sighting
+databases.  An (F0) tests positive: a health authority issues a one-time code on an
+embedded key server, An uploads her daily keys with it, the server publishes them in a
+signed GAEN export, and every other device downloads it, checks the signature and runs
+the matcher.  The report puts who was flagged F1 beside what really happened.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bluezone.crypto.intervals import INTERVAL_SECONDS
+
+Position = tuple[float, float]
+SCENE_SECONDS = 3600.0
+#: the scene ends this long before now, so that An's key for today can be released the same
+#: day (its rolling period is cut at the current 10-minute interval when she uploads).
+SCENE_END_BEFORE_NOW = 2 * INTERVAL_SECONDS
+CLOSE_METRES = 2.0
+CLOSE_MINUTES = 15.0
+
+
+@dataclass(frozen=True)
+class Person:
+    name: str
+    story: str
+    where: Callable[[float], Position | None]  # minutes since the scene began -> metres, None: away
+
+
+def _away(index: int) -> Position:
+    """A spot of one's own far beyond radio range of the café and of each other."""
+    return (10_000.0 * (index + 1), 0.0)
+
+
+def _seated(at: Position, start_min: float, end_min: float) -> Callable[[float], Position | None]:
+    return lambda m: at if start_min <= m < end_min else None
+
+
+def _walk_past(start_min: float, speed: float = 1.0) -> Callable[[float], Position | None]:
+    def where(m: float) -> Position | None:
+        x = -30.0 + (m - start_min) * 60.0 * speed
+        return (x, 1.0) if -30.0 <= x <= 30.0 else None
+
+    return where
+
+
+F0 = "An"
+#: The café: An sits at the origin for the whole hour.
+SCENE: tuple[Person, ...] = (
+    Person("An", "tests positive the next morning (F0)", lambda m: (0.0, 0.0)),
+    Person("Binh", "shares An's table, 0.8 m, for 35 min", _seated((0.8, 0.0), 5, 40)),
+    Person("Chi", "joins at 1.5 m for 25 min", _seated((1.5, 0.5), 25, 50)),
+    Person("Dung", "walks past at 1 m, once", _walk_past(30)),
+    Person("Em", "works at a table 8 m away all hour", _seated((8.0, 3.0), 0, 60)),
+    Person("Giang", "chats at 1.4 m for 8 min", _seated((1.0, -1.0), 45, 53)),
+    Person("Hoa", "at the counter, 25 m away", _seated((25.0, 0.0), 0, 60)),
+)
+
+
+def true_minutes_within(person: Person, f0: Person, metres: float, step: float = 5.0) -> float:
+    """Ground truth: minutes the two were within ``metres`` of each other."""
+    minutes = np.arange(0.0, SCENE_SECONDS / 60.0, step / 60.0)
+    near = 0
+    for m in minutes:
+        a, b = person.where(float(m)), f0.where(float(m))
+        near += a is not None and b is not None and math.hypot(a[0] - b[0], a[1] - b[1]) <= metres
+    return near * step / 60.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One person's line of the report: what happened, and what bluezone concluded."""
+
+    name: str
+    story: str
+    true_minutes_within_2m: float
+    truly_close: bool
+    flagged: bool  # by the default scorer
+    flagged_gaen: bool  # by the GAEN-style baseline
+    minutes: float
+    closest_attenuation: float | None
+    typical_attenuation: float | None
+    distance_band: str
+
+    @property
+    def correct(self) -> bool:
+        return self.flagged == self.truly_close
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "correct": self.correct}
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    verdicts: list[Verdict]
+    f0: str
+    scene_start: float
+    scene_end: float
+    out_dir: Path | None
+    keys_uploaded: int
+    batches: int
+    scorer: str
+
+    def as_dict(self) -> dict[str, Any]:
+        iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")  # noqa: E731
+        return {
+            "f0": self.f0,
+            "scene_start": iso(self.scene_start),
+            "scene_end": iso(self.scene_end),
+            "scorer": self.scorer,
+            "keys_uploaded": self.keys_uploaded,
+            "batches": self.batches,
+            "out_dir": str(self.out_dir) if self.out_dir else None,
+            "people": [v.as_dict() for v in self.verdicts],
+            "all_correct": all(v.correct for v in self.verdicts),
+        }
+
+
+class _LoopbackServer:
+    """The key server on 127.0.0.1 (a free port) in a background thread, for as long as needed."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="bluezone-demo-server", daemon=True)
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the embedded key server did not start")
+            time.sleep(0.01)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def run_demo(
+    out_dir: Path | None = None,
+    *,
+    seed: int = 1,
+    now: float | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> DemoResult:
+    """Run the café scene end to end; keep the databases in ``out_dir`` if given."""
+    from bluezone.clock import VirtualClock
+    from bluezone.matching.check import check_sightings
+    from bluezone.matching.export_own import export_own_keys
+    from bluezone.matching.keyfile import write_keys_json
+    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer
+    from bluezone.matching.storeio import as_sightings
+    from bluezone.proximity.emulation import run_emulated
+    from bluezone.proximity.store import SightingStore
+    from bluezone.server.app import create_app
+    from bluezone.server.client import KeyServerClient, ServerState, check_server, upload_own_keys
+    from bluezone.server.codes import issue_code
+    from bluezone.server.exports import export_batches
+    from bluezone.server.signing import PinnedKey, keygen
+    from bluezone.server.storage import SQLiteStorage
+
+    now = time.time() if now is None else now
+    end = now - SCENE_END_BEFORE_NOW
+    start = end - SCENE_SECONDS
+    with tempfile.TemporaryDirectory(prefix="bluezone-demo-") as tmp:
+        work = Path(out_dir) if out_dir is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        if any(work.glob("*.db")) or (work / "key-server").exists():
+            from bluezone.errors import InputError
+
+            raise InputError(f"{work} already holds a demo: give an empty or new --out directory")
+
+        people = {p.name: p for p in SCENE}
+        positions = {
+            p.name: (lambda t, p=p, i=i: p.where((t - start) / 60.0) or _away(i)) for i, p in enumerate(SCENE)
+        }
+        progress(f"{len(SCENE)} emulated devices spend an hour in a café (virtual clock, {_hhmm(start)}-{_hhmm(end)} UTC)")
+        wall = time.perf_counter()
+        dbs = run_emulated(positions, work, start, SCENE_SECONDS, seed=seed)
+        progress(f"  done in {time.perf_counter() - wall:.1f} s of real time")
+
+        server_dir = work / "key-server"
+        storage = SQLiteStorage(server_dir / "server.db")
+        signer = keygen(server_dir / "signing")
+        exports = server_dir / "exports"
+        # the server's clock reads the demo's ``now`` (frozen: nothing on it sleeps)
+        app = create_app(storage, export_dir=exports, signer=signer, clock=VirtualClock(now))
+        try:
+            with _LoopbackServer(app) as url:
+                progress(f"embedded key server on {url}")
+                code = issue_code(storage, now, test_type="confirmed").code
+                progress(f"{F0} tests positive; the health authority issues a one-time code")
+                with SightingStore.open(dbs[F0], create=False) as f0_store, KeyServerClient(url) as client:
+                    sent, _ = upload_own_keys(f0_store, client, code, now, include_today=True)
+                    write_keys_json(export_own_keys(f0_store.daily_keys(), 14, now), work / f"{F0}-keys.json")
+                progress(f"{F0} uploads {len(sent)} daily key(s) with it (today's released the same day)")
+                batches = export_batches(storage, signer, exports, now)
+                progress(f"the server publishes {len(batches)} signed export batch(es)")
+
+                # the devices ship with the server's public key, as a health authority's app would
+                pin = PinnedKey(**{k: v for k, v in signer.public_info().items() if k != "algorithm"})
+                scorer = get_scorer(DEFAULT_SCORER)
+                gaen = get_scorer("gaen")
+                verdicts = []
+                with KeyServerClient(url) as client:
+                    for name, path in dbs.items():
+                        if name == F0:
+                            continue
+                        with SightingStore.open(path, create=False) as store:
+                            load = lambda t0, t1, s=store: as_sightings(s.sightings(t0, t1))  # noqa: E731
+                            result = check_server(
+                                client, ServerState(store.db.conn), load, server_key=pin, scorer=scorer, now=now
+                            )
+                            if result.rejected:
+                                raise RuntimeError(f"{name}: batches rejected: {result.rejected}")
+                            baseline = check_sightings(result.keys, load(start - 7200, end + 7200), gaen)
+                        verdicts.append(_verdict(people[name], people[F0], result.exposures, baseline))
+                progress("every other device downloads, verifies and checks")
+        finally:
+            storage.close()
+        return DemoResult(verdicts, F0, start, end, Path(out_dir) if out_dir else None, len(sent), len(batches), scorer.name)
+
+
+def _verdict(person: Person, f0: Person, exposures: list[Any], baseline: list[Any]) -> Verdict:
+    truth = true_minutes_within(person, f0, CLOSE_METRES)
+    best = max(exposures, key=lambda e: e.score.minutes, default=None)
+    s = best.score if best is not None else None
+    return Verdict(
+        name=person.name,
+        story=person.story,
+        true_minutes_within_2m=round(truth, 1),
+        truly_close=truth >= CLOSE_MINUTES,
+        flagged=any(e.score.close_contact for e in exposures),
+        flagged_gaen=any(e.score.close_contact for e in baseline),
+        minutes=float(s.minutes) if s else 0.0,
+        closest_attenuation=s.closest_attenuation if s else None,
+        typical_attenuation=s.typical_attenuation if s else None,
+        distance_band=s.distance_band if s else "-",
+    )
+
+
+def _hhmm(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%H:%M")
+
+
+def format_report(result: DemoResult) -> str:
+    """The terminal table: each person's truth beside bluezone's verdict."""
+    yes = lambda b: "F1" if b else "-"  # noqa: E731
+    lines = [
+        f"{'person':<7} {'what happened':<40} {'<2 m':>6} {'truth':>5} {result.scorer:>8} {'gaen':>5} "
+        f"{'minutes':>7} {'closest':>7} {'typical':>7}  distance",
+    ]
+    for v in result.verdicts:
+        att = lambda a: "-" if a is None else f"{a:.0f} dB"  # noqa: E731
+        lines.append(
+            f"{v.name:<7} {v.story:<40} {v.true_minutes_within_2m:>4.0f} m {yes(v.truly_close):>5} "
+            f"{yes(v.flagged):>8} {yes(v.flagged_gaen):>5} {v.minutes:>7.0f} {att(v.closest_attenuation):>7} "
+            f"{att(v.typical_attenuation):>7}  {v.distance_band}"
+        )
+    right = sum(v.correct for v in result.verdicts)
+    lines.append("")
+    lines.append(
+        f"{right} of {len(result.verdicts)} people classified correctly by the {result.scorer} scorer "
+        f"(F1 = within {CLOSE_METRES:g} m of {result.f0} for {CLOSE_MINUTES:g}+ minutes)."
+    )
+    if result.out_dir:
+        lines.append(
+            f"Databases, {result.f0}'s key file and the key server's files are in {result.out_dir}: try\n"
+            f"  bluezone status --db {result.out_dir}/Binh.db\n"
+            f"  bluezone check --keys {result.out_dir}/{result.f0}-keys.json --db {result.out_dir}/Binh.db"
+        )
+    return "\n".join(lines)

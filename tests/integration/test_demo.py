@@ -1,0 +1,54 @@
+"""``bluezone demo`` end to end: emulated daemons, embedded key server, signed export, matcher."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.demo import F0, SCENE, run_demo
+
+NOW = 1_795_089_600.0  # 2026-11-19 12:00 UTC: the scene stays inside one UTC day
+
+
+def test_demo_flags_exactly_the_true_close_contacts(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "out", seed=1, now=NOW)
+    by_name = {v.name: v for v in result.verdicts}
+    assert set(by_name) == {p.name for p in SCENE} - {F0}
+    assert by_name["Binh"].truly_close and by_name["Binh"].flagged
+    assert by_name["Chi"].truly_close and by_name["Chi"].flagged
+    for name in ("Dung", "Em", "Giang", "Hoa"):
+        assert not by_name[name].truly_close and not by_name[name].flagged, name
+    assert result.keys_uploaded == 1 and result.batches == 1
+    # what --out keeps: one database per device (0600), the F0's key file, the key server
+    out = tmp_path / "out"
+    for person in SCENE:
+        db = out / f"{person.name}.db"
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    keys = json.loads((out / f"{F0}-keys.json").read_text())["temporaryExposureKeys"]
+    assert len(keys) == 1 and keys[0]["rollingPeriod"] < 144  # today's key, released the same day
+    assert list((out / "key-server" / "exports").glob("*.zip"))
+
+
+def test_demo_is_reproducible_for_a_seed(tmp_path: Path) -> None:
+    a = run_demo(tmp_path / "a", seed=3, now=NOW)
+    b = run_demo(tmp_path / "b", seed=3, now=NOW)
+    assert [v.as_dict() for v in a.verdicts] == [v.as_dict() for v in b.verdicts]
+
+
+def test_demo_cli_json_and_follow_up_commands(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "demo"
+    res = runner.invoke(cli, ["demo", "--out", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["f0"] == F0 and len(report["people"]) == len(SCENE) - 1
+    # the kept data works with the other commands
+    res = runner.invoke(cli, ["check", "--keys", str(out / f"{F0}-keys.json"), "--db", str(out / "Binh.db"), "--json"])
+    assert res.exit_code == 0, res.output
+    # a second demo into the same directory is refused, not merged
+    res = runner.invoke(cli, ["demo", "--out", str(out)])
+    assert res.exit_code == 2 and "already holds a demo" in res.output
