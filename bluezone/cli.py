@@ -130,6 +130,18 @@ def status(db_path: Path | None, as_json: bool) -> None:
     click.echo(f"sightings  {info['sightings']} over {info['days_covered']} day(s)")
     click.echo(f"first      {when(info['first_sighting'])}")
     click.echo(f"last       {when(info['last_sighting'])}")
+    daemon = info.get("daemon")
+    if daemon:
+        click.echo(f"radio      {daemon.get('backend', '?')} (daemon report of {when(daemon.get('updated_at'))})")
+        if not daemon.get("rotates_address", True):
+            click.echo(
+                "address    FIXED: this radio cannot change its Bluetooth address with each RPI, so anyone "
+                "listening can link your rotating IDs (see docs/bluetooth.md)"
+            )
+        radio = daemon.get("radio") or {}
+        troubles = {k: v for k, v in radio.items() if isinstance(v, int) and not isinstance(v, bool) and v}
+        if troubles:
+            click.echo("health     " + ", ".join(f"{k} {v}" for k, v in sorted(troubles.items())))
 
 
 @cli.command("purge")

@@ -107,6 +107,7 @@ class Daemon:
             self._use_key_for(now)
             await self._rotate_rpi()
             await self.radio.start_scanning(self._on_advert)
+            self._save_state()
             self._last_status = (now, self.stats.sightings_stored)
             try:
                 async with asyncio.TaskGroup() as tg:
@@ -134,6 +135,7 @@ class Daemon:
                 await self.radio.close()
             finally:
                 self._flush()  # the radio is closed: nothing more can arrive
+                self._save_state()
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
 
@@ -249,6 +251,21 @@ class Daemon:
 
     def _status(self) -> None:
         self.on_status(self._status_line())
+        self._save_state()
+
+    def _save_state(self) -> None:
+        """Leave the radio's health and our counters where ``bluezone status`` can read them."""
+        health = self.radio.health()
+        state = {
+            "backend": self.radio.name,
+            "rotates_address": bool(health.get("rotates_address", self.radio.rotates_address)),
+            "radio": health,
+            "counters": self.stats.as_dict(),
+        }
+        try:
+            self.store.save_daemon_state(state, self.clock.now())
+        except Exception as exc:  # status is best effort; sightings are what must not be lost
+            log.warning("cannot record daemon state: %s", exc)
 
     def _status_line(self) -> str:
         now = self.clock.now()

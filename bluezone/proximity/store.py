@@ -19,6 +19,7 @@ instead create it on ``store.db`` with ``create(..., if_not_exists=True)``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -65,8 +66,13 @@ def _v1(db: sqlite_utils.Database) -> None:
     db["sightings"].create_index(["time"], if_not_exists=True)
 
 
+def _v2(db: sqlite_utils.Database) -> None:
+    """What the running daemon last reported about itself and its radio, for ``bluezone status``."""
+    db["daemon_state"].create({"name": str, "value": str, "updated_at": float}, pk="name", if_not_exists=True)
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -318,6 +324,22 @@ class SightingStore:
             log.info("purged %d sightings and %d daily keys older than %d days", s, k, retention_days)
         return {"sightings_deleted": s, "daily_keys_deleted": k, "cutoff": cutoff, "retention_days": retention_days}
 
+    def save_daemon_state(self, state: dict[str, Any], now: float) -> None:
+        """Record the daemon's latest report (radio backend, health counters, daemon counters)."""
+        with self.db.conn:
+            self.db.conn.execute(
+                "INSERT INTO daemon_state (name, value, updated_at) VALUES ('daemon', ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (json.dumps(state, default=str), float(now)),
+            )
+
+    def daemon_state(self) -> dict[str, Any] | None:
+        """The daemon's latest report with its ``updated_at``, or None if no daemon ran here."""
+        row = self.db.conn.execute("SELECT value, updated_at FROM daemon_state WHERE name = 'daemon'").fetchone()
+        if row is None:
+            return None
+        return {**json.loads(row[0]), "updated_at": row[1]}
+
     def stats(self) -> dict[str, Any]:
         """What is stored: counts, time span, days covered, file size."""
         conn = self.db.conn
@@ -353,4 +375,5 @@ class SightingStore:
             "daily_keys": int(keys),
             "first_key_rolling_start": first_key,
             "last_key_rolling_start": last_key,
+            "daemon": self.daemon_state(),
         }

@@ -82,17 +82,18 @@ def test_newer_schema_is_refused(db) -> None:
 def test_migrations_run_in_order_and_once(db, monkeypatch) -> None:
     SightingStore.open(db).close()
     calls = []
+    known = len(store_module.MIGRATIONS)
 
-    def v2(database: sqlite_utils.Database) -> None:
-        calls.append("v2")
+    def v_next(database: sqlite_utils.Database) -> None:
+        calls.append("next")
         database["server_state"].create({"name": str, "value": str}, pk="name")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v2])
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, v_next])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", len(store_module.MIGRATIONS))
     with SightingStore.open(db) as store:
-        assert store.schema_version == 2 and "server_state" in store.db.table_names()
+        assert store.schema_version == known + 1 and "server_state" in store.db.table_names()
     SightingStore.open(db).close()
-    assert calls == ["v2"]
+    assert calls == ["next"]
 
 
 def test_foreign_and_corrupt_files_are_store_errors(tmp_path) -> None:
