@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow, find_exposures
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.proximity.ingest import payloads_to_sightings
@@ -80,7 +81,7 @@ def run(
     devices = make_devices(scenario, rng)
     n = len(devices.person)
     if n < 2:
-        raise ValueError(f"scenario {scenario.name}: fewer than two phones with seed {seed}")
+        raise ConfigError(f"scenario {scenario.name}: fewer than two phones with seed {seed}; raise [devices] share")
     positives = scenario.devices.positives
     senders = np.arange(n) if positives == "all" else np.sort(rng.choice(n, min(int(positives), n), replace=False))
     end = scenario.start + scenario.duration_min * 60.0

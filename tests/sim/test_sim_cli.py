@@ -54,6 +54,7 @@ def test_simulate_writes_report_and_plots(tmp_path: Path) -> None:
         ("name = 'x'\nduration_min = 5\ngroups = [{kind = 'waypoint', people = 3}]\n[radio]\nexponent = 'two'\n", "expected a number"),
         ("name = 'x'\nduration_min = 5\ngroups = [{kind = 'seated', people = 9, rows = 2, columns = 2}]\n", "seats"),
         ("name = = 'x'\n", "not valid TOML"),
+        ("name = 'x'\nduration_min = 5\ngroups = [{kind = 'waypoint', people = 3}]\n[devices]\nshare = 0.0\n", "fewer than two phones"),
     ],
 )
 def test_bad_scenario_file_exits_2(tmp_path: Path, text: str, message: str) -> None:
