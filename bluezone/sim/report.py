@@ -123,13 +123,17 @@ def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(5, 4))
     for scorer, s in report["scorers"].items():
         curve = s["pr_curve"]
-        ax.plot(curve["recall"], curve["precision"], drawstyle="steps-post", label=f"{scorer} (AP {s['pr_auc']})")
-        ax.plot([s["recall"]], [s["precision"]], "o")
+        # Threshold 0 flags every pair (precision = base rate): not a useful operating point.
+        keep = [i for i, t in enumerate(curve["threshold_minutes"]) if t > 0]
+        recall = [curve["recall"][i] for i in keep]
+        precision = [curve["precision"][i] for i in keep]
+        (line,) = ax.plot(recall, precision, marker=".", ms=3, label=f"{scorer} (AP {s['pr_auc']})")
+        ax.plot([s["recall"]], [s["precision"]], "o", color=line.get_color(), ms=8, mfc="none")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.02)
-    ax.set_title(f"{name}: close contacts, threshold swept")
+    ax.set_title(f"{name}: close contacts, minutes threshold swept\n(circle: the scorer's default)", fontsize=9)
     ax.legend(fontsize=8)
     files.append(_save(fig, out / "pr_curve.png"))
     return files
