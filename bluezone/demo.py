@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 
 Position = tuple[float, float]
 SCENE_SECONDS = 3600.0
@@ -178,8 +178,7 @@ def run_demo(
     from bluezone.server.storage import SQLiteStorage
 
     now = time.time() if now is None else now
-    end = now - SCENE_END_BEFORE_NOW
-    start = end - SCENE_SECONDS
+    start, end = scene_span(now)
     with tempfile.TemporaryDirectory(prefix="bluezone-demo-") as tmp:
         work = Path(out_dir) if out_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -237,6 +236,19 @@ def run_demo(
         finally:
             storage.close()
         return DemoResult(verdicts, F0, start, end, Path(out_dir) if out_dir else None, len(sent), len(batches), scorer.name)
+
+
+def scene_span(now: float) -> tuple[float, float]:
+    """The hour just before ``now`` (less the release margin), kept inside one UTC day.
+
+    An exposure is scored per daily key, so an hour split by midnight would be two shorter
+    exposures; shortly after midnight the scene ends at midnight instead.
+    """
+    end = now - SCENE_END_BEFORE_NOW
+    midnight = end // DAY_SECONDS * DAY_SECONDS
+    if end - SCENE_SECONDS < midnight:
+        end = midnight
+    return end - SCENE_SECONDS, end
 
 
 def _verdict(person: Person, f0: Person, exposures: list[Any], baseline: list[Any]) -> Verdict:

@@ -52,3 +52,23 @@ def test_demo_cli_json_and_follow_up_commands(tmp_path: Path) -> None:
     # a second demo into the same directory is refused, not merged
     res = runner.invoke(cli, ["demo", "--out", str(out)])
     assert res.exit_code == 2 and "already holds a demo" in res.output
+
+
+def test_scene_never_straddles_midnight() -> None:
+    from bluezone.crypto.intervals import DAY_SECONDS
+    from bluezone.demo import SCENE_END_BEFORE_NOW, SCENE_SECONDS, scene_span
+
+    midnight = NOW // DAY_SECONDS * DAY_SECONDS + DAY_SECONDS
+    for now in (NOW, midnight + 60, midnight + 1800, midnight + 3 * 3600):
+        start, end = scene_span(now)
+        assert end - start == SCENE_SECONDS and end <= now - SCENE_END_BEFORE_NOW
+        assert start // DAY_SECONDS == (end - 1) // DAY_SECONDS
+
+
+def test_demo_just_after_midnight_uses_yesterdays_whole_key(tmp_path: Path) -> None:
+    from bluezone.crypto.intervals import DAY_SECONDS
+
+    after_midnight = NOW // DAY_SECONDS * DAY_SECONDS + DAY_SECONDS + 900
+    result = run_demo(tmp_path / "out", seed=1, now=after_midnight)
+    flagged = {v.name for v in result.verdicts if v.flagged}
+    assert flagged == {"Binh", "Chi"}
