@@ -141,7 +141,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
         radio = daemon.get("radio") or {}
         troubles = {k: v for k, v in radio.items() if isinstance(v, int) and not isinstance(v, bool) and v}
         if troubles:
-            click.echo("health     " + ", ".join(f"{k} {v}" for k, v in sorted(troubles.items())))
+            click.echo("counters   " + ", ".join(f"{k} {v}" for k, v in sorted(troubles.items())))
 
 
 @cli.command("purge")
