@@ -315,8 +315,8 @@ def check(
 
 @cli.command("benchmark")
 @click.option("--keys", "n_keys", default=100_000, show_default=True, type=click.IntRange(1), help="Diagnosis keys.")
-@click.option("--sightings", "n_sightings", default=1_000_000, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--sightings", "n_sightings", default=1_000_000, show_default=True, type=click.IntRange(1), help="Stored sightings to match against.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic keys and sightings.")
 @click.option("--naive-sample", default=200, show_default=True, type=click.IntRange(1), help="Keys for the baseline.")
 @click.option("--with-store", is_flag=True, help="Also time loading the sightings from a temporary SQLite store.")
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Timings to take the median of.")

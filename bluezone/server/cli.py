@@ -45,7 +45,7 @@ def server() -> None:
 @server.command("keygen")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to create.")
 @click.option("--key-id", default="bluezone", show_default=True, help="Key id clients pin (SignatureInfo).")
-@click.option("--key-version", default="v1", show_default=True)
+@click.option("--key-version", default="v1", show_default=True, help="Version clients pin beside the key id.")
 @click.option("--force", is_flag=True, help="Replace an existing key (every client will refuse the new one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: bool) -> None:
@@ -67,6 +67,7 @@ def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: b
 @click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD).")
 @click.option(
     "--type", "test_type", type=click.Choice(["confirmed", "likely", "negative", "recursive"]), default="confirmed",
+    help="Diagnosis the code vouches for (negative revokes earlier keys).",
     show_default=True,
 )
 @click.option("--lifetime", default=3600, show_default=True, type=click.IntRange(60, 30 * 86400), help="Seconds.")
@@ -141,8 +142,8 @@ def export_cmd(
 
 @server.command("run")
 @_db
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @_key_dir
 @_export_dir_opt
 @_max_keys_opt
@@ -178,9 +179,9 @@ def run_cmd(
 
 @server.command("benchmark")
 @click.option("--db", "db", default=None, help="postgresql://... to measure PostgreSQL (default: a temp SQLite).")
-@click.option("--uploads", default=300, show_default=True, type=click.IntRange(1))
-@click.option("--export-keys", default=1_000_000, show_default=True, type=click.IntRange(0))
-@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1))
+@click.option("--uploads", default=300, show_default=True, type=click.IntRange(1), help="Uploads to time over loopback.")
+@click.option("--export-keys", default=1_000_000, show_default=True, type=click.IntRange(0), help="Keys to export into signed batches (0: skip).")
+@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1), help="Repetitions; medians are reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def benchmark_cmd(db: str | None, uploads: int, export_keys: int, repeat: int, as_json: bool) -> None:
     """Uploads/s over loopback HTTP and seconds to export N keys into signed batches (medians)."""

@@ -27,7 +27,7 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed: the same seed gives the same run.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Write report.json and PNG plots here.")
 @click.option("--minutes", type=click.FloatRange(0.1), help="Override the scenario's duration.")
-@click.option("--store", default="auto", show_default=True, type=click.Choice(["auto", "sqlite", "memory"]))
+@click.option("--store", default="auto", show_default=True, type=click.Choice(["auto", "sqlite", "memory"]), help="Where phones keep sightings: a real SQLite store each, numpy in memory, or auto by crowd size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def simulate(scenario_file: Path, seed: int, out: Path | None, minutes: float | None, store: str, as_json: bool) -> None:
     """Run a crowd scenario through bluezone's real code and score both scorers against the truth."""
@@ -51,7 +51,7 @@ def simulate(scenario_file: Path, seed: int, out: Path | None, minutes: float | 
 
 @click.command("evaluate")
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap resampling.")
 @click.option("--chains", default=400, show_default=True, type=click.IntRange(10), help="Chained 20-minute exposures.")
 @click.option("--bootstrap", default=100, show_default=True, type=click.IntRange(0), help="Bootstrap resamples (0: none).")
 @click.option("--tx-power", default=-24, show_default=True, type=int, help="Nominal calibrated TX power, dBm.")

@@ -1,0 +1,70 @@
+"""The public surface: every command documented, ``__all__`` complete, README quick start true."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import bluezone
+from bluezone.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], click.Command]]:
+    found = []
+    for name, command in group.commands.items():
+        found.append(((*prefix, name), command))
+        if isinstance(command, click.Group):
+            found.extend(_commands(command, (*prefix, name)))
+    return found
+
+
+COMMANDS = _commands(cli)
+
+
+@pytest.mark.parametrize("path,command", COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])
+def test_every_command_has_help(path: tuple[str, ...], command: click.Command) -> None:
+    assert (command.help or "").strip(), f"bluezone {' '.join(path)} has no help text"
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+    for param in command.params:
+        if isinstance(param, click.Option) and not param.hidden and param.name not in {"help"}:
+            assert param.help, f"bluezone {' '.join(path)} {param.opts[0]} has no help"
+
+
+def test_commands_are_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for path, command in COMMANDS:
+        if len(path) == 1:
+            assert f"bluezone {path[0]}" in readme or f"make {path[0]}" in readme, path
+
+
+@pytest.mark.parametrize("module", ["bluezone", "bluezone.crypto", "bluezone.proximity", "bluezone.matching"])
+def test_all_is_complete_and_importable(module: str) -> None:
+    mod = importlib.import_module(module)
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.__all__ names {name}, which is missing"
+    public = {n for n, v in vars(mod).items() if not n.startswith("_") and not isinstance(v, type(bluezone))}
+    public -= {"annotations"}
+    assert public <= set(mod.__all__), f"{module} exports {sorted(public - set(mod.__all__))} outside __all__"
+
+
+def test_readme_quick_start_is_two_make_commands_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```sh\n(.*?)```", readme, re.S)
+    assert block, "README has no quick start code block"
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci  # CI runs exactly the README's test command
+    for target in ("demo", "test"):
+        dry = subprocess.run(["make", "-n", "-C", str(ROOT), target], capture_output=True, text=True)
+        assert dry.returncode == 0, dry.stderr
+    assert "bluezone demo" in subprocess.run(["make", "-n", "-C", str(ROOT), "demo"], capture_output=True, text=True).stdout
