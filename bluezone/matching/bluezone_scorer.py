@@ -12,17 +12,25 @@ smoothed attenuation is at most ``threshold_db`` (or with a logistic weight of w
 ``soft_width_db`` > 0); the counted minutes estimate the minutes within 2 m, and 15 or more
 make a close contact.
 
-Defaults (10th percentile, 59 dB, hard threshold, 9-minute median) come from a sweep over
-two seeds of every scenario in ``simulations/`` (docs/simulation.md); a soft weight was
-worse on long stays, where small per-minute weights add up over hours.  ``[scoring.bluezone]``
-in a TOML file, or ``check --set``, changes them.
+Receiver self-calibration (``for_receiver``): a phone in a bag hears *every* neighbour weaker.
+``bluezone.matching.receiver.receiver_context`` measures, per day, the median per-minute
+attenuation of all links the receiver heard; the threshold moves by ``calibration_weight``
+times that reference minus ``reference_db``, clipped to +-``calibration_clip_db``.  The
+reference mixes the phone's own offset with the day's geometry (a seated room hears its
+neighbours closer than a market), so the shift is partial and bounded.  Without a context
+(``score`` on a bare scorer) no shift applies.
+
+Defaults (10th percentile, 60 dB, hard threshold, 9-minute median; reference 72 dB, weight
+0.7, clip 3 dB) come from sweeps over seeds 11-16 of the scenarios in ``simulations/``
+(docs/simulation.md); a soft weight was worse on long stays, where small per-minute weights
+add up over hours.  ``[scoring.bluezone]`` in a TOML file, or ``check --set``, changes them.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +38,24 @@ import numpy as np
 
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
+from bluezone.matching.receiver import ReceiverContext
 from bluezone.matching.scoring import Score, register_scorer
 
 
 @dataclass(frozen=True)
 class BluezoneConfig:
     percentile: float = 10.0  # of attenuation within a minute (low = strongest packets)
-    threshold_db: float = 59.0  # smoothed per-minute attenuation at about 2 m
+    threshold_db: float = 60.0  # smoothed per-minute attenuation at about 2 m (nominal receiver)
     soft_width_db: float = 0.0  # logistic width; 0 for a hard threshold (the default: see below)
     min_sightings: int = 2  # per minute, else the minute is not judged
     smooth_slots: int = 9  # rolling median over this many minutes of one link (odd)
     gap_fill_slots: int = 2  # missing minutes between judged ones credited at their neighbours' weight
     close_contact_minutes: float = 15.0
     slot_seconds: float = 60.0
+    reference_db: float = 72.0  # receiver reference (see receiver.py) that needs no shift
+    calibration_weight: float = 0.7  # share of (reference - reference_db) added to the threshold; 0 = off
+    calibration_clip_db: float = 3.0  # bound on the shift
+    calibration_min_link_minutes: int = 10  # fewer (RPI, minute) groups behind a day's reference: no shift
 
     def __post_init__(self) -> None:
         if not 0 <= self.percentile <= 100:
@@ -51,6 +64,8 @@ class BluezoneConfig:
             raise ConfigError("soft_width_db >= 0, min_sightings >= 1, smooth_slots >= 1, gap_fill_slots >= 0")
         if self.close_contact_minutes <= 0 or self.slot_seconds <= 0:
             raise ConfigError("close_contact_minutes and slot_seconds must be > 0")
+        if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
+            raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> BluezoneConfig:
@@ -110,18 +125,35 @@ class BluezoneScorer:
 
     config: BluezoneConfig = field(default_factory=BluezoneConfig)
     name: str = "bluezone"
+    receiver: ReceiverContext | None = None  # set by for_receiver; None: no self-calibration
+
+    def for_receiver(self, context: ReceiverContext) -> BluezoneScorer:
+        """This scorer calibrated for one receiver (see the module docstring)."""
+        return replace(self, receiver=context)
+
+    def threshold_for(self, day: int) -> float:
+        """The per-minute threshold on ``day``: ``threshold_db`` shifted by the receiver's reference."""
+        c = self.config
+        if self.receiver is None or c.calibration_weight == 0:
+            return c.threshold_db
+        ref = self.receiver.reference(day, c.calibration_min_link_minutes)
+        if ref is None:
+            return c.threshold_db
+        shift = float(np.clip(ref - c.reference_db, -c.calibration_clip_db, c.calibration_clip_db))
+        return c.threshold_db + c.calibration_weight * shift
 
     def weights(self, window: ExposureWindow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slot numbers, smoothed attenuation, weight "within 2 m") of the judged minutes."""
         c = self.config
+        threshold = self.threshold_for(window.day)
         slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
         # Smooth over consecutive runs only: a gap longer than the bridge starts a new encounter.
         breaks = np.flatnonzero(np.diff(slots) > c.gap_fill_slots + 1) + 1
         smooth = np.concatenate([rolling_median(part, c.smooth_slots) for part in np.split(value, breaks)]) if len(value) else value
         if c.soft_width_db > 0:
-            weight = 1.0 / (1.0 + np.exp((smooth - c.threshold_db) / c.soft_width_db))
+            weight = 1.0 / (1.0 + np.exp((smooth - threshold) / c.soft_width_db))
         else:
-            weight = (smooth <= c.threshold_db).astype(np.float64)
+            weight = (smooth <= threshold).astype(np.float64)
         return slots, smooth, weight
 
     def score(self, window: ExposureWindow) -> Score:
@@ -143,7 +175,7 @@ class BluezoneScorer:
             minutes=round(total, 3),
             closest_attenuation=int(att.min()),
             typical_attenuation=typical,
-            distance_band="< 2 m" if typical <= c.threshold_db else "> 2 m",
+            distance_band="< 2 m" if typical <= self.threshold_for(window.day) else "> 2 m",
             close_contact=within >= c.close_contact_minutes - 1e-9,
         )
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.matching.matcher import DEFAULT_TX_POWER, TOLERANCE_INTERVALS, ExposureWindow, find_exposures
+from bluezone.matching.receiver import for_receiver, receiver_context
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 
 
@@ -71,9 +72,17 @@ def check_sightings(
     *,
     rssi_correction: int = 0,
     default_tx_power: int = DEFAULT_TX_POWER,
+    calibrate_receiver: bool = True,
 ) -> list[Exposure]:
-    """Scored exposures of ``sightings`` against diagnosis ``keys``, by date then start."""
+    """Scored exposures of ``sightings`` against diagnosis ``keys``, by date then start.
+
+    With ``calibrate_receiver`` a scorer that supports it (``for_receiver``) is first told this
+    receiver's per-day reference attenuation, measured from all of ``sightings``
+    (``bluezone.matching.receiver``); other scorers are used as given.
+    """
     scorer = scorer or get_scorer()
+    if calibrate_receiver and hasattr(scorer, "for_receiver"):
+        scorer = for_receiver(scorer, receiver_context(sightings, rssi_correction=rssi_correction))
     windows = find_exposures(keys, sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power)
     exposures = [Exposure.from_window(w, scorer.score(w)) for w in windows]
     return sorted(exposures, key=lambda e: (e.date, e.start))

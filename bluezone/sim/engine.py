@@ -11,6 +11,9 @@ Only adverts from phones that will upload are turned into sightings: anyone else
 cannot match a diagnosis key, so they would change no match and no score, only cost
 memory (this is what lets 1,000 people run in minutes).  ``positives = "all"`` makes
 every phone an uploader, so every advert is stored and every pair is judged.
+Receiver self-calibration (``bluezone.matching.receiver``) reads what each phone stored, so in
+crowds with fewer uploaders its reference rests on the uploaders' adverts only (a real daemon
+stores everyone's).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow, find_exposures
+from bluezone.matching.receiver import for_receiver, receiver_context
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.proximity.ingest import payloads_to_sightings
 from bluezone.sim.channel import Channel, DeviceTable, make_devices
@@ -181,14 +185,18 @@ def _check(
         sightings = stores.read(device)
         if len(sightings) == 0:
             continue
-        windows = find_exposures(keys, sightings, rssi_correction=int(devices.rssi_correction[device]))
+        correction = int(devices.rssi_correction[device])
+        windows = find_exposures(keys, sightings, rssi_correction=correction)
+        # As ``check_sightings`` does: scorers that can are calibrated on everything this phone stored.
+        context = receiver_context(sightings, rssi_correction=correction)
+        calibrated = {name: for_receiver(scorer, context) for name, scorer in judges.items()}
         for w in windows:
             row = int(owner[w.key_index])
             if senders[row] == device:
                 continue
             if keep is not None:
                 keep.setdefault((w.day, row, device), []).append(w)
-            for name, scorer in judges.items():
+            for name, scorer in calibrated.items():
                 s = scorer.score(w)
                 pair = (w.day, row, device)
                 prev = out[name].get(pair)

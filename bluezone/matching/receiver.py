@@ -1,0 +1,89 @@
+"""Receiver self-calibration: how weakly does *this* phone hear everyone, per day?
+
+A phone in a bag or a pocket hears every neighbour several dB weaker than one in a hand, and
+a model's RSSI residual does the same to all its links.  A phone under GAEN cannot tell,
+but a daemon that stores every advert it hears can: the typical attenuation of all links it
+heard that day (not only the diagnosis keys' ones) is its own offset plus the day's
+geometry.  ``receiver_context`` computes that reference from the stored sightings; a scorer
+that supports it (``BluezoneScorer.for_receiver``) shifts its threshold by part of the
+difference from a nominal reference, bounded (the geometry part is not the phone's fault).
+
+The reference: sightings are grouped per (RPI, minute) (an RPI is one neighbour for 10-20
+minutes), each group with at least ``min_sightings`` gives its ``percentile``-th attenuation
+(TX power taken as ``nominal_tx_power``: other phones' AEMs cannot be decrypted), and the
+day's reference is the ``quantile``-th percentile of those per-minute values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.matching.matcher import DEFAULT_TX_POWER
+
+
+@dataclass(frozen=True)
+class ReceiverContext:
+    """Per UTC day (Unix seconds of midnight): the receiver's reference attenuation and its support."""
+
+    reference_db: dict[int, float] = field(default_factory=dict)
+    link_minutes: dict[int, int] = field(default_factory=dict)  # (RPI, minute) groups behind each reference
+
+    def reference(self, day: int, min_link_minutes: int = 1) -> float | None:
+        """The day's reference, or None when too few link-minutes back it."""
+        if self.link_minutes.get(day, 0) < max(min_link_minutes, 1):
+            return None
+        return self.reference_db.get(day)
+
+
+def receiver_context(
+    sightings: np.ndarray,
+    *,
+    rssi_correction: int = 0,
+    nominal_tx_power: int = DEFAULT_TX_POWER,
+    percentile: float = 10.0,
+    quantile: float = 50.0,
+    min_sightings: int = 2,
+    slot_seconds: float = 60.0,
+) -> ReceiverContext:
+    """The per-day reference attenuation of everything in ``sightings`` (SIGHTING_DTYPE)."""
+    if len(sightings) == 0:
+        return ReceiverContext()
+    times = np.asarray(sightings["time"], np.float64)
+    att = nominal_tx_power - (np.asarray(sightings["rssi"], np.float64) + rssi_correction)
+    words = np.ascontiguousarray(sightings["rpi"]).view("<u8").reshape(-1, 2)
+    slots = np.floor(times / slot_seconds).astype(np.int64)
+    order = np.lexsort((att, words[:, 1], words[:, 0], slots))
+    slots, att, w0, w1 = slots[order], att[order], words[order, 0], words[order, 1]
+    new = np.r_[True, (np.diff(slots) != 0) | (np.diff(w0) != 0) | (np.diff(w1) != 0)]
+    first = np.flatnonzero(new)
+    counts = np.diff(np.r_[first, len(att)])
+    pos = first + (counts - 1) * (percentile / 100.0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, first + counts - 1)
+    value = att[lo] * (1 - (pos - lo)) + att[hi] * (pos - lo)
+    keep = counts >= min_sightings
+    value = value[keep]
+    days = (np.floor_divide(slots[first][keep] * slot_seconds, DAY_SECONDS) * DAY_SECONDS).astype(np.int64)
+    refs: dict[int, float] = {}
+    support: dict[int, int] = {}
+    for day in np.unique(days).tolist():
+        v = value[days == day]
+        refs[int(day)] = float(np.percentile(v, quantile))
+        support[int(day)] = int(len(v))
+    return ReceiverContext(refs, support)
+
+
+def for_receiver(scorer: Any, context: ReceiverContext | None) -> Any:
+    """``scorer`` told about its receiver when it supports that (a ``for_receiver`` method), else itself.
+
+    Scorers stay plain ``Scorer`` objects (``score(window)``); receiver context is opt-in.
+    """
+    bind: Callable[[ReceiverContext], Any] | None = getattr(scorer, "for_receiver", None)
+    if context is None or bind is None:
+        return scorer
+    return bind(context)

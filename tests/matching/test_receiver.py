@@ -1,0 +1,110 @@
+"""Receiver self-calibration: the per-day reference from all stored sightings, and how the bluezone scorer uses it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matching_helpers import advert_sightings, make_keys
+
+from bluezone.crypto.intervals import INTERVAL_SECONDS
+
+from bluezone.errors import ConfigError
+from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
+from bluezone.matching.check import check_sightings
+from bluezone.matching.matcher import ExposureWindow
+from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
+from bluezone.matching.scoring import GaenScorer
+from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
+
+DAY = 1_780_444_800  # a UTC midnight
+
+
+def sightings(attenuations: dict[int, float], minutes: int, per_minute: int = 20, start: float = DAY + 3600, seed: int = 0) -> np.ndarray:
+    """Neighbour n (its RPI is n) heard ``per_minute`` times a minute at about ``attenuations[n]`` dB (TX -24 dBm)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n, att in attenuations.items():
+        k = minutes * per_minute
+        out = np.zeros(k, SIGHTING_DTYPE)
+        out["time"] = start + np.sort(rng.uniform(0, minutes * 60, k))
+        out["rpi"] = np.frombuffer(n.to_bytes(16, "little") * k, "V16")
+        out["rssi"] = np.round(-24 - (att + rng.normal(0, 2, k))).astype(np.int16)
+        out["tx_power"] = NO_TX_POWER
+        rows.append(out)
+    return np.sort(np.concatenate(rows), order="time")
+
+
+def test_reference_is_the_median_link_minute_and_follows_the_receivers_own_loss() -> None:
+    heard = sightings({1: 60.0, 2: 70.0, 3: 80.0}, minutes=30)
+    ctx = receiver_context(heard)
+    # per (RPI, minute) the 10th percentile (about 2.6 dB under the mean with SD 2), then the median link-minute
+    assert ctx.reference(DAY) == pytest.approx(70 - 2.6, abs=1.0)
+    assert ctx.link_minutes[DAY] == 90
+    in_bag = heard.copy()
+    in_bag["rssi"] -= 9  # the same neighbours through a bag
+    assert receiver_context(in_bag).reference(DAY) == pytest.approx(ctx.reference(DAY) + 9, abs=0.01)
+    fixed = receiver_context(in_bag, rssi_correction=9)  # a calibrated RSSI correction undoes it
+    assert fixed.reference(DAY) == pytest.approx(ctx.reference(DAY), abs=0.01)
+
+
+def test_reference_is_per_day_and_needs_enough_link_minutes() -> None:
+    two_days = np.sort(np.concatenate([sightings({1: 60.0}, 20), sightings({2: 75.0}, 5, start=DAY + 86_400 + 60)]), order="time")
+    ctx = receiver_context(two_days)
+    assert set(ctx.reference_db) == {DAY, DAY + 86_400}
+    assert ctx.reference(DAY) < 60 < ctx.reference(DAY + 86_400) - 10
+    assert ctx.reference(DAY + 86_400, min_link_minutes=10) is None  # 5 link-minutes only
+    assert receiver_context(np.zeros(0, SIGHTING_DTYPE)).reference(DAY) is None
+    one_each = sightings({1: 60.0}, 20, per_minute=1)
+    one_each["time"] = DAY + 3600 + 30 + np.arange(20) * 60.0
+    assert receiver_context(one_each).reference(DAY) is None  # no minute has 2 sightings
+
+
+def window(attenuation: float, minutes: int = 30) -> ExposureWindow:
+    times = DAY + 3600 + np.arange(minutes * 20) * 3.0
+    att = np.full(len(times), int(attenuation), np.int32)
+    return ExposureWindow(key_index=0, day=DAY, times=times, rssi=-24 - att, attenuation=att, tx_power_estimated=False)
+
+
+def test_scorer_threshold_moves_with_the_receiver_bounded() -> None:
+    s = BluezoneScorer(BluezoneConfig(threshold_db=60, reference_db=72, calibration_weight=0.5, calibration_clip_db=3))
+    assert s.threshold_for(DAY) == 60  # no context: the nominal threshold
+    weak = s.for_receiver(ReceiverContext({DAY: 74.0}, {DAY: 500}))
+    assert weak.threshold_for(DAY) == pytest.approx(61.0)
+    assert weak.threshold_for(DAY + 86_400) == 60  # no reference that day
+    assert s.for_receiver(ReceiverContext({DAY: 90.0}, {DAY: 500})).threshold_for(DAY) == pytest.approx(61.5)  # clipped
+    assert s.for_receiver(ReceiverContext({DAY: 60.0}, {DAY: 500})).threshold_for(DAY) == pytest.approx(58.5)
+    assert s.for_receiver(ReceiverContext({DAY: 90.0}, {DAY: 5})).threshold_for(DAY) == 60  # too little behind it
+    w = window(61)
+    assert not s.score(w).close_contact and weak.score(w).close_contact
+    assert s.config == weak.config and s.receiver is None  # binding does not change the original
+
+
+def test_for_receiver_leaves_other_scorers_alone_and_bad_settings_fail() -> None:
+    g = GaenScorer()
+    assert for_receiver(g, ReceiverContext({DAY: 80.0}, {DAY: 100})) is g
+    b = BluezoneScorer()
+    assert for_receiver(b, None) is b
+    with pytest.raises(ConfigError):
+        BluezoneConfig(calibration_weight=1.5)
+    with pytest.raises(ConfigError):
+        BluezoneConfig(calibration_clip_db=-1)
+
+
+def test_check_sightings_calibrates_on_the_whole_store() -> None:
+    tek = b"\xd1" * 16
+    interval = DAY // INTERVAL_SECONDS + 6
+    times = interval * INTERVAL_SECONDS + np.arange(0, 30 * 60, 15.0)
+    parts = [
+        advert_sightings(tek, i, times[(times // INTERVAL_SECONDS) == i], rssi=-81, tx_power=-20)  # attenuation 61
+        for i in np.unique(times // INTERVAL_SECONDS).astype(int).tolist()
+    ]
+    contact = np.concatenate(parts)
+    keys = make_keys([(tek, interval - 6, 144)])
+    # Everyone else this phone heard that day is weak (a phone in a bag): its threshold moves up by 0.7 x 3 dB.
+    weak_day = np.sort(np.concatenate([contact, sightings({n: 82.0 for n in range(1, 11)}, 60, start=DAY + 3600)]), order="time")
+    scorer = BluezoneScorer()
+    assert not check_sightings(keys, contact, scorer)[0].score.close_contact  # reference ~57 dB: threshold 60 - 2.1
+    assert check_sightings(keys, weak_day, scorer)[0].score.close_contact
+    assert not check_sightings(keys, weak_day, scorer, calibrate_receiver=False)[0].score.close_contact
+    gaen = check_sightings(keys, weak_day, GaenScorer())[0].score
+    assert gaen == check_sightings(keys, weak_day, GaenScorer(), calibrate_receiver=False)[0].score
