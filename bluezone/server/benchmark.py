@@ -5,6 +5,19 @@ keep-alive httpx client sending publish requests of 14 keys each, one after anot
 each with its own verification code.  Export: N random keys spread over 14 days,
 written into signed batches of at most 30,000 keys (storage read, shuffle, protobuf,
 ECDSA, zip, bookkeeping all included).  Medians of ``repeat`` runs.
+
+Baselines, timed in the same run (they live here, never in the product path):
+
+- uploads: the same number of publish requests sent the naive way, alternating with the
+  keep-alive runs: each on a new TCP connection (one client, keep-alive off;
+  ``keepalive_speedup_vs_new_connection``), and each through a new ``httpx.Client`` (the
+  one-shot way, ``httpx.post``; ``keepalive_speedup_vs_new_client``).  A phone uploads
+  once, so a new connection is also what one phone sees; keep-alive is the server's
+  capacity behind a proxy that pools connections.
+- export: the bare cost of the work no exporter can skip, protobuf encoding + ECDSA
+  signing + zipping of the same keys in memory in the same 30,000-key chunks (no
+  database read, shuffle, file writes or bookkeeping); ``export_vs_sign_zip_floor`` is
+  how many times that floor the full export takes.
 """
 
 from __future__ import annotations
@@ -20,14 +33,15 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.matching.export import signed_export_zip
 from bluezone.matching.keyfile import empty_keys
 from bluezone.server.app import create_app
 from bluezone.server.client import publish_body
 from bluezone.server.codes import issue_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig
-from bluezone.server.signing import keygen
+from bluezone.server.signing import Signer, keygen
 from bluezone.server.storage import Storage, open_storage
 
 
@@ -60,6 +74,35 @@ def _serve(storage: Storage, export_dir: Path) -> tuple[Any, threading.Thread, s
     return server, thread, f"http://127.0.0.1:{port}"
 
 
+def _post_all(http: httpx.Client | None, url: str, bodies: list[dict[str, Any]]) -> float:
+    """Uploads/s for ``bodies`` sent one after another; ``http=None``: a new client per request."""
+    t0 = time.perf_counter()
+    for body in bodies:
+        if http is None:  # the one-shot way: client (and its TLS context) built for each request
+            with httpx.Client(timeout=60) as once:
+                r = once.post(url + "/v1/publish", json=body)
+        else:
+            r = http.post(url + "/v1/publish", json=body)
+        if r.status_code != 200:
+            raise RuntimeError(f"upload failed: {r.status_code} {r.text}")
+    return len(bodies) / (time.perf_counter() - t0)
+
+
+def sign_zip_floor(keys: np.ndarray, signer: Signer, config: ExportConfig = ExportConfig()) -> float:
+    """Seconds to encode, sign and zip ``keys`` in memory, per day in chunks of the export's size."""
+    days = keys["rolling_start"] // ROLLING_PERIOD
+    t0 = time.perf_counter()
+    for day in np.unique(days):
+        day_keys = keys[days == day]
+        n_files = -(-len(day_keys) // config.max_keys_per_file)
+        for i in range(n_files):
+            chunk = day_keys[i * config.max_keys_per_file : (i + 1) * config.max_keys_per_file]
+            signed_export_zip(
+                chunk, signer.private_key, signer.info, region=config.region, batch_num=i + 1, batch_size=n_files
+            )
+    return time.perf_counter() - t0
+
+
 def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="bluezone-server-bench-") as tmp:
@@ -69,19 +112,16 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
         signer = keygen(root / "signing")
         try:
             server, thread, url = _serve(storage, root / "exports")
-            rates = []
+            rates, naive_rates, oneshot_rates = [], [], []
+            no_keepalive = httpx.Limits(max_keepalive_connections=0)
             try:
-                with httpx.Client(timeout=60) as http:
-                    for _ in range(repeat):
-                        now = time.time()
-                        codes = [issue_code(storage, now).code for _ in range(uploads)]
-                        bodies = [publish_body(_random_keys(14, now, rng, per_day=1), c) for c in codes]
-                        t0 = time.perf_counter()
-                        for body in bodies:
-                            r = http.post(url + "/v1/publish", json=body)
-                            if r.status_code != 200:
-                                raise RuntimeError(f"upload failed: {r.status_code} {r.text}")
-                        rates.append(uploads / (time.perf_counter() - t0))
+                with httpx.Client(timeout=60) as http, httpx.Client(timeout=60, limits=no_keepalive) as fresh:
+                    for _ in range(repeat):  # keep-alive and baselines alternate
+                        for sink, client in ((rates, http), (naive_rates, fresh), (oneshot_rates, None)):
+                            now = time.time()
+                            codes = [issue_code(storage, now).code for _ in range(uploads)]
+                            bodies = [publish_body(_random_keys(14, now, rng, per_day=1), c) for c in codes]
+                            sink.append(_post_all(client, url, bodies))
             finally:
                 server.should_exit = True
                 thread.join(10)
@@ -91,27 +131,43 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
                 "keys_per_upload": 14,
                 "uploads_per_second": statistics.median(rates),
                 "uploads_per_second_runs": rates,
+                "baseline_uploads": "a new TCP connection per upload (keep-alive off), same run, alternating",
+                "uploads_per_second_new_connection": statistics.median(naive_rates),
+                "uploads_per_second_new_connection_runs": naive_rates,
+                "keepalive_speedup_vs_new_connection": statistics.median(rates) / statistics.median(naive_rates),
+                "uploads_per_second_new_client": statistics.median(oneshot_rates),
+                "uploads_per_second_new_client_runs": oneshot_rates,
+                "keepalive_speedup_vs_new_client": statistics.median(rates) / statistics.median(oneshot_rates),
             }
             if export_keys:
                 storage.reset_exported()
                 missing = max(0, export_keys - storage.count_keys())  # the uploads' keys count too
                 storage.insert_keys_unchecked(_random_keys(missing, time.time(), rng), time.time())
-                seconds, files = [], 0
+                config = ExportConfig()
+                pending, _ = storage.pending_keys(  # what the export will write, read untimed for the floor
+                    interval_number(time.time()), rolling_start(time.time()) - config.retention_days * ROLLING_PERIOD
+                )
+                seconds, floors, files = [], [], 0
                 export_repeat = max(1, min(repeat, 3))
                 for i in range(export_repeat):
                     storage.reset_exported()
                     out = root / f"exports-{i}"
                     t0 = time.perf_counter()
-                    batches = export_batches(storage, signer, out, time.time(), ExportConfig())
+                    batches = export_batches(storage, signer, out, time.time(), config)
                     seconds.append(time.perf_counter() - t0)
                     files = len(batches)
                     exported = sum(b.num_keys for b in batches)
+                    floors.append(sign_zip_floor(pending, signer, config))
                 result.update(
                     export_keys=exported,
                     export_files=files,
                     export_seconds=statistics.median(seconds),
                     export_seconds_runs=seconds,
                     export_repeat=export_repeat,
+                    baseline_export="protobuf + ECDSA + zip of the same keys in memory, 30,000-key chunks per day",
+                    export_sign_zip_floor_seconds=statistics.median(floors),
+                    export_sign_zip_floor_seconds_runs=floors,
+                    export_vs_sign_zip_floor=statistics.median(seconds) / statistics.median(floors),
                 )
             return result
         finally:

@@ -184,7 +184,7 @@ def run_cmd(
 @click.option("--repeat", default=3, show_default=True, type=click.IntRange(1), help="Repetitions; medians are reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def benchmark_cmd(db: str | None, uploads: int, export_keys: int, repeat: int, as_json: bool) -> None:
-    """Uploads/s over loopback HTTP and seconds to export N keys into signed batches (medians)."""
+    """Uploads/s over loopback HTTP and seconds to export N keys (medians), each beside a same-run baseline."""
     from bluezone.server.benchmark import run_benchmark
 
     result = run_benchmark(db, uploads, export_keys, repeat)
@@ -192,10 +192,19 @@ def benchmark_cmd(db: str | None, uploads: int, export_keys: int, repeat: int, a
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{result['backend']}: {result['uploads_per_second']:.0f} uploads/s over loopback HTTP (median of {repeat})")
+    click.echo(
+        f"  baseline, same run: {result['uploads_per_second_new_connection']:.0f}/s with a new connection per upload"
+        f" ({result['keepalive_speedup_vs_new_connection']:.1f}x), {result['uploads_per_second_new_client']:.0f}/s"
+        f" with a new client per upload ({result['keepalive_speedup_vs_new_client']:.1f}x)"
+    )
     if export_keys:
         click.echo(
             f"export of {result['export_keys']:,} keys into {result['export_files']} signed files: "
             f"{result['export_seconds']:.1f} s (median of {result['export_repeat']})"
+        )
+        click.echo(
+            f"  floor, same run: protobuf + signing + zipping alone {result['export_sign_zip_floor_seconds']:.1f} s"
+            f" (export takes {result['export_vs_sign_zip_floor']:.1f}x that)"
         )
 
 

@@ -1,0 +1,77 @@
+"""Smoke tests: the benchmark scripts run on tiny inputs and report their same-run baselines.
+
+No timing assertions: only that both sides did the same work and every ratio is there.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", BENCHMARKS / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def positive(x: object) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def test_proximity_bench_reports_naive_write_and_load(capsys) -> None:  # type: ignore[no-untyped-def]
+    res = load("proximity_bench").main(
+        ["--rows", "3000", "--repeat", "1", "--naive-rows", "200", "--naive-load-rows", "500", "--emulated-seconds", "5", "--json"]
+    )
+    assert res["naive_insert_rows"] == 200 and res["naive_load_rows"] == 500
+    for k in ("insert_speedup_vs_naive", "load_speedup_vs_naive", "naive_insert_rows_per_s", "naive_load_rows_per_s"):
+        assert positive(res[k]), k
+    assert '"load_speedup_vs_naive"' in capsys.readouterr().out
+
+
+def test_naive_load_reads_what_the_store_holds(tmp_path: Path) -> None:
+    bench = load("proximity_bench")
+    rows = bench.random_rows(50, seed=3)
+    with bench.SightingStore.open(tmp_path / "s.db") as store:
+        bench.naive_insert(store, rows)
+        objs = bench.naive_load(store, 100)
+        back = store.sightings()
+    assert len(objs) == 50 and [o.rpi for o in objs] == back["rpi"].tolist()
+    assert all(o.tx_power is None for o in objs)  # NO_TX_POWER is stored as NULL, as add_sightings does
+
+
+def test_sim_bench_same_crowd_both_ways(capsys) -> None:  # type: ignore[no-untyped-def]
+    res = load("sim_bench").main(["--minutes", "0.2", "--repeat", "1", "--json"])
+    assert res["phones"] > 2 and res["engine_sightings"] > 0 and res["daemons_sightings"] > 0
+    for k in ("speedup_end_to_end", "speedup_radio_phase", "engine_phone_minutes_per_s", "daemons_phone_minutes_per_s"):
+        assert positive(res[k]), k
+    capsys.readouterr()
+
+
+def test_sim_bench_parks_absent_phones_apart() -> None:
+    bench = load("sim_bench")
+    scenario = bench.bench_scenario(bench.ROOT / "simulations" / "classroom.toml", 0.5)
+    tracks, carriage = bench.crowd_tracks(scenario, 1)
+    assert len(tracks) == len(carriage) and set(carriage) <= set(bench.CARRIAGES)
+    at_start = [f(scenario.start) for f in tracks.values()]
+    assert len(set(at_start)) == len(at_start)  # nobody shares a spot, parked or not
+    assert scenario.devices.positives == "all" and scenario.scanning.window_s == scenario.scanning.interval_s
+
+
+def test_server_benchmark_reports_baselines() -> None:
+    from bluezone.server.benchmark import run_benchmark
+
+    res = run_benchmark(None, uploads=2, export_keys=300, repeat=1)
+    assert len(res["uploads_per_second_new_connection_runs"]) == 1
+    assert len(res["uploads_per_second_new_client_runs"]) == 1
+    for k in ("keepalive_speedup_vs_new_connection", "keepalive_speedup_vs_new_client", "export_vs_sign_zip_floor"):
+        assert positive(res[k]), k
+    assert res["export_keys"] == 300
