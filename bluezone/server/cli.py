@@ -228,9 +228,10 @@ def _node_db(db_path: Path | None) -> Path:
 @click.option("--include-today", is_flag=True, help="Also send today's key (only if today is over for you).")
 @click.option("--dry-run", is_flag=True, help="Print the request instead of sending it.")
 @click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD), if any.")
+@click.option("--json", "as_json", is_flag=True, help="Print what was sent and stored as JSON.")
 def upload(
     server_url: str, code: str, db_path: Path | None, yes: bool, include_today: bool, dry_run: bool,
-    symptom_onset: dt.date | None,
+    symptom_onset: dt.date | None, as_json: bool,
 ) -> None:
     """Send this device's daily keys of the last 14 days to the key server (after a positive test)."""
     from bluezone.crypto.intervals import ROLLING_PERIOD
@@ -275,6 +276,17 @@ def upload(
             sent, inserted = upload_own_keys(
                 store, client, code, now, include_today=include_today, symptom_onset_interval=onset
             )
+    if as_json:
+        keys_info = [
+            {
+                "date": dt.datetime.fromtimestamp(int(k["rolling_start"]) * 600, dt.UTC).date().isoformat(),
+                "rolling_start": int(k["rolling_start"]),
+                "rolling_period": int(k["rolling_period"]),
+            }
+            for k in sent
+        ]
+        click.echo(json.dumps({"server": server_url, "sent": len(sent), "stored": inserted, "keys": keys_info}, indent=2))
+        return
     click.echo(f"uploaded {len(sent)} key(s); the server stored {inserted} new")
 
 

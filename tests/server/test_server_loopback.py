@@ -196,3 +196,23 @@ def test_server_benchmark_command_small() -> None:
     result = json.loads(out)
     assert result["backend"] == "SQLite" and result["uploads_per_second"] > 0
     assert result["export_keys"] == 500 and result["export_files"] >= 1
+
+
+def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path, now=time.time())
+    url, db = live_server["url"], str(live_server["db"])
+    code = json.loads(_run("server", "issue-code", "--db", db, "--json")[1])["code"]
+    rc, out, err = _run("upload", "--server", url, "--code", code, "--db", str(nodes["a"]), "--yes",
+                        "--include-today", "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    from bluezone.crypto.intervals import interval_number, rolling_start
+
+    now = time.time()
+    expected = 5 if interval_number(now) == rolling_start(now) else 6  # in the day's first 10 min, nothing to cut
+    assert report["sent"] == report["stored"] == expected
+    if expected == 6:
+        assert report["keys"][-1]["rolling_period"] < 144  # today's key, cut at the current interval
+    rc, out, err = _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
+                        "--export-dir", str(live_server["exports"]))
+    assert rc == 0 and out.startswith(f"{expected} keys in"), err  # nothing embargoed: today's key is over
