@@ -234,7 +234,7 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
 
 @cli.command("check")
 @click.option("--keys", "keys_path", type=click.Path(dir_okay=False, path_type=Path), help="Diagnosis key file.")
-@click.option("--scorer", "scorer_name", default=None, help="Risk scorer (default: gaen).")
+@click.option("--scorer", "scorer_name", default=None, help="Risk scorer: bluezone (default) or gaen.")
 @click.option("--scorer-config", type=click.Path(dir_okay=False, path_type=Path), help="TOML with scorer settings.")
 @click.option(
     "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set near_weight=1.0."

@@ -165,7 +165,9 @@ class GaenScorer:
 
 ScorerFactory = Callable[..., Scorer]
 _SCORERS: dict[str, ScorerFactory] = {}
-DEFAULT_SCORER = "gaen"
+#: ``bluezone check``'s scorer: 15+ minutes within about 2 m, judged from robust per-minute
+#: attenuation (bluezone_scorer.py); ``gaen`` is the GAEN v2 / Corona-Warn-App baseline.
+DEFAULT_SCORER = "bluezone"
 
 
 def register_scorer(name: str, factory: ScorerFactory) -> None:

@@ -10,6 +10,7 @@ from bluezone.matching.check import check_sightings, sightings_span
 from bluezone.matching.scoring import GaenConfig, GaenScorer
 
 DAY = 2_900_016  # interval of a UTC midnight
+GAEN = GaenScorer(GaenConfig())  # these tests pin the bucket semantics, whatever the default scorer
 
 
 def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int) -> np.ndarray:
@@ -34,7 +35,7 @@ def test_close_long_contact_is_f1_far_one_is_not() -> None:
     )
     store.sort(order="time")
     keys = make_keys([(other, DAY, 144), (close, DAY, 144), (far, DAY, 144)])
-    exposures = check_sightings(keys, store)
+    exposures = check_sightings(keys, store, GAEN)
     by_key = {e.key_index: e for e in exposures}
     assert set(by_key) == {1, 2}
     assert by_key[1].score.close_contact and by_key[1].score.minutes == 30
@@ -49,7 +50,7 @@ def test_threshold_change_flips_f1() -> None:
     tek = b"\xb1" * 16
     store = encounter(tek, DAY + 10, 10, rssi=-72)
     keys = make_keys([(tek, DAY, 144)])
-    assert not check_sightings(keys, store)[0].score.close_contact
+    assert not check_sightings(keys, store, GAEN)[0].score.close_contact
     assert check_sightings(keys, store, GaenScorer(GaenConfig(close_contact_minutes=10)))[0].score.close_contact
 
 
@@ -57,8 +58,8 @@ def test_rssi_correction_moves_attenuation() -> None:
     tek = b"\xc1" * 16
     store = encounter(tek, DAY + 10, 20, rssi=-80)  # attenuation 60: near
     keys = make_keys([(tek, DAY, 144)])
-    assert check_sightings(keys, store)[0].score.minutes_by_bucket["near"] == 20
-    corrected = check_sightings(keys, store, rssi_correction=10)[0]  # 50 dB: immediate
+    assert check_sightings(keys, store, GAEN)[0].score.minutes_by_bucket["near"] == 20
+    corrected = check_sightings(keys, store, GAEN, rssi_correction=10)[0]  # 50 dB: immediate
     assert corrected.score.minutes_by_bucket["immediate"] == 20 and corrected.score.close_contact
 
 
@@ -66,3 +67,22 @@ def test_sightings_span_covers_tolerance() -> None:
     keys = make_keys([(b"\x01" * 16, DAY, 144), (b"\x02" * 16, DAY + 144, 10)])
     assert sightings_span(keys) == ((DAY - 12) * 600.0, (DAY + 154 + 12) * 600.0)
     assert sightings_span(make_keys([])) is None
+
+
+def test_default_scorer_means_about_2m_for_15_minutes() -> None:
+    """bluezone check's default: 15+ minutes with attenuation under its ~2 m threshold (60 dB) is F1."""
+    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer
+
+    assert DEFAULT_SCORER == "bluezone" and get_scorer().name == "bluezone"
+    tek_close, tek_short, tek_far = b"\xd1" * 16, b"\xd2" * 16, b"\xd3" * 16
+    store = np.concatenate(
+        [
+            encounter(tek_close, DAY + 10, 20, rssi=-74),  # 54 dB for 20 minutes: F1
+            encounter(tek_short, DAY + 40, 10, rssi=-74),  # as close, 10 minutes: not F1
+            encounter(tek_far, DAY + 60, 30, rssi=-92),  # 72 dB for 30 minutes: not F1
+        ]
+    )
+    store.sort(order="time")
+    keys = make_keys([(tek_close, DAY, 144), (tek_short, DAY, 144), (tek_far, DAY, 144)])
+    verdicts = {e.key_index: e.score.close_contact for e in check_sightings(keys, store)}
+    assert verdicts == {0: True, 1: False, 2: False}

@@ -53,7 +53,7 @@ def scene(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_check_text(scene: tuple[Path, Path]) -> None:
     db, keys = scene
-    code, out, err = run("check", "--keys", str(keys), "--db", str(db))
+    code, out, err = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db))
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 3
@@ -65,7 +65,7 @@ def test_check_text(scene: tuple[Path, Path]) -> None:
 
 def test_check_json(scene: tuple[Path, Path]) -> None:
     db, keys = scene
-    code, out, _ = run("check", "--keys", str(keys), "--db", str(db), "--json")
+    code, out, _ = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json")
     assert code == 0
     data = json.loads(out)
     assert data["close_contact"] is True and data["scorer"] == "gaen" and data["keys"] == 3
@@ -79,7 +79,7 @@ def test_check_threshold_from_toml(scene: tuple[Path, Path], tmp_path: Path) -> 
     db, keys = scene
     config = tmp_path / "scoring.toml"
     config.write_text("[scoring.gaen]\nclose_contact_minutes = 31\n")
-    code, out, _ = run("check", "--keys", str(keys), "--db", str(db), "--scorer-config", str(config), "--json")
+    code, out, _ = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--scorer-config", str(config), "--json")
     assert code == 0 and json.loads(out)["close_contact"] is False
 
 
@@ -135,10 +135,19 @@ def test_keys_export_missing_db(tmp_path: Path) -> None:
 
 def test_check_settings_on_the_command_line(scene: tuple[Path, Path]) -> None:
     db, keys = scene
-    code, out, _ = run("check", "--keys", str(keys), "--db", str(db), "--set", "close_contact_minutes=31", "--json")
+    code, out, _ = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", "close_contact_minutes=31", "--json")
     assert code == 0 and json.loads(out)["close_contact"] is False
-    code, out, _ = run("check", "--keys", str(keys), "--db", str(db), "--set", "other_weight=0.5", "--json")
+    code, out, _ = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", "other_weight=0.5", "--json")
     assert code == 0 and [e["close_contact"] for e in json.loads(out)["exposures"]] == [True, True]
     for bad in ("bogus=1", "nonsense", "near_weight=lots"):
-        code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--set", bad)
+        code, _, err = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", bad)
         assert code == 2 and err.startswith("Error: "), bad
+
+
+def test_check_default_scorer_is_bluezone(scene: tuple[Path, Path]) -> None:
+    db, keys = scene
+    code, out, err = run("check", "--keys", str(keys), "--db", str(db), "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["scorer"] == "bluezone"
+    assert [e["close_contact"] for e in data["exposures"]] == [True, False]  # 30 min at 52 dB; 40 min at 75 dB
