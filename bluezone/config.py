@@ -21,6 +21,24 @@ from typing import Any
 from bluezone.errors import ConfigError
 
 
+
+def read_toml_table(path: str | Path, table: str, what: str = "config") -> dict[str, Any]:
+    """The dotted ``table`` (e.g. ``scoring.gaen``) of a TOML file; absent means empty.
+
+    Every settings file bluezone reads goes through here, so all fail the same way: one
+    ConfigError line naming the file.
+    """
+    try:
+        doc: Any = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+    for part in table.split("."):
+        doc = doc.get(part, {}) if isinstance(doc, dict) else {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: [{table}] must be a table")
+    return doc
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     """What the proximity daemon does and how often.

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
-from bluezone.crypto.keys import aem_key, rpi_key
+from bluezone.crypto.keys import aem_key
 
 RPI_LENGTH = 16
 AEM_LENGTH = 4

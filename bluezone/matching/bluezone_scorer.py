@@ -28,7 +28,6 @@ add up over hours.  ``[scoring.bluezone]`` in a TOML file, or ``check --set``, c
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.receiver import ReceiverContext
@@ -79,15 +79,7 @@ class BluezoneConfig:
 
     @classmethod
     def from_toml(cls, path: str | Path, table: str = "scoring.bluezone") -> BluezoneConfig:
-        try:
-            doc: Any = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read scorer config {path}: {exc}") from None
-        for part in table.split("."):
-            doc = doc.get(part, {}) if isinstance(doc, dict) else {}
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: [{table}] must be a table")
-        return cls.from_mapping(doc)
+        return cls.from_mapping(read_toml_table(path, table, "scorer config"))
 
 
 def minute_attenuation(

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 
@@ -103,15 +104,7 @@ class GaenConfig:
     @classmethod
     def from_toml(cls, path: str | Path, table: str = "scoring.gaen") -> GaenConfig:
         """Read ``[scoring.gaen]`` (or another dotted table) from a TOML file."""
-        try:
-            doc: Any = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read scorer config {path}: {exc}") from None
-        for part in table.split("."):
-            doc = doc.get(part, {}) if isinstance(doc, dict) else {}
-        if not isinstance(doc, dict):
-            raise ConfigError(f"{path}: [{table}] must be a table")
-        return cls.from_mapping(doc)
+        return cls.from_mapping(read_toml_table(path, table, "scorer config"))
 
 
 def slot_durations(times: np.ndarray, slot_seconds: float, max_gap_slots: int) -> tuple[np.ndarray, np.ndarray]:
