@@ -7,7 +7,7 @@ same result from ``check_sightings(load_keys(path), sightings)``.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -16,6 +16,9 @@ from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.matching.matcher import DEFAULT_TX_POWER, TOLERANCE_INTERVALS, ExposureWindow, find_exposures
 from bluezone.matching.receiver import for_receiver, receiver_context
 from bluezone.matching.scoring import Score, Scorer, get_scorer
+
+#: GAEN report type of a key whose earlier positive report was withdrawn.
+REPORT_TYPE_REVOKED = 5
 
 
 @dataclass(frozen=True)
@@ -83,8 +86,14 @@ def check_sightings(
     scorer = scorer or get_scorer()
     if calibrate_receiver and hasattr(scorer, "for_receiver"):
         scorer = for_receiver(scorer, receiver_context(sightings, rssi_correction=rssi_correction))
-    windows = find_exposures(keys, sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power)
-    exposures = [Exposure.from_window(w, scorer.score(w)) for w in windows]
+    # as GAEN clients do: keys whose positive report was revoked (a negative test) never match
+    usable = np.flatnonzero(keys["report_type"] != REPORT_TYPE_REVOKED)
+    windows = find_exposures(
+        keys[usable], sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power
+    )
+    exposures = [
+        replace(Exposure.from_window(w, scorer.score(w)), key_index=int(usable[w.key_index])) for w in windows
+    ]
     return sorted(exposures, key=lambda e: (e.date, e.start))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import BluezoneError, InputError
-from bluezone.matching.check import Exposure, check_sightings, sightings_span
+from bluezone.matching.check import REPORT_TYPE_REVOKED, Exposure, check_sightings, sightings_span
 from bluezone.matching.export import ExportSignatureError, open_signed_export
 from bluezone.matching.keyfile import KEY_DTYPE, empty_keys, keys_from_daily
 from bluezone.matching.scoring import Scorer
@@ -31,8 +31,6 @@ from bluezone.server.signing import PinnedKey
 log = logging.getLogger(__name__)
 
 UPLOAD_DAYS = 14
-#: GAEN report type of keys whose earlier positive report was withdrawn: never matched.
-REPORT_TYPE_REVOKED = 5
 
 
 class KeyServerError(BluezoneError):
@@ -324,13 +322,13 @@ def check_server(
     if progress and new:
         progress(len(new), len(new), "")
     result.keys = np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE)
-    # as GAEN clients do: keys whose report was revoked (a negative test) are not matched
-    usable = result.keys[result.keys["report_type"] != REPORT_TYPE_REVOKED]
-    result.revoked = len(result.keys) - len(usable)
-    span = sightings_span(usable)
+    # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
+    revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
+    result.revoked = int(revoked.sum())
+    span = sightings_span(result.keys[~revoked])
     if span is not None:
         sightings = load_sightings(*span)
         result.sightings = len(sightings)
-        result.exposures = check_sightings(usable, sightings, scorer, rssi_correction=rssi_correction)
+        result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction)
     state.mark_processed(client.base_url, counts, now)
     return result

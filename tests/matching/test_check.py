@@ -86,3 +86,12 @@ def test_default_scorer_means_about_2m_for_15_minutes() -> None:
     keys = make_keys([(tek_close, DAY, 144), (tek_short, DAY, 144), (tek_far, DAY, 144)])
     verdicts = {e.key_index: e.score.close_contact for e in check_sightings(keys, store)}
     assert verdicts == {0: True, 1: False, 2: False}
+
+
+def test_revoked_keys_never_match_and_indices_stay_those_of_the_file() -> None:
+    revoked, valid = b"\xe1" * 16, b"\xe2" * 16
+    store = np.concatenate([encounter(revoked, DAY + 10, 20, rssi=-72), encounter(valid, DAY + 40, 20, rssi=-72)])
+    keys = make_keys([(revoked, DAY, 144), (valid, DAY, 144)])
+    keys["report_type"][0] = 5  # revoked: the person's positive report was withdrawn
+    exposures = check_sightings(keys, store, GAEN)
+    assert [e.key_index for e in exposures] == [1]
