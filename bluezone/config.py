@@ -22,16 +22,23 @@ from bluezone.errors import ConfigError
 
 
 
-def read_toml_table(path: str | Path, table: str, what: str = "config") -> dict[str, Any]:
-    """The dotted ``table`` (e.g. ``scoring.gaen``) of a TOML file; absent means empty.
-
-    Every settings file bluezone reads goes through here, so all fail the same way: one
-    ConfigError line naming the file.
-    """
+def read_toml_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
+    """A whole TOML file; every settings file bluezone reads comes through here, so all fail
+    the same way: one ConfigError line naming the file and what was wrong."""
+    p = Path(path)
     try:
-        doc: Any = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc}") from None
+        return tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"no {what} at {p}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {what} {p}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{what} {p} is not valid TOML: {exc}") from None
+
+
+def read_toml_table(path: str | Path, table: str, what: str = "config file") -> dict[str, Any]:
+    """The dotted ``table`` (e.g. ``scoring.gaen``) of a TOML file; absent means empty."""
+    doc: Any = read_toml_file(path, what)
     for part in table.split("."):
         doc = doc.get(part, {}) if isinstance(doc, dict) else {}
     if not isinstance(doc, dict):
@@ -93,14 +100,7 @@ class DaemonConfig:
     def load(cls, path: Path | str) -> DaemonConfig:
         """Read a TOML file; its settings may sit at the top level or under ``[daemon]``."""
         p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {p}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read config file {p}: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        data = read_toml_file(p)
         if "daemon" in data:
             if set(data) != {"daemon"} or not isinstance(data["daemon"], dict):
                 raise ConfigError(f"config file {p}: put every setting under [daemon] or none")

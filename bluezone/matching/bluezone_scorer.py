@@ -29,7 +29,7 @@ add up over hours.  ``[scoring.bluezone]`` in a TOML file, or ``check --set``, c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.receiver import ReceiverContext
-from bluezone.matching.scoring import Score, register_scorer
+from bluezone.matching.scoring import Score, configured, register_scorer
 
 
 @dataclass(frozen=True)
@@ -172,11 +172,4 @@ class BluezoneScorer:
         )
 
 
-def _factory(config_path: str | Path | None = None, **overrides: Any) -> BluezoneScorer:
-    config = BluezoneConfig.from_toml(config_path) if config_path else BluezoneConfig()
-    if overrides:
-        config = BluezoneConfig.from_mapping({**asdict(config), **overrides})
-    return BluezoneScorer(config)
-
-
-register_scorer("bluezone", _factory)
+register_scorer("bluezone", configured(BluezoneConfig, BluezoneScorer))

@@ -199,14 +199,22 @@ def parse_setting(text: str) -> tuple[str, Any]:
         return name, value.strip()
 
 
-def _gaen_factory(config_path: str | Path | None = None, **overrides: Any) -> GaenScorer:
-    config = GaenConfig.from_toml(config_path) if config_path else GaenConfig()
-    if overrides:
-        config = GaenConfig.from_mapping({**asdict(config), **overrides})
-    return GaenScorer(config)
+def configured(config_cls: Any, scorer_cls: Callable[[Any], Scorer]) -> ScorerFactory:
+    """A registry factory: defaults, then a TOML file's table, then single overrides on top.
+
+    ``config_cls`` needs ``from_toml(path)`` and ``from_mapping(dict)``; ``scorer_cls(config)``.
+    """
+
+    def factory(config_path: str | Path | None = None, **overrides: Any) -> Scorer:
+        config = config_cls.from_toml(config_path) if config_path else config_cls()
+        if overrides:
+            config = config_cls.from_mapping({**asdict(config), **overrides})
+        return scorer_cls(config)
+
+    return factory
 
 
-register_scorer("gaen", _gaen_factory)
+register_scorer("gaen", configured(GaenConfig, GaenScorer))
 
 #: Modules that register further scorers when imported (each owns its own file).
 _PLUGIN_MODULES = ("bluezone.matching.bluezone_scorer",)

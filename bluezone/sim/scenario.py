@@ -9,11 +9,11 @@ typo never silently falls back to a default.  See docs/simulation.md for the for
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from bluezone.config import read_toml_file
 from bluezone.errors import ConfigError
 
 GROUP_KINDS = ("waypoint", "seated", "queue", "bus")
@@ -414,12 +414,4 @@ def _scenario(data: dict[str, Any], groups: tuple[Group, ...]) -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and check a scenario file; ConfigError (exit code 2) says what is wrong."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"no scenario file at {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read scenario {path}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return scenario_from_mapping(data, where=path.name)
+    return scenario_from_mapping(read_toml_file(path, "scenario file"), where=path.name)

@@ -51,7 +51,7 @@ def test_bad_config_is_one_line_config_error(tmp_path, text: str, words: str) ->
 
 
 def test_missing_file(tmp_path) -> None:
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(ConfigError, match="no config file at"):
         DaemonConfig.load(tmp_path / "nope.toml")
 
 
