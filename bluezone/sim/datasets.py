@@ -13,6 +13,10 @@ Two layouts are understood, told apart by their files:
 
 Everything becomes ``Recording`` records; a recording that changes distance inside the
 file is split into parts that share the recording's id (so a bootstrap keeps them together).
+Recordings made by other people have odd lines: a malformed line (a field that is not a
+number, an RSSI outside -127..20 dBm, a distance that is not positive) is skipped and counted,
+and a file that cannot be read at all is skipped with its reason, so one bad file does not
+stop an evaluation; both are reported in ``Dataset.problems``.
 """
 
 from __future__ import annotations
@@ -32,10 +36,19 @@ log = logging.getLogger(__name__)
 
 FEET = 0.3048
 PACT_NAME = "BlueProxTx"
+NG_COLUMNS = {"device", "elapsed", "rss", "dist"}
+MIN_RSSI, MAX_RSSI = -127, 20  # dBm a BLE receiver can report
 
 
 class DatasetError(InputError):
     """A dataset directory cannot be read."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    layout: str  # "mitll_pact" or "ng_rss_smartphone"
+    recordings: list[Recording]
+    problems: list[str]  # one line per skipped file or per file with skipped lines
 
 
 @dataclass(frozen=True)
@@ -47,8 +60,8 @@ class Recording:
     rssi: np.ndarray  # dBm
 
 
-def load_dataset(root: str | Path) -> tuple[str, list[Recording]]:
-    """(layout name, recordings) of a dataset directory."""
+def load_dataset(root: str | Path) -> Dataset:
+    """The recordings of a dataset directory; unreadable files and lines are skipped and reported."""
     root = Path(root)
     data = root / "data"
     if not data.is_dir():
@@ -56,16 +69,29 @@ def load_dataset(root: str | Path) -> tuple[str, list[Recording]]:
     logs = sorted(data.glob("*/*.txt.gz"))
     csvs = sorted(data.glob("*/*.csv"))
     if logs:
-        recordings = [r for p in logs for r in _read_pact(p, data)]
-        layout = "mitll_pact"
+        layout, files, reader = "mitll_pact", logs, _read_pact
     elif csvs:
-        recordings = [r for p in csvs for r in _read_ng(p, data)]
-        layout = "ng_rss_smartphone"
+        layout, files, reader = "ng_rss_smartphone", csvs, _read_ng
     else:
         raise DatasetError(f"{data}: neither PACT logs (*/*.txt.gz) nor RSS CSVs (*/*.csv)")
+    recordings: list[Recording] = []
+    problems: list[str] = []
+    for path in files:
+        name = path.relative_to(data)
+        try:
+            found, bad_lines = reader(path, data)
+        except DatasetError as exc:
+            problems.append(f"{name}: skipped ({exc})")
+            log.warning("%s: skipped (%s)", name, exc)
+            continue
+        if bad_lines:
+            problems.append(f"{name}: {bad_lines} malformed line(s) skipped")
+            log.warning("%s: %d malformed line(s) skipped", name, bad_lines)
+        recordings.extend(found)
     if not recordings:
-        raise DatasetError(f"{root}: no usable recordings")
-    return layout, recordings
+        detail = f" ({problems[0]}{', ...' if len(problems) > 1 else ''})" if problems else ""
+        raise DatasetError(f"{root}: no usable recordings{detail}")
+    return Dataset(layout, recordings, problems)
 
 
 def _pact_time(stamp: str) -> float:
@@ -74,11 +100,17 @@ def _pact_time(stamp: str) -> float:
     return dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=dt.UTC).timestamp()
 
 
-def _read_pact(path: Path, data: Path) -> list[Recording]:
+def _plausible_rssi(value: float) -> bool:
+    return MIN_RSSI <= value <= MAX_RSSI
+
+
+def _read_pact(path: Path, data: Path) -> tuple[list[Recording], int]:
+    """(recordings, malformed lines skipped) of one PACT log."""
     setup = path.parent.name
     rid = str(path.relative_to(data))
     rows: list[tuple[float, float, int, str, float]] = []  # range ft, time, rssi, id, apple time
     range_ft: float | None = None
+    bad = 0
     try:
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -86,17 +118,25 @@ def _read_pact(path: Path, data: Path) -> list[Recording]:
                 if len(parts) < 3:
                     continue
                 kind = parts[1]
-                if kind == "Range":
-                    range_ft = float(parts[2])
-                elif kind == "Bluetooth" and len(parts) >= 7 and parts[4] == PACT_NAME and range_ft is not None:
-                    rssi = int(parts[3])
-                    if rssi == 127:
-                        continue
-                    rows.append((range_ft, _pact_time(parts[0]), rssi, parts[2], float(parts[6])))
-    except (OSError, ValueError, EOFError) as exc:
-        raise DatasetError(f"{path}: cannot read PACT log: {exc}") from None
+                try:
+                    if kind == "Range":
+                        value = float(parts[2])
+                        if not 0 < value < 1e4:
+                            raise ValueError("distance")
+                        range_ft = value
+                    elif kind == "Bluetooth" and len(parts) >= 7 and parts[4] == PACT_NAME and range_ft is not None:
+                        rssi = int(parts[3])
+                        if rssi == 127:  # iOS: not available
+                            continue
+                        if not _plausible_rssi(rssi):
+                            raise ValueError("rssi")
+                        rows.append((range_ft, _pact_time(parts[0]), rssi, parts[2], float(parts[6])))
+                except (ValueError, OverflowError):
+                    bad += 1
+    except (OSError, EOFError, UnicodeError) as exc:
+        raise DatasetError(f"cannot read PACT log: {exc}") from None
     if not rows:
-        return []
+        return [], bad
     rng_ft = np.array([r[0] for r in rows])
     times = np.array([r[1] for r in rows])
     rssi = np.array([r[2] for r in rows])
@@ -110,18 +150,31 @@ def _read_pact(path: Path, data: Path) -> list[Recording]:
         m = keep & (rng_ft == value)
         order = np.argsort(times[m], kind="stable")
         out.append(Recording(rid, setup, float(value) * FEET, times[m][order], rssi[m][order].astype(np.float64)))
-    return out
+    return out, bad
 
 
-def _read_ng(path: Path, data: Path) -> list[Recording]:
+def _read_ng(path: Path, data: Path) -> tuple[list[Recording], int]:
+    """(recordings, malformed rows skipped) of one consolidated RSS CSV."""
     setup = path.parent.name
     groups: dict[tuple[int, str], list[tuple[float, int]]] = {}
+    bad = 0
     try:
-        with path.open(newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                groups.setdefault((int(row["dist"]), row["device"]), []).append((float(row["elapsed"]), int(row["rss"])))
-    except (OSError, KeyError, ValueError) as exc:
-        raise DatasetError(f"{path}: cannot read RSS CSV: {exc}") from None
+        with path.open(newline="", encoding="utf-8", errors="replace") as f:
+            reader = csv.DictReader(f)
+            missing = NG_COLUMNS - set(reader.fieldnames or [])
+            if missing:
+                raise DatasetError(f"RSS CSV without column(s) {', '.join(sorted(missing))}")
+            for row in reader:
+                try:
+                    dist, elapsed, rss = int(row["dist"]), float(row["elapsed"]), int(row["rss"])
+                    if dist <= 0 or not np.isfinite(elapsed) or not _plausible_rssi(rss) or not row["device"]:
+                        raise ValueError("out of range")
+                except (ValueError, TypeError):
+                    bad += 1
+                    continue
+                groups.setdefault((dist, row["device"]), []).append((elapsed, rss))
+    except (OSError, UnicodeError, csv.Error) as exc:
+        raise DatasetError(f"cannot read RSS CSV: {exc}") from None
     out = []
     for (dist_cm, device), values in sorted(groups.items()):
         times = np.array([v[0] for v in values])
@@ -131,4 +184,4 @@ def _read_ng(path: Path, data: Path) -> list[Recording]:
             times = times.min() + np.arange(len(times)) * span / len(times)
         order = np.argsort(times, kind="stable")
         out.append(Recording(f"{setup}/{dist_cm}", f"{setup}/{device}", dist_cm / 100.0, times[order], rssi[order]))
-    return out
+    return out, bad

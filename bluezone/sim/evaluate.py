@@ -144,8 +144,8 @@ def evaluate(
     progress: Callable[[float], None] | None = None,
 ) -> dict[str, Any]:
     """The evaluation report of one dataset directory, as a JSON-ready dict."""
-    layout, recordings = load_dataset(root)
-    minutes = minutes_of(recordings, tx_power)
+    dataset = load_dataset(root)
+    minutes = minutes_of(dataset.recordings, tx_power)
     names = scorers or scorer_names()
     judges = {n: get_scorer(n) for n in names}
     rng = np.random.default_rng(seed)
@@ -161,8 +161,10 @@ def evaluate(
     by_rid = {r: [i for i, m in enumerate(minutes) if m.rid == r] for r in rids}
     report: dict[str, Any] = {
         "dataset": str(root),
-        "layout": layout,
+        "layout": dataset.layout,
         "recordings": len(rids),
+        "problems": dataset.problems,
+        "close_m": CLOSE_M,  # strictly closer counts as close: recordings at exactly 2.0 m are "not close"
         "minutes": len(minutes),
         "minutes_under_2m": int(truth.sum()),
         "chains": len(chain_set),
@@ -204,6 +206,7 @@ def table(report: dict[str, Any]) -> str:
     lines = [
         f"dataset {report['dataset']} ({report['layout']}): {report['recordings']} recordings, {report['minutes']} "
         f"one-minute windows ({report['minutes_under_2m']} under 2 m), {report['chains']} chained {report['chain_minutes']}-minute exposures",
+        *(f"skipped: {p}" for p in report.get("problems", [])),
         f"{'scorer':<10}{'ROC-AUC':>9}{'PR-AUC':>8}{'precision':>11}{'recall':>8}{'F1':>7}   F1 95% CI",
     ]
     for n, s in report["scorers"].items():

@@ -1,0 +1,108 @@
+"""Dataset loaders on other people's files: odd lines are skipped and counted, bad files skipped, never a crash."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sim_helpers import DATASETS
+
+from bluezone.cli import cli
+from bluezone.sim.datasets import DatasetError, load_dataset
+
+PACT_DIR = "data/HandDOWN_HandDOWN"
+NG_CSV = "data/HandHand/RSS_humanHH.csv"
+
+
+def copy(name: str, tmp: Path) -> Path:
+    dest = tmp / name
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(DATASETS / name, dest)
+    return dest
+
+
+def same_recordings(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        x.rid == y.rid and x.distance_m == y.distance_m and np.array_equal(x.rssi, y.rssi) and np.array_equal(x.times, y.times)
+        for x, y in zip(a, b)
+    )
+
+
+junk_line = st.one_of(
+    st.text(max_size=60).map(lambda s: s.replace("\n", " ").replace("\r", " ")),
+    st.builds(lambda v: f"2020-05-16 10:33:00.000,Range,{v}", st.sampled_from(["x", "-3", "0", "nan", "", "1e999"])),
+    st.builds(
+        lambda t, r, tx, at: f"{t},Bluetooth,ID,{r},BlueProxTx,{tx},{at}",
+        st.sampled_from(["2020-05-16 10:33:00.000", "yesterday", ""]),
+        st.sampled_from(["-60.5", "abc", "300", "-200", ""]),
+        st.sampled_from(["8.0", "x"]),
+        st.sampled_from(["611332352.9", "nope"]),
+    ),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.lists(junk_line, min_size=1, max_size=8), where=st.floats(0.05, 0.95))
+def test_junk_lines_in_a_pact_log_are_skipped_and_change_nothing_else(tmp_path: Path, junk: list[str], where: float) -> None:
+    root = copy("mitll_small", tmp_path)
+    clean = load_dataset(root)
+    log = sorted((root / PACT_DIR).glob("*5ft*.txt.gz"))[0]
+    lines = gzip.decompress(log.read_bytes()).decode().splitlines(keepends=True)
+    at = max(int(len(lines) * where), 12)  # after the first Range line
+    lines[at:at] = [j + "\n" for j in junk]
+    log.write_bytes(gzip.compress("".join(lines).encode()))
+    dirty = load_dataset(root)
+    assert same_recordings(clean.recordings, dirty.recordings)
+
+
+def test_malformed_pact_rows_are_counted(tmp_path: Path) -> None:
+    root = copy("mitll_small", tmp_path)
+    log = sorted((root / PACT_DIR).glob("*5ft*.txt.gz"))[0]
+    text = gzip.decompress(log.read_bytes()).decode()
+    text += "2020-05-16 10:40:00.000,Bluetooth,ID,abc,BlueProxTx,8.0,1.0\n2020-05-16 10:40:00.000,Range,x\n"
+    log.write_bytes(gzip.compress(text.encode()))
+    problems = load_dataset(root).problems
+    assert problems == [f"{log.relative_to(root / 'data')}: 2 malformed line(s) skipped"]
+
+
+def test_a_corrupt_file_is_skipped_and_reported_by_evaluate(tmp_path: Path) -> None:
+    root = copy("mitll_small", tmp_path)
+    bad = root / PACT_DIR / "HandDOWN_HandDOWN_8ft_log_broken.txt.gz"
+    bad.write_bytes(gzip.compress(b"2020-05-16 10:32:32.810,Range,8\n")[:-12])  # truncated gzip
+    data = load_dataset(root)
+    assert len({r.rid for r in data.recordings}) == 2
+    assert len(data.problems) == 1 and "broken" in data.problems[0] and "skipped" in data.problems[0]
+    result = CliRunner().invoke(cli, ["evaluate", str(root), "--json", "--bootstrap", "0", "--chains", "20"], obj={})
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["problems"] == data.problems and report["recordings"] == 2
+
+
+def test_ng_rows_out_of_range_skipped_missing_column_skips_file(tmp_path: Path) -> None:
+    root = copy("ng_small", tmp_path)
+    csv_path = root / NG_CSV
+    clean = load_dataset(root)
+    with csv_path.open("a", newline="") as f:
+        f.write("gryphonelab,1.0,-500,0,0,120,1\r\nHTC One M9,x,-70,0,0,120,1\r\ngryphonelab,2.0,-70,0,0,-5,1\r\nshort,row\r\n")
+    dirty = load_dataset(root)
+    assert same_recordings(clean.recordings, dirty.recordings)
+    assert dirty.problems == ["HandHand/RSS_humanHH.csv: 4 malformed line(s) skipped"]
+    csv_path.write_text("device,elapsed,rss\r\ngryphonelab,1.0,-70\r\n")
+    with pytest.raises(DatasetError, match="no usable recordings.*without column.*dist"):
+        load_dataset(root)
+
+
+def test_evaluate_with_no_usable_file_exits_2_in_one_line(tmp_path: Path) -> None:
+    root = copy("ng_small", tmp_path)
+    (root / NG_CSV).write_bytes(b"\x00\xff garbage")
+    result = CliRunner().invoke(cli, ["evaluate", str(root)], obj={})
+    assert result.exit_code == 2
+    assert result.output.strip().count("\n") == 0 and "no usable recordings" in result.output
