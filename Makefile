@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench lint clean
 
 demo: $(VENV)/.installed
 	$(BIN)/bluezone demo
@@ -16,6 +16,11 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed
 	$(BIN)/bluezone benchmark
+
+lint: $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[lint]'
+	$(BIN)/python -m pyflakes bluezone tests simulations benchmarks
+	$(BIN)/python -m mypy bluezone
 
 $(VENV)/bin/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "bluezone needs Python 3.11 or newer"'

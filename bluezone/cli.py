@@ -281,7 +281,7 @@ def check(
         span = sightings_span(diagnosis)
         with existing_store(db_path) as store:
             sightings = as_sightings(store.sightings(*span)) if span else None
-        exposures = check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction) if span else []
+        exposures = [] if sightings is None else check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction)
     close = sum(e.score.close_contact for e in exposures)
     if as_json:
         emit_json(
@@ -418,4 +418,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

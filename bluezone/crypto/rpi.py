@@ -50,7 +50,7 @@ def _padded_blocks(starts: np.ndarray, count: int) -> np.ndarray:
     n = len(starts)
     blocks = np.zeros((n, count, 16), np.uint8)
     blocks[:, :, :12] = np.frombuffer(_PREFIX, np.uint8)
-    intervals = (starts.astype(np.uint64)[:, None] + np.arange(count, dtype=np.uint64)) & 0xFFFFFFFF
+    intervals = np.bitwise_and(starts.astype(np.uint64)[:, None] + np.arange(count, dtype=np.uint64), np.uint64(0xFFFFFFFF))
     blocks[:, :, 12:16] = intervals.astype("<u4").view(np.uint8).reshape(n, count, 4)
     return blocks
 
@@ -87,13 +87,13 @@ def rpis_for_keys(
         buffer = out.reshape(-1)
         if buffer.dtype != np.uint8 or not buffer.flags.c_contiguous or len(buffer) < needed:
             raise ValueError(f"out must be a contiguous uint8 buffer of at least {needed} bytes")
-    out_view = memoryview(buffer)
+    out_view = memoryview(buffer)  # type: ignore[arg-type]  # numpy arrays are buffers
     tek_bytes = teks.tobytes()
     sha256, ecb, aes, cipher, hkdf = hashes.SHA256(), modes.ECB(), algorithms.AES, Cipher, HKDF
     for lo in range(0, n, _CHUNK):
         hi = min(lo + _CHUNK, n)
         unique_starts, which = np.unique(starts[lo:hi], return_inverse=True)
-        plain = memoryview(_padded_blocks(unique_starts, count).reshape(-1))
+        plain = memoryview(_padded_blocks(unique_starts, count).reshape(-1))  # type: ignore[arg-type]
         # Slices made up front in comprehensions: the loop below is the hot path (~5 us/key,
         # nearly all of it HKDF and Cipher set-up inside cryptography).
         plains = [plain[a : a + row_bytes] for a in range(0, len(unique_starts) * row_bytes, row_bytes)]

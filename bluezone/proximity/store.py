@@ -53,22 +53,22 @@ def default_db_path() -> Path:
 
 
 def _v1(db: sqlite_utils.Database) -> None:
-    db["daily_keys"].create(
+    db.table("daily_keys").create(
         {"key": bytes, "rolling_start": int, "rolling_period": int, "created_at": float},
         if_not_exists=True,
     )
-    db["daily_keys"].create_index(["key"], unique=True, if_not_exists=True)
-    db["daily_keys"].create_index(["rolling_start"], if_not_exists=True)
-    db["sightings"].create(
+    db.table("daily_keys").create_index(["key"], unique=True, if_not_exists=True)
+    db.table("daily_keys").create_index(["rolling_start"], if_not_exists=True)
+    db.table("sightings").create(
         {"time": float, "rpi": bytes, "aem": bytes, "rssi": int, "tx_power": int, "address": str},
         if_not_exists=True,
     )
-    db["sightings"].create_index(["time"], if_not_exists=True)
+    db.table("sightings").create_index(["time"], if_not_exists=True)
 
 
 def _v2(db: sqlite_utils.Database) -> None:
     """What the running daemon last reported about itself and its radio, for ``bluezone status``."""
-    db["daemon_state"].create({"name": str, "value": str, "updated_at": float}, pk="name", if_not_exists=True)
+    db.table("daemon_state").create({"name": str, "value": str, "updated_at": float}, pk="name", if_not_exists=True)
 
 
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.

@@ -115,7 +115,9 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
         signer = keygen(root / "signing")
         try:
             server, thread, url = _serve(storage, root / "exports")
-            rates, naive_rates, oneshot_rates = [], [], []
+            rates: list[float] = []
+            naive_rates: list[float] = []
+            oneshot_rates: list[float] = []
             no_keepalive = httpx.Limits(max_keepalive_connections=0)
             try:
                 with httpx.Client(timeout=60) as http, httpx.Client(timeout=60, limits=no_keepalive) as fresh:

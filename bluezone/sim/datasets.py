@@ -125,12 +125,12 @@ def _read_pact(path: Path, data: Path) -> tuple[list[Recording], int]:
                             raise ValueError("distance")
                         range_ft = value
                     elif kind == "Bluetooth" and len(parts) >= 7 and parts[4] == PACT_NAME and range_ft is not None:
-                        rssi = int(parts[3])
-                        if rssi == 127:  # iOS: not available
+                        level = int(parts[3])
+                        if level == 127:  # iOS: not available
                             continue
-                        if not _plausible_rssi(rssi):
+                        if not _plausible_rssi(level):
                             raise ValueError("rssi")
-                        rows.append((range_ft, _pact_time(parts[0]), rssi, parts[2], float(parts[6])))
+                        rows.append((range_ft, _pact_time(parts[0]), level, parts[2], float(parts[6])))
                 except (ValueError, OverflowError):
                     bad += 1
     except (OSError, EOFError, UnicodeError) as exc:

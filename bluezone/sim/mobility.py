@@ -30,7 +30,7 @@ class Waypoint:
         n = group.people
         x0, y0, x1, y1 = group.region or (0.0, 0.0, scenario.space.width_m, scenario.space.depth_m)
         self.box = np.array([x0, y0]), np.array([x1, y1])
-        sizes = []
+        sizes: list[int] = []
         while sum(sizes) < n:
             sizes.append(int(rng.integers(group.group_size[0], group.group_size[1] + 1)))
         sizes[-1] -= sum(sizes) - n
@@ -207,7 +207,7 @@ class Bus:
         return pos, self.heading.copy(), present
 
 
-KINDS = {"waypoint": Waypoint, "seated": Seated, "queue": Queue, "bus": Bus}
+KINDS: dict[str, type[Waypoint | Seated | Queue | Bus]] = {"waypoint": Waypoint, "seated": Seated, "queue": Queue, "bus": Bus}
 
 
 class Crowd:

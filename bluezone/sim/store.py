@@ -9,6 +9,8 @@ crowds when the store module is present.
 
 from __future__ import annotations
 
+import importlib.util
+
 import logging
 import tempfile
 from pathlib import Path
@@ -65,11 +67,8 @@ class SqliteStores:
 
 
 def sqlite_available() -> bool:
-    try:
-        import bluezone.proximity.store  # noqa: F401
-    except ModuleNotFoundError:
-        return False
-    return True
+    """Whether the real sighting store can be used (it needs sqlite-utils)."""
+    return importlib.util.find_spec("sqlite_utils") is not None
 
 
 def open_stores(n: int, kind: str = "auto") -> MemoryStores | SqliteStores:

@@ -10,7 +10,11 @@ Usage: python simulations/tools/detection_ceiling.py MINUTES.pkl [SKIP_SEED ...]
   per-minute attenuations (every link it heard), and the minute threshold moves by
   alpha * clip(reference - C, +-clip) dB.  C is either a constant (what a real receiver can
   use) or, as an oracle, the median reference of the run's receivers (not available to a
-  phone); F1 minus GAEN's F1 is printed per scenario, mean and worst over seeds.
+  phone); F1 minus GAEN's F1 is printed per scenario, mean and worst over seeds;
+- sender-side calibration on top ("+tx"): the sender's own reference, measured the same way
+  from what *it* hears (a pocket dampens both directions alike), shifts the pair's attenuation
+  too, as if the sender had lowered the TX power in its AEM by that much.  Needs
+  ``positives = "all"`` (every phone's reference known), so classroom and office.
 """
 
 import pickle
@@ -62,7 +66,9 @@ def ceiling(d: dict, pct: int = 10) -> tuple[float, float, float]:
     return p85, r80, f1
 
 
-def calibrated_f1(d: dict, q: float, c: float | None, alpha: float, clip: float, threshold: float = 59.0, pct: int = 10) -> float:
+def calibrated_f1(
+    d: dict, q: float, c: float | None, alpha: float, clip: float, threshold: float = 60.0, pct: int = 10, tx: float = 0.0
+) -> float:
     per: dict[int, list[np.ndarray]] = {}
     for k, u in d["units"].items():
         per.setdefault(k[2], []).append(u[pct][1])
@@ -75,7 +81,9 @@ def calibrated_f1(d: dict, q: float, c: float | None, alpha: float, clip: float,
     for k, u in d["units"].items():
         s, v, _ = u[pct]
         if k in idx and len(s):
-            pred[idx[k]] = within_minutes(s, smoothed(s, v) - offset.get(k[2], 0.0), threshold) >= 15 - 1e-9
+            # offset is per device; with positives = "all" a sender's row is its device number
+            shift = offset.get(k[2], 0.0) + tx * offset.get(k[1], 0.0)
+            pred[idx[k]] = within_minutes(s, smoothed(s, v) - shift, threshold) >= 15 - 1e-9
     return confusion(truth, pred).f1
 
 
@@ -89,10 +97,14 @@ def main() -> None:
         print(key, f"prevalence {truth.mean():.3f}  best P at R>=0.85 {p85:.2f}  best R at P>=0.80 {r80:.2f}  best F1 {f1:.2f}")
     settings = [("none", 50, 74.0, 0.0, 0.0), ("C=74 a=0.5 clip 3", 50, 74.0, 0.5, 3.0), ("C=74 a=1 clip 5", 50, 74.0, 1.0, 5.0),
                 ("oracle a=1", 50, None, 1.0, 99.0), ("oracle a=0.5", 50, None, 0.5, 99.0)]
-    for label, q, c, alpha, clip in settings:
+    settings = [(*x, 0.0) for x in settings] + [("C=72 a=0.7 clip 3 (default)", 50, 72.0, 0.7, 3.0, 0.0),
+        ("C=72 a=0.7 clip 3 +tx", 50, 72.0, 0.7, 3.0, 1.0), ("oracle a=0.5 +tx", 50, None, 0.5, 99.0, 1.0)]
+    for label, q, c, alpha, clip, tx in settings:
         margins: dict[str, list[float]] = {}
         for (name, _), d in runs.items():
-            margins.setdefault(name, []).append(calibrated_f1(d, q, c, alpha, clip) - d["gaen"])
+            if tx and name not in ("classroom", "office"):
+                continue
+            margins.setdefault(name, []).append(calibrated_f1(d, q, c, alpha, clip, tx=tx) - d["gaen"])
         print(f"{label:20}", " ".join(f"{n}:{np.mean(m):+.3f}/{min(m):+.3f}" for n, m in sorted(margins.items())))
 
 

@@ -32,7 +32,7 @@ from bluezone.matching.export import (
     verify_export_sig,
     write_export_zip,
 )
-from bluezone.matching.keyfile import NO_DAYS_SINCE_ONSET, empty_keys, key_bytes, load_keys, parse_keys
+from bluezone.matching.keyfile import NO_DAYS_SINCE_ONSET, empty_keys, load_keys, parse_keys
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
 VECTORS = Path(__file__).parents[1] / "data" / "vectors"

@@ -310,6 +310,7 @@ class BluezRadio(Radio):
     async def _retrying(self, step: Callable[[], Awaitable[None]], attempts: int = 5) -> None:
         """Run ``step``, retrying InProgress / NotReady / Busy with a short backoff."""
         delay = 0.25
+        error: Exception | None = None
         for attempt in range(attempts):
             try:
                 await step()
