@@ -1,6 +1,7 @@
 """Run scenarios on given seeds and pickle per-minute attenuation per unit + truth (for detection_ceiling.py).
 
-Usage: python simulations/tools/collect_minutes.py OUT.pkl classroom,office 13,14,15,16
+Usage: python simulations/tools/collect_minutes.py OUT.pkl classroom,office 13,14,15,16 [VARIANT]
+(VARIANT: base, handonly, nocal or perfect, as in oracle_ceiling.py; default base)
 (about 25 s per classroom or office run on this machine; the market is shortened to 90 minutes).
 Per unit (day, uploader row, receiver device) it keeps, for the 10th, 25th and 50th per-minute
 percentile of attenuation, (minute slots, value, sightings) as the bluezone scorer computes them.
@@ -11,6 +12,7 @@ import pickle
 import sys
 
 import numpy as np
+from oracle_ceiling import variant
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, minute_attenuation
 from bluezone.sim import engine, report
@@ -19,11 +21,11 @@ from bluezone.sim.scenario import load_scenario
 PERCENTILES = (10, 25, 50)
 
 
-def collect(names: list[str], seeds: list[int]) -> dict:
+def collect(names: list[str], seeds: list[int], kind: str = "base") -> dict:
     out = {}
     for seed in seeds:
         for name in names:
-            sc = load_scenario(f"simulations/{name}.toml")
+            sc = variant(load_scenario(f"simulations/{name}.toml"), kind)
             if name == "market":
                 sc = sc.with_overrides(duration_min=90)
             r = engine.run(sc, seed=seed, scorers=["gaen"], store="memory", keep_windows=True)
@@ -45,6 +47,6 @@ def collect(names: list[str], seeds: list[int]) -> dict:
 
 
 if __name__ == "__main__":
-    data = collect(sys.argv[2].split(","), [int(s) for s in sys.argv[3].split(",")])
+    data = collect(sys.argv[2].split(","), [int(s) for s in sys.argv[3].split(",")], *sys.argv[4:5])
     with open(sys.argv[1], "wb") as f:
         pickle.dump(data, f)

@@ -1,0 +1,72 @@
+"""F1 margin of the bluezone scorer over GAEN for receiver-calibration settings, per scenario.
+
+Usage: python simulations/tools/calibration_sweep.py base=AS_WRITTEN.pkl[,MORE.pkl] hand=IN_HAND.pkl
+(pickles from collect_minutes.py; IN_HAND made with the variant ``handonly``).
+
+For every setting (per-minute threshold, reference C, weight a, clip) the threshold of a
+receiver is threshold + a * clip(reference - C); reference = median of all its per-minute
+attenuations (what ``bluezone.matching.receiver`` computes).  Prints each world's receiver
+references, then per setting the mean margin per (world, scenario) and the worst of them.
+This is how docs/simulation.md's clip trade-off was measured (seeds 11-14 / 11-12 / 11-13).
+"""
+
+import itertools
+import pickle
+import sys
+
+import numpy as np
+from detection_ceiling import smoothed, within_minutes
+
+from bluezone.sim.metrics import confusion
+
+GRID = [(60.0, 72.0, 0.7, 3.0)] + list(itertools.product([59.0, 60.0, 61.0], [70.0, 72.0, 74.0], [0.7, 1.0], [3.0, 5.0, 8.0]))
+
+
+def prepare(d: dict, pct: int = 10) -> tuple[list, dict, np.ndarray]:
+    idx = {k: i for i, k in enumerate(d["keys"])}
+    per: dict[int, list[np.ndarray]] = {}
+    units = []
+    for k, u in d["units"].items():
+        s, v, _ = u[pct]
+        per.setdefault(k[2], []).append(v)
+        if k in idx and len(s):
+            units.append((idx[k], k[2], s, smoothed(s, v)))
+    reference = {r: float(np.percentile(np.concatenate(x), 50)) for r, x in per.items() if sum(map(len, x))}
+    return units, reference, d["true"] >= d["cc"] - 1e-9
+
+
+def f1(prepared: tuple, threshold: float, c: float, a: float, clip: float) -> float:
+    units, reference, truth = prepared
+    pred = np.zeros(len(truth), bool)
+    for i, r, s, sm in units:
+        t = threshold + a * float(np.clip(reference.get(r, c) - c, -clip, clip))
+        pred[i] = within_minutes(s, sm, t) >= 15 - 1e-9
+    return confusion(truth, pred).f1
+
+
+def main() -> None:
+    runs = {}
+    for arg in sys.argv[1:]:
+        world, paths = arg.split("=", 1)
+        for path in paths.split(","):
+            for (name, seed), d in pickle.load(open(path, "rb")).items():
+                runs[(world, name, seed)] = (prepare(d), d["gaen"])
+    refs: dict[tuple[str, str], list[float]] = {}
+    for (world, name, _), (p, _) in runs.items():
+        refs.setdefault((world, name), []).extend(p[1].values())
+    for key, v in sorted(refs.items()):
+        print(key, f"receiver reference median {np.median(v):.1f} dB (10-90 %: {np.percentile(v, 10):.1f}-{np.percentile(v, 90):.1f})")
+    for threshold, c, a, clip in GRID:
+        margins: dict[tuple[str, str], list[float]] = {}
+        for (world, name, _), (p, gaen) in runs.items():
+            margins.setdefault((world, name), []).append(f1(p, threshold, c, a, clip) - gaen)
+        means = {k: float(np.mean(v)) for k, v in sorted(margins.items())}
+        print(
+            f"threshold {threshold:g} C {c:g} a {a:g} clip {clip:g}: worst {min(means.values()):+.3f} | "
+            + " ".join(f"{w}/{n}:{m:+.3f}" for (w, n), m in means.items()),
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
