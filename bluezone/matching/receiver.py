@@ -2,16 +2,22 @@
 
 A phone in a bag or a pocket hears every neighbour several dB weaker than one in a hand, and
 a model's RSSI residual does the same to all its links.  A phone under GAEN cannot tell,
-but a daemon that stores every advert it hears can: the typical attenuation of all links it
-heard that day (not only the diagnosis keys' ones) is its own offset plus the day's
-geometry.  ``receiver_context`` computes that reference from the stored sightings; a scorer
-that supports it (``BluezoneScorer.for_receiver``) shifts its threshold by part of the
-difference from a nominal reference, bounded (the geometry part is not the phone's fault).
+but a daemon that stores every advert it hears can: how loud its *closest* company of the
+day sounded (not only the diagnosis keys' links) is its own offset plus the day's geometry.
+``receiver_context`` computes that reference from the stored sightings; a scorer that
+supports it (``BluezoneScorer.for_receiver``) shifts its threshold by part of the difference
+from a nominal reference, bounded (the geometry part is not the phone's fault).
 
 The reference: sightings are grouped per (RPI, minute) (an RPI is one neighbour for 10-20
 minutes), each group with at least ``min_sightings`` gives its ``percentile``-th attenuation
 (TX power taken as ``nominal_tx_power``: other phones' AEMs cannot be decrypted), and the
-day's reference is the ``quantile``-th percentile of those per-minute values.
+day's reference is the ``quantile``-th percentile of those per-minute values.  The default
+quantile is low (5): most days bring someone within about a metre, in a classroom as in a
+market, so the low end of the day's link-minutes moves with the phone's own carriage and far
+less with the room than the median does (docs/simulation.md, "Receiver self-calibration").
+A low quantile has one trap: a long close contact can *be* the day's closest company, and
+would then make its own receiver stricter.  So a scorer asks for the reference *without* the
+link it judges (``reference(day, exclude=window.sighting_index)``): the other company's level.
 """
 
 from __future__ import annotations
@@ -28,16 +34,35 @@ from bluezone.matching.matcher import DEFAULT_TX_POWER
 
 @dataclass(frozen=True)
 class ReceiverContext:
-    """Per UTC day (Unix seconds of midnight): the receiver's reference attenuation and its support."""
+    """Per UTC day (Unix seconds of midnight): the receiver's reference attenuation and its support.
+
+    ``receiver_context`` also keeps every link-minute (value, day, and which link-minute each
+    sighting fell in), so that ``reference`` can leave out the sightings of the link being judged.
+    """
 
     reference_db: dict[int, float] = field(default_factory=dict)
     link_minutes: dict[int, int] = field(default_factory=dict)  # (RPI, minute) groups behind each reference
+    quantile: float = 5.0
+    values: np.ndarray = field(default_factory=lambda: np.empty(0))  # per link-minute, dB
+    value_day: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    link_minute_of: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # per sighting; -1: none
 
-    def reference(self, day: int, min_link_minutes: int = 1) -> float | None:
-        """The day's reference, or None when too few link-minutes back it."""
-        if self.link_minutes.get(day, 0) < max(min_link_minutes, 1):
+    def reference(self, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None) -> float | None:
+        """The day's reference, or None when too few link-minutes back it.
+
+        ``exclude``: indices of sightings (as in ``ExposureWindow.sighting_index``) whose
+        link-minutes are left out, e.g. the judged link's own.
+        """
+        if exclude is None or len(exclude) == 0 or len(self.link_minute_of) == 0:
+            if self.link_minutes.get(day, 0) < max(min_link_minutes, 1):
+                return None
+            return self.reference_db.get(day)
+        keep = self.value_day == day
+        dropped = self.link_minute_of[np.asarray(exclude, np.int64)]
+        keep[dropped[dropped >= 0]] = False
+        if int(keep.sum()) < max(min_link_minutes, 1):
             return None
-        return self.reference_db.get(day)
+        return float(np.percentile(self.values[keep], self.quantile))
 
 
 def receiver_context(
@@ -46,7 +71,7 @@ def receiver_context(
     rssi_correction: int = 0,
     nominal_tx_power: int = DEFAULT_TX_POWER,
     percentile: float = 10.0,
-    quantile: float = 50.0,
+    quantile: float = 5.0,
     min_sightings: int = 2,
     slot_seconds: float = 60.0,
 ) -> ReceiverContext:
@@ -69,13 +94,17 @@ def receiver_context(
     keep = counts >= min_sightings
     value = value[keep]
     days = (np.floor_divide(slots[first][keep] * slot_seconds, DAY_SECONDS) * DAY_SECONDS).astype(np.int64)
+    # which kept link-minute each original sighting belongs to (-1: its minute had too few sightings)
+    kept_number = np.where(keep, np.cumsum(keep) - 1, -1)
+    link_minute_of = np.empty(len(att), np.int64)
+    link_minute_of[order] = np.repeat(kept_number, counts)
     refs: dict[int, float] = {}
     support: dict[int, int] = {}
     for day in np.unique(days).tolist():
         v = value[days == day]
         refs[int(day)] = float(np.percentile(v, quantile))
         support[int(day)] = int(len(v))
-    return ReceiverContext(refs, support)
+    return ReceiverContext(refs, support, quantile, value, days, link_minute_of)
 
 
 def for_receiver(scorer: Any, context: ReceiverContext | None) -> Any:

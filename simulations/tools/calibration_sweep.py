@@ -3,11 +3,12 @@
 Usage: python simulations/tools/calibration_sweep.py base=AS_WRITTEN.pkl[,MORE.pkl] hand=IN_HAND.pkl
 (pickles from collect_minutes.py; IN_HAND made with the variant ``handonly``).
 
-For every setting (per-minute threshold, reference C, weight a, clip) the threshold of a
-receiver is threshold + a * clip(reference - C); reference = median of all its per-minute
-attenuations (what ``bluezone.matching.receiver`` computes).  Prints each world's receiver
-references, then per setting the mean margin per (world, scenario) and the worst of them.
-This is how docs/simulation.md's clip trade-off was measured (seeds 11-14 / 11-12 / 11-13).
+For every setting (reference quantile q, per-minute threshold, reference C, weight a, clip)
+the threshold of a receiver is threshold + a * clip(reference - C); reference = the q-th
+percentile of all its per-minute attenuations (what ``bluezone.matching.receiver`` computes).
+Prints each world's receiver references, then per setting the mean margin per (world,
+scenario) and the worst of them.  This is how docs/simulation.md's calibration defaults were
+chosen (seeds 11-14 / 11-12 / 11-13) and checked (seeds 15-16 as written, 14-15 in hand).
 """
 
 import itertools
@@ -19,7 +20,13 @@ from detection_ceiling import smoothed, within_minutes
 
 from bluezone.sim.metrics import confusion
 
-GRID = [(60.0, 72.0, 0.7, 3.0)] + list(itertools.product([59.0, 60.0, 61.0], [70.0, 72.0, 74.0], [0.7, 1.0], [3.0, 5.0, 8.0]))
+QUANTILES = (5, 10, 25, 50)
+CENTRES = {5: (52.0, 55.0, 58.0), 10: (55.0, 58.0, 61.0), 25: (60.0, 63.0, 66.0), 50: (68.0, 70.0, 72.0)}
+GRID = [(50, 60.0, 72.0, 0.7, 3.0)] + [
+    (q, threshold, c, a, clip)
+    for q in QUANTILES
+    for c, a, clip, threshold in itertools.product(CENTRES[q], [0.7, 1.0], [3.0, 5.0, 8.0], [59.0, 60.0, 61.0])
+]
 
 
 def prepare(d: dict, pct: int = 10) -> tuple[list, dict, np.ndarray]:
@@ -31,12 +38,15 @@ def prepare(d: dict, pct: int = 10) -> tuple[list, dict, np.ndarray]:
         per.setdefault(k[2], []).append(v)
         if k in idx and len(s):
             units.append((idx[k], k[2], s, smoothed(s, v)))
-    reference = {r: float(np.percentile(np.concatenate(x), 50)) for r, x in per.items() if sum(map(len, x))}
-    return units, reference, d["true"] >= d["cc"] - 1e-9
+    references = {
+        q: {r: float(np.percentile(np.concatenate(x), q)) for r, x in per.items() if sum(map(len, x))} for q in QUANTILES
+    }
+    return units, references, d["true"] >= d["cc"] - 1e-9
 
 
-def f1(prepared: tuple, threshold: float, c: float, a: float, clip: float) -> float:
-    units, reference, truth = prepared
+def f1(prepared: tuple, q: int, threshold: float, c: float, a: float, clip: float) -> float:
+    units, references, truth = prepared
+    reference = references[q]
     pred = np.zeros(len(truth), bool)
     for i, r, s, sm in units:
         t = threshold + a * float(np.clip(reference.get(r, c) - c, -clip, clip))
@@ -51,18 +61,18 @@ def main() -> None:
         for path in paths.split(","):
             for (name, seed), d in pickle.load(open(path, "rb")).items():
                 runs[(world, name, seed)] = (prepare(d), d["gaen"])
-    refs: dict[tuple[str, str], list[float]] = {}
-    for (world, name, _), (p, _) in runs.items():
-        refs.setdefault((world, name), []).extend(p[1].values())
-    for key, v in sorted(refs.items()):
-        print(key, f"receiver reference median {np.median(v):.1f} dB (10-90 %: {np.percentile(v, 10):.1f}-{np.percentile(v, 90):.1f})")
-    for threshold, c, a, clip in GRID:
+    for q in QUANTILES:
+        refs: dict[tuple[str, str], list[float]] = {}
+        for (world, name, _), (p, _) in runs.items():
+            refs.setdefault((world, name), []).extend(p[1][q].values())
+        print(f"q {q}: median receiver reference", " ".join(f"{w}/{n}:{np.median(v):.1f}" for (w, n), v in sorted(refs.items())))
+    for q, threshold, c, a, clip in GRID:
         margins: dict[tuple[str, str], list[float]] = {}
         for (world, name, _), (p, gaen) in runs.items():
-            margins.setdefault((world, name), []).append(f1(p, threshold, c, a, clip) - gaen)
+            margins.setdefault((world, name), []).append(f1(p, q, threshold, c, a, clip) - gaen)
         means = {k: float(np.mean(v)) for k, v in sorted(margins.items())}
         print(
-            f"threshold {threshold:g} C {c:g} a {a:g} clip {clip:g}: worst {min(means.values()):+.3f} | "
+            f"q {q} threshold {threshold:g} C {c:g} a {a:g} clip {clip:g}: worst {min(means.values()):+.3f} | "
             + " ".join(f"{w}/{n}:{m:+.3f}" for (w, n), m in means.items()),
             flush=True,
         )

@@ -97,7 +97,7 @@ def main() -> None:
         print(key, f"prevalence {truth.mean():.3f}  best P at R>=0.85 {p85:.2f}  best R at P>=0.80 {r80:.2f}  best F1 {f1:.2f}")
     settings = [("none", 50, 74.0, 0.0, 0.0), ("C=74 a=0.5 clip 3", 50, 74.0, 0.5, 3.0), ("C=74 a=1 clip 5", 50, 74.0, 1.0, 5.0),
                 ("oracle a=1", 50, None, 1.0, 99.0), ("oracle a=0.5", 50, None, 0.5, 99.0)]
-    settings = [(*x, 0.0) for x in settings] + [("C=72 a=0.7 clip 3 (default)", 50, 72.0, 0.7, 3.0, 0.0),
+    settings = [(*x, 0.0) for x in settings] + [("C=72 a=0.7 clip 3 (median ref.)", 50, 72.0, 0.7, 3.0, 0.0),
         ("C=72 a=0.7 clip 3 +tx", 50, 72.0, 0.7, 3.0, 1.0), ("oracle a=0.5 +tx", 50, None, 0.5, 99.0, 1.0)]
     for label, q, c, alpha, clip, tx in settings:
         margins: dict[str, list[float]] = {}

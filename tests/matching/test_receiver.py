@@ -34,16 +34,18 @@ def sightings(attenuations: dict[int, float], minutes: int, per_minute: int = 20
     return np.sort(np.concatenate(rows), order="time")
 
 
-def test_reference_is_the_median_link_minute_and_follows_the_receivers_own_loss() -> None:
+def test_reference_is_a_quantile_of_link_minutes_and_follows_the_receivers_own_loss() -> None:
     heard = sightings({1: 60.0, 2: 70.0, 3: 80.0}, minutes=30)
-    ctx = receiver_context(heard)
+    # by default the low end: the closest neighbour's per-minute 10th percentile
+    assert receiver_context(heard).reference(DAY) == pytest.approx(60 - 2.6, abs=1.0)
+    ctx = receiver_context(heard, quantile=50)
     # per (RPI, minute) the 10th percentile (about 2.6 dB under the mean with SD 2), then the median link-minute
     assert ctx.reference(DAY) == pytest.approx(70 - 2.6, abs=1.0)
     assert ctx.link_minutes[DAY] == 90
     in_bag = heard.copy()
     in_bag["rssi"] -= 9  # the same neighbours through a bag
-    assert receiver_context(in_bag).reference(DAY) == pytest.approx(ctx.reference(DAY) + 9, abs=0.01)
-    fixed = receiver_context(in_bag, rssi_correction=9)  # a calibrated RSSI correction undoes it
+    assert receiver_context(in_bag, quantile=50).reference(DAY) == pytest.approx(ctx.reference(DAY) + 9, abs=0.01)
+    fixed = receiver_context(in_bag, rssi_correction=9, quantile=50)  # a calibrated RSSI correction undoes it
     assert fixed.reference(DAY) == pytest.approx(ctx.reference(DAY), abs=0.01)
 
 
@@ -57,6 +59,19 @@ def test_reference_is_per_day_and_needs_enough_link_minutes() -> None:
     one_each = sightings({1: 60.0}, 20, per_minute=1)
     one_each["time"] = DAY + 3600 + 30 + np.arange(20) * 60.0
     assert receiver_context(one_each).reference(DAY) is None  # no minute has 2 sightings
+
+
+def test_reference_can_leave_out_the_judged_link() -> None:
+    # one long close contact (RPI 1, a tenth of the link-minutes) is this receiver's closest company
+    others = {n: 70.0 + (n % 5) for n in range(2, 11)}
+    heard = sightings({1: 55.0, **others}, minutes=30)
+    ctx = receiver_context(heard)
+    with_contact = ctx.reference(DAY)
+    own = np.flatnonzero(heard["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
+    without = ctx.reference(DAY, exclude=own)
+    assert with_contact < 60 and without > 65  # the contact no longer sets its own receiver's bar
+    assert without == pytest.approx(receiver_context(np.delete(heard, own)).reference(DAY))
+    assert ctx.reference(DAY, exclude=np.arange(len(heard))) is None  # nothing left
 
 
 def window(attenuation: float, minutes: int = 30) -> ExposureWindow:
