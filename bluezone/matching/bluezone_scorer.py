@@ -136,10 +136,9 @@ class BluezoneScorer:
         shift = float(np.clip(ref - c.reference_db, -c.calibration_clip_db, c.calibration_clip_db))
         return c.threshold_db + c.calibration_weight * shift
 
-    def weights(self, window: ExposureWindow) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(slot numbers, smoothed attenuation, weight "within 2 m") of the judged minutes."""
+    def weights(self, window: ExposureWindow, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(slot numbers, smoothed attenuation, weight "within 2 m" at ``threshold``) of the judged minutes."""
         c = self.config
-        threshold = self.threshold_for(window.day, window.sighting_index)
         slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
         # Smooth over consecutive runs only: a gap longer than the bridge starts a new encounter.
         breaks = np.flatnonzero(np.diff(slots) > c.gap_fill_slots + 1) + 1
@@ -152,7 +151,8 @@ class BluezoneScorer:
 
     def score(self, window: ExposureWindow) -> Score:
         c = self.config
-        slots, smooth, weight = self.weights(window)
+        threshold = self.threshold_for(window.day, window.sighting_index)  # once: it may scan the day
+        slots, smooth, weight = self.weights(window, threshold)
         minutes_per_slot = c.slot_seconds / 60.0
         within = float(weight.sum()) * minutes_per_slot
         if len(slots) > 1:
@@ -169,7 +169,7 @@ class BluezoneScorer:
             minutes=round(total, 3),
             closest_attenuation=int(att.min()),
             typical_attenuation=typical,
-            distance_band="< 2 m" if typical <= self.threshold_for(window.day, window.sighting_index) else "> 2 m",
+            distance_band="< 2 m" if typical <= threshold else "> 2 m",
             close_contact=within >= c.close_contact_minutes - 1e-9,
         )
 

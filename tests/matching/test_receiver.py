@@ -72,6 +72,17 @@ def test_reference_can_leave_out_the_judged_link() -> None:
     assert with_contact < 60 and without > 65  # the contact no longer sets its own receiver's bar
     assert without == pytest.approx(receiver_context(np.delete(heard, own)).reference(DAY))
     assert ctx.reference(DAY, exclude=np.arange(len(heard))) is None  # nothing left
+    # The scorer judges the contact's window against the others' level, not against the contact
+    # itself: a contact at 64 dB (pocket-like) for 30 minutes is close only with its own link left out.
+    heard = sightings({1: 64.0, **others}, minutes=30)
+    own = np.flatnonzero(heard["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
+    scorer = BluezoneScorer().for_receiver(receiver_context(heard))
+    judged = ExposureWindow(
+        key_index=0, day=DAY, times=heard["time"][own], rssi=heard["rssi"][own].astype(np.int32),
+        attenuation=-24 - heard["rssi"][own].astype(np.int32), tx_power_estimated=False, sighting_index=own,
+    )
+    unexcluded = ExposureWindow(**{**judged.__dict__, "sighting_index": np.empty(0, np.int64)})
+    assert scorer.score(judged).close_contact and not scorer.score(unexcluded).close_contact
 
 
 def window(attenuation: float, minutes: int = 30) -> ExposureWindow:
