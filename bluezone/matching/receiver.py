@@ -34,18 +34,27 @@ from bluezone.matching.matcher import DEFAULT_TX_POWER
 
 @dataclass(frozen=True)
 class ReceiverContext:
-    """Per UTC day (Unix seconds of midnight): the receiver's reference attenuation and its support.
+    """Every link-minute the receiver stored: its value (dB), its UTC day, and which link-minute
+    each sighting fell in (so that ``reference`` can leave out the sightings of the judged link).
 
-    ``receiver_context`` also keeps every link-minute (value, day, and which link-minute each
-    sighting fell in), so that ``reference`` can leave out the sightings of the link being judged.
+    ``uniform`` builds one by hand (tests, what-ifs): ``count`` link-minutes at one level.
     """
 
-    reference_db: dict[int, float] = field(default_factory=dict)
-    link_minutes: dict[int, int] = field(default_factory=dict)  # (RPI, minute) groups behind each reference
-    quantile: float = 5.0
     values: np.ndarray = field(default_factory=lambda: np.empty(0))  # per link-minute, dB
-    value_day: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    value_day: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # Unix seconds of its midnight
     link_minute_of: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # per sighting; -1: none
+    quantile: float = 5.0
+
+    @classmethod
+    def uniform(cls, day: int, level_db: float, count: int, quantile: float = 5.0) -> ReceiverContext:
+        return cls(np.full(count, float(level_db)), np.full(count, day, np.int64), quantile=quantile)
+
+    def days(self) -> list[int]:
+        return [int(d) for d in np.unique(self.value_day)]
+
+    def link_minutes(self, day: int) -> int:
+        """How many (RPI, minute) groups back ``day``'s reference."""
+        return int(np.count_nonzero(self.value_day == day))
 
     def reference(self, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None) -> float | None:
         """The day's reference, or None when too few link-minutes back it.
@@ -53,13 +62,10 @@ class ReceiverContext:
         ``exclude``: indices of sightings (as in ``ExposureWindow.sighting_index``) whose
         link-minutes are left out, e.g. the judged link's own.
         """
-        if exclude is None or len(exclude) == 0 or len(self.link_minute_of) == 0:
-            if self.link_minutes.get(day, 0) < max(min_link_minutes, 1):
-                return None
-            return self.reference_db.get(day)
         keep = self.value_day == day
-        dropped = self.link_minute_of[np.asarray(exclude, np.int64)]
-        keep[dropped[dropped >= 0]] = False
+        if exclude is not None and len(exclude) and len(self.link_minute_of):
+            dropped = self.link_minute_of[np.asarray(exclude, np.int64)]
+            keep[dropped[dropped >= 0]] = False
         if int(keep.sum()) < max(min_link_minutes, 1):
             return None
         return float(np.percentile(self.values[keep], self.quantile))
@@ -98,13 +104,7 @@ def receiver_context(
     kept_number = np.where(keep, np.cumsum(keep) - 1, -1)
     link_minute_of = np.empty(len(att), np.int64)
     link_minute_of[order] = np.repeat(kept_number, counts)
-    refs: dict[int, float] = {}
-    support: dict[int, int] = {}
-    for day in np.unique(days).tolist():
-        v = value[days == day]
-        refs[int(day)] = float(np.percentile(v, quantile))
-        support[int(day)] = int(len(v))
-    return ReceiverContext(refs, support, quantile, value, days, link_minute_of)
+    return ReceiverContext(value, days, link_minute_of, quantile)
 
 
 def for_receiver(scorer: Any, context: ReceiverContext | None) -> Any:

@@ -41,7 +41,7 @@ def test_reference_is_a_quantile_of_link_minutes_and_follows_the_receivers_own_l
     ctx = receiver_context(heard, quantile=50)
     # per (RPI, minute) the 10th percentile (about 2.6 dB under the mean with SD 2), then the median link-minute
     assert ctx.reference(DAY) == pytest.approx(70 - 2.6, abs=1.0)
-    assert ctx.link_minutes[DAY] == 90
+    assert ctx.link_minutes(DAY) == 90
     in_bag = heard.copy()
     in_bag["rssi"] -= 9  # the same neighbours through a bag
     assert receiver_context(in_bag, quantile=50).reference(DAY) == pytest.approx(ctx.reference(DAY) + 9, abs=0.01)
@@ -52,7 +52,7 @@ def test_reference_is_a_quantile_of_link_minutes_and_follows_the_receivers_own_l
 def test_reference_is_per_day_and_needs_enough_link_minutes() -> None:
     two_days = np.sort(np.concatenate([sightings({1: 60.0}, 20), sightings({2: 75.0}, 5, start=DAY + 86_400 + 60)]), order="time")
     ctx = receiver_context(two_days)
-    assert set(ctx.reference_db) == {DAY, DAY + 86_400}
+    assert ctx.days() == [DAY, DAY + 86_400]
     assert ctx.reference(DAY) < 60 < ctx.reference(DAY + 86_400) - 10
     assert ctx.reference(DAY + 86_400, min_link_minutes=10) is None  # 5 link-minutes only
     assert receiver_context(np.zeros(0, SIGHTING_DTYPE)).reference(DAY) is None
@@ -94,12 +94,12 @@ def window(attenuation: float, minutes: int = 30) -> ExposureWindow:
 def test_scorer_threshold_moves_with_the_receiver_bounded() -> None:
     s = BluezoneScorer(BluezoneConfig(threshold_db=60, reference_db=72, calibration_weight=0.5, calibration_clip_db=3))
     assert s.threshold_for(DAY) == 60  # no context: the nominal threshold
-    weak = s.for_receiver(ReceiverContext({DAY: 74.0}, {DAY: 500}))
+    weak = s.for_receiver(ReceiverContext.uniform(DAY, 74.0, 500))
     assert weak.threshold_for(DAY) == pytest.approx(61.0)
     assert weak.threshold_for(DAY + 86_400) == 60  # no reference that day
-    assert s.for_receiver(ReceiverContext({DAY: 90.0}, {DAY: 500})).threshold_for(DAY) == pytest.approx(61.5)  # clipped
-    assert s.for_receiver(ReceiverContext({DAY: 60.0}, {DAY: 500})).threshold_for(DAY) == pytest.approx(58.5)
-    assert s.for_receiver(ReceiverContext({DAY: 90.0}, {DAY: 5})).threshold_for(DAY) == 60  # too little behind it
+    assert s.for_receiver(ReceiverContext.uniform(DAY, 90.0, 500)).threshold_for(DAY) == pytest.approx(61.5)  # clipped
+    assert s.for_receiver(ReceiverContext.uniform(DAY, 60.0, 500)).threshold_for(DAY) == pytest.approx(58.5)
+    assert s.for_receiver(ReceiverContext.uniform(DAY, 90.0, 5)).threshold_for(DAY) == 60  # too little behind it
     w = window(61)
     assert not s.score(w).close_contact and weak.score(w).close_contact
     assert s.config == weak.config and s.receiver is None  # binding does not change the original
@@ -107,7 +107,7 @@ def test_scorer_threshold_moves_with_the_receiver_bounded() -> None:
 
 def test_for_receiver_leaves_other_scorers_alone_and_bad_settings_fail() -> None:
     g = GaenScorer()
-    assert for_receiver(g, ReceiverContext({DAY: 80.0}, {DAY: 100})) is g
+    assert for_receiver(g, ReceiverContext.uniform(DAY, 80.0, 100)) is g
     b = BluezoneScorer()
     assert for_receiver(b, None) is b
     with pytest.raises(ConfigError):
