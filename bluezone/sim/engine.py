@@ -8,12 +8,13 @@ keys, every phone runs the real matcher over its store, and every registered sco
 judges each exposure window.
 
 Only adverts from phones that will upload are turned into sightings: anyone else's RPIs
-cannot match a diagnosis key, so they would change no match and no score, only cost
-memory (this is what lets 1,000 people run in minutes).  ``positives = "all"`` makes
-every phone an uploader, so every advert is stored and every pair is judged.
-Receiver self-calibration (``bluezone.matching.receiver``) reads what each phone stored, so in
-crowds with fewer uploaders its reference rests on the uploaders' adverts only (a real daemon
-stores everyone's).
+cannot match a diagnosis key, so they would change no match, only cost memory (this is
+what lets 1,000 people run in minutes).  They would change one thing: receiver
+self-calibration (``bluezone.matching.receiver``) reads everything a phone stored, so in
+crowds with fewer uploaders its reference rests on the uploaders' adverts only, where a real
+daemon's rests on everyone's (measured in docs/simulation.md: in the market as written it
+makes no difference).  ``positives = "all"`` makes every phone an uploader, so every advert
+is stored and every pair is judged.
 """
 
 from __future__ import annotations
