@@ -13,7 +13,7 @@ what lets 1,000 people run in minutes).  They would change one thing: receiver
 self-calibration (``bluezone.matching.receiver``) reads everything a phone stored, so in
 crowds with fewer uploaders its reference rests on the uploaders' adverts only, where a real
 daemon's rests on everyone's (measured in docs/simulation.md: in the market as written it
-makes no difference).  ``positives = "all"`` makes every phone an uploader, so every advert
+keeps bluezone as far ahead).  ``positives = "all"`` makes every phone an uploader, so every advert
 is stored and every pair is judged.
 """
 
