@@ -75,6 +75,26 @@ def _v2(db: sqlite_utils.Database) -> None:
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
+#: The columns bluezone reads, by the schema version that added them.  A file is checked
+#: against these before anything is written to it (``tests/proximity/test_store.py`` keeps
+#: them in step with ``MIGRATIONS``).
+REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
+    1: {
+        "daily_keys": frozenset({"key", "rolling_start", "rolling_period", "created_at"}),
+        "sightings": frozenset({"time", "rpi", "aem", "rssi", "tx_power", "address"}),
+    },
+    2: {"daemon_state": frozenset({"name", "value", "updated_at"})},
+}
+
+
+def _required_tables(version: int) -> dict[str, frozenset[str]]:
+    """Table -> columns a store at schema ``version`` must have."""
+    out: dict[str, frozenset[str]] = {}
+    for v, tables in REQUIRED_COLUMNS.items():
+        if v <= version:
+            out.update(tables)
+    return out
+
 
 def _make_private_dirs(directory: Path) -> None:
     """Create ``directory`` and any missing parents with mode 0700."""
@@ -140,25 +160,37 @@ class SightingStore:
             _create_private_file(p)
         elif p.is_dir():
             raise StoreError(f"{p} is a directory, not a sighting database")
-        else:
+        try:
+            conn = sqlite3.connect(p, timeout=10.0)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
+        store = cls(sqlite_utils.Database(conn), p)
+        try:
+            # Look before writing anything: WAL mode and migrations change the file for good.
+            store._check_schema(create)
             mode = stat.S_IMODE(p.stat().st_mode)
             if mode & 0o077:
                 log.warning("sighting database %s is readable by others (mode %o); chmod 600 it", p, mode)
-        try:
-            conn = sqlite3.connect(p, timeout=10.0)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            store = cls(sqlite_utils.Database(conn), p)
             store._migrate()
         except sqlite3.DatabaseError as exc:
+            conn.close()
             raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
         if purge_now is None:
             purge_now = store._last_time()
         if purge_now is not None:
             store.purge(purge_now)
         return store
 
-    def _migrate(self) -> None:
+    def _check_schema(self, create: bool) -> None:
+        """Refuse, without writing, a file that is not a bluezone store at its stated version.
+
+        A foreign SQLite file must come out of a refused open byte-for-byte unchanged.
+        """
         conn = self.db.conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -166,11 +198,23 @@ class SightingStore:
                 f"the sighting database has schema version {version}, newer than this bluezone knows "
                 f"({SCHEMA_VERSION}): upgrade bluezone"
             )
+        names = set(self.db.table_names())
         if version == 0:
             # A fresh database, or a foreign one: refuse to adopt a file full of other tables.
-            names = set(self.db.table_names()) - {"daily_keys", "sightings"}
-            if names:
-                raise StoreError(f"{self.path} is not a bluezone database (it has tables {sorted(names)[:3]})")
+            foreign = names - {"daily_keys", "sightings"}
+            if foreign:
+                raise StoreError(f"{self.path} is not a bluezone database (it has tables {sorted(foreign)[:3]})")
+        expected = _required_tables(max(version, 1))
+        for table in sorted(names & set(expected) if version == 0 else expected):
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info([{table}])")}
+            missing = expected[table] - have
+            if not have or missing:
+                what = f"no {table} table" if not have else f"{table} lacks {sorted(missing)}"
+                raise StoreError(f"{self.path} is not a bluezone database at schema version {version} ({what})")
+
+    def _migrate(self) -> None:
+        conn = self.db.conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
         for target in range(version, SCHEMA_VERSION):
             with conn:
                 MIGRATIONS[target](self.db)

@@ -121,3 +121,21 @@ def test_every_proximity_command_has_help() -> None:
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "--db" in result.output
         assert cli.commands[command].help
+
+
+def test_status_purge_on_another_programs_database_are_one_line_errors(tmp_path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE recipes (name TEXT)")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    for command in ("status", "purge"):
+        result = invoke(command, "--db", str(other))
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+        assert "not a bluezone database" in result.output and "--debug" not in result.output
+    assert other.read_bytes() == before

@@ -212,3 +212,46 @@ def test_memory_store() -> None:
     with SightingStore.open(":memory:") as store:
         store.add_sightings(random_sightings(4, NOON, 1))
         assert store.stats()["sightings"] == 4 and store.path is None
+
+
+def _foreign_files(tmp_path) -> dict[str, object]:
+    """SQLite files of other programs that an open must refuse without writing to them."""
+    files = {}
+    plain = tmp_path / "recipes.db"
+    sqlite_utils.Database(plain)["recipes"].insert({"name": "soup"})
+    files["other tables"] = plain
+    versioned = tmp_path / "versioned.db"
+    conn = sqlite3.connect(versioned)
+    conn.execute("CREATE TABLE recipes (name TEXT)")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")  # another program's own version number
+    conn.commit()
+    conn.close()
+    files["another program's user_version"] = versioned
+    lookalike = tmp_path / "lookalike.db"
+    conn = sqlite3.connect(lookalike)
+    conn.execute("CREATE TABLE sightings (bird TEXT, place TEXT)")  # same name, other columns
+    conn.execute("INSERT INTO sightings VALUES ('heron', 'pond')")
+    conn.commit()
+    conn.close()
+    files["a sightings table of other columns"] = lookalike
+    return files
+
+
+@pytest.mark.parametrize("create", [True, False])
+def test_foreign_sqlite_files_are_refused_unchanged(tmp_path, create: bool) -> None:
+    for what, path in _foreign_files(tmp_path).items():
+        before = path.read_bytes()
+        tables = sqlite_utils.Database(path).table_names()
+        with pytest.raises(StoreError, match="not a bluezone database"):
+            SightingStore.open(path, create=create)
+        assert path.read_bytes() == before, what  # not even switched to WAL mode
+        assert sqlite_utils.Database(path).table_names() == tables, what
+        assert not os.path.exists(f"{path}-wal"), what
+
+
+def test_required_columns_follow_the_migrations() -> None:
+    db = sqlite_utils.Database(memory=True)
+    for version, migration in enumerate(store_module.MIGRATIONS, 1):
+        migration(db)
+        have = {name: set(db[name].columns_dict) for name in db.table_names()}
+        assert have == {t: set(c) for t, c in store_module._required_tables(version).items()}
