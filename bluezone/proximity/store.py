@@ -189,7 +189,8 @@ class SightingStore:
     def _check_schema(self, create: bool) -> None:
         """Refuse, without writing, a file that is not a bluezone store at its stated version.
 
-        A foreign SQLite file must come out of a refused open byte-for-byte unchanged.
+        A foreign SQLite file must come out of a refused open byte-for-byte unchanged, and
+        ``create=False`` (``status``, ``check``) must not turn an empty file into a store.
         """
         conn = self.db.conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -204,6 +205,8 @@ class SightingStore:
             foreign = names - {"daily_keys", "sightings"}
             if foreign:
                 raise StoreError(f"{self.path} is not a bluezone database (it has tables {sorted(foreign)[:3]})")
+            if not names and not create:
+                raise StoreError(f"{self.path} is not a sighting database (it holds no tables)")
         expected = _required_tables(max(version, 1))
         for table in sorted(names & set(expected) if version == 0 else expected):
             have = {row[1] for row in conn.execute(f"PRAGMA table_info([{table}])")}

@@ -139,3 +139,17 @@ def test_status_purge_on_another_programs_database_are_one_line_errors(tmp_path)
         assert result.output.startswith("Error: ") and result.output.count("\n") == 1
         assert "not a bluezone database" in result.output and "--debug" not in result.output
     assert other.read_bytes() == before
+
+
+def test_read_only_commands_do_not_turn_an_empty_file_into_a_store(tmp_path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    keys = tmp_path / "keys.json"
+    keys.write_text('{"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": 2700000, "rollingPeriod": 144}]}')
+    for args in (("status",), ("purge",), ("check", "--keys", str(keys)), ("keys", "export", "--out", "-")):
+        result = invoke(*args, "--db", str(empty))
+        assert result.exit_code == 1, (args, result.output)
+        assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+        assert "not a sighting database" in result.output
+        assert empty.read_bytes() == b"", args
+        assert not os.path.exists(f"{empty}-wal")
