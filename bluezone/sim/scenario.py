@@ -9,6 +9,7 @@ typo never silently falls back to a default.  See docs/simulation.md for the for
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -166,21 +167,29 @@ def _pair(where: str, value: Any, kind: type = float, length: int = 2) -> tuple[
         value = [value, value]
     if not isinstance(value, list) or len(value) != length:
         raise ConfigError(f"{where}: expected a list of {length} numbers, got {value!r}")
-    try:
-        out = tuple(kind(v) for v in value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected numbers, got {value!r}") from None
+    numbers = [_number(where, v) for v in value]
+    if kind is int and not all(v.is_integer() for v in numbers):
+        raise ConfigError(f"{where}: expected whole numbers, got {value!r}")
+    out = tuple(kind(v) for v in numbers)
     if length == 2 and out[0] > out[1] and where.split(".")[-1] not in ("origin", "start", "end", "spacing_m"):
         raise ConfigError(f"{where}: a range must be [low, high], got {value!r}")
     return out
 
 
 def _number(where: str, value: Any, low: float | None = None, high: float | None = None) -> float:
+    """A finite number within [low, high]: TOML's nan and inf would pass every comparison (or
+    crash an int() later) and silently empty the simulation."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if (low is not None and value < low) or (high is not None and value > high):
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if (low is not None and number < low) or (high is not None and number > high):
         raise ConfigError(f"{where}: {value} is outside [{low}, {high}]")
-    return float(value)
+    return number
 
 
 def _build(cls: type, where: str, data: Any, converters: dict[str, Any]) -> Any:

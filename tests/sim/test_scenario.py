@@ -1,0 +1,132 @@
+"""Scenario files: every bad value is a ConfigError (exit code 2), never a crash or an empty run."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sim_helpers import pairs_scenario
+
+from bluezone.cli import cli
+from bluezone.errors import ConfigError
+from bluezone.sim.scenario import Scenario, scenario_from_mapping
+
+BASE = """name = "t"
+duration_min = 1
+[[groups]]
+kind = "waypoint"
+people = 3
+"""
+
+
+def simulate(tmp_path: Path, text: str) -> Any:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return CliRunner().invoke(cli, ["simulate", str(path), "--store", "memory"], obj={})
+
+
+def numbers(value: Any) -> list[float]:
+    """Every number in a parsed scenario (dataclasses, tuples, scalars)."""
+    if dataclasses.is_dataclass(value):
+        return [n for f in dataclasses.fields(value) for n in numbers(getattr(value, f.name))]
+    if isinstance(value, tuple):
+        return [n for v in value for n in numbers(v)]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [value]
+    return []
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "[radio]\nfast_sd_db = nan\n",
+        "[radio]\nexponent = nan\n",
+        "[[devices.models]]\ntx_power_dbm = nan\n",
+        "[[devices.models]]\nshare = inf\n",
+        f"[[devices.models]]\nshare = {10**400}\n",
+        "[devices]\ncarriage = {hand = inf}\n",
+        "duration_min = nan\n",
+    ],
+)
+def test_nan_and_inf_are_refused(tmp_path: Path, extra: str) -> None:
+    text = BASE.replace("duration_min = 1\n", "") if extra.startswith("duration_min") else BASE
+    text = extra + text if extra.startswith("duration_min") else text + extra
+    result = simulate(tmp_path, text)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "finite" in result.output
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("arrive_min", "[nan, nan]"),
+        ("speed_mps", "[1, inf]"),
+        ("group_size", "[1, inf]"),
+        ("group_size", "[1.5, 2.5]"),
+        ("region", "[0, 0, nan, 5]"),
+        ("origin", "[nan, 1e308]"),
+    ],
+)
+def test_ranges_and_points_need_finite_numbers(tmp_path: Path, field: str, value: str) -> None:
+    result = simulate(tmp_path, BASE + f"{field} = {value}\n")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert field in result.output
+
+
+_PATHS = [
+    ("duration_min",),
+    ("step_s",),
+    ("close_contact_min",),
+    ("close_distance_m",),
+    ("space", "width_m"),
+    ("radio", "exponent"),
+    ("radio", "fast_sd_db"),
+    ("radio", "slow_tau_s"),
+    ("radio", "breakpoint_m"),
+    ("scanning", "window_s"),
+    ("devices", "share"),
+    ("devices", "positives"),
+    ("devices", "carriage", "hand"),
+    ("groups", 0, "people"),
+    ("groups", 0, "rows"),
+    ("groups", 0, "origin"),
+    ("groups", 0, "spacing_m"),
+    ("groups", 0, "arrive_min"),
+    ("groups", 0, "stay_min"),
+    ("groups", 0, "sway_m"),
+    ("groups", 0, "facing_deg"),
+]
+_scalars = (
+    st.sampled_from([math.nan, math.inf, -math.inf, 10**400, -(10**400)])  # what TOML allows and ranges miss
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.booleans()
+    | st.text(max_size=5)
+)
+_values = _scalars | st.lists(_scalars, max_size=5)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.sampled_from(_PATHS), value=_values)
+def test_any_value_loads_finite_or_is_a_config_error(path: tuple[Any, ...], value: Any) -> None:
+    """The property the simulator relies on: a loaded scenario holds only finite numbers."""
+    data = copy.deepcopy(pairs_scenario(5.0))
+    target: Any = data
+    for part in path[:-1]:
+        target = target.setdefault(part, {}) if isinstance(part, str) else target[part]
+    target[path[-1]] = value
+    try:
+        scenario = scenario_from_mapping(data)
+    except ConfigError:
+        return
+    assert isinstance(scenario, Scenario)
+    assert all(isinstance(n, int) or math.isfinite(n) for n in numbers(scenario)), scenario
