@@ -352,6 +352,8 @@ def _radio(data: Any) -> Radio:
     conv["exponent"] = lambda w, v: _number(w, v, 0.1, 6.0)
     conv["advert_rate_hz"] = lambda w, v: _number(w, v, 0.1, 50.0)
     conv["slow_tau_s"] = lambda w, v: _number(w, v, 0.1, 1e6)
+    for spread in ("fast_sd_db", "slow_sd_db", "link_sd_db"):  # numpy's normal() refuses a negative scale
+        conv[spread] = lambda w, v: _number(w, v, 0.0, 200)
     return _build(Radio, "[radio]", data, conv)
 
 

@@ -130,3 +130,11 @@ def test_any_value_loads_finite_or_is_a_config_error(path: tuple[Any, ...], valu
         return
     assert isinstance(scenario, Scenario)
     assert all(isinstance(n, int) or math.isfinite(n) for n in numbers(scenario)), scenario
+
+
+@pytest.mark.parametrize("field", ["fast_sd_db", "slow_sd_db", "link_sd_db"])
+def test_negative_spreads_are_config_errors(tmp_path: Path, field: str) -> None:
+    result = simulate(tmp_path, BASE + f"[radio]\n{field} = -3\n")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert field in result.output and "outside" in result.output
