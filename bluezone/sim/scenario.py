@@ -236,6 +236,14 @@ def _shares(where: str, value: Any, allowed: tuple[str, ...]) -> tuple[tuple[str
     return out
 
 
+def _carriage(where: str, value: Any) -> tuple[tuple[str, float], ...]:
+    """How phones are carried: shares that are drawn from, so they must not all be 0."""
+    shares = _shares(where, value, CARRIAGES)
+    if sum(share for _, share in shares) <= 0:
+        raise ConfigError(f"{where}: shares must add up to more than 0")
+    return shares
+
+
 def _space(data: Any) -> Space:
     return _build(
         Space,
@@ -288,7 +296,7 @@ def _devices(data: Any) -> Devices:
         {
             "share": lambda w, v: _number(w, v, 0.0, 1.0),
             "positives": _positives,
-            "carriage": lambda w, v: _shares(w, v, CARRIAGES),
+            "carriage": _carriage,
             "models": lambda w, v: tuple(_model(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))) or (DeviceModel(),),
         },
     )

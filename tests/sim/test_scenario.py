@@ -138,3 +138,10 @@ def test_negative_spreads_are_config_errors(tmp_path: Path, field: str) -> None:
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert field in result.output and "outside" in result.output
+
+
+def test_carriage_shares_of_zero_are_config_errors(tmp_path: Path) -> None:
+    result = simulate(tmp_path, BASE + "[devices]\ncarriage = {hand = 0.0, pocket = 0}\n")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "carriage" in result.output and "more than 0" in result.output
