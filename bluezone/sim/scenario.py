@@ -339,6 +339,12 @@ def _group(where: str, data: Any) -> Group:
     )
     if group.kind == "seated" and group.layout != "tables" and group.rows * group.columns < group.people:
         raise ConfigError(f"{where}: {group.people} people but only {group.rows * group.columns} seats (rows x columns)")
+    if group.kind == "seated" and group.layout == "tables":
+        seats = max(group.rows * group.columns, 1) * group.seats_per_table  # as bluezone.sim.mobility lays them out
+        if seats < group.people:
+            raise ConfigError(
+                f"{where}: {group.people} people but only {seats} seats (rows x columns tables x seats_per_table)"
+            )
     if group.kind == "bus" and group.rows * group.columns == 0:
         raise ConfigError(f"{where}: a bus needs rows and columns of seats")
     if group.group_size[0] < 1:

@@ -145,3 +145,12 @@ def test_carriage_shares_of_zero_are_config_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "carriage" in result.output and "more than 0" in result.output
+
+
+@pytest.mark.parametrize("tables", ["", "rows = 2\ncolumns = 1\n"])
+def test_too_few_seats_at_tables_is_a_config_error(tmp_path: Path, tables: str) -> None:
+    group = f'[[groups]]\nkind = "seated"\nlayout = "tables"\npeople = 9\nseats_per_table = 4\n{tables}'
+    result = simulate(tmp_path, BASE + group)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "seats" in result.output and "#2" in result.output
