@@ -162,12 +162,14 @@ def _check_keys(where: str, data: dict[str, Any], allowed: set[str]) -> None:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _pair(where: str, value: Any, kind: type = float, length: int = 2) -> tuple[Any, ...]:
+def _pair(
+    where: str, value: Any, kind: type = float, length: int = 2, low: float | None = None
+) -> tuple[Any, ...]:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and length == 2:
         value = [value, value]
     if not isinstance(value, list) or len(value) != length:
         raise ConfigError(f"{where}: expected a list of {length} numbers, got {value!r}")
-    numbers = [_number(where, v) for v in value]
+    numbers = [_number(where, v, low) for v in value]
     if kind is int and not all(v.is_integer() for v in numbers):
         raise ConfigError(f"{where}: expected whole numbers, got {value!r}")
     out = tuple(kind(v) for v in numbers)
@@ -309,18 +311,20 @@ def _group(where: str, data: Any) -> Group:
         raise ConfigError(f"{where}.kind: {data['kind']!r} is not one of {', '.join(GROUP_KINDS)}")
     count = lambda w, v: int(_number(w, v, 0, 100_000))  # noqa: E731
     rng = lambda w, v: _pair(w, v)  # noqa: E731
-    irange = lambda w, v: _pair(w, v, int)  # noqa: E731
+    # times, speeds and stops below 0 make no sense and quietly empty the simulation
+    span = lambda w, v: _pair(w, v, low=0.0)  # noqa: E731
+    irange = lambda w, v: _pair(w, v, int, low=1)  # noqa: E731
     group = _build(
         Group,
         where,
         data,
         {
             "people": count,
-            "arrive_min": rng,
-            "stay_min": rng,
+            "arrive_min": span,
+            "stay_min": span,
             "region": lambda w, v: _pair(w, v, float, 4),
-            "speed_mps": rng,
-            "pause_s": rng,
+            "speed_mps": span,
+            "pause_s": span,
             "group_size": irange,
             "layout": lambda w, v: _choice(w, v, LAYOUTS),
             "origin": rng,
@@ -332,7 +336,7 @@ def _group(where: str, data: Any) -> Group:
             "facing_deg": lambda w, v: v if v == "table" else _number(w, v, -360, 360),
             "sway_m": lambda w, v: _number(w, v, 0, 5),
             "direction_deg": lambda w, v: _number(w, v, -360, 360),
-            "service_s": rng,
+            "service_s": span,
             "stop_interval_s": lambda w, v: _number(w, v, 10, 10_000),
             "ride_stops": irange,
         },

@@ -154,3 +154,23 @@ def test_too_few_seats_at_tables_is_a_config_error(tmp_path: Path, tables: str) 
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "seats" in result.output and "#2" in result.output
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("arrive_min", "[-5, -1]"),
+        ("stay_min", "[-5, -1]"),
+        ("speed_mps", "[-1, -1]"),
+        ("pause_s", "[-5, -1]"),
+        ("service_s", "[-10, -5]"),
+        ("ride_stops", "[0, 0]"),
+        ("ride_stops", "[-3, -1]"),
+    ],
+)
+def test_negative_times_speeds_and_stops_are_config_errors(tmp_path: Path, field: str, value: str) -> None:
+    """Each of these used to run and report a simulation in which nobody was ever present."""
+    result = simulate(tmp_path, BASE + f"{field} = {value}\n")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert field in result.output
