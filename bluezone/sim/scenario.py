@@ -20,6 +20,11 @@ from bluezone.errors import ConfigError
 GROUP_KINDS = ("waypoint", "seated", "queue", "bus")
 LAYOUTS = ("grid", "tables", "line")
 CARRIAGES = ("hand", "pocket", "bag")
+#: Every step holds arrays of (uploaders x phones) links and every seat's position: ten times the
+#: largest shipped scenario (the market, 1,000 people), refused up front rather than found out
+#: as a MemoryError (or the OOM killer) minutes into a run.
+MAX_PEOPLE = 10_000
+MAX_SEATS = 100_000
 
 
 @dataclass(frozen=True)
@@ -351,6 +356,11 @@ def _group(where: str, data: Any) -> Group:
             )
     if group.kind == "bus" and group.rows * group.columns == 0:
         raise ConfigError(f"{where}: a bus needs rows and columns of seats")
+    if group.kind in ("seated", "bus"):
+        per_table = group.seats_per_table if group.kind == "seated" and group.layout == "tables" else 1
+        places = max(group.rows * group.columns, 1) * per_table
+        if places > MAX_SEATS:
+            raise ConfigError(f"{where}: {places} seats laid out, more than the {MAX_SEATS:,} a group may have")
     if group.group_size[0] < 1:
         raise ConfigError(f"{where}.group_size: must be >= 1")
     return group
@@ -409,6 +419,9 @@ def scenario_from_mapping(data: dict[str, Any], where: str = "scenario") -> Scen
     groups = tuple(_group(f"{where}: [[groups]] #{i + 1}", g) for i, g in enumerate(_list("groups", data["groups"])))
     if not groups or sum(g.people for g in groups) < 2:
         raise ConfigError(f"{where}: a scenario needs at least two people")
+    people = sum(g.people for g in groups)
+    if people > MAX_PEOPLE:
+        raise ConfigError(f"{where}: {people:,} people, more than the {MAX_PEOPLE:,} a scenario may have")
     try:
         return _scenario(data, groups)
     except ConfigError as exc:

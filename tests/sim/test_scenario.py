@@ -16,7 +16,7 @@ from sim_helpers import pairs_scenario
 
 from bluezone.cli import cli
 from bluezone.errors import ConfigError
-from bluezone.sim.scenario import Scenario, scenario_from_mapping
+from bluezone.sim.scenario import Scenario, load_scenario, scenario_from_mapping
 
 BASE = """name = "t"
 duration_min = 1
@@ -174,3 +174,21 @@ def test_negative_times_speeds_and_stops_are_config_errors(tmp_path: Path, field
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert field in result.output
+
+
+@pytest.mark.parametrize(
+    "groups, message",
+    [
+        ('[[groups]]\nkind = "waypoint"\npeople = 100000\n' * 3, "300,000 people"),
+        ('[[groups]]\nkind = "seated"\npeople = 3\nrows = 100000\ncolumns = 100000\n', "seats"),
+        ('[[groups]]\nkind = "seated"\nlayout = "tables"\npeople = 3\nrows = 1000\ncolumns = 1000\n', "seats"),
+        ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 100000\ncolumns = 100000\n', "seats"),
+    ],
+)
+def test_huge_crowds_and_seat_plans_are_refused_up_front(tmp_path: Path, groups: str, message: str) -> None:
+    """These ran for up to a minute and then died of a MemoryError (or took the machine's memory)."""
+    text = 'name = "t"\nduration_min = 1\n' + groups
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_scenario(path)
