@@ -239,7 +239,7 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
 @click.option(
     "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set near_weight=1.0."
 )
-@click.option("--rssi-correction", default=0, show_default=True, type=int, help="This device's RSSI correction, dB.")
+@click.option("--rssi-correction", default=0, show_default=True, type=click.IntRange(-128, 127), help="This device's RSSI correction, dB (a signed byte, as TX power).")
 @click.option("--server", "server_url", default=None, help="Key server URL: download, verify and match new batches.")
 @click.option("--server-key", type=click.Path(dir_okay=False, path_type=Path), help="Pin this server key (file).")
 @db_option

@@ -151,3 +151,12 @@ def test_check_default_scorer_is_bluezone(scene: tuple[Path, Path]) -> None:
     data = json.loads(out)
     assert data["scorer"] == "bluezone"
     assert [e["close_contact"] for e in data["exposures"]] == [True, False]  # 30 min at 52 dB; 40 min at 75 dB
+
+
+@pytest.mark.parametrize("correction", ["100000000000000000000000", "40000", "-200"])
+def test_check_rssi_correction_out_of_range_is_a_usage_error(scene: tuple[Path, Path], correction: str) -> None:
+    """A huge correction crashed the matcher (OverflowError); 40000 printed attenuations of -39972 dB."""
+    db, keys = scene
+    code, out, err = run("check", "--keys", str(keys), "--db", str(db), "--rssi-correction", correction)
+    assert code == 2 and out == ""
+    assert "--rssi-correction" in err and "Traceback" not in err
