@@ -40,7 +40,7 @@ from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.receiver import ReceiverContext
-from bluezone.matching.scoring import Score, configured, register_scorer
+from bluezone.matching.scoring import MAX_SLOTS, Score, check_setting_types, configured, register_scorer
 
 
 @dataclass(frozen=True)
@@ -59,12 +59,20 @@ class BluezoneConfig:
     calibration_min_link_minutes: int = 10  # fewer (RPI, minute) groups behind a day's reference: no shift
 
     def __post_init__(self) -> None:
+        check_setting_types(self)
         if not 0 <= self.percentile <= 100:
             raise ConfigError("percentile must be 0-100")
-        if self.soft_width_db < 0 or self.min_sightings < 1 or self.smooth_slots < 1 or self.gap_fill_slots < 0:
-            raise ConfigError("soft_width_db >= 0, min_sightings >= 1, smooth_slots >= 1, gap_fill_slots >= 0")
-        if self.close_contact_minutes <= 0 or self.slot_seconds <= 0:
-            raise ConfigError("close_contact_minutes and slot_seconds must be > 0")
+        if (
+            self.soft_width_db < 0
+            or self.min_sightings < 1
+            or not 1 <= self.smooth_slots <= MAX_SLOTS
+            or not 0 <= self.gap_fill_slots <= MAX_SLOTS
+        ):
+            raise ConfigError(
+                f"soft_width_db >= 0, min_sightings >= 1, smooth_slots 1-{MAX_SLOTS}, gap_fill_slots 0-{MAX_SLOTS}"
+            )
+        if self.close_contact_minutes <= 0 or self.slot_seconds < 1:
+            raise ConfigError("close_contact_minutes must be > 0 and slot_seconds >= 1")
         if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
 

@@ -60,6 +60,30 @@ class Scorer(Protocol):
     def score(self, window: ExposureWindow) -> Score: ...
 
 
+#: Slots and smoothing windows are minutes of one day at most: more only allocates memory.
+MAX_SLOTS = 24 * 60
+
+
+def check_setting_types(config: Any) -> None:
+    """Check each field of a scorer config against its annotation, before any range check.
+
+    Settings come untyped from TOML and ``--set``: a bool is not an int, a count is whole,
+    and nan or inf would slip through every comparison and quietly change who is flagged.
+    """
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.type in ("int", int):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"scorer setting {f.name} must be a whole number, got {value!r}")
+        elif f.type in ("float", float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(float(value)):
+                raise ConfigError(f"scorer setting {f.name} must be a finite number, got {value!r}")
+        elif str(f.type).startswith("tuple[str"):
+            want = len(getattr(type(config), f.name, ())) or len(value)
+            if not isinstance(value, tuple) or len(value) != want or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"scorer setting {f.name} must be a list of {want} strings, got {value!r}")
+
+
 @dataclass(frozen=True)
 class GaenConfig:
     """Thresholds and weights of the GAEN v2-style scorer (see the module docstring)."""
@@ -79,13 +103,16 @@ class GaenConfig:
     distance_bands: tuple[str, str, str, str] = ("< 1.5 m", "1.5-3 m", "3-10 m", "> 10 m")
 
     def __post_init__(self) -> None:
+        check_setting_types(self)
         if not 0 <= self.immediate_db <= self.near_db <= self.medium_db <= 255:
             raise ConfigError("attenuation thresholds must satisfy 0 <= immediate <= near <= medium <= 255 dB")
         for f in ("immediate_weight", "near_weight", "medium_weight", "other_weight"):
             if not 0.0 <= getattr(self, f) <= 2.5:  # GAEN allows 0-250 %
                 raise ConfigError(f"{f} must be 0-2.5, got {getattr(self, f)}")
-        if self.close_contact_minutes <= 0 or self.slot_seconds <= 0 or self.max_gap_slots < 1:
-            raise ConfigError("close_contact_minutes and slot_seconds must be > 0, max_gap_slots >= 1")
+        if self.close_contact_minutes <= 0 or self.slot_seconds < 1 or not 1 <= self.max_gap_slots <= MAX_SLOTS:
+            raise ConfigError(
+                f"close_contact_minutes must be > 0, slot_seconds >= 1, max_gap_slots 1-{MAX_SLOTS}"
+            )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> GaenConfig:
@@ -94,7 +121,7 @@ class GaenConfig:
         if unknown:
             raise ConfigError(f"unknown scorer setting(s): {', '.join(sorted(unknown))}")
         values = dict(data)
-        if "distance_bands" in values:
+        if isinstance(values.get("distance_bands"), list):
             values["distance_bands"] = tuple(values["distance_bands"])
         try:
             return cls(**values)

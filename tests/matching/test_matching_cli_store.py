@@ -160,3 +160,36 @@ def test_check_rssi_correction_out_of_range_is_a_usage_error(scene: tuple[Path, 
     code, out, err = run("check", "--keys", str(keys), "--db", str(db), "--rssi-correction", correction)
     assert code == 2 and out == ""
     assert "--rssi-correction" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "scorer, setting",
+    [
+        ("gaen", "distance_bands=5"),  # TypeError: 'int' object is not iterable
+        ("gaen", 'distance_bands=["a"]'),  # one band for four buckets
+        ("gaen", "close_contact_minutes=nan"),  # nobody is ever F1
+        ("gaen", "slot_seconds=inf"),  # 'inf min'
+        ("gaen", "max_gap_slots=1.5"),
+        ("gaen", "immediate_db=true"),
+        ("bluezone", "soft_width_db=nan"),
+        ("bluezone", "threshold_db=inf"),
+        ("bluezone", "smooth_slots=1000000000000"),  # MemoryError: 7.28 TiB
+        ("bluezone", "min_sightings=1.5"),
+        ("bluezone", "slot_seconds=1e-300"),  # overflow in divide, 0 minutes
+        ("bluezone", "calibration_min_link_minutes=inf"),
+    ],
+)
+def test_check_bad_scorer_setting_types_are_input_errors(scene: tuple[Path, Path], scorer: str, setting: str) -> None:
+    db, keys = scene
+    code, out, err = run("check", "--keys", str(keys), "--db", str(db), "--scorer", scorer, "--set", setting)
+    assert code == 2, (out, err)
+    assert out == "" and err.startswith("Error: ") and err.count("\n") == 1
+    assert setting.split("=")[0] in err
+
+
+def test_scorer_config_file_types_are_checked_too(scene: tuple[Path, Path], tmp_path: Path) -> None:
+    db, keys = scene
+    cfg = tmp_path / "scoring.toml"
+    cfg.write_text("[scoring.gaen]\nclose_contact_minutes = nan\n")
+    code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--scorer", "gaen", "--scorer-config", str(cfg))
+    assert code == 2 and "close_contact_minutes" in err
