@@ -13,6 +13,7 @@ privacy-relevant setting (rotation, retention) must not be silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -46,6 +47,13 @@ def read_toml_table(path: str | Path, table: str, what: str = "config file") -> 
     return doc
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        return False
+
+
 @dataclass(frozen=True)
 class DaemonConfig:
     """What the proximity daemon does and how often.
@@ -77,6 +85,9 @@ class DaemonConfig:
                 ok = ok and isinstance(value, int)
             if not ok:
                 raise ConfigError(f"config: {f.name} must be {want.__name__}, got {value!r}")
+            # TOML's nan and inf pass every range check below: rpi_rotation_max = inf never rotates
+            if want is float and not _finite(value):
+                raise ConfigError(f"config: {f.name} must be a finite number, got {value!r}")
         if not -128 <= self.tx_power <= 127:
             raise ConfigError(f"config: tx_power must fit a signed byte (dBm), got {self.tx_power}")
         if not 0 < self.rpi_rotation_min <= self.rpi_rotation_max:

@@ -63,3 +63,16 @@ def test_proximity_all_is_complete() -> None:
         "backends", "daemon", "emulation", "ingest", "radio", "sightings", "store", "doctor", "runner",
     }
     assert public <= set(proximity.__all__), public - set(proximity.__all__)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["rpi_rotation_max = inf", "rpi_rotation_min = 600\nrpi_rotation_max = nan", "flush_interval = nan",
+     "status_interval = inf", "purge_interval = nan", f"flush_interval = {10**400}"],
+)
+def test_nan_and_inf_are_refused(tmp_path, text: str) -> None:
+    """rpi_rotation_max = inf used to load and the daemon then never changed its RPI."""
+    path = tmp_path / "d.toml"
+    path.write_text(text + "\n")
+    with pytest.raises(ConfigError, match="finite"):
+        DaemonConfig.load(path)
