@@ -192,3 +192,13 @@ def test_huge_crowds_and_seat_plans_are_refused_up_front(tmp_path: Path, groups:
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_scenario(path)
+
+
+@pytest.mark.parametrize("minutes", ["inf", "1e300", "2000"])
+def test_minutes_override_has_the_files_bounds(tmp_path: Path, minutes: str) -> None:
+    """inf and 1e300 crashed with an OverflowError; 2000 bypassed the file's 24-hour limit."""
+    path = tmp_path / "s.toml"
+    path.write_text(BASE)
+    result = CliRunner().invoke(cli, ["simulate", str(path), "--store", "memory", "--minutes", minutes], obj={})
+    assert result.exit_code == 2, result.output
+    assert "--minutes" in result.output and "Traceback" not in result.output
