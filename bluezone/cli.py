@@ -218,6 +218,7 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
     """Write this device's daily keys as GAEN publish-API JSON (what a positive case uploads)."""
     import time
 
+    from bluezone.errors import InputError
     from bluezone.matching.export_own import export_own_keys
     from bluezone.matching.keyfile import dump_keys_json
     from bluezone.matching.storeio import existing_store
@@ -228,7 +229,10 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
     if out == "-":
         click.echo(data.decode(), nl=False)
     else:
-        Path(out).write_bytes(data)
+        try:
+            Path(out).write_bytes(data)
+        except OSError as exc:
+            raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {len(own)} keys to {out}", err=True)
 
 

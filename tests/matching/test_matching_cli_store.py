@@ -193,3 +193,14 @@ def test_scorer_config_file_types_are_checked_too(scene: tuple[Path, Path], tmp_
     cfg.write_text("[scoring.gaen]\nclose_contact_minutes = nan\n")
     code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--scorer", "gaen", "--scorer-config", str(cfg))
     assert code == 2 and "close_contact_minutes" in err
+
+
+def test_keys_export_to_a_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:
+    db = tmp_path / "own.db"
+    with SightingStore.open(db) as store:
+        store.save_daily_key(DailyKey(b"\x01" * 16, rolling_start(time.time())))
+    out = tmp_path / "no" / "such" / "keys.json"
+    code, stdout, err = run("keys", "export", "--out", str(out), "--db", str(db))
+    assert code == 2 and stdout == ""
+    assert err.startswith("Error: cannot write the keys to") and err.count("\n") == 1
+    assert "--debug" not in err and not out.parent.exists()
