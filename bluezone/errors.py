@@ -31,6 +31,12 @@ class StoreError(BluezoneError):
     """The sighting store cannot be opened or is in an unexpected state."""
 
 
+class NotAStoreError(StoreError, InputError):
+    """The path given as a sighting database is none (missing, a directory, another program's file): exit code 2."""
+
+    exit_code = 2
+
+
 class RadioError(BluezoneError):
     """A radio backend failed while running."""
 

@@ -34,7 +34,7 @@ import sqlite_utils
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
 from bluezone.crypto.keys import DailyKey
-from bluezone.errors import StoreError
+from bluezone.errors import NotAStoreError, StoreError
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)
@@ -155,11 +155,11 @@ class SightingStore:
         p = Path(path) if path is not None else default_db_path()
         if not p.exists():
             if not create:
-                raise StoreError(f"no sighting database at {p} (give --db PATH, or run `bluezone run` first)")
+                raise NotAStoreError(f"no sighting database at {p} (give --db PATH, or run `bluezone run` first)")
             _make_private_dirs(p.parent)
             _create_private_file(p)
         elif p.is_dir():
-            raise StoreError(f"{p} is a directory, not a sighting database")
+            raise NotAStoreError(f"{p} is a directory, not a sighting database")
         try:
             conn = sqlite3.connect(p, timeout=10.0)
         except sqlite3.DatabaseError as exc:
@@ -176,7 +176,9 @@ class SightingStore:
             store._migrate()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
+            # SQLITE_NOTADB: the user pointed at some other file; anything else (locked, I/O) is trouble.
+            error = NotAStoreError if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB" else StoreError
+            raise error(f"{p} is not a usable sighting database: {exc}") from None
         except BaseException:
             conn.close()
             raise
@@ -204,16 +206,16 @@ class SightingStore:
             # A fresh database, or a foreign one: refuse to adopt a file full of other tables.
             foreign = names - {"daily_keys", "sightings"}
             if foreign:
-                raise StoreError(f"{self.path} is not a bluezone database (it has tables {sorted(foreign)[:3]})")
+                raise NotAStoreError(f"{self.path} is not a bluezone database (it has tables {sorted(foreign)[:3]})")
             if not names and not create:
-                raise StoreError(f"{self.path} is not a sighting database (it holds no tables)")
+                raise NotAStoreError(f"{self.path} is not a sighting database (it holds no tables)")
         expected = _required_tables(max(version, 1))
         for table in sorted(names & set(expected) if version == 0 else expected):
             have = {row[1] for row in conn.execute(f"PRAGMA table_info([{table}])")}
             missing = expected[table] - have
             if not have or missing:
                 what = f"no {table} table" if not have else f"{table} lacks {sorted(missing)}"
-                raise StoreError(f"{self.path} is not a bluezone database at schema version {version} ({what})")
+                raise NotAStoreError(f"{self.path} is not a bluezone database at schema version {version} ({what})")
 
     def _migrate(self) -> None:
         conn = self.db.conn

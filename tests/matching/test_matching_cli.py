@@ -92,7 +92,7 @@ def test_check_missing_database_is_not_created(tmp_path: Path) -> None:
     keys = tmp_path / "keys.json"
     keys.write_text('{"temporaryExposureKeys": []}')
     code, _, err = run("check", "--keys", str(keys), "--db", str(tmp_path / "absent.db"))
-    assert code == 1 and "no sighting database" in err
+    assert code == 2 and "no sighting database" in err
     assert not (tmp_path / "absent.db").exists()
 
 

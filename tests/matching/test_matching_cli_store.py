@@ -130,7 +130,7 @@ def test_keys_export(tmp_path: Path) -> None:
 
 def test_keys_export_missing_db(tmp_path: Path) -> None:
     code, _, err = run("keys", "export", "--out", str(tmp_path / "k.json"), "--db", str(tmp_path / "none.db"))
-    assert code == 1 and "no sighting database" in err and not (tmp_path / "none.db").exists()
+    assert code == 2 and "no sighting database" in err and not (tmp_path / "none.db").exists()
 
 
 def test_check_settings_on_the_command_line(scene: tuple[Path, Path]) -> None:

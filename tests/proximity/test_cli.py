@@ -69,14 +69,14 @@ def test_missing_and_corrupt_databases_are_one_line_errors(tmp_path) -> None:
     missing = tmp_path / "nope.db"
     for command in ("status", "purge"):
         result = invoke(command, "--db", str(missing))
-        assert result.exit_code == 1
+        assert result.exit_code == 2  # the path given is not a store: an input error
         assert result.output.count("\n") == 1 and "no sighting database" in result.output
         assert not missing.exists()
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"garbage" * 1000)
     os.chmod(junk, 0o600)
     result = invoke("status", "--db", str(junk), "--json")
-    assert result.exit_code == 1 and result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and result.output.count("\n") == 1
 
 
 def test_run_bad_config_is_exit_2(tmp_path) -> None:
@@ -135,7 +135,7 @@ def test_status_purge_on_another_programs_database_are_one_line_errors(tmp_path)
     before = other.read_bytes()
     for command in ("status", "purge"):
         result = invoke(command, "--db", str(other))
-        assert result.exit_code == 1, result.output
+        assert result.exit_code == 2, result.output
         assert result.output.startswith("Error: ") and result.output.count("\n") == 1
         assert "not a bluezone database" in result.output and "--debug" not in result.output
     assert other.read_bytes() == before
@@ -148,7 +148,7 @@ def test_read_only_commands_do_not_turn_an_empty_file_into_a_store(tmp_path) -> 
     keys.write_text('{"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": 2700000, "rollingPeriod": 144}]}')
     for args in (("status",), ("purge",), ("check", "--keys", str(keys)), ("keys", "export", "--out", "-")):
         result = invoke(*args, "--db", str(empty))
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == 2, (args, result.output)
         assert result.output.startswith("Error: ") and result.output.count("\n") == 1
         assert "not a sighting database" in result.output
         assert empty.read_bytes() == b"", args

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import sqlite_utils
 
 from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
-from bluezone.errors import StoreError
+from bluezone.errors import NotAStoreError, StoreError
 from bluezone.proximity import store as store_module
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 from bluezone.proximity.store import RETENTION_DAYS, SCHEMA_VERSION, SightingStore, default_db_path
@@ -255,3 +256,14 @@ def test_required_columns_follow_the_migrations() -> None:
         migration(db)
         have = {name: set(db[name].columns_dict) for name in db.table_names()}
         assert have == {t: set(c) for t, c in store_module._required_tables(version).items()}
+
+
+def test_a_path_that_is_no_store_is_an_input_error(tmp_path: Path) -> None:
+    """Exit code 2 is for what the user pointed at (``--db``); other store trouble stays 1."""
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"garbage" * 1000)
+    for path in (tmp_path / "missing.db", tmp_path, junk):
+        with pytest.raises(NotAStoreError) as info:
+            SightingStore.open(path, create=False)
+        assert info.value.exit_code == 2 and isinstance(info.value, StoreError)
+    assert StoreError("locked").exit_code == 1
