@@ -221,7 +221,9 @@ class SightingStore:
         conn = self.db.conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         for target in range(version, SCHEMA_VERSION):
-            with conn:
+            # atomic() opens an explicit BEGIN: sqlite3's implicit transactions leave DDL out,
+            # so a migration failing halfway would otherwise keep the tables it had made.
+            with self.db.atomic():
                 MIGRATIONS[target](self.db)
                 conn.execute(f"PRAGMA user_version = {target + 1}")
             log.debug("sighting store migrated to schema version %d", target + 1)

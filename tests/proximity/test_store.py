@@ -267,3 +267,22 @@ def test_a_path_that_is_no_store_is_an_input_error(tmp_path: Path) -> None:
             SightingStore.open(path, create=False)
         assert info.value.exit_code == 2 and isinstance(info.value, StoreError)
     assert StoreError("locked").exit_code == 1
+
+
+def test_a_migration_failing_halfway_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bluezone.proximity import store as store_module
+
+    first = store_module.MIGRATIONS[0]
+
+    def half_done(db: sqlite_utils.Database) -> None:
+        first(db)
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [half_done, *store_module.MIGRATIONS[1:]])
+    db = tmp_path / "new.db"
+    with pytest.raises(StoreError):
+        SightingStore.open(db)
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
+    assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
+    conn.close()
