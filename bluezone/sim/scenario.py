@@ -199,6 +199,14 @@ def _number(where: str, value: Any, low: float | None = None, high: float | None
     return number
 
 
+def _whole(where: str, value: Any, low: float | None = None, high: float | None = None) -> int:
+    """A whole number within [low, high]: 2.7 people or 1.5 dBm would be cut down silently."""
+    number = _number(where, value, low, high)
+    if number != int(number):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    return int(number)
+
+
 def _build(cls: type, where: str, data: Any, converters: dict[str, Any]) -> Any:
     """A dataclass from a TOML table: unknown keys rejected, values converted and checked."""
     if not isinstance(data, dict):
@@ -277,8 +285,8 @@ def _model(where: str, data: Any) -> DeviceModel:
         data,
         {
             "share": lambda w, v: _number(w, v, 0.0),
-            "tx_power_dbm": lambda w, v: int(_number(w, v, -50, 20)),
-            "rssi_correction_db": lambda w, v: int(_number(w, v, -60, 60)),
+            "tx_power_dbm": lambda w, v: _whole(w, v, -50, 20),
+            "rssi_correction_db": lambda w, v: _whole(w, v, -60, 60),
             "tx_error_db": lambda w, v: _number(w, v, -40, 40),
             "rx_error_db": lambda w, v: _number(w, v, -40, 40),
             "unit_sd_db": lambda w, v: _number(w, v, 0, 20),
@@ -314,7 +322,7 @@ def _group(where: str, data: Any) -> Group:
         raise ConfigError(f"{where}: every group needs kind and people")
     if data["kind"] not in GROUP_KINDS:
         raise ConfigError(f"{where}.kind: {data['kind']!r} is not one of {', '.join(GROUP_KINDS)}")
-    count = lambda w, v: int(_number(w, v, 0, 100_000))  # noqa: E731
+    count = lambda w, v: _whole(w, v, 0, 100_000)  # noqa: E731
     rng = lambda w, v: _pair(w, v)  # noqa: E731
     # times, speeds and stops below 0 make no sense and quietly empty the simulation
     span = lambda w, v: _pair(w, v, low=0.0)  # noqa: E731

@@ -202,3 +202,22 @@ def test_minutes_override_has_the_files_bounds(tmp_path: Path, minutes: str) -> 
     result = CliRunner().invoke(cli, ["simulate", str(path), "--store", "memory", "--minutes", minutes], obj={})
     assert result.exit_code == 2, result.output
     assert "--minutes" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["people = 2.7\n", "rows = 2.5\n", "[[devices.models]]\ntx_power_dbm = -23.5\n", "[[devices.models]]\nrssi_correction_db = 0.5\n"],
+)
+def test_counts_and_dbm_must_be_whole_numbers(tmp_path: Path, extra: str) -> None:
+    """These were cut down to whole numbers without a word (2.7 people ran as 2)."""
+    text = BASE.replace("people = 3\n", "") + ("people = 3\n" if not extra.startswith("people") else "") + extra
+    result = simulate(tmp_path, text)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and "whole number" in result.output
+
+
+def test_whole_numbers_written_as_floats_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(BASE.replace("people = 3", "people = 3.0") + "[[devices.models]]\ntx_power_dbm = -24.0\n")
+    scenario = load_scenario(path)
+    assert scenario.groups[0].people == 3 and scenario.devices.models[0].tx_power_dbm == -24
