@@ -321,3 +321,18 @@ def test_code_used_once_under_concurrency(server: Server) -> None:
         statuses = sorted(s for s, _ in pool.map(server.post, bodies))
     assert statuses == [200] + [403] * 7
     assert server.storage.count_keys() == 1
+
+
+def test_logs_never_tie_an_address_code_or_key_to_a_publish(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """An address beside a successful publish would say who tested positive."""
+    key = bytes(range(16))
+    code = server.code(test_type="confirmed")
+    start = rolling_start(NOW) - ROLLING_PERIOD
+    with caplog.at_level("INFO", logger="bluezone"):
+        status, _ = server.post(_body([(key, start, ROLLING_PERIOD)], code))
+    assert status == 200
+    published = [r.getMessage() for r in caplog.records if "published" in r.getMessage()]
+    assert published, "the publish is logged (as a count)"
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "testclient" not in text  # TestClient's client address
+    assert code not in text and key.hex() not in text and base64.b64encode(key).decode() not in text
