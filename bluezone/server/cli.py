@@ -151,9 +151,12 @@ def export_cmd(
 @click.option("--export-every", default=600, show_default=True, type=click.IntRange(0), help="Seconds; 0: never.")
 @click.option("--max-keys-per-day", default=14, show_default=True, type=click.IntRange(1, 144),
               help="Upload limit: keys starting on one UTC day.")
+@click.option("--access-log/--no-access-log", default=False, show_default=True,
+              help="Log every request with the client's address (off: a 200 on /v1/publish beside an address "
+                   "says who tested positive).")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
-    region: str, export_every: int, max_keys_per_day: int,
+    region: str, export_every: int, max_keys_per_day: int, access_log: bool,
 ) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
     import uvicorn
@@ -172,7 +175,7 @@ def run_cmd(
         publish_config=PublishConfig(max_keys_per_day=max_keys_per_day),
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
     finally:
         storage.close()
 

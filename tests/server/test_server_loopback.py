@@ -188,6 +188,9 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(30)
+    output = proc.stdout.read().decode()
+    assert "Uvicorn running" in output or "Application startup complete" in output, output
+    assert "/v1/publish" not in output and "127.0.0.1:" not in output.replace(f"http://127.0.0.1:{port}", "")  # no access log
 
 
 def test_server_benchmark_command_small() -> None:
