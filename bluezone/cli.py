@@ -220,7 +220,7 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
 
     from bluezone.errors import InputError
     from bluezone.matching.export_own import export_own_keys
-    from bluezone.matching.keyfile import dump_keys_json
+    from bluezone.matching.keyfile import dump_keys_json, write_private
     from bluezone.matching.storeio import existing_store
 
     with existing_store(db_path) as store:
@@ -230,7 +230,7 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
         click.echo(data.decode(), nl=False)
     else:
         try:
-            Path(out).write_bytes(data)
+            write_private(out, data)
         except OSError as exc:
             raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {len(own)} keys to {out}", err=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -166,7 +167,15 @@ def dump_keys_json(keys: np.ndarray) -> bytes:
 
 
 def write_keys_json(keys: np.ndarray, path: str | Path) -> None:
-    Path(path).write_bytes(dump_keys_json(keys))
+    write_private(path, dump_keys_json(keys))
+
+
+def write_private(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a file only its owner can read: daily keys reveal every RPI the device sent."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)  # the mode above is filtered by the umask, and an old file keeps its own
+        f.write(data)
 
 
 # --- any format ---------------------------------------------------------------------------

@@ -204,3 +204,25 @@ def test_keys_export_to_a_missing_directory_is_a_one_line_error(tmp_path: Path) 
     assert code == 2 and stdout == ""
     assert err.startswith("Error: cannot write the keys to") and err.count("\n") == 1
     assert "--debug" not in err and not out.parent.exists()
+
+
+def test_keys_export_file_is_private_under_any_umask(tmp_path: Path) -> None:
+    """Daily keys reveal every RPI the device sent: nobody else on the machine may read them."""
+    import os
+    import stat
+
+    db = tmp_path / "own.db"
+    with SightingStore.open(db) as store:
+        store.save_daily_key(DailyKey(b"\x01" * 16, rolling_start(time.time())))
+    fresh, old = tmp_path / "keys.json", tmp_path / "old.json"
+    old.write_text("{}")
+    os.chmod(old, 0o644)
+    previous = os.umask(0)
+    try:
+        for out in (fresh, old):
+            code, _, err = run("keys", "export", "--out", str(out), "--db", str(db))
+            assert code == 0, err
+            assert stat.S_IMODE(out.stat().st_mode) == 0o600, out
+            assert len(parse_keys_json(out.read_bytes())) == 1
+    finally:
+        os.umask(previous)
