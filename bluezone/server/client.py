@@ -59,6 +59,14 @@ class KeyServerClient:
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InputError(f"server URL must start with http:// or https://, got {base_url!r}")
+        try:
+            url = httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            raise InputError(f"not a usable server URL {base_url!r}: {exc}") from None
+        if not url.host:
+            raise InputError(f"server URL {base_url!r} has no host")
+        if url.port is not None and not 0 < url.port < 65536:
+            raise InputError(f"server URL {base_url!r}: port {url.port} is not 1-65535")
         self.base_url = base_url.rstrip("/")
         self._http = http or httpx.Client(transport=transport, timeout=timeout)
         self._owns_http = http is None

@@ -219,3 +219,20 @@ def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_pat
     rc, out, err = _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
                         "--export-dir", str(live_server["exports"]))
     assert rc == 0 and out.startswith(f"{expected} keys in"), err  # nothing embargoed: today's key is over
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("keys.example.org", "must start with http"),
+        ("http://[::1", "not a usable server URL"),
+        ("http://", "has no host"),
+        ("https://keys.example.org:99999", "not 1-65535"),
+    ],
+)
+def test_bad_server_urls_are_one_line_input_errors(tmp_path: Path, url: str, message: str) -> None:
+    """Caught before any connection: ``http://[::1`` used to end in a generic exit-1 error."""
+    _, nodes = make_nodes(tmp_path, now=time.time())
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]))
+    assert rc == 2 and out == "" and err.startswith("Error: ") and err.count("\n") == 1
+    assert message in err and "--debug" not in err
