@@ -97,8 +97,9 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
     if not isinstance(padding, str):
         raise _bad("'padding' must be a string")
     onset = doc.get("symptomOnsetInterval")
-    if onset is not None and (isinstance(onset, bool) or not isinstance(onset, int) or onset < 0):
-        raise _bad("'symptomOnsetInterval' must be a non-negative integer")
+    if onset is not None and (isinstance(onset, bool) or not isinstance(onset, int) or not 0 <= onset < 2**31):
+        # an interval number (10-minute steps since 1970), 32 bits in GAEN; a bigger one overflowed numpy later
+        raise _bad("'symptomOnsetInterval' must be an interval number, 0 to 2^31 - 1")
     entries = doc.get("temporaryExposureKeys")
     if not isinstance(entries, list) or not entries:
         raise _bad("'temporaryExposureKeys' must be a non-empty list", "missing_keys")
