@@ -19,7 +19,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import ConfigError
+
+RETENTION_DAYS = 14  # sightings and daily keys older than this are deleted: a promise, not a default
+MAX_RPI_LIFETIME = 1200.0  # seconds: GAEN changes the RPI every 10-20 minutes
 
 
 
@@ -92,12 +96,20 @@ class DaemonConfig:
             raise ConfigError(f"config: tx_power must fit a signed byte (dBm), got {self.tx_power}")
         if not 0 < self.rpi_rotation_min <= self.rpi_rotation_max:
             raise ConfigError("config: need 0 < rpi_rotation_min <= rpi_rotation_max")
+        # The privacy promises are not settings: an RPI lives at most 20 minutes (GAEN), nothing
+        # is kept beyond 14 days, and the running daemon purges at least daily.
+        if self.rpi_rotation_max > MAX_RPI_LIFETIME:
+            raise ConfigError(f"config: rpi_rotation_max is at most {MAX_RPI_LIFETIME:.0f} s (GAEN: 10-20 minutes)")
         for name in ("queue_size", "flush_size", "retention_days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config: {name} must be at least 1")
+        if self.retention_days > RETENTION_DAYS:
+            raise ConfigError(f"config: retention_days is at most {RETENTION_DAYS}")
         for name in ("flush_interval", "status_interval", "purge_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"config: {name} must be positive")
+        if self.purge_interval > DAY_SECONDS:
+            raise ConfigError(f"config: purge_interval is at most {DAY_SECONDS} s (one day)")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DaemonConfig:

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import sqlite_utils
 
+from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import NotAStoreError, StoreError
@@ -39,7 +40,6 @@ from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)
 
-RETENTION_DAYS = 14
 DB_FILENAME = "bluezone.db"
 
 

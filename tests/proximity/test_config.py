@@ -76,3 +76,24 @@ def test_nan_and_inf_are_refused(tmp_path, text: str) -> None:
     path.write_text(text + "\n")
     with pytest.raises(ConfigError, match="finite"):
         DaemonConfig.load(path)
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("retention_days = 30\n", "retention_days is at most 14"),
+        ("rpi_rotation_min = 600\nrpi_rotation_max = 86400\n", "rpi_rotation_max is at most 1200"),
+        ("purge_interval = 1e9\n", "purge_interval is at most 86400"),
+    ],
+)
+def test_privacy_promises_cannot_be_configured_away(tmp_path, text: str, words: str) -> None:
+    """Keeping data a month, one RPI all day, or never purging while running would break the README's promises."""
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=words):
+        DaemonConfig.load(path)
+
+
+def test_stricter_privacy_settings_are_fine() -> None:
+    c = DaemonConfig(retention_days=7, rpi_rotation_min=300.0, rpi_rotation_max=600.0, purge_interval=600.0)
+    assert c.retention_days == 7 and c.rpi_rotation_max == 600.0
