@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import stat
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
@@ -319,6 +321,13 @@ class SQLiteStorage(Storage):
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it (its -wal/-shm take the same mode): the code hashes are of
+            # 8 digits, so anyone who can read this file can recover the codes still unused.
+            if not self.path.exists():
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+                os.chmod(self.path, 0o600)  # the mode above is filtered by the umask
+            elif self.path.is_file() and stat.S_IMODE(self.path.stat().st_mode) & 0o077:
+                log.warning("key server database %s is readable by others; chmod 600 it", self.path)
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")

@@ -88,3 +88,30 @@ def test_pending_batches_and_purge(storage, tmp_path) -> None:
 def test_unsupported_url() -> None:
     with pytest.raises(InputError):
         open_storage("mysql://x")
+
+
+def test_sqlite_file_is_private_under_any_umask(tmp_path, caplog) -> None:
+    """The codes are 8 digits: a readable hash of one is as good as the code."""
+    import os
+    import stat
+
+    from bluezone.server.storage import SQLiteStorage
+
+    previous = os.umask(0)
+    try:
+        storage = SQLiteStorage(tmp_path / "new" / "keys.db")
+        issue_code(storage, NOW)
+        storage.close()
+    finally:
+        os.umask(previous)
+    for name in ("keys.db", "keys.db-wal", "keys.db-shm"):
+        path = tmp_path / "new" / name
+        if path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, name
+    shared = tmp_path / "shared.db"
+    SQLiteStorage(shared).close()
+    os.chmod(shared, 0o644)
+    with caplog.at_level("WARNING"):
+        SQLiteStorage(shared).close()
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o644  # an operator's choice is left alone, with a warning
+    assert any("readable by others" in r.getMessage() for r in caplog.records)
