@@ -40,6 +40,10 @@ from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)
 
+#: Rows bluezone can read: SQLite sorts text and blobs after every number (and NULL fails any
+#: comparison), so this keeps hand-edited or damaged rows out while still using the time index.
+NUMERIC_TIME = "time < 1e300"
+
 DB_FILENAME = "bluezone.db"
 
 
@@ -284,7 +288,8 @@ class SightingStore:
         where, params = self._time_filter(since, until)
         cursor = self.db.conn.execute(
             "SELECT time, rpi, aem, rssi, COALESCE(tx_power, ?) FROM sightings"
-            f" WHERE length(rpi) = 16 AND length(aem) = 4{where} ORDER BY time",
+            f" WHERE length(rpi) = 16 AND length(aem) = 4 AND {NUMERIC_TIME} AND typeof(rssi) = 'integer'{where}"
+            " ORDER BY time",
             [NO_TX_POWER, *params],
         )
         try:
@@ -310,8 +315,8 @@ class SightingStore:
 
     def _last_time(self) -> float | None:
         row = self.db.conn.execute(
-            "SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM sightings"
-            " UNION ALL SELECT MAX(created_at) FROM daily_keys)"
+            f"SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM sightings WHERE {NUMERIC_TIME}"
+            " UNION ALL SELECT MAX(created_at) FROM daily_keys WHERE created_at < 1e300)"
         ).fetchone()
         return None if row[0] is None else float(row[0])
 
@@ -367,7 +372,8 @@ class SightingStore:
         cutoff_interval = interval_number(cutoff)
         conn = self.db.conn
         with conn:
-            s = conn.execute("DELETE FROM sightings WHERE time < ?", (cutoff,)).rowcount
+            # a row whose time is no number cannot be shown to be younger than the cutoff: it goes too
+            s = conn.execute(f"DELETE FROM sightings WHERE time < ? OR NOT ({NUMERIC_TIME})", (cutoff,)).rowcount
             k = conn.execute(
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
             ).rowcount
@@ -389,15 +395,22 @@ class SightingStore:
         row = self.db.conn.execute("SELECT value, updated_at FROM daemon_state WHERE name = 'daemon'").fetchone()
         if row is None:
             return None
-        return {**json.loads(row[0]), "updated_at": row[1]}
+        try:
+            state = json.loads(row[0])
+            return {**state, "updated_at": float(row[1])}
+        except (TypeError, ValueError):  # advisory only: a damaged report must not hide the rest
+            log.warning("the daemon's last report in %s cannot be read; ignored", self.path)
+            return None
 
     def stats(self) -> dict[str, Any]:
         """What is stored: counts, time span, days covered, file size."""
         conn = self.db.conn
-        n, first, last = conn.execute("SELECT COUNT(*), MIN(time), MAX(time) FROM sightings").fetchone()
+        n, first, last = conn.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM sightings WHERE {NUMERIC_TIME}").fetchone()
         days = 0
         if n and last // DAY_SECONDS - first // DAY_SECONDS > 60:
-            days = conn.execute("SELECT COUNT(DISTINCT CAST(time / 86400 AS INTEGER)) FROM sightings").fetchone()[0]
+            days = conn.execute(
+                f"SELECT COUNT(DISTINCT CAST(time / 86400 AS INTEGER)) FROM sightings WHERE {NUMERIC_TIME}"
+            ).fetchone()[0]
         elif n:
             # One indexed probe per UTC day in the span (at most ~15): cheap even with millions of rows.
             for day in range(int(first // DAY_SECONDS), int(last // DAY_SECONDS) + 1):

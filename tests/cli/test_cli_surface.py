@@ -68,3 +68,20 @@ def test_readme_quick_start_is_two_make_commands_that_exist() -> None:
         dry = subprocess.run(["make", "-n", "-C", str(ROOT), target], capture_output=True, text=True)
         assert dry.returncode == 0, dry.stderr
     assert "bluezone demo" in subprocess.run(["make", "-n", "-C", str(ROOT), "demo"], capture_output=True, text=True).stdout
+
+
+def test_a_reader_that_goes_away_is_not_an_error() -> None:
+    """`bluezone ... | head`: the pipe closes early; that is the reader's choice, not a failure to report."""
+    import os
+    import sys
+
+    args = ["keys", "derive", "--tek", "75c734c6dd1a782de7a965da5eb93125", "--interval", "2642976", "--count", "144"]
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first write: no race with the child's output
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "bluezone.cli", *args, "--json"], stdout=write_end, stderr=subprocess.PIPE, timeout=60
+        )
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141 and proc.stderr.decode() == ""

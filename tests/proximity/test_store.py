@@ -286,3 +286,26 @@ def test_a_migration_failing_halfway_leaves_the_file_as_it_was(tmp_path: Path, m
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 0
     assert conn.execute("SELECT name FROM sqlite_master").fetchall() == []
     conn.close()
+
+
+def test_hand_edited_rows_are_skipped_and_a_damaged_daemon_report_ignored(tmp_path: Path) -> None:
+    """Rows the daemon never writes (text times or RSSI, a non-JSON report) used to stop status and check."""
+    db = tmp_path / "b.db"
+    now = 1_800_000_000.0
+    with SightingStore.open(db) as store:
+        rows = np.zeros(2, SIGHTING_DTYPE)
+        rows["time"] = [now - 60, now]
+        rows["rssi"] = -60
+        store.add_sightings(rows)
+        store.save_daemon_state({"backend": "emulated"}, now)
+    conn = sqlite3.connect(db)
+    conn.execute("INSERT INTO sightings (time, rpi, aem, rssi) VALUES ('abc', zeroblob(16), zeroblob(4), -50)")
+    conn.execute("INSERT INTO sightings (time, rpi, aem, rssi) VALUES (?, zeroblob(16), zeroblob(4), 'loud')", (now,))
+    conn.execute("UPDATE daemon_state SET value = 'not json'")
+    conn.commit()
+    conn.close()
+    with SightingStore.open(db, create=False, purge_now=now) as store:
+        stats = store.stats()
+        assert stats["last_sighting"] == now and stats["daemon"] is None
+        assert len(store.sightings()) == 2  # the readable rows
+        assert store.count_sightings() == 3  # the row of unknown age went with the purge on open; 'loud' is kept unread
