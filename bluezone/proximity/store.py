@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 #: Rows bluezone can read: SQLite sorts text and blobs after every number (and NULL fails any
 #: comparison), so this keeps hand-edited or damaged rows out while still using the time index.
 NUMERIC_TIME = "time < 1e300"
+READABLE_ROW = f"{NUMERIC_TIME} AND typeof(rssi) = 'integer' AND typeof(tx_power) IN ('integer', 'null')"
 
 DB_FILENAME = "bluezone.db"
 
@@ -286,17 +287,21 @@ class SightingStore:
     def sightings(self, since: float | None = None, until: float | None = None) -> np.ndarray:
         """Sightings with ``since <= time < until`` (either bound optional), ordered by time."""
         where, params = self._time_filter(since, until)
-        cursor = self.db.conn.execute(
-            "SELECT time, rpi, aem, rssi, COALESCE(tx_power, ?) FROM sightings"
-            f" WHERE length(rpi) = 16 AND length(aem) = 4 AND {NUMERIC_TIME} AND typeof(rssi) = 'integer'{where}"
-            " ORDER BY time",
-            [NO_TX_POWER, *params],
-        )
+        select = "SELECT time, rpi, aem, rssi, COALESCE(tx_power, ?) FROM sightings WHERE length(rpi) = 16 AND length(aem) = 4"
         try:
-            # numpy fills the structured array straight from the cursor's tuples: no list, no zip.
-            return np.fromiter(cursor, SIGHTING_DTYPE)
+            return self._load(f"{select}{where} ORDER BY time", params)
+        except (TypeError, ValueError, OverflowError):
+            # A row the daemon never writes (hand-edited, damaged): read again without such rows.
+            # Checked only now, as the checks cost about 6 % of every load.
+            log.warning("%s holds sightings bluezone cannot read; they are skipped", self.path)
+        try:
+            return self._load(f"{select} AND {READABLE_ROW}{where} ORDER BY time", params)
         except (TypeError, ValueError, OverflowError) as exc:
             raise StoreError(f"the sightings table holds a row bluezone cannot read: {exc}") from None
+
+    def _load(self, query: str, params: list[float]) -> np.ndarray:
+        # numpy fills the structured array straight from the cursor's tuples: no list, no zip.
+        return np.fromiter(self.db.conn.execute(query, [NO_TX_POWER, *params]), SIGHTING_DTYPE)
 
     def count_sightings(self, since: float | None = None, until: float | None = None) -> int:
         where, params = self._time_filter(since, until)

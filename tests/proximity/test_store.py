@@ -301,6 +301,9 @@ def test_hand_edited_rows_are_skipped_and_a_damaged_daemon_report_ignored(tmp_pa
     conn = sqlite3.connect(db)
     conn.execute("INSERT INTO sightings (time, rpi, aem, rssi) VALUES ('abc', zeroblob(16), zeroblob(4), -50)")
     conn.execute("INSERT INTO sightings (time, rpi, aem, rssi) VALUES (?, zeroblob(16), zeroblob(4), 'loud')", (now,))
+    conn.execute(
+        "INSERT INTO sightings (time, rpi, aem, rssi, tx_power) VALUES (?, zeroblob(16), zeroblob(4), -50, 'x')", (now,)
+    )
     conn.execute("UPDATE daemon_state SET value = 'not json'")
     conn.commit()
     conn.close()
@@ -308,4 +311,4 @@ def test_hand_edited_rows_are_skipped_and_a_damaged_daemon_report_ignored(tmp_pa
         stats = store.stats()
         assert stats["last_sighting"] == now and stats["daemon"] is None
         assert len(store.sightings()) == 2  # the readable rows
-        assert store.count_sightings() == 3  # the row of unknown age went with the purge on open; 'loud' is kept unread
+        assert store.count_sightings() == 4  # the row of unknown age went with the purge on open; the others are kept unread
