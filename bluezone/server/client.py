@@ -9,7 +9,9 @@ lives in two small tables of its own sighting database (``ServerState``).
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -24,13 +26,15 @@ from bluezone.crypto.keys import DailyKey
 from bluezone.errors import BluezoneError, InputError
 from bluezone.matching.check import REPORT_TYPE_REVOKED, Exposure, check_sightings, sightings_span
 from bluezone.matching.export import ExportSignatureError, open_signed_export
-from bluezone.matching.keyfile import KEY_DTYPE, empty_keys, keys_from_daily
+from bluezone.matching.keyfile import KEY_DTYPE, MAX_KEY_FILE_BYTES, empty_keys, keys_from_daily
 from bluezone.matching.scoring import Scorer
 from bluezone.server.signing import PinnedKey
 
 log = logging.getLogger(__name__)
 
 UPLOAD_DAYS = 14
+MAX_ANSWER_BYTES = 1024 * 1024  # signing key, index and publish answers are a few kB at most
+BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]+\.zip$")  # what the server's exports are called
 
 
 class KeyServerError(BluezoneError):
@@ -81,36 +85,63 @@ class KeyServerClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, max_bytes: int = MAX_ANSWER_BYTES, **kwargs: Any) -> bytes:
+        """The body of a successful answer, read at most ``max_bytes`` far: a broken or hostile
+        server must not be able to fill this device's memory."""
         url = self.base_url + path
         try:
-            response = self._http.request(method, url, **kwargs)
+            with self._http.stream(method, url, **kwargs) as response:
+                data = bytearray()
+                for chunk in response.iter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise KeyServerError(f"{url}: the answer is larger than {max_bytes} bytes")
         except httpx.HTTPError as exc:
             raise KeyServerError(f"cannot reach the key server at {url}: {exc}") from None
         if response.status_code >= 400:
             try:
-                doc = response.json()
-                code, message = str(doc.get("code", "")), str(doc.get("error", response.text))
-            except ValueError:
-                code, message = "", response.text[:200]
+                doc = json.loads(data)
+                code, message = str(doc.get("code", "")), str(doc.get("error", ""))
+            except (ValueError, AttributeError):
+                code, message = "", bytes(data[:200]).decode("utf-8", "replace")
             raise KeyServerError(f"{url}: {response.status_code} {code}: {message}", code, response.status_code)
-        return response
+        return bytes(data)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        data = self._request(method, path, **kwargs)
+        try:
+            doc = json.loads(data)
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict):
+            raise KeyServerError(f"{self.base_url}{path}: the answer is not a JSON object")
+        return doc
 
     def publish(self, keys: np.ndarray, code: str, symptom_onset_interval: int | None = None) -> int:
         """Upload ``keys`` (KEY_DTYPE) with a verification code; number of keys the server took."""
         body = publish_body(keys, code, symptom_onset_interval)
-        return int(self._request("POST", "/v1/publish", json=body).json().get("insertedExposures", 0))
+        inserted = self._json("POST", "/v1/publish", json=body).get("insertedExposures", 0)
+        return inserted if isinstance(inserted, int) and not isinstance(inserted, bool) else 0
 
     def signing_key(self) -> PinnedKey:
-        doc = self._request("GET", "/v1/signing-key").json()
-        return PinnedKey(str(doc["public_key"]), doc.get("key_id"), doc.get("key_version"))
+        doc = self._json("GET", "/v1/signing-key")
+        key = doc.get("public_key")
+        if not isinstance(key, str) or not key:
+            raise KeyServerError(f"{self.base_url}/v1/signing-key: no public_key in the answer")
+        key_id, version = doc.get("key_id"), doc.get("key_version")
+        return PinnedKey(key, key_id if isinstance(key_id, str) else None, version if isinstance(version, str) else None)
 
     def index(self) -> list[str]:
-        text = self._request("GET", "/v1/exports/index.txt").text
-        return [line.strip() for line in text.splitlines() if line.strip()]
+        """Batch names, oldest first; a name that is not a plain file name is an error (no paths)."""
+        text = self._request("GET", "/v1/exports/index.txt").decode("utf-8", "replace")
+        names = [line.strip() for line in text.splitlines() if line.strip()]
+        for name in names:
+            if not BATCH_NAME.match(name):
+                raise KeyServerError(f"{self.base_url}/v1/exports/index.txt lists {name[:60]!r}, not a batch file name")
+        return names
 
     def batch(self, name: str) -> bytes:
-        return self._request("GET", f"/v1/exports/{name}").content
+        return self._request("GET", f"/v1/exports/{name}", max_bytes=MAX_KEY_FILE_BYTES)
 
 
 def publish_body(keys: np.ndarray, code: str, symptom_onset_interval: int | None = None) -> dict[str, Any]:

@@ -1,0 +1,67 @@
+"""A broken or hostile key server: every answer it can give ends in one KeyServerError, never a
+traceback, a full memory or a request outside the exports directory."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import httpx
+import pytest
+from server_helpers import NOW
+
+from bluezone.server.client import MAX_ANSWER_BYTES, KeyServerClient, KeyServerError, ServerState, check_server
+from bluezone.server.signing import keygen
+
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def _server(signing_key: object, index: bytes = b"", batch: bytes = b"") -> tuple[Handler, list[str]]:
+    asked: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/v1/signing-key":
+            return httpx.Response(200, json=signing_key)
+        if request.url.path == "/v1/exports/index.txt":
+            return httpx.Response(200, content=index)
+        return httpx.Response(200, content=batch)
+
+    return handle, asked
+
+
+def _check(handler: Handler) -> None:
+    client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler))
+    check_server(client, ServerState(sqlite3.connect(":memory:")), lambda t0, t1: None, now=NOW)  # type: ignore[arg-type, return-value]
+
+
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (httpx.Response(200, content=b"<html>hello</html>"), "not a JSON object"),
+        (httpx.Response(200, json=[1, 2]), "not a JSON object"),
+        (httpx.Response(200, json={"key_id": "x"}), "no public_key"),
+        (httpx.Response(200, json={"public_key": 7}), "no public_key"),
+        (httpx.Response(200, content=b"{" + b" " * (MAX_ANSWER_BYTES + 10) + b"}"), "larger than"),
+        (httpx.Response(502, content=b"<html>bad gateway</html>"), "502"),
+    ],
+)
+def test_bad_signing_key_answers(answer: httpx.Response, message: str) -> None:
+    with pytest.raises(KeyServerError, match=message):
+        _check(lambda request: answer)
+
+
+def test_index_may_only_name_batch_files(tmp_path) -> None:
+    handler, asked = _server(keygen(tmp_path / "k").public_info(), index=b"ok-1.zip\n../../v1/publish\n")
+    with pytest.raises(KeyServerError, match="not a batch file name"):
+        _check(handler)
+    assert asked == ["/v1/signing-key", "/v1/exports/index.txt"]  # nothing fetched from the list
+
+
+def test_an_endless_batch_is_cut_off(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bluezone.server import client as client_module
+
+    monkeypatch.setattr(client_module, "MAX_KEY_FILE_BYTES", 1000)
+    handler, _ = _server(keygen(tmp_path / "k").public_info(), index=b"big.zip\n", batch=b"PK" + b"\0" * 5000)
+    with pytest.raises(KeyServerError, match="larger than 1000 bytes"):
+        _check(handler)
