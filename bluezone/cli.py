@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from bluezone.clitypes import FloatRange
 from bluezone.errors import BluezoneError
 
 
@@ -94,7 +95,7 @@ def json_option(func: Any) -> Any:
 @click.option("--adapter", default=None, help="BlueZ adapter (hci0, ...) for auto/bluez.")
 @db_option
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="Daemon TOML.")
-@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Stop after SECONDS.")
+@click.option("--duration", type=FloatRange(0, min_open=True), default=None, help="Stop after SECONDS.")
 def run(backend: str, adapter: str | None, db_path: Path | None, config_path: Path | None, duration: float | None) -> None:
     """Run the proximity daemon in the foreground (status every minute; Ctrl-C stops cleanly)."""
     import asyncio
@@ -361,7 +362,7 @@ def benchmark(
 
 @cli.command("doctor")
 @click.option("--adapter", default=None, help="BlueZ adapter to check (default: the first powered one).")
-@click.option("--scan-seconds", default=10.0, show_default=True, type=click.FloatRange(0), help="0 skips the scan.")
+@click.option("--scan-seconds", default=10.0, show_default=True, type=FloatRange(0), help="0 skips the scan.")
 @json_option
 def doctor(adapter: str | None, scan_seconds: float, as_json: bool) -> None:
     """Check BlueZ, the adapter, permissions, advertising and scanning; say what to fix."""

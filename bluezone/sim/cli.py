@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from bluezone.clitypes import FloatRange
 from bluezone.errors import ConfigError
 
 
@@ -26,7 +27,7 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
 @click.argument("scenario_file", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed: the same seed gives the same run.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Write report.json and PNG plots here.")
-@click.option("--minutes", type=click.FloatRange(0.1, 24 * 60), help="Override the scenario's duration (0.1-1440, as in the file).")
+@click.option("--minutes", type=FloatRange(0.1, 24 * 60), help="Override the scenario's duration (0.1-1440, as in the file).")
 @click.option("--store", default="auto", show_default=True, type=click.Choice(["auto", "sqlite", "memory"]), help="Where phones keep sightings: a real SQLite store each, numpy in memory, or auto by crowd size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def simulate(scenario_file: Path, seed: int, out: Path | None, minutes: float | None, store: str, as_json: bool) -> None:

@@ -85,3 +85,23 @@ def test_a_reader_that_goes_away_is_not_an_error() -> None:
     finally:
         os.close(write_end)
     assert proc.returncode == 141 and proc.stderr.decode() == ""
+
+
+def test_every_float_range_option_refuses_nan() -> None:
+    """nan passes every range comparison: `run --duration nan` stopped at once, `simulate --minutes nan` crashed."""
+    from bluezone.clitypes import FloatRange
+
+    ranged = [
+        (path, p.name)
+        for path, command in _commands(cli)
+        for p in command.params
+        if isinstance(p.type, click.FloatRange)
+    ]
+    assert ranged, "the CLI has float range options"
+    for path, name in ranged:
+        option = next(p for p in dict(_commands(cli))[path].params if p.name == name)
+        assert isinstance(option.type, FloatRange), (path, name)
+    wall = str(Path(__file__).parents[2] / "simulations" / "wall.toml")
+    for args in (["run", "--duration", "nan"], ["simulate", wall, "--minutes", "nan"]):
+        result = CliRunner().invoke(cli, args, obj={})
+        assert result.exit_code == 2 and "is not a number" in result.output, (args, result.output)
