@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.errors import InputError
 from bluezone.matching.export import signed_export_zip
 from bluezone.server.signing import Signer
 from bluezone.server.storage import BatchRecord, Storage
@@ -31,11 +33,21 @@ DEFAULT_MAX_KEYS_PER_FILE = 30_000
 RETENTION_DAYS = 14
 
 
+REGION = re.compile(r"^[A-Za-z0-9-]{2,16}$")  # ISO 3166 ("VN", "US-WA") or a mobile country code ("452")
+
+
 @dataclass(frozen=True)
 class ExportConfig:
     region: str = "XX"
     max_keys_per_file: int = DEFAULT_MAX_KEYS_PER_FILE
     retention_days: int = RETENTION_DAYS
+
+    def __post_init__(self) -> None:
+        # written into every export.bin that clients download: catch a typo before it is signed
+        if not isinstance(self.region, str) or not REGION.match(self.region):
+            raise InputError(f"region must be 2-16 letters, digits or '-' (e.g. VN), got {self.region!r}")
+        if self.max_keys_per_file < 1 or self.retention_days < 1:
+            raise InputError("max_keys_per_file and retention_days must be at least 1")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

@@ -236,3 +236,13 @@ def test_bad_server_urls_are_one_line_input_errors(tmp_path: Path, url: str, mes
     rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]))
     assert rc == 2 and out == "" and err.startswith("Error: ") and err.count("\n") == 1
     assert message in err and "--debug" not in err
+
+
+@pytest.mark.parametrize("region", ["", "X", "../x", "V N", "a" * 17])
+def test_export_region_typos_are_input_errors(tmp_path: Path, region: str) -> None:
+    """The region goes into every signed export.bin: a typo is caught before anything is signed."""
+    assert _run("server", "keygen", "--out", str(tmp_path / "k"))[0] == 0
+    rc, out, err = _run("server", "export", "--db", str(tmp_path / "s.db"), "--signing-key-dir", str(tmp_path / "k"),
+                        "--region", region)
+    assert rc == 2 and err.startswith("Error: region must be") and err.count("\n") == 1
+    assert not (tmp_path / "s-exports").exists() or not any((tmp_path / "s-exports").glob("*.zip"))
