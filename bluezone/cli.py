@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import FloatRange
+from bluezone.clitypes import FloatRange, cli_clock
 from bluezone.errors import BluezoneError
 
 
@@ -155,12 +155,10 @@ def status(db_path: Path | None, as_json: bool) -> None:
 @json_option
 def purge(db_path: Path | None, as_json: bool) -> None:
     """Delete sightings and daily keys older than the 14-day retention now."""
-    import time
-
     from bluezone.proximity.store import SightingStore
 
     with SightingStore.open(db_path, create=False) as store:
-        result = store.purge(time.time())
+        result = store.purge(cli_clock().now())
     if as_json:
         emit_json(result)
         return
@@ -222,15 +220,13 @@ def keys_derive(tek: bytes, interval: int, count: int, metadata: bytes, as_json:
 @db_option
 def keys_export(days: int, out: str, db_path: Path | None) -> None:
     """Write this device's daily keys as GAEN publish-API JSON (what a positive case uploads)."""
-    import time
-
     from bluezone.errors import InputError
     from bluezone.matching.export_own import export_own_keys
     from bluezone.matching.keyfile import dump_keys_json, write_private
     from bluezone.matching.storeio import existing_store
 
     with existing_store(db_path) as store:
-        own = export_own_keys(store.daily_keys(), days, time.time())
+        own = export_own_keys(store.daily_keys(), days, cli_clock().now())
     data = dump_keys_json(own)
     if out == "-":
         click.echo(data.decode(), nl=False)

@@ -1,4 +1,6 @@
-"""Click parameter types shared by the command modules (``cli.py``, ``sim/cli.py``, ``server/cli.py``)."""
+"""What the command modules (``cli.py``, ``sim/cli.py``, ``server/cli.py``) share: parameter
+types, and the clock seam (``obj["clock"]`` of the click context, the system clock by default),
+so tests run commands at a chosen moment instead of whatever the wall clock says."""
 
 from __future__ import annotations
 
@@ -6,6 +8,8 @@ import math
 from typing import Any
 
 import click
+
+from bluezone.clock import Clock, SystemClock
 
 
 class FloatRange(click.FloatRange):
@@ -17,3 +21,11 @@ class FloatRange(click.FloatRange):
         if isinstance(number, float) and math.isnan(number):
             self.fail(f"{value!r} is not a number.", param, ctx)
         return number
+
+
+def cli_clock() -> Clock:
+    """The clock a command runs on: ``cli(obj={"clock": VirtualClock(t)})`` in tests."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    clock = obj.get("clock") if isinstance(obj, dict) else None
+    return clock if clock is not None else SystemClock()

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
+from bluezone.clitypes import cli_clock
 from bluezone.errors import BluezoneError, InputError
 
 
@@ -82,7 +82,7 @@ def issue_code_cmd(
     storage = open_storage(db)
     try:
         issued = issue_code(
-            storage, time.time(), test_type=test_type, test_date=test_date, symptom_onset=symptom_onset,
+            storage, cli_clock().now(), test_type=test_type, test_date=test_date, symptom_onset=symptom_onset,
             lifetime=lifetime,
         )
     finally:
@@ -131,7 +131,7 @@ def export_cmd(
     out = _export_dir(db, export_dir)
     storage = open_storage(db)
     try:
-        batches = export_batches(storage, signer, out, time.time(), ExportConfig(region, max_keys_per_file))
+        batches = export_batches(storage, signer, out, cli_clock().now(), ExportConfig(region, max_keys_per_file))
     finally:
         storage.close()
     if as_json:
@@ -250,7 +250,7 @@ def upload(
 
     if not (code.isdigit() and 6 <= len(code) <= 16):
         raise InputError("the verification code is the digits the health authority gave you")
-    now = time.time()
+    now = cli_clock().now()
     onset = day_number(symptom_onset) * ROLLING_PERIOD if symptom_onset else None
     with SightingStore.open(_node_db(db_path), create=False) as store:
         has_today = today_key_in_use(store.daily_keys(), now)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import uvicorn
 from click.testing import CliRunner
-from server_helpers import make_nodes
+from server_helpers import NOW, make_nodes
 
 from bluezone.cli import cli
 from bluezone.server.app import create_app
@@ -66,8 +66,7 @@ def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
 
     rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--dry-run")
     assert rc == 0 and len(json.loads(out)["temporaryExposureKeys"]) == 5  # today's key not included
-    rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), input="n\nn\n")
-    assert rc != 0 and "Is your day over" in err and "Send them?" in err
+    # (the questions before sending: test_upload_asks_before_sending, on a chosen clock)
     rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--yes")
     assert rc == 0, err
     assert "server stored 5 new" in out
@@ -246,3 +245,20 @@ def test_export_region_typos_are_input_errors(tmp_path: Path, region: str) -> No
                         "--region", region)
     assert rc == 2 and err.startswith("Error: region must be") and err.count("\n") == 1
     assert not (tmp_path / "s-exports").exists() or not any((tmp_path / "s-exports").glob("*.zip"))
+
+
+def test_upload_asks_before_sending(tmp_path: Path) -> None:
+    """On a chosen clock, not the wall clock: in the first 10 minutes of a UTC day today's key has
+    no finished interval to release, so the question about it is (rightly) not asked."""
+    from bluezone.clock import VirtualClock
+    from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
+
+    _, nodes = make_nodes(tmp_path, now=NOW)
+    args = ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", str(nodes["a"])]
+    midday = CliRunner().invoke(cli, args, obj={"clock": VirtualClock(NOW)}, input="n\nn\n")
+    assert midday.exit_code == 1 and "Is your day over" in midday.stderr and "Send them?" in midday.stderr
+    assert "today's key is not sent" in midday.stderr
+    first_interval = rolling_start(NOW) * INTERVAL_SECONDS + 5.0
+    early = CliRunner().invoke(cli, args, obj={"clock": VirtualClock(first_interval)}, input="n\n")
+    assert early.exit_code == 1 and "Is your day over" not in early.stderr and "Send them?" in early.stderr
+    assert early.stderr.count("valid 1440 min") == 5  # the five finished days, nothing of today
