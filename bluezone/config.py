@@ -26,7 +26,6 @@ RETENTION_DAYS = 14  # sightings and daily keys older than this are deleted: a p
 MAX_RPI_LIFETIME = 1200.0  # seconds: GAEN changes the RPI every 10-20 minutes
 
 
-
 def read_toml_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """A whole TOML file; every settings file bluezone reads comes through here, so all fail
     the same way: one ConfigError line naming the file and what was wrong."""
