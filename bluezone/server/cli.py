@@ -70,7 +70,8 @@ def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: b
     help="Diagnosis the code vouches for (negative revokes earlier keys).",
     show_default=True,
 )
-@click.option("--lifetime", default=3600, show_default=True, type=click.IntRange(60, 30 * 86400), help="Seconds.")
+@click.option("--lifetime", default=3600, show_default=True, type=click.IntRange(60, 86400),
+              help="Seconds the code stays valid (at most a day: 8 digits are guessable in the long run).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def issue_code_cmd(
     db: str, test_date: dt.date | None, symptom_onset: dt.date | None, test_type: str, lifetime: int, as_json: bool

@@ -1,6 +1,6 @@
 """Verification codes: what a health authority hands a person who tested positive.
 
-A code is 8 random digits, single use, expiring (1 h by default).  Only its SHA-256 is
+A code is 8 random digits, single use, expiring (1 h by default, a day at most).  Only its SHA-256 is
 stored.  The code carries the test type and dates, from which the server derives each
 uploaded key's report type and days since symptom onset.
 """
@@ -17,6 +17,10 @@ from bluezone.server.storage import CodeRecord, Storage
 
 CODE_DIGITS = 8
 DEFAULT_CODE_LIFETIME = 3600.0
+#: 8 digits are guessable in the long run: with the global limit of 1,000 failed codes an hour
+#: each live code is hit with probability 1e-5 an hour, so codes must not live long (GAEN's
+#: 8-digit "short codes" live 15-60 minutes).
+MAX_CODE_LIFETIME = 86400.0
 #: Test type -> GAEN report type (TemporaryExposureKey.ReportType), as the GAEN
 #: verification server maps them; "negative" revokes earlier "likely" keys.
 REPORT_TYPES = {"confirmed": 1, "likely": 2, "recursive": 4, "negative": 5}
@@ -64,8 +68,8 @@ def issue_code(
     """Create and store a fresh single-use code."""
     if test_type not in REPORT_TYPES:
         raise InputError(f"unknown test type {test_type!r}: use one of {', '.join(REPORT_TYPES)}")
-    if lifetime <= 0:
-        raise InputError("a code's lifetime must be positive")
+    if not 0 < lifetime <= MAX_CODE_LIFETIME:
+        raise InputError(f"a code's lifetime must be positive and at most {MAX_CODE_LIFETIME:.0f} s (one day)")
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     for name, date in (("test date", test_date), ("symptom onset", symptom_onset)):
         if date is not None and date > today:

@@ -115,3 +115,22 @@ def test_sqlite_file_is_private_under_any_umask(tmp_path, caplog) -> None:
         SQLiteStorage(shared).close()
     assert stat.S_IMODE(shared.stat().st_mode) == 0o644  # an operator's choice is left alone, with a warning
     assert any("readable by others" in r.getMessage() for r in caplog.records)
+
+
+def test_codes_live_at_most_a_day(tmp_path) -> None:
+    """8 digits against 1,000 failed guesses an hour: a code living a month would be found."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.server.codes import MAX_CODE_LIFETIME
+    from bluezone.server.storage import SQLiteStorage
+
+    storage = SQLiteStorage(tmp_path / "keys.db")
+    try:
+        assert issue_code(storage, NOW, lifetime=MAX_CODE_LIFETIME).expires_at == NOW + 86400
+        with pytest.raises(InputError, match="at most 86400"):
+            issue_code(storage, NOW, lifetime=MAX_CODE_LIFETIME + 1)
+    finally:
+        storage.close()
+    result = CliRunner().invoke(cli, ["server", "issue-code", "--db", str(tmp_path / "k2.db"), "--lifetime", "2592000"], obj={})
+    assert result.exit_code == 2 and "86400" in result.output
