@@ -277,7 +277,7 @@ def check(
             raise InputError("give either --keys FILE or --server URL, not both")
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         result = run_server_check(server_url, db_path, server_key, scorer, rssi_correction)
-        diagnosis, exposures, rejected = result.keys, result.exposures, result.rejected
+        diagnosis, exposures, rejected, withdrawn = result.keys, result.exposures, result.rejected, result.withdrawn
         sightings = None
     else:
         if keys_path is None:
@@ -288,6 +288,7 @@ def check(
         with existing_store(db_path) as store:
             sightings = as_sightings(store.sightings(*span)) if span else None
         exposures = [] if sightings is None else check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction)
+        withdrawn = []
     close = sum(e.score.close_contact for e in exposures)
     if as_json:
         emit_json(
@@ -298,7 +299,14 @@ def check(
                 "exposures": [e.as_dict() for e in exposures],
                 "close_contact": bool(close),
                 **(
-                    {"sightings": result.sightings, "batches": result.batches, "rejected_batches": rejected}
+                    {
+                        "sightings": result.sightings,
+                        "batches": result.batches,
+                        "rejected_batches": rejected,
+                        "revised_keys": result.revised,
+                        "revoked_keys": result.revoked,
+                        "withdrawn": [e.as_dict() for e in withdrawn],
+                    }
                     if server_url is not None
                     else {}
                 ),
@@ -315,6 +323,11 @@ def check(
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
         )
     click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) (F1) from {len(diagnosis)} diagnosis keys")
+    for e in withdrawn:
+        click.echo(
+            f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"
+            " report has since been revoked (a negative test)"
+        )
     if rejected:
         raise rejected_error(rejected)
 

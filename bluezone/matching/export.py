@@ -17,6 +17,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from cryptography.exceptions import InvalidSignature
@@ -85,6 +86,29 @@ class ExportFile:
     keys: np.ndarray
     revised_keys: np.ndarray = field(default_factory=empty_keys)
 
+    def current_keys(self) -> np.ndarray:
+        """``keys`` with this file's revisions applied (see ``apply_revisions``)."""
+        return apply_revisions(self.keys, self.revised_keys)
+
+
+def apply_revisions(keys: np.ndarray, revised: np.ndarray) -> np.ndarray:
+    """``keys`` as they stand after ``revised``: a key listed in both takes its revised report
+    type, onset and risk (a "likely" report confirmed, or revoked by a negative test); a revised
+    key first published in an earlier file is appended, so its revocation is still known."""
+    if not len(revised):
+        return keys
+    out = keys.copy()
+    where = {bytes(k): i for i, k in enumerate(keys["key"])}
+    extra = []
+    for row in revised:
+        i = where.get(bytes(row["key"]))
+        if i is None:
+            extra.append(row)
+        else:
+            for name in ("report_type", "days_since_onset", "transmission_risk"):
+                out[name][i] = row[name]
+    return np.concatenate([out, np.array(extra, dtype=keys.dtype)]) if extra else out
+
 
 # --- export.bin -------------------------------------------------------------------------------
 
@@ -146,8 +170,8 @@ def read_export_bin(data: bytes) -> ExportFile:
 
 
 def parse_export_bin(data: bytes) -> np.ndarray:
-    """The diagnosis keys (``KEY_DTYPE``) of an ``export.bin``; what ``load_keys`` calls."""
-    return read_export_bin(data).keys
+    """The diagnosis keys (``KEY_DTYPE``) of an ``export.bin``, revisions applied; what ``load_keys`` calls."""
+    return read_export_bin(data).current_keys()
 
 
 def build_export_bin(
@@ -159,23 +183,33 @@ def build_export_bin(
     signature_infos: Sequence[SignatureInfo] = (),
     start_timestamp: int | None = None,
     end_timestamp: int | None = None,
+    revised_keys: np.ndarray | None = None,
 ) -> bytes:
-    """``export.bin`` bytes for ``keys`` (``KEY_DTYPE``), in the order given.
+    """``export.bin`` bytes for ``keys`` (``KEY_DTYPE``), in the order given, and for
+    ``revised_keys``: keys published before whose report type has changed since.
 
-    The time window defaults to the keys' span: first rolling start to last key end.
+    The time window defaults to the span of all of them: first rolling start to last key end.
     """
     message = pb.TemporaryExposureKeyExport(region=region, batch_num=batch_num, batch_size=batch_size)
-    if len(keys):
-        starts = keys["rolling_start"].astype(np.int64)
-        ends = starts + keys["rolling_period"].astype(np.int64)
+    revised = empty_keys(0) if revised_keys is None else revised_keys
+    every = np.concatenate([keys, revised]) if len(revised) else keys
+    if len(every):
+        starts = every["rolling_start"].astype(np.int64)
+        ends = starts + every["rolling_period"].astype(np.int64)
         start_timestamp = int(starts.min()) * INTERVAL_SECONDS if start_timestamp is None else start_timestamp
         end_timestamp = int(ends.max()) * INTERVAL_SECONDS if end_timestamp is None else end_timestamp
     message.start_timestamp = start_timestamp or 0
     message.end_timestamp = end_timestamp or 0
     message.signature_infos.extend(s.to_pb() for s in signature_infos)
+    _add_keys(message.keys, keys)
+    _add_keys(message.revised_keys, revised)
+    return EXPORT_HEADER + message.SerializeToString(deterministic=True)
+
+
+def _add_keys(repeated: Any, keys: np.ndarray) -> None:
     raw = key_bytes(keys)
     for i, row in enumerate(keys):
-        k = message.keys.add(
+        k = repeated.add(
             key_data=raw[i].tobytes(),
             transmission_risk_level=int(row["transmission_risk"]),
             rolling_start_interval_number=int(row["rolling_start"]),
@@ -185,7 +219,6 @@ def build_export_bin(
             k.report_type = int(row["report_type"])
         if row["days_since_onset"] != NO_DAYS_SINCE_ONSET:
             k.days_since_onset_of_symptoms = int(row["days_since_onset"])
-    return EXPORT_HEADER + message.SerializeToString(deterministic=True)
 
 
 # --- signatures -------------------------------------------------------------------------------
@@ -338,8 +371,9 @@ def signed_export_zip(
     batch_size: int = 1,
     start_timestamp: int | None = None,
     end_timestamp: int | None = None,
+    revised_keys: np.ndarray | None = None,
 ) -> bytes:
-    """A complete signed export zip for ``keys``."""
+    """A complete signed export zip for ``keys`` (and ``revised_keys``)."""
     export_bin = build_export_bin(
         keys,
         region=region,
@@ -348,6 +382,7 @@ def signed_export_zip(
         signature_infos=[info],
         start_timestamp=start_timestamp,
         end_timestamp=end_timestamp,
+        revised_keys=revised_keys,
     )
     return write_export_zip(export_bin, sign_export(export_bin, private_key, info, batch_num, batch_size))
 

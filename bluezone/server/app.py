@@ -47,6 +47,7 @@ _PUBLISH_SCHEMA = {
         "temporaryExposureKeys": {"type": "array", "items": _TEK_SCHEMA, "maxItems": 30},
         "verificationPayload": {"type": "string", "description": "the one-time code from the health authority"},
         "symptomOnsetInterval": {"type": "integer", "description": "ENIntervalNumber of symptom onset"},
+        "revisionToken": {"type": "string", "description": "from an earlier upload of these keys: needed to change their report type"},
         "padding": {"type": "string", "description": "random bytes to hide the request size"},
     },
 }
@@ -104,7 +105,11 @@ def create_app(
         summary="Upload the daily keys of a person who tested positive",
         openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _PUBLISH_SCHEMA}}}},
         responses={
-            200: {"content": {"application/json": {"schema": {"type": "object", "properties": {"insertedExposures": {"type": "integer"}}}}}},
+            200: {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                "insertedExposures": {"type": "integer"},
+                "revisedExposures": {"type": "integer"},
+                "revisionToken": {"type": "string", "description": "show it to revise these keys later"},
+            }}}}},
             400: {"description": "invalid request", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
             403: {"description": "verification code invalid, used or expired", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
             413: {"description": "request too large", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
@@ -128,10 +133,10 @@ def create_app(
                 )
         client = request.client.host if request.client else "unknown"
         try:
-            inserted = await run_in_threadpool(publish, storage, bytes(body), client, clock.now(), publish_config)
+            result = await run_in_threadpool(publish, storage, bytes(body), client, clock.now(), publish_config)
         except PublishError as exc:
             return JSONResponse(exc.as_dict(), exc.status)
-        return JSONResponse({"insertedExposures": inserted})
+        return JSONResponse(result.as_dict())
 
     @app.get("/v1/signing-key", summary="The export signing key (id, version, base64 DER public key)")
     async def signing_key() -> dict[str, Any]:

@@ -67,7 +67,7 @@ def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: b
 @click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD).")
 @click.option(
     "--type", "test_type", type=click.Choice(["confirmed", "likely", "negative", "recursive"]), default="confirmed",
-    help="Diagnosis the code vouches for (negative revokes earlier keys).",
+    help="Diagnosis the code vouches for (confirmed or negative also revises keys the same device sent with a 'likely' code).",
     show_default=True,
 )
 @click.option("--lifetime", default=3600, show_default=True, type=click.IntRange(60, 86400),
@@ -277,7 +277,7 @@ def upload(
         if not yes and not click.confirm("Send them?", err=True):
             raise click.Abort()
         with KeyServerClient(server_url) as client:
-            sent, inserted = upload_own_keys(
+            sent, receipt = upload_own_keys(
                 store, client, code, now, include_today=include_today, symptom_onset_interval=onset
             )
     if as_json:
@@ -289,9 +289,11 @@ def upload(
             }
             for k in sent
         ]
-        click.echo(json.dumps({"server": server_url, "sent": len(sent), "stored": inserted, "keys": keys_info}, indent=2))
+        doc = {"server": server_url, "sent": len(sent), "stored": receipt.inserted, "revised": receipt.revised, "keys": keys_info}
+        click.echo(json.dumps(doc, indent=2))
         return
-    click.echo(f"uploaded {len(sent)} key(s); the server stored {inserted} new")
+    revised = f", revised {receipt.revised}" if receipt.revised else ""
+    click.echo(f"uploaded {len(sent)} key(s); the server stored {receipt.inserted} new{revised}")
 
 
 def run_server_check(

@@ -25,9 +25,10 @@ from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_s
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import BluezoneError, InputError
 from bluezone.matching.check import REPORT_TYPE_REVOKED, Exposure, check_sightings, sightings_span
-from bluezone.matching.export import ExportSignatureError, open_signed_export
+from bluezone.matching.export import ExportSignatureError, apply_revisions, open_signed_export
 from bluezone.matching.keyfile import KEY_DTYPE, MAX_KEY_FILE_BYTES, empty_keys, keys_from_daily
 from bluezone.matching.scoring import Scorer
+from bluezone.server.publish import MAX_REVISION_TOKEN_CHARS
 from bluezone.server.signing import PinnedKey
 
 log = logging.getLogger(__name__)
@@ -117,11 +118,19 @@ class KeyServerClient:
             raise KeyServerError(f"{self.base_url}{path}: the answer is not a JSON object")
         return doc
 
-    def publish(self, keys: np.ndarray, code: str, symptom_onset_interval: int | None = None) -> int:
-        """Upload ``keys`` (KEY_DTYPE) with a verification code; number of keys the server took."""
-        body = publish_body(keys, code, symptom_onset_interval)
-        inserted = self._json("POST", "/v1/publish", json=body).get("insertedExposures", 0)
-        return inserted if isinstance(inserted, int) and not isinstance(inserted, bool) else 0
+    def publish(
+        self, keys: np.ndarray, code: str, symptom_onset_interval: int | None = None, revision_token: str | None = None
+    ) -> PublishReceipt:
+        """Upload ``keys`` (KEY_DTYPE) with a verification code (and the token of an earlier upload,
+        to revise those keys); what the server took."""
+        body = publish_body(keys, code, symptom_onset_interval, revision_token)
+        doc = self._json("POST", "/v1/publish", json=body)
+        token = doc.get("revisionToken")
+        return PublishReceipt(
+            _count(doc.get("insertedExposures")),
+            _count(doc.get("revisedExposures")),
+            token if isinstance(token, str) and 0 < len(token) <= MAX_REVISION_TOKEN_CHARS else None,
+        )
 
     def signing_key(self) -> PinnedKey:
         doc = self._json("GET", "/v1/signing-key")
@@ -144,7 +153,20 @@ class KeyServerClient:
         return self._request("GET", f"/v1/exports/{name}", max_bytes=MAX_KEY_FILE_BYTES)
 
 
-def publish_body(keys: np.ndarray, code: str, symptom_onset_interval: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PublishReceipt:
+    inserted: int  # keys the server stored new
+    revised: int  # keys it had, whose report type this upload changed
+    revision_token: str | None  # show it with a later upload of the same keys (None: the server gave none)
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def publish_body(
+    keys: np.ndarray, code: str, symptom_onset_interval: int | None = None, revision_token: str | None = None
+) -> dict[str, Any]:
     """The ``/v1/publish`` JSON, padded with random bytes so its size says little."""
     body: dict[str, Any] = {
         "temporaryExposureKeys": [
@@ -161,6 +183,8 @@ def publish_body(keys: np.ndarray, code: str, symptom_onset_interval: int | None
     }
     if symptom_onset_interval is not None:
         body["symptomOnsetInterval"] = symptom_onset_interval
+    if revision_token is not None:
+        body["revisionToken"] = revision_token
     return body
 
 
@@ -199,9 +223,12 @@ def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
 def upload_own_keys(
     store: Any, client: KeyServerClient, code: str, now: float, *,
     include_today: bool, symptom_onset_interval: int | None = None, days: int = UPLOAD_DAYS,
-) -> tuple[np.ndarray, int]:
-    """Publish the device's keys; returns (keys sent, keys the server stored new).
+) -> tuple[np.ndarray, PublishReceipt]:
+    """Publish the device's keys; returns (keys sent, what the server took).
 
+    The revision token of this device's last upload to the same server goes with them, so a
+    later code (a "likely" diagnosis confirmed, or a negative test) can change the report type
+    of keys sent before; the server's new token replaces it in the node's database.
     Only after the server accepted them is a released key of today cut short in the store,
     so the daemon stops broadcasting it and starts a new key for the rest of the day.
     """
@@ -209,19 +236,23 @@ def upload_own_keys(
     if not chosen:
         raise InputError(f"no daily keys of the last {days} days in this database: nothing to upload")
     keys = keys_from_daily(chosen)
-    inserted = client.publish(keys, code, symptom_onset_interval)
+    state = ServerState(store.db.conn)
+    receipt = client.publish(keys, code, symptom_onset_interval, state.revision_token(client.base_url))
+    if receipt.revision_token is not None:
+        state.save_revision_token(client.base_url, receipt.revision_token, now)
     current = interval_number(now)
     for key in chosen:
         if key.end == current and key.rolling_period < ROLLING_PERIOD:
             store.save_daily_key(key)  # updates the period: the key is over
-    return keys, inserted
+    return keys, receipt
 
 
 # --- what a node remembers about servers ------------------------------------------------------
 
 
 class ServerState:
-    """Pinned keys and processed batches, in two tables of the node's SQLite database."""
+    """Pinned keys, processed batches and the last upload's revision token, in tables of the
+    node's SQLite database (0600, like the daily keys the token stands for)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -233,6 +264,21 @@ class ServerState:
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS keyserver_batches (server TEXT NOT NULL, name TEXT NOT NULL,"
                 " keys INTEGER NOT NULL, processed_at REAL NOT NULL, PRIMARY KEY (server, name))"
+            )
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS keyserver_revision_tokens (server TEXT PRIMARY KEY, token TEXT NOT NULL,"
+                " saved_at REAL NOT NULL)"
+            )
+
+    def revision_token(self, server: str) -> str | None:
+        row = self.conn.execute("SELECT token FROM keyserver_revision_tokens WHERE server = ?", (server,)).fetchone()
+        return str(row[0]) if row else None
+
+    def save_revision_token(self, server: str, token: str, now: float) -> None:
+        with self.conn:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO keyserver_revision_tokens (server, token, saved_at) VALUES (?, ?, ?)",
+                (server, token, now),
             )
 
     def pinned(self, server: str) -> PinnedKey | None:
@@ -304,6 +350,8 @@ class ServerCheckResult:
     exposures: list[Exposure] = field(default_factory=list)
     sightings: int = 0
     revoked: int = 0  # keys with report type "revoked", downloaded but not matched
+    revised: int = 0  # revisions in the batches (``revised_keys``): applied before matching
+    withdrawn: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now revoked
     pinned_now: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -313,7 +361,9 @@ class ServerCheckResult:
             "rejected": self.rejected,
             "sightings": self.sightings,
             "revoked_keys": self.revoked,
+            "revised_keys": self.revised,
             "exposures": [e.as_dict() for e in self.exposures],
+            "withdrawn": [e.as_dict() for e in self.withdrawn],
             "close_contact": any(e.score.close_contact for e in self.exposures),
         }
 
@@ -341,6 +391,7 @@ def check_server(
     new = [n for n in client.index() if n not in seen]
     result = ServerCheckResult(pinned_now=pinned_now)
     parts: list[np.ndarray] = []
+    revisions: list[np.ndarray] = []
     counts: dict[str, int] = {}
     for i, name in enumerate(new):
         if progress:
@@ -356,18 +407,29 @@ def check_server(
             result.rejected[name] = f"malformed batch: {exc}"
             continue
         parts.append(export.keys)
-        counts[name] = len(export.keys)
+        revisions.append(export.revised_keys)
+        counts[name] = len(export.keys) + len(export.revised_keys)
         result.batches.append(name)
     if progress and new:
         progress(len(new), len(new), "")
-    result.keys = np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE)
+    plain = np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE)
+    revised = np.concatenate(revisions) if revisions else np.zeros(0, KEY_DTYPE)
+    result.revised = len(revised)
+    result.keys = apply_revisions(plain, revised)
     # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
     revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
     result.revoked = int(revoked.sum())
-    span = sightings_span(result.keys[~revoked])
+    # a revocation of a key published in a batch of an earlier check may withdraw an exposure reported then
+    here = {bytes(k) for k in plain["key"]}
+    earlier = np.array([bytes(k) not in here for k in revised["key"]], bool) if len(revised) else np.zeros(0, bool)
+    withdrawn_keys = revised[earlier & (revised["report_type"] == REPORT_TYPE_REVOKED)].copy()
+    withdrawn_keys["report_type"] = 0  # matched as they were reported before
+    span = sightings_span(np.concatenate([result.keys[~revoked], withdrawn_keys]))
     if span is not None:
         sightings = load_sightings(*span)
         result.sightings = len(sightings)
         result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction)
+        if len(withdrawn_keys):
+            result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)
     state.mark_processed(client.base_url, counts, now)
     return result

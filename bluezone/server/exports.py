@@ -3,7 +3,9 @@
 Keys are exported only once their validity has ended (today's still-valid key is
 embargoed until its period is over, so nobody can use it to follow the person), grouped
 by UTC day, shuffled (upload order must not link a person's keys), and split into files
-of at most ``max_keys_per_file``.  Files are written first, then recorded in the database
+of at most ``max_keys_per_file``.  A key revised after it was exported (a "likely" report
+confirmed, or revoked by a negative test) goes into ``revised_keys`` of the next file for its
+day, as GAEN clients expect.  Files are written first, then recorded in the database
 in one transaction, then the index is rewritten atomically: a crash leaves at worst an
 unlisted file, never a listed missing one.  The export directory can be served by the
 key server itself or synced to any static host or CDN.
@@ -79,23 +81,27 @@ def export_batches(
         raise ValueError("max_keys_per_file must be at least 1")
     rng = rng or np.random.default_rng(secrets.randbits(128))
     oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
-    keys, ids = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
-    written: list[tuple[BatchRecord, np.ndarray]] = []
+    new_keys, new_ids = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
+    revised_keys, revised_ids = storage.pending_revisions(min_start_interval=oldest)
+    # one queue: new keys, then revisions of keys exported before (they go in ``revised_keys``)
+    keys = np.concatenate([new_keys, revised_keys])
+    ids = np.concatenate([new_ids, revised_ids])
+    is_revision = np.r_[np.zeros(len(new_keys), bool), np.ones(len(revised_keys), bool)]
+    written: list[tuple[BatchRecord, np.ndarray, np.ndarray]] = []
     stamp = int(now)
     days = keys["rolling_start"] // ROLLING_PERIOD
     for day in np.unique(days):
         on_day = np.flatnonzero(days == day)
         on_day = on_day[rng.permutation(len(on_day))]
-        day_keys, day_ids = keys[on_day], ids[on_day]
-        n_files = -(-len(day_keys) // config.max_keys_per_file)
+        n_files = -(-len(on_day) // config.max_keys_per_file)
         start_ts, end_ts = int(day) * DAY_SECONDS, (int(day) + 1) * DAY_SECONDS
         tag = secrets.token_hex(3)
         for i in range(n_files):
-            part = slice(i * config.max_keys_per_file, (i + 1) * config.max_keys_per_file)
-            chunk = day_keys[part]
+            chunk = on_day[i * config.max_keys_per_file : (i + 1) * config.max_keys_per_file]
+            plain, revised = chunk[~is_revision[chunk]], chunk[is_revision[chunk]]
             name = f"{stamp}-{start_ts}-{tag}-{i + 1:04d}.zip"
             data = signed_export_zip(
-                chunk,
+                keys[plain],
                 signer.private_key,
                 signer.info,
                 region=config.region,
@@ -103,13 +109,17 @@ def export_batches(
                 batch_size=n_files,
                 start_timestamp=start_ts,
                 end_timestamp=end_ts,
+                revised_keys=keys[revised],
             )
             _write_atomic(out_dir / name, data)
             record = BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk))
-            written.append((record, day_ids[part]))
+            written.append((record, ids[plain], ids[revised]))
     if written:
         storage.add_batches(written)
     removed = storage.purge(oldest, now - 2 * DAY_SECONDS)
     write_index(storage, out_dir, now, config.retention_days)
-    log.info("exported %d keys in %d files (%d expired keys purged)", len(keys), len(written), removed)
-    return [r for r, _ in written]
+    log.info(
+        "exported %d keys and %d revisions in %d files (%d expired keys purged)",
+        len(new_keys), len(revised_keys), len(written), removed,
+    )
+    return [r for r, _, _ in written]

@@ -4,11 +4,15 @@ The request is the exposure-notifications-server publish shape::
 
     {"temporaryExposureKeys": [{"key": b64, "rollingStartNumber": n, "rollingPeriod": p,
       "transmissionRisk": r}], "verificationPayload": "12345678",
-     "symptomOnsetInterval": n, "padding": "..."}
+     "symptomOnsetInterval": n, "revisionToken": "...", "padding": "..."}
 
 (``code`` is accepted for ``verificationPayload``.)  Every refusal is a ``PublishError``
 with an HTTP status and a machine-readable code; the storage transaction is rolled back
 so nothing partial is kept and the verification code is not burned by a bad request.
+
+Revision: the answer carries a fresh ``revisionToken``.  A later upload of the same keys under
+another report type (a "likely" report confirmed, or revoked by a negative test) must show it;
+without it anybody holding a negative code could revoke other people's published keys.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import hashlib
 import logging
+import secrets
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +34,7 @@ from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import BluezoneError
 from bluezone.matching.keyfile import MAX_DAYS_SINCE_ONSET, MAX_TRANSMISSION_RISK, NO_DAYS_SINCE_ONSET, empty_keys
 from bluezone.server.codes import hash_code
-from bluezone.server.storage import CodeRecord, Storage
+from bluezone.server.storage import CodeRecord, RevisionRefused, Storage
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +69,33 @@ class PublishRequest:
     keys: np.ndarray  # KEY_DTYPE, report type and onset not yet set
     code: str
     symptom_onset_interval: int | None
+    revision_token: str | None = None
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    inserted: int  # new keys stored
+    revised: int  # keys stored before whose report type changed
+    revision_token: str  # to show with a later revision of these keys
+
+    def as_dict(self) -> dict[str, Any]:
+        """The answer's JSON, in the GAEN reference server's field names."""
+        return {"insertedExposures": self.inserted, "revisedExposures": self.revised, "revisionToken": self.revision_token}
+
+
+#: Refusals of a revision: machine-readable code -> message.
+REVISION_MESSAGES = {
+    "revision_token_invalid": "these keys were published before under another report type;"
+    " changing it needs the revisionToken of that upload",
+    "key_already_revised": "a key was revised before and cannot be revised again",
+    "invalid_revision": "only a 'likely' report can be revised (to confirmed, or revoked by a negative test)",
+}
+MAX_REVISION_TOKEN_CHARS = 256
+
+
+def token_hash(token: str) -> str:
+    """What the server keeps of a revision token (the token itself only travels to the uploader)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 def _bad(message: str, code: str = "bad_request") -> PublishError:
@@ -96,6 +129,11 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
     padding = doc.get("padding", "")
     if not isinstance(padding, str):
         raise _bad("'padding' must be a string")
+    revision_token = doc.get("revisionToken")
+    if revision_token == "":
+        revision_token = None  # GAEN apps send an empty token on a first upload
+    if revision_token is not None and (not isinstance(revision_token, str) or len(revision_token) > MAX_REVISION_TOKEN_CHARS):
+        raise _bad(f"'revisionToken' must be a string of at most {MAX_REVISION_TOKEN_CHARS} characters", "revision_token_invalid")
     onset = doc.get("symptomOnsetInterval")
     if onset is not None and (isinstance(onset, bool) or not isinstance(onset, int) or not 0 <= onset < 2**31):
         # an interval number (10-minute steps since 1970), 32 bits in GAEN; a bigger one overflowed numpy later
@@ -132,7 +170,7 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
         keys[i] = (key, start, period, risk, 0, NO_DAYS_SINCE_ONSET)
     if len(np.unique(keys["key"])) != len(keys):
         raise _bad("the same key appears twice", "key_duplicate")
-    return PublishRequest(keys, code, onset)
+    return PublishRequest(keys, code, onset, revision_token)
 
 
 def validate_keys(request: PublishRequest, code: CodeRecord, now: float, config: PublishConfig) -> np.ndarray:
@@ -164,8 +202,8 @@ def validate_keys(request: PublishRequest, code: CodeRecord, now: float, config:
     return keys
 
 
-def publish(storage: Storage, body: bytes, client: str, now: float, config: PublishConfig) -> int:
-    """The whole endpoint: parse, rate-limit, redeem the code and store atomically; keys inserted."""
+def publish(storage: Storage, body: bytes, client: str, now: float, config: PublishConfig) -> PublishResult:
+    """The whole endpoint: parse, rate-limit, redeem the code and store (or revise) atomically."""
     request = parse_request(body, config)
     since = now - config.failure_window
     if storage.count_failures(since, client) >= config.max_failures_per_client:
@@ -174,8 +212,18 @@ def publish(storage: Storage, body: bytes, client: str, now: float, config: Publ
     if storage.count_failures(since) >= config.max_failures_global:
         log.warning("publish refused: global failed-code limit reached")
         raise PublishError(429, "rate_limited", "too many failed verification codes; try later")
+    new_token = secrets.token_urlsafe(32)
     try:
-        inserted = storage.publish(hash_code(request.code), now, lambda code: validate_keys(request, code, now, config))
+        outcome = storage.publish(
+            hash_code(request.code),
+            now,
+            lambda code: validate_keys(request, code, now, config),
+            token_hash=token_hash(request.revision_token) if request.revision_token else None,
+            new_token_hash=token_hash(new_token),
+        )
+    except RevisionRefused as exc:
+        reason = str(exc.args[0])
+        raise _bad(REVISION_MESSAGES[reason], reason) from None
     except LookupError as exc:
         reason = str(exc.args[0])
         storage.record_failure(client, now, reason)
@@ -187,5 +235,5 @@ def publish(storage: Storage, body: bytes, client: str, now: float, config: Publ
         }
         raise PublishError(403, f"verification_code_{reason}", messages[reason]) from None
     # No client address here: an address beside a successful publish says who tested positive.
-    log.info("published %d new keys (%d sent)", inserted, len(request.keys))
-    return inserted
+    log.info("published %d new keys, revised %d (%d sent)", outcome.inserted, outcome.revised, len(request.keys))
+    return PublishResult(outcome.inserted, outcome.revised, new_token)

@@ -29,7 +29,7 @@ from bluezone.matching.keyfile import empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -68,6 +68,44 @@ _SCHEMA = [
         batch_id INTEGER REFERENCES batches (id))""",
     """CREATE INDEX IF NOT EXISTS exposure_keys_pending ON exposure_keys (batch_id, rolling_start)""",
 ]
+#: What each schema version adds to the one before, applied in order when a database is opened
+#: (a new database is created at version 1 and brought up the same way).
+_MIGRATIONS: dict[int, list[str]] = {
+    2: [  # key revision: a "likely" report confirmed or revoked later (GAEN's revisionToken)
+        "ALTER TABLE exposure_keys ADD COLUMN revision_token_hash TEXT",
+        "ALTER TABLE exposure_keys ADD COLUMN revised_report_type INTEGER",
+        "ALTER TABLE exposure_keys ADD COLUMN revised_days_since_onset INTEGER",
+        "ALTER TABLE exposure_keys ADD COLUMN revised_at DOUBLE PRECISION",
+        "ALTER TABLE exposure_keys ADD COLUMN revised_batch_id INTEGER REFERENCES batches (id)",
+    ],
+}
+
+#: GAEN report types (TemporaryExposureKey.ReportType) that revision concerns.
+CONFIRMED, LIKELY, REVOKED = 1, 2, 5
+
+
+class RevisionRefused(ValueError):
+    """An upload would change the report type of keys already on the server, and may not.
+
+    ``args[0]`` is the machine-readable reason: ``revision_token_invalid`` (the uploader did not
+    show the token it got with those keys), ``key_already_revised`` or ``invalid_revision``
+    (only a "likely" report may become confirmed or revoked, as in GAEN's reference server).
+    """
+
+
+def revision_refusal(stored_type: int, revised: bool, new_type: int) -> str | None:
+    """Why a key stored as ``stored_type`` may not become ``new_type`` (None: it may)."""
+    if revised:
+        return "key_already_revised"
+    if stored_type != LIKELY or new_type not in (CONFIRMED, REVOKED):
+        return "invalid_revision"
+    return None
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    inserted: int  # new keys stored
+    revised: int  # keys already stored whose report type changed
 
 
 class ServerStorageError(BluezoneError):
@@ -105,8 +143,8 @@ class Storage(ABC):
     _param = "?"
     _serial = "INTEGER"
     _blob = "BLOB"
-    #: Marks a batch's keys exported in one statement: ids as one JSON array parameter.
-    _mark_exported = "UPDATE exposure_keys SET batch_id = ? WHERE id IN (SELECT value FROM json_each(?))"
+    #: Marks a batch's keys (or revised keys: ``column``) exported in one statement: ids as one JSON array.
+    _mark_exported = "UPDATE exposure_keys SET {column} = ? WHERE id IN (SELECT value FROM json_each(?))"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -133,11 +171,16 @@ class Storage(ABC):
                 self._exec(cur, stmt.format(serial=self._serial, blob=self._blob))
             row = self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None:
-                self._exec(cur, "INSERT INTO meta (name, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            elif int(row[0]) > SCHEMA_VERSION:
+                self._exec(cur, "INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
+            version = 1 if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
                 raise ServerStorageError(
-                    f"key server database has schema version {row[0]}, newer than this bluezone ({SCHEMA_VERSION})"
+                    f"key server database has schema version {version}, newer than this bluezone ({SCHEMA_VERSION})"
                 )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for stmt in _MIGRATIONS[step]:
+                    self._exec(cur, stmt)
+                self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
 
     # -- verification codes --
     def add_code(self, record: CodeRecord) -> None:
@@ -182,11 +225,24 @@ class Storage(ABC):
         return int(row[0])
 
     # -- publishing --
-    def publish(self, code_hash: str, now: float, build: Callable[[CodeRecord], np.ndarray]) -> int:
+    def publish(
+        self,
+        code_hash: str,
+        now: float,
+        build: Callable[[CodeRecord], np.ndarray],
+        *,
+        token_hash: str | None = None,
+        new_token_hash: str | None = None,
+    ) -> PublishOutcome:
         """Burn the code and store the keys ``build(code)`` returns, atomically.
 
         ``build`` validates and raises to abort: then the code stays unused and nothing is stored.
-        Keys already on the server are skipped; returns how many were inserted.
+        New keys are stored under ``new_token_hash`` (the hash of the revision token the uploader
+        gets back).  A key already on the server is left alone when its report type is unchanged;
+        under another report type it is *revised*, but only when the uploader shows the token it
+        got with it (``token_hash``) and the change is allowed (``revision_refusal``), else
+        RevisionRefused aborts the whole upload.  Keys the uploader proved to own by that token
+        move to the new token, so the latest token always covers all of them.
         Raises LookupError("invalid"|"used"|"expired") for an unusable code.
         """
         with self._transaction() as cur:
@@ -200,26 +256,45 @@ class Storage(ABC):
                 found = self._exec(cur, "SELECT used_at FROM codes WHERE code_hash = ?", [code_hash]).fetchone()
                 raise LookupError("invalid" if found is None else "used" if found[0] is not None else "expired")
             keys = build(CodeRecord(*row))
-            inserted = 0
+            inserted = revised = 0
             for k in keys:
                 dsos = int(k["days_since_onset"])
+                onset = None if dsos == np.iinfo(np.int32).min else dsos
+                key_data, report_type = bytes(k["key"]), int(k["report_type"])
                 cur = self._exec(
                     cur,
                     "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk,"
-                    " report_type, days_since_onset, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " report_type, days_since_onset, received_at, revision_token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (key_data) DO NOTHING",
-                    [
-                        bytes(k["key"]),
-                        int(k["rolling_start"]),
-                        int(k["rolling_period"]),
-                        int(k["transmission_risk"]),
-                        int(k["report_type"]),
-                        None if dsos == np.iinfo(np.int32).min else dsos,
-                        now,
-                    ],
+                    [key_data, int(k["rolling_start"]), int(k["rolling_period"]), int(k["transmission_risk"]),
+                     report_type, onset, now, new_token_hash],
                 )
-                inserted += max(cur.rowcount, 0)
-            return inserted
+                if cur.rowcount > 0:
+                    inserted += 1
+                    continue
+                key_id, stored_type, current_type, revised_at, batch_id, stored_token = self._exec(
+                    cur,
+                    "SELECT id, report_type, COALESCE(revised_report_type, report_type), revised_at, batch_id,"
+                    " revision_token_hash FROM exposure_keys WHERE key_data = ?",
+                    [key_data],
+                ).fetchone()
+                owned = token_hash is not None and stored_token == token_hash
+                if current_type != report_type:
+                    if not owned:
+                        raise RevisionRefused("revision_token_invalid")
+                    refusal = revision_refusal(stored_type, revised_at is not None, report_type)
+                    if refusal:
+                        raise RevisionRefused(refusal)
+                    # not exported yet: the first export carries the new type; else the next carries a revision
+                    columns = "report_type = ?, days_since_onset = ?" if batch_id is None else (
+                        "revised_report_type = ?, revised_days_since_onset = ?"
+                    )
+                    self._exec(cur, f"UPDATE exposure_keys SET {columns}, revised_at = ? WHERE id = ?",
+                               [report_type, onset, now, key_id])
+                    revised += 1
+                if owned:
+                    self._exec(cur, "UPDATE exposure_keys SET revision_token_hash = ? WHERE id = ?", [new_token_hash, key_id])
+            return PublishOutcome(inserted, revised)
 
     def count_keys(self) -> int:
         with self._transaction() as cur:
@@ -244,17 +319,32 @@ class Storage(ABC):
     # -- exports --
     def pending_keys(self, max_end_interval: int, min_start_interval: int) -> tuple[np.ndarray, np.ndarray]:
         """Keys not yet exported whose validity ended by ``max_end_interval`` (the embargo), and their ids."""
-        no_onset = int(np.iinfo(np.int32).min)
+        return self._select_keys(
+            "report_type, days_since_onset",
+            "batch_id IS NULL AND rolling_start + rolling_period <= ? AND rolling_start >= ?",
+            [max_end_interval, min_start_interval],
+        )
+
+    def pending_revisions(self, min_start_interval: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exported keys revised since, not yet in a batch's ``revised_keys``, with their new report type."""
+        return self._select_keys(
+            "revised_report_type, revised_days_since_onset",
+            "revised_report_type IS NOT NULL AND revised_batch_id IS NULL AND batch_id IS NOT NULL AND rolling_start >= ?",
+            [min_start_interval],
+        )
+
+    def _select_keys(self, report_columns: str, where: str, params: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """(KEY_DTYPE keys, their row ids) of the rows ``where`` selects, report type and onset from ``report_columns``."""
         with self._transaction() as cur:
             rows = self._exec(
                 cur,
-                "SELECT key_data, rolling_start, rolling_period, transmission_risk, report_type, days_since_onset, id"
-                " FROM exposure_keys WHERE batch_id IS NULL AND rolling_start + rolling_period <= ?"
-                " AND rolling_start >= ?",
-                [max_end_interval, min_start_interval],
+                f"SELECT key_data, rolling_start, rolling_period, transmission_risk, {report_columns}, id"
+                f" FROM exposure_keys WHERE {where}",
+                params,
             ).fetchall()
         keys = empty_keys(len(rows))
         if rows:
+            no_onset = int(np.iinfo(np.int32).min)
             keys["key"] = np.frombuffer(b"".join(bytes(r[0]) for r in rows), "V16")
             keys["rolling_start"] = [r[1] for r in rows]
             keys["rolling_period"] = [r[2] for r in rows]
@@ -263,10 +353,10 @@ class Storage(ABC):
             keys["days_since_onset"] = [no_onset if r[5] is None else r[5] for r in rows]
         return keys, np.array([r[6] for r in rows], np.int64)
 
-    def add_batches(self, batches: Sequence[tuple[BatchRecord, np.ndarray]]) -> None:
-        """Record written batch files and mark their keys (by id) exported, in one transaction."""
+    def add_batches(self, batches: Sequence[tuple[BatchRecord, np.ndarray, np.ndarray]]) -> None:
+        """Record written batch files and mark their keys and revised keys (by id) exported, in one transaction."""
         with self._transaction() as cur:
-            for record, ids in batches:
+            for record, ids, revised_ids in batches:
                 batch_id = self._exec(
                     cur,
                     "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
@@ -281,12 +371,16 @@ class Storage(ABC):
                         record.num_keys,
                     ],
                 ).fetchone()[0]
-                self._exec(cur, self._mark_exported, [batch_id, self._id_list(ids)])
+                self._exec(cur, self._mark_exported.format(column="batch_id"), [batch_id, self._id_list(ids)])
+                if len(revised_ids):
+                    self._exec(
+                        cur, self._mark_exported.format(column="revised_batch_id"), [batch_id, self._id_list(revised_ids)]
+                    )
 
     def reset_exported(self) -> None:
         """Put every key back in the export queue and forget the batches (benchmarks only)."""
         with self._transaction() as cur:
-            self._exec(cur, "UPDATE exposure_keys SET batch_id = NULL")
+            self._exec(cur, "UPDATE exposure_keys SET batch_id = NULL, revised_batch_id = NULL")
             self._exec(cur, "DELETE FROM batches")
 
     @staticmethod
@@ -362,7 +456,7 @@ class PostgresStorage(Storage):
     _param = "%s"
     _serial = "BIGSERIAL"
     _blob = "BYTEA"
-    _mark_exported = "UPDATE exposure_keys SET batch_id = %s WHERE id = ANY(%s)"
+    _mark_exported = "UPDATE exposure_keys SET {column} = %s WHERE id = ANY(%s)"
 
     @staticmethod
     def _id_list(ids: np.ndarray) -> Any:

@@ -17,6 +17,7 @@ from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import KeyFileError
 from bluezone.matching.check import check_sightings
 from bluezone.matching.export import (
+    apply_revisions,
     ExportSignatureError,
     SignatureInfo,
     build_export_bin,
@@ -225,3 +226,37 @@ def test_build_read_round_trip(rows: list, region: str) -> None:
     export = read_export_bin(build_export_bin(keys, region=region, batch_num=1, batch_size=1, signature_infos=[info]))
     assert export.keys.tobytes() == keys.tobytes()
     assert export.region == region and export.signature_infos == (info,)
+
+
+def _keys(first_byte: int, n: int, report_type: int) -> np.ndarray:
+    keys = empty_keys(n)
+    keys["key"] = [bytes([first_byte + i]) * 16 for i in range(n)]
+    keys["rolling_start"] = 2_940_000 + 144 * np.arange(n)
+    keys["rolling_period"] = 144
+    keys["report_type"] = report_type
+    return keys
+
+
+def test_revised_keys_round_trip_and_apply() -> None:
+    """GAEN's ``revised_keys``: written, read back, and applied over the keys they revise."""
+    keys, revised = _keys(1, 3, 2), _keys(2, 3, 5)  # keys 2 and 3 revoked, key 4 revoked from an earlier file
+    export = read_export_bin(build_export_bin(keys, region="VN", revised_keys=revised))
+    assert len(export.keys) == 3 and (export.revised_keys["report_type"] == 5).all()
+    current = export.current_keys()
+    assert [bytes(k)[0] for k in current["key"]] == [1, 2, 3, 4]
+    assert current["report_type"].tolist() == [2, 5, 5, 5]
+    assert (parse_export_bin(build_export_bin(keys, region="VN", revised_keys=revised)) == current).all()
+    assert apply_revisions(keys, empty_keys(0)) is keys
+
+
+@given(st.sets(st.integers(1, 60), max_size=12), st.sets(st.integers(1, 60), max_size=12))
+def test_apply_revisions_keeps_every_key_once_with_its_latest_type(plain: set[int], changed: set[int]) -> None:
+    keys = empty_keys(len(plain))
+    keys["key"] = [bytes([b]) * 16 for b in sorted(plain)]
+    keys["report_type"] = 2
+    revised = empty_keys(len(changed))
+    revised["key"] = [bytes([b]) * 16 for b in sorted(changed)]
+    revised["report_type"] = 1
+    out = apply_revisions(keys, revised)
+    assert sorted(bytes(k)[0] for k in out["key"]) == sorted(plain | changed)
+    assert {bytes(k)[0] for k, t in zip(out["key"], out["report_type"]) if t == 1} == changed

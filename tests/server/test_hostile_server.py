@@ -65,3 +65,20 @@ def test_an_endless_batch_is_cut_off(tmp_path, monkeypatch: pytest.MonkeyPatch) 
     handler, _ = _server(keygen(tmp_path / "k").public_info(), index=b"big.zip\n", batch=b"PK" + b"\0" * 5000)
     with pytest.raises(KeyServerError, match="larger than 1000 bytes"):
         _check(handler)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"insertedExposures": True, "revisedExposures": -3, "revisionToken": 12},
+        {"insertedExposures": "5", "revisionToken": "t" * 100_000},
+        {},
+    ],
+)
+def test_odd_publish_answers_give_no_counts_and_no_token(answer: dict) -> None:
+    """A server's odd publish answer cannot plant a huge token in the node's database or a bogus count."""
+    from bluezone.matching.keyfile import empty_keys
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
+    receipt = KeyServerClient("http://keys.test", transport=transport).publish(empty_keys(1), "12345678")
+    assert (receipt.inserted, receipt.revised, receipt.revision_token) == (0, 0, None)

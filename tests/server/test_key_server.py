@@ -94,7 +94,7 @@ def test_f0_upload_export_and_f1_check(server: Server, tmp_path: Path) -> None:
     with SightingStore.open(nodes["a"], create=False) as a:
         keys = keys_to_upload(a.daily_keys(), server.clock.now(), include_today=False)
     assert len(keys) == 5 and keys["rolling_start"].max() < rolling_start(NOW)  # today's key kept back
-    assert server.client.publish(keys, server.code(test_type="confirmed")) == 5
+    assert server.client.publish(keys, server.code(test_type="confirmed")).inserted == 5
     batches = server.export()
     assert sum(b.num_keys for b in batches) == 5
     result_b = _check(server, nodes["b"])
@@ -110,7 +110,8 @@ def test_f0_upload_export_and_f1_check(server: Server, tmp_path: Path) -> None:
 def test_codes_reused_expired_wrong_refused(server: Server) -> None:
     day = rolling_start(NOW) - ROLLING_PERIOD
     code = server.code()
-    assert server.post(_body([(b"\x01" * 16, day, 144)], code)) == (200, {"insertedExposures": 1})
+    status, doc = server.post(_body([(b"\x01" * 16, day, 144)], code))
+    assert (status, doc["insertedExposures"], doc["revisedExposures"]) == (200, 1, 0) and len(doc["revisionToken"]) >= 40
     status, doc = server.post(_body([(b"\x02" * 16, day - 144, 144)], code))
     assert (status, doc["code"]) == (403, "verification_code_used")
     expiring = server.code()
@@ -149,6 +150,8 @@ def test_failed_guesses_rate_limited(tmp_path: Path) -> None:
         (lambda code, day: b"", "unparsable_request"),
         (lambda code, day: {"temporaryExposureKeys": [], "verificationPayload": code}, "missing_keys"),
         (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "symptomOnsetInterval": 10**30}, "bad_request"),
+        (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "revisionToken": 7}, "revision_token_invalid"),
+        (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "revisionToken": "t" * 257}, "revision_token_invalid"),
     ],
 )
 def test_invalid_uploads_400_nothing_stored(server: Server, make_body, error: str) -> None:
@@ -314,6 +317,55 @@ def test_negative_code_keys_are_revoked_and_not_matched(server: Server, tmp_path
     assert result.exposures == [] and result.as_dict()["revoked_keys"] == 5
 
 
+def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server: Server, tmp_path: Path) -> None:
+    """likely -> exposure reported -> negative test: the device's token revises its keys on the
+    server, the next batch carries them in ``revised_keys``, and the contact hears it is withdrawn."""
+    from bluezone.server.client import upload_own_keys
+
+    _, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        sent, first = upload_own_keys(a, server.client, server.code(test_type="likely"), NOW, include_today=False)
+    assert (first.inserted, first.revised) == (5, 0) and first.revision_token
+    server.export()
+    before = _check(server, nodes["b"])
+    assert [e.score.close_contact for e in before.exposures] == [True] and (before.keys["report_type"] == 2).all()
+
+    server.clock.advance(3600)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        _, negative = upload_own_keys(a, server.client, server.code(test_type="negative"), server.clock.now(), include_today=False)
+    assert (negative.inserted, negative.revised) == (0, 5)
+    revisions = server.export()  # one file per day, as for new keys
+    assert len(revisions) == 5 and sum(b.num_keys for b in revisions) == 5
+    after = _check(server, nodes["b"])
+    assert after.batches == [b.name for b in revisions] and after.revised == 5 and after.revoked == 5
+    assert after.exposures == [] and [e.score.close_contact for e in after.withdrawn] == [True]
+    assert after.as_dict()["withdrawn"][0]["date"] == before.exposures[0].date
+    # someone checking for the first time now gets the keys and their revocation together: nothing to report
+    fresh = tmp_path / "fresh.db"
+    import shutil
+
+    shutil.copy(nodes["b"], fresh)
+    with SightingStore.open(fresh, create=False) as store:
+        store.db.conn.execute("DELETE FROM keyserver_batches")
+        store.db.conn.commit()
+    first_time = _check(server, fresh)
+    assert len(first_time.batches) == 10 and first_time.revoked == 5
+    assert first_time.exposures == [] and first_time.withdrawn == []
+
+
+def test_revision_without_the_devices_token_is_refused(server: Server, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    first = server.client.publish(keys, server.code(test_type="likely"))
+    code = server.code(test_type="negative")
+    for token in (None, "x" * 43):  # e.g. somebody else who read the published keys
+        with pytest.raises(KeyServerError) as err:
+            server.client.publish(keys, code, revision_token=token)
+        assert err.value.code == "revision_token_invalid" and err.value.status == 400
+    assert server.client.publish(keys, code, revision_token=first.revision_token).revised == 5  # the code was not burned
+
+
 def test_code_used_once_under_concurrency(server: Server) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -348,7 +400,7 @@ _json = st.recursive(
 )
 _fields = st.sampled_from(
     ["key", "rollingStartNumber", "rollingPeriod", "transmissionRisk", "verificationPayload", "symptomOnsetInterval",
-     "padding", "temporaryExposureKeys"]
+     "padding", "temporaryExposureKeys", "revisionToken"]
 )
 
 

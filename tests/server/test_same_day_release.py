@@ -33,7 +33,7 @@ def test_released_today_key_is_published_and_matched_the_same_day(tmp_path: Path
         b.add_sightings(encounter(today, met_at, 30, rssi=-70))
     with SightingStore.open(nodes["a"], create=False) as a:
         sent, stored = upload_own_keys(a, server.client, server.code(test_type="confirmed"), NOW, include_today=True)
-        assert stored == len(sent) == 6
+        assert stored.inserted == len(sent) == 6
         # the device now knows today's key is over; its daemon starts a new one
         assert a.key_covering(interval_number(NOW)) is None
     batches = server.export()  # no embargo left: the cut key's validity has ended

@@ -93,6 +93,30 @@ def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
     assert rc == 1 and "differs from the key pinned" in err
 
 
+def test_negative_code_withdraws_a_likely_report_cli(live_server: dict, tmp_path: Path) -> None:
+    """upload (likely) -> check finds B -> upload (negative) -> check tells B the exposure is withdrawn."""
+    _, nodes = make_nodes(tmp_path, now=time.time())
+    url, db = live_server["url"], str(live_server["db"])
+    export = ("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
+              "--export-dir", str(live_server["exports"]))
+    likely = json.loads(_run("server", "issue-code", "--db", db, "--json", "--type", "likely")[1])["code"]
+    rc, out, err = _run("upload", "--server", url, "--code", likely, "--db", str(nodes["a"]), "--yes", "--json")
+    assert rc == 0 and (json.loads(out)["stored"], json.loads(out)["revised"]) == (5, 0), err
+    assert _run(*export)[0] == 0
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]), "--json")
+    assert rc == 0 and json.loads(out)["close_contact"] is True, err
+
+    negative = json.loads(_run("server", "issue-code", "--db", db, "--json", "--type", "negative")[1])["code"]
+    rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--yes")
+    assert rc == 0 and "server stored 0 new, revised 5" in out, err
+    assert _run(*export)[0] == 0
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]))
+    assert rc == 0 and "0 exposure(s)" in out and "withdrawn" in out, err
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["c"]), "--json")  # first check: keys and revisions at once
+    report = json.loads(out)
+    assert rc == 0 and report["revoked_keys"] == report["revised_keys"] == 5 and report["withdrawn"] == []
+
+
 def test_check_rejects_tampered_batch_cli(live_server: dict, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])

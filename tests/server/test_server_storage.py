@@ -38,7 +38,7 @@ def test_code_lifecycle(storage) -> None:
     record = storage.get_code(hash_code(issued.code))
     assert record.report_type == 4 and record.used_at is None
     day = rolling_start(NOW) - ROLLING_PERIOD
-    assert publish(storage, _body(issued.code, [(day, 144)]), "c1", NOW, PublishConfig()) == 1
+    assert publish(storage, _body(issued.code, [(day, 144)]), "c1", NOW, PublishConfig()).inserted == 1
     assert storage.get_code(hash_code(issued.code)).used_at == NOW
     with pytest.raises(PublishError) as info:
         publish(storage, _body(issued.code, [(day - 144, 144)]), "c1", NOW, PublishConfig())
@@ -54,14 +54,14 @@ def test_publish_is_atomic(storage) -> None:
     assert info.value.code == "key_timing_invalid"
     assert storage.count_keys() == 0
     assert storage.get_code(hash_code(code)).used_at is None
-    assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig()) == 1
+    assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig()).inserted == 1
 
 
 def test_duplicate_keys_across_uploads_skipped(storage) -> None:
     day = rolling_start(NOW) - ROLLING_PERIOD
     for expected in (1, 0):
         code = issue_code(storage, NOW).code
-        assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig()) == expected
+        assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig()).inserted == expected
     assert storage.count_keys() == 1
 
 
@@ -134,3 +134,98 @@ def test_codes_live_at_most_a_day(tmp_path) -> None:
         storage.close()
     result = CliRunner().invoke(cli, ["server", "issue-code", "--db", str(tmp_path / "k2.db"), "--lifetime", "2592000"], obj={})
     assert result.exit_code == 2 and "86400" in result.output
+
+
+def _publish(storage, code: str, rows: list[tuple[int, int]], token: str | None = None):
+    body = json.loads(_body(code, rows))
+    if token is not None:
+        body["revisionToken"] = token
+    return publish(storage, json.dumps(body).encode(), "c", NOW, PublishConfig())
+
+
+def _stored_type(storage, key: bytes) -> tuple[int, int | None]:
+    with storage._transaction() as cur:
+        return storage._exec(
+            cur, "SELECT report_type, revised_report_type FROM exposure_keys WHERE key_data = ?", [key]
+        ).fetchone()
+
+
+def test_likely_keys_revised_to_negative_with_the_token_only(storage, tmp_path) -> None:
+    """A negative test withdraws a "likely" report, but only for the device that made it."""
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144), (day - 144, 144)])
+    assert (first.inserted, first.revised) == (2, 0)
+    for token, reason in ((None, "revision_token_invalid"), ("not the token", "revision_token_invalid")):
+        code = issue_code(storage, NOW, test_type="negative").code
+        with pytest.raises(PublishError) as err:
+            _publish(storage, code, [(day, 144)], token)
+        assert (err.value.status, err.value.code) == (400, reason)
+        assert storage.get_code(hash_code(code)).used_at is None  # a refused revision burns no code
+        assert _stored_type(storage, b"\x01" * 16) == (2, None)
+    # before any export the key just changes type; the first export carries "revoked"
+    revised = _publish(storage, issue_code(storage, NOW, test_type="negative").code, [(day, 144)], first.revision_token)
+    assert (revised.inserted, revised.revised) == (0, 1) and revised.revision_token != first.revision_token
+    assert _stored_type(storage, b"\x01" * 16) == (5, None)
+    with pytest.raises(PublishError) as err:  # once revised, a key stays as it is
+        _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], revised.revision_token)
+    assert err.value.code == "key_already_revised"
+    batches = export_batches(storage, keygen(tmp_path / "k"), tmp_path / "out", NOW)
+    assert sum(b.num_keys for b in batches) == 2
+
+
+def test_revision_after_export_goes_into_revised_keys(storage, tmp_path) -> None:
+    from bluezone.matching.export import open_signed_export
+
+    signer = keygen(tmp_path / "k")
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)])
+    (batch,) = export_batches(storage, signer, tmp_path / "out", NOW)
+    # the same key re-sent with the same type and the token: nothing changes, the new token covers it
+    again = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)], first.revision_token)
+    assert (again.inserted, again.revised) == (0, 0)
+    with pytest.raises(PublishError):  # the old token no longer covers it
+        _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], first.revision_token)
+    confirmed = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], again.revision_token)
+    assert confirmed.revised == 1 and _stored_type(storage, b"\x01" * 16) == (2, 1)
+    (revision,) = export_batches(storage, signer, tmp_path / "out", NOW + 60)
+    export, _ = open_signed_export((tmp_path / "out" / revision.name).read_bytes(), signer.public_key)
+    assert len(export.keys) == 0 and len(export.revised_keys) == 1
+    assert bytes(export.revised_keys[0]["key"]) == b"\x01" * 16 and export.revised_keys[0]["report_type"] == 1
+    assert export_batches(storage, signer, tmp_path / "out", NOW + 120) == []  # exported once
+    assert revision.name != batch.name
+
+
+def test_only_likely_reports_can_be_revised(storage) -> None:
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    first = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)])
+    with pytest.raises(PublishError) as err:
+        _publish(storage, issue_code(storage, NOW, test_type="negative").code, [(day, 144)], first.revision_token)
+    assert err.value.code == "invalid_revision" and _stored_type(storage, b"\x01" * 16) == (1, None)
+
+
+def test_schema_1_database_is_migrated_in_place(tmp_path) -> None:
+    """A key server database of the first release opens with its keys and codes intact."""
+    import sqlite3
+
+    from bluezone.server import storage as st
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    for stmt in st._SCHEMA:
+        conn.execute(stmt.format(serial="INTEGER", blob="BLOB"))
+    conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
+    conn.execute(
+        "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk, report_type, received_at)"
+        " VALUES (?, 2940000, 144, 0, 2, 0)", [b"\x07" * 16],
+    )
+    conn.commit()
+    conn.close()
+    s = open_storage(path)
+    try:
+        with s._transaction() as cur:
+            assert s._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == "2"
+            row = s._exec(cur, "SELECT report_type, revision_token_hash, revised_at FROM exposure_keys").fetchone()
+        assert tuple(row) == (2, None, None)
+    finally:
+        s.close()
+    open_storage(path).close()  # opening again changes nothing
