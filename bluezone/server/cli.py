@@ -264,7 +264,12 @@ def upload(
         if len(keys) == 0:
             raise InputError("no daily keys of the last 14 days in this database: nothing to upload")
         if dry_run:
-            click.echo(json.dumps(publish_body(keys, code, onset), indent=2))
+            from bluezone.server.client import ServerState
+
+            # the token of this device's last upload goes too (it lets a later code revise those keys); not shown
+            saved = ServerState(store.db.conn).revision_token(server_url.rstrip("/"))
+            token = "<revision token of your last upload>" if saved else None
+            click.echo(json.dumps(publish_body(keys, code, onset, token), indent=2))
             return
         click.echo(f"About to send {len(keys)} daily key(s) to {server_url}:", err=True)
         for k in keys:

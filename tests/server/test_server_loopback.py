@@ -107,6 +107,8 @@ def test_negative_code_withdraws_a_likely_report_cli(live_server: dict, tmp_path
     assert rc == 0 and json.loads(out)["close_contact"] is True, err
 
     negative = json.loads(_run("server", "issue-code", "--db", db, "--json", "--type", "negative")[1])["code"]
+    rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--dry-run")
+    assert rc == 0 and json.loads(out)["revisionToken"] == "<revision token of your last upload>"  # sent, not shown
     rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--yes")
     assert rc == 0 and "server stored 0 new, revised 5" in out, err
     assert _run(*export)[0] == 0
