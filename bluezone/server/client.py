@@ -21,7 +21,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.config import RETENTION_DAYS
+from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import BluezoneError, InputError
 from bluezone.matching.check import REPORT_TYPE_REVOKED, Exposure, check_sightings, sightings_span
@@ -237,7 +238,7 @@ def upload_own_keys(
         raise InputError(f"no daily keys of the last {days} days in this database: nothing to upload")
     keys = keys_from_daily(chosen)
     state = ServerState(store.db.conn)
-    receipt = client.publish(keys, code, symptom_onset_interval, state.revision_token(client.base_url))
+    receipt = client.publish(keys, code, symptom_onset_interval, state.revision_token(client.base_url, now))
     if receipt.revision_token is not None:
         state.save_revision_token(client.base_url, receipt.revision_token, now)
     current = interval_number(now)
@@ -270,7 +271,14 @@ class ServerState:
                 " saved_at REAL NOT NULL)"
             )
 
-    def revision_token(self, server: str) -> str | None:
+    def revision_token(self, server: str, now: float | None = None) -> str | None:
+        """The token of the last upload to ``server``; None after 14 days (``now``), when every key it
+        covered has left the server, and then it is deleted."""
+        if now is not None:
+            with self.conn:
+                self.conn.execute(
+                    "DELETE FROM keyserver_revision_tokens WHERE saved_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,)
+                )
         row = self.conn.execute("SELECT token FROM keyserver_revision_tokens WHERE server = ?", (server,)).fetchone()
         return str(row[0]) if row else None
 

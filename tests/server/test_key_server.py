@@ -353,6 +353,16 @@ def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server
     assert first_time.exposures == [] and first_time.withdrawn == []
 
 
+def test_revision_tokens_are_forgotten_with_the_keys(tmp_path: Path) -> None:
+    import sqlite3
+
+    state = ServerState(sqlite3.connect(tmp_path / "node.db"))
+    state.save_revision_token(URL, "t1", NOW)
+    assert state.revision_token(URL, NOW + 14 * 86400) == "t1"
+    assert state.revision_token(URL, NOW + 14 * 86400 + 1) is None  # its keys have left the server too
+    assert state.revision_token(URL) is None  # and it is gone
+
+
 def test_revision_without_the_devices_token_is_refused(server: Server, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path)
     with SightingStore.open(nodes["a"], create=False) as a:
