@@ -277,7 +277,8 @@ def check(
             raise InputError("give either --keys FILE or --server URL, not both")
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         result = run_server_check(server_url, db_path, server_key, scorer, rssi_correction)
-        diagnosis, exposures, rejected, withdrawn = result.keys, result.exposures, result.rejected, result.withdrawn
+        diagnosis, exposures, rejected = result.keys, result.exposures, result.rejected
+        withdrawn, updated = result.withdrawn, result.updated
         sightings = None
     else:
         if keys_path is None:
@@ -288,7 +289,7 @@ def check(
         with existing_store(db_path) as store:
             sightings = as_sightings(store.sightings(*span)) if span else None
         exposures = [] if sightings is None else check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction)
-        withdrawn = []
+        withdrawn, updated = [], []
     close = sum(e.score.close_contact for e in exposures)
     if as_json:
         emit_json(
@@ -306,6 +307,7 @@ def check(
                         "revised_keys": result.revised,
                         "revoked_keys": result.revoked,
                         "withdrawn": [e.as_dict() for e in withdrawn],
+                        "updated": [e.as_dict() for e in updated],
                     }
                     if server_url is not None
                     else {}
@@ -327,6 +329,11 @@ def check(
         click.echo(
             f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"
             " report has since been revoked (a negative test)"
+        )
+    for e in updated:
+        click.echo(
+            f"{e.date}  updated: the {e.score.minutes:.1f}-min exposure reported before"
+            f" ({'F1' if e.score.close_contact else 'not F1'}) is now to a confirmed positive test"
         )
     if rejected:
         raise rejected_error(rejected)

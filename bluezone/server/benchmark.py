@@ -152,7 +152,7 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
                 missing = max(0, export_keys - storage.count_keys())  # the uploads' keys count too
                 storage.insert_keys_unchecked(_random_keys(missing, time.time(), rng), time.time())
                 config = ExportConfig()
-                pending, _ = storage.pending_keys(  # what the export will write, read untimed for the floor
+                pending, _, _ = storage.pending_keys(  # what the export will write, read untimed for the floor
                     interval_number(time.time()), rolling_start(time.time()) - config.retention_days * ROLLING_PERIOD
                 )
                 seconds, floors, files = [], [], 0

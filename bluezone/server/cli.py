@@ -267,7 +267,7 @@ def upload(
             from bluezone.server.client import ServerState
 
             # the token of this device's last upload goes too (it lets a later code revise those keys); not shown
-            saved = ServerState(store.db.conn).revision_token(server_url.rstrip("/"), now)
+            saved = ServerState(store.db.conn).revision_token(server_url.rstrip("/"))  # a dry run deletes nothing
             token = "<revision token of your last upload>" if saved else None
             click.echo(json.dumps(publish_body(keys, code, onset, token), indent=2))
             return

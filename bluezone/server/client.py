@@ -360,6 +360,7 @@ class ServerCheckResult:
     revoked: int = 0  # keys with report type "revoked", downloaded but not matched
     revised: int = 0  # revisions in the batches (``revised_keys``): applied before matching
     withdrawn: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now revoked
+    updated: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now confirmed
     pinned_now: bool = False
 
     def as_dict(self) -> dict[str, Any]:
@@ -372,6 +373,7 @@ class ServerCheckResult:
             "revised_keys": self.revised,
             "exposures": [e.as_dict() for e in self.exposures],
             "withdrawn": [e.as_dict() for e in self.withdrawn],
+            "updated": [e.as_dict() for e in self.updated],
             "close_contact": any(e.score.close_contact for e in self.exposures),
         }
 
@@ -423,21 +425,25 @@ def check_server(
     plain = np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE)
     revised = np.concatenate(revisions) if revisions else np.zeros(0, KEY_DTYPE)
     result.revised = len(revised)
-    result.keys = apply_revisions(plain, revised)
+    # a revision of a key that came in a batch of an earlier check changes what that check reported:
+    # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
+    here = {bytes(k) for k in plain["key"]}
+    earlier = np.array([bytes(k) not in here for k in revised["key"]], bool)
+    result.keys = apply_revisions(plain, revised[~earlier])
+    is_revoked = revised[earlier]["report_type"] == REPORT_TYPE_REVOKED
+    withdrawn_keys, updated_keys = revised[earlier][is_revoked].copy(), revised[earlier][~is_revoked]
+    withdrawn_keys["report_type"] = 0  # matched as they were reported before
     # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
     revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
-    result.revoked = int(revoked.sum())
-    # a revocation of a key published in a batch of an earlier check may withdraw an exposure reported then
-    here = {bytes(k) for k in plain["key"]}
-    earlier = np.array([bytes(k) not in here for k in revised["key"]], bool) if len(revised) else np.zeros(0, bool)
-    withdrawn_keys = revised[earlier & (revised["report_type"] == REPORT_TYPE_REVOKED)].copy()
-    withdrawn_keys["report_type"] = 0  # matched as they were reported before
-    span = sightings_span(np.concatenate([result.keys[~revoked], withdrawn_keys]))
+    result.revoked = int(revoked.sum()) + len(withdrawn_keys)
+    span = sightings_span(np.concatenate([result.keys[~revoked], withdrawn_keys, updated_keys]))
     if span is not None:
         sightings = load_sightings(*span)
         result.sightings = len(sightings)
         result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction)
         if len(withdrawn_keys):
             result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)
+        if len(updated_keys):
+            result.updated = check_sightings(updated_keys, sightings, scorer, rssi_correction=rssi_correction)
     state.mark_processed(client.base_url, counts, now)
     return result

@@ -81,12 +81,14 @@ def export_batches(
         raise ValueError("max_keys_per_file must be at least 1")
     rng = rng or np.random.default_rng(secrets.randbits(128))
     oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
-    new_keys, new_ids = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
-    revised_keys, revised_ids = storage.pending_revisions(min_start_interval=oldest)
-    # one queue: new keys, then revisions of keys exported before (they go in ``revised_keys``)
+    new_keys, new_ids, new_revised = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
+    revised_keys, revised_ids, _ = storage.pending_revisions(min_start_interval=oldest)
+    # one queue: new keys (as they stand: a revision before the first export is in its type), then
+    # revisions of keys exported before (they go in ``revised_keys``)
     keys = np.concatenate([new_keys, revised_keys])
     ids = np.concatenate([new_ids, revised_ids])
     is_revision = np.r_[np.zeros(len(new_keys), bool), np.ones(len(revised_keys), bool)]
+    carries_revision = np.r_[new_revised, np.ones(len(revised_keys), bool)]
     written: list[tuple[BatchRecord, np.ndarray, np.ndarray]] = []
     stamp = int(now)
     days = keys["rolling_start"] // ROLLING_PERIOD
@@ -113,7 +115,7 @@ def export_batches(
             )
             _write_atomic(out_dir / name, data)
             record = BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk))
-            written.append((record, ids[plain], ids[revised]))
+            written.append((record, ids[plain], ids[chunk[carries_revision[chunk]]]))
     if written:
         storage.add_batches(written)
     removed = storage.purge(oldest, now - 2 * DAY_SECONDS)

@@ -85,10 +85,11 @@ class PublishResult:
 
 #: Refusals of a revision: machine-readable code -> message.
 REVISION_MESSAGES = {
-    "revision_token_invalid": "these keys were published before under another report type;"
+    "missing_revision_token": "these keys were published before under another report type;"
     " changing it needs the revisionToken of that upload",
+    "invalid_revision_token": "this revisionToken was not given with these keys",
     "key_already_revised": "a key was revised before and cannot be revised again",
-    "invalid_revision": "only a 'likely' report can be revised (to confirmed, or revoked by a negative test)",
+    "invalid_report_type_transition": "only a 'likely' report can be revised (to confirmed, or revoked by a negative test)",
 }
 MAX_REVISION_TOKEN_CHARS = 256
 
@@ -126,14 +127,21 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
     code = doc.get("verificationPayload", doc.get("code"))
     if not isinstance(code, str) or not code:
         raise _bad("missing verification code ('verificationPayload')", "missing_verification_code")
+    if not code.isascii():  # codes are digits; JSON also allows lone surrogates, which cannot even be hashed
+        raise _bad("the verification code must be ASCII", "bad_request")
     padding = doc.get("padding", "")
     if not isinstance(padding, str):
         raise _bad("'padding' must be a string")
     revision_token = doc.get("revisionToken")
     if revision_token == "":
         revision_token = None  # GAEN apps send an empty token on a first upload
-    if revision_token is not None and (not isinstance(revision_token, str) or len(revision_token) > MAX_REVISION_TOKEN_CHARS):
-        raise _bad(f"'revisionToken' must be a string of at most {MAX_REVISION_TOKEN_CHARS} characters", "revision_token_invalid")
+    if revision_token is not None and (
+        not isinstance(revision_token, str) or len(revision_token) > MAX_REVISION_TOKEN_CHARS or not revision_token.isascii()
+    ):
+        raise _bad(
+            f"'revisionToken' must be an ASCII string of at most {MAX_REVISION_TOKEN_CHARS} characters",
+            "invalid_revision_token",
+        )
     onset = doc.get("symptomOnsetInterval")
     if onset is not None and (isinstance(onset, bool) or not isinstance(onset, int) or not 0 <= onset < 2**31):
         # an interval number (10-minute steps since 1970), 32 bits in GAEN; a bigger one overflowed numpy later

@@ -72,11 +72,16 @@ _SCHEMA = [
 #: (a new database is created at version 1 and brought up the same way).
 _MIGRATIONS: dict[int, list[str]] = {
     2: [  # key revision: a "likely" report confirmed or revoked later (GAEN's revisionToken)
-        "ALTER TABLE exposure_keys ADD COLUMN revision_token_hash TEXT",
         "ALTER TABLE exposure_keys ADD COLUMN revised_report_type INTEGER",
         "ALTER TABLE exposure_keys ADD COLUMN revised_days_since_onset INTEGER",
         "ALTER TABLE exposure_keys ADD COLUMN revised_at DOUBLE PRECISION",
         "ALTER TABLE exposure_keys ADD COLUMN revised_batch_id INTEGER REFERENCES batches (id)",
+        # every token an uploader got stays good for its keys (an answer lost on the way must not lock them)
+        """CREATE TABLE revision_tokens (
+            token_hash TEXT NOT NULL,
+            key_id INTEGER NOT NULL REFERENCES exposure_keys (id) ON DELETE CASCADE,
+            PRIMARY KEY (token_hash, key_id))""",
+        "CREATE INDEX revision_tokens_key ON revision_tokens (key_id)",
     ],
 }
 
@@ -87,9 +92,10 @@ CONFIRMED, LIKELY, REVOKED = 1, 2, 5
 class RevisionRefused(ValueError):
     """An upload would change the report type of keys already on the server, and may not.
 
-    ``args[0]`` is the machine-readable reason: ``revision_token_invalid`` (the uploader did not
-    show the token it got with those keys), ``key_already_revised`` or ``invalid_revision``
-    (only a "likely" report may become confirmed or revoked, as in GAEN's reference server).
+    ``args[0]`` is the machine-readable reason, as GAEN's reference server names it:
+    ``missing_revision_token`` / ``invalid_revision_token`` (the uploader did not show a token it
+    got with those keys), ``invalid_report_type_transition`` (only a "likely" report may become
+    confirmed or revoked) or ``key_already_revised`` (once only).
     """
 
 
@@ -98,7 +104,7 @@ def revision_refusal(stored_type: int, revised: bool, new_type: int) -> str | No
     if revised:
         return "key_already_revised"
     if stored_type != LIKELY or new_type not in (CONFIRMED, REVOKED):
-        return "invalid_revision"
+        return "invalid_report_type_transition"
     return None
 
 
@@ -237,12 +243,13 @@ class Storage(ABC):
         """Burn the code and store the keys ``build(code)`` returns, atomically.
 
         ``build`` validates and raises to abort: then the code stays unused and nothing is stored.
-        New keys are stored under ``new_token_hash`` (the hash of the revision token the uploader
-        gets back).  A key already on the server is left alone when its report type is unchanged;
-        under another report type it is *revised*, but only when the uploader shows the token it
-        got with it (``token_hash``) and the change is allowed (``revision_refusal``), else
-        RevisionRefused aborts the whole upload.  Keys the uploader proved to own by that token
-        move to the new token, so the latest token always covers all of them.
+        New keys are stored and listed under ``new_token_hash`` (the hash of the revision token the
+        uploader gets back); new keys of a negative test are not stored at all (nothing to revoke).
+        A key already on the server is left alone when its report type is unchanged; under another
+        type it is *revised*, but only when the uploader shows a token it got with it
+        (``token_hash``) and the change is allowed (``revision_refusal``), else RevisionRefused
+        aborts the whole upload.  Keys the uploader proved to own are listed under the new token
+        too, and every older token stays good.
         Raises LookupError("invalid"|"used"|"expired") for an unusable code.
         """
         with self._transaction() as cur:
@@ -257,43 +264,61 @@ class Storage(ABC):
                 raise LookupError("invalid" if found is None else "used" if found[0] is not None else "expired")
             keys = build(CodeRecord(*row))
             inserted = revised = 0
+            owned: list[int] = []  # key ids the new token will cover
             for k in keys:
                 dsos = int(k["days_since_onset"])
                 onset = None if dsos == np.iinfo(np.int32).min else dsos
                 key_data, report_type = bytes(k["key"]), int(k["report_type"])
-                cur = self._exec(
+                found = self._exec(
                     cur,
-                    "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk,"
-                    " report_type, days_since_onset, received_at, revision_token_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (key_data) DO NOTHING",
-                    [key_data, int(k["rolling_start"]), int(k["rolling_period"]), int(k["transmission_risk"]),
-                     report_type, onset, now, new_token_hash],
-                )
-                if cur.rowcount > 0:
-                    inserted += 1
-                    continue
-                key_id, stored_type, current_type, revised_at, batch_id, stored_token = self._exec(
-                    cur,
-                    "SELECT id, report_type, COALESCE(revised_report_type, report_type), revised_at, batch_id,"
-                    " revision_token_hash FROM exposure_keys WHERE key_data = ?",
+                    "SELECT id, report_type, COALESCE(revised_report_type, report_type), revised_at"
+                    " FROM exposure_keys WHERE key_data = ?",
                     [key_data],
                 ).fetchone()
-                owned = token_hash is not None and stored_token == token_hash
+                if found is None:
+                    if report_type == REVOKED:
+                        continue  # a negative test's keys never seen before: nothing to publish (as GAEN)
+                    key_id = self._exec(
+                        cur,
+                        "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk,"
+                        " report_type, days_since_onset, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                        " ON CONFLICT (key_data) DO NOTHING RETURNING id",
+                        [key_data, int(k["rolling_start"]), int(k["rolling_period"]), int(k["transmission_risk"]),
+                         report_type, onset, now],
+                    ).fetchone()
+                    if key_id is not None:
+                        inserted += 1
+                        owned.append(int(key_id[0]))
+                    continue  # (None: a concurrent upload stored it a moment ago; that one owns it)
+                key_id, stored_type, current_type, revised_at = found
+                shown = token_hash is not None and self._exec(
+                    cur, "SELECT 1 FROM revision_tokens WHERE token_hash = ? AND key_id = ?", [token_hash, key_id]
+                ).fetchone() is not None
                 if current_type != report_type:
-                    if not owned:
-                        raise RevisionRefused("revision_token_invalid")
+                    if not shown:
+                        raise RevisionRefused("missing_revision_token" if token_hash is None else "invalid_revision_token")
                     refusal = revision_refusal(stored_type, revised_at is not None, report_type)
                     if refusal:
                         raise RevisionRefused(refusal)
-                    # not exported yet: the first export carries the new type; else the next carries a revision
-                    columns = "report_type = ?, days_since_onset = ?" if batch_id is None else (
-                        "revised_report_type = ?, revised_days_since_onset = ?"
-                    )
-                    self._exec(cur, f"UPDATE exposure_keys SET {columns}, revised_at = ? WHERE id = ?",
-                               [report_type, onset, now, key_id])
+                    # the condition makes a concurrent revision of the same key (another server process) lose
+                    done = self._exec(
+                        cur,
+                        "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?"
+                        " WHERE id = ? AND revised_at IS NULL",
+                        [report_type, onset, now, key_id],
+                    ).rowcount
+                    if done != 1:
+                        raise RevisionRefused("key_already_revised")
                     revised += 1
-                if owned:
-                    self._exec(cur, "UPDATE exposure_keys SET revision_token_hash = ? WHERE id = ?", [new_token_hash, key_id])
+                if shown:
+                    owned.append(int(key_id))
+            if new_token_hash is not None:
+                for key_id in owned:
+                    self._exec(
+                        cur,
+                        "INSERT INTO revision_tokens (token_hash, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        [new_token_hash, key_id],
+                    )
             return PublishOutcome(inserted, revised)
 
     def count_keys(self) -> int:
@@ -317,29 +342,38 @@ class Storage(ABC):
             )
 
     # -- exports --
-    def pending_keys(self, max_end_interval: int, min_start_interval: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keys not yet exported whose validity ended by ``max_end_interval`` (the embargo), and their ids."""
+    def pending_keys(self, max_end_interval: int, min_start_interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Keys not yet exported whose validity ended by ``max_end_interval`` (the embargo), their ids,
+        and whether each was revised when read.
+
+        A key revised before its first export is exported as it stands now, its revision with it
+        (``add_batches`` is told which); one revised after this read goes out later, in ``revised_keys``."""
         return self._select_keys(
-            "report_type, days_since_onset",
+            "COALESCE(revised_report_type, report_type),"
+            " CASE WHEN revised_at IS NULL THEN days_since_onset ELSE revised_days_since_onset END",
             "batch_id IS NULL AND rolling_start + rolling_period <= ? AND rolling_start >= ?",
             [max_end_interval, min_start_interval],
         )
 
-    def pending_revisions(self, min_start_interval: int) -> tuple[np.ndarray, np.ndarray]:
-        """Exported keys revised since, not yet in a batch's ``revised_keys``, with their new report type."""
+    def pending_revisions(self, min_start_interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Exported keys revised since, not yet in a batch's ``revised_keys``, with their new report type
+        (ids and flags as ``pending_keys``)."""
         return self._select_keys(
             "revised_report_type, revised_days_since_onset",
             "revised_report_type IS NOT NULL AND revised_batch_id IS NULL AND batch_id IS NOT NULL AND rolling_start >= ?",
             [min_start_interval],
         )
 
-    def _select_keys(self, report_columns: str, where: str, params: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        """(KEY_DTYPE keys, their row ids) of the rows ``where`` selects, report type and onset from ``report_columns``."""
+    def _select_keys(
+        self, report_columns: str, where: str, params: Sequence[Any]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(KEY_DTYPE keys, their row ids, revised or not) of the rows ``where`` selects, report type
+        and onset from ``report_columns``."""
         with self._transaction() as cur:
             rows = self._exec(
                 cur,
-                f"SELECT key_data, rolling_start, rolling_period, transmission_risk, {report_columns}, id"
-                f" FROM exposure_keys WHERE {where}",
+                f"SELECT key_data, rolling_start, rolling_period, transmission_risk, {report_columns}, id,"
+                f" revised_at IS NOT NULL FROM exposure_keys WHERE {where}",
                 params,
             ).fetchall()
         keys = empty_keys(len(rows))
@@ -351,12 +385,14 @@ class Storage(ABC):
             keys["transmission_risk"] = [r[3] for r in rows]
             keys["report_type"] = [r[4] for r in rows]
             keys["days_since_onset"] = [no_onset if r[5] is None else r[5] for r in rows]
-        return keys, np.array([r[6] for r in rows], np.int64)
+        return keys, np.array([r[6] for r in rows], np.int64), np.array([bool(r[7]) for r in rows], bool)
 
     def add_batches(self, batches: Sequence[tuple[BatchRecord, np.ndarray, np.ndarray]]) -> None:
-        """Record written batch files and mark their keys and revised keys (by id) exported, in one transaction."""
+        """Record written batch files and mark exported, in one transaction, the keys (ids) and the
+        revisions (ids of the keys whose revision the file carries) in each; a revision made after
+        the keys were read is in no file and stays pending."""
         with self._transaction() as cur:
-            for record, ids, revised_ids in batches:
+            for record, ids, revision_ids in batches:
                 batch_id = self._exec(
                     cur,
                     "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
@@ -372,9 +408,9 @@ class Storage(ABC):
                     ],
                 ).fetchone()[0]
                 self._exec(cur, self._mark_exported.format(column="batch_id"), [batch_id, self._id_list(ids)])
-                if len(revised_ids):
+                if len(revision_ids):
                     self._exec(
-                        cur, self._mark_exported.format(column="revised_batch_id"), [batch_id, self._id_list(revised_ids)]
+                        cur, self._mark_exported.format(column="revised_batch_id"), [batch_id, self._id_list(revision_ids)]
                     )
 
     def reset_exported(self) -> None:

@@ -150,8 +150,10 @@ def test_failed_guesses_rate_limited(tmp_path: Path) -> None:
         (lambda code, day: b"", "unparsable_request"),
         (lambda code, day: {"temporaryExposureKeys": [], "verificationPayload": code}, "missing_keys"),
         (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "symptomOnsetInterval": 10**30}, "bad_request"),
-        (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "revisionToken": 7}, "revision_token_invalid"),
-        (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "revisionToken": "t" * 257}, "revision_token_invalid"),
+        (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "revisionToken": 7}, "invalid_revision_token"),
+        (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "revisionToken": "t" * 257}, "invalid_revision_token"),
+        (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], code), "revisionToken": "\ud800"}, "invalid_revision_token"),
+        (lambda code, day: {**_body([(b"\x01" * 16, day, 144)], "\ud800")}, "bad_request"),  # was a 500: unhashable
     ],
 )
 def test_invalid_uploads_400_nothing_stored(server: Server, make_body, error: str) -> None:
@@ -181,7 +183,7 @@ def test_report_type_and_days_since_onset(server: Server) -> None:
     base = rolling_start(NOW)
     keys = [(bytes([i + 1]) * 16, base - d * ROLLING_PERIOD, 144) for i, d in enumerate((1, 2, 3))]
     assert server.post(_body(keys, code))[0] == 200
-    pending, _ = server.storage.pending_keys(base, 0)
+    pending, _, _ = server.storage.pending_keys(base, 0)
     by_start = {int(k["rolling_start"]): k for k in pending}
     assert {s: int(k["days_since_onset"]) for s, k in by_start.items()} == {
         base - 144: 1, base - 288: 0, base - 432: -1
@@ -306,15 +308,14 @@ def test_export_file_names_are_checked(server: Server) -> None:
     assert server.http.get("/v1/exports/index.txt").text == ""
 
 
-def test_negative_code_keys_are_revoked_and_not_matched(server: Server, tmp_path: Path) -> None:
+def test_negative_code_publishes_no_new_keys(server: Server, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path)
     with SightingStore.open(nodes["a"], create=False) as a:
         keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
-    server.client.publish(keys, server.code(test_type="negative"))
-    server.export()
+    assert server.client.publish(keys, server.code(test_type="negative")).inserted == 0
+    assert server.export() == []
     result = _check(server, nodes["b"])
-    assert len(result.keys) == 5 and result.revoked == 5
-    assert result.exposures == [] and result.as_dict()["revoked_keys"] == 5
+    assert len(result.keys) == 0 and result.exposures == []
 
 
 def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server: Server, tmp_path: Path) -> None:
@@ -353,6 +354,24 @@ def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server
     assert first_time.exposures == [] and first_time.withdrawn == []
 
 
+def test_a_likely_report_confirmed_later_updates_the_exposure_not_repeats_it(server: Server, tmp_path: Path) -> None:
+    from bluezone.server.client import upload_own_keys
+
+    _, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        upload_own_keys(a, server.client, server.code(test_type="likely"), NOW, include_today=False)
+    server.export()
+    assert [e.score.close_contact for e in _check(server, nodes["b"]).exposures] == [True]
+    server.clock.advance(3600)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        _, confirmed = upload_own_keys(a, server.client, server.code(test_type="confirmed"), server.clock.now(), include_today=False)
+    assert confirmed.revised == 5
+    server.export()
+    after = _check(server, nodes["b"])
+    assert after.exposures == [] and after.withdrawn == [] and [e.score.close_contact for e in after.updated] == [True]
+    assert after.revoked == 0 and len(after.keys) == 0 and after.revised == 5
+
+
 def test_revision_tokens_are_forgotten_with_the_keys(tmp_path: Path) -> None:
     import sqlite3
 
@@ -369,10 +388,10 @@ def test_revision_without_the_devices_token_is_refused(server: Server, tmp_path:
         keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
     first = server.client.publish(keys, server.code(test_type="likely"))
     code = server.code(test_type="negative")
-    for token in (None, "x" * 43):  # e.g. somebody else who read the published keys
-        with pytest.raises(KeyServerError) as err:
+    for token, reason in ((None, "missing_revision_token"), ("x" * 43, "invalid_revision_token")):
+        with pytest.raises(KeyServerError) as err:  # e.g. somebody else who read the published keys
             server.client.publish(keys, code, revision_token=token)
-        assert err.value.code == "revision_token_invalid" and err.value.status == 400
+        assert err.value.code == reason and err.value.status == 400
     assert server.client.publish(keys, code, revision_token=first.revision_token).revised == 5  # the code was not burned
 
 

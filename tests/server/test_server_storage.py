@@ -10,6 +10,7 @@ from server_helpers import NOW
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.errors import InputError
+from bluezone.matching.export import open_signed_export
 from bluezone.matching.keyfile import empty_keys
 from bluezone.server.codes import hash_code, issue_code
 from bluezone.server.exports import export_batches
@@ -73,7 +74,7 @@ def test_pending_batches_and_purge(storage, tmp_path) -> None:
     keys["rolling_start"] = [today - 20 * 144, today - 2 * 144, today - 144, today - 144 + 10, today, today]
     keys["rolling_period"] = [144, 144, 10, 134, 144, 1]
     storage.insert_keys_unchecked(keys, NOW)
-    pending, ids = storage.pending_keys(interval_number(NOW), today - 14 * 144)
+    pending, ids, _ = storage.pending_keys(interval_number(NOW), today - 14 * 144)
     assert len(set(ids.tolist())) == 4
     assert len(pending) == 4  # not the 20-day-old key, not today's still-valid one
     signer = keygen(tmp_path / "k")
@@ -155,37 +156,42 @@ def test_likely_keys_revised_to_negative_with_the_token_only(storage, tmp_path) 
     day = rolling_start(NOW) - ROLLING_PERIOD
     first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144), (day - 144, 144)])
     assert (first.inserted, first.revised) == (2, 0)
-    for token, reason in ((None, "revision_token_invalid"), ("not the token", "revision_token_invalid")):
+    for token, reason in ((None, "missing_revision_token"), ("not the token", "invalid_revision_token")):
         code = issue_code(storage, NOW, test_type="negative").code
         with pytest.raises(PublishError) as err:
             _publish(storage, code, [(day, 144)], token)
         assert (err.value.status, err.value.code) == (400, reason)
         assert storage.get_code(hash_code(code)).used_at is None  # a refused revision burns no code
         assert _stored_type(storage, b"\x01" * 16) == (2, None)
-    # before any export the key just changes type; the first export carries "revoked"
+    # before any export: the first export carries the key as "revoked", and no revision after it
     revised = _publish(storage, issue_code(storage, NOW, test_type="negative").code, [(day, 144)], first.revision_token)
     assert (revised.inserted, revised.revised) == (0, 1) and revised.revision_token != first.revision_token
-    assert _stored_type(storage, b"\x01" * 16) == (5, None)
+    assert _stored_type(storage, b"\x01" * 16) == (2, 5)
     with pytest.raises(PublishError) as err:  # once revised, a key stays as it is
         _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], revised.revision_token)
     assert err.value.code == "key_already_revised"
-    batches = export_batches(storage, keygen(tmp_path / "k"), tmp_path / "out", NOW)
+    signer = keygen(tmp_path / "k")
+    batches = export_batches(storage, signer, tmp_path / "out", NOW)
     assert sum(b.num_keys for b in batches) == 2
+    types = {}
+    for b in batches:
+        export, _ = open_signed_export((tmp_path / "out" / b.name).read_bytes(), signer.public_key)
+        assert len(export.revised_keys) == 0
+        types.update({bytes(k["key"])[0]: int(k["report_type"]) for k in export.keys})
+    assert types == {1: 5, 2: 2}
+    assert export_batches(storage, signer, tmp_path / "out", NOW + 60) == []  # the revision went out with the key
 
 
 def test_revision_after_export_goes_into_revised_keys(storage, tmp_path) -> None:
-    from bluezone.matching.export import open_signed_export
-
     signer = keygen(tmp_path / "k")
     day = rolling_start(NOW) - ROLLING_PERIOD
     first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)])
     (batch,) = export_batches(storage, signer, tmp_path / "out", NOW)
-    # the same key re-sent with the same type and the token: nothing changes, the new token covers it
+    # the same key re-sent with the same type and the token: nothing changes; the new token covers it too
     again = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)], first.revision_token)
     assert (again.inserted, again.revised) == (0, 0)
-    with pytest.raises(PublishError):  # the old token no longer covers it
-        _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], first.revision_token)
-    confirmed = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], again.revision_token)
+    # and the first token stays good (had the answer with the new one been lost, the keys would be locked)
+    confirmed = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], first.revision_token)
     assert confirmed.revised == 1 and _stored_type(storage, b"\x01" * 16) == (2, 1)
     (revision,) = export_batches(storage, signer, tmp_path / "out", NOW + 60)
     export, _ = open_signed_export((tmp_path / "out" / revision.name).read_bytes(), signer.public_key)
@@ -200,7 +206,66 @@ def test_only_likely_reports_can_be_revised(storage) -> None:
     first = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)])
     with pytest.raises(PublishError) as err:
         _publish(storage, issue_code(storage, NOW, test_type="negative").code, [(day, 144)], first.revision_token)
-    assert err.value.code == "invalid_revision" and _stored_type(storage, b"\x01" * 16) == (1, None)
+    assert err.value.code == "invalid_report_type_transition" and _stored_type(storage, b"\x01" * 16) == (1, None)
+
+
+def test_new_keys_of_a_negative_test_are_not_stored(storage) -> None:
+    """As in GAEN: a negative test revokes what was published; it publishes nothing new."""
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    outcome = _publish(storage, issue_code(storage, NOW, test_type="negative").code, [(day, 144)])
+    assert (outcome.inserted, outcome.revised, storage.count_keys()) == (0, 0, 0)
+    later = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)])
+    assert later.inserted == 1  # and it does not stand in the way of a later positive report
+
+
+def test_a_revision_made_while_an_export_runs_goes_out_in_the_next(storage, tmp_path, monkeypatch) -> None:
+    from bluezone.server import exports
+
+    signer = keygen(tmp_path / "k")
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)])
+    code = issue_code(storage, NOW, test_type="negative").code
+    sign = exports.signed_export_zip
+
+    def sign_while_revised(*args, **kwargs):
+        _publish(storage, code, [(day, 144)], first.revision_token)  # lands after the export read the key
+        return sign(*args, **kwargs)
+
+    monkeypatch.setattr(exports, "signed_export_zip", sign_while_revised)
+    (batch,) = export_batches(storage, signer, tmp_path / "out", NOW)
+    monkeypatch.setattr(exports, "signed_export_zip", sign)
+    export, _ = open_signed_export((tmp_path / "out" / batch.name).read_bytes(), signer.public_key)
+    assert export.keys["report_type"].tolist() == [2]  # read before the revision
+    (later,) = export_batches(storage, signer, tmp_path / "out", NOW + 60)
+    export, _ = open_signed_export((tmp_path / "out" / later.name).read_bytes(), signer.public_key)
+    assert len(export.keys) == 0 and export.revised_keys["report_type"].tolist() == [5]
+
+
+def test_two_servers_revising_one_key_at_once_one_wins(storage, request) -> None:
+    """Two server processes on one database: a key is revised once, whatever the interleaving."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)])
+    codes = [issue_code(storage, NOW, test_type=t).code for t in ("negative", "confirmed")]
+    from bluezone.server.storage import SQLiteStorage
+
+    other = open_storage(storage.path if isinstance(storage, SQLiteStorage) else request.getfixturevalue("postgres_dsn"))
+    servers = [storage, other]  # two connections, as two server processes have
+
+    def attempt(i: int) -> str:
+        try:
+            _publish(servers[i], codes[i], [(day, 144)], first.revision_token)
+            return "revised"
+        except PublishError as exc:
+            return exc.code
+
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            outcomes = sorted(pool.map(attempt, range(2)))
+    finally:
+        other.close()
+    assert outcomes == ["key_already_revised", "revised"]
 
 
 def test_schema_1_database_is_migrated_in_place(tmp_path) -> None:
@@ -224,8 +289,9 @@ def test_schema_1_database_is_migrated_in_place(tmp_path) -> None:
     try:
         with s._transaction() as cur:
             assert s._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == "2"
-            row = s._exec(cur, "SELECT report_type, revision_token_hash, revised_at FROM exposure_keys").fetchone()
-        assert tuple(row) == (2, None, None)
+            row = s._exec(cur, "SELECT report_type, revised_report_type, revised_at FROM exposure_keys").fetchone()
+            tokens = s._exec(cur, "SELECT COUNT(*) FROM revision_tokens").fetchone()[0]
+        assert tuple(row) == (2, None, None) and tokens == 0
     finally:
         s.close()
     open_storage(path).close()  # opening again changes nothing
