@@ -84,6 +84,7 @@ class Daemon:
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
         self._last_status = (0.0, 0)
+        self._clock_seen: float | None = None  # the clock at the last purge tick (see _purge)
 
     # --- control ------------------------------------------------------------------------------
 
@@ -246,6 +247,17 @@ class Daemon:
         self._purge(self.clock.now())
 
     def _purge(self, now: float) -> None:
+        """Delete what is older than the retention, but only on a clock that holds: one that jumped
+        ahead (a bad RTC, an NTP step) would take every sighting and this device's own daily keys
+        at once.  A purge that finds the clock far past its last reading (the newest record at
+        start) waits for the next tick, which it must agree with."""
+        previous = self._clock_seen if self._clock_seen is not None else self.store.newest_time()
+        self._clock_seen = now
+        if previous is not None and now > previous + 2 * self.config.purge_interval + 60:
+            log.warning(
+                "clock jumped %.0f s ahead of the last reading; purge postponed until it holds", now - previous
+            )
+            return
         result = self.store.purge(now, self.config.retention_days)
         self.stats.purged_sightings += result["sightings_deleted"]
 

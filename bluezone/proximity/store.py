@@ -24,6 +24,7 @@ import logging
 import os
 import sqlite3
 import stat
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -188,7 +189,10 @@ class SightingStore:
             conn.close()
             raise
         if purge_now is None:
-            purge_now = store._last_time()
+            # the newest record, so that a store made on a virtual clock survives opening; but never
+            # past the wall clock: rows from a clock that ran ahead for a while must not erase the rest
+            newest = store.newest_time()
+            purge_now = None if newest is None else min(newest, time.time())
         if purge_now is not None:
             store.purge(purge_now)
         return store
@@ -318,7 +322,8 @@ class SightingStore:
             params.append(float(until))
         return where, params
 
-    def _last_time(self) -> float | None:
+    def newest_time(self) -> float | None:
+        """Time of the newest sighting or daily key (None: an empty store)."""
         row = self.db.conn.execute(
             f"SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM sightings WHERE {NUMERIC_TIME}"
             " UNION ALL SELECT MAX(created_at) FROM daily_keys WHERE created_at < 1e300)"

@@ -13,9 +13,10 @@ import secrets
 from dataclasses import dataclass
 
 from bluezone.errors import InputError
-from bluezone.server.storage import CodeRecord, Storage
+from bluezone.server.storage import CodeRecord, ServerStorageError, Storage
 
 CODE_DIGITS = 8
+MAX_DRAWS = 20  # fresh codes tried before giving up (a collision is about 1 in 10^5 with 1,000 codes on record)
 DEFAULT_CODE_LIFETIME = 3600.0
 #: 8 digits are guessable in the long run: with the global limit of 1,000 failed codes an hour
 #: each live code is hit with probability 1e-5 an hour, so codes must not live long (GAEN's
@@ -76,16 +77,18 @@ def issue_code(
             raise InputError(f"the {name} {date} is in the future")
     if test_date and symptom_onset and symptom_onset > test_date:
         raise InputError("symptom onset cannot be after the test date")
-    code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
-    record = CodeRecord(
-        code_hash=hash_code(code),
-        report_type=REPORT_TYPES[test_type],
-        test_type=test_type,
-        test_day=day_number(test_date) if test_date else None,
-        onset_day=day_number(symptom_onset) if symptom_onset else None,
-        issued_at=now,
-        expires_at=now + lifetime,
-        used_at=None,
-    )
-    storage.add_code(record)
-    return IssuedCode(code, test_type, record.report_type, now, record.expires_at, test_date, symptom_onset)
+    for _ in range(MAX_DRAWS):  # 8 digits collide with a code still on record now and then: draw again
+        code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+        record = CodeRecord(
+            code_hash=hash_code(code),
+            report_type=REPORT_TYPES[test_type],
+            test_type=test_type,
+            test_day=day_number(test_date) if test_date else None,
+            onset_day=day_number(symptom_onset) if symptom_onset else None,
+            issued_at=now,
+            expires_at=now + lifetime,
+            used_at=None,
+        )
+        if storage.add_code(record):
+            return IssuedCode(code, test_type, record.report_type, now, record.expires_at, test_date, symptom_onset)
+    raise ServerStorageError(f"no free verification code in {MAX_DRAWS} draws: is the codes table ever purged?")

@@ -189,12 +189,13 @@ class Storage(ABC):
                 self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
 
     # -- verification codes --
-    def add_code(self, record: CodeRecord) -> None:
+    def add_code(self, record: CodeRecord) -> bool:
+        """Store a new code; False when its hash is taken (the same digits issued before)."""
         with self._transaction() as cur:
-            self._exec(
+            return self._exec(
                 cur,
                 "INSERT INTO codes (code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code_hash) DO NOTHING",
                 [
                     record.code_hash,
                     record.report_type,
@@ -204,7 +205,7 @@ class Storage(ABC):
                     record.issued_at,
                     record.expires_at,
                 ],
-            )
+            ).rowcount == 1
 
     def get_code(self, code_hash: str) -> CodeRecord | None:
         with self._transaction() as cur:
@@ -433,13 +434,16 @@ class Storage(ABC):
             ).fetchall()
         return [BatchRecord(*r) for r in rows]
 
-    def purge(self, before_interval: int, failures_before: float) -> int:
-        """Drop keys that ended before ``before_interval`` and old failure records."""
+    def purge(self, before_interval: int, records_before: float) -> int:
+        """Drop keys that ended before ``before_interval``, and failure records and codes (used or
+        not) that expired before ``records_before``: a code past its expiry opens nothing, and the
+        table would otherwise grow for ever and make new codes collide with old ones."""
         with self._transaction() as cur:
             n = self._exec(
                 cur, "DELETE FROM exposure_keys WHERE rolling_start + rolling_period < ?", [before_interval]
             ).rowcount
-            self._exec(cur, "DELETE FROM code_failures WHERE at < ?", [failures_before])
+            self._exec(cur, "DELETE FROM code_failures WHERE at < ?", [records_before])
+            self._exec(cur, "DELETE FROM codes WHERE expires_at < ?", [records_before])
         return max(n, 0)
 
 

@@ -56,6 +56,26 @@ def advert(service_data: dict[str, bytes], uuids: list[str], rssi: int = -61, tx
     return AdvertisementData(None, {}, service_data, uuids, tx, rssi, ())
 
 
+def test_a_callback_without_rssi_is_no_packet() -> None:
+    """When discovery stops BlueZ drops every device's RSSI and bleak calls back with the cached
+    service data and a made-up -127 dBm: that would store an old RPI as seen now."""
+    clock = VirtualClock(1_700_000_000.0)
+    radio = BluezRadio("hci0", clock=clock)
+    got: list[Advert] = []
+    radio._on_advert = got.append
+    device = BLEDevice("5A:11:22:33:44:55", None, None)
+    props = {"Address": device.address, "ServiceData": {SERVICE_UUID: b"r" * 20}, "UUIDs": [SERVICE_UUID]}
+    fresh = AdvertisementData(None, {}, {SERVICE_UUID: b"r" * 20}, [SERVICE_UUID], None, -60, ("/dev", {**props, "RSSI": -60}))
+    stale = AdvertisementData(None, {}, {SERVICE_UUID: b"r" * 20}, [SERVICE_UUID], None, -127, ("/dev", props))
+
+    async def feed() -> None:
+        radio._detected(device, fresh)
+        radio._detected(device, stale)
+
+    clock.run(feed())
+    assert [a.rssi for a in got] == [-60] and radio.health()["adverts_ignored"] == 1
+
+
 def test_detected_adverts_become_adverts_on_the_clock() -> None:
     clock = VirtualClock(1_700_000_000.0)
     radio = BluezRadio("hci0", clock=clock)

@@ -130,6 +130,59 @@ def test_unrelated_and_malformed_adverts() -> None:
     clock.run(main())
 
 
+def test_tx_power_is_a_signed_byte_and_a_malformed_one_is_no_value() -> None:
+    """bumble decodes the TX Power Level unsigned (-8 dBm as 248), and a field of the wrong length
+    made its parser raise inside our callback (a traceback per packet, the rest of the event lost)."""
+    import struct
+
+    clock = VirtualClock(T0)
+    uuid = struct.pack("<H", 0xFD6F)
+
+    def with_tx(tx: bytes) -> bytes:
+        return bytes(AdvertisingData([
+            (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, uuid),
+            (AdvertisingData.SERVICE_DATA_16_BIT_UUID, uuid + b"R" * 20),
+            (AdvertisingData.TX_POWER_LEVEL, tx),
+        ]))
+
+    async def main() -> None:
+        link = LocalLink()
+        b = node(link, "B", "F0:00:00:00:00:0B", clock)
+        other_ctrl = Controller("J", link=link, public_address="F0:00:00:00:00:0C")
+        other = Device.with_hci("J", hci.Address("F0:00:00:00:00:0C"), other_ctrl, other_ctrl)
+        got: list[Advert] = []
+        async with b:
+            await other.power_on()
+            await b.start_scanning(got.append)
+            for tx, expected in ((b"\xf8", -8), (b"\x07", 7), (b"\xf8\x00", None), (b"", None)):
+                await other.stop_advertising()
+                await other.start_advertising(AdvertisingType.UNDIRECTED, advertising_data=with_tx(tx))
+                await asyncio.sleep(0.5)  # packets of the previous data still on their way
+                got.clear()
+                await asyncio.sleep(1.0)
+                assert got and {ad.tx_power for ad in got} == {expected}, tx
+
+    clock.run(main())
+
+
+def test_the_per_address_records_bumble_keeps_are_cleared_at_each_rotation() -> None:
+    clock = VirtualClock(T0)
+
+    async def main() -> None:
+        link = LocalLink()
+        a, b = node(link, "A", "F0:00:00:00:00:0A", clock), node(link, "B", "F0:00:00:00:00:0B", clock)
+        async with a, b:
+            await b.start_scanning(lambda ad: None)
+            for i in range(3):
+                await a.advertise(bytes([i]) * 20, -10)  # a new address each time
+                await asyncio.sleep(1.0)
+            assert b.device is not None and len(b.device.advertisement_accumulators) >= 3  # A's three addresses
+            await b.advertise(b"\x00" * 20, -10)
+            assert len(b.device.advertisement_accumulators) <= 1  # at most A's current one, heard since
+
+    clock.run(main())
+
+
 def test_bumble_transport_spec_opens_a_controller_over_tcp() -> None:
     """``bumble:tcp-client:HOST:PORT`` through bumble's own transport opener, as a user's
     ``bumble:usb:0`` would be: a controller served on loopback, a peer on its link."""

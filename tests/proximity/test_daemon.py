@@ -287,3 +287,24 @@ def test_a_store_failure_ends_the_run_with_one_clear_error(tmp_path) -> None:
     with pytest.raises(BluezoneError, match="cannot write sightings"):
         clock.run(both())
     nodes[1].store.close()
+
+
+def test_a_purge_waits_for_a_clock_that_jumped_ahead_to_hold(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """One reading 30 days fast must not delete everything; a clock that holds (two readings an
+    interval apart agree) is obeyed, as after a week switched off."""
+    from bluezone.crypto.intervals import DAY_SECONDS
+
+    clock = VirtualClock(NOON)
+    store = SightingStore.open(tmp_path / "me.db", purge_now=NOON)
+    store.save_daily_key(DailyKey(b"k" * 16, rolling_start(NOON)), created_at=NOON)
+    daemon = Daemon(Air(clock, 1).radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    with caplog.at_level(logging.WARNING):
+        daemon._purge(NOON + 60)  # close to the newest record: purges (nothing to do)
+        daemon._purge(NOON + 30 * DAY_SECONDS)  # a jump: held
+        assert len(store.daily_keys()) == 1 and "purge postponed" in caplog.text
+        daemon._purge(NOON + 60)  # the clock came back: nothing lost
+        assert len(store.daily_keys()) == 1
+        daemon._purge(NOON + 30 * DAY_SECONDS)  # jumps again, and this time it holds an interval later
+        daemon._purge(NOON + 30 * DAY_SECONDS + 3600)
+    assert store.daily_keys() == []
+    store.close()

@@ -194,6 +194,22 @@ def test_open_purges_what_is_older_than_the_newest_record_by_14_days(db) -> None
         assert store.sightings()["time"].tolist() == [NOON]
 
 
+def test_rows_from_a_clock_that_ran_ahead_do_not_erase_the_rest_on_open(db) -> None:
+    """A bad RTC or an NTP step stamped a few rows 30 days ahead of the wall clock; the next open
+    must not take them as "now" and delete every real sighting and daily key."""
+    import time
+
+    wall = time.time()
+    rows = random_sightings(2, wall, 1)
+    rows["time"] = [wall - DAY_SECONDS, wall + 30 * DAY_SECONDS]
+    key = DailyKey(b"k" * 16, rolling_start(wall - DAY_SECONDS))
+    with SightingStore.open(db) as store:
+        store.add_sightings(rows)
+        store.save_daily_key(key)
+    with SightingStore.open(db) as store:
+        assert len(store.sightings()) == 2 and store.daily_keys() == [key]
+
+
 def test_stats(db) -> None:
     rows = random_sightings(100, NOON, 1)
     rows["time"][:50] = NOON - DAY_SECONDS

@@ -339,7 +339,7 @@ class BluezRadio(Radio):
         self._last_advert = asyncio.get_running_loop().time()
         self._stall_after = self.stall_seconds
         payload = fd6f_payload(data.service_uuids, data.service_data)
-        if payload is None:
+        if payload is None or not _heard_now(data):
             # BlueZ's UUID filter keeps most of these out; BlueZoo and passive scans let some in
             self.counts["adverts_ignored"] += 1
             return
@@ -502,3 +502,12 @@ class BluezRadio(Radio):
         if key not in self._warned:
             self._warned.add(key)
             log.warning(msg, *args)
+
+
+def _heard_now(data: AdvertisementData) -> bool:
+    """False for a callback that is no packet: when discovery stops, BlueZ drops the RSSI of every
+    device it knows and bleak calls back with the cached service data and a made-up -127 dBm;
+    stored, that would be a sighting of an old RPI at the current time."""
+    platform = getattr(data, "platform_data", None)
+    props = platform[1] if isinstance(platform, tuple) and len(platform) > 1 else None
+    return not isinstance(props, dict) or "RSSI" in props

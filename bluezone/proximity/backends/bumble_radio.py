@@ -128,6 +128,10 @@ class BumbleRadio(Radio):
             await device.stop_advertising()
             address = hci.Address.generate_private_address()
             device.random_address = address
+            # bumble keeps a record per address ever heard until scanning restarts (once a run on extended
+            # controllers): weeks in a busy place would grow without bound. Passive scanning pairs no
+            # scan responses, so nothing is lost; RPIs and addresses rotate at this pace anyway.
+            device.advertisement_accumulators.clear()
             if not extended:
                 await device.send_sync_command(hci.HCI_LE_Set_Random_Address_Command(random_address=address))
             await device.start_advertising(
@@ -198,6 +202,18 @@ class BumbleRadio(Radio):
 
     def _heard(self, advertisement: Advertisement) -> None:
         self.counts["adverts_received"] += 1
+        try:
+            advert = self._advert(advertisement)
+        except Exception:  # noqa: BLE001 - anyone's packet: raising here would lose the rest of the HCI event
+            log.debug("unreadable advertisement dropped", exc_info=True)
+            advert = None
+        if advert is None:
+            self.counts["adverts_ignored"] += 1
+        elif self._on_advert is not None:
+            self._on_advert(advert)
+
+    def _advert(self, advertisement: Advertisement) -> Advert | None:
+        """The GAEN advert in ``advertisement``, or None when it carries none."""
         data = advertisement.data
         uuids = [
             uuid16_to_str(v)
@@ -215,17 +231,8 @@ class BumbleRadio(Radio):
         }
         payload = fd6f_payload(uuids, service_data)
         if payload is None:
-            self.counts["adverts_ignored"] += 1
-            return
-        tx = data.get(AdvertisingData.TX_POWER_LEVEL)
-        if self._on_advert is not None:
-            self._on_advert(
-                Advert(
-                    self.clock.now(),
-                    payload,
-                    advertisement.rssi,
-                    SERVICE_UUID,
-                    tx if isinstance(tx, int) else None,
-                    advertisement.address.to_string(False),
-                )
-            )
+            return None
+        # bumble decodes this field unsigned (-8 dBm as 248); it is one signed byte, and anything else is no value
+        raw_tx = data.get(AdvertisingData.TX_POWER_LEVEL, raw=True)
+        tx = int.from_bytes(raw_tx, "little", signed=True) if isinstance(raw_tx, bytes) and len(raw_tx) == 1 else None
+        return Advert(self.clock.now(), payload, advertisement.rssi, SERVICE_UUID, tx, advertisement.address.to_string(False))
