@@ -270,16 +270,8 @@ class Storage(ABC):
                 dsos = int(k["days_since_onset"])
                 onset = None if dsos == np.iinfo(np.int32).min else dsos
                 key_data, report_type = bytes(k["key"]), int(k["report_type"])
-                found = self._exec(
-                    cur,
-                    "SELECT id, report_type, COALESCE(revised_report_type, report_type), revised_at"
-                    " FROM exposure_keys WHERE key_data = ?",
-                    [key_data],
-                ).fetchone()
-                if found is None:
-                    if report_type == REVOKED:
-                        continue  # a negative test's keys never seen before: nothing to publish (as GAEN)
-                    key_id = self._exec(
+                if report_type != REVOKED:  # (a negative test's keys never seen before are not published, as GAEN)
+                    new_id = self._exec(
                         cur,
                         "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk,"
                         " report_type, days_since_onset, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -287,10 +279,18 @@ class Storage(ABC):
                         [key_data, int(k["rolling_start"]), int(k["rolling_period"]), int(k["transmission_risk"]),
                          report_type, onset, now],
                     ).fetchone()
-                    if key_id is not None:
+                    if new_id is not None:
                         inserted += 1
-                        owned.append(int(key_id[0]))
-                    continue  # (None: a concurrent upload stored it a moment ago; that one owns it)
+                        owned.append(int(new_id[0]))
+                        continue
+                found = self._exec(
+                    cur,
+                    "SELECT id, report_type, COALESCE(revised_report_type, report_type), revised_at"
+                    " FROM exposure_keys WHERE key_data = ?",
+                    [key_data],
+                ).fetchone()
+                if found is None:
+                    continue
                 key_id, stored_type, current_type, revised_at = found
                 shown = token_hash is not None and self._exec(
                     cur, "SELECT 1 FROM revision_tokens WHERE token_hash = ? AND key_id = ?", [token_hash, key_id]
@@ -313,13 +313,11 @@ class Storage(ABC):
                     revised += 1
                 if shown:
                     owned.append(int(key_id))
-            if new_token_hash is not None:
-                for key_id in owned:
-                    self._exec(
-                        cur,
-                        "INSERT INTO revision_tokens (token_hash, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                        [new_token_hash, key_id],
-                    )
+            if new_token_hash is not None and owned:
+                cur.executemany(
+                    self._sql("INSERT INTO revision_tokens (token_hash, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+                    [(new_token_hash, key_id) for key_id in owned],
+                )
             return PublishOutcome(inserted, revised)
 
     def count_keys(self) -> int:
