@@ -29,6 +29,12 @@ def node(link: LocalLink, name: str, public: str, clock: Clock, legacy: bool = F
     return BumbleRadio.on_device(device, clock=clock, name=f"bumble:{name}")
 
 
+def other_device(link: LocalLink) -> Device:
+    """A plain bumble device on the link (not bluezone): sends whatever a test hands it."""
+    controller = Controller("J", link=link, public_address="F0:00:00:00:00:0C")
+    return Device.with_hci("J", hci.Address("F0:00:00:00:00:0C"), controller, controller)
+
+
 def test_advertising_data_is_the_gaen_layout() -> None:
     data = gaen_advertising_data(bytes(range(20)))
     assert data == bytes.fromhex("02011a" "03036ffd" "17166ffd") + bytes(range(20))
@@ -112,8 +118,7 @@ def test_unrelated_and_malformed_adverts() -> None:
     async def main() -> None:
         link = LocalLink()
         b = node(link, "B", "F0:00:00:00:00:0B", clock)
-        junk_ctrl = Controller("J", link=link, public_address="F0:00:00:00:00:0C")
-        junk = Device.with_hci("J", hci.Address("F0:00:00:00:00:0C"), junk_ctrl, junk_ctrl)
+        junk = other_device(link)
         got: list[Advert] = []
         async with b:
             await junk.power_on()
@@ -148,8 +153,7 @@ def test_tx_power_is_a_signed_byte_and_a_malformed_one_is_no_value() -> None:
     async def main() -> None:
         link = LocalLink()
         b = node(link, "B", "F0:00:00:00:00:0B", clock)
-        other_ctrl = Controller("J", link=link, public_address="F0:00:00:00:00:0C")
-        other = Device.with_hci("J", hci.Address("F0:00:00:00:00:0C"), other_ctrl, other_ctrl)
+        other = other_device(link)
         got: list[Advert] = []
         async with b:
             await other.power_on()
