@@ -98,3 +98,37 @@ def test_detected_adverts_become_adverts_on_the_clock() -> None:
     assert all(a.time == 1_700_000_030.0 and a.service_uuid == SERVICE_UUID for a in got)
     health = radio.health()
     assert health["adverts_received"] == 4 and health["adverts_ignored"] == 2
+
+
+def test_the_supervisor_outlives_an_error_nobody_foresaw(caplog: pytest.LogCaptureFixture) -> None:
+    """bleak and dbus-fast raise more kinds than they document; recovery must go on after one."""
+    clock = VirtualClock(1_700_000_000.0)
+    radio = BluezRadio("hci0", clock=clock, backoff=(1.0, 4.0))
+    radio.state = "up"
+    troubles = iter([ValueError("empty reply"), "powered-off"])
+    recovered: list[bool] = []
+
+    async def next_trouble() -> str:
+        item = next(troubles, None)
+        if item is None:
+            await asyncio.sleep(3600)
+        if isinstance(item, Exception):
+            raise item
+        return str(item)
+
+    async def recover(gone: bool) -> None:
+        recovered.append(gone)
+
+    radio._next_trouble = next_trouble  # type: ignore[method-assign]
+    radio._recover = recover  # type: ignore[method-assign]
+
+    async def main() -> None:
+        task = asyncio.create_task(radio._supervise())
+        await asyncio.sleep(10)
+        assert not task.done()
+        task.cancel()
+
+    with caplog.at_level(logging.WARNING):
+        clock.run(main())
+    assert recovered == [False] and radio.counts["errors"] == 1
+    assert "unexpected ValueError while recovering (empty reply)" in caplog.text

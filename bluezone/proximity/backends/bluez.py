@@ -417,21 +417,34 @@ class BluezRadio(Radio):
         self._wake.set()
 
     async def _supervise(self) -> None:
+        """Handle each flagged problem; an error nobody foresaw (bleak and dbus-fast raise more kinds
+        than they document) is logged and handled as a problem of its own, so recovery never stops."""
+        delay = self.backoff[0]
         while True:
-            reason = await self._next_trouble()
-            if reason in _SCAN_ONLY:
-                async with self._lock:
-                    await self._stop_scan()
-                    try:
-                        await self._retrying(self._start_scan)
-                    except _BUS_ERRORS as exc:
-                        log.warning("%s: restarting the scan failed (%s); recovering", self.name, exc)
-                    else:
-                        log.info("%s: scan restarted", self.name)
-                        self._incident.clear()
-                        continue
-            self.state = f"recovering: {reason}"
-            await self._recover(gone=reason in {"bluetoothd-stopped", "bluetoothd-replaced", "adapter-removed"})
+            try:
+                await self._handle_trouble()
+                delay = self.backoff[0]
+            except Exception as exc:  # noqa: BLE001 - the supervisor must outlive any one failure
+                log.debug("%s: supervisor error", self.name, exc_info=True)
+                self._flag("error", f"unexpected {type(exc).__name__} while recovering ({exc}); trying again")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.backoff[1])
+
+    async def _handle_trouble(self) -> None:
+        reason = await self._next_trouble()
+        if reason in _SCAN_ONLY:
+            async with self._lock:
+                await self._stop_scan()
+                try:
+                    await self._retrying(self._start_scan)
+                except _BUS_ERRORS as exc:
+                    log.warning("%s: restarting the scan failed (%s); recovering", self.name, exc)
+                else:
+                    log.info("%s: scan restarted", self.name)
+                    self._incident.clear()
+                    return
+        self.state = f"recovering: {reason}"
+        await self._recover(gone=reason in {"bluetoothd-stopped", "bluetoothd-replaced", "adapter-removed"})
 
     async def _next_trouble(self) -> str:
         """Wait for a flagged problem, checking meanwhile that scanning has not gone quiet."""
