@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
 
 Position = tuple[float, float]
 SCENE_SECONDS = 3600.0
 #: the scene ends this long before now, so that An's key for today can be released the same
-#: day (its rolling period is cut at the current 10-minute interval when she uploads).
+#: day (its rolling period is cut to end with the current 10-minute interval when she uploads).
 SCENE_END_BEFORE_NOW = 2 * INTERVAL_SECONDS
 CLOSE_METRES = 2.0
 CLOSE_MINUTES = 15.0
@@ -211,8 +211,10 @@ def run_demo(
                     sent, _ = upload_own_keys(f0_store, client, code, now, include_today=True)
                     write_keys_json(export_own_keys(f0_store.daily_keys(), 14, now), work / f"{F0}-keys.json")
                 progress(f"{F0} uploads {len(sent)} daily key(s) with it (today's released the same day)")
-                batches = export_batches(storage, signer, exports, now)
-                progress(f"the server publishes {len(batches)} signed export batch(es)")
+                # today's key ends with the current 10-minute interval: the server publishes it after that
+                published = (interval_number(now) + 1) * INTERVAL_SECONDS
+                batches = export_batches(storage, signer, exports, published)
+                progress(f"the server publishes {len(batches)} signed export batch(es) when the interval ends")
 
                 # the devices ship with the server's public key, as a health authority's app would
                 pin = PinnedKey(**{k: v for k, v in signer.public_info().items() if k != "algorithm"})
@@ -226,7 +228,7 @@ def run_demo(
                         with SightingStore.open(path, create=False) as store:
                             load = lambda t0, t1, s=store: as_sightings(s.sightings(t0, t1))  # noqa: E731
                             result = check_server(
-                                client, ServerState(store.db.conn), load, server_key=pin, scorer=scorer, now=now
+                                client, ServerState(store.db.conn), load, server_key=pin, scorer=scorer, now=published
                             )
                             if result.rejected:
                                 raise RuntimeError(f"{name}: batches rejected: {result.rejected}")

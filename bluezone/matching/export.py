@@ -98,15 +98,17 @@ def apply_revisions(keys: np.ndarray, revised: np.ndarray) -> np.ndarray:
     if not len(revised):
         return keys
     out = keys.copy()
-    where = {bytes(k): i for i, k in enumerate(keys["key"])}
+    where: dict[bytes, list[int]] = {}
+    for i, k in enumerate(keys["key"]):
+        where.setdefault(bytes(k), []).append(i)  # a key listed twice is revised twice
     extra = []
     for row in revised:
-        i = where.get(bytes(row["key"]))
-        if i is None:
+        rows = where.get(bytes(row["key"]))
+        if rows is None:
             extra.append(row)
         else:
             for name in ("report_type", "days_since_onset", "transmission_risk"):
-                out[name][i] = row[name]
+                out[name][rows] = row[name]
     return np.concatenate([out, np.array(extra, dtype=keys.dtype)]) if extra else out
 
 

@@ -32,6 +32,8 @@ from bluezone.proximity.radio import Advert, Radio
 from bluezone.proximity.store import SightingStore
 
 log = logging.getLogger(__name__)
+#: How often the rotator looks at the wall clock and the stored key (see ``Daemon._until_rotation``).
+CHECK_SECONDS = 15.0
 
 
 @dataclass
@@ -180,19 +182,30 @@ class Daemon:
     async def _rotator(self) -> None:
         cfg = self.config
         while True:
-            now = self.clock.now()
-            next_rpi = now + self.rng.uniform(cfg.rpi_rotation_min, cfg.rpi_rotation_max)
-            assert self.key is not None
-            key_end = self.key.end * INTERVAL_SECONDS
-            if key_end <= next_rpi:
-                await asyncio.sleep(max(0.0, key_end - now))
-                # the sleep may land a hair early in float arithmetic: act at the key's end
-                when = max(self.clock.now(), key_end)
-            else:
-                await asyncio.sleep(next_rpi - now)
-                when = self.clock.now()
+            when = await self._until_rotation(self.clock.now() + self.rng.uniform(cfg.rpi_rotation_min, cfg.rpi_rotation_max))
             self._use_key_for(when)
             await self._rotate_rpi(when)
+
+    async def _until_rotation(self, next_rpi: float) -> float:
+        """Wait until the next RPI is due or the key ends; returns the moment to rotate at.
+
+        Looks at the wall clock and the stored key every ``CHECK_SECONDS``: asyncio's clock stands
+        still while the machine is suspended (yesterday's key must not outlive a night with the lid
+        shut), and ``bluezone upload`` in another process may have released today's key, whose
+        last RPI must leave the air when its cut period ends, before the server publishes it."""
+        while True:
+            assert self.key is not None
+            now = self.clock.now()
+            stored = self.store.key_covering(interval_number(now))
+            if stored is None or stored.key != self.key.key:
+                return now  # the key is over (a suspend, a cut in the past): the right one now
+            self.key = stored  # its period may have been cut since
+            key_end = stored.end * INTERVAL_SECONDS
+            if now >= next_rpi:
+                return now
+            if key_end <= next_rpi and now >= key_end - 1e-6:
+                return max(now, key_end)  # (float arithmetic may land a hair early: act at the end)
+            await asyncio.sleep(min(CHECK_SECONDS, min(next_rpi, key_end) - now))
 
     # --- ingest -------------------------------------------------------------------------------------
 

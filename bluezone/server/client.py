@@ -192,9 +192,9 @@ def publish_body(
 def keys_to_upload(daily: Iterable[DailyKey], now: float, include_today: bool, days: int = UPLOAD_DAYS) -> np.ndarray:
     """The device's keys of the last ``days`` days, oldest first; today's only if ``include_today``.
 
-    Today's key is released the same day (as GAEN does since v1.5): it is cut short at the
-    current 10-minute interval, so its validity has ended and the server may publish it at
-    once, and the daemon replaces it with a fresh key for the rest of the day.
+    Today's key is released the same day (as GAEN does since v1.5): it is cut short to end with
+    the current 10-minute interval, so the server may publish it as soon as that interval is
+    over, when the daemon has replaced it with a fresh key for the rest of the day.
     """
     return keys_from_daily(_upload_selection(daily, now, include_today, days))
 
@@ -205,12 +205,14 @@ def _upload_selection(daily: Iterable[DailyKey], now: float, include_today: bool
     first = today - days * ROLLING_PERIOD
     chosen: list[DailyKey] = []
     for key in sorted(daily, key=lambda k: k.rolling_start):
-        if key.end <= first or key.rolling_start >= current:
+        if key.end <= first or key.rolling_start > current:
             continue  # too old, or not started yet
-        if key.end > current:  # still in use today
+        if key.end > current + 1:  # still in use after this interval
             if not include_today:
                 continue
-            key = DailyKey(key.key, key.rolling_start, current - key.rolling_start)
+            # ends with the current interval: its RPIs sent so far all match, the daemon stops it at
+            # the interval's end, and the server's embargo holds it until then (at most 10 minutes)
+            key = DailyKey(key.key, key.rolling_start, current + 1 - key.rolling_start)
         chosen.append(key)
     return chosen
 
@@ -218,7 +220,7 @@ def _upload_selection(daily: Iterable[DailyKey], now: float, include_today: bool
 def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
     """Whether one of ``daily`` is still being broadcast now (so uploading it is a choice)."""
     current = interval_number(now)
-    return any(k.rolling_start < current < k.end for k in daily)
+    return any(k.rolling_start <= current and current + 1 < k.end for k in daily)
 
 
 def upload_own_keys(
@@ -230,8 +232,9 @@ def upload_own_keys(
     The revision token of this device's last upload to the same server goes with them, so a
     later code (a "likely" diagnosis confirmed, or a negative test) can change the report type
     of keys sent before; the server's new token replaces it in the node's database.
-    Only after the server accepted them is a released key of today cut short in the store,
-    so the daemon stops broadcasting it and starts a new key for the rest of the day.
+    Only after the server accepted them is a released key of today cut short in the store, so
+    the daemon stops broadcasting it when the current interval ends and starts a new key for the
+    rest of the day.
     """
     chosen = _upload_selection(store.daily_keys(), now, include_today, days)
     if not chosen:
@@ -243,8 +246,8 @@ def upload_own_keys(
         state.save_revision_token(client.base_url, receipt.revision_token, now)
     current = interval_number(now)
     for key in chosen:
-        if key.end == current and key.rolling_period < ROLLING_PERIOD:
-            store.save_daily_key(key)  # updates the period: the key is over
+        if key.end == current + 1 and key.rolling_period < ROLLING_PERIOD:
+            store.save_daily_key(key)  # updates the period: the key ends with this interval
     return keys, receipt
 
 

@@ -253,9 +253,11 @@ def test_a_key_released_early_is_replaced_for_the_rest_of_the_day(tmp_path) -> N
         assert len(keys) == 2 and keys[0].rolling_period < 144
         second = keys[1]
         assert second.rolling_start == keys[0].end and second.end == today + 144
-        # every RPI after the cut comes from the new key
+        # every RPI after the cut comes from the new key, from the moment the cut key ends
         after = [iv for t, iv in daemon.rotations if iv >= keys[0].end]
         assert after and daemon.rpi == rpi(rpi_key(second.key), daemon.rotations[-1][1])
+        cut_end = keys[0].end * INTERVAL_SECONDS
+        assert (cut_end, keys[0].end) in daemon.rotations  # not up to 20 minutes later, when its RPI is public
     with SightingStore.open(tmp_path / "a.db") as store:
         # a restart the same day picks up the replacement, not the released key
         later = VirtualClock(NOON + 4 * 3600)
@@ -308,3 +310,27 @@ def test_a_purge_waits_for_a_clock_that_jumped_ahead_to_hold(tmp_path, caplog: p
         daemon._purge(NOON + 30 * DAY_SECONDS + 3600)
     assert store.daily_keys() == []
     store.close()
+
+
+def test_after_a_suspend_across_midnight_the_new_days_key_is_on_air_at_once(tmp_path) -> None:
+    """asyncio's clock stands still while the machine sleeps, the wall clock does not: on waking,
+    yesterday's key (matched by nobody, linking the device across the night) must go at once."""
+    from bluezone.crypto.intervals import DAY_SECONDS
+    from bluezone.proximity.daemon import CHECK_SECONDS
+
+    start = rolling_start(NOON) * INTERVAL_SECONDS + DAY_SECONDS - 3600  # 23:00 UTC
+    clock = VirtualClock(start)
+    with SightingStore.open(tmp_path / "a.db") as store:
+        daemon = Daemon(Air(clock, 1).radio("a"), store, clock, rng=random.Random(1))
+
+        async def main() -> None:
+            task = asyncio.create_task(daemon.run(3600))
+            await asyncio.sleep(60)
+            clock._offset += 8 * 3600  # the lid opens at 07:01: the wall clock jumped, the loop's did not
+            woke = clock.now()
+            await asyncio.sleep(CHECK_SECONDS + 1)
+            assert daemon.key is not None and daemon.key.covers(interval_number(clock.now()))
+            assert daemon.rotations[-1][0] <= woke + CHECK_SECONDS and daemon.rotations[-1][1] == interval_number(woke)
+            await task
+
+        clock.run(main())

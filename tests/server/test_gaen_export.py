@@ -247,6 +247,8 @@ def test_revised_keys_round_trip_and_apply() -> None:
     assert current["report_type"].tolist() == [2, 5, 5, 5]
     assert (parse_export_bin(build_export_bin(keys, region="VN", revised_keys=revised)) == current).all()
     assert apply_revisions(keys, empty_keys(0)) is keys
+    twice = np.concatenate([keys, keys[1:2]])  # a third-party file listing key 2 twice
+    assert apply_revisions(twice, revised)["report_type"].tolist() == [2, 5, 5, 5, 5]
 
 
 @given(st.sets(st.integers(1, 60), max_size=12), st.sets(st.integers(1, 60), max_size=12))

@@ -1,5 +1,5 @@
-"""Same-day release: today's key, uploaded with --include-today, is cut at the current interval,
-published at once, and replaced on the device by a new key for the rest of the day."""
+"""Same-day release: today's key, uploaded with --include-today, is cut to end with the current
+interval, published once that interval is over, and replaced on the device by a new key then."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_today_key_is_cut_at_the_current_interval(tmp_path: Path) -> None:
     with_today = keys_to_upload(daily, NOW, include_today=True)
     assert len(with_today) == len(without) + 1
     today = with_today[with_today["rolling_start"] == rolling_start(NOW)][0]
-    assert today["rolling_start"] + today["rolling_period"] == current  # over: publishable now
+    assert today["rolling_start"] + today["rolling_period"] == current + 1  # publishable when this interval ends
 
 
 def test_released_today_key_is_published_and_matched_the_same_day(tmp_path: Path) -> None:
@@ -34,10 +34,12 @@ def test_released_today_key_is_published_and_matched_the_same_day(tmp_path: Path
     with SightingStore.open(nodes["a"], create=False) as a:
         sent, stored = upload_own_keys(a, server.client, server.code(test_type="confirmed"), NOW, include_today=True)
         assert stored.inserted == len(sent) == 6
-        # the device now knows today's key is over; its daemon starts a new one
-        assert a.key_covering(interval_number(NOW)) is None
-    batches = server.export()  # no embargo left: the cut key's validity has ended
-    assert sum(b.num_keys for b in batches) == 6
+        # the device now knows today's key ends with this interval; its daemon starts a new one then
+        assert a.key_covering(interval_number(NOW)) is not None and a.key_covering(interval_number(NOW) + 1) is None
+    assert sum(b.num_keys for b in server.export()) == 5  # today's key is embargoed while still on air
+    server.clock.advance(600)
+    batches = server.export()  # the interval is over: so is the cut key's validity
+    assert sum(b.num_keys for b in batches) == 1
     result = _check(server, nodes["b"])
     today_exposures = [e for e in result.exposures if e.start >= met_at * 600]
     assert today_exposures and today_exposures[0].score.close_contact

@@ -234,16 +234,15 @@ def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_pat
                         "--include-today", "--json")
     assert rc == 0, err
     report = json.loads(out)
-    from bluezone.crypto.intervals import interval_number, rolling_start
+    from bluezone.crypto.intervals import interval_number
 
-    now = time.time()
-    expected = 5 if interval_number(now) == rolling_start(now) else 6  # in the day's first 10 min, nothing to cut
-    assert report["sent"] == report["stored"] == expected
-    if expected == 6:
-        assert report["keys"][-1]["rolling_period"] < 144  # today's key, cut at the current interval
+    assert report["sent"] == report["stored"] == 6
+    today = report["keys"][-1]
+    uploaded_in = today["rolling_start"] + today["rolling_period"] - 1  # today's key ends with the upload's interval
     rc, out, err = _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
                         "--export-dir", str(live_server["exports"]))
-    assert rc == 0 and out.startswith(f"{expected} keys in"), err  # nothing embargoed: today's key is over
+    # today's key is embargoed until that interval is over (unless the clock crossed into the next one meanwhile)
+    assert rc == 0 and out.startswith(f"{6 if interval_number(time.time()) > uploaded_in else 5} keys in"), err
 
 
 @pytest.mark.parametrize(
@@ -274,17 +273,19 @@ def test_export_region_typos_are_input_errors(tmp_path: Path, region: str) -> No
 
 
 def test_upload_asks_before_sending(tmp_path: Path) -> None:
-    """On a chosen clock, not the wall clock: in the first 10 minutes of a UTC day today's key has
-    no finished interval to release, so the question about it is (rightly) not asked."""
+    """On a chosen clock, not the wall clock: the question about today's key is asked while it is
+    still to be used after the current interval, and not in the day's last interval, when it ends
+    with it anyway (and is sent whole, published after midnight)."""
     from bluezone.clock import VirtualClock
-    from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
+    from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, rolling_start
 
     _, nodes = make_nodes(tmp_path, now=NOW)
     args = ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", str(nodes["a"])]
-    midday = CliRunner().invoke(cli, args, obj={"clock": VirtualClock(NOW)}, input="n\nn\n")
-    assert midday.exit_code == 1 and "Is your day over" in midday.stderr and "Send them?" in midday.stderr
-    assert "today's key is not sent" in midday.stderr
-    first_interval = rolling_start(NOW) * INTERVAL_SECONDS + 5.0
-    early = CliRunner().invoke(cli, args, obj={"clock": VirtualClock(first_interval)}, input="n\n")
-    assert early.exit_code == 1 and "Is your day over" not in early.stderr and "Send them?" in early.stderr
-    assert early.stderr.count("valid 1440 min") == 5  # the five finished days, nothing of today
+    midnight = rolling_start(NOW) * INTERVAL_SECONDS
+    for when in (NOW, midnight + 5.0):
+        asked = CliRunner().invoke(cli, args, obj={"clock": VirtualClock(when)}, input="n\nn\n")
+        assert asked.exit_code == 1 and "Is your day over" in asked.stderr and "Send them?" in asked.stderr
+        assert "today's key is not sent" in asked.stderr
+    last = CliRunner().invoke(cli, args, obj={"clock": VirtualClock(midnight + DAY_SECONDS - 300)}, input="n\n")
+    assert last.exit_code == 1 and "Is your day over" not in last.stderr and "Send them?" in last.stderr
+    assert last.stderr.count("valid 1440 min") == 6  # the five finished days and today's, whole
