@@ -5,7 +5,8 @@ Two layouts are understood, told apart by their files:
 - MIT LL PACT logs (``data/<carriage folder>/*.txt.gz``): one receiving iPhone's log per
   recording; the partner's adverts are the ``Bluetooth`` rows named ``BlueProxTx``; the
   separation is the latest ``Range`` line (feet).  RSSI 127 ("not available") is dropped,
-  and so are the near-duplicates the README describes (same id and RSSI within 1 ms).
+  and so are the near-duplicates the README describes (same id and RSSI within 1 ms; 3.5 ms of
+  the wall clock in logs without Apple's clock).
 - Ng et al. (``data/<Set>/RSS_human*.csv``): columns device, elapsed, rss, dist (cm); one
   recording per (set, distance), both phones' rows, grouped per device.  When a device's
   ``elapsed`` is rounded (100 s steps in two sets), its rows are spread evenly over the
@@ -142,8 +143,13 @@ def _read_pact(path: Path, data: Path) -> tuple[list[Recording], int]:
     rssi = np.array([r[2] for r in rows])
     ids = np.array([r[3] for r in rows])
     apple = np.array([r[4] for r in rows])
-    stamp = np.where(apple > 0, apple, times)
-    dup = np.r_[False, (ids[1:] == ids[:-1]) & (rssi[1:] == rssi[:-1]) & (np.abs(np.diff(stamp)) < 0.001)]
+    # the README's rule: same id and RSSI within 1 ms of Apple's clock; the iPhone 6s logs have no Apple
+    # time (-1), and on their millisecond wall clock the same duplicates sit 0-3 ms apart (the beacon's
+    # own adverts are tens of ms apart), so there the window is 3.5 ms
+    has_apple = apple > 0
+    stamp = np.where(has_apple, apple, times)
+    window = np.where(has_apple[1:] & has_apple[:-1], 0.001, 0.0035)
+    dup = np.r_[False, (ids[1:] == ids[:-1]) & (rssi[1:] == rssi[:-1]) & (np.abs(np.diff(stamp)) < window)]
     keep = ~dup
     out = []
     for value in np.unique(rng_ft[keep]):

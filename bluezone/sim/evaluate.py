@@ -8,7 +8,9 @@ ranked by the scorer's typical attenuation for ROC and PR.  Per setup (carriage 
 real one-minute windows, k of them from recordings under 2 m and the rest from farther
 ones, so the truth (k >= 15) is known; the scorers' close-contact verdicts on these
 chains give precision, recall and F1.  Confidence intervals come from bootstrapping over
-whole recordings.
+whole recordings, within strata of (setup, under / over 2 m): a plain resample often drops
+every far recording of a setup, whose chains are then all close contacts, and the intervals
+came out above the point estimate.
 """
 
 from __future__ import annotations
@@ -173,9 +175,14 @@ def evaluate(
         "seed": seed,
         "scorers": {},
     }
+    strata: dict[tuple[str, bool, bool], list[int]] = {}
+    for i, r in enumerate(rids):
+        parts = [minutes[j] for j in by_rid[r]]
+        near = any(m.distance_m < CLOSE_M for m in parts)
+        strata.setdefault((parts[0].setup, near, not near or any(m.distance_m >= CLOSE_M for m in parts)), []).append(i)
     boot: dict[str, dict[str, list[float]]] = {n: {"roc_auc": [], "pr_auc": [], "f1": [], "precision": [], "recall": []} for n in names}
     for b in range(bootstrap):
-        pick = rng.choice(len(rids), len(rids), replace=True)
+        pick = np.concatenate([rng.choice(members, len(members), replace=True) for members in strata.values()])
         idx = np.concatenate([by_rid[rids[i]] for i in pick])
         sample = [minutes[i] for i in idx]
         small = _chains(sample, max(chains // 4, 20), rng)

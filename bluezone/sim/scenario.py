@@ -371,6 +371,13 @@ def _group(where: str, data: Any) -> Group:
             raise ConfigError(f"{where}: {places} seats laid out, more than the {MAX_SEATS:,} a group may have")
     if group.group_size[0] < 1:
         raise ConfigError(f"{where}.group_size: must be >= 1")
+    # keys a kind would silently ignore: a queue's people leave when served, a bus's ride ride_stops stops
+    ignored = {"queue": ("stay_min",), "bus": ("arrive_min", "stay_min")}.get(group.kind, ())
+    for key in ignored:
+        if key in data:
+            raise ConfigError(f"{where}.{key}: a {group.kind} group does not use it (see docs/simulation.md)")
+    if group.region is not None and not (group.region[0] < group.region[2] and group.region[1] < group.region[3]):
+        raise ConfigError(f"{where}.region: give [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {list(group.region)}")
     return group
 
 

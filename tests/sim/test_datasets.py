@@ -106,3 +106,41 @@ def test_evaluate_with_no_usable_file_exits_2_in_one_line(tmp_path: Path) -> Non
     result = CliRunner().invoke(cli, ["evaluate", str(root)], obj={})
     assert result.exit_code == 2
     assert result.output.strip().count("\n") == 0 and "no usable recordings" in result.output
+
+
+def test_duplicates_without_apples_clock_are_dropped_on_the_wall_clock(tmp_path: Path) -> None:
+    """The iPhone 6s logs have no Apple time (-1); their duplicates sit 0-3 ms apart on the
+    millisecond wall clock (1 ms caught half of them), real adverts tens of ms apart."""
+    rows = [
+        "2020-05-16 10:00:00.000,Range,5",
+        "2020-05-16 10:00:00.100,Bluetooth,ID,-60,BlueProxTx,-999.0,-1.0",
+        "2020-05-16 10:00:00.102,Bluetooth,ID,-60,BlueProxTx,-999.0,-1.0",  # the same packet again
+        "2020-05-16 10:00:00.160,Bluetooth,ID,-60,BlueProxTx,-999.0,-1.0",  # the next advert
+        "2020-05-16 10:00:00.161,Bluetooth,ID,-61,BlueProxTx,-999.0,-1.0",  # another RSSI: another packet
+    ]
+    folder = tmp_path / "d" / "data" / "HandUP_PurseDOWN"
+    folder.mkdir(parents=True)
+    (folder / "HandUP_PurseDOWN_5ft_log.txt.gz").write_bytes(gzip.compress(("\n".join(rows) + "\n").encode()))
+    (recording,) = load_dataset(tmp_path / "d").recordings
+    assert recording.rssi.tolist() == [-60, -60, -61]
+
+
+def test_the_bootstrap_keeps_each_setups_near_and_far_recordings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resampling whole recordings across the board often lost every far recording of a setup, whose
+    chains were then all close contacts: the intervals sat above the point estimates."""
+    from bluezone.sim import evaluate as ev
+
+    seen: list[dict[tuple[str, bool], int]] = []
+    real = ev._chains
+
+    def counting(minutes, count, rng):  # type: ignore[no-untyped-def]
+        kinds: dict[tuple[str, bool], set[str]] = {}
+        for m in minutes:
+            kinds.setdefault((m.setup, m.distance_m < ev.CLOSE_M), set()).add(m.rid)
+        seen.append({k: len(v) > 0 for k, v in kinds.items()})
+        return real(minutes, count, rng)
+
+    monkeypatch.setattr(ev, "_chains", counting)
+    ev.evaluate(DATASETS / "ng_small", bootstrap=20, chains=40, scorers=["bluezone"])
+    point, samples = seen[0], seen[1:]
+    assert len(samples) == 20 and all(set(s) == set(point) for s in samples)

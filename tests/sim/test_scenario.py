@@ -177,6 +177,30 @@ def test_negative_times_speeds_and_stops_are_config_errors(tmp_path: Path, field
 
 
 @pytest.mark.parametrize(
+    "group, key",
+    [
+        ('kind = "queue"\npeople = 3\nstay_min = [2, 2]\n', "stay_min"),
+        ('kind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\narrive_min = [0, 1]\n', "arrive_min"),
+        ('kind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nstay_min = [2, 2]\n', "stay_min"),
+    ],
+)
+def test_presence_keys_a_kind_would_ignore_are_config_errors(tmp_path: Path, group: str, key: str) -> None:
+    """A queue's people leave when served and a bus's ride their stops: these keys did nothing."""
+    path = tmp_path / "s.toml"
+    path.write_text('name = "t"\nduration_min = 1\n[[groups]]\n' + group)
+    with pytest.raises(ConfigError, match=f"{key}: a (queue|bus) group does not use it"):
+        load_scenario(path)
+
+
+def test_a_region_given_high_corner_first_is_a_config_error(tmp_path: Path) -> None:
+    """np.clip with low > high put every walker on one point, and the truth had them all in contact."""
+    path = tmp_path / "s.toml"
+    path.write_text('name = "t"\nduration_min = 1\n[[groups]]\nkind = "waypoint"\npeople = 3\nregion = [10, 10, 0, 0]\n')
+    with pytest.raises(ConfigError, match="x0 < x1 and y0 < y1"):
+        load_scenario(path)
+
+
+@pytest.mark.parametrize(
     "groups, message",
     [
         ('[[groups]]\nkind = "waypoint"\npeople = 100000\n' * 3, "300,000 people"),

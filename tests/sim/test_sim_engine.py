@@ -89,6 +89,15 @@ def test_truth_counts_minutes_within_radii() -> None:
     assert truth.minutes(3.0)[0][0, 1] == pytest.approx(2.0)
 
 
+def test_truth_sums_steps_that_are_no_binary_fraction_exactly() -> None:
+    """In float32, 9,000 steps of 0.1 s made 14.9988 minutes: a whole 15-minute contact read negative."""
+    truth = Truth(1, 2)
+    d = np.array([[np.nan, 1.0]])
+    for _ in range(9000):
+        truth.add(0, d, np.zeros_like(d, bool), 0.1)
+    assert truth.minutes(2.0)[0][0, 1] >= 15.0 - 1e-9
+
+
 def test_metrics() -> None:
     truth = np.array([1, 1, 0, 0, 1], bool)
     score = np.array([0.9, 0.4, 0.5, 0.1, 0.8])
