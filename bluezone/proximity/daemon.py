@@ -87,6 +87,7 @@ class Daemon:
         self._stop_requested = False
         self._last_status = (0.0, 0)
         self._clock_seen: float | None = None  # the clock at the last purge tick (see _purge)
+        self._purge_held = False  # the last purge tick was postponed
 
     # --- control ------------------------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class Daemon:
         """The key valid now: the stored one if any (a restart, or another process's change),
         else a new one, saved.  Called at start and before every RPI rotation, so a key whose
         period was cut short (released early) is replaced by a key for the rest of the day."""
-        interval = interval_number(now)
+        interval = self._interval_at(now)
         key = self.store.key_covering(interval)
         if key is not None:
             if key != self.key:
@@ -164,6 +165,12 @@ class Daemon:
         if key != self.key:
             self.key = key
             self._derived = (rpi_key(key.key), aem_key(key.key))
+
+    def _interval_at(self, now: float) -> int:
+        """The interval whose key should be on air: never one before the key already on air, so a
+        wall clock stepped back (NTP) cannot bring an older key, or a released one, back on air."""
+        interval = interval_number(now)
+        return interval if self.key is None else max(interval, self.key.rolling_start)
 
     async def _rotate_rpi(self, when: float | None = None) -> None:
         assert self.key is not None
@@ -196,7 +203,7 @@ class Daemon:
         while True:
             assert self.key is not None
             now = self.clock.now()
-            stored = self.store.key_covering(interval_number(now))
+            stored = self.store.key_covering(self._interval_at(now))
             if stored is None or stored.key != self.key.key:
                 return now  # the key is over (a suspend, a cut in the past): the right one now
             self.key = stored  # its period may have been cut since
@@ -205,7 +212,9 @@ class Daemon:
                 return now
             if key_end <= next_rpi and now >= key_end - 1e-6:
                 return max(now, key_end)  # (float arithmetic may land a hair early: act at the end)
-            await asyncio.sleep(min(CHECK_SECONDS, min(next_rpi, key_end) - now))
+            # a cut always ends on an interval boundary: look again there, not up to CHECK_SECONDS later
+            boundary = (interval_number(now) + 1) * INTERVAL_SECONDS
+            await asyncio.sleep(max(min(CHECK_SECONDS, boundary - now, next_rpi - now, key_end - now), 1e-3))
 
     # --- ingest -------------------------------------------------------------------------------------
 
@@ -260,17 +269,19 @@ class Daemon:
         self._purge(self.clock.now())
 
     def _purge(self, now: float) -> None:
-        """Delete what is older than the retention, but only on a clock that holds: one that jumped
-        ahead (a bad RTC, an NTP step) would take every sighting and this device's own daily keys
-        at once.  A purge that finds the clock far past its last reading (the newest record at
-        start) waits for the next tick, which it must agree with."""
+        """Delete what is older than the retention, but not on a clock reading that just jumped:
+        a glitch ahead (a bad RTC, an NTP step) would take every sighting and this device's own
+        daily keys at once.  A purge that finds the clock far past its last reading (the newest
+        record at start) waits one tick; the next purges whatever it reads."""
         previous = self._clock_seen if self._clock_seen is not None else self.store.newest_time()
         self._clock_seen = now
-        if previous is not None and now > previous + 2 * self.config.purge_interval + 60:
-            log.warning(
-                "clock jumped %.0f s ahead of the last reading; purge postponed until it holds", now - previous
-            )
+        if previous is not None and now > previous + 2 * self.config.purge_interval + 60 and not self._purge_held:
+            # once: the next tick purges either way (the glitch is over, or the time was real: a laptop
+            # that suspends between ticks would otherwise never purge)
+            self._purge_held = True
+            log.warning("clock jumped %.0f s ahead of the last reading; purge postponed to the next tick", now - previous)
             return
+        self._purge_held = False
         result = self.store.purge(now, self.config.retention_days)
         self.stats.purged_sightings += result["sightings_deleted"]
 

@@ -282,8 +282,9 @@ def upload(
         if not yes and not click.confirm("Send them?", err=True):
             raise click.Abort()
         with KeyServerClient(server_url) as client:
+            # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
             sent, receipt = upload_own_keys(
-                store, client, code, now, include_today=include_today, symptom_onset_interval=onset
+                store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset
             )
     if as_json:
         keys_info = [

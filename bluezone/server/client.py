@@ -207,12 +207,13 @@ def _upload_selection(daily: Iterable[DailyKey], now: float, include_today: bool
     for key in sorted(daily, key=lambda k: k.rolling_start):
         if key.end <= first or key.rolling_start > current:
             continue  # too old, or not started yet
-        if key.end > current + 1:  # still in use after this interval
+        if key.end > current:  # on air now: today's key
             if not include_today:
                 continue
-            # ends with the current interval: its RPIs sent so far all match, the daemon stops it at
-            # the interval's end, and the server's embargo holds it until then (at most 10 minutes)
-            key = DailyKey(key.key, key.rolling_start, current + 1 - key.rolling_start)
+            if key.end > current + 1:
+                # ends with the current interval: its RPIs sent so far all match, the daemon stops it at
+                # the interval's end, and the server's embargo holds it until then (at most 10 minutes)
+                key = DailyKey(key.key, key.rolling_start, current + 1 - key.rolling_start)
         chosen.append(key)
     return chosen
 
@@ -220,7 +221,7 @@ def _upload_selection(daily: Iterable[DailyKey], now: float, include_today: bool
 def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
     """Whether one of ``daily`` is still being broadcast now (so uploading it is a choice)."""
     current = interval_number(now)
-    return any(k.rolling_start <= current and current + 1 < k.end for k in daily)
+    return any(k.rolling_start <= current < k.end for k in daily)
 
 
 def upload_own_keys(

@@ -334,3 +334,62 @@ def test_after_a_suspend_across_midnight_the_new_days_key_is_on_air_at_once(tmp_
             await task
 
         clock.run(main())
+
+
+def test_a_wall_clock_stepped_back_brings_no_older_key_back_on_air(tmp_path) -> None:
+    """NTP steps the clock back 30 s just after midnight: yesterday's key must not return (an
+    observer would link the two days), nor a released key after its end."""
+    from bluezone.crypto.intervals import DAY_SECONDS
+
+    midnight = rolling_start(NOON) * INTERVAL_SECONDS + DAY_SECONDS
+    clock = VirtualClock(midnight - 300)
+    with SightingStore.open(tmp_path / "a.db") as store:
+        daemon = Daemon(Air(clock, 1).radio("a"), store, clock, rng=random.Random(1))
+
+        async def main() -> None:
+            task = asyncio.create_task(daemon.run(900))
+            await asyncio.sleep(301)
+            clock._offset -= 30
+            await task
+
+        clock.run(main())
+        starts = [iv for _, iv in daemon.rotations]
+        assert starts == sorted(starts) and daemon.key is not None
+        assert daemon.key.rolling_start == rolling_start(midnight)
+
+
+def test_a_cut_saved_just_before_its_end_leaves_the_air_at_the_end(tmp_path) -> None:
+    from bluezone.proximity.daemon import CHECK_SECONDS
+
+    start = NOON + 7.3  # checks every CHECK_SECONDS from here do not land on the boundary
+    clock = VirtualClock(start)
+    today = rolling_start(NOON)
+    with SightingStore.open(tmp_path / "a.db") as store:
+        daemon = Daemon(Air(clock, 1).radio("a"), store, clock, rng=random.Random(1))
+
+        async def main() -> None:
+            task = asyncio.create_task(daemon.run(1800))
+            end = (interval_number(NOON) + 1) * INTERVAL_SECONDS
+            await asyncio.sleep(end - start - 1.0)  # one second before the interval ends
+            first = store.key_for_day(today)
+            assert first is not None
+            store.save_daily_key(DailyKey(first.key, today, interval_number(clock.now()) + 1 - today))
+            await task
+            assert (end, interval_number(end)) in daemon.rotations, f"not within {CHECK_SECONDS} s"
+
+        clock.run(main())
+
+
+def test_a_laptop_that_suspends_between_purge_ticks_still_purges(tmp_path) -> None:
+    """Each hourly tick of asyncio's clock finds the wall clock hours ahead: a purge is put off at
+    most one tick, or retention would never run."""
+    from bluezone.crypto.intervals import DAY_SECONDS
+
+    clock = VirtualClock(NOON)
+    store = SightingStore.open(tmp_path / "me.db", purge_now=NOON)
+    store.save_daily_key(DailyKey(b"o" * 16, rolling_start(NOON - 20 * DAY_SECONDS)), created_at=NOON - 20 * DAY_SECONDS)
+    daemon = Daemon(Air(clock, 1).radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    for tick in range(3):
+        daemon._purge(NOON + tick * 4 * 3600)  # 1 h awake, 3 h suspended, every time
+    assert store.daily_keys() == []
+    store.close()
