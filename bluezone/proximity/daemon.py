@@ -189,7 +189,8 @@ class Daemon:
     async def _rotator(self) -> None:
         cfg = self.config
         while True:
-            when = await self._until_rotation(self.clock.now() + self.rng.uniform(cfg.rpi_rotation_min, cfg.rpi_rotation_max))
+            next_rpi = self.clock.now() + self.rng.uniform(cfg.rpi_rotation_min, cfg.rpi_rotation_max)
+            when = await self._until_rotation(next_rpi)
             self._use_key_for(when)
             await self._rotate_rpi(when)
 
@@ -279,7 +280,9 @@ class Daemon:
             # once: the next tick purges either way (the glitch is over, or the time was real: a laptop
             # that suspends between ticks would otherwise never purge)
             self._purge_held = True
-            log.warning("clock jumped %.0f s ahead of the last reading; purge postponed to the next tick", now - previous)
+            log.warning(
+                "clock jumped %.0f s ahead of the last reading; purge postponed to the next tick", now - previous
+            )
             return
         self._purge_held = False
         result = self.store.purge(now, self.config.retention_days)
