@@ -192,17 +192,60 @@ def keys() -> None:
 
 
 @keys.command("derive")
-@click.option("--tek", required=True, callback=_hex_bytes(16), help="Temporary Exposure Key, 32 hex digits.")
-@click.option("--interval", required=True, type=click.IntRange(0, 2**32 - 1), help="First ENIntervalNumber.")
-@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 144), help="How many RPIs.")
 @click.option(
-    "--metadata", default="40000000", show_default=True, callback=_hex_bytes(4), help="4 metadata bytes, hex."
+    "--protocol",
+    type=click.Choice(["gaen", "bluezone3"]),
+    default="gaen",
+    show_default=True,
+    help="GAEN v1.2 (--tek) or Bluezone v3 (--daily-key).",
+)
+@click.option("--tek", callback=_hex_bytes(16), help="GAEN: Temporary Exposure Key, 32 hex digits.")
+@click.option("--interval", type=click.IntRange(0, 2**32 - 1), help="GAEN: first ENIntervalNumber.")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 144), help="GAEN: how many RPIs.")
+@click.option(
+    "--metadata", default="40000000", show_default=True, callback=_hex_bytes(4), help="GAEN: 4 metadata bytes, hex."
+)
+@click.option("--daily-key", callback=_hex_bytes(32), help="Bluezone v3: daily key, 64 hex digits.")
+@click.option("--slots", default="0-95", show_default=True, help="Bluezone v3: slots, e.g. 0,1,95 or 0-3.")
+@click.option(
+    "--slots-per-day", default=96, show_default=True, type=int, help="Bluezone v3: IDs per day (the app's max)."
+)
+@click.option(
+    "--days-after", default=0, show_default=True, type=int, help="Bluezone v3: use the key this many days later."
 )
 @json_option
-def keys_derive(tek: bytes, interval: int, count: int, metadata: bytes, as_json: bool) -> None:
-    """Print RPIK, the RPIs, AEMK and the AEMs of a daily key (GAEN v1.2)."""
-    from bluezone.matching.derive import derive
+def keys_derive(
+    protocol: str,
+    tek: bytes | None,
+    interval: int | None,
+    count: int,
+    metadata: bytes,
+    daily_key: bytes | None,
+    slots: str,
+    slots_per_day: int,
+    days_after: int,
+    as_json: bool,
+) -> None:
+    """Print what a daily key broadcasts, for interop checks.
 
+    GAEN: RPIK, the RPIs, AEMK and the AEMs.  Bluezone v3: the 12-byte ID of each 15-minute slot.
+    """
+    from bluezone.errors import InputError
+    from bluezone.matching.derive import derive, derive_bluezone3
+
+    if protocol == "bluezone3":
+        if daily_key is None or tek is not None:
+            raise InputError("--protocol bluezone3 takes --daily-key (64 hex digits), not --tek")
+        bz = derive_bluezone3(daily_key, slots, slots_per_day, days_after)
+        if as_json:
+            emit_json(bz)
+            return
+        click.echo(f"daily key {bz['daily_key']}")
+        for row in bz["slots"]:
+            click.echo(f"slot {row['slot']:>3}  {row['from_utc']} UTC  ID {row['id']}")
+        return
+    if tek is None or interval is None or daily_key is not None:
+        raise InputError("--protocol gaen takes --tek and --interval (--daily-key is for bluezone3)")
     result = derive(tek, interval, count, metadata)
     if as_json:
         emit_json(result)
