@@ -12,7 +12,7 @@ demo: $(VENV)/.installed
 	$(BIN)/bluezone demo
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs
 
 bench: $(VENV)/.installed
 	$(BIN)/bluezone benchmark

@@ -19,8 +19,47 @@ from bluezone.clitypes import FloatRange, cli_clock
 from bluezone.errors import BluezoneError
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--debug``, ``-v`` and ``-q`` before or after the subcommand: the last one given wins."""
+    if not value or param.name is None:
+        return
+    obj = ctx.find_root().ensure_object(dict)
+    obj["debug"] = obj.get("debug", False) or param.name == "debug"
+    obj["log_level"] = {"debug": logging.DEBUG, "verbose": logging.INFO, "quiet": logging.ERROR}[param.name]
+    logging.getLogger().setLevel(obj["log_level"])
+
+
+VERBOSITY_OPTIONS = [
+    click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_verbosity,
+                 help="Show tracebacks and debug logging."),
+    click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_set_verbosity,
+                 help="Log at INFO level."),
+    click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_set_verbosity,
+                 help="Log errors only."),
+]
+
+
+def _with_verbosity(command: click.Command) -> None:
+    """Give ``command`` and everything under it the verbosity options (once), so
+    ``bluezone check -v`` works as well as ``bluezone -v check``."""
+    names = {p.name for p in command.params}
+    command.params.extend(o for o in VERBOSITY_OPTIONS if o.name not in names)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_verbosity(sub)
+
+
 class BluezoneGroup(click.Group):
     """Turns BluezoneError (and other failures) into one-line errors instead of tracebacks."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _with_verbosity(command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -46,17 +85,15 @@ class BluezoneGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=BluezoneGroup)
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
-@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+@click.group(cls=BluezoneGroup, params=list(VERBOSITY_OPTIONS))
 @click.version_option(package_name="bluezone")
 @click.pass_context
-def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """bluezone: Bluetooth proximity contact detection, compatible with GAEN v1.2."""
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
-    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    obj = ctx.ensure_object(dict)
+    obj.setdefault("debug", False)
+    logging.basicConfig(format=LOG_FORMAT)
+    logging.getLogger().setLevel(obj.get("log_level", logging.WARNING))
 
 
 def emit_json(data: Any) -> None:

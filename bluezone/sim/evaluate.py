@@ -114,8 +114,8 @@ def _window_metrics(truth: np.ndarray, score: np.ndarray, rank: np.ndarray) -> d
     return {
         "roc_auc": _r(roc_auc(truth, rank)),
         "pr_auc": _r(average_precision(truth, rank)),
-        "window_precision": round(c.precision, 4),
-        "window_recall": round(c.recall, 4),
+        "window_precision": _r(c.precision),
+        "window_recall": _r(c.recall),
     }
 
 
@@ -127,9 +127,9 @@ def _chain_metrics(scorer: Scorer, chains: list[tuple[ExposureWindow, int]]) -> 
     true_min = np.array([k for _, k in chains], float)
     c = confusion(truth, predicted)
     return {
-        "precision": round(c.precision, 4),
-        "recall": round(c.recall, 4),
-        "f1": round(c.f1, 4),
+        "precision": _r(c.precision),
+        "recall": _r(c.recall),
+        "f1": _r(c.f1),
         "confusion": {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn},
         "minutes_mae": round(float(np.mean(np.abs(est - true_min))), 3) if len(chains) else None,
     }
@@ -193,7 +193,8 @@ def evaluate(
                 if w[k] is not None:
                     boot[n][k].append(w[k])
             for k in ("f1", "precision", "recall"):
-                boot[n][k].append(cm[k])
+                if cm[k] is not None:
+                    boot[n][k].append(cm[k])
         if progress:
             progress((b + 1) / max(bootstrap, 1))
     for n, j in judges.items():
@@ -219,7 +220,7 @@ def table(report: dict[str, Any]) -> str:
     for n, s in report["scorers"].items():
         ci = s["ci95"].get("f1", [float("nan")] * 2)
         lines.append(
-            f"{n:<10}{_f(s['roc_auc']):>9}{_f(s['pr_auc']):>8}{s['precision']:>11.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}   [{ci[0]:.3f}, {ci[1]:.3f}]"
+            f"{n:<10}{_f(s['roc_auc']):>9}{_f(s['pr_auc']):>8}{_f(s['precision']):>11}{_f(s['recall']):>8}{_f(s['f1']):>7}   [{ci[0]:.3f}, {ci[1]:.3f}]"
         )
         rates = "  ".join(f"{d} m: {v:.2f}" for d, v in s["detection_by_distance"].items())
         lines.append(f"{'':<10}detected per distance: {rates}")

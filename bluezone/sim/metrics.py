@@ -7,6 +7,7 @@ true close contact when the two were within ``close_distance_m`` for at least
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,18 +21,20 @@ class Confusion:
     fn: int
     tn: int
 
+    # A ratio over nothing is undefined (nan, null in JSON), not a perfect score: a run with
+    # no true close contacts says nothing about how well a scorer finds them.
     @property
     def precision(self) -> float:
-        return self.tp / (self.tp + self.fp) if self.tp + self.fp else (1.0 if self.fn == 0 else 0.0)
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else math.nan
 
     @property
     def recall(self) -> float:
-        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else math.nan
 
     @property
     def f1(self) -> float:
-        p, r = self.precision, self.recall
-        return 2 * p * r / (p + r) if p + r else 0.0
+        """2TP / (2TP + FP + FN): 0 when true contacts were all missed, undefined without any."""
+        return 2 * self.tp / (2 * self.tp + self.fp + self.fn) if self.tp + self.fn else math.nan
 
 
 def confusion(truth: np.ndarray, predicted: np.ndarray) -> Confusion:
@@ -106,9 +109,9 @@ def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min
     err = est_min[touched] - true_min[touched]
     thresholds, precision, recall = pr_curve(truth, score)
     return {
-        "precision": round(c.precision, 4),
-        "recall": round(c.recall, 4),
-        "f1": round(c.f1, 4),
+        "precision": _r(c.precision),
+        "recall": _r(c.recall),
+        "f1": _r(c.f1),
         "confusion": {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn},
         "pr_auc": _r(average_precision(truth, score)),
         "roc_auc": _r(roc_auc(truth, score)),
@@ -124,4 +127,10 @@ def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min
 
 
 def _r(x: float) -> float | None:
+    """``x`` rounded for a report; None (JSON null, "n/a" in tables) when undefined."""
     return None if np.isnan(x) else round(float(x), 4)
+
+
+def fmt(x: float | None, width: int = 0) -> str:
+    """A metric for a table: three decimals, or "n/a" when undefined."""
+    return f"{'n/a' if x is None or np.isnan(x) else f'{x:.3f}':>{width}}"

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from bluezone.sim.engine import RunResult
-from bluezone.sim.metrics import summary
+from bluezone.sim.metrics import fmt, summary
 
 
 def units(result: RunResult) -> tuple[list[tuple[int, int, int]], np.ndarray]:
@@ -67,8 +67,8 @@ def table(report: dict[str, Any]) -> str:
         c = s["confusion"]
         auc = s["pr_auc"]
         lines.append(
-            f"{name:<10}{s['precision']:>10.3f}{s['recall']:>8.3f}{s['f1']:>7.3f}{c['tp']:>6}{c['fp']:>6}{c['fn']:>6}"
-            f"{c['tn']:>8}{(auc if auc is not None else float('nan')):>8.3f}{s['minutes_mae']:>9.2f}"
+            f"{name:<10}{fmt(s['precision'], 10)}{fmt(s['recall'], 8)}{fmt(s['f1'], 7)}{c['tp']:>6}{c['fp']:>6}{c['fn']:>6}"
+            f"{c['tn']:>8}{fmt(auc, 8)}{s['minutes_mae']:>9.2f}"
         )
     return "\n".join(lines)
 
@@ -128,7 +128,8 @@ def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
         recall = [curve["recall"][i] for i in keep]
         precision = [curve["precision"][i] for i in keep]
         (line,) = ax.plot(recall, precision, marker=".", ms=3, label=f"{scorer} (AP {s['pr_auc']})")
-        ax.plot([s["recall"]], [s["precision"]], "o", color=line.get_color(), ms=8, mfc="none")
+        if s["recall"] is not None and s["precision"] is not None:
+            ax.plot([s["recall"]], [s["precision"]], "o", color=line.get_color(), ms=8, mfc="none")
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_xlim(0, 1.02)

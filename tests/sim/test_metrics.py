@@ -1,0 +1,49 @@
+"""Precision, recall and F1 when there is nothing to find: undefined, never a perfect 1.000."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bluezone.sim.metrics import Confusion, confusion, summary
+
+
+def test_no_true_contacts_and_none_flagged_is_undefined_not_perfect() -> None:
+    c = Confusion(tp=0, fp=0, fn=0, tn=40)
+    assert math.isnan(c.precision) and math.isnan(c.recall) and math.isnan(c.f1)
+
+
+def test_no_true_contacts_but_false_alarms() -> None:
+    c = Confusion(tp=0, fp=3, fn=0, tn=37)
+    assert c.precision == 0.0 and math.isnan(c.recall) and math.isnan(c.f1)
+
+
+def test_true_contacts_all_missed_is_f1_zero() -> None:
+    c = Confusion(tp=0, fp=0, fn=4, tn=36)
+    assert math.isnan(c.precision) and c.recall == 0.0 and c.f1 == 0.0
+
+
+@given(st.integers(0, 50), st.integers(0, 50), st.integers(0, 50))
+def test_f1_is_the_harmonic_mean_where_both_are_defined(tp: int, fp: int, fn: int) -> None:
+    c = Confusion(tp, fp, fn, 0)
+    if tp + fp and tp + fn and tp:
+        assert math.isclose(c.f1, 2 * c.precision * c.recall / (c.precision + c.recall))
+
+
+def test_summary_and_table_of_a_run_without_true_contacts() -> None:
+    from bluezone.sim.report import table
+
+    truth = np.zeros(20, bool)
+    s = summary(truth, truth, np.zeros(20), np.zeros(20), np.zeros(20))
+    assert s["precision"] is None and s["recall"] is None and s["f1"] is None
+    report = {
+        "scenario": "empty", "seed": 0, "people": 2, "phones": 2, "uploaders": 1, "duration_min": 1.0,
+        "pairs_judged": 20, "true_close_contacts": 0, "sightings": 0, "store": "memory", "seconds": 0.1,
+        "scorers": {"bluezone": s},
+    }
+    row = table(report).splitlines()[-1]
+    assert "n/a" in row and "1.000" not in row
+    assert confusion(truth, truth).tn == 20
