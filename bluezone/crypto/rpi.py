@@ -5,15 +5,20 @@ AEM   = AES-128-CTR(AEMK, IV=RPI, metadata)
 
 The batched form derives every RPI of many keys with one ECB call per key over a
 preallocated buffer: the padded blocks of all keys differ only in their interval bytes,
-so they are built for a whole chunk of keys at once with numpy.
+so they are built for a whole chunk of keys at once with numpy.  Per key, what costs is
+Python-level set-up, not AES (docs/benchmarks.md), so the batched path derives RPIKs with
+hashlib from precomputed HMAC pad states and opens each ECB context without
+``Cipher``'s argument checks (both checked against the plain path in tests).
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import aem_key
@@ -88,21 +93,76 @@ def rpis_for_keys(
         if buffer.dtype != np.uint8 or not buffer.flags.c_contiguous or len(buffer) < needed:
             raise ValueError(f"out must be a contiguous uint8 buffer of at least {needed} bytes")
     out_view = memoryview(buffer)  # type: ignore[arg-type]  # numpy arrays are buffers
-    tek_bytes = teks.tobytes()
-    sha256, ecb, aes, cipher, hkdf = hashes.SHA256(), modes.ECB(), algorithms.AES, Cipher, HKDF
+    open_ecb = _ecb_opener()
     for lo in range(0, n, _CHUNK):
         hi = min(lo + _CHUNK, n)
         unique_starts, which = np.unique(starts[lo:hi], return_inverse=True)
         plain = memoryview(_padded_blocks(unique_starts, count).reshape(-1))  # type: ignore[arg-type]
-        # Slices made up front in comprehensions: the loop below is the hot path (~5 us/key,
-        # nearly all of it HKDF and Cipher set-up inside cryptography).
+        # Slices made up front in comprehensions: the loop below is the hot path.
         plains = [plain[a : a + row_bytes] for a in range(0, len(unique_starts) * row_bytes, row_bytes)]
         outs = [out_view[b : b + row_bytes + 15] for b in range(lo * row_bytes, hi * row_bytes, row_bytes)]
-        teks_here = [tek_bytes[i : i + 16] for i in range(lo * 16, hi * 16, 16)]
-        for tek, u, dest in zip(teks_here, which.tolist(), outs):
-            rpik = hkdf(sha256, 16, None, b"EN-RPIK").derive(tek)
-            cipher(aes(rpik), ecb).encryptor().update_into(plains[u], dest)
+        for rpik, u, dest in zip(rpi_keys(teks[lo:hi]), which.tolist(), outs):
+            open_ecb(rpik).update_into(plains[u], dest)
     return buffer[: n * row_bytes].reshape(n, count, 16)
+
+
+# HKDF-SHA256 with no salt (RFC 5869: HashLen zero bytes) and a 16-byte output is two
+# HMACs: PRK = HMAC(0^32, TEK), RPIK = HMAC(PRK, "EN-RPIK" || 0x01)[:16].  The first HMAC's
+# key is constant, so its inner and outer pad states are hashed once here.
+_EXTRACT_INNER = hashlib.sha256(b"\x36" * 64)
+_EXTRACT_OUTER = hashlib.sha256(b"\x5c" * 64)
+_RPIK_INFO = np.frombuffer(b"EN-RPIK\x01", np.uint8)
+
+
+def rpi_keys(teks: np.ndarray) -> list[bytes]:
+    """RPIK = HKDF-SHA256(TEK, salt=None, info="EN-RPIK", 16) of each row of uint8 (n, 16)."""
+    n = len(teks)
+    data = np.ascontiguousarray(teks, np.uint8).tobytes()
+    inner_copy, outer_copy, sha256 = _EXTRACT_INNER.copy, _EXTRACT_OUTER.copy, hashlib.sha256
+    prks = []
+    for i in range(0, 16 * n, 16):
+        inner = inner_copy()
+        inner.update(data[i : i + 16])
+        outer = outer_copy()
+        outer.update(inner.digest())
+        prks.append(outer.digest())
+    # Expand: the PRK is the HMAC key; its pads are built for all keys at once with numpy.
+    prk = np.frombuffer(b"".join(prks), np.uint8).reshape(n, 32)
+    inner_msgs = np.empty((n, 72), np.uint8)
+    inner_msgs[:, :64] = 0x36
+    inner_msgs[:, :32] ^= prk
+    inner_msgs[:, 64:] = _RPIK_INFO
+    outer_pads = np.full((n, 64), 0x5C, np.uint8)
+    outer_pads[:, :32] ^= prk
+    ib, ob = inner_msgs.tobytes(), outer_pads.tobytes()
+    inner_digests = [sha256(ib[a : a + 72]).digest() for a in range(0, 72 * n, 72)]
+    return [sha256(ob[64 * j : 64 * j + 64] + d).digest()[:16] for j, d in enumerate(inner_digests)]
+
+
+def _ecb_opener() -> Callable[[bytes], Any]:
+    """A function key -> AES-128-ECB encryption context with ``update_into``.
+
+    cryptography's ``Cipher(...).encryptor()`` spends most of its ~3 us in Python-level
+    checks of arguments that are right by construction here; its Rust binding opens the
+    same OpenSSL context directly.  That binding is not public API, so any change in it
+    falls back to the public path (both are tested to give the same bytes).
+    """
+    ecb = modes.ECB()
+    try:
+        from cryptography.hazmat.bindings._rust import openssl as rust_openssl
+
+        create = rust_openssl.ciphers.create_encryption_ctx
+        create(algorithms.AES128(bytes(16)), ecb).update(bytes(16))
+    except Exception:  # pragma: no cover - depends on the installed cryptography
+        return _public_ecb_opener()
+    aes128 = algorithms.AES128
+    return lambda key: create(aes128(key), ecb)
+
+
+def _public_ecb_opener() -> Callable[[bytes], Any]:
+    """The public-API path of ``_ecb_opener`` (the fallback, and the reference in tests)."""
+    ecb, aes = modes.ECB(), algorithms.AES
+    return lambda key: Cipher(aes(key), ecb).encryptor()
 
 
 def decrypt_aem(tek: bytes, rpi_value: bytes, aem_value: bytes) -> bytes:

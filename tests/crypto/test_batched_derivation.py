@@ -1,0 +1,48 @@
+"""The batched RPI path's shortcuts give the same bytes as the plain, public-API path."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bluezone.crypto.keys import rpi_key
+from bluezone.crypto.rpi import _ecb_opener, _public_ecb_opener, padded_data, rpi, rpi_keys, rpis_for_keys
+
+teks_strategy = st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=40)
+
+
+@given(teks_strategy)
+def test_rpi_keys_equal_hkdf(teks: list[bytes]) -> None:
+    arr = np.frombuffer(b"".join(teks), np.uint8).reshape(-1, 16)
+    assert rpi_keys(arr) == [rpi_key(t) for t in teks]
+
+
+@given(st.binary(min_size=16, max_size=16), st.integers(0, 2**32 - 1))
+def test_fast_ecb_context_equals_public_cipher(key: bytes, interval: int) -> None:
+    block = padded_data(interval)
+    assert _ecb_opener()(key).update(block) == _public_ecb_opener()(key).update(block)
+
+
+@settings(max_examples=25)
+@given(teks_strategy, st.integers(0, 2**32 - 1), st.integers(1, 144))
+def test_batched_rpis_equal_one_at_a_time(teks: list[bytes], start: int, count: int) -> None:
+    arr = np.frombuffer(b"".join(teks), np.uint8).reshape(-1, 16)
+    starts = np.full(len(teks), start)
+    got = rpis_for_keys(arr, starts, count)
+    for k, tek in enumerate(teks):
+        rpik = rpi_key(tek)
+        for i in (0, count - 1):
+            assert got[k, i].tobytes() == rpi(rpik, (start + i) & 0xFFFFFFFF)
+
+
+def test_public_fallback_gives_the_same_rpis(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    teks = np.frombuffer(rng.bytes(16 * 50), np.uint8).reshape(50, 16)
+    starts = rng.integers(0, 14, 50) * 144 + 2_940_000
+    fast = rpis_for_keys(teks, starts).copy()
+    rpi_module = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
+    monkeypatch.setattr(rpi_module, "_ecb_opener", _public_ecb_opener)
+    assert np.array_equal(rpis_for_keys(teks, starts), fast)
