@@ -47,3 +47,7 @@ class RadioUnavailableError(RadioError):
     def __init__(self, message: str, reason: str = "unknown") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class VenueError(InputError):
+    """A venue check-in URL, QR payload, check-in or venue report is malformed or out of bounds."""

@@ -1,0 +1,86 @@
+"""Visit arithmetic shared by the visitor, the uploader and the matcher (CWA's rules, no I/O).
+
+* A visit is uploaded on the 10-minute grid: its length rounded to whole intervals and placed
+  on the boundary nearer its start or its end (cwa-app-android ``TimeIntervalDeriver.kt``,
+  without aerosol decay); a visit that rounds to zero intervals is not uploaded.
+* Visits are split at UTC midnight, one report per day (``CheckInSplitter.kt``).
+* A warning matches a check-in of the same location id; the overlap is
+  max(starts) .. min(ends), and none if that is not positive (``CheckInWarningMatcher.kt``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One check-in as the visitor's device keeps it (name and address stay on the device)."""
+
+    id: int
+    location_id: bytes
+    description: str
+    address: str
+    start: float  # Unix seconds
+    end: float  # check-out, planned (auto) or actual
+    checked_out: bool  # False while the visitor is still there (``end`` is the auto check-out)
+    source: str  # "url", "image", "beacon", "manual"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "description": self.description,
+            "address": self.address,
+            "start": iso(self.start),
+            "end": iso(self.end),
+            "minutes": round((self.end - self.start) / 60, 1),
+            "checked_out": self.checked_out,
+            "source": self.source,
+            "location_id": self.location_id.hex(),
+        }
+
+
+def iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
+
+
+def snap_to_intervals(start: float, end: float) -> tuple[int, int] | None:
+    """(first interval, interval count) a visit is reported with, or None if it rounds to nothing."""
+    start_s, end_s = int(start), int(end)
+    duration = max(0, end_s - start_s)
+    periods = int(duration / INTERVAL_SECONDS + 0.5)  # half up, as Kotlin's roundToLong
+    if periods == 0:
+        return None
+    start_grid = start_s - start_s % INTERVAL_SECONDS
+    end_grid = end_s - end_s % INTERVAL_SECONDS
+    into_first = start_grid + INTERVAL_SECONDS - start_s
+    into_last = end_s - end_grid
+    if into_last > into_first:
+        first = (end_grid + INTERVAL_SECONDS) // INTERVAL_SECONDS - periods
+    else:
+        first = start_grid // INTERVAL_SECONDS
+    return first, periods
+
+
+def split_at_midnight(start: float, end: float) -> list[tuple[float, float]]:
+    """The visit's parts, one per UTC day it touches (an inverted visit has none)."""
+    if end < start:
+        return []
+    parts = []
+    t = start
+    while True:
+        midnight = (t // DAY_SECONDS + 1) * DAY_SECONDS
+        if end <= midnight:
+            parts.append((t, end))
+            return parts
+        parts.append((t, midnight))
+        t = midnight
+
+
+def overlap(a_start: float, a_end: float, b_start: float, b_end: float) -> float:
+    """Seconds two stays share (0 if none)."""
+    return max(0.0, min(a_end, b_end) - max(a_start, b_start))
