@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import FloatRange, cli_clock
+from bluezone.clitypes import FloatRange, cli_clock, jobs_option
 from bluezone.errors import BluezoneError
 
 
@@ -426,25 +426,37 @@ def check(
 @click.option("--naive-sample", default=200, show_default=True, type=click.IntRange(1), help="Keys for the baseline.")
 @click.option("--with-store", is_flag=True, help="Also time loading the sightings from a temporary SQLite store.")
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Timings to take the median of.")
+@jobs_option
 @json_option
 def benchmark(
-    n_keys: int, n_sightings: int, seed: int, naive_sample: int, with_store: bool, repeats: int, as_json: bool
+    n_keys: int, n_sightings: int, seed: int, naive_sample: int, with_store: bool, repeats: int, jobs: int | None, as_json: bool
 ) -> None:
-    """Time the matcher on synthetic keys and sightings, beside a naive per-RPI loop."""
+    """Time the matcher on synthetic keys and sightings, beside two naive loops."""
     from bluezone.matching.benchmark import run_benchmark
+    from bluezone.matching.matcher import available_cores
 
-    result = run_benchmark(n_keys, n_sightings, seed, naive_sample, with_store, repeats)
+    jobs = jobs or available_cores()
+    # Progress goes to stderr and only on a terminal: piped output stays the result alone.
+    tty = sys.stderr.isatty()
+    result = run_benchmark(
+        n_keys, n_sightings, seed, naive_sample, with_store, repeats, jobs=jobs,
+        progress=(lambda line: click.echo(f"benchmark: {line} ...", err=True)) if tty else None,
+    )
     if as_json:
         emit_json(result.as_dict())
         return
     click.echo(
         f"matcher: {result.keys:,} keys against {result.sightings:,} sightings in {result.seconds:.3f} s "
-        f"(index {result.index_seconds:.3f} s; median of {result.repeats}): {result.keys_per_second:,.0f} keys/s, "
-        f"{result.matches} matches"
+        f"(index {result.index_seconds:.3f} s; median of {result.repeats}; {result.jobs} job(s) on {result.cores} "
+        f"core(s)): {result.keys_per_second:,.0f} keys/s, {result.matches} matches"
     )
+    if result.speedup_vs_one_job is not None:
+        click.echo(f"one process: {result.keys_per_second_one_job:,.0f} keys/s; {result.jobs} jobs are {result.speedup_vs_one_job:.2f}x that")
     click.echo(
-        f"naive per-RPI loop on {result.naive_sample_keys} keys: {result.naive_keys_per_second:,.0f} keys/s; "
-        f"speedup {result.speedup_vs_naive:.1f}x (store loading not included)"
+        f"baselines on {result.naive_sample_keys} keys: naive (a Cipher per RPI) {result.naive_keys_per_second:,.0f} "
+        f"keys/s, speedup {result.speedup_vs_naive:.1f}x; reasonable (an encryptor per key) "
+        f"{result.reasonable_naive_keys_per_second:,.0f} keys/s, speedup {result.speedup_vs_reasonable_naive:.1f}x "
+        "(store loading not included)"
     )
     if result.store_load_seconds is not None:
         click.echo(

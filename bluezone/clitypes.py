@@ -29,3 +29,11 @@ def cli_clock() -> Clock:
     obj = ctx.find_root().obj if ctx is not None else None
     clock = obj.get("clock") if isinstance(obj, dict) else None
     return clock if clock is not None else SystemClock()
+
+
+def jobs_option(func: Any) -> Any:
+    """``--jobs N``: processes for deriving RPIs (default: every core this process may use)."""
+    return click.option(
+        "--jobs", "-j", type=click.IntRange(1), default=None,
+        help="Processes for matching (default: every available core); results do not depend on it.",
+    )(func)

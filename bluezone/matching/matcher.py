@@ -10,11 +10,18 @@ bytes 0-2 (2 MB, stays in cache) and then up to 26 bits of bytes 4-7 (up to 8 MB
 for the ~6 % that pass the first).  With a million distinct stored RPIs about one random RPI
 in 1,000 passes both; the survivors of all batches are compared in full in one pass at the
 end.  No Python loop runs per RPI or per sighting; AEM decryption runs once per match.
+
+Deriving RPIs is nearly all of the time, and keys are independent, so ``jobs`` > 1 splits
+the keys between forked worker processes that share the index copy-on-write; only the
+few pre-filter survivors travel back.  The result is the same as with one process.
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +45,8 @@ DEFAULT_TX_POWER = -24
 _CHUNK = 512  # keys per batch: 512 * 144 * 16 B = 1.2 MB of RPIs, still in cache for the filter
 _BITS_1 = 24  # first filter: bits 0-23 (bytes 0-2) of the RPI
 _BITS_2 = 26  # second filter: at most bits 32-57 (bytes 4-7), independent of the first
+#: Below this many keys with sightings per worker, forking costs more than it saves.
+MIN_KEYS_PER_JOB = 4 * _CHUNK
 
 #: One matched sighting: which key, which sighting (row of the sightings array), and
 #: what the AEM said.
@@ -152,24 +161,45 @@ class SightingIndex:
         return which[ok], rows[ok]
 
 
+def available_cores() -> int:
+    """Cores this process may run on (the default for ``jobs``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def match(
     keys: np.ndarray,
     sightings: np.ndarray | SightingIndex,
     *,
     tolerance: int = TOLERANCE_INTERVALS,
     default_tx_power: int = DEFAULT_TX_POWER,
+    jobs: int = 1,
 ) -> np.ndarray:
     """All (diagnosis key, stored sighting) matches, as a MATCH_DTYPE array.
 
     ``keys`` is a KEY_DTYPE array (see ``keyfile``); ``sightings`` a SIGHTING_DTYPE array
-    (or an index already built over one).
+    (or an index already built over one).  ``jobs`` > 1 derives RPIs in that many
+    processes when there are enough keys to pay for it; the result does not change.
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
     index = sightings if isinstance(sightings, SightingIndex) else SightingIndex(sightings)
-    key_rows, sighting_rows, rpi_intervals = _find(keys, index, tolerance)
+    key_rows, sighting_rows, rpi_intervals = _find(keys, index, tolerance, jobs)
     return _decrypt(keys, index.sightings, key_rows, sighting_rows, rpi_intervals, default_tx_power)
 
 
-def _find(keys: np.ndarray, index: SightingIndex, tolerance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class _KeyTable:
+    """What deriving and pre-filtering need of the diagnosis keys (shared with workers)."""
+
+    teks: np.ndarray  # uint8 (n, 16)
+    starts: np.ndarray  # int64
+    periods: np.ndarray  # int64, 0 replaced by a whole day
+
+
+def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     empty = np.empty(0, np.int64)
     if len(keys) == 0 or len(index) == 0:
         return empty, empty, empty
@@ -180,22 +210,56 @@ def _find(keys: np.ndarray, index: SightingIndex, tolerance: int) -> tuple[np.nd
     busy = np.flatnonzero(index.count_in_windows(starts - tolerance, starts + periods - 1 + tolerance) > 0)
     if len(busy) == 0:
         return empty, empty, empty
-    teks = key_bytes(keys)
+    table = _KeyTable(key_bytes(keys), starts, periods)
+    jobs = min(jobs, len(busy) // MIN_KEYS_PER_JOB) if "fork" in multiprocessing.get_all_start_methods() else 1
+    if jobs > 1:
+        parts = _in_parallel(table, index, np.array_split(busy, jobs))
+    else:
+        parts = [_candidates(table, index, busy)]
+    cand_keys = np.concatenate([p[0] for p in parts])
+    cand_intervals = np.concatenate([p[1] for p in parts])
+    which, rows = index.lookup(np.concatenate([p[2] for p in parts]), cand_intervals, tolerance)
+    return cand_keys[which], rows, cand_intervals[which]
+
+
+def _candidates(table: _KeyTable, index: SightingIndex, busy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key row, interval, RPI) of every RPI of the ``busy`` keys that passes the pre-filter."""
     buffer = np.empty(min(_CHUNK, len(busy)) * ROLLING_PERIOD * 16 + 15, np.uint8)
-    found_keys, found_intervals, found_rpis = [], [], []
+    found_keys, found_intervals, found_rpis = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty((0, 16), np.uint8)]
     for lo in range(0, len(busy), _CHUNK):
         chunk = busy[lo : lo + _CHUNK]
-        rpis = rpis_for_keys(teks[chunk], starts[chunk], ROLLING_PERIOD, out=buffer)
+        rpis = rpis_for_keys(table.teks[chunk], table.starts[chunk], ROLLING_PERIOD, out=buffer)
         flat = index.prefilter(rpis)
         k, step = np.divmod(flat, ROLLING_PERIOD)
-        sent = step < periods[chunk][k]  # RPIs past a short key's period were never sent
+        sent = step < table.periods[chunk][k]  # RPIs past a short key's period were never sent
         flat, k, step = flat[sent], k[sent], step[sent]
         found_keys.append(chunk[k])
-        found_intervals.append(starts[chunk][k] + step)
+        found_intervals.append(table.starts[chunk][k] + step)
         found_rpis.append(rpis.reshape(-1, 16)[flat])  # a copy: the buffer is reused
-    cand_keys, cand_intervals = np.concatenate(found_keys), np.concatenate(found_intervals)
-    which, rows = index.lookup(np.concatenate(found_rpis), cand_intervals, tolerance)
-    return cand_keys[which], rows, cand_intervals[which]
+    return np.concatenate(found_keys), np.concatenate(found_intervals), np.concatenate(found_rpis)
+
+
+# Set in the parent just before forking; workers inherit it copy-on-write.
+_SHARED: tuple[_KeyTable, SightingIndex] | None = None
+
+
+def _worker(busy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    assert _SHARED is not None, "worker started without fork"
+    return _candidates(*_SHARED, busy)
+
+
+def _in_parallel(table: _KeyTable, index: SightingIndex, parts: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``_candidates`` of each part, results in part order: the first part here, each other one
+    in its own forked process."""
+    global _SHARED
+    _SHARED = (table, index)
+    try:
+        with ProcessPoolExecutor(len(parts) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+            others = pool.map(_worker, parts[1:])
+            first = _candidates(table, index, parts[0])
+            return [first, *others]
+    finally:
+        _SHARED = None
 
 
 def _decrypt(
@@ -297,7 +361,8 @@ def find_exposures(
     tolerance: int = TOLERANCE_INTERVALS,
     rssi_correction: int = 0,
     default_tx_power: int = DEFAULT_TX_POWER,
+    jobs: int = 1,
 ) -> list[ExposureWindow]:
     """Match and group: the exposure windows of ``sightings`` against diagnosis ``keys``."""
-    matches = match(keys, sightings, tolerance=tolerance, default_tx_power=default_tx_power)
+    matches = match(keys, sightings, tolerance=tolerance, default_tx_power=default_tx_power, jobs=jobs)
     return exposure_windows(keys, matches, rssi_correction=rssi_correction)

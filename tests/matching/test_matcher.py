@@ -205,3 +205,24 @@ def test_many_keys_across_batches() -> None:
     found = match(keys, sightings)
     assert len(found) == planted * 15
     assert len(np.unique(found["key_index"])) == planted and found["key_index"].max() > 1024
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_jobs_give_the_same_matches_as_one_process(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
+    monkeypatch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 100)  # small data, still split
+    keys, sightings, planted = synthetic_data(700, 20_000, seed=11, planted=30)
+    one = match(keys, sightings)
+    several = match(keys, sightings, jobs=jobs)
+    assert len(one) == planted * 15
+    assert np.array_equal(one, several)
+
+
+def test_jobs_fall_back_to_one_process_when_too_few_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_fork(*args: object, **kwargs: object) -> None:
+        raise AssertionError("forked for a handful of keys")
+
+    monkeypatch.setattr(matcher_module, "_in_parallel", no_fork)
+    keys, sightings, planted = synthetic_data(50, 5_000, seed=2, planted=5)
+    assert len(match(keys, sightings, jobs=8)) == planted * 15
+    with pytest.raises(ValueError):
+        match(keys, sightings, jobs=0)

@@ -113,6 +113,19 @@ def test_benchmark_small_json() -> None:
     assert data["keys_per_second"] > 0 and data["speedup_vs_naive"] > 0
     assert data["matches"] == data["planted_keys"] * 15 > 0
     assert data["store_loading_included"] is False and data["repeats"] == 2
+    assert data["speedup_vs_reasonable_naive"] > 0 and data["reasonable_naive_keys_per_second"] > 0
+    assert data["jobs"] >= 1 and data["cores"] >= 1
+
+
+def test_benchmark_jobs_reports_one_process_beside() -> None:
+    code, out, _ = run(
+        "benchmark", "--keys", "200", "--sightings", "3000", "--naive-sample", "2", "--repeats", "1", "--jobs", "2", "--json"
+    )
+    data = json.loads(out)
+    assert code == 0 and data["jobs"] == 2
+    assert data["keys_per_second_one_job"] > 0 and data["speedup_vs_one_job"] > 0
+    code, _, err = run("benchmark", "--keys", "10", "--jobs", "0")
+    assert code == 2 and "--jobs" in err
 
 
 def test_benchmark_text() -> None:
