@@ -133,8 +133,24 @@ def json_option(func: Any) -> Any:
 @db_option
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="Daemon TOML.")
 @click.option("--duration", type=FloatRange(0, min_open=True), default=None, help="Stop after SECONDS.")
-def run(backend: str, adapter: str | None, db_path: Path | None, config_path: Path | None, duration: float | None) -> None:
-    """Run the proximity daemon in the foreground (status every minute; Ctrl-C stops cleanly)."""
+@click.option(
+    "--also-bluezone-v3",
+    is_flag=True,
+    help="Also send Bluezone v3 IDs (emulated radio only, so far); makes this device easier to follow: "
+    "see docs/bluezone3.md.",
+)
+def run(
+    backend: str,
+    adapter: str | None,
+    db_path: Path | None,
+    config_path: Path | None,
+    duration: float | None,
+    also_bluezone_v3: bool,
+) -> None:
+    """Run the proximity daemon in the foreground (status every minute; Ctrl-C stops cleanly).
+
+    It stores GAEN adverts and, beside them, Bluezone v3 adverts (0x4E56) it hears.
+    """
     import asyncio
 
     from bluezone.config import DaemonConfig
@@ -142,11 +158,20 @@ def run(backend: str, adapter: str | None, db_path: Path | None, config_path: Pa
 
     config = DaemonConfig.load(config_path) if config_path else DaemonConfig()
     stats = asyncio.run(
-        run_daemon(backend, db_path, config, duration, adapter=adapter, on_status=lambda line: click.echo(line))
+        run_daemon(
+            backend,
+            db_path,
+            config,
+            duration,
+            adapter=adapter,
+            on_status=lambda line: click.echo(line),
+            also_bluezone_v3=also_bluezone_v3,
+        )
     )
     click.echo(
         f"stopped: {stats.sightings_stored} sightings stored, {stats.malformed} malformed, "
         f"{stats.dropped_queue_full} dropped, {stats.rpi_rotations} RPI(s) advertised"
+        + (f", {stats.bluezone3_sightings_stored} Bluezone v3 sightings" if stats.bluezone3_sightings_stored else "")
     )
 
 
@@ -171,6 +196,8 @@ def status(db_path: Path | None, as_json: bool) -> None:
     click.echo(f"database   {info['db_path']} ({info['db_bytes'] / 1e6:.1f} MB, schema {info['schema_version']})")
     click.echo(f"daily keys {info['daily_keys']}")
     click.echo(f"sightings  {info['sightings']} over {info['days_covered']} day(s)")
+    if info.get("bluezone3_sightings"):
+        click.echo(f"Bluezone v3 sightings  {info['bluezone3_sightings']}")
     click.echo(f"first      {when(info['first_sighting'])}")
     click.echo(f"last       {when(info['last_sighting'])}")
     daemon = info.get("daemon")

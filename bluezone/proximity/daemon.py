@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from bluezone.clock import Clock
+from bluezone.crypto import bluezone3 as bz3
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
@@ -32,6 +34,12 @@ from bluezone.proximity.radio import Advert, Radio
 from bluezone.proximity.store import SightingStore
 
 log = logging.getLogger(__name__)
+#: Logged at start (``run_daemon``) when this device sends Bluezone v3 IDs (docs/bluezone3.md says the same).
+LINKABILITY_WARNING = (
+    "also sending Bluezone v3 IDs (--also-bluezone-v3): they change on a fixed 15-minute UTC grid, so an "
+    "observer can link them to this device's GAEN adverts across each change, and one published daily key "
+    "reveals every later day's IDs; turn it off unless Bluezone v3 phones must hear this device"
+)
 #: How often the rotator looks at the wall clock and the stored key (see ``Daemon._until_rotation``).
 CHECK_SECONDS = 15.0
 
@@ -44,6 +52,8 @@ class DaemonStats:
     dropped_queue_full: int = 0  # lost because the writer fell behind
     malformed: int = 0  # wrong UUID, length or RSSI: never stored
     sightings_stored: int = 0
+    bluezone3_sightings_stored: int = 0
+    bluezone3_ids_sent: int = 0  # Bluezone v3 ID changes (only with bluezone3 advertising on)
     flushes: int = 0
     rpi_rotations: int = 0
     daily_keys_generated: int = 0
@@ -67,6 +77,7 @@ class Daemon:
         rng: random.Random | None = None,
         on_status: Callable[[str], None] | None = None,
         key_factory: Callable[[float], DailyKey] = DailyKey.generate,
+        bluezone3: bool = False,
     ) -> None:
         self.radio = radio
         self.store = store
@@ -76,6 +87,8 @@ class Daemon:
         self.rng = rng or random.SystemRandom()
         self.on_status = on_status or (lambda line: log.info("%s", line))
         self.key_factory = key_factory
+        self.bluezone3 = bluezone3  # also send Bluezone v3 IDs (opt-in: see docs/bluezone3.md)
+        self.bluezone3_id: bytes | None = None  # the v3 ID on air (tests; never logged)
         self.stats = DaemonStats()
         self.key: DailyKey | None = None
         self.rpi: bytes | None = None  # what we advertise now (tests; never logged)
@@ -110,6 +123,8 @@ class Daemon:
             self._purge(now)
             self._use_key_for(now)
             await self._rotate_rpi()
+            if self.bluezone3:
+                await self._send_bluezone3(now)
             await self.radio.start_scanning(self._on_advert)
             self._save_state()
             self._last_status = (now, self.stats.sightings_stored)
@@ -121,6 +136,8 @@ class Daemon:
                         tg.create_task(self._every(self.config.status_interval, self._status), name="bluezone-status"),
                         tg.create_task(self._every(self.config.purge_interval, self._purge_now), name="bluezone-purge"),
                     ]
+                    if self.bluezone3:
+                        tasks.append(tg.create_task(self._bluezone3_rotator(), name="bluezone-v3-rotator"))
                     try:
                         async with asyncio.timeout(duration):
                             await self._stop.wait()
@@ -217,6 +234,43 @@ class Daemon:
             boundary = (interval_number(now) + 1) * INTERVAL_SECONDS
             await asyncio.sleep(max(min(CHECK_SECONDS, boundary - now, next_rpi - now, key_end - now), 1e-3))
 
+    # --- Bluezone v3 (opt-in) -------------------------------------------------------------------
+
+    def _bluezone3_key_for(self, now: float) -> bytes:
+        """Today's Bluezone v3 daily key: the stored one hashed forward, or a new random one.
+
+        Only today's key is kept, so the store never reveals IDs of days before today."""
+        day = int(now // DAY_SECONDS)
+        stored = self.store.bluezone3_key()
+        if stored is not None and stored[0] == day:
+            return stored[1]
+        if stored is not None and stored[0] < day:
+            key = bz3.daily_key(stored[1], day - stored[0])
+        else:  # none yet, or a clock stepped back before the stored day: start a new chain
+            key = os.urandom(bz3.DAILY_KEY_LENGTH)
+            log.info("new Bluezone v3 key chain")
+        self.store.save_bluezone3_key(day, key, now)
+        return key
+
+    async def _send_bluezone3(self, now: float) -> None:
+        key = self._bluezone3_key_for(now)
+        slot = bz3.slot_of(now)
+        value = bz3.ids_for_keys([key], slot + 1)[0, slot].tobytes()
+        if value != self.bluezone3_id:
+            await self.radio.advertise_bluezone3(value, self.config.tx_power)
+            self.bluezone3_id = value
+            self.stats.bluezone3_ids_sent += 1
+
+    async def _bluezone3_rotator(self) -> None:
+        """Change the v3 ID on the app's fixed UTC grid (every 15 minutes), looking at the wall
+        clock at least every CHECK_SECONDS so a suspend cannot keep an old ID on air."""
+        step = bz3.slot_ms() / 1000
+        while True:
+            now = self.clock.now()
+            boundary = (now // step + 1) * step
+            await asyncio.sleep(max(min(CHECK_SECONDS, boundary - now), 1e-3))
+            await self._send_bluezone3(self.clock.now())
+
     # --- ingest -------------------------------------------------------------------------------------
 
     def _on_advert(self, advert: Advert) -> None:
@@ -257,6 +311,13 @@ class Daemon:
         except Exception as exc:
             raise BluezoneError(f"cannot write sightings to {self.store.path}: {exc}") from exc
         self.stats.sightings_stored += stored
+        if len(ingested.bluezone3):
+            try:
+                self.stats.bluezone3_sightings_stored += self.store.add_bluezone3_sightings(
+                    ingested.bluezone3, ingested.bluezone3_addresses
+                )
+            except Exception as exc:
+                raise BluezoneError(f"cannot write Bluezone v3 sightings to {self.store.path}: {exc}") from exc
         self.stats.flushes += 1
 
     # --- housekeeping ----------------------------------------------------------------------------------
@@ -318,7 +379,8 @@ class Daemon:
         return (
             f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M:%S} UTC  daily keys {keys} (in use: {day})  "
             f"RPIs {s.rpi_rotations}  sightings {s.sightings_stored} ({rate:.0f}/min)  "
-            f"queued {self._queue.qsize() if self._queue else 0}  malformed {s.malformed}  "
+            + (f"Bluezone v3 {s.bluezone3_sightings_stored}  " if s.bluezone3_sightings_stored or self.bluezone3 else "")
+            + f"queued {self._queue.qsize() if self._queue else 0}  malformed {s.malformed}  "
             f"dropped {s.dropped_queue_full}"
         )
 

@@ -1,20 +1,23 @@
 """From received adverts to sightings: the one place that decides what is stored.
 
 A valid sighting is 0xFD6F service data of exactly 20 bytes (16 RPI + 4 AEM) with a
-plausible RSSI; anything else is counted as malformed and never stored.  Vectorised over
+plausible RSSI, or a Bluezone v3 advert (0x4E56) whose 0x22B5 manufacturer data is exactly a
+12-byte ID; anything else is counted as malformed and never stored.  Vectorised over
 batches so the daemon and the simulator push adverts through the same code.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from bluezone.crypto.bluezone3 import ID_LENGTH as BLUEZONE3_ID_LENGTH
+from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
 from bluezone.crypto.payload import SERVICE_DATA_LENGTH, SERVICE_UUID
 from bluezone.proximity.radio import Advert
-from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
+from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER, SIGHTING_DTYPE
 
 #: RSSI an HCI controller can report (Core spec: -127..+20 dBm; 127 means "not available").
 RSSI_MIN, RSSI_MAX = -127, 20
@@ -27,6 +30,8 @@ class Ingested:
     sightings: np.ndarray  # SIGHTING_DTYPE
     addresses: list[str | None]
     malformed: int
+    bluezone3: np.ndarray = field(default_factory=lambda: np.empty(0, BLUEZONE3_SIGHTING_DTYPE))
+    bluezone3_addresses: list[str | None] = field(default_factory=list)
 
 
 def payloads_to_sightings(
@@ -101,12 +106,32 @@ def adverts_to_sightings(adverts: Sequence[Advert]) -> Ingested:
     """Validate received adverts (the daemon's writer calls this once per flush)."""
     if not adverts:
         return Ingested(np.empty(0, SIGHTING_DTYPE), [], 0)
+    v3 = [a for a in adverts if a.service_uuid.lower() == BLUEZONE3_UUID]
+    gaen = [a for a in adverts if a.service_uuid.lower() != BLUEZONE3_UUID] if v3 else list(adverts)
     sightings, ok = payloads_to_sightings(
-        [a.time for a in adverts],
-        [a.service_data for a in adverts],
-        [a.rssi for a in adverts],
-        [a.tx_power for a in adverts],
-        [a.service_uuid for a in adverts],
+        [a.time for a in gaen],
+        [a.service_data for a in gaen],
+        [a.rssi for a in gaen],
+        [a.tx_power for a in gaen],
+        [a.service_uuid for a in gaen],
     )
-    addresses = [adverts[i].address for i in np.flatnonzero(ok).tolist()]
-    return Ingested(sightings, addresses, int(len(adverts) - len(sightings)))
+    addresses = [gaen[i].address for i in np.flatnonzero(ok).tolist()]
+    bz3, bz3_addresses = bluezone3_sightings(v3)
+    malformed = len(adverts) - len(sightings) - len(bz3)
+    return Ingested(sightings, addresses, int(malformed), bz3, bz3_addresses)
+
+
+def bluezone3_sightings(adverts: Sequence[Advert]) -> tuple[np.ndarray, list[str | None]]:
+    """The valid Bluezone v3 adverts among ``adverts`` (all under 0x4E56) and their senders."""
+    good = [
+        a
+        for a in adverts
+        if len(a.service_data) == BLUEZONE3_ID_LENGTH and np.isfinite(a.time) and RSSI_MIN <= a.rssi <= RSSI_MAX
+    ]
+    out = np.empty(len(good), BLUEZONE3_SIGHTING_DTYPE)
+    if good:
+        out["time"] = [a.time for a in good]
+        out["bzid"] = np.frombuffer(b"".join(a.service_data for a in good), "V12")
+        out["rssi"] = [a.rssi for a in good]
+        out["tx_power"] = [a.tx_power if a.tx_power is not None and -127 <= a.tx_power <= 127 else NO_TX_POWER for a in good]
+    return out, [a.address for a in good]

@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from bluezone.crypto.payload import SERVICE_UUID
+from bluezone.errors import RadioError
 
 
 @dataclass(frozen=True, slots=True)
 class Advert:
     """One received advertisement, as the backend heard it.
 
-    ``service_data`` is whatever came under ``service_uuid`` (only 0xFD6F data is normally
-    passed on, but a backend may pass others so they are counted as drops); ``rssi`` in dBm;
+    ``service_data`` is whatever came under ``service_uuid``: 0xFD6F service data, or for a
+    Bluezone v3 advert (``service_uuid`` 0x4E56) the manufacturer data of company 0x22B5 (a
+    backend may pass others so they are counted as drops); ``rssi`` in dBm;
     ``time`` in Unix seconds from the daemon's clock; ``tx_power`` is the TX Power Level AD
     field if the advert had one; ``address`` the sender's Bluetooth address if known.
     """
@@ -69,6 +71,14 @@ class Radio(ABC):
 
         Called again at every RPI rotation; backends that can, change the address too.
         """
+
+    async def advertise_bluezone3(self, bzid: bytes, tx_power: int) -> None:
+        """Also broadcast a Bluezone v3 ID (0x4E56, manufacturer data of 0x22B5), replacing the last.
+
+        A second advert beside the GAEN one, opt-in (``bluezone run --also-bluezone-v3``);
+        backends that cannot send two adverts raise RadioError.
+        """
+        raise RadioError(f"{self.name} cannot send Bluezone v3 adverts (only the emulated radio can, so far)")
 
     @abstractmethod
     async def start_scanning(self, on_advert: AdvertCallback) -> None:

@@ -19,7 +19,7 @@ from bluezone.clock import Clock, SystemClock
 from bluezone.config import DaemonConfig
 from bluezone.errors import ConfigError
 from bluezone.proximity.backends import open_radio
-from bluezone.proximity.daemon import Daemon, DaemonStats
+from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
 from bluezone.proximity.store import SightingStore
 
 log = logging.getLogger(__name__)
@@ -49,8 +49,12 @@ async def run_daemon(
     on_status: Callable[[str], None] | None = None,
     handle_signals: bool = True,
     seed: int | None = None,
+    also_bluezone_v3: bool = False,
 ) -> DaemonStats:
-    """Run one daemon on ``backend`` until stopped (signal) or ``duration`` seconds pass."""
+    """Run one daemon on ``backend`` until stopped (signal) or ``duration`` seconds pass.
+
+    With ``emulated:N`` the second neighbour is a phone that also sends Bluezone v3 IDs, so the
+    v3 scanning path runs end to end; ``also_bluezone_v3`` makes this device send them too."""
     config = config or DaemonConfig()
     clock = clock or SystemClock()
     neighbours: list[Daemon] = []
@@ -64,12 +68,19 @@ async def run_daemon(
             position = NEIGHBOUR_POSITIONS[i % len(NEIGHBOUR_POSITIONS)]
             store = SightingStore.open(":memory:")
             neighbours.append(
-                Daemon(air.radio(f"neighbour-{i + 1}", position), store, clock, config, on_status=lambda _: None)
+                Daemon(
+                    air.radio(f"neighbour-{i + 1}", position),
+                    store,
+                    clock,
+                    config,
+                    on_status=lambda _: None,
+                    bluezone3=i == 1,
+                )
             )
     else:
         radio = open_radio(backend, adapter=adapter, clock=clock)
     store = SightingStore.open(db_path)
-    daemon = Daemon(radio, store, clock, config, on_status=on_status)
+    daemon = Daemon(radio, store, clock, config, on_status=on_status, bluezone3=also_bluezone_v3)
     loop = asyncio.get_running_loop()
     installed = []
 
@@ -85,6 +96,8 @@ async def run_daemon(
                 loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
     log.info("bluezone daemon on %s, store %s", radio.name, store.path)
+    if also_bluezone_v3:
+        log.warning(LINKABILITY_WARNING)
     # the neighbours are scenery: their failures are logged, never the user's problem
     scenery = [asyncio.create_task(nb.run(), name=f"bluezone-neighbour-{i}") for i, nb in enumerate(neighbours)]
     try:

@@ -20,3 +20,19 @@ SIGHTING_DTYPE = np.dtype(
 
 def empty_sightings(n: int = 0) -> np.ndarray:
     return np.zeros(n, SIGHTING_DTYPE)
+
+
+#: A heard Bluezone v3 advert: its 12-byte ID instead of an RPI and AEM (the advert has no TX
+#: Power Level field from the app, but one may be present from other senders).
+BLUEZONE3_SIGHTING_DTYPE = np.dtype(
+    [
+        ("time", "f8"),  # Unix seconds
+        ("bzid", "V12"),
+        ("rssi", "i2"),  # dBm
+        ("tx_power", "i2"),  # dBm or NO_TX_POWER
+    ]
+)
+
+
+def empty_bluezone3_sightings(n: int = 0) -> np.ndarray:
+    return np.zeros(n, BLUEZONE3_SIGHTING_DTYPE)

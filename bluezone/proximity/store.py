@@ -37,7 +37,7 @@ from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import NotAStoreError, StoreError
-from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
+from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER, SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,18 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("daemon_state").create({"name": str, "value": str, "updated_at": float}, pk="name", if_not_exists=True)
 
 
+def _v3(db: sqlite_utils.Database) -> None:
+    """Bluezone v3 adverts heard (their 12-byte ID), and this device's own Bluezone v3 daily key
+    (kept only for the current day: an older one would reveal every later day's IDs)."""
+    db.table("bluezone3_sightings").create(
+        {"time": float, "bzid": bytes, "rssi": int, "tx_power": int, "address": str}, if_not_exists=True
+    )
+    db.table("bluezone3_sightings").create_index(["time"], if_not_exists=True)
+    db.table("bluezone3_key").create({"day": int, "key": bytes, "created_at": float}, pk="day", if_not_exists=True)
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns bluezone reads, by the schema version that added them.  A file is checked
@@ -90,6 +100,10 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
         "sightings": frozenset({"time", "rpi", "aem", "rssi", "tx_power", "address"}),
     },
     2: {"daemon_state": frozenset({"name", "value", "updated_at"})},
+    3: {
+        "bluezone3_sightings": frozenset({"time", "bzid", "rssi", "tx_power", "address"}),
+        "bluezone3_key": frozenset({"day", "key", "created_at"}),
+    },
 }
 
 
@@ -326,9 +340,59 @@ class SightingStore:
         """Time of the newest sighting or daily key (None: an empty store)."""
         row = self.db.conn.execute(
             f"SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM sightings WHERE {NUMERIC_TIME}"
+            f" UNION ALL SELECT MAX(time) FROM bluezone3_sightings WHERE {NUMERIC_TIME}"
             " UNION ALL SELECT MAX(created_at) FROM daily_keys WHERE created_at < 1e300)"
         ).fetchone()
         return None if row[0] is None else float(row[0])
+
+    # --- Bluezone v3 ------------------------------------------------------------------------------
+
+    def add_bluezone3_sightings(self, rows: np.ndarray, addresses: Sequence[str | None] | None = None) -> int:
+        """Store a BLUEZONE3_SIGHTING_DTYPE batch (and optional sender addresses) in one transaction."""
+        rows = np.asarray(rows)
+        if rows.dtype != BLUEZONE3_SIGHTING_DTYPE:
+            raise StoreError(f"Bluezone v3 sightings must have BLUEZONE3_SIGHTING_DTYPE, got {rows.dtype}")
+        n = len(rows)
+        if n == 0:
+            return 0
+        addr: Sequence[str | None] = [None] * n if addresses is None else addresses
+        if len(addr) != n:
+            raise StoreError(f"{n} sightings but {len(addr)} addresses")
+        tx = rows["tx_power"].astype(object)
+        tx[rows["tx_power"] == NO_TX_POWER] = None
+        data = zip(rows["time"].tolist(), rows["bzid"].tolist(), rows["rssi"].tolist(), tx.tolist(), addr)
+        with self.db.conn:
+            self.db.conn.executemany(
+                "INSERT INTO bluezone3_sightings (time, bzid, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?)", data
+            )
+        return n
+
+    def bluezone3_sightings(self, since: float | None = None, until: float | None = None) -> np.ndarray:
+        """Bluezone v3 sightings with ``since <= time < until``, ordered by time (unreadable rows skipped)."""
+        where, params = self._time_filter(since, until)
+        query = (
+            "SELECT time, bzid, rssi, COALESCE(tx_power, ?) FROM bluezone3_sightings"
+            f" WHERE length(bzid) = 12 AND {READABLE_ROW}{where} ORDER BY time"
+        )
+        try:
+            return np.fromiter(self.db.conn.execute(query, [NO_TX_POWER, *params]), BLUEZONE3_SIGHTING_DTYPE)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise StoreError(f"the bluezone3_sightings table holds a row bluezone cannot read: {exc}") from None
+
+    def bluezone3_key(self) -> tuple[int, bytes] | None:
+        """This device's Bluezone v3 daily key and its UTC day number, if it ever sent one."""
+        row = self.db.conn.execute("SELECT day, key FROM bluezone3_key ORDER BY day DESC LIMIT 1").fetchone()
+        if row is None or not isinstance(row[1], bytes) or len(row[1]) != 32:
+            return None
+        return int(row[0]), bytes(row[1])
+
+    def save_bluezone3_key(self, day: int, key: bytes, created_at: float) -> None:
+        """Keep only ``key`` (the daily key of UTC day ``day``): older ones would link later days."""
+        with self.db.conn:
+            self.db.conn.execute("DELETE FROM bluezone3_key")
+            self.db.conn.execute(
+                "INSERT INTO bluezone3_key (day, key, created_at) VALUES (?, ?, ?)", (int(day), bytes(key), created_at)
+            )
 
     # --- daily keys -------------------------------------------------------------------------------
 
@@ -384,12 +448,25 @@ class SightingStore:
         with conn:
             # a row whose time is no number cannot be shown to be younger than the cutoff: it goes too
             s = conn.execute(f"DELETE FROM sightings WHERE time < ? OR NOT ({NUMERIC_TIME})", (cutoff,)).rowcount
+            s3 = conn.execute(
+                f"DELETE FROM bluezone3_sightings WHERE time < ? OR NOT ({NUMERIC_TIME})", (cutoff,)
+            ).rowcount
+            conn.execute("DELETE FROM bluezone3_key WHERE (day + 1) * ? <= ?", (DAY_SECONDS, cutoff))
             k = conn.execute(
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
             ).rowcount
-        if s or k:
-            log.info("purged %d sightings and %d daily keys older than %d days", s, k, retention_days)
-        return {"sightings_deleted": s, "daily_keys_deleted": k, "cutoff": cutoff, "retention_days": retention_days}
+        if s or k or s3:
+            log.info(
+                "purged %d sightings, %d Bluezone v3 sightings and %d daily keys older than %d days",
+                s, s3, k, retention_days,
+            )
+        return {
+            "sightings_deleted": s,
+            "bluezone3_sightings_deleted": s3,
+            "daily_keys_deleted": k,
+            "cutoff": cutoff,
+            "retention_days": retention_days,
+        }
 
     def save_daemon_state(self, state: dict[str, Any], now: float) -> None:
         """Record the daemon's latest report (radio backend, health counters, daemon counters)."""
@@ -447,6 +524,7 @@ class SightingStore:
             "last_sighting": last,
             "days_covered": int(days),
             "daily_keys": int(keys),
+            "bluezone3_sightings": int(conn.execute("SELECT COUNT(*) FROM bluezone3_sightings").fetchone()[0]),
             "first_key_rolling_start": first_key,
             "last_key_rolling_start": last_key,
             "daemon": self.daemon_state(),

@@ -41,7 +41,8 @@ from bluezone.proximity.backends.bluez_dbus import (
     find_adapter,
     unavailable,
 )
-from bluezone.proximity.backends.fd6f import fd6f_payload
+from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
+from bluezone.proximity.backends.fd6f import heard_payload
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ FD6F_PATTERNS = [
     OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, b"\x6f\xfd"),
     OrPattern(0, AdvertisementDataType.COMPLETE_LIST_SERVICE_UUID16, b"\x6f\xfd"),
     OrPattern(0, AdvertisementDataType.INCOMPLETE_LIST_SERVICE_UUID16, b"\x6f\xfd"),
+    # Bluezone v3 phones list 0x4E56 (their ID travels as manufacturer data of company 0x22B5)
+    OrPattern(0, AdvertisementDataType.COMPLETE_LIST_SERVICE_UUID16, b"\x56\x4e"),
+    OrPattern(0, AdvertisementDataType.INCOMPLETE_LIST_SERVICE_UUID16, b"\x56\x4e"),
 ]
 #: what each trouble is counted as in health()
 _COUNTERS = {
@@ -272,8 +276,8 @@ class BluezRadio(Radio):
         if self.scan_mode == "passive":
             bluez["or_patterns"] = FD6F_PATTERNS
         else:
-            # BlueZ filters on 0xFD6F for us; duplicates stay on (bleak sets DuplicateData off)
-            bluez["filters"] = {"UUIDs": [SERVICE_UUID]}
+            # BlueZ filters on 0xFD6F and 0x4E56 for us; duplicates stay on (bleak sets DuplicateData off)
+            bluez["filters"] = {"UUIDs": [SERVICE_UUID, BLUEZONE3_UUID]}
         scanner = BleakScanner(self._detected, scanning_mode=self.scan_mode, bluez=bluez)  # type: ignore[arg-type]
         self._quiet_scan_change = True
         try:
@@ -334,20 +338,18 @@ class BluezRadio(Radio):
     # -- adverts in ------------------------------------------------------------------------
 
     def _detected(self, device: BLEDevice, data: AdvertisementData) -> None:
-        """bleak's callback: 0xFD6F adverts go straight to the daemon, nothing is buffered here."""
+        """bleak's callback: GAEN and Bluezone v3 adverts go straight to the daemon, nothing is buffered here."""
         self.counts["adverts_received"] += 1
         self._last_advert = asyncio.get_running_loop().time()
         self._stall_after = self.stall_seconds
-        payload = fd6f_payload(data.service_uuids, data.service_data)
-        if payload is None or not _heard_now(data):
+        heard = heard_payload(data.service_uuids, data.service_data, data.manufacturer_data)
+        if heard is None or not _heard_now(data):
             # BlueZ's UUID filter keeps most of these out; BlueZoo and passive scans let some in
             self.counts["adverts_ignored"] += 1
             return
         if self._on_advert is not None:
-            tx_power = data.tx_power
-            self._on_advert(
-                Advert(self.clock.now(), payload, data.rssi, SERVICE_UUID, tx_power, device.address)
-            )
+            uuid, payload = heard
+            self._on_advert(Advert(self.clock.now(), payload, data.rssi, uuid, data.tx_power, device.address))
 
     # -- supervision -------------------------------------------------------------------------
 

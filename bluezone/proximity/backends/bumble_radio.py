@@ -21,9 +21,9 @@ from bumble.core import AdvertisingData, BaseBumbleError
 from bumble.device import Advertisement, AdvertisingType, Device
 
 from bluezone.clock import Clock, SystemClock
-from bluezone.crypto.payload import SERVICE_UUID, SERVICE_UUID16
+from bluezone.crypto.payload import SERVICE_UUID16
 from bluezone.errors import RadioError, RadioUnavailableError
-from bluezone.proximity.backends.fd6f import fd6f_payload, uuid16_to_str
+from bluezone.proximity.backends.fd6f import heard_payload, uuid16_to_str
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
 log = logging.getLogger(__name__)
@@ -213,7 +213,7 @@ class BumbleRadio(Radio):
             self._on_advert(advert)
 
     def _advert(self, advertisement: Advertisement) -> Advert | None:
-        """The GAEN advert in ``advertisement``, or None when it carries none."""
+        """The GAEN or Bluezone v3 advert in ``advertisement``, or None when it carries neither."""
         data = advertisement.data
         uuids = [
             uuid16_to_str(v)
@@ -229,10 +229,16 @@ class BumbleRadio(Radio):
             for raw in data.get_all(AdvertisingData.SERVICE_DATA_16_BIT_UUID, raw=True)
             if len(raw) >= 2
         }
-        payload = fd6f_payload(uuids, service_data)
-        if payload is None:
+        manufacturer_data = {
+            int.from_bytes(raw[:2], "little"): raw[2:]
+            for raw in data.get_all(AdvertisingData.MANUFACTURER_SPECIFIC_DATA, raw=True)
+            if len(raw) >= 2
+        }
+        heard = heard_payload(uuids, service_data, manufacturer_data)
+        if heard is None:
             return None
+        uuid, payload = heard
         # bumble decodes this field unsigned (-8 dBm as 248); it is one signed byte, and anything else is no value
         raw_tx = data.get(AdvertisingData.TX_POWER_LEVEL, raw=True)
         tx = int.from_bytes(raw_tx, "little", signed=True) if isinstance(raw_tx, bytes) and len(raw_tx) == 1 else None
-        return Advert(self.clock.now(), payload, advertisement.rssi, SERVICE_UUID, tx, advertisement.address.to_string(False))
+        return Advert(self.clock.now(), payload, advertisement.rssi, uuid, tx, advertisement.address.to_string(False))

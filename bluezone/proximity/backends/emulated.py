@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from bluezone.clock import Clock
+from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.errors import RadioError
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
@@ -42,7 +43,7 @@ class Links:
     """The packets of one tick, one entry per (advert, receiver) pair, for a channel model."""
 
     time: np.ndarray  # Unix seconds of each packet
-    tx: np.ndarray  # sender's index in the air (stable for a radio's life)
+    tx: np.ndarray  # sender's node index in the air (stable for a radio's life)
     rx: np.ndarray  # receiver's index
     tx_pos: np.ndarray  # (n, 2) metres
     rx_pos: np.ndarray  # (n, 2) metres
@@ -90,17 +91,28 @@ class EmulatedRadio(Radio):
 
     ``position`` is ``(x, y)`` in metres or a function of time returning one; assign it at
     run time to move the node.  ``service_uuid`` lets a test emulate a foreign device.
+    :meth:`advertise_bluezone3` adds a second advert set (a Bluezone v3 ID) on the same node.
     """
 
     rotates_address = True
 
-    def __init__(self, air: Air, label: str, position: PositionLike, service_uuid: str = SERVICE_UUID) -> None:
+    def __init__(
+        self,
+        air: Air,
+        label: str,
+        position: PositionLike,
+        service_uuid: str = SERVICE_UUID,
+        owner: EmulatedRadio | None = None,
+    ) -> None:
         self.air = air
+        self.owner = owner  # the radio this one sends a second advert for (never heard by it)
+        self._bluezone3: EmulatedRadio | None = None
         self.label = label
         self.name = f"emulated:{label}"
         self.position = position
         self.service_uuid = service_uuid
         self.index = -1
+        self.node = -1  # the node it belongs to: its own index, or its owner's
         self.address: str | None = None
         self.on_advert: AdvertCallback | None = None
         self.sent = 0
@@ -126,8 +138,21 @@ class EmulatedRadio(Radio):
         self.address = self.air._new_address()
         self.air._set_payload(self, bytes(service_data), int(tx_power), self.address)
 
+    async def advertise_bluezone3(self, bzid: bytes, tx_power: int) -> None:
+        """A second advert set on the same node, as a phone running both apps would send."""
+        if not self._open:
+            raise RadioError(f"{self.name}: advertise_bluezone3() before open()")
+        if self._bluezone3 is None:
+            self._bluezone3 = EmulatedRadio(
+                self.air, f"{self.label}/bluezone3", self.position_at, BLUEZONE3_UUID, owner=self
+            )
+            await self._bluezone3.open()
+        await self._bluezone3.advertise(bzid, tx_power)
+
     async def stop_advertising(self) -> None:
         self._segments.clear()
+        if self._bluezone3 is not None:
+            self._bluezone3._segments.clear()
 
     async def start_scanning(self, on_advert: AdvertCallback) -> None:
         if not self._open:
@@ -140,6 +165,9 @@ class EmulatedRadio(Radio):
         self._open = False
         self.on_advert = None
         self._segments.clear()
+        if self._bluezone3 is not None:
+            await self._bluezone3.close()
+            self._bluezone3 = None
         await self.air._detach(self)
 
     def health(self) -> dict[str, int | str | bool]:
@@ -185,6 +213,7 @@ class Air:
 
     def _attach(self, radio: EmulatedRadio) -> None:
         radio.index = self._count
+        radio.node = radio.owner.index if radio.owner is not None else radio.index
         self._count += 1
         self.radios.append(radio)
         if self._task is None:
@@ -258,17 +287,18 @@ class Air:
         n_rx = len(scanners)
         pos_tx = np.array([r.position_at(now) for r in senders], dtype=float)
         pos_rx = np.array([r.position_at(now) for r in scanners], dtype=float)
-        tx_air = np.array([r.index for r in senders])
         rx_air = np.array([r.index for r in scanners])
-        # every (packet, receiver) pair except a radio hearing itself
+        tx_node = np.array([r.node for r in senders])
+        rx_node = np.array([r.node for r in scanners])
+        # every (packet, receiver) pair except a node hearing itself
         pk = np.repeat(np.arange(len(t_all)), n_rx)
         rx = np.tile(np.arange(n_rx), len(t_all))
-        keep = tx_air[s_all[pk]] != rx_air[rx]
+        keep = tx_node[s_all[pk]] != rx_node[rx]
         pk, rx = pk[keep], rx[keep]
         tx_power = np.array([p[1] for p in payloads], dtype=float)[p_all[pk]]
         links = Links(
             time=t_all[pk],
-            tx=tx_air[s_all[pk]],
+            tx=tx_node[s_all[pk]],  # a second advert set of a node is the same phone to the channel
             rx=rx_air[rx],
             tx_pos=pos_tx[s_all[pk]],
             rx_pos=pos_rx[rx],

@@ -1,7 +1,7 @@
-"""Which part of a heard advert is bluezone's business: the 0xFD6F service data, if any.
+"""Which part of a heard advert is bluezone's business: 0xFD6F service data or a Bluezone v3 ID.
 
 Real backends hear every device around (headphones, watches, phones).  Only adverts that
-mention 0xFD6F go on to the daemon, which validates and counts malformed ones; the rest are
+mention 0xFD6F (GAEN) or 0x4E56 (Bluezone v3) go on to the daemon, which validates and counts malformed ones; the rest are
 counted by the backend as ignored.  The rule is shared so every backend counts alike.
 """
 
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from bluezone.crypto.bluezone3 import COMPANY_ID as BLUEZONE3_COMPANY
+from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
 from bluezone.crypto.payload import SERVICE_UUID
 
 BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
@@ -28,3 +30,29 @@ def fd6f_payload(service_uuids: Iterable[str], service_data: Mapping[str, bytes]
         return b""
     return None
 
+
+
+def bluezone3_payload(service_uuids: Iterable[str], manufacturer_data: Mapping[int, bytes]) -> bytes | None:
+    """A Bluezone v3 advert's ID: the manufacturer data of company 0x22B5 when 0x4E56 is listed.
+
+    As the app's scanner: the 16-bit UUID 0x4E56 in the service UUID list marks the advert, the
+    ID is the manufacturer data after the company ID (``b""`` if absent; the ingest counts it as
+    malformed); None if the advert is not Bluezone v3.
+    """
+    if not any(u.lower() == BLUEZONE3_UUID for u in service_uuids):
+        return None
+    return bytes(manufacturer_data.get(BLUEZONE3_COMPANY, b""))
+
+
+def heard_payload(
+    service_uuids: Iterable[str], service_data: Mapping[str, bytes], manufacturer_data: Mapping[int, bytes]
+) -> tuple[str, bytes] | None:
+    """(service UUID, payload) of a GAEN or Bluezone v3 advert (GAEN first), None if neither."""
+    uuids = list(service_uuids)
+    gaen = fd6f_payload(uuids, service_data)
+    if gaen is not None:
+        return SERVICE_UUID, gaen
+    bz3 = bluezone3_payload(uuids, manufacturer_data)
+    if bz3 is not None:
+        return BLUEZONE3_UUID, bz3
+    return None

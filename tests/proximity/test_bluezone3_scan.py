@@ -1,0 +1,214 @@
+"""Bluezone v3 adverts: heard by every backend's parser, stored as their own kind, sent on the
+emulated radio end to end (opt-in), kept no longer than GAEN sightings."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bluezone.clock import VirtualClock
+from bluezone.crypto import bluezone3 as bz3
+from bluezone.crypto.payload import SERVICE_UUID
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.backends.fd6f import bluezone3_payload, heard_payload
+from bluezone.proximity.daemon import Daemon
+from bluezone.proximity.ingest import adverts_to_sightings
+from bluezone.proximity.radio import Advert
+from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
+from bluezone.proximity.store import MIGRATIONS, SightingStore
+
+from .conftest import MIDNIGHT, NOON
+
+V3 = bz3.SERVICE_UUID
+BATTERY = "0000180f-0000-1000-8000-00805f9b34fb"
+
+
+def test_the_advert_rule_is_the_apps() -> None:
+    bzid = bytes(range(12))
+    assert bluezone3_payload([V3.upper()], {0x22B5: bzid}) == bzid
+    assert bluezone3_payload([V3], {}) == b""  # listed without an ID: passed on, counted malformed
+    assert bluezone3_payload([BATTERY], {0x22B5: bzid}) is None  # the UUID marks the advert
+    assert bluezone3_payload([V3], {0x004C: bzid}) == b""  # another company's data is no ID
+    assert heard_payload([V3], {}, {0x22B5: bzid}) == (V3, bzid)
+    assert heard_payload([SERVICE_UUID], {SERVICE_UUID: b"r" * 20}, {0x22B5: bzid}) == (SERVICE_UUID, b"r" * 20)
+    assert heard_payload([BATTERY], {BATTERY: b"d"}, {}) is None
+
+
+@given(st.lists(st.tuples(st.sampled_from([SERVICE_UUID, V3, BATTERY]), st.binary(max_size=24), st.integers(-140, 30))))
+def test_ingest_keeps_exactly_the_valid_adverts_of_each_kind(raw: list[tuple[str, bytes, int]]) -> None:
+    adverts = [Advert(NOON + i, data, rssi, uuid, None, f"A{i}") for i, (uuid, data, rssi) in enumerate(raw)]
+    ok_rssi = [-127 <= r <= 20 for _, _, r in raw]
+    gaen = [i for i, (u, d, _) in enumerate(raw) if u == SERVICE_UUID and len(d) == 20 and ok_rssi[i]]
+    v3 = [i for i, (u, d, _) in enumerate(raw) if u == V3 and len(d) == 12 and ok_rssi[i]]
+    got = adverts_to_sightings(adverts)
+    assert len(got.sightings) == len(gaen) and len(got.bluezone3) == len(v3)
+    assert got.malformed == len(raw) - len(gaen) - len(v3)
+    assert [bytes(b) for b in got.bluezone3["bzid"]] == [raw[i][1] for i in v3]
+    assert got.bluezone3_addresses == [f"A{i}" for i in v3]
+    assert (got.bluezone3["tx_power"] == NO_TX_POWER).all()
+
+
+def test_bluez_parses_bluezone3_adverts() -> None:
+    from bleak.backends.device import BLEDevice
+    from bleak.backends.scanner import AdvertisementData
+
+    from bluezone.proximity.backends.bluez import BluezRadio
+
+    clock = VirtualClock(NOON)
+    radio = BluezRadio("hci0", clock=clock)
+    got: list[Advert] = []
+    radio._on_advert = got.append
+    device = BLEDevice("5A:11:22:33:44:55", None, None)
+    bzid = bytes(range(12))
+
+    async def feed() -> None:
+        radio._detected(device, AdvertisementData(None, {0x22B5: bzid}, {}, [V3], None, -70, ()))
+        radio._detected(device, AdvertisementData(None, {0x22B5: bzid}, {}, [BATTERY], None, -70, ()))
+
+    clock.run(feed())
+    assert [(a.service_uuid, a.service_data, a.rssi) for a in got] == [(V3, bzid, -70)]
+    assert radio.health()["adverts_ignored"] == 1
+
+
+def test_bumble_parses_bluezone3_adverts() -> None:
+    import asyncio
+    import struct
+
+    from bumble import hci
+    from bumble.controller import Controller
+    from bumble.core import AdvertisingData
+    from bumble.device import AdvertisingType, Device
+    from bumble.link import LocalLink
+
+    from bluezone.proximity.backends.bumble_radio import BumbleRadio
+
+    clock = VirtualClock(NOON)
+    bzid = bytes(range(12))
+    # as Android's AdvertiseData.Builder lays it out: flags, 16-bit UUID list, manufacturer data
+    v3_data = bytes(AdvertisingData([
+        (AdvertisingData.FLAGS, b"\x02"),
+        (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, struct.pack("<H", 0x4E56)),
+        (AdvertisingData.MANUFACTURER_SPECIFIC_DATA, struct.pack("<H", 0x22B5) + bzid),
+    ]))
+
+    async def main() -> None:
+        link = LocalLink()
+        controller = Controller("B", link=link, public_address="F0:00:00:00:00:0B")
+        b = BumbleRadio.on_device(
+            Device.with_hci("B", hci.Address("F0:00:00:00:00:0B"), controller, controller), clock=clock, name="bumble:B"
+        )
+        other_controller = Controller("J", link=link, public_address="F0:00:00:00:00:0C")
+        phone = Device.with_hci("J", hci.Address("F0:00:00:00:00:0C"), other_controller, other_controller)
+        got: list[Advert] = []
+        async with b:
+            await phone.power_on()
+            await b.start_scanning(got.append)
+            await phone.start_advertising(AdvertisingType.UNDIRECTED, advertising_data=v3_data)
+            await asyncio.sleep(1.0)
+        assert got and {(a.service_uuid, a.service_data) for a in got} == {(V3, bzid)}
+
+    clock.run(main())
+
+
+def test_emulated_end_to_end_the_opt_in_node_is_heard_with_the_apps_ids(tmp_path) -> None:
+    """a sends GAEN and Bluezone v3 across a 15-minute slot change; b stores both kinds;
+    a never stores its own; c (no opt-in) sends no v3 at all."""
+    start = NOON + 600  # 12:10: the 12:15 slot change falls inside
+    clock = VirtualClock(start)
+    air = Air(clock, 3)
+    stores = {n: SightingStore.open(tmp_path / f"{n}.db") for n in "abc"}
+    daemons = {
+        "a": Daemon(air.radio("a", (0, 0)), stores["a"], clock, rng=random.Random(1), bluezone3=True),
+        "b": Daemon(air.radio("b", (1, 0)), stores["b"], clock, rng=random.Random(2)),
+        "c": Daemon(air.radio("c", (0, 1)), stores["c"], clock, rng=random.Random(3)),
+    }
+
+    async def main() -> None:
+        import asyncio
+
+        async with asyncio.TaskGroup() as tg:
+            for d in daemons.values():
+                tg.create_task(d.run(600))
+
+    try:
+        clock.run(main())
+        day, key = stores["a"].bluezone3_key()
+        assert day == int(NOON // 86400)
+        heard = stores["b"].bluezone3_sightings()
+        assert heard.dtype == BLUEZONE3_SIGHTING_DTYPE and len(heard) > 1000
+        ids = bz3.ids_for_day(key)
+        slot = ((heard["time"] % 86400) // 900).astype(int)
+        assert set(slot.tolist()) == {48, 49}
+        assert all(bytes(h) == ids[s].tobytes() for h, s in zip(heard["bzid"], slot))
+        assert np.median(heard["rssi"]) > -90
+        assert len(stores["a"].bluezone3_sightings()) == 0  # a node never hears its own second advert
+        assert daemons["a"].stats.bluezone3_ids_sent == 2 and daemons["b"].stats.bluezone3_ids_sent == 0
+        # GAEN goes on as before, and only a's adverts carry v3
+        assert daemons["b"].stats.sightings_stored > 1000
+        assert stores["a"].count_sightings() > 1000
+        c_heard = {bytes(x) for x in stores["c"].bluezone3_sightings()["bzid"]}
+        assert c_heard and c_heard <= {r.tobytes() for r in ids}  # only a sends v3
+    finally:
+        for s in stores.values():
+            s.close()
+
+
+def test_the_v3_key_is_hashed_forward_at_midnight_and_only_today_s_is_kept(tmp_path) -> None:
+    clock = VirtualClock(MIDNIGHT - 1200)
+    air = Air(clock, 4)
+    with SightingStore.open(tmp_path / "a.db") as store:
+        a = Daemon(air.radio("a"), store, clock, rng=random.Random(1), bluezone3=True)
+        sent: list[tuple[float, bytes]] = []
+        radio = a.radio
+        original = radio.advertise_bluezone3
+
+        async def spy(bzid: bytes, tx_power: int) -> None:
+            sent.append((clock.now(), bzid))
+            await original(bzid, tx_power)
+
+        radio.advertise_bluezone3 = spy  # type: ignore[method-assign]
+        clock.run(a.run(2400))
+        day, key = store.bluezone3_key()
+        assert day == int(MIDNIGHT // 86400)
+        assert store.db.conn.execute("SELECT COUNT(*) FROM bluezone3_key").fetchone()[0] == 1
+        times = [t for t, _ in sent]
+        assert [round(t - MIDNIGHT) for t in times] == [-1200, -900, 0, 900]
+        assert sent[2][1] == bz3.ids_for_day(key)[0].tobytes()
+        assert sent[3][1] == bz3.ids_for_day(key)[1].tobytes()
+
+
+def test_schema_2_store_migrates_and_v3_sightings_share_the_retention(tmp_path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    for m in MIGRATIONS[:2]:
+        m(db)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO sightings (time, rpi, aem, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?, ?)",
+                 (NOON, b"r" * 16, b"a" * 4, -60, None, None))
+    conn.commit()
+    conn.close()
+    with SightingStore.open(path) as store:
+        assert store.schema_version == 3
+        assert len(store.sightings()) == 1
+        rows = np.zeros(3, BLUEZONE3_SIGHTING_DTYPE)
+        rows["time"] = [NOON - 15 * 86400, NOON - 13 * 86400, NOON]
+        rows["bzid"] = np.frombuffer(b"x" * 36, "V12")
+        rows["rssi"] = -70
+        rows["tx_power"] = NO_TX_POWER
+        assert store.add_bluezone3_sightings(rows) == 3
+        store.save_bluezone3_key(int(NOON // 86400) - 16, b"k" * 32, NOON)
+        result = store.purge(NOON)
+        assert result["bluezone3_sightings_deleted"] == 1
+        assert len(store.bluezone3_sightings()) == 2
+        assert store.bluezone3_key() is None  # a key older than the retention goes too
+        assert store.stats()["bluezone3_sightings"] == 2
+        with pytest.raises(Exception, match="BLUEZONE3_SIGHTING_DTYPE"):
+            store.add_bluezone3_sightings(np.zeros(1, [("time", "f8")]))
