@@ -55,17 +55,40 @@ def simulate(scenario_file: Path, seed: int, out: Path | None, minutes: float | 
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap resampling.")
 @click.option("--chains", default=400, show_default=True, type=click.IntRange(10), help="Chained 20-minute exposures.")
 @click.option("--bootstrap", default=100, show_default=True, type=click.IntRange(0), help="Bootstrap resamples (0: none).")
-@click.option("--tx-power", default=-24, show_default=True, type=int, help="Nominal calibrated TX power, dBm.")
+@click.option(
+    "--tx-power", default=-24, show_default=True, type=click.IntRange(-100, 30),
+    help="Calibrated TX power, dBm, of phones the calibration table does not know (all phones with --no-calibration).",
+)
+@click.option(
+    "--calibration/--no-calibration", default=True, show_default=True,
+    help="Read each named phone with Google's per-device calibration table (RSSI correction, TX power).",
+)
+@click.option(
+    "--calibration-table", type=click.Path(dir_okay=False, path_type=Path),
+    help="Another calibration CSV in Google's format (default: the 2020-06-13 table shipped with bluezone).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def evaluate(dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int, as_json: bool) -> None:
-    """Replay real RSSI recordings (README, manifest.csv, data/) through both scorers."""
+def evaluate(
+    dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int, calibration: bool,
+    calibration_table: Path | None, as_json: bool,
+) -> None:
+    """Replay real RSSI recordings (README, manifest.csv, data/) through both scorers.
+
+    Reports ROC-AUC, PR-AUC, precision/recall/F1 of chained 15-minute contacts, detection per
+    distance, and nDCF = P_miss + P_fa at NIST TC4TL's 1.2, 1.8 and 3.0 m.
+    """
+    from bluezone.calibration.table import CalibrationTable
     from bluezone.sim.evaluate import evaluate as run_evaluation
     from bluezone.sim.evaluate import table
 
     if not dataset.is_dir():
         raise ConfigError(f"{dataset}: not a directory (expected README, manifest.csv, data/)")
+    if calibration_table is not None and not calibration:
+        raise click.UsageError("--calibration-table and --no-calibration contradict each other")
+    chosen: CalibrationTable | bool = CalibrationTable.from_path(calibration_table) if calibration_table else calibration
     report = run_evaluation(
-        dataset, seed=seed, chains=chains, bootstrap=bootstrap, tx_power=tx_power, progress=_progress("bootstrap")
+        dataset, seed=seed, chains=chains, bootstrap=bootstrap, tx_power=tx_power, progress=_progress("bootstrap"),
+        calibration=chosen,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))

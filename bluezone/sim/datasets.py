@@ -12,6 +12,14 @@ Two layouts are understood, told apart by their files:
   ``elapsed`` is rounded (100 s steps in two sets), its rows are spread evenly over the
   span, since the order of rows is all the timing that is left.
 
+Both layouts name their phones, and each ``Recording`` carries the receiving and the
+transmitting phone's model, so an evaluation can apply per-device calibration: PACT logs in
+their metadata lines (``receiver`` / ``self_tester``: model, device name; ``beacon`` /
+``partner_tester``: model, or only a name), Ng et al. in the ``device`` column.  The Ng README
+leaves open whether ``device`` is the phone that logged the row or the one heard; we read it
+as the phone heard (``gryphonelab`` is a Bluetooth name a scanner reports, not a model), so the
+receiver is the other phone of the set.
+
 Everything becomes ``Recording`` records; a recording that changes distance inside the
 file is split into parts that share the recording's id (so a bootstrap keeps them together).
 Recordings made by other people have odd lines: a malformed line (a field that is not a
@@ -59,6 +67,8 @@ class Recording:
     distance_m: float
     times: np.ndarray  # seconds, increasing
     rssi: np.ndarray  # dBm
+    receiver: str = ""  # model of the phone that measured the RSSI ("" when the dataset does not say)
+    transmitter: str = ""  # model (or name) of the phone heard
 
 
 def load_dataset(root: str | Path) -> Dataset:
@@ -111,6 +121,7 @@ def _read_pact(path: Path, data: Path) -> tuple[list[Recording], int]:
     rid = str(path.relative_to(data))
     rows: list[tuple[float, float, int, str, float]] = []  # range ft, time, rssi, id, apple time
     range_ft: float | None = None
+    receiver = transmitter = ""
     bad = 0
     try:
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
@@ -119,6 +130,10 @@ def _read_pact(path: Path, data: Path) -> tuple[list[Recording], int]:
                 if len(parts) < 3:
                     continue
                 kind = parts[1]
+                if kind in ("receiver", "self_tester"):
+                    receiver = receiver or parts[2].strip()
+                elif kind in ("beacon", "partner_tester"):
+                    transmitter = transmitter or next((p.strip() for p in parts[2:] if p.strip()), "")
                 try:
                     if kind == "Range":
                         value = float(parts[2])
@@ -155,7 +170,11 @@ def _read_pact(path: Path, data: Path) -> tuple[list[Recording], int]:
     for value in np.unique(rng_ft[keep]):
         m = keep & (rng_ft == value)
         order = np.argsort(times[m], kind="stable")
-        out.append(Recording(rid, setup, float(value) * FEET, times[m][order], rssi[m][order].astype(np.float64)))
+        out.append(
+            Recording(
+                rid, setup, float(value) * FEET, times[m][order], rssi[m][order].astype(np.float64), receiver, transmitter
+            )
+        )
     return out, bad
 
 
@@ -181,13 +200,19 @@ def _read_ng(path: Path, data: Path) -> tuple[list[Recording], int]:
                 groups.setdefault((dist, row["device"]), []).append((elapsed, rss))
     except (OSError, UnicodeError, csv.Error) as exc:
         raise DatasetError(f"cannot read RSS CSV: {exc}") from None
+    devices = sorted({device for _, device in groups})
     out = []
     for (dist_cm, device), values in sorted(groups.items()):
+        partner = next(iter(set(devices) - {device})) if len(devices) == 2 else ""
         times = np.array([v[0] for v in values])
         rssi = np.array([v[1] for v in values], np.float64)
         if len(np.unique(times)) < len(times) / 10:  # rounded clock: keep order, spread over the span
             span = max(times.max() - times.min(), len(times) / 10.0)
             times = times.min() + np.arange(len(times)) * span / len(times)
         order = np.argsort(times, kind="stable")
-        out.append(Recording(f"{setup}/{dist_cm}", f"{setup}/{device}", dist_cm / 100.0, times[order], rssi[order]))
+        out.append(
+            Recording(
+                f"{setup}/{dist_cm}", f"{setup}/{device}", dist_cm / 100.0, times[order], rssi[order], partner, device
+            )
+        )
     return out, bad

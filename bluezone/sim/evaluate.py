@@ -1,10 +1,14 @@
 """Replay real recordings through the scorers: ``bluezone evaluate DATASET``.
 
 Each recording is cut into one-minute windows; each window is an exposure window as the
-matcher would build it (attenuation = nominal TX power - RSSI, since these phones'
-GAEN calibration is unknown: ``tx_power_dbm``).  Per window: detected "closer than 2 m"
+matcher would build it: attenuation = TX power - (RSSI + RSSI correction), both numbers taken
+per phone model from Google's calibration table (``bluezone.calibration``) where the dataset
+names the phones and the table knows them, else the nominal ``tx_power`` and 0 dB; the report
+lists every phone and where its numbers came from.  Per window: detected "closer than 2 m"
 when the scorer credits at least half a minute (per-distance detection rates), and
-ranked by the scorer's typical attenuation for ROC and PR.  Per setup (carriage combination): 15-minute exposures are built by chaining
+ranked by the scorer's typical attenuation for ROC and PR.  nDCF = P_miss + P_fa (NIST
+TC4TL's metric, its distances 1.2, 1.8 and 3.0 m) scores that same default detection, fixed
+before looking, against "within D" for each distance D.  Per setup (carriage combination): 15-minute exposures are built by chaining
 real one-minute windows, k of them from recordings under 2 m and the rest from farther
 ones, so the truth (k >= 15) is known; the scorers' close-contact verdicts on these
 chains give precision, recall and F1.  Confidence intervals come from bootstrapping over
@@ -23,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bluezone.calibration.table import CalibrationTable, default_table
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.scoring import Scorer, get_scorer, scorer_names
 from bluezone.sim.datasets import Recording, load_dataset
@@ -35,6 +40,63 @@ CLOSE_M = 2.0
 CHAIN_MINUTES = 20
 CLOSE_MINUTES = 15
 MIN_WINDOW_S = 30.0
+#: NIST TC4TL's distances (4, 6 and 10 ft rounded).  "Within D" allows 5 cm, so a recording
+#: at 4 ft (1.22 m) is within 1.2 m, as in TC4TL, and one at 5 ft (1.52 m) is not.
+TC4TL_DISTANCES_M = (1.2, 1.8, 3.0)
+TC4TL_SLACK_M = 0.05
+
+
+@dataclass(frozen=True)
+class LinkCalibration:
+    """The numbers one recording is read with: attenuation = tx_power - (rssi + rssi_correction)."""
+
+    tx_power_dbm: float
+    rssi_correction_db: float
+
+
+def calibrations(
+    recordings: list[Recording], table: CalibrationTable | None, nominal_tx: int
+) -> tuple[dict[str, LinkCalibration], dict[str, Any]]:
+    """Per recording id and setup, the link calibration; and a report of every phone's numbers.
+
+    A phone the table does not know (or an iPhone's TX power, which it does not hold) gets the
+    nominal value and is listed under ``nominal``.
+    """
+    links: dict[str, LinkCalibration] = {}
+    phones: dict[str, dict[str, Any]] = {}
+    nominal: set[str] = set()
+
+    def phone(model: str) -> dict[str, Any]:
+        if model not in phones:
+            found = table.lookup(model) if (table is not None and model) else None
+            phones[model] = (
+                found.as_dict()
+                if found is not None
+                else {"model": model, "rssi_correction_db": None, "tx_power_dbm": None, "source": "unknown"}
+            )
+        return phones[model]
+
+    for r in recordings:
+        rx, tx = phone(r.receiver), phone(r.transmitter)
+        correction = rx["rssi_correction_db"]
+        power = tx["tx_power_dbm"]
+        if correction is None:
+            nominal.add(f"{r.receiver or '(unnamed)'} RSSI correction")
+        if power is None:
+            nominal.add(f"{r.transmitter or '(unnamed)'} TX power")
+        links[_link_key(r)] = LinkCalibration(
+            float(nominal_tx if power is None else power), float(0 if correction is None else correction)
+        )
+    summary = {
+        "table": table.name if table is not None else None,
+        "phones": {k or "(unnamed)": v for k, v in sorted(phones.items())},
+        "nominal": sorted(nominal),
+    }
+    return links, summary
+
+
+def _link_key(r: Recording) -> str:
+    return f"{r.rid}|{r.setup}|{r.distance_m}"
 
 
 @dataclass(frozen=True)
@@ -46,10 +108,14 @@ class Minute:
     attenuation: np.ndarray
 
 
-def minutes_of(recordings: list[Recording], tx_power: int) -> list[Minute]:
-    """Cut every recording into one-minute windows (a last part under 30 s is dropped)."""
+def minutes_of(recordings: list[Recording], tx_power: int, links: dict[str, LinkCalibration] | None = None) -> list[Minute]:
+    """Cut every recording into one-minute windows (a last part under 30 s is dropped).
+
+    Attenuation is ``tx_power - rssi``, or with ``links`` each recording's calibrated reading.
+    """
     out = []
     for r in recordings:
+        link = (links or {}).get(_link_key(r), LinkCalibration(float(tx_power), 0.0))
         if len(r.times) == 0:
             continue
         t = r.times - r.times[0]
@@ -58,7 +124,8 @@ def minutes_of(recordings: list[Recording], tx_power: int) -> list[Minute]:
             m = slot == s
             if t[m].max() - t[m].min() < MIN_WINDOW_S and s == slot.max() and s > 0:
                 continue
-            out.append(Minute(r.rid, r.setup, r.distance_m, t[m] - s * 60.0, tx_power - r.rssi[m]))
+            attenuation = link.tx_power_dbm - (r.rssi[m] + link.rssi_correction_db)
+            out.append(Minute(r.rid, r.setup, r.distance_m, t[m] - s * 60.0, attenuation))
     return out
 
 
@@ -105,10 +172,10 @@ def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list
     return out
 
 
-def _window_metrics(truth: np.ndarray, score: np.ndarray, rank: np.ndarray) -> dict[str, Any]:
+def _window_metrics(truth: np.ndarray, score: np.ndarray, rank: np.ndarray, distances: np.ndarray) -> dict[str, Any]:
     """Per-minute metrics: ROC/PR rank minutes by the scorer's typical attenuation (lower is
     closer: weighted minutes of a single minute saturate at 0 or 1 and would hide the ranking);
-    detection is weighted minutes >= 0.5."""
+    detection is weighted minutes >= 0.5, and nDCF scores it at each TC4TL distance."""
     detected = score >= 0.5
     c = confusion(truth, detected)
     return {
@@ -116,6 +183,22 @@ def _window_metrics(truth: np.ndarray, score: np.ndarray, rank: np.ndarray) -> d
         "pr_auc": _r(average_precision(truth, rank)),
         "window_precision": _r(c.precision),
         "window_recall": _r(c.recall),
+        "ndcf": {f"{d:.1f}": ndcf(distances <= d + TC4TL_SLACK_M, detected, rank) for d in TC4TL_DISTANCES_M},
+    }
+
+
+def ndcf(within: np.ndarray, detected: np.ndarray, rank: np.ndarray) -> dict[str, float | None]:
+    """NIST TC4TL's normalised detection cost of a fixed decision, P_miss + P_fa (None when a
+    class is empty), with its two parts and the ROC-AUC of the ranking at the same distance."""
+    within, detected = np.asarray(within, bool), np.asarray(detected, bool)
+    p_miss = float(np.mean(~detected[within])) if within.any() else None
+    p_fa = float(np.mean(detected[~within])) if (~within).any() else None
+    cost = None if p_miss is None or p_fa is None else p_miss + p_fa
+    return {
+        "ndcf": None if cost is None else round(cost, 4),
+        "p_miss": None if p_miss is None else round(p_miss, 4),
+        "p_fa": None if p_fa is None else round(p_fa, 4),
+        "roc_auc": _r(roc_auc(within, rank)),
     }
 
 
@@ -144,10 +227,17 @@ def evaluate(
     tx_power: int = NOMINAL_TX_POWER,
     scorers: list[str] | None = None,
     progress: Callable[[float], None] | None = None,
+    calibration: CalibrationTable | None | bool = True,
 ) -> dict[str, Any]:
-    """The evaluation report of one dataset directory, as a JSON-ready dict."""
+    """The evaluation report of one dataset directory, as a JSON-ready dict.
+
+    ``calibration``: True reads each phone with the shipped calibration table, a table reads
+    with that one, False or None reads every phone at the nominal ``tx_power`` and 0 dB.
+    """
     dataset = load_dataset(root)
-    minutes = minutes_of(dataset.recordings, tx_power)
+    table = default_table() if calibration is True else (calibration or None)
+    links, calibration_report = calibrations(dataset.recordings, table, tx_power)
+    minutes = minutes_of(dataset.recordings, tx_power, links)
     names = scorers or scorer_names()
     judges = {n: get_scorer(n) for n in names}
     rng = np.random.default_rng(seed)
@@ -172,6 +262,7 @@ def evaluate(
         "chains": len(chain_set),
         "chain_minutes": CHAIN_MINUTES,
         "nominal_tx_power_dbm": tx_power,
+        "calibration": calibration_report,
         "seed": seed,
         "scorers": {},
     }
@@ -180,25 +271,31 @@ def evaluate(
         parts = [minutes[j] for j in by_rid[r]]
         near = any(m.distance_m < CLOSE_M for m in parts)
         strata.setdefault((parts[0].setup, near, not near or any(m.distance_m >= CLOSE_M for m in parts)), []).append(i)
-    boot: dict[str, dict[str, list[float]]] = {n: {"roc_auc": [], "pr_auc": [], "f1": [], "precision": [], "recall": []} for n in names}
+    ndcf_keys = [f"ndcf_{d:.1f}" for d in TC4TL_DISTANCES_M]
+    boot: dict[str, dict[str, list[float]]] = {
+        n: {k: [] for k in ("roc_auc", "pr_auc", "f1", "precision", "recall", *ndcf_keys)} for n in names
+    }
     for b in range(bootstrap):
         pick = np.concatenate([rng.choice(members, len(members), replace=True) for members in strata.values()])
         idx = np.concatenate([by_rid[rids[i]] for i in pick])
         sample = [minutes[i] for i in idx]
         small = _chains(sample, max(chains // 4, 20), rng)
         for n, j in judges.items():
-            w = _window_metrics(truth[idx], window_scores[n][idx], window_rank[n][idx])
+            w = _window_metrics(truth[idx], window_scores[n][idx], window_rank[n][idx], distances[idx])
             cm = _chain_metrics(j, small)
             for k in ("roc_auc", "pr_auc"):
                 if w[k] is not None:
                     boot[n][k].append(w[k])
+            for d, v in w["ndcf"].items():
+                if v["ndcf"] is not None:
+                    boot[n][f"ndcf_{d}"].append(v["ndcf"])
             for k in ("f1", "precision", "recall"):
                 if cm[k] is not None:
                     boot[n][k].append(cm[k])
         if progress:
             progress((b + 1) / max(bootstrap, 1))
     for n, j in judges.items():
-        entry = _window_metrics(truth, window_scores[n], window_rank[n])
+        entry = _window_metrics(truth, window_scores[n], window_rank[n], distances)
         entry.update(_chain_metrics(j, chain_set))
         entry["detection_by_distance"] = {
             f"{d:.2f}": round(float(np.mean(window_scores[n][distances == d] >= 0.5)), 4) for d in np.unique(distances)
@@ -215,6 +312,7 @@ def table(report: dict[str, Any]) -> str:
         f"dataset {report['dataset']} ({report['layout']}): {report['recordings']} recordings, {report['minutes']} "
         f"one-minute windows ({report['minutes_under_2m']} under 2 m), {report['chains']} chained {report['chain_minutes']}-minute exposures",
         *(f"skipped: {p}" for p in report.get("problems", [])),
+        _calibration_line(report),
         f"{'scorer':<10}{'ROC-AUC':>9}{'PR-AUC':>8}{'precision':>11}{'recall':>8}{'F1':>7}   F1 95% CI",
     ]
     for n, s in report["scorers"].items():
@@ -224,7 +322,26 @@ def table(report: dict[str, Any]) -> str:
         )
         rates = "  ".join(f"{d} m: {v:.2f}" for d, v in s["detection_by_distance"].items())
         lines.append(f"{'':<10}detected per distance: {rates}")
+        costs = "  ".join(
+            f"{d} m: {_f(v['ndcf'])} (ROC-AUC {_f(v['roc_auc'])})" for d, v in s.get("ndcf", {}).items()
+        )
+        lines.append(f"{'':<10}nDCF = P_miss + P_fa at TC4TL distances: {costs}")
     return "\n".join(lines)
+
+
+def _calibration_line(report: dict[str, Any]) -> str:
+    cal = report.get("calibration") or {}
+    if not cal.get("table"):
+        return f"calibration: none (every phone at {report['nominal_tx_power_dbm']} dBm TX power, 0 dB RSSI correction)"
+    known = [
+        f"{m} ({p['source']}: {p['rssi_correction_db']:+d} dB, TX {p['tx_power_dbm'] if p['tx_power_dbm'] is not None else '?'})"
+        for m, p in cal["phones"].items()
+        if p["source"] != "unknown"
+    ]
+    text = f"calibration: {cal['table']}: " + (", ".join(known) if known else "no phone of this dataset is in the table")
+    if cal.get("nominal"):
+        text += f"; nominal ({report['nominal_tx_power_dbm']} dBm, 0 dB) for: " + ", ".join(cal["nominal"])
+    return text
 
 
 def _f(x: float | None) -> str:

@@ -46,7 +46,7 @@ def test_commands_are_in_the_readme() -> None:
             assert f"bluezone {path[0]}" in readme or f"make {path[0]}" in readme, path
 
 
-@pytest.mark.parametrize("module", ["bluezone", "bluezone.crypto", "bluezone.proximity", "bluezone.matching"])
+@pytest.mark.parametrize("module", ["bluezone", "bluezone.crypto", "bluezone.proximity", "bluezone.matching", "bluezone.calibration"])
 def test_all_is_complete_and_importable(module: str) -> None:
     mod = importlib.import_module(module)
     for name in mod.__all__:

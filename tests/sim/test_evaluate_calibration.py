@@ -1,0 +1,105 @@
+"""`bluezone evaluate` reads each named phone with Google's calibration table, and reports nDCF at TC4TL's distances."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sim_helpers import DATASETS
+
+from bluezone.calibration.table import default_table
+from bluezone.cli import cli
+from bluezone.sim.datasets import load_dataset
+from bluezone.sim.evaluate import calibrations, minutes_of, ndcf
+
+
+def run(*args: str) -> dict:
+    result = CliRunner().invoke(cli, ["evaluate", *args, "--json", "--bootstrap", "3", "--chains", "40"], obj={})
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_ng_phones_are_named_and_the_htc_is_read_with_its_calibration() -> None:
+    recordings = load_dataset(DATASETS / "ng_small").recordings
+    assert {(r.receiver, r.transmitter) for r in recordings} == {("HTC One M9", "gryphonelab"), ("gryphonelab", "HTC One M9")}
+    links, summary = calibrations(recordings, default_table(), -24)
+    assert summary["phones"]["HTC One M9"] == {
+        "manufacturer": "HTC", "model": "HTC One M9", "rssi_correction_db": 4, "tx_power_dbm": -30, "source": "measured"
+    }
+    assert summary["nominal"] == ["gryphonelab RSSI correction", "gryphonelab TX power"]
+    plain = minutes_of(recordings, -24)
+    calibrated = minutes_of(recordings, -24, links)
+    assert len(plain) == len(calibrated)
+    for p, c in zip(plain, calibrated):  # the same minutes, only the attenuation moves
+        assert p.rid == c.rid and np.array_equal(p.times, c.times)
+    shift = {(p.setup, round(float(np.mean(c.attenuation - p.attenuation)), 6)) for p, c in zip(plain, calibrated)}
+    # heard the HTC (TX -30 instead of -24): 6 dB less; the HTC heard gryphonelab (+4 dB correction): 4 dB less
+    assert shift == {("HandHand/HTC One M9", -6.0), ("HandHand/gryphonelab", -4.0)}
+
+
+def test_pact_phones_are_iphones_the_tables_reference() -> None:
+    recordings = load_dataset(DATASETS / "mitll_small").recordings
+    assert {(r.receiver, r.transmitter) for r in recordings} == {("iPhone 11 Pro Max", "iPhone 11")}
+    links, summary = calibrations(recordings, default_table(), -24)
+    assert summary["phones"]["iPhone 11 Pro Max"]["source"] == "reference"
+    assert summary["nominal"] == ["iPhone 11 TX power"]  # Apple's TX power is not in Google's table
+    assert {(link.tx_power_dbm, link.rssi_correction_db) for link in links.values()} == {(-24.0, 0.0)}
+
+
+@pytest.mark.parametrize("name", ["mitll_small", "ng_small"])
+def test_evaluate_reports_calibration_and_ndcf(name: str) -> None:
+    report = run(str(DATASETS / name))
+    assert report["calibration"]["table"] == "en-calibration-2020-06-13.csv"
+    for s in report["scorers"].values():
+        assert set(s["ndcf"]) == {"1.2", "1.8", "3.0"}
+        for d, v in s["ndcf"].items():
+            if v["ndcf"] is not None:
+                assert v["ndcf"] == pytest.approx(v["p_miss"] + v["p_fa"], abs=1e-3) and 0 <= v["ndcf"] <= 2
+        assert any(k.startswith("ndcf_") for k in s["ci95"])
+
+
+def test_no_calibration_reads_every_phone_at_the_nominal_values() -> None:
+    on, off = run(str(DATASETS / "ng_small")), run(str(DATASETS / "ng_small"), "--no-calibration")
+    assert off["calibration"]["table"] is None and off["calibration"]["nominal"]
+    assert on["scorers"]["gaen"]["detection_by_distance"] != off["scorers"]["gaen"]["detection_by_distance"] or (
+        on["scorers"]["gaen"]["roc_auc"] == off["scorers"]["gaen"]["roc_auc"]
+    )
+
+
+def test_plain_output_shows_calibration_and_ndcf() -> None:
+    result = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), "--bootstrap", "0", "--chains", "20"], obj={})
+    assert result.exit_code == 0, result.output
+    assert "calibration: en-calibration-2020-06-13.csv: HTC One M9 (measured: +4 dB, TX -30)" in result.output
+    assert "nDCF = P_miss + P_fa at TC4TL distances: 1.2 m:" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--calibration-table", "/nonexistent.csv"], "cannot read calibration table"),
+        (["--tx-power", "99"], "tx-power"),
+        (["--no-calibration", "--calibration-table", "x.csv"], "contradict"),
+    ],
+)
+def test_bad_calibration_arguments_exit_2_in_one_line(args: list[str], message: str) -> None:
+    result = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), *args], obj={})
+    assert result.exit_code == 2 and message in result.output
+
+
+def test_a_malformed_calibration_table_exits_2(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "t.csv"
+    bad.write_text("oem,model,rssi correction,tx,has direct measurement\nHTC,HTC One M9,four,-30,yes\n")
+    result = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), "--calibration-table", str(bad)], obj={})
+    assert result.exit_code == 2 and "line 2" in result.output and result.output.count("\n") <= 2
+
+
+def test_ndcf_of_fixed_decisions() -> None:
+    within = np.array([True, True, False, False])
+    rank = np.array([4.0, 3.0, 2.0, 1.0])
+    everyone = ndcf(within, np.ones(4, bool), rank)
+    assert (everyone["ndcf"], everyone["p_miss"], everyone["p_fa"], everyone["roc_auc"]) == (1.0, 0.0, 1.0, 1.0)
+    assert ndcf(within, within, rank)["ndcf"] == 0.0
+    assert ndcf(within, ~within, rank)["ndcf"] == 2.0
+    assert ndcf(np.ones(3, bool), np.ones(3, bool), rank[:3])["ndcf"] is None  # one class only
