@@ -528,6 +528,17 @@ from bluezone.server.cli import upload as _server_upload  # noqa: E402
 cli.add_command(_server_group)
 cli.add_command(_server_upload)
 
+# --- venues (issue 15): owner's venue group, visitor's check-in commands ------------------------
+from bluezone.venues.cli import checkin as _venue_checkin  # noqa: E402
+from bluezone.venues.cli import checkins as _venue_checkins  # noqa: E402
+from bluezone.venues.cli import checkout as _venue_checkout  # noqa: E402
+from bluezone.venues.cli import venue as _venue_group  # noqa: E402
+
+cli.add_command(_venue_group)
+cli.add_command(_venue_checkin)
+cli.add_command(_venue_checkout)
+cli.add_command(_venue_checkins)
+
 
 # --- the embedded default: demo ------------------------------------------------------------------
 

@@ -87,8 +87,29 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.table("bluezone3_key").create({"day": int, "key": bytes, "created_at": float}, pk="day", if_not_exists=True)
 
 
+def _v4(db: sqlite_utils.Database) -> None:
+    """Venue check-ins (bluezone/venues/checkins.py): kept 14 days like sightings, purged with them."""
+    db.table("checkins").create(
+        {
+            "id": int,
+            "location_id": bytes,
+            "payload": bytes,
+            "description": str,
+            "address": str,
+            "start_time": float,
+            "end_time": float,
+            "checked_out": int,
+            "source": str,
+            "created_at": float,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db.table("checkins").create_index(["end_time"], if_not_exists=True)
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns bluezone reads, by the schema version that added them.  A file is checked
@@ -103,6 +124,12 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
     3: {
         "bluezone3_sightings": frozenset({"time", "bzid", "rssi", "tx_power", "address"}),
         "bluezone3_key": frozenset({"day", "key", "created_at"}),
+    },
+    4: {
+        "checkins": frozenset(
+            {"id", "location_id", "payload", "description", "address", "start_time", "end_time", "checked_out",
+             "source", "created_at"}
+        )
     },
 }
 
@@ -455,15 +482,17 @@ class SightingStore:
             k = conn.execute(
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
             ).rowcount
-        if s or k or s3:
+            c = conn.execute("DELETE FROM checkins WHERE end_time < ? OR NOT (end_time < 1e300)", (cutoff,)).rowcount
+        if s or k or s3 or c:
             log.info(
-                "purged %d sightings, %d Bluezone v3 sightings and %d daily keys older than %d days",
-                s, s3, k, retention_days,
+                "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",
+                s, s3, k, c, retention_days,
             )
         return {
             "sightings_deleted": s,
             "bluezone3_sightings_deleted": s3,
             "daily_keys_deleted": k,
+            "checkins_deleted": c,
             "cutoff": cutoff,
             "retention_days": retention_days,
         }

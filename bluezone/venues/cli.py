@@ -1,0 +1,195 @@
+"""``bluezone venue ...`` (owner), ``checkin`` / ``checkout`` / ``checkins`` (visitor): thin
+wrappers over bluezone.venues."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bluezone.clitypes import cli_clock
+from bluezone.errors import VenueError
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _db_option(func: Any) -> Any:
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Sighting database, which also keeps check-ins (default: $XDG_DATA_HOME/bluezone/bluezone.db).",
+    )(func)
+
+
+def _json_option(func: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
+
+
+def parse_time(value: str, name: str) -> float:
+    """ISO 8601 date and time (``2026-12-04T18:30``, ``...Z`` or ``+07:00``); no zone = this machine's."""
+    try:
+        moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T", 1))
+    except ValueError:
+        raise VenueError(f"{name} {value!r} is not a date and time like 2026-12-04T18:30 (ISO 8601)") from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return moment.timestamp()
+
+
+def _local(t: float) -> str:
+    return dt.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+# --- venue owner ------------------------------------------------------------------------------
+
+
+@click.group("venue")
+def venue() -> None:
+    """Venue owners: make a check-in poster, run a Bluetooth venue beacon, warn visitors."""
+
+
+@venue.command("create")
+@click.option("--name", required=True, help="The venue's name as visitors see it (at most 100 characters).")
+@click.option("--address", required=True, help="Its address (at most 100 characters).")
+@click.option(
+    "--type",
+    "kind",
+    default="permanent-other",
+    show_default=True,
+    help="CWA location type: retail, food-service, craft, workplace, educational-institution, public-building, "
+    "permanent-other; temporary events (cultural-event, club-activity, private-event, worship-service, "
+    "temporary-other) need --start and --end.",
+)
+@click.option("--default-minutes", type=int, default=None, help="Usual stay: visitors are checked out after it (15-1425).")
+@click.option("--start", "start", default=None, help="Temporary event: start (ISO 8601).")
+@click.option("--end", "end", default=None, help="Temporary event: end (ISO 8601).")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory for the poster and secrets.")
+@_json_option
+def venue_create(
+    name: str, address: str, kind: str, default_minutes: int | None, start: str | None, end: str | None, out: Path, as_json: bool
+) -> None:
+    """Create a venue: check-in URL, poster (PNG, SVG) and the venue's secrets (0600) in --out."""
+    from bluezone.venues.location import Venue
+    from bluezone.venues.owner import create_venue_dir
+
+    start_t = None if start is None else int(parse_time(start, "--start"))
+    end_t = None if end is None else int(parse_time(end, "--end"))
+    info = create_venue_dir(out, Venue.create(name, address, kind, default_minutes, start_t, end_t))
+    if as_json:
+        _emit_json(info)
+        return
+    click.echo(info["url"])
+    click.echo(
+        f"venue {info['description']!r} ({info['type']}), visitors checked out after {info['stay_minutes']} min",
+        err=True,
+    )
+    click.echo(f"poster {out / info['poster_png']} and {out / info['poster_svg']}; secrets in {info['secret_file']}", err=True)
+
+
+@venue.command("show")
+@click.argument("url")
+@_json_option
+def venue_show(url: str, as_json: bool) -> None:
+    """Decode a check-in URL: name, address, type, default stay, location id (no network)."""
+    from bluezone.venues.location import Venue
+
+    info = Venue.from_url(url).as_dict()
+    if as_json:
+        _emit_json(info)
+        return
+    for key in ("description", "address", "type", "default_minutes", "stay_minutes", "location_id"):
+        click.echo(f"{key:16} {info[key]}")
+    if info["start"]:
+        click.echo(f"{'event':16} {_local(info['start'])} .. {_local(info['end'])}")
+
+
+# --- visitor ----------------------------------------------------------------------------------
+
+
+@click.command("checkin")
+@click.argument("url", required=False)
+@click.option("--image", "image", type=click.Path(dir_okay=False, path_type=Path), help="Read the QR code from a photo.")
+@click.option("--start", default=None, help="A past visit: when it began (ISO 8601; needs --end).")
+@click.option("--end", default=None, help="A past visit: when it ended (ISO 8601).")
+@_db_option
+@_json_option
+def checkin(url: str | None, image: Path | None, start: str | None, end: str | None, db_path: Path | None, as_json: bool) -> None:
+    """Check in at a venue: URL (the text of its QR code) or --image PHOTO.
+
+    Stays on this device.  You are checked out after the venue's usual stay, or with
+    `bluezone checkout`.  With --start and --end, records a visit that is over.
+    """
+    from bluezone.proximity.store import SightingStore
+    from bluezone.venues.checkins import check_in, record_visit
+    from bluezone.venues.location import Venue
+    from bluezone.venues.scan import venue_from_photo
+
+    if (url is None) == (image is None):
+        raise click.UsageError("give the check-in URL or --image PHOTO (one of them)")
+    if (start is None) != (end is None):
+        raise click.UsageError("--start and --end go together")
+    place = Venue.from_url(url) if url is not None else venue_from_photo(image)  # type: ignore[arg-type]
+    now = cli_clock().now()
+    with SightingStore.open(db_path, purge_now=now) as store:
+        if start is not None and end is not None:
+            visit = record_visit(store, place, parse_time(start, "--start"), parse_time(end, "--end"), now)
+            result: dict[str, Any] = {"checkin": visit.as_dict(), "ended": None}
+        else:
+            done = check_in(store, place, now, source="url" if url is not None else "image")
+            visit, result = done.visit, done.as_dict()
+    if as_json:
+        _emit_json(result)
+        return
+    if result["ended"]:
+        click.echo(f"checked out of {result['ended']['description']}")
+    if start is not None:
+        click.echo(f"recorded a visit to {visit.description}: {_local(visit.start)} .. {_local(visit.end)}")
+    else:
+        click.echo(f"checked in at {visit.description} ({visit.address}); automatic check-out {_local(visit.end)}")
+
+
+@click.command("checkout")
+@_db_option
+@_json_option
+def checkout(db_path: Path | None, as_json: bool) -> None:
+    """Check out of the venue you are checked in at."""
+    from bluezone.proximity.store import SightingStore
+    from bluezone.venues.checkins import check_out
+
+    now = cli_clock().now()
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+        visit = check_out(store, now)
+    if as_json:
+        _emit_json(visit.as_dict())
+        return
+    click.echo(f"checked out of {visit.description} after {round((visit.end - visit.start) / 60)} min")
+
+
+@click.command("checkins")
+@_db_option
+@_json_option
+def checkins(db_path: Path | None, as_json: bool) -> None:
+    """List this device's check-ins of the last 14 days (they are deleted after that)."""
+    from bluezone.proximity.store import SightingStore
+    from bluezone.venues.checkins import visits
+
+    now = cli_clock().now()
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+        found = visits(store)
+    rows = [{**v.as_dict(), "open": (not v.checked_out) and v.start <= now < v.end} for v in found]
+    if as_json:
+        _emit_json({"checkins": rows})
+        return
+    if not rows:
+        click.echo("no check-ins in the last 14 days")
+        return
+    for v, row in zip(found, rows, strict=True):
+        state = "here now" if row["open"] else "checked out" if v.checked_out else "auto check-out"
+        click.echo(f"{_local(v.start)} .. {_local(v.end)}  {v.description} ({v.address})  [{state}, {v.source}]")

@@ -1,0 +1,103 @@
+"""A venue owner's directory: the public poster files and the venue's secrets (0600).
+
+``venue create`` writes, in ``DIR``:
+
+* ``venue.json``: the public facts (name, address, type, URL, location id) for the owner's records;
+* ``poster.png``, ``poster.svg``: the printable check-in poster;
+* ``venue-secret.json`` (mode 0600): the QR payload and the beacon key.  The beacon key lets
+  ``venue beacon`` broadcast rotating tokens; with the payload it lets the owner ask the health
+  authority to warn visitors of a time window (``venue warn``).  Keep it off shared drives.
+
+Everything is rendered before the first file is written, and a directory that already holds a
+venue's secrets is never overwritten, so a failed or repeated ``create`` leaves nothing half-made.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bluezone.errors import VenueError
+from bluezone.venues.location import Venue
+
+SECRET_FILE = "venue-secret.json"
+PUBLIC_FILE = "venue.json"
+POSTER_PNG = "poster.png"
+POSTER_SVG = "poster.svg"
+BEACON_KEY_BYTES = 32
+
+
+@dataclass(frozen=True)
+class VenueSecrets:
+    """What only the venue owner holds: the venue (with its payload) and the beacon key."""
+
+    venue: Venue
+    beacon_key: bytes
+
+    def as_json(self) -> str:
+        return json.dumps(
+            {
+                "format": "bluezone-venue-secret/1",
+                "payload": base64.urlsafe_b64encode(self.venue.payload).decode("ascii"),
+                "beacon_key": self.beacon_key.hex(),
+            },
+            indent=2,
+        ) + "\n"
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def create_venue_dir(out: Path, venue: Venue, beacon_key: bytes | None = None) -> dict[str, Any]:
+    """Write the venue's files to ``out``; returns ``venue.as_dict()`` plus the file paths."""
+    from bluezone.venues.poster import poster_png, poster_svg
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VenueError(f"--out {out} is a file, not a directory")
+    if (out / SECRET_FILE).exists():
+        raise VenueError(f"{out} already holds a venue ({SECRET_FILE}); choose another directory")
+    secrets = VenueSecrets(venue, os.urandom(BEACON_KEY_BYTES) if beacon_key is None else bytes(beacon_key))
+    public = {**venue.as_dict(), "poster_png": POSTER_PNG, "poster_svg": POSTER_SVG}
+    png, svg = poster_png(venue), poster_svg(venue).encode("utf-8")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write(out / POSTER_PNG, png, 0o644)
+        _write(out / POSTER_SVG, svg, 0o644)
+        _write(out / PUBLIC_FILE, (json.dumps(public, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), 0o644)
+        _write(out / SECRET_FILE, secrets.as_json().encode("ascii"), 0o600)
+    except OSError as exc:
+        for name in (POSTER_PNG, POSTER_SVG, PUBLIC_FILE):
+            (out / name).unlink(missing_ok=True)
+        raise VenueError(f"cannot write the venue's files to {out}: {exc.strerror or exc}") from None
+    return {**public, "dir": str(out), "secret_file": str(out / SECRET_FILE)}
+
+
+def load_venue_dir(path: Path) -> VenueSecrets:
+    """Read a venue directory's secrets (``path`` may be the directory or the secret file)."""
+    path = Path(path)
+    file = path / SECRET_FILE if path.is_dir() else path
+    try:
+        data = json.loads(file.read_text("utf-8"))
+        payload = base64.urlsafe_b64decode(data["payload"])
+        beacon_key = bytes.fromhex(data["beacon_key"])
+    except FileNotFoundError:
+        raise VenueError(f"{file} not found: give the directory `bluezone venue create --out` made") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise VenueError(f"{file} is not a bluezone venue secret file ({type(exc).__name__})") from None
+    if len(beacon_key) != BEACON_KEY_BYTES:
+        raise VenueError(f"{file}: the beacon key has {len(beacon_key)} bytes, not {BEACON_KEY_BYTES}")
+    return VenueSecrets(Venue.from_payload(payload), beacon_key)

@@ -1,0 +1,40 @@
+"""Reading a venue's QR code from a photo (zxing-cpp), for ``bluezone checkin --image``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bluezone.errors import VenueError
+from bluezone.venues.location import Venue
+
+
+def read_qr_texts(photo: Path) -> list[str]:
+    """The text of every QR code zxing-cpp finds in the image (Pillow opens any common format)."""
+    try:
+        import zxingcpp
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:  # pragma: no cover - both are dependencies
+        raise VenueError(f"reading QR photos needs zxing-cpp and Pillow ({exc.name} is missing): pip install zxing-cpp") from None
+    try:
+        with Image.open(photo) as image:
+            image.load()
+            results = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
+    except FileNotFoundError:
+        raise VenueError(f"no such photo: {photo}") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise VenueError(f"{photo} is not an image Pillow can read ({type(exc).__name__})") from None
+    return [r.text for r in results if r.valid and r.text]
+
+
+def venue_from_photo(photo: Path) -> Venue:
+    """The venue of the (first valid) check-in QR code in ``photo``."""
+    texts = read_qr_texts(Path(photo))
+    if not texts:
+        raise VenueError(f"no QR code found in {photo}")
+    errors = []
+    for text in texts:
+        try:
+            return Venue.from_url(text)
+        except VenueError as exc:
+            errors.append(str(exc))
+    raise VenueError(f"the QR code in {photo} is not a venue check-in code: {errors[0]}")

@@ -1,0 +1,172 @@
+"""Owner and visitor commands through the CLI: create, show, checkin (URL, photo, past visit),
+checkout, checkins, automatic check-out, retention, and bad input (exit 2, nothing stored)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.proximity.store import SightingStore
+from bluezone.venues.owner import load_venue_dir
+
+T0 = 1_796_400_000.0  # 2026-12-04 ~12:00 UTC
+
+
+def run(clock: VirtualClock, *args: str):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, list(args), obj={"clock": clock})
+
+
+@pytest.fixture()
+def clock() -> VirtualClock:
+    return VirtualClock(T0)
+
+
+@pytest.fixture()
+def cafe(tmp_path: Path, clock: VirtualClock) -> dict:
+    out = tmp_path / "cafe"
+    result = run(
+        clock, "venue", "create", "--name", "Café Hoa", "--address", "12 Trần Phú, Hà Nội",
+        "--type", "food-service", "--default-minutes", "45", "--out", str(out), "--json",
+    )
+    assert result.exit_code == 0, result.output
+    return {**json.loads(result.output), "out": out}
+
+
+def test_create_writes_poster_secrets_and_prints_the_url(tmp_path: Path, clock: VirtualClock) -> None:
+    out = tmp_path / "shop"
+    result = run(clock, "venue", "create", "--name", "Shop", "--address", "Main St 1", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    url = result.stdout.strip()
+    assert url.startswith("https://e.coronawarn.app?v=1#")
+    for name in ("poster.png", "poster.svg", "venue.json", "venue-secret.json"):
+        assert (out / name).is_file()
+    assert stat.S_IMODE(os.stat(out / "venue-secret.json").st_mode) == 0o600
+    assert load_venue_dir(out).venue.url == url
+    svg = (out / "poster.svg").read_text()
+    assert "Shop" in svg and "<svg" in svg
+    # the same directory is never overwritten
+    again = run(clock, "venue", "create", "--name", "Other", "--address", "x", "--out", str(out))
+    assert again.exit_code == 2 and "already holds a venue" in again.output
+    assert load_venue_dir(out).venue.url == url
+
+
+def test_show_decodes_the_url(cafe: dict, clock: VirtualClock) -> None:
+    result = run(clock, "venue", "show", cafe["url"], "--json")
+    assert result.exit_code == 0
+    shown = json.loads(result.output)
+    assert shown["description"] == "Café Hoa" and shown["type"] == "food-service"
+    assert shown["default_minutes"] == 45 and shown["location_id"] == cafe["location_id"]
+
+
+def test_checkin_checkout_and_list(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    db = str(tmp_path / "visitor.db")
+    assert run(clock, "checkin", cafe["url"], "--db", db).exit_code == 0
+    again = run(clock, "checkin", cafe["url"], "--db", db)
+    assert again.exit_code == 2 and "already checked in" in again.output
+    clock.advance(20 * 60)
+    out = run(clock, "checkout", "--db", db, "--json")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["minutes"] == 20.0
+    assert run(clock, "checkout", "--db", db).exit_code == 2  # not checked in any more
+    listed = json.loads(run(clock, "checkins", "--db", db, "--json").output)["checkins"]
+    assert len(listed) == 1 and listed[0]["checked_out"] and listed[0]["description"] == "Café Hoa"
+
+
+def test_automatic_checkout_after_the_default_stay(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    db = str(tmp_path / "visitor.db")
+    run(clock, "checkin", cafe["url"], "--db", db)
+    clock.advance(3 * 3600)
+    [visit] = json.loads(run(clock, "checkins", "--db", db, "--json").output)["checkins"]
+    assert visit["minutes"] == 45.0 and not visit["open"] and not visit["checked_out"]
+    assert run(clock, "checkout", "--db", db).exit_code == 2
+
+
+def test_a_new_checkin_ends_the_open_one(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    db = str(tmp_path / "visitor.db")
+    other = run(clock, "venue", "create", "--name", "Market", "--address", "Chợ", "--out", str(tmp_path / "m"), "--json")
+    run(clock, "checkin", cafe["url"], "--db", db)
+    clock.advance(600)
+    result = json.loads(run(clock, "checkin", json.loads(other.output)["url"], "--db", db, "--json").output)
+    assert result["ended"]["description"] == "Café Hoa" and result["ended"]["minutes"] == 10.0
+
+
+def test_checkin_from_the_poster_photo(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    db = str(tmp_path / "visitor.db")
+    result = run(clock, "checkin", "--image", str(cafe["out"] / "poster.png"), "--db", db, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["checkin"]["source"] == "image"
+
+
+def test_photo_without_a_code_is_one_clear_error(tmp_path: Path, clock: VirtualClock) -> None:
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.new("L", (200, 200), 255).save(blank)
+    db = tmp_path / "visitor.db"
+    result = run(clock, "checkin", "--image", str(blank), "--db", str(db))
+    assert result.exit_code == 2 and "no QR code" in result.output
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    result = run(clock, "checkin", "--image", str(not_image), "--db", str(db))
+    assert result.exit_code == 2 and "not an image" in result.output
+    assert not db.exists()
+
+
+def test_past_visit_and_its_bad_forms(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    db = tmp_path / "visitor.db"
+
+    def at(seconds_ago: float) -> str:
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(T0 - seconds_ago, dt.UTC).isoformat()
+
+    ok = run(clock, "checkin", cafe["url"], "--start", at(7200), "--end", at(5400), "--db", str(db), "--json")
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["checkin"]["minutes"] == 30.0
+    bad = [
+        (at(6000), at(3000), "overlaps"),
+        (at(600), at(-600), "future"),
+        (at(3000), at(3600), "end after it starts"),
+        (at(15 * 86400), at(15 * 86400 - 600), "14 days"),
+        ("yesterday", at(0), "ISO 8601"),
+    ]
+    for start, end, message in bad:
+        result = run(clock, "checkin", cafe["url"], "--start", start, "--end", end, "--db", str(db))
+        assert result.exit_code == 2 and message in result.output, (message, result.output)
+        assert len(result.output.strip().splitlines()) == 1
+    with SightingStore.open(db, purge_now=T0) as store:
+        assert store.db.conn.execute("SELECT COUNT(*) FROM checkins").fetchone()[0] == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["checkin", "https://e.coronawarn.app?v=1#QUJD"], "not a CWA venue payload"),
+        (["checkin", "https://example.org/"], "not a venue check-in URL"),
+        (["venue", "show", "nonsense"], "not a venue check-in URL"),
+        (["venue", "create", "--name", "x" * 101, "--address", "a", "--out", "OUT"], "at most 100"),
+        (["venue", "create", "--name", "a", "--address", "a", "--type", "zoo", "--out", "OUT"], "unknown venue type"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, clock: VirtualClock, args: list[str], message: str) -> None:
+    args = [str(tmp_path / "out") if a == "OUT" else a for a in args]
+    result = run(clock, *args, "--db", str(tmp_path / "v.db")) if args[0] == "checkin" else run(clock, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "v.db").exists() and not (tmp_path / "out").exists()
+
+
+def test_checkins_are_purged_with_sightings_after_14_days(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    db = str(tmp_path / "visitor.db")
+    run(clock, "checkin", cafe["url"], "--db", db)
+    clock.advance(14 * 86400 - 3600)
+    assert len(json.loads(run(clock, "checkins", "--db", db, "--json").output)["checkins"]) == 1
+    clock.advance(3600 + 46 * 60)  # 14 days after the automatic check-out, and a minute
+    assert json.loads(run(clock, "checkins", "--db", db, "--json").output)["checkins"] == []
