@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from bluezone.crypto.rpi import AEM_LENGTH, RPI_LENGTH
 from bluezone.errors import PayloadError
 
@@ -62,3 +64,11 @@ class Metadata:
     def plausible(self) -> bool:
         """Google ignores metadata of an unknown major version or a TX power outside -50..+20 dBm."""
         return self.major_version == 1 and TX_POWER_MIN <= self.tx_power <= TX_POWER_MAX
+
+
+def metadata_fields(metadata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(TX power in dBm, plausible) of many decrypted metadata rows, uint8 (m, 4): ``Metadata`` in bulk."""
+    metadata = np.asarray(metadata, np.uint8).reshape(-1, 4)
+    tx_power = metadata[:, 1].view(np.int8).astype(np.int16)
+    plausible = ((metadata[:, 0] >> 6) == 1) & (tx_power >= TX_POWER_MIN) & (tx_power <= TX_POWER_MAX)
+    return tx_power, plausible

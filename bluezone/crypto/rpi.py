@@ -111,11 +111,20 @@ def rpis_for_keys(
 # key is constant, so its inner and outer pad states are hashed once here.
 _EXTRACT_INNER = hashlib.sha256(b"\x36" * 64)
 _EXTRACT_OUTER = hashlib.sha256(b"\x5c" * 64)
-_RPIK_INFO = np.frombuffer(b"EN-RPIK\x01", np.uint8)
 
 
 def rpi_keys(teks: np.ndarray) -> list[bytes]:
     """RPIK = HKDF-SHA256(TEK, salt=None, info="EN-RPIK", 16) of each row of uint8 (n, 16)."""
+    return _hkdf16(teks, b"EN-RPIK")
+
+
+def aem_keys(teks: np.ndarray) -> list[bytes]:
+    """AEMK = HKDF-SHA256(TEK, salt=None, info="EN-AEMK", 16) of each row of uint8 (n, 16)."""
+    return _hkdf16(teks, b"EN-AEMK")
+
+
+def _hkdf16(teks: np.ndarray, info: bytes) -> list[bytes]:
+    """16 bytes of HKDF-SHA256 without salt of each row of ``teks`` (an ``info`` of 7 bytes)."""
     n = len(teks)
     data = np.ascontiguousarray(teks, np.uint8).tobytes()
     inner_copy, outer_copy, sha256 = _EXTRACT_INNER.copy, _EXTRACT_OUTER.copy, hashlib.sha256
@@ -131,7 +140,7 @@ def rpi_keys(teks: np.ndarray) -> list[bytes]:
     inner_msgs = np.empty((n, 72), np.uint8)
     inner_msgs[:, :64] = 0x36
     inner_msgs[:, :32] ^= prk
-    inner_msgs[:, 64:] = _RPIK_INFO
+    inner_msgs[:, 64:] = np.frombuffer(info + b"\x01", np.uint8)
     outer_pads = np.full((n, 64), 0x5C, np.uint8)
     outer_pads[:, :32] ^= prk
     ib, ob = inner_msgs.tobytes(), outer_pads.tobytes()
@@ -163,6 +172,31 @@ def _public_ecb_opener() -> Callable[[bytes], Any]:
     """The public-API path of ``_ecb_opener`` (the fallback, and the reference in tests)."""
     ecb, aes = modes.ECB(), algorithms.AES
     return lambda key: Cipher(aes(key), ecb).encryptor()
+
+
+def decrypt_aems(teks: np.ndarray, key_rows: np.ndarray, rpis: np.ndarray, aems: np.ndarray) -> np.ndarray:
+    """Metadata of many AEMs at once: uint8 (m, 4), row i sent with ``rpis[i]`` by key ``teks[key_rows[i]]``.
+
+    AES-CTR with the RPI as counter block encrypts 4 bytes with the first 4 bytes of
+    AES-ECB(AEMK, RPI), so each distinct (key, RPI) costs one block of one ECB call per key
+    and the XOR is done by numpy: ~10x cheaper than a CTR context per advert.
+    """
+    rpis = np.ascontiguousarray(rpis, np.uint8).reshape(-1, 16)
+    aems = np.ascontiguousarray(aems, np.uint8).reshape(-1, 4)
+    key_rows = np.asarray(key_rows, np.int64)
+    if len(rpis) == 0:
+        return np.empty((0, 4), np.uint8)
+    pairs = np.empty(len(rpis), [("key", "<i8"), ("rpi", "V16")])
+    pairs["key"], pairs["rpi"] = key_rows, rpis.view("V16").reshape(-1)
+    unique, inverse = np.unique(pairs, return_inverse=True)
+    keys_used, first = np.unique(unique["key"], return_index=True)
+    bounds = np.r_[first, len(unique)]
+    plain = np.ascontiguousarray(unique["rpi"]).view(np.uint8).reshape(-1, 16)
+    stream = np.empty((len(unique), 16), np.uint8)
+    open_ecb = _ecb_opener()
+    for aemk, a, b in zip(aem_keys(np.asarray(teks, np.uint8)[keys_used]), bounds[:-1].tolist(), bounds[1:].tolist()):
+        stream[a:b] = np.frombuffer(open_ecb(aemk).update(plain[a:b].tobytes()), np.uint8).reshape(-1, 16)
+    return aems ^ stream[inverse.reshape(-1), :4]
 
 
 def decrypt_aem(tek: bytes, rpi_value: bytes, aem_value: bytes) -> bytes:

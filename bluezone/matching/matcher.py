@@ -9,7 +9,8 @@ sightings are indexed once with two bit sets over independent bits of their RPIs
 bytes 0-2 (2 MB, stays in cache) and then up to 26 bits of bytes 4-7 (up to 8 MB, asked only
 for the ~6 % that pass the first).  With a million distinct stored RPIs about one random RPI
 in 1,000 passes both; the survivors of all batches are compared in full in one pass at the
-end.  No Python loop runs per RPI or per sighting; AEM decryption runs once per match.
+end.  No Python loop runs per RPI or per sighting; AEM decryption costs one AES block per
+distinct matched RPI.
 
 Deriving RPIs is nearly all of the time, and keys are independent, so ``jobs`` > 1 splits
 the keys between forked worker processes that share the index copy-on-write; only the
@@ -27,10 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
-from bluezone.crypto.keys import aem_key
-from bluezone.crypto.payload import Metadata
-from bluezone.crypto.rpi import aem as aem_crypt
-from bluezone.crypto.rpi import rpis_for_keys
+from bluezone.crypto.payload import metadata_fields
+from bluezone.crypto.rpi import decrypt_aems, rpis_for_keys
 from bluezone.matching.keyfile import key_bytes
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
@@ -270,7 +269,7 @@ def _decrypt(
     rpi_intervals: np.ndarray,
     default_tx_power: int,
 ) -> np.ndarray:
-    """Attach each match's TX power from its AEM (one AES-CTR per match: matches are few)."""
+    """Attach each match's TX power from its AEM (one AES block per distinct matched RPI)."""
     order = np.lexsort((sightings["time"][sighting_rows], key_rows))
     out = np.zeros(len(order), MATCH_DTYPE)
     out["key_index"] = key_rows[order]
@@ -279,17 +278,12 @@ def _decrypt(
     matched = sightings[out["sighting_index"]]
     out["time"] = matched["time"]
     out["rssi"] = matched["rssi"]
-    tx = np.full(len(out), default_tx_power, np.int16)
-    ok = np.zeros(len(out), np.bool_)
-    aemks: dict[int, bytes] = {}
-    for i, (k, s) in enumerate(zip(out["key_index"].tolist(), matched.tolist())):
-        aemk = aemks.get(k)
-        if aemk is None:
-            aemk = aemks[k] = aem_key(keys["key"][k].tobytes())
-        meta = Metadata.from_bytes(aem_crypt(aemk, bytes(s[1]), bytes(s[2])))
-        if meta.plausible:
-            tx[i], ok[i] = meta.tx_power, True
-    out["tx_power"] = tx
+    metadata = decrypt_aems(
+        key_bytes(keys), out["key_index"],
+        np.ascontiguousarray(matched["rpi"]).view(np.uint8), np.ascontiguousarray(matched["aem"]).view(np.uint8),
+    )
+    tx, ok = metadata_fields(metadata)
+    out["tx_power"] = np.where(ok, tx, default_tx_power)
     out["metadata_ok"] = ok
     if len(out) and not ok.all():
         log.debug("%d matched sightings had implausible metadata; assumed TX power %d dBm", (~ok).sum(), default_tx_power)

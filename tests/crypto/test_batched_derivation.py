@@ -8,8 +8,19 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.crypto.keys import rpi_key
-from bluezone.crypto.rpi import _ecb_opener, _public_ecb_opener, padded_data, rpi, rpi_keys, rpis_for_keys
+from bluezone.crypto.keys import aem_key, rpi_key
+from bluezone.crypto.payload import Metadata, metadata_fields
+from bluezone.crypto.rpi import (
+    _ecb_opener,
+    _public_ecb_opener,
+    aem_keys,
+    decrypt_aem,
+    decrypt_aems,
+    padded_data,
+    rpi,
+    rpi_keys,
+    rpis_for_keys,
+)
 
 teks_strategy = st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=40)
 
@@ -18,6 +29,7 @@ teks_strategy = st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_si
 def test_rpi_keys_equal_hkdf(teks: list[bytes]) -> None:
     arr = np.frombuffer(b"".join(teks), np.uint8).reshape(-1, 16)
     assert rpi_keys(arr) == [rpi_key(t) for t in teks]
+    assert aem_keys(arr) == [aem_key(t) for t in teks]
 
 
 @given(st.binary(min_size=16, max_size=16), st.integers(0, 2**32 - 1))
@@ -46,3 +58,25 @@ def test_public_fallback_gives_the_same_rpis(monkeypatch) -> None:
     rpi_module = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
     monkeypatch.setattr(rpi_module, "_ecb_opener", _public_ecb_opener)
     assert np.array_equal(rpis_for_keys(teks, starts), fast)
+
+
+@settings(max_examples=30)
+@given(
+    st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=5),
+    st.lists(st.tuples(st.integers(0, 4), st.binary(min_size=16, max_size=16), st.binary(min_size=4, max_size=4)), max_size=30),
+)
+def test_bulk_aem_decryption_equals_one_at_a_time(teks: list[bytes], adverts: list[tuple[int, bytes, bytes]]) -> None:
+    adverts = [(k % len(teks), r, a) for k, r, a in adverts]
+    adverts += adverts[:3]  # repeated (key, RPI) pairs, as when one RPI is heard many times
+    arr = np.frombuffer(b"".join(teks), np.uint8).reshape(-1, 16)
+    rows = np.array([k for k, _, _ in adverts], np.int64)
+    rpis = np.frombuffer(b"".join(r for _, r, _ in adverts), np.uint8).reshape(-1, 16)
+    aems = np.frombuffer(b"".join(a for _, _, a in adverts), np.uint8).reshape(-1, 4)
+    got = decrypt_aems(arr, rows, rpis, aems)
+    assert got.shape == (len(adverts), 4)
+    for i, (k, r, a) in enumerate(adverts):
+        assert got[i].tobytes() == decrypt_aem(teks[k], r, a)
+    tx, ok = metadata_fields(got)
+    for i in range(len(adverts)):
+        meta = Metadata.from_bytes(got[i].tobytes())
+        assert (int(tx[i]), bool(ok[i])) == (meta.tx_power, meta.plausible)
