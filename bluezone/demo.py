@@ -172,7 +172,7 @@ def run_demo(
     from bluezone.proximity.store import SightingStore
     from bluezone.server.app import create_app
     from bluezone.server.client import KeyServerClient, ServerState, check_server, upload_own_keys
-    from bluezone.server.codes import issue_code
+    from bluezone.server.codes import CodeKey, issue_code
     from bluezone.server.exports import export_batches
     from bluezone.server.signing import PinnedKey, keygen
     from bluezone.server.storage import SQLiteStorage
@@ -201,11 +201,12 @@ def run_demo(
         signer = keygen(server_dir / "signing")
         exports = server_dir / "exports"
         # the server's clock reads the demo's ``now`` (frozen: nothing on it sleeps)
-        app = create_app(storage, export_dir=exports, signer=signer, clock=VirtualClock(now))
+        code_key = CodeKey.load(server_dir / "signing")
+        app = create_app(storage, code_key=code_key, export_dir=exports, signer=signer, clock=VirtualClock(now))
         try:
             with _LoopbackServer(app) as url:
                 progress(f"embedded key server on {url}")
-                code = issue_code(storage, now, test_type="confirmed").code
+                code = issue_code(storage, now, key=code_key, test_type="confirmed").code
                 progress(f"{F0} tests positive; the health authority issues a one-time code")
                 with SightingStore.open(dbs[F0], create=False) as f0_store, KeyServerClient(url) as client:
                     sent, _ = upload_own_keys(f0_store, client, code, now, include_today=True)

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from bluezone.clock import Clock, SystemClock
+from bluezone.server.codes import CodeKey
 from bluezone.server.exports import INDEX_FILE, ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig, PublishError, publish
 from bluezone.server.signing import Signer
@@ -60,6 +61,7 @@ _ERROR_SCHEMA = {
 def create_app(
     storage: Storage,
     *,
+    code_key: CodeKey,
     export_dir: str | Path | None = None,
     signer: Signer | None = None,
     clock: Clock | None = None,
@@ -133,7 +135,9 @@ def create_app(
                 )
         client = request.client.host if request.client else "unknown"
         try:
-            result = await run_in_threadpool(publish, storage, bytes(body), client, clock.now(), publish_config)
+            result = await run_in_threadpool(
+                publish, storage, bytes(body), client, clock.now(), publish_config, code_key=code_key
+            )
         except PublishError as exc:
             return JSONResponse(exc.as_dict(), exc.status)
         return JSONResponse(result.as_dict())

@@ -38,7 +38,7 @@ from bluezone.matching.export import signed_export_zip
 from bluezone.matching.keyfile import empty_keys
 from bluezone.server.app import create_app
 from bluezone.server.client import publish_body
-from bluezone.server.codes import issue_code
+from bluezone.server.codes import CodeKey, issue_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig
 from bluezone.server.signing import Signer, keygen
@@ -59,11 +59,10 @@ def _random_keys(n: int, now: float, rng: np.random.Generator, per_day: int | No
     return keys
 
 
-def _serve(storage: Storage, export_dir: Path) -> tuple[Any, threading.Thread, str]:
+def _serve(storage: Storage, code_key: CodeKey, export_dir: Path) -> tuple[Any, threading.Thread, str]:
     import uvicorn
 
-    # a generous failure budget: the benchmark's codes are all valid anyway
-    app = create_app(storage, export_dir=export_dir, publish_config=PublishConfig())
+    app = create_app(storage, code_key=code_key, export_dir=export_dir, publish_config=PublishConfig())
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -113,8 +112,9 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
         storage = open_storage(db or root / "server.db")
         backend = "PostgreSQL" if db and "://" in db else "SQLite"
         signer = keygen(root / "signing")
+        code_key = CodeKey.load(root / "signing")
         try:
-            server, thread, url = _serve(storage, root / "exports")
+            server, thread, url = _serve(storage, code_key, root / "exports")
             rates: list[float] = []
             naive_rates: list[float] = []
             oneshot_rates: list[float] = []
@@ -122,12 +122,12 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
             try:
                 with httpx.Client(timeout=60) as http, httpx.Client(timeout=60, limits=no_keepalive) as fresh:
                     now = time.time()  # warm-up, untimed: the server's first requests are slower for all
-                    codes = [issue_code(storage, now).code for _ in range(WARMUP_UPLOADS)]
+                    codes = [issue_code(storage, now, key=code_key).code for _ in range(WARMUP_UPLOADS)]
                     _post_all(http, url, [publish_body(_random_keys(14, now, rng, per_day=1), c) for c in codes])
                     for _ in range(repeat):  # keep-alive and baselines alternate
                         for sink, client in ((rates, http), (naive_rates, fresh), (oneshot_rates, None)):
                             now = time.time()
-                            codes = [issue_code(storage, now).code for _ in range(uploads)]
+                            codes = [issue_code(storage, now, key=code_key).code for _ in range(uploads)]
                             bodies = [publish_body(_random_keys(14, now, rng, per_day=1), c) for c in codes]
                             sink.append(_post_all(client, url, bodies))
             finally:

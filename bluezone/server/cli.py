@@ -49,20 +49,42 @@ def server() -> None:
 @click.option("--force", is_flag=True, help="Replace an existing key (every client will refuse the new one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: bool) -> None:
-    """Create the P-256 export signing key pair in DIR."""
-    from bluezone.server.signing import keygen
+    """Create the P-256 export signing key pair and the code key in DIR.
 
-    signer = keygen(out, key_id, key_version, force)
+    Run again on a directory made by an older bluezone, it adds the code key and keeps the signing key."""
+    from bluezone.server.codes import CODE_KEY_FILE, CodeKey
+    from bluezone.server.signing import PRIVATE_FILE, keygen, load_signer
+
+    if (out / PRIVATE_FILE).exists() and not force and not (out / CODE_KEY_FILE).exists():
+        signer = load_signer(out)
+        CodeKey.generate().save(out)
+        message = f"code key written to {out / CODE_KEY_FILE}; signing key {out / PRIVATE_FILE} kept"
+    else:
+        signer = keygen(out, key_id, key_version, force)
+        message = f"signing key {signer.info.key_id}/{signer.info.key_version} written to {out}"
     info = signer.public_info()
     if as_json:
         click.echo(json.dumps(info, indent=2))
     else:
-        click.echo(f"signing key {info['key_id']}/{info['key_version']} written to {out}")
+        click.echo(message)
         click.echo(f"public key (clients pin this): {info['public_key']}")
+
+
+_create_db = click.option(
+    "--create-db", is_flag=True,
+    help="Create the database if it does not exist (normally `server run` creates it; a typo must not).",
+)
+
+
+def _open(db: str, create: bool) -> Any:
+    from bluezone.server.storage import open_storage
+
+    return open_storage(db, create=create)
 
 
 @server.command("issue-code")
 @_db
+@_key_dir
 @click.option("--test-date", callback=_date, help="Date of the test (YYYY-MM-DD).")
 @click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD).")
 @click.option(
@@ -70,21 +92,26 @@ def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: b
     help="Diagnosis the code vouches for (confirmed or negative also revises keys the same device sent with a 'likely' code).",
     show_default=True,
 )
-@click.option("--lifetime", default=3600, show_default=True, type=click.IntRange(60, 86400),
-              help="Seconds the code stays valid (at most a day: 8 digits are guessable in the long run).")
+@click.option("--short", is_flag=True,
+              help="An 8-digit code to read out over the phone (valid 15 min, at most an hour) instead of a "
+                   "16-digit one for self-service (valid a day).")
+@click.option("--lifetime", default=None, type=click.IntRange(60, 86400),
+              help="Seconds the code stays valid (default 86400, or 900 with --short; at most 3600 with --short).")
+@_create_db
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def issue_code_cmd(
-    db: str, test_date: dt.date | None, symptom_onset: dt.date | None, test_type: str, lifetime: int, as_json: bool
+    db: str, signing_key_dir: Path, test_date: dt.date | None, symptom_onset: dt.date | None, test_type: str,
+    short: bool, lifetime: int | None, create_db: bool, as_json: bool,
 ) -> None:
     """Issue a single-use verification code for a person who tested positive."""
-    from bluezone.server.codes import issue_code
-    from bluezone.server.storage import open_storage
+    from bluezone.server.codes import LONG, SHORT, CodeKey, issue_code
 
-    storage = open_storage(db)
+    key = CodeKey.load(signing_key_dir)
+    storage = _open(db, create_db)
     try:
         issued = issue_code(
-            storage, cli_clock().now(), test_type=test_type, test_date=test_date, symptom_onset=symptom_onset,
-            lifetime=lifetime,
+            storage, cli_clock().now(), key=key, kind=SHORT if short else LONG, test_type=test_type,
+            test_date=test_date, symptom_onset=symptom_onset, lifetime=lifetime,
         )
     finally:
         storage.close()
@@ -119,26 +146,33 @@ _region_opt = click.option("--region", default="XX", show_default=True, help="Re
 @_export_dir_opt
 @_max_keys_opt
 @_region_opt
+@_create_db
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def export_cmd(
-    db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, region: str, as_json: bool
+    db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, region: str, create_db: bool,
+    as_json: bool,
 ) -> None:
     """Write the keys whose validity has ended into new signed batches now."""
-    from bluezone.server.exports import ExportConfig, export_batches
+    from bluezone.server.exports import ExportConfig, embargoed, export_batches
     from bluezone.server.signing import load_signer
-    from bluezone.server.storage import open_storage
 
+    config = ExportConfig(region, max_keys_per_file)
     signer = load_signer(signing_key_dir)
     out = _export_dir(db, export_dir)
-    storage = open_storage(db)
+    storage = _open(db, create_db)
+    now = cli_clock().now()
     try:
-        batches = export_batches(storage, signer, out, cli_clock().now(), ExportConfig(region, max_keys_per_file))
+        batches = export_batches(storage, signer, out, now, config)
+        waiting = embargoed(storage, now)
     finally:
         storage.close()
     if as_json:
-        click.echo(json.dumps({"export_dir": str(out), "batches": [b.__dict__ for b in batches]}, indent=2))
-    else:
-        click.echo(f"{sum(b.num_keys for b in batches)} keys in {len(batches)} new batch(es) in {out}")
+        doc = {"export_dir": str(out), "batches": [b.__dict__ for b in batches], "waiting": waiting.as_dict()}
+        click.echo(json.dumps(doc, indent=2))
+        return
+    click.echo(f"{sum(b.num_keys for b in batches)} keys in {len(batches)} new batch(es) in {out}")
+    if waiting.keys:
+        click.echo(waiting.sentence())
 
 
 @server.command("run")
@@ -168,10 +202,13 @@ def run_cmd(
     from bluezone.server.signing import load_signer
     from bluezone.server.storage import open_storage
 
+    from bluezone.server.codes import CodeKey
+
     signer = load_signer(signing_key_dir)
+    code_key = CodeKey.load(signing_key_dir)
     storage = open_storage(db)
     app = create_app(
-        storage, export_dir=_export_dir(db, export_dir), signer=signer,
+        storage, code_key=code_key, export_dir=_export_dir(db, export_dir), signer=signer,
         export_config=ExportConfig(region, max_keys_per_file), export_every=export_every or None,
         publish_config=PublishConfig(max_keys_per_day=max_keys_per_day),
     )

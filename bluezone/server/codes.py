@@ -1,27 +1,51 @@
 """Verification codes: what a health authority hands a person who tested positive.
 
-A code is 8 random digits, single use, expiring (1 h by default, a day at most).  Only its SHA-256 is
-stored.  The code carries the test type and dates, from which the server derives each
-uploaded key's report type and days since symptom onset.
+Two kinds, as in GAEN's verification server: a *long* code (16 random digits, valid up to a day:
+sent to the person by SMS or link for self-service) and a *short* code (8 digits, valid up to an hour:
+read out over the phone).  Both are single use.  Guessing is made pointless by the size of the code
+space against the per-client limit on failed tries, not by a global limit (which anybody could trip
+to lock out every valid code).  Only an HMAC of each code is stored, keyed with a secret kept
+outside the database (``code_hmac.key`` beside the signing key), so a leaked database does not give
+the 8-digit codes away by brute force.  The code carries the test type and dates, from which the
+server derives each uploaded key's report type and days since symptom onset.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
+import logging
+import os
 import secrets
+import stat
 from dataclasses import dataclass
+from pathlib import Path
 
-from bluezone.errors import InputError
+from bluezone.errors import ConfigError, InputError
 from bluezone.server.storage import CodeRecord, ServerStorageError, Storage
 
-CODE_DIGITS = 8
-MAX_DRAWS = 20  # fresh codes tried before giving up (a collision is about 1 in 10^5 with 1,000 codes on record)
-DEFAULT_CODE_LIFETIME = 3600.0
-#: 8 digits are guessable in the long run: with the global limit of 1,000 failed codes an hour
-#: each live code is hit with probability 1e-5 an hour, so codes must not live long (GAEN's
-#: 8-digit "short codes" live 15-60 minutes).
-MAX_CODE_LIFETIME = 86400.0
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CodeKind:
+    """How long a code is and may live (GAEN: long codes up to 24 h, short codes up to 1 h)."""
+
+    name: str
+    digits: int
+    default_lifetime: float
+    max_lifetime: float
+
+
+#: 10^16 codes: even 10,000 live codes and a million failed tries leave a 1e-6 chance of one hit.
+LONG = CodeKind("long", 16, 86400.0, 86400.0)
+#: 10^8 codes: short-lived, for reading out over the phone; see docs/server.md for the odds.
+SHORT = CodeKind("short", 8, 900.0, 3600.0)
+CODE_KINDS = {k.name: k for k in (LONG, SHORT)}
+MAX_DRAWS = 20  # fresh codes tried before giving up (8 digits collide about 1 in 10^5 with 1,000 codes on record)
+CODE_KEY_FILE = "code_hmac.key"
+CODE_KEY_BYTES = 32
 #: Test type -> GAEN report type (TemporaryExposureKey.ReportType), as the GAEN
 #: verification server maps them; "negative" revokes earlier "likely" keys.
 REPORT_TYPES = {"confirmed": 1, "likely": 2, "recursive": 4, "negative": 5}
@@ -48,7 +72,62 @@ class IssuedCode:
         }
 
 
-def hash_code(code: str) -> str:
+@dataclass(frozen=True, repr=False)
+class CodeKey:
+    """The secret the code hashes are keyed with; kept in a 0600 file outside the database."""
+
+    secret: bytes
+
+    def hash(self, code: str) -> str:
+        """What the database keeps of a code: HMAC-SHA256, useless without the key file."""
+        return hmac.new(self.secret, code.encode("utf-8"), hashlib.sha256).hexdigest()
+
+    @classmethod
+    def generate(cls) -> CodeKey:
+        return cls(secrets.token_bytes(CODE_KEY_BYTES))
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``code_hmac.key`` (hex, mode 0600 whatever the umask); refuses to replace one."""
+        path = Path(directory) / CODE_KEY_FILE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise InputError(f"{path} exists: replacing it would invalidate every code issued") from None
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(self.secret.hex() + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> CodeKey:
+        """The key ``bluezone server keygen`` wrote into ``directory``."""
+        path = Path(directory) / CODE_KEY_FILE
+        try:
+            text = path.read_text().strip()
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no code key {path}: run `bluezone server keygen --out {directory}` once"
+                " (it adds the code key and keeps an existing signing key)"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read code key {path}: {exc}") from None
+        try:
+            secret = bytes.fromhex(text)
+        except ValueError:
+            secret = b""
+        if len(secret) != CODE_KEY_BYTES:
+            raise ConfigError(f"{path} is not a code key ({2 * CODE_KEY_BYTES} hex digits)")
+        if mode & 0o077:
+            log.warning("code key %s is readable by others; chmod 600 it", path)
+        return cls(secret)
+
+    def __repr__(self) -> str:  # never the secret in a log or traceback
+        return "CodeKey(<secret>)"
+
+
+def legacy_hash_code(code: str) -> str:
+    """The plain SHA-256 codes were stored as before the code key (schema < 3): checked until they expire."""
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
@@ -61,16 +140,22 @@ def issue_code(
     storage: Storage,
     now: float,
     *,
+    key: CodeKey,
+    kind: CodeKind = LONG,
     test_type: str = "confirmed",
     test_date: dt.date | None = None,
     symptom_onset: dt.date | None = None,
-    lifetime: float = DEFAULT_CODE_LIFETIME,
+    lifetime: float | None = None,
 ) -> IssuedCode:
-    """Create and store a fresh single-use code."""
+    """Create and store a fresh single-use code (only its keyed hash is stored)."""
     if test_type not in REPORT_TYPES:
         raise InputError(f"unknown test type {test_type!r}: use one of {', '.join(REPORT_TYPES)}")
-    if not 0 < lifetime <= MAX_CODE_LIFETIME:
-        raise InputError(f"a code's lifetime must be positive and at most {MAX_CODE_LIFETIME:.0f} s (one day)")
+    lifetime = kind.default_lifetime if lifetime is None else lifetime
+    if not 0 < lifetime <= kind.max_lifetime:
+        raise InputError(
+            f"a {kind.name} code's lifetime must be positive and at most {kind.max_lifetime:.0f} s"
+            + (" (8 digits are guessable in the long run)" if kind is SHORT else "")
+        )
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     for name, date in (("test date", test_date), ("symptom onset", symptom_onset)):
         if date is not None and date > today:
@@ -78,9 +163,9 @@ def issue_code(
     if test_date and symptom_onset and symptom_onset > test_date:
         raise InputError("symptom onset cannot be after the test date")
     for _ in range(MAX_DRAWS):  # 8 digits collide with a code still on record now and then: draw again
-        code = "".join(secrets.choice("0123456789") for _ in range(CODE_DIGITS))
+        code = "".join(secrets.choice("0123456789") for _ in range(kind.digits))
         record = CodeRecord(
-            code_hash=hash_code(code),
+            code_hash=key.hash(code),
             report_type=REPORT_TYPES[test_type],
             test_type=test_type,
             test_day=day_number(test_date) if test_date else None,

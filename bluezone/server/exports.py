@@ -13,6 +13,7 @@ key server itself or synced to any static host or CDN.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.errors import InputError
 from bluezone.matching.export import signed_export_zip
 from bluezone.server.signing import Signer
@@ -50,6 +51,41 @@ class ExportConfig:
             raise InputError(f"region must be 2-16 letters, digits or '-' (e.g. VN), got {self.region!r}")
         if self.max_keys_per_file < 1 or self.retention_days < 1:
             raise InputError("max_keys_per_file and retention_days must be at least 1")
+
+
+@dataclass(frozen=True)
+class Embargo:
+    """Keys on the server not exported yet because they are still valid (today's keys)."""
+
+    keys: int
+    first_release: float | None  # Unix time the first of them can be exported
+    last_release: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"keys": self.keys, "first_release": _iso(self.first_release), "last_release": _iso(self.last_release)}
+
+    def sentence(self) -> str:
+        """E.g. "3 keys wait until their validity ends: exportable from 2026-11-21 00:00 UTC"."""
+        when = f"exportable from {_iso(self.first_release, ' ')} UTC"
+        if self.last_release != self.first_release:
+            when += f", all by {_iso(self.last_release, ' ')} UTC"
+        return f"{self.keys} key(s) wait until their validity ends: {when}"
+
+
+def _iso(t: float | None, sep: str = "T") -> str | None:
+    if t is None:
+        return None
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(sep=sep, timespec="minutes").removesuffix("+00:00")
+
+
+def embargoed(storage: Storage, now: float) -> Embargo:
+    """What the next exports will publish once today's keys have ended (``export_batches`` leaves them)."""
+    count, first, last = storage.embargoed_keys(interval_number(now))
+    return Embargo(
+        count,
+        None if first is None else first * INTERVAL_SECONDS,
+        None if last is None else last * INTERVAL_SECONDS,
+    )
 
 
 def _write_atomic(path: Path, data: bytes) -> None:

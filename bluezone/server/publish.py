@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import hashlib
+import ipaddress
+import json
 import logging
 import secrets
 from collections import Counter
@@ -33,7 +34,7 @@ from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_s
 from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import BluezoneError
 from bluezone.matching.keyfile import MAX_DAYS_SINCE_ONSET, MAX_TRANSMISSION_RISK, NO_DAYS_SINCE_ONSET, empty_keys
-from bluezone.server.codes import hash_code
+from bluezone.server.codes import CodeKey, legacy_hash_code
 from bluezone.server.storage import CodeRecord, RevisionRefused, Storage
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,10 @@ class PublishConfig:
     max_age_days: int = 14
     max_body_bytes: int = 64 * 1024
     failure_window: float = 3600.0
-    max_failures_per_client: int = 10  # failed code tries per client per window
-    max_failures_global: int = 1000  # all clients together per window
+    #: Failed code tries per client (an IPv4 address, an IPv6 /64) per window.  There is no global
+    #: limit: anybody could trip it and lock out every valid code.  Guessing is pointless instead:
+    #: long codes have 16 digits, short ones 8 digits and live at most an hour (docs/server.md).
+    max_failures_per_client: int = 10
 
 
 class PublishError(BluezoneError):
@@ -210,22 +213,36 @@ def validate_keys(request: PublishRequest, code: CodeRecord, now: float, config:
     return keys
 
 
-def publish(storage: Storage, body: bytes, client: str, now: float, config: PublishConfig) -> PublishResult:
-    """The whole endpoint: parse, rate-limit, redeem the code and store (or revise) atomically."""
+def client_key(host: str) -> str:
+    """Whom the per-client limit counts: an IPv4 address, or an IPv6 /64 (one host is given a whole
+    /64, and would otherwise get as many tries as it has addresses)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+def publish(
+    storage: Storage, body: bytes, client: str, now: float, config: PublishConfig, *, code_key: CodeKey
+) -> PublishResult:
+    """The whole endpoint: parse, rate-limit the client, redeem the code and store (or revise) atomically."""
     request = parse_request(body, config)
-    since = now - config.failure_window
-    if storage.count_failures(since, client) >= config.max_failures_per_client:
+    client = client_key(client)
+    if storage.count_failures(now - config.failure_window, client) >= config.max_failures_per_client:
         log.warning("publish refused: client %s over the failed-code limit", client)
         raise PublishError(429, "rate_limited", "too many failed verification codes from this client; try later")
-    if storage.count_failures(since) >= config.max_failures_global:
-        log.warning("publish refused: global failed-code limit reached")
-        raise PublishError(429, "rate_limited", "too many failed verification codes; try later")
     new_token = secrets.token_urlsafe(32)
     try:
         outcome = storage.publish(
-            hash_code(request.code),
+            code_key.hash(request.code),
             now,
             lambda code: validate_keys(request, code, now, config),
+            legacy_code_hash=legacy_hash_code(request.code),
             token_hash=token_hash(request.revision_token) if request.revision_token else None,
             new_token_hash=token_hash(new_token),
         )

@@ -1,7 +1,9 @@
 """The export signing key: a P-256 key pair in a directory, and the identity clients pin.
 
-``keygen`` writes ``private.pem`` (0600), ``public.pem`` and ``signing_key.json`` (key id,
-version, algorithm, base64 DER public key: what GAEN apps are configured with).
+``keygen`` writes ``private.pem`` (0600), ``public.pem`` and ``signing_key.json`` (0644: key id,
+version, algorithm, base64 DER public key: what GAEN apps are configured with), and beside them
+the code key ``code_hmac.key`` (0600, see ``codes.CodeKey``), into a directory it creates 0700.
+Modes are set explicitly: under umask 000 the defaults would leave the directory open to all.
 """
 
 from __future__ import annotations
@@ -41,24 +43,42 @@ class Signer:
         }
 
 
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Write ``data`` with exactly ``mode`` (os.open's mode is filtered by the umask, and an existing
+    file keeps its old mode)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), mode)
+        f.write(data)
+
+
+def _key_dir(out: Path) -> None:
+    """Create ``out`` 0700; an existing directory is left as the operator made it."""
+    if not out.exists():
+        out.mkdir(parents=True)
+        os.chmod(out, 0o700)
+
+
 def keygen(out: str | Path, key_id: str = "bluezone", key_version: str = "v1", force: bool = False) -> Signer:
-    """Create a new P-256 signing key in ``out``; refuses to overwrite one unless ``force``."""
+    """Create a new P-256 signing key (and the code key, unless there is one) in ``out``; refuses to
+    overwrite a signing key unless ``force``."""
+    from bluezone.server.codes import CODE_KEY_FILE, CodeKey
+
     out = Path(out)
     if (out / PRIVATE_FILE).exists() and not force:
         raise InputError(f"{out / PRIVATE_FILE} exists: refusing to replace a signing key clients have pinned")
-    out.mkdir(parents=True, exist_ok=True)
+    _key_dir(out)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(out / PRIVATE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    (out / PUBLIC_FILE).write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    _write(out / PRIVATE_FILE, pem, 0o600)
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write(out / PUBLIC_FILE, public, 0o644)
     signer = Signer(key, SignatureInfo(key_id, key_version, ECDSA_P256_SHA256))
-    (out / INFO_FILE).write_text(json.dumps(signer.public_info(), indent=2) + "\n")
+    _write(out / INFO_FILE, (json.dumps(signer.public_info(), indent=2) + "\n").encode(), 0o644)
+    if not (out / CODE_KEY_FILE).exists():  # a new signing key does not invalidate the codes already issued
+        CodeKey.generate().save(out)
     return signer
 
 

@@ -29,7 +29,7 @@ from bluezone.matching.keyfile import empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -83,6 +83,9 @@ _MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (token_hash, key_id))""",
         "CREATE INDEX revision_tokens_key ON revision_tokens (key_id)",
     ],
+    3: [  # code hashes keyed with a secret outside the database; codes stored before stay plain SHA-256
+        "ALTER TABLE codes ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0",
+    ],
 }
 
 #: GAEN report types (TemporaryExposureKey.ReportType) that revision concerns.
@@ -120,7 +123,7 @@ class ServerStorageError(BluezoneError):
 
 @dataclass(frozen=True)
 class CodeRecord:
-    """A verification code as stored (only its hash: a stolen database reveals no live code)."""
+    """A verification code as stored (only its keyed hash: a stolen database reveals no live code)."""
 
     code_hash: str
     report_type: int
@@ -190,12 +193,13 @@ class Storage(ABC):
 
     # -- verification codes --
     def add_code(self, record: CodeRecord) -> bool:
-        """Store a new code; False when its hash is taken (the same digits issued before)."""
+        """Store a new code (its hash keyed: see codes.CodeKey); False when its hash is taken (the same
+        digits issued before)."""
         with self._transaction() as cur:
             return self._exec(
                 cur,
-                "INSERT INTO codes (code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (code_hash) DO NOTHING",
+                "INSERT INTO codes (code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at,"
+                " keyed) VALUES (?, ?, ?, ?, ?, ?, ?, 1) ON CONFLICT (code_hash) DO NOTHING",
                 [
                     record.code_hash,
                     record.report_type,
@@ -238,6 +242,7 @@ class Storage(ABC):
         now: float,
         build: Callable[[CodeRecord], np.ndarray],
         *,
+        legacy_code_hash: str | None = None,
         token_hash: str | None = None,
         new_token_hash: str | None = None,
     ) -> PublishOutcome:
@@ -251,17 +256,21 @@ class Storage(ABC):
         (``token_hash``) and the change is allowed (``revision_refusal``), else RevisionRefused
         aborts the whole upload.  Keys the uploader proved to own are listed under the new token
         too, and every older token stays good.
+        ``code_hash`` is the code's keyed hash; ``legacy_code_hash`` its plain SHA-256, which matches
+        only codes stored before the code key (schema < 3), so they still work until they expire.
         Raises LookupError("invalid"|"used"|"expired") for an unusable code.
         """
+        match = "((code_hash = ? AND keyed = 1) OR (code_hash = ? AND keyed = 0))"
+        hashes = [code_hash, legacy_code_hash or ""]
         with self._transaction() as cur:
             row = self._exec(
                 cur,
-                "UPDATE codes SET used_at = ? WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?"
+                f"UPDATE codes SET used_at = ? WHERE {match} AND used_at IS NULL AND expires_at > ?"
                 " RETURNING code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at, used_at",
-                [now, code_hash, now],
+                [now, *hashes, now],
             ).fetchone()
             if row is None:
-                found = self._exec(cur, "SELECT used_at FROM codes WHERE code_hash = ?", [code_hash]).fetchone()
+                found = self._exec(cur, f"SELECT used_at FROM codes WHERE {match}", hashes).fetchone()
                 raise LookupError("invalid" if found is None else "used" if found[0] is not None else "expired")
             keys = build(CodeRecord(*row))
             inserted = revised = 0
@@ -353,6 +362,18 @@ class Storage(ABC):
             "batch_id IS NULL AND rolling_start + rolling_period <= ? AND rolling_start >= ?",
             [max_end_interval, min_start_interval],
         )
+
+    def embargoed_keys(self, max_end_interval: int) -> tuple[int, int | None, int | None]:
+        """Keys not exported because they are still valid after ``max_end_interval``: how many, and
+        the first and last interval at which one's validity ends (what ``server export`` reports)."""
+        with self._transaction() as cur:
+            count, first, last = self._exec(
+                cur,
+                "SELECT COUNT(*), MIN(rolling_start + rolling_period), MAX(rolling_start + rolling_period)"
+                " FROM exposure_keys WHERE batch_id IS NULL AND rolling_start + rolling_period > ?",
+                [max_end_interval],
+            ).fetchone()
+        return int(count), None if first is None else int(first), None if last is None else int(last)
 
     def pending_revisions(self, min_start_interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exported keys revised since, not yet in a batch's ``revised_keys``, with their new report type
@@ -448,9 +469,14 @@ class Storage(ABC):
 class SQLiteStorage(Storage):
     """The embedded default: one SQLite file in WAL mode."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, create: bool = True) -> None:
         super().__init__()
         self.path = Path(path)
+        if not create and not self.path.is_file():
+            # a typo in --db must not hand out codes (or export) from a new, empty database nobody serves
+            what = "is not a file" if self.path.exists() else "does not exist"
+            raise InputError(f"key server database {self.path} {what} (the server creates it on its first start;"
+                             " add --create-db to create it here)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # 0600 before SQLite opens it (its -wal/-shm take the same mode): the code hashes are of
@@ -521,8 +547,9 @@ class PostgresStorage(Storage):
         self._conn.close()
 
 
-def open_storage(db: str | Path) -> Storage:
-    """``postgresql://...`` (or ``postgres://``) opens PostgreSQL; anything else is a SQLite file path."""
+def open_storage(db: str | Path, create: bool = True) -> Storage:
+    """``postgresql://...`` (or ``postgres://``) opens PostgreSQL; anything else is a SQLite file path,
+    created (with its directory) only if ``create``."""
     text = str(db)
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresStorage(text)
@@ -530,4 +557,4 @@ def open_storage(db: str | Path) -> Storage:
         text = text[len("sqlite:///") :]
     elif "://" in text:
         raise InputError(f"unsupported database URL {text!r}: give a SQLite file path or postgresql://...")
-    return SQLiteStorage(text)
+    return SQLiteStorage(text, create=create)

@@ -9,9 +9,12 @@ from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, rolling_
 from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
+from bluezone.server.codes import CodeKey
 
 #: A fixed "now" (2026-11-20 12:00 UTC) for the virtual clock.
 NOW = 1_763_640_000.0
+#: A code key for tests that hash codes without a key directory.
+KEY = CodeKey(bytes(range(32)))
 
 
 def f0_keys(now: float, days: int = 5, seed: int = 7) -> list[DailyKey]:

@@ -29,7 +29,7 @@ from bluezone.server.client import (
     check_server,
     keys_to_upload,
 )
-from bluezone.server.codes import issue_code
+from bluezone.server.codes import CodeKey, issue_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig
 from bluezone.server.signing import PinnedKey, keygen
@@ -44,14 +44,16 @@ class Server:
         self.storage = SQLiteStorage(tmp / "server.db")
         self.signer = keygen(tmp / "signing")
         self.exports = tmp / "exports"
+        self.code_key = CodeKey.load(tmp / "signing")
         self.app = create_app(
-            self.storage, export_dir=self.exports, signer=self.signer, clock=self.clock, publish_config=publish_config
+            self.storage, code_key=self.code_key, export_dir=self.exports, signer=self.signer, clock=self.clock,
+            publish_config=publish_config,
         )
         self.http = TestClient(self.app, base_url=URL)
         self.client = KeyServerClient(URL, http=self.http)
 
     def code(self, **kw: object) -> str:
-        return issue_code(self.storage, self.clock.now(), **kw).code  # type: ignore[arg-type]
+        return issue_code(self.storage, self.clock.now(), key=self.code_key, **kw).code  # type: ignore[arg-type]
 
     def export(self, **kw: object) -> list:
         return export_batches(self.storage, self.signer, self.exports, self.clock.now(), ExportConfig(**kw))  # type: ignore[arg-type]
@@ -114,25 +116,46 @@ def test_codes_reused_expired_wrong_refused(server: Server) -> None:
     assert (status, doc["insertedExposures"], doc["revisedExposures"]) == (200, 1, 0) and len(doc["revisionToken"]) >= 40
     status, doc = server.post(_body([(b"\x02" * 16, day - 144, 144)], code))
     assert (status, doc["code"]) == (403, "verification_code_used")
-    expiring = server.code()
+    expiring = server.code(lifetime=3600)
     server.clock.advance(3601)
     status, doc = server.post(_body([(b"\x03" * 16, day, 144)], expiring))
     assert (status, doc["code"]) == (403, "verification_code_expired")
-    status, doc = server.post(_body([(b"\x04" * 16, day, 144)], "12345678"))
+    status, doc = server.post(_body([(b"\x04" * 16, day, 144)], "1234567812345678"))
     assert (status, doc["code"]) == (403, "verification_code_invalid")
     assert server.storage.count_keys() == 1
     assert server.storage.count_failures(0) == 3
 
 
-def test_failed_guesses_rate_limited(tmp_path: Path) -> None:
-    server = Server(tmp_path, PublishConfig(max_failures_per_client=3, max_failures_global=5))
+def test_failed_guesses_rate_limited_per_client(tmp_path: Path) -> None:
+    server = Server(tmp_path, PublishConfig(max_failures_per_client=3))
     day = rolling_start(NOW) - ROLLING_PERIOD
-    body = _body([(b"\x01" * 16, day, 144)], "00000000")
+    body = _body([(b"\x01" * 16, day, 144)], "0000000000000000")
     assert [server.post(body)[0] for _ in range(4)] == [403, 403, 403, 429]
-    good = server.code(lifetime=7200)
+    good = server.code()
     assert server.post(_body([(b"\x01" * 16, day, 144)], good))[1]["code"] == "rate_limited"
     server.clock.advance(3601)  # the window has passed
     assert server.post(_body([(b"\x01" * 16, day, 144)], good))[0] == 200
+
+
+def test_failed_guesses_from_everywhere_never_lock_out_a_valid_code(tmp_path: Path) -> None:
+    """Issue 14.1: 1,000 failed codes from many clients (4 s of work) made the server answer 429 to
+    every valid code for an hour.  Only the clients that failed are limited now."""
+    server = Server(tmp_path)
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    for i in range(1200):
+        server.storage.record_failure(f"10.0.{i // 250}.{i % 250}", NOW - 60, "invalid")
+    status, doc = server.post(_body([(b"\x01" * 16, day, 144)], server.code()))
+    assert status == 200, doc
+
+
+def test_one_ipv6_host_is_one_client() -> None:
+    """A host owns a whole /64: counted per address, it would get 2^64 times the tries."""
+    from bluezone.server.publish import client_key
+
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("::ffff:192.0.2.7") == client_key("192.0.2.7") == "192.0.2.7"
+    assert client_key("testclient") == "testclient"
 
 
 @pytest.mark.parametrize(
@@ -289,7 +312,9 @@ def test_scheduled_export_runs_in_the_app(tmp_path: Path) -> None:
     s = Server(tmp_path)
     day = rolling_start(NOW) - ROLLING_PERIOD
     s.post(_body([(b"\x05" * 16, day, 144)], s.code()))
-    app = create_app(s.storage, export_dir=s.exports, signer=s.signer, clock=s.clock, export_every=3600)
+    app = create_app(
+        s.storage, code_key=s.code_key, export_dir=s.exports, signer=s.signer, clock=s.clock, export_every=3600
+    )
     with TestClient(app, base_url=URL) as http:  # runs the lifespan: the first export is immediate
         for _ in range(500):
             if http.get("/v1/exports/index.txt").text:

@@ -33,8 +33,10 @@ def live_server(tmp_path: Path) -> Iterator[dict]:
     keygen(keys)
     from bluezone.server.signing import load_signer
 
+    from bluezone.server.codes import CodeKey
+
     storage = SQLiteStorage(db)
-    app = create_app(storage, export_dir=exports, signer=load_signer(keys))
+    app = create_app(storage, code_key=CodeKey.load(keys), export_dir=exports, signer=load_signer(keys))
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -59,10 +61,10 @@ def _run(*args: str, input: str | None = None) -> tuple[int, str, str]:
 def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])
-    code_rc, out, err = _run("server", "issue-code", "--db", db, "--json", "--type", "confirmed")
+    code_rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "confirmed")
     assert code_rc == 0, err
     issued = json.loads(out)
-    assert set(issued) >= {"code", "expires_at"} and len(issued["code"]) == 8
+    assert set(issued) >= {"code", "expires_at"} and len(issued["code"]) == 16
 
     rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--dry-run")
     assert rc == 0 and len(json.loads(out)["temporaryExposureKeys"]) == 5  # today's key not included
@@ -99,14 +101,14 @@ def test_negative_code_withdraws_a_likely_report_cli(live_server: dict, tmp_path
     url, db = live_server["url"], str(live_server["db"])
     export = ("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
               "--export-dir", str(live_server["exports"]))
-    likely = json.loads(_run("server", "issue-code", "--db", db, "--json", "--type", "likely")[1])["code"]
+    likely = json.loads(_run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "likely")[1])["code"]
     rc, out, err = _run("upload", "--server", url, "--code", likely, "--db", str(nodes["a"]), "--yes", "--json")
     assert rc == 0 and (json.loads(out)["stored"], json.loads(out)["revised"]) == (5, 0), err
     assert _run(*export)[0] == 0
     rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]), "--json")
     assert rc == 0 and json.loads(out)["close_contact"] is True, err
 
-    negative = json.loads(_run("server", "issue-code", "--db", db, "--json", "--type", "negative")[1])["code"]
+    negative = json.loads(_run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "negative")[1])["code"]
     rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--dry-run")
     assert rc == 0 and json.loads(out)["revisionToken"] == "<revision token of your last upload>"  # sent, not shown
     rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--yes")
@@ -122,7 +124,7 @@ def test_negative_code_withdraws_a_likely_report_cli(live_server: dict, tmp_path
 def test_check_rejects_tampered_batch_cli(live_server: dict, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])
-    code = json.loads(_run("server", "issue-code", "--db", db, "--json")[1])["code"]
+    code = json.loads(_run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json")[1])["code"]
     assert _run("upload", "--server", url, "--code", code, "--db", str(nodes["a"]), "--yes")[0] == 0
     assert _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
                 "--export-dir", str(live_server["exports"]))[0] == 0
@@ -143,7 +145,9 @@ def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_one_line_errors(tmp_path: Path) -> None:
-    rc, out, err = _run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--test-date", "2999-01-01")
+    keygen(tmp_path / "k")
+    rc, out, err = _run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--signing-key-dir", str(tmp_path / "k"),
+                        "--create-db", "--test-date", "2999-01-01")
     assert rc == 2 and "future" in err
     rc, out, err = _run("upload", "--server", "ftp://x", "--code", "12345678", "--db", str(tmp_path / "none.db"))
     assert rc == 2 and err.startswith("Error:")
@@ -199,7 +203,8 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
         while not (tmp_path / "s-exports" / "index.txt").exists() and time.monotonic() < deadline:
             time.sleep(0.05)  # the scheduled export writes the (empty) index
         assert (tmp_path / "s-exports" / "index.txt").read_text() == ""
-        code = json.loads(_run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--json")[1])["code"]
+        code = json.loads(_run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--signing-key-dir",
+                               str(tmp_path / "k"), "--json")[1])["code"]
         from bluezone.crypto.intervals import rolling_start
         from bluezone.server.client import publish_body
         from bluezone.matching.keyfile import empty_keys
@@ -229,7 +234,7 @@ def test_server_benchmark_command_small() -> None:
 def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])
-    code = json.loads(_run("server", "issue-code", "--db", db, "--json")[1])["code"]
+    code = json.loads(_run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json")[1])["code"]
     rc, out, err = _run("upload", "--server", url, "--code", code, "--db", str(nodes["a"]), "--yes",
                         "--include-today", "--json")
     assert rc == 0, err

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from server_helpers import NOW
+from server_helpers import KEY, NOW
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.errors import InputError
 from bluezone.matching.export import open_signed_export
 from bluezone.matching.keyfile import empty_keys
-from bluezone.server.codes import hash_code, issue_code
+from bluezone.server.codes import issue_code
 from bluezone.server.exports import export_batches
 from bluezone.server.publish import PublishConfig, PublishError, publish
 from bluezone.server.signing import keygen
@@ -34,35 +34,35 @@ def _body(code: str, rows: list[tuple[int, int]]) -> bytes:
 
 
 def test_code_lifecycle(storage) -> None:
-    issued = issue_code(storage, NOW, test_type="recursive")
-    assert len(issued.code) == 8 and issued.code.isdigit() and issued.expires_at == NOW + 3600
-    record = storage.get_code(hash_code(issued.code))
+    issued = issue_code(storage, NOW, key=KEY, test_type="recursive")
+    assert len(issued.code) == 16 and issued.code.isdigit() and issued.expires_at == NOW + 86400
+    record = storage.get_code(KEY.hash(issued.code))
     assert record.report_type == 4 and record.used_at is None
     day = rolling_start(NOW) - ROLLING_PERIOD
-    assert publish(storage, _body(issued.code, [(day, 144)]), "c1", NOW, PublishConfig()).inserted == 1
-    assert storage.get_code(hash_code(issued.code)).used_at == NOW
+    assert publish(storage, _body(issued.code, [(day, 144)]), "c1", NOW, PublishConfig(), code_key=KEY).inserted == 1
+    assert storage.get_code(KEY.hash(issued.code)).used_at == NOW
     with pytest.raises(PublishError) as info:
-        publish(storage, _body(issued.code, [(day - 144, 144)]), "c1", NOW, PublishConfig())
+        publish(storage, _body(issued.code, [(day - 144, 144)]), "c1", NOW, PublishConfig(), code_key=KEY)
     assert info.value.code == "verification_code_used"
     assert storage.count_failures(0, "c1") == 1 and storage.count_failures(0, "c2") == 0
 
 
 def test_publish_is_atomic(storage) -> None:
-    code = issue_code(storage, NOW).code
+    code = issue_code(storage, NOW, key=KEY).code
     day = rolling_start(NOW) - ROLLING_PERIOD
     with pytest.raises(PublishError) as info:
-        publish(storage, _body(code, [(day, 144), (rolling_start(NOW) + 500, 1)]), "c", NOW, PublishConfig())
+        publish(storage, _body(code, [(day, 144), (rolling_start(NOW) + 500, 1)]), "c", NOW, PublishConfig(), code_key=KEY)
     assert info.value.code == "key_timing_invalid"
     assert storage.count_keys() == 0
-    assert storage.get_code(hash_code(code)).used_at is None
-    assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig()).inserted == 1
+    assert storage.get_code(KEY.hash(code)).used_at is None
+    assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig(), code_key=KEY).inserted == 1
 
 
 def test_duplicate_keys_across_uploads_skipped(storage) -> None:
     day = rolling_start(NOW) - ROLLING_PERIOD
     for expected in (1, 0):
-        code = issue_code(storage, NOW).code
-        assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig()).inserted == expected
+        code = issue_code(storage, NOW, key=KEY).code
+        assert publish(storage, _body(code, [(day, 144)]), "c", NOW, PublishConfig(), code_key=KEY).inserted == expected
     assert storage.count_keys() == 1
 
 
@@ -101,7 +101,7 @@ def test_sqlite_file_is_private_under_any_umask(tmp_path, caplog) -> None:
     previous = os.umask(0)
     try:
         storage = SQLiteStorage(tmp_path / "new" / "keys.db")
-        issue_code(storage, NOW)
+        issue_code(storage, NOW, key=KEY)
         storage.close()
     finally:
         os.umask(previous)
@@ -118,30 +118,42 @@ def test_sqlite_file_is_private_under_any_umask(tmp_path, caplog) -> None:
     assert any("readable by others" in r.getMessage() for r in caplog.records)
 
 
-def test_codes_live_at_most_a_day(tmp_path) -> None:
-    """8 digits against 1,000 failed guesses an hour: a code living a month would be found."""
+def test_code_kinds_and_lifetimes(tmp_path) -> None:
+    """Long codes (16 digits) live up to a day, short ones (8 digits, read over the phone) up to an hour."""
     from click.testing import CliRunner
 
     from bluezone.cli import cli
-    from bluezone.server.codes import MAX_CODE_LIFETIME
+    from bluezone.server.codes import LONG, SHORT
     from bluezone.server.storage import SQLiteStorage
 
     storage = SQLiteStorage(tmp_path / "keys.db")
     try:
-        assert issue_code(storage, NOW, lifetime=MAX_CODE_LIFETIME).expires_at == NOW + 86400
+        long = issue_code(storage, NOW, key=KEY)
+        assert len(long.code) == 16 and long.code.isdigit() and long.expires_at == NOW + 86400
+        short = issue_code(storage, NOW, key=KEY, kind=SHORT)
+        assert len(short.code) == 8 and short.expires_at == NOW + 900
+        assert issue_code(storage, NOW, key=KEY, kind=SHORT, lifetime=3600).expires_at == NOW + 3600
+        with pytest.raises(InputError, match="at most 3600"):
+            issue_code(storage, NOW, key=KEY, kind=SHORT, lifetime=3601)
         with pytest.raises(InputError, match="at most 86400"):
-            issue_code(storage, NOW, lifetime=MAX_CODE_LIFETIME + 1)
+            issue_code(storage, NOW, key=KEY, kind=LONG, lifetime=86401)
     finally:
         storage.close()
-    result = CliRunner().invoke(cli, ["server", "issue-code", "--db", str(tmp_path / "k2.db"), "--lifetime", "2592000"], obj={})
+    keygen(tmp_path / "k")
+    args = ["server", "issue-code", "--db", str(tmp_path / "keys.db"), "--signing-key-dir", str(tmp_path / "k")]
+    result = CliRunner().invoke(cli, [*args, "--lifetime", "2592000"], obj={})
     assert result.exit_code == 2 and "86400" in result.output
+    result = CliRunner().invoke(cli, [*args, "--short", "--lifetime", "7200"], obj={})
+    assert result.exit_code == 2 and "at most 3600" in result.output
+    result = CliRunner().invoke(cli, [*args, "--short"], obj={})
+    assert result.exit_code == 0 and len(result.output.split()[0]) == 8
 
 
 def _publish(storage, code: str, rows: list[tuple[int, int]], token: str | None = None):
     body = json.loads(_body(code, rows))
     if token is not None:
         body["revisionToken"] = token
-    return publish(storage, json.dumps(body).encode(), "c", NOW, PublishConfig())
+    return publish(storage, json.dumps(body).encode(), "c", NOW, PublishConfig(), code_key=KEY)
 
 
 def _stored_type(storage, key: bytes) -> tuple[int, int | None]:
@@ -154,21 +166,21 @@ def _stored_type(storage, key: bytes) -> tuple[int, int | None]:
 def test_likely_keys_revised_to_negative_with_the_token_only(storage, tmp_path) -> None:
     """A negative test withdraws a "likely" report, but only for the device that made it."""
     day = rolling_start(NOW) - ROLLING_PERIOD
-    first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144), (day - 144, 144)])
+    first = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="likely").code, [(day, 144), (day - 144, 144)])
     assert (first.inserted, first.revised) == (2, 0)
     for token, reason in ((None, "missing_revision_token"), ("not the token", "invalid_revision_token")):
-        code = issue_code(storage, NOW, test_type="negative").code
+        code = issue_code(storage, NOW, key=KEY, test_type="negative").code
         with pytest.raises(PublishError) as err:
             _publish(storage, code, [(day, 144)], token)
         assert (err.value.status, err.value.code) == (400, reason)
-        assert storage.get_code(hash_code(code)).used_at is None  # a refused revision burns no code
+        assert storage.get_code(KEY.hash(code)).used_at is None  # a refused revision burns no code
         assert _stored_type(storage, b"\x01" * 16) == (2, None)
     # before any export: the first export carries the key as "revoked", and no revision after it
-    revised = _publish(storage, issue_code(storage, NOW, test_type="negative").code, [(day, 144)], first.revision_token)
+    revised = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="negative").code, [(day, 144)], first.revision_token)
     assert (revised.inserted, revised.revised) == (0, 1) and revised.revision_token != first.revision_token
     assert _stored_type(storage, b"\x01" * 16) == (2, 5)
     with pytest.raises(PublishError) as err:  # once revised, a key stays as it is
-        _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], revised.revision_token)
+        _publish(storage, issue_code(storage, NOW, key=KEY, test_type="confirmed").code, [(day, 144)], revised.revision_token)
     assert err.value.code == "key_already_revised"
     signer = keygen(tmp_path / "k")
     batches = export_batches(storage, signer, tmp_path / "out", NOW)
@@ -185,13 +197,13 @@ def test_likely_keys_revised_to_negative_with_the_token_only(storage, tmp_path) 
 def test_revision_after_export_goes_into_revised_keys(storage, tmp_path) -> None:
     signer = keygen(tmp_path / "k")
     day = rolling_start(NOW) - ROLLING_PERIOD
-    first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)])
+    first = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="likely").code, [(day, 144)])
     (batch,) = export_batches(storage, signer, tmp_path / "out", NOW)
     # the same key re-sent with the same type and the token: nothing changes; the new token covers it too
-    again = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)], first.revision_token)
+    again = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="likely").code, [(day, 144)], first.revision_token)
     assert (again.inserted, again.revised) == (0, 0)
     # and the first token stays good (had the answer with the new one been lost, the keys would be locked)
-    confirmed = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)], first.revision_token)
+    confirmed = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="confirmed").code, [(day, 144)], first.revision_token)
     assert confirmed.revised == 1 and _stored_type(storage, b"\x01" * 16) == (2, 1)
     (revision,) = export_batches(storage, signer, tmp_path / "out", NOW + 60)
     export, _ = open_signed_export((tmp_path / "out" / revision.name).read_bytes(), signer.public_key)
@@ -203,18 +215,18 @@ def test_revision_after_export_goes_into_revised_keys(storage, tmp_path) -> None
 
 def test_only_likely_reports_can_be_revised(storage) -> None:
     day = rolling_start(NOW) - ROLLING_PERIOD
-    first = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)])
+    first = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="confirmed").code, [(day, 144)])
     with pytest.raises(PublishError) as err:
-        _publish(storage, issue_code(storage, NOW, test_type="negative").code, [(day, 144)], first.revision_token)
+        _publish(storage, issue_code(storage, NOW, key=KEY, test_type="negative").code, [(day, 144)], first.revision_token)
     assert err.value.code == "invalid_report_type_transition" and _stored_type(storage, b"\x01" * 16) == (1, None)
 
 
 def test_new_keys_of_a_negative_test_are_not_stored(storage) -> None:
     """As in GAEN: a negative test revokes what was published; it publishes nothing new."""
     day = rolling_start(NOW) - ROLLING_PERIOD
-    outcome = _publish(storage, issue_code(storage, NOW, test_type="negative").code, [(day, 144)])
+    outcome = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="negative").code, [(day, 144)])
     assert (outcome.inserted, outcome.revised, storage.count_keys()) == (0, 0, 0)
-    later = _publish(storage, issue_code(storage, NOW, test_type="confirmed").code, [(day, 144)])
+    later = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="confirmed").code, [(day, 144)])
     assert later.inserted == 1  # and it does not stand in the way of a later positive report
 
 
@@ -223,8 +235,8 @@ def test_a_revision_made_while_an_export_runs_goes_out_in_the_next(storage, tmp_
 
     signer = keygen(tmp_path / "k")
     day = rolling_start(NOW) - ROLLING_PERIOD
-    first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)])
-    code = issue_code(storage, NOW, test_type="negative").code
+    first = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="likely").code, [(day, 144)])
+    code = issue_code(storage, NOW, key=KEY, test_type="negative").code
     sign = exports.signed_export_zip
 
     def sign_while_revised(*args, **kwargs):
@@ -246,8 +258,8 @@ def test_two_servers_revising_one_key_at_once_one_wins(storage, request) -> None
     from concurrent.futures import ThreadPoolExecutor
 
     day = rolling_start(NOW) - ROLLING_PERIOD
-    first = _publish(storage, issue_code(storage, NOW, test_type="likely").code, [(day, 144)])
-    codes = [issue_code(storage, NOW, test_type=t).code for t in ("negative", "confirmed")]
+    first = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="likely").code, [(day, 144)])
+    codes = [issue_code(storage, NOW, key=KEY, test_type=t).code for t in ("negative", "confirmed")]
     from bluezone.server.storage import SQLiteStorage
 
     other = open_storage(storage.path if isinstance(storage, SQLiteStorage) else request.getfixturevalue("postgres_dsn"))
@@ -288,13 +300,74 @@ def test_schema_1_database_is_migrated_in_place(tmp_path) -> None:
     s = open_storage(path)
     try:
         with s._transaction() as cur:
-            assert s._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == "2"
+            assert s._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(st.SCHEMA_VERSION)
             row = s._exec(cur, "SELECT report_type, revised_report_type, revised_at FROM exposure_keys").fetchone()
             tokens = s._exec(cur, "SELECT COUNT(*) FROM revision_tokens").fetchone()[0]
         assert tuple(row) == (2, None, None) and tokens == 0
     finally:
         s.close()
     open_storage(path).close()  # opening again changes nothing
+
+
+def test_codes_are_stored_as_keyed_hashes(storage) -> None:
+    """Issue 14.5: a leaked database gave away live codes (plain SHA-256 of 8 digits, ~100 s of work).
+    The stored hash needs the code key, which lives outside the database."""
+    import hashlib
+
+    from bluezone.server.codes import SHORT, CodeKey
+
+    code = issue_code(storage, NOW, key=KEY, kind=SHORT).code
+    with storage._transaction() as cur:
+        (stored,) = storage._exec(cur, "SELECT code_hash FROM codes").fetchone()
+    assert stored != hashlib.sha256(code.encode()).hexdigest()
+    # brute force over the 8-digit space with the wrong key finds nothing
+    other = CodeKey(b"\x01" * 32)
+    assert all(other.hash(f"{n:08d}") != stored for n in range(int(code) - 500, int(code) + 500))
+    assert storage.get_code(KEY.hash(code)) is not None
+    with pytest.raises(PublishError) as info:  # the same digits under another key are not the code
+        publish(storage, _body(code, [(rolling_start(NOW) - 144, 144)]), "c", NOW, PublishConfig(), code_key=other)
+    assert info.value.code == "verification_code_invalid"
+
+
+def test_codes_issued_before_the_code_key_still_verify_until_they_expire(tmp_path) -> None:
+    """A schema-2 database with plain SHA-256 codes: after the upgrade those codes still work (and
+    only until they expire); new codes are keyed."""
+    import hashlib
+    import sqlite3
+
+    from bluezone.server import storage as st
+
+    path = tmp_path / "v2.db"
+    s = open_storage(path)
+    s.close()
+    conn = sqlite3.connect(path)  # make it what the previous release left: schema 2, no `keyed` column
+    conn.execute("ALTER TABLE codes DROP COLUMN keyed")
+    conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+    for code, expires in (("11112222", NOW + 3600), ("33334444", NOW + 3600), ("55556666", NOW - 1)):
+        conn.execute(
+            "INSERT INTO codes (code_hash, report_type, test_type, issued_at, expires_at) VALUES (?, 1, 'confirmed', ?, ?)",
+            [hashlib.sha256(code.encode()).hexdigest(), NOW - 600, expires],
+        )
+    conn.commit()
+    conn.close()
+    s = open_storage(path)
+    try:
+        day = rolling_start(NOW) - ROLLING_PERIOD
+        assert publish(s, _body("11112222", [(day, 144)]), "c", NOW, PublishConfig(), code_key=KEY).inserted == 1
+        with pytest.raises(PublishError) as info:
+            publish(s, _body("55556666", [(day, 144)]), "c", NOW, PublishConfig(), code_key=KEY)
+        assert info.value.code == "verification_code_expired"
+        with pytest.raises(PublishError) as info:  # past its expiry the old code is as dead as any
+            publish(s, _body("33334444", [(day, 144)]), "c", NOW + 3601, PublishConfig(), code_key=KEY)
+        assert info.value.code == "verification_code_expired"
+        new = issue_code(s, NOW, key=KEY).code
+        with s._transaction() as cur:
+            keyed = s._exec(cur, "SELECT keyed FROM codes WHERE code_hash = ?", [KEY.hash(new)]).fetchone()[0]
+        assert keyed == 1 and st.SCHEMA_VERSION == 3
+        # a new code's hash is not accepted as a plain SHA-256 of anything: only the keyed path opens it
+        assert publish(s, _body(new, [(day - 288, 144), (day - 144, 144)]), "c", NOW, PublishConfig(), code_key=KEY).inserted == 1
+    finally:
+        s.close()
 
 
 def test_a_code_drawn_twice_is_drawn_again(storage, monkeypatch) -> None:
@@ -307,15 +380,15 @@ def test_a_code_drawn_twice_is_drawn_again(storage, monkeypatch) -> None:
 
     digits = itertools.chain("1" * 8, "1" * 8, "2" * 8)
     monkeypatch.setattr(codes, "secrets", types.SimpleNamespace(choice=lambda _: next(digits)))
-    assert issue_code(storage, NOW).code == "11111111"
-    assert issue_code(storage, NOW).code == "22222222"
+    assert issue_code(storage, NOW, key=KEY, kind=codes.SHORT).code == "11111111"
+    assert issue_code(storage, NOW, key=KEY, kind=codes.SHORT).code == "22222222"
     monkeypatch.setattr(codes, "secrets", types.SimpleNamespace(choice=lambda _: "1"))
     with pytest.raises(ServerStorageError, match="no free verification code"):
-        issue_code(storage, NOW)
+        issue_code(storage, NOW, key=KEY, kind=codes.SHORT)
 
 
 def test_expired_codes_are_purged(storage) -> None:
-    old = issue_code(storage, NOW - 3 * 86400).code
-    live = issue_code(storage, NOW).code
+    old = issue_code(storage, NOW - 3 * 86400, key=KEY, lifetime=3600).code
+    live = issue_code(storage, NOW, key=KEY).code
     storage.purge(0, NOW - 2 * 86400)
-    assert storage.get_code(hash_code(old)) is None and storage.get_code(hash_code(live)) is not None
+    assert storage.get_code(KEY.hash(old)) is None and storage.get_code(KEY.hash(live)) is not None

@@ -1,0 +1,131 @@
+"""`bluezone server keygen | issue-code | export` as an operator meets them (issue 14: 5, 6, 10, 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from click.testing import CliRunner
+from server_helpers import NOW
+
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.matching.keyfile import empty_keys
+from bluezone.server.codes import CODE_KEY_FILE, CodeKey
+from bluezone.server.storage import SQLiteStorage
+
+
+def _run(*args: str, now: float | None = None) -> tuple[int, str, str]:
+    obj = {} if now is None else {"clock": VirtualClock(now)}
+    result = CliRunner().invoke(cli, list(args), obj=obj)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_keygen_sets_modes_whatever_the_umask(tmp_path: Path) -> None:
+    """Under umask 000 the key directory was 0777 and the public files 0666."""
+    out = tmp_path / "deep" / "keys"
+    old = os.umask(0)
+    try:
+        rc, _, err = _run("server", "keygen", "--out", str(out))
+    finally:
+        os.umask(old)
+    assert rc == 0, err
+    assert _mode(out) == 0o700
+    assert _mode(out / "private.pem") == _mode(out / CODE_KEY_FILE) == 0o600
+    assert _mode(out / "public.pem") == _mode(out / "signing_key.json") == 0o644
+    old = os.umask(0)
+    try:  # --force rewrites files that already exist: the modes are set again, not inherited
+        os.chmod(out / "public.pem", 0o666)
+        os.chmod(out / "private.pem", 0o644)
+        assert _run("server", "keygen", "--out", str(out), "--force")[0] == 0
+    finally:
+        os.umask(old)
+    assert _mode(out / "private.pem") == 0o600 and _mode(out / "public.pem") == 0o644
+
+
+def test_keygen_adds_the_code_key_to_an_older_key_directory(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    (keys / CODE_KEY_FILE).unlink()  # as an older bluezone left it
+    private = (keys / "private.pem").read_bytes()
+    rc, out, err = _run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
+                        "--create-db")
+    assert rc == 2 and "server keygen --out" in err and err.count("\n") == 1
+    rc, out, err = _run("server", "keygen", "--out", str(keys))
+    assert rc == 0 and "code key written" in out and "kept" in out, err
+    assert (keys / "private.pem").read_bytes() == private and _mode(keys / CODE_KEY_FILE) == 0o600
+    code_key = (keys / CODE_KEY_FILE).read_text()
+    rc, out, err = _run("server", "keygen", "--out", str(keys), "--force")  # a new signing key keeps the code key
+    assert rc == 0 and (keys / CODE_KEY_FILE).read_text() == code_key
+    assert _run("server", "keygen", "--out", str(keys))[0] == 2  # both there: refused as before
+
+
+def test_issued_codes_are_keyed_with_the_key_file(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "s.db"
+    rc, out, err = _run("server", "issue-code", "--db", str(db), "--signing-key-dir", str(keys), "--create-db", "--json")
+    assert rc == 0, err
+    code = json.loads(out)["code"]
+    storage = SQLiteStorage(db)
+    try:
+        assert storage.get_code(CodeKey.load(keys).hash(code)) is not None
+    finally:
+        storage.close()
+
+
+def test_a_missing_database_is_refused_not_created(tmp_path: Path) -> None:
+    """`issue-code --db typo.db` made a new database (and directory) and handed out a code the
+    running server would reject; `export` exported from an empty new database."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    typo = tmp_path / "srv" / "typo.db"
+    for command in (["issue-code"], ["export"]):
+        rc, out, err = _run("server", *command, "--db", str(typo), "--signing-key-dir", str(keys))
+        assert rc == 2 and err.count("\n") == 1 and "does not exist" in err and "--create-db" in err, err
+        assert not typo.exists() and not typo.parent.exists()
+    rc, out, err = _run("server", "export", "--db", str(tmp_path), "--signing-key-dir", str(keys),
+                        "--export-dir", str(tmp_path / "e"))
+    assert rc == 2 and "is not a file" in err
+    rc, out, err = _run("server", "issue-code", "--db", str(typo), "--signing-key-dir", str(keys), "--create-db")
+    assert rc == 0 and typo.is_file(), err
+    assert _run("server", "export", "--db", str(typo), "--signing-key-dir", str(keys))[0] == 0
+
+
+def test_export_before_the_embargo_ends_says_how_many_keys_wait_and_until_when(tmp_path: Path) -> None:
+    """It said "0 keys in 0 new batch(es)", which reads as if the upload was lost."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "s.db"
+    storage = SQLiteStorage(db)
+    try:
+        today = rolling_start(NOW)
+        k = empty_keys(3)
+        k["key"] = [bytes([i + 1]) * 16 for i in range(3)]
+        k["rolling_start"] = [today, today, today - ROLLING_PERIOD]
+        k["rolling_period"] = [ROLLING_PERIOD, 80, ROLLING_PERIOD]  # two of today's keys, one of yesterday's
+        k["report_type"] = 1
+        storage.insert_keys_unchecked(k, NOW)
+    finally:
+        storage.close()
+    export = ("server", "export", "--db", str(db), "--signing-key-dir", str(keys))
+    rc, out, err = _run(*export, now=NOW)
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith("1 keys in 1 new batch(es)")
+    assert lines[1] == (
+        "2 key(s) wait until their validity ends: exportable from 2025-11-20 13:20 UTC, all by 2025-11-21 00:00 UTC"
+    )
+    rc, out, err = _run(*export, "--json", now=NOW + 3 * 3600)
+    doc = json.loads(out)
+    assert rc == 0 and sum(b["num_keys"] for b in doc["batches"]) == 1
+    assert doc["waiting"] == {"keys": 1, "first_release": "2025-11-21T00:00", "last_release": "2025-11-21T00:00"}
+    rc, out, err = _run(*export, now=NOW + 12 * 3600)
+    assert rc == 0 and out.startswith("1 keys in 1 new batch(es)") and len(out.splitlines()) == 1
