@@ -1,0 +1,84 @@
+"""Venue warnings against this device's check-ins: which visits overlapped a case's, how long.
+
+Only reports whose location-id hash is one of the visitor's venues are opened (with that
+venue's id, which only someone who had the QR code or beacon knows); the overlap rule is CWA's
+(``CheckInWarningMatcher.kt``): visits split at UTC midnight, overlap = max(starts)..min(ends),
+none if not positive.  The venue's name and address come from the local check-in, never from
+the server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bluezone.errors import VenueError
+from bluezone.venues.location import location_id_hash
+from bluezone.venues.reports import ProtectedReport, VenueWarning
+from bluezone.venues.visits import Visit, iso, overlap, split_at_midnight
+
+log = logging.getLogger(__name__)
+
+#: "Shared a room with a case for 15 minutes or more": the threshold the report highlights.
+LONG_OVERLAP_MINUTES = 15.0
+
+
+@dataclass(frozen=True)
+class VenueExposure:
+    """One of my visits overlapped a case's stay at the same venue."""
+
+    visit: Visit
+    warning: VenueWarning
+    overlap_start: float
+    overlap_end: float
+
+    @property
+    def minutes(self) -> float:
+        return (self.overlap_end - self.overlap_start) / 60
+
+    @property
+    def date(self) -> str:
+        return dt.datetime.fromtimestamp(self.overlap_start, dt.UTC).date().isoformat()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "date": self.date,
+            "venue": self.visit.description,
+            "address": self.visit.address,
+            "your_visit": {"start": iso(self.visit.start), "end": iso(self.visit.end)},
+            "case_visit": {"start": iso(self.warning.start), "end": iso(self.warning.end)},
+            "overlap_start": iso(self.overlap_start),
+            "overlap_end": iso(self.overlap_end),
+            "overlap_minutes": round(self.minutes, 1),
+            "fifteen_minutes_or_more": self.minutes >= LONG_OVERLAP_MINUTES,
+            "transmission_risk": self.warning.transmission_risk,
+            "checkin_id": self.visit.id,
+        }
+
+
+def match_venue_reports(visits: Sequence[Visit], reports: Iterable[ProtectedReport]) -> list[VenueExposure]:
+    """Every overlap of a visit with a report of the same venue, by date and start."""
+    by_hash: dict[bytes, list[Visit]] = {}
+    for visit in visits:
+        by_hash.setdefault(location_id_hash(visit.location_id), []).append(visit)
+    found: list[VenueExposure] = []
+    undecryptable = 0
+    for report in reports:
+        mine = by_hash.get(report.location_id_hash)
+        if not mine:
+            continue
+        try:
+            warning = report.open(mine[0].location_id)
+        except VenueError:
+            undecryptable += 1  # a fake report whose random hash hit one of mine, or a damaged one
+            continue
+        for visit in mine:
+            for start, end in split_at_midnight(visit.start, visit.end):
+                if overlap(start, end, warning.start, warning.end) > 0:
+                    found.append(VenueExposure(visit, warning, max(start, warning.start), min(end, warning.end)))
+    if undecryptable:
+        log.info("%d venue report(s) named one of my venues but did not open", undecryptable)
+    return sorted(found, key=lambda e: (e.overlap_start, e.visit.id))

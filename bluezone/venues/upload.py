@@ -1,0 +1,70 @@
+"""An F0's check-ins as encrypted reports, for ``bluezone upload`` (shown, asked, optional).
+
+Each visit of the infectious window is put on the 10-minute grid and split at UTC midnight
+(``visits.py``); each part becomes one ``CheckInProtectedReport`` sealed with the venue's id.
+Only the report and its UTC day travel: the day lets the server cap check-ins per day and
+refuse old or future ones, which it cannot read from the encrypted record.  Visits still under
+way are cut at ``now``; visits that round to no interval (under 5 minutes) are not sent.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
+from bluezone.venues.reports import ProtectedReport
+from bluezone.venues.visits import Visit, iso, snap_to_intervals, split_at_midnight
+
+#: Transmission risk level sent with every check-in (CWA's levels are 1-8; bluezone's keys carry
+#: no per-day risk either, so one middle level; the matcher reports it and does not weigh it).
+DEFAULT_TRANSMISSION_RISK = 6
+
+
+@dataclass(frozen=True)
+class OutgoingReport:
+    """One part (one UTC day) of one visit, sealed; ``visit`` stays on the device."""
+
+    visit: Visit
+    start_interval: int
+    period: int
+    report: ProtectedReport
+
+    @property
+    def day(self) -> int:
+        return self.start_interval * INTERVAL_SECONDS // DAY_SECONDS
+
+    def entry(self) -> dict[str, Any]:
+        """What is sent: the UTC day number and the sealed report (base64 protobuf)."""
+        return {"day": self.day, "report": base64.b64encode(bytes(self.report)).decode("ascii")}
+
+    def as_dict(self) -> dict[str, Any]:
+        """What the uploader is shown (the name never leaves the device)."""
+        return {
+            "venue": self.visit.description,
+            "start": iso(self.start_interval * INTERVAL_SECONDS),
+            "end": iso((self.start_interval + self.period) * INTERVAL_SECONDS),
+            "minutes": self.period * INTERVAL_SECONDS // 60,
+        }
+
+
+def reports_to_upload(
+    visits: Iterable[Visit], since: float, now: float, transmission_risk: int = DEFAULT_TRANSMISSION_RISK
+) -> list[OutgoingReport]:
+    """Sealed reports for the visits that overlap ``since`` .. ``now``, oldest first."""
+    out: list[OutgoingReport] = []
+    for visit in sorted(visits, key=lambda v: v.start):
+        start, end = max(visit.start, since), min(visit.end, now)
+        snapped = snap_to_intervals(start, end) if end > start else None
+        if snapped is None:
+            continue
+        first, periods = snapped
+        grid_start, grid_end = first * INTERVAL_SECONDS, (first + periods) * INTERVAL_SECONDS
+        for part_start, part_end in split_at_midnight(grid_start, grid_end):
+            s = int(part_start) // INTERVAL_SECONDS
+            p = int(part_end) // INTERVAL_SECONDS - s
+            if p > 0:
+                out.append(OutgoingReport(visit, s, p, ProtectedReport.seal(visit.location_id, s, p, transmission_risk)))
+    return out

@@ -1,0 +1,87 @@
+"""From an F0's check-ins to another visitor's venue exposure, through the library: upload
+reports, the signed venue export file, matching with overlaps."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bluezone.errors import KeyFileError
+from bluezone.matching.export import ExportSignatureError, SignatureInfo
+from bluezone.venues.export import build_venue_bin, is_venue_file, open_signed_venue_zip, read_venue_bin, signed_venue_zip
+from bluezone.venues.location import Venue
+from bluezone.venues.matching import match_venue_reports
+from bluezone.venues.reports import ProtectedReport
+from bluezone.venues.upload import reports_to_upload
+from bluezone.venues.visits import Visit
+
+DAY = 86400
+T0 = 20_790 * DAY  # a UTC midnight (2026-12-03)
+CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 60, seed=bytes(16))
+SHOP = Venue.create("Shop", "Main St 1", seed=bytes(range(16)))
+
+
+def visit(venue: Venue, start: float, end: float, vid: int = 1) -> Visit:
+    return Visit(vid, venue.location_id, venue.description, venue.address, start, end, True, "url")
+
+
+def test_upload_reports_follow_the_grid_and_midnight() -> None:
+    late = visit(CAFE, T0 + DAY - 1800, T0 + DAY + 1800)  # 23:30 .. 00:30
+    short = visit(SHOP, T0 + 3600, T0 + 3600 + 200, vid=2)  # three minutes: rounds to nothing
+    old = visit(SHOP, T0 - 20 * DAY, T0 - 20 * DAY + 3600, vid=3)  # before the infectious window
+    out = reports_to_upload([late, short, old], since=T0 - 2 * DAY, now=T0 + 2 * DAY)
+    assert [(r.day, r.period) for r in out] == [(T0 // DAY, 3), (T0 // DAY + 1, 3)]
+    assert {r.visit.id for r in out} == {1}
+    for r in out:
+        opened = r.report.open(CAFE.location_id)
+        assert (opened.start_interval, opened.period) == (r.start_interval, r.period)
+        assert set(r.entry()) == {"day", "report"} and "Café" not in str(r.entry())
+
+
+def test_an_open_visit_is_cut_at_now() -> None:
+    [r] = reports_to_upload([visit(CAFE, T0, T0 + 3600)], since=T0 - DAY, now=T0 + 1800)
+    assert r.period == 3
+
+
+def test_matching_reports_overlap_and_names_stay_local() -> None:
+    case = reports_to_upload([visit(CAFE, T0 + 12 * 3600, T0 + 13 * 3600)], since=T0, now=T0 + DAY)
+    fakes = [ProtectedReport.fake() for _ in range(50)]
+    mine = [
+        visit(CAFE, T0 + 12 * 3600 + 1800, T0 + 14 * 3600, vid=7),  # 30 min together
+        visit(SHOP, T0 + 12 * 3600, T0 + 13 * 3600, vid=8),  # same time, other venue
+        visit(CAFE, T0 + 15 * 3600, T0 + 16 * 3600, vid=9),  # same venue, later
+    ]
+    [exposure] = match_venue_reports(mine, [r.report for r in case] + fakes)
+    assert exposure.visit.id == 7 and exposure.minutes == 30
+    shown = exposure.as_dict()
+    assert shown["venue"] == "Café Hoa" and shown["fifteen_minutes_or_more"] is True
+    assert shown["overlap_start"].endswith("12:30:00+00:00")
+
+
+def test_a_report_that_does_not_open_is_skipped() -> None:
+    good = ProtectedReport.seal(CAFE.location_id, T0 // 600, 6, 6)
+    bad = ProtectedReport(good.location_id_hash, good.iv, good.ciphertext, bytes(32))
+    assert match_venue_reports([visit(CAFE, T0, T0 + 3600)], [bad]) == []
+
+
+def test_signed_venue_file_round_trip_and_tamper() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    info = SignatureInfo("bluezone", "v1")
+    reports = [ProtectedReport.seal(CAFE.location_id, T0 // 600, 6, 6), ProtectedReport.fake()]
+    data = signed_venue_zip(reports, key, info, "VN", T0 // 3600)
+    assert open_signed_venue_zip(data, key.public_key(), "bluezone") == reports
+    other = ec.generate_private_key(ec.SECP256R1())
+    with pytest.raises(ExportSignatureError):
+        open_signed_venue_zip(data, other.public_key(), "bluezone")
+    assert is_venue_file("1796400000-venues-a1b2c3.zip") and not is_venue_file("1796400000-1796342400-a1b2c3-0001.zip")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_any_venue_bin_is_reports_or_one_key_file_error(data: bytes) -> None:
+    try:
+        read_venue_bin(build_venue_bin([], "VN", 0)[:16] + data)
+    except KeyFileError:
+        pass
