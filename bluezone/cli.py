@@ -355,6 +355,12 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
 @click.option("--rssi-correction", default=0, show_default=True, type=click.IntRange(-128, 127), help="This device's RSSI correction, dB (a signed byte, as TX power).")
 @click.option("--server", "server_url", default=None, help="Key server URL: download, verify and match new batches.")
 @click.option("--server-key", type=click.Path(dir_okay=False, path_type=Path), help="Pin this server key (file).")
+@click.option(
+    "--bluezone3-list",
+    "bluezone3_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Bluezone v3 F0 list (JSON {"data": [...]}) to match against stored Bluezone v3 sightings.',
+)
 @db_option
 @json_option
 def check(
@@ -365,19 +371,36 @@ def check(
     rssi_correction: int,
     server_url: str | None,
     server_key: Path | None,
+    bluezone3_path: Path | None,
     db_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Match diagnosis keys against stored sightings and print each exposure."""
+    """Match diagnosis keys against stored sightings and print each exposure.
+
+    GAEN keys come from --keys or --server; a Bluezone v3 F0 list from --bluezone3-list (alone or beside either).
+    """
     from bluezone.errors import InputError
     from bluezone.matching.check import check_sightings, sightings_span
-    from bluezone.matching.keyfile import load_keys
+    import numpy as np
+
+    from bluezone.matching.keyfile import KEY_DTYPE, load_keys
     from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
     from bluezone.matching.storeio import as_sightings, existing_store
 
     overrides = dict(parse_setting(text) for text in scorer_settings)
     rejected: dict[str, str] = {}
-    if server_url is not None:  # key server (H5): bluezone.server.cli.run_server_check
+    f0_entries = None
+    if bluezone3_path is not None:
+        from bluezone.matching.bluezone3 import check_store, load_f0_list
+
+        f0_entries = load_f0_list(bluezone3_path)  # before touching the database, as the key file
+    diagnosis = np.empty(0, KEY_DTYPE)
+    sightings = None
+    withdrawn, updated = [], []
+    exposures = []
+    if keys_path is None and server_url is None and f0_entries is not None:
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+    elif server_url is not None:  # key server (H5): bluezone.server.cli.run_server_check
         from bluezone.server.cli import rejected_error, run_server_check
 
         if keys_path is not None:
@@ -386,17 +409,20 @@ def check(
         result = run_server_check(server_url, db_path, server_key, scorer, rssi_correction)
         diagnosis, exposures, rejected = result.keys, result.exposures, result.rejected
         withdrawn, updated = result.withdrawn, result.updated
-        sightings = None
     else:
         if keys_path is None:
-            raise InputError("give the diagnosis keys with --keys FILE (or --server URL)")
+            raise InputError("give the diagnosis keys with --keys FILE (or --server URL, or a --bluezone3-list FILE)")
         diagnosis = load_keys(keys_path)  # before touching the database: a bad file leaves it alone
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         span = sightings_span(diagnosis)
         with existing_store(db_path) as store:
             sightings = as_sightings(store.sightings(*span)) if span else None
         exposures = [] if sightings is None else check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction)
-        withdrawn, updated = [], []
+    bluezone3_sightings = 0
+    if f0_entries is not None:
+        with existing_store(db_path) as store:
+            found, bluezone3_sightings = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
+        exposures = sorted([*exposures, *found], key=lambda e: (e.date, e.start))
     close = sum(e.score.close_contact for e in exposures)
     if as_json:
         emit_json(
@@ -406,6 +432,11 @@ def check(
                 "scorer": scorer.name,
                 "exposures": [e.as_dict() for e in exposures],
                 "close_contact": bool(close),
+                **(
+                    {"bluezone3_entries": len(f0_entries), "bluezone3_sightings": bluezone3_sightings}
+                    if f0_entries is not None
+                    else {}
+                ),
                 **(
                     {
                         "sightings": result.sightings,
@@ -430,8 +461,12 @@ def check(
             f"{e.date}  {s.minutes:5.1f} min  closest {s.closest_attenuation} dB  typical "
             f"{s.typical_attenuation:.0f} dB  ~{s.distance_band}  {'F1' if s.close_contact else 'not F1'}"
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
+            + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
         )
-    click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) (F1) from {len(diagnosis)} diagnosis keys")
+    sources = f"{len(diagnosis)} diagnosis keys" if keys_path is not None or server_url is not None else ""
+    if f0_entries is not None:
+        sources += (" and " if sources else "") + f"{len(f0_entries)} Bluezone v3 F0 list entries"
+    click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) (F1) from {sources}")
     for e in withdrawn:
         click.echo(
             f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"

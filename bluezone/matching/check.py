@@ -33,6 +33,7 @@ class Exposure:
     transmission_risk: int
     tx_power_estimated: bool
     score: Score
+    protocol: str = "gaen"  # what the key came as: "gaen" (diagnosis key) or "bluezone3" (F0 list entry)
 
     @classmethod
     def from_window(cls, window: ExposureWindow, score: Score) -> Exposure:
@@ -65,6 +66,7 @@ class Exposure:
             "key_index": self.key_index,
             "transmission_risk": self.transmission_risk,
             "tx_power_estimated": self.tx_power_estimated,
+            "protocol": self.protocol,
         }
 
 

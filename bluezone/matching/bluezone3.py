@@ -1,0 +1,302 @@
+"""Bluezone v3 F0 lists against stored Bluezone v3 sightings: parse, derive, match, score.
+
+The F0 list is the JSON the app's server published and ``BluezoneIdTrace.checkContactF``
+read: ``{"data": [{"daily_key": HEX, "time_start": s, "max": n, "time_end": s}, ...]}``.  For
+each entry the app walks slots of 86,400,000 // ``max`` ms from ``time_start`` while a slot
+starts at or before ``time_end``, hashing the daily key forward after every ``max`` slots;
+slot k's ID is looked for among sightings inside that slot.  Here the walk is the same, but:
+
+- only the days that can hold a stored sighting are derived (``ids_for_keys`` batches the
+  SHA-256 chains of every entry that needs a day);
+- a sighting matches an ID within ``tolerance`` seconds around its slot (default 2 h, GAEN's
+  clock-drift allowance; the app used none: either phone's clock may be off);
+- matches become the same :class:`ExposureWindow` the GAEN matcher makes (per entry and UTC
+  day), so the same scorers judge them.  The adverts carry no TX power: attenuation uses
+  ``DEFAULT_TX_POWER`` (what an Android phone's low advertising power amounts to, as bluezone's
+  own daemon assumes) and the window is flagged ``tx_power_estimated``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bluezone.crypto import bluezone3 as bz3
+from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.errors import KeyFileError
+from bluezone.matching.matcher import DEFAULT_TX_POWER, ExposureWindow
+from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, SIGHTING_DTYPE
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "bluezone3"
+#: GAEN's +-2 h clock-drift allowance, in seconds.
+TOLERANCE_SECONDS = 7200
+#: An entry may span at most this long (the app kept 14 days; a year bounds the work).
+MAX_SPAN_SECONDS = 366 * DAY_SECONDS
+MAX_LIST_BYTES = 256 * 1024 * 1024
+MAX_ENTRIES = 1_000_000
+
+#: One F0 list entry, as the app's server published it (times in Unix seconds).
+F0_DTYPE = np.dtype([("daily_key", "V32"), ("time_start", "i8"), ("max", "i4"), ("time_end", "i8")])
+
+
+def looks_like_f0_list(data: bytes) -> bool:
+    """Whether ``data`` is meant as a Bluezone v3 F0 list (a JSON object with ``data``, no GAEN keys)."""
+    head = data[:4096].lstrip()
+    return head.startswith(b"{") and b'"data"' in data[:1 << 20] and b"temporaryExposureKeys" not in data[:1 << 20]
+
+
+def _int_field(entry: dict[str, Any], name: str, where: str) -> int:
+    value = entry.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise KeyFileError(f"{where}: {name!r} must be an integer, got {json.dumps(value)[:40]}")
+    return value
+
+
+def parse_f0_list(data: bytes) -> np.ndarray:
+    """An F0_DTYPE array from the JSON bytes; any defect is a one-line KeyFileError naming the entry."""
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise KeyFileError(f"not a Bluezone v3 F0 list (invalid JSON: {exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
+        raise KeyFileError('a Bluezone v3 F0 list is a JSON object with a "data" list')
+    entries = doc["data"]
+    if len(entries) > MAX_ENTRIES:
+        raise KeyFileError(f"too many F0 list entries ({len(entries)}, limit {MAX_ENTRIES})")
+    out = np.zeros(len(entries), F0_DTYPE)
+    for i, entry in enumerate(entries):
+        where = f"data[{i}]"
+        if not isinstance(entry, dict):
+            raise KeyFileError(f"{where}: each entry must be an object")
+        key = entry.get("daily_key")
+        try:
+            raw = bytes.fromhex(key) if isinstance(key, str) else None
+        except ValueError:
+            raw = None
+        if raw is None:
+            raise KeyFileError(f"{where}: 'daily_key' must be {bz3.DAILY_KEY_LENGTH * 2} hex digits")
+        if len(raw) != bz3.DAILY_KEY_LENGTH:
+            raise KeyFileError(f"{where}: 'daily_key' must be {bz3.DAILY_KEY_LENGTH} bytes, got {len(raw)}")
+        start, slots, end = (_int_field(entry, n, where) for n in ("time_start", "max", "time_end"))
+        if not 2 <= slots <= bz3.MAX_SLOTS_PER_DAY:
+            raise KeyFileError(f"{where}: 'max' (slots per day) must be 2-{bz3.MAX_SLOTS_PER_DAY}, got {slots}")
+        if not 0 <= start < 2**40:
+            raise KeyFileError(f"{where}: 'time_start' must be Unix seconds >= 0, got {start}")
+        if not start <= end <= start + MAX_SPAN_SECONDS:
+            raise KeyFileError(f"{where}: 'time_end' must lie 0-366 days after 'time_start', got {end - start} s")
+        out[i] = (raw, start, slots, end)
+    return out
+
+
+def load_f0_list(path: str | Path) -> np.ndarray:
+    """An F0 list from a file; errors are KeyFileError lines starting with the path."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_LIST_BYTES:
+            raise KeyFileError(f"{path}: F0 list too large ({size} bytes, limit {MAX_LIST_BYTES})")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise KeyFileError(f"cannot read F0 list {path}: {exc.strerror or exc}") from None
+    try:
+        return parse_f0_list(data)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
+
+
+def sightings_span(entries: np.ndarray, tolerance: float = TOLERANCE_SECONDS) -> tuple[float, float] | None:
+    """Unix-seconds range of sightings that can match ``entries``."""
+    if len(entries) == 0:
+        return None
+    return float(entries["time_start"].min() - tolerance), float(entries["time_end"].max() + DAY_SECONDS + tolerance)
+
+
+def _words(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """12-byte IDs (uint8 (n, 12)) as a uint64 and a uint32 word each."""
+    ids = np.ascontiguousarray(ids, np.uint8).reshape(-1, bz3.ID_LENGTH)
+    return ids[:, :8].copy().view("<u8").ravel(), ids[:, 8:].copy().view("<u4").ravel()
+
+
+def candidates(entries: np.ndarray, since: float, until: float, tolerance: float) -> tuple[np.ndarray, ...]:
+    """Every ID the entries sent in slots that can meet a sighting in [since, until].
+
+    Returns (entry row, slot start ms, slot end ms, IDs uint8 (m, 12)); the slots follow the
+    app's walk (``max`` slots a day from ``time_start``, the last one starting at or before
+    ``time_end``).
+    """
+    keys_out, start_out, end_out, ids_out = [], [], [], []
+    for slots in np.unique(entries["max"]).tolist():
+        rows = np.flatnonzero(entries["max"] == slots)
+        sel = entries[rows]
+        step = bz3.DAY_MS // slots
+        day_ms = slots * step  # the app's "day": max slots, a few ms short of 24 h if max does not divide it
+        start_ms = sel["time_start"] * 1000
+        last_slot = (sel["time_end"] * 1000 - start_ms) // step  # slots 0..last_slot are walked
+        first_day = np.maximum((int((since - tolerance) * 1000) - start_ms - step) // day_ms, 0)
+        last_day = np.minimum((int((until + tolerance) * 1000) - start_ms) // day_ms, last_slot // slots)
+        keep = first_day <= last_day
+        rows, sel, start_ms, last_slot = rows[keep], sel[keep], start_ms[keep], last_slot[keep]
+        first_day, last_day = first_day[keep], last_day[keep]
+        if len(rows) == 0:
+            continue
+        # walk every entry's key chain up to its first needed day, then day by day
+        chain = [bytes(k) for k in sel["daily_key"]]
+        n_days = (last_day - first_day + 1).astype(np.int64)
+        steps = first_day.astype(np.int64)
+        for hop in range(int(steps.max()) if len(steps) else 0):
+            chain = [bz3.next_daily_key(k) if hop < s else k for k, s in zip(chain, steps.tolist())]
+        pair_entry: list[np.ndarray] = []
+        pair_day: list[np.ndarray] = []
+        pair_key: list[bytes] = []
+        for d in range(int(n_days.max())):
+            live = np.flatnonzero(d < n_days)
+            pair_entry.append(live)
+            pair_day.append(first_day[live] + d)
+            pair_key.extend(chain[i] for i in live.tolist())
+            chain = [bz3.next_daily_key(k) if d + 1 < n else k for k, n in zip(chain, n_days.tolist())]
+        p_entry, p_day = np.concatenate(pair_entry), np.concatenate(pair_day)
+        ids = bz3.ids_for_keys(pair_key, slots)  # (pairs, slots, 12)
+        k = p_day[:, None] * slots + np.arange(slots)[None, :]  # slot number from time_start
+        s0 = start_ms[p_entry][:, None] + k * step
+        walked = k <= last_slot[p_entry][:, None]
+        near = (s0 + step >= int((since - tolerance) * 1000)) & (s0 <= int((until + tolerance) * 1000))
+        take = walked & near
+        keys_out.append(rows[np.broadcast_to(p_entry[:, None], k.shape)[take]])
+        start_out.append(s0[take])
+        end_out.append(s0[take] + step)
+        ids_out.append(ids[take])
+    if not keys_out:
+        return np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int64), np.empty((0, 12), np.uint8)
+    return np.concatenate(keys_out), np.concatenate(start_out), np.concatenate(end_out), np.concatenate(ids_out)
+
+
+def match(entries: np.ndarray, sightings: np.ndarray, tolerance: float = TOLERANCE_SECONDS) -> np.ndarray:
+    """(entry row, sighting row) pairs, int64 (n, 2), ordered by entry then time."""
+    none = np.empty((0, 2), np.int64)
+    if len(entries) == 0 or len(sightings) == 0:
+        return none
+    times = sightings["time"]
+    entry, lo_ms, hi_ms, ids = candidates(entries, float(times.min()), float(times.max()), tolerance)
+    if len(entry) == 0:
+        return none
+    stored = np.ascontiguousarray(sightings["bzid"]).view(np.uint8).reshape(-1, bz3.ID_LENGTH)
+    s_hi, s_lo = _words(stored)
+    c_hi, c_lo = _words(ids)
+    order = np.argsort(c_hi, kind="stable")
+    lo = np.searchsorted(c_hi[order], s_hi, "left")
+    hi = np.searchsorted(c_hi[order], s_hi, "right")
+    counts = hi - lo
+    rows = np.repeat(np.arange(len(sightings)), counts)
+    which = order[np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))]
+    t_ms = times[rows] * 1000
+    ok = (s_lo[rows] == c_lo[which]) & (t_ms >= lo_ms[which] - tolerance * 1000) & (t_ms <= hi_ms[which] + tolerance * 1000)
+    pairs = np.stack([entry[which[ok]], rows[ok]], axis=1)
+    # one sighting can sit in the tolerance of two slots of the same ID only if an ID repeats: keep one
+    pairs = np.unique(pairs, axis=0)
+    return pairs[np.lexsort((times[pairs[:, 1]], pairs[:, 0]))]
+
+
+def exposure_windows(
+    entries: np.ndarray,
+    sightings: np.ndarray,
+    pairs: np.ndarray,
+    *,
+    rssi_correction: int = 0,
+    tx_power: int = DEFAULT_TX_POWER,
+) -> list[ExposureWindow]:
+    """Matches grouped per (entry, UTC day), as the GAEN matcher groups them."""
+    if len(pairs) == 0:
+        return []
+    t = sightings["time"][pairs[:, 1]]
+    days = (np.floor_divide(t, DAY_SECONDS) * DAY_SECONDS).astype(np.int64)
+    order = np.lexsort((t, days, pairs[:, 0]))
+    pairs, t, days = pairs[order], t[order], days[order]
+    new = np.r_[True, (np.diff(pairs[:, 0]) != 0) | (np.diff(days) != 0)]
+    bounds = np.r_[np.flatnonzero(new), len(pairs)]
+    m = sightings[pairs[:, 1]]
+    has_tx = m["tx_power"] != -128
+    tx = np.where(has_tx, m["tx_power"], tx_power).astype(np.int32)
+    attenuation = tx - (m["rssi"].astype(np.int32) + rssi_correction)
+    out = []
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        out.append(
+            ExposureWindow(
+                key_index=int(pairs[a, 0]),
+                day=int(days[a]),
+                times=t[a:b].copy(),
+                rssi=m["rssi"][a:b].astype(np.int32),
+                attenuation=attenuation[a:b],
+                tx_power_estimated=not bool(has_tx[a:b].all()),
+                transmission_risk=0,
+                report_type=1,  # the app's lists held confirmed cases only
+                sighting_index=pairs[a:b, 1].copy(),
+            )
+        )
+    return out
+
+
+def as_gaen_shaped(sightings: np.ndarray) -> np.ndarray:
+    """Bluezone v3 sightings in SIGHTING_DTYPE (ID padded to 16 bytes), for receiver calibration."""
+    out = np.zeros(len(sightings), SIGHTING_DTYPE)
+    raw = np.zeros((len(sightings), 16), np.uint8)
+    raw[:, :12] = np.ascontiguousarray(sightings["bzid"]).view(np.uint8).reshape(-1, 12)
+    out["rpi"] = raw.view("V16").ravel()
+    out["time"], out["rssi"], out["tx_power"] = sightings["time"], sightings["rssi"], sightings["tx_power"]
+    return out
+
+
+def check_bluezone3(
+    entries: np.ndarray,
+    sightings: np.ndarray,
+    scorer: Any = None,
+    *,
+    rssi_correction: int = 0,
+    calibrate_receiver: bool = True,
+    other_sightings: np.ndarray | None = None,
+) -> list[Any]:
+    """Scored exposures (``Exposure`` with ``protocol="bluezone3"``) of v3 ``sightings`` against an F0 list.
+
+    ``other_sightings`` (this device's GAEN sightings, SIGHTING_DTYPE) join the receiver's
+    self-calibration, which otherwise sees only the v3 sightings.
+    """
+    from bluezone.matching.check import Exposure
+    from bluezone.matching.receiver import for_receiver, receiver_context
+    from bluezone.matching.scoring import get_scorer
+
+    if sightings.dtype != BLUEZONE3_SIGHTING_DTYPE:
+        raise ValueError(f"Bluezone v3 sightings must have BLUEZONE3_SIGHTING_DTYPE, got {sightings.dtype}")
+    scorer = scorer or get_scorer()
+    if calibrate_receiver and hasattr(scorer, "for_receiver"):
+        context_rows = as_gaen_shaped(sightings)  # first, so window.sighting_index points into it
+        if other_sightings is not None and len(other_sightings):
+            context_rows = np.concatenate([context_rows, other_sightings])
+        scorer = for_receiver(scorer, receiver_context(context_rows, rssi_correction=rssi_correction))
+    windows = exposure_windows(entries, sightings, match(entries, sightings), rssi_correction=rssi_correction)
+    exposures = [replace(Exposure.from_window(w, scorer.score(w)), protocol=PROTOCOL) for w in windows]
+    return sorted(exposures, key=lambda e: (e.date, e.start))
+
+
+def check_store(
+    entries: np.ndarray,
+    store: Any,
+    scorer: Any = None,
+    *,
+    rssi_correction: int = 0,
+) -> tuple[list[Any], int]:
+    """Exposures of an F0 list against a SightingStore's v3 sightings; also how many sightings were read."""
+    span = sightings_span(entries)
+    if span is None:
+        return [], 0
+    sightings = store.bluezone3_sightings(*span)
+    if len(sightings) == 0:
+        return [], 0
+    gaen = store.sightings(float(sightings["time"].min()) - DAY_SECONDS, float(sightings["time"].max()) + DAY_SECONDS)
+    found = check_bluezone3(entries, sightings, scorer, rssi_correction=rssi_correction, other_sightings=gaen)
+    return found, len(sightings)

@@ -1,0 +1,230 @@
+"""Bluezone v3 F0 lists: parsing (every defect one line), the app's slot walk, and matching
+stored v3 sightings end to end on the emulated radio."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bluezone.clock import VirtualClock
+from bluezone.crypto import bluezone3 as bz3
+from bluezone.errors import KeyFileError
+from bluezone.matching import bluezone3 as m3
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.daemon import Daemon
+from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
+from bluezone.proximity.store import SightingStore
+
+DAY0 = 20_412  # 2025-11-20
+T0 = DAY0 * 86400
+KEY = bytes(range(32))
+
+
+def f0(entries: list[dict]) -> bytes:
+    return json.dumps({"data": entries}).encode()
+
+
+def entry(key: bytes = KEY, start: int = T0, slots: int = 96, end: int | None = None) -> dict:
+    return {"daily_key": key.hex(), "time_start": start, "max": slots, "time_end": end if end is not None else start + 3 * 86400}
+
+
+def sightings_of(pairs: list[tuple[float, bytes]], rssi: int = -70) -> np.ndarray:
+    out = np.zeros(len(pairs), BLUEZONE3_SIGHTING_DTYPE)
+    out["time"] = [t for t, _ in pairs]
+    out["bzid"] = np.frombuffer(b"".join(b for _, b in pairs), "V12") if pairs else []
+    out["rssi"] = rssi
+    out["tx_power"] = NO_TX_POWER
+    return out
+
+
+def app_walk(key: bytes, start: int, slots: int, end: int) -> list[tuple[int, int, bytes]]:
+    """checkContactF's loop, transcribed: (slot start ms, slot end ms, ID) for every slot it checks."""
+    out = []
+    first = key
+    sub = first + b"bluzonesubkey"
+    t_next, delta, i = start * 1000, bz3.DAY_MS // slots, 0
+    import hashlib
+
+    while t_next <= end * 1000:
+        sub = hashlib.sha256(sub).digest()
+        bzid = bz3.id_from_subkey(sub)
+        out.append((t_next, t_next + delta, bzid))
+        t_next += delta
+        i += 1
+        if i == slots:
+            first = hashlib.sha256(first).digest()
+            sub = first + b"bluzonesubkey"
+            i = 0
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(2, 200), st.integers(0, 3 * 86400), st.integers(0, 86400))
+def test_candidates_follow_the_apps_walk(slots: int, span: int, offset: int) -> None:
+    start = T0 + offset
+    entries = m3.parse_f0_list(f0([entry(start=start, slots=slots, end=start + span)]))
+    rows, lo, hi, ids = m3.candidates(entries, start - 10.0**6, start + span + 10.0**6, 0)
+    walk = app_walk(KEY, start, slots, start + span)
+    got = sorted(zip(lo.tolist(), hi.tolist(), [r.tobytes() for r in ids]))
+    assert got == walk and (rows == 0).all()
+
+
+def test_a_sighting_matches_inside_its_slot_plus_tolerance_only() -> None:
+    entries = m3.parse_f0_list(f0([entry(), entry(key=bytes(32))]))
+    day2 = bz3.ids_for_day(bz3.daily_key(KEY, 2))
+    at = T0 + 2 * 86400 + 10 * 900  # day 2, slot 10
+    s = sightings_of([
+        (at + 1, day2[10].tobytes()),
+        (at + 899, day2[10].tobytes()),
+        (at + 900 + 7200 + 1, day2[10].tobytes()),  # past the slot and the 2 h tolerance
+        (at - 5000, day2[10].tobytes()),  # early, within tolerance (a phone clock behind)
+        (at, day2[11].tobytes()[:11] + b"\x00"),  # almost the next ID
+        (at, bz3.ids_for_day(bytes(32))[3].tobytes()),  # the zero key's slot 3, far from its time
+    ])
+    pairs = m3.match(entries, s)
+    assert pairs.tolist() == [[0, 3], [0, 0], [0, 1]]
+    assert m3.match(entries, s, tolerance=0).tolist() == [[0, 0], [0, 1]]
+
+
+def test_ids_after_time_end_or_before_time_start_never_match() -> None:
+    entries = m3.parse_f0_list(f0([entry(start=T0 + 86400, end=T0 + 86400 + 900)]))  # two slots
+    ids = bz3.ids_for_day(KEY)
+    s = sightings_of([(T0 + 86400 + 60, ids[0].tobytes()), (T0 + 86400 + 960, ids[1].tobytes()),
+                      (T0 + 86400 + 1860, ids[2].tobytes())])
+    assert m3.match(entries, s).tolist() == [[0, 0], [0, 1]]
+
+
+@pytest.mark.parametrize(
+    "doc,message",
+    [
+        (b"[1, 2]", '"data" list'),
+        (b"{\"data\": 5}", '"data" list'),
+        (b"{\"data\": [5]}", "data[0]: each entry must be an object"),
+        (b"not json", "invalid JSON"),
+        (f0([{**entry(), "daily_key": "abc"}]), "64 hex digits"),
+        (f0([{**entry(), "daily_key": "00" * 16}]), "must be 32 bytes, got 16"),
+        (f0([{**entry(), "daily_key": 7}]), "64 hex digits"),
+        (f0([entry(), {**entry(), "max": 1}]), "data[1]: 'max' (slots per day) must be 2-1440, got 1"),
+        (f0([{**entry(), "max": 100000}]), "must be 2-1440"),
+        (f0([{**entry(), "max": "96"}]), "'max' must be an integer"),
+        (f0([{**entry(), "time_start": 1.5}]), "'time_start' must be an integer"),
+        (f0([{**entry(), "time_start": True}]), "'time_start' must be an integer"),
+        (f0([{**entry(), "time_end": T0 - 1}]), "'time_end' must lie 0-366 days"),
+        (f0([{**entry(), "time_start": -5, "time_end": 0}]), "'time_start' must be Unix seconds"),
+        (f0([{k: v for k, v in entry().items() if k != "time_end"}]), "'time_end' must be an integer"),
+    ],
+)
+def test_malformed_lists_are_one_line_key_file_errors(doc: bytes, message: str) -> None:
+    with pytest.raises(KeyFileError) as exc:
+        m3.parse_f0_list(doc)
+    assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_parse_or_raise_key_file_error(data: bytes) -> None:
+    try:
+        m3.parse_f0_list(data)
+    except KeyFileError:
+        pass
+
+
+def test_emulated_phone_sending_v3_is_found_with_its_f0_list(tmp_path) -> None:
+    """a (Bluezone v3 on) sits 1 m from b for 30 min; a's daily key as an F0 list finds a close
+    contact at b; the same list finds no close contact at c, 30 m away, and another key nothing at b."""
+    clock = VirtualClock(T0 + 12 * 3600)
+    air = Air(clock, 5)
+    stores = {n: SightingStore.open(tmp_path / f"{n}.db") for n in "abc"}
+    daemons = [
+        Daemon(air.radio("a", (0, 0)), stores["a"], clock, rng=random.Random(1), bluezone3=True),
+        Daemon(air.radio("b", (1, 0)), stores["b"], clock, rng=random.Random(2)),
+        Daemon(air.radio("c", (30, 0)), stores["c"], clock, rng=random.Random(3)),
+    ]
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            for d in daemons:
+                tg.create_task(d.run(1800))
+
+    try:
+        clock.run(main())
+        day, key = stores["a"].bluezone3_key()
+        entries = m3.parse_f0_list(f0([entry(key=bytes(32)), entry(key=key, start=day * 86400, end=day * 86400 + 86399)]))
+        found = m3.check_bluezone3(entries, stores["b"].bluezone3_sightings(), other_sightings=stores["b"].sightings())
+        assert len(found) == 1
+        e = found[0]
+        assert e.protocol == "bluezone3" and e.key_index == 1 and e.tx_power_estimated
+        assert e.score.close_contact and 25 <= e.score.minutes <= 31
+        assert e.as_dict()["protocol"] == "bluezone3"
+        far = m3.check_bluezone3(entries, stores["c"].bluezone3_sightings())
+        assert all(not x.score.close_contact for x in far)
+        assert m3.check_bluezone3(entries[:1], stores["b"].bluezone3_sightings()) == []
+    finally:
+        for s in stores.values():
+            s.close()
+
+
+def _run_pair(tmp_path) -> tuple[int, bytes]:
+    """a (v3 on) and b 1 m apart for 30 minutes on the emulated radio; b's store at tmp_path/b.db."""
+    clock = VirtualClock(T0 + 12 * 3600)
+    air = Air(clock, 7)
+    a_store, b_store = SightingStore.open(tmp_path / "a.db"), SightingStore.open(tmp_path / "b.db")
+    daemons = [
+        Daemon(air.radio("a", (0, 0)), a_store, clock, rng=random.Random(1), bluezone3=True),
+        Daemon(air.radio("b", (1, 0)), b_store, clock, rng=random.Random(2)),
+    ]
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            for d in daemons:
+                tg.create_task(d.run(1800))
+
+    clock.run(main())
+    day, key = a_store.bluezone3_key()
+    a_store.close()
+    b_store.close()
+    return day, key
+
+
+def test_cli_check_with_an_f0_list_end_to_end(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    day, key = _run_pair(tmp_path)
+    listing = tmp_path / "f0.json"
+    listing.write_bytes(f0([entry(key=key, start=day * 86400, end=day * 86400 + 86399)]))
+    result = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db"), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["bluezone3_entries"] == 1 and data["bluezone3_sightings"] > 1000
+    assert data["close_contact"] and [e["protocol"] for e in data["exposures"]] == ["bluezone3"]
+    text = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db")])
+    assert text.exit_code == 0
+    assert "[Bluezone v3]" in text.stdout and "from 1 Bluezone v3 F0 list entries" in text.stdout
+
+
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b'{"data": [{"daily_key": "00", "time_start": 0, "max": 96, "time_end": 0}]}', "must be 32 bytes"),
+        (b'{"data": [{"daily_key": "' + b"00" * 32 + b'", "time_start": 0, "max": 0, "time_end": 0}]}', "2-1440"),
+        (b'{"data": {}}', '"data" list'),
+    ],
+)
+def test_cli_bad_f0_lists_are_exit_2_and_leave_no_database(tmp_path, content: bytes, message: str) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    listing = tmp_path / "f0.json"
+    listing.write_bytes(content)
+    db = tmp_path / "never.db"
+    result = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(db)])
+    assert result.exit_code == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not db.exists()
