@@ -125,9 +125,10 @@ def json_option(func: Any) -> Any:
 @cli.command("run")
 @click.option(
     "--backend",
-    default="emulated",
+    default="auto",
     show_default=True,
-    help="Radio: emulated[:N] (N emulated neighbours, default 2), auto, bluez[:hciN], bumble:<transport>.",
+    help="Radio: auto (BlueZ), bluez[:hciN], bumble:<transport>, or emulated[:N] (N invented neighbours, "
+    "default 2; kept in emulated.db unless --db is given).",
 )
 @click.option("--adapter", default=None, help="BlueZ adapter (hci0, ...) for auto/bluez.")
 @db_option
@@ -154,9 +155,26 @@ def run(
     import asyncio
 
     from bluezone.config import DaemonConfig
+    from bluezone.proximity.daemon import DaemonStats
     from bluezone.proximity.runner import run_daemon
 
     config = DaemonConfig.load(config_path) if config_path else DaemonConfig()
+    ticker = sys.stdout.isatty()  # a live line until the first status line; nothing extra when piped
+    shown = False
+
+    def progress(stats: DaemonStats, seconds: float) -> None:
+        nonlocal shown
+        shown = True
+        click.echo(f"\r  {seconds:.0f} s: {stats.adverts_received} adverts heard, "
+                   f"{stats.sightings_stored} sightings stored", nl=False)
+
+    def status(line: str) -> None:
+        nonlocal shown
+        if shown:
+            click.echo("\r\033[K", nl=False)
+            shown = False
+        click.echo(line)
+
     stats = asyncio.run(
         run_daemon(
             backend,
@@ -164,11 +182,13 @@ def run(
             config,
             duration,
             adapter=adapter,
-            on_status=lambda line: click.echo(line),
+            on_status=status,
+            on_start=status,
+            on_progress=progress if ticker else None,
             also_bluezone_v3=also_bluezone_v3,
         )
     )
-    click.echo(
+    status(
         f"stopped: {stats.sightings_stored} sightings stored, {stats.malformed} malformed, "
         f"{stats.dropped_queue_full} dropped, {stats.rpi_rotations} RPI(s) advertised"
         + (f", {stats.bluezone3_sightings_stored} Bluezone v3 sightings" if stats.bluezone3_sightings_stored else "")

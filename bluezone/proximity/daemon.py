@@ -76,6 +76,7 @@ class Daemon:
         *,
         rng: random.Random | None = None,
         on_status: Callable[[str], None] | None = None,
+        on_started: Callable[[], None] | None = None,
         key_factory: Callable[[float], DailyKey] = DailyKey.generate,
         bluezone3: bool = False,
     ) -> None:
@@ -86,6 +87,7 @@ class Daemon:
         # rotation times must not be predictable by others: the OS CSPRNG unless a test seeds one
         self.rng = rng or random.SystemRandom()
         self.on_status = on_status or (lambda line: log.info("%s", line))
+        self.on_started = on_started  # called once the radio advertises and scans
         self.key_factory = key_factory
         self.bluezone3 = bluezone3  # also send Bluezone v3 IDs (opt-in: see docs/bluezone3.md)
         self.bluezone3_id: bytes | None = None  # the v3 ID on air (tests; never logged)
@@ -128,6 +130,8 @@ class Daemon:
             await self.radio.start_scanning(self._on_advert)
             self._save_state()
             self._last_status = (now, self.stats.sightings_stored)
+            if self.on_started is not None:
+                self.on_started()
             try:
                 async with asyncio.TaskGroup() as tg:
                     tasks = [

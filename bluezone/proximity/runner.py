@@ -3,7 +3,9 @@
 The library's daemon knows nothing of signals; this runner wires SIGINT/SIGTERM to
 ``daemon.stop()`` so Ctrl-C flushes everything and exits cleanly.  With the emulated radio
 (``emulated[:N]``) it also starts N emulated neighbours (default 2, at 1 m and 8 m, with
-in-memory stores) so that a machine without Bluetooth sees the whole pipeline work.
+in-memory stores) so that a machine without Bluetooth sees the whole pipeline work.  What the
+emulated radio hears is invented, so it never writes into the default database (the real one of
+``--backend auto``): without ``--db`` it keeps its own ``emulated.db`` beside it.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from collections.abc import Callable
 from pathlib import Path
@@ -20,12 +23,35 @@ from bluezone.config import DaemonConfig
 from bluezone.errors import ConfigError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
-from bluezone.proximity.store import SightingStore
+from bluezone.proximity.store import SightingStore, default_db_path
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NEIGHBOURS = 2
 NEIGHBOUR_POSITIONS = [(1.0, 0.0), (8.0, 0.0), (3.0, 4.0), (0.0, 15.0), (-2.0, -2.0), (30.0, 0.0)]
+EMULATED_DB_FILENAME = "emulated.db"
+#: Seconds between progress reports before the first status line (``on_progress``).
+PROGRESS_SECONDS = 5.0
+
+
+def is_emulated(backend: str) -> bool:
+    return backend.split(":", 1)[0] == "emulated"
+
+
+def database_for(backend: str, db_path: Path | str | None) -> Path | str:
+    """The database a daemon on ``backend`` writes: ``db_path``, else the default one; the
+    emulated radio's invented neighbours go to ``emulated.db`` beside it, never into it."""
+    if not is_emulated(backend):
+        return db_path if db_path is not None else default_db_path()
+    real = default_db_path()
+    if db_path is None:
+        return real.with_name(EMULATED_DB_FILENAME)
+    if str(db_path) != ":memory:" and Path(db_path).expanduser().resolve() == real.resolve():
+        raise ConfigError(
+            f"the emulated radio invents its neighbours: it does not write into the real database {real}; "
+            "leave out --db (it keeps emulated.db beside it) or give another file"
+        )
+    return db_path
 
 
 def neighbours_of(spec: str) -> int:
@@ -47,6 +73,8 @@ async def run_daemon(
     clock: Clock | None = None,
     adapter: str | None = None,
     on_status: Callable[[str], None] | None = None,
+    on_start: Callable[[str], None] | None = None,
+    on_progress: Callable[[DaemonStats, float], None] | None = None,
     handle_signals: bool = True,
     seed: int | None = None,
     also_bluezone_v3: bool = False,
@@ -54,11 +82,17 @@ async def run_daemon(
     """Run one daemon on ``backend`` until stopped (signal) or ``duration`` seconds pass.
 
     With ``emulated:N`` the second neighbour is a phone that also sends Bluezone v3 IDs, so the
-    v3 scanning path runs end to end; ``also_bluezone_v3`` makes this device send them too."""
+    v3 scanning path runs end to end; ``also_bluezone_v3`` makes this device send them too.
+
+    ``on_start`` gets one line naming the radio and the database; ``on_progress`` gets the
+    counters and the seconds since the start every few seconds until the first status line
+    (a terminal shows something before the first minute is over)."""
     config = config or DaemonConfig()
     clock = clock or SystemClock()
+    db = database_for(backend, db_path)
     neighbours: list[Daemon] = []
-    if backend.split(":", 1)[0] == "emulated":
+    n = 0
+    if is_emulated(backend):
         from bluezone.proximity.backends.emulated import Air
 
         n = neighbours_of(backend)
@@ -79,8 +113,17 @@ async def run_daemon(
             )
     else:
         radio = open_radio(backend, adapter=adapter, clock=clock)
-    store = SightingStore.open(db_path)
-    daemon = Daemon(radio, store, clock, config, on_status=on_status, bluezone3=also_bluezone_v3)
+    store = SightingStore.open(db)
+
+    def started() -> None:  # after the radio opened: its name may now say which adapter
+        if on_start is not None:
+            invented = f" with {n} invented neighbour(s)" if is_emulated(backend) else ""
+            on_start(
+                f"bluezone daemon: radio {radio.name}{invented}, database {store.path or ':memory:'}; "
+                f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
+            )
+
+    daemon = Daemon(radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3)
     loop = asyncio.get_running_loop()
     installed = []
 
@@ -100,9 +143,14 @@ async def run_daemon(
         log.warning(LINKABILITY_WARNING)
     # the neighbours are scenery: their failures are logged, never the user's problem
     scenery = [asyncio.create_task(nb.run(), name=f"bluezone-neighbour-{i}") for i, nb in enumerate(neighbours)]
+    ticker = None
+    if on_progress is not None:
+        ticker = asyncio.create_task(_progress(daemon, clock, config.status_interval, on_progress))
     try:
         return await daemon.run(duration)
     finally:
+        if ticker is not None:
+            ticker.cancel()
         for nb in neighbours:
             nb.stop()
         try:
@@ -115,3 +163,12 @@ async def run_daemon(
             store.close()
             for nb in neighbours:
                 nb.store.close()
+
+
+async def _progress(
+    daemon: Daemon, clock: Clock, until: float, report: Callable[[DaemonStats, float], None]
+) -> None:
+    """Report the counters every PROGRESS_SECONDS until the first status line is due."""
+    for tick in range(1, math.ceil(until / PROGRESS_SECONDS)):
+        await asyncio.sleep(PROGRESS_SECONDS)
+        report(daemon.stats, tick * PROGRESS_SECONDS)

@@ -99,6 +99,8 @@ def test_run_sigterm_flushes_and_exits_cleanly(tmp_path) -> None:
         text=True,
     )
     try:
+        start = proc.stdout.readline()  # which radio and database, before anything else
+        assert start.startswith("bluezone daemon: radio emulated:self") and str(db) in start, start
         first = proc.stdout.readline()  # the first status line: the daemon is up and hearing
         assert "sightings" in first, first + proc.stderr.read()
         proc.stdout.readline()

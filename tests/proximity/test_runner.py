@@ -1,0 +1,78 @@
+"""``bluezone run``: real radio by default, the emulated radio kept out of the real database,
+one start-up line naming radio and database, and a live count before the first status line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.config import DaemonConfig
+from bluezone.errors import ConfigError
+from bluezone.proximity.daemon import DaemonStats
+from bluezone.proximity.runner import run_daemon
+from bluezone.proximity.store import SightingStore, default_db_path
+
+from .conftest import NOON
+
+
+@pytest.fixture
+def data_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    return tmp_path / "data" / "bluezone"
+
+
+def test_run_defaults_to_the_real_radio_as_the_readme_says() -> None:
+    backend = next(p for p in cli.commands["run"].params if p.name == "backend")
+    assert backend.default == "auto"
+
+
+def test_the_emulated_radio_never_writes_into_the_default_database(data_home: Path) -> None:
+    clock = VirtualClock(NOON)
+    lines: list[str] = []
+    stats = clock.run(run_daemon("emulated", None, DaemonConfig(), 120, clock=clock, on_start=lines.append,
+                                 handle_signals=False))
+    assert stats.sightings_stored > 0
+    assert not default_db_path().exists()
+    with SightingStore.open(data_home / "emulated.db", create=False) as store:
+        assert store.count_sightings() == stats.sightings_stored
+    assert lines == [
+        f"bluezone daemon: radio emulated:self with 2 invented neighbour(s), database {data_home / 'emulated.db'}; "
+        "a status line every 60 s (Ctrl-C stops)"
+    ]
+
+
+def test_the_emulated_radio_refuses_the_default_database_by_name(data_home: Path) -> None:
+    clock = VirtualClock(NOON)
+    with pytest.raises(ConfigError, match="does not write into the real database"):
+        clock.run(run_daemon("emulated:1", default_db_path(), None, 60, clock=clock, handle_signals=False))
+    assert not default_db_path().exists()
+
+
+def test_a_live_count_fills_the_first_status_interval(tmp_path: Path) -> None:
+    clock = VirtualClock(NOON)
+    ticks: list[tuple[int, float]] = []
+    status: list[str] = []
+
+    def progress(stats: DaemonStats, seconds: float) -> None:
+        ticks.append((stats.adverts_received, seconds))
+
+    clock.run(run_daemon("emulated:1", tmp_path / "x.db", DaemonConfig(), 150, clock=clock, on_status=status.append,
+                         on_progress=progress, handle_signals=False))
+    assert [s for _, s in ticks] == [5.0 * k for k in range(1, 12)]  # 5 ... 55 s, then the status lines
+    heard = [n for n, _ in ticks]
+    assert heard == sorted(heard) and heard[-1] > 0
+    assert len(status) == 2
+
+
+def test_run_names_its_radio_and_database_first(data_home: Path) -> None:
+    result = CliRunner().invoke(cli, ["run", "--backend", "emulated:1", "--duration", "0.5"], obj={})
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("bluezone daemon: radio emulated:self with 1 invented neighbour(s), database ")
+    assert str(data_home / "emulated.db") in lines[0]
+    assert lines[-1].startswith("stopped: ") and len(lines) == 2  # piped: no live count
+    assert not default_db_path().exists()
