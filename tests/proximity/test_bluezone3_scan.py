@@ -20,7 +20,7 @@ from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.ingest import adverts_to_sightings
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
-from bluezone.proximity.store import MIGRATIONS, SightingStore
+from bluezone.proximity.store import MIGRATIONS, SCHEMA_VERSION, SightingStore
 
 from .conftest import MIDNIGHT, NOON
 
@@ -196,7 +196,7 @@ def test_schema_2_store_migrates_and_v3_sightings_share_the_retention(tmp_path) 
     conn.commit()
     conn.close()
     with SightingStore.open(path) as store:
-        assert store.schema_version == 3
+        assert store.schema_version == SCHEMA_VERSION  # migrated through every later step too
         assert len(store.sightings()) == 1
         rows = np.zeros(3, BLUEZONE3_SIGHTING_DTYPE)
         rows["time"] = [NOON - 15 * 86400, NOON - 13 * 86400, NOON]
