@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -30,7 +30,7 @@ from bluezone.crypto.payload import Metadata
 from bluezone.crypto.rpi import aem, rpi
 from bluezone.errors import BluezoneError
 from bluezone.proximity.ingest import adverts_to_sightings
-from bluezone.proximity.radio import Advert, Radio
+from bluezone.proximity.radio import Advert, AdvertListener, Radio
 from bluezone.proximity.store import SightingStore
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ LINKABILITY_WARNING = (
     "observer can link them to this device's GAEN adverts across each change, and one published daily key "
     "reveals every later day's IDs; turn it off unless Bluezone v3 phones must hear this device"
 )
+#: How often listeners of other adverts (venue beacons) are told the time.
+LISTENER_TICK = 10.0
 #: How often the rotator looks at the wall clock and the stored key (see ``Daemon._until_rotation``).
 CHECK_SECONDS = 15.0
 
@@ -79,6 +81,7 @@ class Daemon:
         on_started: Callable[[], None] | None = None,
         key_factory: Callable[[float], DailyKey] = DailyKey.generate,
         bluezone3: bool = False,
+        listeners: Sequence[AdvertListener] = (),
     ) -> None:
         self.radio = radio
         self.store = store
@@ -90,6 +93,8 @@ class Daemon:
         self.on_started = on_started  # called once the radio advertises and scans
         self.key_factory = key_factory
         self.bluezone3 = bluezone3  # also send Bluezone v3 IDs (opt-in: see docs/bluezone3.md)
+        # adverts of other services (venue beacons) go to their listener, not to the sighting store
+        self.listeners = {listener.service_uuid.lower(): listener for listener in listeners}
         self.bluezone3_id: bytes | None = None  # the v3 ID on air (tests; never logged)
         self.stats = DaemonStats()
         self.key: DailyKey | None = None
@@ -142,6 +147,8 @@ class Daemon:
                     ]
                     if self.bluezone3:
                         tasks.append(tg.create_task(self._bluezone3_rotator(), name="bluezone-v3-rotator"))
+                    if self.listeners:
+                        tasks.append(tg.create_task(self._every(LISTENER_TICK, self._tick_listeners), name="bluezone-listeners"))
                     try:
                         async with asyncio.timeout(duration):
                             await self._stop.wait()
@@ -280,6 +287,11 @@ class Daemon:
     def _on_advert(self, advert: Advert) -> None:
         """The radio's callback: O(1), never blocks."""
         self.stats.adverts_received += 1
+        if self.listeners:
+            listener = self.listeners.get(advert.service_uuid.lower())
+            if listener is not None:
+                listener.on_advert(advert)
+                return
         assert self._queue is not None and self._wake is not None
         try:
             self._queue.put_nowait(advert)
@@ -330,6 +342,11 @@ class Daemon:
         while True:
             await asyncio.sleep(seconds)
             job()
+
+    def _tick_listeners(self) -> None:
+        now = self.clock.now()
+        for listener in self.listeners.values():
+            listener.tick(now)
 
     def _purge_now(self) -> None:
         self._purge(self.clock.now())

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Protocol
 
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.errors import RadioError
@@ -36,6 +37,18 @@ class Advert:
 
 
 AdvertCallback = Callable[[Advert], None]
+
+
+class AdvertListener(Protocol):
+    """Something else that listens on the daemon's radio: adverts under ``service_uuid`` go to
+    it instead of the sighting store (a venue-beacon listener, ``bluezone.venues.nearby``), and
+    ``tick`` is called every few seconds of the daemon's clock so it can notice silence."""
+
+    service_uuid: str
+
+    def on_advert(self, advert: Advert) -> None: ...
+
+    def tick(self, now: float) -> None: ...
 
 
 class Radio(ABC):

@@ -506,6 +506,68 @@ class SightingStore:
                 (json.dumps(state, default=str), float(now)),
             )
 
+    # --- venue check-ins (rows for bluezone.venues.checkins; the rules live there) --------------
+
+    CHECKIN_COLUMNS = "id, location_id, description, address, start_time, end_time, checked_out, source"
+
+    def add_checkin(
+        self,
+        location_id: bytes,
+        payload: bytes,
+        description: str,
+        address: str,
+        start: float,
+        end: float,
+        checked_out: bool,
+        source: str,
+        now: float,
+        end_open_id: int | None = None,
+        end_open_at: float | None = None,
+    ) -> int:
+        """Insert a check-in (and end the open one, ``end_open_id``, in the same transaction)."""
+        with self.db.conn:
+            if end_open_id is not None:
+                self.db.conn.execute(
+                    "UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end_open_at, end_open_id)
+                )
+            cursor = self.db.conn.execute(
+                "INSERT INTO checkins (location_id, payload, description, address, start_time, end_time, checked_out,"
+                " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (location_id, payload, description, address, start, end, int(checked_out), source, now),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def end_checkin(self, checkin_id: int, end: float) -> None:
+        with self.db.conn:
+            self.db.conn.execute("UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end, checkin_id))
+
+    def checkin_rows(
+        self, *, since: float | None = None, checkin_id: int | None = None, open_at: float | None = None,
+        overlapping: tuple[float, float] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        """Check-in rows (``CHECKIN_COLUMNS``), oldest first: all, ending after ``since``, one by id,
+        the one open at ``open_at`` (newest), or those overlapping ``(start, end)``."""
+        sql = f"SELECT {self.CHECKIN_COLUMNS} FROM checkins WHERE end_time < 1e300"
+        params: list[Any] = []
+        if since is not None:
+            sql += " AND end_time > ?"
+            params.append(float(since))
+        if checkin_id is not None:
+            sql += " AND id = ?"
+            params.append(int(checkin_id))
+        if open_at is not None:
+            sql += " AND checked_out = 0 AND start_time <= ? AND end_time > ?"
+            params += [float(open_at), float(open_at)]
+        if overlapping is not None:
+            sql += " AND start_time < ? AND end_time > ?"
+            params += [float(overlapping[1]), float(overlapping[0])]
+        order = " ORDER BY start_time DESC, id DESC" if open_at is not None else " ORDER BY start_time, id"
+        return self.db.conn.execute(sql + order, params).fetchall()
+
+    def checkin_payloads(self) -> dict[bytes, bytes]:
+        """Location id -> the venue's QR payload, for every venue checked in at."""
+        return {bytes(r[0]): bytes(r[1]) for r in self.db.conn.execute("SELECT location_id, payload FROM checkins")}
+
     def daemon_state(self) -> dict[str, Any] | None:
         """The daemon's latest report with its ``updated_at``, or None if no daemon ran here."""
         row = self.db.conn.execute("SELECT value, updated_at FROM daemon_state WHERE name = 'daemon'").fetchone()

@@ -21,7 +21,6 @@ from bluezone.venues.visits import Visit, iso
 log = logging.getLogger(__name__)
 
 SOURCES = ("url", "image", "beacon", "manual")
-_COLUMNS = "id, location_id, description, address, start_time, end_time, checked_out, source"
 
 
 @dataclass(frozen=True)
@@ -50,60 +49,39 @@ def _visit(row: tuple) -> Visit:
 
 def visits(store: SightingStore, since: float | None = None) -> list[Visit]:
     """Every stored check-in (ending after ``since``), oldest first."""
-    sql = f"SELECT {_COLUMNS} FROM checkins WHERE end_time < 1e300"
-    params: list[float] = []
-    if since is not None:
-        sql += " AND end_time > ?"
-        params.append(float(since))
-    return [_visit(r) for r in store.db.conn.execute(sql + " ORDER BY start_time, id", params)]
-
-
-def venue_payloads(store: SightingStore) -> dict[bytes, bytes]:
-    """Location id -> QR payload of every venue checked in at (the venue's own bytes)."""
-    return {bytes(r[0]): bytes(r[1]) for r in store.db.conn.execute("SELECT location_id, payload FROM checkins")}
+    return [_visit(r) for r in store.checkin_rows(since=since)]
 
 
 def open_visit(store: SightingStore, now: float) -> Visit | None:
     """The check-in the visitor is in now (not checked out, automatic check-out still ahead)."""
-    row = store.db.conn.execute(
-        f"SELECT {_COLUMNS} FROM checkins WHERE checked_out = 0 AND start_time <= ? AND end_time > ?"
-        " ORDER BY start_time DESC LIMIT 1",
-        (now, now),
-    ).fetchone()
-    return None if row is None else _visit(row)
-
-
-def _insert(store: SightingStore, venue: Venue, start: float, end: float, checked_out: bool, source: str, now: float) -> int:
-    cursor = store.db.conn.execute(
-        "INSERT INTO checkins (location_id, payload, description, address, start_time, end_time, checked_out,"
-        " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (venue.location_id, venue.payload, venue.description, venue.address, start, end, int(checked_out), source, now),
-    )
-    return int(cursor.lastrowid or 0)
+    rows = store.checkin_rows(open_at=now)
+    return _visit(rows[0]) if rows else None
 
 
 def _get(store: SightingStore, visit_id: int) -> Visit:
-    return _visit(store.db.conn.execute(f"SELECT {_COLUMNS} FROM checkins WHERE id = ?", (visit_id,)).fetchone())
+    return _visit(store.checkin_rows(checkin_id=visit_id)[0])
 
 
-def check_in(store: SightingStore, venue: Venue, now: float, source: str = "url") -> CheckInResult:
-    """Check in at ``venue`` now, out automatically after its default stay; ends an open check-in.
-
-    Checking in again where one already is changes nothing and says so.
+def check_in(
+    store: SightingStore, venue: Venue, now: float, source: str = "url", start: float | None = None
+) -> CheckInResult:
+    """Check in at ``venue`` (since ``start``, default now), out automatically after its default
+    stay; ends an open check-in.  Checking in again where one already is changes nothing and says so.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown check-in source {source!r}")
+    start = now if start is None else min(start, now)
     current = open_visit(store, now)
     if current is not None and current.location_id == venue.location_id:
         raise VenueError(f"already checked in at {current.description} since {iso(current.start)}")
-    with store.db.conn:
-        if current is not None:
-            store.db.conn.execute(
-                "UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (max(now, current.start), current.id)
-            )
-        new_id = _insert(store, venue, now, now + venue.stay_minutes * 60, False, source, now)
+    if current is not None:
+        start = max(start, current.start)
+    new_id = store.add_checkin(
+        venue.location_id, venue.payload, venue.description, venue.address, start, start + venue.stay_minutes * 60,
+        False, source, now, end_open_id=None if current is None else current.id, end_open_at=start,
+    )
     ended = None if current is None else _get(store, current.id)
-    log.info("checked in at a venue until %s", iso(now + venue.stay_minutes * 60))
+    log.info("checked in at a venue until %s", iso(start + venue.stay_minutes * 60))
     return CheckInResult(_get(store, new_id), ended)
 
 
@@ -117,24 +95,24 @@ def record_visit(store: SightingStore, venue: Venue, start: float, end: float, n
         raise VenueError(f"the visit starts more than {RETENTION_DAYS} days ago: it would be deleted at once")
     if end - start > MAX_STAY_MINUTES * 60:
         raise VenueError(f"a visit lasts at most {MAX_STAY_MINUTES // 60} h {MAX_STAY_MINUTES % 60} min")
-    clash = store.db.conn.execute(
-        f"SELECT {_COLUMNS} FROM checkins WHERE start_time < ? AND end_time > ? LIMIT 1", (end, start)
-    ).fetchone()
-    if clash is not None:
-        other = _visit(clash)
+    clashes = store.checkin_rows(overlapping=(start, end))
+    if clashes:
+        other = _visit(clashes[0])
         raise VenueError(
             f"the visit overlaps the check-in at {other.description} ({iso(other.start)} .. {iso(other.end)})"
         )
-    with store.db.conn:
-        new_id = _insert(store, venue, start, end, True, "manual", now)
+    new_id = store.add_checkin(
+        venue.location_id, venue.payload, venue.description, venue.address, start, end, True, "manual", now
+    )
     return _get(store, new_id)
 
 
-def check_out(store: SightingStore, now: float) -> Visit:
-    """Check out of the open check-in now."""
+def check_out(store: SightingStore, now: float, end: float | None = None) -> Visit:
+    """Check out of the open check-in, at ``end`` (default now; a beacon listener gives the last
+    time it heard the venue)."""
     current = open_visit(store, now)
     if current is None:
         raise VenueError("not checked in anywhere (check-ins end by themselves after the venue's default stay)")
-    with store.db.conn:
-        store.db.conn.execute("UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (now, current.id))
+    end = now if end is None else min(max(end, current.start), now)
+    store.end_checkin(current.id, end)
     return _get(store, current.id)

@@ -142,7 +142,7 @@ def test_past_visit_and_its_bad_forms(tmp_path: Path, cafe: dict, clock: Virtual
         assert result.exit_code == 2 and message in result.output, (message, result.output)
         assert len(result.output.strip().splitlines()) == 1
     with SightingStore.open(db, purge_now=T0) as store:
-        assert store.db.conn.execute("SELECT COUNT(*) FROM checkins").fetchone()[0] == 1
+        assert len(store.checkin_rows()) == 1
 
 
 @pytest.mark.parametrize(

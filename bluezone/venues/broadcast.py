@@ -1,0 +1,55 @@
+"""The venue beacon itself: send the current epoch's frames round and round on a radio.
+
+One frame a second (each repeated by the radio at its advertising interval), the whole set
+again and again; at every 10-minute epoch a new set id and key (``beacon.py``).  A visitor's
+daemon needs one full cycle (about ten seconds for a café's payload) to decode the venue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from bluezone.clock import Clock
+from bluezone.proximity.radio import Radio
+from bluezone.venues import beacon
+from bluezone.venues.owner import VenueSecrets
+
+log = logging.getLogger(__name__)
+
+FRAME_SECONDS = 1.0
+#: Beacon TX power (dBm) for the emulated radio; a Pi's adapter uses its own.
+TX_POWER = 0
+
+
+@dataclass
+class BeaconStats:
+    frames_sent: int = 0
+    epochs: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"frames_sent": self.frames_sent, "epochs": self.epochs}
+
+
+async def run_beacon(
+    radio: Radio, secrets: VenueSecrets, clock: Clock, duration: float | None = None, stop: asyncio.Event | None = None
+) -> BeaconStats:
+    """Broadcast until ``duration`` seconds of ``clock`` have passed (or ``stop`` is set)."""
+    stats = BeaconStats()
+    started = clock.now()
+    stop = stop or asyncio.Event()
+    async with radio:
+        epoch, frames, i = None, [], 0
+        while not stop.is_set() and (duration is None or clock.now() - started < duration):
+            now = clock.now()
+            if beacon.epoch_of(now) != epoch:
+                epoch = beacon.epoch_of(now)
+                frames, i = beacon.frames(secrets.venue.payload, secrets.beacon_key, epoch), 0
+                stats.epochs += 1
+            await radio.advertise(frames[i % len(frames)], TX_POWER)
+            stats.frames_sent += 1
+            i += 1
+            await clock.sleep(FRAME_SECONDS)
+    log.info("venue beacon stopped: %d frames in %d epochs", stats.frames_sent, stats.epochs)
+    return stats

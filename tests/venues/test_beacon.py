@@ -1,0 +1,106 @@
+"""The venue beacon: advert layout and vectors, unlinkability across epochs, and daemons on the
+emulated radio that check in after a few minutes in range and out when they leave."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bluezone.clock import VirtualClock
+from bluezone.errors import VenueError
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.daemon import Daemon
+from bluezone.proximity.store import SightingStore
+from bluezone.venues import beacon
+from bluezone.venues.broadcast import run_beacon
+from bluezone.venues.checkins import visits
+from bluezone.venues.location import Venue
+from bluezone.venues.nearby import BeaconCheckIns
+from bluezone.venues.owner import VenueSecrets
+
+VECTORS = json.loads((Path(__file__).parents[1] / "data" / "venues" / "beacon_vectors.json").read_text())
+T0 = 1_796_400_000.0
+CAFE = Venue.create("Café Hoa", "12 Trần Phú, Hà Nội", "food-service", 45, seed=bytes(range(16)))
+SECRETS = VenueSecrets(CAFE, bytes(range(32)))
+
+
+def test_published_vectors() -> None:
+    for vector in VECTORS["epochs"]:
+        got = beacon.beacon_vector(bytes.fromhex(VECTORS["payload"]), bytes.fromhex(VECTORS["beacon_key"]), vector["epoch"])
+        assert got == vector
+
+
+def test_advert_is_31_bytes_and_frames_rebuild_the_payload() -> None:
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 7)
+    assert all(len(f) == beacon.FRAME_BYTES for f in frames)
+    assert all(len(beacon.advert_bytes(f)) == 31 for f in frames)
+    assembler = beacon.FrameAssembler()
+    results = [assembler.add(f, -60, 0.0) for f in reversed(frames)]  # any order
+    assert results[-1] is not None and results[-1][1] == CAFE
+    assert all(r is None for r in results[:-1])
+
+
+def test_epochs_share_no_bytes_a_bystander_could_link() -> None:
+    a = beacon.frames(CAFE.payload, SECRETS.beacon_key, 100)
+    b = beacon.frames(CAFE.payload, SECRETS.beacon_key, 100 + 144)  # the same time tomorrow
+    assert {f[1:5] for f in a}.isdisjoint({f[1:5] for f in b})
+    assert {f[7:] for f in a}.isdisjoint({f[7:] for f in b})
+
+
+def test_missing_one_frame_reveals_nothing_and_mixed_frames_do_not_open() -> None:
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 5)
+    assembler = beacon.FrameAssembler()
+    assert all(assembler.add(f, -60, 0.0) is None for f in frames[1:])
+    other = beacon.frames(Venue.create("Shop", "x").payload, SECRETS.beacon_key, 5)
+    forged = other[0][:1] + frames[0][1:5] + frames[0][5:7] + other[0][7:]
+    assert assembler.add(forged, -60, 0.0) == (frames[0][1:5], None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=40))
+def test_any_frame_bytes_are_a_frame_or_one_venue_error(data: bytes) -> None:
+    try:
+        beacon.Frame.from_bytes(data)
+    except VenueError:
+        pass
+    beacon.FrameAssembler().add(data, -50, 0.0)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_daemons_check_in_after_minutes_in_range_and_out_when_they_leave(seed: int) -> None:
+    clock = VirtualClock(T0)
+    air = Air(clock, seed)
+
+    def visitor(t: float) -> tuple[float, float]:  # at a table 3 m away for 20 minutes, then gone
+        return (3.0, 0.0) if t < T0 + 20 * 60 else (500.0, 0.0)
+
+    def passer_by(t: float) -> tuple[float, float]:  # walks past the door in a minute
+        return (2.0, 0.0) if T0 + 60 <= t < T0 + 120 else (500.0, 0.0)
+
+    stores = {name: SightingStore.open(":memory:") for name in ("visitor", "passer_by")}
+    listeners = {name: BeaconCheckIns(store) for name, store in stores.items()}
+    daemons = [
+        Daemon(air.radio(name, where), stores[name], clock, listeners=[listeners[name]])
+        for name, where in (("visitor", visitor), ("passer_by", passer_by))
+    ]
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_beacon(air.radio("cafe-beacon", (0.0, 0.0), beacon.SERVICE_UUID), SECRETS, clock, 40 * 60))
+            for d in daemons:
+                tg.create_task(d.run(40 * 60))
+
+    clock.run(main())
+    [stay] = visits(stores["visitor"])
+    assert stay.description == "Café Hoa" and stay.source == "beacon" and stay.checked_out
+    assert T0 <= stay.start <= T0 + 60  # the first full cycle
+    assert T0 + 19 * 60 <= stay.end <= T0 + 20 * 60  # the last frame heard before leaving
+    assert visits(stores["passer_by"]) == []
+    # the beacon's frames went to the listener, not into the sighting table or the malformed count
+    assert daemons[0].stats.malformed == 0 and listeners["visitor"].checkins == 1
+    assert stores["visitor"].count_sightings() == daemons[0].stats.sightings_stored
