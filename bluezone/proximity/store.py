@@ -19,6 +19,8 @@ instead create it on ``store.db`` with ``create(..., if_not_exists=True)``.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import os
@@ -170,6 +172,38 @@ def _create_private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+def unusable(path: Path | None, exc: sqlite3.DatabaseError) -> StoreError:
+    """The one line for a database SQLite cannot use: another program's file (exit 2) or a
+    damaged one (exit 1), never a bare ``DatabaseError``."""
+    name = getattr(exc, "sqlite_errorname", "")
+    error = NotAStoreError if name == "SQLITE_NOTADB" else StoreError
+    hint = ""
+    if name.startswith("SQLITE_CORRUPT"):
+        hint = " (it is damaged: move it away, and `bluezone run` starts a new one, or restore a copy)"
+    return error(f"{path or ':memory:'} is not a usable sighting database: {exc}{hint}")
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(self: SightingStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise unusable(self.path, exc) from exc
+
+    return guarded
+
+
+def _guard_public_methods(cls: type) -> type:
+    """Every public method turns SQLite's errors into :func:`unusable`: damage can sit in any
+    page, so it shows only when a read reaches it, long after the file opened fine."""
+    for name, value in list(vars(cls).items()):
+        if not name.startswith("_") and inspect.isfunction(value) and name != "close":
+            setattr(cls, name, _guarded(value))
+    return cls
+
+
+@_guard_public_methods
 class SightingStore:
     """Daily keys and sightings of one device.  Use :meth:`open`; a context manager."""
 
@@ -221,21 +255,20 @@ class SightingStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             store._migrate()
+            if purge_now is None:
+                # the newest record, so that a store made on a virtual clock survives opening; but never
+                # past the wall clock: rows from a clock that ran ahead for a while must not erase the rest
+                newest = store.newest_time()
+                purge_now = None if newest is None else min(newest, time.time())
+            if purge_now is not None:
+                store.purge(purge_now)
         except sqlite3.DatabaseError as exc:
             conn.close()
             # SQLITE_NOTADB: the user pointed at some other file; anything else (locked, I/O) is trouble.
-            error = NotAStoreError if getattr(exc, "sqlite_errorname", "") == "SQLITE_NOTADB" else StoreError
-            raise error(f"{p} is not a usable sighting database: {exc}") from None
+            raise unusable(p, exc) from None
         except BaseException:
             conn.close()
             raise
-        if purge_now is None:
-            # the newest record, so that a store made on a virtual clock survives opening; but never
-            # past the wall clock: rows from a clock that ran ahead for a while must not erase the rest
-            newest = store.newest_time()
-            purge_now = None if newest is None else min(newest, time.time())
-        if purge_now is not None:
-            store.purge(purge_now)
         return store
 
     def _check_schema(self, create: bool) -> None:
