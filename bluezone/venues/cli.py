@@ -193,3 +193,47 @@ def checkins(db_path: Path | None, as_json: bool) -> None:
     for v, row in zip(found, rows, strict=True):
         state = "here now" if row["open"] else "checked out" if v.checked_out else "auto check-out"
         click.echo(f"{_local(v.start)} .. {_local(v.end)}  {v.description} ({v.address})  [{state}, {v.source}]")
+
+
+@venue.command("beacon")
+@click.argument("venue_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--backend",
+    default="emulated",
+    show_default=True,
+    help="Radio that sends the beacon's adverts (only the emulated radio can send 0x4256 service data so far).",
+)
+@click.option("--duration", type=float, default=None, help="Stop after SECONDS (default: until Ctrl-C).")
+@_json_option
+def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json: bool) -> None:
+    """Broadcast the venue over Bluetooth: bluezone devices in range check in after a few minutes.
+
+    Sends the venue's QR payload, encrypted under a key that changes every 10 minutes, cut
+    into frames (docs/venues.md); the secrets in VENUE_DIR stay on this machine.
+    """
+    import asyncio
+
+    from bluezone.clock import SystemClock
+    from bluezone.proximity.backends.emulated import Air
+    from bluezone.venues import beacon
+    from bluezone.venues.broadcast import run_beacon
+    from bluezone.venues.owner import load_venue_dir
+
+    secrets = load_venue_dir(venue_dir)
+    if backend != "emulated":
+        raise click.BadParameter(
+            f"{backend}: sending venue beacon adverts needs a radio that can send 0x4256 service data; "
+            "only the emulated radio can so far (docs/venues.md)",
+            param_hint="--backend",
+        )
+    clock = cli_clock()
+    if isinstance(clock, SystemClock):
+        stats = asyncio.run(run_beacon(Air(clock).radio("venue-beacon", (0.0, 0.0), beacon.SERVICE_UUID), secrets, clock, duration))
+    else:  # tests: a virtual clock runs its own loop
+        stats = clock.run(  # type: ignore[attr-defined]
+            run_beacon(Air(clock).radio("venue-beacon", (0.0, 0.0), beacon.SERVICE_UUID), secrets, clock, duration)
+        )
+    if as_json:
+        _emit_json({"venue": secrets.venue.description, **stats.as_dict()})
+    else:
+        click.echo(f"venue beacon for {secrets.venue.description}: {stats.frames_sent} frames in {stats.epochs} epoch(s)")

@@ -170,3 +170,13 @@ def test_checkins_are_purged_with_sightings_after_14_days(tmp_path: Path, cafe: 
     assert len(json.loads(run(clock, "checkins", "--db", db, "--json").output)["checkins"]) == 1
     clock.advance(3600 + 46 * 60)  # 14 days after the automatic check-out, and a minute
     assert json.loads(run(clock, "checkins", "--db", db, "--json").output)["checkins"] == []
+
+
+def test_venue_beacon_runs_on_the_emulated_radio(cafe: dict, clock: VirtualClock) -> None:
+    result = run(clock, "venue", "beacon", str(cafe["out"]), "--duration", "700", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {"venue": "Café Hoa", "frames_sent": 700, "epochs": 2}
+    refused = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "bluez")
+    assert refused.exit_code == 2 and "only the emulated radio" in refused.output
+    missing = run(clock, "venue", "beacon", str(cafe["out"] / "nowhere"))
+    assert missing.exit_code == 2 and "not found" in missing.output
