@@ -83,7 +83,7 @@ def run(
     began = _time.perf_counter()
     rng = np.random.default_rng(seed)
     crowd = Crowd(scenario, rng)
-    devices = make_devices(scenario, rng)
+    devices = make_devices(scenario, rng, crowd.posture, crowd.storey)
     n = len(devices.person)
     if n < 2:
         raise ConfigError(f"scenario {scenario.name}: fewer than two phones with seed {seed}; raise [devices] share")

@@ -1,4 +1,4 @@
-"""Where everyone is at each time step: random waypoint, seated groups, queues, a bus.
+"""Where everyone is at each time step: random waypoint, seated groups, queues, a bus, passers-by.
 
 Each group kind is a small class whose ``step(t)`` returns the positions (k, 2), headings
 (k,) in radians and presence (k,) of its members at ``t`` seconds after the start, with
@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from bluezone.sim.scenario import Group, Scenario
+from bluezone.sim.channel import _crosses
+from bluezone.sim.scenario import POSTURES, Group, Scenario, Wall
 
 
 def _presence(group: Group, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -137,12 +138,18 @@ class Queue:
         service = rng.uniform(*group.service_s, n)
         self.start = np.empty(n)
         self.end = np.empty(n)
-        free = -np.inf
-        for i in range(n):  # one pass over people at set-up, not per step
-            self.start[i] = max(self.join[i], free)
-            self.end[i] = free = self.start[i] + service[i]
+        self.desk = np.zeros(n, np.int64)
+        free = np.full(group.desks, -np.inf)
+        for i in range(n):  # one pass over people at set-up, not per step: the first free desk serves
+            desk = int(np.argmin(free))
+            self.desk[i] = desk
+            self.start[i] = max(self.join[i], free[desk])
+            self.end[i] = free[desk] = self.start[i] + service[i]
         a = math.radians(group.direction_deg)
         self.unit = np.array([math.cos(a), math.sin(a)])
+        across = np.array([-math.sin(a), math.cos(a)])
+        # desks side by side across the head of the line, centred on ``origin`` (one desk: at it)
+        self.desk_offset = (np.arange(group.desks) - (group.desks - 1) / 2)[:, None] * group.desk_spacing_m * across
         self.heading = np.full(n, a + math.pi)
         self.rng = rng
 
@@ -152,6 +159,8 @@ class Queue:
         place = np.cumsum(waiting) * waiting  # 1 for the first in line
         spacing = self.group.spacing_m[0]
         pos = np.asarray(self.group.origin) + (place * spacing)[:, None] * self.unit
+        if self.group.desks > 1:
+            pos = pos + served[:, None] * self.desk_offset[self.desk]
         pos = pos + self.rng.normal(0, self.group.sway_m, pos.shape)
         present = waiting | served
         pos[~present] = np.nan
@@ -173,7 +182,10 @@ class Bus:
         aisle_x = ox + (group.columns / 2 - 0.5) * sx
         seats[:, 0] += np.where(seats[:, 0] > aisle_x, 0.5 * sx, -0.0)  # an aisle between the halves
         aisle_x += 0.25 * sx
-        standing = np.c_[np.full(4 * group.rows, aisle_x + 0.5 * sx), oy + np.arange(4 * group.rows) * sy / 4]
+        if group.standing_areas:
+            standing = np.concatenate([hex_spots(area, group.standing_spacing_m) for area in group.standing_areas])
+        else:
+            standing = np.c_[np.full(4 * group.rows, aisle_x + 0.5 * sx), oy + np.arange(4 * group.rows) * sy / 4]
         spots = np.r_[seats, standing]
         n_seats = len(seats)
         stops = max(int(scenario.duration_min * 60 // group.stop_interval_s), 1)
@@ -199,6 +211,7 @@ class Bus:
         self.off = alight * group.stop_interval_s
         self.pos = spots[np.maximum(self.spot, 0)]
         self.heading = np.where(self.spot < n_seats, math.pi / 2, rng.uniform(0, 2 * math.pi, n))
+        self.seated = self.spot < n_seats  # the rest stand
 
     def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         present = (self.on <= t) & (t < self.off) & (self.spot >= 0)
@@ -207,21 +220,126 @@ class Bus:
         return pos, self.heading.copy(), present
 
 
-KINDS: dict[str, type[Waypoint | Seated | Queue | Bus]] = {"waypoint": Waypoint, "seated": Seated, "queue": Queue, "bus": Bus}
+def hex_spots(area: tuple[float, float, float, float], spacing: float) -> np.ndarray:
+    """Standing spots filling a rectangle on a hexagonal grid, ``spacing`` apart (at least one)."""
+    x0, y0, x1, y1 = area
+    row_gap = spacing * math.sqrt(3) / 2
+    rows = [y0 + spacing / 2 + i * row_gap for i in range(max(int((y1 - y0 - spacing) // row_gap) + 1, 1))]
+    spots: list[tuple[float, float]] = []
+    for i, y in enumerate(rows):
+        xs = np.arange(x0 + spacing / 2 + (spacing / 2 if i % 2 else 0.0), x1 - spacing / 2 + 1e-9, spacing)
+        spots.extend((x, min(y, y1)) for x in xs)
+    return np.array(spots or [((x0 + x1) / 2, (y0 + y1) / 2)], float)
+
+
+class Passing:
+    """Passers-by: each walks once straight along ``path`` (either way), at a steady pace, and is gone."""
+
+    def __init__(self, group: Group, scenario: Scenario, rng: np.random.Generator) -> None:
+        n = group.people
+        self.group = group
+        self.rng = rng
+        w, d = scenario.space.width_m, scenario.space.depth_m
+        a, b = (np.asarray(p, float) for p in (group.path or ((0.0, d / 2), (w, d / 2))))
+        length = float(np.hypot(*(b - a)))
+        unit = (b - a) / length
+        lateral = rng.uniform(-group.lane_m / 2, group.lane_m / 2, n)[:, None] * np.array([-unit[1], unit[0]])
+        backwards = rng.random(n) < 0.5 if group.both_ways else np.zeros(n, bool)
+        self.begin = np.where(backwards[:, None], b, a) + lateral
+        self.direction = np.where(backwards[:, None], -unit, unit)
+        self.enter = rng.uniform(*group.arrive_min, n) * 60.0
+        self.speed = rng.uniform(*group.speed_mps, n)
+        self.leave = self.enter + length / self.speed
+        self.heading = np.arctan2(self.direction[:, 1], self.direction[:, 0])
+
+    def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        present = (self.enter <= t) & (t < self.leave)
+        walked = (t - self.enter) * self.speed
+        pos = self.begin + walked[:, None] * self.direction
+        pos[~present] = np.nan
+        return pos, self.heading.copy(), present
+
+
+KINDS: dict[str, type[Waypoint | Seated | Queue | Bus | Passing]] = {
+    "waypoint": Waypoint,
+    "seated": Seated,
+    "queue": Queue,
+    "bus": Bus,
+    "passing": Passing,
+}
+#: A group's posture when it states none (or "auto") in a scenario with heights.
+KIND_POSTURE = {"waypoint": "standing", "seated": "seated", "queue": "standing", "bus": "seated", "passing": "standing"}
 
 
 class Crowd:
     """Everyone in a scenario: ``step(t)`` gives all positions, headings and presence at once."""
 
     def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
+        self.scenario = scenario
         self.groups = [KINDS[g.kind](g, scenario, rng) for g in scenario.groups]
         self.group_of = np.repeat(np.arange(len(scenario.groups)), [g.people for g in scenario.groups])
         self.n = len(self.group_of)
+        self.posture = np.concatenate([_postures(g, m) for g, m in zip(scenario.groups, self.groups)] or [np.empty(0, int)])
+        self.storey = np.repeat([g.storey for g in scenario.groups], [g.people for g in scenario.groups]).astype(np.int64)
+        # who may be pushed aside to keep the minimum spacing: everyone not on a seat
+        fixed = [g.kind == "seated" for g in scenario.groups]
+        self.movable = ~np.repeat(fixed, [g.people for g in scenario.groups]).astype(bool)
+        for g, m, lo in zip(scenario.groups, self.groups, np.r_[0, np.cumsum([g.people for g in scenario.groups])]):
+            if isinstance(m, Bus):
+                self.movable[lo : lo + g.people] = ~m.seated
 
     def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts = [g.step(t) for g in self.groups]
+        pos = np.concatenate([p[0] for p in parts])
+        if self.scenario.space.min_spacing_m > 0:
+            pos = keep_apart(pos, self.movable, self.storey, self.scenario.space.min_spacing_m, self.scenario.space.walls)
         return (
-            np.concatenate([p[0] for p in parts]),
+            pos,
             np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]),
         )
+
+
+def _postures(group: Group, mover: object) -> np.ndarray:
+    """Per member, an index into POSTURES (or the kind's own; a bus passenger's by seat or standing)."""
+    if group.posture not in ("", "auto"):
+        return np.full(group.people, POSTURES.index(group.posture))
+    if isinstance(mover, Bus):
+        return np.where(mover.seated, POSTURES.index("seated"), POSTURES.index("standing"))
+    return np.full(group.people, POSTURES.index(KIND_POSTURE[group.kind]))
+
+
+def keep_apart(
+    pos: np.ndarray, movable: np.ndarray, storey: np.ndarray, spacing: float, walls: tuple[Wall, ...] = (), rounds: int = 4
+) -> np.ndarray:
+    """Push people on one storey apart until (nearly) ``spacing`` separates everyone.
+
+    A pair too close moves apart along the line between them, each movable person by half the
+    overlap (all of it if the other sits); pushes that would cross a wall are dropped.  Pairwise
+    over the people present, so it costs O(n^2) per step: meant for rooms and carriages.
+    """
+    present = np.flatnonzero(np.isfinite(pos[:, 0]))
+    if len(present) < 2 or not movable[present].any():
+        return pos
+    out = pos.copy()
+    p = out[present]
+    can = movable[present].astype(float)
+    same = storey[present][:, None] == storey[present][None, :]
+    np.fill_diagonal(same, False)
+    for _ in range(rounds):
+        delta = p[:, None, :] - p[None, :, :]
+        dist = np.hypot(delta[..., 0], delta[..., 1])
+        close = same & (dist < spacing)
+        if not close.any():
+            break
+        share = np.where(can[None, :] > 0, 0.5, 1.0) * can[:, None]  # my part of the overlap
+        overlap = np.where(close, spacing - dist, 0.0) * share
+        with np.errstate(invalid="ignore", divide="ignore"):
+            unit = np.where(dist[..., None] > 1e-9, delta / dist[..., None], np.array([1.0, 0.0]))
+        p = p + (overlap[..., None] * unit).sum(axis=1)
+    moved = p
+    for wall in walls:  # never through a wall
+        cross = _crosses(out[present][:, None, :], moved[:, None, :], wall)[:, 0]
+        moved[cross] = out[present][cross]
+    out[present] = moved
+    return out

@@ -17,9 +17,24 @@ from typing import Any
 from bluezone.config import read_toml_file
 from bluezone.errors import ConfigError
 
-GROUP_KINDS = ("waypoint", "seated", "queue", "bus")
+GROUP_KINDS = ("waypoint", "seated", "queue", "bus", "passing")
 LAYOUTS = ("grid", "tables", "line")
-CARRIAGES = ("hand", "pocket", "bag")
+#: Where a phone is: in the hand, a trouser pocket, a bag, or lying on a table beside its owner.
+CARRIAGES = ("hand", "pocket", "bag", "table")
+#: How a person is placed in height; "auto" takes the kind's own (standing, seated, or a bus
+#: passenger's seat or standing spot).  A scenario where no group states a posture or a storey
+#: is flat (every phone and head at z = 0), as every scenario before heights existed.
+POSTURES = ("standing", "seated", "low")
+#: Phone height above the person's floor (m) by posture and carriage: a hand holding a phone, a
+#: trouser pocket, a bag (shoulder bag standing, on the lap or floor sitting), a table top
+#: (a low table beside low stools).  Body proportions, not radio fits: see docs/simulation.md.
+PHONE_HEIGHT_M = {
+    "standing": {"hand": 1.2, "pocket": 0.9, "bag": 1.0, "table": 0.75},
+    "seated": {"hand": 0.9, "pocket": 0.55, "bag": 0.4, "table": 0.75},
+    "low": {"hand": 0.7, "pocket": 0.35, "bag": 0.2, "table": 0.45},
+}
+#: Height of the mouth and nose above the floor (m): the truth measures contact between these.
+HEAD_HEIGHT_M = {"standing": 1.55, "seated": 1.2, "low": 0.95}
 #: Every step holds arrays of (uploaders x phones) links and every seat's position: ten times the
 #: largest shipped scenario (the market, 1,000 people), refused up front rather than found out
 #: as a MemoryError (or the OOM killer) minutes into a run.
@@ -38,10 +53,49 @@ class Wall:
 
 
 @dataclass(frozen=True)
+class Zone:
+    """A part of the space with its own radio (a metal carriage, a concrete stairwell).
+
+    A link uses the zone's parameters when both phones are inside it (None: the scenario's
+    ``[radio]`` value); a link with one end inside crosses the shell and loses ``shell_loss_db``.
+    """
+
+    region: tuple[float, float, float, float]  # x0, y0, x1, y1
+    name: str = ""
+    storey: int | None = None  # only on this storey; None: every storey
+    shell_loss_db: float = 0.0
+    attenuation_1m_db: float | None = None
+    exponent: float | None = None
+    fast_sd_db: float | None = None
+    slow_sd_db: float | None = None
+    slow_tau_s: float | None = None
+    link_sd_db: float | None = None
+    body_loss_db: float | None = None
+    carriage_fade: float | None = None
+
+
+#: The Radio fields a zone may override.
+ZONE_RADIO = (
+    "attenuation_1m_db",
+    "exponent",
+    "fast_sd_db",
+    "slow_sd_db",
+    "slow_tau_s",
+    "link_sd_db",
+    "body_loss_db",
+    "carriage_fade",
+)
+
+
+@dataclass(frozen=True)
 class Space:
     width_m: float = 20.0
     depth_m: float = 20.0
     walls: tuple[Wall, ...] = ()
+    zones: tuple[Zone, ...] = ()
+    storey_height_m: float = 3.0  # floor to floor
+    slab_loss_db: float = 12.0  # per floor slab a link crosses (docs/radio-model.md)
+    min_spacing_m: float = 0.0  # people standing or walking are pushed this far apart (0: off)
 
 
 @dataclass(frozen=True)
@@ -77,6 +131,13 @@ class Group:
     kind: str
     people: int
     name: str = ""
+    # per-group phones (None: as [devices]): share carrying one, carriage shares, model shares by name
+    phone_share: float | None = None
+    carriage: tuple[tuple[str, float], ...] | None = None
+    models: tuple[tuple[str, float], ...] | None = None
+    # height: posture ("" flat unless another group states one) and storey (0 = ground)
+    posture: str = ""
+    storey: int = 0
     # presence: arrival uniformly in ``arrive_min`` and stay uniformly in ``stay_min`` (minutes)
     arrive_min: tuple[float, float] = (0.0, 0.0)
     stay_min: tuple[float, float] = (1e9, 1e9)
@@ -98,9 +159,17 @@ class Group:
     # queue
     direction_deg: float = 0.0
     service_s: tuple[float, float] = (30.0, 90.0)
+    desks: int = 1  # served by the first free desk, desks side by side across the line's head
+    desk_spacing_m: float = 1.5
     # bus
     stop_interval_s: float = 180.0
     ride_stops: tuple[int, int] = (1, 8)
+    standing_areas: tuple[tuple[float, float, float, float], ...] = ()  # none: a line along the aisle
+    standing_spacing_m: float = 0.5  # between standing spots in the areas (hexagonal)
+    # passing: straight from one end of ``path`` to the other (either way), spread over ``lane_m``
+    path: tuple[tuple[float, float], tuple[float, float]] | None = None  # default: across the middle
+    lane_m: float = 1.0
+    both_ways: bool = True
 
 
 @dataclass(frozen=True)
@@ -151,6 +220,11 @@ class Scenario:
         return sum(g.people for g in self.groups)
 
     @property
+    def heights(self) -> bool:
+        """Whether people have heights and storeys (else the flat model: every z is 0)."""
+        return any(g.posture or g.storey for g in self.groups) or any(z.storey for z in self.space.zones)
+
+    @property
     def steps(self) -> int:
         return int(round(self.duration_min * 60.0 / self.step_s))
 
@@ -178,7 +252,7 @@ def _pair(
     if kind is int and not all(v.is_integer() for v in numbers):
         raise ConfigError(f"{where}: expected whole numbers, got {value!r}")
     out = tuple(kind(v) for v in numbers)
-    if length == 2 and out[0] > out[1] and where.split(".")[-1] not in ("origin", "start", "end", "spacing_m"):
+    if length == 2 and out[0] > out[1] and where.split(".")[-1].split("[")[0] not in ("origin", "start", "end", "spacing_m", "path"):
         raise ConfigError(f"{where}: a range must be [low, high], got {value!r}")
     return out
 
@@ -268,8 +342,33 @@ def _space(data: Any) -> Space:
             "width_m": lambda w, v: _number(w, v, 0.5, 10_000),
             "depth_m": lambda w, v: _number(w, v, 0.5, 10_000),
             "walls": lambda w, v: tuple(_wall(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))),
+            "zones": lambda w, v: tuple(_zone(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))),
+            "storey_height_m": lambda w, v: _number(w, v, 1.5, 20),
+            "slab_loss_db": lambda w, v: _number(w, v, 0, 100),
+            "min_spacing_m": lambda w, v: _number(w, v, 0, 3),
         },
     )
+
+
+def _region(where: str, value: Any) -> tuple[float, float, float, float]:
+    region = _pair(where, value, float, 4)
+    if not (region[0] < region[2] and region[1] < region[3]):
+        raise ConfigError(f"{where}: give [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {list(region)}")
+    return region  # type: ignore[return-value]
+
+
+def _zone(where: str, data: Any) -> Zone:
+    if not isinstance(data, dict) or "region" not in data:
+        raise ConfigError(f"{where}: a zone needs a region [x0, y0, x1, y1]")
+    radio = _radio_converters()
+    conv: dict[str, Any] = {key: radio[key] for key in ZONE_RADIO}
+    conv.update(
+        region=_region,
+        name=lambda w, v: str(v),
+        storey=lambda w, v: _whole(w, v, 0, 200),
+        shell_loss_db=lambda w, v: _number(w, v, 0, 100),
+    )
+    return _build(Zone, where, data, conv)
 
 
 def _list(where: str, value: Any) -> list[Any]:
@@ -352,6 +451,18 @@ def _group(where: str, data: Any) -> Group:
             "service_s": span,
             "stop_interval_s": lambda w, v: _number(w, v, 10, 10_000),
             "ride_stops": irange,
+            "phone_share": lambda w, v: _number(w, v, 0.0, 1.0),
+            "carriage": _carriage,
+            "models": _model_shares,
+            "posture": lambda w, v: _choice(w, v, (*POSTURES, "auto")),
+            "storey": lambda w, v: _whole(w, v, 0, 200),
+            "desks": lambda w, v: _whole(w, v, 1, 1000),
+            "desk_spacing_m": lambda w, v: _number(w, v, 0.1, 100),
+            "standing_areas": lambda w, v: tuple(_region(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))),
+            "standing_spacing_m": lambda w, v: _number(w, v, 0.2, 10),
+            "path": _path,
+            "lane_m": lambda w, v: _number(w, v, 0, 100),
+            "both_ways": _bool,
         },
     )
     if group.kind == "seated" and group.layout != "tables" and group.rows * group.columns < group.people:
@@ -371,14 +482,45 @@ def _group(where: str, data: Any) -> Group:
             raise ConfigError(f"{where}: {places} seats laid out, more than the {MAX_SEATS:,} a group may have")
     if group.group_size[0] < 1:
         raise ConfigError(f"{where}.group_size: must be >= 1")
-    # keys a kind would silently ignore: a queue's people leave when served, a bus's ride ride_stops stops
-    ignored = {"queue": ("stay_min",), "bus": ("arrive_min", "stay_min")}.get(group.kind, ())
+    # keys a kind would silently ignore: a queue's people leave when served, a bus's ride ride_stops stops,
+    # passers-by leave at the end of their path
+    ignored = {
+        "queue": ("stay_min",),
+        "bus": ("arrive_min", "stay_min"),
+        "passing": ("stay_min", "pause_s", "region", "group_size"),
+    }.get(group.kind, ())
+    own = {"queue": ("desks", "desk_spacing_m"), "bus": ("standing_areas", "standing_spacing_m"),
+           "passing": ("path", "lane_m", "both_ways")}
+    for kind, keys in own.items():
+        for key in keys:
+            if key in data and group.kind != kind:
+                ignored = (*ignored, key)
     for key in ignored:
         if key in data:
             raise ConfigError(f"{where}.{key}: a {group.kind} group does not use it (see docs/simulation.md)")
     if group.region is not None and not (group.region[0] < group.region[2] and group.region[1] < group.region[3]):
         raise ConfigError(f"{where}.region: give [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {list(group.region)}")
     return group
+
+
+def _path(where: str, value: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    points = _list(where, value)
+    if len(points) != 2:
+        raise ConfigError(f"{where}: expected two points [[x0, y0], [x1, y1]], got {value!r}")
+    a, b = (_pair(f"{where}[{i}]", p) for i, p in enumerate(points))
+    if a == b:
+        raise ConfigError(f"{where}: the two ends must differ")
+    return (a, b)  # type: ignore[return-value]
+
+
+def _model_shares(where: str, value: Any) -> tuple[tuple[str, float], ...]:
+    """Model shares by name, e.g. {iphone = 1.0}; names are checked against [[devices.models]] later."""
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(f"{where}: expected a table of model names and shares, like {{iphone = 1.0}}")
+    shares = tuple((str(k), _number(f"{where}.{k}", v, 0.0)) for k, v in value.items())
+    if sum(share for _, share in shares) <= 0:
+        raise ConfigError(f"{where}: shares must add up to more than 0")
+    return shares
 
 
 def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -388,6 +530,10 @@ def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def _radio(data: Any) -> Radio:
+    return _build(Radio, "[radio]", data, _radio_converters())
+
+
+def _radio_converters() -> dict[str, Any]:
     num = lambda w, v: _number(w, v, -200, 200)  # noqa: E731
     conv: dict[str, Any] = {f.name: num for f in fields(Radio)}
     conv["carriage_loss_db"] = lambda w, v: _shares(w, v, CARRIAGES)
@@ -397,7 +543,7 @@ def _radio(data: Any) -> Radio:
     conv["slow_tau_s"] = lambda w, v: _number(w, v, 0.1, 1e6)
     for spread in ("fast_sd_db", "slow_sd_db", "link_sd_db"):  # numpy's normal() refuses a negative scale
         conv[spread] = lambda w, v: _number(w, v, 0.0, 200)
-    return _build(Radio, "[radio]", data, conv)
+    return conv
 
 
 def _scanning(data: Any) -> Scanning:
@@ -465,6 +611,14 @@ def _scenario(data: dict[str, Any], groups: tuple[Group, ...]) -> Scenario:
     )
     if scenario.step_s > scenario.scanning.interval_s:
         raise ConfigError("step_s must not exceed [scanning].interval_s")
+    names = {m.name for m in devices.models}
+    for i, group in enumerate(groups):
+        unknown = sorted({name for name, _ in group.models or ()} - names)
+        if unknown:
+            raise ConfigError(
+                f"[[groups]] #{i + 1}.models: no [[devices.models]] named {', '.join(unknown)}"
+                f" (have: {', '.join(sorted(names))})"
+            )
     return scenario
 
 
