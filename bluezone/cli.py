@@ -132,7 +132,10 @@ def json_option(func: Any) -> Any:
 )
 @click.option("--adapter", default=None, help="BlueZ adapter (hci0, ...) for auto/bluez.")
 @db_option
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="Daemon TOML.")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Daemon TOML (default: $XDG_CONFIG_HOME/bluezone/daemon.toml if it exists; bluezone calibrate writes it).",
+)
 @click.option("--duration", type=FloatRange(0, min_open=True), default=None, help="Stop after SECONDS.")
 @click.option(
     "--also-bluezone-v3",
@@ -154,11 +157,11 @@ def run(
     """
     import asyncio
 
-    from bluezone.config import DaemonConfig
+    from bluezone.config import load_config
     from bluezone.proximity.daemon import DaemonStats
     from bluezone.proximity.runner import run_daemon
 
-    config = DaemonConfig.load(config_path) if config_path else DaemonConfig()
+    config = load_config(config_path)  # --config, else the default file if there is one (bluezone calibrate writes it)
     ticker = sys.stdout.isatty()  # a live line until the first status line; nothing extra when piped
     shown = False
 
@@ -228,10 +231,25 @@ def status(db_path: Path | None, as_json: bool) -> None:
                 "address    FIXED: this radio cannot change its Bluetooth address with each RPI, so anyone "
                 "listening can link your rotating IDs (see docs/bluetooth.md)"
             )
+        calibration = calibration_line(daemon)
+        if calibration:
+            click.echo(f"calibration {calibration}")
         radio = daemon.get("radio") or {}
         troubles = {k: v for k, v in radio.items() if isinstance(v, int) and not isinstance(v, bool) and v}
         if troubles:
             click.echo("counters   " + ", ".join(f"{k} {v}" for k, v in sorted(troubles.items())))
+
+
+def calibration_line(daemon: dict[str, Any]) -> str:
+    """What ``status`` says about the daemon's calibration ("" for the emulated radio, or a daemon too old to say)."""
+    if "calibration" not in daemon or str(daemon.get("backend", "")).startswith("emulated"):
+        return ""
+    if daemon["calibration"]:
+        return str(daemon["calibration"])
+    return (
+        f"NONE: TX power {daemon.get('tx_power')} dBm and RSSI correction {daemon.get('rssi_correction')} dB are "
+        "nominal, so this adapter's attenuations can be 10 dB off; run bluezone calibrate"
+    )
 
 
 @cli.command("purge")
@@ -553,14 +571,19 @@ def benchmark(
 @cli.command("doctor")
 @click.option("--adapter", default=None, help="BlueZ adapter to check (default: the first powered one).")
 @click.option("--scan-seconds", default=10.0, show_default=True, type=FloatRange(0), help="0 skips the scan.")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Daemon TOML whose calibration to check (default: $XDG_CONFIG_HOME/bluezone/daemon.toml if it exists).",
+)
 @json_option
-def doctor(adapter: str | None, scan_seconds: float, as_json: bool) -> None:
-    """Check BlueZ, the adapter, permissions, advertising and scanning; say what to fix."""
+def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, as_json: bool) -> None:
+    """Check BlueZ, the adapter, permissions, advertising, scanning and calibration; say what to fix."""
     import asyncio
 
+    from bluezone.config import load_config
     from bluezone.proximity.doctor import diagnose, render
 
-    report = asyncio.run(diagnose(adapter, scan_seconds))
+    report = asyncio.run(diagnose(adapter, scan_seconds, load_config(config_path)))
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -568,6 +591,11 @@ def doctor(adapter: str | None, scan_seconds: float, as_json: bool) -> None:
     if not report.ok:
         sys.exit(1)
 
+
+# --- calibration: calibrate ------------------------------------------------------------------
+from bluezone.calibration.cli import calibrate as _calibrate  # noqa: E402
+
+cli.add_command(_calibrate)
 
 # --- simulation (H3): simulate, evaluate ----------------------------------------------------
 from bluezone.sim.cli import evaluate as _sim_evaluate  # noqa: E402

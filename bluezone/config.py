@@ -6,14 +6,20 @@ A TOML file holds the same names as the fields, at the top level or under ``[dae
     rpi_rotation_min = 600
     rpi_rotation_max = 1200
 
+``bluezone run`` reads ``--config`` or, without it, ``default_config_path()`` when that file
+exists; ``bluezone calibrate`` writes its results there (``save_settings``, comments kept).
+
 Unknown keys and wrong types are refused with a one-line ConfigError: a typo in a
 privacy-relevant setting (rotation, retention) must not be silently ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
+import tempfile
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -65,7 +71,9 @@ class DaemonConfig:
     compute attenuation = tx_power - (RSSI + their RSSI correction).  -24 dBm with a typical
     Android RSSI of -74 dBm at 1 m (fitted on the Ng smartphone data, docs/proximity.md) gives
     50 dB at 1 m, the value the simulator's channel model and GAEN's attenuation buckets
-    (immediate <= 55 dB) assume.  Set it from Google's per-model calibration table on a phone.
+    (immediate <= 55 dB) assume.  Set it from Google's per-model calibration table on a phone,
+    or measure it with ``bluezone calibrate`` on a Linux adapter; ``calibration`` says how
+    ``tx_power`` and ``rssi_correction`` were obtained ("" = nominal, uncalibrated).
     """
 
     tx_power: int = -24
@@ -78,10 +86,19 @@ class DaemonConfig:
     purge_interval: float = 3600.0  # seconds between retention purges
     retention_days: int = 14
     rssi_correction: int = 0  # this device's RSSI correction (dB), used by `check`
+    calibration: str = ""  # how tx_power and rssi_correction were obtained; "" = nominal values
+
+    @property
+    def calibrated(self) -> bool:
+        return bool(self.calibration.strip())
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.type in ("str", str):
+                if not isinstance(value, str) or "\n" in value or len(value) > 500:
+                    raise ConfigError(f"config: {f.name} must be one line of text, got {value!r}")
+                continue
             want = int if f.type in ("int", int) else float
             ok = isinstance(value, (int, float)) and not isinstance(value, bool)
             if want is int:
@@ -93,6 +110,8 @@ class DaemonConfig:
                 raise ConfigError(f"config: {f.name} must be a finite number, got {value!r}")
         if not -128 <= self.tx_power <= 127:
             raise ConfigError(f"config: tx_power must fit a signed byte (dBm), got {self.tx_power}")
+        if not -128 <= self.rssi_correction <= 127:
+            raise ConfigError(f"config: rssi_correction must fit a signed byte (dB), got {self.rssi_correction}")
         if not 0 < self.rpi_rotation_min <= self.rpi_rotation_max:
             raise ConfigError("config: need 0 < rpi_rotation_min <= rpi_rotation_max")
         # The privacy promises are not settings: an RPI lives at most 20 minutes (GAEN), nothing
@@ -122,12 +141,72 @@ class DaemonConfig:
     def load(cls, path: Path | str) -> DaemonConfig:
         """Read a TOML file; its settings may sit at the top level or under ``[daemon]``."""
         p = Path(path)
-        data = read_toml_file(p)
+        return cls._from_document(read_toml_file(p), str(p))
+
+    @classmethod
+    def load_text(cls, text: str, name: str = "config") -> DaemonConfig:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {name} is not valid TOML: {exc}") from None
+        return cls._from_document(data, name)
+
+    @classmethod
+    def _from_document(cls, data: dict[str, Any], name: str) -> DaemonConfig:
         if "daemon" in data:
             if set(data) != {"daemon"} or not isinstance(data["daemon"], dict):
-                raise ConfigError(f"config file {p}: put every setting under [daemon] or none")
+                raise ConfigError(f"config file {name}: put every setting under [daemon] or none")
             data = data["daemon"]
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> DaemonConfig:
         return dataclasses.replace(self, **changes)
+
+
+def default_config_path() -> Path:
+    """``$XDG_CONFIG_HOME/bluezone/daemon.toml``, falling back to ``~/.config``."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "bluezone" / "daemon.toml"
+
+
+def load_config(path: Path | str | None = None) -> DaemonConfig:
+    """``path``, or the default file when it exists, or the defaults."""
+    if path is not None:
+        return DaemonConfig.load(path)
+    default = default_config_path()
+    return DaemonConfig.load(default) if default.exists() else DaemonConfig()
+
+
+def save_settings(path: Path | str, values: dict[str, Any]) -> DaemonConfig:
+    """Set ``values`` in the daemon TOML at ``path`` and return the config it now holds.
+
+    The file keeps its comments and other settings (tomlkit edits it in place), settings go
+    where the file keeps them (top level or ``[daemon]``), the result is validated before it
+    replaces the old file, and the replacement is atomic and private (0600).
+    """
+    import tomlkit
+
+    p = Path(path)
+    if p.exists():
+        read_toml_file(p)  # one clear error for a broken file, before tomlkit sees it
+        document = tomlkit.parse(p.read_text(encoding="utf-8"))
+    else:
+        document = tomlkit.document()
+        document.add(tomlkit.comment("bluezone daemon settings (see bluezone/config.py)"))
+    target: Any = document["daemon"] if "daemon" in document else document
+    for key, value in values.items():
+        target[key] = value
+    text = tomlkit.dumps(document)
+    config = DaemonConfig.load_text(text, str(p))
+    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, tmp = tempfile.mkstemp(prefix=".daemon-", suffix=".toml", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return config

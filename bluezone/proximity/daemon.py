@@ -380,6 +380,9 @@ class Daemon:
         state = {
             "backend": self.radio.name,
             "rotates_address": bool(health.get("rotates_address", self.radio.rotates_address)),
+            "tx_power": self.config.tx_power,
+            "rssi_correction": self.config.rssi_correction,
+            "calibration": self.config.calibration,
             "radio": health,
             "counters": self.stats.as_dict(),
         }

@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from bluezone.config import DaemonConfig
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.errors import RadioUnavailableError
 from bluezone.proximity.backends.bluez_dbus import (
@@ -55,13 +56,19 @@ class Report:
                 "checks": [asdict(c) for c in self.checks]}
 
 
-async def diagnose(adapter: str | None = None, scan_seconds: float = 10.0) -> Report:
-    """Run every check against the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` honoured)."""
+async def diagnose(
+    adapter: str | None = None, scan_seconds: float = 10.0, config: DaemonConfig | None = None
+) -> Report:
+    """Run every check against the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` honoured).
+
+    ``config`` is the daemon's (for its calibration); None checks the defaults, uncalibrated.
+    """
     report = Report()
     version = await bluez_version()
     report.facts["bluez_version"] = version
     _check_version(report, version)
     _check_groups(report)
+    check_calibration(report, config or DaemonConfig())
     try:
         bus = await connect_system_bus()
     except RadioUnavailableError as exc:
@@ -104,6 +111,23 @@ def _check_version(report: Report, version: str | None) -> None:
                    "BlueZ 5.56 or newer scans passively (with --experimental); older ones scan actively")
     else:
         report.add("bluez-version", "ok", f"bluetoothd {version}")
+
+
+def check_calibration(report: Report, config: DaemonConfig) -> None:
+    """An uncalibrated adapter works, but its attenuations (and those others compute from its AEM) can be 10 dB off."""
+    report.facts["tx_power"] = config.tx_power
+    report.facts["rssi_correction"] = config.rssi_correction
+    if config.calibrated:
+        report.add("calibration", "ok", config.calibration)
+        return
+    report.add(
+        "calibration",
+        "warn",
+        f"uncalibrated: TX power {config.tx_power} dBm and RSSI correction {config.rssi_correction} dB are nominal; "
+        "a Linux adapter's RSSI can be 10 dB off a phone's, which moves who counts as a close contact",
+        "run `bluezone calibrate --reference MODEL` with an Android phone from Google's table 1 m away "
+        "(or --reference-radio with a calibrated adapter); see README",
+    )
 
 
 def _what(exc: RadioUnavailableError) -> str:

@@ -1,0 +1,111 @@
+"""``bluezone calibrate``: a thin, guided wrapper over bluezone.calibration.session."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from bluezone.clitypes import FloatRange
+
+STEPS = """Calibrating {radio} against {reference}, {distance:g} m apart, for {duration:g} s.
+  1. Put the two devices {distance:g} m apart (measure it), in the open, at the same height, nothing between them.
+  2. The reference must advertise all the time: on a phone, exposure notifications on (an EN app installed),
+     screen on; a reference radio is started by this command.
+  3. Keep other phones and Bluetooth devices at least 5 m away, and do not move during the measurement.
+  4. On a phone, also open a BLE scanner app (e.g. nRF Connect), find the advert with service 0xFD6F that
+     is strongest, and note its typical RSSI: it gives this adapter's TX power (asked at the end)."""
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    if not sys.stderr.isatty():
+        return None
+
+    def show(fraction: float, adverts: int) -> None:
+        click.echo(f"\rmeasuring: {fraction * 100:5.1f} %, {adverts} adverts heard", err=True, nl=fraction >= 1.0)
+
+    return show
+
+
+@click.command("calibrate")
+@click.option("--radio", "radio_spec", default="auto", show_default=True,
+              help="Radio to calibrate: auto, bluez[:hciN], bumble:<transport>, or emulated (virtual clock, for trying it).")
+@click.option("--adapter", default=None, help="BlueZ adapter (hci0, ...) for auto/bluez.")
+@click.option("--reference", "reference_model", default=None,
+              help="The reference phone's model as Google's table names it (e.g. 'Pixel 4', 'SM-G973F').")
+@click.option("--reference-manufacturer", default=None, help="The reference phone's manufacturer, if the model is ambiguous.")
+@click.option("--reference-radio", default=None, help="Or a second, calibrated radio as the reference (bluez:hci1, ...).")
+@click.option("--reference-rssi-correction", type=click.IntRange(-60, 60), default=None,
+              help="The reference's RSSI correction, dB (required with --reference-radio; overrides the table).")
+@click.option("--reference-tx-power", type=click.IntRange(-50, 20), default=None,
+              help="The reference's calibrated TX power, dBm (required with --reference-radio; overrides the table).")
+@click.option("--distance", default=1.0, show_default=True, type=FloatRange(0.3, 3.0), help="Measured distance between the devices, metres (Google uses 1 m).")
+@click.option("--duration", default=180.0, show_default=True, type=FloatRange(10, 3600), help="Seconds to measure.")
+@click.option("--phone-rssi", type=FloatRange(-127, 20), default=None,
+              help="Median RSSI the reference phone's BLE scanner showed for this adapter, dBm: gives its TX power.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Daemon TOML to write (default: $XDG_CONFIG_HOME/bluezone/daemon.toml).")
+@click.option("--dry-run", is_flag=True, help="Measure and print, write nothing.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask: start at once (and skip the phone RSSI question).")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the emulated radio.")
+@click.option("--emulated-offsets", nargs=2, type=float, default=(0.0, 0.0), show_default=True,
+              help="Emulated radio only: dB the adapter reads too strong and sends above its advertised power.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def calibrate(
+    radio_spec: str, adapter: str | None, reference_model: str | None, reference_manufacturer: str | None,
+    reference_radio: str | None, reference_rssi_correction: int | None, reference_tx_power: int | None,
+    distance: float, duration: float, phone_rssi: float | None, config_path: Path | None, dry_run: bool,
+    yes: bool, seed: int, emulated_offsets: tuple[float, float], as_json: bool,
+) -> None:
+    """Measure this Linux adapter's RSSI correction and TX power against a device of known calibration.
+
+    Google's method: two devices at a measured distance (1 m) for a few minutes, one of them of
+    known calibration: a phone in Google's table (--reference MODEL) or a second, calibrated
+    radio (--reference-radio). The result goes into the daemon's config: the daemon then puts
+    the calibrated TX power into its AEM, and `bluezone check` corrects RSSI with it.
+    """
+    from bluezone.calibration.procedure import with_phone_reading
+    from bluezone.calibration.session import ReferenceSpec, run_calibration, save_calibration
+    from bluezone.config import default_config_path
+
+    reference = ReferenceSpec(
+        reference_model, reference_manufacturer, reference_radio, reference_rssi_correction, reference_tx_power
+    )
+    name, correction, _ = reference.numbers()  # an unknown phone fails here, before any waiting
+    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not yes and not as_json
+    if interactive:
+        click.echo(STEPS.format(radio=radio_spec, reference=name, distance=distance, duration=duration), err=True)
+        click.confirm("Ready to measure?", default=True, abort=True, err=True)
+    result = run_calibration(
+        radio_spec, reference, adapter=adapter, distance_m=distance, duration_s=duration,
+        phone_rssi=phone_rssi, seed=seed, emulated_offsets=emulated_offsets, progress=_progress(),
+    )
+    if result.tx_power_dbm is None and interactive:
+        answer = click.prompt(
+            "RSSI your phone's BLE scanner showed for this adapter (dBm; Enter to skip)",
+            default="", show_default=False, err=True,
+        ).strip()
+        if answer:
+            try:
+                reading = float(answer)
+            except ValueError:
+                raise click.BadParameter(f"{answer!r} is not a number", param_hint="phone RSSI") from None
+            result = with_phone_reading(result, correction, reading)
+    target = config_path or default_config_path()
+    written = None if dry_run else save_calibration(target, result)
+    if as_json:
+        out = result.as_dict() | {"config": None if written is None else str(target)}
+        click.echo(json.dumps(out, indent=2))
+        return
+    tx = f"{result.tx_power_dbm} dBm" if result.tx_power_dbm is not None else "not measured (give --phone-rssi)"
+    click.echo(
+        f"heard {result.adverts_heard} adverts of {result.reference}: median {result.median_rssi_dbm:.1f} dBm "
+        f"(interquartile range {result.spread_db:.1f} dB) at {result.distance_m:g} m"
+    )
+    click.echo(f"RSSI correction {result.rssi_correction_db:+d} dB, TX power {tx}")
+    if written is None:
+        click.echo("dry run: nothing written")
+    else:
+        click.echo(f"written to {target}: rssi_correction = {written.rssi_correction}, tx_power = {written.tx_power}")
