@@ -160,6 +160,7 @@ def run(
     from bluezone.config import load_config
     from bluezone.proximity.daemon import DaemonStats
     from bluezone.proximity.runner import run_daemon
+    from bluezone.venues.nearby import BeaconCheckIns
 
     config = load_config(config_path)  # --config, else the default file if there is one (bluezone calibrate writes it)
     ticker = sys.stdout.isatty()  # a live line until the first status line; nothing extra when piped
@@ -189,6 +190,7 @@ def run(
             on_start=status,
             on_progress=progress if ticker else None,
             also_bluezone_v3=also_bluezone_v3,
+            listeners=[BeaconCheckIns],  # venue beacons heard for 5 minutes: checked in (docs/venues.md)
         )
     )
     status(

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import math
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bluezone.clock import Clock, SystemClock
@@ -23,6 +23,7 @@ from bluezone.config import DaemonConfig
 from bluezone.errors import ConfigError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
+from bluezone.proximity.radio import AdvertListener
 from bluezone.proximity.store import SightingStore, default_db_path
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ async def run_daemon(
     handle_signals: bool = True,
     seed: int | None = None,
     also_bluezone_v3: bool = False,
+    listeners: Sequence[Callable[[SightingStore], AdvertListener]] = (),
 ) -> DaemonStats:
     """Run one daemon on ``backend`` until stopped (signal) or ``duration`` seconds pass.
 
@@ -86,7 +88,8 @@ async def run_daemon(
 
     ``on_start`` gets one line naming the radio and the database; ``on_progress`` gets the
     counters and the seconds since the start every few seconds until the first status line
-    (a terminal shows something before the first minute is over)."""
+    (a terminal shows something before the first minute is over).  ``listeners`` make, from the
+    store, listeners for other adverts (the venue-beacon check-ins of ``bluezone.venues.nearby``)."""
     config = config or DaemonConfig()
     clock = clock or SystemClock()
     db = database_for(backend, db_path)
@@ -123,7 +126,10 @@ async def run_daemon(
                 f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
             )
 
-    daemon = Daemon(radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3)
+    daemon = Daemon(
+        radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3,
+        listeners=[make(store) for make in listeners],
+    )
     loop = asyncio.get_running_loop()
     installed = []
 

@@ -37,11 +37,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
+from bluezone.proximity.backends.fd6f import VENUE_BEACON_UUID
 from bluezone.venues.location import Venue
 
 #: The beacon's 16-bit service UUID (0x4256, "BV"), in BlueZ/bleak's 128-bit string form.
 UUID16 = 0x4256
-SERVICE_UUID = f"0000{UUID16:04x}-0000-1000-8000-00805f9b34fb"
+SERVICE_UUID = VENUE_BEACON_UUID  # what the real backends pass on to the daemon's listener
 VERSION = 0x10
 FRAME_BYTES = 20
 CHUNK_BYTES = 13

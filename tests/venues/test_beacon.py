@@ -104,3 +104,11 @@ def test_daemons_check_in_after_minutes_in_range_and_out_when_they_leave(seed: i
     # the beacon's frames went to the listener, not into the sighting table or the malformed count
     assert daemons[0].stats.malformed == 0 and listeners["visitor"].checkins == 1
     assert stores["visitor"].count_sightings() == daemons[0].stats.sightings_stored
+
+
+def test_real_backends_pass_venue_beacon_service_data_on() -> None:
+    from bluezone.proximity.backends.fd6f import heard_payload
+
+    frame = beacon.frames(CAFE.payload, SECRETS.beacon_key, 1)[0]
+    assert heard_payload([beacon.SERVICE_UUID], {beacon.SERVICE_UUID: frame}, {}) == (beacon.SERVICE_UUID, frame)
+    assert heard_payload([], {"0000abcd-0000-1000-8000-00805f9b34fb": frame}, {}) is None

@@ -42,7 +42,7 @@ from bluezone.proximity.backends.bluez_dbus import (
     unavailable,
 )
 from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
-from bluezone.proximity.backends.fd6f import heard_payload
+from bluezone.proximity.backends.fd6f import VENUE_BEACON_UUID, heard_payload
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
 log = logging.getLogger(__name__)
@@ -276,8 +276,8 @@ class BluezRadio(Radio):
         if self.scan_mode == "passive":
             bluez["or_patterns"] = FD6F_PATTERNS
         else:
-            # BlueZ filters on 0xFD6F and 0x4E56 for us; duplicates stay on (bleak sets DuplicateData off)
-            bluez["filters"] = {"UUIDs": [SERVICE_UUID, BLUEZONE3_UUID]}
+            # BlueZ filters on 0xFD6F, 0x4E56 and 0x4256 (venue beacons) for us; duplicates stay on (bleak sets DuplicateData off)
+            bluez["filters"] = {"UUIDs": [SERVICE_UUID, BLUEZONE3_UUID, VENUE_BEACON_UUID]}
         scanner = BleakScanner(self._detected, scanning_mode=self.scan_mode, bluez=bluez)  # type: ignore[arg-type]
         self._quiet_scan_change = True
         try:

@@ -14,6 +14,8 @@ from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
 from bluezone.crypto.payload import SERVICE_UUID
 
 BASE_UUID_TAIL = "-0000-1000-8000-00805f9b34fb"
+#: Venue beacons (bluezone.venues.beacon): 0x4256 service data, handed to the daemon's listener.
+VENUE_BEACON_UUID = "00004256" + BASE_UUID_TAIL
 
 
 def uuid16_to_str(value: int) -> str:
@@ -47,7 +49,7 @@ def bluezone3_payload(service_uuids: Iterable[str], manufacturer_data: Mapping[i
 def heard_payload(
     service_uuids: Iterable[str], service_data: Mapping[str, bytes], manufacturer_data: Mapping[int, bytes]
 ) -> tuple[str, bytes] | None:
-    """(service UUID, payload) of a GAEN or Bluezone v3 advert (GAEN first), None if neither."""
+    """(service UUID, payload) of a GAEN, Bluezone v3 or venue-beacon advert (in that order), None if none."""
     uuids = list(service_uuids)
     gaen = fd6f_payload(uuids, service_data)
     if gaen is not None:
@@ -55,4 +57,7 @@ def heard_payload(
     bz3 = bluezone3_payload(uuids, manufacturer_data)
     if bz3 is not None:
         return BLUEZONE3_UUID, bz3
+    for uuid, data in service_data.items():
+        if uuid.lower() == VENUE_BEACON_UUID:
+            return VENUE_BEACON_UUID, bytes(data)
     return None
