@@ -23,22 +23,42 @@ def _progress(label: str):  # type: ignore[no-untyped-def]
     return show
 
 
+def _list_scenarios(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from bluezone.sim.catalogue import find_scenario, scenario_names
+    from bluezone.sim.scenario import load_scenario
+
+    for name in scenario_names():
+        click.echo(f"{name:<12}{load_scenario(find_scenario(name)).description}")
+    ctx.exit()
+
+
 @click.command("simulate")
-@click.argument("scenario_file", type=click.Path(path_type=Path))
+@click.argument("scenario", required=False)
+@click.option("--list", "list_", is_flag=True, is_eager=True, expose_value=False, callback=_list_scenarios,
+              help="List the scenarios shipped with bluezone and exit.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Random seed: the same seed gives the same run.")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Write report.json and PNG plots here.")
 @click.option("--minutes", type=FloatRange(0.1, 24 * 60), help="Override the scenario's duration (0.1-1440, as in the file).")
 @click.option("--store", default="auto", show_default=True, type=click.Choice(["auto", "sqlite", "memory"]), help="Where phones keep sightings: a real SQLite store each, numpy in memory, or auto by crowd size.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def simulate(scenario_file: Path, seed: int, out: Path | None, minutes: float | None, store: str, as_json: bool) -> None:
-    """Run a crowd scenario through bluezone's real code and score both scorers against the truth."""
+def simulate(scenario: str | None, seed: int, out: Path | None, minutes: float | None, store: str, as_json: bool) -> None:
+    """Run a crowd scenario through bluezone's real code and score both scorers against the truth.
+
+    SCENARIO is a scenario file or the name of one shipped with bluezone (`bluezone simulate market`;
+    `--list` shows them).
+    """
     from bluezone.sim import engine, report
+    from bluezone.sim.catalogue import find_scenario
     from bluezone.sim.scenario import load_scenario
 
-    scenario = load_scenario(scenario_file)
+    if scenario is None:
+        raise click.UsageError("give a scenario: a file, or a name from `bluezone simulate --list`")
+    scene = load_scenario(find_scenario(scenario))
     if minutes is not None:
-        scenario = scenario.with_overrides(duration_min=minutes)
-    result = engine.run(scenario, seed, store=store, progress=_progress(f"simulate {scenario.name}"))
+        scene = scene.with_overrides(duration_min=minutes)
+    result = engine.run(scene, seed, store=store, progress=_progress(f"simulate {scene.name}"))
     summary = report.summarise(result)
     if out is not None:
         report.write(result, summary, out)
