@@ -189,33 +189,64 @@ def export_cmd(
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request with the client's address (off: a 200 on /v1/publish beside an address "
                    "says who tested positive).")
+@click.option("--forwarded-allow-ips", default=None, metavar="ADDRS",
+              help="Comma-separated addresses of the reverse proxy in front (or '*'): only their X-Forwarded-For "
+                   "is believed. Default: none; the per-client limits count the peer address.")
+@click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1),
+              help="Open connections in all (kept below the file descriptor limit); more are closed at once.")
+@click.option("--max-connections-per-client", default=50, show_default=True, type=click.IntRange(1),
+              help="Open connections from one address (a named proxy is exempt).")
+@click.option("--request-timeout", default=20.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds to receive a request's headers and body; then 408 and the connection is closed.")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
-    region: str, export_every: int, max_keys_per_day: int, access_log: bool,
+    region: str, export_every: int, max_keys_per_day: int, access_log: bool, forwarded_allow_ips: str | None,
+    max_connections: int, max_connections_per_client: int, request_timeout: float,
 ) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
-    import uvicorn
-
     from bluezone.server.app import create_app
+    from bluezone.server.codes import CodeKey
     from bluezone.server.exports import ExportConfig
     from bluezone.server.publish import PublishConfig
+    from bluezone.server.serve import ServeSettings, serve
     from bluezone.server.signing import load_signer
-    from bluezone.server.storage import open_storage
 
-    from bluezone.server.codes import CodeKey
-
+    settings = ServeSettings(
+        host, port, forwarded_allow_ips=forwarded_allow_ips, max_connections=max_connections,
+        max_connections_per_client=max_connections_per_client, request_timeout=request_timeout,
+        access_log=access_log,
+    )
+    export_config = ExportConfig(region, max_keys_per_file)
     signer = load_signer(signing_key_dir)
     code_key = CodeKey.load(signing_key_dir)
-    storage = open_storage(db)
+    exports = _export_dir(db, export_dir)
+    storage = _open(db, create=True)  # the server owns its database: the first start creates it
     app = create_app(
-        storage, code_key=code_key, export_dir=_export_dir(db, export_dir), signer=signer,
-        export_config=ExportConfig(region, max_keys_per_file), export_every=export_every or None,
-        publish_config=PublishConfig(max_keys_per_day=max_keys_per_day),
+        storage, code_key=code_key, export_dir=exports, signer=signer, export_config=export_config,
+        export_every=export_every or None, publish_config=PublishConfig(max_keys_per_day=max_keys_per_day),
+    )
+    schedule = f"every {export_every} s" if export_every else "off"
+    started = (
+        f"key server: database {_shown_db(db)}, exports in {exports.resolve()} (schedule {schedule}), signing key "
+        f"{signer.info.key_id}/{signer.info.key_version} in {signing_key_dir.resolve()}"
     )
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info", access_log=access_log)
+        serve(app, settings, started)
     finally:
         storage.close()
+
+
+def _shown_db(db: str) -> str:
+    """The database as logged: a PostgreSQL URL without its password."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    if "://" not in db:
+        return str(Path(db).resolve())
+    parts = urlsplit(db)
+    if parts.password is None:
+        return db
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @server.command("benchmark")

@@ -129,3 +129,33 @@ def test_export_before_the_embargo_ends_says_how_many_keys_wait_and_until_when(t
     assert doc["waiting"] == {"keys": 1, "first_release": "2025-11-21T00:00", "last_release": "2025-11-21T00:00"}
     rc, out, err = _run(*export, now=NOW + 12 * 3600)
     assert rc == 0 and out.startswith("1 keys in 1 new batch(es)") and len(out.splitlines()) == 1
+
+
+def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """It was uvicorn's text and exit code 3."""
+    import socket
+    import subprocess
+    import sys
+
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "bluezone.cli", "server", "run", "--db", str(tmp_path / "s.db"),
+             "--signing-key-dir", str(keys), "--port", str(port)],
+            capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "Error" in line or "error" in line]
+    assert errors == [f"Error: port {port} on 127.0.0.1 is already in use (another key server?): stop it or give --port"]
+    assert "Traceback" not in proc.stderr and "uvicorn" not in proc.stderr
+
+
+def test_the_database_url_is_logged_without_its_password() -> None:
+    from bluezone.server.cli import _shown_db
+
+    assert _shown_db("postgresql://bz:s3cret@db.example:5433/keys") == "postgresql://bz:***@db.example:5433/keys"
+    assert _shown_db("postgresql://bz@db.example/keys") == "postgresql://bz@db.example/keys"

@@ -219,7 +219,16 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
         proc.terminate()
         proc.wait(30)
     output = proc.stdout.read().decode()
-    assert "Uvicorn running" in output or "Application startup complete" in output, output
+    assert "Application startup complete" in output, output
+    # one format for bluezone's and uvicorn's lines (uvicorn's own "INFO:     ..." sat beside ours)
+    import re
+
+    lines = [line for line in output.splitlines() if line.strip()]
+    pattern = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR|CRITICAL) [\w.]+: ")
+    assert lines and all(pattern.match(line) for line in lines), output
+    start = next(line for line in lines if "key server: database" in line)  # what runs from where, at start
+    assert str((tmp_path / "s.db").resolve()) in start and str((tmp_path / "s-exports").resolve()) in start
+    assert "signing key bluezone/v1" in start and f"http://127.0.0.1:{port}" in start
     assert "/v1/publish" not in output and "127.0.0.1:" not in output.replace(f"http://127.0.0.1:{port}", "")  # no access log
 
 

@@ -1,0 +1,283 @@
+"""Serving the key server on the open internet: uvicorn with deadlines, connection caps, one log format.
+
+uvicorn alone waits for ever on a request whose body is shorter than its Content-Length, accepts
+connections until the process runs out of file descriptors, trusts ``X-Forwarded-For`` from
+127.0.0.1, logs in its own format beside ours, and answers a port in use with exit code 3.  Here:
+
+- a *request deadline* (headers and body of one request, ``request_timeout``): then ``408`` and the
+  connection is closed; a client that stops reading a response is dropped after ``send_timeout``;
+- *connection caps* checked when a connection is accepted: in all (``max_connections``, below the
+  descriptor limit) and per client address (``max_connections_per_client``, not for a named proxy),
+  so one host cannot take every slot and ``/healthz`` keeps answering others;
+- proxy headers only from the proxies the operator names (``forwarded_allow_ips``);
+- uvicorn's loggers go through bluezone's one handler and format, and a flood of the same message
+  (refused connections, ``Too many open files``) is cut to a few lines a minute with a count;
+- the socket is bound before uvicorn starts, so a port in use is one ``ServeError`` line (exit 1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import resource
+import socket
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from bluezone.errors import BluezoneError, InputError
+
+log = logging.getLogger(__name__)
+
+
+class ServeError(BluezoneError):
+    """The server cannot start listening (port in use, no permission, unknown address)."""
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """How the key server faces its clients; the defaults suit a server on the internet."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Comma-separated addresses (or ``*``) whose X-Forwarded-For / X-Forwarded-Proto are believed;
+    #: None: none, the peer address is the client (uvicorn's default trusted 127.0.0.1).
+    forwarded_allow_ips: str | None = None
+    max_connections: int = 1000
+    max_connections_per_client: int = 50
+    request_timeout: float = 20.0  # to receive one request's headers and body
+    send_timeout: float = 60.0  # a response's writing may stall this long
+    keep_alive: int = 5  # seconds an idle connection stays open between requests
+    access_log: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1 or self.max_connections_per_client < 1:
+            raise InputError("connection limits must be at least 1")
+        if self.request_timeout <= 0 or self.send_timeout <= 0:
+            raise InputError("timeouts must be positive")
+
+    @property
+    def trusted_proxies(self) -> frozenset[str]:
+        if not self.forwarded_allow_ips:
+            return frozenset()
+        return frozenset(a.strip() for a in self.forwarded_allow_ips.split(",") if a.strip())
+
+
+def descriptor_budget(wanted: int, reserve: int = 64) -> int:
+    """At most ``wanted`` connections, and never so many that the process runs out of descriptors
+    (the database, log files and the listening socket need some: ``reserve``)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return wanted
+    return max(1, min(wanted, soft - reserve))
+
+
+_TIMEOUT_BODY = json.dumps({"code": "request_timeout", "error": "request not received in time"}).encode()
+_TIMEOUT_RESPONSE = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    + f"content-length: {len(_TIMEOUT_BODY)}\r\n\r\n".encode()
+    + _TIMEOUT_BODY
+)
+
+
+def guarded_protocol(settings: ServeSettings, max_connections: int) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol with the caps and deadlines above (one class per server: the per-client
+    counts live in its closure)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    per_client: Counter[str] = Counter()
+    trusted = settings.trusted_proxies
+
+    class GuardedH11Protocol(H11Protocol):
+        _peer: str | None = None
+        _deadline: asyncio.TimerHandle | None = None
+        _deadline_cycle: Any = None
+        _stall: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            peer = self.client[0] if self.client else "unknown"
+            if len(self.connections) > max_connections:
+                log.warning("connection from %s refused: %d connections open (the limit)", peer, max_connections)
+                transport.abort()
+                return
+            if peer not in trusted and "*" not in trusted and per_client[peer] >= settings.max_connections_per_client:
+                log.warning("connection from %s refused: %d connections open from it", peer, per_client[peer])
+                transport.abort()
+                return
+            self._peer = peer
+            per_client[peer] += 1
+            self._arm()
+
+        def _arm(self) -> None:
+            """Start the deadline of the next request: at connection, and when a response is complete."""
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline_cycle = self.cycle
+            self._deadline = self.loop.call_later(settings.request_timeout, self._expire)
+
+        def _expire(self) -> None:
+            self._deadline = None
+            cycle = self.cycle
+            started = cycle is not self._deadline_cycle  # a new request's headers arrived
+            if started and not cycle.more_body:
+                return  # and its body too: the app has the whole request
+            # no address at INFO: the request may be an upload, and an address beside it says who tested positive
+            log.info("a client was too slow: the request %s not received in %g s; connection closed",
+                     "body" if started else "headers", settings.request_timeout)
+            if not started or not cycle.response_started:
+                self.transport.write(_TIMEOUT_RESPONSE)
+            self.transport.close()
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._stall is None:
+                self._stall = self.loop.call_later(settings.send_timeout, self._stalled)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self._stall is not None:
+                self._stall.cancel()
+                self._stall = None
+
+        def _stalled(self) -> None:
+            self._stall = None
+            log.info("a client stopped reading for %g s; connection closed", settings.send_timeout)
+            self.transport.abort()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # for the next request on this connection (pipelined, or after keep-alive)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            for timer in (self._deadline, self._stall):
+                if timer is not None:
+                    timer.cancel()
+            self._deadline = self._stall = None
+            if self._peer is not None:
+                per_client[self._peer] -= 1
+                if per_client[self._peer] <= 0:
+                    del per_client[self._peer]
+                self._peer = None
+            super().connection_lost(exc)
+
+    return GuardedH11Protocol
+
+
+class RateLimitFilter(logging.Filter):
+    """Lets ``burst`` records of one message template through per ``period`` seconds; the first one
+    after a quiet spell says how many were dropped.  A flood of 'connection refused' or 'Too many open
+    files' lines grew the log to 117 MB; this keeps it to a few lines a minute."""
+
+    def __init__(self, burst: int = 10, period: float = 60.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self.burst, self.period, self.clock = burst, period, clock
+        self._windows: dict[tuple[str, str], tuple[float, int, int]] = {}  # key -> (start, passed, dropped)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = self.clock()
+        start, passed, dropped = self._windows.get(key, (now, 0, 0))
+        if now - start >= self.period:
+            start, passed = now, 0
+        if passed >= self.burst:
+            self._windows[key] = (start, passed, dropped + 1)
+            return False
+        if dropped:
+            record.msg = f"{record.getMessage()} [{dropped} similar message(s) dropped]"
+            record.args = None
+        self._windows[key] = (start, passed + 1, 0)
+        if len(self._windows) > 10_000:  # templates are few; bound the table anyway
+            self._windows.clear()
+        return True
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging() -> None:
+    """One handler and format for bluezone's and uvicorn's loggers, rate-limited; INFO for a server
+    unless the command line asked for more (or less) than the default WARNING."""
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(format=LOG_FORMAT)
+    for handler in root.handlers:
+        if not any(isinstance(f, RateLimitFilter) for f in handler.filters):
+            handler.addFilter(RateLimitFilter())
+    if root.level == logging.WARNING:
+        for name in ("bluezone", "uvicorn", "asyncio"):
+            logging.getLogger(name).setLevel(logging.INFO if name != "asyncio" else logging.WARNING)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, or one ServeError line saying why not."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: unknown address ({exc.strerror})") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        import errno
+
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"port {port} on {host} is already in use (another key server?): stop it or give --port"
+            ) from None
+        if exc.errno == errno.EACCES:
+            raise ServeError(f"not allowed to listen on port {port} on {host}: use a port above 1023") from None
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def uvicorn_config(app: Any, settings: ServeSettings) -> Any:
+    """The uvicorn.Config of a key server: our protocol, our logging, proxy headers only when asked."""
+    import uvicorn
+
+    max_connections = descriptor_budget(settings.max_connections)
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        http=guarded_protocol(settings, max_connections),
+        log_config=None,  # uvicorn's own format would sit beside ours
+        log_level=None,
+        access_log=settings.access_log,
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips or "",
+        server_header=False,
+        timeout_keep_alive=settings.keep_alive,
+        timeout_graceful_shutdown=10,
+        # uvicorn's own limit counts request tasks, which can outlive their connection (a publish
+        # still waiting for the database); connections are capped in the protocol, at accept
+        limit_concurrency=max_connections + 1,
+        lifespan="on",
+    )
+
+
+def serve(app: Any, settings: ServeSettings, started: str) -> None:
+    """Bind, log ``started`` (what is served from where) and run until SIGINT/SIGTERM."""
+    import uvicorn
+
+    configure_logging()
+    sock = bind(settings.host, settings.port)
+    config = uvicorn_config(app, settings)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    log.info("%s; listening on http://%s:%d", started, host, sock.getsockname()[1])
+    if settings.forwarded_allow_ips:
+        log.info("client addresses from X-Forwarded-For of %s", settings.forwarded_allow_ips)
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if not server.started:
+        raise ServeError("the key server did not start (see the log above)")

@@ -1,0 +1,231 @@
+"""Issue 14.1 (proxy headers) and 14.2 (slow clients) against the real uvicorn on loopback.
+
+The server runs as ``bluezone server run`` configures it (``serve.uvicorn_config``), in a thread,
+with deadlines of a fraction of a second so the tests are quick.  Loopback only: the attacker
+connects from 127.0.0.1, the health check from 127.0.0.2 (Linux routes all of 127/8 to lo).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from server_helpers import KEY
+
+from bluezone.server.app import create_app
+from bluezone.server.publish import PublishConfig
+from bluezone.server.serve import RateLimitFilter, ServeSettings, bind, uvicorn_config
+from bluezone.server.storage import SQLiteStorage
+
+DEADLINE = 0.5
+
+
+class Running:
+    def __init__(self, tmp: Path, settings: ServeSettings) -> None:
+        self.storage = SQLiteStorage(tmp / "server.db")
+        self.exports = tmp / "exports"
+        self.exports.mkdir()
+        app = create_app(self.storage, code_key=KEY, export_dir=self.exports,
+                         publish_config=PublishConfig(max_failures_per_client=3))
+        self.sock = bind("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+        self.server = uvicorn.Server(uvicorn_config(app, settings))
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.01)
+
+    def connect(self, source: str = "127.0.0.1") -> socket.socket:
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=10, source_address=(source, 0))
+        return s
+
+    def healthz(self, source: str = "127.0.0.2") -> int:
+        transport = httpx.HTTPTransport(local_address=source)
+        with httpx.Client(transport=transport, timeout=5) as http:
+            return http.get(f"http://127.0.0.1:{self.port}/healthz").status_code
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+        self.sock.close()
+        self.storage.close()
+
+
+@pytest.fixture
+def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Running]:
+    overrides = getattr(request, "param", {})
+    settings = ServeSettings(port=0, request_timeout=DEADLINE, send_timeout=DEADLINE, **overrides)
+    r = Running(tmp_path, settings)
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+def _read_all(s: socket.socket, limit: float = 10) -> bytes:
+    s.settimeout(limit)
+    out = b""
+    try:
+        while chunk := s.recv(65536):
+            out += chunk
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return out
+
+
+def _closed_at_once(s: socket.socket) -> bool:
+    """The server closed (or reset) this connection without a word."""
+    s.settimeout(5)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_body_shorter_than_its_content_length_gets_408(running: Running) -> None:
+    """It waited for ever: one such request per connection held a descriptor until the process ran out."""
+    s = running.connect()
+    t0 = time.monotonic()
+    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+    answer = _read_all(s)
+    assert answer.startswith(b"HTTP/1.1 408 ") and b"request_timeout" in answer
+    assert DEADLINE * 0.9 <= time.monotonic() - t0 < DEADLINE + 5
+    s.close()
+
+
+def test_headers_that_never_end_get_408(running: Running) -> None:
+    s = running.connect()
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # no blank line
+    assert _read_all(s).startswith(b"HTTP/1.1 408 ")
+    silent = running.connect()  # says nothing at all
+    assert _read_all(silent).startswith(b"HTTP/1.1 408 ")
+
+
+def test_kept_alive_connection_gets_a_deadline_for_each_request(running: Running) -> None:
+    s = running.connect()
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    first = s.recv(65536)
+    assert first.startswith(b"HTTP/1.1 200 ")
+    t0 = time.monotonic()
+    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n")  # and no body
+    assert _read_all(s).startswith(b"HTTP/1.1 408 ")
+    assert time.monotonic() - t0 < DEADLINE + 5
+
+
+def test_a_whole_request_is_not_cut_by_the_deadline(running: Running) -> None:
+    """The deadline covers receiving; a request received in time is answered, however long it takes."""
+    body = json.dumps({"temporaryExposureKeys": [], "verificationPayload": "1"}).encode()
+    s = running.connect()
+    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    time.sleep(DEADLINE / 2)
+    s.sendall(body)
+    time.sleep(DEADLINE)  # past the deadline, on a kept-alive connection
+    answer = s.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"missing_keys" in answer
+
+
+def test_a_client_that_leaves_mid_body_is_one_log_line(running: Running, caplog: pytest.LogCaptureFixture) -> None:
+    """A ClientDisconnect was a traceback per connection (117 MB of log under a trickle attack)."""
+    caplog.set_level(logging.INFO)
+    s = running.connect()
+    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"temporary")
+    time.sleep(0.1)
+    s.close()
+    deadline = time.monotonic() + 5
+    while not any("went away" in r.getMessage() for r in caplog.records) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    went = [r for r in caplog.records if "went away" in r.getMessage()]
+    assert len(went) == 1 and went[0].exc_info is None
+    assert not any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records]
+    assert running.healthz() == 200
+
+
+@pytest.mark.parametrize("running", [{"max_connections_per_client": 20}], indirect=True)
+def test_one_address_cannot_take_every_connection(running: Running) -> None:
+    """Trickling connections from one address: the 21st is closed at once, /healthz (another address)
+    answers, and the 20 are closed at the deadline."""
+    held = [running.connect() for _ in range(20)]
+    for s in held:
+        s.sendall(b"G")
+    extra = running.connect()
+    assert _closed_at_once(extra)
+    assert running.healthz() == 200
+    assert all(_read_all(s).startswith(b"HTTP/1.1 408 ") for s in held)
+    again = running.connect()  # slots come back
+    again.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert again.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+@pytest.mark.parametrize("running", [{"max_connections": 10, "max_connections_per_client": 100}], indirect=True)
+def test_connections_beyond_the_cap_are_closed_at_once(running: Running) -> None:
+    held = [running.connect() for _ in range(10)]
+    time.sleep(0.05)
+    extra = running.connect("127.0.0.3")
+    assert _closed_at_once(extra)
+    for s in held:
+        s.close()
+    time.sleep(0.1)
+    assert running.healthz() == 200
+
+
+def _guess(running: Running, forwarded_for: str) -> int:
+    body = json.dumps({
+        "temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": int(time.time() // 600) - 144}],
+        "verificationPayload": "0000000000000000",
+    })
+    r = httpx.post(f"http://127.0.0.1:{running.port}/v1/publish", content=body,
+                   headers={"X-Forwarded-For": forwarded_for}, timeout=10)
+    return r.status_code
+
+
+def test_x_forwarded_for_is_not_believed_by_default(running: Running) -> None:
+    """From loopback one address was enough: uvicorn believed X-Forwarded-For from 127.0.0.1, so every
+    guess could claim a new client and the per-client limit never applied."""
+    statuses = [_guess(running, f"198.51.100.{i}") for i in range(5)]
+    assert statuses == [403, 403, 403, 429, 429]
+
+
+@pytest.mark.parametrize("running", [{"forwarded_allow_ips": "127.0.0.1"}], indirect=True)
+def test_x_forwarded_for_from_a_named_proxy_is_the_client(running: Running) -> None:
+    statuses = [_guess(running, f"198.51.100.{i}") for i in range(5)]
+    assert statuses == [403] * 5
+    assert [_guess(running, "198.51.100.9") for _ in range(4)] == [403, 403, 403, 429]
+
+
+def test_a_client_that_stops_reading_is_dropped(running: Running) -> None:
+    """A big response to a client that reads nothing: the write stalls, and after send_timeout the
+    connection is dropped instead of held for ever."""
+    (running.exports / "big.zip").write_bytes(b"\0" * (64 << 20))
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.bind(("127.0.0.1", 0))
+    s.connect(("127.0.0.1", running.port))
+    s.sendall(b"GET /v1/exports/big.zip HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(DEADLINE * 4)  # read nothing meanwhile
+    received = len(_read_all(s, limit=20))
+    assert 0 < received < 64 << 20
+
+
+def test_log_floods_are_cut_to_a_few_lines_with_a_count() -> None:
+    now = [0.0]
+    f = RateLimitFilter(burst=3, period=60, clock=lambda: now[0])
+
+    def record(msg: str, *args: object) -> logging.LogRecord:
+        return logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, msg, args, None)
+
+    passed = [f.filter(record("socket.accept() out of system resource: %s", i)) for i in range(1000)]
+    assert sum(passed) == 3
+    assert f.filter(record("another message"))  # other messages are not held back
+    now[0] = 61
+    r = record("socket.accept() out of system resource: %s", "x")
+    assert f.filter(r) and r.getMessage().endswith("[997 similar message(s) dropped]")
