@@ -392,7 +392,11 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
 @click.option(
     "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set near_weight=1.0."
 )
-@click.option("--rssi-correction", default=0, show_default=True, type=click.IntRange(-128, 127), help="This device's RSSI correction, dB (a signed byte, as TX power).")
+@click.option(
+    "--rssi-correction", default=None, type=click.IntRange(-128, 127),
+    help="This device's RSSI correction, dB (default: rssi_correction of the daemon config that bluezone calibrate "
+    "writes, else 0).",
+)
 @click.option("--server", "server_url", default=None, help="Key server URL: download, verify and match new batches.")
 @click.option("--server-key", type=click.Path(dir_okay=False, path_type=Path), help="Pin this server key (file).")
 @click.option(
@@ -408,7 +412,7 @@ def check(
     scorer_name: str | None,
     scorer_config: Path | None,
     scorer_settings: tuple[str, ...],
-    rssi_correction: int,
+    rssi_correction: int | None,
     server_url: str | None,
     server_key: Path | None,
     bluezone3_path: Path | None,
@@ -419,7 +423,11 @@ def check(
 
     GAEN keys come from --keys or --server; a Bluezone v3 F0 list from --bluezone3-list (alone or beside either).
     """
+    from bluezone.config import load_config
     from bluezone.errors import InputError
+
+    if rssi_correction is None:
+        rssi_correction = load_config().rssi_correction
     from bluezone.matching.check import check_sightings, sightings_span
     import numpy as np
 

@@ -87,10 +87,14 @@ def simulate(scenario: str | None, seed: int, out: Path | None, minutes: float |
     "--calibration-table", type=click.Path(dir_okay=False, path_type=Path),
     help="Another calibration CSV in Google's format (default: the 2020-06-13 table shipped with bluezone).",
 )
+@click.option(
+    "--rssi-shift", default=0.0, show_default=True, type=FloatRange(-30, 30),
+    help="Add DB to every RSSI: the verdicts if every phone's calibration were off by that much.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def evaluate(
     dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int, calibration: bool,
-    calibration_table: Path | None, as_json: bool,
+    calibration_table: Path | None, rssi_shift: float, as_json: bool,
 ) -> None:
     """Replay real RSSI recordings (README, manifest.csv, data/) through both scorers.
 
@@ -108,7 +112,7 @@ def evaluate(
     chosen: CalibrationTable | bool = CalibrationTable.from_path(calibration_table) if calibration_table else calibration
     report = run_evaluation(
         dataset, seed=seed, chains=chains, bootstrap=bootstrap, tx_power=tx_power, progress=_progress("bootstrap"),
-        calibration=chosen,
+        calibration=chosen, rssi_shift_db=rssi_shift,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))

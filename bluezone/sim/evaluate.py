@@ -228,15 +228,20 @@ def evaluate(
     scorers: list[str] | None = None,
     progress: Callable[[float], None] | None = None,
     calibration: CalibrationTable | None | bool = True,
+    rssi_shift_db: float = 0.0,
 ) -> dict[str, Any]:
     """The evaluation report of one dataset directory, as a JSON-ready dict.
 
     ``calibration``: True reads each phone with the shipped calibration table, a table reads
     with that one, False or None reads every phone at the nominal ``tx_power`` and 0 dB.
+    ``rssi_shift_db`` is added to every RSSI: what the verdicts would be if every phone's
+    calibration were off by that much (docs/calibration.md).
     """
     dataset = load_dataset(root)
     table = default_table() if calibration is True else (calibration or None)
     links, calibration_report = calibrations(dataset.recordings, table, tx_power)
+    if rssi_shift_db:
+        links = {k: LinkCalibration(v.tx_power_dbm, v.rssi_correction_db + rssi_shift_db) for k, v in links.items()}
     minutes = minutes_of(dataset.recordings, tx_power, links)
     names = scorers or scorer_names()
     judges = {n: get_scorer(n) for n in names}
@@ -263,6 +268,7 @@ def evaluate(
         "chain_minutes": CHAIN_MINUTES,
         "nominal_tx_power_dbm": tx_power,
         "calibration": calibration_report,
+        "rssi_shift_db": rssi_shift_db,
         "seed": seed,
         "scorers": {},
     }

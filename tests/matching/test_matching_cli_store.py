@@ -226,3 +226,22 @@ def test_keys_export_file_is_private_under_any_umask(tmp_path: Path) -> None:
             assert len(parse_keys_json(out.read_bytes())) == 1
     finally:
         os.umask(previous)
+
+
+def test_check_reads_the_calibrated_rssi_correction_from_the_daemon_config(scene: tuple[Path, Path]) -> None:
+    """`bluezone calibrate` writes rssi_correction into the daemon config; check uses it unless told otherwise."""
+    from bluezone.config import default_config_path
+
+    db, keys = scene
+    path = default_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.write_text("rssi_correction = 6\n")
+        calibrated = json.loads(run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json")[1])
+        told = json.loads(
+            run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json", "--rssi-correction", "0")[1]
+        )
+    finally:
+        path.unlink()
+    closest = [e["closest_attenuation_db"] for e in calibrated["exposures"]]
+    assert closest == [a - 6 for a in (e["closest_attenuation_db"] for e in told["exposures"])]

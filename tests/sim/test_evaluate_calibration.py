@@ -103,3 +103,14 @@ def test_ndcf_of_fixed_decisions() -> None:
     assert ndcf(within, within, rank)["ndcf"] == 0.0
     assert ndcf(within, ~within, rank)["ndcf"] == 2.0
     assert ndcf(np.ones(3, bool), np.ones(3, bool), rank[:3])["ndcf"] is None  # one class only
+
+
+def test_an_rssi_shift_is_a_calibration_error_of_every_phone() -> None:
+    from bluezone.sim.evaluate import evaluate
+
+    # PACT phones are iPhones read at the nominal TX power: +6 dB on every RSSI is the same as 6 dB less TX power
+    shifted = evaluate(DATASETS / "mitll_small", bootstrap=0, chains=40, rssi_shift_db=6.0)
+    lowered = evaluate(DATASETS / "mitll_small", bootstrap=0, chains=40, tx_power=-30)
+    assert shifted["rssi_shift_db"] == 6.0 and shifted["scorers"] == lowered["scorers"]
+    result = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), "--rssi-shift", "40"], obj={})
+    assert result.exit_code == 2 and "--rssi-shift" in result.output
