@@ -42,8 +42,14 @@ def _list_scenarios(ctx: click.Context, param: click.Parameter, value: bool) -> 
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Write report.json and PNG plots here.")
 @click.option("--minutes", type=FloatRange(0.1, 24 * 60), help="Override the scenario's duration (0.1-1440, as in the file).")
 @click.option("--store", default="auto", show_default=True, type=click.Choice(["auto", "sqlite", "memory"]), help="Where phones keep sightings: a real SQLite store each, numpy in memory, or auto by crowd size.")
+@click.option(
+    "--levels", "f0_count", type=click.IntRange(1), default=None,
+    help="Also score F1 and F2 warnings with this many F0s drawn by the seed (scenarios with positives = \"all\").",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def simulate(scenario: str | None, seed: int, out: Path | None, minutes: float | None, store: str, as_json: bool) -> None:
+def simulate(
+    scenario: str | None, seed: int, out: Path | None, minutes: float | None, store: str, f0_count: int | None, as_json: bool
+) -> None:
     """Run a crowd scenario through bluezone's real code and score both scorers against the truth.
 
     SCENARIO is a scenario file or the name of one shipped with bluezone (`bluezone simulate market`;
@@ -60,12 +66,20 @@ def simulate(scenario: str | None, seed: int, out: Path | None, minutes: float |
         scene = scene.with_overrides(duration_min=minutes)
     result = engine.run(scene, seed, store=store, progress=_progress(f"simulate {scene.name}"))
     summary = report.summarise(result)
+    if f0_count is not None:
+        from bluezone.sim.levels import levels_summary
+
+        summary["levels"] = levels_summary(result, f0_count, seed)
     if out is not None:
         report.write(result, summary, out)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
         click.echo(report.table(summary))
+        if "levels" in summary:
+            from bluezone.sim.levels import levels_table
+
+            click.echo(levels_table(summary["levels"]))
         if out is not None:
             click.echo(f"report and plots in {out}")
 

@@ -92,7 +92,9 @@ def run(
     end = scenario.start + scenario.duration_min * 60.0
     schedule = make_schedule(len(senders), scenario.start, end, devices.tx_power[senders], rng)
     channel = Channel(scenario, devices, senders, rng)
-    truth = Truth(len(senders), n, tuple(sorted({*RADII_M, scenario.close_distance_m})))
+    truth = Truth(
+        len(senders), n, tuple(sorted({*RADII_M, scenario.close_distance_m})), close_radius=scenario.close_distance_m
+    )
     stores = open_stores(n, store)
     sender_row = np.full(n, -1)
     sender_row[senders] = np.arange(len(senders))
@@ -109,7 +111,7 @@ def run(
         pos, heading, present = crowd.step(t)
         dpos, dhead = pos[devices.person], heading[devices.person]
         packets, d, separated = channel.step(t, dt, dpos, dhead, scenario.start)
-        truth.add(day_of(scenario.start + t), d, separated, dt)
+        truth.add(day_of(scenario.start + t), d, separated, dt, now=scenario.start + t)
         if i in snap_at:
             scene["snapshots"].append({"t": t, "pos": pos.copy(), "device_person": devices.person})
         if len(packets):

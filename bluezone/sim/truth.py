@@ -23,8 +23,12 @@ class Truth:
     devices: int
     radii: tuple[float, ...] = RADII_M
     seconds: dict[int, np.ndarray] = field(default_factory=dict)  # day -> (radii, senders, devices) f8
+    #: the radius whose first and last moment per pair and day are kept (for F1 -> F2 time order)
+    close_radius: float = 2.0
+    first_close: dict[int, np.ndarray] = field(default_factory=dict)  # day -> (senders, devices), nan: never
+    last_close: dict[int, np.ndarray] = field(default_factory=dict)
 
-    def add(self, day: int, d: np.ndarray, separated: np.ndarray, dt: float) -> None:
+    def add(self, day: int, d: np.ndarray, separated: np.ndarray, dt: float, now: float | None = None) -> None:
         acc = self.seconds.get(day)
         if acc is None:
             # float64: float32 sums of a step like 0.1 s fall short (15 minutes together read 14.9988)
@@ -33,6 +37,14 @@ class Truth:
         with np.errstate(invalid="ignore"):
             for i, radius in enumerate(self.radii):
                 acc[i] += ((d < radius) & together) * float(dt)
+            if now is not None:
+                close = (d < self.close_radius) & together
+                first = self.first_close.get(day)
+                if first is None:
+                    first = self.first_close[day] = np.full((self.senders, self.devices), np.nan)
+                    self.last_close[day] = np.full((self.senders, self.devices), np.nan)
+                first[close & np.isnan(first)] = now
+                self.last_close[day][close] = now
 
     def minutes(self, radius: float = 2.0) -> dict[int, np.ndarray]:
         """Per day, minutes within ``radius`` (one of ``radii``): (senders, devices)."""
