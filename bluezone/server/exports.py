@@ -28,6 +28,8 @@ from bluezone.errors import InputError
 from bluezone.matching.export import signed_export_zip
 from bluezone.server.signing import Signer
 from bluezone.server.storage import BatchRecord, Storage
+from bluezone.venues.export import MAX_REPORTS_PER_FILE, signed_venue_zip
+from bluezone.venues.reports import ProtectedReport
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +156,37 @@ def export_batches(
             written.append((record, ids[plain], ids[chunk[carries_revision[chunk]]]))
     if written:
         storage.add_batches(written)
+    venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
     removed = storage.purge(oldest, now - 2 * DAY_SECONDS)
     write_index(storage, out_dir, now, config.retention_days)
     log.info(
-        "exported %d keys and %d revisions in %d files (%d expired keys purged)",
-        len(new_keys), len(revised_keys), len(written), removed,
+        "exported %d keys and %d revisions in %d files, %d venue-warning files (%d expired keys purged)",
+        len(new_keys), len(revised_keys), len(written), len(venue_files), removed,
     )
-    return [r for r, _, _ in written]
+    return [r for r, _, _ in written] + venue_files
+
+
+def export_venue_reports(
+    storage: Storage, signer: Signer, out_dir: Path, now: float, config: ExportConfig, rng: np.random.Generator
+) -> list[BatchRecord]:
+    """Write the check-ins (venue reports, fakes mixed in) not yet published into signed
+    ``<stamp>-venues-<tag>-NNNN.zip`` files, shuffled, listed in the same index as key batches."""
+    oldest_day = int(now // DAY_SECONDS) - config.retention_days
+    pending = storage.pending_venue_reports(oldest_day)
+    if not pending:
+        return []
+    order = rng.permutation(len(pending))
+    per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
+    n_files = -(-len(pending) // per_file)
+    tag = secrets.token_hex(3)
+    records = []
+    for i in range(n_files):
+        chunk = [pending[j] for j in order[i * per_file : (i + 1) * per_file]]
+        name = f"{int(now)}-venues-{tag}-{i + 1:04d}.zip"
+        reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
+        data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
+        _write_atomic(out_dir / name, data)
+        record = BatchRecord(name, now, oldest_day * DAY_SECONDS, int(now), i + 1, n_files, len(chunk))
+        storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
+        records.append(record)
+    return records

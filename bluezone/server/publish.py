@@ -35,6 +35,7 @@ from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import BluezoneError
 from bluezone.matching.keyfile import MAX_DAYS_SINCE_ONSET, MAX_TRANSMISSION_RISK, NO_DAYS_SINCE_ONSET, empty_keys
 from bluezone.server.codes import CodeKey, legacy_hash_code
+from bluezone.server.venue_reports import VenueReportLimits, check_days, parse_venue_reports, with_fakes
 from bluezone.server.storage import CodeRecord, RevisionRefused, Storage
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class PublishConfig:
     #: limit: anybody could trip it and lock out every valid code.  Guessing is pointless instead:
     #: long codes have 16 digits, short ones 8 digits and live at most an hour (docs/server.md).
     max_failures_per_client: int = 10
+    #: check-ins (venue reports) beside the keys: caps, age, fakes (bluezone/server/venue_reports.py)
+    venue_reports: VenueReportLimits = VenueReportLimits()
 
 
 class PublishError(BluezoneError):
@@ -73,6 +76,7 @@ class PublishRequest:
     code: str
     symptom_onset_interval: int | None
     revision_token: str | None = None
+    venue_reports: tuple[tuple[int, bytes], ...] = ()  # (UTC day, CheckInProtectedReport bytes)
 
 
 @dataclass(frozen=True)
@@ -80,10 +84,16 @@ class PublishResult:
     inserted: int  # new keys stored
     revised: int  # keys stored before whose report type changed
     revision_token: str  # to show with a later revision of these keys
+    checkins: int = 0  # check-ins (venue reports) accepted, fakes not counted
 
     def as_dict(self) -> dict[str, Any]:
-        """The answer's JSON, in the GAEN reference server's field names."""
-        return {"insertedExposures": self.inserted, "revisedExposures": self.revised, "revisionToken": self.revision_token}
+        """The answer's JSON, in the GAEN reference server's field names (plus bluezone's check-ins)."""
+        return {
+            "insertedExposures": self.inserted,
+            "revisedExposures": self.revised,
+            "revisionToken": self.revision_token,
+            "insertedCheckIns": self.checkins,
+        }
 
 
 #: Refusals of a revision: machine-readable code -> message.
@@ -149,8 +159,12 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
     if onset is not None and (isinstance(onset, bool) or not isinstance(onset, int) or not 0 <= onset < 2**31):
         # an interval number (10-minute steps since 1970), 32 bits in GAEN; a bigger one overflowed numpy later
         raise _bad("'symptomOnsetInterval' must be an interval number, 0 to 2^31 - 1")
-    entries = doc.get("temporaryExposureKeys")
-    if not isinstance(entries, list) or not entries:
+    try:
+        venue_reports = tuple(parse_venue_reports(doc, config.venue_reports))
+    except ValueError as exc:
+        raise _bad(str(exc), "checkin_invalid") from None
+    entries = doc.get("temporaryExposureKeys", [] if venue_reports else None)
+    if not isinstance(entries, list) or not (entries or venue_reports):
         raise _bad("'temporaryExposureKeys' must be a non-empty list", "missing_keys")
     if len(entries) > config.max_keys:
         raise _bad(f"too many keys: {len(entries)}, at most {config.max_keys}", "too_many_keys")
@@ -181,7 +195,7 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
         keys[i] = (key, start, period, risk, 0, NO_DAYS_SINCE_ONSET)
     if len(np.unique(keys["key"])) != len(keys):
         raise _bad("the same key appears twice", "key_duplicate")
-    return PublishRequest(keys, code, onset, revision_token)
+    return PublishRequest(keys, code, onset, revision_token, venue_reports)
 
 
 def validate_keys(request: PublishRequest, code: CodeRecord, now: float, config: PublishConfig) -> np.ndarray:
@@ -196,7 +210,7 @@ def validate_keys(request: PublishRequest, code: CodeRecord, now: float, config:
     if (starts < oldest).any():
         raise _bad(f"a key is older than {config.max_age_days} days", "key_timing_invalid")
     days = Counter((starts // ROLLING_PERIOD).tolist())
-    if max(days.values()) > config.max_keys_per_day:
+    if days and max(days.values()) > config.max_keys_per_day:
         raise _bad(f"more than {config.max_keys_per_day} keys for one day", "too_many_keys_per_day")
     order = np.argsort(starts, kind="stable")
     if (starts[order][1:] < ends[order][:-1]).any():
@@ -236,6 +250,11 @@ def publish(
     if storage.count_failures(now - config.failure_window, client) >= config.max_failures_per_client:
         log.warning("publish refused: client %s over the failed-code limit", client)
         raise PublishError(429, "rate_limited", "too many failed verification codes from this client; try later")
+    try:
+        check_days(request.venue_reports, now, config.venue_reports)
+    except ValueError as exc:
+        raise _bad(str(exc), "checkin_timing_invalid") from None
+    reports = with_fakes(request.venue_reports, config.venue_reports)
     new_token = secrets.token_urlsafe(32)
     try:
         outcome = storage.publish(
@@ -245,6 +264,7 @@ def publish(
             legacy_code_hash=legacy_hash_code(request.code),
             token_hash=token_hash(request.revision_token) if request.revision_token else None,
             new_token_hash=token_hash(new_token),
+            venue_reports=reports,
         )
     except RevisionRefused as exc:
         reason = str(exc.args[0])
@@ -260,5 +280,9 @@ def publish(
         }
         raise PublishError(403, f"verification_code_{reason}", messages[reason]) from None
     # No client address here: an address beside a successful publish says who tested positive.
-    log.info("published %d new keys, revised %d (%d sent)", outcome.inserted, outcome.revised, len(request.keys))
-    return PublishResult(outcome.inserted, outcome.revised, new_token)
+    log.info(
+        "published %d new keys, revised %d (%d sent), %d check-in reports with fakes",
+        outcome.inserted, outcome.revised, len(request.keys), outcome.venue_reports,
+    )
+    checkins = len(request.venue_reports) if outcome.venue_reports else 0
+    return PublishResult(outcome.inserted, outcome.revised, new_token, checkins)

@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
+from bluezone.crypto.intervals import ROLLING_PERIOD
+
 from bluezone.errors import BluezoneError, InputError
 from bluezone.matching.keyfile import empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -86,6 +88,15 @@ _MIGRATIONS: dict[int, list[str]] = {
     3: [  # code hashes keyed with a secret outside the database; codes stored before stay plain SHA-256
         "ALTER TABLE codes ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0",
     ],
+    4: [  # venue check-ins (CWA CheckInProtectedReports), real and fake alike, by UTC day
+        """CREATE TABLE IF NOT EXISTS venue_reports (
+            id {serial} PRIMARY KEY,
+            report {blob} NOT NULL,
+            day INTEGER NOT NULL,
+            received_at DOUBLE PRECISION NOT NULL,
+            batch_id INTEGER REFERENCES batches (id))""",
+        "CREATE INDEX IF NOT EXISTS venue_reports_pending ON venue_reports (batch_id, day)",
+    ],
 }
 
 #: GAEN report types (TemporaryExposureKey.ReportType) that revision concerns.
@@ -115,6 +126,7 @@ def revision_refusal(stored_type: int, revised: bool, new_type: int) -> str | No
 class PublishOutcome:
     inserted: int  # new keys stored
     revised: int  # keys already stored whose report type changed
+    venue_reports: int = 0  # check-in reports stored, fakes included
 
 
 class ServerStorageError(BluezoneError):
@@ -188,7 +200,7 @@ class Storage(ABC):
                 )
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for stmt in _MIGRATIONS[step]:
-                    self._exec(cur, stmt)
+                    self._exec(cur, stmt.format(serial=self._serial, blob=self._blob))
                 self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
 
     # -- verification codes --
@@ -245,6 +257,7 @@ class Storage(ABC):
         legacy_code_hash: str | None = None,
         token_hash: str | None = None,
         new_token_hash: str | None = None,
+        venue_reports: Sequence[tuple[int, bytes]] = (),
     ) -> PublishOutcome:
         """Burn the code and store the keys ``build(code)`` returns, atomically.
 
@@ -258,6 +271,8 @@ class Storage(ABC):
         too, and every older token stays good.
         ``code_hash`` is the code's keyed hash; ``legacy_code_hash`` its plain SHA-256, which matches
         only codes stored before the code key (schema < 3), so they still work until they expire.
+        ``venue_reports`` ((UTC day, CheckInProtectedReport bytes), fakes already mixed in) are
+        stored in the same transaction, except under a negative test's code.
         Raises LookupError("invalid"|"used"|"expired") for an unusable code.
         """
         match = "((code_hash = ? AND keyed = 1) OR (code_hash = ? AND keyed = 0))"
@@ -327,7 +342,14 @@ class Storage(ABC):
                     self._sql("INSERT INTO revision_tokens (token_hash, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING"),
                     [(new_token_hash, key_id) for key_id in owned],
                 )
-            return PublishOutcome(inserted, revised)
+            stored_reports = 0
+            if venue_reports and int(row[1]) != REVOKED:
+                cur.executemany(
+                    self._sql("INSERT INTO venue_reports (report, day, received_at) VALUES (?, ?, ?)"),
+                    [(bytes(report), int(day), now) for day, report in venue_reports],
+                )
+                stored_reports = len(venue_reports)
+            return PublishOutcome(inserted, revised, stored_reports)
 
     def count_keys(self) -> int:
         with self._transaction() as cur:
@@ -433,6 +455,31 @@ class Storage(ABC):
                         cur, self._mark_exported.format(column="revised_batch_id"), [batch_id, self._id_list(revision_ids)]
                     )
 
+    def pending_venue_reports(self, min_day: int) -> list[tuple[int, bytes]]:
+        """(id, report) of every venue report not yet exported whose day is ``min_day`` or later."""
+        with self._transaction() as cur:
+            rows = self._exec(
+                cur, "SELECT id, report FROM venue_reports WHERE batch_id IS NULL AND day >= ? ORDER BY id", [min_day]
+            ).fetchall()
+        return [(int(i), bytes(r)) for i, r in rows]
+
+    def add_venue_batch(self, record: BatchRecord, report_ids: Sequence[int]) -> None:
+        """Record a written venue-warning file and mark its reports exported, in one transaction."""
+        with self._transaction() as cur:
+            batch_id = self._exec(
+                cur,
+                "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
+                " num_keys) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                [record.name, record.created_at, record.start_timestamp, record.end_timestamp, record.batch_num,
+                 record.batch_size, record.num_keys],
+            ).fetchone()[0]
+            mark = self._mark_exported.replace("exposure_keys", "venue_reports").format(column="batch_id")
+            self._exec(cur, mark, [batch_id, self._id_list(np.asarray(report_ids, dtype=np.int64))])
+
+    def count_venue_reports(self) -> int:
+        with self._transaction() as cur:
+            return int(self._exec(cur, "SELECT COUNT(*) FROM venue_reports").fetchone()[0])
+
     def reset_exported(self) -> None:
         """Put every key back in the export queue and forget the batches (benchmarks only)."""
         with self._transaction() as cur:
@@ -461,6 +508,7 @@ class Storage(ABC):
             n = self._exec(
                 cur, "DELETE FROM exposure_keys WHERE rolling_start + rolling_period < ?", [before_interval]
             ).rowcount
+            self._exec(cur, "DELETE FROM venue_reports WHERE day < ?", [before_interval // ROLLING_PERIOD])
             self._exec(cur, "DELETE FROM code_failures WHERE at < ?", [records_before])
             self._exec(cur, "DELETE FROM codes WHERE expires_at < ?", [records_before])
         return max(n, 0)

@@ -1,0 +1,107 @@
+"""Check-ins on the key server: validated beside the keys on the same code, stored with fakes
+in the same transaction, published in a signed venue file in the same index (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from server_helpers import KEY, NOW
+
+from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
+from bluezone.errors import VenueError
+from bluezone.server.codes import issue_code
+from bluezone.server.exports import INDEX_FILE, export_batches
+from bluezone.server.publish import PublishConfig, PublishError, publish
+from bluezone.server.signing import keygen
+from bluezone.venues.export import is_venue_file, open_signed_venue_zip
+from bluezone.venues.location import Venue
+from bluezone.venues.reports import ProtectedReport
+
+CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
+TODAY = int(NOW // DAY_SECONDS)
+
+
+def entry(day: int, start_interval: int | None = None) -> dict:
+    start = start_interval if start_interval is not None else day * ROLLING_PERIOD + 60
+    report = ProtectedReport.seal(CAFE.location_id, start, 6, 6)
+    return {"day": day, "report": base64.b64encode(bytes(report)).decode()}
+
+
+def body(code: str, checkins: list, keys: bool = True) -> bytes:
+    doc: dict = {"verificationPayload": code, "checkInProtectedReports": checkins}
+    if keys:
+        day = rolling_start(NOW) - ROLLING_PERIOD
+        doc["temporaryExposureKeys"] = [
+            {"key": base64.b64encode(bytes([9]) * 16).decode(), "rollingStartNumber": day, "rollingPeriod": 144}
+        ]
+    return json.dumps(doc).encode()
+
+
+def test_checkins_published_with_fakes_in_a_signed_venue_file(storage, tmp_path) -> None:
+    code = issue_code(storage, NOW, key=KEY).code
+    result = publish(storage, body(code, [entry(TODAY - 1), entry(TODAY - 2)]), "c", NOW, PublishConfig(), code_key=KEY)
+    assert result.inserted == 1 and result.checkins == 2 and result.as_dict()["insertedCheckIns"] == 2
+    assert storage.count_venue_reports() == 2 * (1 + PublishConfig().venue_reports.fakes_per_report)
+    signer = keygen(tmp_path / "signing")
+    export_batches(storage, signer, tmp_path / "out", NOW + 3600)
+    index = (tmp_path / "out" / INDEX_FILE).read_text().split()
+    venue_files = [n for n in index if is_venue_file(n)]
+    assert len(venue_files) == 1 and len(index) == 2  # one key batch, one venue file, one index
+    reports = open_signed_venue_zip((tmp_path / "out" / venue_files[0]).read_bytes(), signer.public_key)
+    assert len(reports) == 8
+    opened = []
+    for r in reports:
+        try:
+            opened.append(r.open(CAFE.location_id))
+        except VenueError:  # a fake
+            continue
+    assert sorted(w.start_interval for w in opened) == [(TODAY - 2) * 144 + 60, (TODAY - 1) * 144 + 60]
+    # exported once: the next run writes no new venue file
+    export_batches(storage, signer, tmp_path / "out", NOW + 7200)
+    assert [n for n in (tmp_path / "out" / INDEX_FILE).read_text().split() if is_venue_file(n)] == venue_files
+
+
+def test_a_venue_owner_warns_with_checkins_only(storage) -> None:
+    code = issue_code(storage, NOW, key=KEY).code
+    result = publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    assert result.inserted == 0 and result.checkins == 1
+
+
+@pytest.mark.parametrize(
+    "checkins, reason",
+    [
+        ([entry(TODAY + 1)], "checkin_timing_invalid"),
+        ([entry(TODAY - 20)], "checkin_timing_invalid"),
+        ([entry(TODAY - 1)] * 13, "checkin_timing_invalid"),
+        ([entry(TODAY - 1 - i // 10) for i in range(61)], "checkin_invalid"),
+        ([{"day": TODAY, "report": "not base64!"}], "checkin_invalid"),
+        ([{"day": TODAY, "report": base64.b64encode(b"\x0a\x01\x00").decode()}], "checkin_invalid"),
+        ([{"day": "today", "report": entry(TODAY)["report"]}], "checkin_invalid"),
+        ("all of them", "checkin_invalid"),
+    ],
+)
+def test_bad_checkins_are_400_and_store_nothing(storage, checkins, reason) -> None:
+    code = issue_code(storage, NOW, key=KEY).code
+    with pytest.raises(PublishError) as info:
+        publish(storage, body(code, checkins), "c", NOW, PublishConfig(), code_key=KEY)
+    assert info.value.status == 400 and info.value.code == reason
+    assert "\n" not in str(info.value)
+    assert storage.count_venue_reports() == 0 and storage.count_keys() == 0
+    # the code was not burned: a good upload goes through
+    assert publish(storage, body(code, [entry(TODAY)]), "c", NOW, PublishConfig(), code_key=KEY).checkins == 1
+
+
+def test_ten_thousand_checkins_are_refused_whole(storage) -> None:
+    code = issue_code(storage, NOW, key=KEY).code
+    with pytest.raises(PublishError) as info:
+        publish(storage, body(code, [entry(TODAY)] * 10_000), "c", NOW, PublishConfig(), code_key=KEY)
+    assert info.value.status in (400, 413)
+    assert storage.count_venue_reports() == 0 and storage.count_keys() == 0
+
+
+def test_a_negative_test_publishes_no_checkins(storage) -> None:
+    code = issue_code(storage, NOW, key=KEY, test_type="negative").code
+    result = publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    assert result.checkins == 0 and storage.count_venue_reports() == 0
