@@ -89,9 +89,14 @@ def _open(db: str, create: bool) -> Any:
 @click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD).")
 @click.option(
     "--type", "test_type", type=click.Choice(["confirmed", "likely", "negative", "recursive"]), default="confirmed",
-    help="Diagnosis the code vouches for (confirmed or negative also revises keys the same device sent with a 'likely' code).",
+    help="Diagnosis the code vouches for (confirmed or negative also revises keys the same device sent with a 'likely' "
+    "or 'recursive' code); recursive: a close contact (F1) of a case, whose contacts (F2) are to be told.",
     show_default=True,
 )
+@click.option("--exposure-date", callback=_date,
+              help="Recursive codes: the day the close contact (F1) was exposed; only keys from then on may be sent.")
+@click.option("--max-recursive-per-day", default=500, show_default=True, type=click.IntRange(1),
+              help="Recursive codes allowed in any 24 hours (each can warn all of an F1's contacts).")
 @click.option("--short", is_flag=True,
               help="An 8-digit code to read out over the phone (valid 15 min, at most an hour) instead of a "
                    "16-digit one for self-service (valid a day).")
@@ -101,9 +106,10 @@ def _open(db: str, create: bool) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def issue_code_cmd(
     db: str, signing_key_dir: Path, test_date: dt.date | None, symptom_onset: dt.date | None, test_type: str,
-    short: bool, lifetime: int | None, create_db: bool, as_json: bool,
+    exposure_date: dt.date | None, max_recursive_per_day: int, short: bool, lifetime: int | None, create_db: bool,
+    as_json: bool,
 ) -> None:
-    """Issue a single-use verification code for a person who tested positive."""
+    """Issue a single-use verification code for a person who tested positive (or a close contact: --type recursive)."""
     from bluezone.server.codes import LONG, SHORT, CodeKey, issue_code
 
     key = CodeKey.load(signing_key_dir)
@@ -112,12 +118,16 @@ def issue_code_cmd(
         issued = issue_code(
             storage, cli_clock().now(), key=key, kind=SHORT if short else LONG, test_type=test_type,
             test_date=test_date, symptom_onset=symptom_onset, lifetime=lifetime,
+            exposure_date=exposure_date, max_recursive_per_day=max_recursive_per_day,
         )
     finally:
         storage.close()
     if as_json:
         d = issued.as_dict()
-        click.echo(json.dumps({"code": d["code"], "expires_at": d["expires_at"], "test_type": d["test_type"]}))
+        click.echo(json.dumps({
+            "code": d["code"], "expires_at": d["expires_at"], "test_type": d["test_type"],
+            **({"exposure_date": d["exposure_date"]} if "exposure_date" in d else {}),
+        }))
     else:
         click.echo(f"{issued.code}  (expires {issued.as_dict()['expires_at']}, single use)")
 

@@ -62,12 +62,15 @@ class IssuedCode:
     symptom_onset: dt.date | None
 
     def as_dict(self) -> dict[str, object]:
+        day = self.test_date.isoformat() if self.test_date else None
+        recursive = self.test_type == "recursive"
         return {
             "code": self.code,
             "expires_at": dt.datetime.fromtimestamp(self.expires_at, dt.UTC).isoformat(timespec="seconds"),
             "test_type": self.test_type,
             "report_type": self.report_type,
-            "test_date": self.test_date.isoformat() if self.test_date else None,
+            "test_date": None if recursive else day,
+            **({"exposure_date": day} if recursive else {}),
             "symptom_onset": self.symptom_onset.isoformat() if self.symptom_onset else None,
         }
 
@@ -136,6 +139,36 @@ def day_number(date: dt.date) -> int:
     return (date - dt.date(1970, 1, 1)).days
 
 
+#: Recursive codes issued in any 24 hours, at most: each one can warn every close contact of an F1.
+MAX_RECURSIVE_CODES_PER_DAY = 500
+#: How far back an F1's exposure may lie: keys older than 14 days are gone anyway.
+MAX_EXPOSURE_AGE_DAYS = 14
+
+
+class CodeLimitError(InputError):
+    """No more codes of a kind may be issued now (the limit on recursive codes)."""
+
+
+def _recursive_checks(
+    storage: Storage, now: float, exposure_date: dt.date | None, test_date: dt.date | None, limit: int
+) -> dt.date:
+    """The exposure date of a recursive code, checked; raises on a missing date or the daily limit."""
+    if exposure_date is None:
+        raise InputError("a recursive code (for a close contact, F1) needs --exposure-date: the day the F1 was exposed")
+    if test_date is not None:
+        raise InputError("a recursive code takes --exposure-date, not --test-date (the close contact was not tested)")
+    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
+    if not today - dt.timedelta(days=MAX_EXPOSURE_AGE_DAYS) <= exposure_date <= today:
+        raise InputError(f"the exposure date {exposure_date} must lie within the last {MAX_EXPOSURE_AGE_DAYS} days")
+    issued = storage.count_codes(REPORT_TYPES["recursive"], issued_since=now - 86400)
+    if issued >= limit:
+        raise CodeLimitError(
+            f"{issued} recursive codes were issued in the last 24 hours, the limit is {limit}"
+            " (bluezone server issue-code --max-recursive-per-day N changes it)"
+        )
+    return exposure_date
+
+
 def issue_code(
     storage: Storage,
     now: float,
@@ -146,10 +179,21 @@ def issue_code(
     test_date: dt.date | None = None,
     symptom_onset: dt.date | None = None,
     lifetime: float | None = None,
+    exposure_date: dt.date | None = None,
+    max_recursive_per_day: int = MAX_RECURSIVE_CODES_PER_DAY,
 ) -> IssuedCode:
-    """Create and store a fresh single-use code (only its keyed hash is stored)."""
+    """Create and store a fresh single-use code (only its keyed hash is stored).
+
+    A ``recursive`` code is for a close contact (F1) of a case: it needs the day the F1 was exposed
+    (``exposure_date``, kept where other codes keep the test date), only keys from that day on may
+    be uploaded with it, and at most ``max_recursive_per_day`` are issued in any 24 hours.
+    """
     if test_type not in REPORT_TYPES:
         raise InputError(f"unknown test type {test_type!r}: use one of {', '.join(REPORT_TYPES)}")
+    if test_type == "recursive":
+        test_date = _recursive_checks(storage, now, exposure_date, test_date, max_recursive_per_day)
+    elif exposure_date is not None:
+        raise InputError("an exposure date goes only with a recursive code (--type recursive, for a close contact)")
     lifetime = kind.default_lifetime if lifetime is None else lifetime
     if not 0 < lifetime <= kind.max_lifetime:
         raise InputError(

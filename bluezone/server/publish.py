@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import hashlib
 import ipaddress
 import json
@@ -36,7 +37,7 @@ from bluezone.errors import BluezoneError
 from bluezone.matching.keyfile import MAX_DAYS_SINCE_ONSET, MAX_TRANSMISSION_RISK, NO_DAYS_SINCE_ONSET, empty_keys
 from bluezone.server.codes import CodeKey, legacy_hash_code
 from bluezone.server.venue_reports import VenueReportLimits, check_days, parse_venue_reports, with_fakes
-from bluezone.server.storage import CodeRecord, RevisionRefused, Storage
+from bluezone.server.storage import RECURSIVE, CodeRecord, RevisionRefused, Storage
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,11 @@ class PublishConfig:
     max_failures_per_client: int = 10
     #: check-ins (venue reports) beside the keys: caps, age, fakes (bluezone/server/venue_reports.py)
     venue_reports: VenueReportLimits = VenueReportLimits()
+    #: A recursive upload (a close contact, F1) sends its keys from its exposure day to today: 15 at most.
+    max_recursive_keys: int = 15
+    #: Recursive uploads accepted per hour from everyone: each warns an F1's contacts (F2), so a burst
+    #: of them (a leaked batch of codes, a panic) is slowed down rather than published at once.
+    max_recursive_per_hour: int = 100
 
 
 class PublishError(BluezoneError):
@@ -102,7 +108,8 @@ REVISION_MESSAGES = {
     " changing it needs the revisionToken of that upload",
     "invalid_revision_token": "this revisionToken was not given with these keys",
     "key_already_revised": "a key was revised before and cannot be revised again",
-    "invalid_report_type_transition": "only a 'likely' report can be revised (to confirmed, or revoked by a negative test)",
+    "invalid_report_type_transition": "only a 'likely' or 'recursive' report can be revised"
+    " (to confirmed, or revoked by a negative test)",
 }
 MAX_REVISION_TOKEN_CHARS = 256
 
@@ -198,9 +205,18 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
     return PublishRequest(keys, code, onset, revision_token, venue_reports)
 
 
-def validate_keys(request: PublishRequest, code: CodeRecord, now: float, config: PublishConfig) -> np.ndarray:
-    """Timing checks against ``now`` and the code; the keys to store with report type and onset."""
+def validate_keys(
+    request: PublishRequest, code: CodeRecord, now: float, config: PublishConfig, *, recursive_busy: bool = False
+) -> np.ndarray:
+    """Timing checks against ``now`` and the code; the keys to store with report type and onset.
+
+    A recursive code (a close contact, F1) also limits the upload: at most ``max_recursive_keys``
+    keys, none ending before the F1's exposure day (which the code carries in ``test_day``), and
+    none while ``recursive_busy`` (the hourly limit on recursive uploads is reached).
+    """
     keys = request.keys.copy()
+    if code.report_type == RECURSIVE:
+        _recursive_limits(keys, code, config, recursive_busy)
     starts = keys["rolling_start"].astype(np.int64)
     ends = starts + keys["rolling_period"]
     current = interval_number(now)
@@ -219,12 +235,33 @@ def validate_keys(request: PublishRequest, code: CodeRecord, now: float, config:
     onset_day = code.onset_day if code.onset_day is not None else None
     if onset_day is None and request.symptom_onset_interval is not None:
         onset_day = request.symptom_onset_interval // ROLLING_PERIOD
-    if onset_day is None:
+    if onset_day is None and code.report_type != RECURSIVE:  # a recursive code's day is an exposure, no test
         onset_day = code.test_day
     if onset_day is not None:
         dsos = starts // ROLLING_PERIOD - onset_day
         keys["days_since_onset"] = np.where(np.abs(dsos) <= MAX_DAYS_SINCE_ONSET, dsos, NO_DAYS_SINCE_ONSET)
     return keys
+
+
+def _recursive_limits(keys: np.ndarray, code: CodeRecord, config: PublishConfig, busy: bool) -> None:
+    if busy:
+        raise PublishError(
+            429, "rate_limited", f"more than {config.max_recursive_per_hour} close-contact (recursive) uploads this hour; try later"
+        )
+    if len(keys) > config.max_recursive_keys:
+        raise _bad(
+            f"a close contact's (recursive) upload holds at most {config.max_recursive_keys} keys, got {len(keys)}",
+            "too_many_keys",
+        )
+    if code.test_day is not None:
+        ends = keys["rolling_start"].astype(np.int64) + keys["rolling_period"]
+        if (ends <= code.test_day * ROLLING_PERIOD).any():
+            day = dt.date(1970, 1, 1) + dt.timedelta(days=int(code.test_day))
+            raise _bad(
+                f"this code is for a close contact exposed on {day}: send only the keys from {day} on"
+                f" (bluezone upload --exposure-date {day})",
+                "key_before_exposure",
+            )
 
 
 def client_key(host: str) -> str:
@@ -256,11 +293,13 @@ def publish(
         raise _bad(str(exc), "checkin_timing_invalid") from None
     reports = with_fakes(request.venue_reports, config.venue_reports)
     new_token = secrets.token_urlsafe(32)
+    # counted before the code is redeemed (a few concurrent processes may pass the limit by one each)
+    busy = storage.count_codes(RECURSIVE, used_since=now - 3600) >= config.max_recursive_per_hour
     try:
         outcome = storage.publish(
             code_key.hash(request.code),
             now,
-            lambda code: validate_keys(request, code, now, config),
+            lambda code: validate_keys(request, code, now, config, recursive_busy=busy),
             legacy_code_hash=legacy_hash_code(request.code),
             token_hash=token_hash(request.revision_token) if request.revision_token else None,
             new_token_hash=token_hash(new_token),

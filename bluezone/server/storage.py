@@ -99,8 +99,9 @@ _MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 
-#: GAEN report types (TemporaryExposureKey.ReportType) that revision concerns.
-CONFIRMED, LIKELY, REVOKED = 1, 2, 5
+#: GAEN report types (TemporaryExposureKey.ReportType) that revision concerns.  RECURSIVE marks the
+#: keys of a close contact (F1) of a case, published so that *their* close contacts (F2) are told.
+CONFIRMED, LIKELY, RECURSIVE, REVOKED = 1, 2, 4, 5
 
 
 class RevisionRefused(ValueError):
@@ -108,8 +109,8 @@ class RevisionRefused(ValueError):
 
     ``args[0]`` is the machine-readable reason, as GAEN's reference server names it:
     ``missing_revision_token`` / ``invalid_revision_token`` (the uploader did not show a token it
-    got with those keys), ``invalid_report_type_transition`` (only a "likely" report may become
-    confirmed or revoked) or ``key_already_revised`` (once only).
+    got with those keys), ``invalid_report_type_transition`` (only a "likely" or a "recursive" report
+    may become confirmed or revoked) or ``key_already_revised`` (once only).
     """
 
 
@@ -117,7 +118,7 @@ def revision_refusal(stored_type: int, revised: bool, new_type: int) -> str | No
     """Why a key stored as ``stored_type`` may not become ``new_type`` (None: it may)."""
     if revised:
         return "key_already_revised"
-    if stored_type != LIKELY or new_type not in (CONFIRMED, REVOKED):
+    if stored_type not in (LIKELY, RECURSIVE) or new_type not in (CONFIRMED, REVOKED):
         return "invalid_report_type_transition"
     return None
 
@@ -232,6 +233,19 @@ class Storage(ABC):
                 [code_hash],
             ).fetchone()
         return CodeRecord(*row) if row else None
+
+    def count_codes(self, report_type: int, *, issued_since: float | None = None, used_since: float | None = None) -> int:
+        """Codes of ``report_type`` issued (or used) since a time: what the limits on recursive codes count."""
+        sql = "SELECT COUNT(*) FROM codes WHERE report_type = ?"
+        params: list[float] = [report_type]
+        if issued_since is not None:
+            sql += " AND issued_at >= ?"
+            params.append(issued_since)
+        if used_since is not None:
+            sql += " AND used_at >= ?"
+            params.append(used_since)
+        with self._transaction() as cur:
+            return int(self._exec(cur, sql, params).fetchone()[0])
 
     def record_failure(self, client: str, at: float, reason: str) -> None:
         with self._transaction() as cur:
