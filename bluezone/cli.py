@@ -200,6 +200,10 @@ def run(
     )
 
 
+#: Below this much free space beside the database, ``status`` warns (the daemon's writes will fail).
+LOW_DISK_BYTES = 20_000_000
+
+
 @cli.command("status")
 @db_option
 @json_option
@@ -240,6 +244,19 @@ def status(db_path: Path | None, as_json: bool) -> None:
         troubles = {k: v for k, v in radio.items() if isinstance(v, int) and not isinstance(v, bool) and v}
         if troubles:
             click.echo("counters   " + ", ".join(f"{k} {v}" for k, v in sorted(troubles.items())))
+        backlog = daemon.get("backlog") or {}
+        if backlog.get("error"):
+            click.echo(
+                f"writes     FAILING since {when(backlog.get('failing_since'))}: {backlog['error']}; the daemon keeps "
+                f"{backlog.get('waiting', 0)} sightings in memory (at most {backlog.get('limit', '?')}) and retries"
+                + (f"; {backlog['dropped']} dropped" if backlog.get("dropped") else "")
+            )
+    free = info.get("disk_free_bytes")
+    if free is not None and free < LOW_DISK_BYTES:
+        click.echo(
+            f"disk       ALMOST FULL: {free / 1e6:.1f} MB free beside the database; the daemon keeps new sightings "
+            "in memory until there is room (free some space)"
+        )
 
 
 def calibration_line(daemon: dict[str, Any]) -> str:

@@ -31,6 +31,11 @@ class StoreError(BluezoneError):
     """The sighting store cannot be opened or is in an unexpected state."""
 
 
+class StoreWriteError(StoreError):
+    """A write the store may take later (disk full, an I/O error, a lock held too long): the daemon
+    keeps what it could not write and tries again."""
+
+
 class NotAStoreError(StoreError, InputError):
     """The path given as a sighting database is none (missing, a directory, another program's file): exit code 2."""
 

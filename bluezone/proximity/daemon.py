@@ -21,6 +21,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import numpy as np
+
 from bluezone.clock import Clock
 from bluezone.crypto import bluezone3 as bz3
 from bluezone.config import DaemonConfig
@@ -28,7 +30,8 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
 from bluezone.crypto.rpi import aem, rpi
-from bluezone.errors import BluezoneError
+from bluezone.errors import BluezoneError, StoreWriteError
+from bluezone.proximity.backlog import WriteBacklog
 from bluezone.proximity.ingest import adverts_to_sightings
 from bluezone.proximity.radio import Advert, AdvertListener, Radio
 from bluezone.proximity.store import SightingStore
@@ -61,6 +64,8 @@ class DaemonStats:
     daily_keys_generated: int = 0
     daily_keys_loaded: int = 0
     purged_sightings: int = 0
+    write_failures: int = 0  # writes the store refused for now (disk full, I/O, lock); retried
+    dropped_backlog_full: int = 0  # lost because more than backlog_size sightings waited for the store
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -108,6 +113,9 @@ class Daemon:
         self._last_status = (0.0, 0)
         self._clock_seen: float | None = None  # the clock at the last purge tick (see _purge)
         self._purge_held = False  # the last purge tick was postponed
+        # what the store could not take yet (a full disk): kept, bounded, and written when it can
+        self._backlog = WriteBacklog(self.config.backlog_size, min_delay=self.config.flush_interval)
+        self._unsaved_key: tuple[DailyKey, float] | None = None  # on air, not yet in the store
 
     # --- control ------------------------------------------------------------------------------
 
@@ -166,7 +174,7 @@ class Daemon:
             try:
                 await self.radio.close()
             finally:
-                self._flush()  # the radio is closed: nothing more can arrive
+                self._flush(final=True)  # the radio is closed: nothing more can arrive
                 self._save_state()
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
@@ -178,7 +186,7 @@ class Daemon:
         else a new one, saved.  Called at start and before every RPI rotation, so a key whose
         period was cut short (released early) is replaced by a key for the rest of the day."""
         interval = self._interval_at(now)
-        key = self.store.key_covering(interval)
+        key = self._key_covering(interval)
         if key is not None:
             if key != self.key:
                 self.stats.daily_keys_loaded += 1
@@ -187,12 +195,36 @@ class Daemon:
             day = rolling_start(now)
             if self.store.key_for_day(day) is not None or not key.covers(interval):
                 key = DailyKey(key.key, interval, day + ROLLING_PERIOD - interval)
-            self.store.save_daily_key(key, created_at=now)
+            try:
+                self.store.save_daily_key(key, created_at=now)
+            except StoreWriteError as exc:  # a full disk: advertise it anyway, save it when the store can
+                self._unsaved_key = (key, now)
+                log.warning("cannot save the new daily key yet (%s); it is on air and saved later", exc)
             self.stats.daily_keys_generated += 1
             log.info("new daily key for %s", _day(now))
         if key != self.key:
             self.key = key
             self._derived = (rpi_key(key.key), aem_key(key.key))
+
+    def _key_covering(self, interval: int) -> DailyKey | None:
+        """The stored key valid at ``interval``, or the new key the store could not take yet."""
+        stored = self.store.key_covering(interval)
+        if self._unsaved_key is not None:
+            pending = self._unsaved_key[0]
+            if pending.covers(interval) and (stored is None or stored.rolling_start < pending.rolling_start):
+                return pending
+        return stored
+
+    def _save_unsaved_key(self) -> None:
+        if self._unsaved_key is None:
+            return
+        key, created = self._unsaved_key
+        try:
+            self.store.save_daily_key(key, created_at=created)
+        except StoreWriteError:
+            return
+        self._unsaved_key = None
+        log.info("the daily key is saved now")
 
     def _interval_at(self, now: float) -> int:
         """The interval whose key should be on air: never one before the key already on air, so a
@@ -232,7 +264,7 @@ class Daemon:
         while True:
             assert self.key is not None
             now = self.clock.now()
-            stored = self.store.key_covering(self._interval_at(now))
+            stored = self._key_covering(self._interval_at(now))
             if stored is None or stored.key != self.key.key:
                 return now  # the key is over (a suspend, a cut in the past): the right one now
             self.key = stored  # its period may have been cut since
@@ -312,29 +344,43 @@ class Daemon:
             self._wake.clear()
             self._flush()
 
-    def _flush(self) -> None:
-        """Write everything queued in one transaction."""
+    def _flush(self, final: bool = False) -> None:
+        """Write everything queued, one transaction per table; what the store refuses for now
+        (a full disk) waits in the bounded backlog for the next try (``final``: the last one)."""
         q = self._queue
-        if q is None or q.empty():
+        if q is not None and not q.empty():
+            batch = [q.get_nowait() for _ in range(q.qsize())]
+            ingested = adverts_to_sightings(batch)
+            self.stats.malformed += ingested.malformed
+            if ingested.malformed:
+                log.debug("dropped %d malformed adverts", ingested.malformed)
+            self._backlog.add("gaen", ingested.sightings, ingested.addresses)
+            self._backlog.add("bluezone3", ingested.bluezone3, ingested.bluezone3_addresses)
+        now = self.clock.now()
+        if not (self._backlog.due(now) or (final and self._backlog.waiting)):
+            self.stats.dropped_backlog_full = self._backlog.dropped
             return
-        batch = [q.get_nowait() for _ in range(q.qsize())]
-        ingested = adverts_to_sightings(batch)
-        self.stats.malformed += ingested.malformed
-        if ingested.malformed:
-            log.debug("dropped %d malformed adverts", ingested.malformed)
+        self._save_unsaved_key()
+        written = self._backlog.write(self._write, now)
+        self.stats.sightings_stored += written.get("gaen", 0)
+        self.stats.bluezone3_sightings_stored += written.get("bluezone3", 0)
+        self.stats.write_failures = self._backlog.failures
+        self.stats.dropped_backlog_full = self._backlog.dropped
+        if written:
+            self.stats.flushes += 1
+        if final and self._backlog.waiting:
+            log.error("%d sightings could not be written (%s) and are lost", self._backlog.waiting, self._backlog.error)
+
+    def _write(self, kind: str, rows: np.ndarray, addresses: Sequence[str | None]) -> int:
+        what = "sightings" if kind == "gaen" else "Bluezone v3 sightings"
         try:
-            stored = self.store.add_sightings(ingested.sightings, ingested.addresses)
+            if kind == "gaen":
+                return self.store.add_sightings(rows, addresses)
+            return self.store.add_bluezone3_sightings(rows, addresses)
+        except StoreWriteError:
+            raise  # the backlog keeps them and tries again
         except Exception as exc:
-            raise BluezoneError(f"cannot write sightings to {self.store.path}: {exc}") from exc
-        self.stats.sightings_stored += stored
-        if len(ingested.bluezone3):
-            try:
-                self.stats.bluezone3_sightings_stored += self.store.add_bluezone3_sightings(
-                    ingested.bluezone3, ingested.bluezone3_addresses
-                )
-            except Exception as exc:
-                raise BluezoneError(f"cannot write Bluezone v3 sightings to {self.store.path}: {exc}") from exc
-        self.stats.flushes += 1
+            raise BluezoneError(f"cannot write {what} to {self.store.path}: {exc}") from exc
 
     # --- housekeeping ----------------------------------------------------------------------------------
 
@@ -367,7 +413,11 @@ class Daemon:
             )
             return
         self._purge_held = False
-        result = self.store.purge(now, self.config.retention_days)
+        try:
+            result = self.store.purge(now, self.config.retention_days)
+        except StoreWriteError as exc:  # a full disk: deleting needs room in the journal too; next tick
+            log.warning("retention purge postponed: %s", exc)
+            return
         self.stats.purged_sightings += result["sightings_deleted"]
 
     def _status(self) -> None:
@@ -385,6 +435,7 @@ class Daemon:
             "calibration": self.config.calibration,
             "radio": health,
             "counters": self.stats.as_dict(),
+            "backlog": self._backlog.as_dict(),
         }
         try:
             self.store.save_daemon_state(state, self.clock.now())
@@ -406,6 +457,12 @@ class Daemon:
             + (f"Bluezone v3 {s.bluezone3_sightings_stored}  " if s.bluezone3_sightings_stored or self.bluezone3 else "")
             + f"queued {self._queue.qsize() if self._queue else 0}  malformed {s.malformed}  "
             f"dropped {s.dropped_queue_full}"
+            + (
+                f"  STORE REFUSES WRITES ({self._backlog.error}): {self._backlog.waiting} sightings waiting in memory"
+                f" (at most {self._backlog.limit}), {self._backlog.dropped} dropped, retrying"
+                if self._backlog.error
+                else ""
+            )
         )
 
 

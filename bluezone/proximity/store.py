@@ -24,6 +24,7 @@ import inspect
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import stat
 import time
@@ -38,7 +39,7 @@ import sqlite_utils
 from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
 from bluezone.crypto.keys import DailyKey
-from bluezone.errors import NotAStoreError, StoreError
+from bluezone.errors import NotAStoreError, StoreError, StoreWriteError
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER, SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)
@@ -172,10 +173,16 @@ def _create_private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+#: SQLite errors that may pass (space freed, the disk back, the lock released): worth a retry.
+TRANSIENT = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_BUSY", "SQLITE_LOCKED")
+
+
 def unusable(path: Path | None, exc: sqlite3.DatabaseError) -> StoreError:
     """The one line for a database SQLite cannot use: another program's file (exit 2) or a
     damaged one (exit 1), never a bare ``DatabaseError``."""
     name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(TRANSIENT):
+        return StoreWriteError(f"cannot write to {path or ':memory:'} now: {exc}")
     error = NotAStoreError if name == "SQLITE_NOTADB" else StoreError
     hint = ""
     if name.startswith("SQLITE_CORRUPT"):
@@ -261,7 +268,10 @@ class SightingStore:
                 newest = store.newest_time()
                 purge_now = None if newest is None else min(newest, time.time())
             if purge_now is not None:
-                store.purge(purge_now)
+                try:
+                    store.purge(purge_now)
+                except StoreWriteError as exc:  # a full disk: reading still works, and the daemon purges later
+                    log.warning("retention purge on open postponed: %s", exc)
         except sqlite3.DatabaseError as exc:
             conn.close()
             # SQLITE_NOTADB: the user pointed at some other file; anything else (locked, I/O) is trouble.
@@ -613,6 +623,15 @@ class SightingStore:
             log.warning("the daemon's last report in %s cannot be read; ignored", self.path)
             return None
 
+    def _disk_free(self) -> int | None:
+        """Free bytes where the database lives (a full disk is why writes fail)."""
+        if self.path is None:
+            return None
+        try:
+            return shutil.disk_usage(Path(self.path).resolve().parent).free
+        except OSError:
+            return None
+
     def stats(self) -> dict[str, Any]:
         """What is stored: counts, time span, days covered, file size."""
         conn = self.db.conn
@@ -651,5 +670,6 @@ class SightingStore:
             "bluezone3_sightings": int(conn.execute("SELECT COUNT(*) FROM bluezone3_sightings").fetchone()[0]),
             "first_key_rolling_start": first_key,
             "last_key_rolling_start": last_key,
+            "disk_free_bytes": self._disk_free(),
             "daemon": self.daemon_state(),
         }

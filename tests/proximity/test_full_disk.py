@@ -1,0 +1,183 @@
+"""A full disk does not stop the daemon: what the store refuses waits in a bounded backlog, is
+retried with backoff and written once there is room; the status line and ``bluezone status`` say so.
+
+SQLite's ``max_page_count`` makes the database full for real (SQLITE_FULL, "database or disk is
+full"), as a full file system would, without filling one."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.config import DaemonConfig
+from bluezone.errors import StoreWriteError
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.backlog import WriteBacklog
+from bluezone.proximity.daemon import Daemon
+from bluezone.proximity.store import SightingStore
+
+from .conftest import MIDNIGHT, NOON, random_sightings
+
+CONFIG = DaemonConfig(status_interval=60.0)
+
+
+def fill(store: SightingStore) -> None:
+    """No page more, and no room in the pages there are: every write fails as on a full disk.
+    The filler rows are expired (1970): never matched, and purged once there is room."""
+    conn = store.db.conn
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    fillers = [
+        "INSERT INTO daily_keys (key, rolling_start, rolling_period, created_at) VALUES (randomblob(16), 0, 1, 0)",
+        "INSERT INTO sightings (time, rpi, aem, rssi) VALUES (0, randomblob(16), randomblob(4), -50)",
+    ]
+    for sql in fillers:
+        while True:
+            try:
+                with conn:
+                    conn.execute(sql)
+            except sqlite3.OperationalError as exc:
+                assert "full" in str(exc)
+                break
+
+
+def make_room(store: SightingStore) -> None:
+    store.db.conn.execute("PRAGMA max_page_count = 1073741823")
+
+
+def pair(tmp_path: Path, clock: VirtualClock, config: DaemonConfig, lines: list[str]) -> tuple[Daemon, Daemon]:
+    air = Air(clock, 3)
+    me = Daemon(air.radio("me", (0.0, 0.0)), SightingStore.open(tmp_path / "me.db"), clock, config,
+                rng=random.Random(1), on_status=lines.append)
+    other = Daemon(air.radio("other", (1.0, 0.0)), SightingStore.open(":memory:"), clock, config,
+                   rng=random.Random(2), on_status=lambda _: None)
+    return me, other
+
+
+def test_the_daemon_keeps_running_on_a_full_disk_and_writes_the_backlog_later(tmp_path: Path) -> None:
+    clock = VirtualClock(NOON)
+    lines: list[str] = []
+    me, other = pair(tmp_path, clock, CONFIG, lines)
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(me.run(40 * 60)), asyncio.create_task(other.run(40 * 60))]
+        await asyncio.sleep(5 * 60)
+        fill(me.store)
+        seen["before"] = me.store.count_sightings(since=NOON)
+        await asyncio.sleep(20 * 60)  # twenty minutes of a full disk
+        assert not tasks[0].done()
+        seen["during"] = me.store.count_sightings(since=NOON)
+        seen["waiting"] = me._backlog.waiting
+        seen["state"] = me.store.daemon_state()
+        make_room(me.store)
+        await asyncio.gather(*tasks)
+
+    clock.run(main())
+    stats = me.stats
+    assert seen["during"] == seen["before"]  # nothing could be written ...
+    assert isinstance(seen["waiting"], int) and seen["waiting"] > 1000  # ... and nothing was lost
+    assert stats.write_failures > 0 and stats.dropped_backlog_full == 0
+    # backoff: a try every 5 s would be 240 in twenty minutes
+    assert stats.write_failures < 40
+    assert any("STORE REFUSES WRITES" in line and "database or disk is full" in line for line in lines)
+    assert "STORE REFUSES WRITES" not in lines[-1]  # written again at the end
+    with me.store:
+        assert me.store.count_sightings(since=NOON) == stats.sightings_stored
+        assert stats.sightings_stored == stats.adverts_received - stats.malformed - stats.dropped_queue_full
+    me.stop()
+    other.store.close()
+
+
+def test_the_backlog_is_bounded(tmp_path: Path) -> None:
+    clock = VirtualClock(NOON)
+    me, other = pair(tmp_path, clock, CONFIG.replace(backlog_size=300), [])
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(me.run(30 * 60)), asyncio.create_task(other.run(30 * 60))]
+        await asyncio.sleep(60)
+        fill(me.store)
+        await asyncio.sleep(10 * 60)
+        assert me._backlog.waiting <= 300
+        make_room(me.store)
+        await asyncio.gather(*tasks)
+
+    clock.run(main())
+    assert me.stats.dropped_backlog_full > 0
+    with me.store:
+        assert me.store.count_sightings(since=NOON) == me.stats.sightings_stored
+    other.store.close()
+
+
+def test_a_new_daily_key_on_a_full_disk_goes_on_air_and_is_saved_later(tmp_path: Path) -> None:
+    clock = VirtualClock(MIDNIGHT - 30 * 60)
+    me, other = pair(tmp_path, clock, CONFIG, [])
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(me.run(90 * 60)), asyncio.create_task(other.run(90 * 60))]
+        await asyncio.sleep(10 * 60)
+        fill(me.store)
+        await asyncio.sleep(40 * 60)  # past midnight: a new key is due
+        assert not tasks[0].done()
+        assert me.key is not None and me.key.rolling_start * 600 == MIDNIGHT
+        assert me.store.key_for_day(MIDNIGHT // 600) is None  # not in the store yet ...
+        make_room(me.store)
+        await asyncio.gather(*tasks)
+
+    clock.run(main())
+    with me.store:
+        assert me.store.key_for_day(MIDNIGHT // 600) == me.key  # ... and saved once there was room
+    other.store.close()
+
+
+def test_backlog_drops_the_oldest_and_backs_off() -> None:
+    backlog = WriteBacklog(limit=10, min_delay=5.0, max_delay=40.0)
+    rows = random_sightings(6, NOON, 10)
+    backlog.add("gaen", rows, None)
+    backlog.add("gaen", rows, None)
+    assert backlog.waiting == 10 and backlog.dropped == 2
+
+    def refuse(kind: str, rows: np.ndarray, addresses: object) -> int:
+        raise StoreWriteError("cannot write to x.db now: database or disk is full")
+
+    retries = []
+    now = 0.0
+    for _ in range(6):
+        assert backlog.due(now)
+        backlog.write(refuse, now)
+        wait = 0.0
+        while not backlog.due(now + wait):
+            wait += 1.0
+        retries.append(wait)
+        now += wait
+    assert retries == [5.0, 10.0, 20.0, 40.0, 40.0, 40.0]
+    got: list[int] = []
+    assert backlog.write(lambda kind, rows, addresses: got.append(len(rows)) or len(rows), now) == {"gaen": 10}
+    assert got == [4, 6] and backlog.waiting == 0 and backlog.error is None
+
+
+def test_status_says_writes_are_failing_and_the_disk_is_almost_full(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    db = tmp_path / "me.db"
+    with SightingStore.open(db) as store:
+        store.save_daemon_state(
+            {"backend": "bluez:hci0", "backlog": {"waiting": 1234, "limit": 100000, "dropped": 0, "failures": 7,
+                                                   "error": "cannot write to me.db now: database or disk is full",
+                                                   "failing_since": NOON}},
+            NOON + 60,
+        )
+    monkeypatch.setattr("bluezone.cli.LOW_DISK_BYTES", 1 << 62)
+    result = CliRunner().invoke(cli, ["status", "--db", str(db)], obj={})
+    assert result.exit_code == 0, result.output
+    assert "writes     FAILING since 2026-11-20 12:00:00 UTC: cannot write to me.db now: database or disk is full" in result.output
+    assert "1234 sightings in memory" in result.output
+    assert "disk       ALMOST FULL" in result.output
+    data = CliRunner().invoke(cli, ["status", "--db", str(db), "--json"], obj={})
+    assert '"disk_free_bytes"' in data.output
