@@ -14,7 +14,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
+from bluezone.errors import VenueError
+from bluezone.venues.location import Venue
 from bluezone.venues.reports import ProtectedReport
 from bluezone.venues.visits import Visit, iso, snap_to_intervals, split_at_midnight
 
@@ -67,4 +70,22 @@ def reports_to_upload(
             p = int(part_end) // INTERVAL_SECONDS - s
             if p > 0:
                 out.append(OutgoingReport(visit, s, p, ProtectedReport.seal(visit.location_id, s, p, transmission_risk)))
+    return out
+
+
+def owner_warning_reports(
+    venue: Venue, start: float, end: float, now: float, transmission_risk: int = DEFAULT_TRANSMISSION_RISK
+) -> list[OutgoingReport]:
+    """A venue owner's warning: reports for everyone present ``start`` .. ``end`` (at most 14 days
+    back, not in the future), as if a case had been there all that time."""
+    if not start < end:
+        raise VenueError(f"the warning must end after it starts ({iso(start)} .. {iso(end)})")
+    if end > now:
+        raise VenueError(f"the warning ends in the future ({iso(end)})")
+    if start < now - RETENTION_DAYS * DAY_SECONDS:
+        raise VenueError(f"the warning starts more than {RETENTION_DAYS} days ago")
+    window = Visit(0, venue.location_id, venue.description, venue.address, start, end, True, "manual")
+    out = reports_to_upload([window], since=start, now=now, transmission_risk=transmission_risk)
+    if not out:
+        raise VenueError("the warning window is shorter than 5 minutes")
     return out

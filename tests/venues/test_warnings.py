@@ -8,13 +8,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.errors import KeyFileError
+from bluezone.errors import KeyFileError, VenueError
 from bluezone.matching.export import ExportSignatureError, SignatureInfo
 from bluezone.venues.export import build_venue_bin, is_venue_file, open_signed_venue_zip, read_venue_bin, signed_venue_zip
 from bluezone.venues.location import Venue
 from bluezone.venues.matching import match_venue_reports
 from bluezone.venues.reports import ProtectedReport
-from bluezone.venues.upload import reports_to_upload
+from bluezone.venues.upload import owner_warning_reports, reports_to_upload
 from bluezone.venues.visits import Visit
 
 DAY = 86400
@@ -85,3 +85,16 @@ def test_any_venue_bin_is_reports_or_one_key_file_error(data: bytes) -> None:
         read_venue_bin(build_venue_bin([], "VN", 0)[:16] + data)
     except KeyFileError:
         pass
+
+
+def test_owner_warning_covers_the_window_and_refuses_bad_ones() -> None:
+    out = owner_warning_reports(CAFE, T0 + 18 * 3600, T0 + 26 * 3600, now=T0 + 2 * DAY)
+    assert [(r.day, r.period) for r in out] == [(T0 // DAY, 36), (T0 // DAY + 1, 12)]
+    for start, end, now, message in [
+        (T0 + 10, T0, T0 + DAY, "end after it starts"),
+        (T0, T0 + DAY, T0 + 3600, "future"),
+        (T0 - 20 * DAY, T0 - 19 * DAY, T0, "14 days"),
+        (T0, T0 + 120, T0 + DAY, "shorter than 5 minutes"),
+    ]:
+        with pytest.raises(VenueError, match=message):
+            owner_warning_reports(CAFE, start, end, now)
