@@ -38,7 +38,9 @@ def _list_scenarios(ctx: click.Context, param: click.Parameter, value: bool) -> 
 @click.argument("scenario", required=False)
 @click.option("--list", "list_", is_flag=True, is_eager=True, expose_value=False, callback=_list_scenarios,
               help="List the scenarios shipped with bluezone and exit.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed: the same seed gives the same run.")
+@click.option("--generate", "generate_kind", metavar="KIND", help="Instead of SCENARIO, a procedural scene drawn from --seed: room, crowd, carriage or storeys.")
+@click.option("--save-scene", type=click.Path(dir_okay=False, path_type=Path), help="With --generate: also write the generated scene as a scenario file.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Random seed: the same seed gives the same run (and, with --generate, the same scene).")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), help="Write report.json and PNG plots here.")
 @click.option("--minutes", type=FloatRange(0.1, 24 * 60), help="Override the scenario's duration (0.1-1440, as in the file).")
 @click.option("--store", default="auto", show_default=True, type=click.Choice(["auto", "sqlite", "memory"]), help="Where phones keep sightings: a real SQLite store each, numpy in memory, or auto by crowd size.")
@@ -48,20 +50,39 @@ def _list_scenarios(ctx: click.Context, param: click.Parameter, value: bool) -> 
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def simulate(
-    scenario: str | None, seed: int, out: Path | None, minutes: float | None, store: str, f0_count: int | None, as_json: bool
+    scenario: str | None,
+    generate_kind: str | None,
+    save_scene: Path | None,
+    seed: int,
+    out: Path | None,
+    minutes: float | None,
+    store: str,
+    f0_count: int | None,
+    as_json: bool,
 ) -> None:
     """Run a crowd scenario through bluezone's real code and score both scorers against the truth.
 
     SCENARIO is a scenario file or the name of one shipped with bluezone (`bluezone simulate market`;
-    `--list` shows them).
+    `--list` shows them); `--generate KIND` runs a procedural scene instead.
     """
     from bluezone.sim import engine, report
     from bluezone.sim.catalogue import find_scenario
     from bluezone.sim.scenario import load_scenario
 
-    if scenario is None:
-        raise click.UsageError("give a scenario: a file, or a name from `bluezone simulate --list`")
-    scene = load_scenario(find_scenario(scenario))
+    if scenario is not None and generate_kind is not None:
+        raise click.UsageError("give a scenario or --generate KIND, not both")
+    if save_scene is not None and generate_kind is None:
+        raise click.UsageError("--save-scene goes with --generate")
+    if generate_kind is not None:
+        from bluezone.sim.generate import generate, save
+
+        scene = generate(generate_kind, seed)
+        if save_scene is not None:
+            save(generate_kind, seed, save_scene)
+    elif scenario is None:
+        raise click.UsageError("give a scenario: a file, or a name from `bluezone simulate --list` (or --generate KIND)")
+    else:
+        scene = load_scenario(find_scenario(scenario))
     if minutes is not None:
         scene = scene.with_overrides(duration_min=minutes)
     result = engine.run(scene, seed, store=store, progress=_progress(f"simulate {scene.name}"))
