@@ -524,14 +524,17 @@ def check(
         s = e.score
         click.echo(
             f"{e.date}  {s.minutes:5.1f} min  closest {s.closest_attenuation} dB  typical "
-            f"{s.typical_attenuation:.0f} dB  ~{s.distance_band}  {'F1' if s.close_contact else 'not F1'}"
+            f"{s.typical_attenuation:.0f} dB  ~{s.distance_band}  {e.level or 'not ' + ('F2' if e.contact_of == 'F1' else 'F1')}"
+            + ("  (a close contact of a close contact)" if e.level == "F2" else "")
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
             + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
         )
     sources = f"{len(diagnosis)} diagnosis keys" if keys_path is not None or server_url is not None else ""
     if f0_entries is not None:
         sources += (" and " if sources else "") + f"{len(f0_entries)} Bluezone v3 F0 list entries"
-    click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) (F1) from {sources}")
+    f2 = sum(e.level == "F2" for e in exposures)
+    levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
+    click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
     for e in withdrawn:
         click.echo(
             f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"

@@ -177,6 +177,19 @@ def candidates(entries: np.ndarray, since: float, until: float, tolerance: float
     return np.concatenate(keys_out), np.concatenate(start_out), np.concatenate(end_out), np.concatenate(ids_out)
 
 
+def _equal_words(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every (i, j) with a[i] == b[j]; sorts the shorter side and binary-searches the longer."""
+    if len(a) > len(b):
+        j, i = _equal_words(b, a)
+        return i, j
+    order = np.argsort(a, kind="stable")
+    lo = np.searchsorted(a[order], b, "left")
+    counts = np.searchsorted(a[order], b, "right") - lo
+    j = np.repeat(np.arange(len(b)), counts)
+    i = order[np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))]
+    return i, j
+
+
 def match(entries: np.ndarray, sightings: np.ndarray, tolerance: float = TOLERANCE_SECONDS) -> np.ndarray:
     """(entry row, sighting row) pairs, int64 (n, 2), ordered by entry then time."""
     none = np.empty((0, 2), np.int64)
@@ -189,12 +202,7 @@ def match(entries: np.ndarray, sightings: np.ndarray, tolerance: float = TOLERAN
     stored = np.ascontiguousarray(sightings["bzid"]).view(np.uint8).reshape(-1, bz3.ID_LENGTH)
     s_hi, s_lo = _words(stored)
     c_hi, c_lo = _words(ids)
-    order = np.argsort(c_hi, kind="stable")
-    lo = np.searchsorted(c_hi[order], s_hi, "left")
-    hi = np.searchsorted(c_hi[order], s_hi, "right")
-    counts = hi - lo
-    rows = np.repeat(np.arange(len(sightings)), counts)
-    which = order[np.repeat(lo, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts))]
+    rows, which = _equal_words(s_hi, c_hi)  # (sighting row, candidate) pairs whose first 8 bytes agree
     t_ms = times[rows] * 1000
     ok = (s_lo[rows] == c_lo[which]) & (t_ms >= lo_ms[which] - tolerance * 1000) & (t_ms <= hi_ms[which] + tolerance * 1000)
     pairs = np.stack([entry[which[ok]], rows[ok]], axis=1)

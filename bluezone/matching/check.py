@@ -19,6 +19,8 @@ from bluezone.matching.scoring import Score, Scorer, get_scorer
 
 #: GAEN report type of a key whose earlier positive report was withdrawn.
 REPORT_TYPE_REVOKED = 5
+#: GAEN report type of a close contact's (F1's) keys: a close contact with them makes an F2.
+REPORT_TYPE_RECURSIVE = 4
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,21 @@ class Exposure:
     tx_power_estimated: bool
     score: Score
     protocol: str = "gaen"  # what the key came as: "gaen" (diagnosis key) or "bluezone3" (F0 list entry)
+    report_type: int = 0  # the key's GAEN report type (RECURSIVE: the keys of a close contact, F1)
+
+    @property
+    def level(self) -> str | None:
+        """``F1`` (a close contact of a case), ``F2`` (of a close contact: recursive keys), None: not close.
+
+        Levels stop at F2: recursive keys come only from an F1 (a health authority's recursive code)."""
+        if not self.score.close_contact:
+            return None
+        return "F2" if self.report_type == REPORT_TYPE_RECURSIVE else "F1"
+
+    @property
+    def contact_of(self) -> str:
+        """Whose keys matched: ``F1`` (a close contact's, recursive) or ``F0`` (a case's)."""
+        return "F1" if self.report_type == REPORT_TYPE_RECURSIVE else "F0"
 
     @classmethod
     def from_window(cls, window: ExposureWindow, score: Score) -> Exposure:
@@ -46,6 +63,7 @@ class Exposure:
             transmission_risk=window.transmission_risk,
             tx_power_estimated=window.tx_power_estimated,
             score=score,
+            report_type=window.report_type,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -67,6 +85,9 @@ class Exposure:
             "transmission_risk": self.transmission_risk,
             "tx_power_estimated": self.tx_power_estimated,
             "protocol": self.protocol,
+            "report_type": self.report_type,
+            "contact_of": self.contact_of,
+            "level": self.level,
         }
 
 

@@ -75,3 +75,11 @@ def test_server_benchmark_reports_baselines() -> None:
     for k in ("keepalive_speedup_vs_new_connection", "keepalive_speedup_vs_new_client", "export_vs_sign_zip_floor"):
         assert positive(res[k]), k
     assert res["export_keys"] == 300
+
+
+def test_bluezone3_bench_finds_what_the_apps_walk_finds(capsys) -> None:  # type: ignore[no-untyped-def]
+    res = load("bluezone3_bench").main(["--entries", "30", "--sightings", "3000", "--naive-entries", "12", "--repeat", "1", "--json"])
+    assert res["same_matches_as_naive_on_sample"] and res["matches"] > 0
+    for k in ("entries_per_s", "naive_entries_per_s", "speedup_vs_naive"):
+        assert positive(res[k]), k
+    capsys.readouterr()
