@@ -31,6 +31,7 @@ import numpy as np
 
 from bluezone.matching.benchmark import synthetic_data
 from bluezone.matching.matcher import SightingIndex, match
+from bluezone.progress import terminal_progress
 
 DAY = 86400
 
@@ -85,8 +86,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.dp3t_src is None or not (args.dp3t_src / "dp3t").is_dir():
         parser.error("--dp3t-src must name a checkout of DP-3T/reference_implementation (it holds dp3t/)")
-    peer = dp3t_rate(args.dp3t_src, args.observations, args.dp3t_keys, args.seed)
-    ours = bluezone_rate(args.observations, args.keys, args.seed, args.jobs)
+    with terminal_progress(f"dp3t_reference_bench: {args.observations:,} observations") as progress:
+        say = progress or (lambda stage, fraction: None)
+        say("DP-3T's reference matcher", 0.0)
+        peer = dp3t_rate(args.dp3t_src, args.observations, args.dp3t_keys, args.seed)
+        say("bluezone's matcher", 0.0)
+        ours = bluezone_rate(args.observations, args.keys, args.seed, args.jobs)
+        say("bluezone's matcher", 1.0)
     print(json.dumps({
         "observations": args.observations,
         "dp3t_reference_keys_per_second": round(peer, 2),

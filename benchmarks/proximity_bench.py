@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bluezone.crypto.payload import SERVICE_UUID
+from bluezone.progress import Progress, terminal_progress
 from bluezone.proximity.emulation import run_emulated
 from bluezone.proximity.ingest import adverts_to_sightings
 from bluezone.proximity.radio import Advert
@@ -93,6 +94,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     n = args.rows
+    with terminal_progress(f"proximity_bench: {n:,} rows, {args.repeat} repeats (a minute or more)") as progress:
+        res = measure(args, progress or (lambda stage, fraction: None))
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for k, v in res.items():
+            print(f"{k}: {v}")
+    return res
+
+
+def measure(args: argparse.Namespace, say: Progress) -> dict[str, object]:
+    """Every figure; ``say`` hears of each stage between timings."""
+    n = args.rows
     rows = random_rows(n)
     res: dict[str, object] = {"rows": n, "repeat": args.repeat}
     with tempfile.TemporaryDirectory() as d:
@@ -104,13 +118,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             with SightingStore.open(Path(d) / f"n{i}.db") as store:
                 naive_writes.append(timed(lambda: naive_insert(store, rows[:k]))[0])
                 assert store.count_sightings() == k
+            say("store writes", (i + 1) / args.repeat)
         kl = min(n, args.naive_load_rows)
         with SightingStore.open(Path(d) / "w0.db") as store:
-            for _ in range(args.repeat):
+            for i in range(args.repeat):
                 t, back = timed(store.sightings)
                 loads.append(t)
                 t, objs = timed(lambda: naive_load(store, kl))
                 naive_loads.append(t)
+                say("store loads", (i + 1) / args.repeat)
             assert len(back) == n and len(objs) == kl
         res["insert_rows_per_s"] = n / statistics.median(writes)
         res["insert_seconds"] = [round(x, 3) for x in writes]
@@ -139,11 +155,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                         batch = adverts_to_sightings(adverts[lo : lo + 2000])
                         store.add_sightings(batch.sightings, batch.addresses)
                 ingests.append(timed(run)[0])
+            say("ingest", (i + 1) / args.repeat)
         res["ingest_adverts_per_s"] = m / statistics.median(ingests)
 
         # six daemons on one air for one virtual hour
         hours = []
         for i in range(max(1, args.repeat // 2)):
+            say("six emulated nodes for an hour", i / max(1, args.repeat // 2))
             positions = {"a": (0, 0), "b": (1, 0), "c": (10, 0), "d": (3, 3), "e": (20, 0), "f": (0, 5)}
             t, paths = timed(lambda: run_emulated(positions, Path(d) / f"h{i}", START, args.emulated_seconds, seed=i))
             hours.append(t)
@@ -153,11 +171,6 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 total += s.count_sightings()
         res["six_nodes_one_hour_seconds"] = [round(x, 2) for x in hours]
         res["six_nodes_one_hour_sightings"] = total
-    if args.json:
-        print(json.dumps(res, indent=2))
-    else:
-        for k, v in res.items():
-            print(f"{k}: {v}")
     return res
 
 

@@ -38,6 +38,7 @@ import numpy as np
 from bluezone.matching.keyfile import keys_from_daily
 from bluezone.matching.matcher import find_exposures
 from bluezone.matching.scoring import get_scorer, scorer_names
+from bluezone.progress import terminal_progress
 from bluezone.proximity.emulation import run_emulated
 from bluezone.proximity.store import SightingStore
 from bluezone.sim import engine
@@ -163,10 +164,16 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     scenario = bench_scenario(args.scenario, args.minutes)
     eng: list[Timing] = []
     base: list[Timing] = []
-    with tempfile.TemporaryDirectory() as d:
-        for i in range(max(1, args.repeat)):  # alternate, so a burst of load hits both
+    runs = max(1, args.repeat)
+    start = f"sim_bench: {scenario.name}, {args.minutes:g} min, engine and daemons x {runs} (minutes)"
+    with tempfile.TemporaryDirectory() as d, terminal_progress(start) as progress:
+        for i in range(runs):  # alternate, so a burst of load hits both
+            if progress:
+                progress("engine and daemons, alternating", i / runs)
             eng.append(run_engine(scenario, args.seed, args.engine_store))
             base.append(run_daemons(scenario, args.seed, Path(d) / f"run{i}"))
+        if progress:
+            progress("engine and daemons, alternating", 1.0)
     phones, pm = eng[0][2], eng[0][2] * args.minutes
 
     def med(runs: list[Timing], radio_only: bool) -> float:

@@ -36,6 +36,7 @@ import numpy as np
 from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.matching.export import signed_export_zip
 from bluezone.matching.keyfile import empty_keys
+from bluezone.progress import Progress
 from bluezone.server.app import create_app
 from bluezone.server.client import publish_body
 from bluezone.server.codes import CodeKey, issue_code
@@ -105,7 +106,11 @@ def sign_zip_floor(keys: np.ndarray, signer: Signer, config: ExportConfig = Expo
     return time.perf_counter() - t0
 
 
-def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, seed: int = 0) -> dict[str, Any]:
+def run_benchmark(
+    db: str | None, uploads: int, export_keys: int, repeat: int, seed: int = 0, progress: Progress | None = None
+) -> dict[str, Any]:
+    """The figures as a JSON-ready dict; ``progress`` hears of each stage between timings (never inside one)."""
+    say = progress or (lambda stage, fraction: None)
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory(prefix="bluezone-server-bench-") as tmp:
         root = Path(tmp)
@@ -121,15 +126,19 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
             no_keepalive = httpx.Limits(max_keepalive_connections=0)
             try:
                 with httpx.Client(timeout=60) as http, httpx.Client(timeout=60, limits=no_keepalive) as fresh:
+                    say("warm-up", 0.0)
                     now = time.time()  # warm-up, untimed: the server's first requests are slower for all
                     codes = [issue_code(storage, now, key=code_key).code for _ in range(WARMUP_UPLOADS)]
                     _post_all(http, url, [publish_body(_random_keys(14, now, rng, per_day=1), c) for c in codes])
-                    for _ in range(repeat):  # keep-alive and baselines alternate
-                        for sink, client in ((rates, http), (naive_rates, fresh), (oneshot_rates, None)):
+                    say("warm-up", 1.0)
+                    for r in range(repeat):  # keep-alive and baselines alternate
+                        ways = ((rates, http), (naive_rates, fresh), (oneshot_rates, None))
+                        for k, (sink, client) in enumerate(ways):
                             now = time.time()
                             codes = [issue_code(storage, now, key=code_key).code for _ in range(uploads)]
                             bodies = [publish_body(_random_keys(14, now, rng, per_day=1), c) for c in codes]
                             sink.append(_post_all(client, url, bodies))
+                            say(f"{uploads} uploads three ways", (r * len(ways) + k + 1) / (repeat * len(ways)))
             finally:
                 server.should_exit = True
                 thread.join(10)
@@ -148,6 +157,7 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
                 "keepalive_speedup_vs_new_client": statistics.median(rates) / statistics.median(oneshot_rates),
             }
             if export_keys:
+                say(f"storing {export_keys:,} keys to export", 0.0)
                 storage.reset_exported()
                 missing = max(0, export_keys - storage.count_keys())  # the uploads' keys count too
                 storage.insert_keys_unchecked(_random_keys(missing, time.time(), rng), time.time())
@@ -157,7 +167,9 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
                 )
                 seconds, floors, files = [], [], 0
                 export_repeat = max(1, min(repeat, 3))
+                say(f"storing {export_keys:,} keys to export", 1.0)
                 for i in range(export_repeat):
+                    say(f"export of {export_keys:,} keys", i / export_repeat)
                     storage.reset_exported()
                     out = root / f"exports-{i}"
                     t0 = time.perf_counter()
@@ -166,6 +178,7 @@ def run_benchmark(db: str | None, uploads: int, export_keys: int, repeat: int, s
                     files = len(batches)
                     exported = sum(b.num_keys for b in batches)
                     floors.append(sign_zip_floor(pending, signer, config))
+                say(f"export of {export_keys:,} keys", 1.0)
                 result.update(
                     export_keys=exported,
                     export_files=files,

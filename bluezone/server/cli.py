@@ -267,9 +267,14 @@ def _shown_db(db: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
 def benchmark_cmd(db: str | None, uploads: int, export_keys: int, repeat: int, as_json: bool) -> None:
     """Uploads/s over loopback HTTP and seconds to export N keys (medians), each beside a same-run baseline."""
+    from bluezone.progress import terminal_progress
     from bluezone.server.benchmark import run_benchmark
 
-    result = run_benchmark(db, uploads, export_keys, repeat)
+    start = f"server benchmark: {uploads} uploads three ways x {repeat}" + (
+        f", then an export of {export_keys:,} keys" if export_keys else ""
+    ) + " (a few minutes)"
+    with terminal_progress(start) as progress:
+        result = run_benchmark(db, uploads, export_keys, repeat, progress=progress)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

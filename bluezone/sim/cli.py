@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
 from bluezone.clitypes import FloatRange
 from bluezone.errors import ConfigError
-
-
-def _progress(label: str):  # type: ignore[no-untyped-def]
-    """A one-line progress indicator on stderr (only when stderr is a terminal)."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(fraction: float) -> None:
-        click.echo(f"\r{label}: {fraction * 100:5.1f} %", err=True, nl=fraction >= 1.0)
-
-    return show
+from bluezone.progress import fraction_of, terminal_progress
 
 
 def _list_scenarios(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -85,7 +74,9 @@ def simulate(
         scene = load_scenario(find_scenario(scenario))
     if minutes is not None:
         scene = scene.with_overrides(duration_min=minutes)
-    result = engine.run(scene, seed, store=store, progress=_progress(f"simulate {scene.name}"))
+    start = f"simulate {scene.name}: {scene.people} people, {scene.duration_min:g} min, seed {seed}"
+    with terminal_progress(start) as progress:
+        result = engine.run(scene, seed, store=store, progress=fraction_of(progress, "simulating"))
     summary = report.summarise(result)
     if f0_count is not None:
         from bluezone.sim.levels import levels_summary
@@ -145,10 +136,11 @@ def evaluate(
     if calibration_table is not None and not calibration:
         raise click.UsageError("--calibration-table and --no-calibration contradict each other")
     chosen: CalibrationTable | bool = CalibrationTable.from_path(calibration_table) if calibration_table else calibration
-    report = run_evaluation(
-        dataset, seed=seed, chains=chains, bootstrap=bootstrap, tx_power=tx_power, progress=_progress("bootstrap"),
-        calibration=chosen, rssi_shift_db=rssi_shift,
-    )
+    with terminal_progress(f"evaluate {dataset}: {chains} chains, {bootstrap} bootstrap resamples, seed {seed}") as progress:
+        report = run_evaluation(
+            dataset, seed=seed, chains=chains, bootstrap=bootstrap, tx_power=tx_power, progress=progress,
+            calibration=chosen, rssi_shift_db=rssi_shift,
+        )
     if as_json:
         click.echo(json.dumps(report, indent=2))
     else:

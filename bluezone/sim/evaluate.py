@@ -31,6 +31,7 @@ from bluezone.calibration.table import CalibrationTable, default_table
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.scoring import Scorer, get_scorer, scorer_names
 from bluezone.sim.datasets import Recording, load_dataset
+from bluezone.progress import Progress
 from bluezone.sim.metrics import average_precision, confusion, roc_auc
 
 log = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ def evaluate(
     bootstrap: int = 100,
     tx_power: int = NOMINAL_TX_POWER,
     scorers: list[str] | None = None,
-    progress: Callable[[float], None] | None = None,
+    progress: Progress | None = None,
     calibration: CalibrationTable | None | bool = True,
     rssi_shift_db: float = 0.0,
 ) -> dict[str, Any]:
@@ -237,6 +238,8 @@ def evaluate(
     ``rssi_shift_db`` is added to every RSSI: what the verdicts would be if every phone's
     calibration were off by that much (docs/calibration.md).
     """
+    say = progress or (lambda stage, fraction: None)
+    say("reading the recordings", 0.0)
     dataset = load_dataset(root)
     table = default_table() if calibration is True else (calibration or None)
     links, calibration_report = calibrations(dataset.recordings, table, tx_power)
@@ -248,11 +251,14 @@ def evaluate(
     rng = np.random.default_rng(seed)
     truth = np.array([m.distance_m < CLOSE_M for m in minutes])
     distances = np.array([m.distance_m for m in minutes])
+    say("reading the recordings", 1.0)
     window_scores, window_rank = {}, {}
-    for n, j in judges.items():
+    for done, (n, j) in enumerate(judges.items()):
+        say("scoring one-minute windows", done / len(judges))
         scored = [j.score(_window(m.times, m.attenuation)) for m in minutes]
         window_scores[n] = np.array([s.weighted_minutes for s in scored])
         window_rank[n] = -np.array([s.typical_attenuation for s in scored])
+    say("scoring one-minute windows", 1.0)
     chain_set = _chains(minutes, chains, rng)
     rids = sorted({m.rid for m in minutes})
     by_rid = {r: [i for i, m in enumerate(minutes) if m.rid == r] for r in rids}
@@ -298,8 +304,7 @@ def evaluate(
             for k in ("f1", "precision", "recall"):
                 if cm[k] is not None:
                     boot[n][k].append(cm[k])
-        if progress:
-            progress((b + 1) / max(bootstrap, 1))
+        say("bootstrap", (b + 1) / max(bootstrap, 1))
     for n, j in judges.items():
         entry = _window_metrics(truth, window_scores[n], window_rank[n], distances)
         entry.update(_chain_metrics(j, chain_set))

@@ -83,3 +83,22 @@ def test_bluezone3_bench_finds_what_the_apps_walk_finds(capsys) -> None:  # type
     for k in ("entries_per_s", "naive_entries_per_s", "speedup_vs_naive"):
         assert positive(res[k]), k
     capsys.readouterr()
+
+
+def test_the_benchmark_scripts_show_progress_only_on_a_terminal(monkeypatch, capsys) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    args = ["--rows", "2000", "--repeat", "1", "--naive-rows", "100", "--naive-load-rows", "100", "--emulated-seconds", "5"]
+    load("proximity_bench").main(args)
+    assert capsys.readouterr().err == ""  # piped: the figures alone
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    load("proximity_bench").main(args)
+    shown = terminal.getvalue()
+    assert shown.startswith("proximity_bench: 2,000 rows, 1 repeats")
+    for stage in ("store writes", "store loads", "ingest", "six emulated nodes"):
+        assert stage in shown
