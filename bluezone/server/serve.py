@@ -6,8 +6,8 @@ connections until the process runs out of file descriptors, trusts ``X-Forwarded
 
 - a *request deadline* (headers and body of one request, ``request_timeout``): then ``408`` and the
   connection is closed; a client that stops reading a response is dropped after ``send_timeout``;
-- *connection caps* checked when a connection is accepted: in all (``max_connections``, below the
-  descriptor limit) and per client address (``max_connections_per_client``, not for a named proxy),
+- *connection caps* checked when a connection is accepted: in all (``max_connections``, well below
+  the descriptor limit, with the accept batch sized to match) and per client address (``max_connections_per_client``, not for a named proxy),
   so one host cannot take every slot and ``/healthz`` keeps answering others;
 - proxy headers only from the proxies the operator names (``forwarded_allow_ips``);
 - uvicorn's loggers go through bluezone's one handler and format, and a flood of the same message
@@ -65,13 +65,17 @@ class ServeSettings:
         return frozenset(a.strip() for a in self.forwarded_allow_ips.split(",") if a.strip())
 
 
-def descriptor_budget(wanted: int, reserve: int = 64) -> int:
-    """At most ``wanted`` connections, and never so many that the process runs out of descriptors
-    (the database, log files and the listening socket need some: ``reserve``)."""
+def descriptor_budget(wanted: int, reserve: int = 64) -> tuple[int, int]:
+    """(connections, accept batch) that cannot run the process out of descriptors.
+
+    asyncio accepts up to ``backlog`` sockets in one go, before any of them reaches the protocol
+    that would close it over the cap, and a burst may see a few such batches: so connections get at
+    most half of what is left after ``reserve`` (database, logs, listening socket), and a batch an
+    eighth.  (With 1,000 connections and the default backlog of 2,048 under a limit of 1,024, a
+    burst hit "Too many open files", and asyncio then stops accepting for a second, /healthz too.)"""
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return wanted
-    return max(1, min(wanted, soft - reserve))
+    usable = 1 << 30 if soft == resource.RLIM_INFINITY else max(16, soft - reserve)
+    return max(1, min(wanted, usable // 2)), max(8, min(2048, usable // 8))
 
 
 _TIMEOUT_BODY = json.dumps({"code": "request_timeout", "error": "request not received in time"}).encode()
@@ -242,7 +246,7 @@ def uvicorn_config(app: Any, settings: ServeSettings) -> Any:
     """The uvicorn.Config of a key server: our protocol, our logging, proxy headers only when asked."""
     import uvicorn
 
-    max_connections = descriptor_budget(settings.max_connections)
+    max_connections, accept_batch = descriptor_budget(settings.max_connections)
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -259,6 +263,7 @@ def uvicorn_config(app: Any, settings: ServeSettings) -> Any:
         # uvicorn's own limit counts request tasks, which can outlive their connection (a publish
         # still waiting for the database); connections are capped in the protocol, at accept
         limit_concurrency=max_connections + 1,
+        backlog=accept_batch,
         lifespan="on",
     )
 

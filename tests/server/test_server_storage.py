@@ -34,7 +34,10 @@ def _body(code: str, rows: list[tuple[int, int]]) -> bytes:
 
 
 def test_code_lifecycle(storage) -> None:
-    issued = issue_code(storage, NOW, key=KEY, test_type="recursive")
+    import datetime as dt
+
+    exposed = dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=3)
+    issued = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=exposed)
     assert len(issued.code) == 16 and issued.code.isdigit() and issued.expires_at == NOW + 86400
     record = storage.get_code(KEY.hash(issued.code))
     assert record.report_type == 4 and record.used_at is None

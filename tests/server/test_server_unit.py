@@ -1,0 +1,65 @@
+"""packaging/bluezone-server.service (issue 14.17): a hardened unit that runs what the CLI accepts."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+UNIT = Path(__file__).parents[2] / "packaging" / "bluezone-server.service"
+
+
+def _settings() -> dict[str, list[str]]:
+    """Key -> values (systemd allows a key more than once), continuation lines joined."""
+    settings: dict[str, list[str]] = {}
+    logical = UNIT.read_text().replace("\\\n", " ")
+    for line in logical.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_unit_runs_a_command_line_the_cli_accepts() -> None:
+    from bluezone.cli import cli
+
+    (exec_start,) = _settings()["ExecStart"]
+    argv = shlex.split(exec_start)
+    assert argv[0] == "bluezone" and "/opt" not in exec_start  # found on systemd's PATH, no checkout assumed
+    group = cli.commands["server"]
+    run = group.commands[argv[2]]  # type: ignore[attr-defined]
+    ctx = run.make_context("run", argv[3:])  # parses every option as the real command would
+    state = "/var/lib/bluezone-server/"
+    assert ctx.params["db"].startswith(state) and str(ctx.params["signing_key_dir"]).startswith(state)
+    assert ctx.params["forwarded_allow_ips"] == "127.0.0.1" and ctx.params["host"] == "127.0.0.1"
+
+
+def test_unit_is_hardened() -> None:
+    s = _settings()
+    expected = {
+        "User": "bluezone-server", "StateDirectory": "bluezone-server", "StateDirectoryMode": "0700",
+        "UMask": "0077", "NoNewPrivileges": "yes", "CapabilityBoundingSet": "", "ProtectSystem": "strict",
+        "ProtectHome": "yes", "PrivateTmp": "yes", "PrivateDevices": "yes", "ProtectProc": "invisible",
+        "ProcSubset": "pid", "RemoveIPC": "yes", "RestrictNamespaces": "yes", "LockPersonality": "yes",
+        "RestartPreventExitStatus": "2",
+    }
+    assert {k: s.get(k, [None])[-1] for k in expected} == expected
+    assert set(s["RestrictAddressFamilies"][0].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert "@system-service" in s["SystemCallFilter"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    """`systemd-analyze verify`, with `bluezone` resolved to this environment's script."""
+    script = Path(sys.executable).with_name("bluezone")
+    unit = tmp_path / UNIT.name
+    unit.write_text(UNIT.read_text().replace("ExecStart=bluezone ", f"ExecStart={script} "))
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
+    problems = [line for line in proc.stderr.splitlines() if UNIT.name in line]
+    assert proc.returncode == 0 and not problems, proc.stderr
