@@ -1,0 +1,74 @@
+"""packaging/bluezone.service (issue 14.17): no checkout assumed, the extra sandboxing, a command line the CLI takes."""
+
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGING = Path(__file__).parents[2] / "packaging"
+UNIT = PACKAGING / "bluezone.service"
+
+
+def _settings(text: str) -> dict[str, list[str]]:
+    """Key -> values (systemd allows a key more than once), continuation lines joined, comments out."""
+    settings: dict[str, list[str]] = {}
+    for line in text.replace("\\\n", " ").splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", ";", "[")):
+            continue
+        key, _, value = line.partition("=")
+        settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def test_the_unit_assumes_no_checkout_and_runs_what_the_cli_takes() -> None:
+    from bluezone.cli import cli
+
+    text = UNIT.read_text()
+    assert "/opt/bluezone" not in text  # no checkout in /opt (ExecStart, Documentation)
+    (exec_start,) = _settings(text)["ExecStart"]
+    argv = shlex.split(exec_start)
+    assert argv[:2] == ["bluezone", "run"]
+    ctx = cli.commands["run"].make_context("run", argv[2:])
+    assert ctx.params["backend"] == "bluez" and str(ctx.params["db_path"]) == "/var/lib/bluezone/bluezone.db"
+
+
+def test_the_unit_has_the_extra_sandboxing() -> None:
+    s = _settings(UNIT.read_text())
+    expected = {
+        "PrivateNetwork": "yes", "ProtectProc": "invisible", "ProcSubset": "pid", "RemoveIPC": "yes",
+        "RestrictAddressFamilies": "AF_UNIX", "NoNewPrivileges": "yes", "CapabilityBoundingSet": "",
+        "ProtectSystem": "strict", "UMask": "0077", "StateDirectoryMode": "0700", "RestartPreventExitStatus": "2",
+        "SupplementaryGroups": "bluetooth", "User": "bluezone",
+    }
+    assert {k: s.get(k, [None])[-1] for k in expected} == expected
+
+
+def test_the_bumble_hci_socket_drop_in_turns_the_private_network_off() -> None:
+    """AF_BLUETOOTH sockets exist only in the host's network namespace (the kernel's bt_sock_create
+    refuses any other with EAFNOSUPPORT), so the hci-socket example must say PrivateNetwork=no."""
+    text = UNIT.read_text()
+    drop_in = text[text.index("for hci-socket"):text.index("or for a USB dongle")]
+    assert "#   PrivateNetwork=no" in drop_in and "AF_BLUETOOTH" in drop_in
+
+
+def test_sysusers_puts_the_user_in_the_bluetooth_group() -> None:
+    lines = [line.split() for line in (PACKAGING / "bluezone.sysusers").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert ["m", "bluezone", "bluetooth"] in lines and lines[0][:2] == ["u", "bluezone"]
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    """`systemd-analyze verify`, with `bluezone` resolved to this environment's script."""
+    script = Path(sys.executable).with_name("bluezone")
+    unit = tmp_path / UNIT.name
+    unit.write_text(UNIT.read_text().replace("ExecStart=bluezone ", f"ExecStart={script} "))
+    proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
+    problems = [line for line in proc.stderr.splitlines() if UNIT.name in line]
+    assert proc.returncode == 0 and not problems, proc.stderr
