@@ -32,15 +32,21 @@ RETENTION_DAYS = 14  # sightings and daily keys older than this are deleted: a p
 MAX_RPI_LIFETIME = 1200.0  # seconds: GAEN changes the RPI every 10-20 minutes
 
 
+#: No settings file is anywhere near this (a scene with every person listed is under 1 MB).
+MAX_TOML_BYTES = 16 * 1024 * 1024
+
+
 def read_toml_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """A whole TOML file; every settings file bluezone reads comes through here, so all fail
     the same way: one ConfigError line naming the file and what was wrong."""
+    from bluezone.readfile import read_regular_file
+
     p = Path(path)
+    if not p.exists() and not p.is_symlink():
+        raise ConfigError(f"no {what} at {p}")
     try:
-        return tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"no {what} at {p}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+        return tomllib.loads(read_regular_file(p, MAX_TOML_BYTES, what, ConfigError).decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read {what} {p}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {p} is not valid TOML: {exc}") from None

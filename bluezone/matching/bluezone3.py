@@ -97,14 +97,10 @@ def parse_f0_list(data: bytes) -> np.ndarray:
 
 def load_f0_list(path: str | Path) -> np.ndarray:
     """An F0 list from a file; errors are KeyFileError lines starting with the path."""
+    from bluezone.readfile import read_regular_file
+
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_LIST_BYTES:
-            raise KeyFileError(f"{path}: F0 list too large ({size} bytes, limit {MAX_LIST_BYTES})")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read F0 list {path}: {exc.strerror or exc}") from None
+    data = read_regular_file(path, MAX_LIST_BYTES, "F0 list", KeyFileError)  # no FIFO, device or endless file
     try:
         return parse_f0_list(data)
     except KeyFileError as exc:
