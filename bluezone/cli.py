@@ -55,6 +55,22 @@ def _with_verbosity(command: click.Command) -> None:
 class BluezoneGroup(click.Group):
     """Turns BluezoneError (and other failures) into one-line errors instead of tracebacks."""
 
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        # defaults from BLUEZONE_* variables and config.toml (bluezone/cliconfig.py), for the whole tree
+        if parent is None:
+            from bluezone.cliconfig import load_defaults, name_envvars
+
+            name_envvars(self)
+            if "default_map" not in extra:
+                try:
+                    extra["default_map"] = load_defaults(self)
+                except BluezoneError as exc:  # no context yet for invoke() to report it
+                    click.echo(f"Error: {exc}", err=True)
+                    sys.exit(exc.exit_code)
+        return super().make_context(info_name, args, parent, **extra)
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:

@@ -22,5 +22,9 @@ DATA = Path(__file__).parent / "data"
 
 @pytest.fixture(autouse=True)
 def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """A developer's own ~/.config/bluezone/daemon.toml (bluezone calibrate writes one) never reaches a test."""
+    """A developer's own ~/.config/bluezone/daemon.toml (bluezone calibrate writes one) or config.toml, and
+    BLUEZONE_* variables of the shell (BLUEZONE_DB, BLUEZONE_CHECK_SERVER, ...), never reach a test."""
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config"))
+    for name in list(os.environ):
+        if name.startswith("BLUEZONE_") and name != "BLUEZONE_HYPOTHESIS_EXAMPLES":
+            monkeypatch.delenv(name)

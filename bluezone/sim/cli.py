@@ -23,8 +23,15 @@ def _list_scenarios(ctx: click.Context, param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
+def _complete_scenario(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion: the shipped scenario names (files complete as files)."""
+    from bluezone.sim.catalogue import scenario_names
+
+    return [name for name in scenario_names() if name.startswith(incomplete)]
+
+
 @click.command("simulate")
-@click.argument("scenario", required=False)
+@click.argument("scenario", required=False, shell_complete=_complete_scenario)
 @click.option("--list", "list_", is_flag=True, is_eager=True, expose_value=False, callback=_list_scenarios,
               help="List the scenarios shipped with bluezone and exit.")
 @click.option("--generate", "generate_kind", metavar="KIND", help="Instead of SCENARIO, a procedural scene drawn from --seed: room, crowd, carriage or storeys.")

@@ -1,0 +1,105 @@
+"""Defaults for bluezone's commands: a config file, then ``BLUEZONE_*`` environment variables.
+
+``$XDG_CONFIG_HOME/bluezone/config.toml`` (``BLUEZONE_CONFIG`` names another) has one table per
+command, keyed by option names as typed on the command line::
+
+    [check]
+    server = "https://keys.example.org"
+    server-key = "/etc/bluezone/server-key.pem"
+
+    [run]
+    backend = "bluez:hci1"
+
+    [server.run]
+    port = 8443
+
+Every option can also come from the environment, named as click's ``auto_envvar_prefix`` would
+but after the option as typed rather than its Python name: ``BLUEZONE_<COMMAND>_<OPTION>``, e.g.
+``BLUEZONE_CHECK_SERVER``, ``BLUEZONE_SERVER_RUN_PORT``, ``BLUEZONE_STATUS_JSON=1``; the node's
+sighting database is ``BLUEZONE_DB`` for every command that takes one.  Options that send keys
+or replace one without asking (``--yes``, ``--include-today``, ``--force``) have no variable.  The command line
+wins over the environment, which wins over the file, which wins over the built-in default.
+(The daemon's own settings stay in ``daemon.toml`` beside it: ``bluezone run --config``.)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bluezone.config import read_toml_file
+from bluezone.errors import ConfigError
+
+ENV_PREFIX = "BLUEZONE"
+CONFIG_ENV = "BLUEZONE_CONFIG"
+FILENAME = "config.toml"
+
+
+#: Parameter names of the node's sighting database (``--db``): one variable for all of them.
+NODE_DB_PARAMS = frozenset({"db_path"})
+NODE_DB_ENV = "BLUEZONE_DB"
+#: Options that must be typed each time: they send keys, replace a key, or skip the question before sending.
+NO_ENV = frozenset({"yes", "force", "include_today"})
+
+
+def name_envvars(command: click.Command, path: tuple[str, ...] = (ENV_PREFIX,)) -> None:
+    """Give every option of ``command`` and its subcommands its environment variable (once)."""
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.envvar or not param.expose_value or param.name in NO_ENV:
+            continue
+        flags = [opt for opt in param.opts if opt.startswith("--")]
+        if not flags:
+            continue
+        own = "_".join((*path, flags[0][2:])).upper().replace("-", "_")
+        param.envvar = [NODE_DB_ENV, own] if param.name in NODE_DB_PARAMS else own
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            name_envvars(sub, (*path, name))
+
+
+def config_path() -> Path:
+    """``$BLUEZONE_CONFIG``, else ``$XDG_CONFIG_HOME/bluezone/config.toml`` (``~/.config`` by default)."""
+    named = os.environ.get(CONFIG_ENV)
+    if named:
+        return Path(named)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "bluezone" / FILENAME
+
+
+def load_defaults(group: click.Group, path: Path | None = None) -> dict[str, Any] | None:
+    """The file's settings as click's ``default_map`` for ``group`` (None: no file).  A table or
+    key that names no command or option is a ConfigError: a typo must not be ignored."""
+    p = path if path is not None else config_path()
+    if path is None and CONFIG_ENV not in os.environ and not p.exists():
+        return None
+    return _defaults_for(group, read_toml_file(p), p.name, [])
+
+
+def _defaults_for(command: click.Command, table: dict[str, Any], where: str, trail: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    options = {
+        opt.lstrip("-"): param.name
+        for param in command.params
+        if isinstance(param, click.Option) and param.name and param.expose_value
+        for opt in param.opts
+        if opt.startswith("--")
+    }
+    for key, value in table.items():
+        subcommands = command.commands if isinstance(command, click.Group) else {}
+        if isinstance(value, dict) and key in subcommands:
+            out[key] = _defaults_for(subcommands[key], value, where, [*trail, key])
+        elif key in options or key.replace("_", "-") in options:
+            name = options.get(key) or options[key.replace("_", "-")]
+            if name in NO_ENV:
+                raise ConfigError(f"config file {where}: --{key} must be typed each time, not set in a file")
+            out[name] = value
+        else:
+            at = f"[{'.'.join(trail)}]" if trail else "the top level"
+            known = sorted(options) + sorted(subcommands)
+            raise ConfigError(
+                f"config file {where}: {at} has no command or option {key!r} (there: {', '.join(known) or 'nothing'})"
+            )
+    return out

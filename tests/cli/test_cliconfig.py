@@ -1,0 +1,115 @@
+"""Defaults from $XDG_CONFIG_HOME/bluezone/config.toml and BLUEZONE_* variables; shell completion (issue 14.17)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.cliconfig import load_defaults
+from bluezone.proximity.store import SightingStore
+
+
+def invoke(*args: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(cli, list(args), obj={}, env=env)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = Path(os.environ["XDG_CONFIG_HOME"]) / "bluezone" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    yield path
+    path.unlink(missing_ok=True)
+
+
+@pytest.fixture
+def stores(tmp_path: Path) -> tuple[Path, Path, Path]:
+    paths = (tmp_path / "file.db", tmp_path / "env.db", tmp_path / "line.db")
+    for p in paths:
+        SightingStore.open(p).close()
+    return paths
+
+
+def db_of(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 0, result.output
+    return Path(json.loads(result.output)["db_path"]).name
+
+
+def test_the_config_file_gives_defaults_and_the_line_and_environment_win(config: Path, stores) -> None:  # type: ignore[no-untyped-def]
+    file_db, env_db, line_db = stores
+    config.write_text(f'[status]\njson = true\ndb = "{file_db}"\n')
+    assert db_of(invoke("status")) == "file.db"
+    assert db_of(invoke("status", env={"BLUEZONE_DB": str(env_db)})) == "env.db"
+    assert db_of(invoke("status", "--db", str(line_db), env={"BLUEZONE_DB": str(env_db)})) == "line.db"
+
+
+def test_bluezone_db_serves_every_node_command(stores) -> None:  # type: ignore[no-untyped-def]
+    _, env_db, _ = stores
+    env = {"BLUEZONE_DB": str(env_db), "BLUEZONE_STATUS_JSON": "1"}
+    assert db_of(invoke("status", env=env)) == "env.db"
+    purged = invoke("purge", "--json", env=env)
+    assert purged.exit_code == 0 and "sightings_deleted" in purged.output
+    exported = invoke("keys", "export", "--out", "-", env=env)
+    assert exported.exit_code == 0, exported.output
+
+
+def test_variables_are_named_after_the_options_as_typed() -> None:
+    from bluezone.cliconfig import name_envvars
+
+    name_envvars(cli)
+    check = {p.name: p.envvar for p in cli.commands["check"].params}
+    assert check["server_url"] == "BLUEZONE_CHECK_SERVER" and check["db_path"] == ["BLUEZONE_DB", "BLUEZONE_CHECK_DB"]
+    run = {p.name: p.envvar for p in cli.commands["server"].commands["run"].params}  # type: ignore[attr-defined]
+    assert run["port"] == "BLUEZONE_SERVER_RUN_PORT"
+
+
+def test_what_sends_keys_is_never_a_default(config: Path) -> None:
+    from bluezone.cliconfig import name_envvars
+
+    name_envvars(cli)
+    upload = {p.name: p.envvar for p in cli.commands["upload"].params}
+    assert upload["yes"] is None and upload["include_today"] is None
+    config.write_text("[upload]\nyes = true\n")
+    result = invoke("status")
+    assert result.exit_code == 2 and "--yes must be typed each time" in result.output
+
+
+def test_a_typo_in_the_config_file_is_one_line(config: Path) -> None:
+    config.write_text("[status]\njsn = true\n")
+    result = invoke("status")
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: config file config.toml: [status] has no command or option 'jsn' (there: db, json)"
+    ]
+
+
+def test_nested_tables_reach_subcommands(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[server.run]\nport = 8443\n[check]\nserver-key = 'k.pem'\n")
+    assert load_defaults(cli, path) == {"server": {"run": {"port": 8443}}, "check": {"server_key": "k.pem"}}
+
+
+def test_bluezone_config_names_another_file(tmp_path: Path, stores) -> None:  # type: ignore[no-untyped-def]
+    other = tmp_path / "other.toml"
+    other.write_text(f'[status]\njson = true\ndb = "{stores[0]}"\n')
+    assert db_of(invoke("status", env={"BLUEZONE_CONFIG": str(other)})) == "file.db"
+
+
+def test_shell_completion() -> None:
+    script = subprocess.run(
+        [sys.executable, "-m", "bluezone"], env={**os.environ, "_BLUEZONE_COMPLETE": "bash_source"},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert "_bluezone_completion" in script.stdout
+    words = subprocess.run(
+        [sys.executable, "-m", "bluezone"],
+        env={**os.environ, "_BLUEZONE_COMPLETE": "bash_complete", "COMP_WORDS": "bluezone simulate mar", "COMP_CWORD": "2"},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert "plain,market" in words.stdout.splitlines()
