@@ -552,15 +552,27 @@ def check(
     levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
     click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
     for e in withdrawn:
-        click.echo(
-            f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"
-            " report has since been revoked (a negative test)"
-        )
+        if e.earlier_level == "F2":
+            click.echo(
+                f"{e.date}  withdrawn: the F2 warning of this day is over: the close contact you met"
+                " (an F1) has tested negative"
+            )
+        else:
+            click.echo(
+                f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"
+                " report has since been revoked (a negative test)"
+            )
     for e in updated:
-        click.echo(
-            f"{e.date}  updated: the {e.score.minutes:.1f}-min exposure reported before"
-            f" ({'F1' if e.score.close_contact else 'not F1'}) is now to a confirmed positive test"
-        )
+        if e.earlier_level == "F2" and e.level == "F1":
+            click.echo(
+                f"{e.date}  upgraded: the F2 warning of this day is now F1: the close contact you met"
+                f" ({e.score.minutes:.1f} min) has tested positive"
+            )
+        else:
+            click.echo(
+                f"{e.date}  updated: the {e.score.minutes:.1f}-min exposure reported before"
+                f" ({e.level or 'not F1'}) is now to a confirmed positive test"
+            )
     if rejected:
         raise rejected_error(rejected)
 

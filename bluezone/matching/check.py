@@ -37,6 +37,7 @@ class Exposure:
     score: Score
     protocol: str = "gaen"  # what the key came as: "gaen" (diagnosis key) or "bluezone3" (F0 list entry)
     report_type: int = 0  # the key's GAEN report type (RECURSIVE: the keys of a close contact, F1)
+    earlier_level: str | None = None  # of a revised key: the level an earlier check reported (F1, F2)
 
     @property
     def level(self) -> str | None:
@@ -88,6 +89,7 @@ class Exposure:
             "report_type": self.report_type,
             "contact_of": self.contact_of,
             "level": self.level,
+            **({"earlier_level": self.earlier_level} if self.earlier_level else {}),
         }
 
 

@@ -315,12 +315,20 @@ def _node_db(db_path: Path | None) -> Path:
 @click.option("--include-today", is_flag=True, help="Also send today's key (only if today is over for you).")
 @click.option("--dry-run", is_flag=True, help="Print the request instead of sending it.")
 @click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD), if any.")
+@click.option(
+    "--exposure-date", callback=_date,
+    help="A close contact (F1) with a recursive code: the day you were exposed; only keys from then on are sent.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was sent and stored as JSON.")
 def upload(
     server_url: str, code: str, db_path: Path | None, yes: bool, include_today: bool, dry_run: bool,
-    symptom_onset: dt.date | None, as_json: bool,
+    symptom_onset: dt.date | None, exposure_date: dt.date | None, as_json: bool,
 ) -> None:
-    """Send this device's daily keys of the last 14 days to the key server (after a positive test)."""
+    """Send this device's daily keys of the last 14 days to the key server (after a positive test).
+
+    A close contact (F1) given a recursive code sends its keys from its exposure date on (--exposure-date),
+    so that its own close contacts (F2) are told.
+    """
     from bluezone.crypto.intervals import ROLLING_PERIOD
     from bluezone.proximity.store import SightingStore
     from bluezone.server.client import (
@@ -330,8 +338,11 @@ def upload(
         today_key_in_use,
         upload_own_keys,
     )
+    from bluezone.matching.levels import keys_since_exposure
     from bluezone.server.codes import day_number
 
+    if exposure_date is not None and exposure_date > dt.datetime.fromtimestamp(cli_clock().now(), dt.UTC).date():
+        raise InputError(f"the exposure date {exposure_date} is in the future")
     if not (code.isdigit() and 6 <= len(code) <= 16):
         raise InputError("the verification code is the digits the health authority gave you")
     now = cli_clock().now()
@@ -343,9 +354,10 @@ def upload(
                 "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?",
                 default=False, err=True,
             )
-        keys = keys_to_upload(store.daily_keys(), now, include_today)
+        keys = keys_since_exposure(keys_to_upload(store.daily_keys(), now, include_today), exposure_date)
         if len(keys) == 0:
-            raise InputError("no daily keys of the last 14 days in this database: nothing to upload")
+            since = f"since {exposure_date}" if exposure_date else "of the last 14 days"
+            raise InputError(f"no daily keys {since} in this database: nothing to upload")
         if dry_run:
             from bluezone.server.client import ServerState
 
@@ -367,7 +379,8 @@ def upload(
         with KeyServerClient(server_url) as client:
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
             sent, receipt = upload_own_keys(
-                store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset
+                store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset,
+                exposure_date=exposure_date,
             )
     if as_json:
         keys_info = [

@@ -9,6 +9,7 @@ lives in two small tables of its own sighting database (``ServerState``).
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from bluezone.errors import BluezoneError, InputError
 from bluezone.matching.check import REPORT_TYPE_REVOKED, Exposure, check_sightings, sightings_span
 from bluezone.matching.export import ExportSignatureError, apply_revisions, open_signed_export
 from bluezone.matching.keyfile import KEY_DTYPE, MAX_KEY_FILE_BYTES, empty_keys, keys_from_daily
+from bluezone.matching.levels import WarningMemory
 from bluezone.matching.scoring import Scorer
 from bluezone.server.publish import MAX_REVISION_TOKEN_CHARS
 from bluezone.server.signing import PinnedKey
@@ -46,6 +48,22 @@ class KeyServerError(BluezoneError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class UploadRefusedError(KeyServerError, InputError):
+    """The server refused an upload for something the user can fix (a used, wrong or expired code,
+    keys from before a close contact's exposure date): exit code 2."""
+
+    exit_code = 2
+
+
+#: Publish refusals that are the user's input, not the server's trouble.
+USER_REFUSALS = {
+    "verification_code_invalid": "the verification code is not valid",
+    "verification_code_used": "the verification code was already used (each code works once)",
+    "verification_code_expired": "the verification code has expired: ask the health authority for a new one",
+    "key_before_exposure": "",
+}
 
 
 class ServerKeyChangedError(BluezoneError):
@@ -125,7 +143,13 @@ class KeyServerClient:
         """Upload ``keys`` (KEY_DTYPE) with a verification code (and the token of an earlier upload,
         to revise those keys); what the server took."""
         body = publish_body(keys, code, symptom_onset_interval, revision_token)
-        doc = self._json("POST", "/v1/publish", json=body)
+        try:
+            doc = self._json("POST", "/v1/publish", json=body)
+        except KeyServerError as exc:
+            if exc.code in USER_REFUSALS:
+                what = USER_REFUSALS[exc.code] or str(exc).split(": ", 2)[-1]
+                raise UploadRefusedError(f"upload refused: {what}", exc.code, exc.status) from None
+            raise
         token = doc.get("revisionToken")
         return PublishReceipt(
             _count(doc.get("insertedExposures")),
@@ -227,6 +251,7 @@ def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
 def upload_own_keys(
     store: Any, client: KeyServerClient, code: str, now: float, *,
     include_today: bool, symptom_onset_interval: int | None = None, days: int = UPLOAD_DAYS,
+    exposure_date: dt.date | None = None,
 ) -> tuple[np.ndarray, PublishReceipt]:
     """Publish the device's keys; returns (keys sent, what the server took).
 
@@ -236,8 +261,13 @@ def upload_own_keys(
     Only after the server accepted them is a released key of today cut short in the store, so
     the daemon stops broadcasting it when the current interval ends and starts a new key for the
     rest of the day.
+    With ``exposure_date`` (a close contact, F1, with a recursive code) only the keys from that day
+    on go: before it the F1 could pass nothing on.
     """
     chosen = _upload_selection(store.daily_keys(), now, include_today, days)
+    if exposure_date is not None:
+        first = (exposure_date - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
+        chosen = [k for k in chosen if k.end > first]
     if not chosen:
         raise InputError(f"no daily keys of the last {days} days in this database: nothing to upload")
     keys = keys_from_daily(chosen)
@@ -449,5 +479,11 @@ def check_server(
             result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)
         if len(updated_keys):
             result.updated = check_sightings(updated_keys, sightings, scorer, rssi_correction=rssi_correction)
+    # what earlier checks told about revised keys (an F2 warning that is now F1 is an upgrade, not news)
+    memory = WarningMemory(state.conn)
+    result.withdrawn = memory.with_earlier_levels(withdrawn_keys, result.withdrawn)
+    result.updated = memory.with_earlier_levels(updated_keys, result.updated)
+    memory.remember(result.keys, result.exposures, now)
+    memory.remember(updated_keys, result.updated, now)
     state.mark_processed(client.base_url, counts, now)
     return result

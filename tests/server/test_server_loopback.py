@@ -73,7 +73,7 @@ def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
     assert rc == 0, err
     assert "server stored 5 new" in out
     rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--yes")
-    assert rc == 1 and "verification_code_used" in err  # single use
+    assert rc == 2 and "already used" in err  # single use: the user's input, exit 2
 
     rc, out, err = _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
                         "--export-dir", str(live_server["exports"]))

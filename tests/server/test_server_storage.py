@@ -36,14 +36,16 @@ def _body(code: str, rows: list[tuple[int, int]]) -> bytes:
 def test_code_lifecycle(storage) -> None:
     import datetime as dt
 
-    exposed = dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=3)
-    issued = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=exposed)
+    yesterday = dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=1)
+    issued = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=yesterday)
+    assert storage.count_codes(4, issued_since=NOW) == 1 and storage.count_codes(4, used_since=0) == 0
     assert len(issued.code) == 16 and issued.code.isdigit() and issued.expires_at == NOW + 86400
     record = storage.get_code(KEY.hash(issued.code))
     assert record.report_type == 4 and record.used_at is None
     day = rolling_start(NOW) - ROLLING_PERIOD
     assert publish(storage, _body(issued.code, [(day, 144)]), "c1", NOW, PublishConfig(), code_key=KEY).inserted == 1
     assert storage.get_code(KEY.hash(issued.code)).used_at == NOW
+    assert storage.count_codes(4, used_since=NOW) == 1 and storage.count_codes(1, issued_since=0) == 0
     with pytest.raises(PublishError) as info:
         publish(storage, _body(issued.code, [(day - 144, 144)]), "c1", NOW, PublishConfig(), code_key=KEY)
     assert info.value.code == "verification_code_used"

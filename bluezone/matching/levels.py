@@ -1,0 +1,70 @@
+"""F1 and F2 on the node: what a close contact (F1) uploads, and what its contacts were told.
+
+A close contact of a case (F1) gets a recursive code and publishes its own daily keys from the
+day it was exposed on (before that day it could not pass anything on); a close contact with those
+keys makes an F2.  When the F1's test comes back, its keys are revised on the server: revoked (the
+F2 warning is withdrawn) or confirmed (the F2 becomes an F1).  To tell the second case as an
+*upgrade* of the earlier warning, not as a new one, the node remembers the level it reported for
+each key and day (``WarningMemory``: key hashes only, deleted after the retention).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from bluezone.config import RETENTION_DAYS
+from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD
+from bluezone.matching.check import Exposure
+
+
+def keys_since_exposure(keys: np.ndarray, exposure_date: dt.date | None) -> np.ndarray:
+    """The KEY_DTYPE rows still valid on or after ``exposure_date`` (all of them when None)."""
+    if exposure_date is None:
+        return keys
+    first = (exposure_date - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
+    ends = keys["rolling_start"].astype(np.int64) + keys["rolling_period"]
+    return keys[ends > first]
+
+
+def _key_hash(key: Any) -> bytes:
+    return hashlib.sha256(bytes(key)).digest()
+
+
+class WarningMemory:
+    """The level each close contact was reported at, per diagnosis key and day, in the node's database."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        with conn:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS keyserver_warnings (key_hash BLOB NOT NULL, day TEXT NOT NULL,"
+                " level TEXT NOT NULL, reported_at REAL NOT NULL, PRIMARY KEY (key_hash, day))"
+            )
+
+    def remember(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
+        """Note the level of every close contact in ``exposures`` (``key_index`` rows of ``keys``)."""
+        rows = [(_key_hash(keys["key"][e.key_index]), e.date, e.level, now) for e in exposures if e.level]
+        with self.conn:
+            self.conn.execute(
+                "DELETE FROM keyserver_warnings WHERE reported_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,)
+            )
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO keyserver_warnings (key_hash, day, level, reported_at) VALUES (?, ?, ?, ?)", rows
+            )
+
+    def with_earlier_levels(self, keys: np.ndarray, exposures: Sequence[Exposure]) -> list[Exposure]:
+        """``exposures`` with ``earlier_level`` set to what was reported before for the same key and day."""
+        out = []
+        for e in exposures:
+            row = self.conn.execute(
+                "SELECT level FROM keyserver_warnings WHERE key_hash = ? AND day = ?",
+                (_key_hash(keys["key"][e.key_index]), e.date),
+            ).fetchone()
+            out.append(replace(e, earlier_level=str(row[0])) if row else e)
+        return out

@@ -1,0 +1,130 @@
+"""F0 -> F1 -> F2 end to end: emulated radio, the `bluezone` commands, uvicorn on 127.0.0.1.
+
+Yesterday evening An (F0) sat 1 m from Binh for 30 minutes; an hour later Binh sat 1 m from Khanh
+for 30 minutes; Lan was 12 m from both all along.  An tests positive; Binh is warned F1 and given
+a recursive code; Khanh is warned F2.  Then Binh's own test decides: positive, and Khanh hears the
+F2 warning is now F1 (an upgrade, not a new warning); negative, and the F2 warning is withdrawn.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from test_server_loopback import live_server  # noqa: F401 - the fixture
+
+from bluezone.cli import cli
+from bluezone.proximity.emulation import run_emulated
+
+HOME = (5000.0, 0.0)
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), obj={})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def _error_line(err: str) -> str:
+    """The one error line (the key list shown before sending goes to stderr too)."""
+    errors = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in err, err
+    return errors[0]
+
+
+def _scene(tmp_path: Path) -> tuple[dict[str, Path], dt.date]:
+    midnight = time.time() // 86400 * 86400
+    start = midnight - 4 * 3600  # yesterday 20:00 UTC: every key of the scene is complete today
+    at = lambda t: (t - start) / 60.0  # noqa: E731 - minutes into the scene
+    positions = {
+        "An": lambda t: (0.0, 0.0) if at(t) < 40 else HOME,
+        "Binh": lambda t: (1.0, 0.0) if 5 <= at(t) < 35 else (200.0, 1.0) if 95 <= at(t) < 125 else (100.0, 0.0),
+        "Khanh": lambda t: (200.0, 0.0) if at(t) < 130 else HOME,
+        "Lan": lambda t: (0.0, 12.0) if at(t) < 60 else (200.0, 12.0),
+    }
+    paths = run_emulated(positions, tmp_path, start, 130 * 60, seed=4)
+    return paths, dt.datetime.fromtimestamp(start, dt.UTC).date()
+
+
+@pytest.fixture
+def chain(live_server: dict, tmp_path: Path) -> dict:  # noqa: F811
+    nodes, day = _scene(tmp_path)
+    url, db, keys = live_server["url"], str(live_server["db"]), str(live_server["keys"])
+
+    def code(*args: str) -> str:
+        rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", keys, "--json", *args)
+        assert rc == 0, err
+        return json.loads(out)["code"]
+
+    def export() -> None:
+        rc, _, err = _run("server", "export", "--db", db, "--signing-key-dir", keys, "--export-dir", str(live_server["exports"]))
+        assert rc == 0, err
+
+    def check(name: str) -> dict:
+        rc, out, err = _run("check", "--server", url, "--db", str(nodes[name]), "--json")
+        assert rc == 0, err
+        return json.loads(out)
+
+    rc, out, err = _run("upload", "--server", url, "--code", code("--type", "confirmed"), "--db", str(nodes["An"]), "--yes")
+    assert rc == 0, err
+    export()
+    binh = check("Binh")
+    assert [e["level"] for e in binh["exposures"] if e["close_contact"]] == ["F1"]
+    assert binh["exposures"][0]["contact_of"] == "F0"
+    assert not check("Khanh")["close_contact"] and not check("Lan")["close_contact"]
+    # Binh, warned F1 on `day`, gets a recursive code and sends the keys from that day on
+    recursive = code("--type", "recursive", "--exposure-date", day.isoformat())
+    rc, out, err = _run("upload", "--server", url, "--code", recursive, "--db", str(nodes["Binh"]), "--yes",
+                        "--exposure-date", day.isoformat(), "--json")
+    assert rc == 0 and json.loads(out)["stored"] == 1, err
+    rc, out, err = _run("upload", "--server", url, "--code", recursive, "--db", str(nodes["Binh"]), "--yes",
+                        "--exposure-date", day.isoformat())
+    assert rc == 2 and _error_line(err).endswith("the verification code was already used (each code works once)")
+    export()
+    return {"nodes": nodes, "day": day, "url": url, "code": code, "export": export, "check": check}
+
+
+def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -> None:
+    khanh = chain["check"]("Khanh")
+    close = [e for e in khanh["exposures"] if e["close_contact"]]
+    assert [(e["level"], e["contact_of"], e["report_type"]) for e in close] == [("F2", "F1", 4)]
+    assert close[0]["duration_minutes"] >= 20 and close[0]["scorer"] == "bluezone"
+    assert not chain["check"]("Lan")["close_contact"]
+    rc, out, _ = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
+    assert rc == 0 and "0 exposure(s)" in out  # nothing new since
+    # Binh tests positive: the same device re-publishes its keys as confirmed (its revision token goes along)
+    rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "confirmed"),
+                        "--db", str(chain["nodes"]["Binh"]), "--yes", "--exposure-date", chain["day"].isoformat())
+    assert rc == 0 and "revised 1" in out, err
+    chain["export"]()
+    rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
+    assert rc == 0, err
+    assert "0 exposure(s)" in out  # not a new warning...
+    assert f"{chain['day']}  upgraded: the F2 warning of this day is now F1" in out  # ...an upgrade of the old one
+
+
+def test_f2_warning_withdrawn_when_the_f1_tests_negative(chain: dict) -> None:
+    khanh = chain["check"]("Khanh")
+    assert [e["level"] for e in khanh["exposures"] if e["close_contact"]] == ["F2"]
+    rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "negative"),
+                        "--db", str(chain["nodes"]["Binh"]), "--yes", "--exposure-date", chain["day"].isoformat())
+    assert rc == 0 and "revised 1" in out, err
+    chain["export"]()
+    rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]), "--json")
+    report = json.loads(out)
+    assert report["exposures"] == [] and [e["earlier_level"] for e in report["withdrawn"]] == ["F2"]
+
+
+def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(live_server: dict, tmp_path: Path) -> None:  # noqa: F811
+    nodes, day = _scene(tmp_path)
+    db, keys = str(live_server["db"]), str(live_server["keys"])
+    rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", keys, "--json", "--type", "recursive",
+                        "--exposure-date", (day + dt.timedelta(days=1)).isoformat())
+    code = json.loads(out)["code"]
+    rc, out, err = _run("upload", "--server", live_server["url"], "--code", code, "--db", str(nodes["Binh"]), "--yes")
+    assert rc == 2 and "--exposure-date" in _error_line(err)
+    rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", keys, "--type", "recursive")
+    assert rc == 2 and "--exposure-date" in _error_line(err)
