@@ -50,7 +50,7 @@ def _progress():  # type: ignore[no-untyped-def]
 @click.option("--dry-run", is_flag=True, help="Measure and print, write nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask: start at once (and skip the phone RSSI question).")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the emulated radio.")
-@click.option("--emulated-offsets", nargs=2, type=float, default=(0.0, 0.0), show_default=True,
+@click.option("--emulated-offsets", nargs=2, type=FloatRange(-40, 40), default=(0.0, 0.0), show_default=True,
               help="Emulated radio only: dB the adapter reads too strong and sends above its advertised power.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def calibrate(
