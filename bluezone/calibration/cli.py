@@ -19,6 +19,11 @@ STEPS = """Calibrating {radio} against {reference}, {distance:g} m apart, for {d
      is strongest, and note its typical RSSI: it gives this adapter's TX power (asked at the end)."""
 
 
+def _on_terminal() -> bool:
+    """Whether a person is there to follow the steps and answer (stdin and stderr are a terminal)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
 def _progress():  # type: ignore[no-untyped-def]
     if not sys.stderr.isatty():
         return None
@@ -74,7 +79,7 @@ def calibrate(
         reference_model, reference_manufacturer, reference_radio, reference_rssi_correction, reference_tx_power
     )
     name, correction, _ = reference.numbers()  # an unknown phone fails here, before any waiting
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not yes and not as_json
+    interactive = _on_terminal() and not yes and not as_json
     if interactive:
         click.echo(STEPS.format(radio=radio_spec, reference=name, distance=distance, duration=duration), err=True)
         click.confirm("Ready to measure?", default=True, abort=True, err=True)

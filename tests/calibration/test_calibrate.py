@@ -161,3 +161,26 @@ def test_dry_run_writes_nothing_and_a_broken_config_is_refused_intact(tmp_path: 
     assert code == 2 and "not valid TOML" in out
     assert config.read_text() == "tx_power = [broken\n"
 
+
+
+def test_the_guided_run_shows_the_steps_and_asks_for_the_phones_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bluezone.calibration.cli as calibrate_cli
+    import bluezone.calibration.session as session
+    from bluezone.calibration.procedure import CalibrationResult
+
+    measured = CalibrationResult(-7, None, 1.0, 180.0, "Google Pixel 4", 800, -71.0, 6.0, None, None)
+    monkeypatch.setattr(calibrate_cli, "_on_terminal", lambda: True)
+    monkeypatch.setattr(session, "run_calibration", lambda *a, **k: measured)  # a phone: no reading of us yet
+    config = tmp_path / "daemon.toml"
+    result = CliRunner().invoke(
+        cli, ["calibrate", "--reference", "Pixel 4", "--config", str(config)], input="y\n-79\n", obj={}
+    )
+    assert result.exit_code == 0, result.output
+    assert "Put the two devices 1 m apart" in result.output and "BLE scanner" in result.output
+    saved = DaemonConfig.load(config)
+    # TX power = 50 dB + (-79 dBm) + the Pixel 4's +5 dB correction
+    assert (saved.rssi_correction, saved.tx_power) == (-7, -24)
+    declined = CliRunner().invoke(cli, ["calibrate", "--reference", "Pixel 4", "--config", str(config)], input="n\n", obj={})
+    assert declined.exit_code == 1 and "Aborted" in declined.output
+    bad = CliRunner().invoke(cli, ["calibrate", "--reference", "Pixel 4", "--config", str(config)], input="y\nloud\n", obj={})
+    assert bad.exit_code == 2 and "not a number" in bad.output
