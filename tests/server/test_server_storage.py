@@ -397,3 +397,31 @@ def test_expired_codes_are_purged(storage) -> None:
     live = issue_code(storage, NOW, key=KEY).code
     storage.purge(0, NOW - 2 * 86400)
     assert storage.get_code(KEY.hash(old)) is None and storage.get_code(KEY.hash(live)) is not None
+
+
+def test_export_queue_index_covers_only_waiting_keys(tmp_path) -> None:
+    """Schema 5: the export queue's index holds only keys without a batch (marking a million keys
+    exported moved a million index entries before), on new and on migrated databases alike."""
+    import sqlite3
+
+    from bluezone.server import storage as st
+
+    path = tmp_path / "v3.db"
+    open_storage(path).close()
+    conn = sqlite3.connect(path)  # what schema 3 left: the full (batch_id, rolling_start) index
+    conn.execute("DROP INDEX exposure_keys_pending")
+    conn.execute("CREATE INDEX exposure_keys_pending ON exposure_keys (batch_id, rolling_start)")
+    conn.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
+    conn.commit()
+    conn.close()
+    for db in (path, tmp_path / "new.db"):
+        open_storage(db).close()
+        conn = sqlite3.connect(db)
+        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'exposure_keys_pending'").fetchone()
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM exposure_keys WHERE batch_id IS NULL AND rolling_start >= 1"
+        ).fetchall()
+        version = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+        conn.close()
+        assert "WHERE batch_id IS NULL" in sql and version == str(st.SCHEMA_VERSION)
+        assert any("exposure_keys_pending" in str(row) for row in plan)
