@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import cli_clock
+from bluezone.clitypes import FloatRange, cli_clock
 from bluezone.errors import BluezoneError, InputError
 
 
@@ -206,7 +206,7 @@ def export_cmd(
               help="Open connections in all (kept below the file descriptor limit); more are closed at once.")
 @click.option("--max-connections-per-client", default=50, show_default=True, type=click.IntRange(1),
               help="Open connections from one address (a named proxy is exempt).")
-@click.option("--request-timeout", default=20.0, show_default=True, type=click.FloatRange(0.1),
+@click.option("--request-timeout", default=20.0, show_default=True, type=FloatRange(0.1),
               help="Seconds to receive a request's headers and body; then 408 and the connection is closed.")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,

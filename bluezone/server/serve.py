@@ -18,6 +18,7 @@ connections until the process runs out of file descriptors, trusts ``X-Forwarded
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import resource
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bluezone.errors import BluezoneError, InputError
+from bluezone.server.publish import client_key
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +60,18 @@ class ServeSettings:
         if self.request_timeout <= 0 or self.send_timeout <= 0:
             raise InputError("timeouts must be positive")
 
-    @property
-    def trusted_proxies(self) -> frozenset[str]:
-        if not self.forwarded_allow_ips:
-            return frozenset()
-        return frozenset(a.strip() for a in self.forwarded_allow_ips.split(",") if a.strip())
+    def is_proxy(self, address: str) -> bool:
+        """Whether ``address`` is a proxy named in ``forwarded_allow_ips`` (an address, a network, or *)."""
+        for entry in (self.forwarded_allow_ips or "").split(","):
+            entry = entry.strip()
+            if entry == "*" or entry == address:
+                return True
+            try:
+                if ipaddress.ip_address(address) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                continue
+        return False
 
 
 def descriptor_budget(wanted: int, reserve: int = 64) -> tuple[int, int]:
@@ -92,7 +101,6 @@ def guarded_protocol(settings: ServeSettings, max_connections: int) -> type[asyn
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     per_client: Counter[str] = Counter()
-    trusted = settings.trusted_proxies
 
     class GuardedH11Protocol(H11Protocol):
         _peer: str | None = None
@@ -102,12 +110,13 @@ def guarded_protocol(settings: ServeSettings, max_connections: int) -> type[asyn
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            peer = self.client[0] if self.client else "unknown"
+            address = self.client[0] if self.client else "unknown"
+            peer = client_key(address)  # an IPv6 /64 is one client
             if len(self.connections) > max_connections:
                 log.warning("connection from %s refused: %d connections open (the limit)", peer, max_connections)
                 transport.abort()
                 return
-            if peer not in trusted and "*" not in trusted and per_client[peer] >= settings.max_connections_per_client:
+            if per_client[peer] >= settings.max_connections_per_client and not settings.is_proxy(address):
                 log.warning("connection from %s refused: %d connections open from it", peer, per_client[peer])
                 transport.abort()
                 return

@@ -599,7 +599,7 @@ class PostgresStorage(Storage):
         for batch in np.unique(batch_ids).tolist():
             self._exec(cur, f"UPDATE {table} SET {column} = ? WHERE id = ANY(?)", [batch, ids[batch_ids == batch].tolist()])
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, create: bool = True) -> None:
         super().__init__()
         try:
             import psycopg
@@ -609,6 +609,13 @@ class PostgresStorage(Storage):
             self._conn = psycopg.connect(dsn, autocommit=True)  # transaction() below is BEGIN ... COMMIT
         except psycopg.Error as exc:
             raise ServerStorageError(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
+        if not create:
+            with self._transaction() as cur:
+                found = self._exec(cur, "SELECT to_regclass('meta')").fetchone()[0]
+            if found is None:
+                self._conn.close()
+                raise InputError("this PostgreSQL database has no key server tables (the server creates them on its"
+                                 " first start; add --create-db to create them here)")
         self._create_schema()
 
     @contextmanager
@@ -625,7 +632,7 @@ def open_storage(db: str | Path, create: bool = True) -> Storage:
     created (with its directory) only if ``create``."""
     text = str(db)
     if text.startswith(("postgresql://", "postgres://")):
-        return PostgresStorage(text)
+        return PostgresStorage(text, create=create)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif "://" in text:

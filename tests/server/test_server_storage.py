@@ -425,3 +425,25 @@ def test_export_queue_index_covers_only_waiting_keys(tmp_path) -> None:
         conn.close()
         assert "WHERE batch_id IS NULL" in sql and version == str(st.SCHEMA_VERSION)
         assert any("exposure_keys_pending" in str(row) for row in plan)
+
+
+def test_a_database_without_key_server_tables_is_refused_unless_created(storage, tmp_path, request) -> None:
+    """Issue 14.10 on both backends: `create=False` (issue-code, export) never makes a new database."""
+    from bluezone.server.storage import SQLiteStorage
+
+    if isinstance(storage, SQLiteStorage):
+        target = str(tmp_path / "nowhere" / "typo.db")
+    else:  # a fresh, empty database beside the one the storage fixture made
+        import uuid
+
+        import psycopg
+
+        cluster = request.getfixturevalue("postgres_cluster")
+        name = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(cluster, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        target = cluster.replace("/postgres?", f"/{name}?")
+    with pytest.raises(InputError, match="--create-db"):
+        open_storage(target, create=False)
+    open_storage(target).close()  # as `server run` (or --create-db) does
+    open_storage(target, create=False).close()

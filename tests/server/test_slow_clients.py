@@ -243,3 +243,10 @@ def test_log_floods_are_cut_to_a_few_lines_with_a_count() -> None:
     now[0] = 61
     r = record("socket.accept() out of system resource: %s", "x")
     assert f.filter(r) and r.getMessage().endswith("[997 similar message(s) dropped]")
+
+
+def test_proxies_are_named_by_address_or_network() -> None:
+    settings = ServeSettings(forwarded_allow_ips="192.0.2.7, 10.0.0.0/8,2001:db8::/32")
+    assert settings.is_proxy("192.0.2.7") and settings.is_proxy("10.9.8.7") and settings.is_proxy("2001:db8::1")
+    assert not settings.is_proxy("192.0.2.8") and not ServeSettings().is_proxy("127.0.0.1")
+    assert ServeSettings(forwarded_allow_ips="*").is_proxy("203.0.113.1")
