@@ -527,6 +527,8 @@ def check(
                         "revoked_keys": result.revoked,
                         "withdrawn": [e.as_dict() for e in withdrawn],
                         "updated": [e.as_dict() for e in updated],
+                        "venue_files": result.venue_files,
+                        "venue_exposures": [v.as_dict() for v in result.venue_exposures],
                     }
                     if server_url is not None
                     else {}
@@ -573,6 +575,16 @@ def check(
                 f"{e.date}  updated: the {e.score.minutes:.1f}-min exposure reported before"
                 f" ({e.level or 'not F1'}) is now to a confirmed positive test"
             )
+    for v in result.venue_exposures if server_url is not None else []:
+        d = v.as_dict()
+        click.echo(
+            f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']}): you were there "
+            f"{d['your_visit']['start'][11:16]}-{d['your_visit']['end'][11:16]} UTC, a case "
+            f"{d['case_visit']['start'][11:16]}-{d['case_visit']['end'][11:16]} UTC"
+            + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
+        )
+    if server_url is not None and result.venue_files:
+        click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)")
     if rejected:
         raise rejected_error(rejected)
 

@@ -319,10 +319,14 @@ def _node_db(db_path: Path | None) -> Path:
     "--exposure-date", callback=_date,
     help="A close contact (F1) with a recursive code: the day you were exposed; only keys from then on are sent.",
 )
+@click.option(
+    "--checkins/--no-checkins", "send_checkins", default=None,
+    help="Also send your venue check-ins of the same days, encrypted (default: shown and asked; with --yes, sent).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was sent and stored as JSON.")
 def upload(
     server_url: str, code: str, db_path: Path | None, yes: bool, include_today: bool, dry_run: bool,
-    symptom_onset: dt.date | None, exposure_date: dt.date | None, as_json: bool,
+    symptom_onset: dt.date | None, exposure_date: dt.date | None, send_checkins: bool | None, as_json: bool,
 ) -> None:
     """Send this device's daily keys of the last 14 days to the key server (after a positive test).
 
@@ -358,13 +362,18 @@ def upload(
         if len(keys) == 0:
             since = f"since {exposure_date}" if exposure_date else "of the last 14 days"
             raise InputError(f"no daily keys {since} in this database: nothing to upload")
+        from bluezone.venues.checkins import visits
+        from bluezone.venues.upload import reports_to_upload
+
+        since = int(keys["rolling_start"].min()) * 600  # the check-ins of the days whose keys go
+        outgoing = [] if send_checkins is False else reports_to_upload(visits(store, since), since, now)
         if dry_run:
             from bluezone.server.client import ServerState
 
             # the token of this device's last upload goes too (it lets a later code revise those keys); not shown
             saved = ServerState(store.db.conn).revision_token(server_url.rstrip("/"))  # a dry run deletes nothing
             token = "<revision token of your last upload>" if saved else None
-            click.echo(json.dumps(publish_body(keys, code, onset, token), indent=2))
+            click.echo(json.dumps(publish_body(keys, code, onset, token, [r.entry() for r in outgoing]), indent=2))
             return
         click.echo(f"About to send {len(keys)} daily key(s) to {server_url}:", err=True)
         for k in keys:
@@ -376,11 +385,23 @@ def upload(
             click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
         if not yes and not click.confirm("Send them?", err=True):
             raise click.Abort()
+        if outgoing:
+            click.echo(
+                f"You also checked in at {len(outgoing)} place(s) on those days (names stay on this device; the server"
+                " gets them encrypted, readable only by phones that checked in there too):", err=True,
+            )
+            for r in outgoing:
+                shown = r.as_dict()
+                click.echo(f"  {shown['start'][:16].replace('T', ' ')}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
+            if send_checkins is None and not yes and not click.confirm(
+                "Send these check-ins too, so others who were there are warned?", default=True, err=True
+            ):
+                outgoing = []
         with KeyServerClient(server_url) as client:
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
             sent, receipt = upload_own_keys(
                 store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset,
-                exposure_date=exposure_date,
+                exposure_date=exposure_date, checkins=[r.entry() for r in outgoing],
             )
     if as_json:
         keys_info = [
@@ -391,11 +412,16 @@ def upload(
             }
             for k in sent
         ]
-        doc = {"server": server_url, "sent": len(sent), "stored": receipt.inserted, "revised": receipt.revised, "keys": keys_info}
+        doc = {
+            "server": server_url, "sent": len(sent), "stored": receipt.inserted, "revised": receipt.revised,
+            "keys": keys_info, "checkins_sent": len(outgoing), "checkins_stored": receipt.checkins,
+            "checkins": [r.as_dict() for r in outgoing],
+        }
         click.echo(json.dumps(doc, indent=2))
         return
     revised = f", revised {receipt.revised}" if receipt.revised else ""
-    click.echo(f"uploaded {len(sent)} key(s); the server stored {receipt.inserted} new{revised}")
+    checkins = f" and {receipt.checkins} check-in(s)" if outgoing else ""
+    click.echo(f"uploaded {len(sent)} key(s){checkins}; the server stored {receipt.inserted} new{revised}")
 
 
 def run_server_check(
@@ -412,6 +438,7 @@ def run_server_check(
     from bluezone.proximity.store import SightingStore
     from bluezone.server.client import KeyServerClient, ServerState, check_server
     from bluezone.server.signing import read_server_key
+    from bluezone.venues.checkins import visits
 
     given = read_server_key(server_key_path) if server_key_path else None
     path = _node_db(db_path)
@@ -424,7 +451,7 @@ def run_server_check(
         state = ServerState(store.db.conn)
         return check_server(
             client, state, lambda t0, t1: as_sightings(store.sightings(t0, t1)), server_key=given, scorer=scorer,
-            rssi_correction=rssi_correction, progress=progress,
+            rssi_correction=rssi_correction, progress=progress, load_visits=lambda: visits(store),
         )
 
 

@@ -15,7 +15,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,8 @@ from bluezone.matching.levels import WarningMemory
 from bluezone.matching.scoring import Scorer
 from bluezone.server.publish import MAX_REVISION_TOKEN_CHARS
 from bluezone.server.signing import PinnedKey
+from bluezone.venues.export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
+from bluezone.venues.matching import match_venue_reports
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +140,12 @@ class KeyServerClient:
         return doc
 
     def publish(
-        self, keys: np.ndarray, code: str, symptom_onset_interval: int | None = None, revision_token: str | None = None
+        self, keys: np.ndarray, code: str, symptom_onset_interval: int | None = None, revision_token: str | None = None,
+        checkins: Sequence[dict[str, Any]] = (),
     ) -> PublishReceipt:
         """Upload ``keys`` (KEY_DTYPE) with a verification code (and the token of an earlier upload,
-        to revise those keys); what the server took."""
-        body = publish_body(keys, code, symptom_onset_interval, revision_token)
+        to revise those keys; and sealed check-ins, ``venues.upload``); what the server took."""
+        body = publish_body(keys, code, symptom_onset_interval, revision_token, checkins)
         try:
             doc = self._json("POST", "/v1/publish", json=body)
         except KeyServerError as exc:
@@ -155,6 +158,7 @@ class KeyServerClient:
             _count(doc.get("insertedExposures")),
             _count(doc.get("revisedExposures")),
             token if isinstance(token, str) and 0 < len(token) <= MAX_REVISION_TOKEN_CHARS else None,
+            checkins=_count(doc.get("insertedCheckIns")),
         )
 
     def signing_key(self) -> PinnedKey:
@@ -183,6 +187,7 @@ class PublishReceipt:
     inserted: int  # keys the server stored new
     revised: int  # keys it had, whose report type this upload changed
     revision_token: str | None  # show it with a later upload of the same keys (None: the server gave none)
+    checkins: int = 0  # check-ins (venue reports) the server took
 
 
 def _count(value: Any) -> int:
@@ -190,7 +195,8 @@ def _count(value: Any) -> int:
 
 
 def publish_body(
-    keys: np.ndarray, code: str, symptom_onset_interval: int | None = None, revision_token: str | None = None
+    keys: np.ndarray, code: str, symptom_onset_interval: int | None = None, revision_token: str | None = None,
+    checkins: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The ``/v1/publish`` JSON, padded with random bytes so its size says little."""
     body: dict[str, Any] = {
@@ -210,6 +216,8 @@ def publish_body(
         body["symptomOnsetInterval"] = symptom_onset_interval
     if revision_token is not None:
         body["revisionToken"] = revision_token
+    if checkins:
+        body["checkInProtectedReports"] = list(checkins)  # {"day", "report"}: bluezone/venues/upload.py
     return body
 
 
@@ -252,6 +260,7 @@ def upload_own_keys(
     store: Any, client: KeyServerClient, code: str, now: float, *,
     include_today: bool, symptom_onset_interval: int | None = None, days: int = UPLOAD_DAYS,
     exposure_date: dt.date | None = None,
+    checkins: Sequence[dict[str, Any]] = (),
 ) -> tuple[np.ndarray, PublishReceipt]:
     """Publish the device's keys; returns (keys sent, what the server took).
 
@@ -272,7 +281,7 @@ def upload_own_keys(
         raise InputError(f"no daily keys of the last {days} days in this database: nothing to upload")
     keys = keys_from_daily(chosen)
     state = ServerState(store.db.conn)
-    receipt = client.publish(keys, code, symptom_onset_interval, state.revision_token(client.base_url, now))
+    receipt = client.publish(keys, code, symptom_onset_interval, state.revision_token(client.base_url, now), checkins)
     if receipt.revision_token is not None:
         state.save_revision_token(client.base_url, receipt.revision_token, now)
     current = interval_number(now)
@@ -396,6 +405,8 @@ class ServerCheckResult:
     withdrawn: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now revoked
     updated: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now confirmed
     pinned_now: bool = False
+    venue_files: list[str] = field(default_factory=list)  # venue-warning files verified and matched
+    venue_exposures: list[Any] = field(default_factory=list)  # bluezone.venues.matching.VenueExposure
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -409,6 +420,8 @@ class ServerCheckResult:
             "withdrawn": [e.as_dict() for e in self.withdrawn],
             "updated": [e.as_dict() for e in self.updated],
             "close_contact": any(e.score.close_contact for e in self.exposures),
+            "venue_files": self.venue_files,
+            "venue_exposures": [v.as_dict() for v in self.venue_exposures],
         }
 
 
@@ -422,11 +435,14 @@ def check_server(
     rssi_correction: int = 0,
     now: float | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    load_visits: Callable[[], list[Any]] | None = None,
 ) -> ServerCheckResult:
     """Download new batches, verify each, match their keys, remember them.
 
     A batch whose signature is missing or wrong is not used, not remembered, and listed in
-    ``rejected`` (the caller reports it as an error).
+    ``rejected`` (the caller reports it as an error).  Venue-warning files in the same index
+    are verified with the same key and matched against ``load_visits()`` (the device's
+    check-ins) in the same run.
     """
     now = time.time() if now is None else now
     pin, pinned_now = resolve_pin(client, state, server_key, now)
@@ -437,10 +453,22 @@ def check_server(
     parts: list[np.ndarray] = []
     revisions: list[np.ndarray] = []
     counts: dict[str, int] = {}
+    venue_reports: list[Any] = []
     for i, name in enumerate(new):
         if progress:
             progress(i, len(new), name)
         data = client.batch(name)
+        if is_venue_file(name):
+            try:
+                reports = open_signed_venue_zip(data, public_key, pin.key_id)
+            except BluezoneError as exc:
+                log.error("venue file %s rejected: %s", name, exc)
+                result.rejected[name] = str(exc)
+                continue
+            venue_reports.extend(reports)
+            counts[name] = len(reports)
+            result.venue_files.append(name)
+            continue
         try:
             export, _ = open_signed_export(data, public_key, pin.key_id)
         except ExportSignatureError as exc:
@@ -485,5 +513,7 @@ def check_server(
     result.updated = memory.with_earlier_levels(updated_keys, result.updated)
     memory.remember(result.keys, result.exposures, now)
     memory.remember(updated_keys, result.updated, now)
+    if venue_reports and load_visits is not None:
+        result.venue_exposures = match_venue_reports(load_visits(), venue_reports)
     state.mark_processed(client.base_url, counts, now)
     return result

@@ -237,3 +237,42 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
         _emit_json({"venue": secrets.venue.description, **stats.as_dict()})
     else:
         click.echo(f"venue beacon for {secrets.venue.description}: {stats.frames_sent} frames in {stats.epochs} epoch(s)")
+
+
+@venue.command("warn")
+@click.argument("venue_dir", type=click.Path(path_type=Path))
+@click.option("--server", "server_url", required=True, help="Key server base URL.")
+@click.option("--code", required=True, help="The one-time code the health authority gave for this warning.")
+@click.option("--start", required=True, help="Start of the window to warn about (ISO 8601).")
+@click.option("--end", required=True, help="End of the window (ISO 8601).")
+@click.option("--yes", is_flag=True, help="Do not ask before sending.")
+@_json_option
+def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str, yes: bool, as_json: bool) -> None:
+    """Warn everyone checked in at the venue during a window (an outbreak the owner learned of).
+
+    Needs the venue's secrets (VENUE_DIR) and a health-authority code, as a case's upload does;
+    the server receives the same encrypted reports and cannot tell which venue they name.
+    """
+    from bluezone.matching.keyfile import empty_keys
+    from bluezone.server.client import KeyServerClient
+    from bluezone.venues.owner import load_venue_dir
+    from bluezone.venues.upload import owner_warning_reports
+
+    if not (code.isdigit() and 6 <= len(code) <= 16):
+        raise VenueError("the verification code is the digits the health authority gave you")
+    secrets = load_venue_dir(venue_dir)
+    now = cli_clock().now()
+    reports = owner_warning_reports(secrets.venue, parse_time(start, "--start"), parse_time(end, "--end"), now)
+    click.echo(
+        f"About to warn visitors of {secrets.venue.description}: {_local(reports[0].start_interval * 600)} .. "
+        f"{_local((reports[-1].start_interval + reports[-1].period) * 600)} ({len(reports)} report(s)) via {server_url}",
+        err=True,
+    )
+    if not yes and not click.confirm("Send the warning?", err=True):
+        raise click.Abort()
+    with KeyServerClient(server_url) as client:
+        receipt = client.publish(empty_keys(0), code, checkins=[r.entry() for r in reports])
+    if as_json:
+        _emit_json({"server": server_url, "reports_sent": len(reports), "reports_stored": receipt.checkins})
+    else:
+        click.echo(f"warning sent: the server took {receipt.checkins} report(s); visitors learn of it at their next check")

@@ -1,0 +1,181 @@
+"""Issue 15's "done": on loopback through the CLI, a venue, one visitor checked in by URL (the
+case, F0) and one by the venue's beacon on the emulated radio; the F0 uploads keys and
+check-ins, the server exports, and the other visitor's `bluezone check` reports the venue
+exposure with its overlap (and no Bluetooth contact)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.crypto.keys import DailyKey
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.daemon import Daemon
+from bluezone.proximity.store import SightingStore
+from bluezone.server.app import create_app
+from bluezone.server.codes import CodeKey
+from bluezone.server.signing import keygen, load_signer
+from bluezone.server.storage import SQLiteStorage
+from bluezone.venues import beacon
+from bluezone.venues.broadcast import run_beacon
+from bluezone.venues.nearby import BeaconCheckIns
+from bluezone.venues.owner import load_venue_dir
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[dict]:
+    db, keys, exports = tmp_path / "server.db", tmp_path / "signing", tmp_path / "exports"
+    keygen(keys)
+    storage = SQLiteStorage(db)
+    app = create_app(storage, code_key=CodeKey.load(keys), export_dir=exports, signer=load_signer(keys))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield {"url": f"http://127.0.0.1:{port}", "db": db, "keys": keys, "exports": exports}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        storage.close()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), obj={})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
+
+
+def checked_in_by_beacon(venue_dir: Path, db: Path, start: float, minutes: float) -> None:
+    """A bluezone daemon 3 m from the venue's beacon for ``minutes``, then gone, on a virtual clock."""
+    clock = VirtualClock(start)
+    air = Air(clock, seed=3)
+    secrets = load_venue_dir(venue_dir)
+
+    def where(t: float) -> tuple[float, float]:
+        return (3.0, 0.0) if t < start + minutes * 60 else (500.0, 0.0)
+
+    store = SightingStore.open(db)
+    daemon = Daemon(air.radio("visitor", where), store, clock, listeners=[BeaconCheckIns(store)])
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_beacon(air.radio("beacon", (0.0, 0.0), beacon.SERVICE_UUID), secrets, clock, (minutes + 10) * 60))
+            tg.create_task(daemon.run((minutes + 10) * 60))
+
+    try:
+        clock.run(main())
+    finally:
+        store.close()
+
+
+def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
+    now = time.time()
+    cafe, f0_db, visitor_db = tmp_path / "cafe", tmp_path / "f0.db", tmp_path / "visitor.db"
+    rc, out, err = run("venue", "create", "--name", "Café Hoa", "--address", "12 Trần Phú, Hà Nội",
+                       "--type", "food-service", "--default-minutes", "60", "--out", str(cafe), "--json")
+    assert rc == 0, err
+    url = json.loads(out)["url"]
+
+    # the F0 scanned the poster (a visit recorded afterwards: 3 h to 2 h ago); its device has daily keys
+    rc, out, err = run("checkin", url, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(f0_db))
+    assert rc == 0, err
+    with SightingStore.open(f0_db) as store:
+        for days_ago in (2, 1, 0):
+            store.save_daily_key(DailyKey.generate(now - days_ago * 86400))
+
+    # the other visitor never scanned anything: its daemon heard the beacon 3 h 30 min to 2 h 30 min ago
+    checked_in_by_beacon(cafe, visitor_db, now - 3.5 * 3600, 60)
+    rc, out, err = run("checkins", "--db", str(visitor_db), "--json")
+    [visit] = json.loads(out)["checkins"]
+    assert visit["source"] == "beacon" and visit["description"] == "Café Hoa"
+
+    # the health authority's code; the F0 uploads keys and check-ins on it
+    rc, out, err = run("server", "issue-code", "--db", str(live_server["db"]), "--signing-key-dir",
+                       str(live_server["keys"]), "--json", "--type", "confirmed")
+    assert rc == 0, err
+    code = json.loads(out)["code"]
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--json")
+    assert rc == 0, err
+    sent = json.loads(out)
+    assert sent["checkins_sent"] == 1 and sent["checkins_stored"] == 1 and sent["checkins"][0]["minutes"] == 60
+
+    rc, out, err = run("server", "export", "--db", str(live_server["db"]), "--signing-key-dir",
+                       str(live_server["keys"]), "--export-dir", str(live_server["exports"]))
+    assert rc == 0, err
+
+    shutil.copy(visitor_db, tmp_path / "visitor-copy.db")
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["exposures"] == []  # no Bluetooth contact: the F0's phone was never near
+    [exposure] = report["venue_exposures"]
+    assert exposure["venue"] == "Café Hoa" and exposure["address"] == "12 Trần Phú, Hà Nội"
+    assert 25 <= exposure["overlap_minutes"] <= 35 and exposure["fifteen_minutes_or_more"]
+    # a second check finds nothing new (files are processed once, as key batches)
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
+    assert rc == 0 and json.loads(out)["venue_exposures"] == []
+    # the same facts in words, one report with the Bluetooth exposures
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(tmp_path / "visitor-copy.db"))
+    assert rc == 0, err
+    line = next(line for line in out.splitlines() if "Café Hoa" in line)
+    assert "min  at Café Hoa (12 Trần Phú, Hà Nội)" in line and "15 min or more" in line
+    assert "1 venue exposure(s)" in out and "0 exposure(s)" in out
+
+
+def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, tmp_path: Path) -> None:
+    now = time.time()
+    cafe, f0_db, visitor_db = tmp_path / "cafe", tmp_path / "f0.db", tmp_path / "visitor.db"
+    rc, out, err = run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(cafe), "--json")
+    url = json.loads(out)["url"]
+    assert run("checkin", url, "--start", iso(now - 5 * 3600), "--end", iso(now - 4 * 3600), "--db", str(visitor_db))[0] == 0
+    assert run("checkin", url, "--start", iso(now - 5 * 3600), "--end", iso(now - 4 * 3600), "--db", str(f0_db))[0] == 0
+    with SightingStore.open(f0_db) as store:
+        store.save_daily_key(DailyKey.generate(now - 86400))
+
+    def issue() -> str:
+        out = run("server", "issue-code", "--db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]), "--json")[1]
+        return json.loads(out)["code"]
+
+    # an F0 who answers no to the check-ins question sends keys only
+    result = CliRunner().invoke(
+        cli, ["upload", "--server", live_server["url"], "--code", issue(), "--db", str(f0_db)], obj={}, input="y\nn\n"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "Quán Phở" in result.stderr and "Send these check-ins too" in result.stderr
+    assert "uploaded 1 key(s);" in result.stdout
+    # the owner warns for 30 minutes of that hour, with a code of its own
+    rc, out, err = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", issue(),
+                       "--start", iso(now - 4.75 * 3600), "--end", iso(now - 4.25 * 3600), "--yes", "--json")
+    assert rc == 0, err
+    assert json.loads(out) == {"server": live_server["url"], "reports_sent": 1, "reports_stored": 1}
+    bad = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", "12345678",
+              "--start", iso(now + 3600), "--end", iso(now + 7200), "--yes")
+    assert bad[0] == 2 and "future" in bad[2]
+    run("server", "export", "--db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]),
+        "--export-dir", str(live_server["exports"]))
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
+    [exposure] = json.loads(out)["venue_exposures"]
+    assert exposure["venue"] == "Quán Phở" and exposure["overlap_minutes"] == 30.0
