@@ -144,6 +144,8 @@ def run(
     if progress:
         progress(1.0)
     scene["walls"] = [(w.start, w.end) for w in scenario.space.walls]
+    scene["zones"] = [z.region for z in scenario.space.zones]
+    scene["storey"] = crowd.storey
     scene["size"] = (scenario.space.width_m, scenario.space.depth_m)
     return RunResult(
         scenario=scenario,

@@ -101,6 +101,13 @@ def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
     ax.scatter(pos[up, 0], pos[up, 1], s=14, facecolors="none", edgecolors="tab:red", label="uploads")
     for a, b in result.scene["walls"]:
         ax.plot([a[0], b[0]], [a[1], b[1]], "k-", lw=2)
+    for x0, y0, x1, y1 in result.scene.get("zones", ()):
+        ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, ls="--", ec="tab:orange", lw=1))
+    storey = result.scene.get("storey")
+    if storey is not None and storey.max(initial=0) > 0:  # storeys overlaid: mark who is upstairs
+        upstairs = storey > 0
+        ax.scatter(pos[upstairs, 0], pos[upstairs, 1], s=40, marker="^", facecolors="none", edgecolors="tab:green",
+                   label="upper storeys")
     w, d = result.scene["size"]
     ax.set_xlim(0, w)
     ax.set_ylim(0, d)

@@ -28,7 +28,7 @@ def test_the_directives_settings_exist() -> None:
 def test_every_scenario_parses_and_runs_briefly(path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.people >= 2 and scenario.duration_min >= 15
-    result = invoke("simulate", str(path), "--seed", "1", "--minutes", "1", "--json")
+    result = invoke("simulate", str(path), "--seed", "1", "--minutes", "0.5", "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["scenario"] == scenario.name
