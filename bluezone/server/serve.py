@@ -221,8 +221,8 @@ def configure_logging() -> None:
         if not any(isinstance(f, RateLimitFilter) for f in handler.filters):
             handler.addFilter(RateLimitFilter())
     if root.level == logging.WARNING:
-        for name in ("bluezone", "uvicorn", "asyncio"):
-            logging.getLogger(name).setLevel(logging.INFO if name != "asyncio" else logging.WARNING)
+        for name in ("bluezone", "uvicorn"):
+            logging.getLogger(name).setLevel(logging.INFO)
 
 
 def bind(host: str, port: int) -> socket.socket:
