@@ -3,7 +3,8 @@
 ``bluezone.proximity.backends.emulated.Air`` asks its channel for the RSSI of each packet
 of a tick.  This adapter applies the same model as the vectorised engine (path loss,
 carriage with its fade, walls, a static and an AR(1) slow offset per link, fast noise);
-only body loss by heading is left out, since the Air knows positions but not headings.
+only body loss by heading is left out, since the Air knows positions but not headings, and so
+are heights, storeys and radio zones (the flat model: the benchmarks run the flat scenes).
 Used for small crowds where every phone runs the real asyncio daemon.
 """
 

@@ -612,6 +612,9 @@ def _scenario(data: dict[str, Any], groups: tuple[Group, ...]) -> Scenario:
     if scenario.step_s > scenario.scanning.interval_s:
         raise ConfigError("step_s must not exceed [scanning].interval_s")
     names = {m.name for m in devices.models}
+    twice = sorted({m.name for m in devices.models if [x.name for x in devices.models].count(m.name) > 1})
+    if twice and any(g.models for g in groups):
+        raise ConfigError(f"[devices].models: groups choose models by name, but {', '.join(twice)} is named twice")
     for i, group in enumerate(groups):
         unknown = sorted({name for name, _ in group.models or ()} - names)
         if unknown:

@@ -88,6 +88,10 @@ def test_scenarios_without_group_phones_draw_as_before() -> None:
 def test_unknown_group_model_and_bad_keys_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="no \\[\\[devices.models\\]\\] named nokia"):
         scenario_from_mapping(scene([line(2, [1, 1], models={"nokia": 1.0})]))
+    twice = {"models": [{"name": "a"}, {"name": "a", "tx_error_db": 3}]}
+    with pytest.raises(ConfigError, match="a is named twice"):
+        scenario_from_mapping(scene([line(2, [1, 1], models={"a": 1.0})], devices=twice))
+    scenario_from_mapping(scene([line(2, [1, 1])], devices=twice))  # fine while no group picks by name
     with pytest.raises(ConfigError, match="not one of"):
         scenario_from_mapping(scene([line(2, [1, 1], posture="lying")]))
     with pytest.raises(ConfigError, match="does not use it"):
