@@ -57,6 +57,15 @@ class BluezoneConfig:
     calibration_weight: float = 0.7  # share of (reference - reference_db) added to the threshold; 0 = off
     calibration_clip_db: float = 5.0  # bound on the shift
     calibration_min_link_minutes: int = 10  # fewer (RPI, minute) groups behind a day's reference: no shift
+    ramp_db: float = 0.0  # half-width of a linear ramp from weight 1 to 0 around the threshold; 0: none
+    # Same-minute reference (receiver.py ``minute_reference``): each minute is judged against the
+    # receiver's other links heard in that minute; replaces the day shift above when weight > 0.
+    minute_reference_weight: float = 0.0  # share of (reference - minute_reference_db) taken off; 0 = off
+    minute_reference_quantile: float = 50.0  # of the other links' attenuations in the minute
+    minute_reference_db: float = 65.0  # a minute reference that needs no shift
+    minute_reference_clip_db: float = 8.0  # bound on the shift
+    minute_reference_min_links: int = 2  # fewer other links in a minute: the day reference stands in
+    day_reference_offset_db: float = 8.0  # what the day's low end (5th pct) lies below a minute's reference
 
     def __post_init__(self) -> None:
         check_setting_types(self)
@@ -75,6 +84,18 @@ class BluezoneConfig:
             raise ConfigError("close_contact_minutes must be > 0 and slot_seconds >= 1")
         if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
+        if self.ramp_db < 0 or (self.ramp_db > 0 and self.soft_width_db > 0):
+            raise ConfigError("ramp_db must be >= 0, and not set together with soft_width_db")
+        if (
+            not 0 <= self.minute_reference_weight <= 1
+            or not 0 <= self.minute_reference_quantile <= 100
+            or self.minute_reference_clip_db < 0
+            or self.minute_reference_min_links < 1
+        ):
+            raise ConfigError(
+                "minute_reference_weight 0-1, minute_reference_quantile 0-100, "
+                "minute_reference_clip_db >= 0, minute_reference_min_links >= 1"
+            )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> BluezoneConfig:
@@ -136,7 +157,7 @@ class BluezoneScorer:
         """The per-minute threshold on ``day``: ``threshold_db`` shifted by the receiver's reference
         (without the sightings ``exclude``: the judged link's own, see receiver.py)."""
         c = self.config
-        if self.receiver is None or c.calibration_weight == 0:
+        if self.receiver is None or c.calibration_weight == 0 or c.minute_reference_weight > 0:
             return c.threshold_db
         ref = self.receiver.reference(day, c.calibration_min_link_minutes, exclude)
         if ref is None:
@@ -144,14 +165,32 @@ class BluezoneScorer:
         shift = float(np.clip(ref - c.reference_db, -c.calibration_clip_db, c.calibration_clip_db))
         return c.threshold_db + c.calibration_weight * shift
 
+    def minute_shift(self, window: ExposureWindow, slots: np.ndarray) -> np.ndarray:
+        """dB taken off each judged minute's attenuation: part of how far the receiver's other
+        links in that minute sit from ``minute_reference_db`` (the day's low end stands in for a
+        minute with too few of them; nothing without a receiver)."""
+        c = self.config
+        if self.receiver is None or c.minute_reference_weight == 0 or len(slots) == 0:
+            return np.zeros(len(slots))
+        ref, count = self.receiver.minute_reference(slots, c.minute_reference_quantile, window.sighting_index)
+        ref = np.where(count >= c.minute_reference_min_links, ref, np.nan)
+        day = self.receiver.reference(window.day, c.calibration_min_link_minutes, window.sighting_index)
+        if day is not None:
+            ref = np.where(np.isnan(ref), day + c.day_reference_offset_db, ref)
+        shift = np.clip(ref - c.minute_reference_db, -c.minute_reference_clip_db, c.minute_reference_clip_db)
+        return np.where(np.isnan(shift), 0.0, c.minute_reference_weight * shift)
+
     def weights(self, window: ExposureWindow, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(slot numbers, smoothed attenuation, weight "within 2 m" at ``threshold``) of the judged minutes."""
         c = self.config
         slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
+        value = value - self.minute_shift(window, slots)
         # Smooth over consecutive runs only: a gap longer than the bridge starts a new encounter.
         breaks = np.flatnonzero(np.diff(slots) > c.gap_fill_slots + 1) + 1
         smooth = np.concatenate([rolling_median(part, c.smooth_slots) for part in np.split(value, breaks)]) if len(value) else value
-        if c.soft_width_db > 0:
+        if c.ramp_db > 0:
+            weight = np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0)
+        elif c.soft_width_db > 0:
             weight = 1.0 / (1.0 + np.exp((smooth - threshold) / c.soft_width_db))
         else:
             weight = (smooth <= threshold).astype(np.float64)

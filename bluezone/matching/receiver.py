@@ -44,6 +44,7 @@ class ReceiverContext:
     value_day: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # Unix seconds of its midnight
     link_minute_of: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # per sighting; -1: none
     quantile: float = 5.0
+    value_slot: np.ndarray | None = None  # per link-minute, its slot (Unix seconds // slot_seconds); None: unknown
 
     @classmethod
     def uniform(cls, day: int, level_db: float, count: int, quantile: float = 5.0) -> ReceiverContext:
@@ -70,6 +71,46 @@ class ReceiverContext:
             return None
         return float(np.percentile(self.values[keep], self.quantile))
 
+    def minute_reference(
+        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(reference, how many link-minutes back it) for each of ``slots``: the ``quantile``-th
+        percentile of the other links heard in that same minute (nan where none was heard).
+
+        Everyone heard in one minute shares this receiver's carriage and the room's level at that
+        moment, so a link judged against them has both cancelled (docs/radio-model.md).
+        """
+        slots = np.asarray(slots, np.int64)
+        ref = np.full(len(slots), np.nan)
+        count = np.zeros(len(slots), np.int64)
+        if self.value_slot is None or len(self.values) == 0 or len(slots) == 0:
+            return ref, count
+        keep = np.isin(self.value_slot, slots)
+        if exclude is not None and len(exclude) and len(self.link_minute_of):
+            dropped = self.link_minute_of[np.asarray(exclude, np.int64)]
+            keep[dropped[dropped >= 0]] = False
+        at, value = self.value_slot[keep], self.values[keep]
+        if len(at) == 0:
+            return ref, count
+        order = np.lexsort((value, at))
+        at, value = at[order], value[order]
+        occupied, first, counts = np.unique(at, return_index=True, return_counts=True)
+        per_slot = group_percentile(value, first, counts, quantile)
+        where = np.searchsorted(occupied, slots)
+        found = (where < len(occupied)) & (occupied[np.minimum(where, len(occupied) - 1)] == slots)
+        ref[found] = per_slot[where[found]]
+        count[found] = counts[where[found]]
+        return ref, count
+
+
+def group_percentile(values: np.ndarray, first: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:
+    """The ``percentile`` of each group of ``values`` (sorted within groups; groups start at
+    ``first`` with ``counts`` members), by linear interpolation on ranks, as numpy's default."""
+    pos = first + (counts - 1) * (percentile / 100.0)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, first + counts - 1)
+    return values[lo] * (1 - (pos - lo)) + values[hi] * (pos - lo)
+
 
 def receiver_context(
     sightings: np.ndarray,
@@ -93,10 +134,7 @@ def receiver_context(
     new = np.r_[True, (np.diff(slots) != 0) | (np.diff(w0) != 0) | (np.diff(w1) != 0)]
     first = np.flatnonzero(new)
     counts = np.diff(np.r_[first, len(att)])
-    pos = first + (counts - 1) * (percentile / 100.0)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, first + counts - 1)
-    value = att[lo] * (1 - (pos - lo)) + att[hi] * (pos - lo)
+    value = group_percentile(att, first, counts, percentile)
     keep = counts >= min_sightings
     value = value[keep]
     days = (np.floor_divide(slots[first][keep] * slot_seconds, DAY_SECONDS) * DAY_SECONDS).astype(np.int64)
@@ -104,7 +142,7 @@ def receiver_context(
     kept_number = np.where(keep, np.cumsum(keep) - 1, -1)
     link_minute_of = np.empty(len(att), np.int64)
     link_minute_of[order] = np.repeat(kept_number, counts)
-    return ReceiverContext(value, days, link_minute_of, quantile)
+    return ReceiverContext(value, days, link_minute_of, quantile, slots[first][keep])
 
 
 def for_receiver(scorer: Any, context: ReceiverContext | None) -> Any:

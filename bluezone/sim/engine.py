@@ -29,7 +29,7 @@ import numpy as np
 
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow, find_exposures
-from bluezone.matching.receiver import for_receiver, receiver_context
+from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.proximity.ingest import payloads_to_sightings
 from bluezone.sim.channel import Channel, DeviceTable, make_devices
@@ -68,6 +68,7 @@ class RunResult:
     seconds: float
     stats: dict[str, Any] = field(default_factory=dict)
     windows: dict[tuple[int, int, int], list[ExposureWindow]] | None = None  # kept on request (tuning)
+    contexts: dict[int, ReceiverContext] | None = None  # per receiver device, kept with the windows
 
 
 def run(
@@ -136,7 +137,8 @@ def run(
         if progress and i % 60 == 0:
             progress(i / steps)
     windows: dict[tuple[int, int, int], list[ExposureWindow]] | None = {} if keep_windows else None
-    scores = _check(stores, schedule, senders, devices, scorers or scorer_names(), windows)
+    contexts: dict[int, ReceiverContext] | None = {} if keep_windows else None
+    scores = _check(stores, schedule, senders, devices, scorers or scorer_names(), windows, contexts)
     stores.close()
     cloud_arr = np.concatenate(cloud) if cloud else np.empty((0, 2))
     if len(cloud_arr) > CLOUD_SIZE:
@@ -160,6 +162,7 @@ def run(
         seconds=_time.perf_counter() - began,
         stats={"store": stores.kind, "phones": n, "uploaders": len(senders)},
         windows=windows,
+        contexts=contexts,
     )
 
 
@@ -181,6 +184,7 @@ def _check(
     devices: DeviceTable,
     names: list[str],
     keep: dict[tuple[int, int, int], list[ExposureWindow]] | None = None,
+    keep_contexts: dict[int, ReceiverContext] | None = None,
 ) -> dict[str, dict[tuple[int, int, int], PairScore]]:
     """Every phone matches its store against all positives' keys; every scorer scores."""
     keys, owner = schedule.diagnosis_keys(np.arange(len(senders)))
@@ -194,6 +198,8 @@ def _check(
         windows = find_exposures(keys, sightings, rssi_correction=correction)
         # As ``check_sightings`` does: scorers that can are calibrated on everything this phone stored.
         context = receiver_context(sightings, rssi_correction=correction)
+        if keep_contexts is not None:
+            keep_contexts[device] = context
         calibrated = {name: for_receiver(scorer, context) for name, scorer in judges.items()}
         for w in windows:
             row = int(owner[w.key_index])

@@ -134,3 +134,47 @@ def test_check_sightings_calibrates_on_the_whole_store() -> None:
     assert not check_sightings(keys, weak_day, scorer, calibrate_receiver=False)[0].score.close_contact
     gaen = check_sightings(keys, weak_day, GaenScorer())[0].score
     assert gaen == check_sightings(keys, weak_day, GaenScorer(), calibrate_receiver=False)[0].score
+
+
+def test_minute_reference_is_the_other_links_in_that_minute() -> None:
+    # neighbours 2-6 at 70-74 dB for 30 minutes; neighbour 1 (the judged link) at 55 dB
+    heard = sightings({1: 55.0, **{n: 68.0 + 2 * (n - 2) for n in range(2, 7)}}, minutes=30)
+    ctx = receiver_context(heard)
+    own = np.flatnonzero(heard["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
+    slots = np.unique(np.floor(heard["time"][own] / 60).astype(np.int64))
+    ref, count = ctx.minute_reference(slots, 50.0, exclude=own)
+    assert (count == 5).all()
+    assert np.allclose(ref, 72.0 - 2.6, atol=2.0)  # median of the others (68-76) at their 10th percentile (-1.28 SD)
+    with_own, count_own = ctx.minute_reference(slots, 0.0)
+    assert (count_own == 6).all() and np.allclose(with_own, 55.0, atol=4.0)  # the judged link itself is lowest
+    empty, none = ctx.minute_reference(slots + 10_000, 50.0)
+    assert np.isnan(empty).all() and (none == 0).all()  # minutes nobody was heard
+    assert np.isnan(ReceiverContext().minute_reference(slots, 50.0)[0]).all()
+
+
+def test_minute_reference_cancels_the_receivers_own_loss() -> None:
+    # The same room heard by a phone in a bag: everyone 9 dB weaker, the contact included.
+    config = BluezoneConfig(minute_reference_weight=1.0, minute_reference_db=72.0, minute_reference_clip_db=15.0, threshold_db=59.0)
+    for loss in (0.0, 9.0):
+        room = {1: 57.0 + loss, **{n: 68.0 + 2 * (n - 2) + loss for n in range(2, 7)}}
+        heard = sightings(room, minutes=30)
+        own = np.flatnonzero(heard["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
+        judged = ExposureWindow(
+            key_index=0, day=DAY, times=heard["time"][own], rssi=heard["rssi"][own].astype(np.int32),
+            attenuation=-24 - heard["rssi"][own].astype(np.int32), tx_power_estimated=False, sighting_index=own,
+        )
+        scorer = BluezoneScorer(config).for_receiver(receiver_context(heard))
+        assert scorer.score(judged).close_contact, loss
+        bare = BluezoneScorer(config)  # no receiver: nothing to compare with, the plain threshold
+        assert bare.score(judged).close_contact == (loss == 0.0)
+
+
+def test_ramp_weights_minutes_around_the_threshold() -> None:
+    s = BluezoneScorer(BluezoneConfig(threshold_db=60.0, ramp_db=4.0, calibration_weight=0.0))
+    assert s.score(window(56, 30)).weighted_minutes == pytest.approx(30, abs=0.5)
+    assert s.score(window(60, 30)).weighted_minutes == pytest.approx(15, abs=2.5)
+    assert s.score(window(64, 30)).weighted_minutes == pytest.approx(0, abs=0.5)
+    with pytest.raises(ConfigError):
+        BluezoneConfig(ramp_db=2.0, soft_width_db=1.0)
+    with pytest.raises(ConfigError):
+        BluezoneConfig(minute_reference_weight=2.0)

@@ -1,0 +1,113 @@
+"""Run scenes once and cache, per judged unit, the per-minute features an estimator can use.
+
+Usage: python research/estimator_cache.py CACHE_DIR SCENES SEEDS [--minutes M]
+e.g.   python research/estimator_cache.py /tmp/est classroom,office 11,12,13
+
+SCENES are names of ``simulations/*.toml`` (or paths to TOML files).  Each (scene, seed) runs
+once through the real engine (memory stores, the ``gaen`` and present ``bluezone`` scorers) and
+is kept as ``CACHE_DIR/<scene>_<seed>.pkl`` (an existing file is not run again):
+
+- ``keys``, ``true`` (minutes within the close distance per unit), ``cc`` (close-contact minutes);
+- ``scores``: per scorer, per unit, (weighted minutes, close contact) as the report uses them;
+- ``units``: per unit (day, uploader row, receiver device), sorted by minute: ``slot``, the
+  link's 10th-percentile attenuation ``p10``, ``count`` (sightings), ``sd`` (their spread),
+  ``day_ref`` (the receiver's day reference without this link, nan when it has none), and the
+  same-minute reference of the receiver's *other* links, ``others_q`` (quantile -> per-minute
+  value, nan where it heard nobody else) with ``others_n``.
+
+``estimator_sweep.py`` then sweeps estimator settings on these arrays in seconds.  Keep the
+hold-out seeds out of any sweep that chooses settings.
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from bluezone.matching.bluezone_scorer import BluezoneConfig, minute_attenuation
+from bluezone.sim import engine, report
+from bluezone.sim.scenario import load_scenario
+
+SIMULATIONS = Path(__file__).resolve().parents[1] / "simulations"
+OTHERS_Q = (0.0, 10.0, 25.0, 50.0)
+
+
+def scene_path(name: str) -> Path:
+    return Path(name) if name.endswith(".toml") else SIMULATIONS / f"{name}.toml"
+
+
+def minute_spread(window, slots: np.ndarray, config: BluezoneConfig) -> np.ndarray:
+    """Standard deviation of attenuation within each of ``slots`` (slots from minute_attenuation)."""
+    sl = np.floor(np.asarray(window.times, np.float64) / config.slot_seconds).astype(np.int64)
+    att = np.asarray(window.attenuation, np.float64)
+    occupied, inverse = np.unique(sl, return_inverse=True)
+    n = np.bincount(inverse)
+    mean = np.bincount(inverse, att) / n
+    var = np.bincount(inverse, att * att) / n - mean * mean
+    return np.sqrt(np.maximum(var, 0.0))[np.searchsorted(occupied, slots)]
+
+
+def unit_features(windows: list, context, config: BluezoneConfig) -> dict[str, np.ndarray]:
+    parts = []
+    for w in windows:
+        slots, value, counts = minute_attenuation(w.times, w.attenuation, config)
+        sd = minute_spread(w, slots, config)
+        exclude = w.sighting_index
+        others = {q: context.minute_reference(slots, q, exclude) for q in OTHERS_Q}
+        ref = context.reference(w.day, config.calibration_min_link_minutes, exclude)
+        parts.append(
+            dict(
+                slot=slots, p10=value, count=counts, sd=sd,
+                day_ref=np.full(len(slots), np.nan if ref is None else ref),
+                **{f"others_{q:g}": others[q][0] for q in OTHERS_Q},
+                others_n=others[0.0][1],
+            )
+        )
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    order = np.argsort(out["slot"], kind="stable")
+    return {k: v[order] for k, v in out.items()}
+
+
+def collect(name: str, seed: int, minutes: float | None) -> dict:
+    scenario = load_scenario(scene_path(name))
+    if minutes:
+        scenario = scenario.with_overrides(duration_min=min(minutes, scenario.duration_min))
+    result = engine.run(scenario, seed=seed, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
+    keys, true = report.units(result)
+    config = BluezoneConfig()
+    units = {k: unit_features(ws, result.contexts[k[2]], config) for k, ws in result.windows.items()}
+    scores = {
+        n: (
+            np.array([s[k].weighted_minutes if k in s else 0.0 for k in keys]),
+            np.array([s[k].close_contact if k in s else False for k in keys]),
+        )
+        for n, s in result.scores.items()
+    }
+    return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores, "units": units}
+
+
+def main(argv: list[str]) -> None:
+    minutes = None
+    if "--minutes" in argv:
+        i = argv.index("--minutes")
+        minutes = float(argv[i + 1])
+        del argv[i : i + 2]
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in [int(s) for s in argv[2].split(",")]:
+        for name in argv[1].split(","):
+            path = out / f"{Path(name).stem}_{seed}.pkl"
+            if path.exists():
+                continue
+            data = collect(name, seed, minutes if Path(name).stem == "market" else None)
+            tmp = path.with_suffix(".part")
+            tmp.write_bytes(pickle.dumps(data))
+            tmp.replace(path)
+            print(Path(name).stem, seed, "units", len(data["units"]), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
