@@ -3,11 +3,13 @@
 Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--scenes a,b,...]
 
 Reads ``CACHE_DIR/<scene>_<seed>.pkl`` (from ``estimator_cache.py``), flattens every judged
-unit's minutes into arrays once, then scores every setting of ``GRID`` vectorised.  A setting
-is judged on the *tuning* seeds only: per scene the mean margin over GAEN in F1 (at the
-15-minute decision), ROC-AUC and PR-AUC; its worth is the worst of those margins over scenes
-(the issue asks for all three at least GAEN's on every scene).  The best settings are then shown on the held-back seeds, which took no
-part in the choice.  Output goes to stdout (``simulations/results/estimator_sweep.txt`` keeps a run).
+unit's minutes into arrays once, then scores settings vectorised.  A setting is a per-minute
+correction (``CORRECTIONS``: how much of the receiver's same-minute reference is taken off), a
+decision threshold (``DECISIONS``: 15 minutes at or under it make a close contact) and a ramp
+width (``WIDTHS``: the graded weighted minutes that rank contacts, centred on the threshold).  It is judged on the *tuning* seeds
+only: per scene the mean margin over GAEN in F1, ROC-AUC and PR-AUC; its worth is the worst of
+those margins over scenes (the issue asks for all three at least GAEN's on every scene).  The
+best settings are then shown on the held-back seeds, which took no part in the choice.  Output goes to stdout (``simulations/results/estimator_sweep.txt`` keeps a run).
 """
 
 from __future__ import annotations
@@ -69,8 +71,10 @@ def flatten(d: dict) -> Flat:
     )
 
 
-def estimate(f: Flat, s: dict) -> np.ndarray:
-    """Weighted minutes per key for setting ``s`` (see ``GRID``); the same arithmetic as the scorer."""
+def estimate(f: Flat, s: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(weighted minutes, close contact) per key for setting ``s`` (see ``grid``); the same
+    arithmetic as the scorer.  With ``decision_db`` the verdict counts minutes at or under that
+    threshold (hard), while the weighted minutes keep the ramp; else weighted >= 15."""
     z = f.p10.astype(np.float64)
     if s["beta"] > 0:
         ref = np.where(f.others_n >= s["kmin"], f.others[s["q"]], np.nan)
@@ -87,6 +91,14 @@ def estimate(f: Flat, s: dict) -> np.ndarray:
         w = 1.0 / (1.0 + np.exp(np.clip((zs - s["threshold"]) / s["width"], -50, 50)))
     else:
         w = (zs <= s["threshold"]).astype(np.float64)
+    total = credit(f, w)
+    if s.get("decision_db") is None:
+        return total, total >= CLOSE_MINUTES - 1e-9
+    return total, credit(f, (zs <= s["decision_db"]).astype(np.float64)) >= CLOSE_MINUTES - 1e-9
+
+
+def credit(f: Flat, w: np.ndarray) -> np.ndarray:
+    """Minutes per key: each judged minute's weight, plus bridged gaps at their neighbours' weight."""
     total = np.bincount(f.unit, w, minlength=len(f.truth))
     left, right, gap = f.bridge
     total += np.bincount(f.unit[left], gap * np.minimum(w[left], w[right]), minlength=len(f.truth))
@@ -101,16 +113,36 @@ def metrics(truth: np.ndarray, score: np.ndarray, decided: np.ndarray) -> tuple[
 #: the centre, so that a bare scorer (no receiver) is judged at the same threshold.
 CENTRES = {"10": 62.0, "25": 65.0, "50": 68.0}
 DAY_REFERENCE = 58.0  # typical day reference (5th percentile of link-minutes), as BluezoneConfig.reference_db
+#: How each minute is corrected: share of the same-minute reference taken off, its quantile, its clip.
+CORRECTIONS = [(0.0, "25", 8.0)] + [(beta, q, 8.0) for beta in (0.3, 0.5, 0.7) for q in ("25", "50")]
+DECISIONS = (56.0, 57.0, 58.0, 59.0, 60.0, 61.0, 62.0)  # dB: a minute at or under it counts for the verdict
+WIDTHS = (4.0, 6.0, 8.0, 10.0, 12.0)  # dB: half-width of the ramp, centred on the decision threshold
 
 
-def grid() -> list[dict]:
-    """The settings tried: the ramp's half-width, the share of the minute reference taken off,
-    its quantile and clip, and the threshold (the day's reference stands in for a minute with
-    fewer than two other links, moved up by the typical gap between the two references)."""
-    out = [dict(beta=0.0, q="50", kmin=2, fallback="none", day_offset=0.0, centre=0.0, clip=0.0, width=0.0, threshold=59.0, label="absolute, hard 59, no calibration")]
-    for width, beta, q, clip, threshold in itertools.product((2.0, 3.0, 4.0, 6.0), (0.3, 0.5, 0.7), ("10", "25", "50"), (5.0, 8.0), (56.0, 57.0, 58.0, 59.0, 60.0, 61.0)):
-        out.append(dict(beta=beta, q=q, kmin=2, fallback="day", day_offset=CENTRES[q] - DAY_REFERENCE, centre=CENTRES[q], clip=clip, width=width, threshold=threshold, shape="ramp"))
-    return out
+def best(runs: dict[tuple[str, int], Flat]) -> list[tuple[float, dict, dict[str, np.ndarray]]]:
+    """Per correction, the best decision threshold and ramp width.  The ramp is centred on the
+    threshold (so one minute's weight is at least 0.5 exactly when it counts for the verdict); the
+    verdict's F1 does not depend on the width, so each threshold gets its best width for ranking
+    and the setting's worth is min(worst F1 margin, worst ranking margin) over scenes."""
+    out = []
+    for beta, q, clip in CORRECTIONS:
+        common = dict(beta=beta, q=q, kmin=2, fallback="day", day_offset=CENTRES[q] - DAY_REFERENCE, centre=CENTRES[q], clip=clip, shape="ramp")
+        options = []
+        for d in DECISIONS:
+            by_width = {w: judge(runs, {**common, "decision_db": d, "threshold": d, "width": w}) for w in WIDTHS}
+            w_best = max(WIDTHS, key=lambda w: worth(by_width[w]))
+            options.append((worth(by_width[w_best]), {**common, "decision_db": d, "threshold": d, "width": w_best}, by_width[w_best]))
+        options.sort(key=lambda t: -t[0])
+        w, setting, result = options[0]
+        out.append(options[0])
+        print(f"correction beta={beta} q={q} clip={clip}: best threshold {setting['decision_db']:g} dB, ramp +- {setting['width']:g} dB, worth {w:+.3f}", flush=True)
+    top = max(t[0] for t in out)
+    # the best worth; settings within 0.002 of it (noise) are ordered by their mean margin
+    return sorted(out, key=lambda t: (t[0] < top - 0.002, -mean_margin(t[2]) if t[0] >= top - 0.002 else -t[0]))
+
+
+def mean_margin(result: dict[str, np.ndarray]) -> float:
+    return float(np.array(list(result.values()))[:, :3].mean())
 
 
 def load(cache: Path, scenes: list[str] | None, seeds: list[int]) -> dict[tuple[str, int], Flat]:
@@ -126,8 +158,8 @@ def judge(runs: dict[tuple[str, int], Flat], s: dict) -> dict[str, np.ndarray]:
     """Per scene, mean over seeds of (F1, ROC-AUC, PR-AUC) margins over GAEN, and the values."""
     per: dict[str, list[np.ndarray]] = {}
     for (scene, _), f in runs.items():
-        est = estimate(f, s)
-        mine = metrics(f.truth, est, est >= CLOSE_MINUTES - 1e-9)
+        est, decided = estimate(f, s)
+        mine = metrics(f.truth, est, decided)
         g = f.scores["gaen"]
         base = metrics(f.truth, g[0], g[1])
         per.setdefault(scene, []).append(np.r_[np.subtract(mine, base), mine, base])
@@ -166,11 +198,7 @@ def main() -> None:
     scenes = a.scenes.split(",") if a.scenes else None
     tune = load(a.cache, scenes, [int(x) for x in a.tune.split(",")])
     print(f"tuning runs: {sorted(tune)}")
-    results = []
-    for s in grid():
-        r = judge(tune, s)
-        results.append((worth(r), s, r))
-    results.sort(key=lambda t: -t[0])
+    results = best(tune)
     print("margins over GAEN per scene: F1 / ROC-AUC / PR-AUC (means over tuning seeds)")
     print(line({"label": "present bluezone scorer"}, judge_present(tune)))
     for w, s, r in results[: a.top]:

@@ -13,18 +13,27 @@ smoothed attenuation is at most ``threshold_db`` (or with a logistic weight of w
 make a close contact.
 
 Receiver self-calibration (``for_receiver``): a phone in a bag hears *every* neighbour weaker.
-``bluezone.matching.receiver.receiver_context`` measures, per day, the low end (5th
-percentile) of the per-minute attenuations of all links the receiver heard; the threshold
-moves by ``calibration_weight`` times that reference minus ``reference_db``, clipped to
-+-``calibration_clip_db``.  The reference mixes the phone's own offset with the day's
-geometry, so the shift is partial and bounded.  Without a context (``score`` on a bare
-scorer) no shift applies.
+Each minute is judged against the receiver's *other* links heard in that same minute
+(``ReceiverContext.minute_reference``, their 25th percentile): ``minute_reference_weight`` times
+how far that reference sits from ``minute_reference_db`` (clipped) is taken off the minute's
+attenuation.  Everyone heard in one minute shares the receiver's carriage and the room's level at
+that moment, so this cancels part of both, minute by minute.  A minute with fewer than two other
+links falls back on the day's low end (5th percentile of all link-minutes) plus
+``day_reference_offset_db``.  Without a context (``score`` on a bare scorer) nothing shifts.
+Setting ``minute_reference_weight = 0`` brings back the earlier day-level threshold shift
+(``calibration_*``).
 
-Defaults (10th percentile, 59 dB, hard threshold, 9-minute median; reference 58 dB, weight
-0.7, clip 5 dB) come from sweeps over seeds 11-16 of the scenarios in ``simulations/``, with
-every phone in hand as well as with the scenario files' carriage, checked on seeds 14-16
-(docs/simulation.md); a soft weight was worse on long stays, where small per-minute weights
-add up over hours.  ``[scoring.bluezone]`` in a TOML file, or ``check --set``, changes them.
+Two outputs per window: the verdict counts the minutes whose smoothed, corrected attenuation is at
+or under ``threshold_db`` (15 make a close contact); ``weighted_minutes`` grades every minute on a
+linear ramp +-``ramp_db`` around the threshold (1 well under it, 0.5 at it, 0 well over), so a
+contact just over the threshold ranks above a far one.  A soft *verdict* (weights summed against the
+15) lost F1 on long stays, where small weights add up over hours; the ramp is only for ranking.
+
+Defaults (10th percentile, 59 dB, 9-minute median, same-minute 25th percentile at weight 0.5
+around 65 dB clipped to +-8 dB, ramp +-8 dB) come from ``research/estimator_sweep.py``: the
+worst margin over GAEN in F1, ROC-AUC and PR-AUC over every shipped scene on seeds 11-12,
+checked on seeds 0 and 3-9 held back (docs/simulation.md).  ``[scoring.bluezone]`` in a TOML
+file, or ``check --set``, changes them.
 """
 
 from __future__ import annotations
@@ -57,15 +66,17 @@ class BluezoneConfig:
     calibration_weight: float = 0.7  # share of (reference - reference_db) added to the threshold; 0 = off
     calibration_clip_db: float = 5.0  # bound on the shift
     calibration_min_link_minutes: int = 10  # fewer (RPI, minute) groups behind a day's reference: no shift
-    ramp_db: float = 0.0  # half-width of a linear ramp from weight 1 to 0 around the threshold; 0: none
+    # Graded weighted minutes (the ranking): a minute weighs 1 at ramp_db under the threshold, 0 at
+    # ramp_db over it, linearly between; the verdict still counts the minutes at or under the threshold.
+    ramp_db: float = 8.0  # half-width; 0: weighted minutes are the verdict's minutes
     # Same-minute reference (receiver.py ``minute_reference``): each minute is judged against the
     # receiver's other links heard in that minute; replaces the day shift above when weight > 0.
-    minute_reference_weight: float = 0.0  # share of (reference - minute_reference_db) taken off; 0 = off
-    minute_reference_quantile: float = 50.0  # of the other links' attenuations in the minute
-    minute_reference_db: float = 65.0  # a minute reference that needs no shift
+    minute_reference_weight: float = 0.5  # share of (reference - minute_reference_db) taken off; 0 = off
+    minute_reference_quantile: float = 25.0  # of the other links' attenuations in the minute
+    minute_reference_db: float = 65.0  # a minute reference that needs no shift (typical: 62-72 dB)
     minute_reference_clip_db: float = 8.0  # bound on the shift
     minute_reference_min_links: int = 2  # fewer other links in a minute: the day reference stands in
-    day_reference_offset_db: float = 8.0  # what the day's low end (5th pct) lies below a minute's reference
+    day_reference_offset_db: float = 7.0  # what the day's low end (5th pct) lies below a minute's reference
 
     def __post_init__(self) -> None:
         check_setting_types(self)
@@ -84,8 +95,8 @@ class BluezoneConfig:
             raise ConfigError("close_contact_minutes must be > 0 and slot_seconds >= 1")
         if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
-        if self.ramp_db < 0 or (self.ramp_db > 0 and self.soft_width_db > 0):
-            raise ConfigError("ramp_db must be >= 0, and not set together with soft_width_db")
+        if self.ramp_db < 0:
+            raise ConfigError("ramp_db must be >= 0")
         if (
             not 0 <= self.minute_reference_weight <= 1
             or not 0 <= self.minute_reference_quantile <= 100
@@ -180,43 +191,52 @@ class BluezoneScorer:
         shift = np.clip(ref - c.minute_reference_db, -c.minute_reference_clip_db, c.minute_reference_clip_db)
         return np.where(np.isnan(shift), 0.0, c.minute_reference_weight * shift)
 
-    def weights(self, window: ExposureWindow, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(slot numbers, smoothed attenuation, weight "within 2 m" at ``threshold``) of the judged minutes."""
+    def smoothed(self, slots: np.ndarray, value: np.ndarray) -> np.ndarray:
+        """Rolling median over consecutive runs only: a gap longer than the bridge starts a new encounter."""
         c = self.config
-        slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
-        value = value - self.minute_shift(window, slots)
-        # Smooth over consecutive runs only: a gap longer than the bridge starts a new encounter.
         breaks = np.flatnonzero(np.diff(slots) > c.gap_fill_slots + 1) + 1
-        smooth = np.concatenate([rolling_median(part, c.smooth_slots) for part in np.split(value, breaks)]) if len(value) else value
-        if c.ramp_db > 0:
-            weight = np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0)
-        elif c.soft_width_db > 0:
-            weight = 1.0 / (1.0 + np.exp((smooth - threshold) / c.soft_width_db))
-        else:
-            weight = (smooth <= threshold).astype(np.float64)
-        return slots, smooth, weight
+        return np.concatenate([rolling_median(part, c.smooth_slots) for part in np.split(value, breaks)]) if len(value) else value
+
+    def verdict_weight(self, smooth: np.ndarray, threshold: float) -> np.ndarray:
+        """How much each minute counts towards the 15 (1 or 0 unless ``soft_width_db``)."""
+        c = self.config
+        if c.soft_width_db > 0:
+            return 1.0 / (1.0 + np.exp((smooth - threshold) / c.soft_width_db))
+        return (smooth <= threshold).astype(np.float64)
+
+    def credited(self, slots: np.ndarray, weight: np.ndarray) -> float:
+        """Minutes: each judged minute at its weight, plus short gaps at their neighbours' lower weight."""
+        c = self.config
+        minutes = float(weight.sum())
+        if len(slots) > 1:
+            gaps = np.diff(slots) - 1
+            bridge = (gaps >= 1) & (gaps <= c.gap_fill_slots)
+            minutes += float((gaps[bridge] * np.minimum(weight[:-1], weight[1:])[bridge]).sum())
+        return minutes * c.slot_seconds / 60.0
 
     def score(self, window: ExposureWindow) -> Score:
         c = self.config
         threshold = self.threshold_for(window.day, window.sighting_index)  # once: it may scan the day
-        slots, smooth, weight = self.weights(window, threshold)
-        minutes_per_slot = c.slot_seconds / 60.0
-        within = float(weight.sum()) * minutes_per_slot
-        if len(slots) > 1:
-            gaps = np.diff(slots) - 1
-            bridge = (gaps >= 1) & (gaps <= c.gap_fill_slots)
-            within += float((gaps[bridge] * np.minimum(weight[:-1], weight[1:])[bridge]).sum()) * minutes_per_slot
-        total = float(len(slots)) * minutes_per_slot
+        slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
+        shift = self.minute_shift(window, slots)
+        smooth = self.smoothed(slots, value - shift) if shift.any() else self.smoothed(slots, value)
+        within = self.credited(slots, self.verdict_weight(smooth, threshold))
+        weighted = within
+        if c.ramp_db > 0:  # graded, for ranking: a minute just over the threshold still says something
+            weighted = self.credited(slots, np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0))
+        total = float(len(slots)) * c.slot_seconds / 60.0
         att = np.asarray(window.attenuation)
-        typical = float(np.median(smooth)) if len(smooth) else float(np.median(att))
+        judged = float(np.median(smooth)) if len(smooth) else float(np.median(att))
+        # shown to users as measured: the smoothed per-minute attenuation before any correction
+        typical = float(np.median(self.smoothed(slots, value))) if shift.any() else judged
         return Score(
             scorer=self.name,
             minutes_by_bucket={"within_2m": round(within, 3), "beyond_2m": round(max(total - within, 0.0), 3)},
-            weighted_minutes=round(within, 3),
+            weighted_minutes=round(weighted, 3),
             minutes=round(total, 3),
             closest_attenuation=int(att.min()),
             typical_attenuation=typical,
-            distance_band="< 2 m" if typical <= threshold else "> 2 m",
+            distance_band="< 2 m" if judged <= threshold else "> 2 m",
             close_contact=within >= c.close_contact_minutes - 1e-9,
         )
 

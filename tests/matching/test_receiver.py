@@ -17,6 +17,8 @@ from bluezone.matching.scoring import GaenScorer
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 
 DAY = 1_780_444_800  # a UTC midnight
+#: The day-level shift alone (the scorer's earlier default), without the same-minute reference.
+DAY_SHIFT = BluezoneConfig(minute_reference_weight=0.0)
 
 
 def sightings(attenuations: dict[int, float], minutes: int, per_minute: int = 20, start: float = DAY + 3600, seed: int = 0) -> np.ndarray:
@@ -76,7 +78,7 @@ def test_reference_can_leave_out_the_judged_link() -> None:
     # itself: a contact at 64 dB (pocket-like) for 30 minutes is close only with its own link left out.
     heard = sightings({1: 64.0, **others}, minutes=30)
     own = np.flatnonzero(heard["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
-    scorer = BluezoneScorer().for_receiver(receiver_context(heard))
+    scorer = BluezoneScorer(DAY_SHIFT).for_receiver(receiver_context(heard))
     judged = ExposureWindow(
         key_index=0, day=DAY, times=heard["time"][own], rssi=heard["rssi"][own].astype(np.int32),
         attenuation=-24 - heard["rssi"][own].astype(np.int32), tx_power_estimated=False, sighting_index=own,
@@ -92,7 +94,7 @@ def window(attenuation: float, minutes: int = 30) -> ExposureWindow:
 
 
 def test_scorer_threshold_moves_with_the_receiver_bounded() -> None:
-    s = BluezoneScorer(BluezoneConfig(threshold_db=60, reference_db=72, calibration_weight=0.5, calibration_clip_db=3))
+    s = BluezoneScorer(BluezoneConfig(threshold_db=60, reference_db=72, calibration_weight=0.5, calibration_clip_db=3, minute_reference_weight=0.0, ramp_db=0.0))
     assert s.threshold_for(DAY) == 60  # no context: the nominal threshold
     weak = s.for_receiver(ReceiverContext.uniform(DAY, 74.0, 500))
     assert weak.threshold_for(DAY) == pytest.approx(61.0)
@@ -128,7 +130,7 @@ def test_check_sightings_calibrates_on_the_whole_store() -> None:
     keys = make_keys([(tek, interval - 6, 144)])
     # Everyone else this phone heard that day is weak (a phone in a bag): its threshold moves up by 0.7 x 3 dB.
     weak_day = np.sort(np.concatenate([contact, sightings({n: 82.0 for n in range(1, 11)}, 60, start=DAY + 3600)]), order="time")
-    scorer = BluezoneScorer()
+    scorer = BluezoneScorer(DAY_SHIFT)
     assert not check_sightings(keys, contact, scorer)[0].score.close_contact  # reference ~57 dB: threshold 60 - 2.1
     assert check_sightings(keys, weak_day, scorer)[0].score.close_contact
     assert not check_sightings(keys, weak_day, scorer, calibrate_receiver=False)[0].score.close_contact
@@ -154,9 +156,11 @@ def test_minute_reference_is_the_other_links_in_that_minute() -> None:
 
 def test_minute_reference_cancels_the_receivers_own_loss() -> None:
     # The same room heard by a phone in a bag: everyone 9 dB weaker, the contact included.
-    config = BluezoneConfig(minute_reference_weight=1.0, minute_reference_db=72.0, minute_reference_clip_db=15.0, threshold_db=59.0)
+    config = BluezoneConfig(
+        minute_reference_weight=1.0, minute_reference_quantile=50.0, minute_reference_db=72.0, minute_reference_clip_db=15.0, threshold_db=59.0
+    )
     for loss in (0.0, 9.0):
-        room = {1: 57.0 + loss, **{n: 68.0 + 2 * (n - 2) + loss for n in range(2, 7)}}
+        room = {1: 55.0 + loss, **{n: 68.0 + 2 * (n - 2) + loss for n in range(2, 7)}}
         heard = sightings(room, minutes=30)
         own = np.flatnonzero(heard["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
         judged = ExposureWindow(
@@ -169,12 +173,17 @@ def test_minute_reference_cancels_the_receivers_own_loss() -> None:
         assert bare.score(judged).close_contact == (loss == 0.0)
 
 
-def test_ramp_weights_minutes_around_the_threshold() -> None:
-    s = BluezoneScorer(BluezoneConfig(threshold_db=60.0, ramp_db=4.0, calibration_weight=0.0))
+def test_ramp_grades_weighted_minutes_while_the_verdict_counts_minutes_under_the_threshold() -> None:
+    s = BluezoneScorer(BluezoneConfig(threshold_db=60.0, ramp_db=4.0))
     assert s.score(window(56, 30)).weighted_minutes == pytest.approx(30, abs=0.5)
-    assert s.score(window(60, 30)).weighted_minutes == pytest.approx(15, abs=2.5)
+    assert s.score(window(56, 30)).close_contact
+    just_over = s.score(window(61, 30))  # a quarter of the way up the ramp: graded, but not within 2 m
+    assert just_over.weighted_minutes == pytest.approx(30 * 3 / 8, abs=1)
+    assert not just_over.close_contact and just_over.minutes_by_bucket["within_2m"] == 0
     assert s.score(window(64, 30)).weighted_minutes == pytest.approx(0, abs=0.5)
+    hard = BluezoneScorer(BluezoneConfig(threshold_db=60.0, ramp_db=0.0)).score(window(61, 30))
+    assert hard.weighted_minutes == 0  # no ramp: weighted minutes are the verdict's
     with pytest.raises(ConfigError):
-        BluezoneConfig(ramp_db=2.0, soft_width_db=1.0)
+        BluezoneConfig(ramp_db=-1.0)
     with pytest.raises(ConfigError):
         BluezoneConfig(minute_reference_weight=2.0)
