@@ -33,7 +33,7 @@ from bluezone.matching.levels import WarningMemory
 from bluezone.matching.scoring import Scorer
 from bluezone.server.publish import MAX_REVISION_TOKEN_CHARS
 from bluezone.server.signing import PinnedKey
-from bluezone.venues.export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
+from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
 from bluezone.venues.matching import match_venue_reports
 
 log = logging.getLogger(__name__)

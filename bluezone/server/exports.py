@@ -28,8 +28,8 @@ from bluezone.errors import InputError
 from bluezone.matching.export import signed_export_zip
 from bluezone.server.signing import Signer
 from bluezone.server.storage import BatchRecord, Storage
-from bluezone.venues.export import MAX_REPORTS_PER_FILE, signed_venue_zip
-from bluezone.venues.reports import ProtectedReport
+from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, signed_venue_zip
+from bluezone.keyformat.venue_reports import ProtectedReport
 
 log = logging.getLogger(__name__)
 

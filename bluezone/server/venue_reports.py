@@ -19,7 +19,7 @@ from typing import Any
 
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import VenueError
-from bluezone.venues.reports import ProtectedReport
+from bluezone.keyformat.venue_reports import ProtectedReport
 
 FIELD = "checkInProtectedReports"
 MAX_REPORT_BYTES = 200  # a real one is ~110 bytes of protobuf

@@ -2,6 +2,6 @@
 check-in reports) on bluezone's devices and key server.  See docs/venues.md."""
 
 from bluezone.venues.location import Venue, location_id, location_id_hash
-from bluezone.venues.reports import ProtectedReport, VenueWarning
+from bluezone.keyformat.venue_reports import ProtectedReport, VenueWarning
 
 __all__ = ["ProtectedReport", "Venue", "VenueWarning", "location_id", "location_id_hash"]

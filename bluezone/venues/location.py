@@ -20,7 +20,8 @@ from typing import Any
 from google.protobuf.message import DecodeError
 
 from bluezone.errors import VenueError
-from bluezone.venues import presence_pb2 as pb
+from bluezone.keyformat import presence_pb2 as pb
+from bluezone.keyformat.venue_reports import location_id_hash
 
 LOCATION_ID_PREFIX = b"CWA-GUID"
 #: The URL form CWA's own posters use; CWA's apps read the same posters.
@@ -65,11 +66,6 @@ _VENDOR_URL = re.compile(r"https://[^\s#]+#[^\s#]*/CWA1/(?P<payload>[^/#]+)", re
 def location_id(payload: bytes) -> bytes:
     """SHA-256(``CWA-GUID`` || payload): the venue's id, as CWA's apps and server compute it."""
     return hashlib.sha256(LOCATION_ID_PREFIX + bytes(payload)).digest()
-
-
-def location_id_hash(location_id: bytes) -> bytes:
-    """SHA-256 of a location id: all that a published warning says about the venue."""
-    return hashlib.sha256(location_id).digest()
 
 
 def stay_minutes(default_minutes: int | None, start: int | None = None, end: int | None = None) -> int:

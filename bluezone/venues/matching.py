@@ -17,7 +17,7 @@ from typing import Any
 
 from bluezone.errors import VenueError
 from bluezone.venues.location import location_id_hash
-from bluezone.venues.reports import ProtectedReport, VenueWarning
+from bluezone.keyformat.venue_reports import ProtectedReport, VenueWarning
 from bluezone.venues.visits import Visit, iso, overlap, split_at_midnight
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import VenueError
 from bluezone.venues.location import Venue
-from bluezone.venues.reports import ProtectedReport
+from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.venues.visits import Visit, iso, snap_to_intervals, split_at_midnight
 
 #: Transmission risk level sent with every check-in (CWA's levels are 1-8; bluezone's keys carry

@@ -15,9 +15,9 @@ from bluezone.server.codes import issue_code
 from bluezone.server.exports import INDEX_FILE, export_batches
 from bluezone.server.publish import PublishConfig, PublishError, publish
 from bluezone.server.signing import keygen
-from bluezone.venues.export import is_venue_file, open_signed_venue_zip
+from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip
 from bluezone.venues.location import Venue
-from bluezone.venues.reports import ProtectedReport
+from bluezone.keyformat.venue_reports import ProtectedReport
 
 CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
 TODAY = int(NOW // DAY_SECONDS)

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bluezone.errors import InputError, VenueError
-from bluezone.venues import presence_pb2 as pb
+from bluezone.keyformat import presence_pb2 as pb
 from bluezone.venues.location import LOCATION_TYPES, URL_PREFIX, Venue, location_id, location_id_hash, stay_minutes
-from bluezone.venues.reports import ProtectedReport, encryption_key, mac_key, report_mac
+from bluezone.keyformat.venue_reports import ProtectedReport, encryption_key, mac_key, report_mac
 from bluezone.venues.visits import overlap, snap_to_intervals, split_at_midnight
 
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "venues" / "cwa_vectors.json").read_text())

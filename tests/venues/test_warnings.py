@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 
 from bluezone.errors import KeyFileError, VenueError
 from bluezone.matching.export import ExportSignatureError, SignatureInfo
-from bluezone.venues.export import build_venue_bin, is_venue_file, open_signed_venue_zip, read_venue_bin, signed_venue_zip
+from bluezone.keyformat.venue_export import build_venue_bin, is_venue_file, open_signed_venue_zip, read_venue_bin, signed_venue_zip
 from bluezone.venues.location import Venue
 from bluezone.venues.matching import match_venue_reports
-from bluezone.venues.reports import ProtectedReport
+from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.venues.upload import owner_warning_reports, reports_to_upload
 from bluezone.venues.visits import Visit
 

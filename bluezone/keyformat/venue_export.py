@@ -24,8 +24,8 @@ from bluezone.matching.export import (
     verify_export_sig,
     write_export_zip,
 )
-from bluezone.venues import presence_pb2 as pb
-from bluezone.venues.reports import ProtectedReport
+from bluezone.keyformat import presence_pb2 as pb
+from bluezone.keyformat.venue_reports import ProtectedReport
 
 VENUE_HEADER = b"BZ Venues v1".ljust(16)
 #: How a venue-warning file is named in ``index.txt`` (key batches never contain "-venues-").

@@ -25,8 +25,7 @@ from google.protobuf.message import DecodeError
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import VenueError
-from bluezone.venues import presence_pb2 as pb
-from bluezone.venues.location import location_id_hash
+from bluezone.keyformat import presence_pb2 as pb
 
 ENCRYPTION_KEY_PREFIX = b"CWA-ENCRYPTION-KEY"
 MAC_KEY_PREFIX = b"CWA-MAC-KEY"
@@ -37,6 +36,11 @@ MAX_RECORD_CIPHERTEXT = 64
 #: CWA's valid transmission risk levels (``CheckInWarningMatcher.isValid``).
 RISK_LEVELS = range(1, 9)
 INTERVALS_PER_DAY = DAY_SECONDS // INTERVAL_SECONDS
+
+
+def location_id_hash(location_id: bytes) -> bytes:
+    """SHA-256 of a location id: all that a published warning says about the venue."""
+    return hashlib.sha256(location_id).digest()
 
 
 def encryption_key(location_id: bytes) -> bytes:
