@@ -125,6 +125,11 @@ async def run_daemon(
                 f"bluezone daemon: radio {radio.name}{invented}, database {store.path or ':memory:'}; "
                 f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
             )
+            if not is_emulated(backend) and not config.calibrated:
+                on_start(
+                    f"uncalibrated: TX power {config.tx_power} dBm and RSSI correction {config.rssi_correction} dB "
+                    "are nominal; `bluezone calibrate` measures this adapter's"
+                )
 
     daemon = Daemon(
         radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3,

@@ -162,3 +162,23 @@ def test_bad_backend_spec_exits_2(tmp_path: Path) -> None:
 
 def test_service_uuid_constant_is_what_bluez_reports() -> None:
     assert SERVICE_UUID == "0000fd6f-0000-1000-8000-00805f9b34fb"
+
+
+def test_run_on_bluez_says_when_the_adapter_is_uncalibrated(bluezoo: BlueZoo, tmp_path: Path) -> None:
+    from bluezone.config import default_config_path
+
+    db = tmp_path / "run.db"
+    args = ["run", "--backend", "bluez", "--adapter", "hci1", "--db", str(db), "--duration", "2"]
+    plain = CliRunner().invoke(cli, args)
+    assert plain.exit_code == 0, plain.output
+    assert "uncalibrated: TX power -24 dBm" in plain.output and "bluezone calibrate" in plain.output
+    path = default_config_path()  # where bluezone calibrate writes; run reads it without --config
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.write_text('tx_power = -19\nrssi_correction = 4\ncalibration = "bluezone calibrate: 1 m from Pixel 4"\n')
+        calibrated = CliRunner().invoke(cli, args)
+        status = CliRunner().invoke(cli, ["status", "--db", str(db)])
+    finally:
+        path.unlink()
+    assert calibrated.exit_code == 0 and "uncalibrated" not in calibrated.output
+    assert "calibration bluezone calibrate: 1 m from Pixel 4" in status.output
