@@ -707,7 +707,7 @@ cli.add_command(_venue_checkins)
 @click.option("--seed", type=int, default=1, show_default=True, help="Seed of the emulated radio.")
 @json_option
 def demo(out_dir: Path | None, seed: int, as_json: bool) -> None:
-    """Seven emulated devices, one hour in a café, one F0: who is flagged F1, beside the truth.
+    """Eight emulated devices, one hour in a café, one F0: who is warned F1 (and, down one chain, F2), beside the truth.
 
     No Bluetooth needed: real daemons on an emulated radio and a virtual clock ending now,
     an embedded key server on 127.0.0.1, signed exports, and the real matcher.

@@ -1,11 +1,13 @@
 """``bluezone demo``: the whole system in a minute, with no Bluetooth.
 
-Seven emulated devices spend an hour around a café table on a virtual clock that ends
+Eight emulated devices spend an hour around a café table on a virtual clock that ends
 now: their real daemons advertise and scan on an emulated radio and write real sighting
 databases.  An (F0) tests positive: a health authority issues a one-time code on an
 embedded key server, An uploads her daily keys with it, the server publishes them in a
 signed GAEN export, and every other device downloads it, checks the signature and runs
-the matcher.  The report puts who was flagged F1 beside what really happened.
+the matcher.  Then one chain goes a level further: Binh, warned F1, is given a recursive code
+and publishes his keys from his exposure day on, and Khanh, whom Binh met after the café, is
+warned F2.  The report puts each person's level beside what really happened.
 """
 
 from __future__ import annotations
@@ -58,21 +60,35 @@ def _walk_past(start_min: float, speed: float = 1.0) -> Callable[[float], Positi
 
 
 F0 = "An"
+#: A second place, far from the café and from everyone's own spot.
+ELSEWHERE: Position = (3000.0, 0.0)
 #: The café: An sits at the origin for the whole hour.
 SCENE: tuple[Person, ...] = (
     Person("An", "tests positive the next morning (F0)", lambda m: (0.0, 0.0)),
-    Person("Binh", "shares An's table, 0.8 m, for 35 min", _seated((0.8, 0.0), 5, 40)),
+    Person("Binh", "shares An's table, 0.8 m, for 35 min", lambda m: _binh(m)),
     Person("Chi", "joins at 1.5 m for 25 min", _seated((1.5, 0.5), 25, 50)),
     Person("Dung", "walks past at 1 m, once", _walk_past(30)),
     Person("Em", "works at a table 8 m away all hour", _seated((8.0, 3.0), 0, 60)),
     Person("Giang", "chats at 1.4 m for 8 min", _seated((1.0, -1.0), 45, 53)),
     Person("Hoa", "at the counter, 25 m away", _seated((25.0, 0.0), 0, 60)),
+    Person("Khanh", "meets Binh after the café, 1 m, 18 min", _seated(ELSEWHERE, 42, 60)),
 )
+#: Who is given a recursive code in the demo's chain (a true F1), and what truth says of F2.
+F1_CHAIN = "Binh"
 
 
-def true_minutes_within(person: Person, f0: Person, metres: float, step: float = 5.0) -> float:
-    """Ground truth: minutes the two were within ``metres`` of each other."""
-    minutes = np.arange(0.0, SCENE_SECONDS / 60.0, step / 60.0)
+def _binh(m: float) -> Position | None:
+    """At An's table 5-40 min, then with Khanh elsewhere 42-60 min."""
+    if 5 <= m < 40:
+        return (0.8, 0.0)
+    if 42 <= m < 60:
+        return (ELSEWHERE[0] + 1.0, ELSEWHERE[1])
+    return None
+
+
+def true_minutes_within(person: Person, f0: Person, metres: float, step: float = 5.0, since: float = 0.0) -> float:
+    """Ground truth: minutes the two were within ``metres`` of each other (from minute ``since`` on)."""
+    minutes = np.arange(since, SCENE_SECONDS / 60.0, step / 60.0)
     near = 0
     for m in minutes:
         a, b = person.where(float(m)), f0.where(float(m))
@@ -88,19 +104,30 @@ class Verdict:
     story: str
     true_minutes_within_2m: float
     truly_close: bool
-    flagged: bool  # by the default scorer
-    flagged_gaen: bool  # by the GAEN-style baseline
+    flagged: bool  # F1, by the default scorer
+    flagged_gaen: bool  # F1, by the GAEN-style baseline
     minutes: float
     closest_attenuation: float | None
     typical_attenuation: float | None
     distance_band: str
+    truly_f2: bool = False  # close to a true F1 after that F1's exposure began (and not F1 itself)
+    flagged_f2: bool = False  # warned F2 by the default scorer (recursive keys of the chain's F1)
+
+    @property
+    def true_level(self) -> str | None:
+        return "F1" if self.truly_close else "F2" if self.truly_f2 else None
+
+    @property
+    def level(self) -> str | None:
+        """What the device was told: F1 wins over F2 (levels never go deeper)."""
+        return "F1" if self.flagged else "F2" if self.flagged_f2 else None
 
     @property
     def correct(self) -> bool:
-        return self.flagged == self.truly_close
+        return self.level == self.true_level
 
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "correct": self.correct}
+        return {**self.__dict__, "true_level": self.true_level, "level": self.level, "correct": self.correct}
 
 
 @dataclass(frozen=True)
@@ -113,6 +140,7 @@ class DemoResult:
     keys_uploaded: int
     batches: int
     scorer: str
+    chain: dict[str, Any] | None = None  # the F1 who uploaded with a recursive code, and what went out
 
     def as_dict(self) -> dict[str, Any]:
         iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")  # noqa: E731
@@ -125,6 +153,7 @@ class DemoResult:
             "batches": self.batches,
             "out_dir": str(self.out_dir) if self.out_dir else None,
             "people": [v.as_dict() for v in self.verdicts],
+            "chain": self.chain,
             "all_correct": all(v.correct for v in self.verdicts),
         }
 
@@ -222,6 +251,7 @@ def run_demo(
                 scorer = get_scorer(DEFAULT_SCORER)
                 gaen = get_scorer("gaen")
                 verdicts = []
+                exposures_of: dict[str, list[Any]] = {}
                 with KeyServerClient(url) as client:
                     for name, path in dbs.items():
                         if name == F0:
@@ -234,11 +264,66 @@ def run_demo(
                             if result.rejected:
                                 raise RuntimeError(f"{name}: batches rejected: {result.rejected}")
                             baseline = check_sightings(result.keys, load(start - 7200, end + 7200), gaen)
+                        exposures_of[name] = result.exposures
                         verdicts.append(_verdict(people[name], people[F0], result.exposures, baseline))
                 progress("every other device downloads, verifies and checks")
+                chain = None
+                binh = next(v for v in verdicts if v.name == F1_CHAIN)
+                if binh.flagged:
+                    chain, verdicts = _second_level(
+                        url, storage, signer, code_key, exports, exposures_of[F1_CHAIN], dbs, verdicts, pin, scorer,
+                        now, published, progress,
+                    )
         finally:
             storage.close()
-        return DemoResult(verdicts, F0, start, end, Path(out_dir) if out_dir else None, len(sent), len(batches), scorer.name)
+        return DemoResult(
+            verdicts, F0, start, end, Path(out_dir) if out_dir else None, len(sent), len(batches), scorer.name, chain
+        )
+
+
+def _second_level(
+    url: str,
+    storage: Any,
+    signer: Any,
+    code_key: Any,
+    exports: Path,
+    f1_exposures: list[Any],
+    dbs: dict[str, Path],
+    verdicts: list[Verdict],
+    pin: Any,
+    scorer: Any,
+    now: float,
+    published: float,
+    progress: Callable[[str], None],
+) -> tuple[dict[str, Any], list[Verdict]]:
+    """The chain's F1 uploads with a recursive code; the other devices check again and may be warned F2."""
+    from dataclasses import replace
+
+    from bluezone.matching.storeio import as_sightings
+    from bluezone.proximity.store import SightingStore
+    from bluezone.server.client import KeyServerClient, ServerState, check_server, upload_own_keys
+    from bluezone.server.codes import issue_code
+    from bluezone.server.exports import export_batches
+
+    exposed = dt.date.fromisoformat(min(e.date for e in f1_exposures if e.level == "F1"))
+    code = issue_code(storage, now, key=code_key, test_type="recursive", exposure_date=exposed).code
+    with SightingStore.open(dbs[F1_CHAIN], create=False) as store, KeyServerClient(url) as client:
+        sent, _ = upload_own_keys(store, client, code, now, include_today=True, exposure_date=exposed)
+    export_batches(storage, signer, exports, published)
+    progress(f"{F1_CHAIN}, warned F1, gets a recursive code and uploads {len(sent)} key(s) from {exposed} on")
+    out = []
+    with KeyServerClient(url) as client:
+        for v in verdicts:
+            if v.name == F1_CHAIN:
+                out.append(v)
+                continue
+            with SightingStore.open(dbs[v.name], create=False) as store:
+                load = lambda t0, t1, s=store: as_sightings(s.sightings(t0, t1))  # noqa: E731
+                result = check_server(client, ServerState(store.db.conn), load, server_key=pin, scorer=scorer, now=published)
+            out.append(replace(v, flagged_f2=any(e.level == "F2" for e in result.exposures)))
+    progress("every other device checks again: close contacts of the close contact are warned F2")
+    warned = [v.name for v in out if v.level == "F2"]
+    return {"f1": F1_CHAIN, "exposure_date": exposed.isoformat(), "keys_uploaded": len(sent), "f2": warned}, out
 
 
 def scene_span(now: float) -> tuple[float, float]:
@@ -252,6 +337,27 @@ def scene_span(now: float) -> tuple[float, float]:
     if end - SCENE_SECONDS < midnight:
         end = midnight
     return end - SCENE_SECONDS, end
+
+
+def _first_close_minute(person: Person, other: Person, metres: float, step: float = 5.0) -> float | None:
+    for m in np.arange(0.0, SCENE_SECONDS / 60.0, step / 60.0):
+        a, b = person.where(float(m)), other.where(float(m))
+        if a is not None and b is not None and math.hypot(a[0] - b[0], a[1] - b[1]) <= metres:
+            return float(m)
+    return None
+
+
+def truly_f2(person: Person, f0: Person) -> bool:
+    """Truth: within 2 m of a true F1 for 15+ minutes after that F1 first came near the F0 (and not F1 itself)."""
+    if person.name == f0.name or true_minutes_within(person, f0, CLOSE_METRES) >= CLOSE_MINUTES:
+        return False
+    for other in SCENE:
+        if other.name in (person.name, f0.name) or true_minutes_within(other, f0, CLOSE_METRES) < CLOSE_MINUTES:
+            continue
+        began = _first_close_minute(other, f0, CLOSE_METRES) or 0.0
+        if true_minutes_within(person, other, CLOSE_METRES, since=began) >= CLOSE_MINUTES:
+            return True
+    return False
 
 
 def _verdict(person: Person, f0: Person, exposures: list[Any], baseline: list[Any]) -> Verdict:
@@ -269,6 +375,7 @@ def _verdict(person: Person, f0: Person, exposures: list[Any], baseline: list[An
         closest_attenuation=s.closest_attenuation if s else None,
         typical_attenuation=s.typical_attenuation if s else None,
         distance_band=s.distance_band if s else "-",
+        truly_f2=truly_f2(person, f0),
     )
 
 
@@ -279,6 +386,7 @@ def _hhmm(t: float) -> str:
 def format_report(result: DemoResult) -> str:
     """The terminal table: each person's truth beside bluezone's verdict."""
     yes = lambda b: "F1" if b else "-"  # noqa: E731
+    level = lambda x: x or "-"  # noqa: E731
     lines = [
         f"{'person':<7} {'what happened':<40} {'<2 m':>6} {'truth':>5} {result.scorer:>8} {'gaen':>5} "
         f"{'minutes':>7} {'closest':>7} {'typical':>7}  distance",
@@ -286,16 +394,24 @@ def format_report(result: DemoResult) -> str:
     for v in result.verdicts:
         att = lambda a: "-" if a is None else f"{a:.0f} dB"  # noqa: E731
         lines.append(
-            f"{v.name:<7} {v.story:<40} {v.true_minutes_within_2m:>4.0f} m {yes(v.truly_close):>5} "
-            f"{yes(v.flagged):>8} {yes(v.flagged_gaen):>5} {v.minutes:>7.0f} {att(v.closest_attenuation):>7} "
+            f"{v.name:<7} {v.story:<40} {v.true_minutes_within_2m:>4.0f} m {level(v.true_level):>5} "
+            f"{level(v.level):>8} {yes(v.flagged_gaen):>5} {v.minutes:>7.0f} {att(v.closest_attenuation):>7} "
             f"{att(v.typical_attenuation):>7}  {v.distance_band}"
         )
     right = sum(v.correct for v in result.verdicts)
     lines.append("")
     lines.append(
         f"{right} of {len(result.verdicts)} people classified correctly by the {result.scorer} scorer "
-        f"(F1 = within {CLOSE_METRES:g} m of {result.f0} for {CLOSE_MINUTES:g}+ minutes)."
+        f"(F1 = within {CLOSE_METRES:g} m of {result.f0} for {CLOSE_MINUTES:g}+ minutes; F2 = the same with an F1, "
+        "afterwards; gaen: F1 only)."
     )
+    if result.chain:
+        c = result.chain
+        f2 = ", ".join(c["f2"]) or "nobody"
+        lines.append(
+            f"Chain: {result.f0} (F0) -> {c['f1']} (F1: a recursive code, {c['keys_uploaded']} key(s) from "
+            f"{c['exposure_date']} on) -> {f2} (F2: a close contact of a close contact, told to watch for symptoms)."
+        )
     if result.out_dir:
         lines.append(
             f"Databases, {result.f0}'s key file and the key server's files are in {result.out_dir}: try\n"

@@ -72,3 +72,17 @@ def test_demo_just_after_midnight_uses_yesterdays_whole_key(tmp_path: Path) -> N
     result = run_demo(tmp_path / "out", seed=1, now=after_midnight)
     flagged = {v.name for v in result.verdicts if v.flagged}
     assert flagged == {"Binh", "Chi"}
+
+
+def test_demo_shows_one_f0_f1_f2_chain(tmp_path: Path) -> None:
+    from bluezone.demo import F1_CHAIN, format_report
+
+    result = run_demo(tmp_path / "out", seed=1, now=NOW)
+    by_name = {v.name: v for v in result.verdicts}
+    assert result.chain is not None and result.chain["f1"] == F1_CHAIN == "Binh"
+    assert result.chain["f2"] == ["Khanh"] and result.chain["keys_uploaded"] == 1
+    assert by_name["Khanh"].truly_f2 and by_name["Khanh"].level == "F2" and not by_name["Khanh"].flagged
+    assert by_name["Chi"].level == "F1"  # also near Binh, but F1 wins: levels never stack
+    assert all(v.correct for v in result.verdicts)
+    report = format_report(result)
+    assert "Chain: An (F0) -> Binh (F1" in report and "-> Khanh (F2" in report
