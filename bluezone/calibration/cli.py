@@ -57,12 +57,14 @@ def _progress():  # type: ignore[no-untyped-def]
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the emulated radio.")
 @click.option("--emulated-offsets", nargs=2, type=FloatRange(-40, 40), default=(0.0, 0.0), show_default=True,
               help="Emulated radio only: dB the adapter reads too strong and sends above its advertised power.")
+@click.option("--find", "find_text", default=None,
+              help="Only list the models in Google's table whose name contains TEXT (to name --reference), then exit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def calibrate(
     radio_spec: str, adapter: str | None, reference_model: str | None, reference_manufacturer: str | None,
     reference_radio: str | None, reference_rssi_correction: int | None, reference_tx_power: int | None,
     distance: float, duration: float, phone_rssi: float | None, config_path: Path | None, dry_run: bool,
-    yes: bool, seed: int, emulated_offsets: tuple[float, float], as_json: bool,
+    yes: bool, seed: int, emulated_offsets: tuple[float, float], find_text: str | None, as_json: bool,
 ) -> None:
     """Measure this Linux adapter's RSSI correction and TX power against a device of known calibration.
 
@@ -71,6 +73,9 @@ def calibrate(
     radio (--reference-radio). The result goes into the daemon's config: the daemon then puts
     the calibrated TX power into its AEM, and `bluezone check` corrects RSSI with it.
     """
+    if find_text is not None:
+        _find(find_text, as_json)
+        return
     from bluezone.calibration.procedure import with_phone_reading
     from bluezone.calibration.session import ReferenceSpec, run_calibration, save_calibration
     from bluezone.config import default_config_path
@@ -114,3 +119,18 @@ def calibrate(
         click.echo("dry run: nothing written")
     else:
         click.echo(f"written to {target}: rssi_correction = {written.rssi_correction}, tx_power = {written.tx_power}")
+
+
+def _find(text: str, as_json: bool) -> None:
+    from bluezone.calibration.table import default_table
+
+    found = default_table().search(text)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in found], indent=2))
+        return
+    if not found:
+        click.echo(f"no model in Google's table matches {text!r}")
+        return
+    for r in found:
+        click.echo(f"{r.manufacturer:<12} {r.model:<28} RSSI correction {r.rssi_correction_db:+3d} dB  "
+                   f"TX power {r.tx_power_dbm:4d} dBm  ({r.source})")

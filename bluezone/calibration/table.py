@@ -148,6 +148,15 @@ class CalibrationTable:
         values = {(r.rssi_correction_db, r.tx_power_dbm) for r in found}
         return found[0] if len(values) == 1 else None
 
+    def search(self, text: str, limit: int = 30) -> list[DeviceCalibration]:
+        """Rows whose manufacturer + model contain ``text`` (normalised), measured ones first."""
+        needle = normalise(text)
+        if not needle:
+            return []
+        found = [r for r in self._by_pair.values() if needle in normalise(r.manufacturer) + normalise(r.model)]
+        found.sort(key=lambda r: (r.source != "measured", normalise(r.manufacturer), normalise(r.model)))
+        return found[:limit]
+
     def require(self, model: str, manufacturer: str | None = None) -> DeviceCalibration:
         """Like ``lookup``, but an unknown device is an error that says what to do."""
         found = self.lookup(model, manufacturer)

@@ -184,3 +184,12 @@ def test_the_guided_run_shows_the_steps_and_asks_for_the_phones_reading(tmp_path
     assert declined.exit_code == 1 and "Aborted" in declined.output
     bad = CliRunner().invoke(cli, ["calibrate", "--reference", "Pixel 4", "--config", str(config)], input="y\nloud\n", obj={})
     assert bad.exit_code == 2 and "not a number" in bad.output
+
+
+def test_find_names_the_reference_to_give() -> None:
+    code, out = invoke("--find", "pixel 4")
+    assert code == 0 and "Pixel 4 " in out and "+5 dB" in out and "(measured)" in out
+    code, out = invoke("--find", "pixel 4", "--json")
+    assert code == 0 and json.loads(out)[0]["model"] == "Pixel 4"
+    code, out = invoke("--find", "no such phone")
+    assert code == 0 and "no model" in out

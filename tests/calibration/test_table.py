@@ -112,3 +112,10 @@ def test_a_row_is_found_under_any_spelling(maker: str, model: str, correction: i
     table = CalibrationTable.from_text(f'{HEADER}\n"{maker}","{model}",{correction},{tx},yes\n')
     found = table.lookup(model.upper().replace(" ", "_"), maker.swapcase())
     assert found is not None and (found.rssi_correction_db, found.tx_power_dbm) == (correction, tx)
+
+
+def test_search_lists_matching_models_measured_first() -> None:
+    found = default_table().search("pixel 4")
+    assert [r.model for r in found][:2] == ["Pixel 4", "Pixel 4 XL"] and all(r.source == "measured" for r in found[:2])
+    assert default_table().search("") == [] and default_table().search("no such phone") == []
+    assert len(default_table().search("samsung", limit=5)) == 5
