@@ -397,17 +397,30 @@ def keys_derive(
 @keys.command("export")
 @click.option("--days", default=14, show_default=True, type=click.IntRange(1, 14), help="Days of keys to export.")
 @click.option("--out", "out", required=True, type=click.Path(dir_okay=False, allow_dash=True), help="File, or -.")
+@click.option(
+    "--protocol", type=click.Choice(["gaen", "bluezone3"]), default="gaen", show_default=True,
+    help="GAEN publish-API JSON, or a Bluezone v3 F0 list of the v3 IDs this device sent (--also-bluezone-v3).",
+)
 @db_option
-def keys_export(days: int, out: str, db_path: Path | None) -> None:
-    """Write this device's daily keys as GAEN publish-API JSON (what a positive case uploads)."""
+def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> None:
+    """Write this device's daily keys as GAEN publish-API JSON (what a positive case uploads).
+
+    With --protocol bluezone3: its Bluezone v3 key chain as an F0 list, for `check --bluezone3-list`.
+    """
     from bluezone.errors import InputError
     from bluezone.matching.export_own import export_own_keys
     from bluezone.matching.keyfile import dump_keys_json, write_private
     from bluezone.matching.storeio import existing_store
 
     with existing_store(db_path) as store:
-        own = export_own_keys(store.daily_keys(), days, cli_clock().now())
-    data = dump_keys_json(own)
+        if protocol == "bluezone3":
+            from bluezone.matching.bluezone3 import own_f0_list
+
+            own = own_f0_list(store, cli_clock().now(), days)["data"]
+            data = (json.dumps({"data": own}, indent=2) + "\n").encode()
+        else:
+            own = export_own_keys(store.daily_keys(), days, cli_clock().now())
+            data = dump_keys_json(own)
     if out == "-":
         click.echo(data.decode(), nl=False)
     else:
@@ -415,7 +428,7 @@ def keys_export(days: int, out: str, db_path: Path | None) -> None:
             write_private(out, data)
         except OSError as exc:
             raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
-        click.echo(f"wrote {len(own)} keys to {out}", err=True)
+        click.echo(f"wrote {len(own)} {'F0 list entry' if protocol == 'bluezone3' else 'keys'} to {out}", err=True)
 
 
 @cli.command("check")

@@ -304,3 +304,17 @@ def check_store(
     gaen = store.sightings(float(sightings["time"].min()) - DAY_SECONDS, float(sightings["time"].max()) + DAY_SECONDS)
     found = check_bluezone3(entries, sightings, scorer, rssi_correction=rssi_correction, other_sightings=gaen)
     return found, len(sightings)
+
+
+def own_f0_list(store: Any, now: float, days: int = 14) -> dict[str, Any]:
+    """This device's Bluezone v3 IDs of the last ``days`` days as an F0 list entry (what a Bluezone v3
+    F0 handed its server), from the key chain the daemon keeps; KeyFileError when it never sent v3."""
+    if not 1 <= days <= 14:
+        raise KeyFileError(f"days must be 1-14, got {days}")
+    stored = store.bluezone3_key()
+    today = int(now // DAY_SECONDS)
+    if stored is None or stored[0] > today:
+        raise KeyFileError("this device never sent Bluezone v3 IDs (bluezone run --also-bluezone-v3): nothing to export")
+    first = max(stored[0], today - days + 1)
+    key = bz3.daily_key(stored[1], first - stored[0])
+    return {"data": [{"daily_key": key.hex(), "time_start": first * DAY_SECONDS, "max": bz3.SLOTS_PER_DAY, "time_end": int(now)}]}

@@ -280,19 +280,18 @@ class Daemon:
     # --- Bluezone v3 (opt-in) -------------------------------------------------------------------
 
     def _bluezone3_key_for(self, now: float) -> bytes:
-        """Today's Bluezone v3 daily key: the stored one hashed forward, or a new random one.
+        """Today's Bluezone v3 daily key: the stored chain start hashed forward, or a new random chain.
 
-        Only today's key is kept, so the store never reveals IDs of days before today."""
+        The store keeps the daily key of the oldest day within the retention (moved forward as
+        days are purged), so ``bluezone keys export --protocol bluezone3`` can list those days."""
         day = int(now // DAY_SECONDS)
         stored = self.store.bluezone3_key()
-        if stored is not None and stored[0] == day:
-            return stored[1]
-        if stored is not None and stored[0] < day:
-            key = bz3.daily_key(stored[1], day - stored[0])
-        else:  # none yet, or a clock stepped back before the stored day: start a new chain
-            key = os.urandom(bz3.DAILY_KEY_LENGTH)
-            log.info("new Bluezone v3 key chain")
+        if stored is not None and stored[0] <= day:
+            return bz3.daily_key(stored[1], day - stored[0])
+        # none yet, or a clock stepped back before the chain's first day: start a new chain
+        key = os.urandom(bz3.DAILY_KEY_LENGTH)
         self.store.save_bluezone3_key(day, key, now)
+        log.info("new Bluezone v3 key chain")
         return key
 
     async def _send_bluezone3(self, now: float) -> None:

@@ -92,6 +92,10 @@ async def run_daemon(
     store, listeners for other adverts (the venue-beacon check-ins of ``bluezone.venues.nearby``)."""
     config = config or DaemonConfig()
     clock = clock or SystemClock()
+    if also_bluezone_v3 and not is_emulated(backend):
+        raise ConfigError(
+            "--also-bluezone-v3 works on the emulated radio only, so far: the BlueZ and bumble backends send one advert set"
+        )
     db = database_for(backend, db_path)
     neighbours: list[Daemon] = []
     n = 0

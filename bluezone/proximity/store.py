@@ -38,6 +38,7 @@ import sqlite_utils
 
 from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
+from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import NotAStoreError, StoreError, StoreWriteError
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER, SIGHTING_DTYPE
@@ -81,8 +82,8 @@ def _v2(db: sqlite_utils.Database) -> None:
 
 
 def _v3(db: sqlite_utils.Database) -> None:
-    """Bluezone v3 adverts heard (their 12-byte ID), and this device's own Bluezone v3 daily key
-    (kept only for the current day: an older one would reveal every later day's IDs)."""
+    """Bluezone v3 adverts heard (their 12-byte ID), and where this device's own Bluezone v3 key chain
+    starts (the daily key of the oldest day within the retention)."""
     db.table("bluezone3_sightings").create(
         {"time": float, "bzid": bytes, "rssi": int, "tx_power": int, "address": str}, if_not_exists=True
     )
@@ -450,14 +451,15 @@ class SightingStore:
             raise StoreError(f"the bluezone3_sightings table holds a row bluezone cannot read: {exc}") from None
 
     def bluezone3_key(self) -> tuple[int, bytes] | None:
-        """This device's Bluezone v3 daily key and its UTC day number, if it ever sent one."""
+        """Where this device's Bluezone v3 key chain starts within the retention: (UTC day number, its
+        daily key), if it ever sent v3 IDs.  Later days' keys are this one hashed forward."""
         row = self.db.conn.execute("SELECT day, key FROM bluezone3_key ORDER BY day DESC LIMIT 1").fetchone()
         if row is None or not isinstance(row[1], bytes) or len(row[1]) != 32:
             return None
         return int(row[0]), bytes(row[1])
 
     def save_bluezone3_key(self, day: int, key: bytes, created_at: float) -> None:
-        """Keep only ``key`` (the daily key of UTC day ``day``): older ones would link later days."""
+        """Start the chain at ``key``, the daily key of UTC day ``day`` (replacing any earlier chain)."""
         with self.db.conn:
             self.db.conn.execute("DELETE FROM bluezone3_key")
             self.db.conn.execute(
@@ -521,7 +523,7 @@ class SightingStore:
             s3 = conn.execute(
                 f"DELETE FROM bluezone3_sightings WHERE time < ? OR NOT ({NUMERIC_TIME})", (cutoff,)
             ).rowcount
-            conn.execute("DELETE FROM bluezone3_key WHERE (day + 1) * ? <= ?", (DAY_SECONDS, cutoff))
+            self._advance_bluezone3_key(cutoff)
             k = conn.execute(
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
             ).rowcount
@@ -539,6 +541,19 @@ class SightingStore:
             "cutoff": cutoff,
             "retention_days": retention_days,
         }
+
+    def _advance_bluezone3_key(self, cutoff: float) -> None:
+        """Move the v3 chain's start to the first day within the retention (hashing its key forward):
+        a key of an older day would still give away the IDs sent on days already purged."""
+        row = self.db.conn.execute("SELECT day, key FROM bluezone3_key ORDER BY day LIMIT 1").fetchone()
+        first = int(cutoff // DAY_SECONDS)
+        if row is None or not isinstance(row[0], int) or row[0] >= first:
+            return
+        self.db.conn.execute("DELETE FROM bluezone3_key")
+        if isinstance(row[1], bytes) and len(row[1]) == 32 and first - row[0] <= 2 * RETENTION_DAYS:
+            key = bluezone3_daily_key(bytes(row[1]), first - row[0])
+            self.db.conn.execute("INSERT INTO bluezone3_key (day, key, created_at) VALUES (?, ?, ?)", (first, key, cutoff))
+        # (a chain long unused is dropped: the daemon starts a new one)
 
     def save_daemon_state(self, state: dict[str, Any], now: float) -> None:
         """Record the daemon's latest report (radio backend, health counters, daemon counters)."""

@@ -228,3 +228,43 @@ def test_cli_bad_f0_lists_are_exit_2_and_leave_no_database(tmp_path, content: by
     result = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(db)])
     assert result.exit_code == 2 and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not db.exists()
+
+
+def test_cli_export_own_v3_list_then_check_it_elsewhere(tmp_path) -> None:
+    """a runs with Bluezone v3 on (emulated radio, the last half hour), exports its F0 list with the
+    CLI, and b's `check --bluezone3-list` finds the close contact: the whole v3 path by command."""
+    import time
+
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    clock = VirtualClock(time.time() - 1900)
+    air = Air(clock, 8)
+    stores = [SightingStore.open(tmp_path / f"{n}.db") for n in "ab"]
+    daemons = [
+        Daemon(air.radio("a", (0, 0)), stores[0], clock, rng=random.Random(1), bluezone3=True),
+        Daemon(air.radio("b", (1, 0)), stores[1], clock, rng=random.Random(2)),
+    ]
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            for d in daemons:
+                tg.create_task(d.run(1800))
+
+    clock.run(main())
+    for s in stores:
+        s.close()
+    listing = tmp_path / "a-f0.json"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "a.db"), "--out", str(listing)])
+    assert res.exit_code == 0, res.output
+    entry_ = json.loads(listing.read_text())["data"][0]
+    assert entry_["max"] == 96 and entry_["time_start"] % 86400 == 0 and len(entry_["daily_key"]) == 64
+    res = runner.invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db"), "--json"])
+    assert res.exit_code == 0, res.output
+    levels = [e["level"] for e in json.loads(res.stdout)["exposures"]]
+    assert "F1" in levels and set(levels) <= {"F1", None}  # (two windows when the half hour spans midnight)
+    # b never sent v3: nothing to export, one line, exit 2
+    res = runner.invoke(cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "b.db"), "--out", "-"])
+    assert res.exit_code == 2 and "never sent Bluezone v3" in res.stderr

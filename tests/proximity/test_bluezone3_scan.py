@@ -158,7 +158,7 @@ def test_emulated_end_to_end_the_opt_in_node_is_heard_with_the_apps_ids(tmp_path
             s.close()
 
 
-def test_the_v3_key_is_hashed_forward_at_midnight_and_only_today_s_is_kept(tmp_path) -> None:
+def test_the_v3_key_is_hashed_forward_at_midnight_from_the_stored_chain_start(tmp_path) -> None:
     clock = VirtualClock(MIDNIGHT - 1200)
     air = Air(clock, 4)
     with SightingStore.open(tmp_path / "a.db") as store:
@@ -174,12 +174,25 @@ def test_the_v3_key_is_hashed_forward_at_midnight_and_only_today_s_is_kept(tmp_p
         radio.advertise_bluezone3 = spy  # type: ignore[method-assign]
         clock.run(a.run(2400))
         day, key = store.bluezone3_key()
-        assert day == int(MIDNIGHT // 86400)
+        assert day == int(MIDNIGHT // 86400) - 1  # the chain starts on the first day it was used
         assert store.db.conn.execute("SELECT COUNT(*) FROM bluezone3_key").fetchone()[0] == 1
         times = [t for t, _ in sent]
         assert [round(t - MIDNIGHT) for t in times] == [-1200, -900, 0, 900]
-        assert sent[2][1] == bz3.ids_for_day(key)[0].tobytes()
-        assert sent[3][1] == bz3.ids_for_day(key)[1].tobytes()
+        assert sent[0][1] == bz3.ids_for_day(key)[94].tobytes()
+        today = bz3.next_daily_key(key)
+        assert sent[2][1] == bz3.ids_for_day(today)[0].tobytes()
+        assert sent[3][1] == bz3.ids_for_day(today)[1].tobytes()
+
+
+def test_purge_moves_the_chain_start_into_the_retention(tmp_path) -> None:
+    with SightingStore.open(tmp_path / "a.db") as store:
+        day = int(NOON // 86400)
+        store.save_bluezone3_key(day - 20, b"k" * 32, NOON)
+        store.purge(NOON)
+        first = int((NOON - 14 * 86400) // 86400)
+        assert store.bluezone3_key() == (first, bz3.daily_key(b"k" * 32, first - (day - 20)))
+        store.purge(NOON + 100 * 86400)  # a chain unused far longer than the retention is dropped
+        assert store.bluezone3_key() is None
 
 
 def test_schema_2_store_migrates_and_v3_sightings_share_the_retention(tmp_path) -> None:
@@ -204,11 +217,9 @@ def test_schema_2_store_migrates_and_v3_sightings_share_the_retention(tmp_path) 
         rows["rssi"] = -70
         rows["tx_power"] = NO_TX_POWER
         assert store.add_bluezone3_sightings(rows) == 3
-        store.save_bluezone3_key(int(NOON // 86400) - 16, b"k" * 32, NOON)
         result = store.purge(NOON)
         assert result["bluezone3_sightings_deleted"] == 1
         assert len(store.bluezone3_sightings()) == 2
-        assert store.bluezone3_key() is None  # a key older than the retention goes too
         assert store.stats()["bluezone3_sightings"] == 2
         with pytest.raises(Exception, match="BLUEZONE3_SIGHTING_DTYPE"):
             store.add_bluezone3_sightings(np.zeros(1, [("time", "f8")]))
