@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_server_loopback import live_server  # noqa: F401 - the fixture
 
 from bluezone.cli import cli
 from bluezone.proximity.emulation import run_emulated
@@ -26,6 +26,26 @@ HOME = (5000.0, 0.0)
 def _run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args), obj={})
     return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[dict]:
+    """The key server under uvicorn on 127.0.0.1 (the demo's loopback runner), files in tmp_path."""
+    from bluezone.demo import _LoopbackServer
+    from bluezone.server.app import create_app
+    from bluezone.server.codes import CodeKey
+    from bluezone.server.signing import keygen, load_signer
+    from bluezone.server.storage import SQLiteStorage
+
+    db, keys, exports = tmp_path / "server.db", tmp_path / "signing", tmp_path / "exports"
+    keygen(keys)
+    storage = SQLiteStorage(db)
+    app = create_app(storage, code_key=CodeKey.load(keys), export_dir=exports, signer=load_signer(keys))
+    try:
+        with _LoopbackServer(app) as url:
+            yield {"url": url, "db": db, "keys": keys, "exports": exports}
+    finally:
+        storage.close()
 
 
 def _error_line(err: str) -> str:
@@ -50,7 +70,7 @@ def _scene(tmp_path: Path) -> tuple[dict[str, Path], dt.date]:
 
 
 @pytest.fixture
-def chain(live_server: dict, tmp_path: Path) -> dict:  # noqa: F811
+def chain(live_server: dict, tmp_path: Path) -> dict:
     nodes, day = _scene(tmp_path)
     url, db, keys = live_server["url"], str(live_server["db"]), str(live_server["keys"])
 
@@ -118,7 +138,7 @@ def test_f2_warning_withdrawn_when_the_f1_tests_negative(chain: dict) -> None:
     assert report["exposures"] == [] and [e["earlier_level"] for e in report["withdrawn"]] == ["F2"]
 
 
-def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(live_server: dict, tmp_path: Path) -> None:  # noqa: F811
+def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(live_server: dict, tmp_path: Path) -> None:
     nodes, day = _scene(tmp_path)
     db, keys = str(live_server["db"]), str(live_server["keys"])
     rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", keys, "--json", "--type", "recursive",
