@@ -46,12 +46,6 @@ MAX_ENTRIES = 1_000_000
 F0_DTYPE = np.dtype([("daily_key", "V32"), ("time_start", "i8"), ("max", "i4"), ("time_end", "i8")])
 
 
-def looks_like_f0_list(data: bytes) -> bool:
-    """Whether ``data`` is meant as a Bluezone v3 F0 list (a JSON object with ``data``, no GAEN keys)."""
-    head = data[:4096].lstrip()
-    return head.startswith(b"{") and b'"data"' in data[:1 << 20] and b"temporaryExposureKeys" not in data[:1 << 20]
-
-
 def _int_field(entry: dict[str, Any], name: str, where: str) -> int:
     value = entry.get(name)
     if isinstance(value, bool) or not isinstance(value, int):
