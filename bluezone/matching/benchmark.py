@@ -70,11 +70,12 @@ class BenchmarkResult:
 
 
 def synthetic_data(
-    n_keys: int, n_sightings: int, seed: int, *, planted: int = 20, per_plant: int = 15
+    n_keys: int, n_sightings: int, seed: int, *, planted: int = 20, per_plant: int = 15, end_time: int = END_TIME
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(keys, sightings, keys planted) for a benchmark or a test; deterministic per seed."""
+    """(keys, sightings, keys planted) over the 14 days before ``end_time`` (a UTC midnight), for a
+    benchmark or a test; deterministic per seed and end."""
     rng = np.random.default_rng(seed)
-    first_day = END_TIME // DAY_SECONDS - DAYS
+    first_day = end_time // DAY_SECONDS - DAYS
     keys = empty_keys(n_keys)
     keys["key"] = np.frombuffer(rng.bytes(16 * n_keys), "V16")
     keys["rolling_start"] = (first_day + rng.integers(0, DAYS, n_keys)) * ROLLING_PERIOD
@@ -83,7 +84,7 @@ def synthetic_data(
     keys["transmission_risk"] = rng.integers(0, 9, n_keys)
 
     sightings = np.zeros(n_sightings, SIGHTING_DTYPE)
-    sightings["time"] = np.sort(rng.uniform(first_day * DAY_SECONDS, END_TIME, n_sightings))
+    sightings["time"] = np.sort(rng.uniform(first_day * DAY_SECONDS, end_time, n_sightings))
     sightings["rpi"] = np.frombuffer(rng.bytes(16 * n_sightings), "V16")
     sightings["aem"] = np.frombuffer(rng.bytes(4 * n_sightings), "V4")
     sightings["rssi"] = rng.integers(-100, -40, n_sightings)
