@@ -8,6 +8,11 @@ signed GAEN export, and every other device downloads it, checks the signature an
 the matcher.  Then one chain goes a level further: Binh, warned F1, is given a recursive code
 and publishes his keys from his exposure day on, and Khanh, whom Binh met after the café, is
 warned F2.  The report puts each person's level beside what really happened.
+
+The café has a check-in poster (An scans it) and a venue beacon by the door: the daemons of
+everyone who stays a few minutes check in by themselves.  An uploads her check-in with her
+keys, so Em, who sat 8 m away all hour and is no Bluetooth contact, is warned through the
+venue, and so is Hoa at the counter; Dung, who only walked past, is not.
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ SCENE_SECONDS = 3600.0
 SCENE_END_BEFORE_NOW = 2 * INTERVAL_SECONDS
 CLOSE_METRES = 2.0
 CLOSE_MINUTES = 15.0
+#: The venue beacon by the café's door; anyone within ~40 m is "in the café" for the truth.
+BEACON_AT: Position = (2.0, -3.0)
+CAFE_METRES = 40.0
+VENUE = ("Café Hoa", "12 Trần Phú, Hà Nội")
 
 
 @dataclass(frozen=True)
@@ -112,6 +121,8 @@ class Verdict:
     distance_band: str
     truly_f2: bool = False  # close to a true F1 after that F1's exposure began (and not F1 itself)
     flagged_f2: bool = False  # warned F2 by the default scorer (recursive keys of the chain's F1)
+    true_minutes_in_cafe: float = 0.0  # minutes in the café (An was there all the hour)
+    venue_minutes: float = 0.0  # overlap of their check-in with An's, as `check` reported it
 
     @property
     def true_level(self) -> str | None:
@@ -126,8 +137,15 @@ class Verdict:
     def correct(self) -> bool:
         return self.level == self.true_level
 
+    @property
+    def venue_warned(self) -> bool:
+        return self.venue_minutes >= CLOSE_MINUTES
+
     def as_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "true_level": self.true_level, "level": self.level, "correct": self.correct}
+        return {
+            **self.__dict__, "true_level": self.true_level, "level": self.level, "correct": self.correct,
+            "venue_warned": self.venue_warned,
+        }
 
 
 @dataclass(frozen=True)
@@ -141,6 +159,8 @@ class DemoResult:
     batches: int
     scorer: str
     chain: dict[str, Any] | None = None  # the F1 who uploaded with a recursive code, and what went out
+    checkins_uploaded: int = 0
+    venue_url: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         iso = lambda t: dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")  # noqa: E731
@@ -150,6 +170,8 @@ class DemoResult:
             "scene_end": iso(self.scene_end),
             "scorer": self.scorer,
             "keys_uploaded": self.keys_uploaded,
+            "checkins_uploaded": self.checkins_uploaded,
+            "venue_url": self.venue_url,
             "batches": self.batches,
             "out_dir": str(self.out_dir) if self.out_dir else None,
             "people": [v.as_dict() for v in self.verdicts],
@@ -205,6 +227,13 @@ def run_demo(
     from bluezone.server.exports import export_batches
     from bluezone.server.signing import PinnedKey, keygen
     from bluezone.server.storage import SQLiteStorage
+    from bluezone.venues import beacon
+    from bluezone.venues.broadcast import run_beacon
+    from bluezone.venues.checkins import check_in, visits
+    from bluezone.venues.location import Venue
+    from bluezone.venues.nearby import BeaconCheckIns
+    from bluezone.venues.owner import create_venue_dir, load_venue_dir
+    from bluezone.venues.upload import reports_to_upload
 
     now = time.time() if now is None else now
     start, end = scene_span(now)
@@ -220,9 +249,20 @@ def run_demo(
         positions = {
             p.name: (lambda t, p=p, i=i: p.where((t - start) / 60.0) or _away(i)) for i, p in enumerate(SCENE)
         }
+        venue = create_venue_dir(work / "cafe", Venue.create(*VENUE, "food-service", 60))
+        secrets = load_venue_dir(work / "cafe")
+        progress(f"the café has a check-in poster ({work / 'cafe' / 'poster.png'}) and a venue beacon by the door")
+        with SightingStore.open(work / f"{F0}.db") as f0_store:  # An scans the poster as she sits down
+            check_in(f0_store, secrets.venue, start, source="url")
         progress(f"{len(SCENE)} emulated devices spend an hour in a café (virtual clock, {_hhmm(start)}-{_hhmm(end)} UTC)")
         wall = time.perf_counter()
-        dbs = run_emulated(positions, work, start, SCENE_SECONDS, seed=seed)
+        dbs = run_emulated(
+            positions, work, start, SCENE_SECONDS, seed=seed,
+            listeners=lambda store: [BeaconCheckIns(store)],
+            also=lambda air, clock: [
+                run_beacon(air.radio("café beacon", BEACON_AT, beacon.SERVICE_UUID), secrets, clock, SCENE_SECONDS)
+            ],
+        )
         progress(f"  done in {time.perf_counter() - wall:.1f} s of real time")
 
         server_dir = work / "key-server"
@@ -238,9 +278,15 @@ def run_demo(
                 code = issue_code(storage, now, key=code_key, test_type="confirmed").code
                 progress(f"{F0} tests positive; the health authority issues a one-time code")
                 with SightingStore.open(dbs[F0], create=False) as f0_store, KeyServerClient(url) as client:
-                    sent, _ = upload_own_keys(f0_store, client, code, now, include_today=True)
+                    outgoing = reports_to_upload(visits(f0_store, start - DAY_SECONDS), start - DAY_SECONDS, now)
+                    sent, receipt = upload_own_keys(
+                        f0_store, client, code, now, include_today=True, checkins=[r.entry() for r in outgoing]
+                    )
                     write_keys_json(export_own_keys(f0_store.daily_keys(), 14, now), work / f"{F0}-keys.json")
-                progress(f"{F0} uploads {len(sent)} daily key(s) with it (today's released the same day)")
+                progress(
+                    f"{F0} uploads {len(sent)} daily key(s) (today's released the same day) and "
+                    f"{receipt.checkins} check-in(s) with it"
+                )
                 # today's key ends with the current 10-minute interval: the server publishes it after that
                 published = (interval_number(now) + 1) * INTERVAL_SECONDS
                 batches = export_batches(storage, signer, exports, published)
@@ -259,13 +305,16 @@ def run_demo(
                         with SightingStore.open(path, create=False) as store:
                             load = lambda t0, t1, s=store: as_sightings(s.sightings(t0, t1))  # noqa: E731
                             result = check_server(
-                                client, ServerState(store.db.conn), load, server_key=pin, scorer=scorer, now=published
+                                client, ServerState(store.db.conn), load, server_key=pin, scorer=scorer, now=published,
+                                load_visits=lambda s=store: visits(s),
                             )
                             if result.rejected:
                                 raise RuntimeError(f"{name}: batches rejected: {result.rejected}")
                             baseline = check_sightings(result.keys, load(start - 7200, end + 7200), gaen)
                         exposures_of[name] = result.exposures
-                        verdicts.append(_verdict(people[name], people[F0], result.exposures, baseline))
+                        verdicts.append(
+                            _verdict(people[name], people[F0], result.exposures, baseline, result.venue_exposures)
+                        )
                 progress("every other device downloads, verifies and checks")
                 chain = None
                 binh = next(v for v in verdicts if v.name == F1_CHAIN)
@@ -277,7 +326,8 @@ def run_demo(
         finally:
             storage.close()
         return DemoResult(
-            verdicts, F0, start, end, Path(out_dir) if out_dir else None, len(sent), len(batches), scorer.name, chain
+            verdicts, F0, start, end, Path(out_dir) if out_dir else None, len(sent), len(batches), scorer.name, chain,
+            receipt.checkins, venue["url"],
         )
 
 
@@ -360,7 +410,19 @@ def truly_f2(person: Person, f0: Person) -> bool:
     return False
 
 
-def _verdict(person: Person, f0: Person, exposures: list[Any], baseline: list[Any]) -> Verdict:
+def true_minutes_in_cafe(person: Person, step: float = 5.0) -> float:
+    """Ground truth: minutes ``person`` was in the café (An was there all the hour)."""
+    minutes = np.arange(0.0, SCENE_SECONDS / 60.0, step / 60.0)
+    inside = 0
+    for m in minutes:
+        at = person.where(float(m))
+        inside += at is not None and math.hypot(at[0] - BEACON_AT[0], at[1] - BEACON_AT[1]) <= CAFE_METRES
+    return inside * step / 60.0
+
+
+def _verdict(
+    person: Person, f0: Person, exposures: list[Any], baseline: list[Any], venue_exposures: list[Any] = ()
+) -> Verdict:
     truth = true_minutes_within(person, f0, CLOSE_METRES)
     best = max(exposures, key=lambda e: e.score.minutes, default=None)
     s = best.score if best is not None else None
@@ -376,6 +438,8 @@ def _verdict(person: Person, f0: Person, exposures: list[Any], baseline: list[An
         typical_attenuation=s.typical_attenuation if s else None,
         distance_band=s.distance_band if s else "-",
         truly_f2=truly_f2(person, f0),
+        true_minutes_in_cafe=round(true_minutes_in_cafe(person), 1),
+        venue_minutes=round(sum(v.minutes for v in venue_exposures), 1),
     )
 
 
@@ -389,14 +453,15 @@ def format_report(result: DemoResult) -> str:
     level = lambda x: x or "-"  # noqa: E731
     lines = [
         f"{'person':<7} {'what happened':<40} {'<2 m':>6} {'truth':>5} {result.scorer:>8} {'gaen':>5} "
-        f"{'minutes':>7} {'closest':>7} {'typical':>7}  distance",
+        f"{'minutes':>7} {'closest':>7} {'typical':>7}  {'distance':<9} {'café':>5} {'venue':>6}",
     ]
     for v in result.verdicts:
         att = lambda a: "-" if a is None else f"{a:.0f} dB"  # noqa: E731
         lines.append(
             f"{v.name:<7} {v.story:<40} {v.true_minutes_within_2m:>4.0f} m {level(v.true_level):>5} "
             f"{level(v.level):>8} {yes(v.flagged_gaen):>5} {v.minutes:>7.0f} {att(v.closest_attenuation):>7} "
-            f"{att(v.typical_attenuation):>7}  {v.distance_band}"
+            f"{att(v.typical_attenuation):>7}  {v.distance_band:<9} {v.true_minutes_in_cafe:>3.0f} m "
+            f"{(f'{v.venue_minutes:.0f} m' if v.venue_minutes else '-'):>6}"
         )
     right = sum(v.correct for v in result.verdicts)
     lines.append("")
@@ -412,10 +477,17 @@ def format_report(result: DemoResult) -> str:
             f"Chain: {result.f0} (F0) -> {c['f1']} (F1: a recursive code, {c['keys_uploaded']} key(s) from "
             f"{c['exposure_date']} on) -> {f2} (F2: a close contact of a close contact, told to watch for symptoms)."
         )
+    venue_only = [v.name for v in result.verdicts if v.venue_warned and not v.flagged]
+    lines.append(
+        f"Through the café's check-in ({result.checkins_uploaded} check-in uploaded by {result.f0}): "
+        f"{sum(v.venue_warned for v in result.verdicts)} warned of 15+ minutes in the same room"
+        + (f", {' and '.join(venue_only)} though no Bluetooth close contact of {result.f0}'s." if venue_only else ".")
+    )
     if result.out_dir:
         lines.append(
             f"Databases, {result.f0}'s key file and the key server's files are in {result.out_dir}: try\n"
             f"  bluezone status --db {result.out_dir}/Binh.db\n"
-            f"  bluezone check --keys {result.out_dir}/{result.f0}-keys.json --db {result.out_dir}/Binh.db"
+            f"  bluezone check --keys {result.out_dir}/{result.f0}-keys.json --db {result.out_dir}/Binh.db\n"
+            f"  bluezone checkins --db {result.out_dir}/Em.db      (the poster: {result.out_dir}/cafe/poster.png)"
         )
     return "\n".join(lines)

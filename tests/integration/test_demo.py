@@ -22,7 +22,14 @@ def test_demo_flags_exactly_the_true_close_contacts(tmp_path: Path) -> None:
     assert by_name["Chi"].truly_close and by_name["Chi"].flagged
     for name in ("Dung", "Em", "Giang", "Hoa"):
         assert not by_name[name].truly_close and not by_name[name].flagged, name
-    assert result.keys_uploaded == 1 and result.batches == 1
+    assert result.keys_uploaded == 1 and result.batches == 2  # one key batch, one venue-warning file
+    # the café's check-in: Em (8 m away all hour) and Hoa (the counter) are warned through the venue
+    assert result.checkins_uploaded == 1 and result.venue_url.startswith("https://e.coronawarn.app?v=1#")
+    for name in ("Binh", "Chi", "Em", "Hoa"):
+        assert by_name[name].venue_warned, name
+    assert not by_name["Em"].flagged and not by_name["Hoa"].flagged
+    assert by_name["Dung"].venue_minutes == 0 and not by_name["Giang"].venue_warned
+    assert abs(by_name["Em"].venue_minutes - by_name["Em"].true_minutes_in_cafe) <= 10
     # what --out keeps: one database per device (0600), the F0's key file, the key server
     out = tmp_path / "out"
     for person in SCENE:
@@ -31,6 +38,7 @@ def test_demo_flags_exactly_the_true_close_contacts(tmp_path: Path) -> None:
     keys = json.loads((out / f"{F0}-keys.json").read_text())["temporaryExposureKeys"]
     assert len(keys) == 1 and keys[0]["rollingPeriod"] < 144  # today's key, released the same day
     assert list((out / "key-server" / "exports").glob("*.zip"))
+    assert (out / "cafe" / "poster.png").is_file() and (out / "cafe" / "venue-secret.json").is_file()
 
 
 def test_demo_is_reproducible_for_a_seed(tmp_path: Path) -> None:
