@@ -378,6 +378,7 @@ def _list(where: str, value: Any) -> list[Any]:
 
 
 def _model(where: str, data: Any) -> DeviceModel:
+    data = _from_table(where, data)
     model = _build(
         DeviceModel,
         where,
@@ -392,6 +393,29 @@ def _model(where: str, data: Any) -> DeviceModel:
         },
     )
     return model
+
+
+def _from_table(where: str, data: Any) -> Any:
+    """``table = "MODEL"`` (and ``table_manufacturer``): TX power and RSSI correction from Google's
+    calibration table (``bluezone.calibration``), unless the file gives them; the name defaults to the model."""
+    if not isinstance(data, dict) or "table" not in data:
+        return data
+    from bluezone.calibration.table import default_table
+
+    data = dict(data)
+    model, maker = data.pop("table"), data.pop("table_manufacturer", None)
+    if not isinstance(model, str) or not (maker is None or isinstance(maker, str)):
+        raise ConfigError(f"{where}.table: a model name as Google's calibration table spells it, got {model!r}")
+    found = default_table().lookup(model, maker)
+    if found is None:
+        raise ConfigError(f"{where}.table: {model!r} is not in Google's calibration table (bluezone calibrate --find lists it)")
+    if found.tx_power_dbm is None and "tx_power_dbm" not in data:
+        raise ConfigError(f"{where}.table: Google's table has no TX power for {found.model}; give tx_power_dbm")
+    data.setdefault("name", found.model)
+    data.setdefault("rssi_correction_db", found.rssi_correction_db)
+    if found.tx_power_dbm is not None:
+        data.setdefault("tx_power_dbm", found.tx_power_dbm)
+    return data
 
 
 def _positives(where: str, value: Any) -> int | str:
