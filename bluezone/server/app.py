@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.server.codes import CodeKey
-from bluezone.server.exports import INDEX_FILE, ExportConfig, export_batches
+from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed, export_batches
 from bluezone.server.publish import PublishConfig, PublishError, publish
 from bluezone.server.signing import Signer
 from bluezone.server.storage import Storage
@@ -92,7 +92,11 @@ def create_app(
         assert signer is not None and exports is not None
         while True:
             try:
-                await run_in_threadpool(export_batches, storage, signer, exports, clock.now(), export_config)
+                now = clock.now()
+                await run_in_threadpool(export_batches, storage, signer, exports, now, export_config)
+                waiting = await run_in_threadpool(embargoed, storage, now)
+                if waiting.keys:  # so "0 keys" after an upload does not read as a lost upload
+                    log.info("%s", waiting.sentence())
             except Exception:  # noqa: BLE001 - keep serving; the next run retries
                 log.exception("scheduled export failed")
             await asyncio.sleep(every)

@@ -306,12 +306,14 @@ def test_openapi(server: Server) -> None:
     assert "temporaryExposureKeys" in schema["properties"]
 
 
-def test_scheduled_export_runs_in_the_app(tmp_path: Path) -> None:
+def test_scheduled_export_runs_in_the_app(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
     import time
 
+    caplog.set_level(logging.INFO, logger="bluezone.server.app")
     s = Server(tmp_path)
     day = rolling_start(NOW) - ROLLING_PERIOD
-    s.post(_body([(b"\x05" * 16, day, 144)], s.code()))
+    s.post(_body([(b"\x05" * 16, day, 144), (b"\x06" * 16, rolling_start(NOW), 144)], s.code()))
     app = create_app(
         s.storage, code_key=s.code_key, export_dir=s.exports, signer=s.signer, clock=s.clock, export_every=3600
     )
@@ -324,6 +326,8 @@ def test_scheduled_export_runs_in_the_app(tmp_path: Path) -> None:
     assert len(names) == 1
     export, _ = open_signed_export((s.exports / names[0]).read_bytes(), s.signer.public_key)
     assert bytes(export.keys[0]["key"]) == b"\x05" * 16
+    # today's key waits for its embargo, and the log says so (issue 14.11)
+    assert "1 key(s) wait until their validity ends: exportable from 2025-11-21 00:00 UTC" in caplog.text
     s.storage.close()
 
 
