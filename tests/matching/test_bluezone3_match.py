@@ -268,3 +268,18 @@ def test_cli_export_own_v3_list_then_check_it_elsewhere(tmp_path) -> None:
     # b never sent v3: nothing to export, one line, exit 2
     res = runner.invoke(cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "b.db"), "--out", "-"])
     assert res.exit_code == 2 and "never sent Bluezone v3" in res.stderr
+
+
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=32, max_size=32), st.integers(0, 2**40 - 1), st.integers(2, 1440),
+                  st.integers(0, 366 * 86400)),
+        max_size=8,
+    )
+)
+def test_valid_lists_parse_to_exactly_what_they_say(rows: list[tuple[bytes, int, int, int]]) -> None:
+    doc = f0([{"daily_key": k.hex().upper(), "time_start": t, "max": m, "time_end": t + span} for k, t, m, span in rows])
+    got = m3.parse_f0_list(doc)
+    assert [(bytes(r["daily_key"]), int(r["time_start"]), int(r["max"]), int(r["time_end"])) for r in got] == [
+        (k, t, m, t + span) for k, t, m, span in rows
+    ]
