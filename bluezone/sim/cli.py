@@ -44,6 +44,15 @@ def _complete_scenario(ctx: click.Context, param: click.Parameter, incomplete: s
     "--levels", "f0_count", type=click.IntRange(1), default=None,
     help="Also score F1 and F2 warnings with this many F0s drawn by the seed (scenarios with positives = \"all\").",
 )
+@click.option(
+    "--venues", "venue_rates", default=None, metavar="RATES",
+    help="Also report what venue check-in adds to Bluetooth at these shares of people using bluezone "
+    "(comma-separated, e.g. 0.074,0.3,0.7; docs/venues.md).",
+)
+@click.option(
+    "--checkin-rate", type=FloatRange(0.0, 1.0), default=1.0, show_default=True,
+    help="With --venues: share of users checked in (1: a venue beacon checks them in).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def simulate(
     scenario: str | None,
@@ -54,6 +63,8 @@ def simulate(
     minutes: float | None,
     store: str,
     f0_count: int | None,
+    venue_rates: str | None,
+    checkin_rate: float,
     as_json: bool,
 ) -> None:
     """Run a crowd scenario through bluezone's real code and score both scorers against the truth.
@@ -81,6 +92,14 @@ def simulate(
         scene = load_scenario(find_scenario(scenario))
     if minutes is not None:
         scene = scene.with_overrides(duration_min=minutes)
+    rates = None
+    if venue_rates is not None:
+        try:
+            rates = tuple(float(r) for r in venue_rates.split(","))
+        except ValueError:
+            rates = ()
+        if not rates or not all(0.0 < r <= 1.0 for r in rates):
+            raise click.BadParameter("give shares between 0 and 1, comma-separated (e.g. 0.074,0.3,0.7)", param_hint="--venues")
     start = f"simulate {scene.name}: {scene.people} people, {scene.duration_min:g} min, seed {seed}"
     with terminal_progress(start) as progress:
         result = engine.run(scene, seed, store=store, progress=fraction_of(progress, "simulating"))
@@ -89,6 +108,10 @@ def simulate(
         from bluezone.sim.levels import levels_summary
 
         summary["levels"] = levels_summary(result, f0_count, seed)
+    if rates is not None:
+        from bluezone.sim.venues import venue_adoption_summary
+
+        summary["venues"] = venue_adoption_summary(result, rates, checkin_rate)
     if out is not None:
         report.write(result, summary, out)
     if as_json:
@@ -99,6 +122,10 @@ def simulate(
             from bluezone.sim.levels import levels_table
 
             click.echo(levels_table(summary["levels"]))
+        if "venues" in summary:
+            from bluezone.sim.venues import venues_table
+
+            click.echo(venues_table(summary["venues"]))
         if out is not None:
             click.echo(f"report and plots in {out}")
 

@@ -113,6 +113,8 @@ def run(
         dpos, dhead = pos[devices.person], heading[devices.person]
         packets, d, separated = channel.step(t, dt, dpos, dhead, scenario.start)
         truth.add(day_of(scenario.start + t), d, separated, dt, now=scenario.start + t)
+        device_present = present[devices.person]
+        truth.add_presence(day_of(scenario.start + t), device_present[senders], device_present, dt)
         if i in snap_at:
             scene["snapshots"].append({"t": t, "pos": pos.copy(), "device_person": devices.person})
         if len(packets):

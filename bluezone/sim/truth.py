@@ -27,6 +27,19 @@ class Truth:
     close_radius: float = 2.0
     first_close: dict[int, np.ndarray] = field(default_factory=dict)  # day -> (senders, devices), nan: never
     last_close: dict[int, np.ndarray] = field(default_factory=dict)
+    #: seconds both were in the scene at once, per day (senders, devices): "shared the room"
+    together: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def add_presence(self, day: int, sender_present: np.ndarray, device_present: np.ndarray, dt: float) -> None:
+        """Count ``dt`` for every (sender, device) pair present at once (venue check-in's truth)."""
+        acc = self.together.get(day)
+        if acc is None:
+            acc = self.together[day] = np.zeros((self.senders, self.devices), np.float64)
+        acc += np.outer(sender_present, device_present) * float(dt)
+
+    def minutes_together(self) -> dict[int, np.ndarray]:
+        """Per day, minutes each pair spent in the scene at the same time."""
+        return {day: acc / 60.0 for day, acc in sorted(self.together.items())}
 
     def add(self, day: int, d: np.ndarray, separated: np.ndarray, dt: float, now: float | None = None) -> None:
         acc = self.seconds.get(day)
