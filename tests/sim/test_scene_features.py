@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sim_helpers import pairs_scenario
 
 from bluezone.errors import ConfigError
@@ -240,3 +242,27 @@ def test_min_spacing_in_a_crowded_room_end_to_end() -> None:
     assert np.quantile(gaps, 0.01) > 0.25
     r = report.summarise(engine.run(sc, seed=1, store="memory"))
     assert r["phones"] == 40
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    points=st.lists(st.tuples(st.floats(0, 4), st.floats(0, 4), st.booleans(), st.integers(0, 1)), min_size=2, max_size=25),
+    spacing=st.floats(0.2, 1.0),
+)
+def test_keep_apart_invariants(points: list[tuple[float, float, bool, int]], spacing: float) -> None:
+    """Seated people never move, nobody moves further than the pushes allow, nothing becomes NaN,
+    and nobody crosses a wall."""
+    from bluezone.sim.scenario import Wall
+
+    pos = np.array([[x, y] for x, y, _, _ in points])
+    movable = np.array([m for _, _, m, _ in points])
+    storey = np.array([s for _, _, _, s in points], np.int64)
+    wall = Wall(start=(2.0, -1.0), end=(2.0, 5.0))
+    out = keep_apart(pos, movable, storey, spacing, (wall,))
+    assert np.isfinite(out).all()
+    assert np.array_equal(out[~movable], pos[~movable])
+    moved = np.hypot(*(out - pos).T)
+    assert np.all(moved <= 4 * spacing * len(points) + 1e-9)
+    side = lambda p: np.sign(p[:, 0] - 2.0)  # noqa: E731
+    crossed = (side(pos) * side(out)) < 0
+    assert not crossed.any()
