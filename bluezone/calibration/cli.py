@@ -15,7 +15,9 @@ STEPS = """Calibrating {radio} against {reference}, {distance:g} m apart, for {d
   2. The reference must advertise all the time: on a phone, exposure notifications on (an EN app installed),
      screen on; a reference radio is started by this command.
   3. Keep other phones and Bluetooth devices at least 5 m away, and do not move during the measurement.
-  4. On a phone, also open a BLE scanner app (e.g. nRF Connect), find the advert with service 0xFD6F that
+  4. Google averages over orientations: when asked, turn the reference a quarter turn on the spot
+     (four orientations in all), keeping the distance.
+  5. On a phone, also open a BLE scanner app (e.g. nRF Connect), find the advert with service 0xFD6F that
      is strongest, and note its typical RSSI: it gives this adapter's TX power (asked at the end)."""
 
 
@@ -28,7 +30,13 @@ def _progress():  # type: ignore[no-untyped-def]
     if not sys.stderr.isatty():
         return None
 
+    turned = [0]
+
     def show(fraction: float, adverts: int) -> None:
+        quarter = min(int(fraction * 4), 3)
+        if quarter > turned[0]:  # Google's procedure measures in several orientations
+            turned[0] = quarter
+            click.echo(f"\nturn the reference a quarter turn now ({quarter + 1} of 4)", err=True)
         click.echo(f"\rmeasuring: {fraction * 100:5.1f} %, {adverts} adverts heard", err=True, nl=fraction >= 1.0)
 
     return show

@@ -193,3 +193,18 @@ def test_find_names_the_reference_to_give() -> None:
     assert code == 0 and json.loads(out)[0]["model"] == "Pixel 4"
     code, out = invoke("--find", "no such phone")
     assert code == 0 and "no model" in out
+
+
+def test_progress_on_a_terminal_asks_for_quarter_turns(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    import bluezone.calibration.cli as calibrate_cli
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    show = calibrate_cli._progress()
+    assert show is not None
+    for step in range(1, 11):
+        show(step / 10, step * 80)
+    err = capsys.readouterr().err
+    assert [f"({n} of 4)" in err for n in (2, 3, 4)] == [True, True, True] and err.count("quarter turn") == 3
+    assert "100.0 %, 800 adverts heard" in err
