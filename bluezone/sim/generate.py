@@ -58,14 +58,14 @@ def _devices(rng: np.random.Generator, carriages: tuple[str, ...], positives: in
     models = [
         {
             "name": f"model-{i + 1}",
-            "share": round(float(s), 3) + 0.001,
+            "share": round(round(float(s), 3) + 0.001, 3),
             "tx_error_db": _u(rng, -6, 6, 1),
             "rx_error_db": _u(rng, -6, 6, 1),
             "unit_sd_db": _u(rng, 1, 4, 1),
         }
         for i, s in enumerate(shares)
     ]
-    carriage = {c: round(float(s), 3) + 0.001 for c, s in zip(carriages, rng.dirichlet(np.ones(len(carriages))))}
+    carriage = {c: round(round(float(s), 3) + 0.001, 3) for c, s in zip(carriages, rng.dirichlet(np.ones(len(carriages))))}
     return {"share": _u(rng, 0.7, 1.0), "positives": positives, "carriage": carriage, "models": models}
 
 
