@@ -1,6 +1,7 @@
 """Choose the estimator's settings by the worst margin over GAEN, on cached scenes and seeds.
 
-Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--scenes a,b,...]
+Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--hold-cache DIR] [--scenes a,b,...]
+e.g.   python research/estimator_sweep.py /tmp/est --tune 11,12 --hold-cache /tmp/esthold --hold 0,3,4,5,6,7,8,9
 
 Reads ``CACHE_DIR/<scene>_<seed>.pkl`` (from ``estimator_cache.py``), flattens every judged
 unit's minutes into arrays once, then scores settings vectorised.  A setting is a per-minute
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bluezone.sim.metrics import average_precision, confusion, roc_auc
+from bluezone.sim.metrics import average_precision, confusion, pr_curve, roc_auc
 
 SMOOTH = 9
 GAP_FILL = 2
@@ -72,16 +73,16 @@ def flatten(d: dict) -> Flat:
 
 
 def estimate(f: Flat, s: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(weighted minutes, close contact) per key for setting ``s`` (see ``grid``); the same
+    """(weighted minutes, close contact) per key for setting ``s`` (see ``best``); the same
     arithmetic as the scorer.  With ``decision_db`` the verdict counts minutes at or under that
     threshold (hard), while the weighted minutes keep the ramp; else weighted >= 15."""
     z = f.p10.astype(np.float64)
     if s["beta"] > 0:
         ref = np.where(f.others_n >= s["kmin"], f.others[s["q"]], np.nan)
-        if s["fallback"] == "day":
-            ref = np.where(np.isnan(ref), f.day_ref + s["day_offset"], ref)
-        shift = np.where(np.isnan(ref), 0.0, np.clip(ref - s["centre"], -s["clip"], s["clip"]))
-        z = z - s["beta"] * shift
+        shift = s["beta"] * np.clip(ref - s["centre"], -s["clip"], s["clip"])
+        # too few other links: the day-level shift (BluezoneConfig's calibration_*: 0.7 x clip(day - 58, 5))
+        day = np.where(np.isnan(f.day_ref), 0.0, DAY_WEIGHT * np.clip(f.day_ref - DAY_REFERENCE, -DAY_CLIP, DAY_CLIP))
+        z = z - np.where(np.isnan(ref), day, shift)
     if s.get("sd_weight"):
         z = z + s["sd_weight"] * (f.sd - 4.0)
     zs = np.median(z[f.window], axis=1) if len(z) else z
@@ -112,7 +113,7 @@ def metrics(truth: np.ndarray, score: np.ndarray, decided: np.ndarray) -> tuple[
 #: Typical same-minute reference per quantile (median over the tuning scenes' receivers, seed 11):
 #: the centre, so that a bare scorer (no receiver) is judged at the same threshold.
 CENTRES = {"10": 62.0, "25": 65.0, "50": 68.0}
-DAY_REFERENCE = 58.0  # typical day reference (5th percentile of link-minutes), as BluezoneConfig.reference_db
+DAY_REFERENCE, DAY_WEIGHT, DAY_CLIP = 58.0, 0.7, 5.0  # BluezoneConfig's reference_db, calibration_weight and _clip_db
 #: How each minute is corrected: share of the same-minute reference taken off, its quantile, its clip.
 CORRECTIONS = [(0.0, "25", 8.0)] + [(beta, q, 8.0) for beta in (0.3, 0.5, 0.7) for q in ("25", "50")]
 DECISIONS = (56.0, 57.0, 58.0, 59.0, 60.0, 61.0, 62.0)  # dB: a minute at or under it counts for the verdict
@@ -126,7 +127,7 @@ def best(runs: dict[tuple[str, int], Flat]) -> list[tuple[float, dict, dict[str,
     and the setting's worth is min(worst F1 margin, worst ranking margin) over scenes."""
     out = []
     for beta, q, clip in CORRECTIONS:
-        common = dict(beta=beta, q=q, kmin=2, fallback="day", day_offset=CENTRES[q] - DAY_REFERENCE, centre=CENTRES[q], clip=clip, shape="ramp")
+        common = dict(beta=beta, q=q, kmin=2, centre=CENTRES[q], clip=clip, shape="ramp")
         options = []
         for d in DECISIONS:
             by_width = {w: judge(runs, {**common, "decision_db": d, "threshold": d, "width": w}) for w in WIDTHS}
@@ -137,12 +138,40 @@ def best(runs: dict[tuple[str, int], Flat]) -> list[tuple[float, dict, dict[str,
         out.append(options[0])
         print(f"correction beta={beta} q={q} clip={clip}: best threshold {setting['decision_db']:g} dB, ramp +- {setting['width']:g} dB, worth {w:+.3f}", flush=True)
     top = max(t[0] for t in out)
-    # the best worth; settings within 0.002 of it (noise) are ordered by their mean margin
-    return sorted(out, key=lambda t: (t[0] < top - 0.002, -mean_margin(t[2]) if t[0] >= top - 0.002 else -t[0]))
+    # the best worth; settings within 0.002 of it (noise) are ordered by their worst F1 margin:
+    # the verdict is what a user sees
+    return sorted(out, key=lambda t: (t[0] < top - 0.002, -worst_f1(t[2]) if t[0] >= top - 0.002 else -t[0]))
 
 
-def mean_margin(result: dict[str, np.ndarray]) -> float:
-    return float(np.array(list(result.values()))[:, :3].mean())
+def worst_f1(result: dict[str, np.ndarray]) -> float:
+    return float(np.array(list(result.values()))[:, 0].min())
+
+
+def detail(runs: dict[tuple[str, int], Flat], s: dict) -> str:
+    """Per scene over the given runs: F1 / ROC-AUC / PR-AUC of the chosen setting, the scorer the
+    cache ran with (previous) and GAEN (means), the chosen setting's worst-seed margins over GAEN,
+    its precision / recall at the default, and the best recall at precision >= 0.80 along its
+    weighted-minute ranking (a hindsight ceiling of this ranking)."""
+    rows: dict[str, list] = {}
+    for (scene, seed), f in sorted(runs.items()):
+        est, decided = estimate(f, s)
+        new = metrics(f.truth, est, decided)
+        prev = metrics(f.truth, f.scores["bluezone"][0], f.scores["bluezone"][1])
+        gaen = metrics(f.truth, f.scores["gaen"][0], f.scores["gaen"][1])
+        c = confusion(f.truth, decided)
+        _, precision, recall = pr_curve(f.truth, est)
+        r80 = float(recall[precision >= 0.8].max()) if (precision >= 0.8).any() else 0.0
+        rows.setdefault(scene, []).append((new, prev, gaen, np.subtract(new, gaen), (c.precision, c.recall, r80)))
+    lines = [f"{'scene':<11}{'seeds':>5}  {'new F1/ROC/PR':>20}  {'previous':>20}  {'gaen':>20}  {'worst-seed margin':>22}  new P / R, R at P>=0.8"]
+    for scene, rs in rows.items():
+        mean = lambda i: np.nanmean([r[i] for r in rs], axis=0)  # noqa: E731
+        worst = np.nanmin([r[3] for r in rs], axis=0)
+        pr = mean(4)
+        lines.append(
+            f"{scene:<11}{len(rs):>5}  " + "  ".join(f"{'/'.join(f'{v:.3f}' for v in mean(i)):>20}" for i in range(3))
+            + f"  {'/'.join(f'{v:+.3f}' for v in worst):>22}  {pr[0]:.2f} / {pr[1]:.2f}, {pr[2]:.2f}"
+        )
+    return "\n".join(lines)
 
 
 def load(cache: Path, scenes: list[str] | None, seeds: list[int]) -> dict[tuple[str, int], Flat]:
@@ -192,6 +221,7 @@ def main() -> None:
     ap.add_argument("cache", type=Path)
     ap.add_argument("--tune", required=True)
     ap.add_argument("--hold", default="")
+    ap.add_argument("--hold-cache", type=Path, help="where the held-back runs are cached (default: CACHE_DIR)")
     ap.add_argument("--scenes")
     ap.add_argument("--top", type=int, default=10)
     a = ap.parse_args()
@@ -204,11 +234,13 @@ def main() -> None:
     for w, s, r in results[: a.top]:
         print(line(s, r))
     if a.hold:
-        hold = load(a.cache, scenes, [int(x) for x in a.hold.split(",")])
+        hold = load(a.hold_cache or a.cache, scenes, [int(x) for x in a.hold.split(",")])
         print(f"held-back runs: {sorted(hold)}")
         print(line({"label": "present bluezone scorer"}, judge_present(hold)))
         for w, s, r in results[: a.top]:
             print(line(s, judge(hold, s)))
+        print(f"chosen: {results[0][1]}")
+        print(detail(hold, results[0][1]))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,9 @@ Each minute is judged against the receiver's *other* links heard in that same mi
 how far that reference sits from ``minute_reference_db`` (clipped) is taken off the minute's
 attenuation.  Everyone heard in one minute shares the receiver's carriage and the room's level at
 that moment, so this cancels part of both, minute by minute.  A minute with fewer than two other
-links falls back on the day's low end (5th percentile of all link-minutes) plus
-``day_reference_offset_db``.  Without a context (``score`` on a bare scorer) nothing shifts.
+links gets the day-level shift instead (``calibration_*``: part of how far the day's low end, the
+5th percentile of all link-minutes, sits from ``reference_db``).  Without a context (``score`` on
+a bare scorer) nothing shifts.
 Setting ``minute_reference_weight = 0`` brings back the earlier day-level threshold shift
 (``calibration_*``).
 
@@ -29,8 +30,8 @@ linear ramp +-``ramp_db`` around the threshold (1 well under it, 0.5 at it, 0 we
 contact just over the threshold ranks above a far one.  A soft *verdict* (weights summed against the
 15) lost F1 on long stays, where small weights add up over hours; the ramp is only for ranking.
 
-Defaults (10th percentile, 59 dB, 9-minute median, same-minute 25th percentile at weight 0.5
-around 65 dB clipped to +-8 dB, ramp +-8 dB) come from ``research/estimator_sweep.py``: the
+Defaults (10th percentile, 59 dB, 9-minute median, same-minute 25th percentile at weight 0.7
+around 65 dB clipped to +-8 dB, ramp +-10 dB) come from ``research/estimator_sweep.py``: the
 worst margin over GAEN in F1, ROC-AUC and PR-AUC over every shipped scene on seeds 11-12,
 checked on seeds 0 and 3-9 held back (docs/simulation.md).  ``[scoring.bluezone]`` in a TOML
 file, or ``check --set``, changes them.
@@ -68,15 +69,14 @@ class BluezoneConfig:
     calibration_min_link_minutes: int = 10  # fewer (RPI, minute) groups behind a day's reference: no shift
     # Graded weighted minutes (the ranking): a minute weighs 1 at ramp_db under the threshold, 0 at
     # ramp_db over it, linearly between; the verdict still counts the minutes at or under the threshold.
-    ramp_db: float = 8.0  # half-width; 0: weighted minutes are the verdict's minutes
+    ramp_db: float = 10.0  # half-width; 0: weighted minutes are the verdict's minutes
     # Same-minute reference (receiver.py ``minute_reference``): each minute is judged against the
     # receiver's other links heard in that minute; replaces the day shift above when weight > 0.
-    minute_reference_weight: float = 0.5  # share of (reference - minute_reference_db) taken off; 0 = off
+    minute_reference_weight: float = 0.7  # share of (reference - minute_reference_db) taken off; 0 = off
     minute_reference_quantile: float = 25.0  # of the other links' attenuations in the minute
     minute_reference_db: float = 65.0  # a minute reference that needs no shift (typical: 62-72 dB)
     minute_reference_clip_db: float = 8.0  # bound on the shift
-    minute_reference_min_links: int = 2  # fewer other links in a minute: the day reference stands in
-    day_reference_offset_db: float = 7.0  # what the day's low end (5th pct) lies below a minute's reference
+    minute_reference_min_links: int = 2  # fewer other links in a minute: the day-level shift stands in
 
     def __post_init__(self) -> None:
         check_setting_types(self)
@@ -167,8 +167,15 @@ class BluezoneScorer:
     def threshold_for(self, day: int, exclude: np.ndarray | None = None) -> float:
         """The per-minute threshold on ``day``: ``threshold_db`` shifted by the receiver's reference
         (without the sightings ``exclude``: the judged link's own, see receiver.py)."""
+        if self.config.minute_reference_weight > 0:
+            return self.config.threshold_db  # the correction is per minute (minute_shift)
+        return self.day_threshold(day, exclude)
+
+    def day_threshold(self, day: int, exclude: np.ndarray | None = None) -> float:
+        """``threshold_db`` moved by part of the day's reference (the earlier default, and the
+        stand-in for minutes with too few other links)."""
         c = self.config
-        if self.receiver is None or c.calibration_weight == 0 or c.minute_reference_weight > 0:
+        if self.receiver is None or c.calibration_weight == 0:
             return c.threshold_db
         ref = self.receiver.reference(day, c.calibration_min_link_minutes, exclude)
         if ref is None:
@@ -178,18 +185,18 @@ class BluezoneScorer:
 
     def minute_shift(self, window: ExposureWindow, slots: np.ndarray) -> np.ndarray:
         """dB taken off each judged minute's attenuation: part of how far the receiver's other
-        links in that minute sit from ``minute_reference_db`` (the day's low end stands in for a
+        links in that minute sit from ``minute_reference_db`` (the day-level shift stands in for a
         minute with too few of them; nothing without a receiver)."""
         c = self.config
         if self.receiver is None or c.minute_reference_weight == 0 or len(slots) == 0:
             return np.zeros(len(slots))
         ref, count = self.receiver.minute_reference(slots, c.minute_reference_quantile, window.sighting_index)
-        ref = np.where(count >= c.minute_reference_min_links, ref, np.nan)
-        day = self.receiver.reference(window.day, c.calibration_min_link_minutes, window.sighting_index)
-        if day is not None:
-            ref = np.where(np.isnan(ref), day + c.day_reference_offset_db, ref)
-        shift = np.clip(ref - c.minute_reference_db, -c.minute_reference_clip_db, c.minute_reference_clip_db)
-        return np.where(np.isnan(shift), 0.0, c.minute_reference_weight * shift)
+        clip = c.minute_reference_clip_db
+        shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, clip)
+        sparse = (count < c.minute_reference_min_links) | np.isnan(shift)
+        if sparse.any():  # the day-level shift of the threshold, taken off the minute instead
+            shift[sparse] = self.day_threshold(window.day, window.sighting_index) - c.threshold_db
+        return shift
 
     def smoothed(self, slots: np.ndarray, value: np.ndarray) -> np.ndarray:
         """Rolling median over consecutive runs only: a gap longer than the bridge starts a new encounter."""

@@ -33,9 +33,10 @@ def test_close_long_contact_is_flagged_far_one_is_not() -> None:
     s = BluezoneScorer()
     near = s.score(window(20, 55.0))
     far = s.score(window(60, 70.0))
-    assert near.close_contact and near.weighted_minutes == pytest.approx(20, abs=1)
+    assert near.close_contact and near.minutes_by_bucket["within_2m"] == pytest.approx(20, abs=1)
+    assert near.weighted_minutes > 0.9 * 20
     assert not far.close_contact and far.minutes_by_bucket["within_2m"] < 3
-    assert far.weighted_minutes < 0.2 * 60  # graded: 70 dB is near the far end of the ramp
+    assert far.weighted_minutes < 0.25 * 60  # graded: 70 dB (10th percentile ~65) is near the far end of the ramp
     assert near.distance_band == "< 2 m" and far.distance_band == "> 2 m"
 
 
