@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bluezone.matching.keyfile import keys_from_daily
+from bluezone.keyformat.keys import keys_from_daily
 from bluezone.matching.matcher import find_exposures
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.progress import terminal_progress
@@ -45,7 +45,7 @@ from bluezone.sim import engine
 from bluezone.sim.airchannel import ScenarioChannel
 from bluezone.sim.channel import make_devices
 from bluezone.sim.mobility import Crowd
-from bluezone.sim.scenario import CARRIAGES, Scenario, Scanning, load_scenario
+from bluezone.sim.scenario import CARRIAGES, Scanning, Scenario, load_scenario
 
 FAR_M = 1e6  # absent phones are parked this far apart: out of everyone's range, each other's too
 

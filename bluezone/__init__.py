@@ -1,8 +1,8 @@
 """bluezone: Bluetooth proximity contact detection, wire-compatible with GAEN v1.2.
 
 The handful of names most users need; each subpackage (``bluezone.crypto``,
-``bluezone.proximity``, ``bluezone.matching``, ``bluezone.server``, ``bluezone.sim``)
-exports the rest.
+``bluezone.proximity``, ``bluezone.keyformat``, ``bluezone.matching``, ``bluezone.client``,
+``bluezone.server``, ``bluezone.sim``) exports the rest.
 """
 
 from bluezone.clock import Clock, SystemClock, VirtualClock
@@ -18,7 +18,8 @@ from bluezone.errors import (
     RadioUnavailableError,
     StoreError,
 )
-from bluezone.matching import check_sightings, get_scorer, load_keys
+from bluezone.keyformat import load_keys
+from bluezone.matching import check_sightings, get_scorer
 from bluezone.proximity import Daemon, SightingStore, open_radio
 
 __version__ = "0.1.0"

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import FloatRange, cli_clock, jobs_option
+from bluezone.clitypes import FloatRange, cli_clock, db_option, emit_json, jobs_option, json_option, parse_date
 from bluezone.errors import BluezoneError
 
 
@@ -112,30 +112,7 @@ def cli(ctx: click.Context) -> None:
     logging.getLogger().setLevel(obj.get("log_level", logging.WARNING))
 
 
-def emit_json(data: Any) -> None:
-    """Print ``data`` as JSON on stdout (bytes as hex are the caller's job)."""
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
-
-
-def db_option(func: Any) -> Any:
-    """``--db PATH``: the sighting store (default: under the XDG data directory)."""
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Sighting database (default: $XDG_DATA_HOME/bluezone/bluezone.db).",
-    )(func)
-
-
-def json_option(func: Any) -> Any:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
-
-
-# --- core commands are defined below, one section per area -------------------------------
-
-
-# --- proximity (H1): run, status, purge -----------------------------------------------------
+# --- proximity: run, status, purge -----------------------------------------------------
 
 
 @cli.command("run")
@@ -305,7 +282,7 @@ def purge(db_path: Path | None, as_json: bool) -> None:
     )
 
 
-# --- matching (H2): keys derive / keys export, check, benchmark ----------------------------
+# --- matching: keys derive / keys export, check, benchmark ----------------------------
 
 
 def _hex_bytes(length: int) -> Any:
@@ -408,11 +385,11 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
     With --protocol bluezone3: its Bluezone v3 key chain as an F0 list, for `check --bluezone3-list`.
     """
     from bluezone.errors import InputError
+    from bluezone.keyformat.keyfile import dump_keys_json, write_private
     from bluezone.matching.export_own import export_own_keys
-    from bluezone.matching.keyfile import dump_keys_json, write_private
-    from bluezone.matching.storeio import existing_store
+    from bluezone.proximity.store import SightingStore
 
-    with existing_store(db_path) as store:
+    with SightingStore.open(db_path, create=False) as store:
         if protocol == "bluezone3":
             from bluezone.matching.bluezone3 import own_f0_list
 
@@ -471,87 +448,59 @@ def check(
     """
     from bluezone.config import load_config
     from bluezone.errors import InputError
+    from bluezone.matching.check import CheckResult, check_keys
+    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
 
     if rssi_correction is None:
         rssi_correction = load_config().rssi_correction
-    from bluezone.matching.check import check_sightings, sightings_span
-    import numpy as np
-
-    from bluezone.matching.keyfile import KEY_DTYPE, load_keys
-    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
-    from bluezone.matching.storeio import as_sightings, existing_store
-
     overrides = dict(parse_setting(text) for text in scorer_settings)
-    rejected: dict[str, str] = {}
     f0_entries = None
     if bluezone3_path is not None:
         from bluezone.matching.bluezone3 import check_store, load_f0_list
 
         f0_entries = load_f0_list(bluezone3_path)  # before touching the database, as the key file
-    diagnosis = np.empty(0, KEY_DTYPE)
-    sightings = None
-    withdrawn, updated = [], []
-    exposures = []
-    if keys_path is None and server_url is None and f0_entries is not None:
-        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
-    elif server_url is not None:  # key server (H5): bluezone.server.cli.run_server_check
-        from bluezone.server.cli import rejected_error, run_server_check
+    if server_url is not None and keys_path is not None:
+        raise InputError("give either --keys FILE or --server URL, not both")
+    result: Any
+    if server_url is not None:
+        from bluezone.client.check import check_with_server
 
-        if keys_path is not None:
-            raise InputError("give either --keys FILE or --server URL, not both")
+        def progress(i: int, n: int, name: str) -> None:
+            click.echo(f"\rbatches {i}/{n} {name[:40]:40}", err=True, nl=(i == n))
+
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
-        result = run_server_check(server_url, db_path, server_key, scorer, rssi_correction)
-        diagnosis, exposures, rejected = result.keys, result.exposures, result.rejected
-        withdrawn, updated = result.withdrawn, result.updated
-    else:
-        if keys_path is None:
-            raise InputError("give the diagnosis keys with --keys FILE (or --server URL, or a --bluezone3-list FILE)")
-        diagnosis = load_keys(keys_path)  # before touching the database: a bad file leaves it alone
-        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
-        span = sightings_span(diagnosis)
-        with existing_store(db_path) as store:
-            sightings = as_sightings(store.sightings(*span)) if span else None
-        exposures = [] if sightings is None else check_sightings(diagnosis, sightings, scorer, rssi_correction=rssi_correction)
-    bluezone3_sightings = 0
-    if f0_entries is not None:
-        with existing_store(db_path) as store:
-            found, bluezone3_sightings = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
-        exposures = sorted([*exposures, *found], key=lambda e: (e.date, e.start))
-    close = sum(e.score.close_contact for e in exposures)
-    if as_json:
-        emit_json(
-            {
-                "keys": len(diagnosis),
-                "sightings": 0 if sightings is None else len(sightings),
-                "scorer": scorer.name,
-                "exposures": [e.as_dict() for e in exposures],
-                "close_contact": bool(close),
-                **(
-                    {"bluezone3_entries": len(f0_entries), "bluezone3_sightings": bluezone3_sightings}
-                    if f0_entries is not None
-                    else {}
-                ),
-                **(
-                    {
-                        "sightings": result.sightings,
-                        "batches": result.batches,
-                        "rejected_batches": rejected,
-                        "revised_keys": result.revised,
-                        "revoked_keys": result.revoked,
-                        "withdrawn": [e.as_dict() for e in withdrawn],
-                        "updated": [e.as_dict() for e in updated],
-                        "venue_files": result.venue_files,
-                        "venue_exposures": [v.as_dict() for v in result.venue_exposures],
-                    }
-                    if server_url is not None
-                    else {}
-                ),
-            }
+        result = check_with_server(
+            server_url, db_path, server_key_path=server_key, scorer=scorer, rssi_correction=rssi_correction,
+            now=cli_clock().now(), progress=progress,
         )
-        if rejected:
-            raise rejected_error(rejected)
-        return
-    for e in exposures:
+    elif keys_path is not None:
+        from bluezone.keyformat.keyfile import load_keys
+
+        keys = load_keys(keys_path)  # before touching the database: a bad file leaves it alone
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+        result = check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction)
+    elif f0_entries is not None:
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+        result = CheckResult(scorer=scorer.name)
+    else:
+        raise InputError("give the diagnosis keys with --keys FILE (or --server URL, or a --bluezone3-list FILE)")
+    if f0_entries is not None:
+        from bluezone.proximity.store import SightingStore
+
+        with SightingStore.open(db_path, create=False) as store:
+            found, seen = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
+        result.add_bluezone3(found, len(f0_entries), seen)
+    if as_json:
+        emit_json(result.as_dict())
+    else:
+        _print_check(result, gaen=keys_path is not None or server_url is not None)
+    if server_url is not None:
+        result.raise_for_rejected()
+
+
+def _print_check(result: Any, gaen: bool) -> None:
+    """``bluezone check`` as text: one line per exposure, a summary, then revised earlier ones."""
+    for e in result.exposures:
         s = e.score
         click.echo(
             f"{e.date}  {s.minutes:5.1f} min  closest {s.closest_attenuation} dB  typical "
@@ -560,13 +509,14 @@ def check(
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
             + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
         )
-    sources = f"{len(diagnosis)} diagnosis keys" if keys_path is not None or server_url is not None else ""
-    if f0_entries is not None:
-        sources += (" and " if sources else "") + f"{len(f0_entries)} Bluezone v3 F0 list entries"
-    f2 = sum(e.level == "F2" for e in exposures)
+    sources = f"{len(result.keys)} diagnosis keys" if gaen else ""
+    if result.bluezone3_entries is not None:
+        sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list entries"
+    close = result.close_contacts
+    f2 = sum(e.level == "F2" for e in result.exposures)
     levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
-    click.echo(f"{len(exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
-    for e in withdrawn:
+    click.echo(f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
+    for e in getattr(result, "withdrawn", []):
         if e.earlier_level == "F2":
             click.echo(
                 f"{e.date}  withdrawn: the F2 warning of this day is over: the close contact you met"
@@ -577,7 +527,7 @@ def check(
                 f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"
                 " report has since been revoked (a negative test)"
             )
-    for e in updated:
+    for e in getattr(result, "updated", []):
         if e.earlier_level == "F2" and e.level == "F1":
             click.echo(
                 f"{e.date}  upgraded: the F2 warning of this day is now F1: the close contact you met"
@@ -588,7 +538,7 @@ def check(
                 f"{e.date}  updated: the {e.score.minutes:.1f}-min exposure reported before"
                 f" ({e.level or 'not F1'}) is now to a confirmed positive test"
             )
-    for v in result.venue_exposures if server_url is not None else []:
+    for v in getattr(result, "venue_exposures", []):
         d = v.as_dict()
         click.echo(
             f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']}): you were there "
@@ -596,10 +546,8 @@ def check(
             f"{d['case_visit']['start'][11:16]}-{d['case_visit']['end'][11:16]} UTC"
             + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
         )
-    if server_url is not None and result.venue_files:
+    if getattr(result, "venue_files", []):
         click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)")
-    if rejected:
-        raise rejected_error(rejected)
 
 
 @cli.command("benchmark")
@@ -648,7 +596,7 @@ def benchmark(
         )
 
 
-# --- real Bluetooth (H4): doctor ------------------------------------------------------------
+# --- real Bluetooth: doctor ------------------------------------------------------------
 
 
 @cli.command("doctor")
@@ -680,19 +628,110 @@ from bluezone.calibration.cli import calibrate as _calibrate  # noqa: E402
 
 cli.add_command(_calibrate)
 
-# --- simulation (H3): simulate, evaluate ----------------------------------------------------
+# --- simulation: simulate, evaluate ----------------------------------------------------
 from bluezone.sim.cli import evaluate as _sim_evaluate  # noqa: E402
 from bluezone.sim.cli import simulate as _sim_simulate  # noqa: E402
 
 cli.add_command(_sim_simulate)
 cli.add_command(_sim_evaluate)
 
-# --- key server (H5): server ..., upload; check --server is above ------------------------------
+# --- the key server: server ... (its own CLI module) ---------------------------------------------
 from bluezone.server.cli import server as _server_group  # noqa: E402
-from bluezone.server.cli import upload as _server_upload  # noqa: E402
 
 cli.add_command(_server_group)
-cli.add_command(_server_upload)
+
+
+# --- this device and a key server: upload (check --server is above) -------------------------------
+
+
+@cli.command("upload")
+@click.option("--server", "server_url", required=True, help="Key server base URL, e.g. https://keys.example.org.")
+@click.option("--code", required=True, help="The verification code from the health authority.")
+@db_option
+@click.option("--yes", is_flag=True, help="Do not ask before sending.")
+@click.option("--include-today", is_flag=True, help="Also send today's key (only if today is over for you).")
+@click.option("--dry-run", is_flag=True, help="Print the request instead of sending it.")
+@click.option("--symptom-onset", callback=parse_date, help="Date symptoms began (YYYY-MM-DD), if any.")
+@click.option(
+    "--exposure-date", callback=parse_date,
+    help="A close contact (F1) with a recursive code: the day you were exposed; only keys from then on are sent.",
+)
+@click.option(
+    "--checkins/--no-checkins", "send_checkins", default=None,
+    help="Also send your venue check-ins of the same days, encrypted (default: shown and asked; with --yes, sent).",
+)
+@json_option(help="Print what was sent and stored as JSON.")
+def upload(
+    server_url: str, code: str, db_path: Path | None, yes: bool, include_today: bool, dry_run: bool,
+    symptom_onset: Any, exposure_date: Any, send_checkins: bool | None, as_json: bool,
+) -> None:
+    """Send this device's daily keys of the last 14 days to the key server (after a positive test).
+
+    A close contact (F1) given a recursive code sends its keys from its exposure date on (--exposure-date),
+    so that its own close contacts (F2) are told.
+    """
+    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.upload import (
+        check_code,
+        check_exposure_date,
+        dry_run_request,
+        onset_interval,
+        plan_upload,
+        today_key_in_use,
+        upload_own_keys,
+    )
+    from bluezone.proximity.store import SightingStore
+
+    now = cli_clock().now()
+    check_exposure_date(exposure_date, now)
+    check_code(code)
+    onset = onset_interval(symptom_onset)
+    with SightingStore.open(db_path, create=False) as store:
+        if not include_today and not yes and not dry_run and today_key_in_use(store.daily_keys(), now):
+            include_today = click.confirm(
+                "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?",
+                default=False, err=True,
+            )
+        plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False)
+        if dry_run:
+            click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
+            return
+        click.echo(f"About to send {len(plan.keys)} daily key(s) to {server_url}:", err=True)
+        for row in plan.as_dict()["keys"]:
+            click.echo(f"  {row['date']}  valid {row['rolling_period'] * 10} min", err=True)
+        if plan.today_in_use and not include_today:
+            click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
+        elif plan.today_in_use:
+            click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
+        if not yes and not click.confirm("Send them?", err=True):
+            raise click.Abort()
+        outgoing = plan.checkins
+        if outgoing:
+            click.echo(
+                f"You also checked in at {len(outgoing)} place(s) on those days (names stay on this device; the server"
+                " gets them encrypted, readable only by phones that checked in there too):", err=True,
+            )
+            for shown in plan.as_dict()["checkins"]:
+                click.echo(f"  {shown['start'][:16].replace('T', ' ')}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
+            if send_checkins is None and not yes and not click.confirm(
+                "Send these check-ins too, so others who were there are warned?", default=True, err=True
+            ):
+                outgoing = ()
+        with KeyServerClient(server_url) as client:
+            # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
+            result = upload_own_keys(
+                store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset,
+                exposure_date=exposure_date, checkins=outgoing,
+            )
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    revised = f", revised {result.receipt.revised}" if result.receipt.revised else ""
+    checkins = f" and {result.receipt.checkins} check-in(s)" if result.checkins else ""
+    click.echo(
+        f"uploaded {len(result.keys)} key(s){checkins}; the server stored {result.receipt.inserted} new{revised}"
+    )
+
 
 # --- venues (issue 15): owner's venue group, visitor's check-in commands ------------------------
 from bluezone.venues.cli import checkin as _venue_checkin  # noqa: E402

@@ -1,10 +1,14 @@
-"""What the command modules (``cli.py``, ``sim/cli.py``, ``server/cli.py``) share: parameter
-types, and the clock seam (``obj["clock"]`` of the click context, the system clock by default),
-so tests run commands at a chosen moment instead of whatever the wall clock says."""
+"""What the command modules (``cli.py``, ``sim/cli.py``, ``server/cli.py``) share: the
+``--json`` and ``--db`` options, parameter types, JSON output, and the clock seam
+(``obj["clock"]`` of the click context, the system clock by default), so tests run commands
+at a chosen moment instead of whatever the wall clock says."""
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import math
+from pathlib import Path
 from typing import Any
 
 import click
@@ -37,3 +41,34 @@ def jobs_option(func: Any) -> Any:
         "--jobs", "-j", type=click.IntRange(1), default=None,
         help="Processes for matching (default: every available core); results do not depend on it.",
     )(func)
+def json_option(func: Any = None, *, help: str = "Print JSON for scripts.") -> Any:
+    """``--json`` (``as_json``): print the command's result as JSON; ``@json_option`` or
+    ``@json_option(help=...)``."""
+    decorator = click.option("--json", "as_json", is_flag=True, help=help)
+    return decorator if func is None else decorator(func)
+
+
+def db_option(func: Any) -> Any:
+    """``--db PATH`` (``db_path``): this device's sighting store (default: under the XDG data directory)."""
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Sighting database (default: $XDG_DATA_HOME/bluezone/bluezone.db).",
+    )(func)
+
+
+def emit_json(data: Any) -> None:
+    """Print ``data`` as JSON on stdout (bytes as hex are the caller's job)."""
+    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+def parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
+    """Click callback: a ``YYYY-MM-DD`` option as a date."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"not a date (YYYY-MM-DD): {value!r}") from None

@@ -213,19 +213,22 @@ def run_demo(
     progress: Callable[[str], None] = lambda _: None,
 ) -> DemoResult:
     """Run the café scene end to end; keep the databases in ``out_dir`` if given."""
+    from bluezone.client.check import check_server
+    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.pinning import PinnedKey
+    from bluezone.client.state import ServerState
+    from bluezone.client.upload import upload_own_keys
     from bluezone.clock import VirtualClock
+    from bluezone.keyformat.keyfile import write_keys_json
     from bluezone.matching.check import check_sightings
     from bluezone.matching.export_own import export_own_keys
-    from bluezone.matching.keyfile import write_keys_json
     from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer
-    from bluezone.matching.storeio import as_sightings
     from bluezone.proximity.emulation import run_emulated
     from bluezone.proximity.store import SightingStore
     from bluezone.server.app import create_app
-    from bluezone.server.client import KeyServerClient, ServerState, check_server, upload_own_keys
     from bluezone.server.codes import CodeKey, issue_code
     from bluezone.server.exports import export_batches
-    from bluezone.server.signing import PinnedKey, keygen
+    from bluezone.server.signing import keygen
     from bluezone.server.storage import SQLiteStorage
     from bluezone.venues import beacon
     from bluezone.venues.broadcast import run_beacon
@@ -279,9 +282,8 @@ def run_demo(
                 progress(f"{F0} tests positive; the health authority issues a one-time code")
                 with SightingStore.open(dbs[F0], create=False) as f0_store, KeyServerClient(url) as client:
                     outgoing = reports_to_upload(visits(f0_store, start - DAY_SECONDS), start - DAY_SECONDS, now)
-                    sent, receipt = upload_own_keys(
-                        f0_store, client, code, now, include_today=True, checkins=[r.entry() for r in outgoing]
-                    )
+                    uploaded = upload_own_keys(f0_store, client, code, now, include_today=True, checkins=outgoing)
+                    sent, receipt = uploaded.keys, uploaded.receipt
                     write_keys_json(export_own_keys(f0_store.daily_keys(), 14, now), work / f"{F0}-keys.json")
                 progress(
                     f"{F0} uploads {len(sent)} daily key(s) (today's released the same day) and "
@@ -303,14 +305,13 @@ def run_demo(
                         if name == F0:
                             continue
                         with SightingStore.open(path, create=False) as store:
-                            load = lambda t0, t1, s=store: as_sightings(s.sightings(t0, t1))  # noqa: E731
                             result = check_server(
-                                client, ServerState(store.db.conn), load, server_key=pin, scorer=scorer, now=published,
+                                client, ServerState(store), store.sightings, server_key=pin, scorer=scorer, now=published,
                                 load_visits=lambda s=store: visits(s),
                             )
                             if result.rejected:
                                 raise RuntimeError(f"{name}: batches rejected: {result.rejected}")
-                            baseline = check_sightings(result.keys, load(start - 7200, end + 7200), gaen)
+                            baseline = check_sightings(result.keys, store.sightings(start - 7200, end + 7200), gaen)
                         exposures_of[name] = result.exposures
                         verdicts.append(
                             _verdict(people[name], people[F0], result.exposures, baseline, result.venue_exposures)
@@ -349,16 +350,18 @@ def _second_level(
     """The chain's F1 uploads with a recursive code; the other devices check again and may be warned F2."""
     from dataclasses import replace
 
-    from bluezone.matching.storeio import as_sightings
+    from bluezone.client.check import check_server
+    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.state import ServerState
+    from bluezone.client.upload import upload_own_keys
     from bluezone.proximity.store import SightingStore
-    from bluezone.server.client import KeyServerClient, ServerState, check_server, upload_own_keys
     from bluezone.server.codes import issue_code
     from bluezone.server.exports import export_batches
 
     exposed = dt.date.fromisoformat(min(e.date for e in f1_exposures if e.level == "F1"))
     code = issue_code(storage, now, key=code_key, test_type="recursive", exposure_date=exposed).code
     with SightingStore.open(dbs[F1_CHAIN], create=False) as store, KeyServerClient(url) as client:
-        sent, _ = upload_own_keys(store, client, code, now, include_today=True, exposure_date=exposed)
+        sent = upload_own_keys(store, client, code, now, include_today=True, exposure_date=exposed).keys
     export_batches(storage, signer, exports, published)
     progress(f"{F1_CHAIN}, warned F1, gets a recursive code and uploads {len(sent)} key(s) from {exposed} on")
     out = []
@@ -368,8 +371,7 @@ def _second_level(
                 out.append(v)
                 continue
             with SightingStore.open(dbs[v.name], create=False) as store:
-                load = lambda t0, t1, s=store: as_sightings(s.sightings(t0, t1))  # noqa: E731
-                result = check_server(client, ServerState(store.db.conn), load, server_key=pin, scorer=scorer, now=published)
+                result = check_server(client, ServerState(store), store.sightings, server_key=pin, scorer=scorer, now=published)
             out.append(replace(v, flagged_f2=any(e.level == "F2" for e in result.exposures)))
     progress("every other device checks again: close contacts of the close contact are warned F2")
     warned = [v.name for v in out if v.level == "F2"]

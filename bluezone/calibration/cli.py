@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bluezone.clitypes import FloatRange
+from bluezone.clitypes import FloatRange, json_option
 
 STEPS = """Calibrating {radio} against {reference}, {distance:g} m apart, for {duration:g} s.
   1. Put the two devices {distance:g} m apart (measure it), in the open, at the same height, nothing between them.
@@ -67,7 +67,7 @@ def _progress():  # type: ignore[no-untyped-def]
               help="Emulated radio only: dB the adapter reads too strong and sends above its advertised power.")
 @click.option("--find", "find_text", default=None,
               help="Only list the models in Google's table whose name contains TEXT (to name --reference), then exit.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option(help="Print the result as JSON.")
 def calibrate(
     radio_spec: str, adapter: str | None, reference_model: str | None, reference_manufacturer: str | None,
     reference_radio: str | None, reference_rssi_correction: int | None, reference_tx_power: int | None,

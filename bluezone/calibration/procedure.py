@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, replace
 
 from bluezone.clock import Clock
 from bluezone.crypto.payload import SERVICE_UUID, TX_POWER_MAX, TX_POWER_MIN
-from bluezone.errors import InputError
+from bluezone.errors import CalibrationError, ReferenceNotHeardError, TooFewAdvertsError
 from bluezone.proximity.radio import Advert, Radio
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,6 @@ MIN_ADVERTS = 100  # GAEN sends 4-5 a second: 100 is under a minute of a device 
 #: Another 0xFD6F sender heard at the same time within this many dB of the strongest is too close to tell apart.
 AMBIGUOUS_DB = 6.0
 MAX_CORRECTION_DB = 40
-
-
-class CalibrationError(InputError):
-    """The measurement cannot give a calibration (reference not heard, too few adverts, implausible)."""
-
-
-class ReferenceNotHeardError(CalibrationError):
-    """No advert of the reference device arrived."""
-
-
-class TooFewAdvertsError(CalibrationError):
-    """The reference was heard, but too rarely for a median to mean anything."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from bluezone.errors import InputError
+from bluezone.errors import CalibrationTableError, UnknownDeviceError
 
 #: The table shipped with bluezone (``bluezone/calibration/data/``).
 DEFAULT_TABLE = "en-calibration-2020-06-13.csv"
@@ -32,14 +32,6 @@ HEADER = ("oem", "model", "rssi correction", "tx", "has direct measurement")
 RSSI_CORRECTION_RANGE = (-60, 60)
 TX_POWER_RANGE = (-100, 30)
 APPLE = "apple"
-
-
-class CalibrationTableError(InputError):
-    """A calibration table cannot be read (wrong header, malformed row)."""
-
-
-class UnknownDeviceError(InputError):
-    """A device model is not in the calibration table."""
 
 
 @dataclass(frozen=True)

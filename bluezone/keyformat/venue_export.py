@@ -15,16 +15,9 @@ from collections.abc import Sequence
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
 
-from bluezone.errors import KeyFileError, VenueError
-from bluezone.matching.export import (
-    ExportSignatureError,
-    SignatureInfo,
-    read_export_zip,
-    sign_export,
-    verify_export_sig,
-    write_export_zip,
-)
-from bluezone.keyformat import presence_pb2 as pb
+import bluezone.keyformat.presence_pb2 as pb
+from bluezone.errors import ExportSignatureError, KeyFileError, VenueError
+from bluezone.keyformat.export import SignatureInfo, read_export_zip, sign_export, verify_export_sig, write_export_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 
 VENUE_HEADER = b"BZ Venues v1".ljust(16)

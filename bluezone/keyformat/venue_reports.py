@@ -23,9 +23,9 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from google.protobuf.message import DecodeError
 
+import bluezone.keyformat.presence_pb2 as pb
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import VenueError
-from bluezone.keyformat import presence_pb2 as pb
 
 ENCRYPTION_KEY_PREFIX = b"CWA-ENCRYPTION-KEY"
 MAC_KEY_PREFIX = b"CWA-MAC-KEY"

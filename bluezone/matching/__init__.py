@@ -1,13 +1,27 @@
-"""Matching: diagnosis key files, the vectorised matcher, and risk scoring."""
+"""Matching: the vectorised matcher, risk scoring, and the whole check (key formats: ``bluezone.keyformat``)."""
 
-from bluezone.matching.check import Exposure, check_sightings
-from bluezone.matching.keyfile import KEY_DTYPE, dump_keys_json, load_keys, parse_keys, parse_keys_json
-from bluezone.matching.matcher import MATCH_DTYPE, ExposureWindow, SightingIndex, exposure_windows, find_exposures, match
-from bluezone.matching.scoring import GaenConfig, GaenScorer, Score, Scorer, get_scorer, register_scorer, scorer_names
+from bluezone.matching.check import CheckResult, Exposure, check_keys, check_sightings
+from bluezone.matching.matcher import (
+    MATCH_DTYPE,
+    ExposureWindow,
+    SightingIndex,
+    exposure_windows,
+    find_exposures,
+    match,
+)
+from bluezone.matching.scoring import (
+    GaenConfig,
+    GaenScorer,
+    Score,
+    Scorer,
+    get_scorer,
+    register_scorer,
+    scorer_names,
+)
 
 __all__ = [
-    "KEY_DTYPE",
     "MATCH_DTYPE",
+    "CheckResult",
     "Exposure",
     "ExposureWindow",
     "GaenConfig",
@@ -15,15 +29,12 @@ __all__ = [
     "Score",
     "Scorer",
     "SightingIndex",
+    "check_keys",
     "check_sightings",
-    "dump_keys_json",
     "exposure_windows",
     "find_exposures",
     "get_scorer",
-    "load_keys",
     "match",
-    "parse_keys",
-    "parse_keys_json",
     "register_scorer",
     "scorer_names",
 ]

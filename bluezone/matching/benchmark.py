@@ -26,7 +26,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.crypto.keys import aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
 from bluezone.crypto.rpi import aem, padded_data, rpi, rpis_for_keys
-from bluezone.matching.keyfile import empty_keys
+from bluezone.keyformat.keys import empty_keys
 from bluezone.matching.matcher import TOLERANCE_INTERVALS, SightingIndex, available_cores, exposure_windows, match
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 

@@ -1,26 +1,25 @@
 """The whole check: diagnosis keys + stored sightings -> scored exposures.
 
-Thin on purpose: ``bluezone check`` is this plus printing, and a Python user gets the
-same result from ``check_sightings(load_keys(path), sightings)``.
+Thin on purpose: ``bluezone check --keys`` is ``check_keys`` plus printing, and a Python
+user gets the same exposures from ``check_sightings(load_keys(path), sightings)``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.keyformat.keyfile import load_keys
+from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import DEFAULT_TX_POWER, TOLERANCE_INTERVALS, ExposureWindow, find_exposures
 from bluezone.matching.receiver import for_receiver, receiver_context
 from bluezone.matching.scoring import Score, Scorer, get_scorer
-
-#: GAEN report type of a key whose earlier positive report was withdrawn.
-REPORT_TYPE_REVOKED = 5
-#: GAEN report type of a close contact's (F1's) keys: a close contact with them makes an F2.
-REPORT_TYPE_RECURSIVE = 4
+from bluezone.proximity.store import SightingStore
 
 
 @dataclass(frozen=True)
@@ -132,3 +131,62 @@ def sightings_span(keys: np.ndarray) -> tuple[float, float] | None:
         float((starts.min() - TOLERANCE_INTERVALS) * INTERVAL_SECONDS),
         float((ends.max() + TOLERANCE_INTERVALS) * INTERVAL_SECONDS),
     )
+
+
+@dataclass
+class CheckResult:
+    """What ``bluezone check`` reports: the exposures found, and what they were found in."""
+
+    keys: np.ndarray = field(default_factory=empty_keys)  # the diagnosis keys (KEY_DTYPE)
+    sightings: int = 0  # stored sightings the keys could match (their validity +- 2 h)
+    scorer: str = ""
+    exposures: list[Exposure] = field(default_factory=list)
+    bluezone3_entries: int | None = None  # Bluezone v3 F0 list entries checked too (None: no list)
+    bluezone3_sightings: int = 0  # stored Bluezone v3 sightings read for them
+
+    @property
+    def close_contacts(self) -> int:
+        """Exposures the scorer calls close contacts (F1)."""
+        return sum(e.score.close_contact for e in self.exposures)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "keys": len(self.keys),
+            "sightings": self.sightings,
+            "scorer": self.scorer,
+            "exposures": [e.as_dict() for e in self.exposures],
+            "close_contact": bool(self.close_contacts),
+            **(
+                {"bluezone3_entries": self.bluezone3_entries, "bluezone3_sightings": self.bluezone3_sightings}
+                if self.bluezone3_entries is not None
+                else {}
+            ),
+        }
+
+    def add_bluezone3(self, found: list[Exposure], entries: int, sightings: int) -> None:
+        """Add the exposures of a Bluezone v3 F0 list (``matching.bluezone3.check_store``), in date order."""
+        self.exposures = sorted([*self.exposures, *found], key=lambda e: (e.date, e.start))
+        self.bluezone3_entries = entries
+        self.bluezone3_sightings = sightings
+
+
+def check_keys(
+    keys: np.ndarray | Path | str,
+    db_path: Path | str | None = None,
+    *,
+    scorer: Scorer | None = None,
+    rssi_correction: int = 0,
+) -> CheckResult:
+    """``bluezone check --keys``: exposures to diagnosis ``keys`` (KEY_DTYPE, or a key file to
+    load first, so a bad one leaves the store unopened) in the store at ``db_path`` (default path)."""
+    if not isinstance(keys, np.ndarray):
+        keys = load_keys(keys)
+    scorer = scorer or get_scorer()
+    result = CheckResult(keys, scorer=scorer.name)
+    span = sightings_span(keys)
+    with SightingStore.open(db_path, create=False) as store:
+        sightings = store.sightings(*span) if span else None
+    if sightings is not None:
+        result.sightings = len(sightings)
+        result.exposures = check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction)
+    return result

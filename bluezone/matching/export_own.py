@@ -8,7 +8,7 @@ import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.crypto.keys import DailyKey
-from bluezone.matching.keyfile import keys_from_daily
+from bluezone.keyformat.keys import keys_from_daily
 
 
 def export_own_keys(daily: Iterable[DailyKey], days: int, now: float) -> np.ndarray:

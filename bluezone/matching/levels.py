@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.config import RETENTION_DAYS
-from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD
+from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.matching.check import Exposure
+from bluezone.proximity.store import SightingStore
 
 
 def keys_since_exposure(keys: np.ndarray, exposure_date: dt.date | None) -> np.ndarray:
@@ -37,34 +37,20 @@ def _key_hash(key: Any) -> bytes:
 
 
 class WarningMemory:
-    """The level each close contact was reported at, per diagnosis key and day, in the node's database."""
+    """The level each close contact was reported at, per diagnosis key and day, in the node's store."""
 
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-        with conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS keyserver_warnings (key_hash BLOB NOT NULL, day TEXT NOT NULL,"
-                " level TEXT NOT NULL, reported_at REAL NOT NULL, PRIMARY KEY (key_hash, day))"
-            )
+    def __init__(self, store: SightingStore) -> None:
+        self.store = store
 
     def remember(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
         """Note the level of every close contact in ``exposures`` (``key_index`` rows of ``keys``)."""
-        rows = [(_key_hash(keys["key"][e.key_index]), e.date, e.level, now) for e in exposures if e.level]
-        with self.conn:
-            self.conn.execute(
-                "DELETE FROM keyserver_warnings WHERE reported_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,)
-            )
-            self.conn.executemany(
-                "INSERT OR REPLACE INTO keyserver_warnings (key_hash, day, level, reported_at) VALUES (?, ?, ?, ?)", rows
-            )
+        rows = [(_key_hash(keys["key"][e.key_index]), e.date, e.level) for e in exposures if e.level]
+        self.store.save_warning_levels(rows, now)
 
     def with_earlier_levels(self, keys: np.ndarray, exposures: Sequence[Exposure]) -> list[Exposure]:
         """``exposures`` with ``earlier_level`` set to what was reported before for the same key and day."""
         out = []
         for e in exposures:
-            row = self.conn.execute(
-                "SELECT level FROM keyserver_warnings WHERE key_hash = ? AND day = ?",
-                (_key_hash(keys["key"][e.key_index]), e.date),
-            ).fetchone()
-            out.append(replace(e, earlier_level=str(row[0])) if row else e)
+            level = self.store.warning_level(_key_hash(keys["key"][e.key_index]), e.date)
+            out.append(replace(e, earlier_level=level) if level else e)
         return out

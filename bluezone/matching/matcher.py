@@ -30,7 +30,7 @@ import numpy as np
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.payload import metadata_fields
 from bluezone.crypto.rpi import decrypt_aems, rpis_for_keys
-from bluezone.matching.keyfile import key_bytes
+from bluezone.keyformat.keys import key_bytes
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)

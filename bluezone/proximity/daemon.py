@@ -449,7 +449,7 @@ class Daemon:
         rate = (self.stats.sightings_stored - stored_then) / minutes
         s = self.stats
         day = _day(self.key.rolling_start * INTERVAL_SECONDS) if self.key else "-"
-        keys = self.store.db.conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0]
+        keys = self.store.count_daily_keys()
         return (
             f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M:%S} UTC  daily keys {keys} (in use: {day})  "
             f"RPIs {s.rpi_rotations}  sightings {s.sightings_stored} ({rate:.0f}/min)  "

@@ -15,11 +15,9 @@ from typing import Any
 
 from bluezone.config import DaemonConfig
 from bluezone.crypto.payload import SERVICE_UUID
-from bluezone.errors import RadioUnavailableError
+from bluezone.errors import BluezCallError, RadioUnavailableError, RadioUnavailableReason
 from bluezone.proximity.backends.bluez_dbus import (
-    FIX,
     AdapterInfo,
-    BluezCallError,
     bluez_version,
     connect_system_bus,
     list_adapters,
@@ -72,17 +70,18 @@ async def diagnose(
     try:
         bus = await connect_system_bus()
     except RadioUnavailableError as exc:
-        report.add("system-bus", "fail", _what(exc), FIX.get(exc.reason, ""))
+        report.add("system-bus", "fail", exc.what, exc.fix)
         return report
     report.add("system-bus", "ok", "connected to the system D-Bus")
     try:
         try:
             adapters = await list_adapters(bus)
         except RadioUnavailableError as exc:
-            report.add("bluetoothd", "fail", _what(exc), FIX.get(exc.reason, ""))
+            report.add("bluetoothd", "fail", exc.what, exc.fix)
             return report
         except BluezCallError as exc:
-            report.add("bluetoothd", "fail", f"BlueZ did not answer: {exc}", FIX["bluetoothd-not-running"])
+            fix = RadioUnavailableReason.BLUETOOTHD_NOT_RUNNING.fix
+            report.add("bluetoothd", "fail", f"BlueZ did not answer: {exc}", fix)
             return report
         report.add("bluetoothd", "ok", "bluetoothd answers on D-Bus")
         info = _pick_adapter(report, adapters, adapter)
@@ -130,11 +129,6 @@ def check_calibration(report: Report, config: DaemonConfig) -> None:
     )
 
 
-def _what(exc: RadioUnavailableError) -> str:
-    """The error's message without the fix (the report shows the fix on its own line)."""
-    return str(exc).removesuffix(f"; {FIX.get(exc.reason, '')}")
-
-
 def _check_groups(report: Report) -> None:
     if os.geteuid() == 0:
         report.add("permissions", "ok", "running as root")
@@ -157,17 +151,17 @@ def _pick_adapter(report: Report, adapters: dict[str, AdapterInfo], wanted: str 
         name: {"address": a.address, "powered": a.powered} for name, a in sorted(adapters.items())
     }
     if not adapters:
-        report.add("adapter", "fail", "BlueZ has no Bluetooth adapter", FIX["no-adapter"])
+        report.add("adapter", "fail", "BlueZ has no Bluetooth adapter", RadioUnavailableReason.NO_ADAPTER.fix)
         return None
     name = wanted or next((n for n in sorted(adapters) if adapters[n].powered), sorted(adapters)[0])
     info = adapters.get(name)
     if info is None:
         report.add("adapter", "fail", f"no adapter {name!r} (have {', '.join(sorted(adapters))})",
-                   FIX["no-adapter"])
+                   RadioUnavailableReason.NO_ADAPTER.fix)
         return None
     report.adapter = name
     if not info.powered:
-        report.add("adapter", "fail", f"{name} ({info.address}) is powered off", FIX["powered-off"])
+        report.add("adapter", "fail", f"{name} ({info.address}) is powered off", RadioUnavailableReason.POWERED_OFF.fix)
         return None
     report.add("adapter", "ok", f"{name} ({info.address}) is powered on")
     return info

@@ -10,11 +10,16 @@ a user can look with ``sqlite-utils``::
 Writes come in batches (one transaction per flush); reads hand the matcher a numpy
 SIGHTING_DTYPE array built from raw tuples without a Python object per field.
 
+``SightingStore`` is the only door: every read and write is one of its methods, and no other
+module touches its connection (``tests/test_architecture.py`` holds that true).  Open an
+existing store with ``SightingStore.open(path, create=False)``: a missing or foreign file is
+a NotAStoreError, and nothing is created.
+
 Schema changes: the schema version is ``PRAGMA user_version``; ``MIGRATIONS[i]`` takes a
 database from version ``i`` to ``i + 1`` and they run in order on open.  To change the schema
 (yours or ours), append a function to ``MIGRATIONS``; never edit one that has shipped.
-Other modules that only need a small state table of their own (the key-server client) may
-instead create it on ``store.db`` with ``create(..., if_not_exists=True)``.
+The key-server client's memory (pinned keys, processed batches, the last revision token, the
+F1/F2 level told per key) is four small tables the store makes on first use, outside the migrations.
 """
 
 from __future__ import annotations
@@ -213,11 +218,13 @@ def _guard_public_methods(cls: type) -> type:
 
 @_guard_public_methods
 class SightingStore:
-    """Daily keys and sightings of one device.  Use :meth:`open`; a context manager."""
+    """Daily keys and sightings of one device.  Use :meth:`open` (``create=False`` for an
+    existing store); a context manager."""
 
     def __init__(self, db: sqlite_utils.Database, path: Path | None) -> None:
         self.db = db
         self.path = path
+        self._keyserver_ready = False
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -509,6 +516,106 @@ class SightingStore:
             (int(interval), int(interval)),
         ).fetchone()
         return None if row is None else DailyKey(bytes(row[0]), int(row[1]), int(row[2]))
+
+    def count_daily_keys(self) -> int:
+        """How many daily keys are stored (any age not yet purged)."""
+        return int(self.db.conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0])
+
+    # --- what the key-server client remembers ---------------------------------------------------
+    # Four small tables, made on first use rather than by a migration: a node that never talks
+    # to a key server has none.  ``bluezone.client.ServerState`` is the typed view of them.
+
+    def _keyserver_tables(self) -> sqlite3.Connection:
+        conn = self.db.conn
+        if not self._keyserver_ready:
+            with conn:
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS keyserver_pins (server TEXT PRIMARY KEY, public_key TEXT NOT NULL,"
+                    " key_id TEXT, key_version TEXT, pinned_at REAL NOT NULL)"
+                )
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS keyserver_batches (server TEXT NOT NULL, name TEXT NOT NULL,"
+                    " keys INTEGER NOT NULL, processed_at REAL NOT NULL, PRIMARY KEY (server, name))"
+                )
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS keyserver_revision_tokens (server TEXT PRIMARY KEY,"
+                    " token TEXT NOT NULL, saved_at REAL NOT NULL)"
+                )
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS keyserver_warnings (key_hash BLOB NOT NULL, day TEXT NOT NULL,"
+                    " level TEXT NOT NULL, reported_at REAL NOT NULL, PRIMARY KEY (key_hash, day))"
+                )
+            self._keyserver_ready = True
+        return conn
+
+    def keyserver_pin(self, server: str) -> tuple[str, str | None, str | None] | None:
+        """(public key, key id, key version) pinned for ``server``, if any."""
+        row = self._keyserver_tables().execute(
+            "SELECT public_key, key_id, key_version FROM keyserver_pins WHERE server = ?", (server,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), row[1], row[2])
+
+    def save_keyserver_pin(
+        self, server: str, public_key: str, key_id: str | None, key_version: str | None, now: float
+    ) -> None:
+        """Pin ``server``'s export key; a second pin for the same server is an IntegrityError."""
+        with self._keyserver_tables() as conn:
+            conn.execute(
+                "INSERT INTO keyserver_pins (server, public_key, key_id, key_version, pinned_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (server, public_key, key_id, key_version, now),
+            )
+
+    def keyserver_batches(self, server: str) -> set[str]:
+        """Names of ``server``'s batches already verified and matched."""
+        rows = self._keyserver_tables().execute(
+            "SELECT name FROM keyserver_batches WHERE server = ?", (server,)
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def save_keyserver_batches(self, server: str, batches: dict[str, int], now: float) -> None:
+        """Remember batches (name -> keys in it) as processed."""
+        with self._keyserver_tables() as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO keyserver_batches (server, name, keys, processed_at) VALUES (?, ?, ?, ?)",
+                [(server, name, n, now) for name, n in batches.items()],
+            )
+
+    def revision_token(self, server: str, now: float | None = None) -> str | None:
+        """The token of the last upload to ``server``; None after 14 days (``now``), when every key it
+        covered has left the server, and then it is deleted."""
+        conn = self._keyserver_tables()
+        if now is not None:
+            with conn:
+                conn.execute(
+                    "DELETE FROM keyserver_revision_tokens WHERE saved_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,)
+                )
+        row = conn.execute("SELECT token FROM keyserver_revision_tokens WHERE server = ?", (server,)).fetchone()
+        return str(row[0]) if row else None
+
+    def save_warning_levels(self, rows: Sequence[tuple[bytes, str, str]], now: float) -> None:
+        """Remember the level (F1, F2) told per (diagnosis key hash, day); forget those past retention."""
+        with self._keyserver_tables() as conn:
+            conn.execute("DELETE FROM keyserver_warnings WHERE reported_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO keyserver_warnings (key_hash, day, level, reported_at) VALUES (?, ?, ?, ?)",
+                [(key_hash, day, level, now) for key_hash, day, level in rows],
+            )
+
+    def warning_level(self, key_hash: bytes, day: str) -> str | None:
+        """The level told before for this diagnosis key hash and day, if any."""
+        row = self._keyserver_tables().execute(
+            "SELECT level FROM keyserver_warnings WHERE key_hash = ? AND day = ?", (key_hash, day)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_revision_token(self, server: str, token: str, now: float) -> None:
+        """Keep the token the server gave with an upload (0600, like the daily keys it stands for)."""
+        with self._keyserver_tables() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO keyserver_revision_tokens (server, token, saved_at) VALUES (?, ?, ?)",
+                (server, token, now),
+            )
 
     # --- retention and reporting --------------------------------------------------------------------
 

@@ -23,9 +23,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from bluezone.clock import Clock, SystemClock
+from bluezone.errors import PublishError
 from bluezone.server.codes import CodeKey
 from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed, export_batches
-from bluezone.server.publish import PublishConfig, PublishError, publish
+from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import Signer
 from bluezone.server.storage import Storage
 

@@ -34,11 +34,11 @@ import httpx
 import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
-from bluezone.matching.export import signed_export_zip
-from bluezone.matching.keyfile import empty_keys
+from bluezone.keyformat.export import signed_export_zip
+from bluezone.keyformat.keyfile import publish_body
+from bluezone.keyformat.keys import empty_keys
 from bluezone.progress import Progress
 from bluezone.server.app import create_app
-from bluezone.server.client import publish_body
 from bluezone.server.codes import CodeKey, issue_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig

@@ -1,5 +1,5 @@
-"""CLI for the key server (``bluezone server ...``) and its client (``bluezone upload``,
-``bluezone check --server``): thin wrappers over ``bluezone.server``."""
+"""CLI for the key server (``bluezone server ...``): thin wrappers over ``bluezone.server``.
+The node's side (``bluezone upload``, ``bluezone check --server``) is in ``bluezone/cli.py``."""
 
 from __future__ import annotations
 
@@ -10,17 +10,8 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import FloatRange, cli_clock
-from bluezone.errors import BluezoneError, InputError
-
-
-def _date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"not a date (YYYY-MM-DD): {value!r}") from None
+from bluezone.clitypes import FloatRange, cli_clock, json_option, parse_date
+from bluezone.errors import InputError
 
 
 _db = click.option(
@@ -47,7 +38,7 @@ def server() -> None:
 @click.option("--key-id", default="bluezone", show_default=True, help="Key id clients pin (SignatureInfo).")
 @click.option("--key-version", default="v1", show_default=True, help="Version clients pin beside the key id.")
 @click.option("--force", is_flag=True, help="Replace an existing key (every client will refuse the new one).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: bool) -> None:
     """Create the P-256 export signing key pair and the code key in DIR.
 
@@ -85,15 +76,15 @@ def _open(db: str, create: bool) -> Any:
 @server.command("issue-code")
 @_db
 @_key_dir
-@click.option("--test-date", callback=_date, help="Date of the test (YYYY-MM-DD).")
-@click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD).")
+@click.option("--test-date", callback=parse_date, help="Date of the test (YYYY-MM-DD).")
+@click.option("--symptom-onset", callback=parse_date, help="Date symptoms began (YYYY-MM-DD).")
 @click.option(
     "--type", "test_type", type=click.Choice(["confirmed", "likely", "negative", "recursive"]), default="confirmed",
     help="Diagnosis the code vouches for (confirmed or negative also revises keys the same device sent with a 'likely' "
     "or 'recursive' code); recursive: a close contact (F1) of a case, whose contacts (F2) are to be told.",
     show_default=True,
 )
-@click.option("--exposure-date", callback=_date,
+@click.option("--exposure-date", callback=parse_date,
               help="Recursive codes: the day the close contact (F1) was exposed; only keys from then on may be sent.")
 @click.option("--max-recursive-per-day", default=500, show_default=True, type=click.IntRange(1),
               help="Recursive codes allowed in any 24 hours (each can warn all of an F1's contacts).")
@@ -103,7 +94,7 @@ def _open(db: str, create: bool) -> Any:
 @click.option("--lifetime", default=None, type=click.IntRange(60, 86400),
               help="Seconds the code stays valid (default 86400, or 900 with --short; at most 3600 with --short).")
 @_create_db
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 def issue_code_cmd(
     db: str, signing_key_dir: Path, test_date: dt.date | None, symptom_onset: dt.date | None, test_type: str,
     exposure_date: dt.date | None, max_recursive_per_day: int, short: bool, lifetime: int | None, create_db: bool,
@@ -157,7 +148,7 @@ _region_opt = click.option("--region", default="XX", show_default=True, help="Re
 @_max_keys_opt
 @_region_opt
 @_create_db
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 def export_cmd(
     db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, region: str, create_db: bool,
     as_json: bool,
@@ -264,7 +255,7 @@ def _shown_db(db: str) -> str:
 @click.option("--uploads", default=300, show_default=True, type=click.IntRange(1), help="Uploads to time over loopback.")
 @click.option("--export-keys", default=1_000_000, show_default=True, type=click.IntRange(0), help="Keys to export into signed batches (0: skip).")
 @click.option("--repeat", default=3, show_default=True, type=click.IntRange(1), help="Repetitions; medians are reported.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@json_option
 def benchmark_cmd(db: str | None, uploads: int, export_keys: int, repeat: int, as_json: bool) -> None:
     """Uploads/s over loopback HTTP and seconds to export N keys (medians), each beside a same-run baseline."""
     from bluezone.progress import terminal_progress
@@ -293,174 +284,3 @@ def benchmark_cmd(db: str | None, uploads: int, export_keys: int, repeat: int, a
             f"  floor, same run: protobuf + signing + zipping alone {result['export_sign_zip_floor_seconds']:.1f} s"
             f" (export takes {result['export_vs_sign_zip_floor']:.1f}x that)"
         )
-
-
-# --- the client --------------------------------------------------------------------------------
-
-
-def _node_db(db_path: Path | None) -> Path:
-    from bluezone.matching.storeio import default_db_path
-
-    path = Path(db_path) if db_path is not None else default_db_path()
-    if not path.is_file():
-        raise InputError(f"no sighting database at {path} (give --db PATH, or run `bluezone run` first)")
-    return path
-
-
-@click.command("upload")
-@click.option("--server", "server_url", required=True, help="Key server base URL, e.g. https://keys.example.org.")
-@click.option("--code", required=True, help="The verification code from the health authority.")
-@click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Sighting database.")
-@click.option("--yes", is_flag=True, help="Do not ask before sending.")
-@click.option("--include-today", is_flag=True, help="Also send today's key (only if today is over for you).")
-@click.option("--dry-run", is_flag=True, help="Print the request instead of sending it.")
-@click.option("--symptom-onset", callback=_date, help="Date symptoms began (YYYY-MM-DD), if any.")
-@click.option(
-    "--exposure-date", callback=_date,
-    help="A close contact (F1) with a recursive code: the day you were exposed; only keys from then on are sent.",
-)
-@click.option(
-    "--checkins/--no-checkins", "send_checkins", default=None,
-    help="Also send your venue check-ins of the same days, encrypted (default: shown and asked; with --yes, sent).",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print what was sent and stored as JSON.")
-def upload(
-    server_url: str, code: str, db_path: Path | None, yes: bool, include_today: bool, dry_run: bool,
-    symptom_onset: dt.date | None, exposure_date: dt.date | None, send_checkins: bool | None, as_json: bool,
-) -> None:
-    """Send this device's daily keys of the last 14 days to the key server (after a positive test).
-
-    A close contact (F1) given a recursive code sends its keys from its exposure date on (--exposure-date),
-    so that its own close contacts (F2) are told.
-    """
-    from bluezone.crypto.intervals import ROLLING_PERIOD
-    from bluezone.proximity.store import SightingStore
-    from bluezone.server.client import (
-        KeyServerClient,
-        keys_to_upload,
-        publish_body,
-        today_key_in_use,
-        upload_own_keys,
-    )
-    from bluezone.matching.levels import keys_since_exposure
-    from bluezone.server.codes import day_number
-
-    if exposure_date is not None and exposure_date > dt.datetime.fromtimestamp(cli_clock().now(), dt.UTC).date():
-        raise InputError(f"the exposure date {exposure_date} is in the future")
-    if not (code.isdigit() and 6 <= len(code) <= 16):
-        raise InputError("the verification code is the digits the health authority gave you")
-    now = cli_clock().now()
-    onset = day_number(symptom_onset) * ROLLING_PERIOD if symptom_onset else None
-    with SightingStore.open(_node_db(db_path), create=False) as store:
-        has_today = today_key_in_use(store.daily_keys(), now)
-        if has_today and not include_today and not yes and not dry_run:
-            include_today = click.confirm(
-                "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?",
-                default=False, err=True,
-            )
-        keys = keys_since_exposure(keys_to_upload(store.daily_keys(), now, include_today), exposure_date)
-        if len(keys) == 0:
-            since = f"since {exposure_date}" if exposure_date else "of the last 14 days"
-            raise InputError(f"no daily keys {since} in this database: nothing to upload")
-        from bluezone.venues.checkins import visits
-        from bluezone.venues.upload import reports_to_upload
-
-        since = int(keys["rolling_start"].min()) * 600  # the check-ins of the days whose keys go
-        outgoing = [] if send_checkins is False else reports_to_upload(visits(store, since), since, now)
-        if dry_run:
-            from bluezone.server.client import ServerState
-
-            # the token of this device's last upload goes too (it lets a later code revise those keys); not shown
-            saved = ServerState(store.db.conn).revision_token(server_url.rstrip("/"))  # a dry run deletes nothing
-            token = "<revision token of your last upload>" if saved else None
-            click.echo(json.dumps(publish_body(keys, code, onset, token, [r.entry() for r in outgoing]), indent=2))
-            return
-        click.echo(f"About to send {len(keys)} daily key(s) to {server_url}:", err=True)
-        for k in keys:
-            day = dt.datetime.fromtimestamp(int(k["rolling_start"]) * 600, dt.UTC).date()
-            click.echo(f"  {day}  valid {int(k['rolling_period']) * 10} min", err=True)
-        if has_today and not include_today:
-            click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
-        elif has_today:
-            click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
-        if not yes and not click.confirm("Send them?", err=True):
-            raise click.Abort()
-        if outgoing:
-            click.echo(
-                f"You also checked in at {len(outgoing)} place(s) on those days (names stay on this device; the server"
-                " gets them encrypted, readable only by phones that checked in there too):", err=True,
-            )
-            for r in outgoing:
-                shown = r.as_dict()
-                click.echo(f"  {shown['start'][:16].replace('T', ' ')}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
-            if send_checkins is None and not yes and not click.confirm(
-                "Send these check-ins too, so others who were there are warned?", default=True, err=True
-            ):
-                outgoing = []
-        with KeyServerClient(server_url) as client:
-            # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
-            sent, receipt = upload_own_keys(
-                store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset,
-                exposure_date=exposure_date, checkins=[r.entry() for r in outgoing],
-            )
-    if as_json:
-        keys_info = [
-            {
-                "date": dt.datetime.fromtimestamp(int(k["rolling_start"]) * 600, dt.UTC).date().isoformat(),
-                "rolling_start": int(k["rolling_start"]),
-                "rolling_period": int(k["rolling_period"]),
-            }
-            for k in sent
-        ]
-        doc = {
-            "server": server_url, "sent": len(sent), "stored": receipt.inserted, "revised": receipt.revised,
-            "keys": keys_info, "checkins_sent": len(outgoing), "checkins_stored": receipt.checkins,
-            "checkins": [r.as_dict() for r in outgoing],
-        }
-        click.echo(json.dumps(doc, indent=2))
-        return
-    revised = f", revised {receipt.revised}" if receipt.revised else ""
-    checkins = f" and {receipt.checkins} check-in(s)" if outgoing else ""
-    click.echo(f"uploaded {len(sent)} key(s){checkins}; the server stored {receipt.inserted} new{revised}")
-
-
-def run_server_check(
-    server_url: str,
-    db_path: Path | None,
-    server_key_path: Path | None,
-    scorer: Any = None,
-    rssi_correction: int = 0,
-    http: Any = None,
-    show_progress: bool = True,
-) -> Any:
-    """``bluezone check --server``: download, verify, match; raises after reporting rejected batches."""
-    from bluezone.matching.storeio import as_sightings
-    from bluezone.proximity.store import SightingStore
-    from bluezone.server.client import KeyServerClient, ServerState, check_server
-    from bluezone.server.signing import read_server_key
-    from bluezone.venues.checkins import visits
-
-    given = read_server_key(server_key_path) if server_key_path else None
-    path = _node_db(db_path)
-
-    def progress(i: int, n: int, name: str) -> None:
-        if show_progress:
-            click.echo(f"\rbatches {i}/{n} {name[:40]:40}", err=True, nl=(i == n))
-
-    with SightingStore.open(path, create=False) as store, KeyServerClient(server_url, http=http) as client:
-        state = ServerState(store.db.conn)
-        return check_server(
-            client, state, lambda t0, t1: as_sightings(store.sightings(t0, t1)), server_key=given, scorer=scorer,
-            rssi_correction=rssi_correction, progress=progress, load_visits=lambda: visits(store),
-        )
-
-
-class RejectedBatchesError(BluezoneError):
-    """Some downloaded batches were not used: their signature is missing or wrong."""
-
-
-def rejected_error(rejected: dict[str, str]) -> RejectedBatchesError:
-    first = next(iter(rejected.items()))
-    return RejectedBatchesError(
-        f"{len(rejected)} batch(es) rejected and not used (e.g. {first[0]}: {first[1]})"
-    )

@@ -22,8 +22,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from bluezone.errors import ConfigError, InputError
-from bluezone.server.storage import CodeRecord, ServerStorageError, Storage
+from bluezone.errors import CodeLimitError, ConfigError, InputError, ServerStorageError
+from bluezone.server.storage import CodeRecord, Storage
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +143,6 @@ def day_number(date: dt.date) -> int:
 MAX_RECURSIVE_CODES_PER_DAY = 500
 #: How far back an F1's exposure may lie: keys older than 14 days are gone anyway.
 MAX_EXPOSURE_AGE_DAYS = 14
-
-
-class CodeLimitError(InputError):
-    """No more codes of a kind may be issued now (the limit on recursive codes)."""
 
 
 def _recursive_checks(

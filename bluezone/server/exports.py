@@ -25,7 +25,7 @@ import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.errors import InputError
-from bluezone.matching.export import signed_export_zip
+from bluezone.keyformat.export import signed_export_zip
 from bluezone.server.signing import Signer
 from bluezone.server.storage import BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, signed_venue_zip

@@ -33,11 +33,17 @@ import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import KEY_LENGTH
-from bluezone.errors import BluezoneError
-from bluezone.matching.keyfile import MAX_DAYS_SINCE_ONSET, MAX_TRANSMISSION_RISK, NO_DAYS_SINCE_ONSET, empty_keys
+from bluezone.errors import PublishError, RevisionRefused
+from bluezone.keyformat.keys import (
+    MAX_DAYS_SINCE_ONSET,
+    MAX_REVISION_TOKEN_CHARS,
+    MAX_TRANSMISSION_RISK,
+    NO_DAYS_SINCE_ONSET,
+    empty_keys,
+)
 from bluezone.server.codes import CodeKey, legacy_hash_code
+from bluezone.server.storage import RECURSIVE, CodeRecord, Storage
 from bluezone.server.venue_reports import VenueReportLimits, check_days, parse_venue_reports, with_fakes
-from bluezone.server.storage import RECURSIVE, CodeRecord, RevisionRefused, Storage
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +68,6 @@ class PublishConfig:
     #: Recursive uploads accepted per hour from everyone: each warns an F1's contacts (F2), so a burst
     #: of them (a leaked batch of codes, a panic) is slowed down rather than published at once.
     max_recursive_per_hour: int = 100
-
-
-class PublishError(BluezoneError):
-    """A refused publish: ``status`` (HTTP) and ``code`` (machine readable)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "error": str(self)}
 
 
 @dataclass(frozen=True)
@@ -111,7 +105,6 @@ REVISION_MESSAGES = {
     "invalid_report_type_transition": "only a 'likely' or 'recursive' report can be revised"
     " (to confirmed, or revoked by a negative test)",
 }
-MAX_REVISION_TOKEN_CHARS = 256
 
 
 def token_hash(token: str) -> str:

@@ -28,14 +28,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from bluezone.errors import BluezoneError, InputError
+from bluezone.errors import InputError, ServeError
 from bluezone.server.publish import client_key
 
 log = logging.getLogger(__name__)
-
-
-class ServeError(BluezoneError):
-    """The server cannot start listening (port in use, no permission, unknown address)."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.errors import ConfigError, InputError
-from bluezone.matching.export import ECDSA_P256_SHA256, SignatureInfo, load_public_key, public_key_base64
+from bluezone.keyformat.export import ECDSA_P256_SHA256, SignatureInfo, public_key_base64
 
 PRIVATE_FILE = "private.pem"
 PUBLIC_FILE = "public.pem"
@@ -27,6 +27,8 @@ INFO_FILE = "signing_key.json"
 
 @dataclass(frozen=True)
 class Signer:
+    """The server's private export key and the identity it signs batches under."""
+
     private_key: ec.EllipticCurvePrivateKey
     info: SignatureInfo
 
@@ -93,34 +95,3 @@ def load_signer(directory: str | Path) -> Signer:
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{directory / PRIVATE_FILE} is not a P-256 private key")
     return Signer(key, SignatureInfo(str(info["key_id"]), str(info["key_version"]), ECDSA_P256_SHA256))
-
-
-@dataclass(frozen=True)
-class PinnedKey:
-    """A server's export key as a client pins it."""
-
-    public_key: str  # base64 DER
-    key_id: str | None = None
-    key_version: str | None = None
-
-    @property
-    def key(self) -> ec.EllipticCurvePublicKey:
-        return load_public_key(self.public_key)
-
-
-def read_server_key(path: str | Path) -> PinnedKey:
-    """``--server-key FILE``: a ``signing_key.json``, a PEM public key, or base64 DER."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read server key {path}: {exc.strerror or exc}") from None
-    if data.lstrip().startswith(b"{"):
-        try:
-            doc = json.loads(data)
-            pinned = PinnedKey(str(doc["public_key"]), doc.get("key_id"), doc.get("key_version"))
-        except (ValueError, KeyError, TypeError):
-            raise InputError(f"{path}: not a signing_key.json (needs 'public_key')") from None
-    else:
-        pinned = PinnedKey(public_key_base64(load_public_key(data)))
-    pinned.key  # validates
-    return pinned

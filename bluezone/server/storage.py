@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
-
-from bluezone.errors import BluezoneError, InputError
-from bluezone.matching.keyfile import empty_keys
+from bluezone.errors import InputError, RevisionRefused, ServerStorageError
+from bluezone.keyformat.keys import empty_keys
 
 log = logging.getLogger(__name__)
 
@@ -108,16 +107,6 @@ _MIGRATIONS: dict[int, list[str]] = {
 CONFIRMED, LIKELY, RECURSIVE, REVOKED = 1, 2, 4, 5
 
 
-class RevisionRefused(ValueError):
-    """An upload would change the report type of keys already on the server, and may not.
-
-    ``args[0]`` is the machine-readable reason, as GAEN's reference server names it:
-    ``missing_revision_token`` / ``invalid_revision_token`` (the uploader did not show a token it
-    got with those keys), ``invalid_report_type_transition`` (only a "likely" or a "recursive" report
-    may become confirmed or revoked) or ``key_already_revised`` (once only).
-    """
-
-
 def revision_refusal(stored_type: int, revised: bool, new_type: int) -> str | None:
     """Why a key stored as ``stored_type`` may not become ``new_type`` (None: it may)."""
     if revised:
@@ -132,10 +121,6 @@ class PublishOutcome:
     inserted: int  # new keys stored
     revised: int  # keys already stored whose report type changed
     venue_reports: int = 0  # check-in reports stored, fakes included
-
-
-class ServerStorageError(BluezoneError):
-    """The key server's database cannot be opened or used."""
 
 
 @dataclass(frozen=True)

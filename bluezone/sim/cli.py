@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bluezone.clitypes import FloatRange
+from bluezone.clitypes import FloatRange, json_option
 from bluezone.errors import ConfigError
 from bluezone.progress import fraction_of, terminal_progress
 
@@ -53,7 +53,7 @@ def _complete_scenario(ctx: click.Context, param: click.Parameter, incomplete: s
     "--checkin-rate", type=FloatRange(0.0, 1.0), default=1.0, show_default=True,
     help="With --venues: share of users checked in (1: a venue beacon checks them in).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option(help="Print the report as JSON.")
 def simulate(
     scenario: str | None,
     generate_kind: str | None,
@@ -151,7 +151,7 @@ def simulate(
     "--rssi-shift", default=0.0, show_default=True, type=FloatRange(-30, 30),
     help="Add DB to every RSSI: the verdicts if every phone's calibration were off by that much.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option(help="Print the report as JSON.")
 def evaluate(
     dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int, calibration: bool,
     calibration_table: Path | None, rssi_shift: float, as_json: bool,

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bluezone.errors import InputError
+from bluezone.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ FEET = 0.3048
 PACT_NAME = "BlueProxTx"
 NG_COLUMNS = {"device", "elapsed", "rss", "dist"}
 MIN_RSSI, MAX_RSSI = -127, 20  # dBm a BLE receiver can report
-
-
-class DatasetError(InputError):
-    """A dataset directory cannot be read."""
 
 
 @dataclass(frozen=True)

@@ -10,26 +10,12 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import cli_clock
+from bluezone.clitypes import cli_clock, db_option, json_option
 from bluezone.errors import VenueError
 
 
 def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def _db_option(func: Any) -> Any:
-    return click.option(
-        "--db",
-        "db_path",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Sighting database, which also keeps check-ins (default: $XDG_DATA_HOME/bluezone/bluezone.db).",
-    )(func)
-
-
-def _json_option(func: Any) -> Any:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")(func)
 
 
 def parse_time(value: str, name: str) -> float:
@@ -71,7 +57,7 @@ def venue() -> None:
 @click.option("--start", "start", default=None, help="Temporary event: start (ISO 8601).")
 @click.option("--end", "end", default=None, help="Temporary event: end (ISO 8601).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory for the poster and secrets.")
-@_json_option
+@json_option
 def venue_create(
     name: str, address: str, kind: str, default_minutes: int | None, start: str | None, end: str | None, out: Path, as_json: bool
 ) -> None:
@@ -95,7 +81,7 @@ def venue_create(
 
 @venue.command("show")
 @click.argument("url")
-@_json_option
+@json_option
 def venue_show(url: str, as_json: bool) -> None:
     """Decode a check-in URL: name, address, type, default stay, location id (no network)."""
     from bluezone.venues.location import Venue
@@ -118,8 +104,8 @@ def venue_show(url: str, as_json: bool) -> None:
 @click.option("--image", "image", type=click.Path(dir_okay=False, path_type=Path), help="Read the QR code from a photo.")
 @click.option("--start", default=None, help="A past visit: when it began (ISO 8601; needs --end).")
 @click.option("--end", default=None, help="A past visit: when it ended (ISO 8601).")
-@_db_option
-@_json_option
+@db_option
+@json_option
 def checkin(url: str | None, image: Path | None, start: str | None, end: str | None, db_path: Path | None, as_json: bool) -> None:
     """Check in at a venue: URL (the text of its QR code) or --image PHOTO.
 
@@ -156,8 +142,8 @@ def checkin(url: str | None, image: Path | None, start: str | None, end: str | N
 
 
 @click.command("checkout")
-@_db_option
-@_json_option
+@db_option
+@json_option
 def checkout(db_path: Path | None, as_json: bool) -> None:
     """Check out of the venue you are checked in at."""
     from bluezone.proximity.store import SightingStore
@@ -173,8 +159,8 @@ def checkout(db_path: Path | None, as_json: bool) -> None:
 
 
 @click.command("checkins")
-@_db_option
-@_json_option
+@db_option
+@json_option
 def checkins(db_path: Path | None, as_json: bool) -> None:
     """List this device's check-ins of the last 14 days (they are deleted after that)."""
     from bluezone.proximity.store import SightingStore
@@ -204,7 +190,7 @@ def checkins(db_path: Path | None, as_json: bool) -> None:
     help="Radio that sends the beacon's adverts (only the emulated radio can send 0x4256 service data so far).",
 )
 @click.option("--duration", type=float, default=None, help="Stop after SECONDS (default: until Ctrl-C).")
-@_json_option
+@json_option
 def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json: bool) -> None:
     """Broadcast the venue over Bluetooth: bluezone devices in range check in after a few minutes.
 
@@ -246,15 +232,15 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
 @click.option("--start", required=True, help="Start of the window to warn about (ISO 8601).")
 @click.option("--end", required=True, help="End of the window (ISO 8601).")
 @click.option("--yes", is_flag=True, help="Do not ask before sending.")
-@_json_option
+@json_option
 def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str, yes: bool, as_json: bool) -> None:
     """Warn everyone checked in at the venue during a window (an outbreak the owner learned of).
 
     Needs the venue's secrets (VENUE_DIR) and a health-authority code, as a case's upload does;
     the server receives the same encrypted reports and cannot tell which venue they name.
     """
-    from bluezone.matching.keyfile import empty_keys
-    from bluezone.server.client import KeyServerClient
+    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.keyformat.keys import empty_keys
     from bluezone.venues.owner import load_venue_dir
     from bluezone.venues.upload import owner_warning_reports
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+import bluezone.keyformat.presence_pb2 as pb
 from bluezone.errors import VenueError
-from bluezone.keyformat import presence_pb2 as pb
 from bluezone.keyformat.venue_reports import location_id_hash
 
 LOCATION_ID_PREFIX = b"CWA-GUID"

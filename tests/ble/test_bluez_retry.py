@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bluezone.clock import VirtualClock
+from bluezone.errors import BluezCallError
 from bluezone.proximity.backends.bluez import BluezRadio
-from bluezone.proximity.backends.bluez_dbus import BluezCallError
 
 
 class Flaky:

@@ -6,7 +6,7 @@ import numpy as np
 
 from bluezone.crypto import Metadata, aem, aem_key, rpi, rpi_key
 from bluezone.crypto.intervals import INTERVAL_SECONDS
-from bluezone.matching.keyfile import empty_keys
+from bluezone.keyformat.keys import empty_keys
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bluezone.crypto import DailyKey
 from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.keyformat.keyfile import dump_keys_json, parse_keys_json
 from bluezone.matching.export_own import export_own_keys
-from bluezone.matching.keyfile import dump_keys_json, parse_keys_json
 
 NOW = 1_767_225_600 + 3600.5  # 2026-01-01 01:00 UTC
 

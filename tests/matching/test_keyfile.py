@@ -13,17 +13,9 @@ from hypothesis import strategies as st
 
 from bluezone.crypto import DailyKey
 from bluezone.errors import InputError, KeyFileError
-from bluezone.matching import keyfile
-from bluezone.matching.keyfile import (
-    KEY_DTYPE,
-    NO_DAYS_SINCE_ONSET,
-    dump_keys_json,
-    key_bytes,
-    keys_from_daily,
-    load_keys,
-    parse_keys,
-    parse_keys_json,
-)
+from bluezone.keyformat import export, keyfile
+from bluezone.keyformat.keyfile import dump_keys_json, load_keys, parse_keys, parse_keys_json
+from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, key_bytes, keys_from_daily
 
 B64 = base64.b64encode(bytes(range(16))).decode()
 
@@ -181,7 +173,7 @@ def test_not_a_key_file() -> None:
         parse_keys(b"hello")
 
 
-@given(st.sampled_from([keyfile.EXPORT_HEADER, keyfile.ZIP_MAGIC]), st.binary(max_size=200))
+@given(st.sampled_from([export.EXPORT_HEADER, keyfile.ZIP_MAGIC]), st.binary(max_size=200))
 def test_random_export_like_bytes_only_raise_key_file_error(head: bytes, tail: bytes) -> None:
     try:
         parse_keys(head + tail)

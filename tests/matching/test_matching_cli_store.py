@@ -15,7 +15,7 @@ from matching_helpers import advert_sightings, interval_time, make_keys, noise_s
 from bluezone.cli import cli
 from bluezone.crypto import DailyKey
 from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
-from bluezone.matching.keyfile import dump_keys_json, parse_keys_json
+from bluezone.keyformat.keyfile import dump_keys_json, parse_keys_json
 from bluezone.proximity.store import SightingStore
 
 VECTORS = Path(__file__).parents[1] / "data" / "vectors"

@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from bluezone.crypto import Metadata, aem, aem_key, rpi, rpi_key
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import KeyFileError
+from bluezone.errors import ExportSignatureError
 from bluezone.matching.check import check_sightings
-from bluezone.matching.export import (
-    apply_revisions,
-    ExportSignatureError,
+from bluezone.keyformat.export import (
     SignatureInfo,
+    apply_revisions,
     build_export_bin,
     load_public_key,
     open_signed_export,
@@ -33,7 +33,8 @@ from bluezone.matching.export import (
     verify_export_sig,
     write_export_zip,
 )
-from bluezone.matching.keyfile import NO_DAYS_SINCE_ONSET, empty_keys, load_keys, parse_keys
+from bluezone.keyformat.keyfile import load_keys, parse_keys
+from bluezone.keyformat.keys import NO_DAYS_SINCE_ONSET, empty_keys
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
 VECTORS = Path(__file__).parents[1] / "data" / "vectors"
@@ -172,7 +173,7 @@ def test_malformed(data: bytes, message: str) -> None:
 
 
 def test_bad_key_length_rejected() -> None:
-    from bluezone.matching import gaen_export_pb2 as pb
+    from bluezone.keyformat import gaen_export_pb2 as pb
 
     message = pb.TemporaryExposureKeyExport()
     message.keys.add(key_data=b"short", rolling_start_interval_number=1)

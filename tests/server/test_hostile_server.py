@@ -3,14 +3,17 @@ traceback, a full memory or a request outside the exports directory."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 import httpx
 import pytest
 from server_helpers import NOW
 
-from bluezone.server.client import MAX_ANSWER_BYTES, KeyServerClient, KeyServerError, ServerState, check_server
+from bluezone.client.check import check_server
+from bluezone.client.keyserver import MAX_ANSWER_BYTES, KeyServerClient
+from bluezone.client.state import ServerState
+from bluezone.errors import KeyServerError
+from bluezone.proximity.store import SightingStore
 from bluezone.server.signing import keygen
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -32,7 +35,7 @@ def _server(signing_key: object, index: bytes = b"", batch: bytes = b"") -> tupl
 
 def _check(handler: Handler) -> None:
     client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler))
-    check_server(client, ServerState(sqlite3.connect(":memory:")), lambda t0, t1: None, now=NOW)  # type: ignore[arg-type, return-value]
+    check_server(client, ServerState(SightingStore.open(":memory:")), lambda t0, t1: None, now=NOW)  # type: ignore[arg-type, return-value]
 
 
 @pytest.mark.parametrize(
@@ -59,7 +62,7 @@ def test_index_may_only_name_batch_files(tmp_path) -> None:
 
 
 def test_an_endless_batch_is_cut_off(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bluezone.server import client as client_module
+    from bluezone.client import keyserver as client_module
 
     monkeypatch.setattr(client_module, "MAX_KEY_FILE_BYTES", 1000)
     handler, _ = _server(keygen(tmp_path / "k").public_info(), index=b"big.zip\n", batch=b"PK" + b"\0" * 5000)
@@ -77,7 +80,7 @@ def test_an_endless_batch_is_cut_off(tmp_path, monkeypatch: pytest.MonkeyPatch) 
 )
 def test_odd_publish_answers_give_no_counts_and_no_token(answer: dict) -> None:
     """A server's odd publish answer cannot plant a huge token in the node's database or a bogus count."""
-    from bluezone.matching.keyfile import empty_keys
+    from bluezone.keyformat.keys import empty_keys
 
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
     receipt = KeyServerClient("http://keys.test", transport=transport).publish(empty_keys(1), "12345678")

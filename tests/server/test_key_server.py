@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sqlite3
 import zipfile
 from pathlib import Path
 
@@ -15,24 +16,21 @@ from hypothesis import strategies as st
 from server_helpers import NOW, make_nodes
 from starlette.testclient import TestClient  # an httpx.Client over the ASGI app
 
+from bluezone.client.check import check_server
+from bluezone.client.keyserver import KeyServerClient
+from bluezone.client.pinning import PinnedKey
+from bluezone.client.state import ServerState
+from bluezone.client.upload import keys_to_upload
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
-from bluezone.matching.export import open_signed_export
-from bluezone.matching.storeio import as_sightings
+from bluezone.errors import KeyServerError, ServerKeyChangedError
+from bluezone.keyformat.export import open_signed_export
 from bluezone.proximity.store import SightingStore
 from bluezone.server.app import create_app
-from bluezone.server.client import (
-    KeyServerClient,
-    KeyServerError,
-    ServerKeyChangedError,
-    ServerState,
-    check_server,
-    keys_to_upload,
-)
 from bluezone.server.codes import CodeKey, issue_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig
-from bluezone.server.signing import PinnedKey, keygen
+from bluezone.server.signing import keygen
 from bluezone.server.storage import SQLiteStorage
 
 URL = "http://keys.test"
@@ -74,8 +72,8 @@ def _check(server: Server, db: Path, **kw: object):
     with SightingStore.open(db, create=False) as store:
         return check_server(
             server.client,
-            ServerState(store.db.conn),
-            lambda t0, t1: as_sightings(store.sightings(t0, t1)),
+            ServerState(store),
+            store.sightings,
             now=server.clock.now(),
             **kw,  # type: ignore[arg-type]
         )
@@ -275,12 +273,12 @@ def test_server_key_change_is_an_error(server: Server, tmp_path: Path) -> None:
     _check(server, nodes["b"])  # pins on first use
     impostor = Server(tmp_path / "impostor")
     with SightingStore.open(nodes["b"], create=False) as store:
-        state = ServerState(store.db.conn)
+        state = ServerState(store)
         with pytest.raises(ServerKeyChangedError):
-            check_server(impostor.client, state, lambda a, b: as_sightings(store.sightings(a, b)))
+            check_server(impostor.client, state, store.sightings)
         other = PinnedKey(impostor.signer.public_info()["public_key"])
         with pytest.raises(ServerKeyChangedError):
-            check_server(server.client, state, lambda a, b: as_sightings(store.sightings(a, b)), server_key=other)
+            check_server(server.client, state, store.sightings, server_key=other)
 
 
 def test_given_server_key_pins_and_verifies(server: Server, tmp_path: Path) -> None:
@@ -350,11 +348,11 @@ def test_negative_code_publishes_no_new_keys(server: Server, tmp_path: Path) -> 
 def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server: Server, tmp_path: Path) -> None:
     """likely -> exposure reported -> negative test: the device's token revises its keys on the
     server, the next batch carries them in ``revised_keys``, and the contact hears it is withdrawn."""
-    from bluezone.server.client import upload_own_keys
+    from bluezone.client.upload import upload_own_keys
 
     _, nodes = make_nodes(tmp_path)
     with SightingStore.open(nodes["a"], create=False) as a:
-        sent, first = upload_own_keys(a, server.client, server.code(test_type="likely"), NOW, include_today=False)
+        first = upload_own_keys(a, server.client, server.code(test_type="likely"), NOW, include_today=False).receipt
     assert (first.inserted, first.revised) == (5, 0) and first.revision_token
     server.export()
     before = _check(server, nodes["b"])
@@ -362,7 +360,9 @@ def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server
 
     server.clock.advance(3600)
     with SightingStore.open(nodes["a"], create=False) as a:
-        _, negative = upload_own_keys(a, server.client, server.code(test_type="negative"), server.clock.now(), include_today=False)
+        negative = upload_own_keys(
+            a, server.client, server.code(test_type="negative"), server.clock.now(), include_today=False
+        ).receipt
     assert (negative.inserted, negative.revised) == (0, 5)
     revisions = server.export()  # one file per day, as for new keys
     assert len(revisions) == 5 and sum(b.num_keys for b in revisions) == 5
@@ -375,16 +375,15 @@ def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server
     import shutil
 
     shutil.copy(nodes["b"], fresh)
-    with SightingStore.open(fresh, create=False) as store:
-        store.db.conn.execute("DELETE FROM keyserver_batches")
-        store.db.conn.commit()
+    with sqlite3.connect(fresh) as conn:  # forget the batches, as a device that never checked
+        conn.execute("DELETE FROM keyserver_batches")
     first_time = _check(server, fresh)
     assert len(first_time.batches) == 10 and first_time.revoked == 5
     assert first_time.exposures == [] and first_time.withdrawn == []
 
 
 def test_a_likely_report_confirmed_later_updates_the_exposure_not_repeats_it(server: Server, tmp_path: Path) -> None:
-    from bluezone.server.client import upload_own_keys
+    from bluezone.client.upload import upload_own_keys
 
     _, nodes = make_nodes(tmp_path)
     with SightingStore.open(nodes["a"], create=False) as a:
@@ -393,7 +392,9 @@ def test_a_likely_report_confirmed_later_updates_the_exposure_not_repeats_it(ser
     assert [e.score.close_contact for e in _check(server, nodes["b"]).exposures] == [True]
     server.clock.advance(3600)
     with SightingStore.open(nodes["a"], create=False) as a:
-        _, confirmed = upload_own_keys(a, server.client, server.code(test_type="confirmed"), server.clock.now(), include_today=False)
+        confirmed = upload_own_keys(
+            a, server.client, server.code(test_type="confirmed"), server.clock.now(), include_today=False
+        ).receipt
     assert confirmed.revised == 5
     server.export()
     after = _check(server, nodes["b"])
@@ -402,9 +403,7 @@ def test_a_likely_report_confirmed_later_updates_the_exposure_not_repeats_it(ser
 
 
 def test_revision_tokens_are_forgotten_with_the_keys(tmp_path: Path) -> None:
-    import sqlite3
-
-    state = ServerState(sqlite3.connect(tmp_path / "node.db"))
+    state = ServerState(SightingStore.open(tmp_path / "node.db"))
     state.save_revision_token(URL, "t1", NOW)
     assert state.revision_token(URL, NOW + 14 * 86400) == "t1"
     assert state.revision_token(URL, NOW + 14 * 86400 + 1) is None  # its keys have left the server too

@@ -8,9 +8,9 @@ from pathlib import Path
 from server_helpers import NOW, encounter, make_nodes
 from test_key_server import Server, _check
 
+from bluezone.client.upload import keys_to_upload, today_key_in_use, upload_own_keys
 from bluezone.crypto.intervals import interval_number, rolling_start
 from bluezone.proximity.store import SightingStore
-from bluezone.server.client import keys_to_upload, today_key_in_use, upload_own_keys
 
 
 def test_today_key_is_cut_at_the_current_interval(tmp_path: Path) -> None:
@@ -32,7 +32,8 @@ def test_released_today_key_is_published_and_matched_the_same_day(tmp_path: Path
     with SightingStore.open(nodes["b"], create=False) as b:
         b.add_sightings(encounter(today, met_at, 30, rssi=-70))
     with SightingStore.open(nodes["a"], create=False) as a:
-        sent, stored = upload_own_keys(a, server.client, server.code(test_type="confirmed"), NOW, include_today=True)
+        result = upload_own_keys(a, server.client, server.code(test_type="confirmed"), NOW, include_today=True)
+        sent, stored = result.keys, result.receipt
         assert stored.inserted == len(sent) == 6
         # the device now knows today's key ends with this interval; its daemon starts a new one then
         assert a.key_covering(interval_number(NOW)) is not None and a.key_covering(interval_number(NOW) + 1) is None

@@ -13,7 +13,7 @@ from server_helpers import NOW
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
-from bluezone.matching.keyfile import empty_keys
+from bluezone.keyformat.keys import empty_keys
 from bluezone.server.codes import CODE_KEY_FILE, CodeKey
 from bluezone.server.storage import SQLiteStorage
 

@@ -206,8 +206,8 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
         code = json.loads(_run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--signing-key-dir",
                                str(tmp_path / "k"), "--json")[1])["code"]
         from bluezone.crypto.intervals import rolling_start
-        from bluezone.server.client import publish_body
-        from bluezone.matching.keyfile import empty_keys
+        from bluezone.keyformat.keyfile import publish_body
+        from bluezone.keyformat.keys import empty_keys
 
         keys = empty_keys(4)
         keys["key"] = [bytes([i + 1]) * 16 for i in range(4)]

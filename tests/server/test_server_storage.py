@@ -9,12 +9,12 @@ import pytest
 from server_helpers import KEY, NOW
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
-from bluezone.errors import InputError
-from bluezone.matching.export import open_signed_export
-from bluezone.matching.keyfile import empty_keys
+from bluezone.errors import InputError, PublishError
+from bluezone.keyformat.export import open_signed_export
+from bluezone.keyformat.keys import empty_keys
 from bluezone.server.codes import issue_code
 from bluezone.server.exports import export_batches
-from bluezone.server.publish import PublishConfig, PublishError, publish
+from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
 from bluezone.server.storage import BatchRecord, open_storage
 
@@ -380,8 +380,8 @@ def test_a_code_drawn_twice_is_drawn_again(storage, monkeypatch) -> None:
     import itertools
     import types
 
+    from bluezone.errors import ServerStorageError
     from bluezone.server import codes
-    from bluezone.server.storage import ServerStorageError
 
     digits = itertools.chain("1" * 8, "1" * 8, "2" * 8)
     monkeypatch.setattr(codes, "secrets", types.SimpleNamespace(choice=lambda _: next(digits)))

@@ -10,10 +10,10 @@ import pytest
 from server_helpers import KEY, NOW
 
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
-from bluezone.errors import VenueError
+from bluezone.errors import PublishError, VenueError
 from bluezone.server.codes import issue_code
 from bluezone.server.exports import INDEX_FILE, export_batches
-from bluezone.server.publish import PublishConfig, PublishError, publish
+from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip
 from bluezone.venues.location import Venue

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from sim_helpers import DATASETS
 
 from bluezone.cli import cli
-from bluezone.sim.datasets import DatasetError, load_dataset
+from bluezone.errors import DatasetError
+from bluezone.sim.datasets import load_dataset
 
 PACT_DIR = "data/HandDOWN_HandDOWN"
 NG_CSV = "data/HandHand/RSS_humanHH.csv"

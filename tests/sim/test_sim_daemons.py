@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bluezone.keyformat.keys import keys_from_daily
 from bluezone.matching.check import check_sightings
-from bluezone.matching.keyfile import keys_from_daily
 from bluezone.matching.scoring import get_scorer
 from bluezone.proximity.backends.emulated import Links
 from bluezone.proximity.emulation import run_emulated

@@ -8,8 +8,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.errors import KeyFileError, VenueError
-from bluezone.matching.export import ExportSignatureError, SignatureInfo
+from bluezone.errors import ExportSignatureError, KeyFileError, VenueError
+from bluezone.keyformat.export import SignatureInfo
 from bluezone.keyformat.venue_export import build_venue_bin, is_venue_file, open_signed_venue_zip, read_venue_bin, signed_venue_zip
 from bluezone.venues.location import Venue
 from bluezone.venues.matching import match_venue_reports

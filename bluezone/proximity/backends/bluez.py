@@ -27,7 +27,8 @@ from dbus_fast.aio import MessageBus
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.crypto.payload import SERVICE_UUID
-from bluezone.errors import RadioUnavailableError
+from bluezone.errors import BluezCallError, RadioUnavailableError
+from bluezone.errors import RadioUnavailableReason as Reason
 from bluezone.proximity.backends.bluez_advert import Advertiser
 from bluezone.proximity.backends.bluez_dbus import (
     ADAPTER,
@@ -35,11 +36,11 @@ from bluezone.proximity.backends.bluez_dbus import (
     DBUS,
     PERMISSION,
     AdapterInfo,
-    BluezCallError,
     call,
     connect_system_bus,
     find_adapter,
-    unavailable,
+    is_gone,
+    is_retryable,
 )
 from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
 from bluezone.proximity.backends.fd6f import VENUE_BEACON_UUID, heard_payload
@@ -130,9 +131,8 @@ class BluezRadio(Radio):
                 self._bus = None
             if not self.unavailable_hint:
                 raise
-            raise RadioUnavailableError(
-                f"no usable Bluetooth: {exc}; {self.unavailable_hint}", reason=exc.reason
-            ) from exc
+            fix = f"{exc.fix}; {self.unavailable_hint}" if exc.fix else self.unavailable_hint
+            raise RadioUnavailableError(f"no usable Bluetooth: {exc.what}", exc.reason, fix) from exc
         self.state = "up"
         self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.name} supervisor")
 
@@ -203,7 +203,7 @@ class BluezRadio(Radio):
             info = await find_adapter(self._bus, self.adapter)
         except BluezCallError as exc:
             if exc.name in PERMISSION:
-                raise unavailable("permission", f"BlueZ refused access ({exc.name})") from exc
+                raise RadioUnavailableError(f"BlueZ refused access ({exc.name})", Reason.PERMISSION) from exc
             raise
         self._info = info
         if not info.can_advertise:
@@ -225,9 +225,8 @@ class BluezRadio(Radio):
         if self.scan_mode_requested == "passive":
             raise RadioUnavailableError(
                 f"passive scanning needs BlueZ >= 5.56 started with --experimental and a kernel "
-                f">= 5.10 (adapter {info.name} has no advertisement monitor); ask for scan_mode='active' "
-                "or 'auto'",
-                reason="no-passive-scan",
+                f">= 5.10 (adapter {info.name} has no advertisement monitor)",
+                Reason.NO_PASSIVE_SCAN,
             )
         self._warn_once(
             "active",
@@ -257,7 +256,7 @@ class BluezRadio(Radio):
         try:
             await self._retrying(self._register)
         except BluezCallError as exc:
-            if exc.gone:
+            if is_gone(exc):
                 raise
             self.counts["advertise_failures"] += 1
             self._warn_once(
@@ -320,7 +319,7 @@ class BluezRadio(Radio):
                 await step()
                 return
             except BluezCallError as exc:
-                if not exc.retryable or attempt == attempts - 1:
+                if not is_retryable(exc) or attempt == attempts - 1:
                     raise
                 error = exc
             except BleakError as exc:

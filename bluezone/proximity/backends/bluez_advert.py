@@ -16,7 +16,8 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusSignature
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property, method
 
-from bluezone.proximity.backends.bluez_dbus import ADV_MANAGER, BluezCallError, call
+from bluezone.errors import BluezCallError
+from bluezone.proximity.backends.bluez_dbus import ADV_MANAGER, call
 
 log = logging.getLogger(__name__)
 

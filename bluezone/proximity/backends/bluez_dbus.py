@@ -14,7 +14,8 @@ from dbus_fast import BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 from dbus_fast.auth import AuthError
 
-from bluezone.errors import RadioUnavailableError
+from bluezone.errors import BluezCallError, RadioUnavailableError
+from bluezone.errors import RadioUnavailableReason as Reason
 
 log = logging.getLogger(__name__)
 
@@ -55,37 +56,15 @@ GONE = frozenset(
     }
 )
 
-FIX = {
-    "no-dbus": "start the system D-Bus (apt install dbus; systemctl start dbus)",
-    "bluetoothd-not-running": "start BlueZ: sudo systemctl enable --now bluetooth",
-    "no-adapter": "plug in a Bluetooth adapter or check `bluetoothctl list` / `rfkill list`",
-    "powered-off": "power it on: `bluetoothctl power on` (and `rfkill unblock bluetooth`)",
-    "permission": "run as a user in the `bluetooth` group (Debian/Raspberry Pi OS) or as the "
-    "bluezone service user (see docs/bluetooth.md)",
-}
+
+def is_retryable(exc: BluezCallError) -> bool:
+    """Whether BlueZ means "try again in a moment", not "give up"."""
+    return exc.name in RETRYABLE
 
 
-class BluezCallError(Exception):
-    """A D-Bus call to BlueZ returned an error reply."""
-
-    def __init__(self, name: str, text: str) -> None:
-        super().__init__(f"{name}: {text}")
-        self.name = name
-        self.text = text
-
-    @property
-    def retryable(self) -> bool:
-        return self.name in RETRYABLE
-
-    @property
-    def gone(self) -> bool:
-        return self.name in GONE
-
-
-def unavailable(reason: str, what: str) -> RadioUnavailableError:
-    """A RadioUnavailableError whose message says what is wrong and how to fix it."""
-    fix = FIX.get(reason)
-    return RadioUnavailableError(f"{what}; {fix}" if fix else what, reason=reason)
+def is_gone(exc: BluezCallError) -> bool:
+    """Whether bluetoothd (or the adapter object) went away under us."""
+    return exc.name in GONE
 
 
 async def connect_system_bus() -> MessageBus:
@@ -93,11 +72,11 @@ async def connect_system_bus() -> MessageBus:
     try:
         return await MessageBus(bus_type=BusType.SYSTEM).connect()
     except AuthError as exc:
-        raise unavailable("permission", f"the system D-Bus refused us ({exc})") from exc
+        raise RadioUnavailableError(f"the system D-Bus refused us ({exc})", Reason.PERMISSION) from exc
     except (FileNotFoundError, ConnectionRefusedError) as exc:
-        raise unavailable("no-dbus", f"cannot reach the system D-Bus ({exc})") from exc
+        raise RadioUnavailableError(f"cannot reach the system D-Bus ({exc})", Reason.NO_DBUS) from exc
     except PermissionError as exc:
-        raise unavailable("permission", f"no access to the system D-Bus socket ({exc})") from exc
+        raise RadioUnavailableError(f"no access to the system D-Bus socket ({exc})", Reason.PERMISSION) from exc
 
 
 async def call(
@@ -166,14 +145,15 @@ async def bluez_running(bus: MessageBus) -> bool:
 async def list_adapters(bus: MessageBus) -> dict[str, AdapterInfo]:
     """All adapters BlueZ exports, by short name (``hci0``), mapping errors to reasons."""
     if not await bluez_running(bus):
-        raise unavailable("bluetoothd-not-running", "bluetoothd is not running (no org.bluez on D-Bus)")
+        raise RadioUnavailableError("bluetoothd is not running (no org.bluez on D-Bus)", Reason.BLUETOOTHD_NOT_RUNNING)
     try:
         (objects,) = await call(bus, "/", OBJECT_MANAGER, "GetManagedObjects")
     except BluezCallError as exc:
         if exc.name in PERMISSION:
-            raise unavailable("permission", f"BlueZ refused GetManagedObjects ({exc.name})") from exc
-        if exc.gone:
-            raise unavailable("bluetoothd-not-running", f"bluetoothd did not answer ({exc.name})") from exc
+            raise RadioUnavailableError(f"BlueZ refused GetManagedObjects ({exc.name})", Reason.PERMISSION) from exc
+        if is_gone(exc):
+            what = f"bluetoothd did not answer ({exc.name})"
+            raise RadioUnavailableError(what, Reason.BLUETOOTHD_NOT_RUNNING) from exc
         raise
     adapters: dict[str, AdapterInfo] = {}
     for path, interfaces in objects.items():
@@ -200,17 +180,15 @@ async def find_adapter(bus: MessageBus, name: str | None) -> AdapterInfo:
     """The named adapter (or the first one), powered and able to advertise, or a clear error."""
     adapters = await list_adapters(bus)
     if not adapters:
-        raise unavailable("no-adapter", "BlueZ has no Bluetooth adapter")
+        raise RadioUnavailableError("BlueZ has no Bluetooth adapter", Reason.NO_ADAPTER)
     if name is None:
         powered = [a for a in sorted(adapters) if adapters[a].powered]
         name = powered[0] if powered else sorted(adapters)[0]
     info = adapters.get(name)
     if info is None:
-        raise unavailable(
-            "no-adapter", f"no adapter {name!r} (BlueZ has {', '.join(sorted(adapters))})"
-        )
+        raise RadioUnavailableError(f"no adapter {name!r} (BlueZ has {', '.join(sorted(adapters))})", Reason.NO_ADAPTER)
     if not info.powered:
-        raise unavailable("powered-off", f"adapter {name} is powered off")
+        raise RadioUnavailableError(f"adapter {name} is powered off", Reason.POWERED_OFF)
     return info
 
 

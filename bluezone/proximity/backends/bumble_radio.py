@@ -22,7 +22,7 @@ from bumble.device import Advertisement, AdvertisingType, Device
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.crypto.payload import SERVICE_UUID16
-from bluezone.errors import RadioError, RadioUnavailableError
+from bluezone.errors import RadioError, RadioUnavailableError, RadioUnavailableReason
 from bluezone.proximity.backends.fd6f import heard_payload, uuid16_to_str
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
@@ -104,14 +104,15 @@ class BumbleRadio(Radio):
             self._transport = await open_transport(spec)
         except PermissionError as exc:
             raise RadioUnavailableError(
-                f"no permission to open {spec} ({exc}); add a udev rule or run as the bluezone "
-                "service user (see docs/bluetooth.md)",
-                reason="permission",
+                f"no permission to open {spec} ({exc})",
+                RadioUnavailableReason.PERMISSION,
+                fix="add a udev rule or run as the bluezone service user (see docs/bluetooth.md)",
             ) from exc
         except Exception as exc:  # bumble raises several types for a missing device
             raise RadioUnavailableError(
-                f"cannot open bumble transport {spec}: {exc}; {_transport_hint(spec, exc)}",
-                reason="no-adapter",
+                f"cannot open bumble transport {spec}: {exc}",
+                RadioUnavailableReason.NO_ADAPTER,
+                fix=_transport_hint(spec, exc),
             ) from exc
         return Device.with_hci(
             "bluezone", hci.Address("F0:F1:F2:F3:F4:F5"), self._transport.source, self._transport.sink

@@ -25,12 +25,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
 
+import bluezone.keyformat.gaen_export_pb2 as pb
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.keys import KEY_LENGTH
-from bluezone.errors import KeyFileError
-from bluezone.matching import gaen_export_pb2 as pb
-from bluezone.matching.keyfile import (
-    EXPORT_HEADER,
+from bluezone.errors import ExportSignatureError, KeyFileError
+from bluezone.keyformat.keys import (
     MAX_DAYS_SINCE_ONSET,
     MAX_KEY_FILE_BYTES,
     MAX_REPORT_TYPE,
@@ -40,6 +39,8 @@ from bluezone.matching.keyfile import (
     key_bytes,
 )
 
+#: The 16-byte header every ``export.bin`` starts with.
+EXPORT_HEADER = b"EK Export v1    "
 #: ASN.1 OID of ECDSA with SHA-256, the only algorithm GAEN uses.
 ECDSA_P256_SHA256 = "1.2.840.10045.4.3.2"
 EXPORT_BIN = "export.bin"
@@ -47,10 +48,6 @@ EXPORT_SIG = "export.sig"
 #: A fixed timestamp for zip members, so the same batch always gives the same bytes.
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 _INT32_MAX = 2**31 - 1
-
-
-class ExportSignatureError(KeyFileError):
-    """An export's signature is missing, malformed, or does not verify against the pinned key."""
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,16 @@
 """Diagnosis key files: the keys of people who reported a positive test.
 
-In memory the keys are a numpy structured array (``KEY_DTYPE``), one row per daily key,
-so the matcher can slice columns without touching Python objects.  On disk the JSON form
-follows the GAEN publish API (exposure-notifications-server ``v1/publish``)::
+In memory the keys are a numpy structured array (``KEY_DTYPE``, ``bluezone.keyformat.keys``),
+one row per daily key.  On disk the JSON form follows the GAEN publish API
+(exposure-notifications-server ``v1/publish``)::
 
     {"temporaryExposureKeys": [{"key": "<base64, 16 bytes>", "rollingStartNumber": 2650000,
                                 "rollingPeriod": 144, "transmissionRisk": 0}]}
 
+``publish_body`` writes the same keys as a whole ``/v1/publish`` request (code, padding).
+
 ``load_keys`` also reads GAEN export files (``export.bin`` with the ``EK Export v1``
-header, or the ``.zip`` holding it), through ``bluezone.matching.export``.
+header, or the ``.zip`` holding it), through ``bluezone.keyformat.export``.
 """
 
 from __future__ import annotations
@@ -17,61 +19,29 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Iterable
+import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
-from bluezone.crypto.keys import KEY_LENGTH, DailyKey
+from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import KeyFileError
-
-#: One diagnosis key per row.  ``days_since_onset`` is NO_DAYS_SINCE_ONSET when unknown.
-KEY_DTYPE = np.dtype(
-    [
-        ("key", "V16"),
-        ("rolling_start", "i4"),
-        ("rolling_period", "i4"),
-        ("transmission_risk", "i4"),
-        ("report_type", "i1"),
-        ("days_since_onset", "i4"),
-    ]
+from bluezone.keyformat.export import EXPORT_HEADER, parse_export_bin, parse_export_zip
+from bluezone.keyformat.keys import (
+    MAX_DAYS_SINCE_ONSET,
+    MAX_KEY_FILE_BYTES,
+    MAX_REPORT_TYPE,
+    MAX_TRANSMISSION_RISK,
+    NO_DAYS_SINCE_ONSET,
+    empty_keys,
 )
-NO_DAYS_SINCE_ONSET = np.iinfo(np.int32).min
-#: Refuse files above this size before reading them: a national key set is far smaller.
-MAX_KEY_FILE_BYTES = 256 * 1024 * 1024
-MAX_TRANSMISSION_RISK = 8  # GAEN transmission risk levels are 0-8
-MAX_REPORT_TYPE = 5  # 0 unknown ... 5 revoked (GAEN export proto)
-MAX_DAYS_SINCE_ONSET = 14  # GAEN accepts -14..14
-EXPORT_HEADER = b"EK Export v1    "
+
 ZIP_MAGIC = b"PK\x03\x04"
 
 _INT32_MAX = np.iinfo(np.int32).max
-
-
-def empty_keys(n: int = 0) -> np.ndarray:
-    keys = np.zeros(n, KEY_DTYPE)
-    keys["rolling_period"] = ROLLING_PERIOD
-    keys["days_since_onset"] = NO_DAYS_SINCE_ONSET
-    return keys
-
-
-def keys_from_daily(daily: Iterable[DailyKey], transmission_risk: int = 0) -> np.ndarray:
-    """The structured array for some ``DailyKey`` objects (a device's own keys)."""
-    daily = list(daily)
-    keys = empty_keys(len(daily))
-    if daily:
-        keys["key"] = np.frombuffer(b"".join(k.key for k in daily), "V16")
-        keys["rolling_start"] = [k.rolling_start for k in daily]
-        keys["rolling_period"] = [k.rolling_period for k in daily]
-        keys["transmission_risk"] = transmission_risk
-    return keys
-
-
-def key_bytes(keys: np.ndarray) -> np.ndarray:
-    """The 16-byte keys as uint8 (n, 16), ready for ``rpis_for_keys``."""
-    return np.ascontiguousarray(keys["key"]).view(np.uint8).reshape(-1, KEY_LENGTH)
 
 
 # --- JSON ---------------------------------------------------------------------------------
@@ -166,6 +136,33 @@ def dump_keys_json(keys: np.ndarray) -> bytes:
     return (json.dumps({"temporaryExposureKeys": out}, indent=1) + "\n").encode()
 
 
+def publish_body(
+    keys: np.ndarray, code: str, symptom_onset_interval: int | None = None, revision_token: str | None = None,
+    checkins: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """The ``/v1/publish`` JSON, padded with random bytes so its size says little."""
+    body: dict[str, Any] = {
+        "temporaryExposureKeys": [
+            {
+                "key": base64.b64encode(bytes(k["key"])).decode("ascii"),
+                "rollingStartNumber": int(k["rolling_start"]),
+                "rollingPeriod": int(k["rolling_period"]),
+                "transmissionRisk": int(k["transmission_risk"]),
+            }
+            for k in keys
+        ],
+        "verificationPayload": code,
+        "padding": base64.b64encode(secrets.token_bytes(secrets.randbelow(512) + 64)).decode("ascii"),
+    }
+    if symptom_onset_interval is not None:
+        body["symptomOnsetInterval"] = symptom_onset_interval
+    if revision_token is not None:
+        body["revisionToken"] = revision_token
+    if checkins:
+        body["checkInProtectedReports"] = list(checkins)  # {"day", "report"}: bluezone/venues/upload.py
+    return body
+
+
 def write_keys_json(keys: np.ndarray, path: str | Path) -> None:
     write_private(path, dump_keys_json(keys))
 
@@ -200,14 +197,9 @@ def parse_keys(data: bytes) -> np.ndarray:
     kind = sniff_key_format(data)
     if kind == "json":
         return parse_keys_json(data)
-    # GAEN export files are parsed in bluezone.matching.export (protobuf + signatures).
-    try:
-        from bluezone.matching import export
-    except ImportError:
-        raise KeyFileError("GAEN export files are not supported by this build; use the JSON form") from None
     if kind == "zip":
-        return export.parse_export_zip(data)
-    return export.parse_export_bin(data)
+        return parse_export_zip(data)
+    return parse_export_bin(data)
 
 
 def load_keys(path: str | Path) -> np.ndarray:

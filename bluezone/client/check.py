@@ -1,0 +1,227 @@
+"""Checking against a key server: download new batches, verify each, match, remember them.
+
+``check_server`` works on a client and a ``ServerState``; ``check_with_server`` is
+``bluezone check --server`` as one call on a store path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bluezone.client.keyserver import KeyServerClient
+from bluezone.client.pinning import PinnedKey, read_server_key
+from bluezone.client.state import ServerState
+from bluezone.errors import (
+    BluezoneError,
+    ExportSignatureError,
+    KeyServerError,
+    RejectedBatchesError,
+    ServerKeyChangedError,
+)
+from bluezone.keyformat.export import apply_revisions, open_signed_export
+from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED
+from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
+from bluezone.matching.check import CheckResult, Exposure, check_sightings, sightings_span
+from bluezone.matching.levels import WarningMemory
+from bluezone.matching.scoring import Scorer, get_scorer
+from bluezone.proximity.store import SightingStore
+from bluezone.venues.checkins import visits
+from bluezone.venues.matching import match_venue_reports
+
+log = logging.getLogger(__name__)
+
+
+def resolve_pin(
+    client: KeyServerClient, state: ServerState, given: PinnedKey | None, now: float
+) -> tuple[PinnedKey, bool]:
+    """The key to verify batches with, and whether it was pinned just now.
+
+    ``given`` (``--server-key``) or, on first contact, the key the server announces (trust on
+    first use).  A key different from the one pinned is ServerKeyChangedError.
+    """
+    server = client.base_url
+    pinned = state.pinned(server)
+    if given is not None:
+        if pinned is not None and pinned.public_key != given.public_key:
+            raise ServerKeyChangedError(
+                f"--server-key differs from the key pinned for {server}: refusing (remove the pin to re-pin)"
+            )
+        if pinned is None:
+            state.pin(server, given, now)
+            return given, True
+        return pinned, False
+    if pinned is not None:
+        try:
+            announced = client.signing_key()
+        except KeyServerError:
+            announced = None  # exports may come from a static host with no signing-key endpoint
+        if announced is not None and announced.public_key != pinned.public_key:
+            raise ServerKeyChangedError(
+                f"the key server {server} now announces a different signing key than the one pinned: refusing"
+            )
+        return pinned, False
+    announced = client.signing_key()
+    announced.key  # must parse
+    state.pin(server, announced, now)
+    log.warning("pinned the signing key of %s on first use (key id %s)", server, announced.key_id)
+    return announced, True
+
+
+@dataclass
+class ServerCheckResult(CheckResult):
+    """A check against a key server: the exposures, and what happened to each batch."""
+
+    batches: list[str] = field(default_factory=list)  # verified and used
+    rejected: dict[str, str] = field(default_factory=dict)  # name -> why
+    revoked: int = 0  # keys with report type "revoked", downloaded but not matched
+    revised: int = 0  # revisions in the batches (``revised_keys``): applied before matching
+    withdrawn: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now revoked
+    updated: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now confirmed
+    pinned_now: bool = False
+    venue_files: list[str] = field(default_factory=list)  # venue-warning files verified and matched
+    venue_exposures: list[Any] = field(default_factory=list)  # bluezone.venues.matching.VenueExposure
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **super().as_dict(),
+            "batches": self.batches,
+            "rejected_batches": self.rejected,
+            "revised_keys": self.revised,
+            "revoked_keys": self.revoked,
+            "withdrawn": [e.as_dict() for e in self.withdrawn],
+            "updated": [e.as_dict() for e in self.updated],
+            "venue_files": self.venue_files,
+            "venue_exposures": [v.as_dict() for v in self.venue_exposures],
+        }
+
+    def raise_for_rejected(self) -> None:
+        """RejectedBatchesError if any batch was not used (its signature is missing or wrong)."""
+        if self.rejected:
+            first = next(iter(self.rejected.items()))
+            raise RejectedBatchesError(
+                f"{len(self.rejected)} batch(es) rejected and not used (e.g. {first[0]}: {first[1]})"
+            )
+
+
+def check_server(
+    client: KeyServerClient,
+    state: ServerState,
+    load_sightings: Callable[[float, float], np.ndarray],
+    *,
+    server_key: PinnedKey | None = None,
+    scorer: Scorer | None = None,
+    rssi_correction: int = 0,
+    now: float | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+    load_visits: Callable[[], list[Any]] | None = None,
+) -> ServerCheckResult:
+    """Download new batches, verify each, match their keys, remember them.
+
+    A batch whose signature is missing or wrong is not used, not remembered, and listed in
+    ``rejected`` (the caller reports it as an error).  Venue-warning files in the same index
+    are verified with the same key and matched against ``load_visits()`` (the device's
+    check-ins) in the same run.
+    """
+    now = time.time() if now is None else now
+    scorer = scorer or get_scorer()
+    pin, pinned_now = resolve_pin(client, state, server_key, now)
+    public_key = pin.key
+    seen = state.processed(client.base_url)
+    new = [n for n in client.index() if n not in seen]
+    result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now)
+    parts: list[np.ndarray] = []
+    revisions: list[np.ndarray] = []
+    counts: dict[str, int] = {}
+    venue_reports: list[Any] = []
+    for i, name in enumerate(new):
+        if progress:
+            progress(i, len(new), name)
+        data = client.batch(name)
+        if is_venue_file(name):
+            try:
+                reports = open_signed_venue_zip(data, public_key, pin.key_id)
+            except BluezoneError as exc:
+                log.error("venue file %s rejected: %s", name, exc)
+                result.rejected[name] = str(exc)
+                continue
+            venue_reports.extend(reports)
+            counts[name] = len(reports)
+            result.venue_files.append(name)
+            continue
+        try:
+            export, _ = open_signed_export(data, public_key, pin.key_id)
+        except ExportSignatureError as exc:
+            log.error("batch %s rejected: %s", name, exc)
+            result.rejected[name] = str(exc)
+            continue
+        except BluezoneError as exc:
+            result.rejected[name] = f"malformed batch: {exc}"
+            continue
+        parts.append(export.keys)
+        revisions.append(export.revised_keys)
+        counts[name] = len(export.keys) + len(export.revised_keys)
+        result.batches.append(name)
+    if progress and new:
+        progress(len(new), len(new), "")
+    plain = np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE)
+    revised = np.concatenate(revisions) if revisions else np.zeros(0, KEY_DTYPE)
+    result.revised = len(revised)
+    # a revision of a key that came in a batch of an earlier check changes what that check reported:
+    # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
+    here = {bytes(k) for k in plain["key"]}
+    earlier = np.array([bytes(k) not in here for k in revised["key"]], bool)
+    result.keys = apply_revisions(plain, revised[~earlier])
+    is_revoked = revised[earlier]["report_type"] == REPORT_TYPE_REVOKED
+    withdrawn_keys, updated_keys = revised[earlier][is_revoked].copy(), revised[earlier][~is_revoked]
+    withdrawn_keys["report_type"] = 0  # matched as they were reported before
+    # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
+    revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
+    result.revoked = int(revoked.sum()) + len(withdrawn_keys)
+    span = sightings_span(np.concatenate([result.keys[~revoked], withdrawn_keys, updated_keys]))
+    if span is not None:
+        sightings = load_sightings(*span)
+        result.sightings = len(sightings)
+        result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction)
+        if len(withdrawn_keys):
+            result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)
+        if len(updated_keys):
+            result.updated = check_sightings(updated_keys, sightings, scorer, rssi_correction=rssi_correction)
+    # what earlier checks told about revised keys (an F2 warning that is now F1 is an upgrade, not news)
+    memory = WarningMemory(state.store)
+    result.withdrawn = memory.with_earlier_levels(withdrawn_keys, result.withdrawn)
+    result.updated = memory.with_earlier_levels(updated_keys, result.updated)
+    memory.remember(result.keys, result.exposures, now)
+    memory.remember(updated_keys, result.updated, now)
+    if venue_reports and load_visits is not None:
+        result.venue_exposures = match_venue_reports(load_visits(), venue_reports)
+    state.mark_processed(client.base_url, counts, now)
+    return result
+
+
+def check_with_server(
+    server_url: str,
+    db_path: Path | str | None = None,
+    *,
+    server_key_path: Path | str | None = None,
+    scorer: Scorer | None = None,
+    rssi_correction: int = 0,
+    now: float | None = None,
+    http: httpx.Client | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> ServerCheckResult:
+    """``bluezone check --server``: check the store at ``db_path`` (default path) against the
+    server's new batches; rejected batches are in the result (``raise_for_rejected``)."""
+    given = read_server_key(server_key_path) if server_key_path else None
+    with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
+        return check_server(
+            client, ServerState(store), store.sightings, server_key=given, scorer=scorer,
+            rssi_correction=rssi_correction, now=now, progress=progress, load_visits=lambda: visits(store),
+        )

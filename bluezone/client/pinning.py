@@ -1,0 +1,44 @@
+"""The key server's export signing key as a node pins it: given (``--server-key``) or trusted on
+first use, then required of every batch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bluezone.errors import InputError
+from bluezone.keyformat.export import load_public_key, public_key_base64
+
+
+@dataclass(frozen=True)
+class PinnedKey:
+    """A server's export key as a client pins it."""
+
+    public_key: str  # base64 DER
+    key_id: str | None = None
+    key_version: str | None = None
+
+    @property
+    def key(self) -> ec.EllipticCurvePublicKey:
+        return load_public_key(self.public_key)
+
+
+def read_server_key(path: str | Path) -> PinnedKey:
+    """``--server-key FILE``: a ``signing_key.json``, a PEM public key, or base64 DER."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read server key {path}: {exc.strerror or exc}") from None
+    if data.lstrip().startswith(b"{"):
+        try:
+            doc = json.loads(data)
+            pinned = PinnedKey(str(doc["public_key"]), doc.get("key_id"), doc.get("key_version"))
+        except (ValueError, KeyError, TypeError):
+            raise InputError(f"{path}: not a signing_key.json (needs 'public_key')") from None
+    else:
+        pinned = PinnedKey(public_key_base64(load_public_key(data)))
+    pinned.key  # validates
+    return pinned

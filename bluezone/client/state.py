@@ -1,0 +1,34 @@
+"""What a node remembers about key servers: the pinned signing key, the batches already
+processed and the last upload's revision token, kept in its own sighting store."""
+
+from __future__ import annotations
+
+from bluezone.client.pinning import PinnedKey
+from bluezone.proximity.store import SightingStore
+
+
+class ServerState:
+    """The key-server memory of one node's store, in the client's own types."""
+
+    def __init__(self, store: SightingStore) -> None:
+        self.store = store
+
+    def revision_token(self, server: str, now: float | None = None) -> str | None:
+        """The token of the last upload to ``server``; None (and deleted) once 14 days old at ``now``."""
+        return self.store.revision_token(server, now)
+
+    def save_revision_token(self, server: str, token: str, now: float) -> None:
+        self.store.save_revision_token(server, token, now)
+
+    def pinned(self, server: str) -> PinnedKey | None:
+        row = self.store.keyserver_pin(server)
+        return PinnedKey(*row) if row else None
+
+    def pin(self, server: str, key: PinnedKey, now: float) -> None:
+        self.store.save_keyserver_pin(server, key.public_key, key.key_id, key.key_version, now)
+
+    def processed(self, server: str) -> set[str]:
+        return self.store.keyserver_batches(server)
+
+    def mark_processed(self, server: str, batches: dict[str, int], now: float) -> None:
+        self.store.save_keyserver_batches(server, batches, now)

@@ -1,0 +1,228 @@
+"""Uploading this device's own daily keys after a positive test: ``bluezone upload`` as calls.
+
+``plan_upload`` says what would be sent (nothing leaves the device), ``upload_own_keys`` sends
+it, and ``upload`` does both for a Python caller who has already asked the user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bluezone.client.keyserver import KeyServerClient, PublishReceipt
+from bluezone.client.state import ServerState
+from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.crypto.keys import DailyKey
+from bluezone.errors import InputError
+from bluezone.keyformat.keyfile import publish_body
+from bluezone.keyformat.keys import keys_from_daily
+from bluezone.matching.levels import keys_since_exposure
+from bluezone.proximity.store import SightingStore
+from bluezone.venues.checkins import visits
+from bluezone.venues.upload import reports_to_upload
+
+UPLOAD_DAYS = 14
+#: Stands in for the saved revision token in a dry run: the token itself is never shown.
+TOKEN_PLACEHOLDER = "<revision token of your last upload>"
+
+
+def check_code(code: str) -> str:
+    """``code`` if it looks like a verification code (6-16 digits), else InputError."""
+    if not (code.isdigit() and 6 <= len(code) <= 16):
+        raise InputError("the verification code is the digits the health authority gave you")
+    return code
+
+
+def check_exposure_date(exposure_date: dt.date | None, now: float) -> dt.date | None:
+    """``exposure_date`` unless it lies after ``now``'s UTC day (InputError)."""
+    if exposure_date is not None and exposure_date > dt.datetime.fromtimestamp(now, dt.UTC).date():
+        raise InputError(f"the exposure date {exposure_date} is in the future")
+    return exposure_date
+
+
+def onset_interval(symptom_onset: dt.date | None) -> int | None:
+    """The ``symptomOnsetInterval`` of a symptom onset date (the day's first interval)."""
+    if symptom_onset is None:
+        return None
+    return (symptom_onset - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
+
+
+def _key_rows(keys: np.ndarray) -> list[dict[str, Any]]:
+    return [
+        {
+            "date": dt.datetime.fromtimestamp(int(k["rolling_start"]) * INTERVAL_SECONDS, dt.UTC).date().isoformat(),
+            "rolling_start": int(k["rolling_start"]),
+            "rolling_period": int(k["rolling_period"]),
+        }
+        for k in keys
+    ]
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    """The keys an upload would send, before anything is sent."""
+
+    keys: np.ndarray  # KEY_DTYPE, oldest first
+    today_in_use: bool  # one of the device's keys is on air now
+    include_today: bool  # ... and it is among ``keys`` (cut to end with the current interval)
+    checkins: tuple[Any, ...] = ()  # venues.upload.OutgoingReport: the check-ins of the same days, sealed
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "keys": _key_rows(self.keys), "today_in_use": self.today_in_use, "include_today": self.include_today,
+            "checkins": [r.as_dict() for r in self.checkins],
+        }
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    """What was sent to which server, and what the server took."""
+
+    server: str
+    keys: np.ndarray  # KEY_DTYPE, as sent
+    receipt: PublishReceipt
+    checkins: tuple[Any, ...] = ()  # venues.upload.OutgoingReport, as sent
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "sent": len(self.keys),
+            "stored": self.receipt.inserted,
+            "revised": self.receipt.revised,
+            "keys": _key_rows(self.keys),
+            "checkins_sent": len(self.checkins),
+            "checkins_stored": self.receipt.checkins,
+            "checkins": [r.as_dict() for r in self.checkins],
+        }
+
+
+def keys_to_upload(daily: Iterable[DailyKey], now: float, include_today: bool, days: int = UPLOAD_DAYS) -> np.ndarray:
+    """The device's keys of the last ``days`` days, oldest first; today's only if ``include_today``.
+
+    Today's key is released the same day (as GAEN does since v1.5): it is cut short to end with
+    the current 10-minute interval, so the server may publish it as soon as that interval is
+    over, when the daemon has replaced it with a fresh key for the rest of the day.
+    """
+    return keys_from_daily(_upload_selection(daily, now, include_today, days))
+
+
+def _upload_selection(daily: Iterable[DailyKey], now: float, include_today: bool, days: int) -> list[DailyKey]:
+    today = rolling_start(now)
+    current = interval_number(now)
+    first = today - days * ROLLING_PERIOD
+    chosen: list[DailyKey] = []
+    for key in sorted(daily, key=lambda k: k.rolling_start):
+        if key.end <= first or key.rolling_start > current:
+            continue  # too old, or not started yet
+        if key.end > current:  # on air now: today's key
+            if not include_today:
+                continue
+            if key.end > current + 1:
+                # ends with the current interval: its RPIs sent so far all match, the daemon stops it at
+                # the interval's end, and the server's embargo holds it until then (at most 10 minutes)
+                key = DailyKey(key.key, key.rolling_start, current + 1 - key.rolling_start)
+        chosen.append(key)
+    return chosen
+
+
+def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
+    """Whether one of ``daily`` is still being broadcast now (so uploading it is a choice)."""
+    current = interval_number(now)
+    return any(k.rolling_start <= current < k.end for k in daily)
+
+
+def plan_upload(
+    store: SightingStore, now: float, include_today: bool, days: int = UPLOAD_DAYS,
+    exposure_date: dt.date | None = None, checkins: bool = True,
+) -> UploadPlan:
+    """The keys ``upload_own_keys`` would send at ``now`` (only those from ``exposure_date`` on, for a
+    close contact with a recursive code) and, with ``checkins``, the venue check-ins of those days;
+    InputError when there are no keys."""
+    daily = store.daily_keys()
+    keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date)
+    if len(keys) == 0:
+        since = f"since {exposure_date}" if exposure_date else f"of the last {days} days"
+        raise InputError(f"no daily keys {since} in this database: nothing to upload")
+    outgoing: tuple[Any, ...] = ()
+    if checkins:
+        since_time = int(keys["rolling_start"].min()) * INTERVAL_SECONDS  # the check-ins of the days whose keys go
+        outgoing = tuple(reports_to_upload(visits(store, since_time), since_time, now))
+    return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing)
+
+
+def dry_run_request(
+    store: SightingStore, server_url: str, plan: UploadPlan, code: str, symptom_onset_interval: int | None = None
+) -> dict[str, Any]:
+    """The ``/v1/publish`` body the upload would send, the revision token replaced by a placeholder."""
+    # the token of this device's last upload goes too (it lets a later code revise those keys); not shown
+    saved = ServerState(store).revision_token(server_url.rstrip("/"))  # a dry run deletes nothing
+    token = TOKEN_PLACEHOLDER if saved else None
+    return publish_body(plan.keys, code, symptom_onset_interval, token, [r.entry() for r in plan.checkins])
+
+
+def upload_own_keys(
+    store: SightingStore, client: KeyServerClient, code: str, now: float, *,
+    include_today: bool, symptom_onset_interval: int | None = None, days: int = UPLOAD_DAYS,
+    exposure_date: dt.date | None = None, checkins: Sequence[Any] = (),
+) -> UploadResult:
+    """Publish the device's keys (and ``checkins``, sealed venue reports); what was sent and what the server took.
+
+    The revision token of this device's last upload to the same server goes with them, so a
+    later code (a "likely" diagnosis confirmed, or a negative test) can change the report type
+    of keys sent before; the server's new token replaces it in the node's database.
+    Only after the server accepted them is a released key of today cut short in the store, so
+    the daemon stops broadcasting it when the current interval ends and starts a new key for the
+    rest of the day.
+    With ``exposure_date`` (a close contact, F1, with a recursive code) only the keys from that day
+    on go: before it the F1 could pass nothing on.
+    """
+    chosen = _upload_selection(store.daily_keys(), now, include_today, days)
+    if exposure_date is not None:
+        first = (exposure_date - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
+        chosen = [k for k in chosen if k.end > first]
+    if not chosen:
+        raise InputError(f"no daily keys of the last {days} days in this database: nothing to upload")
+    keys = keys_from_daily(chosen)
+    state = ServerState(store)
+    token = state.revision_token(client.base_url, now)
+    receipt = client.publish(keys, code, symptom_onset_interval, token, [r.entry() for r in checkins])
+    if receipt.revision_token is not None:
+        state.save_revision_token(client.base_url, receipt.revision_token, now)
+    current = interval_number(now)
+    for key in chosen:
+        if key.end == current + 1 and key.rolling_period < ROLLING_PERIOD:
+            store.save_daily_key(key)  # updates the period: the key ends with this interval
+    return UploadResult(client.base_url, keys, receipt, tuple(checkins))
+
+
+def upload(
+    server_url: str,
+    code: str,
+    db_path: Path | str | None = None,
+    *,
+    now: float | None = None,
+    include_today: bool = False,
+    symptom_onset: dt.date | None = None,
+    exposure_date: dt.date | None = None,
+    checkins: bool = True,
+    http: httpx.Client | None = None,
+) -> UploadResult:
+    """``bluezone upload --yes``: send the keys of the store at ``db_path`` (default path) to the
+    server, with the check-ins of the same days unless ``checkins`` is False, without asking: the
+    caller has asked the user already.  ``now``: the wall clock."""
+    now = time.time() if now is None else now
+    check_exposure_date(exposure_date, now)
+    check_code(code)
+    with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
+        plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins)
+        return upload_own_keys(
+            store, client, code, now, include_today=include_today, symptom_onset_interval=onset_interval(symptom_onset),
+            exposure_date=exposure_date, checkins=plan.checkins,
+        )

@@ -1,0 +1,63 @@
+"""Diagnosis keys in memory: one numpy structured array (``KEY_DTYPE``) and the GAEN limits.
+
+Every key format (publish-API JSON, ``export.bin``) reads into and writes from this array,
+so the matcher can slice columns without touching Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from bluezone.crypto.intervals import ROLLING_PERIOD
+from bluezone.crypto.keys import KEY_LENGTH, DailyKey
+
+#: One diagnosis key per row.  ``days_since_onset`` is NO_DAYS_SINCE_ONSET when unknown.
+KEY_DTYPE = np.dtype(
+    [
+        ("key", "V16"),
+        ("rolling_start", "i4"),
+        ("rolling_period", "i4"),
+        ("transmission_risk", "i4"),
+        ("report_type", "i1"),
+        ("days_since_onset", "i4"),
+    ]
+)
+NO_DAYS_SINCE_ONSET = np.iinfo(np.int32).min
+#: Refuse files above this size before reading them: a national key set is far smaller.
+MAX_KEY_FILE_BYTES = 256 * 1024 * 1024
+MAX_TRANSMISSION_RISK = 8  # GAEN transmission risk levels are 0-8
+MAX_REPORT_TYPE = 5  # 0 unknown ... 5 revoked (GAEN export proto)
+MAX_DAYS_SINCE_ONSET = 14  # GAEN accepts -14..14
+#: GAEN report type of a key whose earlier positive report was withdrawn.
+REPORT_TYPE_REVOKED = 5
+#: GAEN report type of a close contact's (F1's) keys: a close contact with them makes an F2.
+REPORT_TYPE_RECURSIVE = 4
+#: Longest revision token a server hands out or a client keeps (publish API).
+MAX_REVISION_TOKEN_CHARS = 256
+
+
+def empty_keys(n: int = 0) -> np.ndarray:
+    """``n`` zeroed keys with GAEN's defaults (a whole day, onset unknown)."""
+    keys = np.zeros(n, KEY_DTYPE)
+    keys["rolling_period"] = ROLLING_PERIOD
+    keys["days_since_onset"] = NO_DAYS_SINCE_ONSET
+    return keys
+
+
+def keys_from_daily(daily: Iterable[DailyKey], transmission_risk: int = 0) -> np.ndarray:
+    """The structured array for some ``DailyKey`` objects (a device's own keys)."""
+    daily = list(daily)
+    keys = empty_keys(len(daily))
+    if daily:
+        keys["key"] = np.frombuffer(b"".join(k.key for k in daily), "V16")
+        keys["rolling_start"] = [k.rolling_start for k in daily]
+        keys["rolling_period"] = [k.rolling_period for k in daily]
+        keys["transmission_risk"] = transmission_risk
+    return keys
+
+
+def key_bytes(keys: np.ndarray) -> np.ndarray:
+    """The 16-byte keys as uint8 (n, 16), ready for ``rpis_for_keys``."""
+    return np.ascontiguousarray(keys["key"]).view(np.uint8).reshape(-1, KEY_LENGTH)

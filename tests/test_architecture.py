@@ -1,0 +1,169 @@
+"""The layering rules of docs/architecture.md, checked on the source so they stay true.
+
+Imports are read with ``ast`` (module level and inside functions alike), so a lazy import
+cannot hide an edge.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+import bluezone
+from bluezone import errors
+
+ROOT = Path(bluezone.__file__).parent
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module(p): p for p in sorted(ROOT.rglob("*.py"))}
+
+
+def _imports(name: str) -> set[str]:
+    """The bluezone modules ``name`` imports (``from pkg import mod`` counts as ``pkg.mod``)."""
+    path = MODULES[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES)
+    return {m for m in found if m in MODULES and m != name}
+
+
+GRAPH = {name: _imports(name) for name in MODULES}
+
+
+def _area(name: str) -> str:
+    return name.split(".")[1] if "." in name else ""
+
+
+def _edges(source: str, target: str) -> list[str]:
+    return sorted(f"{a} -> {b}" for a, deps in GRAPH.items() if _area(a) == source for b in deps if _area(b) == target)
+
+
+def test_no_import_cycle() -> None:
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: str) -> None:
+        if node in path:
+            pytest.fail("import cycle: " + " -> ".join(path[path.index(node) :] + [node]))
+        if node in done:
+            return
+        path.append(node)
+        for dep in sorted(GRAPH[node]):
+            visit(dep)
+        path.pop()
+        done.add(node)
+
+    for name in sorted(GRAPH):
+        visit(name)
+
+
+#: Top-level modules every package may use: small, and importing only each other and crypto.
+BASE = {"errors", "clock", "config", "readfile", "progress"}
+
+
+def test_base_modules_stay_at_the_base() -> None:
+    others = {_area(m) for m in MODULES} - BASE - {"crypto"}
+    wrong = [e for source in BASE for target in others for e in _edges(source, target)]
+    assert not wrong, f"{sorted(BASE)} may import only each other and crypto: {wrong}"
+
+
+@pytest.mark.parametrize(
+    "source, allowed",
+    [
+        ("crypto", {"crypto", "errors"}),  # pure functions: bytes in, bytes out
+        ("keyformat", {"keyformat", "crypto", "errors"}),  # neutral ground for node and server
+        ("proximity", {"proximity", "crypto", *BASE}),  # nothing up the data flow
+        ("matching", {"matching", "keyformat", "proximity", "crypto", *BASE}),
+    ],
+)
+def test_packages_import_only_what_they_may(source: str, allowed: set[str]) -> None:
+    wrong = [e for target in {_area(m) for m in MODULES} - allowed for e in _edges(source, target)]
+    assert not wrong, f"{source} may import only {sorted(allowed)}: {wrong}"
+
+
+def _reach(start: str) -> set[str]:
+    """Every bluezone module ``start`` loads, directly or not (a module's parent packages too,
+    but not the root ``bluezone``, whose ``__init__`` every import runs)."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        name = todo.pop()
+        parents = {".".join(name.split(".")[:i]) for i in range(2, name.count(".") + 1)}
+        for dep in GRAPH[name] | (parents & set(MODULES)):
+            if dep not in seen and dep != "bluezone":
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+@pytest.mark.parametrize(
+    "side, forbidden",
+    [
+        ("client", {"server", "sim"}),  # a node ships no server code
+        ("server", {"client", "matching", "proximity", "sim"}),  # a key server no node code
+    ],
+)
+def test_key_server_and_node_stay_apart(side: str, forbidden: set[str]) -> None:
+    wrong = sorted(
+        f"{name} -> {dep}" for name in MODULES if _area(name) == side for dep in _reach(name) if _area(dep) in forbidden
+    )
+    assert not wrong, f"{side} must not load {sorted(forbidden)}, even through another package: {wrong[:5]}"
+
+
+def test_nothing_outside_the_store_reaches_into_its_connection() -> None:
+    store = ROOT / "proximity" / "store.py"
+    offenders = [
+        f"{p.relative_to(ROOT.parent)}:{i}"
+        for p in MODULES.values()
+        if p != store
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if ".db.conn" in line or "store.db." in line
+    ]
+    assert not offenders, f"use a SightingStore method instead: {offenders}"
+
+
+def test_every_exception_class_lives_in_errors_under_bluezone_error() -> None:
+    elsewhere = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and name != "bluezone.errors":
+                bases = {ast.unparse(b) for b in node.bases}
+                if node.name.endswith(("Error", "Exception")) or bases & {"Exception", "ValueError", "RuntimeError"}:
+                    elsewhere.append(f"{name}.{node.name}")
+    assert not elsewhere, f"exception classes belong in bluezone/errors.py: {elsewhere}"
+    for _, cls in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(cls, Exception) and cls.__module__ == errors.__name__:
+            assert issubclass(cls, errors.BluezoneError), cls
+            assert cls.__name__ in (errors.__doc__ or ""), f"{cls.__name__} is missing from the tree in errors.py"
+
+
+def test_cli_modules_do_not_use_each_other_as_libraries() -> None:
+    """The root CLI may mount ``server``'s and ``sim``'s command groups, nothing else of theirs."""
+    tree = ast.parse(MODULES["bluezone.cli"].read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in ("bluezone.server.cli", "bluezone.sim.cli"):
+            names = {a.name for a in node.names}
+            assert names <= {"server", "simulate", "evaluate"}, f"{node.module}: {names}"
+
+
+def test_json_option_is_defined_once() -> None:
+    """Every command's ``--json`` comes from ``clitypes.json_option``, so they all behave alike."""
+    defined = [name for name, path in MODULES.items() if name != "bluezone.clitypes" and '"--json"' in path.read_text()]
+    assert not defined, f"use clitypes.json_option: {defined}"
