@@ -22,7 +22,8 @@ import math
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -307,7 +308,7 @@ def run_demo(
                         with SightingStore.open(path, create=False) as store:
                             result = check_server(
                                 client, ServerState(store), store.sightings, server_key=pin, scorer=scorer, now=published,
-                                load_visits=lambda s=store: visits(s),
+                                load_visits=partial(visits, store),
                             )
                             if result.rejected:
                                 raise RuntimeError(f"{name}: batches rejected: {result.rejected}")
@@ -423,7 +424,7 @@ def true_minutes_in_cafe(person: Person, step: float = 5.0) -> float:
 
 
 def _verdict(
-    person: Person, f0: Person, exposures: list[Any], baseline: list[Any], venue_exposures: list[Any] = ()
+    person: Person, f0: Person, exposures: list[Any], baseline: list[Any], venue_exposures: Sequence[Any] = ()
 ) -> Verdict:
     truth = true_minutes_within(person, f0, CLOSE_METRES)
     best = max(exposures, key=lambda e: e.score.minutes, default=None)

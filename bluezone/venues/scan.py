@@ -18,7 +18,7 @@ def read_qr_texts(photo: Path) -> list[str]:
     try:
         with Image.open(photo) as image:
             image.load()
-            results = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormat.QRCode)
+            results = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     except FileNotFoundError:
         raise VenueError(f"no such photo: {photo}") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
