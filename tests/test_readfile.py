@@ -67,3 +67,24 @@ def test_config_and_bluezone3_lists_refuse_them_too(fifo: Path, zero: Path, tmp_
             read_toml_file(path)
         with pytest.raises(KeyFileError, match="not a F0 list"):
             load_f0_list(path)
+
+
+@pytest.mark.timeout(30)
+def test_check_refuses_a_fifo_and_dev_zero_at_once(fifo: Path, zero: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    for path in (fifo, zero):
+        result = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(tmp_path / "x.db")], obj={})
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith("Error: ") and "not a key file" in result.output
+
+
+@pytest.mark.timeout(30)
+def test_a_server_key_that_is_no_regular_file_is_refused(fifo: Path, zero: Path) -> None:
+    from bluezone.client.pinning import read_server_key
+
+    for path in (fifo, zero):
+        with pytest.raises(InputError, match="not a server key"):
+            read_server_key(path)

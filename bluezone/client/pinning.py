@@ -13,6 +13,9 @@ from bluezone.errors import InputError
 from bluezone.keyformat.export import load_public_key, public_key_base64
 
 
+MAX_SERVER_KEY_BYTES = 64 * 1024  # a PEM or signing_key.json is well under 1 kB
+
+
 @dataclass(frozen=True)
 class PinnedKey:
     """A server's export key as a client pins it."""
@@ -28,10 +31,9 @@ class PinnedKey:
 
 def read_server_key(path: str | Path) -> PinnedKey:
     """``--server-key FILE``: a ``signing_key.json``, a PEM public key, or base64 DER."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read server key {path}: {exc.strerror or exc}") from None
+    from bluezone.readfile import read_regular_file
+
+    data = read_regular_file(path, MAX_SERVER_KEY_BYTES, "server key")
     if data.lstrip().startswith(b"{"):
         try:
             doc = json.loads(data)

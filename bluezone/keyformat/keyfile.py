@@ -204,14 +204,11 @@ def parse_keys(data: bytes) -> np.ndarray:
 
 def load_keys(path: str | Path) -> np.ndarray:
     """Diagnosis keys from a file (JSON, export.bin or export .zip); errors are KeyFileError."""
+    from bluezone.readfile import read_regular_file
+
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if size > MAX_KEY_FILE_BYTES:
-            raise KeyFileError(f"{path}: key file too large ({size} bytes, limit {MAX_KEY_FILE_BYTES})")
-        data = path.read_bytes()
-    except OSError as exc:
-        raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
+    # a FIFO or /dev/zero behind the name is refused at once; the cap holds whatever st_size says
+    data = read_regular_file(path, MAX_KEY_FILE_BYTES, "key file", KeyFileError)
     try:
         return parse_keys(data)
     except KeyFileError as exc:
