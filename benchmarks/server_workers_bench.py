@@ -62,7 +62,7 @@ def _start(n: int, dsn: str, key_dir: Path, log_dir: Path) -> list[tuple[subproc
     procs = []
     for i in range(n):
         port = _free_port()
-        cmd = [sys.executable, "-m", "bluezone", "server", "run", "--db", dsn, "--port", str(port),
+        cmd = [sys.executable, "-m", "bluezone", "server", "run", "--server-db", dsn, "--port", str(port),
                "--signing-key-dir", str(key_dir), "--export-dir", str(log_dir / f"exports-{i}"),
                "--export-every", "0", "--max-connections-per-client", "1000", "-q"]
         log = open(log_dir / f"server-{n}-{i}.log", "w")

@@ -14,8 +14,9 @@ from bluezone.clitypes import FloatRange, cli_clock, json_option, parse_date
 from bluezone.errors import InputError
 
 
+#: The key server's database; ``--db`` is always a node's sighting store.
 _db = click.option(
-    "--db",
+    "--server-db",
     "db",
     required=True,
     help="Key server database: a SQLite file path, or postgresql://user@host/dbname.",
@@ -133,7 +134,7 @@ def _export_dir(db: str, export_dir: Path | None) -> Path:
 
 _export_dir_opt = click.option(
     "--export-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where batches and index.txt go (default: <db>-exports beside a SQLite file).",
+    help="Where batches and index.txt go (default: <server-db>-exports beside a SQLite file).",
 )
 _max_keys_opt = click.option(
     "--max-keys-per-file", default=30_000, show_default=True, type=click.IntRange(1), help="Keys per batch file."
@@ -251,7 +252,7 @@ def _shown_db(db: str) -> str:
 
 
 @server.command("benchmark")
-@click.option("--db", "db", default=None, help="postgresql://... to measure PostgreSQL (default: a temp SQLite).")
+@click.option("--server-db", "db", default=None, help="postgresql://... to measure PostgreSQL (default: a temp SQLite).")
 @click.option("--uploads", default=300, show_default=True, type=click.IntRange(1), help="Uploads to time over loopback.")
 @click.option("--export-keys", default=1_000_000, show_default=True, type=click.IntRange(0), help="Keys to export into signed batches (0: skip).")
 @click.option("--repeat", default=3, show_default=True, type=click.IntRange(1), help="Repetitions; medians are reported.")

@@ -531,7 +531,7 @@ class SQLiteStorage(Storage):
         super().__init__()
         self.path = Path(path)
         if not create and not self.path.is_file():
-            # a typo in --db must not hand out codes (or export) from a new, empty database nobody serves
+            # a typo in --server-db must not hand out codes (or export) from a new, empty database nobody serves
             what = "is not a file" if self.path.exists() else "does not exist"
             raise InputError(f"key server database {self.path} {what} (the server creates it on its first start;"
                              " add --create-db to create it here)")

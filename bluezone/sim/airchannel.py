@@ -17,7 +17,7 @@ import numpy as np
 
 from bluezone.proximity.backends.emulated import Links
 from bluezone.sim.channel import _crosses
-from bluezone.sim.scenario import CARRIAGES, Radio, Wall
+from bluezone.sim.scenario import CARRIAGES, RadioModel, Wall
 
 
 class ScenarioChannel:
@@ -25,7 +25,7 @@ class ScenarioChannel:
 
     def __init__(
         self,
-        radio: Radio = Radio(),
+        radio: RadioModel = RadioModel(),
         carriage: Sequence[str] = (),
         walls: Sequence[Wall] = (),
         seed: int = 0,

@@ -29,7 +29,7 @@ from bluezone.sim.scenario import (
     PHONE_HEIGHT_M,
     POSTURES,
     ZONE_RADIO,
-    Radio,
+    RadioModel,
     Scenario,
     Wall,
     Zone,
@@ -181,7 +181,7 @@ class LinkRadio:
     carriage_fade: float | np.ndarray
 
     @classmethod
-    def of(cls, radio: Radio, zones: tuple[Zone, ...] = (), link_zone: np.ndarray | None = None) -> LinkRadio:
+    def of(cls, radio: RadioModel, zones: tuple[Zone, ...] = (), link_zone: np.ndarray | None = None) -> LinkRadio:
         values: dict[str, float | np.ndarray] = {}
         for key in ZONE_RADIO:
             value = getattr(radio, key)
@@ -204,7 +204,7 @@ def zone_of(scenario: Scenario, pos: np.ndarray, storey: np.ndarray | None) -> n
     return inside
 
 
-class Channel:
+class LinkShadowing:
     """State of every (transmitter, receiver) link between steps: static and slow shadowing.
 
     Without zones the static and slow offsets are kept in dB; with zones they are kept as

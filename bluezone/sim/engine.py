@@ -32,7 +32,7 @@ from bluezone.matching.matcher import ExposureWindow, find_exposures
 from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.proximity.ingest import payloads_to_sightings
-from bluezone.sim.channel import Channel, DeviceTable, make_devices
+from bluezone.sim.channel import DeviceTable, LinkShadowing, make_devices
 from bluezone.sim.keys import Schedule, make_schedule
 from bluezone.sim.mobility import Crowd
 from bluezone.sim.scenario import Scenario
@@ -92,7 +92,7 @@ def run(
     senders = np.arange(n) if positives == "all" else np.sort(rng.choice(n, min(int(positives), n), replace=False))
     end = scenario.start + scenario.duration_min * 60.0
     schedule = make_schedule(len(senders), scenario.start, end, devices.tx_power[senders], rng)
-    channel = Channel(scenario, devices, senders, rng)
+    channel = LinkShadowing(scenario, devices, senders, rng)
     truth = Truth(
         len(senders), n, tuple(sorted({*RADII_M, scenario.close_distance_m})), close_radius=scenario.close_distance_m
     )

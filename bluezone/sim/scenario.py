@@ -74,7 +74,7 @@ class Zone:
     carriage_fade: float | None = None
 
 
-#: The Radio fields a zone may override.
+#: The RadioModel fields a zone may override.
 ZONE_RADIO = (
     "attenuation_1m_db",
     "exponent",
@@ -173,7 +173,7 @@ class Group:
 
 
 @dataclass(frozen=True)
-class Radio:
+class RadioModel:
     """Channel parameters; defaults and their sources are in docs/radio-model.md."""
 
     attenuation_1m_db: float = 50.0  # calibrated attenuation at 1 m, both phones in hand
@@ -207,7 +207,7 @@ class Scenario:
     space: Space
     devices: Devices
     groups: tuple[Group, ...]
-    radio: Radio = field(default_factory=Radio)
+    radio: RadioModel = field(default_factory=RadioModel)
     scanning: Scanning = field(default_factory=Scanning)
     description: str = ""
     step_s: float = 1.0
@@ -553,13 +553,13 @@ def _choice(where: str, value: Any, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
-def _radio(data: Any) -> Radio:
-    return _build(Radio, "[radio]", data, _radio_converters())
+def _radio(data: Any) -> RadioModel:
+    return _build(RadioModel, "[radio]", data, _radio_converters())
 
 
 def _radio_converters() -> dict[str, Any]:
     num = lambda w, v: _number(w, v, -200, 200)  # noqa: E731
-    conv: dict[str, Any] = {f.name: num for f in fields(Radio)}
+    conv: dict[str, Any] = {f.name: num for f in fields(RadioModel)}
     conv["carriage_loss_db"] = lambda w, v: _shares(w, v, CARRIAGES)
     conv["packet_loss"] = lambda w, v: _number(w, v, 0.0, 1.0)
     conv["exponent"] = lambda w, v: _number(w, v, 0.1, 6.0)

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from bluezone.clitypes import cli_clock, db_option, json_option
+from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
 
 
@@ -250,8 +251,8 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     now = cli_clock().now()
     reports = owner_warning_reports(secrets.venue, parse_time(start, "--start"), parse_time(end, "--end"), now)
     click.echo(
-        f"About to warn visitors of {secrets.venue.description}: {_local(reports[0].start_interval * 600)} .. "
-        f"{_local((reports[-1].start_interval + reports[-1].period) * 600)} ({len(reports)} report(s)) via {server_url}",
+        f"About to warn visitors of {secrets.venue.description}: {_local(reports[0].start_interval * INTERVAL_SECONDS)} .. "
+        f"{_local((reports[-1].start_interval + reports[-1].period) * INTERVAL_SECONDS)} ({len(reports)} report(s)) via {server_url}",
         err=True,
     )
     if not yes and not click.confirm("Send the warning?", err=True):

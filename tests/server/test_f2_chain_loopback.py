@@ -75,12 +75,12 @@ def chain(live_server: dict, tmp_path: Path) -> dict:
     url, db, keys = live_server["url"], str(live_server["db"]), str(live_server["keys"])
 
     def code(*args: str) -> str:
-        rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", keys, "--json", *args)
+        rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json", *args)
         assert rc == 0, err
         return json.loads(out)["code"]
 
     def export() -> None:
-        rc, _, err = _run("server", "export", "--db", db, "--signing-key-dir", keys, "--export-dir", str(live_server["exports"]))
+        rc, _, err = _run("server", "export", "--server-db", db, "--signing-key-dir", keys, "--export-dir", str(live_server["exports"]))
         assert rc == 0, err
 
     def check(name: str) -> dict:
@@ -141,10 +141,10 @@ def test_f2_warning_withdrawn_when_the_f1_tests_negative(chain: dict) -> None:
 def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(live_server: dict, tmp_path: Path) -> None:
     nodes, day = _scene(tmp_path)
     db, keys = str(live_server["db"]), str(live_server["keys"])
-    rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", keys, "--json", "--type", "recursive",
+    rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json", "--type", "recursive",
                         "--exposure-date", (day + dt.timedelta(days=1)).isoformat())
     code = json.loads(out)["code"]
     rc, out, err = _run("upload", "--server", live_server["url"], "--code", code, "--db", str(nodes["Binh"]), "--yes")
     assert rc == 2 and "--exposure-date" in _error_line(err)
-    rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", keys, "--type", "recursive")
+    rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--type", "recursive")
     assert rc == 2 and "--exposure-date" in _error_line(err)

@@ -55,7 +55,7 @@ def test_keygen_adds_the_code_key_to_an_older_key_directory(tmp_path: Path) -> N
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
     (keys / CODE_KEY_FILE).unlink()  # as an older bluezone left it
     private = (keys / "private.pem").read_bytes()
-    rc, out, err = _run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
+    rc, out, err = _run("server", "issue-code", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
                         "--create-db")
     assert rc == 2 and "server keygen --out" in err and err.count("\n") == 1
     rc, out, err = _run("server", "keygen", "--out", str(keys))
@@ -71,7 +71,7 @@ def test_issued_codes_are_keyed_with_the_key_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
     db = tmp_path / "s.db"
-    rc, out, err = _run("server", "issue-code", "--db", str(db), "--signing-key-dir", str(keys), "--create-db", "--json")
+    rc, out, err = _run("server", "issue-code", "--server-db", str(db), "--signing-key-dir", str(keys), "--create-db", "--json")
     assert rc == 0, err
     code = json.loads(out)["code"]
     storage = SQLiteStorage(db)
@@ -88,15 +88,15 @@ def test_a_missing_database_is_refused_not_created(tmp_path: Path) -> None:
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
     typo = tmp_path / "srv" / "typo.db"
     for command in (["issue-code"], ["export"]):
-        rc, out, err = _run("server", *command, "--db", str(typo), "--signing-key-dir", str(keys))
+        rc, out, err = _run("server", *command, "--server-db", str(typo), "--signing-key-dir", str(keys))
         assert rc == 2 and err.count("\n") == 1 and "does not exist" in err and "--create-db" in err, err
         assert not typo.exists() and not typo.parent.exists()
-    rc, out, err = _run("server", "export", "--db", str(tmp_path), "--signing-key-dir", str(keys),
+    rc, out, err = _run("server", "export", "--server-db", str(tmp_path), "--signing-key-dir", str(keys),
                         "--export-dir", str(tmp_path / "e"))
     assert rc == 2 and "is not a file" in err
-    rc, out, err = _run("server", "issue-code", "--db", str(typo), "--signing-key-dir", str(keys), "--create-db")
+    rc, out, err = _run("server", "issue-code", "--server-db", str(typo), "--signing-key-dir", str(keys), "--create-db")
     assert rc == 0 and typo.is_file(), err
-    assert _run("server", "export", "--db", str(typo), "--signing-key-dir", str(keys))[0] == 0
+    assert _run("server", "export", "--server-db", str(typo), "--signing-key-dir", str(keys))[0] == 0
 
 
 def test_export_before_the_embargo_ends_says_how_many_keys_wait_and_until_when(tmp_path: Path) -> None:
@@ -115,7 +115,7 @@ def test_export_before_the_embargo_ends_says_how_many_keys_wait_and_until_when(t
         storage.insert_keys_unchecked(k, NOW)
     finally:
         storage.close()
-    export = ("server", "export", "--db", str(db), "--signing-key-dir", str(keys))
+    export = ("server", "export", "--server-db", str(db), "--signing-key-dir", str(keys))
     rc, out, err = _run(*export, now=NOW)
     assert rc == 0, err
     lines = out.splitlines()
@@ -144,7 +144,7 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "bluezone.cli", "server", "run", "--db", str(tmp_path / "s.db"),
+            [sys.executable, "-m", "bluezone.cli", "server", "run", "--server-db", str(tmp_path / "s.db"),
              "--signing-key-dir", str(keys), "--port", str(port)],
             capture_output=True, text=True, timeout=120,
         )

@@ -61,7 +61,7 @@ def _run(*args: str, input: str | None = None) -> tuple[int, str, str]:
 def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])
-    code_rc, out, err = _run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "confirmed")
+    code_rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "confirmed")
     assert code_rc == 0, err
     issued = json.loads(out)
     assert set(issued) >= {"code", "expires_at"} and len(issued["code"]) == 16
@@ -75,7 +75,7 @@ def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
     rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--yes")
     assert rc == 2 and "already used" in err  # single use: the user's input, exit 2
 
-    rc, out, err = _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
+    rc, out, err = _run("server", "export", "--server-db", db, "--signing-key-dir", str(live_server["keys"]),
                         "--export-dir", str(live_server["exports"]))
     assert rc == 0 and out.startswith("5 keys in"), err
 
@@ -99,16 +99,16 @@ def test_negative_code_withdraws_a_likely_report_cli(live_server: dict, tmp_path
     """upload (likely) -> check finds B -> upload (negative) -> check tells B the exposure is withdrawn."""
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])
-    export = ("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
+    export = ("server", "export", "--server-db", db, "--signing-key-dir", str(live_server["keys"]),
               "--export-dir", str(live_server["exports"]))
-    likely = json.loads(_run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "likely")[1])["code"]
+    likely = json.loads(_run("server", "issue-code", "--server-db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "likely")[1])["code"]
     rc, out, err = _run("upload", "--server", url, "--code", likely, "--db", str(nodes["a"]), "--yes", "--json")
     assert rc == 0 and (json.loads(out)["stored"], json.loads(out)["revised"]) == (5, 0), err
     assert _run(*export)[0] == 0
     rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]), "--json")
     assert rc == 0 and json.loads(out)["close_contact"] is True, err
 
-    negative = json.loads(_run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "negative")[1])["code"]
+    negative = json.loads(_run("server", "issue-code", "--server-db", db, "--signing-key-dir", str(live_server["keys"]), "--json", "--type", "negative")[1])["code"]
     rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--dry-run")
     assert rc == 0 and json.loads(out)["revisionToken"] == "<revision token of your last upload>"  # sent, not shown
     rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--yes")
@@ -124,9 +124,9 @@ def test_negative_code_withdraws_a_likely_report_cli(live_server: dict, tmp_path
 def test_check_rejects_tampered_batch_cli(live_server: dict, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])
-    code = json.loads(_run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json")[1])["code"]
+    code = json.loads(_run("server", "issue-code", "--server-db", db, "--signing-key-dir", str(live_server["keys"]), "--json")[1])["code"]
     assert _run("upload", "--server", url, "--code", code, "--db", str(nodes["a"]), "--yes")[0] == 0
-    assert _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
+    assert _run("server", "export", "--server-db", db, "--signing-key-dir", str(live_server["keys"]),
                 "--export-dir", str(live_server["exports"]))[0] == 0
     batch = sorted(live_server["exports"].glob("*.zip"))[0]
     data = bytearray(batch.read_bytes())
@@ -146,7 +146,7 @@ def test_keygen_refuses_to_overwrite(tmp_path: Path) -> None:
 
 def test_bad_inputs_one_line_errors(tmp_path: Path) -> None:
     keygen(tmp_path / "k")
-    rc, out, err = _run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--signing-key-dir", str(tmp_path / "k"),
+    rc, out, err = _run("server", "issue-code", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(tmp_path / "k"),
                         "--create-db", "--test-date", "2999-01-01")
     assert rc == 2 and "future" in err
     rc, out, err = _run("upload", "--server", "ftp://x", "--code", "12345678", "--db", str(tmp_path / "none.db"))
@@ -183,7 +183,7 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
     assert _run("server", "keygen", "--out", str(tmp_path / "k"))[0] == 0
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bluezone.cli", "server", "run", "--db", str(tmp_path / "s.db"), "--port", str(port),
+        [sys.executable, "-m", "bluezone.cli", "server", "run", "--server-db", str(tmp_path / "s.db"), "--port", str(port),
          "--signing-key-dir", str(tmp_path / "k"), "--export-every", "1", "--max-keys-per-day", "3"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
@@ -203,7 +203,7 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
         while not (tmp_path / "s-exports" / "index.txt").exists() and time.monotonic() < deadline:
             time.sleep(0.05)  # the scheduled export writes the (empty) index
         assert (tmp_path / "s-exports" / "index.txt").read_text() == ""
-        code = json.loads(_run("server", "issue-code", "--db", str(tmp_path / "s.db"), "--signing-key-dir",
+        code = json.loads(_run("server", "issue-code", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir",
                                str(tmp_path / "k"), "--json")[1])["code"]
         from bluezone.crypto.intervals import rolling_start
         from bluezone.keyformat.keyfile import publish_body
@@ -243,7 +243,7 @@ def test_server_benchmark_command_small() -> None:
 def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])
-    code = json.loads(_run("server", "issue-code", "--db", db, "--signing-key-dir", str(live_server["keys"]), "--json")[1])["code"]
+    code = json.loads(_run("server", "issue-code", "--server-db", db, "--signing-key-dir", str(live_server["keys"]), "--json")[1])["code"]
     rc, out, err = _run("upload", "--server", url, "--code", code, "--db", str(nodes["a"]), "--yes",
                         "--include-today", "--json")
     assert rc == 0, err
@@ -253,7 +253,7 @@ def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_pat
     assert report["sent"] == report["stored"] == 6
     today = report["keys"][-1]
     uploaded_in = today["rolling_start"] + today["rolling_period"] - 1  # today's key ends with the upload's interval
-    rc, out, err = _run("server", "export", "--db", db, "--signing-key-dir", str(live_server["keys"]),
+    rc, out, err = _run("server", "export", "--server-db", db, "--signing-key-dir", str(live_server["keys"]),
                         "--export-dir", str(live_server["exports"]))
     # today's key is embargoed until that interval is over (unless the clock crossed into the next one meanwhile)
     assert rc == 0 and out.startswith(f"{6 if interval_number(time.time()) > uploaded_in else 5} keys in"), err
@@ -280,7 +280,7 @@ def test_bad_server_urls_are_one_line_input_errors(tmp_path: Path, url: str, mes
 def test_export_region_typos_are_input_errors(tmp_path: Path, region: str) -> None:
     """The region goes into every signed export.bin: a typo is caught before anything is signed."""
     assert _run("server", "keygen", "--out", str(tmp_path / "k"))[0] == 0
-    rc, out, err = _run("server", "export", "--db", str(tmp_path / "s.db"), "--signing-key-dir", str(tmp_path / "k"),
+    rc, out, err = _run("server", "export", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(tmp_path / "k"),
                         "--region", region)
     assert rc == 2 and err.startswith("Error: region must be") and err.count("\n") == 1
     assert not (tmp_path / "s-exports").exists() or not any((tmp_path / "s-exports").glob("*.zip"))

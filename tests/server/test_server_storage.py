@@ -145,7 +145,7 @@ def test_code_kinds_and_lifetimes(tmp_path) -> None:
     finally:
         storage.close()
     keygen(tmp_path / "k")
-    args = ["server", "issue-code", "--db", str(tmp_path / "keys.db"), "--signing-key-dir", str(tmp_path / "k")]
+    args = ["server", "issue-code", "--server-db", str(tmp_path / "keys.db"), "--signing-key-dir", str(tmp_path / "k")]
     result = CliRunner().invoke(cli, [*args, "--lifetime", "2592000"], obj={})
     assert result.exit_code == 2 and "86400" in result.output
     result = CliRunner().invoke(cli, [*args, "--short", "--lifetime", "7200"], obj={})

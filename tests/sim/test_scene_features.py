@@ -14,7 +14,7 @@ from sim_helpers import pairs_scenario
 
 from bluezone.errors import ConfigError
 from bluezone.sim import engine, report
-from bluezone.sim.channel import CARRIAGES, Channel, make_devices
+from bluezone.sim.channel import CARRIAGES, LinkShadowing, make_devices
 from bluezone.sim.mobility import Crowd, hex_spots, keep_apart
 from bluezone.sim.scenario import HEAD_HEIGHT_M, PHONE_HEIGHT_M, scenario_from_mapping
 
@@ -45,7 +45,7 @@ def mean_rssi(data: dict[str, Any], t: float = 0.0) -> tuple[np.ndarray, Any]:
     rng = np.random.default_rng(0)
     crowd = Crowd(sc, rng)
     devices = make_devices(sc, rng, crowd.posture, crowd.storey)
-    channel = Channel(sc, devices, np.arange(len(devices.person)), rng)
+    channel = LinkShadowing(sc, devices, np.arange(len(devices.person)), rng)
     pos, heading, _ = crowd.step(t)
     packets, d, separated = channel.step(t, 60.0, pos[devices.person], heading[devices.person], sc.start)
     rssi = np.full(d.shape, np.nan)

@@ -14,14 +14,14 @@ from bluezone.proximity.backends.emulated import Links
 from bluezone.proximity.emulation import run_emulated
 from bluezone.proximity.store import SightingStore
 from bluezone.sim.airchannel import ScenarioChannel
-from bluezone.sim.scenario import Radio, Wall
+from bluezone.sim.scenario import RadioModel, Wall
 
 START = 1_780_473_600.0 + 10 * 3600  # 2026-06-03 10:00 UTC
 
 
 def test_real_daemons_with_the_sim_channel(tmp_path: Path) -> None:
     # A and B hold their phones 1 m apart for 25 minutes; C, 6 m away, has hers in a pocket.
-    channel = ScenarioChannel(Radio(), carriage=["hand", "hand", "pocket"], seed=5)
+    channel = ScenarioChannel(RadioModel(), carriage=["hand", "hand", "pocket"], seed=5)
     dbs = run_emulated({"a": (0.0, 0.0), "b": (1.0, 0.0), "c": (6.0, 0.0)}, tmp_path, START, 25 * 60, seed=5, channel=channel)
     with SightingStore.open(dbs["a"]) as a:
         keys = keys_from_daily(a.daily_keys())
@@ -38,7 +38,7 @@ def test_real_daemons_with_the_sim_channel(tmp_path: Path) -> None:
 
 def test_channel_model_pieces() -> None:
     wall = Wall((0.5, -1.0), (0.5, 1.0), loss_db=20.0)
-    quiet = Radio(fast_sd_db=0.0, slow_sd_db=0.0, link_sd_db=0.0)
+    quiet = RadioModel(fast_sd_db=0.0, slow_sd_db=0.0, link_sd_db=0.0)
     n = 4
     links = Links(
         time=np.full(n, START),

@@ -113,7 +113,7 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
     assert visit["source"] == "beacon" and visit["description"] == "Café Hoa"
 
     # the health authority's code; the F0 uploads keys and check-ins on it
-    rc, out, err = run("server", "issue-code", "--db", str(live_server["db"]), "--signing-key-dir",
+    rc, out, err = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
                        str(live_server["keys"]), "--json", "--type", "confirmed")
     assert rc == 0, err
     code = json.loads(out)["code"]
@@ -122,7 +122,7 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
     sent = json.loads(out)
     assert sent["checkins_sent"] == 1 and sent["checkins_stored"] == 1 and sent["checkins"][0]["minutes"] == 60
 
-    rc, out, err = run("server", "export", "--db", str(live_server["db"]), "--signing-key-dir",
+    rc, out, err = run("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir",
                        str(live_server["keys"]), "--export-dir", str(live_server["exports"]))
     assert rc == 0, err
 
@@ -156,7 +156,7 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
         store.save_daily_key(DailyKey.generate(now - 86400))
 
     def issue() -> str:
-        out = run("server", "issue-code", "--db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]), "--json")[1]
+        out = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]), "--json")[1]
         return json.loads(out)["code"]
 
     # an F0 who answers no to the check-ins question sends keys only
@@ -174,7 +174,7 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
     bad = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", "12345678",
               "--start", iso(now + 3600), "--end", iso(now + 7200), "--yes")
     assert bad[0] == 2 and "future" in bad[2]
-    run("server", "export", "--db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]),
+    run("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]),
         "--export-dir", str(live_server["exports"]))
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
     [exposure] = json.loads(out)["venue_exposures"]
