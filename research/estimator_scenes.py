@@ -4,7 +4,8 @@ Usage: python research/estimator_scenes.py OUT_DIR SCENES SEEDS
 e.g.   python research/estimator_scenes.py simulations/results/estimator tram,storeys,restaurant,gen:room 0,3
 
 A scene is a scenario name from ``simulations/`` or ``gen:KIND`` (a procedural scene drawn from
-the run's seed, as ``bluezone simulate --generate KIND``).  Each run goes through the real engine
+the run's seed, as ``bluezone simulate --generate KIND``); ``NAME@all`` makes every phone an
+uploader, so every receiver stores every advert it hears, as a real daemon would.  Each run goes through the real engine
 once with three scorers: ``bluezone`` (the present defaults), ``bluezone-previous`` (the defaults
 before the same-minute reference and the ramp: day-level shift, hard minutes) and ``gaen``.  Per
 run, ``OUT_DIR/<scene>_<seed>.json`` keeps each scorer's P / R / F1 / ROC-AUC / PR-AUC (an existing
@@ -13,6 +14,7 @@ file is not run again).  Then prints per scene the mean over seeds and bluezone'
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -34,10 +36,13 @@ register_scorer("bluezone-previous", lambda config_path=None, **o: BluezoneScore
 
 
 def run_one(scene: str, seed: int, out: Path) -> dict:
-    path = out / f"{scene.replace(':', '-')}_{seed}.json"
+    path = out / f"{scene.replace(':', '-').replace('@', '-')}_{seed}.json"
     if path.exists():
         return json.loads(path.read_text())
-    scenario = generate(scene[4:], seed) if scene.startswith("gen:") else load_scenario(SIMULATIONS / f"{scene}.toml")
+    name, _, everyone = scene.partition("@")
+    scenario = generate(name[4:], seed) if name.startswith("gen:") else load_scenario(SIMULATIONS / f"{name}.toml")
+    if everyone == "all":  # every phone uploads, so every receiver stores every advert, as a real daemon
+        scenario = scenario.with_overrides(devices=dataclasses.replace(scenario.devices, positives="all"))
     summary = report.summarise(engine.run(scenario, seed, scorers=list(SCORERS), store="memory"))
     kept = {
         "scene": scene, "seed": seed, "true_close_contacts": summary["true_close_contacts"], "pairs_judged": summary["pairs_judged"],
