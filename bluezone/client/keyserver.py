@@ -2,13 +2,20 @@
 
 ``KeyServerClient`` talks HTTP through httpx; pass ``http=`` (any ``httpx.Client``, e.g.
 one with an in-process transport) or ``transport=`` so tests need no network.  Answers are
-read at most a bounded size far, so a broken or hostile server cannot fill the device's memory.
+read at most a bounded size far, so a broken or hostile server cannot fill the device's memory,
+and within a total ``deadline`` per request, so one sending a byte a second cannot keep a check
+running for days.  Transient failures (a dropped or refused connection, a read timeout, 429,
+502, 503, 504) are tried again with exponential backoff, GET requests only: a publish whose
+request went out is never sent twice (httpx's transport retries only the connection itself).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
+from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +28,15 @@ from bluezone.errors import InputError, KeyServerError, UploadRefusedError
 from bluezone.keyformat.keyfile import publish_body
 from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, MAX_REVISION_TOKEN_CHARS
 
+log = logging.getLogger(__name__)
+
+#: Seconds a whole answer may take, headers to last byte (a national day's batch is a few MB).
+DEADLINE_SECONDS = 300.0
+#: Tries after the first for a GET that failed transiently; waits of 1, 2, 4 ... s between them.
+RETRIES = 3
+BACKOFF_SECONDS = 1.0
+MAX_BACKOFF_SECONDS = 30.0
+TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 MAX_ANSWER_BYTES = 1024 * 1024  # signing key, index and publish answers are a few kB at most
 BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]+\.zip$")  # what the server's exports are called
 #: Publish refusals that are the user's input, not the server's trouble.
@@ -42,6 +58,10 @@ class KeyServerClient:
         http: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout: float = 30.0,
+        deadline: float = DEADLINE_SECONDS,
+        retries: int = RETRIES,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InputError(f"server URL must start with http:// or https://, got {base_url!r}")
@@ -53,9 +73,17 @@ class KeyServerClient:
             raise InputError(f"server URL {base_url!r} has no host")
         if url.port is not None and not 0 < url.port < 65536:
             raise InputError(f"server URL {base_url!r}: port {url.port} is not 1-65535")
-        self.base_url = base_url.rstrip("/")
+        # the API lives under /v1/ of the base: a URL given with /v1 must not ask for /v1/v1/...
+        base = base_url.rstrip("/")
+        self.base_url = base.removesuffix("/v1") if base.endswith("/v1") else base
+        if transport is None and http is None:
+            transport = httpx.HTTPTransport(retries=retries)  # a connection that could not be made
         self._http = http or httpx.Client(transport=transport, timeout=timeout)
         self._owns_http = http is None
+        self.deadline = deadline
+        self.retries = retries
+        self._monotonic = monotonic
+        self._sleep = sleep
 
     def close(self) -> None:
         if self._owns_http:
@@ -68,9 +96,25 @@ class KeyServerClient:
         self.close()
 
     def _request(self, method: str, path: str, max_bytes: int = MAX_ANSWER_BYTES, **kwargs: Any) -> bytes:
-        """The body of a successful answer, read at most ``max_bytes`` far: a broken or hostile
-        server must not be able to fill this device's memory."""
+        """The body of a successful answer, read at most ``max_bytes`` far and within ``deadline``
+        seconds: a broken or hostile server must not be able to fill this device's memory or
+        hold it for ever.  A GET that fails transiently is tried again, with backoff."""
         url = self.base_url + path
+        tries = 1 + (self.retries if method == "GET" else 0)
+        for attempt in range(tries):
+            try:
+                return self._request_once(method, url, max_bytes, **kwargs)
+            except _Transient as exc:
+                if attempt + 1 == tries:
+                    what = f" after {tries} tries" if tries > 1 else ""
+                    raise KeyServerError(f"{exc.message}{what}", exc.code, exc.status) from None
+                wait = min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS)
+                log.warning("%s; trying again in %.0f s", exc.message, wait)
+                self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _request_once(self, method: str, url: str, max_bytes: int, **kwargs: Any) -> bytes:
+        deadline = self._monotonic() + self.deadline
         try:
             with self._http.stream(method, url, **kwargs) as response:
                 data = bytearray()
@@ -78,15 +122,25 @@ class KeyServerClient:
                     data += chunk
                     if len(data) > max_bytes:
                         raise KeyServerError(f"{url}: the answer is larger than {max_bytes} bytes")
+                    if self._monotonic() > deadline:
+                        raise KeyServerError(
+                            f"{url}: no complete answer within {self.deadline:g} s ({len(data)} bytes so far): "
+                            "giving up (the server or the network is far too slow)"
+                        )
         except httpx.HTTPError as exc:
-            raise KeyServerError(f"cannot reach the key server at {url}: {exc}") from None
+            # some httpx errors have no text (a read timeout): the reason is then their name
+            raise _Transient(f"cannot reach the key server at {url}: {str(exc) or type(exc).__name__}") from None
         if response.status_code >= 400:
             try:
                 doc = json.loads(data)
                 code, message = str(doc.get("code", "")), str(doc.get("error", ""))
             except (ValueError, AttributeError):
-                code, message = "", bytes(data[:200]).decode("utf-8", "replace")
-            raise KeyServerError(f"{url}: {response.status_code} {code}: {message}", code, response.status_code)
+                code, message = "", bytes(data[:200]).decode("utf-8", "replace").strip()
+            reason = " ".join(part for part in (code, message) if part) or response.reason_phrase
+            text = f"{url}: {response.status_code} {reason}".rstrip()
+            if response.status_code in TRANSIENT_STATUS:
+                raise _Transient(text, code, response.status_code)
+            raise KeyServerError(text, code, response.status_code)
         return bytes(data)
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
@@ -154,3 +208,11 @@ class PublishReceipt:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+class _Transient(Exception):
+    """A failure worth another try (the connection, a read timeout, 429/502/503/504)."""
+
+    def __init__(self, message: str, code: str = "", status: int = 0) -> None:
+        super().__init__(message)
+        self.message, self.code, self.status = message, code, status
