@@ -421,7 +421,10 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
     "writes, else 0).",
 )
 @click.option("--server", "server_url", default=None, help="Key server URL: download, verify and match new batches.")
-@click.option("--server-key", type=click.Path(dir_okay=False, path_type=Path), help="Pin this server key (file).")
+@click.option(
+    "--server-key", type=click.Path(dir_okay=False, path_type=Path),
+    help="The server's signing key (file): pinned with --server, and with --keys the export .zip must verify with it.",
+)
 @click.option(
     "--bluezone3-list",
     "bluezone3_path",
@@ -474,9 +477,16 @@ def check(
             now=cli_clock().now(), progress=progress,
         )
     elif keys_path is not None:
-        from bluezone.keyformat.keyfile import load_keys
+        from bluezone.keyformat.keyfile import load_keys, load_signed_keys
 
-        keys = load_keys(keys_path)  # before touching the database: a bad file leaves it alone
+        # before touching the database: a bad file leaves it alone
+        if server_key is not None:  # a key given: the file's signature must verify with it, or no match
+            from bluezone.client.pinning import read_server_key
+
+            pinned = read_server_key(server_key)
+            keys = load_signed_keys(keys_path, pinned.key, pinned.key_id)
+        else:
+            keys = load_keys(keys_path)
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         result = check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction)
     elif f0_entries is not None:

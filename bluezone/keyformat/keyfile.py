@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import KEY_LENGTH
-from bluezone.errors import KeyFileError
-from bluezone.keyformat.export import EXPORT_HEADER, parse_export_bin, parse_export_zip
+from bluezone.errors import ExportSignatureError, KeyFileError
+from bluezone.keyformat.export import EXPORT_HEADER, open_signed_export, parse_export_bin, parse_export_zip
 from bluezone.keyformat.keys import (
     MAX_DAYS_SINCE_ONSET,
     MAX_KEY_FILE_BYTES,
@@ -213,3 +214,27 @@ def load_keys(path: str | Path) -> np.ndarray:
         return parse_keys(data)
     except KeyFileError as exc:
         raise KeyFileError(f"{path}: {exc}") from None
+
+
+def load_signed_keys(path: str | Path, public_key: ec.EllipticCurvePublicKey, key_id: str | None = None) -> np.ndarray:
+    """Diagnosis keys of a signed export zip, only if its signature verifies with ``public_key``
+    (``check --keys FILE --server-key K``): with a key given, a missing, broken or foreign
+    signature, or a file that carries none (JSON, a bare export.bin), is ExportSignatureError."""
+    from bluezone.readfile import read_regular_file
+
+    path = Path(path)
+    data = read_regular_file(path, MAX_KEY_FILE_BYTES, "key file", KeyFileError)
+    try:
+        kind = sniff_key_format(data)
+    except KeyFileError as exc:
+        raise KeyFileError(f"{path}: {exc}") from None
+    if kind != "zip":
+        raise ExportSignatureError(
+            f"{path}: a {'JSON key file' if kind == 'json' else 'bare export.bin'} carries no signature, and "
+            "--server-key verifies signed export .zip files only (leave --server-key out to match it unverified)"
+        )
+    try:
+        export, _ = open_signed_export(data, public_key, key_id)
+    except KeyFileError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    return export.current_keys()
