@@ -48,6 +48,13 @@ USER_REFUSALS = {
 }
 
 
+def base_url_of(url: str) -> str:
+    """The server's base URL as the node keys its state by: the API lives under ``/v1/`` of it, so
+    a URL given with ``/v1`` (or a trailing slash) is the same server and must not ask for /v1/v1/..."""
+    base = url.rstrip("/")
+    return base.removesuffix("/v1")
+
+
 class KeyServerClient:
     """HTTP calls to one key server (sync; one ``httpx.Client``)."""
 
@@ -73,9 +80,7 @@ class KeyServerClient:
             raise InputError(f"server URL {base_url!r} has no host")
         if url.port is not None and not 0 < url.port < 65536:
             raise InputError(f"server URL {base_url!r}: port {url.port} is not 1-65535")
-        # the API lives under /v1/ of the base: a URL given with /v1 must not ask for /v1/v1/...
-        base = base_url.rstrip("/")
-        self.base_url = base.removesuffix("/v1") if base.endswith("/v1") else base
+        self.base_url = base_url_of(base_url)
         if transport is None and http is None:
             transport = httpx.HTTPTransport(retries=retries)  # a connection that could not be made
         self._http = http or httpx.Client(transport=transport, timeout=timeout)

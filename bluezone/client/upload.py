@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bluezone.client.keyserver import KeyServerClient, PublishReceipt
+from bluezone.client.keyserver import KeyServerClient, PublishReceipt, base_url_of
 from bluezone.client.state import ServerState
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey
@@ -138,6 +138,20 @@ def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
     return any(k.rolling_start <= current < k.end for k in daily)
 
 
+def _nothing_to_upload(
+    daily: list[DailyKey], now: float, include_today: bool, days: int, exposure_date: dt.date | None
+) -> InputError:
+    """Why there is nothing to send: when only today's key (still on air) is there, how to send it."""
+    if not include_today and today_key_in_use(daily, now):
+        return InputError(
+            "the only daily key here is today's, still in use (this device has not run a whole day yet): add "
+            "--include-today to send it (it is cut to end with the current 10 minutes, and the daemon starts a "
+            "new key for the rest of the day)"
+        )
+    since = f"since {exposure_date}" if exposure_date else f"of the last {days} days"
+    return InputError(f"no daily keys {since} in this database: nothing to upload")
+
+
 def plan_upload(
     store: SightingStore, now: float, include_today: bool, days: int = UPLOAD_DAYS,
     exposure_date: dt.date | None = None, checkins: bool = True,
@@ -148,8 +162,7 @@ def plan_upload(
     daily = store.daily_keys()
     keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date)
     if len(keys) == 0:
-        since = f"since {exposure_date}" if exposure_date else f"of the last {days} days"
-        raise InputError(f"no daily keys {since} in this database: nothing to upload")
+        raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
     outgoing: tuple[Any, ...] = ()
     if checkins:
         since_time = int(keys["rolling_start"].min()) * INTERVAL_SECONDS  # the check-ins of the days whose keys go
@@ -162,7 +175,7 @@ def dry_run_request(
 ) -> dict[str, Any]:
     """The ``/v1/publish`` body the upload would send, the revision token replaced by a placeholder."""
     # the token of this device's last upload goes too (it lets a later code revise those keys); not shown
-    saved = ServerState(store).revision_token(server_url.rstrip("/"))  # a dry run deletes nothing
+    saved = ServerState(store).revision_token(base_url_of(server_url))  # a dry run deletes nothing
     token = TOKEN_PLACEHOLDER if saved else None
     return publish_body(plan.keys, code, symptom_onset_interval, token, [r.entry() for r in plan.checkins])
 
@@ -183,12 +196,13 @@ def upload_own_keys(
     With ``exposure_date`` (a close contact, F1, with a recursive code) only the keys from that day
     on go: before it the F1 could pass nothing on.
     """
-    chosen = _upload_selection(store.daily_keys(), now, include_today, days)
+    daily = store.daily_keys()
+    chosen = _upload_selection(daily, now, include_today, days)
     if exposure_date is not None:
         first = (exposure_date - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
         chosen = [k for k in chosen if k.end > first]
     if not chosen:
-        raise InputError(f"no daily keys of the last {days} days in this database: nothing to upload")
+        raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
     keys = keys_from_daily(chosen)
     state = ServerState(store)
     token = state.revision_token(client.base_url, now)
