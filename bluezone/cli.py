@@ -431,6 +431,7 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
     type=click.Path(dir_okay=False, path_type=Path),
     help='Bluezone v3 F0 list (JSON {"data": [...]}) to match against stored Bluezone v3 sightings.',
 )
+@jobs_option
 @db_option
 @json_option
 def check(
@@ -442,6 +443,7 @@ def check(
     server_url: str | None,
     server_key: Path | None,
     bluezone3_path: Path | None,
+    jobs: int | None,
     db_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -452,7 +454,10 @@ def check(
     from bluezone.config import load_config
     from bluezone.errors import InputError
     from bluezone.matching.check import CheckResult, check_keys
+    from bluezone.matching.matcher import available_cores
     from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
+
+    jobs = jobs or available_cores()
 
     if rssi_correction is None:
         rssi_correction = load_config().rssi_correction
@@ -474,7 +479,7 @@ def check(
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         result = check_with_server(
             server_url, db_path, server_key_path=server_key, scorer=scorer, rssi_correction=rssi_correction,
-            now=cli_clock().now(), progress=progress,
+            now=cli_clock().now(), progress=progress, jobs=jobs,
         )
     elif keys_path is not None:
         from bluezone.keyformat.keyfile import load_keys, load_signed_keys
@@ -488,7 +493,7 @@ def check(
         else:
             keys = load_keys(keys_path)
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
-        result = check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction)
+        result = check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs)
     elif f0_entries is not None:
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         result = CheckResult(scorer=scorer.name)

@@ -122,6 +122,7 @@ def check_server(
     now: float | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     load_visits: Callable[[], list[Any]] | None = None,
+    jobs: int = 1,
 ) -> ServerCheckResult:
     """Download new batches, verify each, match their keys, remember them.
 
@@ -189,7 +190,7 @@ def check_server(
     if span is not None:
         sightings = load_sightings(*span)
         result.sightings = len(sightings)
-        result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction)
+        result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
         if len(withdrawn_keys):
             result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)
         if len(updated_keys):
@@ -216,12 +217,14 @@ def check_with_server(
     now: float | None = None,
     http: httpx.Client | None = None,
     progress: Callable[[int, int, str], None] | None = None,
+    jobs: int = 1,
 ) -> ServerCheckResult:
     """``bluezone check --server``: check the store at ``db_path`` (default path) against the
-    server's new batches; rejected batches are in the result (``raise_for_rejected``)."""
+    server's new batches, matching in ``jobs`` processes; rejected batches are in the result
+    (``raise_for_rejected``)."""
     given = read_server_key(server_key_path) if server_key_path else None
     with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
         return check_server(
             client, ServerState(store), store.sightings, server_key=given, scorer=scorer,
-            rssi_correction=rssi_correction, now=now, progress=progress, load_visits=lambda: visits(store),
+            rssi_correction=rssi_correction, now=now, progress=progress, load_visits=lambda: visits(store), jobs=jobs,
         )

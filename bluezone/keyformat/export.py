@@ -29,6 +29,7 @@ import bluezone.keyformat.gaen_export_pb2 as pb
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import ExportSignatureError, KeyFileError
+from bluezone.keyformat.tekwire import KeyColumns, decode_keys, raw_export_class
 from bluezone.keyformat.keys import (
     MAX_DAYS_SINCE_ONSET,
     MAX_KEY_FILE_BYTES,
@@ -112,36 +113,61 @@ def apply_revisions(keys: np.ndarray, revised: np.ndarray) -> np.ndarray:
 # --- export.bin -------------------------------------------------------------------------------
 
 
-def _keys_from_pb(entries: Sequence[pb.TemporaryExposureKey], where: str) -> np.ndarray:
-    keys = empty_keys(len(entries))
+def _columns_from_pb(entries: Sequence[pb.TemporaryExposureKey]) -> KeyColumns:
+    """The fields of parsed key messages: protobuf's path, for what ``tekwire`` leaves to it."""
+    n = len(entries)
+    raw = np.zeros((n, KEY_LENGTH), np.uint8)
+    lengths = np.fromiter((len(k.key_data) for k in entries), np.int64, n)
     for i, k in enumerate(entries):
-        w = f"{where}[{i}]"
-        if len(k.key_data) != KEY_LENGTH:
-            raise KeyFileError(f"{w}: key_data must be {KEY_LENGTH} bytes, got {len(k.key_data)}")
-        start = k.rolling_start_interval_number
-        if start < 0:
-            raise KeyFileError(f"{w}: rolling_start_interval_number must not be negative, got {start}")
-        period = k.rolling_period
-        if not 0 <= period <= ROLLING_PERIOD:
-            raise KeyFileError(f"{w}: rolling_period must be 0-{ROLLING_PERIOD}, got {period}")
-        if period == 0:  # as Google does: 0 means a whole day
-            period = ROLLING_PERIOD
-        if start + period > _INT32_MAX:
-            raise KeyFileError(f"{w}: rolling start + period overflows")
-        risk = k.transmission_risk_level
-        if not 0 <= risk <= MAX_TRANSMISSION_RISK:
-            raise KeyFileError(f"{w}: transmission_risk_level must be 0-{MAX_TRANSMISSION_RISK}, got {risk}")
-        report = int(k.report_type)
-        if not 0 <= report <= MAX_REPORT_TYPE:
-            raise KeyFileError(f"{w}: report_type must be 0-{MAX_REPORT_TYPE}, got {report}")
-        dsos = NO_DAYS_SINCE_ONSET
-        if k.HasField("days_since_onset_of_symptoms"):
-            dsos = k.days_since_onset_of_symptoms
-            if not -MAX_DAYS_SINCE_ONSET <= dsos <= MAX_DAYS_SINCE_ONSET:
-                raise KeyFileError(
-                    f"{w}: days_since_onset_of_symptoms must be {-MAX_DAYS_SINCE_ONSET}-{MAX_DAYS_SINCE_ONSET}"
-                )
-        keys[i] = (k.key_data, start, period, risk, report, dsos)
+        data = k.key_data[:KEY_LENGTH]
+        raw[i, : len(data)] = np.frombuffer(data, np.uint8)
+
+    def column(values: Any) -> np.ndarray:
+        return np.fromiter(values, np.int64, n)
+
+    return KeyColumns(
+        key_data=raw,
+        key_length=lengths,
+        rolling_start=column(k.rolling_start_interval_number for k in entries),
+        rolling_period=column(k.rolling_period for k in entries),
+        transmission_risk=column(k.transmission_risk_level for k in entries),
+        report_type=column(int(k.report_type) for k in entries),
+        days_since_onset=column(k.days_since_onset_of_symptoms for k in entries),
+        has_days_since_onset=np.fromiter((k.HasField("days_since_onset_of_symptoms") for k in entries), bool, n),
+    )
+
+
+def _validated_keys(cols: KeyColumns, where: str) -> np.ndarray:
+    """``KEY_DTYPE`` keys from decoded columns; the first key that breaks a rule is a KeyFileError."""
+    period = np.where(cols.rolling_period == 0, ROLLING_PERIOD, cols.rolling_period)  # as Google: 0 is a day
+    dsos = cols.days_since_onset
+    rules = [  # in the order each key is judged
+        (cols.key_length != KEY_LENGTH, lambda i: f"key_data must be {KEY_LENGTH} bytes, got {cols.key_length[i]}"),
+        (cols.rolling_start < 0, lambda i: f"rolling_start_interval_number must not be negative, got {cols.rolling_start[i]}"),
+        ((cols.rolling_period < 0) | (cols.rolling_period > ROLLING_PERIOD),
+         lambda i: f"rolling_period must be 0-{ROLLING_PERIOD}, got {cols.rolling_period[i]}"),
+        (cols.rolling_start + period > _INT32_MAX, lambda i: "rolling start + period overflows"),
+        ((cols.transmission_risk < 0) | (cols.transmission_risk > MAX_TRANSMISSION_RISK),
+         lambda i: f"transmission_risk_level must be 0-{MAX_TRANSMISSION_RISK}, got {cols.transmission_risk[i]}"),
+        ((cols.report_type < 0) | (cols.report_type > MAX_REPORT_TYPE),
+         lambda i: f"report_type must be 0-{MAX_REPORT_TYPE}, got {cols.report_type[i]}"),
+        (cols.has_days_since_onset & ((dsos < -MAX_DAYS_SINCE_ONSET) | (dsos > MAX_DAYS_SINCE_ONSET)),
+         lambda i: f"days_since_onset_of_symptoms must be {-MAX_DAYS_SINCE_ONSET}-{MAX_DAYS_SINCE_ONSET}"),
+    ]
+    bad = np.zeros(len(cols), bool)
+    for broken, _ in rules:
+        bad |= broken
+    if bad.any():
+        i = int(np.argmax(bad))
+        message = next(say for broken, say in rules if broken[i])
+        raise KeyFileError(f"{where}[{i}]: {message(i)}")
+    keys = empty_keys(len(cols))
+    keys["key"] = np.ascontiguousarray(cols.key_data).view("V16").reshape(-1)
+    keys["rolling_start"] = cols.rolling_start
+    keys["rolling_period"] = period
+    keys["transmission_risk"] = cols.transmission_risk
+    keys["report_type"] = cols.report_type
+    keys["days_since_onset"] = np.where(cols.has_days_since_onset, dsos, NO_DAYS_SINCE_ONSET)
     return keys
 
 
@@ -151,9 +177,16 @@ def read_export_bin(data: bytes) -> ExportFile:
         raise KeyFileError(f"export.bin too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
     if not data.startswith(EXPORT_HEADER):
         raise KeyFileError(f"export.bin must start with the 16-byte header {EXPORT_HEADER!r}")
-    message = pb.TemporaryExposureKeyExport()
+    body = data[len(EXPORT_HEADER) :]
+    # keys arrive as raw message bytes and are decoded column-wise (``tekwire``): no Python object
+    # per key; what that decoder leaves alone goes through protobuf's message objects instead
+    message = raw_export_class(pb.TemporaryExposureKeyExport.DESCRIPTOR)()
     try:
-        message.ParseFromString(data[len(EXPORT_HEADER) :])
+        message.ParseFromString(body)
+        keys, revised = decode_keys(message.keys), decode_keys(message.revised_keys)
+        if keys is None or revised is None:
+            full = pb.TemporaryExposureKeyExport.FromString(body)
+            keys, revised = _columns_from_pb(full.keys), _columns_from_pb(full.revised_keys)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
         raise KeyFileError(f"export.bin is not a valid TemporaryExposureKeyExport: {exc}") from None
     return ExportFile(
@@ -163,8 +196,8 @@ def read_export_bin(data: bytes) -> ExportFile:
         batch_num=message.batch_num,
         batch_size=message.batch_size,
         signature_infos=tuple(SignatureInfo.from_pb(s) for s in message.signature_infos),
-        keys=_keys_from_pb(message.keys, "keys"),
-        revised_keys=_keys_from_pb(message.revised_keys, "revised_keys"),
+        keys=_validated_keys(keys, "keys"),
+        revised_keys=_validated_keys(revised, "revised_keys"),
     )
 
 

@@ -100,12 +100,14 @@ def check_sightings(
     rssi_correction: int = 0,
     default_tx_power: int = DEFAULT_TX_POWER,
     calibrate_receiver: bool = True,
+    jobs: int = 1,
 ) -> list[Exposure]:
     """Scored exposures of ``sightings`` against diagnosis ``keys``, by date then start.
 
     With ``calibrate_receiver`` a scorer that supports it (``for_receiver``) is first told this
     receiver's per-day reference attenuation, measured from all of ``sightings``
-    (``bluezone.matching.receiver``); other scorers are used as given.
+    (``bluezone.matching.receiver``); other scorers are used as given.  ``jobs``: processes for
+    matching (``matcher.match``); the result does not depend on it.
     """
     scorer = scorer or get_scorer()
     if calibrate_receiver and hasattr(scorer, "for_receiver"):
@@ -113,7 +115,7 @@ def check_sightings(
     # as GAEN clients do: keys whose positive report was revoked (a negative test) never match
     usable = np.flatnonzero(keys["report_type"] != REPORT_TYPE_REVOKED)
     windows = find_exposures(
-        keys[usable], sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power
+        keys[usable], sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power, jobs=jobs
     )
     exposures = [
         replace(Exposure.from_window(w, scorer.score(w)), key_index=int(usable[w.key_index])) for w in windows
@@ -176,9 +178,11 @@ def check_keys(
     *,
     scorer: Scorer | None = None,
     rssi_correction: int = 0,
+    jobs: int = 1,
 ) -> CheckResult:
     """``bluezone check --keys``: exposures to diagnosis ``keys`` (KEY_DTYPE, or a key file to
-    load first, so a bad one leaves the store unopened) in the store at ``db_path`` (default path)."""
+    load first, so a bad one leaves the store unopened) in the store at ``db_path`` (default path),
+    matched in ``jobs`` processes."""
     if not isinstance(keys, np.ndarray):
         keys = load_keys(keys)
     scorer = scorer or get_scorer()
@@ -188,5 +192,5 @@ def check_keys(
         sightings = store.sightings(*span) if span else None
     if sightings is not None:
         result.sightings = len(sightings)
-        result.exposures = check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction)
+        result.exposures = check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
     return result

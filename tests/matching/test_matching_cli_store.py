@@ -245,3 +245,19 @@ def test_check_reads_the_calibrated_rssi_correction_from_the_daemon_config(scene
         path.unlink()
     closest = [e["closest_attenuation_db"] for e in calibrated["exposures"]]
     assert closest == [a - 6 for a in (e["closest_attenuation_db"] for e in told["exposures"])]
+
+
+def test_check_jobs_give_the_same_report(scene: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--jobs` splits matching between processes (issue 17); what is reported does not change."""
+    import bluezone.matching.matcher as matcher_module
+
+    monkeypatch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 1)  # three keys, still split
+    db, keys = scene
+    reports = []
+    for jobs in ("1", "2", "3"):
+        code, out, err = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json", "--jobs", jobs)
+        assert code == 0, err
+        reports.append(json.loads(out))
+    assert reports[0] == reports[1] == reports[2] and len(reports[0]["exposures"]) == 2
+    code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--jobs", "0")
+    assert code == 2 and "--jobs" in err
