@@ -85,6 +85,11 @@ class Radio(ABC):
         Called again at every RPI rotation; backends that can, change the address too.
         """
 
+    async def advertise_as(self, service_uuid: str, service_data: bytes, tx_power: int) -> None:
+        """Broadcast ``service_data`` under another 16-bit service UUID instead of 0xFD6F (a venue
+        beacon sends 0x4256 frames this way); backends that cannot raise RadioError."""
+        raise RadioError(f"{self.name} cannot send service data under {service_uuid}")
+
     async def advertise_bluezone3(self, bzid: bytes, tx_power: int) -> None:
         """Also broadcast a Bluezone v3 ID (0x4E56, manufacturer data of 0x22B5), replacing the last.
 

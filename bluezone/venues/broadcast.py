@@ -47,7 +47,7 @@ async def run_beacon(
                 epoch = beacon.epoch_of(now)
                 frames, i = beacon.frames(secrets.venue.payload, secrets.beacon_key, epoch), 0
                 stats.epochs += 1
-            await radio.advertise(frames[i % len(frames)], TX_POWER)
+            await radio.advertise_as(beacon.SERVICE_UUID, frames[i % len(frames)], TX_POWER)
             stats.frames_sent += 1
             i += 1
             await clock.sleep(FRAME_SECONDS)

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import cli_clock, db_option, json_option
+from bluezone.clitypes import FloatRange, cli_clock, db_option, json_option
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
 
@@ -186,11 +186,11 @@ def checkins(db_path: Path | None, as_json: bool) -> None:
 @click.argument("venue_dir", type=click.Path(path_type=Path))
 @click.option(
     "--backend",
-    default="emulated",
+    default="auto",
     show_default=True,
-    help="Radio that sends the beacon's adverts (only the emulated radio can send 0x4256 service data so far).",
+    help="Radio that sends the beacon's adverts: auto, bluez[:hciN] (a Pi's adapter), or emulated (nobody hears it).",
 )
-@click.option("--duration", type=float, default=None, help="Stop after SECONDS (default: until Ctrl-C).")
+@click.option("--duration", type=FloatRange(0, min_open=True), default=None, help="Stop after SECONDS (default: until Ctrl-C).")
 @json_option
 def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json: bool) -> None:
     """Broadcast the venue over Bluetooth: bluezone devices in range check in after a few minutes.
@@ -201,25 +201,26 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
     import asyncio
 
     from bluezone.clock import SystemClock
+    from bluezone.proximity.backends import open_radio
     from bluezone.proximity.backends.emulated import Air
+    from bluezone.proximity.radio import Radio
     from bluezone.venues import beacon
     from bluezone.venues.broadcast import run_beacon
     from bluezone.venues.owner import load_venue_dir
 
     secrets = load_venue_dir(venue_dir)
-    if backend != "emulated":
-        raise click.BadParameter(
-            f"{backend}: sending venue beacon adverts needs a radio that can send 0x4256 service data; "
-            "only the emulated radio can so far (docs/venues.md)",
-            param_hint="--backend",
-        )
     clock = cli_clock()
+    radio: Radio
+    if backend == "emulated":
+        radio = Air(clock).radio("venue-beacon", (0.0, 0.0), beacon.SERVICE_UUID)
+    else:
+        radio = open_radio(backend, clock=clock)
+    if not as_json:
+        click.echo(f"venue beacon for {secrets.venue.description} on {radio.name} (Ctrl-C stops)", err=True)
     if isinstance(clock, SystemClock):
-        stats = asyncio.run(run_beacon(Air(clock).radio("venue-beacon", (0.0, 0.0), beacon.SERVICE_UUID), secrets, clock, duration))
+        stats = asyncio.run(run_beacon(radio, secrets, clock, duration))
     else:  # tests: a virtual clock runs its own loop
-        stats = clock.run(  # type: ignore[attr-defined]
-            run_beacon(Air(clock).radio("venue-beacon", (0.0, 0.0), beacon.SERVICE_UUID), secrets, clock, duration)
-        )
+        stats = clock.run(run_beacon(radio, secrets, clock, duration))  # type: ignore[attr-defined]
     if as_json:
         _emit_json({"venue": secrets.venue.description, **stats.as_dict()})
     else:

@@ -173,10 +173,10 @@ def test_checkins_are_purged_with_sightings_after_14_days(tmp_path: Path, cafe: 
 
 
 def test_venue_beacon_runs_on_the_emulated_radio(cafe: dict, clock: VirtualClock) -> None:
-    result = run(clock, "venue", "beacon", str(cafe["out"]), "--duration", "700", "--json")
+    result = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "emulated", "--duration", "700", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"venue": "Café Hoa", "frames_sent": 700, "epochs": 2}
-    refused = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "bluez")
-    assert refused.exit_code == 2 and "only the emulated radio" in refused.output
+    refused = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "carrier-pigeon")
+    assert refused.exit_code == 2 and "unknown radio backend" in refused.output
     missing = run(clock, "venue", "beacon", str(cafe["out"] / "nowhere"))
     assert missing.exit_code == 2 and "not found" in missing.output

@@ -27,7 +27,7 @@ from dbus_fast.aio import MessageBus
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.crypto.payload import SERVICE_UUID
-from bluezone.errors import BluezCallError, RadioUnavailableError
+from bluezone.errors import BluezCallError, RadioError, RadioUnavailableError
 from bluezone.errors import RadioUnavailableReason as Reason
 from bluezone.proximity.backends.bluez_advert import Advertiser
 from bluezone.proximity.backends.bluez_dbus import (
@@ -43,7 +43,7 @@ from bluezone.proximity.backends.bluez_dbus import (
     is_retryable,
 )
 from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
-from bluezone.proximity.backends.fd6f import VENUE_BEACON_UUID, heard_payload
+from bluezone.proximity.backends.fd6f import BASE_UUID_TAIL, VENUE_BEACON_UUID, heard_payload
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class BluezRadio(Radio):
         self._info: AdapterInfo | None = None
         self._scanner: BleakScanner | None = None
         self._payload: bytes | None = None
+        self._uuid16 = "fd6f"  # what the payload goes under (advertise_as changes it)
         self._on_advert: AdvertCallback | None = None
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -145,6 +146,14 @@ class BluezRadio(Radio):
                     await self._register_or_note()
                 except _BUS_ERRORS as exc:
                     self._flag("error", f"advertising failed: {exc}")
+
+    async def advertise_as(self, service_uuid: str, service_data: bytes, tx_power: int) -> None:
+        """Broadcast ``service_data`` under another 16-bit UUID (``0000xxxx-0000-1000-8000-...``)."""
+        uuid16 = service_uuid.lower()[4:8]
+        if len(service_uuid) != 36 or not service_uuid.lower().endswith(BASE_UUID_TAIL) or not uuid16.isalnum():
+            raise RadioError(f"{self.name}: {service_uuid} is not a 16-bit service UUID")
+        self._uuid16 = uuid16
+        await self.advertise(service_data, tx_power)
 
     async def start_scanning(self, on_advert: AdvertCallback) -> None:
         self._on_advert = on_advert
@@ -241,7 +250,7 @@ class BluezRadio(Radio):
             return
         if not self._info.can_advertise:
             return
-        await self._advertiser.register(self._payload)
+        await self._advertiser.register(self._payload, self._uuid16)
         self.counts["advert_registrations"] += 1
         self._warn_once(
             "address",

@@ -41,9 +41,10 @@ class LEAdvertisement(ServiceInterface):
     goes out without a Flags field, exactly like Android's GAEN adverts.
     """
 
-    def __init__(self, service_data: bytes, on_release: Callable[[], None]) -> None:
+    def __init__(self, service_data: bytes, on_release: Callable[[], None], uuid16: str = SERVICE_UUID16) -> None:
         super().__init__("org.bluez.LEAdvertisement1")
         self._service_data = bytes(service_data)
+        self._uuid16 = uuid16  # 0xFD6F, or 0x4256 for a venue beacon (bluezone.venues.beacon)
         self._on_release = on_release
 
     @method()
@@ -57,11 +58,11 @@ class LEAdvertisement(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def ServiceUUIDs(self) -> _StrList:  # noqa: N802
-        return [SERVICE_UUID16]
+        return [self._uuid16]
 
     @dbus_property(access=PropertyAccess.READ)
     def ServiceData(self) -> _Dict:  # noqa: N802
-        return {SERVICE_UUID16: Variant("ay", self._service_data)}
+        return {self._uuid16: Variant("ay", self._service_data)}
 
     @dbus_property(access=PropertyAccess.READ)
     def MinInterval(self) -> _U32:  # noqa: N802
@@ -88,11 +89,11 @@ class Advertiser:
     def registered(self) -> bool:
         return self._path is not None
 
-    async def register(self, service_data: bytes) -> None:
-        """Replace the current advertisement (if any) with one carrying ``service_data``."""
+    async def register(self, service_data: bytes, uuid16: str = SERVICE_UUID16) -> None:
+        """Replace the current advertisement (if any) with one carrying ``service_data`` under ``uuid16``."""
         await self.unregister()
         path = f"/org/bluezone/advertisement{next(_paths)}"
-        self.bus.export(path, LEAdvertisement(service_data, self._released))
+        self.bus.export(path, LEAdvertisement(service_data, self._released, uuid16))
         try:
             await call(
                 self.bus, self.adapter_path, ADV_MANAGER, "RegisterAdvertisement", "oa{sv}", [path, {}]

@@ -138,6 +138,12 @@ class EmulatedRadio(Radio):
         self.address = self.air._new_address()
         self.air._set_payload(self, bytes(service_data), int(tx_power), self.address)
 
+    async def advertise_as(self, service_uuid: str, service_data: bytes, tx_power: int) -> None:
+        """Only under the UUID this radio was made with (``air.radio(..., service_uuid=...)``)."""
+        if service_uuid.lower() != self.service_uuid.lower():
+            raise RadioError(f"{self.name} sends under {self.service_uuid}; make it with service_uuid={service_uuid!r}")
+        await self.advertise(service_data, tx_power)
+
     async def advertise_bluezone3(self, bzid: bytes, tx_power: int) -> None:
         """A second advert set on the same node, as a phone running both apps would send."""
         if not self._open:
