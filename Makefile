@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean results
 
 demo: $(VENV)/.installed
 	$(BIN)/bluezone demo
@@ -17,9 +17,26 @@ test: $(VENV)/.installed-test
 bench: $(VENV)/.installed
 	$(BIN)/bluezone benchmark
 
+# The shipped scenarios at seed 1 and the replay of the real recordings, as in simulations/results/
+# (README.md there lists the longer research runs).  DATASETS: where the recordings are.
+SCENARIOS := bus classroom clinic market office wall wedding
+DATASETS ?= ../shared/datasets
+
+results: $(VENV)/.installed
+	@for s in $(SCENARIOS); do \
+	  echo "bluezone simulate simulations/$$s.toml --seed 1"; \
+	  $(BIN)/bluezone simulate simulations/$$s.toml --seed 1 --out simulations/results/$$s > simulations/results/$$s.txt || exit 1; \
+	done
+	@for d in mitll_pact ng_rss_smartphone; do \
+	  if [ -d $(DATASETS)/$$d ]; then \
+	    echo "bluezone evaluate $(DATASETS)/$$d"; \
+	    $(BIN)/bluezone evaluate $(DATASETS)/$$d --json > simulations/results/evaluate_$$d.json || exit 1; \
+	  else echo "skipped evaluate $$d: no $(DATASETS)/$$d (give DATASETS=DIR)"; fi; \
+	done
+
 lint: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[lint]'
-	$(BIN)/python -m pyflakes bluezone tests simulations benchmarks
+	$(BIN)/python -m pyflakes bluezone tests research benchmarks
 	$(BIN)/python -m mypy bluezone
 
 $(VENV)/bin/python:

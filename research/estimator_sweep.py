@@ -16,7 +16,6 @@ best settings are then shown on the held-back seeds, which took no part in the c
 from __future__ import annotations
 
 import argparse
-import itertools
 import pickle
 from dataclasses import dataclass
 from pathlib import Path

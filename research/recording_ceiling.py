@@ -1,6 +1,6 @@
 """How well can a whole real recording tell "closer than 2 m"?  (target (b) of issue 3, on real data)
 
-Usage: python simulations/tools/recording_ceiling.py [DATASET_DIR ...]
+Usage: python research/recording_ceiling.py [DATASET_DIR ...]
 (default: ../shared/datasets/ng_rss_smartphone and ../shared/datasets/mitll_pact)
 
 The simulator's ceilings (oracle_ceiling.py) rest on its fitted radio model.  This asks the
@@ -29,7 +29,7 @@ import numpy as np
 from bluezone.sim.datasets import load_dataset
 from bluezone.sim.metrics import roc_auc
 
-SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "datasets"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 RECEIVER_CARRIAGE = re.compile(r"(Hand|ShirtPocket|FrontPantsPocket|BackPantsPocket|Purse)")
 MIN_PACKETS = 20
 RECALL = 0.85

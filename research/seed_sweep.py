@@ -1,7 +1,7 @@
 """Does bluezone beat GAEN beyond the seeds in the docs?  (target (a) of issue 3 on unseen seeds)
 
-Usage: python simulations/tools/seed_sweep.py OUT_DIR [SCENARIOS] [SEEDS] [--jobs N]
-e.g.   python simulations/tools/seed_sweep.py simulations/results/seeds all 0,3,4,5,6,7,8,9
+Usage: python research/seed_sweep.py OUT_DIR [SCENARIOS] [SEEDS] [--jobs N]
+e.g.   python research/seed_sweep.py simulations/results/seeds all 0,3,4,5,6,7,8,9
 
 Runs every scenario (comma-separated names from simulations/, or ``all``) at every seed, as
 ``bluezone simulate FILE --seed N --json`` would, and keeps each report as
@@ -18,7 +18,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-SIMULATIONS = Path(__file__).resolve().parents[1]
+SIMULATIONS = Path(__file__).resolve().parents[1] / "simulations"
 ALL = ("market", "classroom", "office", "wedding", "clinic", "bus", "wall")
 
 

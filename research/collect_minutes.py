@@ -1,6 +1,6 @@
 """Run scenarios on given seeds and pickle per-minute attenuation per unit + truth (for detection_ceiling.py).
 
-Usage: python simulations/tools/collect_minutes.py OUT.pkl classroom,office 13,14,15,16 [VARIANT]
+Usage: python research/collect_minutes.py OUT.pkl classroom,office 13,14,15,16 [VARIANT]
 (VARIANT: base, handonly, nocal or perfect, as in oracle_ceiling.py; default base)
 (about 25 s per classroom or office run on this machine; the market is shortened to 90 minutes).
 Per unit (day, uploader row, receiver device) it keeps, for the 10th, 25th and 50th per-minute

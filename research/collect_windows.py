@@ -1,6 +1,6 @@
 """Run every scenario on the tuning seeds and pickle exposure windows + truth (for sweep_scorer.py).
 
-Usage: python simulations/tools/collect_windows.py OUT.pkl   (about 10 minutes on 2 cores)
+Usage: python research/collect_windows.py OUT.pkl   (about 10 minutes on 2 cores)
 Seeds 11 and 12 are the tuning seeds; reported results use seed 1.
 """
 

@@ -1,6 +1,6 @@
 """F1 of bluezone-scorer settings on pickled windows, against GAEN's F1 on the same runs.
 
-Usage: python simulations/tools/sweep_scorer.py WINDOWS.pkl "dict(threshold_db=59)" "dict(threshold_db=57)" ...
+Usage: python research/sweep_scorer.py WINDOWS.pkl "dict(threshold_db=59)" "dict(threshold_db=57)" ...
 Prints, per setting, the mean F1 over (scenario, seed) and the worst margin over GAEN.
 """
 

@@ -1,6 +1,6 @@
 """What the bluezone scorer's family can reach at best, and what receiver self-calibration buys.
 
-Usage: python simulations/tools/detection_ceiling.py MINUTES.pkl [SKIP_SEED ...]
+Usage: python research/detection_ceiling.py MINUTES.pkl [SKIP_SEED ...]
 (MINUTES.pkl from collect_minutes.py).  Prints, per run:
 
 - the ceiling: over a grid of per-minute thresholds (50-79 dB) and minute counts (1-59),

@@ -1,6 +1,6 @@
 """A big crowd with every phone's adverts stored, as a real daemon stores them.
 
-Usage: python simulations/tools/everyone_uploads.py market 11,12 base,handonly [MINUTES] [UPLOADERS]
+Usage: python research/everyone_uploads.py market 11,12 base,handonly [MINUTES] [UPLOADERS]
 
 In big crowds the engine turns only the uploaders' adverts into sightings (the market's 20 of
 775 phones), so each receiver's self-calibration reference rests on a few links; a real

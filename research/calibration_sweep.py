@@ -1,6 +1,6 @@
 """F1 margin of the bluezone scorer over GAEN for receiver-calibration settings, per scenario.
 
-Usage: python simulations/tools/calibration_sweep.py base=AS_WRITTEN.pkl[,MORE.pkl] hand=IN_HAND.pkl
+Usage: python research/calibration_sweep.py base=AS_WRITTEN.pkl[,MORE.pkl] hand=IN_HAND.pkl
 (pickles from collect_minutes.py; IN_HAND made with the variant ``handonly``).
 
 For every setting (reference quantile q, per-minute threshold, reference C, weight a, clip)

@@ -1,7 +1,7 @@
 """bluezone against GAEN on scenes the defaults were not tuned on: P / R / F1 and ROC-AUC per scene.
 
-Usage: python simulations/tools/scene_baseline.py OUT_DIR SCENES SEEDS [--jobs N] [--markdown]
-e.g.   python simulations/tools/scene_baseline.py simulations/results/scenes \\
+Usage: python research/scene_baseline.py OUT_DIR SCENES SEEDS [--jobs N] [--markdown]
+e.g.   python research/scene_baseline.py simulations/results/scenes \\
            tram,storeys,restaurant,gen:room,gen:crowd,gen:carriage,gen:storeys 1,2,3,4
 
 A scene is a scenario name from simulations/ or ``gen:KIND``, a procedural scene drawn from
@@ -19,7 +19,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-SIMULATIONS = Path(__file__).resolve().parents[1]
+SIMULATIONS = Path(__file__).resolve().parents[1] / "simulations"
 SCORERS = ("bluezone", "gaen")
 
 

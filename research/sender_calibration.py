@@ -1,6 +1,6 @@
 """Sender-side calibration measured against the present receiver self-calibration.
 
-Usage: python simulations/tools/sender_calibration.py MINUTES.pkl
+Usage: python research/sender_calibration.py MINUTES.pkl
 (MINUTES.pkl from collect_minutes.py on scenarios with ``positives = "all"``: classroom, office).
 
 The receiver calibration as ``bluezone.matching.receiver`` does it: per unit, the receiver's

@@ -1,6 +1,6 @@
 """How good could any RSSI scorer be if a phone knew more than it can?  (target (b) of issue 3)
 
-Usage: python simulations/tools/oracle_ceiling.py classroom,office base,handonly,nocal,perfect 11,12,13
+Usage: python research/oracle_ceiling.py classroom,office base,handonly,nocal,perfect 11,12,13
 
 Runs each scenario in variants that remove what a phone cannot know:
 
