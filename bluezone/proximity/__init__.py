@@ -3,7 +3,7 @@
 Data flows one way: radio -> daemon (validation in ``ingest``) -> store -> matcher.
 """
 
-from bluezone.proximity.backends import open_radio
+from bluezone.proximity.backends import open_radio, radio_names, register_radio
 from bluezone.proximity.backends.emulated import Air, EmulatedRadio, LogDistanceChannel
 from bluezone.proximity.daemon import Daemon, DaemonStats
 from bluezone.proximity.emulation import run_emulated
@@ -27,5 +27,7 @@ __all__ = [
     "adverts_to_sightings",
     "open_radio",
     "payloads_to_sightings",
+    "radio_names",
+    "register_radio",
     "run_emulated",
 ]

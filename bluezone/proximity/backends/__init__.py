@@ -2,17 +2,47 @@
 
 ``emulated`` works everywhere; ``auto``, ``bluez[:hciN]`` and ``bumble:<transport>`` need
 real Bluetooth.  Backend modules are imported only when asked for, so the emulated radio
-works where dbus, BlueZ or bumble are absent.  To add a backend, add a branch here.
+works where dbus, BlueZ or bumble are absent.  A new backend registers a factory for its
+moniker with ``register_radio`` (as scorers do with ``register_scorer``) and must pass the radio
+contract suite, ``tests/ble/test_radio_contract.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from bluezone.errors import ConfigError
 from bluezone.proximity.radio import Radio
 
 EMULATED = "emulated"
+#: ``factory(spec, **keywords)`` -> Radio; it gets the whole spec (``name:rest``) and the
+#: keywords of ``open_radio``, and imports its backend's dependencies itself, lazily.
+RadioFactory = Callable[..., Radio]
+
+
+def _real(spec: str, **kwargs: Any) -> Radio:
+    from bluezone.proximity.backends.real import open_real_radio
+
+    return open_real_radio(spec, **kwargs)
+
+
+_BUILT_IN = ("emulated", "auto", "bluez", "bumble")
+_RADIOS: dict[str, RadioFactory] = {}
+
+
+def register_radio(name: str, factory: RadioFactory) -> None:
+    """Make a radio backend available by its moniker (``bluezone run --backend NAME[:ARG]``)."""
+    if name in _BUILT_IN:
+        raise ConfigError(f"{name!r} is a built-in radio backend")
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(f"a radio backend's name is letters, digits, - and _, got {name!r}")
+    _RADIOS[name] = factory
+
+
+def radio_names() -> list[str]:
+    """Every backend moniker ``open_radio`` knows, built-in ones first."""
+    return [*_BUILT_IN, *sorted(_RADIOS)]
 
 
 def open_radio(spec: str, **kwargs: Any) -> Radio:
@@ -25,11 +55,12 @@ def open_radio(spec: str, **kwargs: Any) -> Radio:
     kind = spec.split(":", 1)[0]
     if kind == EMULATED:
         return _open_emulated(spec, **kwargs)
-    from bluezone.proximity.backends.real import is_real_spec, open_real_radio
-
-    if is_real_spec(spec):
-        return open_real_radio(spec, **kwargs)
-    raise ConfigError(f"unknown radio backend {spec!r}: use emulated, auto, bluez[:hciN] or bumble:<transport>")
+    if kind in _BUILT_IN:
+        return _real(spec, **kwargs)
+    if kind in _RADIOS:
+        return _RADIOS[kind](spec, **kwargs)
+    others = "".join(f", {name}" for name in sorted(_RADIOS))
+    raise ConfigError(f"unknown radio backend {spec!r}: use emulated, auto, bluez[:hciN] or bumble:<transport>{others}")
 
 
 def _open_emulated(
