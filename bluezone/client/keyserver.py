@@ -45,6 +45,9 @@ USER_REFUSALS = {
     "verification_code_used": "the verification code was already used (each code works once)",
     "verification_code_expired": "the verification code has expired: ask the health authority for a new one",
     "key_before_exposure": "",
+    # check-ins the server refuses (too many on one day, too old): the server's reason, send with --no-checkins
+    "checkin_invalid": "",
+    "checkin_timing_invalid": "",
 }
 
 
@@ -170,6 +173,8 @@ class KeyServerClient:
         except KeyServerError as exc:
             if exc.code in USER_REFUSALS:
                 what = USER_REFUSALS[exc.code] or str(exc).split(": ", 2)[-1]
+                if exc.code.startswith("checkin"):  # the server's reason without its status and code
+                    what = what.removeprefix(f"{exc.status} {exc.code} ") + " (send the keys alone with --no-checkins)"
                 raise UploadRefusedError(f"upload refused: {what}", exc.code, exc.status) from None
             raise
         token = doc.get("revisionToken")

@@ -27,7 +27,7 @@ MAX_REPORT_BYTES = 200  # a real one is ~110 bytes of protobuf
 
 @dataclass(frozen=True)
 class VenueReportLimits:
-    max_reports: int = 60
+    max_reports: int = 14 * 12  # the per-day cap binds first (CWA caps per day too)
     max_per_day: int = 12
     max_age_days: int = 14
     fakes_per_report: int = 3

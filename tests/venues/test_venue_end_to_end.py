@@ -179,3 +179,27 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
     [exposure] = json.loads(out)["venue_exposures"]
     assert exposure["venue"] == "Quán Phở" and exposure["overlap_minutes"] == 30.0
+
+
+def test_too_many_checkins_on_one_day_is_one_clear_refusal(live_server: dict, tmp_path: Path) -> None:
+    from bluezone.venues.checkins import record_visit
+    from bluezone.venues.location import Venue
+
+    now = time.time()
+    day_start = now - now % 86400 - 86400  # yesterday, 00:00 UTC
+    f0_db = tmp_path / "f0.db"
+    with SightingStore.open(f0_db) as store:
+        store.save_daily_key(DailyKey.generate(day_start + 3600))
+        for i in range(13):  # thirteen 20-minute visits yesterday, one an hour
+            place = Venue.create(f"Shop {i}", "Main St")
+            record_visit(store, place, day_start + i * 3600, day_start + i * 3600 + 1200, now)
+    rc, out, err = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                       str(live_server["keys"]), "--json")
+    assert rc == 0, err
+    code = json.loads(out)["code"]
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes")
+    assert rc == 2 and err.strip().splitlines()[-1] == (
+        "Error: upload refused: more than 12 check-ins on one day (send the keys alone with --no-checkins)"
+    )
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--no-checkins")
+    assert rc == 0 and "uploaded 1 key(s);" in out  # the code was not used up by the refusal

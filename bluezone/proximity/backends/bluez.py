@@ -58,6 +58,8 @@ FD6F_PATTERNS = [
     # Bluezone v3 phones list 0x4E56 (their ID travels as manufacturer data of company 0x22B5)
     OrPattern(0, AdvertisementDataType.COMPLETE_LIST_SERVICE_UUID16, b"\x56\x4e"),
     OrPattern(0, AdvertisementDataType.INCOMPLETE_LIST_SERVICE_UUID16, b"\x56\x4e"),
+    # venue beacons (bluezone.venues.beacon): 0x4256 service data
+    OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, b"\x56\x42"),
 ]
 #: what each trouble is counted as in health()
 _COUNTERS = {
