@@ -530,7 +530,20 @@ def _print_check(result: Any, gaen: bool) -> None:
     close = result.close_contacts
     f2 = sum(e.level == "F2" for e in result.exposures)
     levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
-    click.echo(f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
+    if getattr(result, "new_batches", None) == 0 and result.bluezone3_entries is None:
+        click.echo("no new batches since the last check")  # "0 exposure(s)" would read as all-clear
+    else:
+        click.echo(f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
+    earlier = getattr(result, "earlier", [])
+    if earlier:
+        for d in earlier:
+            click.echo(
+                f"{d['date']}  {d['duration_minutes']:5.1f} min  closest {d['closest_attenuation_db']} dB  typical "
+                f"{d['typical_attenuation_db']:.0f} dB  ~{d['distance_band']}  {d.get('level') or 'not F1'}"
+                "  (reported by an earlier check)"
+            )
+        kept = sum(bool(d.get("close_contact")) for d in earlier)
+        click.echo(f"{len(earlier)} exposure(s) reported before still in force (14 days), {kept} close contact(s)")
     for e in getattr(result, "withdrawn", []):
         if e.earlier_level == "F2":
             click.echo(

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bluezone.client.exposures import ExposureMemory
 from bluezone.client.keyserver import KeyServerClient
 from bluezone.client.pinning import PinnedKey, read_server_key
 from bluezone.client.state import ServerState
@@ -87,6 +88,8 @@ class ServerCheckResult(CheckResult):
     updated: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now confirmed
     pinned_now: bool = False
     venue_files: list[str] = field(default_factory=list)  # venue-warning files verified and matched
+    new_batches: int = 0  # files the server listed that this node had not processed yet
+    earlier: list[dict[str, Any]] = field(default_factory=list)  # exposures earlier checks reported, still in force
     venue_exposures: list[Any] = field(default_factory=list)  # bluezone.venues.matching.VenueExposure
 
     def as_dict(self) -> dict[str, Any]:
@@ -100,6 +103,8 @@ class ServerCheckResult(CheckResult):
             "updated": [e.as_dict() for e in self.updated],
             "venue_files": self.venue_files,
             "venue_exposures": [v.as_dict() for v in self.venue_exposures],
+            "new_batches": self.new_batches,
+            "earlier_exposures": self.earlier,
         }
 
     def raise_for_rejected(self) -> None:
@@ -201,6 +206,13 @@ def check_server(
     result.updated = memory.with_earlier_levels(updated_keys, result.updated)
     memory.remember(result.keys, result.exposures, now)
     memory.remember(updated_keys, result.updated, now)
+    # what earlier checks reported and still holds: repeated, so "no new batches" never reads as all-clear
+    reported = ExposureMemory(state.store, client.base_url)
+    result.earlier = reported.in_force(now, leaving_out=[(withdrawn_keys, result.withdrawn), (updated_keys, result.updated)])
+    reported.forget(withdrawn_keys, result.withdrawn)
+    reported.remember(updated_keys, result.updated, now)
+    reported.remember(result.keys, result.exposures, now)
+    result.new_batches = len(new)
     if venue_reports and load_visits is not None:
         result.venue_exposures = match_venue_reports(load_visits(), venue_reports)
     state.mark_processed(client.base_url, counts, now)

@@ -545,6 +545,11 @@ class SightingStore:
                     "CREATE TABLE IF NOT EXISTS keyserver_warnings (key_hash BLOB NOT NULL, day TEXT NOT NULL,"
                     " level TEXT NOT NULL, reported_at REAL NOT NULL, PRIMARY KEY (key_hash, day))"
                 )
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS keyserver_exposures (server TEXT NOT NULL, key_hash BLOB NOT NULL,"
+                    " day TEXT NOT NULL, start_time REAL NOT NULL, end_time REAL NOT NULL, exposure TEXT NOT NULL,"
+                    " reported_at REAL NOT NULL, PRIMARY KEY (server, key_hash, day, start_time))"
+                )
             self._keyserver_ready = True
         return conn
 
@@ -609,6 +614,42 @@ class SightingStore:
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def save_reported_exposures(
+        self, server: str, rows: Sequence[tuple[bytes, str, float, float, dict[str, Any]]], now: float
+    ) -> None:
+        """Keep what a check against ``server`` reported ((key hash, day, start, end, exposure)),
+        so a later check can repeat what is still in force; older than the retention: deleted."""
+        with self._keyserver_tables() as conn:
+            conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO keyserver_exposures"
+                " (server, key_hash, day, start_time, end_time, exposure, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(server, h, day, start, end, json.dumps(e), now) for h, day, start, end, e in rows],
+            )
+
+    def forget_reported_exposures(self, server: str, rows: Sequence[tuple[bytes, str]]) -> None:
+        """Forget the exposures reported for these (key hash, day): withdrawn, or reported anew."""
+        with self._keyserver_tables() as conn:
+            conn.executemany(
+                "DELETE FROM keyserver_exposures WHERE server = ? AND key_hash = ? AND day = ?",
+                [(server, h, day) for h, day in rows],
+            )
+
+    def reported_exposures(self, server: str, now: float) -> list[tuple[bytes, str, dict[str, Any]]]:
+        """(key hash, day, exposure) of what checks against ``server`` reported, still within the retention."""
+        rows = self._keyserver_tables().execute(
+            "SELECT key_hash, day, exposure FROM keyserver_exposures WHERE server = ? AND end_time >= ?"
+            " ORDER BY start_time",
+            (server, now - RETENTION_DAYS * DAY_SECONDS),
+        ).fetchall()
+        out = []
+        for h, day, text in rows:
+            try:
+                out.append((bytes(h), str(day), json.loads(text)))
+            except (TypeError, ValueError):  # a damaged row: advisory only
+                log.warning("an exposure reported before cannot be read from %s; skipped", self.path)
+        return out
+
     def save_revision_token(self, server: str, token: str, now: float) -> None:
         """Keep the token the server gave with an upload (0600, like the daily keys it stands for)."""
         with self._keyserver_tables() as conn:
@@ -635,6 +676,8 @@ class SightingStore:
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
             ).rowcount
             c = conn.execute("DELETE FROM checkins WHERE end_time < ? OR NOT (end_time < 1e300)", (cutoff,)).rowcount
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
+                conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
         if s or k or s3 or c:
             log.info(
                 "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",

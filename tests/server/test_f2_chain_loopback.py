@@ -114,7 +114,8 @@ def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -
     assert close[0]["duration_minutes"] >= 20 and close[0]["scorer"] == "bluezone"
     assert not chain["check"]("Lan")["close_contact"]
     rc, out, _ = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
-    assert rc == 0 and "0 exposure(s)" in out  # nothing new since
+    assert rc == 0 and "no new batches since the last check" in out  # nothing new since ...
+    assert "F2  (reported by an earlier check)" in out and "0 exposure(s)" not in out  # ... and the warning holds
     # Binh tests positive: the same device re-publishes its keys as confirmed (its revision token goes along)
     rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "confirmed"),
                         "--db", str(chain["nodes"]["Binh"]), "--yes", "--exposure-date", chain["day"].isoformat())

@@ -1,0 +1,51 @@
+"""Exposures earlier checks reported, kept until they are 14 days old.
+
+A check that finds no new batches must not read as all-clear right after an F1: the node keeps
+what each check against a server reported (per diagnosis key hash and day, in its own store,
+deleted with the retention), forgets what a revision withdraws, replaces what it updates, and
+hands the next check the exposures still in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bluezone.matching.check import Exposure
+from bluezone.proximity.store import SightingStore
+
+
+def _key_hash(key: Any) -> bytes:
+    return hashlib.sha256(bytes(key)).digest()
+
+
+class ExposureMemory:
+    """What checks against one server reported, in the node's store."""
+
+    def __init__(self, store: SightingStore, server: str) -> None:
+        self.store = store
+        self.server = server
+
+    def in_force(self, now: float, leaving_out: Sequence[tuple[np.ndarray, Sequence[Exposure]]] = ()) -> list[dict[str, Any]]:
+        """The exposures reported before and still within the retention at ``now`` (as ``as_dict()``),
+        oldest first, without those of ``leaving_out`` (keys, exposures) pairs."""
+        gone = {pair for keys, found in leaving_out for pair in self._ids(keys, found)}
+        return [e for h, day, e in self.store.reported_exposures(self.server, now) if (h, day) not in gone]
+
+    def remember(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
+        """Keep ``exposures`` (``key_index`` rows of ``keys``), replacing what was kept for the same key and day."""
+        ids = self._ids(keys, exposures)
+        self.store.forget_reported_exposures(self.server, ids)
+        rows = [(h, day, e.start, e.end, e.as_dict()) for (h, day), e in zip(ids, exposures)]
+        self.store.save_reported_exposures(self.server, rows, now)
+
+    def forget(self, keys: np.ndarray, exposures: Sequence[Exposure]) -> None:
+        """Drop what was kept for these exposures' keys and days (a report withdrawn)."""
+        self.store.forget_reported_exposures(self.server, self._ids(keys, exposures))
+
+    @staticmethod
+    def _ids(keys: np.ndarray, exposures: Sequence[Exposure]) -> list[tuple[bytes, str]]:
+        return [(_key_hash(keys["key"][e.key_index]), e.date) for e in exposures]

@@ -1,0 +1,88 @@
+"""A second ``check --server`` with no new batches says so and repeats the exposures still in force
+(it printed "0 exposure(s) ... from 0 diagnosis keys", read as all-clear right after an F1) (issue 14, item 9)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from server_helpers import NOW, make_nodes
+from starlette.testclient import TestClient
+
+from bluezone.client.check import check_server
+from bluezone.client.keyserver import KeyServerClient
+from bluezone.client.state import ServerState
+from bluezone.client.upload import keys_to_upload
+from bluezone.clock import VirtualClock
+from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.proximity.store import SightingStore
+from bluezone.server.app import create_app
+from bluezone.server.codes import CodeKey, issue_code
+from bluezone.server.exports import ExportConfig, export_batches
+from bluezone.server.signing import keygen
+from bluezone.server.storage import SQLiteStorage
+
+URL = "http://keys.test"
+
+
+@pytest.fixture
+def world(tmp_path: Path):  # type: ignore[no-untyped-def]
+    clock = VirtualClock(NOW)
+    storage = SQLiteStorage(tmp_path / "server.db")
+    signer = keygen(tmp_path / "signing")
+    code_key = CodeKey.load(tmp_path / "signing")
+    app = create_app(storage, code_key=code_key, export_dir=tmp_path / "exports", signer=signer, clock=clock)
+    client = KeyServerClient(URL, http=TestClient(app, base_url=URL))
+    _, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    client.publish(keys, issue_code(storage, NOW, key=code_key, test_type="confirmed").code)
+    export_batches(storage, signer, tmp_path / "exports", NOW, ExportConfig())
+    yield client, nodes["b"]
+    storage.close()
+
+
+def check(client: KeyServerClient, db: Path, now: float):  # type: ignore[no-untyped-def]
+    with SightingStore.open(db, create=False, purge_now=now) as store:
+        return check_server(client, ServerState(store), store.sightings, now=now)
+
+
+def test_the_exposure_is_repeated_while_in_force(world) -> None:  # type: ignore[no-untyped-def]
+    client, db = world
+    first = check(client, db, NOW)
+    assert first.new_batches >= 1 and [e.level for e in first.exposures] == ["F1"] and first.earlier == []
+    again = check(client, db, NOW + 3600)
+    assert again.new_batches == 0 and again.exposures == []
+    assert [(d["level"], d["date"]) for d in again.earlier] == [("F1", first.exposures[0].date)]
+    assert again.as_dict()["earlier_exposures"] == again.earlier and again.as_dict()["new_batches"] == 0
+    later = check(client, db, first.exposures[0].end + 14 * DAY_SECONDS + 60)  # past the retention: gone
+    assert later.earlier == []
+
+
+def test_the_second_check_says_no_new_batches_not_zero_exposures(world) -> None:  # type: ignore[no-untyped-def]
+    from bluezone.cli import _print_check
+
+    client, db = world
+    check(client, db, NOW)
+    again = check(client, db, NOW + 3600)
+
+    @click.command()
+    def show() -> None:
+        _print_check(again, gaen=True)
+
+    out = CliRunner().invoke(show).output
+    assert "no new batches since the last check" in out and "0 exposure(s)" not in out
+    assert "F1  (reported by an earlier check)" in out
+    assert "1 exposure(s) reported before still in force (14 days), 1 close contact(s)" in out
+
+
+def test_what_checks_reported_is_purged_with_the_retention(world) -> None:  # type: ignore[no-untyped-def]
+    client, db = world
+    first = check(client, db, NOW)
+    with SightingStore.open(db, create=False) as store:
+        assert store.reported_exposures(URL, NOW)
+        store.purge(first.exposures[0].end + 15 * DAY_SECONDS)
+        n = store.db.conn.execute("SELECT COUNT(*) FROM keyserver_exposures").fetchone()[0]
+    assert n == 0
