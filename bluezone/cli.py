@@ -472,15 +472,15 @@ def check(
     result: Any
     if server_url is not None:
         from bluezone.client.check import check_with_server
-
-        def progress(i: int, n: int, name: str) -> None:
-            click.echo(f"\rbatches {i}/{n} {name[:40]:40}", err=True, nl=(i == n))
+        from bluezone.progress import terminal_progress
 
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
-        result = check_with_server(
-            server_url, db_path, server_key_path=server_key, scorer=scorer, rssi_correction=rssi_correction,
-            now=cli_clock().now(), progress=progress, jobs=jobs,
-        )
+        with terminal_progress() as bar:  # on a terminal only: piped, stderr stays for errors
+            result = check_with_server(
+                server_url, db_path, server_key_path=server_key, scorer=scorer, rssi_correction=rssi_correction,
+                now=cli_clock().now(), jobs=jobs,
+                progress=None if bar is None else (lambda i, n, name: bar("downloading new batches", i / max(n, 1))),
+            )
     elif keys_path is not None:
         from bluezone.keyformat.keyfile import load_keys, load_signed_keys
 
