@@ -22,6 +22,7 @@ by kind: bad input apart from radio trouble apart from a key server's refusal.
   | + BluezCallError - BlueZ answered a D-Bus call with an error
   + KeyServerError - (node) a key server refused a request or could not be reached
   | + UploadRefusedError (also InputError) - an upload refused for something the user can fix
+  | + TransientKeyServerError - worth another try (connection, read timeout, 429/502/503/504)
   + ServerKeyChangedError - (node) the server's export key is not the one pinned
   + RejectedBatchesError - (node) downloaded batches failed verification and were not used
   + ServerError - (key server) something the server itself refuses or fails at
@@ -185,6 +186,11 @@ class KeyServerError(BluezoneError):
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class TransientKeyServerError(KeyServerError):
+    """A failure worth another try: the connection, a read timeout, 429/502/503/504.  The client
+    retries these with backoff; only the last one reaches the caller."""
 
 
 class UploadRefusedError(KeyServerError, InputError):

@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 
 from bluezone.client.pinning import PinnedKey
-from bluezone.errors import InputError, KeyServerError, UploadRefusedError
+from bluezone.errors import InputError, KeyServerError, TransientKeyServerError, UploadRefusedError
 from bluezone.keyformat.keyfile import publish_body
 from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, MAX_REVISION_TOKEN_CHARS
 
@@ -112,12 +112,12 @@ class KeyServerClient:
         for attempt in range(tries):
             try:
                 return self._request_once(method, url, max_bytes, **kwargs)
-            except _Transient as exc:
+            except TransientKeyServerError as exc:
                 if attempt + 1 == tries:
                     what = f" after {tries} tries" if tries > 1 else ""
-                    raise KeyServerError(f"{exc.message}{what}", exc.code, exc.status) from None
+                    raise KeyServerError(f"{exc}{what}", exc.code, exc.status) from None
                 wait = min(BACKOFF_SECONDS * 2**attempt, MAX_BACKOFF_SECONDS)
-                log.warning("%s; trying again in %.0f s", exc.message, wait)
+                log.warning("%s; trying again in %.0f s", exc, wait)
                 self._sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -137,7 +137,7 @@ class KeyServerClient:
                         )
         except httpx.HTTPError as exc:
             # some httpx errors have no text (a read timeout): the reason is then their name
-            raise _Transient(f"cannot reach the key server at {url}: {str(exc) or type(exc).__name__}") from None
+            raise TransientKeyServerError(f"cannot reach the key server at {url}: {str(exc) or type(exc).__name__}") from None
         if response.status_code >= 400:
             try:
                 doc = json.loads(data)
@@ -147,7 +147,7 @@ class KeyServerClient:
             reason = " ".join(part for part in (code, message) if part) or response.reason_phrase
             text = f"{url}: {response.status_code} {reason}".rstrip()
             if response.status_code in TRANSIENT_STATUS:
-                raise _Transient(text, code, response.status_code)
+                raise TransientKeyServerError(text, code, response.status_code)
             raise KeyServerError(text, code, response.status_code)
         return bytes(data)
 
@@ -218,11 +218,3 @@ class PublishReceipt:
 
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-class _Transient(Exception):
-    """A failure worth another try (the connection, a read timeout, 429/502/503/504)."""
-
-    def __init__(self, message: str, code: str = "", status: int = 0) -> None:
-        super().__init__(message)
-        self.message, self.code, self.status = message, code, status
