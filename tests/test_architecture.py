@@ -88,7 +88,7 @@ def test_base_modules_stay_at_the_base() -> None:
     "source, allowed",
     [
         ("crypto", {"crypto", "errors"}),  # pure functions: bytes in, bytes out
-        ("keyformat", {"keyformat", "crypto", "errors", "readfile"}),  # neutral ground for node and server
+        ("keyformat", {"keyformat", "crypto", *BASE}),  # neutral ground for node and server
         ("proximity", {"proximity", "crypto", *BASE}),  # nothing up the data flow
         ("matching", {"matching", "keyformat", "proximity", "crypto", *BASE}),
     ],
@@ -143,7 +143,8 @@ def test_every_exception_class_lives_in_errors_under_bluezone_error() -> None:
     elsewhere = []
     for name, path in MODULES.items():
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ClassDef) and name != "bluezone.errors":
+            # a private class (``_Transient``) is a module's own control flow, never seen by callers
+            if isinstance(node, ast.ClassDef) and name != "bluezone.errors" and not node.name.startswith("_"):
                 bases = {ast.unparse(b) for b in node.bases}
                 if node.name.endswith(("Error", "Exception")) or bases & {"Exception", "ValueError", "RuntimeError"}:
                     elsewhere.append(f"{name}.{node.name}")

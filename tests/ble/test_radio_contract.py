@@ -187,9 +187,10 @@ def test_bluez_on_bluezoo(bluezoo: object, check: Callable[[Bench], Awaitable[No
 def test_a_registered_backend_opens_by_its_moniker(monkeypatch: pytest.MonkeyPatch) -> None:
     from bluezone.errors import ConfigError
     from bluezone.proximity import backends
+    from bluezone.proximity.backends import registry
     from bluezone.proximity.backends.emulated import Air
 
-    monkeypatch.setattr(backends, "_RADIOS", {})
+    monkeypatch.setattr(registry, "_RADIOS", {})
     air = Air(VirtualClock(T0), 1)
     opened: list[tuple[str, dict[str, object]]] = []
 
