@@ -1,6 +1,6 @@
 """bluezone against GAEN on scenes the defaults were not tuned on: P / R / F1 and ROC-AUC per scene.
 
-Usage: python research/scene_baseline.py OUT_DIR SCENES SEEDS [--jobs N] [--markdown]
+Usage: python research/scene_baseline.py OUT_DIR SCENES SEEDS [--jobs N]   (prints a markdown table)
 e.g.   python research/scene_baseline.py simulations/results/scenes \\
            tram,storeys,restaurant,gen:room,gen:crowd,gen:carriage,gen:storeys 1,2,3,4
 
