@@ -57,8 +57,10 @@ def parse_f0_list(data: bytes) -> np.ndarray:
     """An F0_DTYPE array from the JSON bytes; any defect is a one-line KeyFileError naming the entry."""
     try:
         doc = json.loads(data)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise KeyFileError(f"not a Bluezone v3 F0 list (invalid JSON: {exc})") from None
+    except RecursionError:
+        raise KeyFileError("not a Bluezone v3 F0 list (JSON nested too deeply)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise KeyFileError('a Bluezone v3 F0 list is a JSON object with a "data" list')
     entries = doc["data"]

@@ -107,6 +107,8 @@ def test_ids_after_time_end_or_before_time_start_never_match() -> None:
         (b"{\"data\": 5}", '"data" list'),
         (b"{\"data\": [5]}", "data[0]: each entry must be an object"),
         (b"not json", "invalid JSON"),
+        (b"[" * 100_000, "nested too deeply"),
+        (b'{"data": ' + b"[" * 100_000, "nested too deeply"),
         (f0([{**entry(), "daily_key": "abc"}]), "64 hex digits"),
         (f0([{**entry(), "daily_key": "00" * 16}]), "must be 32 bytes, got 16"),
         (f0([{**entry(), "daily_key": 7}]), "64 hex digits"),
@@ -215,6 +217,7 @@ def test_cli_check_with_an_f0_list_end_to_end(tmp_path) -> None:
         (b'{"data": [{"daily_key": "00", "time_start": 0, "max": 96, "time_end": 0}]}', "must be 32 bytes"),
         (b'{"data": [{"daily_key": "' + b"00" * 32 + b'", "time_start": 0, "max": 0, "time_end": 0}]}', "2-1440"),
         (b'{"data": {}}', '"data" list'),
+        (b"[" * 100_000, "nested too deeply"),
     ],
 )
 def test_cli_bad_f0_lists_are_exit_2_and_leave_no_database(tmp_path, content: bytes, message: str) -> None:
