@@ -14,6 +14,7 @@ from .conftest import BlueZoo
 pytestmark = pytest.mark.timeout(60)
 
 
+@pytest.mark.slow
 def test_calibrate_between_two_bluez_adapters_runs_and_ends_in_one_line(bluezoo: BlueZoo, tmp_path: Path) -> None:
     # BlueZoo reports an advert once per rescan (and RSSI 0), so this cannot give a calibration;
     # it shows that the BlueZ path advertises, scans and hears the reference, and fails cleanly.

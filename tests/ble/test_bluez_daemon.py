@@ -86,6 +86,7 @@ async def wait_for(check, what: str, timeout: float = 30.0) -> None:  # type: ig
     assert check(), what
 
 
+@pytest.mark.slow
 async def test_two_daemons_log_each_others_rotating_rpis_and_survive_adapter_loss(
     bluezoo: BlueZoo, tmp_path: Path
 ) -> None:

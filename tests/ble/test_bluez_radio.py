@@ -216,6 +216,7 @@ async def test_permission_denied_is_named(locked_bluezoo: BlueZoo) -> None:
     assert denied.value.reason == "permission" and "bluetooth" in str(denied.value)
 
 
+@pytest.mark.slow
 async def test_quiet_scan_is_restarted(bluezoo: BlueZoo) -> None:
     """No advert for stall_seconds while one was heard before: restart the scan, then wait longer."""
     a, b = radio("hci0"), BluezRadio("hci1", stall_seconds=2.0, backoff=(0.2, 1.0))

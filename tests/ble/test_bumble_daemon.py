@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 from bumble import hci
 from bumble.controller import Controller
 from bumble.device import Device
@@ -28,6 +29,7 @@ START = 1_700_006_400.0 // DAY_SECONDS * DAY_SECONDS + 3600.0
 CONFIG = DaemonConfig(rpi_rotation_min=600.0, rpi_rotation_max=660.0)
 
 
+@pytest.mark.slow
 def test_bumble_daemons_log_each_other_with_a_new_address_per_rpi() -> None:
     clock = VirtualClock(START)
     daemons: list[Daemon] = []

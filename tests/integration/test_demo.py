@@ -6,6 +6,7 @@ import json
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
@@ -14,6 +15,7 @@ from bluezone.demo import F0, SCENE, run_demo
 NOW = 1_795_089_600.0  # 2026-11-19 12:00 UTC: the scene stays inside one UTC day
 
 
+@pytest.mark.slow
 def test_demo_flags_exactly_the_true_close_contacts(tmp_path: Path) -> None:
     result = run_demo(tmp_path / "out", seed=1, now=NOW)
     by_name = {v.name: v for v in result.verdicts}
@@ -41,12 +43,14 @@ def test_demo_flags_exactly_the_true_close_contacts(tmp_path: Path) -> None:
     assert (out / "cafe" / "poster.png").is_file() and (out / "cafe" / "venue-secret.json").is_file()
 
 
+@pytest.mark.slow
 def test_demo_is_reproducible_for_a_seed(tmp_path: Path) -> None:
     a = run_demo(tmp_path / "a", seed=3, now=NOW)
     b = run_demo(tmp_path / "b", seed=3, now=NOW)
     assert [v.as_dict() for v in a.verdicts] == [v.as_dict() for v in b.verdicts]
 
 
+@pytest.mark.slow
 def test_demo_cli_json_and_follow_up_commands(tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "demo"
@@ -73,6 +77,7 @@ def test_scene_never_straddles_midnight() -> None:
         assert start // DAY_SECONDS == (end - 1) // DAY_SECONDS
 
 
+@pytest.mark.slow
 def test_demo_just_after_midnight_uses_yesterdays_whole_key(tmp_path: Path) -> None:
     from bluezone.crypto.intervals import DAY_SECONDS
 
@@ -82,6 +87,7 @@ def test_demo_just_after_midnight_uses_yesterdays_whole_key(tmp_path: Path) -> N
     assert flagged == {"Binh", "Chi"}
 
 
+@pytest.mark.slow
 def test_demo_shows_one_f0_f1_f2_chain(tmp_path: Path) -> None:
     from bluezone.demo import F1_CHAIN, format_report
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from click.testing import CliRunner
 from matching_helpers import advert_sightings, interval_time, make_keys, noise_sightings
 
 from bluezone.cli import cli
+from bluezone.clock import VirtualClock
 from bluezone.crypto import DailyKey
 from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
 from bluezone.keyformat.keyfile import dump_keys_json, parse_keys_json
@@ -22,8 +22,12 @@ VECTORS = Path(__file__).parents[1] / "data" / "vectors"
 DAY = 2_900_016
 
 
+#: "Now" for the commands that ask the clock (keys export): noon of a fixed day, not the wall clock.
+NOW = 1_763_640_000.0
+
+
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), obj={})
+    result = CliRunner().invoke(cli, list(args), obj={"clock": VirtualClock(NOW)})
     return result.exit_code, result.stdout, result.stderr
 
 
@@ -112,7 +116,7 @@ def test_check_google_export_file_end_to_end(tmp_path: Path) -> None:
 
 def test_keys_export(tmp_path: Path) -> None:
     db = tmp_path / "own.db"
-    today = rolling_start(time.time())
+    today = rolling_start(NOW)
     recent = [DailyKey(bytes([d]) * 16, today - 144 * d, 144 if d else 60) for d in range(13)]
     old = DailyKey(b"\xee" * 16, today - 144 * 20)
     with SightingStore.open(db) as store:
@@ -198,7 +202,7 @@ def test_scorer_config_file_types_are_checked_too(scene: tuple[Path, Path], tmp_
 def test_keys_export_to_a_missing_directory_is_a_one_line_error(tmp_path: Path) -> None:
     db = tmp_path / "own.db"
     with SightingStore.open(db) as store:
-        store.save_daily_key(DailyKey(b"\x01" * 16, rolling_start(time.time())))
+        store.save_daily_key(DailyKey(b"\x01" * 16, rolling_start(NOW)))
     out = tmp_path / "no" / "such" / "keys.json"
     code, stdout, err = run("keys", "export", "--out", str(out), "--db", str(db))
     assert code == 2 and stdout == ""
@@ -213,7 +217,7 @@ def test_keys_export_file_is_private_under_any_umask(tmp_path: Path) -> None:
 
     db = tmp_path / "own.db"
     with SightingStore.open(db) as store:
-        store.save_daily_key(DailyKey(b"\x01" * 16, rolling_start(time.time())))
+        store.save_daily_key(DailyKey(b"\x01" * 16, rolling_start(NOW)))
     fresh, old = tmp_path / "keys.json", tmp_path / "old.json"
     old.write_text("{}")
     os.chmod(old, 0o644)

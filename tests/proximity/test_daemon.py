@@ -79,6 +79,7 @@ def test_daily_key_rolls_over_at_utc_midnight_and_rpi_with_it(tmp_path) -> None:
         assert all(bytes(r) in new_rpis for r in after["rpi"])
 
 
+@pytest.mark.slow
 def test_rpi_rotates_every_10_to_20_minutes_and_at_key_change(tmp_path) -> None:
     clock = VirtualClock(MIDNIGHT - 3 * 3600)
     air = Air(clock, 1)

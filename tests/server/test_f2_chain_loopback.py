@@ -107,6 +107,7 @@ def chain(live_server: dict, tmp_path: Path) -> dict:
     return {"nodes": nodes, "day": day, "url": url, "code": code, "export": export, "check": check}
 
 
+@pytest.mark.slow
 def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -> None:
     khanh = chain["check"]("Khanh")
     close = [e for e in khanh["exposures"] if e["close_contact"]]
@@ -127,6 +128,7 @@ def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -
     assert f"{chain['day']}  upgraded: the F2 warning of this day is now F1" in out  # ...an upgrade of the old one
 
 
+@pytest.mark.slow
 def test_f2_warning_withdrawn_when_the_f1_tests_negative(chain: dict) -> None:
     khanh = chain["check"]("Khanh")
     assert [e["level"] for e in khanh["exposures"] if e["close_contact"]] == ["F2"]
@@ -139,6 +141,7 @@ def test_f2_warning_withdrawn_when_the_f1_tests_negative(chain: dict) -> None:
     assert report["exposures"] == [] and [e["earlier_level"] for e in report["withdrawn"]] == ["F2"]
 
 
+@pytest.mark.slow
 def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(live_server: dict, tmp_path: Path) -> None:
     nodes, day = _scene(tmp_path)
     db, keys = str(live_server["db"]), str(live_server["keys"])

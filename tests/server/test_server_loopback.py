@@ -172,6 +172,7 @@ def test_check_keys_accepts_gaen_export_zip(tmp_path: Path) -> None:
     assert rc == 2 and err.startswith("Error:") and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_server_run_command_serves(tmp_path: Path) -> None:
     """`bluezone server run` as a user starts it: a separate process on loopback."""
     import os

@@ -50,6 +50,7 @@ junk_line = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(junk=st.lists(junk_line, min_size=1, max_size=8), where=st.floats(0.05, 0.95))
 def test_junk_lines_in_a_pact_log_are_skipped_and_change_nothing_else(tmp_path: Path, junk: list[str], where: float) -> None:

@@ -24,6 +24,7 @@ def test_the_directives_settings_exist() -> None:
     assert {"market", "wedding", "classroom", "office", "bus", "clinic", "wall"} <= names
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_every_scenario_parses_and_runs_briefly(path: Path) -> None:
     scenario = load_scenario(path)

@@ -19,6 +19,7 @@ def pairs_run() -> dict:
     return report.summarise(result)
 
 
+@pytest.mark.slow
 def test_pairs_truth_is_the_geometry(pairs_run: dict) -> None:
     # 5 neighbouring pairs 1.2 m apart (second neighbours at 2.4 m), each judged in both directions; nobody else is within 2 m.
     assert pairs_run["phones"] == 12

@@ -41,6 +41,7 @@ def test_expectations_follow_adoption(pairs_result) -> None:  # type: ignore[no-
     assert half["shared_room_15min"]["venue"] == pytest.approx(0.09 * 0.25, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_simulate_cli_reports_venues() -> None:
     runner = CliRunner()
     wall = str(Path(__file__).parents[2] / "simulations" / "wall.toml")

@@ -87,6 +87,7 @@ def test_any_venue_bin_is_reports_or_one_key_file_error(data: bytes) -> None:
         pass
 
 
+@pytest.mark.slow
 def test_owner_warning_covers_the_window_and_refuses_bad_ones() -> None:
     out = owner_warning_reports(CAFE, T0 + 18 * 3600, T0 + 26 * 3600, now=T0 + 2 * DAY)
     assert [(r.day, r.period) for r in out] == [(T0 // DAY, 36), (T0 // DAY + 1, 12)]
