@@ -1,0 +1,155 @@
+"""``bluezone check`` end to end on the largest real daily package, as a user runs it.
+
+    .venv/bin/python benchmarks/check_bench.py [--keys 358105] [--sightings 1000000]
+        [--jobs 1 2] [--repeat 3] [--baseline-src DIR] [--json]
+
+Makes (untimed, cached in ``--workdir``) a signed GAEN export zip of ``--keys`` random
+diagnosis keys spread over 14 days (358,105 is the largest real daily package, a CWA day)
+and a busy 14-day sighting store of ``--sightings`` adverts (a million: about 50 phones
+around all day, every day), with a few encounters planted so that matches are found.
+Then runs ``bluezone check --keys ZIP --db STORE --json --jobs J`` as a fresh process for
+each ``--jobs`` value, alternating, ``--repeat`` times, and reports the median wall time
+and the peak resident memory of the check (``ru_maxrss`` of the child).  Each check's
+output must report the planted exposures, so a fast wrong answer cannot pass.
+
+``--baseline-src DIR`` (a directory holding an older ``bluezone/`` package, e.g. from
+``git archive <commit> bluezone | tar -x -C DIR``) adds that version's ``bluezone check``
+(one process; it has no ``--jobs``) to the alternation, on a store written by that version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int) -> tuple[Path, Path, int]:
+    """(export zip, store, planted keys), made once per (keys, sightings, seed)."""
+    from bluezone.matching.benchmark import synthetic_data
+
+    # the 14 days up to today's UTC midnight: a store purges anything older when opened
+    today = int(time.time()) // 86400 * 86400
+    zip_path = workdir / f"keys-{n_keys}-{seed}-{today}.zip"
+    db_path = workdir / f"store-{n_sightings}-{n_keys}-{seed}-{today}.db"
+    keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed, planted=20, end_time=today)
+    if not zip_path.exists():
+        from bluezone.keyformat.export import signed_export_zip
+        from bluezone.server.signing import keygen
+
+        signer = keygen(workdir / "signing", force=True)
+        zip_path.write_bytes(signed_export_zip(keys, signer.private_key, signer.info, region="VN"))
+    if not db_path.exists():
+        from bluezone.proximity.store import SightingStore
+
+        with SightingStore.open(db_path) as store:
+            store.add_sightings(sightings)
+    return zip_path, db_path, planted
+
+
+BASELINE = 0  # the --jobs value that stands for the baseline version
+
+
+def _command(zip_path: Path, db_path: Path, jobs: int) -> list[str]:
+    cmd = [sys.executable, "-m", "bluezone.cli", "check", "--keys", str(zip_path), "--db", str(db_path), "--json"]
+    return cmd if jobs == BASELINE else [*cmd, "--jobs", str(jobs)]
+
+
+def _env(jobs: int, baseline: Path | None) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(baseline)} if jobs == BASELINE and baseline else dict(os.environ)
+
+
+def baseline_store(db_path: Path, baseline: Path) -> Path:
+    """The same sightings in a store written by the baseline version (it may refuse newer schemas)."""
+    old = db_path.with_name(f"baseline-{baseline.name}-{db_path.name}")
+    if not old.exists():
+        rows = old.with_suffix(".npy")
+        read = (
+            "import numpy; from bluezone.proximity.store import SightingStore;"
+            f"s = SightingStore.open({str(db_path)!r}); numpy.save({str(rows)!r}, s.sightings()); s.close()"
+        )
+        write = (
+            "import numpy; from bluezone.proximity.store import SightingStore;"
+            f"s = SightingStore.open({str(old)!r}); s.add_sightings(numpy.load({str(rows)!r})); s.close()"
+        )
+        subprocess.run([sys.executable, "-c", read], check=True)
+        subprocess.run([sys.executable, "-c", write], check=True, env=_env(BASELINE, baseline))
+        rows.unlink()
+    return old
+
+
+def run_check(zip_path: Path, db_path: Path, jobs: int, baseline: Path | None = None) -> tuple[float, dict]:
+    """(wall seconds, JSON report) of one ``bluezone check`` process."""
+    t0 = time.perf_counter()
+    out = subprocess.run(_command(zip_path, db_path, jobs), capture_output=True, text=True, env=_env(jobs, baseline))
+    seconds = time.perf_counter() - t0
+    if out.returncode != 0:
+        raise SystemExit(f"bluezone check failed ({out.returncode}): {out.stderr.strip()}")
+    return seconds, json.loads(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keys", type=int, default=358_105)
+    parser.add_argument("--sightings", type=int, default=1_000_000)
+    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-check-bench")
+    parser.add_argument("--baseline-src", type=Path, default=None, help="directory holding an older bluezone/")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    zip_path, db_path, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed)
+    variants = ([BASELINE] if args.baseline_src else []) + args.jobs
+    stores = {j: db_path for j in args.jobs}
+    if args.baseline_src:
+        stores[BASELINE] = baseline_store(db_path, args.baseline_src.resolve())
+    times: dict[int, list[float]] = {j: [] for j in variants}
+    for _ in range(args.repeat):
+        for jobs in variants:  # alternating, so load from elsewhere falls on all alike
+            seconds, report = run_check(zip_path, stores[jobs], jobs, args.baseline_src)
+            keys_matched = {e["key_index"] for e in report["exposures"]}
+            if len(keys_matched) != planted:
+                raise SystemExit(f"check found {len(keys_matched)} of {planted} planted exposures")
+            times[jobs].append(seconds)
+    name = {j: "baseline" if j == BASELINE else f"jobs={j}" for j in variants}
+    medians = {j: statistics.median(ts) for j, ts in times.items()}
+    result: dict[str, object] = {
+        "keys": args.keys,
+        "sightings": args.sightings,
+        "zip_bytes": zip_path.stat().st_size,
+        "baseline": str(args.baseline_src) if args.baseline_src else None,
+        "runs": {name[j]: [round(t, 3) for t in ts] for j, ts in times.items()},
+        "median_seconds": {name[j]: round(m, 3) for j, m in medians.items()},
+        "peak_rss_mb": {name[j]: round(_peak_of(zip_path, stores[j], j, args.baseline_src), 1) for j in variants},
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    reference = BASELINE if args.baseline_src else variants[0]
+    result[f"speedup_vs_{name[reference]}"] = {name[j]: round(medians[reference] / m, 2) for j, m in medians.items()}
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+def _peak_of(zip_path: Path, db_path: Path, jobs: int, baseline: Path | None) -> float:
+    """Peak RSS (MB) of the largest process of one check with ``jobs`` (ru_maxrss is a running
+    maximum over waited-for descendants, so each is measured under a wrapper of its own)."""
+    code = (
+        "import resource, subprocess;"
+        f"subprocess.run({_command(zip_path, db_path, jobs)!r}, capture_output=True, check=True);"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env(jobs, baseline))
+    return int(out.stdout.strip()) / 1024
+
+
+if __name__ == "__main__":
+    main()
