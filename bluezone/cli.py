@@ -803,6 +803,7 @@ def demo(out_dir: Path | None, seed: int, as_json: bool) -> None:
 
 
 def main() -> None:
+    """The ``bluezone`` console script."""
     cli(obj={}, prog_name="bluezone")
 
 

@@ -47,6 +47,8 @@ VENUE = ("Café Hoa", "12 Trần Phú, Hà Nội")
 
 @dataclass(frozen=True)
 class Person:
+    """One person of the café scene: who, their story, and where they are minute by minute."""
+
     name: str
     story: str
     where: Callable[[float], Position | None]  # minutes since the scene began -> metres, None: away
@@ -151,6 +153,8 @@ class Verdict:
 
 @dataclass(frozen=True)
 class DemoResult:
+    """What the demo found for each person, beside the truth, and what went through the key server."""
+
     verdicts: list[Verdict]
     f0: str
     scene_start: float

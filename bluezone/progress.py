@@ -50,6 +50,7 @@ class TerminalProgress:
 
 
 def is_terminal(file: TextIO | None = None) -> bool:
+    """Whether ``file`` (stderr by default) is a terminal, where progress may be drawn."""
     stream = file if file is not None else sys.stderr
     try:
         return stream.isatty()

@@ -168,3 +168,17 @@ def test_json_option_is_defined_once() -> None:
     """Every command's ``--json`` comes from ``clitypes.json_option``, so they all behave alike."""
     defined = [name for name, path in MODULES.items() if name != "bluezone.clitypes" and '"--json"' in path.read_text()]
     assert not defined, f"use clitypes.json_option: {defined}"
+
+
+def test_public_classes_and_functions_say_what_they_are() -> None:
+    """Every public top-level class and function has a docstring (generated protobuf code aside)."""
+    bare = [
+        f"{name}.{node.name}"
+        for name, path in MODULES.items()
+        if not name.endswith("_pb2")
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        and not node.name.startswith("_")
+        and not ast.get_docstring(node)
+    ]
+    assert not bare, f"add a one-line docstring: {bare}"

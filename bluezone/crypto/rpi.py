@@ -30,6 +30,7 @@ _CHUNK = 2048  # keys per numpy chunk: bounded memory (2048*144*16 B = 4.7 MB)
 
 
 def padded_data(interval: int) -> bytes:
+    """The 16-byte block an RPI encrypts: ``EN-RPI``, six zero bytes, the interval (little endian)."""
     return _PREFIX + (interval & 0xFFFFFFFF).to_bytes(4, "little")
 
 

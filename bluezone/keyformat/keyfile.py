@@ -165,6 +165,7 @@ def publish_body(
 
 
 def write_keys_json(keys: np.ndarray, path: str | Path) -> None:
+    """Write ``keys`` as publish-API JSON to a file only its owner can read."""
     write_private(path, dump_keys_json(keys))
 
 

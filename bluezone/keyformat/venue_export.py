@@ -28,10 +28,12 @@ MAX_REPORTS_PER_FILE = 100_000
 
 
 def is_venue_file(name: str) -> bool:
+    """Whether an index entry names a venue-warning file (not a key batch)."""
     return VENUE_FILE.match(name) is not None
 
 
 def build_venue_bin(reports: Sequence[ProtectedReport], region: str, hour: int) -> bytes:
+    """The venue-warning file for one hour: header + TraceWarningPackage of ``reports``."""
     package = pb.TraceWarningPackage(interval_number=hour, region=region)
     package.check_in_protected_reports.extend(r.to_message() for r in reports)
     return VENUE_HEADER + package.SerializeToString(deterministic=True)
@@ -58,6 +60,7 @@ def read_venue_bin(data: bytes) -> list[ProtectedReport]:
 def signed_venue_zip(
     reports: Sequence[ProtectedReport], private_key: ec.EllipticCurvePrivateKey, info: SignatureInfo, region: str, hour: int
 ) -> bytes:
+    """A venue-warning file signed as a GAEN export is, in the same zip layout."""
     export_bin = build_venue_bin(reports, region, hour)
     return write_export_zip(export_bin, sign_export(export_bin, private_key, info))
 

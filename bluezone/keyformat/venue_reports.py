@@ -44,14 +44,17 @@ def location_id_hash(location_id: bytes) -> bytes:
 
 
 def encryption_key(location_id: bytes) -> bytes:
+    """The AES key of a venue's check-in reports, from its location id (CWA)."""
     return hashlib.sha256(ENCRYPTION_KEY_PREFIX + location_id).digest()
 
 
 def mac_key(location_id: bytes) -> bytes:
+    """The HMAC key of a venue's check-in reports, from its location id (CWA)."""
     return hashlib.sha256(MAC_KEY_PREFIX + location_id).digest()
 
 
 def report_mac(key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
+    """HMAC-SHA256 over IV and ciphertext of a check-in report."""
     return hmac.new(key, iv + ciphertext, hashlib.sha256).digest()
 
 

@@ -37,6 +37,8 @@ END_TIME = 1767225600
 
 @dataclass(frozen=True)
 class BenchmarkResult:
+    """Matcher timings beside the naive baseline of the same run (``bluezone benchmark``)."""
+
     keys: int
     sightings: int
     seed: int

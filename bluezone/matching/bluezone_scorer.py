@@ -55,6 +55,8 @@ from bluezone.matching.scoring import MAX_SLOTS, Score, check_setting_types, con
 
 @dataclass(frozen=True)
 class BluezoneConfig:
+    """The bluezone scorer's settings; the defaults and how they were chosen are in docs/simulation.md."""
+
     percentile: float = 10.0  # of attenuation within a minute (low = strongest packets)
     threshold_db: float = 59.0  # smoothed per-minute attenuation at about 2 m (nominal receiver)
     soft_width_db: float = 0.0  # logistic width; 0 for a hard threshold (the default: see below)

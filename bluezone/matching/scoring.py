@@ -196,6 +196,7 @@ def register_scorer(name: str, factory: ScorerFactory) -> None:
 
 
 def scorer_names() -> list[str]:
+    """The names ``get_scorer`` knows, plugins included."""
     _load_plugins()
     return sorted(_SCORERS)
 

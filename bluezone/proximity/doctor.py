@@ -38,6 +38,8 @@ class Check:
 
 @dataclass
 class Report:
+    """Everything ``bluezone doctor`` found: its checks in order, the adapter and facts."""
+
     checks: list[Check] = field(default_factory=list)
     adapter: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)

@@ -36,6 +36,7 @@ PROGRESS_SECONDS = 5.0
 
 
 def is_emulated(backend: str) -> bool:
+    """Whether ``backend`` is the emulated radio."""
     return backend.split(":", 1)[0] == "emulated"
 
 

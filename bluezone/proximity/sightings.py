@@ -19,6 +19,7 @@ SIGHTING_DTYPE = np.dtype(
 
 
 def empty_sightings(n: int = 0) -> np.ndarray:
+    """``n`` zeroed SIGHTING_DTYPE rows."""
     return np.zeros(n, SIGHTING_DTYPE)
 
 
@@ -35,4 +36,5 @@ BLUEZONE3_SIGHTING_DTYPE = np.dtype(
 
 
 def empty_bluezone3_sightings(n: int = 0) -> np.ndarray:
+    """``n`` zeroed BLUEZONE3_SIGHTING_DTYPE rows."""
     return np.zeros(n, BLUEZONE3_SIGHTING_DTYPE)

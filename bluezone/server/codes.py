@@ -53,6 +53,8 @@ REPORT_TYPES = {"confirmed": 1, "likely": 2, "recursive": 4, "negative": 5}
 
 @dataclass(frozen=True)
 class IssuedCode:
+    """A verification code as handed to the person who tested positive (the code itself is not stored)."""
+
     code: str
     test_type: str
     report_type: int

@@ -43,6 +43,8 @@ REGION = re.compile(r"^[A-Za-z0-9-]{2,16}$")  # ISO 3166 ("VN", "US-WA") or a mo
 
 @dataclass(frozen=True)
 class ExportConfig:
+    """How exports are cut: region, keys per file, and how long batches are listed."""
+
     region: str = "XX"
     max_keys_per_file: int = DEFAULT_MAX_KEYS_PER_FILE
     retention_days: int = RETENTION_DAYS

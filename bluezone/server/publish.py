@@ -72,6 +72,8 @@ class PublishConfig:
 
 @dataclass(frozen=True)
 class PublishRequest:
+    """A parsed ``/v1/publish`` body, before the code is checked."""
+
     keys: np.ndarray  # KEY_DTYPE, report type and onset not yet set
     code: str
     symptom_onset_interval: int | None
@@ -81,6 +83,8 @@ class PublishRequest:
 
 @dataclass(frozen=True)
 class PublishResult:
+    """What a publish stored, and the revision token to give back."""
+
     inserted: int  # new keys stored
     revised: int  # keys stored before whose report type changed
     revision_token: str  # to show with a later revision of these keys

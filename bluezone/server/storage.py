@@ -118,6 +118,8 @@ def revision_refusal(stored_type: int, revised: bool, new_type: int) -> str | No
 
 @dataclass(frozen=True)
 class PublishOutcome:
+    """What one publish transaction wrote."""
+
     inserted: int  # new keys stored
     revised: int  # keys already stored whose report type changed
     venue_reports: int = 0  # check-in reports stored, fakes included
@@ -139,6 +141,8 @@ class CodeRecord:
 
 @dataclass(frozen=True)
 class BatchRecord:
+    """One signed export batch as recorded (its file name and what it holds)."""
+
     name: str
     created_at: float
     start_timestamp: int

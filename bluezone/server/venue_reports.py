@@ -27,6 +27,8 @@ MAX_REPORT_BYTES = 200  # a real one is ~110 bytes of protobuf
 
 @dataclass(frozen=True)
 class VenueReportLimits:
+    """How many check-in reports one upload may carry, how old, and how many fakes pad each."""
+
     max_reports: int = 14 * 12  # the per-day cap binds first (CWA caps per day too)
     max_per_day: int = 12
     max_age_days: int = 14

@@ -51,6 +51,8 @@ MIN_RSSI, MAX_RSSI = -127, 20  # dBm a BLE receiver can report
 
 @dataclass(frozen=True)
 class Dataset:
+    """The recordings of one dataset directory, and what was skipped reading it."""
+
     layout: str  # "mitll_pact" or "ng_rss_smartphone"
     recordings: list[Recording]
     problems: list[str]  # one line per skipped file or per file with skipped lines
@@ -58,6 +60,8 @@ class Dataset:
 
 @dataclass(frozen=True)
 class Recording:
+    """RSSI over time of one phone hearing another at a known distance."""
+
     rid: str  # whole recording (bootstrap unit)
     setup: str  # carriage combination, the unit within which minutes are chained
     distance_m: float

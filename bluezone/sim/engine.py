@@ -56,6 +56,8 @@ class PairScore:
 
 @dataclass
 class RunResult:
+    """Everything a simulation run produced: devices, truth, each scorer's pair scores."""
+
     scenario: Scenario
     seed: int
     devices: DeviceTable

@@ -101,6 +101,8 @@ def _link_key(r: Recording) -> str:
 
 @dataclass(frozen=True)
 class Minute:
+    """One minute of a recording: its attenuations, distance and setup."""
+
     rid: str
     setup: str
     distance_m: float
@@ -318,6 +320,7 @@ def evaluate(
 
 
 def table(report: dict[str, Any]) -> str:
+    """The evaluation report as the text ``bluezone evaluate`` prints."""
     lines = [
         f"dataset {report['dataset']} ({report['layout']}): {report['recordings']} recordings, {report['minutes']} "
         f"one-minute windows ({report['minutes_under_2m']} under 2 m), {report['chains']} chained {report['chain_minutes']}-minute exposures",

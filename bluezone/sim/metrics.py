@@ -16,6 +16,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Confusion:
+    """Counts of true/false positives and negatives, with the ratios made of them."""
+
     tp: int
     fp: int
     fn: int
@@ -38,6 +40,7 @@ class Confusion:
 
 
 def confusion(truth: np.ndarray, predicted: np.ndarray) -> Confusion:
+    """The confusion counts of ``predicted`` against ``truth`` (boolean arrays)."""
     truth, predicted = np.asarray(truth, bool), np.asarray(predicted, bool)
     return Confusion(
         tp=int((truth & predicted).sum()),

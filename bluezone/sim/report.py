@@ -83,6 +83,7 @@ def write(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
 
 
 def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
+    """Write the run's PNG plots (PR curve, RSSI by distance, scene) into ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -89,6 +89,8 @@ ZONE_RADIO = (
 
 @dataclass(frozen=True)
 class Space:
+    """The floor plan: size, walls, zones, storeys and how far people keep apart."""
+
     width_m: float = 20.0
     depth_m: float = 20.0
     walls: tuple[Wall, ...] = ()
@@ -118,6 +120,8 @@ class DeviceModel:
 
 @dataclass(frozen=True)
 class Devices:
+    """Who carries a phone, how, which models, and who tests positive."""
+
     share: float = 1.0  # of people carrying a phone that runs the detector
     positives: int | str = "all"  # devices that test positive and upload: a count or "all"
     carriage: tuple[tuple[str, float], ...] = (("hand", 0.3), ("pocket", 0.5), ("bag", 0.2))
@@ -202,6 +206,8 @@ class Scanning:
 
 @dataclass(frozen=True)
 class Scenario:
+    """A whole scene as loaded from its TOML file."""
+
     name: str
     duration_min: float
     space: Space

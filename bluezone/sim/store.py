@@ -27,6 +27,8 @@ SQLITE_MAX_PHONES = 80
 
 
 class MemoryStores:
+    """Each simulated phone's sightings kept as numpy batches in memory."""
+
     kind = "memory"
 
     def __init__(self, n: int) -> None:
@@ -72,6 +74,7 @@ def sqlite_available() -> bool:
 
 
 def open_stores(n: int, kind: str = "auto") -> MemoryStores | SqliteStores:
+    """One store per phone: real SQLite stores for small crowds, memory for large (``auto``)."""
     if kind == "auto":
         kind = "sqlite" if n <= SQLITE_MAX_PHONES and sqlite_available() else "memory"
     if kind == "memory":

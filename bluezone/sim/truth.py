@@ -66,4 +66,5 @@ class Truth:
 
 
 def day_of(unix_seconds: float) -> int:
+    """Unix seconds of the UTC midnight starting the day of ``unix_seconds``."""
     return int(unix_seconds // DAY_SECONDS) * DAY_SECONDS

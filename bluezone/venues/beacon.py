@@ -52,6 +52,7 @@ _NONCE = bytes(12)
 
 
 def epoch_of(t: float) -> int:
+    """The beacon epoch number of time ``t``."""
     return int(t // EPOCH_SECONDS)
 
 
@@ -101,6 +102,8 @@ def advert_bytes(frame: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Frame:
+    """One advert of a venue beacon: a chunk of the payload set it belongs to."""
+
     set_id: bytes
     index: int
     count: int

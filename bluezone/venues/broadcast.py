@@ -25,6 +25,8 @@ TX_POWER = 0
 
 @dataclass
 class BeaconStats:
+    """What a venue beacon has sent so far."""
+
     frames_sent: int = 0
     epochs: int = 0
 

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class NearbyPolicy:
+    """When a beacon heard nearby checks a visitor in and out (dwell, leave time, RSSI floor)."""
+
     dwell: float = 300.0
     leave_after: float = 180.0
     min_rssi: int = -90

@@ -45,6 +45,7 @@ class Visit:
 
 
 def iso(t: float) -> str:
+    """UTC ISO-8601 time of Unix seconds ``t``."""
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
 
 

@@ -21,10 +21,12 @@ ALTERNATIVES = (
 
 
 def is_real_spec(spec: str) -> bool:
+    """Whether ``spec`` names real Bluetooth (auto, bluez, bumble)."""
     return spec.split(":", 1)[0] in REAL_PREFIXES
 
 
 def parse_adapter(name: str | None) -> str | None:
+    """A BlueZ adapter name (``hci0``) or None; anything else is a ConfigError."""
     if name is None or name == "":
         return None
     if not _ADAPTER.fullmatch(name):
