@@ -41,6 +41,8 @@ TOLERANCE_SECONDS = 7200
 MAX_SPAN_SECONDS = 366 * DAY_SECONDS
 MAX_LIST_BYTES = 256 * 1024 * 1024
 MAX_ENTRIES = 1_000_000
+#: IDs derived at once while matching (64 MiB of SHA-256 digests): bounds memory for any F0 list.
+CANDIDATE_BUDGET = 1 << 21
 
 #: One F0 list entry, as the app's server published it (times in Unix seconds).
 F0_DTYPE = np.dtype([("daily_key", "V32"), ("time_start", "i8"), ("max", "i4"), ("time_end", "i8")])
@@ -182,24 +184,35 @@ def _equal_words(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return i, j
 
 
-def match(entries: np.ndarray, sightings: np.ndarray, tolerance: float = TOLERANCE_SECONDS) -> np.ndarray:
-    """(entry row, sighting row) pairs, int64 (n, 2), ordered by entry then time."""
+def match(
+    entries: np.ndarray, sightings: np.ndarray, tolerance: float = TOLERANCE_SECONDS, *, budget: int = CANDIDATE_BUDGET
+) -> np.ndarray:
+    """(entry row, sighting row) pairs, int64 (n, 2), ordered by entry then time.
+
+    Entries are derived in chunks of about ``budget`` IDs, so memory stays flat for any list (a
+    million entries, or ``max`` 1440, derived at once needed gigabytes of SHA-256 digests).
+    """
     none = np.empty((0, 2), np.int64)
     if len(entries) == 0 or len(sightings) == 0:
         return none
     times = sightings["time"]
-    entry, lo_ms, hi_ms, ids = candidates(entries, float(times.min()), float(times.max()), tolerance)
-    if len(entry) == 0:
-        return none
+    since, until = float(times.min()), float(times.max())
     stored = np.ascontiguousarray(sightings["bzid"]).view(np.uint8).reshape(-1, bz3.ID_LENGTH)
     s_hi, s_lo = _words(stored)
-    c_hi, c_lo = _words(ids)
-    rows, which = _equal_words(s_hi, c_hi)  # (sighting row, candidate) pairs whose first 8 bytes agree
-    t_ms = times[rows] * 1000
-    ok = (s_lo[rows] == c_lo[which]) & (t_ms >= lo_ms[which] - tolerance * 1000) & (t_ms <= hi_ms[which] + tolerance * 1000)
-    pairs = np.stack([entry[which[ok]], rows[ok]], axis=1)
+    days = int((until - since + 2 * tolerance) // DAY_SECONDS) + 2  # the most days one entry can need
+    per_chunk = max(1, budget // (int(entries["max"].max()) * days))
+    found = [none]
+    for first in range(0, len(entries), per_chunk):
+        entry, lo_ms, hi_ms, ids = candidates(entries[first : first + per_chunk], since, until, tolerance)
+        if len(entry) == 0:
+            continue
+        c_hi, c_lo = _words(ids)
+        rows, which = _equal_words(s_hi, c_hi)  # (sighting row, candidate) pairs whose first 8 bytes agree
+        t_ms = times[rows] * 1000
+        ok = (s_lo[rows] == c_lo[which]) & (t_ms >= lo_ms[which] - tolerance * 1000) & (t_ms <= hi_ms[which] + tolerance * 1000)
+        found.append(np.stack([entry[which[ok]] + first, rows[ok]], axis=1))
     # one sighting can sit in the tolerance of two slots of the same ID only if an ID repeats: keep one
-    pairs = np.unique(pairs, axis=0)
+    pairs = np.unique(np.concatenate(found), axis=0)
     return pairs[np.lexsort((times[pairs[:, 1]], pairs[:, 0]))]
 
 
