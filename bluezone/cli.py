@@ -268,7 +268,7 @@ def calibration_line(daemon: dict[str, Any]) -> str:
 @db_option
 @json_option
 def purge(db_path: Path | None, as_json: bool) -> None:
-    """Delete sightings and daily keys older than the 14-day retention now."""
+    """Delete sightings, daily keys and venue check-ins older than the 14-day retention now."""
     from bluezone.proximity.store import SightingStore
 
     with SightingStore.open(db_path, create=False) as store:
@@ -277,8 +277,8 @@ def purge(db_path: Path | None, as_json: bool) -> None:
         emit_json(result)
         return
     click.echo(
-        f"purged {result['sightings_deleted']} sightings and {result['daily_keys_deleted']} daily keys "
-        f"older than {result['retention_days']} days"
+        f"purged {result['sightings_deleted']} sightings, {result['daily_keys_deleted']} daily keys and "
+        f"{result['checkins_deleted']} check-ins older than {result['retention_days']} days"
     )
 
 
