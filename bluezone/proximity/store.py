@@ -24,6 +24,7 @@ F1/F2 level told per key) is four small tables the store makes on first use, out
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import inspect
 import json
@@ -678,6 +679,10 @@ class SightingStore:
             c = conn.execute("DELETE FROM checkins WHERE end_time < ? OR NOT (end_time < 1e300)", (cutoff,)).rowcount
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
                 conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_warnings'").fetchone():
+                # the level (F1, F2) a check told for a day goes with the day (ISO dates order as strings)
+                first_day = dt.datetime.fromtimestamp(cutoff, dt.UTC).date().isoformat()
+                conn.execute("DELETE FROM keyserver_warnings WHERE day < ?", (first_day,))
         if s or k or s3 or c:
             log.info(
                 "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",

@@ -328,3 +328,22 @@ def test_hand_edited_rows_are_skipped_and_a_damaged_daemon_report_ignored(tmp_pa
         assert stats["last_sighting"] == now and stats["daemon"] is None
         assert len(store.sightings()) == 2  # the readable rows
         assert store.count_sightings() == 4  # the row of unknown age went with the purge on open; the others are kept unread
+
+
+def test_purge_forgets_the_f1_f2_levels_told_for_days_past_retention(db) -> None:
+    """Which level (F1, F2) a check told for a day says this device met a case or a close contact
+    then: the daemon's purge deletes it with the day, as it deletes that day's sightings, even when
+    no check runs again (only a check used to delete it, 14 days after it was told)."""
+    import datetime as dt
+
+    def day(t: float) -> str:
+        return dt.datetime.fromtimestamp(t, dt.UTC).date().isoformat()
+
+    with SightingStore.open(db) as store:
+        old, kept = NOON - 15 * DAY_SECONDS, NOON - 13 * DAY_SECONDS
+        store.save_warning_levels([(b"a" * 32, day(old), "F2"), (b"b" * 32, day(kept), "F1")], NOON - DAY_SECONDS)
+        store.purge(NOON)
+        assert store.warning_level(b"a" * 32, day(old)) is None
+        assert store.warning_level(b"b" * 32, day(kept)) == "F1"
+        store.purge(NOON + 30 * DAY_SECONDS)
+        assert store.warning_level(b"b" * 32, day(kept)) is None
