@@ -382,7 +382,8 @@ def keys_derive(
 def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> None:
     """Write this device's daily keys as GAEN publish-API JSON (what a positive case uploads).
 
-    With --protocol bluezone3: its Bluezone v3 key chain as an F0 list, for `check --bluezone3-list`.
+    With --protocol bluezone3: its Bluezone v3 key chain as an F0 list, for `check --bluezone3-list`;
+    a new chain starts at once (the key written would give away every later v3 ID of the old one).
     """
     from bluezone.errors import InputError
     from bluezone.keyformat.keyfile import dump_keys_json, write_private
@@ -406,6 +407,11 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
         except OSError as exc:
             raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {len(own)} {'F0 list entry' if protocol == 'bluezone3' else 'keys'} to {out}", err=True)
+    if protocol == "bluezone3":  # the key written reveals every later day of its chain: start a new one
+        from bluezone.matching.bluezone3 import restart_chain
+
+        with SightingStore.open(db_path, create=False) as store:
+            restart_chain(store, cli_clock().now())
 
 
 @cli.command("check")

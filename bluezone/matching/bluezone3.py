@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -327,3 +328,11 @@ def own_f0_list(store: Any, now: float, days: int = 14) -> dict[str, Any]:
     first = max(stored[0], today - days + 1)
     key = bz3.daily_key(stored[1], first - stored[0])
     return {"data": [{"daily_key": key.hex(), "time_start": first * DAY_SECONDS, "max": bz3.SLOTS_PER_DAY, "time_end": int(now)}]}
+
+
+def restart_chain(store: Any, now: float) -> None:
+    """Start a new random Bluezone v3 key chain today, after the old one's key was handed over in an
+    F0 list: that key hashes forward to every later day's, so anyone holding the (published) list
+    could otherwise follow this device's v3 IDs from then on.  A running daemon sends from the new
+    chain at its next ID change; the old chain's days can no longer be exported (they were)."""
+    store.save_bluezone3_key(int(now // DAY_SECONDS), os.urandom(bz3.DAILY_KEY_LENGTH), now)

@@ -323,3 +323,30 @@ def test_memory_of_matching_is_bounded_by_the_budget_not_the_list() -> None:
     assert set(found[:, 0].tolist()) == set(range(0, 150, 3))
     # at once: 150 entries x 3-4 days x 1440 slots x 32 bytes of digests alone is over 20 MB
     assert peak < 8 * 2**20, peak
+
+
+def test_exporting_the_f0_list_starts_a_new_chain_so_later_ids_stay_unlinkable(tmp_path) -> None:
+    """The list's daily key hashes forward to every later day's key: had the device kept its chain,
+    anyone holding the (published) list could follow its v3 IDs from then on."""
+    import time
+
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    now = time.time()
+    today = int(now // 86400)
+    key = bytes(range(32))
+    with SightingStore.open(tmp_path / "a.db") as store:
+        store.save_bluezone3_key(today - 2, key, now - 2 * 86400)
+    listing = tmp_path / "f0.json"
+    res = CliRunner().invoke(
+        cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "a.db"), "--out", str(listing)]
+    )
+    assert res.exit_code == 0, res.output
+    handed = json.loads(listing.read_text())["data"][0]
+    assert bytes.fromhex(handed["daily_key"]) == key and handed["time_start"] == (today - 2) * 86400
+    with SightingStore.open(tmp_path / "a.db") as store:
+        day, new_key = store.bluezone3_key()
+    assert day == today
+    assert new_key not in {bz3.daily_key(key, d) for d in range(0, 4)}
