@@ -17,7 +17,7 @@ check that both paths agree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 
@@ -26,6 +26,8 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 #: Longest key message decoded here (a canonical one is at most 45 bytes).
 MAX_ENTRY = 96
+#: Keys decoded together (``decode_keys``).
+CHUNK = 262_144
 _VARINT = 10  # bytes a varint may take
 _DEFAULT_PERIOD = 144  # the schema's [default = 144]
 _MAX_REPORT_TYPE = 5  # REVOKED, the last ReportType
@@ -71,7 +73,24 @@ def raw_export_class(export_descriptor: Any) -> Any:
 
 def decode_keys(entries: Any) -> KeyColumns | None:
     """The fields of each raw ``TemporaryExposureKey`` message in ``entries`` (a sequence of
-    bytes), or None where protobuf's own path must decide."""
+    bytes), or None where protobuf's own path must decide.
+
+    Decoded ``CHUNK`` keys at a time, so the working arrays stay a few tens of MB whatever the
+    file holds (a 6M-key file would otherwise need about a GB of them at once)."""
+    parts = []
+    for lo in range(0, len(entries), CHUNK):
+        part = _decode_chunk(entries[lo : lo + CHUNK])
+        if part is None:
+            return None
+        parts.append(part)
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return _decode_chunk([])
+    return KeyColumns(*(np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(KeyColumns)))
+
+
+def _decode_chunk(entries: Any) -> KeyColumns | None:
     n = len(entries)
     lengths = np.fromiter(map(len, entries), np.int64, n)
     if n == 0:

@@ -171,3 +171,17 @@ def test_a_cwa_sized_day_reads_without_protobuf_objects(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(export_module, "_columns_from_pb", no_objects)
     assert read_export_bin(data).keys.tobytes() == keys.tobytes()
+
+
+def test_chunks_join_to_the_same_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bluezone.keyformat.tekwire as tekwire
+
+    entries = [pb.TemporaryExposureKey(key_data=bytes([i]) * 16, rolling_start_interval_number=i).SerializeToString() for i in range(10)]
+    whole = decode_keys(entries)
+    monkeypatch.setattr(tekwire, "CHUNK", 3)
+    chunked = decode_keys(entries)
+    assert whole is not None and chunked is not None
+    for name in ("key_data", "key_length", "rolling_start", "rolling_period", "has_days_since_onset"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(chunked, name))
+    entries[7] = b"\x0b"  # a group, left to protobuf: the whole file goes that way
+    assert decode_keys(entries) is None
