@@ -75,46 +75,6 @@ def test_bluez_parses_bluezone3_adverts() -> None:
     assert radio.health()["adverts_ignored"] == 1
 
 
-def test_bumble_parses_bluezone3_adverts() -> None:
-    import asyncio
-    import struct
-
-    from bumble import hci
-    from bumble.controller import Controller
-    from bumble.core import AdvertisingData
-    from bumble.device import AdvertisingType, Device
-    from bumble.link import LocalLink
-
-    from bluezone.proximity.backends.bumble_radio import BumbleRadio
-
-    clock = VirtualClock(NOON)
-    bzid = bytes(range(12))
-    # as Android's AdvertiseData.Builder lays it out: flags, 16-bit UUID list, manufacturer data
-    v3_data = bytes(AdvertisingData([
-        (AdvertisingData.FLAGS, b"\x02"),
-        (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, struct.pack("<H", 0x4E56)),
-        (AdvertisingData.MANUFACTURER_SPECIFIC_DATA, struct.pack("<H", 0x22B5) + bzid),
-    ]))
-
-    async def main() -> None:
-        link = LocalLink()
-        controller = Controller("B", link=link, public_address="F0:00:00:00:00:0B")
-        b = BumbleRadio.on_device(
-            Device.with_hci("B", hci.Address("F0:00:00:00:00:0B"), controller, controller), clock=clock, name="bumble:B"
-        )
-        other_controller = Controller("J", link=link, public_address="F0:00:00:00:00:0C")
-        phone = Device.with_hci("J", hci.Address("F0:00:00:00:00:0C"), other_controller, other_controller)
-        got: list[Advert] = []
-        async with b:
-            await phone.power_on()
-            await b.start_scanning(got.append)
-            await phone.start_advertising(AdvertisingType.UNDIRECTED, advertising_data=v3_data)
-            await asyncio.sleep(1.0)
-        assert got and {(a.service_uuid, a.service_data) for a in got} == {(V3, bzid)}
-
-    clock.run(main())
-
-
 def test_emulated_end_to_end_the_opt_in_node_is_heard_with_the_apps_ids(tmp_path) -> None:
     """a sends GAEN and Bluezone v3 across a 15-minute slot change; b stores both kinds;
     a never stores its own; c (no opt-in) sends no v3 at all."""

@@ -177,7 +177,15 @@ class EmulatedRadio(Radio):
         await self.air._detach(self)
 
     def health(self) -> dict[str, int | str | bool]:
-        return {"adverts_sent": self.sent, "adverts_heard": self.heard}
+        # foreign adverts are passed on under their own UUID for the daemon to count: none ignored here
+        return {
+            "backend": "emulated",
+            "state": "up" if self._open else "closed",
+            "rotates_address": self.rotates_address,
+            "adverts_sent": self.sent,
+            "adverts_received": self.heard,
+            "adverts_ignored": 0,
+        }
 
 
 class Air:

@@ -1,10 +1,11 @@
-"""Radio backends, picked by a short moniker (as bumble names its transports).
+"""The radio backend registry: backends picked by a short moniker (as bumble names its transports).
 
 ``emulated`` works everywhere; ``auto``, ``bluez[:hciN]`` and ``bumble:<transport>`` need
-real Bluetooth.  Backend modules are imported only when asked for, so the emulated radio
-works where dbus, BlueZ or bumble are absent.  A new backend registers a factory for its
-moniker with ``register_radio`` (as scorers do with ``register_scorer``) and must pass the radio
-contract suite, ``tests/ble/test_radio_contract.py``.
+real Bluetooth.  A backend is a factory registered under the moniker's first word with
+:func:`register_radio` (as scorers are with ``register_scorer``); the built-in ones below
+register themselves the same way.  Backend modules are imported only when asked for, so the
+emulated radio works where dbus, BlueZ or bumble are absent.  What a backend owes is one test
+suite every backend passes: ``tests/ble/test_radio_contract.py`` (docs/proximity.md).
 """
 
 from __future__ import annotations
@@ -13,22 +14,19 @@ from collections.abc import Callable
 from typing import Any
 
 from bluezone.errors import ConfigError
+from bluezone.proximity.backends.real import REAL_PREFIXES
 from bluezone.proximity.radio import Radio
 
 EMULATED = "emulated"
-#: ``factory(spec, **keywords)`` -> Radio; it gets the whole spec (``name:rest``) and the
-#: keywords of ``open_radio``, and imports its backend's dependencies itself, lazily.
+
+#: ``factory(spec, **options) -> Radio``: the whole spec (``bumble:usb:0``) and the options the
+#: caller has (``clock``, ``adapter``, ``scan_mode``; the emulated radio also ``air``, ``label``,
+#: ``position``, ``seed``).  It imports its backend's dependencies itself, lazily; bad specs or
+#: options raise ConfigError; no I/O until ``open()``.
 RadioFactory = Callable[..., Radio]
-
-
-def _real(spec: str, **kwargs: Any) -> Radio:
-    from bluezone.proximity.backends.real import open_real_radio
-
-    return open_real_radio(spec, **kwargs)
-
-
-_BUILT_IN = ("emulated", "auto", "bluez", "bumble")
 _RADIOS: dict[str, RadioFactory] = {}
+#: filled once the built-in backends below have registered: their names cannot be taken over
+_BUILT_IN: tuple[str, ...] = ()
 
 
 def register_radio(name: str, factory: RadioFactory) -> None:
@@ -42,7 +40,7 @@ def register_radio(name: str, factory: RadioFactory) -> None:
 
 def radio_names() -> list[str]:
     """Every backend moniker ``open_radio`` knows, built-in ones first."""
-    return [*_BUILT_IN, *sorted(_RADIOS)]
+    return [*_BUILT_IN, *sorted(set(_RADIOS) - set(_BUILT_IN))]
 
 
 def open_radio(spec: str, **kwargs: Any) -> Radio:
@@ -53,14 +51,14 @@ def open_radio(spec: str, **kwargs: Any) -> Radio:
     Real backends take ``adapter``, ``clock``, ``scan_mode`` (see ``backends/real.py``).
     """
     kind = spec.split(":", 1)[0]
-    if kind == EMULATED:
-        return _open_emulated(spec, **kwargs)
-    if kind in _BUILT_IN:
-        return _real(spec, **kwargs)
-    if kind in _RADIOS:
-        return _RADIOS[kind](spec, **kwargs)
-    others = "".join(f", {name}" for name in sorted(_RADIOS))
-    raise ConfigError(f"unknown radio backend {spec!r}: use emulated, auto, bluez[:hciN] or bumble:<transport>{others}")
+    try:
+        factory = _RADIOS[kind]
+    except KeyError:
+        others = "".join(f", {name}" for name in radio_names() if name not in _BUILT_IN)
+        raise ConfigError(
+            f"unknown radio backend {spec!r}: use emulated, auto, bluez[:hciN] or bumble:<transport>{others}"
+        ) from None
+    return factory(spec, **kwargs)
 
 
 def _open_emulated(
@@ -88,3 +86,15 @@ def _open_emulated(
             clock = SystemClock()
         air = Air(clock, seed)
     return air.radio(label, position)
+
+
+def _open_real(spec: str, **kwargs: Any) -> Radio:
+    from bluezone.proximity.backends.real import open_real_radio
+
+    return open_real_radio(spec, **kwargs)
+
+
+register_radio(EMULATED, _open_emulated)
+for _name in REAL_PREFIXES:
+    register_radio(_name, _open_real)
+_BUILT_IN = (EMULATED, *REAL_PREFIXES)
