@@ -31,7 +31,7 @@ from bluezone.keyformat.export import apply_revisions, open_signed_export
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
 from bluezone.matching.check import CheckResult, Exposure, check_sightings, sightings_span
-from bluezone.matching.levels import WarningMemory
+from bluezone.matching.levels import WarningMemory, at_levels_told
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
@@ -202,7 +202,7 @@ def check_server(
             result.updated = check_sightings(updated_keys, sightings, scorer, rssi_correction=rssi_correction)
     # what earlier checks told about revised keys (an F2 warning that is now F1 is an upgrade, not news)
     memory = WarningMemory(state.store)
-    result.withdrawn = memory.with_earlier_levels(withdrawn_keys, result.withdrawn)
+    result.withdrawn = at_levels_told(memory.with_earlier_levels(withdrawn_keys, result.withdrawn))
     result.updated = memory.with_earlier_levels(updated_keys, result.updated)
     memory.remember(result.keys, result.exposures, now)
     memory.remember(updated_keys, result.updated, now)

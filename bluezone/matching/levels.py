@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
+from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE
 from bluezone.matching.check import Exposure
 from bluezone.proximity.store import SightingStore
 
@@ -54,3 +55,9 @@ class WarningMemory:
             level = self.store.warning_level(_key_hash(keys["key"][e.key_index]), e.date)
             out.append(replace(e, earlier_level=level) if level else e)
         return out
+
+
+def at_levels_told(exposures: Sequence[Exposure]) -> list[Exposure]:
+    """Withdrawn exposures at the level they were told: a revoked key is matched as a plain one
+    (its earlier type is not in the revision), so a withdrawn F2 warning would read as F1 of an F0."""
+    return [replace(e, report_type=REPORT_TYPE_RECURSIVE) if e.earlier_level == "F2" else e for e in exposures]

@@ -139,6 +139,8 @@ def test_f2_warning_withdrawn_when_the_f1_tests_negative(chain: dict) -> None:
     rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]), "--json")
     report = json.loads(out)
     assert report["exposures"] == [] and [e["earlier_level"] for e in report["withdrawn"]] == ["F2"]
+    # what was withdrawn is the F2 warning (a close contact of a close contact), not an F1 one
+    assert [(e["level"], e["contact_of"]) for e in report["withdrawn"]] == [("F2", "F1")]
 
 
 @pytest.mark.slow
