@@ -106,15 +106,19 @@ class CodeKey:
     @classmethod
     def load(cls, directory: str | Path) -> CodeKey:
         """The key ``bluezone server keygen`` wrote into ``directory``."""
+        from bluezone.readfile import read_regular_file
+
         path = Path(directory) / CODE_KEY_FILE
-        try:
-            text = path.read_text().strip()
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
+        if not path.exists() and not path.is_symlink():
             raise ConfigError(
                 f"no code key {path}: run `bluezone server keygen --out {directory}` once"
                 " (it adds the code key and keeps an existing signing key)"
-            ) from None
+            )
+        # a FIFO or a link to /dev/zero there hung the server or ran it out of memory
+        raw = read_regular_file(path, 4096, "code key", ConfigError)
+        try:
+            text = raw.decode("ascii").strip()
+            mode = stat.S_IMODE(path.stat().st_mode)
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read code key {path}: {exc}") from None
         try:

@@ -23,6 +23,7 @@ from bluezone.keyformat.export import ECDSA_P256_SHA256, SignatureInfo, public_k
 PRIVATE_FILE = "private.pem"
 PUBLIC_FILE = "public.pem"
 INFO_FILE = "signing_key.json"
+MAX_KEY_FILE_BYTES = 64 * 1024  # a P-256 PEM is ~250 bytes
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,19 @@ def keygen(out: str | Path, key_id: str = "bluezone", key_version: str = "v1", f
 
 def load_signer(directory: str | Path) -> Signer:
     """The signing key written by ``keygen``."""
+    from bluezone.readfile import read_regular_file
+
     directory = Path(directory)
     try:
-        info = json.loads((directory / INFO_FILE).read_text())
-        key = serialization.load_pem_private_key((directory / PRIVATE_FILE).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ConfigError(f"no usable signing key in {directory} ({exc}); create one with `bluezone server keygen`") from None
+        # read_regular_file: a FIFO or a link to /dev/zero here hung the server or ran it out of memory
+        info = json.loads(read_regular_file(directory / INFO_FILE, MAX_KEY_FILE_BYTES, "signing key info", ConfigError))
+        pem = read_regular_file(directory / PRIVATE_FILE, MAX_KEY_FILE_BYTES, "signing key", ConfigError)
+        key = serialization.load_pem_private_key(pem, password=None)
+        key_id, key_version = str(info["key_id"]), str(info["key_version"])
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; create a signing key with `bluezone server keygen`") from None
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ConfigError(f"no usable signing key in {directory} ({exc!r}); create one with `bluezone server keygen`") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{directory / PRIVATE_FILE} is not a P-256 private key")
-    return Signer(key, SignatureInfo(str(info["key_id"]), str(info["key_version"]), ECDSA_P256_SHA256))
+    return Signer(key, SignatureInfo(key_id, key_version, ECDSA_P256_SHA256))
