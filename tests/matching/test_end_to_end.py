@@ -8,24 +8,26 @@ and a virtual clock.  A tests positive and exports its keys with ``bluezone keys
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from bluezone.cli import cli
+from bluezone.clock import VirtualClock
 from bluezone.proximity.emulation import run_emulated
 
 
+#: 18:00-18:30 UTC of a fixed day; the commands run an hour later on the CLI's clock seam.
+START = 1_763_640_000.0 // 86400 * 86400 + 18 * 3600
+
+
 def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), obj={})
+    result = CliRunner().invoke(cli, list(args), obj={"clock": VirtualClock(START + 3600)})
     return result.exit_code, result.stdout, result.stderr
 
 
 def test_a_flags_b_not_c(tmp_path: Path) -> None:
-    # 18:00-18:30 UTC yesterday: recent enough for keys export (which uses the wall clock),
-    # never across a midnight.
-    start = float(int(time.time()) // 86400 * 86400 - 6 * 3600)
+    start = START
     dbs = run_emulated({"A": (0.0, 0.0), "B": (0.8, 0.0), "C": (10.0, 0.0)}, tmp_path, start, 30 * 60, seed=4)
     keys = tmp_path / "a_keys.json"
     code, _, err = run("keys", "export", "--days", "14", "--out", str(keys), "--db", str(dbs["A"]))

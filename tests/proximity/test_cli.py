@@ -12,6 +12,7 @@ import time
 from click.testing import CliRunner
 
 from bluezone.cli import cli
+from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.store import SightingStore
@@ -19,8 +20,12 @@ from bluezone.proximity.store import SightingStore
 from .conftest import random_sightings
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(cli, list(args), obj={})
+#: "Now" for commands that ask the clock, through the CLI's clock seam rather than the wall clock.
+NOW = 1_763_640_000.0
+
+
+def invoke(*args: str, now: float | None = None):
+    return CliRunner().invoke(cli, list(args), obj={} if now is None else {"clock": VirtualClock(now)})
 
 
 def make_db(path, now: float) -> None:
@@ -35,8 +40,7 @@ def make_db(path, now: float) -> None:
 
 def test_status_and_purge_json(tmp_path) -> None:
     db = tmp_path / "b.db"
-    now = time.time()
-    make_db(db, now)
+    make_db(db, NOW)
     # opening purges relative to the newest record, so the 15-day-old rows are already gone by then;
     # status reports what remains
     result = invoke("status", "--db", str(db), "--json")
@@ -45,11 +49,11 @@ def test_status_and_purge_json(tmp_path) -> None:
     assert info["sightings"] == 15 and info["daily_keys"] == 1 and info["db_path"] == str(db)
     text = invoke("status", "--db", str(db))
     assert text.exit_code == 0 and "sightings  15" in text.output
-    result = invoke("purge", "--db", str(db), "--json")
+    result = invoke("purge", "--db", str(db), "--json", now=NOW)
     assert result.exit_code == 0, result.output
     purged = json.loads(result.output)
     assert purged["retention_days"] == 14 and purged["sightings_deleted"] == 0
-    assert "purged 0 sightings" in invoke("purge", "--db", str(db)).output
+    assert "purged 0 sightings" in invoke("purge", "--db", str(db), now=NOW).output
 
 
 def test_purge_by_wall_clock(tmp_path) -> None:
