@@ -171,6 +171,13 @@ class KeyServerClient:
         try:
             doc = self._json("POST", "/v1/publish", json=body)
         except KeyServerError as exc:
+            if exc.code == "request_too_large" and checkins:  # only check-ins can make a real upload this big
+                what = str(exc).split(": ", 2)[-1].removeprefix(f"{exc.status} {exc.code} ")
+                raise UploadRefusedError(
+                    f"upload refused: {len(checkins)} check-ins are too many for one upload ({what}); "
+                    "send the keys alone with --no-checkins",
+                    exc.code, exc.status,
+                ) from None
             if exc.code in USER_REFUSALS:
                 what = USER_REFUSALS[exc.code] or str(exc).split(": ", 2)[-1]
                 if exc.code.startswith("checkin"):  # the server's reason without its status and code

@@ -26,7 +26,7 @@ from bluezone.clock import Clock, SystemClock
 from bluezone.errors import PublishError
 from bluezone.server.codes import CodeKey
 from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed, export_batches
-from bluezone.server.publish import PublishConfig, publish
+from bluezone.server.publish import PublishConfig, publish, too_large
 from bluezone.server.signing import Signer
 from bluezone.server.storage import Storage
 
@@ -132,16 +132,14 @@ def create_app(
         except ValueError:
             declared = 0
         if declared > limit:
-            return JSONResponse(PublishError(413, "request_too_large", f"request larger than {limit} bytes").as_dict(), 413)
+            return JSONResponse(too_large(publish_config).as_dict(), 413)
         body = bytearray()
         client = request.client.host if request.client else "unknown"
         try:
             async for chunk in request.stream():
                 body += chunk
                 if len(body) > limit:
-                    return JSONResponse(
-                        PublishError(413, "request_too_large", f"request larger than {limit} bytes").as_dict(), 413
-                    )
+                    return JSONResponse(too_large(publish_config).as_dict(), 413)
         except ClientDisconnect:  # one line, not a traceback: it happens all the time on mobile networks
             # (no address: an upload is a sign of a positive test)
             log.info("publish: a client went away before its whole request arrived")

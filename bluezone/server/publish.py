@@ -131,10 +131,22 @@ def _int(entry: dict[str, Any], name: str, where: str, default: int | None = Non
     return value
 
 
+def too_large(config: PublishConfig) -> PublishError:
+    """413 for a body over the limit, refused unread (counting its entries would mean reading it),
+    saying what does fit, so a client with too many check-ins knows what to leave out."""
+    limits = config.venue_reports
+    return PublishError(
+        413,
+        "request_too_large",
+        f"request larger than {config.max_body_bytes} bytes: a publish holds at most {config.max_keys} keys and "
+        f"{limits.max_reports} check-ins, {limits.max_per_day} a day",
+    )
+
+
 def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
     """Shape checks that need no database: JSON, fields, key sizes, ranges, duplicates."""
     if len(body) > config.max_body_bytes:
-        raise PublishError(413, "request_too_large", f"request larger than {config.max_body_bytes} bytes")
+        raise too_large(config)
     try:
         doc = json.loads(body)
     except (ValueError, RecursionError):

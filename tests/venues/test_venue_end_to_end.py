@@ -203,3 +203,33 @@ def test_too_many_checkins_on_one_day_is_one_clear_refusal(live_server: dict, tm
     )
     rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--no-checkins")
     assert rc == 0 and "uploaded 1 key(s);" in out  # the code was not used up by the refusal
+
+
+def test_more_checkins_than_one_upload_holds_is_one_clear_refusal(live_server: dict, tmp_path: Path) -> None:
+    """A device with hundreds of check-ins (a courier's 30 a day) makes a body over the server's
+    size limit: the server's 413 is an exit-2 refusal saying what fits and the way out, as a
+    refused day is (it was exit 1 with a bare 'request larger than 65536 bytes')."""
+    from bluezone.venues.checkins import record_visit
+    from bluezone.venues.location import Venue
+
+    now = time.time()
+    today = now - now % 86400
+    places = [Venue.create(f"Shop {i}", "Main St") for i in range(30)]
+    f0_db = tmp_path / "f0.db"
+    with SightingStore.open(f0_db) as store:
+        for day in range(1, 14):
+            store.save_daily_key(DailyKey.generate(today - day * 86400 + 3600))
+            for i, place in enumerate(places):  # 20 minutes every half hour
+                start = today - day * 86400 + i * 1800
+                record_visit(store, place, start, start + 1200, now)
+    rc, out, err = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                       str(live_server["keys"]), "--json")
+    assert rc == 0, err
+    code = json.loads(out)["code"]
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes")
+    assert rc == 2 and err.strip().splitlines()[-1] == (
+        "Error: upload refused: 390 check-ins are too many for one upload (a publish holds at most 30 keys and "
+        "168 check-ins, 12 a day); send the keys alone with --no-checkins"
+    )
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--no-checkins")
+    assert rc == 0 and "uploaded 13 key(s);" in out  # the code was not used up
