@@ -587,7 +587,7 @@ def _print_check(result: Any, gaen: bool) -> None:
 @cli.command("benchmark")
 @click.option("--keys", "n_keys", default=100_000, show_default=True, type=click.IntRange(1), help="Diagnosis keys.")
 @click.option("--sightings", "n_sightings", default=1_000_000, show_default=True, type=click.IntRange(1), help="Stored sightings to match against.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the synthetic keys and sightings.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the synthetic keys and sightings.")
 @click.option("--naive-sample", default=200, show_default=True, type=click.IntRange(1), help="Keys for the baseline.")
 @click.option("--with-store", is_flag=True, help="Also time loading the sightings from a temporary SQLite store.")
 @click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Timings to take the median of.")
@@ -790,7 +790,7 @@ cli.add_command(_venue_checkins)
     default=None,
     help="Keep each device's database, the F0's key file and the key server's files here.",
 )
-@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the emulated radio.")
+@click.option("--seed", type=click.IntRange(0), default=1, show_default=True, help="Seed of the emulated radio.")
 @json_option
 def demo(out_dir: Path | None, seed: int, as_json: bool) -> None:
     """Eight emulated devices, one hour in a café, one F0: who is warned F1 (and, down one chain, F2), beside the truth.

@@ -194,8 +194,8 @@ def save_settings(path: Path | str, values: dict[str, Any]) -> DaemonConfig:
     import tomlkit
 
     p = Path(path)
-    if p.exists():
-        read_toml_file(p)  # one clear error for a broken file, before tomlkit sees it
+    if p.exists() or p.is_symlink():
+        check_settings_file(p)  # one clear error for a broken file, before tomlkit sees it
         document = tomlkit.parse(p.read_text(encoding="utf-8"))
     else:
         document = tomlkit.document()
@@ -205,15 +205,32 @@ def save_settings(path: Path | str, values: dict[str, Any]) -> DaemonConfig:
         target[key] = value
     text = tomlkit.dumps(document)
     config = DaemonConfig.load_text(text, str(p))
-    p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".daemon-", suffix=".toml", dir=p.parent)
+    tmp = None
     try:
+        p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".daemon-", suffix=".toml", dir=p.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.chmod(tmp, 0o600)
         os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise ConfigError(f"cannot write config file {p}: {exc.strerror or exc}") from None
         raise
     return config
+
+
+def check_settings_file(path: Path | str) -> None:
+    """Raise the ConfigError ``save_settings`` would meet in an existing file, before any work
+    that would be lost to it (``bluezone calibrate`` measures for minutes, then writes)."""
+    p = Path(path)
+    if p.exists() or p.is_symlink():
+        DaemonConfig.load(p)  # readable, valid TOML, known settings, [daemon] a table
+    for parent in p.parents:  # a file where a directory must be (config.toml/daemon.toml)
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"cannot write config file {p}: {parent} is not a directory")
+            break

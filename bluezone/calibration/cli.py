@@ -62,7 +62,7 @@ def _progress():  # type: ignore[no-untyped-def]
               help="Daemon TOML to write (default: $XDG_CONFIG_HOME/bluezone/daemon.toml).")
 @click.option("--dry-run", is_flag=True, help="Measure and print, write nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask: start at once (and skip the phone RSSI question).")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the emulated radio.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the emulated radio.")
 @click.option("--emulated-offsets", nargs=2, type=FloatRange(-40, 40), default=(0.0, 0.0), show_default=True,
               help="Emulated radio only: dB the adapter reads too strong and sends above its advertised power.")
 @click.option("--find", "find_text", default=None,
@@ -86,12 +86,15 @@ def calibrate(
         return
     from bluezone.calibration.procedure import with_phone_reading
     from bluezone.calibration.session import ReferenceSpec, run_calibration, save_calibration
-    from bluezone.config import default_config_path
+    from bluezone.config import check_settings_file, default_config_path
 
     reference = ReferenceSpec(
         reference_model, reference_manufacturer, reference_radio, reference_rssi_correction, reference_tx_power
     )
     name, correction, _ = reference.numbers()  # an unknown phone fails here, before any waiting
+    target = config_path or default_config_path()
+    if not dry_run:
+        check_settings_file(target)  # and a config it cannot write into, not after minutes of measuring
     interactive = _on_terminal() and not yes and not as_json
     if interactive:
         click.echo(STEPS.format(radio=radio_spec, reference=name, distance=distance, duration=duration), err=True)
@@ -111,7 +114,6 @@ def calibrate(
             except ValueError:
                 raise click.BadParameter(f"{answer!r} is not a number", param_hint="phone RSSI") from None
             result = with_phone_reading(result, correction, reading)
-    target = config_path or default_config_path()
     written = None if dry_run else save_calibration(target, result)
     if as_json:
         out = result.as_dict() | {"config": None if written is None else str(target)}

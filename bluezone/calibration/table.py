@@ -32,6 +32,8 @@ HEADER = ("oem", "model", "rssi correction", "tx", "has direct measurement")
 RSSI_CORRECTION_RANGE = (-60, 60)
 TX_POWER_RANGE = (-100, 30)
 APPLE = "apple"
+#: Google's table is ~50 kB; its editions stay far below this.
+MAX_TABLE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -116,9 +118,13 @@ class CalibrationTable:
 
     @classmethod
     def from_path(cls, path: str | Path) -> CalibrationTable:
+        from bluezone.readfile import read_regular_file
+
+        # not Path.read_text: a FIFO or /dev/zero named as the table hung evaluate (or ate memory)
+        raw = read_regular_file(path, MAX_TABLE_BYTES, "calibration table", CalibrationTableError)
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeError) as exc:
+            text = raw.decode("utf-8")
+        except UnicodeError as exc:
             raise CalibrationTableError(f"{path}: cannot read calibration table ({exc})") from None
         return cls.from_text(text, str(path))
 

@@ -132,7 +132,7 @@ def simulate(
 
 @click.command("evaluate")
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the bootstrap resampling.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the bootstrap resampling.")
 @click.option("--chains", default=400, show_default=True, type=click.IntRange(10), help="Chained 20-minute exposures.")
 @click.option("--bootstrap", default=100, show_default=True, type=click.IntRange(0), help="Bootstrap resamples (0: none).")
 @click.option(

@@ -1,0 +1,79 @@
+"""Mistakes around calibration that used to cost a run or end in a generic error line:
+a config calibrate cannot write into (found only after minutes of measuring, or a TypeError),
+a FIFO or /dev/zero as evaluate's calibration table (a hang), a negative --seed (ValueError, exit 1)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.calibration.table import CalibrationTable
+from bluezone.cli import cli
+from bluezone.config import check_settings_file, save_settings
+from bluezone.errors import CalibrationTableError, ConfigError
+
+DATASET = Path(__file__).parent.parent / "data" / "datasets" / "ng_small"
+CALIBRATE = ["calibrate", "--radio", "emulated", "--reference", "Pixel 4", "--yes"]
+
+
+@pytest.mark.parametrize(
+    ("text", "child"),
+    [("daemon = 5\n", False), ("tx_power = 'loud'\n", False), ("[daemon]\nbogus = 1\n", False), ("", True)],
+)
+def test_calibrate_refuses_an_unwritable_config_before_measuring(tmp_path: Path, text: str, child: bool) -> None:
+    existing = tmp_path / "daemon.toml"
+    existing.write_text(text)
+    target = existing / "x.toml" if child else existing  # a file where a directory must be
+    result = CliRunner().invoke(cli, [*CALIBRATE, "--config", str(target)])
+    assert result.exit_code == 2, result.output
+    assert "Error:" in result.output and "heard" not in result.output  # refused before measuring
+    assert "TypeError" not in result.output and "FileExistsError" not in result.output
+    assert existing.read_text() == text
+
+
+def test_save_settings_says_why_it_cannot_write(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ConfigError, match="cannot write config file"):
+        save_settings(tmp_path / "f" / "daemon.toml", {"rssi_correction": 3})
+    with pytest.raises(ConfigError, match="under \\[daemon\\] or none"):
+        (tmp_path / "d.toml").write_text("daemon = 5\n")
+        save_settings(tmp_path / "d.toml", {"rssi_correction": 3})
+
+
+def test_a_good_config_is_still_written(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "daemon.toml"
+    check_settings_file(target)
+    result = CliRunner().invoke(cli, [*CALIBRATE, "--config", str(target)])
+    assert result.exit_code == 0, result.output
+    assert "rssi_correction" in target.read_text()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_calibration_table_that_is_no_regular_file_is_refused(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "table.csv"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    with pytest.raises(CalibrationTableError, match="not a calibration table"):
+        CalibrationTable.from_path(path)
+    result = CliRunner().invoke(cli, ["evaluate", str(DATASET), "--calibration-table", str(path)])
+    assert result.exit_code == 2 and "not a calibration table" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [*CALIBRATE, "--dry-run", "--seed", "-1"],
+        ["evaluate", str(DATASET), "--seed", "-1"],
+        ["benchmark", "--keys", "1", "--sightings", "1", "--seed", "-1"],
+        ["demo", "--seed", "-1"],
+    ],
+)
+def test_a_negative_seed_is_a_usage_error(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "ValueError" not in result.output and "--seed" in result.output
