@@ -101,6 +101,7 @@ class Daemon:
         # adverts of other services (venue beacons) go to their listener, not to the sighting store
         self.listeners = {listener.service_uuid.lower(): listener for listener in listeners}
         self.bluezone3_id: bytes | None = None  # the v3 ID on air (tests; never logged)
+        self._bluezone3_used_day: int | None = None  # the UTC day the store last heard the chain was used
         self.stats = DaemonStats()
         self.key: DailyKey | None = None
         self.rpi: bytes | None = None  # what we advertise now (tests; never logged)
@@ -287,6 +288,9 @@ class Daemon:
         day = int(now // DAY_SECONDS)
         stored = self.store.bluezone3_key()
         if stored is not None and stored[0] <= day:
+            if self._bluezone3_used_day != day:  # once a day: the chain is in use, keep it
+                self.store.mark_bluezone3_key_used(now)
+                self._bluezone3_used_day = day
             return bz3.daily_key(stored[1], day - stored[0])
         # none yet, or a clock stepped back before the chain's first day: start a new chain
         key = os.urandom(bz3.DAILY_KEY_LENGTH)

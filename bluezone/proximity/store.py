@@ -118,8 +118,16 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.table("checkins").create_index(["end_time"], if_not_exists=True)
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    """When this device last sent a Bluezone v3 ID from its key chain: a chain not sent from within
+    the retention is dropped (the daily purge moved it forward for good)."""
+    if "used_at" not in db.table("bluezone3_key").columns_dict:
+        db.table("bluezone3_key").add_column("used_at", float)
+    db.execute("UPDATE bluezone3_key SET used_at = created_at WHERE used_at IS NULL")
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns bluezone reads, by the schema version that added them.  A file is checked
@@ -141,6 +149,7 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
              "source", "created_at"}
         )
     },
+    5: {"bluezone3_key": frozenset({"day", "key", "created_at", "used_at"})},
 }
 
 
@@ -471,8 +480,14 @@ class SightingStore:
         with self.db.conn:
             self.db.conn.execute("DELETE FROM bluezone3_key")
             self.db.conn.execute(
-                "INSERT INTO bluezone3_key (day, key, created_at) VALUES (?, ?, ?)", (int(day), bytes(key), created_at)
+                "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)",
+                (int(day), bytes(key), created_at, created_at),
             )
+
+    def mark_bluezone3_key_used(self, now: float) -> None:
+        """Note that the daemon sends from the chain (at least daily): an unused chain is purged."""
+        with self.db.conn:
+            self.db.conn.execute("UPDATE bluezone3_key SET used_at = ?", (float(now),))
 
     # --- daily keys -------------------------------------------------------------------------------
 
@@ -700,15 +715,18 @@ class SightingStore:
     def _advance_bluezone3_key(self, cutoff: float) -> None:
         """Move the v3 chain's start to the first day within the retention (hashing its key forward):
         a key of an older day would still give away the IDs sent on days already purged."""
-        row = self.db.conn.execute("SELECT day, key FROM bluezone3_key ORDER BY day LIMIT 1").fetchone()
+        row = self.db.conn.execute("SELECT day, key, used_at FROM bluezone3_key ORDER BY day LIMIT 1").fetchone()
         first = int(cutoff // DAY_SECONDS)
         if row is None or not isinstance(row[0], int) or row[0] >= first:
             return
         self.db.conn.execute("DELETE FROM bluezone3_key")
-        if isinstance(row[1], bytes) and len(row[1]) == 32 and first - row[0] <= 2 * RETENTION_DAYS:
+        used = isinstance(row[2], (int, float)) and row[2] >= cutoff  # an ID sent within the retention
+        if used and isinstance(row[1], bytes) and len(row[1]) == 32 and first - row[0] <= 2 * RETENTION_DAYS:
             key = bluezone3_daily_key(bytes(row[1]), first - row[0])
-            self.db.conn.execute("INSERT INTO bluezone3_key (day, key, created_at) VALUES (?, ?, ?)", (first, key, cutoff))
-        # (a chain long unused is dropped: the daemon starts a new one)
+            self.db.conn.execute(
+                "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)", (first, key, cutoff, row[2])
+            )
+        # (a chain not sent from within the retention is dropped: the daemon starts a new one)
 
     def save_daemon_state(self, state: dict[str, Any], now: float) -> None:
         """Record the daemon's latest report (radio backend, health counters, daemon counters)."""

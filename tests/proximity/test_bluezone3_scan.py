@@ -183,3 +183,31 @@ def test_schema_2_store_migrates_and_v3_sightings_share_the_retention(tmp_path) 
         assert store.stats()["bluezone3_sightings"] == 2
         with pytest.raises(Exception, match="BLUEZONE3_SIGHTING_DTYPE"):
             store.add_bluezone3_sightings(np.zeros(1, [("time", "f8")]))
+
+
+def test_a_chain_no_longer_sent_from_is_dropped_though_purged_every_day(tmp_path) -> None:
+    """The daemon purges daily, which moved an unused chain forward for good; a chain no v3 ID was
+    sent from within the retention gives away nothing worth keeping but the IDs it would send next."""
+    day = int(NOON // 86400)
+    with SightingStore.open(tmp_path / "a.db") as store:
+        store.save_bluezone3_key(day, b"k" * 32, NOON)
+        for d in range(1, 14):
+            store.purge(NOON + d * 86400)
+        assert store.bluezone3_key() is not None  # still within the retention of its last use
+        store.purge(NOON + 15 * 86400)
+        assert store.bluezone3_key() is None
+        store.save_bluezone3_key(day, b"u" * 32, NOON)
+        for d in range(1, 30):
+            store.mark_bluezone3_key_used(NOON + d * 86400 - 3600)  # the daemon sent v3 IDs that day
+            store.purge(NOON + d * 86400)
+        assert store.bluezone3_key() is not None
+
+
+def test_the_daemon_marks_its_chain_used(tmp_path) -> None:
+    clock = VirtualClock(NOON + 15 * 86400)
+    air = Air(clock, 3)
+    with SightingStore.open(tmp_path / "a.db") as store:
+        store.save_bluezone3_key(int(NOON // 86400), b"k" * 32, NOON)
+        clock.run(Daemon(air.radio("a", (0, 0)), store, clock, rng=random.Random(1), bluezone3=True).run(60))
+        store.purge(clock.now())
+        assert store.bluezone3_key() is not None
