@@ -55,6 +55,17 @@ class ServeSettings:
             raise InputError("connection limits must be at least 1")
         if self.request_timeout <= 0 or self.send_timeout <= 0:
             raise InputError("timeouts must be positive")
+        for entry in (self.forwarded_allow_ips or "").split(","):
+            entry = entry.strip()
+            try:
+                if entry and entry != "*":
+                    ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                # uvicorn would take it as a literal no peer matches: every upload would then seem to
+                # come from the proxy, and 10 failed codes from anyone would lock everybody out
+                raise InputError(
+                    f"--forwarded-allow-ips: {entry!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8, *)"
+                ) from None
 
     def is_proxy(self, address: str) -> bool:
         """Whether ``address`` is a proxy named in ``forwarded_allow_ips`` (an address, a network, or *)."""

@@ -20,6 +20,7 @@ import pytest
 import uvicorn
 from server_helpers import KEY
 
+from bluezone.errors import InputError
 from bluezone.server.app import create_app
 from bluezone.server.publish import PublishConfig
 from bluezone.server.serve import RateLimitFilter, ServeSettings, bind, uvicorn_config
@@ -250,3 +251,25 @@ def test_proxies_are_named_by_address_or_network() -> None:
     assert settings.is_proxy("192.0.2.7") and settings.is_proxy("10.9.8.7") and settings.is_proxy("2001:db8::1")
     assert not settings.is_proxy("192.0.2.8") and not ServeSettings().is_proxy("127.0.0.1")
     assert ServeSettings(forwarded_allow_ips="*").is_proxy("203.0.113.1")
+
+
+@pytest.mark.parametrize("bad", ["10.0.0.0/33", "proxy.local", "127.0.0.l", "192.0.2.7, 10.0.0.0/8, nonsense"])
+def test_a_proxy_that_is_no_address_is_refused(bad: str) -> None:
+    """uvicorn took a typo as a literal no peer matches: every upload then came from the proxy's
+    address, so 10 failed codes from anyone answered 429 to everybody behind it for an hour."""
+    with pytest.raises(InputError, match="not an IP address or network"):
+        ServeSettings(forwarded_allow_ips=bad)
+    assert ServeSettings(forwarded_allow_ips="").forwarded_allow_ips == ""  # trusts none
+
+
+def test_server_run_refuses_a_bad_proxy_in_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    result = CliRunner().invoke(cli, [
+        "server", "run", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(tmp_path / "k"),
+        "--port", "0", "--forwarded-allow-ips", "10.0.0.0/33",
+    ])
+    assert result.exit_code == 2 and "not an IP address or network" in result.output
+    assert not (tmp_path / "s.db").exists()
