@@ -76,6 +76,9 @@ def check_in(
         raise VenueError(f"already checked in at {current.description} since {iso(current.start)}")
     if current is not None:
         start = max(start, current.start)
+    # a beacon dates its check-in back to the first frame heard: not into a visit that ended since
+    earlier = [_visit(r) for r in store.checkin_rows(overlapping=(start, now))]
+    start = max([start, *(v.end for v in earlier if current is None or v.id != current.id)])
     new_id = store.add_checkin(
         venue.location_id, venue.payload, venue.description, venue.address, start, start + venue.stay_minutes * 60,
         False, source, now, end_open_id=None if current is None else current.id, end_open_at=start,
