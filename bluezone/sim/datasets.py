@@ -89,6 +89,10 @@ def load_dataset(root: str | Path) -> Dataset:
     problems: list[str] = []
     for path in files:
         name = path.relative_to(data)
+        if not path.is_file():  # a FIFO hung the reader, a link to /dev/zero ran it out of memory
+            problems.append(f"{name}: skipped (not a regular file)")
+            log.warning("%s: skipped (not a regular file)", name)
+            continue
         try:
             found, bad_lines = reader(path, data)
         except DatasetError as exc:

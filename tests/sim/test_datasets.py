@@ -146,3 +146,19 @@ def test_the_bootstrap_keeps_each_setups_near_and_far_recordings(monkeypatch: py
     ev.evaluate(DATASETS / "ng_small", bootstrap=20, chains=40, scorers=["bluezone"])
     point, samples = seen[0], seen[1:]
     assert len(samples) == 20 and all(set(s) == set(point) for s in samples)
+
+
+@pytest.mark.parametrize("layout", [("mitll_small", "HandDOWN_HandDOWN/zz.txt.gz"), ("ng_small", "HandHand/zz.csv")])
+@pytest.mark.parametrize("kind", ["fifo", "zero"])
+def test_a_file_that_is_no_regular_file_is_skipped_and_reported(tmp_path: Path, layout: tuple[str, str], kind: str) -> None:
+    """A FIFO among the recordings hung evaluate; a link to /dev/zero ran it out of memory."""
+    import os
+
+    root = copy(layout[0], tmp_path)
+    odd = root / "data" / layout[1]
+    if kind == "fifo":
+        os.mkfifo(odd)
+    else:
+        odd.symlink_to("/dev/zero")
+    dataset = load_dataset(root)
+    assert dataset.recordings and any("not a regular file" in p for p in dataset.problems)
