@@ -281,7 +281,7 @@ def check_bluezone3(
     self-calibration, which otherwise sees only the v3 sightings.
     """
     from bluezone.matching.check import Exposure
-    from bluezone.matching.receiver import for_receiver, receiver_context
+    from bluezone.matching.receiver import context_for, for_receiver
     from bluezone.matching.scoring import get_scorer
 
     if sightings.dtype != BLUEZONE3_SIGHTING_DTYPE:
@@ -291,7 +291,7 @@ def check_bluezone3(
         context_rows = as_gaen_shaped(sightings)  # first, so window.sighting_index points into it
         if other_sightings is not None and len(other_sightings):
             context_rows = np.concatenate([context_rows, other_sightings])
-        scorer = for_receiver(scorer, receiver_context(context_rows, rssi_correction=rssi_correction))
+        scorer = for_receiver(scorer, context_for(scorer, context_rows, rssi_correction=rssi_correction))
     windows = exposure_windows(entries, sightings, match(entries, sightings), rssi_correction=rssi_correction)
     exposures = [replace(Exposure.from_window(w, scorer.score(w)), protocol=PROTOCOL) for w in windows]
     return sorted(exposures, key=lambda e: (e.date, e.start))

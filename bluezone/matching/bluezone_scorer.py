@@ -192,6 +192,11 @@ class BluezoneScorer:
         c = self.config
         if self.receiver is None or c.minute_reference_weight == 0 or len(slots) == 0:
             return np.zeros(len(slots))
+        if self.receiver.value_slot is not None and self.receiver.slot_seconds != c.slot_seconds:
+            raise ValueError(
+                f"receiver context counts {self.receiver.slot_seconds:g}-s slots, the scorer {c.slot_seconds:g}-s ones: "
+                "build it with receiver.context_for(scorer, sightings)"
+            )
         ref, count = self.receiver.minute_reference(slots, c.minute_reference_quantile, window.sighting_index)
         clip = c.minute_reference_clip_db
         shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, clip)

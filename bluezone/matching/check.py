@@ -17,7 +17,7 @@ from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.keyformat.keyfile import load_keys
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import DEFAULT_TX_POWER, TOLERANCE_INTERVALS, ExposureWindow, find_exposures
-from bluezone.matching.receiver import for_receiver, receiver_context
+from bluezone.matching.receiver import context_for, for_receiver
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 
@@ -111,7 +111,7 @@ def check_sightings(
     """
     scorer = scorer or get_scorer()
     if calibrate_receiver and hasattr(scorer, "for_receiver"):
-        scorer = for_receiver(scorer, receiver_context(sightings, rssi_correction=rssi_correction))
+        scorer = for_receiver(scorer, context_for(scorer, sightings, rssi_correction=rssi_correction))
     # as GAEN clients do: keys whose positive report was revoked (a negative test) never match
     usable = np.flatnonzero(keys["report_type"] != REPORT_TYPE_REVOKED)
     windows = find_exposures(

@@ -45,6 +45,7 @@ class ReceiverContext:
     link_minute_of: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # per sighting; -1: none
     quantile: float = 5.0
     value_slot: np.ndarray | None = None  # per link-minute, its slot (Unix seconds // slot_seconds); None: unknown
+    slot_seconds: float = 60.0  # the slot length ``value_slot`` counts in: a scorer must judge in the same
 
     @classmethod
     def uniform(cls, day: int, level_db: float, count: int, quantile: float = 5.0) -> ReceiverContext:
@@ -142,7 +143,14 @@ def receiver_context(
     kept_number = np.where(keep, np.cumsum(keep) - 1, -1)
     link_minute_of = np.empty(len(att), np.int64)
     link_minute_of[order] = np.repeat(kept_number, counts)
-    return ReceiverContext(value, days, link_minute_of, quantile, slots[first][keep])
+    return ReceiverContext(value, days, link_minute_of, quantile, slots[first][keep], float(slot_seconds))
+
+
+def context_for(scorer: Any, sightings: np.ndarray, *, rssi_correction: int = 0) -> ReceiverContext:
+    """``receiver_context`` of ``sightings`` in ``scorer``'s own slots (its ``config.slot_seconds``,
+    else a minute): a same-minute reference counted in other slots would match no minute at all."""
+    slot_seconds = float(getattr(getattr(scorer, "config", None), "slot_seconds", 60.0))
+    return receiver_context(sightings, rssi_correction=rssi_correction, slot_seconds=slot_seconds)
 
 
 def for_receiver(scorer: Any, context: ReceiverContext | None) -> Any:

@@ -187,3 +187,28 @@ def test_ramp_grades_weighted_minutes_while_the_verdict_counts_minutes_under_the
         BluezoneConfig(ramp_db=-1.0)
     with pytest.raises(ConfigError):
         BluezoneConfig(minute_reference_weight=2.0)
+
+
+def test_same_minute_reference_follows_the_scorers_slot_length() -> None:
+    # A contact at 61 dB in a room heard weakly (82 dB): the same-minute reference makes it close.
+    # With 30-s slots the receiver context must be counted in 30-s slots too, or no minute finds its
+    # reference and the verdict silently falls back (here: to no shift at all).
+    tek = b"\xd2" * 16
+    interval = DAY // INTERVAL_SECONDS + 6
+    times = interval * INTERVAL_SECONDS + np.arange(0, 30 * 60, 3.0)
+    contact = np.concatenate([
+        advert_sightings(tek, i, times[(times // INTERVAL_SECONDS) == i], rssi=-81, tx_power=-20)
+        for i in np.unique(times // INTERVAL_SECONDS).astype(int).tolist()
+    ])
+    room = sightings({n: 82.0 for n in range(1, 6)}, 40, start=interval * INTERVAL_SECONDS - 300)
+    heard = np.sort(np.concatenate([contact, room]), order="time")
+    keys = make_keys([(tek, interval - 6, 144)])
+    for slot in (60.0, 30.0):
+        config = BluezoneConfig(slot_seconds=slot, calibration_weight=0.0)
+        assert not check_sightings(keys, heard, BluezoneScorer(config), calibrate_receiver=False)[0].score.close_contact
+        assert check_sightings(keys, heard, BluezoneScorer(config))[0].score.close_contact, slot
+    # a context counted in other slots is refused, not silently ignored
+    minute_context = receiver_context(heard)
+    judged = window(61, 20)
+    with pytest.raises(ValueError, match="slots"):
+        BluezoneScorer(BluezoneConfig(slot_seconds=30.0)).for_receiver(minute_context).score(judged)
