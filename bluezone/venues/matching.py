@@ -3,7 +3,8 @@
 Only reports whose location-id hash is one of the visitor's venues are opened (with that
 venue's id, which only someone who had the QR code or beacon knows); the overlap rule is CWA's
 (``CheckInWarningMatcher.kt``): visits split at UTC midnight, overlap = max(starts)..min(ends),
-none if not positive.  The venue's name and address come from the local check-in, never from
+none if not positive; the two halves of one stay together that the case's upload split at UTC
+midnight are joined again (so 23:50-00:10 is 20 minutes, not twice 10).  The venue's name and address come from the local check-in, never from
 the server.
 """
 
@@ -15,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import VenueError
 from bluezone.venues.location import location_id_hash
 from bluezone.keyformat.venue_reports import ProtectedReport, VenueWarning
@@ -81,4 +83,28 @@ def match_venue_reports(visits: Sequence[Visit], reports: Iterable[ProtectedRepo
                     found.append(VenueExposure(visit, warning, max(start, warning.start), min(end, warning.end)))
     if undecryptable:
         log.info("%d venue report(s) named one of my venues but did not open", undecryptable)
-    return sorted(found, key=lambda e: (e.overlap_start, e.visit.id))
+    return _join_at_midnight(sorted(found, key=lambda e: (e.visit.id, e.overlap_start)))
+
+
+def _join_at_midnight(found: list[VenueExposure]) -> list[VenueExposure]:
+    """One exposure for a stay together that the upload split at UTC midnight (07:00 in Vietnam):
+    its two halves must not each fall short of 15 minutes.  Only halves of one of my visits whose
+    reports meet exactly at a midnight are joined."""
+    joined: list[VenueExposure] = []
+    for e in found:
+        last = joined[-1] if joined else None
+        if (
+            last is not None
+            and last.visit.id == e.visit.id
+            and last.warning.end == e.warning.start == last.overlap_end == e.overlap_start
+            and e.overlap_start % DAY_SECONDS == 0
+        ):
+            w = last.warning
+            case = VenueWarning(
+                w.location_id_hash, w.start_interval, w.period + e.warning.period,
+                max(w.transmission_risk, e.warning.transmission_risk),
+            )
+            joined[-1] = VenueExposure(e.visit, case, last.overlap_start, e.overlap_end)
+        else:
+            joined.append(e)
+    return sorted(joined, key=lambda e: (e.overlap_start, e.visit.id))

@@ -60,6 +60,21 @@ def test_matching_reports_overlap_and_names_stay_local() -> None:
     assert shown["overlap_start"].endswith("12:30:00+00:00")
 
 
+def test_a_stay_across_utc_midnight_is_one_exposure() -> None:
+    """The case's upload splits a visit at UTC midnight (07:00 in Vietnam: breakfast time); 20
+    minutes together from 23:50 to 00:10 are one 15-minutes-or-more exposure, not two of 10 that
+    never reach the threshold."""
+    case = reports_to_upload([visit(CAFE, T0 + DAY - 600, T0 + DAY + 600)], since=T0, now=T0 + 2 * DAY)
+    assert len(case) == 2  # as CWA uploads it: one report per UTC day
+    mine = [visit(CAFE, T0 + DAY - 600, T0 + DAY + 600, vid=4)]
+    [exposure] = match_venue_reports(mine, [r.report for r in case])
+    assert exposure.minutes == 20 and exposure.as_dict()["fifteen_minutes_or_more"] is True
+    assert (exposure.warning.start, exposure.warning.end) == (T0 + DAY - 600, T0 + DAY + 600)
+    # two cases whose reports only touch somewhere else than at midnight stay two exposures
+    two = reports_to_upload([visit(CAFE, T0 + 3600, T0 + 4200), visit(CAFE, T0 + 4200, T0 + 4800, vid=2)], T0, T0 + DAY)
+    assert len(match_venue_reports([visit(CAFE, T0 + 3600, T0 + 4800, vid=5)], [r.report for r in two])) == 2
+
+
 def test_a_report_that_does_not_open_is_skipped() -> None:
     good = ProtectedReport.seal(CAFE.location_id, T0 // 600, 6, 6)
     bad = ProtectedReport(good.location_id_hash, good.iv, good.ciphertext, bytes(32))
