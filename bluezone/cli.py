@@ -742,8 +742,9 @@ def upload(
         outgoing = plan.checkins
         if outgoing:
             click.echo(
-                f"You also checked in at {len(outgoing)} place(s) on those days (names stay on this device; the server"
-                " gets them encrypted, readable only by phones that checked in there too):", err=True,
+                f"You also checked in {len({r.visit.id for r in outgoing})} time(s) on those days (names stay on this"
+                " device; the server gets them encrypted, readable only by phones that checked in there too; a visit"
+                " over UTC midnight is two lines):", err=True,
             )
             for shown in plan.as_dict()["checkins"]:
                 click.echo(f"  {shown['start'][:16].replace('T', ' ')}  {shown['minutes']:4d} min  {shown['venue']}", err=True)

@@ -3,6 +3,7 @@ checkout, checkins, automatic check-out, retention, and bad input (exit 2, nothi
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import stat
@@ -180,3 +181,26 @@ def test_venue_beacon_runs_on_the_emulated_radio(cafe: dict, clock: VirtualClock
     assert refused.exit_code == 2 and "unknown radio backend" in refused.output
     missing = run(clock, "venue", "beacon", str(cafe["out"] / "nowhere"))
     assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_upload_counts_visits_not_the_reports_they_split_into(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    """One visit across UTC midnight goes as two reports; the question before sending says one
+    check-in (it said 'checked in at 2 place(s)')."""
+    from bluezone.crypto.keys import DailyKey
+
+    now = clock.now()
+    midnight = now - now % 86400
+    db = tmp_path / "f0.db"
+    with SightingStore.open(db) as store:
+        store.save_daily_key(DailyKey.generate(midnight - 86400 + 3600))
+    def iso(t: float) -> str:
+        return dt.datetime.fromtimestamp(t, dt.UTC).isoformat()
+
+    result = run(clock, "checkin", cafe["url"], "--db", str(db), "--start", iso(midnight - 1800), "--end", iso(midnight + 1800))
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", str(db), "--include-today"],
+        obj={"clock": clock}, input="y\nn\n",
+    )
+    assert "You also checked in 1 time(s) on those days" in result.stderr
+    assert result.stderr.count("Café") == 2  # its two halves, as they are sent
