@@ -1,6 +1,7 @@
 """F1 of bluezone-scorer settings on pickled windows, against GAEN's F1 on the same runs.
 
-Usage: python research/sweep_scorer.py WINDOWS.pkl "dict(threshold_db=59)" "dict(threshold_db=57)" ...
+Usage: python research/sweep_scorer.py WINDOWS.pkl threshold_db=59 threshold_db=57,ramp_db=8 ...
+Each setting is NAME=VALUE[,NAME=VALUE...] of BluezoneConfig (values read as TOML).
 Prints, per setting, the mean F1 over (scenario, seed) and the worst margin over GAEN.
 """
 
@@ -10,6 +11,7 @@ import sys
 import numpy as np
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
+from bluezone.matching.scoring import parse_setting
 from bluezone.sim.metrics import confusion
 
 data = pickle.load(open(sys.argv[1], "rb"))
@@ -32,7 +34,7 @@ def f1_for(config: BluezoneConfig) -> dict:
 
 
 for setting in sys.argv[2:]:
-    result = f1_for(BluezoneConfig(**eval(setting, {"dict": dict})))
+    result = f1_for(BluezoneConfig(**dict(parse_setting(part) for part in setting.split(","))))
     mean = np.mean([v[0] for v in result.values()])
     margin = min(v[0] - v[3] for v in result.values())
     print(f"{mean:.3f} {margin:+.3f} {setting}")

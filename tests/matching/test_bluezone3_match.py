@@ -236,13 +236,12 @@ def test_cli_bad_f0_lists_are_exit_2_and_leave_no_database(tmp_path, content: by
 def test_cli_export_own_v3_list_then_check_it_elsewhere(tmp_path) -> None:
     """a runs with Bluezone v3 on (emulated radio, the last half hour), exports its F0 list with the
     CLI, and b's `check --bluezone3-list` finds the close contact: the whole v3 path by command."""
-    import time
-
     from click.testing import CliRunner
 
     from bluezone.cli import cli
 
-    clock = VirtualClock(time.time() - 1900)
+    start = 1_795_694_400.0  # 2026-11-26 12:00 UTC: a fixed day, so the run is the same whatever day the suite runs
+    clock = VirtualClock(start)
     air = Air(clock, 8)
     stores = [SightingStore.open(tmp_path / f"{n}.db") for n in "ab"]
     daemons = [
@@ -260,16 +259,18 @@ def test_cli_export_own_v3_list_then_check_it_elsewhere(tmp_path) -> None:
         s.close()
     listing = tmp_path / "a-f0.json"
     runner = CliRunner()
-    res = runner.invoke(cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "a.db"), "--out", str(listing)])
+    later = {"clock": VirtualClock(start + 1900)}  # the commands' clock seam: "now" just after the meeting
+    res = runner.invoke(cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "a.db"), "--out", str(listing)],
+                        obj=later)
     assert res.exit_code == 0, res.output
     entry_ = json.loads(listing.read_text())["data"][0]
     assert entry_["max"] == 96 and entry_["time_start"] % 86400 == 0 and len(entry_["daily_key"]) == 64
-    res = runner.invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db"), "--json"])
+    res = runner.invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db"), "--json"], obj=later)
     assert res.exit_code == 0, res.output
     levels = [e["level"] for e in json.loads(res.stdout)["exposures"]]
     assert "F1" in levels and set(levels) <= {"F1", None}  # (two windows when the half hour spans midnight)
     # b never sent v3: nothing to export, one line, exit 2
-    res = runner.invoke(cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "b.db"), "--out", "-"])
+    res = runner.invoke(cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "b.db"), "--out", "-"], obj=later)
     assert res.exit_code == 2 and "never sent Bluezone v3" in res.stderr
 
 
@@ -328,20 +329,19 @@ def test_memory_of_matching_is_bounded_by_the_budget_not_the_list() -> None:
 def test_exporting_the_f0_list_starts_a_new_chain_so_later_ids_stay_unlinkable(tmp_path) -> None:
     """The list's daily key hashes forward to every later day's key: had the device kept its chain,
     anyone holding the (published) list could follow its v3 IDs from then on."""
-    import time
-
     from click.testing import CliRunner
 
     from bluezone.cli import cli
 
-    now = time.time()
+    now = 1_795_694_400.0  # 2026-11-26 12:00 UTC, a fixed day: the CLI gets it through its clock seam
     today = int(now // 86400)
     key = bytes(range(32))
     with SightingStore.open(tmp_path / "a.db") as store:
         store.save_bluezone3_key(today - 2, key, now - 2 * 86400)
     listing = tmp_path / "f0.json"
     res = CliRunner().invoke(
-        cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "a.db"), "--out", str(listing)]
+        cli, ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "a.db"), "--out", str(listing)],
+        obj={"clock": VirtualClock(now)},
     )
     assert res.exit_code == 0, res.output
     handed = json.loads(listing.read_text())["data"][0]

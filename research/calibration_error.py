@@ -1,6 +1,6 @@
 """How calibration error moves the verdicts: shift every RSSI by +-3/6/9 dB and re-score.
 
-Usage: python scripts/calibration_error.py [--datasets DIR ...] [--scenes FILE ...] [--seed N]
+Usage: python research/calibration_error.py [--datasets DIR ...] [--scenes FILE ...] [--seed N]
 
 Recordings: ``bluezone evaluate`` with ``rssi_shift_db`` (every phone reads that much stronger
 than its calibration says); per shift, detection at <= 1.2 m and >= 3 m, chained F1 and nDCF
