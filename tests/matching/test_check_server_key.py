@@ -24,7 +24,7 @@ DAY = 2_900_016
 @pytest.fixture
 def setup(tmp_path: Path) -> dict[str, Path]:
     signer = keygen(tmp_path / "signing")
-    other = keygen(tmp_path / "other")
+    keygen(tmp_path / "other")  # a second key pair: its public.pem is the wrong key
     keys = make_keys([(b"\xd1" * 16, DAY, 144), (b"\xd2" * 16, DAY, 144)])
     good = signed_export_zip(keys, signer.private_key, SignatureInfo("bluezone", "v1"), region="XX")
     paths = {"good": tmp_path / "good.zip", "json": tmp_path / "keys.json", "db": tmp_path / "node.db"}
