@@ -28,6 +28,7 @@ from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.errors import ConfigError, RadioError
 from bluezone.proximity.backends import open_radio, radio_names, register_radio
+from bluezone.proximity.backends.fd6f import VENUE_BEACON_UUID
 from bluezone.proximity.ingest import adverts_to_sightings
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
@@ -433,6 +434,23 @@ def test_bluezone3_adverts_are_heard_and_sent_where_the_backend_can(bench: Bench
             else:
                 with pytest.raises(RadioError, match="Bluezone v3"):
                     await a.advertise_bluezone3(BZID, -10)
+
+    bench.run(scenario)
+
+
+def test_venue_beacons_are_passed_on_under_their_own_uuid(bench: Bench) -> None:
+    """A venue beacon's 0x4256 service data reaches the daemon (it hands it to the venue listener,
+    bluezone.venues.nearby), under its own UUID, never as a GAEN advert."""
+    frame = bytes(range(40, 60))
+
+    async def scenario(bench: Bench) -> None:
+        a, b = bench.pair()
+        got: list[Advert] = []
+        async with a, b:
+            await b.start_scanning(got.append)
+            await bench.foreign(0x4256, frame)
+            await bench.until(lambda: any(ad.service_uuid == VENUE_BEACON_UUID for ad in got), "venue beacon heard")
+        assert {(ad.service_uuid, ad.service_data) for ad in got} == {(VENUE_BEACON_UUID, frame)}
 
     bench.run(scenario)
 
