@@ -56,9 +56,12 @@ def parse_venue_reports(doc: dict[str, Any], limits: VenueReportLimits) -> list[
             raise ValueError(f"{where}: 'report' must be a base64 CheckInProtectedReport")
         try:
             data = base64.b64decode(raw.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError):
+            raise ValueError(f"{where}: 'report' is not base64") from None
+        try:
             report = ProtectedReport.from_bytes(data)
-        except (binascii.Error, UnicodeEncodeError, VenueError) as exc:
-            raise ValueError(f"{where}: not a CheckInProtectedReport ({exc})") from None
+        except VenueError as exc:  # says itself what it is not
+            raise ValueError(f"{where}: {exc}") from None
         out.append((day, bytes(report)))
     return out
 
