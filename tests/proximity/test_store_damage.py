@@ -6,19 +6,19 @@ import base64
 import json
 import random
 import sqlite3
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
+from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import StoreError
 from bluezone.proximity.store import SightingStore
 
-from .conftest import random_sightings
+from .conftest import NOON, random_sightings
 
 DAMAGED = 24  # damaged copies; each gets 20 random bytes somewhere past the header
 
@@ -26,7 +26,7 @@ DAMAGED = 24  # damaged copies; each gets 20 random bytes somewhere past the hea
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, Path]:
     root = tmp_path_factory.mktemp("healthy")
-    now = time.time()
+    now = NOON  # a fixed day: the same store bytes, so the same damage, whatever day the suite runs
     db = root / "good.db"
     with SightingStore.open(db) as store:
         store.add_sightings(random_sightings(20_000, now - 3600, 3000))
@@ -53,7 +53,7 @@ def test_damaged_databases_get_the_designed_line(healthy: tuple[bytes, Path], tm
     data, keys = healthy
     db = damaged_copy(data, seed, tmp_path / "damaged.db")
     for args in (["status"], ["purge"], ["keys", "export", "--out", "-"], ["check", "--keys", str(keys)]):
-        result = CliRunner().invoke(cli, [*args, "--db", str(db)], obj={})
+        result = CliRunner().invoke(cli, [*args, "--db", str(db)], obj={"clock": VirtualClock(NOON)})
         assert "DatabaseError" not in result.output and "--debug" not in result.output, (args, result.output)
         if result.exit_code:
             assert result.output.startswith("Error: ") and "is not a usable sighting database" in result.output
