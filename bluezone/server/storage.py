@@ -534,11 +534,12 @@ class SQLiteStorage(Storage):
     def __init__(self, path: str | Path, create: bool = True) -> None:
         super().__init__()
         self.path = Path(path)
-        if not create and not self.path.is_file():
+        if self.path.exists() and not self.path.is_file():  # a directory, FIFO or device: SQLite's "disk I/O error"
+            raise InputError(f"key server database {self.path} is not a regular file: give a database file")
+        if not create and not self.path.exists():
             # a typo in --server-db must not hand out codes (or export) from a new, empty database nobody serves
-            what = "is not a file" if self.path.exists() else "does not exist"
-            raise InputError(f"key server database {self.path} {what} (the server creates it on its first start;"
-                             " add --create-db to create it here)")
+            raise InputError(f"key server database {self.path} does not exist (the server creates it on its first"
+                             " start; add --create-db to create it here)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # 0600 before SQLite opens it (its -wal/-shm take the same mode): the code hashes are of

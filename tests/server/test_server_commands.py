@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from server_helpers import NOW
 
@@ -93,7 +94,7 @@ def test_a_missing_database_is_refused_not_created(tmp_path: Path) -> None:
         assert not typo.exists() and not typo.parent.exists()
     rc, out, err = _run("server", "export", "--server-db", str(tmp_path), "--signing-key-dir", str(keys),
                         "--export-dir", str(tmp_path / "e"))
-    assert rc == 2 and "is not a file" in err
+    assert rc == 2 and "is not a regular file" in err
     rc, out, err = _run("server", "issue-code", "--server-db", str(typo), "--signing-key-dir", str(keys), "--create-db")
     assert rc == 0 and typo.is_file(), err
     assert _run("server", "export", "--server-db", str(typo), "--signing-key-dir", str(keys))[0] == 0
@@ -159,3 +160,26 @@ def test_the_database_url_is_logged_without_its_password() -> None:
 
     assert _shown_db("postgresql://bz:s3cret@db.example:5433/keys") == "postgresql://bz:***@db.example:5433/keys"
     assert _shown_db("postgresql://bz@db.example/keys") == "postgresql://bz@db.example/keys"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dir", "zero"])
+@pytest.mark.parametrize(
+    "command", [["issue-code", "--create-db"], ["export", "--create-db", "--export-dir", "e"], ["run", "--port", "0", "--export-dir", "e"]]
+)
+def test_a_database_that_is_no_regular_file_is_one_line(tmp_path: Path, kind: str, command: list[str]) -> None:
+    """--server-db naming a FIFO or /dev/zero with --create-db (or for `server run`, which creates)
+    ended in 'OperationalError: disk I/O error', exit 1; a directory advised --create-db."""
+    import os
+
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "odd.db"
+    if kind == "fifo":
+        os.mkfifo(db)
+    elif kind == "dir":
+        db.mkdir()
+    else:
+        db.symlink_to("/dev/zero")
+    args = [str(tmp_path / a) if a == "e" else a for a in command[1:]]
+    rc, out, err = _run("server", command[0], "--server-db", str(db), "--signing-key-dir", str(keys), *args)
+    assert rc == 2 and "is not a regular file" in err and err.count("\n") == 1, err
