@@ -308,12 +308,16 @@ def check_store(
     span = sightings_span(entries)
     if span is None:
         return [], 0
-    sightings = store.bluezone3_sightings(*span)
-    if len(sightings) == 0:
+    from bluezone.matching.check import whole_days
+
+    # whole UTC days: the receiver's day reference is taken from all it stored that day
+    sightings = store.bluezone3_sightings(*whole_days(span))
+    read = int(np.count_nonzero((sightings["time"] >= span[0]) & (sightings["time"] < span[1])))
+    if read == 0:
         return [], 0
-    gaen = store.sightings(float(sightings["time"].min()) - DAY_SECONDS, float(sightings["time"].max()) + DAY_SECONDS)
+    gaen = store.sightings(*whole_days((float(sightings["time"].min()), float(sightings["time"].max()) + 1)))
     found = check_bluezone3(entries, sightings, scorer, rssi_correction=rssi_correction, other_sightings=gaen)
-    return found, len(sightings)
+    return found, read
 
 
 def own_f0_list(store: Any, now: float, days: int = 14) -> dict[str, Any]:

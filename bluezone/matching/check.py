@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.keyformat.keyfile import load_keys
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import DEFAULT_TX_POWER, TOLERANCE_INTERVALS, ExposureWindow, find_exposures
@@ -135,6 +135,13 @@ def sightings_span(keys: np.ndarray) -> tuple[float, float] | None:
     )
 
 
+def whole_days(span: tuple[float, float]) -> tuple[float, float]:
+    """``span`` widened to the UTC days it touches: what a check reads, because the receiver's
+    self-calibration takes each day's reference from everything stored that day (as the simulator,
+    on which its defaults were chosen, does), not from the part of it the key file happens to cover."""
+    return float(span[0] // DAY_SECONDS * DAY_SECONDS), float(-(-span[1] // DAY_SECONDS) * DAY_SECONDS)
+
+
 @dataclass
 class CheckResult:
     """What ``bluezone check`` reports: the exposures found, and what they were found in."""
@@ -189,8 +196,8 @@ def check_keys(
     result = CheckResult(keys, scorer=scorer.name)
     span = sightings_span(keys)
     with SightingStore.open(db_path, create=False) as store:
-        sightings = store.sightings(*span) if span else None
-    if sightings is not None:
-        result.sightings = len(sightings)
+        sightings = store.sightings(*whole_days(span)) if span else None
+    if sightings is not None and span is not None:
+        result.sightings = int(np.count_nonzero((sightings["time"] >= span[0]) & (sightings["time"] < span[1])))
         result.exposures = check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
     return result

@@ -212,3 +212,29 @@ def test_same_minute_reference_follows_the_scorers_slot_length() -> None:
     judged = window(61, 20)
     with pytest.raises(ValueError, match="slots"):
         BluezoneScorer(BluezoneConfig(slot_seconds=30.0)).for_receiver(minute_context).score(judged)
+
+
+def test_check_keys_takes_the_day_reference_from_the_whole_day_whatever_the_key_file(tmp_path) -> None:
+    # A same-day key (12:00-18:00 UTC) whose contact (61 dB) is alone in its minutes, so the day
+    # reference stands in; the day's other company (01:00-03:00) was weak, which makes it close.
+    # The check read only the key file's span (10:00-20:00): no company, no shift, not close;
+    # with an unrelated whole-day key in the same file it read the morning too and said close.
+    from bluezone.matching.check import check_keys
+    from bluezone.proximity.store import SightingStore
+
+    tek = b"\xd3" * 16
+    interval = DAY // INTERVAL_SECONDS + 72
+    times = interval * INTERVAL_SECONDS + np.arange(0, 30 * 60, 3.0)
+    contact = np.concatenate([
+        advert_sightings(tek, i, times[(times // INTERVAL_SECONDS) == i], rssi=-81, tx_power=-20)
+        for i in np.unique(times // INTERVAL_SECONDS).astype(int).tolist()
+    ])
+    morning = sightings({n: 82.0 for n in range(1, 6)}, 120, start=DAY + 3600)
+    db = tmp_path / "node.db"
+    with SightingStore.open(db) as store:
+        store.add_sightings(np.sort(np.concatenate([contact, morning]), order="time"))
+    alone = check_keys(make_keys([(tek, interval, 36)]), db)
+    with_other = check_keys(make_keys([(tek, interval, 36), (b"\x01" * 16, DAY // INTERVAL_SECONDS, 144)]), db)
+    assert alone.sightings == len(contact)  # still counts what the keys could match
+    assert alone.exposures[0].score.close_contact
+    assert [e.score.close_contact for e in with_other.exposures] == [True]
