@@ -43,8 +43,9 @@ def _progress():  # type: ignore[no-untyped-def]
 
 
 @click.command("calibrate")
-@click.option("--radio", "radio_spec", default="auto", show_default=True,
-              help="Radio to calibrate: auto, bluez[:hciN], bumble:<transport>, or emulated (virtual clock, for trying it).")
+@click.option("--radio", "--backend", "radio_spec", default="auto", show_default=True,
+              help="Radio to calibrate: auto, bluez[:hciN], bumble:<transport>, or emulated (virtual clock, for trying it);"
+                   " --backend as in bluezone run (the radio errors advise it).")
 @click.option("--adapter", default=None, help="BlueZ adapter (hci0, ...) for auto/bluez.")
 @click.option("--reference", "reference_model", default=None,
               help="The reference phone's model as Google's table names it (e.g. 'Pixel 4', 'SM-G973F').")

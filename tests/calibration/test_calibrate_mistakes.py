@@ -77,3 +77,14 @@ def test_a_negative_seed_is_a_usage_error(args: list[str]) -> None:
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert "ValueError" not in result.output and "--seed" in result.output
+
+
+def test_the_radio_advice_works_for_calibrate() -> None:
+    """Without Bluetooth, calibrate said 'try it without Bluetooth (--backend emulated)', as run
+    does; calibrate had only --radio, so following the advice was 'No such option'."""
+    from bluezone.proximity.backends.real import ALTERNATIVES
+
+    assert "--backend emulated" in ALTERNATIVES
+    result = CliRunner().invoke(cli, ["calibrate", "--backend", "emulated", "--reference", "Pixel 4", "--yes", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "RSSI correction" in result.output
