@@ -7,6 +7,10 @@ from pathlib import Path
 from bluezone.errors import VenueError
 from bluezone.venues.location import Venue
 
+#: A phone camera's photo is at most ~50 MP; a larger image is a decompression bomb, not a poster.
+MAX_PHOTO_PIXELS = 64_000_000
+TOO_LARGE = f"{{photo}} has more pixels than a photo of a poster (at most {MAX_PHOTO_PIXELS // 10**6} megapixels)"
+
 
 def read_qr_texts(photo: Path) -> list[str]:
     """The text of every QR code zxing-cpp finds in the image (Pillow opens any common format)."""
@@ -16,11 +20,18 @@ def read_qr_texts(photo: Path) -> list[str]:
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise VenueError(f"reading QR photos needs zxing-cpp and Pillow ({exc.name} is missing): pip install zxing-cpp") from None
     try:
-        with Image.open(photo) as image:
+        with Image.open(photo) as image:  # reads the header only: the size is known before any pixel
+            width, height = image.size
+            if width * height > MAX_PHOTO_PIXELS:
+                raise VenueError(TOO_LARGE.format(photo=photo))
             image.load()
             results = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     except FileNotFoundError:
         raise VenueError(f"no such photo: {photo}") from None
+    except VenueError:
+        raise
+    except Image.DecompressionBombError:  # larger still: Pillow refuses it while reading the header
+        raise VenueError(TOO_LARGE.format(photo=photo)) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise VenueError(f"{photo} is not an image Pillow can read ({type(exc).__name__})") from None
     return [r.text for r in results if r.valid and r.text]

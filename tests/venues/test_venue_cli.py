@@ -120,6 +120,23 @@ def test_photo_without_a_code_is_one_clear_error(tmp_path: Path, clock: VirtualC
     assert not db.exists()
 
 
+@pytest.mark.parametrize("size", [(20_000, 20_000), (9_000, 9_000)])
+def test_a_huge_photo_is_one_clear_error(tmp_path: Path, clock: VirtualClock, size: tuple[int, int]) -> None:
+    """A small file that decodes to hundreds of megapixels (a decompression bomb: Pillow refused it
+    with an exit-1 'DecompressionBombError', or only warned and loaded 81 MP) is refused from its
+    header, before any pixel is decoded."""
+    from PIL import Image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", size, 1).save(bomb)
+    assert bomb.stat().st_size < 200_000
+    result = run(clock, "checkin", "--image", str(bomb), "--db", str(tmp_path / "visitor.db"))
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {bomb} has more pixels than a photo of a poster (at most 64 megapixels)"
+    )
+
+
 def test_past_visit_and_its_bad_forms(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
     db = tmp_path / "visitor.db"
 
