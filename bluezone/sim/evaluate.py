@@ -329,9 +329,9 @@ def table(report: dict[str, Any]) -> str:
         f"{'scorer':<10}{'ROC-AUC':>9}{'PR-AUC':>8}{'precision':>11}{'recall':>8}{'F1':>7}   F1 95% CI",
     ]
     for n, s in report["scorers"].items():
-        ci = s["ci95"].get("f1", [float("nan")] * 2)
+        ci = s["ci95"].get("f1", [None, None])  # none with --bootstrap 0
         lines.append(
-            f"{n:<10}{_f(s['roc_auc']):>9}{_f(s['pr_auc']):>8}{_f(s['precision']):>11}{_f(s['recall']):>8}{_f(s['f1']):>7}   [{ci[0]:.3f}, {ci[1]:.3f}]"
+            f"{n:<10}{_f(s['roc_auc']):>9}{_f(s['pr_auc']):>8}{_f(s['precision']):>11}{_f(s['recall']):>8}{_f(s['f1']):>7}   [{_f(ci[0])}, {_f(ci[1])}]"
         )
         rates = "  ".join(f"{d} m: {v:.2f}" for d, v in s["detection_by_distance"].items())
         lines.append(f"{'':<10}detected per distance: {rates}")

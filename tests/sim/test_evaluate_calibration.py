@@ -73,6 +73,7 @@ def test_plain_output_shows_calibration_and_ndcf() -> None:
     assert result.exit_code == 0, result.output
     assert "calibration: en-calibration-2020-06-13.csv: HTC One M9 (measured: +4 dB, TX -30)" in result.output
     assert "nDCF = P_miss + P_fa at TC4TL distances: 1.2 m:" in result.output
+    assert "nan" not in result.output and "[n/a, n/a]" in result.output  # no interval without a bootstrap
 
 
 @pytest.mark.parametrize(
