@@ -17,6 +17,7 @@ from bluezone.client.state import ServerState
 from bluezone.client.upload import keys_to_upload
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.matching.check import sightings_span
 from bluezone.proximity.store import SightingStore
 from bluezone.server.app import create_app
 from bluezone.server.codes import CodeKey, issue_code
@@ -86,3 +87,20 @@ def test_what_checks_reported_is_purged_with_the_retention(world) -> None:  # ty
         store.purge(first.exposures[0].end + 15 * DAY_SECONDS)
         n = store.db.conn.execute("SELECT COUNT(*) FROM keyserver_exposures").fetchone()[0]
     assert n == 0
+
+
+def test_check_server_reads_whole_days_for_the_receivers_day_reference(world) -> None:  # type: ignore[no-untyped-def]
+    # The day reference of the receiver's self-calibration is taken from all it stored that day: a
+    # check that read only its new batches' span (validity +- 2 h) judged with part of a day.
+    client, db = world
+    asked: list[tuple[float, float]] = []
+    with SightingStore.open(db, create=False, purge_now=NOW) as store:
+        def load(since: float, until: float):  # type: ignore[no-untyped-def]
+            asked.append((since, until))
+            return store.sightings(since, until)
+
+        result = check_server(client, ServerState(store), load, now=NOW)
+        in_span = len(store.sightings(*sightings_span(result.keys)))
+    assert asked and all(since % DAY_SECONDS == 0 and until % DAY_SECONDS == 0 for since, until in asked)
+    assert result.sightings == in_span  # still what the keys could match
+    assert [e.level for e in result.exposures] == ["F1"]
