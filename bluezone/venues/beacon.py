@@ -137,11 +137,14 @@ class FrameAssembler:
         self.min_rssi = min_rssi
         self.max_age = max_age
         self._partial: dict[bytes, _Partial] = {}
-        self._done: dict[bytes, Venue | None] = {}
+        self._done: dict[bytes, Venue] = {}
         self.malformed = 0
 
     def add(self, data: bytes, rssi: int, t: float) -> tuple[bytes, Venue | None] | None:
         """Feed one heard frame; (set id, venue or None if it would not open) once its set is whole.
+
+        A set that does not open stays open to frames that replace one of its chunks, so a foreign
+        frame sent with a venue's set id spoils one round of its frames, not the epoch.
 
         Returns the result again for every later frame of a set already opened, so the caller
         can count presence by the frames it hears.
@@ -158,12 +161,16 @@ class FrameAssembler:
         partial = self._partial.get(frame.set_id)
         if partial is None or partial.count != frame.count:
             partial = self._partial[frame.set_id] = _Partial(frame.count, first_heard=t)
+        if partial.chunks.get(frame.index) == frame.chunk:
+            return None  # heard before: nothing new to try
         partial.chunks[frame.index] = frame.chunk
         if len(partial.chunks) < partial.count:
             return None
         blob = b"".join(partial.chunks[i] for i in range(partial.count))
-        del self._partial[frame.set_id]
         venue = self._open(frame.set_id, blob)
+        if venue is None:  # a foreign or damaged frame among them: the genuine one comes round again
+            return frame.set_id, None
+        del self._partial[frame.set_id]
         self._done[frame.set_id] = venue
         return frame.set_id, venue
 

@@ -61,6 +61,22 @@ def test_missing_one_frame_reveals_nothing_and_mixed_frames_do_not_open() -> Non
     assert assembler.add(forged, -60, 0.0) == (frames[0][1:5], None)
 
 
+def test_one_foreign_frame_does_not_silence_the_epoch() -> None:
+    """Anyone nearby can send one frame with the epoch's (public) set id: the set then fails to open
+    once, and the genuine frame heard on the next round opens it (it stayed unopened for the whole
+    10-minute epoch, so one frame every 10 minutes kept a venue's beacon from checking anyone in)."""
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 5)
+    assembler = beacon.FrameAssembler()
+    assert assembler.add(frames[0][:7] + bytes(13), -60, 0.0) is None  # the jammer's frame 0
+    results = [assembler.add(f, -60, 1.0 + i) for i, f in enumerate(frames[1:] + frames)]
+    assert results[len(frames) - 2] == (frames[0][1:5], None)  # the set, complete with the foreign frame
+    assert results[-1] == (frames[0][1:5], CAFE)
+    # the same frame again costs no new decryption attempt
+    malformed = assembler.malformed
+    assert assembler.add(frames[0][:7] + bytes(13), -60, 20.0) == (frames[0][1:5], CAFE)
+    assert assembler.malformed == malformed
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=40))
 def test_any_frame_bytes_are_a_frame_or_one_venue_error(data: bytes) -> None:
