@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from bluezone.clitypes import FloatRange, cli_clock, db_option, emit_json, jobs_option, json_option, parse_date
 from bluezone.errors import BluezoneError
@@ -156,6 +157,9 @@ def run(
     from bluezone.venues.nearby import BeaconCheckIns
 
     config = load_config(config_path)  # --config, else the default file if there is one (bluezone calibrate writes it)
+    real_db = None  # BLUEZONE_DB or config.toml name the user's own database: as the default one, emulated stays out
+    if db_path is not None and click.get_current_context().get_parameter_source("db_path") is not ParameterSource.COMMANDLINE:
+        real_db, db_path = db_path, None
     ticker = sys.stdout.isatty()  # a live line until the first status line; nothing extra when piped
     shown = False
 
@@ -184,6 +188,7 @@ def run(
             on_progress=progress if ticker else None,
             also_bluezone_v3=also_bluezone_v3,
             listeners=[BeaconCheckIns],  # venue beacons heard for 5 minutes: checked in (docs/venues.md)
+            real_db=real_db,
         )
     )
     status(

@@ -40,12 +40,13 @@ def is_emulated(backend: str) -> bool:
     return backend.split(":", 1)[0] == "emulated"
 
 
-def database_for(backend: str, db_path: Path | str | None) -> Path | str:
-    """The database a daemon on ``backend`` writes: ``db_path``, else the default one; the
-    emulated radio's invented neighbours go to ``emulated.db`` beside it, never into it."""
+def database_for(backend: str, db_path: Path | str | None, real: Path | None = None) -> Path | str:
+    """The database a daemon on ``backend`` writes: ``db_path``, else the real one (``real``: the
+    user's configured database, else the default one); the emulated radio's invented neighbours
+    go to ``emulated.db`` beside the real one, never into it."""
+    real = real if real is not None else default_db_path()
     if not is_emulated(backend):
-        return db_path if db_path is not None else default_db_path()
-    real = default_db_path()
+        return db_path if db_path is not None else real
     if db_path is None:
         return real.with_name(EMULATED_DB_FILENAME)
     if str(db_path) != ":memory:" and Path(db_path).expanduser().resolve() == real.resolve():
@@ -81,6 +82,7 @@ async def run_daemon(
     seed: int | None = None,
     also_bluezone_v3: bool = False,
     listeners: Sequence[Callable[[SightingStore], AdvertListener]] = (),
+    real_db: Path | None = None,
 ) -> DaemonStats:
     """Run one daemon on ``backend`` until stopped (signal) or ``duration`` seconds pass.
 
@@ -90,14 +92,15 @@ async def run_daemon(
     ``on_start`` gets one line naming the radio and the database; ``on_progress`` gets the
     counters and the seconds since the start every few seconds until the first status line
     (a terminal shows something before the first minute is over).  ``listeners`` make, from the
-    store, listeners for other adverts (the venue-beacon check-ins of ``bluezone.venues.nearby``)."""
+    store, listeners for other adverts (the venue-beacon check-ins of ``bluezone.venues.nearby``).
+    ``real_db`` is the user's own database when configured (``BLUEZONE_DB``, config.toml)."""
     config = config or DaemonConfig()
     clock = clock or SystemClock()
     if also_bluezone_v3 and not is_emulated(backend):
         raise ConfigError(
             "--also-bluezone-v3 works on the emulated radio only, so far: the BlueZ and bumble backends send one advert set"
         )
-    db = database_for(backend, db_path)
+    db = database_for(backend, db_path, real_db)
     neighbours: list[Daemon] = []
     n = 0
     if is_emulated(backend):

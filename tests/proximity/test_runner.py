@@ -76,3 +76,26 @@ def test_run_names_its_radio_and_database_first(data_home: Path) -> None:
     assert str(data_home / "emulated.db") in lines[0]
     assert lines[-1].startswith("stopped: ") and len(lines) == 2  # piped: no live count
     assert not default_db_path().exists()
+
+
+@pytest.mark.parametrize("source", ["env", "config"])
+def test_a_configured_database_is_the_real_one_too(data_home: Path, tmp_path: Path, source: str) -> None:
+    # BLUEZONE_DB (or [run] db in config.toml) names the user's everyday database: the emulated
+    # radio's invented neighbours went into it (only the built-in default path was kept out)
+    real = tmp_path / "mine" / "real.db"
+    env = {"BLUEZONE_DB": str(real)}
+    if source == "config":
+        config = tmp_path / "config.toml"
+        config.write_text(f'[run]\ndb = "{real}"\n')
+        env = {"BLUEZONE_CONFIG": str(config)}
+    result = CliRunner().invoke(cli, ["run", "--backend", "emulated:1", "--duration", "0.5"], obj={}, env=env)
+    assert result.exit_code == 0, result.output
+    assert f"database {real.with_name('emulated.db')};" in result.output
+    assert not real.exists() and not default_db_path().exists()
+
+
+def test_a_real_radio_uses_the_configured_database() -> None:
+    from bluezone.proximity.runner import database_for
+
+    assert database_for("bluez:hci0", None, real=Path("/x/real.db")) == Path("/x/real.db")
+    assert database_for("emulated", None, real=Path("/x/real.db")) == Path("/x/emulated.db")
