@@ -21,6 +21,10 @@ STEPS = """Calibrating {radio} against {reference}, {distance:g} m apart, for {d
      is strongest, and note its typical RSSI: it gives this adapter's TX power (asked at the end)."""
 
 
+#: Rows ``--find`` prints on the terminal (--json gives every match).
+FIND_SHOWN = 30
+
+
 def _on_terminal() -> bool:
     """Whether a person is there to follow the steps and answer (stdin and stderr are a terminal)."""
     return sys.stdin.isatty() and sys.stderr.isatty()
@@ -135,13 +139,15 @@ def calibrate(
 def _find(text: str, as_json: bool) -> None:
     from bluezone.calibration.table import default_table
 
-    found = default_table().search(text)
+    found = default_table().search(text, limit=None)
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in found], indent=2))
         return
     if not found:
         click.echo(f"no model in Google's table matches {text!r}")
         return
-    for r in found:
+    for r in found[:FIND_SHOWN]:
         click.echo(f"{r.manufacturer:<12} {r.model:<28} RSSI correction {r.rssi_correction_db:+3d} dB  "
                    f"TX power {r.tx_power_dbm:4d} dBm  ({r.source})")
+    if len(found) > FIND_SHOWN:  # "samsung" matches hundreds: say so rather than stop silently
+        click.echo(f"... and {len(found) - FIND_SHOWN} more: give more of the name (or --json for all)")

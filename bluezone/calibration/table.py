@@ -146,7 +146,7 @@ class CalibrationTable:
         values = {(r.rssi_correction_db, r.tx_power_dbm) for r in found}
         return found[0] if len(values) == 1 else None
 
-    def search(self, text: str, limit: int = 30) -> list[DeviceCalibration]:
+    def search(self, text: str, limit: int | None = 30) -> list[DeviceCalibration]:
         """Rows whose manufacturer + model contain ``text`` (normalised), measured ones first."""
         needle = normalise(text)
         if not needle:

@@ -88,3 +88,14 @@ def test_the_radio_advice_works_for_calibrate() -> None:
     result = CliRunner().invoke(cli, ["calibrate", "--backend", "emulated", "--reference", "Pixel 4", "--yes", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "RSSI correction" in result.output
+
+
+def test_find_says_when_it_shows_only_part_of_the_matches() -> None:
+    """`calibrate --find samsung` printed 30 rows and stopped, as if the table held no more."""
+    import json
+
+    everything = json.loads(CliRunner().invoke(cli, ["calibrate", "--find", "samsung", "--json"]).output)
+    assert len(everything) > 30
+    text = CliRunner().invoke(cli, ["calibrate", "--find", "samsung"]).output
+    assert f"and {len(everything) - 30} more" in text
+    assert "more" not in CliRunner().invoke(cli, ["calibrate", "--find", "pixel 4"]).output
