@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -79,7 +80,12 @@ def check_days(reports: Sequence[tuple[int, bytes]], now: float, limits: VenueRe
         raise ValueError(f"more than {limits.max_per_day} check-ins on one day")
 
 
-def with_fakes(reports: Sequence[tuple[int, bytes]], limits: VenueReportLimits) -> list[tuple[int, bytes]]:
-    """The real reports and ``fakes_per_report`` fakes per real one, on the same days."""
+def with_fakes(
+    reports: Sequence[tuple[int, bytes]], limits: VenueReportLimits, rng: random.Random | None = None
+) -> list[tuple[int, bytes]]:
+    """The real reports and ``fakes_per_report`` fakes per real one, on the same days, shuffled:
+    they are stored in this order, and real-then-fake rows would show which are real."""
     fakes = [(day, bytes(ProtectedReport.fake())) for day, _ in reports for _ in range(limits.fakes_per_report)]
-    return list(reports) + fakes
+    mixed = list(reports) + fakes
+    (rng or random.SystemRandom()).shuffle(mixed)
+    return mixed

@@ -63,6 +63,24 @@ def test_checkins_published_with_fakes_in_a_signed_venue_file(storage, tmp_path)
     assert [n for n in (tmp_path / "out" / INDEX_FILE).read_text().split() if is_venue_file(n)] == venue_files
 
 
+def test_fakes_are_stored_mixed_in_not_after_the_real_reports() -> None:
+    """Stored in the order ``with_fakes`` gives, real reports first then the fakes let anyone who
+    reads the server's database (ids ascending) pick out the real ones; the docs promise that
+    even the server cannot tell them apart later."""
+    import random
+
+    from bluezone.server.venue_reports import VenueReportLimits, with_fakes
+
+    real = [(TODAY - 1, b"real-1"), (TODAY - 2, b"real-2"), (TODAY - 2, b"real-3")]
+    firsts = set()
+    for seed in range(5):
+        stored = with_fakes(real, VenueReportLimits(), rng=random.Random(seed))
+        assert len(stored) == 12 and sorted(d for d, r in stored if r.startswith(b"real")) == sorted(d for d, _ in real)
+        assert sorted(d for d, _ in stored) == sorted([d for d, _ in real] * 4)  # each fake on its real one's day
+        firsts.add(tuple(i for i, (_, r) in enumerate(stored) if r.startswith(b"real")))
+    assert firsts != {(0, 1, 2)} and len(firsts) > 1
+
+
 def test_a_venue_owner_warns_with_checkins_only(storage) -> None:
     code = issue_code(storage, NOW, key=KEY).code
     result = publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
