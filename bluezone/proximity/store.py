@@ -795,10 +795,6 @@ class SightingStore:
         order = " ORDER BY start_time DESC, id DESC" if open_at is not None else " ORDER BY start_time, id"
         return self.db.conn.execute(sql + order, params).fetchall()
 
-    def checkin_payloads(self) -> dict[bytes, bytes]:
-        """Location id -> the venue's QR payload, for every venue checked in at."""
-        return {bytes(r[0]): bytes(r[1]) for r in self.db.conn.execute("SELECT location_id, payload FROM checkins")}
-
     def daemon_state(self) -> dict[str, Any] | None:
         """The daemon's latest report with its ``updated_at``, or None if no daemon ran here."""
         row = self.db.conn.execute("SELECT value, updated_at FROM daemon_state WHERE name = 'daemon'").fetchone()

@@ -209,6 +209,11 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
     from bluezone.venues.owner import load_venue_dir
 
     secrets = load_venue_dir(venue_dir)
+    if backend.split(":", 1)[0] == "bumble":  # its advertise_as raises: say so before opening a dongle
+        raise click.UsageError(
+            "a venue beacon sends through BlueZ (--backend auto or bluez:hciN) or the emulated radio;"
+            " the bumble backend cannot send its adverts yet"
+        )
     clock = cli_clock()
     radio: Radio
     if backend == "emulated":

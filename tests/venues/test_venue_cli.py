@@ -198,6 +198,13 @@ def test_venue_beacon_runs_on_the_emulated_radio(cafe: dict, clock: VirtualClock
     assert refused.exit_code == 2 and "unknown radio backend" in refused.output
     missing = run(clock, "venue", "beacon", str(cafe["out"] / "nowhere"))
     assert missing.exit_code == 2 and "not found" in missing.output
+    # bumble cannot send 0x4256 service data: said before a dongle is opened (it was exit 1 on the
+    # dongle, or on the first frame once one was plugged in)
+    bumble = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "bumble:usb:0")
+    assert bumble.exit_code == 2 and bumble.output.strip().splitlines()[-1] == (
+        "Error: a venue beacon sends through BlueZ (--backend auto or bluez:hciN) or the emulated radio;"
+        " the bumble backend cannot send its adverts yet"
+    )
 
 
 def test_upload_counts_visits_not_the_reports_they_split_into(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
