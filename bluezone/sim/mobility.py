@@ -326,6 +326,10 @@ def keep_apart(
     can = movable[present].astype(float)
     same = storey[present][:, None] == storey[present][None, :]
     np.fill_diagonal(same, False)
+    # two people on one spot have no line between them: the later one steps +x, the earlier -x
+    # (one direction for both moved them together and left them on one spot)
+    order = np.arange(len(present))
+    tie = np.sign(order[:, None] - order[None, :])[..., None] * np.array([1.0, 0.0])
     for _ in range(rounds):
         delta = p[:, None, :] - p[None, :, :]
         dist = np.hypot(delta[..., 0], delta[..., 1])
@@ -335,7 +339,7 @@ def keep_apart(
         share = np.where(can[None, :] > 0, 0.5, 1.0) * can[:, None]  # my part of the overlap
         overlap = np.where(close, spacing - dist, 0.0) * share
         with np.errstate(invalid="ignore", divide="ignore"):
-            unit = np.where(dist[..., None] > 1e-9, delta / dist[..., None], np.array([1.0, 0.0]))
+            unit = np.where(dist[..., None] > 1e-9, delta / dist[..., None], tie)
         p = p + (overlap[..., None] * unit).sum(axis=1)
     moved = p
     for wall in walls:  # never through a wall

@@ -234,6 +234,15 @@ def test_keep_apart_pushes_walkers_not_the_seated_nor_through_walls() -> None:
     assert np.array_equal(other[1], pos[1]) or np.hypot(*(other[1] - other[0])) < 0.5  # another storey: no push from 0
 
 
+def test_keep_apart_separates_two_people_on_one_spot() -> None:
+    # no line between them: both were pushed the same way and stayed on one spot, 1 m further on
+    pos = np.array([[1.0, 1.0], [1.0, 1.0], [3.0, 3.0], [3.0, 3.0]])
+    out = keep_apart(pos, np.array([True, True, True, False]), np.zeros(4, np.int64), 0.5)
+    assert np.hypot(*(out[1] - out[0])) == pytest.approx(0.5)
+    assert np.hypot(*(out[0] + out[1]) / 2 - pos[0]) == pytest.approx(0.0)  # apart, not carried off
+    assert np.array_equal(out[3], pos[3]) and np.hypot(*(out[2] - out[3])) == pytest.approx(0.5)  # the seated one stays
+
+
 def test_min_spacing_in_a_crowded_room_end_to_end() -> None:
     group = {"kind": "waypoint", "people": 40, "region": [0, 0, 3, 3], "pause_s": [0, 5]}
     data = scene([group], duration_min=1, space={"width_m": 3.0, "depth_m": 3.0, "min_spacing_m": 0.4})
