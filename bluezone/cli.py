@@ -297,6 +297,10 @@ def _hex_bytes(length: int) -> Any:
         try:
             raw = bytes.fromhex(value.strip())
         except ValueError:
+            digits = "".join(value.split())
+            if len(digits) % 2 and all(c in "0123456789abcdefABCDEF" for c in digits):
+                # fromhex's odd-length error: the digits are fine, one is missing or extra
+                raise click.BadParameter(f"must be {2 * length} hex digits, got {len(digits)}: {value!r}") from None
             raise click.BadParameter(f"not hexadecimal: {value!r}") from None
         if len(raw) != length:
             raise click.BadParameter(f"must be {length} bytes ({2 * length} hex digits), got {len(raw)}")

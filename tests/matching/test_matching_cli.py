@@ -54,6 +54,14 @@ def test_derive_bad_input_exits_2(args: list[str]) -> None:
     assert code == 2 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("tek", [V["tek"][:-1], V["tek"] + "0"])
+def test_derive_odd_digit_count_says_how_many(tek: str) -> None:
+    """A digit missed or doubled is a hex string of the wrong length, not 'not hexadecimal'."""
+    code, _, err = run("keys", "derive", "--tek", tek, "--interval", "1")
+    assert code == 2 and "must be 32 hex digits" in err and f"got {len(tek)}" in err
+    assert "not hexadecimal" not in err
+
+
 def _db(tmp_path: Path) -> Path:
     db = tmp_path / "store.db"
     db.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)  # untouched: never opened
