@@ -49,7 +49,7 @@ import numpy as np
 from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
-from bluezone.matching.receiver import ReceiverContext
+from bluezone.matching.receiver import ReceiverContext, group_percentile
 from bluezone.matching.scoring import MAX_SLOTS, Score, check_setting_types, configured, register_scorer
 
 
@@ -134,12 +134,7 @@ def minute_attenuation(
     order = np.lexsort((att, slots))
     slots, att = slots[order], att[order]
     occupied, first, counts = np.unique(slots, return_index=True, return_counts=True)
-    # The percentile of each slot's sorted attenuations, by linear interpolation on ranks.
-    pos = first + (counts - 1) * (config.percentile / 100.0)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, first + counts - 1)
-    frac = pos - lo
-    value = att[lo] * (1 - frac) + att[hi] * frac
+    value = group_percentile(att, first, counts, config.percentile)
     keep = counts >= config.min_sightings
     return occupied[keep], value[keep], counts[keep]
 
