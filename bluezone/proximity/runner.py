@@ -24,13 +24,12 @@ from bluezone.errors import ConfigError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
 from bluezone.proximity.radio import AdvertListener
-from bluezone.proximity.store import SightingStore, default_db_path
+from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore, default_db_path
 
 log = logging.getLogger(__name__)
 
 DEFAULT_NEIGHBOURS = 2
 NEIGHBOUR_POSITIONS = [(1.0, 0.0), (8.0, 0.0), (3.0, 4.0), (0.0, 15.0), (-2.0, -2.0), (30.0, 0.0)]
-EMULATED_DB_FILENAME = "emulated.db"
 #: Seconds between progress reports before the first status line (``on_progress``).
 PROGRESS_SECONDS = 5.0
 

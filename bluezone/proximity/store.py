@@ -59,10 +59,23 @@ READABLE_ROW = f"{NUMERIC_TIME} AND typeof(rssi) = 'integer' AND typeof(tx_power
 DB_FILENAME = "bluezone.db"
 
 
+#: Where ``bluezone run --backend emulated`` keeps its invented neighbours, beside the real store.
+EMULATED_DB_FILENAME = "emulated.db"
+
+
 def default_db_path() -> Path:
     """``$XDG_DATA_HOME/bluezone/bluezone.db``, falling back to ``~/.local/share``."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "bluezone" / DB_FILENAME
+
+
+def _missing_store_hint(path: Path) -> str:
+    """What to do about a missing store: the emulated daemon keeps emulated.db beside the real one,
+    so someone who tried ``bluezone run --backend emulated`` is pointed at it."""
+    emulated = path.with_name(EMULATED_DB_FILENAME)
+    if path.name != emulated.name and emulated.is_file():
+        return f"`bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}"
+    return "give --db PATH, or run `bluezone run` first"
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -261,7 +274,7 @@ class SightingStore:
         p = Path(path) if path is not None else default_db_path()
         if not p.exists():
             if not create:
-                raise NotAStoreError(f"no sighting database at {p} (give --db PATH, or run `bluezone run` first)")
+                raise NotAStoreError(f"no sighting database at {p} ({_missing_store_hint(p)})")
             _make_private_dirs(p.parent)
             _create_private_file(p)
         elif p.is_dir():

@@ -116,6 +116,17 @@ def test_create_false_refuses_missing(db) -> None:
     assert not db.exists()
 
 
+def test_missing_store_points_at_the_emulated_one_beside_it(tmp_path) -> None:
+    """Someone who ran `bluezone run --backend emulated` and then `bluezone status` is told where
+    the sightings went, not 'run `bluezone run` first' (which they just did)."""
+    SightingStore.open(tmp_path / "emulated.db").close()
+    with pytest.raises(NotAStoreError) as info:
+        SightingStore.open(tmp_path / "bluezone.db", create=False)
+    assert f"--db {tmp_path / 'emulated.db'}" in str(info.value)
+    assert "run `bluezone run` first" not in str(info.value)
+    assert not (tmp_path / "bluezone.db").exists()
+
+
 def test_sightings_round_trip_and_time_filters(db) -> None:
     rows = random_sightings(500, NOON, 3600, seed=3)
     with SightingStore.open(db) as store:
