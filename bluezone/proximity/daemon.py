@@ -116,7 +116,7 @@ class Daemon:
         self._purge_held = False  # the last purge tick was postponed
         # what the store could not take yet (a full disk): kept, bounded, and written when it can
         self._backlog = WriteBacklog(self.config.backlog_size, min_delay=self.config.flush_interval)
-        self._unsaved_key: tuple[DailyKey, float] | None = None  # on air, not yet in the store
+        self._unsaved_keys: list[tuple[DailyKey, float]] = []  # on air, not yet in the store (oldest first)
 
     # --- control ------------------------------------------------------------------------------
 
@@ -199,7 +199,7 @@ class Daemon:
             try:
                 self.store.save_daily_key(key, created_at=now)
             except StoreWriteError as exc:  # a full disk: advertise it anyway, save it when the store can
-                self._unsaved_key = (key, now)
+                self._unsaved_keys.append((key, now))
                 log.warning("cannot save the new daily key yet (%s); it is on air and saved later", exc)
             self.stats.daily_keys_generated += 1
             log.info("new daily key for %s", _day(now))
@@ -210,22 +210,22 @@ class Daemon:
     def _key_covering(self, interval: int) -> DailyKey | None:
         """The stored key valid at ``interval``, or the new key the store could not take yet."""
         stored = self.store.key_covering(interval)
-        if self._unsaved_key is not None:
-            pending = self._unsaved_key[0]
+        for pending, _ in reversed(self._unsaved_keys):
             if pending.covers(interval) and (stored is None or stored.rolling_start < pending.rolling_start):
                 return pending
         return stored
 
-    def _save_unsaved_key(self) -> None:
-        if self._unsaved_key is None:
-            return
-        key, created = self._unsaved_key
-        try:
-            self.store.save_daily_key(key, created_at=created)
-        except StoreWriteError:
-            return
-        self._unsaved_key = None
-        log.info("the daily key is saved now")
+    def _save_unsaved_keys(self) -> None:
+        """Save every key sent while the store refused it (a disk full over several midnights
+        leaves one per day: each must reach an upload)."""
+        while self._unsaved_keys:
+            key, created = self._unsaved_keys[0]
+            try:
+                self.store.save_daily_key(key, created_at=created)
+            except StoreWriteError:
+                return
+            self._unsaved_keys.pop(0)
+            log.info("a daily key sent while the store refused writes is saved now")
 
     def _interval_at(self, now: float) -> int:
         """The interval whose key should be on air: never one before the key already on air, so a
@@ -359,11 +359,11 @@ class Daemon:
                 log.debug("dropped %d malformed adverts", ingested.malformed)
             self._backlog.add("gaen", ingested.sightings, ingested.addresses)
             self._backlog.add("bluezone3", ingested.bluezone3, ingested.bluezone3_addresses)
+        self._save_unsaved_keys()  # at every flush: a device that hears no one has no backlog to retry with
         now = self.clock.now()
         if not (self._backlog.due(now) or (final and self._backlog.waiting)):
             self.stats.dropped_backlog_full = self._backlog.dropped
             return
-        self._save_unsaved_key()
         written = self._backlog.write(self._write, now)
         self.stats.sightings_stored += written.get("gaen", 0)
         self.stats.bluezone3_sightings_stored += written.get("bluezone3", 0)

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
@@ -181,3 +182,37 @@ def test_status_says_writes_are_failing_and_the_disk_is_almost_full(tmp_path: Pa
     assert "disk       ALMOST FULL" in result.output
     data = CliRunner().invoke(cli, ["status", "--db", str(db), "--json"], obj={})
     assert '"disk_free_bytes"' in data.output
+
+
+@pytest.mark.slow
+def test_every_daily_key_sent_on_a_full_disk_is_saved_later(tmp_path: Path) -> None:
+    # a disk full over two midnights: the first unsaved key was replaced by the second and never
+    # saved, so an upload could not include a day the device was on air
+    clock = VirtualClock(MIDNIGHT - 30 * 60)
+    me, other = pair(tmp_path, clock, CONFIG, [])
+    other.store.close()
+    sent: list[object] = []
+
+    def full(*_: object) -> None:
+        raise StoreWriteError("cannot write now: database or disk is full")
+
+    async def main() -> None:
+        task = asyncio.create_task(me.run(26 * 3600))
+        await asyncio.sleep(10 * 60)
+        fill(me.store)
+        purge = me.store.purge
+        me.store.purge = full  # type: ignore[method-assign]  # a full file system: no room in the journal to delete
+        sent.append(me.key)
+        await asyncio.sleep(12 * 3600)
+        sent.append(me.key)
+        await asyncio.sleep(13 * 3600)  # past two midnights: two new keys on air, neither saved
+        sent.append(me.key)
+        assert len({k.rolling_start for k in sent}) == 3  # type: ignore[attr-defined]
+        make_room(me.store)
+        me.store.purge = purge  # type: ignore[method-assign]
+        await task
+
+    clock.run(main())
+    with me.store:
+        for key in sent:
+            assert me.store.key_for_day(key.rolling_start) == key  # type: ignore[attr-defined]
