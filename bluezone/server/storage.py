@@ -29,7 +29,7 @@ from bluezone.keyformat.keys import empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
@@ -99,6 +99,10 @@ _MIGRATIONS: dict[int, list[str]] = {
         # moves 1M index entries from NULL to their batch (about half the export's time)
         "DROP INDEX exposure_keys_pending",
         "CREATE INDEX exposure_keys_pending ON exposure_keys (rolling_start) WHERE batch_id IS NULL",
+    ],
+    6: [  # every publish counts its client's failures: by (client, at), not by scanning every failure
+        # of the hour (500,000 of them, from the /64s of one IPv6 /48, made each publish take 0.5 s)
+        "CREATE INDEX IF NOT EXISTS code_failures_client ON code_failures (client, at)",
     ],
 }
 
