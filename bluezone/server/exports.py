@@ -161,11 +161,27 @@ def export_batches(
     venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
     removed = storage.purge(oldest, now - 2 * DAY_SECONDS)
     write_index(storage, out_dir, now, config.retention_days)
+    remove_expired_files(storage, out_dir, now, config.retention_days)
     log.info(
         "exported %d keys and %d revisions in %d files, %d venue-warning files (%d expired keys purged)",
         len(new_keys), len(revised_keys), len(written), len(venue_files), removed,
     )
     return [r for r, _, _ in written] + venue_files
+
+
+def remove_expired_files(storage: Storage, out_dir: Path, now: float, retention_days: int = RETENTION_DAYS) -> int:
+    """Delete the batch files that left the index: published keys and check-ins are kept 14 days,
+    on disk too, as in the database (the server would otherwise serve them by name for good)."""
+    since = now - retention_days * DAY_SECONDS
+    removed = 0
+    for batch in storage.batches():
+        path = out_dir / batch.name
+        if batch.end_timestamp < since and path.is_file():
+            path.unlink()
+            removed += 1
+    if removed:
+        log.info("deleted %d batch file(s) older than %d days", removed, retention_days)
+    return removed
 
 
 def export_venue_reports(

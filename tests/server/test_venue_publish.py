@@ -81,6 +81,23 @@ def test_fakes_are_stored_mixed_in_not_after_the_real_reports() -> None:
     assert firsts != {(0, 1, 2)} and len(firsts) > 1
 
 
+def test_published_files_are_deleted_after_the_retention(storage, tmp_path) -> None:
+    """Check-ins (and keys) leave the index and the database after 14 days; their signed files went
+    on lying in the export directory, served to anyone who asked for them by name, for good."""
+    code = issue_code(storage, NOW, key=KEY).code
+    publish(storage, body(code, [entry(TODAY - 1)]), "c", NOW, PublishConfig(), code_key=KEY)
+    signer = keygen(tmp_path / "signing")
+    out = tmp_path / "out"
+    export_batches(storage, signer, out, NOW + 3600)
+    published = sorted(p.name for p in out.glob("*.zip"))
+    assert len(published) == 2 and any(is_venue_file(n) for n in published)
+    export_batches(storage, signer, out, NOW + 3600 + 13 * 86400)
+    assert sorted(p.name for p in out.glob("*.zip")) == published  # still within the 14 days
+    export_batches(storage, signer, out, NOW + 3600 + 16 * 86400)
+    assert list(out.glob("*.zip")) == [] and (out / INDEX_FILE).read_text() == ""
+    assert storage.count_venue_reports() == 0
+
+
 def test_a_venue_owner_warns_with_checkins_only(storage) -> None:
     code = issue_code(storage, NOW, key=KEY).code
     result = publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
