@@ -495,6 +495,8 @@ def _group(where: str, data: Any) -> Group:
             "both_ways": _bool,
         },
     )
+    if group.kind == "passing" and group.speed_mps[0] <= 0:
+        raise ConfigError(f"{where}.speed_mps: passers-by walk through, so the lowest speed must be above 0, got {list(group.speed_mps)}")
     if group.kind == "seated" and group.layout != "tables" and group.rows * group.columns < group.people:
         raise ConfigError(f"{where}: {group.people} people but only {group.rows * group.columns} seats (rows x columns)")
     if group.kind == "seated" and group.layout == "tables":

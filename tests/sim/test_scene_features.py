@@ -100,6 +100,9 @@ def test_unknown_group_model_and_bad_keys_are_config_errors() -> None:
         scenario_from_mapping(scene([line(2, [1, 1], desks=2)]))
     with pytest.raises(ConfigError, match="does not use it"):
         scenario_from_mapping(scene([{"kind": "passing", "people": 2, "stay_min": [1, 2]}]))
+    # a passer-by at 0 m/s never walks through: stood at the entry for good (and divided by 0)
+    with pytest.raises(ConfigError, match="speed_mps: passers-by"):
+        scenario_from_mapping(scene([{"kind": "passing", "people": 2, "speed_mps": [0, 1]}]))
     with pytest.raises(ConfigError, match="two ends must differ"):
         scenario_from_mapping(scene([{"kind": "passing", "people": 2, "path": [[1, 1], [1, 1]]}]))
     with pytest.raises(ConfigError, match="needs a region"):
