@@ -22,6 +22,7 @@ CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=byte
 KEY = bytes(range(32))
 
 
+@pytest.mark.slow  # real-time BlueZoo, about 8 s
 async def test_bluez_sends_and_hears_venue_beacon_frames(bluezoo: BlueZoo) -> None:
     sender = BluezRadio("hci0", stall_seconds=600, backoff=(0.2, 1.0))
     receiver = BluezRadio("hci1", stall_seconds=600, backoff=(0.2, 1.0))
