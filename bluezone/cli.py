@@ -701,7 +701,7 @@ cli.add_command(_server_group)
 )
 @click.option(
     "--checkins/--no-checkins", "send_checkins", default=None,
-    help="Also send your venue check-ins of the same days, encrypted (default: shown and asked; with --yes, sent).",
+    help="Also send your venue check-ins since the first day whose key goes (today's too), encrypted (default: shown and asked; with --yes, sent).",
 )
 @json_option(help="Print what was sent and stored as JSON.")
 def upload(
@@ -751,7 +751,7 @@ def upload(
         outgoing = plan.checkins
         if outgoing:
             click.echo(
-                f"You also checked in {len({r.visit.id for r in outgoing})} time(s) on those days (names stay on this"
+                f"You also checked in {len({r.visit.id for r in outgoing})} time(s) since then (names stay on this"
                 " device; the server gets them encrypted, readable only by phones that checked in there too; a visit"
                 " over UTC midnight is two lines):", err=True,
             )

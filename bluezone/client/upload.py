@@ -72,7 +72,7 @@ class UploadPlan:
     keys: np.ndarray  # KEY_DTYPE, oldest first
     today_in_use: bool  # one of the device's keys is on air now
     include_today: bool  # ... and it is among ``keys`` (cut to end with the current interval)
-    checkins: tuple[Any, ...] = ()  # venues.upload.OutgoingReport: the check-ins of the same days, sealed
+    checkins: tuple[Any, ...] = ()  # venues.upload.OutgoingReport: the check-ins since the first key's day, sealed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -157,7 +157,7 @@ def plan_upload(
     exposure_date: dt.date | None = None, checkins: bool = True,
 ) -> UploadPlan:
     """The keys ``upload_own_keys`` would send at ``now`` (only those from ``exposure_date`` on, for a
-    close contact with a recursive code) and, with ``checkins``, the venue check-ins of those days;
+    close contact with a recursive code) and, with ``checkins``, the venue check-ins since the first of those days (today's too);
     InputError when there are no keys."""
     daily = store.daily_keys()
     keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date)
@@ -229,7 +229,7 @@ def upload(
     http: httpx.Client | None = None,
 ) -> UploadResult:
     """``bluezone upload --yes``: send the keys of the store at ``db_path`` (default path) to the
-    server, with the check-ins of the same days unless ``checkins`` is False, without asking: the
+    server, with the check-ins since the first key's day unless ``checkins`` is False, without asking: the
     caller has asked the user already.  ``now``: the wall clock."""
     now = time.time() if now is None else now
     check_exposure_date(exposure_date, now)

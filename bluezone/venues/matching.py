@@ -4,8 +4,8 @@ Only reports whose location-id hash is one of the visitor's venues are opened (w
 venue's id, which only someone who had the QR code or beacon knows); the overlap rule is CWA's
 (``CheckInWarningMatcher.kt``): visits split at UTC midnight, overlap = max(starts)..min(ends),
 none if not positive; the two halves of one stay together that the case's upload split at UTC
-midnight are joined again (so 23:50-00:10 is 20 minutes, not twice 10).  The venue's name and address come from the local check-in, never from
-the server.
+midnight are joined again (so 23:50-00:10 is 20 minutes, not twice 10).  The venue's name
+and address come from the local check-in, never from the server.
 """
 
 from __future__ import annotations

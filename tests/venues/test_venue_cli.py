@@ -226,5 +226,5 @@ def test_upload_counts_visits_not_the_reports_they_split_into(tmp_path: Path, ca
         cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", str(db), "--include-today"],
         obj={"clock": clock}, input="y\nn\n",
     )
-    assert "You also checked in 1 time(s) on those days" in result.stderr
+    assert "You also checked in 1 time(s) since then" in result.stderr
     assert result.stderr.count("Café") == 2  # its two halves, as they are sent
