@@ -64,6 +64,8 @@ def parse_f0_list(data: bytes) -> np.ndarray:
         raise KeyFileError(f"not a Bluezone v3 F0 list (invalid JSON: {exc})") from None
     except RecursionError:
         raise KeyFileError("not a Bluezone v3 F0 list (JSON nested too deeply)") from None
+    except MemoryError:  # a hostile file can take 20 times its size as Python objects
+        raise KeyFileError(f"the F0 list is too large to read in this memory ({len(data):,} bytes)") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
         raise KeyFileError('a Bluezone v3 F0 list is a JSON object with a "data" list')
     entries = doc["data"]

@@ -350,3 +350,27 @@ def test_exporting_the_f0_list_starts_a_new_chain_so_later_ids_stay_unlinkable(t
         day, new_key = store.bluezone3_key()
     assert day == today
     assert new_key not in {bz3.daily_key(key, d) for d in range(0, 4)}
+
+
+def test_a_list_too_big_for_memory_is_a_key_file_error(tmp_path) -> None:
+    """JSON of 18 MB (six million empty lists) takes about 400 MB as Python objects: under a memory
+    limit the parse ran out with a MemoryError traceback (exit 1); now it is a one-line refusal."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import resource\n"
+        "from bluezone.errors import KeyFileError\n"
+        "from bluezone.matching import bluezone3 as m3\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (400 << 20, resource.RLIM_INFINITY))\n"
+        "data = b'{\"data\": [' + b'[],' * 6_000_000 + b'[]]}'\n"
+        "try:\n"
+        "    m3.parse_f0_list(data)\n"
+        "except KeyFileError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-500:]
+    assert out.stdout.startswith("refused:") and "too large" in out.stdout
