@@ -727,6 +727,10 @@ def upload(
 
     now = cli_clock().now()
     check_exposure_date(exposure_date, now)
+    if send_checkins and exposure_date is not None:
+        raise click.UsageError(
+            "--checkins does not go with --exposure-date: a venue warning tells everyone who was there that a case was"
+        )
     check_code(code)
     onset = onset_interval(symptom_onset)
     with SightingStore.open(db_path, create=False) as store:

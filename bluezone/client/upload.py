@@ -157,14 +157,15 @@ def plan_upload(
     exposure_date: dt.date | None = None, checkins: bool = True,
 ) -> UploadPlan:
     """The keys ``upload_own_keys`` would send at ``now`` (only those from ``exposure_date`` on, for a
-    close contact with a recursive code) and, with ``checkins``, the venue check-ins since the first of those days (today's too);
+    close contact with a recursive code) and, with ``checkins``, the venue check-ins since the first of those days (today's too;
+    none for a close contact: a venue warning says that a case was there);
     InputError when there are no keys."""
     daily = store.daily_keys()
     keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date)
     if len(keys) == 0:
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
     outgoing: tuple[Any, ...] = ()
-    if checkins:
+    if checkins and exposure_date is None:  # a close contact's visits would be told as a case's
         since_time = int(keys["rolling_start"].min()) * INTERVAL_SECONDS  # the check-ins of the days whose keys go
         outgoing = tuple(reports_to_upload(visits(store, since_time), since_time, now))
     return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing)

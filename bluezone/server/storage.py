@@ -281,7 +281,8 @@ class Storage(ABC):
         ``code_hash`` is the code's keyed hash; ``legacy_code_hash`` its plain SHA-256, which matches
         only codes stored before the code key (schema < 3), so they still work until they expire.
         ``venue_reports`` ((UTC day, CheckInProtectedReport bytes), fakes already mixed in) are
-        stored in the same transaction, except under a negative test's code.
+        stored in the same transaction, except under a negative test's code or a close contact's
+        (recursive) one: a venue warning tells its readers that a case was there.
         Raises LookupError("invalid"|"used"|"expired") for an unusable code.
         """
         match = "((code_hash = ? AND keyed = 1) OR (code_hash = ? AND keyed = 0))"
@@ -352,7 +353,7 @@ class Storage(ABC):
                     [(new_token_hash, key_id) for key_id in owned],
                 )
             stored_reports = 0
-            if venue_reports and int(row[1]) != REVOKED:
+            if venue_reports and int(row[1]) not in (REVOKED, RECURSIVE):  # a warning says a case was there
                 cur.executemany(
                     self._sql("INSERT INTO venue_reports (report, day, received_at) VALUES (?, ?, ?)"),
                     [(bytes(report), int(day), now) for day, report in venue_reports],

@@ -153,6 +153,17 @@ def test_a_bad_report_says_once_what_is_wrong(storage, report: str, message: str
     assert str(info.value).startswith(message)
 
 
+def test_a_close_contacts_code_publishes_no_checkins(storage) -> None:
+    """An F1 (recursive code) is no case: its check-ins published as warnings told everyone who
+    shared the room that a case had been there."""
+    import datetime as dt
+
+    exposed = dt.date(1970, 1, 1) + dt.timedelta(days=TODAY - 3)
+    code = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=exposed).code
+    result = publish(storage, body(code, [entry(TODAY - 1)]), "c", NOW, PublishConfig(), code_key=KEY)
+    assert result.inserted == 1 and result.checkins == 0 and storage.count_venue_reports() == 0
+
+
 def test_a_negative_test_publishes_no_checkins(storage) -> None:
     code = issue_code(storage, NOW, key=KEY, test_type="negative").code
     result = publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)

@@ -233,3 +233,29 @@ def test_more_checkins_than_one_upload_holds_is_one_clear_refusal(live_server: d
     )
     rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--no-checkins")
     assert rc == 0 and "uploaded 13 key(s);" in out  # the code was not used up
+
+
+def test_a_close_contact_uploads_keys_without_checkins(live_server: dict, tmp_path: Path) -> None:
+    """An F1's upload (--exposure-date, recursive code) leaves its check-ins on the device: a venue
+    warning says a case was there.  Asking for them is a usage error."""
+    from bluezone.venues.checkins import record_visit
+    from bluezone.venues.location import Venue
+
+    now = time.time()
+    yesterday = now - now % 86400 - 86400
+    f1_db = tmp_path / "f1.db"
+    with SightingStore.open(f1_db) as store:
+        store.save_daily_key(DailyKey.generate(yesterday + 3600))
+        record_visit(store, Venue.create("Shop", "Main St"), yesterday + 3600, yesterday + 7200, now)
+    exposed = dt.datetime.fromtimestamp(yesterday - 86400, dt.UTC).date().isoformat()
+    rc, out, err = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                       str(live_server["keys"]), "--type", "recursive", "--exposure-date", exposed, "--json")
+    assert rc == 0, err
+    code = json.loads(out)["code"]
+    args = ["upload", "--server", live_server["url"], "--code", code, "--db", str(f1_db), "--exposure-date", exposed]
+    rc, out, err = run(*args, "--yes", "--checkins")
+    assert rc == 2 and "--checkins does not go with --exposure-date" in err
+    rc, out, err = run(*args, "--yes", "--json")
+    assert rc == 0, err
+    sent = json.loads(out)
+    assert sent["checkins_sent"] == 0 and "You also checked in" not in err
