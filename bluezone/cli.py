@@ -263,9 +263,11 @@ def calibration_line(daemon: dict[str, Any]) -> str:
         return ""
     if daemon["calibration"]:
         return str(daemon["calibration"])
+    from bluezone.config import uncalibrated_numbers
+
     return (
-        f"NONE: TX power {daemon.get('tx_power')} dBm and RSSI correction {daemon.get('rssi_correction')} dB are "
-        "nominal, so this adapter's attenuations can be 10 dB off; run bluezone calibrate"
+        f"NONE: {uncalibrated_numbers(daemon.get('tx_power'), daemon.get('rssi_correction'))}, so this adapter's"
+        " attenuations can be 10 dB off; run bluezone calibrate"
     )
 
 

@@ -99,6 +99,10 @@ class DaemonConfig:
     def calibrated(self) -> bool:
         return bool(self.calibration.strip())
 
+    def uncalibrated_numbers(self) -> str:
+        """What ``doctor``, ``status`` and ``run`` say of TX power and RSSI correction without a calibration note."""
+        return uncalibrated_numbers(self.tx_power, self.rssi_correction)
+
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
@@ -168,6 +172,15 @@ class DaemonConfig:
 
     def replace(self, **changes: Any) -> DaemonConfig:
         return dataclasses.replace(self, **changes)
+
+
+def uncalibrated_numbers(tx_power: object, rssi_correction: object) -> str:
+    """'TX power -24 dBm and RSSI correction 0 dB are nominal', or, for numbers someone set in the
+    config without ``bluezone calibrate``, that they were set by hand (calling those nominal was wrong)."""
+    numbers = f"TX power {tx_power} dBm and RSSI correction {rssi_correction} dB"
+    if (tx_power, rssi_correction) == (DaemonConfig.tx_power, DaemonConfig.rssi_correction):
+        return f"{numbers} are nominal"
+    return f"{numbers} were set by hand, not measured"
 
 
 def default_config_path() -> Path:

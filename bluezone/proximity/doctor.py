@@ -124,7 +124,7 @@ def check_calibration(report: Report, config: DaemonConfig) -> None:
     report.add(
         "calibration",
         "warn",
-        f"uncalibrated: TX power {config.tx_power} dBm and RSSI correction {config.rssi_correction} dB are nominal; "
+        f"uncalibrated: {config.uncalibrated_numbers()}; "
         "a Linux adapter's RSSI can be 10 dB off a phone's, which moves who counts as a close contact",
         "run `bluezone calibrate --reference MODEL` with an Android phone from Google's table 1 m away "
         "(or --reference-radio with a calibrated adapter); see README",

@@ -134,8 +134,7 @@ async def run_daemon(
             )
             if not is_emulated(backend) and not config.calibrated:
                 on_start(
-                    f"uncalibrated: TX power {config.tx_power} dBm and RSSI correction {config.rssi_correction} dB "
-                    "are nominal; `bluezone calibrate` measures this adapter's"
+                    f"uncalibrated: {config.uncalibrated_numbers()}; `bluezone calibrate` measures this adapter's"
                 )
 
     daemon = Daemon(

@@ -112,3 +112,16 @@ def test_status_says_whether_the_running_adapter_is_calibrated(tmp_path: Path, c
 def test_status_is_silent_about_calibration_for_the_emulated_radio() -> None:
     assert calibration_line({"backend": "emulated:self", "calibration": ""}) == ""
     assert calibration_line({"backend": "bluez:hci0"}) == ""  # a daemon too old to report it
+
+
+def test_numbers_set_by_hand_are_not_called_nominal() -> None:
+    """A config with tx_power / rssi_correction from Google's table but no calibration note: doctor,
+    status and run called -30 dBm and +4 dB 'nominal'."""
+    report = Report()
+    check_calibration(report, DaemonConfig(tx_power=-30, rssi_correction=4))
+    detail = report.checks[-1].detail
+    assert "set by hand" in detail and "nominal" not in detail
+    line = calibration_line({"backend": "bluez:hci0", "calibration": "", "tx_power": -30, "rssi_correction": 4})
+    assert "set by hand" in line and "nominal" not in line
+    defaults = calibration_line({"backend": "bluez:hci0", "calibration": "", "tx_power": -24, "rssi_correction": 0})
+    assert "are nominal" in defaults
