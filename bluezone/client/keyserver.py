@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bluezone.client.deadline import Deadline, transport_with_deadline
 from bluezone.client.pinning import PinnedKey
 from bluezone.errors import InputError, KeyServerError, TransientKeyServerError, UploadRefusedError
 from bluezone.keyformat.keyfile import publish_body
@@ -84,8 +85,9 @@ class KeyServerClient:
         if url.port is not None and not 0 < url.port < 65536:
             raise InputError(f"server URL {base_url!r}: port {url.port} is not 1-65535")
         self.base_url = base_url_of(base_url)
-        if transport is None and http is None:
-            transport = httpx.HTTPTransport(retries=retries)  # a connection that could not be made
+        self._deadline = Deadline(monotonic)
+        if transport is None and http is None:  # retries: a connection that could not be made
+            transport = transport_with_deadline(self._deadline, retries)
         self._http = http or httpx.Client(transport=transport, timeout=timeout)
         self._owns_http = http is None
         self.deadline = deadline
@@ -122,7 +124,7 @@ class KeyServerClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _request_once(self, method: str, url: str, max_bytes: int, **kwargs: Any) -> bytes:
-        deadline = self._monotonic() + self.deadline
+        deadline = self._deadline.start(self.deadline)
         try:
             with self._http.stream(method, url, **kwargs) as response:
                 data = bytearray()
@@ -131,11 +133,10 @@ class KeyServerClient:
                     if len(data) > max_bytes:
                         raise KeyServerError(f"{url}: the answer is larger than {max_bytes} bytes")
                     if self._monotonic() > deadline:
-                        raise KeyServerError(
-                            f"{url}: no complete answer within {self.deadline:g} s ({len(data)} bytes so far): "
-                            "giving up (the server or the network is far too slow)"
-                        )
+                        raise self._too_slow(url)
         except httpx.HTTPError as exc:
+            if self._monotonic() > deadline:  # the deadline cut a socket operation short (headers too)
+                raise self._too_slow(url) from None
             # some httpx errors have no text (a read timeout): the reason is then their name
             raise TransientKeyServerError(f"cannot reach the key server at {url}: {str(exc) or type(exc).__name__}") from None
         if response.status_code >= 400:
@@ -150,6 +151,12 @@ class KeyServerClient:
                 raise TransientKeyServerError(text, code, response.status_code)
             raise KeyServerError(text, code, response.status_code)
         return bytes(data)
+
+    def _too_slow(self, url: str) -> KeyServerError:
+        return KeyServerError(
+            f"{url}: no complete answer within {self.deadline:g} s: "
+            "giving up (the server or the network is far too slow)"
+        )
 
     def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         data = self._request(method, path, **kwargs)

@@ -140,3 +140,37 @@ def test_a_real_trickling_server_on_loopback_is_cut_off() -> None:
     finally:
         stop.set()
         listener.close()
+
+
+def test_a_server_trickling_its_headers_is_cut_off_at_the_deadline() -> None:
+    """The deadline covers the status line and headers too: httpx's read timeout restarts at every
+    byte, and h11 takes 16 kB of headers, so one byte each 29 s held a check for over five days."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        conn.recv(4096)
+        try:
+            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            while not stop.is_set():
+                conn.sendall(b"a")
+                time.sleep(0.1)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(KeyServerError, match="no complete answer within 1 s"):
+            KeyServerClient(f"http://127.0.0.1:{port}", timeout=5.0, deadline=1.0).index()
+        assert time.monotonic() - started < 4  # not retried: a slow server would only be slow again
+    finally:
+        stop.set()
+        listener.close()
