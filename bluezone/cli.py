@@ -485,7 +485,17 @@ def check(
 
         f0_entries = load_f0_list(bluezone3_path)  # before touching the database, as the key file
     if server_url is not None and keys_path is not None:
-        raise InputError("give either --keys FILE or --server URL, not both")
+        # a default from config.toml or the environment gives way to the other one typed now
+        # ([check] server = ... is the README's example, and `check --keys FILE` must still work)
+        ctx = click.get_current_context()
+        typed = {name for name in ("keys_path", "server_url")
+                 if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+        if typed == {"keys_path"}:
+            server_url = None
+        elif typed == {"server_url"}:
+            keys_path = None
+        else:
+            raise InputError("give either --keys FILE or --server URL, not both")
     result: Any
     if server_url is not None:
         from bluezone.client.check import check_with_server

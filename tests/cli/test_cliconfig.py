@@ -113,3 +113,19 @@ def test_shell_completion() -> None:
         capture_output=True, text=True, timeout=120,
     )
     assert "plain,market" in words.stdout.splitlines()
+
+
+def test_a_server_from_the_config_gives_way_to_keys_typed_now(config: Path, stores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """README's example config sets [check] server; `bluezone check --keys FILE` (also in the README)
+    then said 'give either --keys FILE or --server URL, not both' and could not run at all."""
+    _, _, line_db = stores
+    keys = tmp_path / "keys.json"
+    assert invoke("keys", "export", "--db", str(line_db), "--out", str(keys)).exit_code == 0
+    config.write_text('[check]\nserver = "http://127.0.0.1:9"\n')
+    result = invoke("check", "--keys", str(keys), "--db", str(line_db), "--json")
+    assert result.exit_code == 0, result.output
+    assert "exposures" in json.loads(result.output)
+    env = {"BLUEZONE_CHECK_SERVER": "http://127.0.0.1:9"}  # the environment too
+    assert invoke("check", "--keys", str(keys), "--db", str(line_db), env=env).exit_code == 0
+    both = invoke("check", "--keys", str(keys), "--server", "http://127.0.0.1:9", "--db", str(line_db))
+    assert both.exit_code == 2 and "not both" in both.output  # both typed: still a usage error
