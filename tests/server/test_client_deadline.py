@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -109,19 +110,19 @@ def test_a_base_url_ending_in_v1_is_not_doubled_and_404_says_why() -> None:
     assert prefixed.base_url == "https://example.org/keys"
 
 
-def test_a_real_trickling_server_on_loopback_is_cut_off() -> None:
-    """The figure, end to end: a socket server that sends one byte every 0.1 s for ever."""
+@contextmanager
+def trickling_server(head: bytes) -> Iterator[int]:
+    """A socket server on loopback that sends ``head``, then one byte every 0.1 s for ever; its port."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)
-    port = listener.getsockname()[1]
     stop = threading.Event()
 
     def serve() -> None:
         conn, _ = listener.accept()
         conn.recv(4096)
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n")
         try:
+            conn.sendall(head)
             while not stop.is_set():
                 conn.sendall(b"x")
                 time.sleep(0.1)
@@ -130,47 +131,28 @@ def test_a_real_trickling_server_on_loopback_is_cut_off() -> None:
         finally:
             conn.close()
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    started = time.monotonic()
+    threading.Thread(target=serve, daemon=True).start()
     try:
-        with pytest.raises(KeyServerError, match="no complete answer within 1 s"):
-            KeyServerClient(f"http://127.0.0.1:{port}", deadline=1.0).batch("b-1.zip")
-        assert time.monotonic() - started < 10
+        yield listener.getsockname()[1]
     finally:
         stop.set()
         listener.close()
+
+
+def test_a_real_trickling_server_on_loopback_is_cut_off() -> None:
+    """The figure, end to end: the body one byte every 0.1 s."""
+    started = time.monotonic()
+    with trickling_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n") as port:
+        with pytest.raises(KeyServerError, match="no complete answer within 1 s"):
+            KeyServerClient(f"http://127.0.0.1:{port}", deadline=1.0).batch("b-1.zip")
+    assert time.monotonic() - started < 10
 
 
 def test_a_server_trickling_its_headers_is_cut_off_at_the_deadline() -> None:
     """The deadline covers the status line and headers too: httpx's read timeout restarts at every
     byte, and h11 takes 16 kB of headers, so one byte each 29 s held a check for over five days."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(1)
-    port = listener.getsockname()[1]
-    stop = threading.Event()
-
-    def serve() -> None:
-        conn, _ = listener.accept()
-        conn.recv(4096)
-        try:
-            conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            while not stop.is_set():
-                conn.sendall(b"a")
-                time.sleep(0.1)
-        except OSError:
-            pass
-        finally:
-            conn.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
     started = time.monotonic()
-    try:
+    with trickling_server(b"HTTP/1.1 200 OK\r\nX-Slow: ") as port:
         with pytest.raises(KeyServerError, match="no complete answer within 1 s"):
             KeyServerClient(f"http://127.0.0.1:{port}", timeout=5.0, deadline=1.0).index()
-        assert time.monotonic() - started < 4  # not retried: a slow server would only be slow again
-    finally:
-        stop.set()
-        listener.close()
+    assert time.monotonic() - started < 4  # not retried: a slow server would only be slow again
