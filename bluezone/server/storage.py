@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import stat
 import threading
@@ -533,6 +534,15 @@ class Storage(ABC):
         return max(n, 0)
 
 
+def without_password(message: str, dsn: str) -> str:
+    """``message`` with the password of ``dsn`` masked: psycopg quotes a malformed URL whole in its
+    error ("... in URI: "postgresql://u:secret@[bad/x""), which would put it in the journal."""
+    found = re.search(r"://[^/@:]*:([^@]*)@", dsn) or re.search(r"\bpassword\s*=\s*'?([^'\s]+)", dsn)
+    if found and found.group(1):
+        message = message.replace(found.group(1), "***")
+    return re.sub(r"(\bpassword\s*=\s*)'?[^'\s]+'?", r"\1***", message)
+
+
 class SQLiteStorage(Storage):
     """The embedded default: one SQLite file in WAL mode."""
 
@@ -603,7 +613,8 @@ class PostgresStorage(Storage):
         try:
             self._conn = psycopg.connect(dsn, autocommit=True)  # transaction() below is BEGIN ... COMMIT
         except psycopg.Error as exc:
-            raise ServerStorageError(f"cannot connect to PostgreSQL: {str(exc).strip().splitlines()[0]}") from None
+            message = without_password(str(exc).strip().splitlines()[0], dsn)
+            raise ServerStorageError(f"cannot connect to PostgreSQL: {message}") from None
         if not create:
             with self._transaction() as cur:
                 found = self._exec(cur, "SELECT to_regclass('meta')").fetchone()[0]
@@ -631,5 +642,7 @@ def open_storage(db: str | Path, create: bool = True) -> Storage:
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif "://" in text:
-        raise InputError(f"unsupported database URL {text!r}: give a SQLite file path or postgresql://...")
+        raise InputError(
+            f"unsupported database URL {without_password(repr(text), text)}: give a SQLite file path or postgresql://..."
+        )
     return SQLiteStorage(text, create=create)

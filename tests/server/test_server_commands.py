@@ -183,3 +183,14 @@ def test_a_database_that_is_no_regular_file_is_one_line(tmp_path: Path, kind: st
     args = [str(tmp_path / a) if a == "e" else a for a in command[1:]]
     rc, out, err = _run("server", command[0], "--server-db", str(db), "--signing-key-dir", str(keys), *args)
     assert rc == 2 and "is not a regular file" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("dsn", ["postgresql://u:s3cret@[bad/x", "mysql://u:s3cret@127.0.0.1/x"])
+def test_a_malformed_postgresql_url_does_not_print_its_password(tmp_path: Path, dsn: str) -> None:
+    """psycopg quotes a malformed URL whole in its error; under systemd that line goes to the journal."""
+    pytest.importorskip("psycopg")
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    rc, out, err = _run("server", "issue-code", "--server-db", dsn, "--signing-key-dir", str(keys))
+    assert rc != 0 and ("cannot connect to PostgreSQL" in err or "unsupported database URL" in err), err
+    assert "s3cret" not in err + out and "u:***@" in err
