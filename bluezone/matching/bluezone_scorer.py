@@ -233,7 +233,8 @@ class BluezoneScorer:
         weighted = within
         if c.ramp_db > 0:  # graded, for ranking: a minute just over the threshold still says something
             weighted = self.credited(slots, np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0))
-        total = float(len(slots)) * c.slot_seconds / 60.0
+        # the duration as the verdict sees it: judged minutes plus the short gaps it bridges
+        total = self.credited(slots, np.ones(len(slots)))
         att = np.asarray(window.attenuation)
         judged = float(np.median(smooth)) if len(smooth) else float(np.median(att))
         # shown to users as measured: the smoothed per-minute attenuation before any correction

@@ -238,3 +238,14 @@ def test_check_keys_takes_the_day_reference_from_the_whole_day_whatever_the_key_
     assert alone.sightings == len(contact)  # still counts what the keys could match
     assert alone.exposures[0].score.close_contact
     assert [e.score.close_contact for e in with_other.exposures] == [True]
+
+
+def test_duration_counts_the_bridged_gaps_the_verdict_counts() -> None:
+    # 14 judged minutes over 20 with three 2-minute gaps: the verdict bridges them (20 within 2 m),
+    # so the reported duration must too; it said "14.0 min ... F1" against a 15-minute rule.
+    minutes = [m for m in range(20) if m not in (3, 4, 9, 10, 15, 16)]
+    times = np.array([DAY + 3600 + m * 60 + s for m in minutes for s in range(0, 60, 5)], float)
+    att = np.full(len(times), 50, np.int32)
+    score = BluezoneScorer().score(ExposureWindow(0, DAY, times, -24 - att, att, False))
+    assert score.close_contact and score.minutes_by_bucket["within_2m"] == 20.0
+    assert score.minutes == 20.0 and score.minutes_by_bucket["beyond_2m"] == 0.0
