@@ -16,7 +16,8 @@ command, keyed by option names as typed on the command line::
 Every option can also come from the environment, named as click's ``auto_envvar_prefix`` would
 but after the option as typed rather than its Python name: ``BLUEZONE_<COMMAND>_<OPTION>``, e.g.
 ``BLUEZONE_CHECK_SERVER``, ``BLUEZONE_SERVER_RUN_PORT``, ``BLUEZONE_STATUS_JSON=1``; the node's
-sighting database is ``BLUEZONE_DB`` for every command that takes one.  Options that send keys
+sighting database is ``BLUEZONE_DB`` for every command that takes one (a command's own
+``BLUEZONE_<COMMAND>_DB`` wins over it).  Options that send keys
 or replace one without asking (``--yes``, ``--include-today``, ``--force``) have no variable.  The command line
 wins over the environment, which wins over the file, which wins over the built-in default.
 (The daemon's own settings stay in ``daemon.toml`` beside it: ``bluezone run --config``.)
@@ -54,7 +55,7 @@ def name_envvars(command: click.Command, path: tuple[str, ...] = (ENV_PREFIX,)) 
         if not flags:
             continue
         own = "_".join((*path, flags[0][2:])).upper().replace("-", "_")
-        param.envvar = [NODE_DB_ENV, own] if param.name in NODE_DB_PARAMS else own
+        param.envvar = [own, NODE_DB_ENV] if param.name in NODE_DB_PARAMS else own  # the narrower one wins
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             name_envvars(sub, (*path, name))

@@ -59,12 +59,19 @@ def test_bluezone_db_serves_every_node_command(stores) -> None:  # type: ignore[
     assert exported.exit_code == 0, exported.output
 
 
+def test_a_command_s_own_database_variable_wins_over_bluezone_db(stores) -> None:  # type: ignore[no-untyped-def]
+    # the narrower variable is the more deliberate one: BLUEZONE_DB won over BLUEZONE_STATUS_DB
+    file_db, env_db, _ = stores
+    env = {"BLUEZONE_DB": str(file_db), "BLUEZONE_STATUS_DB": str(env_db), "BLUEZONE_STATUS_JSON": "1"}
+    assert db_of(invoke("status", env=env)) == "env.db"
+
+
 def test_variables_are_named_after_the_options_as_typed() -> None:
     from bluezone.cliconfig import name_envvars
 
     name_envvars(cli)
     check = {p.name: p.envvar for p in cli.commands["check"].params}
-    assert check["server_url"] == "BLUEZONE_CHECK_SERVER" and check["db_path"] == ["BLUEZONE_DB", "BLUEZONE_CHECK_DB"]
+    assert check["server_url"] == "BLUEZONE_CHECK_SERVER" and check["db_path"] == ["BLUEZONE_CHECK_DB", "BLUEZONE_DB"]
     run = {p.name: p.envvar for p in cli.commands["server"].commands["run"].params}  # type: ignore[attr-defined]
     assert run["port"] == "BLUEZONE_SERVER_RUN_PORT"
 
