@@ -30,7 +30,7 @@ from bluezone.errors import (
 from bluezone.keyformat.export import apply_revisions, open_signed_export
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
-from bluezone.matching.check import CheckResult, Exposure, check_sightings, sightings_span, whole_days
+from bluezone.matching.check import CheckResult, Exposure, check_sightings, sightings_span, whole_days, within
 from bluezone.matching.levels import WarningMemory, at_levels_told
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
@@ -194,7 +194,7 @@ def check_server(
     span = sightings_span(np.concatenate([result.keys[~revoked], withdrawn_keys, updated_keys]))
     if span is not None:
         sightings = load_sightings(*whole_days(span))  # whole days: the receiver's day reference
-        result.sightings = int(np.count_nonzero((sightings["time"] >= span[0]) & (sightings["time"] < span[1])))
+        result.sightings = within(sightings, span)
         result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
         if len(withdrawn_keys):
             result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)

@@ -310,11 +310,11 @@ def check_store(
     span = sightings_span(entries)
     if span is None:
         return [], 0
-    from bluezone.matching.check import whole_days
+    from bluezone.matching.check import whole_days, within
 
     # whole UTC days: the receiver's day reference is taken from all it stored that day
     sightings = store.bluezone3_sightings(*whole_days(span))
-    read = int(np.count_nonzero((sightings["time"] >= span[0]) & (sightings["time"] < span[1])))
+    read = within(sightings, span)
     if read == 0:
         return [], 0
     gaen = store.sightings(*whole_days((float(sightings["time"].min()), float(sightings["time"].max()) + 1)))

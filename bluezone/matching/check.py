@@ -142,6 +142,11 @@ def whole_days(span: tuple[float, float]) -> tuple[float, float]:
     return float(span[0] // DAY_SECONDS * DAY_SECONDS), float(-(-span[1] // DAY_SECONDS) * DAY_SECONDS)
 
 
+def within(sightings: np.ndarray, span: tuple[float, float]) -> int:
+    """How many of ``sightings`` lie in ``span`` (``since <= time < until``, as the store reads)."""
+    return int(np.count_nonzero((sightings["time"] >= span[0]) & (sightings["time"] < span[1])))
+
+
 @dataclass
 class CheckResult:
     """What ``bluezone check`` reports: the exposures found, and what they were found in."""
@@ -198,6 +203,6 @@ def check_keys(
     with SightingStore.open(db_path, create=False) as store:
         sightings = store.sightings(*whole_days(span)) if span else None
     if sightings is not None and span is not None:
-        result.sightings = int(np.count_nonzero((sightings["time"] >= span[0]) & (sightings["time"] < span[1])))
+        result.sightings = within(sightings, span)
         result.exposures = check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
     return result
