@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from bluezone.errors import VenueError
+from bluezone.readfile import read_regular_file
 from bluezone.venues.location import Venue
 
 #: A phone camera's photo is at most ~50 MP; a larger image is a decompression bomb, not a poster.
 MAX_PHOTO_PIXELS = 64_000_000
+#: A phone's photo file is a few MB; a much larger file is not one.
+MAX_PHOTO_BYTES = 100 * 1024 * 1024
 TOO_LARGE = f"{{photo}} has more pixels than a photo of a poster (at most {MAX_PHOTO_PIXELS // 10**6} megapixels)"
 
 
@@ -19,15 +23,14 @@ def read_qr_texts(photo: Path) -> list[str]:
         from PIL import Image, UnidentifiedImageError
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise VenueError(f"reading QR photos needs zxing-cpp and Pillow ({exc.name} is missing): pip install zxing-cpp") from None
+    data = read_regular_file(photo, MAX_PHOTO_BYTES, "photo", VenueError)  # a FIFO or /dev/zero: refused at once
     try:
-        with Image.open(photo) as image:  # reads the header only: the size is known before any pixel
+        with Image.open(io.BytesIO(data)) as image:  # reads the header only: the size is known before any pixel
             width, height = image.size
             if width * height > MAX_PHOTO_PIXELS:
                 raise VenueError(TOO_LARGE.format(photo=photo))
             image.load()
             results = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
-    except FileNotFoundError:
-        raise VenueError(f"no such photo: {photo}") from None
     except VenueError:
         raise
     except Image.DecompressionBombError:  # larger still: Pillow refuses it while reading the header

@@ -120,6 +120,19 @@ def test_photo_without_a_code_is_one_clear_error(tmp_path: Path, clock: VirtualC
     assert not db.exists()
 
 
+def test_a_photo_that_is_no_regular_file_is_refused_at_once(tmp_path: Path, clock: VirtualClock) -> None:
+    """A FIFO named as the photo hung checkin for ever; /dev/zero would never end."""
+    import os
+
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    for photo in (fifo, Path("/dev/zero")):
+        result = run(clock, "checkin", "--image", str(photo), "--db", str(tmp_path / "visitor.db"))
+        assert result.exit_code == 2 and "not a photo" in result.output, result.output
+    missing = run(clock, "checkin", "--image", str(tmp_path / "none.jpg"), "--db", str(tmp_path / "visitor.db"))
+    assert missing.exit_code == 2 and "No such file" in missing.output
+
+
 @pytest.mark.parametrize("size", [(20_000, 20_000), (9_000, 9_000)])
 def test_a_huge_photo_is_one_clear_error(tmp_path: Path, clock: VirtualClock, size: tuple[int, int]) -> None:
     """A small file that decodes to hundreds of megapixels (a decompression bomb: Pillow refused it
