@@ -743,7 +743,7 @@ def upload(
         raise click.UsageError(
             "--checkins does not go with --exposure-date: a venue warning tells everyone who was there that a case was"
         )
-    check_code(code)
+    code = check_code(code)
     onset = onset_interval(symptom_onset)
     with SightingStore.open(db_path, create=False) as store:
         if not include_today and not yes and not dry_run and today_key_in_use(store.daily_keys(), now):

@@ -34,10 +34,12 @@ TOKEN_PLACEHOLDER = "<revision token of your last upload>"
 
 
 def check_code(code: str) -> str:
-    """``code`` if it looks like a verification code (6-16 digits), else InputError."""
-    if not (code.isdigit() and 6 <= len(code) <= 16):
+    """The digits of ``code`` if it is a verification code (6-16 ASCII digits; the spaces or dashes
+    of a code read out or printed in groups, "3572 4109", are dropped), else InputError."""
+    digits = "".join(code.replace("-", " ").split())
+    if not (digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 16):
         raise InputError("the verification code is the digits the health authority gave you")
-    return code
+    return digits
 
 
 def check_exposure_date(exposure_date: dt.date | None, now: float) -> dt.date | None:
@@ -234,7 +236,7 @@ def upload(
     caller has asked the user already.  ``now``: the wall clock."""
     now = time.time() if now is None else now
     check_exposure_date(exposure_date, now)
-    check_code(code)
+    code = check_code(code)
     with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins)
         return upload_own_keys(

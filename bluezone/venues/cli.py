@@ -251,8 +251,9 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     from bluezone.venues.owner import load_venue_dir
     from bluezone.venues.upload import owner_warning_reports
 
-    if not (code.isdigit() and 6 <= len(code) <= 16):
-        raise VenueError("the verification code is the digits the health authority gave you")
+    from bluezone.client.upload import check_code
+
+    code = check_code(code)
     secrets = load_venue_dir(venue_dir)
     now = cli_clock().now()
     reports = owner_warning_reports(secrets.venue, parse_time(start, "--start"), parse_time(end, "--end"), now)
