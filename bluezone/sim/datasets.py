@@ -76,7 +76,9 @@ def load_dataset(root: str | Path) -> Dataset:
     root = Path(root)
     data = root / "data"
     if not data.is_dir():
-        raise DatasetError(f"{root}: no data/ directory (expected README, manifest.csv, data/)")
+        inside = sorted(d.name for d in root.iterdir() if (d / "data").is_dir()) if root.is_dir() else []
+        hint = f"; datasets in it: {', '.join(inside)}" if inside else ""  # given their parent folder
+        raise DatasetError(f"{root}: no data/ directory (expected README, manifest.csv, data/){hint}")
     logs = sorted(data.glob("*/*.txt.gz"))
     csvs = sorted(data.glob("*/*.csv"))
     if logs:

@@ -162,3 +162,14 @@ def test_a_file_that_is_no_regular_file_is_skipped_and_reported(tmp_path: Path, 
         odd.symlink_to("/dev/zero")
     dataset = load_dataset(root)
     assert dataset.recordings and any("not a regular file" in p for p in dataset.problems)
+
+
+def test_the_folder_of_datasets_names_them(tmp_path: Path) -> None:
+    """`bluezone evaluate tests/data/datasets/` (the folder, not one dataset) said only 'no data/
+    directory'; it names the datasets inside, so the newcomer sees what to give."""
+    shipped = Path(__file__).parents[1] / "data" / "datasets"
+    result = CliRunner().invoke(cli, ["evaluate", str(shipped)], obj={})
+    assert result.exit_code == 2, result.output
+    assert "datasets in it: mitll_small, ng_small" in result.output
+    empty = CliRunner().invoke(cli, ["evaluate", str(tmp_path)], obj={})
+    assert empty.exit_code == 2 and "no data/ directory" in empty.output and "in it" not in empty.output
