@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.crypto.payload import TX_POWER_MAX, TX_POWER_MIN
 from bluezone.errors import ConfigError
 
 RETENTION_DAYS = 14  # sightings and daily keys older than this are deleted: a promise, not a default
@@ -119,8 +120,12 @@ class DaemonConfig:
             # TOML's nan and inf pass every range check below: rpi_rotation_max = inf never rotates
             if want is float and not _finite(value):
                 raise ConfigError(f"config: {f.name} must be a finite number, got {value!r}")
-        if not -128 <= self.tx_power <= 127:
-            raise ConfigError(f"config: tx_power must fit a signed byte (dBm), got {self.tx_power}")
+        if not TX_POWER_MIN <= self.tx_power <= TX_POWER_MAX:
+            # a signed byte fits the AEM, but every receiver (GAEN's and bluezone's) ignores a TX power
+            # outside this range and assumes its default: a typo such as 24 for -24 silently did nothing
+            raise ConfigError(
+                f"config: tx_power must be {TX_POWER_MIN}..{TX_POWER_MAX} dBm (receivers ignore others), got {self.tx_power}"
+            )
         if not -128 <= self.rssi_correction <= 127:
             raise ConfigError(f"config: rssi_correction must fit a signed byte (dB), got {self.rssi_correction}")
         if not 0 < self.rpi_rotation_min <= self.rpi_rotation_max:

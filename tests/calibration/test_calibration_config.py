@@ -125,3 +125,14 @@ def test_numbers_set_by_hand_are_not_called_nominal() -> None:
     assert "set by hand" in line and "nominal" not in line
     defaults = calibration_line({"backend": "bluez:hci0", "calibration": "", "tx_power": -24, "rssi_correction": 0})
     assert "are nominal" in defaults
+
+
+@pytest.mark.parametrize("tx", [24, -51, 21, 127, -128])
+def test_a_tx_power_receivers_would_ignore_is_refused(tx: int) -> None:
+    """Receivers (GAEN's and bluezone's) ignore an AEM TX power outside -50..+20 dBm and assume their
+    default, so tx_power = 24 (a typo for -24) was accepted and silently did nothing."""
+    from bluezone.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="-50..20"):
+        DaemonConfig(tx_power=tx)
+    assert DaemonConfig(tx_power=-50).tx_power == -50 and DaemonConfig(tx_power=20).tx_power == 20

@@ -32,7 +32,7 @@ def test_toml_top_level_and_daemon_table(tmp_path) -> None:
         ('tx_power = "loud"\n', "tx_power must be int"),
         ("queue_size = 1.5\n", "queue_size must be int"),
         ("flush_interval = true\n", "flush_interval must be float"),
-        ("tx_power = 300\n", "signed byte"),
+        ("tx_power = 300\n", "-50..20"),
         ("rpi_rotation_min = 900\nrpi_rotation_max = 600\n", "rpi_rotation_min <= rpi_rotation_max"),
         ("queue_size = 0\n", "at least 1"),
         ("status_interval = -1\n", "positive"),
