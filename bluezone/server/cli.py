@@ -47,13 +47,16 @@ def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: b
     from bluezone.server.codes import CODE_KEY_FILE, CodeKey
     from bluezone.server.signing import PRIVATE_FILE, keygen, load_signer
 
-    if (out / PRIVATE_FILE).exists() and not force and not (out / CODE_KEY_FILE).exists():
-        signer = load_signer(out)
-        CodeKey.generate().save(out)
-        message = f"code key written to {out / CODE_KEY_FILE}; signing key {out / PRIVATE_FILE} kept"
-    else:
-        signer = keygen(out, key_id, key_version, force)
-        message = f"signing key {signer.info.key_id}/{signer.info.key_version} written to {out}"
+    try:
+        if (out / PRIVATE_FILE).exists() and not force and not (out / CODE_KEY_FILE).exists():
+            signer = load_signer(out)
+            CodeKey.generate().save(out)
+            message = f"code key written to {out / CODE_KEY_FILE}; signing key {out / PRIVATE_FILE} kept"
+        else:
+            signer = keygen(out, key_id, key_version, force)
+            message = f"signing key {signer.info.key_id}/{signer.info.key_version} written to {out}"
+    except OSError as exc:  # a directory it may not create or write: was 'FileNotFoundError: ...', exit 1
+        raise InputError(f"cannot write keys into {out}: {exc.strerror or exc}") from None
     info = signer.public_info()
     if as_json:
         click.echo(json.dumps(info, indent=2))

@@ -62,3 +62,11 @@ def test_keys_still_load(keys: Path, tmp_path: Path) -> None:
     shutil.copytree(keys, copy)
     assert load_signer(copy).public_info()["key_id"]
     assert CodeKey.load(copy).hash("1234") == CodeKey.load(keys).hash("1234")
+
+
+def test_keygen_into_a_directory_it_cannot_make_is_one_line() -> None:
+    """`server keygen --out /proc/nope` (or a directory without write permission) ended in
+    'FileNotFoundError: ...', exit 1."""
+    result = CliRunner().invoke(cli, ["server", "keygen", "--out", "/proc/bluezone-nope"])
+    assert result.exit_code == 2 and "cannot write keys into /proc/bluezone-nope" in result.output, result.output
+    assert "FileNotFoundError" not in result.output
