@@ -82,7 +82,7 @@ def load_defaults(group: click.Group, path: Path | None = None) -> dict[str, Any
 def _defaults_for(command: click.Command, table: dict[str, Any], where: str, trail: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     options = {
-        opt.lstrip("-"): param.name
+        opt.lstrip("-"): param
         for param in command.params
         if isinstance(param, click.Option) and param.name and param.expose_value
         for opt in param.opts
@@ -93,10 +93,11 @@ def _defaults_for(command: click.Command, table: dict[str, Any], where: str, tra
         if isinstance(value, dict) and key in subcommands:
             out[key] = _defaults_for(subcommands[key], value, where, [*trail, key])
         elif key in options or key.replace("_", "-") in options:
-            name = options.get(key) or options[key.replace("_", "-")]
-            if name in NO_ENV:
+            param = options.get(key) or options[key.replace("_", "-")]
+            if param.name in NO_ENV:
                 raise ConfigError(f"config file {where}: --{key} must be typed each time, not set in a file")
-            out[name] = value
+            at = f"config file {where}: [{'.'.join(trail) or 'top level'}] {key}"
+            out[str(param.name)] = _as_typed(param, value, at)
         else:
             at = f"[{'.'.join(trail)}]" if trail else "the top level"
             known = sorted(options) + sorted(subcommands)
@@ -104,3 +105,17 @@ def _defaults_for(command: click.Command, table: dict[str, Any], where: str, tra
                 f"config file {where}: {at} has no command or option {key!r} (there: {', '.join(known) or 'nothing'})"
             )
     return out
+
+
+def _as_typed(param: click.Option, value: Any, where: str) -> Any:
+    """A TOML value as the command line would give it (a number or date as its text, a list for a
+    repeatable option), for click to convert and check as it does typed values; a table, or a list
+    where one value goes, is a ConfigError (click's converters raised TypeError on them)."""
+    def one(v: Any) -> Any:
+        if isinstance(v, (dict, list)):
+            raise ConfigError(f"{where}: expected one value, got a {'table' if isinstance(v, dict) else 'list'}")
+        return v if isinstance(v, str) or (isinstance(v, bool) and param.is_flag) else str(v)
+
+    if param.multiple:
+        return [one(v) for v in value] if isinstance(value, list) else [one(value)]
+    return one(value)

@@ -96,10 +96,32 @@ def test_a_typo_in_the_config_file_is_one_line(config: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "setting", ["db = 5", "db = true", 'db = ["a", "b"]', "db = {a = 1}", "json = 5", 'json = ["x"]', "set = [[1]]"]
+)
+def test_a_value_of_the_wrong_kind_in_the_config_file_is_one_line(config: Path, setting: str) -> None:
+    # a number where a path goes, a list or table where one value goes: TypeError/AttributeError, exit 1
+    table = "check" if setting.startswith("set") else "status"
+    config.write_text(f"[{table}]\n{setting}\n")
+    result = invoke(table, "--keys", "k.json") if table == "check" else invoke(table)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: ") and "TypeError" not in lines[-1] and "AttributeError" not in lines[-1]
+
+
+def test_config_values_are_taken_as_if_typed(config: Path, stores) -> None:  # type: ignore[no-untyped-def]
+    # a number, a TOML date or a list for a repeatable option reach click as the command line would
+    config.write_text('[status]\njson = "yes"\n[check]\njobs = 2\nset = ["a=1", "b=2"]\n')
+    from bluezone.cliconfig import load_defaults
+
+    defaults = load_defaults(cli, config)
+    assert defaults == {"status": {"as_json": "yes"}, "check": {"jobs": "2", "scorer_settings": ["a=1", "b=2"]}}
+
+
 def test_nested_tables_reach_subcommands(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("[server.run]\nport = 8443\n[check]\nserver-key = 'k.pem'\n")
-    assert load_defaults(cli, path) == {"server": {"run": {"port": 8443}}, "check": {"server_key": "k.pem"}}
+    assert load_defaults(cli, path) == {"server": {"run": {"port": "8443"}}, "check": {"server_key": "k.pem"}}
 
 
 def test_bluezone_config_names_another_file(tmp_path: Path, stores) -> None:  # type: ignore[no-untyped-def]
