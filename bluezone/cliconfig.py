@@ -74,7 +74,7 @@ def load_defaults(group: click.Group, path: Path | None = None) -> dict[str, Any
     """The file's settings as click's ``default_map`` for ``group`` (None: no file).  A table or
     key that names no command or option is a ConfigError: a typo must not be ignored."""
     p = path if path is not None else config_path()
-    if path is None and CONFIG_ENV not in os.environ and not p.exists():
+    if path is None and not os.environ.get(CONFIG_ENV) and not p.exists():
         return None
     return _defaults_for(group, read_toml_file(p), p.name, [])
 

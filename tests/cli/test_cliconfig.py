@@ -130,6 +130,13 @@ def test_bluezone_config_names_another_file(tmp_path: Path, stores) -> None:  # 
     assert db_of(invoke("status", env={"BLUEZONE_CONFIG": str(other)})) == "file.db"
 
 
+def test_an_empty_bluezone_config_is_no_file_named(stores) -> None:  # type: ignore[no-untyped-def]
+    # BLUEZONE_CONFIG= (set but empty, as a unit's Environment= line leaves it) was
+    # 'no config file at ~/.config/bluezone/config.toml', exit 2, for every command
+    env = {"BLUEZONE_CONFIG": "", "BLUEZONE_DB": str(stores[1]), "BLUEZONE_STATUS_JSON": "1"}
+    assert db_of(invoke("status", env=env)) == "env.db"
+
+
 def test_shell_completion() -> None:
     script = subprocess.run(
         [sys.executable, "-m", "bluezone"], env={**os.environ, "_BLUEZONE_COMPLETE": "bash_source"},
