@@ -558,7 +558,10 @@ def _print_check(result: Any, gaen: bool) -> None:
     f2 = sum(e.level == "F2" for e in result.exposures)
     levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
     if getattr(result, "new_batches", None) == 0 and result.bluezone3_entries is None:
-        click.echo("no new batches since the last check")  # "0 exposure(s)" would read as all-clear
+        if getattr(result, "nothing_before", False):  # nothing to compare with: "since the last check" misleads
+            click.echo("the server has published no batches yet")
+        else:
+            click.echo("no new batches since the last check")  # "0 exposure(s)" would read as all-clear
     else:
         click.echo(f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
     earlier = getattr(result, "earlier", [])

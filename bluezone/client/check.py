@@ -89,6 +89,7 @@ class ServerCheckResult(CheckResult):
     pinned_now: bool = False
     venue_files: list[str] = field(default_factory=list)  # venue-warning files verified and matched
     new_batches: int = 0  # files the server listed that this node had not processed yet
+    nothing_before: bool = False  # this node had processed no file of this server before this check
     earlier: list[dict[str, Any]] = field(default_factory=list)  # exposures earlier checks reported, still in force
     venue_exposures: list[Any] = field(default_factory=list)  # bluezone.venues.matching.VenueExposure
 
@@ -142,7 +143,7 @@ def check_server(
     public_key = pin.key
     seen = state.processed(client.base_url)
     new = [n for n in client.index() if n not in seen]
-    result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now)
+    result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now, nothing_before=not seen)
     parts: list[np.ndarray] = []
     revisions: list[np.ndarray] = []
     counts: dict[str, int] = {}

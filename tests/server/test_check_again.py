@@ -104,3 +104,30 @@ def test_check_server_reads_whole_days_for_the_receivers_day_reference(world) ->
     assert asked and all(since % DAY_SECONDS == 0 and until % DAY_SECONDS == 0 for since, until in asked)
     assert result.sightings == in_span  # still what the keys could match
     assert [e.level for e in result.exposures] == ["F1"]
+
+
+def test_a_first_check_of_an_empty_server_does_not_speak_of_a_last_check(tmp_path: Path) -> None:
+    """A device's very first check, before the server published anything, said 'no new batches
+    since the last check' (there was none); it says the server has published nothing yet."""
+    from bluezone.cli import _print_check
+
+    storage = SQLiteStorage(tmp_path / "server.db")
+    signer = keygen(tmp_path / "signing")
+    app = create_app(storage, code_key=CodeKey.load(tmp_path / "signing"), export_dir=tmp_path / "exports",
+                     signer=signer, clock=VirtualClock(NOW))
+    client = KeyServerClient(URL, http=TestClient(app, base_url=URL))
+    _, nodes = make_nodes(tmp_path)
+    first = check(client, nodes["b"], NOW)
+    again = check(client, nodes["b"], NOW + 60)
+    storage.close()
+    assert first.nothing_before and first.new_batches == 0 and again.nothing_before
+
+    def shown(result) -> str:  # type: ignore[no-untyped-def]
+        @click.command()
+        def show() -> None:
+            _print_check(result, gaen=True)
+
+        return CliRunner().invoke(show).output
+
+    for result in (first, again):
+        assert "the server has published no batches yet" in shown(result) and "last check" not in shown(result)
