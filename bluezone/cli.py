@@ -604,8 +604,15 @@ def _print_check(result: Any, gaen: bool) -> None:
             f"{d['case_visit']['start'][11:16]}-{d['case_visit']['end'][11:16]} UTC"
             + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
         )
-    if getattr(result, "venue_files", []):
-        click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)")
+    for d in getattr(result, "earlier_venue", []):
+        click.echo(
+            f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']})"
+            + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
+            + "  (reported by an earlier check)"
+        )
+    if getattr(result, "venue_files", []) or getattr(result, "earlier_venue", []):
+        click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)"
+                   + (f", {len(result.earlier_venue)} reported before (14 days)" if result.earlier_venue else ""))
 
 
 @cli.command("benchmark")

@@ -92,6 +92,7 @@ class ServerCheckResult(CheckResult):
     nothing_before: bool = False  # this node had processed no file of this server before this check
     earlier: list[dict[str, Any]] = field(default_factory=list)  # exposures earlier checks reported, still in force
     venue_exposures: list[Any] = field(default_factory=list)  # bluezone.venues.matching.VenueExposure
+    earlier_venue: list[dict[str, Any]] = field(default_factory=list)  # venue exposures earlier checks reported
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +107,7 @@ class ServerCheckResult(CheckResult):
             "venue_exposures": [v.as_dict() for v in self.venue_exposures],
             "new_batches": self.new_batches,
             "earlier_exposures": self.earlier,
+            "earlier_venue_exposures": self.earlier_venue,
         }
 
     def raise_for_rejected(self) -> None:
@@ -216,8 +218,23 @@ def check_server(
     result.new_batches = len(new)
     if venue_reports and load_visits is not None:
         result.venue_exposures = match_venue_reports(load_visits(), venue_reports)
+    # venue exposures are repeated too (kept beside the Bluetooth ones, under their own name)
+    venue_memory = client.base_url + VENUE_MEMORY
+    result.earlier_venue = [e for _, _, e in state.store.reported_exposures(venue_memory, now)]
+    state.store.save_reported_exposures(
+        venue_memory,
+        [
+            (v.warning.location_id_hash + v.visit.id.to_bytes(8, "big"), v.date, v.overlap_start, v.overlap_end, v.as_dict())
+            for v in result.venue_exposures
+        ],
+        now,
+    )
     state.mark_processed(client.base_url, counts, now)
     return result
+
+
+#: The name venue exposures are kept under in the node's memory of reported exposures (server URL + this).
+VENUE_MEMORY = "#venues"
 
 
 def check_with_server(

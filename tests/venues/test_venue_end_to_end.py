@@ -134,9 +134,16 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
     [exposure] = report["venue_exposures"]
     assert exposure["venue"] == "Café Hoa" and exposure["address"] == "12 Trần Phú, Hà Nội"
     assert 25 <= exposure["overlap_minutes"] <= 35 and exposure["fifteen_minutes_or_more"]
-    # a second check finds nothing new (files are processed once, as key batches)
+    # a second check finds nothing new (files are processed once, as key batches), and repeats the
+    # venue exposure as reported before, as it does Bluetooth ones (it said nothing of it)
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
     assert rc == 0 and json.loads(out)["venue_exposures"] == []
+    assert json.loads(out)["earlier_venue_exposures"] == [exposure]
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db))
+    assert rc == 0, err
+    line = next(line for line in out.splitlines() if "Café Hoa" in line)
+    assert "(15 min or more in the same room)  (reported by an earlier check)" in line
+    assert "0 venue exposure(s) from 0 venue-warning file(s), 1 reported before (14 days)" in out
     # the same facts in words, one report with the Bluetooth exposures
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(tmp_path / "visitor-copy.db"))
     assert rc == 0, err
