@@ -279,6 +279,8 @@ class SightingStore:
             _create_private_file(p)
         elif p.is_dir():
             raise NotAStoreError(f"{p} is a directory, not a sighting database")
+        elif not p.is_file():  # a FIFO, a device: SQLite's 'disk I/O error' says nothing useful
+            raise NotAStoreError(f"{p} is not a regular file, so not a sighting database")
         try:
             conn = sqlite3.connect(p, timeout=10.0)
         except sqlite3.DatabaseError as exc:

@@ -110,6 +110,16 @@ def test_foreign_and_corrupt_files_are_store_errors(tmp_path) -> None:
         SightingStore.open(tmp_path)
 
 
+def test_a_fifo_or_device_is_no_store_and_an_input_error(tmp_path: Path) -> None:
+    # a FIFO was SQLite's 'disk I/O error', exit 1 (an input error is exit 2)
+    fifo = tmp_path / "pipe.db"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        with pytest.raises(NotAStoreError, match="not a regular file"):
+            SightingStore.open(path, create=False)
+    assert NotAStoreError("x").exit_code == 2
+
+
 def test_create_false_refuses_missing(db) -> None:
     with pytest.raises(StoreError, match="no sighting database"):
         SightingStore.open(db, create=False)
