@@ -570,6 +570,9 @@ class SQLiteStorage(Storage):
             self._conn.execute("PRAGMA busy_timeout=5000")
             self._conn.execute("PRAGMA foreign_keys=ON")
         except (OSError, sqlite3.Error) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
+                # the operator named the wrong file: a usage error (exit 2, which systemd does not restart)
+                raise InputError(f"{self.path} is not a key server database (SQLite: {exc}): check --server-db") from None
             raise ServerStorageError(f"cannot open key server database {self.path}: {exc}") from None
         self._create_schema()
 

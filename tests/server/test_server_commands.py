@@ -194,3 +194,17 @@ def test_a_malformed_postgresql_url_does_not_print_its_password(tmp_path: Path, 
     rc, out, err = _run("server", "issue-code", "--server-db", dsn, "--signing-key-dir", str(keys))
     assert rc != 0 and ("cannot connect to PostgreSQL" in err or "unsupported database URL" in err), err
     assert "s3cret" not in err + out and "u:***@" in err
+
+
+@pytest.mark.parametrize("command", [["issue-code"], ["export", "--export-dir", "e"], ["run", "--port", "0", "--export-dir", "e"]])
+def test_a_file_that_is_no_database_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
+    """--server-db naming a text file exited 1, which the systemd unit restarts every 5 s for ever;
+    the wrong file named is a usage error (exit 2, not restarted), as a node's NotAStoreError is."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "notes.db"
+    db.write_text("not a database\n" * 100)
+    args = [str(tmp_path / a) if a == "e" else a for a in command[1:]]
+    rc, out, err = _run("server", command[0], "--server-db", str(db), "--signing-key-dir", str(keys), *args)
+    assert rc == 2 and "is not a key server database" in err and err.count("\n") == 1, err
+    assert db.read_text() == "not a database\n" * 100
