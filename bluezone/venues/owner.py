@@ -97,6 +97,11 @@ def load_venue_dir(path: Path) -> VenueSecrets:
     except FileNotFoundError:
         raise VenueError(f"{file} not found: give the directory `bluezone venue create --out` made") from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        if file.name != SECRET_FILE:  # e.g. the public venue.json beside the secrets
+            raise VenueError(
+                f"{file} is not a bluezone venue secret file: give the directory `bluezone venue create --out` "
+                f"made (it holds {SECRET_FILE})"
+            ) from None
         raise VenueError(f"{file} is not a bluezone venue secret file ({type(exc).__name__})") from None
     if len(beacon_key) != BEACON_KEY_BYTES:
         raise VenueError(f"{file}: the beacon key has {len(beacon_key)} bytes, not {BEACON_KEY_BYTES}")

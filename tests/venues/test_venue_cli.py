@@ -241,3 +241,14 @@ def test_upload_counts_visits_not_the_reports_they_split_into(tmp_path: Path, ca
     )
     assert "You also checked in 1 time(s) since then" in result.stderr
     assert result.stderr.count("Café") == 2  # its two halves, as they are sent
+
+
+def test_the_public_venue_file_instead_of_the_directory_says_what_to_give(cafe: dict, clock: VirtualClock) -> None:
+    """`venue warn cafe/venue.json` (the file beside the secrets) was '... not a bluezone venue
+    secret file (KeyError)'; it says to give the directory."""
+    public = cafe["out"] / "venue.json"
+    result = run(clock, "venue", "warn", str(public), "--server", "http://127.0.0.1:9", "--code", "12345678",
+                 "--start", "2026-12-04T08:00", "--end", "2026-12-04T09:00", "--yes")
+    assert result.exit_code == 2, result.output
+    assert "give the directory" in result.output and "KeyError" not in result.output
+    assert load_venue_dir(cafe["out"] / "venue-secret.json").venue.url == cafe["url"]  # the secret file itself works
