@@ -56,6 +56,9 @@ def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int) -> tupl
 
 
 BASELINE = 0  # the --jobs value that stands for the baseline version
+#: Where the checks run: `python -m` and `-c` put the working directory first on sys.path, so from a
+#: checkout they would import its bluezone/ ahead of --baseline-src's.
+NEUTRAL = tempfile.gettempdir()
 
 
 def _command(zip_path: Path, db_path: Path, jobs: int) -> list[str]:
@@ -80,8 +83,8 @@ def baseline_store(db_path: Path, baseline: Path) -> Path:
             "import numpy; from bluezone.proximity.store import SightingStore;"
             f"s = SightingStore.open({str(old)!r}); s.add_sightings(numpy.load({str(rows)!r})); s.close()"
         )
-        subprocess.run([sys.executable, "-c", read], check=True)
-        subprocess.run([sys.executable, "-c", write], check=True, env=_env(BASELINE, baseline))
+        subprocess.run([sys.executable, "-c", read], check=True, cwd=NEUTRAL)
+        subprocess.run([sys.executable, "-c", write], check=True, env=_env(BASELINE, baseline), cwd=NEUTRAL)
         rows.unlink()
     return old
 
@@ -89,7 +92,9 @@ def baseline_store(db_path: Path, baseline: Path) -> Path:
 def run_check(zip_path: Path, db_path: Path, jobs: int, baseline: Path | None = None) -> tuple[float, dict]:
     """(wall seconds, JSON report) of one ``bluezone check`` process."""
     t0 = time.perf_counter()
-    out = subprocess.run(_command(zip_path, db_path, jobs), capture_output=True, text=True, env=_env(jobs, baseline))
+    out = subprocess.run(
+        _command(zip_path, db_path, jobs), capture_output=True, text=True, env=_env(jobs, baseline), cwd=NEUTRAL
+    )
     seconds = time.perf_counter() - t0
     if out.returncode != 0:
         raise SystemExit(f"bluezone check failed ({out.returncode}): {out.stderr.strip()}")
@@ -147,7 +152,9 @@ def _peak_of(zip_path: Path, db_path: Path, jobs: int, baseline: Path | None) ->
         f"subprocess.run({_command(zip_path, db_path, jobs)!r}, capture_output=True, check=True);"
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env(jobs, baseline))
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env(jobs, baseline), cwd=NEUTRAL
+    )
     return int(out.stdout.strip()) / 1024
 
 
