@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,24 @@ def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
     for name in list(os.environ):
         if name.startswith("BLUEZONE_") and name != "BLUEZONE_HYPOTHESIS_EXAMPLES":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[dict]:
+    """The key server under uvicorn on 127.0.0.1 (the demo's loopback runner), its files in tmp_path:
+    ``url``, ``db``, ``keys`` (the signing-key directory) and ``exports``."""
+    from bluezone.demo import _LoopbackServer
+    from bluezone.server.app import create_app
+    from bluezone.server.codes import CodeKey
+    from bluezone.server.signing import keygen, load_signer
+    from bluezone.server.storage import SQLiteStorage
+
+    db, keys, exports = tmp_path / "server.db", tmp_path / "signing", tmp_path / "exports"
+    keygen(keys)
+    storage = SQLiteStorage(db)
+    app = create_app(storage, code_key=CodeKey.load(keys), export_dir=exports, signer=load_signer(keys))
+    try:
+        with _LoopbackServer(app) as url:
+            yield {"url": url, "db": db, "keys": keys, "exports": exports}
+    finally:
+        storage.close()

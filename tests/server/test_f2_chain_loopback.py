@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,26 +25,6 @@ HOME = (5000.0, 0.0)
 def _run(*args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args), obj={})
     return result.exit_code, result.stdout, result.stderr
-
-
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[dict]:
-    """The key server under uvicorn on 127.0.0.1 (the demo's loopback runner), files in tmp_path."""
-    from bluezone.demo import _LoopbackServer
-    from bluezone.server.app import create_app
-    from bluezone.server.codes import CodeKey
-    from bluezone.server.signing import keygen, load_signer
-    from bluezone.server.storage import SQLiteStorage
-
-    db, keys, exports = tmp_path / "server.db", tmp_path / "signing", tmp_path / "exports"
-    keygen(keys)
-    storage = SQLiteStorage(db)
-    app = create_app(storage, code_key=CodeKey.load(keys), export_dir=exports, signer=load_signer(keys))
-    try:
-        with _LoopbackServer(app) as url:
-            yield {"url": url, "db": db, "keys": keys, "exports": exports}
-    finally:
-        storage.close()
 
 
 def _error_line(err: str) -> str:

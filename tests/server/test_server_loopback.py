@@ -4,53 +4,22 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 from click.testing import CliRunner
 from server_helpers import NOW, make_nodes
 
 from bluezone.cli import cli
-from bluezone.server.app import create_app
 from bluezone.server.signing import keygen
-from bluezone.server.storage import SQLiteStorage
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[dict]:
-    db, keys, exports = tmp_path / "server.db", tmp_path / "signing", tmp_path / "exports"
-    keygen(keys)
-    from bluezone.server.signing import load_signer
-
-    from bluezone.server.codes import CodeKey
-
-    storage = SQLiteStorage(db)
-    app = create_app(storage, code_key=CodeKey.load(keys), export_dir=exports, signer=load_signer(keys))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield {"url": f"http://127.0.0.1:{port}", "db": db, "keys": keys, "exports": exports}
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        storage.close()
 
 
 def _run(*args: str, input: str | None = None) -> tuple[int, str, str]:

@@ -9,14 +9,9 @@ import asyncio
 import datetime as dt
 import json
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import uvicorn
 from click.testing import CliRunner
 
 from bluezone.cli import cli
@@ -25,38 +20,10 @@ from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
-from bluezone.server.app import create_app
-from bluezone.server.codes import CodeKey
-from bluezone.server.signing import keygen, load_signer
-from bluezone.server.storage import SQLiteStorage
 from bluezone.venues import beacon
 from bluezone.venues.broadcast import run_beacon
 from bluezone.venues.nearby import BeaconCheckIns
 from bluezone.venues.owner import load_venue_dir
-
-
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[dict]:
-    db, keys, exports = tmp_path / "server.db", tmp_path / "signing", tmp_path / "exports"
-    keygen(keys)
-    storage = SQLiteStorage(db)
-    app = create_app(storage, code_key=CodeKey.load(keys), export_dir=exports, signer=load_signer(keys))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield {"url": f"http://127.0.0.1:{port}", "db": db, "keys": keys, "exports": exports}
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        storage.close()
 
 
 def run(*args: str) -> tuple[int, str, str]:
