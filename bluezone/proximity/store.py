@@ -376,26 +376,16 @@ class SightingStore:
 
     def add_sightings(self, rows: np.ndarray, addresses: Sequence[str | None] | None = None) -> int:
         """Store a SIGHTING_DTYPE batch (and optional sender addresses) in one transaction."""
-        rows = np.asarray(rows)
-        if rows.dtype != SIGHTING_DTYPE:
-            raise StoreError(f"sightings must have SIGHTING_DTYPE, got {rows.dtype}")
+        rows, addr, tx = _batch(rows, SIGHTING_DTYPE, addresses, "sightings must have SIGHTING_DTYPE")
         n = len(rows)
         if n == 0:
             return 0
-        if addresses is None:
-            addr: Sequence[str | None] = [None] * n
-        else:
-            if len(addresses) != n:
-                raise StoreError(f"{n} sightings but {len(addresses)} addresses")
-            addr = addresses
-        tx = rows["tx_power"].astype(object)
-        tx[rows["tx_power"] == NO_TX_POWER] = None
         data = zip(
             rows["time"].tolist(),
             rows["rpi"].tolist(),
             rows["aem"].tolist(),
             rows["rssi"].tolist(),
-            tx.tolist(),
+            tx,
             addr,
         )
         conn = self.db.conn
@@ -452,18 +442,13 @@ class SightingStore:
 
     def add_bluezone3_sightings(self, rows: np.ndarray, addresses: Sequence[str | None] | None = None) -> int:
         """Store a BLUEZONE3_SIGHTING_DTYPE batch (and optional sender addresses) in one transaction."""
-        rows = np.asarray(rows)
-        if rows.dtype != BLUEZONE3_SIGHTING_DTYPE:
-            raise StoreError(f"Bluezone v3 sightings must have BLUEZONE3_SIGHTING_DTYPE, got {rows.dtype}")
+        rows, addr, tx = _batch(
+            rows, BLUEZONE3_SIGHTING_DTYPE, addresses, "Bluezone v3 sightings must have BLUEZONE3_SIGHTING_DTYPE"
+        )
         n = len(rows)
         if n == 0:
             return 0
-        addr: Sequence[str | None] = [None] * n if addresses is None else addresses
-        if len(addr) != n:
-            raise StoreError(f"{n} sightings but {len(addr)} addresses")
-        tx = rows["tx_power"].astype(object)
-        tx[rows["tx_power"] == NO_TX_POWER] = None
-        data = zip(rows["time"].tolist(), rows["bzid"].tolist(), rows["rssi"].tolist(), tx.tolist(), addr)
+        data = zip(rows["time"].tolist(), rows["bzid"].tolist(), rows["rssi"].tolist(), tx, addr)
         with self.db.conn:
             self.db.conn.executemany(
                 "INSERT INTO bluezone3_sightings (time, bzid, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?)", data
@@ -872,3 +857,18 @@ class SightingStore:
             "disk_free_bytes": self._disk_free(),
             "daemon": self.daemon_state(),
         }
+
+
+def _batch(
+    rows: np.ndarray, dtype: np.dtype, addresses: Sequence[str | None] | None, rule: str
+) -> tuple[np.ndarray, Sequence[str | None], list[int | None]]:
+    """A batch to insert, checked: (rows, one address per row, TX powers with "none" as NULL)."""
+    rows = np.asarray(rows)
+    if rows.dtype != dtype:
+        raise StoreError(f"{rule}, got {rows.dtype}")
+    addr: Sequence[str | None] = [None] * len(rows) if addresses is None else addresses
+    if len(addr) != len(rows):
+        raise StoreError(f"{len(rows)} sightings but {len(addr)} addresses")
+    tx = rows["tx_power"].astype(object)
+    tx[rows["tx_power"] == NO_TX_POWER] = None
+    return rows, addr, tx.tolist()
