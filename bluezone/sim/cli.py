@@ -136,8 +136,9 @@ def simulate(
 @click.option("--chains", default=400, show_default=True, type=click.IntRange(10), help="Chained 20-minute exposures.")
 @click.option("--bootstrap", default=100, show_default=True, type=click.IntRange(0), help="Bootstrap resamples (0: none).")
 @click.option(
-    "--tx-power", default=-24, show_default=True, type=click.IntRange(-100, 30),
-    help="Calibrated TX power, dBm, of phones the calibration table does not know (all phones with --no-calibration).",
+    "--tx-power", type=click.IntRange(-100, 30),
+    help="Calibrated TX power, dBm, of transmitters the calibration table gives none for (all phones with "
+    "--no-calibration). Default: the dataset's measured beacon power where known (MIT LL: -3), else -24.",
 )
 @click.option(
     "--calibration/--no-calibration", default=True, show_default=True,
@@ -153,13 +154,15 @@ def simulate(
 )
 @json_option(help="Print the report as JSON.")
 def evaluate(
-    dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int, calibration: bool,
+    dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int | None, calibration: bool,
     calibration_table: Path | None, rssi_shift: float, as_json: bool,
 ) -> None:
     """Replay real RSSI recordings (README, manifest.csv, data/) through both scorers.
 
     Reports ROC-AUC, PR-AUC, precision/recall/F1 of chained 15-minute contacts, detection per
-    distance, and nDCF = P_miss + P_fa at NIST TC4TL's 1.2, 1.8 and 3.0 m.
+    distance, and nDCF = P_miss + P_fa at NIST TC4TL's 1.2, 1.8 and 3.0 m: for the default
+    2 m decision, and for a decision made for each distance (thresholds moved by the path-loss
+    model, 20·log10(D / 2 m) dB).
     """
     from bluezone.calibration.table import CalibrationTable
     from bluezone.sim.evaluate import evaluate as run_evaluation

@@ -8,7 +8,10 @@ lists every phone and where its numbers came from.  Per window: detected "closer
 when the scorer credits at least half a minute (per-distance detection rates), and
 ranked by the scorer's typical attenuation for ROC and PR.  nDCF = P_miss + P_fa (NIST
 TC4TL's metric, its distances 1.2, 1.8 and 3.0 m) scores that same default detection, fixed
-before looking, against "within D" for each distance D.  Per setup (carriage combination): 15-minute exposures are built by chaining
+before looking, against "within D" for each distance D; and, as TC4TL asked of its systems,
+a decision made for each D: the scorer's attenuation thresholds moved by what the path-loss
+model of docs/radio-model.md says separates D from 2 m, 10·n·log10(D / 2 m) dB with n = 2
+(``distance_decisions``), the same rule for every scorer, also fixed before looking.  Per setup (carriage combination): 15-minute exposures are built by chaining
 real one-minute windows, k of them from recordings under 2 m and the rest from farther
 ones, so the truth (k >= 15) is known; the scorers' close-contact verdicts on these
 chains give precision, recall and F1.  Confidence intervals come from bootstrapping over
@@ -29,8 +32,9 @@ import numpy as np
 from bluezone.calibration.table import CalibrationTable, default_table
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.scoring import Scorer, get_scorer, scorer_names
-from bluezone.sim.datasets import Recording, load_dataset
 from bluezone.progress import Progress
+from bluezone.sim.datasets import Recording, load_dataset
+from bluezone.sim.scenario import RadioModel
 from bluezone.sim.metrics import average_precision, confusion, roc_auc
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,62 @@ MIN_WINDOW_S = 30.0
 #: at 4 ft (1.22 m) is within 1.2 m, as in TC4TL, and one at 5 ft (1.52 m) is not.
 TC4TL_DISTANCES_M = (1.2, 1.8, 3.0)
 TC4TL_SLACK_M = 0.05
+#: The settings, per scorer, that place its per-minute "within 2 m" decision on the attenuation
+#: axis: a decision for distance D moves each of them by ``distance_shift_db(D)``.  A scorer not
+#: listed (a plugin) gets the default decision only.
+DISTANCE_SETTINGS: dict[str, tuple[str, ...]] = {
+    "bluezone": ("threshold_db",),
+    "gaen": ("immediate_db", "near_db", "medium_db"),
+}
+
+
+def distance_shift_db(distance_m: float, exponent: float | None = None) -> float:
+    """How much more attenuation a link has at ``distance_m`` than at 2 m by the path-loss model
+    the simulator and the scorers' defaults share (docs/radio-model.md: n = 2 unless given)."""
+    n = RadioModel().exponent if exponent is None else exponent
+    return 10.0 * n * float(np.log10(distance_m / CLOSE_M))
+
+
+def distance_decisions(name: str, distances: tuple[float, ...] = TC4TL_DISTANCES_M) -> dict[str, Scorer] | None:
+    """The scorer ``name`` with its default thresholds moved to decide "within D" for each D
+    (None for a scorer whose thresholds are not known here).  Integer settings (GAEN's
+    thresholds are whole dB in the API) are moved by the shift rounded to whole dB."""
+    settings = DISTANCE_SETTINGS.get(name)
+    if settings is None:
+        return None
+    base = get_scorer(name)
+    config = getattr(base, "config")
+    out: dict[str, Scorer] = {}
+    for d in distances:
+        shift = distance_shift_db(d)
+        moved = {}
+        for key in settings:
+            value = getattr(config, key)
+            moved[key] = value + int(round(shift)) if isinstance(value, int) else value + shift
+        out[f"{d:.1f}"] = get_scorer(name, overrides=moved)
+    return out
+
+
+@dataclass(frozen=True)
+class BeaconPower:
+    """The TX power, on GAEN's scale, of a dataset's transmitters whose app (not GAEN) set the
+    power and whose model the table gives none for; and how it was found."""
+
+    tx_power_dbm: float
+    source: str
+
+
+#: MIT LL's beacons are iPhones running the BlueProx app at its own (high) power.  Google's table
+#: has no TX power for iPhones (they are its reference) and Apple publishes none, so it was measured
+#: as ``bluezone calibrate`` measures an adapter: TX = A(d) + median RSSI heard at d (A(d) = 50 dB +
+#: 20·log10(d / 1 m), an iPhone receiver's correction 0), on the one folder with both phones in
+#: hand, HandDOWN_HandDOWN: -3.4, -2.8, -3.3, +1.3 dBm at 1.52, 1.83, 3.05, 3.66 m, median -3 dBm.
+#: The other 12 folders took no part (docs/calibration.md reports them apart).  It sits 11 dB under
+#: the TX Power Level those adverts carry (+8 dBm), as Google's table puts Android phones at low
+#: power 10-15 dB under their radios' nominal -15 dBm (Pixel 4: -28 dBm).
+BEACON_TX_POWER: dict[str, BeaconPower] = {
+    "mitll_pact": BeaconPower(-3.0, "BlueProx app on iPhones, calibrated on HandDOWN_HandDOWN (bluezone calibrate's formula)"),
+}
 
 
 @dataclass(frozen=True)
@@ -55,12 +115,13 @@ class LinkCalibration:
 
 
 def calibrations(
-    recordings: list[Recording], table: CalibrationTable | None, nominal_tx: int
+    recordings: list[Recording], table: CalibrationTable | None, nominal_tx: int, beacon: BeaconPower | None = None
 ) -> tuple[dict[str, LinkCalibration], dict[str, Any]]:
     """Per recording id and setup, the link calibration; and a report of every phone's numbers.
 
-    A phone the table does not know (or an iPhone's TX power, which it does not hold) gets the
-    nominal value and is listed under ``nominal``.
+    A transmitter the table gives no TX power for (an iPhone, or a phone it does not know) is read
+    at ``beacon``'s power when the dataset has one, else at the nominal value (listed under
+    ``nominal``); a receiver it does not know gets 0 dB (also listed).
     """
     links: dict[str, LinkCalibration] = {}
     phones: dict[str, dict[str, Any]] = {}
@@ -82,15 +143,17 @@ def calibrations(
         power = tx["tx_power_dbm"]
         if correction is None:
             nominal.add(f"{r.receiver or '(unnamed)'} RSSI correction")
-        if power is None:
+        if power is None and beacon is None:
             nominal.add(f"{r.transmitter or '(unnamed)'} TX power")
+        fallback = nominal_tx if beacon is None else beacon.tx_power_dbm
         links[_link_key(r)] = LinkCalibration(
-            float(nominal_tx if power is None else power), float(0 if correction is None else correction)
+            float(fallback if power is None else power), float(0 if correction is None else correction)
         )
     summary = {
         "table": table.name if table is not None else None,
         "phones": {k or "(unnamed)": v for k, v in sorted(phones.items())},
         "nominal": sorted(nominal),
+        "beacon_tx_power": None if beacon is None else {"dbm": beacon.tx_power_dbm, "source": beacon.source},
     }
     return links, summary
 
@@ -174,19 +237,31 @@ def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list
     return out
 
 
-def _window_metrics(truth: np.ndarray, score: np.ndarray, rank: np.ndarray, distances: np.ndarray) -> dict[str, Any]:
+def _window_metrics(
+    truth: np.ndarray,
+    score: np.ndarray,
+    rank: np.ndarray,
+    distances: np.ndarray,
+    at_distance: dict[str, np.ndarray] | None = None,
+) -> dict[str, Any]:
     """Per-minute metrics: ROC/PR rank minutes by the scorer's typical attenuation (lower is
     closer: weighted minutes of a single minute saturate at 0 or 1 and would hide the ranking);
-    detection is weighted minutes >= 0.5, and nDCF scores it at each TC4TL distance."""
+    detection is weighted minutes >= 0.5, and nDCF scores it at each TC4TL distance; with
+    ``at_distance`` (weighted minutes of the decision made for each distance) also those."""
     detected = score >= 0.5
     c = confusion(truth, detected)
-    return {
+    out = {
         "roc_auc": _r(roc_auc(truth, rank)),
         "pr_auc": _r(average_precision(truth, rank)),
         "window_precision": _r(c.precision),
         "window_recall": _r(c.recall),
         "ndcf": {f"{d:.1f}": ndcf(distances <= d + TC4TL_SLACK_M, detected, rank) for d in TC4TL_DISTANCES_M},
     }
+    if at_distance is not None:
+        out["ndcf_per_distance"] = {
+            key: ndcf(distances <= float(key) + TC4TL_SLACK_M, weights >= 0.5, rank) for key, weights in at_distance.items()
+        }
+    return out
 
 
 def ndcf(within: np.ndarray, detected: np.ndarray, rank: np.ndarray) -> dict[str, float | None]:
@@ -226,7 +301,7 @@ def evaluate(
     seed: int = 0,
     chains: int = 400,
     bootstrap: int = 100,
-    tx_power: int = NOMINAL_TX_POWER,
+    tx_power: int | None = None,
     scorers: list[str] | None = None,
     progress: Progress | None = None,
     calibration: CalibrationTable | None | bool = True,
@@ -236,6 +311,8 @@ def evaluate(
 
     ``calibration``: True reads each phone with the shipped calibration table, a table reads
     with that one, False or None reads every phone at the nominal ``tx_power`` and 0 dB.
+    ``tx_power`` is the TX power of transmitters the table gives none for; None: the dataset's
+    measured beacon power (``BEACON_TX_POWER``) when calibrating, else ``NOMINAL_TX_POWER``.
     ``rssi_shift_db`` is added to every RSSI: what the verdicts would be if every phone's
     calibration were off by that much (docs/calibration.md).
     """
@@ -243,7 +320,9 @@ def evaluate(
     say("reading the recordings", 0.0)
     dataset = load_dataset(root)
     table = default_table() if calibration is True else (calibration or None)
-    links, calibration_report = calibrations(dataset.recordings, table, tx_power)
+    beacon = BEACON_TX_POWER.get(dataset.layout) if (table is not None and tx_power is None) else None
+    tx_power = NOMINAL_TX_POWER if tx_power is None else tx_power
+    links, calibration_report = calibrations(dataset.recordings, table, tx_power, beacon)
     if rssi_shift_db:
         links = {k: LinkCalibration(v.tx_power_dbm, v.rssi_correction_db + rssi_shift_db) for k, v in links.items()}
     minutes = minutes_of(dataset.recordings, tx_power, links)
@@ -254,11 +333,19 @@ def evaluate(
     distances = np.array([m.distance_m for m in minutes])
     say("reading the recordings", 1.0)
     window_scores, window_rank = {}, {}
+    per_distance: dict[str, dict[str, np.ndarray] | None] = {}
+    windows = [_window(m.times, m.attenuation) for m in minutes]
     for done, (n, j) in enumerate(judges.items()):
         say("scoring one-minute windows", done / len(judges))
-        scored = [j.score(_window(m.times, m.attenuation)) for m in minutes]
+        scored = [j.score(w) for w in windows]
         window_scores[n] = np.array([s.weighted_minutes for s in scored])
         window_rank[n] = -np.array([s.typical_attenuation for s in scored])
+        deciders = distance_decisions(n)
+        per_distance[n] = (
+            None
+            if deciders is None
+            else {key: np.array([d.score(w).weighted_minutes for w in windows]) for key, d in deciders.items()}
+        )
     say("scoring one-minute windows", 1.0)
     chain_set = _chains(minutes, chains, rng)
     rids = sorted({m.rid for m in minutes})
@@ -285,6 +372,7 @@ def evaluate(
         near = any(m.distance_m < CLOSE_M for m in parts)
         strata.setdefault((parts[0].setup, near, not near or any(m.distance_m >= CLOSE_M for m in parts)), []).append(i)
     ndcf_keys = [f"ndcf_{d:.1f}" for d in TC4TL_DISTANCES_M]
+    ndcf_keys += [f"ndcf_per_distance_{d:.1f}" for d in TC4TL_DISTANCES_M]
     boot: dict[str, dict[str, list[float]]] = {
         n: {k: [] for k in ("roc_auc", "pr_auc", "f1", "precision", "recall", *ndcf_keys)} for n in names
     }
@@ -294,20 +382,28 @@ def evaluate(
         sample = [minutes[i] for i in idx]
         small = _chains(sample, max(chains // 4, 20), rng)
         for n, j in judges.items():
-            w = _window_metrics(truth[idx], window_scores[n][idx], window_rank[n][idx], distances[idx])
+            sub = per_distance[n]
+            w = _window_metrics(
+                truth[idx], window_scores[n][idx], window_rank[n][idx], distances[idx],
+                None if sub is None else {k: v[idx] for k, v in sub.items()},
+            )
             cm = _chain_metrics(j, small)
             for k in ("roc_auc", "pr_auc"):
                 if w[k] is not None:
                     boot[n][k].append(w[k])
-            for d, v in w["ndcf"].items():
-                if v["ndcf"] is not None:
-                    boot[n][f"ndcf_{d}"].append(v["ndcf"])
+            for prefix in ("ndcf", "ndcf_per_distance"):
+                for d, v in w.get(prefix, {}).items():
+                    if v["ndcf"] is not None:
+                        boot[n][f"{prefix}_{d}"].append(v["ndcf"])
             for k in ("f1", "precision", "recall"):
                 if cm[k] is not None:
                     boot[n][k].append(cm[k])
         say("bootstrap", (b + 1) / max(bootstrap, 1))
     for n, j in judges.items():
-        entry = _window_metrics(truth, window_scores[n], window_rank[n], distances)
+        entry = _window_metrics(truth, window_scores[n], window_rank[n], distances, per_distance[n])
+        if per_distance[n] is not None:
+            for key, v in entry["ndcf_per_distance"].items():
+                v["threshold_shift_db"] = round(distance_shift_db(float(key)), 2)
         entry.update(_chain_metrics(j, chain_set))
         entry["detection_by_distance"] = {
             f"{d:.2f}": round(float(np.mean(window_scores[n][distances == d] >= 0.5)), 4) for d in np.unique(distances)
@@ -339,6 +435,11 @@ def table(report: dict[str, Any]) -> str:
             f"{d} m: {_f(v['ndcf'])} (ROC-AUC {_f(v['roc_auc'])})" for d, v in s.get("ndcf", {}).items()
         )
         lines.append(f"{'':<10}nDCF = P_miss + P_fa at TC4TL distances: {costs}")
+        if s.get("ndcf_per_distance"):
+            own = "  ".join(
+                f"{d} m: {_f(v['ndcf'])} ({v['threshold_shift_db']:+.1f} dB)" for d, v in s["ndcf_per_distance"].items()
+            )
+            lines.append(f"{'':<10}nDCF, a decision for each distance (thresholds moved by the path-loss model): {own}")
     return "\n".join(lines)
 
 
@@ -352,6 +453,8 @@ def _calibration_line(report: dict[str, Any]) -> str:
         if p["source"] != "unknown"
     ]
     text = f"calibration: {cal['table']}: " + (", ".join(known) if known else "no phone of this dataset is in the table")
+    if cal.get("beacon_tx_power"):
+        text += f"; transmitters without a TX power in it at {cal['beacon_tx_power']['dbm']:g} dBm ({cal['beacon_tx_power']['source']})"
     if cal.get("nominal"):
         text += f"; nominal ({report['nominal_tx_power_dbm']} dBm, 0 dB) for: " + ", ".join(cal["nominal"])
     return text

@@ -12,7 +12,15 @@ from sim_helpers import DATASETS
 from bluezone.calibration.table import default_table
 from bluezone.cli import cli
 from bluezone.sim.datasets import load_dataset
-from bluezone.sim.evaluate import calibrations, minutes_of, ndcf
+from bluezone.matching.matcher import ExposureWindow
+from bluezone.sim.evaluate import (
+    BEACON_TX_POWER,
+    distance_decisions,
+    distance_shift_db,
+    calibrations,
+    minutes_of,
+    ndcf,
+)
 
 
 def run(*args: str) -> dict:
@@ -109,9 +117,83 @@ def test_ndcf_of_fixed_decisions() -> None:
 def test_an_rssi_shift_is_a_calibration_error_of_every_phone() -> None:
     from bluezone.sim.evaluate import evaluate
 
-    # PACT phones are iPhones read at the nominal TX power: +6 dB on every RSSI is the same as 6 dB less TX power
-    shifted = evaluate(DATASETS / "mitll_small", bootstrap=0, chains=40, rssi_shift_db=6.0)
+    # PACT phones are iPhones read at a given TX power: +6 dB on every RSSI is the same as 6 dB less TX power
+    shifted = evaluate(DATASETS / "mitll_small", bootstrap=0, chains=40, tx_power=-24, rssi_shift_db=6.0)
     lowered = evaluate(DATASETS / "mitll_small", bootstrap=0, chains=40, tx_power=-30)
     assert shifted["rssi_shift_db"] == 6.0 and shifted["scorers"] == lowered["scorers"]
     result = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), "--rssi-shift", "40"], obj={})
     assert result.exit_code == 2 and "--rssi-shift" in result.output
+
+
+def test_the_distance_shift_is_the_path_loss_models() -> None:
+    # n = 2 (docs/radio-model.md): 20 * log10(D / 2 m) dB more attenuation than at 2 m
+    assert distance_shift_db(2.0) == 0.0
+    assert distance_shift_db(1.2) == pytest.approx(-4.437, abs=1e-3)
+    assert distance_shift_db(1.8) == pytest.approx(-0.915, abs=1e-3)
+    assert distance_shift_db(3.0) == pytest.approx(3.522, abs=1e-3)
+    assert distance_shift_db(4.0, exponent=3.0) == pytest.approx(9.031, abs=1e-3)
+
+
+def test_a_decision_per_distance_moves_every_threshold_of_both_scorers() -> None:
+    bz, gaen = distance_decisions("bluezone"), distance_decisions("gaen")
+    assert bz is not None and gaen is not None and set(bz) == set(gaen) == {"1.2", "1.8", "3.0"}
+    assert bz["1.2"].config.threshold_db == pytest.approx(59.0 - 4.437, abs=1e-3)  # type: ignore[attr-defined]
+    assert bz["3.0"].config.threshold_db == pytest.approx(59.0 + 3.522, abs=1e-3)  # type: ignore[attr-defined]
+    # GAEN's thresholds are whole dB in the API: moved by the rounded shift, all three together
+    assert [(g.config.immediate_db, g.config.near_db, g.config.medium_db) for g in gaen.values()] == [  # type: ignore[attr-defined]
+        (51, 59, 69), (54, 62, 72), (59, 67, 77)
+    ]
+    assert distance_decisions("no-such-scorer") is None
+
+
+def _minute(attenuation: float) -> ExposureWindow:
+    times = np.linspace(0.0, 59.0, 60)
+    att = np.full(60, int(attenuation), np.int32)
+    return ExposureWindow(key_index=0, day=0, times=times, rssi=-24 - att, attenuation=att, tx_power_estimated=False)
+
+
+@pytest.mark.parametrize(("name", "attenuation"), [("bluezone", 57), ("gaen", 61)])
+def test_a_minute_between_the_1_2_m_and_the_2_m_thresholds_is_within_2_m_but_not_within_1_2_m(name: str, attenuation: int) -> None:
+    from bluezone.matching.scoring import get_scorer
+
+    deciders = distance_decisions(name)
+    assert deciders is not None
+    assert get_scorer(name).score(_minute(attenuation)).weighted_minutes >= 0.5
+    assert deciders["1.2"].score(_minute(attenuation)).weighted_minutes < 0.5
+    assert deciders["3.0"].score(_minute(attenuation)).weighted_minutes >= 0.5
+
+
+def test_evaluate_reports_ndcf_of_a_decision_per_distance() -> None:
+    report = run(str(DATASETS / "ng_small"))
+    for s in report["scorers"].values():
+        per = s["ndcf_per_distance"]
+        assert set(per) == {"1.2", "1.8", "3.0"}
+        assert [per[d]["threshold_shift_db"] for d in ("1.2", "1.8", "3.0")] == [-4.44, -0.92, 3.52]
+        for v in per.values():
+            if v["ndcf"] is not None:
+                assert v["ndcf"] == pytest.approx(v["p_miss"] + v["p_fa"], abs=1e-3)
+        assert any(k.startswith("ndcf_per_distance_") for k in s["ci95"])
+    result = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), "--bootstrap", "0", "--chains", "20"], obj={})
+    assert "nDCF, a decision for each distance (thresholds moved by the path-loss model): 1.2 m:" in result.output
+    assert "(-4.4 dB)" in result.output and "(+3.5 dB)" in result.output
+
+
+def test_pact_beacons_are_read_at_their_measured_power_unless_told_otherwise() -> None:
+    beacon = BEACON_TX_POWER["mitll_pact"]
+    recordings = load_dataset(DATASETS / "mitll_small").recordings
+    links, summary = calibrations(recordings, default_table(), -24, beacon)
+    assert {(link.tx_power_dbm, link.rssi_correction_db) for link in links.values()} == {(-3.0, 0.0)}
+    assert summary["nominal"] == [] and summary["beacon_tx_power"]["dbm"] == -3.0
+    measured = run(str(DATASETS / "mitll_small"))
+    assert measured["calibration"]["beacon_tx_power"] == {"dbm": -3.0, "source": beacon.source}
+    told = run(str(DATASETS / "mitll_small"), "--tx-power", "-24")  # the user's value wins
+    assert told["calibration"]["beacon_tx_power"] is None and told["calibration"]["nominal"] == ["iPhone 11 TX power"]
+    plain = run(str(DATASETS / "mitll_small"), "--no-calibration")  # a measured power is a calibration too
+    assert plain["calibration"]["table"] is None and plain["nominal_tx_power_dbm"] == -24
+    assert run(str(DATASETS / "ng_small"))["calibration"]["beacon_tx_power"] is None
+    # 21 dB more TX power than the nominal: every attenuation 21 dB higher
+    nominal = minutes_of(recordings, -24)
+    for n, m in zip(nominal, minutes_of(recordings, -24, links)):
+        assert np.allclose(m.attenuation - n.attenuation, 21.0)
+    text = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "mitll_small"), "--bootstrap", "0", "--chains", "20"], obj={})
+    assert "transmitters without a TX power in it at -3 dBm (BlueProx app on iPhones" in text.output
