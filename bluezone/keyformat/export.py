@@ -4,8 +4,9 @@ The format is Google/Apple's "Exposure Key Export File Format": ``export.bin`` i
 16-byte header ``EK Export v1`` (space padded) followed by a ``TemporaryExposureKeyExport``
 protocol buffer; ``export.sig`` is a ``TEKSignatureList`` whose signature is ECDSA P-256
 over the SHA-256 of the whole ``export.bin``.  Encoding and decoding go through the
-``protobuf`` package and the checked-in ``gaen_export_pb2`` (``scripts/regen_proto.sh``);
-signatures through ``cryptography``.  Every defect in a file raises ``KeyFileError``.
+``protobuf`` package and the checked-in ``gaen_export_pb2`` (``scripts/regen_proto.sh``),
+except the keys themselves, written by ``tekencode`` and read by ``tekwire`` column-wise (the
+same bytes, without a Python object per key); signatures through ``cryptography``.  Every defect in a file raises ``KeyFileError``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import bluezone.keyformat.gaen_export_pb2 as pb
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import ExportSignatureError, KeyFileError
+from bluezone.keyformat.tekencode import KEYS_FIELD, REVISED_KEYS_FIELD, encode_keys
 from bluezone.keyformat.tekwire import KeyColumns, decode_keys, raw_export_class
 from bluezone.keyformat.keys import (
     MAX_DAYS_SINCE_ONSET,
@@ -37,7 +39,6 @@ from bluezone.keyformat.keys import (
     MAX_TRANSMISSION_RISK,
     NO_DAYS_SINCE_ONSET,
     empty_keys,
-    key_bytes,
 )
 
 #: The 16-byte header every ``export.bin`` starts with.
@@ -233,24 +234,9 @@ def build_export_bin(
     message.start_timestamp = start_timestamp or 0
     message.end_timestamp = end_timestamp or 0
     message.signature_infos.extend(s.to_pb() for s in signature_infos)
-    _add_keys(message.keys, keys)
-    _add_keys(message.revised_keys, revised)
-    return EXPORT_HEADER + message.SerializeToString(deterministic=True)
-
-
-def _add_keys(repeated: Any, keys: np.ndarray) -> None:
-    raw = key_bytes(keys)
-    for i, row in enumerate(keys):
-        k = repeated.add(
-            key_data=raw[i].tobytes(),
-            transmission_risk_level=int(row["transmission_risk"]),
-            rolling_start_interval_number=int(row["rolling_start"]),
-            rolling_period=int(row["rolling_period"]),
-        )
-        if row["report_type"]:
-            k.report_type = int(row["report_type"])
-        if row["days_since_onset"] != NO_DAYS_SINCE_ONSET:
-            k.days_since_onset_of_symptoms = int(row["days_since_onset"])
+    # the header through protobuf, the keys (fields 7 and 8, serialised last) column-wise: the same bytes
+    header = message.SerializeToString(deterministic=True)
+    return EXPORT_HEADER + header + encode_keys(keys, KEYS_FIELD) + encode_keys(revised, REVISED_KEYS_FIELD)
 
 
 # --- signatures -------------------------------------------------------------------------------
