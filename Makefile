@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint clean results
+.PHONY: demo test bench lint clean results native-wheels
 
 demo: $(VENV)/.installed
 	$(BIN)/bluezone demo
@@ -33,6 +33,11 @@ results: $(VENV)/.installed
 	    $(BIN)/bluezone evaluate $(DATASETS)/$$d --json > simulations/results/evaluate_$$d.json || exit 1; \
 	  else echo "skipped evaluate $$d: no $(DATASETS)/$$d (give DATASETS=DIR)"; fi; \
 	done
+
+# bluezone-native's wheels for Linux x86-64 and aarch64 into native/dist/ (docs/native.md);
+# then `$(BIN)/pip install native/dist/<this machine's wheel>` uses them here.
+native-wheels:
+	native/build-wheels.sh
 
 lint: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[lint]'

@@ -6,14 +6,19 @@ AEM   = AES-128-CTR(AEMK, IV=RPI, metadata)
 The batched form derives every RPI of many keys with one ECB call per key over a
 preallocated buffer: the padded blocks of all keys differ only in their interval bytes,
 so they are built for a whole chunk of keys at once with numpy.  Per key, what costs is
-Python-level set-up, not AES (docs/benchmarks.md), so the batched path derives RPIKs with
-hashlib from precomputed HMAC pad states and opens each ECB context without
-``Cipher``'s argument checks (both checked against the plain path in tests).
+Python-level set-up, not AES (docs/benchmarks.md). With the optional compiled helper
+(``bluezone-native``, the ``bluezone[fast]`` extra) a whole batch is derived in one call
+through OpenSSL; without it the batched path derives RPIKs with hashlib from precomputed
+HMAC pad states and opens each ECB context without ``Cipher``'s argument checks (every path
+checked against the plain one in tests). ``BLUEZONE_NATIVE=0`` turns the helper off.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +27,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import aem_key
+
+log = logging.getLogger(__name__)
 
 RPI_LENGTH = 16
 AEM_LENGTH = 4
@@ -93,6 +100,16 @@ def rpis_for_keys(
         buffer = out.reshape(-1)
         if buffer.dtype != np.uint8 or not buffer.flags.c_contiguous or len(buffer) < needed:
             raise ValueError(f"out must be a contiguous uint8 buffer of at least {needed} bytes")
+    native = _native_rpis() if count > 0 else None
+    if native is None:
+        return _python_rpis(teks, starts, count, buffer)
+    native(teks, (starts & 0xFFFFFFFF).astype(np.uint32), count, buffer)
+    return buffer[: n * row_bytes].reshape(n, count, 16)
+
+
+def _python_rpis(teks: np.ndarray, starts: np.ndarray, count: int, buffer: np.ndarray) -> np.ndarray:
+    """``rpis_for_keys`` in Python, into ``buffer`` (``n * count * 16 + 15`` bytes at least)."""
+    n, row_bytes = len(teks), count * 16
     out_view = memoryview(buffer)  # type: ignore[arg-type]  # numpy arrays are buffers
     open_ecb = _ecb_opener()
     for lo in range(0, n, _CHUNK):
@@ -105,6 +122,55 @@ def rpis_for_keys(
         for rpik, u, dest in zip(rpi_keys(teks[lo:hi]), which.tolist(), outs):
             open_ecb(rpik).update_into(plains[u], dest)
     return buffer[: n * row_bytes].reshape(n, count, 16)
+
+
+NativeRpis = Callable[[np.ndarray, np.ndarray, int, np.ndarray], None]
+
+
+def derivation_path() -> str:
+    """Which code derives RPIs in batches here, and why: for ``doctor`` and ``benchmark``."""
+    return _select_native()[1]
+
+
+def _native_rpis() -> NativeRpis | None:
+    """``bluezone_native.rpis_into`` if the compiled helper is usable here, else None."""
+    return _select_native()[0]
+
+
+@functools.cache
+def _select_native() -> tuple[NativeRpis | None, str]:
+    """Load the compiled helper once, check it against the Python path, say what was chosen.
+
+    It is optional: not installed, no OpenSSL 3, ``BLUEZONE_NATIVE=0``, or any difference
+    from the Python path on a probe (never expected; it would be a broken build) all leave
+    the Python path in use.  Logged at debug level; no key is ever logged.
+    """
+    if os.environ.get("BLUEZONE_NATIVE", "").strip() == "0":
+        chosen: tuple[NativeRpis | None, str] = (None, "python (compiled helper turned off by BLUEZONE_NATIVE=0)")
+    else:
+        chosen = _load_native()
+    log.debug("batched RPI derivation: %s", chosen[1])
+    return chosen
+
+
+def _load_native() -> tuple[NativeRpis | None, str]:
+    try:
+        import bluezone_native
+    except ImportError:
+        return None, "python (compiled helper bluezone-native not installed)"
+    try:
+        openssl = bluezone_native.openssl_version()
+        # A probe whose intervals wrap past 2**32 - 1, against the pure-Python path.
+        teks = np.frombuffer(bytes(range(32)), np.uint8).reshape(2, 16)
+        starts = np.array([2_940_000, 2**32 - 3])
+        expected = _python_rpis(teks, starts, ROLLING_PERIOD, np.empty(2 * ROLLING_PERIOD * 16 + 15, np.uint8))
+        got = np.zeros(2 * ROLLING_PERIOD * 16, np.uint8)
+        bluezone_native.rpis_into(teks, (starts & 0xFFFFFFFF).astype(np.uint32), ROLLING_PERIOD, got)
+    except (OSError, ValueError) as exc:
+        return None, f"python (compiled helper unusable: {exc})"
+    if not np.array_equal(got.reshape(expected.shape), expected):
+        return None, "python (compiled helper gave different RPIs from the Python path: not used)"
+    return bluezone_native.rpis_into, f"native (bluezone-native {bluezone_native.__version__}, {openssl})"
 
 
 # HKDF-SHA256 with no salt (RFC 5869: HashLen zero bytes) and a 16-byte output is two

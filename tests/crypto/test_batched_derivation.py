@@ -13,6 +13,7 @@ from bluezone.crypto.payload import Metadata, metadata_fields
 from bluezone.crypto.rpi import (
     _ecb_opener,
     _public_ecb_opener,
+    _python_rpis,
     aem_keys,
     decrypt_aem,
     decrypt_aems,
@@ -43,20 +44,22 @@ def test_fast_ecb_context_equals_public_cipher(key: bytes, interval: int) -> Non
 def test_batched_rpis_equal_one_at_a_time(teks: list[bytes], start: int, count: int) -> None:
     arr = np.frombuffer(b"".join(teks), np.uint8).reshape(-1, 16)
     starts = np.full(len(teks), start)
-    got = rpis_for_keys(arr, starts, count)
+    got = rpis_for_keys(arr, starts, count)  # the compiled helper if installed
+    assert np.array_equal(got, _python_rpis(arr, starts, count, np.empty(len(teks) * count * 16 + 15, np.uint8)))
     for k, tek in enumerate(teks):
         rpik = rpi_key(tek)
         for i in (0, count - 1):
             assert got[k, i].tobytes() == rpi(rpik, (start + i) & 0xFFFFFFFF)
 
 
-def test_public_fallback_gives_the_same_rpis(monkeypatch) -> None:
+def test_public_fallback_gives_the_same_rpis(monkeypatch, derivation: str) -> None:
     rng = np.random.default_rng(3)
     teks = np.frombuffer(rng.bytes(16 * 50), np.uint8).reshape(50, 16)
     starts = rng.integers(0, 14, 50) * 144 + 2_940_000
     fast = rpis_for_keys(teks, starts).copy()
     rpi_module = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
     monkeypatch.setattr(rpi_module, "_ecb_opener", _public_ecb_opener)
+    monkeypatch.setattr(rpi_module, "_native_rpis", lambda: None)
     assert np.array_equal(rpis_for_keys(teks, starts), fast)
 
 

@@ -58,13 +58,13 @@ def test_all_aems_decrypt_to_the_metadata() -> None:
         assert plain.hex() == V["metadata"]
 
 
-def test_batched_single_key() -> None:
+def test_batched_single_key(derivation: str) -> None:
     got = rpis_for_key(TEK, START)
     assert got.shape == (144, 16) and got.dtype == np.uint8
     assert [r.tobytes().hex() for r in got] == V["rpis"]
 
 
-def test_batched_among_other_keys_and_starts() -> None:
+def test_batched_among_other_keys_and_starts(derivation: str) -> None:
     """The vector key in the middle of a batch with other keys and starts, over a chunk edge."""
     rng = np.random.default_rng(7)
     n = 2100  # more than one internal chunk of 2048
@@ -79,7 +79,7 @@ def test_batched_among_other_keys_and_starts() -> None:
         assert [r.tobytes().hex() for r in got[where]] == V["rpis"]
 
 
-def test_batched_with_reused_buffer() -> None:
+def test_batched_with_reused_buffer(derivation: str) -> None:
     buf = np.empty(3 * 144 * 16 + 15, np.uint8)
     teks = np.tile(np.frombuffer(TEK, np.uint8), (3, 1))
     got = rpis_for_keys(teks, np.array([START, START + 1, START]), out=buf)
@@ -89,7 +89,7 @@ def test_batched_with_reused_buffer() -> None:
     assert np.shares_memory(got, buf)
 
 
-def test_batched_rejects_bad_buffer_and_lengths() -> None:
+def test_batched_rejects_bad_buffer_and_lengths(derivation: str) -> None:
     teks = np.zeros((2, 16), np.uint8)
     with pytest.raises(ValueError):
         rpis_for_keys(teks, np.array([1]))
@@ -97,7 +97,7 @@ def test_batched_rejects_bad_buffer_and_lengths() -> None:
         rpis_for_keys(teks, np.array([1, 2]), out=np.empty(100, np.uint8))
 
 
-def test_partial_count_is_a_prefix() -> None:
+def test_partial_count_is_a_prefix(derivation: str) -> None:
     got = rpis_for_keys(np.frombuffer(TEK, np.uint8).reshape(1, 16), np.array([START + 10]), 5)
     assert [r.tobytes().hex() for r in got[0]] == V["rpis"][10:15]
 

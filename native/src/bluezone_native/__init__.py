@@ -1,0 +1,64 @@
+"""bluezone's compiled helper: the RPIs of many GAEN daily keys in one call.
+
+A plain shared library (``_rpi.so``, from ``rpi.c``) called through ctypes, one call per
+batch of keys, so one wheel per architecture serves every Python 3 (no Python ABI). It
+uses OpenSSL 3's libcrypto, opened at run time; :func:`load` raises :class:`OSError` when
+it cannot be used, and bluezone then derives in Python (``bluezone.crypto.rpi``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["load", "openssl_version", "rpis_into"]
+__version__ = "0.1.0"
+
+_LIBRARY = Path(__file__).with_name("_rpi.so")
+
+
+@functools.cache
+def load() -> ctypes.CDLL:
+    """The helper library, initialised (libcrypto opened, algorithms fetched once).
+
+    Raises OSError if the library or OpenSSL 3 cannot be loaded.  ctypes releases the GIL
+    during each call, so threads may derive in parallel.
+    """
+    lib = ctypes.CDLL(str(_LIBRARY))
+    lib.bz_init.restype = ctypes.c_int
+    lib.bz_error.restype = ctypes.c_char_p
+    lib.bz_openssl_version.restype = ctypes.c_char_p
+    lib.bz_rpis.restype = ctypes.c_int
+    lib.bz_rpis.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_void_p]
+    if lib.bz_init() != 0:
+        raise OSError(f"bluezone_native: {lib.bz_error().decode()}")
+    return lib
+
+
+def openssl_version() -> str:
+    """The version of the OpenSSL that the helper uses, e.g. ``OpenSSL 3.0.19 27 Jan 2026``."""
+    return str(load().bz_openssl_version().decode())
+
+
+def rpis_into(teks: np.ndarray, starts: np.ndarray, count: int, out: np.ndarray) -> None:
+    """Write the ``count`` RPIs of each daily key into ``out``.
+
+    ``teks`` is uint8 (n, 16), ``starts`` uint32 (n,) (first interval of each key, the
+    interval wrapping modulo 2**32 as in the spec), ``out`` a C-contiguous writable uint8
+    buffer of at least ``n * count * 16`` bytes: ``out[(k * count + i) * 16 :][:16]`` becomes
+    key k's RPI for interval ``starts[k] + i``.
+    """
+    if teks.dtype != np.uint8 or teks.ndim != 2 or teks.shape[1] != 16 or not teks.flags.c_contiguous:
+        raise ValueError("teks must be a C-contiguous uint8 array of shape (n, 16)")
+    n = teks.shape[0]
+    if starts.dtype != np.uint32 or starts.shape != (n,) or not starts.flags.c_contiguous:
+        raise ValueError("starts must be a C-contiguous uint32 array with one entry per key")
+    if not 1 <= count <= 1 << 24:
+        raise ValueError("count must be between 1 and 2**24")
+    if out.dtype != np.uint8 or not out.flags.c_contiguous or not out.flags.writeable or out.size < n * count * 16:
+        raise ValueError(f"out must be a writable C-contiguous uint8 buffer of at least {n * count * 16} bytes")
+    if n and load().bz_rpis(teks.ctypes.data, starts.ctypes.data, n, count, out.ctypes.data) != 0:
+        raise OSError("bluezone_native: OpenSSL failed while deriving RPIs")

@@ -1,0 +1,160 @@
+/* GAEN v1.2 RPIs of many daily keys in one call, through OpenSSL 3's libcrypto.
+ *
+ * For each key k: RPIK = HKDF-SHA256(TEK_k, salt none, info "EN-RPIK", 16 bytes) and
+ * RPI_i = AES-128-ECB(RPIK, "EN-RPI" || 0^6 || LE32(start_k + i)) for i < count.
+ *
+ * Neither SHA-256 nor AES is written here: libcrypto does both.  It is opened at run
+ * time with dlopen("libcrypto.so.3"), so this library has no link-time dependency on
+ * OpenSSL (one build per architecture serves every distribution that ships OpenSSL 3,
+ * and it cross-compiles without OpenSSL's headers: the few prototypes are below).
+ * The algorithms are fetched once; per key only a digest context is copied and the
+ * cipher context re-keyed, which is what makes OpenSSL 3 fast on small inputs.
+ */
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+
+typedef struct evp_md_st EVP_MD;
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+typedef struct evp_cipher_st EVP_CIPHER;
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+
+/* The libcrypto functions used, with OpenSSL 3's prototypes (OSSL_LIB_CTX and
+ * OSSL_PARAM pointers are always NULL here, so they are void *). */
+static struct {
+    EVP_MD *(*MD_fetch)(void *, const char *, const char *);
+    EVP_CIPHER *(*CIPHER_fetch)(void *, const char *, const char *);
+    EVP_MD_CTX *(*MD_CTX_new)(void);
+    void (*MD_CTX_free)(EVP_MD_CTX *);
+    int (*MD_CTX_copy_ex)(EVP_MD_CTX *, const EVP_MD_CTX *);
+    int (*DigestInit_ex2)(EVP_MD_CTX *, const EVP_MD *, const void *);
+    int (*DigestUpdate)(EVP_MD_CTX *, const void *, size_t);
+    int (*DigestFinal_ex)(EVP_MD_CTX *, unsigned char *, unsigned int *);
+    EVP_CIPHER_CTX *(*CIPHER_CTX_new)(void);
+    void (*CIPHER_CTX_free)(EVP_CIPHER_CTX *);
+    int (*CIPHER_CTX_set_padding)(EVP_CIPHER_CTX *, int);
+    int (*EncryptInit_ex2)(EVP_CIPHER_CTX *, const EVP_CIPHER *, const unsigned char *,
+                           const unsigned char *, const void *);
+    int (*EncryptUpdate)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int);
+    const char *(*version)(int);
+} ossl;
+
+static EVP_MD *sha256;
+static EVP_CIPHER *aes128_ecb;
+static const char *init_error = "bz_init was not called";
+
+#define LOAD(field, name)                                   \
+    do {                                                    \
+        *(void **)&ossl.field = dlsym(lib, name);           \
+        if (ossl.field == NULL) {                           \
+            init_error = "libcrypto.so.3 lacks " name;      \
+            return -1;                                      \
+        }                                                   \
+    } while (0)
+
+/* Open libcrypto and fetch SHA-256 and AES-128-ECB.  0 on success; otherwise -1 and
+ * bz_error() says why.  Call once before bz_rpis (the Python loader does). */
+EXPORT int bz_init(void) {
+    if (sha256 != NULL && aes128_ecb != NULL)
+        return 0;
+    void *lib = dlopen("libcrypto.so.3", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        init_error = "libcrypto.so.3 (OpenSSL 3) not found";
+        return -1;
+    }
+    LOAD(MD_fetch, "EVP_MD_fetch");
+    LOAD(CIPHER_fetch, "EVP_CIPHER_fetch");
+    LOAD(MD_CTX_new, "EVP_MD_CTX_new");
+    LOAD(MD_CTX_free, "EVP_MD_CTX_free");
+    LOAD(MD_CTX_copy_ex, "EVP_MD_CTX_copy_ex");
+    LOAD(DigestInit_ex2, "EVP_DigestInit_ex2");
+    LOAD(DigestUpdate, "EVP_DigestUpdate");
+    LOAD(DigestFinal_ex, "EVP_DigestFinal_ex");
+    LOAD(CIPHER_CTX_new, "EVP_CIPHER_CTX_new");
+    LOAD(CIPHER_CTX_free, "EVP_CIPHER_CTX_free");
+    LOAD(CIPHER_CTX_set_padding, "EVP_CIPHER_CTX_set_padding");
+    LOAD(EncryptInit_ex2, "EVP_EncryptInit_ex2");
+    LOAD(EncryptUpdate, "EVP_EncryptUpdate");
+    LOAD(version, "OpenSSL_version");
+    sha256 = ossl.MD_fetch(NULL, "SHA2-256", NULL);
+    aes128_ecb = ossl.CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+    if (sha256 == NULL || aes128_ecb == NULL) {
+        init_error = "OpenSSL could not fetch SHA2-256 or AES-128-ECB (providers?)";
+        return -1;
+    }
+    init_error = NULL;
+    return 0;
+}
+
+/* Why bz_init failed, or NULL. */
+EXPORT const char *bz_error(void) { return init_error; }
+
+/* OpenSSL's version string (after a successful bz_init). */
+EXPORT const char *bz_openssl_version(void) { return ossl.version(0); }
+
+/* SHA-256 state after one 64-byte block: the precomputed half of an HMAC. */
+static int pad_state(EVP_MD_CTX *ctx, const unsigned char *key, size_t key_len, unsigned char pad) {
+    unsigned char block[64];
+    memset(block, pad, sizeof block);
+    for (size_t i = 0; i < key_len; i++)
+        block[i] ^= key[i];
+    return ossl.DigestInit_ex2(ctx, sha256, NULL) && ossl.DigestUpdate(ctx, block, sizeof block);
+}
+
+/* HMAC-SHA256 of msg under the key whose pad states are in inner/outer. */
+static int hmac(EVP_MD_CTX *work, const EVP_MD_CTX *inner, const EVP_MD_CTX *outer,
+                const unsigned char *msg, size_t msg_len, unsigned char mac[32]) {
+    unsigned char digest[32];
+    return ossl.MD_CTX_copy_ex(work, inner) && ossl.DigestUpdate(work, msg, msg_len) &&
+           ossl.DigestFinal_ex(work, digest, NULL) && ossl.MD_CTX_copy_ex(work, outer) &&
+           ossl.DigestUpdate(work, digest, sizeof digest) && ossl.DigestFinal_ex(work, mac, NULL);
+}
+
+/* RPIs of n keys: teks is n*16 bytes, starts n first intervals, out n*count*16 bytes
+ * (key k's RPI for interval starts[k] + i, modulo 2^32, at out + (k*count + i)*16).
+ * Returns 0, or -1 if libcrypto failed (out is then incomplete). */
+EXPORT int bz_rpis(const unsigned char *teks, const uint32_t *starts, size_t n, uint32_t count,
+                   unsigned char *out) {
+    static const unsigned char info[8] = {'E', 'N', '-', 'R', 'P', 'I', 'K', 0x01};
+    static const unsigned char zero_salt[32];
+    if (init_error != NULL || count == 0 || count > (1u << 24))
+        return -1;
+    int ok = 1;
+    EVP_MD_CTX *extract_inner = ossl.MD_CTX_new(), *extract_outer = ossl.MD_CTX_new();
+    EVP_MD_CTX *inner = ossl.MD_CTX_new(), *outer = ossl.MD_CTX_new(), *work = ossl.MD_CTX_new();
+    EVP_CIPHER_CTX *ecb = ossl.CIPHER_CTX_new();
+    ok = extract_inner && extract_outer && inner && outer && work && ecb;
+    /* HKDF without salt: the extract step's HMAC key is 32 zero bytes for every key. */
+    ok = ok && pad_state(extract_inner, zero_salt, 32, 0x36) && pad_state(extract_outer, zero_salt, 32, 0x5c);
+    ok = ok && ossl.EncryptInit_ex2(ecb, aes128_ecb, NULL, NULL, NULL) && ossl.CIPHER_CTX_set_padding(ecb, 0);
+    const int row_bytes = (int)count * 16;
+    for (size_t k = 0; ok && k < n; k++) {
+        unsigned char prk[32], rpik[32];
+        ok = hmac(work, extract_inner, extract_outer, teks + 16 * k, 16, prk) &&
+             pad_state(inner, prk, 32, 0x36) && pad_state(outer, prk, 32, 0x5c) &&
+             hmac(work, inner, outer, info, sizeof info, rpik);
+        unsigned char *row = out + (size_t)row_bytes * k;
+        for (uint32_t i = 0; i < count; i++) {
+            uint32_t interval = starts[k] + i; /* wraps modulo 2^32, as the spec's uint32 */
+            unsigned char *block = row + 16 * (size_t)i;
+            memcpy(block, "EN-RPI\0\0\0\0\0\0", 12);
+            block[12] = (unsigned char)interval;
+            block[13] = (unsigned char)(interval >> 8);
+            block[14] = (unsigned char)(interval >> 16);
+            block[15] = (unsigned char)(interval >> 24);
+        }
+        int written = 0;
+        ok = ok && ossl.EncryptInit_ex2(ecb, NULL, rpik, NULL, NULL) &&
+             ossl.EncryptUpdate(ecb, row, &written, row, row_bytes) && written == row_bytes;
+    }
+    ossl.MD_CTX_free(extract_inner);
+    ossl.MD_CTX_free(extract_outer);
+    ossl.MD_CTX_free(inner);
+    ossl.MD_CTX_free(outer);
+    ossl.MD_CTX_free(work);
+    ossl.CIPHER_CTX_free(ecb);
+    return ok ? 0 : -1;
+}

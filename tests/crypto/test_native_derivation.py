@@ -1,0 +1,170 @@
+"""The compiled helper (bluezone-native) gives the Python path's RPIs, and is optional.
+
+The first tests need the helper (skipped without it, failed under CI=true); the selection
+tests stand in a fake or missing helper and always run, so the fallback is always tested.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.crypto.conftest import require_native
+
+rpi_module = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
+V = json.loads((Path(__file__).parents[1] / "data" / "vectors" / "gaen_crypto.json").read_text())
+
+
+def _python(teks: np.ndarray, starts: np.ndarray, count: int) -> np.ndarray:
+    return rpi_module._python_rpis(teks, starts, count, np.empty(len(teks) * count * 16 + 15, np.uint8))
+
+
+def _native(teks: np.ndarray, starts: np.ndarray, count: int) -> np.ndarray:
+    import bluezone_native
+
+    out = np.empty(len(teks) * count * 16, np.uint8)
+    bluezone_native.rpis_into(teks, (starts & 0xFFFFFFFF).astype(np.uint32), count, out)
+    return out.reshape(len(teks), count, 16)
+
+
+def test_the_helper_is_chosen_when_installed() -> None:
+    require_native()
+    assert rpi_module.derivation_path().startswith("native (bluezone-native ")
+    assert "OpenSSL 3." in rpi_module.derivation_path()
+
+
+def test_the_helper_reproduces_the_published_vector() -> None:
+    require_native()
+    got = _native(np.frombuffer(bytes.fromhex(V["tek"]), np.uint8).reshape(1, 16), np.array([V["interval_number"]]), 144)
+    assert [r.tobytes().hex() for r in got[0]] == V["rpis"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.binary(min_size=16, max_size=16), st.integers(-(2**40), 2**40)), min_size=1, max_size=30),
+    st.integers(1, 200),
+)
+def test_the_helper_equals_the_python_path(keys: list[tuple[bytes, int]], count: int) -> None:
+    """Random keys and starts (also negative and past 2**32: intervals wrap modulo 2**32)."""
+    require_native()
+    teks = np.frombuffer(b"".join(t for t, _ in keys), np.uint8).reshape(-1, 16)
+    starts = np.array([s for _, s in keys], np.int64)
+    assert np.array_equal(_native(teks, starts, count), _python(teks, starts, count))
+
+
+def test_the_helper_derives_a_large_batch_like_python() -> None:
+    require_native()
+    rng = np.random.default_rng(17)
+    teks = rng.integers(0, 256, (5000, 16), dtype=np.uint8)
+    starts = rng.integers(0, 14, 5000) * 144 + 2_940_000
+    assert np.array_equal(_native(teks, starts, 144), _python(teks, starts, 144))
+
+
+def test_the_helper_refuses_wrong_buffers() -> None:
+    require_native()
+    import bluezone_native
+
+    teks, starts = np.zeros((2, 16), np.uint8), np.zeros(2, np.uint32)
+    with pytest.raises(ValueError, match="at least 4608 bytes"):
+        bluezone_native.rpis_into(teks, starts, 144, np.empty(4607, np.uint8))
+    read_only = np.zeros(4608, np.uint8)
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        bluezone_native.rpis_into(teks, starts, 144, read_only)
+    with pytest.raises(ValueError, match="starts"):
+        bluezone_native.rpis_into(teks, starts.astype(np.int64), 144, np.empty(4608, np.uint8))
+    with pytest.raises(ValueError, match="teks"):
+        bluezone_native.rpis_into(teks[:, :8].copy(), starts, 144, np.empty(4608, np.uint8))
+    with pytest.raises(ValueError, match="count"):
+        bluezone_native.rpis_into(teks, starts, 0, np.empty(4608, np.uint8))
+
+
+# --- selection and fallback: always run, with a fake or missing helper ---------------------
+
+
+@pytest.fixture
+def reselect(monkeypatch: pytest.MonkeyPatch):
+    """Forget the cached choice before and after, so each test chooses afresh."""
+    rpi_module._select_native.cache_clear()
+    monkeypatch.delenv("BLUEZONE_NATIVE", raising=False)
+    yield monkeypatch
+    rpi_module._select_native.cache_clear()
+
+
+def _vector_rpis_by_rpis_for_keys() -> list[str]:
+    tek = np.frombuffer(bytes.fromhex(V["tek"]), np.uint8).reshape(1, 16)
+    return [r.tobytes().hex() for r in rpi_module.rpis_for_keys(tek, np.array([V["interval_number"]]))[0]]
+
+
+def _fake_helper(rpis_into) -> types.ModuleType:
+    module = types.ModuleType("bluezone_native")
+    module.__version__ = "0.0-test"  # type: ignore[attr-defined]
+    module.openssl_version = lambda: "OpenSSL 3.0.0 (test)"  # type: ignore[attr-defined]
+    module.rpis_into = rpis_into  # type: ignore[attr-defined]
+    return module
+
+
+def test_turned_off_by_the_environment(reselect: pytest.MonkeyPatch) -> None:
+    reselect.setenv("BLUEZONE_NATIVE", "0")
+    assert rpi_module.derivation_path() == "python (compiled helper turned off by BLUEZONE_NATIVE=0)"
+    assert rpi_module._native_rpis() is None
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+
+
+def test_not_installed_falls_back_to_python(reselect: pytest.MonkeyPatch) -> None:
+    reselect.setitem(sys.modules, "bluezone_native", None)  # import raises ImportError
+    assert rpi_module.derivation_path() == "python (compiled helper bluezone-native not installed)"
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+
+
+def test_without_openssl_3_falls_back_to_python(reselect: pytest.MonkeyPatch) -> None:
+    def no_openssl() -> str:
+        raise OSError("bluezone_native: libcrypto.so.3 (OpenSSL 3) not found")
+
+    fake = _fake_helper(lambda *a: None)
+    fake.openssl_version = no_openssl  # type: ignore[attr-defined]
+    reselect.setitem(sys.modules, "bluezone_native", fake)
+    assert rpi_module.derivation_path() == (
+        "python (compiled helper unusable: bluezone_native: libcrypto.so.3 (OpenSSL 3) not found)"
+    )
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+
+
+def test_a_helper_giving_other_rpis_is_not_used(reselect: pytest.MonkeyPatch) -> None:
+    def wrong(teks, starts, count, out) -> None:  # right shape, wrong bytes (one flipped bit)
+        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
+        out[: len(good)] = good
+        out[len(good) - 1] ^= 1
+
+    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(wrong))
+    assert rpi_module._native_rpis() is None
+    assert "different RPIs" in rpi_module.derivation_path()
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+
+
+def test_a_correct_helper_is_used_and_the_choice_logged_without_keys(
+    reselect: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    calls = []
+
+    def correct(teks, starts, count, out) -> None:
+        calls.append(len(teks))
+        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
+        out[: len(good)] = good
+
+    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(correct))
+    with caplog.at_level(logging.DEBUG, logger="bluezone.crypto.rpi"):
+        path = rpi_module.derivation_path()
+    assert path == "native (bluezone-native 0.0-test, OpenSSL 3.0.0 (test))"
+    assert [r.message for r in caplog.records] == [f"batched RPI derivation: {path}"]
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+    assert calls == [2, 1]  # the probe, then the call above
