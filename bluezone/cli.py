@@ -646,6 +646,7 @@ def benchmark(
         f"(index {result.index_seconds:.3f} s; median of {result.repeats}; {result.jobs} job(s) on {result.cores} "
         f"core(s)): {result.keys_per_second:,.0f} keys/s, {result.matches} matches"
     )
+    click.echo(f"RPI derivation: {result.derivation}")
     if result.speedup_vs_one_job is not None:
         click.echo(f"one process: {result.keys_per_second_one_job:,.0f} keys/s; {result.jobs} jobs are {result.speedup_vs_one_job:.2f}x that")
     click.echo(

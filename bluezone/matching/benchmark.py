@@ -25,7 +25,7 @@ import numpy as np
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.keys import aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
-from bluezone.crypto.rpi import aem, padded_data, rpi, rpis_for_keys
+from bluezone.crypto.rpi import aem, derivation_path, padded_data, rpi, rpis_for_keys
 from bluezone.keyformat.keys import empty_keys
 from bluezone.matching.matcher import TOLERANCE_INTERVALS, SightingIndex, available_cores, exposure_windows, match
 from bluezone.proximity.sightings import SIGHTING_DTYPE
@@ -62,6 +62,7 @@ class BenchmarkResult:
     store_loading_included: bool = False
     store_load_seconds: float | None = None  # with_store: reading the M sightings back from SQLite
     keys_per_second_with_store: float | None = None
+    derivation: str = ""  # which code derived the RPIs: the compiled helper or Python, and why
     note: str = (
         "keys_per_second = keys / median over repeats of (index build + match + AEM decryption + windows) "
         "over an in-memory sightings array; SQLite loading not included; `jobs` processes"
@@ -250,6 +251,7 @@ def run_benchmark(
         repeats=max(1, repeats),
         store_load_seconds=None if load is None else round(load, 4),
         keys_per_second_with_store=None if load is None else round(n_keys / (seconds + load), 1),
+        derivation=derivation_path(),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from pathlib import Path
 
@@ -123,6 +124,8 @@ def test_benchmark_small_json() -> None:
     assert data["store_loading_included"] is False and data["repeats"] == 2
     assert data["speedup_vs_reasonable_naive"] > 0 and data["reasonable_naive_keys_per_second"] > 0
     assert data["jobs"] >= 1 and data["cores"] >= 1
+    assert data["derivation"] == importlib.import_module("bluezone.crypto.rpi").derivation_path()
+    assert data["derivation"].startswith(("native (", "python ("))
 
 
 def test_benchmark_jobs_reports_one_process_beside() -> None:
@@ -139,6 +142,7 @@ def test_benchmark_jobs_reports_one_process_beside() -> None:
 def test_benchmark_text() -> None:
     code, out, _ = run("benchmark", "--keys", "50", "--sightings", "1000", "--naive-sample", "2")
     assert code == 0 and "keys/s" in out and "speedup" in out
+    assert "RPI derivation: " in out
 
 
 def test_benchmark_with_store() -> None:
