@@ -1,0 +1,47 @@
+/* Runs a built _rpi.so outside Python, for check_wheel.py (under qemu for another architecture).
+ * stdin: uint32 n, uint32 count, n*16 bytes of TEKs, n uint32 starts (little endian);
+ * stdout: the n*count*16 bytes of RPIs. argv[1]: the library's path. */
+#include <dlfcn.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int read_all(void *p, size_t n) { return fread(p, 1, n, stdin) == n; }
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s LIBRARY.so < request > rpis\n", argv[0]);
+        return 2;
+    }
+    void *lib = dlopen(argv[1], RTLD_NOW);
+    if (lib == NULL) {
+        fprintf(stderr, "dlopen: %s\n", dlerror());
+        return 1;
+    }
+    int (*init)(void) = (int (*)(void))dlsym(lib, "bz_init");
+    const char *(*error)(void) = (const char *(*)(void))dlsym(lib, "bz_error");
+    const char *(*version)(void) = (const char *(*)(void))dlsym(lib, "bz_openssl_version");
+    int (*rpis)(const unsigned char *, const uint32_t *, size_t, uint32_t, unsigned char *) =
+        (int (*)(const unsigned char *, const uint32_t *, size_t, uint32_t, unsigned char *))dlsym(lib, "bz_rpis");
+    if (!init || !error || !version || !rpis) {
+        fprintf(stderr, "the library lacks bz_init, bz_error, bz_openssl_version or bz_rpis\n");
+        return 1;
+    }
+    if (init() != 0) {
+        fprintf(stderr, "bz_init: %s\n", error());
+        return 1;
+    }
+    fprintf(stderr, "%s\n", version());
+    uint32_t n, count;
+    if (!read_all(&n, 4) || !read_all(&count, 4))
+        return 2;
+    unsigned char *teks = malloc((size_t)n * 16), *out = malloc((size_t)n * count * 16);
+    uint32_t *starts = malloc((size_t)n * 4);
+    if (!teks || !out || !starts || !read_all(teks, (size_t)n * 16) || !read_all(starts, (size_t)n * 4))
+        return 2;
+    if (rpis(teks, starts, n, count, out) != 0) {
+        fprintf(stderr, "bz_rpis failed\n");
+        return 1;
+    }
+    return fwrite(out, 1, (size_t)n * count * 16, stdout) == (size_t)n * count * 16 ? 0 : 1;
+}
