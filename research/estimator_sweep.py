@@ -1,6 +1,6 @@
 """Choose the estimator's settings by the worst margin over GAEN, on cached scenes and seeds.
 
-Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--hold-cache DIR] [--scenes a,b,...]
+Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--hold-cache DIR] [--scenes a,b,...] [--per-seed]
 e.g.   python research/estimator_sweep.py /tmp/est --tune 11,12 --hold-cache /tmp/esthold --hold 0,3,4,5,6,7,8,9
 
 Reads ``CACHE_DIR/<scene>_<seed>.pkl`` (from ``estimator_cache.py``), flattens every judged
@@ -173,6 +173,22 @@ def detail(runs: dict[tuple[str, int], Flat], s: dict) -> str:
     return "\n".join(lines)
 
 
+def per_seed(runs: dict[tuple[str, int], Flat], s: dict) -> str:
+    """One line per (scene, seed): the setting's F1 / ROC-AUC / PR-AUC, GAEN's, and the margins,
+    marked LOSS where any margin is below zero."""
+    lines = []
+    for (scene, seed), f in sorted(runs.items()):
+        est, decided = estimate(f, s)
+        new = metrics(f.truth, est, decided)
+        gaen = metrics(f.truth, f.scores["gaen"][0], f.scores["gaen"][1])
+        m = np.subtract(new, gaen)
+        lines.append(
+            f"{scene:<11}{seed:>4}  " + "/".join(f"{v:.3f}" for v in new) + "  gaen " + "/".join(f"{v:.3f}" for v in gaen)
+            + "  margin " + "/".join(f"{v:+.3f}" for v in m) + ("  LOSS" if (m < 0).any() else "")
+        )
+    return "\n".join(lines)
+
+
 def load(cache: Path, scenes: list[str] | None, seeds: list[int]) -> dict[tuple[str, int], Flat]:
     runs = {}
     for path in sorted(cache.glob("*.pkl")):
@@ -223,6 +239,7 @@ def main() -> None:
     ap.add_argument("--hold-cache", type=Path, help="where the held-back runs are cached (default: CACHE_DIR)")
     ap.add_argument("--scenes")
     ap.add_argument("--top", type=int, default=10)
+    ap.add_argument("--per-seed", action="store_true", help="also list the chosen setting's margins per held-back seed")
     a = ap.parse_args()
     scenes = a.scenes.split(",") if a.scenes else None
     tune = load(a.cache, scenes, [int(x) for x in a.tune.split(",")])
@@ -240,6 +257,8 @@ def main() -> None:
             print(line(s, judge(hold, s)))
         print(f"chosen: {results[0][1]}")
         print(detail(hold, results[0][1]))
+        if a.per_seed:
+            print(per_seed(hold, results[0][1]))
 
 
 if __name__ == "__main__":
