@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from bluezone.errors import InputError
 
@@ -55,3 +58,33 @@ def read_regular_file(path: str | Path, limit: int, what: str = "file", error: t
         raise error(f"cannot read {what} {p}: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
+
+
+@contextmanager
+def open_regular_file(
+    path: str | Path, limit: int, what: str = "file", error: type[InputError] = InputError
+) -> Iterator[BinaryIO]:
+    """``path`` open for reading (binary, seekable), for a reader that streams a file too large to
+    hold (a key file of millions of keys): only a regular file of at most ``limit`` bytes, and an
+    ``OSError`` while reading it is ``error`` too.  Whoever reads must still stop at ``limit``
+    (a file may grow after it is opened)."""
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise error(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{p} is {_kind(info.st_mode)}, not a {what} (give a regular file)")
+        if info.st_size > limit:
+            raise error(f"{p}: {what} too large (over {limit:,} bytes)")
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    with file:
+        try:
+            yield file
+        except OSError as exc:
+            raise error(f"cannot read {what} {p}: {exc.strerror or exc}") from None

@@ -88,3 +88,22 @@ def test_a_server_key_that_is_no_regular_file_is_refused(fifo: Path, zero: Path)
     for path in (fifo, zero):
         with pytest.raises(InputError, match="not a server key"):
             read_server_key(path)
+
+
+def test_open_regular_file_refuses_what_read_regular_file_refuses(fifo: Path, zero: Path, tmp_path: Path) -> None:
+    from bluezone.readfile import open_regular_file
+
+    for path, says in ((fifo, "is a FIFO"), (zero, "is a device"), (tmp_path, "is a directory"), (tmp_path / "none", "cannot read")):
+        with pytest.raises(KeyFileError, match=says):
+            with open_regular_file(path, 1000, "key file", KeyFileError):
+                raise AssertionError("opened")
+    big = tmp_path / "big.zip"
+    big.write_bytes(bytes(1001))
+    with pytest.raises(KeyFileError, match="key file too large"):
+        with open_regular_file(big, 1000, "key file", KeyFileError):
+            raise AssertionError("opened")
+    with open_regular_file(big, 1001, "key file", KeyFileError) as file:
+        assert file.read(5) == bytes(5) and file.seek(0) == 0  # seekable, for zipfile
+    with pytest.raises(KeyFileError, match="cannot read key file .*: boom"):
+        with open_regular_file(big, 1001, "key file", KeyFileError):
+            raise OSError("boom")

@@ -13,33 +13,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import BinaryIO
 
 import numpy as np
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from google.protobuf.message import DecodeError
 
 import bluezone.keyformat.gaen_export_pb2 as pb
-from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
-from bluezone.crypto.keys import KEY_LENGTH
+from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import ExportSignatureError, KeyFileError
+from bluezone.keyformat.exportstream import stream_export_bin
 from bluezone.keyformat.tekencode import KEYS_FIELD, REVISED_KEYS_FIELD, encode_keys
-from bluezone.keyformat.tekwire import KeyColumns, decode_keys, raw_export_class
-from bluezone.keyformat.keys import (
-    MAX_DAYS_SINCE_ONSET,
-    MAX_KEY_FILE_BYTES,
-    MAX_REPORT_TYPE,
-    MAX_TRANSMISSION_RISK,
-    NO_DAYS_SINCE_ONSET,
-    empty_keys,
-)
+from bluezone.keyformat.tekwire import columns_from_messages, decode_keys, keys_from_columns, raw_export_class
+from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, empty_keys
 
 #: The 16-byte header every ``export.bin`` starts with.
 EXPORT_HEADER = b"EK Export v1    "
@@ -114,66 +110,46 @@ def apply_revisions(keys: np.ndarray, revised: np.ndarray) -> np.ndarray:
 # --- export.bin -------------------------------------------------------------------------------
 
 
-def _columns_from_pb(entries: Sequence[pb.TemporaryExposureKey]) -> KeyColumns:
-    """The fields of parsed key messages: protobuf's path, for what ``tekwire`` leaves to it."""
-    n = len(entries)
-    raw = np.zeros((n, KEY_LENGTH), np.uint8)
-    lengths = np.fromiter((len(k.key_data) for k in entries), np.int64, n)
-    for i, k in enumerate(entries):
-        data = k.key_data[:KEY_LENGTH]
-        raw[i, : len(data)] = np.frombuffer(data, np.uint8)
+def read_export_bin(data: bytes) -> ExportFile:
+    """Parse an ``export.bin`` (header + TemporaryExposureKeyExport)."""
+    return _read_export(lambda: nullcontext(io.BytesIO(data)), len(data))
 
-    def column(values: Any) -> np.ndarray:
-        return np.fromiter(values, np.int64, n)
 
-    return KeyColumns(
-        key_data=raw,
-        key_length=lengths,
-        rolling_start=column(k.rolling_start_interval_number for k in entries),
-        rolling_period=column(k.rolling_period for k in entries),
-        transmission_risk=column(k.transmission_risk_level for k in entries),
-        report_type=column(int(k.report_type) for k in entries),
-        days_since_onset=column(k.days_since_onset_of_symptoms for k in entries),
-        has_days_since_onset=np.fromiter((k.HasField("days_since_onset_of_symptoms") for k in entries), bool, n),
+def _read_export(
+    open_bin: Callable[[], AbstractContextManager[BinaryIO]], size: int, check: Callable[[bytes], object] | None = None
+) -> ExportFile:
+    """The ``export.bin`` of ``size`` bytes that ``open_bin`` opens, streamed in bounded memory
+    (``exportstream``), or whole through protobuf where that reader leaves it.  ``check`` is
+    given its SHA-256 before any defect in its content is raised: a bad signature is said first."""
+    if size > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"export.bin too large ({size} bytes, limit {MAX_KEY_FILE_BYTES})")
+    with open_bin() as stream:
+        streamed = stream_export_bin(stream, size)
+    if streamed is None:
+        with open_bin() as stream:
+            data = stream.read(MAX_KEY_FILE_BYTES + 1)
+        if check is not None:
+            check(hashlib.sha256(data).digest())
+        return parse_whole_export_bin(data)
+    if check is not None:
+        check(streamed.digest)
+    if streamed.problem is not None:
+        raise KeyFileError(streamed.problem)
+    return ExportFile(
+        start_timestamp=streamed.start_timestamp,
+        end_timestamp=streamed.end_timestamp,
+        region=streamed.region,
+        batch_num=streamed.batch_num,
+        batch_size=streamed.batch_size,
+        signature_infos=tuple(SignatureInfo.from_pb(s) for s in streamed.signature_infos),
+        keys=streamed.keys,
+        revised_keys=streamed.revised_keys,
     )
 
 
-def _validated_keys(cols: KeyColumns, where: str) -> np.ndarray:
-    """``KEY_DTYPE`` keys from decoded columns; the first key that breaks a rule is a KeyFileError."""
-    period = np.where(cols.rolling_period == 0, ROLLING_PERIOD, cols.rolling_period)  # as Google: 0 is a day
-    dsos = cols.days_since_onset
-    rules = [  # in the order each key is judged
-        (cols.key_length != KEY_LENGTH, lambda i: f"key_data must be {KEY_LENGTH} bytes, got {cols.key_length[i]}"),
-        (cols.rolling_start < 0, lambda i: f"rolling_start_interval_number must not be negative, got {cols.rolling_start[i]}"),
-        ((cols.rolling_period < 0) | (cols.rolling_period > ROLLING_PERIOD),
-         lambda i: f"rolling_period must be 0-{ROLLING_PERIOD}, got {cols.rolling_period[i]}"),
-        (cols.rolling_start + period > _INT32_MAX, lambda i: "rolling start + period overflows"),
-        ((cols.transmission_risk < 0) | (cols.transmission_risk > MAX_TRANSMISSION_RISK),
-         lambda i: f"transmission_risk_level must be 0-{MAX_TRANSMISSION_RISK}, got {cols.transmission_risk[i]}"),
-        ((cols.report_type < 0) | (cols.report_type > MAX_REPORT_TYPE),
-         lambda i: f"report_type must be 0-{MAX_REPORT_TYPE}, got {cols.report_type[i]}"),
-        (cols.has_days_since_onset & ((dsos < -MAX_DAYS_SINCE_ONSET) | (dsos > MAX_DAYS_SINCE_ONSET)),
-         lambda i: f"days_since_onset_of_symptoms must be {-MAX_DAYS_SINCE_ONSET}-{MAX_DAYS_SINCE_ONSET}"),
-    ]
-    bad = np.zeros(len(cols), bool)
-    for broken, _ in rules:
-        bad |= broken
-    if bad.any():
-        i = int(np.argmax(bad))
-        message = next(say for broken, say in rules if broken[i])
-        raise KeyFileError(f"{where}[{i}]: {message(i)}")
-    keys = empty_keys(len(cols))
-    keys["key"] = np.ascontiguousarray(cols.key_data).view("V16").reshape(-1)
-    keys["rolling_start"] = cols.rolling_start
-    keys["rolling_period"] = period
-    keys["transmission_risk"] = cols.transmission_risk
-    keys["report_type"] = cols.report_type
-    keys["days_since_onset"] = np.where(cols.has_days_since_onset, dsos, NO_DAYS_SINCE_ONSET)
-    return keys
-
-
-def read_export_bin(data: bytes) -> ExportFile:
-    """Parse an ``export.bin`` (header + TemporaryExposureKeyExport)."""
+def parse_whole_export_bin(data: bytes) -> ExportFile:
+    """An ``export.bin`` parsed whole by protobuf (upb): what ``read_export_bin`` falls back to
+    for whatever its streaming reader leaves alone, and the reference it is tested against."""
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"export.bin too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
     if not data.startswith(EXPORT_HEADER):
@@ -187,18 +163,19 @@ def read_export_bin(data: bytes) -> ExportFile:
         keys, revised = decode_keys(message.keys), decode_keys(message.revised_keys)
         if keys is None or revised is None:
             full = pb.TemporaryExposureKeyExport.FromString(body)
-            keys, revised = _columns_from_pb(full.keys), _columns_from_pb(full.revised_keys)
+            keys, revised = columns_from_messages(full.keys), columns_from_messages(full.revised_keys)
     except (DecodeError, RuntimeWarning, ValueError) as exc:
         raise KeyFileError(f"export.bin is not a valid TemporaryExposureKeyExport: {exc}") from None
+    region = message.region  # upb gives bytes for a string that is not UTF-8
     return ExportFile(
         start_timestamp=message.start_timestamp,
         end_timestamp=message.end_timestamp,
-        region=message.region,
+        region=region.decode("utf-8", "replace") if isinstance(region, bytes) else region,
         batch_num=message.batch_num,
         batch_size=message.batch_size,
         signature_infos=tuple(SignatureInfo.from_pb(s) for s in message.signature_infos),
-        keys=_validated_keys(keys, "keys"),
-        revised_keys=_validated_keys(revised, "revised_keys"),
+        keys=keys_from_columns(keys, "keys"),
+        revised_keys=keys_from_columns(revised, "revised_keys"),
     )
 
 
@@ -294,6 +271,11 @@ def verify_export_sig(
 
     With ``key_id`` only signatures naming that key are tried (a server may sign with several keys).
     """
+    return _verify_digest(hashlib.sha256(export_bin).digest(), _signatures(export_sig, key_id), public_key)
+
+
+def _signatures(export_sig: bytes, key_id: str | None) -> list[pb.TEKSignature]:
+    """The signatures of ``export.sig`` that may be checked (those naming ``key_id``, if given)."""
     sig_list = pb.TEKSignatureList()
     try:
         sig_list.ParseFromString(export_sig)
@@ -305,11 +287,17 @@ def verify_export_sig(
     if not candidates:
         named = f" for key id {key_id!r}" if key_id is not None else ""
         raise ExportSignatureError(f"export.sig has no signature{named}")
+    return candidates
+
+
+def _verify_digest(digest: bytes, candidates: list[pb.TEKSignature], public_key: ec.EllipticCurvePublicKey) -> SignatureInfo:
+    """The SignatureInfo of the first candidate that verifies over ``export.bin``'s SHA-256 ``digest``
+    (ECDSA over a prehashed digest: the same check as over the bytes, for a streamed file)."""
     for s in candidates:
         if s.signature_info.signature_algorithm not in ("", ECDSA_P256_SHA256):
             continue
         try:
-            public_key.verify(s.signature, export_bin, ec.ECDSA(hashes.SHA256()))
+            public_key.verify(s.signature, digest, ec.ECDSA(Prehashed(hashes.SHA256())))
         except (InvalidSignature, ValueError):
             continue
         return SignatureInfo.from_pb(s.signature_info)
@@ -352,19 +340,97 @@ def read_export_zip(data: bytes) -> tuple[bytes, bytes | None]:
 
 def parse_export_zip(data: bytes) -> np.ndarray:
     """The keys of an export zip, signature not checked (``load_keys``: the user chose the file)."""
-    export_bin, _ = read_export_zip(data)
-    return parse_export_bin(export_bin)
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"export zip too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
+    export, _ = _open_zip(io.BytesIO(data))
+    return export.current_keys()
 
 
 def open_signed_export(
     data: bytes, public_key: ec.EllipticCurvePublicKey, key_id: str | None = None
 ) -> tuple[ExportFile, SignatureInfo]:
     """Parse an export zip only if its signature verifies; what a downloading client uses."""
-    export_bin, export_sig = read_export_zip(data)
-    if export_sig is None:
-        raise ExportSignatureError(f"export zip has no {EXPORT_SIG}: unsigned batches are not used")
-    info = verify_export_sig(export_bin, export_sig, public_key, key_id)
-    return read_export_bin(export_bin), info
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"export zip too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
+    export, info = _open_zip(io.BytesIO(data), public_key, key_id)
+    assert info is not None  # _open_zip raised otherwise
+    return export, info
+
+
+def open_export(
+    file: BinaryIO, public_key: ec.EllipticCurvePublicKey | None = None, key_id: str | None = None
+) -> tuple[ExportFile, SignatureInfo | None]:
+    """An export ``.zip`` or bare ``export.bin`` from an open, seekable file, streamed: memory holds
+    the keys and a few MB whatever the file's size.  With ``public_key`` only a signed zip whose
+    signature verifies is read (then the SignatureInfo that verified is returned, else None)."""
+    magic = file.read(4)
+    if magic == b"PK\x03\x04":
+        file.seek(0)
+        return _open_zip(file, public_key, key_id)
+    if public_key is not None:
+        raise ExportSignatureError("a bare export.bin carries no signature: only a signed export .zip can be verified")
+    size = file.seek(0, io.SEEK_END)
+    return _read_export(lambda: _rewound(file), size), None
+
+
+def _rewound(file: BinaryIO) -> AbstractContextManager[BinaryIO]:
+    file.seek(0)
+    return nullcontext(file)
+
+
+def _open_zip(
+    file: BinaryIO, public_key: ec.EllipticCurvePublicKey | None = None, key_id: str | None = None
+) -> tuple[ExportFile, SignatureInfo | None]:
+    """The export in a zip, its ``export.bin`` inflated as it is parsed; with ``public_key`` only
+    if the signature in its ``export.sig`` verifies (checked over the streamed bytes)."""
+    with _as_zip_error():
+        archive = zipfile.ZipFile(file)
+    with archive:
+        with _as_zip_error():
+            info = archive.NameToInfo.get(EXPORT_BIN)
+            export_sig = _read_member(archive, EXPORT_SIG)
+        if info is None:
+            raise KeyFileError(f"export zip has no {EXPORT_BIN}")
+        if info.file_size > MAX_KEY_FILE_BYTES:
+            raise KeyFileError(f"{EXPORT_BIN} in the export zip is too large ({info.file_size} bytes)")
+        verified: list[SignatureInfo] = []
+        check: Callable[[bytes], object] | None = None
+        if public_key is not None:
+            if export_sig is None:
+                raise ExportSignatureError(f"export zip has no {EXPORT_SIG}: unsigned batches are not used")
+            candidates = _signatures(export_sig, key_id)
+            check = lambda digest: verified.append(_verify_digest(digest, candidates, public_key))  # noqa: E731
+        export = _read_export(lambda: _Member(archive, info), info.file_size, check)
+    return export, (verified[0] if verified else None)
+
+
+@contextmanager
+def _as_zip_error() -> Iterator[None]:
+    try:
+        yield
+    except KeyFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile/zlib raise many kinds on corrupt input
+        raise KeyFileError(f"not a valid export zip: {type(exc).__name__}: {exc}") from None
+
+
+class _Member:
+    """A zip member read as it inflates; zipfile's and zlib's errors on a corrupt one are KeyFileError."""
+
+    def __init__(self, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> None:
+        self._archive, self._info = archive, info
+
+    def __enter__(self) -> BinaryIO:
+        with _as_zip_error():
+            self._stream = self._archive.open(self._info)
+        return self  # type: ignore[return-value]  # read() is all the reader uses
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.close()
+
+    def read(self, n: int = -1) -> bytes:
+        with _as_zip_error():
+            return self._stream.read(n)
 
 
 def write_export_zip(export_bin: bytes, export_sig: bytes) -> bytes:
@@ -406,8 +472,7 @@ def signed_export_zip(
 
 
 def load_export(path: str | Path) -> ExportFile:
-    """Parse an ``export.bin`` or export ``.zip`` from a file (signature not checked)."""
-    data = Path(path).read_bytes()
-    if data.startswith(b"PK"):
-        data, _ = read_export_zip(data)
-    return read_export_bin(data)
+    """Parse an ``export.bin`` or export ``.zip`` from a file (signature not checked), streamed."""
+    with Path(path).open("rb") as file:
+        export, _ = open_export(file)
+    return export

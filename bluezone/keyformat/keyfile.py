@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import ExportSignatureError, KeyFileError
-from bluezone.keyformat.export import EXPORT_HEADER, open_signed_export, parse_export_bin, parse_export_zip
+from bluezone.keyformat.export import EXPORT_HEADER, open_export, parse_export_bin, parse_export_zip
 from bluezone.keyformat.keys import (
     MAX_DAYS_SINCE_ONSET,
     MAX_KEY_FILE_BYTES,
@@ -205,37 +205,38 @@ def parse_keys(data: bytes) -> np.ndarray:
 
 
 def load_keys(path: str | Path) -> np.ndarray:
-    """Diagnosis keys from a file (JSON, export.bin or export .zip); errors are KeyFileError."""
-    from bluezone.readfile import read_regular_file
+    """Diagnosis keys from a file (JSON, export.bin or export .zip); errors are KeyFileError.
 
-    path = Path(path)
-    # a FIFO or /dev/zero behind the name is refused at once; the cap holds whatever st_size says
-    data = read_regular_file(path, MAX_KEY_FILE_BYTES, "key file", KeyFileError)
-    try:
-        return parse_keys(data)
-    except KeyFileError as exc:
-        raise KeyFileError(f"{path}: {exc}") from None
+    An export is streamed (``export.open_export``): memory holds its keys, not the file."""
+    keys, _ = _load(Path(path))
+    return keys
 
 
 def load_signed_keys(path: str | Path, public_key: ec.EllipticCurvePublicKey, key_id: str | None = None) -> np.ndarray:
     """Diagnosis keys of a signed export zip, only if its signature verifies with ``public_key``
     (``check --keys FILE --server-key K``): with a key given, a missing, broken or foreign
     signature, or a file that carries none (JSON, a bare export.bin), is ExportSignatureError."""
-    from bluezone.readfile import read_regular_file
+    keys, _ = _load(Path(path), public_key, key_id)
+    return keys
 
-    path = Path(path)
-    data = read_regular_file(path, MAX_KEY_FILE_BYTES, "key file", KeyFileError)
-    try:
-        kind = sniff_key_format(data)
-    except KeyFileError as exc:
-        raise KeyFileError(f"{path}: {exc}") from None
-    if kind != "zip":
-        raise ExportSignatureError(
-            f"{path}: a {'JSON key file' if kind == 'json' else 'bare export.bin'} carries no signature, and "
-            "--server-key verifies signed export .zip files only (leave --server-key out to match it unverified)"
-        )
-    try:
-        export, _ = open_signed_export(data, public_key, key_id)
-    except KeyFileError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
-    return export.current_keys()
+
+def _load(path: Path, public_key: ec.EllipticCurvePublicKey | None = None, key_id: str | None = None) -> tuple[np.ndarray, str]:
+    """(keys, format) of the key file at ``path``; every error names the file."""
+    from bluezone.readfile import open_regular_file
+
+    # a FIFO or /dev/zero behind the name is refused at once; the cap holds whatever st_size says
+    with open_regular_file(path, MAX_KEY_FILE_BYTES, "key file", KeyFileError) as file:
+        try:
+            kind = sniff_key_format(file.read(64))
+            if public_key is not None and kind != "zip":
+                raise ExportSignatureError(
+                    f"a {'JSON key file' if kind == 'json' else 'bare export.bin'} carries no signature, and "
+                    "--server-key verifies signed export .zip files only (leave --server-key out to match it unverified)"
+                )
+            file.seek(0)
+            if kind == "json":
+                return parse_keys_json(file.read(MAX_KEY_FILE_BYTES + 1)), kind
+            export, _ = open_export(file, public_key, key_id)
+            return export.current_keys(), kind
+        except KeyFileError as exc:
+            raise type(exc)(f"{path}: {exc}") from None

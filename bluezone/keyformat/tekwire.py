@@ -17,6 +17,7 @@ check that both paths agree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
@@ -24,13 +25,27 @@ from typing import Any
 import numpy as np
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from bluezone.crypto.intervals import ROLLING_PERIOD
+from bluezone.crypto.keys import KEY_LENGTH
+from bluezone.errors import KeyFileError
+from bluezone.keyformat.keys import (
+    MAX_DAYS_SINCE_ONSET,
+    MAX_REPORT_TYPE,
+    MAX_TRANSMISSION_RISK,
+    NO_DAYS_SINCE_ONSET,
+    empty_keys,
+)
+
 #: Longest key message decoded here (a canonical one is at most 45 bytes).
 MAX_ENTRY = 96
 #: Keys decoded together (``decode_keys``).
 CHUNK = 262_144
 _VARINT = 10  # bytes a varint may take
+#: Bytes ``decode_entries`` may read past the last message (a tag, a varint, a key).
+PADDING = 2 * _VARINT + 16
 _DEFAULT_PERIOD = 144  # the schema's [default = 144]
 _MAX_REPORT_TYPE = 5  # REVOKED, the last ReportType
+_INT32_MAX = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -91,17 +106,25 @@ def decode_keys(entries: Any) -> KeyColumns | None:
 
 
 def _decode_chunk(entries: Any) -> KeyColumns | None:
-    n = len(entries)
-    lengths = np.fromiter(map(len, entries), np.int64, n)
+    lengths = np.fromiter(map(len, entries), np.int64, len(entries))
+    # every message side by side, as sent
+    flat = np.frombuffer(b"".join(entries) + bytes(PADDING), np.uint8)
+    return decode_entries(flat, np.cumsum(lengths) - lengths, lengths)
+
+
+def decode_entries(flat: np.ndarray, offsets: np.ndarray, lengths: np.ndarray) -> KeyColumns | None:
+    """The fields of the key messages at ``flat[offsets[i] : offsets[i] + lengths[i]]``, or None
+    where protobuf's own path must decide.  ``flat`` (uint8) must hold ``PADDING`` bytes after the
+    last message: reads that run past a message's end see what follows it (the next message, or
+    padding) and are caught by the length checks."""
+    n = len(offsets)
     if n == 0:
         empty = np.empty(0, np.int64)
         return KeyColumns(np.empty((0, 16), np.uint8), empty, empty, empty, empty, empty, empty, np.empty(0, bool))
+    offsets = offsets.astype(np.int64, copy=False)
+    lengths = lengths.astype(np.int64, copy=False)
     if lengths.max() > MAX_ENTRY:
         return None
-    offsets = np.cumsum(lengths) - lengths
-    # every message side by side, as sent; reads that run past a message's end see the next
-    # message (or padding) and are caught by the length checks below
-    flat = np.frombuffer(b"".join(entries) + bytes(2 * _VARINT + 16), np.uint8)
     key_at = np.zeros(n, np.int64)
     key_len = np.zeros(n, np.int64)  # absent key_data reads as empty bytes
     start, risk, report, dsos = (np.zeros(n, np.int64) for _ in range(4))
@@ -154,3 +177,81 @@ def _decode_chunk(entries: Any) -> KeyColumns | None:
     raw = flat[key_at[:, None] + np.arange(16)]
     raw[np.arange(16) >= key_len[:, None]] = 0  # what follows a short key_data is not part of it
     return KeyColumns(raw, key_len, start, period, risk, report, dsos, has_dsos)
+
+
+def columns_from_messages(entries: Sequence[Any]) -> KeyColumns:
+    """The fields of parsed ``TemporaryExposureKey`` messages: protobuf's path, for what
+    ``decode_entries`` leaves to it."""
+    n = len(entries)
+    raw = np.zeros((n, KEY_LENGTH), np.uint8)
+    lengths = np.fromiter((len(k.key_data) for k in entries), np.int64, n)
+    for i, k in enumerate(entries):
+        data = k.key_data[:KEY_LENGTH]
+        raw[i, : len(data)] = np.frombuffer(data, np.uint8)
+
+    def column(values: Any) -> np.ndarray:
+        return np.fromiter(values, np.int64, n)
+
+    return KeyColumns(
+        key_data=raw,
+        key_length=lengths,
+        rolling_start=column(k.rolling_start_interval_number for k in entries),
+        rolling_period=column(k.rolling_period for k in entries),
+        transmission_risk=column(k.transmission_risk_level for k in entries),
+        report_type=column(int(k.report_type) for k in entries),
+        days_since_onset=column(k.days_since_onset_of_symptoms for k in entries),
+        has_days_since_onset=np.fromiter((k.HasField("days_since_onset_of_symptoms") for k in entries), bool, n),
+    )
+
+
+def broken_rule(cols: KeyColumns, where: str, first: int = 0) -> str | None:
+    """The export's rule the first bad key in ``cols`` breaks, as ``where[i]: ...`` with ``i``
+    counted from ``first``; None when every key is valid."""
+    period = np.where(cols.rolling_period == 0, ROLLING_PERIOD, cols.rolling_period)
+    dsos = cols.days_since_onset
+    rules = [  # in the order each key is judged
+        (cols.key_length != KEY_LENGTH, lambda i: f"key_data must be {KEY_LENGTH} bytes, got {cols.key_length[i]}"),
+        (cols.rolling_start < 0, lambda i: f"rolling_start_interval_number must not be negative, got {cols.rolling_start[i]}"),
+        ((cols.rolling_period < 0) | (cols.rolling_period > ROLLING_PERIOD),
+         lambda i: f"rolling_period must be 0-{ROLLING_PERIOD}, got {cols.rolling_period[i]}"),
+        (cols.rolling_start + period > _INT32_MAX, lambda i: "rolling start + period overflows"),
+        ((cols.transmission_risk < 0) | (cols.transmission_risk > MAX_TRANSMISSION_RISK),
+         lambda i: f"transmission_risk_level must be 0-{MAX_TRANSMISSION_RISK}, got {cols.transmission_risk[i]}"),
+        ((cols.report_type < 0) | (cols.report_type > MAX_REPORT_TYPE),
+         lambda i: f"report_type must be 0-{MAX_REPORT_TYPE}, got {cols.report_type[i]}"),
+        (cols.has_days_since_onset & ((dsos < -MAX_DAYS_SINCE_ONSET) | (dsos > MAX_DAYS_SINCE_ONSET)),
+         lambda i: f"days_since_onset_of_symptoms must be {-MAX_DAYS_SINCE_ONSET}-{MAX_DAYS_SINCE_ONSET}"),
+    ]
+    bad = np.zeros(len(cols), bool)
+    for broken, _ in rules:
+        bad |= broken
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    message = next(say for broken, say in rules if broken[i])
+    return f"{where}[{first + i}]: {message(i)}"
+
+
+def fill_keys(cols: KeyColumns, out: np.ndarray) -> None:
+    """Write valid columns (``broken_rule`` said None) into ``out``, ``KEY_DTYPE`` rows."""
+    out["key"] = np.ascontiguousarray(cols.key_data).view("V16").reshape(-1)
+    out["rolling_start"] = cols.rolling_start
+    out["rolling_period"] = np.where(cols.rolling_period == 0, ROLLING_PERIOD, cols.rolling_period)  # as Google
+    out["transmission_risk"] = cols.transmission_risk
+    out["report_type"] = cols.report_type
+    out["days_since_onset"] = np.where(cols.has_days_since_onset, cols.days_since_onset, NO_DAYS_SINCE_ONSET)
+
+
+def keys_from_columns(cols: KeyColumns, where: str) -> np.ndarray:
+    """``KEY_DTYPE`` keys from decoded columns; the first key that breaks a rule is a KeyFileError."""
+    problem = broken_rule(cols, where)
+    if problem is not None:
+        raise KeyFileError(problem)
+    keys = empty_keys(len(cols))
+    fill_keys(cols, keys)
+    return keys
+
+
+def take(cols: KeyColumns, rows: np.ndarray) -> KeyColumns:
+    """The ``rows`` (a mask or indices) of every column."""
+    return KeyColumns(*(getattr(cols, f.name)[rows] for f in fields(KeyColumns)))

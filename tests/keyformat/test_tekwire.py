@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 import bluezone.keyformat.export as export_module
 from bluezone.errors import KeyFileError
 from bluezone.keyformat import gaen_export_pb2 as pb
-from bluezone.keyformat.export import EXPORT_HEADER, build_export_bin, read_export_bin
+from bluezone.keyformat.export import EXPORT_HEADER, build_export_bin, parse_whole_export_bin, read_export_bin
 from bluezone.keyformat.keys import empty_keys
 from bluezone.keyformat.tekwire import decode_keys, raw_export_class
 
@@ -140,9 +140,9 @@ def export_bodies(draw: st.DrawFn) -> bytes:
     return EXPORT_HEADER + message.SerializeToString()
 
 
-def _read(data: bytes) -> tuple:
+def _read(data: bytes, read: object = parse_whole_export_bin) -> tuple:
     try:
-        f = read_export_bin(data)
+        f = read(data)  # type: ignore[operator]
     except KeyFileError as exc:
         return ("error", str(exc))
     return ("ok", f.keys.tobytes(), f.revised_keys.tobytes(), f.region)
@@ -150,12 +150,13 @@ def _read(data: bytes) -> tuple:
 
 @settings(max_examples=200)
 @given(export_bodies())
-def test_export_files_read_the_same_on_both_paths(data: bytes) -> None:
-    fast = _read(data)
+def test_export_files_read_the_same_on_every_path(data: bytes) -> None:
+    whole = _read(data)
+    streamed = _read(data, read_export_bin)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(export_module, "decode_keys", lambda entries: None)  # protobuf's path only
+        mp.setattr(export_module, "decode_keys", lambda entries: None)  # protobuf's message objects only
         slow = _read(data)
-    assert fast == slow
+    assert whole == slow == streamed
 
 
 def test_a_cwa_sized_day_reads_without_protobuf_objects(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -169,7 +170,9 @@ def test_a_cwa_sized_day_reads_without_protobuf_objects(monkeypatch: pytest.Monk
     def no_objects(*args: object) -> None:
         raise AssertionError("went through protobuf's message objects")
 
-    monkeypatch.setattr(export_module, "_columns_from_pb", no_objects)
+    monkeypatch.setattr(export_module, "columns_from_messages", no_objects)
+    assert parse_whole_export_bin(data).keys.tobytes() == keys.tobytes()
+    monkeypatch.setattr(export_module, "parse_whole_export_bin", no_objects)  # streamed, never whole
     assert read_export_bin(data).keys.tobytes() == keys.tobytes()
 
 
