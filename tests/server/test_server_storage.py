@@ -13,6 +13,7 @@ from bluezone.errors import InputError, PublishError
 from bluezone.keyformat.export import open_signed_export
 from bluezone.keyformat.keys import empty_keys
 from bluezone.server.codes import issue_code
+from bluezone.server import exports
 from bluezone.server.exports import export_batches
 from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
@@ -447,3 +448,85 @@ def test_a_database_without_key_server_tables_is_refused_unless_created(storage,
         open_storage(target, create=False)
     open_storage(target).close()  # as `server run` (or --create-db) does
     open_storage(target, create=False).close()
+
+
+def test_pending_keys_read_back_exactly_and_are_marked_by_the_file_that_holds_them(storage, tmp_path) -> None:
+    """Keys come back column-wise: every byte value in key data (NUL, invalid UTF-8), onsets unknown
+    (NULL) between known ones, all columns aligned; then each key is marked with its own file."""
+    rng = np.random.default_rng(7)
+    n = 3_000
+    keys = empty_keys(n)
+    raw = np.frombuffer(rng.bytes(16 * n), np.uint8).reshape(n, 16).copy()
+    raw[:256, 0] = np.arange(256)  # every first byte, and whole keys of zeros and of 0xFF
+    raw[256], raw[257] = 0, 0xFF
+    keys["key"] = raw.view("V16").ravel()
+    today = rolling_start(NOW)
+    keys["rolling_start"] = today - ROLLING_PERIOD * rng.integers(1, 14, n)
+    keys["rolling_period"] = rng.integers(1, 145, n)
+    keys["transmission_risk"] = rng.integers(0, 9, n)
+    keys["report_type"] = rng.integers(1, 5, n)
+    keys["days_since_onset"] = np.where(rng.random(n) < 0.5, empty_keys(1)["days_since_onset"][0], rng.integers(-14, 15, n))
+    storage.insert_keys_unchecked(keys, NOW)
+    pending, ids, revised = storage.pending_keys(interval_number(NOW), today - 14 * ROLLING_PERIOD)
+    assert len(np.unique(ids)) == n and not revised.any()
+    assert pending[np.argsort(ids)].tobytes() == keys.tobytes()  # ids follow insertion order
+    signer = keygen(tmp_path / "k")
+    batches = export_batches(storage, signer, tmp_path / "out", NOW, exports.ExportConfig(max_keys_per_file=100))
+    assert len(batches) > len(np.unique(keys["rolling_start"])) and not len(storage.pending_keys(interval_number(NOW), 0)[0])
+    with storage._transaction() as cur:  # which file each key was marked with
+        marked = dict(storage._exec(cur, "SELECT key_data, b.name FROM exposure_keys k JOIN batches b ON b.id = k.batch_id"))
+    held = {}
+    for batch in batches:
+        export, _ = open_signed_export((tmp_path / "out" / batch.name).read_bytes(), signer.public_key)
+        held.update((bytes(k), batch.name) for k in export.keys["key"])
+    assert {bytes(k): name for k, name in marked.items()} == held and len(held) == n
+
+
+def test_keys_with_ids_too_large_to_pack_are_marked_one_by_one(tmp_path) -> None:
+    """Marking packs (id, batch) into one int64; ids near 2^62 take the per-row way, marked all the same."""
+    storage = open_storage(tmp_path / "server.db")
+    keys = empty_keys(3)
+    keys["key"] = np.frombuffer(bytes(range(48)), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys[:2], NOW)
+    with storage._transaction() as cur:  # the next key gets id 2^62 + 1
+        storage._exec(cur, "UPDATE exposure_keys SET id = ? WHERE id = 2", [2**62])
+    storage.insert_keys_unchecked(keys[2:], NOW)
+    (batch,) = export_batches(storage, keygen(tmp_path / "k"), tmp_path / "out", NOW)
+    assert batch.num_keys == 3 and not len(storage.pending_keys(interval_number(NOW), 0)[0])
+    with storage._transaction() as cur:
+        assert sorted(storage._exec(cur, "SELECT id, batch_id FROM exposure_keys")) == [(1, 1), (2**62, 1), (2**62 + 1, 1)]
+    storage.close()
+
+
+@pytest.mark.parametrize("where", ["signing the third file", "marking the keys"])
+def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path, monkeypatch, where) -> None:
+    keys = empty_keys(50)
+    keys["key"] = np.frombuffer(np.random.default_rng(5).bytes(16 * 50), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=10)
+    if where == "signing the third file":
+        sign, calls = exports.signed_export_zip, []
+
+        def fail_third(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3:
+                raise OSError("disk full")
+            return sign(*args, **kwargs)
+
+        monkeypatch.setattr(exports, "signed_export_zip", fail_third)
+        with pytest.raises(OSError):
+            export_batches(storage, signer, out, NOW, config)
+    else:
+        def fail(*args, **kwargs):
+            raise RuntimeError("connection lost")
+
+        monkeypatch.setattr(storage, "_mark_exported", fail)
+        with pytest.raises(RuntimeError):
+            export_batches(storage, signer, out, NOW, config)
+    monkeypatch.undo()
+    assert storage.batches() == [] and len(storage.pending_keys(interval_number(NOW), 0)[0]) == 50
+    assert not (out / "index.txt").exists()
+    assert sum(b.num_keys for b in export_batches(storage, signer, out, NOW, config)) == 50
+    assert len((out / "index.txt").read_text().split()) == 5
