@@ -35,7 +35,7 @@ from bluezone.errors import ExportSignatureError, KeyFileError
 from bluezone.keyformat.exportstream import stream_export_bin
 from bluezone.keyformat.tekencode import KEYS_FIELD, REVISED_KEYS_FIELD, encode_keys
 from bluezone.keyformat.tekwire import columns_from_messages, decode_keys, keys_from_columns, raw_export_class
-from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, empty_keys
+from bluezone.keyformat.keys import KEY_DTYPE, MAX_KEY_FILE_BYTES, empty_keys
 
 #: The 16-byte header every ``export.bin`` starts with.
 EXPORT_HEADER = b"EK Export v1    "
@@ -88,23 +88,35 @@ class ExportFile:
 
 def apply_revisions(keys: np.ndarray, revised: np.ndarray) -> np.ndarray:
     """``keys`` as they stand after ``revised``: a key listed in both takes its revised report
-    type, onset and risk (a "likely" report confirmed, or revoked by a negative test); a revised
-    key first published in an earlier file is appended, so its revocation is still known."""
+    type, onset and risk (a "likely" report confirmed, or revoked by a negative test; a key revised
+    twice takes the later one); a revised key first published in an earlier file is appended, so
+    its revocation is still known.
+
+    Vectorised (a day may hold millions of keys): keys are matched to revisions by their first
+    eight bytes with a sorted search, and the few that share them compared whole."""
     if not len(revised):
         return keys
-    out = keys.copy()
-    where: dict[bytes, list[int]] = {}
-    for i, k in enumerate(keys["key"]):
-        where.setdefault(bytes(k), []).append(i)  # a key listed twice is revised twice
-    extra = []
-    for row in revised:
-        rows = where.get(bytes(row["key"]))
-        if rows is None:
-            extra.append(row)
-        else:
-            for name in ("report_type", "days_since_onset", "transmission_risk"):
-                out[name][rows] = row[name]
-    return np.concatenate([out, np.array(extra, dtype=keys.dtype)]) if extra else out
+    out, revised = np.ascontiguousarray(keys, KEY_DTYPE).copy(), np.ascontiguousarray(revised, KEY_DTYPE)
+    by_prefix = np.argsort(_first_word(revised), kind="stable")
+    prefixes = _first_word(revised)[by_prefix]
+    near = np.searchsorted(prefixes, _first_word(out))
+    maybe = np.flatnonzero(prefixes[np.minimum(near, len(prefixes) - 1)] == _first_word(out))
+    # whole keys: revised ones sorted stably, so the last of equal ones is each key's latest revision
+    order = np.argsort(revised["key"], kind="stable")
+    ordered = revised["key"][order]
+    last = np.searchsorted(ordered, out["key"][maybe], "right") - 1
+    same = (last >= 0) & (ordered[np.maximum(last, 0)] == out["key"][maybe])
+    rows, latest = maybe[same], order[last[same]]
+    for name in ("report_type", "days_since_onset", "transmission_risk"):
+        out[name][rows] = revised[name][latest]
+    unknown = ~np.isin(revised["key"], revised["key"][latest])
+    return np.concatenate([out, revised[unknown]]) if unknown.any() else out
+
+
+def _first_word(keys: np.ndarray) -> np.ndarray:
+    """The first eight bytes of each (contiguous) row's ``key`` as uint64, read in place."""
+    offset = KEY_DTYPE.fields["key"][1]  # type: ignore[index]  # a structured dtype has fields
+    return np.ndarray(len(keys), "<u8", keys, offset, (keys.strides[0],))
 
 
 # --- export.bin -------------------------------------------------------------------------------

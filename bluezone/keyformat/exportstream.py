@@ -32,7 +32,7 @@ from bluezone.keyformat.keys import KEY_DTYPE
 from bluezone.keyformat.tekwire import PADDING, broken_rule, decode_entries, fill_keys, take
 
 #: Bytes of ``export.bin`` read and parsed at a time.
-PIECE = 4 << 20
+PIECE = 512 << 10
 #: The 16-byte header every ``export.bin`` starts with (``export.EXPORT_HEADER``).
 HEADER = b"EK Export v1    "
 _KEYS, _REVISED = 0x3A, 0x42  # the tags of fields 7 and 8, length-delimited

@@ -102,3 +102,15 @@ def test_the_benchmark_scripts_show_progress_only_on_a_terminal(monkeypatch, cap
     assert shown.startswith("proximity_bench: 2,000 rows, 1 repeats")
     for stage in ("store writes", "store loads", "ingest", "six emulated nodes"):
         assert stage in shown
+
+
+def test_keyfile_bench_loads_the_same_keys_on_both_sides(tmp_path: Path) -> None:
+    checkout = BENCHMARKS.parent  # its own bluezone/ as the "older version": same keys, both measured
+    res = load("keyfile_bench").main(
+        ["--keys", "3000", "--repeat", "1", "--workdir", str(tmp_path), "--baseline-src", str(checkout), "--json"]
+    )
+    (entry,) = res["results"]
+    assert entry["keys"] == 3000 and entry["zip_bytes"] > 3000 * 16
+    for side in ("now", "baseline"):
+        assert positive(entry["median_seconds"][side]) and positive(entry["peak_rss_mb"][side])
+    assert positive(entry["speedup_vs_baseline"]) and positive(entry["peak_ratio_vs_baseline"])

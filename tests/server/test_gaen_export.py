@@ -263,3 +263,40 @@ def test_apply_revisions_keeps_every_key_once_with_its_latest_type(plain: set[in
     out = apply_revisions(keys, revised)
     assert sorted(bytes(k)[0] for k in out["key"]) == sorted(plain | changed)
     assert {bytes(k)[0] for k, t in zip(out["key"], out["report_type"]) if t == 1} == changed
+
+
+def _revisions_by_dict(keys: np.ndarray, revised: np.ndarray) -> np.ndarray:
+    """apply_revisions as it was written first, a dict of every key: the reference."""
+    if not len(revised):
+        return keys
+    out = keys.copy()
+    where: dict[bytes, list[int]] = {}
+    for i, k in enumerate(keys["key"]):
+        where.setdefault(bytes(k), []).append(i)
+    extra = []
+    for row in revised:
+        rows = where.get(bytes(row["key"]))
+        if rows is None:
+            extra.append(row)
+        else:
+            for name in ("report_type", "days_since_onset", "transmission_risk"):
+                out[name][rows] = row[name]
+    return np.concatenate([out, np.array(extra, dtype=keys.dtype)]) if extra else out
+
+
+# keys that often share their first eight bytes, or all sixteen
+_similar_keys = st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), max_size=15).map(
+    lambda pairs: [bytes([a]) * 8 + bytes([b]) * 8 for a, b in pairs]
+)
+
+
+@given(_similar_keys, _similar_keys, st.randoms(use_true_random=False))
+def test_apply_revisions_is_the_dict_it_replaced(plain: list[bytes], changed: list[bytes], rnd: object) -> None:
+    keys, revised = empty_keys(len(plain)), empty_keys(len(changed))
+    keys["key"] = plain or np.empty(0, "V16")
+    revised["key"] = changed or np.empty(0, "V16")
+    for arr in (keys, revised):
+        arr["report_type"] = [rnd.randrange(6) for _ in arr]  # type: ignore[attr-defined]
+        arr["transmission_risk"] = [rnd.randrange(9) for _ in arr]  # type: ignore[attr-defined]
+        arr["days_since_onset"] = [rnd.randrange(-14, 15) for _ in arr]  # type: ignore[attr-defined]
+    assert apply_revisions(keys, revised).tobytes() == _revisions_by_dict(keys, revised).tobytes()
