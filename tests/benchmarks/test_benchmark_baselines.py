@@ -114,3 +114,20 @@ def test_keyfile_bench_loads_the_same_keys_on_both_sides(tmp_path: Path) -> None
     for side in ("now", "baseline"):
         assert positive(entry["median_seconds"][side]) and positive(entry["peak_rss_mb"][side])
     assert positive(entry["speedup_vs_baseline"]) and positive(entry["peak_ratio_vs_baseline"])
+
+
+def test_export_bench_runs_both_versions_alternating(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    root = BENCHMARKS.parent  # the checkout stands in for an older version: same work on both sides
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "export_bench.py"), "--keys", "500", "--repeat", "2", "--baseline-src",
+         str(root), "--workdir", str(tmp_path), "--json"],
+        capture_output=True, text=True, check=True, timeout=300,
+    )
+    res = json.loads(done.stdout)
+    for side in ("baseline", "now"):
+        assert len(res[side]["export_seconds_runs"]) == 2 and res[side]["files"] == 14
+    for k in ("export_vs_floor", "speedup_vs_baseline", "baseline_export_vs_its_floor", "export_vs_baseline_floor"):
+        assert positive(res[k]), k

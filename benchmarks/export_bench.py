@@ -1,0 +1,126 @@
+"""The key server's export of N keys, beside its sign-and-zip floor and an older version's export.
+
+    git archive <commit> bluezone | tar -x -C DIR
+    .venv/bin/python benchmarks/export_bench.py [--keys 1000000] [--repeat 3] [--baseline-src DIR] [--json]
+
+Each version gets a SQLite key-server database written by its own code (untimed, cached in
+``--workdir``) holding the same ``--keys`` random keys over the last 14 days.  Each run is a
+fresh process importing one version (``PYTHONPATH``, from a neutral directory): it puts every
+key back in the export queue (untimed), times ``export_batches`` (read, shuffle, encode, sign,
+zip, write, mark, index, purge), then times that version's floor on the same keys:
+``server.benchmark.sign_zip_floor``, encoding + ECDSA + zip in memory in the export's chunks,
+nothing else.  Versions alternate, ``--repeat`` times; medians and ratios are printed.  The
+floor of the current version, whose encoder is column-wise, is the honest one: the
+``export_vs_floor`` that counts; the baseline's floor (protobuf objects) is shown beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker(db: Path, n_keys: int, seed: int) -> dict[str, Any]:
+    """One run in this process, with whichever ``bluezone`` is on the path."""
+    import numpy as np
+
+    from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
+    from bluezone.keyformat.keys import empty_keys
+    from bluezone.server.benchmark import sign_zip_floor
+    from bluezone.server.exports import ExportConfig, export_batches
+    from bluezone.server.signing import keygen
+    from bluezone.server.storage import open_storage
+
+    fresh = not db.exists()
+    storage = open_storage(db)
+    signer = keygen(db.parent / f"{db.stem}-signing", force=True)
+    now = time.time()
+    if fresh:
+        rng = np.random.default_rng(seed)
+        keys = empty_keys(n_keys)
+        keys["key"] = np.frombuffer(rng.bytes(16 * n_keys), "V16")
+        keys["rolling_start"] = rolling_start(now) - ROLLING_PERIOD * rng.integers(1, 15, n_keys)
+        storage.insert_keys_unchecked(keys, now)
+    storage.reset_exported()
+    config = ExportConfig()
+    pending, _, _ = storage.pending_keys(interval_number(now), rolling_start(now) - config.retention_days * ROLLING_PERIOD)
+    with tempfile.TemporaryDirectory(prefix="bluezone-export-bench-") as out:
+        t0 = time.perf_counter()
+        batches = export_batches(storage, signer, out, now, config)
+        seconds = time.perf_counter() - t0
+    floor = sign_zip_floor(pending, signer, config)
+    storage.close()
+    return {"export_seconds": seconds, "floor_seconds": floor, "keys": sum(b.num_keys for b in batches),
+            "files": len(batches)}
+
+
+def run(src: Path, db: Path, n_keys: int, seed: int) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONPATH=str(src))
+    with tempfile.TemporaryDirectory() as neutral:  # so `-c` does not import the checkout's bluezone/
+        done = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--worker", str(db), "--keys", str(n_keys), "--seed", str(seed)],
+            env=env, cwd=neutral, capture_output=True, text=True, check=False,
+        )
+    if done.returncode:
+        raise SystemExit(f"run of {src} failed:\n{done.stderr}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keys", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-src", type=Path, help="directory holding an older bluezone/")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-export-bench")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON only")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.keys, args.seed)))
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    day = int(time.time()) // 86400  # keys are placed relative to today: a new day, new databases
+    versions = {"now": ROOT}
+    if args.baseline_src:
+        versions = {"baseline": args.baseline_src.resolve(), **versions}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in versions}
+    for r in range(args.repeat):
+        for name, src in versions.items():
+            db = args.workdir / f"{name}-{args.keys}-{args.seed}-{day}.db"
+            runs[name].append(run(src, db, args.keys, args.seed))
+            if not args.json:
+                print(f"run {r + 1}/{args.repeat} {name}: {runs[name][-1]}", file=sys.stderr)
+    result: dict[str, Any] = {"keys": args.keys, "repeat": args.repeat, "load_average": os.getloadavg()}
+    for name, rows in runs.items():
+        if any(row["keys"] != args.keys for row in rows):
+            raise SystemExit(f"{name} exported {[row['keys'] for row in rows]} keys, not {args.keys}")
+        result[name] = {
+            "export_seconds": statistics.median(row["export_seconds"] for row in rows),
+            "floor_seconds": statistics.median(row["floor_seconds"] for row in rows),
+            "export_seconds_runs": [round(row["export_seconds"], 3) for row in rows],
+            "floor_seconds_runs": [round(row["floor_seconds"], 3) for row in rows],
+            "files": rows[-1]["files"],
+        }
+    now = result["now"]
+    result["export_vs_floor"] = now["export_seconds"] / now["floor_seconds"]
+    if "baseline" in result:
+        base = result["baseline"]
+        result["speedup_vs_baseline"] = base["export_seconds"] / now["export_seconds"]
+        result["baseline_export_vs_its_floor"] = base["export_seconds"] / base["floor_seconds"]
+        result["export_vs_baseline_floor"] = now["export_seconds"] / base["floor_seconds"]
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
