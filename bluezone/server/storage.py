@@ -422,38 +422,40 @@ class Storage(ABC):
             [min_start_interval],
         )
 
-    def _joined(self, column: str, blob: bool = False) -> str:
-        """An aggregate joining ``column`` of every row selected into one value (ints as decimal text with
-        commas, blobs end to end).  SQLite feeds every aggregate of a query the rows in the same order."""
-        return f"CAST(group_concat({column}, '') AS BLOB)" if blob else f"group_concat({column})"
+    def _read_columns(
+        self, cur: Any, columns: Sequence[str], where: str, params: Sequence[Any]
+    ) -> tuple[int, bytes, list[np.ndarray]]:
+        """How many rows of ``exposure_keys`` ``where`` selects, their key_data end to end, and each of
+        ``columns`` (integer SQL expressions, never NULL) as an int64 array, rows in one order.
+
+        One row comes back, not one per key: a million keys as tuples of Python objects took longer
+        than the database's own scan.  SQLite: one aggregate per column, ints joined as decimal text
+        (SQLite feeds every aggregate of a query the rows in the same order; an aggregate skips NULLs,
+        so a NULL would shift its column against the others)."""
+        count, data, *texts = self._exec(
+            cur,
+            f"SELECT COUNT(*), CAST(group_concat(key_data, '') AS BLOB), {', '.join(f'group_concat({c})' for c in columns)}"
+            f" FROM exposure_keys WHERE {where}",
+            params,
+        ).fetchone()
+        return count, bytes(data or b""), [np.fromstring(t or "", np.int64, sep=",") for t in texts]
 
     def _select_keys(
         self, report_type: str, onset: str, where: str, params: Sequence[Any]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(KEY_DTYPE keys, their row ids, revised or not) of the rows ``where`` selects, report type
-        and onset given as SQL expressions.
-
-        Read column-wise: one row comes back, one joined value per column, which numpy splits (a
-        million keys as tuples of Python objects took longer than the database's own scan)."""
-        no_onset = int(NO_DAYS_SINCE_ONSET)
+        and onset given as SQL expressions; read column-wise (``_read_columns``)."""
         columns = [
-            "rolling_start", "rolling_period", "transmission_risk", report_type, f"COALESCE({onset}, {no_onset})",
-            "id", "CASE WHEN revised_at IS NULL THEN 0 ELSE 1 END",
-        ]  # NOT NULL each: an aggregate skips NULLs, which would shift a column against the others
+            "rolling_start", "rolling_period", "transmission_risk", report_type,
+            f"COALESCE({onset}, {int(NO_DAYS_SINCE_ONSET)})", "id", "CASE WHEN revised_at IS NULL THEN 0 ELSE 1 END",
+        ]
         with self._transaction() as cur:
-            count, data, *texts = self._exec(
-                cur,
-                f"SELECT COUNT(*), {self._joined('key_data', blob=True)}, {', '.join(map(self._joined, columns))}"
-                f" FROM exposure_keys WHERE {where}",
-                params,
-            ).fetchone()
-        keys = empty_keys(count)
-        if not count:
-            return keys, np.empty(0, np.int64), np.empty(0, bool)
-        start, period, risk, report, onsets, ids, revised = (np.fromstring(t, np.int64, sep=",") for t in texts)
-        if len(data) != KEY_LENGTH * count or any(len(c) != count for c in (start, onsets, ids, revised)):
+            count, data, values = self._read_columns(cur, columns, where, params)
+        if len(data) != KEY_LENGTH * count or any(len(v) != count for v in values):
             raise ServerStorageError(f"reading {count} pending keys gave columns of other lengths: database damaged?")
-        keys["key"] = np.frombuffer(bytes(data), "V16")
+        start, period, risk, report, onsets, ids, revised = values
+        keys = empty_keys(count)
+        keys["key"] = np.frombuffer(data, "V16")
         keys["rolling_start"] = start
         keys["rolling_period"] = period
         keys["transmission_risk"] = risk
@@ -636,11 +638,17 @@ class PostgresStorage(Storage):
     _serial = "BIGSERIAL"
     _blob = "BYTEA"
 
-    def _joined(self, column: str, blob: bool = False) -> str:
-        """As SQLite's, each aggregate ordered by id: PostgreSQL promises no common order otherwise."""
-        if blob:
-            return f"string_agg({column}, ''::bytea ORDER BY id)"
-        return f"string_agg(({column})::text, ',' ORDER BY id)"
+    def _read_columns(
+        self, cur: Any, columns: Sequence[str], where: str, params: Sequence[Any]
+    ) -> tuple[int, bytes, list[np.ndarray]]:
+        """As SQLite's, in one aggregate: each row's key_data and its columns as big-endian int8s
+        (``int8send``), end to end, so no column can fall out of step (nor needs sorting into one)."""
+        record = " || ".join(["key_data", *(f"int8send(({c})::int8)" for c in columns)])
+        count, data = self._exec(
+            cur, f"SELECT COUNT(*), string_agg({record}, ''::bytea) FROM exposure_keys WHERE {where}", params
+        ).fetchone()
+        rows = np.frombuffer(bytes(data or b""), [("key", "V16"), *((f"c{i}", ">i8") for i in range(len(columns)))])
+        return count, rows["key"].tobytes(), [rows[f"c{i}"].astype(np.int64) for i in range(len(columns))]
 
     def _mark_exported(self, cur: Any, table: str, column: str, batch_ids: np.ndarray, ids: np.ndarray) -> None:
         """One ``= ANY`` statement per batch: PostgreSQL takes an id array as one parameter."""
