@@ -1,6 +1,6 @@
 """Choose the estimator's settings by the worst margin over GAEN, on cached scenes and seeds.
 
-Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--hold-cache DIR] [--scenes a,b,...] [--per-seed]
+Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--hold-cache DIR] [--scenes a,b,...] [--per-seed] [--by-seed] [--metrics f1,roc]
 e.g.   python research/estimator_sweep.py /tmp/est --tune 11,12 --hold-cache /tmp/esthold --hold 0,3,4,5,6,7,8,9
 
 Reads ``CACHE_DIR/<scene>_<seed>.pkl`` (from ``estimator_cache.py``), flattens every judged
@@ -198,10 +198,18 @@ def load(cache: Path, scenes: list[str] | None, seeds: list[int]) -> dict[tuple[
     return runs
 
 
+#: ``--by-seed``: judge every (scene, seed) on its own, so a setting's worth is its worst single
+#: seed's margin rather than its worst scene's mean margin.
+BY_SEED = False
+
+
 def judge(runs: dict[tuple[str, int], Flat], s: dict) -> dict[str, np.ndarray]:
-    """Per scene, mean over seeds of (F1, ROC-AUC, PR-AUC) margins over GAEN, and the values."""
+    """Per scene (per scene and seed with ``BY_SEED``), mean over seeds of (F1, ROC-AUC, PR-AUC)
+    margins over GAEN, and the values."""
     per: dict[str, list[np.ndarray]] = {}
-    for (scene, _), f in runs.items():
+    for (scene, seed), f in runs.items():
+        if BY_SEED:
+            scene = f"{scene}@{seed}"
         est, decided = estimate(f, s)
         mine = metrics(f.truth, est, decided)
         g = f.scores["gaen"]
@@ -220,9 +228,13 @@ def judge_present(runs: dict[tuple[str, int], Flat]) -> dict[str, np.ndarray]:
     return {scene: np.nanmean(v, axis=0) for scene, v in per.items()}
 
 
+#: Which margins (0 F1, 1 ROC-AUC, 2 PR-AUC) a setting's worth is the minimum of (``--metrics``).
+WORTH_COLUMNS = [0, 1, 2]
+
+
 def worth(result: dict[str, np.ndarray]) -> float:
     m = np.array(list(result.values()))
-    return float(m[:, :3].min())
+    return float(np.nanmin(m[:, WORTH_COLUMNS]))
 
 
 def line(s: dict, result: dict[str, np.ndarray]) -> str:
@@ -240,7 +252,12 @@ def main() -> None:
     ap.add_argument("--scenes")
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--per-seed", action="store_true", help="also list the chosen setting's margins per held-back seed")
+    ap.add_argument("--by-seed", action="store_true", help="a setting's worth is its worst single tuning seed, not scene mean")
+    ap.add_argument("--metrics", default="f1,roc,pr", help="margins that count towards the worth (default: f1,roc,pr)")
     a = ap.parse_args()
+    global BY_SEED, WORTH_COLUMNS
+    BY_SEED = a.by_seed
+    WORTH_COLUMNS = [("f1", "roc", "pr").index(m) for m in a.metrics.split(",")]
     scenes = a.scenes.split(",") if a.scenes else None
     tune = load(a.cache, scenes, [int(x) for x in a.tune.split(",")])
     print(f"tuning runs: {sorted(tune)}")
