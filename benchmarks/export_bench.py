@@ -1,10 +1,11 @@
 """The key server's export of N keys, beside its sign-and-zip floor and an older version's export.
 
     git archive <commit> bluezone | tar -x -C DIR
-    .venv/bin/python benchmarks/export_bench.py [--keys 1000000] [--repeat 3] [--baseline-src DIR] [--json]
+    .venv/bin/python benchmarks/export_bench.py [--keys 1000000] [--repeat 3] [--baseline-src DIR]
+        [--postgres DSN] [--json]
 
-Each version gets a SQLite key-server database written by its own code (untimed, cached in
-``--workdir``) holding the same ``--keys`` random keys over the last 14 days.  Each run is a
+Each version gets a key-server database written by its own code (untimed; SQLite files cached
+in ``--workdir``, or databases on the ``--postgres`` server) holding the same ``--keys`` random keys over the last 14 days.  Each run is a
 fresh process importing one version (``PYTHONPATH``, from a neutral directory): it puts every
 key back in the export queue (untimed), times ``export_batches`` (read, shuffle, encode, sign,
 zip, write, mark, index, purge), then times that version's floor on the same keys:
@@ -30,7 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def worker(db: Path, n_keys: int, seed: int) -> dict[str, Any]:
+def worker(db: str, n_keys: int, seed: int, signing: Path) -> dict[str, Any]:
     """One run in this process, with whichever ``bluezone`` is on the path."""
     import numpy as np
 
@@ -41,11 +42,10 @@ def worker(db: Path, n_keys: int, seed: int) -> dict[str, Any]:
     from bluezone.server.signing import keygen
     from bluezone.server.storage import open_storage
 
-    fresh = not db.exists()
     storage = open_storage(db)
-    signer = keygen(db.parent / f"{db.stem}-signing", force=True)
+    signer = keygen(signing, force=True)
     now = time.time()
-    if fresh:
+    if storage.count_keys() == 0:
         rng = np.random.default_rng(seed)
         keys = empty_keys(n_keys)
         keys["key"] = np.frombuffer(rng.bytes(16 * n_keys), "V16")
@@ -64,16 +64,26 @@ def worker(db: Path, n_keys: int, seed: int) -> dict[str, Any]:
             "files": len(batches)}
 
 
-def run(src: Path, db: Path, n_keys: int, seed: int) -> dict[str, Any]:
+def run(src: Path, db: str, n_keys: int, seed: int) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(src))
     with tempfile.TemporaryDirectory() as neutral:  # so `-c` does not import the checkout's bluezone/
         done = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--worker", str(db), "--keys", str(n_keys), "--seed", str(seed)],
+            [sys.executable, str(Path(__file__).resolve()), "--worker", db, "--keys", str(n_keys), "--seed", str(seed)],
             env=env, cwd=neutral, capture_output=True, text=True, check=False,
         )
     if done.returncode:
         raise SystemExit(f"run of {src} failed:\n{done.stderr}")
     return json.loads(done.stdout.splitlines()[-1])
+
+
+def _postgres_database(dsn: str, name: str) -> str:
+    """The DSN of database ``name`` on the server of ``dsn``, created if missing."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return psycopg.conninfo.make_conninfo(dsn, dbname=name)
 
 
 def main() -> None:
@@ -84,10 +94,13 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, help="directory holding an older bluezone/")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-export-bench")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
-    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--postgres", metavar="DSN", help="PostgreSQL instead of SQLite: each version gets its own"
+                        " database (bluezone_export_bench_<version>) in the server DSN names")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.keys, args.seed)))
+        with tempfile.TemporaryDirectory() as signing:
+            print(json.dumps(worker(args.worker, args.keys, args.seed, Path(signing) / "key")))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     day = int(time.time()) // 86400  # keys are placed relative to today: a new day, new databases
@@ -97,11 +110,13 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in versions}
     for r in range(args.repeat):
         for name, src in versions.items():
-            db = args.workdir / f"{name}-{args.keys}-{args.seed}-{day}.db"
+            db = str(args.workdir / f"{name}-{args.keys}-{args.seed}-{day}.db")
+            if args.postgres:
+                db = _postgres_database(args.postgres, f"bluezone_export_bench_{name}_{args.keys}_{args.seed}_{day}")
             runs[name].append(run(src, db, args.keys, args.seed))
             if not args.json:
                 print(f"run {r + 1}/{args.repeat} {name}: {runs[name][-1]}", file=sys.stderr)
-    result: dict[str, Any] = {"keys": args.keys, "repeat": args.repeat, "load_average": os.getloadavg()}
+    result: dict[str, Any] = {"backend": "PostgreSQL" if args.postgres else "SQLite", "keys": args.keys, "repeat": args.repeat, "load_average": os.getloadavg()}
     for name, rows in runs.items():
         if any(row["keys"] != args.keys for row in rows):
             raise SystemExit(f"{name} exported {[row['keys'] for row in rows]} keys, not {args.keys}")
