@@ -35,6 +35,15 @@ def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
 
 
+def clear_of_midnight(hours: float) -> float:
+    """The wall clock's time, moved back to the evening before when less than ``hours`` have passed
+    since UTC midnight.  These tests place visits up to ``hours`` ago, and a visit across midnight
+    is stored as two check-ins (one per UTC day), which would change what they count.  The times
+    stay in the real past: the key server runs in another process on the wall clock."""
+    now = time.time()
+    return now - hours * 3600 if now % 86400 < hours * 3600 else now
+
+
 def checked_in_by_beacon(venue_dir: Path, db: Path, start: float, minutes: float) -> None:
     """A bluezone daemon 3 m from the venue's beacon for ``minutes``, then gone, on a virtual clock."""
     clock = VirtualClock(start)
@@ -59,7 +68,7 @@ def checked_in_by_beacon(venue_dir: Path, db: Path, start: float, minutes: float
 
 
 def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
-    now = time.time()
+    now = clear_of_midnight(3.5)
     cafe, f0_db, visitor_db = tmp_path / "cafe", tmp_path / "f0.db", tmp_path / "visitor.db"
     rc, out, err = run("venue", "create", "--name", "Café Hoa", "--address", "12 Trần Phú, Hà Nội",
                        "--type", "food-service", "--default-minutes", "60", "--out", str(cafe), "--json")
@@ -122,7 +131,7 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
 
 
 def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, tmp_path: Path) -> None:
-    now = time.time()
+    now = clear_of_midnight(5)
     cafe, f0_db, visitor_db = tmp_path / "cafe", tmp_path / "f0.db", tmp_path / "visitor.db"
     rc, out, err = run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(cafe), "--json")
     url = json.loads(out)["url"]
@@ -148,7 +157,7 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
     assert rc == 0, err
     assert json.loads(out) == {"server": live_server["url"], "reports_sent": 1, "reports_stored": 1}
     bad = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", "12345678",
-              "--start", iso(now + 3600), "--end", iso(now + 7200), "--yes")
+              "--start", iso(time.time() + 3600), "--end", iso(time.time() + 7200), "--yes")
     assert bad[0] == 2 and "future" in bad[2]
     run("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]),
         "--export-dir", str(live_server["exports"]))
