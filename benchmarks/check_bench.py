@@ -1,12 +1,16 @@
 """``bluezone check`` end to end on the largest real daily package, as a user runs it.
 
-    .venv/bin/python benchmarks/check_bench.py [--keys 358105] [--sightings 1000000]
+    .venv/bin/python benchmarks/check_bench.py [--keys 358105] [--sightings 1000000] [--per-rpi 1]
         [--jobs 1 2] [--repeat 3] [--baseline-src DIR] [--json]
 
 Makes (untimed, cached in ``--workdir``) a signed GAEN export zip of ``--keys`` random
 diagnosis keys spread over 14 days (358,105 is the largest real daily package, a CWA day)
 and a busy 14-day sighting store of ``--sightings`` adverts (a million: about 50 phones
-around all day, every day), with a few encounters planted so that matches are found.
+around all day, every day), with a few encounters planted so that matches are found.  With
+``--per-rpi 1`` (the default) every sighting has an RPI of its own: the worst case for reading the
+store's distinct RPIs and for the pre-filter.  A real store hears each RPI about 100 times (a phone
+advertises one for 10-20 minutes): ``--per-rpi 100`` gives each RPI that many sightings, five
+phones' RPIs interleaved at a time (about 10 minutes per RPI at a million sightings in 14 days).
 Then runs ``bluezone check --keys ZIP --db STORE --json --jobs J`` as a fresh process for
 each ``--jobs`` value, alternating, ``--repeat`` times, and reports the median wall time
 and the peak resident memory of the check (``ru_maxrss`` of the child).  Each check's
@@ -32,15 +36,31 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int) -> tuple[Path, Path, int]:
-    """(export zip, store, planted keys), made once per (keys, sightings, seed)."""
+PHONES = 5  # phones heard at once in a --per-rpi store
+
+
+def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int, per_rpi: int = 1) -> tuple[Path, Path, int]:
+    """(export zip, store, planted keys), made once per (keys, sightings, seed, per_rpi)."""
+    import numpy as np
+
     from bluezone.matching.benchmark import synthetic_data
+    from bluezone.proximity.store import SCHEMA_VERSION
 
     # the 14 days up to today's UTC midnight: a store purges anything older when opened
     today = int(time.time()) // 86400 * 86400
     zip_path = workdir / f"keys-{n_keys}-{seed}-{today}.zip"
-    db_path = workdir / f"store-{n_sightings}-{n_keys}-{seed}-{today}.db"
+    # the schema in the name: opening a store migrates it, and an older bluezone refuses it then
+    repeats = f"-x{per_rpi}" if per_rpi > 1 else ""
+    db_path = workdir / f"store-{n_sightings}{repeats}-{n_keys}-{seed}-{today}-v{SCHEMA_VERSION}.db"
     keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed, planted=20, end_time=today)
+    if per_rpi > 1:
+        # every unplanted sighting (each has an RPI of its own) takes the RPI of one of PHONES phones
+        # heard in turn, a new one every per_rpi of its sightings
+        _, first, counts = np.unique(sightings["rpi"], return_index=True, return_counts=True)
+        free = np.sort(first[counts == 1])
+        phone_rpi = (np.arange(len(free)) // (per_rpi * PHONES)) * PHONES + np.arange(len(free)) % PHONES
+        pool = np.frombuffer(np.random.default_rng(seed + 1).bytes(16 * (int(phone_rpi.max()) + 1)), "V16")
+        sightings["rpi"][free] = pool[phone_rpi]
     if not zip_path.exists():
         from bluezone.keyformat.export import signed_export_zip
         from bluezone.server.signing import keygen
@@ -105,6 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=358_105)
     parser.add_argument("--sightings", type=int, default=1_000_000)
+    parser.add_argument("--per-rpi", type=int, default=1, help="sightings per RPI (1: every RPI heard once)")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
@@ -113,7 +134,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    zip_path, db_path, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed)
+    zip_path, db_path, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed, args.per_rpi)
     variants = ([BASELINE] if args.baseline_src else []) + args.jobs
     stores = {j: db_path for j in args.jobs}
     if args.baseline_src:
@@ -131,6 +152,7 @@ def main() -> None:
     result: dict[str, object] = {
         "keys": args.keys,
         "sightings": args.sightings,
+        "sightings_per_rpi": args.per_rpi,
         "zip_bytes": zip_path.stat().st_size,
         "baseline": str(args.baseline_src) if args.baseline_src else None,
         "runs": {name[j]: [round(t, 3) for t in ts] for j, ts in times.items()},

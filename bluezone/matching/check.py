@@ -16,8 +16,15 @@ import numpy as np
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.keyformat.keyfile import load_keys
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
-from bluezone.matching.matcher import DEFAULT_TX_POWER, TOLERANCE_INTERVALS, ExposureWindow, find_exposures
-from bluezone.matching.receiver import context_for, for_receiver
+from bluezone.matching.matcher import (
+    DEFAULT_TX_POWER,
+    TOLERANCE_INTERVALS,
+    ExposureWindow,
+    HeardIndex,
+    find_exposures,
+    keys_heard,
+)
+from bluezone.matching.receiver import MIN_SIGHTINGS, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 
@@ -117,10 +124,50 @@ def check_sightings(
     windows = find_exposures(
         keys[usable], sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power, jobs=jobs
     )
+    return _scored(windows, usable, scorer)
+
+
+def _scored(windows: list[ExposureWindow], key_rows: np.ndarray, scorer: Scorer) -> list[Exposure]:
+    """The windows' exposures by date then start, each naming its key as ``key_rows[window.key_index]``."""
     exposures = [
-        replace(Exposure.from_window(w, scorer.score(w)), key_index=int(usable[w.key_index])) for w in windows
+        replace(Exposure.from_window(w, scorer.score(w)), key_index=int(key_rows[w.key_index])) for w in windows
     ]
     return sorted(exposures, key=lambda e: (e.date, e.start))
+
+
+def check_store(
+    keys: np.ndarray,
+    store: SightingStore,
+    scorer: Scorer | None = None,
+    *,
+    rssi_correction: int = 0,
+    jobs: int = 1,
+) -> tuple[int, list[Exposure]]:
+    """(usable sightings the keys could match, exposures): ``check_sightings`` of the store's
+    sightings in the whole days of the keys' span, without reading them all.
+
+    The store's distinct RPIs are read once, from its index by RPI (``heard_rpis``), and every
+    key is derived against them (``keys_heard``, in ``jobs`` processes); then only the full
+    rows of the RPIs found are read and matched as ``check_sightings`` matches.  A scorer that
+    supports it is told the receiver's context as ``check_sightings`` tells it, read only for
+    the minutes and days it judges (``StoredReceiverContext``).  The exposures are the same.
+    """
+    scorer = scorer or get_scorer()
+    usable = np.flatnonzero(keys["report_type"] != REPORT_TYPE_REVOKED)
+    span = sightings_span(keys)
+    if span is None:
+        return 0, []
+    days = whole_days(span)
+    every, repeated = store.heard_rpis(*days, repeated=MIN_SIGHTINGS)
+    found, rpis = keys_heard(keys[usable], HeardIndex(every, store.heard_intervals(*span)), jobs=jobs)
+    rows, ids = store.sightings_with_rpis(rpis, *span)
+    if hasattr(scorer, "for_receiver"):
+        context = StoredReceiverContext(
+            store, ids, days, repeated, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer)
+        )
+        scorer = for_receiver(scorer, context)
+    windows = find_exposures(keys[usable][found], rows, rssi_correction=rssi_correction)
+    return store.count_usable(*span), _scored(windows, usable[found], scorer)
 
 
 def sightings_span(keys: np.ndarray) -> tuple[float, float] | None:
@@ -199,10 +246,6 @@ def check_keys(
         keys = load_keys(keys)
     scorer = scorer or get_scorer()
     result = CheckResult(keys, scorer=scorer.name)
-    span = sightings_span(keys)
     with SightingStore.open(db_path, create=False) as store:
-        sightings = store.sightings(*whole_days(span)) if span else None
-    if sightings is not None and span is not None:
-        result.sightings = within(sightings, span)
-        result.exposures = check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
+        result.sightings, result.exposures = check_store(keys, store, scorer, rssi_correction=rssi_correction, jobs=jobs)
     return result

@@ -103,12 +103,15 @@ class SightingIndex:
         if sightings.dtype != SIGHTING_DTYPE:
             sightings = sightings.astype(SIGHTING_DTYPE)
         self.sightings = sightings
-        n = len(sightings)
-        rpis = np.ascontiguousarray(sightings["rpi"]).view(np.uint8).reshape(n, 16)
-        self.words = _rpi_words(rpis)
+        rpis = np.ascontiguousarray(sightings["rpi"]).view(np.uint8).reshape(len(sightings), 16)
         # floor(t) // 600 == floor(t / 600) for t >= 0, and integer division is exact.
-        self.intervals = np.floor(sightings["time"]).astype(np.int64) // INTERVAL_SECONDS
+        self.intervals: np.ndarray | None = np.floor(sightings["time"]).astype(np.int64) // INTERVAL_SECONDS
         self.sorted_intervals = np.sort(self.intervals)
+        self._index_rpis(rpis)
+
+    def _index_rpis(self, rpis: np.ndarray) -> None:
+        n = len(rpis)
+        self.words = _rpi_words(rpis)
         quads = rpis.view("<u4")
         self.prefix1 = quads[:, 0] & ((1 << _BITS_1) - 1)
         self.filter1 = _bitset(self.prefix1, _BITS_1)
@@ -118,7 +121,7 @@ class SightingIndex:
         self.filter2 = _bitset(quads[:, 1] & ((1 << self.bits2) - 1), self.bits2)
 
     def __len__(self) -> int:
-        return len(self.sightings)
+        return len(self.words)
 
     def count_in_windows(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
         """Number of sightings whose interval lies in [first, last], per window."""
@@ -156,8 +159,21 @@ class SightingIndex:
         r, pos = _expand(lo, hi)
         rows, which = rows[r], order[pos]
         ok = self.words[rows, 1] == cand[which, 1]
-        ok &= np.abs(self.intervals[rows] - intervals[which]) <= tolerance
+        if self.intervals is not None:
+            ok &= np.abs(self.intervals[rows] - intervals[which]) <= tolerance
         return which[ok], rows[ok]
+
+
+class HeardIndex(SightingIndex):
+    """The distinct RPIs a store heard, without their times, and the intervals it heard anything
+    in (``SightingStore.heard_rpis``, ``heard_intervals``): enough to tell which keys may match
+    before a single full row is read.  Its ``lookup`` matches an RPI heard at any time; the
+    tolerance is applied to the full rows of the few RPIs found (``keys_heard``)."""
+
+    def __init__(self, rpis: np.ndarray, intervals: np.ndarray) -> None:
+        self.intervals = None
+        self.sorted_intervals = np.sort(np.asarray(intervals, np.int64))
+        self._index_rpis(np.ascontiguousarray(rpis, np.uint8).reshape(-1, 16))
 
 
 def available_cores() -> int:
@@ -166,6 +182,18 @@ def available_cores() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not Linux
         return max(1, os.cpu_count() or 1)
+
+
+def keys_heard(keys: np.ndarray, heard: HeardIndex, *, tolerance: int = TOLERANCE_INTERVALS, jobs: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(key rows, RPIs): the ``keys`` (KEY_DTYPE) that sent an RPI the store heard, sorted, and
+    those RPIs (uint8 (m, 16)).  Every key that ``match`` would match against the store's full rows
+    is among them: only keys with some sighting within ``tolerance`` of their validity are derived,
+    as in ``match``, and then an RPI counts whenever it was heard.  ``jobs`` as in ``match``."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    key_rows, heard_rows, _ = _find(keys, heard, tolerance, jobs)
+    rpis = np.ascontiguousarray(heard.words[heard_rows]).view(np.uint8).reshape(-1, 16)
+    return np.unique(key_rows), rpis
 
 
 def match(
@@ -184,6 +212,8 @@ def match(
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
+    if isinstance(sightings, HeardIndex):
+        raise TypeError("a HeardIndex holds no sightings to match: use keys_heard, then match their rows")
     index = sightings if isinstance(sightings, SightingIndex) else SightingIndex(sightings)
     key_rows, sighting_rows, rpi_intervals = _find(keys, index, tolerance, jobs)
     return _decrypt(keys, index.sightings, key_rows, sighting_rows, rpi_intervals, default_tx_power)

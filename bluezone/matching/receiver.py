@@ -24,12 +24,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.matching.matcher import DEFAULT_TX_POWER
+
+
+#: Sightings of one RPI in one slot that make a link-minute (fewer: no value, it is left out).
+MIN_SIGHTINGS = 2
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,17 @@ def group_percentile(values: np.ndarray, first: np.ndarray, counts: np.ndarray, 
     return values[lo] * (1 - (pos - lo)) + values[hi] * (pos - lo)
 
 
+def _percentile_within(values: np.ndarray, first: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:
+    """``group_percentile`` with each rank taken within its group, so that a group's value does not
+    depend on what lies before it: a context read a day or a few minutes at a time
+    (``StoredReceiverContext``) then has the very bits a context of all days has."""
+    rank = (counts - 1) * (percentile / 100.0)
+    below = np.floor(rank)
+    lo = first + below.astype(np.int64)
+    hi = np.minimum(lo + 1, first + counts - 1)
+    return values[lo] * (1 - (rank - below)) + values[hi] * (rank - below)
+
+
 def receiver_context(
     sightings: np.ndarray,
     *,
@@ -120,7 +135,7 @@ def receiver_context(
     nominal_tx_power: int = DEFAULT_TX_POWER,
     percentile: float = 10.0,
     quantile: float = 5.0,
-    min_sightings: int = 2,
+    min_sightings: int = MIN_SIGHTINGS,
     slot_seconds: float = 60.0,
 ) -> ReceiverContext:
     """The per-day reference attenuation of everything in ``sightings`` (SIGHTING_DTYPE)."""
@@ -135,7 +150,7 @@ def receiver_context(
     new = np.r_[True, (np.diff(slots) != 0) | (np.diff(w0) != 0) | (np.diff(w1) != 0)]
     first = np.flatnonzero(new)
     counts = np.diff(np.r_[first, len(att)])
-    value = group_percentile(att, first, counts, percentile)
+    value = _percentile_within(att, first, counts, percentile)
     keep = counts >= min_sightings
     value = value[keep]
     days = (np.floor_divide(slots[first][keep] * slot_seconds, DAY_SECONDS) * DAY_SECONDS).astype(np.int64)
@@ -146,19 +161,120 @@ def receiver_context(
     return ReceiverContext(value, days, link_minute_of, quantile, slots[first][keep], float(slot_seconds))
 
 
+class SightingSource(Protocol):
+    """What ``StoredReceiverContext`` reads from (``SightingStore`` is one): usable sightings with
+    ``since <= time < until`` as (rows, store id of each row), ordered by time, all of them or
+    those of some RPIs; and how many sightings a span holds."""
+
+    def usable_sightings(self, since: float, until: float) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def sightings_with_rpis(self, rpis: np.ndarray, since: float, until: float) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def count_sightings(self, since: float, until: float) -> int: ...
+
+
+class StoredReceiverContext:
+    """``receiver_context`` of everything a store holds in ``bounds``, read only where a scorer
+    asks: the minutes of the window it judges (``minute_reference``) and, for the day-level
+    reference, that day (``reference``, read once per day).
+
+    The answers are those of a ``ReceiverContext`` built over all of ``bounds``: each link-minute
+    is made from the sightings of its own slot, so a context over whole slots gives the same
+    values for them; and only RPIs heard at least ``MIN_SIGHTINGS`` times (``repeated``, from
+    ``SightingStore.heard_rpis``) can make a link-minute, so a day is read as their rows alone
+    when they are few.  ``exclude`` names sightings as windows do (rows of the array the matcher
+    was given); ``ids`` translates them into store ids, which every read also returns.
+    """
+
+    def __init__(
+        self,
+        source: SightingSource,
+        ids: np.ndarray,
+        bounds: tuple[float, float],
+        repeated: np.ndarray | None = None,
+        *,
+        rssi_correction: int = 0,
+        slot_seconds: float = 60.0,
+    ) -> None:
+        self.source = source
+        self.ids = np.asarray(ids, np.int64)
+        self.bounds = bounds
+        self.repeated = repeated  # None: unknown, read whole days
+        self.rssi_correction = rssi_correction
+        self.slot_seconds = float(slot_seconds)
+        self._days: dict[int, tuple[ReceiverContext, np.ndarray]] = {}
+
+    @property
+    def value_slot(self) -> np.ndarray:
+        """Not kept (read per window); present so a scorer knows slots are counted in ``slot_seconds``."""
+        return np.empty(0, np.int64)
+
+    def _context(self, since: float, until: float, by_rpi: bool = False) -> tuple[ReceiverContext, np.ndarray]:
+        since, until = max(since, self.bounds[0]), min(until, self.bounds[1])
+        if by_rpi and self.repeated is not None:
+            rows, ids = self.source.sightings_with_rpis(self.repeated, since, until)
+        else:
+            rows, ids = self.source.usable_sightings(since, until)
+        return receiver_context(rows, rssi_correction=self.rssi_correction, slot_seconds=self.slot_seconds), ids
+
+    def _day(self, day: int) -> tuple[ReceiverContext, np.ndarray]:
+        """The context of ``day``'s link-minutes: its slots read whole (one slot more on each side,
+        so that no rounding of a slot's edge leaves a sighting out), as the rows of the repeated
+        RPIs when there are far fewer of those than sightings (each costs an index seek)."""
+        if day not in self._days:
+            since, until = day - self.slot_seconds, day + DAY_SECONDS + self.slot_seconds
+            few = self.repeated is not None and len(self.repeated) * 4 < self.source.count_sightings(since, until)
+            self._days[day] = self._context(since, until, by_rpi=few)
+        return self._days[day]
+
+    def _local(self, exclude: np.ndarray | None, ids: np.ndarray) -> np.ndarray | None:
+        """``exclude`` (rows of the matcher's array) as rows of a read that returned ``ids``."""
+        if exclude is None or len(exclude) == 0 or len(ids) == 0:
+            return None
+        wanted = self.ids[np.asarray(exclude, np.int64)]
+        order = np.argsort(ids)
+        at = np.minimum(np.searchsorted(ids[order], wanted), len(ids) - 1)
+        return order[at[ids[order][at] == wanted]]
+
+    def reference(self, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None) -> float | None:
+        """As ``ReceiverContext.reference``."""
+        context, ids = self._day(int(day))
+        return context.reference(day, min_link_minutes, self._local(exclude, ids))
+
+    def minute_reference(
+        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As ``ReceiverContext.minute_reference``: reads the slots' span (or uses their day's, if read)."""
+        slots = np.asarray(slots, np.int64)
+        if len(slots) == 0:
+            return ReceiverContext().minute_reference(slots, quantile)
+        s = self.slot_seconds
+        first, last = float(slots.min() * s), float((slots.max() + 1) * s)
+        day = int(first // DAY_SECONDS * DAY_SECONDS)
+        if day in self._days and last <= day + DAY_SECONDS:
+            context, ids = self._days[day]
+        else:
+            context, ids = self._context(first - s, last + s)
+        return context.minute_reference(slots, quantile, self._local(exclude, ids))
+
+
 def context_for(scorer: Any, sightings: np.ndarray, *, rssi_correction: int = 0) -> ReceiverContext:
     """``receiver_context`` of ``sightings`` in ``scorer``'s own slots (its ``config.slot_seconds``,
     else a minute): a same-minute reference counted in other slots would match no minute at all."""
-    slot_seconds = float(getattr(getattr(scorer, "config", None), "slot_seconds", 60.0))
-    return receiver_context(sightings, rssi_correction=rssi_correction, slot_seconds=slot_seconds)
+    return receiver_context(sightings, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer))
 
 
-def for_receiver(scorer: Any, context: ReceiverContext | None) -> Any:
+def slot_seconds_of(scorer: Any) -> float:
+    """The slot length ``scorer`` judges in (its ``config.slot_seconds``, else a minute)."""
+    return float(getattr(getattr(scorer, "config", None), "slot_seconds", 60.0))
+
+
+def for_receiver(scorer: Any, context: ReceiverContext | StoredReceiverContext | None) -> Any:
     """``scorer`` told about its receiver when it supports that (a ``for_receiver`` method), else itself.
 
     Scorers stay plain ``Scorer`` objects (``score(window)``); receiver context is opt-in.
     """
-    bind: Callable[[ReceiverContext], Any] | None = getattr(scorer, "for_receiver", None)
+    bind: Callable[[ReceiverContext | StoredReceiverContext], Any] | None = getattr(scorer, "for_receiver", None)
     if context is None or bind is None:
         return scorer
     return bind(context)

@@ -29,6 +29,7 @@ import functools
 import inspect
 import json
 import logging
+import math
 import os
 import shutil
 import sqlite3
@@ -55,6 +56,19 @@ log = logging.getLogger(__name__)
 #: comparison), so this keeps hand-edited or damaged rows out while still using the time index.
 NUMERIC_TIME = "time < 1e300"
 READABLE_ROW = f"{NUMERIC_TIME} AND typeof(rssi) = 'integer' AND typeof(tx_power) IN ('integer', 'null')"
+#: The index by RPI (schema 6) holds the rows with a 16-byte RPI and a numeric time; a sighting is
+#: usable by a check when its AEM and fields are readable too (the daemon writes no other rows, a
+#: hand edit may), and the (normally empty) index of unusable rows lets a count skip them.  SQLite
+#: uses a partial index only for a query that repeats its condition term by term, so these texts
+#: must stay as they are.
+RPI_INDEXED = f"length(rpi) = 16 AND {NUMERIC_TIME}"
+USABLE_FIELDS = "length(rpi) = 16 AND length(aem) = 4 AND typeof(rssi) = 'integer' AND typeof(tx_power) IN ('integer', 'null')"
+UNUSABLE = (
+    "(length(rpi) IS NOT 16 OR length(aem) IS NOT 4 OR typeof(rssi) != 'integer'"
+    " OR typeof(tx_power) NOT IN ('integer', 'null'))"
+)
+_HEARD_BLOB_BYTES = 256 << 20  # at most this much per query of ``heard_rpis``
+_IN_BATCH = 500  # RPIs per `rpi IN (...)` query (SQLite allows 32,766 variables; small stays fast)
 
 DB_FILENAME = "bluezone.db"
 
@@ -139,8 +153,17 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE bluezone3_key SET used_at = created_at WHERE used_at IS NULL")
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """Sightings indexed by RPI (covering its time): a check reads each distinct RPI once from the
+    index (``heard_rpis``) and the full rows of only the RPIs that match (``sightings_with_rpis``);
+    and a (normally empty) index of unusable rows, so that counting usable sightings needs no row
+    either."""
+    db.execute(f"CREATE INDEX IF NOT EXISTS sightings_by_rpi ON sightings (rpi, time) WHERE {RPI_INDEXED}")
+    db.execute(f"CREATE INDEX IF NOT EXISTS sightings_unusable ON sightings (time) WHERE {UNUSABLE}")
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns bluezone reads, by the schema version that added them.  A file is checked
@@ -413,6 +436,114 @@ class SightingStore:
     def _load(self, query: str, params: list[float]) -> np.ndarray:
         # numpy fills the structured array straight from the cursor's tuples: no list, no zip.
         return np.fromiter(self.db.conn.execute(query, [NO_TX_POWER, *params]), SIGHTING_DTYPE)
+
+    def heard_rpis(
+        self, since: float | None = None, until: float | None = None, repeated: int = 2
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(every distinct RPI, those heard at least ``repeated`` times) of the sightings with
+        ``since <= time < until``, each as uint8 (n, 16).
+
+        Read from the index by RPI alone, without touching the rows (a phone advertises an RPI for
+        10-20 minutes, so a store holds about a hundredth as many RPIs as sightings), and handed
+        over as one blob per query instead of a Python object per RPI.  They may name an RPI
+        whose rows are all unusable: ``sightings_with_rpis`` leaves those out."""
+        where, params = self._time_filter(since, until)
+        conn = self.db.conn
+        rpis = f"SELECT rpi, COUNT(*) AS n FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
+        n = conn.execute(f"SELECT COUNT(*) FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}", params).fetchone()[0]
+        # group_concat() joins the blobs' bytes as they are in a UTF-8 database; its result must stay
+        # well under SQLite's 1 GB value limit, so a huge store is read in ranges of the first byte.
+        utf8 = conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
+        value = "rpi" if utf8 else "hex(rpi)"
+        bounds = np.linspace(0, 256, int(min(256, 1 + n * 16 // _HEARD_BLOB_BYTES)) + 1).astype(int).tolist()
+        every: list[bytes] = []
+        again: list[bytes] = []
+        previous = conn.text_factory
+        conn.text_factory = bytes
+        try:
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                part = f" AND rpi >= x'{lo:02x}'" if lo > 0 else ""
+                part += f" AND rpi < x'{hi:02x}'" if hi < 256 else ""
+                joined = conn.execute(
+                    f"SELECT group_concat({value}, ''), group_concat(CASE WHEN n >= ? THEN {value} END, '')"
+                    f" FROM ({rpis}{part} GROUP BY rpi)",
+                    [repeated, *params],
+                ).fetchone()
+                for out, blob in zip((every, again), joined):
+                    out.append(b"" if blob is None else blob if utf8 else bytes.fromhex(blob.decode()))
+        finally:
+            conn.text_factory = previous
+        return _rpi_array(b"".join(every), self.path), _rpi_array(b"".join(again), self.path)
+
+    def heard_intervals(self, since: float | None = None, until: float | None = None) -> np.ndarray:
+        """10-minute intervals (``floor(time) // 600``, sorted) covering every sighting with
+        ``since <= time < until``: of each UTC day heard, those from its first to its last
+        sighting (a few index seeks per day, no row read; a superset of the intervals heard)."""
+        conn = self.db.conn
+        lo_bound = -math.inf if since is None else float(since)
+        hi_bound = 1e300 if until is None else min(float(until), 1e300)  # text and blobs sort after numbers
+        first_after = "SELECT MIN(time) FROM sightings WHERE time >= ? AND time < ?"
+        last_before = "SELECT MAX(time) FROM sightings WHERE time >= ? AND time < ?"
+        out = []
+        first = conn.execute(first_after, [lo_bound, hi_bound]).fetchone()[0]
+        while first is not None:
+            end = min(float((math.floor(first) // DAY_SECONDS + 1) * DAY_SECONDS), hi_bound)
+            last = conn.execute(last_before, [first, end]).fetchone()[0]
+            out.append(np.arange(math.floor(first) // INTERVAL_SECONDS, math.floor(last) // INTERVAL_SECONDS + 1))
+            first = conn.execute(first_after, [end, hi_bound]).fetchone()[0]
+        return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+    def count_usable(self, since: float | None = None, until: float | None = None) -> int:
+        """How many sightings with ``since <= time < until`` a check can use (what
+        ``usable_sightings`` returns), counted from the indexes alone."""
+        bounds = self._bounds(since, until)
+        conn = self.db.conn
+        timed = conn.execute("SELECT COUNT(*) FROM sightings WHERE time >= ? AND time < ?", bounds).fetchone()[0]
+        unusable = conn.execute(
+            f"SELECT COUNT(*) FROM sightings INDEXED BY sightings_unusable WHERE {UNUSABLE} AND time >= ? AND time < ?",
+            bounds,
+        ).fetchone()[0]
+        return int(timed - unusable)
+
+    @staticmethod
+    def _bounds(since: float | None, until: float | None) -> list[float]:
+        """``since <= time < until`` as two numbers: a numeric upper bound also leaves out a time
+        that is text or a blob (SQLite sorts those after every number).  One range, not a second
+        ``time < 1e300``: SQLite would bound its index search by either."""
+        return [-math.inf if since is None else float(since), 1e300 if until is None else min(float(until), 1e300)]
+
+    def sightings_with_rpis(
+        self, rpis: np.ndarray, since: float | None = None, until: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, rowids): the usable sightings of ``rpis`` (uint8 (n, 16) or V16) with
+        ``since <= time < until``, ordered by time as ``sightings`` orders them, and each row's id."""
+        bounds = self._bounds(since, until)
+        wanted = np.unique(np.ascontiguousarray(rpis).view("V16").reshape(-1))
+        parts = [self._load_with_ids(
+            f"WHERE {USABLE_FIELDS} AND {NUMERIC_TIME} AND time >= ? AND time < ? AND rpi IN ({', '.join('?' * len(batch))})",
+            [*bounds, *(bytes(r) for r in batch)],
+            index="sightings_by_rpi",
+        ) for batch in np.array_split(wanted, max(1, -(-len(wanted) // _IN_BATCH))) if len(batch)]
+        rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, SIGHTING_DTYPE)
+        ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
+        order = np.lexsort((ids, rows["time"]))
+        return rows[order], ids[order]
+
+    def usable_sightings(self, since: float | None = None, until: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, rowids): the usable sightings with ``since <= time < until``, ordered by time (the
+        rows ``sightings`` returns, and each one's id, which ``sightings_with_rpis`` also gives)."""
+        return self._load_with_ids(
+            f"WHERE {USABLE_FIELDS} AND time >= ? AND time < ? ORDER BY time, rowid", self._bounds(since, until)
+        )
+
+    def _load_with_ids(self, where: str, params: list[Any], index: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        indexed = f" INDEXED BY {index}" if index else ""
+        rows = self.db.conn.execute(
+            f"SELECT rowid, time, rpi, aem, rssi, COALESCE(tx_power, ?) FROM sightings{indexed} {where}",
+            [NO_TX_POWER, *params],
+        ).fetchall()
+        ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
+        return np.fromiter((r[1:] for r in rows), SIGHTING_DTYPE, len(rows)), ids
 
     def count_sightings(self, since: float | None = None, until: float | None = None) -> int:
         where, params = self._time_filter(since, until)
@@ -857,6 +988,12 @@ class SightingStore:
             "disk_free_bytes": self._disk_free(),
             "daemon": self.daemon_state(),
         }
+
+
+def _rpi_array(blob: bytes, path: Path | None) -> np.ndarray:
+    if len(blob) % 16:  # cannot happen with 16-byte RPIs; never match on a misread
+        raise StoreError(f"the RPIs read from {path or ':memory:'} do not come in 16-byte units")
+    return np.frombuffer(blob, np.uint8).reshape(-1, 16)
 
 
 def _batch(

@@ -1,0 +1,228 @@
+"""check_store: a check that reads the store's distinct RPIs once, the full rows of only the RPIs
+that match, and the receiver context only where the scorer asks, must report exactly what
+check_sightings reports over every sighting of the keys' whole days."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from matching_helpers import advert_sightings, make_keys
+
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
+from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
+from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
+from bluezone.matching.check import check_keys, check_sightings, check_store, sightings_span, whole_days, within
+from bluezone.matching.matcher import MIN_KEYS_PER_JOB, HeardIndex, keys_heard, match
+from bluezone.matching.receiver import StoredReceiverContext, receiver_context
+from bluezone.matching.scoring import get_scorer
+from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
+from bluezone.proximity.store import SightingStore
+
+DAY = 2_900_016  # interval of a UTC midnight
+SCORERS = {
+    "bluezone": get_scorer("bluezone"),  # the same-minute reference, the day's where a minute is sparse
+    "day-shift": BluezoneScorer(BluezoneConfig(minute_reference_weight=0.0)),  # the day's reference only
+    "gaen": get_scorer("gaen"),  # no receiver context
+}
+
+
+def neighbours(rng: np.random.Generator, first: int, intervals: int, phones: int, per_rpi: int) -> np.ndarray:
+    """``phones`` around for ``intervals`` 10-minute intervals from ``first``, each heard ``per_rpi``
+    times per RPI (a new random RPI every interval), each at its own level: a real store's shape."""
+    n = intervals * phones * per_rpi
+    out = np.zeros(n, SIGHTING_DTYPE)
+    interval = np.repeat(first + np.arange(intervals), phones * per_rpi)
+    out["time"] = interval * INTERVAL_SECONDS + rng.uniform(0, INTERVAL_SECONDS, n)
+    out["rpi"] = np.repeat(np.frombuffer(rng.bytes(16 * intervals * phones), "V16"), per_rpi)
+    level = np.repeat(rng.integers(-95, -50, intervals * phones), per_rpi)
+    out["rssi"] = level + rng.integers(-4, 5, n)
+    out["aem"] = np.frombuffer(rng.bytes(4 * n), "V4")
+    out["tx_power"] = NO_TX_POWER
+    return out
+
+
+def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int, every: float = 10.0) -> np.ndarray:
+    times = first_interval * INTERVAL_SECONDS + np.arange(0, minutes * 60, every)
+    return np.concatenate(
+        [
+            advert_sightings(tek, i, times[times // INTERVAL_SECONDS == i], rssi=rssi, tx_power=-20)
+            for i in np.unique(times // INTERVAL_SECONDS).astype(int).tolist()
+        ]
+    )
+
+
+def store_with(rows: np.ndarray) -> SightingStore:
+    store = SightingStore.open(":memory:")
+    store.add_sightings(rows[np.random.default_rng(7).permutation(len(rows))])  # rowids not in time order
+    return store
+
+
+def scene(seed: int = 0, per_rpi: int = 30, phones: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, sightings) over two days: busy neighbours, close and far encounters with diagnosis keys
+    on both days, a key heard at the edge of GAEN's 2-hour tolerance and one just beyond it, a
+    short key, a revoked key, and one RPI heard again far from its interval."""
+    rng = np.random.default_rng(seed)
+    teks = [bytes(rng.bytes(16)) for _ in range(8)]
+    parts = [
+        neighbours(rng, DAY * 1 + 40, 60, phones, per_rpi),  # day one, 06:40-16:40
+        neighbours(rng, DAY + 144 + 50, 40, phones, per_rpi),  # day two
+        encounter(teks[0], DAY + 60, 25, rssi=-70),  # close, long
+        encounter(teks[1], DAY + 75, 30, rssi=-90),  # far
+        encounter(teks[2], DAY + 144 + 60, 20, rssi=-72),  # day two
+        encounter(teks[3], DAY + 144 - 1, 12, rssi=-70),  # around midnight: two windows
+        advert_sightings(teks[4], DAY + 143, [(DAY + 143 + 12) * INTERVAL_SECONDS + 30.0] * 3, rssi=-70),  # 12 intervals late
+        advert_sightings(teks[4], DAY + 142, [(DAY + 142 + 13) * INTERVAL_SECONDS + 30.0] * 3, rssi=-70),  # 13: too late
+        encounter(teks[5], DAY + 20, 15, rssi=-66),  # within its short period
+        encounter(teks[5], DAY + 100, 15, rssi=-66),  # after it: never sent
+        encounter(teks[6], DAY + 80, 30, rssi=-60),  # revoked
+        advert_sightings(teks[7], DAY + 90, (DAY + 90) * INTERVAL_SECONDS + np.arange(0, 300, 20.0), rssi=-68),
+        advert_sightings(teks[7], DAY + 90, (DAY + 144 + 90) * INTERVAL_SECONDS + np.arange(0, 300, 20.0), rssi=-68),
+    ]
+    keys = make_keys(
+        [(teks[0], DAY, 144), (teks[1], DAY, 144), (teks[2], DAY + 144, 144), (teks[3], DAY, 144),
+         (teks[4], DAY, 144), (teks[5], DAY, 40), (teks[6], DAY, 144), (teks[7], DAY, 144),
+         (bytes(rng.bytes(16)), DAY, 144)],
+        risk=3,
+    )
+    keys["report_type"][6] = REPORT_TYPE_REVOKED
+    rows = np.concatenate(parts)
+    return keys, rows[np.argsort(rows["time"], kind="stable")]
+
+
+def reference(keys: np.ndarray, store: SightingStore, scorer_name: str) -> tuple[int, list]:
+    """What ``bluezone check`` reported before: every sighting of the keys' whole days, in memory."""
+    span = sightings_span(keys)
+    assert span is not None
+    sightings = store.sightings(*whole_days(span))
+    return within(sightings, span), check_sightings(keys, sightings, SCORERS[scorer_name])
+
+
+@pytest.mark.parametrize("scorer_name", sorted(SCORERS))
+@pytest.mark.parametrize("per_rpi", [30, 1])  # a real store's repeats, and every RPI heard once
+def test_check_store_reports_what_check_sightings_reports(scorer_name: str, per_rpi: int) -> None:
+    keys, rows = scene(per_rpi=per_rpi, phones=6 if per_rpi > 1 else 180)
+    store = store_with(rows)
+    count, exposures = check_store(keys, store, SCORERS[scorer_name])
+    expected_count, expected = reference(keys, store, scorer_name)
+    assert count == expected_count == len(rows)
+    assert exposures == expected
+    found = {e.key_index for e in exposures}
+    assert found == {0, 1, 2, 3, 4, 5, 7}  # not the revoked key (6) nor the one never heard (8)
+    assert sum(e.sightings for e in exposures if e.key_index == 4) == 3  # 12 intervals late: in; 13: out
+
+
+def test_the_scene_needs_the_receiver_context_read_beyond_the_judged_minutes() -> None:
+    """The comparison above has teeth: a context read from too little changes the exposures."""
+    keys, rows = scene()
+    store = store_with(rows)
+    _, expected = reference(keys, store, "bluezone")
+    _, without_context = reference(keys, store, "gaen")
+    span = sightings_span(keys)
+    assert span is not None
+    scorer = SCORERS["bluezone"]
+    matched = check_sightings(keys, store.sightings(*whole_days(span)), scorer, calibrate_receiver=False)
+    assert [e.score for e in matched] != [e.score for e in expected]  # no context: other verdicts
+    # a context read from the diagnosis keys' own sightings only is not the receiver's context either
+    assert check_store(keys, OwnRowsOnly(store, keys_rpis(keys, store)), scorer)[1] != expected
+    assert len(without_context) == len(expected)
+
+
+class OwnRowsOnly:
+    """A store that shows the receiver context only the sightings of ``rpis`` (a context computed
+    on too little), and is otherwise the store."""
+
+    def __init__(self, store: SightingStore, rpis: np.ndarray) -> None:
+        self.store, self.rpis = store, rpis
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+    def usable_sightings(self, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
+        rows, ids = self.store.usable_sightings(since, until)
+        own = np.isin(rows["rpi"], self.rpis)
+        return rows[own], ids[own]
+
+
+def keys_rpis(keys: np.ndarray, store: SightingStore) -> np.ndarray:
+    """The stored RPIs that some diagnosis key sent (as V16)."""
+    every, _ = store.heard_rpis()
+    _, rpis = keys_heard(keys, HeardIndex(every, store.heard_intervals()))
+    return np.ascontiguousarray(rpis).view("V16").reshape(-1)
+
+
+def test_jobs_do_not_change_what_check_store_reports() -> None:
+    keys, rows = scene()
+    extra = make_keys([(bytes(np.random.default_rng(i).bytes(16)), DAY, 144) for i in range(2 * MIN_KEYS_PER_JOB)])
+    keys = np.concatenate([extra[: MIN_KEYS_PER_JOB], keys, extra[MIN_KEYS_PER_JOB:]])
+    store = store_with(rows)
+    one = check_store(keys, store, SCORERS["bluezone"], jobs=1)
+    two = check_store(keys, store, SCORERS["bluezone"], jobs=2)
+    assert one == two and one == reference(keys, store, "bluezone")
+    assert {e.key_index for e in one[1]} >= {MIN_KEYS_PER_JOB, MIN_KEYS_PER_JOB + 7}
+
+
+def test_keys_heard_finds_every_key_match_finds() -> None:
+    keys, rows = scene()
+    store = store_with(rows)
+    every, _ = store.heard_rpis()
+    found, rpis = keys_heard(keys, HeardIndex(every, store.heard_intervals()))
+    matched = match(keys, rows)
+    assert set(matched["key_index"].tolist()) <= set(found.tolist())
+    assert set(np.unique(rows["rpi"][matched["sighting_index"]]).tolist()) <= set(rpis.view("V16").ravel().tolist())
+    with pytest.raises(TypeError, match="keys_heard"):
+        match(keys, HeardIndex(every, store.heard_intervals()))
+
+
+def test_check_keys_reads_the_store_the_new_way_and_reports_the_same(tmp_path) -> None:
+    keys, rows = scene()
+    with SightingStore.open(tmp_path / "s.db") as store:
+        store.add_sightings(rows)
+        expected_count, expected = reference(keys, store, "bluezone")
+    result = check_keys(keys, tmp_path / "s.db", scorer=SCORERS["bluezone"], jobs=2)
+    assert result.sightings == expected_count and result.exposures == expected
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    slot_seconds=st.sampled_from([60.0, 45.0, 70.0, 600.0]),
+    windows=st.lists(st.tuples(st.integers(0, 2 * 1440 - 1), st.integers(1, 90)), min_size=1, max_size=4),
+)
+def test_stored_context_answers_as_the_context_of_everything(seed: int, slot_seconds: float, windows: list) -> None:
+    """Per day and per minute, with the judged link's sightings left out, for slot lengths that do and
+    do not divide a day: the same answers as a ReceiverContext built over all of the bounds."""
+    rng = np.random.default_rng(seed)
+    per_rpi = int(rng.choice([1, 2, 5, 40]))
+    rows = neighbours(rng, DAY, 2 * 144, int(rng.integers(1, 5)), per_rpi)
+    rows = rows[np.argsort(rows["time"], kind="stable")]
+    store = store_with(rows)
+    bounds = (DAY * INTERVAL_SECONDS, (DAY + 2 * 144) * INTERVAL_SECONDS)
+    everything, ids = store.usable_sightings(*bounds)
+    eager = receiver_context(everything, slot_seconds=slot_seconds)
+    _, repeated = store.heard_rpis(*bounds)
+    for variant in (repeated, None):  # days read by RPI where few repeat, or always whole
+        lazy = StoredReceiverContext(store, ids, bounds, variant, slot_seconds=slot_seconds)
+        for minute, length in windows:
+            t0 = bounds[0] + minute * 60.0
+            judged = np.flatnonzero((everything["time"] >= t0) & (everything["time"] < t0 + length * 60))[:: int(rng.integers(1, 4))]
+            slots = np.unique(np.floor(everything["time"][judged] / slot_seconds).astype(np.int64))
+            day = int(t0 // DAY_SECONDS * DAY_SECONDS)
+            for exclude in (None, judged):
+                assert lazy.reference(day, 1, exclude) == eager.reference(day, 1, exclude)
+                for q in (25.0, 50.0):
+                    got, want = lazy.minute_reference(slots, q, exclude), eager.minute_reference(slots, q, exclude)
+                    np.testing.assert_array_equal(got[0], want[0])
+                    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_check_store_reads_the_context_in_the_scorers_own_slots() -> None:
+    keys, rows = scene()
+    store = store_with(rows)
+    span = sightings_span(keys)
+    assert span is not None
+    scorer = BluezoneScorer(BluezoneConfig(slot_seconds=30.0, smooth_slots=5))
+    expected = check_sightings(keys, store.sightings(*whole_days(span)), scorer)
+    assert check_store(keys, store, scorer)[1] == expected
+    assert [e.score for e in expected] != [e.score for e in check_store(keys, store, SCORERS["bluezone"])[1]]
