@@ -5,44 +5,43 @@ The handful of names most users need; each subpackage (``bluezone.crypto``,
 ``bluezone.server``, ``bluezone.sim``) exports the rest.
 """
 
-from bluezone.clock import Clock, SystemClock, VirtualClock
-from bluezone.config import DaemonConfig
-from bluezone.crypto import DailyKey
-from bluezone.errors import (
-    BluezoneError,
-    ConfigError,
-    InputError,
-    KeyFileError,
-    PayloadError,
-    RadioError,
-    RadioUnavailableError,
-    StoreError,
-)
-from bluezone.keyformat import load_keys
-from bluezone.matching import check_sightings, get_scorer
-from bluezone.proximity import Daemon, SightingStore, open_radio
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "BluezoneError",
-    "Clock",
-    "ConfigError",
-    "DailyKey",
-    "DaemonConfig",
-    "Daemon",
-    "InputError",
-    "KeyFileError",
-    "PayloadError",
-    "RadioError",
-    "RadioUnavailableError",
-    "SightingStore",
-    "StoreError",
-    "SystemClock",
-    "VirtualClock",
-    "__version__",
-    "check_sightings",
-    "get_scorer",
-    "load_keys",
-    "open_radio",
-]
+#: Loaded on first use: ``import bluezone.x`` runs this file first, and a command that reads the
+#: store must not pay for the daemon, the radio backends and asyncio.
+_EXPORTS = {
+    "Clock": "clock",
+    "SystemClock": "clock",
+    "VirtualClock": "clock",
+    "DaemonConfig": "config",
+    "DailyKey": "crypto",
+    "BluezoneError": "errors",
+    "ConfigError": "errors",
+    "InputError": "errors",
+    "KeyFileError": "errors",
+    "PayloadError": "errors",
+    "RadioError": "errors",
+    "RadioUnavailableError": "errors",
+    "StoreError": "errors",
+    "load_keys": "keyformat",
+    "check_sightings": "matching",
+    "get_scorer": "matching",
+    "Daemon": "proximity",
+    "SightingStore": "proximity",
+    "open_radio": "proximity",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"], key=lambda name: (not name[0].isupper(), name))
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(_importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+

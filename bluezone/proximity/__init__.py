@@ -3,31 +3,39 @@
 Data flows one way: radio -> daemon (validation in ``ingest``) -> store -> matcher.
 """
 
-from bluezone.proximity.backends import open_radio, radio_names, register_radio
-from bluezone.proximity.backends.emulated import Air, EmulatedRadio, LogDistanceChannel
-from bluezone.proximity.daemon import Daemon, DaemonStats
-from bluezone.proximity.emulation import run_emulated
-from bluezone.proximity.ingest import adverts_to_sightings, payloads_to_sightings
-from bluezone.proximity.radio import Advert, Radio
-from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
-from bluezone.proximity.store import RETENTION_DAYS, SightingStore
+import importlib as _importlib
 
-__all__ = [
-    "NO_TX_POWER",
-    "RETENTION_DAYS",
-    "SIGHTING_DTYPE",
-    "Advert",
-    "Air",
-    "Daemon",
-    "DaemonStats",
-    "EmulatedRadio",
-    "LogDistanceChannel",
-    "Radio",
-    "SightingStore",
-    "adverts_to_sightings",
-    "open_radio",
-    "payloads_to_sightings",
-    "radio_names",
-    "register_radio",
-    "run_emulated",
-]
+#: Loaded on first use, so that reading the store (``bluezone check``) does not import the daemon,
+#: asyncio and the radio backends.
+_EXPORTS = {
+    "open_radio": "backends",
+    "radio_names": "backends",
+    "register_radio": "backends",
+    "Air": "backends.emulated",
+    "EmulatedRadio": "backends.emulated",
+    "LogDistanceChannel": "backends.emulated",
+    "Daemon": "daemon",
+    "DaemonStats": "daemon",
+    "run_emulated": "emulation",
+    "adverts_to_sightings": "ingest",
+    "payloads_to_sightings": "ingest",
+    "Advert": "radio",
+    "Radio": "radio",
+    "NO_TX_POWER": "sightings",
+    "SIGHTING_DTYPE": "sightings",
+    "RETENTION_DAYS": "store",
+    "SightingStore": "store",
+}
+
+__all__ = sorted(_EXPORTS, key=lambda name: (not name[0].isupper() or name.isupper(), name))
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(_importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
