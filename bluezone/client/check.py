@@ -30,7 +30,7 @@ from bluezone.errors import (
 from bluezone.keyformat.export import apply_revisions, open_signed_export
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
-from bluezone.matching.check import CheckResult, Exposure, check_sightings, sightings_span, whole_days, within
+from bluezone.matching.check import CheckResult, Exposure, check_sightings, check_store, sightings_span, whole_days, within
 from bluezone.matching.levels import WarningMemory, at_levels_told
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
@@ -122,7 +122,7 @@ class ServerCheckResult(CheckResult):
 def check_server(
     client: KeyServerClient,
     state: ServerState,
-    load_sightings: Callable[[float, float], np.ndarray],
+    load_sightings: Callable[[float, float], np.ndarray] | None = None,
     *,
     server_key: PinnedKey | None = None,
     scorer: Scorer | None = None,
@@ -133,6 +133,10 @@ def check_server(
     jobs: int = 1,
 ) -> ServerCheckResult:
     """Download new batches, verify each, match their keys, remember them.
+
+    ``load_sightings`` None reads ``state.store`` as ``check_store`` does (its distinct RPIs, the
+    rows of those that match, the receiver context where the scorer asks); a callable that gives
+    the sightings of a span has them matched in memory by ``check_sightings``, with the same result.
 
     A batch whose signature is missing or wrong is not used, not remembered, and listed in
     ``rejected`` (the caller reports it as an error).  Venue-warning files in the same index
@@ -195,7 +199,15 @@ def check_server(
     revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
     result.revoked = int(revoked.sum()) + len(withdrawn_keys)
     span = sightings_span(np.concatenate([result.keys[~revoked], withdrawn_keys, updated_keys]))
-    if span is not None:
+    if span is not None and load_sightings is None:  # the store, read as check_store reads it
+        store, days = state.store, whole_days(span)
+        result.sightings = store.count_usable(*span)
+        _, result.exposures = check_store(result.keys, store, scorer, rssi_correction=rssi_correction, jobs=jobs, days=days)
+        if len(withdrawn_keys):
+            _, result.withdrawn = check_store(withdrawn_keys, store, scorer, rssi_correction=rssi_correction, days=days)
+        if len(updated_keys):
+            _, result.updated = check_store(updated_keys, store, scorer, rssi_correction=rssi_correction, days=days)
+    elif span is not None and load_sightings is not None:
         sightings = load_sightings(*whole_days(span))  # whole days: the receiver's day reference
         result.sightings = within(sightings, span)
         result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
@@ -255,6 +267,6 @@ def check_with_server(
     given = read_server_key(server_key_path) if server_key_path else None
     with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
         return check_server(
-            client, ServerState(store), store.sightings, server_key=given, scorer=scorer,
+            client, ServerState(store), None, server_key=given, scorer=scorer,
             rssi_correction=rssi_correction, now=now, progress=progress, load_visits=lambda: visits(store), jobs=jobs,
         )

@@ -142,9 +142,11 @@ def check_store(
     *,
     rssi_correction: int = 0,
     jobs: int = 1,
+    days: tuple[float, float] | None = None,
 ) -> tuple[int, list[Exposure]]:
     """(usable sightings the keys could match, exposures): ``check_sightings`` of the store's
-    sightings in the whole days of the keys' span, without reading them all.
+    sightings in the whole days of the keys' span (or in ``days``, when several key sets are checked
+    as if against one read of the store), without reading them all.
 
     The store's distinct RPIs are read once, from its index by RPI (``heard_rpis``), and every
     key is derived against them (``keys_heard``, in ``jobs`` processes); then only the full
@@ -157,7 +159,7 @@ def check_store(
     span = sightings_span(keys)
     if span is None:
         return 0, []
-    days = whole_days(span)
+    days = days or whole_days(span)
     every, repeated = store.heard_rpis(*days, repeated=MIN_SIGHTINGS)
     found, rpis = keys_heard(keys[usable], HeardIndex(every, store.heard_intervals(*span)), jobs=jobs)
     rows, ids = store.sightings_with_rpis(rpis, *span)

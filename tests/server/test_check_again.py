@@ -131,3 +131,17 @@ def test_a_first_check_of_an_empty_server_does_not_speak_of_a_last_check(tmp_pat
 
     for result in (first, again):
         assert "the server has published no batches yet" in shown(result) and "last check" not in shown(result)
+
+
+def test_check_server_reading_the_store_reports_what_matching_in_memory_reports(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    # None: the store is read as check_store reads it (distinct RPIs, matched rows, the receiver
+    # context where asked), as `bluezone check --server` does; a loader: sightings matched in memory.
+    client, db = world
+    copy = tmp_path / "copy.db"
+    with SightingStore.open(db, create=False, purge_now=NOW) as store:
+        store.db.conn.execute("VACUUM INTO ?", (str(copy),))
+        in_memory = check_server(client, ServerState(store), store.sightings, now=NOW)
+    with SightingStore.open(copy, create=False, purge_now=NOW) as store:
+        from_store = check_server(client, ServerState(store), None, now=NOW)
+    assert from_store.sightings == in_memory.sightings > 0
+    assert from_store.exposures == in_memory.exposures and [e.level for e in from_store.exposures] == ["F1"]
