@@ -450,7 +450,7 @@ class SightingStore:
         where, params = self._time_filter(since, until)
         conn = self.db.conn
         rpis = f"SELECT rpi, COUNT(*) AS n FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
-        n = conn.execute(f"SELECT COUNT(*) FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}", params).fetchone()[0]
+        n = conn.execute("SELECT COUNT(*) FROM sightings WHERE time >= ? AND time < ?", self._bounds(since, until)).fetchone()[0]
         # group_concat() joins the blobs' bytes as they are in a UTF-8 database; its result must stay
         # well under SQLite's 1 GB value limit, so a huge store is read in ranges of the first byte.
         utf8 = conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
