@@ -138,7 +138,8 @@ def simulate(
 @click.option(
     "--tx-power", type=click.IntRange(-100, 30),
     help="Calibrated TX power, dBm, of transmitters the calibration table gives none for (all phones with "
-    "--no-calibration). Default: the dataset's measured beacon power where known (MIT LL: -3), else -24.",
+    "--no-calibration). Default: -24; with calibration, the dataset's measured beacon power where it has one "
+    "(MIT LL's BlueProx iPhones: -3).",
 )
 @click.option(
     "--calibration/--no-calibration", default=True, show_default=True,
