@@ -221,7 +221,9 @@ def judge(runs: dict[tuple[str, int], Flat], s: dict) -> dict[str, np.ndarray]:
 def judge_present(runs: dict[tuple[str, int], Flat]) -> dict[str, np.ndarray]:
     """As ``judge``, for the scorer the cache was run with (``bluezone``, before this estimator)."""
     per: dict[str, list[np.ndarray]] = {}
-    for (scene, _), f in runs.items():
+    for (scene, seed), f in runs.items():
+        if BY_SEED:
+            scene = f"{scene}@{seed}"
         b, g = f.scores["bluezone"], f.scores["gaen"]
         mine, base = metrics(f.truth, b[0], b[1]), metrics(f.truth, g[0], g[1])
         per.setdefault(scene, []).append(np.r_[np.subtract(mine, base), mine, base])
