@@ -120,9 +120,11 @@ def check_sightings(
     if calibrate_receiver and hasattr(scorer, "for_receiver"):
         scorer = for_receiver(scorer, context_for(scorer, sightings, rssi_correction=rssi_correction))
     # as GAEN clients do: keys whose positive report was revoked (a negative test) never match
-    usable = np.flatnonzero(keys["report_type"] != REPORT_TYPE_REVOKED)
+    revoked = keys["report_type"] == REPORT_TYPE_REVOKED
+    usable = np.flatnonzero(~revoked)
     windows = find_exposures(
-        keys[usable], sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power, jobs=jobs
+        keys[usable] if revoked.any() else keys,  # no copy of a national day's keys when none is revoked
+        sightings, rssi_correction=rssi_correction, default_tx_power=default_tx_power, jobs=jobs,
     )
     return _scored(windows, usable, scorer)
 

@@ -221,25 +221,39 @@ def match(
 
 @dataclass(frozen=True)
 class _KeyTable:
-    """What deriving and pre-filtering need of the diagnosis keys (shared with workers)."""
+    """The diagnosis keys (KEY_DTYPE) as given, shared with workers: each chunk's key bytes,
+    starts and periods are taken as it is derived, so no column of every key is copied (6M keys
+    would hold 240 MB of them through the whole match)."""
 
-    teks: np.ndarray  # uint8 (n, 16)
-    starts: np.ndarray  # int64
-    periods: np.ndarray  # int64, 0 replaced by a whole day
+    keys: np.ndarray
+
+    def chunk(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(key bytes uint8 (n, 16), starts int64, periods int64 with 0 as a whole day) of ``rows``."""
+        keys = self.keys[rows]
+        periods = keys["rolling_period"].astype(np.int64)
+        return key_bytes(keys), keys["rolling_start"].astype(np.int64), np.where(periods == 0, ROLLING_PERIOD, periods)
+
+
+_BUSY_BLOCK = 1 << 18  # keys whose windows are counted at once: bounded temporaries for any key count
+
+
+def _busy(table: _KeyTable, index: SightingIndex, tolerance: int) -> np.ndarray:
+    """Rows of the keys whose +-tolerance window holds some sighting: the others need no AES at all."""
+    busy = np.zeros(len(table.keys), bool)
+    for lo in range(0, len(busy), _BUSY_BLOCK):
+        _, starts, periods = table.chunk(np.arange(lo, min(lo + _BUSY_BLOCK, len(busy))))
+        busy[lo : lo + len(starts)] = index.count_in_windows(starts - tolerance, starts + periods - 1 + tolerance) > 0
+    return np.flatnonzero(busy)
 
 
 def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     empty = np.empty(0, np.int64)
     if len(keys) == 0 or len(index) == 0:
         return empty, empty, empty
-    starts = keys["rolling_start"].astype(np.int64)
-    periods = keys["rolling_period"].astype(np.int64)
-    periods = np.where(periods == 0, ROLLING_PERIOD, periods)  # GAEN: 0 means a whole day
-    # Keys whose +-tolerance window holds no sighting need no AES at all.
-    busy = np.flatnonzero(index.count_in_windows(starts - tolerance, starts + periods - 1 + tolerance) > 0)
+    table = _KeyTable(keys)
+    busy = _busy(table, index, tolerance)
     if len(busy) == 0:
         return empty, empty, empty
-    table = _KeyTable(key_bytes(keys), starts, periods)
     jobs = min(jobs, len(busy) // MIN_KEYS_PER_JOB) if "fork" in multiprocessing.get_all_start_methods() else 1
     if jobs > 1:
         parts = _in_parallel(table, index, np.array_split(busy, jobs))
@@ -257,13 +271,14 @@ def _candidates(table: _KeyTable, index: SightingIndex, busy: np.ndarray) -> tup
     found_keys, found_intervals, found_rpis = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty((0, 16), np.uint8)]
     for lo in range(0, len(busy), _CHUNK):
         chunk = busy[lo : lo + _CHUNK]
-        rpis = rpis_for_keys(table.teks[chunk], table.starts[chunk], ROLLING_PERIOD, out=buffer)
+        teks, starts, periods = table.chunk(chunk)
+        rpis = rpis_for_keys(teks, starts, ROLLING_PERIOD, out=buffer)
         flat = index.prefilter(rpis)
         k, step = np.divmod(flat, ROLLING_PERIOD)
-        sent = step < table.periods[chunk][k]  # RPIs past a short key's period were never sent
+        sent = step < periods[k]  # RPIs past a short key's period were never sent
         flat, k, step = flat[sent], k[sent], step[sent]
         found_keys.append(chunk[k])
-        found_intervals.append(table.starts[chunk][k] + step)
+        found_intervals.append(starts[k] + step)
         found_rpis.append(rpis.reshape(-1, 16)[flat])  # a copy: the buffer is reused
     return np.concatenate(found_keys), np.concatenate(found_intervals), np.concatenate(found_rpis)
 
@@ -308,8 +323,9 @@ def _decrypt(
     matched = sightings[out["sighting_index"]]
     out["time"] = matched["time"]
     out["rssi"] = matched["rssi"]
+    matched_keys, key_rows = np.unique(out["key_index"], return_inverse=True)  # not every key's bytes
     metadata = decrypt_aems(
-        key_bytes(keys), out["key_index"],
+        key_bytes(keys[matched_keys]), key_rows,
         np.ascontiguousarray(matched["rpi"]).view(np.uint8), np.ascontiguousarray(matched["aem"]).view(np.uint8),
     )
     tx, ok = metadata_fields(metadata)
