@@ -29,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+KEY_FIELDS = [("key", "V16"), ("rolling_start", "i4"), ("rolling_period", "i4"), ("transmission_risk", "i4"),
+              ("report_type", "i1"), ("days_since_onset", "i4")]
 
 
 def worker(db: str, n_keys: int, seed: int, signing: Path) -> dict[str, Any]:
@@ -36,7 +38,6 @@ def worker(db: str, n_keys: int, seed: int, signing: Path) -> dict[str, Any]:
     import numpy as np
 
     from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
-    from bluezone.keyformat.keys import empty_keys
     from bluezone.server.benchmark import sign_zip_floor
     from bluezone.server.exports import ExportConfig, export_batches
     from bluezone.server.signing import keygen
@@ -47,7 +48,9 @@ def worker(db: str, n_keys: int, seed: int, signing: Path) -> dict[str, Any]:
     now = time.time()
     if storage.count_keys() == 0:
         rng = np.random.default_rng(seed)
-        keys = empty_keys(n_keys)
+        keys = np.zeros(n_keys, KEY_FIELDS)  # the fields every version's insert_keys_unchecked reads
+        keys["rolling_period"] = ROLLING_PERIOD
+        keys["days_since_onset"] = np.iinfo(np.int32).min  # unknown
         keys["key"] = np.frombuffer(rng.bytes(16 * n_keys), "V16")
         keys["rolling_start"] = rolling_start(now) - ROLLING_PERIOD * rng.integers(1, 15, n_keys)
         storage.insert_keys_unchecked(keys, now)
@@ -60,6 +63,11 @@ def worker(db: str, n_keys: int, seed: int, signing: Path) -> dict[str, Any]:
         seconds = time.perf_counter() - t0
     floor = sign_zip_floor(pending, signer, config)
     storage.close()
+    src = Path(os.environ["PYTHONPATH"]).resolve()
+    strays = [m.__file__ for name, m in sys.modules.items()
+              if name.split(".")[0] == "bluezone" and getattr(m, "__file__", None) and src not in Path(m.__file__).parents]
+    if strays:  # a module the older version lacks, found in an installed bluezone: not that version's run
+        raise SystemExit(f"modules from outside {src}: {strays[:3]}")
     return {"export_seconds": seconds, "floor_seconds": floor, "keys": sum(b.num_keys for b in batches),
             "files": len(batches)}
 
