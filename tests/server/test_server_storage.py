@@ -531,3 +531,26 @@ def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path
     assert not (out / "index.txt").exists()
     assert sum(b.num_keys for b in export_batches(storage, signer, out, NOW, config)) == 50
     assert len((out / "index.txt").read_text().split()) == 5
+
+
+def test_pending_keys_read_back_exactly_from_a_utf16_database(tmp_path) -> None:
+    """A database made UTF-16 before the server's first start: key bytes joined as text would be
+    converted from UTF-16, so they are read in hex there."""
+    import sqlite3
+
+    path = tmp_path / "utf16.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA encoding = 'UTF-16le'")
+    conn.execute("CREATE TABLE made_by_hand (x)")  # the encoding is fixed once the file has content
+    conn.commit()
+    conn.close()
+    storage = open_storage(path)
+    keys = empty_keys(256)
+    raw = np.zeros((256, 16), np.uint8)
+    raw[:, 0], raw[:, 1], raw[:, 15] = np.arange(256), 0xD8, np.arange(256)[::-1]  # lone surrogates, NULs
+    keys["key"] = raw.view("V16").ravel()
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * (1 + np.arange(256) % 13)
+    storage.insert_keys_unchecked(keys, NOW)
+    pending, ids, _ = storage.pending_keys(interval_number(NOW), 0)
+    assert storage._utf8 is False and pending[np.argsort(ids)].tobytes() == keys.tobytes()
+    storage.close()
