@@ -109,8 +109,9 @@ class _Parser:
     def __init__(self, capacity: int) -> None:
         self.out = StreamedExport(b"", None)
         # every valid key takes _MIN_VALID_ENTRY bytes or more, so ``capacity`` rows hold all the
-        # keys up to (and including) the first bad one; untouched rows are never paged in
-        self.rows = {_KEYS: np.empty(capacity, KEY_DTYPE), _REVISED: np.empty(capacity, KEY_DTYPE)}
+        # keys up to the first bad one: reserved at once, a row's memory is used only once written
+        # (growing would zero-fill, and so touch, every new row).  Revised keys are few: grown.
+        self.rows = {_KEYS: np.empty(capacity, KEY_DTYPE), _REVISED: np.empty(0, KEY_DTYPE)}
         self.count = {_KEYS: 0, _REVISED: 0}
         self.bad: dict[int, str | None] = {_KEYS: None, _REVISED: None}
         self.problem: str | None = None
@@ -216,7 +217,10 @@ class _Parser:
             part = take(cols, mine)
             self.bad[tag] = broken_rule(part, where, first)
             if self.bad[tag] is None:
-                fill_keys(part, self.rows[tag][first : first + n])
+                rows = self.rows[tag]
+                if first + n > len(rows):
+                    rows.resize(max(first + n, 2 * len(rows)), refcheck=False)  # no view of it exists
+                fill_keys(part, rows[first : first + n])
 
     def result(self, digest: bytes) -> StreamedExport:
         out = self.out
