@@ -16,9 +16,9 @@ each ``--jobs`` value, alternating, ``--repeat`` times, and reports the median w
 and the peak resident memory of the check (``ru_maxrss`` of the child).  Each check's
 output must report the planted exposures, so a fast wrong answer cannot pass.
 
-``--baseline-src DIR`` (a directory holding an older ``bluezone/`` package, e.g. from
-``git archive <commit> bluezone | tar -x -C DIR``) adds that version's ``bluezone check``
-(one process; it has no ``--jobs``) to the alternation, on a store written by that version.
+``--baseline-src DIR [DIR ...]`` (directories each holding an older ``bluezone/`` package, e.g. from
+``git archive <commit> bluezone | tar -x -C DIR``) adds each version's ``bluezone check`` (with its
+own default ``--jobs``, if it has one) to the alternation, on a store written by that version.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int, per_rpi
     return zip_path, db_path, planted
 
 
-BASELINE = 0  # the --jobs value that stands for the baseline version
+BASELINE = 0  # --jobs values <= BASELINE stand for baseline versions (0: the first, -1: the second, ...)
 #: Where the checks run: `python -m` and `-c` put the working directory first on sys.path, so from a
 #: checkout they would import its bluezone/ ahead of --baseline-src's.
 NEUTRAL = tempfile.gettempdir()
@@ -83,11 +83,11 @@ NEUTRAL = tempfile.gettempdir()
 
 def _command(zip_path: Path, db_path: Path, jobs: int) -> list[str]:
     cmd = [sys.executable, "-m", "bluezone.cli", "check", "--keys", str(zip_path), "--db", str(db_path), "--json"]
-    return cmd if jobs == BASELINE else [*cmd, "--jobs", str(jobs)]
+    return cmd if jobs <= BASELINE else [*cmd, "--jobs", str(jobs)]
 
 
 def _env(jobs: int, baseline: Path | None) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(baseline)} if jobs == BASELINE and baseline else dict(os.environ)
+    return {**os.environ, "PYTHONPATH": str(baseline)} if jobs <= BASELINE and baseline else dict(os.environ)
 
 
 def baseline_store(db_path: Path, baseline: Path) -> Path:
@@ -130,39 +130,41 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-check-bench")
-    parser.add_argument("--baseline-src", type=Path, default=None, help="directory holding an older bluezone/")
+    parser.add_argument("--baseline-src", type=Path, nargs="+", default=[], help="directories each holding an older bluezone/")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     zip_path, db_path, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed, args.per_rpi)
-    variants = ([BASELINE] if args.baseline_src else []) + args.jobs
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    baselines = {BASELINE - i: src.resolve() for i, src in enumerate(args.baseline_src)}
+    variants = [*baselines, *args.jobs]
     stores = {j: db_path for j in args.jobs}
-    if args.baseline_src:
-        stores[BASELINE] = baseline_store(db_path, args.baseline_src.resolve())
+    for j, src in baselines.items():
+        stores[j] = baseline_store(db_path, src)
     times: dict[int, list[float]] = {j: [] for j in variants}
     for _ in range(args.repeat):
         for jobs in variants:  # alternating, so load from elsewhere falls on all alike
-            seconds, report = run_check(zip_path, stores[jobs], jobs, args.baseline_src)
+            seconds, report = run_check(zip_path, stores[jobs], jobs, baselines.get(jobs))
             keys_matched = {e["key_index"] for e in report["exposures"]}
             if len(keys_matched) != planted:
                 raise SystemExit(f"check found {len(keys_matched)} of {planted} planted exposures")
             times[jobs].append(seconds)
-    name = {j: "baseline" if j == BASELINE else f"jobs={j}" for j in variants}
+    name = {j: f"baseline {baselines[j].name}" if j in baselines else f"jobs={j}" for j in variants}
     medians = {j: statistics.median(ts) for j, ts in times.items()}
     result: dict[str, object] = {
         "keys": args.keys,
         "sightings": args.sightings,
         "sightings_per_rpi": args.per_rpi,
         "zip_bytes": zip_path.stat().st_size,
-        "baseline": str(args.baseline_src) if args.baseline_src else None,
+        "baselines": [str(src) for src in baselines.values()],
         "runs": {name[j]: [round(t, 3) for t in ts] for j, ts in times.items()},
         "median_seconds": {name[j]: round(m, 3) for j, m in medians.items()},
-        "peak_rss_mb": {name[j]: round(_peak_of(zip_path, stores[j], j, args.baseline_src), 1) for j in variants},
+        "peak_rss_mb": {name[j]: round(_peak_of(zip_path, stores[j], j, baselines.get(j)), 1) for j in variants},
         "cores": len(os.sched_getaffinity(0)),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "load_average_start_end": [load_at_start, [round(x, 2) for x in os.getloadavg()]],
     }
-    reference = BASELINE if args.baseline_src else variants[0]
-    result[f"speedup_vs_{name[reference]}"] = {name[j]: round(medians[reference] / m, 2) for j, m in medians.items()}
+    for reference in [*baselines, variants[len(baselines)]]:
+        result[f"speedup_vs_{name[reference]}"] = {name[j]: round(medians[reference] / m, 2) for j, m in medians.items()}
     print(json.dumps(result, indent=None if args.json else 2))
 
 
