@@ -157,20 +157,23 @@ def check_store(
     the minutes and days it judges (``StoredReceiverContext``).  The exposures are the same.
     """
     scorer = scorer or get_scorer()
-    usable = np.flatnonzero(keys["report_type"] != REPORT_TYPE_REVOKED)
+    revoked = keys["report_type"] == REPORT_TYPE_REVOKED
+    usable = np.flatnonzero(~revoked)
     span = sightings_span(keys)
     if span is None:
         return 0, []
     days = days or whole_days(span)
     every, repeated = store.heard_rpis(*days, repeated=MIN_SIGHTINGS)
-    found, rpis = keys_heard(keys[usable], HeardIndex(every, store.heard_intervals(*span)), jobs=jobs)
+    heard = HeardIndex(every, store.heard_intervals(*span))
+    # no copy of a national day's keys when none is revoked (as check_sightings)
+    found, rpis = keys_heard(keys[usable] if revoked.any() else keys, heard, jobs=jobs)
     rows, ids = store.sightings_with_rpis(rpis, *span)
     if hasattr(scorer, "for_receiver"):
         context = StoredReceiverContext(
             store, ids, days, repeated, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer)
         )
         scorer = for_receiver(scorer, context)
-    windows = find_exposures(keys[usable][found], rows, rssi_correction=rssi_correction)
+    windows = find_exposures(keys[usable[found]], rows, rssi_correction=rssi_correction)
     return store.count_usable(*span), _scored(windows, usable[found], scorer)
 
 
