@@ -153,10 +153,15 @@ def simulate(
     "--rssi-shift", default=0.0, show_default=True, type=FloatRange(-30, 30),
     help="Add DB to every RSSI: the verdicts if every phone's calibration were off by that much.",
 )
+@click.option(
+    "--bystanders/--no-bystanders", default=True, show_default=True,
+    help="Judge each minute against the other devices the receiver heard in it (MIT LL's logs hold them; "
+    "read at -24 dBm, never scored), as a bluezone receiver does with its other links.",
+)
 @json_option(help="Print the report as JSON.")
 def evaluate(
     dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int | None, calibration: bool,
-    calibration_table: Path | None, rssi_shift: float, as_json: bool,
+    calibration_table: Path | None, rssi_shift: float, bystanders: bool, as_json: bool,
 ) -> None:
     """Replay real RSSI recordings (README, manifest.csv, data/) through both scorers.
 
@@ -177,7 +182,7 @@ def evaluate(
     with terminal_progress(f"evaluate {dataset}: {chains} chains, {bootstrap} bootstrap resamples, seed {seed}") as progress:
         report = run_evaluation(
             dataset, seed=seed, chains=chains, bootstrap=bootstrap, tx_power=tx_power, progress=progress,
-            calibration=chosen, rssi_shift_db=rssi_shift,
+            calibration=chosen, rssi_shift_db=rssi_shift, bystanders=bystanders,
         )
     if as_json:
         click.echo(json.dumps(report, indent=2))

@@ -6,7 +6,12 @@ Two layouts are understood, told apart by their files:
   recording; the partner's adverts are the ``Bluetooth`` rows named ``BlueProxTx``; the
   separation is the latest ``Range`` line (feet).  RSSI 127 ("not available") is dropped,
   and so are the near-duplicates the README describes (same id and RSSI within 1 ms; 3.5 ms of
-  the wall clock in logs without Apple's clock).
+  the wall clock in logs without Apple's clock).  With ``bystanders=True`` the other devices the
+  receiver heard (every ``Bluetooth`` row not named ``BlueProxTx``, from any id the beacon never
+  used) are kept beside each recording as ``Recording.bystanders``: per peripheral id, the same
+  rules (RSSI 127 dropped, duplicates removed per id).  They are context for the receiver (its
+  other links in the same minute, ``bluezone.matching.receiver``), never scored or labelled;
+  their TX power is unknown.
 - Ng et al. (``data/<Set>/RSS_human*.csv``): columns device, elapsed, rss, dist (cm); one
   recording per (set, distance), both phones' rows, grouped per device.  When a device's
   ``elapsed`` is rounded (100 s steps in two sets), its rows are spread evenly over the
@@ -34,7 +39,9 @@ import csv
 import datetime as dt
 import gzip
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +54,9 @@ FEET = 0.3048
 PACT_NAME = "BlueProxTx"
 NG_COLUMNS = {"device", "elapsed", "rss", "dist"}
 MIN_RSSI, MAX_RSSI = -127, 20  # dBm a BLE receiver can report
+#: An advert of a device other than the recording's transmitter: when (s), how strong (dBm), which
+#: device (a number per peripheral id within the log).
+BYSTANDER_DTYPE = np.dtype([("time", "f8"), ("rssi", "f8"), ("link", "i4")])
 
 
 @dataclass(frozen=True)
@@ -69,10 +79,16 @@ class Recording:
     rssi: np.ndarray  # dBm
     receiver: str = ""  # model of the phone that measured the RSSI ("" when the dataset does not say)
     transmitter: str = ""  # model (or name) of the phone heard
+    #: other devices the receiver heard meanwhile (BYSTANDER_DTYPE; empty unless asked for and present)
+    bystanders: np.ndarray = field(default_factory=lambda: np.empty(0, BYSTANDER_DTYPE))
 
 
-def load_dataset(root: str | Path) -> Dataset:
-    """The recordings of a dataset directory; unreadable files and lines are skipped and reported."""
+def load_dataset(root: str | Path, *, bystanders: bool = False) -> Dataset:
+    """The recordings of a dataset directory; unreadable files and lines are skipped and reported.
+
+    ``bystanders``: also keep the other devices each receiver heard (PACT logs; the Ng CSVs hold
+    only the two phones of a set), as ``Recording.bystanders``.
+    """
     root = Path(root)
     data = root / "data"
     if not data.is_dir():
@@ -81,8 +97,9 @@ def load_dataset(root: str | Path) -> Dataset:
         raise DatasetError(f"{root}: no data/ directory (expected README, manifest.csv, data/){hint}")
     logs = sorted(data.glob("*/*.txt.gz"))
     csvs = sorted(data.glob("*/*.csv"))
+    reader: Callable[[Path, Path], tuple[list[Recording], int]]
     if logs:
-        layout, files, reader = "mitll_pact", logs, _read_pact
+        layout, files, reader = "mitll_pact", logs, partial(_read_pact, bystanders=bystanders)
     elif csvs:
         layout, files, reader = "ng_rss_smartphone", csvs, _read_ng
     else:
@@ -121,11 +138,13 @@ def _plausible_rssi(value: float) -> bool:
     return MIN_RSSI <= value <= MAX_RSSI
 
 
-def _read_pact(path: Path, data: Path) -> tuple[list[Recording], int]:
-    """(recordings, malformed lines skipped) of one PACT log."""
+def _read_pact(path: Path, data: Path, bystanders: bool = False) -> tuple[list[Recording], int]:
+    """(recordings, malformed lines skipped) of one PACT log; with ``bystanders``, each recording
+    carries the other devices heard at its range."""
     setup = path.parent.name
     rid = str(path.relative_to(data))
     rows: list[tuple[float, float, int, str, float]] = []  # range ft, time, rssi, id, apple time
+    others: list[tuple[float, float, int, str, float]] = []  # the same, of every other device
     range_ft: float | None = None
     receiver = transmitter = ""
     bad = 0
@@ -146,42 +165,78 @@ def _read_pact(path: Path, data: Path) -> tuple[list[Recording], int]:
                         if not 0 < value < 1e4:
                             raise ValueError("distance")
                         range_ft = value
-                    elif kind == "Bluetooth" and len(parts) >= 7 and parts[4] == PACT_NAME and range_ft is not None:
+                    elif kind == "Bluetooth" and len(parts) >= 7 and range_ft is not None:
+                        beacon = parts[4] == PACT_NAME
+                        if not (beacon or bystanders):
+                            continue
                         level = int(parts[3])
                         if level == 127:  # iOS: not available
                             continue
                         if not _plausible_rssi(level):
                             raise ValueError("rssi")
-                        rows.append((range_ft, _pact_time(parts[0]), level, parts[2], float(parts[6])))
+                        (rows if beacon else others).append(
+                            (range_ft, _pact_time(parts[0]), level, parts[2], float(parts[6]))
+                        )
                 except (ValueError, OverflowError):
                     bad += 1
     except (OSError, EOFError, UnicodeError) as exc:
         raise DatasetError(f"cannot read PACT log: {exc}") from None
     if not rows:
         return [], bad
-    rng_ft = np.array([r[0] for r in rows])
-    times = np.array([r[1] for r in rows])
-    rssi = np.array([r[2] for r in rows])
-    ids = np.array([r[3] for r in rows])
-    apple = np.array([r[4] for r in rows])
-    # the README's rule: same id and RSSI within 1 ms of Apple's clock; the iPhone 6s logs have no Apple
-    # time (-1), and on their millisecond wall clock the same duplicates sit 0-3 ms apart (the beacon's
-    # own adverts are tens of ms apart), so there the window is 3.5 ms
-    has_apple = apple > 0
-    stamp = np.where(has_apple, apple, times)
-    window = np.where(has_apple[1:] & has_apple[:-1], 0.001, 0.0035)
-    dup = np.r_[False, (ids[1:] == ids[:-1]) & (rssi[1:] == rssi[:-1]) & (np.abs(np.diff(stamp)) < window)]
-    keep = ~dup
+    rng_ft, times, rssi, ids, keep = _deduplicated(rows)
+    beacon_ids = set(ids.tolist())
+    o_rng, o_times, o_rssi, o_ids, o_keep = _deduplicated([r for r in others if r[3] not in beacon_ids], per_id=True)
+    o_link = np.unique(o_ids, return_inverse=True)[1].reshape(-1) if len(o_ids) else np.empty(0, np.int64)
     out = []
     for value in np.unique(rng_ft[keep]):
         m = keep & (rng_ft == value)
         order = np.argsort(times[m], kind="stable")
+        heard = o_keep & (o_rng == value)
+        near = np.zeros(int(heard.sum()), BYSTANDER_DTYPE)
+        near["time"], near["rssi"], near["link"] = o_times[heard], o_rssi[heard], o_link[heard]
         out.append(
             Recording(
-                rid, setup, float(value) * FEET, times[m][order], rssi[m][order].astype(np.float64), receiver, transmitter
+                rid,
+                setup,
+                float(value) * FEET,
+                times[m][order],
+                rssi[m][order].astype(np.float64),
+                receiver,
+                transmitter,
+                near[np.argsort(near["time"], kind="stable")],
             )
         )
     return out, bad
+
+
+def _deduplicated(
+    rows: list[tuple[float, float, int, str, float]], per_id: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(range ft, time, rssi, id, which rows to keep) of (range ft, time, rssi, id, apple time) rows.
+
+    The README's rule: same id and RSSI within 1 ms of Apple's clock; the iPhone 6s logs have no
+    Apple time (-1), and on their millisecond wall clock the same duplicates sit 0-3 ms apart (the
+    beacon's own adverts are tens of ms apart), so there the window is 3.5 ms.  The beacon's rows
+    are compared in file order; ``per_id`` (many devices interleaved) compares each id's rows in
+    time order.
+    """
+    if not rows:
+        empty = np.empty(0)
+        return empty, empty, empty, np.empty(0, str), np.empty(0, bool)
+    rng_ft = np.array([r[0] for r in rows])
+    times = np.array([r[1] for r in rows])
+    rssi = np.array([r[2] for r in rows], np.float64)
+    ids = np.array([r[3] for r in rows])
+    apple = np.array([r[4] for r in rows])
+    has_apple = apple > 0
+    stamp = np.where(has_apple, apple, times)
+    order = np.lexsort((stamp, ids)) if per_id else np.arange(len(rows))
+    i, r, s, a = ids[order], rssi[order], stamp[order], has_apple[order]
+    window = np.where(a[1:] & a[:-1], 0.001, 0.0035)
+    dup = np.r_[False, (i[1:] == i[:-1]) & (r[1:] == r[:-1]) & (np.abs(np.diff(s)) < window)]
+    keep = np.empty(len(rows), bool)
+    keep[order] = ~dup
+    return rng_ft, times, rssi, ids, keep
 
 
 def _read_ng(path: Path, data: Path) -> tuple[list[Recording], int]:

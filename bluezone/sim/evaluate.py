@@ -23,16 +23,19 @@ came out above the point estimate.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bluezone.calibration.table import CalibrationTable, default_table
-from bluezone.matching.matcher import ExposureWindow
+from bluezone.matching.bluezone_scorer import BluezoneScorer, minute_attenuation
+from bluezone.matching.matcher import DEFAULT_TX_POWER, ExposureWindow
+from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
 from bluezone.matching.scoring import Scorer, get_scorer, scorer_names
 from bluezone.progress import Progress
+from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.sim.datasets import Recording, load_dataset
 from bluezone.sim.scenario import RadioModel
 from bluezone.sim.metrics import average_precision, confusion, roc_auc
@@ -164,19 +167,73 @@ def _link_key(r: Recording) -> str:
 
 @dataclass(frozen=True)
 class Minute:
-    """One minute of a recording: its attenuations, distance and setup."""
+    """One minute of a recording: its attenuations, distance and setup, and the receiver's other
+    links heard in that minute (their link-minute values, as ``receiver_context`` makes them)."""
 
     rid: str
     setup: str
     distance_m: float
     times: np.ndarray  # seconds from the minute's start
     attenuation: np.ndarray
+    others: np.ndarray = field(default_factory=lambda: np.empty(0))  # dB, one per bystander heard in the minute
+
+
+def bystander_minutes(recording: Recording, slot: np.ndarray, rssi_correction: float) -> dict[int, np.ndarray]:
+    """Per slot (minutes from the recording's first advert), the link-minute values of the
+    bystanders heard in it: what a bluezone receiver's context holds of them (a 10th percentile
+    of each device's minute, at least 2 adverts), at the nominal TX power, since theirs is unknown."""
+    b = recording.bystanders
+    if len(b) == 0 or len(recording.times) == 0:
+        return {}
+    sightings = np.zeros(len(b), SIGHTING_DTYPE)
+    sightings["time"] = b["time"] - recording.times[0]
+    ids = np.zeros((len(b), 2), "<u8")
+    ids[:, 0] = b["link"]
+    sightings["rpi"] = ids.view("V16").reshape(-1)
+    sightings["rssi"] = b["rssi"]
+    context = receiver_context(sightings[sightings["time"] >= 0], nominal_tx_power=DEFAULT_TX_POWER)
+    if context.value_slot is None or len(context.values) == 0:
+        return {}
+    wanted = set(np.unique(slot).tolist())
+    return {
+        int(s): context.values[context.value_slot == s] - rssi_correction  # percentiles move with the correction
+        for s in np.unique(context.value_slot)
+        if int(s) in wanted
+    }
+
+
+def bystander_context(minutes: list[Minute]) -> ReceiverContext | None:
+    """The receiver context of consecutive ``minutes`` (minute i in slot i, day 0), None without bystanders."""
+    if not any(len(m.others) for m in minutes):
+        return None
+    values = np.concatenate([m.others for m in minutes])
+    slots = np.concatenate([np.full(len(m.others), i, np.int64) for i, m in enumerate(minutes)])
+    return ReceiverContext(values, np.zeros(len(values), np.int64), np.empty(0, np.int64), value_slot=slots)
+
+
+def judged(scorer: Scorer, minutes: list[Minute]) -> Scorer:
+    """``scorer`` told about the receiver's other links in ``minutes`` (itself when there are none)."""
+    context = bystander_context(minutes)
+    return scorer if context is None else for_receiver(scorer, context)
+
+
+def judged_attenuation(scorer: Scorer, window: ExposureWindow, typical: float) -> float:
+    """The attenuation a scorer judged the window by: for bluezone with a receiver context, the
+    median smoothed per-minute attenuation after the same-minute correction (``Score`` shows it
+    before), else ``typical``."""
+    if not isinstance(scorer, BluezoneScorer) or scorer.receiver is None:
+        return typical
+    slots, value, _ = minute_attenuation(window.times, window.attenuation, scorer.config)
+    if len(value) == 0:
+        return typical
+    return float(np.median(scorer.smoothed(slots, value - scorer.minute_shift(window, slots))))
 
 
 def minutes_of(recordings: list[Recording], tx_power: int, links: dict[str, LinkCalibration] | None = None) -> list[Minute]:
     """Cut every recording into one-minute windows (a last part under 30 s is dropped).
 
-    Attenuation is ``tx_power - rssi``, or with ``links`` each recording's calibrated reading.
+    Attenuation is ``tx_power - rssi``, or with ``links`` each recording's calibrated reading;
+    each minute carries its bystanders' link-minutes (``Recording.bystanders``, when read).
     """
     out = []
     for r in recordings:
@@ -185,12 +242,14 @@ def minutes_of(recordings: list[Recording], tx_power: int, links: dict[str, Link
             continue
         t = r.times - r.times[0]
         slot = np.floor(t / 60.0).astype(np.int64)
+        heard = bystander_minutes(r, slot, link.rssi_correction_db)
         for s in np.unique(slot):
             m = slot == s
             if t[m].max() - t[m].min() < MIN_WINDOW_S and s == slot.max() and s > 0:
                 continue
             attenuation = link.tx_power_dbm - (r.rssi[m] + link.rssi_correction_db)
-            out.append(Minute(r.rid, r.setup, r.distance_m, t[m] - s * 60.0, attenuation))
+            others = heard.get(int(s), np.empty(0))
+            out.append(Minute(r.rid, r.setup, r.distance_m, t[m] - s * 60.0, attenuation, others))
     return out
 
 
@@ -201,7 +260,7 @@ def _window(times: np.ndarray, attenuation: np.ndarray) -> ExposureWindow:
     )
 
 
-def chain(minutes: list[Minute], closes: int, total: int, rng: np.random.Generator) -> ExposureWindow | None:
+def chain(minutes: list[Minute], closes: int, total: int, rng: np.random.Generator) -> list[Minute] | None:
     """``total`` consecutive minutes of one setup: ``closes`` under 2 m, in one block."""
     near = [m for m in minutes if m.distance_m < CLOSE_M]
     far = [m for m in minutes if m.distance_m >= CLOSE_M]
@@ -213,12 +272,16 @@ def chain(minutes: list[Minute], closes: int, total: int, rng: np.random.Generat
     ) + ([near[i] for i in rng.integers(0, len(near), closes)] if closes else [])
     rest = total - closes - before
     picks += [far[i] for i in rng.integers(0, len(far), rest)] if rest else []
+    return picks
+
+
+def window_of(picks: list[Minute]) -> ExposureWindow:
+    """The exposure window of consecutive minutes (minute i from 60·i s on)."""
     times = np.concatenate([m.times + 60.0 * i for i, m in enumerate(picks)])
-    att = np.concatenate([m.attenuation for m in picks])
-    return _window(times, att)
+    return _window(times, np.concatenate([m.attenuation for m in picks]))
 
 
-def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list[tuple[ExposureWindow, int]]:
+def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list[tuple[list[Minute], int]]:
     setups: dict[str, list[Minute]] = {}
     for m in minutes:
         setups.setdefault(m.setup, []).append(m)
@@ -231,9 +294,9 @@ def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list
         lo = CHAIN_MINUTES if not has_far else 0
         hi = 0 if not has_near else CHAIN_MINUTES
         k = int(rng.integers(lo, hi + 1)) if hi >= lo else 0
-        w = chain(ms, k, CHAIN_MINUTES, rng)
-        if w is not None:
-            out.append((w, k))
+        picks = chain(ms, k, CHAIN_MINUTES, rng)
+        if picks is not None:
+            out.append((picks, k))
     return out
 
 
@@ -279,9 +342,9 @@ def ndcf(within: np.ndarray, detected: np.ndarray, rank: np.ndarray) -> dict[str
     }
 
 
-def _chain_metrics(scorer: Scorer, chains: list[tuple[ExposureWindow, int]]) -> dict[str, Any]:
+def _chain_metrics(scorer: Scorer, chains: list[tuple[list[Minute], int]]) -> dict[str, Any]:
     truth = np.array([k >= CLOSE_MINUTES for _, k in chains])
-    scores = [scorer.score(w) for w, _ in chains]
+    scores = [judged(scorer, picks).score(window_of(picks)) for picks, _ in chains]
     predicted = np.array([s.close_contact for s in scores])
     est = np.array([s.weighted_minutes for s in scores])
     true_min = np.array([k for _, k in chains], float)
@@ -306,6 +369,7 @@ def evaluate(
     progress: Progress | None = None,
     calibration: CalibrationTable | None | bool = True,
     rssi_shift_db: float = 0.0,
+    bystanders: bool = True,
 ) -> dict[str, Any]:
     """The evaluation report of one dataset directory, as a JSON-ready dict.
 
@@ -315,10 +379,14 @@ def evaluate(
     measured beacon power (``BEACON_TX_POWER``) when calibrating, else ``NOMINAL_TX_POWER``.
     ``rssi_shift_db`` is added to every RSSI: what the verdicts would be if every phone's
     calibration were off by that much (docs/calibration.md).
+    ``bystanders``: the other devices each receiver heard (PACT logs) are its other links, the
+    context a bluezone receiver judges each minute against (``bluezone.matching.receiver``); they
+    are read at the nominal TX power (theirs is unknown) and never scored.  False: each recording
+    is a receiver alone with its one link, as before.
     """
     say = progress or (lambda stage, fraction: None)
     say("reading the recordings", 0.0)
-    dataset = load_dataset(root)
+    dataset = load_dataset(root, bystanders=bystanders)
     table = default_table() if calibration is True else (calibration or None)
     beacon = BEACON_TX_POWER.get(dataset.layout) if (table is not None and tx_power is None) else None
     tx_power = NOMINAL_TX_POWER if tx_power is None else tx_power
@@ -337,14 +405,18 @@ def evaluate(
     windows = [_window(m.times, m.attenuation) for m in minutes]
     for done, (n, j) in enumerate(judges.items()):
         say("scoring one-minute windows", done / len(judges))
-        scored = [j.score(w) for w in windows]
+        bound = [judged(j, [m]) for m in minutes]
+        scored = [b.score(w) for b, w in zip(bound, windows)]
         window_scores[n] = np.array([s.weighted_minutes for s in scored])
-        window_rank[n] = -np.array([s.typical_attenuation for s in scored])
+        window_rank[n] = -np.array([judged_attenuation(b, w, s.typical_attenuation) for b, w, s in zip(bound, windows, scored)])
         deciders = distance_decisions(n)
         per_distance[n] = (
             None
             if deciders is None
-            else {key: np.array([d.score(w).weighted_minutes for w in windows]) for key, d in deciders.items()}
+            else {
+                key: np.array([judged(d, [m]).score(w).weighted_minutes for m, w in zip(minutes, windows)])
+                for key, d in deciders.items()
+            }
         )
     say("scoring one-minute windows", 1.0)
     chain_set = _chains(minutes, chains, rng)
@@ -363,6 +435,11 @@ def evaluate(
         "nominal_tx_power_dbm": tx_power,
         "calibration": calibration_report,
         "rssi_shift_db": rssi_shift_db,
+        "bystanders": {
+            "read": bystanders,
+            "minutes_with_2_or_more": sum(len(m.others) >= 2 for m in minutes),
+            "tx_power_dbm": DEFAULT_TX_POWER,
+        },
         "seed": seed,
         "scorers": {},
     }
@@ -422,6 +499,7 @@ def table(report: dict[str, Any]) -> str:
         f"one-minute windows ({report['minutes_under_2m']} under 2 m), {report['chains']} chained {report['chain_minutes']}-minute exposures",
         *(f"skipped: {p}" for p in report.get("problems", [])),
         _calibration_line(report),
+        _bystander_line(report),
         f"{'scorer':<10}{'ROC-AUC':>9}{'PR-AUC':>8}{'precision':>11}{'recall':>8}{'F1':>7}   F1 95% CI",
     ]
     for n, s in report["scorers"].items():
@@ -441,6 +519,16 @@ def table(report: dict[str, Any]) -> str:
             )
             lines.append(f"{'':<10}nDCF, a decision for each distance (thresholds moved by the path-loss model): {own}")
     return "\n".join(lines)
+
+
+def _bystander_line(report: dict[str, Any]) -> str:
+    b = report.get("bystanders") or {}
+    if not b.get("read"):
+        return "receiver context: none (each recording is its receiver's only link)"
+    return (
+        f"receiver context: other devices heard, at {b['tx_power_dbm']} dBm (their TX power is unknown), "
+        f"2 or more in {b['minutes_with_2_or_more']} of {report['minutes']} minutes"
+    )
 
 
 def _calibration_line(report: dict[str, Any]) -> str:
