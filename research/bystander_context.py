@@ -1,6 +1,6 @@
 """MIT LL with the receiver's context: the bystanders each receiver heard as its other links.
 
-Usage: python research/bystander_context.py [MITLL_DIR]
+Usage: python research/bystander_context.py [MITLL_DIR] [--sensitivity]
 (default: ../shared/datasets/mitll_pact)
 
 Each PACT log also holds the adverts of devices around the receiver other than the beacon. A
@@ -15,11 +15,16 @@ GAEN (GAEN takes no receiver context: its rows are the same both ways), and the 
 ceiling: the best shift of every threshold (-15..+15 dB) chosen on the minutes themselves. On all logs, on the logs
 that hear two or more bystanders (20+ adverts each), and on the 12 folders that took no part in
 measuring the beacons' TX power (all but HandDOWN_HandDOWN).
+
+``--sensitivity``: bluezone again with the bystanders read at other TX powers than the nominal
+-24 dBm (nobody knows theirs): how much the result rests on that assumption. Not a choice: the
+default stays -24 dBm, the daemon's assumption for every neighbour.
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -110,8 +115,22 @@ def report(label: str, minutes: list[Minute]) -> None:
                   + f"{'':<9}" + "".join(f"{x:>7.3f}" for x in best))
 
 
+def sensitivity(label: str, minutes: list[Minute]) -> None:
+    """bluezone's ROC-AUC and per-distance nDCF with the bystanders read at other TX powers."""
+    dist = np.array([m.distance_m for m in minutes])
+    print(f"\n{label}, bluezone, bystanders read at another TX power: ROC-AUC and nDCF per distance at 1.2 / 1.8 / 3.0 m")
+    for tx in (-36, -30, -27, -24, -21, -18, -12):
+        moved_minutes = [replace(m, others=m.others + (tx - NOMINAL_TX_POWER)) for m in minutes]
+        detected, rank, per_d = scored("bluezone", moved_minutes, True)
+        rows = [ndcf(dist <= d + TC4TL_SLACK_M, per_d[f"{d:.1f}"], rank) for d in TC4TL_DISTANCES_M]
+        near, far = np.mean(detected[dist <= 1.2 + TC4TL_SLACK_M]), np.mean(detected[dist >= 3.0])
+        print(f"  {tx:>4} dBm  ROC-AUC " + " / ".join(f"{r['roc_auc']:.3f}" for r in rows)
+              + "   nDCF " + " / ".join(f"{r['ndcf']:.3f}" for r in rows) + f"   detected {near:.2f} / {far:.2f}")
+
+
 def main() -> None:
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else SHARED / "mitll_pact"
+    args = [a for a in sys.argv[1:] if a != "--sensitivity"]
+    root = Path(args[0]) if args else SHARED / "mitll_pact"
     dataset = load_dataset(root, bystanders=True)
     links, _ = calibrations(dataset.recordings, default_table(), NOMINAL_TX_POWER, BEACON_TX_POWER.get(dataset.layout))
     minutes = minutes_of(dataset.recordings, NOMINAL_TX_POWER, links)
@@ -121,6 +140,10 @@ def main() -> None:
         busy.setdefault(r.rid, set()).update(links_heard[counts >= BUSY].tolist())
     crowded = {rid for rid, heard in busy.items() if len(heard) >= 2}
     print(f"{len(crowded)} of {len(busy)} logs hear 2 or more bystanders with {BUSY}+ adverts")
+    if "--sensitivity" in sys.argv[1:]:
+        sensitivity(f"{root.name}, all logs", minutes)
+        sensitivity(f"{root.name} without {CALIBRATION_FOLDER}", [m for m in minutes if m.setup != CALIBRATION_FOLDER])
+        return
     report(f"{root.name}, all logs", minutes)
     report(f"{root.name}, logs with 2+ bystanders", [m for m in minutes if m.rid in crowded])
     report(f"{root.name} without {CALIBRATION_FOLDER}", [m for m in minutes if m.setup != CALIBRATION_FOLDER])

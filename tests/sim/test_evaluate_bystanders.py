@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 from sim_helpers import DATASETS
 
@@ -45,6 +48,33 @@ def test_bystanders_are_other_devices_per_id_without_127_duplicates_or_the_beaco
     b = with_others.bystanders
     assert b["rssi"].tolist() == [-80, -70, -81]
     assert b["link"].tolist()[0] == b["link"].tolist()[2] != b["link"].tolist()[1]
+
+
+bystander_junk = st.builds(
+    lambda t, r, at: f"{t},Bluetooth,OTHER,{r},None,24.0,{at}",
+    st.sampled_from(["2020-05-16 10:33:00.000", "yesterday", ""]),
+    st.sampled_from(["-60.5", "abc", "300", "-200", "", "127"]),
+    st.sampled_from(["611332352.9", "nope", ""]),
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(junk=st.lists(bystander_junk, min_size=1, max_size=6), where=st.floats(0.05, 0.95))
+def test_junk_bystander_lines_are_skipped_and_change_nothing_else(tmp_path_factory: pytest.TempPathFactory, junk: list[str], where: float) -> None:
+    root = tmp_path_factory.mktemp("junk") / "mitll_small"
+    shutil.copytree(DATASETS / "mitll_small", root)
+    clean = load_dataset(root, bystanders=True).recordings
+    log = sorted((root / "data" / "HandDOWN_HandDOWN").glob("*5ft*.txt.gz"))[0]
+    lines = gzip.decompress(log.read_bytes()).decode().splitlines(keepends=True)
+    at = max(int(len(lines) * where), 12)  # after the first Range line
+    lines[at:at] = [j + "\n" for j in junk]
+    log.write_bytes(gzip.compress("".join(lines).encode()))
+    dirty = load_dataset(root, bystanders=True).recordings
+    assert len(clean) == len(dirty)
+    for a, b in zip(clean, dirty):
+        assert np.array_equal(a.rssi, b.rssi) and np.array_equal(a.times, b.times)
+        assert np.array_equal(a.bystanders, b.bystanders)
 
 
 def test_ng_recordings_have_no_bystanders() -> None:
