@@ -4,7 +4,10 @@ Each recording is cut into one-minute windows; each window is an exposure window
 matcher would build it: attenuation = TX power - (RSSI + RSSI correction), both numbers taken
 per phone model from Google's calibration table (``bluezone.calibration``) where the dataset
 names the phones and the table knows them, else the nominal ``tx_power`` and 0 dB; the report
-lists every phone and where its numbers came from.  Per window: detected "closer than 2 m"
+lists every phone and where its numbers came from.  Where a recording also holds the
+other devices its receiver heard (MIT LL's PACT logs), they are the receiver's other links: a
+bluezone scorer judges each minute against them (the same-minute reference of
+``bluezone.matching.receiver``), read at the nominal TX power and never scored.  Per window: detected "closer than 2 m"
 when the scorer credits at least half a minute (per-distance detection rates), and
 ranked by the scorer's typical attenuation for ROC and PR.  nDCF = P_miss + P_fa (NIST
 TC4TL's metric, its distances 1.2, 1.8 and 3.0 m) scores that same default detection, fixed
