@@ -69,7 +69,7 @@ def worker(db: str, n_keys: int, seed: int, signing: Path) -> dict[str, Any]:
     if strays:  # a module the older version lacks, found in an installed bluezone: not that version's run
         raise SystemExit(f"modules from outside {src}: {strays[:3]}")
     return {"export_seconds": seconds, "floor_seconds": floor, "keys": sum(b.num_keys for b in batches),
-            "files": len(batches)}
+            "files": len(batches), "storage": type(storage).__name__}
 
 
 def run(src: Path, db: str, n_keys: int, seed: int) -> dict[str, Any]:
@@ -85,13 +85,15 @@ def run(src: Path, db: str, n_keys: int, seed: int) -> dict[str, Any]:
 
 
 def _postgres_database(dsn: str, name: str) -> str:
-    """The DSN of database ``name`` on the server of ``dsn``, created if missing."""
+    """The ``postgresql://`` URL of database ``name`` on the server of ``dsn`` (a URL), created if missing."""
+    from urllib.parse import urlsplit, urlunsplit
+
     import psycopg
 
     with psycopg.connect(dsn, autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{name}"')
-    return psycopg.conninfo.make_conninfo(dsn, dbname=name)
+    return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
 def main() -> None:
@@ -102,8 +104,8 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, help="directory holding an older bluezone/")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-export-bench")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
-    parser.add_argument("--postgres", metavar="DSN", help="PostgreSQL instead of SQLite: each version gets its own"
-                        " database (bluezone_export_bench_<version>) in the server DSN names")
+    parser.add_argument("--postgres", metavar="URL", help="PostgreSQL instead of SQLite (postgresql://...): each version"
+                        " gets its own database (bluezone_export_bench_<version>_...) on that server")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -128,6 +130,9 @@ def main() -> None:
     for name, rows in runs.items():
         if any(row["keys"] != args.keys for row in rows):
             raise SystemExit(f"{name} exported {[row['keys'] for row in rows]} keys, not {args.keys}")
+        expected = "PostgresStorage" if args.postgres else "SQLiteStorage"
+        if any(row["storage"] != expected for row in rows):  # a DSN open_storage took for a file name, say
+            raise SystemExit(f"{name} ran on {[row['storage'] for row in rows]}, not {expected}")
         result[name] = {
             "export_seconds": statistics.median(row["export_seconds"] for row in rows),
             "floor_seconds": statistics.median(row["floor_seconds"] for row in rows),
