@@ -32,7 +32,7 @@ from google.protobuf.message import DecodeError
 import bluezone.keyformat.gaen_export_pb2 as pb
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import ExportSignatureError, KeyFileError
-from bluezone.keyformat.exportstream import stream_export_bin
+from bluezone.keyformat.exportstream import PIECE, stream_export_bin
 from bluezone.keyformat.tekencode import KEYS_FIELD, REVISED_KEYS_FIELD, encode_keys
 from bluezone.keyformat.tekwire import columns_from_messages, decode_keys, keys_from_columns, raw_export_class
 from bluezone.keyformat.keys import KEY_DTYPE, MAX_KEY_FILE_BYTES, empty_keys
@@ -138,10 +138,16 @@ def _read_export(
     with open_bin() as stream:
         streamed = stream_export_bin(stream, size)
     if streamed is None:
+        # held whole from here: a file of a few hundred KB zipped may inflate to MAX_KEY_FILE_BYTES
+        # and protobuf's parse takes twice that, so its signature is checked first, streamed
+        digest = None
+        if check is not None:
+            digest = _sha256(open_bin)
+            check(digest)
         with open_bin() as stream:
             data = stream.read(MAX_KEY_FILE_BYTES + 1)
-        if check is not None:
-            check(hashlib.sha256(data).digest())
+        if digest is not None and hashlib.sha256(data).digest() != digest:
+            raise KeyFileError("export.bin changed while it was read: not the bytes whose signature was checked")
         return parse_whole_export_bin(data)
     if check is not None:
         check(streamed.digest)
@@ -157,6 +163,15 @@ def _read_export(
         keys=streamed.keys,
         revised_keys=streamed.revised_keys,
     )
+
+
+def _sha256(open_bin: Callable[[], AbstractContextManager[BinaryIO]]) -> bytes:
+    """The SHA-256 of what ``open_bin`` opens, read ``PIECE`` bytes at a time."""
+    hasher = hashlib.sha256()
+    with open_bin() as stream:
+        while piece := stream.read(PIECE):
+            hasher.update(piece)
+    return hasher.digest()
 
 
 def parse_whole_export_bin(data: bytes) -> ExportFile:

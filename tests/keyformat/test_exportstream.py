@@ -283,3 +283,23 @@ def test_a_bare_export_bin_file_streams_and_carries_no_signature(tmp_path: Path,
     path.write_bytes(build_export_bin(keys, region="VN")[:-3])
     with pytest.raises(KeyFileError, match=f"{path}: export.bin is not a valid TemporaryExposureKeyExport"):
         load_keys(path)
+
+
+def test_a_file_left_to_protobuf_has_its_signature_checked_before_it_is_held_whole(
+    signer: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Many small unknown fields make the streamed reader leave a file to protobuf's parse of the
+    whole file: 24 MB of them zip to ~25 KB, so a bad signature must be said before it is held."""
+    private, info = signer
+    export_bin = build_export_bin(_keys(50), region="VN") + b"\x48\x00" * (12 << 20)  # field 9, varint 0
+    forged = write_export_zip(export_bin, sign_export(export_bin[:-2], private, info))
+    assert len(forged) < 1 << 20
+    largest = []
+    read = export_module._Member.read
+    monkeypatch.setattr(export_module._Member, "read", lambda self, n=-1: largest.append(n) or read(self, n))
+    with pytest.raises(ExportSignatureError, match="does not verify"):
+        open_signed_export(forged, private.public_key())
+    assert 0 < max(largest) <= exportstream.PIECE, "export.bin read whole before its signature was checked"
+    small = build_export_bin(_keys(50), region="VN") + b"\x48\x00" * 20_000  # still left to protobuf
+    export, verified = open_signed_export(write_export_zip(small, sign_export(small, private, info)), private.public_key())
+    assert verified == info and export.keys.tobytes() == _keys(50).tobytes()
