@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import operator
 import os
 from collections.abc import Callable
 from typing import Any
@@ -86,6 +87,7 @@ def rpis_for_keys(
     is shared between keys with the same start (most keys start at UTC midnight), so
     nothing is built per key in Python.
     """
+    count = operator.index(count)  # a numpy integer (a key's rolling_period) would wrap in the sizes below
     teks = np.ascontiguousarray(teks, dtype=np.uint8).reshape(-1, 16)
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     n = len(teks)

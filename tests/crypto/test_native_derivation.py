@@ -88,6 +88,32 @@ def test_the_helper_refuses_wrong_buffers() -> None:
         bluezone_native.rpis_into(teks, starts, 0, np.empty(4608, np.uint8))
 
 
+def test_a_numpy_count_cannot_shrink_the_buffer_the_helper_writes() -> None:
+    """A count given as a numpy integer is sized as a Python int: as uint8, 2 * 144 * 16 wrapped
+    to 0, passed the size check, and the helper wrote 4,608 bytes into the 16 it was given."""
+    require_native()
+    import bluezone_native
+
+    teks, starts = np.zeros((2, 16), np.uint8), np.zeros(2, np.uint32)
+    arena = np.zeros(8192, np.uint8)  # the buffer is its first 16 bytes: an overrun stays in it
+    with pytest.raises(ValueError, match="at least 4608 bytes"):
+        bluezone_native.rpis_into(teks, starts, np.uint8(144), arena[:16])
+    assert not arena.any()
+
+
+@pytest.mark.parametrize("count", [np.uint8(144), np.uint16(144), np.int32(144), np.int64(144)])
+def test_rpis_for_keys_takes_a_numpy_count_as_an_int(derivation: str, count: np.integer) -> None:
+    """As a key's rolling_period comes (i4): in uint16, 29 keys * 144 * 16 bytes wrapped too."""
+    rng = np.random.default_rng(29)
+    teks, starts = rng.integers(0, 256, (29, 16), dtype=np.uint8), rng.integers(0, 2**33, 29)
+    expected = _python(teks, starts, 144)
+    assert np.array_equal(rpi_module.rpis_for_keys(teks, starts, count), expected)
+    out = np.empty(29 * 144 * 16 + 15, np.uint8)
+    assert np.array_equal(rpi_module.rpis_for_keys(teks, starts, count, out=out), expected)
+    with pytest.raises(TypeError):
+        rpi_module.rpis_for_keys(teks, starts, 144.0)  # type: ignore[arg-type]
+
+
 # --- selection and fallback: always run, with a fake or missing helper ---------------------
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import operator
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ def rpis_into(teks: np.ndarray, starts: np.ndarray, count: int, out: np.ndarray)
     buffer of at least ``n * count * 16`` bytes: ``out[(k * count + i) * 16 :][:16]`` becomes
     key k's RPI for interval ``starts[k] + i``.
     """
+    count = operator.index(count)  # a numpy integer would wrap in ``n * count * 16`` below
     if teks.dtype != np.uint8 or teks.ndim != 2 or teks.shape[1] != 16 or not teks.flags.c_contiguous:
         raise ValueError("teks must be a C-contiguous uint8 array of shape (n, 16)")
     n = teks.shape[0]
