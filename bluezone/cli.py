@@ -151,6 +151,7 @@ def run(
     """
     import asyncio
 
+    from bluezone.clock import SystemClock
     from bluezone.config import load_config
     from bluezone.proximity.daemon import DaemonStats
     from bluezone.proximity.runner import run_daemon
@@ -176,21 +177,25 @@ def run(
             shown = False
         click.echo(line)
 
-    stats = asyncio.run(
-        run_daemon(
-            backend,
-            db_path,
-            config,
-            duration,
-            adapter=adapter,
-            on_status=status,
-            on_start=status,
-            on_progress=progress if ticker else None,
-            also_bluezone_v3=also_bluezone_v3,
-            listeners=[BeaconCheckIns],  # venue beacons heard for 5 minutes: checked in (docs/venues.md)
-            real_db=real_db,
-        )
+    clock = cli_clock()
+    daemon = run_daemon(
+        backend,
+        db_path,
+        config,
+        duration,
+        clock=clock,
+        adapter=adapter,
+        on_status=status,
+        on_start=status,
+        on_progress=progress if ticker else None,
+        also_bluezone_v3=also_bluezone_v3,
+        listeners=[BeaconCheckIns],  # venue beacons heard for 5 minutes: checked in (docs/venues.md)
+        real_db=real_db,
     )
+    if isinstance(clock, SystemClock):
+        stats = asyncio.run(daemon)
+    else:  # tests: a clock of their own runs its own loop
+        stats = clock.run(daemon)  # type: ignore[attr-defined]
     status(
         f"stopped: {stats.sightings_stored} sightings stored, {stats.malformed} malformed, "
         f"{stats.dropped_queue_full} dropped, {stats.rpi_rotations} RPI(s) advertised"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pytest
@@ -28,6 +30,7 @@ from bluezone.proximity.store import SightingStore
 from .conftest import BlueZoo
 
 pytestmark = pytest.mark.timeout(90)
+T = TypeVar("T")
 
 SPEED = 600.0  # clock seconds per real second
 START = 1_700_006_400.0 // DAY_SECONDS * DAY_SECONDS + 3600.0  # 01:00 UTC, far from midnight
@@ -47,6 +50,10 @@ class FastClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds / self.speed)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """How a command runs a daemon on this clock (``cli(obj={"clock": ...})``): real time."""
+        return asyncio.run(coro)
 
 
 class Node:
@@ -139,8 +146,10 @@ async def test_garbage_from_a_nearby_device_is_dropped_and_counted(bluezoo: Blue
 
 def test_run_command_on_bluez(bluezoo: BlueZoo, tmp_path: Path) -> None:
     db = tmp_path / "run.db"
+    # a clock in real time from 01:05 UTC: two seconds of the wall clock may cross midnight (a second
+    # daily key, and its RPI)
     result = CliRunner().invoke(cli, ["run", "--backend", "bluez", "--adapter", "hci1", "--db", str(db),
-                                      "--duration", "2"])
+                                      "--duration", "2"], obj={"clock": FastClock(START + 300, 1.0)})
     assert result.exit_code == 0, result.output
     assert "stopped:" in result.output and "1 RPI(s)" in result.output
     with SightingStore.open(db) as store:
