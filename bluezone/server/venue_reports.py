@@ -73,7 +73,7 @@ def check_days(reports: Sequence[tuple[int, bytes]], now: float, limits: VenueRe
     for day, _ in reports:
         if day > today:
             raise ValueError("a check-in is in the future")
-        if day < today - limits.max_age_days:
+        if day < today - limits.max_age_days - 1:  # the day before: a device still before midnight (never exported)
             raise ValueError(f"a check-in is older than {limits.max_age_days} days")
     per_day = Counter(day for day, _ in reports)
     if per_day and max(per_day.values()) > limits.max_per_day:

@@ -168,3 +168,30 @@ def test_a_negative_test_publishes_no_checkins(storage) -> None:
     code = issue_code(storage, NOW, key=KEY, test_type="negative").code
     result = publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
     assert result.checkins == 0 and storage.count_venue_reports() == 0
+
+
+def test_an_upload_across_utc_midnight_is_taken(storage) -> None:
+    """The device chose its keys and check-ins at 23:59:55 UTC (its 14 days before today); the
+    server reads its clock at 00:00:05, when the oldest of those days is 15 days back.  That day
+    is past publishing (its key is dropped, its check-ins never exported), but the upload stands:
+    it was refused whole ('a key is older than 14 days') whenever it crossed midnight."""
+    from bluezone.client.upload import keys_to_upload
+    from bluezone.crypto.keys import DailyKey
+    from bluezone.keyformat.keyfile import publish_body
+
+    midnight = (TODAY + 1) * DAY_SECONDS
+    daily = [DailyKey(bytes([d + 1]) * 16, (TODAY - d) * ROLLING_PERIOD) for d in range(16, -1, -1)]
+    keys = keys_to_upload(daily, midnight - 5, include_today=False)
+    assert len(keys) == 14 and keys["rolling_start"][0] == (TODAY - 14) * ROLLING_PERIOD
+    code = issue_code(storage, midnight - 5, key=KEY).code
+    doc = publish_body(keys, code, checkins=[entry(TODAY - 14), entry(TODAY - 1)])
+    result = publish(storage, json.dumps(doc).encode(), "c", midnight + 5, PublishConfig(), code_key=KEY)
+    assert result.inserted == 13 and result.checkins == 2
+    # a day older still is the device's mistake, not the midnight's: refused, the code not used
+    older = keys_to_upload(daily, midnight - 5 - DAY_SECONDS, include_today=False)
+    code = issue_code(storage, midnight - 5, key=KEY).code
+    with pytest.raises(PublishError, match="older than 14 days"):
+        publish(storage, json.dumps(publish_body(older, code)).encode(), "c", midnight + 5, PublishConfig(), code_key=KEY)
+    with pytest.raises(PublishError, match="older than 14 days"):
+        doc = publish_body(keys[1:], code, checkins=[entry(TODAY - 15)])
+        publish(storage, json.dumps(doc).encode(), "c", midnight + 5, PublishConfig(), code_key=KEY)
