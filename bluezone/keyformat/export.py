@@ -138,14 +138,13 @@ def _read_export(
     with open_bin() as stream:
         streamed = stream_export_bin(stream, size)
     if streamed is None:
-        # held whole from here: a file of a few hundred KB zipped may inflate to MAX_KEY_FILE_BYTES
-        # and protobuf's parse takes twice that, so its signature is checked first, streamed
+        # held whole from here, and parsed by protobuf beside it: a file of a few hundred KB zipped
+        # may inflate to MAX_KEY_FILE_BYTES, so its signature is checked first, streamed
         digest = None
         if check is not None:
             digest = _sha256(open_bin)
             check(digest)
-        with open_bin() as stream:
-            data = stream.read(MAX_KEY_FILE_BYTES + 1)
+        data = _read_whole(open_bin, size)
         if digest is not None and hashlib.sha256(data).digest() != digest:
             raise KeyFileError("export.bin changed while it was read: not the bytes whose signature was checked")
         return parse_whole_export_bin(data)
@@ -174,6 +173,21 @@ def _sha256(open_bin: Callable[[], AbstractContextManager[BinaryIO]]) -> bytes:
     return hasher.digest()
 
 
+def _read_whole(open_bin: Callable[[], AbstractContextManager[BinaryIO]], size: int) -> bytearray:
+    """What ``open_bin`` opens, ``size`` bytes at most, read ``PIECE`` bytes at a time into one buffer:
+    a zip member's ``read()`` of it all joins its pieces as it goes, holding the file twice."""
+    data = bytearray(size)
+    got = 0
+    with open_bin() as stream:
+        while piece := stream.read(PIECE):
+            if got + len(piece) > size:
+                raise KeyFileError(f"export.bin is longer than the {size} bytes it was said to hold")
+            data[got : got + len(piece)] = piece
+            got += len(piece)
+    del data[got:]
+    return data
+
+
 def parse_whole_export_bin(data: bytes) -> ExportFile:
     """An ``export.bin`` parsed whole by protobuf (upb): what ``read_export_bin`` falls back to
     for whatever its streaming reader leaves alone, and the reference it is tested against."""
@@ -181,7 +195,7 @@ def parse_whole_export_bin(data: bytes) -> ExportFile:
         raise KeyFileError(f"export.bin too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
     if not data.startswith(EXPORT_HEADER):
         raise KeyFileError(f"export.bin must start with the 16-byte header {EXPORT_HEADER!r}")
-    body = data[len(EXPORT_HEADER) :]
+    body = memoryview(data)[len(EXPORT_HEADER) :]  # not a copy: a file left to protobuf may be 256 MB
     # keys arrive as raw message bytes and are decoded column-wise (``tekwire``): no Python object
     # per key; what that decoder leaves alone goes through protobuf's message objects instead
     message = raw_export_class(pb.TemporaryExposureKeyExport.DESCRIPTOR)()

@@ -303,3 +303,28 @@ def test_a_file_left_to_protobuf_has_its_signature_checked_before_it_is_held_who
     small = build_export_bin(_keys(50), region="VN") + b"\x48\x00" * 20_000  # still left to protobuf
     export, verified = open_signed_export(write_export_zip(small, sign_export(small, private, info)), private.public_key())
     assert verified == info and export.keys.tobytes() == _keys(50).tobytes()
+
+
+def test_a_file_parsed_whole_is_held_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file left to protobuf is read into one buffer and parsed in place: a zip member's read()
+    of it all held it twice, and a copy of the body after the header once more (a 250 KB zip of
+    250 MB of small unknown fields: 800 MB peak, now 550)."""
+    import tracemalloc
+
+    data = build_export_bin(_keys(50), region="VN") + b"\x48\x00" * (8 << 20)
+    streamed = export_module.stream_export_bin
+
+    def then_reset_peak(stream: io.BytesIO, size: int) -> None:
+        assert streamed(stream, size) is None  # left to protobuf
+        tracemalloc.reset_peak()  # the streamed try reserves (untouched) rows for the keys
+
+    monkeypatch.setattr(export_module, "stream_export_bin", then_reset_peak)
+    for source in (write_export_zip(data, b""), data):
+        tracemalloc.start()
+        try:
+            export, _ = open_export(io.BytesIO(source))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert export.keys.tobytes() == _keys(50).tobytes()
+        assert peak < 1.25 * len(data), f"{peak / 2**20:.1f} MiB traced reading a {len(data) / 2**20:.0f} MiB file whole"
