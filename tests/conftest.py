@@ -31,6 +31,13 @@ def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
             monkeypatch.delenv(name)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test with a key server on the wall clock (``live_server``) is a ``wall_clock`` test."""
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.wall_clock)
+
+
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[dict]:
     """The key server under uvicorn on 127.0.0.1 (the demo's loopback runner), its files in tmp_path:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
@@ -56,6 +57,7 @@ def test_status_and_purge_json(tmp_path) -> None:
     assert "purged 0 sightings" in invoke("purge", "--db", str(db), now=NOW).output
 
 
+@pytest.mark.wall_clock
 def test_purge_by_wall_clock(tmp_path) -> None:
     db = tmp_path / "old.db"
     now = time.time()
@@ -92,6 +94,7 @@ def test_run_bad_config_is_exit_2(tmp_path) -> None:
     assert result.exit_code == 2 and "unknown radio backend" in result.output
 
 
+@pytest.mark.wall_clock
 def test_run_sigterm_flushes_and_exits_cleanly(tmp_path) -> None:
     db = tmp_path / "run.db"
     cfg = tmp_path / "c.toml"

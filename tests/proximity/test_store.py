@@ -215,6 +215,7 @@ def test_open_purges_what_is_older_than_the_newest_record_by_14_days(db) -> None
         assert store.sightings()["time"].tolist() == [NOON]
 
 
+@pytest.mark.wall_clock
 def test_rows_from_a_clock_that_ran_ahead_do_not_erase_the_rest_on_open(db) -> None:
     """A bad RTC or an NTP step stamped a few rows 30 days ahead of the wall clock; the next open
     must not take them as "now" and delete every real sighting and daily key."""

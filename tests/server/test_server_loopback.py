@@ -142,6 +142,7 @@ def test_check_keys_accepts_gaen_export_zip(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.wall_clock
 def test_server_run_command_serves(tmp_path: Path) -> None:
     """`bluezone server run` as a user starts it: a separate process on loopback."""
     import os
