@@ -43,6 +43,9 @@ EXPORT_HEADER = b"EK Export v1    "
 ECDSA_P256_SHA256 = "1.2.840.10045.4.3.2"
 EXPORT_BIN = "export.bin"
 EXPORT_SIG = "export.sig"
+#: Largest ``export.sig`` read: a TEKSignatureList is ~100 bytes per signature (a zip of a few KB
+#: could otherwise inflate one to MAX_KEY_FILE_BYTES, read whole before the keys).
+MAX_SIG_FILE_BYTES = 64 << 10
 #: A fixed timestamp for zip members, so the same batch always gives the same bytes.
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 _INT32_MAX = 2**31 - 1
@@ -353,11 +356,12 @@ def _read_member(archive: zipfile.ZipFile, name: str) -> bytes | None:
         info = archive.getinfo(name)
     except KeyError:
         return None
-    if info.file_size > MAX_KEY_FILE_BYTES:
-        raise KeyFileError(f"{name} in the export zip is too large ({info.file_size} bytes)")
+    limit = MAX_SIG_FILE_BYTES if name == EXPORT_SIG else MAX_KEY_FILE_BYTES
+    if info.file_size > limit:
+        raise KeyFileError(f"{name} in the export zip is too large ({info.file_size} bytes, limit {limit})")
     with archive.open(info) as member:
-        data = member.read(MAX_KEY_FILE_BYTES + 1)
-    if len(data) > MAX_KEY_FILE_BYTES:
+        data = member.read(limit + 1)
+    if len(data) > limit:
         raise KeyFileError(f"{name} in the export zip is too large")
     return data
 
@@ -429,7 +433,7 @@ def _open_zip(
     with archive:
         with _as_zip_error():
             info = archive.NameToInfo.get(EXPORT_BIN)
-            export_sig = _read_member(archive, EXPORT_SIG)
+            export_sig = _read_member(archive, EXPORT_SIG) if public_key is not None else None
         if info is None:
             raise KeyFileError(f"export zip has no {EXPORT_BIN}")
         if info.file_size > MAX_KEY_FILE_BYTES:

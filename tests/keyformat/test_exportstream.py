@@ -328,3 +328,28 @@ def test_a_file_parsed_whole_is_held_once(monkeypatch: pytest.MonkeyPatch) -> No
             tracemalloc.stop()
         assert export.keys.tobytes() == _keys(50).tobytes()
         assert peak < 1.25 * len(data), f"{peak / 2**20:.1f} MiB traced reading a {len(data) / 2**20:.0f} MiB file whole"
+
+
+def test_an_inflated_export_sig_is_never_read_whole(signer: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """export.sig is a few hundred bytes: one that inflates to MB is refused by its declared size,
+    and an unsigned read does not open it at all (a 250 KB zip inflating one to 250 MB was read
+    whole, 550 MB peak, before three keys)."""
+    import zipfile
+
+    private, info = signer
+    export_bin = build_export_bin(_keys(3), region="VN")
+    zipped = write_export_zip(export_bin, sign_export(export_bin, private, info) + bytes(4 << 20))
+    assert len(zipped) < 64 << 10
+    with pytest.raises(KeyFileError, match=r"export.sig in the export zip is too large \(\d+ bytes, limit 65536\)"):
+        open_signed_export(zipped, private.public_key())
+    opened: list[str] = []
+    real_open = zipfile.ZipFile.open
+
+    def recording_open(self: zipfile.ZipFile, name: str | zipfile.ZipInfo, *args: object, **kwargs: object) -> object:
+        opened.append(getattr(name, "filename", name))
+        return real_open(self, name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", recording_open)
+    export, verified = open_export(io.BytesIO(zipped))
+    assert verified is None and export.keys.tobytes() == _keys(3).tobytes()
+    assert opened == ["export.bin"]
