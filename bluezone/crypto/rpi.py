@@ -168,7 +168,7 @@ def _load_native() -> tuple[NativeRpis | None, str]:
         expected = _python_rpis(teks, starts, ROLLING_PERIOD, np.empty(2 * ROLLING_PERIOD * 16 + 15, np.uint8))
         got = np.zeros(2 * ROLLING_PERIOD * 16, np.uint8)
         bluezone_native.rpis_into(teks, (starts & 0xFFFFFFFF).astype(np.uint32), ROLLING_PERIOD, got)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - an optional helper of another version or a broken build: any failure
         return None, f"python (compiled helper unusable: {exc})"
     if not np.array_equal(got.reshape(expected.shape), expected):
         return None, "python (compiled helper gave different RPIs from the Python path: not used)"

@@ -165,6 +165,24 @@ def test_without_openssl_3_falls_back_to_python(reselect: pytest.MonkeyPatch) ->
     assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
 
 
+def test_a_helper_of_another_version_falls_back_to_python(reselect: pytest.MonkeyPatch) -> None:
+    """bluezone-native is installed apart from bluezone: one with another API (or a broken build
+    lacking a function) must leave the Python path in use, not fail every derivation."""
+
+    def newer(teks, starts, count, out, *, jobs) -> None:  # another signature: TypeError
+        raise AssertionError("not called with the old arguments")
+
+    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(newer))
+    assert rpi_module.derivation_path().startswith("python (compiled helper unusable: ")
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+    rpi_module._select_native.cache_clear()
+    lacking = _fake_helper(lambda *a: None)
+    del lacking.openssl_version  # type: ignore[attr-defined]
+    reselect.setitem(sys.modules, "bluezone_native", lacking)
+    assert "has no attribute 'openssl_version'" in rpi_module.derivation_path()
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+
+
 def test_a_helper_giving_other_rpis_is_not_used(reselect: pytest.MonkeyPatch) -> None:
     def wrong(teks, starts, count, out) -> None:  # right shape, wrong bytes (one flipped bit)
         good = _python(teks, starts.astype(np.int64), count).reshape(-1)
