@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.keyformat.keyfile import load_keys
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import (
@@ -182,7 +182,8 @@ def sightings_span(keys: np.ndarray) -> tuple[float, float] | None:
     if len(keys) == 0:
         return None
     starts = keys["rolling_start"].astype(np.int64)
-    ends = starts + keys["rolling_period"].astype(np.int64)
+    periods = keys["rolling_period"].astype(np.int64)
+    ends = starts + np.where(periods == 0, ROLLING_PERIOD, periods)  # 0: a whole day, as the matcher reads it
     return (
         float((starts.min() - TOLERANCE_INTERVALS) * INTERVAL_SECONDS),
         float((ends.max() + TOLERANCE_INTERVALS) * INTERVAL_SECONDS),

@@ -113,6 +113,19 @@ def test_check_store_reports_what_check_sightings_reports(scorer_name: str, per_
     assert sum(e.sightings for e in exposures if e.key_index == 4) == 3  # 12 intervals late: in; 13: out
 
 
+def test_a_key_with_period_0_is_read_as_a_whole_day() -> None:
+    """The matcher reads a rolling_period of 0 as a whole day (GAEN: unset); the span of sightings
+    read must too, or check_store reads none of the day after the key's first two hours."""
+    keys, rows = scene()
+    store = store_with(rows)
+    whole = keys[[0]]
+    unset = whole.copy()
+    unset["rolling_period"] = 0
+    expected = check_store(whole, store, SCORERS["bluezone"])
+    assert expected[1] and check_store(unset, store, SCORERS["bluezone"]) == expected
+    assert sightings_span(unset) == sightings_span(whole)
+
+
 def test_the_scene_needs_the_receiver_context_read_beyond_the_judged_minutes() -> None:
     """The comparison above has teeth: a context read from too little changes the exposures."""
     keys, rows = scene()
