@@ -191,7 +191,7 @@ def _read_whole(open_bin: Callable[[], AbstractContextManager[BinaryIO]], size: 
     return data
 
 
-def parse_whole_export_bin(data: bytes) -> ExportFile:
+def parse_whole_export_bin(data: bytes | bytearray) -> ExportFile:
     """An ``export.bin`` parsed whole by protobuf (upb): what ``read_export_bin`` falls back to
     for whatever its streaming reader leaves alone, and the reference it is tested against."""
     if len(data) > MAX_KEY_FILE_BYTES:
