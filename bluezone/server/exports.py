@@ -93,9 +93,20 @@ def embargoed(storage: Storage, now: float) -> Embargo:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all, and durably: the file's bytes reach the disk before the
+    rename, and the rename before the export marks its keys in the database, so a power loss never
+    leaves an empty batch file whose keys count as published."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def write_index(storage: Storage, out_dir: Path, now: float, retention_days: int = RETENTION_DAYS) -> list[str]:

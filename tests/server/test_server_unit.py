@@ -63,3 +63,29 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     proc = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=120)
     problems = [line for line in proc.stderr.splitlines() if UNIT.name in line]
     assert proc.returncode == 0 and not problems, proc.stderr
+
+
+def test_export_files_reach_the_disk_before_they_are_renamed(tmp_path, monkeypatch) -> None:
+    """A batch file is fsynced before its rename and its directory after it (the database marks
+    the keys exported next): a power loss cannot leave an empty file for published keys."""
+    import os
+
+    from bluezone.server import exports
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file")
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append("replace")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(exports.os, "fsync", fsync)
+    monkeypatch.setattr(exports.os, "replace", replace)
+    exports._write_atomic(tmp_path / "batch.zip", b"PK\x05\x06" + bytes(18))
+    assert events == ["fsync-file", "replace", "fsync-dir"]
+    assert (tmp_path / "batch.zip").read_bytes() == b"PK\x05\x06" + bytes(18)
+    assert not (tmp_path / ".batch.zip.tmp").exists()
