@@ -5,7 +5,7 @@ The handful of names most users need; each subpackage (``bluezone.crypto``,
 ``bluezone.server``, ``bluezone.sim``) exports the rest.
 """
 
-import importlib as _importlib
+from bluezone.lazyexports import lazy_exports as _lazy_exports
 
 __version__ = "0.1.0"
 
@@ -35,13 +35,5 @@ _EXPORTS = {
 
 __all__ = sorted([*_EXPORTS, "__version__"], key=lambda name: (not name[0].isupper(), name))
 
-
-def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(_importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 

@@ -3,7 +3,7 @@
 Data flows one way: radio -> daemon (validation in ``ingest``) -> store -> matcher.
 """
 
-import importlib as _importlib
+from bluezone.lazyexports import lazy_exports as _lazy_exports
 
 #: Loaded on first use, so that reading the store (``bluezone check``) does not import the daemon,
 #: asyncio and the radio backends.
@@ -29,13 +29,5 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS, key=lambda name: (not name[0].isupper() or name.isupper(), name))
 
-
-def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(_importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
 

@@ -8,7 +8,7 @@ functions named like their modules stay there: ``bluezone.server.serve.serve``,
 
 from __future__ import annotations
 
-import importlib
+from bluezone.lazyexports import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     "create_app": "app",
@@ -31,8 +31,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS, key=lambda name: (not name[0].isupper(), name))
 
-
-def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

@@ -7,7 +7,7 @@ recordings instead.  Names are loaded on first use (the simulator pulls in matpl
 
 from __future__ import annotations
 
-import importlib
+from bluezone.lazyexports import lazy_exports as _lazy_exports
 
 _EXPORTS = {
     "Scenario": "scenario",
@@ -27,8 +27,4 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS, key=lambda name: (not name[0].isupper(), name))
 
-
-def __getattr__(name: str) -> object:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
