@@ -32,17 +32,31 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def read_regular_file(path: str | Path, limit: int, what: str = "file", error: type[InputError] = InputError) -> bytes:
-    """The bytes of ``path``, at most ``limit`` of them; ``error`` (one line naming ``what``) otherwise."""
-    p = Path(path)
+def _open_regular(p: Path, what: str, error: type[InputError]) -> tuple[int, int]:
+    """``(descriptor, size)`` of ``p`` opened for reading, or ``error``: it cannot be opened or is
+    not a regular file.  Opened non-blocking and checked on the descriptor, so a FIFO never hangs
+    the open and a file swapped after a check is not read."""
     try:
         fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise error(f"cannot read {what} {p}: {exc.strerror or exc}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise error(f"{p} is {_kind(mode)}, not a {what} (give a regular file)")
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise error(f"{p} is {_kind(info.st_mode)}, not a {what} (give a regular file)")
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise error(f"cannot read {what} {p}: {exc.strerror or exc}") from None
+        raise
+    return fd, info.st_size
+
+
+def read_regular_file(path: str | Path, limit: int, what: str = "file", error: type[InputError] = InputError) -> bytes:
+    """The bytes of ``path``, at most ``limit`` of them; ``error`` (one line naming ``what``) otherwise."""
+    p = Path(path)
+    fd, _ = _open_regular(p, what, error)
+    try:
         chunks: list[bytes] = []
         total = 0
         while total <= limit:
@@ -69,15 +83,9 @@ def open_regular_file(
     ``OSError`` while reading it is ``error`` too.  Whoever reads must still stop at ``limit``
     (a file may grow after it is opened)."""
     p = Path(path)
+    fd, size = _open_regular(p, what, error)
     try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise error(f"cannot read {what} {p}: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise error(f"{p} is {_kind(info.st_mode)}, not a {what} (give a regular file)")
-        if info.st_size > limit:
+        if size > limit:
             raise error(f"{p}: {what} too large (over {limit:,} bytes)")
         file = os.fdopen(fd, "rb")
     except BaseException:
