@@ -11,7 +11,7 @@ from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
 from bluezone.server.codes import CodeKey
 
-#: A fixed "now" (2026-11-20 12:00 UTC) for the virtual clock.
+#: A fixed "now" (2025-11-20 12:00 UTC) for the virtual clock.
 NOW = 1_763_640_000.0
 #: A code key for tests that hash codes without a key directory.
 KEY = CodeKey(bytes(range(32)))
