@@ -351,11 +351,23 @@ def _verify_digest(digest: bytes, candidates: list[pb.TEKSignature], public_key:
 # --- the zip ----------------------------------------------------------------------------------
 
 
-def _read_member(archive: zipfile.ZipFile, name: str) -> bytes | None:
-    try:
-        info = archive.getinfo(name)
-    except KeyError:
+def _members(archive: zipfile.ZipFile) -> tuple[zipfile.ZipInfo | None, zipfile.ZipInfo | None]:
+    """export.bin's and export.sig's entries, None if absent.  Either named twice is refused:
+    zipfile reads the last copy, other tools the first, so one signature could vouch for two files."""
+    found: dict[str, list[zipfile.ZipInfo]] = {EXPORT_BIN: [], EXPORT_SIG: []}
+    for info in archive.infolist():
+        if info.filename in found:
+            found[info.filename].append(info)
+    for name, infos in found.items():
+        if len(infos) > 1:
+            raise KeyFileError(f"export zip holds {name} twice: not a valid export file")
+    return next(iter(found[EXPORT_BIN]), None), next(iter(found[EXPORT_SIG]), None)
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo | None) -> bytes | None:
+    if info is None:
         return None
+    name = info.filename
     limit = MAX_SIG_FILE_BYTES if name == EXPORT_SIG else MAX_KEY_FILE_BYTES
     if info.file_size > limit:
         raise KeyFileError(f"{name} in the export zip is too large ({info.file_size} bytes, limit {limit})")
@@ -372,8 +384,9 @@ def read_export_zip(data: bytes) -> tuple[bytes, bytes | None]:
         raise KeyFileError(f"export zip too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            export_bin = _read_member(archive, EXPORT_BIN)
-            export_sig = _read_member(archive, EXPORT_SIG)
+            bin_info, sig_info = _members(archive)
+            export_bin = _read_member(archive, bin_info)
+            export_sig = _read_member(archive, sig_info)
     except KeyFileError:
         raise
     except Exception as exc:  # noqa: BLE001 - zipfile/zlib raise many kinds on corrupt input
@@ -432,8 +445,8 @@ def _open_zip(
         archive = zipfile.ZipFile(file)
     with archive:
         with _as_zip_error():
-            info = archive.NameToInfo.get(EXPORT_BIN)
-            export_sig = _read_member(archive, EXPORT_SIG) if public_key is not None else None
+            info, sig_info = _members(archive)
+            export_sig = _read_member(archive, sig_info) if public_key is not None else None
         if info is None:
             raise KeyFileError(f"export zip has no {EXPORT_BIN}")
         if info.file_size > MAX_KEY_FILE_BYTES:
