@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import aem_key
+from bluezone.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ RPI_LENGTH = 16
 AEM_LENGTH = 4
 _PREFIX = b"EN-RPI" + bytes(6)
 _CHUNK = 2048  # keys per numpy chunk: bounded memory (2048*144*16 B = 4.7 MB)
+#: Most intervals a key the compiled helper derives (``bluezone_native.rpis_into``); more go to Python.
+NATIVE_MAX_COUNT = 1 << 24
+#: ``BLUEZONE_NATIVE`` values, as click reads a flag from the environment.
+_OFF, _ON = {"0", "false", "f", "no", "n", "off"}, {"", "1", "true", "t", "yes", "y", "on"}
 
 
 def padded_data(interval: int) -> bytes:
@@ -102,7 +107,7 @@ def rpis_for_keys(
         buffer = out.reshape(-1)
         if buffer.dtype != np.uint8 or not buffer.flags.c_contiguous or len(buffer) < needed:
             raise ValueError(f"out must be a contiguous uint8 buffer of at least {needed} bytes")
-    native = _native_rpis() if count > 0 else None
+    native = _native_rpis() if 0 < count <= NATIVE_MAX_COUNT else None
     if native is None:
         return _python_rpis(teks, starts, count, buffer)
     native(teks, (starts & 0xFFFFFFFF).astype(np.uint32), count, buffer)
@@ -143,12 +148,15 @@ def _native_rpis() -> NativeRpis | None:
 def _select_native() -> tuple[NativeRpis | None, str]:
     """Load the compiled helper once, check it against the Python path, say what was chosen.
 
-    It is optional: not installed, no OpenSSL 3, ``BLUEZONE_NATIVE=0``, or any difference
-    from the Python path on a probe (never expected; it would be a broken build) all leave
-    the Python path in use.  Logged at debug level; no key is ever logged.
+    It is optional: not installed, no OpenSSL 3, ``BLUEZONE_NATIVE=0`` (or false/no/off), or any
+    difference from the Python path on a probe (never expected; it would be a broken build) all
+    leave the Python path in use.  Logged at debug level; no key is ever logged.
     """
-    if os.environ.get("BLUEZONE_NATIVE", "").strip() == "0":
-        chosen: tuple[NativeRpis | None, str] = (None, "python (compiled helper turned off by BLUEZONE_NATIVE=0)")
+    setting = os.environ.get("BLUEZONE_NATIVE", "").strip()
+    if setting.lower() not in _OFF | _ON:
+        raise ConfigError(f"BLUEZONE_NATIVE={setting} is not understood: use 0 (off) or 1 (on, the default)")
+    if setting.lower() in _OFF:
+        chosen: tuple[NativeRpis | None, str] = (None, f"python (compiled helper turned off by BLUEZONE_NATIVE={setting})")
     else:
         chosen = _load_native()
     log.debug("batched RPI derivation: %s", chosen[1])

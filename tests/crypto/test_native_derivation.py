@@ -212,3 +212,51 @@ def test_a_correct_helper_is_used_and_the_choice_logged_without_keys(
     assert [r.message for r in caplog.records] == [f"batched RPI derivation: {path}"]
     assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
     assert calls == [2, 1]  # the probe, then the call above
+
+
+def test_more_intervals_than_the_helper_takes_are_derived_in_python(reselect: pytest.MonkeyPatch) -> None:
+    """The helper takes at most 2**24 intervals a key; beyond, rpis_for_keys derives in Python as
+    it would without the helper (it raised ValueError)."""
+    calls = []
+
+    def correct(teks, starts, count, out) -> None:
+        if not 1 <= count <= 1 << 24:
+            raise ValueError("count must be between 1 and 2**24")  # as bluezone_native.rpis_into
+        calls.append(count)
+        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
+        out[: len(good)] = good
+
+    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(correct))
+    none = np.empty((0, 16), np.uint8), np.empty(0, np.int64)
+    assert rpi_module.rpis_for_keys(*none, (1 << 24) + 1).shape == (0, (1 << 24) + 1, 16)
+    assert rpi_module.rpis_for_keys(*none, 1 << 24).shape == (0, 1 << 24, 16)
+    assert calls == [144, 1 << 24]  # the probe, then the largest count the helper takes
+
+
+@pytest.mark.parametrize("value", ["0", "false", "No", " off "])
+def test_turned_off_by_any_false_word(reselect: pytest.MonkeyPatch, value: str) -> None:
+    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(lambda *a: None))
+    reselect.setenv("BLUEZONE_NATIVE", value)
+    assert rpi_module.derivation_path() == f"python (compiled helper turned off by BLUEZONE_NATIVE={value.strip()})"
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+
+
+@pytest.mark.parametrize("value", ["", "1", "true", "YES", "on"])
+def test_on_by_a_true_word_or_unset(reselect: pytest.MonkeyPatch, value: str) -> None:
+    def correct(teks, starts, count, out) -> None:
+        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
+        out[: len(good)] = good
+
+    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(correct))
+    reselect.setenv("BLUEZONE_NATIVE", value)
+    assert rpi_module.derivation_path() == "native (bluezone-native 0.0-test, OpenSSL 3.0.0 (test))"
+
+
+@pytest.mark.parametrize("value", ["O", "2", "disable", "nein"])
+def test_any_other_value_is_one_clear_error(reselect: pytest.MonkeyPatch, value: str) -> None:
+    """Anything but 0 meant on: BLUEZONE_NATIVE=O or =off-ish typos silently kept the helper."""
+    from bluezone.errors import ConfigError
+
+    reselect.setenv("BLUEZONE_NATIVE", value)
+    with pytest.raises(ConfigError, match=rf"BLUEZONE_NATIVE={value} is not understood: use 0 \(off\) or 1 \(on, the default\)"):
+        rpi_module.derivation_path()
