@@ -1,7 +1,8 @@
 """Choose the estimator's settings by the worst margin over GAEN, on cached scenes and seeds.
 
-Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--hold-cache DIR] [--scenes a,b,...] [--per-seed] [--by-seed] [--metrics f1,roc]
+Usage: python research/estimator_sweep.py CACHE_DIR --tune SEEDS --hold SEEDS [--hold-cache DIR] [--scenes a,b,...] [--per-seed] [--by-seed] [--metrics f1,roc] [--shipped] [--noise N]
 e.g.   python research/estimator_sweep.py /tmp/est --tune 11,12 --hold-cache /tmp/esthold --hold 0,3,4,5,6,7,8,9
+       python research/estimator_sweep.py /tmp/esthold --shipped --hold 0,3,4,5,6,7,8,9 --per-seed --noise 200
 
 Reads ``CACHE_DIR/<scene>_<seed>.pkl`` (from ``estimator_cache.py``), flattens every judged
 unit's minutes into arrays once, then scores settings vectorised.  A setting is a per-minute
@@ -11,6 +12,11 @@ width (``WIDTHS``: the graded weighted minutes that rank contacts, centred on th
 only: per scene the mean margin over GAEN in F1, ROC-AUC and PR-AUC; its worth is the worst of
 those margins over scenes (the issue asks for all three at least GAEN's on every scene).  The
 best settings are then shown on the held-back seeds, which took no part in the choice.  Output goes to stdout (``simulations/results/estimator_sweep.txt`` keeps a run).
+
+``--shipped`` skips the choice and shows the shipped defaults (``shipped()``) on the ``--hold`` seeds;
+``--noise N`` adds to ``--per-seed`` a paired bootstrap of each run's margins (``paired_noise``):
+is a single seed's loss more than the noise of one run?  ``--rankings`` (with ``--shipped``) compares
+the shipped graded ranking with rankings that put the verdict's hard minutes first (``RANKINGS``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bluezone.matching.bluezone_scorer import BluezoneConfig
 from bluezone.sim.metrics import average_precision, confusion, pr_curve, roc_auc
 
 SMOOTH = 9
@@ -42,6 +49,7 @@ class Flat:
     others: dict[str, np.ndarray]
     others_n: np.ndarray
     truth: np.ndarray  # per key
+    receiver: np.ndarray  # per key: the receiving device (the bootstrap's cluster)
     scores: dict[str, tuple[np.ndarray, np.ndarray]]  # per scorer: (weighted minutes, close contact) per key
     window: np.ndarray  # (minutes, SMOOTH) indices of each minute's smoothing window (edge-clamped)
     bridge: tuple[np.ndarray, np.ndarray, np.ndarray]  # (left minute, right minute, gap) for bridged gaps
@@ -67,7 +75,8 @@ def flatten(d: dict) -> Flat:
     return Flat(
         unit, slot, cat.get("p10"), cat.get("count"), cat.get("sd"), cat.get("day_ref"),
         {k[7:]: v for k, v in cat.items() if k.startswith("others_") and k != "others_n"},
-        cat.get("others_n"), d["true"] >= d["cc"] - 1e-9, d["scores"], window, (left, left + 1, gaps[left]),
+        cat.get("others_n"), d["true"] >= d["cc"] - 1e-9, np.array([k[2] for k in d["keys"]]), d["scores"], window,
+        (left, left + 1, gaps[left]),
     )
 
 
@@ -85,7 +94,11 @@ def estimate(f: Flat, s: dict) -> tuple[np.ndarray, np.ndarray]:
     if s.get("sd_weight"):
         z = z + s["sd_weight"] * (f.sd - 4.0)
     zs = np.median(z[f.window], axis=1) if len(z) else z
-    if s["width"] > 0 and s.get("shape", "ramp") == "ramp":
+    if s["width"] > 0 and s.get("shape", "ramp") == "ramp" and s.get("width_above"):
+        # an asymmetric ramp: half-width ``width`` under the threshold, ``width_above`` over it
+        below = np.minimum(1.0, 0.5 + (s["threshold"] - zs) / (2 * s["width"]))
+        w = np.where(zs <= s["threshold"], below, np.maximum(0.0, 0.5 - (zs - s["threshold"]) / (2 * s["width_above"])))
+    elif s["width"] > 0 and s.get("shape", "ramp") == "ramp":
         w = np.clip((s["threshold"] + s["width"] - zs) / (2 * s["width"]), 0.0, 1.0)
     elif s["width"] > 0:
         w = 1.0 / (1.0 + np.exp(np.clip((zs - s["threshold"]) / s["width"], -50, 50)))
@@ -173,20 +186,88 @@ def detail(runs: dict[tuple[str, int], Flat], s: dict) -> str:
     return "\n".join(lines)
 
 
-def per_seed(runs: dict[tuple[str, int], Flat], s: dict) -> str:
+def per_seed(runs: dict[tuple[str, int], Flat], s: dict, noise: int = 0) -> str:
     """One line per (scene, seed): the setting's F1 / ROC-AUC / PR-AUC, GAEN's, and the margins,
-    marked LOSS where any margin is below zero."""
+    marked LOSS where any margin is below zero; with ``noise`` also ``paired_noise``'s intervals."""
     lines = []
     for (scene, seed), f in sorted(runs.items()):
         est, decided = estimate(f, s)
         new = metrics(f.truth, est, decided)
         gaen = metrics(f.truth, f.scores["gaen"][0], f.scores["gaen"][1])
         m = np.subtract(new, gaen)
-        lines.append(
+        line = (
             f"{scene:<11}{seed:>4}  " + "/".join(f"{v:.3f}" for v in new) + "  gaen " + "/".join(f"{v:.3f}" for v in gaen)
             + "  margin " + "/".join(f"{v:+.3f}" for v in m) + ("  LOSS" if (m < 0).any() else "")
         )
+        if noise:
+            lo, hi, below = paired_noise(f, est, decided, noise)
+            line += "  95 % " + " ".join(f"[{a:+.3f},{b:+.3f}]" for a, b in zip(lo, hi)) + "  P(<0) " + "/".join(f"{p:.2f}" for p in below)
+        lines.append(line)
     return "\n".join(lines)
+
+
+def paired_noise(f: Flat, est: np.ndarray, decided: np.ndarray, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A paired bootstrap of one run's margins over GAEN (F1, ROC-AUC, PR-AUC): receivers are
+    drawn with replacement, each with all its judged pairs, and both scorers are scored on the same
+    draw.  Returns the 2.5th and 97.5th percentiles of each margin and the share of draws below
+    zero.  Pairs of one receiver share its carriage and calibration, so whole receivers are the
+    unit; people still meet several receivers, so this is, if anything, narrower than the
+    seed-to-seed spread."""
+    rng = np.random.default_rng(seed)
+    receivers, inverse = np.unique(f.receiver, return_inverse=True)
+    members = [np.flatnonzero(inverse == i) for i in range(len(receivers))]
+    g_est, g_decided = f.scores["gaen"]
+    out = []
+    for _ in range(n):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        t = f.truth[idx]
+        if t.all() or not t.any():
+            continue
+        out.append(np.subtract(metrics(t, est[idx], decided[idx]), metrics(t, g_est[idx], g_decided[idx])))
+    m = np.array(out)
+    return np.nanpercentile(m, 2.5, axis=0), np.nanpercentile(m, 97.5, axis=0), np.mean(m < 0, axis=0)
+
+
+#: Ways to rank pairs from the shipped setting's hard minutes h (the verdict's count), its graded
+#: minutes g (the ramp's, what the scorer reports) and the graded minutes a of a ramp only 4 dB
+#: wide over the threshold (a far link's long stay adds up less): the market's top ranks better by h.
+RANKINGS = {
+    "graded (shipped)": lambda h, g, a: g,
+    "hard first, graded breaks ties": lambda h, g, a: h + g / (g.max() + 1.0),
+    "hard + 0.3 x graded": lambda h, g, a: h + 0.3 * g,
+    "ramp 10 dB under, 4 dB over": lambda h, g, a: a,
+}
+
+
+def rankings(runs: dict[tuple[str, int], Flat], s: dict) -> str:
+    """Per scene, each ranking's ROC-AUC / PR-AUC margin over GAEN: mean over the runs and worst run."""
+    per: dict[str, list[list[np.ndarray]]] = {}
+    for (scene, seed), f in sorted(runs.items()):
+        g, decided = estimate(f, s)
+        h, _ = estimate(f, {**s, "width": 0.0})
+        a, _ = estimate(f, {**s, "width_above": 4.0})
+        gaen = metrics(f.truth, *f.scores["gaen"])
+        per.setdefault(scene, []).append(
+            [np.subtract(metrics(f.truth, rank(h, g, a), decided), gaen)[1:] for rank in RANKINGS.values()]
+        )
+    lines = ["ROC-AUC / PR-AUC margin over GAEN, mean over the runs (worst run): " + " | ".join(RANKINGS)]
+    for scene, rows in per.items():
+        r = np.array(rows)
+        lines.append(f"{scene:<11}" + " | ".join(
+            f"{r[:, i, 0].mean():+.3f}/{r[:, i, 1].mean():+.3f} ({r[:, i, 0].min():+.3f}/{r[:, i, 1].min():+.3f})"
+            for i in range(len(RANKINGS))
+        ))
+    return "\n".join(lines)
+
+
+def shipped() -> dict:
+    """The shipped defaults (``BluezoneConfig()``) in this script's terms (``--shipped``)."""
+    c = BluezoneConfig()
+    return dict(
+        beta=c.minute_reference_weight, q=f"{c.minute_reference_quantile:g}", kmin=c.minute_reference_min_links,
+        centre=c.minute_reference_db, clip=c.minute_reference_clip_db, shape="ramp",
+        decision_db=c.threshold_db, threshold=c.threshold_db, width=c.ramp_db,
+    )
 
 
 def load(cache: Path, scenes: list[str] | None, seeds: list[int]) -> dict[tuple[str, int], Flat]:
@@ -248,7 +329,7 @@ def line(s: dict, result: dict[str, np.ndarray]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("cache", type=Path)
-    ap.add_argument("--tune", required=True)
+    ap.add_argument("--tune", default="")
     ap.add_argument("--hold", default="")
     ap.add_argument("--hold-cache", type=Path, help="where the held-back runs are cached (default: CACHE_DIR)")
     ap.add_argument("--scenes")
@@ -256,11 +337,27 @@ def main() -> None:
     ap.add_argument("--per-seed", action="store_true", help="also list the chosen setting's margins per held-back seed")
     ap.add_argument("--by-seed", action="store_true", help="a setting's worth is its worst single tuning seed, not scene mean")
     ap.add_argument("--metrics", default="f1,roc,pr", help="margins that count towards the worth (default: f1,roc,pr)")
+    ap.add_argument("--shipped", action="store_true", help="no choice: show the shipped defaults on the --hold seeds")
+    ap.add_argument("--noise", type=int, default=0, help="with --per-seed: N paired bootstrap draws per run")
+    ap.add_argument("--rankings", action="store_true", help="with --shipped: the graded ranking against hard-first ones")
     a = ap.parse_args()
+    if not a.shipped and not a.tune:
+        ap.error("--tune SEEDS is needed unless --shipped")
     global BY_SEED, WORTH_COLUMNS
     BY_SEED = a.by_seed
     WORTH_COLUMNS = [("f1", "roc", "pr").index(m) for m in a.metrics.split(",")]
     scenes = a.scenes.split(",") if a.scenes else None
+    if a.shipped:
+        hold = load(a.hold_cache or a.cache, scenes, [int(x) for x in a.hold.split(",")])
+        s = shipped()
+        print(f"shipped defaults {s} on {sorted(hold)}")
+        print(line({"label": "shipped"}, judge(hold, s)))
+        print(detail(hold, s))
+        if a.per_seed:
+            print(per_seed(hold, s, a.noise))
+        if a.rankings:
+            print(rankings(hold, s))
+        return
     tune = load(a.cache, scenes, [int(x) for x in a.tune.split(",")])
     print(f"tuning runs: {sorted(tune)}")
     results = best(tune)
@@ -277,7 +374,7 @@ def main() -> None:
         print(f"chosen: {results[0][1]}")
         print(detail(hold, results[0][1]))
         if a.per_seed:
-            print(per_seed(hold, results[0][1]))
+            print(per_seed(hold, results[0][1], a.noise))
 
 
 if __name__ == "__main__":

@@ -48,3 +48,24 @@ def test_sweep_arithmetic_equals_the_scorer_on_a_real_run() -> None:
     # the cache joins a unit's windows before smoothing, the scorer smooths each: equal unless a key changed mid-encounter
     assert np.mean(verdict == engine_verdict) > 0.98
     assert weighted == pytest.approx(engine_weighted, abs=0.5)  # the scorer rounds to 0.001; see above
+
+
+def test_paired_noise_scores_both_scorers_on_the_same_draw() -> None:
+    """A scorer identical to GAEN has margin 0 on every draw (a draw per scorer would not); a
+    perfect verdict is never behind GAEN's in F1."""
+    sweep = research("estimator_sweep")
+    rng = np.random.default_rng(3)
+    n = 400
+    truth = rng.random(n) < 0.3
+    gaen_est = truth * 10.0 + rng.normal(0, 8, n)
+    gaen_decided = gaen_est > 12
+    empty = np.zeros(0)
+    flat = sweep.Flat(
+        unit=empty, slot=empty, p10=empty, count=empty, sd=empty, day_ref=empty, others={}, others_n=empty,
+        truth=truth, receiver=rng.integers(0, 40, n), scores={"gaen": (gaen_est, gaen_decided)},
+        window=empty, bridge=(empty, empty, empty),
+    )
+    lo, hi, below = sweep.paired_noise(flat, gaen_est, gaen_decided, 50)
+    assert np.all(lo == 0) and np.all(hi == 0) and np.all(below == 0)
+    lo, hi, below = sweep.paired_noise(flat, truth * 1.0, truth, 50)
+    assert lo[0] > 0 and below[0] == 0 and hi[0] > lo[0]
