@@ -12,16 +12,22 @@ in 1,000 passes both; the survivors of all batches are compared in full in one p
 end.  No Python loop runs per RPI or per sighting; AEM decryption costs one AES block per
 distinct matched RPI.
 
-Deriving RPIs is nearly all of the time, and keys are independent, so ``jobs`` > 1 splits
-the keys between forked worker processes that share the index copy-on-write; only the
-few pre-filter survivors travel back.  The result is the same as with one process.
+Deriving RPIs is nearly all of the time, and keys are independent, so ``jobs`` > 1 shares
+the keys between this process and forked workers that inherit the index copy-on-write.
+Chunks of keys are handed out one at a time to whichever process is free (the shares
+balance themselves), each process compares its own survivors in full, and only matches
+travel back: what stays serial (index, which keys to derive, the fork, AEMs) is a few
+per cent of a large match (docs/benchmarks.md).  The result is the same as with one process.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing
+import multiprocessing.context
 import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -44,6 +50,7 @@ DEFAULT_TX_POWER = -24
 _CHUNK = 512  # keys per batch: 512 * 144 * 16 B = 1.2 MB of RPIs, still in cache for the filter
 _BITS_1 = 24  # first filter: bits 0-23 (bytes 0-2) of the RPI
 _BITS_2 = 26  # second filter: at most bits 32-57 (bytes 4-7), independent of the first
+_COUNT_TABLE_LIMIT = 1 << 22  # intervals (76 years) a running count may span: 32 MB at most
 #: Below this many keys with sightings per worker, forking costs more than it saves.
 MIN_KEYS_PER_JOB = 4 * _CHUNK
 
@@ -63,17 +70,18 @@ MATCH_DTYPE = np.dtype(
 
 
 def _bitset(values: np.ndarray, bits: int) -> np.ndarray:
-    """A bit set of 2**bits bits (uint8) with the bits ``values`` set.
+    """A bit set of 2**bits bits (uint8) with the bits ``values`` (unsigned integers) set.
 
-    Built by sorting and OR-reducing runs of equal bytes: ~10x faster than ufunc.at.
+    Built by sorting and OR-reducing runs of equal bytes: ~10x faster than ufunc.at.  The values
+    are sorted in their own dtype (uint32 here), which numpy sorts ~3x faster than int64.
     """
     table = np.zeros(1 << (bits - 3), np.uint8)
     if len(values) == 0:
         return table
-    values = np.sort(values.astype(np.int64))
+    values = np.sort(values)
     byte = values >> 3
-    bit = np.left_shift(1, values & 7).astype(np.uint8)
-    runs = np.r_[0, np.flatnonzero(np.diff(byte)) + 1]
+    bit = np.left_shift(np.uint8(1), (values & 7).astype(np.uint8))
+    runs = np.r_[0, np.flatnonzero(byte[1:] != byte[:-1]) + 1]
     table[byte[runs]] = np.bitwise_or.reduceat(bit, runs)
     return table
 
@@ -124,10 +132,29 @@ class SightingIndex:
         return len(self.words)
 
     def count_in_windows(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """Number of sightings whose interval lies in [first, last], per window."""
-        lo = np.searchsorted(self.sorted_intervals, first, "left")
-        hi = np.searchsorted(self.sorted_intervals, last, "right")
-        return hi - lo
+        """Number of sightings whose interval lies in [first, last], per window.
+
+        Read from a running count per interval (a few ms for a million windows; binary search
+        costs ~15x more) unless the sightings span more intervals than such a table should hold.
+        """
+        counts = self._running_counts
+        if counts is None:
+            lo = np.searchsorted(self.sorted_intervals, first, "left")
+            hi = np.searchsorted(self.sorted_intervals, last, "right")
+            return hi - lo
+        base, span = int(self.sorted_intervals[0]), len(counts) - 1
+        return counts[np.clip(last - (base - 1), 0, span)] - counts[np.clip(first - base, 0, span)]
+
+    @functools.cached_property
+    def _running_counts(self) -> np.ndarray | None:
+        """Sightings before each interval from the first one on (one more entry than intervals), or
+        None when they span more than ``_COUNT_TABLE_LIMIT`` intervals or there are none."""
+        intervals = self.sorted_intervals
+        if len(intervals) == 0 or int(intervals[-1]) - int(intervals[0]) >= _COUNT_TABLE_LIMIT:
+            return None
+        counts = np.zeros(int(intervals[-1]) - int(intervals[0]) + 2, np.int64)
+        np.cumsum(np.bincount(intervals - intervals[0]), out=counts[1:])
+        return counts
 
     def prefilter(self, rpis: np.ndarray) -> np.ndarray:
         """Flat positions of the RPIs (uint8 (..., 16), contiguous) that may be stored.
@@ -230,8 +257,13 @@ class _KeyTable:
     def chunk(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(key bytes uint8 (n, 16), starts int64, periods int64 with 0 as a whole day) of ``rows``."""
         keys = self.keys[rows]
-        periods = keys["rolling_period"].astype(np.int64)
-        return key_bytes(keys), keys["rolling_start"].astype(np.int64), np.where(periods == 0, ROLLING_PERIOD, periods)
+        return key_bytes(keys), *_validity(keys)
+
+
+def _validity(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts int64, periods int64 with 0 read as a whole day) of KEY_DTYPE ``keys``."""
+    periods = keys["rolling_period"].astype(np.int64)
+    return keys["rolling_start"].astype(np.int64), np.where(periods == 0, ROLLING_PERIOD, periods)
 
 
 _BUSY_BLOCK = 1 << 18  # keys whose windows are counted at once: bounded temporaries for any key count
@@ -241,12 +273,14 @@ def _busy(table: _KeyTable, index: SightingIndex, tolerance: int) -> np.ndarray:
     """Rows of the keys whose +-tolerance window holds some sighting: the others need no AES at all."""
     busy = np.zeros(len(table.keys), bool)
     for lo in range(0, len(busy), _BUSY_BLOCK):
-        _, starts, periods = table.chunk(np.arange(lo, min(lo + _BUSY_BLOCK, len(busy))))
+        starts, periods = _validity(table.keys[lo : lo + _BUSY_BLOCK])
         busy[lo : lo + len(starts)] = index.count_in_windows(starts - tolerance, starts + periods - 1 + tolerance) > 0
     return np.flatnonzero(busy)
 
 
 def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key row, sighting row, RPI interval) of every match, sorted by key row then sighting row
+    whatever ``jobs`` is."""
     empty = np.empty(0, np.int64)
     if len(keys) == 0 or len(index) == 0:
         return empty, empty, empty
@@ -256,21 +290,34 @@ def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1)
         return empty, empty, empty
     jobs = min(jobs, len(busy) // MIN_KEYS_PER_JOB) if "fork" in multiprocessing.get_all_start_methods() else 1
     if jobs > 1:
-        parts = _in_parallel(table, index, np.array_split(busy, jobs))
+        parts = _in_parallel(table, index, busy, tolerance, jobs)
     else:
-        parts = [_candidates(table, index, busy)]
-    cand_keys = np.concatenate([p[0] for p in parts])
-    cand_intervals = np.concatenate([p[1] for p in parts])
-    which, rows = index.lookup(np.concatenate([p[2] for p in parts]), cand_intervals, tolerance)
-    return cand_keys[which], rows, cand_intervals[which]
+        parts = [_matches(table, index, _blocks(busy), tolerance)]
+    key_rows, rows, intervals = (np.concatenate(column) for column in zip(*parts))
+    order = np.lexsort((rows, key_rows))  # the processes' shares end in no particular order
+    return key_rows[order], rows[order], intervals[order]
 
 
-def _candidates(table: _KeyTable, index: SightingIndex, busy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(key row, interval, RPI) of every RPI of the ``busy`` keys that passes the pre-filter."""
-    buffer = np.empty(min(_CHUNK, len(busy)) * ROLLING_PERIOD * 16 + 15, np.uint8)
-    found_keys, found_intervals, found_rpis = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty((0, 16), np.uint8)]
+def _blocks(busy: np.ndarray) -> Iterator[np.ndarray]:
+    """The busy key rows in chunks of ``_CHUNK``, in order (one process)."""
     for lo in range(0, len(busy), _CHUNK):
-        chunk = busy[lo : lo + _CHUNK]
+        yield busy[lo : lo + _CHUNK]
+
+
+def _matches(table: _KeyTable, index: SightingIndex, blocks: Iterable[np.ndarray], tolerance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key row, sighting row, RPI interval) of the matches of the keys in ``blocks``: every RPI is
+    derived and pre-filtered chunk by chunk, and the few survivors are looked up in one pass."""
+    keys, intervals, rpis = _candidates(table, index, blocks)
+    which, rows = index.lookup(rpis, intervals, tolerance)
+    return keys[which], rows, intervals[which]
+
+
+def _candidates(table: _KeyTable, index: SightingIndex, blocks: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key row, interval, RPI) of every RPI of the keys in ``blocks`` (at most ``_CHUNK`` rows each)
+    that passes the pre-filter."""
+    buffer = np.empty(_CHUNK * ROLLING_PERIOD * 16 + 15, np.uint8)
+    found_keys, found_intervals, found_rpis = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty((0, 16), np.uint8)]
+    for chunk in blocks:
         teks, starts, periods = table.chunk(chunk)
         rpis = rpis_for_keys(teks, starts, ROLLING_PERIOD, out=buffer)
         flat = index.prefilter(rpis)
@@ -283,25 +330,50 @@ def _candidates(table: _KeyTable, index: SightingIndex, busy: np.ndarray) -> tup
     return np.concatenate(found_keys), np.concatenate(found_intervals), np.concatenate(found_rpis)
 
 
+class _SharedBlocks:
+    """The busy key rows in chunks of ``_CHUNK``, each handed to whichever process asks first.
+
+    The next chunk's number is a counter in shared memory that forked processes inherit, so a
+    process that starts later or runs slower (another program on its core) simply takes fewer
+    chunks: the shares balance themselves, at one uncontended lock per chunk (~0.5 ms of work).
+    """
+
+    def __init__(self, busy: np.ndarray, context: multiprocessing.context.BaseContext) -> None:
+        self.busy = busy
+        self._next = context.Value("q", 0)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while True:
+            with self._next.get_lock():
+                lo = self._next.value * _CHUNK
+                self._next.value += 1
+            if lo >= len(self.busy):
+                return
+            yield self.busy[lo : lo + _CHUNK]
+
+
 # Set in the parent just before forking; workers inherit it copy-on-write.
-_SHARED: tuple[_KeyTable, SightingIndex] | None = None
+_SHARED: tuple[_KeyTable, SightingIndex, _SharedBlocks, int] | None = None
 
 
-def _worker(busy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _worker() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     assert _SHARED is not None, "worker started without fork"
-    return _candidates(*_SHARED, busy)
+    table, index, blocks, tolerance = _SHARED
+    return _matches(table, index, blocks, tolerance)
 
 
-def _in_parallel(table: _KeyTable, index: SightingIndex, parts: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``_candidates`` of each part, results in part order: the first part here, each other one
-    in its own forked process."""
+def _in_parallel(table: _KeyTable, index: SightingIndex, busy: np.ndarray, tolerance: int, jobs: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``_matches`` of the ``busy`` keys in ``jobs`` processes: this one and ``jobs - 1`` forked
+    ones, all taking chunks from one ``_SharedBlocks``; each returns only its exact matches."""
     global _SHARED
-    _SHARED = (table, index)
+    context = multiprocessing.get_context("fork")
+    blocks = _SharedBlocks(busy, context)
+    _SHARED = (table, index, blocks, tolerance)
     try:
-        with ProcessPoolExecutor(len(parts) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            others = pool.map(_worker, parts[1:])
-            first = _candidates(table, index, parts[0])
-            return [first, *others]
+        with ProcessPoolExecutor(jobs - 1, mp_context=context) as pool:
+            others = [pool.submit(_worker) for _ in range(jobs - 1)]
+            first = _matches(table, index, blocks, tolerance)
+            return [first, *(other.result() for other in others)]
     finally:
         _SHARED = None
 

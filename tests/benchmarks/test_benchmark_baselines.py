@@ -131,3 +131,12 @@ def test_export_bench_runs_both_versions_alternating(tmp_path: Path) -> None:
         assert len(res[side]["export_seconds_runs"]) == 2 and res[side]["files"] == 14
     for k in ("export_vs_floor", "speedup_vs_baseline", "baseline_export_vs_its_floor", "export_vs_baseline_floor"):
         assert positive(res[k]), k
+
+
+def test_jobs_bench_accounts_serial_and_parallel_cpu(capsys) -> None:  # type: ignore[no-untyped-def]
+    res = load("jobs_bench").main(["--keys", "5000", "--sightings", "4000", "--rounds", "1", "--jobs", "2"])
+    assert positive(res["wall_one"]) and positive(res["wall_many"]) and positive(res["wall_ratio"])
+    assert positive(res["serial_cpu_one"]) and positive(res["parallel_cpu_one"])
+    assert 1 < res["amdahl_2"] < 2 and res["amdahl_2"] < res["amdahl_4"] < 4
+    assert res["steps_many"]["parallel section"][0] > 0 and res["steps_one"]["parallel section"][0] == 0
+    assert "Amdahl bound" in capsys.readouterr().out

@@ -225,3 +225,67 @@ def test_jobs_fall_back_to_one_process_when_too_few_keys(monkeypatch: pytest.Mon
     assert len(match(keys, sightings, jobs=8)) == planted * 15
     with pytest.raises(ValueError):
         match(keys, sightings, jobs=0)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.integers(0, 60), max_size=40), st.integers(-3, 12), st.booleans())
+def test_window_counts_equal_binary_search(intervals: list[int], width: int, table: bool) -> None:
+    """The running count per interval gives what binary search over the sorted intervals gives, for
+    windows starting at every interval in and around the stored span (and with the table turned off)."""
+    index = SightingIndex(empty_sightings(0))
+    index.sorted_intervals = np.sort(np.array(intervals, np.int64))
+    if not table:
+        index._running_counts = None  # as for a store spanning more than the table's limit
+    first = np.arange(-5, 70, dtype=np.int64)
+    last = first + width
+    expected = np.searchsorted(index.sorted_intervals, last, "right") - np.searchsorted(index.sorted_intervals, first, "left")
+    assert index.count_in_windows(first, last).tolist() == expected.tolist()
+
+
+def test_a_store_spanning_centuries_uses_binary_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(matcher_module, "_COUNT_TABLE_LIMIT", 1000)
+    keys, sightings, planted = synthetic_data(300, 4000, seed=5, planted=4)
+    sightings["time"][0] = 0.0  # a sighting stamped 1970 (a clock that was never set)
+    index = SightingIndex(sightings)
+    assert len(match(keys, index)) == planted * 15 and index._running_counts is None
+
+
+@settings(max_examples=50)
+@given(st.lists(st.integers(0, 2**20 - 1), max_size=300))
+def test_bitset_holds_exactly_the_values(values: list[int]) -> None:
+    table = matcher_module._bitset(np.array(values, np.uint32), 20)
+    held = np.flatnonzero(np.unpackbits(table, bitorder="little"))
+    assert held.tolist() == sorted(set(values))
+
+
+def test_shared_blocks_hand_out_every_chunk_once() -> None:
+    """Two consumers taking turns (as two processes would) get each chunk of rows exactly once."""
+    import multiprocessing
+
+    busy = np.arange(10 * matcher_module._CHUNK + 7) * 3
+    blocks = matcher_module._SharedBlocks(busy, multiprocessing.get_context("fork"))
+    first, second = iter(blocks), iter(blocks)
+    taken = []
+    for chunk in first:
+        taken.append(chunk)
+        taken.extend(next(second, np.empty(0, busy.dtype)) for _ in range(2))
+    assert np.array_equal(np.sort(np.concatenate(taken)), busy)
+    assert all(len(c) == matcher_module._CHUNK for c in taken[:10]) and next(iter(blocks), None) is None
+
+
+@pytest.mark.slow
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2, 4))
+def test_any_jobs_give_identical_matches_in_a_fixed_order(seed: int, jobs: int) -> None:
+    """Whatever the split between processes, the matches (and their order: key, time, sighting)
+    are the same as with one process."""
+    keys, sightings, planted = synthetic_data(900, 6000, seed, planted=12, per_plant=5)
+    sightings["time"][1::2] = sightings["time"][::2][: len(sightings) // 2]  # ties in time
+    sightings.sort(order="time", kind="stable")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 10)
+        several = match(keys, sightings, jobs=jobs)
+    one = match(keys, sightings)
+    assert np.array_equal(one, several)
+    order = np.lexsort((one["sighting_index"], one["time"], one["key_index"]))
+    assert np.array_equal(order, np.arange(len(one)))
