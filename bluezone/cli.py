@@ -16,7 +16,16 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from bluezone.clitypes import FloatRange, cli_clock, db_option, emit_json, jobs_option, json_option, parse_date
+from bluezone.clitypes import (
+    FloatRange,
+    LazyCommands,
+    cli_clock,
+    db_option,
+    emit_json,
+    jobs_option,
+    json_option,
+    parse_date,
+)
 from bluezone.errors import BluezoneError
 
 
@@ -53,8 +62,34 @@ def _with_verbosity(command: click.Command) -> None:
             _with_verbosity(sub)
 
 
+#: Commands that live in their own packages' CLI modules, imported only when named (or when
+#: ``bluezone --help`` lists them): a check must not pay for the simulator, the key server, venues.
+LAZY_COMMANDS = {
+    "calibrate": "bluezone.calibration.cli:calibrate",
+    "simulate": "bluezone.sim.cli:simulate",
+    "evaluate": "bluezone.sim.cli:evaluate",
+    "server": "bluezone.server.cli:server",
+    "venue": "bluezone.venues.cli:venue",
+    "checkin": "bluezone.venues.cli:checkin",
+    "checkout": "bluezone.venues.cli:checkout",
+    "checkins": "bluezone.venues.cli:checkins",
+}
+
+
+def _name_envvars_of_imported(name: str, command: click.Command) -> None:
+    """A command imported late gets its BLUEZONE_* variables as the others got theirs at start."""
+    from bluezone.cliconfig import ENV_PREFIX, name_envvars
+
+    name_envvars(command, (ENV_PREFIX, name))
+
+
 class BluezoneGroup(click.Group):
-    """Turns BluezoneError (and other failures) into one-line errors instead of tracebacks."""
+    """Turns BluezoneError (and other failures) into one-line errors instead of tracebacks;
+    ``lazy_commands`` (name -> ``"module:attribute"``) are imported when first named."""
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands = LazyCommands(self.commands, lazy_commands or {}, on_import=_name_envvars_of_imported)
 
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
@@ -102,7 +137,7 @@ class BluezoneGroup(click.Group):
             ctx.exit(1)
 
 
-@click.group(cls=BluezoneGroup, params=list(VERBOSITY_OPTIONS))
+@click.group(cls=BluezoneGroup, params=list(VERBOSITY_OPTIONS), lazy_commands=LAZY_COMMANDS)
 @click.version_option(package_name="bluezone")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
@@ -223,7 +258,12 @@ def status(db_path: Path | None, as_json: bool) -> None:
         return
 
     def when(t: float | None) -> str:
-        return "-" if t is None else f"{datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M:%S} UTC"
+        if t is None:
+            return "-"
+        try:
+            return f"{datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M:%S} UTC"
+        except (OverflowError, OSError, ValueError):  # a hand-edited or damaged row far past year 9999
+            return f"{t!r} (no date: a damaged or hand-edited row)"
 
     click.echo(f"database   {info['db_path']} ({info['db_bytes'] / 1e6:.1f} MB, schema {info['schema_version']})")
     click.echo(f"daily keys {info['daily_keys']}")
@@ -694,23 +734,6 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, a
         sys.exit(1)
 
 
-# --- calibration: calibrate ------------------------------------------------------------------
-from bluezone.calibration.cli import calibrate as _calibrate  # noqa: E402
-
-cli.add_command(_calibrate)
-
-# --- simulation: simulate, evaluate ----------------------------------------------------
-from bluezone.sim.cli import evaluate as _sim_evaluate  # noqa: E402
-from bluezone.sim.cli import simulate as _sim_simulate  # noqa: E402
-
-cli.add_command(_sim_simulate)
-cli.add_command(_sim_evaluate)
-
-# --- the key server: server ... (its own CLI module) ---------------------------------------------
-from bluezone.server.cli import server as _server_group  # noqa: E402
-
-cli.add_command(_server_group)
-
 
 # --- this device and a key server: upload (check --server is above) -------------------------------
 
@@ -808,17 +831,6 @@ def upload(
         f"uploaded {len(result.keys)} key(s){checkins}; the server stored {result.receipt.inserted} new{revised}"
     )
 
-
-# --- venues (issue 15): owner's venue group, visitor's check-in commands ------------------------
-from bluezone.venues.cli import checkin as _venue_checkin  # noqa: E402
-from bluezone.venues.cli import checkins as _venue_checkins  # noqa: E402
-from bluezone.venues.cli import checkout as _venue_checkout  # noqa: E402
-from bluezone.venues.cli import venue as _venue_group  # noqa: E402
-
-cli.add_command(_venue_group)
-cli.add_command(_venue_checkin)
-cli.add_command(_venue_checkout)
-cli.add_command(_venue_checkins)
 
 
 # --- the embedded default: demo ------------------------------------------------------------------

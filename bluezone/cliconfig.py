@@ -31,6 +31,7 @@ from typing import Any
 
 import click
 
+from bluezone.clitypes import LazyCommands
 from bluezone.config import read_toml_file
 from bluezone.errors import ConfigError
 
@@ -57,7 +58,9 @@ def name_envvars(command: click.Command, path: tuple[str, ...] = (ENV_PREFIX,)) 
         own = "_".join((*path, flags[0][2:])).upper().replace("-", "_")
         param.envvar = [own, NODE_DB_ENV] if param.name in NODE_DB_PARAMS else own  # the narrower one wins
     if isinstance(command, click.Group):
-        for name, sub in command.commands.items():
+        # a lazy group's commands not imported yet get theirs when imported (bluezone/cli.py)
+        commands = command.commands
+        for name, sub in (commands.imported() if isinstance(commands, LazyCommands) else commands).items():
             name_envvars(sub, (*path, name))
 
 

@@ -6,14 +6,17 @@ at a chosen moment instead of whatever the wall clock says."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import math
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from bluezone.clock import Clock, SystemClock
+if TYPE_CHECKING:
+    from bluezone.clock import Clock
 
 
 class FloatRange(click.FloatRange):
@@ -32,7 +35,57 @@ def cli_clock() -> Clock:
     ctx = click.get_current_context(silent=True)
     obj = ctx.find_root().obj if ctx is not None else None
     clock = obj.get("clock") if isinstance(obj, dict) else None
-    return clock if clock is not None else SystemClock()
+    if clock is not None:
+        return clock
+    from bluezone.clock import SystemClock  # here: the clock module loads asyncio, which most commands never use
+
+    return SystemClock()
+
+
+class LazyCommands(MutableMapping[str, click.Command]):
+    """A group's subcommands, some given as ``"module:attribute"`` and imported only when first
+    looked up, so that ``bluezone check`` does not import the simulator, the key server or the
+    venue posters.  ``in``, ``len`` and iteration import nothing; ``on_import(name, command)``
+    runs once for each command imported."""
+
+    def __init__(
+        self,
+        commands: Mapping[str, click.Command],
+        lazy: Mapping[str, str],
+        on_import: Callable[[str, click.Command], None] = lambda name, command: None,
+    ) -> None:
+        self._commands = dict(commands)
+        self._lazy = {name: target for name, target in lazy.items() if name not in self._commands}
+        self._on_import = on_import
+
+    def imported(self) -> dict[str, click.Command]:
+        """The commands imported so far."""
+        return dict(self._commands)
+
+    def __getitem__(self, name: str) -> click.Command:
+        if name not in self._commands and name in self._lazy:
+            module, _, attribute = self._lazy.pop(name).partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            self._commands[name] = command
+            self._on_import(name, command)
+        return self._commands[name]
+
+    def __setitem__(self, name: str, command: click.Command) -> None:
+        self._lazy.pop(name, None)
+        self._commands[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        if self._lazy.pop(name, None) is None:
+            del self._commands[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._commands or name in self._lazy
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._commands, *self._lazy])
+
+    def __len__(self) -> int:
+        return len(self._commands) + len(self._lazy)
 
 
 def jobs_option(func: Any) -> Any:

@@ -1,6 +1,7 @@
 """The layering rules of docs/architecture.md, checked on the source so they stay true.
 
-Imports are read with ``ast`` (module level and inside functions alike), so a lazy import
+Imports are read with ``ast`` (module level and inside functions alike, and the
+``"bluezone.pkg.module:attribute"`` strings of commands imported on first use), so a lazy import
 cannot hide an edge.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -41,7 +43,13 @@ def _imports(name: str) -> set[str]:
                 base = ".".join(anchor + ([base] if base else []))
             found.add(base)
             found.update(f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and LAZY_TARGET.fullmatch(node.value):
+            found.add(node.value.partition(":")[0])  # imported when first used, e.g. cli.py's LAZY_COMMANDS
     return {m for m in found if m in MODULES and m != name}
+
+
+#: A module named as ``"bluezone.pkg.module:attribute"`` is imported on first use (``LazyCommands``).
+LAZY_TARGET = re.compile(r"bluezone(\.\w+)+:\w+")
 
 
 GRAPH = {name: _imports(name) for name in MODULES}

@@ -38,10 +38,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import sqlite_utils
 
 from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
@@ -49,6 +48,9 @@ from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import NotAStoreError, StoreError, StoreWriteError
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER, SIGHTING_DTYPE
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 log = logging.getLogger(__name__)
 
@@ -267,10 +269,24 @@ class SightingStore:
     """Daily keys and sightings of one device.  Use :meth:`open` (``create=False`` for an
     existing store); a context manager."""
 
-    def __init__(self, db: sqlite_utils.Database, path: Path | None) -> None:
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
+        self._conn = conn
         self.path = path
         self._keyserver_ready = False
+        self._db: sqlite_utils.Database | None = None
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The store as a ``sqlite_utils.Database`` on the same connection (for the migrations).
+
+        Made on first use: a check or a status, on a store already at the current schema, never
+        imports sqlite-utils (whose import and plugin discovery cost more than the rest of an open).
+        Plugins are not run: nothing from outside changes how this private database is read."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self._conn, execute_plugins=False)
+        return self._db
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -291,7 +307,7 @@ class SightingStore:
         """
         if path is not None and str(path) == ":memory:":
             conn = sqlite3.connect(":memory:")
-            store = cls(sqlite_utils.Database(conn), None)
+            store = cls(conn, None)
             store._migrate()
             return store
         p = Path(path) if path is not None else default_db_path()
@@ -308,7 +324,7 @@ class SightingStore:
             conn = sqlite3.connect(p, timeout=10.0)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
-        store = cls(sqlite_utils.Database(conn), p)
+        store = cls(conn, p)
         try:
             # Look before writing anything: WAL mode and migrations change the file for good.
             store._check_schema(create)
@@ -343,14 +359,14 @@ class SightingStore:
         A foreign SQLite file must come out of a refused open byte-for-byte unchanged, and
         ``create=False`` (``status``, ``check``) must not turn an empty file into a store.
         """
-        conn = self.db.conn
+        conn = self._conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"the sighting database has schema version {version}, newer than this bluezone knows "
                 f"({SCHEMA_VERSION}): upgrade bluezone"
             )
-        names = set(self.db.table_names())
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if version == 0:
             # A fresh database, or a foreign one: refuse to adopt a file full of other tables.
             foreign = names - {"daily_keys", "sightings"}
@@ -367,7 +383,7 @@ class SightingStore:
                 raise NotAStoreError(f"{self.path} is not a bluezone database at schema version {version} ({what})")
 
     def _migrate(self) -> None:
-        conn = self.db.conn
+        conn = self._conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         for target in range(version, SCHEMA_VERSION):
             # atomic() opens an explicit BEGIN: sqlite3's implicit transactions leave DDL out,
@@ -379,10 +395,10 @@ class SightingStore:
 
     @property
     def schema_version(self) -> int:
-        return int(self.db.conn.execute("PRAGMA user_version").fetchone()[0])
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
-        self.db.conn.close()
+        self._conn.close()
 
     def __enter__(self) -> SightingStore:
         return self
@@ -411,7 +427,7 @@ class SightingStore:
             tx,
             addr,
         )
-        conn = self.db.conn
+        conn = self._conn
         with conn:
             conn.executemany(
                 "INSERT INTO sightings (time, rpi, aem, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?, ?)", data
@@ -435,7 +451,7 @@ class SightingStore:
 
     def _load(self, query: str, params: list[float]) -> np.ndarray:
         # numpy fills the structured array straight from the cursor's tuples: no list, no zip.
-        return np.fromiter(self.db.conn.execute(query, [NO_TX_POWER, *params]), SIGHTING_DTYPE)
+        return np.fromiter(self._conn.execute(query, [NO_TX_POWER, *params]), SIGHTING_DTYPE)
 
     def heard_rpis(
         self, since: float | None = None, until: float | None = None, repeated: int = 2
@@ -448,7 +464,7 @@ class SightingStore:
         over as one blob per query instead of a Python object per RPI.  They may name an RPI
         whose rows are all unusable: ``sightings_with_rpis`` leaves those out."""
         where, params = self._time_filter(since, until)
-        conn = self.db.conn
+        conn = self._conn
         rpis = f"SELECT rpi, COUNT(*) AS n FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
         n = conn.execute("SELECT COUNT(*) FROM sightings WHERE time >= ? AND time < ?", self._bounds(since, until)).fetchone()[0]
         # group_concat() joins the blobs' bytes as they are in a UTF-8 database; its result must stay
@@ -479,7 +495,7 @@ class SightingStore:
         """10-minute intervals (``floor(time) // 600``, sorted) covering every sighting with
         ``since <= time < until``: of each UTC day heard, those from its first to its last
         sighting (a few index seeks per day, no row read; a superset of the intervals heard)."""
-        conn = self.db.conn
+        conn = self._conn
         lo_bound = -math.inf if since is None else float(since)
         hi_bound = 1e300 if until is None else min(float(until), 1e300)  # text and blobs sort after numbers
         first_after = "SELECT MIN(time) FROM sightings WHERE time >= ? AND time < ?"
@@ -497,7 +513,7 @@ class SightingStore:
         """How many sightings with ``since <= time < until`` a check can use (what
         ``usable_sightings`` returns), counted from the indexes alone."""
         bounds = self._bounds(since, until)
-        conn = self.db.conn
+        conn = self._conn
         timed = conn.execute("SELECT COUNT(*) FROM sightings WHERE time >= ? AND time < ?", bounds).fetchone()[0]
         unusable = conn.execute(
             f"SELECT COUNT(*) FROM sightings INDEXED BY sightings_unusable WHERE {UNUSABLE} AND time >= ? AND time < ?",
@@ -538,7 +554,7 @@ class SightingStore:
 
     def _load_with_ids(self, where: str, params: list[Any], index: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         indexed = f" INDEXED BY {index}" if index else ""
-        rows = self.db.conn.execute(
+        rows = self._conn.execute(
             f"SELECT rowid, time, rpi, aem, rssi, COALESCE(tx_power, ?) FROM sightings{indexed} {where}",
             [NO_TX_POWER, *params],
         ).fetchall()
@@ -547,7 +563,7 @@ class SightingStore:
 
     def count_sightings(self, since: float | None = None, until: float | None = None) -> int:
         where, params = self._time_filter(since, until)
-        return int(self.db.conn.execute(f"SELECT COUNT(*) FROM sightings WHERE 1{where}", params).fetchone()[0])
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM sightings WHERE 1{where}", params).fetchone()[0])
 
     @staticmethod
     def _time_filter(since: float | None, until: float | None) -> tuple[str, list[float]]:
@@ -562,7 +578,7 @@ class SightingStore:
 
     def newest_time(self) -> float | None:
         """Time of the newest sighting or daily key (None: an empty store)."""
-        row = self.db.conn.execute(
+        row = self._conn.execute(
             f"SELECT MAX(t) FROM (SELECT MAX(time) AS t FROM sightings WHERE {NUMERIC_TIME}"
             f" UNION ALL SELECT MAX(time) FROM bluezone3_sightings WHERE {NUMERIC_TIME}"
             " UNION ALL SELECT MAX(created_at) FROM daily_keys WHERE created_at < 1e300)"
@@ -580,8 +596,8 @@ class SightingStore:
         if n == 0:
             return 0
         data = zip(rows["time"].tolist(), rows["bzid"].tolist(), rows["rssi"].tolist(), tx, addr)
-        with self.db.conn:
-            self.db.conn.executemany(
+        with self._conn:
+            self._conn.executemany(
                 "INSERT INTO bluezone3_sightings (time, bzid, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?)", data
             )
         return n
@@ -594,38 +610,38 @@ class SightingStore:
             f" WHERE length(bzid) = 12 AND {READABLE_ROW}{where} ORDER BY time"
         )
         try:
-            return np.fromiter(self.db.conn.execute(query, [NO_TX_POWER, *params]), BLUEZONE3_SIGHTING_DTYPE)
+            return np.fromiter(self._conn.execute(query, [NO_TX_POWER, *params]), BLUEZONE3_SIGHTING_DTYPE)
         except (TypeError, ValueError, OverflowError) as exc:
             raise StoreError(f"the bluezone3_sightings table holds a row bluezone cannot read: {exc}") from None
 
     def bluezone3_key(self) -> tuple[int, bytes] | None:
         """Where this device's Bluezone v3 key chain starts within the retention: (UTC day number, its
         daily key), if it ever sent v3 IDs.  Later days' keys are this one hashed forward."""
-        row = self.db.conn.execute("SELECT day, key FROM bluezone3_key ORDER BY day DESC LIMIT 1").fetchone()
+        row = self._conn.execute("SELECT day, key FROM bluezone3_key ORDER BY day DESC LIMIT 1").fetchone()
         if row is None or not isinstance(row[1], bytes) or len(row[1]) != 32:
             return None
         return int(row[0]), bytes(row[1])
 
     def save_bluezone3_key(self, day: int, key: bytes, created_at: float) -> None:
         """Start the chain at ``key``, the daily key of UTC day ``day`` (replacing any earlier chain)."""
-        with self.db.conn:
-            self.db.conn.execute("DELETE FROM bluezone3_key")
-            self.db.conn.execute(
+        with self._conn:
+            self._conn.execute("DELETE FROM bluezone3_key")
+            self._conn.execute(
                 "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)",
                 (int(day), bytes(key), created_at, created_at),
             )
 
     def mark_bluezone3_key_used(self, now: float) -> None:
         """Note that the daemon sends from the chain (at least daily): an unused chain is purged."""
-        with self.db.conn:
-            self.db.conn.execute("UPDATE bluezone3_key SET used_at = ?", (float(now),))
+        with self._conn:
+            self._conn.execute("UPDATE bluezone3_key SET used_at = ?", (float(now),))
 
     # --- daily keys -------------------------------------------------------------------------------
 
     def save_daily_key(self, key: DailyKey, created_at: float | None = None) -> None:
         """Store (or update the period of) one of this device's daily keys."""
         when = float(created_at) if created_at is not None else float(key.rolling_start * INTERVAL_SECONDS)
-        conn = self.db.conn
+        conn = self._conn
         with conn:
             conn.execute(
                 "INSERT INTO daily_keys (key, rolling_start, rolling_period, created_at) VALUES (?, ?, ?, ?)"
@@ -640,7 +656,7 @@ class SightingStore:
         if since_interval is not None:
             sql += " WHERE rolling_start + rolling_period > ?"
             params.append(int(since_interval))
-        rows = self.db.conn.execute(sql + " ORDER BY rolling_start, rowid", params).fetchall()
+        rows = self._conn.execute(sql + " ORDER BY rolling_start, rowid", params).fetchall()
         try:
             return [DailyKey(bytes(k), int(s), int(p)) for k, s, p in rows]
         except Exception as exc:  # noqa: BLE001 - a hand-edited table
@@ -648,7 +664,7 @@ class SightingStore:
 
     def key_for_day(self, rolling_start: int) -> DailyKey | None:
         """The newest stored key starting at ``rolling_start`` (a UTC day), if any."""
-        row = self.db.conn.execute(
+        row = self._conn.execute(
             "SELECT key, rolling_start, rolling_period FROM daily_keys WHERE rolling_start = ?"
             " ORDER BY rowid DESC LIMIT 1",
             (int(rolling_start),),
@@ -657,7 +673,7 @@ class SightingStore:
 
     def key_covering(self, interval: int) -> DailyKey | None:
         """The newest stored key valid at ``interval`` (what the daemon should be advertising)."""
-        row = self.db.conn.execute(
+        row = self._conn.execute(
             "SELECT key, rolling_start, rolling_period FROM daily_keys"
             " WHERE rolling_start <= ? AND ? < rolling_start + rolling_period ORDER BY rowid DESC LIMIT 1",
             (int(interval), int(interval)),
@@ -666,14 +682,14 @@ class SightingStore:
 
     def count_daily_keys(self) -> int:
         """How many daily keys are stored (any age not yet purged)."""
-        return int(self.db.conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0])
+        return int(self._conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0])
 
     # --- what the key-server client remembers ---------------------------------------------------
     # Four small tables, made on first use rather than by a migration: a node that never talks
     # to a key server has none.  ``bluezone.client.ServerState`` is the typed view of them.
 
     def _keyserver_tables(self) -> sqlite3.Connection:
-        conn = self.db.conn
+        conn = self._conn
         if not self._keyserver_ready:
             with conn:
                 conn.execute(
@@ -811,18 +827,15 @@ class SightingStore:
         """Delete sightings older than ``retention_days`` and keys that expired before then."""
         cutoff = float(now) - retention_days * DAY_SECONDS
         cutoff_interval = interval_number(cutoff)
-        conn = self.db.conn
+        conn = self._conn
         with conn:
-            # a row whose time is no number cannot be shown to be younger than the cutoff: it goes too
-            s = conn.execute(f"DELETE FROM sightings WHERE time < ? OR NOT ({NUMERIC_TIME})", (cutoff,)).rowcount
-            s3 = conn.execute(
-                f"DELETE FROM bluezone3_sightings WHERE time < ? OR NOT ({NUMERIC_TIME})", (cutoff,)
-            ).rowcount
+            s = _delete_expired(conn, "sightings", "time", cutoff)
+            s3 = _delete_expired(conn, "bluezone3_sightings", "time", cutoff)
             self._advance_bluezone3_key(cutoff)
             k = conn.execute(
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
             ).rowcount
-            c = conn.execute("DELETE FROM checkins WHERE end_time < ? OR NOT (end_time < 1e300)", (cutoff,)).rowcount
+            c = _delete_expired(conn, "checkins", "end_time", cutoff)
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
                 conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_warnings'").fetchone():
@@ -846,23 +859,23 @@ class SightingStore:
     def _advance_bluezone3_key(self, cutoff: float) -> None:
         """Move the v3 chain's start to the first day within the retention (hashing its key forward):
         a key of an older day would still give away the IDs sent on days already purged."""
-        row = self.db.conn.execute("SELECT day, key, used_at FROM bluezone3_key ORDER BY day LIMIT 1").fetchone()
+        row = self._conn.execute("SELECT day, key, used_at FROM bluezone3_key ORDER BY day LIMIT 1").fetchone()
         first = int(cutoff // DAY_SECONDS)
         if row is None or not isinstance(row[0], int) or row[0] >= first:
             return
-        self.db.conn.execute("DELETE FROM bluezone3_key")
+        self._conn.execute("DELETE FROM bluezone3_key")
         used = isinstance(row[2], (int, float)) and row[2] >= cutoff  # an ID sent within the retention
         if used and isinstance(row[1], bytes) and len(row[1]) == 32 and first - row[0] <= 2 * RETENTION_DAYS:
             key = bluezone3_daily_key(bytes(row[1]), first - row[0])
-            self.db.conn.execute(
+            self._conn.execute(
                 "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)", (first, key, cutoff, row[2])
             )
         # (a chain not sent from within the retention is dropped: the daemon starts a new one)
 
     def save_daemon_state(self, state: dict[str, Any], now: float) -> None:
         """Record the daemon's latest report (radio backend, health counters, daemon counters)."""
-        with self.db.conn:
-            self.db.conn.execute(
+        with self._conn:
+            self._conn.execute(
                 "INSERT INTO daemon_state (name, value, updated_at) VALUES ('daemon', ?, ?)"
                 " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (json.dumps(state, default=str), float(now)),
@@ -887,12 +900,12 @@ class SightingStore:
         end_open_at: float | None = None,
     ) -> int:
         """Insert a check-in (and end the open one, ``end_open_id``, in the same transaction)."""
-        with self.db.conn:
+        with self._conn:
             if end_open_id is not None:
-                self.db.conn.execute(
+                self._conn.execute(
                     "UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end_open_at, end_open_id)
                 )
-            cursor = self.db.conn.execute(
+            cursor = self._conn.execute(
                 "INSERT INTO checkins (location_id, payload, description, address, start_time, end_time, checked_out,"
                 " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (location_id, payload, description, address, start, end, int(checked_out), source, now),
@@ -900,8 +913,8 @@ class SightingStore:
         return int(cursor.lastrowid or 0)
 
     def end_checkin(self, checkin_id: int, end: float) -> None:
-        with self.db.conn:
-            self.db.conn.execute("UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end, checkin_id))
+        with self._conn:
+            self._conn.execute("UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end, checkin_id))
 
     def checkin_rows(
         self, *, since: float | None = None, checkin_id: int | None = None, open_at: float | None = None,
@@ -924,11 +937,11 @@ class SightingStore:
             sql += " AND start_time < ? AND end_time > ?"
             params += [float(overlapping[1]), float(overlapping[0])]
         order = " ORDER BY start_time DESC, id DESC" if open_at is not None else " ORDER BY start_time, id"
-        return self.db.conn.execute(sql + order, params).fetchall()
+        return self._conn.execute(sql + order, params).fetchall()
 
     def daemon_state(self) -> dict[str, Any] | None:
         """The daemon's latest report with its ``updated_at``, or None if no daemon ran here."""
-        row = self.db.conn.execute("SELECT value, updated_at FROM daemon_state WHERE name = 'daemon'").fetchone()
+        row = self._conn.execute("SELECT value, updated_at FROM daemon_state WHERE name = 'daemon'").fetchone()
         if row is None:
             return None
         try:
@@ -949,7 +962,7 @@ class SightingStore:
 
     def stats(self) -> dict[str, Any]:
         """What is stored: counts, time span, days covered, file size."""
-        conn = self.db.conn
+        conn = self._conn
         n, first, last = conn.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM sightings WHERE {NUMERIC_TIME}").fetchone()
         days = 0
         if n and last // DAY_SECONDS - first // DAY_SECONDS > 60:
@@ -959,7 +972,7 @@ class SightingStore:
         elif n:
             # One indexed probe per UTC day in the span (at most ~15): cheap even with millions of rows.
             for day in range(int(first // DAY_SECONDS), int(last // DAY_SECONDS) + 1):
-                lo = day * DAY_SECONDS
+                lo = float(day * DAY_SECONDS)  # a float: a damaged time of 1e200 is no SQLite integer
                 hit = conn.execute(
                     "SELECT 1 FROM sightings WHERE time >= ? AND time < ? LIMIT 1", (lo, lo + DAY_SECONDS)
                 ).fetchone()
@@ -988,6 +1001,20 @@ class SightingStore:
             "disk_free_bytes": self._disk_free(),
             "daemon": self.daemon_state(),
         }
+
+
+def _delete_expired(conn: sqlite3.Connection, table: str, column: str, cutoff: float) -> int:
+    """Delete the rows of ``table`` whose time ``column`` is before ``cutoff``, or is no number
+    (NULL, text, a blob: it cannot be shown to be younger, so it goes too); how many went.
+
+    Each is a range of the column's index (SQLite sorts NULL first, then numbers, then text and
+    blobs), so a purge that finds nothing to delete reads a few index pages, not the table: the
+    store is opened, and so purged, by every check and status.  Written as one range per
+    statement, as an ``OR`` of them would be read as a scan of the whole table."""
+    deleted = 0
+    for where, params in ((f"{column} IS NULL", ()), (f"{column} < ?", (cutoff,)), (f"{column} >= 1e300", ())):
+        deleted += conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
+    return deleted
 
 
 def _rpi_array(blob: bytes, path: Path | None) -> np.ndarray:

@@ -57,6 +57,17 @@ def test_status_and_purge_json(tmp_path) -> None:
     assert "purged 0 sightings" in invoke("purge", "--db", str(db), now=NOW).output
 
 
+def test_status_shows_a_time_past_any_date_instead_of_failing(tmp_path) -> None:
+    """A damaged or hand-edited time of 1e200 is a number the store keeps, but no date can show it."""
+    db = tmp_path / "b.db"
+    make_db(db, NOW)
+    with SightingStore.open(db) as store, store.db.conn as conn:
+        conn.execute("UPDATE sightings SET time = 1e200 WHERE rowid = (SELECT MAX(rowid) FROM sightings)")
+    result = invoke("status", "--db", str(db))
+    assert result.exit_code == 0, result.output
+    assert "last       1e+200 (no date: a damaged or hand-edited row)" in result.output
+
+
 @pytest.mark.wall_clock
 def test_purge_by_wall_clock(tmp_path) -> None:
     db = tmp_path / "old.db"

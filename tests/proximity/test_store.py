@@ -204,6 +204,46 @@ def test_retention_15_days_purged_13_kept(db) -> None:
         assert store.purge(now)["sightings_deleted"] == 0
 
 
+def test_purge_deletes_rows_of_unknown_age_in_every_table(db) -> None:
+    """A time that is no number (NULL, text, a blob) or past any real date cannot be shown to be
+    within the retention: the purge deletes it with the expired rows, and keeps the rest."""
+    now = NOON
+    with SightingStore.open(db) as store:
+        rows = random_sightings(2, now, 1)
+        rows["time"] = [now - 15 * DAY_SECONDS, now - 13 * DAY_SECONDS]
+        store.add_sightings(rows)
+        with store.db.conn as conn:  # rows the daemon never writes: a hand edit, damage
+            for bad in (None, "abc", b"\x01", 1e300, float("inf")):
+                conn.execute("INSERT INTO sightings (time, rpi, aem, rssi) VALUES (?, zeroblob(16), zeroblob(4), -50)", (bad,))
+                conn.execute("INSERT INTO bluezone3_sightings (time, bzid, rssi) VALUES (?, zeroblob(12), -50)", (bad,))
+                conn.execute("INSERT INTO checkins (location_id, start_time, end_time) VALUES (zeroblob(32), ?, ?)", (now, bad))
+            conn.execute("INSERT INTO bluezone3_sightings (time, bzid, rssi) VALUES (?, zeroblob(12), -50)", (now - DAY_SECONDS,))
+            conn.execute("INSERT INTO checkins (location_id, start_time, end_time) VALUES (zeroblob(32), ?, ?)", (now - 60, now))
+        assert store.count_sightings() == 7
+        result = store.purge(now)
+        assert (result["sightings_deleted"], result["bluezone3_sightings_deleted"], result["checkins_deleted"]) == (6, 5, 5)
+        assert store.sightings()["time"].tolist() == [now - 13 * DAY_SECONDS] and store.count_sightings() == 1
+        assert store.bluezone3_sightings()["time"].tolist() == [now - DAY_SECONDS]
+        assert [row[5] for row in store.checkin_rows()] == [now]
+
+
+def test_a_purge_with_nothing_to_delete_reads_no_rows(db) -> None:
+    """Every check and status opens, so purges, the store: with nothing expired that costs a few
+    index pages, not a pass over a million rows (the purge's deletes are ranges of the time index)."""
+    with SightingStore.open(db) as store:
+        store.add_sightings(random_sightings(20_000, NOON - DAY_SECONDS, 3 * 3600))
+        steps = [0]
+
+        def count() -> int:
+            steps[0] += 1
+            return 0
+
+        store.db.conn.set_progress_handler(count, 100)  # called every 100 SQLite instructions
+        assert store.purge(NOON)["sightings_deleted"] == 0
+        store.db.conn.set_progress_handler(None, 0)
+    assert steps[0] < 30, f"{steps[0] * 100} SQLite instructions: the purge reads the table"
+
+
 def test_open_purges_what_is_older_than_the_newest_record_by_14_days(db) -> None:
     rows = random_sightings(3, NOON, 1)
     rows["time"] = [NOON - 20 * DAY_SECONDS, NOON - 1 * DAY_SECONDS, NOON]

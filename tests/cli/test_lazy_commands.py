@@ -1,0 +1,86 @@
+"""``bluezone check`` imports what a check needs, not the simulator, the key server or the venues."""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from click.testing import CliRunner
+
+from bluezone.cli import LAZY_COMMANDS, cli
+from bluezone.clitypes import LazyCommands
+from bluezone.crypto.intervals import rolling_start
+from bluezone.proximity.store import SightingStore
+
+NOON = 1_763_640_000.0
+
+#: Never needed by a check of a key file against a store at the current schema.
+NOT_FOR_A_CHECK = (
+    "bluezone.sim", "bluezone.server", "bluezone.venues", "bluezone.calibration", "bluezone.client", "fastapi",
+    "uvicorn", "matplotlib", "sqlite_utils", "asyncio",
+)
+
+LOADED_BY_A_CHECK = """
+import json, sys
+from click.testing import CliRunner
+from bluezone.cli import cli
+result = CliRunner().invoke(cli, sys.argv[1:])
+assert result.exit_code == 0, result.output
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _loaded_by(args: list[str], tmp_path: Path) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", LOADED_BY_A_CHECK, *args], capture_output=True, text=True, check=True, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    return set(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_a_check_imports_no_other_command_and_no_sqlite_utils(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    with SightingStore.open(db, purge_now=NOON):
+        pass  # a store at the current schema: opening it migrates nothing
+    keys = tmp_path / "keys.json"
+    entry = {"key": base64.b64encode(b"d" * 16).decode(), "rollingStartNumber": rolling_start(NOON), "rollingPeriod": 144}
+    keys.write_text(json.dumps({"temporaryExposureKeys": [entry]}))
+    loaded = _loaded_by(["check", "--keys", str(keys), "--db", str(db), "--json", "--jobs", "1"], tmp_path)
+    assert "bluezone.matching.check" in loaded and "bluezone.proximity.store" in loaded
+    wrong = sorted(m for m in loaded if m.split(".")[0] in NOT_FOR_A_CHECK or m.startswith(NOT_FOR_A_CHECK))
+    assert not wrong, f"a check imported {wrong[:8]}"
+
+
+def test_the_lazy_commands_are_the_ones_their_modules_define() -> None:
+    for name, target in LAZY_COMMANDS.items():
+        command = cli.commands[name]
+        assert isinstance(command, click.Command) and command.name == name, target
+
+
+def test_lazy_commands_import_only_when_looked_up() -> None:
+    imported: list[str] = []
+    plain = click.Command("plain", callback=lambda: None)
+    commands = LazyCommands(
+        {"plain": plain}, {"later": "bluezone.server.cli:server", "plain": "no.such:module"},
+        on_import=lambda name, command: imported.append(name),
+    )
+    assert "later" in commands and "plain" in commands and "nothing" not in commands
+    assert list(commands) == ["plain", "later"] and len(commands) == 2 and imported == []
+    assert commands["plain"] is plain and commands.imported() == {"plain": plain}  # a defined one wins
+    assert commands["later"].name == "server" and imported == ["later"]
+    assert commands["later"] is commands.get("later") and imported == ["later"]  # once
+    del commands["later"]
+    assert list(commands) == ["plain"]
+
+
+def test_root_help_lists_every_command_and_a_lazy_one_runs() -> None:
+    listed = CliRunner().invoke(cli, ["--help"]).output
+    assert all(f"\n  {name} " in listed for name in LAZY_COMMANDS)
+    result = CliRunner().invoke(cli, ["simulate", "--list"])
+    assert result.exit_code == 0 and result.output.strip()
+    typo = CliRunner().invoke(cli, ["simulat"])
+    assert typo.exit_code == 2 and "simulate" in typo.output
