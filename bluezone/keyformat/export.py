@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import io
 import zipfile
@@ -46,6 +47,9 @@ EXPORT_SIG = "export.sig"
 #: Largest ``export.sig`` read: a TEKSignatureList is ~100 bytes per signature (a zip of a few KB
 #: could otherwise inflate one to MAX_KEY_FILE_BYTES, read whole before the keys).
 MAX_SIG_FILE_BYTES = 64 << 10
+#: Largest ``export.bin`` parsed whole by protobuf, for what the streamed reader leaves to it (a form
+#: no key server writes); it holds such a file several times over (a 250 MB one peaked at 1 GB).
+MAX_WHOLE_PARSE_BYTES = 32 << 20
 #: A fixed timestamp for zip members, so the same batch always gives the same bytes.
 _ZIP_DATE = (2020, 1, 1, 0, 0, 0)
 _INT32_MAX = 2**31 - 1
@@ -139,7 +143,15 @@ def _read_export(
     if size > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"export.bin too large ({size} bytes, limit {MAX_KEY_FILE_BYTES})")
     with open_bin() as stream:
-        streamed = stream_export_bin(stream, size)
+        streamed = stream_export_bin(stream, size, stop_at_problem=check is not None)
+    if streamed is not None and streamed.cut_short:
+        # a key broke a rule, so the rest was only hashed: a forged file is said at once; a signed
+        # one is read again in full, to say what an unsigned read says, and must not have changed
+        assert check is not None
+        check(streamed.digest)
+        check = functools.partial(_unchanged, streamed.digest)
+        with open_bin() as stream:
+            streamed = stream_export_bin(stream, size)
     if streamed is None:
         # held whole from here, and parsed by protobuf beside it: a file of a few hundred KB zipped
         # may inflate to MAX_KEY_FILE_BYTES, so its signature is checked first, streamed
@@ -147,6 +159,11 @@ def _read_export(
         if check is not None:
             digest = _sha256(open_bin)
             check(digest)
+        if size > MAX_WHOLE_PARSE_BYTES:
+            raise KeyFileError(
+                f"export.bin ({size} bytes) is not in the form key servers write, and too large to be "
+                f"parsed whole (limit {MAX_WHOLE_PARSE_BYTES} bytes)"
+            )
         data = _read_whole(open_bin, size)
         if digest is not None and hashlib.sha256(data).digest() != digest:
             raise KeyFileError("export.bin changed while it was read: not the bytes whose signature was checked")
@@ -165,6 +182,11 @@ def _read_export(
         keys=streamed.keys,
         revised_keys=streamed.revised_keys,
     )
+
+
+def _unchanged(expected: bytes, digest: bytes) -> None:
+    if digest != expected:
+        raise KeyFileError("export.bin changed while it was read: not the bytes whose signature was checked")
 
 
 def _sha256(open_bin: Callable[[], AbstractContextManager[BinaryIO]]) -> bytes:

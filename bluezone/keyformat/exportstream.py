@@ -54,6 +54,7 @@ class StreamedExport:
 
     digest: bytes
     problem: str | None  # the first rule the file breaks (header, a key), raised after the signature check
+    cut_short: bool = False  # a key broke a rule and, asked to stop there, the rest was only hashed
     start_timestamp: int = 0
     end_timestamp: int = 0
     region: str = ""
@@ -64,9 +65,11 @@ class StreamedExport:
     revised_keys: np.ndarray = field(default_factory=lambda: np.empty(0, KEY_DTYPE))
 
 
-def stream_export_bin(stream: BinaryIO, size: int) -> StreamedExport | None:
+def stream_export_bin(stream: BinaryIO, size: int, *, stop_at_problem: bool = False) -> StreamedExport | None:
     """Read the ``export.bin`` of ``size`` bytes from ``stream`` to its end; None: parse it whole
-    through protobuf instead (see the module's docstring)."""
+    through protobuf instead (see the module's docstring).  With ``stop_at_problem`` the rest of
+    the file is only hashed once a key breaks a rule (``cut_short``): a forged file of bad keys
+    then costs its hash, not its parse, and protobuf's word on the rest is not sought."""
     hasher = hashlib.sha256()
     parser = _Parser(capacity=max(size - len(HEADER), 0) // _MIN_VALID_ENTRY + 1)
     head = stream.read(len(HEADER))
@@ -96,6 +99,8 @@ def stream_export_bin(stream: BinaryIO, size: int) -> StreamedExport | None:
             buf[end:] = 0
             done = parser.feed(buf, end, final=not data)
             carry = buf[done:end].tobytes()
+            if stop_at_problem and (parser.bad[_KEYS] or parser.bad[_REVISED]):
+                no_export = parser.cut_short = True
             if not data:
                 break
     except _LeaveToProtobuf:
@@ -116,6 +121,7 @@ class _Parser:
         self.bad: dict[int, str | None] = {_KEYS: None, _REVISED: None}
         self.problem: str | None = None
         self.other_fields = 0
+        self.cut_short = False
 
     def feed(self, buf: np.ndarray, end: int, final: bool) -> int:
         """Parse the fields in ``buf[:end]`` (``PADDING`` bytes follow); how many bytes were
@@ -226,6 +232,7 @@ class _Parser:
         out = self.out
         out.digest = digest
         out.problem = self.problem or self.bad[_KEYS] or self.bad[_REVISED]
+        out.cut_short = self.cut_short
         if out.problem is None:
             out.keys, out.revised_keys = (_trimmed(self.rows[t], self.count[t]) for t in (_KEYS, _REVISED))
         return out

@@ -314,8 +314,8 @@ def test_a_file_parsed_whole_is_held_once(monkeypatch: pytest.MonkeyPatch) -> No
     data = build_export_bin(_keys(50), region="VN") + b"\x48\x00" * (8 << 20)
     streamed = export_module.stream_export_bin
 
-    def then_reset_peak(stream: io.BytesIO, size: int) -> None:
-        assert streamed(stream, size) is None  # left to protobuf
+    def then_reset_peak(stream: io.BytesIO, size: int, **options: bool) -> None:
+        assert streamed(stream, size, **options) is None  # left to protobuf
         tracemalloc.reset_peak()  # the streamed try reserves (untouched) rows for the keys
 
     monkeypatch.setattr(export_module, "stream_export_bin", then_reset_peak)
