@@ -141,34 +141,40 @@ def export_batches(
     is_revision = np.r_[np.zeros(len(new_keys), bool), np.ones(len(revised_keys), bool)]
     carries_revision = np.r_[new_revised, np.ones(len(revised_keys), bool)]
     written: list[tuple[BatchRecord, np.ndarray, np.ndarray]] = []
-    stamp = int(now)
-    days = keys["rolling_start"] // ROLLING_PERIOD
-    for day in np.unique(days):
-        on_day = np.flatnonzero(days == day)
-        on_day = on_day[rng.permutation(len(on_day))]
-        n_files = -(-len(on_day) // config.max_keys_per_file)
-        start_ts, end_ts = int(day) * DAY_SECONDS, (int(day) + 1) * DAY_SECONDS
-        tag = secrets.token_hex(3)
-        for i in range(n_files):
-            chunk = on_day[i * config.max_keys_per_file : (i + 1) * config.max_keys_per_file]
-            plain, revised = chunk[~is_revision[chunk]], chunk[is_revision[chunk]]
-            name = f"{stamp}-{start_ts}-{tag}-{i + 1:04d}.zip"
-            data = signed_export_zip(
-                keys[plain],
-                signer.private_key,
-                signer.info,
-                region=config.region,
-                batch_num=i + 1,
-                batch_size=n_files,
-                start_timestamp=start_ts,
-                end_timestamp=end_ts,
-                revised_keys=keys[revised],
-            )
-            _write_atomic(out_dir / name, data)
-            record = BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk))
-            written.append((record, ids[plain], ids[chunk[carries_revision[chunk]]]))
-    if written:
-        storage.add_batches(written)
+    try:
+        stamp = int(now)
+        days = keys["rolling_start"] // ROLLING_PERIOD
+        for day in np.unique(days):
+            on_day = np.flatnonzero(days == day)
+            on_day = on_day[rng.permutation(len(on_day))]
+            n_files = -(-len(on_day) // config.max_keys_per_file)
+            start_ts, end_ts = int(day) * DAY_SECONDS, (int(day) + 1) * DAY_SECONDS
+            tag = secrets.token_hex(3)
+            for i in range(n_files):
+                chunk = on_day[i * config.max_keys_per_file : (i + 1) * config.max_keys_per_file]
+                plain, revised = chunk[~is_revision[chunk]], chunk[is_revision[chunk]]
+                name = f"{stamp}-{start_ts}-{tag}-{i + 1:04d}.zip"
+                data = signed_export_zip(
+                    keys[plain],
+                    signer.private_key,
+                    signer.info,
+                    region=config.region,
+                    batch_num=i + 1,
+                    batch_size=n_files,
+                    start_timestamp=start_ts,
+                    end_timestamp=end_ts,
+                    revised_keys=keys[revised],
+                )
+                _write_atomic(out_dir / name, data)
+                record = BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk))
+                written.append((record, ids[plain], ids[chunk[carries_revision[chunk]]]))
+        if written:
+            storage.add_batches(written)
+    except Exception:
+        # nothing was recorded: the files written so far would only lie unlisted, their keys still queued
+        for record, _, _ in written:
+            (out_dir / record.name).unlink(missing_ok=True)
+        raise
     venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
     removed = storage.purge(oldest, now - 2 * DAY_SECONDS)
     write_index(storage, out_dir, now, config.retention_days)

@@ -32,8 +32,9 @@ from bluezone.keyformat.keys import NO_DAYS_SINCE_ONSET, empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
+#: The first release's tables (schema 1), created in a new database before the migrations below.
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS codes (
@@ -112,6 +113,22 @@ _MIGRATIONS: dict[int, list[str]] = {
         "DROP INDEX exposure_keys_pending",
         "CREATE INDEX exposure_keys_pending ON exposure_keys (batch_id) WHERE batch_id IS NULL",
     ],
+    8: [  # the export queues as tables of their own (key ids waiting): an export deletes the ids it
+        # published instead of rewriting each key's row with its batch (1M keys: 1.35 s on SQLite, 24.6 s
+        # of non-HOT updates on PostgreSQL); a key is exported when it is no longer in export_queue.  No
+        # foreign key: SQLite would look up each key as its id leaves the queue (1M: 0.6 s); purge() cleans up
+        "CREATE TABLE export_queue (key_id {int64} PRIMARY KEY)",
+        # revisions waiting for a batch's revised_keys (a revision before the key's first export goes out with it)
+        "CREATE TABLE revision_queue (key_id {int64} PRIMARY KEY)",
+        "INSERT INTO export_queue (key_id) SELECT id FROM exposure_keys WHERE batch_id IS NULL ORDER BY id",
+        "INSERT INTO revision_queue (key_id) SELECT id FROM exposure_keys"
+        " WHERE revised_at IS NOT NULL AND revised_batch_id IS NULL ORDER BY id",
+        "DROP INDEX exposure_keys_pending",
+        "ALTER TABLE exposure_keys DROP COLUMN batch_id",
+        "ALTER TABLE exposure_keys DROP COLUMN revised_batch_id",
+        # the purge of expired keys by an index, not a scan of every key at every export
+        "CREATE INDEX exposure_keys_end ON exposure_keys ((rolling_start + rolling_period))",
+    ],
 }
 
 #: GAEN report types (TemporaryExposureKey.ReportType) that revision concerns.  RECURSIVE marks the
@@ -169,6 +186,7 @@ class Storage(ABC):
 
     _param = "?"
     _serial = "INTEGER"
+    _int64 = "INTEGER"  # SQLite: an INTEGER PRIMARY KEY is the rowid, so a queue is one small b-tree of ids
     _blob = "BLOB"
     _utf8 = True  # SQLite: the database stores text as UTF-8 (the default; UTF-16 if made so before)
 
@@ -193,10 +211,11 @@ class Storage(ABC):
 
     def _create_schema(self) -> None:
         with self._transaction() as cur:
-            for stmt in _SCHEMA:
-                self._exec(cur, stmt.format(serial=self._serial, blob=self._blob))
+            self._exec(cur, _SCHEMA[0])
             row = self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
-            if row is None:
+            if row is None:  # a new database: the first release's tables, then every migration
+                for stmt in _SCHEMA[1:]:
+                    self._exec(cur, stmt.format(serial=self._serial, blob=self._blob))
                 self._exec(cur, "INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
             version = 1 if row is None else int(row[0])
             if version > SCHEMA_VERSION:
@@ -205,7 +224,7 @@ class Storage(ABC):
                 )
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for stmt in _MIGRATIONS[step]:
-                    self._exec(cur, stmt.format(serial=self._serial, blob=self._blob))
+                    self._exec(cur, stmt.format(serial=self._serial, blob=self._blob, int64=self._int64))
                 self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
 
     # -- verification codes --
@@ -309,6 +328,7 @@ class Storage(ABC):
             keys = build(CodeRecord(*row))
             inserted = revised = 0
             owned: list[int] = []  # key ids the new token will cover
+            queued: list[int] = []  # new key ids, waiting for their first export
             for k in keys:
                 dsos = int(k["days_since_onset"])
                 onset = None if dsos == np.iinfo(np.int32).min else dsos
@@ -325,6 +345,7 @@ class Storage(ABC):
                     if new_id is not None:
                         inserted += 1
                         owned.append(int(new_id[0]))
+                        queued.append(int(new_id[0]))
                         continue
                 found = self._exec(
                     cur,
@@ -353,9 +374,12 @@ class Storage(ABC):
                     ).rowcount
                     if done != 1:
                         raise RevisionRefused("key_already_revised")
+                    self._exec(cur, "INSERT INTO revision_queue (key_id) VALUES (?)", [key_id])
                     revised += 1
                 if shown:
                     owned.append(int(key_id))
+            if queued:
+                cur.executemany(self._sql("INSERT INTO export_queue (key_id) VALUES (?)"), [(i,) for i in queued])
             if new_token_hash is not None and owned:
                 cur.executemany(
                     self._sql("INSERT INTO revision_tokens (token_hash, key_id) VALUES (?, ?) ON CONFLICT DO NOTHING"),
@@ -375,7 +399,7 @@ class Storage(ABC):
             return int(self._exec(cur, "SELECT COUNT(*) FROM exposure_keys").fetchone()[0])
 
     def insert_keys_unchecked(self, keys: np.ndarray, now: float) -> None:
-        """Bulk insert without a code (benchmarks and tests of the exporter)."""
+        """Bulk insert without a code (benchmarks and tests of the exporter), new keys queued for export."""
         rows = [
             (bytes(k["key"]), int(k["rolling_start"]), int(k["rolling_period"]), int(k["transmission_risk"]),
              int(k["report_type"]), None if k["days_since_onset"] == NO_DAYS_SINCE_ONSET else int(k["days_since_onset"]),
@@ -383,6 +407,8 @@ class Storage(ABC):
             for k in keys
         ]
         with self._transaction() as cur:
+            self._lock_key_inserts(cur)  # so the ids above the largest one now are this insert's, and only those
+            (last,) = self._exec(cur, "SELECT COALESCE(MAX(id), 0) FROM exposure_keys").fetchone()
             cur.executemany(
                 self._sql(
                     "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk,"
@@ -391,6 +417,10 @@ class Storage(ABC):
                 ),
                 rows,
             )
+            self._exec(cur, "INSERT INTO export_queue (key_id) SELECT id FROM exposure_keys WHERE id > ? ORDER BY id", [last])
+
+    def _lock_key_inserts(self, cur: Any) -> None:
+        """Hold off other connections' key inserts until this transaction ends (SQLite: BEGIN IMMEDIATE does)."""
 
     # -- exports --
     def pending_keys(self, max_end_interval: int, min_start_interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -402,7 +432,8 @@ class Storage(ABC):
         return self._select_keys(
             "COALESCE(revised_report_type, report_type)",
             "CASE WHEN revised_at IS NULL THEN days_since_onset ELSE revised_days_since_onset END",
-            "batch_id IS NULL AND rolling_start + rolling_period <= ? AND rolling_start >= ?",
+            "export_queue",
+            "rolling_start + rolling_period <= ? AND rolling_start >= ?",
             [max_end_interval, min_start_interval],
         )
 
@@ -413,25 +444,28 @@ class Storage(ABC):
             count, first, last = self._exec(
                 cur,
                 "SELECT COUNT(*), MIN(rolling_start + rolling_period), MAX(rolling_start + rolling_period)"
-                " FROM exposure_keys WHERE batch_id IS NULL AND rolling_start + rolling_period > ?",
+                " FROM exposure_keys k WHERE rolling_start + rolling_period > ?"
+                " AND EXISTS (SELECT 1 FROM export_queue q WHERE q.key_id = k.id)",
                 [max_end_interval],
             ).fetchone()
         return int(count), None if first is None else int(first), None if last is None else int(last)
 
     def pending_revisions(self, min_start_interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exported keys revised since, not yet in a batch's ``revised_keys``, with their new report type
-        (ids and flags as ``pending_keys``)."""
+        (ids and flags as ``pending_keys``).  A key still waiting for its first export is left out: its
+        revision goes out with it."""
         return self._select_keys(
             "revised_report_type",
             "revised_days_since_onset",
-            "revised_report_type IS NOT NULL AND revised_batch_id IS NULL AND batch_id IS NOT NULL AND rolling_start >= ?",
+            "revision_queue",
+            "rolling_start >= ? AND NOT EXISTS (SELECT 1 FROM export_queue e WHERE e.key_id = k.id)",
             [min_start_interval],
         )
 
     def _read_columns(
-        self, cur: Any, columns: Sequence[str], where: str, params: Sequence[Any]
+        self, cur: Any, columns: Sequence[str], queue: str, where: str, params: Sequence[Any]
     ) -> tuple[int, bytes, list[np.ndarray]]:
-        """How many rows of ``exposure_keys`` ``where`` selects, their key_data end to end, and each of
+        """How many keys (``k``) in ``queue`` (``q``) ``where`` selects, their key_data end to end, and each of
         ``columns`` (integer SQL expressions, never NULL) as an int64 array, rows in one order.
 
         One row comes back, not one per key: a million keys as tuples of Python objects took longer
@@ -443,23 +477,23 @@ class Storage(ABC):
         keys = "CAST(group_concat(key_data, '') AS BLOB)" if self._utf8 else "group_concat(hex(key_data), '')"
         count, data, *texts = self._exec(
             cur,
-            f"SELECT COUNT(*), {keys}, {', '.join(f'group_concat({c})' for c in columns)} FROM exposure_keys WHERE {where}",
+            f"SELECT COUNT(*), {keys}, {', '.join(f'group_concat({c})' for c in columns)} FROM {_queued(queue, where)}",
             params,
         ).fetchone()
         data = bytes(data or b"") if self._utf8 else bytes.fromhex(data or "")
         return count, data, [np.fromstring(t or "", np.int64, sep=",") for t in texts]
 
     def _select_keys(
-        self, report_type: str, onset: str, where: str, params: Sequence[Any]
+        self, report_type: str, onset: str, queue: str, where: str, params: Sequence[Any]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(KEY_DTYPE keys, their row ids, revised or not) of the rows ``where`` selects, report type
-        and onset given as SQL expressions; read column-wise (``_read_columns``)."""
+        """(KEY_DTYPE keys, their row ids, revised or not) of the keys in ``queue`` ``where`` selects,
+        report type and onset given as SQL expressions; read column-wise (``_read_columns``)."""
         columns = [
             "rolling_start", "rolling_period", "transmission_risk", report_type,
-            f"COALESCE({onset}, {int(NO_DAYS_SINCE_ONSET)})", "id", "CASE WHEN revised_at IS NULL THEN 0 ELSE 1 END",
+            f"COALESCE({onset}, {int(NO_DAYS_SINCE_ONSET)})", "k.id", "CASE WHEN revised_at IS NULL THEN 0 ELSE 1 END",
         ]
         with self._transaction() as cur:
-            count, data, values = self._read_columns(cur, columns, where, params)
+            count, data, values = self._read_columns(cur, columns, queue, where, params)
         if len(data) != KEY_LENGTH * count or any(len(v) != count for v in values):
             raise ServerStorageError(f"reading {count} pending keys gave columns of other lengths: database damaged?")
         start, period, risk, report, onsets, ids, revised = values
@@ -473,16 +507,19 @@ class Storage(ABC):
         return keys, ids, revised.astype(bool)
 
     def add_batches(self, batches: Sequence[tuple[BatchRecord, np.ndarray, np.ndarray]]) -> None:
-        """Record written batch files and mark exported, in one transaction, the keys (ids) and the
-        revisions (ids of the keys whose revision the file carries) in each; a revision made after
-        the keys were read is in no file and stays pending."""
-        marks: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"batch_id": [], "revised_batch_id": []}
+        """Record written batch files and take, in one transaction, the keys (ids) and the revisions
+        (ids of the keys whose revision the file carries) in each out of the export queues; a revision
+        made after the keys were read is in no file and stays queued.
+
+        Keys uploaded while the files were written are not in them and stay queued.  Keys another
+        export took out of the queue meanwhile (two exporters at once) would be published twice:
+        then nothing is recorded (ServerStorageError) and the caller drops its files."""
         with self._transaction() as cur:
-            for record, ids, revision_ids in batches:
-                batch_id = self._exec(
+            for record, _, _ in batches:
+                self._exec(
                     cur,
                     "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
-                    " num_keys) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    " num_keys) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     [
                         record.name,
                         record.created_at,
@@ -492,17 +529,26 @@ class Storage(ABC):
                         record.batch_size,
                         record.num_keys,
                     ],
-                ).fetchone()[0]
-                marks["batch_id"].append((np.full(len(ids), batch_id), ids))
-                marks["revised_batch_id"].append((np.full(len(revision_ids), batch_id), revision_ids))
-            for column, parts in marks.items():
-                if parts:
-                    batch_ids, ids = (np.concatenate(p).astype(np.int64) for p in zip(*parts))
-                    order = np.argsort(ids, kind="stable")
-                    self._mark_exported(cur, "exposure_keys", column, batch_ids[order], ids[order])
+                )
+            for queue, column in (("export_queue", 1), ("revision_queue", 2)):
+                ids = np.sort(np.concatenate([np.asarray(b[column], np.int64) for b in batches] or [np.zeros(0, np.int64)]))
+                if len(ids) and self._dequeue(cur, queue, ids) != len(ids):
+                    raise ServerStorageError(
+                        f"another export published some of these {len(ids)} keys (from {queue}) meanwhile: nothing recorded"
+                    )
+
+    def _dequeue(self, cur: Any, queue: str, ids: np.ndarray) -> int:
+        """Delete ``ids`` (ascending, distinct) from ``queue``; how many were there.
+
+        One range per run of consecutive ids (an upload's keys get consecutive ids, and so do the runs
+        of keys between today's, still embargoed): a range holds no id but the run's, so nothing else
+        is taken.  A million keys: 0.2-0.5 s, where finding each id from a JSON array took 1.0-1.1 s."""
+        first, last = _runs(ids)
+        cur.executemany(self._sql(f"DELETE FROM {queue} WHERE key_id BETWEEN ? AND ?"), zip(first.tolist(), last.tolist()))
+        return int(cur.rowcount)
 
     def _mark_exported(self, cur: Any, table: str, column: str, batch_ids: np.ndarray, ids: np.ndarray) -> None:
-        """Set ``column`` (batch_id or revised_batch_id) of the rows ``ids`` (ascending) of ``table`` to ``batch_ids``.
+        """Set ``column`` (venue reports' batch_id) of the rows ``ids`` (ascending) of ``table`` to ``batch_ids``.
 
         One statement, one pass over the rows in the table's own order: each (id, batch) is packed into
         one integer of a JSON array that SQLite unpacks as it goes.  A million keys: ~1.4x faster than
@@ -549,7 +595,10 @@ class Storage(ABC):
     def reset_exported(self) -> None:
         """Put every key back in the export queue and forget the batches (benchmarks only)."""
         with self._transaction() as cur:
-            self._exec(cur, "UPDATE exposure_keys SET batch_id = NULL, revised_batch_id = NULL")
+            self._exec(cur, "DELETE FROM export_queue")
+            self._exec(cur, "DELETE FROM revision_queue")
+            self._exec(cur, "INSERT INTO export_queue (key_id) SELECT id FROM exposure_keys ORDER BY id")
+            self._exec(cur, "INSERT INTO revision_queue (key_id) SELECT id FROM exposure_keys WHERE revised_at IS NOT NULL ORDER BY id")
             self._exec(cur, "DELETE FROM batches")
 
     def batches(self, since: float = 0.0) -> list[BatchRecord]:
@@ -566,7 +615,10 @@ class Storage(ABC):
         """Drop keys that ended before ``before_interval``, and failure records and codes (used or
         not) that expired before ``records_before``: a code past its expiry opens nothing, and the
         table would otherwise grow for ever and make new codes collide with old ones."""
+        expired = "SELECT id FROM exposure_keys WHERE rolling_start + rolling_period < ?"  # by its index (schema 8)
         with self._transaction() as cur:
+            for queue in ("export_queue", "revision_queue"):  # keys never exported (a server off for weeks)
+                self._exec(cur, f"DELETE FROM {queue} WHERE key_id IN ({expired})", [before_interval])
             n = self._exec(
                 cur, "DELETE FROM exposure_keys WHERE rolling_start + rolling_period < ?", [before_interval]
             ).rowcount
@@ -574,6 +626,18 @@ class Storage(ABC):
             self._exec(cur, "DELETE FROM code_failures WHERE at < ?", [records_before])
             self._exec(cur, "DELETE FROM codes WHERE expires_at < ?", [records_before])
         return max(n, 0)
+
+
+def _queued(queue: str, where: str) -> str:
+    """FROM and WHERE of the keys (``k``) in ``queue`` (``q``) that ``where`` selects.  CROSS JOIN: SQLite
+    walks the queue in id order and finds each key by its id (PostgreSQL plans as it will)."""
+    return f"{queue} q CROSS JOIN exposure_keys k WHERE k.id = q.key_id AND {where}"
+
+
+def _runs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The first and last id of each run of consecutive integers in ``ids`` (ascending, distinct)."""
+    breaks = np.flatnonzero(np.diff(ids) != 1) + 1
+    return ids[np.r_[0, breaks]], ids[np.r_[breaks - 1, len(ids) - 1]]
 
 
 def without_password(message: str, dsn: str) -> str:
@@ -646,16 +710,23 @@ class PostgresStorage(Storage):
 
     _param = "%s"
     _serial = "BIGSERIAL"
+    _int64 = "BIGINT"
     _blob = "BYTEA"
 
     def _read_columns(
-        self, cur: Any, columns: Sequence[str], where: str, params: Sequence[Any]
+        self, cur: Any, columns: Sequence[str], queue: str, where: str, params: Sequence[Any]
     ) -> tuple[int, bytes, list[np.ndarray]]:
         """As SQLite's, in one aggregate: each row's key_data and its columns as big-endian int8s
         (``int8send``), end to end, so no column can fall out of step (nor needs sorting into one)."""
         record = " || ".join(["key_data", *(f"int8send(({c})::int8)" for c in columns)])
+        # The queue's size swings (emptied by each export), so its statistics are always stale: with a
+        # million keys after an empty one, they were joined key by key (2.4 s); by hash they spill to disk at
+        # the default work_mem (1.2-1.4 s); merged in id order from both primary keys, 0.9 s.  A short
+        # queue is still looked up key by key.
+        self._exec(cur, f"ANALYZE {queue}")
+        self._exec(cur, "SET LOCAL enable_hashjoin = off")
         count, data = self._exec(
-            cur, f"SELECT COUNT(*), string_agg({record}, ''::bytea) FROM exposure_keys WHERE {where}", params
+            cur, f"SELECT COUNT(*), string_agg({record}, ''::bytea) FROM {_queued(queue, where)}", params
         ).fetchone()
         rows = np.frombuffer(bytes(data or b""), [("key", "V16"), *((f"c{i}", ">i8") for i in range(len(columns)))])
         return count, rows["key"].tobytes(), [rows[f"c{i}"].astype(np.int64) for i in range(len(columns))]
@@ -664,6 +735,21 @@ class PostgresStorage(Storage):
         """One ``= ANY`` statement per batch: PostgreSQL takes an id array as one parameter."""
         for batch in np.unique(batch_ids).tolist():
             self._exec(cur, f"UPDATE {table} SET {column} = ? WHERE id = ANY(?)", [batch, ids[batch_ids == batch].tolist()])
+
+    def _dequeue(self, cur: Any, queue: str, ids: np.ndarray) -> int:
+        """As SQLite's, the runs as two arrays in one statement (a million ids: 0.7 s, against 3.9 s
+        for ``key_id = ANY(ids)``).  Uploads committed while the export ran have other ids and stay,
+        whatever order their ids were drawn in."""
+        first, last = _runs(ids)
+        return int(self._exec(
+            cur,
+            f"DELETE FROM {queue} q USING unnest(?::int8[], ?::int8[]) AS r(lo, hi) WHERE q.key_id BETWEEN r.lo AND r.hi",
+            [first.tolist(), last.tolist()],
+        ).rowcount)
+
+    def _lock_key_inserts(self, cur: Any) -> None:
+        # SHARE ROW EXCLUSIVE waits for open inserts and holds off new ones, reads go on
+        self._exec(cur, "LOCK TABLE exposure_keys IN SHARE ROW EXCLUSIVE MODE")
 
     def __init__(self, dsn: str, create: bool = True) -> None:
         super().__init__()

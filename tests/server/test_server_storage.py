@@ -335,7 +335,7 @@ def test_codes_are_stored_as_keyed_hashes(storage) -> None:
     assert info.value.code == "verification_code_invalid"
 
 
-def test_codes_issued_before_the_code_key_still_verify_until_they_expire(tmp_path) -> None:
+def test_codes_issued_before_the_code_key_still_verify_until_they_expire(tmp_path, monkeypatch) -> None:
     """A schema-2 database with plain SHA-256 codes: after the upgrade those codes still work (and
     only until they expire); new codes are keyed."""
     import hashlib
@@ -344,11 +344,10 @@ def test_codes_issued_before_the_code_key_still_verify_until_they_expire(tmp_pat
     from bluezone.server import storage as st
 
     path = tmp_path / "v2.db"
-    s = open_storage(path)
-    s.close()
-    conn = sqlite3.connect(path)  # make it what the previous release left: schema 2, no `keyed` column
-    conn.execute("ALTER TABLE codes DROP COLUMN keyed")
-    conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+    with monkeypatch.context() as m:  # what the previous release left: schema 2, no `keyed` column
+        m.setattr(st, "SCHEMA_VERSION", 2)
+        open_storage(path).close()
+    conn = sqlite3.connect(path)
     for code, expires in (("11112222", NOW + 3600), ("33334444", NOW + 3600), ("55556666", NOW - 1)):
         conn.execute(
             "INSERT INTO codes (code_hash, report_type, test_type, issued_at, expires_at) VALUES (?, 1, 'confirmed', ?, ?)",
@@ -400,33 +399,154 @@ def test_expired_codes_are_purged(storage) -> None:
     assert storage.get_code(KEY.hash(old)) is None and storage.get_code(KEY.hash(live)) is not None
 
 
-def test_export_queue_index_covers_only_waiting_keys(tmp_path) -> None:
-    """Schema 5: the export queue's index holds only keys without a batch (marking a million keys
-    exported moved a million index entries before); schema 7: in id order (its key is the NULL
-    batch_id), so the keys are read in one pass; on new and on migrated databases alike."""
-    import sqlite3
+@pytest.fixture(params=["sqlite", "postgres"])
+def new_db(request, tmp_path) -> str:
+    """Where a new key server database can be made, on each backend (nothing opened yet)."""
+    return str(tmp_path / "server.db") if request.param == "sqlite" else request.getfixturevalue("postgres_dsn")
 
+
+def _queue(storage, name: str) -> list[int]:
+    with storage._transaction() as cur:
+        return sorted(int(i) for (i,) in storage._exec(cur, f"SELECT key_id FROM {name}"))
+
+
+def test_a_schema_7_database_keeps_its_pending_and_exported_keys_in_the_export_queue(new_db, tmp_path, monkeypatch) -> None:
+    """Schema 8 moved "not yet exported" from each key's batch_id into export_queue (and revisions
+    not yet in a file into revision_queue): what a schema-7 server left to export is exported, once,
+    as it would have been; nothing exported before goes out again."""
     from bluezone.server import storage as st
 
-    path = tmp_path / "v3.db"
-    open_storage(path).close()
-    conn = sqlite3.connect(path)  # what schema 3 left: the full (batch_id, rolling_start) index
-    conn.execute("DROP INDEX exposure_keys_pending")
-    conn.execute("CREATE INDEX exposure_keys_pending ON exposure_keys (batch_id, rolling_start)")
-    conn.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")
-    conn.commit()
-    conn.close()
-    for db in (path, tmp_path / "new.db"):
-        open_storage(db).close()
-        conn = sqlite3.connect(db)
-        (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'exposure_keys_pending'").fetchone()
-        plan = conn.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM exposure_keys WHERE batch_id IS NULL AND rolling_start >= 1"
-        ).fetchall()
-        version = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-        conn.close()
-        assert sql.endswith("ON exposure_keys (batch_id) WHERE batch_id IS NULL") and version == str(st.SCHEMA_VERSION)
-        assert any("exposure_keys_pending" in str(row) for row in plan)
+    with monkeypatch.context() as m:
+        m.setattr(st, "SCHEMA_VERSION", 7)
+        old = open_storage(new_db)
+    yesterday, today = rolling_start(NOW) - ROLLING_PERIOD, rolling_start(NOW)
+    batch, revised_batch = "batch_id", "revised_batch_id"
+    rows = {  # first key byte: (rolling start, report type, revised to, exported in batch 1, revision exported)
+        1: (yesterday, 1, None, True, False),  # exported
+        2: (yesterday, 2, None, False, False),  # waiting
+        3: (yesterday, 2, 1, True, False),  # exported, then confirmed: the revision waits
+        4: (yesterday, 2, 5, True, True),  # exported, revoked, revision exported
+        5: (yesterday, 2, 5, False, False),  # revoked before its first export: goes out revoked
+        6: (today, 1, None, False, False),  # still valid today: embargoed
+        7: (today - 20 * ROLLING_PERIOD, 1, None, False, False),  # too old to export: purged
+    }
+    with old._transaction() as cur:
+        old._exec(cur, "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
+                       " num_keys) VALUES ('old.zip', 0, 0, 0, 1, 1, 3)")
+        (batch_id,) = old._exec(cur, "SELECT id FROM batches").fetchone()
+        for byte, (start, kind, revised, exported, revision_exported) in rows.items():
+            old._exec(
+                cur,
+                f"INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk, report_type,"
+                f" received_at, revised_report_type, revised_at, {batch}, {revised_batch}) VALUES (?, ?, 144, 0, ?, 0, ?, ?, ?, ?)",
+                [bytes([byte]) * 16, start, kind, revised, None if revised is None else NOW - 60,
+                 batch_id if exported else None, batch_id if revision_exported else None],
+            )
+    old.close()
+    storage = open_storage(new_db)
+    try:
+        with storage._transaction() as cur:
+            version = storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+            ids = dict((bytes(k)[0], int(i)) for k, i in storage._exec(cur, "SELECT key_data, id FROM exposure_keys"))
+        assert version == "8" == str(st.SCHEMA_VERSION)
+        assert _queue(storage, "export_queue") == sorted(ids[b] for b in (2, 5, 6, 7))
+        assert _queue(storage, "revision_queue") == sorted(ids[b] for b in (3, 5))
+        assert exports.embargoed(storage, NOW).keys == 1
+        signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+        (first,) = export_batches(storage, signer, out, NOW)
+        export, _ = open_signed_export((out / first.name).read_bytes(), signer.public_key)
+        assert {bytes(k["key"])[0]: int(k["report_type"]) for k in export.keys} == {2: 2, 5: 5}
+        assert {bytes(k["key"])[0]: int(k["report_type"]) for k in export.revised_keys} == {3: 1}
+        assert export_batches(storage, signer, out, NOW + 60) == []  # each went out once
+        (later,) = export_batches(storage, signer, out, NOW + 86400)
+        export, _ = open_signed_export((out / later.name).read_bytes(), signer.public_key)
+        assert [bytes(k)[0] for k in export.keys["key"]] == [6] and len(export.revised_keys) == 0
+        assert storage.count_keys() == 6 and _queue(storage, "export_queue") == _queue(storage, "revision_queue") == []
+    finally:
+        storage.close()
+    open_storage(new_db).close()  # opening again changes nothing
+
+
+def test_the_purge_of_expired_keys_reads_an_index(storage) -> None:
+    """Each export purges keys past 14 days: by the index on their end (schema 8), not a scan of every key."""
+    from bluezone.server.storage import SQLiteStorage
+
+    purge = "DELETE FROM exposure_keys WHERE rolling_start + rolling_period < 2900000"
+    with storage._transaction() as cur:
+        if isinstance(storage, SQLiteStorage):
+            plan = " ".join(str(row) for row in storage._exec(cur, f"EXPLAIN QUERY PLAN {purge}"))
+        else:  # a small table is scanned whatever indexes it has, unless scans are ruled out
+            storage._exec(cur, "SET LOCAL enable_seqscan = off")
+            plan = " ".join(str(row) for row in storage._exec(cur, f"EXPLAIN {purge}"))
+    assert "exposure_keys_end" in plan, plan
+
+
+def test_a_key_uploaded_while_an_export_runs_goes_out_in_the_next(storage, tmp_path, monkeypatch, request) -> None:
+    """Uploads commit (here through another connection, as another server process) while the export
+    signs what it read: their keys are in no file yet and stay queued; nothing is lost."""
+    from bluezone.server.storage import SQLiteStorage
+
+    other = open_storage(storage.path if isinstance(storage, SQLiteStorage) else request.getfixturevalue("postgres_dsn"))
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    _publish(storage, issue_code(storage, NOW, key=KEY).code, [(day, 144)])
+    code = issue_code(storage, NOW, key=KEY).code
+    sign, uploads = exports.signed_export_zip, []
+
+    def sign_while_uploaded(*args, **kwargs):
+        body = json.dumps({"temporaryExposureKeys": [{"key": "AgICAgICAgICAgICAgICAg==", "rollingStartNumber": day}],
+                           "verificationPayload": code}).encode()
+        uploads.append(publish(other, body, "c", NOW, PublishConfig(), code_key=KEY).inserted)
+        return sign(*args, **kwargs)
+
+    monkeypatch.setattr(exports, "signed_export_zip", sign_while_uploaded)
+    try:
+        (first,) = export_batches(storage, signer, out, NOW)
+    finally:
+        other.close()
+    monkeypatch.undo()
+    export, _ = open_signed_export((out / first.name).read_bytes(), signer.public_key)
+    assert uploads == [1] and [bytes(k)[0] for k in export.keys["key"]] == [1]
+    (second,) = export_batches(storage, signer, out, NOW + 60)
+    export, _ = open_signed_export((out / second.name).read_bytes(), signer.public_key)
+    assert [bytes(k)[0] for k in export.keys["key"]] == [2]
+    assert export_batches(storage, signer, out, NOW + 120) == []
+
+
+def test_two_exports_at_once_publish_each_key_once(storage, tmp_path, monkeypatch, request) -> None:
+    """Two exporters (two server processes with --export-every, or `server export` beside one): the
+    one that records its files second finds its keys gone from the queue, records nothing and
+    removes its files, so no key is in two listed files."""
+    from bluezone.errors import ServerStorageError
+    from bluezone.server.storage import SQLiteStorage
+
+    keys = empty_keys(40)
+    keys["key"] = np.frombuffer(np.random.default_rng(9).bytes(16 * 40), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    other = open_storage(storage.path if isinstance(storage, SQLiteStorage) else request.getfixturevalue("postgres_dsn"))
+    signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=15)
+    sign, inner = exports.signed_export_zip, []
+
+    def sign_while_another_exports(*args, **kwargs):
+        if not inner:
+            inner.append(None)  # the other export runs whole while this one signs its first file
+            inner[0:1] = [export_batches(other, signer, out, NOW, config)]
+        return sign(*args, **kwargs)
+
+    monkeypatch.setattr(exports, "signed_export_zip", sign_while_another_exports)
+    try:
+        with pytest.raises(ServerStorageError, match="another export"):
+            export_batches(storage, signer, out, NOW, config)
+    finally:
+        other.close()
+    monkeypatch.undo()
+    (done,) = inner
+    assert sum(b.num_keys for b in done) == 40 and [b.name for b in storage.batches()] == [b.name for b in done]
+    assert sorted(p.name for p in out.glob("*.zip")) == sorted(b.name for b in done)  # the loser's files removed
+    held = [bytes(k) for b in done for k in open_signed_export((out / b.name).read_bytes(), signer.public_key)[0].keys["key"]]
+    assert sorted(held) == sorted(bytes(k) for k in keys["key"])
+    assert export_batches(storage, signer, out, NOW + 60, config) == []
 
 
 def test_a_database_without_key_server_tables_is_refused_unless_created(storage, tmp_path, request) -> None:
@@ -451,9 +571,9 @@ def test_a_database_without_key_server_tables_is_refused_unless_created(storage,
     open_storage(target, create=False).close()
 
 
-def test_pending_keys_read_back_exactly_and_are_marked_by_the_file_that_holds_them(storage, tmp_path) -> None:
+def test_pending_keys_read_back_exactly_and_leave_the_queue_in_one_file_each(storage, tmp_path) -> None:
     """Keys come back column-wise: every byte value in key data (NUL, invalid UTF-8), onsets unknown
-    (NULL) between known ones, all columns aligned; then each key is marked with its own file."""
+    (NULL) between known ones, all columns aligned; then each key is in exactly one file and out of the queue."""
     rng = np.random.default_rng(7)
     n = 3_000
     keys = empty_keys(n)
@@ -474,33 +594,33 @@ def test_pending_keys_read_back_exactly_and_are_marked_by_the_file_that_holds_th
     signer = keygen(tmp_path / "k")
     batches = export_batches(storage, signer, tmp_path / "out", NOW, exports.ExportConfig(max_keys_per_file=100))
     assert len(batches) > len(np.unique(keys["rolling_start"])) and not len(storage.pending_keys(interval_number(NOW), 0)[0])
-    with storage._transaction() as cur:  # which file each key was marked with
-        marked = dict(storage._exec(cur, "SELECT key_data, b.name FROM exposure_keys k JOIN batches b ON b.id = k.batch_id"))
-    held = {}
+    held = []
     for batch in batches:
         export, _ = open_signed_export((tmp_path / "out" / batch.name).read_bytes(), signer.public_key)
-        held.update((bytes(k), batch.name) for k in export.keys["key"])
-    assert {bytes(k): name for k, name in marked.items()} == held and len(held) == n
+        assert len(export.keys) == batch.num_keys <= 100
+        held.extend(bytes(k) for k in export.keys["key"])
+    assert sorted(held) == sorted(bytes(k) for k in keys["key"]) and _queue(storage, "export_queue") == []
 
 
-def test_keys_with_ids_too_large_to_pack_are_marked_one_by_one(tmp_path) -> None:
-    """Marking packs (id, batch) into one int64; ids near 2^62 take the per-row way, marked all the same."""
+def test_keys_with_ids_near_the_int64_limit_leave_the_queue(tmp_path) -> None:
+    """The export takes the ids it published out of the queue as a JSON array: ids near 2^62 too."""
     storage = open_storage(tmp_path / "server.db")
     keys = empty_keys(3)
     keys["key"] = np.frombuffer(bytes(range(48)), "V16")
     keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
     storage.insert_keys_unchecked(keys[:2], NOW)
     with storage._transaction() as cur:  # the next key gets id 2^62 + 1
+        storage._exec(cur, "DELETE FROM export_queue WHERE key_id = 2")
         storage._exec(cur, "UPDATE exposure_keys SET id = ? WHERE id = 2", [2**62])
+        storage._exec(cur, "INSERT INTO export_queue (key_id) VALUES (?)", [2**62])
     storage.insert_keys_unchecked(keys[2:], NOW)
     (batch,) = export_batches(storage, keygen(tmp_path / "k"), tmp_path / "out", NOW)
     assert batch.num_keys == 3 and not len(storage.pending_keys(interval_number(NOW), 0)[0])
-    with storage._transaction() as cur:
-        assert sorted(storage._exec(cur, "SELECT id, batch_id FROM exposure_keys")) == [(1, 1), (2**62, 1), (2**62 + 1, 1)]
+    assert _queue(storage, "export_queue") == [] and storage.count_keys() == 3
     storage.close()
 
 
-@pytest.mark.parametrize("where", ["signing the third file", "marking the keys"])
+@pytest.mark.parametrize("where", ["signing the third file", "taking the keys out of the queue"])
 def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path, monkeypatch, where) -> None:
     keys = empty_keys(50)
     keys["key"] = np.frombuffer(np.random.default_rng(5).bytes(16 * 50), "V16")
@@ -523,12 +643,12 @@ def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path
         def fail(*args, **kwargs):
             raise RuntimeError("connection lost")
 
-        monkeypatch.setattr(storage, "_mark_exported", fail)
+        monkeypatch.setattr(storage, "_dequeue", fail)
         with pytest.raises(RuntimeError):
             export_batches(storage, signer, out, NOW, config)
     monkeypatch.undo()
     assert storage.batches() == [] and len(storage.pending_keys(interval_number(NOW), 0)[0]) == 50
-    assert not (out / "index.txt").exists()
+    assert not (out / "index.txt").exists() and list(out.iterdir()) == []  # the files written were removed
     assert sum(b.num_keys for b in export_batches(storage, signer, out, NOW, config)) == 50
     assert len((out / "index.txt").read_text().split()) == 5
 
