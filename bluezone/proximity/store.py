@@ -71,6 +71,10 @@ UNUSABLE = (
 )
 _HEARD_BLOB_BYTES = 256 << 20  # at most this much per query of ``heard_rpis``
 _IN_BATCH = 500  # RPIs per `rpi IN (...)` query (SQLite allows 32,766 variables; small stays fast)
+#: ``heard_rpis`` lets SQLite group the index when RPIs are heard this many times each or more (in
+#: a sample of this many index entries): below, numpy groups faster (docs/benchmarks.md).
+_GROUP_FROM = 8
+_SHAPE_SAMPLE = 2048
 
 DB_FILENAME = "bluezone.db"
 
@@ -457,39 +461,66 @@ class SightingStore:
         self, since: float | None = None, until: float | None = None, repeated: int = 2
     ) -> tuple[np.ndarray, np.ndarray]:
         """(every distinct RPI, those heard at least ``repeated`` times) of the sightings with
-        ``since <= time < until``, each as uint8 (n, 16).
+        ``since <= time < until``, each as uint8 (n, 16), in byte order.
 
         Read from the index by RPI alone, without touching the rows (a phone advertises an RPI for
         10-20 minutes, so a store holds about a hundredth as many RPIs as sightings), and handed
         over as one blob per query instead of a Python object per RPI.  They may name an RPI
-        whose rows are all unusable: ``sightings_with_rpis`` leaves those out."""
+        whose rows are all unusable: ``sightings_with_rpis`` leaves those out.
+
+        Two ways to read the same answer, chosen by the store's shape (``_rpis_heard_often``):
+        where each RPI is heard many times, SQLite groups the index entries and hands over one per
+        RPI; where most are heard once or twice (every sighting its own RPI is the worst case),
+        grouping in SQLite costs 2-3 times what it saves, so every entry is handed over in index
+        order and grouped by numpy."""
+        return self._read_heard_rpis(since, until, repeated, grouped=self._rpis_heard_often())
+
+    def _rpis_heard_often(self) -> bool:
+        """Whether RPIs are heard ``_GROUP_FROM`` times or more on average, judged on the first
+        ``_SHAPE_SAMPLE`` entries of the index by RPI (random RPIs: a fair sample of the store)."""
+        n, distinct = self._conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT rpi) FROM (SELECT rpi FROM sightings INDEXED BY sightings_by_rpi"
+            f" WHERE {RPI_INDEXED} LIMIT {_SHAPE_SAMPLE})"
+        ).fetchone()
+        return bool(n >= _GROUP_FROM * distinct)
+
+    def _read_heard_rpis(
+        self, since: float | None, until: float | None, repeated: int, *, grouped: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``heard_rpis``, grouped by SQLite (``grouped``) or by numpy: the same arrays."""
         where, params = self._time_filter(since, until)
         conn = self._conn
-        rpis = f"SELECT rpi, COUNT(*) AS n FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
+        entries = f"FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
         n = conn.execute("SELECT COUNT(*) FROM sightings WHERE time >= ? AND time < ?", self._bounds(since, until)).fetchone()[0]
         # group_concat() joins the blobs' bytes as they are in a UTF-8 database; its result must stay
         # well under SQLite's 1 GB value limit, so a huge store is read in ranges of the first byte.
         utf8 = conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
         value = "rpi" if utf8 else "hex(rpi)"
         bounds = np.linspace(0, 256, int(min(256, 1 + n * 16 // _HEARD_BLOB_BYTES)) + 1).astype(int).tolist()
-        every: list[bytes] = []
-        again: list[bytes] = []
+        every: list[np.ndarray] = []
+        again: list[np.ndarray] = []
         previous = conn.text_factory
         conn.text_factory = bytes
         try:
             for lo, hi in zip(bounds[:-1], bounds[1:]):
                 part = f" AND rpi >= x'{lo:02x}'" if lo > 0 else ""
                 part += f" AND rpi < x'{hi:02x}'" if hi < 256 else ""
-                joined = conn.execute(
-                    f"SELECT group_concat({value}, ''), group_concat(CASE WHEN n >= ? THEN {value} END, '')"
-                    f" FROM ({rpis}{part} GROUP BY rpi)",
-                    [repeated, *params],
-                ).fetchone()
-                for out, blob in zip((every, again), joined):
-                    out.append(b"" if blob is None else blob if utf8 else bytes.fromhex(blob.decode()))
+                if grouped:
+                    joined = conn.execute(
+                        f"SELECT group_concat({value}, ''), group_concat(CASE WHEN n >= ? THEN {value} END, '')"
+                        f" FROM (SELECT rpi, COUNT(*) AS n {entries}{part} GROUP BY rpi)",
+                        [repeated, *params],
+                    ).fetchone()
+                    for out, blob in zip((every, again), joined):
+                        out.append(_rpi_array(_unhex(blob, utf8), self.path))
+                else:
+                    blob = conn.execute(f"SELECT group_concat({value}, '') {entries}{part}", params).fetchone()[0]
+                    distinct, counts = _distinct_sorted(_rpi_array(_unhex(blob, utf8), self.path))
+                    every.append(distinct)
+                    again.append(distinct[counts >= repeated])
         finally:
             conn.text_factory = previous
-        return _rpi_array(b"".join(every), self.path), _rpi_array(b"".join(again), self.path)
+        return np.concatenate(every), np.concatenate(again)
 
     def heard_intervals(self, since: float | None = None, until: float | None = None) -> np.ndarray:
         """10-minute intervals (``floor(time) // 600``, sorted) covering every sighting with
@@ -1015,6 +1046,26 @@ def _delete_expired(conn: sqlite3.Connection, table: str, column: str, cutoff: f
     for where, params in ((f"{column} IS NULL", ()), (f"{column} < ?", (cutoff,)), (f"{column} >= 1e300", ())):
         deleted += conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
     return deleted
+
+
+def _unhex(blob: bytes | None, utf8: bool) -> bytes:
+    """A ``group_concat`` result as bytes (None: nothing read; hex text in a UTF-16 database)."""
+    return b"" if blob is None else blob if utf8 else bytes.fromhex(blob.decode())
+
+
+def _distinct_sorted(rpis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct RPIs in byte order, how often each occurs) of uint8 (n, 16) ``rpis``, read in the
+    index's order, so equal RPIs are adjacent (sorted here first if they ever were not)."""
+    words = rpis.view(">u8")  # two big-endian words per RPI compare as the bytes do
+    if len(words) > 1:
+        ahead = (words[1:, 0] > words[:-1, 0]) | ((words[1:, 0] == words[:-1, 0]) & (words[1:, 1] >= words[:-1, 1]))
+        if not ahead.all():  # SQLite hands an index over in order; without that promise, sort
+            order = np.lexsort((words[:, 1], words[:, 0]))
+            rpis, words = rpis[order], words[order]
+    new = np.ones(len(words), bool)
+    new[1:] = (words[1:, 0] != words[:-1, 0]) | (words[1:, 1] != words[:-1, 1])
+    starts = np.flatnonzero(new)
+    return rpis[starts], np.diff(starts, append=len(words))
 
 
 def _rpi_array(blob: bytes, path: Path | None) -> np.ndarray:

@@ -69,7 +69,11 @@ def test_reads_agree_with_sightings(tmp_path_factory, seed: int, per_rpi: int, d
             "SELECT rpi, time FROM sightings WHERE length(rpi) = 16 AND time < 1e300 AND time >= ? AND time < ?", [since, until]
         ).fetchall()
         every, repeated = store.heard_rpis(since, until, repeated=2)
-        assert sorted(map(bytes, every)) == sorted({bytes(r) for r, _ in everything})
+        for grouped in (True, False):  # SQLite or numpy groups the index: the same arrays, in byte order
+            same = store._read_heard_rpis(since, until, 2, grouped=grouped)
+            np.testing.assert_array_equal(same[0], every)
+            np.testing.assert_array_equal(same[1], repeated)
+        assert list(map(bytes, every)) == sorted({bytes(r) for r, _ in everything})
         counts: dict[bytes, int] = {}
         for r, _ in everything:
             counts[bytes(r)] = counts.get(bytes(r), 0) + 1
@@ -84,6 +88,30 @@ def test_reads_agree_with_sightings(tmp_path_factory, seed: int, per_rpi: int, d
         all_rows, all_ids = store.usable_sightings(since, until)
         np.testing.assert_array_equal(all_rows, usable)
         assert set(ids.tolist()) <= set(all_ids.tolist()) and len(set(all_ids.tolist())) == len(all_ids)
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 300), pool=st.integers(1, 40), shuffled=st.booleans())
+def test_rpis_grouped_by_numpy_are_np_unique(seed: int, n: int, pool: int, shuffled: bool) -> None:
+    rng = np.random.default_rng(seed)
+    # RPIs sharing their first 8 bytes too, so that the second word decides
+    distinct = np.frombuffer(rng.bytes(16 * pool), np.uint8).reshape(-1, 16).copy()
+    distinct[: pool // 2, :8] = distinct[0, :8]
+    rpis = distinct[rng.integers(0, pool, n)]
+    if not shuffled:  # as the index hands them over
+        rpis = rpis[np.lexsort(rpis.T[::-1])]
+    got, counts = store_module._distinct_sorted(rpis)
+    want, want_counts = np.unique(rpis.view("V16").ravel(), return_counts=True)
+    assert [bytes(r) for r in got] == [bytes(r) for r in want] == sorted({bytes(r) for r in rpis})
+    assert counts.tolist() == want_counts.tolist()
+
+
+def test_the_store_s_shape_picks_who_groups_the_index(tmp_path) -> None:
+    """SQLite groups a store whose RPIs are heard many times each; numpy one of RPIs heard once."""
+    for per_rpi, grouped in ((1, False), (3, False), (20, True), (100, True)):
+        with SightingStore.open(tmp_path / f"s{per_rpi}.db") as store:
+            store.add_sightings(repeated_rows(per_rpi, 6000 // per_rpi, per_rpi))
+            assert store._rpis_heard_often() is grouped, per_rpi
 
 
 def test_heard_rpis_read_in_ranges_of_the_first_byte_give_the_same(tmp_path, monkeypatch) -> None:
