@@ -306,20 +306,71 @@ def check_store(
     *,
     rssi_correction: int = 0,
 ) -> tuple[list[Any], int]:
-    """Exposures of an F0 list against a SightingStore's v3 sightings; also how many sightings were read."""
+    """Exposures of an F0 list against a SightingStore's v3 sightings; also how many sightings were read.
+
+    The same exposures as ``check_bluezone3`` given every GAEN sighting of the v3 sightings' days as
+    ``other_sightings``, but the GAEN rows are read only where the scorer asks for the receiver's
+    context (``StoredReceiverContext``, as a GAEN check reads them), not all 14 days of them."""
     span = sightings_span(entries)
     if span is None:
         return [], 0
     from bluezone.matching.check import whole_days, within
+    from bluezone.matching.receiver import MIN_SIGHTINGS, StoredReceiverContext, for_receiver, slot_seconds_of
+    from bluezone.matching.scoring import get_scorer
 
     # whole UTC days: the receiver's day reference is taken from all it stored that day
     sightings = store.bluezone3_sightings(*whole_days(span))
     read = within(sightings, span)
     if read == 0:
         return [], 0
-    gaen = store.sightings(*whole_days((float(sightings["time"].min()), float(sightings["time"].max()) + 1)))
-    found = check_bluezone3(entries, sightings, scorer, rssi_correction=rssi_correction, other_sightings=gaen)
+    scorer = scorer or get_scorer()
+    if hasattr(scorer, "for_receiver"):
+        days = whole_days((float(sightings["time"].min()), float(sightings["time"].max()) + 1))
+        source = _StoreWithBluezone3(store, as_gaen_shaped(sightings))
+        context = StoredReceiverContext(
+            source, source.own_ids, days, source.repeated(*days, MIN_SIGHTINGS),
+            rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer),
+        )
+        scorer = for_receiver(scorer, context)
+    found = check_bluezone3(entries, sightings, scorer, rssi_correction=rssi_correction, calibrate_receiver=False)
     return found, read
+
+
+class _StoreWithBluezone3:
+    """A ``SightingSource`` of a store's GAEN sightings and, beside them, its v3 sightings
+    (GAEN-shaped, as ``check_bluezone3`` calibrates on both), the v3 row ``i`` with id ``-1 - i``."""
+
+    def __init__(self, store: Any, bluezone3_rows: np.ndarray) -> None:
+        self.store = store
+        self.rows = bluezone3_rows
+        self.own_ids = -1 - np.arange(len(bluezone3_rows), dtype=np.int64)
+
+    def repeated(self, since: float, until: float, times: int) -> np.ndarray:
+        """The RPIs and padded v3 IDs heard at least ``times`` times (a superset is enough)."""
+        gaen = self.store.heard_rpis(since, until, repeated=times)[1]
+        own = self.rows["rpi"][(self.rows["time"] >= since) & (self.rows["time"] < until)]
+        ids, counts = np.unique(own, return_counts=True)
+        return np.concatenate([gaen, ids[counts >= times].view(np.uint8).reshape(-1, 16)])
+
+    def _with_own(self, read: tuple[np.ndarray, np.ndarray], keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows = np.concatenate([self.rows[keep], read[0]])
+        ids = np.concatenate([self.own_ids[keep], read[1]])
+        order = np.argsort(rows["time"], kind="stable")
+        return rows[order], ids[order]
+
+    def _within(self, since: float, until: float) -> np.ndarray:
+        return (self.rows["time"] >= since) & (self.rows["time"] < until)
+
+    def usable_sightings(self, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
+        return self._with_own(self.store.usable_sightings(since, until), self._within(since, until))
+
+    def sightings_with_rpis(self, rpis: np.ndarray, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
+        wanted = np.ascontiguousarray(rpis).view("V16").reshape(-1)
+        keep = self._within(since, until) & np.isin(self.rows["rpi"], wanted)
+        return self._with_own(self.store.sightings_with_rpis(rpis, since, until), keep)
+
+    def count_sightings(self, since: float, until: float) -> int:
+        return int(self.store.count_sightings(since, until)) + int(np.count_nonzero(self._within(since, until)))
 
 
 def own_f0_list(store: Any, now: float, days: int = 14) -> dict[str, Any]:

@@ -211,6 +211,39 @@ def test_cli_check_with_an_f0_list_end_to_end(tmp_path) -> None:
     assert "[Bluezone v3]" in text.stdout and "from 1 Bluezone v3 F0 list entries" in text.stdout
 
 
+def test_store_check_reads_gaen_rows_only_where_asked_and_finds_the_same(tmp_path, monkeypatch) -> None:
+    """``check_store`` calibrates the receiver on its GAEN sightings as ``check_bluezone3`` given every
+    GAEN sighting of the days does, reading only the minutes and days a scorer asks for."""
+    from bluezone.matching.check import whole_days
+    from bluezone.matching.scoring import get_scorer, scorer_names
+    from bluezone.proximity.sightings import SIGHTING_DTYPE
+
+    day, key = _run_pair(tmp_path)
+    entries = m3.parse_f0_list(f0([entry(key=key, start=day * 86400, end=day * 86400 + 86399)]))
+    rng = np.random.default_rng(5)
+    with SightingStore.open(tmp_path / "b.db", create=False) as store:
+        v3 = store.bluezone3_sightings()
+        # other phones around (10 RPIs heard 40 times each in the half hour) and a busy day before
+        others = np.zeros(800, SIGHTING_DTYPE)
+        others["time"] = np.concatenate([
+            rng.uniform(v3["time"].min(), v3["time"].max(), 400), rng.uniform(day * 86400 - 80_000, day * 86400, 400)
+        ])
+        others["rpi"] = np.repeat(np.frombuffer(rng.bytes(16 * 20), "V16"), 40)
+        others["rssi"] = rng.integers(-95, -50, 800)
+        others["tx_power"] = NO_TX_POWER
+        store.add_sightings(others)
+        days = whole_days((float(v3["time"].min()), float(v3["time"].max()) + 1))
+        gaen = store.sightings(*days)
+        for name in scorer_names():
+            scorer = get_scorer(name)
+            want = m3.check_bluezone3(entries, v3, scorer, other_sightings=gaen)
+            with monkeypatch.context() as m:
+                m.setattr(store, "sightings", lambda *a, **k: pytest.fail("read every GAEN sighting"))
+                found, read = m3.check_store(entries, store, scorer)
+            assert read == len(v3) and [e.as_dict() for e in found] == [e.as_dict() for e in want], name
+            assert any(e.score.close_contact for e in found) or name != "bluezone"
+
+
 @pytest.mark.parametrize(
     "content,message",
     [
