@@ -11,7 +11,8 @@ bluezone scorer judges each minute against them (the same-minute reference of
 when the scorer credits at least half a minute (per-distance detection rates), and
 ranked by the scorer's typical attenuation for ROC and PR.  nDCF = P_miss + P_fa (NIST
 TC4TL's metric, its distances 1.2, 1.8 and 3.0 m) scores that same default detection, fixed
-before looking, against "within D" for each distance D; and, as TC4TL asked of its systems,
+before looking, against "within D" for each distance D (and against "closer than 2 m", the
+question that decision answers: ``ndcf_close``); and, as TC4TL asked of its systems,
 a decision made for each D: the scorer's attenuation thresholds moved by what the path-loss
 model of docs/radio-model.md says separates D from 2 m, 10·n·log10(D / 2 m) dB with n = 2
 (``distance_decisions``), the same rule for every scorer, also fixed before looking.  Per setup (carriage combination): 15-minute exposures are built by chaining
@@ -312,7 +313,8 @@ def _window_metrics(
 ) -> dict[str, Any]:
     """Per-minute metrics: ROC/PR rank minutes by the scorer's typical attenuation (lower is
     closer: weighted minutes of a single minute saturate at 0 or 1 and would hide the ranking);
-    detection is weighted minutes >= 0.5, and nDCF scores it at each TC4TL distance; with
+    detection is weighted minutes >= 0.5, and nDCF scores it at each TC4TL distance and against
+    "closer than 2 m", the question the default decisions answer (``ndcf_close``); with
     ``at_distance`` (weighted minutes of the decision made for each distance) also those."""
     detected = score >= 0.5
     c = confusion(truth, detected)
@@ -322,6 +324,8 @@ def _window_metrics(
         "window_precision": _r(c.precision),
         "window_recall": _r(c.recall),
         "ndcf": {f"{d:.1f}": ndcf(distances <= d + TC4TL_SLACK_M, detected, rank) for d in TC4TL_DISTANCES_M},
+        # the same decision against the question it answers, "closer than 2 m" (``close_m``)
+        "ndcf_close": ndcf(distances < CLOSE_M, detected, rank),
     }
     if at_distance is not None:
         out["ndcf_per_distance"] = {
@@ -451,7 +455,7 @@ def evaluate(
         parts = [minutes[j] for j in by_rid[r]]
         near = any(m.distance_m < CLOSE_M for m in parts)
         strata.setdefault((parts[0].setup, near, not near or any(m.distance_m >= CLOSE_M for m in parts)), []).append(i)
-    ndcf_keys = [f"ndcf_{d:.1f}" for d in TC4TL_DISTANCES_M]
+    ndcf_keys = [f"ndcf_{d:.1f}" for d in TC4TL_DISTANCES_M] + ["ndcf_close"]
     ndcf_keys += [f"ndcf_per_distance_{d:.1f}" for d in TC4TL_DISTANCES_M]
     boot: dict[str, dict[str, list[float]]] = {
         n: {k: [] for k in ("roc_auc", "pr_auc", "f1", "precision", "recall", *ndcf_keys)} for n in names
@@ -475,6 +479,8 @@ def evaluate(
                 for d, v in w.get(prefix, {}).items():
                     if v["ndcf"] is not None:
                         boot[n][f"{prefix}_{d}"].append(v["ndcf"])
+            if w["ndcf_close"]["ndcf"] is not None:
+                boot[n]["ndcf_close"].append(w["ndcf_close"]["ndcf"])
             for k in ("f1", "precision", "recall"):
                 if cm[k] is not None:
                     boot[n][k].append(cm[k])
@@ -515,6 +521,9 @@ def table(report: dict[str, Any]) -> str:
         costs = "  ".join(
             f"{d} m: {_f(v['ndcf'])} (ROC-AUC {_f(v['roc_auc'])})" for d, v in s.get("ndcf", {}).items()
         )
+        close = s.get("ndcf_close") or {}
+        if close:
+            costs += f"; closer than {report['close_m']:g} m (the decision's own question): {_f(close['ndcf'])}"
         lines.append(f"{'':<10}nDCF = P_miss + P_fa at TC4TL distances: {costs}")
         if s.get("ndcf_per_distance"):
             own = "  ".join(

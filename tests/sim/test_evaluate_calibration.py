@@ -197,3 +197,25 @@ def test_pact_beacons_are_read_at_their_measured_power_unless_told_otherwise() -
         assert np.allclose(m.attenuation - n.attenuation, 21.0)
     text = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "mitll_small"), "--bootstrap", "0", "--chains", "20"], obj={})
     assert "transmitters without a TX power in it at -3 dBm (BlueProx app on iPhones" in text.output
+
+
+def test_ndcf_close_judges_the_default_decision_against_closer_than_2_m() -> None:
+    """A window at 1.9 m is close for the 2 m question but not within 1.8 m: the two differ."""
+    from bluezone.sim.evaluate import _window_metrics
+
+    distances = np.array([0.5, 1.0, 1.9, 1.9, 3.0, 4.0])
+    score = np.array([1.0, 1.0, 1.0, 1.0, 0.0, 0.0])  # the decision flags everything under 2 m
+    rank = -np.array([50.0, 52.0, 56.0, 57.0, 63.0, 66.0])
+    out = _window_metrics(distances < 2.0, score, rank, distances)
+    assert out["ndcf_close"] == {"ndcf": 0.0, "p_miss": 0.0, "p_fa": 0.0, "roc_auc": 1.0}
+    assert out["ndcf"]["1.8"]["p_fa"] == 0.5  # the two 1.9 m windows are false alarms within 1.8 m
+
+
+def test_evaluate_reports_ndcf_close_with_an_interval() -> None:
+    report = run(str(DATASETS / "ng_small"))
+    for s in report["scorers"].values():
+        v = s["ndcf_close"]
+        assert v["ndcf"] is not None and v["ndcf"] == pytest.approx(v["p_miss"] + v["p_fa"], abs=1e-3)
+        assert "ndcf_close" in s["ci95"]
+    text = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), "--bootstrap", "0", "--chains", "20"], obj={})
+    assert "closer than 2 m (the decision's own question):" in text.output
