@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import multiprocessing
 import os
 import statistics
 import time
@@ -87,6 +88,8 @@ def one_run(keys: np.ndarray, sightings: np.ndarray, jobs: int) -> tuple[dict[st
     finally:
         for name, func in originals.items():
             setattr(matcher, name, func)
+    while multiprocessing.active_children():  # the matcher does not wait for its workers to exit
+        time.sleep(0.001)
     workers = _children_cpu() - children
     own = rec.steps.get("matches (own share)", [0.0, 0.0])[1]
     return {

@@ -26,6 +26,7 @@ epoch="$(git log -1 --format=%ct -- . 2>/dev/null || true)"
 export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-${epoch:-315532800}}"
 export ZIG_GLOBAL_CACHE_DIR="${ZIG_GLOBAL_CACHE_DIR:-$tools/zig-cache}" ZIG_LOCAL_CACHE_DIR="${ZIG_LOCAL_CACHE_DIR:-$tools/zig-cache}"
 lib=src/bluezone_native/_rpi.so
+version="$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml)"
 mkdir -p dist
 for arch in "${archs[@]}"; do
   case "$arch" in x86_64|aarch64) ;; *) echo "unknown architecture: $arch (x86_64 or aarch64)" >&2; exit 2;; esac
@@ -35,7 +36,7 @@ for arch in "${archs[@]}"; do
   rm -rf build
   "$py" -m pip wheel -q --no-deps --no-build-isolation -w dist .
   rm -rf build src/*.egg-info "$lib"
-  wheel="dist/bluezone_native-0.1.0-py3-none-manylinux_2_17_$arch.manylinux2014_$arch.whl"
+  wheel="dist/bluezone_native-$version-py3-none-manylinux_2_17_$arch.manylinux2014_$arch.whl"
   # auditwheel names the oldest manylinux the library fits; it must be 2.17 or older.
   report="$("$py" -m auditwheel show "$wheel")"
   glibc_minor="$(grep -o 'manylinux_2_[0-9]*' <<<"$report" | head -1 | cut -d_ -f3)"

@@ -11,6 +11,8 @@ Python-level set-up, not AES (docs/benchmarks.md). With the optional compiled he
 through OpenSSL; without it the batched path derives RPIKs with hashlib from precomputed
 HMAC pad states and opens each ECB context without ``Cipher``'s argument checks (every path
 checked against the plain one in tests). ``BLUEZONE_NATIVE=0`` turns the helper off.
+``rpis_passing`` gives only the RPIs that pass the matcher's pre-filter (a ``Sieve``): the
+helper (0.2 on) tests each key's RPIs while they are in cache, the fallback with numpy.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import hashlib
 import logging
 import operator
 import os
+import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -114,6 +117,50 @@ def rpis_for_keys(
     return buffer[: n * row_bytes].reshape(n, count, 16)
 
 
+class Sieve(NamedTuple):
+    """A pre-filter on RPIs by their low bits: an RPI passes when bit ``w0 & (2**bits1 - 1)`` of
+    ``table1`` and bit ``w1 & (2**bits2 - 1)`` of ``table2`` are set, w0 and w1 its first two
+    little-endian 32-bit words.  Tables are uint8 bit sets (bit v is bit ``v & 7`` of byte ``v >> 3``)
+    of at least 2**bits bits.  The matcher builds one from the stored RPIs (no false negatives)."""
+
+    table1: np.ndarray
+    bits1: int
+    table2: np.ndarray
+    bits2: int
+
+    def passing(self, rpis: np.ndarray) -> np.ndarray:
+        """Flat positions of the RPIs (uint8 (..., 16), contiguous) that pass, in order."""
+        quads = rpis.reshape(-1, 16).view("<u4")
+        first = np.flatnonzero(_has_bits(self.table1, quads[:, 0] & ((1 << self.bits1) - 1)))
+        return first[_has_bits(self.table2, quads[first, 1] & ((1 << self.bits2) - 1))]
+
+
+def _has_bits(table: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Bool array: which ``values`` are set in the bit set ``table``."""
+    return ((table[values >> 3] >> (values & 7).astype(np.uint8)) & 1).view(np.bool_)
+
+
+def rpis_passing(
+    teks: np.ndarray, starts: np.ndarray, count: int, sieve: Sieve, *, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(flat positions ``k * count + i`` int64, RPIs uint8 (m, 16)) of the RPIs of
+    ``rpis_for_keys(teks, starts, count)`` that pass ``sieve``, in order.
+
+    With the compiled helper each key's RPIs are tested while still in cache and the others are
+    never written out (the matcher's hot loop: ~1 in 1,000 passes); otherwise they are derived
+    into ``out`` (as ``rpis_for_keys``) and tested with numpy.
+    """
+    count = operator.index(count)
+    teks = np.ascontiguousarray(teks, dtype=np.uint8).reshape(-1, 16)
+    starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+    native = _native_passing() if 0 < count <= _PASSING_MAX_COUNT and len(teks) == len(starts) else None
+    if native is None:
+        rpis = rpis_for_keys(teks, starts, count, out=out).reshape(-1, 16)
+        positions = sieve.passing(rpis)
+        return positions, rpis[positions]
+    return native(teks, (starts & 0xFFFFFFFF).astype(np.uint32), count, sieve.table1, sieve.bits1, sieve.table2, sieve.bits2)
+
+
 def _python_rpis(teks: np.ndarray, starts: np.ndarray, count: int, buffer: np.ndarray) -> np.ndarray:
     """``rpis_for_keys`` in Python, into ``buffer`` (``n * count * 16 + 15`` bytes at least)."""
     n, row_bytes = len(teks), count * 16
@@ -132,11 +179,47 @@ def _python_rpis(teks: np.ndarray, starts: np.ndarray, count: int, buffer: np.nd
 
 
 NativeRpis = Callable[[np.ndarray, np.ndarray, int, np.ndarray], None]
+NativePassing = Callable[[np.ndarray, np.ndarray, int, np.ndarray, int, np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+_PASSING_MAX_COUNT = 4096  # bluezone_native.PASSING_MAX_COUNT
 
 
 def derivation_path() -> str:
     """Which code derives RPIs in batches here, and why: for ``doctor`` and ``benchmark``."""
     return _select_native()[1]
+
+
+def _native_passing() -> NativePassing | None:
+    """``bluezone_native.rpis_passing`` if the helper derives here and has one that filters a probe
+    as the Python path does (0.2 on); else None: numpy then filters what ``rpis_for_keys`` derives."""
+    return _checked_passing(_native_rpis())
+
+
+@functools.cache
+def _checked_passing(rpis_into: NativeRpis | None) -> NativePassing | None:
+    module = sys.modules.get("bluezone_native")
+    passing = getattr(module, "rpis_passing", None)
+    if rpis_into is None or passing is None or getattr(module, "rpis_into", None) is not rpis_into:
+        return None
+    try:
+        teks = np.frombuffer(bytes(range(48)), np.uint8).reshape(3, 16)
+        starts = np.array([2_940_000, 2**32 - 3, 7])
+        rpis = _python_rpis(teks, starts, ROLLING_PERIOD, np.empty(3 * ROLLING_PERIOD * 16 + 15, np.uint8)).reshape(-1, 16)
+        words = rpis.view("<u4")
+        tables = [np.zeros(1 << 13, np.uint8), np.zeros(1 << 13, np.uint8)]  # 16 bits each
+        for table, column in zip(tables, (words[::3, 0], words[::4, 1])):
+            values = column & 0xFFFF
+            np.bitwise_or.at(table, values >> 3, np.left_shift(np.uint8(1), (values & 7).astype(np.uint8)))
+        sieve = Sieve(tables[0], 16, tables[1], 16)
+        expected = sieve.passing(rpis)
+        positions, got = passing(teks, (starts & 0xFFFFFFFF).astype(np.uint32), ROLLING_PERIOD, *sieve)
+        same = len(expected) > 0 and np.array_equal(positions, expected) and np.array_equal(got, rpis[expected])
+    except Exception as exc:  # noqa: BLE001 - a broken build: any failure leaves numpy's filter in use
+        log.debug("compiled pre-filter unusable: %s", exc)
+        return None
+    if not same:
+        log.debug("compiled pre-filter differs from the Python path on a probe: not used")
+        return None
+    return passing  # type: ignore[no-any-return]
 
 
 def _native_rpis() -> NativeRpis | None:

@@ -4,12 +4,12 @@ A sighting at interval j matches the RPI of interval i when |i - j| <= 12 (GAEN'
 tolerance for clock drift) and i lies within the key's rolling period.
 
 How it stays fast: keys whose window holds no sighting at all are not derived.  The others
-are derived in batches (``rpis_for_keys``: one HKDF and one ECB call per key).  The stored
+are derived in batches (``rpis_passing``: one HKDF and one ECB call per key).  The stored
 sightings are indexed once with two bit sets over independent bits of their RPIs: 24 bits of
 bytes 0-2 (2 MB, stays in cache) and then up to 26 bits of bytes 4-7 (up to 8 MB, asked only
 for the ~6 % that pass the first).  With a million distinct stored RPIs about one random RPI
-in 1,000 passes both; the survivors of all batches are compared in full in one pass at the
-end.  No Python loop runs per RPI or per sighting; AEM decryption costs one AES block per
+in 1,000 passes both; the compiled helper tests them as it derives them, and only those
+survivors are kept and compared in full, in one pass at the end.  No Python loop runs per RPI or per sighting; AEM decryption costs one AES block per
 distinct matched RPI.
 
 Deriving RPIs is nearly all of the time, and keys are independent, so ``jobs`` > 1 shares
@@ -35,7 +35,7 @@ import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.payload import metadata_fields
-from bluezone.crypto.rpi import decrypt_aems, rpis_for_keys
+from bluezone.crypto.rpi import Sieve, decrypt_aems, rpis_passing
 from bluezone.keyformat.keys import key_bytes
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
@@ -47,12 +47,12 @@ TOLERANCE_INTERVALS = 12
 #: outside -50..+20 dBm, where Google drops it); such matches are flagged.  It is the TX
 #: power bluezone's own daemon advertises by default (``bluezone.config.DaemonConfig``).
 DEFAULT_TX_POWER = -24
-_CHUNK = 512  # keys per batch: 512 * 144 * 16 B = 1.2 MB of RPIs, still in cache for the filter
+_CHUNK = 2048  # keys per batch (~3 ms with the compiled helper): one call per batch, and each process's last batch ends near the others'
 _BITS_1 = 24  # first filter: bits 0-23 (bytes 0-2) of the RPI
 _BITS_2 = 26  # second filter: at most bits 32-57 (bytes 4-7), independent of the first
 _COUNT_TABLE_LIMIT = 1 << 22  # intervals (76 years) a running count may span: 32 MB at most
-#: Below this many keys with sightings per worker, forking costs more than it saves.
-MIN_KEYS_PER_JOB = 4 * _CHUNK
+#: Below this many keys with sightings per process, forking (~10-30 ms) costs more than it saves.
+MIN_KEYS_PER_JOB = 8 * _CHUNK
 
 #: One matched sighting: which key, which sighting (row of the sightings array), and
 #: what the AEM said.
@@ -122,11 +122,10 @@ class SightingIndex:
         self.words = _rpi_words(rpis)
         quads = rpis.view("<u4")
         self.prefix1 = quads[:, 0] & ((1 << _BITS_1) - 1)
-        self.filter1 = _bitset(self.prefix1, _BITS_1)
         # ~64 bits per stored RPI, capped at 8 MB (page faults on a bigger fresh table cost more
         # than the extra survivors): small stores get a small table.
-        self.bits2 = int(np.clip(np.ceil(np.log2(max(n, 1))) + 6, 16, _BITS_2))
-        self.filter2 = _bitset(quads[:, 1] & ((1 << self.bits2) - 1), self.bits2)
+        bits2 = int(np.clip(np.ceil(np.log2(max(n, 1))) + 6, 16, _BITS_2))
+        self.sieve = Sieve(_bitset(self.prefix1, _BITS_1), _BITS_1, _bitset(quads[:, 1] & ((1 << bits2) - 1), bits2), bits2)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -161,10 +160,7 @@ class SightingIndex:
 
         No false negatives; about one random RPI in 1,000 passes with a million stored RPIs.
         """
-        quads = rpis.reshape(-1, 16).view("<u4")
-        first = np.flatnonzero(_test_bits(self.filter1, quads[:, 0] & ((1 << _BITS_1) - 1)))
-        second = quads[first, 1] & ((1 << self.bits2) - 1)
-        return first[_test_bits(self.filter2, second)]
+        return self.sieve.passing(rpis)
 
     def lookup(self, rpis: np.ndarray, intervals: np.ndarray, tolerance: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact matches of ``rpis`` (uint8 (m, 16)) seen within ``tolerance`` of ``intervals``.
@@ -315,18 +311,17 @@ def _matches(table: _KeyTable, index: SightingIndex, blocks: Iterable[np.ndarray
 def _candidates(table: _KeyTable, index: SightingIndex, blocks: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(key row, interval, RPI) of every RPI of the keys in ``blocks`` (at most ``_CHUNK`` rows each)
     that passes the pre-filter."""
-    buffer = np.empty(_CHUNK * ROLLING_PERIOD * 16 + 15, np.uint8)
+    buffer = np.empty(_CHUNK * ROLLING_PERIOD * 16 + 15, np.uint8)  # for the Python path's RPIs
     found_keys, found_intervals, found_rpis = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty((0, 16), np.uint8)]
     for chunk in blocks:
         teks, starts, periods = table.chunk(chunk)
-        rpis = rpis_for_keys(teks, starts, ROLLING_PERIOD, out=buffer)
-        flat = index.prefilter(rpis)
+        flat, rpis = rpis_passing(teks, starts, ROLLING_PERIOD, index.sieve, out=buffer)
         k, step = np.divmod(flat, ROLLING_PERIOD)
         sent = step < periods[k]  # RPIs past a short key's period were never sent
-        flat, k, step = flat[sent], k[sent], step[sent]
+        k, step = k[sent], step[sent]
         found_keys.append(chunk[k])
         found_intervals.append(starts[k] + step)
-        found_rpis.append(rpis.reshape(-1, 16)[flat])  # a copy: the buffer is reused
+        found_rpis.append(rpis[sent])
     return np.concatenate(found_keys), np.concatenate(found_intervals), np.concatenate(found_rpis)
 
 
@@ -351,6 +346,11 @@ class _SharedBlocks:
                 return
             yield self.busy[lo : lo + _CHUNK]
 
+    def close(self) -> None:
+        """Hand out nothing more: every process stops after the chunk it is on."""
+        with self._next.get_lock():
+            self._next.value = -(-len(self.busy) // _CHUNK)
+
 
 # Set in the parent just before forking; workers inherit it copy-on-write.
 _SHARED: tuple[_KeyTable, SightingIndex, _SharedBlocks, int] | None = None
@@ -369,13 +369,17 @@ def _in_parallel(table: _KeyTable, index: SightingIndex, busy: np.ndarray, toler
     context = multiprocessing.get_context("fork")
     blocks = _SharedBlocks(busy, context)
     _SHARED = (table, index, blocks, tolerance)
+    pool = ProcessPoolExecutor(jobs - 1, mp_context=context)
     try:
-        with ProcessPoolExecutor(jobs - 1, mp_context=context) as pool:
-            others = [pool.submit(_worker) for _ in range(jobs - 1)]
-            first = _matches(table, index, blocks, tolerance)
-            return [first, *(other.result() for other in others)]
+        others = [pool.submit(_worker) for _ in range(jobs - 1)]
+        first = _matches(table, index, blocks, tolerance)
+        return [first, *(other.result() for other in others)]
     finally:
+        blocks.close()  # if this process failed, the workers stop soon too
         _SHARED = None
+        # The workers exit once their results are in (unmapping their copy of this process takes
+        # ~10 ms): the pool's own thread reaps them, nobody waits for it here.
+        pool.shutdown(wait=False)
 
 
 def _decrypt(

@@ -5,7 +5,8 @@
 For each wheel: its library's ELF machine must match the wheel's tag; a small C harness
 (harness.c, compiled by the build's Zig for the same target) loads the library, which opens
 that machine's libcrypto.so.3, and derives the RPIs of 2,000 seeded random keys (the GAEN test
-vector's key among them, starts wrapping past 2**32). A wheel for another architecture runs
+vector's key among them, starts wrapping past 2**32), then those of them that pass the
+matcher's pre-filter built from every 1,000th of them (``bz_rpis_passing``). A wheel for another architecture runs
 under qemu user emulation; for aarch64 on Debian:
     dpkg --add-architecture arm64 && apt-get update
     apt-get install qemu-user-static libc6:arm64 libssl3:arm64
@@ -64,22 +65,48 @@ def check(wheel: Path, keys: int, armcap: str | None) -> str:
         starts = (rng.integers(0, 14, keys) * 144 + 2_940_000).astype(np.int64)
         teks[7], starts[7] = np.frombuffer(GAEN_TEK, np.uint8), GAEN_START
         starts[8] = 2**32 - 5  # intervals wrap modulo 2**32
+        rpi_module = importlib.import_module("bluezone.crypto.rpi")
+        assert rpi_module.derivation_path().startswith("python")
+        expected = rpi_module.rpis_for_keys(teks, starts)
+        sieve = _sieve(expected.reshape(-1, 16)[::1000], 24, 26)
         request = np.array([keys, 144], "<u4").tobytes() + teks.tobytes() + starts.astype("<u4").tobytes()
+        request += np.array([sieve.bits1, sieve.bits2], "<u4").tobytes() + sieve.table1.tobytes() + sieve.table2.tobytes()
         env = dict(os.environ) if armcap is None else {**os.environ, "OPENSSL_armcap": armcap}
         run = subprocess.run(command, input=request, capture_output=True, check=False, env=env)
         if run.returncode != 0:
             raise SystemExit(f"{wheel.name}: the harness failed: {run.stderr.decode().strip()}")
-        rpi_module = importlib.import_module("bluezone.crypto.rpi")
-        assert rpi_module.derivation_path().startswith("python")
-        expected = rpi_module.rpis_for_keys(teks, starts)
-        got = np.frombuffer(run.stdout, np.uint8).reshape(expected.shape)
+        got = np.frombuffer(run.stdout[: expected.size], np.uint8).reshape(expected.shape)
         if not np.array_equal(got, expected):
             raise SystemExit(f"{wheel.name}: RPIs differ from the Python path")
+        passing = sieve.passing(expected)
+        found = int(np.frombuffer(run.stdout[expected.size :][:8], "<i8")[0]) if len(run.stdout) > expected.size else -1
+        tail = run.stdout[expected.size + 8 :]
+        if found != len(passing) or len(tail) != found * 24:
+            raise SystemExit(f"{wheel.name}: {found} RPIs passed the pre-filter, the Python path passes {len(passing)}")
+        if not (np.array_equal(np.frombuffer(tail[: 8 * found], "<i8"), passing)
+                and np.array_equal(np.frombuffer(tail[8 * found :], np.uint8).reshape(-1, 16), expected.reshape(-1, 16)[passing])):
+            raise SystemExit(f"{wheel.name}: the pre-filtered RPIs differ from the Python path's")
         if got[7, 0].tobytes().hex() != "8be6cd371c5c891604bfbe49df845096":
             raise SystemExit(f"{wheel.name}: the GAEN test vector's first RPI differs")
         how = f"under {Path(command[0]).name}" if command[0] != str(harness) else "natively"
         how += "" if armcap is None or arch != "aarch64" else f", OPENSSL_armcap={armcap}"
-        return f"{wheel.name}: {keys} keys x 144 RPIs equal to the Python path ({how}, {run.stderr.decode().strip()})"
+        return (
+            f"{wheel.name}: {keys} keys x 144 RPIs, and the {found} passing a pre-filter, equal to the Python path "
+            f"({how}, {run.stderr.decode().strip()})"
+        )
+
+
+def _sieve(rpis: np.ndarray, bits1: int, bits2: int):  # type: ignore[no-untyped-def]
+    """The matcher's pre-filter (bluezone.crypto.rpi.Sieve) holding ``rpis``, as SightingIndex builds it."""
+    rpi_module = importlib.import_module("bluezone.crypto.rpi")
+    words = rpis.view("<u4")
+    tables = []
+    for column, bits in ((words[:, 0], bits1), (words[:, 1], bits2)):
+        values = column & np.uint32((1 << bits) - 1)
+        table = np.zeros(1 << (bits - 3), np.uint8)
+        np.bitwise_or.at(table, values >> 3, np.left_shift(np.uint8(1), (values & 7).astype(np.uint8)))
+        tables.append(table)
+    return rpi_module.Sieve(tables[0], bits1, tables[1], bits2)
 
 
 def main() -> None:

@@ -1,6 +1,8 @@
 /* Runs a built _rpi.so outside Python, for check_wheel.py (under qemu for another architecture).
- * stdin: uint32 n, uint32 count, n*16 bytes of TEKs, n uint32 starts (little endian);
- * stdout: the n*count*16 bytes of RPIs. argv[1]: the library's path. */
+ * stdin: uint32 n, uint32 count, n*16 bytes of TEKs, n uint32 starts, then uint32 bits1, bits2
+ * and the two bit sets (2^bits / 8 bytes each), all little endian;
+ * stdout: the n*count*16 bytes of RPIs (bz_rpis), then of bz_rpis_passing with the bit sets:
+ * int64 m, m int64 positions, m*16 bytes of RPIs. argv[1]: the library's path. */
 #include <dlfcn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,8 +25,12 @@ int main(int argc, char **argv) {
     const char *(*version)(void) = (const char *(*)(void))dlsym(lib, "bz_openssl_version");
     int (*rpis)(const unsigned char *, const uint32_t *, size_t, uint32_t, unsigned char *) =
         (int (*)(const unsigned char *, const uint32_t *, size_t, uint32_t, unsigned char *))dlsym(lib, "bz_rpis");
-    if (!init || !error || !version || !rpis) {
-        fprintf(stderr, "the library lacks bz_init, bz_error, bz_openssl_version or bz_rpis\n");
+    int64_t (*passing)(const unsigned char *, const uint32_t *, size_t, uint32_t, const unsigned char *, uint32_t,
+                       const unsigned char *, uint32_t, int64_t *, unsigned char *) =
+        (int64_t (*)(const unsigned char *, const uint32_t *, size_t, uint32_t, const unsigned char *, uint32_t,
+                     const unsigned char *, uint32_t, int64_t *, unsigned char *))dlsym(lib, "bz_rpis_passing");
+    if (!init || !error || !version || !rpis || !passing) {
+        fprintf(stderr, "the library lacks bz_init, bz_error, bz_openssl_version, bz_rpis or bz_rpis_passing\n");
         return 1;
     }
     if (init() != 0) {
@@ -43,5 +49,23 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bz_rpis failed\n");
         return 1;
     }
-    return fwrite(out, 1, (size_t)n * count * 16, stdout) == (size_t)n * count * 16 ? 0 : 1;
+    if (fwrite(out, 1, (size_t)n * count * 16, stdout) != (size_t)n * count * 16)
+        return 1;
+    uint32_t bits1, bits2;
+    if (!read_all(&bits1, 4) || !read_all(&bits2, 4) || bits1 < 3 || bits1 > 31 || bits2 < 3 || bits2 > 31)
+        return 2;
+    unsigned char *table1 = malloc((size_t)1 << (bits1 - 3)), *table2 = malloc((size_t)1 << (bits2 - 3));
+    int64_t *positions = malloc((size_t)n * count * 8);
+    if (!table1 || !table2 || !positions || !read_all(table1, (size_t)1 << (bits1 - 3)) ||
+        !read_all(table2, (size_t)1 << (bits2 - 3)))
+        return 2;
+    int64_t m = passing(teks, starts, n, count, table1, bits1, table2, bits2, positions, out);
+    if (m < 0) {
+        fprintf(stderr, "bz_rpis_passing failed\n");
+        return 1;
+    }
+    return fwrite(&m, 8, 1, stdout) == 1 && fwrite(positions, 8, (size_t)m, stdout) == (size_t)m &&
+                   fwrite(out, 16, (size_t)m, stdout) == (size_t)m
+               ? 0
+               : 1;
 }

@@ -134,7 +134,7 @@ def test_export_bench_runs_both_versions_alternating(tmp_path: Path) -> None:
 
 
 def test_jobs_bench_accounts_serial_and_parallel_cpu(capsys) -> None:  # type: ignore[no-untyped-def]
-    res = load("jobs_bench").main(["--keys", "5000", "--sightings", "4000", "--rounds", "1", "--jobs", "2"])
+    res = load("jobs_bench").main(["--keys", "33000", "--sightings", "4000", "--rounds", "1", "--jobs", "2"])  # forks: >= 2 x MIN_KEYS_PER_JOB
     assert positive(res["wall_one"]) and positive(res["wall_many"]) and positive(res["wall_ratio"])
     assert positive(res["serial_cpu_one"]) and positive(res["parallel_cpu_one"])
     assert 1 < res["amdahl_2"] < 2 and res["amdahl_2"] < res["amdahl_4"] < 4

@@ -100,13 +100,13 @@ def test_period_zero_means_whole_day() -> None:
 
 def test_keys_whose_window_has_no_sighting_need_no_aes(monkeypatch: pytest.MonkeyPatch) -> None:
     derived: list[int] = []
-    real = matcher_module.rpis_for_keys
+    real = matcher_module.rpis_passing
 
-    def counting(teks: np.ndarray, *args: object, **kwargs: object) -> np.ndarray:
+    def counting(teks: np.ndarray, *args: object, **kwargs: object) -> tuple[np.ndarray, np.ndarray]:
         derived.append(len(teks))
-        return real(teks, *args, **kwargs)
+        return real(teks, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(matcher_module, "rpis_for_keys", counting)
+    monkeypatch.setattr(matcher_module, "rpis_passing", counting)
     tek = b"\x33" * 16
     far = [(bytes([k]) * 16, 2_900_016 + 144 * k, 144) for k in range(2, 6)]  # days later, no sightings
     keys = make_keys([(tek, 2_900_016, 144), *far])
@@ -289,3 +289,27 @@ def test_any_jobs_give_identical_matches_in_a_fixed_order(seed: int, jobs: int) 
     assert np.array_equal(one, several)
     order = np.lexsort((one["sighting_index"], one["time"], one["key_index"]))
     assert np.array_equal(order, np.arange(len(one)))
+
+
+@pytest.mark.parametrize("prefilter", ["numpy", "helper", "python"])
+def test_the_same_matches_whoever_derives_and_filters(prefilter: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled helper's pre-filter, numpy's over the helper's RPIs, and the pure-Python path
+    (BLUEZONE_NATIVE=0) find the same matches, with one process and with two."""
+    import importlib
+
+    from tests.crypto.conftest import require_native
+
+    rpi_module = importlib.import_module("bluezone.crypto.rpi")
+    if prefilter == "helper":
+        require_native()
+        assert rpi_module._native_passing() is not None
+    elif prefilter == "numpy":
+        monkeypatch.setattr(rpi_module, "_native_passing", lambda: None)
+    else:
+        monkeypatch.setattr(rpi_module, "_native_rpis", lambda: None)
+        assert rpi_module._native_passing() is None
+    monkeypatch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 100)
+    keys, sightings, planted = synthetic_data(2500, 20_000, seed=13, planted=20)
+    one = match(keys, sightings)
+    assert len(one) == planted * 15 and np.array_equal(one, match(keys, sightings, jobs=2))
+    assert len(one) == naive_match_count(keys, sightings)

@@ -113,48 +113,113 @@ static int hmac(EVP_MD_CTX *work, const EVP_MD_CTX *inner, const EVP_MD_CTX *out
            ossl.DigestUpdate(work, digest, sizeof digest) && ossl.DigestFinal_ex(work, mac, NULL);
 }
 
+/* The RPIs of key k, count of them from starts[k], into row (count*16 bytes); work and the
+ * digest contexts are bz_rpis's. 1, or 0 if libcrypto failed. */
+typedef struct {
+    EVP_MD_CTX *extract_inner, *extract_outer, *inner, *outer, *work;
+    EVP_CIPHER_CTX *ecb;
+} contexts;
+
+static void free_contexts(contexts *c) {
+    ossl.MD_CTX_free(c->extract_inner);
+    ossl.MD_CTX_free(c->extract_outer);
+    ossl.MD_CTX_free(c->inner);
+    ossl.MD_CTX_free(c->outer);
+    ossl.MD_CTX_free(c->work);
+    ossl.CIPHER_CTX_free(c->ecb);
+}
+
+static int new_contexts(contexts *c) {
+    static const unsigned char zero_salt[32];
+    c->extract_inner = ossl.MD_CTX_new();
+    c->extract_outer = ossl.MD_CTX_new();
+    c->inner = ossl.MD_CTX_new();
+    c->outer = ossl.MD_CTX_new();
+    c->work = ossl.MD_CTX_new();
+    c->ecb = ossl.CIPHER_CTX_new();
+    /* HKDF without salt: the extract step's HMAC key is 32 zero bytes for every key. */
+    return c->extract_inner && c->extract_outer && c->inner && c->outer && c->work && c->ecb &&
+           pad_state(c->extract_inner, zero_salt, 32, 0x36) && pad_state(c->extract_outer, zero_salt, 32, 0x5c) &&
+           ossl.EncryptInit_ex2(c->ecb, aes128_ecb, NULL, NULL, NULL) && ossl.CIPHER_CTX_set_padding(c->ecb, 0);
+}
+
+static int key_rpis(contexts *c, const unsigned char tek[16], uint32_t start, uint32_t count, unsigned char *row) {
+    static const unsigned char info[8] = {'E', 'N', '-', 'R', 'P', 'I', 'K', 0x01};
+    unsigned char prk[32], rpik[32];
+    if (!(hmac(c->work, c->extract_inner, c->extract_outer, tek, 16, prk) && pad_state(c->inner, prk, 32, 0x36) &&
+          pad_state(c->outer, prk, 32, 0x5c) && hmac(c->work, c->inner, c->outer, info, sizeof info, rpik)))
+        return 0;
+    for (uint32_t i = 0; i < count; i++) {
+        uint32_t interval = start + i; /* wraps modulo 2^32, as the spec's uint32 */
+        unsigned char *block = row + 16 * (size_t)i;
+        memcpy(block, "EN-RPI\0\0\0\0\0\0", 12);
+        block[12] = (unsigned char)interval;
+        block[13] = (unsigned char)(interval >> 8);
+        block[14] = (unsigned char)(interval >> 16);
+        block[15] = (unsigned char)(interval >> 24);
+    }
+    int written = 0, row_bytes = (int)count * 16;
+    return ossl.EncryptInit_ex2(c->ecb, NULL, rpik, NULL, NULL) &&
+           ossl.EncryptUpdate(c->ecb, row, &written, row, row_bytes) && written == row_bytes;
+}
+
 /* RPIs of n keys: teks is n*16 bytes, starts n first intervals, out n*count*16 bytes
  * (key k's RPI for interval starts[k] + i, modulo 2^32, at out + (k*count + i)*16).
  * Returns 0, or -1 if libcrypto failed (out is then incomplete). */
 EXPORT int bz_rpis(const unsigned char *teks, const uint32_t *starts, size_t n, uint32_t count,
                    unsigned char *out) {
-    static const unsigned char info[8] = {'E', 'N', '-', 'R', 'P', 'I', 'K', 0x01};
-    static const unsigned char zero_salt[32];
     if (init_error != NULL || count == 0 || count > (1u << 24))
         return -1;
-    int ok = 1;
-    EVP_MD_CTX *extract_inner = ossl.MD_CTX_new(), *extract_outer = ossl.MD_CTX_new();
-    EVP_MD_CTX *inner = ossl.MD_CTX_new(), *outer = ossl.MD_CTX_new(), *work = ossl.MD_CTX_new();
-    EVP_CIPHER_CTX *ecb = ossl.CIPHER_CTX_new();
-    ok = extract_inner && extract_outer && inner && outer && work && ecb;
-    /* HKDF without salt: the extract step's HMAC key is 32 zero bytes for every key. */
-    ok = ok && pad_state(extract_inner, zero_salt, 32, 0x36) && pad_state(extract_outer, zero_salt, 32, 0x5c);
-    ok = ok && ossl.EncryptInit_ex2(ecb, aes128_ecb, NULL, NULL, NULL) && ossl.CIPHER_CTX_set_padding(ecb, 0);
-    const int row_bytes = (int)count * 16;
-    for (size_t k = 0; ok && k < n; k++) {
-        unsigned char prk[32], rpik[32];
-        ok = hmac(work, extract_inner, extract_outer, teks + 16 * k, 16, prk) &&
-             pad_state(inner, prk, 32, 0x36) && pad_state(outer, prk, 32, 0x5c) &&
-             hmac(work, inner, outer, info, sizeof info, rpik);
-        unsigned char *row = out + (size_t)row_bytes * k;
-        for (uint32_t i = 0; i < count; i++) {
-            uint32_t interval = starts[k] + i; /* wraps modulo 2^32, as the spec's uint32 */
-            unsigned char *block = row + 16 * (size_t)i;
-            memcpy(block, "EN-RPI\0\0\0\0\0\0", 12);
-            block[12] = (unsigned char)interval;
-            block[13] = (unsigned char)(interval >> 8);
-            block[14] = (unsigned char)(interval >> 16);
-            block[15] = (unsigned char)(interval >> 24);
-        }
-        int written = 0;
-        ok = ok && ossl.EncryptInit_ex2(ecb, NULL, rpik, NULL, NULL) &&
-             ossl.EncryptUpdate(ecb, row, &written, row, row_bytes) && written == row_bytes;
-    }
-    ossl.MD_CTX_free(extract_inner);
-    ossl.MD_CTX_free(extract_outer);
-    ossl.MD_CTX_free(inner);
-    ossl.MD_CTX_free(outer);
-    ossl.MD_CTX_free(work);
-    ossl.CIPHER_CTX_free(ecb);
+    contexts c;
+    int ok = new_contexts(&c);
+    for (size_t k = 0; ok && k < n; k++)
+        ok = key_rpis(&c, teks + 16 * k, starts[k], count, out + (size_t)count * 16 * k);
+    free_contexts(&c);
     return ok ? 0 : -1;
+}
+
+static inline uint32_t le32(const unsigned char *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline int has_bit(const unsigned char *table, uint32_t value) { return (table[value >> 3] >> (value & 7)) & 1; }
+
+/* The RPIs of n keys (as bz_rpis) that pass a pre-filter of two bit sets, without keeping the
+ * others: an RPI passes when bit (word0 & mask1) of table1 and bit (word1 & mask2) of table2 are
+ * set, word0 and word1 its first two 32-bit little-endian words and mask = 2^bits - 1 (bits1 and
+ * bits2 at most 31).  For each, in order, its flat position k*count + i goes to positions and its
+ * 16 bytes to rpis; both must hold n*count entries.  Returns how many passed, or -1 if libcrypto
+ * failed.  Deriving a key's RPIs into a small buffer that stays in cache and testing them there
+ * costs less than writing them all out and testing them afterwards. */
+EXPORT int64_t bz_rpis_passing(const unsigned char *teks, const uint32_t *starts, size_t n, uint32_t count,
+                               const unsigned char *table1, uint32_t bits1, const unsigned char *table2,
+                               uint32_t bits2, int64_t *positions, unsigned char *rpis) {
+    if (init_error != NULL || count == 0 || count > 4096 || bits1 > 31 || bits2 > 31)
+        return -1;
+    const uint32_t mask1 = (1u << bits1) - 1, mask2 = (1u << bits2) - 1;
+    unsigned char row[4096 * 16];
+    contexts c;
+    int ok = new_contexts(&c);
+    int64_t found = 0;
+    uint32_t first[4096];
+    for (size_t k = 0; ok && k < n; k++) {
+        ok = key_rpis(&c, teks + 16 * k, starts[k], count, row);
+        /* The first table for all of them without a branch (independent loads overlap), then
+         * the second only for the ~6 % that pass it. */
+        uint32_t passed = 0;
+        for (uint32_t i = 0; ok && i < count; i++) {
+            first[passed] = i;
+            passed += has_bit(table1, le32(row + 16 * (size_t)i) & mask1);
+        }
+        for (uint32_t j = 0; ok && j < passed; j++) {
+            const unsigned char *rpi = row + 16 * (size_t)first[j];
+            if (has_bit(table2, le32(rpi + 4) & mask2)) {
+                positions[found] = (int64_t)(k * count + first[j]);
+                memcpy(rpis + 16 * (size_t)found, rpi, 16);
+                found++;
+            }
+        }
+    }
+    free_contexts(&c);
+    return ok ? found : -1;
 }
