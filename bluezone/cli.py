@@ -554,18 +554,18 @@ def check(
                 progress=None if bar is None else (lambda i, n, name: bar("downloading new batches", i / max(n, 1))),
             )
     elif keys_path is not None:
-        from bluezone.keyformat.keyfile import load_keys, load_signed_keys
-
-        # before touching the database: a bad file leaves it alone
+        public_key, key_id = None, None
         if server_key is not None:  # a key given: the file's signature must verify with it, or no match
             from bluezone.client.pinning import read_server_key
 
             pinned = read_server_key(server_key)
-            keys = load_signed_keys(keys_path, pinned.key, pinned.key_id)
-        else:
-            keys = load_keys(keys_path)
+            public_key, key_id = pinned.key, pinned.key_id
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
-        result = check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs)
+        # the file is read before the database is opened (a bad one leaves it alone), or, when it
+        # holds over a million keys, matched as it streams (check_key_file)
+        result = check_keys(
+            keys_path, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id
+        )
     elif f0_entries is not None:
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         result = CheckResult(scorer=scorer.name)
@@ -596,7 +596,7 @@ def _print_check(result: Any, gaen: bool) -> None:
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
             + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
         )
-    sources = f"{len(result.keys)} diagnosis keys" if gaen else ""
+    sources = f"{result.key_count} diagnosis keys" if gaen else ""
     if result.bluezone3_entries is not None:
         sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list entries"
     close = result.close_contacts

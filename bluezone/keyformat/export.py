@@ -19,7 +19,7 @@ import io
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -33,7 +33,7 @@ from google.protobuf.message import DecodeError
 import bluezone.keyformat.gaen_export_pb2 as pb
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import ExportSignatureError, KeyFileError
-from bluezone.keyformat.exportstream import PIECE, stream_export_bin
+from bluezone.keyformat.exportstream import PIECE, KeySink, stream_export_bin
 from bluezone.keyformat.tekencode import KEYS_FIELD, REVISED_KEYS_FIELD, encode_keys
 from bluezone.keyformat.tekwire import columns_from_messages, decode_keys, keys_from_columns, raw_export_class
 from bluezone.keyformat.keys import KEY_DTYPE, MAX_KEY_FILE_BYTES, empty_keys
@@ -135,15 +135,20 @@ def read_export_bin(data: bytes) -> ExportFile:
 
 
 def _read_export(
-    open_bin: Callable[[], AbstractContextManager[BinaryIO]], size: int, check: Callable[[bytes], object] | None = None
+    open_bin: Callable[[], AbstractContextManager[BinaryIO]],
+    size: int,
+    check: Callable[[bytes], object] | None = None,
+    sink: KeySink | None = None,
 ) -> ExportFile:
     """The ``export.bin`` of ``size`` bytes that ``open_bin`` opens, streamed in bounded memory
     (``exportstream``), or whole through protobuf where that reader leaves it.  ``check`` is
-    given its SHA-256 before any defect in its content is raised: a bad signature is said first."""
+    given its SHA-256 before any defect in its content is raised: a bad signature is said first.
+    With ``sink`` the keys go to it as they are read (``keys`` stays empty); the file is good only
+    if this returns."""
     if size > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"export.bin too large ({size} bytes, limit {MAX_KEY_FILE_BYTES})")
     with open_bin() as stream:
-        streamed = stream_export_bin(stream, size, stop_at_problem=check is not None)
+        streamed = stream_export_bin(stream, size, sink, stop_at_problem=check is not None)
     if streamed is not None and streamed.cut_short:
         # a key broke a rule, so the rest was only hashed: a forged file is said at once; a signed
         # one is read again in full, to say what an unsigned read says, and must not have changed
@@ -151,7 +156,7 @@ def _read_export(
         check(streamed.digest)
         check = functools.partial(_unchanged, streamed.digest)
         with open_bin() as stream:
-            streamed = stream_export_bin(stream, size)
+            streamed = stream_export_bin(stream, size, None if sink is None else _DROPPED)  # said, not kept
     if streamed is None:
         # held whole from here, and parsed by protobuf beside it: a file of a few hundred KB zipped
         # may inflate to MAX_KEY_FILE_BYTES, so its signature is checked first, streamed
@@ -167,7 +172,13 @@ def _read_export(
         data = _read_whole(open_bin, size)
         if digest is not None and hashlib.sha256(data).digest() != digest:
             raise KeyFileError("export.bin changed while it was read: not the bytes whose signature was checked")
-        return parse_whole_export_bin(data)
+        export = parse_whole_export_bin(data)
+        if sink is None:
+            return export
+        del data
+        sink.restart()
+        sink.add(export.keys)
+        return replace(export, keys=empty_keys(0))
     if check is not None:
         check(streamed.digest)
     if streamed.problem is not None:
@@ -182,6 +193,19 @@ def _read_export(
         keys=streamed.keys,
         revised_keys=streamed.revised_keys,
     )
+
+
+class _Dropped:
+    """A ``KeySink`` for a second read that is only to say what is wrong with a file."""
+
+    def add(self, keys: np.ndarray) -> None:
+        pass
+
+    def restart(self) -> None:
+        pass
+
+
+_DROPPED = _Dropped()
 
 
 def _unchanged(expected: bytes, digest: bytes) -> None:
@@ -438,19 +462,23 @@ def open_signed_export(
 
 
 def open_export(
-    file: BinaryIO, public_key: ec.EllipticCurvePublicKey | None = None, key_id: str | None = None
+    file: BinaryIO,
+    public_key: ec.EllipticCurvePublicKey | None = None,
+    key_id: str | None = None,
+    sink: KeySink | None = None,
 ) -> tuple[ExportFile, SignatureInfo | None]:
     """An export ``.zip`` or bare ``export.bin`` from an open, seekable file, streamed: memory holds
-    the keys and a few MB whatever the file's size.  With ``public_key`` only a signed zip whose
-    signature verifies is read (then the SignatureInfo that verified is returned, else None)."""
+    the keys and a few MB whatever the file's size (with ``sink``, not even the keys: they go to it
+    as they are read, see ``_read_export``).  With ``public_key`` only a signed zip whose signature
+    verifies is read (then the SignatureInfo that verified is returned, else None)."""
     magic = file.read(4)
     if magic == b"PK\x03\x04":
         file.seek(0)
-        return _open_zip(file, public_key, key_id)
+        return _open_zip(file, public_key, key_id, sink)
     if public_key is not None:
         raise ExportSignatureError("a bare export.bin carries no signature: only a signed export .zip can be verified")
     size = file.seek(0, io.SEEK_END)
-    return _read_export(lambda: _rewound(file), size), None
+    return _read_export(lambda: _rewound(file), size, sink=sink), None
 
 
 def _rewound(file: BinaryIO) -> AbstractContextManager[BinaryIO]:
@@ -459,7 +487,10 @@ def _rewound(file: BinaryIO) -> AbstractContextManager[BinaryIO]:
 
 
 def _open_zip(
-    file: BinaryIO, public_key: ec.EllipticCurvePublicKey | None = None, key_id: str | None = None
+    file: BinaryIO,
+    public_key: ec.EllipticCurvePublicKey | None = None,
+    key_id: str | None = None,
+    sink: KeySink | None = None,
 ) -> tuple[ExportFile, SignatureInfo | None]:
     """The export in a zip, its ``export.bin`` inflated as it is parsed; with ``public_key`` only
     if the signature in its ``export.sig`` verifies (checked over the streamed bytes)."""
@@ -480,7 +511,7 @@ def _open_zip(
                 raise ExportSignatureError(f"export zip has no {EXPORT_SIG}: unsigned batches are not used")
             candidates = _signatures(export_sig, key_id)
             check = lambda digest: verified.append(_verify_digest(digest, candidates, public_key))  # noqa: E731
-        export = _read_export(lambda: _Member(archive, info), info.file_size, check)
+        export = _read_export(lambda: _Member(archive, info), info.file_size, check, sink)
     return export, (verified[0] if verified else None)
 
 

@@ -16,13 +16,17 @@ multi-byte tag, a group, a key message ``tekwire`` leaves alone, a long non-key 
 truncated or corrupt file, a file of many small odd fields) makes ``stream_export_bin`` return
 None, and the caller parses the whole file through protobuf instead, which also words the
 error: so the result is always protobuf's, and the files servers write stay bounded.
+
+With a ``KeySink`` the keys (field 7) are not kept at all: each piece's keys are handed to it as
+they are decoded (a national day is matched as it inflates, ``bluezone.matching.filecheck``), and
+only the revised keys (field 8, few) are returned.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -44,6 +48,17 @@ _MAX_OTHER_FIELDS = 10_000
 _MAX_OTHER_BYTES = 1 << 20
 
 
+class KeySink(Protocol):
+    """Where the keys of a streamed file go, in file order, instead of one array."""
+
+    def add(self, keys: np.ndarray) -> None:
+        """The next ``keys`` (KEY_DTYPE) of the file, each valid (a file with a bad key raises at its end)."""
+
+    def restart(self) -> None:
+        """Forget every key given so far: they come again from the first (the file is being
+        parsed whole by protobuf after all)."""
+
+
 class _LeaveToProtobuf(Exception):
     """Something only protobuf's parse of the whole file may judge."""
 
@@ -61,17 +76,21 @@ class StreamedExport:
     batch_num: int = 0
     batch_size: int = 0
     signature_infos: list[pb.SignatureInfo] = field(default_factory=list)
-    keys: np.ndarray = field(default_factory=lambda: np.empty(0, KEY_DTYPE))
+    keys: np.ndarray = field(default_factory=lambda: np.empty(0, KEY_DTYPE))  # empty: given to a sink
+    key_count: int = 0  # of ``keys``, or of the keys given to the sink
     revised_keys: np.ndarray = field(default_factory=lambda: np.empty(0, KEY_DTYPE))
 
 
-def stream_export_bin(stream: BinaryIO, size: int, *, stop_at_problem: bool = False) -> StreamedExport | None:
+def stream_export_bin(
+    stream: BinaryIO, size: int, sink: KeySink | None = None, *, stop_at_problem: bool = False
+) -> StreamedExport | None:
     """Read the ``export.bin`` of ``size`` bytes from ``stream`` to its end; None: parse it whole
-    through protobuf instead (see the module's docstring).  With ``stop_at_problem`` the rest of
-    the file is only hashed once a key breaks a rule (``cut_short``): a forged file of bad keys
-    then costs its hash, not its parse, and protobuf's word on the rest is not sought."""
+    through protobuf instead (see the module's docstring).  With ``sink``, the keys go to it.  With
+    ``stop_at_problem`` the rest of the file is only hashed once a key breaks a rule (``cut_short``):
+    a forged file of bad keys then costs its hash, not its parse, and protobuf's word on the rest is
+    not sought."""
     hasher = hashlib.sha256()
-    parser = _Parser(capacity=max(size - len(HEADER), 0) // _MIN_VALID_ENTRY + 1)
+    parser = _Parser(capacity=0 if sink is not None else max(size - len(HEADER), 0) // _MIN_VALID_ENTRY + 1, sink=sink)
     head = stream.read(len(HEADER))
     hasher.update(head)
     total = len(head)
@@ -111,8 +130,9 @@ def stream_export_bin(stream: BinaryIO, size: int, *, stop_at_problem: bool = Fa
 class _Parser:
     """The top level of a ``TemporaryExposureKeyExport``, fed piece by piece."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, sink: KeySink | None = None) -> None:
         self.out = StreamedExport(b"", None)
+        self.sink = sink
         # every valid key takes _MIN_VALID_ENTRY bytes or more, so ``capacity`` rows hold all the
         # keys up to the first bad one: reserved at once, a row's memory is used only once written
         # (growing would zero-fill, and so touch, every new row).  Revised keys are few: grown.
@@ -222,7 +242,11 @@ class _Parser:
                 continue  # the first bad key is what will be said; the rest need only parse
             part = take(cols, mine)
             self.bad[tag] = broken_rule(part, where, first)
-            if self.bad[tag] is None:
+            if self.bad[tag] is None and tag == _KEYS and self.sink is not None:
+                rows = np.empty(n, KEY_DTYPE)
+                fill_keys(part, rows)
+                self.sink.add(rows)
+            elif self.bad[tag] is None:
                 rows = self.rows[tag]
                 if first + n > len(rows):
                     rows.resize(max(first + n, 2 * len(rows)), refcheck=False)  # no view of it exists
@@ -233,8 +257,11 @@ class _Parser:
         out.digest = digest
         out.problem = self.problem or self.bad[_KEYS] or self.bad[_REVISED]
         out.cut_short = self.cut_short
+        out.key_count = self.count[_KEYS]
         if out.problem is None:
-            out.keys, out.revised_keys = (_trimmed(self.rows[t], self.count[t]) for t in (_KEYS, _REVISED))
+            out.revised_keys = _trimmed(self.rows[_REVISED], self.count[_REVISED])
+            if self.sink is None:
+                out.keys = _trimmed(self.rows[_KEYS], self.count[_KEYS])
         return out
 
 

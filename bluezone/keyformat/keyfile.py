@@ -31,6 +31,7 @@ from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import ExportSignatureError, KeyFileError
 from bluezone.keyformat.export import EXPORT_HEADER, open_export, parse_export_bin, parse_export_zip
+from bluezone.keyformat.exportstream import KeySink
 from bluezone.keyformat.keys import (
     MAX_DAYS_SINCE_ONSET,
     MAX_KEY_FILE_BYTES,
@@ -220,8 +221,24 @@ def load_signed_keys(path: str | Path, public_key: ec.EllipticCurvePublicKey, ke
     return keys
 
 
-def _load(path: Path, public_key: ec.EllipticCurvePublicKey | None = None, key_id: str | None = None) -> tuple[np.ndarray, str]:
-    """(keys, format) of the key file at ``path``; every error names the file."""
+def stream_keys(
+    path: str | Path, sink: KeySink, public_key: ec.EllipticCurvePublicKey | None = None, key_id: str | None = None
+) -> np.ndarray:
+    """Hand the keys of a key file to ``sink`` as they are read, and return its revised keys
+    (``load_keys`` is ``apply_revisions`` of the two): an export's keys are never all in memory.
+    Errors as ``load_keys`` (``load_signed_keys`` with ``public_key``), raised once the whole file
+    is read: only then is it known to be good (and signed), so until then the keys are tentative."""
+    return _load(Path(path), public_key, key_id, sink)[0]
+
+
+def _load(
+    path: Path,
+    public_key: ec.EllipticCurvePublicKey | None = None,
+    key_id: str | None = None,
+    sink: KeySink | None = None,
+) -> tuple[np.ndarray, str]:
+    """(keys, format) of the key file at ``path``; every error names the file.  With ``sink`` the
+    keys (revisions not applied) go to it, and the keys returned are the revised ones."""
     from bluezone.readfile import open_regular_file
 
     # a FIFO or /dev/zero behind the name is refused at once; the cap holds whatever st_size says
@@ -235,8 +252,12 @@ def _load(path: Path, public_key: ec.EllipticCurvePublicKey | None = None, key_i
                 )
             file.seek(0)
             if kind == "json":
-                return parse_keys_json(file.read(MAX_KEY_FILE_BYTES + 1)), kind
-            export, _ = open_export(file, public_key, key_id)
-            return export.current_keys(), kind
+                keys = parse_keys_json(file.read(MAX_KEY_FILE_BYTES + 1))
+                if sink is None:
+                    return keys, kind
+                sink.add(keys)
+                return empty_keys(0), kind
+            export, _ = open_export(file, public_key, key_id, sink)
+            return (export.current_keys() if sink is None else export.revised_keys), kind
         except KeyFileError as exc:
             raise type(exc)(f"{path}: {exc}") from None

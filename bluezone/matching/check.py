@@ -7,14 +7,17 @@ user gets the same exposures from ``check_sightings(load_keys(path), sightings)`
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
-from bluezone.keyformat.keyfile import load_keys
+from bluezone.keyformat.export import apply_revisions
+from bluezone.keyformat.keyfile import stream_keys
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import (
     DEFAULT_TX_POWER,
@@ -24,6 +27,8 @@ from bluezone.matching.matcher import (
     find_exposures,
     keys_heard,
 )
+import bluezone.matching.keystream as keystream
+from bluezone.matching.keystream import BufferedStream, KeyStream, revising
 from bluezone.matching.receiver import MIN_SIGHTINGS, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
@@ -167,14 +172,33 @@ def check_store(
     heard = HeardIndex(every, store.heard_intervals(*span))
     # no copy of a national day's keys when none is revoked (as check_sightings)
     found, rpis = keys_heard(keys[usable] if revoked.any() else keys, heard, jobs=jobs)
+    exposures = _exposures_heard(keys[usable[found]], usable[found], rpis, store, span, days, repeated, scorer, rssi_correction)
+    return store.count_usable(*span), exposures
+
+
+def _exposures_heard(
+    keys: np.ndarray,
+    key_rows: np.ndarray,
+    rpis: np.ndarray,
+    store: SightingStore,
+    span: tuple[float, float],
+    days: tuple[float, float],
+    repeated: np.ndarray,
+    scorer: Scorer,
+    rssi_correction: int,
+) -> list[Exposure]:
+    """``check_store``'s exposures once the keys that sent a heard RPI are known: ``keys`` (rows
+    ``key_rows`` of their file) and the ``rpis`` they sent, matched against the full rows of those
+    RPIs in ``span``, judged with the receiver's context of ``days`` (``repeated``: its RPIs heard
+    at least ``MIN_SIGHTINGS`` times, or a superset of them)."""
     rows, ids = store.sightings_with_rpis(rpis, *span)
     if hasattr(scorer, "for_receiver"):
         context = StoredReceiverContext(
             store, ids, days, repeated, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer)
         )
         scorer = for_receiver(scorer, context)
-    windows = find_exposures(keys[usable[found]], rows, rssi_correction=rssi_correction)
-    return store.count_usable(*span), _scored(windows, usable[found], scorer)
+    windows = find_exposures(keys, rows, rssi_correction=rssi_correction)
+    return _scored(windows, key_rows, scorer)
 
 
 def sightings_span(keys: np.ndarray) -> tuple[float, float] | None:
@@ -206,12 +230,18 @@ def within(sightings: np.ndarray, span: tuple[float, float]) -> int:
 class CheckResult:
     """What ``bluezone check`` reports: the exposures found, and what they were found in."""
 
-    keys: np.ndarray = field(default_factory=empty_keys)  # the diagnosis keys (KEY_DTYPE)
+    keys: np.ndarray = field(default_factory=empty_keys)  # the diagnosis keys (KEY_DTYPE; none kept when streamed)
     sightings: int = 0  # stored sightings the keys could match (their validity +- 2 h)
     scorer: str = ""
     exposures: list[Exposure] = field(default_factory=list)
     bluezone3_entries: int | None = None  # Bluezone v3 F0 list entries checked too (None: no list)
     bluezone3_sightings: int = 0  # stored Bluezone v3 sightings read for them
+    streamed_keys: int | None = None  # keys of a file matched as it was read (then ``keys`` is empty)
+
+    @property
+    def key_count(self) -> int:
+        """How many diagnosis keys were checked (revisions applied, revoked ones counted)."""
+        return len(self.keys) if self.streamed_keys is None else self.streamed_keys
 
     @property
     def close_contacts(self) -> int:
@@ -220,7 +250,7 @@ class CheckResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "keys": len(self.keys),
+            "keys": self.key_count,
             "sightings": self.sightings,
             "scorer": self.scorer,
             "exposures": [e.as_dict() for e in self.exposures],
@@ -246,14 +276,85 @@ def check_keys(
     scorer: Scorer | None = None,
     rssi_correction: int = 0,
     jobs: int = 1,
+    public_key: ec.EllipticCurvePublicKey | None = None,
+    key_id: str | None = None,
 ) -> CheckResult:
-    """``bluezone check --keys``: exposures to diagnosis ``keys`` (KEY_DTYPE, or a key file to
-    load first, so a bad one leaves the store unopened) in the store at ``db_path`` (default path),
-    matched in ``jobs`` processes."""
+    """``bluezone check --keys``: exposures to diagnosis ``keys`` (KEY_DTYPE, or a key file) in the
+    store at ``db_path`` (default path), matched in ``jobs`` processes.
+
+    A key file is read as ``load_keys`` reads it (``load_signed_keys`` with ``public_key``), and
+    matched as it streams when it is large (``check_key_file``); a bad one raises KeyFileError."""
     if not isinstance(keys, np.ndarray):
-        keys = load_keys(keys)
+        return check_key_file(
+            keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id
+        )
     scorer = scorer or get_scorer()
     result = CheckResult(keys, scorer=scorer.name)
     with SightingStore.open(db_path, create=False) as store:
         result.sightings, result.exposures = check_store(keys, store, scorer, rssi_correction=rssi_correction, jobs=jobs)
     return result
+
+
+def check_key_file(
+    path: Path | str,
+    db_path: Path | str | None = None,
+    *,
+    scorer: Scorer | None = None,
+    rssi_correction: int = 0,
+    jobs: int = 1,
+    public_key: ec.EllipticCurvePublicKey | None = None,
+    key_id: str | None = None,
+    buffer_keys: int | None = None,
+) -> CheckResult:
+    """``check_keys`` of the key file at ``path``, whose keys are never all in memory.
+
+    A file of up to ``buffer_keys`` keys (default ``keystream.BUFFER_KEYS``, a million) is read
+    first and checked as an array, so a bad one leaves the store unopened.  A larger one is matched as it streams (``keystream``): each batch of keys
+    derived against every RPI the store heard, in ``jobs`` processes while the file goes on
+    inflating, the store opened once the file has shown that many keys (a defect further on, or a
+    signature that does not verify, is still raised at the end, and nothing is reported).  Then
+    ``check_store``'s last steps, on the keys found, with the file's revisions applied as
+    ``apply_revisions`` applies them (GAEN: a revised key takes its new report type, risk and
+    onset; one revoked never matches; a revised key the file does not hold otherwise is a key of
+    its own, after the file's).  The exposures are those of ``check_keys(load_keys(path))``."""
+    scorer = scorer or get_scorer()
+    with ExitStack() as opened:
+        heard: list[tuple[SightingStore, HeardIndex, np.ndarray]] = []
+
+        def start() -> KeyStream:
+            store = opened.enter_context(SightingStore.open(db_path, create=False))
+            # the keys' days are known only at the end: every RPI stored (the store holds 14 days,
+            # and a national file covers them all).  Reading a wider range than check_store finds
+            # keys whose RPIs were heard only outside the keys' days; none of their rows lies in
+            # the span read below, so they match nothing, and the exposures stay the same.
+            every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
+            heard.append((store, HeardIndex(every, store.heard_intervals()), repeated))
+            return opened.enter_context(KeyStream(heard[0][1], jobs))
+
+        sink = BufferedStream(start, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys)
+        revised = stream_keys(path, sink, public_key, key_id)
+        if sink.stream is None:  # the whole file fit: checked as an array, the store opened only now
+            keys = apply_revisions(sink.keys(), revised)
+            return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs)
+        store, index, repeated = heard[0]
+        found = sink.stream.finish()
+        # GAEN: a revised key takes its new report type, risk and onset (never its rolling start)
+        rows, keys, rpis = found.rows, apply_revisions(found.keys, revised)[: len(found.keys)], found.rpis
+        count, span = found.count, found.span
+        if len(revised):
+            new = revised[~revising(path, revised, found.count, public_key, key_id)]
+            count += len(new)
+            new_span = sightings_span(new)
+            if new_span is not None:
+                new_rows, new_rpis = keys_heard(new, index)
+                rows = np.concatenate([rows, found.count + new_rows])
+                keys, rpis = np.concatenate([keys, new[new_rows]]), np.concatenate([rpis, new_rpis])
+                span = new_span if span is None else (min(span[0], new_span[0]), max(span[1], new_span[1]))
+        result = CheckResult(scorer=scorer.name, streamed_keys=count)
+        if span is None:
+            return result
+        usable = keys["report_type"] != REPORT_TYPE_REVOKED
+        days = whole_days(span)
+        result.exposures = _exposures_heard(keys[usable], rows[usable], rpis, store, span, days, repeated, scorer, rssi_correction)
+        result.sightings = store.count_usable(*span)
+        return result

@@ -314,8 +314,8 @@ def test_a_file_parsed_whole_is_held_once(monkeypatch: pytest.MonkeyPatch) -> No
     data = build_export_bin(_keys(50), region="VN") + b"\x48\x00" * (8 << 20)
     streamed = export_module.stream_export_bin
 
-    def then_reset_peak(stream: io.BytesIO, size: int, **options: bool) -> None:
-        assert streamed(stream, size, **options) is None  # left to protobuf
+    def then_reset_peak(stream: io.BytesIO, size: int, sink: object = None, **options: bool) -> None:
+        assert streamed(stream, size, sink, **options) is None  # left to protobuf
         tracemalloc.reset_peak()  # the streamed try reserves (untouched) rows for the keys
 
     monkeypatch.setattr(export_module, "stream_export_bin", then_reset_peak)
@@ -353,3 +353,61 @@ def test_an_inflated_export_sig_is_never_read_whole(signer: tuple, monkeypatch: 
     export, verified = open_export(io.BytesIO(zipped))
     assert verified is None and export.keys.tobytes() == _keys(3).tobytes()
     assert opened == ["export.bin"]
+
+
+class _Collected:
+    """A KeySink keeping what it is given since the last restart."""
+
+    def __init__(self) -> None:
+        self.parts: list[np.ndarray] = []
+        self.restarts = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        self.parts.append(keys.copy())
+
+    def restart(self) -> None:
+        self.parts = []
+        self.restarts += 1
+
+
+def _sunk_outcome(data: bytes) -> tuple:
+    """``_outcome`` of reading ``data`` with its keys handed to a sink as they stream."""
+    sink = _Collected()
+    try:
+        f, _ = open_export(io.BytesIO(data), sink=sink)
+    except KeyFileError as exc:
+        return ("error", str(exc))
+    assert len(f.keys) == 0
+    keys = np.concatenate(sink.parts) if sink.parts else empty_keys(0)
+    return (
+        "ok", keys.tobytes(), f.revised_keys.tobytes(), f.region, f.batch_num, f.batch_size,
+        f.start_timestamp, f.end_timestamp, f.signature_infos,
+    )
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(top_level_fields(), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=3),
+       st.integers(0, 10_000), piece_sizes)
+def test_keys_handed_to_a_sink_are_what_protobuf_reads(parts: list[bytes], flips: list, cut: int, piece: int) -> None:
+    """Any field order, odd fields, garbage, truncation: what the sink holds at the end (after any
+    restart) is protobuf's keys, and the errors are protobuf's."""
+    data = bytearray(EXPORT_HEADER + b"".join(parts))
+    for at, value in flips:
+        data[at % len(data)] = value
+    data = data[: max(cut % (len(data) + 1), 4)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(exportstream, "PIECE", piece)
+        assert _sunk_outcome(bytes(data)) == _outcome(parse_whole_export_bin, bytes(data))
+
+
+def test_a_sink_gets_a_large_file_piece_by_piece_and_restarts_when_protobuf_takes_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = _keys(5000)
+    monkeypatch.setattr(exportstream, "PIECE", 4096)
+    data = build_export_bin(keys, region="VN")
+    sink = _Collected()
+    open_export(io.BytesIO(data), sink=sink)
+    assert len(sink.parts) > 10 and max(map(len, sink.parts)) <= 4096 // 20 and sink.restarts == 0
+    assert np.concatenate(sink.parts).tobytes() == keys.tobytes()
+    odd = _Collected()
+    open_export(io.BytesIO(data + _delimited(200, b"x")), sink=odd)  # a two-byte tag at the end
+    assert odd.restarts == 1 and np.concatenate(odd.parts).tobytes() == keys.tobytes()

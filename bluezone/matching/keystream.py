@@ -1,0 +1,219 @@
+"""The keys of a key file derived against a store's heard RPIs as the file is read.
+
+A national day is millions of keys (6M: a 115 MB zip, 189 MiB as ``KEY_DTYPE``).  Held whole they
+were the largest part of a check's memory, and reading them was serial work done before any key
+was derived.  Here the file's keys arrive piece by piece as the export inflates
+(``keyformat.keyfile.stream_keys``): the first ``BUFFER_KEYS`` are kept, and a file that ends by
+then is checked as one array, as before (the store is opened only once such a file is known to be
+good).  Past that, the keys go in batches of ``BATCH`` to ``keys_heard`` against every distinct
+RPI the store holds (which days the keys cover is known only at the end of the file): in ``jobs``
+forked worker processes that share the index copy-on-write, while this process goes on inflating
+and decoding; or here, between pieces, with one job.  What is kept of a batch is the few keys that
+sent an RPI the store heard, and those RPIs.  ``check.check_key_file`` does the rest.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
+from bluezone.errors import KeyFileError
+from bluezone.keyformat.keyfile import stream_keys
+from bluezone.keyformat.keys import KEY_DTYPE
+from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, keys_heard
+
+#: Keys of a file kept as they arrive before it is matched as it streams (33 MB of KEY_DTYPE): a
+#: file with fewer is checked whole, as an array; the largest real day (358,105 keys) is one.
+BUFFER_KEYS = 1 << 20
+#: Keys derived together (one worker's task): 4.3 MB of KEY_DTYPE sent to it.
+BATCH = 1 << 17
+
+# Set in the parent just before forking; workers inherit it copy-on-write.
+_HEARD: HeardIndex | None = None
+
+
+def _heard_in(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    assert _HEARD is not None, "worker started without fork"
+    return keys_heard(keys, _HEARD)
+
+
+@dataclass(frozen=True)
+class HeardKeys:
+    """What ``KeyStream.finish`` found: the keys that sent an RPI the store heard."""
+
+    rows: np.ndarray  # int64, ascending: each key's row in the file
+    keys: np.ndarray  # KEY_DTYPE: those keys, as the file gave them
+    rpis: np.ndarray  # uint8 (m, 16): the heard RPIs they sent
+    count: int  # keys in the file
+    span: tuple[float, float] | None  # ``check.sightings_span`` of all of them (None: no keys)
+
+
+class KeyStream:
+    """A ``KeySink`` deriving each batch of a file's keys against ``heard``, in ``jobs`` processes."""
+
+    def __init__(self, heard: HeardIndex, jobs: int = 1) -> None:
+        self.heard = heard
+        self.jobs = jobs
+        self.pool: ProcessPoolExecutor | None = None
+        if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+            global _HEARD
+            _HEARD = heard
+            self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+        self.restart()
+
+    def __enter__(self) -> KeyStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers (their memory given back); again: nothing more."""
+        global _HEARD
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+            _HEARD = None
+
+    def restart(self) -> None:
+        for *_, future in getattr(self, "running", ()):
+            future.cancel()  # one already running finishes; its result is never read
+        self.running: deque[tuple[int, np.ndarray, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
+        self.pending: list[np.ndarray] = []
+        self.pending_count = 0
+        self.count = 0
+        self.first: int | None = None
+        self.end: int | None = None
+        self.found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add(self, keys: np.ndarray) -> None:
+        for lo in range(0, len(keys), BATCH):  # a file parsed whole comes as one array
+            part = keys[lo : lo + BATCH]
+            self.pending.append(part)
+            self.pending_count += len(part)
+            if self.pending_count >= BATCH:
+                self._submit()
+
+    def _submit(self) -> None:
+        batch = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
+        self.pending, self.pending_count = [], 0
+        first, self.count = self.count, self.count + len(batch)
+        starts = batch["rolling_start"].astype(np.int64)
+        periods = batch["rolling_period"].astype(np.int64)
+        ends = starts + np.where(periods == 0, ROLLING_PERIOD, periods)
+        self.first = int(starts.min()) if self.first is None else min(self.first, int(starts.min()))
+        self.end = int(ends.max()) if self.end is None else max(self.end, int(ends.max()))
+        if self.pool is None:
+            self._keep(first, batch, keys_heard(batch, self.heard))
+            return
+        self.running.append((first, batch, self.pool.submit(_heard_in, batch)))
+        while len(self.running) > 2 * self.jobs:  # bounded: the file is read no faster than derived
+            self._keep_oldest()
+
+    def _keep_oldest(self) -> None:
+        first, batch, future = self.running.popleft()
+        self._keep(first, batch, future.result())
+
+    def _keep(self, first: int, batch: np.ndarray, found: tuple[np.ndarray, np.ndarray]) -> None:
+        rows, rpis = found
+        self.found.append((first + rows, batch[rows], rpis))
+
+    def finish(self) -> HeardKeys:
+        """The keys found in the whole file (call once it has been read without error); the
+        workers are stopped."""
+        if self.pending:
+            self._submit()
+        while self.running:
+            self._keep_oldest()
+        self.close()
+        parts = self.found or [(np.empty(0, np.int64), np.empty(0, KEY_DTYPE), np.empty((0, 16), np.uint8))]
+        return HeardKeys(
+            rows=np.concatenate([p[0] for p in parts]).astype(np.int64),
+            keys=np.concatenate([p[1] for p in parts]),
+            rpis=np.concatenate([p[2] for p in parts]).reshape(-1, 16),
+            count=self.count,
+            span=None if self.first is None or self.end is None else span_of(self.first, self.end),
+        )
+
+
+class BufferedStream:
+    """A ``KeySink`` keeping a file's first ``limit`` keys, then handing all to the ``KeyStream``
+    that ``start`` opens (once, and only for a file with more)."""
+
+    def __init__(self, start: Callable[[], KeyStream], limit: int = BUFFER_KEYS) -> None:
+        self.start = start
+        self.limit = limit
+        self.stream: KeyStream | None = None
+        self.buffered: list[np.ndarray] = []
+        self.buffered_count = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        if self.stream is not None:
+            self.stream.add(keys)
+            return
+        self.buffered.append(keys)
+        self.buffered_count += len(keys)
+        if self.buffered_count > self.limit:
+            self.stream = self.start()
+            for part in self.buffered:
+                self.stream.add(part)
+            self.buffered, self.buffered_count = [], 0
+
+    def restart(self) -> None:
+        self.buffered, self.buffered_count = [], 0
+        if self.stream is not None:
+            self.stream.restart()
+
+    def keys(self) -> np.ndarray:
+        """The keys kept (all of the file's, when no stream was started)."""
+        return np.concatenate(self.buffered) if self.buffered else np.empty(0, KEY_DTYPE)
+
+
+class _Revised:
+    """A ``KeySink`` telling which ``revised`` keys are also among a file's keys."""
+
+    def __init__(self, revised: np.ndarray) -> None:
+        self.revised = np.ascontiguousarray(revised["key"])
+        self.restart()
+
+    def add(self, keys: np.ndarray) -> None:
+        self.known |= np.isin(self.revised, keys["key"])
+        self.count += len(keys)
+
+    def restart(self) -> None:
+        self.known = np.zeros(len(self.revised), bool)
+        self.count = 0
+
+
+def revising(
+    path: str | Path,
+    revised: np.ndarray,
+    count: int,
+    public_key: ec.EllipticCurvePublicKey | None = None,
+    key_id: str | None = None,
+) -> np.ndarray:
+    """Which ``revised`` keys revise a key of the file at ``path`` (holding ``count`` keys), read
+    again as a stream (and verified again with ``public_key``, as it was the first time).
+
+    ``apply_revisions`` needs it: a revised key that is not among the file's keys is a key of its
+    own (published in an earlier file), appended after them."""
+    sink = _Revised(revised)
+    stream_keys(path, sink, public_key, key_id)
+    if sink.count != count:
+        raise KeyFileError(f"{path}: the key file changed while it was read ({count} keys, then {sink.count})")
+    return sink.known
+
+
+def span_of(first_interval: int, end_interval: int) -> tuple[float, float]:
+    """``check.sightings_span`` of keys valid from ``first_interval`` to before ``end_interval``."""
+    return (
+        float((first_interval - TOLERANCE_INTERVALS) * INTERVAL_SECONDS),
+        float((end_interval + TOLERANCE_INTERVALS) * INTERVAL_SECONDS),
+    )

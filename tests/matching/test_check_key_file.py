@@ -1,0 +1,182 @@
+"""check_key_file: a key file matched as it streams (keys derived batch by batch, in workers, against
+every RPI the store heard, revisions applied at the end) reports exactly what checking the file's
+keys as one array reports: the same exposures, key rows, key count and sightings, with one job or
+two, whatever the batch size, for revised, revoked and re-instated keys, for a file protobuf has to
+parse after all, and the same errors for a bad or forged file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric import ec
+from matching_helpers import advert_sightings, make_keys
+from test_check_store import DAY, SCORERS, neighbours, scene
+
+import bluezone.keyformat.exportstream as exportstream
+import bluezone.matching.keystream as keystream
+from bluezone.cli import cli
+from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.errors import ExportSignatureError, KeyFileError
+from bluezone.keyformat.export import EXPORT_HEADER, SignatureInfo, build_export_bin, signed_export_zip
+from bluezone.keyformat.keyfile import load_keys, load_signed_keys, write_keys_json
+from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
+from bluezone.matching.check import CheckResult, check_key_file, check_keys
+from bluezone.proximity.store import SightingStore
+
+SIGNER = ec.generate_private_key(ec.SECP256R1())
+INFO = SignatureInfo("310", "v1")
+FILLER = 3000  # random keys around the scene's: many batches at BATCH = 256
+
+
+def day_file(tmp_path: Path, per_rpi: int = 30) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """(signed zip, store, the file's keys, its revised keys): the check_store scene's keys among
+    random ones, with revisions of every kind, and a store that also holds days no key covers."""
+    keys, rows = scene(per_rpi=per_rpi, phones=6 if per_rpi > 1 else 180)
+    rng = np.random.default_rng(5)
+    filler = make_keys([(bytes(rng.bytes(16)), DAY + int(rng.integers(0, 288)), 144) for _ in range(FILLER)])
+    file_keys = np.concatenate([filler[:1000], keys, filler[1000:]])  # scene key i is row 1000 + i
+    new_tek, new_revoked_tek = bytes(rng.bytes(16)), bytes(rng.bytes(16))
+    revised = np.concatenate([
+        file_keys[[1000]],  # scene key 0 (close, long): revoked by a negative test
+        file_keys[[1006]],  # scene key 6, revoked in the file: re-instated, a positive test after all
+        file_keys[[1001]],  # scene key 1: its risk revised
+        make_keys([(new_tek, DAY, 144), (new_revoked_tek, DAY, 144)], risk=5),  # published before
+    ])
+    revised["report_type"] = [REPORT_TYPE_REVOKED, 1, 1, 2, REPORT_TYPE_REVOKED]
+    revised["transmission_risk"][2] = 7
+    later = [
+        neighbours(rng, DAY + 4 * 144 + 30, 30, 6, per_rpi),  # a day no key covers
+        advert_sightings(new_tek, DAY + 50, (DAY + 50) * INTERVAL_SECONDS + np.arange(0, 600, 15.0), rssi=-65),
+        advert_sightings(new_revoked_tek, DAY + 50, (DAY + 50) * INTERVAL_SECONDS + np.arange(0, 600, 15.0), rssi=-65),
+        # scene key 2's RPI heard again days later: found against the whole store, matches nothing
+        advert_sightings(bytes(keys[2]["key"]), DAY + 144 + 60, [(DAY + 5 * 144) * INTERVAL_SECONDS + 30.0] * 3),
+    ]
+    path = tmp_path / "day.zip"
+    path.write_bytes(signed_export_zip(file_keys, SIGNER, INFO, region="VN", revised_keys=revised))
+    db = tmp_path / "store.db"
+    with SightingStore.open(db) as store:
+        store.add_sightings(np.concatenate([rows, *later]))
+    return path, db, file_keys, revised
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keystream, "BATCH", 256)
+    monkeypatch.setattr(exportstream, "PIECE", 4096)
+
+
+def as_array(path: Path, db: Path, scorer: str, **signed: object) -> CheckResult:
+    """What the check reported before: the whole file loaded, then matched as one array."""
+    keys = load_signed_keys(path, **signed) if signed else load_keys(path)  # type: ignore[arg-type]
+    return check_keys(keys, db, scorer=SCORERS[scorer])
+
+
+@pytest.mark.usefixtures("small_batches")
+@pytest.mark.parametrize("scorer", sorted(SCORERS))
+@pytest.mark.parametrize("per_rpi", [30, 1])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_streamed_file_reports_what_its_keys_as_an_array_report(tmp_path: Path, scorer: str, per_rpi: int, jobs: int) -> None:
+    path, db, file_keys, revised = day_file(tmp_path, per_rpi)
+    expected = as_array(path, db, scorer)
+    streamed = check_key_file(path, db, scorer=SCORERS[scorer], jobs=jobs, buffer_keys=500)
+    assert streamed.streamed_keys is not None and len(streamed.keys) == 0  # no key kept
+    assert streamed.as_dict() == expected.as_dict()
+    assert streamed.exposures == expected.exposures
+    assert streamed.key_count == len(file_keys) + 2  # the two keys published before come after the file's
+    found = {e.key_index for e in streamed.exposures}
+    # scene keys 1-5 and 7, re-instated 6; not 0 (revoked by the revision); the new key, not the revoked new one
+    assert found == {1001, 1002, 1003, 1004, 1005, 1006, 1007, len(file_keys)}
+    assert {e.transmission_risk for e in streamed.exposures if e.key_index == 1001} == {7}
+
+
+@pytest.mark.usefixtures("small_batches")
+def test_a_small_file_is_checked_as_an_array_and_leaves_the_store_unopened_until_it_is_read(tmp_path: Path) -> None:
+    path, db, file_keys, _ = day_file(tmp_path)
+    whole = check_key_file(path, db, scorer=SCORERS["bluezone"])  # 3,009 keys: under a million
+    assert whole.streamed_keys is None and len(whole.keys) == len(file_keys) + 2
+    assert whole.as_dict() == as_array(path, db, "bluezone").as_dict()
+    # streamed from the first key on: the same
+    assert check_key_file(path, db, scorer=SCORERS["bluezone"], buffer_keys=0).as_dict() == whole.as_dict()
+
+
+@pytest.mark.usefixtures("small_batches")
+def test_a_file_without_revisions_and_a_json_file_stream_too(tmp_path: Path) -> None:
+    keys, rows = scene()
+    db = tmp_path / "store.db"
+    with SightingStore.open(db) as store:
+        store.add_sightings(rows)
+    zipped, plain = tmp_path / "k.zip", tmp_path / "k.json"
+    zipped.write_bytes(signed_export_zip(keys, SIGNER, INFO, region="VN"))
+    write_keys_json(keys, plain)
+    expected = check_keys(keys, db, scorer=SCORERS["bluezone"]).as_dict()
+    for path in (zipped, plain):
+        assert check_key_file(path, db, scorer=SCORERS["bluezone"], buffer_keys=0, jobs=2).as_dict() == expected
+
+
+@pytest.mark.usefixtures("small_batches")
+def test_a_file_protobuf_parses_after_all_is_matched_once(tmp_path: Path) -> None:
+    """An odd field at the end (a two-byte tag) sends the file to protobuf after every key has
+    streamed: what was derived is forgotten and the keys come again, once."""
+    path, db, file_keys, revised = day_file(tmp_path)
+    odd = tmp_path / "odd.bin"
+    body = build_export_bin(file_keys, region="VN", revised_keys=revised)
+    odd.write_bytes(body + b"\xc2\x0c\x01x")  # field 200, length 1
+    expected = check_keys(load_keys(odd), db, scorer=SCORERS["bluezone"])
+    streamed = check_key_file(odd, db, scorer=SCORERS["bluezone"], buffer_keys=0, jobs=2)
+    assert streamed.as_dict() == expected.as_dict() and streamed.key_count == len(file_keys) + 2
+    assert odd.read_bytes().startswith(EXPORT_HEADER)
+
+
+@pytest.mark.usefixtures("small_batches")
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_bad_key_at_the_end_of_a_streamed_file_is_the_same_error_and_nothing_is_reported(tmp_path: Path, jobs: int) -> None:
+    path, db, file_keys, _ = day_file(tmp_path)
+    bad = tmp_path / "bad.bin"
+    entry = b"\x0a\x0f" + b"k" * 15 + b"\x10\xa0\x80\xb1\x01" + b"\x18\x90\x01"  # key_data of 15 bytes
+    bad.write_bytes(build_export_bin(file_keys, region="VN") + b"\x3a" + bytes([len(entry)]) + entry)
+    with pytest.raises(KeyFileError) as loaded:
+        load_keys(bad)
+    with pytest.raises(KeyFileError) as streamed:
+        check_key_file(bad, db, scorer=SCORERS["bluezone"], buffer_keys=0, jobs=jobs)
+    assert str(streamed.value) == str(loaded.value)
+    assert f"keys[{len(file_keys)}]: key_data must be 16 bytes, got 15" in str(loaded.value)
+
+
+@pytest.mark.usefixtures("small_batches")
+def test_a_forged_streamed_zip_is_refused_as_before_and_the_store_is_unchanged(tmp_path: Path) -> None:
+    path, db, _, _ = day_file(tmp_path)
+    other = ec.generate_private_key(ec.SECP256R1()).public_key()
+    with pytest.raises(ExportSignatureError) as loaded:
+        load_signed_keys(path, other, "310")
+    before = db.read_bytes()
+    with pytest.raises(ExportSignatureError) as streamed:
+        check_key_file(path, db, scorer=SCORERS["bluezone"], buffer_keys=0, jobs=2, public_key=other, key_id="310")
+    assert str(streamed.value) == str(loaded.value)
+    with SightingStore.open(db) as store:
+        assert len(store.sightings()) > 0
+    assert db.read_bytes() == before
+    good = check_key_file(path, db, scorer=SCORERS["bluezone"], buffer_keys=0, public_key=SIGNER.public_key(), key_id="310")
+    assert good.as_dict() == as_array(path, db, "bluezone", public_key=SIGNER.public_key(), key_id="310").as_dict()
+
+
+def test_bluezone_check_streams_a_large_file_and_prints_what_it_did(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path, db, file_keys, _ = day_file(tmp_path)
+    runner = CliRunner()
+    before = runner.invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json", "--jobs", "2"])
+    text_before = runner.invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--jobs", "1"])
+    monkeypatch.setattr(keystream, "BUFFER_KEYS", 100)
+    monkeypatch.setattr(keystream, "BATCH", 256)
+    after = runner.invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json", "--jobs", "2"])
+    text_after = runner.invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--jobs", "1"])
+    assert before.exit_code == after.exit_code == 0, after.output
+    assert json.loads(after.output) == json.loads(before.output)
+    assert json.loads(after.output)["keys"] == len(file_keys) + 2
+    assert text_after.output == text_before.output and f"from {len(file_keys) + 2} diagnosis keys" in text_after.output
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(path.read_bytes()[:-200])
+    failed = runner.invoke(cli, ["check", "--keys", str(broken), "--db", str(db)])
+    assert failed.exit_code == 2 and len(failed.output.strip().splitlines()) == 1 and str(broken) in failed.output
