@@ -34,11 +34,13 @@ from bluezone.keyformat.export import EXPORT_HEADER, open_export, parse_export_b
 from bluezone.keyformat.exportstream import KeySink
 from bluezone.keyformat.keys import (
     MAX_DAYS_SINCE_ONSET,
+    MAX_JSON_VALUES,
     MAX_KEY_FILE_BYTES,
     MAX_REPORT_TYPE,
     MAX_TRANSMISSION_RISK,
     NO_DAYS_SINCE_ONSET,
     empty_keys,
+    json_values,
 )
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -102,6 +104,11 @@ def parse_keys_json(data: bytes | str) -> np.ndarray:
     """Diagnosis keys from GAEN publish-API JSON; any defect raises KeyFileError naming the entry."""
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"key file too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
+    if (values := json_values(data)) > MAX_JSON_VALUES:
+        raise KeyFileError(
+            f"key file holds too many JSON values (~{values:,}, limit {MAX_JSON_VALUES:,}): "
+            "more keys than the largest real day, which come as an export .zip"
+        )
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError

@@ -34,6 +34,10 @@ MAX_DAYS_SINCE_ONSET = 14  # GAEN accepts -14..14
 REPORT_TYPE_REVOKED = 5
 #: GAEN report type of a close contact's (F1's) keys: a close contact with them makes an F2.
 REPORT_TYPE_RECURSIVE = 4
+#: Most values a JSON key file may hold (``json_values``): ``json`` makes a Python object of each,
+#: ~70 bytes from as little as 2 bytes of file, so a hostile 256 MB file would take ~10 GB.  The
+#: largest real day (358,105 keys) counts ~4.6M; bigger key sets come as export zips (streamed).
+MAX_JSON_VALUES = 6_000_000
 #: Longest revision token a server hands out or a client keeps (publish API).
 MAX_REVISION_TOKEN_CHARS = 256
 
@@ -61,3 +65,11 @@ def keys_from_daily(daily: Iterable[DailyKey], transmission_risk: int = 0) -> np
 def key_bytes(keys: np.ndarray) -> np.ndarray:
     """The 16-byte keys as uint8 (n, 16), ready for ``rpis_for_keys``."""
     return np.ascontiguousarray(keys["key"]).view(np.uint8).reshape(-1, KEY_LENGTH)
+
+
+def json_values(data: bytes | str) -> int:
+    """At least as many as the values ``json.loads(data)`` would make, counted without parsing:
+    each but the first follows a comma or a colon, or opens a container (a member's name is one
+    more, after the comma).  Characters inside strings count too, so it may say more, never less."""
+    text = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    return sum(text.count(c) for c in (b",", b":", b"{", b"[")) + 1

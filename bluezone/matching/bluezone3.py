@@ -30,6 +30,7 @@ import numpy as np
 from bluezone.crypto import bluezone3 as bz3
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import KeyFileError
+from bluezone.keyformat.keys import json_values
 from bluezone.matching.matcher import DEFAULT_TX_POWER, ExposureWindow
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, SIGHTING_DTYPE
 
@@ -42,6 +43,8 @@ TOLERANCE_SECONDS = 7200
 MAX_SPAN_SECONDS = 366 * DAY_SECONDS
 MAX_LIST_BYTES = 256 * 1024 * 1024
 MAX_ENTRIES = 1_000_000
+#: Most JSON values a list may hold (``keys.json_values``): MAX_ENTRIES entries of five fields.
+MAX_JSON_VALUES = 12 * MAX_ENTRIES
 #: IDs derived at once while matching (64 MiB of SHA-256 digests): bounds memory for any F0 list.
 CANDIDATE_BUDGET = 1 << 21
 
@@ -58,6 +61,8 @@ def _int_field(entry: dict[str, Any], name: str, where: str) -> int:
 
 def parse_f0_list(data: bytes) -> np.ndarray:
     """An F0_DTYPE array from the JSON bytes; any defect is a one-line KeyFileError naming the entry."""
+    if (values := json_values(data)) > MAX_JSON_VALUES:  # json makes an object of each: count first
+        raise KeyFileError(f"the F0 list is too large: too many JSON values (~{values:,}, limit {MAX_JSON_VALUES:,})")
     try:
         doc = json.loads(data)
     except ValueError as exc:  # UnicodeDecodeError is a ValueError
