@@ -602,6 +602,21 @@ def test_pending_keys_read_back_exactly_and_leave_the_queue_in_one_file_each(sto
     assert sorted(held) == sorted(bytes(k) for k in keys["key"]) and _queue(storage, "export_queue") == []
 
 
+def test_pending_keys_carry_any_32_bit_value(storage) -> None:
+    """The read packs two 32-bit fields into one 64-bit number: the extremes and negative values of
+    every field come back as stored (nothing the publish API accepts is near them)."""
+    edge = np.array([-(2**31), -(2**31) + 1, -1, 0, 1, 2**31 - 1], np.int32)
+    keys = empty_keys(len(edge))
+    keys["key"] = np.frombuffer(np.random.default_rng(3).bytes(16 * len(edge)), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    keys["rolling_period"] = edge.clip(max=ROLLING_PERIOD)  # (the end of validity must have passed)
+    keys["transmission_risk"] = keys["days_since_onset"] = edge[::-1]
+    keys["report_type"] = np.array([-128, -1, 0, 1, 5, 127], np.int8)
+    storage.insert_keys_unchecked(keys, NOW)
+    pending, ids, revised = storage.pending_keys(interval_number(NOW), 0)
+    assert pending[np.argsort(ids)].tobytes() == keys.tobytes() and not revised.any()
+
+
 def test_keys_with_ids_near_the_int64_limit_leave_the_queue(tmp_path) -> None:
     """The export takes the ids it published out of the queue as a JSON array: ids near 2^62 too."""
     storage = open_storage(tmp_path / "server.db")
