@@ -352,8 +352,15 @@ class _SharedBlocks:
             self._next.value = -(-len(self.busy) // _CHUNK)
 
 
-# Set in the parent just before forking; workers inherit it copy-on-write.
+# A worker's share of one match: set in the worker by its pool's initializer, whose arguments a
+# forked process inherits copy-on-write (never pickled, never through a global of the parent,
+# which another thread's match could set between the set-up and the fork).
 _SHARED: tuple[_KeyTable, SightingIndex, _SharedBlocks, int] | None = None
+
+
+def _share(shared: tuple[_KeyTable, SightingIndex, _SharedBlocks, int]) -> None:
+    global _SHARED
+    _SHARED = shared
 
 
 def _worker() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -365,18 +372,15 @@ def _worker() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _in_parallel(table: _KeyTable, index: SightingIndex, busy: np.ndarray, tolerance: int, jobs: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``_matches`` of the ``busy`` keys in ``jobs`` processes: this one and ``jobs - 1`` forked
     ones, all taking chunks from one ``_SharedBlocks``; each returns only its exact matches."""
-    global _SHARED
     context = multiprocessing.get_context("fork")
     blocks = _SharedBlocks(busy, context)
-    _SHARED = (table, index, blocks, tolerance)
-    pool = ProcessPoolExecutor(jobs - 1, mp_context=context)
+    pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_share, initargs=((table, index, blocks, tolerance),))
     try:
         others = [pool.submit(_worker) for _ in range(jobs - 1)]
         first = _matches(table, index, blocks, tolerance)
         return [first, *(other.result() for other in others)]
     finally:
         blocks.close()  # if this process failed, the workers stop soon too
-        _SHARED = None
         # The workers exit once their results are in (unmapping their copy of this process takes
         # ~10 ms): the pool's own thread reaps them, nobody waits for it here.
         pool.shutdown(wait=False)
