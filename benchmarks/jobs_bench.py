@@ -5,9 +5,9 @@
 Times what ``bluezone benchmark`` times (index build, ``match``, ``exposure_windows``) on its
 synthetic data, with 1 and ``--jobs`` processes alternating in one run, and splits each run by step
 with the wall clock and CPU time.  The steps are the matcher's own functions, wrapped here (not
-copied): ``_busy`` (which keys to derive), ``_matches`` (deriving, pre-filtering and looking up a
-share of the keys: the parallel section), ``_decrypt`` (AEMs, result assembly).  The workers' CPU
-comes from ``os.times()`` of the reaped children.
+copied): ``_matches`` (choosing the keys with sightings in their windows, deriving, pre-filtering
+and looking up a share of the keys: the parallel section), ``_decrypt`` (AEMs, result assembly).
+The workers' CPU comes from ``os.times()`` of the reaped children.
 
 Serial CPU = everything this process does outside its own ``_matches``; parallel CPU = ``_matches``
 here plus the workers.  From the one-process runs' shares the Amdahl bound for N cores is
@@ -33,7 +33,7 @@ import bluezone.matching.matcher as matcher
 from bluezone.crypto.rpi import derivation_path
 from bluezone.matching.benchmark import synthetic_data
 
-STEPS = ("index", "busy", "matches (own share)", "parallel section", "decrypt", "windows")
+STEPS = ("index", "matches (own share)", "parallel section", "decrypt", "windows")
 
 
 class _Recorder:
@@ -70,8 +70,8 @@ def _children_cpu() -> float:
 def one_run(keys: np.ndarray, sightings: np.ndarray, jobs: int) -> tuple[dict[str, Any], np.ndarray]:
     """One timed match like ``bluezone benchmark``'s, split by step."""
     rec = _Recorder()
-    originals = {name: getattr(matcher, name) for name in ("_busy", "_matches", "_in_parallel", "_decrypt")}
-    labels = {"_busy": "busy", "_matches": "matches (own share)", "_in_parallel": "parallel section", "_decrypt": "decrypt"}
+    originals = {name: getattr(matcher, name) for name in ("_matches", "_in_parallel", "_decrypt")}
+    labels = {"_matches": "matches (own share)", "_in_parallel": "parallel section", "_decrypt": "decrypt"}
     for name, func in originals.items():
         setattr(matcher, name, rec.wrap(labels[name], func))
     load_before = os.getloadavg()[0]

@@ -15,9 +15,10 @@ distinct matched RPI.
 Deriving RPIs is nearly all of the time, and keys are independent, so ``jobs`` > 1 shares
 the keys between this process and forked workers that inherit the index copy-on-write.
 Chunks of keys are handed out one at a time to whichever process is free (the shares
-balance themselves), each process compares its own survivors in full, and only matches
-travel back: what stays serial (index, which keys to derive, the fork, AEMs) is a few
-per cent of a large match (docs/benchmarks.md).  The result is the same as with one process.
+balance themselves); each process picks the keys of its chunks that have sightings in their
+windows, derives and pre-filters them, compares its own survivors in full, and only matches
+travel back: what stays serial (the index, the fork, AEMs) is ~5 % of a large match
+(docs/benchmarks.md).  The result is the same as with one process.
 """
 
 from __future__ import annotations
@@ -250,28 +251,15 @@ class _KeyTable:
 
     keys: np.ndarray
 
-    def chunk(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(key bytes uint8 (n, 16), starts int64, periods int64 with 0 as a whole day) of ``rows``."""
-        keys = self.keys[rows]
-        return key_bytes(keys), *_validity(keys)
-
-
-def _validity(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(starts int64, periods int64 with 0 read as a whole day) of KEY_DTYPE ``keys``."""
-    periods = keys["rolling_period"].astype(np.int64)
-    return keys["rolling_start"].astype(np.int64), np.where(periods == 0, ROLLING_PERIOD, periods)
-
-
-_BUSY_BLOCK = 1 << 18  # keys whose windows are counted at once: bounded temporaries for any key count
-
-
-def _busy(table: _KeyTable, index: SightingIndex, tolerance: int) -> np.ndarray:
-    """Rows of the keys whose +-tolerance window holds some sighting: the others need no AES at all."""
-    busy = np.zeros(len(table.keys), bool)
-    for lo in range(0, len(busy), _BUSY_BLOCK):
-        starts, periods = _validity(table.keys[lo : lo + _BUSY_BLOCK])
-        busy[lo : lo + len(starts)] = index.count_in_windows(starts - tolerance, starts + periods - 1 + tolerance) > 0
-    return np.flatnonzero(busy)
+    def busy(self, lo: int, hi: int, index: SightingIndex, tolerance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, key bytes uint8 (n, 16), starts int64, periods int64 with 0 as a whole day) of the
+        keys in rows [lo, hi) whose +-tolerance window holds some sighting: the others need no AES."""
+        keys = self.keys[lo:hi]
+        periods = keys["rolling_period"].astype(np.int64)
+        periods[periods == 0] = ROLLING_PERIOD
+        starts = keys["rolling_start"].astype(np.int64)
+        busy = np.flatnonzero(index.count_in_windows(starts - tolerance, starts + periods - 1 + tolerance) > 0)
+        return lo + busy, key_bytes(keys[busy]), starts[busy], periods[busy]
 
 
 def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -281,40 +269,41 @@ def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1)
     if len(keys) == 0 or len(index) == 0:
         return empty, empty, empty
     table = _KeyTable(keys)
-    busy = _busy(table, index, tolerance)
-    if len(busy) == 0:
-        return empty, empty, empty
-    jobs = min(jobs, len(busy) // MIN_KEYS_PER_JOB) if "fork" in multiprocessing.get_all_start_methods() else 1
+    jobs = min(jobs, len(keys) // MIN_KEYS_PER_JOB) if "fork" in multiprocessing.get_all_start_methods() else 1
     if jobs > 1:
-        parts = _in_parallel(table, index, busy, tolerance, jobs)
+        parts = _in_parallel(table, index, tolerance, jobs)
     else:
-        parts = [_matches(table, index, _blocks(busy), tolerance)]
+        parts = [_matches(table, index, _blocks(len(keys)), tolerance)]
     key_rows, rows, intervals = (np.concatenate(column) for column in zip(*parts))
     order = np.lexsort((rows, key_rows))  # the processes' shares end in no particular order
     return key_rows[order], rows[order], intervals[order]
 
 
-def _blocks(busy: np.ndarray) -> Iterator[np.ndarray]:
-    """The busy key rows in chunks of ``_CHUNK``, in order (one process)."""
-    for lo in range(0, len(busy), _CHUNK):
-        yield busy[lo : lo + _CHUNK]
+def _blocks(n: int) -> Iterator[tuple[int, int]]:
+    """Rows [lo, hi) of ``n`` keys in chunks of ``_CHUNK``, in order (one process)."""
+    for lo in range(0, n, _CHUNK):
+        yield lo, min(lo + _CHUNK, n)
 
 
-def _matches(table: _KeyTable, index: SightingIndex, blocks: Iterable[np.ndarray], tolerance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _matches(table: _KeyTable, index: SightingIndex, blocks: Iterable[tuple[int, int]], tolerance: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(key row, sighting row, RPI interval) of the matches of the keys in ``blocks``: every RPI is
     derived and pre-filtered chunk by chunk, and the few survivors are looked up in one pass."""
-    keys, intervals, rpis = _candidates(table, index, blocks)
+    keys, intervals, rpis = _candidates(table, index, blocks, tolerance)
     which, rows = index.lookup(rpis, intervals, tolerance)
     return keys[which], rows, intervals[which]
 
 
-def _candidates(table: _KeyTable, index: SightingIndex, blocks: Iterable[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(key row, interval, RPI) of every RPI of the keys in ``blocks`` (at most ``_CHUNK`` rows each)
-    that passes the pre-filter."""
+def _candidates(
+    table: _KeyTable, index: SightingIndex, blocks: Iterable[tuple[int, int]], tolerance: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(key row, interval, RPI) of every RPI of the keys in ``blocks`` (rows [lo, hi), at most
+    ``_CHUNK`` each) that has a sighting in its window and passes the pre-filter."""
     buffer = np.empty(_CHUNK * ROLLING_PERIOD * 16 + 15, np.uint8)  # for the Python path's RPIs
     found_keys, found_intervals, found_rpis = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty((0, 16), np.uint8)]
-    for chunk in blocks:
-        teks, starts, periods = table.chunk(chunk)
+    for lo, hi in blocks:
+        chunk, teks, starts, periods = table.busy(lo, hi, index, tolerance)
+        if len(chunk) == 0:
+            continue
         flat, rpis = rpis_passing(teks, starts, ROLLING_PERIOD, index.sieve, out=buffer)
         k, step = np.divmod(flat, ROLLING_PERIOD)
         sent = step < periods[k]  # RPIs past a short key's period were never sent
@@ -326,30 +315,30 @@ def _candidates(table: _KeyTable, index: SightingIndex, blocks: Iterable[np.ndar
 
 
 class _SharedBlocks:
-    """The busy key rows in chunks of ``_CHUNK``, each handed to whichever process asks first.
+    """Rows of ``n`` keys in chunks of ``_CHUNK``, each handed to whichever process asks first.
 
     The next chunk's number is a counter in shared memory that forked processes inherit, so a
     process that starts later or runs slower (another program on its core) simply takes fewer
-    chunks: the shares balance themselves, at one uncontended lock per chunk (~0.5 ms of work).
+    chunks: the shares balance themselves, at one uncontended lock per chunk (~3 ms of work).
     """
 
-    def __init__(self, busy: np.ndarray, context: multiprocessing.context.BaseContext) -> None:
-        self.busy = busy
+    def __init__(self, n: int, context: multiprocessing.context.BaseContext) -> None:
+        self.n = n
         self._next = context.Value("q", 0)
 
-    def __iter__(self) -> Iterator[np.ndarray]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         while True:
             with self._next.get_lock():
                 lo = self._next.value * _CHUNK
                 self._next.value += 1
-            if lo >= len(self.busy):
+            if lo >= self.n:
                 return
-            yield self.busy[lo : lo + _CHUNK]
+            yield lo, min(lo + _CHUNK, self.n)
 
     def close(self) -> None:
         """Hand out nothing more: every process stops after the chunk it is on."""
         with self._next.get_lock():
-            self._next.value = -(-len(self.busy) // _CHUNK)
+            self._next.value = -(-self.n // _CHUNK)
 
 
 # A worker's share of one match: set in the worker by its pool's initializer, whose arguments a
@@ -369,11 +358,12 @@ def _worker() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _matches(table, index, blocks, tolerance)
 
 
-def _in_parallel(table: _KeyTable, index: SightingIndex, busy: np.ndarray, tolerance: int, jobs: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """``_matches`` of the ``busy`` keys in ``jobs`` processes: this one and ``jobs - 1`` forked
-    ones, all taking chunks from one ``_SharedBlocks``; each returns only its exact matches."""
+def _in_parallel(table: _KeyTable, index: SightingIndex, tolerance: int, jobs: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``_matches`` of all keys in ``jobs`` processes: this one and ``jobs - 1`` forked ones, all
+    taking chunks from one ``_SharedBlocks``; each returns only its exact matches."""
     context = multiprocessing.get_context("fork")
-    blocks = _SharedBlocks(busy, context)
+    blocks = _SharedBlocks(len(table.keys), context)
+    index.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
     pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_share, initargs=((table, index, blocks, tolerance),))
     try:
         others = [pool.submit(_worker) for _ in range(jobs - 1)]

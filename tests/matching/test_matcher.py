@@ -262,15 +262,16 @@ def test_shared_blocks_hand_out_every_chunk_once() -> None:
     """Two consumers taking turns (as two processes would) get each chunk of rows exactly once."""
     import multiprocessing
 
-    busy = np.arange(10 * matcher_module._CHUNK + 7) * 3
-    blocks = matcher_module._SharedBlocks(busy, multiprocessing.get_context("fork"))
+    n = 10 * matcher_module._CHUNK + 7
+    blocks = matcher_module._SharedBlocks(n, multiprocessing.get_context("fork"))
     first, second = iter(blocks), iter(blocks)
     taken = []
     for chunk in first:
         taken.append(chunk)
-        taken.extend(next(second, np.empty(0, busy.dtype)) for _ in range(2))
-    assert np.array_equal(np.sort(np.concatenate(taken)), busy)
-    assert all(len(c) == matcher_module._CHUNK for c in taken[:10]) and next(iter(blocks), None) is None
+        taken.extend(c for c in (next(second, None), next(second, None)) if c is not None)
+    rows = np.concatenate([np.arange(lo, hi) for lo, hi in taken])
+    assert np.array_equal(np.sort(rows), np.arange(n)) and len(taken) == 11
+    assert next(iter(blocks), None) is None
 
 
 @pytest.mark.slow

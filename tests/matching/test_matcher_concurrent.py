@@ -29,7 +29,7 @@ def test_another_match_between_the_setup_and_the_fork_changes_nothing(monkeypatc
     other = (
         matcher_module._KeyTable(other_keys),
         other_index,
-        matcher_module._SharedBlocks(np.arange(len(other_keys)), context),
+        matcher_module._SharedBlocks(len(other_keys), context),
         matcher_module.TOLERANCE_INTERVALS,
     )
 
