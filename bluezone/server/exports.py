@@ -92,17 +92,24 @@ def embargoed(storage: Storage, now: float) -> Embargo:
     )
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def _write_atomic(path: Path, data: bytes, *, sync_directory: bool = True) -> None:
     """Write ``path`` whole or not at all, and durably: the file's bytes reach the disk before the
-    rename, and the rename before the export marks its keys in the database, so a power loss never
-    leaves an empty batch file whose keys count as published."""
+    rename, and the rename before the export takes its keys out of the queue, so a power loss never
+    leaves an empty batch file whose keys count as published.  Without ``sync_directory`` the
+    caller syncs the directory itself (once for all of an export's files) before recording them."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+    if sync_directory:
+        _sync_directory(path.parent)
+
+
+def _sync_directory(path: Path) -> None:
+    """Make the renames into directory ``path`` durable."""
+    directory = os.open(path, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
@@ -166,10 +173,11 @@ def export_batches(
                     end_timestamp=end_ts,
                     revised_keys=keys.take(revised),
                 )
-                _write_atomic(out_dir / name, data)
+                _write_atomic(out_dir / name, data, sync_directory=False)
                 record = BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk))
                 written.append((record, ids[plain], ids[chunk[carries_revision[chunk]]]))
         if written:
+            _sync_directory(out_dir)  # every file's rename, before any key leaves the queue
             storage.add_batches(written)
     except Exception:
         # nothing was recorded: the files written so far would only lie unlisted, their keys still queued

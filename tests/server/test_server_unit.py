@@ -89,3 +89,49 @@ def test_export_files_reach_the_disk_before_they_are_renamed(tmp_path, monkeypat
     assert events == ["fsync-file", "replace", "fsync-dir"]
     assert (tmp_path / "batch.zip").read_bytes() == b"PK\x05\x06" + bytes(18)
     assert not (tmp_path / ".batch.zip.tmp").exists()
+
+
+def test_an_export_syncs_its_files_then_their_directory_once_then_records_them(tmp_path, monkeypatch) -> None:
+    """Every batch file is fsynced and renamed, then the directory synced once for all the renames,
+    and only then are the keys taken out of the export queue."""
+    import os
+
+    import numpy as np
+
+    from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+    from bluezone.keyformat.keys import empty_keys
+    from bluezone.server import exports
+    from bluezone.server.signing import keygen
+    from bluezone.server.storage import open_storage
+    from server_helpers import NOW
+
+    storage = open_storage(tmp_path / "server.db")
+    keys = empty_keys(25)
+    keys["key"] = np.frombuffer(np.random.default_rng(2).bytes(16 * 25), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    out.mkdir()
+    events: list[str] = []
+    real_fsync, real_replace, real_add = os.fsync, os.replace, storage.add_batches
+
+    def fsync(fd: int) -> None:
+        events.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file")
+        real_fsync(fd)
+
+    def replace(src, dst) -> None:
+        events.append("replace")
+        real_replace(src, dst)
+
+    def add_batches(batches) -> None:
+        events.append("record")
+        real_add(batches)
+
+    monkeypatch.setattr(exports.os, "fsync", fsync)
+    monkeypatch.setattr(exports.os, "replace", replace)
+    monkeypatch.setattr(storage, "add_batches", add_batches)
+    batches = exports.export_batches(storage, signer, out, NOW, exports.ExportConfig(max_keys_per_file=10))
+    storage.close()
+    assert len(batches) == 3
+    assert events[:8] == ["fsync-file", "replace"] * 3 + ["fsync-dir", "record"]
+
