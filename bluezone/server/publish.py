@@ -46,6 +46,9 @@ from bluezone.server.storage import RECURSIVE, CodeRecord, Storage
 from bluezone.server.venue_reports import VenueReportLimits, check_days, parse_venue_reports, with_fakes
 
 log = logging.getLogger(__name__)
+#: How far ahead of the server's a device's clock may be: just past its midnight, before the
+#: server's, its today's key and today's check-ins are not refused as "in the future".
+MAX_CLOCK_AHEAD_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -228,7 +231,7 @@ def validate_keys(
         _recursive_limits(keys, code, config, recursive_busy)
     starts = keys["rolling_start"].astype(np.int64)
     ends = starts + keys["rolling_period"]
-    current = interval_number(now)
+    current = interval_number(now + MAX_CLOCK_AHEAD_SECONDS)  # a device a little ahead: its today's key
     oldest = rolling_start(now) - config.max_age_days * ROLLING_PERIOD
     if (starts > current).any():
         raise _bad("a key starts in the future", "key_timing_invalid")
@@ -300,7 +303,7 @@ def publish(
         log.warning("publish refused: client %s over the failed-code limit", client)
         raise PublishError(429, "rate_limited", "too many failed verification codes from this client; try later")
     try:
-        check_days(request.venue_reports, now, config.venue_reports)
+        check_days(request.venue_reports, now, config.venue_reports, ahead=MAX_CLOCK_AHEAD_SECONDS)
     except ValueError as exc:
         raise _bad(str(exc), "checkin_timing_invalid") from None
     reports = with_fakes(request.venue_reports, config.venue_reports)

@@ -67,11 +67,12 @@ def parse_venue_reports(doc: dict[str, Any], limits: VenueReportLimits) -> list[
     return out
 
 
-def check_days(reports: Sequence[tuple[int, bytes]], now: float, limits: VenueReportLimits) -> None:
-    """ValueError unless every day is within the retention and no day has too many check-ins."""
+def check_days(reports: Sequence[tuple[int, bytes]], now: float, limits: VenueReportLimits, ahead: float = 0.0) -> None:
+    """ValueError unless every day is within the retention and no day has too many check-ins;
+    ``ahead``: how far ahead of ``now`` a device's clock may be (its today may be tomorrow)."""
     today = int(now // DAY_SECONDS)
     for day, _ in reports:
-        if day > today:
+        if day > (now + ahead) // DAY_SECONDS:
             raise ValueError("a check-in is in the future")
         if day < today - limits.max_age_days - 1:  # the day before: a device still before midnight (never exported)
             raise ValueError(f"a check-in is older than {limits.max_age_days} days")
