@@ -5,8 +5,8 @@
 For each wheel: its library's ELF machine must match the wheel's tag; a small C harness
 (harness.c, compiled by the build's Zig for the same target) loads the library, which opens
 that machine's libcrypto.so.3, and derives the RPIs of 2,000 seeded random keys (the GAEN test
-vector's key among them, starts wrapping past 2**32), then those of them that pass the
-matcher's pre-filter built from every 1,000th of them (``bz_rpis_passing``). A wheel for another architecture runs
+vector's key among them, starts wrapping past 2**32), then builds the matcher's pre-filter from
+every 1,000th of them (``bz_set_bits``) and derives those that pass it (``bz_rpis_passing``). A wheel for another architecture runs
 under qemu user emulation; for aarch64 on Debian:
     dpkg --add-architecture arm64 && apt-get update
     apt-get install qemu-user-static libc6:arm64 libssl3:arm64
@@ -68,9 +68,10 @@ def check(wheel: Path, keys: int, armcap: str | None) -> str:
         rpi_module = importlib.import_module("bluezone.crypto.rpi")
         assert rpi_module.derivation_path().startswith("python")
         expected = rpi_module.rpis_for_keys(teks, starts)
-        sieve = _sieve(expected.reshape(-1, 16)[::1000], 24, 26)
+        held = np.arange(0, keys * 144, 1000)
+        sieve = _sieve(expected.reshape(-1, 16)[held], 24, 26)
         request = np.array([keys, 144], "<u4").tobytes() + teks.tobytes() + starts.astype("<u4").tobytes()
-        request += np.array([sieve.bits1, sieve.bits2], "<u4").tobytes() + sieve.table1.tobytes() + sieve.table2.tobytes()
+        request += np.array([sieve.bits1, sieve.bits2, len(held)], "<u4").tobytes() + held.astype("<u4").tobytes()
         env = dict(os.environ) if armcap is None else {**os.environ, "OPENSSL_armcap": armcap}
         run = subprocess.run(command, input=request, capture_output=True, check=False, env=env)
         if run.returncode != 0:
@@ -78,9 +79,13 @@ def check(wheel: Path, keys: int, armcap: str | None) -> str:
         got = np.frombuffer(run.stdout[: expected.size], np.uint8).reshape(expected.shape)
         if not np.array_equal(got, expected):
             raise SystemExit(f"{wheel.name}: RPIs differ from the Python path")
+        tables = run.stdout[expected.size :][: sieve.table1.size + sieve.table2.size]
+        if tables != sieve.table1.tobytes() + sieve.table2.tobytes():
+            raise SystemExit(f"{wheel.name}: the pre-filter's bit sets differ from numpy's")
+        rest = run.stdout[expected.size + len(tables) :]
         passing = sieve.passing(expected)
-        found = int(np.frombuffer(run.stdout[expected.size :][:8], "<i8")[0]) if len(run.stdout) > expected.size else -1
-        tail = run.stdout[expected.size + 8 :]
+        found = int(np.frombuffer(rest[:8], "<i8")[0]) if len(rest) >= 8 else -1
+        tail = rest[8:]
         if found != len(passing) or len(tail) != found * 24:
             raise SystemExit(f"{wheel.name}: {found} RPIs passed the pre-filter, the Python path passes {len(passing)}")
         if not (np.array_equal(np.frombuffer(tail[: 8 * found], "<i8"), passing)
@@ -91,22 +96,16 @@ def check(wheel: Path, keys: int, armcap: str | None) -> str:
         how = f"under {Path(command[0]).name}" if command[0] != str(harness) else "natively"
         how += "" if armcap is None or arch != "aarch64" else f", OPENSSL_armcap={armcap}"
         return (
-            f"{wheel.name}: {keys} keys x 144 RPIs, and the {found} passing a pre-filter, equal to the Python path "
+            f"{wheel.name}: {keys} keys x 144 RPIs, a pre-filter's bit sets and the {found} RPIs passing it equal to the Python path "
             f"({how}, {run.stderr.decode().strip()})"
         )
 
 
 def _sieve(rpis: np.ndarray, bits1: int, bits2: int):  # type: ignore[no-untyped-def]
-    """The matcher's pre-filter (bluezone.crypto.rpi.Sieve) holding ``rpis``, as SightingIndex builds it."""
+    """The matcher's pre-filter (bluezone.crypto.rpi.Sieve) holding ``rpis``, by numpy (the helper is off here)."""
     rpi_module = importlib.import_module("bluezone.crypto.rpi")
-    words = rpis.view("<u4")
-    tables = []
-    for column, bits in ((words[:, 0], bits1), (words[:, 1], bits2)):
-        values = column & np.uint32((1 << bits) - 1)
-        table = np.zeros(1 << (bits - 3), np.uint8)
-        np.bitwise_or.at(table, values >> 3, np.left_shift(np.uint8(1), (values & 7).astype(np.uint8)))
-        tables.append(table)
-    return rpi_module.Sieve(tables[0], bits1, tables[1], bits2)
+    words = np.ascontiguousarray(rpis).view("<u4")
+    return rpi_module.Sieve(rpi_module.bit_set(words[:, 0], bits1), bits1, rpi_module.bit_set(words[:, 1], bits2), bits2)
 
 
 def main() -> None:

@@ -118,6 +118,45 @@ def test_rpis_passing_is_the_same_either_way(derivation: str, monkeypatch: pytes
     assert np.array_equal(positions, expected[0]) and np.array_equal(rpis, expected[1])
 
 
+@pytest.mark.parametrize("derivation", ["python", "native"])
+@settings(max_examples=40, deadline=None)
+@given(values=st.lists(st.integers(0, 2**32 - 1), max_size=300), bits=st.integers(3, 20), stride=st.integers(1, 4))
+def test_bit_set_holds_exactly_the_masked_values(derivation: str, values: list[int], bits: int, stride: int) -> None:
+    """Both ways, for values above 2**bits (masked) read with a stride (a column of RPI words)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if derivation == "python":
+            patch.setattr(rpi_module, "_native_set_bits", lambda: None)
+        else:
+            require_native()
+            assert rpi_module._native_set_bits() is not None
+        column = np.zeros((len(values), stride), np.uint32)
+        column[:, 0] = values
+        table = rpi_module.bit_set(column[:, 0], bits)
+    assert table.shape == (1 << (bits - 3),)
+    held = np.flatnonzero(np.unpackbits(table, bitorder="little"))
+    assert held.tolist() == sorted({v & ((1 << bits) - 1) for v in values})
+
+
+def test_the_helpers_set_bits_refuses_wrong_arguments() -> None:
+    require_native()
+    import bluezone_native
+
+    values, table = np.arange(10, dtype=np.uint32), np.zeros(1 << 13, np.uint8)
+    with pytest.raises(ValueError, match="uint32"):
+        bluezone_native.set_bits(values.astype(np.int64), 16, table)
+    with pytest.raises(ValueError, match="uint32"):
+        bluezone_native.set_bits(values[::-1], 16, table)
+    with pytest.raises(ValueError, match="at least 16384 bytes"):
+        bluezone_native.set_bits(values, 17, table)
+    with pytest.raises(ValueError, match="bits"):
+        bluezone_native.set_bits(values, 32, table)
+    read_only = table.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        bluezone_native.set_bits(values, 16, read_only)
+    assert not table.any()
+
+
 # --- selection: with a fake helper, always run ------------------------------------------------
 
 
@@ -194,3 +233,29 @@ def test_turned_off_the_prefilter_is_numpys_too(reselect: pytest.MonkeyPatch) ->
     calls: list[int] = []
     reselect.setenv("BLUEZONE_NATIVE", "0")
     assert _check_with(_fake_helper(_correct_passing(calls)), reselect) is None and calls == []
+
+
+def test_bit_sets_from_a_helper_without_them_or_a_wrong_one_are_numpys(reselect: pytest.MonkeyPatch) -> None:
+    values = (np.arange(5000, dtype=np.uint64) * 2654435761 % 2**32).astype(np.uint32)
+    expected = rpi_module._sorted_bit_set(values & np.uint32(0xFFFF), 16)
+    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(None))
+    assert rpi_module._native_set_bits() is None and np.array_equal(rpi_module.bit_set(values, 16), expected)
+
+    def wrong(values: np.ndarray, bits: int, table: np.ndarray) -> None:
+        table[:] = rpi_module._sorted_bit_set(values & np.uint32((1 << bits) - 1), bits)
+        table[0] ^= 1
+
+    calls: list[int] = []
+
+    def right(values: np.ndarray, bits: int, table: np.ndarray) -> None:
+        calls.append(len(values))
+        table[:] = rpi_module._sorted_bit_set(values & np.uint32((1 << bits) - 1), bits)
+
+    for set_bits, used in ((wrong, False), (right, True)):
+        helper = _fake_helper(None)
+        helper.set_bits = set_bits  # type: ignore[attr-defined]
+        rpi_module._select_native.cache_clear()
+        reselect.setitem(sys.modules, "bluezone_native", helper)
+        assert (rpi_module._native_set_bits() is not None) == used
+        assert np.array_equal(rpi_module.bit_set(values, 16), expected)
+    assert calls == [429, 5000]  # the probe, then the call

@@ -250,14 +250,6 @@ def test_a_store_spanning_centuries_uses_binary_search(monkeypatch: pytest.Monke
     assert len(match(keys, index)) == planted * 15 and index._running_counts is None
 
 
-@settings(max_examples=50)
-@given(st.lists(st.integers(0, 2**20 - 1), max_size=300))
-def test_bitset_holds_exactly_the_values(values: list[int]) -> None:
-    table = matcher_module._bitset(np.array(values, np.uint32), 20)
-    held = np.flatnonzero(np.unpackbits(table, bitorder="little"))
-    assert held.tolist() == sorted(set(values))
-
-
 def test_shared_blocks_hand_out_every_chunk_once() -> None:
     """Two consumers taking turns (as two processes would) get each chunk of rows exactly once."""
     import multiprocessing

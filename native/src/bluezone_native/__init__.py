@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["load", "openssl_version", "rpis_into", "rpis_passing"]
+__all__ = ["load", "openssl_version", "rpis_into", "rpis_passing", "set_bits"]
 __version__ = "0.2.0"
 
 #: Most RPIs per key ``rpis_passing`` derives (a key's RPIs are tested in a buffer on the stack).
@@ -42,6 +42,8 @@ def load() -> ctypes.CDLL:
         ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint32,
         ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p, ctypes.c_void_p,
     ]
+    lib.bz_set_bits.restype = ctypes.c_int
+    lib.bz_set_bits.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_uint32, ctypes.c_void_p]
     if lib.bz_init() != 0:
         raise OSError(f"bluezone_native: {lib.bz_error().decode()}")
     return lib
@@ -110,3 +112,22 @@ def rpis_passing(
         if found < 0:
             raise OSError("bluezone_native: OpenSSL failed while deriving RPIs")
     return positions[:found].copy(), rpis[:found].copy()
+
+
+def set_bits(values: np.ndarray, bits: int, table: np.ndarray) -> None:
+    """Set bit ``v & (2**bits - 1)`` of ``table`` for each ``v`` in ``values`` (bit ``b`` is bit
+    ``b & 7`` of byte ``b >> 3``; ``bits`` 3..31).  ``values`` is 1-D uint32 with any positive
+    stride (a column of a 2-D array is read in place); ``table`` a writable C-contiguous uint8 array
+    of at least ``2**bits / 8`` bytes.  What numpy would do by sorting, in one pass.
+    """
+    bits = operator.index(bits)
+    if values.dtype != np.uint32 or values.ndim != 1 or (len(values) > 1 and (values.strides[0] <= 0 or values.strides[0] % 4)):
+        raise ValueError("values must be a 1-D uint32 array with a positive stride")
+    if not 3 <= bits <= 31:
+        raise ValueError("bits must be between 3 and 31")
+    if table.dtype != np.uint8 or not table.flags.c_contiguous or not table.flags.writeable or table.size * 8 < 1 << bits:
+        raise ValueError(f"table must be a writable C-contiguous uint8 array of at least {1 << bits >> 3} bytes")
+    if len(values):
+        stride = values.strides[0] // 4 if len(values) > 1 else 1
+        if load().bz_set_bits(values.ctypes.data, len(values), stride, bits, table.ctypes.data) != 0:
+            raise OSError("bluezone_native: bz_set_bits refused its arguments")

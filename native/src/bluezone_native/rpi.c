@@ -223,3 +223,17 @@ EXPORT int64_t bz_rpis_passing(const unsigned char *teks, const uint32_t *starts
     free_contexts(&c);
     return ok ? found : -1;
 }
+
+/* Sets bit (values[i * stride] & mask) of table for i < n, mask = 2^bits - 1 (bits 3..31; bit v
+ * is bit v & 7 of byte v >> 3; table holds 2^bits bits): the matcher's pre-filter tables, built
+ * from a column of the stored RPIs' 32-bit words (stride 4) without copying or sorting it. */
+EXPORT int bz_set_bits(const uint32_t *values, size_t n, size_t stride, uint32_t bits, unsigned char *table) {
+    if (bits < 3 || bits > 31)
+        return -1;
+    const uint32_t mask = (1u << bits) - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t v = values[i * stride] & mask;
+        table[v >> 3] |= (unsigned char)(1u << (v & 7));
+    }
+    return 0;
+}
