@@ -442,6 +442,34 @@ def read_export_zip(data: bytes) -> tuple[bytes, bytes | None]:
     return export_bin, export_sig
 
 
+def read_signed_export_zip(
+    data: bytes, public_key: ec.EllipticCurvePublicKey, key_id: str | None = None
+) -> tuple[bytes, SignatureInfo]:
+    """(export.bin, the SignatureInfo that verified) of a signed export zip: its signature is
+    checked over export.bin streamed from the zip before export.bin is held (a zip of a few
+    hundred KB may inflate to MAX_KEY_FILE_BYTES); for files read whole, such as venue warnings."""
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f"export zip too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
+    with _as_zip_error():
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    with archive:
+        with _as_zip_error():
+            info, sig_info = _members(archive)
+            export_sig = _read_member(archive, sig_info)
+        if info is None:
+            raise KeyFileError(f"export zip has no {EXPORT_BIN}")
+        if export_sig is None:
+            raise ExportSignatureError(f"export zip has no {EXPORT_SIG}: unsigned files are not used")
+        if info.file_size > MAX_KEY_FILE_BYTES:
+            raise KeyFileError(f"{EXPORT_BIN} in the export zip is too large ({info.file_size} bytes)")
+        candidates = _signatures(export_sig, key_id)
+        digest = _sha256(lambda: _Member(archive, info))
+        verified = _verify_digest(digest, candidates, public_key)
+        export_bin = bytes(_read_whole(lambda: _Member(archive, info), info.file_size))
+    _unchanged(digest, hashlib.sha256(export_bin).digest())
+    return export_bin, verified
+
+
 def parse_export_zip(data: bytes) -> np.ndarray:
     """The keys of an export zip, signature not checked (``load_keys``: the user chose the file)."""
     if len(data) > MAX_KEY_FILE_BYTES:

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
 
 import bluezone.keyformat.presence_pb2 as pb
-from bluezone.errors import ExportSignatureError, KeyFileError, VenueError
-from bluezone.keyformat.export import SignatureInfo, read_export_zip, sign_export, verify_export_sig, write_export_zip
+from bluezone.errors import KeyFileError, VenueError
+from bluezone.keyformat.export import SignatureInfo, read_signed_export_zip, sign_export, write_export_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 
 VENUE_HEADER = b"BZ Venues v1".ljust(16)
@@ -69,8 +69,5 @@ def open_signed_venue_zip(
     data: bytes, public_key: ec.EllipticCurvePublicKey, key_id: str | None = None
 ) -> list[ProtectedReport]:
     """The reports of a venue-warning zip, only if its signature verifies against the pinned key."""
-    export_bin, export_sig = read_export_zip(data)
-    if export_sig is None:
-        raise ExportSignatureError("venue export zip has no export.sig: unsigned files are not used")
-    verify_export_sig(export_bin, export_sig, public_key, key_id)
+    export_bin, _ = read_signed_export_zip(data, public_key, key_id)  # verified before it is held
     return read_venue_bin(export_bin)
