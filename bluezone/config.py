@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import math
 import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -226,6 +225,8 @@ def save_settings(path: Path | str, values: dict[str, Any]) -> DaemonConfig:
     tmp = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        import tempfile  # here: only `bluezone calibrate` writes a config, and tempfile costs every command ~10 ms
+
         fd, tmp = tempfile.mkstemp(prefix=".daemon-", suffix=".toml", dir=p.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)

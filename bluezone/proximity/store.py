@@ -491,9 +491,11 @@ class SightingStore:
         where, params = self._time_filter(since, until)
         conn = self._conn
         entries = f"FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
-        n = conn.execute("SELECT COUNT(*) FROM sightings WHERE time >= ? AND time < ?", self._bounds(since, until)).fetchone()[0]
         # group_concat() joins the blobs' bytes as they are in a UTF-8 database; its result must stay
         # well under SQLite's 1 GB value limit, so a huge store is read in ranges of the first byte.
+        # How many rows there may be: the span of their ids, two seeks (a COUNT(*) would step
+        # through every entry of the time index, ~0.1 s for a million).
+        n = conn.execute("SELECT (SELECT MAX(rowid) FROM sightings) - (SELECT MIN(rowid) FROM sightings) + 1").fetchone()[0] or 0
         utf8 = conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
         value = "rpi" if utf8 else "hex(rpi)"
         bounds = np.linspace(0, 256, int(min(256, 1 + n * 16 // _HEARD_BLOB_BYTES)) + 1).astype(int).tolist()

@@ -140,3 +140,21 @@ def test_jobs_bench_accounts_serial_and_parallel_cpu(capsys) -> None:  # type: i
     assert 1 < res["amdahl_2"] < 2 and res["amdahl_2"] < res["amdahl_4"] < 4
     assert res["steps_many"]["parallel section"][0] > 0 and res["steps_one"]["parallel section"][0] == 0
     assert "Amdahl bound" in capsys.readouterr().out
+
+
+def test_check_steps_times_each_step_and_compares_the_answers(tmp_path: Path) -> None:
+    import numpy as np
+
+    from bluezone.proximity.sightings import SIGHTING_DTYPE
+    from bluezone.proximity.store import SightingStore
+
+    rows = np.zeros(600, SIGHTING_DTYPE)
+    rows["time"] = 1_780_488_000.0 + np.arange(600)
+    rows["rpi"] = np.repeat(np.frombuffer(np.random.default_rng(0).bytes(16 * 200), "V16"), 3)
+    with SightingStore.open(tmp_path / "s.db") as store:
+        store.add_sightings(rows)
+    res = load("check_steps").main(["--db", str(tmp_path / "s.db"), "--repeat", "2", "--json"])
+    assert res["rpis"] == [200, 200]
+    steps = res["median_seconds"]["now"]
+    assert all(positive(float(steps[s])) for s in ("import", "cpu", "wall")), steps
+    assert all(0 <= steps[s] < steps["wall"] for s in ("open", "heard_rpis", "intervals_and_count")), steps
