@@ -287,7 +287,6 @@ def check_bluezone3(
     ``other_sightings`` (this device's GAEN sightings, SIGHTING_DTYPE) join the receiver's
     self-calibration, which otherwise sees only the v3 sightings.
     """
-    from bluezone.matching.check import Exposure
     from bluezone.matching.receiver import context_for, for_receiver
     from bluezone.matching.scoring import get_scorer
 
@@ -300,6 +299,13 @@ def check_bluezone3(
             context_rows = np.concatenate([context_rows, other_sightings])
         scorer = for_receiver(scorer, context_for(scorer, context_rows, rssi_correction=rssi_correction))
     windows = exposure_windows(entries, sightings, match(entries, sightings), rssi_correction=rssi_correction)
+    return _scored(windows, scorer)
+
+
+def _scored(windows: list[ExposureWindow], scorer: Any) -> list[Any]:
+    """The windows' exposures (``protocol="bluezone3"``) by date then start."""
+    from bluezone.matching.check import Exposure
+
     exposures = [replace(Exposure.from_window(w, scorer.score(w)), protocol=PROTOCOL) for w in windows]
     return sorted(exposures, key=lambda e: (e.date, e.start))
 
@@ -328,6 +334,9 @@ def check_store(
     read = within(sightings, span)
     if read == 0:
         return [], 0
+    windows = exposure_windows(entries, sightings, match(entries, sightings), rssi_correction=rssi_correction)
+    if not windows:  # the usual answer: then no scorer asks about the receiver, and nothing more is read
+        return [], read
     scorer = scorer or get_scorer()
     if hasattr(scorer, "for_receiver"):
         days = whole_days((float(sightings["time"].min()), float(sightings["time"].max()) + 1))
@@ -337,8 +346,7 @@ def check_store(
             rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer),
         )
         scorer = for_receiver(scorer, context)
-    found = check_bluezone3(entries, sightings, scorer, rssi_correction=rssi_correction, calibrate_receiver=False)
-    return found, read
+    return _scored(windows, scorer), read
 
 
 class _StoreWithBluezone3:

@@ -242,6 +242,12 @@ def test_store_check_reads_gaen_rows_only_where_asked_and_finds_the_same(tmp_pat
                 found, read = m3.check_store(entries, store, scorer)
             assert read == len(v3) and [e.as_dict() for e in found] == [e.as_dict() for e in want], name
             assert any(e.score.close_contact for e in found) or name != "bluezone"
+        # a list that matches nothing (the usual answer) reads no GAEN row at all
+        stranger = m3.parse_f0_list(f0([entry(key=bytes(32), start=day * 86400, end=day * 86400 + 86399)]))
+        with monkeypatch.context() as m:
+            for read_gaen in ("sightings", "heard_rpis", "usable_sightings", "sightings_with_rpis", "count_sightings"):
+                m.setattr(store, read_gaen, lambda *a, **k: pytest.fail("read GAEN sightings for no window"))
+            assert m3.check_store(stranger, store) == ([], len(v3))
 
 
 @pytest.mark.parametrize(
