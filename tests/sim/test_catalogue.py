@@ -24,7 +24,7 @@ def test_every_scenario_file_in_simulations_ships_by_name() -> None:
 
 def test_the_scenario_files_are_package_data() -> None:
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
-    assert "sim/scenarios/*.toml" in config["package-data"]["bluezone"]
+    assert "*.toml" in config["package-data"]["bluezone.sim.scenarios"]  # a package of data (tests/packaging)
     assert (REPO / "bluezone" / "sim" / "scenarios").is_symlink()
 
 
