@@ -731,9 +731,9 @@ class PostgresStorage(Storage):
         # queue is still looked up key by key.
         self._exec(cur, f"ANALYZE {queue}")
         self._exec(cur, "SET LOCAL enable_hashjoin = off")
-        count, data = self._exec(
-            cur, f"SELECT COUNT(*), string_agg({record}, ''::bytea) FROM {_queued(queue, where)}", params
-        ).fetchone()
+        # binary=True: the bytea as it is, not as hex text twice its size to parse (1M keys: 2.6 -> 1.6 s)
+        sql = f"SELECT COUNT(*), string_agg({record}, ''::bytea) FROM {_queued(queue, where)}"
+        count, data = cur.execute(self._sql(sql), tuple(params), binary=True).fetchone()
         rows = np.frombuffer(bytes(data or b""), [("key", "V16"), *((f"c{i}", ">i8") for i in range(len(columns)))])
         return count, rows["key"].tobytes(), [rows[f"c{i}"].astype(np.int64) for i in range(len(columns))]
 
