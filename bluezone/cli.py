@@ -11,7 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from click.core import ParameterSource
@@ -105,6 +105,10 @@ class BluezoneGroup(click.Group):
                 except BluezoneError as exc:  # no context yet for invoke() to report it
                     click.echo(f"Error: {exc}", err=True)
                     sys.exit(exc.exit_code)
+            try:
+                return super().make_context(info_name, args, parent, **extra)
+            except click.UsageError as exc:  # the group's own options (--bogus): no invoke() to report it
+                _usage_error(exc)
         return super().make_context(info_name, args, parent, **extra)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
@@ -121,6 +125,10 @@ class BluezoneGroup(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except click.UsageError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            _usage_error(exc)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except KeyboardInterrupt:
@@ -135,6 +143,14 @@ class BluezoneGroup(click.Group):
                 raise
             click.echo(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
             ctx.exit(1)
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    """A mistyped command line as one line and exit 2, like every input error (click's own form
+    adds the usage line, a hint line and a blank line)."""
+    where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+    click.echo(f"Error: {exc.format_message()}{where}", err=True)
+    sys.exit(exc.exit_code)
 
 
 @click.group(cls=BluezoneGroup, params=list(VERBOSITY_OPTIONS), lazy_commands=LAZY_COMMANDS)
