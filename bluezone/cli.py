@@ -147,7 +147,10 @@ class BluezoneGroup(click.Group):
 
 def _usage_error(exc: click.UsageError) -> NoReturn:
     """A mistyped command line as one line and exit 2, like every input error (click's own form
-    adds the usage line, a hint line and a blank line)."""
+    adds the usage line, a hint line and a blank line).  A group named alone still shows its help."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        exc.show()
+        sys.exit(exc.exit_code)
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
     click.echo(f"Error: {exc.format_message()}{where}", err=True)
     sys.exit(exc.exit_code)

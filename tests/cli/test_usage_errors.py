@@ -27,3 +27,10 @@ def test_a_usage_error_is_one_line_and_exit_2(args: list[str], error: str, hint:
     lines = result.output.splitlines()
     assert len(lines) == 1, result.output
     assert lines[0].startswith("Error: ") and error in lines[0] and f"(see '{hint}')" in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("args", [[], ["server"], ["venue"]])
+def test_a_group_named_alone_still_shows_its_help(args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args, prog_name="bluezone")
+    assert result.exit_code == 2 and result.output.startswith(f"Usage: bluezone {' '.join([*args, ''])}"), result.output
+    assert "Commands:" in result.output and "Error" not in result.output
