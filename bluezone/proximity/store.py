@@ -522,7 +522,7 @@ class SightingStore:
                     again.append(distinct[counts >= repeated])
         finally:
             conn.text_factory = previous
-        return np.concatenate(every), np.concatenate(again)
+        return _joined(every), _joined(again)
 
     def heard_intervals(self, since: float | None = None, until: float | None = None) -> np.ndarray:
         """10-minute intervals (``floor(time) // 600``, sorted) covering every sighting with
@@ -1048,6 +1048,11 @@ def _delete_expired(conn: sqlite3.Connection, table: str, column: str, cutoff: f
     for where, params in ((f"{column} IS NULL", ()), (f"{column} < ?", (cutoff,)), (f"{column} >= 1e300", ())):
         deleted += conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
     return deleted
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """``parts`` as one array, without a copy of a single part (a million RPIs are 16 MB)."""
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _unhex(blob: bytes | None, utf8: bool) -> bytes:
