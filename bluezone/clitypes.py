@@ -64,8 +64,9 @@ class LazyCommands(MutableMapping[str, click.Command]):
 
     def __getitem__(self, name: str) -> click.Command:
         if name not in self._commands and name in self._lazy:
-            module, _, attribute = self._lazy.pop(name).partition(":")
-            command = getattr(importlib.import_module(module), attribute)
+            module, _, attribute = self._lazy[name].partition(":")
+            command = getattr(importlib.import_module(module), attribute)  # a failure leaves it listed
+            del self._lazy[name]
             self._commands[name] = command
             self._on_import(name, command)
         return self._commands[name]

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import click
+import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import LAZY_COMMANDS, cli
@@ -75,6 +76,14 @@ def test_lazy_commands_import_only_when_looked_up() -> None:
     assert commands["later"] is commands.get("later") and imported == ["later"]  # once
     del commands["later"]
     assert list(commands) == ["plain"]
+
+
+def test_a_lazy_command_that_cannot_be_imported_says_so_each_time() -> None:
+    commands = LazyCommands({}, {"broken": "bluezone.no_such_module:command"})
+    for _ in range(2):  # the same error again, not a KeyError that hides it
+        with pytest.raises(ModuleNotFoundError):
+            commands["broken"]
+    assert "broken" in commands
 
 
 def test_root_help_lists_every_command_and_a_lazy_one_runs() -> None:
