@@ -83,15 +83,16 @@ class KeyStream:
             _HEARD = None
 
     def restart(self) -> None:
+        """Forget every key given so far (a ``KeySink``: the file is being read again)."""
         for *_, future in getattr(self, "running", ()):
             future.cancel()  # one already running finishes; its result is never read
         self.running: deque[tuple[int, np.ndarray, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
-        self.pending: list[np.ndarray] = []
+        self.pending: list[np.ndarray] = []  # keys not yet in a batch
         self.pending_count = 0
-        self.count = 0
-        self.first: int | None = None
+        self.count = 0  # keys in batches so far
+        self.first: int | None = None  # earliest rolling start, latest end of validity so far
         self.end: int | None = None
-        self.found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, keys, RPIs) per batch
 
     def add(self, keys: np.ndarray) -> None:
         for lo in range(0, len(keys), BATCH):  # a file parsed whole comes as one array

@@ -39,6 +39,7 @@ def day_file(tmp_path: Path, per_rpi: int = 30) -> tuple[Path, Path, np.ndarray,
     rng = np.random.default_rng(5)
     filler = make_keys([(bytes(rng.bytes(16)), DAY + int(rng.integers(0, 288)), 144) for _ in range(FILLER)])
     file_keys = np.concatenate([filler[:1000], keys, filler[1000:]])  # scene key i is row 1000 + i
+    file_keys["report_type"][1003] = REPORT_TYPE_REVOKED  # scene key 3: revoked in the file itself
     new_tek, new_revoked_tek = bytes(rng.bytes(16)), bytes(rng.bytes(16))
     revised = np.concatenate([
         file_keys[[1000]],  # scene key 0 (close, long): revoked by a negative test
@@ -88,8 +89,9 @@ def test_a_streamed_file_reports_what_its_keys_as_an_array_report(tmp_path: Path
     assert streamed.exposures == expected.exposures
     assert streamed.key_count == len(file_keys) + 2  # the two keys published before come after the file's
     found = {e.key_index for e in streamed.exposures}
-    # scene keys 1-5 and 7, re-instated 6; not 0 (revoked by the revision); the new key, not the revoked new one
-    assert found == {1001, 1002, 1003, 1004, 1005, 1006, 1007, len(file_keys)}
+    # scene keys 1, 2, 4, 5, 7 and re-instated 6; not 0 (revoked by the revision) nor 3 (revoked in
+    # the file); the new key, not the revoked new one
+    assert found == {1001, 1002, 1004, 1005, 1006, 1007, len(file_keys)}
     assert {e.transmission_risk for e in streamed.exposures if e.key_index == 1001} == {7}
 
 
