@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
 
