@@ -20,7 +20,7 @@ import bluezone.keyformat.exportstream as exportstream
 import bluezone.matching.keystream as keystream
 from bluezone.cli import cli
 from bluezone.crypto.intervals import INTERVAL_SECONDS
-from bluezone.errors import ExportSignatureError, KeyFileError
+from bluezone.errors import ExportSignatureError, KeyFileError, NotAStoreError
 from bluezone.keyformat.export import EXPORT_HEADER, SignatureInfo, build_export_bin, signed_export_zip
 from bluezone.keyformat.keyfile import load_keys, load_signed_keys, write_keys_json
 from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
@@ -103,6 +103,13 @@ def test_a_small_file_is_checked_as_an_array_and_leaves_the_store_unopened_until
     assert whole.as_dict() == as_array(path, db, "bluezone").as_dict()
     # streamed from the first key on: the same
     assert check_key_file(path, db, scorer=SCORERS["bluezone"], buffer_keys=0).as_dict() == whole.as_dict()
+    # a bad small file is said before the store is looked at (here: there is none)
+    broken = tmp_path / "broken.bin"
+    broken.write_bytes(build_export_bin(file_keys, region="VN")[:-5])
+    with pytest.raises(KeyFileError, match="broken.bin"):
+        check_key_file(broken, tmp_path / "missing.db", scorer=SCORERS["bluezone"])
+    with pytest.raises(NotAStoreError):  # streamed: the store is opened once the first keys are in
+        check_key_file(path, tmp_path / "missing.db", scorer=SCORERS["bluezone"], buffer_keys=0)
 
 
 @pytest.mark.usefixtures("small_batches")
