@@ -37,8 +37,15 @@ BUFFER_KEYS = 1 << 20
 #: ``keys_heard`` also scans the whole heard index once (~14 ms for a million RPIs): 23 for 6M keys.
 BATCH = 1 << 18
 
-# Set in the parent just before forking; workers inherit it copy-on-write.
+# A worker's heard index: set in the worker by its pool's initializer, whose arguments a forked
+# process inherits copy-on-write (never pickled).  Not set in the parent: its pool forks at the
+# first batch, by when another stream (another check, another thread) may have made its own.
 _HEARD: HeardIndex | None = None
+
+
+def _share(heard: HeardIndex) -> None:
+    global _HEARD
+    _HEARD = heard
 
 
 def _heard_in(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,9 +72,8 @@ class KeyStream:
         self.jobs = jobs
         self.pool: ProcessPoolExecutor | None = None
         if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
-            global _HEARD
-            _HEARD = heard
-            self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("fork"))
+            context = multiprocessing.get_context("fork")
+            self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_share, initargs=(heard,))
         self.restart()
 
     def __enter__(self) -> KeyStream:
@@ -78,11 +84,9 @@ class KeyStream:
 
     def close(self) -> None:
         """Stop the workers (their memory given back); again: nothing more."""
-        global _HEARD
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
             self.pool = None
-            _HEARD = None
 
     def restart(self) -> None:
         """Forget every key given so far (a ``KeySink``: the file is being read again)."""
