@@ -15,6 +15,7 @@ sent an RPI the store heard, and those RPIs.  ``check.check_key_file`` does the 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -46,6 +47,9 @@ _HEARD: HeardIndex | None = None
 def _share(heard: HeardIndex) -> None:
     global _HEARD
     _HEARD = heard
+    # Ctrl-C signals every process of the terminal's group: the parent handles it (``close`` stops
+    # the workers after their batch); a worker waiting for work would die with a traceback of its own.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _heard_in(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,11 +7,15 @@ store), or had closed and cleared it (its workers failed on an assertion)."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 import numpy as np
 import pytest
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.matching.benchmark import synthetic_data
+import bluezone.matching.keystream as keystream
 from bluezone.matching.keystream import KeyStream
 from bluezone.matching.matcher import HeardIndex, keys_heard
 
@@ -41,3 +45,22 @@ def test_a_stream_made_before_this_ones_first_batch_changes_nothing(other_still_
     assert np.array_equal(found.rows, rows)
     assert np.array_equal(found.rpis, rpis)
     assert found.count == len(keys)
+
+
+def test_a_ctrl_c_reaching_the_workers_leaves_them_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C signals every process of the terminal's group: a worker waiting for its next batch
+    died with a traceback of its own on the user's terminal (after the parent's one line), and the
+    pool was broken.  The parent alone handles it (``close`` stops the workers)."""
+    monkeypatch.setattr(keystream, "BATCH", 256)
+    keys, sightings, _ = synthetic_data(700, 20_000, seed=11, planted=30)
+    heard = heard_of(sightings)
+    rows, rpis = keys_heard(keys, heard)
+    with KeyStream(heard, jobs=2) as stream:
+        stream.add(keys[:350])
+        stream._keep_oldest()  # the workers are up, and idle
+        assert stream.pool is not None
+        for pid in list(stream.pool._processes):  # type: ignore[attr-defined]  # the pool's own workers
+            os.kill(pid, signal.SIGINT)
+        stream.add(keys[350:])
+        found = stream.finish()
+    assert np.array_equal(found.rows, rows) and np.array_equal(found.rpis, rpis)
