@@ -28,6 +28,7 @@ import logging
 import multiprocessing
 import multiprocessing.context
 import os
+import signal
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -333,6 +334,9 @@ _SHARED: tuple[_KeyTable, SightingIndex, _SharedBlocks, int] | None = None
 def _share(shared: tuple[_KeyTable, SightingIndex, _SharedBlocks, int]) -> None:
     global _SHARED
     _SHARED = shared
+    # Ctrl-C signals every process of the terminal's group: the parent handles it (its ``finally``
+    # stops the workers after their chunk); a worker waiting for work would die with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _worker() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
