@@ -7,11 +7,14 @@ parse after all, and the same errors for a bad or forged file."""
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from cryptography.hazmat.primitives.asymmetric import ec
 from matching_helpers import advert_sightings, make_keys
 from test_check_store import DAY, SCORERS, neighbours, scene
@@ -189,3 +192,44 @@ def test_bluezone_check_streams_a_large_file_and_prints_what_it_did(tmp_path: Pa
     broken.write_bytes(path.read_bytes()[:-200])
     failed = runner.invoke(cli, ["check", "--keys", str(broken), "--db", str(db)])
     assert failed.exit_code == 2 and len(failed.output.strip().splitlines()) == 1 and str(broken) in failed.output
+
+
+_TEKS = [bytes(np.random.default_rng(100 + i).bytes(16)) for i in range(6)]  # 0-3 heard, 4-5 never
+
+
+@pytest.fixture(scope="module")
+def heard_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store that heard the first four of ``_TEKS`` on the scene's first day, among neighbours."""
+    rng = np.random.default_rng(11)
+    rows = [neighbours(rng, DAY + 40, 30, 4, 10)]
+    for i, tek in enumerate(_TEKS[:4]):
+        first = DAY + 60 + 7 * i
+        rows.append(advert_sightings(tek, first, first * INTERVAL_SECONDS + np.arange(0, 900, 20.0), rssi=-60 - 5 * i))
+    db = tmp_path_factory.mktemp("heard") / "store.db"
+    with SightingStore.open(db) as store:
+        store.add_sightings(np.concatenate(rows))
+    return db
+
+
+_entries = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(0, 8)), max_size=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(keys=_entries, revised=_entries, jobs=st.sampled_from([1, 2]))
+def test_any_revisions_stream_as_the_array_reads_them(heard_store: Path, keys: list, revised: list, jobs: int) -> None:
+    """Keys drawn from heard and unheard daily keys, repeated, in any report type; revisions of
+    them or of keys the file lacks, repeated, revoking or not: streamed == as an array."""
+    def rows(entries: list) -> np.ndarray:
+        out = make_keys([(_TEKS[t], DAY, 144) for t, _, _ in entries])
+        out["report_type"] = [r for _, r, _ in entries]
+        out["transmission_risk"] = [k for _, _, k in entries]
+        return out
+
+    with tempfile.TemporaryDirectory() as where, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(keystream, "BATCH", 2)
+        patch.setattr(exportstream, "PIECE", 64)
+        path = Path(where) / "k.zip"
+        path.write_bytes(signed_export_zip(rows(keys), SIGNER, INFO, region="VN", revised_keys=rows(revised)))
+        expected = check_keys(load_keys(path), heard_store, scorer=SCORERS["gaen"]).as_dict()
+        streamed = check_key_file(path, heard_store, scorer=SCORERS["gaen"], jobs=jobs, buffer_keys=0)
+        assert streamed.as_dict() == expected
