@@ -214,6 +214,10 @@ def sightings_span(keys: np.ndarray) -> tuple[float, float] | None:
     )
 
 
+#: ``sightings_span`` of every key a file can hold (rolling start and period are int32).
+_ANY_KEY_SPAN = keystream.span_of(-(2**31), 2 * (2**31 - 1))
+
+
 def whole_days(span: tuple[float, float]) -> tuple[float, float]:
     """``span`` widened to the UTC days it touches: what a check reads, because the receiver's
     self-calibration takes each day's reference from everything stored that day (as the simulator,
@@ -327,8 +331,10 @@ def check_key_file(
             # and a national file covers them all).  Reading a wider range than check_store finds
             # keys whose RPIs were heard only outside the keys' days; none of their rows lies in
             # the span read below, so they match nothing, and the exposures stay the same.
+            # The intervals only where a key can reach (its interval numbers are int32): a row dated
+            # past them (a hand edit, a clock gone wild) matches nothing, and has no interval to read.
             every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
-            heard.append((store, HeardIndex(every, store.heard_intervals()), repeated))
+            heard.append((store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated))
             return opened.enter_context(KeyStream(heard[0][1], jobs))
 
         sink = BufferedStream(start, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys)
