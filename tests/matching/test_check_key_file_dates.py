@@ -12,12 +12,20 @@ import types
 from pathlib import Path
 
 import pytest
-from test_check_key_file import as_array, day_file, small_batches  # noqa: F401 - a fixture
+from test_check_key_file import as_array, day_file
 from test_check_store import DAY, SCORERS
 
+import bluezone.keyformat.exportstream as exportstream
+import bluezone.matching.keystream as keystream
 import bluezone.proximity.store as store_module
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.matching.check import check_key_file
+
+
+@pytest.fixture
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(keystream, "BATCH", 256)
+    monkeypatch.setattr(exportstream, "PIECE", 4096)
 
 
 @pytest.mark.usefixtures("small_batches")
