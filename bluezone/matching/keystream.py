@@ -15,7 +15,6 @@ sent an RPI the store heard, and those RPIs.  ``check.check_key_file`` does the 
 from __future__ import annotations
 
 import multiprocessing
-import signal
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -29,6 +28,7 @@ from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.errors import KeyFileError
 from bluezone.keyformat.keyfile import stream_keys
 from bluezone.keyformat.keys import KEY_DTYPE
+from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
 from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, keys_heard
 
 #: Keys of a file kept as they arrive before it is matched as it streams (33 MB of KEY_DTYPE): a
@@ -49,7 +49,7 @@ def _share(heard: HeardIndex) -> None:
     _HEARD = heard
     # Ctrl-C signals every process of the terminal's group: the parent handles it (``close`` stops
     # the workers after their batch); a worker waiting for work would die with a traceback of its own.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_ctrl_c_to_parent()
 
 
 def _heard_in(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +124,8 @@ class KeyStream:
         if self.pool is None:
             self._keep(first, batch, keys_heard(batch, self.heard))
             return
-        self.running.append((first, batch, self.pool.submit(_heard_in, batch)))
+        with ctrl_c_held():  # the pool forks its workers at the first batch
+            self.running.append((first, batch, self.pool.submit(_heard_in, batch)))
         while len(self.running) > 2 * self.jobs:  # bounded: the file is read no faster than derived
             self._keep_oldest()
 

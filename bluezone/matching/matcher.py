@@ -28,7 +28,6 @@ import logging
 import multiprocessing
 import multiprocessing.context
 import os
-import signal
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.crypto.payload import metadata_fields
 from bluezone.crypto.rpi import Sieve, bit_set, decrypt_aems, rpis_passing
 from bluezone.keyformat.keys import key_bytes
+from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)
@@ -336,7 +336,7 @@ def _share(shared: tuple[_KeyTable, SightingIndex, _SharedBlocks, int]) -> None:
     _SHARED = shared
     # Ctrl-C signals every process of the terminal's group: the parent handles it (its ``finally``
     # stops the workers after their chunk); a worker waiting for work would die with a traceback.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    leave_ctrl_c_to_parent()
 
 
 def _worker() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -353,7 +353,8 @@ def _in_parallel(table: _KeyTable, index: SightingIndex, tolerance: int, jobs: i
     index.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
     pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_share, initargs=((table, index, blocks, tolerance),))
     try:
-        others = [pool.submit(_worker) for _ in range(jobs - 1)]
+        with ctrl_c_held():  # the workers are forked here
+            others = [pool.submit(_worker) for _ in range(jobs - 1)]
         first = _matches(table, index, blocks, tolerance)
         return [first, *(other.result() for other in others)]
     finally:

@@ -64,3 +64,24 @@ def test_a_ctrl_c_reaching_the_workers_leaves_them_to_the_parent(monkeypatch: py
         stream.add(keys[350:])
         found = stream.finish()
     assert np.array_equal(found.rows, rows) and np.array_equal(found.rpis, rpis)
+
+
+def test_a_ctrl_c_before_a_worker_has_started_is_left_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker ignores SIGINT from its pool's initializer on; one arriving between the fork and
+    that (as above, when the second worker was slower to start than the first batch; a Ctrl-C just
+    as a check starts) killed it and broke the pool: the workers are now forked with SIGINT held."""
+    monkeypatch.setattr(keystream, "BATCH", 256)
+    share = keystream._share
+
+    def share_after_a_ctrl_c(heard: HeardIndex) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # arrives before this worker could ignore it
+        share(heard)
+
+    monkeypatch.setattr(keystream, "_share", share_after_a_ctrl_c)
+    keys, sightings, _ = synthetic_data(700, 20_000, seed=11, planted=30)
+    heard = heard_of(sightings)
+    rows, rpis = keys_heard(keys, heard)
+    with KeyStream(heard, jobs=2) as stream:
+        stream.add(keys)
+        found = stream.finish()
+    assert np.array_equal(found.rows, rows) and np.array_equal(found.rpis, rpis)

@@ -32,3 +32,20 @@ def test_a_ctrl_c_in_a_worker_is_left_to_the_parent(monkeypatch: pytest.MonkeyPa
     assert len(expected) == planted * 15
     monkeypatch.setattr(matcher_module, "_worker", interrupted_worker)
     assert np.array_equal(match(keys, sightings, jobs=2), expected)
+
+
+def test_a_ctrl_c_before_a_worker_has_started_is_left_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker ignores SIGINT from its pool's initializer on; one arriving between the fork and
+    that (a Ctrl-C just as the match starts) killed it and broke the pool: the workers are now
+    forked with SIGINT held, and it is dropped once they ignore it."""
+    monkeypatch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 100)
+    share = matcher_module._share
+
+    def share_after_a_ctrl_c(shared: tuple) -> None:
+        os.kill(os.getpid(), signal.SIGINT)  # arrives before this worker could ignore it
+        share(shared)
+
+    keys, sightings, planted = synthetic_data(700, 20_000, seed=11, planted=30)
+    expected = match(keys, sightings)
+    monkeypatch.setattr(matcher_module, "_share", share_after_a_ctrl_c)
+    assert np.array_equal(match(keys, sightings, jobs=2), expected)
