@@ -226,53 +226,55 @@ def _native_set_bits() -> Callable[[np.ndarray, int, np.ndarray], None] | None:
     return _checked_set_bits(_native_rpis())
 
 
-@functools.cache
-def _checked_set_bits(rpis_into: NativeRpis | None) -> Callable[[np.ndarray, int, np.ndarray], None] | None:
+def _probed(name: str, rpis_into: NativeRpis | None, what: str, probe: Callable[[Any], bool]) -> Any:
+    """``bluezone_native.<name>`` if it comes from the helper that derives here and ``probe`` finds it
+    answering as the Python path does; else None (a broken or older build leaves numpy's way in use)."""
     module = sys.modules.get("bluezone_native")
-    set_bits = getattr(module, "set_bits", None)
-    if rpis_into is None or set_bits is None or getattr(module, "rpis_into", None) is not rpis_into:
+    function = getattr(module, name, None)
+    if rpis_into is None or function is None or getattr(module, "rpis_into", None) is not rpis_into:
         return None
     try:
-        # spread values (high bits the mask drops) read with a stride, as a column of RPI words
-        values = (np.arange(0, 6000, 7, dtype=np.uint64) * 2654435761 % 2**32).astype(np.uint32).reshape(-1, 2)[:, 1]
-        table = np.zeros(1 << 11, np.uint8)
-        set_bits(values, 14, table)
-        same = np.array_equal(table, _sorted_bit_set(values & np.uint32(0x3FFF), 14))
+        same = probe(function)
     except Exception as exc:  # noqa: BLE001 - a broken build: any failure leaves numpy's way in use
-        log.debug("compiled bit sets unusable: %s", exc)
+        log.debug("compiled %s unusable: %s", what, exc)
         return None
     if not same:
-        log.debug("compiled bit sets differ from numpy's on a probe: not used")
+        log.debug("compiled %s differs from the Python path on a probe: not used", what)
         return None
-    return set_bits  # type: ignore[no-any-return]
+    return function
+
+
+def _set_bits_probe(set_bits: Callable[[np.ndarray, int, np.ndarray], None]) -> bool:
+    # spread values (high bits the mask drops) read with a stride, as a column of RPI words
+    values = (np.arange(0, 6000, 7, dtype=np.uint64) * 2654435761 % 2**32).astype(np.uint32).reshape(-1, 2)[:, 1]
+    table = np.zeros(1 << 11, np.uint8)
+    set_bits(values, 14, table)
+    return bool(np.array_equal(table, _sorted_bit_set(values & np.uint32(0x3FFF), 14)))
+
+
+def _passing_probe(passing: NativePassing) -> bool:
+    teks = np.frombuffer(bytes(range(48)), np.uint8).reshape(3, 16)
+    starts = np.array([2_940_000, 2**32 - 3, 7])
+    rpis = _python_rpis(teks, starts, ROLLING_PERIOD, np.empty(3 * ROLLING_PERIOD * 16 + 15, np.uint8)).reshape(-1, 16)
+    words = rpis.view("<u4")
+    tables = [np.zeros(1 << 13, np.uint8), np.zeros(1 << 13, np.uint8)]  # 16 bits each
+    for table, column in zip(tables, (words[::3, 0], words[::4, 1])):
+        values = column & 0xFFFF
+        np.bitwise_or.at(table, values >> 3, np.left_shift(np.uint8(1), (values & 7).astype(np.uint8)))
+    sieve = Sieve(tables[0], 16, tables[1], 16)
+    expected = sieve.passing(rpis)
+    positions, got = passing(teks, (starts & 0xFFFFFFFF).astype(np.uint32), ROLLING_PERIOD, *sieve)
+    return len(expected) > 0 and bool(np.array_equal(positions, expected)) and bool(np.array_equal(got, rpis[expected]))
+
+
+@functools.cache
+def _checked_set_bits(rpis_into: NativeRpis | None) -> Callable[[np.ndarray, int, np.ndarray], None] | None:
+    return _probed("set_bits", rpis_into, "bit sets", _set_bits_probe)  # type: ignore[no-any-return]
 
 
 @functools.cache
 def _checked_passing(rpis_into: NativeRpis | None) -> NativePassing | None:
-    module = sys.modules.get("bluezone_native")
-    passing = getattr(module, "rpis_passing", None)
-    if rpis_into is None or passing is None or getattr(module, "rpis_into", None) is not rpis_into:
-        return None
-    try:
-        teks = np.frombuffer(bytes(range(48)), np.uint8).reshape(3, 16)
-        starts = np.array([2_940_000, 2**32 - 3, 7])
-        rpis = _python_rpis(teks, starts, ROLLING_PERIOD, np.empty(3 * ROLLING_PERIOD * 16 + 15, np.uint8)).reshape(-1, 16)
-        words = rpis.view("<u4")
-        tables = [np.zeros(1 << 13, np.uint8), np.zeros(1 << 13, np.uint8)]  # 16 bits each
-        for table, column in zip(tables, (words[::3, 0], words[::4, 1])):
-            values = column & 0xFFFF
-            np.bitwise_or.at(table, values >> 3, np.left_shift(np.uint8(1), (values & 7).astype(np.uint8)))
-        sieve = Sieve(tables[0], 16, tables[1], 16)
-        expected = sieve.passing(rpis)
-        positions, got = passing(teks, (starts & 0xFFFFFFFF).astype(np.uint32), ROLLING_PERIOD, *sieve)
-        same = len(expected) > 0 and np.array_equal(positions, expected) and np.array_equal(got, rpis[expected])
-    except Exception as exc:  # noqa: BLE001 - a broken build: any failure leaves numpy's filter in use
-        log.debug("compiled pre-filter unusable: %s", exc)
-        return None
-    if not same:
-        log.debug("compiled pre-filter differs from the Python path on a probe: not used")
-        return None
-    return passing  # type: ignore[no-any-return]
+    return _probed("rpis_passing", rpis_into, "pre-filter", _passing_probe)  # type: ignore[no-any-return]
 
 
 def _native_rpis() -> NativeRpis | None:
