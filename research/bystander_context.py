@@ -39,7 +39,7 @@ from bluezone.sim.evaluate import (
     TC4TL_DISTANCES_M,
     TC4TL_SLACK_M,
     Minute,
-    _window,
+    minutes_window,
     calibrations,
     distance_decisions,
     judged,
@@ -68,7 +68,7 @@ def moved(name: str, shift: float) -> Scorer:
 def scored(name: str, minutes: list[Minute], context: bool, shift: float = 0.0) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(default detection, rank, per-distance detection) of each minute."""
     plain = [m if context else Minute(m.rid, m.setup, m.distance_m, m.times, m.attenuation) for m in minutes]
-    windows = [_window(m.times, m.attenuation) for m in plain]
+    windows = [minutes_window(m.times, m.attenuation) for m in plain]
     scorer = moved(name, shift)
     if shift:
         bound = [judged(scorer, [m]) for m in plain]

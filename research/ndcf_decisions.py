@@ -35,7 +35,7 @@ from bluezone.sim.evaluate import (
     TC4TL_DISTANCES_M,
     TC4TL_SLACK_M,
     Minute,
-    _window,
+    minutes_window,
     calibrations,
     distance_shift_db,
     minutes_of,
@@ -54,7 +54,7 @@ def detections(name: str, minutes: list[Minute], shift: float) -> np.ndarray:
         for k in DISTANCE_SETTINGS[name]
     }
     scorer = get_scorer(name, overrides=moved)
-    return np.array([scorer.score(_window(m.times, m.attenuation)).weighted_minutes >= 0.5 for m in minutes])
+    return np.array([scorer.score(minutes_window(m.times, m.attenuation)).weighted_minutes >= 0.5 for m in minutes])
 
 
 def cost(within: np.ndarray, detected: np.ndarray) -> float:

@@ -43,7 +43,7 @@ from bluezone.sim.evaluate import (
     TC4TL_DISTANCES_M,
     TC4TL_SLACK_M,
     Minute,
-    _window,
+    minutes_window,
     calibrations,
     judged,
     minutes_of,
@@ -62,7 +62,7 @@ def within(dist: np.ndarray, d: float) -> np.ndarray:
 def detected(name: str, minutes: list[Minute], threshold: float | None = None) -> np.ndarray:
     """Whether each one-minute window is flagged (``evaluate``'s rule), bluezone at ``threshold``."""
     scorer = get_scorer(name) if threshold is None else get_scorer(name, overrides={"threshold_db": float(threshold)})
-    return np.array([judged(scorer, [m]).score(_window(m.times, m.attenuation)).weighted_minutes >= 0.5 for m in minutes])
+    return np.array([judged(scorer, [m]).score(minutes_window(m.times, m.attenuation)).weighted_minutes >= 0.5 for m in minutes])
 
 
 def cost(inside: np.ndarray, flagged: np.ndarray) -> tuple[float, float, float]:

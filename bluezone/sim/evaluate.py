@@ -257,7 +257,9 @@ def minutes_of(recordings: list[Recording], tx_power: int, links: dict[str, Link
     return out
 
 
-def _window(times: np.ndarray, attenuation: np.ndarray) -> ExposureWindow:
+def minutes_window(times: np.ndarray, attenuation: np.ndarray) -> ExposureWindow:
+    """A recording's minutes as the matcher's ExposureWindow, so any scorer judges them (the
+    research scripts use it too)."""
     att = np.round(attenuation).astype(np.int32)
     return ExposureWindow(
         key_index=0, day=0, times=times, rssi=NOMINAL_TX_POWER - att, attenuation=att, tx_power_estimated=False
@@ -282,7 +284,7 @@ def chain(minutes: list[Minute], closes: int, total: int, rng: np.random.Generat
 def window_of(picks: list[Minute]) -> ExposureWindow:
     """The exposure window of consecutive minutes (minute i from 60·i s on)."""
     times = np.concatenate([m.times + 60.0 * i for i, m in enumerate(picks)])
-    return _window(times, np.concatenate([m.attenuation for m in picks]))
+    return minutes_window(times, np.concatenate([m.attenuation for m in picks]))
 
 
 def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list[tuple[list[Minute], int]]:
@@ -409,7 +411,7 @@ def evaluate(
     say("reading the recordings", 1.0)
     window_scores, window_rank = {}, {}
     per_distance: dict[str, dict[str, np.ndarray] | None] = {}
-    windows = [_window(m.times, m.attenuation) for m in minutes]
+    windows = [minutes_window(m.times, m.attenuation) for m in minutes]
     for done, (n, j) in enumerate(judges.items()):
         say("scoring one-minute windows", done / len(judges))
         bound = [judged(j, [m]) for m in minutes]

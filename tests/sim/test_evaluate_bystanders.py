@@ -19,7 +19,7 @@ from sim_helpers import DATASETS
 from bluezone.cli import cli
 from bluezone.matching.scoring import get_scorer
 from bluezone.sim.datasets import load_dataset
-from bluezone.sim.evaluate import _window, bystander_context, evaluate, judged, judged_attenuation, minutes_of
+from bluezone.sim.evaluate import minutes_window, bystander_context, evaluate, judged, judged_attenuation, minutes_of
 
 
 def write_log(tmp_path: Path, rows: list[str]) -> Path:
@@ -92,7 +92,7 @@ def test_a_minute_is_judged_against_the_bystanders_heard_in_it() -> None:
     context = bystander_context(minutes[:2])
     assert context is not None and context.value_slot is not None and set(context.value_slot.tolist()) == {0, 1}
     for m in minutes:
-        window = _window(m.times, m.attenuation)
+        window = minutes_window(m.times, m.attenuation)
         bound = judged(scorer, [m])
         typical = bound.score(window).typical_attenuation  # shown as measured, before the correction
         assert judged_attenuation(bound, window, typical) - typical == pytest.approx(0.7 * 8.0)
