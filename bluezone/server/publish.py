@@ -299,9 +299,29 @@ def publish(
     """The whole endpoint: parse, rate-limit the client, redeem the code and store (or revise) atomically."""
     request = parse_request(body, config)
     client = client_key(client)
-    if storage.count_failures(now - config.failure_window, client) >= config.max_failures_per_client:
+    # the try counts as failed until the code proved good, so concurrent tries cannot all pass the limit
+    try_token = storage.claim_code_try(client, now, now - config.failure_window, config.max_failures_per_client)
+    if try_token is None:
         log.warning("publish refused: client %s over the failed-code limit", client)
         raise PublishError(429, "rate_limited", "too many failed verification codes from this client; try later")
+    failure: str | None = None
+    try:
+        return _redeem(storage, request, now, config, code_key)
+    except LookupError as exc:
+        failure = str(exc.args[0])
+        log.warning("failed verification code from %s: %s", client, failure)
+        messages = {
+            "invalid": "verification code is not valid",
+            "used": "verification code was already used",
+            "expired": "verification code has expired",
+        }
+        raise PublishError(403, f"verification_code_{failure}", messages[failure]) from None
+    finally:
+        storage.settle_code_try(client, try_token, failure)
+
+
+def _redeem(storage: Storage, request: PublishRequest, now: float, config: PublishConfig, code_key: CodeKey) -> PublishResult:
+    """Check the check-ins' days, redeem the code and store (or revise); LookupError for an unusable code."""
     try:
         check_days(request.venue_reports, now, config.venue_reports, ahead=MAX_CLOCK_AHEAD_SECONDS)
     except ValueError as exc:
@@ -323,16 +343,6 @@ def publish(
     except RevisionRefused as exc:
         reason = str(exc.args[0])
         raise _bad(REVISION_MESSAGES[reason], reason) from None
-    except LookupError as exc:
-        reason = str(exc.args[0])
-        storage.record_failure(client, now, reason)
-        log.warning("failed verification code from %s: %s", client, reason)
-        messages = {
-            "invalid": "verification code is not valid",
-            "used": "verification code was already used",
-            "expired": "verification code has expired",
-        }
-        raise PublishError(403, f"verification_code_{reason}", messages[reason]) from None
     # No client address here: an address beside a successful publish says who tested positive.
     log.info(
         "published %d new keys, revised %d (%d sent), %d check-in reports with fakes",

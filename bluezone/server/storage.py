@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import sqlite3
 import stat
 import threading
@@ -273,6 +274,35 @@ class Storage(ABC):
     def record_failure(self, client: str, at: float, reason: str) -> None:
         with self._transaction() as cur:
             self._exec(cur, "INSERT INTO code_failures (client, at, reason) VALUES (?, ?, ?)", [client, at, reason])
+
+    def claim_code_try(self, client: str, at: float, since: float, limit: int) -> str | None:
+        """Record a code try of ``client`` as failed *before* it is made, if it is within ``limit``
+        failures since ``since``; a token for ``settle_code_try``, or None (nothing recorded) if over.
+        Counting first and recording after the try let concurrent requests all pass the count: 50 at
+        once from one client made 40 tries where the limit was 10."""
+        token = "try-" + secrets.token_hex(8)
+        with self._transaction() as cur:
+            self._lock_client(cur, client)
+            self._exec(cur, "INSERT INTO code_failures (client, at, reason) VALUES (?, ?, ?)", [client, at, token])
+            (count,) = self._exec(
+                cur, "SELECT COUNT(*) FROM code_failures WHERE at >= ? AND client = ?", [since, client]
+            ).fetchone()
+            if int(count) <= limit:
+                return token
+            self._exec(cur, "DELETE FROM code_failures WHERE client = ? AND reason = ?", [client, token])
+        return None
+
+    def settle_code_try(self, client: str, token: str, reason: str | None) -> None:
+        """The try ``claim_code_try`` recorded: a failure for ``reason``, or forgotten (None: the code
+        was good, or the request was refused before its code was tried)."""
+        with self._transaction() as cur:
+            if reason is None:
+                self._exec(cur, "DELETE FROM code_failures WHERE client = ? AND reason = ?", [client, token])
+            else:
+                self._exec(cur, "UPDATE code_failures SET reason = ? WHERE client = ? AND reason = ?", [reason, client, token])
+
+    def _lock_client(self, cur: Any, client: str) -> None:
+        """Hold off other connections' code tries of ``client`` until this transaction ends (SQLite: BEGIN IMMEDIATE does)."""
 
     def count_failures(self, since: float, client: str | None = None) -> int:
         with self._transaction() as cur:
@@ -752,6 +782,10 @@ class PostgresStorage(Storage):
             f"DELETE FROM {queue} q USING unnest(?::int8[], ?::int8[]) AS r(lo, hi) WHERE q.key_id BETWEEN r.lo AND r.hi",
             [first.tolist(), last.tolist()],
         ).rowcount)
+
+    def _lock_client(self, cur: Any, client: str) -> None:
+        # two server processes would each count the other's try as not made yet
+        self._exec(cur, "SELECT pg_advisory_xact_lock(hashtext(?))", [client])
 
     def _lock_key_inserts(self, cur: Any) -> None:
         # SHARE ROW EXCLUSIVE waits for open inserts and holds off new ones, reads go on

@@ -1,0 +1,136 @@
+"""The per-client limit on failed verification codes holds for tries made at the same time.
+
+The limit was counted before a try and the failure recorded after it, so requests in flight
+together all passed the count: 50 at once from one client made 40 tries against a limit of 10.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_helpers import KEY, NOW
+
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.errors import PublishError
+from bluezone.server.codes import issue_code
+from bluezone.server.publish import PublishConfig, publish
+from bluezone.server.storage import Storage, open_storage
+
+LIMIT = 3
+TRIES = 12
+
+
+def _body(code: str) -> bytes:
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    return (
+        '{"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": %d}],'
+        ' "verificationPayload": "%s"}' % (day, code)
+    ).encode()
+
+
+def _status(storage: Any, code: str) -> int:
+    try:
+        publish(storage, _body(code), "192.0.2.7", NOW, PublishConfig(max_failures_per_client=LIMIT), code_key=KEY)
+    except PublishError as exc:
+        return exc.status
+    return 200
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Storage]]:
+    """Two connections to one database, as two server processes have."""
+    db = str(tmp_path / "server.db") if request.param == "sqlite" else request.getfixturevalue("postgres_dsn")
+    opened = [open_storage(db), open_storage(db)]
+    yield opened
+    for s in opened:
+        s.close()
+
+
+def test_concurrent_wrong_codes_get_no_more_tries_than_the_limit(two_servers: list[Storage], monkeypatch: Any) -> None:
+    """Every try is held at the code's redemption until all the others have either reached it too or
+    been answered: the most tries that can be in flight together (half through each connection)."""
+    gate = threading.Event()
+    waiting = Counter[str]()
+    lock = threading.Lock()
+
+    def held(redeem: Any) -> Any:
+        def held_publish(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                waiting["at_gate"] += 1
+            gate.wait(30)
+            return redeem(*args, **kwargs)
+
+        return held_publish
+
+    def one(i: int) -> int:
+        try:
+            return _status(two_servers[i % 2], f"{i:016d}")
+        finally:
+            with lock:
+                waiting["answered"] += 1
+
+    for storage in two_servers:
+        monkeypatch.setattr(storage, "publish", held(storage.publish))
+    with ThreadPoolExecutor(TRIES) as pool:
+        futures = [pool.submit(one, i) for i in range(TRIES)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if waiting["at_gate"] + waiting["answered"] >= TRIES:  # none still on its way
+                    break
+            time.sleep(0.005)
+        gate.set()
+        statuses = Counter(f.result() for f in futures)
+    assert statuses == {403: LIMIT, 429: TRIES - LIMIT}
+    assert two_servers[0].count_failures(0, "192.0.2.7") == LIMIT
+
+
+def test_a_good_code_and_a_bad_request_are_not_failures(storage: Any) -> None:
+    assert _status(storage, "0" * 16) == 403
+    code = issue_code(storage, NOW, key=KEY).code
+    assert _status(storage, code) == 200
+    # a request refused before its code is redeemed (a key in the future) leaves nothing either
+    future = _body(issue_code(storage, NOW, key=KEY).code).replace(
+        str(rolling_start(NOW) - ROLLING_PERIOD).encode(), str(rolling_start(NOW) + 2 * ROLLING_PERIOD).encode()
+    )
+    with pytest.raises(PublishError) as refused:
+        publish(storage, future, "192.0.2.7", NOW, PublishConfig(max_failures_per_client=LIMIT), code_key=KEY)
+    assert refused.value.code == "key_timing_invalid"
+    assert storage.count_failures(0, "192.0.2.7") == 1
+    assert [_status(storage, "1" * 16) for _ in range(3)] == [403, 403, 429]
+
+
+def test_a_try_another_server_process_is_recording_counts(two_servers: list[Storage], monkeypatch: Any) -> None:
+    """One process has recorded its try and not yet committed: another's try waits for it and counts it
+    (PostgreSQL: an advisory lock per client; SQLite: BEGIN IMMEDIATE), so the limit is not passed by one."""
+    first, second = two_servers
+    client = "192.0.2.7"
+    for _ in range(LIMIT - 1):
+        assert first.claim_code_try(client, NOW, 0, LIMIT) is not None
+    recorded, release = threading.Event(), threading.Event()
+    execute = first._exec
+
+    def paused(cur: Any, sql: str, params: Any = ()) -> Any:
+        out = execute(cur, sql, params)
+        if sql.startswith("INSERT INTO code_failures"):
+            recorded.set()
+            release.wait(30)
+        return out
+
+    monkeypatch.setattr(first, "_exec", paused)
+    with ThreadPoolExecutor(2) as pool:
+        held = pool.submit(first.claim_code_try, client, NOW, 0, LIMIT)
+        assert recorded.wait(30)
+        other = pool.submit(second.claim_code_try, client, NOW, 0, LIMIT)
+        time.sleep(0.3)  # long enough for the other try to pass a count that does not wait
+        release.set()
+        assert held.result() is not None
+        assert other.result() is None
+    assert first.count_failures(0, client) == LIMIT
