@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -148,12 +149,13 @@ def check_server(
     pin, pinned_now = resolve_pin(client, state, server_key, now)
     public_key = pin.key
     seen = state.processed(client.base_url)
-    new = [n for n in client.index() if n not in seen]
+    new = list(dict.fromkeys(n for n in client.index() if n not in seen))  # a name listed twice is one file
     result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now, nothing_before=not seen)
     parts: list[np.ndarray] = []
     revisions: list[np.ndarray] = []
     counts: dict[str, int] = {}
     venue_reports: list[Any] = []
+    venue_reports_seen: set[Any] = set()  # one report in two files (a file replayed under another name) counts once
     for i, name in enumerate(new):
         if progress:
             progress(i, len(new), name)
@@ -165,7 +167,10 @@ def check_server(
                 log.error("venue file %s rejected: %s", name, exc)
                 result.rejected[name] = str(exc)
                 continue
-            venue_reports.extend(reports)
+            for report in reports:
+                if report not in venue_reports_seen:
+                    venue_reports_seen.add(report)
+                    venue_reports.append(report)
             counts[name] = len(reports)
             result.venue_files.append(name)
             continue
@@ -184,8 +189,10 @@ def check_server(
         result.batches.append(name)
     if progress and new:
         progress(len(new), len(new), "")
-    plain = np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE)
-    revised = np.concatenate(revisions) if revisions else np.zeros(0, KEY_DTYPE)
+    # a signed file replayed under another name (by the host the files are synced to) is still signed:
+    # its keys must not be matched twice, nor reported again as new (below)
+    plain = _first_of_each(np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE))
+    revised = _first_of_each(np.concatenate(revisions) if revisions else np.zeros(0, KEY_DTYPE))
     result.revised = len(revised)
     # a revision of a key that came in a batch of an earlier check changes what that check reported:
     # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
@@ -215,6 +222,8 @@ def check_server(
             result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)
         if len(updated_keys):
             result.updated = check_sightings(updated_keys, sightings, scorer, rssi_correction=rssi_correction)
+    reported = ExposureMemory(state.store, client.base_url)
+    result.exposures = reported.not_reported(result.keys, result.exposures, now)
     # what earlier checks told about revised keys (an F2 warning that is now F1 is an upgrade, not news)
     memory = WarningMemory(state.store)
     result.withdrawn = at_levels_told(memory.with_earlier_levels(withdrawn_keys, result.withdrawn))
@@ -222,7 +231,6 @@ def check_server(
     memory.remember(result.keys, result.exposures, now)
     memory.remember(updated_keys, result.updated, now)
     # what earlier checks reported and still holds: repeated, so "no new batches" never reads as all-clear
-    reported = ExposureMemory(state.store, client.base_url)
     result.earlier = reported.in_force(now, leaving_out=[(withdrawn_keys, result.withdrawn), (updated_keys, result.updated)])
     reported.forget(withdrawn_keys, result.withdrawn)
     reported.remember(updated_keys, result.updated, now)
@@ -233,6 +241,8 @@ def check_server(
     # venue exposures are repeated too (kept beside the Bluetooth ones, under their own name)
     venue_memory = client.base_url + VENUE_MEMORY
     result.earlier_venue = [e for _, _, e in state.store.reported_exposures(venue_memory, now)]
+    told = [json.dumps(e, sort_keys=True) for e in result.earlier_venue]  # a replayed file's warnings are not news
+    result.venue_exposures = [v for v in result.venue_exposures if json.dumps(v.as_dict(), sort_keys=True) not in told]
     state.store.save_reported_exposures(
         venue_memory,
         [
@@ -243,6 +253,12 @@ def check_server(
     )
     state.mark_processed(client.base_url, counts, now)
     return result
+
+
+def _first_of_each(keys: np.ndarray) -> np.ndarray:
+    """``keys`` with each key only where it first appears (a legitimate server publishes a key once)."""
+    _, first = np.unique(keys["key"], return_index=True)
+    return keys if len(first) == len(keys) else keys[np.sort(first)]
 
 
 #: The name venue exposures are kept under in the node's memory of reported exposures (server URL + this).

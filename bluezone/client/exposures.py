@@ -35,6 +35,13 @@ class ExposureMemory:
         gone = {pair for keys, found in leaving_out for pair in self._ids(keys, found)}
         return [e for h, day, e in self.store.reported_exposures(self.server, now) if (h, day) not in gone]
 
+    def not_reported(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> list[Exposure]:
+        """``exposures`` (``key_index`` rows of ``keys``) without those an earlier check reported for the
+        same key and day: a key comes once from an honest server, again only in a file replayed under
+        another name, and its exposure is then one of ``in_force``, not news."""
+        told = {(h, day) for h, day, _ in self.store.reported_exposures(self.server, now)}
+        return [e for e, i in zip(exposures, self._ids(keys, exposures)) if i not in told]
+
     def remember(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
         """Keep ``exposures`` (``key_index`` rows of ``keys``), replacing what was kept for the same key and day."""
         ids = self._ids(keys, exposures)

@@ -1,0 +1,88 @@
+"""A signed file listed twice, or replayed under another name, is not news.
+
+The host the export directory is synced to (a CDN, a static host) is not trusted: that is why the
+files are signed.  But a signature does not cover a file's name, so such a host could list a file
+twice or serve an old one under a new name.  Each copy's keys were matched again: a check reported
+the same exposure twice, and a later check reported an exposure told before as new (and the same
+for venue warnings).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from server_helpers import NOW, make_nodes
+from test_key_server import Server
+
+from bluezone.client.check import ServerCheckResult, check_server
+from bluezone.client.state import ServerState
+
+from bluezone.client.upload import keys_to_upload
+from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.proximity.store import SightingStore
+from bluezone.server.exports import INDEX_FILE
+from bluezone.venues.checkins import record_visit, visits
+from bluezone.venues.location import Venue
+from bluezone.venues.upload import reports_to_upload
+from bluezone.venues.visits import Visit
+
+CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
+
+
+def _published(tmp_path: Path) -> tuple[Server, dict[str, Path]]:
+    """F0 uploads its keys and a check-in at the café; B met F0 and was at the café at that time."""
+    server = Server(tmp_path)
+    daily, nodes = make_nodes(tmp_path)
+    visit_start = daily[-3].rolling_start * INTERVAL_SECONDS + 8 * 3600
+    with SightingStore.open(nodes["b"], create=False) as b:
+        record_visit(b, CAFE, visit_start, visit_start + 3600, NOW)
+    case = Visit(0, CAFE.location_id, CAFE.description, CAFE.address, visit_start, visit_start + 3600, True, "url")
+    checkins = [r.entry() for r in reports_to_upload([case], NOW - 14 * 86400, NOW)]
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    server.client.publish(keys, server.code(test_type="confirmed"), checkins=checkins)
+    server.export()
+    return server, nodes
+
+
+def _check(server: Server, db: Path) -> ServerCheckResult:
+    with SightingStore.open(db, create=False) as store:
+        return check_server(
+            server.client, ServerState(store), now=server.clock.now(), load_visits=lambda: visits(store)
+        )
+
+
+def _replay(server: Server) -> None:
+    """Every listed file again under another name (a later stamp), and each of those listed twice."""
+    index = server.exports / INDEX_FILE
+    names = index.read_text().split()
+    copies = []
+    for name in names:
+        stamp, rest = name.split("-", 1)
+        copy = f"{int(stamp) + 1}-{rest}"
+        shutil.copy(server.exports / name, server.exports / copy)
+        copies += [copy, copy]
+    index.write_text("".join(f"{n}\n" for n in names + copies))
+
+
+def test_a_file_listed_twice_is_matched_once(tmp_path: Path) -> None:
+    server, nodes = _published(tmp_path)
+    _replay(server)
+    result = _check(server, nodes["b"])
+    assert len(result.keys) == 5  # not 15
+    assert len(result.exposures) == 1 and len(result.venue_exposures) == 1
+    assert not result.earlier and not result.earlier_venue
+
+
+def test_a_file_replayed_under_a_new_name_is_not_news(tmp_path: Path) -> None:
+    server, nodes = _published(tmp_path)
+    first = _check(server, nodes["b"])
+    assert len(first.exposures) == 1 and len(first.venue_exposures) == 1
+    _replay(server)
+    server.clock.advance(3600)
+    again = _check(server, nodes["b"])
+    assert again.new_batches > 0 and not again.rejected
+    assert again.exposures == [] and again.venue_exposures == []
+    assert len(again.earlier) == 1 and len(again.earlier_venue) == 1  # still told, as reported before
+    assert again.earlier[0]["start"] == first.exposures[0].as_dict()["start"]
