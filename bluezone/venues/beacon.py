@@ -48,6 +48,10 @@ FRAME_BYTES = 20
 CHUNK_BYTES = 13
 EPOCH_SECONDS = INTERVAL_SECONDS
 LABEL = b"bluezone-venue-beacon"
+#: Incomplete sets kept at once.  A door has one beacon (a mall a few), each sending one set per epoch;
+#: anyone can send frames with made-up set ids, and each was kept 20 minutes (~480 bytes: a few hundred
+#: frames a second held 300 MB).
+MAX_PARTIAL_SETS = 256
 _NONCE = bytes(12)
 
 
@@ -160,6 +164,8 @@ class FrameAssembler:
             return frame.set_id, self._done[frame.set_id]
         partial = self._partial.get(frame.set_id)
         if partial is None or partial.count != frame.count:
+            if partial is None and len(self._partial) >= MAX_PARTIAL_SETS:
+                self._drop_a_partial()
             partial = self._partial[frame.set_id] = _Partial(frame.count, first_heard=t)
         if partial.chunks.get(frame.index) == frame.chunk:
             return None  # heard before: nothing new to try
@@ -173,6 +179,12 @@ class FrameAssembler:
         del self._partial[frame.set_id]
         self._done[frame.set_id] = venue
         return frame.set_id, venue
+
+    def _drop_a_partial(self) -> None:
+        """Make room: forget the set heard least (the oldest of those), so a flood of made-up set ids,
+        one frame each, pushes out its own frames before a real beacon's set that is filling up."""
+        least = min(self._partial, key=lambda s: (len(self._partial[s].chunks), self._partial[s].first_heard))
+        del self._partial[least]
 
     def _open(self, set_id: bytes, blob: bytes) -> Venue | None:
         # the last frame was zero-padded: the blob's true end is unknown, so try each trim

@@ -128,3 +128,36 @@ def test_real_backends_pass_venue_beacon_service_data_on() -> None:
     frame = beacon.frames(CAFE.payload, SECRETS.beacon_key, 1)[0]
     assert heard_payload([beacon.SERVICE_UUID], {beacon.SERVICE_UUID: frame}, {}) == (beacon.SERVICE_UUID, frame)
     assert heard_payload([], {"0000abcd-0000-1000-8000-00805f9b34fb": frame}, {}) is None
+
+
+
+def test_a_flood_of_made_up_sets_is_bounded_and_the_real_beacon_still_opens() -> None:
+    """Anyone can send frames with made-up set ids: each was kept until its set was 20 minutes old
+    (~480 bytes; a few hundred frames a second held 300 MB).  A few hundred sets are kept at most,
+    those heard least going first, so the café's own frames, among a hundred times as many, still open."""
+    import random
+    import tracemalloc
+
+    rng = random.Random(5)
+
+    def made_up(index: int = 0) -> bytes:
+        return bytes([beacon.VERSION]) + rng.randbytes(4) + bytes([index, 255]) + rng.randbytes(13)
+
+    assembler = beacon.FrameAssembler()
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    opened = None
+    for i in range(100 * len(frames)):
+        if i % 100 == 0:
+            result = assembler.add(frames[i // 100], -60, T0 + i / 500)
+            opened = opened or (result and result[1])
+        assert assembler.add(made_up(), -60, T0 + i / 500) is None
+    assert opened == CAFE
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(20_000):  # 40 seconds of a flood at 500 frames a second
+            assembler.add(made_up(i % 255), -60, T0 + 10 + i / 500)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1_000_000  # 20,000 sets kept: ~10 MB
