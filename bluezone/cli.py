@@ -784,7 +784,7 @@ def upload(
     so that its own close contacts (F2) are told.
     """
     from bluezone.client.keyserver import KeyServerClient
-    from bluezone.client.upload import (
+    from bluezone.client.uploading import (
         check_code,
         check_exposure_date,
         dry_run_request,

@@ -222,7 +222,7 @@ def run_demo(
     from bluezone.client.keyserver import KeyServerClient
     from bluezone.client.pinning import PinnedKey
     from bluezone.client.state import ServerState
-    from bluezone.client.upload import upload_own_keys
+    from bluezone.client.uploading import upload_own_keys
     from bluezone.clock import VirtualClock
     from bluezone.keyformat.keyfile import write_keys_json
     from bluezone.matching.check import check_sightings
@@ -358,7 +358,7 @@ def _second_level(
     from bluezone.client.check import check_server
     from bluezone.client.keyserver import KeyServerClient
     from bluezone.client.state import ServerState
-    from bluezone.client.upload import upload_own_keys
+    from bluezone.client.uploading import upload_own_keys
     from bluezone.proximity.store import SightingStore
     from bluezone.server.codes import issue_code
     from bluezone.server.exports import export_batches

@@ -1,7 +1,7 @@
 """The node's side of a key server: upload own keys, download and verify batches, check them.
 
 ``keyserver`` is the HTTP client, ``pinning`` the server key a node trusts, ``state`` what the
-node remembers about servers (in its own sighting store), ``upload`` and ``check`` the two
+node remembers about servers (in its own sighting store), ``uploading`` and ``check`` the two
 commands as calls.  Nothing here imports ``bluezone.server``: a node needs no server code.
 """
 
@@ -9,7 +9,7 @@ from bluezone.client.check import ServerCheckResult, check_server, check_with_se
 from bluezone.client.keyserver import KeyServerClient, PublishReceipt
 from bluezone.client.pinning import PinnedKey, read_server_key
 from bluezone.client.state import ServerState
-from bluezone.client.upload import (
+from bluezone.client.uploading import (
     UploadPlan,
     UploadResult,
     dry_run_request,

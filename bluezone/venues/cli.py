@@ -251,7 +251,7 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     from bluezone.venues.owner import load_venue_dir
     from bluezone.venues.upload import owner_warning_reports
 
-    from bluezone.client.upload import check_code
+    from bluezone.client.uploading import check_code
 
     code = check_code(code)
     secrets = load_venue_dir(venue_dir)

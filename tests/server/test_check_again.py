@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from bluezone.client.check import check_server
 from bluezone.client.keyserver import KeyServerClient
 from bluezone.client.state import ServerState
-from bluezone.client.upload import keys_to_upload
+from bluezone.client.uploading import keys_to_upload
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.matching.check import sightings_span

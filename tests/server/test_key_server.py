@@ -20,7 +20,7 @@ from bluezone.client.check import check_server
 from bluezone.client.keyserver import KeyServerClient
 from bluezone.client.pinning import PinnedKey
 from bluezone.client.state import ServerState
-from bluezone.client.upload import keys_to_upload
+from bluezone.client.uploading import keys_to_upload
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.errors import KeyServerError, ServerKeyChangedError
@@ -352,7 +352,7 @@ def test_negative_code_publishes_no_new_keys(server: Server, tmp_path: Path) -> 
 def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server: Server, tmp_path: Path) -> None:
     """likely -> exposure reported -> negative test: the device's token revises its keys on the
     server, the next batch carries them in ``revised_keys``, and the contact hears it is withdrawn."""
-    from bluezone.client.upload import upload_own_keys
+    from bluezone.client.uploading import upload_own_keys
 
     _, nodes = make_nodes(tmp_path)
     with SightingStore.open(nodes["a"], create=False) as a:
@@ -387,7 +387,7 @@ def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server
 
 
 def test_a_likely_report_confirmed_later_updates_the_exposure_not_repeats_it(server: Server, tmp_path: Path) -> None:
-    from bluezone.client.upload import upload_own_keys
+    from bluezone.client.uploading import upload_own_keys
 
     _, nodes = make_nodes(tmp_path)
     with SightingStore.open(nodes["a"], create=False) as a:

@@ -12,7 +12,7 @@ import pytest
 from server_helpers import KEY
 from test_venue_publish import TODAY, entry
 
-from bluezone.client.upload import keys_to_upload
+from bluezone.client.uploading import keys_to_upload
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import PublishError

@@ -8,7 +8,7 @@ from pathlib import Path
 from server_helpers import NOW, encounter, make_nodes
 from test_key_server import Server, _check
 
-from bluezone.client.upload import keys_to_upload, today_key_in_use, upload_own_keys
+from bluezone.client.uploading import keys_to_upload, today_key_in_use, upload_own_keys
 from bluezone.crypto.intervals import interval_number, rolling_start
 from bluezone.proximity.store import SightingStore
 

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from server_helpers import NOW
 
 from bluezone.cli import cli
-from bluezone.client.upload import plan_upload
+from bluezone.client.uploading import plan_upload
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import rolling_start
 from bluezone.crypto.keys import DailyKey

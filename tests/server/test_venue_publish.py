@@ -175,7 +175,7 @@ def test_an_upload_across_utc_midnight_is_taken(storage) -> None:
     server reads its clock at 00:00:05, when the oldest of those days is 15 days back.  That day
     is past publishing (its key is dropped, its check-ins never exported), but the upload stands:
     it was refused whole ('a key is older than 14 days') whenever it crossed midnight."""
-    from bluezone.client.upload import keys_to_upload
+    from bluezone.client.uploading import keys_to_upload
     from bluezone.crypto.keys import DailyKey
     from bluezone.keyformat.keyfile import publish_body
 

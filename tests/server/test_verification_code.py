@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bluezone.cli import cli
-from bluezone.client.upload import check_code
+from bluezone.client.uploading import check_code
 from bluezone.errors import InputError
 
 
