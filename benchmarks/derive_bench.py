@@ -3,11 +3,12 @@
     git archive <commit> bluezone | tar -x -C DIR
     .venv/bin/python benchmarks/derive_bench.py --baseline-src DIR [--keys 20000] [--repeat 9]
 
-Loads DIR/bluezone/crypto/rpi.py beside the installed ``bluezone.crypto.rpi``, checks that they
-give the same RPIs, then times ``rpis_for_keys`` on the same keys, alternating: the baseline, the
-installed code's Python path ("python") and, if the compiled helper bluezone-native is usable,
-the installed code with it ("native"). Prints the medians and ratios (one core; the per-key
-cost the matcher pays) and which path the installed code chose.
+Loads DIR/bluezone/crypto/derivation.py (``rpi.py`` in versions before the rename) beside the
+installed ``bluezone.crypto.derivation``, checks that they give the same RPIs, then times
+``rpis_for_keys`` on the same keys, alternating: the baseline, the installed code's Python path
+("python") and, if the compiled helper bluezone-native is usable, the installed code with it
+("native"). Prints the medians and ratios (one core; the per-key cost the matcher pays) and which
+path the installed code chose.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from bluezone.crypto import derivation as installed
 from bluezone.crypto.intervals import ROLLING_PERIOD
 
 
@@ -52,19 +54,19 @@ def main() -> None:
     parser.add_argument("--keys", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
-    new = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
-    old = _load(args.baseline_src / "bluezone" / "crypto" / "rpi.py")
+    crypto = args.baseline_src / "bluezone" / "crypto"
+    old = _load(crypto / "derivation.py" if (crypto / "derivation.py").exists() else crypto / "rpi.py")
     rng = np.random.default_rng(0)
     teks = np.frombuffer(rng.bytes(16 * args.keys), np.uint8).reshape(args.keys, 16)
     starts = rng.integers(0, 14, args.keys) * ROLLING_PERIOD + 2_940_000
-    variants: dict[str, Any] = {"baseline": old.rpis_for_keys, "python": new.rpis_for_keys}
-    if new._native_rpis() is not None:
-        variants["native"] = new.rpis_for_keys
+    variants: dict[str, Any] = {"baseline": old.rpis_for_keys, "python": installed.rpis_for_keys}
+    if installed._native_rpis() is not None:
+        variants["native"] = installed.rpis_for_keys
     reference = old.rpis_for_keys(teks, starts)
     times: dict[str, list[float]] = {name: [] for name in variants}
     for repeat in range(args.repeat):
         for name, derive in variants.items():
-            with _python_path(new) if name == "python" else contextlib.nullcontext():
+            with _python_path(installed) if name == "python" else contextlib.nullcontext():
                 t = time.perf_counter()
                 got = derive(teks, starts)
                 times[name].append((time.perf_counter() - t) / args.keys * 1e6)
@@ -74,7 +76,7 @@ def main() -> None:
     result: dict[str, Any] = {
         "keys": args.keys,
         "repeat": args.repeat,
-        "derivation": new.derivation_path(),
+        "derivation": installed.derivation_path(),
         "us_per_key": {k: round(v, 2) for k, v in medians.items()},
         "speedup_vs_baseline": {k: round(medians["baseline"] / v, 2) for k, v in medians.items() if k != "baseline"},
     }

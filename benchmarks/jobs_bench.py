@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 import bluezone.matching.matcher as matcher
-from bluezone.crypto.rpi import derivation_path
+from bluezone.crypto.derivation import derivation_path
 from bluezone.matching.benchmark import synthetic_data
 
 STEPS = ("index", "matches (own share)", "parallel section", "decrypt", "windows")

@@ -190,3 +190,34 @@ def test_public_classes_and_functions_say_what_they_are() -> None:
         and not ast.get_docstring(node)
     ]
     assert not bare, f"add a one-line docstring: {bare}"
+
+
+def _names_bound(tree: ast.Module) -> dict[str, str]:
+    """Names a package's ``__init__`` binds at module level (lazy ``_EXPORTS`` keys too), each with
+    the module it takes the object from ("" when the package defines it)."""
+    bound: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom):
+            bound.update((a.asname or a.name, node.module or "") for a in node.names)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound[node.name] = ""
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            bound.update((t.id, "") for t in targets if isinstance(t, ast.Name))
+            if any(isinstance(t, ast.Name) and t.id == "_EXPORTS" for t in targets) and isinstance(node.value, ast.Dict):
+                bound.update((k.value, "lazy") for k in node.value.keys if isinstance(k, ast.Constant))
+    return bound
+
+
+def test_no_package_hides_a_module_of_its_own() -> None:
+    """``import bluezone.pkg.mod`` must give the module: a package that exports another object of
+    that name (``bluezone.crypto.rpi`` the function once hid ``crypto/rpi.py``) makes
+    ``import bluezone.pkg.mod as m`` and ``bluezone.pkg.mod.x`` reach the wrong object."""
+    hidden = [
+        f"{package}.{name} (from {source or package})"
+        for package, path in MODULES.items()
+        if path.name == "__init__.py"
+        for name, source in _names_bound(ast.parse(path.read_text())).items()
+        if f"{package}.{name}" in MODULES and source != package  # ``from pkg import mod`` is the module
+    ]
+    assert not hidden, f"rename the module or stop exporting the name: {hidden}"

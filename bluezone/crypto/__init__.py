@@ -10,7 +10,7 @@ from bluezone.crypto.intervals import (
 )
 from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
 from bluezone.crypto.payload import SERVICE_UUID, SERVICE_UUID16, Metadata, ServiceData
-from bluezone.crypto.rpi import aem, decrypt_aem, rpi, rpis_for_key, rpis_for_keys
+from bluezone.crypto.derivation import aem, decrypt_aem, rpi, rpis_for_key, rpis_for_keys
 
 __all__ = [
     "DAY_SECONDS",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bluezone.crypto.rpi import AEM_LENGTH, RPI_LENGTH
+from bluezone.crypto.derivation import AEM_LENGTH, RPI_LENGTH
 from bluezone.errors import PayloadError
 
 SERVICE_UUID16 = 0xFD6F

@@ -25,7 +25,7 @@ import numpy as np
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.keys import aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
-from bluezone.crypto.rpi import aem, derivation_path, padded_data, rpi, rpis_for_keys
+from bluezone.crypto.derivation import aem, derivation_path, padded_data, rpi, rpis_for_keys
 from bluezone.keyformat.keys import empty_keys
 from bluezone.matching.matcher import TOLERANCE_INTERVALS, SightingIndex, available_cores, exposure_windows, match
 from bluezone.proximity.sightings import SIGHTING_DTYPE

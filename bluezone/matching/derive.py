@@ -8,7 +8,7 @@ import numpy as np
 
 from bluezone.crypto.keys import aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
-from bluezone.crypto.rpi import aem, rpis_for_keys
+from bluezone.crypto.derivation import aem, rpis_for_keys
 from bluezone.errors import InputError
 
 

@@ -36,7 +36,7 @@ import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.payload import metadata_fields
-from bluezone.crypto.rpi import Sieve, bit_set, decrypt_aems, rpis_passing
+from bluezone.crypto.derivation import Sieve, bit_set, decrypt_aems, rpis_passing
 from bluezone.keyformat.keys import key_bytes
 from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
 from bluezone.proximity.sightings import SIGHTING_DTYPE

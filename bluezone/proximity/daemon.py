@@ -29,7 +29,7 @@ from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
-from bluezone.crypto.rpi import aem, rpi
+from bluezone.crypto.derivation import aem, rpi
 from bluezone.errors import BluezoneError, StoreWriteError
 from bluezone.proximity.backlog import WriteBacklog
 from bluezone.proximity.ingest import adverts_to_sightings

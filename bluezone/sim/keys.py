@@ -15,7 +15,7 @@ import numpy as np
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey, aem_key
 from bluezone.crypto.payload import Metadata
-from bluezone.crypto.rpi import aem, rpis_for_keys
+from bluezone.crypto.derivation import aem, rpis_for_keys
 from bluezone.keyformat.keys import keys_from_daily
 
 ROTATE_MIN_S, ROTATE_MAX_S = 600.0, 1200.0

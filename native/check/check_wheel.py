@@ -19,7 +19,6 @@ import os
 os.environ["BLUEZONE_NATIVE"] = "0"  # the reference is the Python path, whatever is installed
 
 import argparse  # noqa: E402
-import importlib  # noqa: E402
 import platform  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402
@@ -65,7 +64,7 @@ def check(wheel: Path, keys: int, armcap: str | None) -> str:
         starts = (rng.integers(0, 14, keys) * 144 + 2_940_000).astype(np.int64)
         teks[7], starts[7] = np.frombuffer(GAEN_TEK, np.uint8), GAEN_START
         starts[8] = 2**32 - 5  # intervals wrap modulo 2**32
-        rpi_module = importlib.import_module("bluezone.crypto.rpi")
+        from bluezone.crypto import derivation as rpi_module
         assert rpi_module.derivation_path().startswith("python")
         expected = rpi_module.rpis_for_keys(teks, starts)
         held = np.arange(0, keys * 144, 1000)
@@ -102,8 +101,8 @@ def check(wheel: Path, keys: int, armcap: str | None) -> str:
 
 
 def _sieve(rpis: np.ndarray, bits1: int, bits2: int):  # type: ignore[no-untyped-def]
-    """The matcher's pre-filter (bluezone.crypto.rpi.Sieve) holding ``rpis``, by numpy (the helper is off here)."""
-    rpi_module = importlib.import_module("bluezone.crypto.rpi")
+    """The matcher's pre-filter (bluezone.crypto.derivation.Sieve) holding ``rpis``, by numpy (the helper is off here)."""
+    from bluezone.crypto import derivation as rpi_module
     words = np.ascontiguousarray(rpis).view("<u4")
     return rpi_module.Sieve(rpi_module.bit_set(words[:, 0], bits1), bits1, rpi_module.bit_set(words[:, 1], bits2), bits2)
 

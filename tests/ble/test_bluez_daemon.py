@@ -21,7 +21,7 @@ from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.crypto.keys import rpi_key
 from bluezone.crypto.payload import SERVICE_UUID
-from bluezone.crypto.rpi import rpi
+from bluezone.crypto.derivation import rpi
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.backends.bluez import BluezRadio
 from bluezone.proximity.daemon import Daemon

@@ -18,7 +18,7 @@ from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property
 
 from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
 from bluezone.crypto.payload import SERVICE_UUID
-from bluezone.crypto.rpi import aem, rpi
+from bluezone.crypto.derivation import aem, rpi
 from bluezone.errors import RadioUnavailableError
 from bluezone.proximity.backends.bluez import BluezRadio
 from bluezone.proximity.radio import Advert

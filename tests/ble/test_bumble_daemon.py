@@ -18,7 +18,7 @@ from bluezone.clock import VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.crypto.keys import rpi_key
-from bluezone.crypto.rpi import rpi
+from bluezone.crypto.derivation import rpi
 from bluezone.proximity.backends.bumble_radio import BumbleRadio
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore

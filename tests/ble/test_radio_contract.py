@@ -295,7 +295,7 @@ def bench(request: pytest.FixtureRequest) -> Bench:
 def payloads(seed: int, count: int) -> list[bytes]:
     """Real GAEN service data (RPI + AEM) for ``count`` consecutive intervals of one key."""
     from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
-    from bluezone.crypto.rpi import aem, rpi
+    from bluezone.crypto.derivation import aem, rpi
 
     key = DailyKey(bytes([seed]) * 16, 2_833_344, 144)
     rpik, aemk = rpi_key(key.key), aem_key(key.key)

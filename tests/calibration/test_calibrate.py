@@ -24,7 +24,7 @@ from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.crypto.payload import Metadata
-from bluezone.crypto.rpi import decrypt_aem, rpis_for_key
+from bluezone.crypto.derivation import decrypt_aem, rpis_for_key
 from bluezone.proximity.backends.emulated import Air, LogDistanceChannel
 from bluezone.proximity.emulation import run_emulated
 from bluezone.proximity.store import SightingStore

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import os
 import platform
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import pytest
 def require_native() -> None:
     """Skip when the compiled helper is not usable here, but fail under CI=true on the machines
     that .ci/run builds and installs it for (x86-64, aarch64)."""
-    rpi_module = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
+    from bluezone.crypto import derivation as rpi_module
     path = rpi_module.derivation_path()
     if path.startswith("native"):
         return
@@ -25,7 +24,7 @@ def require_native() -> None:
 @pytest.fixture(params=["python", "native"])
 def derivation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Run the test with batched derivation in Python, then with the compiled helper."""
-    rpi_module = importlib.import_module("bluezone.crypto.rpi")
+    from bluezone.crypto import derivation as rpi_module
     if request.param == "python":
         monkeypatch.setattr(rpi_module, "_native_rpis", lambda: None)
     else:

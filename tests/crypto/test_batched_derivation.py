@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.crypto.keys import aem_key, rpi_key
-from bluezone.crypto.payload import Metadata, metadata_fields
-from bluezone.crypto.rpi import (
+from bluezone.crypto.derivation import (
     _ecb_opener,
     _public_ecb_opener,
     _python_rpis,
@@ -22,6 +18,8 @@ from bluezone.crypto.rpi import (
     rpi_keys,
     rpis_for_keys,
 )
+from bluezone.crypto.keys import aem_key, rpi_key
+from bluezone.crypto.payload import Metadata, metadata_fields
 
 teks_strategy = st.lists(st.binary(min_size=16, max_size=16), min_size=1, max_size=40)
 
@@ -57,7 +55,7 @@ def test_public_fallback_gives_the_same_rpis(monkeypatch, derivation: str) -> No
     teks = np.frombuffer(rng.bytes(16 * 50), np.uint8).reshape(50, 16)
     starts = rng.integers(0, 14, 50) * 144 + 2_940_000
     fast = rpis_for_keys(teks, starts).copy()
-    rpi_module = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
+    from bluezone.crypto import derivation as rpi_module
     monkeypatch.setattr(rpi_module, "_ecb_opener", _public_ecb_opener)
     monkeypatch.setattr(rpi_module, "_native_rpis", lambda: None)
     assert np.array_equal(rpis_for_keys(teks, starts), fast)

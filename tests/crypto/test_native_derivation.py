@@ -6,7 +6,6 @@ tests stand in a fake or missing helper and always run, so the fallback is alway
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import sys
@@ -20,7 +19,8 @@ from hypothesis import strategies as st
 
 from tests.crypto.conftest import require_native
 
-rpi_module = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
+from bluezone.crypto import derivation as rpi_module
+
 V = json.loads((Path(__file__).parents[1] / "data" / "vectors" / "gaen_crypto.json").read_text())
 
 
@@ -206,7 +206,7 @@ def test_a_correct_helper_is_used_and_the_choice_logged_without_keys(
         out[: len(good)] = good
 
     reselect.setitem(sys.modules, "bluezone_native", _fake_helper(correct))
-    with caplog.at_level(logging.DEBUG, logger="bluezone.crypto.rpi"):
+    with caplog.at_level(logging.DEBUG, logger="bluezone.crypto.derivation"):
         path = rpi_module.derivation_path()
     assert path == "native (bluezone-native 0.0-test, OpenSSL 3.0.0 (test))"
     assert [r.message for r in caplog.records] == [f"batched RPI derivation: {path}"]

@@ -6,7 +6,6 @@ in a fake helper and always run, so the fallback to numpy's filter is always tes
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 
@@ -17,7 +16,8 @@ from hypothesis import strategies as st
 
 from tests.crypto.conftest import require_native
 
-rpi_module = importlib.import_module("bluezone.crypto.rpi")  # the package exports a function of that name
+from bluezone.crypto import derivation as rpi_module
+
 Sieve = rpi_module.Sieve
 
 

@@ -288,11 +288,10 @@ def test_any_jobs_give_identical_matches_in_a_fixed_order(seed: int, jobs: int) 
 def test_the_same_matches_whoever_derives_and_filters(prefilter: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The compiled helper's pre-filter, numpy's over the helper's RPIs, and the pure-Python path
     (BLUEZONE_NATIVE=0) find the same matches, with one process and with two."""
-    import importlib
-
     from tests.crypto.conftest import require_native
 
-    rpi_module = importlib.import_module("bluezone.crypto.rpi")
+    from bluezone.crypto import derivation as rpi_module
+
     if prefilter == "helper":
         require_native()
         assert rpi_module._native_passing() is not None

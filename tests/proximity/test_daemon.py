@@ -14,7 +14,7 @@ from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import INTERVAL_SECONDS, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey, rpi_key
 from bluezone.crypto.payload import Metadata
-from bluezone.crypto.rpi import decrypt_aem, rpi, rpis_for_key
+from bluezone.crypto.derivation import decrypt_aem, rpi, rpis_for_key
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.emulation import make_nodes, run_emulated, run_nodes

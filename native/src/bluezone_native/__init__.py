@@ -3,7 +3,7 @@
 A plain shared library (``_rpi.so``, from ``rpi.c``) called through ctypes, one call per
 batch of keys, so one wheel per architecture serves every Python 3 (no Python ABI). It
 uses OpenSSL 3's libcrypto, opened at run time; :func:`load` raises :class:`OSError` when
-it cannot be used, and bluezone then derives in Python (``bluezone.crypto.rpi``).
+it cannot be used, and bluezone then derives in Python (``bluezone.crypto.derivation``).
 """
 
 from __future__ import annotations
