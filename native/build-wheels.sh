@@ -10,13 +10,13 @@ cd "$here"
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(x86_64 aarch64)
 
-# Pinned build tools in their own environment (nothing of this reaches a user).
+# Build tools in their own environment, pinned by version and file hash in build-tools.txt
+# (nothing of this reaches a user); installed again when that file changes.
 tools="${BLUEZONE_NATIVE_TOOLS:-$here/.build-venv}"
-pins=(ziglang==0.17.1 setuptools==84.2.1 wheel==0.48.0 auditwheel==6.8.2)
-stamp="$tools/.pins-$(echo "${pins[*]}" | sha256sum | cut -c1-12)"
+stamp="$tools/.pins-$(sha256sum <build-tools.txt | cut -c1-12)"
 if [ ! -e "$stamp" ]; then
   python3 -m venv "$tools"
-  "$tools/bin/python" -m pip install -q "${pins[@]}"
+  "$tools/bin/python" -m pip install -q --require-hashes --only-binary=:all: -r build-tools.txt
   touch "$stamp"
 fi
 py="$tools/bin/python"
