@@ -18,7 +18,7 @@ from test_key_server import Server
 from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.state import ServerState
 
-from bluezone.client.upload import keys_to_upload
+from bluezone.client.uploading import keys_to_upload
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.proximity.store import SightingStore
 from bluezone.server.exports import INDEX_FILE
