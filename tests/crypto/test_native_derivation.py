@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.crypto.conftest import require_native
+from tests.crypto.conftest import fake_helper, python_rpis_into, require_native
 
 from bluezone.crypto import derivation as rpi_module
 
@@ -117,26 +116,9 @@ def test_rpis_for_keys_takes_a_numpy_count_as_an_int(derivation: str, count: np.
 # --- selection and fallback: always run, with a fake or missing helper ---------------------
 
 
-@pytest.fixture
-def reselect(monkeypatch: pytest.MonkeyPatch):
-    """Forget the cached choice before and after, so each test chooses afresh."""
-    rpi_module._select_native.cache_clear()
-    monkeypatch.delenv("BLUEZONE_NATIVE", raising=False)
-    yield monkeypatch
-    rpi_module._select_native.cache_clear()
-
-
 def _vector_rpis_by_rpis_for_keys() -> list[str]:
     tek = np.frombuffer(bytes.fromhex(V["tek"]), np.uint8).reshape(1, 16)
     return [r.tobytes().hex() for r in rpi_module.rpis_for_keys(tek, np.array([V["interval_number"]]))[0]]
-
-
-def _fake_helper(rpis_into) -> types.ModuleType:
-    module = types.ModuleType("bluezone_native")
-    module.__version__ = "0.0-test"  # type: ignore[attr-defined]
-    module.openssl_version = lambda: "OpenSSL 3.0.0 (test)"  # type: ignore[attr-defined]
-    module.rpis_into = rpis_into  # type: ignore[attr-defined]
-    return module
 
 
 def test_turned_off_by_the_environment(reselect: pytest.MonkeyPatch) -> None:
@@ -156,7 +138,7 @@ def test_without_openssl_3_falls_back_to_python(reselect: pytest.MonkeyPatch) ->
     def no_openssl() -> str:
         raise OSError("bluezone_native: libcrypto.so.3 (OpenSSL 3) not found")
 
-    fake = _fake_helper(lambda *a: None)
+    fake = fake_helper(lambda *a: None)
     fake.openssl_version = no_openssl  # type: ignore[attr-defined]
     reselect.setitem(sys.modules, "bluezone_native", fake)
     assert rpi_module.derivation_path() == (
@@ -172,11 +154,11 @@ def test_a_helper_of_another_version_falls_back_to_python(reselect: pytest.Monke
     def newer(teks, starts, count, out, *, jobs) -> None:  # another signature: TypeError
         raise AssertionError("not called with the old arguments")
 
-    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(newer))
+    reselect.setitem(sys.modules, "bluezone_native", fake_helper(newer))
     assert rpi_module.derivation_path().startswith("python (compiled helper unusable: ")
     assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
     rpi_module._select_native.cache_clear()
-    lacking = _fake_helper(lambda *a: None)
+    lacking = fake_helper(lambda *a: None)
     del lacking.openssl_version  # type: ignore[attr-defined]
     reselect.setitem(sys.modules, "bluezone_native", lacking)
     assert "has no attribute 'openssl_version'" in rpi_module.derivation_path()
@@ -185,11 +167,10 @@ def test_a_helper_of_another_version_falls_back_to_python(reselect: pytest.Monke
 
 def test_a_helper_giving_other_rpis_is_not_used(reselect: pytest.MonkeyPatch) -> None:
     def wrong(teks, starts, count, out) -> None:  # right shape, wrong bytes (one flipped bit)
-        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
-        out[: len(good)] = good
-        out[len(good) - 1] ^= 1
+        python_rpis_into(teks, starts, count, out)
+        out[len(teks) * count * 16 - 1] ^= 1
 
-    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(wrong))
+    reselect.setitem(sys.modules, "bluezone_native", fake_helper(wrong))
     assert rpi_module._native_rpis() is None
     assert "different RPIs" in rpi_module.derivation_path()
     assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
@@ -202,10 +183,9 @@ def test_a_correct_helper_is_used_and_the_choice_logged_without_keys(
 
     def correct(teks, starts, count, out) -> None:
         calls.append(len(teks))
-        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
-        out[: len(good)] = good
+        python_rpis_into(teks, starts, count, out)
 
-    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(correct))
+    reselect.setitem(sys.modules, "bluezone_native", fake_helper(correct))
     with caplog.at_level(logging.DEBUG, logger="bluezone.crypto.derivation"):
         path = rpi_module.derivation_path()
     assert path == "native (bluezone-native 0.0-test, OpenSSL 3.0.0 (test))"
@@ -223,10 +203,9 @@ def test_more_intervals_than_the_helper_takes_are_derived_in_python(reselect: py
         if not 1 <= count <= 1 << 24:
             raise ValueError("count must be between 1 and 2**24")  # as bluezone_native.rpis_into
         calls.append(count)
-        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
-        out[: len(good)] = good
+        python_rpis_into(teks, starts, count, out)
 
-    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(correct))
+    reselect.setitem(sys.modules, "bluezone_native", fake_helper(correct))
     none = np.empty((0, 16), np.uint8), np.empty(0, np.int64)
     assert rpi_module.rpis_for_keys(*none, (1 << 24) + 1).shape == (0, (1 << 24) + 1, 16)
     assert rpi_module.rpis_for_keys(*none, 1 << 24).shape == (0, 1 << 24, 16)
@@ -235,7 +214,7 @@ def test_more_intervals_than_the_helper_takes_are_derived_in_python(reselect: py
 
 @pytest.mark.parametrize("value", ["0", "false", "No", " off "])
 def test_turned_off_by_any_false_word(reselect: pytest.MonkeyPatch, value: str) -> None:
-    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(lambda *a: None))
+    reselect.setitem(sys.modules, "bluezone_native", fake_helper(lambda *a: None))
     reselect.setenv("BLUEZONE_NATIVE", value)
     assert rpi_module.derivation_path() == f"python (compiled helper turned off by BLUEZONE_NATIVE={value.strip()})"
     assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
@@ -243,11 +222,7 @@ def test_turned_off_by_any_false_word(reselect: pytest.MonkeyPatch, value: str) 
 
 @pytest.mark.parametrize("value", ["", "1", "true", "YES", "on"])
 def test_on_by_a_true_word_or_unset(reselect: pytest.MonkeyPatch, value: str) -> None:
-    def correct(teks, starts, count, out) -> None:
-        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
-        out[: len(good)] = good
-
-    reselect.setitem(sys.modules, "bluezone_native", _fake_helper(correct))
+    reselect.setitem(sys.modules, "bluezone_native", fake_helper(python_rpis_into))
     reselect.setenv("BLUEZONE_NATIVE", value)
     assert rpi_module.derivation_path() == "native (bluezone-native 0.0-test, OpenSSL 3.0.0 (test))"
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sys
 import types
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.crypto.conftest import require_native
+from tests.crypto.conftest import fake_helper, python_rpis_into, require_native
 
 from bluezone.crypto import derivation as rpi_module
 
@@ -160,26 +161,9 @@ def test_the_helpers_set_bits_refuses_wrong_arguments() -> None:
 # --- selection: with a fake helper, always run ------------------------------------------------
 
 
-@pytest.fixture
-def reselect(monkeypatch: pytest.MonkeyPatch):
-    rpi_module._select_native.cache_clear()
-    monkeypatch.delenv("BLUEZONE_NATIVE", raising=False)
-    yield monkeypatch
-    rpi_module._select_native.cache_clear()
-
-
-def _fake_helper(passing: object | None) -> types.ModuleType:
-    def rpis_into(teks, starts, count, out) -> None:
-        good = _python(teks, starts.astype(np.int64), count).reshape(-1)
-        out[: len(good)] = good
-
-    module = types.ModuleType("bluezone_native")
-    module.__version__ = "0.0-test"  # type: ignore[attr-defined]
-    module.openssl_version = lambda: "OpenSSL 3.0.0 (test)"  # type: ignore[attr-defined]
-    module.rpis_into = rpis_into  # type: ignore[attr-defined]
-    if passing is not None:
-        module.rpis_passing = passing  # type: ignore[attr-defined]
-    return module
+def _fake_helper(passing: Callable[..., tuple[np.ndarray, np.ndarray]] | None) -> types.ModuleType:
+    """A stand-in helper that derives correctly, with ``passing`` as its pre-filter (None: none)."""
+    return fake_helper(python_rpis_into, **({} if passing is None else {"rpis_passing": passing}))
 
 
 def _check_with(helper: types.ModuleType, reselect: pytest.MonkeyPatch) -> object:
