@@ -25,14 +25,7 @@ from bluezone.keyformat.export import (
 )
 from bluezone.keyformat.keys import empty_keys
 
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
+from tests.keyformat.wire import varint
 
 
 def _never(*args: object) -> None:
@@ -45,7 +38,7 @@ def test_a_file_only_protobuf_reads_is_refused_above_the_whole_parse_limit(
 ) -> None:
     """One 250 MB key entry (a 250 KB zip) peaked at 1 GB parsed whole; now refused unread."""
     n = MAX_WHOLE_PARSE_BYTES
-    data = EXPORT_HEADER + _varint(field << 3 | 2) + _varint(n) + bytes(n)
+    data = EXPORT_HEADER + varint(field << 3 | 2) + varint(n) + bytes(n)
     monkeypatch.setattr(export_module, "_read_whole", _never)
     monkeypatch.setattr(export_module, "parse_whole_export_bin", _never)
     for source in (data, write_export_zip(data, b"")):

@@ -31,25 +31,9 @@ from bluezone.keyformat.keyfile import load_keys, load_signed_keys
 from bluezone.keyformat.keys import empty_keys
 
 from tests.keyformat.test_tekwire import key_messages
+from tests.keyformat.wire import delimited, field, varint
 
 UINT64 = st.integers(0, 2**64 - 1)
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _field(number: int, wire: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | wire) + payload
-
-
-def _delimited(number: int, data: bytes) -> bytes:
-    return _field(number, 2, _varint(len(data)) + data)
 
 
 @st.composite
@@ -77,36 +61,36 @@ def top_level_fields(draw: st.DrawFn, odd: bool = True) -> list[bytes]:
     infos, unknown fields and known numbers with another wire type (with ``odd``: multi-byte tags
     and groups too, which the streamed reader leaves to protobuf)."""
     entries = key_messages() if odd and draw(st.booleans()) else valid_keys()
-    parts = [_delimited(7, k) for k in draw(st.lists(entries, max_size=8))]
-    parts += [_delimited(8, k) for k in draw(st.lists(entries, max_size=3))]
+    parts = [delimited(7, k) for k in draw(st.lists(entries, max_size=8))]
+    parts += [delimited(8, k) for k in draw(st.lists(entries, max_size=3))]
     valid = pb.TemporaryExposureKey(key_data=bytes(range(16)), rolling_start_interval_number=2_650_000)
-    parts += [_delimited(7, valid.SerializeToString())] * draw(st.integers(0, 40))
+    parts += [delimited(7, valid.SerializeToString())] * draw(st.integers(0, 40))
     if odd and draw(st.booleans()):
-        parts.append(_delimited(7, valid.SerializeToString() + b"\x52\x70" + bytes(112)))  # 132 bytes: a 2-byte length
+        parts.append(delimited(7, valid.SerializeToString() + b"\x52\x70" + bytes(112)))  # 132 bytes: a 2-byte length
     for _ in range(draw(st.integers(0, 2))):
-        parts.append(_field(1, 1, draw(UINT64).to_bytes(8, "little")))
-        parts.append(_field(2, 1, draw(UINT64).to_bytes(8, "little")))
+        parts.append(field(1, 1, draw(UINT64).to_bytes(8, "little")))
+        parts.append(field(2, 1, draw(UINT64).to_bytes(8, "little")))
     for _ in range(draw(st.integers(0, 2))):
-        parts.append(_delimited(3, draw(st.sampled_from([b"VN", b"DE", b"", b"\xff\xfe", "Việt".encode()]))))
+        parts.append(delimited(3, draw(st.sampled_from([b"VN", b"DE", b"", b"\xff\xfe", "Việt".encode()]))))
     for number in (4, 5):
         for _ in range(draw(st.integers(0, 2))):
-            parts.append(_field(number, 0, _varint(draw(UINT64))))
+            parts.append(field(number, 0, varint(draw(UINT64))))
     for _ in range(draw(st.integers(0, 2))):
         info = pb.SignatureInfo(verification_key_id=draw(st.text(max_size=4)), verification_key_version="v1")
-        parts.append(_delimited(6, info.SerializeToString()))
+        parts.append(delimited(6, info.SerializeToString()))
     unknown = [
-        _field(9, 0, b"\x96\x01"),  # unknown varint
-        _field(10, 1, bytes(8)),  # unknown fixed64
-        _field(11, 5, bytes(4)),  # unknown fixed32
-        _delimited(12, b"abc"),  # unknown bytes
-        _field(1, 0, b"\x05"),  # start_timestamp as a varint: unknown
-        _field(4, 5, bytes(4)),  # batch_num as fixed32: unknown
-        _field(7, 0, b"\x01"),  # keys as a varint: unknown
+        field(9, 0, b"\x96\x01"),  # unknown varint
+        field(10, 1, bytes(8)),  # unknown fixed64
+        field(11, 5, bytes(4)),  # unknown fixed32
+        delimited(12, b"abc"),  # unknown bytes
+        field(1, 0, b"\x05"),  # start_timestamp as a varint: unknown
+        field(4, 5, bytes(4)),  # batch_num as fixed32: unknown
+        field(7, 0, b"\x01"),  # keys as a varint: unknown
     ]
     if odd:
         unknown += [
-            _delimited(200, b"x"),  # a two-byte tag
-            _field(13, 3, _field(1, 0, b"\x01")) + _field(13, 4, b""),  # a group
+            delimited(200, b"x"),  # a two-byte tag
+            field(13, 3, field(1, 0, b"\x01")) + field(13, 4, b""),  # a group
         ]
     parts += draw(st.lists(st.sampled_from(unknown), max_size=4))
     return draw(st.permutations(parts))
@@ -409,5 +393,5 @@ def test_a_sink_gets_a_large_file_piece_by_piece_and_restarts_when_protobuf_take
     assert len(sink.parts) > 10 and max(map(len, sink.parts)) <= 4096 // 20 and sink.restarts == 0
     assert np.concatenate(sink.parts).tobytes() == keys.tobytes()
     odd = _Collected()
-    open_export(io.BytesIO(data + _delimited(200, b"x")), sink=odd)  # a two-byte tag at the end
+    open_export(io.BytesIO(data + delimited(200, b"x")), sink=odd)  # a two-byte tag at the end
     assert odd.restarts == 1 and np.concatenate(odd.parts).tobytes() == keys.tobytes()
