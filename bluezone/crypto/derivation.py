@@ -67,6 +67,15 @@ def rpis_for_key(tek: bytes, start: int, count: int = ROLLING_PERIOD) -> np.ndar
     return rpis_for_keys(np.frombuffer(tek, np.uint8).reshape(1, 16), np.array([start]), count)[0]
 
 
+def _interval_count(count: int) -> int:
+    """``count`` as a Python int of at least 0 (a numpy integer, a key's rolling_period, would wrap in
+    the buffer sizes), or a ValueError that says so rather than numpy's or range()'s."""
+    count = operator.index(count)
+    if count < 0:
+        raise ValueError(f"count is how many intervals to derive: 0 or more, not {count}")
+    return count
+
+
 def _padded_blocks(starts: np.ndarray, count: int) -> np.ndarray:
     """Plaintext blocks for each start's ``count`` intervals: uint8 (n, count, 16)."""
     n = len(starts)
@@ -87,7 +96,8 @@ def rpis_for_keys(
     """RPIs of many daily keys at once.
 
     ``teks`` is uint8 (n, 16), ``starts`` the first interval of each key.  Returns uint8
-    (n, count, 16) where ``[k, i]`` is key k's RPI for interval ``starts[k] + i``.
+    (n, count, 16) where ``[k, i]`` is key k's RPI for interval ``starts[k] + i`` (count 0: empty;
+    a negative count is a ValueError).
     ``out``, if given, is a C-contiguous uint8 buffer of at least ``n * count * 16 + 15``
     bytes that is reused instead of allocating (the matcher passes one per chunk).
 
@@ -95,7 +105,7 @@ def rpis_for_keys(
     is shared between keys with the same start (most keys start at UTC midnight), so
     nothing is built per key in Python.
     """
-    count = operator.index(count)  # a numpy integer (a key's rolling_period) would wrap in the sizes below
+    count = _interval_count(count)
     teks = np.ascontiguousarray(teks, dtype=np.uint8).reshape(-1, 16)
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     n = len(teks)
@@ -110,7 +120,9 @@ def rpis_for_keys(
         buffer = out.reshape(-1)
         if buffer.dtype != np.uint8 or not buffer.flags.c_contiguous or len(buffer) < needed:
             raise ValueError(f"out must be a contiguous uint8 buffer of at least {needed} bytes")
-    native = _native_rpis() if 0 < count <= NATIVE_MAX_COUNT else None
+    if count == 0:
+        return buffer[:0].reshape(n, 0, 16)
+    native = _native_rpis() if count <= NATIVE_MAX_COUNT else None
     if native is None:
         return _python_rpis(teks, starts, count, buffer)
     native(teks, (starts & 0xFFFFFFFF).astype(np.uint32), count, buffer)
@@ -176,7 +188,7 @@ def rpis_passing(
     never written out (the matcher's hot loop: ~1 in 1,000 passes); otherwise they are derived
     into ``out`` (as ``rpis_for_keys``) and tested with numpy.
     """
-    count = operator.index(count)
+    count = _interval_count(count)
     teks = np.ascontiguousarray(teks, dtype=np.uint8).reshape(-1, 16)
     starts = np.asarray(starts, dtype=np.int64).reshape(-1)
     native = _native_passing() if 0 < count <= _PASSING_MAX_COUNT and len(teks) == len(starts) else None

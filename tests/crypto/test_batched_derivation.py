@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bluezone.crypto.derivation import (
+    Sieve,
     _ecb_opener,
     _public_ecb_opener,
     _python_rpis,
@@ -16,7 +18,9 @@ from bluezone.crypto.derivation import (
     padded_data,
     rpi,
     rpi_keys,
+    rpis_for_key,
     rpis_for_keys,
+    rpis_passing,
 )
 from bluezone.crypto.keys import aem_key, rpi_key
 from bluezone.crypto.payload import Metadata, metadata_fields
@@ -81,3 +85,24 @@ def test_bulk_aem_decryption_equals_one_at_a_time(teks: list[bytes], adverts: li
     for i in range(len(adverts)):
         meta = Metadata.from_bytes(got[i].tobytes())
         assert (int(tx[i]), bool(ok[i])) == (meta.tx_power, meta.plausible)
+
+
+def test_zero_intervals_give_empty_arrays_and_a_negative_count_a_value_error(derivation: str) -> None:
+    """A library caller's count 0 is an empty result on every path (it was a bare range() error);
+    a negative count is a ValueError that names the count, not numpy's "negative dimensions"."""
+    teks = np.frombuffer(bytes(range(32)), np.uint8).reshape(2, 16)
+    starts = np.array([2_940_000, 2_940_144])
+    assert rpis_for_keys(teks, starts, 0).shape == (2, 0, 16)
+    assert rpis_for_keys(teks, starts, np.int64(0), out=np.empty(15, np.uint8)).shape == (2, 0, 16)
+    assert rpis_for_keys(teks[:0], starts[:0], 144).shape == (0, 144, 16)
+    assert rpis_for_key(bytes(16), 2_940_000, 0).shape == (0, 16)
+    sieve = Sieve(np.full(8, 255, np.uint8), 6, np.full(8, 255, np.uint8), 6)  # passes everything
+    positions, rpis = rpis_passing(teks, starts, 0, sieve)
+    assert positions.shape == (0,) and rpis.shape == (0, 16)
+    for call in (
+        lambda: rpis_for_keys(teks, starts, -1),
+        lambda: rpis_for_key(bytes(16), 2_940_000, -144),
+        lambda: rpis_passing(teks, starts, -1, sieve),
+    ):
+        with pytest.raises(ValueError, match=r"0 or more, not -1"):
+            call()
