@@ -214,23 +214,28 @@ def export_venue_reports(
     storage: Storage, signer: Signer, out_dir: Path, now: float, config: ExportConfig, rng: np.random.Generator
 ) -> list[BatchRecord]:
     """Write the check-ins (venue reports, fakes mixed in) not yet published into signed
-    ``<stamp>-venues-<tag>-NNNN.zip`` files, shuffled, listed in the same index as key batches."""
+    ``<stamp>-venues-<tag>-NNNN.zip`` files, shuffled, listed in the same index as key batches.
+
+    One set of files per day of the reports, as key batches are cut per day of the keys: a file is
+    listed and kept until 14 days after its day, so no check-in is published longer (a file of
+    every day pending stayed 14 days after the export, its oldest check-ins 28 days after the visit)."""
     oldest_day = int(now // DAY_SECONDS) - config.retention_days
-    pending = storage.pending_venue_reports(oldest_day)
-    if not pending:
-        return []
-    order = rng.permutation(len(pending))
+    by_day: dict[int, list[tuple[int, bytes]]] = {}
+    for report_id, day, data in storage.pending_venue_reports(oldest_day):
+        by_day.setdefault(day, []).append((report_id, data))
     per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
-    n_files = -(-len(pending) // per_file)
-    tag = secrets.token_hex(3)
     records = []
-    for i in range(n_files):
-        chunk = [pending[j] for j in order[i * per_file : (i + 1) * per_file]]
-        name = f"{int(now)}-venues-{tag}-{i + 1:04d}.zip"
-        reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
-        data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
-        _write_atomic(out_dir / name, data)
-        record = BatchRecord(name, now, oldest_day * DAY_SECONDS, int(now), i + 1, n_files, len(chunk))
-        storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
-        records.append(record)
+    for day, pending in sorted(by_day.items()):
+        order = rng.permutation(len(pending))
+        n_files = -(-len(pending) // per_file)
+        tag = secrets.token_hex(3)
+        for i in range(n_files):
+            chunk = [pending[j] for j in order[i * per_file : (i + 1) * per_file]]
+            name = f"{int(now)}-venues-{tag}-{i + 1:04d}.zip"
+            reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
+            data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
+            _write_atomic(out_dir / name, data)
+            record = BatchRecord(name, now, day * DAY_SECONDS, (day + 1) * DAY_SECONDS, i + 1, n_files, len(chunk))
+            storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
+            records.append(record)
     return records

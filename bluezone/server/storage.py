@@ -597,13 +597,13 @@ class Storage(ABC):
             [(1 << shift) - 1, json.dumps(packed.tolist()), shift],
         )
 
-    def pending_venue_reports(self, min_day: int) -> list[tuple[int, bytes]]:
-        """(id, report) of every venue report not yet exported whose day is ``min_day`` or later."""
+    def pending_venue_reports(self, min_day: int) -> list[tuple[int, int, bytes]]:
+        """(id, day, report) of every venue report not yet exported whose day is ``min_day`` or later."""
         with self._transaction() as cur:
             rows = self._exec(
-                cur, "SELECT id, report FROM venue_reports WHERE batch_id IS NULL AND day >= ? ORDER BY id", [min_day]
+                cur, "SELECT id, day, report FROM venue_reports WHERE batch_id IS NULL AND day >= ? ORDER BY id", [min_day]
             ).fetchall()
-        return [(int(i), bytes(r)) for i, r in rows]
+        return [(int(i), int(d), bytes(r)) for i, d, r in rows]
 
     def add_venue_batch(self, record: BatchRecord, report_ids: Sequence[int]) -> None:
         """Record a written venue-warning file and mark its reports exported, in one transaction."""

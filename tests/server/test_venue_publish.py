@@ -48,8 +48,10 @@ def test_checkins_published_with_fakes_in_a_signed_venue_file(storage, tmp_path)
     export_batches(storage, signer, tmp_path / "out", NOW + 3600)
     index = (tmp_path / "out" / INDEX_FILE).read_text().split()
     venue_files = [n for n in index if is_venue_file(n)]
-    assert len(venue_files) == 1 and len(index) == 2  # one key batch, one venue file, one index
-    reports = open_signed_venue_zip((tmp_path / "out" / venue_files[0]).read_bytes(), signer.public_key)
+    assert len(venue_files) == 2 and len(index) == 3  # one key batch, a venue file per day, one index
+    reports = [
+        r for n in venue_files for r in open_signed_venue_zip((tmp_path / "out" / n).read_bytes(), signer.public_key)
+    ]
     assert len(reports) == 8
     opened = []
     for r in reports:
@@ -61,6 +63,30 @@ def test_checkins_published_with_fakes_in_a_signed_venue_file(storage, tmp_path)
     # exported once: the next run writes no new venue file
     export_batches(storage, signer, tmp_path / "out", NOW + 7200)
     assert [n for n in (tmp_path / "out" / INDEX_FILE).read_text().split() if is_venue_file(n)] == venue_files
+
+
+def test_a_checkin_is_published_no_longer_than_14_days_after_its_day(storage, tmp_path) -> None:
+    """One file held every day's check-ins and was listed (and kept on disk) 14 days after the export,
+    so a check-in sent at the end of its 14 days was published 28 days after the visit, long after the
+    database had deleted it.  Now files are cut per day, as key batches are, and leave with their day."""
+    code = issue_code(storage, NOW, key=KEY).code
+    publish(storage, body(code, [entry(TODAY - 13), entry(TODAY - 1)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    signer = keygen(tmp_path / "signing")
+    out = tmp_path / "out"
+
+    def published_days() -> list[int]:
+        listed = (out / INDEX_FILE).read_text().split()
+        assert sorted(p.name for p in out.glob("*.zip")) == sorted(listed)  # on disk as long as listed
+        reports = [r for n in listed for r in open_signed_venue_zip((out / n).read_bytes(), signer.public_key)]
+        return sorted(r.open(CAFE.location_id).start_interval // ROLLING_PERIOD for r in reports
+                      if r.location_id_hash == CAFE.location_id_hash)
+
+    export_batches(storage, signer, out, NOW + 60)
+    assert published_days() == [TODAY - 13, TODAY - 1]
+    export_batches(storage, signer, out, NOW + 60 + 2 * DAY_SECONDS)  # day TODAY - 13 ended 14 days ago
+    assert published_days() == [TODAY - 1]
+    export_batches(storage, signer, out, NOW + 60 + 14 * DAY_SECONDS)
+    assert published_days() == []
 
 
 def test_fakes_are_stored_mixed_in_not_after_the_real_reports() -> None:
