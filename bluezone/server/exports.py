@@ -236,6 +236,10 @@ def export_venue_reports(
             data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
             _write_atomic(out_dir / name, data)
             record = BatchRecord(name, now, day * DAY_SECONDS, (day + 1) * DAY_SECONDS, i + 1, n_files, len(chunk))
-            storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
+            try:
+                storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
+            except Exception:  # not recorded (another export published them): the file would only lie unlisted
+                (out_dir / name).unlink(missing_ok=True)
+                raise
             records.append(record)
     return records

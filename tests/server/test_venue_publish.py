@@ -89,6 +89,35 @@ def test_a_checkin_is_published_no_longer_than_14_days_after_its_day(storage, tm
     assert published_days() == []
 
 
+def test_two_exports_at_once_publish_each_checkin_once(storage, tmp_path, monkeypatch) -> None:
+    """The scheduled export of ``server run`` and an operator's ``server export`` at the same moment:
+    both read the check-ins not yet published and both recorded their file, so each check-in went out
+    twice.  The second to record now records nothing and removes its file, as for keys."""
+    import numpy as np
+
+    from bluezone.errors import ServerStorageError
+    from bluezone.server.exports import ExportConfig, export_venue_reports, write_index
+
+    code = issue_code(storage, NOW, key=KEY).code
+    publish(storage, body(code, [entry(TODAY - 1)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    signer = keygen(tmp_path / "signing")
+    out = tmp_path / "out"
+    out.mkdir()
+    record = storage.add_venue_batch
+
+    def after_the_other_export(*args):  # the other exporter read, wrote and recorded in the meantime
+        monkeypatch.setattr(storage, "add_venue_batch", record)
+        export_venue_reports(storage, signer, out, NOW + 61, ExportConfig(), np.random.default_rng(1))
+        return record(*args)
+
+    monkeypatch.setattr(storage, "add_venue_batch", after_the_other_export)
+    with pytest.raises(ServerStorageError, match="another export"):
+        export_venue_reports(storage, signer, out, NOW + 60, ExportConfig(), np.random.default_rng(0))
+    listed = write_index(storage, out, NOW + 120)
+    assert sorted(p.name for p in out.glob("*.zip")) == listed and len(listed) == 1
+    assert len(open_signed_venue_zip((out / listed[0]).read_bytes(), signer.public_key)) == 4  # 1 real, 3 fakes
+
+
 def test_fakes_are_stored_mixed_in_not_after_the_real_reports() -> None:
     """Stored in the order ``with_fakes`` gives, real reports first then the fakes let anyone who
     reads the server's database (ids ascending) pick out the real ones; the docs promise that
