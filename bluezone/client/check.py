@@ -73,7 +73,7 @@ def resolve_pin(
     announced = client.signing_key()
     announced.key  # must parse
     state.pin(server, announced, now)
-    log.warning("pinned the signing key of %s on first use (key id %s)", server, announced.key_id)
+    log.warning("pinned the signing key of %s on first use (key id %r)", server, announced.key_id)
     return announced, True
 
 

@@ -52,6 +52,17 @@ USER_REFUSALS = {
 }
 
 
+#: The most of a server's own words (its error text) an error message repeats.
+MAX_SHOWN_CHARS = 200
+
+
+def _shown(text: str) -> str:
+    """A server's text as it may appear in our one-line errors: printable characters only (no newline,
+    no terminal escape sequence a hostile server could send to the user's terminal), cut short."""
+    text = "".join(c if c.isprintable() else " " for c in text[: MAX_SHOWN_CHARS + 1]).strip()
+    return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "..."
+
+
 def base_url_of(url: str) -> str:
     """The server's base URL as the node keys its state by: the API lives under ``/v1/`` of it, so
     a URL given with ``/v1`` (or a trailing slash) is the same server and must not ask for /v1/v1/..."""
@@ -142,10 +153,10 @@ class KeyServerClient:
         if response.status_code >= 400:
             try:
                 doc = json.loads(data)
-                code, message = str(doc.get("code", "")), str(doc.get("error", ""))
+                code, message = str(doc.get("code", "")), _shown(str(doc.get("error", "")))
             except (ValueError, AttributeError):
-                code, message = "", bytes(data[:200]).decode("utf-8", "replace").strip()
-            reason = " ".join(part for part in (code, message) if part) or response.reason_phrase
+                code, message = "", _shown(bytes(data[:MAX_SHOWN_CHARS]).decode("utf-8", "replace"))
+            reason = " ".join(part for part in (_shown(code), message) if part) or _shown(response.reason_phrase)
             text = f"{url}: {response.status_code} {reason}".rstrip()
             if response.status_code in TRANSIENT_STATUS:
                 raise TransientKeyServerError(text, code, response.status_code)

@@ -86,3 +86,21 @@ def test_odd_publish_answers_give_no_counts_and_no_token(answer: dict) -> None:
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=answer))
     receipt = KeyServerClient("http://keys.test", transport=transport).publish(empty_keys(1), "12345678")
     assert (receipt.inserted, receipt.revised, receipt.revision_token) == (0, 0, None)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        httpx.Response(403, json={"code": "x\x1b[2J", "error": "gone\n\x1b]52;c;cm0gLXJmIH4=\x07\r" + "A" * 100_000}),
+        httpx.Response(404, content=b"<html>\x1b[31mred\x9b2J\nsecond line\xe2\x80\xae</html>"),
+        httpx.Response(400, json={"code": "bad", "error": "\u2028spoofed\u202e line"}),
+    ],
+)
+def test_a_servers_error_text_reaches_the_terminal_as_one_short_printable_line(answer: httpx.Response) -> None:
+    """The server's error text went into the CLI's error line whole: a hostile server could print a
+    megabyte, newlines faking other output, or escape sequences (clear the screen, write the
+    clipboard through OSC 52) on the user's terminal."""
+    with pytest.raises(KeyServerError) as refused:
+        _check(lambda request: answer)
+    message = str(refused.value)
+    assert message.isprintable() and len(message) < 400, message
