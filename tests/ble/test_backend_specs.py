@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import sys
+from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
 from bluezone.errors import ConfigError, InputError, RadioUnavailableError
 from bluezone.proximity.backends.bluez import BluezRadio
 from bluezone.proximity.backends.bumble_radio import BumbleRadio
@@ -66,3 +71,14 @@ async def test_auto_picks_the_first_powered_adapter(bluezoo: BlueZoo) -> None:
     radio = open_real_radio("auto")
     async with radio:
         assert radio.health()["adapter"] == "hci1"
+
+
+def test_bumble_not_installed_is_one_line_saying_what_to_install(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # bumble is an extra ('bluezone[bumble]'): without it the backend was 'Error: ModuleNotFoundError: ...', exit 1
+    monkeypatch.delitem(sys.modules, "bluezone.proximity.backends.bumble_radio")
+    monkeypatch.setitem(sys.modules, "bumble", None)  # what a missing package looks like to import
+    with pytest.raises(ConfigError, match=r"pip install 'bluezone\[bumble\]'"):
+        open_real_radio("bumble:usb:0")
+    result = CliRunner().invoke(cli, ["run", "--backend", "bumble:usb:0", "--db", str(tmp_path / "x.db"), "--duration", "1"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == ["Error: the bumble backend needs bumble: pip install 'bluezone[bumble]'"]

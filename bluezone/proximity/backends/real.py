@@ -65,7 +65,12 @@ def open_real_radio(
             raise ConfigError("bumble needs a transport, e.g. bumble:usb:0 or bumble:hci-socket:1")
         if adapter:
             raise ConfigError("--adapter is for BlueZ; bumble takes its controller from the spec")
-        from bluezone.proximity.backends.bumble_radio import BumbleRadio
+        try:
+            from bluezone.proximity.backends.bumble_radio import BumbleRadio
+        except ImportError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "bumble":
+                raise
+            raise ConfigError("the bumble backend needs bumble: pip install 'bluezone[bumble]'") from None
 
         return BumbleRadio(rest, clock=clock)
     raise ConfigError(f"unknown radio backend {spec!r}: use auto, bluez[:hciN], bumble:<transport> or emulated")
