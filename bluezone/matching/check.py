@@ -7,6 +7,7 @@ user gets the same exposures from ``check_sightings(load_keys(path), sightings)`
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -150,6 +151,7 @@ def check_store(
     rssi_correction: int = 0,
     jobs: int = 1,
     days: tuple[float, float] | None = None,
+    heard: tuple[HeardIndex, np.ndarray] | None = None,
 ) -> tuple[int, list[Exposure]]:
     """(usable sightings the keys could match, exposures): ``check_sightings`` of the store's
     sightings in the whole days of the keys' span (or in ``days``, when several key sets are checked
@@ -160,6 +162,9 @@ def check_store(
     rows of the RPIs found are read and matched as ``check_sightings`` matches.  A scorer that
     supports it is told the receiver's context as ``check_sightings`` tells it, read only for
     the minutes and days it judges (``StoredReceiverContext``).  The exposures are the same.
+    ``heard``: those RPIs (as an index) and the ones heard ``MIN_SIGHTINGS`` times, already read
+    for more days (``check_key_file`` reads them all while its file is read): a key found only
+    by an RPI heard outside ``days`` matches no row of the span, so the exposures stay the same.
     """
     scorer = scorer or get_scorer()
     revoked = keys["report_type"] == REPORT_TYPE_REVOKED
@@ -168,10 +173,13 @@ def check_store(
     if span is None:
         return 0, []
     days = days or whole_days(span)
-    every, repeated = store.heard_rpis(*days, repeated=MIN_SIGHTINGS)
-    heard = HeardIndex(every, store.heard_intervals(*span))
+    if heard is None:
+        every, repeated = store.heard_rpis(*days, repeated=MIN_SIGHTINGS)
+        index = HeardIndex(every, store.heard_intervals(*span))
+    else:
+        index, repeated = heard
     # no copy of a national day's keys when none is revoked (as check_sightings)
-    found, rpis = keys_heard(keys[usable] if revoked.any() else keys, heard, jobs=jobs)
+    found, rpis = keys_heard(keys[usable] if revoked.any() else keys, index, jobs=jobs)
     exposures = _exposures_heard(keys[usable[found]], usable[found], rpis, store, span, days, repeated, scorer, rssi_correction)
     return store.count_usable(*span), exposures
 
@@ -228,6 +236,62 @@ def whole_days(span: tuple[float, float]) -> tuple[float, float]:
 def within(sightings: np.ndarray, span: tuple[float, float]) -> int:
     """How many of ``sightings`` lie in ``span`` (``since <= time < until``, as the store reads)."""
     return int(np.count_nonzero((sightings["time"] >= span[0]) & (sightings["time"] < span[1])))
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """A store opened for a key file's check, and what is read of it before the keys' days are
+    known: every distinct RPI it heard (as an index, with the intervals it heard anything in), and
+    those heard at least ``MIN_SIGHTINGS`` times."""
+
+    store: SightingStore
+    index: HeardIndex
+    repeated: np.ndarray
+
+
+def _read_heard(store: SightingStore) -> _Heard:
+    # The keys' days are known only at the end of the file: every RPI stored (the store holds 14
+    # days, and a national file covers them all).  Reading a wider range than check_store finds keys
+    # whose RPIs were heard only outside the keys' days; none of their rows lies in the span read
+    # later, so they match nothing, and the exposures stay the same.  The intervals only where a key
+    # can reach (its interval numbers are int32): a row dated past them (a hand edit, a clock gone
+    # wild) matches nothing, and has no interval to read.
+    every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
+    return _Heard(store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated)
+
+
+def _open_and_read_heard(db_path: Path | str | None) -> _Heard:
+    store = SightingStore.open(db_path, create=False, any_thread=True)
+    try:
+        return _read_heard(store)
+    except BaseException:
+        store.close()
+        raise
+
+
+class _HeardInBackground:
+    """The store opened and ``_read_heard`` in a thread of its own, started at once: SQLite lets go
+    of the GIL while it reads, so this runs while the calling thread inflates and parses the key
+    file (zlib and SHA-256 let go of it too), instead of after it."""
+
+    def __init__(self, db_path: Path | str | None) -> None:
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bluezone-store")
+        self._read = self._pool.submit(_open_and_read_heard, db_path)
+
+    def result(self) -> _Heard:
+        """The store and what was read of it (or the error that stopped it), once read; the thread
+        has ended when this returns, so no thread is running when the matcher forks its workers."""
+        try:
+            return self._read.result()
+        finally:
+            self._pool.shutdown()
+
+    def close(self) -> None:
+        """Wait for the read and close the store.  Its error, if it failed, is dropped here: a bad
+        key file's error comes first (the store's is raised by ``result``)."""
+        self._pool.shutdown()
+        if self._read.exception() is None:
+            self._read.result().store.close()
 
 
 @dataclass
@@ -313,36 +377,51 @@ def check_key_file(
     """``check_keys`` of the key file at ``path``, whose keys are never all in memory.
 
     A file of up to ``buffer_keys`` keys (default ``keystream.BUFFER_KEYS``, a million) is read
-    first and checked as an array, so a bad one leaves the store unopened.  A larger one is matched as it streams (``keystream``): each batch of keys
-    derived against every RPI the store heard, in ``jobs`` processes while the file goes on
-    inflating, the store opened once the file has shown that many keys (a defect further on, or a
-    signature that does not verify, is still raised at the end, and nothing is reported).  Then
-    ``check_store``'s last steps, on the keys found, with the file's revisions applied as
-    ``apply_revisions`` applies them (GAEN: a revised key takes its new report type, risk and
-    onset; one revoked never matches; a revised key the file does not hold otherwise is a key of
-    its own, after the file's).  The exposures are those of ``check_keys(load_keys(path))``."""
+    first and checked as an array.  With one job a bad one leaves the store unopened: the store is
+    opened once the file is read.  With more (``jobs`` > 1) the store is opened and every distinct
+    RPI it heard read in a thread while the file is read, so that the two overlap; a bad file's error
+    still comes first (the store's only for a good file).  A larger one is matched as it streams
+    (``keystream``): each batch of keys derived against every RPI the store heard, in ``jobs``
+    processes while the file goes on inflating, the store opened once the file has shown that many
+    keys (or at once, with more than one job); a defect further on, or a signature that does not
+    verify, is still raised at the end, and nothing is reported.  Then ``check_store``'s last
+    steps, on the keys found, with the file's revisions applied as ``apply_revisions`` applies them
+    (GAEN: a revised key takes its new report type, risk and onset; one revoked never matches; a
+    revised key the file does not hold otherwise is a key of its own, after the file's).  The
+    exposures are those of ``check_keys(load_keys(path))``, whatever ``jobs`` is."""
     scorer = scorer or get_scorer()
     with ExitStack() as opened:
-        heard: list[tuple[SightingStore, HeardIndex, np.ndarray]] = []
+        background = None
+        if jobs > 1:
+            background = _HeardInBackground(db_path)
+            opened.callback(background.close)
+        heard: list[_Heard] = []
+
+        def read_heard() -> _Heard:
+            if not heard:
+                if background is not None:
+                    heard.append(background.result())
+                else:
+                    heard.append(_read_heard(opened.enter_context(SightingStore.open(db_path, create=False))))
+            return heard[0]
 
         def start() -> KeyStream:
-            store = opened.enter_context(SightingStore.open(db_path, create=False))
-            # the keys' days are known only at the end: every RPI stored (the store holds 14 days,
-            # and a national file covers them all).  Reading a wider range than check_store finds
-            # keys whose RPIs were heard only outside the keys' days; none of their rows lies in
-            # the span read below, so they match nothing, and the exposures stay the same.
-            # The intervals only where a key can reach (its interval numbers are int32): a row dated
-            # past them (a hand edit, a clock gone wild) matches nothing, and has no interval to read.
-            every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
-            heard.append((store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated))
-            return opened.enter_context(KeyStream(heard[0][1], jobs))
+            return opened.enter_context(KeyStream(read_heard().index, jobs))
 
         sink = BufferedStream(start, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys)
         revised = stream_keys(path, sink, public_key, key_id)
-        if sink.stream is None:  # the whole file fit: checked as an array, the store opened only now
+        if sink.stream is None:  # the whole file fit: checked as an array
             keys = apply_revisions(sink.keys(), revised)
-            return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs)
-        store, index, repeated = heard[0]
+            if background is None:  # the store opened only now
+                return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs)
+            found_heard = read_heard()
+            result = CheckResult(keys, scorer=scorer.name)
+            result.sightings, result.exposures = check_store(
+                keys, found_heard.store, scorer, rssi_correction=rssi_correction, jobs=jobs,
+                heard=(found_heard.index, found_heard.repeated),
+            )
+            return result
+        store, index, repeated = heard[0].store, heard[0].index, heard[0].repeated
         found = sink.stream.finish()
         # GAEN: a revised key takes its new report type, risk and onset (never its rolling start)
         rows, keys, rpis = found.rows, apply_revisions(found.keys, revised)[: len(found.keys)], found.rpis

@@ -301,6 +301,7 @@ class SightingStore:
         *,
         create: bool = True,
         purge_now: float | None = None,
+        any_thread: bool = False,
     ) -> SightingStore:
         """Open (or create) the store at ``path``, migrate it and purge expired data.
 
@@ -308,6 +309,8 @@ class SightingStore:
         create databases).  ``purge_now`` is the time used for the purge on open (default:
         the newest sighting, so a store opened on a virtual clock is not emptied by the wall
         clock; the daemon purges on its own clock).  ``":memory:"`` works for throwaway stores.
+        ``any_thread``: the store may be used from another thread than the one that opened it
+        (one thread at a time; a check opens and reads it in a thread while its key file is read).
         """
         if path is not None and str(path) == ":memory:":
             conn = sqlite3.connect(":memory:")
@@ -325,7 +328,7 @@ class SightingStore:
         elif not p.is_file():  # a FIFO, a device: SQLite's 'disk I/O error' says nothing useful
             raise NotAStoreError(f"{p} is not a regular file, so not a sighting database")
         try:
-            conn = sqlite3.connect(p, timeout=10.0)
+            conn = sqlite3.connect(p, timeout=10.0, check_same_thread=not any_thread)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
         store = cls(conn, p)
@@ -1076,8 +1079,11 @@ def _distinct_sorted(rpis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rpi_array(blob: bytes, path: Path | None) -> np.ndarray:
-    if len(blob) % 16:  # cannot happen with 16-byte RPIs; never match on a misread
-        raise StoreError(f"the RPIs read from {path or ':memory:'} do not come in 16-byte units")
+    if len(blob) % 16:  # cannot happen with 16-byte RPIs: a damaged index; never match on a misread
+        raise StoreError(
+            f"{path or ':memory:'} is not a usable sighting database: the RPIs read from its index do not come in"
+            " 16-byte units (it is damaged: move it away, and `bluezone run` starts a new one, or restore a copy)"
+        )
     return np.frombuffer(blob, np.uint8).reshape(-1, 16)
 
 

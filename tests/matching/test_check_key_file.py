@@ -7,7 +7,9 @@ parse after all, and the same errors for a bad or forged file."""
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +117,42 @@ def test_a_small_file_is_checked_as_an_array_and_leaves_the_store_unopened_until
         check_key_file(path, tmp_path / "missing.db", scorer=SCORERS["bluezone"], buffer_keys=0)
 
 
+@pytest.mark.parametrize("scorer", sorted(SCORERS))
+@pytest.mark.parametrize("per_rpi", [30, 1])
+def test_a_small_file_checked_with_the_store_read_while_it_is_read_reports_the_same(tmp_path: Path, scorer: str, per_rpi: int) -> None:
+    """With jobs > 1 the store's RPIs of every day are read in a thread while the file is read (the
+    keys' days not yet known), not those of the keys' days after it: the same report."""
+    path, db, file_keys, _ = day_file(tmp_path, per_rpi)
+    expected = as_array(path, db, scorer)
+    overlapped = check_key_file(path, db, scorer=SCORERS[scorer], jobs=2)
+    assert overlapped.streamed_keys is None and len(overlapped.keys) == len(file_keys) + 2
+    assert overlapped.as_dict() == expected.as_dict()
+    assert overlapped.exposures == expected.exposures
+
+
+def _open_files(path: Path) -> int:
+    """How many of this process's file descriptors are open on ``path``."""
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) == str(path.resolve())) if fds.is_dir() else 0
+
+
+def test_the_store_read_beside_the_file_leaves_no_thread_and_no_open_store(tmp_path: Path) -> None:
+    path, db, file_keys, _ = day_file(tmp_path)
+    threads = threading.active_count()
+    check_key_file(path, db, scorer=SCORERS["bluezone"], jobs=2)
+    assert threading.active_count() == threads and _open_files(db) == 0
+    # a bad file's error comes first, as with one job, though the store was looked at meanwhile
+    broken = tmp_path / "broken.bin"
+    broken.write_bytes(build_export_bin(file_keys, region="VN")[:-5])
+    for store in (tmp_path / "missing.db", db):
+        with pytest.raises(KeyFileError, match="broken.bin"):
+            check_key_file(broken, store, scorer=SCORERS["bluezone"], jobs=2)
+    # a good file with no store: the store's error
+    with pytest.raises(NotAStoreError):
+        check_key_file(path, tmp_path / "missing.db", scorer=SCORERS["bluezone"], jobs=2)
+    assert threading.active_count() == threads and _open_files(db) == 0
+
+
 @pytest.mark.usefixtures("small_batches")
 def test_a_file_without_revisions_and_a_json_file_stream_too(tmp_path: Path) -> None:
     keys, rows = scene()
@@ -215,10 +253,11 @@ _entries = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(keys=_entries, revised=_entries, jobs=st.sampled_from([1, 2]))
-def test_any_revisions_stream_as_the_array_reads_them(heard_store: Path, keys: list, revised: list, jobs: int) -> None:
+@given(keys=_entries, revised=_entries, jobs=st.sampled_from([1, 2]), buffer_keys=st.sampled_from([0, None]))
+def test_any_revisions_stream_as_the_array_reads_them(heard_store: Path, keys: list, revised: list, jobs: int, buffer_keys: int | None) -> None:
     """Keys drawn from heard and unheard daily keys, repeated, in any report type; revisions of
-    them or of keys the file lacks, repeated, revoking or not: streamed == as an array."""
+    them or of keys the file lacks, repeated, revoking or not: streamed (``buffer_keys`` 0), or
+    kept whole and checked as an array with the store read meanwhile (``jobs`` 2), == as an array."""
     def rows(entries: list) -> np.ndarray:
         out = make_keys([(_TEKS[t], DAY, 144) for t, _, _ in entries])
         out["report_type"] = [r for _, r, _ in entries]
@@ -231,5 +270,5 @@ def test_any_revisions_stream_as_the_array_reads_them(heard_store: Path, keys: l
         path = Path(where) / "k.zip"
         path.write_bytes(signed_export_zip(rows(keys), SIGNER, INFO, region="VN", revised_keys=rows(revised)))
         expected = check_keys(load_keys(path), heard_store, scorer=SCORERS["gaen"]).as_dict()
-        streamed = check_key_file(path, heard_store, scorer=SCORERS["gaen"], jobs=jobs, buffer_keys=0)
+        streamed = check_key_file(path, heard_store, scorer=SCORERS["gaen"], jobs=jobs, buffer_keys=buffer_keys)
         assert streamed.as_dict() == expected
