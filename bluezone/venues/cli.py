@@ -218,8 +218,8 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
     radio: Radio
     if backend == "emulated":
         radio = Air(clock).radio("venue-beacon", (0.0, 0.0), beacon.SERVICE_UUID)
-    else:
-        radio = open_radio(backend, clock=clock)
+    else:  # auto is BlueZ, without auto's advice to try bumble, which cannot send a beacon
+        radio = open_radio("bluez" if backend == "auto" else backend, clock=clock)
     if not as_json:
         click.echo(f"venue beacon for {secrets.venue.description} on {radio.name} (Ctrl-C stops)", err=True)
     if isinstance(clock, SystemClock):

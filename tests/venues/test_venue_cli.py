@@ -252,3 +252,15 @@ def test_the_public_venue_file_instead_of_the_directory_says_what_to_give(cafe: 
     assert result.exit_code == 2, result.output
     assert "give the directory" in result.output and "KeyError" not in result.output
     assert load_venue_dir(cafe["out"] / "venue-secret.json").venue.url == cafe["url"]  # the secret file itself works
+
+
+def test_venue_beacon_without_bluetooth_does_not_advise_bumble(
+    cafe: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # --backend auto failed with auto's advice "or give bluezone a controller of its own
+    # (--backend bumble:usb:0)", which the beacon then refuses: the advice must be one that works
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    result = CliRunner().invoke(cli, ["venue", "beacon", str(cafe["out"]), "--duration", "1"], obj={})
+    assert result.exit_code == 1, result.output
+    error = result.output.strip().splitlines()[-1]
+    assert error.startswith("Error: ") and "D-Bus" in error and "bumble" not in error
