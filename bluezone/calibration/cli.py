@@ -64,7 +64,7 @@ def _progress():  # type: ignore[no-untyped-def]
 @click.option("--phone-rssi", type=FloatRange(-127, 20), default=None,
               help="Median RSSI the reference phone's BLE scanner showed for this adapter, dBm: gives its TX power.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Daemon TOML to write (default: $XDG_CONFIG_HOME/bluezone/daemon.toml).")
+              help="Daemon TOML to write (default: $XDG_CONFIG_HOME/bluezone/daemon.toml; with --radio emulated, none unless given).")
 @click.option("--dry-run", is_flag=True, help="Measure and print, write nothing.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask: start at once (and skip the phone RSSI question).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the emulated radio.")
@@ -98,6 +98,9 @@ def calibrate(
     )
     name, correction, _ = reference.numbers()  # an unknown phone fails here, before any waiting
     target = config_path or default_config_path()
+    # an emulated measurement is invented: it calibrates this machine's daemon only if asked to
+    invented = radio_spec.split(":", 1)[0] == "emulated" and config_path is None
+    dry_run = dry_run or invented
     if not dry_run:
         check_settings_file(target)  # and a config it cannot write into, not after minutes of measuring
     interactive = _on_terminal() and not yes and not as_json
@@ -130,7 +133,9 @@ def calibrate(
         f"(interquartile range {result.spread_db:.1f} dB) at {result.distance_m:g} m"
     )
     click.echo(f"RSSI correction {result.rssi_correction_db:+d} dB, TX power {tx}")
-    if written is None:
+    if invented:
+        click.echo(f"emulated radio: nothing written to {target} (give --config FILE to keep the result)")
+    elif written is None:
         click.echo("dry run: nothing written")
     else:
         click.echo(f"written to {target}: rssi_correction = {written.rssi_correction}, tx_power = {written.tx_power}")

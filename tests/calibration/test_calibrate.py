@@ -208,3 +208,16 @@ def test_progress_on_a_terminal_asks_for_quarter_turns(monkeypatch: pytest.Monke
     err = capsys.readouterr().err
     assert [f"({n} of 4)" in err for n in (2, 3, 4)] == [True, True, True] and err.count("quarter turn") == 3
     assert "100.0 %, 800 adverts heard" in err
+
+
+def test_the_emulated_radio_writes_no_config_unless_given_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `--radio emulated` (to try the procedure) wrote its invented measurement into the daemon's real
+    # config: `doctor` then said "calibration: ok" and `run` used, e.g., a -9 dB correction on a real adapter
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    code, out = invoke("--radio", "emulated", "--reference", "Pixel 4", "--emulated-offsets", "9", "0", "--yes")
+    assert code == 0, out
+    default = tmp_path / "xdg" / "bluezone" / "daemon.toml"
+    assert not default.exists()
+    assert f"emulated radio: nothing written to {default}" in out
+    code, out = invoke("--radio", "emulated", "--reference", "Pixel 4", "--yes", "--json")
+    assert code == 0 and json.loads(out)["config"] is None and not default.exists()
