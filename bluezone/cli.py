@@ -494,7 +494,7 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
 @click.option("--scorer", "scorer_name", default=None, help="Risk scorer: bluezone (default) or gaen.")
 @click.option("--scorer-config", type=click.Path(dir_okay=False, path_type=Path), help="TOML with scorer settings.")
 @click.option(
-    "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set near_weight=1.0."
+    "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set threshold_db=57 (bluezone), or near_weight=1.0 with --scorer gaen."
 )
 @click.option(
     "--rssi-correction", default=None, type=click.IntRange(-128, 127),

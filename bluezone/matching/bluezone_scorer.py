@@ -112,9 +112,12 @@ class BluezoneConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> BluezoneConfig:
-        unknown = set(data) - {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
         if unknown:
-            raise ConfigError(f"unknown bluezone scorer setting(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(
+                f"unknown bluezone scorer setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
+            )
         try:
             return cls(**dict(data))
         except TypeError as exc:

@@ -119,7 +119,9 @@ class GaenConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ConfigError(f"unknown scorer setting(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(
+                f"unknown gaen scorer setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
+            )
         values = dict(data)
         if isinstance(values.get("distance_bands"), list):
             values["distance_bands"] = tuple(values["distance_bands"])

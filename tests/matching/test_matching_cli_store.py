@@ -265,3 +265,19 @@ def test_check_jobs_give_the_same_report(scene: tuple[Path, Path], monkeypatch: 
     assert reports[0] == reports[1] == reports[2] and len(reports[0]["exposures"]) == 2
     code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--jobs", "0")
     assert code == 2 and "--jobs" in err
+
+
+def test_the_set_examples_in_check_help_work_and_a_wrong_setting_lists_the_known(scene: tuple[Path, Path]) -> None:
+    # --help gave `--set near_weight=1.0`, a gaen setting the default (bluezone) scorer refuses
+    db, keys = scene
+    code, help_text, _ = run("check", "--help")
+    assert code == 0 and "--set threshold_db=57 (bluezone)" in " ".join(help_text.split())
+    assert "near_weight=1.0 with --scorer gaen" in " ".join(help_text.split())
+    for args in (["--set", "threshold_db=57"], ["--scorer", "gaen", "--set", "near_weight=1.0"]):
+        code, _, err = run("check", "--keys", str(keys), "--db", str(db), *args)
+        assert code == 0, (args, err)
+    code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--set", "near_weight=1.0")
+    assert code == 2 and err.count("\n") == 1
+    assert "unknown bluezone scorer setting(s): near_weight (known: " in err and "threshold_db" in err
+    code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--scorer", "gaen", "--set", "threshold_db=57")
+    assert code == 2 and "unknown gaen scorer setting(s): threshold_db (known: " in err and "near_weight" in err
