@@ -19,15 +19,25 @@ def _emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
+#: Times a venue's event, a visit or a warning can have: from 1970 to the last moment of year 9999 in UTC
+#: (a time in year 1 or 9999 with no zone, or one its zone moves past either end, ended in
+#: 'ValueError: year 0 is out of range', exit 1).
+LAST_TIME = dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.UTC).timestamp()
+
+
 def parse_time(value: str, name: str) -> float:
     """ISO 8601 date and time (``2026-12-04T18:30``, ``...Z`` or ``+07:00``); no zone = this machine's."""
     try:
         moment = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00").replace(" ", "T", 1))
     except ValueError:
         raise VenueError(f"{name} {value!r} is not a date and time like 2026-12-04T18:30 (ISO 8601)") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return moment.timestamp()
+    try:
+        t = (moment.astimezone() if moment.tzinfo is None else moment).timestamp()
+    except (ValueError, OverflowError):
+        t = -1.0
+    if not 0 <= t <= LAST_TIME:
+        raise VenueError(f"{name} {value!r} is not between 1970 and 9999")
+    return t
 
 
 def _local(t: float) -> str:

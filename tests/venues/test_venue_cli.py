@@ -194,6 +194,42 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, clock: VirtualClock, args:
     assert not (tmp_path / "v.db").exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("zone", ["Asia/Ho_Chi_Minh", "America/Los_Angeles"])
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        ("0001-01-01T00:00", "2026-12-04T11:00"),  # no zone: this machine's, before year 1 in UTC+7
+        ("2026-12-04T10:00Z", "9999-12-31T23:59"),  # and after year 9999 in UTC-8
+        ("2026-12-04T10:00Z", "9999-12-31T23:59-14:00"),  # parsed, but past year 9999 in UTC
+        ("0001-01-01T00:00+14:00", "2026-12-04T11:00Z"),
+    ],
+)
+def test_times_at_the_ends_of_the_calendar_are_one_line_exit_2(
+    tmp_path: Path, cafe: dict, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, zone: str, start: str, end: str
+) -> None:
+    """They ended in 'ValueError: year 0 is out of range' or 'year 10000 ...' (exit 1), from the
+    check-in, the event of a new venue or an owner's warning."""
+    import time
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        for args in (
+            ["checkin", cafe["url"], "--start", start, "--end", end, "--db", str(tmp_path / "v.db")],
+            ["venue", "create", "--name", "Fest", "--address", "a", "--type", "cultural-event",
+             "--start", start, "--end", end, "--out", str(tmp_path / "fest")],
+            ["venue", "warn", str(cafe["out"]), "--server", "http://keys.test", "--code", "12345678",
+             "--start", start, "--end", end, "--yes"],
+        ):
+            result = run(clock, *args)
+            assert result.exit_code == 2, (args, result.output)
+            assert len(result.output.strip().splitlines()) == 1 and "between 1970 and 9999" in result.output, result.output
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert not (tmp_path / "fest").exists()
+
+
 def test_checkins_are_purged_with_sightings_after_14_days(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
     db = str(tmp_path / "visitor.db")
     run(clock, "checkin", cafe["url"], "--db", db)
