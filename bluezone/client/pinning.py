@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from bluezone.errors import InputError
+from bluezone.errors import ExportSignatureError, InputError
 from bluezone.keyformat.export import load_public_key, public_key_base64
 
 
@@ -34,13 +34,20 @@ def read_server_key(path: str | Path) -> PinnedKey:
     from bluezone.readfile import read_regular_file
 
     data = read_regular_file(path, MAX_SERVER_KEY_BYTES, "server key")
+    pinned = None
     if data.lstrip().startswith(b"{"):
         try:
             doc = json.loads(data)
             pinned = PinnedKey(str(doc["public_key"]), doc.get("key_id"), doc.get("key_version"))
         except (ValueError, KeyError, TypeError):
             raise InputError(f"{path}: not a signing_key.json (needs 'public_key')") from None
-    else:
-        pinned = PinnedKey(public_key_base64(load_public_key(data)))
-    pinned.key  # validates
-    return pinned
+    try:
+        if pinned is None:
+            return PinnedKey(public_key_base64(load_public_key(data)))
+        pinned.key  # validates
+        return pinned
+    except ExportSignatureError:  # whose message names neither the file nor what to give instead
+        raise ExportSignatureError(
+            f"{path}: not the server's signing key (an ECDSA P-256 public key): give the signing_key.json"
+            " or public.pem that `bluezone server keygen` wrote"
+        ) from None

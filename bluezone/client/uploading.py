@@ -38,7 +38,10 @@ def check_code(code: str) -> str:
     of a code read out or printed in groups, "3572 4109", are dropped), else InputError."""
     digits = "".join(code.replace("-", " ").split())
     if not (digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 16):
-        raise InputError("the verification code is the digits the health authority gave you")
+        raise InputError(
+            "the verification code is the digits the health authority gave you: 6 to 16 of them"
+            " (spaces or dashes between groups are fine)"
+        )
     return digits
 
 

@@ -83,3 +83,21 @@ def test_with_a_key_given_anything_unverified_is_refused(setup: dict[str, Path],
 def test_without_a_key_the_user_chose_the_file(setup: dict[str, Path]) -> None:
     result = check("--keys", str(setup["tampered"]), "--db", str(setup["db"]))
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["not a key\n", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n", '{"public_key": "AAAA"}'],
+)
+def test_a_server_key_file_that_holds_no_key_is_named_in_one_line(setup: dict[str, Path], tmp_path: Path, text: str) -> None:
+    # it was 'Error: not a valid public key: Could not deserialize key data. The data may be in an
+    # incorrect format, ... Details: ASN.1 parsing error: ...': which file, and what to give instead?
+    bad = tmp_path / "server-key.txt"
+    bad.write_text(text)
+    for source in ("good", "json"):
+        result = check("--keys", str(setup[source]), "--db", str(setup["db"]), "--server-key", str(bad))
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines() == [
+            f"Error: {bad}: not the server's signing key (an ECDSA P-256 public key): give the signing_key.json"
+            " or public.pem that `bluezone server keygen` wrote"
+        ]
