@@ -787,6 +787,7 @@ def upload(
     from bluezone.client.uploading import (
         check_code,
         check_exposure_date,
+        check_symptom_onset,
         dry_run_request,
         onset_interval,
         plan_upload,
@@ -797,6 +798,7 @@ def upload(
 
     now = cli_clock().now()
     check_exposure_date(exposure_date, now)
+    check_symptom_onset(symptom_onset, now)
     if send_checkins and exposure_date is not None:
         raise click.UsageError(
             "--checkins does not go with --exposure-date: a venue warning tells everyone who was there that a case was"

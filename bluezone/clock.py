@@ -10,12 +10,24 @@ and hours of daemon life take milliseconds, with no patching.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import selectors
 import time
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+#: How far ahead of UTC a calendar can be (UTC+14, Kiribati): a date someone gives as today may be
+#: UTC's tomorrow (in Vietnam, UTC+7, from midnight to 07:00 local time).
+LATEST_UTC_OFFSET = 14 * 3600
+
+
+def latest_date(now: float) -> dt.date:
+    """The latest calendar date anywhere at ``now``: dates people give (a test, symptoms, an exposure)
+    after it are in the future for everyone; before it they may be today where they live."""
+    return dt.datetime.fromtimestamp(now + LATEST_UTC_OFFSET, dt.UTC).date()
 
 
 class Clock(Protocol):

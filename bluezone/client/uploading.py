@@ -18,6 +18,7 @@ import numpy as np
 
 from bluezone.client.keyserver import KeyServerClient, PublishReceipt, base_url_of
 from bluezone.client.state import ServerState
+from bluezone.clock import latest_date
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import InputError
@@ -46,10 +47,21 @@ def check_code(code: str) -> str:
 
 
 def check_exposure_date(exposure_date: dt.date | None, now: float) -> dt.date | None:
-    """``exposure_date`` unless it lies after ``now``'s UTC day (InputError)."""
-    if exposure_date is not None and exposure_date > dt.datetime.fromtimestamp(now, dt.UTC).date():
+    """``exposure_date`` unless it lies in the future (InputError); today where the user lives may be
+    UTC's tomorrow (in Vietnam until 07:00)."""
+    if exposure_date is not None and exposure_date > latest_date(now):
         raise InputError(f"the exposure date {exposure_date} is in the future")
     return exposure_date
+
+
+def check_symptom_onset(symptom_onset: dt.date | None, now: float) -> dt.date | None:
+    """``symptom_onset`` unless it lies in the future or before 1970 (InputError, before anything is
+    sent: the server refused a date before 1970 with a 400 about a JSON field, and took one in the future)."""
+    if symptom_onset is not None and symptom_onset > latest_date(now):
+        raise InputError(f"the symptom onset {symptom_onset} is in the future")
+    if symptom_onset is not None and symptom_onset.year < 1970:
+        raise InputError(f"the symptom onset {symptom_onset} is before 1970")
+    return symptom_onset
 
 
 def onset_interval(symptom_onset: dt.date | None) -> int | None:
@@ -239,6 +251,7 @@ def upload(
     caller has asked the user already.  ``now``: the wall clock."""
     now = time.time() if now is None else now
     check_exposure_date(exposure_date, now)
+    check_symptom_onset(symptom_onset, now)
     code = check_code(code)
     with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins)

@@ -22,6 +22,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from bluezone.clock import latest_date
 from bluezone.errors import CodeLimitError, ConfigError, InputError, ServerStorageError
 from bluezone.server.storage import CodeRecord, Storage
 
@@ -160,7 +161,7 @@ def _recursive_checks(
     if test_date is not None:
         raise InputError("a recursive code takes --exposure-date, not --test-date (the close contact was not tested)")
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-    if not today - dt.timedelta(days=MAX_EXPOSURE_AGE_DAYS) <= exposure_date <= today:
+    if not today - dt.timedelta(days=MAX_EXPOSURE_AGE_DAYS) <= exposure_date <= latest_date(now):
         raise InputError(f"the exposure date {exposure_date} must lie within the last {MAX_EXPOSURE_AGE_DAYS} days")
     issued = storage.count_codes(REPORT_TYPES["recursive"], issued_since=now - 86400)
     if issued >= limit:
@@ -202,9 +203,8 @@ def issue_code(
             f"a {kind.name} code's lifetime must be positive and at most {kind.max_lifetime:.0f} s"
             + (" (8 digits are guessable in the long run)" if kind is SHORT else "")
         )
-    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     for name, date in (("test date", test_date), ("symptom onset", symptom_onset)):
-        if date is not None and date > today:
+        if date is not None and date > latest_date(now):  # today in Vietnam is tomorrow in UTC until 07:00
             raise InputError(f"the {name} {date} is in the future")
     if test_date and symptom_onset and symptom_onset > test_date:
         raise InputError("symptom onset cannot be after the test date")
