@@ -328,17 +328,17 @@ def _redeem(storage: Storage, request: PublishRequest, now: float, config: Publi
         raise _bad(str(exc), "checkin_timing_invalid") from None
     reports = with_fakes(request.venue_reports, config.venue_reports)
     new_token = secrets.token_urlsafe(32)
-    # counted before the code is redeemed (a few concurrent processes may pass the limit by one each)
-    busy = storage.count_codes(RECURSIVE, used_since=now - 3600) >= config.max_recursive_per_hour
     try:
         outcome = storage.publish(
             code_key.hash(request.code),
             now,
-            lambda code: validate_keys(request, code, now, config, recursive_busy=busy),
+            # the hour's recursive uploads, this one included, counted as its code is redeemed
+            lambda code, used: validate_keys(request, code, now, config, recursive_busy=used > config.max_recursive_per_hour),
             legacy_code_hash=legacy_hash_code(request.code),
             token_hash=token_hash(request.revision_token) if request.revision_token else None,
             new_token_hash=token_hash(new_token),
             venue_reports=reports,
+            recursive_since=now - 3600,
         )
     except RevisionRefused as exc:
         reason = str(exc.args[0])

@@ -282,7 +282,7 @@ class Storage(ABC):
         once from one client made 40 tries where the limit was 10."""
         token = "try-" + secrets.token_hex(8)
         with self._transaction() as cur:
-            self._lock_client(cur, client)
+            self._lock_name(cur, "code tries of " + client)
             self._exec(cur, "INSERT INTO code_failures (client, at, reason) VALUES (?, ?, ?)", [client, at, token])
             (count,) = self._exec(
                 cur, "SELECT COUNT(*) FROM code_failures WHERE at >= ? AND client = ?", [since, client]
@@ -301,8 +301,8 @@ class Storage(ABC):
             else:
                 self._exec(cur, "UPDATE code_failures SET reason = ? WHERE client = ? AND reason = ?", [reason, client, token])
 
-    def _lock_client(self, cur: Any, client: str) -> None:
-        """Hold off other connections' code tries of ``client`` until this transaction ends (SQLite: BEGIN IMMEDIATE does)."""
+    def _lock_name(self, cur: Any, name: str) -> None:
+        """Hold off other connections' transactions that lock ``name`` until this one ends (SQLite: BEGIN IMMEDIATE does)."""
 
     def count_failures(self, since: float, client: str | None = None) -> int:
         with self._transaction() as cur:
@@ -319,16 +319,20 @@ class Storage(ABC):
         self,
         code_hash: str,
         now: float,
-        build: Callable[[CodeRecord], np.ndarray],
+        build: Callable[[CodeRecord, int], np.ndarray],
         *,
         legacy_code_hash: str | None = None,
         token_hash: str | None = None,
         new_token_hash: str | None = None,
         venue_reports: Sequence[tuple[int, bytes]] = (),
+        recursive_since: float | None = None,
     ) -> PublishOutcome:
-        """Burn the code and store the keys ``build(code)`` returns, atomically.
+        """Burn the code and store the keys ``build(code, recursive_used)`` returns, atomically.
 
         ``build`` validates and raises to abort: then the code stays unused and nothing is stored.
+        ``recursive_used``: for a recursive code and a ``recursive_since``, the recursive codes used since
+        then, this one included, counted in this transaction (counted before it, uploads at the same
+        moment all passed an hourly limit); else 0.
         New keys are stored and listed under ``new_token_hash`` (the hash of the revision token the
         uploader gets back); new keys of a negative test are not stored at all (nothing to revoke).
         A key already on the server is left alone when its report type is unchanged; under another
@@ -355,7 +359,13 @@ class Storage(ABC):
             if row is None:
                 found = self._exec(cur, f"SELECT used_at FROM codes WHERE {match}", hashes).fetchone()
                 raise LookupError("invalid" if found is None else "used" if found[0] is not None else "expired")
-            keys = build(CodeRecord(*row))
+            record, recursive_used = CodeRecord(*row), 0
+            if recursive_since is not None and record.report_type == RECURSIVE:
+                self._lock_name(cur, "recursive uploads")
+                (recursive_used,) = self._exec(
+                    cur, "SELECT COUNT(*) FROM codes WHERE report_type = ? AND used_at >= ?", [RECURSIVE, recursive_since]
+                ).fetchone()
+            keys = build(record, int(recursive_used))
             inserted = revised = 0
             owned: list[int] = []  # key ids the new token will cover
             queued: list[int] = []  # new key ids, waiting for their first export
@@ -797,9 +807,9 @@ class PostgresStorage(Storage):
             [first.tolist(), last.tolist()],
         ).rowcount)
 
-    def _lock_client(self, cur: Any, client: str) -> None:
-        # two server processes would each count the other's try as not made yet
-        self._exec(cur, "SELECT pg_advisory_xact_lock(hashtext(?))", [client])
+    def _lock_name(self, cur: Any, name: str) -> None:
+        # two server processes would each count what the other is doing as not done yet
+        self._exec(cur, "SELECT pg_advisory_xact_lock(hashtext(?))", [name])
 
     def _lock_key_inserts(self, cur: Any) -> None:
         # SHARE ROW EXCLUSIVE waits for open inserts and holds off new ones, reads go on

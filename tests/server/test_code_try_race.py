@@ -6,6 +6,7 @@ together all passed the count: 50 at once from one client made 40 tries against 
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections import Counter
@@ -134,3 +135,55 @@ def test_a_try_another_server_process_is_recording_counts(two_servers: list[Stor
         assert held.result() is not None
         assert other.result() is None
     assert first.count_failures(0, client) == LIMIT
+
+
+def test_concurrent_recursive_uploads_get_no_more_than_the_hourly_limit(
+    two_servers: list[Storage], monkeypatch: Any
+) -> None:
+    """The hour's recursive (close contact) uploads were counted before the code was redeemed, so
+    uploads at the same moment all passed the limit (100 an hour: each of a server's 40 threads one
+    more).  They are counted as each code is redeemed now: uploads held together at the redemption
+    give exactly the limit, and the codes of the others are not burned."""
+    import datetime as dt
+
+    exposed = dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=3)
+    codes = [issue_code(two_servers[0], NOW, key=KEY, test_type="recursive", exposure_date=exposed).code for _ in range(TRIES)]
+    config = PublishConfig(max_recursive_per_hour=LIMIT)
+    gate = threading.Event()
+    waiting = Counter[str]()
+    lock = threading.Lock()
+
+    def held(redeem: Any) -> Any:
+        def held_publish(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                waiting["at_gate"] += 1
+            gate.wait(30)
+            return redeem(*args, **kwargs)
+
+        return held_publish
+
+    def one(i: int) -> int:
+        body = _body(codes[i]).replace(b"AAAAAAAAAAAAAAAAAAAAAA==", base64.b64encode(bytes([i + 1]) * 16))  # own keys
+        try:
+            publish(two_servers[i % 2], body, f"192.0.2.{i}", NOW, config, code_key=KEY)
+            return 200
+        except PublishError as exc:
+            return exc.status
+        finally:
+            with lock:
+                waiting["answered"] += 1
+
+    for storage in two_servers:
+        monkeypatch.setattr(storage, "publish", held(storage.publish))
+    with ThreadPoolExecutor(TRIES) as pool:
+        futures = [pool.submit(one, i) for i in range(TRIES)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if waiting["at_gate"] + waiting["answered"] >= TRIES:
+                    break
+            time.sleep(0.005)
+        gate.set()
+        statuses = Counter(f.result() for f in futures)
+    assert statuses == {200: LIMIT, 429: TRIES - LIMIT}
+    assert two_servers[0].count_codes(4, used_since=0) == LIMIT  # the refused codes stay unused
