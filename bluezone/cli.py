@@ -462,17 +462,21 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
     """
     from bluezone.errors import InputError
     from bluezone.keyformat.keyfile import dump_keys_json, write_private
-    from bluezone.matching.export_own import export_own_keys
+    from bluezone.keyformat.keys import keys_from_daily
+    from bluezone.matching.export_own import own_keys_to_export, released_today
     from bluezone.proximity.store import SightingStore
 
+    now = cli_clock().now()
+    released = []
     with SightingStore.open(db_path, create=False) as store:
         if protocol == "bluezone3":
             from bluezone.matching.bluezone3 import own_f0_list
 
-            own = own_f0_list(store, cli_clock().now(), days)["data"]
+            own = own_f0_list(store, now, days)["data"]
             data = (json.dumps({"data": own}, indent=2) + "\n").encode()
         else:
-            own = export_own_keys(store.daily_keys(), days, cli_clock().now())
+            chosen = own_keys_to_export(store.daily_keys(), days, now)
+            own, released = keys_from_daily(chosen), released_today(chosen, now)
             data = dump_keys_json(own)
     if out == "-":
         click.echo(data.decode(), nl=False)
@@ -482,6 +486,11 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
         except OSError as exc:
             raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {len(own)} {'F0 list entry' if protocol == 'bluezone3' else 'keys'} to {out}", err=True)
+    if released:  # today's key, now in the file, goes off air when the current 10 minutes end
+        with SightingStore.open(db_path, create=False) as store:
+            for key in released:
+                store.save_daily_key(key)
+        click.echo("today's key is cut to end with the current 10 minutes; the daemon starts a new key then", err=True)
     if protocol == "bluezone3":  # the key written reveals every later day of its chain: start a new one
         from bluezone.matching.bluezone3 import restart_chain
 

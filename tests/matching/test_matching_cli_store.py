@@ -14,7 +14,7 @@ from matching_helpers import advert_sightings, interval_time, make_keys, noise_s
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 from bluezone.crypto import DailyKey
-from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
+from bluezone.crypto.intervals import INTERVAL_SECONDS, interval_number, rolling_start
 from bluezone.keyformat.keyfile import dump_keys_json, parse_keys_json
 from bluezone.proximity.store import SightingStore
 
@@ -130,6 +130,21 @@ def test_keys_export(tmp_path: Path) -> None:
     assert keys["rolling_period"][-1] == 60
     code, stdout, _ = run("keys", "export", "--days", "2", "--out", "-", "--db", str(db))
     assert code == 0 and len(parse_keys_json(stdout)) == 2
+
+
+def test_keys_export_takes_todays_key_off_air_with_the_current_interval(tmp_path: Path) -> None:
+    """The file held today's full key while the daemon kept sending it: whoever had the file could
+    follow the device until midnight.  Now the file's key and the stored one end with this interval."""
+    db = tmp_path / "own.db"
+    today = rolling_start(NOW)
+    with SightingStore.open(db) as store:
+        store.save_daily_key(DailyKey(b"\x07" * 16, today))
+    code, _, err = run("keys", "export", "--out", str(tmp_path / "k.json"), "--db", str(db))
+    assert code == 0 and "today's key is cut" in err, err
+    ends = interval_number(NOW) + 1
+    assert [int(k["rolling_start"] + k["rolling_period"]) for k in parse_keys_json((tmp_path / "k.json").read_bytes())] == [ends]
+    with SightingStore.open(db, create=False) as store:
+        assert [k.end for k in store.daily_keys()] == [ends]
 
 
 def test_keys_export_missing_db(tmp_path: Path) -> None:
