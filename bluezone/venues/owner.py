@@ -25,6 +25,8 @@ from bluezone.errors import VenueError
 from bluezone.venues.location import Venue
 
 SECRET_FILE = "venue-secret.json"
+#: A secret file is a few hundred bytes (the QR payload and the beacon key).
+MAX_SECRET_FILE_BYTES = 64 * 1024
 PUBLIC_FILE = "venue.json"
 POSTER_PNG = "poster.png"
 POSTER_SVG = "poster.svg"
@@ -88,10 +90,16 @@ def create_venue_dir(out: Path, venue: Venue, beacon_key: bytes | None = None) -
 
 def load_venue_dir(path: Path) -> VenueSecrets:
     """Read a venue directory's secrets (``path`` may be the directory or the secret file)."""
+    from bluezone.readfile import read_regular_file
+
     path = Path(path)
     file = path / SECRET_FILE if path.is_dir() else path
+    if not file.exists() and not file.is_symlink():
+        raise VenueError(f"{file} not found: give the directory `bluezone venue create --out` made")
+    # not read_text: a FIFO named here hung `venue beacon`/`venue warn` for ever, /dev/zero filled the memory
+    raw = read_regular_file(file, MAX_SECRET_FILE_BYTES, "venue secret file", VenueError)
     try:
-        data = json.loads(file.read_text("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
         payload = base64.urlsafe_b64decode(data["payload"])
         beacon_key = bytes.fromhex(data["beacon_key"])
     except FileNotFoundError:

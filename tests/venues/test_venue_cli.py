@@ -290,6 +290,28 @@ def test_the_public_venue_file_instead_of_the_directory_says_what_to_give(cafe: 
     assert load_venue_dir(cafe["out"] / "venue-secret.json").venue.url == cafe["url"]  # the secret file itself works
 
 
+@pytest.mark.timeout(30)  # the FIFO hung before
+@pytest.mark.parametrize("kind, message", [("fifo", "is a FIFO"), ("device", "is a device"), ("huge", "too large")])
+@pytest.mark.parametrize("command", ["warn", "beacon"])
+def test_a_secret_file_that_is_no_small_regular_file_is_refused_at_once(
+    tmp_path: Path, clock: VirtualClock, kind: str, message: str, command: str
+) -> None:
+    """The venue's secrets were read with read_text: a FIFO named instead hung `venue beacon` and
+    `venue warn` for ever, /dev/zero filled the memory (MemoryError, exit 1)."""
+    named = tmp_path / "venue-secret.json"
+    if kind == "fifo":
+        os.mkfifo(named)
+    elif kind == "device":
+        named.symlink_to("/dev/null")  # (not /dev/zero: without the fix this test would fill the memory)
+    else:
+        named.write_bytes(b"{" + b" " * 100_000 + b"}")
+    args = (["--server", "http://127.0.0.1:9", "--code", "12345678", "--start", "2026-12-04T08:00Z",
+             "--end", "2026-12-04T09:00Z", "--yes"] if command == "warn" else ["--duration", "1", "--backend", "emulated"])
+    result = run(clock, "venue", command, str(tmp_path), *args)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and message in result.output, result.output
+
+
 def test_venue_beacon_without_bluetooth_does_not_advise_bumble(
     cafe: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
