@@ -286,6 +286,10 @@ class _HeardInBackground:
         finally:
             self._pool.shutdown()
 
+    def ready(self) -> bool:
+        """Whether the store has been read, without error (not waiting for it)."""
+        return self._read.done() and self._read.exception() is None
+
     def close(self) -> None:
         """Wait for the read and close the store.  Its error, if it failed, is dropped here: a bad
         key file's error comes first (the store's is raised by ``result``)."""
@@ -376,19 +380,20 @@ def check_key_file(
 ) -> CheckResult:
     """``check_keys`` of the key file at ``path``, whose keys are never all in memory.
 
-    A file of up to ``buffer_keys`` keys (default ``keystream.BUFFER_KEYS``, a million) is read
-    first and checked as an array.  With one job a bad one leaves the store unopened: the store is
-    opened once the file is read.  With more (``jobs`` > 1) the store is opened and every distinct
-    RPI it heard read in a thread while the file is read, so that the two overlap; a bad file's error
-    still comes first (the store's only for a good file).  A larger one is matched as it streams
-    (``keystream``): each batch of keys derived against every RPI the store heard, in ``jobs``
-    processes while the file goes on inflating, the store opened once the file has shown that many
-    keys (or at once, with more than one job); a defect further on, or a signature that does not
-    verify, is still raised at the end, and nothing is reported.  Then ``check_store``'s last
-    steps, on the keys found, with the file's revisions applied as ``apply_revisions`` applies them
-    (GAEN: a revised key takes its new report type, risk and onset; one revoked never matches; a
-    revised key the file does not hold otherwise is a key of its own, after the file's).  The
-    exposures are those of ``check_keys(load_keys(path))``, whatever ``jobs`` is."""
+    With one job, a file of up to ``buffer_keys`` keys (default ``keystream.BUFFER_KEYS``, a
+    million) is read first and checked as an array, so a bad one leaves the store unopened; a larger
+    one is matched as it streams (``keystream``): the store opened once the file has shown that many
+    keys, then each batch of keys derived against every RPI the store heard between pieces of the
+    file.  With more (``jobs`` > 1, every core) nothing waits for the file: the store is opened and
+    every distinct RPI it heard read in a thread while the file inflates, and from then on its keys
+    go in small batches to ``jobs - 1`` worker processes and, once the file is read, to this one too;
+    a file that fits is kept as well, and checked as an array is from what was derived.  A bad or
+    forged file's error still comes first (the store's only for a good file), at the end, with
+    nothing reported.  Then ``check_store``'s last steps, on the keys found, with the file's revisions
+    applied as ``apply_revisions`` applies them (GAEN: a revised key takes its new report type, risk
+    and onset; one revoked never matches; a revised key the file does not hold otherwise is a key of
+    its own, after the file's).  The exposures are those of ``check_keys(load_keys(path))``, whatever
+    ``jobs`` is."""
     scorer = scorer or get_scorer()
     with ExitStack() as opened:
         background = None
@@ -406,9 +411,12 @@ def check_key_file(
             return heard[0]
 
         def start() -> KeyStream:
-            return opened.enter_context(KeyStream(read_heard().index, jobs))
+            batch = keystream.BATCH if background is None else keystream.EARLY_BATCH
+            return opened.enter_context(KeyStream(read_heard().index, jobs, batch))
 
-        sink = BufferedStream(start, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys)
+        sink = BufferedStream(
+            start, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys, None if background is None else background.ready
+        )
         revised = stream_keys(path, sink, public_key, key_id)
         if sink.stream is None:  # the whole file fit: checked as an array
             keys = apply_revisions(sink.keys(), revised)
@@ -423,19 +431,22 @@ def check_key_file(
             return result
         store, index, repeated = heard[0].store, heard[0].index, heard[0].repeated
         found = sink.stream.finish()
-        # GAEN: a revised key takes its new report type, risk and onset (never its rolling start)
-        rows, keys, rpis = found.rows, apply_revisions(found.keys, revised)[: len(found.keys)], found.rpis
-        count, span = found.count, found.span
-        if len(revised):
-            new = revised[~revising(path, revised, found.count, public_key, key_id)]
-            count += len(new)
-            new_span = sightings_span(new)
-            if new_span is not None:
-                new_rows, new_rpis = keys_heard(new, index)
-                rows = np.concatenate([rows, found.count + new_rows])
-                keys, rpis = np.concatenate([keys, new[new_rows]]), np.concatenate([rpis, new_rpis])
-                span = new_span if span is None else (min(span[0], new_span[0]), max(span[1], new_span[1]))
-        result = CheckResult(scorer=scorer.name, streamed_keys=count)
+        # GAEN: a revised key takes its new report type, risk and onset (never its rolling start);
+        # a revised key the file does not hold is a key of its own, after the file's
+        if sink.whole:  # every key kept too: revised as an array is
+            every = apply_revisions(sink.keys(), revised)
+            keys, new = every[found.rows], every[found.count :]
+        else:  # a second streamed pass tells which revised keys the file holds
+            keys = apply_revisions(found.keys, revised)[: len(found.keys)]
+            new = revised[~revising(path, revised, found.count, public_key, key_id)] if len(revised) else revised
+        rows, rpis, count, span = found.rows, found.rpis, found.count + len(new), found.span
+        new_span = sightings_span(new)
+        if new_span is not None:
+            new_rows, new_rpis = keys_heard(new, index)
+            rows = np.concatenate([rows, found.count + new_rows])
+            keys, rpis = np.concatenate([keys, new[new_rows]]), np.concatenate([rpis, new_rpis])
+            span = new_span if span is None else (min(span[0], new_span[0]), max(span[1], new_span[1]))
+        result = CheckResult(every, scorer=scorer.name) if sink.whole else CheckResult(scorer=scorer.name, streamed_keys=count)
         if span is None:
             return result
         usable = keys["report_type"] != REPORT_TYPE_REVOKED

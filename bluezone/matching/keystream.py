@@ -6,10 +6,14 @@ was derived.  Here the file's keys arrive piece by piece as the export inflates
 (``keyformat.keyfile.stream_keys``): the first ``BUFFER_KEYS`` are kept, and a file that ends by
 then is checked as one array, as before (the store is opened only once such a file is known to be
 good).  Past that, the keys go in batches of ``BATCH`` to ``keys_heard`` against every distinct
-RPI the store holds (which days the keys cover is known only at the end of the file): in ``jobs``
-forked worker processes that share the index copy-on-write, while this process goes on inflating
-and decoding; or here, between pieces, with one job.  What is kept of a batch is the few keys that
-sent an RPI the store heard, and those RPIs.  ``check.check_key_file`` does the rest.
+RPI the store holds (which days the keys cover is known only at the end of the file).  With more
+than one job the store is read while the file is (``check.check_key_file``), and the keys go in
+batches of ``EARLY_BATCH`` as soon as it has been, kept as well while they are at most
+``BUFFER_KEYS``: to ``jobs - 1`` forked worker processes that share the index copy-on-write, and
+to this process, which derives a batch itself whenever the workers have enough queued, and the
+last ones at the end, so that every core derives while the file is still inflating.  With one
+job, here, between pieces.  What is kept of a batch is the few keys that sent an RPI the store
+heard, and those RPIs.  ``check.check_key_file`` does the rest.
 """
 
 from __future__ import annotations
@@ -34,9 +38,11 @@ from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, keys_hear
 #: Keys of a file kept as they arrive before it is matched as it streams (33 MB of KEY_DTYPE): a
 #: file with fewer is checked whole, as an array; the largest real day (358,105 keys) is one.
 BUFFER_KEYS = 1 << 20
-#: Keys derived together (one worker's task): 8.7 MB of KEY_DTYPE sent to it.  Each call of
-#: ``keys_heard`` also scans the whole heard index once (~14 ms for a million RPIs): 23 for 6M keys.
+#: Keys derived together with one job (8.7 MB of KEY_DTYPE).
 BATCH = 1 << 18
+#: Keys derived together with more jobs (~20 ms of work with the compiled helper): small, so that
+#: the workers start early and this process, which reads the file, can take the last ones.
+EARLY_BATCH = 1 << 14
 
 # A worker's heard index: set in the worker by its pool's initializer, whose arguments a forked
 # process inherits copy-on-write (never pickled).  Not set in the parent: its pool forks at the
@@ -69,15 +75,22 @@ class HeardKeys:
 
 
 class KeyStream:
-    """A ``KeySink`` deriving each batch of a file's keys against ``heard``, in ``jobs`` processes."""
+    """A ``KeySink`` deriving each batch of a file's keys against ``heard``.  With ``jobs`` > 1 in
+    ``jobs - 1`` forked workers and in this process: the batches queue for the workers while this
+    process reads the file (up to ``BUFFER_KEYS`` keys of them; past that it derives a batch itself
+    now and then, so the file is read no faster than derived), and at the end it takes the ones the
+    workers have not started, newest first, while they finish theirs."""
 
-    def __init__(self, heard: HeardIndex, jobs: int = 1) -> None:
+    def __init__(self, heard: HeardIndex, jobs: int = 1, batch: int | None = None) -> None:
         self.heard = heard
         self.jobs = jobs
+        self.batch = BATCH if batch is None else batch
+        self.queued = max(2 * (jobs - 1), BUFFER_KEYS // self.batch)  # batches in flight at most
         self.pool: ProcessPoolExecutor | None = None
         if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+            heard.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
             context = multiprocessing.get_context("fork")
-            self.pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_share, initargs=(heard,))
+            self.pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_share, initargs=(heard,))
         self.restart()
 
     def __enter__(self) -> KeyStream:
@@ -102,14 +115,14 @@ class KeyStream:
         self.count = 0  # keys in batches so far
         self.first: int | None = None  # earliest rolling start, latest end of validity so far
         self.end: int | None = None
-        self.found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (rows, keys, RPIs) per batch
+        self.found: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (first row, rows, keys, RPIs) per batch
 
     def add(self, keys: np.ndarray) -> None:
-        for lo in range(0, len(keys), BATCH):  # a file parsed whole comes as one array
-            part = keys[lo : lo + BATCH]
+        for lo in range(0, len(keys), self.batch):  # a file parsed whole comes as one array
+            part = keys[lo : lo + self.batch]
             self.pending.append(part)
             self.pending_count += len(part)
-            if self.pending_count >= BATCH:
+            if self.pending_count >= self.batch:
                 self._submit()
 
     def _submit(self) -> None:
@@ -121,13 +134,13 @@ class KeyStream:
         ends = starts + np.where(periods == 0, ROLLING_PERIOD, periods)
         self.first = int(starts.min()) if self.first is None else min(self.first, int(starts.min()))
         self.end = int(ends.max()) if self.end is None else max(self.end, int(ends.max()))
-        if self.pool is None:
+        while self.running and self.running[0][2].done():
+            self._keep_oldest()
+        if self.pool is None or len(self.running) >= self.queued:  # here: one job, or enough queued
             self._keep(first, batch, keys_heard(batch, self.heard))
             return
         with ctrl_c_held():  # the pool forks its workers at the first batch
             self.running.append((first, batch, self.pool.submit(_heard_in, batch)))
-        while len(self.running) > 2 * self.jobs:  # bounded: the file is read no faster than derived
-            self._keep_oldest()
 
     def _keep_oldest(self) -> None:
         first, batch, future = self.running.popleft()
@@ -135,7 +148,7 @@ class KeyStream:
 
     def _keep(self, first: int, batch: np.ndarray, found: tuple[np.ndarray, np.ndarray]) -> None:
         rows, rpis = found
-        self.found.append((first + rows, batch[rows], rpis))
+        self.found.append((first, first + rows, batch[rows], rpis))
 
     def finish(self) -> HeardKeys:
         """The keys found in the whole file (call once it has been read without error); the
@@ -143,9 +156,15 @@ class KeyStream:
         if self.pending:
             self._submit()
         while self.running:
-            self._keep_oldest()
+            first, batch, future = self.running[-1]
+            if future.cancel():  # not started by a worker: derived here meanwhile
+                self.running.pop()
+                self._keep(first, batch, keys_heard(batch, self.heard))
+            else:  # started, and so are the ones before it
+                self._keep_oldest()
         self.close()
-        parts = self.found or [(np.empty(0, np.int64), np.empty(0, KEY_DTYPE), np.empty((0, 16), np.uint8))]
+        self.found.sort(key=lambda part: part[0])  # batches are kept out of order with more jobs
+        parts = [part[1:] for part in self.found] or [(np.empty(0, np.int64), np.empty(0, KEY_DTYPE), np.empty((0, 16), np.uint8))]
         return HeardKeys(
             rows=np.concatenate([p[0] for p in parts]).astype(np.int64),
             keys=np.concatenate([p[1] for p in parts]),
@@ -156,35 +175,47 @@ class KeyStream:
 
 
 class BufferedStream:
-    """A ``KeySink`` keeping a file's first ``limit`` keys, then handing all to the ``KeyStream``
-    that ``start`` opens (once, and only for a file with more)."""
+    """A ``KeySink`` keeping a file's keys while they are at most ``limit``, and handing them to the
+    ``KeyStream`` that ``start`` opens (once): when there are more (from then on none is kept), or,
+    with ``ready``, as soon as ``ready()`` says the stream can start (the store has been read) and
+    ``early`` keys have come; those are kept too while they are at most ``limit`` (``whole``)."""
 
-    def __init__(self, start: Callable[[], KeyStream], limit: int = BUFFER_KEYS) -> None:
+    def __init__(
+        self, start: Callable[[], KeyStream], limit: int = BUFFER_KEYS, ready: Callable[[], bool] | None = None, early: int | None = None
+    ) -> None:
         self.start = start
         self.limit = limit
+        self.ready = ready
+        self.early = EARLY_BATCH if early is None else early
         self.stream: KeyStream | None = None
         self.buffered: list[np.ndarray] = []
-        self.buffered_count = 0
+        self.count = 0
+
+    @property
+    def whole(self) -> bool:
+        """Whether every key given so far is kept (``keys``)."""
+        return self.count <= self.limit
 
     def add(self, keys: np.ndarray) -> None:
-        if self.stream is not None:
-            self.stream.add(keys)
-            return
-        self.buffered.append(keys)
-        self.buffered_count += len(keys)
-        if self.buffered_count > self.limit:
+        self.count += len(keys)
+        if self.stream is None and (not self.whole or (self.ready is not None and self.count >= self.early and self.ready())):
             self.stream = self.start()
             for part in self.buffered:
                 self.stream.add(part)
-            self.buffered, self.buffered_count = [], 0
+        if self.stream is not None:
+            self.stream.add(keys)
+        if self.whole:
+            self.buffered.append(keys)
+        else:
+            self.buffered = []
 
     def restart(self) -> None:
-        self.buffered, self.buffered_count = [], 0
+        self.buffered, self.count = [], 0
         if self.stream is not None:
             self.stream.restart()
 
     def keys(self) -> np.ndarray:
-        """The keys kept (all of the file's, when no stream was started)."""
+        """The keys kept (all of the file's, when ``whole``)."""
         return np.concatenate(self.buffered) if self.buffered else np.empty(0, KEY_DTYPE)
 
 

@@ -22,6 +22,7 @@ from matching_helpers import advert_sightings, make_keys
 from test_check_store import DAY, SCORERS, neighbours, scene
 
 import bluezone.keyformat.exportstream as exportstream
+import bluezone.matching.check as check_module
 import bluezone.matching.keystream as keystream
 from bluezone.cli import cli
 from bluezone.crypto.intervals import INTERVAL_SECONDS
@@ -72,7 +73,28 @@ def day_file(tmp_path: Path, per_rpi: int = 30) -> tuple[Path, Path, np.ndarray,
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(keystream, "BATCH", 256)
+    monkeypatch.setattr(keystream, "EARLY_BATCH", 256)
     monkeypatch.setattr(exportstream, "PIECE", 4096)
+
+
+class _Streams(list):
+    """The key streams a check made (their batch sizes), to tell that the keys went to workers as the file was read."""
+
+
+@pytest.fixture
+def store_read_first(monkeypatch: pytest.MonkeyPatch) -> _Streams:
+    """With jobs > 1: the store counted as read once it has been (the file waits for it), so the keys
+    go to the workers from the first batch on, whichever thread would have been faster."""
+    monkeypatch.setattr(check_module._HeardInBackground, "ready", lambda self: self._read.exception() is None)
+    made = _Streams()
+
+    class Recorded(keystream.KeyStream):
+        def __init__(self, heard: object, jobs: int = 1, batch: int | None = None) -> None:
+            made.append(batch)
+            super().__init__(heard, jobs, batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(check_module, "KeyStream", Recorded)
+    return made
 
 
 def as_array(path: Path, db: Path, scorer: str, **signed: object) -> CheckResult:
@@ -128,6 +150,25 @@ def test_a_small_file_checked_with_the_store_read_while_it_is_read_reports_the_s
     assert overlapped.streamed_keys is None and len(overlapped.keys) == len(file_keys) + 2
     assert overlapped.as_dict() == expected.as_dict()
     assert overlapped.exposures == expected.exposures
+
+
+@pytest.mark.usefixtures("small_batches")
+@pytest.mark.parametrize("scorer", sorted(SCORERS))
+@pytest.mark.parametrize("per_rpi", [30, 1])
+def test_a_small_file_derived_as_it_is_read_reports_what_the_array_reports(
+    tmp_path: Path, scorer: str, per_rpi: int, store_read_first: _Streams
+) -> None:
+    """With jobs > 1 a file's keys go to the workers as it is read, once the store has been read, and
+    are kept too: the file, which fits, is still had whole (revisions applied as to an array, no
+    second pass), and the report is the array's."""
+    path, db, file_keys, _ = day_file(tmp_path, per_rpi)
+    expected = as_array(path, db, scorer)
+    early = check_key_file(path, db, scorer=SCORERS[scorer], jobs=2)
+    assert store_read_first == [256]  # a stream, from the first keys on
+    assert early.streamed_keys is None and len(early.keys) == len(file_keys) + 2
+    assert np.array_equal(early.keys, expected.keys)
+    assert early.as_dict() == expected.as_dict()
+    assert early.exposures == expected.exposures
 
 
 def _open_files(path: Path) -> int:
@@ -253,11 +294,17 @@ _entries = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5), st.integers(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(keys=_entries, revised=_entries, jobs=st.sampled_from([1, 2]), buffer_keys=st.sampled_from([0, None]))
-def test_any_revisions_stream_as_the_array_reads_them(heard_store: Path, keys: list, revised: list, jobs: int, buffer_keys: int | None) -> None:
+@given(
+    keys=_entries, revised=_entries, jobs=st.sampled_from([1, 2]), buffer_keys=st.sampled_from([0, None]),
+    store_first=st.booleans(),
+)
+def test_any_revisions_stream_as_the_array_reads_them(
+    heard_store: Path, keys: list, revised: list, jobs: int, buffer_keys: int | None, store_first: bool
+) -> None:
     """Keys drawn from heard and unheard daily keys, repeated, in any report type; revisions of
-    them or of keys the file lacks, repeated, revoking or not: streamed (``buffer_keys`` 0), or
-    kept whole and checked as an array with the store read meanwhile (``jobs`` 2), == as an array."""
+    them or of keys the file lacks, repeated, revoking or not: streamed (``buffer_keys`` 0), or kept
+    whole (with ``jobs`` 2 the store read meanwhile, and with ``store_first`` the keys derived as
+    they come, in batches of two, by the worker and this process), == as an array."""
     def rows(entries: list) -> np.ndarray:
         out = make_keys([(_TEKS[t], DAY, 144) for t, _, _ in entries])
         out["report_type"] = [r for _, r, _ in entries]
@@ -266,7 +313,9 @@ def test_any_revisions_stream_as_the_array_reads_them(heard_store: Path, keys: l
 
     with tempfile.TemporaryDirectory() as where, pytest.MonkeyPatch.context() as patch:
         patch.setattr(keystream, "BATCH", 2)
+        patch.setattr(keystream, "EARLY_BATCH", 2)
         patch.setattr(exportstream, "PIECE", 64)
+        patch.setattr(check_module._HeardInBackground, "ready", lambda self: store_first and self._read.exception() is None)
         path = Path(where) / "k.zip"
         path.write_bytes(signed_export_zip(rows(keys), SIGNER, INFO, region="VN", revised_keys=rows(revised)))
         expected = check_keys(load_keys(path), heard_store, scorer=SCORERS["gaen"]).as_dict()
