@@ -1,4 +1,4 @@
-"""The key server in process (FastAPI TestClient = an httpx client) on a virtual clock."""
+"""The key server in process (starlette's TestClient = an httpx2 client) on a virtual clock."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from server_helpers import NOW, make_nodes
-from starlette.testclient import TestClient  # an httpx.Client over the ASGI app
+from starlette.testclient import TestClient  # an httpx2.Client over the ASGI app (httpx's API)
 
 from bluezone.client.check import check_server
 from bluezone.client.keyserver import KeyServerClient
@@ -66,6 +66,15 @@ def server(tmp_path: Path) -> Server:
     s = Server(tmp_path)
     yield s
     s.storage.close()
+
+
+def test_the_in_process_server_is_reached_through_httpx2(server: Server) -> None:
+    """The test extra installs httpx2: without it starlette's TestClient falls back to plain httpx
+    (unmaintained) and warns on every run that this is deprecated."""
+    import httpx2
+
+    assert isinstance(server.http, httpx2.Client)
+    assert server.client.signing_key().public_key == server.signer.public_info()["public_key"]  # a request through it
 
 
 def _check(server: Server, db: Path, **kw: object):
