@@ -10,20 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging.systemd_unit import unit_settings as _settings
+
 PACKAGING = Path(__file__).parents[2] / "packaging"
 UNIT = PACKAGING / "bluezone.service"
-
-
-def _settings(text: str) -> dict[str, list[str]]:
-    """Key -> values (systemd allows a key more than once), continuation lines joined, comments out."""
-    settings: dict[str, list[str]] = {}
-    for line in text.replace("\\\n", " ").splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _, value = line.partition("=")
-        settings.setdefault(key.strip(), []).append(value.strip())
-    return settings
 
 
 def test_the_unit_assumes_no_checkout_and_runs_what_the_cli_takes() -> None:

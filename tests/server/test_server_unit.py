@@ -10,20 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging.systemd_unit import unit_settings
+
 UNIT = Path(__file__).parents[2] / "packaging" / "bluezone-server.service"
 
 
 def _settings() -> dict[str, list[str]]:
-    """Key -> values (systemd allows a key more than once), continuation lines joined."""
-    settings: dict[str, list[str]] = {}
-    logical = UNIT.read_text().replace("\\\n", " ")
-    for line in logical.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";", "[")):
-            continue
-        key, _, value = line.partition("=")
-        settings.setdefault(key.strip(), []).append(value.strip())
-    return settings
+    return unit_settings(UNIT.read_text())
 
 
 def test_unit_runs_a_command_line_the_cli_accepts() -> None:
@@ -65,9 +58,8 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     assert proc.returncode == 0 and not problems, proc.stderr
 
 
-def test_export_files_reach_the_disk_before_they_are_renamed(tmp_path, monkeypatch) -> None:
-    """A batch file is fsynced before its rename and its directory after it (the database marks
-    the keys exported next): a power loss cannot leave an empty file for published keys."""
+def _disk_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The export code's fsyncs (of a file or a directory) and renames, in order, as they happen."""
     import os
 
     from bluezone.server import exports
@@ -85,6 +77,15 @@ def test_export_files_reach_the_disk_before_they_are_renamed(tmp_path, monkeypat
 
     monkeypatch.setattr(exports.os, "fsync", fsync)
     monkeypatch.setattr(exports.os, "replace", replace)
+    return events
+
+
+def test_export_files_reach_the_disk_before_they_are_renamed(tmp_path, monkeypatch) -> None:
+    """A batch file is fsynced before its rename and its directory after it (the database marks
+    the keys exported next): a power loss cannot leave an empty file for published keys."""
+    from bluezone.server import exports
+
+    events = _disk_steps(monkeypatch)
     exports._write_atomic(tmp_path / "batch.zip", b"PK\x05\x06" + bytes(18))
     assert events == ["fsync-file", "replace", "fsync-dir"]
     assert (tmp_path / "batch.zip").read_bytes() == b"PK\x05\x06" + bytes(18)
@@ -94,8 +95,6 @@ def test_export_files_reach_the_disk_before_they_are_renamed(tmp_path, monkeypat
 def test_an_export_syncs_its_files_then_their_directory_once_then_records_them(tmp_path, monkeypatch) -> None:
     """Every batch file is fsynced and renamed, then the directory synced once for all the renames,
     and only then are the keys taken out of the export queue."""
-    import os
-
     import numpy as np
 
     from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
@@ -112,23 +111,13 @@ def test_an_export_syncs_its_files_then_their_directory_once_then_records_them(t
     storage.insert_keys_unchecked(keys, NOW)
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
     out.mkdir()
-    events: list[str] = []
-    real_fsync, real_replace, real_add = os.fsync, os.replace, storage.add_batches
-
-    def fsync(fd: int) -> None:
-        events.append("fsync-dir" if os.path.isdir(f"/proc/self/fd/{fd}") else "fsync-file")
-        real_fsync(fd)
-
-    def replace(src, dst) -> None:
-        events.append("replace")
-        real_replace(src, dst)
+    events = _disk_steps(monkeypatch)
+    real_add = storage.add_batches
 
     def add_batches(batches) -> None:
         events.append("record")
         real_add(batches)
 
-    monkeypatch.setattr(exports.os, "fsync", fsync)
-    monkeypatch.setattr(exports.os, "replace", replace)
     monkeypatch.setattr(storage, "add_batches", add_batches)
     batches = exports.export_batches(storage, signer, out, NOW, exports.ExportConfig(max_keys_per_file=10))
     storage.close()
