@@ -25,7 +25,7 @@ from bluezone.keyformat.export import (
 )
 from bluezone.keyformat.keys import empty_keys
 
-from tests.keyformat.wire import varint
+from tests.keyformat.export_helpers import varint
 
 
 def _never(*args: object) -> None:

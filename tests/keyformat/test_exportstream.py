@@ -31,7 +31,7 @@ from bluezone.keyformat.keyfile import load_keys, load_signed_keys
 from bluezone.keyformat.keys import empty_keys
 
 from tests.keyformat.test_tekwire import key_messages
-from tests.keyformat.wire import delimited, field, varint
+from tests.keyformat.export_helpers import delimited, field, fields_of, outcome, varint
 
 UINT64 = st.integers(0, 2**64 - 1)
 
@@ -96,17 +96,6 @@ def top_level_fields(draw: st.DrawFn, odd: bool = True) -> list[bytes]:
     return draw(st.permutations(parts))
 
 
-def _outcome(read: object, data: bytes) -> tuple:
-    try:
-        f = read(data)  # type: ignore[operator]
-    except KeyFileError as exc:
-        return ("error", str(exc))
-    return (
-        "ok", f.keys.tobytes(), f.revised_keys.tobytes(), f.region, f.batch_num, f.batch_size,
-        f.start_timestamp, f.end_timestamp, f.signature_infos,
-    )
-
-
 piece_sizes = st.sampled_from([1, 2, 3, 17, 64, 1000, exportstream.PIECE])
 
 
@@ -116,7 +105,7 @@ def test_any_field_order_reads_as_protobuf_does(parts: list[bytes], piece: int) 
     data = EXPORT_HEADER + b"".join(parts)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(exportstream, "PIECE", piece)
-        assert _outcome(read_export_bin, data) == _outcome(parse_whole_export_bin, data)
+        assert outcome(read_export_bin, data) == outcome(parse_whole_export_bin, data)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -124,7 +113,7 @@ def test_any_field_order_reads_as_protobuf_does(parts: list[bytes], piece: int) 
 def test_what_servers_write_is_streamed_never_parsed_whole(parts: list[bytes], piece: int) -> None:
     """Valid keys, known and unknown fields in any order: never left to protobuf, and as it reads them."""
     data = EXPORT_HEADER + b"".join(parts)
-    expected = _outcome(parse_whole_export_bin, data)
+    expected = outcome(parse_whole_export_bin, data)
     assert expected[0] == "ok"
 
     def whole(data: bytes) -> None:
@@ -134,7 +123,7 @@ def test_what_servers_write_is_streamed_never_parsed_whole(parts: list[bytes], p
         mp.setattr(exportstream, "PIECE", piece)
         mp.setattr(exportstream, "_MIN_VALID_ENTRY", 10_000)  # room for one key: the rows grow
         mp.setattr(export_module, "parse_whole_export_bin", whole)
-        assert _outcome(read_export_bin, data) == expected
+        assert outcome(read_export_bin, data) == expected
 
 
 @settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
@@ -144,7 +133,7 @@ def test_a_truncated_export_reads_as_protobuf_does(parts: list[bytes], cut: int,
     data = data[: cut % (len(data) + 1)]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(exportstream, "PIECE", piece)
-        assert _outcome(read_export_bin, data) == _outcome(parse_whole_export_bin, data)
+        assert outcome(read_export_bin, data) == outcome(parse_whole_export_bin, data)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -155,14 +144,14 @@ def test_garbage_reads_as_protobuf_does_or_is_a_clean_error(parts: list[bytes], 
         data[at % len(data)] = value
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(exportstream, "PIECE", piece)
-        assert _outcome(read_export_bin, bytes(data)) == _outcome(parse_whole_export_bin, bytes(data))
+        assert outcome(read_export_bin, bytes(data)) == outcome(parse_whole_export_bin, bytes(data))
 
 
 @settings(max_examples=100)
 @given(st.binary(max_size=300))
 def test_random_bytes_after_the_header(body: bytes) -> None:
     data = EXPORT_HEADER + body
-    assert _outcome(read_export_bin, data) == _outcome(parse_whole_export_bin, data)
+    assert outcome(read_export_bin, data) == outcome(parse_whole_export_bin, data)
 
 
 def _keys(n: int, seed: int = 3) -> np.ndarray:
@@ -355,18 +344,14 @@ class _Collected:
 
 
 def _sunk_outcome(data: bytes) -> tuple:
-    """``_outcome`` of reading ``data`` with its keys handed to a sink as they stream."""
+    """``outcome`` of reading ``data`` with its keys handed to a sink as they stream."""
     sink = _Collected()
     try:
         f, _ = open_export(io.BytesIO(data), sink=sink)
     except KeyFileError as exc:
         return ("error", str(exc))
     assert len(f.keys) == 0
-    keys = np.concatenate(sink.parts) if sink.parts else empty_keys(0)
-    return (
-        "ok", keys.tobytes(), f.revised_keys.tobytes(), f.region, f.batch_num, f.batch_size,
-        f.start_timestamp, f.end_timestamp, f.signature_infos,
-    )
+    return fields_of(f, np.concatenate(sink.parts) if sink.parts else empty_keys(0))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -381,7 +366,7 @@ def test_keys_handed_to_a_sink_are_what_protobuf_reads(parts: list[bytes], flips
     data = data[: max(cut % (len(data) + 1), 4)]
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(exportstream, "PIECE", piece)
-        assert _sunk_outcome(bytes(data)) == _outcome(parse_whole_export_bin, bytes(data))
+        assert _sunk_outcome(bytes(data)) == outcome(parse_whole_export_bin, bytes(data))
 
 
 def test_a_sink_gets_a_large_file_piece_by_piece_and_restarts_when_protobuf_takes_over(monkeypatch: pytest.MonkeyPatch) -> None:

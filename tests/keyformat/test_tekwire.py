@@ -9,11 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import bluezone.keyformat.export as export_module
-from bluezone.errors import KeyFileError
 from bluezone.keyformat import gaen_export_pb2 as pb
 from bluezone.keyformat.export import EXPORT_HEADER, build_export_bin, parse_whole_export_bin, read_export_bin
 from bluezone.keyformat.keys import empty_keys
 from bluezone.keyformat.tekwire import decode_keys, raw_export_class
+
+from tests.keyformat.export_helpers import outcome
 
 INT32 = st.integers(-(2**31), 2**31 - 1)
 
@@ -140,22 +141,14 @@ def export_bodies(draw: st.DrawFn) -> bytes:
     return EXPORT_HEADER + message.SerializeToString()
 
 
-def _read(data: bytes, read: object = parse_whole_export_bin) -> tuple:
-    try:
-        f = read(data)  # type: ignore[operator]
-    except KeyFileError as exc:
-        return ("error", str(exc))
-    return ("ok", f.keys.tobytes(), f.revised_keys.tobytes(), f.region)
-
-
 @settings(max_examples=200)
 @given(export_bodies())
 def test_export_files_read_the_same_on_every_path(data: bytes) -> None:
-    whole = _read(data)
-    streamed = _read(data, read_export_bin)
+    whole = outcome(parse_whole_export_bin, data)
+    streamed = outcome(read_export_bin, data)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(export_module, "decode_keys", lambda entries: None)  # protobuf's message objects only
-        slow = _read(data)
+        slow = outcome(parse_whole_export_bin, data)
     assert whole == slow == streamed
 
 
