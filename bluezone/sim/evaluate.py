@@ -42,7 +42,7 @@ from bluezone.progress import Progress
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.sim.datasets import Recording, load_dataset
 from bluezone.sim.scenario import RadioModel
-from bluezone.sim.metrics import average_precision, confusion, roc_auc
+from bluezone.sim.metrics import average_precision, confusion, fmt, roc_auc, rounded
 
 log = logging.getLogger(__name__)
 
@@ -321,10 +321,10 @@ def _window_metrics(
     detected = score >= 0.5
     c = confusion(truth, detected)
     out = {
-        "roc_auc": _r(roc_auc(truth, rank)),
-        "pr_auc": _r(average_precision(truth, rank)),
-        "window_precision": _r(c.precision),
-        "window_recall": _r(c.recall),
+        "roc_auc": rounded(roc_auc(truth, rank)),
+        "pr_auc": rounded(average_precision(truth, rank)),
+        "window_precision": rounded(c.precision),
+        "window_recall": rounded(c.recall),
         "ndcf": {f"{d:.1f}": ndcf(distances <= d + TC4TL_SLACK_M, detected, rank) for d in TC4TL_DISTANCES_M},
         # the same decision against the question it answers, "closer than 2 m" (``close_m``)
         "ndcf_close": ndcf(distances < CLOSE_M, detected, rank),
@@ -347,7 +347,7 @@ def ndcf(within: np.ndarray, detected: np.ndarray, rank: np.ndarray) -> dict[str
         "ndcf": None if cost is None else round(cost, 4),
         "p_miss": None if p_miss is None else round(p_miss, 4),
         "p_fa": None if p_fa is None else round(p_fa, 4),
-        "roc_auc": _r(roc_auc(within, rank)),
+        "roc_auc": rounded(roc_auc(within, rank)),
     }
 
 
@@ -359,10 +359,7 @@ def _chain_metrics(scorer: Scorer, chains: list[tuple[list[Minute], int]]) -> di
     true_min = np.array([k for _, k in chains], float)
     c = confusion(truth, predicted)
     return {
-        "precision": _r(c.precision),
-        "recall": _r(c.recall),
-        "f1": _r(c.f1),
-        "confusion": {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn},
+        **c.as_dict(),
         "minutes_mae": round(float(np.mean(np.abs(est - true_min))), 3) if len(chains) else None,
     }
 
@@ -516,20 +513,20 @@ def table(report: dict[str, Any]) -> str:
     for n, s in report["scorers"].items():
         ci = s["ci95"].get("f1", [None, None])  # none with --bootstrap 0
         lines.append(
-            f"{n:<10}{_f(s['roc_auc']):>9}{_f(s['pr_auc']):>8}{_f(s['precision']):>11}{_f(s['recall']):>8}{_f(s['f1']):>7}   [{_f(ci[0])}, {_f(ci[1])}]"
+            f"{n:<10}{fmt(s['roc_auc']):>9}{fmt(s['pr_auc']):>8}{fmt(s['precision']):>11}{fmt(s['recall']):>8}{fmt(s['f1']):>7}   [{fmt(ci[0])}, {fmt(ci[1])}]"
         )
         rates = "  ".join(f"{d} m: {v:.2f}" for d, v in s["detection_by_distance"].items())
         lines.append(f"{'':<10}detected per distance: {rates}")
         costs = "  ".join(
-            f"{d} m: {_f(v['ndcf'])} (ROC-AUC {_f(v['roc_auc'])})" for d, v in s.get("ndcf", {}).items()
+            f"{d} m: {fmt(v['ndcf'])} (ROC-AUC {fmt(v['roc_auc'])})" for d, v in s.get("ndcf", {}).items()
         )
         close = s.get("ndcf_close") or {}
         if close:
-            costs += f"; closer than {report['close_m']:g} m (the decision's own question): {_f(close['ndcf'])}"
+            costs += f"; closer than {report['close_m']:g} m (the decision's own question): {fmt(close['ndcf'])}"
         lines.append(f"{'':<10}nDCF = P_miss + P_fa at TC4TL distances: {costs}")
         if s.get("ndcf_per_distance"):
             own = "  ".join(
-                f"{d} m: {_f(v['ndcf'])} ({v['threshold_shift_db']:+.1f} dB)" for d, v in s["ndcf_per_distance"].items()
+                f"{d} m: {fmt(v['ndcf'])} ({v['threshold_shift_db']:+.1f} dB)" for d, v in s["ndcf_per_distance"].items()
             )
             lines.append(f"{'':<10}nDCF, a decision for each distance (thresholds moved by the path-loss model): {own}")
     return "\n".join(lines)
@@ -560,11 +557,3 @@ def _calibration_line(report: dict[str, Any]) -> str:
     if cal.get("nominal"):
         text += f"; nominal ({report['nominal_tx_power_dbm']} dBm, 0 dB) for: " + ", ".join(cal["nominal"])
     return text
-
-
-def _f(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.3f}"
-
-
-def _r(x: float) -> float | None:
-    return None if np.isnan(x) else round(float(x), 4)

@@ -26,7 +26,7 @@ import numpy as np
 
 from bluezone.errors import ConfigError
 from bluezone.sim.engine import RunResult
-from bluezone.sim.metrics import confusion
+from bluezone.sim.metrics import confusion, rounded
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,9 @@ def levels_summary(result: RunResult, f0_count: int, seed: int) -> dict[str, Any
         for lvl, label in ((1, "F1"), (2, "F2")):
             c = confusion(truth.level[units] == lvl, warned.level[units] == lvl)
             per[label] = {
-                "precision": None if np.isnan(c.precision) else round(c.precision, 4),
-                "recall": None if np.isnan(c.recall) else round(c.recall, 4),
-                "confusion": {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn},
+                "precision": rounded(c.precision),
+                "recall": rounded(c.recall),
+                "confusion": c.counts(),
                 "warned": int((warned.level == lvl).sum()),
             }
         out["scorers"][name] = per

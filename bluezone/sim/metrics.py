@@ -38,6 +38,18 @@ class Confusion:
         """2TP / (2TP + FP + FN): 0 when true contacts were all missed, undefined without any."""
         return 2 * self.tp / (2 * self.tp + self.fp + self.fn) if self.tp + self.fn else math.nan
 
+    def counts(self) -> dict[str, int]:
+        return {"tp": self.tp, "fp": self.fp, "fn": self.fn, "tn": self.tn}
+
+    def as_dict(self) -> dict[str, Any]:
+        """Precision, recall and F1 as a report gives them (None when undefined), and the counts."""
+        return {
+            "precision": rounded(self.precision),
+            "recall": rounded(self.recall),
+            "f1": rounded(self.f1),
+            "confusion": self.counts(),
+        }
+
 
 def confusion(truth: np.ndarray, predicted: np.ndarray) -> Confusion:
     """The confusion counts of ``predicted`` against ``truth`` (boolean arrays)."""
@@ -112,12 +124,9 @@ def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min
     err = est_min[touched] - true_min[touched]
     thresholds, precision, recall = pr_curve(truth, score)
     return {
-        "precision": _r(c.precision),
-        "recall": _r(c.recall),
-        "f1": _r(c.f1),
-        "confusion": {"tp": c.tp, "fp": c.fp, "fn": c.fn, "tn": c.tn},
-        "pr_auc": _r(average_precision(truth, score)),
-        "roc_auc": _r(roc_auc(truth, score)),
+        **c.as_dict(),
+        "pr_auc": rounded(average_precision(truth, score)),
+        "roc_auc": rounded(roc_auc(truth, score)),
         "ndcf": round(ndcf(truth, predicted), 4),
         "minutes_mae": round(float(np.mean(np.abs(err))), 3) if len(err) else 0.0,
         "minutes_bias": round(float(np.mean(err)), 3) if len(err) else 0.0,
@@ -129,7 +138,7 @@ def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min
     }
 
 
-def _r(x: float) -> float | None:
+def rounded(x: float) -> float | None:
     """``x`` rounded for a report; None (JSON null, "n/a" in tables) when undefined."""
     return None if np.isnan(x) else round(float(x), 4)
 

@@ -47,3 +47,14 @@ def test_summary_and_table_of_a_run_without_true_contacts() -> None:
     row = table(report).splitlines()[-1]
     assert "n/a" in row and "1.000" not in row
     assert confusion(truth, truth).tn == 20
+
+
+def test_a_confusion_as_a_report_gives_it() -> None:
+    """Ratios rounded to 4 places, an undefined one None (JSON null), and the counts: the one form
+    summary(), evaluate's verdicts and the levels report share."""
+    assert Confusion(tp=2, fp=1, fn=0, tn=5).as_dict() == {
+        "precision": 0.6667, "recall": 1.0, "f1": 0.8, "confusion": {"tp": 2, "fp": 1, "fn": 0, "tn": 5},
+    }
+    assert Confusion(tp=0, fp=0, fn=0, tn=3).as_dict() == {
+        "precision": None, "recall": None, "f1": None, "confusion": {"tp": 0, "fp": 0, "fn": 0, "tn": 3},
+    }
