@@ -64,17 +64,22 @@ def require_bluezoo() -> None:
 
 
 def _kill(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
+    """End ``proc``'s process group (if still running) and close our ends of its pipes."""
+    if proc is None:
         return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
+    if proc.poll() is None:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(timeout=5)
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=5)
+    for pipe in (proc.stdin, proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
 
 
 @dataclass
@@ -98,9 +103,8 @@ class BlueZoo:
         for address in self.adapters.values():
             args += ["--adapter", address]
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.bus_address)
-        self.zoo_proc = subprocess.Popen(
-            args, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
-        )
+        with log.open("wb") as out:  # bluezoo writes to its own copy of the descriptor
+            self.zoo_proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 20
         while not asyncio.run(self._zoo_ready()):
             if self.zoo_proc.poll() is not None or time.monotonic() > deadline:

@@ -159,6 +159,7 @@ def test_bumble_transport_spec_opens_a_controller_over_tcp() -> None:
             assert radio.device is None  # closed and released
         finally:
             await served.close()
+            sock.close()  # bumble's close leaves the listening socket it was given open
 
     asyncio.run(main())
 

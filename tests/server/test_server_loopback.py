@@ -188,8 +188,7 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
         assert (r.status_code, r.json()["code"]) == (400, "too_many_keys_per_day")  # --max-keys-per-day 3
     finally:
         proc.terminate()
-        proc.wait(30)
-    output = proc.stdout.read().decode()
+        output = proc.communicate(timeout=30)[0].decode()  # waits, reads all, closes the pipe
     assert "Application startup complete" in output, output
     # one format for bluezone's and uvicorn's lines (uvicorn's own "INFO:     ..." sat beside ours)
     import re

@@ -40,6 +40,7 @@ class Running:
         self.port = self.sock.getsockname()[1]
         self.server = uvicorn.Server(uvicorn_config(app, settings))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
+        self.clients: list[socket.socket] = []
         self.thread.start()
         deadline = time.monotonic() + 30
         while not self.server.started:
@@ -47,7 +48,9 @@ class Running:
             time.sleep(0.01)
 
     def connect(self, source: str = "127.0.0.1") -> socket.socket:
+        """A raw connection from ``source``, closed by ``stop`` if the test leaves it open."""
         s = socket.create_connection(("127.0.0.1", self.port), timeout=10, source_address=(source, 0))
+        self.clients.append(s)
         return s
 
     def healthz(self, source: str = "127.0.0.2") -> int:
@@ -56,6 +59,8 @@ class Running:
             return http.get(f"http://127.0.0.1:{self.port}/healthz").status_code
 
     def stop(self) -> None:
+        for s in self.clients:
+            s.close()
         self.server.should_exit = True
         self.thread.join(15)
         self.sock.close()
@@ -222,6 +227,7 @@ def test_a_client_that_stops_reading_is_dropped(running: Running) -> None:
     connection is dropped instead of held for ever."""
     (running.exports / "big.zip").write_bytes(b"\0" * (64 << 20))
     s = socket.socket()
+    running.clients.append(s)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.bind(("127.0.0.1", 0))
     s.connect(("127.0.0.1", running.port))
