@@ -137,7 +137,14 @@ class KeyServerClient:
     def _request_once(self, method: str, url: str, max_bytes: int, **kwargs: Any) -> bytes:
         deadline = self._deadline.start(self.deadline)
         try:
-            with self._http.stream(method, url, **kwargs) as response:
+            # uncompressed only, refused before its body is read: httpx inflates each chunk whole, so gzip in
+            # gzip (a 1.8 kB answer saying "Content-Encoding: gzip, gzip") became 1 GB at once, before the
+            # size cap below could look
+            headers = {**kwargs.pop("headers", {}), "Accept-Encoding": "identity"}
+            with self._http.stream(method, url, headers=headers, **kwargs) as response:
+                encoding = response.headers.get("content-encoding", "identity").strip().lower()
+                if encoding not in ("", "identity"):
+                    raise KeyServerError(f"{url}: the answer is compressed ({_shown(encoding)}), though not asked to be")
                 data = bytearray()
                 for chunk in response.iter_bytes():
                     data += chunk

@@ -104,3 +104,44 @@ def test_a_servers_error_text_reaches_the_terminal_as_one_short_printable_line(a
         _check(lambda request: answer)
     message = str(refused.value)
     assert message.isprintable() and len(message) < 400, message
+
+
+def test_a_compressed_answer_is_refused_unread() -> None:
+    """httpx inflates each chunk it reads whole: gzip in gzip ('Content-Encoding: gzip, gzip', 1.8 kB
+    on the wire for 1 GB) made 2 GB at once (7 s) before the 1 MiB cap could look.  The client asks for
+    an uncompressed answer, reads it raw, and refuses a compressed one.  Over a real loopback socket:
+    the mock transport of the other tests takes another path."""
+    import gzip
+    import socket
+    import threading
+    import tracemalloc
+    import zlib
+
+    deflater = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = gzip.compress(b"".join([deflater.compress(bytes(1 << 20)) for _ in range(200)] + [deflater.flush()]), 9)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    asked: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            asked.append(conn.recv(65536))
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip, gzip\r\nConnection: close\r\n"
+                         + f"Content-Length: {len(bomb)}\r\n\r\n".encode() + bomb)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client = KeyServerClient(f"http://127.0.0.1:{listener.getsockname()[1]}", retries=0)
+    tracemalloc.start()
+    try:
+        with pytest.raises(KeyServerError, match="compressed"):
+            client.index()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        client.close()
+        listener.close()
+    assert peak < 20_000_000, peak  # 200 MB inflated before
+    assert b"accept-encoding: identity" in asked[0].lower()
