@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,17 @@ def _export_dir(db: str, export_dir: Path | None) -> Path:
     return Path(db).with_name(Path(db).stem + "-exports")
 
 
+def _make_export_dir(out: Path) -> None:
+    """Make the export directory now: one that cannot be made or written is one line at start, not a
+    traceback ('NotADirectoryError', or every scheduled export of `server run` failing in its log)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make the export directory {out}: {exc.strerror or exc} (check --export-dir)") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write into the export directory {out}: permission denied (check --export-dir)")
+
+
 _export_dir_opt = click.option(
     "--export-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where batches and index.txt go (default: <server-db>-exports beside a SQLite file).",
@@ -167,6 +179,7 @@ def export_cmd(
     storage = _open(db, create_db)
     now = cli_clock().now()
     try:
+        _make_export_dir(out)  # after the database: a typo in --server-db leaves no directory behind
         batches = export_batches(storage, signer, out, now, config)
         waiting = embargoed(storage, now)
     finally:
@@ -226,6 +239,11 @@ def run_cmd(
     code_key = CodeKey.load(signing_key_dir)
     exports = _export_dir(db, export_dir)
     storage = _open(db, create=True)  # the server owns its database: the first start creates it
+    try:
+        _make_export_dir(exports)
+    except InputError:
+        storage.close()
+        raise
     app = create_app(
         storage, code_key=code_key, export_dir=exports, signer=signer, export_config=export_config,
         export_every=export_every or None, publish_config=PublishConfig(max_keys_per_day=max_keys_per_day),

@@ -208,3 +208,28 @@ def test_a_file_that_is_no_database_is_a_usage_error(tmp_path: Path, command: li
     rc, out, err = _run("server", command[0], "--server-db", str(db), "--signing-key-dir", str(keys), *args)
     assert rc == 2 and "is not a key server database" in err and err.count("\n") == 1, err
     assert db.read_text() == "not a database\n" * 100
+
+
+def test_an_export_directory_that_cannot_be_made_is_one_line_at_start(tmp_path: Path) -> None:
+    """`export` said 'Error: NotADirectoryError: [Errno 20] ...' (exit 1); `server run` served on and logged
+    a traceback at every scheduled export."""
+    import subprocess
+    import sys
+
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    (tmp_path / "a-file").write_text("")
+    bad = tmp_path / "a-file" / "exports"
+    db = str(tmp_path / "s.db")
+    rc, out, err = _run("server", "export", "--server-db", db, "--signing-key-dir", str(keys), "--export-dir", str(bad),
+                        "--create-db")
+    assert rc == 2 and err == f"Error: cannot make the export directory {bad}: Not a directory (check --export-dir)\n"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bluezone.cli", "server", "run", "--server-db", db, "--signing-key-dir", str(keys),
+         "--port", "0", "--export-dir", str(bad)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"Error: cannot make the export directory {bad}: Not a directory (check --export-dir)"
+    ]
