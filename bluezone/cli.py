@@ -856,10 +856,13 @@ def upload(
         emit_json(result.as_dict())
         return
     revised = f", revised {result.receipt.revised}" if result.receipt.revised else ""
-    checkins = f" and {result.receipt.checkins} check-in(s)" if result.checkins else ""
-    click.echo(
-        f"uploaded {len(result.keys)} key(s){checkins}; the server stored {result.receipt.inserted} new{revised}"
-    )
+    sent = stored = ""
+    if result.checkins:  # the server keeps none under a negative or recursive code: say so, not "uploaded 0"
+        sent = f" and {len(result.checkins)} check-in(s)"
+        stored = f" and {result.receipt.checkins} check-in(s)"
+        if not result.receipt.checkins:
+            stored += " (it publishes none under a negative test's or a close contact's code)"
+    click.echo(f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new{revised}{stored}")
 
 
 

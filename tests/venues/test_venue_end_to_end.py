@@ -244,3 +244,28 @@ def test_a_close_contact_uploads_keys_without_checkins(live_server: dict, tmp_pa
     assert rc == 0, err
     sent = json.loads(out)
     assert sent["checkins_sent"] == 0 and "You also checked in" not in err
+
+
+def test_upload_says_what_it_sent_and_what_the_server_kept_of_the_checkins(live_server: dict, tmp_path: Path) -> None:
+    """A negative test's upload showed the check-ins, sent them, and said 'uploaded 1 key(s) and 0
+    check-in(s)': the server keeps none under a negative code, which the line did not say."""
+    now = clear_of_midnight(3)
+    f0_db = tmp_path / "f0.db"
+    rc, out, err = run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(tmp_path / "v"), "--json")
+    assert run("checkin", json.loads(out)["url"], "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600),
+               "--db", str(f0_db))[0] == 0
+    with SightingStore.open(f0_db) as store:
+        store.save_daily_key(DailyKey.generate(now - 86400))
+
+    def upload(test_type: str) -> str:
+        code = json.loads(run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                              str(live_server["keys"]), "--type", test_type, "--json")[1])["code"]
+        rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes")
+        assert rc == 0, err
+        return out.strip()
+
+    assert upload("likely") == "uploaded 1 key(s) and 1 check-in(s); the server stored 1 new and 1 check-in(s)"
+    assert upload("negative") == (
+        "uploaded 1 key(s) and 1 check-in(s); the server stored 0 new, revised 1 and 0 check-in(s)"
+        " (it publishes none under a negative test's or a close contact's code)"
+    )
