@@ -569,6 +569,11 @@ def check(
             keys_path = None
         else:
             raise InputError("give either --keys FILE or --server URL, not both")
+    if keys_path is not None and server_key is not None:
+        # a --server-key from config.toml or the environment pins the configured server (the README's
+        # example sets both); a key file is held to a key typed with it, else a JSON file is refused
+        if click.get_current_context().get_parameter_source("server_key") is not ParameterSource.COMMANDLINE:
+            server_key = None
     result: Any
     if server_url is not None:
         from bluezone.client.check import check_with_server

@@ -165,3 +165,23 @@ def test_a_server_from_the_config_gives_way_to_keys_typed_now(config: Path, stor
     assert invoke("check", "--keys", str(keys), "--db", str(line_db), env=env).exit_code == 0
     both = invoke("check", "--keys", str(keys), "--server", "http://127.0.0.1:9", "--db", str(line_db))
     assert both.exit_code == 2 and "not both" in both.output  # both typed: still a usage error
+
+
+def test_a_server_key_from_the_config_gives_way_to_keys_typed_now(config: Path, stores, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """README's example config sets [check] server and server-key; `bluezone check --keys FILE.json`
+    then said 'a JSON key file carries no signature, and --server-key verifies signed export .zip
+    files only (leave --server-key out ...)', of an option the user never typed."""
+    from bluezone.server.signing import keygen
+
+    _, _, line_db = stores
+    keys = tmp_path / "keys.json"
+    assert invoke("keys", "export", "--db", str(line_db), "--out", str(keys)).exit_code == 0
+    keygen(tmp_path / "signing")
+    pem = tmp_path / "signing" / "public.pem"
+    config.write_text(f'[check]\nserver = "http://127.0.0.1:9"\nserver-key = "{pem}"\n')
+    result = invoke("check", "--keys", str(keys), "--db", str(line_db), "--json")
+    assert result.exit_code == 0, result.output
+    env = {"BLUEZONE_CHECK_SERVER_KEY": str(pem)}  # the environment too
+    assert invoke("check", "--keys", str(keys), "--db", str(line_db), env=env).exit_code == 0, env
+    typed = invoke("check", "--keys", str(keys), "--db", str(line_db), "--server-key", str(pem))
+    assert typed.exit_code == 2 and "carries no signature" in typed.output  # typed now: still refused
