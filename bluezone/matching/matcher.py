@@ -191,9 +191,16 @@ class HeardIndex(SightingIndex):
 
     def lookup(self, rpis: np.ndarray, intervals: np.ndarray, tolerance: int) -> tuple[np.ndarray, np.ndarray]:
         """Exact matches of ``rpis`` (uint8 (m, 16)) among the RPIs heard, at any time (the tolerance
-        is applied to the full rows later), as (position in ``rpis``, heard row) pairs: each found by
-        binary search, so a call costs no pass over every heard RPI (a national day's file calls it
-        once per batch, 23 times for 6M keys: ~14 ms each against a million RPIs, that way)."""
+        is applied to the full rows later), as (position in ``rpis``, heard row) pairs.  Few of them
+        (a batch of a streamed file: ~2,000 from 16,384 keys against a million RPIs) are found by
+        binary search (~1 us each, in 2 ms where a pass over every heard RPI costs 6); many by that
+        pass (``SightingIndex.lookup``: 18 ms for 30,000, where searching costs 24)."""
+        if len(rpis) * _SEARCH_BELOW > len(self):
+            return super().lookup(rpis, intervals, tolerance)
+        return self._searched(rpis)
+
+    def _searched(self, rpis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``lookup``, each RPI found by binary search over the heard RPIs' first eight bytes."""
         none = np.empty(0, np.intp), np.empty(0, np.intp)
         if len(rpis) == 0 or len(self) == 0:
             return none
@@ -203,6 +210,10 @@ class HeardIndex(SightingIndex):
         rows = position if self._order is None else self._order[position]
         ok = self.words[rows, 1] == _rpi_words(rpis)[which, 1]
         return which[ok], rows[ok]
+
+
+#: ``HeardIndex.lookup`` searches when it has fewer than one RPI per this many heard ones.
+_SEARCH_BELOW = 64
 
 
 def _high_words(rpis: np.ndarray) -> np.ndarray:

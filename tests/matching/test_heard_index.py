@@ -1,6 +1,7 @@
-"""HeardIndex.lookup finds an RPI by binary search over the heard RPIs' first eight bytes: the same
-(candidate, heard row) pairs as comparing every candidate with every heard RPI, whether the RPIs
-come in byte order (as the store hands them over) or not, and where many share their first bytes."""
+"""HeardIndex.lookup finds a few RPIs by binary search over the heard RPIs' first eight bytes, and many
+by a pass over every heard RPI: both give the same (candidate, heard row) pairs as comparing every
+candidate with every heard RPI, whether the RPIs come in byte order (as the store hands them over)
+or not, and where many share their first bytes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.matching.matcher import HeardIndex
+from bluezone.matching.matcher import HeardIndex, SightingIndex
 
 _PREFIXES = [bytes(8), b"\x01" * 8, b"\xff" * 8, b"\x80" + bytes(7)]  # few: RPIs sharing a first half
 
@@ -32,10 +33,24 @@ def test_lookup_finds_the_pairs_a_comparison_of_every_rpi_finds(heard: list, oth
         stored = stored[::-1]
     candidates = [_rpi(b, s) for b, s in others] + [stored[p % len(stored)] for p in picks if stored]
     index = HeardIndex(_array(stored), np.arange(3))
-    which, rows = index.lookup(_array(candidates), np.zeros(len(candidates), np.int64), 12)
+    asked = _array(candidates)
     expected = {(c, r) for c, rpi in enumerate(candidates) for r, seen in enumerate(stored) if rpi == seen}
-    assert set(zip(which.tolist(), rows.tolist())) == expected
-    assert len(which) == len(expected)
+    # both ways: searched (few RPIs asked of many heard) and by a pass over every heard RPI (many)
+    for which, rows in (index._searched(asked), SightingIndex.lookup(index, asked, np.zeros(len(asked), np.int64), 12)):
+        assert set(zip(which.tolist(), rows.tolist())) == expected
+        assert len(which) == len(expected)
+
+
+def test_lookup_searches_for_few_rpis_and_passes_over_the_heard_ones_for_many(monkeypatch) -> None:
+    rng = np.random.default_rng(3)
+    stored = np.frombuffer(rng.bytes(16 * 1000), np.uint8).reshape(-1, 16)
+    index = HeardIndex(stored, np.arange(3))
+    ways: list[str] = []
+    monkeypatch.setattr(HeardIndex, "_searched", lambda self, rpis: ways.append("searched") or (np.empty(0, np.intp),) * 2)
+    monkeypatch.setattr(SightingIndex, "lookup", lambda self, rpis, intervals, tolerance: ways.append("pass") or (np.empty(0, np.intp),) * 2)
+    for asked in (stored[:10], stored[:100]):  # 1 in 100 of the heard RPIs, then 1 in 10
+        index.lookup(asked, np.zeros(len(asked), np.int64), 12)
+    assert ways == ["searched", "pass"]
 
 
 def test_lookup_of_nothing_and_in_nothing() -> None:
