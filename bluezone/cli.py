@@ -794,6 +794,8 @@ def upload(
 ) -> None:
     """Send this device's daily keys of the last 14 days to the key server (after a positive test).
 
+    Its venue check-ins go too, encrypted (asked first); a device that only checked in sends those alone.
+
     A close contact (F1) given a recursive code sends its keys from its exposure date on (--exposure-date),
     so that its own close contacts (F2) are told.
     """
@@ -829,27 +831,35 @@ def upload(
         if dry_run:
             click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
             return
-        click.echo(f"About to send {len(plan.keys)} daily key(s) to {server_url}:", err=True)
-        for row in plan.as_dict()["keys"]:
-            click.echo(f"  {row['date']}  valid {row['rolling_period'] * 10} min", err=True)
-        if plan.today_in_use and not include_today:
-            click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
-        elif plan.today_in_use:
-            click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
-        if not yes and not click.confirm("Send them?", err=True):
-            raise click.Abort()
+        if len(plan.keys):
+            click.echo(f"About to send {len(plan.keys)} daily key(s) to {server_url}:", err=True)
+            for row in plan.as_dict()["keys"]:
+                click.echo(f"  {row['date']}  valid {row['rolling_period'] * 10} min", err=True)
+            if plan.today_in_use and not include_today:
+                click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
+            elif plan.today_in_use:
+                click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
+            if not yes and not click.confirm("Send them?", err=True):
+                raise click.Abort()
+        else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
+            click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
+                       err=True)
         outgoing = plan.checkins
         if outgoing:
             click.echo(
-                f"You also checked in {len({r.visit.id for r in outgoing})} time(s) since then (names stay on this"
+                f"You {'also ' if len(plan.keys) else ''}checked in {len({r.visit.id for r in outgoing})} time(s)"
+                f" {'since then' if len(plan.keys) else 'in the last 14 days'} (names stay on this"
                 " device; the server gets them encrypted, readable only by phones that checked in there too; a visit"
                 " over UTC midnight is two lines):", err=True,
             )
             for shown in plan.as_dict()["checkins"]:
                 click.echo(f"  {shown['start'][:16].replace('T', ' ')}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
             if send_checkins is None and not yes and not click.confirm(
-                "Send these check-ins too, so others who were there are warned?", default=True, err=True
+                f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
+                default=True, err=True,
             ):
+                if not len(plan.keys):
+                    raise click.Abort()
                 outgoing = ()
         with KeyServerClient(server_url) as client:
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending

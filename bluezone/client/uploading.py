@@ -156,7 +156,8 @@ def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
 
 
 def _nothing_to_upload(
-    daily: list[DailyKey], now: float, include_today: bool, days: int, exposure_date: dt.date | None
+    daily: list[DailyKey], now: float, include_today: bool, days: int, exposure_date: dt.date | None,
+    checkins: bool = False,
 ) -> InputError:
     """Why there is nothing to send: when only today's key (still on air) is there, how to send it."""
     if not include_today and today_key_in_use(daily, now):
@@ -166,7 +167,8 @@ def _nothing_to_upload(
             "new key for the rest of the day)"
         )
     since = f"since {exposure_date}" if exposure_date else f"of the last {days} days"
-    return InputError(f"no daily keys {since} in this database: nothing to upload")
+    checked_in = " and no check-ins" if checkins else ""
+    return InputError(f"no daily keys{checked_in} {since} in this database: nothing to upload")
 
 
 def plan_upload(
@@ -179,12 +181,18 @@ def plan_upload(
     InputError when there are no keys."""
     daily = store.daily_keys()
     keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date)
-    if len(keys) == 0:
+    checkins_only = len(keys) == 0 and checkins and exposure_date is None and not _upload_selection(daily, now, True, days)
+    if len(keys) == 0 and not checkins_only:
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
     outgoing: tuple[Any, ...] = ()
     if checkins and exposure_date is None:  # a close contact's visits would be told as a case's
-        since_time = int(keys["rolling_start"].min()) * INTERVAL_SECONDS  # the check-ins of the days whose keys go
+        # the check-ins of the days whose keys go; with no keys at all (a device that only checked in,
+        # never ran the daemon) those of the same 14 days
+        first = int(keys["rolling_start"].min()) if len(keys) else rolling_start(now) - days * ROLLING_PERIOD
+        since_time = first * INTERVAL_SECONDS
         outgoing = tuple(reports_to_upload(visits(store, since_time), since_time, now))
+    if checkins_only and not outgoing:
+        raise _nothing_to_upload(daily, now, include_today, days, exposure_date, checkins=True)
     return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing)
 
 
@@ -219,9 +227,9 @@ def upload_own_keys(
     if exposure_date is not None:
         first = (exposure_date - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
         chosen = [k for k in chosen if k.end > first]
-    if not chosen:
+    if not chosen and not (checkins and not _upload_selection(daily, now, True, days)):
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
-    keys = keys_from_daily(chosen)
+    keys = keys_from_daily(chosen)  # none: a device that only checked in sends its check-ins alone
     state = ServerState(store)
     token = state.revision_token(client.base_url, now)
     receipt = client.publish(keys, code, symptom_onset_interval, token, [r.entry() for r in checkins])

@@ -44,5 +44,33 @@ def test_the_command_says_so_in_one_line(first_day: Path) -> None:
 def test_no_keys_at_all_is_still_nothing_to_upload(tmp_path: Path) -> None:
     db = tmp_path / "empty.db"
     SightingStore.open(db).close()
-    with SightingStore.open(db, create=False) as store, pytest.raises(InputError, match="no daily keys of the last 14"):
-        plan_upload(store, NOW, include_today=False)
+    with SightingStore.open(db, create=False) as store:
+        with pytest.raises(InputError, match="no daily keys and no check-ins of the last 14 days"):
+            plan_upload(store, NOW, include_today=False)
+        with pytest.raises(InputError, match="no daily keys of the last 14 days"):
+            plan_upload(store, NOW, include_today=False, checkins=False)
+
+
+def test_checkins_beside_todays_key_still_say_to_add_include_today(first_day: Path) -> None:
+    """Check-ins alone go only from a device with no daily key at all: one whose key is still on air
+    is told how to send it, not sent without it."""
+    from bluezone.venues.checkins import record_visit
+    from bluezone.venues.location import Venue
+
+    with SightingStore.open(first_day, create=False) as store:
+        record_visit(store, Venue.create("Quán Phở", "Chợ Lớn"), NOW - 7200, NOW - 3600, NOW)
+        with pytest.raises(InputError, match="add --include-today"):
+            plan_upload(store, NOW, include_today=False)
+        plan = plan_upload(store, NOW, include_today=True)
+        assert len(plan.keys) == 1 and len(plan.checkins) == 1
+
+
+def test_checkins_alone_from_a_device_without_keys(tmp_path: Path) -> None:
+    from bluezone.venues.checkins import record_visit
+    from bluezone.venues.location import Venue
+
+    db = tmp_path / "visitor.db"
+    with SightingStore.open(db, purge_now=NOW) as store:
+        record_visit(store, Venue.create("Quán Phở", "Chợ Lớn"), NOW - 3 * 86400, NOW - 3 * 86400 + 3600, NOW)
+        plan = plan_upload(store, NOW, include_today=False)
+    assert len(plan.keys) == 0 and [r.visit.description for r in plan.checkins] == ["Quán Phở"]

@@ -269,3 +269,29 @@ def test_upload_says_what_it_sent_and_what_the_server_kept_of_the_checkins(live_
         "uploaded 1 key(s) and 1 check-in(s); the server stored 0 new, revised 1 and 0 check-in(s)"
         " (it publishes none under a negative test's or a close contact's code)"
     )
+
+
+def test_a_device_that_only_checked_in_uploads_its_checkins_alone(live_server: dict, tmp_path: Path) -> None:
+    """A visitor who scanned posters but never ran the daemon has no daily keys: upload said 'no daily
+    keys of the last 14 days in this database: nothing to upload', so its visits could warn nobody."""
+    now = clear_of_midnight(3)
+    f0_db, visitor_db = tmp_path / "f0.db", tmp_path / "visitor.db"
+    rc, out, err = run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(tmp_path / "v"), "--json")
+    url = json.loads(out)["url"]
+    for db in (f0_db, visitor_db):
+        assert run("checkin", url, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(db))[0] == 0
+    code = json.loads(run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                          str(live_server["keys"]), "--json")[1])["code"]
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--no-checkins", "--yes")
+    assert rc == 2 and err == "Error: no daily keys of the last 14 days in this database: nothing to upload\n"
+    result = CliRunner().invoke(
+        cli, ["upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db)], obj={}, input="y\n"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "no daily keys (it never ran `bluezone run`)" in result.stderr and "Quán Phở" in result.stderr
+    assert result.stdout.strip() == "uploaded 0 key(s) and 1 check-in(s); the server stored 0 new and 1 check-in(s)"
+    run("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]),
+        "--export-dir", str(live_server["exports"]))
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
+    [exposure] = json.loads(out)["venue_exposures"]
+    assert exposure["venue"] == "Quán Phở" and 50 <= exposure["overlap_minutes"] <= 60  # the case's on the 10-min grid
