@@ -237,21 +237,27 @@ def test_new_keys_of_a_negative_test_are_not_stored(storage) -> None:
 
 
 def test_a_revision_made_while_an_export_runs_goes_out_in_the_next(storage, tmp_path, monkeypatch) -> None:
-    from bluezone.server import exports
+    """The revision lands after the export read the key (from another thread, as the server's thread
+    pool runs it; on PostgreSQL it waits until the export's transaction, which holds the key's queue
+    row, commits): the file carries the key as read, the next file the revision."""
+    from concurrent.futures import ThreadPoolExecutor
 
     signer = keygen(tmp_path / "k")
     day = rolling_start(NOW) - ROLLING_PERIOD
     first = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="likely").code, [(day, 144)])
     code = issue_code(storage, NOW, key=KEY, test_type="negative").code
-    sign = exports.signed_export_zip
+    sign, revising = exports.signed_export_zip, []
 
-    def sign_while_revised(*args, **kwargs):
-        _publish(storage, code, [(day, 144)], first.revision_token)  # lands after the export read the key
-        return sign(*args, **kwargs)
+    with ThreadPoolExecutor(1) as pool:
+        def sign_while_revised(*args, **kwargs):
+            if not revising:
+                revising.append(pool.submit(_publish, storage, code, [(day, 144)], first.revision_token))
+            return sign(*args, **kwargs)
 
-    monkeypatch.setattr(exports, "signed_export_zip", sign_while_revised)
-    (batch,) = export_batches(storage, signer, tmp_path / "out", NOW)
-    monkeypatch.setattr(exports, "signed_export_zip", sign)
+        monkeypatch.setattr(exports, "signed_export_zip", sign_while_revised)
+        (batch,) = export_batches(storage, signer, tmp_path / "out", NOW)
+        monkeypatch.setattr(exports, "signed_export_zip", sign)
+        assert revising[0].result(timeout=60).revised == 1
     export, _ = open_signed_export((tmp_path / "out" / batch.name).read_bytes(), signer.public_key)
     assert export.keys["report_type"].tolist() == [2]  # read before the revision
     (later,) = export_batches(storage, signer, tmp_path / "out", NOW + 60)
@@ -448,7 +454,7 @@ def test_a_schema_7_database_keeps_its_pending_and_exported_keys_in_the_export_q
         with storage._transaction() as cur:
             version = storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
             ids = dict((bytes(k)[0], int(i)) for k, i in storage._exec(cur, "SELECT key_data, id FROM exposure_keys"))
-        assert version == "8" == str(st.SCHEMA_VERSION)
+        assert version == str(st.SCHEMA_VERSION)
         assert _queue(storage, "export_queue") == sorted(ids[b] for b in (2, 5, 6, 7))
         assert _queue(storage, "revision_queue") == sorted(ids[b] for b in (3, 5))
         assert exports.embargoed(storage, NOW).keys == 1
@@ -465,6 +471,64 @@ def test_a_schema_7_database_keeps_its_pending_and_exported_keys_in_the_export_q
     finally:
         storage.close()
     open_storage(new_db).close()  # opening again changes nothing
+
+
+def test_a_schema_8_database_keeps_its_queue_with_each_key_as_it_stands(new_db, tmp_path, monkeypatch) -> None:
+    """Schema 9 keeps in export_queue what the export writes of each key: a schema-8 queue (ids only) is
+    filled from the keys as they stand, a revision before the first export in them; ids whose key is
+    gone are dropped; nothing exported before goes out again."""
+    from bluezone.server import storage as st
+
+    with monkeypatch.context() as m:
+        m.setattr(st, "SCHEMA_VERSION", 8)
+        old = open_storage(new_db)
+    yesterday = rolling_start(NOW) - ROLLING_PERIOD
+    rows = {  # first key byte: (report type, revised to, days since onset, revised onset, queued, revision queued)
+        1: (1, None, -3, None, False, False),  # exported
+        2: (2, None, None, None, True, False),  # waiting, onset unknown
+        3: (2, 1, 4, 5, False, True),  # exported, then confirmed: the revision waits
+        4: (2, 5, 2, None, True, True),  # revoked before its first export: goes out revoked, onset unknown now
+        5: (1, None, 7, None, True, False),  # waiting, transmission risk 6
+    }
+    with old._transaction() as cur:
+        for byte, (kind, revised, onset, revised_onset, queued, revision_queued) in rows.items():
+            (key_id,) = old._exec(
+                cur,
+                "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk, report_type,"
+                " days_since_onset, received_at, revised_report_type, revised_days_since_onset, revised_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?) RETURNING id",
+                [bytes([byte]) * 16, yesterday, 100 + byte, 6 if byte == 5 else 0, kind, onset, revised, revised_onset,
+                 None if revised is None else NOW - 60],
+            ).fetchone()
+            if queued:
+                old._exec(cur, "INSERT INTO export_queue (key_id) VALUES (?)", [key_id])
+            if revision_queued:
+                old._exec(cur, "INSERT INTO revision_queue (key_id) VALUES (?)", [key_id])
+        old._exec(cur, "INSERT INTO export_queue (key_id) VALUES (?)", [10**6])  # its key purged (no foreign key)
+    old.close()
+    storage = open_storage(new_db)
+    try:
+        with storage._transaction() as cur:
+            version = storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
+        assert version == "9" == str(st.SCHEMA_VERSION)
+        unknown = int(empty_keys(1)["days_since_onset"][0])
+        queued, _, revised = storage.pending_keys(interval_number(NOW), 0)
+        assert {bytes(k["key"])[0]: (int(k["rolling_period"]), int(k["transmission_risk"]), int(k["report_type"]),
+                                     int(k["days_since_onset"]), bool(r)) for k, r in zip(queued, revised)} == {
+            2: (102, 0, 2, unknown, False), 4: (104, 0, 5, unknown, True), 5: (105, 6, 1, 7, False)}
+        revisions, _, _ = storage.pending_revisions(0)
+        assert [(bytes(k["key"])[0], int(k["report_type"]), int(k["days_since_onset"])) for k in revisions] == [(3, 1, 5)]
+        signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+        (batch,) = export_batches(storage, signer, out, NOW)
+        export, _ = open_signed_export((out / batch.name).read_bytes(), signer.public_key)
+        got = {bytes(k["key"])[0]: (int(k["rolling_period"]), int(k["transmission_risk"]), int(k["report_type"]),
+                                    int(k["days_since_onset"])) for k in export.keys}
+        assert got == {2: (102, 0, 2, unknown), 4: (104, 0, 5, unknown), 5: (105, 6, 1, 7)}
+        assert {bytes(k["key"])[0]: int(k["report_type"]) for k in export.revised_keys} == {3: 1}
+        assert export_batches(storage, signer, out, NOW + 60) == []  # each went out once, the revisions too
+        assert _queue(storage, "export_queue") == _queue(storage, "revision_queue") == []
+    finally:
+        storage.close()
 
 
 def test_the_purge_of_expired_keys_reads_an_index(storage) -> None:
@@ -514,9 +578,13 @@ def test_a_key_uploaded_while_an_export_runs_goes_out_in_the_next(storage, tmp_p
 
 
 def test_two_exports_at_once_publish_each_key_once(storage, tmp_path, monkeypatch, request) -> None:
-    """Two exporters (two server processes with --export-every, or `server export` beside one): the
-    one that records its files second finds its keys gone from the queue, records nothing and
-    removes its files, so no key is in two listed files."""
+    """Two exporters (two server processes with --export-every, or `server export` beside one), the
+    second reading the queue while the first signs: one of them finds its keys gone from the queue
+    when it takes them out, records nothing and removes its files, so no key is in two listed files.
+    (On PostgreSQL the first holds the rows it takes until it commits: the second waits, then loses.)"""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     from bluezone.errors import ServerStorageError
     from bluezone.server.storage import SQLiteStorage
 
@@ -526,22 +594,38 @@ def test_two_exports_at_once_publish_each_key_once(storage, tmp_path, monkeypatc
     storage.insert_keys_unchecked(keys, NOW)
     other = open_storage(storage.path if isinstance(storage, SQLiteStorage) else request.getfixturevalue("postgres_dsn"))
     signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=15)
-    sign, inner = exports.signed_export_zip, []
+    sign, read = exports.signed_export_zip, other.pending_keys
+    other_read, started = threading.Event(), []
 
-    def sign_while_another_exports(*args, **kwargs):
-        if not inner:
-            inner.append(None)  # the other export runs whole while this one signs its first file
-            inner[0:1] = [export_batches(other, signer, out, NOW, config)]
-        return sign(*args, **kwargs)
+    def read_and_tell(*args, **kwargs):
+        try:
+            return read(*args, **kwargs)
+        finally:
+            other_read.set()
 
-    monkeypatch.setattr(exports, "signed_export_zip", sign_while_another_exports)
-    try:
-        with pytest.raises(ServerStorageError, match="another export"):
-            export_batches(storage, signer, out, NOW, config)
-    finally:
-        other.close()
+    def export(server):
+        try:
+            return export_batches(server, signer, out, NOW, config)
+        except ServerStorageError as exc:
+            assert "another export" in str(exc)
+            return None
+
+    monkeypatch.setattr(other, "pending_keys", read_and_tell)
+    with ThreadPoolExecutor(1) as pool:
+        def sign_while_another_exports(*args, **kwargs):
+            if not started:  # the other export starts while this one signs its first file, and reads all 40
+                started.append(pool.submit(export, other))
+                assert other_read.wait(60)
+            return sign(*args, **kwargs)
+
+        monkeypatch.setattr(exports, "signed_export_zip", sign_while_another_exports)
+        try:
+            outcomes = [export(storage), started[0].result(timeout=60)]
+        finally:
+            other.close()
     monkeypatch.undo()
-    (done,) = inner
+    assert outcomes.count(None) == 1, outcomes  # one lost
+    (done,) = [o for o in outcomes if o is not None]
     assert sum(b.num_keys for b in done) == 40 and [b.name for b in storage.batches()] == [b.name for b in done]
     assert sorted(p.name for p in out.glob("*.zip")) == sorted(b.name for b in done)  # the loser's files removed
     held = [bytes(k) for b in done for k in open_signed_export((out / b.name).read_bytes(), signer.public_key)[0].keys["key"]]
@@ -627,7 +711,7 @@ def test_keys_with_ids_near_the_int64_limit_leave_the_queue(tmp_path) -> None:
     with storage._transaction() as cur:  # the next key gets id 2^62 + 1
         storage._exec(cur, "DELETE FROM export_queue WHERE key_id = 2")
         storage._exec(cur, "UPDATE exposure_keys SET id = ? WHERE id = 2", [2**62])
-        storage._exec(cur, "INSERT INTO export_queue (key_id) VALUES (?)", [2**62])
+        storage._queue_keys(cur, "export_queue", "k.id = ?", [2**62])
     storage.insert_keys_unchecked(keys[2:], NOW)
     (batch,) = export_batches(storage, keygen(tmp_path / "k"), tmp_path / "out", NOW)
     assert batch.num_keys == 3 and not len(storage.pending_keys(interval_number(NOW), 0)[0])
@@ -666,6 +750,32 @@ def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path
     assert not (out / "index.txt").exists() and list(out.iterdir()) == []  # the files written were removed
     assert sum(b.num_keys for b in export_batches(storage, signer, out, NOW, config)) == 50
     assert len((out / "index.txt").read_text().split()) == 5
+
+
+def test_an_export_reading_the_queue_holds_off_no_upload_of_another_process(tmp_path, monkeypatch) -> None:
+    """SQLite: the export reads the queue in a read-only transaction (WAL: a snapshot), so a write
+    through another connection commits meanwhile instead of waiting for it (inside BEGIN IMMEDIATE,
+    the read of a million keys held every upload for its 0.3-1 s)."""
+    path = tmp_path / "server.db"
+    storage, other = open_storage(path), open_storage(path)
+    other._conn.execute("PRAGMA busy_timeout = 0")  # here, waiting would be failing
+    keys = empty_keys(2)
+    keys["key"] = np.frombuffer(bytes(range(32)), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys[:1], NOW)
+    read = storage._joined_records
+
+    def read_then_upload(*args):
+        result = read(*args)
+        other.insert_keys_unchecked(keys[1:], NOW)  # while the read's transaction is still open
+        return result
+
+    monkeypatch.setattr(storage, "_joined_records", read_then_upload)
+    pending, _, _ = storage.pending_keys(interval_number(NOW), 0)
+    assert bytes(pending["key"][0]) == bytes(range(16)) and len(pending) == 1  # its snapshot
+    assert other.count_keys() == 2 and len(other.pending_keys(interval_number(NOW), 0)[0]) == 2
+    storage.close()
+    other.close()
 
 
 def test_pending_keys_read_back_exactly_from_a_utf16_database(tmp_path) -> None:

@@ -112,13 +112,13 @@ def test_an_export_syncs_its_files_then_their_directory_once_then_records_them(t
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
     out.mkdir()
     events = _disk_steps(monkeypatch)
-    real_add = storage.add_batches
+    real_record = storage._record_batches
 
-    def add_batches(batches) -> None:
+    def record_batches(cur, batches) -> None:
         events.append("record")
-        real_add(batches)
+        real_record(cur, batches)
 
-    monkeypatch.setattr(storage, "add_batches", add_batches)
+    monkeypatch.setattr(storage, "_record_batches", record_batches)
     batches = exports.export_batches(storage, signer, out, NOW, exports.ExportConfig(max_keys_per_file=10))
     storage.close()
     assert len(batches) == 3
