@@ -172,7 +172,10 @@ class DaemonConfig:
             if set(data) != {"daemon"} or not isinstance(data["daemon"], dict):
                 raise ConfigError(f"config file {name}: put every setting under [daemon] or none")
             data = data["daemon"]
-        return cls.from_dict(data)
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:  # name the file: check, doctor and run read the default one unasked
+            raise ConfigError(f"config file {name}: {str(exc).removeprefix('config: ')}") from None
 
     def replace(self, **changes: Any) -> DaemonConfig:
         return dataclasses.replace(self, **changes)

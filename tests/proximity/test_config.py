@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bluezone.config import DaemonConfig
@@ -97,3 +99,24 @@ def test_privacy_promises_cannot_be_configured_away(tmp_path, text: str, words: 
 def test_stricter_privacy_settings_are_fine() -> None:
     c = DaemonConfig(retention_days=7, rpi_rotation_min=300.0, rpi_rotation_max=600.0, purge_interval=600.0)
     assert c.retention_days == 7 and c.rpi_rotation_max == 600.0
+
+
+def test_a_bad_default_config_is_named_by_the_commands_that_read_it_unasked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`bluezone check`, `doctor` and `run` read $XDG_CONFIG_HOME/bluezone/daemon.toml without being
+    told to (calibrate writes it): a bad value there said only 'Error: config: tx_power must be ...'."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    default = tmp_path / "xdg" / "bluezone" / "daemon.toml"
+    default.parent.mkdir(parents=True)
+    default.write_text("tx_power = 99\n")
+    for args in (["doctor"], ["run", "--backend", "emulated", "--db", str(tmp_path / "e.db"), "--duration", "1"]):
+        result = CliRunner().invoke(cli, args, obj={})
+        assert result.exit_code == 2, result.output
+        assert result.output.strip().splitlines()[-1] == (
+            f"Error: config file {default}: tx_power must be -50..20 dBm (receivers ignore others), got 99"
+        )
