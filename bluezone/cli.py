@@ -152,8 +152,26 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
         exc.show()
         sys.exit(exc.exit_code)
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-    click.echo(f"Error: {exc.format_message()}{where}", err=True)
+    click.echo(f"Error: {exc.format_message()}{_set_where(exc)}{where}", err=True)
     sys.exit(exc.exit_code)
+
+
+def _set_where(exc: click.UsageError) -> str:
+    """Where a bad value came from when it was not typed: the config file or a variable (click's
+    "Invalid value for '--jobs'" otherwise blames an option the user never gave)."""
+    param = getattr(exc, "param", None)
+    if exc.ctx is None or param is None or param.name is None:
+        return ""
+    source = exc.ctx.get_parameter_source(param.name)
+    if source is ParameterSource.DEFAULT_MAP:
+        from bluezone.cliconfig import config_path
+
+        return f" (set in {config_path()})"
+    if source is ParameterSource.ENVIRONMENT:
+        names = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+        found = next((name for name in names if name and name in os.environ), None)
+        return f" (set in ${found})" if found else " (set in the environment)"
+    return ""
 
 
 @click.group(cls=BluezoneGroup, params=list(VERBOSITY_OPTIONS), lazy_commands=LAZY_COMMANDS)

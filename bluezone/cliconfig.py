@@ -79,7 +79,7 @@ def load_defaults(group: click.Group, path: Path | None = None) -> dict[str, Any
     p = path if path is not None else config_path()
     if path is None and not os.environ.get(CONFIG_ENV) and not p.exists():
         return None
-    return _defaults_for(group, read_toml_file(p), p.name, [])
+    return _defaults_for(group, read_toml_file(p), str(p), [])
 
 
 def _defaults_for(command: click.Command, table: dict[str, Any], where: str, trail: list[str]) -> dict[str, Any]:

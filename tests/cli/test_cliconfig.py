@@ -92,7 +92,7 @@ def test_a_typo_in_the_config_file_is_one_line(config: Path) -> None:
     result = invoke("status")
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: config file config.toml: [status] has no command or option 'jsn' (there: db, json)"
+        f"Error: config file {config}: [status] has no command or option 'jsn' (there: db, json)"
     ]
 
 
@@ -185,3 +185,18 @@ def test_a_server_key_from_the_config_gives_way_to_keys_typed_now(config: Path, 
     assert invoke("check", "--keys", str(keys), "--db", str(line_db), env=env).exit_code == 0, env
     typed = invoke("check", "--keys", str(keys), "--db", str(line_db), "--server-key", str(pem))
     assert typed.exit_code == 2 and "carries no signature" in typed.output  # typed now: still refused
+
+
+def test_a_bad_value_from_the_config_or_the_environment_says_where_it_was_set(config: Path, stores) -> None:  # type: ignore[no-untyped-def]
+    """It was click's "Invalid value for '--jobs' / '-j': 'x' ...": an option the user never typed."""
+    _, _, line_db = stores
+    config.write_text('[status]\njson = "maybe"\n')
+    result = invoke("status", "--db", str(line_db))
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.startswith("Error: Invalid value for '--json'") and f"(set in {config})" in line
+    config.unlink()
+    result = invoke("status", "--db", str(line_db), env={"BLUEZONE_STATUS_JSON": "maybe"})
+    assert result.exit_code == 2 and "(set in $BLUEZONE_STATUS_JSON)" in result.output
+    typed = invoke("check", "--jobs", "x", "--db", str(line_db))
+    assert typed.exit_code == 2 and "set in" not in typed.output  # typed now: nothing to add
