@@ -14,6 +14,9 @@ MAX_PHOTO_PIXELS = 64_000_000
 #: A phone's photo file is a few MB; a much larger file is not one.
 MAX_PHOTO_BYTES = 100 * 1024 * 1024
 TOO_LARGE = f"{{photo}} has more pixels than a photo of a poster (at most {MAX_PHOTO_PIXELS // 10**6} megapixels)"
+#: What cameras, phones and screenshots write.  Pillow opens some forty formats, and hands EPS
+#: (PostScript, a program) to Ghostscript where it is installed: a "photo" is not run.
+PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
 
 
 def read_qr_texts(photo: Path) -> list[str]:
@@ -25,7 +28,8 @@ def read_qr_texts(photo: Path) -> list[str]:
         raise VenueError(f"reading QR photos needs zxing-cpp and Pillow ({exc.name} is missing): pip install zxing-cpp") from None
     data = read_regular_file(photo, MAX_PHOTO_BYTES, "photo", VenueError)  # a FIFO or /dev/zero: refused at once
     try:
-        with Image.open(io.BytesIO(data)) as image:  # reads the header only: the size is known before any pixel
+        # reads the header only: the size is known before any pixel
+        with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as image:
             width, height = image.size
             if width * height > MAX_PHOTO_PIXELS:
                 raise VenueError(TOO_LARGE.format(photo=photo))

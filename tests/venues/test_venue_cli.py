@@ -105,6 +105,21 @@ def test_checkin_from_the_poster_photo(tmp_path: Path, cafe: dict, clock: Virtua
     assert json.loads(result.output)["checkin"]["source"] == "image"
 
 
+def test_a_postscript_photo_is_never_handed_to_ghostscript(tmp_path: Path, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow opens EPS with Ghostscript where it is installed: `checkin --image` ran the PostScript
+    program of whatever file it was given.  Only the formats cameras and phones write are opened."""
+    from PIL import EpsImagePlugin
+
+    ran: list[object] = []
+    monkeypatch.setattr(EpsImagePlugin, "has_ghostscript", lambda: True)
+    monkeypatch.setattr(EpsImagePlugin, "Ghostscript", lambda *args, **kwargs: ran.append(args))
+    photo = tmp_path / "poster.eps"
+    photo.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n%%EOF\n")
+    result = run(clock, "checkin", "--image", str(photo), "--db", str(tmp_path / "v.db"))
+    assert result.exit_code == 2 and "not an image" in result.output, result.output
+    assert ran == []
+
+
 def test_photo_without_a_code_is_one_clear_error(tmp_path: Path, clock: VirtualClock) -> None:
     from PIL import Image
 
