@@ -774,9 +774,16 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, a
     import asyncio
 
     from bluezone.config import load_config
+    from bluezone.errors import ConfigError
     from bluezone.proximity.doctor import diagnose, render
 
-    report = asyncio.run(diagnose(adapter, scan_seconds, load_config(config_path)))
+    try:
+        config, problem = load_config(config_path), None
+    except ConfigError as exc:  # what doctor is for: said among its findings, the other checks still run
+        if config_path is not None and not config_path.exists():
+            raise  # a typo in --config: a usage error
+        config, problem = None, str(exc)
+    report = asyncio.run(diagnose(adapter, scan_seconds, config, problem))
     if as_json:
         emit_json(report.to_dict())
     else:

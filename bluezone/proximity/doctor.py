@@ -57,18 +57,24 @@ class Report:
 
 
 async def diagnose(
-    adapter: str | None = None, scan_seconds: float = 10.0, config: DaemonConfig | None = None
+    adapter: str | None = None, scan_seconds: float = 10.0, config: DaemonConfig | None = None,
+    config_problem: str | None = None,
 ) -> Report:
     """Run every check against the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` honoured).
 
     ``config`` is the daemon's (for its calibration); None checks the defaults, uncalibrated.
+    ``config_problem``: why the daemon's config could not be read (`bluezone run` would refuse it).
     """
     report = Report()
     version = await bluez_version()
     report.facts["bluez_version"] = version
     _check_version(report, version)
     _check_groups(report)
-    check_calibration(report, config or DaemonConfig())
+    if config_problem is not None:
+        report.add("daemon-config", "fail", config_problem,
+                   "correct or remove that setting (`bluezone calibrate` writes the calibration ones)")
+    else:
+        check_calibration(report, config or DaemonConfig())
     try:
         bus = await connect_system_bus()
     except RadioUnavailableError as exc:

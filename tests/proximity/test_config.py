@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -114,9 +115,15 @@ def test_a_bad_default_config_is_named_by_the_commands_that_read_it_unasked(
     default = tmp_path / "xdg" / "bluezone" / "daemon.toml"
     default.parent.mkdir(parents=True)
     default.write_text("tx_power = 99\n")
-    for args in (["doctor"], ["run", "--backend", "emulated", "--db", str(tmp_path / "e.db"), "--duration", "1"]):
-        result = CliRunner().invoke(cli, args, obj={})
-        assert result.exit_code == 2, result.output
-        assert result.output.strip().splitlines()[-1] == (
-            f"Error: config file {default}: tx_power must be -50..20 dBm (receivers ignore others), got 99"
-        )
+    said = f"config file {default}: tx_power must be -50..20 dBm (receivers ignore others), got 99"
+    result = CliRunner().invoke(cli, ["run", "--backend", "emulated", "--db", str(tmp_path / "e.db"), "--duration", "1"], obj={})
+    assert result.exit_code == 2 and result.output.strip().splitlines()[-1] == f"Error: {said}"
+    # doctor says it among its findings (it exited 2 at once, the other checks unmade), and fails
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    result = CliRunner().invoke(cli, ["doctor", "--json"], obj={})
+    assert result.exit_code == 1, result.output
+    checks = {c["name"]: c for c in json.loads(result.output)["checks"]}
+    assert checks["daemon-config"]["status"] == "fail" and checks["daemon-config"]["detail"] == said
+    assert "calibration" not in checks and "system-bus" in checks
+    missing = CliRunner().invoke(cli, ["doctor", "--config", str(tmp_path / "typo.toml")], obj={})
+    assert missing.exit_code == 2 and "no config file at" in missing.output
