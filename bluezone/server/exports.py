@@ -239,14 +239,14 @@ def export_venue_reports(
     for report_id, day, data in storage.pending_venue_reports(oldest_day):
         by_day.setdefault(day, []).append((report_id, data))
     per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
-    records = []
+    records: list[BatchRecord] = []
+    tag = secrets.token_hex(3)  # one per export, files numbered across its days: two days' tags could collide
     for day, pending in sorted(by_day.items()):
         order = rng.permutation(len(pending))
         n_files = -(-len(pending) // per_file)
-        tag = secrets.token_hex(3)
         for i in range(n_files):
             chunk = [pending[j] for j in order[i * per_file : (i + 1) * per_file]]
-            name = f"{int(now)}-venues-{tag}-{i + 1:04d}.zip"
+            name = f"{int(now)}-venues-{tag}-{len(records) + 1:04d}.zip"
             reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
             data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
             _write_atomic(out_dir / name, data)

@@ -250,3 +250,17 @@ def test_an_upload_across_utc_midnight_is_taken(storage) -> None:
     with pytest.raises(PublishError, match="older than 14 days"):
         doc = publish_body(keys[1:], code, checkins=[entry(TODAY - 15)])
         publish(storage, json.dumps(doc).encode(), "c", midnight + 5, PublishConfig(), code_key=KEY)
+
+
+def test_one_exports_venue_files_of_many_days_have_names_of_their_own(storage, tmp_path, monkeypatch) -> None:
+    """Each day's files drew their own 3-byte tag and were numbered from 1 under the export's stamp:
+    two days drawing the same tag wrote one name twice, the second file over the first."""
+    import secrets as secrets_module
+
+    monkeypatch.setattr(secrets_module, "token_hex", lambda n=None: "abcdef")  # every draw the same
+    code = issue_code(storage, NOW, key=KEY).code
+    publish(storage, body(code, [entry(TODAY - d) for d in (1, 2, 3)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    signer = keygen(tmp_path / "signing")
+    out = tmp_path / "out"
+    written = [r.name for r in export_batches(storage, signer, out, NOW + 60)]
+    assert len(written) == 3 and len(set(written)) == 3 and sorted(p.name for p in out.glob("*.zip")) == sorted(written)
