@@ -719,7 +719,7 @@ def test_keys_with_ids_near_the_int64_limit_leave_the_queue(tmp_path) -> None:
     storage.close()
 
 
-@pytest.mark.parametrize("where", ["signing the third file", "taking the keys out of the queue"])
+@pytest.mark.parametrize("where", ["signing the third file", "writing the second file", "taking the keys out of the queue"])
 def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path, monkeypatch, where) -> None:
     keys = empty_keys(50)
     keys["key"] = np.frombuffer(np.random.default_rng(5).bytes(16 * 50), "V16")
@@ -736,6 +736,18 @@ def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path
             return sign(*args, **kwargs)
 
         monkeypatch.setattr(exports, "signed_export_zip", fail_third)
+        with pytest.raises(OSError):
+            export_batches(storage, signer, out, NOW, config)
+    elif where == "writing the second file":  # (written by another thread while the next file is signed)
+        write, writes = exports._write_atomic, []
+
+        def fail_second(*args, **kwargs):
+            writes.append(1)
+            if len(writes) == 2:
+                raise OSError("disk full")
+            return write(*args, **kwargs)
+
+        monkeypatch.setattr(exports, "_write_atomic", fail_second)
         with pytest.raises(OSError):
             export_batches(storage, signer, out, NOW, config)
     else:
