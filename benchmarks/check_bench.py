@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -109,16 +110,20 @@ def baseline_store(db_path: Path, baseline: Path) -> Path:
     return old
 
 
-def run_check(zip_path: Path, db_path: Path, jobs: int, baseline: Path | None = None) -> tuple[float, dict]:
-    """(wall seconds, JSON report) of one ``bluezone check`` process."""
+def run_check(zip_path: Path, db_path: Path, jobs: int, baseline: Path | None = None) -> tuple[float, float, dict]:
+    """(wall seconds, CPU seconds with its workers, JSON report) of one ``bluezone check`` process.
+    A one-process check's wall time near its CPU time says a core was free for it."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     out = subprocess.run(
         _command(zip_path, db_path, jobs), capture_output=True, text=True, env=_env(jobs, baseline), cwd=NEUTRAL
     )
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
         raise SystemExit(f"bluezone check failed ({out.returncode}): {out.stderr.strip()}")
-    return seconds, json.loads(out.stdout)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return seconds, cpu, json.loads(out.stdout)
 
 
 def main() -> None:
@@ -142,13 +147,15 @@ def main() -> None:
     for j, src in baselines.items():
         stores[j] = baseline_store(db_path, src)
     times: dict[int, list[float]] = {j: [] for j in variants}
+    cpu: dict[int, list[float]] = {j: [] for j in variants}
     for _ in range(args.repeat):
         for jobs in variants:  # alternating, so load from elsewhere falls on all alike
-            seconds, report = run_check(zip_path, stores[jobs], jobs, baselines.get(jobs))
+            seconds, used, report = run_check(zip_path, stores[jobs], jobs, baselines.get(jobs))
             keys_matched = {e["key_index"] for e in report["exposures"]}
             if len(keys_matched) != planted:
                 raise SystemExit(f"check found {len(keys_matched)} of {planted} planted exposures")
             times[jobs].append(seconds)
+            cpu[jobs].append(used)
     name = {j: f"baseline {baselines[j].name}" if j in baselines else f"jobs={j}" for j in variants}
     medians = {j: statistics.median(ts) for j, ts in times.items()}
     result: dict[str, object] = {
@@ -159,6 +166,7 @@ def main() -> None:
         "baselines": [str(src) for src in baselines.values()],
         "runs": {name[j]: [round(t, 3) for t in ts] for j, ts in times.items()},
         "median_seconds": {name[j]: round(m, 3) for j, m in medians.items()},
+        "median_cpu_seconds": {name[j]: round(statistics.median(cpu[j]), 3) for j in variants},
         "peak_rss_mb": {name[j]: round(_peak_of(zip_path, stores[j], j, baselines.get(j)), 1) for j in variants},
         "cores": len(os.sched_getaffinity(0)),
         "load_average_start_end": [load_at_start, [round(x, 2) for x in os.getloadavg()]],

@@ -158,3 +158,16 @@ def test_check_steps_times_each_step_and_compares_the_answers(tmp_path: Path) ->
     steps = res["median_seconds"]["now"]
     assert all(positive(float(steps[s])) for s in ("import", "cpu", "wall")), steps
     assert all(0 <= steps[s] < steps["wall"] for s in ("open", "heard_rpis", "intervals_and_count")), steps
+
+
+def test_check_timeline_notes_each_step_of_a_check_and_the_floor(tmp_path: Path) -> None:
+    zip_path, db_path, _ = load("check_bench").make_inputs(tmp_path, 3000, 5000, seed=1)
+    res = load("check_timeline").main(["--keys", str(zip_path), "--db", str(db_path), "--jobs", "1", "2", "--repeat", "1", "--json"])
+    for variant in ("jobs=1", "jobs=2"):
+        steps = res["timeline_median_seconds"][variant]
+        assert 0 < steps["imported"] < steps["key file read"] < steps["exposures"] <= steps["end"], steps
+        assert 0 < steps["store read"] < steps["end"], steps
+    # one job: the store is read after the file; more: beside it, in a thread
+    assert res["timeline_median_seconds"]["jobs=1"]["store read"] > res["timeline_median_seconds"]["jobs=1"]["key file read"]
+    floor = res["floor_median_seconds"]
+    assert 0 < floor["python -c pass"] < floor["import bluezone.cli, bluezone.matching.check"], floor
