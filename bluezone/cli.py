@@ -6,6 +6,7 @@ code 2 for bad input and 1 for other failures (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -877,8 +878,9 @@ def upload(
                 " device; the server gets them encrypted, readable only by phones that checked in there too; a visit"
                 " over UTC midnight is two lines):", err=True,
             )
-            for shown in plan.as_dict()["checkins"]:
-                click.echo(f"  {shown['start'][:16].replace('T', ' ')}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
+            for shown in plan.as_dict()["checkins"]:  # local time, as `bluezone checkins` shows them
+                start = dt.datetime.fromisoformat(shown["start"]).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+                click.echo(f"  {start}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
             if send_checkins is None and not yes and not click.confirm(
                 f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
                 default=True, err=True,

@@ -337,3 +337,27 @@ def test_venue_beacon_without_bluetooth_does_not_advise_bumble(
     assert result.exit_code == 1, result.output
     error = result.output.strip().splitlines()[-1]
     assert error.startswith("Error: ") and "D-Bus" in error and "bumble" not in error
+
+
+def test_upload_lists_the_checkins_in_local_time_as_checkins_does(
+    tmp_path: Path, cafe: dict, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """upload listed a visit at 13:10 in Hà Nội as '06:10', unlabelled (the UTC of its report), beside
+    `bluezone checkins`, which says '13:10 +07': the list is there for the person to recognise the visits."""
+    import time
+
+    db = str(tmp_path / "v.db")
+    assert run(clock, "checkin", cafe["url"], "--start", "2026-12-04T06:10:00+00:00", "--end", "2026-12-04T06:55:00+00:00",
+               "--db", db).exit_code == 0
+    monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
+    time.tzset()
+    try:
+        listed = run(clock, "checkins", "--db", db).output
+        # a device with check-ins only, whose person says no: nothing reaches the (absent) server
+        result = CliRunner().invoke(cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", db],
+                                    obj={"clock": clock}, input="n\n")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert "2026-12-04 13:10 +07" in listed
+    assert result.exit_code == 1 and "  2026-12-04 13:10 +07    50 min  Café Hoa" in result.stderr  # on the 10-min grid, result.stderr
