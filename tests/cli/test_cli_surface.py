@@ -115,3 +115,50 @@ def test_every_float_range_option_refuses_nan() -> None:
     for args in (["run", "--duration", "nan"], ["simulate", wall, "--minutes", "nan"]):
         result = CliRunner().invoke(cli, args, obj={})
         assert result.exit_code == 2 and "is not a number" in result.output, (args, result.output)
+
+
+def _documented_uses(text: str) -> list[str]:
+    """Every line of a code block and every inline code span of a Markdown file."""
+    blocks = re.findall(r"```[a-z]*\n(.*?)```", text, re.S)
+    prose = re.sub(r"```[a-z]*\n.*?```", "", text, flags=re.S)
+    return [line for block in blocks for line in block.splitlines()] + [s.replace("\n", " ") for s in re.findall(r"`([^`]+)`", prose)]
+
+
+def _unknown_options(snippet: str) -> list[str]:
+    """`bluezone CMD [SUB] ... --option` in ``snippet`` naming an option the command does not have."""
+    words, bad = snippet.split(), []
+    for start, word in enumerate(words):
+        if word != "bluezone":
+            continue
+        command: click.Command = cli
+        i, path = start + 1, []
+        while isinstance(command, click.Group) and i < len(words):
+            sub = command.get_command(click.Context(command), words[i].strip("`[]()"))
+            if sub is None:
+                break
+            command, i = sub, i + 1
+            path.append(sub.name)
+        if not path:
+            continue
+        known = {opt for p in command.params for opt in [*p.opts, *p.secondary_opts]} | {"--help"}
+        for token in words[i:]:
+            if token in {"|", ";", "&&", "||", ">", "bluezone"} or token.startswith("#"):
+                break
+            option = token.strip("[](),`'\"").split("=")[0]
+            if option.startswith("--") and len(option) > 2 and option not in known:
+                bad.append(f"bluezone {' '.join(path)} {option}")
+    return bad
+
+
+def test_every_option_the_docs_give_a_command_is_one_it_has() -> None:
+    """A reader copies `bluezone server run --db ...` and gets 'No such option': every command line in
+    README.md and docs/ names options the command has (checked: code blocks and inline code)."""
+    assert _unknown_options("bluezone server run --db x") == ["bluezone server run --db"]  # the check itself
+    assert _unknown_options("bluezone check --keys f  # --bogus in a comment") == []
+    found = [
+        f"{path.name}: {use}"
+        for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+        for snippet in _documented_uses(path.read_text())
+        for use in _unknown_options(snippet)
+    ]
+    assert found == []
