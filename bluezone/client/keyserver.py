@@ -162,7 +162,10 @@ class KeyServerClient:
                 doc = json.loads(data)
                 code, message = str(doc.get("code", "")), _shown(str(doc.get("error", "")))
             except (ValueError, AttributeError):
-                code, message = "", _shown(bytes(data[:MAX_SHOWN_CHARS]).decode("utf-8", "replace"))
+                body = bytes(data[:MAX_SHOWN_CHARS]).decode("utf-8", "replace")
+                code, message = "", _shown(body)
+                if body.lstrip()[:1] == "<":  # a web server's error page: its markup tells the user nothing
+                    message = f"{_shown(response.reason_phrase)} (a web page, not a key server's answer: check the URL)"
             reason = " ".join(part for part in (_shown(code), message) if part) or _shown(response.reason_phrase)
             text = f"{url}: {response.status_code} {reason}".rstrip()
             if response.status_code in TRANSIENT_STATUS:

@@ -145,3 +145,14 @@ def test_a_compressed_answer_is_refused_unread() -> None:
         listener.close()
     assert peak < 20_000_000, peak  # 200 MB inflated before
     assert b"accept-encoding: identity" in asked[0].lower()
+
+
+def test_a_web_page_instead_of_a_key_server_is_said_so() -> None:
+    """`check --server` given a web site's URL printed the start of its HTML error page:
+    'Error: .../v1/signing-key: 404 <!DOCTYPE HTML> <html lang="en"> <head> <meta charset=...'."""
+    page = b'<!DOCTYPE HTML>\n<html lang="en">\n<head><title>Error response</title></head><body>404</body></html>'
+    with pytest.raises(KeyServerError) as refused:
+        _check(lambda request: httpx.Response(404, content=page, headers={"content-type": "text/html"}))
+    assert str(refused.value) == (
+        "http://keys.test/v1/signing-key: 404 Not Found (a web page, not a key server's answer: check the URL)"
+    )
