@@ -29,6 +29,7 @@ by kind: bad input apart from radio trouble apart from a key server's refusal.
     + CodeLimitError (also InputError) - no more codes of a kind may be issued now
     + ServeError - the server cannot start listening (port in use, no permission)
     + ServerStorageError - the key server's database
+    | + NotScratchDatabaseError (also InputError) - a benchmark was given a key server's own database
     + PublishError - a refused upload, with its HTTP status and GAEN error code
     + RevisionRefused (also ValueError) - an upload may not change keys already published
 """
@@ -227,6 +228,12 @@ class ServeError(ServerError):
 
 class ServerStorageError(ServerError):
     """The key server's database cannot be opened or used."""
+
+
+class NotScratchDatabaseError(ServerStorageError, InputError):
+    """``server benchmark`` was pointed at a database holding a key server's own data: exit code 2."""
+
+    exit_code = 2
 
 
 class PublishError(ServerError):

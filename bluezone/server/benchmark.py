@@ -115,6 +115,11 @@ def run_benchmark(
     with tempfile.TemporaryDirectory(prefix="bluezone-server-bench-") as tmp:
         root = Path(tmp)
         storage = open_storage(db or root / "server.db")
+        try:
+            storage.claim_for_benchmark()
+        except BaseException:
+            storage.close()
+            raise
         backend = "PostgreSQL" if db and "://" in db else "SQLite"
         signer = keygen(root / "signing")
         code_key = CodeKey.load(root / "signing")

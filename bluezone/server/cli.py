@@ -275,8 +275,9 @@ def _shown_db(db: str) -> str:
 @server.command("benchmark")
 @click.option(
     "--server-db", "db", default=None,
-    help="A scratch database to measure (postgresql://..., or a SQLite file; default: a temporary SQLite). Never a key "
-         "server's own: the benchmark adds random keys and exports every key in it to a temporary directory.",
+    help="A scratch database to measure (postgresql://..., or a SQLite file; default: a temporary SQLite): a new one or "
+         "one an earlier benchmark used. A key server's own is refused: the benchmark adds random keys and re-exports "
+         "every key in it to a temporary directory.",
 )
 @click.option("--uploads", default=300, show_default=True, type=click.IntRange(1), help="Uploads to time over loopback.")
 @click.option("--export-keys", default=1_000_000, show_default=True, type=click.IntRange(0), help="Keys to export into signed batches (0: skip).")

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
-from bluezone.errors import InputError, RevisionRefused, ServerStorageError
+from bluezone.errors import InputError, NotScratchDatabaseError, RevisionRefused, ServerStorageError
 from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 
 log = logging.getLogger(__name__)
@@ -691,6 +691,27 @@ class Storage(ABC):
     def count_venue_reports(self) -> int:
         with self._transaction() as cur:
             return int(self._exec(cur, "SELECT COUNT(*) FROM venue_reports").fetchone()[0])
+
+    def claim_for_benchmark(self) -> None:
+        """Mark the database as a benchmark's scratch, or refuse one that holds a key server's own data.
+
+        The benchmark adds random keys and re-exports every key, forgetting the batches: on a real
+        server's database it would publish nonsense and keep the real keys waiting from ever being
+        published.  An empty database, or one an earlier benchmark marked, may be used."""
+        with self._transaction() as cur:
+            if self._exec(cur, "SELECT 1 FROM meta WHERE name = 'benchmark_scratch'").fetchone():
+                return
+            held = [
+                table
+                for table in ("exposure_keys", "codes", "batches", "venue_reports")
+                if self._exec(cur, f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+            ]
+            if held:
+                raise NotScratchDatabaseError(
+                    f"the database holds a key server's data ({', '.join(held)}): the benchmark adds random keys and "
+                    "re-exports every key, so it needs a scratch database (a new one, or one an earlier benchmark used)"
+                )
+            self._exec(cur, "INSERT INTO meta (name, value) VALUES ('benchmark_scratch', '1')")
 
     def reset_exported(self) -> None:
         """Put every key back in the export queue and forget the batches (benchmarks only)."""

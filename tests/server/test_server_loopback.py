@@ -13,6 +13,8 @@ from click.testing import CliRunner
 from server_helpers import NOW, make_nodes
 
 from bluezone.cli import cli
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.keyformat.keys import KEY_DTYPE
 from bluezone.server.signing import keygen
 
 
@@ -208,6 +210,23 @@ def test_server_benchmark_command_small() -> None:
     result = json.loads(out)
     assert result["backend"] == "SQLite" and result["uploads_per_second"] > 0
     assert result["export_keys"] == 500 and result["export_files"] >= 1
+
+
+def test_server_benchmark_refuses_a_key_servers_database(tmp_path: Path) -> None:
+    from bluezone.server.storage import open_storage
+
+    db = tmp_path / "real.db"
+    storage = open_storage(db)
+    keys = np.zeros(3, dtype=KEY_DTYPE)  # keys of real uploads
+    keys["key"] = [bytes([i]) * 16 for i in (1, 2, 3)]
+    keys["rolling_start"], keys["rolling_period"] = rolling_start(NOW) - ROLLING_PERIOD, ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    storage.close()
+    before = db.read_bytes()
+    rc, out, err = _run("server", "benchmark", "--server-db", str(db), "--uploads", "1", "--export-keys", "10")
+    assert rc == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "holds a key server's data (exposure_keys)" in err, err
+    assert db.read_bytes() == before  # nothing added, nothing re-queued
 
 
 def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_path: Path) -> None:

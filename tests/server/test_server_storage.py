@@ -811,3 +811,23 @@ def test_pending_keys_read_back_exactly_from_a_utf16_database(tmp_path) -> None:
     pending, ids, _ = storage.pending_keys(interval_number(NOW), 0)
     assert storage._utf8 is False and pending[np.argsort(ids)].tobytes() == keys.tobytes()
     storage.close()
+
+
+def test_benchmark_takes_only_a_scratch_database(storage) -> None:
+    """The server benchmark re-exports every key and forgets the batches: never on a real server's data."""
+    from bluezone.errors import NotScratchDatabaseError
+
+    issue_code(storage, NOW, key=KEY)  # a real server's database: a code issued, nothing else yet
+    with pytest.raises(NotScratchDatabaseError, match=r"holds a key server's data \(codes\)"):
+        storage.claim_for_benchmark()
+    assert storage.count_codes(1, issued_since=0) == 1 and storage.count_keys() == 0  # untouched
+
+
+def test_benchmark_marks_its_scratch_database_and_may_use_it_again(tmp_path) -> None:
+    scratch = open_storage(tmp_path / "scratch.db")
+    try:
+        scratch.claim_for_benchmark()  # empty: marked
+        issue_code(scratch, NOW, key=KEY)
+        scratch.claim_for_benchmark()  # holds what an earlier benchmark left: still its scratch
+    finally:
+        scratch.close()
