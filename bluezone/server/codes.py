@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,10 +153,8 @@ MAX_RECURSIVE_CODES_PER_DAY = 500
 MAX_EXPOSURE_AGE_DAYS = 14
 
 
-def _recursive_checks(
-    storage: Storage, now: float, exposure_date: dt.date | None, test_date: dt.date | None, limit: int
-) -> dt.date:
-    """The exposure date of a recursive code, checked; raises on a missing date or the daily limit."""
+def _recursive_checks(now: float, exposure_date: dt.date | None, test_date: dt.date | None) -> dt.date:
+    """The exposure date of a recursive code, checked; raises on a missing or out-of-range date."""
     if exposure_date is None:
         raise InputError("a recursive code (for a close contact, F1) needs --exposure-date: the day the F1 was exposed")
     if test_date is not None:
@@ -163,13 +162,20 @@ def _recursive_checks(
     today = dt.datetime.fromtimestamp(now, dt.UTC).date()
     if not today - dt.timedelta(days=MAX_EXPOSURE_AGE_DAYS) <= exposure_date <= latest_date(now):
         raise InputError(f"the exposure date {exposure_date} must lie within the last {MAX_EXPOSURE_AGE_DAYS} days")
-    issued = storage.count_codes(REPORT_TYPES["recursive"], issued_since=now - 86400)
-    if issued >= limit:
-        raise CodeLimitError(
-            f"{issued} recursive codes were issued in the last 24 hours, the limit is {limit}"
-            " (bluezone server issue-code --max-recursive-per-day N changes it)"
-        )
     return exposure_date
+
+
+def _recursive_limit(limit: int) -> Callable[[int], None]:
+    """The daily limit on recursive codes, as Storage.add_code checks it while storing one."""
+
+    def within(issued: int) -> None:
+        if issued >= limit:
+            raise CodeLimitError(
+                f"{issued} recursive codes were issued in the last 24 hours, the limit is {limit}"
+                " (bluezone server issue-code --max-recursive-per-day N changes it)"
+            )
+
+    return within
 
 
 def issue_code(
@@ -193,8 +199,10 @@ def issue_code(
     """
     if test_type not in REPORT_TYPES:
         raise InputError(f"unknown test type {test_type!r}: use one of {', '.join(REPORT_TYPES)}")
+    within_limit = None
     if test_type == "recursive":
-        test_date = _recursive_checks(storage, now, exposure_date, test_date, max_recursive_per_day)
+        test_date = _recursive_checks(now, exposure_date, test_date)
+        within_limit = _recursive_limit(max_recursive_per_day)  # counted as the code is stored
     elif exposure_date is not None:
         raise InputError("an exposure date goes only with a recursive code (--type recursive, for a close contact)")
     lifetime = kind.default_lifetime if lifetime is None else lifetime
@@ -220,6 +228,6 @@ def issue_code(
             expires_at=now + lifetime,
             used_at=None,
         )
-        if storage.add_code(record):
+        if storage.add_code(record, within_limit=within_limit, issued_since=now - 86400):
             return IssuedCode(code, test_type, record.report_type, now, record.expires_at, test_date, symptom_onset)
     raise ServerStorageError(f"no free verification code in {MAX_DRAWS} draws: is the codes table ever purged?")

@@ -272,10 +272,24 @@ class Storage(ABC):
                 self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
 
     # -- verification codes --
-    def add_code(self, record: CodeRecord) -> bool:
+    def add_code(
+        self, record: CodeRecord, *, within_limit: Callable[[int], None] | None = None, issued_since: float = 0.0
+    ) -> bool:
         """Store a new code (its hash keyed: see codes.CodeKey); False when its hash is taken (the same
-        digits issued before)."""
+        digits issued before).
+
+        ``within_limit`` is called with the codes of the record's report type issued since
+        ``issued_since``, counted in the same transaction as the insert with other issuers held off,
+        and raises to refuse (nothing stored): counted before it, two operators issuing at once could
+        each pass a daily limit by one."""
         with self._transaction() as cur:
+            if within_limit is not None:
+                self._lock_name(cur, f"codes issued of type {record.report_type}")
+                (issued,) = self._exec(
+                    cur, "SELECT COUNT(*) FROM codes WHERE report_type = ? AND issued_at >= ?",
+                    [record.report_type, issued_since],
+                ).fetchone()
+                within_limit(int(issued))
             return self._exec(
                 cur,
                 "INSERT INTO codes (code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at,"

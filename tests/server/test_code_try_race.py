@@ -187,3 +187,56 @@ def test_concurrent_recursive_uploads_get_no_more_than_the_hourly_limit(
         statuses = Counter(f.result() for f in futures)
     assert statuses == {200: LIMIT, 429: TRIES - LIMIT}
     assert two_servers[0].count_codes(4, used_since=0) == LIMIT  # the refused codes stay unused
+
+
+def test_concurrent_recursive_codes_get_no_more_than_the_daily_limit(
+    two_servers: list[Storage], monkeypatch: Any
+) -> None:
+    """The day's recursive codes were counted before the new one was stored, so operators issuing at
+    the same moment (two `issue-code --type recursive`, two server processes) each passed the limit.
+    They are counted as each code is stored now: issues held together at the store give exactly the
+    limit, and the others store nothing."""
+    import datetime as dt
+
+    from bluezone.errors import CodeLimitError
+
+    exposed = dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=3)
+    gate = threading.Event()
+    waiting = Counter[str]()
+    lock = threading.Lock()
+
+    def held(store: Any) -> Any:
+        def held_add_code(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                waiting["at_gate"] += 1
+            gate.wait(30)
+            return store(*args, **kwargs)
+
+        return held_add_code
+
+    def one(i: int) -> str:
+        try:
+            issue_code(
+                two_servers[i % 2], NOW, key=KEY, test_type="recursive", exposure_date=exposed, max_recursive_per_day=LIMIT
+            )
+            return "issued"
+        except CodeLimitError:
+            return "refused"
+        finally:
+            with lock:
+                waiting["answered"] += 1
+
+    for storage in two_servers:
+        monkeypatch.setattr(storage, "add_code", held(storage.add_code))
+    with ThreadPoolExecutor(TRIES) as pool:
+        futures = [pool.submit(one, i) for i in range(TRIES)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if waiting["at_gate"] + waiting["answered"] >= TRIES:
+                    break
+            time.sleep(0.005)
+        gate.set()
+        outcomes = Counter(f.result() for f in futures)
+    assert outcomes == {"issued": LIMIT, "refused": TRIES - LIMIT}
+    assert two_servers[0].count_codes(4, issued_since=0) == LIMIT
