@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
-from bluezone.errors import InputError, NotScratchDatabaseError, RevisionRefused, ServerStorageError
+from bluezone.errors import ConfigError, InputError, NotScratchDatabaseError, RevisionRefused, ServerStorageError
 from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 
 log = logging.getLogger(__name__)
@@ -928,8 +928,11 @@ class PostgresStorage(Storage):
     def _connect(self, autocommit: bool = False) -> Any:
         try:
             import psycopg
-        except ImportError:
-            raise ServerStorageError("PostgreSQL needs psycopg: pip install 'bluezone[postgres]'") from None
+        except ImportError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "psycopg":
+                raise
+            # a usage error (exit 2): exit 1 has systemd restart the server every 5 s for ever
+            raise ConfigError("PostgreSQL needs psycopg: pip install 'bluezone[postgres]'") from None
         try:
             return psycopg.connect(self._dsn, autocommit=autocommit)
         except psycopg.Error as exc:

@@ -233,3 +233,20 @@ def test_an_export_directory_that_cannot_be_made_is_one_line_at_start(tmp_path: 
     assert proc.stderr.strip().splitlines() == [
         f"Error: cannot make the export directory {bad}: Not a directory (check --export-dir)"
     ]
+
+
+@pytest.mark.parametrize("command", [["issue-code"], ["export", "--export-dir", "e"], ["run", "--port", "0", "--export-dir", "e"]])
+def test_postgresql_without_psycopg_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """psycopg is an extra ('bluezone[postgres]'): without it the key server exited 1, which the systemd
+    unit restarts every 5 s for ever; a missing dependency the user must install is a usage error."""
+    import sys
+
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ModuleNotFoundError
+    args = [str(tmp_path / a) if a == "e" else a for a in command[1:]]
+    dsn = "postgresql://bz@127.0.0.1:1/keys"
+    rc, out, err = _run("server", command[0], "--server-db", dsn, "--signing-key-dir", str(keys), *args)
+    assert rc == 2 and "pip install 'bluezone[postgres]'" in err and err.count("\n") == 1, err
