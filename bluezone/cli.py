@@ -797,6 +797,21 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, a
 # --- this device and a key server: upload (check --server is above) -------------------------------
 
 
+def _ask_before_upload(question: str, default: bool = False) -> bool:
+    """``upload``'s question, answered on stdin; with nothing to read there (no terminal, stdin empty or
+    closed) one line saying to pass --yes, exit 2, instead of click's bare "Aborted!", exit 1."""
+    try:
+        return click.confirm(question, default=default, err=True)
+    except click.Abort:
+        if sys.stdin.isatty():  # Ctrl-C or Ctrl-D at a terminal: the user's own abort
+            raise
+        click.echo(err=True)  # end the unanswered question's line
+        raise click.UsageError(
+            "upload asks before sending but stdin is not a terminal: pass --yes to send without asking"
+            " (or run it on a terminal to confirm)"
+        ) from None
+
+
 @cli.command("upload")
 @click.option("--server", "server_url", required=True, help="Key server base URL, e.g. https://keys.example.org.")
 @click.option("--code", required=True, help="The verification code from the health authority.")
@@ -849,9 +864,8 @@ def upload(
     onset = onset_interval(symptom_onset)
     with SightingStore.open(db_path, create=False) as store:
         if not include_today and not yes and not dry_run and today_key_in_use(store.daily_keys(), now):
-            include_today = click.confirm(
-                "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?",
-                default=False, err=True,
+            include_today = _ask_before_upload(
+                "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?"
             )
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False)
         if dry_run:
@@ -865,7 +879,7 @@ def upload(
                 click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
             elif plan.today_in_use:
                 click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
-            if not yes and not click.confirm("Send them?", err=True):
+            if not yes and not _ask_before_upload("Send them?"):
                 raise click.Abort()
         else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
             click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
@@ -881,9 +895,9 @@ def upload(
             for shown in plan.as_dict()["checkins"]:  # local time, as `bluezone checkins` shows them
                 start = dt.datetime.fromisoformat(shown["start"]).astimezone().strftime("%Y-%m-%d %H:%M %Z")
                 click.echo(f"  {start}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
-            if send_checkins is None and not yes and not click.confirm(
+            if send_checkins is None and not yes and not _ask_before_upload(
                 f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
-                default=True, err=True,
+                default=True,
             ):
                 if not len(plan.keys):
                     raise click.Abort()

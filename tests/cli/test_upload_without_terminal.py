@@ -1,0 +1,53 @@
+"""``upload`` without --yes asks before sending; with nothing to answer on stdin (a script, cron, a
+pipe that is empty or closed) it said click's bare "Aborted!", exit 1: now one line saying to pass --yes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.crypto.keys import DailyKey
+from bluezone.proximity.store import SightingStore
+
+NOW = 1_764_000_000.0 + 12 * 3600  # midday UTC
+
+
+def _node(tmp_path: Path, today_too: bool) -> Path:
+    db = tmp_path / "node.db"
+    today = rolling_start(NOW)
+    with SightingStore.open(db, purge_now=NOW) as store:
+        days = [today - back * ROLLING_PERIOD for back in (3, 2, 1)] + ([today] if today_too else [])
+        for i, start in enumerate(days):
+            store.save_daily_key(DailyKey(bytes([i + 1]) * 16, start), created_at=NOW - 3600)
+    return db
+
+
+def _upload(db: Path, stdin: str, *extra: str) -> tuple[int, list[str]]:
+    result = CliRunner().invoke(
+        cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", str(db), *extra],
+        input=stdin, obj={"clock": VirtualClock(NOW)},
+    )
+    return result.exit_code, result.output.splitlines()
+
+
+@pytest.mark.parametrize("today_too", [False, True], ids=["send-them", "todays-key"])
+def test_no_answer_on_stdin_says_to_pass_yes(tmp_path: Path, today_too: bool) -> None:
+    rc, lines = _upload(_node(tmp_path, today_too), "")
+    assert rc == 2, lines
+    assert lines[-1].startswith("Error: ") and "stdin is not a terminal: pass --yes" in lines[-1], lines
+    assert not any("Aborted" in line for line in lines)
+
+
+def test_an_answer_piped_in_is_still_taken(tmp_path: Path) -> None:
+    """'n' piped in is the user's own no: click's abort, exit 1, as at a terminal; 'y' goes on to send
+    (and here finds no server at 127.0.0.1:9)."""
+    db = _node(tmp_path, False)
+    rc, lines = _upload(db, "n\n")
+    assert rc == 1 and lines[-1] == "Aborted!", lines
+    rc, lines = _upload(db, "y\n")
+    assert rc != 0 and "stdin is not a terminal" not in "\n".join(lines) and "Aborted!" not in lines, lines
