@@ -1,0 +1,176 @@
+"""Peak memory and wall time of ``bluezone check --server`` on one day of N keys, as a user runs it.
+
+    .venv/bin/python benchmarks/check_server_memory.py [--keys 6000000] [--sightings 1000000]
+        [--repeat 1] [--jobs J] [--baseline-src DIR] [--workdir DIR] [--json]
+
+Makes (untimed, cached in ``--workdir``) a scratch SQLite key server holding ``--keys`` random
+diagnosis keys published on one day (their rolling starts over the 14 days before today, as
+``check_bench.py``'s), exported by ``export_batches`` into an export directory (files of the
+server's default size), and a busy 14-day sighting store of ``--sightings`` adverts with 20
+planted encounters.  The export directory is served over loopback HTTP (``http.server`` in a
+thread, as a static host or CDN would serve it: ``/v1/exports/index.txt`` and the batches), and
+``bluezone check --server URL --server-key PUB --db STORE --json`` runs as a fresh process on a
+fresh copy of the store each time (a check remembers what it processed).  Reports the median
+wall time and the check's peak resident memory (``ru_maxrss`` of the child from ``wait4``: the
+largest of it and its workers), in MiB and decimal MB, and fails unless every planted exposure
+is found, so a fast wrong answer cannot pass.
+
+``--baseline-src DIR`` (a directory holding an older ``bluezone/``, e.g. from ``git archive <commit>
+bluezone | tar -x -C DIR``) runs that version's check too, alternating with this one, on its own
+fresh copy of the same store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from check_bench import NEUTRAL  # noqa: E402  (a directory that is not a checkout)
+
+INSERT_CHUNK = 500_000  # keys per insert: the key server's bulk insert builds a Python row per key
+
+
+def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int) -> tuple[Path, Path, Path, int]:
+    """(export directory, store, public key file, planted keys), made once per (keys, sightings, seed, day)."""
+    from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
+    from bluezone.matching.benchmark import synthetic_data
+    from bluezone.proximity.store import SCHEMA_VERSION, SightingStore
+    from bluezone.server.exports import ExportConfig, export_batches
+    from bluezone.server.signing import PUBLIC_FILE, keygen
+    from bluezone.server.storage import open_storage
+
+    today = int(time.time()) // 86400 * 86400
+    tag = f"{n_keys}-{n_sightings}-{seed}-{today}"
+    exports, db_path = workdir / f"exports-{tag}", workdir / f"store-{tag}-v{SCHEMA_VERSION}.db"
+    signing = workdir / f"signing-{tag}"
+    keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed, planted=20, end_time=today)
+    if not (exports / "index.txt").exists():
+        shutil.rmtree(exports, ignore_errors=True)
+        server_db = workdir / f"server-{tag}.db"
+        server_db.unlink(missing_ok=True)
+        signer = keygen(signing, force=True)
+        storage = open_storage(str(server_db))
+        now = time.time()
+        for start in range(0, n_keys, INSERT_CHUNK):
+            storage.insert_keys_unchecked(keys[start : start + INSERT_CHUNK], now)
+        config = ExportConfig(region="VN")
+        # every key must be exportable now, or the check could not find the planted ones
+        oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
+        pending, _, _ = storage.pending_keys(interval_number(now), oldest)
+        if len(pending) != n_keys:
+            raise SystemExit(f"only {len(pending)} of {n_keys} keys are exportable")
+        batches = export_batches(storage, signer, exports, now, config)
+        storage.close()
+        server_db.unlink()
+        print(f"exported {sum(b.num_keys for b in batches)} keys in {len(batches)} files", file=sys.stderr)
+    if not db_path.exists():
+        with SightingStore.open(db_path) as store:
+            store.add_sightings(sightings)
+    return exports, db_path, signing / PUBLIC_FILE, planted
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002  (the base class's name)
+        pass
+
+
+def serve(exports: Path, root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """``exports`` served as ``/v1/exports/`` on 127.0.0.1 (a free port), in a thread."""
+    (root / "v1").mkdir(parents=True, exist_ok=True)
+    link = root / "v1" / "exports"
+    if not link.exists():
+        link.symlink_to(exports.resolve(), target_is_directory=True)
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def run_check(
+    url: str, public_key: Path, store: Path, jobs: int | None, out: Path, baseline: Path | None = None
+) -> tuple[float, int, dict]:
+    """(wall seconds, peak RSS in KiB, JSON report) of one ``bluezone check --server`` process."""
+    cmd = [sys.executable, "-m", "bluezone.cli", "check", "--server", url, "--server-key", str(public_key),
+           "--db", str(store), "--json"]
+    if jobs is not None:
+        cmd += ["--jobs", str(jobs)]
+    with open(out, "wb") as stdout, open(out.with_suffix(".err"), "wb") as stderr:
+        t0 = time.perf_counter()
+        env = {**os.environ, "PYTHONPATH": str(baseline)} if baseline else None
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, cwd=NEUTRAL, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)  # so Popen does not wait for it again
+    if proc.returncode != 0:
+        raise SystemExit(f"bluezone check failed ({proc.returncode}): {out.with_suffix('.err').read_text()[-500:]}")
+    return seconds, usage.ru_maxrss, json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keys", type=int, default=6_000_000)
+    parser.add_argument("--sightings", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--jobs", type=int, default=None, help="bluezone check --jobs (default: its own default)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--baseline-src", type=Path, default=None, help="a directory holding an older bluezone/")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-check-server-memory")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    exports, db_path, public_key, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed)
+    files = len((exports / "index.txt").read_text().split())
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    with tempfile.TemporaryDirectory(prefix="bluezone-served-") as scratch:
+        server, url = serve(exports, Path(scratch) / "root")
+        variants = {"this": None, **({f"baseline {args.baseline_src.name}": args.baseline_src.resolve()} if args.baseline_src else {})}
+        times: dict[str, list[float]] = {v: [] for v in variants}
+        peaks: dict[str, list[int]] = {v: [] for v in variants}
+        try:
+            for i in range(args.repeat):
+                for name, src in variants.items():  # alternating, so load from elsewhere falls on all alike
+                    store = Path(scratch) / f"store-{i}.db"
+                    shutil.copyfile(db_path, store)
+                    os.chmod(store, 0o600)
+                    seconds, peak_kib, report = run_check(url, public_key, store, args.jobs, Path(scratch) / "out.json", src)
+                    store.unlink()
+                    found = {e["key_index"] for e in report["exposures"]}
+                    if len(found) != planted:
+                        raise SystemExit(f"{name}: check found {len(found)} of {planted} planted exposures")
+                    if report["rejected_batches"] or len(report["batches"]) != files:
+                        raise SystemExit(f"{name}: check used {len(report['batches'])} of {files} files")
+                    times[name].append(seconds)
+                    peaks[name].append(peak_kib)
+        finally:
+            server.shutdown()
+    result = {
+        "keys": args.keys,
+        "sightings": args.sightings,
+        "files": files,
+        "export_bytes": sum(p.stat().st_size for p in exports.glob("*.zip")),
+        "jobs": args.jobs,
+        "planted_found": planted,
+        "runs_seconds": {v: [round(t, 2) for t in ts] for v, ts in times.items()},
+        "median_seconds": {v: round(statistics.median(ts), 2) for v, ts in times.items()},
+        "peak_rss_mib": {v: round(max(p) / 1024, 1) for v, p in peaks.items()},
+        "peak_rss_mb": {v: round(max(p) * 1024 / 1e6, 1) for v, p in peaks.items()},
+        "cores": len(os.sched_getaffinity(0)),
+        "load_average_start_end": [load_at_start, [round(x, 2) for x in os.getloadavg()]],
+    }
+    print(json.dumps(result, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
