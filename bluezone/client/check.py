@@ -232,7 +232,7 @@ def check_server(
     memory.remember(updated_keys, result.updated, now)
     # what earlier checks reported and still holds: repeated, so "no new batches" never reads as all-clear
     result.earlier = reported.in_force(now, leaving_out=[(withdrawn_keys, result.withdrawn), (updated_keys, result.updated)])
-    reported.forget(withdrawn_keys, result.withdrawn)
+    reported.forget(withdrawn_keys, result.withdrawn, now)
     reported.remember(updated_keys, result.updated, now)
     reported.remember(result.keys, result.exposures, now)
     result.new_batches = len(new)

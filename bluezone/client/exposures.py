@@ -2,8 +2,9 @@
 
 A check that finds no new batches must not read as all-clear right after an F1: the node keeps
 what each check against a server reported (per diagnosis key hash and day, in its own store,
-deleted with the retention), forgets what a revision withdraws, replaces what it updates, and
-hands the next check the exposures still in force.
+deleted with the retention), forgets what a revision withdraws (keeping only its key hash and day,
+so a replayed old batch cannot report it again), replaces what it updates, and hands the next check
+the exposures still in force.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class ExposureMemory:
         same key and day: a key comes once from an honest server, again only in a file replayed under
         another name, and its exposure is then one of ``in_force``, not news."""
         told = {(h, day) for h, day, _ in self.store.reported_exposures(self.server, now)}
+        told |= self.store.withdrawn_exposures(self.server)  # withdrawn stays withdrawn, whatever is replayed
         return [e for e, i in zip(exposures, self._ids(keys, exposures)) if i not in told]
 
     def remember(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
@@ -49,9 +51,13 @@ class ExposureMemory:
         rows = [(h, day, e.start, e.end, e.as_dict()) for (h, day), e in zip(ids, exposures)]
         self.store.save_reported_exposures(self.server, rows, now)
 
-    def forget(self, keys: np.ndarray, exposures: Sequence[Exposure]) -> None:
-        """Drop what was kept for these exposures' keys and days (a report withdrawn)."""
-        self.store.forget_reported_exposures(self.server, self._ids(keys, exposures))
+    def forget(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
+        """Drop what was kept for these exposures' keys and days (a report withdrawn), keeping only that
+        they were withdrawn: the old batch that reported them is still validly signed, and served again
+        (under another name) it must not bring them back as new."""
+        ids = self._ids(keys, exposures)
+        self.store.forget_reported_exposures(self.server, ids)
+        self.store.save_withdrawn_exposures(self.server, ids, now)
 
     @staticmethod
     def _ids(keys: np.ndarray, exposures: Sequence[Exposure]) -> list[tuple[bytes, str]]:

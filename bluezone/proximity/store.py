@@ -19,7 +19,8 @@ Schema changes: the schema version is ``PRAGMA user_version``; ``MIGRATIONS[i]``
 database from version ``i`` to ``i + 1`` and they run in order on open.  To change the schema
 (yours or ours), append a function to ``MIGRATIONS``; never edit one that has shipped.
 The key-server client's memory (pinned keys, processed batches, the last revision token, the
-F1/F2 level told per key) is four small tables the store makes on first use, outside the migrations.
+F1/F2 level told per key, the exposures reported and those withdrawn) is small tables the store makes on
+first use (``CREATE TABLE IF NOT EXISTS`` on each open), outside the migrations.
 """
 
 from __future__ import annotations
@@ -96,6 +97,11 @@ def _missing_store_hint(path: Path) -> str:
     if path.name != emulated.name and emulated.is_file():
         return f"`bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}"
     return "give --db PATH, or run `bluezone run` first"
+
+
+def _first_day(cutoff: float) -> str:
+    """The UTC day (ISO date, which orders as a string) of ``cutoff``: days before it are past the retention."""
+    return dt.datetime.fromtimestamp(cutoff, dt.UTC).date().isoformat()
 
 
 # --- schema -----------------------------------------------------------------------------------
@@ -721,7 +727,7 @@ class SightingStore:
         return int(self._conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0])
 
     # --- what the key-server client remembers ---------------------------------------------------
-    # Four small tables, made on first use rather than by a migration: a node that never talks
+    # Small tables, made on first use rather than by a migration: a node that never talks
     # to a key server has none.  ``bluezone.client.ServerState`` is the typed view of them.
 
     def _keyserver_tables(self) -> sqlite3.Connection:
@@ -748,6 +754,11 @@ class SightingStore:
                     "CREATE TABLE IF NOT EXISTS keyserver_exposures (server TEXT NOT NULL, key_hash BLOB NOT NULL,"
                     " day TEXT NOT NULL, start_time REAL NOT NULL, end_time REAL NOT NULL, exposure TEXT NOT NULL,"
                     " reported_at REAL NOT NULL, PRIMARY KEY (server, key_hash, day, start_time))"
+                )
+                # added after the others: made here on first use too, so older stores gain it on open
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS keyserver_withdrawn (server TEXT NOT NULL, key_hash BLOB NOT NULL,"
+                    " day TEXT NOT NULL, PRIMARY KEY (server, key_hash, day)) WITHOUT ROWID"
                 )
             self._keyserver_ready = True
         return conn
@@ -834,6 +845,23 @@ class SightingStore:
                 [(server, h, day) for h, day in rows],
             )
 
+    def save_withdrawn_exposures(self, server: str, rows: Sequence[tuple[bytes, str]], now: float) -> None:
+        """Remember that the exposures to these (key hash, day) were withdrawn (a negative test), so a
+        replayed old batch cannot bring them back; days older than the retention (``now``): deleted."""
+        with self._keyserver_tables() as conn:
+            conn.execute("DELETE FROM keyserver_withdrawn WHERE day < ?", (_first_day(now - RETENTION_DAYS * DAY_SECONDS),))
+            conn.executemany(
+                "INSERT OR IGNORE INTO keyserver_withdrawn (server, key_hash, day) VALUES (?, ?, ?)",
+                [(server, h, day) for h, day in rows],
+            )
+
+    def withdrawn_exposures(self, server: str) -> set[tuple[bytes, str]]:
+        """(key hash, day) of the exposures checks against ``server`` saw withdrawn."""
+        rows = self._keyserver_tables().execute(
+            "SELECT key_hash, day FROM keyserver_withdrawn WHERE server = ?", (server,)
+        ).fetchall()
+        return {(bytes(h), str(day)) for h, day in rows}
+
     def reported_exposures(self, server: str, now: float) -> list[tuple[bytes, str, dict[str, Any]]]:
         """(key hash, day, exposure) of what checks against ``server`` reported, still within the retention."""
         rows = self._keyserver_tables().execute(
@@ -874,10 +902,10 @@ class SightingStore:
             c = _delete_expired(conn, "checkins", "end_time", cutoff)
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
                 conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
-            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_warnings'").fetchone():
-                # the level (F1, F2) a check told for a day goes with the day (ISO dates order as strings)
-                first_day = dt.datetime.fromtimestamp(cutoff, dt.UTC).date().isoformat()
-                conn.execute("DELETE FROM keyserver_warnings WHERE day < ?", (first_day,))
+            # the level (F1, F2) a check told for a day, and a withdrawal, go with the day
+            for table in ("keyserver_warnings", "keyserver_withdrawn"):
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+                    conn.execute(f"DELETE FROM {table} WHERE day < ?", (_first_day(cutoff),))
         if s or k or s3 or c:
             log.info(
                 "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",
