@@ -18,6 +18,7 @@ import click
 from click.core import ParameterSource
 
 from bluezone.clitypes import (
+    DB_ORIGIN,
     FloatRange,
     LazyCommands,
     cli_clock,
@@ -26,8 +27,9 @@ from bluezone.clitypes import (
     jobs_option,
     json_option,
     parse_date,
+    value_origin,
 )
-from bluezone.errors import BluezoneError
+from bluezone.errors import BluezoneError, NotAStoreError
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -124,7 +126,10 @@ class BluezoneGroup(click.Group):
         except BluezoneError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            # a database named by $BLUEZONE_DB or config.toml: say so, the user typed no --db
+            origin = ctx.meta.get(DB_ORIGIN) if isinstance(exc, NotAStoreError) else None
+            where = f"; the database was set in {origin}, not with --db" if origin else ""
+            click.echo(f"Error: {exc}{where}", err=True)
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:
             if ctx.obj and ctx.obj.get("debug"):
@@ -161,18 +166,10 @@ def _set_where(exc: click.UsageError) -> str:
     """Where a bad value came from when it was not typed: the config file or a variable (click's
     "Invalid value for '--jobs'" otherwise blames an option the user never gave)."""
     param = getattr(exc, "param", None)
-    if exc.ctx is None or param is None or param.name is None:
+    if exc.ctx is None or param is None:
         return ""
-    source = exc.ctx.get_parameter_source(param.name)
-    if source is ParameterSource.DEFAULT_MAP:
-        from bluezone.cliconfig import config_path
-
-        return f" (set in {config_path()})"
-    if source is ParameterSource.ENVIRONMENT:
-        names = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
-        found = next((name for name in names if name and name in os.environ), None)
-        return f" (set in ${found})" if found else " (set in the environment)"
-    return ""
+    origin = value_origin(exc.ctx, param)
+    return f" (set in {origin})" if origin else ""
 
 
 @click.group(cls=BluezoneGroup, params=list(VERBOSITY_OPTIONS), lazy_commands=LAZY_COMMANDS)

@@ -200,3 +200,22 @@ def test_a_bad_value_from_the_config_or_the_environment_says_where_it_was_set(co
     assert result.exit_code == 2 and "(set in $BLUEZONE_STATUS_JSON)" in result.output
     typed = invoke("check", "--jobs", "x", "--db", str(line_db))
     assert typed.exit_code == 2 and "set in" not in typed.output  # typed now: nothing to add
+
+
+def test_a_missing_database_from_the_config_or_the_environment_says_where_it_was_set(
+    config: Path, tmp_path: Path
+) -> None:
+    """"no sighting database at ... (give --db PATH ...)" to someone who never typed --db: now it names
+    the variable or the file that set the path, so the user knows what to fix."""
+    missing = tmp_path / "nowhere" / "node.db"
+    result = invoke("status", env={"BLUEZONE_DB": str(missing)})
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert f"no sighting database at {missing}" in line and line.endswith("set in $BLUEZONE_DB, not with --db"), line
+    result = invoke("status", env={"BLUEZONE_STATUS_DB": str(missing)})
+    assert result.exit_code == 2 and "set in $BLUEZONE_STATUS_DB" in result.output
+    config.write_text(f'[status]\ndb = "{missing}"\n')
+    result = invoke("status")
+    assert result.exit_code == 2 and f"set in {config}, not with --db" in result.output, result.output
+    typed = invoke("status", "--db", str(missing))
+    assert typed.exit_code == 2 and "set in" not in typed.output  # typed now: nothing to add
