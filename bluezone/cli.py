@@ -364,8 +364,9 @@ def purge(db_path: Path | None, as_json: bool) -> None:
         emit_json(result)
         return
     click.echo(
-        f"purged {result['sightings_deleted']} sightings, {result['daily_keys_deleted']} daily keys and "
-        f"{result['checkins_deleted']} check-ins older than {result['retention_days']} days"
+        f"purged {result['sightings_deleted']} sightings, {result['bluezone3_sightings_deleted']} Bluezone v3 sightings,"
+        f" {result['daily_keys_deleted']} daily keys and {result['checkins_deleted']} check-ins older than"
+        f" {result['retention_days']} days"
     )
 
 

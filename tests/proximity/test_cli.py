@@ -173,3 +173,24 @@ def test_read_only_commands_do_not_turn_an_empty_file_into_a_store(tmp_path) -> 
         assert "not a sighting database" in result.output
         assert empty.read_bytes() == b"", args
         assert not os.path.exists(f"{empty}-wal")
+
+
+def test_purge_says_what_its_json_says(tmp_path) -> None:
+    """The text line left out the Bluezone v3 sightings the purge deleted (its JSON has them)."""
+    import numpy as np
+
+    from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
+
+    db = tmp_path / "v3.db"
+    with SightingStore.open(db, purge_now=NOW) as store:
+        rows = np.zeros(2, BLUEZONE3_SIGHTING_DTYPE)
+        rows["time"] = [NOW - 13 * DAY_SECONDS, NOW]
+        rows["bzid"] = np.frombuffer(b"x" * 24, "V12")
+        rows["rssi"] = -70
+        rows["tx_power"] = NO_TX_POWER
+        assert store.add_bluezone3_sightings(rows) == 2
+    later = NOW + 2 * DAY_SECONDS  # the first row is now 15 days old
+    result = invoke("purge", "--db", str(db), now=later)
+    assert result.exit_code == 0, result.output
+    assert "purged 0 sightings, 1 Bluezone v3 sightings, 0 daily keys and 0 check-ins older than 14 days" in result.output
+    assert json.loads(invoke("purge", "--db", str(db), "--json", now=later).output)["bluezone3_sightings_deleted"] == 0
