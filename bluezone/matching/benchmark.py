@@ -15,6 +15,7 @@ process in the same run, for the speed-up from more cores.  None of this is prod
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.crypto.keys import aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
 from bluezone.crypto.derivation import aem, derivation_path, padded_data, rpi, rpis_for_keys
+from bluezone.errors import InputError
 from bluezone.keyformat.keys import empty_keys
 from bluezone.matching.matcher import TOLERANCE_INTERVALS, SightingIndex, available_cores, exposure_windows, match
 from bluezone.proximity.sightings import SIGHTING_DTYPE
@@ -109,6 +111,40 @@ def synthetic_data(
     return keys, sightings, planted
 
 
+#: Bytes per sighting the benchmark holds: the array (32) and the baseline's dict of RPIs with
+#: their intervals (Python objects); measured 330 at 1M sightings, so this is a floor.
+BYTES_PER_SIGHTING = 300
+#: Bytes per key: the array (33) and its random bytes while it is made; measured ~50.
+BYTES_PER_KEY = 33 + 16
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says can be had without swapping (Linux ``MemAvailable``), else free
+    physical memory; None when neither can be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def check_fits(n_keys: int, n_sightings: int, available: int | None) -> None:
+    """Refuse sizes whose arrays cannot fit in ``available`` bytes, before making them (it was
+    numpy's one-line MemoryError about one array, exit 1); a floor, so normal sizes are not refused."""
+    needed = n_keys * BYTES_PER_KEY + n_sightings * BYTES_PER_SIGHTING
+    if available is not None and needed > available:
+        raise InputError(
+            f"{n_keys:,} keys and {n_sightings:,} sightings need at least {needed / 2**30:,.1f} GiB of memory,"
+            f" {available / 2**30:,.1f} GiB is available: give fewer --keys or --sightings"
+        )
+
+
 def naive_match_count(keys: np.ndarray, sightings: np.ndarray) -> int:
     """The straightforward matcher: one Cipher per RPI, a dict lookup per RPI."""
     seen: dict[bytes, list[int]] = {}
@@ -185,6 +221,7 @@ def run_benchmark(
     reported, so that a burst of load from other processes does not decide the ratio.
     ``progress``, if given, is told what is being timed.
     """
+    check_fits(n_keys, n_sightings, available_memory())
     say = progress or (lambda _text: None)
     say(f"making {n_keys:,} keys and {n_sightings:,} sightings")
     keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed)

@@ -139,6 +139,25 @@ def test_benchmark_jobs_reports_one_process_beside() -> None:
     assert code == 2 and "--jobs" in err
 
 
+@pytest.mark.parametrize("size", [["--keys", str(10**12)], ["--keys", "10", "--sightings", str(10**12)]])
+def test_benchmark_refuses_sizes_that_cannot_fit_in_memory_up_front(size: list[str]) -> None:
+    """It ended in numpy's one-line MemoryError about one array, exit 1; now one line, exit 2, before
+    anything is made (10**12 of either is terabytes on any machine)."""
+    code, out, err = run("benchmark", *size)
+    assert code == 2 and out == "", (out, err)
+    [line] = err.splitlines()
+    assert "need at least" in line and "GiB is available: give fewer --keys or --sightings" in line, line
+
+
+def test_the_memory_check_leaves_normal_sizes_alone() -> None:
+    from bluezone.errors import InputError
+    from bluezone.matching.benchmark import check_fits
+
+    check_fits(6_000_000, 1_000_000, available=1 * 2**30)  # issue 17's largest day beside a large store
+    with pytest.raises(InputError, match="give fewer"):
+        check_fits(6_000_000, 1_000_000, available=400 * 2**20)
+
+
 def test_benchmark_text() -> None:
     code, out, _ = run("benchmark", "--keys", "50", "--sightings", "1000", "--naive-sample", "2")
     assert code == 0 and "keys/s" in out and "speedup" in out
