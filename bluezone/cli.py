@@ -27,7 +27,6 @@ from bluezone.clitypes import (
     jobs_option,
     json_option,
     parse_date,
-    value_origin,
 )
 from bluezone.errors import BluezoneError, NotAStoreError
 
@@ -127,8 +126,7 @@ class BluezoneGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             # a database named by $BLUEZONE_DB or config.toml: say so, the user typed no --db
-            origin = ctx.meta.get(DB_ORIGIN) if isinstance(exc, NotAStoreError) else None
-            where = f"; the database was set in {origin}, not with --db" if origin else ""
+            where = _db_origin(ctx) if isinstance(exc, NotAStoreError) else ""
             click.echo(f"Error: {exc}{where}", err=True)
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:
@@ -151,6 +149,18 @@ class BluezoneGroup(click.Group):
             ctx.exit(1)
 
 
+def _db_origin(ctx: click.Context) -> str:
+    """"; the database was set in $BLUEZONE_DB, not with --db" when the sighting database came from a
+    variable or config.toml: an error saying "give --db PATH" otherwise puzzles who typed no --db."""
+    noted = ctx.meta.get(DB_ORIGIN)
+    if not noted:
+        return ""
+    from bluezone.cliconfig import value_origin
+
+    origin = value_origin(*noted)
+    return f"; the database was set in {origin}, not with --db" if origin else ""
+
+
 def _usage_error(exc: click.UsageError) -> NoReturn:
     """A mistyped command line as one line and exit 2, like every input error (click's own form
     adds the usage line, a hint line and a blank line).  A group named alone still shows its help."""
@@ -168,6 +178,8 @@ def _set_where(exc: click.UsageError) -> str:
     param = getattr(exc, "param", None)
     if exc.ctx is None or param is None:
         return ""
+    from bluezone.cliconfig import value_origin
+
     origin = value_origin(exc.ctx, param)
     return f" (set in {origin})" if origin else ""
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from bluezone.clitypes import LazyCommands
 from bluezone.config import read_toml_file
@@ -122,3 +123,19 @@ def _as_typed(param: click.Option, value: Any, where: str) -> Any:
     if param.multiple:
         return [one(v) for v in value] if isinstance(value, list) else [one(value)]
     return one(value)
+
+
+def value_origin(ctx: click.Context, param: click.Parameter) -> str | None:
+    """Where ``param``'s value came from when it was not typed: the config file's path or
+    "$BLUEZONE_..."; None when typed or the built-in default.  An error about the value
+    otherwise blames an option the user never gave."""
+    if param.name is None:
+        return None
+    source = ctx.get_parameter_source(param.name)
+    if source is ParameterSource.DEFAULT_MAP:
+        return str(config_path())
+    if source is ParameterSource.ENVIRONMENT:
+        names = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+        found = next((name for name in names if name and name in os.environ), None)
+        return f"${found}" if found else "the environment"
+    return None

@@ -9,13 +9,11 @@ import datetime as dt
 import importlib
 import json
 import math
-import os
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from click.core import ParameterSource
 
 if TYPE_CHECKING:
     from bluezone.clock import Clock
@@ -104,30 +102,13 @@ def json_option(func: Any = None, *, help: str = "Print JSON for scripts.") -> A
     return decorator if func is None else decorator(func)
 
 
-def value_origin(ctx: click.Context, param: click.Parameter) -> str | None:
-    """Where ``param``'s value came from when it was not typed: the config file's path or
-    "$BLUEZONE_..."; None when typed or the built-in default.  An error about the value
-    otherwise blames an option the user never gave."""
-    if param.name is None:
-        return None
-    source = ctx.get_parameter_source(param.name)
-    if source is ParameterSource.DEFAULT_MAP:
-        from bluezone.cliconfig import config_path
-
-        return str(config_path())
-    if source is ParameterSource.ENVIRONMENT:
-        names = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
-        found = next((name for name in names if name and name in os.environ), None)
-        return f"${found}" if found else "the environment"
-    return None
-
-
-#: ``ctx.meta`` key (shared by a command's whole context tree): where ``--db``'s value came from.
+#: ``ctx.meta`` key (shared by a command's whole context tree): the context and parameter that gave
+#: ``--db`` its value, so an error about the database can say where it was set (cliconfig.value_origin).
 DB_ORIGIN = "bluezone.db_origin"
 
 
 def _note_db_origin(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
-    ctx.meta[DB_ORIGIN] = value_origin(ctx, param) if value is not None else None
+    ctx.meta[DB_ORIGIN] = (ctx, param) if value is not None else None
     return value
 
 
