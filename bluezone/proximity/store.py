@@ -888,7 +888,8 @@ class SightingStore:
     # --- retention and reporting --------------------------------------------------------------------
 
     def purge(self, now: float, retention_days: int = RETENTION_DAYS) -> dict[str, Any]:
-        """Delete sightings older than ``retention_days`` and keys that expired before then."""
+        """Delete sightings older than ``retention_days`` and keys that expired before then (and what
+        a key-server check remembers of those days, the processed batch names two days later)."""
         cutoff = float(now) - retention_days * DAY_SECONDS
         cutoff_interval = interval_number(cutoff)
         conn = self._conn
@@ -906,6 +907,11 @@ class SightingStore:
             for table in ("keyserver_warnings", "keyserver_withdrawn"):
                 if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
                     conn.execute(f"DELETE FROM {table} WHERE day < ?", (_first_day(cutoff),))
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_batches'").fetchone():
+                # the batch names a check has processed; kept BATCH_NAMES_MARGIN past the retention, as a
+                # server lists a file until 14 days after its day, from an index rewritten at each export:
+                # a name forgotten while still listed would have its batch downloaded and matched again
+                _delete_expired(conn, "keyserver_batches", "processed_at", cutoff - BATCH_NAMES_MARGIN)
         if s or k or s3 or c:
             log.info(
                 "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",
@@ -1065,6 +1071,10 @@ class SightingStore:
             "disk_free_bytes": self._disk_free(),
             "daemon": self.daemon_state(),
         }
+
+
+#: How long past the retention a processed batch's name is kept (see ``SightingStore.purge``).
+BATCH_NAMES_MARGIN = 2 * DAY_SECONDS
 
 
 def _delete_expired(conn: sqlite3.Connection, table: str, column: str, cutoff: float) -> int:

@@ -409,3 +409,21 @@ def test_purge_forgets_the_f1_f2_levels_told_for_days_past_retention(db) -> None
         assert store.warning_level(b"b" * 32, day(kept)) == "F1"
         store.purge(NOON + 30 * DAY_SECONDS)
         assert store.warning_level(b"b" * 32, day(kept)) is None
+
+
+def test_processed_batch_names_are_purged_two_days_past_the_retention(tmp_path) -> None:
+    """The names of batches a key-server check has processed (what it skips next time) were kept
+    for ever: a node checking every hour for a year keeps tens of thousands.  They go with the rest
+    of the store's purge, two days past the 14-day window (a server lists a file until 14 days after
+    its day, from an index rewritten at each export: a name forgotten while listed is matched again)."""
+    now = NOON
+    server = "https://keys.example"
+    with SightingStore.open(tmp_path / "node.db", purge_now=now) as store:
+        for age_days in (20, 16.5, 15.5, 3):
+            store.save_keyserver_batches(server, {f"batch-{age_days}": 7}, now - age_days * DAY_SECONDS)
+        store.save_keyserver_batches("https://other.example", {"old-elsewhere": 1}, now - 30 * DAY_SECONDS)
+        store.purge(now)
+        assert store.keyserver_batches(server) == {"batch-15.5", "batch-3"}
+        assert store.keyserver_batches("https://other.example") == set()
+    with SightingStore.open(tmp_path / "node.db", purge_now=now + 2 * DAY_SECONDS) as store:  # purged on open too
+        assert store.keyserver_batches(server) == {"batch-3"}
