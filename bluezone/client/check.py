@@ -28,7 +28,7 @@ from bluezone.errors import (
     RejectedBatchesError,
     ServerKeyChangedError,
 )
-from bluezone.keyformat.export import apply_revisions, open_signed_export
+from bluezone.keyformat.export import apply_revisions, key_prefixes, open_signed_export
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
 from bluezone.matching.check import CheckResult, Exposure, check_sightings, check_store, sightings_span, whole_days, within
@@ -191,21 +191,21 @@ def check_server(
         progress(len(new), len(new), "")
     # a signed file replayed under another name (by the host the files are synced to) is still signed:
     # its keys must not be matched twice, nor reported again as new (below)
-    plain = _first_of_each(np.concatenate(parts) if parts else np.zeros(0, KEY_DTYPE))
-    revised = _first_of_each(np.concatenate(revisions) if revisions else np.zeros(0, KEY_DTYPE))
+    plain = _first_of_each(_concatenate_freeing(parts))
+    revised = _first_of_each(_concatenate_freeing(revisions))
     result.revised = len(revised)
     # a revision of a key that came in a batch of an earlier check changes what that check reported:
     # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
-    here = {bytes(k) for k in plain["key"]}
-    earlier = np.array([bytes(k) not in here for k in revised["key"]], bool)
+    earlier = ~_published_in(revised, plain)
     result.keys = apply_revisions(plain, revised[~earlier])
+    del plain  # a copy when revisions applied: not kept beside the keys matched
     is_revoked = revised[earlier]["report_type"] == REPORT_TYPE_REVOKED
     withdrawn_keys, updated_keys = revised[earlier][is_revoked].copy(), revised[earlier][~is_revoked]
     withdrawn_keys["report_type"] = 0  # matched as they were reported before
     # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
     revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
     result.revoked = int(revoked.sum()) + len(withdrawn_keys)
-    span = sightings_span(np.concatenate([result.keys[~revoked], withdrawn_keys, updated_keys]))
+    span = _span_of_all([result.keys[~revoked] if revoked.any() else result.keys, withdrawn_keys, updated_keys])
     if span is not None and load_sightings is None:  # the store, read as check_store reads it
         store, days = state.store, whole_days(span)
         result.sightings = store.count_usable(*span)
@@ -255,10 +255,54 @@ def check_server(
     return result
 
 
+def _concatenate_freeing(parts: list[np.ndarray]) -> np.ndarray:
+    """The keys of ``parts`` in one array, each part freed once copied (emptying ``parts``): a
+    national day's batches are not held twice, as ``np.concatenate`` would hold them."""
+    out = np.empty(sum(len(p) for p in parts), KEY_DTYPE)
+    at = 0
+    while parts:
+        part = parts.pop(0)
+        out[at : at + len(part)] = part
+        at += len(part)
+    return out
+
+
+def _published_in(keys: np.ndarray, published: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    """For each of ``keys`` (a few: revisions), whether it is among ``published`` (millions),
+    compared a chunk at a time rather than through a Python object per published key."""
+    found: set[bytes] = set()
+    if len(keys):
+        for start in range(0, len(published), chunk):
+            part = published["key"][start : start + chunk]
+            found.update(bytes(k) for k in part[np.isin(part, keys["key"])])
+    return np.array([bytes(k) in found for k in keys["key"]], bool)
+
+
+def _span_of_all(key_sets: list[np.ndarray]) -> tuple[float, float] | None:
+    """``sightings_span`` of the key sets together, without joining them into one array."""
+    spans = [s for s in map(sightings_span, key_sets) if s is not None]
+    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+
+
 def _first_of_each(keys: np.ndarray) -> np.ndarray:
-    """``keys`` with each key only where it first appears (a legitimate server publishes a key once)."""
-    _, first = np.unique(keys["key"], return_index=True)
-    return keys if len(first) == len(keys) else keys[np.sort(first)]
+    """``keys`` with each key only where it first appears (a legitimate server publishes a key once).
+
+    Keys are sorted by their first eight bytes (a uint64 each, read in place) and only those that
+    share them are compared whole: sorting millions of 16-byte keys took seconds and twice their size."""
+    keys = np.ascontiguousarray(keys, KEY_DTYPE)
+    prefixes = key_prefixes(keys)
+    order = np.argsort(prefixes, kind="stable")
+    ordered = prefixes[order]
+    shared = np.flatnonzero(ordered[1:] == ordered[:-1])
+    del ordered
+    if not len(shared):
+        return keys
+    rows = np.unique(np.concatenate([order[shared], order[shared + 1]]))  # ascending: first appearance first
+    _, first = np.unique(keys["key"][rows], return_index=True)
+    keep = np.ones(len(keys), bool)
+    keep[rows] = False
+    keep[rows[first]] = True
+    return keys if keep.all() else keys[keep]
 
 
 #: The name venue exposures are kept under in the node's memory of reported exposures (server URL + this).

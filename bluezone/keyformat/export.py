@@ -104,10 +104,10 @@ def apply_revisions(keys: np.ndarray, revised: np.ndarray) -> np.ndarray:
     if not len(revised):
         return keys
     out, revised = np.ascontiguousarray(keys, KEY_DTYPE).copy(), np.ascontiguousarray(revised, KEY_DTYPE)
-    by_prefix = np.argsort(_first_word(revised), kind="stable")
-    prefixes = _first_word(revised)[by_prefix]
-    near = np.searchsorted(prefixes, _first_word(out))
-    maybe = np.flatnonzero(prefixes[np.minimum(near, len(prefixes) - 1)] == _first_word(out))
+    by_prefix = np.argsort(key_prefixes(revised), kind="stable")
+    prefixes = key_prefixes(revised)[by_prefix]
+    near = np.searchsorted(prefixes, key_prefixes(out))
+    maybe = np.flatnonzero(prefixes[np.minimum(near, len(prefixes) - 1)] == key_prefixes(out))
     # whole keys: revised ones sorted stably, so the last of equal ones is each key's latest revision
     order = np.argsort(revised["key"], kind="stable")
     ordered = revised["key"][order]
@@ -120,7 +120,7 @@ def apply_revisions(keys: np.ndarray, revised: np.ndarray) -> np.ndarray:
     return np.concatenate([out, revised[unknown]]) if unknown.any() else out
 
 
-def _first_word(keys: np.ndarray) -> np.ndarray:
+def key_prefixes(keys: np.ndarray) -> np.ndarray:
     """The first eight bytes of each (contiguous) row's ``key`` as uint64, read in place."""
     offset = KEY_DTYPE.fields["key"][1]  # type: ignore[index]  # a structured dtype has fields
     return np.ndarray(len(keys), "<u8", keys, offset, (keys.strides[0],))
