@@ -671,6 +671,13 @@ def _print_check(result: Any, gaen: bool) -> None:
             click.echo("no new batches since the last check")  # "0 exposure(s)" would read as all-clear
     else:
         click.echo(f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
+    left = getattr(result, "left_for_next_check", 0)
+    if left:
+        from bluezone.client.check import MAX_NEW_FILES_PER_CHECK
+
+        click.echo(
+            f"{left} more new file(s) listed than one check fetches ({MAX_NEW_FILES_PER_CHECK:,}): the next check fetches them"
+        )
     earlier = getattr(result, "earlier", [])
     if earlier:
         for d in earlier:

@@ -94,6 +94,8 @@ class ServerCheckResult(CheckResult):
     earlier: list[dict[str, Any]] = field(default_factory=list)  # exposures earlier checks reported, still in force
     venue_exposures: list[Any] = field(default_factory=list)  # bluezone.venues.matching.VenueExposure
     earlier_venue: list[dict[str, Any]] = field(default_factory=list)  # venue exposures earlier checks reported
+    rejected_earlier: int = 0  # listed files an earlier check rejected: not fetched again (for 14 days)
+    left_for_next_check: int = 0  # new files listed beyond MAX_NEW_FILES_PER_CHECK: fetched by the next check
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -109,6 +111,8 @@ class ServerCheckResult(CheckResult):
             "new_batches": self.new_batches,
             "earlier_exposures": self.earlier,
             "earlier_venue_exposures": self.earlier_venue,
+            "rejected_earlier": self.rejected_earlier,
+            "left_for_next_check": self.left_for_next_check,
         }
 
     def raise_for_rejected(self) -> None:
@@ -118,6 +122,14 @@ class ServerCheckResult(CheckResult):
             raise RejectedBatchesError(
                 f"{len(self.rejected)} batch(es) rejected and not used (e.g. {first[0]}: {first[1]})"
             )
+
+
+#: The most new files one check downloads; those listed beyond wait for the next check.  Well above
+#: what a device checking daily meets: the exporter (every 10 minutes by default) writes one file per
+#: day of the keys it exports (15 days at most) and one venue-warning file per day, so at national
+#: scale at most 144 x 30 = 4,320 files a day (a day off, twice that); a 1 MiB index lists ~27,000 names.
+#: A first check of a busy server's full 14 days may need a second check (said in one line).
+MAX_NEW_FILES_PER_CHECK = 10_000
 
 
 def check_server(
@@ -139,8 +151,10 @@ def check_server(
     rows of those that match, the receiver context where the scorer asks); a callable that gives
     the sightings of a span has them matched in memory by ``check_sightings``, with the same result.
 
-    A batch whose signature is missing or wrong is not used, not remembered, and listed in
-    ``rejected`` (the caller reports it as an error).  Venue-warning files in the same index
+    A batch whose signature is missing or wrong is not used and is listed in ``rejected`` (the
+    caller reports it as an error); it is remembered, so while the server lists it (14 days at most)
+    later checks list it again without downloading it.  One check downloads at most
+    ``MAX_NEW_FILES_PER_CHECK`` new files (``left_for_next_check``: how many wait).  Venue-warning files in the same index
     are verified with the same key and matched against ``load_visits()`` (the device's
     check-ins) in the same run.
     """
@@ -149,8 +163,14 @@ def check_server(
     pin, pinned_now = resolve_pin(client, state, server_key, now)
     public_key = pin.key
     seen = state.processed(client.base_url)
-    new = list(dict.fromkeys(n for n in client.index() if n not in seen))  # a name listed twice is one file
+    refused = state.rejected(client.base_url, pin, now)  # not fetched again while the server lists them
+    listed = list(dict.fromkeys(n for n in client.index() if n not in seen))  # a name listed twice is one file
+    new = [n for n in listed if n not in refused]
     result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now, nothing_before=not seen)
+    result.rejected = {n: f"{refused[n]} (an earlier check; not fetched again)" for n in listed if n in refused}
+    result.rejected_earlier = len(result.rejected)
+    # a hostile index can list ~27,000 names (1 MiB): each a download of up to 256 MiB; the rest wait for the next check
+    new, result.left_for_next_check = new[:MAX_NEW_FILES_PER_CHECK], max(0, len(new) - MAX_NEW_FILES_PER_CHECK)
     parts: list[np.ndarray] = []
     revisions: list[np.ndarray] = []
     counts: dict[str, int] = {}
@@ -252,6 +272,7 @@ def check_server(
         now,
     )
     state.mark_processed(client.base_url, counts, now)
+    state.mark_rejected(client.base_url, pin, {n: why for n, why in result.rejected.items() if n not in refused}, now)
     return result
 
 

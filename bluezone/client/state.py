@@ -1,5 +1,5 @@
 """What a node remembers about key servers: the pinned signing key, the batches already
-processed and the last upload's revision token, kept in its own sighting store."""
+processed or rejected and the last upload's revision token, kept in its own sighting store."""
 
 from __future__ import annotations
 
@@ -32,3 +32,11 @@ class ServerState:
 
     def mark_processed(self, server: str, batches: dict[str, int], now: float) -> None:
         self.store.save_keyserver_batches(server, batches, now)
+
+    def rejected(self, server: str, key: PinnedKey, now: float) -> dict[str, str]:
+        """Files of ``server`` an earlier check rejected (name -> why) when verifying with ``key``:
+        after a deliberate re-pin they are fetched again."""
+        return self.store.rejected_batches(server, key.public_key, now)
+
+    def mark_rejected(self, server: str, key: PinnedKey, rejected: dict[str, str], now: float) -> None:
+        self.store.save_rejected_batches(server, key.public_key, rejected, now)

@@ -760,6 +760,11 @@ class SightingStore:
                     "CREATE TABLE IF NOT EXISTS keyserver_withdrawn (server TEXT NOT NULL, key_hash BLOB NOT NULL,"
                     " day TEXT NOT NULL, PRIMARY KEY (server, key_hash, day)) WITHOUT ROWID"
                 )
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS keyserver_rejected (server TEXT NOT NULL, public_key TEXT NOT NULL,"
+                    " name TEXT NOT NULL, reason TEXT NOT NULL, rejected_at REAL NOT NULL,"
+                    " PRIMARY KEY (server, public_key, name))"
+                )
             self._keyserver_ready = True
         return conn
 
@@ -794,6 +799,25 @@ class SightingStore:
             conn.executemany(
                 "INSERT OR IGNORE INTO keyserver_batches (server, name, keys, processed_at) VALUES (?, ?, ?, ?)",
                 [(server, name, n, now) for name, n in batches.items()],
+            )
+
+    def rejected_batches(self, server: str, public_key: str, now: float) -> dict[str, str]:
+        """Name -> why, of ``server``'s files a check rejected (verifying with ``public_key``) within the
+        retention at ``now``."""
+        rows = self._keyserver_tables().execute(
+            "SELECT name, reason FROM keyserver_rejected WHERE server = ? AND public_key = ? AND rejected_at >= ?",
+            (server, public_key, now - RETENTION_DAYS * DAY_SECONDS),
+        ).fetchall()
+        return {str(name): str(reason) for name, reason in rows}
+
+    def save_rejected_batches(self, server: str, public_key: str, rejected: dict[str, str], now: float) -> None:
+        """Remember files (name -> why) rejected when verified with ``public_key``; forget those past retention."""
+        with self._keyserver_tables() as conn:
+            conn.execute("DELETE FROM keyserver_rejected WHERE rejected_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO keyserver_rejected (server, public_key, name, reason, rejected_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(server, public_key, name, reason, now) for name, reason in rejected.items()],
             )
 
     def revision_token(self, server: str, now: float | None = None) -> str | None:
@@ -903,6 +927,8 @@ class SightingStore:
             c = _delete_expired(conn, "checkins", "end_time", cutoff)
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
                 conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_rejected'").fetchone():
+                conn.execute("DELETE FROM keyserver_rejected WHERE rejected_at < ?", (cutoff,))  # files a check refused
             # the level (F1, F2) a check told for a day, and a withdrawal, go with the day
             for table in ("keyserver_warnings", "keyserver_withdrawn"):
                 if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
