@@ -10,7 +10,7 @@ import base64
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,44 @@ def _status(storage: Any, code: str) -> int:
     return 200
 
 
+def _all_at_once(two_servers: list[Storage], method: str, one: Callable[[int], Any], monkeypatch: Any) -> Counter[Any]:
+    """Run ``one(i)`` for TRIES threads, each held at ``storage.<method>`` (both connections) until all
+    the others have either reached it too or been answered: the most that can be in flight together.
+    Returns how often each outcome came back."""
+    gate = threading.Event()
+    waiting = Counter[str]()
+    lock = threading.Lock()
+
+    def held(call: Any) -> Any:
+        def held_call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                waiting["at_gate"] += 1
+            gate.wait(30)
+            return call(*args, **kwargs)
+
+        return held_call
+
+    def counted(i: int) -> Any:
+        try:
+            return one(i)
+        finally:
+            with lock:
+                waiting["answered"] += 1
+
+    for storage in two_servers:
+        monkeypatch.setattr(storage, method, held(getattr(storage, method)))
+    with ThreadPoolExecutor(TRIES) as pool:
+        futures = [pool.submit(counted, i) for i in range(TRIES)]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with lock:
+                if waiting["at_gate"] + waiting["answered"] >= TRIES:  # none still on its way
+                    break
+            time.sleep(0.005)
+        gate.set()
+        return Counter(f.result() for f in futures)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Storage]]:
     """Two connections to one database, as two server processes have."""
@@ -57,38 +95,7 @@ def two_servers(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list
 def test_concurrent_wrong_codes_get_no_more_tries_than_the_limit(two_servers: list[Storage], monkeypatch: Any) -> None:
     """Every try is held at the code's redemption until all the others have either reached it too or
     been answered: the most tries that can be in flight together (half through each connection)."""
-    gate = threading.Event()
-    waiting = Counter[str]()
-    lock = threading.Lock()
-
-    def held(redeem: Any) -> Any:
-        def held_publish(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                waiting["at_gate"] += 1
-            gate.wait(30)
-            return redeem(*args, **kwargs)
-
-        return held_publish
-
-    def one(i: int) -> int:
-        try:
-            return _status(two_servers[i % 2], f"{i:016d}")
-        finally:
-            with lock:
-                waiting["answered"] += 1
-
-    for storage in two_servers:
-        monkeypatch.setattr(storage, "publish", held(storage.publish))
-    with ThreadPoolExecutor(TRIES) as pool:
-        futures = [pool.submit(one, i) for i in range(TRIES)]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with lock:
-                if waiting["at_gate"] + waiting["answered"] >= TRIES:  # none still on its way
-                    break
-            time.sleep(0.005)
-        gate.set()
-        statuses = Counter(f.result() for f in futures)
+    statuses = _all_at_once(two_servers, "publish", lambda i: _status(two_servers[i % 2], f"{i:016d}"), monkeypatch)
     assert statuses == {403: LIMIT, 429: TRIES - LIMIT}
     assert two_servers[0].count_failures(0, "192.0.2.7") == LIMIT
 
@@ -149,18 +156,6 @@ def test_concurrent_recursive_uploads_get_no_more_than_the_hourly_limit(
     exposed = dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=3)
     codes = [issue_code(two_servers[0], NOW, key=KEY, test_type="recursive", exposure_date=exposed).code for _ in range(TRIES)]
     config = PublishConfig(max_recursive_per_hour=LIMIT)
-    gate = threading.Event()
-    waiting = Counter[str]()
-    lock = threading.Lock()
-
-    def held(redeem: Any) -> Any:
-        def held_publish(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                waiting["at_gate"] += 1
-            gate.wait(30)
-            return redeem(*args, **kwargs)
-
-        return held_publish
 
     def one(i: int) -> int:
         body = _body(codes[i]).replace(b"AAAAAAAAAAAAAAAAAAAAAA==", base64.b64encode(bytes([i + 1]) * 16))  # own keys
@@ -169,22 +164,8 @@ def test_concurrent_recursive_uploads_get_no_more_than_the_hourly_limit(
             return 200
         except PublishError as exc:
             return exc.status
-        finally:
-            with lock:
-                waiting["answered"] += 1
 
-    for storage in two_servers:
-        monkeypatch.setattr(storage, "publish", held(storage.publish))
-    with ThreadPoolExecutor(TRIES) as pool:
-        futures = [pool.submit(one, i) for i in range(TRIES)]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with lock:
-                if waiting["at_gate"] + waiting["answered"] >= TRIES:
-                    break
-            time.sleep(0.005)
-        gate.set()
-        statuses = Counter(f.result() for f in futures)
+    statuses = _all_at_once(two_servers, "publish", one, monkeypatch)
     assert statuses == {200: LIMIT, 429: TRIES - LIMIT}
     assert two_servers[0].count_codes(4, used_since=0) == LIMIT  # the refused codes stay unused
 
@@ -201,19 +182,6 @@ def test_concurrent_recursive_codes_get_no_more_than_the_daily_limit(
     from bluezone.errors import CodeLimitError
 
     exposed = dt.datetime.fromtimestamp(NOW, dt.UTC).date() - dt.timedelta(days=3)
-    gate = threading.Event()
-    waiting = Counter[str]()
-    lock = threading.Lock()
-
-    def held(store: Any) -> Any:
-        def held_add_code(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                waiting["at_gate"] += 1
-            gate.wait(30)
-            return store(*args, **kwargs)
-
-        return held_add_code
-
     def one(i: int) -> str:
         try:
             issue_code(
@@ -222,21 +190,7 @@ def test_concurrent_recursive_codes_get_no_more_than_the_daily_limit(
             return "issued"
         except CodeLimitError:
             return "refused"
-        finally:
-            with lock:
-                waiting["answered"] += 1
 
-    for storage in two_servers:
-        monkeypatch.setattr(storage, "add_code", held(storage.add_code))
-    with ThreadPoolExecutor(TRIES) as pool:
-        futures = [pool.submit(one, i) for i in range(TRIES)]
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with lock:
-                if waiting["at_gate"] + waiting["answered"] >= TRIES:
-                    break
-            time.sleep(0.005)
-        gate.set()
-        outcomes = Counter(f.result() for f in futures)
+    outcomes = _all_at_once(two_servers, "add_code", one, monkeypatch)
     assert outcomes == {"issued": LIMIT, "refused": TRIES - LIMIT}
     assert two_servers[0].count_codes(4, issued_since=0) == LIMIT

@@ -726,28 +726,17 @@ def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path
     keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
     storage.insert_keys_unchecked(keys, NOW)
     signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=10)
-    if where == "signing the third file":
-        sign, calls = exports.signed_export_zip, []
+    if where in ("signing the third file", "writing the second file"):  # (files are written by another thread)
+        name, nth = ("signed_export_zip", 3) if where.startswith("signing") else ("_write_atomic", 2)
+        real, calls = getattr(exports, name), []
 
-        def fail_third(*args, **kwargs):
+        def fail_nth(*args, **kwargs):
             calls.append(1)
-            if len(calls) == 3:
+            if len(calls) == nth:
                 raise OSError("disk full")
-            return sign(*args, **kwargs)
+            return real(*args, **kwargs)
 
-        monkeypatch.setattr(exports, "signed_export_zip", fail_third)
-        with pytest.raises(OSError):
-            export_batches(storage, signer, out, NOW, config)
-    elif where == "writing the second file":  # (written by another thread while the next file is signed)
-        write, writes = exports._write_atomic, []
-
-        def fail_second(*args, **kwargs):
-            writes.append(1)
-            if len(writes) == 2:
-                raise OSError("disk full")
-            return write(*args, **kwargs)
-
-        monkeypatch.setattr(exports, "_write_atomic", fail_second)
+        monkeypatch.setattr(exports, name, fail_nth)
         with pytest.raises(OSError):
             export_batches(storage, signer, out, NOW, config)
     else:
