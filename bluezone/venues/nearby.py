@@ -7,7 +7,12 @@ Rules (all times from the daemon's clock):
 * after ``dwell`` seconds heard (default 5 min, so walking past the door is no visit), the
   device checks in with the stay's start as the check-in time (source ``beacon``);
 * when no frame has been heard for ``leave_after`` seconds (default 3 min), it checks out at the
-  last frame heard; a stay that never reached ``dwell`` is forgotten.
+  last frame heard; a stay that never reached ``dwell`` is forgotten;
+* a beacon never ends a check-in at another venue: while the visitor is checked in elsewhere (a
+  QR code, or another beacon still heard), a neighbour's beacon heard through the wall checks
+  nothing in.  That check-in ends only by its own venue's beacon falling silent, the visitor's
+  ``checkout`` or its automatic check-out; if this beacon is still heard then, it checks in from
+  the first decode, or from the end of that visit if later.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class _Stay:
     first: float
     last: float
     checked_in: bool = False
+    waiting: bool = False  # heard long enough, but the visitor is checked in elsewhere
 
 
 class BeaconCheckIns:
@@ -78,6 +84,12 @@ class BeaconCheckIns:
         self.assembler.forget_before(now)
 
     def _check_in(self, stay: _Stay, now: float) -> None:
+        current = open_visit(self.store, now)
+        if current is not None and current.location_id != stay.venue.location_id:
+            if not stay.waiting:
+                log.info("venue beacon heard while checked in elsewhere: no check-in while that visit lasts")
+                stay.waiting = True
+            return  # tried again at the next tick: that visit may have ended by then
         try:
             check_in(self.store, stay.venue, now, source="beacon", start=stay.first)
         except VenueError as exc:  # already checked in there by QR code: that check-in stands

@@ -15,6 +15,7 @@ from bluezone.clock import VirtualClock
 from bluezone.errors import VenueError
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
+from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon
 from bluezone.venues.broadcast import run_beacon
@@ -161,3 +162,57 @@ def test_a_flood_of_made_up_sets_is_bounded_and_the_real_beacon_still_opens() ->
     finally:
         tracemalloc.stop()
     assert held < 1_000_000  # 20,000 sets kept: ~10 MB
+
+
+def _hear(listener: BeaconCheckIns, secrets: VenueSecrets, start: float, seconds: int, rssi: int = -75) -> None:
+    """The venue's beacon heard for ``seconds`` from ``start``, one frame a second as it sends them."""
+    for i in range(seconds):
+        t = start + i
+        frames = beacon.frames(secrets.venue.payload, secrets.beacon_key, beacon.epoch_of(t))
+        listener.on_advert(Advert(t, frames[int(t) % len(frames)], rssi, beacon.SERVICE_UUID))
+        if i % 10 == 0:
+            listener.tick(t)
+
+
+def test_a_neighbours_beacon_never_ends_a_check_in_elsewhere() -> None:
+    """Checked in at the pharmacy by its QR code, the café's beacon next door is heard through the
+    wall for 12 minutes: the pharmacy visit stands (it used to be ended after 5 minutes, and the
+    visitor 'moved' to the café).  Once the visitor checks out, the café, still heard, checks in
+    from the check-out, not from the first frame heard."""
+    from bluezone.venues.checkins import check_in, check_out, open_visit
+
+    pharmacy = Venue.create("Nhà thuốc Long Châu", "14 Trần Phú, Hà Nội", "retail", 30, seed=bytes(16))
+    store = SightingStore.open(":memory:")
+    listener = BeaconCheckIns(store)
+    check_in(store, pharmacy, T0, source="url")
+    _hear(listener, SECRETS, T0 + 60, 12 * 60)
+    current = open_visit(store, T0 + 13 * 60)
+    assert current is not None and current.description == pharmacy.description and not current.checked_out
+    assert [v.description for v in visits(store)] == [pharmacy.description]
+    assert listener.checkins == 0
+    check_out(store, T0 + 13 * 60)
+    _hear(listener, SECRETS, T0 + 13 * 60, 60)
+    pharmacy_visit, cafe_visit = visits(store)
+    assert pharmacy_visit.end == T0 + 13 * 60 and pharmacy_visit.checked_out
+    assert cafe_visit.source == "beacon" and cafe_visit.start == T0 + 13 * 60
+    assert listener.checkins == 1
+
+
+def test_a_neighbours_beacon_does_not_end_a_beacon_check_in_still_heard() -> None:
+    """Two beacons heard at once (the café and the shop next door): the one checked in first stays
+    until its own beacon falls silent; the other checks in only then."""
+    from bluezone.venues.checkins import open_visit
+
+    shop = VenueSecrets(Venue.create("Shop", "16 Trần Phú", "retail", 60, seed=bytes([1]) * 16), bytes([7]) * 32)
+    store = SightingStore.open(":memory:")
+    listener = BeaconCheckIns(store)
+    _hear(listener, SECRETS, T0, 6 * 60)  # the café alone: checked in
+    for i in range(10 * 60):  # then both, interleaved, for 10 minutes
+        _hear(listener, SECRETS, T0 + 6 * 60 + i, 1)
+        _hear(listener, shop, T0 + 6 * 60 + i + 0.5, 1, rssi=-85)
+    current = open_visit(store, T0 + 16 * 60)
+    assert current is not None and current.description == "Café Hoa"
+    _hear(listener, shop, T0 + 16 * 60, 5 * 60, rssi=-85)  # the café falls silent
+    cafe_visit, shop_visit = visits(store)
+    assert cafe_visit.checked_out and cafe_visit.end < T0 + 16 * 60
+    assert shop_visit.description == "Shop" and shop_visit.start == cafe_visit.end
