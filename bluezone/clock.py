@@ -30,6 +30,18 @@ def latest_date(now: float) -> dt.date:
     return dt.datetime.fromtimestamp(now + LATEST_UTC_OFFSET, dt.UTC).date()
 
 
+#: How far behind UTC a calendar can be (UTC-12, Baker Island).
+EARLIEST_UTC_OFFSET = -12 * 3600
+#: How many days back a test date or symptom onset may lie, as GAEN's verification server allows
+#: (ALLOWED_PAST_SYMPTOM_DAYS, 28 days): further back, no key still kept has a known days since onset.
+MAX_DATE_AGE_DAYS = 28
+
+
+def earliest_date(now: float, days_back: int) -> dt.date:
+    """The earliest calendar date anywhere that lies at most ``days_back`` days before today there."""
+    return dt.datetime.fromtimestamp(now + EARLIEST_UTC_OFFSET, dt.UTC).date() - dt.timedelta(days=days_back)
+
+
 class Clock(Protocol):
     """Wall-clock time in Unix seconds, and a way to wait."""
 

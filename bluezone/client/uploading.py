@@ -18,7 +18,7 @@ import numpy as np
 
 from bluezone.client.keyserver import KeyServerClient, PublishReceipt, base_url_of
 from bluezone.client.state import ServerState
-from bluezone.clock import latest_date
+from bluezone.clock import MAX_DATE_AGE_DAYS, earliest_date, latest_date
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import InputError
@@ -55,12 +55,16 @@ def check_exposure_date(exposure_date: dt.date | None, now: float) -> dt.date | 
 
 
 def check_symptom_onset(symptom_onset: dt.date | None, now: float) -> dt.date | None:
-    """``symptom_onset`` unless it lies in the future or before 1970 (InputError, before anything is
-    sent: the server refused a date before 1970 with a 400 about a JSON field, and took one in the future)."""
+    """``symptom_onset`` unless it lies in the future or more than 28 days back (InputError, before anything
+    is sent: the server refused a date before 1970 with a 400 about a JSON field, took one in the future, and
+    from one further back than 28 days no key it keeps has a known days since onset)."""
     if symptom_onset is not None and symptom_onset > latest_date(now):
         raise InputError(f"the symptom onset {symptom_onset} is in the future")
-    if symptom_onset is not None and symptom_onset.year < 1970:
-        raise InputError(f"the symptom onset {symptom_onset} is before 1970")
+    if symptom_onset is not None and symptom_onset < earliest_date(now, MAX_DATE_AGE_DAYS):
+        raise InputError(
+            f"the symptom onset {symptom_onset} is more than {MAX_DATE_AGE_DAYS} days ago:"
+            " no key still kept would have a known days since onset"
+        )
     return symptom_onset
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bluezone.clock import latest_date
+from bluezone.clock import MAX_DATE_AGE_DAYS, earliest_date, latest_date
 from bluezone.errors import CodeLimitError, ConfigError, InputError, ServerStorageError
 from bluezone.server.storage import CodeRecord, Storage
 
@@ -214,6 +214,11 @@ def issue_code(
     for name, date in (("test date", test_date), ("symptom onset", symptom_onset)):
         if date is not None and date > latest_date(now):  # today in Vietnam is tomorrow in UTC until 07:00
             raise InputError(f"the {name} {date} is in the future")
+        if date is not None and date < earliest_date(now, MAX_DATE_AGE_DAYS):  # GAEN's verification server's limit
+            raise InputError(
+                f"the {name} {date} is more than {MAX_DATE_AGE_DAYS} days ago:"
+                " no key still kept would have a known days since onset"
+            )
     if test_date and symptom_onset and symptom_onset > test_date:
         raise InputError("symptom onset cannot be after the test date")
     for _ in range(MAX_DRAWS):  # 8 digits collide with a code still on record now and then: draw again

@@ -75,8 +75,9 @@ def test_upload_takes_todays_date_in_hanoi(f0: Path) -> None:
 @pytest.mark.parametrize(
     "option, date, message",
     [
-        ("--symptom-onset", "0001-01-01", "before 1970"),
-        ("--symptom-onset", "1969-12-31", "before 1970"),
+        ("--symptom-onset", "0001-01-01", "more than 28 days ago"),
+        ("--symptom-onset", "1969-12-31", "more than 28 days ago"),
+        ("--symptom-onset", (HANOI_TODAY - dt.timedelta(days=30)).isoformat(), "more than 28 days ago"),
         ("--symptom-onset", TOMORROW_EVERYWHERE.isoformat(), "in the future"),
         ("--symptom-onset", "9999-12-31", "in the future"),
         ("--exposure-date", TOMORROW_EVERYWHERE.isoformat(), "in the future"),
@@ -86,3 +87,34 @@ def test_upload_refuses_impossible_dates_before_sending(f0: Path, option: str, d
     result = _upload(f0, option, date, "--yes")
     assert result.exit_code == 2, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize("field", ["test_date", "symptom_onset"])
+def test_issue_code_refuses_a_date_more_than_28_days_back(tmp_path: Path, field: str) -> None:
+    """GAEN's verification server allows test and onset dates 28 days back: from further back no key
+    still kept has a known days since onset.  The earliest calendar (UTC-12) still gets its 28th day."""
+    storage = SQLiteStorage(tmp_path / "server.db")
+    try:
+        # 23:30 UTC: UTC-12's today is 2026-12-05 too, so 28 days back is 2026-11-07 everywhere
+        assert issue_code(storage, HANOI_MORNING, key=KEY, **{field: dt.date(2026, 11, 7)}).code  # type: ignore[arg-type]
+        for date in (dt.date(2026, 11, 6), dt.date(2020, 1, 1), dt.date(1, 1, 1)):
+            with pytest.raises(InputError, match=f"the {field.replace('_', ' ')} {date} is more than 28 days ago"):
+                issue_code(storage, HANOI_MORNING, key=KEY, **{field: date})  # type: ignore[arg-type]
+        # 00:30 UTC on the 6th: still the 5th at UTC-12, so the 7th of November is still allowed
+        early = dt.datetime(2026, 12, 6, 0, 30, tzinfo=dt.UTC).timestamp()
+        assert issue_code(storage, early, key=KEY, **{field: dt.date(2026, 11, 7)}).code  # type: ignore[arg-type]
+    finally:
+        storage.close()
+
+
+def test_issue_code_command_refuses_an_old_test_date_in_one_line(tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["server", "keygen", "--out", str(keys)]).exit_code == 0
+    result = runner.invoke(
+        cli, ["server", "issue-code", "--server-db", str(tmp_path / "s.db"), "--create-db",
+              "--signing-key-dir", str(keys), "--test-date", "2024-12-05"],
+        obj={"clock": VirtualClock(HANOI_MORNING)},
+    )
+    assert result.exit_code == 2, result.output
+    assert "more than 28 days ago" in result.output and len(result.output.strip().splitlines()) == 1, result.output
