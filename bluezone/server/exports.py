@@ -228,14 +228,30 @@ def _signed_batches(
             yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk)), data
 
 
+#: A file an export writes (``<stamp>-<day start>-<tag>-NNNN.zip``, ``<stamp>-venues-<tag>-NNNN.zip``), or its
+#: temporary copy before the rename (``.<name>.tmp``); ``stamp``: the Unix time of the export.
+_WRITTEN_NAME = re.compile(r"^\.?(?P<stamp>\d{1,12})-[A-Za-z0-9-]+\.zip(?:\.tmp)?$")
+
+
 def remove_expired_files(storage: Storage, out_dir: Path, now: float, retention_days: int = RETENTION_DAYS) -> int:
     """Delete the batch files that left the index: published keys and check-ins are kept 14 days,
-    on disk too, as in the database (the server would otherwise serve them by name for good)."""
+    on disk too, as in the database (the server would otherwise serve them by name for good).
+
+    Also the files of an export interrupted or killed between writing and recording them (unlisted,
+    their keys exported again): by the export's time in their name, a day later than a recorded file
+    of its day.  Not sooner: another exporter's files lie unrecorded too until it records them."""
     since = now - retention_days * DAY_SECONDS
     removed = 0
-    for batch in storage.batches():
+    recorded = storage.batches()
+    for batch in recorded:
         path = out_dir / batch.name
         if batch.end_timestamp < since and path.is_file():
+            path.unlink()
+            removed += 1
+    names = {batch.name for batch in recorded}
+    for path in out_dir.iterdir():
+        written = _WRITTEN_NAME.match(path.name)
+        if written and path.name not in names and int(written["stamp"]) + DAY_SECONDS < since and path.is_file():
             path.unlink()
             removed += 1
     if removed:

@@ -1,0 +1,54 @@
+"""Files an export wrote but never recorded (the exporter interrupted or killed between writing
+its files and recording them) are deleted after the retention too, as recorded ones are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from server_helpers import NOW
+
+from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
+from bluezone.keyformat.keys import empty_keys
+from bluezone.server import exports
+from bluezone.server.exports import INDEX_FILE, export_batches
+from bluezone.server.signing import keygen
+from bluezone.server.storage import open_storage
+
+
+def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path, monkeypatch) -> None:
+    """Ctrl-C (or kill -9) while an export signs its third file: the two written stay unlisted and
+    unrecorded, holding real keys, and were served by name for good (only recorded files expired)."""
+    storage = open_storage(tmp_path / "server.db")
+    keys = empty_keys(50)
+    keys["key"] = np.frombuffer(np.random.default_rng(3).bytes(16 * 50), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=10)
+    real, calls = exports.signed_export_zip, []
+
+    def interrupted_at_the_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(exports, "signed_export_zip", interrupted_at_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        export_batches(storage, signer, out, NOW, config)
+    monkeypatch.undo()
+    left = sorted(p.name for p in out.glob("*.zip"))
+    assert len(left) == 2 and storage.batches() == []
+    half_written = out / f".{int(NOW)}-{rolling_start(NOW) * 600 - DAY_SECONDS}-0a1b2c-0003.zip.tmp"
+    half_written.write_bytes(b"PK\x03\x04")  # kill -9 before the rename
+    unrelated = out / "README.zip"  # not a name an export writes: never touched
+    unrelated.write_bytes(b"x")
+
+    published = export_batches(storage, signer, out, NOW + 60, config)
+    assert sum(b.num_keys for b in published) == 50
+    # left alone while young: another exporter's files lie unrecorded like these until it records them
+    assert all((out / name).is_file() for name in left) and half_written.is_file()
+    assert not set(left) & set((out / INDEX_FILE).read_text().split())
+
+    export_batches(storage, signer, out, NOW + 16 * DAY_SECONDS, config)
+    assert sorted(p.name for p in out.iterdir()) == sorted([INDEX_FILE, unrelated.name])
+    storage.close()
