@@ -15,7 +15,7 @@ from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import VenueError
 from bluezone.proximity.store import SightingStore
-from bluezone.venues.location import MAX_STAY_MINUTES, Venue
+from bluezone.venues.location import MAX_STAY_MINUTES, Venue, visible_text
 from bluezone.venues.visits import Visit, iso
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,9 @@ def _visit(row: tuple) -> Visit:
     return Visit(
         id=int(row[0]),
         location_id=bytes(row[1]),
-        description=str(row[2]),
-        address=str(row[3]),
+        # the Venue's text is shown so already; a store written by an older version may hold raw text
+        description=visible_text(str(row[2])),
+        address=visible_text(str(row[3])),
         start=float(row[4]),
         end=float(row[5]),
         checked_out=bool(row[6]),

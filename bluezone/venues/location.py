@@ -83,13 +83,41 @@ def stay_minutes(default_minutes: int | None, start: int | None = None, end: int
     return int(round(minutes / STAY_STEP_MINUTES)) * STAY_STEP_MINUTES
 
 
-def _check_text(name: str, value: str, limit: int) -> None:
+#: Joiners some scripts (Persian, the Indic scripts) and emoji need: shown as they are.
+_JOINERS = frozenset("\u200c\u200d")
+#: Letters Unicode draws as nothing (Hangul fillers): a name made of them looks empty.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+
+
+def _hidden(c: str) -> bool:
+    """A character a reader cannot see or that reorders the text around it: direction controls
+    (U+202E turns "Café gpj.exe" around), zero-width and other format characters, private-use
+    and unassigned code points, blank letters."""
+    return (unicodedata.category(c) in ("Cf", "Co", "Cn") and c not in _JOINERS) or c in _BLANK_LETTERS
+
+
+def visible_text(text: str) -> str:
+    """``text`` as bluezone shows it: each hidden character (see :func:`_hidden`) written as
+    ``<U+XXXX>``, so a poster made by another app cannot make one venue's name look like another's,
+    or turn the rest of a line around."""
+    if not any(_hidden(c) for c in text):
+        return text
+    return "".join(f"<U+{ord(c):04X}>" if _hidden(c) else c for c in text)
+
+
+def _check_text(name: str, value: str, limit: int, create: bool = False) -> None:
     if not value.strip():
         raise VenueError(f"the venue's {name} is empty")
     if len(value) > limit:
         raise VenueError(f"the venue's {name} has {len(value)} characters; at most {limit} are allowed")
     if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in value):
         raise VenueError(f"the venue's {name} must be one line of printable text")
+    hidden = [c for c in value if _hidden(c)]
+    if create and hidden:
+        raise VenueError(
+            f"the venue's {name} holds {len(hidden)} invisible or text-direction character(s) "
+            f"(first U+{ord(hidden[0]):04X}): type it again as plain text"
+        )
 
 
 def parse_type(value: str | int) -> int:
@@ -105,7 +133,12 @@ def parse_type(value: str | int) -> int:
 
 @dataclass(frozen=True)
 class Venue:
-    """One venue: the decoded QR payload plus the exact bytes its id is computed over."""
+    """One venue: the decoded QR payload plus the exact bytes its id is computed over.
+
+    ``description`` and ``address`` are the payload's texts as shown (:func:`visible_text`): a code
+    made elsewhere may hold direction controls or invisible characters, which ``create`` refuses;
+    its id stays the exact bytes'.
+    """
 
     payload: bytes
     description: str
@@ -131,8 +164,8 @@ class Venue:
     ) -> Venue:
         """A new venue with a fresh random seed (pass ``seed`` only for test vectors)."""
         description, address = description.strip(), address.strip()
-        _check_text("name", description, CREATE_TEXT_MAX)
-        _check_text("address", address, CREATE_TEXT_MAX)
+        _check_text("name", description, CREATE_TEXT_MAX, create=True)
+        _check_text("address", address, CREATE_TEXT_MAX, create=True)
         kind = parse_type(type)
         if default_minutes is not None and not MIN_STAY_MINUTES <= default_minutes <= MAX_STAY_MINUTES:
             raise VenueError(
@@ -190,8 +223,8 @@ class Venue:
             raise VenueError(f"the venue's type {kind} is not one of CWA's 0-12")
         return cls(
             payload=data,
-            description=loc.description,
-            address=loc.address,
+            description=visible_text(loc.description),
+            address=visible_text(loc.address),
             type=kind,
             default_minutes=int(vendor.default_check_in_length_in_minutes) or None,
             start=start,

@@ -194,9 +194,11 @@ def test_any_text_is_a_venue_url_or_one_venue_error(text: str) -> None:
         pass
 
 
-text_field = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=100).filter(
-    lambda s: s.strip() == s and s.strip()
-)
+text_field = st.text(
+    st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Cf", "Co", "Cn"), blacklist_characters="\u115f\u1160\u3164\uffa0"),
+    min_size=1,
+    max_size=100,
+).filter(lambda s: s.strip() == s and s.strip())
 
 
 @settings(max_examples=100, deadline=None)
@@ -253,3 +255,69 @@ def test_split_at_midnight_covers_the_visit(start: int, length: int) -> None:
 def test_overlap() -> None:
     assert overlap(0, 10, 5, 20) == 5
     assert overlap(0, 10, 10, 20) == 0
+
+
+#: What a poster's text must never show raw: direction controls (U+202E turns the rest of the line
+#: around), zero-width and other format characters, private-use and unassigned code points, blank letters.
+HIDDEN = st.sampled_from(
+    ["\u202e", "\u202d", "\u202a", "\u2066", "\u2067", "\u2068", "\u2069", "\u200e", "\u200f", "\u061c",
+     "\u200b", "\u2060", "\ufeff", "\u00ad", "\U000e0041", "\ue000", "\U000f0000", "\u3164", "\U000e0080"]
+) | st.characters(whitelist_categories=("Cf", "Co"), blacklist_characters="\u200c\u200d")
+
+
+def _payload(description: str, address: str) -> bytes:
+    """A QR payload another app could have made, with these texts as they are."""
+    message = pb.QRCodePayload(
+        version=1,
+        location_data=pb.TraceLocation(version=1, description=description, address=address),
+        crowd_notifier_data=pb.CrowdNotifierData(version=1, cryptographic_seed=bytes(16)),
+        vendor_data=pb.CWALocationData(version=1, type=4).SerializeToString(),
+    )
+    return message.SerializeToString()
+
+
+def _shows_nothing_hidden(text: str) -> bool:
+    import unicodedata
+
+    return not any(
+        (unicodedata.category(c) in ("Cf", "Co", "Cn") and c not in "\u200c\u200d") or c in "\u115f\u1160\u3164\uffa0"
+        for c in text
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(text_field, HIDDEN, st.integers(0, 100), st.booleans())
+def test_create_refuses_hidden_and_direction_characters(text: str, hidden: str, at: int, in_name: bool) -> None:
+    spoiled = text[:at] + hidden + text[at:]
+    name, address = (spoiled, "Main St 1") if in_name else ("Shop", spoiled)
+    with pytest.raises(VenueError, match=f"invisible or text-direction character.*U\\+{ord(hidden):04X}"):
+        Venue.create(name[:100], address[:100], "retail")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1, max_size=60).filter(str.strip),
+    st.lists(st.tuples(st.integers(0, 60), HIDDEN), max_size=4),
+)
+def test_a_scanned_venue_shows_hidden_characters_as_code_points(text: str, inserts: list) -> None:
+    """A code made elsewhere is read (its id is its exact bytes, as CWA's apps compute it), and its
+    texts are shown with every hidden character as <U+XXXX>; plain texts are shown unchanged."""
+    from bluezone.venues.location import visible_text
+
+    spoiled = text
+    for at, hidden in inserts:
+        spoiled = spoiled[:at] + hidden + spoiled[at:]
+    payload = _payload(spoiled, "12 Trần Phú")
+    venue = Venue.from_payload(payload)
+    assert venue.payload == payload and venue.location_id == location_id(payload)
+    assert _shows_nothing_hidden(venue.description) and venue.address == "12 Trần Phú"
+    assert visible_text(venue.description) == venue.description  # nothing left to change
+    for _, hidden in inserts:
+        assert f"<U+{ord(hidden):04X}>" in venue.description
+    if _shows_nothing_hidden(spoiled):
+        assert venue.description == spoiled
+
+
+def test_joiners_that_scripts_and_emoji_need_are_kept() -> None:
+    for text in ("می\u200cخواهم", "क्\u200dष", "\U0001f469\u200d\U0001f4bb Café"):
+        assert Venue.create(text, "x").description == text

@@ -361,3 +361,35 @@ def test_upload_lists_the_checkins_in_local_time_as_checkins_does(
         time.tzset()
     assert "2026-12-04 13:10 +07" in listed
     assert result.exit_code == 1 and "  2026-12-04 13:10 +07    50 min  Café Hoa" in result.stderr  # on the 10-min grid, result.stderr
+
+
+def test_a_poster_made_elsewhere_cannot_turn_the_text_around(tmp_path: Path, clock: VirtualClock) -> None:
+    """Another app's poster whose name holds U+202E (right-to-left override) and a zero-width space:
+    the check-in works, and every line bluezone shows (checkin, checkins, show, a poster made from it)
+    has them as <U+XXXX>, never raw; `venue create` refuses such a name."""
+    from bluezone.keyformat import presence_pb2 as pb
+    from bluezone.venues.location import Venue
+    from bluezone.venues.poster import poster_svg
+
+    name = "Nhà thuốc \u202egpj.exe\u200b"
+    payload = pb.QRCodePayload(
+        version=1,
+        location_data=pb.TraceLocation(version=1, description=name, address="14 Trần Phú\u2066"),
+        crowd_notifier_data=pb.CrowdNotifierData(version=1, cryptographic_seed=bytes(16)),
+        vendor_data=pb.CWALocationData(version=1, type=3).SerializeToString(),
+    ).SerializeToString()
+    url = Venue.from_payload(payload).url
+    db = str(tmp_path / "s.db")
+    outputs = [
+        run(clock, "checkin", url, "--db", db),
+        run(clock, "checkins", "--db", db),
+        run(clock, "venue", "show", url),
+        run(clock, "checkout", "--db", db),
+    ]
+    for result in outputs:
+        assert result.exit_code == 0, result.output
+        assert "\u202e" not in result.output and "\u200b" not in result.output and "\u2066" not in result.output
+    assert "Nhà thuốc <U+202E>gpj.exe<U+200B> (14 Trần Phú<U+2066>)" in outputs[0].output
+    assert "\u202e" not in poster_svg(Venue.from_payload(payload))
+    refused = run(clock, "venue", "create", "--name", name, "--address", "x", "--out", str(tmp_path / "v"))
+    assert refused.exit_code == 2 and "U+202E" in refused.output and not (tmp_path / "v").exists()
