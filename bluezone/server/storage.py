@@ -252,6 +252,9 @@ class Storage(ABC):
 
     def _create_schema(self) -> None:
         with self._transaction() as cur:
+            # several server processes started at once (workers, or every one after an upgrade) would each
+            # create or migrate the tables, and all but one fail on what the first made
+            self._lock_name(cur, "schema")
             self._exec(cur, _SCHEMA[0])
             row = self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             if row is None:  # a new database: the first release's tables, then every migration
@@ -941,8 +944,11 @@ class PostgresStorage(Storage):
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Any]:
-        with self._lock, self._conn.transaction(), self._conn.cursor() as cur:
-            yield cur
+        with self._lock:
+            if self._conn.closed:  # lost (PostgreSQL restarted or failed over): psycopg closed it; connect again
+                self._conn = self._connect(autocommit=True)
+            with self._conn.transaction(), self._conn.cursor() as cur:
+                yield cur
 
     def close(self) -> None:
         self._conn.close()

@@ -1,0 +1,86 @@
+"""What a health authority meets running several key-server processes on one PostgreSQL: they start
+(or restart after an upgrade) at the same moment, and PostgreSQL itself restarts under them."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+from server_helpers import NOW
+
+from bluezone.server.codes import issue_code
+from bluezone.server.storage import SCHEMA_VERSION, open_storage
+
+PROCESSES = 6
+
+
+def _open_all_at_once(dsn: str) -> list[BaseException]:
+    """Open the database from PROCESSES connections released together, as workers starting at once."""
+    start, errors, opened = threading.Barrier(PROCESSES), [], []
+
+    def one() -> None:
+        start.wait()
+        try:
+            opened.append(open_storage(dsn))
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one) for _ in range(PROCESSES)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for storage in opened:
+        storage.close()
+    return errors
+
+
+def _schema_version(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0])
+
+
+def test_processes_starting_at_once_on_a_new_database_all_start(postgres_dsn) -> None:
+    # each used to create the tables itself: all but one failed on "duplicate key value ... pg_type"
+    assert _open_all_at_once(postgres_dsn) == []
+    assert _schema_version(postgres_dsn) == SCHEMA_VERSION
+
+
+def test_processes_starting_at_once_after_an_upgrade_migrate_once(postgres_dsn) -> None:
+    from bluezone.server import storage as st
+
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:  # the first release's database, with a key
+        for stmt in st._SCHEMA:
+            conn.execute(stmt.format(serial="BIGSERIAL", blob="BYTEA"))
+        conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
+        conn.execute(
+            "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk, report_type,"
+            " received_at) VALUES (%s, 2940000, 144, 0, 2, 0)", [b"\x07" * 16],
+        )
+    assert _open_all_at_once(postgres_dsn) == []
+    assert _schema_version(postgres_dsn) == SCHEMA_VERSION
+    with psycopg.connect(postgres_dsn) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM exposure_keys").fetchone()[0] == 1
+
+
+def test_a_server_goes_on_after_postgresql_dropped_its_connection(postgres_dsn, tmp_path) -> None:
+    from bluezone.server.codes import CodeKey
+
+    key = CodeKey.generate()
+    storage = open_storage(postgres_dsn)
+    try:
+        issue_code(storage, NOW, key=key, test_type="confirmed")
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:  # a restart or failover, as the server sees it
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(psycopg.OperationalError):
+            issue_code(storage, NOW, key=key, test_type="confirmed")  # the request under way fails
+        # every later one works: the connection used to stay lost, every upload a 500 until a restart
+        issue_code(storage, NOW, key=key, test_type="confirmed")
+        with psycopg.connect(postgres_dsn) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 2
+    finally:
+        storage.close()
