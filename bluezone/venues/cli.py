@@ -78,7 +78,8 @@ def venue_create(
 
     start_t = None if start is None else int(parse_time(start, "--start"))
     end_t = None if end is None else int(parse_time(end, "--end"))
-    info = create_venue_dir(out, Venue.create(name, address, kind, default_minutes, start_t, end_t))
+    venue = Venue.create(name, address, kind, default_minutes, start_t, end_t, now=cli_clock().now())
+    info = create_venue_dir(out, venue)
     if as_json:
         _emit_json(info)
         return

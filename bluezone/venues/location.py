@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime
 import hashlib
 import os
 import re
@@ -161,8 +162,10 @@ class Venue:
         start: int | None = None,
         end: int | None = None,
         seed: bytes | None = None,
+        now: float | None = None,
     ) -> Venue:
-        """A new venue with a fresh random seed (pass ``seed`` only for test vectors)."""
+        """A new venue with a fresh random seed (pass ``seed`` only for test vectors); given ``now``,
+        an event that is already over is refused (its poster would check nobody in)."""
         description, address = description.strip(), address.strip()
         _check_text("name", description, CREATE_TEXT_MAX, create=True)
         _check_text("address", address, CREATE_TEXT_MAX, create=True)
@@ -173,8 +176,16 @@ class Venue:
             )
         if (start is None) != (end is None):
             raise VenueError("a temporary event needs both a start and an end time")
-        if start is not None and end is not None and not 0 < start <= end:
-            raise VenueError("the event's start must come before its end")
+        if start is not None and end is not None:
+            if now is not None and end < now:
+                raise VenueError(
+                    f"the event ended at {_utc(end)}, before now ({_utc(now)}): its poster would check nobody in; "
+                    "give the times of an event to come"
+                )
+            if start <= 0:  # 0 is what a code holds for "no start" (a permanent venue)
+                raise VenueError(f"the event's start must be after {_utc(0)}")
+            if start > end:
+                raise VenueError(f"the event's start ({_utc(start)}) must come before its end ({_utc(end)})")
         if start is None and kind in TEMPORARY_TYPES:
             raise VenueError(f"a {TYPE_NAMES[kind]} venue is temporary: give its start and end times")
         seed = os.urandom(SEED_BYTES) if seed is None else bytes(seed)
@@ -283,6 +294,10 @@ class Venue:
             "location_id_hash": self.location_id_hash.hex(),
             "url": self.url,
         }
+
+
+def _utc(t: float) -> str:
+    return datetime.datetime.fromtimestamp(t, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def decode_base64url(text: str) -> bytes:

@@ -393,3 +393,39 @@ def test_a_poster_made_elsewhere_cannot_turn_the_text_around(tmp_path: Path, clo
     assert "\u202e" not in poster_svg(Venue.from_payload(payload))
     refused = run(clock, "venue", "create", "--name", name, "--address", "x", "--out", str(tmp_path / "v"))
     assert refused.exit_code == 2 and "U+202E" in refused.output and not (tmp_path / "v").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "start", "end", "says"),
+    [
+        ("create", "1970-01-01T00:00Z", "1970-01-01T01:00Z", "the event ended at 1970-01-01 01:00 UTC, before now (2026-12-04"),
+        ("create", "2026-11-01T10:00Z", "2026-11-02T10:00Z", "the event ended at 2026-11-02 10:00 UTC, before now"),
+        ("create", "1970-01-01T00:00Z", "2026-12-24T22:00Z", "the event's start must be after 1970-01-01 00:00 UTC"),
+        ("create", "2026-12-25T10:00Z", "2026-12-24T22:00Z", "start (2026-12-25 10:00 UTC) must come before its end (2026-12-24 22:00 UTC)"),
+        ("checkin", "1970-01-01T00:00Z", "1970-01-01T01:00Z", "the visit starts more than 14 days ago"),
+        ("warn", "1970-01-01T00:00Z", "1970-01-01T01:00Z", "the warning starts more than 14 days ago"),
+    ],
+)
+def test_times_out_of_range_say_what_is_wrong(
+    tmp_path: Path, cafe: dict, clock: VirtualClock, command: str, start: str, end: str, says: str
+) -> None:
+    """`venue create --start 1970-01-01T00:00Z` said "the event's start must come before its end"
+    (the code's 0 means "no start", and the event had ended 56 years ago)."""
+    args = {
+        "create": ["venue", "create", "--name", "Fest", "--address", "a", "--type", "cultural-event", "--out", str(tmp_path / "fest")],
+        "checkin": ["checkin", cafe["url"], "--db", str(tmp_path / "v.db")],
+        "warn": ["venue", "warn", str(cafe["out"]), "--server", "http://keys.test", "--code", "12345678", "--yes"],
+    }[command]
+    result = run(clock, *args, "--start", start, "--end", end)
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert says in result.output, result.output
+    assert not (tmp_path / "fest").exists()
+
+
+def test_an_event_to_come_or_under_way_is_created(tmp_path: Path, clock: VirtualClock) -> None:
+    for i, (start, end) in enumerate([("2026-12-04T15:00Z", "2026-12-04T20:00Z"), ("2027-03-01T18:00Z", "2027-03-01T23:00Z")]):
+        out = tmp_path / f"fest{i}"
+        result = run(clock, "venue", "create", "--name", "Fest", "--address", "a", "--type", "cultural-event",
+                     "--start", start, "--end", end, "--out", str(out), "--json")
+        assert result.exit_code == 0, result.output
+        assert load_venue_dir(out).venue.end == int(dt.datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp())
