@@ -102,4 +102,12 @@ def load_signer(directory: str | Path) -> Signer:
         raise ConfigError(f"no usable signing key in {directory} ({exc!r}); create one with `bluezone server keygen`") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{directory / PRIVATE_FILE} is not a P-256 private key")
-    return Signer(key, SignatureInfo(key_id, key_version, ECDSA_P256_SHA256))
+    signer = Signer(key, SignatureInfo(key_id, key_version, ECDSA_P256_SHA256))
+    if info.get("public_key") != signer.public_info()["public_key"]:
+        # a private.pem copied from another key directory signed every batch, and every client given
+        # the published signing_key.json refused every one of them
+        raise ConfigError(
+            f"{directory / PRIVATE_FILE} is not the private key of {directory / INFO_FILE} (the key clients pin):"
+            " batches signed with it would be refused; put back the matching pair"
+        )
+    return signer

@@ -70,3 +70,20 @@ def test_keygen_into_a_directory_it_cannot_make_is_one_line() -> None:
     result = CliRunner().invoke(cli, ["server", "keygen", "--out", "/proc/bluezone-nope"])
     assert result.exit_code == 2 and "cannot write keys into /proc/bluezone-nope" in result.output, result.output
     assert "FileNotFoundError" not in result.output
+
+
+def test_private_key_of_another_key_directory_is_refused(keys: Path, tmp_path: Path) -> None:
+    """A private.pem copied from another key directory (a half-done rotation, a restore from the wrong
+    backup) signed every batch, and every client given the published signing_key.json refused them all."""
+    keygen(tmp_path / "other")
+    shutil.copy(tmp_path / "other" / PRIVATE_FILE, keys / PRIVATE_FILE)
+    with pytest.raises(ConfigError, match="not the private key of"):
+        load_signer(keys)
+    exports = tmp_path / "exports"
+    result = CliRunner().invoke(cli, [
+        "server", "export", "--server-db", str(tmp_path / "s.db"), "--create-db", "--signing-key-dir", str(keys),
+        "--export-dir", str(exports),
+    ])
+    assert result.exit_code == 2, result.output
+    assert "clients pin" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not exports.exists()
