@@ -157,6 +157,20 @@ _max_keys_opt = click.option(
 _region_opt = click.option("--region", default="XX", show_default=True, help="Region in export.bin.")
 
 
+def _exported_sentence(batches: list, out: Path) -> str:
+    """What an export wrote: key batches apart from venue-warning files (whose check-in reports, decoys
+    included, were counted as keys: '4 keys in 1 new batch(es)' for one check-in and no key)."""
+    from bluezone.keyformat.venue_export import is_venue_file
+
+    keys = [b for b in batches if not is_venue_file(b.name)]
+    venues = [b for b in batches if is_venue_file(b.name)]
+    said = f"{sum(b.num_keys for b in keys)} keys in {len(keys)} new batch(es)"
+    if venues:
+        said += (f" and {sum(b.num_keys for b in venues)} check-in report(s), decoys included,"
+                 f" in {len(venues)} venue-warning file(s)")
+    return f"{said} in {out}"
+
+
 @server.command("export")
 @_db
 @_key_dir
@@ -188,7 +202,7 @@ def export_cmd(
         doc = {"export_dir": str(out), "batches": [b.__dict__ for b in batches], "waiting": waiting.as_dict()}
         click.echo(json.dumps(doc, indent=2))
         return
-    click.echo(f"{sum(b.num_keys for b in batches)} keys in {len(batches)} new batch(es) in {out}")
+    click.echo(_exported_sentence(batches, out))
     if waiting.keys:
         click.echo(waiting.sentence())
 

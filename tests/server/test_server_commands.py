@@ -120,7 +120,7 @@ def test_export_before_the_embargo_ends_says_how_many_keys_wait_and_until_when(t
     rc, out, err = _run(*export, now=NOW)
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines[0].startswith("1 keys in 1 new batch(es)")
+    assert lines[0] == f"1 keys in 1 new batch(es) in {tmp_path / 's-exports'}"
     assert lines[1] == (
         "2 key(s) wait until their validity ends: exportable from 2025-11-20 13:20 UTC, all by 2025-11-21 00:00 UTC"
     )
@@ -250,3 +250,29 @@ def test_postgresql_without_psycopg_says_what_to_install(
     dsn = "postgresql://bz@127.0.0.1:1/keys"
     rc, out, err = _run("server", command[0], "--server-db", dsn, "--signing-key-dir", str(keys), *args)
     assert rc == 2 and "pip install 'bluezone[postgres]'" in err and err.count("\n") == 1, err
+
+
+def test_export_counts_check_ins_apart_from_keys(tmp_path: Path) -> None:
+    """One check-in and no key was '4 keys in 1 new batch(es)': the venue file's reports (decoys
+    included) were counted as keys."""
+    from test_venue_publish import TODAY, body, entry
+
+    from bluezone.server.codes import issue_code
+    from bluezone.server.publish import PublishConfig, publish
+
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "s.db"
+    storage = SQLiteStorage(db)
+    try:
+        code = issue_code(storage, NOW, key=CodeKey.load(keys), test_type="confirmed").code
+        publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=CodeKey.load(keys))
+    finally:
+        storage.close()
+    rc, out, err = _run("server", "export", "--server-db", str(db), "--signing-key-dir", str(keys),
+                        "--export-dir", str(tmp_path / "e"), now=NOW)
+    assert rc == 0, err
+    assert out.splitlines() == [
+        f"0 keys in 0 new batch(es) and 4 check-in report(s), decoys included, in 1 venue-warning file(s)"
+        f" in {tmp_path / 'e'}"
+    ]
