@@ -4,6 +4,10 @@ httpx's timeouts hold per socket operation only: a server that sends its headers
 29 s (h11 takes up to 16 kB of them) kept a request alive for days before the first body byte,
 where the client's own between-chunks check cannot see it.  Every socket operation here waits
 at most until the deadline of the request in progress, and fails as httpcore's own timeouts do.
+
+A TLS handshake that fails for good (an https URL on a plain-HTTP port, a certificate this
+machine does not trust) is a :class:`KeyServerError` at once: as httpcore's ConnectError it was
+tried again by the pool and then by the client, ~7-15 s before the same error.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from collections.abc import Callable, Iterable
 
 import httpcore
 import httpx
+
+from bluezone.errors import KeyServerError
 
 
 class Deadline:
@@ -53,11 +59,34 @@ class _Stream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        tls = self._stream.start_tls(ssl_context, server_hostname, self._deadline.cap(timeout, httpcore.ConnectTimeout))
+        peer = self._stream.get_extra_info("server_addr")  # for the message: a failed handshake closes the socket
+        try:
+            tls = self._stream.start_tls(ssl_context, server_hostname, self._deadline.cap(timeout, httpcore.ConnectTimeout))
+        except httpcore.ConnectError as exc:
+            if lasting := _lasting_tls_failure(exc.__cause__):
+                where = f"https://{server_hostname}" + (f":{peer[1]}" if isinstance(peer, tuple) else "")
+                raise KeyServerError(f"{where}: TLS handshake failed, not tried again: {lasting}") from None
+            raise
         return _Stream(tls, self._deadline)
 
     def get_extra_info(self, info: str) -> typing.Any:
         return self._stream.get_extra_info(info)
+
+
+#: What OpenSSL says when the other end answers a TLS hello in plain text (an HTTP server).
+_NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL", "HTTP_REQUEST"})
+
+
+def _lasting_tls_failure(error: BaseException | None) -> str:
+    """Why a handshake failed, if trying again cannot help (else ""): not a TLS server, an untrusted
+    certificate, no protocol or cipher in common.  A connection cut mid-handshake may be the network."""
+    if not isinstance(error, ssl.SSLError) or isinstance(error, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
+        return ""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"the server's certificate is not trusted on this machine ({error.verify_message})"
+    if error.reason in _NOT_TLS:
+        return f"the server does not speak https on that port ({error.reason}); if it is plain HTTP, give an http:// URL"
+    return f"{error.reason or error}"
 
 
 class _Backend(httpcore.NetworkBackend):
