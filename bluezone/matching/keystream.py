@@ -150,11 +150,17 @@ class KeyStream:
         rows, rpis = found
         self.found.append((first, first + rows, batch[rows], rpis))
 
+    def span(self) -> tuple[float, float] | None:
+        """``check.sightings_span`` of every key given so far (None: none), those not yet in a batch
+        handed to the workers (or derived) first."""
+        if self.pending:
+            self._submit()
+        return None if self.first is None or self.end is None else span_of(self.first, self.end)
+
     def finish(self) -> HeardKeys:
         """The keys found in the whole file (call once it has been read without error); the
         workers are stopped."""
-        if self.pending:
-            self._submit()
+        span = self.span()
         while self.running:
             first, batch, future = self.running[-1]
             if future.cancel():  # not started by a worker: derived here meanwhile
@@ -170,7 +176,7 @@ class KeyStream:
             keys=np.concatenate([p[1] for p in parts]),
             rpis=np.concatenate([p[2] for p in parts]).reshape(-1, 16),
             count=self.count,
-            span=None if self.first is None or self.end is None else span_of(self.first, self.end),
+            span=span,
         )
 
 

@@ -171,6 +171,41 @@ def test_a_small_file_derived_as_it_is_read_reports_what_the_array_reports(
     assert early.exposures == expected.exposures
 
 
+@pytest.mark.usefixtures("small_batches")
+@pytest.mark.parametrize("widened", [False, True])
+def test_with_two_jobs_the_sightings_are_counted_beside_the_last_keys(
+    tmp_path: Path, store_read_first: _Streams, monkeypatch: pytest.MonkeyPatch, widened: bool
+) -> None:
+    """With jobs > 1 the file's span is known once it is read: its usable sightings are counted in a
+    thread while the last keys derive.  A revised key the file lacks, valid days after every key of
+    the file and heard then, widens the span: counted again, here.  The report is the array's."""
+    path, db, file_keys, revised = day_file(tmp_path)
+    if widened:
+        later_tek = b"L" * 16
+        revised = np.concatenate([revised, make_keys([(later_tek, DAY + 3 * 144, 144)], risk=4)])
+        with SightingStore.open(db) as store:
+            store.add_sightings(advert_sightings(later_tek, DAY + 3 * 144 + 20, (DAY + 3 * 144 + 20) * INTERVAL_SECONDS + np.arange(0, 600, 15.0), rssi=-60))
+        path.write_bytes(signed_export_zip(file_keys, SIGNER, INFO, region="VN", revised_keys=revised))
+    expected = as_array(path, db, "bluezone")
+    counted: list[tuple[str, tuple[float, float]]] = []
+    count_usable = SightingStore.count_usable
+
+    def recorded(self: SightingStore, since: float, until: float) -> int:
+        counted.append((threading.current_thread().name, (since, until)))
+        return count_usable(self, since, until)
+
+    monkeypatch.setattr(SightingStore, "count_usable", recorded)
+    beside = check_key_file(path, db, scorer=SCORERS["bluezone"], jobs=2)
+    assert store_read_first == [256]  # streamed to the workers as it was read
+    assert beside.as_dict() == expected.as_dict() and beside.sightings > 0
+    assert counted[0][0].startswith("bluezone-count")
+    if widened:  # the thread's count was for the file's keys alone: counted again for the wider span
+        assert len(counted) == 2 and counted[1][0] == threading.current_thread().name and counted[1][1] != counted[0][1]
+        assert any(e.key_index == len(file_keys) + 2 for e in beside.exposures)  # the later key matched
+    else:
+        assert len(counted) == 1
+
+
 def _open_files(path: Path) -> int:
     """How many of this process's file descriptors are open on ``path``."""
     fds = Path("/proc/self/fd")
