@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import sqlite3
 import stat
 import threading
@@ -32,7 +31,7 @@ from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 #: The first release's tables (schema 1), created in a new database before the migrations below.
 _SCHEMA = [
@@ -148,6 +147,16 @@ _MIGRATIONS: dict[int, list[str | Callable[[Storage, Any], None]]] = {
         "DROP TABLE revision_queue",
         "ALTER TABLE export_queue_9 RENAME TO export_queue",
         "ALTER TABLE revision_queue_9 RENAME TO revision_queue",
+    ],
+    10: [  # failed code tries counted per client and window, one row per client: a row per try let the /64s
+        # of one IPv6 /48 add ~650,000 rows an hour, kept two days (~3 GB).  The counts restart at the upgrade
+        # (at most one window's tries regained once)
+        """CREATE TABLE code_tries (
+            client TEXT PRIMARY KEY,
+            window_start DOUBLE PRECISION NOT NULL,
+            failures INTEGER NOT NULL)""",
+        "CREATE INDEX code_tries_window ON code_tries (window_start)",
+        "DROP TABLE code_failures",
     ],
 }
 
@@ -331,48 +340,81 @@ class Storage(ABC):
         with self._transaction() as cur:
             return int(self._exec(cur, sql, params).fetchone()[0])
 
-    def record_failure(self, client: str, at: float, reason: str) -> None:
-        with self._transaction() as cur:
-            self._exec(cur, "INSERT INTO code_failures (client, at, reason) VALUES (?, ?, ?)", [client, at, reason])
-
-    def claim_code_try(self, client: str, at: float, since: float, limit: int) -> str | None:
-        """Record a code try of ``client`` as failed *before* it is made, if it is within ``limit``
-        failures since ``since``; a token for ``settle_code_try``, or None (nothing recorded) if over.
-        Counting first and recording after the try let concurrent requests all pass the count: 50 at
-        once from one client made 40 tries where the limit was 10."""
-        token = "try-" + secrets.token_hex(8)
+    def record_failure(self, client: str, at: float, window: float = 3600.0) -> None:
+        """Count one failed code try of ``client`` at ``at`` in its window of ``window`` seconds (why it
+        failed is logged by the caller, not kept: the table holds one row per client, not one per try)."""
         with self._transaction() as cur:
             self._lock_name(cur, "code tries of " + client)
-            self._exec(cur, "INSERT INTO code_failures (client, at, reason) VALUES (?, ?, ?)", [client, at, token])
-            (count,) = self._exec(
-                cur, "SELECT COUNT(*) FROM code_failures WHERE at >= ? AND client = ?", [since, client]
-            ).fetchone()
-            if int(count) <= limit:
-                return token
-            self._exec(cur, "DELETE FROM code_failures WHERE client = ? AND reason = ?", [client, token])
-        return None
+            self._count_try(cur, client, at, at - window)
+
+    def _count_try(self, cur: Any, client: str, at: float, since: float, limit: int | None = None) -> float | None:
+        """Add one try to ``client``'s window (a new one from ``at`` if its last began before ``since``) and
+        return the window's start; None, counting nothing, if the window already holds ``limit`` failures."""
+        row = self._exec(cur, "SELECT window_start, failures FROM code_tries WHERE client = ?", [client]).fetchone()
+        if row is not None and row[0] >= since:
+            if limit is not None and row[1] >= limit:
+                return None
+            self._exec(cur, "UPDATE code_tries SET failures = failures + 1 WHERE client = ?", [client])
+            return float(row[0])
+        self._exec(
+            cur,
+            "INSERT INTO code_tries (client, window_start, failures) VALUES (?, ?, 1)"
+            " ON CONFLICT (client) DO UPDATE SET window_start = excluded.window_start, failures = 1",
+            [client, at],
+        )
+        return at
+
+    def claim_code_try(self, client: str, at: float, since: float, limit: int) -> str | None:
+        """Count a code try of ``client`` as failed *before* it is made, if its window (begun at or after
+        ``since``) holds fewer than ``limit`` failures; a token for ``settle_code_try``, or None (nothing
+        counted) if over.  Counting first and recording after the try let concurrent requests all pass
+        the count: 50 at once from one client made 40 tries where the limit was 10.
+
+        One row per client (schema 10), not one per try, and rows whose window ended are dropped here:
+        the /64s of one IPv6 /48 added ~650,000 rows an hour, kept two days (~3 GB); now the table holds
+        at most one row per client that failed within the last window."""
+        with self._transaction() as cur:
+            self._lock_name(cur, "code tries of " + client)
+            # one cleaner at a time, so no two claims wait on rows the other holds (other claims touch only
+            # their own client's row)
+            if self._try_lock_name(cur, "code tries cleanup"):
+                self._exec(cur, "DELETE FROM code_tries WHERE window_start < ?", [since])
+            window_start = self._count_try(cur, client, at, since, limit)
+        return None if window_start is None else repr(window_start)
 
     def settle_code_try(self, client: str, token: str, reason: str | None) -> None:
-        """The try ``claim_code_try`` recorded: a failure for ``reason``, or forgotten (None: the code
-        was good, or the request was refused before its code was tried)."""
+        """The try ``claim_code_try`` counted: a failure for ``reason`` (it stays counted), or forgotten
+        (None: the code was good, or the request was refused before its code was tried)."""
+        if reason is not None:
+            return
         with self._transaction() as cur:
-            if reason is None:
-                self._exec(cur, "DELETE FROM code_failures WHERE client = ? AND reason = ?", [client, token])
-            else:
-                self._exec(cur, "UPDATE code_failures SET reason = ? WHERE client = ? AND reason = ?", [reason, client, token])
+            self._lock_name(cur, "code tries of " + client)
+            self._exec(
+                cur, "UPDATE code_tries SET failures = failures - 1 WHERE client = ? AND window_start = ? AND failures > 0",
+                [client, float(token)],
+            )
 
     def _lock_name(self, cur: Any, name: str) -> None:
         """Hold off other connections' transactions that lock ``name`` until this one ends (SQLite: BEGIN IMMEDIATE does)."""
 
+    def _try_lock_name(self, cur: Any, name: str) -> bool:
+        """``_lock_name`` if nobody holds it now, else False at once (SQLite: BEGIN IMMEDIATE has already waited)."""
+        return True
+
     def count_failures(self, since: float, client: str | None = None) -> int:
-        with self._transaction() as cur:
-            if client is None:
-                row = self._exec(cur, "SELECT COUNT(*) FROM code_failures WHERE at >= ?", [since]).fetchone()
-            else:
-                row = self._exec(
-                    cur, "SELECT COUNT(*) FROM code_failures WHERE at >= ? AND client = ?", [since, client]
-                ).fetchone()
-        return int(row[0])
+        """Failed code tries counted in the windows begun at or after ``since`` (of ``client``, or of all)."""
+        sql = "SELECT COALESCE(SUM(failures), 0) FROM code_tries WHERE window_start >= ?"
+        params: list[Any] = [since]
+        if client is not None:
+            sql += " AND client = ?"
+            params.append(client)
+        with self._transaction(write=False) as cur:
+            return int(self._exec(cur, sql, params).fetchone()[0])
+
+    def count_try_rows(self) -> int:
+        """Rows the failed-try table holds (one per client with a window): what an attacker can grow."""
+        with self._transaction(write=False) as cur:
+            return int(self._exec(cur, "SELECT COUNT(*) FROM code_tries").fetchone()[0])
 
     # -- publishing --
     def publish(
@@ -767,7 +809,7 @@ class Storage(ABC):
                 cur, "DELETE FROM exposure_keys WHERE rolling_start + rolling_period < ?", [before_interval]
             ).rowcount
             self._exec(cur, "DELETE FROM venue_reports WHERE day < ?", [before_interval // ROLLING_PERIOD])
-            self._exec(cur, "DELETE FROM code_failures WHERE at < ?", [records_before])
+            self._exec(cur, "DELETE FROM code_tries WHERE window_start < ?", [records_before])
             self._exec(cur, "DELETE FROM codes WHERE expires_at < ?", [records_before])
         return max(n, 0)
 
@@ -910,6 +952,9 @@ class PostgresStorage(Storage):
     def _lock_name(self, cur: Any, name: str) -> None:
         # two server processes would each count what the other is doing as not done yet
         self._exec(cur, "SELECT pg_advisory_xact_lock(hashtext(?))", [name])
+
+    def _try_lock_name(self, cur: Any, name: str) -> bool:
+        return bool(self._exec(cur, "SELECT pg_try_advisory_xact_lock(hashtext(?))", [name]).fetchone()[0])
 
     def _lock_key_inserts(self, cur: Any) -> None:
         # SHARE ROW EXCLUSIVE waits for open inserts and holds off new ones, reads go on

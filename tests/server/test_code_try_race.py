@@ -127,7 +127,7 @@ def test_a_try_another_server_process_is_recording_counts(two_servers: list[Stor
 
     def paused(cur: Any, sql: str, params: Any = ()) -> Any:
         out = execute(cur, sql, params)
-        if sql.startswith("INSERT INTO code_failures"):
+        if sql.startswith(("INSERT INTO code_tries", "UPDATE code_tries SET failures = failures + 1")):
             recorded.set()
             release.wait(30)
         return out

@@ -130,7 +130,8 @@ def test_codes_reused_expired_wrong_refused(server: Server) -> None:
     status, doc = server.post(_body([(b"\x04" * 16, day, 144)], "1234567812345678"))
     assert (status, doc["code"]) == (403, "verification_code_invalid")
     assert server.storage.count_keys() == 1
-    assert server.storage.count_failures(0) == 3
+    # the "used" try's window ended an hour ago (the clock moved on 3601 s): the client's current window counts two
+    assert server.storage.count_failures(0) == 2
 
 
 def test_failed_guesses_rate_limited_per_client(tmp_path: Path) -> None:
@@ -150,7 +151,7 @@ def test_failed_guesses_from_everywhere_never_lock_out_a_valid_code(tmp_path: Pa
     server = Server(tmp_path)
     day = rolling_start(NOW) - ROLLING_PERIOD
     for i in range(1200):
-        server.storage.record_failure(f"10.0.{i // 250}.{i % 250}", NOW - 60, "invalid")
+        server.storage.record_failure(f"10.0.{i // 250}.{i % 250}", NOW - 60)
     status, doc = server.post(_body([(b"\x01" * 16, day, 144)], server.code()))
     assert status == 200, doc
 

@@ -510,7 +510,7 @@ def test_a_schema_8_database_keeps_its_queue_with_each_key_as_it_stands(new_db, 
     try:
         with storage._transaction() as cur:
             version = storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-        assert version == "9" == str(st.SCHEMA_VERSION)
+        assert version == str(st.SCHEMA_VERSION)
         unknown = int(empty_keys(1)["days_since_onset"][0])
         queued, _, revised = storage.pending_keys(interval_number(NOW), 0)
         assert {bytes(k["key"])[0]: (int(k["rolling_period"]), int(k["transmission_risk"]), int(k["report_type"]),
@@ -820,3 +820,27 @@ def test_benchmark_marks_its_scratch_database_and_may_use_it_again(tmp_path) -> 
         scratch.claim_for_benchmark()  # holds what an earlier benchmark left: still its scratch
     finally:
         scratch.close()
+
+
+def test_a_schema_9_database_counts_failed_tries_per_client(new_db, monkeypatch) -> None:
+    """Schema 10 counts failed code tries in one row per client and window (code_tries) instead of a
+    row per try (code_failures): the upgrade drops the old rows (the counts restart once) and the limit
+    holds from then on."""
+    from bluezone.server import storage as st
+
+    with monkeypatch.context() as m:
+        m.setattr(st, "SCHEMA_VERSION", 9)
+        old = open_storage(new_db)
+    for i in range(5):
+        with old._transaction() as cur:
+            old._exec(cur, "INSERT INTO code_failures (client, at, reason) VALUES (?, ?, 'invalid')", ["192.0.2.1", NOW - i])
+    old.close()
+    storage = open_storage(new_db)
+    try:
+        with storage._transaction() as cur:
+            assert storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == "10"
+        tokens = [storage.claim_code_try("192.0.2.1", NOW, NOW - 3600, 3) for _ in range(4)]
+        assert [t is not None for t in tokens] == [True, True, True, False]
+        assert storage.count_failures(0, "192.0.2.1") == 3 and storage.count_try_rows() == 1
+    finally:
+        storage.close()
