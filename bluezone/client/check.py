@@ -72,11 +72,29 @@ def resolve_pin(
                 f"the key server {server} now announces a different signing key than the one pinned: refusing"
             )
         return pinned, False
-    announced = client.signing_key()
+    try:
+        announced = client.signing_key()
+    except KeyServerError as exc:
+        if exc.status != 404 or not _lists_exports(client):
+            raise
+        # exports served as static files (a CDN, object store): there is no key to take on first use
+        raise KeyServerError(
+            f"{client.base_url}/v1/signing-key: 404, but exports are listed there (a static host serves no"
+            " signing key): give the key server's key with --server-key FILE", exc.code, exc.status,
+        ) from None
     announced.key  # must parse
     state.pin(server, announced, now)
     log.warning("pinned the signing key of %s on first use (key id %r)", server, announced.key_id)
     return announced, True
+
+
+def _lists_exports(client: KeyServerClient) -> bool:
+    """Whether the server has an index.txt: a static host of exports, not a wrong URL."""
+    try:
+        client.index()
+    except KeyServerError:
+        return False
+    return True
 
 
 @dataclass

@@ -55,6 +55,18 @@ def test_bad_signing_key_answers(answer: httpx.Response, message: str) -> None:
         _check(lambda request: answer)
 
 
+def test_a_static_host_without_a_pinned_key_says_to_give_it() -> None:
+    """Exports served as static files (as docs/server.md advises) have no /v1/signing-key: the first
+    check said only '404 File not found (a web page ...: check the URL)', as if the URL were wrong."""
+    def static_host(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/exports/index.txt":
+            return httpx.Response(200, content=b"")
+        return httpx.Response(404, content=b"<html>File not found</html>", headers={"content-type": "text/html"})
+
+    with pytest.raises(KeyServerError, match="404, but exports are listed there .*give the key server's key with --server-key FILE"):
+        _check(static_host)
+
+
 def test_index_may_only_name_batch_files(tmp_path) -> None:
     handler, asked = _server(keygen(tmp_path / "k").public_info(), index=b"ok-1.zip\n../../v1/publish\n")
     with pytest.raises(KeyServerError, match="not a batch file name"):
