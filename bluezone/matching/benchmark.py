@@ -15,7 +15,6 @@ process in the same run, for the speed-up from more cores.  None of this is prod
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from bluezone.crypto.derivation import aem, derivation_path, padded_data, rpi, r
 from bluezone.errors import InputError
 from bluezone.keyformat.keys import empty_keys
 from bluezone.matching.matcher import TOLERANCE_INTERVALS, SightingIndex, available_cores, exposure_windows, match
+from bluezone.matching.memory import available_memory
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
 DAYS = 14
@@ -116,22 +116,6 @@ def synthetic_data(
 BYTES_PER_SIGHTING = 300
 #: Bytes per key: the array (33) and its random bytes while it is made; measured ~50.
 BYTES_PER_KEY = 33 + 16
-
-
-def available_memory() -> int | None:
-    """Bytes the kernel says can be had without swapping (Linux ``MemAvailable``), else free
-    physical memory; None when neither can be read."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def check_fits(n_keys: int, n_sightings: int, available: int | None) -> None:
