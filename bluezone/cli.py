@@ -666,8 +666,10 @@ def _print_check(result: Any, gaen: bool) -> None:
     f2 = sum(e.level == "F2" for e in result.exposures)
     levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
     if getattr(result, "new_batches", None) == 0 and result.bluezone3_entries is None:
-        if getattr(result, "nothing_before", False):  # nothing to compare with: "since the last check" misleads
-            click.echo("the server has published no batches yet")
+        if getattr(result, "nothing_before", False) and not getattr(result, "rejected_earlier", 0):
+            # nothing listed, and no name this node remembers (a first check, or back after 16 days): "since
+            # the last check" misleads, and so would "no batches yet" to a node that matched some weeks ago
+            click.echo("the server lists no batches: it published none in the last 14 days")
         else:
             click.echo("no new batches since the last check")  # "0 exposure(s)" would read as all-clear
     else:

@@ -130,7 +130,8 @@ def test_a_first_check_of_an_empty_server_does_not_speak_of_a_last_check(tmp_pat
         return CliRunner().invoke(show).output
 
     for result in (first, again):
-        assert "the server has published no batches yet" in shown(result) and "last check" not in shown(result)
+        assert "the server lists no batches: it published none in the last 14 days" in shown(result)
+        assert "last check" not in shown(result)
 
 
 def test_check_server_reading_the_store_reports_what_matching_in_memory_reports(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -145,3 +146,38 @@ def test_check_server_reading_the_store_reports_what_matching_in_memory_reports(
         from_store = check_server(client, ServerState(store), None, now=NOW)
     assert from_store.sightings == in_memory.sightings > 0
     assert from_store.exposures == in_memory.exposures and [e.level for e in from_store.exposures] == ["F1"]
+
+
+
+def _shown(result) -> str:  # type: ignore[no-untyped-def]
+    from bluezone.cli import _print_check
+
+    @click.command()
+    def show() -> None:
+        _print_check(result, gaen=True)
+
+    return CliRunner().invoke(show).output
+
+
+def test_back_after_16_days_to_an_empty_index_says_what_is_true(tmp_path: Path) -> None:
+    """A node that checked, then was away more than 16 days (its processed names forgotten) while
+    nobody uploaded, met an empty index and said 'the server has published no batches yet': the
+    server had, and this node had matched them.  True in both cases: nothing listed, none in 14 days."""
+    storage = SQLiteStorage(tmp_path / "server.db")
+    signer = keygen(tmp_path / "signing")
+    code_key = CodeKey.load(tmp_path / "signing")
+    app = create_app(storage, code_key=code_key, export_dir=tmp_path / "exports", signer=signer, clock=VirtualClock(NOW))
+    client = KeyServerClient(URL, http=TestClient(app, base_url=URL))
+    _, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    client.publish(keys, issue_code(storage, NOW, key=code_key, test_type="confirmed").code)
+    export_batches(storage, signer, tmp_path / "exports", NOW, ExportConfig())
+    assert check(client, nodes["b"], NOW).new_batches > 0
+    back = NOW + 17 * DAY_SECONDS
+    export_batches(storage, signer, tmp_path / "exports", back, ExportConfig())  # the exporter rewrites the index
+    assert client.index() == []
+    result = check(client, nodes["b"], back)
+    storage.close()
+    assert result.new_batches == 0 and result.nothing_before  # the names this node had matched are forgotten
+    assert _shown(result).splitlines()[0] == "the server lists no batches: it published none in the last 14 days"
