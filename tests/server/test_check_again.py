@@ -181,3 +181,15 @@ def test_back_after_16_days_to_an_empty_index_says_what_is_true(tmp_path: Path) 
     storage.close()
     assert result.new_batches == 0 and result.nothing_before  # the names this node had matched are forgotten
     assert _shown(result).splitlines()[0] == "the server lists no batches: it published none in the last 14 days"
+
+
+def test_only_files_rejected_before_are_not_called_no_batches() -> None:
+    """Nothing remembered as processed, but the index lists files an earlier check rejected: the
+    server did publish (the rejection is reported after this line), so not 'lists no batches'."""
+    from bluezone.client.check import ServerCheckResult
+
+    result = ServerCheckResult(nothing_before=True, rejected_earlier=2, rejected={"a.zip": "x", "b.zip": "x"})
+    assert _shown(result).splitlines()[0] == "no new batches since the last check"
+    assert _shown(ServerCheckResult(nothing_before=True)).splitlines()[0] == (
+        "the server lists no batches: it published none in the last 14 days"
+    )
