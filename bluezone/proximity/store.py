@@ -929,6 +929,9 @@ class SightingStore:
                 conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_rejected'").fetchone():
                 conn.execute("DELETE FROM keyserver_rejected WHERE rejected_at < ?", (cutoff,))  # files a check refused
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_revision_tokens'").fetchone():
+                # an upload's token says this device uploaded (tested positive): gone with the keys it covered
+                conn.execute("DELETE FROM keyserver_revision_tokens WHERE saved_at < ?", (cutoff,))
             # the level (F1, F2) a check told for a day, and a withdrawal, go with the day
             for table in ("keyserver_warnings", "keyserver_withdrawn"):
                 if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():

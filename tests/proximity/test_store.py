@@ -427,3 +427,18 @@ def test_processed_batch_names_are_purged_two_days_past_the_retention(tmp_path) 
         assert store.keyserver_batches("https://other.example") == set()
     with SightingStore.open(tmp_path / "node.db", purge_now=now + 2 * DAY_SECONDS) as store:  # purged on open too
         assert store.keyserver_batches(server) == {"batch-3"}
+
+
+def test_the_revision_token_of_an_upload_is_purged_after_the_retention(tmp_path) -> None:
+    """The token a key server gave with an upload says this device uploaded its keys (a positive
+    test): it was deleted only when a later upload asked for it, so a device that uploaded once
+    kept it for ever.  The store's purge (daemon, ``bluezone purge``, each open) deletes it with
+    the keys it covered, 14 days after it was saved."""
+    with SightingStore.open(tmp_path / "node.db", purge_now=NOON) as store:
+        store.save_revision_token("https://keys.example", "old-token", NOON - 15 * DAY_SECONDS)
+        store.save_revision_token("https://other.example", "new-token", NOON - 13 * DAY_SECONDS)
+        store.purge(NOON)
+        assert store.revision_token("https://keys.example") is None  # asked without a time: not deleted by asking
+        assert store.revision_token("https://other.example") == "new-token"
+    with SightingStore.open(tmp_path / "node.db", purge_now=NOON + 2 * DAY_SECONDS) as store:  # purged on open too
+        assert store.revision_token("https://other.example") is None
