@@ -230,7 +230,7 @@ def _signed_batches(
 
 #: A file an export writes (``<stamp>-<day start>-<tag>-NNNN.zip``, ``<stamp>-venues-<tag>-NNNN.zip``), or its
 #: temporary copy before the rename (``.<name>.tmp``); ``stamp``: the Unix time of the export.
-_WRITTEN_NAME = re.compile(r"^\.?(?P<stamp>\d{1,12})-[A-Za-z0-9-]+\.zip(?:\.tmp)?$")
+_WRITTEN_NAME = re.compile(r"^\.?(?P<stamp>\d{1,12})-(?:\d{1,12}|venues)-[0-9a-f]{6}-\d{4,}\.zip(?:\.tmp)?$")
 
 
 def remove_expired_files(storage: Storage, out_dir: Path, now: float, retention_days: int = RETENTION_DAYS) -> int:

@@ -40,8 +40,9 @@ def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path
     assert len(left) == 2 and storage.batches() == []
     half_written = out / f".{int(NOW)}-{rolling_start(NOW) * 600 - DAY_SECONDS}-0a1b2c-0003.zip.tmp"
     half_written.write_bytes(b"PK\x03\x04")  # kill -9 before the rename
-    unrelated = out / "README.zip"  # not a name an export writes: never touched
-    unrelated.write_bytes(b"x")
+    unrelated = [out / "README.zip", out / "2020-backup.zip", out / "1700000000-notes.zip"]  # not an export's names
+    for path in unrelated:
+        path.write_bytes(b"x")
 
     published = export_batches(storage, signer, out, NOW + 60, config)
     assert sum(b.num_keys for b in published) == 50
@@ -50,5 +51,5 @@ def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path
     assert not set(left) & set((out / INDEX_FILE).read_text().split())
 
     export_batches(storage, signer, out, NOW + 16 * DAY_SECONDS, config)
-    assert sorted(p.name for p in out.iterdir()) == sorted([INDEX_FILE, unrelated.name])
+    assert sorted(p.name for p in out.iterdir()) == sorted([INDEX_FILE, *(p.name for p in unrelated)])
     storage.close()
