@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 
 from bluezone.client.exposures import ExposureMemory
-from bluezone.client.keyserver import KeyServerClient
+from bluezone.client.keyserver import KeyServerClient, covered_rollups
 from bluezone.client.pinning import PinnedKey, read_server_key
 from bluezone.client.state import ServerState
 from bluezone.errors import (
@@ -184,7 +184,9 @@ def check_server(
     public_key = pin.key
     seen = state.processed(client.base_url)
     refused = state.rejected(client.base_url, pin, now)  # not fetched again while the server lists them
-    listed = list(dict.fromkeys(n for n in client.index() if n not in seen))  # a name listed twice is one file
+    index = client.index()
+    covered = covered_rollups(index, seen)  # roll-ups of a closed day's files this node processed: nothing new
+    listed = list(dict.fromkeys(n for n in index if n not in seen and n not in covered))  # a name listed twice is one file
     new = [n for n in listed if n not in refused]
     result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now, nothing_before=not seen)
     result.rejected = {n: f"{refused[n]} (an earlier check; not fetched again)" for n in listed if n in refused}
@@ -236,7 +238,8 @@ def check_server(
     result.revised = len(revised)
     # a revision of a key that came in a batch of an earlier check changes what that check reported:
     # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
-    earlier = ~_published_in(revised, plain)
+    # (or of a key an earlier check reported, which a roll-up brings again beside its revision)
+    earlier = ~_published_in(revised, plain) | ExposureMemory(state.store, client.base_url).told_about(revised, now)
     result.keys = apply_revisions(plain, revised[~earlier])
     del plain  # a copy when revisions applied: not kept beside the keys matched
     is_revoked = revised[earlier]["report_type"] == REPORT_TYPE_REVOKED

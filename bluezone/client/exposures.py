@@ -44,6 +44,13 @@ class ExposureMemory:
         told |= self.store.withdrawn_exposures(self.server)  # withdrawn stays withdrawn, whatever is replayed
         return [e for e, i in zip(exposures, self._ids(keys, exposures)) if i not in told]
 
+    def told_about(self, keys: np.ndarray, now: float) -> np.ndarray:
+        """For each of ``keys`` (revisions), whether an earlier check reported an exposure to that key:
+        the revision changes what was told, even where the key itself comes again in the same check
+        (a closed day's roll-up holds a key and its revision, and a node may have had the first file)."""
+        told = {h for h, _, _ in self.store.reported_exposures(self.server, now)}
+        return np.array([_key_hash(k) in told for k in keys["key"]], bool)
+
     def remember(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
         """Keep ``exposures`` (``key_index`` rows of ``keys``), replacing what was kept for the same key and day."""
         ids = self._ids(keys, exposures)

@@ -15,8 +15,8 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +40,12 @@ MAX_BACKOFF_SECONDS = 30.0
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 MAX_ANSWER_BYTES = 1024 * 1024  # signing key, index and publish answers are a few kB at most
 BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]+\.zip$")  # what the server's exports are called
+#: One export's files as bluezone's exporter names them (``<stamp>-<day start or "venues">-<tag>-NNNN.zip``),
+#: and an export day's roll-ups of them, which say how many of that day's files they replace
+#: (``<export day start>-<day start or "venues">-day<n>x...``; bluezone/server/exports.py writes both).
+EXPORT_FILE = re.compile(r"^(?P<stamp>[0-9]+)-(?P<kind>[0-9]+|venues)-[0-9a-f]+-[0-9]+\.zip$")
+ROLLUP_FILE = re.compile(r"^(?P<day>[0-9]+)-(?P<kind>[0-9]+|venues)-day(?P<replaces>[0-9]+)x[0-9a-fx]+-[0-9]+\.zip$")
+_DAY_SECONDS = 86_400
 #: Publish refusals that are the user's input, not the server's trouble.
 USER_REFUSALS = {
     "verification_code_invalid": "the verification code is not valid",
@@ -239,6 +245,24 @@ class KeyServerClient:
 
     def batch(self, name: str) -> bytes:
         return self._request("GET", f"/v1/exports/{name}", max_bytes=MAX_KEY_FILE_BYTES)
+
+
+def covered_rollups(names: Iterable[str], processed: Collection[str]) -> set[str]:
+    """The roll-ups among ``names`` that hold nothing new for a node that processed ``processed``: it
+    processed every file of that export day they replace (the exporter rolls a day's files up a day
+    after it ends, so a node checking at least daily never downloads a roll-up; one away longer
+    downloads the roll-ups instead of the day's thousands of small files).  A node that processed only
+    some of them downloads the roll-up: what it had comes again and is matched, not reported twice."""
+    had: Counter[tuple[int, str]] = Counter()
+    for name in processed:
+        if match := EXPORT_FILE.match(name):
+            had[int(match["stamp"]) // _DAY_SECONDS, match["kind"]] += 1
+    covered = set()
+    for name in names:
+        match = ROLLUP_FILE.match(name)
+        if match and had[int(match["day"]) // _DAY_SECONDS, match["kind"]] == int(match["replaces"]):
+            covered.add(name)
+    return covered
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,15 @@ day, as GAEN clients expect.  Files are written first, then recorded in the data
 in one transaction, then the index is rewritten atomically: a crash leaves at worst an
 unlisted file, never a listed missing one.  The export directory can be served by the
 key server itself or synced to any static host or CDN.
+
+Roll-ups keep ``index.txt`` small at national scale: an export every 10 minutes writes up to ~30
+files (one per day of its keys and of its check-ins), ~4,300 a day, and 14 days of them would not fit
+in the 1 MiB a node reads of the index.  Once an export day is ``rollup_after_days`` old, its files
+are replaced by one set per day of their keys (and of their check-ins), named so a node can tell it
+already processed every file a roll-up replaces (``bluezone.client.keyserver.covered_rollups``): a
+node checking at least that often never downloads a roll-up; one away longer downloads the roll-ups
+instead of thousands of small files.  Roll-ups are cut per day of the keys as the files they replace,
+so nothing stays published longer.
 """
 
 from __future__ import annotations
@@ -26,11 +35,11 @@ from pathlib import Path
 import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
-from bluezone.errors import InputError
-from bluezone.keyformat.export import signed_export_zip
+from bluezone.errors import BluezoneError, InputError, ServerStorageError
+from bluezone.keyformat.export import open_signed_export, signed_export_zip
 from bluezone.server.signing import Signer
 from bluezone.server.storage import BatchRecord, Storage
-from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, signed_venue_zip
+from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 
 log = logging.getLogger(__name__)
@@ -38,6 +47,19 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.txt"
 DEFAULT_MAX_KEYS_PER_FILE = 30_000
 RETENTION_DAYS = 14
+#: An export day's files are rolled up once the day has been over this long: a node checking at least
+#: daily has then processed them all, and never downloads the roll-up.
+ROLLUP_AFTER_DAYS = 1
+
+#: One export's files: ``<stamp>-<day start>-<tag>-NNNN.zip`` (keys of one UTC day) and
+#: ``<stamp>-venues-<tag>-NNNN.zip`` (check-ins); ``kind`` is the day start or "venues".
+EXPORT_FILE = re.compile(r"^(?P<stamp>[0-9]+)-(?P<kind>[0-9]+|venues)-[0-9a-f]+-[0-9]+\.zip$")
+#: An export day's roll-ups: ``<export day start>-<day start>-day<n>x<tag>-NNNN.zip`` and
+#: ``<export day start>-venues-day<n>x<report day start>x<tag>-NNNN.zip``, where n is how many files of
+#: that export day (of that day's keys; of check-ins) they replace.
+ROLLUP_FILE = re.compile(
+    r"^(?P<day>[0-9]+)-(?P<kind>[0-9]+|venues)-day(?P<replaces>[0-9]+)x(?:(?P<start>[0-9]+)x)?[0-9a-f]+-[0-9]+\.zip$"
+)
 
 
 REGION = re.compile(r"^[A-Za-z0-9-]{2,16}$")  # ISO 3166 ("VN", "US-WA") or a mobile country code ("452")
@@ -45,11 +67,13 @@ REGION = re.compile(r"^[A-Za-z0-9-]{2,16}$")  # ISO 3166 ("VN", "US-WA") or a mo
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """How exports are cut: region, keys per file, and how long batches are listed."""
+    """How exports are cut: region, keys per file, how long batches are listed, and when an export
+    day's files are rolled up (None: never)."""
 
     region: str = "XX"
     max_keys_per_file: int = DEFAULT_MAX_KEYS_PER_FILE
     retention_days: int = RETENTION_DAYS
+    rollup_after_days: int | None = ROLLUP_AFTER_DAYS
 
     def __post_init__(self) -> None:
         # written into every export.bin that clients download: catch a typo before it is signed
@@ -57,6 +81,14 @@ class ExportConfig:
             raise InputError(f"region must be 2-16 letters, digits or '-' (e.g. VN), got {self.region!r}")
         if self.max_keys_per_file < 1 or self.retention_days < 1:
             raise InputError("max_keys_per_file and retention_days must be at least 1")
+        if self.rollup_after_days is not None and not 0 <= self.rollup_after_days < self.retention_days:
+            raise InputError(f"rollup_after_days must be 0-{self.retention_days - 1} (or None: no roll-ups)")
+
+    def rolled_up_through(self, now: float) -> int | None:
+        """The last UTC day (number) whose exports are rolled up at ``now``; None without roll-ups."""
+        if self.rollup_after_days is None:
+            return None
+        return int(now // DAY_SECONDS) - self.rollup_after_days - 1
 
 
 @dataclass(frozen=True)
@@ -162,12 +194,14 @@ def export_batches(
             (out_dir / record.name).unlink(missing_ok=True)
         raise
     venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
+    rolled = roll_up_closed_days(storage, signer, out_dir, now, config, rng)
     removed = storage.purge(oldest, now - 2 * DAY_SECONDS)
-    write_index(storage, out_dir, now, config.retention_days)
+    listed = write_index(storage, out_dir, now, config.retention_days)
     remove_expired_files(storage, out_dir, now, config.retention_days)
+    remove_unlisted_files(out_dir, listed, now, config)
     log.info(
-        "exported %d keys and %d revisions in %d files, %d venue-warning files (%d expired keys purged)",
-        len(new_keys), len(revised_keys), len(written), len(venue_files), removed,
+        "exported %d keys and %d revisions in %d files, %d venue-warning files (%d expired keys purged; %d roll-up files)",
+        len(new_keys), len(revised_keys), len(written), len(venue_files), removed, len(rolled),
     )
     return written + venue_files
 
@@ -205,27 +239,42 @@ def _signed_batches(
     days = keys["rolling_start"] // ROLLING_PERIOD
     for day in np.unique(days):
         on_day = np.flatnonzero(days == day)
-        on_day = on_day[rng.permutation(len(on_day))]
-        n_files = -(-len(on_day) // config.max_keys_per_file)
-        start_ts, end_ts = int(day) * DAY_SECONDS, (int(day) + 1) * DAY_SECONDS
-        tag = secrets.token_hex(3)
-        for i in range(n_files):
-            chunk = on_day[i * config.max_keys_per_file : (i + 1) * config.max_keys_per_file]
-            plain, revised = chunk[~is_revision[chunk]], chunk[is_revision[chunk]]
-            name = f"{stamp}-{start_ts}-{tag}-{i + 1:04d}.zip"
-            # take(): indexing a structured array by a list of rows copies field by field (1M keys: 0.5 s, not 0.06)
-            data = signed_export_zip(
-                keys.take(plain),
-                signer.private_key,
-                signer.info,
-                region=config.region,
-                batch_num=i + 1,
-                batch_size=n_files,
-                start_timestamp=start_ts,
-                end_timestamp=end_ts,
-                revised_keys=keys.take(revised),
-            )
-            yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk)), data
+        start_ts = int(day) * DAY_SECONDS
+        yield from _signed_day(keys, is_revision, on_day, int(day), f"{stamp}-{start_ts}-{secrets.token_hex(3)}", signer, now, config, rng)
+
+
+def _signed_day(
+    keys: np.ndarray,
+    is_revision: np.ndarray,
+    on_day: np.ndarray,
+    day: int,
+    prefix: str,
+    signer: Signer,
+    now: float,
+    config: ExportConfig,
+    rng: np.random.Generator,
+) -> Iterator[tuple[BatchRecord, bytes]]:
+    """The files of the keys ``on_day`` (rows of ``keys``, all of UTC day ``day``), shuffled, named ``<prefix>-NNNN.zip``."""
+    on_day = on_day[rng.permutation(len(on_day))]
+    n_files = -(-len(on_day) // config.max_keys_per_file)
+    start_ts, end_ts = day * DAY_SECONDS, (day + 1) * DAY_SECONDS
+    for i in range(n_files):
+        chunk = on_day[i * config.max_keys_per_file : (i + 1) * config.max_keys_per_file]
+        plain, revised = chunk[~is_revision[chunk]], chunk[is_revision[chunk]]
+        name = f"{prefix}-{i + 1:04d}.zip"
+        # take(): indexing a structured array by a list of rows copies field by field (1M keys: 0.5 s, not 0.06)
+        data = signed_export_zip(
+            keys.take(plain),
+            signer.private_key,
+            signer.info,
+            region=config.region,
+            batch_num=i + 1,
+            batch_size=n_files,
+            start_timestamp=start_ts,
+            end_timestamp=end_ts,
+            revised_keys=keys.take(revised),
+        )
+        yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk)), data
 
 
 #: A file an export writes (``<stamp>-<day start>-<tag>-NNNN.zip``, ``<stamp>-venues-<tag>-NNNN.zip``), or its
@@ -292,3 +341,121 @@ def export_venue_reports(
                 raise
             records.append(record)
     return records
+
+
+def roll_up_closed_days(
+    storage: Storage, signer: Signer, out_dir: Path, now: float, config: ExportConfig, rng: np.random.Generator
+) -> list[BatchRecord]:
+    """Replace the files of every export day ``config.rolled_up_through(now)`` or older by roll-ups:
+    per day of the keys, one set of files holding every key (and revision) of that export day's files
+    for that day; per export day, one set per day of the check-ins.  Each roll-up is written durably,
+    then recorded in place of the files it replaces in one transaction (the index, rewritten after,
+    then lists it instead of them; ``remove_unlisted_files`` deletes them).  A day another exporter
+    rolled up first is left to it (its files removed, a warning)."""
+    last = config.rolled_up_through(now)
+    if last is None:
+        return []
+    since = now - config.retention_days * DAY_SECONDS
+    groups: dict[tuple[int, str], list[BatchRecord]] = {}
+    # check-in files of a day rolled up now end at most 3 days before the listed ones (and all count in n)
+    for batch in storage.batches(since - ((config.rollup_after_days or 0) + 3) * DAY_SECONDS):
+        match = EXPORT_FILE.match(batch.name)
+        if match and int(match["stamp"]) // DAY_SECONDS <= last:
+            groups.setdefault((int(match["stamp"]) // DAY_SECONDS, match["kind"]), []).append(batch)
+    rolled: list[BatchRecord] = []
+    for (day, kind), files in sorted(groups.items()):
+        live = [b for b in files if b.end_timestamp >= since]
+        if not live:
+            continue
+        try:
+            if kind == "venues":
+                made = list(_venue_rollup(live, len(files), day, signer, out_dir, now, config, rng))
+            else:
+                made = list(_key_rollup(live, len(files), day, signer, out_dir, now, config, rng))
+        except (BluezoneError, OSError) as exc:  # a file gone or damaged on disk: those files stay as they are
+            log.error("export day %s (%s) not rolled up: %s", _iso(day * DAY_SECONDS), kind, exc)
+            continue
+        written: list[BatchRecord] = []
+        try:
+            for record, data in made:
+                _write_atomic(out_dir / record.name, data, sync_directory=False)
+                written.append(record)
+            _sync_directory(out_dir)  # every roll-up durable before it is recorded
+            storage.replace_batches([b.name for b in live], written)
+        except BaseException as exc:
+            for record in written:
+                (out_dir / record.name).unlink(missing_ok=True)
+            if not isinstance(exc, ServerStorageError):
+                raise
+            log.warning("export day %s (%s): %s (another exporter rolled it up)", _iso(day * DAY_SECONDS), kind, exc)
+            continue
+        rolled += written
+    return rolled
+
+
+def _key_rollup(
+    live: list[BatchRecord], replaces: int, day: int, signer: Signer, out_dir: Path, now: float,
+    config: ExportConfig, rng: np.random.Generator,
+) -> Iterator[tuple[BatchRecord, bytes]]:
+    """The roll-up of ``live``, an export day's files of one day of keys (``replaces`` files in all)."""
+    plain, revised = [], []
+    for batch in live:
+        export, _ = open_signed_export((out_dir / batch.name).read_bytes(), signer.public_key, signer.info.key_id)
+        plain.append(export.keys)
+        revised.append(export.revised_keys)
+    keys = np.concatenate(plain + revised)
+    is_revision = np.r_[np.zeros(sum(map(len, plain)), bool), np.ones(sum(map(len, revised)), bool)]
+    key_day = live[0].start_timestamp // DAY_SECONDS
+    prefix = f"{day * DAY_SECONDS}-{live[0].start_timestamp}-day{replaces}x{secrets.token_hex(3)}"
+    yield from _signed_day(keys, is_revision, np.arange(len(keys)), key_day, prefix, signer, now, config, rng)
+
+
+def _venue_rollup(
+    live: list[BatchRecord], replaces: int, day: int, signer: Signer, out_dir: Path, now: float,
+    config: ExportConfig, rng: np.random.Generator,
+) -> Iterator[tuple[BatchRecord, bytes]]:
+    """The roll-up of ``live``, an export day's check-in files (``replaces`` in all): one set per day of the check-ins."""
+    by_day: dict[int, list[ProtectedReport]] = {}
+    for batch in live:
+        data = (out_dir / batch.name).read_bytes()
+        by_day.setdefault(batch.start_timestamp, []).extend(open_signed_venue_zip(data, signer.public_key, signer.info.key_id))
+    per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
+    tag = secrets.token_hex(3)
+    for start, reports in sorted(by_day.items()):
+        order = rng.permutation(len(reports))
+        n_files = -(-len(reports) // per_file)
+        for i in range(n_files):
+            chunk = [reports[j] for j in order[i * per_file : (i + 1) * per_file]]
+            name = f"{day * DAY_SECONDS}-venues-day{replaces}x{start}x{tag}-{i + 1:04d}.zip"
+            data = signed_venue_zip(chunk, signer.private_key, signer.info, config.region, int(now // 3600))
+            yield BatchRecord(name, now, start, start + DAY_SECONDS, i + 1, n_files, len(chunk)), data
+
+
+def remove_unlisted_files(out_dir: Path, listed: list[str], now: float, config: ExportConfig) -> int:
+    """Delete the exporter's files that ``index.txt`` does not list and never will again: the files of
+    an export day rolled up (once the index lists the roll-ups instead), and any whose day is past the
+    retention (left by a crash between writing and recording).  A file an export is writing now is of
+    today and of a day still kept, so it is left alone."""
+    keep = set(listed)
+    last = config.rolled_up_through(now)
+    oldest = now - config.retention_days * DAY_SECONDS
+    removed = 0
+    for path in out_dir.glob("*.zip"):
+        if path.name in keep:
+            continue
+        small, rollup = EXPORT_FILE.match(path.name), ROLLUP_FILE.match(path.name)
+        if small:
+            stale = (last is not None and int(small["stamp"]) // DAY_SECONDS <= last) or (
+                small["kind"] != "venues" and int(small["kind"]) + DAY_SECONDS < oldest
+            )
+        elif rollup:
+            start = rollup["start"] or rollup["kind"]
+            stale = int(start) + DAY_SECONDS < oldest
+        else:
+            continue
+        if stale:
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("deleted %d file(s) no longer listed (rolled up, or left by an interrupted export)", removed)
+    return removed

@@ -747,6 +747,34 @@ class Storage(ABC):
                     f"another export published some of these {len(ids)} check-ins meanwhile: nothing recorded"
                 )
 
+    def replace_batches(self, old_names: Sequence[str], new: Sequence[BatchRecord]) -> None:
+        """Record the roll-up files ``new`` in place of the files ``old_names``, in one transaction (check-ins
+        published in an old file count as published in the new file of their day).  If another exporter
+        replaced some of them first, nothing is recorded (ServerStorageError) and the caller drops its files."""
+        with self._transaction() as cur:
+            new_ids: dict[int, int] = {}  # day start -> the first new file of that day
+            for record in new:
+                batch_id = self._exec(
+                    cur,
+                    "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
+                    " num_keys) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    [record.name, record.created_at, record.start_timestamp, record.end_timestamp, record.batch_num,
+                     record.batch_size, record.num_keys],
+                ).fetchone()[0]
+                new_ids.setdefault(record.start_timestamp, batch_id)
+            replaced = 0
+            for name in old_names:
+                row = self._exec(cur, "SELECT id, start_timestamp FROM batches WHERE name = ?", [name]).fetchone()
+                if row is None:
+                    break
+                if row[1] in new_ids:
+                    self._exec(cur, "UPDATE venue_reports SET batch_id = ? WHERE batch_id = ?", [new_ids[row[1]], row[0]])
+                replaced += self._exec(cur, "DELETE FROM batches WHERE id = ?", [row[0]]).rowcount
+            if replaced != len(old_names):
+                raise ServerStorageError(
+                    f"another export replaced some of these {len(old_names)} files meanwhile: nothing recorded"
+                )
+
     def count_venue_reports(self) -> int:
         with self._transaction() as cur:
             return int(self._exec(cur, "SELECT COUNT(*) FROM venue_reports").fetchone()[0])

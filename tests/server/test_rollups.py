@@ -1,0 +1,351 @@
+"""An export day's files rolled up once the day is a day old, so index.txt stays small at national scale.
+
+An exporter running every 10 minutes writes one file per day of the keys it exports and one per day
+of the check-ins: up to ~4,300 files a day, more than 1 MiB of index.txt over 14 days.  Once an
+export day is ``rollup_after_days`` old its files are replaced by one set per day of their keys (and
+of their check-ins).  A node that processed every replaced file never downloads the roll-up; one that
+missed them downloads the roll-ups, not the small files; one that had some downloads the roll-up and
+is not told twice.  Keys are kept no longer than before (roll-ups are cut per day of the keys).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from server_helpers import NOW, make_nodes
+from test_key_server import Server
+
+from bluezone.client.check import ServerCheckResult, check_server
+from bluezone.client.keyserver import KeyServerClient, covered_rollups
+from bluezone.client.keyserver import EXPORT_FILE as CLIENT_EXPORT_FILE
+from bluezone.client.keyserver import ROLLUP_FILE as CLIENT_ROLLUP_FILE
+from bluezone.client.state import ServerState
+from bluezone.client.uploading import keys_to_upload, upload_own_keys
+from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
+from bluezone.errors import InputError, ServerStorageError
+from bluezone.keyformat.export import open_signed_export
+from bluezone.keyformat.keys import empty_keys
+from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip
+from bluezone.proximity.store import SightingStore
+from bluezone.server.exports import EXPORT_FILE, INDEX_FILE, ROLLUP_FILE, ExportConfig, roll_up_closed_days
+from bluezone.venues.checkins import record_visit, visits
+from bluezone.venues.location import Venue
+from bluezone.venues.upload import reports_to_upload
+from bluezone.venues.visits import Visit
+
+CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
+
+
+def _random_upload(server: Server, seed: int, days: int = 6) -> None:
+    """Someone else's keys for the ``days`` days before today, published."""
+    rng = np.random.default_rng(seed)
+    keys = empty_keys(days)
+    keys["key"] = np.frombuffer(rng.bytes(16 * days), "V16")
+    keys["rolling_start"] = rolling_start(server.clock.now()) - ROLLING_PERIOD * np.arange(days, 0, -1)
+    keys["rolling_period"] = ROLLING_PERIOD
+    server.client.publish(keys, server.code(test_type="confirmed"))
+
+
+def _listed(server: Server) -> list[str]:
+    return (server.exports / INDEX_FILE).read_text().split()
+
+
+def _keys_in(server: Server, names: list[str]) -> tuple[set[bytes], set[bytes]]:
+    """(keys, revised keys) of the listed key files ``names``, verified."""
+    plain: set[bytes] = set()
+    revised: set[bytes] = set()
+    for name in names:
+        if is_venue_file(name):
+            continue
+        export, _ = open_signed_export((server.exports / name).read_bytes(), server.signer.public_key)
+        plain |= {bytes(k) for k in export.keys["key"]}
+        revised |= {bytes(k) + bytes([t]) for k, t in zip(export.revised_keys["key"], export.revised_keys["report_type"])}
+    return plain, revised
+
+
+def _reports_in(server: Server, names: list[str]) -> list[bytes]:
+    out: list[bytes] = []
+    for name in names:
+        if is_venue_file(name):
+            out += [bytes(r) for r in open_signed_venue_zip((server.exports / name).read_bytes(), server.signer.public_key)]
+    return sorted(out)
+
+
+class Fetching:
+    """check_server against ``server``, recording which files it downloads."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.fetched: list[str] = []
+
+    def check(self, db: Path) -> ServerCheckResult:
+        self.fetched = []
+        client = self.server.client
+        real = KeyServerClient.batch
+
+        def batch(name: str) -> bytes:
+            self.fetched.append(name)
+            return real(client, name)
+
+        client.batch = batch  # type: ignore[method-assign]
+        try:
+            with SightingStore.open(db, create=False) as store:
+                return check_server(client, ServerState(store), now=self.server.clock.now(), load_visits=lambda: visits(store))
+        finally:
+            del client.batch
+
+
+@pytest.fixture
+def day0(tmp_path: Path) -> tuple[Server, dict[str, Path]]:
+    server = Server(tmp_path)
+    _, nodes = make_nodes(tmp_path)
+    met_day = rolling_start(NOW) // ROLLING_PERIOD - 2
+    visit_start = met_day * DAY_SECONDS + 8 * 3600
+    with SightingStore.open(nodes["b"], create=False) as b:
+        record_visit(b, CAFE, visit_start, visit_start + 3600, NOW)
+    case = Visit(0, CAFE.location_id, CAFE.description, CAFE.address, visit_start, visit_start + 3600, True, "url")
+    checkins = [r.entry() for r in reports_to_upload([case], NOW - 14 * 86400, NOW)]
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    server.client.publish(keys, server.code(test_type="confirmed"), checkins=checkins)
+    server.export()
+    for seed in range(3):  # three more exports this day, with others' keys
+        server.clock.advance(600)
+        _random_upload(server, seed)
+        server.export()
+    yield server, nodes
+    server.storage.close()
+
+
+def _to_day(server: Server, days: int, hour: float = 12) -> None:
+    """The virtual clock to ``hour`` UTC, ``days`` days after NOW's day."""
+    target = NOW - NOW % DAY_SECONDS + days * DAY_SECONDS + hour * 3600
+    server.clock.advance(target - server.clock.now())
+
+
+def test_a_day_old_export_day_is_rolled_up_into_one_file_per_day_of_keys(day0: tuple[Server, dict[str, Path]]) -> None:
+    server, _ = day0
+    small = _listed(server)
+    assert small and all(EXPORT_FILE.match(n) for n in small)
+    keys, revised = _keys_in(server, small)
+    reports = _reports_in(server, small)
+    key_days = {n.split("-")[1] for n in small if not is_venue_file(n)}
+    _to_day(server, 1, hour=23.9)  # a day after: not yet
+    server.export()
+    assert _listed(server) == small
+    _to_day(server, 2, hour=0.1)  # day 0 has been over a day: rolled up
+    server.export()
+    listed = _listed(server)
+    assert listed and all(ROLLUP_FILE.match(n) for n in listed), listed
+    assert _keys_in(server, listed) == (keys, revised)  # every key and revision, once
+    assert _reports_in(server, listed) == reports  # every check-in (fakes too), once
+    rolled_keys = [n for n in listed if not is_venue_file(n)]
+    assert {n.split("-")[1] for n in rolled_keys} == key_days and len(rolled_keys) == len(key_days)
+    for name in rolled_keys:  # n: the files of that export day and key day replaced
+        assert ROLLUP_FILE.match(name)["replaces"] == str(sum(1 for s in small if s.split("-")[1] == name.split("-")[1]))
+    venue_rollups = [n for n in listed if is_venue_file(n)]
+    assert venue_rollups and all(ROLLUP_FILE.match(n)["replaces"] == str(sum(map(is_venue_file, small))) for n in venue_rollups)
+    on_disk = {p.name for p in server.exports.glob("*.zip")}
+    assert on_disk == set(listed)  # the replaced files are gone from disk too
+    assert {b.name for b in server.storage.batches()} == set(listed)
+    server.clock.advance(600)
+    server.export()
+    assert _listed(server) == listed  # rolled up once
+
+
+def test_rollups_leave_when_their_day_of_keys_is_14_days_old(day0: tuple[Server, dict[str, Path]]) -> None:
+    server, _ = day0
+    _to_day(server, 2, hour=0.1)
+    server.export()
+    listed = _listed(server)
+    oldest = min(int(n.split("-")[1]) for n in listed if not is_venue_file(n))
+    server.clock.advance(oldest + DAY_SECONDS + 14 * DAY_SECONDS + 1 - server.clock.now())
+    server.export()
+    left = _listed(server)
+    assert left and all(int(n.split("-")[1]) > oldest for n in left if not is_venue_file(n))
+    assert not any((server.exports / n).exists() for n in listed if n not in left)
+    newest = max(int((ROLLUP_FILE.match(n)["start"] or n.split("-")[1])) for n in listed)
+    server.clock.advance(newest + 15 * DAY_SECONDS + 1 - server.clock.now())
+    server.export()
+    assert _listed(server) == [] and not list(server.exports.glob("*.zip"))
+
+
+def test_a_node_checking_daily_never_downloads_a_rollup(day0: tuple[Server, dict[str, Path]]) -> None:
+    server, nodes = day0
+    node = Fetching(server)
+    first = node.check(nodes["b"])
+    assert len(first.exposures) == 1 and len(first.venue_exposures) == 1 and node.fetched == _listed(server)
+    server.clock.advance(3 * 3600)
+    _random_upload(server, 10)
+    server.export()  # after b's check: b has not seen this file yet
+    _to_day(server, 1, hour=11)
+    node.check(nodes["b"])
+    assert node.fetched and all(EXPORT_FILE.match(n) for n in node.fetched)
+    _to_day(server, 2, hour=10)
+    server.export()  # day 0 rolled up
+    assert all(ROLLUP_FILE.match(n) for n in _listed(server))
+    again = node.check(nodes["b"])
+    assert node.fetched == [] and again.exposures == [] and again.venue_exposures == []
+    assert len(again.earlier) == 1 and len(again.earlier_venue) == 1  # still told, from the memory
+
+
+def test_a_node_away_downloads_the_rollups_not_the_small_files(day0: tuple[Server, dict[str, Path]]) -> None:
+    server, nodes = day0
+    small = _listed(server)
+    _to_day(server, 2, hour=10)
+    server.export()
+    node = Fetching(server)
+    result = node.check(nodes["b"])
+    assert sorted(node.fetched) == sorted(_listed(server)) and len(node.fetched) < len(small)
+    assert len(result.exposures) == 1 and len(result.venue_exposures) == 1
+    assert [e.score.close_contact for e in result.exposures] == [True]
+
+
+def test_a_node_that_had_some_of_the_files_downloads_the_rollup_and_is_not_told_twice(
+    day0: tuple[Server, dict[str, Path]],
+) -> None:
+    server, nodes = day0
+    node = Fetching(server)
+    first = node.check(nodes["b"])  # everything up to now: F0's files among them
+    assert len(first.exposures) == 1
+    server.clock.advance(600)
+    _random_upload(server, 20)
+    server.export()  # a file of day 0 b never sees as itself
+    _to_day(server, 2, hour=10)
+    server.export()
+    again = node.check(nodes["b"])
+    assert again.new_batches > 0 and set(node.fetched) <= set(_listed(server))  # the roll-ups b lacks a file of
+    assert again.exposures == [] and again.venue_exposures == []
+    assert len(again.earlier) == 1 and len(again.earlier_venue) == 1
+
+
+def test_a_revision_of_a_rolled_up_key_reaches_a_node_told_before(tmp_path: Path) -> None:
+    """F0 reports likely (b told), tests negative the same day; b, away two days, hears it withdrawn
+    from the roll-up that holds both the likely keys and their revision."""
+    server = Server(tmp_path)
+    _, nodes = make_nodes(tmp_path)
+    shutil.copy(nodes["b"], tmp_path / "b-fresh.db")  # b, had it not checked until now
+    with SightingStore.open(nodes["a"], create=False) as a:
+        upload_own_keys(a, server.client, server.code(test_type="likely"), NOW, include_today=False)
+    server.export()
+    node = Fetching(server)
+    assert len(node.check(nodes["b"]).exposures) == 1
+    server.clock.advance(3600)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        upload_own_keys(a, server.client, server.code(test_type="negative"), server.clock.now(), include_today=False)
+    server.export()
+    _to_day(server, 2, hour=10)
+    server.export()
+    rolled = node.check(nodes["b"])
+    assert rolled.exposures == [] and len(rolled.withdrawn) == 1 and rolled.earlier == []
+    fresh = Fetching(server).check(tmp_path / "b-fresh.db")  # b had it never seen the likely keys: told nothing
+    assert fresh.exposures == [] and fresh.withdrawn == []
+    server.storage.close()
+
+
+def test_another_exporter_rolling_up_first_leaves_nothing_behind(day0: tuple[Server, dict[str, Path]]) -> None:
+    server, _ = day0
+    _to_day(server, 2, hour=0.1)
+    stale = server.storage.batches()  # what a second exporter read before the first recorded its roll-ups
+    server.export()
+    listed, on_disk = _listed(server), sorted(p.name for p in server.exports.glob("*.zip"))
+    server.storage.batches = lambda since=0.0: [b for b in stale if b.end_timestamp >= since]  # type: ignore[method-assign]
+    for name in {b.name for b in stale}:  # its files were still there when it read them
+        if not (server.exports / name).exists():
+            (server.exports / name).write_bytes(b"")
+    rolled = roll_up_closed_days(server.storage, server.signer, server.exports, server.clock.now(), ExportConfig(), np.random.default_rng(1))
+    del server.storage.batches
+    assert rolled == [] and _listed(server) == listed
+    assert {b.name for b in server.storage.batches()} == set(listed)
+    left = sorted(p.name for p in server.exports.glob("*.zip") if p.stat().st_size)
+    assert left == on_disk  # the loser's roll-ups removed
+
+
+def test_a_failure_while_recording_leaves_the_small_files_listed(day0: tuple[Server, dict[str, Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    server, _ = day0
+    small = _listed(server)
+    _to_day(server, 2, hour=0.1)
+
+    def fail(*args: object) -> None:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(server.storage, "replace_batches", fail)
+    with pytest.raises(RuntimeError):
+        server.export()
+    assert _listed(server) == small and sorted(p.name for p in server.exports.glob("*.zip")) == sorted(small)
+    monkeypatch.undo()
+    server.export()
+    assert all(ROLLUP_FILE.match(n) for n in _listed(server))
+
+
+def test_a_crash_after_recording_is_finished_by_the_next_export(day0: tuple[Server, dict[str, Path]]) -> None:
+    server, _ = day0
+    small = _listed(server)
+    _to_day(server, 2, hour=0.1)
+    rolled = roll_up_closed_days(server.storage, server.signer, server.exports, server.clock.now(), ExportConfig(), np.random.default_rng(1))
+    assert rolled and _listed(server) == small  # recorded; the index not rewritten yet (the crash)
+    assert all((server.exports / n).exists() for n in small)  # still served to whoever read that index
+    server.clock.advance(600)
+    server.export()
+    assert sorted(_listed(server)) == sorted(r.name for r in rolled)
+    assert sorted(p.name for p in server.exports.glob("*.zip")) == sorted(r.name for r in rolled)
+
+
+def test_no_rollups_when_turned_off(day0: tuple[Server, dict[str, Path]]) -> None:
+    server, _ = day0
+    small = _listed(server)
+    _to_day(server, 3)
+    server.export(rollup_after_days=None)
+    assert _listed(server) == small
+
+
+@pytest.mark.parametrize("bad", [-1, 14, 20])
+def test_rollup_after_days_out_of_range_is_refused(bad: int) -> None:
+    with pytest.raises(InputError, match="rollup_after_days"):
+        ExportConfig(rollup_after_days=bad)
+
+
+def test_replace_batches_on_both_backends(storage: object) -> None:
+    """The roll-up's record replaces the files' in one transaction; a second replacement records nothing."""
+    from bluezone.server.storage import BatchRecord
+
+    old = [BatchRecord(f"{int(NOW)}-86400-abcdef-{i:04d}.zip", NOW, 86400, 2 * 86400, i, 2, 3) for i in (1, 2)]
+    with storage.export_transaction(np.array([], np.int64), np.array([], np.int64)) as batches:  # type: ignore[attr-defined]
+        batches += old
+    new = BatchRecord("86400-86400-day2xabcdef-0001.zip", NOW, 86400, 2 * 86400, 1, 1, 6)
+    storage.replace_batches([b.name for b in old], [new])  # type: ignore[attr-defined]
+    assert [b.name for b in storage.batches()] == [new.name]  # type: ignore[attr-defined]
+    again = BatchRecord("86400-86400-day2x012345-0001.zip", NOW, 86400, 2 * 86400, 1, 1, 6)
+    with pytest.raises(ServerStorageError, match="another export"):
+        storage.replace_batches([b.name for b in old], [again])  # type: ignore[attr-defined]
+    assert [b.name for b in storage.batches()] == [new.name]  # type: ignore[attr-defined]
+
+
+def test_the_node_reads_the_names_the_exporter_writes() -> None:
+    for pattern, client in ((EXPORT_FILE, CLIENT_EXPORT_FILE), (ROLLUP_FILE, CLIENT_ROLLUP_FILE)):
+        for name in ("1763640000-1763424000-a1b2c3-0001.zip", "1763640000-venues-a1b2c3-0012.zip",
+                     "1763596800-1763424000-day144x0a1b2c-0001.zip", "1763596800-venues-day288x1763424000x0a1b2c-0002.zip"):
+            assert bool(pattern.match(name)) == bool(client.match(name)), name
+            if client.match(name):
+                assert {k: v for k, v in pattern.match(name).groupdict().items() if k != "start"} == client.match(name).groupdict()
+    assert is_venue_file("1763596800-venues-day288x1763424000x0a1b2c-0002.zip")
+    assert not is_venue_file("1763596800-1763424000-day144x0a1b2c-0001.zip")
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["86400", "172800", "venues"])), max_size=30),
+    st.integers(0, 2), st.sampled_from(["86400", "172800", "venues"]), st.integers(0, 12),
+)
+def test_a_rollup_is_covered_exactly_when_every_file_it_replaces_was_processed(
+    processed: list[tuple[int, str]], day: int, kind: str, replaces: int,
+) -> None:
+    names = {f"{d * DAY_SECONDS + 60 + i}-{k}-abcdef-0001.zip" for i, (d, k) in enumerate(processed)}
+    tag = "x172800x0a1b2c" if kind == "venues" else "x0a1b2c"
+    rollup = f"{day * DAY_SECONDS}-{kind}-day{replaces}{tag}-0001.zip"
+    had = sum(1 for d, k in processed if (d, k) == (day, kind))
+    assert (rollup in covered_rollups([rollup, "junk.zip"], names)) == (had == replaces)
