@@ -132,7 +132,7 @@ def simulate(
 
 @click.command("evaluate")
 @click.argument("dataset", type=click.Path(path_type=Path))
-@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the bootstrap resampling.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the chained exposures and the bootstrap resampling.")
 @click.option("--chains", default=400, show_default=True, type=click.IntRange(10), help="Chained 20-minute exposures.")
 @click.option("--bootstrap", default=100, show_default=True, type=click.IntRange(0), help="Bootstrap resamples (0: none).")
 @click.option(
@@ -163,7 +163,7 @@ def evaluate(
     dataset: Path, seed: int, chains: int, bootstrap: int, tx_power: int | None, calibration: bool,
     calibration_table: Path | None, rssi_shift: float, bystanders: bool, as_json: bool,
 ) -> None:
-    """Replay real RSSI recordings (README, manifest.csv, data/) through both scorers.
+    """Replay real RSSI recordings (DATASET/data/<setup>/*.csv or MIT LL PACT logs) through both scorers.
 
     Reports ROC-AUC, PR-AUC, precision/recall/F1 of chained 15-minute contacts, detection per
     distance, and nDCF = P_miss + P_fa at NIST TC4TL's 1.2, 1.8 and 3.0 m: for the default
@@ -175,7 +175,9 @@ def evaluate(
     from bluezone.sim.evaluate import table
 
     if not dataset.is_dir():
-        raise ConfigError(f"{dataset}: not a directory (expected README, manifest.csv, data/)")
+        from bluezone.sim.datasets import LAYOUTS
+
+        raise ConfigError(f"{dataset}: not a directory (expected {LAYOUTS})")
     if calibration_table is not None and not calibration:
         raise click.UsageError("--calibration-table and --no-calibration contradict each other")
     chosen: CalibrationTable | bool = CalibrationTable.from_path(calibration_table) if calibration_table else calibration

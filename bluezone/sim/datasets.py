@@ -54,6 +54,9 @@ FEET = 0.3048
 PACT_NAME = "BlueProxTx"
 NG_COLUMNS = {"device", "elapsed", "rss", "dist"}
 MIN_RSSI, MAX_RSSI = -127, 20  # dBm a BLE receiver can report
+#: What a dataset directory holds, as errors say it (docs/simulation.md, "Your own recordings").
+LAYOUTS = "DATASET/data/<setup>/*.csv (RSS CSVs) or DATASET/data/<setup>/*.txt.gz (MIT LL PACT logs)"
+CSV_ROW = "device, elapsed (s), rss (whole dBm), dist (whole cm) under the header device,elapsed,rss,dist"
 #: An advert of a device other than the recording's transmitter: when (s), how strong (dBm), which
 #: device (a number per peripheral id within the log).
 BYSTANDER_DTYPE = np.dtype([("time", "f8"), ("rssi", "f8"), ("link", "i4")])
@@ -94,7 +97,9 @@ def load_dataset(root: str | Path, *, bystanders: bool = False) -> Dataset:
     if not data.is_dir():
         inside = sorted(d.name for d in root.iterdir() if (d / "data").is_dir()) if root.is_dir() else []
         hint = f"; datasets in it: {', '.join(inside)}" if inside else ""  # given their parent folder
-        raise DatasetError(f"{root}: no data/ directory (expected README, manifest.csv, data/){hint}")
+        if not inside and root.is_dir() and (any(root.glob("*/*.csv")) or any(root.glob("*/*.txt.gz"))):
+            hint = f"; give the directory above it ({root.parent})"  # given the data/ folder itself
+        raise DatasetError(f"{root}: no data/ directory (expected {LAYOUTS}){hint}")
     logs = sorted(data.glob("*/*.txt.gz"))
     csvs = sorted(data.glob("*/*.csv"))
     reader: Callable[[Path, Path], tuple[list[Recording], int]]
@@ -103,7 +108,7 @@ def load_dataset(root: str | Path, *, bystanders: bool = False) -> Dataset:
     elif csvs:
         layout, files, reader = "ng_rss_smartphone", csvs, _read_ng
     else:
-        raise DatasetError(f"{data}: neither PACT logs (*/*.txt.gz) nor RSS CSVs (*/*.csv)")
+        raise DatasetError(f"{data}: neither PACT logs nor RSS CSVs (expected {LAYOUTS})")
     recordings: list[Recording] = []
     problems: list[str] = []
     for path in files:
@@ -124,7 +129,8 @@ def load_dataset(root: str | Path, *, bystanders: bool = False) -> Dataset:
         recordings.extend(found)
     if not recordings:
         detail = f" ({problems[0]}{', ...' if len(problems) > 1 else ''})" if problems else ""
-        raise DatasetError(f"{root}: no usable recordings{detail}")
+        rows = f"; an RSS CSV's rows are {CSV_ROW}" if layout == "ng_rss_smartphone" else ""
+        raise DatasetError(f"{root}: no usable recordings{detail}{rows}")
     return Dataset(layout, recordings, problems)
 
 

@@ -173,3 +173,40 @@ def test_the_folder_of_datasets_names_them(tmp_path: Path) -> None:
     assert "datasets in it: mitll_small, ng_small" in result.output
     empty = CliRunner().invoke(cli, ["evaluate", str(tmp_path)], obj={})
     assert empty.exit_code == 2 and "no data/ directory" in empty.output and "in it" not in empty.output
+
+
+def test_a_researchers_own_csv_recordings_are_evaluated(tmp_path: Path) -> None:
+    """The layout docs/simulation.md ("Your own recordings") describes: one CSV per setup, two phones
+    each heard at whole-centimetre distances; read into one recording per (setup, distance, phone)."""
+    rng = np.random.default_rng(3)
+    lines = ["device,elapsed,rss,dist"]
+    for dist in (50, 100, 300, 400):
+        for device in ("Pixel 4a", "SM-G973F"):
+            times = np.cumsum(rng.exponential(0.5, 2000))
+            lines += [f"{device},{t:.2f},{int(-60 - 20 * np.log10(dist / 100) + rng.normal(0, 4))},{dist}" for t in times]
+    (tmp_path / "mine" / "data" / "Table").mkdir(parents=True)
+    (tmp_path / "mine" / "data" / "Table" / "session1.csv").write_text("\n".join(lines) + "\n")
+    dataset = load_dataset(tmp_path / "mine")
+    assert dataset.layout == "ng_rss_smartphone" and dataset.problems == []
+    assert sorted({(r.distance_m, r.transmitter, r.receiver) for r in dataset.recordings}) == [
+        (d, tx, rx) for d in (0.5, 1.0, 3.0, 4.0) for tx, rx in (("Pixel 4a", "SM-G973F"), ("SM-G973F", "Pixel 4a"))
+    ]
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "mine"), "--bootstrap", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["recordings"] == 4  # one per (setup, distance), both phones in it
+
+
+def test_own_recordings_in_the_wrong_shape_say_what_is_expected(tmp_path: Path) -> None:
+    """'no data/ directory (expected README, manifest.csv, data/)' named two files nothing reads and not
+    the one that matters; distances in metres were '2 malformed line(s) skipped' with no word why."""
+    (tmp_path / "m" / "data" / "X").mkdir(parents=True)
+    (tmp_path / "m" / "data" / "X" / "a.csv").write_text("device,elapsed,rss,dist\nA,1.0,-60,1.5\nA,2.0,-61,1.5\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["evaluate", str(tmp_path / "m"), "--bootstrap", "0"])
+    assert result.exit_code == 2 and "rss (whole dBm), dist (whole cm)" in result.output, result.output
+    result = runner.invoke(cli, ["evaluate", str(tmp_path / "m" / "data"), "--bootstrap", "0"])  # one level too deep
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().endswith(f"give the directory above it ({tmp_path / 'm'})")
+    result = runner.invoke(cli, ["evaluate", str(tmp_path / "nothing"), "--bootstrap", "0"])
+    assert result.exit_code == 2 and "DATASET/data/<setup>/*.csv" in result.output, result.output
+    assert "manifest.csv" not in result.output
