@@ -789,9 +789,11 @@ def benchmark(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
     help="Daemon TOML whose calibration to check (default: $XDG_CONFIG_HOME/bluezone/daemon.toml if it exists).",
 )
+@db_option
 @json_option
-def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, as_json: bool) -> None:
-    """Check BlueZ, the adapter, permissions, advertising, scanning and calibration; say what to fix."""
+def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, db_path: Path | None, as_json: bool) -> None:
+    """Check BlueZ, the adapter, permissions, advertising, scanning, calibration and the sighting
+    database (every page read for damage); say what to fix."""
     import asyncio
 
     from bluezone.config import load_config
@@ -804,7 +806,9 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, a
         if config_path is not None and not config_path.exists():
             raise  # a typo in --config: a usage error
         config, problem = None, str(exc)
-    report = asyncio.run(diagnose(adapter, scan_seconds, config, problem))
+    from bluezone.proximity.store import default_db_path
+
+    report = asyncio.run(diagnose(adapter, scan_seconds, config, problem, store=db_path or default_db_path()))
     if as_json:
         emit_json(report.to_dict())
     else:

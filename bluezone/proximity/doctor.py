@@ -10,18 +10,21 @@ import asyncio
 import grp
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bluezone.config import DaemonConfig
 from bluezone.crypto.payload import SERVICE_UUID
-from bluezone.errors import BluezCallError, RadioUnavailableError, RadioUnavailableReason
+from bluezone.errors import BluezCallError, RadioUnavailableError, RadioUnavailableReason, StoreError
 from bluezone.proximity.backends.bluez_dbus import (
     AdapterInfo,
     bluez_version,
     connect_system_bus,
     list_adapters,
 )
+from bluezone.proximity.store import SightingStore
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +61,13 @@ class Report:
 
 async def diagnose(
     adapter: str | None = None, scan_seconds: float = 10.0, config: DaemonConfig | None = None,
-    config_problem: str | None = None,
+    config_problem: str | None = None, store: Path | None = None,
 ) -> Report:
     """Run every check against the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` honoured).
 
     ``config`` is the daemon's (for its calibration); None checks the defaults, uncalibrated.
     ``config_problem``: why the daemon's config could not be read (`bluezone run` would refuse it).
+    ``store``: the sighting database to read through for damage (None: not checked).
     """
     report = Report()
     version = await bluez_version()
@@ -75,6 +79,8 @@ async def diagnose(
                    "correct or remove that setting (`bluezone calibrate` writes the calibration ones)")
     else:
         check_calibration(report, config or DaemonConfig())
+    if store is not None:
+        check_store(report, store)
     try:
         bus = await connect_system_bus()
     except RadioUnavailableError as exc:
@@ -135,6 +141,32 @@ def check_calibration(report: Report, config: DaemonConfig) -> None:
         "run `bluezone calibrate --reference MODEL` with an Android phone from Google's table 1 m away "
         "(or --reference-radio with a calibrated adapter); see README",
     )
+
+
+#: What to do with a damaged store (the same advice as the store's own one-line error).
+_DAMAGED_FIX = "move it away (`bluezone run` starts a new one) or restore a copy; check the disk (dmesg, smartctl)"
+
+
+def check_store(report: Report, path: Path) -> None:
+    """Read every page of the sighting database (SQLite's ``quick_check``): opening reads only what
+    it needs, so damage elsewhere would show only when some later check or upload reached it."""
+    if not path.exists():
+        report.add("sighting-store", "warn", f"no sighting database at {path} yet", "`bluezone run` makes it")
+        return
+    started = time.monotonic()
+    try:
+        with SightingStore.open(path, create=False) as store:
+            damage = store.damage()
+    except StoreError as exc:
+        report.add("sighting-store", "fail", str(exc), _DAMAGED_FIX)
+        return
+    seconds = time.monotonic() - started
+    report.facts["store_check_seconds"] = round(seconds, 2)
+    if damage:
+        report.add("sighting-store", "fail", f"{path} is damaged: {'; '.join(damage)}", _DAMAGED_FIX)
+    else:
+        size = path.stat().st_size / 2**20
+        report.add("sighting-store", "ok", f"{path}: every page read, no damage ({size:,.1f} MiB in {seconds:.1f} s)")
 
 
 def _check_groups(report: Report) -> None:

@@ -618,6 +618,13 @@ class SightingStore:
             params.append(float(until))
         return where, params
 
+    def damage(self, most: int = 5) -> list[str]:
+        """What SQLite's ``PRAGMA quick_check`` finds wrong in every page of the file (at most ``most``
+        findings; none: sound).  Opening reads only the pages it needs (the purge follows the time
+        index), so damage elsewhere shows only when a read reaches it; ``bluezone doctor`` looks."""
+        rows = [str(r[0]) for r in self._conn.execute(f"PRAGMA quick_check({int(most)})")]
+        return [] if rows == ["ok"] else rows
+
     def newest_time(self) -> float | None:
         """Time of the newest sighting or daily key (None: an empty store)."""
         row = self._conn.execute(

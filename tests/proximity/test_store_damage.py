@@ -80,3 +80,51 @@ def test_damage_found_after_a_clean_open_is_a_store_error(healthy: tuple[bytes, 
         if hits >= 3:
             break
     assert hits >= 3
+
+
+def _damage_a_page_of(db: Path, table: str) -> int:
+    """Overwrite one leaf page of ``table`` (an index or table, by SQLite's dbstat) with random bytes."""
+    with sqlite3.connect(db) as conn:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = [p for (p,) in conn.execute("SELECT pageno FROM dbstat WHERE name = ? AND pagetype = 'leaf' ORDER BY pageno", (table,))]
+    conn.close()
+    page = pages[len(pages) // 2]
+    raw = bytearray(db.read_bytes())
+    raw[(page - 1) * page_size:page * page_size] = random.Random(page).randbytes(page_size)
+    db.write_bytes(bytes(raw))
+    return page
+
+
+def _doctor(db: Path) -> dict:
+    result = CliRunner().invoke(cli, ["doctor", "--scan-seconds", "0", "--db", str(db), "--json"], obj={"clock": VirtualClock(NOON)})
+    [check] = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "sighting-store"]
+    return {**check, "exit_code": result.exit_code}
+
+
+def test_doctor_reads_every_page_and_finds_damage_that_opening_never_reaches(healthy: tuple[bytes, Path], tmp_path: Path) -> None:
+    """The purge follows the time index, so opening (and `status`) never read the pages of the RPI
+    index: damage there went unnoticed until some check reached it.  `bluezone doctor` reads every page."""
+    data, _ = healthy
+    db = tmp_path / "store.db"
+    db.write_bytes(data)
+    db.chmod(0o600)
+    sound = _doctor(db)
+    assert sound["status"] == "ok" and "every page read, no damage" in sound["detail"]
+    _damage_a_page_of(db, "sightings_by_rpi")
+    status = CliRunner().invoke(cli, ["status", "--db", str(db)], obj={"clock": VirtualClock(NOON)})
+    assert status.exit_code == 0, status.output  # what opening reads is sound: nothing says otherwise
+    found = _doctor(db)
+    assert found["status"] == "fail" and found["exit_code"] == 1
+    assert found["detail"].startswith(f"{db} is damaged: ") and "move it away" in found["fix"]
+
+
+def test_doctor_names_a_store_too_damaged_to_open_and_a_missing_one(healthy: tuple[bytes, Path], tmp_path: Path) -> None:
+    data, _ = healthy
+    db = tmp_path / "store.db"
+    db.write_bytes(data[:100] + bytes(len(data) - 100))  # the schema page gone
+    db.chmod(0o600)
+    broken = _doctor(db)
+    assert broken["status"] == "fail" and "is not a usable sighting database" in broken["detail"]
+    missing = _doctor(tmp_path / "none.db")
+    assert missing["status"] == "warn" and "no sighting database at" in missing["detail"]
+    assert not (tmp_path / "none.db").exists()
