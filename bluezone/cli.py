@@ -919,6 +919,8 @@ def upload(
             for shown in plan.as_dict()["checkins"]:  # local time, as `bluezone checkins` shows them
                 start = dt.datetime.fromisoformat(shown["start"]).astimezone().strftime("%Y-%m-%d %H:%M %Z")
                 click.echo(f"  {start}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
+            if plan.checkins_left_out:
+                click.echo(_left_out_line(plan.checkins_left_out), err=True)
             if send_checkins is None and not yes and not _ask_before_upload(
                 f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
                 default=True,
@@ -931,6 +933,7 @@ def upload(
             result = upload_own_keys(
                 store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset,
                 exposure_date=exposure_date, checkins=outgoing,
+                checkins_left_out=plan.checkins_left_out if outgoing else 0,
             )
     if as_json:
         emit_json(result.as_dict())
@@ -944,6 +947,15 @@ def upload(
             stored += " (it publishes none under a negative test's or a close contact's code)"
     click.echo(f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new{revised}{stored}")
 
+
+
+def _left_out_line(left_out: int) -> str:
+    from bluezone.keyformat.venue_reports import MAX_CHECKINS_PER_DAY
+
+    return (
+        f"  ({left_out} more check-in(s) stay on this device: one upload carries at most {MAX_CHECKINS_PER_DAY}"
+        " a day, the longest of each day go)"
+    )
 
 
 # --- the embedded default: demo ------------------------------------------------------------------

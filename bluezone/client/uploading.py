@@ -24,6 +24,7 @@ from bluezone.crypto.keys import DailyKey
 from bluezone.errors import InputError
 from bluezone.keyformat.keyfile import publish_body
 from bluezone.keyformat.keys import keys_from_daily
+from bluezone.keyformat.venue_reports import MAX_CHECKINS_PER_DAY
 from bluezone.matching.levels import keys_since_exposure
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
@@ -94,12 +95,30 @@ class UploadPlan:
     today_in_use: bool  # one of the device's keys is on air now
     include_today: bool  # ... and it is among ``keys`` (cut to end with the current interval)
     checkins: tuple[Any, ...] = ()  # venues.upload.OutgoingReport: the check-ins since the first key's day, sealed
+    #: check-ins of days with more than one upload carries (MAX_CHECKINS_PER_DAY): they stay on the device
+    checkins_left_out: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "keys": _key_rows(self.keys), "today_in_use": self.today_in_use, "include_today": self.include_today,
-            "checkins": [r.as_dict() for r in self.checkins],
+            "checkins": [r.as_dict() for r in self.checkins], "checkins_left_out": self.checkins_left_out,
         }
+
+
+def longest_of_each_day(reports: Sequence[Any], per_day: int = MAX_CHECKINS_PER_DAY) -> tuple[list[Any], int]:
+    """At most ``per_day`` of ``reports`` (OutgoingReport) on any UTC day, in their order: the longest of
+    a fuller day (the most time others could share with the case; the earlier of equals), and how many
+    were left out.  The key server refuses a day over its cap, which lost a courier's whole upload."""
+    by_day: dict[int, list[Any]] = {}
+    for report in reports:
+        by_day.setdefault(report.day, []).append(report)
+    kept = {
+        id(r)
+        for day_reports in by_day.values()
+        for r in sorted(day_reports, key=lambda r: (-r.period, r.start_interval))[:per_day]
+    }
+    chosen = [r for r in reports if id(r) in kept]
+    return chosen, len(reports) - len(chosen)
 
 
 @dataclass(frozen=True)
@@ -110,6 +129,7 @@ class UploadResult:
     keys: np.ndarray  # KEY_DTYPE, as sent
     receipt: PublishReceipt
     checkins: tuple[Any, ...] = ()  # venues.upload.OutgoingReport, as sent
+    checkins_left_out: int = 0  # of days fuller than one upload carries: kept on the device
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +141,7 @@ class UploadResult:
             "checkins_sent": len(self.checkins),
             "checkins_stored": self.receipt.checkins,
             "checkins": [r.as_dict() for r in self.checkins],
+            "checkins_left_out": self.checkins_left_out,
         }
 
 
@@ -189,15 +210,17 @@ def plan_upload(
     if len(keys) == 0 and not checkins_only:
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
     outgoing: tuple[Any, ...] = ()
+    left_out = 0
     if checkins and exposure_date is None:  # a close contact's visits would be told as a case's
         # the check-ins of the days whose keys go; with no keys at all (a device that only checked in,
         # never ran the daemon) those of the same 14 days
         first = int(keys["rolling_start"].min()) if len(keys) else rolling_start(now) - days * ROLLING_PERIOD
         since_time = first * INTERVAL_SECONDS
-        outgoing = tuple(reports_to_upload(visits(store, since_time), since_time, now))
+        chosen, left_out = longest_of_each_day(reports_to_upload(visits(store, since_time), since_time, now))
+        outgoing = tuple(chosen)
     if checkins_only and not outgoing:
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date, checkins=True)
-    return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing)
+    return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing, left_out)
 
 
 def dry_run_request(
@@ -213,9 +236,11 @@ def dry_run_request(
 def upload_own_keys(
     store: SightingStore, client: KeyServerClient, code: str, now: float, *,
     include_today: bool, symptom_onset_interval: int | None = None, days: int = UPLOAD_DAYS,
-    exposure_date: dt.date | None = None, checkins: Sequence[Any] = (),
+    exposure_date: dt.date | None = None, checkins: Sequence[Any] = (), checkins_left_out: int = 0,
 ) -> UploadResult:
-    """Publish the device's keys (and ``checkins``, sealed venue reports); what was sent and what the server took.
+    """Publish the device's keys (and ``checkins``, sealed venue reports, at most MAX_CHECKINS_PER_DAY a day:
+    the longest; ``checkins_left_out``, those ``plan_upload`` left out already, is added to the count of
+    those left on the device); what was sent and what the server took.
 
     The revision token of this device's last upload to the same server goes with them, so a
     later code (a "likely" diagnosis confirmed, or a negative test) can change the report type
@@ -234,6 +259,7 @@ def upload_own_keys(
     if not chosen and not (checkins and not _upload_selection(daily, now, True, days)):
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
     keys = keys_from_daily(chosen)  # none: a device that only checked in sends its check-ins alone
+    checkins, left_out = longest_of_each_day(list(checkins))
     state = ServerState(store)
     token = state.revision_token(client.base_url, now)
     receipt = client.publish(keys, code, symptom_onset_interval, token, [r.entry() for r in checkins])
@@ -243,7 +269,7 @@ def upload_own_keys(
     for key in chosen:
         if key.end == current + 1 and key.rolling_period < ROLLING_PERIOD:
             store.save_daily_key(key)  # updates the period: the key ends with this interval
-    return UploadResult(client.base_url, keys, receipt, tuple(checkins))
+    return UploadResult(client.base_url, keys, receipt, tuple(checkins), checkins_left_out + left_out)
 
 
 def upload(
@@ -269,5 +295,5 @@ def upload(
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins)
         return upload_own_keys(
             store, client, code, now, include_today=include_today, symptom_onset_interval=onset_interval(symptom_onset),
-            exposure_date=exposure_date, checkins=plan.checkins,
+            exposure_date=exposure_date, checkins=plan.checkins, checkins_left_out=plan.checkins_left_out,
         )

@@ -35,6 +35,9 @@ HASH_BYTES = 32
 MAX_RECORD_CIPHERTEXT = 64
 #: CWA's valid transmission risk levels (``CheckInWarningMatcher.isValid``).
 RISK_LEVELS = range(1, 9)
+#: Check-ins one upload carries per UTC day, at most: the key server refuses more (a leaked or false code
+#: warns at most this many venues a day) and ``bluezone upload`` sends a day's longest this many.
+MAX_CHECKINS_PER_DAY = 12
 INTERVALS_PER_DAY = DAY_SECONDS // INTERVAL_SECONDS
 
 

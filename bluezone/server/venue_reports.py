@@ -20,7 +20,7 @@ from typing import Any
 
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import VenueError
-from bluezone.keyformat.venue_reports import ProtectedReport
+from bluezone.keyformat.venue_reports import MAX_CHECKINS_PER_DAY, ProtectedReport
 
 FIELD = "checkInProtectedReports"
 MAX_REPORT_BYTES = 200  # a real one is ~110 bytes of protobuf
@@ -30,9 +30,12 @@ MAX_REPORT_BYTES = 200  # a real one is ~110 bytes of protobuf
 class VenueReportLimits:
     """How many check-in reports one upload may carry, how old, and how many fakes pad each."""
 
-    max_reports: int = 14 * 12  # the per-day cap binds first (CWA caps per day too)
-    max_per_day: int = 12
+    max_per_day: int = MAX_CHECKINS_PER_DAY
     max_age_days: int = 14
+    #: every day ``check_days`` takes, at its cap: the 14 days before today, the day before them (a device
+    #: still before UTC midnight; never exported), today, and tomorrow (a device's clock minutes ahead, just
+    #: past its midnight).  It was 14 x 12, so an upload within every day's cap could be refused as "too many"
+    max_reports: int = MAX_CHECKINS_PER_DAY * (14 + 3)
     fakes_per_report: int = 3
 
 

@@ -205,7 +205,7 @@ def test_request_size_limit(server: Server) -> None:
     assert (status, doc["code"]) == (413, "request_too_large")
     # refused unread, but the answer says what fits (10,000 check-ins are ~1.7 MB)
     assert doc["error"] == (
-        "request larger than 65536 bytes: a publish holds at most 30 keys and 168 check-ins, 12 a day"
+        "request larger than 65536 bytes: a publish holds at most 30 keys and 204 check-ins, 12 a day"
     )
     assert server.storage.count_keys() == 0
 

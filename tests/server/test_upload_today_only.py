@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from server_helpers import NOW
 
 from bluezone.cli import cli
@@ -74,3 +76,27 @@ def test_checkins_alone_from_a_device_without_keys(tmp_path: Path) -> None:
         record_visit(store, Venue.create("Quán Phở", "Chợ Lớn"), NOW - 3 * 86400, NOW - 3 * 86400 + 3600, NOW)
         plan = plan_upload(store, NOW, include_today=False)
     assert len(plan.keys) == 0 and [r.visit.description for r in plan.checkins] == ["Quán Phở"]
+
+
+def _report(start_interval: int, period: int):  # type: ignore[no-untyped-def]
+    from bluezone.venues.upload import OutgoingReport
+
+    return OutgoingReport(None, start_interval, period, None)  # type: ignore[arg-type]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.integers(0, 143), st.integers(1, 6)), max_size=60), st.integers(1, 12))
+def test_longest_of_each_day_keeps_a_days_longest_in_order(parts: list[tuple[int, int, int]], cap: int) -> None:
+    from bluezone.client.uploading import longest_of_each_day
+
+    reports = [_report(day * 144 + offset, period) for day, offset, period in parts]
+    kept, left_out = longest_of_each_day(reports, cap)
+    assert left_out == len(reports) - len(kept)
+    assert [r for r in reports if any(r is k for k in kept)] == kept  # a subsequence: order kept
+    for day in {r.day for r in reports}:
+        of_day = [r for r in reports if r.day == day]
+        kept_of_day = [r for r in kept if r.day == day]
+        assert len(kept_of_day) == min(cap, len(of_day))
+        if len(kept_of_day) < len(of_day):  # nothing left out is longer than what went
+            shortest_kept = min(r.period for r in kept_of_day)
+            assert all(r.period <= shortest_kept for r in of_day if not any(r is k for k in kept_of_day))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 
+import numpy as np
 import pytest
 from server_helpers import KEY, NOW
 
@@ -166,7 +167,7 @@ def test_a_venue_owner_warns_with_checkins_only(storage) -> None:
         ([entry(TODAY + 1)], "checkin_timing_invalid"),
         ([entry(TODAY - 20)], "checkin_timing_invalid"),
         ([entry(TODAY - 1)] * 13, "checkin_timing_invalid"),
-        ([entry(TODAY - i // 12) for i in range(14 * 12 + 1)], "checkin_invalid"),
+        ([entry(TODAY - i // 12) for i in range(17 * 12 + 1)], "checkin_invalid"),
         ([{"day": TODAY, "report": "not base64!"}], "checkin_invalid"),
         ([{"day": TODAY, "report": base64.b64encode(b"\x0a\x01\x00").decode()}], "checkin_invalid"),
         ([{"day": "today", "report": entry(TODAY)["report"]}], "checkin_invalid"),
@@ -190,7 +191,7 @@ def test_ten_thousand_checkins_are_refused_whole(storage) -> None:
         publish(storage, body(code, [entry(TODAY)] * 10_000), "c", NOW, PublishConfig(), code_key=KEY)
     # refused unread (413: counting them would mean reading ~1.7 MB), saying what fits
     assert (info.value.status, info.value.code) == (413, "request_too_large")
-    assert "168 check-ins, 12 a day" in str(info.value)
+    assert "204 check-ins, 12 a day" in str(info.value)
     assert storage.count_venue_reports() == 0 and storage.count_keys() == 0
 
 
@@ -265,3 +266,27 @@ def test_one_exports_venue_files_of_many_days_have_names_of_their_own(storage, t
     out = tmp_path / "out"
     written = [r.name for r in export_batches(storage, signer, out, NOW + 60)]
     assert len(written) == 3 and len(set(written)) == 3 and sorted(p.name for p in out.glob("*.zip")) == sorted(written)
+
+
+def test_twelve_checkins_on_every_day_taken_fit_one_upload(storage) -> None:
+    """The total cap was 14 x 12 = 168 while the server takes 12 a day on 17 days (the day before the
+    14, the 14, today, and tomorrow for a clock minutes ahead): 12 a day on the last 15 days was refused
+    as "too many check-ins: 180, at most 168".  Now the total is every day's cap, and the largest upload
+    the 413's message describes (30 keys, 204 check-ins, the longest padding, a token) fits the body limit."""
+    from bluezone.keyformat.keyfile import publish_body
+    from bluezone.keyformat.keys import empty_keys
+
+    late = (TODAY + 1) * DAY_SECONDS - 300  # 23:55 UTC: tomorrow is a device's today minutes ahead
+    days = range(TODAY - 15, TODAY + 2)
+    checkins = [entry(day, day * ROLLING_PERIOD + 6 * i) for day in days for i in range(12)]
+    code = issue_code(storage, late, key=KEY).code
+    result = publish(storage, body(code, checkins), "c", late, PublishConfig(), code_key=KEY)
+    assert result.checkins == 17 * 12 == PublishConfig().venue_reports.max_reports
+    code = issue_code(storage, late, key=KEY).code
+    with pytest.raises(PublishError, match="too many check-ins: 205, at most 204"):
+        publish(storage, body(code, checkins + [entry(TODAY)]), "c", late, PublishConfig(), code_key=KEY)
+    keys = empty_keys(30)
+    keys["rolling_start"] = rolling_start(late) - 15 * ROLLING_PERIOD + 72 * np.arange(30)
+    keys["rolling_period"] = 72
+    largest = json.dumps(publish_body(keys, "1" * 16, 2**31 - 1, "t" * 43, checkins)).encode()
+    assert len(largest) + 4 * 576 // 3 < PublishConfig().max_body_bytes  # padding of up to 575 bytes, in base64

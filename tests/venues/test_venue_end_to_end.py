@@ -166,7 +166,10 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
     assert exposure["venue"] == "Quán Phở" and exposure["overlap_minutes"] == 30.0
 
 
-def test_too_many_checkins_on_one_day_is_one_clear_refusal(live_server: dict, tmp_path: Path) -> None:
+def test_a_day_with_more_checkins_than_one_upload_carries_sends_its_longest(live_server: dict, tmp_path: Path) -> None:
+    """Thirteen visits on one day: the server takes 12 a day, and refused the whole upload (exit 2, 'send
+    the keys alone with --no-checkins': no venue warned at all).  Now the day's 12 longest go, one line
+    says how many stay on the device, and the keys go too."""
     from bluezone.venues.checkins import record_visit
     from bluezone.venues.location import Venue
 
@@ -175,25 +178,24 @@ def test_too_many_checkins_on_one_day_is_one_clear_refusal(live_server: dict, tm
     f0_db = tmp_path / "f0.db"
     with SightingStore.open(f0_db) as store:
         store.save_daily_key(DailyKey.generate(day_start + 3600))
-        for i in range(13):  # thirteen 20-minute visits yesterday, one an hour
+        for i in range(13):  # thirteen visits yesterday, one an hour: 20 minutes, the first only 10
             place = Venue.create(f"Shop {i}", "Main St")
-            record_visit(store, place, day_start + i * 3600, day_start + i * 3600 + 1200, now)
+            record_visit(store, place, day_start + i * 3600, day_start + i * 3600 + (600 if i == 0 else 1200), now)
     rc, out, err = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
                        str(live_server["keys"]), "--json")
     assert rc == 0, err
     code = json.loads(out)["code"]
-    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes")
-    assert rc == 2 and err.strip().splitlines()[-1] == (
-        "Error: upload refused: more than 12 check-ins on one day (send the keys alone with --no-checkins)"
-    )
-    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--no-checkins")
-    assert rc == 0 and "uploaded 1 key(s);" in out  # the code was not used up by the refusal
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--json")
+    assert rc == 0, err
+    result = json.loads(out)
+    assert (result["checkins_sent"], result["checkins_stored"], result["checkins_left_out"]) == (12, 12, 1)
+    assert "Shop 0" not in {c["venue"] for c in result["checkins"]}  # the shortest stays
+    assert "(1 more check-in(s) stay on this device: one upload carries at most 12 a day, the longest of each day go)" in err
 
 
-def test_more_checkins_than_one_upload_holds_is_one_clear_refusal(live_server: dict, tmp_path: Path) -> None:
-    """A device with hundreds of check-ins (a courier's 30 a day) makes a body over the server's
-    size limit: the server's 413 is an exit-2 refusal saying what fits and the way out, as a
-    refused day is (it was exit 1 with a bare 'request larger than 65536 bytes')."""
+def test_a_couriers_checkins_go_twelve_a_day(live_server: dict, tmp_path: Path) -> None:
+    """A device with 30 check-ins a day for 13 days (390) made a body over the server's size limit: a 413,
+    then an exit-2 refusal with 'send the keys alone with --no-checkins'.  Now 12 of each day go (156)."""
     from bluezone.venues.checkins import record_visit
     from bluezone.venues.location import Venue
 
@@ -212,12 +214,9 @@ def test_more_checkins_than_one_upload_holds_is_one_clear_refusal(live_server: d
     assert rc == 0, err
     code = json.loads(out)["code"]
     rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes")
-    assert rc == 2 and err.strip().splitlines()[-1] == (
-        "Error: upload refused: 390 check-ins are too many for one upload (a publish holds at most 30 keys and "
-        "168 check-ins, 12 a day); send the keys alone with --no-checkins"
-    )
-    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--no-checkins")
-    assert rc == 0 and "uploaded 13 key(s);" in out  # the code was not used up
+    assert rc == 0, err
+    assert "uploaded 13 key(s) and 156 check-in(s); the server stored 13 new and 156 check-in(s)" in out
+    assert "(234 more check-in(s) stay on this device" in err
 
 
 def test_a_close_contact_uploads_keys_without_checkins(live_server: dict, tmp_path: Path) -> None:
