@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from bluezone.clitypes import FloatRange, cli_clock, json_option, parse_date
-from bluezone.errors import InputError
+from bluezone.errors import InputError, ServerError
 
 
 #: The key server's database; ``--db`` is always a node's sighting store.
@@ -194,7 +194,13 @@ def export_cmd(
     now = cli_clock().now()
     try:
         _make_export_dir(out)  # after the database: a typo in --server-db leaves no directory behind
-        batches = export_batches(storage, signer, out, now, config)
+        try:
+            batches = export_batches(storage, signer, out, now, config)
+        except OSError as exc:  # a full disk was 'OSError: [Errno 28] No space left on device', no word where
+            raise ServerError(
+                f"the export stopped: cannot write into {out}: {exc.strerror or exc}; keys and check-ins not in a"
+                " file it recorded still wait (make room, then export again)"
+            ) from None
         waiting = embargoed(storage, now)
     finally:
         storage.close()

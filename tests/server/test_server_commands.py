@@ -276,3 +276,47 @@ def test_export_counts_check_ins_apart_from_keys(tmp_path: Path) -> None:
         f"0 keys in 0 new batch(es) and 4 check-in report(s), decoys included, in 1 venue-warning file(s)"
         f" in {tmp_path / 'e'}"
     ]
+
+
+def test_export_onto_a_full_disk_says_where_and_leaves_the_keys_waiting(tmp_path: Path, monkeypatch) -> None:
+    """A full export disk was 'Error: OSError: [Errno 28] No space left on device' with no word of where
+    or what became of the keys."""
+    import errno
+
+    from bluezone.server import exports
+
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "s.db"
+    storage = SQLiteStorage(db)
+    try:
+        k = empty_keys(40)
+        k["key"] = [bytes([i + 1]) * 16 for i in range(40)]
+        k["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+        k["rolling_period"] = ROLLING_PERIOD
+        k["report_type"] = 1
+        storage.insert_keys_unchecked(k, NOW)
+    finally:
+        storage.close()
+    writes = []
+
+    def full_disk(path: Path, data: bytes, **kwargs: object) -> None:
+        writes.append(path)
+        if len(writes) > 1:  # the first file fits
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_write(path, data, **kwargs)
+
+    real_write = exports._write_atomic
+    monkeypatch.setattr(exports, "_write_atomic", full_disk)
+    out = tmp_path / "e"
+    export = ("server", "export", "--server-db", str(db), "--signing-key-dir", str(keys), "--export-dir", str(out),
+              "--max-keys-per-file", "10")
+    rc, _, err = _run(*export, now=NOW)
+    assert rc == 1 and err.strip() == (
+        f"Error: the export stopped: cannot write into {out}: No space left on device; keys and check-ins not in"
+        " a file it recorded still wait (make room, then export again)"
+    )
+    assert sorted(p.name for p in out.iterdir()) == []  # the file that fitted removed: it was never recorded
+    monkeypatch.setattr(exports, "_write_atomic", real_write)
+    rc, out_text, err = _run(*export, now=NOW)
+    assert rc == 0 and out_text.startswith("40 keys in 4 new batch(es)"), err
