@@ -19,6 +19,8 @@ output must report the planted exposures, so a fast wrong answer cannot pass.
 ``--baseline-src DIR [DIR ...]`` (directories each holding an older ``bluezone/`` package, e.g. from
 ``git archive <commit> bluezone | tar -x -C DIR``) adds each version's ``bluezone check`` (with its
 own default ``--jobs``, if it has one) to the alternation, on a store written by that version.
+``--baseline-jobs J [J ...]`` runs each baseline with each ``--jobs J`` instead (a version that has the
+option), so that old and new are compared at the same number of jobs.
 """
 
 from __future__ import annotations
@@ -82,9 +84,15 @@ BASELINE = 0  # --jobs values <= BASELINE stand for baseline versions (0: the fi
 NEUTRAL = tempfile.gettempdir()
 
 
+#: ``--jobs`` given to each baseline variant (absent: the version's own default).
+BASELINE_JOBS: dict[int, int] = {}
+
+
 def _command(zip_path: Path, db_path: Path, jobs: int) -> list[str]:
     cmd = [sys.executable, "-m", "bluezone.cli", "check", "--keys", str(zip_path), "--db", str(db_path), "--json"]
-    return cmd if jobs <= BASELINE else [*cmd, "--jobs", str(jobs)]
+    if jobs <= BASELINE:
+        return cmd if jobs not in BASELINE_JOBS else [*cmd, "--jobs", str(BASELINE_JOBS[jobs])]
+    return [*cmd, "--jobs", str(jobs)]
 
 
 def _env(jobs: int, baseline: Path | None) -> dict[str, str]:
@@ -136,12 +144,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-check-bench")
     parser.add_argument("--baseline-src", type=Path, nargs="+", default=[], help="directories each holding an older bluezone/")
+    parser.add_argument("--baseline-jobs", type=int, nargs="+", default=[], help="run each baseline with each of these --jobs")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     zip_path, db_path, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed, args.per_rpi)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    baselines = {BASELINE - i: src.resolve() for i, src in enumerate(args.baseline_src)}
+    pairs = [(src.resolve(), j) for src in args.baseline_src for j in (args.baseline_jobs or [None])]
+    baselines = {BASELINE - i: src for i, (src, _) in enumerate(pairs)}
+    BASELINE_JOBS.update({BASELINE - i: j for i, (_, j) in enumerate(pairs) if j is not None})
     variants = [*baselines, *args.jobs]
     stores = {j: db_path for j in args.jobs}
     for j, src in baselines.items():
@@ -156,7 +167,10 @@ def main() -> None:
                 raise SystemExit(f"check found {len(keys_matched)} of {planted} planted exposures")
             times[jobs].append(seconds)
             cpu[jobs].append(used)
-    name = {j: f"baseline {baselines[j].name}" if j in baselines else f"jobs={j}" for j in variants}
+    name = {
+        j: (f"baseline {baselines[j].name}" + (f" jobs={BASELINE_JOBS[j]}" if j in BASELINE_JOBS else "")) if j in baselines else f"jobs={j}"
+        for j in variants
+    }
     medians = {j: statistics.median(ts) for j, ts in times.items()}
     result: dict[str, object] = {
         "keys": args.keys,

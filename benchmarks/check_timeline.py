@@ -45,7 +45,17 @@ def wrap(owner, name, before, after):
         return out
     setattr(owner, name, wrapped)
 wrap(check.SightingStore, "heard_rpis", None, "store read")
-wrap(check, "stream_keys", None, "key file read")
+def _wrap_on_import(module, name, before, after):  # wrapped once a check imports it (not earlier: it imports it late)
+    import builtins
+    plain = builtins.__import__
+    def importing(*args, **kwargs):
+        out = plain(*args, **kwargs)
+        if hasattr(sys.modules.get(module), name):  # imported in full
+            builtins.__import__ = plain
+            wrap(sys.modules[module], name, before, after)
+        return out
+    builtins.__import__ = importing
+_wrap_on_import("bluezone.keyformat.keyfile", "stream_keys", None, "key file read")
 wrap(keystream.KeyStream, "__init__", "stream started", None)
 wrap(keystream.KeyStream, "finish", None, "derived")
 wrap(check, "check_store", None, "derived and matched")

@@ -5,55 +5,37 @@ reader of any key file, ``export`` the signed ``export.bin``/``export.sig``/zip.
 here does I/O beyond reading and writing the files it is given.
 """
 
-from bluezone.keyformat.export import (
-    ExportFile,
-    SignatureInfo,
-    apply_revisions,
-    build_export_bin,
-    load_export,
-    load_public_key,
-    open_signed_export,
-    public_key_base64,
-    read_export_bin,
-    read_export_zip,
-    sign_export,
-    signed_export_zip,
-    verify_export_sig,
-    write_export_zip,
-)
-from bluezone.keyformat.keyfile import (
-    dump_keys_json,
-    load_keys,
-    parse_keys,
-    parse_keys_json,
-    publish_body,
-    write_keys_json,
-)
-from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys, keys_from_daily
+from bluezone.lazyexports import lazy_exports as _lazy_exports
 
-__all__ = [
-    "KEY_DTYPE",
-    "NO_DAYS_SINCE_ONSET",
-    "ExportFile",
-    "SignatureInfo",
-    "apply_revisions",
-    "build_export_bin",
-    "dump_keys_json",
-    "empty_keys",
-    "keys_from_daily",
-    "load_export",
-    "load_keys",
-    "load_public_key",
-    "open_signed_export",
-    "parse_keys",
-    "parse_keys_json",
-    "public_key_base64",
-    "publish_body",
-    "read_export_bin",
-    "read_export_zip",
-    "sign_export",
-    "signed_export_zip",
-    "verify_export_sig",
-    "write_export_zip",
-    "write_keys_json",
-]
+#: Loaded on first use: ``KEY_DTYPE`` alone (the matcher's) needs neither protobuf nor the export
+#: reader, and ``bluezone check`` imports those (~0.03 s) while its store is read in a thread.
+_EXPORTS = {
+    "ExportFile": "export",
+    "SignatureInfo": "export",
+    "apply_revisions": "export",
+    "build_export_bin": "export",
+    "load_export": "export",
+    "load_public_key": "export",
+    "open_signed_export": "export",
+    "public_key_base64": "export",
+    "read_export_bin": "export",
+    "read_export_zip": "export",
+    "sign_export": "export",
+    "signed_export_zip": "export",
+    "verify_export_sig": "export",
+    "write_export_zip": "export",
+    "dump_keys_json": "keyfile",
+    "load_keys": "keyfile",
+    "parse_keys": "keyfile",
+    "parse_keys_json": "keyfile",
+    "publish_body": "keyfile",
+    "write_keys_json": "keyfile",
+    "KEY_DTYPE": "keys",
+    "NO_DAYS_SINCE_ONSET": "keys",
+    "empty_keys": "keys",
+    "keys_from_daily": "keys",
+}
+
+__all__ = sorted(_EXPORTS, key=lambda name: (not name.isupper(), not name[0].isupper(), name))
+
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

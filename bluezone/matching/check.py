@@ -11,14 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
-from bluezone.keyformat.export import apply_revisions
-from bluezone.keyformat.keyfile import stream_keys
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import (
     DEFAULT_TX_POWER,
@@ -33,6 +30,9 @@ from bluezone.matching.keystream import BufferedStream, KeyStream, revising
 from bluezone.matching.receiver import MIN_SIGHTINGS, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 
 @dataclass(frozen=True)
@@ -424,6 +424,10 @@ def check_key_file(
         if jobs > 1:
             background = _HeardInBackground(db_path)
             opened.callback(background.close)
+        # The file's readers (protobuf, zip, the export's signature: ~0.03 s to import) only now:
+        # with more than one job the store's thread reads meanwhile.
+        from bluezone.keyformat.export import apply_revisions
+        from bluezone.keyformat.keyfile import stream_keys
         heard: list[_Heard] = []
 
         def read_heard() -> _Heard:

@@ -25,15 +25,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.errors import KeyFileError
-from bluezone.keyformat.keyfile import stream_keys
 from bluezone.keyformat.keys import KEY_DTYPE
 from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
 from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, keys_heard
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 #: Keys of a file kept as they arrive before it is matched as it streams (33 MB of KEY_DTYPE): a
 #: file with fewer is checked whole, as an array; the largest real day (358,105 keys) is one.
@@ -253,6 +256,8 @@ def revising(
 
     ``apply_revisions`` needs it: a revised key that is not among the file's keys is a key of its
     own (published in an earlier file), appended after them."""
+    from bluezone.keyformat.keyfile import stream_keys  # as check.py: imported once a check is under way
+
     sink = _Revised(revised)
     stream_keys(path, sink, public_key, key_id)
     if sink.count != count:

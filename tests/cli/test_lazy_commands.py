@@ -106,3 +106,13 @@ def test_the_console_script_leaves_the_last_collection_undone(tmp_path: Path) ->
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     assert "Usage: bluezone" in out.stdout
     assert out.stderr.strip().splitlines()[-1] == "exit 0 frozen True"
+
+
+def test_the_matcher_and_the_check_load_no_key_file_reader() -> None:
+    """``bluezone.matching.check`` (and ``KEY_DTYPE``) import neither protobuf nor the export reader:
+    a check imports them (~0.03 s) only once its store's thread, with more than one job, is reading."""
+    code = "import sys, bluezone.matching.check, bluezone.keyformat.keys; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert "bluezone.matching.check" in loaded and "bluezone.keyformat.keys" in loaded
+    readers = sorted(m for m in loaded if m.startswith(("google.protobuf", "bluezone.keyformat.export", "bluezone.keyformat.keyfile", "zipfile")))
+    assert not readers, f"imported before the check starts: {readers}"
