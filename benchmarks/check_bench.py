@@ -134,13 +134,24 @@ def run_check(zip_path: Path, db_path: Path, jobs: int, baseline: Path | None = 
     return seconds, cpu, json.loads(out.stdout)
 
 
+def _at_least_one(text: str) -> int:
+    """An argparse type: a count of 1 or more (--repeat 0 made the inputs, then failed on no times)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keys", type=int, default=358_105)
-    parser.add_argument("--sightings", type=int, default=1_000_000)
-    parser.add_argument("--per-rpi", type=int, default=1, help="sightings per RPI (1: every RPI heard once)")
-    parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keys", type=_at_least_one, default=358_105)
+    parser.add_argument("--sightings", type=_at_least_one, default=1_000_000)
+    parser.add_argument("--per-rpi", type=_at_least_one, default=1, help="sightings per RPI (1: every RPI heard once)")
+    parser.add_argument("--jobs", type=_at_least_one, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=_at_least_one, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-check-bench")
     parser.add_argument("--baseline-src", type=Path, nargs="+", default=[], help="directories each holding an older bluezone/")

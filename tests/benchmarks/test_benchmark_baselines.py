@@ -171,3 +171,18 @@ def test_check_timeline_notes_each_step_of_a_check_and_the_floor(tmp_path: Path)
     assert res["timeline_median_seconds"]["jobs=1"]["store read"] > res["timeline_median_seconds"]["jobs=1"]["key file read"]
     floor = res["floor_median_seconds"]
     assert 0 < floor["python -c pass"] < floor["import bluezone.cli, bluezone.matching.check"], floor
+
+
+def test_check_bench_refuses_counts_below_one_before_making_inputs(tmp_path: Path) -> None:
+    """`--repeat 0` made a 358k-key zip and a 1M-sighting store (a minute), then crashed on the median
+    of no times; such counts are one usage line now, exit 2, before anything is made."""
+    import subprocess
+
+    for args in (["--repeat", "0"], ["--jobs", "1", "0"], ["--per-rpi", "-1"], ["--keys", "0"], ["--repeat", "x"]):
+        done = subprocess.run(
+            [sys.executable, str(BENCHMARKS / "check_bench.py"), *args, "--workdir", str(tmp_path / "w")],
+            capture_output=True, text=True, timeout=120,
+        )
+        assert done.returncode == 2 and done.stdout == "", (args, done.stdout, done.stderr)
+        assert f"argument {args[0]}: " in done.stderr.splitlines()[-1] and "Traceback" not in done.stderr, done.stderr
+        assert not (tmp_path / "w").exists()
