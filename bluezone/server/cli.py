@@ -73,9 +73,17 @@ _create_db = click.option(
 
 
 def _open(db: str, create: bool) -> Any:
+    """The key server's database, for one of its commands (run, issue-code, export): a real server's from
+    now on, even if a benchmark once used it as scratch."""
     from bluezone.server.storage import open_storage
 
-    return open_storage(db, create=create)
+    storage = open_storage(db, create=create)
+    try:
+        storage.release_from_benchmark()
+    except BaseException:
+        storage.close()
+        raise
+    return storage
 
 
 @server.command("issue-code")

@@ -800,6 +800,15 @@ class Storage(ABC):
                 )
             self._exec(cur, "INSERT INTO meta (name, value) VALUES ('benchmark_scratch', '1')")
 
+    def release_from_benchmark(self) -> None:
+        """A key server's command uses this database: an earlier benchmark's mark goes, so that a later
+        benchmark refuses it once it holds the server's data (marked, it was taken as scratch for good)."""
+        with self._transaction(write=False) as cur:
+            marked = self._exec(cur, "SELECT 1 FROM meta WHERE name = 'benchmark_scratch'").fetchone()
+        if marked:
+            with self._transaction() as cur:
+                self._exec(cur, "DELETE FROM meta WHERE name = 'benchmark_scratch'")
+
     def reset_exported(self) -> None:
         """Put every key back in the export queue and forget the batches (benchmarks only)."""
         with self._transaction() as cur:
