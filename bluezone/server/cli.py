@@ -221,6 +221,29 @@ def export_cmd(
         click.echo(waiting.sentence())
 
 
+@server.command("status")
+@_db
+@click.option("--late-after", default=1800, show_default=True, type=click.IntRange(60),
+              help="Seconds a key may wait past its validity before the exporter counts as late (exit 1).")
+@json_option
+def status_cmd(db: str, late_after: int, as_json: bool) -> None:
+    """Whether the exporter keeps up, the last export file, codes of the last 24 h (exit 1 when late)."""
+    from bluezone.server.status import server_status
+
+    storage = _open(db, False)
+    try:
+        status = server_status(storage, cli_clock().now(), late_after)
+    finally:
+        storage.close()
+    if as_json:
+        click.echo(json.dumps(status.as_dict(), indent=2))
+    else:
+        for line in status.lines():
+            click.echo(line)
+    if status.exporter_late:
+        raise SystemExit(1)
+
+
 @server.command("run")
 @_db
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")

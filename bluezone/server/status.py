@@ -1,0 +1,100 @@
+"""What an operator (or a monitoring job) asks of a running key server: is the exporter keeping up, when
+did the last export write a file, how many codes went out.  ``bluezone server status``.
+
+Read from the database alone, so it works wherever ``issue-code`` does (any machine that reaches
+PostgreSQL), and tells a stopped exporter from a quiet day: keys whose validity ended long ago and
+are still queued mean no export ran, whatever ``/healthz`` (liveness only) says.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.server.codes import REPORT_TYPES
+from bluezone.server.exports import Embargo, embargoed
+from bluezone.server.storage import Storage
+
+DAY_SECONDS = 86_400
+RETENTION_SECONDS = 14 * DAY_SECONDS
+#: Keys exportable for longer than this mean the exporter is not running (it runs every 600 s by default).
+LATE_AFTER_SECONDS = 1800
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="minutes")
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """The key server's state as its database holds it, at ``now``."""
+
+    now: float
+    overdue_keys: int  # validity ended, not exported yet
+    overdue_since: float | None  # when the first of them became exportable
+    waiting: Embargo  # still valid: exported once their validity ends
+    files_14_days: int  # export files (keys and check-ins) written in the last 14 days
+    last_file_at: float | None
+    codes_issued_24h: dict[str, int]
+    codes_used_24h: dict[str, int]
+    late_after: float = LATE_AFTER_SECONDS
+
+    @property
+    def exporter_late(self) -> bool:
+        return self.overdue_since is not None and self.now - self.overdue_since > self.late_after
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "ok": not self.exporter_late,
+            "exporter_late": self.exporter_late,
+            "overdue_keys": self.overdue_keys,
+            "overdue_since": _iso(self.overdue_since),
+            "waiting": self.waiting.as_dict(),
+            "files_14_days": self.files_14_days,
+            "last_file_at": _iso(self.last_file_at),
+            "codes_issued_24h": self.codes_issued_24h,
+            "codes_used_24h": self.codes_used_24h,
+        }
+
+    def lines(self) -> list[str]:
+        if self.exporter_late:
+            minutes = int((self.now - self.overdue_since) // 60) if self.overdue_since is not None else 0
+            export = (f"LATE: {self.overdue_keys} key(s) exportable for {minutes} min are not exported"
+                      " (is the exporter running? see the log of `server run --export-every` or the cron job)")
+        elif self.overdue_keys:
+            export = f"ok: {self.overdue_keys} key(s) go out with the next export"
+        else:
+            export = "ok: no key waits for an export"
+        last = _iso(self.last_file_at) or "none"
+        issued = ", ".join(f"{n} {kind}" for kind, n in self.codes_issued_24h.items() if n) or "none"
+        used = ", ".join(f"{n} {kind}" for kind, n in self.codes_used_24h.items() if n) or "none"
+        out = [
+            f"exports: {export}",
+            f"export files of the last 14 days: {self.files_14_days}, the last written {last}",
+            f"codes in the last 24 h: issued {issued}; used {used}",
+        ]
+        if self.waiting.keys:
+            out.insert(1, self.waiting.sentence())
+        return out
+
+
+def server_status(storage: Storage, now: float, late_after: float = LATE_AFTER_SECONDS) -> ServerStatus:
+    """The state ``bluezone server status`` reports (reads only)."""
+    queued, first_end, _ = storage.embargoed_keys(-1)  # every queued key, and the earliest end of validity
+    waiting = embargoed(storage, now)
+    files = storage.batches(now - RETENTION_SECONDS)
+    day_ago = now - DAY_SECONDS
+    overdue = queued - waiting.keys
+    return ServerStatus(
+        now=now,
+        overdue_keys=overdue,
+        overdue_since=None if not overdue or first_end is None else float(first_end * INTERVAL_SECONDS),
+        waiting=waiting,
+        files_14_days=len(files),
+        last_file_at=max((b.created_at for b in files), default=None),
+        codes_issued_24h={kind: storage.count_codes(t, issued_since=day_ago) for kind, t in REPORT_TYPES.items()},
+        codes_used_24h={kind: storage.count_codes(t, used_since=day_ago) for kind, t in REPORT_TYPES.items()},
+        late_after=late_after,
+    )
+

@@ -1,0 +1,73 @@
+"""`bluezone server status`: tells a stopped exporter from a quiet day (exit 1 when keys whose validity
+ended are left waiting), and what the exports and codes of the last day were (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from server_helpers import KEY, NOW
+
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, rolling_start
+from bluezone.keyformat.keys import empty_keys
+from bluezone.server.codes import issue_code
+from bluezone.server.exports import export_batches
+from bluezone.server.signing import keygen
+from bluezone.server.status import server_status
+
+
+def _keys(storage, now: float) -> None:
+    """Three keys of yesterday (exportable since midnight) and one of today (still valid)."""
+    today = rolling_start(now)
+    k = empty_keys(4)
+    k["key"] = [bytes([i + 1]) * 16 for i in range(4)]
+    k["rolling_start"] = [today - ROLLING_PERIOD] * 3 + [today]
+    k["rolling_period"] = ROLLING_PERIOD
+    k["report_type"] = 1
+    storage.insert_keys_unchecked(k, now)
+
+
+def test_status_tells_a_stopped_exporter_from_a_quiet_day(storage, tmp_path: Path) -> None:
+    midnight = rolling_start(NOW) * INTERVAL_SECONDS
+    quiet = server_status(storage, NOW)
+    assert not quiet.exporter_late and quiet.overdue_keys == 0 and quiet.last_file_at is None
+    _keys(storage, NOW)
+    issue_code(storage, NOW, key=KEY, test_type="confirmed")
+    late = server_status(storage, midnight + 3600)  # an hour after yesterday's keys could go out
+    assert late.exporter_late and late.overdue_keys == 3 and late.overdue_since == midnight
+    assert late.waiting.keys == 1 and late.codes_issued_24h["confirmed"] == 1
+    assert late.lines()[0].startswith("exports: LATE: 3 key(s) exportable for 60 min are not exported")
+    assert not server_status(storage, midnight + 1200).exporter_late  # within --late-after: the next export takes them
+    export_batches(storage, keygen(tmp_path / "k"), tmp_path / "e", midnight + 3600)
+    done = server_status(storage, midnight + 3700)
+    assert not done.exporter_late and done.overdue_keys == 0 and done.files_14_days == 1
+    assert done.last_file_at == midnight + 3600 and done.waiting.keys == 1
+
+
+def test_status_command_exit_codes_and_json(tmp_path: Path) -> None:
+    from bluezone.server.storage import open_storage
+
+    db = tmp_path / "s.db"
+    storage = open_storage(db)
+    try:
+        _keys(storage, NOW)
+    finally:
+        storage.close()
+    midnight = rolling_start(NOW) * INTERVAL_SECONDS
+    runner = CliRunner()
+
+    def status(now: float, *extra: str):
+        return runner.invoke(cli, ["server", "status", "--server-db", str(db), *extra], obj={"clock": VirtualClock(now)})
+
+    result = status(midnight + 600)
+    assert result.exit_code == 0 and result.stdout.startswith("exports: ok: 3 key(s) go out with the next export")
+    result = status(midnight + 7200, "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["exporter_late"] and doc["overdue_keys"] == 3 and doc["waiting"]["keys"] == 1
+    assert status(midnight + 7200, "--late-after", "10800").exit_code == 0
+    missing = runner.invoke(cli, ["server", "status", "--server-db", str(tmp_path / "typo.db")])
+    assert missing.exit_code == 2 and not (tmp_path / "typo.db").exists()
