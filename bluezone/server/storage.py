@@ -18,7 +18,7 @@ import stat
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -1026,11 +1026,18 @@ class PostgresStorage(Storage):
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Any]:
-        with self._lock:
-            if self._conn.closed:  # lost (PostgreSQL restarted or failed over): psycopg closed it; connect again
+        import psycopg
+
+        with self._lock, ExitStack() as stack:
+            try:
+                stack.enter_context(self._conn.transaction())
+            except psycopg.OperationalError:
+                # the connection was lost (PostgreSQL restarted or failed over) before this transaction began:
+                # nothing of it ran, so it begins again on a new one (each process answered 500 for ever)
+                self._conn.close()
                 self._conn = self._connect(autocommit=True)
-            with self._conn.transaction(), self._conn.cursor() as cur:
-                yield cur
+                stack.enter_context(self._conn.transaction())
+            yield stack.enter_context(self._conn.cursor())
 
     def close(self) -> None:
         self._conn.close()
