@@ -576,7 +576,8 @@ class SightingStore:
         """(rows, rowids): the usable sightings of ``rpis`` (uint8 (n, 16) or V16) with
         ``since <= time < until``, ordered by time as ``sightings`` orders them, and each row's id."""
         bounds = self._bounds(since, until)
-        wanted = np.unique(np.ascontiguousarray(rpis).view("V16").reshape(-1))
+        # distinct, as _distinct_sorted finds them (np.unique's first plain call imports numpy.ma, ~0.01-0.03 s)
+        wanted = _distinct_sorted(np.ascontiguousarray(rpis).view(np.uint8).reshape(-1, 16))[0]
         parts = [self._load_with_ids(
             f"WHERE {USABLE_FIELDS} AND {NUMERIC_TIME} AND time >= ? AND time < ? AND rpi IN ({', '.join('?' * len(batch))})",
             [*bounds, *(bytes(r) for r in batch)],

@@ -186,6 +186,42 @@ def test_keys_heard_finds_every_key_match_finds() -> None:
     assert set(np.unique(rows["rpi"][matched["sighting_index"]]).tolist()) <= set(rpis.view("V16").ravel().tolist())
     with pytest.raises(TypeError, match="keys_heard"):
         match(keys, HeardIndex(every, store.heard_intervals()))
+    assert np.array_equal(found, np.unique(found))  # each key once, in order
+    # the full rows of those RPIs: the same asked with each RPI several times, in any order
+    rows_of, ids = store.sightings_with_rpis(rpis)
+    again = np.random.default_rng(3).permutation(np.concatenate([rpis, rpis[::2]]))
+    assert all(np.array_equal(a, b) for a, b in zip((rows_of, ids), store.sightings_with_rpis(again)))
+    assert len(rows_of) == np.isin(rows["rpi"], rpis.view("V16").ravel()).sum() > 0
+
+
+NO_NUMPY_MA = """
+import sys
+import numpy as np
+from bluezone.matching.matcher import HeardIndex, keys_heard
+from bluezone.proximity.store import SightingStore
+keys = np.load(sys.argv[2])
+with SightingStore.open(sys.argv[1], create=False) as store:
+    found, rpis = keys_heard(keys, HeardIndex(store.heard_rpis()[0], store.heard_intervals()))
+    assert len(found) and len(store.sightings_with_rpis(rpis)[0])
+print("numpy.ma" in sys.modules)
+"""
+
+
+def test_deriving_and_reading_the_rows_found_leave_numpy_ma_unimported(tmp_path) -> None:
+    """numpy 2's np.unique imports numpy.ma on its first plain call (0.01-0.03 s): keys_heard runs in
+    every process of a check, a worker's first batch paying it, so neither it nor the rows' read calls it."""
+    import subprocess
+    import sys
+
+    keys, rows = scene()
+    with SightingStore.open(tmp_path / "s.db") as store:
+        store.add_sightings(rows)
+    np.save(tmp_path / "keys.npy", keys)
+    out = subprocess.run(
+        [sys.executable, "-c", NO_NUMPY_MA, str(tmp_path / "s.db"), str(tmp_path / "keys.npy")],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    )
+    assert out.stdout.strip() == "False"
 
 
 def test_check_keys_reads_the_store_the_new_way_and_reports_the_same(tmp_path) -> None:
