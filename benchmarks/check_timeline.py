@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    from check_bench import compile_sources, imported_package  # beside this script
+
+    compile_sources(imported_package())  # no module compiled while timed (PYTHONDONTWRITEBYTECODE)
     load = [round(x, 2) for x in os.getloadavg()]
     marks: dict[str, list[dict[str, float]]] = {f"jobs={j}": [] for j in args.jobs}
     floor: dict[str, list[float]] = {name: [] for name in FLOOR}
