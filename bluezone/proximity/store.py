@@ -19,8 +19,8 @@ Schema changes: the schema version is ``PRAGMA user_version``; ``MIGRATIONS[i]``
 database from version ``i`` to ``i + 1`` and they run in order on open.  To change the schema
 (yours or ours), append a function to ``MIGRATIONS``; never edit one that has shipped.
 The key-server client's memory (pinned keys, processed batches, the last revision token, the
-F1/F2 level told per key, the exposures reported and those withdrawn) is small tables the store makes on
-first use (``CREATE TABLE IF NOT EXISTS`` on each open), outside the migrations.
+F1/F2 level told per key, the exposures reported, those withdrawn and the files rejected) is small
+tables of schema 7; before it they were made on first use, outside the migrations.
 """
 
 from __future__ import annotations
@@ -174,8 +174,37 @@ def _v6(db: sqlite_utils.Database) -> None:
     db.execute(f"CREATE INDEX IF NOT EXISTS sightings_unusable ON sightings (time) WHERE {UNUSABLE}")
 
 
+#: What the key-server client remembers (``bluezone.client.ServerState`` is the typed view): pinned keys,
+#: processed batch names, the last upload's revision token, the F1/F2 level told per key and day, the
+#: exposures a check reported and those withdrawn since, and files a check rejected.
+_KEYSERVER_TABLES = {
+    "keyserver_pins": "(server TEXT PRIMARY KEY, public_key TEXT NOT NULL, key_id TEXT, key_version TEXT,"
+    " pinned_at REAL NOT NULL)",
+    "keyserver_batches": "(server TEXT NOT NULL, name TEXT NOT NULL, keys INTEGER NOT NULL, processed_at REAL NOT NULL,"
+    " PRIMARY KEY (server, name))",
+    "keyserver_revision_tokens": "(server TEXT PRIMARY KEY, token TEXT NOT NULL, saved_at REAL NOT NULL)",
+    "keyserver_warnings": "(key_hash BLOB NOT NULL, day TEXT NOT NULL, level TEXT NOT NULL, reported_at REAL NOT NULL,"
+    " PRIMARY KEY (key_hash, day))",
+    "keyserver_exposures": "(server TEXT NOT NULL, key_hash BLOB NOT NULL, day TEXT NOT NULL, start_time REAL NOT NULL,"
+    " end_time REAL NOT NULL, exposure TEXT NOT NULL, reported_at REAL NOT NULL,"
+    " PRIMARY KEY (server, key_hash, day, start_time))",
+    "keyserver_withdrawn": "(server TEXT NOT NULL, key_hash BLOB NOT NULL, day TEXT NOT NULL,"
+    " PRIMARY KEY (server, key_hash, day)) WITHOUT ROWID",
+    "keyserver_rejected": "(server TEXT NOT NULL, public_key TEXT NOT NULL, name TEXT NOT NULL, reason TEXT NOT NULL,"
+    " rejected_at REAL NOT NULL, PRIMARY KEY (server, public_key, name))",
+}
+
+
+def _v7(db: sqlite_utils.Database) -> None:
+    """The key-server client's tables, which were made on first use (``CREATE TABLE IF NOT EXISTS`` on
+    each open, outside the migrations, so a later change to one had no way in).  A store that made
+    some of them already keeps them and their rows; the others are made."""
+    for name, columns in _KEYSERVER_TABLES.items():
+        db.execute(f"CREATE TABLE IF NOT EXISTS {name} {columns}")
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns bluezone reads, by the schema version that added them.  A file is checked
@@ -198,6 +227,15 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
         )
     },
     5: {"bluezone3_key": frozenset({"day", "key", "created_at", "used_at"})},
+    7: {
+        "keyserver_pins": frozenset({"server", "public_key", "key_id", "key_version", "pinned_at"}),
+        "keyserver_batches": frozenset({"server", "name", "keys", "processed_at"}),
+        "keyserver_revision_tokens": frozenset({"server", "token", "saved_at"}),
+        "keyserver_warnings": frozenset({"key_hash", "day", "level", "reported_at"}),
+        "keyserver_exposures": frozenset({"server", "key_hash", "day", "start_time", "end_time", "exposure", "reported_at"}),
+        "keyserver_withdrawn": frozenset({"server", "key_hash", "day"}),
+        "keyserver_rejected": frozenset({"server", "public_key", "name", "reason", "rejected_at"}),
+    },
 }
 
 
@@ -282,7 +320,6 @@ class SightingStore:
     def __init__(self, conn: sqlite3.Connection, path: Path | None) -> None:
         self._conn = conn
         self.path = path
-        self._keyserver_ready = False
         self._db: sqlite_utils.Database | None = None
 
     @property
@@ -735,50 +772,11 @@ class SightingStore:
         return int(self._conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0])
 
     # --- what the key-server client remembers ---------------------------------------------------
-    # Small tables, made on first use rather than by a migration: a node that never talks
-    # to a key server has none.  ``bluezone.client.ServerState`` is the typed view of them.
-
-    def _keyserver_tables(self) -> sqlite3.Connection:
-        conn = self._conn
-        if not self._keyserver_ready:
-            with conn:
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS keyserver_pins (server TEXT PRIMARY KEY, public_key TEXT NOT NULL,"
-                    " key_id TEXT, key_version TEXT, pinned_at REAL NOT NULL)"
-                )
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS keyserver_batches (server TEXT NOT NULL, name TEXT NOT NULL,"
-                    " keys INTEGER NOT NULL, processed_at REAL NOT NULL, PRIMARY KEY (server, name))"
-                )
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS keyserver_revision_tokens (server TEXT PRIMARY KEY,"
-                    " token TEXT NOT NULL, saved_at REAL NOT NULL)"
-                )
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS keyserver_warnings (key_hash BLOB NOT NULL, day TEXT NOT NULL,"
-                    " level TEXT NOT NULL, reported_at REAL NOT NULL, PRIMARY KEY (key_hash, day))"
-                )
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS keyserver_exposures (server TEXT NOT NULL, key_hash BLOB NOT NULL,"
-                    " day TEXT NOT NULL, start_time REAL NOT NULL, end_time REAL NOT NULL, exposure TEXT NOT NULL,"
-                    " reported_at REAL NOT NULL, PRIMARY KEY (server, key_hash, day, start_time))"
-                )
-                # added after the others: made here on first use too, so older stores gain it on open
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS keyserver_withdrawn (server TEXT NOT NULL, key_hash BLOB NOT NULL,"
-                    " day TEXT NOT NULL, PRIMARY KEY (server, key_hash, day)) WITHOUT ROWID"
-                )
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS keyserver_rejected (server TEXT NOT NULL, public_key TEXT NOT NULL,"
-                    " name TEXT NOT NULL, reason TEXT NOT NULL, rejected_at REAL NOT NULL,"
-                    " PRIMARY KEY (server, public_key, name))"
-                )
-            self._keyserver_ready = True
-        return conn
+    # Small tables (schema 7, ``_KEYSERVER_TABLES``); ``bluezone.client.ServerState`` is the typed view of them.
 
     def keyserver_pin(self, server: str) -> tuple[str, str | None, str | None] | None:
         """(public key, key id, key version) pinned for ``server``, if any."""
-        row = self._keyserver_tables().execute(
+        row = self._conn.execute(
             "SELECT public_key, key_id, key_version FROM keyserver_pins WHERE server = ?", (server,)
         ).fetchone()
         return None if row is None else (str(row[0]), row[1], row[2])
@@ -787,7 +785,7 @@ class SightingStore:
         self, server: str, public_key: str, key_id: str | None, key_version: str | None, now: float
     ) -> None:
         """Pin ``server``'s export key; a second pin for the same server is an IntegrityError."""
-        with self._keyserver_tables() as conn:
+        with self._conn as conn:
             conn.execute(
                 "INSERT INTO keyserver_pins (server, public_key, key_id, key_version, pinned_at)"
                 " VALUES (?, ?, ?, ?, ?)",
@@ -796,14 +794,14 @@ class SightingStore:
 
     def keyserver_batches(self, server: str) -> set[str]:
         """Names of ``server``'s batches already verified and matched."""
-        rows = self._keyserver_tables().execute(
+        rows = self._conn.execute(
             "SELECT name FROM keyserver_batches WHERE server = ?", (server,)
         ).fetchall()
         return {r[0] for r in rows}
 
     def save_keyserver_batches(self, server: str, batches: dict[str, int], now: float) -> None:
         """Remember batches (name -> keys in it) as processed."""
-        with self._keyserver_tables() as conn:
+        with self._conn as conn:
             conn.executemany(
                 "INSERT OR IGNORE INTO keyserver_batches (server, name, keys, processed_at) VALUES (?, ?, ?, ?)",
                 [(server, name, n, now) for name, n in batches.items()],
@@ -812,7 +810,7 @@ class SightingStore:
     def rejected_batches(self, server: str, public_key: str, now: float) -> dict[str, str]:
         """Name -> why, of ``server``'s files a check rejected (verifying with ``public_key``) within the
         retention at ``now``."""
-        rows = self._keyserver_tables().execute(
+        rows = self._conn.execute(
             "SELECT name, reason FROM keyserver_rejected WHERE server = ? AND public_key = ? AND rejected_at >= ?",
             (server, public_key, now - RETENTION_DAYS * DAY_SECONDS),
         ).fetchall()
@@ -820,7 +818,7 @@ class SightingStore:
 
     def save_rejected_batches(self, server: str, public_key: str, rejected: dict[str, str], now: float) -> None:
         """Remember files (name -> why) rejected when verified with ``public_key``; forget those past retention."""
-        with self._keyserver_tables() as conn:
+        with self._conn as conn:
             conn.execute("DELETE FROM keyserver_rejected WHERE rejected_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
             conn.executemany(
                 "INSERT OR REPLACE INTO keyserver_rejected (server, public_key, name, reason, rejected_at)"
@@ -831,7 +829,7 @@ class SightingStore:
     def revision_token(self, server: str, now: float | None = None) -> str | None:
         """The token of the last upload to ``server``; None after 14 days (``now``), when every key it
         covered has left the server, and then it is deleted."""
-        conn = self._keyserver_tables()
+        conn = self._conn
         if now is not None:
             with conn:
                 conn.execute(
@@ -842,7 +840,7 @@ class SightingStore:
 
     def save_warning_levels(self, rows: Sequence[tuple[bytes, str, str]], now: float) -> None:
         """Remember the level (F1, F2) told per (diagnosis key hash, day); forget those past retention."""
-        with self._keyserver_tables() as conn:
+        with self._conn as conn:
             conn.execute("DELETE FROM keyserver_warnings WHERE reported_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
             conn.executemany(
                 "INSERT OR REPLACE INTO keyserver_warnings (key_hash, day, level, reported_at) VALUES (?, ?, ?, ?)",
@@ -851,7 +849,7 @@ class SightingStore:
 
     def warning_level(self, key_hash: bytes, day: str) -> str | None:
         """The level told before for this diagnosis key hash and day, if any."""
-        row = self._keyserver_tables().execute(
+        row = self._conn.execute(
             "SELECT level FROM keyserver_warnings WHERE key_hash = ? AND day = ?", (key_hash, day)
         ).fetchone()
         return None if row is None else str(row[0])
@@ -861,7 +859,7 @@ class SightingStore:
     ) -> None:
         """Keep what a check against ``server`` reported ((key hash, day, start, end, exposure)),
         so a later check can repeat what is still in force; older than the retention: deleted."""
-        with self._keyserver_tables() as conn:
+        with self._conn as conn:
             conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
             conn.executemany(
                 "INSERT OR REPLACE INTO keyserver_exposures"
@@ -871,7 +869,7 @@ class SightingStore:
 
     def forget_reported_exposures(self, server: str, rows: Sequence[tuple[bytes, str]]) -> None:
         """Forget the exposures reported for these (key hash, day): withdrawn, or reported anew."""
-        with self._keyserver_tables() as conn:
+        with self._conn as conn:
             conn.executemany(
                 "DELETE FROM keyserver_exposures WHERE server = ? AND key_hash = ? AND day = ?",
                 [(server, h, day) for h, day in rows],
@@ -880,7 +878,7 @@ class SightingStore:
     def save_withdrawn_exposures(self, server: str, rows: Sequence[tuple[bytes, str]], now: float) -> None:
         """Remember that the exposures to these (key hash, day) were withdrawn (a negative test), so a
         replayed old batch cannot bring them back; days older than the retention (``now``): deleted."""
-        with self._keyserver_tables() as conn:
+        with self._conn as conn:
             conn.execute("DELETE FROM keyserver_withdrawn WHERE day < ?", (_first_day(now - RETENTION_DAYS * DAY_SECONDS),))
             conn.executemany(
                 "INSERT OR IGNORE INTO keyserver_withdrawn (server, key_hash, day) VALUES (?, ?, ?)",
@@ -889,14 +887,14 @@ class SightingStore:
 
     def withdrawn_exposures(self, server: str) -> set[tuple[bytes, str]]:
         """(key hash, day) of the exposures checks against ``server`` saw withdrawn."""
-        rows = self._keyserver_tables().execute(
+        rows = self._conn.execute(
             "SELECT key_hash, day FROM keyserver_withdrawn WHERE server = ?", (server,)
         ).fetchall()
         return {(bytes(h), str(day)) for h, day in rows}
 
     def reported_exposures(self, server: str, now: float) -> list[tuple[bytes, str, dict[str, Any]]]:
         """(key hash, day, exposure) of what checks against ``server`` reported, still within the retention."""
-        rows = self._keyserver_tables().execute(
+        rows = self._conn.execute(
             "SELECT key_hash, day, exposure FROM keyserver_exposures WHERE server = ? AND end_time >= ?"
             " ORDER BY start_time",
             (server, now - RETENTION_DAYS * DAY_SECONDS),
@@ -911,7 +909,7 @@ class SightingStore:
 
     def save_revision_token(self, server: str, token: str, now: float) -> None:
         """Keep the token the server gave with an upload (0600, like the daily keys it stands for)."""
-        with self._keyserver_tables() as conn:
+        with self._conn as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO keyserver_revision_tokens (server, token, saved_at) VALUES (?, ?, ?)",
                 (server, token, now),
@@ -933,6 +931,7 @@ class SightingStore:
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
             ).rowcount
             c = _delete_expired(conn, "checkins", "end_time", cutoff)
+            # (the key-server tables are there from schema 7 on; tests also purge stores kept at an older schema)
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
                 conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_rejected'").fetchone():

@@ -103,9 +103,10 @@ def _likely_then_negative(tmp_path: Path, forget_table: bool = False) -> tuple[S
     likely = [b.name for b in server.export()]
     told = _check(server, nodes["b"])
     assert len(told.exposures) == 1
-    if forget_table:  # a store whose key-server tables were made by a bluezone without this one
+    if forget_table:  # a schema-6 store whose key-server tables were made on first use by a bluezone without this one
         with sqlite3.connect(nodes["b"]) as conn:
             conn.execute("DROP TABLE keyserver_withdrawn")
+            conn.execute("PRAGMA user_version = 6")  # the schema-7 migration makes it
     server.clock.advance(3600)
     with SightingStore.open(nodes["a"], create=False) as a:
         upload_own_keys(a, server.client, server.code(test_type="negative"), server.clock.now(), include_today=False)
