@@ -1,6 +1,6 @@
 #!/bin/sh
 # A throwaway PostgreSQL cluster for trying the key server or benchmarking it:
-#   scripts/pg-dev-cluster.sh start DIR   -> prints a DSN for --db
+#   scripts/pg-dev-cluster.sh start DIR   -> prints a URL for --server-db
 #   scripts/pg-dev-cluster.sh stop DIR
 # Unix socket in DIR/sock, no TCP.  As root the cluster runs as the postgres user.
 # (The test suite needs none of this: tests/server/conftest.py starts its own cluster.)

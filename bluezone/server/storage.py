@@ -1022,6 +1022,8 @@ class PostgresStorage(Storage):
             return psycopg.connect(self._dsn, autocommit=autocommit)
         except psycopg.Error as exc:
             message = without_password(str(exc).strip().splitlines()[0], self._dsn)
+            if isinstance(exc, psycopg.ProgrammingError):  # the URL itself: a usage error, not an outage
+                raise InputError(f"not a usable PostgreSQL URL: {message}") from None
             raise ServerStorageError(f"cannot connect to PostgreSQL: {message}") from None
 
     @contextmanager
@@ -1049,6 +1051,10 @@ def open_storage(db: str | Path, create: bool = True) -> Storage:
     text = str(db)
     if text.startswith(("postgresql://", "postgres://")):
         return PostgresStorage(text, create=create)
+    if text.lower().startswith(("postgresql:", "postgres:")):  # 'postgresql:/db' was taken for a file of that name
+        raise InputError(
+            f"{without_password(repr(text), text)} is not a PostgreSQL URL: give postgresql://user@host/dbname"
+        )
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif "://" in text:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import psycopg
+import pytest
 from server_helpers import NOW
 
 from bluezone.server.codes import issue_code
@@ -82,3 +83,22 @@ def test_a_server_goes_on_after_postgresql_dropped_its_connection(postgres_dsn, 
             assert conn.execute("SELECT COUNT(*) FROM codes").fetchone()[0] == 3
     finally:
         storage.close()
+
+
+def test_a_malformed_postgresql_url_is_a_usage_error(tmp_path, monkeypatch) -> None:
+    """'postgresql:/keys' was taken for a SQLite file of that name ('does not exist ... add --create-db',
+    or a new file made); a URL libpq cannot parse was exit 1, as if PostgreSQL were down."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.errors import InputError
+
+    pytest.importorskip("psycopg")  # the last URL is parsed by libpq
+    monkeypatch.chdir(tmp_path)
+    for url in ("postgresql:/keys", "postgres:keys", "postgresql://u:secret@[bad/x"):
+        with pytest.raises(InputError) as refused:
+            open_storage(url)
+        assert "PostgreSQL URL" in str(refused.value) and "secret" not in str(refused.value)
+        result = CliRunner().invoke(cli, ["server", "status", "--server-db", url])
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert list(tmp_path.iterdir()) == []

@@ -192,7 +192,7 @@ def test_a_malformed_postgresql_url_does_not_print_its_password(tmp_path: Path, 
     keys = tmp_path / "keys"
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
     rc, out, err = _run("server", "issue-code", "--server-db", dsn, "--signing-key-dir", str(keys))
-    assert rc != 0 and ("cannot connect to PostgreSQL" in err or "unsupported database URL" in err), err
+    assert rc == 2 and ("not a usable PostgreSQL URL" in err or "unsupported database URL" in err), err
     assert "s3cret" not in err + out and "u:***@" in err
 
 
