@@ -76,6 +76,9 @@ def create_app(
     clock = clock or SystemClock()
     exports = Path(export_dir) if export_dir is not None else None
 
+    #: the scheduled export under way in a thread (cancelling its task does not stop the thread)
+    exporting: list[asyncio.Future[Any]] = []
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task = None
@@ -88,17 +91,30 @@ def create_app(
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            # an export under way finishes first: the caller closes the storage once this returns, and a
+            # SQLite connection closed under the export's thread crashed the process (exit 139)
+            for job in exporting:
+                try:
+                    await job
+                except Exception:  # noqa: BLE001 - stopping anyway; the next start retries
+                    log.exception("scheduled export failed")
+
+    def _export_once(now: float) -> Any:
+        assert signer is not None and exports is not None
+        export_batches(storage, signer, exports, now, export_config)
+        return embargoed(storage, now)
 
     async def _export_loop(every: float) -> None:
-        assert signer is not None and exports is not None
         while True:
             try:
-                now = clock.now()
-                await run_in_threadpool(export_batches, storage, signer, exports, now, export_config)
-                waiting = await run_in_threadpool(embargoed, storage, now)
+                job = asyncio.ensure_future(run_in_threadpool(_export_once, clock.now()))
+                exporting[:] = [job]
+                waiting = await asyncio.shield(job)
+                exporting.clear()
                 if waiting.keys:  # so "0 keys" after an upload does not read as a lost upload
                     log.info("%s", waiting.sentence())
             except Exception:  # noqa: BLE001 - keep serving; the next run retries
+                exporting.clear()
                 log.exception("scheduled export failed")
             await asyncio.sleep(every)
 
