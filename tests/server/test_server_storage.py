@@ -583,7 +583,7 @@ def test_two_exports_at_once_publish_each_key_once(storage, tmp_path, monkeypatc
     when it takes them out, records nothing and removes its files, so no key is in two listed files.
     (On PostgreSQL the first holds the rows it takes until it commits: the second waits, then loses.)"""
     import threading
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, wait
 
     from bluezone.errors import ServerStorageError
     from bluezone.server.storage import SQLiteStorage
@@ -622,6 +622,8 @@ def test_two_exports_at_once_publish_each_key_once(storage, tmp_path, monkeypatc
         try:
             outcomes = [export(storage), started[0].result(timeout=60)]
         finally:
+            if started:  # not closed under the other export's thread (a segfault ended a whole test run)
+                wait(started)
             other.close()
     monkeypatch.undo()
     assert outcomes.count(None) == 1, outcomes  # one lost
