@@ -7,12 +7,15 @@ import datetime as dt
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bluezone.clitypes import FloatRange, cli_clock, json_option, parse_date
 from bluezone.errors import InputError, ServerError
+
+if TYPE_CHECKING:
+    from bluezone.server.exports import ExportConfig
 
 
 #: The key server's database; ``--db`` is always a node's sighting store.
@@ -163,6 +166,19 @@ _max_keys_opt = click.option(
     "--max-keys-per-file", default=30_000, show_default=True, type=click.IntRange(1), help="Keys per batch file."
 )
 _region_opt = click.option("--region", default="XX", show_default=True, help="Region in export.bin.")
+_rollup_opt = click.option(
+    "--rollup-after-days", default=1, show_default=True, type=click.IntRange(0, 13),
+    help="Replace an export day's files by one per day of their keys this many days after it ends.",
+)
+_no_rollups_opt = click.option(
+    "--no-rollups", is_flag=True, help="Never roll files up (index.txt then grows with every export for 14 days).",
+)
+
+
+def _export_config(region: str, max_keys_per_file: int, rollup_after_days: int, no_rollups: bool) -> ExportConfig:
+    from bluezone.server.exports import ExportConfig
+
+    return ExportConfig(region, max_keys_per_file, rollup_after_days=None if no_rollups else rollup_after_days)
 
 
 def _exported_sentence(batches: list, out: Path) -> str:
@@ -185,17 +201,19 @@ def _exported_sentence(batches: list, out: Path) -> str:
 @_export_dir_opt
 @_max_keys_opt
 @_region_opt
+@_rollup_opt
+@_no_rollups_opt
 @_create_db
 @json_option
 def export_cmd(
-    db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, region: str, create_db: bool,
-    as_json: bool,
+    db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, region: str,
+    rollup_after_days: int, no_rollups: bool, create_db: bool, as_json: bool,
 ) -> None:
     """Write the keys whose validity has ended into new signed batches now."""
-    from bluezone.server.exports import ExportConfig, embargoed, export_batches
+    from bluezone.server.exports import embargoed, export_batches
     from bluezone.server.signing import load_signer
 
-    config = ExportConfig(region, max_keys_per_file)
+    config = _export_config(region, max_keys_per_file, rollup_after_days, no_rollups)
     signer = load_signer(signing_key_dir)
     out = _export_dir(db, export_dir)
     storage = _open(db, create_db)
@@ -252,6 +270,8 @@ def status_cmd(db: str, late_after: int, as_json: bool) -> None:
 @_export_dir_opt
 @_max_keys_opt
 @_region_opt
+@_rollup_opt
+@_no_rollups_opt
 @click.option("--export-every", default=600, show_default=True, type=click.IntRange(0), help="Seconds; 0: never.")
 @click.option("--max-keys-per-day", default=14, show_default=True, type=click.IntRange(1, 144),
               help="Upload limit: keys starting on one UTC day.")
@@ -269,13 +289,12 @@ def status_cmd(db: str, late_after: int, as_json: bool) -> None:
               help="Seconds to receive a request's headers and body; then 408 and the connection is closed.")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
-    region: str, export_every: int, max_keys_per_day: int, access_log: bool, forwarded_allow_ips: str | None,
-    max_connections: int, max_connections_per_client: int, request_timeout: float,
+    region: str, rollup_after_days: int, no_rollups: bool, export_every: int, max_keys_per_day: int, access_log: bool,
+    forwarded_allow_ips: str | None, max_connections: int, max_connections_per_client: int, request_timeout: float,
 ) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
     from bluezone.server.app import create_app
     from bluezone.server.codes import CodeKey
-    from bluezone.server.exports import ExportConfig
     from bluezone.server.publish import PublishConfig
     from bluezone.server.serve import ServeSettings, serve
     from bluezone.server.signing import load_signer
@@ -285,7 +304,7 @@ def run_cmd(
         max_connections_per_client=max_connections_per_client, request_timeout=request_timeout,
         access_log=access_log,
     )
-    export_config = ExportConfig(region, max_keys_per_file)
+    export_config = _export_config(region, max_keys_per_file, rollup_after_days, no_rollups)
     signer = load_signer(signing_key_dir)
     code_key = CodeKey.load(signing_key_dir)
     exports = _export_dir(db, export_dir)

@@ -349,3 +349,41 @@ def test_a_rollup_is_covered_exactly_when_every_file_it_replaces_was_processed(
     rollup = f"{day * DAY_SECONDS}-{kind}-day{replaces}{tag}-0001.zip"
     had = sum(1 for d, k in processed if (d, k) == (day, kind))
     assert (rollup in covered_rollups([rollup, "junk.zip"], names)) == (had == replaces)
+
+
+@pytest.mark.parametrize(("options", "rolled"), [((), False), (("--rollup-after-days", "0"), True), (("--rollup-after-days", "0", "--no-rollups"), False)])
+def test_server_export_rolls_up_as_told(tmp_path: Path, options: tuple[str, ...], rolled: bool) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.clock import VirtualClock
+    from bluezone.server.signing import keygen
+    from bluezone.server.storage import SQLiteStorage
+
+    db, keys_dir = tmp_path / "s.db", tmp_path / "keys"
+    keygen(keys_dir)
+    storage = SQLiteStorage(db)
+    try:
+        keys = empty_keys(2)
+        keys["key"] = [bytes([1]) * 16, bytes([2]) * 16]
+        keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.array([2, 1])
+        keys["rolling_period"] = ROLLING_PERIOD
+        storage.insert_keys_unchecked(keys, NOW)
+    finally:
+        storage.close()
+    export = ["server", "export", "--server-db", str(db), "--signing-key-dir", str(keys_dir), *options]
+    for now in (NOW, NOW + DAY_SECONDS):  # the next day: with --rollup-after-days 0 NOW's day is rolled up
+        result = CliRunner().invoke(cli, export, obj={"clock": VirtualClock(now)})
+        assert result.exit_code == 0, result.stderr
+    listed = (tmp_path / "s-exports" / INDEX_FILE).read_text().split()
+    assert len(listed) == 2 and all(bool(ROLLUP_FILE.match(n)) == rolled and bool(EXPORT_FILE.match(n)) != rolled for n in listed)
+
+
+def test_bad_rollup_option_is_a_usage_error(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    result = CliRunner().invoke(cli, ["server", "export", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir",
+                                      str(tmp_path), "--rollup-after-days", "14"])
+    assert result.exit_code == 2 and "rollup-after-days" in result.stderr
