@@ -12,14 +12,16 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
-from bluezone.client.exposures import ExposureMemory
+from bluezone.client.batchstream import BatchStream, first_of_each
+from bluezone.client.exposures import ExposureMemory, Keys
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
 from bluezone.client.pinning import PinnedKey, read_server_key
 from bluezone.client.state import ServerState
@@ -30,10 +32,12 @@ from bluezone.errors import (
     RejectedBatchesError,
     ServerKeyChangedError,
 )
-from bluezone.keyformat.export import apply_revisions, key_prefixes, open_signed_export
-from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED
+from bluezone.keyformat.export import apply_revisions, open_signed_export
+from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
+import bluezone.matching.keystream as keystream
 from bluezone.matching.check import CheckResult, Exposure, check_sightings, check_store, sightings_span, whole_days, within
+from bluezone.matching.check import _exposures_heard as exposures_heard, _read_heard as read_heard
 from bluezone.matching.levels import WarningMemory, at_levels_told
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
@@ -164,6 +168,7 @@ def check_server(
     progress: Callable[[int, int, str], None] | None = None,
     load_visits: Callable[[], list[Any]] | None = None,
     jobs: int = 1,
+    buffer_keys: int = keystream.BUFFER_KEYS,
 ) -> ServerCheckResult:
     """Download new batches, verify each, match their keys, remember them.
 
@@ -174,7 +179,12 @@ def check_server(
     A batch whose signature is missing or wrong is not used and is listed in ``rejected`` (the
     caller reports it as an error); it is remembered, so while the server lists it (14 days at most)
     later checks list it again without downloading it.  One check downloads at most
-    ``MAX_NEW_FILES_PER_CHECK`` new files (``left_for_next_check``: how many wait).  Venue-warning files in the same index
+    ``MAX_NEW_FILES_PER_CHECK`` new files (``left_for_next_check``: how many wait).  The batches' keys
+    are joined and matched at the end while they are at most ``buffer_keys``; past that (a national
+    day is millions), reading the store, each batch's keys are matched as it comes
+    (``batchstream.BatchStream``: memory that does not grow with the keys, ``jobs`` processes deriving
+    while the next batch downloads), ``result.keys`` is then empty and ``key_count`` says how many
+    there were; the report is the same.  Venue-warning files in the same index
     are verified with the same key and matched against ``load_visits()`` (the device's
     check-ins) in the same run.
     """
@@ -193,63 +203,104 @@ def check_server(
     result.rejected_earlier = len(result.rejected)
     # a hostile index can list ~27,000 names (1 MiB): each a download of up to 256 MiB; the rest wait for the next check
     new, result.left_for_next_check = new[:MAX_NEW_FILES_PER_CHECK], max(0, len(new) - MAX_NEW_FILES_PER_CHECK)
-    parts: list[np.ndarray] = []
+    parts: list[np.ndarray] = []  # the batches' keys, while they are at most ``buffer_keys``
+    streamed: BatchStream | None = None  # past that: every batch's keys matched as it comes
+    heard: Any = None
+    total = 0
     revisions: list[np.ndarray] = []
     counts: dict[str, int] = {}
     venue_reports: list[Any] = []
     venue_reports_seen: set[Any] = set()  # one report in two files (a file replayed under another name) counts once
-    for i, name in enumerate(new):
-        if progress:
-            progress(i, len(new), name)
-        data = client.batch(name)
-        if is_venue_file(name):
+    with ExitStack() as opened:
+        for i, name in enumerate(new):
+            if progress:
+                progress(i, len(new), name)
+            data = client.batch(name)
+            if is_venue_file(name):
+                try:
+                    reports = open_signed_venue_zip(data, public_key, pin.key_id)
+                except BluezoneError as exc:
+                    log.error("venue file %s rejected: %s", name, exc)
+                    result.rejected[name] = str(exc)
+                    continue
+                for report in reports:
+                    if report not in venue_reports_seen:
+                        venue_reports_seen.add(report)
+                        venue_reports.append(report)
+                counts[name] = len(reports)
+                result.venue_files.append(name)
+                continue
             try:
-                reports = open_signed_venue_zip(data, public_key, pin.key_id)
-            except BluezoneError as exc:
-                log.error("venue file %s rejected: %s", name, exc)
+                export, _ = open_signed_export(data, public_key, pin.key_id)
+            except ExportSignatureError as exc:
+                log.error("batch %s rejected: %s", name, exc)
                 result.rejected[name] = str(exc)
                 continue
-            for report in reports:
-                if report not in venue_reports_seen:
-                    venue_reports_seen.add(report)
-                    venue_reports.append(report)
-            counts[name] = len(reports)
-            result.venue_files.append(name)
-            continue
-        try:
-            export, _ = open_signed_export(data, public_key, pin.key_id)
-        except ExportSignatureError as exc:
-            log.error("batch %s rejected: %s", name, exc)
-            result.rejected[name] = str(exc)
-            continue
-        except BluezoneError as exc:
-            result.rejected[name] = f"malformed batch: {exc}"
-            continue
-        parts.append(export.keys)
-        revisions.append(export.revised_keys)
-        counts[name] = len(export.keys) + len(export.revised_keys)
-        result.batches.append(name)
-    if progress and new:
-        progress(len(new), len(new), "")
-    # a signed file replayed under another name (by the host the files are synced to) is still signed:
-    # its keys must not be matched twice, nor reported again as new (below)
-    plain = _first_of_each(_concatenate_freeing(parts))
-    revised = _first_of_each(_concatenate_freeing(revisions))
-    result.revised = len(revised)
-    # a revision of a key that came in a batch of an earlier check changes what that check reported:
-    # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
-    # (or of a key an earlier check reported, which a roll-up brings again beside its revision)
-    earlier = ~_published_in(revised, plain) | ExposureMemory(state.store, client.base_url).told_about(revised, now)
-    result.keys = apply_revisions(plain, revised[~earlier])
-    del plain  # a copy when revisions applied: not kept beside the keys matched
+            except BluezoneError as exc:
+                result.rejected[name] = f"malformed batch: {exc}"
+                continue
+            del data
+            total += len(export.keys)
+            if streamed is None and load_sightings is None and total > buffer_keys:
+                heard = read_heard(state.store)
+                streamed = opened.enter_context(
+                    BatchStream(heard.index, jobs, keystream.EARLY_BATCH if jobs > 1 else None)
+                )
+                while parts:
+                    streamed.add(parts.pop(0))
+            if streamed is not None:
+                streamed.add(export.keys)
+            else:
+                parts.append(export.keys)
+            revisions.append(export.revised_keys)
+            counts[name] = len(export.keys) + len(export.revised_keys)
+            result.batches.append(name)
+            del export
+        if progress and new:
+            progress(len(new), len(new), "")
+        # a signed file replayed under another name (by the host the files are synced to) is still signed:
+        # its keys must not be matched twice, nor reported again as new (below)
+        revised = _first_of_each(_concatenate_freeing(revisions))
+        result.revised = len(revised)
+        # a revision of a key that came in a batch of an earlier check changes what that check reported:
+        # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
+        # (or of a key an earlier check reported, which a roll-up brings again beside its revision)
+        told_about = ExposureMemory(state.store, client.base_url).told_about(revised, now)
+        if streamed is None:
+            plain = _first_of_each(_concatenate_freeing(parts))
+            earlier = ~_published_in(revised, plain) | told_about
+            result.keys = apply_revisions(plain, revised[~earlier])
+            del plain  # a copy when revisions applied: not kept beside the keys matched
+        else:
+            found = streamed.finish(revised, told_about)
+            earlier = found.earlier
+            result.streamed_keys = found.count
     is_revoked = revised[earlier]["report_type"] == REPORT_TYPE_REVOKED
     withdrawn_keys, updated_keys = revised[earlier][is_revoked].copy(), revised[earlier][~is_revoked]
     withdrawn_keys["report_type"] = 0  # matched as they were reported before
-    # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
-    revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
-    result.revoked = int(revoked.sum()) + len(withdrawn_keys)
-    span = _span_of_all([result.keys[~revoked] if revoked.any() else result.keys, withdrawn_keys, updated_keys])
-    if span is not None and load_sightings is None:  # the store, read as check_store reads it
+    if streamed is None:
+        # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
+        revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
+        result.revoked = int(revoked.sum()) + len(withdrawn_keys)
+        span = _span_of_all([result.keys[~revoked] if revoked.any() else result.keys, withdrawn_keys, updated_keys])
+    else:
+        result.revoked = found.revoked + len(withdrawn_keys)
+        span = _span_of_all([withdrawn_keys, updated_keys])
+        span = _widest([s for s in (span, found.usable_span) if s is not None])
+    if span is not None and streamed is not None:  # as check_store would find them in the keys joined
+        store, days = state.store, whole_days(span)
+        result.sightings = store.count_usable(*span)
+        usable = found.keys["report_type"] != REPORT_TYPE_REVOKED
+        if found.span is not None:
+            result.exposures = exposures_heard(
+                found.keys[usable], found.key_index[usable], found.rpis, store, found.span, days, heard.repeated,
+                scorer, rssi_correction,
+            )
+        if len(withdrawn_keys):
+            _, result.withdrawn = check_store(withdrawn_keys, store, scorer, rssi_correction=rssi_correction, days=days)
+        if len(updated_keys):
+            _, result.updated = check_store(updated_keys, store, scorer, rssi_correction=rssi_correction, days=days)
+    elif span is not None and load_sightings is None:  # the store, read as check_store reads it
         store, days = state.store, whole_days(span)
         result.sightings = store.count_usable(*span)
         _, result.exposures = check_store(result.keys, store, scorer, rssi_correction=rssi_correction, jobs=jobs, days=days)
@@ -265,19 +316,21 @@ def check_server(
             result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)
         if len(updated_keys):
             result.updated = check_sightings(updated_keys, sightings, scorer, rssi_correction=rssi_correction)
+    # what is remembered names an exposure's key by its row in the keys: streamed, only the few found are held
+    keys: Keys = result.keys if streamed is None else dict(zip(found.key_index.tolist(), found.keys["key"]))
     reported = ExposureMemory(state.store, client.base_url)
-    result.exposures = reported.not_reported(result.keys, result.exposures, now)
+    result.exposures = reported.not_reported(keys, result.exposures, now)
     # what earlier checks told about revised keys (an F2 warning that is now F1 is an upgrade, not news)
     memory = WarningMemory(state.store)
     result.withdrawn = at_levels_told(memory.with_earlier_levels(withdrawn_keys, result.withdrawn))
     result.updated = memory.with_earlier_levels(updated_keys, result.updated)
-    memory.remember(result.keys, result.exposures, now)
+    memory.remember(*_keys_of(keys, result.exposures), now)
     memory.remember(updated_keys, result.updated, now)
     # what earlier checks reported and still holds: repeated, so "no new batches" never reads as all-clear
     result.earlier = reported.in_force(now, leaving_out=[(withdrawn_keys, result.withdrawn), (updated_keys, result.updated)])
     reported.forget(withdrawn_keys, result.withdrawn, now)
     reported.remember(updated_keys, result.updated, now)
-    reported.remember(result.keys, result.exposures, now)
+    reported.remember(keys, result.exposures, now)
     result.new_batches = len(new)
     if venue_reports and load_visits is not None:
         result.venue_exposures = match_venue_reports(load_visits(), venue_reports)
@@ -349,24 +402,23 @@ def _span_of_all(key_sets: list[np.ndarray]) -> tuple[float, float] | None:
 
 
 def _first_of_each(keys: np.ndarray) -> np.ndarray:
-    """``keys`` with each key only where it first appears (a legitimate server publishes a key once).
-
-    Keys are sorted by their first eight bytes (a uint64 each, read in place) and only those that
-    share them are compared whole: sorting millions of 16-byte keys took seconds and twice their size."""
+    """``keys`` with each key only where it first appears (``batchstream.first_of_each``)."""
     keys = np.ascontiguousarray(keys, KEY_DTYPE)
-    prefixes = key_prefixes(keys)
-    order = np.argsort(prefixes, kind="stable")
-    ordered = prefixes[order]
-    shared = np.flatnonzero(ordered[1:] == ordered[:-1])
-    del ordered
-    if not len(shared):
-        return keys
-    rows = np.unique(np.concatenate([order[shared], order[shared + 1]]))  # ascending: first appearance first
-    _, first = np.unique(keys["key"][rows], return_index=True)
-    keep = np.ones(len(keys), bool)
-    keep[rows] = False
-    keep[rows[first]] = True
+    keep = first_of_each(keys)
     return keys if keep.all() else keys[keep]
+
+
+def _keys_of(keys: Keys, exposures: list[Exposure]) -> tuple[np.ndarray, list[Exposure]]:
+    """(KEY_DTYPE keys, exposures naming them by row) for code that takes an array of keys."""
+    if isinstance(keys, np.ndarray):
+        return keys, exposures
+    held = empty_keys(len(exposures))
+    held["key"] = [keys[e.key_index] for e in exposures] if exposures else held["key"]
+    return held, [replace(e, key_index=i) for i, e in enumerate(exposures)]
+
+
+def _widest(spans: list[tuple[float, float]]) -> tuple[float, float] | None:
+    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
 
 
 #: The name venue exposures are kept under in the node's memory of reported exposures (server URL + this).

@@ -10,13 +10,18 @@ the exposures still in force.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from bluezone.matching.check import Exposure
 from bluezone.proximity.store import SightingStore
+
+
+#: Diagnosis keys by row: a KEY_DTYPE array, or, where a check streamed its keys and holds only the
+#: few that matched, their key bytes by the row they would have in the keys joined.
+Keys = np.ndarray | Mapping[int, Any]
 
 
 def _key_hash(key: Any) -> bytes:
@@ -30,13 +35,13 @@ class ExposureMemory:
         self.store = store
         self.server = server
 
-    def in_force(self, now: float, leaving_out: Sequence[tuple[np.ndarray, Sequence[Exposure]]] = ()) -> list[dict[str, Any]]:
+    def in_force(self, now: float, leaving_out: Sequence[tuple[Keys, Sequence[Exposure]]] = ()) -> list[dict[str, Any]]:
         """The exposures reported before and still within the retention at ``now`` (as ``as_dict()``),
         oldest first, without those of ``leaving_out`` (keys, exposures) pairs."""
         gone = {pair for keys, found in leaving_out for pair in self._ids(keys, found)}
         return [e for h, day, e in self.store.reported_exposures(self.server, now) if (h, day) not in gone]
 
-    def not_reported(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> list[Exposure]:
+    def not_reported(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> list[Exposure]:
         """``exposures`` (``key_index`` rows of ``keys``) without those an earlier check reported for the
         same key and day: a key comes once from an honest server, again only in a file replayed under
         another name, and its exposure is then one of ``in_force``, not news."""
@@ -51,14 +56,14 @@ class ExposureMemory:
         told = {h for h, _, _ in self.store.reported_exposures(self.server, now)}
         return np.array([_key_hash(k) in told for k in keys["key"]], bool)
 
-    def remember(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
+    def remember(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> None:
         """Keep ``exposures`` (``key_index`` rows of ``keys``), replacing what was kept for the same key and day."""
         ids = self._ids(keys, exposures)
         self.store.forget_reported_exposures(self.server, ids)
         rows = [(h, day, e.start, e.end, e.as_dict()) for (h, day), e in zip(ids, exposures)]
         self.store.save_reported_exposures(self.server, rows, now)
 
-    def forget(self, keys: np.ndarray, exposures: Sequence[Exposure], now: float) -> None:
+    def forget(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> None:
         """Drop what was kept for these exposures' keys and days (a report withdrawn), keeping only that
         they were withdrawn: the old batch that reported them is still validly signed, and served again
         (under another name) it must not bring them back as new."""
@@ -67,5 +72,6 @@ class ExposureMemory:
         self.store.save_withdrawn_exposures(self.server, ids, now)
 
     @staticmethod
-    def _ids(keys: np.ndarray, exposures: Sequence[Exposure]) -> list[tuple[bytes, str]]:
-        return [(_key_hash(keys["key"][e.key_index]), e.date) for e in exposures]
+    def _ids(keys: Keys, exposures: Sequence[Exposure]) -> list[tuple[bytes, str]]:
+        by_row = keys if isinstance(keys, Mapping) else keys["key"]
+        return [(_key_hash(by_row[e.key_index]), e.date) for e in exposures]

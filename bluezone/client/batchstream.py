@@ -1,0 +1,182 @@
+"""A check's new batches matched as they arrive, in memory that does not grow with them.
+
+A node away for days meets millions of keys a day (6M at national scale, ~200 MB as ``KEY_DTYPE``
+a day).  Joined before matching, a check held them all, twice while joining.  Here each batch's
+keys go, as it is read, to a ``KeyStream`` (derived against every RPI the store heard; only the few
+keys that sent one are kept) and to a spool on disk, cut into ``BUCKETS`` files by the key's first
+byte.  What must span batches is answered at the end from the spool, one bucket at a time (so a key
+and all its copies and revisions meet in one small array): which keys are copies of an earlier one
+(a file replayed under another name; the first is kept, as ``check._first_of_each`` keeps it), which
+revisions revise a key of these batches, how many keys there are, how many are revoked, and the span
+they cover.  Memory: the stream's queue (``keystream.BUFFER_KEYS`` keys at most), one bucket, one bit
+a key (copies), the revisions; disk: ``SPOOL_DTYPE.itemsize`` (33) bytes a key, deleted at the end.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bluezone.keyformat.export import apply_revisions, key_prefixes
+from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED, empty_keys
+from bluezone.matching.check import sightings_span
+from bluezone.matching.keystream import KeyStream
+from bluezone.matching.matcher import HeardIndex
+
+#: What the spool keeps of a key: enough to tell copies apart, apply a revision and find the span.
+SPOOL_DTYPE = np.dtype(
+    [("key", "V16"), ("rolling_start", "<i4"), ("rolling_period", "<i4"), ("report_type", "i1"), ("row", "<i8")]
+)
+#: Spool files, by the key's first byte: 84M keys (14 days of 6M) are ~330,000 (11 MB) a bucket.
+BUCKETS = 256
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+_BLOCK = 1 << 12  # bytes of the copy bitmap summed together when counting copies before a row
+
+
+@dataclass(frozen=True)
+class StreamedKeys:
+    """What the batches held, as ``check_server`` would find it in their keys joined (copies
+    dropped, revisions applied), without them: counts, spans and the keys that sent a heard RPI."""
+
+    count: int  # distinct keys
+    revoked: int  # of them, revoked once revised
+    span: tuple[float, float] | None  # ``sightings_span`` of all of them
+    usable_span: tuple[float, float] | None  # of those not revoked
+    earlier: np.ndarray  # bool, per revision given to ``finish``: it revises no key of these batches, or what was told
+    keys: np.ndarray  # KEY_DTYPE: the distinct keys that sent a heard RPI, revised
+    key_index: np.ndarray  # int64: their index in the joined keys (copies dropped)
+    rpis: np.ndarray  # uint8 (m, 16): the heard RPIs they sent
+
+
+class BatchStream:
+    """The keys of a check's batches, given in order with ``add``; ``finish`` tells what they held."""
+
+    def __init__(self, heard: HeardIndex, jobs: int = 1, batch: int | None = None) -> None:
+        self.stream = KeyStream(heard, jobs, batch)
+        self._dir = tempfile.TemporaryDirectory(prefix="bluezone-check-")
+        self._files = [open(Path(self._dir.name) / f"{b:02x}", "wb") for b in range(BUCKETS)]  # noqa: SIM115
+        self.count = 0
+
+    def __enter__(self) -> BatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the workers and delete the spool (again: nothing more)."""
+        self.stream.close()
+        for file in self._files:
+            file.close()
+        self._dir.cleanup()
+
+    def add(self, keys: np.ndarray) -> None:
+        """The next batch's keys (its ``keys``, not its revisions)."""
+        if not len(keys):
+            return
+        keys = np.ascontiguousarray(keys, KEY_DTYPE)
+        self.stream.add(keys)
+        records = np.empty(len(keys), SPOOL_DTYPE)
+        for name in ("key", "rolling_start", "rolling_period", "report_type"):
+            records[name] = keys[name]
+        records["row"] = np.arange(self.count, self.count + len(keys))
+        self.count += len(keys)
+        buckets = _bucket_of(keys)
+        order = np.argsort(buckets, kind="stable")  # each bucket's rows stay in arrival order
+        bounds = np.searchsorted(buckets[order], np.arange(BUCKETS + 1))
+        records = records[order]
+        for b in np.flatnonzero(np.diff(bounds)):
+            records[bounds[b] : bounds[b + 1]].tofile(self._files[b])
+
+    def finish(self, revised: np.ndarray, told: np.ndarray | None = None) -> StreamedKeys:
+        """What the batches held, given ``revised``: the revisions of all of them, each key once;
+        those ``told`` (bool) revise what an earlier check reported, and are not applied here."""
+        found = self.stream.finish()
+        for file in self._files:
+            file.close()
+        copies = np.zeros((self.count + 7) // 8, np.uint8)  # one bit a row: a copy of an earlier key
+        earlier = np.ones(len(revised), bool)
+        applicable = np.ones(len(revised), bool) if told is None else ~np.asarray(told, bool)
+        revised_bucket = _bucket_of(revised)
+        count = revoked = 0
+        spans: list[tuple[float, float]] = []
+        usable_spans: list[tuple[float, float]] = []
+        for b in range(BUCKETS):
+            records = np.fromfile(self._files[b].name, SPOOL_DTYPE)
+            if not len(records):
+                continue
+            keys = empty_keys(len(records))
+            for name in ("key", "rolling_start", "rolling_period", "report_type"):
+                keys[name] = records[name]
+            first = first_of_each(keys)
+            rows = records["row"][~first]
+            np.bitwise_or.at(copies, rows >> 3, (1 << (rows & 7)).astype(np.uint8))
+            keys = keys[first]
+            mine = np.flatnonzero((revised_bucket == b) & applicable)
+            known = mine[np.isin(revised["key"][mine], keys["key"])]
+            earlier[known] = False
+            keys = apply_revisions(keys, revised[known])  # each of ``known`` revises one of ``keys``: none appended
+            is_revoked = keys["report_type"] == REPORT_TYPE_REVOKED
+            count, revoked = count + len(keys), revoked + int(is_revoked.sum())
+            spans += [s for s in [sightings_span(keys)] if s is not None]
+            usable_spans += [s for s in [sightings_span(keys[~is_revoked])] if s is not None]
+        is_copy = (copies[found.rows >> 3] >> (found.rows & 7)) & 1 == 1
+        rows, keys = found.rows[~is_copy], found.keys[~is_copy]
+        keys = apply_revisions(keys, revised[~earlier])[: len(keys)]
+        return StreamedKeys(
+            count=count,
+            revoked=revoked,
+            span=_widest(spans),
+            usable_span=_widest(usable_spans),
+            earlier=earlier,
+            keys=keys,
+            key_index=rows - _set_before(copies, rows),
+            rpis=found.rpis,
+        )
+
+
+def first_of_each(keys: np.ndarray) -> np.ndarray:
+    """Which of ``keys`` is the first with its key (bool): a legitimate server publishes a key once.
+
+    Keys are sorted by their first eight bytes (a uint64 each, read in place) and only those that
+    share them are compared whole: sorting millions of 16-byte keys took seconds and twice their size."""
+    keys = np.ascontiguousarray(keys, KEY_DTYPE)
+    keep = np.ones(len(keys), bool)
+    prefixes = key_prefixes(keys)
+    order = np.argsort(prefixes, kind="stable")
+    ordered = prefixes[order]
+    shared = np.flatnonzero(ordered[1:] == ordered[:-1])
+    del ordered
+    if len(shared):
+        rows = np.unique(np.concatenate([order[shared], order[shared + 1]]))  # ascending: first appearance first
+        _, first = np.unique(keys["key"][rows], return_index=True)
+        keep[rows] = False
+        keep[rows[first]] = True
+    return keep
+
+
+def _bucket_of(keys: np.ndarray) -> np.ndarray:
+    """Each key's spool bucket: its first byte."""
+    return np.ascontiguousarray(keys["key"]).view(np.uint8)[::16].astype(np.intp)
+
+
+def _set_before(bits: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """For each of ``rows``, how many bits of ``bits`` (little-endian within a byte) lie before it."""
+    if not len(rows):
+        return np.zeros(0, np.int64)
+    counts = _POPCOUNT[bits]
+    blocks = np.concatenate([[0], np.cumsum(np.add.reduceat(counts, np.arange(0, len(counts), _BLOCK), dtype=np.int64))])
+    out = np.empty(len(rows), np.int64)
+    for i, row in enumerate(rows.tolist()):
+        byte = row >> 3
+        block = byte // _BLOCK
+        within = int(counts[block * _BLOCK : byte].sum())
+        out[i] = blocks[block] + within + _POPCOUNT[bits[byte] & ((1 << (row & 7)) - 1)]
+    return out
+
+
+def _widest(spans: list[tuple[float, float]]) -> tuple[float, float] | None:
+    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None

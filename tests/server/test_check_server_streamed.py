@@ -1,0 +1,158 @@
+"""``check --server`` matching batch by batch gives what matching the batches joined gives.
+
+Past ``buffer_keys`` keys a check no longer joins its batches: each is matched as it comes
+(``bluezone.client.batchstream``) and what spans batches (copies of a key in a replayed file,
+revisions of keys of another batch or of an earlier check, what earlier checks reported) is
+answered from a spool at the end.  Here the same random batch sets go to two copies of one store,
+one check joining (the default limit) and one streaming (limit 0), twice in a row (so the second
+check meets what the first reported), and every field of their reports must be the same.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bluezone.client.batchstream import BUCKETS, BatchStream, _set_before
+from bluezone.client.check import ServerCheckResult, check_server
+from bluezone.client.keyserver import KeyServerClient
+from bluezone.client.pinning import PinnedKey
+from bluezone.client.state import ServerState
+from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.keyformat.export import SignatureInfo, public_key_base64, signed_export_zip
+from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
+from bluezone.matching.benchmark import synthetic_data
+from bluezone.matching.matcher import HeardIndex
+from bluezone.proximity.store import SightingStore
+
+END = 1_760_000_000 // DAY_SECONDS * DAY_SECONDS  # a UTC midnight
+NOW = END + 3 * 3600
+N_KEYS = 48
+INFO = SignatureInfo("bluezone-test", "v1")
+SIGNER = ec.derive_private_key(12345, ec.SECP256R1())
+PIN = PinnedKey(public_key_base64(SIGNER.public_key()), INFO.key_id)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, Path]:
+    """48 keys (12 of them heard: planted in the store) and a store of 3,000 sightings."""
+    keys, sightings, planted = synthetic_data(N_KEYS, 3000, 7, planted=12, end_time=END)
+    assert planted == 12
+    keys["report_type"] = 1  # confirmed
+    path = tmp_path_factory.mktemp("world") / "store.db"
+    with SightingStore.open(path) as store:
+        store.add_sightings(sightings)
+    return keys, path
+
+
+def _file(keys: np.ndarray, rows: list[int], revisions: list[tuple[int, int]]) -> bytes:
+    revised = keys[[k for k, _ in revisions]].copy() if revisions else empty_keys(0)
+    revised["report_type"] = [t for _, t in revisions] if revisions else revised["report_type"]
+    return signed_export_zip(keys[rows] if rows else empty_keys(0), SIGNER, INFO, region="VN", revised_keys=revised)
+
+
+def _client(files: dict[str, bytes], listed: list[str]) -> KeyServerClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.rsplit("/", 1)[-1]
+        if name == "index.txt":
+            return httpx.Response(200, text="".join(f"{n}\n" for n in listed))
+        return httpx.Response(200, content=files[name])
+
+    return KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+
+
+def _checks(store_path: Path, files: dict[str, bytes], rounds: list[list[str]], **kw: object) -> list[dict]:
+    """Each round's check (the index lists every name so far), as its JSON report."""
+    out, listed = [], []
+    with SightingStore.open(store_path, create=False) as store:
+        for names in rounds:
+            listed += names
+            with _client(files, listed) as client:
+                result: ServerCheckResult = check_server(client, ServerState(store), server_key=PIN, now=NOW, **kw)  # type: ignore[arg-type]
+            out.append({**result.as_dict(), "revoked": result.revoked, "rejected": result.rejected})
+    return out
+
+
+batch = st.tuples(
+    st.lists(st.integers(0, N_KEYS - 1), max_size=12),  # keys (a key twice: a copy in the batch)
+    st.lists(st.tuples(st.integers(0, N_KEYS - 1), st.sampled_from([1, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED])), max_size=3),
+    st.integers(0, 2),  # listed again under other names (a replay)
+)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.lists(batch, max_size=4), second=st.lists(batch, max_size=4))
+def test_streamed_check_reports_what_the_joined_one_reports(
+    world: tuple[np.ndarray, Path], tmp_path_factory: pytest.TempPathFactory, first: list, second: list
+) -> None:
+    keys, store = world
+    files: dict[str, bytes] = {}
+    rounds: list[list[str]] = []
+    for batches in (first, second):
+        names = []
+        for rows, revisions, replays in batches:
+            name = f"{1000 + len(files)}-00001.zip"
+            files[name] = _file(keys, rows, revisions)
+            names.append(name)
+            for copy in range(replays):
+                files[f"{2000 + len(files)}-00001.zip"] = files[name]
+                names.append(f"{2000 + len(files) - 1}-00001.zip")
+        rounds.append(names)
+    scratch = tmp_path_factory.mktemp("stores")
+    joined, streamed = scratch / "joined.db", scratch / "streamed.db"
+    for copy in (joined, streamed):
+        shutil.copyfile(store, copy)
+        copy.chmod(0o600)
+    assert _checks(streamed, files, rounds, buffer_keys=0) == _checks(joined, files, rounds)
+
+
+def test_a_streamed_check_finds_the_exposures_with_two_jobs(world: tuple[np.ndarray, Path], tmp_path: Path) -> None:
+    """With --jobs 2 the stream's workers derive the keys: the same reports, and exposures found."""
+    keys, store = world
+    every = list(range(N_KEYS))
+    files = {
+        "1000-00001.zip": _file(keys, every[:30], [(3, REPORT_TYPE_REVOKED)]),
+        "1001-00001.zip": _file(keys, every[25:] + every[:5], [(40, REPORT_TYPE_RECURSIVE)]),
+    }
+    files["1002-00001.zip"] = files["1000-00001.zip"]
+    rounds = [["1000-00001.zip", "1001-00001.zip"], ["1002-00001.zip"]]
+    for name in ("a", "b"):
+        shutil.copyfile(store, tmp_path / f"{name}.db")
+        (tmp_path / f"{name}.db").chmod(0o600)
+    streamed = _checks(tmp_path / "a.db", files, rounds, buffer_keys=0, jobs=2)
+    assert streamed == _checks(tmp_path / "b.db", files, rounds)
+    assert streamed[0]["keys"] == N_KEYS and streamed[0]["exposures"] and not streamed[1]["exposures"]
+    assert streamed[1]["earlier_exposures"]
+
+
+@given(st.lists(st.booleans(), max_size=70_000).map(np.array), st.data())
+@settings(max_examples=30, deadline=None)
+def test_set_before_counts_the_bits_before_each_row(flags: np.ndarray, data: st.DataObject) -> None:
+    bits = np.packbits(flags.astype(bool), bitorder="little") if len(flags) else np.zeros(0, np.uint8)
+    rows = np.array(sorted(data.draw(st.lists(st.integers(0, max(len(flags) - 1, 0)), max_size=20))) if len(flags) else [], np.int64)
+    expected = [int(flags[:r].sum()) for r in rows.tolist()]
+    assert _set_before(bits, rows).tolist() == expected
+
+
+def test_the_spool_is_deleted(tmp_path: Path) -> None:
+    """The spool holds every key of the check on disk: it goes with the check."""
+    keys = empty_keys(5000)
+    keys["key"] = np.frombuffer(np.random.default_rng(1).bytes(16 * 5000), "V16")
+    keys["rolling_start"] = 2_900_000
+    keys["rolling_period"] = 144
+    heard = HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))
+    with BatchStream(heard) as stream:
+        stream.add(keys)
+        stream.add(keys[:10])  # copies
+        spool = Path(stream._dir.name)
+        assert len(list(spool.iterdir())) == BUCKETS
+        found = stream.finish(empty_keys(0))
+    assert not spool.exists()
+    assert found.count == 5000 and found.revoked == 0 and not len(found.keys)
