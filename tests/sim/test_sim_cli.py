@@ -94,3 +94,21 @@ def test_evaluate_separates_near_from_far_on_hand_held_android() -> None:
 def test_evaluate_not_a_dataset_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["evaluate", str(tmp_path)], obj={})
     assert result.exit_code == 2 and "data/" in result.output
+
+
+@pytest.mark.parametrize("out", ["/proc/bluezone-nope", "a-file/report"])
+def test_an_unwritable_out_is_one_line_before_the_run(tmp_path: Path, monkeypatch, out: str) -> None:
+    """`simulate market --out /proc/nope` ran the whole market, then ended in 'FileNotFoundError: ...',
+    exit 1, the run lost."""
+    from bluezone.sim import engine
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(engine, "run", never)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    result = CliRunner().invoke(cli, ["simulate", "classroom", "--minutes", "1", "--out", out])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: cannot make the report directory") and "(check --out)" in result.output
+    assert len(result.output.strip().splitlines()) == 1
