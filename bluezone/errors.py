@@ -30,6 +30,7 @@ by kind: bad input apart from radio trouble apart from a key server's refusal.
     + ServeError - the server cannot start listening (port in use, no permission)
     + ServerStorageError - the key server's database
     | + NotScratchDatabaseError (also InputError) - a benchmark was given a key server's own database
+    | + NewerSchemaError (also InputError) - the database was migrated by a newer bluezone
     + PublishError - a refused upload, with its HTTP status and GAEN error code
     + RevisionRefused (also ValueError) - an upload may not change keys already published
 """
@@ -232,6 +233,13 @@ class ServerStorageError(ServerError):
 
 class NotScratchDatabaseError(ServerStorageError, InputError):
     """``server benchmark`` was pointed at a database holding a key server's own data: exit code 2."""
+
+    exit_code = 2
+
+
+class NewerSchemaError(ServerStorageError, InputError):
+    """The key server's database has a newer schema than this bluezone knows (a downgrade, or one host not
+    upgraded): exit code 2, which systemd does not restart every 5 s for ever."""
 
     exit_code = 2
 

@@ -26,7 +26,9 @@ from typing import Any
 import numpy as np
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
-from bluezone.errors import ConfigError, InputError, NotScratchDatabaseError, RevisionRefused, ServerStorageError
+from bluezone.errors import (
+    ConfigError, InputError, NewerSchemaError, NotScratchDatabaseError, RevisionRefused, ServerStorageError,
+)
 from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 
 log = logging.getLogger(__name__)
@@ -272,8 +274,9 @@ class Storage(ABC):
                 self._exec(cur, "INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
             version = 1 if row is None else int(row[0])
             if version > SCHEMA_VERSION:
-                raise ServerStorageError(
-                    f"key server database has schema version {version}, newer than this bluezone ({SCHEMA_VERSION})"
+                raise NewerSchemaError(
+                    f"key server database has schema version {version}, newer than this bluezone ({SCHEMA_VERSION}):"
+                    " upgrade bluezone here too, or restore the backup taken before the upgrade"
                 )
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for change in _MIGRATIONS[step]:

@@ -102,3 +102,22 @@ def test_a_malformed_postgresql_url_is_a_usage_error(tmp_path, monkeypatch) -> N
         result = CliRunner().invoke(cli, ["server", "status", "--server-db", url])
         assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_database_of_a_newer_bluezone_is_a_usage_error(request, tmp_path, backend: str) -> None:
+    """It was exit 1, which the systemd unit restarts every 5 s for ever; the database is left as it is."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.errors import NewerSchemaError
+
+    db = str(tmp_path / "s.db") if backend == "sqlite" else request.getfixturevalue("postgres_dsn")
+    storage = open_storage(db)
+    with storage._transaction() as cur:
+        storage._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+    storage.close()
+    with pytest.raises(NewerSchemaError, match="newer than this bluezone"):
+        open_storage(db)
+    result = CliRunner().invoke(cli, ["server", "status", "--server-db", db])
+    assert result.exit_code == 2 and "restore the backup" in result.output, result.output
