@@ -924,7 +924,10 @@ class SQLiteStorage(Storage):
                 cur.close()
 
     def close(self) -> None:
-        self._conn.close()
+        # once a transaction under way has ended: a connection closed under another thread's statement
+        # crashed the process (a server stopped while a request or an export still ran)
+        with self._lock:
+            self._conn.close()
 
 
 class PostgresStorage(Storage):

@@ -44,3 +44,32 @@ def test_shutdown_waits_for_the_export_under_way(tmp_path: Path, monkeypatch) ->
         assert started.wait(30)
     assert finished.is_set()  # the shutdown returned only once the export was done with the storage
     storage.close()
+
+
+def test_closing_the_sqlite_storage_waits_for_a_transaction_under_way(tmp_path: Path) -> None:
+    """Whatever thread still works on it (a request the shutdown gave up on), closing the connection
+    under a transaction crashed the process; now close waits for the transaction to end."""
+    storage = SQLiteStorage(tmp_path / "server.db")
+    inside, release = threading.Event(), threading.Event()
+
+    def writing() -> None:
+        with storage._transaction() as cur:
+            inside.set()
+            release.wait(10)
+            storage._exec(cur, "INSERT INTO meta (name, value) VALUES ('written', '1')")
+
+    writer = threading.Thread(target=writing)
+    writer.start()
+    assert inside.wait(10)
+    closer = threading.Thread(target=storage.close)
+    closer.start()
+    closer.join(0.2)
+    alive = closer.is_alive()
+    release.set()
+    writer.join(10)
+    closer.join(10)
+    assert alive  # close waited for the transaction
+    reopened = SQLiteStorage(tmp_path / "server.db")
+    with reopened._transaction(write=False) as cur:
+        assert reopened._exec(cur, "SELECT value FROM meta WHERE name = 'written'").fetchone() == ("1",)
+    reopened.close()
