@@ -1,14 +1,16 @@
 """Peak memory and wall time of ``bluezone check --server`` on one day of N keys, as a user runs it.
 
-    .venv/bin/python benchmarks/check_server_memory.py [--keys 6000000] [--sightings 1000000]
-        [--repeat 1] [--jobs J] [--baseline-src DIR] [--workdir DIR] [--json]
+    .venv/bin/python benchmarks/check_server_memory.py [--keys 6000000] [--days 1] [--replayed]
+        [--sightings 1000000] [--repeat 1] [--jobs J] [--baseline-src DIR] [--workdir DIR] [--json]
 
 Makes (untimed, cached in ``--workdir``) a scratch SQLite key server holding ``--keys`` random
-diagnosis keys published on one day (their rolling starts over the 14 days before today, as
-``check_bench.py``'s), exported by ``export_batches`` into an export directory (files of the
-server's default size), and a busy 14-day sighting store of ``--sightings`` adverts with 20
-planted encounters.  The export directory is served over loopback HTTP (``http.server`` in a
-thread, as a static host or CDN would serve it: ``/v1/exports/index.txt`` and the batches), and
+diagnosis keys a day for ``--days`` days (a node away that long: ``keys x days`` new keys, their
+rolling starts over the 14 days before today, as ``check_bench.py``'s), each day's exported by
+``export_batches`` into one export directory (files of the server's default size), and a busy
+14-day sighting store of ``--sightings`` adverts with 20 planted encounters.  The export directory
+is served over loopback HTTP (``http.server`` in a thread, as a static host or CDN would serve it:
+``/v1/exports/index.txt`` and the batches; with ``--replayed`` every file is listed again under
+another name, as a host replaying the signed files would serve them), and
 ``bluezone check --server URL --server-key PUB --db STORE --json`` runs as a fresh process on a
 fresh copy of the store each time (a check remembers what it processed).  Reports the median
 wall time and the check's peak resident memory (``ru_maxrss`` of the child from ``wait4``: the
@@ -36,14 +38,16 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_bench import NEUTRAL  # noqa: E402  (a directory that is not a checkout)
 
 INSERT_CHUNK = 500_000  # keys per insert: the key server's bulk insert builds a Python row per key
 
 
-def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int) -> tuple[Path, Path, Path, int]:
-    """(export directory, store, public key file, planted keys), made once per (keys, sightings, seed, day)."""
+def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int, days: int = 1) -> tuple[Path, Path, Path, int]:
+    """(export directory, store, public key file, planted keys), made once per (keys, days, sightings, seed, day)."""
     from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
     from bluezone.matching.benchmark import synthetic_data
     from bluezone.proximity.store import SCHEMA_VERSION, SightingStore
@@ -52,10 +56,10 @@ def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int) -> tupl
     from bluezone.server.storage import open_storage
 
     today = int(time.time()) // 86400 * 86400
-    tag = f"{n_keys}-{n_sightings}-{seed}-{today}"
+    tag = f"{n_keys}-{n_sightings}-{seed}-{today}" + (f"-{days}days" if days > 1 else "")
     exports, db_path = workdir / f"exports-{tag}", workdir / f"store-{tag}-v{SCHEMA_VERSION}.db"
     signing = workdir / f"signing-{tag}"
-    keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed, planted=20, end_time=today)
+    keys, sightings, planted = synthetic_data(n_keys * days, n_sightings, seed, planted=20, end_time=today)
     if not (exports / "index.txt").exists():
         shutil.rmtree(exports, ignore_errors=True)
         server_db = workdir / f"server-{tag}.db"
@@ -63,22 +67,39 @@ def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int) -> tupl
         signer = keygen(signing, force=True)
         storage = open_storage(str(server_db))
         now = time.time()
-        for start in range(0, n_keys, INSERT_CHUNK):
-            storage.insert_keys_unchecked(keys[start : start + INSERT_CHUNK], now)
         config = ExportConfig(region="VN")
-        # every key must be exportable now, or the check could not find the planted ones
-        oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
-        pending, _, _ = storage.pending_keys(interval_number(now), oldest)
-        if len(pending) != n_keys:
-            raise SystemExit(f"only {len(pending)} of {n_keys} keys are exportable")
-        batches = export_batches(storage, signer, exports, now, config)
+        batches = []
+        for day in range(days):  # one export of each day's keys (the exporter runs all day; its files add up)
+            for start in range(day * n_keys, (day + 1) * n_keys, INSERT_CHUNK):
+                storage.insert_keys_unchecked(keys[start : min(start + INSERT_CHUNK, (day + 1) * n_keys)], now)
+            # every key must be exportable now, or the check could not find the planted ones
+            oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
+            pending, _, _ = storage.pending_keys(interval_number(now), oldest)
+            if len(pending) != n_keys:
+                raise SystemExit(f"only {len(pending)} of {n_keys} keys are exportable")
+            del pending
+            batches += export_batches(storage, signer, exports, now + day, config)
         storage.close()
         server_db.unlink()
         print(f"exported {sum(b.num_keys for b in batches)} keys in {len(batches)} files", file=sys.stderr)
     if not db_path.exists():
         with SightingStore.open(db_path) as store:
             store.add_sightings(sightings)
+    np.save(workdir / f"sightings-{tag}.npy", sightings)  # for an older version's store (store_of)
     return exports, db_path, signing / PUBLIC_FILE, planted
+
+
+def store_of(baseline: Path, db_path: Path) -> Path:
+    """The store of ``db_path``'s sightings made by the bluezone in ``baseline`` (an older one may
+    not open a newer schema), once: its sightings were saved beside it by ``make_inputs``."""
+    tag = db_path.name.removeprefix("store-").rsplit("-v", 1)[0]
+    path = db_path.with_name(f"store-{tag}-{baseline.name}.db")
+    if not path.exists():
+        make = ("import sys, numpy as np; from bluezone.proximity.store import SightingStore\n"
+                "with SightingStore.open(sys.argv[1]) as store: store.add_sightings(np.load(sys.argv[2]))")
+        subprocess.run([sys.executable, "-c", make, str(path), str(db_path.with_name(f"sightings-{tag}.npy"))],
+                       check=True, cwd=NEUTRAL, env={**os.environ, "PYTHONPATH": str(baseline)})
+    return path
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -86,12 +107,17 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve(exports: Path, root: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
-    """``exports`` served as ``/v1/exports/`` on 127.0.0.1 (a free port), in a thread."""
-    (root / "v1").mkdir(parents=True, exist_ok=True)
-    link = root / "v1" / "exports"
-    if not link.exists():
-        link.symlink_to(exports.resolve(), target_is_directory=True)
+def serve(exports: Path, root: Path, replayed: bool = False) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """``exports`` served as ``/v1/exports/`` on 127.0.0.1 (a free port), in a thread; ``replayed``:
+    every file listed again under another name (its stamp one higher), after all of them."""
+    served = root / "v1" / "exports"
+    if not served.exists():
+        served.mkdir(parents=True)
+        names = (exports / "index.txt").read_text().split()
+        copies = [f"{int(n.split('-', 1)[0]) + 1}-{n.split('-', 1)[1]}" for n in names] if replayed else []
+        for name, source in [*zip(names, names), *zip(copies, names)]:
+            (served / name).symlink_to((exports / source).resolve())
+        (served / "index.txt").write_text("".join(f"{n}\n" for n in names + copies))
     handler = functools.partial(QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -120,7 +146,9 @@ def run_check(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keys", type=int, default=6_000_000)
+    parser.add_argument("--keys", type=int, default=6_000_000, help="new keys a day")
+    parser.add_argument("--days", type=int, default=1, help="days of keys the node has not checked (1: a daily check)")
+    parser.add_argument("--replayed", action="store_true", help="every file served twice, under another name too")
     parser.add_argument("--sightings", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=None, help="bluezone check --jobs (default: its own default)")
@@ -130,11 +158,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    exports, db_path, public_key, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed)
-    files = len((exports / "index.txt").read_text().split())
+    exports, db_path, public_key, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed, args.days)
+    files = len((exports / "index.txt").read_text().split()) * (2 if args.replayed else 1)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bluezone-served-") as scratch:
-        server, url = serve(exports, Path(scratch) / "root")
+        server, url = serve(exports, Path(scratch) / "root", args.replayed)
         variants = {"this": None, **({f"baseline {args.baseline_src.name}": args.baseline_src.resolve()} if args.baseline_src else {})}
         times: dict[str, list[float]] = {v: [] for v in variants}
         peaks: dict[str, list[int]] = {v: [] for v in variants}
@@ -142,7 +170,7 @@ def main() -> None:
             for i in range(args.repeat):
                 for name, src in variants.items():  # alternating, so load from elsewhere falls on all alike
                     store = Path(scratch) / f"store-{i}.db"
-                    shutil.copyfile(db_path, store)
+                    shutil.copyfile(db_path if src is None else store_of(src, db_path), store)
                     os.chmod(store, 0o600)
                     seconds, peak_kib, report = run_check(url, public_key, store, args.jobs, Path(scratch) / "out.json", src)
                     store.unlink()
@@ -151,12 +179,16 @@ def main() -> None:
                         raise SystemExit(f"{name}: check found {len(found)} of {planted} planted exposures")
                     if report["rejected_batches"] or len(report["batches"]) != files:
                         raise SystemExit(f"{name}: check used {len(report['batches'])} of {files} files")
+                    if report["keys"] != args.keys * args.days:  # a replayed file's keys count once
+                        raise SystemExit(f"{name}: check counted {report['keys']} keys, not {args.keys * args.days}")
                     times[name].append(seconds)
                     peaks[name].append(peak_kib)
         finally:
             server.shutdown()
     result = {
         "keys": args.keys,
+        "days": args.days,
+        "replayed": args.replayed,
         "sightings": args.sightings,
         "files": files,
         "export_bytes": sum(p.stat().st_size for p in exports.glob("*.zip")),
