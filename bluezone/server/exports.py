@@ -440,10 +440,11 @@ def remove_unlisted_files(out_dir: Path, listed: list[str], now: float, config: 
     last = config.rolled_up_through(now)
     oldest = now - config.retention_days * DAY_SECONDS
     removed = 0
-    for path in out_dir.glob("*.zip"):
+    for path in out_dir.glob("*.zip*"):
+        name = path.name.removeprefix(".").removesuffix(".tmp")  # a file's copy being written (or left by a crash)
         if path.name in keep:
             continue
-        small, rollup = EXPORT_FILE.match(path.name), ROLLUP_FILE.match(path.name)
+        small, rollup = EXPORT_FILE.match(name), ROLLUP_FILE.match(name)
         if small:
             stale = (last is not None and int(small["stamp"]) // DAY_SECONDS <= last) or (
                 small["kind"] != "venues" and int(small["kind"]) + DAY_SECONDS < oldest

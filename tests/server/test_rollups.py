@@ -387,3 +387,20 @@ def test_bad_rollup_option_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["server", "export", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir",
                                       str(tmp_path), "--rollup-after-days", "14"])
     assert result.exit_code == 2 and "rollup-after-days" in result.stderr
+
+
+def test_rollup_leftovers_of_a_crash_go_with_their_day(day0: tuple[Server, dict[str, Path]]) -> None:
+    """A roll-up written but never recorded (or its copy half written) is deleted once its day is past the
+    14 days, as a recorded one is; before, it is left alone (another exporter may be about to record it)."""
+    server, _ = day0
+    day = int(NOW // DAY_SECONDS) * DAY_SECONDS
+    key_day = day - 3 * DAY_SECONDS
+    left = [f"{day}-{key_day}-day5x0a1b2c-0001.zip", f".{day}-venues-day2x{key_day}x0a1b2c-0001.zip.tmp"]
+    for name in left:
+        (server.exports / name).write_bytes(b"signed keys")
+    server.clock.advance(key_day + 15 * DAY_SECONDS - 60 - server.clock.now())
+    server.export()
+    assert all((server.exports / n).exists() for n in left)
+    server.clock.advance(120)
+    server.export()
+    assert not any((server.exports / n).exists() for n in left)
