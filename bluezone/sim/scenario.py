@@ -390,6 +390,7 @@ def _model(where: str, data: Any) -> DeviceModel:
         where,
         data,
         {
+            "name": _model_name,
             "share": lambda w, v: _number(w, v, 0.0),
             "tx_power_dbm": lambda w, v: _whole(w, v, -50, 20),
             "rssi_correction_db": lambda w, v: _whole(w, v, -60, 60),
@@ -399,6 +400,13 @@ def _model(where: str, data: Any) -> DeviceModel:
         },
     )
     return model
+
+
+def _model_name(where: str, value: Any) -> str:
+    """A model's name is text: groups choose models by it (a list or a number crashed comparing names)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: expected a model name (text), got {value!r}")
+    return value
 
 
 def _from_table(where: str, data: Any) -> Any:

@@ -245,3 +245,14 @@ def test_whole_numbers_written_as_floats_are_fine(tmp_path: Path) -> None:
     path.write_text(BASE.replace("people = 3", "people = 3.0") + "[[devices.models]]\ntx_power_dbm = -24.0\n")
     scenario = load_scenario(path)
     assert scenario.groups[0].people == 3 and scenario.devices.models[0].tx_power_dbm == -24
+
+
+@pytest.mark.parametrize("name", ["[1, 2]", "{a = 1}", "3", "\"\""])
+def test_a_device_model_named_by_anything_but_text_is_refused(tmp_path: Path, name: str) -> None:
+    """A model's name that is a list or table crashed with 'unhashable type' (a number beside named
+    models: ''<' not supported'), a traceback, when the names were compared."""
+    text = BASE + f'[[devices.models]]\nname = "a"\n[[devices.models]]\nname = {name}\n'
+    result = simulate(tmp_path, text)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1
+    assert "name" in result.output
