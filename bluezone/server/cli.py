@@ -160,7 +160,7 @@ def _make_export_dir(out: Path) -> None:
 
 _export_dir_opt = click.option(
     "--export-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where batches and index.txt go (default: <server-db>-exports beside a SQLite file).",
+    help="Where batches and index.txt go (default beside a SQLite file: server.db -> server-exports).",
 )
 _max_keys_opt = click.option(
     "--max-keys-per-file", default=30_000, show_default=True, type=click.IntRange(1), help="Keys per batch file."
