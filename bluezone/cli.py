@@ -641,16 +641,38 @@ def check(
             found, seen = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
         result.add_bluezone3(found, len(f0_entries), seen)
     if as_json:
-        emit_json(result.as_dict())
+        emit_json(_with_meetings_across_midnight(result))
     else:
         _print_check(result, gaen=keys_path is not None or server_url is not None)
     if server_url is not None:
         result.raise_for_rejected()
 
 
+def _midnight_pairs(result: Any) -> dict[int, int]:
+    """The exposures of ``result`` that continue one of the day before across UTC midnight (later: earlier)."""
+    if len(result.exposures) < 2:
+        return {}
+    from bluezone.client.exposures import across_midnight
+
+    return across_midnight(result.exposures)
+
+
+def _with_meetings_across_midnight(result: Any) -> dict[str, Any]:
+    """``result.as_dict()``, each exposure that continues one of the day before across UTC midnight
+    saying so (``continues_across_midnight``: the earlier one's index and the minutes of both)."""
+    out = result.as_dict()
+    for j, i in _midnight_pairs(result).items():
+        out["exposures"][j]["continues_across_midnight"] = {
+            "from_index": i,
+            "together_minutes": round(result.exposures[i].score.minutes + result.exposures[j].score.minutes, 3),
+        }
+    return out
+
+
 def _print_check(result: Any, gaen: bool) -> None:
     """``bluezone check`` as text: one line per exposure, a summary, then revised earlier ones."""
-    for e in result.exposures:
+    pairs = _midnight_pairs(result)
+    for j, e in enumerate(result.exposures):
         s = e.score
         click.echo(
             f"{e.date}  {s.minutes:5.1f} min  closest {s.closest_attenuation} dB  typical "
@@ -659,6 +681,12 @@ def _print_check(result: Any, gaen: bool) -> None:
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
             + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
         )
+        if j in pairs:  # one meeting, two daily keys: said, not summed into the decision (GAEN judges per day too)
+            earlier = result.exposures[pairs[j]]
+            click.echo(
+                f"            (continues the {earlier.date} exposure across UTC midnight: one meeting,"
+                f" {earlier.score.minutes + s.minutes:.1f} min in all; each UTC day is judged on its own)"
+            )
     sources = f"{result.key_count} diagnosis keys" if gaen else ""
     if result.bluezone3_entries is not None:
         sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list entries"

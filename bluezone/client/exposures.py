@@ -1,4 +1,4 @@
-"""Exposures earlier checks reported, kept until they are 14 days old.
+"""Exposures earlier checks reported, kept until they are 14 days old; meetings across UTC midnight.
 
 A check that finds no new batches must not read as all-clear right after an F1: the node keeps
 what each check against a server reported (per diagnosis key hash and day, in its own store,
@@ -9,12 +9,14 @@ the exposures still in force.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.matching.check import Exposure
 from bluezone.proximity.store import SightingStore
 
@@ -75,3 +77,36 @@ class ExposureMemory:
     def _ids(keys: Keys, exposures: Sequence[Exposure]) -> list[tuple[bytes, str]]:
         by_row = keys if isinstance(keys, Mapping) else keys["key"]
         return [(_key_hash(by_row[e.key_index]), e.date) for e in exposures]
+
+
+#: The most time between the last sighting before UTC midnight and the first after it for two
+#: exposures to read as one meeting: one RPI interval (a scan or two missed at the key change).
+MIDNIGHT_GAP_SECONDS = float(INTERVAL_SECONDS)
+
+
+def across_midnight(exposures: Sequence[Exposure], gap: float = MIDNIGHT_GAP_SECONDS) -> dict[int, int]:
+    """Which of ``exposures`` continue one of the day before across UTC midnight: {index of the part
+    after midnight: index of the part before}, each part in one pair at most (the nearest in time).
+
+    Every daily key ends at UTC midnight, so a meeting over it is matched to two keys and scored as
+    two exposures, one per UTC day, as GAEN does (its daily summaries; the export does not link one
+    person's keys).  The decision stays per day; this only lets a report say the two are one meeting.
+    """
+    pairs: dict[int, int] = {}
+    taken: set[int] = set()
+    for j, later in enumerate(exposures):
+        day = dt.date.fromisoformat(later.date)
+        midnight = dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+        if later.start > midnight + gap:
+            continue
+        before = (day - dt.timedelta(days=1)).isoformat()
+        candidates = [
+            i for i, e in enumerate(exposures)
+            if i not in taken and e.date == before and e.protocol == later.protocol
+            and e.end >= midnight - gap and 0 <= later.start - e.end <= gap
+        ]
+        if candidates:
+            i = min(candidates, key=lambda i: later.start - exposures[i].end)
+            pairs[j] = i
+            taken.add(i)
+    return pairs
