@@ -20,6 +20,7 @@ about 1.5 m for 15 minutes, or 1.5-3 m for 30": roughly "within 2 m for 15 minut
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
@@ -64,6 +65,13 @@ class Scorer(Protocol):
 MAX_SLOTS = 24 * 60
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float (TOML's have no size limit here)
+        return False
+
+
 def check_setting_types(config: Any) -> None:
     """Check each field of a scorer config against its annotation, before any range check.
 
@@ -76,7 +84,7 @@ def check_setting_types(config: Any) -> None:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"scorer setting {f.name} must be a whole number, got {value!r}")
         elif f.type in ("float", float):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(float(value)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
                 raise ConfigError(f"scorer setting {f.name} must be a finite number, got {value!r}")
         elif str(f.type).startswith("tuple[str"):
             want = len(getattr(type(config), f.name, ())) or len(value)

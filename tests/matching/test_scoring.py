@@ -134,3 +134,14 @@ def test_settings_from_text() -> None:
             parse_setting(bad)
     scorer = get_scorer("gaen", overrides={"near_weight": 1.0})
     assert scorer.score(window([60] * 15)).close_contact
+
+
+@pytest.mark.parametrize("scorer, setting", [("gaen", "near_weight"), ("bluezone", "threshold_db")])
+def test_a_number_too_large_for_a_float_is_a_config_error(scorer: str, setting: str) -> None:
+    """`check --set near_weight=999...9` (400 digits; TOML integers have no size limit in tomllib):
+    'OverflowError: int too large to convert to float', exit 1, instead of the setting's one line."""
+    from bluezone.matching.scoring import parse_setting
+
+    name, value = parse_setting(f"{setting}={'9' * 400}")
+    with pytest.raises(ConfigError, match=setting):
+        get_scorer(scorer, overrides={name: value})
