@@ -50,7 +50,7 @@ from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.receiver import ReceiverContext, group_percentile
-from bluezone.matching.scoring import MAX_SLOTS, Score, check_setting_types, configured, register_scorer
+from bluezone.matching.scoring import MAX_SLOTS, Score, check_setting_types, configured, median, register_scorer
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
     half = width // 2
     padded = np.pad(values, half, mode="edge")
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
-    return np.median(windows, axis=1)
+    return median(windows, axis=1)
 
 
 @dataclass
@@ -239,9 +239,9 @@ class BluezoneScorer:
         # the duration as the verdict sees it: judged minutes plus the short gaps it bridges
         total = self.credited(slots, np.ones(len(slots)))
         att = np.asarray(window.attenuation)
-        judged = float(np.median(smooth)) if len(smooth) else float(np.median(att))
+        judged = float(median(smooth)) if len(smooth) else float(median(att))
         # shown to users as measured: the smoothed per-minute attenuation before any correction
-        typical = float(np.median(self.smoothed(slots, value))) if shift.any() else judged
+        typical = float(median(self.smoothed(slots, value))) if shift.any() else judged
         return Score(
             scorer=self.name,
             minutes_by_bucket={"within_2m": round(within, 3), "beyond_2m": round(max(total - within, 0.0), 3)},
