@@ -546,6 +546,10 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
     help="The server's signing key (file): pinned with --server, and with --keys the export .zip must verify with it.",
 )
 @click.option(
+    "--repin", is_flag=True,
+    help="With --server and --server-key: replace the key pinned for that server (the health authority changed it).",
+)
+@click.option(
     "--bluezone3-list",
     "bluezone3_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -562,6 +566,7 @@ def check(
     rssi_correction: int | None,
     server_url: str | None,
     server_key: Path | None,
+    repin: bool,
     bluezone3_path: Path | None,
     jobs: int | None,
     db_path: Path | None,
@@ -604,6 +609,8 @@ def check(
         # example sets both); a key file is held to a key typed with it, else a JSON file is refused
         if click.get_current_context().get_parameter_source("server_key") is not ParameterSource.COMMANDLINE:
             server_key = None
+    if repin and server_url is None:
+        raise InputError("--repin goes with --server URL and --server-key FILE")
     result: Any
     if server_url is not None:
         from bluezone.client.check import check_with_server
@@ -613,7 +620,7 @@ def check(
         with terminal_progress() as bar:  # on a terminal only: piped, stderr stays for errors
             result = check_with_server(
                 server_url, db_path, server_key_path=server_key, scorer=scorer, rssi_correction=rssi_correction,
-                now=cli_clock().now(), jobs=jobs,
+                now=cli_clock().now(), jobs=jobs, repin=repin,
                 progress=None if bar is None else (lambda i, n, name: bar("downloading new batches", i / max(n, 1))),
             )
     elif keys_path is not None:

@@ -28,6 +28,7 @@ from bluezone.client.state import ServerState
 from bluezone.errors import (
     BluezoneError,
     ExportSignatureError,
+    InputError,
     KeyServerError,
     RejectedBatchesError,
     ServerKeyChangedError,
@@ -48,19 +49,26 @@ log = logging.getLogger(__name__)
 
 
 def resolve_pin(
-    client: KeyServerClient, state: ServerState, given: PinnedKey | None, now: float
+    client: KeyServerClient, state: ServerState, given: PinnedKey | None, now: float, *, repin: bool = False
 ) -> tuple[PinnedKey, bool]:
     """The key to verify batches with, and whether it was pinned just now.
 
     ``given`` (``--server-key``) or, on first contact, the key the server announces (trust on
-    first use).  A key different from the one pinned is ServerKeyChangedError.
+    first use).  A key different from the one pinned is ServerKeyChangedError, unless ``repin``
+    (``check --repin``: the owner accepts a key the health authority rotated to) with a key given.
     """
     server = client.base_url
     pinned = state.pinned(server)
     if given is not None:
         if pinned is not None and pinned.public_key != given.public_key:
+            if repin:
+                state.pin(server, given, now, replace=True)
+                log.warning("re-pinned the signing key of %s (key id %r, version %r)", server, given.key_id,
+                            given.key_version)
+                return given, True
             raise ServerKeyChangedError(
-                f"--server-key differs from the key pinned for {server}: refusing (remove the pin to re-pin)"
+                f"--server-key differs from the key pinned for {server}: refusing (if the health authority"
+                " changed its key, give the new one with --repin)"
             )
         if pinned is None:
             state.pin(server, given, now)
@@ -169,6 +177,7 @@ def check_server(
     load_visits: Callable[[], list[Any]] | None = None,
     jobs: int = 1,
     buffer_keys: int = keystream.BUFFER_KEYS,
+    repin: bool = False,
 ) -> ServerCheckResult:
     """Download new batches, verify each, match their keys, remember them.
 
@@ -190,7 +199,7 @@ def check_server(
     """
     now = time.time() if now is None else now
     scorer = scorer or get_scorer()
-    pin, pinned_now = resolve_pin(client, state, server_key, now)
+    pin, pinned_now = resolve_pin(client, state, server_key, now, repin=repin)
     public_key = pin.key
     seen = state.processed(client.base_url)
     refused = state.rejected(client.base_url, pin, now)  # not fetched again while the server lists them
@@ -436,13 +445,17 @@ def check_with_server(
     http: httpx.Client | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     jobs: int = 1,
+    repin: bool = False,
 ) -> ServerCheckResult:
     """``bluezone check --server``: check the store at ``db_path`` (default path) against the
     server's new batches, matching in ``jobs`` processes; rejected batches are in the result
-    (``raise_for_rejected``)."""
+    (``raise_for_rejected``).  ``repin``: the key at ``server_key_path`` replaces the one pinned."""
+    if repin and not server_key_path:
+        raise InputError("--repin needs the server's new key: give it with --server-key FILE")
     given = read_server_key(server_key_path) if server_key_path else None
     with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
         return check_server(
             client, ServerState(store), None, server_key=given, scorer=scorer,
             rssi_correction=rssi_correction, now=now, progress=progress, load_visits=lambda: visits(store), jobs=jobs,
+            repin=repin,
         )

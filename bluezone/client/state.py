@@ -24,8 +24,8 @@ class ServerState:
         row = self.store.keyserver_pin(server)
         return PinnedKey(*row) if row else None
 
-    def pin(self, server: str, key: PinnedKey, now: float) -> None:
-        self.store.save_keyserver_pin(server, key.public_key, key.key_id, key.key_version, now)
+    def pin(self, server: str, key: PinnedKey, now: float, *, replace: bool = False) -> None:
+        self.store.save_keyserver_pin(server, key.public_key, key.key_id, key.key_version, now, replace=replace)
 
     def processed(self, server: str) -> set[str]:
         return self.store.keyserver_batches(server)

@@ -782,13 +782,15 @@ class SightingStore:
         return None if row is None else (str(row[0]), row[1], row[2])
 
     def save_keyserver_pin(
-        self, server: str, public_key: str, key_id: str | None, key_version: str | None, now: float
+        self, server: str, public_key: str, key_id: str | None, key_version: str | None, now: float,
+        *, replace: bool = False,
     ) -> None:
-        """Pin ``server``'s export key; a second pin for the same server is an IntegrityError."""
+        """Pin ``server``'s export key; a second pin for the same server is an IntegrityError unless
+        ``replace`` (the owner accepted the server's new key: ``check --repin``)."""
         with self._conn as conn:
             conn.execute(
-                "INSERT INTO keyserver_pins (server, public_key, key_id, key_version, pinned_at)"
-                " VALUES (?, ?, ?, ?, ?)",
+                f"INSERT {'OR REPLACE ' if replace else ''}INTO keyserver_pins (server, public_key, key_id, key_version,"
+                " pinned_at) VALUES (?, ?, ?, ?, ?)",
                 (server, public_key, key_id, key_version, now),
             )
 

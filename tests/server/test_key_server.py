@@ -295,6 +295,40 @@ def test_server_key_change_is_an_error(server: Server, tmp_path: Path) -> None:
             check_server(server.client, state, store.sightings, server_key=other)
 
 
+def test_a_rotated_key_is_accepted_with_repin_only(server: Server, tmp_path: Path) -> None:
+    """After the health authority rotated its key, the owner had to delete a row of keyserver_pins by
+    hand ('remove the pin to re-pin' said no more): --repin with the new key replaces the pin."""
+    _, nodes = make_nodes(tmp_path)
+    _check(server, nodes["b"])  # pins the first key on first use
+    rotated = Server(tmp_path / "rotated")  # the same URL, signing with a new key
+    new_key = PinnedKey(rotated.signer.public_info()["public_key"], "bluezone", "v2")
+    try:
+        with pytest.raises(ServerKeyChangedError, match="give the new one with --repin"):
+            _check(rotated, nodes["b"], server_key=new_key)
+        result = _check(rotated, nodes["b"], server_key=new_key, repin=True)
+        assert result.pinned_now and not result.rejected
+        with SightingStore.open(nodes["b"], create=False) as store:
+            assert ServerState(store).pinned(rotated.client.base_url).public_key == new_key.public_key
+        assert not _check(rotated, nodes["b"]).rejected  # the new key announced is the one pinned now
+        with pytest.raises(ServerKeyChangedError):  # and the old one no longer passes
+            _check(server, nodes["b"])
+    finally:
+        rotated.storage.close()
+
+
+def test_repin_goes_with_a_server_and_its_key(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    runner = CliRunner()
+    db = tmp_path / "node.db"
+    SightingStore.open(db).close()
+    for args in (["--repin", "--keys", str(db)], ["--repin", "--server", "http://127.0.0.1:9"]):
+        result = runner.invoke(cli, ["check", "--db", str(db), *args], obj={})
+        assert result.exit_code == 2 and "--repin" in result.output and "--server-key" in result.output, result.output
+
+
 def test_given_server_key_pins_and_verifies(server: Server, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path)
     wrong = Server(tmp_path / "other").signer.public_info()
