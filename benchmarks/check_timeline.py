@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    from check_bench import compile_sources, imported_package  # beside this script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # check_bench.py, beside this script (also when loaded by path)
+    from check_bench import compile_sources, imported_package
 
     compile_sources(imported_package())  # no module compiled while timed (PYTHONDONTWRITEBYTECODE)
     load = [round(x, 2) for x in os.getloadavg()]
