@@ -17,7 +17,7 @@ from typing import Any
 
 from bluezone.config import DaemonConfig
 from bluezone.crypto.payload import SERVICE_UUID
-from bluezone.errors import BluezCallError, RadioUnavailableError, RadioUnavailableReason, StoreError
+from bluezone.errors import BluezCallError, RadioUnavailableError, RadioUnavailableReason, StoreError, StoreWriteError
 from bluezone.proximity.backends.bluez_dbus import (
     AdapterInfo,
     bluez_version,
@@ -157,8 +157,11 @@ def check_store(report: Report, path: Path) -> None:
     try:
         with SightingStore.open(path, create=False) as store:
             damage = store.damage()
-    except StoreError as exc:
-        report.add("sighting-store", "fail", str(exc), _DAMAGED_FIX)
+    except StoreWriteError as exc:  # locked or busy now: no finding about the file itself
+        report.add("sighting-store", "warn", f"could not read it now: {exc}", "run `bluezone doctor` again")
+        return
+    except StoreError as exc:  # damaged, another program's file, or a newer bluezone's (the line says which)
+        report.add("sighting-store", "fail", str(exc), _DAMAGED_FIX if "not a usable sighting database" in str(exc) else "")
         return
     seconds = time.monotonic() - started
     report.facts["store_check_seconds"] = round(seconds, 2)

@@ -125,6 +125,14 @@ def test_doctor_names_a_store_too_damaged_to_open_and_a_missing_one(healthy: tup
     db.chmod(0o600)
     broken = _doctor(db)
     assert broken["status"] == "fail" and "is not a usable sighting database" in broken["detail"]
+    newer = tmp_path / "newer.db"
+    newer.write_bytes(data)
+    newer.chmod(0o600)
+    with sqlite3.connect(newer) as conn:
+        conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    upgrade = _doctor(newer)  # not damage: no advice to move it away
+    assert upgrade["status"] == "fail" and "upgrade bluezone" in upgrade["detail"] and upgrade["fix"] == ""
     missing = _doctor(tmp_path / "none.db")
     assert missing["status"] == "warn" and "no sighting database at" in missing["detail"]
     assert not (tmp_path / "none.db").exists()
