@@ -433,11 +433,12 @@ def _venue_rollup(
 
 def remove_unlisted_files(out_dir: Path, listed: list[str], now: float, config: ExportConfig) -> int:
     """Delete the exporter's files that ``index.txt`` does not list and never will again: the files of
-    an export day rolled up (once the index lists the roll-ups instead), and any whose day is past the
-    retention (left by a crash between writing and recording).  A file an export is writing now is of
-    today and of a day still kept, so it is left alone."""
+    an export day rolled up, a day after the index lists the roll-ups instead (a node that read the
+    index before, a CDN's cached copy, another exporter's file not yet recorded: none gets a 404),
+    and any whose day is past the retention (left by a crash between writing and recording).  A file
+    an export is writing now is of today and of a day still kept, so it is left alone."""
     keep = set(listed)
-    last = config.rolled_up_through(now)
+    last = config.rolled_up_through(now - DAY_SECONDS)
     oldest = now - config.retention_days * DAY_SECONDS
     removed = 0
     for path in out_dir.glob("*.zip*"):
