@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -58,8 +57,8 @@ class BatchStream:
 
     def __init__(self, heard: HeardIndex, jobs: int = 1, batch: int | None = None) -> None:
         self.stream = KeyStream(heard, jobs, batch)
-        self._dir = tempfile.TemporaryDirectory(prefix="bluezone-check-")
-        self._files = [open(Path(self._dir.name) / f"{b:02x}", "wb") for b in range(BUCKETS)]  # noqa: SIM115
+        # nameless once made (O_TMPFILE, or unlinked at once): a check killed mid-way leaves no gigabytes behind
+        self._files = [tempfile.TemporaryFile(prefix="bluezone-check-") for _ in range(BUCKETS)]  # noqa: SIM115
         self.count = 0
         self._pending: list[np.ndarray] = []  # records not yet written: written together, a few MB at a time
         self._pending_count = 0
@@ -75,7 +74,6 @@ class BatchStream:
         self.stream.close()
         for file in self._files:
             file.close()
-        self._dir.cleanup()
 
     def add(self, keys: np.ndarray) -> None:
         """The next batch's keys (its ``keys``, not its revisions)."""
@@ -112,8 +110,6 @@ class BatchStream:
         those ``told`` (bool) revise what an earlier check reported, and are not applied here."""
         found = self.stream.finish()
         self._write()
-        for file in self._files:
-            file.close()
         copies = np.zeros((self.count + 7) // 8, np.uint8)  # one bit a row: a copy of an earlier key
         earlier = np.ones(len(revised), bool)
         applicable = np.ones(len(revised), bool) if told is None else ~np.asarray(told, bool)
@@ -122,7 +118,11 @@ class BatchStream:
         spans: list[tuple[float, float]] = []
         usable_spans: list[tuple[float, float]] = []
         for b in range(BUCKETS):
-            keys = np.fromfile(self._files[b].name, SPOOL_DTYPE)
+            spool = self._files[b]
+            spool.flush()
+            spool.seek(0)
+            keys = np.fromfile(spool, SPOOL_DTYPE)
+            spool.close()
             if not len(keys):
                 continue
             first = first_of_each(keys)

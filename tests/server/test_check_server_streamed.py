@@ -10,7 +10,12 @@ check meets what the first reported), and every field of their reports must be t
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import httpx
@@ -141,8 +146,9 @@ def test_set_before_counts_the_bits_before_each_row(flags: np.ndarray, data: st.
     assert _set_before(bits, rows).tolist() == expected
 
 
-def test_the_spool_is_deleted(tmp_path: Path) -> None:
-    """The spool holds every key of the check on disk: it goes with the check."""
+def test_the_spool_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The spool holds every key of the check on disk: it goes with the check, and has no name meanwhile."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     keys = empty_keys(5000)
     keys["key"] = np.frombuffer(np.random.default_rng(1).bytes(16 * 5000), "V16")
     keys["rolling_start"] = 2_900_000
@@ -151,8 +157,28 @@ def test_the_spool_is_deleted(tmp_path: Path) -> None:
     with BatchStream(heard) as stream:
         stream.add(keys)
         stream.add(keys[:10])  # copies
-        spool = Path(stream._dir.name)
-        assert len(list(spool.iterdir())) == BUCKETS
+        assert len(stream._files) == BUCKETS and list(tmp_path.iterdir()) == []
         found = stream.finish(empty_keys(0))
-    assert not spool.exists()
+    assert all(file.closed for file in stream._files)
     assert found.count == 5000 and found.revoked == 0 and not len(found.keys)
+
+
+def test_a_killed_check_leaves_no_spool(tmp_path: Path) -> None:
+    """A check killed while streaming (kill -9, the OOM killer, a power cut: no clean-up runs) leaves
+    nothing in the temporary directory: the spool's files have no name once made, as a whole
+    14 days of a national server's keys would be gigabytes left there for good."""
+    script = (
+        "import os, signal, numpy as np\n"
+        "from bluezone.client.batchstream import BatchStream\n"
+        "from bluezone.keyformat.keys import empty_keys\n"
+        "from bluezone.matching.matcher import HeardIndex\n"
+        "keys = empty_keys(300_000)\n"
+        "keys['key'] = np.frombuffer(np.random.default_rng(1).bytes(16 * len(keys)), 'V16')\n"
+        "keys['rolling_start'], keys['rolling_period'] = 2_900_000, 144\n"
+        "stream = BatchStream(HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64)))\n"
+        "stream.add(keys)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=120)
+    assert done.returncode == -signal.SIGKILL
+    assert list(tmp_path.iterdir()) == []
