@@ -5,39 +5,31 @@ node remembers about servers (in its own sighting store), ``uploading`` and ``ch
 commands as calls.  Nothing here imports ``bluezone.server``: a node needs no server code.
 """
 
-from bluezone.client.check import ServerCheckResult, check_server, check_with_server, resolve_pin
-from bluezone.client.keyserver import KeyServerClient, PublishReceipt
-from bluezone.client.pinning import PinnedKey, read_server_key
-from bluezone.client.state import ServerState
-from bluezone.client.uploading import (
-    UploadPlan,
-    UploadResult,
-    dry_run_request,
-    keys_to_upload,
-    plan_upload,
-    today_key_in_use,
-    upload,
-    upload_own_keys,
-)
-from bluezone.keyformat.keyfile import publish_body  # the wire format; here for a client's convenience
+from bluezone.lazyexports import lazy_exports as _lazy_exports
 
-__all__ = [
-    "KeyServerClient",
-    "PinnedKey",
-    "PublishReceipt",
-    "ServerCheckResult",
-    "ServerState",
-    "UploadPlan",
-    "UploadResult",
-    "check_server",
-    "check_with_server",
-    "dry_run_request",
-    "keys_to_upload",
-    "plan_upload",
-    "publish_body",
-    "read_server_key",
-    "resolve_pin",
-    "today_key_in_use",
-    "upload",
-    "upload_own_keys",
-]
+#: Loaded on first use: ``bluezone check --keys`` reads ``client.exposures`` (meetings across UTC
+#: midnight) and must not import the HTTP client, asyncio and the upload code with it.
+_EXPORTS = {
+    "ServerCheckResult": "check",
+    "check_server": "check",
+    "check_with_server": "check",
+    "resolve_pin": "check",
+    "KeyServerClient": "keyserver",
+    "PublishReceipt": "keyserver",
+    "PinnedKey": "pinning",
+    "read_server_key": "pinning",
+    "ServerState": "state",
+    "UploadPlan": "uploading",
+    "UploadResult": "uploading",
+    "dry_run_request": "uploading",
+    "keys_to_upload": "uploading",
+    "plan_upload": "uploading",
+    "today_key_in_use": "uploading",
+    "upload": "uploading",
+    "upload_own_keys": "uploading",
+    "publish_body": "keyserver",  # bluezone.keyformat's wire format, here for a client's convenience
+}
+
+__all__ = sorted(_EXPORTS, key=lambda name: (not name[0].isupper(), name))
+
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

@@ -116,3 +116,15 @@ def test_the_matcher_and_the_check_load_no_key_file_reader() -> None:
     assert "bluezone.matching.check" in loaded and "bluezone.keyformat.keys" in loaded
     readers = sorted(m for m in loaded if m.startswith(("google.protobuf", "bluezone.keyformat.export", "bluezone.keyformat.keyfile", "zipfile")))
     assert not readers, f"imported before the check starts: {readers}"
+
+
+def test_telling_meetings_across_midnight_loads_no_key_server_client() -> None:
+    """``bluezone check`` with two exposures or more reads ``bluezone.client.exposures`` (a meeting
+    across UTC midnight): that must not import the HTTP client, asyncio and the upload code, which
+    ``bluezone.client``'s names did when imported at once (~0.1-0.3 s after every key was derived)."""
+    code = "import sys, bluezone.matching.check, bluezone.client.exposures; print(' '.join(sorted(sys.modules)))"
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert "bluezone.client.exposures" in loaded
+    wrong = sorted(m for m in loaded if m.split(".")[0] in ("httpx", "httpcore", "asyncio") or m in (
+        "bluezone.client.check", "bluezone.client.keyserver", "bluezone.client.uploading", "bluezone.client.state"))
+    assert not wrong, f"imported for a check's output: {wrong[:8]}"
