@@ -378,13 +378,17 @@ def roll_up_closed_days(
         written: list[BatchRecord] = []
         try:
             for record, data in made:
-                _write_atomic(out_dir / record.name, data, sync_directory=False)
                 written.append(record)
+                _write_atomic(out_dir / record.name, data, sync_directory=False)
             _sync_directory(out_dir)  # every roll-up durable before it is recorded
             storage.replace_batches([b.name for b in live], written)
         except BaseException as exc:
-            for record in written:
+            for record in written:  # and the copy half written when the write failed
                 (out_dir / record.name).unlink(missing_ok=True)
+                (out_dir / f".{record.name}.tmp").unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # a full disk: this export's new files are recorded, and must be listed
+                log.error("export day %s (%s) not rolled up, tried again next export: %s", _iso(day * DAY_SECONDS), kind, exc)
+                continue
             if not isinstance(exc, ServerStorageError):
                 raise
             log.warning("export day %s (%s): %s (another exporter rolled it up)", _iso(day * DAY_SECONDS), kind, exc)

@@ -429,3 +429,36 @@ def test_a_node_that_read_the_index_before_the_rollup_still_gets_every_file_it_l
     _to_day(server, 3, hour=0.1)  # a day after the roll-up: gone from disk
     server.export()
     assert sorted(p.name for p in server.exports.glob("*.zip")) == sorted(_listed(server))
+
+
+def test_a_rollup_that_cannot_be_written_does_not_hold_back_the_export(
+    day0: tuple[Server, dict[str, Path]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A roll-up is the largest write of the day (a copy of the day's files until they go): on a disk
+    with room for an export's new files but not for it, the new files are still listed (they were
+    recorded as published), and the roll-up is made by a later export once there is room."""
+    import errno
+
+    import bluezone.server.exports as exports
+
+    server, _ = day0
+    small = _listed(server)
+    _to_day(server, 2, hour=0.1)
+    _random_upload(server, 30)
+    real = exports._write_atomic
+
+    def full_for_rollups(path: Path, data: bytes, **kw: bool) -> None:
+        if ROLLUP_FILE.match(path.name):  # as the disk fills: a part of its copy written
+            path.with_name(f".{path.name}.tmp").write_bytes(data[:100])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data, **kw)
+
+    monkeypatch.setattr(exports, "_write_atomic", full_for_rollups)
+    written = server.export()
+    new = [b.name for b in written]
+    assert new and set(_listed(server)) == set(small) | set(new)  # the new keys published, day 0 as it was
+    assert not any(ROLLUP_FILE.match(p.name.removeprefix(".").removesuffix(".tmp")) for p in server.exports.iterdir())
+    monkeypatch.undo()
+    server.clock.advance(600)
+    server.export()
+    assert set(new) <= set(_listed(server)) and not set(small) & set(_listed(server))  # rolled up now
