@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -148,7 +147,7 @@ def test_set_before_counts_the_bits_before_each_row(flags: np.ndarray, data: st.
 
 def test_the_spool_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The spool holds every key of the check on disk: it goes with the check, and has no name meanwhile."""
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
     keys = empty_keys(5000)
     keys["key"] = np.frombuffer(np.random.default_rng(1).bytes(16 * 5000), "V16")
     keys["rolling_start"] = 2_900_000
@@ -158,6 +157,7 @@ def test_the_spool_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         stream.add(keys)
         stream.add(keys[:10])  # copies
         assert len(stream._files) == BUCKETS and list(tmp_path.iterdir()) == []
+        assert all(os.readlink(f"/proc/self/fd/{f.fileno()}").startswith(f"{tmp_path}/") for f in stream._files)
         found = stream.finish(empty_keys(0))
     assert all(file.closed for file in stream._files)
     assert found.count == 5000 and found.revoked == 0 and not len(found.keys)
@@ -182,3 +182,15 @@ def test_a_killed_check_leaves_no_spool(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(tmp_path)}, timeout=120)
     assert done.returncode == -signal.SIGKILL
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_spool_is_on_disk_not_in_a_memory_backed_tmp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without $TMPDIR the spool goes to /var/tmp: /tmp is a tmpfs (memory) on many systems, where a
+    spool of 33 bytes a key would be the memory the batch-by-batch check exists to save."""
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.delenv(name, raising=False)
+    if not os.access("/var/tmp", os.W_OK | os.X_OK):
+        pytest.skip("no writable /var/tmp here")
+    heard = HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))
+    with BatchStream(heard) as stream:
+        assert all(os.readlink(f"/proc/self/fd/{f.fileno()}").startswith("/var/tmp/") for f in stream._files)
