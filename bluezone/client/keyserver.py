@@ -26,6 +26,7 @@ import numpy as np
 from bluezone.client.deadline import Deadline, transport_with_deadline
 from bluezone.client.pinning import PinnedKey
 from bluezone.errors import InputError, KeyServerError, TransientKeyServerError, UploadRefusedError
+from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.keyfile import publish_body
 from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, MAX_REVISION_TOKEN_CHARS
 
@@ -40,11 +41,6 @@ MAX_BACKOFF_SECONDS = 30.0
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 MAX_ANSWER_BYTES = 1024 * 1024  # signing key, index and publish answers are a few kB at most
 BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]+\.zip$")  # what the server's exports are called
-#: One export's files as bluezone's exporter names them (``<stamp>-<day start or "venues">-<tag>-NNNN.zip``),
-#: and an export day's roll-ups of them, which say how many of that day's files they replace
-#: (``<export day start>-<day start or "venues">-day<n>x...``; bluezone/server/exports.py writes both).
-EXPORT_FILE = re.compile(r"^(?P<stamp>[0-9]+)-(?P<kind>[0-9]+|venues)-[0-9a-f]+-[0-9]+\.zip$")
-ROLLUP_FILE = re.compile(r"^(?P<day>[0-9]+)-(?P<kind>[0-9]+|venues)-day(?P<replaces>[0-9]+)x[0-9a-fx]+-[0-9]+\.zip$")
 _DAY_SECONDS = 86_400
 #: Publish refusals that are the user's input, not the server's trouble.
 USER_REFUSALS = {

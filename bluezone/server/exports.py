@@ -36,6 +36,7 @@ import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.errors import BluezoneError, InputError, ServerStorageError
+from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import open_signed_export, signed_export_zip
 from bluezone.server.signing import Signer
 from bluezone.server.storage import BatchRecord, Storage
@@ -50,16 +51,6 @@ RETENTION_DAYS = 14
 #: An export day's files are rolled up once the day has been over this long: a node checking at least
 #: daily has then processed them all, and never downloads the roll-up.
 ROLLUP_AFTER_DAYS = 1
-
-#: One export's files: ``<stamp>-<day start>-<tag>-NNNN.zip`` (keys of one UTC day) and
-#: ``<stamp>-venues-<tag>-NNNN.zip`` (check-ins); ``kind`` is the day start or "venues".
-EXPORT_FILE = re.compile(r"^(?P<stamp>[0-9]+)-(?P<kind>[0-9]+|venues)-[0-9a-f]+-[0-9]+\.zip$")
-#: An export day's roll-ups: ``<export day start>-<day start>-day<n>x<tag>-NNNN.zip`` and
-#: ``<export day start>-venues-day<n>x<report day start>x<tag>-NNNN.zip``, where n is how many files of
-#: that export day (of that day's keys; of check-ins) they replace.
-ROLLUP_FILE = re.compile(
-    r"^(?P<day>[0-9]+)-(?P<kind>[0-9]+|venues)-day(?P<replaces>[0-9]+)x(?:(?P<start>[0-9]+)x)?[0-9a-f]+-[0-9]+\.zip$"
-)
 
 
 REGION = re.compile(r"^[A-Za-z0-9-]{2,16}$")  # ISO 3166 ("VN", "US-WA") or a mobile country code ("452")

@@ -22,8 +22,6 @@ from test_key_server import Server
 
 from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
-from bluezone.client.keyserver import EXPORT_FILE as CLIENT_EXPORT_FILE
-from bluezone.client.keyserver import ROLLUP_FILE as CLIENT_ROLLUP_FILE
 from bluezone.client.state import ServerState
 from bluezone.client.uploading import keys_to_upload, upload_own_keys
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
@@ -328,13 +326,16 @@ def test_replace_batches_on_both_backends(storage: object) -> None:
     assert [b.name for b in storage.batches()] == [new.name]  # type: ignore[attr-defined]
 
 
-def test_the_node_reads_the_names_the_exporter_writes() -> None:
-    for pattern, client in ((EXPORT_FILE, CLIENT_EXPORT_FILE), (ROLLUP_FILE, CLIENT_ROLLUP_FILE)):
-        for name in ("1763640000-1763424000-a1b2c3-0001.zip", "1763640000-venues-a1b2c3-0012.zip",
-                     "1763596800-1763424000-day144x0a1b2c-0001.zip", "1763596800-venues-day288x1763424000x0a1b2c-0002.zip"):
-            assert bool(pattern.match(name)) == bool(client.match(name)), name
-            if client.match(name):
-                assert {k: v for k, v in pattern.match(name).groupdict().items() if k != "start"} == client.match(name).groupdict()
+def test_the_names_the_exporter_writes_are_read_as_it_means_them() -> None:
+    """One definition for both sides (bluezone.keyformat.batch_names): what each part of a name means."""
+    small = EXPORT_FILE.match("1763640000-1763424000-a1b2c3-0001.zip")
+    assert small and (small["stamp"], small["kind"]) == ("1763640000", "1763424000")
+    assert EXPORT_FILE.match("1763640000-venues-a1b2c3-0012.zip")["kind"] == "venues"
+    keys = ROLLUP_FILE.match("1763596800-1763424000-day144x0a1b2c-0001.zip")
+    assert keys and (keys["day"], keys["kind"], keys["replaces"], keys["start"]) == ("1763596800", "1763424000", "144", None)
+    venues = ROLLUP_FILE.match("1763596800-venues-day288x1763424000x0a1b2c-0002.zip")
+    assert venues and (venues["kind"], venues["replaces"], venues["start"]) == ("venues", "288", "1763424000")
+    assert not EXPORT_FILE.match(keys.string) and not ROLLUP_FILE.match(small.string)  # never taken for each other
     assert is_venue_file("1763596800-venues-day288x1763424000x0a1b2c-0002.zip")
     assert not is_venue_file("1763596800-1763424000-day144x0a1b2c-0001.zip")
 
