@@ -248,7 +248,12 @@ def status_cmd(db: str, late_after: int, as_json: bool) -> None:
     """Whether the exporter keeps up, the last export file, codes of the last 24 h (exit 1 when late)."""
     from bluezone.server.status import server_status
 
-    storage = _open(db, False)
+    try:
+        storage = _open(db, False)
+    except InputError as exc:  # its advice, --create-db, is no option of status: here a missing database is a typo
+        if "--create-db" not in str(exc):
+            raise
+        raise InputError(str(exc).split(" (the server creates")[0] + " (check --server-db)") from None
     try:
         status = server_status(storage, cli_clock().now(), late_after)
     finally:

@@ -71,3 +71,4 @@ def test_status_command_exit_codes_and_json(tmp_path: Path) -> None:
     assert status(midnight + 7200, "--late-after", "10800").exit_code == 0
     missing = runner.invoke(cli, ["server", "status", "--server-db", str(tmp_path / "typo.db")])
     assert missing.exit_code == 2 and not (tmp_path / "typo.db").exists()
+    assert missing.output.strip() == f"Error: key server database {tmp_path / 'typo.db'} does not exist (check --server-db)"
