@@ -17,9 +17,11 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 
+from bluezone.errors import BluezoneError
 from bluezone.keyformat.export import apply_revisions
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.check import sightings_span
@@ -58,12 +60,18 @@ class BatchStream:
 
     def __init__(self, heard: HeardIndex, jobs: int = 1, batch: int | None = None) -> None:
         self.stream = KeyStream(heard, jobs, batch)
-        # nameless once made (O_TMPFILE, or unlinked at once): a check killed mid-way leaves no gigabytes behind
-        where = spool_directory()
-        self._files = [tempfile.TemporaryFile(prefix="bluezone-check-", dir=where) for _ in range(BUCKETS)]  # noqa: SIM115
         self.count = 0
         self._pending: list[np.ndarray] = []  # records not yet written: written together, a few MB at a time
         self._pending_count = 0
+        self._where = spool_directory() or tempfile.gettempdir()
+        # nameless once made (O_TMPFILE, or unlinked at once): a check killed mid-way leaves no gigabytes behind
+        self._files: list[IO[bytes]] = []
+        try:
+            for _ in range(BUCKETS):
+                self._files.append(tempfile.TemporaryFile(prefix="bluezone-check-", dir=self._where))
+        except OSError as exc:
+            self.close()
+            raise self._spool_error(exc) from None
 
     def __enter__(self) -> BatchStream:
         return self
@@ -104,8 +112,19 @@ class BatchStream:
         order = np.argsort(buckets, kind="stable")
         records = np.take(records.view(np.uint8).reshape(len(records), -1), order, axis=0).view(SPOOL_DTYPE).reshape(-1)
         bounds = np.concatenate([[0], np.cumsum(np.bincount(buckets, minlength=BUCKETS))])
-        for b in np.flatnonzero(np.diff(bounds)).tolist():
-            records[bounds[b] : bounds[b + 1]].tofile(self._files[b])
+        try:
+            for b in np.flatnonzero(np.diff(bounds)).tolist():
+                records[bounds[b] : bounds[b + 1]].tofile(self._files[b])
+        except OSError as exc:
+            raise self._spool_error(exc) from None
+
+    def _spool_error(self, exc: OSError) -> BluezoneError:
+        """One line for a spool that cannot be made or written (a full disk): where, and what to do."""
+        return BluezoneError(
+            # numpy's short write ("1214 requested and 124 written") has no errno: the disk (or a quota) is full
+            f"cannot write the check's spool in {self._where}: {exc.strerror or 'no room left'} ({self.count:,} keys so far,"
+            f" {SPOOL_DTYPE.itemsize} bytes each): make room there, or set TMPDIR to a directory with more"
+        )
 
     def finish(self, revised: np.ndarray, told: np.ndarray | None = None) -> StreamedKeys:
         """What the batches held, given ``revised``: the revisions of all of them, each key once;
@@ -121,7 +140,10 @@ class BatchStream:
         usable_spans: list[tuple[float, float]] = []
         for b in range(BUCKETS):
             spool = self._files[b]
-            spool.flush()
+            try:
+                spool.flush()
+            except OSError as exc:
+                raise self._spool_error(exc) from None
             spool.seek(0)
             keys = np.fromfile(spool, SPOOL_DTYPE)
             spool.close()

@@ -194,3 +194,32 @@ def test_the_spool_is_on_disk_not_in_a_memory_backed_tmp(monkeypatch: pytest.Mon
     heard = HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))
     with BatchStream(heard) as stream:
         assert all(os.readlink(f"/proc/self/fd/{f.fileno()}").startswith("/var/tmp/") for f in stream._files)
+
+
+def test_a_full_disk_under_the_spool_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
+    """The spool's disk full (here a file size limit: the same OSError from write) ends the check with
+    where and what to do, not 'OSError: 1214 requested and 124 written'."""
+    script = (
+        "import resource, signal, numpy as np\n"
+        "from bluezone.client.batchstream import BatchStream\n"
+        "from bluezone.errors import BluezoneError\n"
+        "from bluezone.keyformat.keys import empty_keys\n"
+        "from bluezone.matching.matcher import HeardIndex\n"
+        "keys = empty_keys(300_000)\n"
+        "keys['key'] = np.frombuffer(np.random.default_rng(1).bytes(16 * len(keys)), 'V16')\n"
+        "keys['rolling_start'], keys['rolling_period'] = 2_900_000, 144\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
+        "try:\n"
+        "    with BatchStream(HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))) as stream:\n"
+        "        stream.add(keys)\n"
+        "        stream.finish(empty_keys(0))\n"
+        "except BluezoneError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(tmp_path)}, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"cannot write the check's spool in {tmp_path}: no room left (300,000 keys so far")
+    assert "set TMPDIR" in done.stdout
