@@ -213,6 +213,11 @@ class KeyServerClient:
                 if exc.code.startswith("checkin"):  # the server's reason without its status and code
                     what = what.removeprefix(f"{exc.status} {exc.code} ") + " (send the keys alone with --no-checkins)"
                 raise UploadRefusedError(f"upload refused: {what}", exc.code, exc.status) from None
+            if exc.status >= 500:  # '500 Internal Server Error' alone (its database down) read as the upload's fault
+                raise type(exc)(
+                    f"{exc} (the key server failed, not the upload: try again later with the same code; a code is"
+                    " used up only by an upload the server stored)", exc.code, exc.status,
+                ) from None
             raise
         token = doc.get("revisionToken")
         return PublishReceipt(

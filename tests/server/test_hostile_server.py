@@ -168,3 +168,22 @@ def test_a_web_page_instead_of_a_key_server_is_said_so() -> None:
     assert str(refused.value) == (
         "http://keys.test/v1/signing-key: 404 Not Found (a web page, not a key server's answer: check the URL)"
     )
+
+
+@pytest.mark.parametrize("status", [500, 503])
+def test_a_server_failing_an_upload_says_to_try_again_with_the_same_code(status: int) -> None:
+    """With the key server's database down an upload ended in '.../v1/publish: 500 Internal Server Error'
+    alone: whether the code was spent, or the keys were wrong, it did not say."""
+    from bluezone.keyformat.keys import empty_keys
+
+    keys = empty_keys(1)
+    keys["key"], keys["rolling_start"], keys["rolling_period"] = b"\x01" * 16, 2_940_000, 144
+    client = KeyServerClient(
+        "http://keys.test", sleep=lambda seconds: None,
+        transport=httpx.MockTransport(lambda request: httpx.Response(status, content=b"Internal Server Error")),
+    )
+    with pytest.raises(KeyServerError) as failed:
+        client.publish(keys, "1234567890123456")
+    assert str(failed.value).endswith("try again later with the same code; a code is used up only by an upload"
+                                      " the server stored)")
+    assert f"/v1/publish: {status}" in str(failed.value)
