@@ -284,7 +284,7 @@ def status_cmd(db: str, late_after: int, as_json: bool) -> None:
               help="Log every request with the client's address (off: a 200 on /v1/publish beside an address "
                    "says who tested positive).")
 @click.option("--forwarded-allow-ips", default=None, metavar="ADDRS",
-              help="Comma-separated addresses of the reverse proxy in front (or '*'): only their X-Forwarded-For "
+              help="Comma-separated addresses or networks of the reverse proxy in front: only their X-Forwarded-For "
                    "is believed. Default: none; the per-client limits count the peer address.")
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1),
               help="Open connections in all (kept below the file descriptor limit); more are closed at once.")

@@ -40,7 +40,7 @@ class ServeSettings:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    #: Comma-separated addresses (or ``*``) whose X-Forwarded-For / X-Forwarded-Proto are believed;
+    #: Comma-separated addresses or networks whose X-Forwarded-For / X-Forwarded-Proto are believed;
     #: None: none, the peer address is the client (uvicorn's default trusted 127.0.0.1).
     forwarded_allow_ips: str | None = None
     max_connections: int = 1000
@@ -58,20 +58,27 @@ class ServeSettings:
         for entry in (self.forwarded_allow_ips or "").split(","):
             entry = entry.strip()
             try:
-                if entry and entry != "*":
-                    ipaddress.ip_network(entry, strict=False)
+                everyone = entry == "*" or (bool(entry) and ipaddress.ip_network(entry, strict=False).prefixlen == 0)
             except ValueError:
                 # uvicorn would take it as a literal no peer matches: every upload would then seem to
                 # come from the proxy, and 10 failed codes from anyone would lock everybody out
                 raise InputError(
-                    f"--forwarded-allow-ips: {entry!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8, *)"
+                    f"--forwarded-allow-ips: {entry!r} is not an IP address or network (e.g. 127.0.0.1, 10.0.0.0/8)"
                 ) from None
+            if everyone:
+                # every address trusted, uvicorn takes the leftmost X-Forwarded-For entry, which the client
+                # writes itself: each guess could claim a new client and never meet the per-client limits
+                raise InputError(
+                    f"--forwarded-allow-ips: {entry!r} would believe X-Forwarded-For from anyone, so every client could "
+                    "name itself anew and pass the per-client limits: give the proxy's own addresses or network "
+                    "(e.g. 127.0.0.1, 10.0.0.0/8)"
+                )
 
     def is_proxy(self, address: str) -> bool:
-        """Whether ``address`` is a proxy named in ``forwarded_allow_ips`` (an address, a network, or *)."""
+        """Whether ``address`` is a proxy named in ``forwarded_allow_ips`` (an address or a network)."""
         for entry in (self.forwarded_allow_ips or "").split(","):
             entry = entry.strip()
-            if entry == "*" or entry == address:
+            if entry == address:
                 return True
             try:
                 if ipaddress.ip_address(address) in ipaddress.ip_network(entry, strict=False):

@@ -256,7 +256,18 @@ def test_proxies_are_named_by_address_or_network() -> None:
     settings = ServeSettings(forwarded_allow_ips="192.0.2.7, 10.0.0.0/8,2001:db8::/32")
     assert settings.is_proxy("192.0.2.7") and settings.is_proxy("10.9.8.7") and settings.is_proxy("2001:db8::1")
     assert not settings.is_proxy("192.0.2.8") and not ServeSettings().is_proxy("127.0.0.1")
-    assert ServeSettings(forwarded_allow_ips="*").is_proxy("203.0.113.1")
+
+
+@pytest.mark.parametrize("everyone", ["*", "0.0.0.0/0", "10.0.0.1, ::/0"])
+def test_believing_every_address_is_refused(everyone: str) -> None:
+    """With every address trusted, uvicorn takes the leftmost X-Forwarded-For entry, which the client
+    writes itself (a proxy appends the real one on the right): each guess claimed a new client, so the
+    per-client limit of failed codes, and the connection caps, held nobody."""
+    from uvicorn.middleware.proxy_headers import _TrustedHosts
+
+    assert _TrustedHosts("*").get_trusted_client_address("198.51.100.1, 10.0.0.1")[0] == "198.51.100.1"
+    with pytest.raises(InputError, match="the proxy's own addresses"):
+        ServeSettings(forwarded_allow_ips=everyone)
 
 
 @pytest.mark.parametrize("bad", ["10.0.0.0/33", "proxy.local", "127.0.0.l", "192.0.2.7, 10.0.0.0/8, nonsense"])
