@@ -428,12 +428,14 @@ def _venue_rollup(
 
 def remove_unlisted_files(out_dir: Path, listed: list[str], now: float, config: ExportConfig) -> int:
     """Delete the exporter's files that ``index.txt`` does not list and never will again: the files of
-    an export day rolled up, a day after the index lists the roll-ups instead (a node that read the
-    index before, a CDN's cached copy, another exporter's file not yet recorded: none gets a 404),
-    and any whose day is past the retention (left by a crash between writing and recording).  A file
-    an export is writing now is of today and of a day still kept, so it is left alone."""
+    an export day rolled up, and any whose day is past the retention (left by a crash between writing
+    and recording).  A file an export is writing now is of today and of a day still kept, so it is left
+    alone.  A rolled-up day's key files stay a day after the index lists the roll-ups instead (a node
+    that read the index before, a CDN's cached copy, another exporter's file not yet recorded: none
+    gets a 404); its check-in files go at once, as their names do not say the day of their check-ins,
+    so one kept a day longer could outlive its 14 days."""
     keep = set(listed)
-    last = config.rolled_up_through(now - DAY_SECONDS)
+    rolled, a_day_ago = config.rolled_up_through(now), config.rolled_up_through(now - DAY_SECONDS)
     oldest = now - config.retention_days * DAY_SECONDS
     removed = 0
     for path in out_dir.glob("*.zip*"):
@@ -442,6 +444,7 @@ def remove_unlisted_files(out_dir: Path, listed: list[str], now: float, config: 
             continue
         small, rollup = EXPORT_FILE.match(name), ROLLUP_FILE.match(name)
         if small:
+            last = rolled if small["kind"] == "venues" else a_day_ago
             stale = (last is not None and int(small["stamp"]) // DAY_SECONDS <= last) or (
                 small["kind"] != "venues" and int(small["kind"]) + DAY_SECONDS < oldest
             )
