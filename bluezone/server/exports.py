@@ -415,13 +415,17 @@ def _venue_rollup(
         data = (out_dir / batch.name).read_bytes()
         by_day.setdefault(batch.start_timestamp, []).extend(open_signed_venue_zip(data, signer.public_key, signer.info.key_id))
     per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
-    tag = secrets.token_hex(3)
-    for start, reports in sorted(by_day.items()):
+    # the names say nothing of the check-ins' days (their times are sealed in the reports): one tag, files
+    # numbered across the days, the days in random order
+    tag, number = secrets.token_hex(3), 0
+    for start in rng.permutation(sorted(by_day)).tolist():
+        reports = by_day[start]
         order = rng.permutation(len(reports))
         n_files = -(-len(reports) // per_file)
         for i in range(n_files):
             chunk = [reports[j] for j in order[i * per_file : (i + 1) * per_file]]
-            name = f"{day * DAY_SECONDS}-venues-day{replaces}x{start}x{tag}-{i + 1:04d}.zip"
+            number += 1
+            name = f"{day * DAY_SECONDS}-venues-day{replaces}x{tag}-{number:04d}.zip"
             data = signed_venue_zip(chunk, signer.private_key, signer.info, config.region, int(now // 3600))
             yield BatchRecord(name, now, start, start + DAY_SECONDS, i + 1, n_files, len(chunk)), data
 
@@ -448,8 +452,8 @@ def remove_unlisted_files(out_dir: Path, listed: list[str], now: float, config: 
             stale = (last is not None and int(small["stamp"]) // DAY_SECONDS <= last) or (
                 small["kind"] != "venues" and int(small["kind"]) + DAY_SECONDS < oldest
             )
-        elif rollup:
-            start = rollup["start"] or rollup["kind"]
+        elif rollup:  # a check-in roll-up's name has no day of its check-ins: they are of its export day or before
+            start = rollup["start"] or (rollup["day"] if rollup["kind"] == "venues" else rollup["kind"])
             stale = int(start) + DAY_SECONDS < oldest
         else:
             continue

@@ -168,7 +168,7 @@ def test_rollups_leave_when_their_day_of_keys_is_14_days_old(day0: tuple[Server,
     left = _listed(server)
     assert left and all(int(n.split("-")[1]) > oldest for n in left if not is_venue_file(n))
     assert not any((server.exports / n).exists() for n in listed if n not in left)
-    newest = max(int((ROLLUP_FILE.match(n)["start"] or n.split("-")[1])) for n in listed)
+    newest = max(b.start_timestamp for b in server.storage.batches())
     server.clock.advance(newest + 15 * DAY_SECONDS + 1 - server.clock.now())
     server.export()
     assert _listed(server) == [] and not list(server.exports.glob("*.zip"))
@@ -334,8 +334,10 @@ def test_the_names_the_exporter_writes_are_read_as_it_means_them() -> None:
     assert EXPORT_FILE.match("1763640000-venues-a1b2c3-0012.zip")["kind"] == "venues"
     keys = ROLLUP_FILE.match("1763596800-1763424000-day144x0a1b2c-0001.zip")
     assert keys and (keys["day"], keys["kind"], keys["replaces"], keys["start"]) == ("1763596800", "1763424000", "144", None)
-    venues = ROLLUP_FILE.match("1763596800-venues-day288x1763424000x0a1b2c-0002.zip")
-    assert venues and (venues["kind"], venues["replaces"], venues["start"]) == ("venues", "288", "1763424000")
+    venues = ROLLUP_FILE.match("1763596800-venues-day288x0a1b2c-0002.zip")
+    assert venues and (venues["kind"], venues["replaces"], venues["start"]) == ("venues", "288", None)
+    before = ROLLUP_FILE.match("1763596800-venues-day288x1763424000x0a1b2c-0002.zip")  # as first written: with the day
+    assert before and (before["kind"], before["replaces"], before["start"]) == ("venues", "288", "1763424000")
     assert not EXPORT_FILE.match(keys.string) and not ROLLUP_FILE.match(small.string)  # never taken for each other
     assert is_venue_file("1763596800-venues-day288x1763424000x0a1b2c-0002.zip")
     assert not is_venue_file("1763596800-1763424000-day144x0a1b2c-0001.zip")
@@ -466,3 +468,17 @@ def test_a_rollup_that_cannot_be_written_does_not_hold_back_the_export(
     server.clock.advance(600)
     server.export()
     assert set(new) <= set(_listed(server)) and not set(small) & set(_listed(server))  # rolled up now
+
+
+def test_a_checkin_rollups_name_says_nothing_of_its_checkins_day(day0: tuple[Server, dict[str, Path]]) -> None:
+    """A check-in's time is sealed in its report; the small files' names never said their check-ins'
+    day, and a roll-up's must not either (anyone reading index.txt would learn on which day a case
+    checked in somewhere, a day after the upload)."""
+    server, _ = day0
+    _to_day(server, 2, hour=0.1)
+    server.export()
+    rollups = [n for n in _listed(server) if is_venue_file(n)]
+    days = {b.start_timestamp for b in server.storage.batches() if b.name in rollups}
+    assert rollups and days and int(NOW // DAY_SECONDS) * DAY_SECONDS not in days  # check-ins of earlier days
+    assert not any(str(d) in n for n in rollups for d in days)
+    assert all(ROLLUP_FILE.match(n)["start"] is None for n in rollups) and len(set(rollups)) == len(rollups)
