@@ -716,6 +716,9 @@ def _print_check(result: Any, gaen: bool) -> None:
         click.echo(
             f"{left} more new file(s) listed than one check fetches ({MAX_NEW_FILES_PER_CHECK:,}): the next check fetches them"
         )
+    gone = getattr(result, "gone", [])
+    if gone:
+        click.echo(f"{len(gone)} listed file(s) gone when fetched (replaced since the index was read): the next check reads what replaced them")
     earlier = getattr(result, "earlier", [])
     if earlier:
         for d in earlier:

@@ -128,6 +128,7 @@ class ServerCheckResult(CheckResult):
     earlier_venue: list[dict[str, Any]] = field(default_factory=list)  # venue exposures earlier checks reported
     rejected_earlier: int = 0  # listed files an earlier check rejected: not fetched again (for 14 days)
     left_for_next_check: int = 0  # new files listed beyond MAX_NEW_FILES_PER_CHECK: fetched by the next check
+    gone: list[str] = field(default_factory=list)  # listed, but 404 when fetched (replaced since): not processed
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +146,7 @@ class ServerCheckResult(CheckResult):
             "earlier_venue_exposures": self.earlier_venue,
             "rejected_earlier": self.rejected_earlier,
             "left_for_next_check": self.left_for_next_check,
+            "gone_batches": self.gone,
         }
 
     def raise_for_rejected(self) -> None:
@@ -224,7 +226,16 @@ def check_server(
         for i, name in enumerate(new):
             if progress:
                 progress(i, len(new), name)
-            data = client.batch(name)
+            try:
+                data = client.batch(name)
+            except KeyServerError as exc:
+                if exc.status != 404:
+                    raise
+                # replaced since the index was read (a roll-up, or a cached index): the rest of the check goes on,
+                # and the next check reads what replaced it (nothing is marked processed)
+                log.warning("batch %s listed but gone: %s", name, exc)
+                result.gone.append(name)
+                continue
             if is_venue_file(name):
                 try:
                     reports = open_signed_venue_zip(data, public_key, pin.key_id)

@@ -13,8 +13,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import click
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 from server_helpers import NOW, make_nodes
@@ -417,11 +419,13 @@ def test_a_node_that_read_the_index_before_the_rollup_still_gets_every_file_it_l
 ) -> None:
     """The replaced key files stay on disk a day after the roll-up that replaced them: a node that
     read index.txt just before that export (a check under way across it, a CDN's cached index, a
-    second exporter's file not yet recorded) gets them, not a 404 that fails its whole check.
-    (Check-in files go at once: their names do not say their check-ins' day, which must not outlive
-    its 14 days; such a node's check fails once, and the next reads the roll-ups.)"""
+    second exporter's file not yet recorded) gets them.  Check-in files go at once (their names do
+    not say their check-ins' day, which must not outlive its 14 days): their 404 no longer fails the
+    whole check; they are left for the next check, which reads the roll-ups."""
+    from bluezone.cli import _print_check
+
     server, nodes = day0
-    small = [n for n in _listed(server) if not is_venue_file(n)]
+    small = _listed(server)
     _to_day(server, 2, hour=0.1)
     server.export()  # day 0 rolled up
     assert all(ROLLUP_FILE.match(n) for n in _listed(server))
@@ -431,8 +435,18 @@ def test_a_node_that_read_the_index_before_the_rollup_still_gets_every_file_it_l
         result = node.check(nodes["b"])
     finally:
         del server.client.index
+    venue_files = [n for n in small if is_venue_file(n)]
     assert sorted(node.fetched) == sorted(small) and len(result.exposures) == 1
-    _to_day(server, 3, hour=0.1)  # a day after the roll-up: gone from disk
+    assert venue_files and result.gone == venue_files and result.as_dict()["gone_batches"] == venue_files
+
+    @click.command()
+    def show() -> None:
+        _print_check(result, gaen=True)
+
+    assert f"{len(venue_files)} listed file(s) gone when fetched" in CliRunner().invoke(show).output
+    again = node.check(nodes["b"])  # the current index: the check-in roll-up, for the files gone
+    assert again.venue_exposures and again.gone == [] and set(node.fetched) <= set(_listed(server))
+    _to_day(server, 3, hour=0.1)  # a day after the roll-up: the key files gone from disk too
     server.export()
     assert sorted(p.name for p in server.exports.glob("*.zip")) == sorted(_listed(server))
 
