@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import hashlib
 import json
 import logging
 import time
@@ -222,6 +223,7 @@ def check_server(
     counts: dict[str, int] = {}
     venue_reports: list[Any] = []
     venue_reports_seen: set[Any] = set()  # one report in two files (a file replayed under another name) counts once
+    files_seen: set[bytes] = set()  # SHA-256 of each batch file: one served again under another name adds nothing
     with ExitStack() as opened:
         for i, name in enumerate(new):
             if progress:
@@ -259,7 +261,13 @@ def check_server(
             except BluezoneError as exc:
                 result.rejected[name] = f"malformed batch: {exc}"
                 continue
+            counts[name] = len(export.keys) + len(export.revised_keys)
+            result.batches.append(name)
+            digest = hashlib.sha256(data).digest()
             del data
+            if digest in files_seen:  # the same signed file again: each of its keys and revisions is a copy
+                continue
+            files_seen.add(digest)
             total += len(export.keys)
             if streamed is None and load_sightings is None and total > buffer_keys:
                 heard = read_heard(state.store)
@@ -273,8 +281,6 @@ def check_server(
             else:
                 parts.append(export.keys)
             revisions.append(export.revised_keys)
-            counts[name] = len(export.keys) + len(export.revised_keys)
-            result.batches.append(name)
             del export
         if progress and new:
             progress(len(new), len(new), "")
