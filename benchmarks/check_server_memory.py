@@ -28,6 +28,7 @@ import argparse
 import functools
 import http.server
 import json
+import multiprocessing
 import os
 import shutil
 import statistics
@@ -36,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -158,7 +160,11 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    exports, db_path, public_key, planted = make_inputs(args.workdir, args.keys, args.sightings, args.seed, args.days)
+    # in a process of its own: a check's ru_maxrss starts from this process's peak (subprocess starts it
+    # with vfork, and exec records the old memory's high-water mark), which making the inputs would raise
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as maker:
+        made = maker.submit(make_inputs, args.workdir, args.keys, args.sightings, args.seed, args.days)
+        exports, db_path, public_key, planted = made.result()
     files = len((exports / "index.txt").read_text().split()) * (2 if args.replayed else 1)
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bluezone-served-") as scratch:
