@@ -223,3 +223,20 @@ def test_a_full_disk_under_the_spool_is_one_line_that_says_what_to_do(tmp_path: 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"cannot write the check's spool in {tmp_path}: no room left (300,000 keys so far")
     assert "set TMPDIR" in done.stdout
+
+
+def test_a_file_served_again_under_another_name_is_not_matched_again(
+    world: tuple[np.ndarray, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its keys are all copies (the report is the same either way): only verified and listed."""
+    keys, store = world
+    added: list[int] = []
+    add = BatchStream.add
+    monkeypatch.setattr(BatchStream, "add", lambda self, given: (added.append(len(given)), add(self, given))[1])
+    files = {"1000-00001.zip": _file(keys, list(range(N_KEYS)), [])}
+    files["1001-00001.zip"] = files["1000-00001.zip"]
+    shutil.copyfile(store, tmp_path / "a.db")
+    (tmp_path / "a.db").chmod(0o600)
+    [report] = _checks(tmp_path / "a.db", files, [["1000-00001.zip", "1001-00001.zip"]], buffer_keys=0)
+    assert sum(added) == N_KEYS and report["keys"] == N_KEYS
+    assert report["batches"] == ["1000-00001.zip", "1001-00001.zip"] and report["exposures"]
