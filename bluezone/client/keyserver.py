@@ -253,15 +253,23 @@ def covered_rollups(names: Iterable[str], processed: Collection[str]) -> set[str
     processed every file of that export day they replace (the exporter rolls a day's files up a day
     after it ends, so a node checking at least daily never downloads a roll-up; one away longer
     downloads the roll-ups instead of the day's thousands of small files).  A node that processed only
-    some of them downloads the roll-up: what it had comes again and is matched, not reported twice."""
+    some of them downloads the roll-up: what it had comes again and is matched, not reported twice.
+
+    The rule counts files, it cannot name them: so a day and kind listed with two roll-ups (two
+    exporters, or a clock stepping back over midnight) is never skipped, since a file missed and
+    another of the same day processed would count the same."""
     had: Counter[tuple[int, str]] = Counter()
     for name in processed:
         if match := EXPORT_FILE.match(name):
             had[int(match["stamp"]) // _DAY_SECONDS, match["kind"]] += 1
+    rollups = [(name, match) for name in names if (match := ROLLUP_FILE.match(name))]
+    tags: dict[tuple[int, str], set[str]] = {}
+    for _, match in rollups:
+        tags.setdefault((int(match["day"]) // _DAY_SECONDS, match["kind"]), set()).add(match["tag"])
     covered = set()
-    for name in names:
-        match = ROLLUP_FILE.match(name)
-        if match and had[int(match["day"]) // _DAY_SECONDS, match["kind"]] == int(match["replaces"]):
+    for name, match in rollups:
+        day = int(match["day"]) // _DAY_SECONDS, match["kind"]
+        if len(tags[day]) == 1 and had[day] == int(match["replaces"]):
             covered.add(name)
     return covered
 

@@ -359,6 +359,18 @@ def test_a_rollup_is_covered_exactly_when_every_file_it_replaces_was_processed(
     assert (rollup in covered_rollups([rollup, "junk.zip"], names)) == (had == replaces)
 
 
+def test_a_day_listed_with_two_rollups_is_never_skipped() -> None:
+    """Counting cannot tell which files two roll-ups of one day hold: the node downloads both."""
+    processed = {f"{DAY_SECONDS + 60 + i}-86400-abcdef-0001.zip" for i in range(3)}
+    one = f"{DAY_SECONDS}-86400-day3x0a1b2c-0001.zip"
+    other = f"{DAY_SECONDS}-86400-day3x0d0e0f-0001.zip"
+    assert covered_rollups([one, one.replace("0001.zip", "0002.zip")], processed) == {one, one.replace("0001.zip", "0002.zip")}
+    assert covered_rollups([one, other], processed) == set()
+    # another kind or export day of the same names is judged on its own
+    venues = f"{DAY_SECONDS}-venues-day0x0a1b2c-0001.zip"
+    assert covered_rollups([one, other, venues], processed) == {venues}
+
+
 @pytest.mark.parametrize(("options", "rolled"), [((), False), (("--rollup-after-days", "0"), True), (("--rollup-after-days", "0", "--no-rollups"), False)])
 def test_server_export_rolls_up_as_told(tmp_path: Path, options: tuple[str, ...], rolled: bool) -> None:
     from click.testing import CliRunner
