@@ -19,6 +19,21 @@ if TYPE_CHECKING:
     from bluezone.clock import Clock
 
 
+def make_writable_dir(path: Path, what: str, option: str) -> None:
+    """Make ``path`` (the ``what`` directory given by ``option``) now, or find it writable: one that
+    cannot be is one line before the work starts, not a traceback after it."""
+    import os
+
+    from bluezone.errors import InputError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot make the {what} directory {path}: {exc.strerror or exc} (check {option})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write into the {what} directory {path}: permission denied (check {option})")
+
+
 class FloatRange(click.FloatRange):
     """``click.FloatRange`` that also refuses nan, which passes every range comparison
     (``--duration nan`` stopped the daemon at once, ``--minutes nan`` crashed the simulator)."""

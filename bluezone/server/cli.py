@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from bluezone.clitypes import FloatRange, cli_clock, json_option, parse_date
+from bluezone.clitypes import FloatRange, cli_clock, json_option, make_writable_dir, parse_date
 from bluezone.errors import InputError, ServerError
 
 if TYPE_CHECKING:
@@ -147,17 +146,6 @@ def _export_dir(db: str, export_dir: Path | None) -> Path:
     return Path(db).with_name(Path(db).stem + "-exports")
 
 
-def _make_export_dir(out: Path) -> None:
-    """Make the export directory now: one that cannot be made or written is one line at start, not a
-    traceback ('NotADirectoryError', or every scheduled export of `server run` failing in its log)."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot make the export directory {out}: {exc.strerror or exc} (check --export-dir)") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write into the export directory {out}: permission denied (check --export-dir)")
-
-
 _export_dir_opt = click.option(
     "--export-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where batches and index.txt go (default beside a SQLite file: server.db -> server-exports).",
@@ -219,7 +207,7 @@ def export_cmd(
     storage = _open(db, create_db)
     now = cli_clock().now()
     try:
-        _make_export_dir(out)  # after the database: a typo in --server-db leaves no directory behind
+        make_writable_dir(out, "export", "--export-dir")  # after the database: a typo in --server-db leaves no directory behind
         try:
             batches = export_batches(storage, signer, out, now, config)
         except OSError as exc:  # a full disk was 'OSError: [Errno 28] No space left on device', no word where
@@ -315,7 +303,7 @@ def run_cmd(
     exports = _export_dir(db, export_dir)
     storage = _open(db, create=True)  # the server owns its database: the first start creates it
     try:
-        _make_export_dir(exports)
+        make_writable_dir(exports, "export", "--export-dir")  # at start, not every scheduled export failing in the log
     except InputError:
         storage.close()
         raise

@@ -19,7 +19,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +230,13 @@ class BatchRecord:
     batch_num: int
     batch_size: int
     num_keys: int
+
+
+#: A batch record's row, its fields in the dataclass's order (``astuple``).
+_INSERT_BATCH = (
+    "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 class Storage(ABC):
@@ -681,14 +688,11 @@ class Storage(ABC):
                 )
 
     def _record_batches(self, cur: Any, batches: Sequence[BatchRecord]) -> None:
-        cur.executemany(
-            self._sql(
-                "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
-                " num_keys) VALUES (?, ?, ?, ?, ?, ?, ?)"
-            ),
-            [(b.name, b.created_at, b.start_timestamp, b.end_timestamp, b.batch_num, b.batch_size, b.num_keys)
-             for b in batches],
-        )
+        cur.executemany(self._sql(_INSERT_BATCH), [astuple(b) for b in batches])
+
+    def _record_batch(self, cur: Any, record: BatchRecord) -> int:
+        """Record one batch file; its id."""
+        return int(self._exec(cur, _INSERT_BATCH + " RETURNING id", list(astuple(record))).fetchone()[0])
 
     def _dequeue(self, cur: Any, queue: str, ids: np.ndarray) -> int:
         """Delete ``ids`` (ascending, distinct) from ``queue``; how many were there.
@@ -737,13 +741,7 @@ class Storage(ABC):
         another export published some of them meanwhile, nothing is recorded (ServerStorageError) and
         the caller drops its file, as ``add_batches`` does for keys."""
         with self._transaction() as cur:
-            batch_id = self._exec(
-                cur,
-                "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
-                " num_keys) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                [record.name, record.created_at, record.start_timestamp, record.end_timestamp, record.batch_num,
-                 record.batch_size, record.num_keys],
-            ).fetchone()[0]
+            batch_id = self._record_batch(cur, record)
             ids = np.sort(np.asarray(report_ids, dtype=np.int64))
             if self._mark_exported(cur, "venue_reports", "batch_id", np.full(len(ids), batch_id), ids) != len(ids):
                 raise ServerStorageError(
@@ -757,13 +755,7 @@ class Storage(ABC):
         with self._transaction() as cur:
             new_ids: dict[int, int] = {}  # day start -> the first new file of that day
             for record in new:
-                batch_id = self._exec(
-                    cur,
-                    "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
-                    " num_keys) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    [record.name, record.created_at, record.start_timestamp, record.end_timestamp, record.batch_num,
-                     record.batch_size, record.num_keys],
-                ).fetchone()[0]
+                batch_id = self._record_batch(cur, record)
                 new_ids.setdefault(record.start_timestamp, batch_id)
             replaced = 0
             for name in old_names:

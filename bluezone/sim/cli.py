@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from bluezone.clitypes import FloatRange, json_option
-from bluezone.errors import ConfigError, InputError
+from bluezone.clitypes import FloatRange, json_option, make_writable_dir
+from bluezone.errors import ConfigError
 from bluezone.progress import fraction_of, terminal_progress
 
 
@@ -28,18 +28,6 @@ def _complete_scenario(ctx: click.Context, param: click.Parameter, incomplete: s
     from bluezone.sim.catalogue import scenario_names
 
     return [name for name in scenario_names() if name.startswith(incomplete)]
-
-
-def _make_out_dir(out: Path) -> None:
-    """--out made (or found writable) before a run, so a typo costs a line, not the run."""
-    import os
-
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot make the report directory {out}: {exc.strerror or exc} (check --out)") from None
-    if not os.access(out, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write into the report directory {out}: permission denied (check --out)")
 
 
 @click.command("simulate")
@@ -113,7 +101,7 @@ def simulate(
         if not rates or not all(0.0 < r <= 1.0 for r in rates):
             raise click.BadParameter("give shares between 0 and 1, comma-separated (e.g. 0.074,0.3,0.7)", param_hint="--venues")
     if out is not None:
-        _make_out_dir(out)  # before the run: a market's minutes of work ended in 'FileNotFoundError'
+        make_writable_dir(out, "report", "--out")  # before the run: a market's minutes of work ended in 'FileNotFoundError'
     start = f"simulate {scene.name}: {scene.people} people, {scene.duration_min:g} min, seed {seed}"
     with terminal_progress(start) as progress:
         result = engine.run(scene, seed, store=store, progress=fraction_of(progress, "simulating"))

@@ -10,11 +10,14 @@ from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
 from bluezone.server.codes import CodeKey
+from bluezone.venues.location import Venue
 
 #: A fixed "now" (2025-11-20 12:00 UTC) for the virtual clock.
 NOW = 1_763_640_000.0
 #: A code key for tests that hash codes without a key directory.
 KEY = CodeKey(bytes(range(32)))
+#: The venue of the check-in tests.
+CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
 
 
 def f0_keys(now: float, days: int = 5, seed: int = 7) -> list[DailyKey]:
@@ -59,3 +62,22 @@ def make_nodes(tmp_path, now: float = NOW) -> tuple:
                 store.add_sightings(sightings)
         paths[name] = path
     return keys, paths
+
+
+def publish_f0_with_cafe_checkin(server, nodes: dict) -> None:
+    """F0 (node a) uploads its keys and a check-in at the café two days ago, 08:00-09:00 UTC, where node b
+    was too; the server exports once.  ``server`` is test_key_server's Server."""
+    from bluezone.client.uploading import keys_to_upload
+    from bluezone.venues.checkins import record_visit
+    from bluezone.venues.upload import reports_to_upload
+    from bluezone.venues.visits import Visit
+
+    visit_start = rolling_start(NOW) * INTERVAL_SECONDS - 2 * 86400 + 8 * 3600
+    with SightingStore.open(nodes["b"], create=False) as b:
+        record_visit(b, CAFE, visit_start, visit_start + 3600, NOW)
+    case = Visit(0, CAFE.location_id, CAFE.description, CAFE.address, visit_start, visit_start + 3600, True, "url")
+    checkins = [r.entry() for r in reports_to_upload([case], NOW - 14 * 86400, NOW)]
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    server.client.publish(keys, server.code(test_type="confirmed"), checkins=checkins)
+    server.export()

@@ -15,37 +15,24 @@ from pathlib import Path
 
 import pytest
 
-from server_helpers import NOW, make_nodes
+from server_helpers import NOW, make_nodes, publish_f0_with_cafe_checkin
 from test_key_server import Server
 
 from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.state import ServerState
 
-from bluezone.client.uploading import keys_to_upload
-from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.store import SightingStore
 from bluezone.server.exports import INDEX_FILE
-from bluezone.venues.checkins import record_visit, visits
-from bluezone.venues.location import Venue
-from bluezone.venues.upload import reports_to_upload
-from bluezone.venues.visits import Visit
+from bluezone.venues.checkins import visits
 
-CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
 
 
 def _published(tmp_path: Path) -> tuple[Server, dict[str, Path]]:
     """F0 uploads its keys and a check-in at the café; B met F0 and was at the café at that time."""
     server = Server(tmp_path)
-    daily, nodes = make_nodes(tmp_path)
-    visit_start = daily[-3].rolling_start * INTERVAL_SECONDS + 8 * 3600
-    with SightingStore.open(nodes["b"], create=False) as b:
-        record_visit(b, CAFE, visit_start, visit_start + 3600, NOW)
-    case = Visit(0, CAFE.location_id, CAFE.description, CAFE.address, visit_start, visit_start + 3600, True, "url")
-    checkins = [r.entry() for r in reports_to_upload([case], NOW - 14 * 86400, NOW)]
-    with SightingStore.open(nodes["a"], create=False) as a:
-        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
-    server.client.publish(keys, server.code(test_type="confirmed"), checkins=checkins)
-    server.export()
+    _, nodes = make_nodes(tmp_path)
+    publish_f0_with_cafe_checkin(server, nodes)
     return server, nodes
 
 

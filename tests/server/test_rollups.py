@@ -19,13 +19,13 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from server_helpers import NOW, make_nodes
+from server_helpers import NOW, make_nodes, publish_f0_with_cafe_checkin
 from test_key_server import Server
 
 from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
 from bluezone.client.state import ServerState
-from bluezone.client.uploading import keys_to_upload, upload_own_keys
+from bluezone.client.uploading import upload_own_keys
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.errors import InputError, ServerStorageError
 from bluezone.keyformat.export import open_signed_export
@@ -33,12 +33,8 @@ from bluezone.keyformat.keys import empty_keys
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip
 from bluezone.proximity.store import SightingStore
 from bluezone.server.exports import EXPORT_FILE, INDEX_FILE, ROLLUP_FILE, ExportConfig, roll_up_closed_days
-from bluezone.venues.checkins import record_visit, visits
-from bluezone.venues.location import Venue
-from bluezone.venues.upload import reports_to_upload
-from bluezone.venues.visits import Visit
+from bluezone.venues.checkins import visits
 
-CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
 
 
 def _random_upload(server: Server, seed: int, days: int = 6) -> None:
@@ -104,16 +100,7 @@ class Fetching:
 def day0(tmp_path: Path) -> tuple[Server, dict[str, Path]]:
     server = Server(tmp_path)
     _, nodes = make_nodes(tmp_path)
-    met_day = rolling_start(NOW) // ROLLING_PERIOD - 2
-    visit_start = met_day * DAY_SECONDS + 8 * 3600
-    with SightingStore.open(nodes["b"], create=False) as b:
-        record_visit(b, CAFE, visit_start, visit_start + 3600, NOW)
-    case = Visit(0, CAFE.location_id, CAFE.description, CAFE.address, visit_start, visit_start + 3600, True, "url")
-    checkins = [r.entry() for r in reports_to_upload([case], NOW - 14 * 86400, NOW)]
-    with SightingStore.open(nodes["a"], create=False) as a:
-        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
-    server.client.publish(keys, server.code(test_type="confirmed"), checkins=checkins)
-    server.export()
+    publish_f0_with_cafe_checkin(server, nodes)
     for seed in range(3):  # three more exports this day, with others' keys
         server.clock.advance(600)
         _random_upload(server, seed)
