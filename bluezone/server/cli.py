@@ -233,7 +233,8 @@ def export_cmd(
               help="Seconds a key may wait past its validity before the exporter counts as late (exit 1).")
 @json_option
 def status_cmd(db: str, late_after: int, as_json: bool) -> None:
-    """Whether the exporter keeps up, the last export file, codes of the last 24 h (exit 1 when late)."""
+    """Whether the exporter keeps up, the last export file, codes of the last 24 h, failed codes of the hour
+    (exit 1 when the exporter is late or codes are being guessed)."""
     from bluezone.server.status import server_status
 
     try:
@@ -251,7 +252,7 @@ def status_cmd(db: str, late_after: int, as_json: bool) -> None:
     else:
         for line in status.lines():
             click.echo(line)
-    if status.exporter_late:
+    if status.exporter_late or status.being_guessed:
         raise SystemExit(1)
 
 

@@ -42,7 +42,7 @@ from bluezone.keyformat.keys import (
     empty_keys,
 )
 from bluezone.server.codes import CodeKey, legacy_hash_code
-from bluezone.server.storage import RECURSIVE, CodeRecord, Storage
+from bluezone.server.storage import RECURSIVE, SHARED_BUDGET, CodeRecord, Storage
 from bluezone.server.venue_reports import VenueReportLimits, check_days, parse_venue_reports, with_fakes
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,14 @@ class PublishConfig:
     #: limit: anybody could trip it and lock out every valid code.  Guessing is pointless instead:
     #: long codes have 16 digits, short ones 8 digits and live at most an hour (docs/server.md).
     max_failures_per_client: int = 10
+    #: ... and per IPv6 /48, one site's prefix (a tunnel broker gives anybody one free): its 65,536 /64s
+    #: made ~655,000 tries an hour, now 100.
+    max_failures_per_site: int = 100
+    #: Failed tries from everybody in a window past which the server is being guessed at: then each client
+    #: gets ``max_failures_under_attack`` (a typo or two still goes through; nobody is locked out who has
+    #: not failed that often), a botnet's tries fall by that factor, and ``server status`` says so.
+    guessing_alarm: int = 1000
+    max_failures_under_attack: int = 3
     #: check-ins (venue reports) beside the keys: caps, age, fakes (bluezone/server/venue_reports.py)
     venue_reports: VenueReportLimits = VenueReportLimits()
     #: A recursive upload (a close contact, F1) sends its keys from its exposure day to today: 15 at most.
@@ -293,17 +301,52 @@ def client_key(host: str) -> str:
     return str(address)
 
 
+#: The row of ``code_tries`` that counts everybody's failed tries (``guessing_alarm``).
+EVERYBODY = SHARED_BUDGET + "*"
+
+
+def site_key(host: str) -> str | None:
+    """The shared budget of an IPv6 address's /48 (one site: a home, an office, a tunnel); None for IPv4."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if not isinstance(address, ipaddress.IPv6Address) or address.ipv4_mapped is not None:
+        return None
+    return SHARED_BUDGET + str(ipaddress.IPv6Network((address, 48), strict=False))
+
+
+def claim_try(storage: Storage, host: str, now: float, config: PublishConfig) -> str | None:
+    """Count a code try of ``host`` as failed until it proves good (so concurrent tries cannot all pass
+    the limits): against its client's, its /48's and everybody's budget.  None (and a log line) if over."""
+    client, site, since = client_key(host), site_key(host), now - config.failure_window
+    everybody = storage.count_failures(since, EVERYBODY)
+    limit = config.max_failures_per_client
+    if everybody >= config.guessing_alarm:
+        limit = min(limit, config.max_failures_under_attack)
+        if everybody == config.guessing_alarm:  # once as it is crossed; `server status` shows it meanwhile
+            log.warning("%d failed verification codes in the last window from everywhere: guessing? each client"
+                        " now gets %d failed tries a window", everybody, limit)
+    shared: list[tuple[str, int | None]] = [(EVERYBODY, None)]
+    if site is not None:
+        shared.append((site, config.max_failures_per_site))
+    token = storage.claim_code_try(client, now, since, limit, shared)
+    if token is None:
+        log.warning("publish refused: client %s (or its /48) over the failed-code limit", client)
+    return token
+
+
 def publish(
     storage: Storage, body: bytes, client: str, now: float, config: PublishConfig, *, code_key: CodeKey
 ) -> PublishResult:
     """The whole endpoint: parse, rate-limit the client, redeem the code and store (or revise) atomically."""
     request = parse_request(body, config)
+    try_token = claim_try(storage, client, now, config)
     client = client_key(client)
-    # the try counts as failed until the code proved good, so concurrent tries cannot all pass the limit
-    try_token = storage.claim_code_try(client, now, now - config.failure_window, config.max_failures_per_client)
     if try_token is None:
-        log.warning("publish refused: client %s over the failed-code limit", client)
-        raise PublishError(429, "rate_limited", "too many failed verification codes from this client; try later")
+        raise PublishError(
+            429, "rate_limited", "too many failed verification codes from this client or its network; try later"
+        )
     failure: str | None = None
     try:
         return _redeem(storage, request, now, config, code_key)

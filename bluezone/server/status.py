@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.server.codes import REPORT_TYPES
 from bluezone.server.exports import Embargo, embargoed
+from bluezone.server.publish import EVERYBODY, PublishConfig
 from bluezone.server.storage import Storage
 
 DAY_SECONDS = 86_400
@@ -39,15 +40,24 @@ class ServerStatus:
     codes_issued_24h: dict[str, int]
     codes_used_24h: dict[str, int]
     late_after: float = LATE_AFTER_SECONDS
+    failed_code_tries: int = 0  # from everybody, in the current window of the failed-try budgets (an hour)
+    guessing_alarm: int = PublishConfig.guessing_alarm
 
     @property
     def exporter_late(self) -> bool:
         return self.overdue_since is not None and self.now - self.overdue_since > self.late_after
 
+    @property
+    def being_guessed(self) -> bool:
+        """Failed codes past the alarm level: somebody is guessing (each client now gets fewer tries)."""
+        return self.failed_code_tries >= self.guessing_alarm
+
     def as_dict(self) -> dict[str, object]:
         return {
-            "ok": not self.exporter_late,
+            "ok": not (self.exporter_late or self.being_guessed),
             "exporter_late": self.exporter_late,
+            "failed_code_tries": self.failed_code_tries,
+            "being_guessed": self.being_guessed,
             "overdue_keys": self.overdue_keys,
             "overdue_since": _iso(self.overdue_since),
             "waiting": self.waiting.as_dict(),
@@ -76,6 +86,12 @@ class ServerStatus:
         ]
         if self.waiting.keys:
             out.insert(1, self.waiting.sentence())
+        if self.being_guessed:
+            out.append(f"GUESSING: {self.failed_code_tries} failed verification codes within the hour (alarm at"
+                       f" {self.guessing_alarm}): each client now gets fewer tries; issue long codes, not --short,"
+                       " until it stops")
+        else:
+            out.append(f"failed verification codes within the hour: {self.failed_code_tries}")
         return out
 
 
@@ -96,5 +112,6 @@ def server_status(storage: Storage, now: float, late_after: float = LATE_AFTER_S
         codes_issued_24h={kind: storage.count_codes(t, issued_since=day_ago) for kind, t in REPORT_TYPES.items()},
         codes_used_24h={kind: storage.count_codes(t, used_since=day_ago) for kind, t in REPORT_TYPES.items()},
         late_after=late_after,
+        failed_code_tries=storage.count_failures(now - PublishConfig.failure_window, EVERYBODY),
     )
 

@@ -34,6 +34,8 @@ from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 10
+#: Rows of ``code_tries`` keyed with this prefix count tries several clients share (an IPv6 /48's, everybody's).
+SHARED_BUDGET = "shared:"
 
 #: The first release's tables (schema 1), created in a new database before the migrations below.
 _SCHEMA = [
@@ -357,13 +359,11 @@ class Storage(ABC):
             self._lock_name(cur, "code tries of " + client)
             self._count_try(cur, client, at, at - window)
 
-    def _count_try(self, cur: Any, client: str, at: float, since: float, limit: int | None = None) -> float | None:
+    def _count_try(self, cur: Any, client: str, at: float, since: float) -> float:
         """Add one try to ``client``'s window (a new one from ``at`` if its last began before ``since``) and
-        return the window's start; None, counting nothing, if the window already holds ``limit`` failures."""
+        return the window's start."""
         row = self._exec(cur, "SELECT window_start, failures FROM code_tries WHERE client = ?", [client]).fetchone()
         if row is not None and row[0] >= since:
-            if limit is not None and row[1] >= limit:
-                return None
             self._exec(cur, "UPDATE code_tries SET failures = failures + 1 WHERE client = ?", [client])
             return float(row[0])
         self._exec(
@@ -374,35 +374,51 @@ class Storage(ABC):
         )
         return at
 
-    def claim_code_try(self, client: str, at: float, since: float, limit: int) -> str | None:
+    def claim_code_try(
+        self, client: str, at: float, since: float, limit: int, also: Sequence[tuple[str, int | None]] = ()
+    ) -> str | None:
         """Count a code try of ``client`` as failed *before* it is made, if its window (begun at or after
         ``since``) holds fewer than ``limit`` failures; a token for ``settle_code_try``, or None (nothing
         counted) if over.  Counting first and recording after the try let concurrent requests all pass
         the count: 50 at once from one client made 40 tries where the limit was 10.
 
+        ``also``: more budgets the try is counted against in the same transaction, (key, limit), each a
+        row like a client's (an IPv6 /48's, everybody's); the try is refused if any is full (a None
+        limit only counts).
+
         One row per client (schema 10), not one per try, and rows whose window ended are dropped here:
         the /64s of one IPv6 /48 added ~650,000 rows an hour, kept two days (~3 GB); now the table holds
         at most one row per client that failed within the last window."""
+        budgets = sorted({client: limit, **dict(also)}.items())  # one lock order for every claim: no deadlock
         with self._transaction() as cur:
-            self._lock_name(cur, "code tries of " + client)
+            for key, _ in budgets:
+                self._lock_name(cur, "code tries of " + key)
             # one cleaner at a time, so no two claims wait on rows the other holds (other claims touch only
-            # their own client's row)
+            # their own budgets' rows)
             if self._try_lock_name(cur, "code tries cleanup"):
                 self._exec(cur, "DELETE FROM code_tries WHERE window_start < ?", [since])
-            window_start = self._count_try(cur, client, at, since, limit)
-        return None if window_start is None else repr(window_start)
+            for key, cap in budgets:
+                row = self._exec(cur, "SELECT window_start, failures FROM code_tries WHERE client = ?", [key]).fetchone()
+                if cap is not None and row is not None and row[0] >= since and row[1] >= cap:
+                    return None
+            counted = [(key, self._count_try(cur, key, at, since)) for key, _ in budgets]
+        return json.dumps(counted)
 
     def settle_code_try(self, client: str, token: str, reason: str | None) -> None:
         """The try ``claim_code_try`` counted: a failure for ``reason`` (it stays counted), or forgotten
         (None: the code was good, or the request was refused before its code was tried)."""
         if reason is not None:
             return
+        counted = json.loads(token)
         with self._transaction() as cur:
-            self._lock_name(cur, "code tries of " + client)
-            self._exec(
-                cur, "UPDATE code_tries SET failures = failures - 1 WHERE client = ? AND window_start = ? AND failures > 0",
-                [client, float(token)],
-            )
+            for key, window_start in counted:
+                self._lock_name(cur, "code tries of " + key)
+            for key, window_start in counted:
+                self._exec(
+                    cur,
+                    "UPDATE code_tries SET failures = failures - 1 WHERE client = ? AND window_start = ? AND failures > 0",
+                    [key, window_start],
+                )
 
     def _lock_name(self, cur: Any, name: str) -> None:
         """Hold off other connections' transactions that lock ``name`` until this one ends (SQLite: BEGIN IMMEDIATE does)."""
@@ -412,12 +428,16 @@ class Storage(ABC):
         return True
 
     def count_failures(self, since: float, client: str | None = None) -> int:
-        """Failed code tries counted in the windows begun at or after ``since`` (of ``client``, or of all)."""
+        """Failed code tries counted in the windows begun at or after ``since`` (of ``client``, or of every
+        client: a shared budget's row counts tries a client's row counts too)."""
         sql = "SELECT COALESCE(SUM(failures), 0) FROM code_tries WHERE window_start >= ?"
         params: list[Any] = [since]
         if client is not None:
             sql += " AND client = ?"
             params.append(client)
+        else:
+            sql += " AND client NOT LIKE ?"
+            params.append(SHARED_BUDGET + "%")
         with self._transaction(write=False) as cur:
             return int(self._exec(cur, sql, params).fetchone()[0])
 

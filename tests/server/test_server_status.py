@@ -72,3 +72,37 @@ def test_status_command_exit_codes_and_json(tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["server", "status", "--server-db", str(tmp_path / "typo.db")])
     assert missing.exit_code == 2 and not (tmp_path / "typo.db").exists()
     assert missing.output.strip() == f"Error: key server database {tmp_path / 'typo.db'} does not exist (check --server-db)"
+
+
+def test_status_says_when_codes_are_being_guessed(tmp_path: Path) -> None:
+    """Failed codes from everybody past the alarm level (1,000 in the hour) is exit 1 and one line saying
+    what to do; a few typos are just counted."""
+    from bluezone.server.publish import PublishConfig, claim_try
+    from bluezone.server.storage import open_storage
+
+    db = tmp_path / "s.db"
+    storage = open_storage(db)
+    try:
+        for n in range(3):
+            storage.settle_code_try("x", claim_try(storage, f"192.0.2.{n}", NOW, PublishConfig()), "invalid")
+    finally:
+        storage.close()
+    runner = CliRunner()
+
+    def status(now: float, *extra: str):
+        return runner.invoke(cli, ["server", "status", "--server-db", str(db), *extra], obj={"clock": VirtualClock(now)})
+
+    quiet = status(NOW + 60)
+    assert quiet.exit_code == 0 and "failed verification codes within the hour: 3" in quiet.stdout
+    storage = open_storage(db)
+    try:
+        for n in range(PublishConfig.guessing_alarm):
+            storage.settle_code_try("x", claim_try(storage, f"10.0.{n // 250}.{n % 250}", NOW, PublishConfig()), "invalid")
+    finally:
+        storage.close()
+    result = status(NOW + 60)
+    assert result.exit_code == 1
+    assert "GUESSING: 1003 failed verification codes within the hour (alarm at 1000)" in result.stdout
+    doc = json.loads(status(NOW + 60, "--json").stdout)
+    assert doc["being_guessed"] and doc["failed_code_tries"] == 1003 and not doc["ok"]
+    assert status(NOW + 3700).exit_code == 0  # the hour has passed
