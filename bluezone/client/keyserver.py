@@ -47,6 +47,7 @@ USER_REFUSALS = {
     "verification_code_invalid": "the verification code is not valid",
     "verification_code_used": "the verification code was already used (each code works once)",
     "verification_code_expired": "the verification code has expired: ask the health authority for a new one",
+    "verification_code_revoked": "the health authority withdrew this verification code: ask them for a new one",
     "key_before_exposure": "",
     # check-ins the server refuses (too many on one day, too old): the server's reason, send with --no-checkins
     "checkin_invalid": "",

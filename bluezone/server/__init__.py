@@ -20,6 +20,8 @@ _EXPORTS = {
     "CodeKey": "codes",
     "IssuedCode": "codes",
     "issue_code": "codes",
+    "Revocation": "codes",
+    "revoke_code": "codes",
     "ExportConfig": "exports",
     "export_batches": "exports",
     "PublishConfig": "publish",

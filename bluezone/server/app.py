@@ -136,7 +136,7 @@ def create_app(
                 "revisionToken": {"type": "string", "description": "show it to revise these keys later"},
             }}}}},
             400: {"description": "invalid request", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
-            403: {"description": "verification code invalid, used or expired", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            403: {"description": "verification code invalid, used, expired or revoked", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
             413: {"description": "request too large", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
             429: {"description": "too many failed codes", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
         },

@@ -88,6 +88,16 @@ def _open(db: str, create: bool) -> Any:
     return storage
 
 
+def _open_existing(db: str) -> Any:
+    """The database of a command that must never create one (status, revoke-code): missing is a typo."""
+    try:
+        return _open(db, False)
+    except InputError as exc:  # its advice, --create-db, is no option of these commands
+        if "--create-db" not in str(exc):
+            raise
+        raise InputError(str(exc).split(" (the server creates")[0] + " (check --server-db)") from None
+
+
 @server.command("issue-code")
 @_db
 @_key_dir
@@ -136,6 +146,31 @@ def issue_code_cmd(
         }))
     else:
         click.echo(f"{issued.code}  (expires {issued.as_dict()['expires_at']}, single use)")
+
+
+@server.command("revoke-code")
+@_db
+@_key_dir
+@click.option("--code", required=True, help="The code as issued (digits).")
+@json_option
+def revoke_code_cmd(db: str, signing_key_dir: Path, code: str, as_json: bool) -> None:
+    """Withdraw a code issued by mistake before it is used: an upload with it is refused from now on.
+
+    Exit 1 if it was already used (its keys are published; revoking cannot withdraw them)."""
+    from bluezone.server.codes import CodeKey, revoke_code
+
+    key = CodeKey.load(signing_key_dir)
+    storage = _open_existing(db)
+    try:
+        revocation = revoke_code(storage, code, cli_clock().now(), key=key)
+    finally:
+        storage.close()
+    if as_json:
+        click.echo(json.dumps(revocation.as_dict()))
+    if not revocation.refuses_uploads:
+        raise ServerError(revocation.sentence())
+    if not as_json:
+        click.echo(revocation.sentence())
 
 
 def _export_dir(db: str, export_dir: Path | None) -> Path:
@@ -237,12 +272,7 @@ def status_cmd(db: str, late_after: int, as_json: bool) -> None:
     (exit 1 when the exporter is late or codes are being guessed)."""
     from bluezone.server.status import server_status
 
-    try:
-        storage = _open(db, False)
-    except InputError as exc:  # its advice, --create-db, is no option of status: here a missing database is a typo
-        if "--create-db" not in str(exc):
-            raise
-        raise InputError(str(exc).split(" (the server creates")[0] + " (check --server-db)") from None
+    storage = _open_existing(db)
     try:
         status = server_status(storage, cli_clock().now(), late_after)
     finally:

@@ -236,3 +236,46 @@ def issue_code(
         if storage.add_code(record, within_limit=within_limit, issued_since=now - 86400):
             return IssuedCode(code, test_type, record.report_type, now, record.expires_at, test_date, symptom_onset)
     raise ServerStorageError(f"no free verification code in {MAX_DRAWS} draws: is the codes table ever purged?")
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What ``revoke_code`` did to a code: ``state`` is revoked, already_revoked, used or expired, ``at`` since when."""
+
+    state: str
+    at: float
+
+    @property
+    def refuses_uploads(self) -> bool:
+        """Whether the code opens nothing now (revoked or expired; a used code's keys are published)."""
+        return self.state != "used"
+
+    def sentence(self) -> str:
+        when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat(timespec="seconds")
+        return {
+            "revoked": f"code revoked at {when}: an upload with it is refused (verification_code_revoked)",
+            "already_revoked": f"code already revoked at {when}: an upload with it is refused",
+            "expired": f"code expired at {when}: an upload with it is refused already",
+            "used": f"code already used at {when}: the keys uploaded with it are published, and revoking the code"
+            " cannot withdraw them",
+        }[self.state]
+
+    def as_dict(self) -> dict[str, object]:
+        when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat(timespec="seconds")
+        return {"state": self.state, "at": when, "refuses_uploads": self.refuses_uploads}
+
+
+def revoke_code(storage: Storage, code: str, now: float, *, key: CodeKey) -> Revocation:
+    """Withdraw a code issued by mistake (wrong person, wrong test type or date) before it is used: an
+    upload with it is then refused with ``verification_code_revoked``.  InputError for a code the
+    database does not know (a typo, or deleted two days after it expired)."""
+    code = code.strip()
+    if not code.isascii() or not code.isdigit():
+        raise InputError("a verification code is digits only (8 or 16 of them)")
+    state, at = storage.revoke_code(key.hash(code), now, legacy_code_hash=legacy_hash_code(code))
+    if at is None:
+        raise InputError(
+            "no such code in this database: a typo, a code issued with another --server-db or code key,"
+            " or one that expired more than two days ago (and opens nothing)"
+        )
+    return Revocation(state, at)

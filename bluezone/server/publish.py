@@ -357,6 +357,7 @@ def publish(
             "invalid": "verification code is not valid",
             "used": "verification code was already used",
             "expired": "verification code has expired",
+            "revoked": "verification code was withdrawn by the health authority: ask them for a new one",
         }
         raise PublishError(403, f"verification_code_{failure}", messages[failure]) from None
     finally:

@@ -33,7 +33,7 @@ from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 #: Rows of ``code_tries`` keyed with this prefix count tries several clients share (an IPv6 /48's, everybody's).
 SHARED_BUDGET = "shared:"
 
@@ -162,6 +162,9 @@ _MIGRATIONS: dict[int, list[str | Callable[[Storage, Any], None]]] = {
         "CREATE INDEX code_tries_window ON code_tries (window_start)",
         "DROP TABLE code_failures",
     ],
+    11: [  # a code issued by mistake can be withdrawn before it is used (`server revoke-code`)
+        "ALTER TABLE codes ADD COLUMN revoked_at DOUBLE PRECISION",
+    ],
 }
 
 #: A queue row's record (schema 9): the key as its file carries it (``revised``: a revision is in its type
@@ -233,6 +236,9 @@ class BatchRecord:
     batch_size: int
     num_keys: int
 
+
+#: A code's row by its keyed hash, or by the plain SHA-256 of a code stored before the code key (schema < 3).
+_CODE_MATCH = "((code_hash = ? AND keyed = 1) OR (code_hash = ? AND keyed = 0))"
 
 #: A batch record's row, its fields in the dataclass's order (``astuple``).
 _INSERT_BATCH = (
@@ -338,6 +344,30 @@ class Storage(ABC):
                 [code_hash],
             ).fetchone()
         return CodeRecord(*row) if row else None
+
+    def revoke_code(self, code_hash: str, now: float, *, legacy_code_hash: str | None = None) -> tuple[str, float | None]:
+        """Withdraw a code not used yet: ``("revoked", now)``, or why nothing changed and since when:
+        ``already_revoked``, ``used``, ``expired`` (a time each), ``unknown`` (None: never issued, or
+        deleted two days after it expired).  A publish racing it is either before (used) or refused."""
+        hashes = [code_hash, legacy_code_hash or ""]
+        with self._transaction() as cur:
+            done = self._exec(
+                cur,
+                f"UPDATE codes SET revoked_at = ? WHERE {_CODE_MATCH} AND used_at IS NULL AND revoked_at IS NULL"
+                " AND expires_at > ?",
+                [now, *hashes, now],
+            ).rowcount
+            if done:
+                return "revoked", now
+            found = self._exec(cur, f"SELECT used_at, revoked_at, expires_at FROM codes WHERE {_CODE_MATCH}", hashes).fetchone()
+        if found is None:
+            return "unknown", None
+        used_at, revoked_at, expires_at = found
+        if used_at is not None:
+            return "used", float(used_at)
+        if revoked_at is not None:
+            return "already_revoked", float(revoked_at)
+        return "expired", float(expires_at)
 
     def count_codes(self, report_type: int, *, issued_since: float | None = None, used_since: float | None = None) -> int:
         """Codes of ``report_type`` issued (or used) since a time: what the limits on recursive codes count."""
@@ -479,18 +509,21 @@ class Storage(ABC):
         (recursive) one: a venue warning tells its readers that a case was there.
         Raises LookupError("invalid"|"used"|"expired") for an unusable code.
         """
-        match = "((code_hash = ? AND keyed = 1) OR (code_hash = ? AND keyed = 0))"
         hashes = [code_hash, legacy_code_hash or ""]
         with self._transaction() as cur:
             row = self._exec(
                 cur,
-                f"UPDATE codes SET used_at = ? WHERE {match} AND used_at IS NULL AND expires_at > ?"
+                f"UPDATE codes SET used_at = ? WHERE {_CODE_MATCH} AND used_at IS NULL AND revoked_at IS NULL"
+                " AND expires_at > ?"
                 " RETURNING code_hash, report_type, test_type, test_day, onset_day, issued_at, expires_at, used_at",
                 [now, *hashes, now],
             ).fetchone()
             if row is None:
-                found = self._exec(cur, f"SELECT used_at FROM codes WHERE {match}", hashes).fetchone()
-                raise LookupError("invalid" if found is None else "used" if found[0] is not None else "expired")
+                found = self._exec(cur, f"SELECT used_at, revoked_at FROM codes WHERE {_CODE_MATCH}", hashes).fetchone()
+                raise LookupError(
+                    "invalid" if found is None else "used" if found[0] is not None
+                    else "revoked" if found[1] is not None else "expired"
+                )
             record, recursive_used = CodeRecord(*row), 0
             if recursive_since is not None and record.report_type == RECURSIVE:
                 self._lock_name(cur, "recursive uploads")

@@ -840,7 +840,7 @@ def test_a_schema_9_database_counts_failed_tries_per_client(new_db, monkeypatch)
     storage = open_storage(new_db)
     try:
         with storage._transaction() as cur:
-            assert storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == "10"
+            assert storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(st.SCHEMA_VERSION)
         tokens = [storage.claim_code_try("192.0.2.1", NOW, NOW - 3600, 3) for _ in range(4)]
         assert [t is not None for t in tokens] == [True, True, True, False]
         assert storage.count_failures(0, "192.0.2.1") == 3 and storage.count_try_rows() == 1
