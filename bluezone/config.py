@@ -50,6 +50,8 @@ def read_toml_file(path: str | Path, what: str = "config file") -> dict[str, Any
         raise ConfigError(f"cannot read {what} {p}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{what} {p} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables by recursion
+        raise ConfigError(f"{what} {p} is nested too deeply to read") from None
 
 
 def read_toml_table(path: str | Path, table: str, what: str = "config file") -> dict[str, Any]:
@@ -164,6 +166,8 @@ class DaemonConfig:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {name} is not valid TOML: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {name} is nested too deeply to read") from None
         return cls._from_document(data, name)
 
     @classmethod

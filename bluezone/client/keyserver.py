@@ -164,7 +164,7 @@ class KeyServerClient:
             try:
                 doc = json.loads(data)
                 code, message = str(doc.get("code", "")), _shown(str(doc.get("error", "")))
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 body = bytes(data[:MAX_SHOWN_CHARS]).decode("utf-8", "replace")
                 code, message = "", _shown(body)
                 if body.lstrip()[:1] == "<":  # a web server's error page: its markup tells the user nothing
@@ -186,7 +186,7 @@ class KeyServerClient:
         data = self._request(method, path, **kwargs)
         try:
             doc = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # a hostile server's [[[[...]]]]
             doc = None
         if not isinstance(doc, dict):
             raise KeyServerError(f"{self.base_url}{path}: the answer is not a JSON object")

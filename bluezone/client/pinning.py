@@ -39,7 +39,7 @@ def read_server_key(path: str | Path) -> PinnedKey:
         try:
             doc = json.loads(data)
             pinned = PinnedKey(str(doc["public_key"]), doc.get("key_id"), doc.get("key_version"))
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise InputError(f"{path}: not a signing_key.json (needs 'public_key')") from None
     try:
         if pinned is None:

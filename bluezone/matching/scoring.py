@@ -255,6 +255,8 @@ def parse_setting(text: str) -> tuple[str, Any]:
         return name, tomllib.loads(f"v = {value.strip()}")["v"]
     except tomllib.TOMLDecodeError:
         return name, value.strip()
+    except RecursionError:  # tomllib reads nested arrays by recursion
+        raise ConfigError(f"scorer setting {name}: the value is nested too deeply") from None
 
 
 def configured(config_cls: Any, scorer_cls: Callable[[Any], Scorer]) -> ScorerFactory:

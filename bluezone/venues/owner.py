@@ -104,7 +104,7 @@ def load_venue_dir(path: Path) -> VenueSecrets:
         beacon_key = bytes.fromhex(data["beacon_key"])
     except FileNotFoundError:
         raise VenueError(f"{file} not found: give the directory `bluezone venue create --out` made") from None
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
         if file.name != SECRET_FILE:  # e.g. the public venue.json beside the secrets
             raise VenueError(
                 f"{file} is not a bluezone venue secret file: give the directory `bluezone venue create --out` "

@@ -44,6 +44,8 @@ def _check(handler: Handler) -> None:
     [
         (httpx.Response(200, content=b"<html>hello</html>"), "not a JSON object"),
         (httpx.Response(200, json=[1, 2]), "not a JSON object"),
+        (httpx.Response(200, content=b"[" * 5000 + b"]" * 5000), "not a JSON object"),  # json's RecursionError
+        (httpx.Response(400, content=b"[" * 5000 + b"]" * 5000), "400"),
         (httpx.Response(200, json={"key_id": "x"}), "no public_key"),
         (httpx.Response(200, json={"public_key": 7}), "no public_key"),
         (httpx.Response(200, content=b"{" + b" " * (MAX_ANSWER_BYTES + 10) + b"}"), "larger than"),
