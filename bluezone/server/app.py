@@ -33,6 +33,8 @@ from bluezone.server.storage import Storage
 log = logging.getLogger(__name__)
 
 _EXPORT_NAME = re.compile(r"^[A-Za-z0-9_-]+\.zip$")
+#: How long /readyz waits for the database: well below a load balancer's own timeout (typically 5 s).
+READY_TIMEOUT_SECONDS = 2.0
 
 _TEK_SCHEMA = {
     "type": "object",
@@ -71,8 +73,11 @@ def create_app(
     publish_config: PublishConfig = PublishConfig(),
     export_config: ExportConfig = ExportConfig(),
     export_every: float | None = None,
+    ready_timeout: float = READY_TIMEOUT_SECONDS,
 ) -> FastAPI:
-    """The app; with ``export_every`` (seconds) and a signer, batches are exported on a schedule."""
+    """The app; with ``export_every`` (seconds) and a signer, batches are exported on a schedule.
+    ``/healthz`` answers while the process does (liveness); ``/readyz`` only while the database answers
+    within ``ready_timeout`` seconds (readiness: whether a load balancer should send it uploads)."""
     clock = clock or SystemClock()
     exports = Path(export_dir) if export_dir is not None else None
 
@@ -186,8 +191,37 @@ def create_app(
             return JSONResponse({"code": "not_found", "error": "no such export file"}, 404)
         return FileResponse(exports / name, media_type="application/zip")
 
-    @app.get("/healthz", summary="Liveness")
+    @app.get("/healthz", summary="Liveness: the process answers (it touches no database)")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    #: the database check under way: a connection attempt can hang past the timeout, and checks piling up
+    #: behind it would hold a thread each
+    checking: list[asyncio.Future[Any]] = []
+
+    @app.get(
+        "/readyz",
+        summary="Readiness: the database answers (503 when it does not; send uploads elsewhere)",
+        responses={503: {"description": "not ready", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}},
+    )
+    async def readyz() -> JSONResponse:
+        if checking and not checking[0].done():
+            return _not_ready("the last database check has not ended yet")
+        job = asyncio.ensure_future(run_in_threadpool(storage.ping))
+        job.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, even if late
+        checking[:] = [job]
+        try:
+            await asyncio.wait_for(asyncio.shield(job), ready_timeout)
+        except TimeoutError:
+            log.warning("not ready: the database did not answer within %g s", ready_timeout)
+            return _not_ready(f"the database did not answer within {ready_timeout:g} s")
+        except Exception as exc:  # noqa: BLE001 - whatever the database raised, the server is not ready
+            # the detail (host, database, role) goes to the log, not to whoever asks
+            log.warning("not ready: the database failed: %s", exc)
+            return _not_ready("the database failed")
+        return JSONResponse({"status": "ready"})
+
+    def _not_ready(reason: str) -> JSONResponse:
+        return JSONResponse({"code": "not_ready", "error": reason}, 503)
 
     return app

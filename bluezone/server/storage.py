@@ -301,6 +301,12 @@ class Storage(ABC):
                         self._exec(cur, change.format(serial=self._serial, blob=self._blob, int64=self._int64))
                 self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
 
+    def ping(self) -> None:
+        """Read one row (the schema version): raises if the database cannot answer (readiness, /readyz).
+        On PostgreSQL a lost connection is made again first, as for any request."""
+        with self._transaction(write=False) as cur:
+            self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+
     # -- verification codes --
     def add_code(
         self, record: CodeRecord, *, within_limit: Callable[[int], None] | None = None, issued_since: float = 0.0

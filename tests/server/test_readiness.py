@@ -1,0 +1,77 @@
+"""/healthz is liveness (the process answers; no database), /readyz readiness (the database answers
+within a short timeout).  /healthz said ``ok`` while PostgreSQL was down, so a load balancer kept
+sending uploads to a server that answered each with 500."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import psycopg
+from starlette.testclient import TestClient
+
+from bluezone.server.app import create_app
+from bluezone.server.codes import CodeKey
+from bluezone.server.storage import open_storage
+
+KEY = CodeKey(bytes(32))
+
+
+def _get(http: TestClient, path: str) -> tuple[int, dict]:
+    r = http.get(path)
+    return r.status_code, r.json()
+
+
+def test_ready_while_the_database_answers_and_not_while_it_is_stuck(tmp_path: Path) -> None:
+    storage = open_storage(tmp_path / "s.db")
+    try:
+        with TestClient(create_app(storage, code_key=KEY, ready_timeout=0.2)) as http:  # one event loop, as uvicorn
+            assert _get(http, "/readyz") == (200, {"status": "ready"})
+            with storage._lock:  # the database stuck (a hung connection, a lock held): every request would wait
+                stuck = (503, {"code": "not_ready", "error": "the database did not answer within 0.2 s"})
+                assert _get(http, "/readyz") == stuck
+                # the stuck check still holds its thread: the next one does not start another behind it
+                busy = (503, {"code": "not_ready", "error": "the last database check has not ended yet"})
+                assert _get(http, "/readyz") == busy
+                assert _get(http, "/healthz") == (200, {"status": "ok"})  # liveness: the process itself is fine
+            for _ in range(100):  # the stuck check ends once the database answers; then ready again
+                status, _doc = _get(http, "/readyz")
+                if status == 200:
+                    break
+                time.sleep(0.01)
+            assert status == 200
+    finally:
+        storage.close()
+
+
+def test_not_ready_while_postgresql_refuses_connections_and_ready_once_it_is_back(postgres_dsn: str) -> None:
+    """PostgreSQL going away (here: the database refusing new connections after dropping the server's),
+    then coming back: /readyz says 503 and then 200 by itself, /healthz 200 throughout."""
+    storage = open_storage(postgres_dsn)
+    with psycopg.connect(postgres_dsn) as conn:
+        dbname = conn.info.dbname
+    admin_dsn = postgres_dsn.replace(f"@/{dbname}?", "@/postgres?")
+    try:
+        http = TestClient(create_app(storage, code_key=KEY, ready_timeout=5))
+        assert _get(http, "/readyz")[0] == 200
+        with psycopg.connect(admin_dsn, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", [dbname])
+            try:
+                assert _get(http, "/readyz") == (503, {"code": "not_ready", "error": "the database failed"})
+                assert _get(http, "/healthz")[0] == 200
+            finally:
+                admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+        assert _get(http, "/readyz") == (200, {"status": "ready"})
+    finally:
+        storage.close()
+
+
+def test_readyz_is_in_the_openapi_spec(tmp_path: Path) -> None:
+    storage = open_storage(tmp_path / "s.db")
+    try:
+        spec = TestClient(create_app(storage, code_key=KEY)).get("/openapi.json").json()
+        assert {"/healthz", "/readyz"} <= set(spec["paths"])
+    finally:
+        storage.close()
+
