@@ -920,6 +920,22 @@ def without_password(message: str, dsn: str) -> str:
     return re.sub(r"(\bpassword\s*=\s*)'?[^'\s]+'?", r"\1***", message)
 
 
+#: What PostgreSQL (or libpq) says when the URL's user, password or database is wrong: no retry fixes it.
+_LOGIN_REFUSALS = re.compile(
+    r"(password authentication failed for user \S+|no password supplied|role \S+ does not exist|database \S+ does not"
+    r" exist|(?:peer|ident) authentication failed for user \S+|no pg_hba\.conf entry for .*"
+    r"|permission denied for database \S+)",
+    re.IGNORECASE,
+)
+
+
+def login_refusal(message: str) -> str | None:
+    """The part of a connection error that says the login itself was refused (wrong user, password,
+    database, or pg_hba.conf), else None: a server down, starting up or full is worth retrying."""
+    found = _LOGIN_REFUSALS.search(message)
+    return found.group(1) if found else None
+
+
 class SQLiteStorage(Storage):
     """The embedded default: one SQLite file in WAL mode."""
 
@@ -1081,6 +1097,10 @@ class PostgresStorage(Storage):
             message = without_password(str(exc).strip().splitlines()[0], self._dsn)
             if isinstance(exc, psycopg.ProgrammingError):  # the URL itself: a usage error, not an outage
                 raise InputError(f"not a usable PostgreSQL URL: {message}") from None
+            refusal = login_refusal(message)
+            if refusal:  # exit 2: systemd restarted the server every 5 s for ever on a wrong password
+                raise ConfigError(f"PostgreSQL refused the login: {refusal}: check the user, password and database"
+                                  " name in --server-db") from None
             raise ServerStorageError(f"cannot connect to PostgreSQL: {message}") from None
 
     @contextmanager

@@ -121,3 +121,58 @@ def test_a_database_of_a_newer_bluezone_is_a_usage_error(request, tmp_path, back
         open_storage(db)
     result = CliRunner().invoke(cli, ["server", "status", "--server-db", db])
     assert result.exit_code == 2 and "restore the backup" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "message, refusal",
+    [  # libpq's words (psycopg 3.3, PostgreSQL 15), as `cannot connect to PostgreSQL` showed them
+        ('connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: FATAL:  password authentication'
+         ' failed for user "bluezone"', 'password authentication failed for user "bluezone"'),
+        ('connection failed: connection to server on socket "/s/.s.PGSQL.5432" failed: fe_sendauth: no password supplied',
+         "no password supplied"),
+        ('connection failed: connection to server at "10.0.0.5", port 5432 failed: FATAL:  no pg_hba.conf entry for host'
+         ' "10.0.0.9", user "keys", database "keys", no encryption',
+         'no pg_hba.conf entry for host "10.0.0.9", user "keys", database "keys", no encryption'),
+        ('connection failed: ... failed: FATAL:  Peer authentication failed for user "keys"',
+         'Peer authentication failed for user "keys"'),
+        ('connection failed: ... failed: FATAL:  database "nodb" does not exist', 'database "nodb" does not exist'),
+        # worth retrying: PostgreSQL down, starting, full, or this database closed for a while
+        ('connection is bad: connection to server on socket "/s/.s.PGSQL.5432" failed: No such file or directory', None),
+        ('connection failed: connection to server at "10.0.0.5", port 5432 failed: Connection refused', None),
+        ("connection failed: ... failed: FATAL:  the database system is starting up", None),
+        ("connection failed: ... failed: FATAL:  sorry, too many clients already", None),
+        ('connection failed: ... failed: FATAL:  database "keys" is not currently accepting connections', None),
+    ],
+)
+def test_a_refused_login_is_told_from_an_outage(message: str, refusal: str | None) -> None:
+    from bluezone.server.storage import login_refusal
+
+    assert login_refusal(message) == refusal
+
+
+def test_a_wrong_postgresql_role_or_database_is_one_line_and_exit_2(postgres_dsn: str, tmp_path) -> None:
+    """It was exit 1 ('cannot connect to PostgreSQL: ...'), which the systemd unit restarts every 5 s for
+    ever; a configuration error is exit 2 (RestartPreventExitStatus=2).  PostgreSQL down stays exit 1."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.server.signing import keygen
+
+    keygen(tmp_path / "keys")
+    with psycopg.connect(postgres_dsn) as conn:
+        dbname = conn.info.dbname
+    wrong_role = postgres_dsn.replace("bluezone@", "nosuchrole@")
+    wrong_db = postgres_dsn.replace(f"@/{dbname}?", "@/nosuchdb?")
+    down = postgres_dsn.split("?host=")[0] + f"?host={tmp_path}"  # no server on that socket
+    runner = CliRunner()
+    run = ["run", "--signing-key-dir", str(tmp_path / "keys"), "--export-dir", str(tmp_path / "e")]
+    for dsn, said, code in (
+        (wrong_role, 'role "nosuchrole" does not exist', 2), (wrong_db, 'database "nosuchdb" does not exist', 2),
+        (down, "cannot connect to PostgreSQL", 1),
+    ):
+        for command in (run, ["status"]):
+            result = runner.invoke(cli, ["server", *command, "--server-db", dsn])
+            assert result.exit_code == code, (command, result.output)
+            assert len(result.output.strip().splitlines()) == 1 and said in result.output, result.output
+            if code == 2:
+                assert result.output.startswith(f"Error: PostgreSQL refused the login: {said}: check the user")
