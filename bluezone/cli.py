@@ -768,6 +768,35 @@ def _print_check(result: Any, gaen: bool) -> None:
     if getattr(result, "venue_files", []) or getattr(result, "earlier_venue", []):
         click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)"
                    + (f", {len(result.earlier_venue)} reported before (14 days)" if result.earlier_venue else ""))
+    advice = _what_now(result)
+    if advice:
+        click.echo(advice)
+
+
+def _what_now(result: Any) -> str | None:
+    """One line after the report saying what the verdicts mean for the person reading them: the lines
+    above give levels, minutes and decibels, and someone just told "F1" needs to know what to do next.
+    The strongest level in force (this check's, and earlier ones' still within 14 days) decides."""
+    levels = [e.level for e in result.exposures] + [d.get("level") for d in getattr(result, "earlier", [])]
+    venues = [v.as_dict() for v in getattr(result, "venue_exposures", [])] + list(getattr(result, "earlier_venue", []))
+    if "F1" in levels or any(v["fifteen_minutes_or_more"] for v in venues):
+        where = "near" if "F1" in levels else "in the same room as"
+        return (
+            f"What now: you were {where} someone who tested positive for 15 minutes or more (a close contact, F1):"
+            " follow your health authority's advice for close contacts; if it gives you a recursive code, send your"
+            " keys with `bluezone upload --server URL --code CODE --exposure-date DATE`"
+        )
+    if "F2" in levels:
+        return (
+            "What now: you met a close contact of a case (F2): watch for symptoms; a later `bluezone check` says"
+            " when that contact's test is back (upgraded to F1 if positive, withdrawn if negative)"
+        )
+    if result.exposures or venues:
+        return (
+            "No close contact: each exposure above was too brief or too far away to count (within about 2 m,"
+            " or in the same room, for 15 minutes or more); nothing to do"
+        )
+    return None
 
 
 @cli.command("benchmark")

@@ -60,11 +60,42 @@ def test_check_text(scene: tuple[Path, Path]) -> None:
     code, out, err = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db))
     assert code == 0, err
     lines = out.strip().splitlines()
-    assert len(lines) == 3
+    assert len(lines) == 4
     assert lines[0].startswith("2025-02-20") and "30.0 min" in lines[0] and "closest 52 dB" in lines[0]
     assert lines[0].endswith("  F1") and "< 1.5 m" in lines[0]
     assert lines[1].endswith("not F1") and "40.0 min" in lines[1]
     assert lines[2] == "2 exposure(s), 1 close contact(s) (F1) from 3 diagnosis keys"
+    # what an F1 should do next, after the report (someone told "F1" needs more than a level)
+    assert lines[3].startswith("What now: you were near someone who tested positive for 15 minutes or more")
+    assert "health authority's advice for close contacts" in lines[3] and "--exposure-date" in lines[3]
+
+
+def _check_with(tmp_path: Path, scene: tuple[Path, Path], rows: list[tuple[bytes, int, int]], report_type: int) -> list[str]:
+    db, _ = scene
+    keys = make_keys(rows)
+    keys["report_type"] = report_type
+    path = tmp_path / "some-keys.json"
+    path.write_bytes(dump_keys_json(keys))
+    code, out, err = run("check", "--scorer", "gaen", "--keys", str(path), "--db", str(db))
+    assert code == 0, err
+    return out.strip().splitlines()
+
+
+def test_check_text_says_nothing_to_do_when_no_exposure_is_close(scene: tuple[Path, Path], tmp_path: Path) -> None:
+    lines = _check_with(tmp_path, scene, [(b"\xd2" * 16, DAY, 144)], report_type=1)  # the far one alone
+    assert lines[0].endswith("not F1") and lines[1].startswith("1 exposure(s), 0 close contact(s)")
+    assert lines[2].startswith("No close contact: each exposure above was too brief or too far away to count")
+
+
+def test_check_text_tells_an_f2_to_watch_for_symptoms(scene: tuple[Path, Path], tmp_path: Path) -> None:
+    lines = _check_with(tmp_path, scene, [(b"\xd1" * 16, DAY, 144)], report_type=4)  # a recursive (F1's) key
+    assert lines[0].endswith("F2  (a close contact of a close contact)")
+    assert lines[2].startswith("What now: you met a close contact of a case (F2): watch for symptoms")
+
+
+def test_check_text_gives_no_advice_without_exposures(scene: tuple[Path, Path], tmp_path: Path) -> None:
+    lines = _check_with(tmp_path, scene, [(b"\xd0" * 16, DAY, 144)], report_type=1)
+    assert lines == ["0 exposure(s), 0 close contact(s) (F1) from 1 diagnosis keys"]
 
 
 def test_check_json(scene: tuple[Path, Path]) -> None:

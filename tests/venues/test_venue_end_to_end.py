@@ -122,12 +122,15 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
     line = next(line for line in out.splitlines() if "Café Hoa" in line)
     assert "(15 min or more in the same room)  (reported by an earlier check)" in line
     assert "0 venue exposure(s) from 0 venue-warning file(s), 1 reported before (14 days)" in out
+    # a warning still in force says what to do, as a Bluetooth close contact's does
+    assert out.splitlines()[-1].startswith("What now: you were in the same room as someone who tested positive")
     # the same facts in words, one report with the Bluetooth exposures
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(tmp_path / "visitor-copy.db"))
     assert rc == 0, err
     line = next(line for line in out.splitlines() if "Café Hoa" in line)
     assert "min  at Café Hoa (12 Trần Phú, Hà Nội)" in line and "15 min or more" in line
     assert "1 venue exposure(s)" in out and "0 exposure(s)" in out
+    assert "What now: you were in the same room as someone who tested positive for 15 minutes or more" in out
 
 
 def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, tmp_path: Path) -> None:
