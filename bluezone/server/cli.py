@@ -181,6 +181,11 @@ def _export_dir(db: str, export_dir: Path | None) -> Path:
     return Path(db).with_name(Path(db).stem + "-exports")
 
 
+_guessing_alarm_opt = click.option(
+    "--guessing-alarm", default=1000, show_default=True, type=click.IntRange(1),
+    help="Failed codes from everybody within an hour taken as guessing: each client then gets 3 failed tries, not 10 "
+         "(give server run and server status the same).",
+)
 _export_dir_opt = click.option(
     "--export-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
     help="Where batches and index.txt go (default beside a SQLite file: server.db -> server-exports).",
@@ -266,15 +271,16 @@ def export_cmd(
 @_db
 @click.option("--late-after", default=1800, show_default=True, type=click.IntRange(60),
               help="Seconds a key may wait past its validity before the exporter counts as late (exit 1).")
+@_guessing_alarm_opt
 @json_option
-def status_cmd(db: str, late_after: int, as_json: bool) -> None:
+def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> None:
     """Whether the exporter keeps up, the last export file, codes of the last 24 h, failed codes of the hour
     (exit 1 when the exporter is late or codes are being guessed)."""
     from bluezone.server.status import server_status
 
     storage = _open_existing(db)
     try:
-        status = server_status(storage, cli_clock().now(), late_after)
+        status = server_status(storage, cli_clock().now(), late_after, guessing_alarm)
     finally:
         storage.close()
     if as_json:
@@ -299,6 +305,7 @@ def status_cmd(db: str, late_after: int, as_json: bool) -> None:
 @click.option("--export-every", default=600, show_default=True, type=click.IntRange(0), help="Seconds; 0: never.")
 @click.option("--max-keys-per-day", default=14, show_default=True, type=click.IntRange(1, 144),
               help="Upload limit: keys starting on one UTC day.")
+@_guessing_alarm_opt
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log every request with the client's address (off: a 200 on /v1/publish beside an address "
                    "says who tested positive).")
@@ -313,7 +320,8 @@ def status_cmd(db: str, late_after: int, as_json: bool) -> None:
               help="Seconds to receive a request's headers and body; then 408 and the connection is closed.")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
-    region: str, rollup_after_days: int, no_rollups: bool, export_every: int, max_keys_per_day: int, access_log: bool,
+    region: str, rollup_after_days: int, no_rollups: bool, export_every: int, max_keys_per_day: int,
+    guessing_alarm: int, access_log: bool,
     forwarded_allow_ips: str | None, max_connections: int, max_connections_per_client: int, request_timeout: float,
 ) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
@@ -340,7 +348,7 @@ def run_cmd(
         raise
     app = create_app(
         storage, code_key=code_key, export_dir=exports, signer=signer, export_config=export_config,
-        export_every=export_every or None, publish_config=PublishConfig(max_keys_per_day=max_keys_per_day),
+        export_every=export_every or None, publish_config=PublishConfig(max_keys_per_day=max_keys_per_day, guessing_alarm=guessing_alarm),
     )
     schedule = f"every {export_every} s" if export_every else "off"
     started = (

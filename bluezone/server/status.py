@@ -95,7 +95,9 @@ class ServerStatus:
         return out
 
 
-def server_status(storage: Storage, now: float, late_after: float = LATE_AFTER_SECONDS) -> ServerStatus:
+def server_status(
+    storage: Storage, now: float, late_after: float = LATE_AFTER_SECONDS, guessing_alarm: int = PublishConfig.guessing_alarm
+) -> ServerStatus:
     """The state ``bluezone server status`` reports (reads only)."""
     queued, first_end, _ = storage.embargoed_keys(-1)  # every queued key, and the earliest end of validity
     waiting = embargoed(storage, now)
@@ -113,5 +115,6 @@ def server_status(storage: Storage, now: float, late_after: float = LATE_AFTER_S
         codes_used_24h={kind: storage.count_codes(t, used_since=day_ago) for kind, t in REPORT_TYPES.items()},
         late_after=late_after,
         failed_code_tries=storage.count_failures(now - PublishConfig.failure_window, EVERYBODY),
+        guessing_alarm=guessing_alarm,
     )
 

@@ -83,3 +83,23 @@ def test_ipv4_and_mapped_addresses_have_no_site() -> None:
     assert site_key("192.0.2.1") is None and site_key("::ffff:192.0.2.1") is None and site_key("testclient") is None
     assert site_key("2001:db8:7:1::1") == site_key("2001:db8:7:ffff:1::9") == "shared:2001:db8:7::/48"
     assert site_key("2001:db8:8::1") != site_key("2001:db8:7::1")
+
+
+
+def test_server_run_and_status_take_the_guessing_alarm(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`server run --guessing-alarm N` is the level the server it starts tightens at."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.server import app, serve
+    from bluezone.server.signing import keygen
+
+    made: dict[str, Any] = {}
+    real_create_app = app.create_app
+    monkeypatch.setattr(app, "create_app", lambda *a, **kw: made.update(kw) or real_create_app(*a, **kw))
+    monkeypatch.setattr(serve, "serve", lambda *args: None)  # started, then stopped at once
+    keygen(tmp_path / "keys")
+    result = CliRunner().invoke(cli, ["server", "run", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir",
+                                      str(tmp_path / "keys"), "--guessing-alarm", "5", "--export-every", "0"])
+    assert result.exit_code == 0, result.output
+    assert made["publish_config"].guessing_alarm == 5 and made["publish_config"].max_failures_per_site == 100

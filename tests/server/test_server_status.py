@@ -94,6 +94,7 @@ def test_status_says_when_codes_are_being_guessed(tmp_path: Path) -> None:
 
     quiet = status(NOW + 60)
     assert quiet.exit_code == 0 and "failed verification codes within the hour: 3" in quiet.stdout
+    assert status(NOW + 60, "--guessing-alarm", "3").exit_code == 1  # as server run --guessing-alarm 3 would see it
     storage = open_storage(db)
     try:
         for n in range(PublishConfig.guessing_alarm):
