@@ -59,7 +59,7 @@ _wrap_on_import("bluezone.keyformat.keyfile", "stream_keys", None, "key file rea
 wrap(keystream.KeyStream, "__init__", "stream started", None)
 wrap(keystream.KeyStream, "finish", None, "derived")
 wrap(check, "check_store", None, "derived and matched")
-wrap(check, "_exposures_heard", None, "exposures")
+wrap(check.HeardRpis, "exposures", None, "exposures")
 try:
     bluezone.cli.cli(sys.argv[1:], standalone_mode=False)
 finally:

@@ -38,8 +38,16 @@ from bluezone.keyformat.export import apply_revisions, open_signed_export
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
 import bluezone.matching.keystream as keystream
-from bluezone.matching.check import CheckResult, Exposure, check_sightings, check_store, sightings_span, whole_days, within
-from bluezone.matching.check import _exposures_heard as exposures_heard, _read_heard as read_heard
+from bluezone.matching.check import (
+    CheckResult,
+    Exposure,
+    HeardRpis,
+    check_sightings,
+    check_store,
+    sightings_span,
+    whole_days,
+    within,
+)
 from bluezone.matching.levels import WarningMemory, at_levels_told
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
@@ -270,7 +278,7 @@ def check_server(
             files_seen.add(digest)
             total += len(export.keys)
             if streamed is None and load_sightings is None and total > buffer_keys:
-                heard = read_heard(state.store)
+                heard = HeardRpis.read_all(state.store)
                 streamed = opened.enter_context(
                     BatchStream(heard.index, jobs, keystream.EARLY_BATCH if jobs > 1 else None)
                 )
@@ -318,9 +326,8 @@ def check_server(
         result.sightings = store.count_usable(*span)
         usable = found.keys["report_type"] != REPORT_TYPE_REVOKED
         if found.span is not None:
-            result.exposures = exposures_heard(
-                found.keys[usable], found.key_index[usable], found.rpis, store, found.span, days, heard.repeated,
-                scorer, rssi_correction,
+            result.exposures = heard.exposures(
+                found.keys[usable], found.key_index[usable], found.rpis, found.span, days, scorer, rssi_correction
             )
         if len(withdrawn_keys):
             _, result.withdrawn = check_store(withdrawn_keys, store, scorer, rssi_correction=rssi_correction, days=days)

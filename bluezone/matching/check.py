@@ -151,7 +151,7 @@ def check_store(
     rssi_correction: int = 0,
     jobs: int = 1,
     days: tuple[float, float] | None = None,
-    heard: tuple[HeardIndex, np.ndarray] | None = None,
+    heard: HeardRpis | None = None,
 ) -> tuple[int, list[Exposure]]:
     """(usable sightings the keys could match, exposures): ``check_sightings`` of the store's
     sightings in the whole days of the keys' span (or in ``days``, when several key sets are checked
@@ -162,9 +162,9 @@ def check_store(
     rows of the RPIs found are read and matched as ``check_sightings`` matches.  A scorer that
     supports it is told the receiver's context as ``check_sightings`` tells it, read only for
     the minutes and days it judges (``StoredReceiverContext``).  The exposures are the same.
-    ``heard``: those RPIs (as an index) and the ones heard ``MIN_SIGHTINGS`` times, already read
-    for more days (``check_key_file`` reads them all while its file is read): a key found only
-    by an RPI heard outside ``days`` matches no row of the span, so the exposures stay the same.
+    ``heard``: those RPIs, already read for more days (``check_key_file`` reads them all while its
+    file is read): a key found only by an RPI heard outside ``days`` matches no row of the span, so
+    the exposures stay the same.
     """
     scorer = scorer or get_scorer()
     revoked = keys["report_type"] == REPORT_TYPE_REVOKED
@@ -175,38 +175,11 @@ def check_store(
     days = days or whole_days(span)
     if heard is None:
         every, repeated = store.heard_rpis(*days, repeated=MIN_SIGHTINGS)
-        index = HeardIndex(every, store.heard_intervals(*span))
-    else:
-        index, repeated = heard
+        heard = HeardRpis(store, HeardIndex(every, store.heard_intervals(*span)), repeated)
     # no copy of a national day's keys when none is revoked (as check_sightings)
-    found, rpis = keys_heard(keys[usable] if revoked.any() else keys, index, jobs=jobs)
-    exposures = _exposures_heard(keys[usable[found]], usable[found], rpis, store, span, days, repeated, scorer, rssi_correction)
+    found, rpis = keys_heard(keys[usable] if revoked.any() else keys, heard.index, jobs=jobs)
+    exposures = heard.exposures(keys[usable[found]], usable[found], rpis, span, days, scorer, rssi_correction)
     return store.count_usable(*span), exposures
-
-
-def _exposures_heard(
-    keys: np.ndarray,
-    key_rows: np.ndarray,
-    rpis: np.ndarray,
-    store: SightingStore,
-    span: tuple[float, float],
-    days: tuple[float, float],
-    repeated: np.ndarray,
-    scorer: Scorer,
-    rssi_correction: int,
-) -> list[Exposure]:
-    """``check_store``'s exposures once the keys that sent a heard RPI are known: ``keys`` (rows
-    ``key_rows`` of their file) and the ``rpis`` they sent, matched against the full rows of those
-    RPIs in ``span``, judged with the receiver's context of ``days`` (``repeated``: its RPIs heard
-    at least ``MIN_SIGHTINGS`` times, or a superset of them)."""
-    rows, ids = store.sightings_with_rpis(rpis, *span)
-    if hasattr(scorer, "for_receiver"):
-        context = StoredReceiverContext(
-            store, ids, days, repeated, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer)
-        )
-        scorer = for_receiver(scorer, context)
-    windows = find_exposures(keys, rows, rssi_correction=rssi_correction)
-    return _scored(windows, key_rows, scorer)
 
 
 def sightings_span(keys: np.ndarray) -> tuple[float, float] | None:
@@ -239,38 +212,64 @@ def within(sightings: np.ndarray, span: tuple[float, float]) -> int:
 
 
 @dataclass(frozen=True)
-class _Heard:
-    """A store opened for a key file's check, and what is read of it before the keys' days are
-    known: every distinct RPI it heard (as an index, with the intervals it heard anything in), and
-    those heard at least ``MIN_SIGHTINGS`` times."""
+class HeardRpis:
+    """What a check reads of a store before it derives any key: the distinct RPIs it heard (as an
+    index, with the intervals it heard anything in), and those heard at least ``MIN_SIGHTINGS`` times
+    (or a superset of them); then ``exposures`` of the keys found to have sent some of them.
+
+    Read once and shared by every key set of a check (``check_store``'s, a key file's streamed as it
+    is read, ``check --server``'s batches matched as they download)."""
 
     store: SightingStore
     index: HeardIndex
     repeated: np.ndarray
 
+    @classmethod
+    def read_all(cls, store: SightingStore) -> HeardRpis:
+        """Every RPI ``store`` holds, for keys whose days are not known yet (a file or a server's
+        batches still arriving: the store holds 14 days, and a national file covers them all)."""
+        # Reading a wider range than check_store finds keys whose RPIs were heard only outside the
+        # keys' days; none of their rows lies in the span read later, so they match nothing, and the
+        # exposures stay the same.  The intervals only where a key can reach (its interval numbers are
+        # int32): a row dated past them (a hand edit, a clock gone wild) matches nothing, and has no
+        # interval to read.
+        every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
+        return cls(store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated)
 
-def _read_heard(store: SightingStore) -> _Heard:
-    # The keys' days are known only at the end of the file: every RPI stored (the store holds 14
-    # days, and a national file covers them all).  Reading a wider range than check_store finds keys
-    # whose RPIs were heard only outside the keys' days; none of their rows lies in the span read
-    # later, so they match nothing, and the exposures stay the same.  The intervals only where a key
-    # can reach (its interval numbers are int32): a row dated past them (a hand edit, a clock gone
-    # wild) matches nothing, and has no interval to read.
-    every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
-    return _Heard(store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated)
+    def exposures(
+        self,
+        keys: np.ndarray,
+        key_rows: np.ndarray,
+        rpis: np.ndarray,
+        span: tuple[float, float],
+        days: tuple[float, float],
+        scorer: Scorer,
+        rssi_correction: int,
+    ) -> list[Exposure]:
+        """``check_store``'s exposures once the keys that sent a heard RPI are known: ``keys`` (rows
+        ``key_rows`` of their file) and the ``rpis`` they sent, matched against the store's full rows
+        of those RPIs in ``span``, judged with the receiver's context of ``days``."""
+        rows, ids = self.store.sightings_with_rpis(rpis, *span)
+        if hasattr(scorer, "for_receiver"):
+            context = StoredReceiverContext(
+                self.store, ids, days, self.repeated, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer)
+            )
+            scorer = for_receiver(scorer, context)
+        windows = find_exposures(keys, rows, rssi_correction=rssi_correction)
+        return _scored(windows, key_rows, scorer)
 
 
-def _open_and_read_heard(db_path: Path | str | None) -> _Heard:
+def _open_and_read_heard(db_path: Path | str | None) -> HeardRpis:
     store = SightingStore.open(db_path, create=False, any_thread=True)
     try:
-        return _read_heard(store)
+        return HeardRpis.read_all(store)
     except BaseException:
         store.close()
         raise
 
 
 class _HeardInBackground:
-    """The store opened and ``_read_heard`` in a thread of its own, started at once: SQLite lets go
+    """The store opened and ``HeardRpis.read_all`` in a thread of its own, started at once: SQLite lets go
     of the GIL while it reads, so this runs while the calling thread inflates and parses the key
     file (zlib and SHA-256 let go of it too), instead of after it."""
 
@@ -278,7 +277,7 @@ class _HeardInBackground:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="bluezone-store")
         self._read = self._pool.submit(_open_and_read_heard, db_path)
 
-    def result(self) -> _Heard:
+    def result(self) -> HeardRpis:
         """The store and what was read of it (or the error that stopped it), once read; the thread
         has ended when this returns, so no thread is running when the matcher forks its workers."""
         try:
@@ -428,14 +427,14 @@ def check_key_file(
         # with more than one job the store's thread reads meanwhile.
         from bluezone.keyformat.export import apply_revisions
         from bluezone.keyformat.keyfile import stream_keys
-        heard: list[_Heard] = []
+        heard: list[HeardRpis] = []
 
-        def read_heard() -> _Heard:
+        def read_heard() -> HeardRpis:
             if not heard:
                 if background is not None:
                     heard.append(background.result())
                 else:
-                    heard.append(_read_heard(opened.enter_context(SightingStore.open(db_path, create=False))))
+                    heard.append(HeardRpis.read_all(opened.enter_context(SightingStore.open(db_path, create=False))))
             return heard[0]
 
         def start() -> KeyStream:
@@ -453,11 +452,10 @@ def check_key_file(
             found_heard = read_heard()
             result = CheckResult(keys, scorer=scorer.name)
             result.sightings, result.exposures = check_store(
-                keys, found_heard.store, scorer, rssi_correction=rssi_correction, jobs=jobs,
-                heard=(found_heard.index, found_heard.repeated),
+                keys, found_heard.store, scorer, rssi_correction=rssi_correction, jobs=jobs, heard=found_heard
             )
             return result
-        store, index, repeated = heard[0].store, heard[0].index, heard[0].repeated
+        store = heard[0].store
         counting = None
         if background is not None:  # the file's span is known: its sightings counted while the last keys derive
             counting = _CountInBackground(store, sink.stream.span())
@@ -474,7 +472,7 @@ def check_key_file(
         rows, rpis, count, span = found.rows, found.rpis, found.count + len(new), found.span
         new_span = sightings_span(new)
         if new_span is not None:
-            new_rows, new_rpis = keys_heard(new, index)
+            new_rows, new_rpis = keys_heard(new, heard[0].index)
             rows = np.concatenate([rows, found.count + new_rows])
             keys, rpis = np.concatenate([keys, new[new_rows]]), np.concatenate([rpis, new_rpis])
             span = new_span if span is None else (min(span[0], new_span[0]), max(span[1], new_span[1]))
@@ -484,6 +482,6 @@ def check_key_file(
         usable = keys["report_type"] != REPORT_TYPE_REVOKED
         days = whole_days(span)
         counted = None if counting is None else counting.result(span)  # before the store is read again here
-        result.exposures = _exposures_heard(keys[usable], rows[usable], rpis, store, span, days, repeated, scorer, rssi_correction)
+        result.exposures = heard[0].exposures(keys[usable], rows[usable], rpis, span, days, scorer, rssi_correction)
         result.sightings = store.count_usable(*span) if counted is None else counted
         return result
