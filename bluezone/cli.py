@@ -755,8 +755,7 @@ def _print_check(result: Any, gaen: bool) -> None:
         d = v.as_dict()
         click.echo(
             f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']}): you were there "
-            f"{d['your_visit']['start'][11:16]}-{d['your_visit']['end'][11:16]} UTC, a case "
-            f"{d['case_visit']['start'][11:16]}-{d['case_visit']['end'][11:16]} UTC"
+            f"{_local_span(d['your_visit'], d['date'])}, a case {_local_span(d['case_visit'], d['date'])}"
             + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
         )
     for d in getattr(result, "earlier_venue", []):
@@ -773,6 +772,14 @@ def _print_check(result: Any, gaen: bool) -> None:
         click.echo(advice)
 
 
+def _local_span(visit: dict[str, str], day: str) -> str:
+    """A visit's times in this machine's zone, as `bluezone checkins` and `upload` show them (someone in
+    Hanoi remembers 19:15, not 12:15 UTC); its local date too when it is not the exposure's UTC day."""
+    start, end = (dt.datetime.fromisoformat(visit[k]).astimezone() for k in ("start", "end"))
+    date = "" if start.date().isoformat() == day else f"{start:%Y-%m-%d} "
+    return f"{date}{start:%H:%M}-{end:%H:%M} {start:%Z}"
+
+
 def _what_now(result: Any) -> str | None:
     """One line after the report saying what the verdicts mean for the person reading them: the lines
     above give levels, minutes and decibels, and someone just told "F1" needs to know what to do next.
@@ -782,7 +789,8 @@ def _what_now(result: Any) -> str | None:
     if "F1" in levels or any(v["fifteen_minutes_or_more"] for v in venues):
         where = "near" if "F1" in levels else "in the same room as"
         return (
-            f"What now: you were {where} someone who tested positive for 15 minutes or more (a close contact, F1):"
+            f"What now: you were {where} someone who tested positive for 15 minutes or more"
+            f"{' (a close contact, F1)' if 'F1' in levels else ''}:"
             " follow your health authority's advice for close contacts; if it gives you a recursive code, send your"
             " keys with `bluezone upload --server URL --code CODE --exposure-date DATE`"
         )

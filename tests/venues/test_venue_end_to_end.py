@@ -12,6 +12,8 @@ import shutil
 import time
 from pathlib import Path
 
+import pytest
+
 from click.testing import CliRunner
 
 from bluezone.cli import cli
@@ -67,7 +69,11 @@ def checked_in_by_beacon(venue_dir: Path, db: Path, start: float, minutes: float
         store.close()
 
 
-def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
+def case_day(exposure: dict, zone: dt.timezone) -> str:
+    return dt.datetime.fromisoformat(exposure["case_visit"]["start"]).astimezone(zone).date().isoformat()
+
+
+def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     now = clear_of_midnight(3.5)
     cafe, f0_db, visitor_db = tmp_path / "cafe", tmp_path / "f0.db", tmp_path / "visitor.db"
     rc, out, err = run("venue", "create", "--name", "Café Hoa", "--address", "12 Trần Phú, Hà Nội",
@@ -124,11 +130,26 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path) -> None:
     assert "0 venue exposure(s) from 0 venue-warning file(s), 1 reported before (14 days)" in out
     # a warning still in force says what to do, as a Bluetooth close contact's does
     assert out.splitlines()[-1].startswith("What now: you were in the same room as someone who tested positive")
-    # the same facts in words, one report with the Bluetooth exposures
-    rc, out, err = run("check", "--server", live_server["url"], "--db", str(tmp_path / "visitor-copy.db"))
+    # the same facts in words, one report with the Bluetooth exposures; the times in the local zone, as
+    # `checkins` shows the visit (someone in Hanoi was there at 19:15, not at 12:15 UTC)
+    monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
+    time.tzset()
+    try:
+        rc, out, err = run("check", "--server", live_server["url"], "--db", str(tmp_path / "visitor-copy.db"))
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
     assert rc == 0, err
     line = next(line for line in out.splitlines() if "Café Hoa" in line)
     assert "min  at Café Hoa (12 Trần Phú, Hà Nội)" in line and "15 min or more" in line
+    hanoi = dt.timezone(dt.timedelta(hours=7))
+    mine, case = (
+        "-".join(f"{dt.datetime.fromisoformat(exposure[who][k]).astimezone(hanoi):%H:%M}" for k in ("start", "end"))
+        for who in ("your_visit", "case_visit")
+    )
+    assert f"{mine} +07, a case " in line and line.split(", a case ")[1].startswith(
+        ("" if case_day(exposure, hanoi) == exposure["date"] else case_day(exposure, hanoi) + " ") + f"{case} +07"
+    ), line
     assert "1 venue exposure(s)" in out and "0 exposure(s)" in out
     assert "What now: you were in the same room as someone who tested positive for 15 minutes or more" in out
 
