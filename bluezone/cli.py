@@ -297,7 +297,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
     """Show what the sighting store holds (counts, time span, days, size)."""
     from datetime import UTC, datetime
 
-    from bluezone.proximity.store import SightingStore
+    from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore
 
     with SightingStore.open(db_path, create=False) as store:
         info = store.stats()
@@ -321,6 +321,10 @@ def status(db_path: Path | None, as_json: bool) -> None:
     click.echo(f"first      {when(info['first_sighting'])}")
     click.echo(f"last       {when(info['last_sighting'])}")
     daemon = info.get("daemon")
+    emulated = Path(info["db_path"]).with_name(EMULATED_DB_FILENAME)
+    if not (info["sightings"] or info["daily_keys"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():
+        # `bluezone run` without Bluetooth leaves this empty store behind, and the user then tries --backend emulated
+        click.echo(f"empty      `bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}")
     if daemon:
         click.echo(f"radio      {daemon.get('backend', '?')} (daemon report of {when(daemon.get('updated_at'))})")
         if not daemon.get("rotates_address", True):

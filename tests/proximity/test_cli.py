@@ -194,3 +194,22 @@ def test_purge_says_what_its_json_says(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "purged 0 sightings, 1 Bluezone v3 sightings, 0 daily keys and 0 check-ins older than 14 days" in result.output
     assert json.loads(invoke("purge", "--db", str(db), "--json", now=later).output)["bluezone3_sightings_deleted"] == 0
+
+
+def test_status_of_an_empty_store_points_at_the_emulated_one_beside_it(tmp_path) -> None:
+    """`bluezone run` on a machine without Bluetooth makes the real store, empty, before the radio fails;
+    its error suggests --backend emulated, whose sightings go to emulated.db: `bluezone status` then showed
+    0 sightings and no word of where they went (the hint for a missing store never came)."""
+    SightingStore.open(tmp_path / "bluezone.db").close()  # what the failed `bluezone run` left
+    with SightingStore.open(tmp_path / "emulated.db") as store:
+        store.add_sightings(random_sightings(5, NOW - 60, 1))
+    result = invoke("status", "--db", str(tmp_path / "bluezone.db"))
+    assert result.exit_code == 0, result.output
+    assert f"`bluezone run --backend emulated` keeps its sightings in {tmp_path / 'emulated.db'}" in result.output
+    assert f"give --db {tmp_path / 'emulated.db'}" in result.output
+    # a store with anything in it, or the emulated store itself, says nothing of the sort
+    with SightingStore.open(tmp_path / "bluezone.db") as store:
+        store.save_daily_key(DailyKey(b"k" * 16, rolling_start(NOW)))
+    for db in ("bluezone.db", "emulated.db"):
+        result = invoke("status", "--db", str(tmp_path / db))
+        assert result.exit_code == 0 and "keeps its sightings" not in result.output, result.output
