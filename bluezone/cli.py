@@ -27,6 +27,7 @@ from bluezone.clitypes import (
     emit_json,
     jobs_option,
     json_option,
+    nothing_sent,
     parse_date,
 )
 from bluezone.errors import BluezoneError, NotAStoreError
@@ -983,7 +984,7 @@ def upload(
             elif plan.today_in_use:
                 click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
             if not yes and not _ask_before_upload("Send them?"):
-                raise click.Abort()
+                nothing_sent()
         else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
             click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
                        err=True)
@@ -1005,7 +1006,7 @@ def upload(
                 default=True,
             ):
                 if not len(plan.keys):
-                    raise click.Abort()
+                    nothing_sent()
                 outgoing = ()
         with KeyServerClient(server_url) as client:
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending

@@ -9,9 +9,10 @@ import datetime as dt
 import importlib
 import json
 import math
+import sys
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -137,6 +138,13 @@ def db_option(func: Any) -> Any:
         callback=_note_db_origin,
         help="Sighting database (default: $XDG_DATA_HOME/bluezone/bluezone.db).",
     )(func)
+
+
+def nothing_sent() -> NoReturn:
+    """``upload`` or ``venue warn`` answered no: say that nothing left the device and that the code can
+    still be used (click's bare "Aborted!" said neither); exit 1, as click's abort."""
+    click.echo("nothing sent: the code is not used up (it stays valid until it expires)", err=True)
+    sys.exit(1)
 
 
 def emit_json(data: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import FloatRange, cli_clock, db_option, json_option
+from bluezone.clitypes import FloatRange, cli_clock, db_option, json_option, nothing_sent
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
 
@@ -274,7 +274,7 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
         err=True,
     )
     if not yes and not click.confirm("Send the warning?", err=True):
-        raise click.Abort()
+        nothing_sent()
     with KeyServerClient(server_url) as client:
         receipt = client.publish(empty_keys(0), code, checkins=[r.entry() for r in reports])
     if as_json:

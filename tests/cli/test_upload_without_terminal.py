@@ -44,10 +44,11 @@ def test_no_answer_on_stdin_says_to_pass_yes(tmp_path: Path, today_too: bool) ->
 
 
 def test_an_answer_piped_in_is_still_taken(tmp_path: Path) -> None:
-    """'n' piped in is the user's own no: click's abort, exit 1, as at a terminal; 'y' goes on to send
-    (and here finds no server at 127.0.0.1:9)."""
+    """'n' piped in is the user's own no: exit 1, as at a terminal, saying that nothing went and the code
+    can still be used (click's bare "Aborted!" said neither); 'y' goes on to send (and here finds no
+    server at 127.0.0.1:9)."""
     db = _node(tmp_path, False)
     rc, lines = _upload(db, "n\n")
-    assert rc == 1 and lines[-1] == "Aborted!", lines
+    assert rc == 1 and lines[-1] == "nothing sent: the code is not used up (it stays valid until it expires)", lines
     rc, lines = _upload(db, "y\n")
     assert rc != 0 and "stdin is not a terminal" not in "\n".join(lines) and "Aborted!" not in lines, lines

@@ -429,3 +429,14 @@ def test_an_event_to_come_or_under_way_is_created(tmp_path: Path, clock: Virtual
                      "--start", start, "--end", end, "--out", str(out), "--json")
         assert result.exit_code == 0, result.output
         assert load_venue_dir(out).venue.end == int(dt.datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp())
+
+
+def test_an_owner_who_answers_no_is_told_nothing_was_sent(cafe: dict, clock: VirtualClock) -> None:
+    """'n' to "Send the warning?" said click's bare "Aborted!": now that nothing went and the code still works."""
+    result = CliRunner().invoke(
+        cli, ["venue", "warn", str(cafe["out"]), "--server", "http://127.0.0.1:9", "--code", "12345678",
+              "--start", "2026-12-04T08:00Z", "--end", "2026-12-04T09:00Z"],
+        input="n\n", obj={"clock": clock},
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == "nothing sent: the code is not used up (it stays valid until it expires)"
