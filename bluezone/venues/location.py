@@ -216,8 +216,10 @@ class Venue:
             message.ParseFromString(data)
             vendor = pb.CWALocationData()
             vendor.ParseFromString(message.vendor_data)
-        except (DecodeError, ValueError, RuntimeError) as exc:
-            raise VenueError(f"the code is not a CWA venue payload ({exc})") from None
+        except (DecodeError, ValueError, RuntimeError):  # protobuf's own words ("Wire format was corrupt") say nothing to a visitor
+            raise VenueError(
+                "the code is not a CWA venue payload (cut short or damaged: copy the whole URL, or scan the poster again)"
+            ) from None
         if message.version != 1 or not message.HasField("location_data"):
             raise VenueError(f"the code is not a CWA venue payload (version {message.version}, no location)")
         loc = message.location_data

@@ -195,6 +195,9 @@ def test_past_visit_and_its_bad_forms(tmp_path: Path, cafe: dict, clock: Virtual
     "args, message",
     [
         (["checkin", "https://e.coronawarn.app?v=1#QUJD"], "not a CWA venue payload"),
+        # the poster's URL with its last character lost in copying: said so, not in protobuf's words
+        (["checkin", "https://e.coronawarn.app?v=1#CAESKAgBEglDYWbDqSBIb2EaGTEyIFRy4bqnbiBQaMO6LCBIw6AgTuG7mWkaFAgBGhDgSLL_"
+          "fONNOfVgJOIhAitnIgYIARAEGC"], "not a CWA venue payload (cut short or damaged: copy the whole URL"),
         (["checkin", "https://example.org/"], "not a venue check-in URL"),
         (["venue", "show", "nonsense"], "not a venue check-in URL"),
         (["venue", "create", "--name", "x" * 101, "--address", "a", "--out", "OUT"], "at most 100"),
