@@ -10,9 +10,11 @@ from bumble.controller import Controller
 from bumble.core import AdvertisingData
 from bumble.device import AdvertisingType, Device
 from bumble.link import LocalLink
+from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bluezone.cli import cli
 from bluezone.clock import Clock, SystemClock, VirtualClock
 from bluezone.proximity.backends.bumble_radio import BumbleRadio, gaen_advertising_data
 from bluezone.proximity.radio import Advert
@@ -173,6 +175,22 @@ def test_missing_bumble_transport_is_unavailable() -> None:
         assert exc.value.reason == "no-adapter" and "tcp-client" in str(exc.value)
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("spec", ["foo:0", "usbb"])
+def test_a_mistyped_transport_is_a_usage_error(spec: str, tmp_path) -> None:
+    """`--backend bumble:usbb` said 'cannot open bumble transport ...', exit 1, as if a dongle were missing:
+    a typo in the command is a usage error (ConfigError, exit 2) naming bumble's transports."""
+    from bluezone.errors import ConfigError
+
+    async def main() -> None:
+        with pytest.raises(ConfigError) as exc:
+            await BumbleRadio(spec).open()
+        assert f"bumble transport {spec!r}: unknown transport scheme" in str(exc.value) and "usb:0" in str(exc.value)
+
+    asyncio.run(main())
+    result = CliRunner().invoke(cli, ["run", "--backend", f"bumble:{spec}", "--db", str(tmp_path / "n.db"), "--duration", "1"], obj={})
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
 
 
 def test_a_controller_that_stops_answering_is_a_radio_error() -> None:

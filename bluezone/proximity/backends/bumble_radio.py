@@ -22,7 +22,7 @@ from bumble.device import Advertisement, AdvertisingType, Device
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.crypto.payload import SERVICE_UUID16
-from bluezone.errors import RadioError, RadioUnavailableError, RadioUnavailableReason
+from bluezone.errors import ConfigError, RadioError, RadioUnavailableError, RadioUnavailableReason
 from bluezone.proximity.backends.fd6f import heard_payload, uuid16_to_str
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
@@ -98,10 +98,15 @@ class BumbleRadio(Radio):
 
     async def _open_transport(self) -> Device:
         from bumble.transport import open_transport
+        from bumble.transport.common import TransportSpecError
 
         spec = self.transport_spec or "usb:0"
         try:
             self._transport = await open_transport(spec)
+        except TransportSpecError as exc:  # a typo in --backend (bumble:usbb:0): a usage error, exit 2, not a missing radio
+            raise ConfigError(
+                f"bumble transport {spec!r}: {exc} (bumble's transports: usb:0, hci-socket:0, serial:/dev/ttyUSB0, ...)"
+            ) from None
         except PermissionError as exc:
             raise RadioUnavailableError(
                 f"no permission to open {spec} ({exc})",
