@@ -23,6 +23,7 @@ from bluezone.clitypes import (
     FloatRange,
     LazyCommands,
     cli_clock,
+    cli_now,
     db_option,
     emit_json,
     jobs_option,
@@ -300,7 +301,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
 
     from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore
 
-    with SightingStore.open(db_path, create=False) as store:
+    with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
         info = store.stats()
     if as_json:
         emit_json(info)
@@ -503,7 +504,7 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
 
     now = cli_clock().now()
     released = []
-    with SightingStore.open(db_path, create=False) as store:
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
         if protocol == "bluezone3":
             from bluezone.matching.bluezone3 import own_f0_list
 
@@ -522,14 +523,14 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
             raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {len(own)} {'F0 list entry' if protocol == 'bluezone3' else 'keys'} to {out}", err=True)
     if released:  # today's key, now in the file, goes off air when the current 10 minutes end
-        with SightingStore.open(db_path, create=False) as store:
+        with SightingStore.open(db_path, create=False, purge_now=now) as store:
             for key in released:
                 store.save_daily_key(key)
         click.echo("today's key is cut to end with the current 10 minutes; the daemon starts a new key then", err=True)
     if protocol == "bluezone3":  # the key written reveals every later day of its chain: start a new one
         from bluezone.matching.bluezone3 import restart_chain
 
-        with SightingStore.open(db_path, create=False) as store:
+        with SightingStore.open(db_path, create=False, purge_now=now) as store:
             restart_chain(store, cli_clock().now())
 
 
@@ -639,7 +640,8 @@ def check(
         # the file is read before the database is opened (a bad one leaves it alone), or, when it
         # holds over a million keys, matched as it streams (check_key_file)
         result = check_keys(
-            keys_path, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id
+            keys_path, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id,
+            now=cli_now(),
         )
     elif f0_entries is not None:
         scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
@@ -649,7 +651,7 @@ def check(
     if f0_entries is not None:
         from bluezone.proximity.store import SightingStore
 
-        with SightingStore.open(db_path, create=False) as store:
+        with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
             found, seen = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
         result.add_bluezone3(found, len(f0_entries), seen)
     if as_json:
@@ -966,7 +968,7 @@ def upload(
         )
     code = check_code(code)
     onset = onset_interval(symptom_onset)
-    with SightingStore.open(db_path, create=False) as store:
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
         if not include_today and not yes and not dry_run and today_key_in_use(store.daily_keys(), now):
             include_today = _ask_before_upload(
                 "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?"

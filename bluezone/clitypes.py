@@ -10,6 +10,7 @@ import importlib
 import json
 import math
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -46,16 +47,28 @@ class FloatRange(click.FloatRange):
         return number
 
 
-def cli_clock() -> Clock:
-    """The clock a command runs on: ``cli(obj={"clock": VirtualClock(t)})`` in tests."""
+def _given_clock() -> Clock | None:
+    """The clock a test gave the command (``cli(obj={"clock": VirtualClock(t)})``), if any."""
     ctx = click.get_current_context(silent=True)
     obj = ctx.find_root().obj if ctx is not None else None
-    clock = obj.get("clock") if isinstance(obj, dict) else None
+    return obj.get("clock") if isinstance(obj, dict) else None
+
+
+def cli_clock() -> Clock:
+    """The clock a command runs on: ``cli(obj={"clock": VirtualClock(t)})`` in tests."""
+    clock = _given_clock()
     if clock is not None:
         return clock
     from bluezone.clock import SystemClock  # here: the clock module loads asyncio, which most commands never use
 
     return SystemClock()
+
+
+def cli_now() -> float:
+    """``cli_clock().now()``, without importing the clock module (and asyncio) for the wall clock:
+    ``bluezone check`` reads the time only to purge the store it opens."""
+    clock = _given_clock()
+    return time.time() if clock is None else clock.now()
 
 
 class LazyCommands(MutableMapping[str, click.Command]):

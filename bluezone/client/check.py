@@ -477,7 +477,8 @@ def check_with_server(
     if repin and not server_key_path:
         raise InputError("--repin needs the server's new key: give it with --server-key FILE")
     given = read_server_key(server_key_path) if server_key_path else None
-    with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
+    now = time.time() if now is None else now  # the wall clock, as check_server's: the store is purged at it too
+    with SightingStore.open(db_path, create=False, purge_now=now) as store, KeyServerClient(server_url, http=http) as client:
         return check_server(
             client, ServerState(store), None, server_key=given, scorer=scorer,
             rssi_correction=rssi_correction, now=now, progress=progress, load_visits=lambda: visits(store), jobs=jobs,

@@ -291,7 +291,7 @@ def upload(
     check_exposure_date(exposure_date, now)
     check_symptom_onset(symptom_onset, now)
     code = check_code(code)
-    with SightingStore.open(db_path, create=False) as store, KeyServerClient(server_url, http=http) as client:
+    with SightingStore.open(db_path, create=False, purge_now=now) as store, KeyServerClient(server_url, http=http) as client:
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins)
         return upload_own_keys(
             store, client, code, now, include_today=include_today, symptom_onset_interval=onset_interval(symptom_onset),

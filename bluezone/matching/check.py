@@ -259,8 +259,8 @@ class HeardRpis:
         return _scored(windows, key_rows, scorer)
 
 
-def _open_and_read_heard(db_path: Path | str | None) -> HeardRpis:
-    store = SightingStore.open(db_path, create=False, any_thread=True)
+def _open_and_read_heard(db_path: Path | str | None, now: float | None) -> HeardRpis:
+    store = SightingStore.open(db_path, create=False, any_thread=True, purge_now=now)
     try:
         return HeardRpis.read_all(store)
     except BaseException:
@@ -273,9 +273,9 @@ class _HeardInBackground:
     of the GIL while it reads, so this runs while the calling thread inflates and parses the key
     file (zlib and SHA-256 let go of it too), instead of after it."""
 
-    def __init__(self, db_path: Path | str | None) -> None:
+    def __init__(self, db_path: Path | str | None, now: float | None) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="bluezone-store")
-        self._read = self._pool.submit(_open_and_read_heard, db_path)
+        self._read = self._pool.submit(_open_and_read_heard, db_path, now)
 
     def result(self) -> HeardRpis:
         """The store and what was read of it (or the error that stopped it), once read; the thread
@@ -373,19 +373,22 @@ def check_keys(
     jobs: int = 1,
     public_key: ec.EllipticCurvePublicKey | None = None,
     key_id: str | None = None,
+    now: float | None = None,
 ) -> CheckResult:
     """``bluezone check --keys``: exposures to diagnosis ``keys`` (KEY_DTYPE, or a key file) in the
-    store at ``db_path`` (default path), matched in ``jobs`` processes.
+    store at ``db_path`` (default path), matched in ``jobs`` processes.  ``now`` (the CLI's clock) is
+    the time the store is purged at when opened (``SightingStore.open``'s ``purge_now``).
 
     A key file is read as ``load_keys`` reads it (``load_signed_keys`` with ``public_key``), and
     matched as it streams when it is large (``check_key_file``); a bad one raises KeyFileError."""
     if not isinstance(keys, np.ndarray):
         return check_key_file(
-            keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id
+            keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id,
+            now=now,
         )
     scorer = scorer or get_scorer()
     result = CheckResult(keys, scorer=scorer.name)
-    with SightingStore.open(db_path, create=False) as store:
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
         result.sightings, result.exposures = check_store(keys, store, scorer, rssi_correction=rssi_correction, jobs=jobs)
     return result
 
@@ -400,6 +403,7 @@ def check_key_file(
     public_key: ec.EllipticCurvePublicKey | None = None,
     key_id: str | None = None,
     buffer_keys: int | None = None,
+    now: float | None = None,
 ) -> CheckResult:
     """``check_keys`` of the key file at ``path``, whose keys are never all in memory.
 
@@ -421,7 +425,7 @@ def check_key_file(
     with ExitStack() as opened:
         background = None
         if jobs > 1:
-            background = _HeardInBackground(db_path)
+            background = _HeardInBackground(db_path, now)
             opened.callback(background.close)
         # The file's readers (protobuf, zip, the export's signature: ~0.03 s to import) only now:
         # with more than one job the store's thread reads meanwhile.
@@ -434,7 +438,7 @@ def check_key_file(
                 if background is not None:
                     heard.append(background.result())
                 else:
-                    heard.append(HeardRpis.read_all(opened.enter_context(SightingStore.open(db_path, create=False))))
+                    heard.append(HeardRpis.read_all(opened.enter_context(SightingStore.open(db_path, create=False, purge_now=now))))
             return heard[0]
 
         def start() -> KeyStream:
@@ -448,7 +452,7 @@ def check_key_file(
         if sink.stream is None:  # the whole file fit: checked as an array
             keys = apply_revisions(sink.keys(), revised)
             if background is None:  # the store opened only now
-                return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs)
+                return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, now=now)
             found_heard = read_heard()
             result = CheckResult(keys, scorer=scorer.name)
             result.sightings, result.exposures = check_store(

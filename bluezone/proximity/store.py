@@ -349,9 +349,12 @@ class SightingStore:
         """Open (or create) the store at ``path``, migrate it and purge expired data.
 
         ``create=False`` raises StoreError when the file is missing (``status`` must not
-        create databases).  ``purge_now`` is the time used for the purge on open (default:
-        the newest sighting, so a store opened on a virtual clock is not emptied by the wall
-        clock; the daemon purges on its own clock).  ``":memory:"`` works for throwaway stores.
+        create databases).  ``purge_now`` is the time used for the purge on open: give "now"
+        wherever the store is a device's (the CLI gives its clock to every open, so a store whose
+        daemon stopped weeks ago shows nothing past the retention and keeps nothing).  Default: the
+        newest record, never past the wall clock, so a store written on a virtual clock (the
+        simulator, tests, the 2020 test vectors) is not emptied by being opened; the daemon purges
+        on its own clock.  ``":memory:"`` works for throwaway stores.
         ``any_thread``: the store may be used from another thread than the one that opened it
         (one thread at a time; a check opens and reads it in a thread while its key file is read).
         """

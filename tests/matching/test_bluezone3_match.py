@@ -201,12 +201,12 @@ def test_cli_check_with_an_f0_list_end_to_end(tmp_path) -> None:
     day, key = _run_pair(tmp_path)
     listing = tmp_path / "f0.json"
     listing.write_bytes(f0([entry(key=key, start=day * 86400, end=day * 86400 + 86399)]))
-    result = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db"), "--json"])
+    result = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db"), "--json"], obj={"clock": VirtualClock(T0 + 13 * 3600)})
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["bluezone3_entries"] == 1 and data["bluezone3_sightings"] > 1000
     assert data["close_contact"] and [e["protocol"] for e in data["exposures"]] == ["bluezone3"]
-    text = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db")])
+    text = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db")], obj={"clock": VirtualClock(T0 + 13 * 3600)})
     assert text.exit_code == 0
     assert "[Bluezone v3]" in text.stdout and "from 1 Bluezone v3 F0 list entries" in text.stdout
 

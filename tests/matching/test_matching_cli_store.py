@@ -26,9 +26,17 @@ DAY = 2_900_016
 NOW = 1_763_640_000.0
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), obj={"clock": VirtualClock(NOW)})
+#: "Now" for the scene's checks: the end of its day (a check purges the store at its clock's "now").
+SEEN = (DAY + 144) * INTERVAL_SECONDS
+
+
+def run(*args: str, now: float = NOW) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), obj={"clock": VirtualClock(now)})
     return result.exit_code, result.stdout, result.stderr
+
+
+def check(*args: str, now: float = SEEN) -> tuple[int, str, str]:
+    return run("check", *args, now=now)
 
 
 def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int) -> np.ndarray:
@@ -57,7 +65,7 @@ def scene(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_check_text(scene: tuple[Path, Path]) -> None:
     db, keys = scene
-    code, out, err = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db))
+    code, out, err = check("--scorer", "gaen", "--keys", str(keys), "--db", str(db))
     assert code == 0, err
     lines = out.strip().splitlines()
     assert len(lines) == 4
@@ -100,7 +108,7 @@ def test_check_text_gives_no_advice_without_exposures(scene: tuple[Path, Path], 
 
 def test_check_json(scene: tuple[Path, Path]) -> None:
     db, keys = scene
-    code, out, _ = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json")
+    code, out, _ = check("--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json")
     assert code == 0
     data = json.loads(out)
     assert data["close_contact"] is True and data["scorer"] == "gaen" and data["keys"] == 3
@@ -114,7 +122,7 @@ def test_check_threshold_from_toml(scene: tuple[Path, Path], tmp_path: Path) -> 
     db, keys = scene
     config = tmp_path / "scoring.toml"
     config.write_text("[scoring.gaen]\nclose_contact_minutes = 31\n")
-    code, out, _ = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--scorer-config", str(config), "--json")
+    code, out, _ = check("--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--scorer-config", str(config), "--json")
     assert code == 0 and json.loads(out)["close_contact"] is False
 
 
@@ -124,7 +132,7 @@ def test_check_malformed_leaves_real_db_untouched(scene: tuple[Path, Path], cont
     keys.write_bytes(content)
     before = hashlib.sha256(db.read_bytes()).hexdigest()
     listing = sorted(p.name for p in db.parent.iterdir())
-    code, _, err = run("check", "--keys", str(keys), "--db", str(db))
+    code, _, err = check("--keys", str(keys), "--db", str(db))
     assert code == 2 and err.startswith("Error: ") and err.count("\n") == 1
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before
     assert sorted(p.name for p in db.parent.iterdir()) == listing
@@ -138,7 +146,7 @@ def test_check_google_export_file_end_to_end(tmp_path: Path) -> None:
     assert seen["rpi"][0].tobytes().hex() == "3d37caf51d1bf4ba54e758e0ac74c892"
     with SightingStore.open(db) as store:
         store.add_sightings(seen)
-    code, out, err = run("check", "--keys", str(VECTORS / "gaen_export_google_app.bin"), "--db", str(db), "--json")
+    code, out, err = check("--keys", str(VECTORS / "gaen_export_google_app.bin"), "--db", str(db), "--json", now=seen["time"][-1])
     assert code == 0, err
     data = json.loads(out)
     assert data["keys"] == 110 and len(data["exposures"]) == 1
@@ -185,18 +193,18 @@ def test_keys_export_missing_db(tmp_path: Path) -> None:
 
 def test_check_settings_on_the_command_line(scene: tuple[Path, Path]) -> None:
     db, keys = scene
-    code, out, _ = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", "close_contact_minutes=31", "--json")
+    code, out, _ = check("--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", "close_contact_minutes=31", "--json")
     assert code == 0 and json.loads(out)["close_contact"] is False
-    code, out, _ = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", "other_weight=0.5", "--json")
+    code, out, _ = check("--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", "other_weight=0.5", "--json")
     assert code == 0 and [e["close_contact"] for e in json.loads(out)["exposures"]] == [True, True]
     for bad in ("bogus=1", "nonsense", "near_weight=lots"):
-        code, _, err = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", bad)
+        code, _, err = check("--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--set", bad)
         assert code == 2 and err.startswith("Error: "), bad
 
 
 def test_check_default_scorer_is_bluezone(scene: tuple[Path, Path]) -> None:
     db, keys = scene
-    code, out, err = run("check", "--keys", str(keys), "--db", str(db), "--json")
+    code, out, err = check("--keys", str(keys), "--db", str(db), "--json")
     assert code == 0, err
     data = json.loads(out)
     assert data["scorer"] == "bluezone"
@@ -207,7 +215,7 @@ def test_check_default_scorer_is_bluezone(scene: tuple[Path, Path]) -> None:
 def test_check_rssi_correction_out_of_range_is_a_usage_error(scene: tuple[Path, Path], correction: str) -> None:
     """A huge correction crashed the matcher (OverflowError); 40000 printed attenuations of -39972 dB."""
     db, keys = scene
-    code, out, err = run("check", "--keys", str(keys), "--db", str(db), "--rssi-correction", correction)
+    code, out, err = check("--keys", str(keys), "--db", str(db), "--rssi-correction", correction)
     assert code == 2 and out == ""
     assert "--rssi-correction" in err and "Traceback" not in err
 
@@ -231,7 +239,7 @@ def test_check_rssi_correction_out_of_range_is_a_usage_error(scene: tuple[Path, 
 )
 def test_check_bad_scorer_setting_types_are_input_errors(scene: tuple[Path, Path], scorer: str, setting: str) -> None:
     db, keys = scene
-    code, out, err = run("check", "--keys", str(keys), "--db", str(db), "--scorer", scorer, "--set", setting)
+    code, out, err = check("--keys", str(keys), "--db", str(db), "--scorer", scorer, "--set", setting)
     assert code == 2, (out, err)
     assert out == "" and err.startswith("Error: ") and err.count("\n") == 1
     assert setting.split("=")[0] in err
@@ -241,7 +249,7 @@ def test_scorer_config_file_types_are_checked_too(scene: tuple[Path, Path], tmp_
     db, keys = scene
     cfg = tmp_path / "scoring.toml"
     cfg.write_text("[scoring.gaen]\nclose_contact_minutes = nan\n")
-    code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--scorer", "gaen", "--scorer-config", str(cfg))
+    code, _, err = check("--keys", str(keys), "--db", str(db), "--scorer", "gaen", "--scorer-config", str(cfg))
     assert code == 2 and "close_contact_minutes" in err
 
 
@@ -287,9 +295,9 @@ def test_check_reads_the_calibrated_rssi_correction_from_the_daemon_config(scene
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         path.write_text("rssi_correction = 6\n")
-        calibrated = json.loads(run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json")[1])
+        calibrated = json.loads(check("--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json")[1])
         told = json.loads(
-            run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json", "--rssi-correction", "0")[1]
+            check("--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json", "--rssi-correction", "0")[1]
         )
     finally:
         path.unlink()
@@ -305,25 +313,25 @@ def test_check_jobs_give_the_same_report(scene: tuple[Path, Path], monkeypatch: 
     db, keys = scene
     reports = []
     for jobs in ("1", "2", "3"):
-        code, out, err = run("check", "--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json", "--jobs", jobs)
+        code, out, err = check("--scorer", "gaen", "--keys", str(keys), "--db", str(db), "--json", "--jobs", jobs)
         assert code == 0, err
         reports.append(json.loads(out))
     assert reports[0] == reports[1] == reports[2] and len(reports[0]["exposures"]) == 2
-    code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--jobs", "0")
+    code, _, err = check("--keys", str(keys), "--db", str(db), "--jobs", "0")
     assert code == 2 and "--jobs" in err
 
 
 def test_the_set_examples_in_check_help_work_and_a_wrong_setting_lists_the_known(scene: tuple[Path, Path]) -> None:
     # --help gave `--set near_weight=1.0`, a gaen setting the default (bluezone) scorer refuses
     db, keys = scene
-    code, help_text, _ = run("check", "--help")
+    code, help_text, _ = check("--help")
     assert code == 0 and "--set threshold_db=57 (bluezone)" in " ".join(help_text.split())
     assert "near_weight=1.0 with --scorer gaen" in " ".join(help_text.split())
     for args in (["--set", "threshold_db=57"], ["--scorer", "gaen", "--set", "near_weight=1.0"]):
-        code, _, err = run("check", "--keys", str(keys), "--db", str(db), *args)
+        code, _, err = check("--keys", str(keys), "--db", str(db), *args)
         assert code == 0, (args, err)
-    code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--set", "near_weight=1.0")
+    code, _, err = check("--keys", str(keys), "--db", str(db), "--set", "near_weight=1.0")
     assert code == 2 and err.count("\n") == 1
     assert "unknown bluezone scorer setting(s): near_weight (known: " in err and "threshold_db" in err
-    code, _, err = run("check", "--keys", str(keys), "--db", str(db), "--scorer", "gaen", "--set", "threshold_db=57")
+    code, _, err = check("--keys", str(keys), "--db", str(db), "--scorer", "gaen", "--set", "threshold_db=57")
     assert code == 2 and "unknown gaen scorer setting(s): threshold_db (known: " in err and "near_weight" in err

@@ -42,13 +42,13 @@ def make_db(path, now: float) -> None:
 def test_status_and_purge_json(tmp_path) -> None:
     db = tmp_path / "b.db"
     make_db(db, NOW)
-    # opening purges relative to the newest record, so the 15-day-old rows are already gone by then;
-    # status reports what remains
-    result = invoke("status", "--db", str(db), "--json")
+    # opening purges at the CLI's clock, so the 15-day-old rows are already gone by then; status
+    # reports what remains
+    result = invoke("status", "--db", str(db), "--json", now=NOW)
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["sightings"] == 15 and info["daily_keys"] == 1 and info["db_path"] == str(db)
-    text = invoke("status", "--db", str(db))
+    text = invoke("status", "--db", str(db), now=NOW)
     assert text.exit_code == 0 and "sightings  15" in text.output
     result = invoke("purge", "--db", str(db), "--json", now=NOW)
     assert result.exit_code == 0, result.output
