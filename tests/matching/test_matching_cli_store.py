@@ -84,7 +84,7 @@ def _check_with(tmp_path: Path, scene: tuple[Path, Path], rows: list[tuple[bytes
     keys["report_type"] = report_type
     path = tmp_path / "some-keys.json"
     path.write_bytes(dump_keys_json(keys))
-    code, out, err = run("check", "--scorer", "gaen", "--keys", str(path), "--db", str(db))
+    code, out, err = check("--scorer", "gaen", "--keys", str(path), "--db", str(db))
     assert code == 0, err
     return out.strip().splitlines()
 

@@ -203,7 +203,7 @@ def test_status_of_an_empty_store_points_at_the_emulated_one_beside_it(tmp_path)
     SightingStore.open(tmp_path / "bluezone.db").close()  # what the failed `bluezone run` left
     with SightingStore.open(tmp_path / "emulated.db") as store:
         store.add_sightings(random_sightings(5, NOW - 60, 1))
-    result = invoke("status", "--db", str(tmp_path / "bluezone.db"))
+    result = invoke("status", "--db", str(tmp_path / "bluezone.db"), now=NOW)
     assert result.exit_code == 0, result.output
     assert f"`bluezone run --backend emulated` keeps its sightings in {tmp_path / 'emulated.db'}" in result.output
     assert f"give --db {tmp_path / 'emulated.db'}" in result.output
@@ -211,5 +211,5 @@ def test_status_of_an_empty_store_points_at_the_emulated_one_beside_it(tmp_path)
     with SightingStore.open(tmp_path / "bluezone.db") as store:
         store.save_daily_key(DailyKey(b"k" * 16, rolling_start(NOW)))
     for db in ("bluezone.db", "emulated.db"):
-        result = invoke("status", "--db", str(tmp_path / db))
+        result = invoke("status", "--db", str(tmp_path / db), now=NOW)
         assert result.exit_code == 0 and "keeps its sightings" not in result.output, result.output
