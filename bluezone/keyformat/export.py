@@ -33,7 +33,7 @@ from google.protobuf.message import DecodeError
 import bluezone.keyformat.gaen_export_pb2 as pb
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import ExportSignatureError, KeyFileError
-from bluezone.keyformat.exportstream import PIECE, KeySink, stream_export_bin
+from bluezone.keyformat.exportstream import PIECE, KeySink, header_problem, stream_export_bin
 from bluezone.keyformat.tekencode import KEYS_FIELD, REVISED_KEYS_FIELD, encode_keys
 from bluezone.keyformat.tekwire import columns_from_messages, decode_keys, keys_from_columns, raw_export_class
 from bluezone.keyformat.keys import KEY_DTYPE, MAX_KEY_FILE_BYTES, empty_keys
@@ -243,7 +243,7 @@ def parse_whole_export_bin(data: bytes | bytearray) -> ExportFile:
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"export.bin too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
     if not data.startswith(EXPORT_HEADER):
-        raise KeyFileError(f"export.bin must start with the 16-byte header {EXPORT_HEADER!r}")
+        raise KeyFileError(header_problem(bytes(data[: len(EXPORT_HEADER)])))
     body = memoryview(data)[len(EXPORT_HEADER) :]  # not a copy: a file left to protobuf may be 256 MB
     # keys arrive as raw message bytes and are decoded column-wise (``tekwire``): no Python object
     # per key; what that decoder leaves alone goes through protobuf's message objects instead

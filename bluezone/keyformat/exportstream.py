@@ -39,6 +39,16 @@ from bluezone.keyformat.tekwire import PADDING, broken_rule, decode_entries, fil
 PIECE = 512 << 10
 #: The 16-byte header every ``export.bin`` starts with (``export.EXPORT_HEADER``).
 HEADER = b"EK Export v1    "
+#: The header of a key server's venue-warning file (``venue_export``), which sits beside key files.
+VENUE_HEADER = b"BZ Venues v1".ljust(16)
+
+
+def header_problem(head: bytes) -> str:
+    """Why an export.bin starting with ``head`` is no key export; a venue-warning file, taken from
+    the same export directory by mistake, is named as one."""
+    if head.startswith(VENUE_HEADER):
+        return "a venue-warning file (BZ Venues v1), not diagnosis keys: `bluezone check --server URL` reads those"
+    return f"export.bin must start with the 16-byte header {HEADER!r}"
 _KEYS, _REVISED = 0x3A, 0x42  # the tags of fields 7 and 8, length-delimited
 #: Fewest bytes a valid key takes as an entry: its tag and length, key_data's tag, length and 16 bytes.
 _MIN_VALID_ENTRY = 20
@@ -97,7 +107,7 @@ def stream_export_bin(
     carry = b""
     no_export = head != HEADER  # then only its hash still counts: a bad signature is said first
     if no_export:
-        parser.problem = f"export.bin must start with the 16-byte header {HEADER!r}"
+        parser.problem = header_problem(head)
     try:
         while True:
             data = stream.read(PIECE)

@@ -18,9 +18,9 @@ from google.protobuf.message import DecodeError
 import bluezone.keyformat.presence_pb2 as pb
 from bluezone.errors import KeyFileError, VenueError
 from bluezone.keyformat.export import SignatureInfo, read_signed_export_zip, sign_export, write_export_zip
+from bluezone.keyformat.exportstream import VENUE_HEADER
 from bluezone.keyformat.venue_reports import ProtectedReport
 
-VENUE_HEADER = b"BZ Venues v1".ljust(16)
 #: How a venue-warning file is named in ``index.txt`` (key batches never contain "-venues-").
 VENUE_FILE = re.compile(r"^[0-9]+-venues-[A-Za-z0-9]+(-[0-9]+)?\.zip$")
 #: A batch holds at most this many reports (about 150 bytes each: 15 MB).

@@ -36,3 +36,26 @@ def test_a_signed_venue_file_still_reads() -> None:
     assert open_signed_venue_zip(signed, private.public_key(), "310") == []
     with pytest.raises(ExportSignatureError, match="does not verify"):
         open_signed_venue_zip(signed, ec.generate_private_key(ec.SECP256R1()).public_key())
+
+
+def test_a_venue_file_given_as_a_key_file_is_named_as_one(tmp_path) -> None:
+    """Both sit in a key server's export directory; `check --keys` of the venue one said only that
+    export.bin must start with b'EK Export v1    '."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.errors import KeyFileError
+    from bluezone.keyformat.export import parse_whole_export_bin
+    from bluezone.proximity.store import SightingStore
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    path = tmp_path / "1796475014-venues-a9f82d-0001.zip"
+    path.write_bytes(signed_venue_zip([], private, SignatureInfo("310", "v1"), "VN", 490_000))
+    SightingStore.open(tmp_path / "node.db").close()
+    result = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(tmp_path / "node.db")], obj={})
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {path}: a venue-warning file (BZ Venues v1), not diagnosis keys: `bluezone check --server URL` reads those"
+    ]
+    with pytest.raises(KeyFileError, match="a venue-warning file"):  # the whole-file parser says the same
+        parse_whole_export_bin(VENUE_HEADER + b"\x00")
