@@ -1003,6 +1003,8 @@ def upload(
                 click.echo(f"  {start}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
             if plan.checkins_left_out:
                 click.echo(_left_out_line(plan.checkins_left_out), err=True)
+            if plan.checkins_too_short:
+                click.echo(_too_short_line(plan.checkins_too_short), err=True)
             if send_checkins is None and not yes and not _ask_before_upload(
                 f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
                 default=True,
@@ -1010,6 +1012,8 @@ def upload(
                 if not len(plan.keys):
                     nothing_sent()
                 outgoing = ()
+        elif plan.checkins_too_short:  # listed nowhere else: the F0 would wonder why a visit is missing
+            click.echo(_too_short_line(plan.checkins_too_short), err=True)
         with KeyServerClient(server_url) as client:
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
             result = upload_own_keys(
@@ -1029,6 +1033,13 @@ def upload(
             stored += " (it publishes none under a negative test's or a close contact's code)"
     click.echo(f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new{revised}{stored}")
 
+
+
+def _too_short_line(too_short: int) -> str:
+    return (
+        f"  ({too_short} visit(s) under 5 minutes stay on this device: too short to place on the 10-minute grid"
+        " check-ins are sent on)"
+    )
 
 
 def _left_out_line(left_out: int) -> str:

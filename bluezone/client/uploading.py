@@ -97,11 +97,15 @@ class UploadPlan:
     checkins: tuple[Any, ...] = ()  # venues.upload.OutgoingReport: the check-ins since the first key's day, sealed
     #: check-ins of days with more than one upload carries (MAX_CHECKINS_PER_DAY): they stay on the device
     checkins_left_out: int = 0
+    #: visits in the same days too short to send (under 5 minutes once put on the 10-minute grid, or begun
+    #: just now): they stay on the device, and the F0 is told so rather than left to wonder
+    checkins_too_short: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "keys": _key_rows(self.keys), "today_in_use": self.today_in_use, "include_today": self.include_today,
             "checkins": [r.as_dict() for r in self.checkins], "checkins_left_out": self.checkins_left_out,
+            "checkins_too_short": self.checkins_too_short,
         }
 
 
@@ -210,17 +214,20 @@ def plan_upload(
     if len(keys) == 0 and not checkins_only:
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
     outgoing: tuple[Any, ...] = ()
-    left_out = 0
+    left_out = too_short = 0
     if checkins and exposure_date is None:  # a close contact's visits would be told as a case's
         # the check-ins of the days whose keys go; with no keys at all (a device that only checked in,
         # never ran the daemon) those of the same 14 days
         first = int(keys["rolling_start"].min()) if len(keys) else rolling_start(now) - days * ROLLING_PERIOD
         since_time = first * INTERVAL_SECONDS
-        chosen, left_out = longest_of_each_day(reports_to_upload(visits(store, since_time), since_time, now))
+        stays = [v for v in visits(store, since_time) if v.start < now]
+        reports = reports_to_upload(stays, since_time, now)
+        too_short = len({v.id for v in stays} - {r.visit.id for r in reports})
+        chosen, left_out = longest_of_each_day(reports)
         outgoing = tuple(chosen)
     if checkins_only and not outgoing:
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date, checkins=True)
-    return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing, left_out)
+    return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing, left_out, too_short)
 
 
 def dry_run_request(

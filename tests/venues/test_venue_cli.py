@@ -443,3 +443,17 @@ def test_an_owner_who_answers_no_is_told_nothing_was_sent(cafe: dict, clock: Vir
     )
     assert result.exit_code == 1, result.output
     assert result.output.splitlines()[-1] == "nothing sent: the code is not used up (it stays valid until it expires)"
+
+
+def test_upload_says_which_visits_are_too_short_to_send(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    """A visit under 5 minutes rounds to nothing on the 10-minute grid and is not sent; upload left it out
+    of its list without a word, so the F0 could not tell a forgotten visit from one too short to matter."""
+    db = str(tmp_path / "v.db")
+    for start, end in (("2026-12-04T06:10:00+00:00", "2026-12-04T06:55:00+00:00"),
+                       ("2026-12-04T08:01:00+00:00", "2026-12-04T08:04:00+00:00")):
+        assert run(clock, "checkin", cafe["url"], "--start", start, "--end", end, "--db", db).exit_code == 0
+    result = CliRunner().invoke(cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", db],
+                                obj={"clock": clock}, input="n\n")
+    assert result.exit_code == 1, result.output
+    assert "checked in 1 time(s) in the last 14 days" in result.stderr and result.stderr.count("Café Hoa") == 1
+    assert "(1 visit(s) under 5 minutes stay on this device: too short to place on the 10-minute grid" in result.stderr
