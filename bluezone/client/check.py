@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bluezone.client.batchstream import BatchStream, first_of_each
+from bluezone.client.batchstream import BatchStream, StreamedKeys, first_of_each
 from bluezone.client.exposures import ExposureMemory, Keys
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
 from bluezone.client.pinning import PinnedKey, read_server_key
@@ -210,151 +209,279 @@ def check_server(
     """
     now = time.time() if now is None else now
     scorer = scorer or get_scorer()
+    server = client.base_url
     pin, pinned_now = resolve_pin(client, state, server_key, now, repin=repin)
-    public_key = pin.key
-    seen = state.processed(client.base_url)
+    seen = state.processed(server)
+    result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now, nothing_before=not seen)
+    new, refused = _files_to_fetch(client, state, pin, seen, now, result)
+    with _NewKeys(None if load_sightings is not None else state.store, jobs, buffer_keys) as keys:
+        downloaded = _download(client, new, pin, keys, result, progress)
+        # a signed file replayed under another name (by the host the files are synced to) is still signed:
+        # its keys must not be matched twice, nor reported again as new (below)
+        revised = _first_of_each(_concatenate_freeing(downloaded.revisions))
+        result.revised = len(revised)
+        # a revision of a key that came in a batch of an earlier check changes what that check reported:
+        # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
+        # (or of a key an earlier check reported, which a roll-up brings again beside its revision)
+        told_about = ExposureMemory(state.store, server).told_about(revised, now)
+        earlier = keys.finish(revised, told_about, result)
+    withdrawn_keys, updated_keys = _earlier_revisions(revised[earlier])
+    if keys.found is None:
+        _match_joined(result, withdrawn_keys, updated_keys, state.store, load_sightings, scorer, rssi_correction, jobs)
+    else:
+        _match_streamed(result, keys.found, keys.heard, withdrawn_keys, updated_keys, scorer, rssi_correction)
+    # what is remembered names an exposure's key by its row in the keys: streamed, only the few found are held
+    matched: Keys = result.keys if keys.found is None else dict(zip(keys.found.key_index.tolist(), keys.found.keys["key"]))
+    _tell_news_only(result, state.store, server, matched, withdrawn_keys, updated_keys, now)
+    result.new_batches = len(new)
+    _venue_exposures(result, state.store, server, downloaded.venue_reports, load_visits, now)
+    state.mark_processed(server, downloaded.counts, now)
+    state.mark_rejected(server, pin, {n: why for n, why in result.rejected.items() if n not in refused}, now)
+    return result
+
+
+def _files_to_fetch(
+    client: KeyServerClient, state: ServerState, pin: PinnedKey, seen: set[str], now: float, result: ServerCheckResult
+) -> tuple[list[str], dict[str, str]]:
+    """(the files of the server's index this check downloads, those an earlier check rejected).
+
+    Files this node processed, or a roll-up of files it processed, are not new; one an earlier check
+    rejected is not fetched again while listed (it goes in ``result.rejected``); past
+    ``MAX_NEW_FILES_PER_CHECK`` the rest wait for the next check (``result.left_for_next_check``)."""
     refused = state.rejected(client.base_url, pin, now)  # not fetched again while the server lists them
     index = client.index()
     covered = covered_rollups(index, seen)  # roll-ups of a closed day's files this node processed: nothing new
     listed = list(dict.fromkeys(n for n in index if n not in seen and n not in covered))  # a name listed twice is one file
     new = [n for n in listed if n not in refused]
-    result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now, nothing_before=not seen)
     result.rejected = {n: f"{refused[n]} (an earlier check; not fetched again)" for n in listed if n in refused}
     result.rejected_earlier = len(result.rejected)
     # a hostile index can list ~27,000 names (1 MiB): each a download of up to 256 MiB; the rest wait for the next check
     new, result.left_for_next_check = new[:MAX_NEW_FILES_PER_CHECK], max(0, len(new) - MAX_NEW_FILES_PER_CHECK)
-    parts: list[np.ndarray] = []  # the batches' keys, while they are at most ``buffer_keys``
-    streamed: BatchStream | None = None  # past that: every batch's keys matched as it comes
-    heard: Any = None
-    total = 0
-    revisions: list[np.ndarray] = []
-    counts: dict[str, int] = {}
-    venue_reports: list[Any] = []
+    return new, refused
+
+
+class _NewKeys:
+    """The new batches' keys, given as they download: joined and matched at the end while they are at
+    most ``buffer_keys`` (always, with no ``store``: the caller's sightings are matched in memory), past
+    that each batch matched as it comes (``BatchStream``) against every RPI ``store`` heard."""
+
+    def __init__(self, store: SightingStore | None, jobs: int, buffer_keys: int) -> None:
+        self._store, self._jobs, self._buffer_keys = store, jobs, buffer_keys
+        self._parts: list[np.ndarray] = []  # the batches' keys, while they are at most ``buffer_keys``
+        self._total = 0
+        self._stream: BatchStream | None = None  # past that: every batch's keys matched as it comes
+        self.heard: HeardRpis | None = None  # what the stream matches against
+        self.found: StreamedKeys | None = None  # what the stream found (``finish``)
+
+    def __enter__(self) -> _NewKeys:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+    def add(self, keys: np.ndarray) -> None:
+        """A batch's keys (not its revisions)."""
+        self._total += len(keys)
+        if self._stream is None and self._store is not None and self._total > self._buffer_keys:
+            self.heard = HeardRpis.read_all(self._store)
+            self._stream = BatchStream(self.heard.index, self._jobs, keystream.EARLY_BATCH if self._jobs > 1 else None)
+            while self._parts:
+                self._stream.add(self._parts.pop(0))
+        if self._stream is not None:
+            self._stream.add(keys)
+        else:
+            self._parts.append(keys)
+
+    def finish(self, revised: np.ndarray, told_about: np.ndarray, result: ServerCheckResult) -> np.ndarray:
+        """Which of ``revised`` revise a key of an earlier check (bool; ``told_about``: what an earlier
+        check reported); the others are applied to these batches' keys: joined, in ``result.keys``;
+        streamed, in ``found`` (``result.streamed_keys`` says how many there were)."""
+        if self._stream is not None:
+            self.found = self._stream.finish(revised, told_about)
+            result.streamed_keys = self.found.count
+            return self.found.earlier
+        plain = _first_of_each(_concatenate_freeing(self._parts))
+        earlier = ~_published_in(revised, plain) | told_about
+        result.keys = apply_revisions(plain, revised[~earlier])
+        return earlier  # ``plain`` goes with this call: a copy when revisions applied, not kept beside the keys
+
+
+@dataclass
+class _Downloaded:
+    """What a check's new files held beside their keys."""
+
+    revisions: list[np.ndarray] = field(default_factory=list)  # each key file's revised keys
+    counts: dict[str, int] = field(default_factory=dict)  # records of each file used: remembered as processed
+    venue_reports: list[Any] = field(default_factory=list)  # the venue files' warnings, each once
+
+
+def _download(
+    client: KeyServerClient,
+    names: list[str],
+    pin: PinnedKey,
+    keys: _NewKeys,
+    result: ServerCheckResult,
+    progress: Callable[[int, int, str], None] | None,
+) -> _Downloaded:
+    """Download and verify each of ``names``: a key file's keys go to ``keys``; what was used, rejected
+    or gone since the index was read goes in ``result``."""
+    downloaded = _Downloaded()
+    public_key = pin.key  # parsed once
     venue_reports_seen: set[Any] = set()  # one report in two files (a file replayed under another name) counts once
     files_seen: set[bytes] = set()  # SHA-256 of each batch file: one served again under another name adds nothing
-    with ExitStack() as opened:
-        for i, name in enumerate(new):
-            if progress:
-                progress(i, len(new), name)
+    for i, name in enumerate(names):
+        if progress:
+            progress(i, len(names), name)
+        try:
+            data = client.batch(name)
+        except KeyServerError as exc:
+            if exc.status != 404:
+                raise
+            # replaced since the index was read (a roll-up, or a cached index): the rest of the check goes on,
+            # and the next check reads what replaced it (nothing is marked processed)
+            log.warning("batch %s listed but gone: %s", name, exc)
+            result.gone.append(name)
+            continue
+        if is_venue_file(name):
             try:
-                data = client.batch(name)
-            except KeyServerError as exc:
-                if exc.status != 404:
-                    raise
-                # replaced since the index was read (a roll-up, or a cached index): the rest of the check goes on,
-                # and the next check reads what replaced it (nothing is marked processed)
-                log.warning("batch %s listed but gone: %s", name, exc)
-                result.gone.append(name)
-                continue
-            if is_venue_file(name):
-                try:
-                    reports = open_signed_venue_zip(data, public_key, pin.key_id)
-                except BluezoneError as exc:
-                    log.error("venue file %s rejected: %s", name, exc)
-                    result.rejected[name] = str(exc)
-                    continue
-                for report in reports:
-                    if report not in venue_reports_seen:
-                        venue_reports_seen.add(report)
-                        venue_reports.append(report)
-                counts[name] = len(reports)
-                result.venue_files.append(name)
-                continue
-            try:
-                export, _ = open_signed_export(data, public_key, pin.key_id)
-            except ExportSignatureError as exc:
-                log.error("batch %s rejected: %s", name, exc)
+                reports = open_signed_venue_zip(data, public_key, pin.key_id)
+            except BluezoneError as exc:
+                log.error("venue file %s rejected: %s", name, exc)
                 result.rejected[name] = str(exc)
                 continue
-            except BluezoneError as exc:
-                result.rejected[name] = f"malformed batch: {exc}"
-                continue
-            counts[name] = len(export.keys) + len(export.revised_keys)
-            result.batches.append(name)
-            digest = hashlib.sha256(data).digest()
-            del data
-            if digest in files_seen:  # the same signed file again: each of its keys and revisions is a copy
-                continue
-            files_seen.add(digest)
-            total += len(export.keys)
-            if streamed is None and load_sightings is None and total > buffer_keys:
-                heard = HeardRpis.read_all(state.store)
-                streamed = opened.enter_context(
-                    BatchStream(heard.index, jobs, keystream.EARLY_BATCH if jobs > 1 else None)
-                )
-                while parts:
-                    streamed.add(parts.pop(0))
-            if streamed is not None:
-                streamed.add(export.keys)
-            else:
-                parts.append(export.keys)
-            revisions.append(export.revised_keys)
-            del export
-        if progress and new:
-            progress(len(new), len(new), "")
-        # a signed file replayed under another name (by the host the files are synced to) is still signed:
-        # its keys must not be matched twice, nor reported again as new (below)
-        revised = _first_of_each(_concatenate_freeing(revisions))
-        result.revised = len(revised)
-        # a revision of a key that came in a batch of an earlier check changes what that check reported:
-        # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
-        # (or of a key an earlier check reported, which a roll-up brings again beside its revision)
-        told_about = ExposureMemory(state.store, client.base_url).told_about(revised, now)
-        if streamed is None:
-            plain = _first_of_each(_concatenate_freeing(parts))
-            earlier = ~_published_in(revised, plain) | told_about
-            result.keys = apply_revisions(plain, revised[~earlier])
-            del plain  # a copy when revisions applied: not kept beside the keys matched
-        else:
-            found = streamed.finish(revised, told_about)
-            earlier = found.earlier
-            result.streamed_keys = found.count
-    is_revoked = revised[earlier]["report_type"] == REPORT_TYPE_REVOKED
-    withdrawn_keys, updated_keys = revised[earlier][is_revoked].copy(), revised[earlier][~is_revoked]
+            for report in reports:
+                if report not in venue_reports_seen:
+                    venue_reports_seen.add(report)
+                    downloaded.venue_reports.append(report)
+            downloaded.counts[name] = len(reports)
+            result.venue_files.append(name)
+            continue
+        try:
+            export, _ = open_signed_export(data, public_key, pin.key_id)
+        except ExportSignatureError as exc:
+            log.error("batch %s rejected: %s", name, exc)
+            result.rejected[name] = str(exc)
+            continue
+        except BluezoneError as exc:
+            result.rejected[name] = f"malformed batch: {exc}"
+            continue
+        downloaded.counts[name] = len(export.keys) + len(export.revised_keys)
+        result.batches.append(name)
+        digest = hashlib.sha256(data).digest()
+        del data
+        if digest in files_seen:  # the same signed file again: each of its keys and revisions is a copy
+            continue
+        files_seen.add(digest)
+        keys.add(export.keys)
+        downloaded.revisions.append(export.revised_keys)
+        del export
+    if progress and names:
+        progress(len(names), len(names), "")
+    return downloaded
+
+
+def _earlier_revisions(revised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(withdrawn, updated): revisions of keys of earlier checks, revoked or not; the withdrawn ones as
+    they were reported before (to be matched), so what was reported can be taken back."""
+    is_revoked = revised["report_type"] == REPORT_TYPE_REVOKED
+    withdrawn_keys, updated_keys = revised[is_revoked].copy(), revised[~is_revoked]
     withdrawn_keys["report_type"] = 0  # matched as they were reported before
-    if streamed is None:
-        # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
-        revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
-        result.revoked = int(revoked.sum()) + len(withdrawn_keys)
-        span = _span_of_all([result.keys[~revoked] if revoked.any() else result.keys, withdrawn_keys, updated_keys])
-    else:
-        result.revoked = found.revoked + len(withdrawn_keys)
-        span = _span_of_all([withdrawn_keys, updated_keys])
-        span = _widest([s for s in (span, found.usable_span) if s is not None])
-    if span is not None and streamed is not None:  # as check_store would find them in the keys joined
-        store, days = state.store, whole_days(span)
-        result.sightings = store.count_usable(*span)
-        usable = found.keys["report_type"] != REPORT_TYPE_REVOKED
-        if found.span is not None:
-            result.exposures = heard.exposures(
-                found.keys[usable], found.key_index[usable], found.rpis, found.span, days, scorer, rssi_correction
-            )
-        if len(withdrawn_keys):
-            _, result.withdrawn = check_store(withdrawn_keys, store, scorer, rssi_correction=rssi_correction, days=days)
-        if len(updated_keys):
-            _, result.updated = check_store(updated_keys, store, scorer, rssi_correction=rssi_correction, days=days)
-    elif span is not None and load_sightings is None:  # the store, read as check_store reads it
-        store, days = state.store, whole_days(span)
+    return withdrawn_keys, updated_keys
+
+
+def _match_revised(
+    result: ServerCheckResult, withdrawn_keys: np.ndarray, updated_keys: np.ndarray, check: Callable[[np.ndarray], list[Exposure]]
+) -> None:
+    """``result.withdrawn`` and ``result.updated``: the exposures ``check`` finds to each set."""
+    if len(withdrawn_keys):
+        result.withdrawn = check(withdrawn_keys)
+    if len(updated_keys):
+        result.updated = check(updated_keys)
+
+
+def _match_joined(
+    result: ServerCheckResult,
+    withdrawn_keys: np.ndarray,
+    updated_keys: np.ndarray,
+    store: SightingStore,
+    load_sightings: Callable[[float, float], np.ndarray] | None,
+    scorer: Scorer,
+    rssi_correction: int,
+    jobs: int,
+) -> None:
+    """The exposures to ``result.keys`` and to the earlier checks' revised keys, in the store (read as
+    ``check_store`` reads it) or, given ``load_sightings``, in the sightings it gives."""
+    # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
+    revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
+    result.revoked = int(revoked.sum()) + len(withdrawn_keys)
+    span = _span_of_all([result.keys[~revoked] if revoked.any() else result.keys, withdrawn_keys, updated_keys])
+    if span is None:
+        return
+    days = whole_days(span)  # whole days: the receiver's day reference
+    if load_sightings is None:
         result.sightings = store.count_usable(*span)
         _, result.exposures = check_store(result.keys, store, scorer, rssi_correction=rssi_correction, jobs=jobs, days=days)
-        if len(withdrawn_keys):
-            _, result.withdrawn = check_store(withdrawn_keys, store, scorer, rssi_correction=rssi_correction, days=days)
-        if len(updated_keys):
-            _, result.updated = check_store(updated_keys, store, scorer, rssi_correction=rssi_correction, days=days)
-    elif span is not None and load_sightings is not None:
-        sightings = load_sightings(*whole_days(span))  # whole days: the receiver's day reference
+        _match_revised(
+            result, withdrawn_keys, updated_keys,
+            lambda keys: check_store(keys, store, scorer, rssi_correction=rssi_correction, days=days)[1],
+        )
+    else:
+        sightings = load_sightings(*days)
         result.sightings = within(sightings, span)
         result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
-        if len(withdrawn_keys):
-            result.withdrawn = check_sightings(withdrawn_keys, sightings, scorer, rssi_correction=rssi_correction)
-        if len(updated_keys):
-            result.updated = check_sightings(updated_keys, sightings, scorer, rssi_correction=rssi_correction)
-    # what is remembered names an exposure's key by its row in the keys: streamed, only the few found are held
-    keys: Keys = result.keys if streamed is None else dict(zip(found.key_index.tolist(), found.keys["key"]))
-    reported = ExposureMemory(state.store, client.base_url)
+        _match_revised(
+            result, withdrawn_keys, updated_keys,
+            lambda keys: check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction),
+        )
+
+
+def _match_streamed(
+    result: ServerCheckResult,
+    found: StreamedKeys,
+    heard: HeardRpis | None,
+    withdrawn_keys: np.ndarray,
+    updated_keys: np.ndarray,
+    scorer: Scorer,
+    rssi_correction: int,
+) -> None:
+    """As ``_match_joined`` in the store, from what the stream ``found``: the exposures of the keys
+    that sent a heard RPI, and of the earlier checks' revised keys, as ``check_store`` would find them
+    in the keys joined."""
+    assert heard is not None  # read when the stream began
+    result.revoked = found.revoked + len(withdrawn_keys)
+    span = _widest([s for s in (_span_of_all([withdrawn_keys, updated_keys]), found.usable_span) if s is not None])
+    if span is None:
+        return
+    store, days = heard.store, whole_days(span)
+    result.sightings = store.count_usable(*span)
+    usable = found.keys["report_type"] != REPORT_TYPE_REVOKED
+    if found.span is not None:
+        result.exposures = heard.exposures(
+            found.keys[usable], found.key_index[usable], found.rpis, found.span, days, scorer, rssi_correction
+        )
+    _match_revised(
+        result, withdrawn_keys, updated_keys,
+        lambda keys: check_store(keys, store, scorer, rssi_correction=rssi_correction, days=days)[1],
+    )
+
+
+def _tell_news_only(
+    result: ServerCheckResult,
+    store: SightingStore,
+    server: str,
+    keys: Keys,
+    withdrawn_keys: np.ndarray,
+    updated_keys: np.ndarray,
+    now: float,
+) -> None:
+    """Leave out of ``result.exposures`` what an earlier check reported, give ``result.earlier`` what
+    earlier checks reported and still holds, and remember this check's exposures, withdrawals and
+    updates (``keys``: the exposures' keys by row) for the next."""
+    reported = ExposureMemory(store, server)
     result.exposures = reported.not_reported(keys, result.exposures, now)
     # what earlier checks told about revised keys (an F2 warning that is now F1 is an upgrade, not news)
-    memory = WarningMemory(state.store)
+    memory = WarningMemory(store)
     result.withdrawn = at_levels_told(memory.with_earlier_levels(withdrawn_keys, result.withdrawn))
     result.updated = memory.with_earlier_levels(updated_keys, result.updated)
     memory.remember(*_keys_of(keys, result.exposures), now)
@@ -364,15 +491,26 @@ def check_server(
     reported.forget(withdrawn_keys, result.withdrawn, now)
     reported.remember(updated_keys, result.updated, now)
     reported.remember(keys, result.exposures, now)
-    result.new_batches = len(new)
-    if venue_reports and load_visits is not None:
-        result.venue_exposures = match_venue_reports(load_visits(), venue_reports)
+
+
+def _venue_exposures(
+    result: ServerCheckResult,
+    store: SightingStore,
+    server: str,
+    reports: list[Any],
+    load_visits: Callable[[], list[Any]] | None,
+    now: float,
+) -> None:
+    """``result.venue_exposures``: the device's visits the venue files' ``reports`` warn of, leaving
+    out what an earlier check reported (in ``result.earlier_venue``), remembered for the next."""
+    if reports and load_visits is not None:
+        result.venue_exposures = match_venue_reports(load_visits(), reports)
     # venue exposures are repeated too (kept beside the Bluetooth ones, under their own name)
-    venue_memory = client.base_url + VENUE_MEMORY
-    result.earlier_venue = [e for _, _, e in state.store.reported_exposures(venue_memory, now)]
+    venue_memory = server + VENUE_MEMORY
+    result.earlier_venue = [e for _, _, e in store.reported_exposures(venue_memory, now)]
     told = [json.dumps(e, sort_keys=True) for e in result.earlier_venue]  # a replayed file's warnings are not news
     result.venue_exposures = [v for v in result.venue_exposures if json.dumps(v.as_dict(), sort_keys=True) not in told]
-    state.store.save_reported_exposures(
+    store.save_reported_exposures(
         venue_memory,
         [
             (v.warning.location_id_hash + v.visit.id.to_bytes(8, "big"), v.date, v.overlap_start, v.overlap_end, v.as_dict())
@@ -380,9 +518,6 @@ def check_server(
         ],
         now,
     )
-    state.mark_processed(client.base_url, counts, now)
-    state.mark_rejected(client.base_url, pin, {n: why for n, why in result.rejected.items() if n not in refused}, now)
-    return result
 
 
 def _concatenate_freeing(parts: list[np.ndarray], release_every: int = 32 << 20) -> np.ndarray:
