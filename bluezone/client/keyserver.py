@@ -25,6 +25,7 @@ import numpy as np
 
 from bluezone.client.deadline import Deadline, transport_with_deadline
 from bluezone.client.pinning import PinnedKey
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import InputError, KeyServerError, TransientKeyServerError, UploadRefusedError
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.keyfile import publish_body
@@ -41,7 +42,6 @@ MAX_BACKOFF_SECONDS = 30.0
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 MAX_ANSWER_BYTES = 1024 * 1024  # signing key, index and publish answers are a few kB at most
 BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]+\.zip$")  # what the server's exports are called
-_DAY_SECONDS = 86_400
 #: Publish refusals that are the user's input, not the server's trouble.
 USER_REFUSALS = {
     "verification_code_invalid": "the verification code is not valid",
@@ -262,14 +262,14 @@ def covered_rollups(names: Iterable[str], processed: Collection[str]) -> set[str
     had: Counter[tuple[int, str]] = Counter()
     for name in processed:
         if match := EXPORT_FILE.match(name):
-            had[int(match["stamp"]) // _DAY_SECONDS, match["kind"]] += 1
+            had[int(match["stamp"]) // DAY_SECONDS, match["kind"]] += 1
     rollups = [(name, match) for name in names if (match := ROLLUP_FILE.match(name))]
     tags: dict[tuple[int, str], set[str]] = {}
     for _, match in rollups:
-        tags.setdefault((int(match["day"]) // _DAY_SECONDS, match["kind"]), set()).add(match["tag"])
+        tags.setdefault((int(match["day"]) // DAY_SECONDS, match["kind"]), set()).add(match["tag"])
     covered = set()
     for name, match in rollups:
-        day = int(match["day"]) // _DAY_SECONDS, match["kind"]
+        day = int(match["day"]) // DAY_SECONDS, match["kind"]
         if len(tags[day]) == 1 and had[day] == int(match["replaces"]):
             covered.add(name)
     return covered

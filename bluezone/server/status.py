@@ -11,13 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.server.codes import REPORT_TYPES
 from bluezone.server.exports import Embargo, embargoed
 from bluezone.server.publish import EVERYBODY, PublishConfig
 from bluezone.server.storage import Storage
 
-DAY_SECONDS = 86_400
 RETENTION_SECONDS = 14 * DAY_SECONDS
 #: Keys exportable for longer than this mean the exporter is not running (it runs every 600 s by default).
 LATE_AFTER_SECONDS = 1800
