@@ -8,7 +8,8 @@ Each version gets a key-server database written by its own code (untimed; SQLite
 in ``--workdir``, or databases on the ``--postgres`` server) holding the same ``--keys`` random keys over the last 14 days.  Each run is a
 fresh process importing one version (``PYTHONPATH``, from a neutral directory): it puts every
 key back in the export queue (untimed), times ``export_batches`` (read, shuffle, encode, sign,
-zip, write, mark, index, purge), then times that version's floor on the same keys:
+zip, write, mark, index, purge; and the bytes of the files it wrote, the padding's fake keys among
+them), then times that version's floor on the same keys:
 ``server.benchmark.sign_zip_floor``, encoding + ECDSA + zip in memory in the export's chunks,
 nothing else.  Versions alternate, ``--repeat`` times; medians and ratios are printed.  The
 floor of the current version, whose encoder is column-wise, is the honest one: the
@@ -61,6 +62,7 @@ def worker(db: str, n_keys: int, seed: int, signing: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         batches = export_batches(storage, signer, out, now, config)
         seconds = time.perf_counter() - t0
+        written = sum(f.stat().st_size for f in Path(out).glob("*.zip"))
     floor = sign_zip_floor(pending, signer, config)
     storage.close()
     src = Path(os.environ["PYTHONPATH"]).resolve()
@@ -69,7 +71,8 @@ def worker(db: str, n_keys: int, seed: int, signing: Path) -> dict[str, Any]:
     if strays:  # a module the older version lacks, found in an installed bluezone: not that version's run
         raise SystemExit(f"modules from outside {src}: {strays[:3]}")
     return {"export_seconds": seconds, "floor_seconds": floor, "keys": sum(b.num_keys for b in batches),
-            "files": len(batches), "storage": type(storage).__name__}
+            "padding_keys": sum(getattr(b, "padding_keys", 0) for b in batches),  # fakes (none before padding)
+            "files": len(batches), "bytes": written, "storage": type(storage).__name__}
 
 
 def run(src: Path, db: str, n_keys: int, seed: int) -> dict[str, Any]:
@@ -139,6 +142,8 @@ def main() -> None:
             "export_seconds_runs": [round(row["export_seconds"], 3) for row in rows],
             "floor_seconds_runs": [round(row["floor_seconds"], 3) for row in rows],
             "files": rows[-1]["files"],
+            "bytes": statistics.median(row["bytes"] for row in rows),
+            "padding_keys": statistics.median(row["padding_keys"] for row in rows),
         }
     now = result["now"]
     result["export_vs_floor"] = now["export_seconds"] / now["floor_seconds"]

@@ -1,7 +1,7 @@
 """A national key server's index.txt and what its nodes download, simulated with the real exporter.
 
     .venv/bin/python benchmarks/national_index.py [--days 17] [--every 600] [--keys-per-day 358105]
-        [--checkins-per-export 2] [--workdir /dev/shm/...] [--json]
+        [--checkins-per-export 2] [--min-keys-per-file 100] [--workdir /dev/shm/...] [--json]
 
 Each of ``--days`` simulated days the exporter runs every ``--every`` seconds (``export_batches`` on a
 SQLite key server, signing real files); before each run ``--keys-per-day`` / (runs a day) random keys
@@ -95,7 +95,7 @@ def simulate(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     signer = keygen(workdir / "signing")
     code_key = CodeKey.load(workdir / "signing")
     out = workdir / "exports"
-    config = ExportConfig(region="VN")
+    config = ExportConfig(region="VN", min_keys_per_file=args.min_keys_per_file)
     rng = np.random.default_rng(args.seed)
     runs_a_day = DAY_SECONDS // args.every
     keys_per_run = args.keys_per_day // runs_a_day
@@ -106,7 +106,7 @@ def simulate(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     sizes: dict[str, int] = {}
     small: dict[str, int] = {}  # every file an export wrote -> the end of its day (what an index without roll-ups lists)
     largest = {"rollups": (0, 0), "no_rollups": (0, 0)}  # index bytes, names
-    files_written = 0
+    files_written = bytes_written = 0  # the exports' new files (not roll-ups): what a node checking daily fetches
     seconds: dict[str, list[float]] = {"rolling_up": [], "other": []}
     now = START
     while now < end:
@@ -131,6 +131,7 @@ def simulate(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         took = time.perf_counter() - t0
         seconds["rolling_up" if now % DAY_SECONDS < args.every else "other"].append(took)
         files_written += len(written)
+        bytes_written += sum((out / record.name).stat().st_size for record in written if (out / record.name).exists())
         for record in written:
             small[record.name] = record.end_timestamp
         since = now - config.retention_days * DAY_SECONDS
@@ -153,6 +154,7 @@ def simulate(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     storage.close()
     result: dict[str, Any] = {
         "files_written_per_day": files_written / args.days,
+        "megabytes_written_per_day": round(bytes_written / args.days / 1e6, 3),
         "export_seconds_median": {k: statistics.median(v) if v else None for k, v in seconds.items()},
     }
     for kind, listed in indexes.items():
@@ -188,6 +190,8 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=600, help="seconds between exports (divides a day)")
     parser.add_argument("--keys-per-day", type=int, default=358_105, help="the largest real day (a CWA day)")
     parser.add_argument("--checkins-per-export", type=int, default=2)
+    parser.add_argument("--min-keys-per-file", type=int, default=ExportConfig().min_keys_per_file,
+                        help="pad files with fewer keys with fakes up to this many (0: no padding)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=Path("/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()))
     parser.add_argument("--json", action="store_true")

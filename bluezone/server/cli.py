@@ -193,6 +193,10 @@ _export_dir_opt = click.option(
 _max_keys_opt = click.option(
     "--max-keys-per-file", default=30_000, show_default=True, type=click.IntRange(1), help="Keys per batch file."
 )
+_min_keys_opt = click.option(
+    "--min-keys-per-file", default=100, show_default=True, type=click.IntRange(0),
+    help="Pad a file with fewer keys of its own with fake keys up to this many, plus 0-20 at random (0: never).",
+)
 _region_opt = click.option("--region", default="XX", show_default=True, help="Region in export.bin.")
 _rollup_opt = click.option(
     "--rollup-after-days", default=1, show_default=True, type=click.IntRange(0, 13),
@@ -203,10 +207,13 @@ _no_rollups_opt = click.option(
 )
 
 
-def _export_config(region: str, max_keys_per_file: int, rollup_after_days: int, no_rollups: bool) -> ExportConfig:
+def _export_config(
+    region: str, max_keys_per_file: int, min_keys_per_file: int, rollup_after_days: int, no_rollups: bool
+) -> ExportConfig:
     from bluezone.server.exports import ExportConfig
 
-    return ExportConfig(region, max_keys_per_file, rollup_after_days=None if no_rollups else rollup_after_days)
+    return ExportConfig(region, max_keys_per_file, rollup_after_days=None if no_rollups else rollup_after_days,
+                        min_keys_per_file=min_keys_per_file)
 
 
 def _exported_sentence(batches: list, out: Path) -> str:
@@ -217,6 +224,8 @@ def _exported_sentence(batches: list, out: Path) -> str:
     keys = [b for b in batches if not is_venue_file(b.name)]
     venues = [b for b in batches if is_venue_file(b.name)]
     said = f"{sum(b.num_keys for b in keys)} keys in {len(keys)} new batch(es)"
+    if padding := sum(b.padding_keys for b in keys):
+        said += f" (padded with {padding} fake keys)"
     if venues:
         said += (f" and {sum(b.num_keys for b in venues)} check-in report(s), decoys included,"
                  f" in {len(venues)} venue-warning file(s)")
@@ -228,20 +237,21 @@ def _exported_sentence(batches: list, out: Path) -> str:
 @_key_dir
 @_export_dir_opt
 @_max_keys_opt
+@_min_keys_opt
 @_region_opt
 @_rollup_opt
 @_no_rollups_opt
 @_create_db
 @json_option
 def export_cmd(
-    db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, region: str,
+    db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, min_keys_per_file: int, region: str,
     rollup_after_days: int, no_rollups: bool, create_db: bool, as_json: bool,
 ) -> None:
     """Write the keys whose validity has ended into new signed batches now."""
     from bluezone.server.exports import embargoed, export_batches
     from bluezone.server.signing import load_signer
 
-    config = _export_config(region, max_keys_per_file, rollup_after_days, no_rollups)
+    config = _export_config(region, max_keys_per_file, min_keys_per_file, rollup_after_days, no_rollups)
     signer = load_signer(signing_key_dir)
     out = _export_dir(db, export_dir)
     storage = _open(db, create_db)
@@ -299,6 +309,7 @@ def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> 
 @_key_dir
 @_export_dir_opt
 @_max_keys_opt
+@_min_keys_opt
 @_region_opt
 @_rollup_opt
 @_no_rollups_opt
@@ -320,8 +331,8 @@ def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> 
               help="Seconds to receive a request's headers and body; then 408 and the connection is closed.")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
-    region: str, rollup_after_days: int, no_rollups: bool, export_every: int, max_keys_per_day: int,
-    guessing_alarm: int, access_log: bool,
+    min_keys_per_file: int, region: str, rollup_after_days: int, no_rollups: bool, export_every: int,
+    max_keys_per_day: int, guessing_alarm: int, access_log: bool,
     forwarded_allow_ips: str | None, max_connections: int, max_connections_per_client: int, request_timeout: float,
 ) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
@@ -336,7 +347,7 @@ def run_cmd(
         max_connections_per_client=max_connections_per_client, request_timeout=request_timeout,
         access_log=access_log,
     )
-    export_config = _export_config(region, max_keys_per_file, rollup_after_days, no_rollups)
+    export_config = _export_config(region, max_keys_per_file, min_keys_per_file, rollup_after_days, no_rollups)
     signer = load_signer(signing_key_dir)
     code_key = CodeKey.load(signing_key_dir)
     exports = _export_dir(db, export_dir)

@@ -23,11 +23,12 @@ so nothing stays published longer.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.errors import BluezoneError, InputError, ServerStorageError
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import open_signed_export, signed_export_zip
+from bluezone.server.padding import fake_keys, is_fake, new_secret, padding_count
 from bluezone.server.signing import Signer
 from bluezone.server.storage import BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
@@ -51,6 +53,10 @@ RETENTION_DAYS = 14
 #: An export day's files are rolled up once the day has been over this long: a node checking at least
 #: daily has then processed them all, and never downloads the roll-up.
 ROLLUP_AFTER_DAYS = 1
+#: Each file of a day's keys looks like up to this many people's (one key each a day): Google's reference
+#: server pads an export of all 14 days to 1,000 keys plus 0-100, about 71 a day.
+MIN_KEYS_PER_FILE = 100
+PADDING_RANGE = 20
 
 
 REGION = re.compile(r"^[A-Za-z0-9-]{2,16}$")  # ISO 3166 ("VN", "US-WA") or a mobile country code ("452")
@@ -65,6 +71,10 @@ class ExportConfig:
     max_keys_per_file: int = DEFAULT_MAX_KEYS_PER_FILE
     retention_days: int = RETENTION_DAYS
     rollup_after_days: int | None = ROLLUP_AFTER_DAYS
+    #: A file with fewer keys of its own is filled up to this many plus 0-``padding_range`` with fake keys
+    #: (0: never; bluezone/server/padding.py and docs/server.md, "Padding")
+    min_keys_per_file: int = MIN_KEYS_PER_FILE
+    padding_range: int = PADDING_RANGE
 
     def __post_init__(self) -> None:
         # written into every export.bin that clients download: catch a typo before it is signed
@@ -72,6 +82,8 @@ class ExportConfig:
             raise InputError(f"region must be 2-16 letters, digits or '-' (e.g. VN), got {self.region!r}")
         if self.max_keys_per_file < 1 or self.retention_days < 1:
             raise InputError("max_keys_per_file and retention_days must be at least 1")
+        if self.min_keys_per_file < 0 or self.padding_range < 0:
+            raise InputError("min_keys_per_file and padding_range must be 0 or more")
         if self.rollup_after_days is not None and not 0 <= self.rollup_after_days < self.retention_days:
             raise InputError(f"rollup_after_days must be 0-{self.retention_days - 1} (or None: no roll-ups)")
 
@@ -177,7 +189,8 @@ def export_batches(
         if len(keys):
             # every key read, and every revision in a file, leave their queues when the files are recorded
             with storage.export_transaction(np.sort(new_ids), np.sort(ids[carries_revision])) as written:
-                _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written)
+                secret = functools.cache(lambda: storage.padding_secret(int(now // DAY_SECONDS), new_secret()))
+                _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written, secret)
                 _sync_directory(out_dir)  # every file's rename, before the transaction recording them commits
     except Exception:
         # nothing was recorded: the files written so far would only lie unlisted, their keys still queued
@@ -206,6 +219,7 @@ def _write_batches(
     config: ExportConfig,
     rng: np.random.Generator,
     written: list[BatchRecord],
+    padding_secret: Callable[[], bytes | None],
 ) -> None:
     """Write ``keys`` (revisions where ``is_revision``) into signed files by UTC day, shuffled, at most
     ``max_keys_per_file`` each, every file durable when this returns; each file's record goes into
@@ -215,7 +229,7 @@ def _write_batches(
     1M keys, 42 files, 0.1-0.3 s of fsyncs no longer add to the export."""
     with ThreadPoolExecutor(1, thread_name_prefix="bluezone-export-write") as writer:
         writes = []
-        for record, data in _signed_batches(keys, is_revision, signer, now, config, rng):
+        for record, data in _signed_batches(keys, is_revision, signer, now, config, rng, padding_secret):
             written.append(record)
             writes.append(writer.submit(_write_atomic, out_dir / record.name, data, sync_directory=False))
         for done in writes:
@@ -223,20 +237,33 @@ def _write_batches(
 
 
 def _signed_batches(
-    keys: np.ndarray, is_revision: np.ndarray, signer: Signer, now: float, config: ExportConfig, rng: np.random.Generator
+    keys: np.ndarray, is_revision: np.ndarray, signer: Signer, now: float, config: ExportConfig, rng: np.random.Generator,
+    padding_secret: Callable[[], bytes | None],
 ) -> Iterator[tuple[BatchRecord, bytes]]:
-    """Each batch file's record and signed zip, signed as they are asked for."""
+    """Each batch file's record and signed zip, signed as they are asked for; a day with fewer new keys
+    than ``config.min_keys_per_file`` padded with fake keys under ``padding_secret()``."""
     stamp = int(now)
     days = keys["rolling_start"] // ROLLING_PERIOD
     for day in np.unique(days):
         on_day = np.flatnonzero(days == day)
-        start_ts = int(day) * DAY_SECONDS
-        yield from _signed_day(keys, is_revision, on_day, int(day), f"{stamp}-{start_ts}-{secrets.token_hex(3)}", signer, now, config, rng)
+        prefix = f"{stamp}-{int(day) * DAY_SECONDS}-{secrets.token_hex(3)}"
+        new = on_day[~is_revision[on_day]]
+        fakes = min(padding_count(len(new), config.min_keys_per_file, config.padding_range, rng),
+                    max(0, config.max_keys_per_file - len(on_day)))  # one file at most
+        secret = padding_secret() if fakes else None
+        if secret is None:
+            yield from _signed_day(keys, is_revision, None, on_day, int(day), prefix, signer, now, config, rng)
+            continue
+        padded = np.concatenate([keys.take(on_day), fake_keys(keys.take(new), fakes, secret, rng)])
+        revision = np.r_[is_revision[on_day], np.zeros(fakes, bool)]
+        fake = np.r_[np.zeros(len(on_day), bool), np.ones(fakes, bool)]
+        yield from _signed_day(padded, revision, fake, np.arange(len(padded)), int(day), prefix, signer, now, config, rng)
 
 
 def _signed_day(
     keys: np.ndarray,
     is_revision: np.ndarray,
+    fake: np.ndarray | None,
     on_day: np.ndarray,
     day: int,
     prefix: str,
@@ -245,7 +272,8 @@ def _signed_day(
     config: ExportConfig,
     rng: np.random.Generator,
 ) -> Iterator[tuple[BatchRecord, bytes]]:
-    """The files of the keys ``on_day`` (rows of ``keys``, all of UTC day ``day``), shuffled, named ``<prefix>-NNNN.zip``."""
+    """The files of the keys ``on_day`` (rows of ``keys``, all of UTC day ``day``), shuffled, named ``<prefix>-NNNN.zip``;
+    ``fake`` (None: none) marks fake keys, recorded as the files' padding, not as their keys."""
     on_day = on_day[rng.permutation(len(on_day))]
     n_files = -(-len(on_day) // config.max_keys_per_file)
     start_ts, end_ts = day * DAY_SECONDS, (day + 1) * DAY_SECONDS
@@ -265,7 +293,8 @@ def _signed_day(
             end_timestamp=end_ts,
             revised_keys=keys.take(revised),
         )
-        yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk)), data
+        padding = 0 if fake is None else int(np.count_nonzero(fake[chunk]))
+        yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk) - padding, padding), data
 
 
 #: A file an export writes (``<stamp>-<day start>-<tag>-NNNN.zip``, ``<stamp>-venues-<tag>-NNNN.zip``), or its
@@ -362,7 +391,8 @@ def roll_up_closed_days(
             if kind == "venues":
                 made = list(_venue_rollup(live, len(files), day, signer, out_dir, now, config, rng))
             else:
-                made = list(_key_rollup(live, len(files), day, signer, out_dir, now, config, rng))
+                secret = storage.padding_secret(day)
+                made = list(_key_rollup(live, len(files), day, signer, out_dir, now, config, rng, secret))
         except (BluezoneError, OSError) as exc:  # a file gone or damaged on disk: those files stay as they are
             log.error("export day %s (%s) not rolled up: %s", _iso(day * DAY_SECONDS), kind, exc)
             continue
@@ -390,9 +420,13 @@ def roll_up_closed_days(
 
 def _key_rollup(
     live: list[BatchRecord], replaces: int, day: int, signer: Signer, out_dir: Path, now: float,
-    config: ExportConfig, rng: np.random.Generator,
+    config: ExportConfig, rng: np.random.Generator, padding_secret: bytes | None,
 ) -> Iterator[tuple[BatchRecord, bytes]]:
-    """The roll-up of ``live``, an export day's files of one day of keys (``replaces`` files in all)."""
+    """The roll-up of ``live``, an export day's files of one day of keys (``replaces`` files in all).
+
+    It keeps their fake keys (told apart with the export day's ``padding_secret``, to count them as
+    padding): without them, the keys of a small file missing from its roll-up would be its fakes, and
+    the rest the keys of the few people it held."""
     plain, revised = [], []
     for batch in live:
         export, _ = open_signed_export((out_dir / batch.name).read_bytes(), signer.public_key, signer.info.key_id)
@@ -402,7 +436,8 @@ def _key_rollup(
     is_revision = np.r_[np.zeros(sum(map(len, plain)), bool), np.ones(sum(map(len, revised)), bool)]
     key_day = live[0].start_timestamp // DAY_SECONDS
     prefix = f"{day * DAY_SECONDS}-{live[0].start_timestamp}-day{replaces}x{secrets.token_hex(3)}"
-    yield from _signed_day(keys, is_revision, np.arange(len(keys)), key_day, prefix, signer, now, config, rng)
+    fake = is_fake(keys, padding_secret)
+    yield from _signed_day(keys, is_revision, fake, np.arange(len(keys)), key_day, prefix, signer, now, config, rng)
 
 
 def _venue_rollup(

@@ -33,7 +33,7 @@ from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 #: Rows of ``code_tries`` keyed with this prefix count tries several clients share (an IPv6 /48's, everybody's).
 SHARED_BUDGET = "shared:"
 
@@ -165,6 +165,11 @@ _MIGRATIONS: dict[int, list[str | Callable[[Storage, Any], None]]] = {
     11: [  # a code issued by mistake can be withdrawn before it is used (`server revoke-code`)
         "ALTER TABLE codes ADD COLUMN revoked_at DOUBLE PRECISION",
     ],
+    12: [  # export files padded with fake keys (bluezone/server/padding.py): how many a file holds beside the
+        # uploaded ones, and the secret that makes an export day's fakes recognisable, dropped with its files
+        "ALTER TABLE batches ADD COLUMN padding_keys INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE padding_secrets (day INTEGER PRIMARY KEY, secret {blob} NOT NULL)",
+    ],
 }
 
 #: A queue row's record (schema 9): the key as its file carries it (``revised``: a revision is in its type
@@ -234,7 +239,8 @@ class BatchRecord:
     end_timestamp: int
     batch_num: int
     batch_size: int
-    num_keys: int
+    num_keys: int  # keys (and revisions) uploaded; check-in reports with their decoys in a venue file
+    padding_keys: int = 0  # fake keys beside them (bluezone/server/padding.py), never counted as keys
 
 
 #: A code's row by its keyed hash, or by the plain SHA-256 of a code stored before the code key (schema < 3).
@@ -242,8 +248,8 @@ _CODE_MATCH = "((code_hash = ? AND keyed = 1) OR (code_hash = ? AND keyed = 0))"
 
 #: A batch record's row, its fields in the dataclass's order (``astuple``).
 _INSERT_BATCH = (
-    "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys,"
+    " padding_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -829,6 +835,18 @@ class Storage(ABC):
                     f"another export replaced some of these {len(old_names)} files meanwhile: nothing recorded"
                 )
 
+    def padding_secret(self, day: int, new_secret: bytes | None = None) -> bytes | None:
+        """The secret of export day ``day``'s fake keys (``padding.fake_keys``); ``new_secret`` becomes it
+        if the day has none yet (two exporters at once get the same one).  None: the day has none."""
+        with self._transaction(write=new_secret is not None) as cur:
+            if new_secret is not None:
+                self._exec(
+                    cur, "INSERT INTO padding_secrets (day, secret) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
+                    [day, new_secret],
+                )
+            row = self._exec(cur, "SELECT secret FROM padding_secrets WHERE day = ?", [day]).fetchone()
+        return None if row is None else bytes(row[0])
+
     def count_venue_reports(self) -> int:
         with self._transaction() as cur:
             return int(self._exec(cur, "SELECT COUNT(*) FROM venue_reports").fetchone()[0])
@@ -876,7 +894,7 @@ class Storage(ABC):
         with self._transaction(write=False) as cur:
             rows = self._exec(
                 cur,
-                "SELECT name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys"
+                "SELECT name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys, padding_keys"
                 " FROM batches WHERE end_timestamp >= ? ORDER BY id",
                 [since],
             ).fetchall()
@@ -900,6 +918,8 @@ class Storage(ABC):
                 cur, "DELETE FROM exposure_keys WHERE rolling_start + rolling_period < ?", [before_interval]
             ).rowcount
             self._exec(cur, "DELETE FROM venue_reports WHERE day < ?", [before_interval // ROLLING_PERIOD])
+            # an export day's files hold keys of that day at the latest, gone 14 days on: its secret a day after
+            self._exec(cur, "DELETE FROM padding_secrets WHERE day < ?", [before_interval // ROLLING_PERIOD - 2])
             self._exec(cur, "DELETE FROM code_tries WHERE window_start < ?", [records_before])
             self._exec(cur, "DELETE FROM codes WHERE expires_at < ?", [records_before])
         return max(n, 0)

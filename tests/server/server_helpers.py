@@ -81,3 +81,14 @@ def publish_f0_with_cafe_checkin(server, nodes: dict) -> None:
         keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
     server.client.publish(keys, server.code(test_type="confirmed"), checkins=checkins)
     server.export()
+
+
+def uploaded(keys: np.ndarray, storage, now: float = NOW) -> np.ndarray:
+    """``keys`` (a node's download, an export's) without the fake keys the server padded its files
+    with, told apart by the secrets of the export days around ``now`` (bluezone/server/padding.py)."""
+    from bluezone.server.padding import is_fake
+
+    fake = np.zeros(len(keys), bool)
+    for day in range(int(now // 86_400) - 20, int(now // 86_400) + 20):
+        fake |= is_fake(keys, storage.padding_secret(day))
+    return keys[~fake]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -120,13 +121,14 @@ def test_export_before_the_embargo_ends_says_how_many_keys_wait_and_until_when(t
     rc, out, err = _run(*export, now=NOW)
     assert rc == 0, err
     lines = out.splitlines()
-    assert lines[0] == f"1 keys in 1 new batch(es) in {tmp_path / 's-exports'}"
+    said = re.fullmatch(r"1 keys in 1 new batch\(es\) \(padded with (\d+) fake keys\) in (.*)", lines[0])
+    assert said and 99 <= int(said[1]) <= 119 and said[2] == str(tmp_path / "s-exports")  # padding counted apart
     assert lines[1] == (
         "2 key(s) wait until their validity ends: exportable from 2025-11-20 13:20 UTC, all by 2025-11-21 00:00 UTC"
     )
-    rc, out, err = _run(*export, "--json", now=NOW + 3 * 3600)
+    rc, out, err = _run(*export, "--json", "--min-keys-per-file", "0", now=NOW + 3 * 3600)
     doc = json.loads(out)
-    assert rc == 0 and sum(b["num_keys"] for b in doc["batches"]) == 1
+    assert rc == 0 and [(b["num_keys"], b["padding_keys"]) for b in doc["batches"]] == [(1, 0)]  # not padded
     assert doc["waiting"] == {"keys": 1, "first_release": "2025-11-21T00:00", "last_release": "2025-11-21T00:00"}
     rc, out, err = _run(*export, now=NOW + 12 * 3600)
     assert rc == 0 and out.startswith("1 keys in 1 new batch(es)") and len(out.splitlines()) == 1

@@ -53,7 +53,8 @@ def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
     rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]), "--json")
     assert rc == 0, err
     report = json.loads(out)
-    assert report["close_contact"] is True and report["keys"] == 5 and len(report["batches"]) == 5
+    assert report["close_contact"] is True and len(report["batches"]) == 5
+    assert report["keys"] >= 5 * 100  # F0's 5 and the fake keys each file was padded with (nobody's)
     assert report["sightings"] == 60 and report["rejected_batches"] == {}
     rc, out, err = _run("check", "--server", url, "--db", str(nodes["c"]))
     assert rc == 0 and "0 close contact(s)" in out, err

@@ -1,0 +1,66 @@
+"""Padding of export files with fake keys, so that a file does not tell how few people uploaded.
+
+An export every few minutes writes one file per UTC day of the keys it takes: in a quiet window with
+one upload, 14 files of one key each, named with the same export time, said "these 14 keys are one
+person's, who tested positive in these minutes".  A file with fewer than ``min_keys`` keys of its own
+is filled up to ``min_keys`` plus a random 0-``extra`` with fake keys (Google's reference export
+worker pads a file to 1,000 keys plus 0-100; Corona-Warn-App's submission adds 9 fakes per real key).
+
+A fake copies everything but the key itself from a real key of its file, picked at random (validity,
+transmission risk, report type, days since onset: the file's real keys and its fakes look alike), as
+both do.  Its 16 bytes are an AES-128 block under a secret of its export day: random to anyone without
+the secret (a GAEN daily key is 16 random bytes), recognisable by the server, which counts its files'
+real keys exactly, roll-ups included, without a list of which keys are fake.  A fake matches nobody: a
+node matches a key through the RPIs derived from it, and a random 16-byte key equals a real one, or
+derives an RPI a node stored, with a probability of about 2^-128 per pair (10^9 fakes, 144 RPIs each,
+against a node's ~10^6 stored RPIs: about 4 x 10^-22).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+SECRET_BYTES = 16
+#: The first half of a fake's block before encryption; the second half is random.  A real key decrypts
+#: to it with a probability of 2^-64.
+_MARK = b"bzpad\x00\x00\x01"
+
+
+def new_secret() -> bytes:
+    """A fresh secret for an export day's fakes."""
+    return os.urandom(SECRET_BYTES)
+
+
+def padding_count(real: int, min_keys: int, extra: int, rng: np.random.Generator) -> int:
+    """How many fakes a file of ``real`` keys of its own gets: none without real keys (a file of revisions
+    only: they were published before, and fakes cannot be revised), else up to ``min_keys`` + 0-``extra``."""
+    if real == 0 or min_keys == 0:
+        return 0
+    return max(0, min_keys + int(rng.integers(0, extra + 1)) - real)
+
+
+def fake_keys(real: np.ndarray, count: int, secret: bytes, rng: np.random.Generator) -> np.ndarray:
+    """``count`` fake keys (KEY_DTYPE), each a copy of one of ``real`` but for its key."""
+    fakes = real.take(rng.integers(0, len(real), count))
+    blocks = np.empty((count, 16), np.uint8)
+    blocks[:, :8] = np.frombuffer(_MARK, np.uint8)
+    blocks[:, 8:] = np.frombuffer(os.urandom(8 * count), np.uint8).reshape(count, 8)
+    encrypted = _aes(secret).encryptor().update(blocks.tobytes())
+    fakes["key"] = np.frombuffer(encrypted, "V16")
+    return fakes
+
+
+def is_fake(keys: np.ndarray, secret: bytes | None) -> np.ndarray:
+    """Which of ``keys`` (KEY_DTYPE) are fakes made with ``secret`` (none without one)."""
+    if secret is None or not len(keys):
+        return np.zeros(len(keys), bool)
+    plain = np.frombuffer(_aes(secret).decryptor().update(np.ascontiguousarray(keys["key"]).tobytes()), np.uint8)
+    return (plain.reshape(len(keys), 16)[:, :8] == np.frombuffer(_MARK, np.uint8)).all(axis=1)
+
+
+def _aes(secret: bytes) -> Cipher:
+    # ECB on purpose: each key is one block, encrypted alone (a block cipher as a keyed permutation)
+    return Cipher(algorithms.AES(secret), modes.ECB())
