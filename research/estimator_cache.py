@@ -3,7 +3,8 @@
 Usage: python research/estimator_cache.py CACHE_DIR SCENES SEEDS [--minutes M]
 e.g.   python research/estimator_cache.py /tmp/est classroom,office 11,12,13
 
-SCENES are names of ``simulations/*.toml`` (or paths to TOML files).  Each (scene, seed) runs
+SCENES are names of ``simulations/*.toml`` (or paths to TOML files, or ``gen:KIND`` for a procedural
+scene drawn from the run's seed, kept as ``gen-KIND_<seed>.pkl``).  Each (scene, seed) runs
 once through the real engine (memory stores, the ``gaen`` and present ``bluezone`` scorers) and
 is kept as ``CACHE_DIR/<scene>_<seed>.pkl`` (an existing file is not run again):
 
@@ -13,7 +14,8 @@ is kept as ``CACHE_DIR/<scene>_<seed>.pkl`` (an existing file is not run again):
   link's 10th-percentile attenuation ``p10``, ``count`` (sightings), ``sd`` (their spread),
   ``day_ref`` (the receiver's day reference without this link, nan when it has none), and the
   same-minute reference of the receiver's *other* links, ``others_q`` (quantile -> per-minute
-  value, nan where it heard nobody else) with ``others_n``.
+  value, nan where it heard nobody else) with ``others_n``, and ``near``: the share of the minute
+  the pair truly spent within the close distance (the per-minute truth ``llr_estimator.py`` fits on).
 
 ``estimator_sweep.py`` then sweeps estimator settings on these arrays in seconds.  Keep the
 hold-out seeds out of any sweep that chooses settings.
@@ -24,12 +26,15 @@ from __future__ import annotations
 import pickle
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, minute_attenuation
 from bluezone.sim import engine, report
+from bluezone.sim.generate import generate
 from bluezone.sim.scenario import load_scenario
+from bluezone.sim.truth import Truth
 
 SIMULATIONS = Path(__file__).resolve().parents[1] / "simulations"
 OTHERS_Q = (0.0, 10.0, 25.0, 50.0)
@@ -50,7 +55,27 @@ def minute_spread(window, slots: np.ndarray, config: BluezoneConfig) -> np.ndarr
     return np.sqrt(np.maximum(var, 0.0))[np.searchsorted(occupied, slots)]
 
 
-def unit_features(windows: list, context, config: BluezoneConfig) -> dict[str, np.ndarray]:
+class MinuteTruth(Truth):
+    """The engine's truth, also keeping per minute (the scorer's slot) each pair's seconds within
+    the close distance: the report needs only the day's total, a per-minute model needs the minute."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.near_seconds: dict[int, np.ndarray] = {}
+
+    def add(self, day: int, d: np.ndarray, separated: np.ndarray, dt: float, now: float | None = None) -> None:
+        super().add(day, d, separated, dt, now)
+        if now is None:
+            return
+        slot = int(np.floor(now / BluezoneConfig().slot_seconds))
+        acc = self.near_seconds.get(slot)
+        if acc is None:
+            acc = self.near_seconds[slot] = np.zeros((self.senders, self.devices), np.float32)
+        with np.errstate(invalid="ignore"):
+            acc += ((d < self.close_radius) & ~separated) * np.float32(dt)
+
+
+def unit_features(windows: list, context, config: BluezoneConfig, near: dict[int, np.ndarray] | None = None, row: int = 0, device: int = 0) -> dict[str, np.ndarray]:
     parts = []
     for w in windows:
         slots, value, counts = minute_attenuation(w.times, w.attenuation, config)
@@ -64,6 +89,8 @@ def unit_features(windows: list, context, config: BluezoneConfig) -> dict[str, n
                 day_ref=np.full(len(slots), np.nan if ref is None else ref),
                 **{f"others_{q:g}": others[q][0] for q in OTHERS_Q},
                 others_n=others[0.0][1],
+                near=np.array([near[s][row, device] if s in near else 0.0 for s in slots.tolist()]) / config.slot_seconds
+                if near is not None else np.full(len(slots), np.nan),
             )
         )
     out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -72,13 +99,15 @@ def unit_features(windows: list, context, config: BluezoneConfig) -> dict[str, n
 
 
 def collect(name: str, seed: int, minutes: float | None) -> dict:
-    scenario = load_scenario(scene_path(name))
+    scenario = generate(name[4:], seed) if name.startswith("gen:") else load_scenario(scene_path(name))
     if minutes:
         scenario = scenario.with_overrides(duration_min=min(minutes, scenario.duration_min))
-    result = engine.run(scenario, seed=seed, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
+    with mock.patch.object(engine, "Truth", MinuteTruth):
+        result = engine.run(scenario, seed=seed, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
     keys, true = report.units(result)
     config = BluezoneConfig()
-    units = {k: unit_features(ws, result.contexts[k[2]], config) for k, ws in result.windows.items()}
+    near = result.truth.near_seconds
+    units = {k: unit_features(ws, result.contexts[k[2]], config, near, k[1], k[2]) for k, ws in result.windows.items()}
     scores = {
         n: (
             np.array([s[k].weighted_minutes if k in s else 0.0 for k in keys]),
@@ -99,7 +128,7 @@ def main(argv: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for seed in [int(s) for s in argv[2].split(",")]:
         for name in argv[1].split(","):
-            path = out / f"{Path(name).stem}_{seed}.pkl"
+            path = out / f"{Path(name).stem.replace(':', '-')}_{seed}.pkl"
             if path.exists():
                 continue
             data = collect(name, seed, minutes if Path(name).stem == "market" else None)

@@ -53,6 +53,7 @@ class Flat:
     scores: dict[str, tuple[np.ndarray, np.ndarray]]  # per scorer: (weighted minutes, close contact) per key
     window: np.ndarray  # (minutes, SMOOTH) indices of each minute's smoothing window (edge-clamped)
     bridge: tuple[np.ndarray, np.ndarray, np.ndarray]  # (left minute, right minute, gap) for bridged gaps
+    near: np.ndarray | None = None  # per minute, the share truly within the close distance (caches that keep it)
 
 
 def flatten(d: dict) -> Flat:
@@ -76,7 +77,7 @@ def flatten(d: dict) -> Flat:
         unit, slot, cat.get("p10"), cat.get("count"), cat.get("sd"), cat.get("day_ref"),
         {k[7:]: v for k, v in cat.items() if k.startswith("others_") and k != "others_n"},
         cat.get("others_n"), d["true"] >= d["cc"] - 1e-9, np.array([k[2] for k in d["keys"]]), d["scores"], window,
-        (left, left + 1, gaps[left]),
+        (left, left + 1, gaps[left]), cat.get("near"),
     )
 
 
@@ -84,15 +85,7 @@ def estimate(f: Flat, s: dict) -> tuple[np.ndarray, np.ndarray]:
     """(weighted minutes, close contact) per key for setting ``s`` (see ``best``); the same
     arithmetic as the scorer.  With ``decision_db`` the verdict counts minutes at or under that
     threshold (hard), while the weighted minutes keep the ramp; else weighted >= 15."""
-    z = f.p10.astype(np.float64)
-    if s["beta"] > 0:
-        ref = np.where(f.others_n >= s["kmin"], f.others[s["q"]], np.nan)
-        shift = s["beta"] * np.clip(ref - s["centre"], -s["clip"], s["clip"])
-        # too few other links: the day-level shift (BluezoneConfig's calibration_*: 0.7 x clip(day - 58, 5))
-        day = np.where(np.isnan(f.day_ref), 0.0, DAY_WEIGHT * np.clip(f.day_ref - DAY_REFERENCE, -DAY_CLIP, DAY_CLIP))
-        z = z - np.where(np.isnan(ref), day, shift)
-    if s.get("sd_weight"):
-        z = z + s["sd_weight"] * (f.sd - 4.0)
+    z = corrected(f, s)
     zs = np.median(z[f.window], axis=1) if len(z) else z
     if s["width"] > 0 and s.get("shape", "ramp") == "ramp" and s.get("width_above"):
         # an asymmetric ramp: half-width ``width`` under the threshold, ``width_above`` over it
@@ -108,6 +101,21 @@ def estimate(f: Flat, s: dict) -> tuple[np.ndarray, np.ndarray]:
     if s.get("decision_db") is None:
         return total, total >= CLOSE_MINUTES - 1e-9
     return total, credit(f, (zs <= s["decision_db"]).astype(np.float64)) >= CLOSE_MINUTES - 1e-9
+
+
+def corrected(f: Flat, s: dict) -> np.ndarray:
+    """Each judged minute's attenuation after the same-minute correction of setting ``s``, before
+    smoothing (the scorer's ``value - minute_shift``)."""
+    z = f.p10.astype(np.float64)
+    if s["beta"] > 0:
+        ref = np.where(f.others_n >= s["kmin"], f.others[s["q"]], np.nan)
+        shift = s["beta"] * np.clip(ref - s["centre"], -s["clip"], s["clip"])
+        # too few other links: the day-level shift (BluezoneConfig's calibration_*: 0.7 x clip(day - 58, 5))
+        day = np.where(np.isnan(f.day_ref), 0.0, DAY_WEIGHT * np.clip(f.day_ref - DAY_REFERENCE, -DAY_CLIP, DAY_CLIP))
+        z = z - np.where(np.isnan(ref), day, shift)
+    if s.get("sd_weight"):
+        z = z + s["sd_weight"] * (f.sd - 4.0)
+    return z
 
 
 def credit(f: Flat, w: np.ndarray) -> np.ndarray:

@@ -69,3 +69,68 @@ def test_paired_noise_scores_both_scorers_on_the_same_draw() -> None:
     assert np.all(lo == 0) and np.all(hi == 0) and np.all(below == 0)
     lo, hi, below = sweep.paired_noise(flat, truth * 1.0, truth, 50)
     assert lo[0] > 0 and below[0] == 0 and hi[0] > lo[0]
+
+
+def test_minute_truth_adds_up_to_the_engines_truth() -> None:
+    """The cache's per-minute truth (what llr_estimator.py fits on) sums to the report's minutes."""
+    from unittest import mock
+
+    cache = research("estimator_cache")
+    scenario = load_scenario(ROOT / "simulations" / "clinic.toml").with_overrides(duration_min=12)
+    with mock.patch.object(engine, "Truth", cache.MinuteTruth):
+        result = engine.run(scenario, seed=2, scorers=["gaen"], store="memory")
+    per_minute = sum(result.truth.near_seconds.values()) / 60.0
+    (day, minutes), = result.truth.minutes(scenario.close_distance_m).items()
+    assert minutes.max() > 1.0
+    assert per_minute == pytest.approx(minutes, abs=1e-3)
+    assert len(result.truth.near_seconds) in (12, 13)  # minutes of the run (a start mid-minute spans one more)
+
+
+def test_llr_posterior_equals_a_plain_forward_backward() -> None:
+    """The vectorised two-state chain over padded links gives each minute the posterior a
+    textbook forward-backward with explicit transition matrices gives, gaps included."""
+    llr = research("llr_estimator")
+    sweep = research("estimator_sweep")
+    rng = np.random.default_rng(4)
+    lengths = [1, 2, 7, 30, 5]
+    unit = np.repeat(np.arange(len(lengths)), lengths)
+    slot = np.concatenate([np.cumsum(rng.integers(1, 5, n)) for n in lengths])
+    flat = sweep.Flat(
+        unit=unit, slot=slot, p10=np.zeros(len(unit)), count=np.zeros(len(unit)), sd=np.zeros(len(unit)),
+        day_ref=np.zeros(len(unit)), others={}, others_n=np.zeros(len(unit)), truth=np.zeros(len(lengths), bool),
+        receiver=np.zeros(len(lengths)), scores={}, window=np.zeros(0), bridge=(np.zeros(0), np.zeros(0), np.zeros(0)),
+    )
+    evidence = rng.normal(0, 2, len(unit))
+    switch, prior = 0.07, 0.15
+    got = llr.posterior(llr.padded(flat), evidence, switch, prior)
+
+    def step(k: int) -> np.ndarray:
+        keep = (1 - switch) ** k
+        return keep * np.eye(2) + (1 - keep) * np.array([[prior, 1 - prior], [prior, 1 - prior]])
+
+    for u in range(len(lengths)):
+        idx = np.flatnonzero(unit == u)
+        emit = np.stack([np.exp(evidence[idx]), np.ones(len(idx))], axis=1)
+        alpha = np.zeros((len(idx), 2))
+        a = np.array([prior, 1 - prior]) * emit[0]
+        alpha[0] = a / a.sum()
+        for i in range(1, len(idx)):
+            a = (alpha[i - 1] @ step(slot[idx[i]] - slot[idx[i - 1]])) * emit[i]
+            alpha[i] = a / a.sum()
+        beta = np.ones((len(idx), 2))
+        for i in range(len(idx) - 2, -1, -1):
+            b = step(slot[idx[i + 1]] - slot[idx[i]]) @ (emit[i + 1] * beta[i + 1])
+            beta[i] = b / b.sum()
+        want = alpha[:, 0] * beta[:, 0] / (alpha * beta).sum(axis=1)
+        assert got[idx] == pytest.approx(want, abs=1e-12)
+    # switch = 1 forgets everything: each minute's posterior is its own evidence against the prior
+    alone = llr.posterior(llr.padded(flat), evidence, 1.0, prior)
+    assert alone == pytest.approx(1 / (1 + np.exp(-(evidence + np.log(prior / (1 - prior))))), abs=1e-12)
+
+
+def test_llr_table_fit_is_the_least_squares_non_increasing_one() -> None:
+    llr = research("llr_estimator")
+    y = np.array([3.0, 1.0, 2.0, 0.0, 0.5, -1.0])
+    fit = llr.pav_decreasing(y, np.ones(len(y)))
+    assert np.all(np.diff(fit) <= 0) and fit.sum() == pytest.approx(y.sum())
+    assert fit.tolist() == pytest.approx([3.0, 1.5, 1.5, 0.25, 0.25, -1.0])
