@@ -40,6 +40,10 @@ HEAD_HEIGHT_M = {"standing": 1.55, "seated": 1.2, "low": 0.95}
 #: as a MemoryError (or the OOM killer) minutes into a run.
 MAX_PEOPLE = 10_000
 MAX_SEATS = 100_000
+#: Shares are relative weights: any size is fine, but a sum overflowing to inf made them NaN.
+MAX_SHARE = 1e9
+#: A day of stops at the shortest stop_interval_s (10 s) is 8,640.
+MAX_RIDE_STOPS = 10_000
 
 
 @dataclass(frozen=True)
@@ -248,13 +252,13 @@ def _check_keys(where: str, data: dict[str, Any], allowed: set[str]) -> None:
 
 
 def _pair(
-    where: str, value: Any, kind: type = float, length: int = 2, low: float | None = None
+    where: str, value: Any, kind: type = float, length: int = 2, low: float | None = None, high: float | None = None
 ) -> tuple[Any, ...]:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and length == 2:
         value = [value, value]
     if not isinstance(value, list) or len(value) != length:
         raise ConfigError(f"{where}: expected a list of {length} numbers, got {value!r}")
-    numbers = [_number(where, v, low) for v in value]
+    numbers = [_number(where, v, low, high) for v in value]
     if kind is int and not all(v.is_integer() for v in numbers):
         raise ConfigError(f"{where}: expected whole numbers, got {value!r}")
     out = tuple(kind(v) for v in numbers)
@@ -327,7 +331,7 @@ def _shares(where: str, value: Any, allowed: tuple[str, ...]) -> tuple[tuple[str
     if not isinstance(value, dict) or not value:
         raise ConfigError(f"{where}: expected a table like {{hand = 0.3, pocket = 0.7}}")
     _check_keys(where, value, set(allowed))
-    out = tuple((k, _number(f"{where}.{k}", v, 0.0)) for k, v in value.items())
+    out = tuple((k, _number(f"{where}.{k}", v, 0.0, MAX_SHARE)) for k, v in value.items())
     return out
 
 
@@ -391,7 +395,7 @@ def _model(where: str, data: Any) -> DeviceModel:
         data,
         {
             "name": _model_name,
-            "share": lambda w, v: _number(w, v, 0.0),
+            "share": lambda w, v: _number(w, v, 0.0, MAX_SHARE),
             "tx_power_dbm": lambda w, v: _whole(w, v, -50, 20),
             "rssi_correction_db": lambda w, v: _whole(w, v, -60, 60),
             "tx_error_db": lambda w, v: _number(w, v, -40, 40),
@@ -463,7 +467,6 @@ def _group(where: str, data: Any) -> Group:
     rng = lambda w, v: _pair(w, v)  # noqa: E731
     # times, speeds and stops below 0 make no sense and quietly empty the simulation
     span = lambda w, v: _pair(w, v, low=0.0)  # noqa: E731
-    irange = lambda w, v: _pair(w, v, int, low=1)  # noqa: E731
     group = _build(
         Group,
         where,
@@ -475,7 +478,7 @@ def _group(where: str, data: Any) -> Group:
             "region": lambda w, v: _pair(w, v, float, 4),
             "speed_mps": span,
             "pause_s": span,
-            "group_size": irange,
+            "group_size": lambda w, v: _pair(w, v, int, low=1, high=MAX_PEOPLE),
             "layout": lambda w, v: _choice(w, v, LAYOUTS),
             "origin": rng,
             "rows": count,
@@ -488,7 +491,7 @@ def _group(where: str, data: Any) -> Group:
             "direction_deg": lambda w, v: _number(w, v, -360, 360),
             "service_s": span,
             "stop_interval_s": lambda w, v: _number(w, v, 10, 10_000),
-            "ride_stops": irange,
+            "ride_stops": lambda w, v: _pair(w, v, int, low=1, high=MAX_RIDE_STOPS),
             "phone_share": lambda w, v: _number(w, v, 0.0, 1.0),
             "carriage": _carriage,
             "models": _model_shares,
@@ -520,6 +523,12 @@ def _group(where: str, data: Any) -> Group:
         places = max(group.rows * group.columns, 1) * per_table
         if places > MAX_SEATS:
             raise ConfigError(f"{where}: {places} seats laid out, more than the {MAX_SEATS:,} a group may have")
+    spots = sum(_standing_spots(area, group.standing_spacing_m) for area in group.standing_areas)
+    if spots > MAX_SEATS:
+        raise ConfigError(
+            f"{where}.standing_areas: about {spots:,.0f} standing spots {group.standing_spacing_m:g} m apart, more than"
+            f" the {MAX_SEATS:,} a group may have (smaller areas or a wider standing_spacing_m)"
+        )
     if group.group_size[0] < 1:
         raise ConfigError(f"{where}.group_size: must be >= 1")
     # keys a kind would silently ignore: a queue's people leave when served, a bus's ride ride_stops stops,
@@ -543,6 +552,12 @@ def _group(where: str, data: Any) -> Group:
     return group
 
 
+def _standing_spots(area: tuple[float, float, float, float], spacing: float) -> float:
+    """At least as many spots as ``mobility.hex_spots`` lays in ``area``, counted without laying them."""
+    row_gap = spacing * math.sqrt(3) / 2
+    return ((area[3] - area[1]) / row_gap + 1) * ((area[2] - area[0]) / spacing + 1)
+
+
 def _path(where: str, value: Any) -> tuple[tuple[float, float], tuple[float, float]]:
     points = _list(where, value)
     if len(points) != 2:
@@ -557,7 +572,7 @@ def _model_shares(where: str, value: Any) -> tuple[tuple[str, float], ...]:
     """Model shares by name, e.g. {iphone = 1.0}; names are checked against [[devices.models]] later."""
     if not isinstance(value, dict) or not value:
         raise ConfigError(f"{where}: expected a table of model names and shares, like {{iphone = 1.0}}")
-    shares = tuple((str(k), _number(f"{where}.{k}", v, 0.0)) for k, v in value.items())
+    shares = tuple((str(k), _number(f"{where}.{k}", v, 0.0, MAX_SHARE)) for k, v in value.items())
     if sum(share for _, share in shares) <= 0:
         raise ConfigError(f"{where}: shares must add up to more than 0")
     return shares
@@ -601,12 +616,16 @@ def _scanning(data: Any) -> Scanning:
 def _start(where: str, value: Any) -> float:
     if isinstance(value, dt.datetime):
         stamp = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        if stamp.timestamp() < 0:  # GAEN numbers its 10-minute intervals from 1970
+            raise ConfigError(f"{where}: {value} is before 1970-01-01, where GAEN's key schedule begins")
         return stamp.timestamp()
     if isinstance(value, str):
         try:
-            return _start(where, dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             pass
+        else:
+            return _start(where, parsed)
     raise ConfigError(f"{where}: expected a date-time like 2026-06-03T09:00:00Z, got {value!r}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -207,6 +208,10 @@ def test_a_region_given_high_corner_first_is_a_config_error(tmp_path: Path) -> N
         ('[[groups]]\nkind = "seated"\npeople = 3\nrows = 100000\ncolumns = 100000\n', "seats"),
         ('[[groups]]\nkind = "seated"\nlayout = "tables"\npeople = 3\nrows = 1000\ncolumns = 1000\n', "seats"),
         ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 100000\ncolumns = 100000\n', "seats"),
+        # hex_spots laid ~2.9e13 spots one Python tuple at a time: hung, then took all memory
+        ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nstanding_areas = [[0, 0, 1e6, 1e6]]\n', "standing spots"),
+        ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nstanding_spacing_m = 0.2\n'
+         'standing_areas = [[0, 0, 100, 100], [0, 0, 100, 100], [0, 0, 100, 100]]\n', "standing spots"),
     ],
 )
 def test_huge_crowds_and_seat_plans_are_refused_up_front(tmp_path: Path, groups: str, message: str) -> None:
@@ -256,3 +261,30 @@ def test_a_device_model_named_by_anything_but_text_is_refused(tmp_path: Path, na
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1
     assert "name" in result.output
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        # numpy's integers() refused a high bound past int64: "ValueError: high is out of bounds", exit 1
+        ("group_size = [1, 1e300]\n", "group_size"),
+        ('kind = "bus"\nrows = 2\ncolumns = 2\nride_stops = [1, 1e300]\n', "ride_stops"),
+        # shares that each pass but add up to inf: "Probabilities do not sum to 1", exit 1
+        ("[devices]\ncarriage = {hand = 1e308, pocket = 1e308}\n", "carriage.hand"),
+        ("[[devices.models]]\nname = 'a'\nshare = 1e308\n[[devices.models]]\nname = 'b'\nshare = 1e308\n", "share"),
+        # before 1970 GAEN's interval numbers are negative: "rolling start must be >= 0", naming nothing in the file
+        ("start = 0001-01-01T00:00:00Z\n", "start: .*before 1970"),
+        ('start = "1969-12-31T23:00:00Z"\n', "start: .*before 1970"),
+    ],
+)
+def test_values_that_crashed_the_run_are_config_errors(tmp_path: Path, extra: str, message: str) -> None:
+    if extra.startswith("kind"):
+        text = BASE.replace('kind = "waypoint"\n', "") + extra
+    elif extra.startswith("start"):
+        text = extra + BASE
+    else:
+        text = BASE + extra
+    result = simulate(tmp_path, text)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert re.search(message, result.output), result.output
