@@ -318,21 +318,17 @@ def site_key(host: str) -> str | None:
 
 def claim_try(storage: Storage, host: str, now: float, config: PublishConfig) -> str | None:
     """Count a code try of ``host`` as failed until it proves good (so concurrent tries cannot all pass
-    the limits): against its client's, its /48's and everybody's budget.  None (and a log line) if over."""
-    client, site, since = client_key(host), site_key(host), now - config.failure_window
-    everybody = storage.count_failures(since, EVERYBODY)
-    limit = config.max_failures_per_client
-    if everybody >= config.guessing_alarm:
-        limit = min(limit, config.max_failures_under_attack)
-        if everybody == config.guessing_alarm:  # once as it is crossed; `server status` shows it meanwhile
-            log.warning("%d failed verification codes in the last window from everywhere: guessing? each client"
-                        " now gets %d failed tries a window", everybody, limit)
-    shared: list[tuple[str, int | None]] = [(EVERYBODY, None)]
-    if site is not None:
-        shared.append((site, config.max_failures_per_site))
-    token = storage.claim_code_try(client, now, since, limit, shared)
+    the limits), against its client's and its /48's budget, in one transaction; past ``guessing_alarm``
+    failures from everybody (counted once a try failed: it is a level, not a limit) the client's limit
+    is ``max_failures_under_attack``.  None (and a log line) if over."""
+    client, site = client_key(host), site_key(host)
+    shared = [] if site is None else [(site, config.max_failures_per_site)]
+    token = storage.claim_code_try(
+        client, now, now - config.failure_window, config.max_failures_per_client, shared,
+        busy=(EVERYBODY, config.guessing_alarm, config.max_failures_under_attack),
+    )
     if token is None:
-        log.warning("publish refused: client %s (or its /48) over the failed-code limit", client)
+        log.warning("publish refused: client %s (or its /48) over the failed-code limit (see `server status`)", client)
     return token
 
 
@@ -362,6 +358,8 @@ def publish(
         raise PublishError(403, f"verification_code_{failure}", messages[failure]) from None
     finally:
         storage.settle_code_try(client, try_token, failure)
+        if failure is not None:
+            storage.record_failure(EVERYBODY, now, config.failure_window)
 
 
 def _redeem(storage: Storage, request: PublishRequest, now: float, config: PublishConfig, code_key: CodeKey) -> PublishResult:

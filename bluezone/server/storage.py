@@ -405,9 +405,13 @@ class Storage(ABC):
         """Add one try to ``client``'s window (a new one from ``at`` if its last began before ``since``) and
         return the window's start."""
         row = self._exec(cur, "SELECT window_start, failures FROM code_tries WHERE client = ?", [client]).fetchone()
-        if row is not None and row[0] >= since:
+        return self._add_try(cur, client, at, float(row[0]) if row is not None and row[0] >= since else None)
+
+    def _add_try(self, cur: Any, client: str, at: float, window_start: float | None) -> float:
+        """One more try in ``client``'s window begun at ``window_start`` (None: a new window from ``at``)."""
+        if window_start is not None:
             self._exec(cur, "UPDATE code_tries SET failures = failures + 1 WHERE client = ?", [client])
-            return float(row[0])
+            return window_start
         self._exec(
             cur,
             "INSERT INTO code_tries (client, window_start, failures) VALUES (?, ?, 1)"
@@ -417,7 +421,8 @@ class Storage(ABC):
         return at
 
     def claim_code_try(
-        self, client: str, at: float, since: float, limit: int, also: Sequence[tuple[str, int | None]] = ()
+        self, client: str, at: float, since: float, limit: int, also: Sequence[tuple[str, int | None]] = (),
+        busy: tuple[str, int, int] | None = None,
     ) -> str | None:
         """Count a code try of ``client`` as failed *before* it is made, if its window (begun at or after
         ``since``) holds fewer than ``limit`` failures; a token for ``settle_code_try``, or None (nothing
@@ -426,24 +431,33 @@ class Storage(ABC):
 
         ``also``: more budgets the try is counted against in the same transaction, (key, limit), each a
         row like a client's (an IPv6 /48's, everybody's); the try is refused if any is full (a None
-        limit only counts).
+        limit only counts).  ``busy`` (key, level, tighter limit): while the row ``key`` (read, not counted
+        here: ``record_failure`` counts it) holds ``level`` failures or more in its window, the client's
+        limit is the tighter one.
 
         One row per client (schema 10), not one per try, and rows whose window ended are dropped here:
         the /64s of one IPv6 /48 added ~650,000 rows an hour, kept two days (~3 GB); now the table holds
         at most one row per client that failed within the last window."""
-        budgets = sorted({client: limit, **dict(also)}.items())  # one lock order for every claim: no deadlock
+        caps = {**dict(also), client: limit}
+        keys = sorted(caps)  # one lock order for every claim: no deadlock
         with self._transaction() as cur:
-            for key, _ in budgets:
+            for key in keys:
                 self._lock_name(cur, "code tries of " + key)
             # one cleaner at a time, so no two claims wait on rows the other holds (other claims touch only
             # their own budgets' rows)
             if self._try_lock_name(cur, "code tries cleanup"):
                 self._exec(cur, "DELETE FROM code_tries WHERE window_start < ?", [since])
-            for key, cap in budgets:
+            windows: dict[str, tuple[float, int] | None] = {}
+            for key in keys if busy is None else [*keys, busy[0]]:
                 row = self._exec(cur, "SELECT window_start, failures FROM code_tries WHERE client = ?", [key]).fetchone()
-                if cap is not None and row is not None and row[0] >= since and row[1] >= cap:
-                    return None
-            counted = [(key, self._count_try(cur, key, at, since)) for key, _ in budgets]
+                windows[key] = (float(row[0]), int(row[1])) if row is not None and row[0] >= since else None
+            held = {key: window[1] if window else 0 for key, window in windows.items()}
+            if busy is not None and held[busy[0]] >= busy[1]:
+                caps[client] = min(limit, busy[2])
+            if any(cap is not None and held[key] >= cap for key, cap in caps.items()):
+                return None
+            counted = [(key, self._add_try(cur, key, at, window[0] if window else None)) for key in keys
+                       for window in [windows[key]]]
         return json.dumps(counted)
 
     def settle_code_try(self, client: str, token: str, reason: str | None) -> None:

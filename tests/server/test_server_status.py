@@ -77,14 +77,25 @@ def test_status_command_exit_codes_and_json(tmp_path: Path) -> None:
 def test_status_says_when_codes_are_being_guessed(tmp_path: Path) -> None:
     """Failed codes from everybody past the alarm level (1,000 in the hour) is exit 1 and one line saying
     what to do; a few typos are just counted."""
-    from bluezone.server.publish import PublishConfig, claim_try
+    import pytest
+
+    from bluezone.errors import PublishError
+    from bluezone.server.publish import PublishConfig, publish
     from bluezone.server.storage import open_storage
+
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    guess = json.dumps({"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": day}],
+                        "verificationPayload": "12345678"}).encode()
+
+    def fail(host: str) -> None:
+        with pytest.raises(PublishError, match="not valid"):
+            publish(storage, guess, host, NOW, PublishConfig(), code_key=KEY)
 
     db = tmp_path / "s.db"
     storage = open_storage(db)
     try:
         for n in range(3):
-            storage.settle_code_try("x", claim_try(storage, f"192.0.2.{n}", NOW, PublishConfig()), "invalid")
+            fail(f"192.0.2.{n}")
     finally:
         storage.close()
     runner = CliRunner()
@@ -98,7 +109,7 @@ def test_status_says_when_codes_are_being_guessed(tmp_path: Path) -> None:
     storage = open_storage(db)
     try:
         for n in range(PublishConfig.guessing_alarm):
-            storage.settle_code_try("x", claim_try(storage, f"10.0.{n // 250}.{n % 250}", NOW, PublishConfig()), "invalid")
+            fail(f"10.0.{n // 250}.{n % 250}")
     finally:
         storage.close()
     result = status(NOW + 60)
