@@ -279,7 +279,7 @@ def export_cmd(
 
 @server.command("status")
 @_db
-@click.option("--late-after", default=1800, show_default=True, type=click.IntRange(60),
+@click.option("--late-after", default=5400, show_default=True, type=click.IntRange(60),
               help="Seconds a key may wait past its validity before the exporter counts as late (exit 1).")
 @_guessing_alarm_opt
 @json_option
@@ -313,7 +313,8 @@ def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> 
 @_region_opt
 @_rollup_opt
 @_no_rollups_opt
-@click.option("--export-every", default=600, show_default=True, type=click.IntRange(0), help="Seconds; 0: never.")
+@click.option("--export-every", default=3600, show_default=True, type=click.IntRange(0),
+              help="Seconds between exports (hourly: a sixth of the files of 10-minute exports); 0: never.")
 @click.option("--max-keys-per-day", default=14, show_default=True, type=click.IntRange(1, 144),
               help="Upload limit: keys starting on one UTC day.")
 @_guessing_alarm_opt

@@ -18,8 +18,9 @@ from bluezone.server.publish import EVERYBODY, PublishConfig
 from bluezone.server.storage import Storage
 
 RETENTION_SECONDS = 14 * DAY_SECONDS
-#: Keys exportable for longer than this mean the exporter is not running (it runs every 600 s by default).
-LATE_AFTER_SECONDS = 1800
+#: Keys exportable for longer than this mean the exporter is not running (it runs every 3600 s by default,
+#: so a key may wait an hour for the next export).
+LATE_AFTER_SECONDS = 5400
 
 
 def _iso(t: float | None) -> str | None:

@@ -36,10 +36,10 @@ def test_status_tells_a_stopped_exporter_from_a_quiet_day(storage, tmp_path: Pat
     assert not quiet.exporter_late and quiet.overdue_keys == 0 and quiet.last_file_at is None
     _keys(storage, NOW)
     issue_code(storage, NOW, key=KEY, test_type="confirmed")
-    late = server_status(storage, midnight + 3600)  # an hour after yesterday's keys could go out
+    late = server_status(storage, midnight + 7200)  # two hours after yesterday's keys could go out
     assert late.exporter_late and late.overdue_keys == 3 and late.overdue_since == midnight
     assert late.waiting.keys == 1 and late.codes_issued_24h["confirmed"] == 1
-    assert late.lines()[0].startswith("exports: LATE: 3 key(s) exportable for 60 min are not exported")
+    assert late.lines()[0].startswith("exports: LATE: 3 key(s) exportable for 120 min are not exported")
     assert not server_status(storage, midnight + 1200).exporter_late  # within --late-after: the next export takes them
     export_batches(storage, keygen(tmp_path / "k"), tmp_path / "e", midnight + 3600)
     done = server_status(storage, midnight + 3700)
@@ -118,3 +118,28 @@ def test_status_says_when_codes_are_being_guessed(tmp_path: Path) -> None:
     doc = json.loads(status(NOW + 60, "--json").stdout)
     assert doc["being_guessed"] and doc["failed_code_tries"] == 1003 and not doc["ok"]
     assert status(NOW + 3700).exit_code == 0  # the hour has passed
+
+
+def test_the_default_cadence_is_hourly_and_status_waits_for_the_next_hourly_export(tmp_path: Path) -> None:
+    """`server run` exports every hour by default (a sixth of the files a node fetches at 10 minutes);
+    `server status` by default calls keys late only once an hourly export should have taken them
+    (it said LATE after 30 minutes, half an hour before the next export was due)."""
+    from bluezone.server.storage import open_storage
+
+    runner = CliRunner()
+    help_text = runner.invoke(cli, ["server", "run", "--help"]).output
+    assert "[default: 3600;" in help_text.split("--export-every", 1)[1].split("--", 1)[0]
+    db = tmp_path / "s.db"
+    storage = open_storage(db)
+    try:
+        _keys(storage, NOW)
+    finally:
+        storage.close()
+    midnight = rolling_start(NOW) * INTERVAL_SECONDS
+
+    def status(now: float):
+        return runner.invoke(cli, ["server", "status", "--server-db", str(db)], obj={"clock": VirtualClock(now)})
+
+    assert status(midnight + 3500).exit_code == 0  # exportable 58 min: the hourly export has not come yet
+    late = status(midnight + 5500)
+    assert late.exit_code == 1 and late.stdout.startswith("exports: LATE: 3 key(s) exportable for 91 min")
