@@ -41,7 +41,9 @@ BACKOFF_SECONDS = 1.0
 MAX_BACKOFF_SECONDS = 30.0
 TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
 MAX_ANSWER_BYTES = 1024 * 1024  # signing key, index and publish answers are a few kB at most
-BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]+\.zip$")  # what the server's exports are called
+#: What the server's exports are called: a plain file name of at most 255 bytes (a longer one is no
+#: file, and a roll-up name of 5,000 digits crashed int() reading its day).
+BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]{1,251}\.zip$")
 #: Publish refusals that are the user's input, not the server's trouble.
 USER_REFUSALS = {
     "verification_code_invalid": "the verification code is not valid",

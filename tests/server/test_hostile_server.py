@@ -76,6 +76,15 @@ def test_index_may_only_name_batch_files(tmp_path) -> None:
     assert asked == ["/v1/signing-key", "/v1/exports/index.txt"]  # nothing fetched from the list
 
 
+@pytest.mark.parametrize("name", [b"1" * 5000 + b"-venues-day3xab-0001.zip", b"a" * 300 + b".zip"])
+def test_index_names_longer_than_a_file_name_are_refused(tmp_path, name: bytes) -> None:
+    """A roll-up name of 5,000 digits crashed the check (int() refuses over 4,300 digits: ValueError, exit 1)."""
+    handler, asked = _server(keygen(tmp_path / "k").public_info(), index=b"ok-1.zip\n" + name + b"\n")
+    with pytest.raises(KeyServerError, match="not a batch file name"):
+        _check(handler)
+    assert asked == ["/v1/signing-key", "/v1/exports/index.txt"]
+
+
 def test_an_endless_batch_is_cut_off(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bluezone.client import keyserver as client_module
 
