@@ -16,7 +16,7 @@ from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import VenueError
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.location import MAX_STAY_MINUTES, Venue, visible_text
-from bluezone.venues.visits import Visit, iso
+from bluezone.venues.visits import Visit, iso, local_time
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def check_in(
     start = now if start is None else min(start, now)
     current = open_visit(store, now)
     if current is not None and current.location_id == venue.location_id:
-        raise VenueError(f"already checked in at {current.description} since {iso(current.start)}")
+        raise VenueError(f"already checked in at {current.description} since {local_time(current.start)} (`bluezone checkout` ends it)")
     if current is not None:
         start = max(start, current.start)
     # a beacon dates its check-in back to the first frame heard: not into a visit that ended since
@@ -92,9 +92,9 @@ def check_in(
 def record_visit(store: SightingStore, venue: Venue, start: float, end: float, now: float) -> Visit:
     """Record a past visit (``checkin URL --start --end``): within 14 days, not in the future, no overlap."""
     if not start < end:
-        raise VenueError(f"the visit must end after it starts ({iso(start)} .. {iso(end)})")
+        raise VenueError(f"the visit must end after it starts ({local_time(start)} .. {local_time(end)})")
     if end > now:
-        raise VenueError(f"the visit ends in the future ({iso(end)}); record it afterwards, or check in now")
+        raise VenueError(f"the visit ends in the future ({local_time(end)}); record it afterwards, or check in now")
     if start < now - RETENTION_DAYS * DAY_SECONDS:
         raise VenueError(f"the visit starts more than {RETENTION_DAYS} days ago: it would be deleted at once")
     if end - start > MAX_STAY_MINUTES * 60:
@@ -103,7 +103,7 @@ def record_visit(store: SightingStore, venue: Venue, start: float, end: float, n
     if clashes:
         other = _visit(clashes[0])
         raise VenueError(
-            f"the visit overlaps the check-in at {other.description} ({iso(other.start)} .. {iso(other.end)})"
+            f"the visit overlaps the check-in at {other.description} ({local_time(other.start)} .. {local_time(other.end)})"
         )
     new_id = store.add_checkin(
         venue.location_id, venue.payload, venue.description, venue.address, start, end, True, "manual", now

@@ -13,6 +13,7 @@ import click
 from bluezone.clitypes import FloatRange, cli_clock, db_option, json_option, nothing_sent
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
+from bluezone.venues.visits import local_time
 
 
 def _emit_json(data: Any) -> None:
@@ -40,8 +41,6 @@ def parse_time(value: str, name: str) -> float:
     return t
 
 
-def _local(t: float) -> str:
-    return dt.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M %Z")
 
 
 # --- venue owner ------------------------------------------------------------------------------
@@ -105,7 +104,7 @@ def venue_show(url: str, as_json: bool) -> None:
     for key in ("description", "address", "type", "default_minutes", "stay_minutes", "location_id"):
         click.echo(f"{key:16} {info[key]}")
     if info["start"]:
-        click.echo(f"{'event':16} {_local(info['start'])} .. {_local(info['end'])}")
+        click.echo(f"{'event':16} {local_time(info['start'])} .. {local_time(info['end'])}")
 
 
 # --- visitor ----------------------------------------------------------------------------------
@@ -148,9 +147,9 @@ def checkin(url: str | None, image: Path | None, start: str | None, end: str | N
     if result["ended"]:
         click.echo(f"checked out of {result['ended']['description']}")
     if start is not None:
-        click.echo(f"recorded a visit to {visit.description}: {_local(visit.start)} .. {_local(visit.end)}")
+        click.echo(f"recorded a visit to {visit.description}: {local_time(visit.start)} .. {local_time(visit.end)}")
     else:
-        click.echo(f"checked in at {visit.description} ({visit.address}); automatic check-out {_local(visit.end)}")
+        click.echo(f"checked in at {visit.description} ({visit.address}); automatic check-out {local_time(visit.end)}")
 
 
 @click.command("checkout")
@@ -190,7 +189,7 @@ def checkins(db_path: Path | None, as_json: bool) -> None:
         return
     for v, row in zip(found, rows, strict=True):
         state = "here now" if row["open"] else "checked out" if v.checked_out else "auto check-out"
-        click.echo(f"{_local(v.start)} .. {_local(v.end)}  {v.description} ({v.address})  [{state}, {v.source}]")
+        click.echo(f"{local_time(v.start)} .. {local_time(v.end)}  {v.description} ({v.address})  [{state}, {v.source}]")
 
 
 @venue.command("beacon")
@@ -269,8 +268,8 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     now = cli_clock().now()
     reports = owner_warning_reports(secrets.venue, parse_time(start, "--start"), parse_time(end, "--end"), now)
     click.echo(
-        f"About to warn visitors of {secrets.venue.description}: {_local(reports[0].start_interval * INTERVAL_SECONDS)} .. "
-        f"{_local((reports[-1].start_interval + reports[-1].period) * INTERVAL_SECONDS)} ({len(reports)} report(s)) via {server_url}",
+        f"About to warn visitors of {secrets.venue.description}: {local_time(reports[0].start_interval * INTERVAL_SECONDS)} .. "
+        f"{local_time((reports[-1].start_interval + reports[-1].period) * INTERVAL_SECONDS)} ({len(reports)} report(s)) via {server_url}",
         err=True,
     )
     if not yes and not click.confirm("Send the warning?", err=True):

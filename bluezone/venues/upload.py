@@ -19,7 +19,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import VenueError
 from bluezone.venues.location import Venue
 from bluezone.keyformat.venue_reports import ProtectedReport
-from bluezone.venues.visits import Visit, iso, snap_to_intervals, split_at_midnight
+from bluezone.venues.visits import Visit, iso, local_time, snap_to_intervals, split_at_midnight
 
 #: Transmission risk level sent with every check-in (CWA's levels are 1-8; bluezone's keys carry
 #: no per-day risk either, so one middle level; the matcher reports it and does not weigh it).
@@ -79,9 +79,9 @@ def owner_warning_reports(
     """A venue owner's warning: reports for everyone present ``start`` .. ``end`` (at most 14 days
     back, not in the future), as if a case had been there all that time."""
     if not start < end:
-        raise VenueError(f"the warning must end after it starts ({iso(start)} .. {iso(end)})")
+        raise VenueError(f"the warning must end after it starts ({local_time(start)} .. {local_time(end)})")
     if end > now:
-        raise VenueError(f"the warning ends in the future ({iso(end)})")
+        raise VenueError(f"the warning ends in the future ({local_time(end)})")
     if start < now - RETENTION_DAYS * DAY_SECONDS:
         raise VenueError(f"the warning starts more than {RETENTION_DAYS} days ago")
     window = Visit(0, venue.location_id, venue.description, venue.address, start, end, True, "manual")

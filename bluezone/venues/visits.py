@@ -49,6 +49,12 @@ def iso(t: float) -> str:
     return dt.datetime.fromtimestamp(t, dt.UTC).isoformat(timespec="seconds")
 
 
+def local_time(t: float) -> str:
+    """Unix seconds ``t`` as the person reads and types them: this machine's zone (``--start`` without a
+    zone is read in it), ``2026-12-05 19:15 +07``, as ``bluezone checkins`` lists visits."""
+    return dt.datetime.fromtimestamp(t).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
 def snap_to_intervals(start: float, end: float) -> tuple[int, int] | None:
     """(first interval, interval count) a visit is reported with, or None if it rounds to nothing."""
     start_s, end_s = int(start), int(end)

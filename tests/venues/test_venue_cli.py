@@ -17,7 +17,7 @@ from bluezone.clock import VirtualClock
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.owner import load_venue_dir
 
-T0 = 1_796_400_000.0  # 2026-12-04 ~12:00 UTC
+T0 = 1_796_400_000.0  # 2026-12-04 16:00 UTC
 
 
 def run(clock: VirtualClock, *args: str):  # type: ignore[no-untyped-def]
@@ -457,3 +457,29 @@ def test_upload_says_which_visits_are_too_short_to_send(tmp_path: Path, cafe: di
     assert result.exit_code == 1, result.output
     assert "checked in 1 time(s) in the last 14 days" in result.stderr and result.stderr.count("Café Hoa") == 1
     assert "(1 visit(s) under 5 minutes stay on this device: too short to place on the 10-minute grid" in result.stderr
+
+
+def test_visit_errors_give_times_as_the_person_typed_them(
+    tmp_path: Path, cafe: dict, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--start 2026-12-04T18:30` is read in this machine's zone, but the refusals answered in UTC ISO
+    ('already checked in at Café Hoa since 2026-12-04T11:30:00+00:00'): now in the local zone, as `checkins`."""
+    import time
+
+    db = str(tmp_path / "v.db")
+    monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
+    time.tzset()
+    try:
+        assert run(clock, "checkin", cafe["url"], "--db", db).exit_code == 0  # T0: 2026-12-04 16:00 UTC, 23:00 in Hanoi
+        again = run(clock, "checkin", cafe["url"], "--db", db)
+        future = run(clock, "checkin", cafe["url"], "--db", str(tmp_path / "w.db"), "--start", "2026-12-04T22:30",
+                     "--end", "2026-12-05T01:00")
+        warn = run(clock, "venue", "warn", str(cafe["out"]), "--server", "http://127.0.0.1:9", "--code", "12345678",
+                   "--start", "2026-12-04T22:00", "--end", "2026-12-05T00:30", "--yes")
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    start = dt.datetime.fromtimestamp(T0, dt.timezone(dt.timedelta(hours=7))).strftime("%Y-%m-%d %H:%M")
+    assert again.exit_code == 2 and f"already checked in at Café Hoa since {start} +07 (`bluezone checkout` ends it)" in again.output
+    assert future.exit_code == 2 and "the visit ends in the future (2026-12-05 01:00 +07)" in future.output, future.output
+    assert warn.exit_code == 2 and "the warning ends in the future (2026-12-05 00:30 +07)" in warn.output, warn.output
