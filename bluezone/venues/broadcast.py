@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from bluezone.clock import Clock
@@ -35,13 +36,17 @@ class BeaconStats:
 
 
 async def run_beacon(
-    radio: Radio, secrets: VenueSecrets, clock: Clock, duration: float | None = None, stop: asyncio.Event | None = None
+    radio: Radio, secrets: VenueSecrets, clock: Clock, duration: float | None = None, stop: asyncio.Event | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> BeaconStats:
-    """Broadcast until ``duration`` seconds of ``clock`` have passed (or ``stop`` is set)."""
+    """Broadcast until ``duration`` seconds of ``clock`` have passed (or ``stop`` is set); ``on_started``
+    is called once the radio is open (a start line printed before would read as a beacon on air)."""
     stats = BeaconStats()
     started = clock.now()
     stop = stop or asyncio.Event()
     async with radio:
+        if on_started is not None:
+            on_started()
         epoch, frames, i = None, [], 0
         while not stop.is_set() and (duration is None or clock.now() - started < duration):
             now = clock.now()

@@ -230,12 +230,14 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
         radio = Air(clock).radio("venue-beacon", (0.0, 0.0), beacon.SERVICE_UUID)
     else:  # auto is BlueZ, without auto's advice to try bumble, which cannot send a beacon
         radio = open_radio("bluez" if backend == "auto" else backend, clock=clock)
-    if not as_json:
-        click.echo(f"venue beacon for {secrets.venue.description} on {radio.name} (Ctrl-C stops)", err=True)
+    def started() -> None:  # once the radio is open: printed before, it read as on air above a radio's error
+        if not as_json:
+            click.echo(f"venue beacon for {secrets.venue.description} on {radio.name} (Ctrl-C stops)", err=True)
+
     if isinstance(clock, SystemClock):
-        stats = asyncio.run(run_beacon(radio, secrets, clock, duration))
+        stats = asyncio.run(run_beacon(radio, secrets, clock, duration, on_started=started))
     else:  # tests: a virtual clock runs its own loop
-        stats = clock.run(run_beacon(radio, secrets, clock, duration))  # type: ignore[attr-defined]
+        stats = clock.run(run_beacon(radio, secrets, clock, duration, on_started=started))  # type: ignore[attr-defined]
     if as_json:
         _emit_json({"venue": secrets.venue.description, **stats.as_dict()})
     else:

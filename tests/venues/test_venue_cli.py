@@ -261,6 +261,8 @@ def test_venue_beacon_runs_on_the_emulated_radio(cafe: dict, clock: VirtualClock
     result = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "emulated", "--duration", "700", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"venue": "Café Hoa", "frames_sent": 700, "epochs": 2}
+    text = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "emulated", "--duration", "5")
+    assert text.exit_code == 0 and text.stderr.splitlines()[0] == "venue beacon for Café Hoa on emulated:venue-beacon (Ctrl-C stops)"
     refused = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "carrier-pigeon")
     assert refused.exit_code == 2 and "unknown radio backend" in refused.output
     missing = run(clock, "venue", "beacon", str(cafe["out"] / "nowhere"))
@@ -340,6 +342,8 @@ def test_venue_beacon_without_bluetooth_does_not_advise_bumble(
     assert result.exit_code == 1, result.output
     error = result.output.strip().splitlines()[-1]
     assert error.startswith("Error: ") and "D-Bus" in error and "bumble" not in error
+    # and no start line above it, which read as a beacon on air ("venue beacon for Café Hoa on bluez (Ctrl-C stops)")
+    assert result.output.strip().splitlines() == [error], result.output
 
 
 def test_upload_lists_the_checkins_in_local_time_as_checkins_does(
