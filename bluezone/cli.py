@@ -791,15 +791,19 @@ def _what_now(result: Any) -> str | None:
     """One line after the report saying what the verdicts mean for the person reading them: the lines
     above give levels, minutes and decibels, and someone just told "F1" needs to know what to do next.
     The strongest level in force (this check's, and earlier ones' still within 14 days) decides."""
-    levels = [e.level for e in result.exposures] + [d.get("level") for d in getattr(result, "earlier", [])]
+    dated = [(e.level, str(e.date)) for e in result.exposures] + [
+        (d.get("level"), str(d["date"])) for d in getattr(result, "earlier", [])
+    ]
+    levels = [level for level, _ in dated]
     venues = [v.as_dict() for v in getattr(result, "venue_exposures", [])] + list(getattr(result, "earlier_venue", []))
-    if "F1" in levels or any(v["fifteen_minutes_or_more"] for v in venues):
+    close_days = [day for level, day in dated if level == "F1"] + [str(v["date"]) for v in venues if v["fifteen_minutes_or_more"]]
+    if close_days:
         where = "near" if "F1" in levels else "in the same room as"
         return (
             f"What now: you were {where} someone who tested positive for 15 minutes or more"
             f"{' (a close contact, F1)' if 'F1' in levels else ''}:"
             " follow your health authority's advice for close contacts; if it gives you a recursive code, send your"
-            " keys with `bluezone upload --server URL --code CODE --exposure-date DATE`"
+            f" keys with `bluezone upload --server URL --code CODE --exposure-date {min(close_days)}`"
         )
     if "F2" in levels:
         return (

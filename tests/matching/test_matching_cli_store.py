@@ -75,7 +75,7 @@ def test_check_text(scene: tuple[Path, Path]) -> None:
     assert lines[2] == "2 exposure(s), 1 close contact(s) (F1) from 3 diagnosis keys"
     # what an F1 should do next, after the report (someone told "F1" needs more than a level)
     assert lines[3].startswith("What now: you were near someone who tested positive for 15 minutes or more")
-    assert "health authority's advice for close contacts" in lines[3] and "--exposure-date" in lines[3]
+    assert "health authority's advice for close contacts" in lines[3] and lines[3].endswith("--exposure-date 2025-02-20`")
 
 
 def _check_with(tmp_path: Path, scene: tuple[Path, Path], rows: list[tuple[bytes, int, int]], report_type: int) -> list[str]:
