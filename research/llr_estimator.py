@@ -5,6 +5,7 @@ e.g.   python research/llr_estimator.py /tmp/llr_est --tune 11,12 --hold-cache /
        python research/llr_estimator.py /tmp/llr_est --tune 11,12 --choice /tmp/llr_choice.json --scene-cache /tmp/llr_scenes --scene-seeds 0,3
 
 TUNE_CACHE must come from the present ``estimator_cache.py`` (it keeps each minute's truth, ``near``).
+``--noise N``: a paired bootstrap of the chosen setting's ranking against the shipped scorer's.
 ``--choice``: where the chosen settings are kept; given an existing file, the sweep is skipped and
 those settings are shown (the second example: the same choice on scenes of new kinds).
 
@@ -273,6 +274,39 @@ def scene_table(runs: dict[tuple[str, int], Flat], named: dict[str, dict], table
     return "\n".join(lines)
 
 
+def versus_shipped(runs: dict[tuple[str, int], Flat], s: dict, table: dict, correction: dict, n: int, seed: int = 0) -> str:
+    """Per scene, setting ``s``'s ROC-AUC and PR-AUC minus the shipped scorer's (mean over the runs)
+    with a paired bootstrap: in each draw every run's receivers are drawn with replacement, each with
+    all its judged pairs (``estimator_sweep.paired_noise``'s unit), and both are scored on that draw.
+    Is a difference between the two rankings more than the noise of the runs?"""
+    from bluezone.sim.metrics import average_precision, roc_auc
+
+    rng = np.random.default_rng(seed)
+    per: dict[str, list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]]] = {}
+    for (scene, _), f in sorted(runs.items()):
+        mine, ship = apply(f, s, table, correction)[0], estimate(f, shipped())[0]
+        _, inverse = np.unique(f.receiver, return_inverse=True)
+        members = [np.flatnonzero(inverse == i) for i in range(inverse.max() + 1)]
+        per.setdefault(scene, []).append((mine, ship, members, f.truth))
+    lines = [f"{s} minus shipped: ROC-AUC / PR-AUC, mean over the runs [95 % of {n} paired draws], share of draws below zero"]
+    for scene, rs in per.items():
+        point = np.mean([[roc_auc(t, a) - roc_auc(t, b), average_precision(t, a) - average_precision(t, b)] for a, b, _, t in rs], axis=0)
+        draws = []
+        for _ in range(n):
+            d = []
+            for a, b, members, t in rs:
+                idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+                if t[idx].all() or not t[idx].any():
+                    continue
+                d.append([roc_auc(t[idx], a[idx]) - roc_auc(t[idx], b[idx]), average_precision(t[idx], a[idx]) - average_precision(t[idx], b[idx])])
+            if d:
+                draws.append(np.mean(d, axis=0))
+        m = np.array(draws)
+        lo, hi = np.percentile(m, 2.5, axis=0), np.percentile(m, 97.5, axis=0)
+        lines.append(f"  {scene:<13}" + "  ".join(f"{point[i]:+.3f} [{lo[i]:+.3f}, {hi[i]:+.3f}] {np.mean(m[:, i] < 0):.0%}" for i in range(2)))
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- the recordings
 
 
@@ -401,6 +435,7 @@ def main() -> None:
     ap.add_argument("--recordings", action="store_true")
     ap.add_argument("--table", type=Path, help="write the fitted LLR table here (JSON)")
     ap.add_argument("--top", type=int, default=8)
+    ap.add_argument("--noise", type=int, default=0, help="N paired draws: the chosen setting's ROC-AUC / PR-AUC against the shipped scorer's")
     ap.add_argument("--choice", type=Path, help="keep the chosen settings here (JSON); if it exists, show those without sweeping again")
     a = ap.parse_args()
     correction = shipped()
@@ -450,10 +485,14 @@ def show(a: argparse.Namespace, named: dict[str, dict], table: dict, correction:
         hold = load(a.hold_cache or a.cache, None, [int(x) for x in a.hold.split(",")])
         print(f"\nheld-back runs ({len(hold)}): means, (worst-seed margin over GAEN)")
         print(scene_table(hold, named, table, correction))
+        if a.noise:
+            print(versus_shipped(hold, named["llr chosen"], table, correction, a.noise))
     if a.scene_cache:
         scenes = load(a.scene_cache, None, [int(x) for x in a.scene_seeds.split(",")])
         print(f"\nscenes of new kinds ({len(scenes)} runs): means, (worst-seed margin over GAEN)")
         print(scene_table(scenes, named, table, correction))
+        if a.noise:
+            print(versus_shipped(scenes, named["llr chosen"], table, correction, a.noise))
     if a.recordings:
         print(recordings(named, table))
 
