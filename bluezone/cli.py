@@ -790,8 +790,10 @@ def _local_span(visit: dict[str, str], day: str) -> str:
 def _what_now(result: Any) -> str | None:
     """One line after the report saying what the verdicts mean for the person reading them: the lines
     above give levels, minutes and decibels, and someone just told "F1" needs to know what to do next.
-    The strongest level in force (this check's, and earlier ones' still within 14 days) decides."""
-    dated = [(e.level, str(e.date)) for e in result.exposures] + [
+    The strongest level in force (this check's, those it revised, and earlier ones' still within 14 days)
+    decides."""
+    # an exposure told before and revised now (an F2 upgraded to F1) is in none of the others
+    dated = [(e.level, str(e.date)) for e in [*result.exposures, *getattr(result, "updated", [])]] + [
         (d.get("level"), str(d["date"])) for d in getattr(result, "earlier", [])
     ]
     levels = [level for level, _ in dated]

@@ -96,6 +96,7 @@ def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -
     rc, out, _ = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
     assert rc == 0 and "no new batches since the last check" in out  # nothing new since ...
     assert "F2  (reported by an earlier check)" in out and "0 exposure(s)" not in out  # ... and the warning holds
+    assert out.splitlines()[-1].startswith("What now: you met a close contact of a case (F2): watch for symptoms")
     # Binh tests positive: the same device re-publishes its keys as confirmed (its revision token goes along)
     rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "confirmed"),
                         "--db", str(chain["nodes"]["Binh"]), "--yes", "--exposure-date", chain["day"].isoformat())
@@ -105,6 +106,9 @@ def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -
     assert rc == 0, err
     assert "0 exposure(s)" in out  # not a new warning...
     assert f"{chain['day']}  upgraded: the F2 warning of this day is now F1" in out  # ...an upgrade of the old one
+    # and what an F1 does now (the upgrade is in none of the new or earlier exposures: the advice was missing)
+    assert out.splitlines()[-1].startswith("What now: you were near someone who tested positive for 15 minutes or more")
+    assert out.splitlines()[-1].endswith(f"--exposure-date {chain['day']}`"), out
 
 
 @pytest.mark.slow
