@@ -29,6 +29,7 @@ import numpy as np
 
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow, find_exposures
+from bluezone.matching.memory import available_memory
 from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.proximity.ingest import payloads_to_sightings
@@ -42,6 +43,10 @@ from bluezone.sim.truth import RADII_M, Truth, day_of
 log = logging.getLogger(__name__)
 
 CLOUD_SIZE = 20_000  # packets kept for the RSSI-vs-distance plot
+#: Peak bytes a run holds per (uploader, phone) link: the channel's per-link state, each step's link
+#: arrays and the truth's sums (measured: 1,000, 2,000 and 3,000 people all uploading peaked at 631,
+#: 2,315 and 4,810 MiB, 520-590 bytes a link).  10,000 people all uploading would need ~55 GiB.
+LINK_BYTES = 600
 FLUSH_STEPS = 60  # steps of sightings buffered before a batched write per receiver
 
 
@@ -92,6 +97,7 @@ def run(
         raise ConfigError(f"scenario {scenario.name}: fewer than two phones with seed {seed}; raise [devices] share")
     positives = scenario.devices.positives
     senders = np.arange(n) if positives == "all" else np.sort(rng.choice(n, min(int(positives), n), replace=False))
+    check_memory(scenario, n, len(senders), available_memory())
     end = scenario.start + scenario.duration_min * 60.0
     schedule = make_schedule(len(senders), scenario.start, end, devices.tx_power[senders], rng)
     channel = LinkShadowing(scenario, devices, senders, rng)
@@ -168,6 +174,18 @@ def run(
         windows=windows,
         contexts=contexts,
     )
+
+
+def check_memory(scenario: Scenario, phones: int, uploaders: int, available: int | None) -> None:
+    """Refuse up front a run that cannot fit in ``available`` bytes (None: unknown, run): it grows with
+    uploaders x phones, and found out as a MemoryError (or the OOM killer) it took the machine first."""
+    need = phones * uploaders * LINK_BYTES
+    if available is not None and need > available:
+        raise ConfigError(
+            f"scenario {scenario.name}: {phones:,} phones hearing {uploaders:,} uploaders need about "
+            f"{need / 2**30:.1f} GiB ({LINK_BYTES} bytes a link), more than the {available / 2**30:.1f} GiB "
+            "available: give [devices] positives a count, or fewer people"
+        )
 
 
 def _flush(stores: Any, buffered: list[tuple[np.ndarray, np.ndarray]]) -> None:

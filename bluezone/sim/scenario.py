@@ -37,7 +37,8 @@ PHONE_HEIGHT_M = {
 HEAD_HEIGHT_M = {"standing": 1.55, "seated": 1.2, "low": 0.95}
 #: Every step holds arrays of (uploaders x phones) links and every seat's position: ten times the
 #: largest shipped scenario (the market, 1,000 people), refused up front rather than found out
-#: as a MemoryError (or the OOM killer) minutes into a run.
+#: as a MemoryError (or the OOM killer) minutes into a run.  Below it, a run that would not fit
+#: in this machine's memory is refused as it starts (``bluezone.sim.engine.check_memory``).
 MAX_PEOPLE = 10_000
 MAX_SEATS = 100_000
 #: Shares are relative weights: any size is fine, but a sum overflowing to inf made them NaN.

@@ -112,3 +112,21 @@ def test_an_unwritable_out_is_one_line_before_the_run(tmp_path: Path, monkeypatc
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: cannot make the report directory") and "(check --out)" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_crowd_that_cannot_fit_in_memory_is_refused_as_it_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """3,000 people all uploading peaked at 4.8 GiB; 10,000 (MAX_PEOPLE) would need ~55 GiB and ran into the
+    machine's memory after minutes. Refused before the first step when this machine has less."""
+    from bluezone.sim import engine
+
+    monkeypatch.setattr(engine, "available_memory", lambda: 2 * 2**30)
+    path = tmp_path / "crowd.toml"
+    path.write_text('name = "crowd"\nduration_min = 1\n[[groups]]\nkind = "waypoint"\npeople = 3000\n')
+    result = CliRunner().invoke(cli, ["simulate", str(path)], obj={})
+    assert result.exit_code == 2, result.output
+    assert result.output.count("\n") == 1 and "3,000 uploaders need about 5.0 GiB" in result.output, result.output
+    assert "positives a count" in result.output
+    # the same crowd with a few uploaders fits: links are uploaders x phones
+    scenario = load_scenario(path)
+    engine.check_memory(scenario, 3000, 100, 2 * 2**30)
+    engine.check_memory(scenario, 3000, 3000, None)  # memory unknown: run
