@@ -32,13 +32,15 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
-from bluezone.errors import BluezoneError, InputError, ServerStorageError
+from bluezone.errors import BluezoneError, ExportSignatureError, InputError, ServerStorageError
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
-from bluezone.keyformat.export import open_signed_export, signed_export_zip
+from bluezone.keyformat.export import load_public_key, open_signed_export, public_key_base64, signed_export_zip
 from bluezone.server.padding import fake_keys, is_fake, new_secret, padding_count
 from bluezone.server.signing import Signer
 from bluezone.server.storage import BatchRecord, Storage
@@ -175,6 +177,7 @@ def export_batches(
     if config.max_keys_per_file < 1:
         raise ValueError("max_keys_per_file must be at least 1")
     rng = rng or np.random.default_rng(secrets.randbits(128))
+    storage.note_signing_key(public_key_base64(signer.public_key), now)  # what a roll-up after a rotation verifies with
     oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
     new_keys, new_ids, new_revised = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
     revised_keys, revised_ids, _ = storage.pending_revisions(min_start_interval=oldest)
@@ -371,7 +374,8 @@ def roll_up_closed_days(
     for that day; per export day, one set per day of the check-ins.  Each roll-up is written durably,
     then recorded in place of the files it replaces in one transaction (the index, rewritten after,
     then lists it instead of them; ``remove_unlisted_files`` deletes them).  A day another exporter
-    rolled up first is left to it (its files removed, a warning)."""
+    rolled up first is left to it (its files removed, a warning).  Files signed before a key rotation
+    are verified with the key that signed them (``storage.signing_keys``) and rolled up with the new one."""
     last = config.rolled_up_through(now)
     if last is None:
         return []
@@ -383,16 +387,17 @@ def roll_up_closed_days(
         if match and int(match["stamp"]) // DAY_SECONDS <= last:
             groups.setdefault((int(match["stamp"]) // DAY_SECONDS, match["kind"]), []).append(batch)
     rolled: list[BatchRecord] = []
+    keys = _verifiers(storage, signer, since) if groups else []
     for (day, kind), files in sorted(groups.items()):
         live = [b for b in files if b.end_timestamp >= since]
         if not live:
             continue
         try:
             if kind == "venues":
-                made = list(_venue_rollup(live, len(files), day, signer, out_dir, now, config, rng))
+                made = list(_venue_rollup(live, len(files), day, signer, keys, out_dir, now, config, rng))
             else:
                 secret = storage.padding_secret(day)
-                made = list(_key_rollup(live, len(files), day, signer, out_dir, now, config, rng, secret))
+                made = list(_key_rollup(live, len(files), day, signer, keys, out_dir, now, config, rng, secret))
         except (BluezoneError, OSError) as exc:  # a file gone or damaged on disk: those files stay as they are
             log.error("export day %s (%s) not rolled up: %s", _iso(day * DAY_SECONDS), kind, exc)
             continue
@@ -418,8 +423,32 @@ def roll_up_closed_days(
     return rolled
 
 
+#: Public keys a roll-up verifies the files it reads with, and the key id each must name (None: any).
+_Verifiers = list[tuple[ec.EllipticCurvePublicKey, str | None]]
+_Read = TypeVar("_Read")
+
+
+def _verifiers(storage: Storage, signer: Signer, since: float) -> _Verifiers:
+    """The server's signing key, then each key it signed files with before (a key rotation) that may still
+    be listed: a roll-up reads them and signs their keys again with the new key."""
+    current = public_key_base64(signer.public_key)
+    earlier = [load_public_key(key) for key in storage.signing_keys(since - DAY_SECONDS) if key != current]
+    return [(signer.public_key, signer.info.key_id), *((key, None) for key in earlier)]
+
+
+def _read_own(data: bytes, opener: Callable[[bytes, ec.EllipticCurvePublicKey, str | None], _Read], keys: _Verifiers) -> _Read:
+    """What ``opener`` reads of one of the exporter's own files, verified with the first of ``keys`` its
+    signature verifies with (a file another key signed, or damaged, raises ExportSignatureError)."""
+    for public_key, key_id in keys[:-1]:
+        try:
+            return opener(data, public_key, key_id)
+        except ExportSignatureError:
+            continue
+    return opener(data, *keys[-1])
+
+
 def _key_rollup(
-    live: list[BatchRecord], replaces: int, day: int, signer: Signer, out_dir: Path, now: float,
+    live: list[BatchRecord], replaces: int, day: int, signer: Signer, keys: _Verifiers, out_dir: Path, now: float,
     config: ExportConfig, rng: np.random.Generator, padding_secret: bytes | None,
 ) -> Iterator[tuple[BatchRecord, bytes]]:
     """The roll-up of ``live``, an export day's files of one day of keys (``replaces`` files in all).
@@ -429,7 +458,7 @@ def _key_rollup(
     the rest the keys of the few people it held."""
     plain, revised = [], []
     for batch in live:
-        export, _ = open_signed_export((out_dir / batch.name).read_bytes(), signer.public_key, signer.info.key_id)
+        export, _ = _read_own((out_dir / batch.name).read_bytes(), open_signed_export, keys)
         plain.append(export.keys)
         revised.append(export.revised_keys)
     keys = np.concatenate(plain + revised)
@@ -441,14 +470,14 @@ def _key_rollup(
 
 
 def _venue_rollup(
-    live: list[BatchRecord], replaces: int, day: int, signer: Signer, out_dir: Path, now: float,
+    live: list[BatchRecord], replaces: int, day: int, signer: Signer, keys: _Verifiers, out_dir: Path, now: float,
     config: ExportConfig, rng: np.random.Generator,
 ) -> Iterator[tuple[BatchRecord, bytes]]:
     """The roll-up of ``live``, an export day's check-in files (``replaces`` in all): one set per day of the check-ins."""
     by_day: dict[int, list[ProtectedReport]] = {}
     for batch in live:
         data = (out_dir / batch.name).read_bytes()
-        by_day.setdefault(batch.start_timestamp, []).extend(open_signed_venue_zip(data, signer.public_key, signer.info.key_id))
+        by_day.setdefault(batch.start_timestamp, []).extend(_read_own(data, open_signed_venue_zip, keys))
     per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
     # the names say nothing of the check-ins' days (their times are sealed in the reports): one tag, files
     # numbered across the days, the days in random order

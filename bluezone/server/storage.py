@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.crypto.intervals import ROLLING_PERIOD
+from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.errors import (
     ConfigError, InputError, NewerSchemaError, NotScratchDatabaseError, RevisionRefused, ServerStorageError,
 )
@@ -33,7 +33,7 @@ from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 #: Rows of ``code_tries`` keyed with this prefix count tries several clients share (an IPv6 /48's, everybody's).
 SHARED_BUDGET = "shared:"
 
@@ -169,6 +169,10 @@ _MIGRATIONS: dict[int, list[str | Callable[[Storage, Any], None]]] = {
         # uploaded ones, and the secret that makes an export day's fakes recognisable, dropped with its files
         "ALTER TABLE batches ADD COLUMN padding_keys INTEGER NOT NULL DEFAULT 0",
         "CREATE TABLE padding_secrets (day INTEGER PRIMARY KEY, secret {blob} NOT NULL)",
+    ],
+    13: [  # the public keys the exporter signed with (base64 DER) and when last: after a key rotation a
+        # roll-up verifies the files signed before it with the key that signed them, and signs with the new one
+        "CREATE TABLE export_signing_keys (public_key TEXT PRIMARY KEY, last_used DOUBLE PRECISION NOT NULL)",
     ],
 }
 
@@ -861,6 +865,24 @@ class Storage(ABC):
             row = self._exec(cur, "SELECT secret FROM padding_secrets WHERE day = ?", [day]).fetchone()
         return None if row is None else bytes(row[0])
 
+    def note_signing_key(self, public_key: str, now: float) -> None:
+        """Remember that the exporter signs with ``public_key`` (base64 DER) at ``now``."""
+        with self._transaction() as cur:
+            self._exec(
+                cur,
+                "INSERT INTO export_signing_keys (public_key, last_used) VALUES (?, ?)"
+                " ON CONFLICT (public_key) DO UPDATE SET last_used = excluded.last_used",
+                [public_key, now],
+            )
+
+    def signing_keys(self, since: float) -> list[str]:
+        """The public keys (base64 DER) the exporter signed with at ``since`` or later, the latest first."""
+        with self._transaction(write=False) as cur:
+            rows = self._exec(
+                cur, "SELECT public_key FROM export_signing_keys WHERE last_used >= ? ORDER BY last_used DESC", [since]
+            ).fetchall()
+        return [str(key) for (key,) in rows]
+
     def count_venue_reports(self) -> int:
         with self._transaction() as cur:
             return int(self._exec(cur, "SELECT COUNT(*) FROM venue_reports").fetchone()[0])
@@ -934,6 +956,9 @@ class Storage(ABC):
             self._exec(cur, "DELETE FROM venue_reports WHERE day < ?", [before_interval // ROLLING_PERIOD])
             # an export day's files hold keys of that day at the latest, gone 14 days on: its secret a day after
             self._exec(cur, "DELETE FROM padding_secrets WHERE day < ?", [before_interval // ROLLING_PERIOD - 2])
+            # and a signing key once the last file it signed has left (no roll-up reads that file again)
+            self._exec(cur, "DELETE FROM export_signing_keys WHERE last_used < ?",
+                       [(before_interval // ROLLING_PERIOD - 2) * ROLLING_PERIOD * INTERVAL_SECONDS])
             self._exec(cur, "DELETE FROM code_tries WHERE window_start < ?", [records_before])
             self._exec(cur, "DELETE FROM codes WHERE expires_at < ?", [records_before])
         return max(n, 0)

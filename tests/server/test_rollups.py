@@ -495,3 +495,80 @@ def test_a_checkin_rollups_name_says_nothing_of_its_checkins_day(day0: tuple[Ser
     assert rollups and days and int(NOW // DAY_SECONDS) * DAY_SECONDS not in days  # check-ins of earlier days
     assert not any(str(d) in n for n in rollups for d in days)
     assert all(ROLLUP_FILE.match(n)["start"] is None for n in rollups) and len(set(rollups)) == len(rollups)
+
+
+def _verified_with(key, exports: Path, names: list[str]) -> tuple[set[bytes], list[bytes]]:
+    """The keys and check-in reports of the files ``names``, each verified with ``key`` (a Signer)."""
+    keys: set[bytes] = set()
+    reports: list[bytes] = []
+    for name in names:
+        data = (exports / name).read_bytes()
+        if is_venue_file(name):
+            reports += [bytes(r) for r in open_signed_venue_zip(data, key.public_key, key.info.key_id)]
+        else:
+            export, _ = open_signed_export(data, key.public_key, key.info.key_id)
+            keys |= {bytes(k) for k in export.keys["key"]}
+    return keys, sorted(reports)
+
+
+def test_a_day_exported_before_a_key_rotation_is_rolled_up_and_signed_with_the_new_key(
+    day0: tuple[Server, dict[str, Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a rotation (`server keygen --force`) the days not yet rolled up were signed with the old key,
+    which the roll-up checked them against the new one: each export logged 'not rolled up', and the days
+    kept their small files, which a node that re-pinned the new key refuses.  Now the roll-up verifies
+    them with the key that signed them (the exporter remembers the keys it signed with) and signs the
+    roll-ups with the new key; a file signed by a key the server never used is still refused."""
+    import logging
+
+    from bluezone.server.exports import export_batches
+    from bluezone.server.signing import keygen
+
+    server, _ = day0
+    old_keys, old_reports = _verified_with(server.signer, server.exports, _listed(server))
+    rotated = keygen(tmp_path / "rotated", force=True)
+    server.clock.advance(2 * DAY_SECONDS)
+    with caplog.at_level(logging.WARNING, logger="bluezone.server.exports"):
+        export_batches(server.storage, rotated, server.exports, server.clock.now(), ExportConfig())
+    assert "not rolled up" not in caplog.text
+    listed = _listed(server)
+    assert not [n for n in listed if EXPORT_FILE.match(n) and int(n.split("-")[0]) < server.clock.now() - DAY_SECONDS]
+    assert any(ROLLUP_FILE.match(n) for n in listed)
+    keys, reports = _verified_with(rotated, server.exports, listed)  # every listed file: the new key's
+    assert old_keys <= keys and old_reports == reports
+
+
+def test_a_file_signed_by_a_key_the_server_never_used_is_not_rolled_up(
+    day0: tuple[Server, dict[str, Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The keys a roll-up trusts are the ones the exporter signed with: a file written into the export
+    directory under another key (someone with write access there) is not signed again with the server's."""
+    import logging
+
+    from bluezone.keyformat.export import signed_export_zip
+    from bluezone.server.exports import export_batches
+    from bluezone.server.signing import keygen
+
+    server, _ = day0
+    name = next(n for n in _listed(server) if EXPORT_FILE.match(n) and not is_venue_file(n))
+    intruder = keygen(tmp_path / "intruder")
+    keys = empty_keys(1)
+    keys["key"] = np.frombuffer(b"\x42" * 16, "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    keys["rolling_period"] = ROLLING_PERIOD
+    (server.exports / name).write_bytes(signed_export_zip(keys, intruder.private_key, intruder.info, region="XX"))
+    server.clock.advance(2 * DAY_SECONDS)
+    with caplog.at_level(logging.ERROR, logger="bluezone.server.exports"):
+        export_batches(server.storage, server.signer, server.exports, server.clock.now(), ExportConfig())
+    assert "not rolled up" in caplog.text and name in _listed(server)
+    rolled, _ = _verified_with(server.signer, server.exports, [n for n in _listed(server) if ROLLUP_FILE.match(n)])
+    assert b"\x42" * 16 not in rolled
+
+
+def test_the_exporter_remembers_the_keys_it_signed_with_until_their_files_are_gone(storage) -> None:
+    storage.note_signing_key("old", 1_000.0)
+    storage.note_signing_key("new", 5_000.0)
+    storage.note_signing_key("old", 6_000.0)  # (two exporters on either key: the later use counts)
+    assert storage.signing_keys(0) == ["old", "new"] and storage.signing_keys(5_500) == ["old"]
+    storage.purge(10 * ROLLING_PERIOD, 0)  # 14 days after day 8: every file signed before then is gone
+    assert storage.signing_keys(0) == []
