@@ -167,9 +167,10 @@ class ServerCheckResult(CheckResult):
 
 
 #: The most new files one check downloads; those listed beyond wait for the next check.  Well above
-#: what a device checking daily meets: the exporter (every 10 minutes by default) writes one file per
-#: day of the keys it exports (15 days at most) and one venue-warning file per day, so at national
-#: scale at most 144 x 30 = 4,320 files a day (a day off, twice that); a 1 MiB index lists ~27,000 names.
+#: what a device checking daily meets: each export (hourly by default, every 10 minutes on a server run
+#: so) writes one file per day of the keys it exports (15 days at most) and one venue-warning file per
+#: day, so at national scale at most 24 x 30 = 720 files a day, 144 x 30 = 4,320 at 10 minutes (a day
+#: off, twice that); a 1 MiB index lists ~27,000 names.
 #: A first check of a busy server's full 14 days may need a second check (said in one line).
 MAX_NEW_FILES_PER_CHECK = 10_000
 
