@@ -3,8 +3,9 @@
 A node away for days meets millions of keys a day (6M at national scale, ~200 MB as ``KEY_DTYPE``
 a day).  Joined before matching, a check held them all, twice while joining.  Here each batch's
 keys go, as it is read, to a ``KeyStream`` (derived against every RPI the store heard; only the few
-keys that sent one are kept) and to a spool on disk, cut into ``BUCKETS`` files by the key's first
-byte.  What must span batches is answered at the end from the spool, one bucket at a time (so a key
+keys that sent one are kept) and to a spool on disk: one file, each write of it cut into ``BUCKETS``
+runs by the key's first byte (one open file, not a file a bucket: macOS allows a process 256).
+What must span batches is answered at the end from the spool, one bucket at a time (so a key
 and all its copies and revisions meet in one small array): which keys are copies of an earlier one
 (a file replayed under another name; the first is kept, as ``check._first_of_each`` keeps it), which
 revisions revise a key of these batches, how many keys there are, how many are revoked, and the span
@@ -32,7 +33,7 @@ from bluezone.matching.matcher import HeardIndex
 SPOOL_DTYPE = np.dtype(
     [("key", "V16"), ("rolling_start", "<i4"), ("rolling_period", "<i4"), ("report_type", "i1"), ("row", "<i8")]
 )
-#: Spool files, by the key's first byte: 84M keys (14 days of 6M) are ~330,000 (11 MB) a bucket.
+#: Spool buckets, by the key's first byte: 84M keys (14 days of 6M) are ~330,000 (11 MB) a bucket.
 BUCKETS = 256
 _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 #: Records gathered before they are written (8 MB): the spool is written in a few large appends.
@@ -64,13 +65,14 @@ class BatchStream:
         self._pending: list[np.ndarray] = []  # records not yet written: written together, a few MB at a time
         self._pending_count = 0
         self._where = spool_directory() or tempfile.gettempdir()
-        # nameless once made (O_TMPFILE, or unlinked at once): a check killed mid-way leaves no gigabytes behind
-        self._files: list[IO[bytes]] = []
+        # each write's records sorted by bucket and appended whole: where each bucket's run of each write lies
+        self._runs: list[tuple[int, np.ndarray]] = []  # (offset of the write, its BUCKETS + 1 bounds in records)
+        self._size = 0
         try:
-            for _ in range(BUCKETS):
-                self._files.append(tempfile.TemporaryFile(prefix="bluezone-check-", dir=self._where))
+            # nameless once made (O_TMPFILE, or unlinked at once): a check killed mid-way leaves no gigabytes behind
+            self._file: IO[bytes] = tempfile.TemporaryFile(prefix="bluezone-check-", dir=self._where)
         except OSError as exc:
-            self.close()
+            self.stream.close()
             raise self._spool_error(exc) from None
 
     def __enter__(self) -> BatchStream:
@@ -82,8 +84,7 @@ class BatchStream:
     def close(self) -> None:
         """Stop the workers and delete the spool (again: nothing more)."""
         self.stream.close()
-        for file in self._files:
-            file.close()
+        self._file.close()
 
     def add(self, keys: np.ndarray) -> None:
         """The next batch's keys (its ``keys``, not its revisions)."""
@@ -102,7 +103,7 @@ class BatchStream:
             self._write()
 
     def _write(self) -> None:
-        """The records given since the last write, each appended to its bucket's file."""
+        """The records given since the last write, appended in one piece sorted by bucket."""
         if not self._pending:
             return
         records = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
@@ -113,10 +114,30 @@ class BatchStream:
         records = np.take(records.view(np.uint8).reshape(len(records), -1), order, axis=0).view(SPOOL_DTYPE).reshape(-1)
         bounds = np.concatenate([[0], np.cumsum(np.bincount(buckets, minlength=BUCKETS))])
         try:
-            for b in np.flatnonzero(np.diff(bounds)).tolist():
-                records[bounds[b] : bounds[b + 1]].tofile(self._files[b])
+            records.tofile(self._file)
         except OSError as exc:
             raise self._spool_error(exc) from None
+        self._runs.append((self._size, bounds))
+        self._size += records.nbytes
+
+    def _read_bucket(self, b: int) -> np.ndarray:
+        """Bucket ``b``'s records, its runs read in the order they were written (so rows ascend)."""
+        size = SPOOL_DTYPE.itemsize
+        keys = np.empty(sum(int(bounds[b + 1] - bounds[b]) for _, bounds in self._runs), SPOOL_DTYPE)
+        into, at = keys.view(np.uint8), 0
+        try:
+            for offset, bounds in self._runs:
+                n = int(bounds[b + 1] - bounds[b]) * size
+                if n:
+                    self._file.seek(offset + int(bounds[b]) * size)
+                    run = self._file.read(n)
+                    if len(run) != n:
+                        raise OSError(0, "the spool was cut short")
+                    into[at : at + n] = np.frombuffer(run, np.uint8)
+                    at += n
+        except OSError as exc:
+            raise self._spool_error(exc) from None
+        return keys
 
     def _spool_error(self, exc: OSError) -> BluezoneError:
         """One line for a spool that cannot be made or written (a full disk): where, and what to do."""
@@ -138,15 +159,12 @@ class BatchStream:
         count = revoked = 0
         spans: list[tuple[float, float]] = []
         usable_spans: list[tuple[float, float]] = []
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise self._spool_error(exc) from None
         for b in range(BUCKETS):
-            spool = self._files[b]
-            try:
-                spool.flush()
-            except OSError as exc:
-                raise self._spool_error(exc) from None
-            spool.seek(0)
-            keys = np.fromfile(spool, SPOOL_DTYPE)
-            spool.close()
+            keys = self._read_bucket(b)
             if not len(keys):
                 continue
             first = first_of_each(keys)
@@ -167,6 +185,7 @@ class BatchStream:
             spans += [s for s in [sightings_span(keys)] if s is not None]
             usable = keys[~is_revoked] if is_revoked.any() else keys
             usable_spans += [s for s in [sightings_span(usable)] if s is not None]
+        self._file.close()  # its disk given back now, not when the check ends
         is_copy = (copies[found.rows >> 3] >> (found.rows & 7)) & 1 == 1
         rows, keys = found.rows[~is_copy], found.keys[~is_copy]
         keys = apply_revisions(keys, revised[~earlier])[: len(keys)]

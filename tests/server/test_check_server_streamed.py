@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bluezone.client.batchstream import BUCKETS, BatchStream, _set_before
+import bluezone.client.batchstream as batchstream
+from bluezone.client.batchstream import BatchStream, _set_before
 from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.keyserver import KeyServerClient
 from bluezone.client.pinning import PinnedKey
@@ -156,11 +157,42 @@ def test_the_spool_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     with BatchStream(heard) as stream:
         stream.add(keys)
         stream.add(keys[:10])  # copies
-        assert len(stream._files) == BUCKETS and list(tmp_path.iterdir()) == []
-        assert all(os.readlink(f"/proc/self/fd/{f.fileno()}").startswith(f"{tmp_path}/") for f in stream._files)
+        assert list(tmp_path.iterdir()) == []
+        assert os.readlink(f"/proc/self/fd/{stream._file.fileno()}").startswith(f"{tmp_path}/")
         found = stream.finish(empty_keys(0))
-    assert all(file.closed for file in stream._files)
+        assert stream._file.closed
     assert found.count == 5000 and found.revoked == 0 and not len(found.keys)
+
+
+def test_the_spool_keeps_one_file_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """However many buckets: a file a bucket would be 256 open files, macOS's default limit for a process."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    heard = HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))
+    before = len(os.listdir("/proc/self/fd"))
+    with BatchStream(heard, jobs=1):
+        assert len(os.listdir("/proc/self/fd")) - before <= 1
+
+
+def test_a_spool_written_in_many_pieces_reports_what_the_joined_keys_do(
+    world: tuple[np.ndarray, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each bucket is read back from every write of the spool, in the order written: copies across
+    writes, revisions of keys of another write, and the rows of the keys found come out as joined."""
+    monkeypatch.setattr(batchstream, "WRITE_KEYS", 4)
+    keys, store = world
+    every = list(range(N_KEYS))
+    files = {
+        "1000-00001.zip": _file(keys, every[:20], [(30, REPORT_TYPE_REVOKED)]),
+        "1001-00001.zip": _file(keys, every[15:40] + every[:3], [(2, REPORT_TYPE_RECURSIVE)]),
+        "1002-00001.zip": _file(keys, every[38:] + every[10:13], [(5, REPORT_TYPE_REVOKED)]),
+    }
+    for name in ("a", "b"):
+        shutil.copyfile(store, tmp_path / f"{name}.db")
+        (tmp_path / f"{name}.db").chmod(0o600)
+    rounds = [list(files)]
+    streamed = _checks(tmp_path / "a.db", files, rounds, buffer_keys=0)
+    assert streamed == _checks(tmp_path / "b.db", files, rounds)
+    assert streamed[0]["keys"] == N_KEYS and streamed[0]["exposures"]
 
 
 def test_a_killed_check_leaves_no_spool(tmp_path: Path) -> None:
@@ -193,7 +225,7 @@ def test_the_spool_is_on_disk_not_in_a_memory_backed_tmp(monkeypatch: pytest.Mon
         pytest.skip("no writable /var/tmp here")
     heard = HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))
     with BatchStream(heard) as stream:
-        assert all(os.readlink(f"/proc/self/fd/{f.fileno()}").startswith("/var/tmp/") for f in stream._files)
+        assert os.readlink(f"/proc/self/fd/{stream._file.fileno()}").startswith("/var/tmp/")
 
 
 def test_a_full_disk_under_the_spool_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
