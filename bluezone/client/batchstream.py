@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO
 
@@ -157,8 +158,8 @@ class BatchStream:
         applicable = np.ones(len(revised), bool) if told is None else ~np.asarray(told, bool)
         revised_bucket = _bucket_of(revised).astype(np.intp)
         count = revoked = 0
-        spans: list[tuple[float, float]] = []
-        usable_spans: list[tuple[float, float]] = []
+        spans: list[tuple[float, float] | None] = []
+        usable_spans: list[tuple[float, float] | None] = []
         try:
             self._file.flush()
         except OSError as exc:
@@ -182,9 +183,8 @@ class BatchStream:
                 keys = apply_revisions(whole, revised[known])  # each of ``known`` revises one of ``keys``: none appended
             is_revoked = keys["report_type"] == REPORT_TYPE_REVOKED
             count, revoked = count + len(keys), revoked + int(is_revoked.sum())
-            spans += [s for s in [sightings_span(keys)] if s is not None]
-            usable = keys[~is_revoked] if is_revoked.any() else keys
-            usable_spans += [s for s in [sightings_span(usable)] if s is not None]
+            spans.append(sightings_span(keys))
+            usable_spans.append(sightings_span(keys[~is_revoked] if is_revoked.any() else keys))
         self._file.close()  # its disk given back now, not when the check ends
         is_copy = (copies[found.rows >> 3] >> (found.rows & 7)) & 1 == 1
         rows, keys = found.rows[~is_copy], found.keys[~is_copy]
@@ -192,8 +192,8 @@ class BatchStream:
         return StreamedKeys(
             count=count,
             revoked=revoked,
-            span=_widest(spans),
-            usable_span=_widest(usable_spans),
+            span=widest_span(spans),
+            usable_span=widest_span(usable_spans),
             earlier=earlier,
             keys=keys,
             key_index=rows - _set_before(copies, rows),
@@ -266,5 +266,7 @@ def _set_before(bits: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-def _widest(spans: list[tuple[float, float]]) -> tuple[float, float] | None:
-    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+def widest_span(spans: Iterable[tuple[float, float] | None]) -> tuple[float, float] | None:
+    """The span from the earliest start to the latest end of ``spans`` (None where none is given)."""
+    given = [s for s in spans if s is not None]
+    return (min(s[0] for s in given), max(s[1] for s in given)) if given else None

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bluezone.client.batchstream import BatchStream, StreamedKeys, first_of_each
+from bluezone.client.batchstream import BatchStream, StreamedKeys, first_of_each, widest_span
 from bluezone.client.exposures import ExposureMemory, Keys
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
 from bluezone.client.pinning import PinnedKey, read_server_key
@@ -451,7 +451,7 @@ def _match_streamed(
     in the keys joined."""
     assert heard is not None  # read when the stream began
     result.revoked = found.revoked + len(withdrawn_keys)
-    span = _widest([s for s in (_span_of_all([withdrawn_keys, updated_keys]), found.usable_span) if s is not None])
+    span = widest_span([_span_of_all([withdrawn_keys, updated_keys]), found.usable_span])
     if span is None:
         return
     store, days = heard.store, whole_days(span)
@@ -566,8 +566,7 @@ def _published_in(keys: np.ndarray, published: np.ndarray, chunk: int = 1 << 20)
 
 def _span_of_all(key_sets: list[np.ndarray]) -> tuple[float, float] | None:
     """``sightings_span`` of the key sets together, without joining them into one array."""
-    spans = [s for s in map(sightings_span, key_sets) if s is not None]
-    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
+    return widest_span(map(sightings_span, key_sets))
 
 
 def _first_of_each(keys: np.ndarray) -> np.ndarray:
@@ -584,10 +583,6 @@ def _keys_of(keys: Keys, exposures: list[Exposure]) -> tuple[np.ndarray, list[Ex
     held = empty_keys(len(exposures))
     held["key"] = [keys[e.key_index] for e in exposures] if exposures else held["key"]
     return held, [replace(e, key_index=i) for i, e in enumerate(exposures)]
-
-
-def _widest(spans: list[tuple[float, float]]) -> tuple[float, float] | None:
-    return (min(s[0] for s in spans), max(s[1] for s in spans)) if spans else None
 
 
 #: The name venue exposures are kept under in the node's memory of reported exposures (server URL + this).
