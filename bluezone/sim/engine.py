@@ -47,6 +47,9 @@ CLOUD_SIZE = 20_000  # packets kept for the RSSI-vs-distance plot
 #: arrays and the truth's sums (measured: 1,000, 2,000 and 3,000 people all uploading peaked at 631,
 #: 2,315 and 4,810 MiB, 520-590 bytes a link).  10,000 people all uploading would need ~55 GiB.
 LINK_BYTES = 600
+#: With ``min_spacing_m``, each step also pushes every pair of people present apart (``mobility.keep_apart``):
+#: ~130 bytes a pair at its peak (measured at 1,000 and 2,000 people), 13 GB for 10,000 people.
+PAIR_BYTES = 130
 FLUSH_STEPS = 60  # steps of sightings buffered before a batched write per receiver
 
 
@@ -185,6 +188,13 @@ def check_memory(scenario: Scenario, phones: int, uploaders: int, available: int
             f"scenario {scenario.name}: {phones:,} phones hearing {uploaders:,} uploaders need about "
             f"{need / 2**30:.1f} GiB ({LINK_BYTES} bytes a link), more than the {available / 2**30:.1f} GiB "
             "available: give [devices] positives a count, or fewer people"
+        )
+    spacing = scenario.people**2 * PAIR_BYTES if scenario.space.min_spacing_m > 0 else 0
+    if available is not None and need + spacing > available:
+        raise ConfigError(
+            f"scenario {scenario.name}: keeping {scenario.people:,} people apart ([space] min_spacing_m) needs about "
+            f"{(need + spacing) / 2**30:.1f} GiB with the links, more than the {available / 2**30:.1f} GiB available: "
+            "min_spacing_m = 0, or fewer people"
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from click.testing import CliRunner
 from sim_helpers import DATASETS, SIMULATIONS
 
 from bluezone.cli import cli
+from bluezone.errors import ConfigError
 from bluezone.sim.scenario import load_scenario
 
 SCENARIOS = sorted(SIMULATIONS.glob("*.toml"))
@@ -130,3 +132,7 @@ def test_a_crowd_that_cannot_fit_in_memory_is_refused_as_it_starts(tmp_path: Pat
     scenario = load_scenario(path)
     engine.check_memory(scenario, 3000, 100, 2 * 2**30)
     engine.check_memory(scenario, 3000, 3000, None)  # memory unknown: run
+    # keeping people apart is pairwise over everyone present, uploader or not: 3,000 people ~1.1 GiB more
+    apart = dataclasses.replace(scenario, space=dataclasses.replace(scenario.space, min_spacing_m=0.5))
+    with pytest.raises(ConfigError, match="keeping 3,000 people apart"):
+        engine.check_memory(apart, 3000, 100, 1 * 2**30)
