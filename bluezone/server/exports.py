@@ -387,17 +387,17 @@ def roll_up_closed_days(
         if match and int(match["stamp"]) // DAY_SECONDS <= last:
             groups.setdefault((int(match["stamp"]) // DAY_SECONDS, match["kind"]), []).append(batch)
     rolled: list[BatchRecord] = []
-    keys = _verifiers(storage, signer, since) if groups else []
+    verifiers = _verifiers(storage, signer, since) if groups else []
     for (day, kind), files in sorted(groups.items()):
         live = [b for b in files if b.end_timestamp >= since]
         if not live:
             continue
         try:
             if kind == "venues":
-                made = list(_venue_rollup(live, len(files), day, signer, keys, out_dir, now, config, rng))
+                made = list(_venue_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng))
             else:
                 secret = storage.padding_secret(day)
-                made = list(_key_rollup(live, len(files), day, signer, keys, out_dir, now, config, rng, secret))
+                made = list(_key_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng, secret))
         except (BluezoneError, OSError) as exc:  # a file gone or damaged on disk: those files stay as they are
             log.error("export day %s (%s) not rolled up: %s", _iso(day * DAY_SECONDS), kind, exc)
             continue
@@ -436,19 +436,21 @@ def _verifiers(storage: Storage, signer: Signer, since: float) -> _Verifiers:
     return [(signer.public_key, signer.info.key_id), *((key, None) for key in earlier)]
 
 
-def _read_own(data: bytes, opener: Callable[[bytes, ec.EllipticCurvePublicKey, str | None], _Read], keys: _Verifiers) -> _Read:
-    """What ``opener`` reads of one of the exporter's own files, verified with the first of ``keys`` its
+def _read_own(
+    data: bytes, opener: Callable[[bytes, ec.EllipticCurvePublicKey, str | None], _Read], verifiers: _Verifiers
+) -> _Read:
+    """What ``opener`` reads of one of the exporter's own files, verified with the first of ``verifiers`` its
     signature verifies with (a file another key signed, or damaged, raises ExportSignatureError)."""
-    for public_key, key_id in keys[:-1]:
+    for public_key, key_id in verifiers[:-1]:
         try:
             return opener(data, public_key, key_id)
         except ExportSignatureError:
             continue
-    return opener(data, *keys[-1])
+    return opener(data, *verifiers[-1])
 
 
 def _key_rollup(
-    live: list[BatchRecord], replaces: int, day: int, signer: Signer, keys: _Verifiers, out_dir: Path, now: float,
+    live: list[BatchRecord], replaces: int, day: int, signer: Signer, verifiers: _Verifiers, out_dir: Path, now: float,
     config: ExportConfig, rng: np.random.Generator, padding_secret: bytes | None,
 ) -> Iterator[tuple[BatchRecord, bytes]]:
     """The roll-up of ``live``, an export day's files of one day of keys (``replaces`` files in all).
@@ -458,7 +460,7 @@ def _key_rollup(
     the rest the keys of the few people it held."""
     plain, revised = [], []
     for batch in live:
-        export, _ = _read_own((out_dir / batch.name).read_bytes(), open_signed_export, keys)
+        export, _ = _read_own((out_dir / batch.name).read_bytes(), open_signed_export, verifiers)
         plain.append(export.keys)
         revised.append(export.revised_keys)
     keys = np.concatenate(plain + revised)
@@ -470,14 +472,14 @@ def _key_rollup(
 
 
 def _venue_rollup(
-    live: list[BatchRecord], replaces: int, day: int, signer: Signer, keys: _Verifiers, out_dir: Path, now: float,
+    live: list[BatchRecord], replaces: int, day: int, signer: Signer, verifiers: _Verifiers, out_dir: Path, now: float,
     config: ExportConfig, rng: np.random.Generator,
 ) -> Iterator[tuple[BatchRecord, bytes]]:
     """The roll-up of ``live``, an export day's check-in files (``replaces`` in all): one set per day of the check-ins."""
     by_day: dict[int, list[ProtectedReport]] = {}
     for batch in live:
         data = (out_dir / batch.name).read_bytes()
-        by_day.setdefault(batch.start_timestamp, []).extend(_read_own(data, open_signed_venue_zip, keys))
+        by_day.setdefault(batch.start_timestamp, []).extend(_read_own(data, open_signed_venue_zip, verifiers))
     per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
     # the names say nothing of the check-ins' days (their times are sealed in the reports): one tag, files
     # numbered across the days, the days in random order

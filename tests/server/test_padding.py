@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from server_helpers import NOW, make_nodes, uploaded
-from test_key_server import Server, _check, server  # noqa: F401 (the fixture)
+from test_key_server import Server, _check
 
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.errors import InputError
@@ -79,10 +79,11 @@ def test_a_file_with_enough_keys_of_its_own_and_a_file_of_revisions_are_not_padd
     assert (bare.num_keys, bare.padding_keys) == (2, 0) and len(_files(out, [bare], signer.public_key)[0]) == 2
 
 
-def test_revisions_alone_are_not_padded_and_fakes_copy_only_new_keys(server: Server, tmp_path: Path) -> None:
+def test_revisions_alone_are_not_padded_and_fakes_copy_only_new_keys(tmp_path: Path) -> None:
     """A revision was published before (and a fake could not be revised): a file of revisions only is
     not padded; beside new keys, fakes copy the new ones."""
     likely = _keys(1, seed=4, report_type=LIKELY)
+    server = Server(tmp_path)
     storage = server.storage
     storage.insert_keys_unchecked(likely, NOW)
     first = server.export()
@@ -94,6 +95,7 @@ def test_revisions_alone_are_not_padded_and_fakes_copy_only_new_keys(server: Ser
     (revision,) = server.export()
     export, _ = open_signed_export((server.exports / revision.name).read_bytes(), server.signer.public_key)
     assert (revision.num_keys, revision.padding_keys, len(export.keys), len(export.revised_keys)) == (1, 0, 0, 1)
+    storage.close()
 
 
 def test_a_node_that_met_f0_finds_the_same_exposure_among_the_fakes(tmp_path: Path) -> None:
