@@ -1,4 +1,4 @@
-"""Proximity figures for docs/benchmarks.md: store write/load, ingest, emulated hour.
+"""Proximity figures for docs/benchmarks.md: store write/load, ingest (with and without the RPI budget, and a flood), emulated hour.
 
     .venv/bin/python benchmarks/proximity_bench.py [--rows 1000000] [--repeat 5] [--json]
 
@@ -25,6 +25,8 @@ import numpy as np
 
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.progress import Progress, terminal_progress
+from bluezone.config import DaemonConfig
+from bluezone.proximity.budget import RpiBudget
 from bluezone.proximity.emulation import run_emulated
 from bluezone.proximity.ingest import adverts_to_sightings
 from bluezone.proximity.radio import Advert
@@ -142,21 +144,43 @@ def measure(args: argparse.Namespace, say: Progress) -> dict[str, object]:
         res["naive_load_seconds"] = [round(x, 3) for x in naive_loads]
         res["load_speedup_vs_naive"] = res["load_rows_per_s"] / res["naive_load_rows_per_s"]
 
-        # the daemon's path: Advert objects -> validation -> one transaction per 2,000
+        # the daemon's path: Advert objects -> validation -> the RPI budget -> one transaction per
+        # batch; beside it, alternating, the same without the budget (the path before it), in CPU
+        # time (this process's: a loaded machine's other work counts less).  Three workloads: the
+        # rows above (every advert its own RPI, 2,000 a batch spanning ~37 minutes: the budget's
+        # worst case), a crowd (300 phones at 4 Hz, 6,000 adverts a batch: the daemon's 5 s), a flood
+        # (every advert a new RPI, 100 a second, 500 a batch)
         m = min(n, 200_000)
         payloads = [bytes(r) + bytes(a) for r, a in zip(rows["rpi"][:m], rows["aem"][:m], strict=True)]
-        times = rows["time"][:m].tolist()
-        adverts = [Advert(t, p, -70, SERVICE_UUID, None, "00:11:22:33:44:55") for t, p in zip(times, payloads, strict=True)]
-        ingests = []
-        for i in range(args.repeat):
-            with SightingStore.open(Path(d) / f"i{i}.db") as store:
-                def run() -> None:
-                    for lo in range(0, m, 2000):
-                        batch = adverts_to_sightings(adverts[lo : lo + 2000])
-                        store.add_sightings(batch.sightings, batch.addresses)
-                ingests.append(timed(run)[0])
-            say("ingest", (i + 1) / args.repeat)
-        res["ingest_adverts_per_s"] = m / statistics.median(ingests)
+        phones = payloads[:300]  # 300 phones' RPIs, each heard again and again
+        sent = {
+            "ingest": (rows["time"][:m].tolist(), payloads, 2000),
+            "crowd": ((START + np.arange(m) / 1200.0).tolist(), [phones[i % len(phones)] for i in range(m)], 6000),
+            "flood": ((START + np.arange(m) / 100.0).tolist(), payloads, 500),
+        }
+        for name, (times, data, size) in sent.items():
+            adverts = [Advert(t, p, -70, SERVICE_UUID, None, "00:11:22:33:44:55") for t, p in zip(times, data, strict=True)]
+            took: dict[bool, list[float]] = {True: [], False: []}
+            stored: dict[bool, int] = {}
+            for i in range(args.repeat):
+                for budgeted in (True, False):
+                    with SightingStore.open(Path(d) / f"{name}{i}{budgeted}.db") as store:
+                        budget = RpiBudget(DaemonConfig().max_rpis_per_minute) if budgeted else None
+                        started = time.process_time()
+                        for lo in range(0, m, size):
+                            batch = adverts_to_sightings(adverts[lo : lo + size])
+                            kept = (batch.sightings, batch.addresses) if budget is None else budget.filter(
+                                batch.sightings, batch.addresses
+                            )
+                            store.add_sightings(*kept)
+                        took[budgeted].append(time.process_time() - started)
+                        stored[budgeted] = store.count_sightings()
+                say(name, (i + 1) / args.repeat)
+            res[f"{name}_adverts_per_cpu_s"] = m / statistics.median(took[True])
+            res[f"{name}_without_budget_adverts_per_cpu_s"] = m / statistics.median(took[False])
+            res[f"{name}_budget_ratio"] = statistics.median(took[False]) / statistics.median(took[True])
+            res[f"{name}_rows_stored"] = stored[True]
+            res[f"{name}_without_budget_rows_stored"] = stored[False]
 
         # six daemons on one air for one virtual hour
         hours = []

@@ -341,6 +341,9 @@ def status(db_path: Path | None, as_json: bool) -> None:
         troubles = {k: v for k, v in radio.items() if isinstance(v, int) and not isinstance(v, bool) and v}
         if troubles:
             click.echo("counters   " + ", ".join(f"{k} {v}" for k, v in sorted(troubles.items())))
+        flooded = (daemon.get("counters") or {}).get("dropped_over_budget")
+        if isinstance(flooded, int) and flooded > 0:
+            click.echo(f"flood      {flooded} adverts not stored: past max_rpis_per_minute distinct RPIs in a minute")
         backlog = daemon.get("backlog") or {}
         if backlog.get("error"):
             click.echo(

@@ -91,6 +91,7 @@ class DaemonConfig:
     backlog_size: int = 100_000  # sightings kept in memory while the store refuses writes (disk full)
     flush_interval: float = 5.0  # seconds between batched writes at most
     flush_size: int = 2_000  # adverts that trigger a write at once
+    max_rpis_per_minute: int = 1_000  # distinct RPIs (and v3 IDs) stored per minute; a flood's others are not
     status_interval: float = 60.0  # seconds between status lines
     purge_interval: float = 3600.0  # seconds between retention purges
     retention_days: int = 14
@@ -135,7 +136,7 @@ class DaemonConfig:
         # is kept beyond 14 days, and the running daemon purges at least daily.
         if self.rpi_rotation_max > MAX_RPI_LIFETIME:
             raise ConfigError(f"config: rpi_rotation_max is at most {MAX_RPI_LIFETIME:.0f} s (GAEN: 10-20 minutes)")
-        for name in ("queue_size", "backlog_size", "flush_size", "retention_days"):
+        for name in ("queue_size", "backlog_size", "flush_size", "max_rpis_per_minute", "retention_days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"config: {name} must be at least 1")
         if self.retention_days > RETENTION_DAYS:

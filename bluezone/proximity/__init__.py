@@ -16,6 +16,7 @@ _EXPORTS = {
     "LogDistanceChannel": "backends.emulated",
     "Daemon": "daemon",
     "DaemonStats": "daemon",
+    "RpiBudget": "budget",
     "run_emulated": "emulation",
     "adverts_to_sightings": "ingest",
     "payloads_to_sightings": "ingest",

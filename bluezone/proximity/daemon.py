@@ -31,6 +31,7 @@ from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
 from bluezone.crypto.payload import Metadata
 from bluezone.crypto.derivation import aem, rpi
 from bluezone.errors import BluezoneError, StoreWriteError
+from bluezone.proximity.budget import RpiBudget
 from bluezone.proximity.backlog import WriteBacklog
 from bluezone.proximity.ingest import adverts_to_sightings
 from bluezone.proximity.radio import Advert, AdvertListener, Radio
@@ -66,6 +67,7 @@ class DaemonStats:
     purged_sightings: int = 0
     write_failures: int = 0  # writes the store refused for now (disk full, I/O, lock); retried
     dropped_backlog_full: int = 0  # lost because more than backlog_size sightings waited for the store
+    dropped_over_budget: int = 0  # not stored: past max_rpis_per_minute distinct RPIs (or v3 IDs) in a minute
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -116,6 +118,11 @@ class Daemon:
         self._purge_held = False  # the last purge tick was postponed
         # what the store could not take yet (a full disk): kept, bounded, and written when it can
         self._backlog = WriteBacklog(self.config.backlog_size, min_delay=self.config.flush_interval)
+        # what a flood of new RPIs can make us store (budget.py); v3 IDs have a budget of their own
+        self._budgets = {
+            "gaen": RpiBudget(self.config.max_rpis_per_minute, "rpi", "RPIs"),
+            "bluezone3": RpiBudget(self.config.max_rpis_per_minute, "bzid", "Bluezone v3 IDs"),
+        }
         self._unsaved_keys: list[tuple[DailyKey, float]] = []  # on air, not yet in the store (oldest first)
 
     # --- control ------------------------------------------------------------------------------
@@ -357,8 +364,12 @@ class Daemon:
             self.stats.malformed += ingested.malformed
             if ingested.malformed:
                 log.debug("dropped %d malformed adverts", ingested.malformed)
-            self._backlog.add("gaen", ingested.sightings, ingested.addresses)
-            self._backlog.add("bluezone3", ingested.bluezone3, ingested.bluezone3_addresses)
+            for kind, rows, addresses in (
+                ("gaen", ingested.sightings, ingested.addresses),
+                ("bluezone3", ingested.bluezone3, ingested.bluezone3_addresses),
+            ):
+                self._backlog.add(kind, *self._budgets[kind].filter(rows, addresses))
+            self.stats.dropped_over_budget = sum(b.dropped for b in self._budgets.values())
         self._save_unsaved_keys()  # at every flush: a device that hears no one has no backlog to retry with
         now = self.clock.now()
         if not (self._backlog.due(now) or (final and self._backlog.waiting)):
@@ -460,6 +471,7 @@ class Daemon:
             + (f"Bluezone v3 {s.bluezone3_sightings_stored}  " if s.bluezone3_sightings_stored or self.bluezone3 else "")
             + f"queued {self._queue.qsize() if self._queue else 0}  malformed {s.malformed}  "
             f"dropped {s.dropped_queue_full}"
+            + (f"  over the RPI budget {s.dropped_over_budget}" if s.dropped_over_budget else "")
             + (
                 f"  STORE REFUSES WRITES ({self._backlog.error}): {self._backlog.waiting} sightings waiting in memory"
                 f" (at most {self._backlog.limit}), {self._backlog.dropped} dropped, retrying"

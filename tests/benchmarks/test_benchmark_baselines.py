@@ -35,6 +35,11 @@ def test_proximity_bench_reports_naive_write_and_load(capsys) -> None:  # type: 
     for k in ("insert_speedup_vs_naive", "load_speedup_vs_naive", "naive_insert_rows_per_s", "naive_load_rows_per_s"):
         assert positive(res[k]), k
     assert '"load_speedup_vs_naive"' in capsys.readouterr().out
+    # the daemon's ingest with the RPI budget beside the same without; a flood of 3,000 new RPIs in 30 s
+    assert positive(res["ingest_budget_ratio"]) and positive(res["flood_budget_ratio"]) and positive(res["crowd_budget_ratio"])
+    assert res["ingest_rows_stored"] == res["ingest_without_budget_rows_stored"] == 3000
+    assert res["crowd_rows_stored"] == res["crowd_without_budget_rows_stored"] == 3000
+    assert res["flood_without_budget_rows_stored"] == 3000 and res["flood_rows_stored"] == 500  # heard once: half of 1,000
 
 
 def test_naive_load_reads_what_the_store_holds(tmp_path: Path) -> None:
