@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 from bluezone.errors import VenueError
 from bluezone.readfile import read_regular_file
 from bluezone.venues.location import Venue
 
-#: A phone camera's photo is at most ~50 MP; a larger image is a decompression bomb, not a poster.
-MAX_PHOTO_PIXELS = 64_000_000
+#: Pixels decoded at most.  Reading takes about 7 bytes a pixel at its peak (the image as decoded,
+#: its grey copy, zxing's binarised one): a 16 MP photo ~160 MiB; a 64 MP PNG took 487 MiB.
+MAX_DECODED_PIXELS = 16_000_000
+#: A JPEG, what cameras write, is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg scales while it
+#: decodes, and reads only the grey channel) to fit MAX_DECODED_PIXELS: the largest phone photos
+#: (108 MP) read in the memory of a 12 MP one, and a QR code on a poster keeps pixels enough.
+MAX_JPEG_PIXELS = 120_000_000
 #: A phone's photo file is a few MB; a much larger file is not one.
 MAX_PHOTO_BYTES = 100 * 1024 * 1024
-TOO_LARGE = f"{{photo}} has more pixels than a photo of a poster (at most {MAX_PHOTO_PIXELS // 10**6} megapixels)"
+TOO_LARGE = "{photo} has more pixels than a photo of a poster ({width} x {height}; at most {limit} megapixels{kind})"
 #: What cameras, phones and screenshots write.  Pillow opens some forty formats, and hands EPS
 #: (PostScript, a program) to Ghostscript where it is installed: a "photo" is not run.
 PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "AVIF")
@@ -30,18 +36,31 @@ def read_qr_texts(photo: Path) -> list[str]:
     try:
         # reads the header only: the size is known before any pixel
         with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as image:
-            width, height = image.size
-            if width * height > MAX_PHOTO_PIXELS:
-                raise VenueError(TOO_LARGE.format(photo=photo))
+            _refuse_too_large(photo, image)
+            if image.format == "JPEG":
+                scale = next(s for s in (1, 2, 4, 8) if image.width * image.height <= MAX_DECODED_PIXELS * s * s)
+                image.draft("L", (image.width // scale, image.height // scale))
             image.load()
-            results = zxingcpp.read_barcodes(image.convert("L"), formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
+            grey = image.convert("L")
+        del data, image  # only the grey copy is left for zxing
+        results = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     except VenueError:
         raise
     except Image.DecompressionBombError:  # larger still: Pillow refuses it while reading the header
-        raise VenueError(TOO_LARGE.format(photo=photo)) from None
+        raise VenueError(f"{photo} has more pixels than a photo of a poster (at most {MAX_JPEG_PIXELS // 10**6} megapixels)") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise VenueError(f"{photo} is not an image Pillow can read ({type(exc).__name__})") from None
     return [r.text for r in results if r.valid and r.text]
+
+
+def _refuse_too_large(photo: Path, image: Any) -> None:
+    """Refuse, from its header alone, an image larger than a photo of a poster can be read in bounded memory."""
+    width, height = image.size
+    jpeg = image.format == "JPEG"
+    limit = MAX_JPEG_PIXELS if jpeg else MAX_DECODED_PIXELS
+    if width * height > limit:
+        kind = "" if jpeg else f" as {image.format}; a JPEG up to {MAX_JPEG_PIXELS // 10**6}"
+        raise VenueError(TOO_LARGE.format(photo=photo, width=width, height=height, limit=limit // 10**6, kind=kind))
 
 
 def venue_from_photo(photo: Path) -> Venue:

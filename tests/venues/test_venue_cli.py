@@ -148,11 +148,11 @@ def test_a_photo_that_is_no_regular_file_is_refused_at_once(tmp_path: Path, cloc
     assert missing.exit_code == 2 and "No such file" in missing.output
 
 
-@pytest.mark.parametrize("size", [(20_000, 20_000), (9_000, 9_000)])
+@pytest.mark.parametrize("size", [(9_000, 9_000), (8_000, 8_000), (4_001, 4_000)])
 def test_a_huge_photo_is_one_clear_error(tmp_path: Path, clock: VirtualClock, size: tuple[int, int]) -> None:
-    """A small file that decodes to hundreds of megapixels (a decompression bomb: Pillow refused it
-    with an exit-1 'DecompressionBombError', or only warned and loaded 81 MP) is refused from its
-    header, before any pixel is decoded."""
+    """A small file that decodes to many megapixels (a decompression bomb: Pillow refused it with an
+    exit-1 'DecompressionBombError', or only warned and loaded 81 MP; a 64 MP PNG was read, 487 MiB)
+    is refused from its header, before any pixel is decoded: a PNG is decoded whole, so 16 MP at most."""
     from PIL import Image
 
     bomb = tmp_path / "bomb.png"
@@ -161,8 +161,60 @@ def test_a_huge_photo_is_one_clear_error(tmp_path: Path, clock: VirtualClock, si
     result = run(clock, "checkin", "--image", str(bomb), "--db", str(tmp_path / "visitor.db"))
     assert result.exit_code == 2
     assert result.output.strip().splitlines()[-1] == (
-        f"Error: {bomb} has more pixels than a photo of a poster (at most 64 megapixels)"
+        f"Error: {bomb} has more pixels than a photo of a poster ({size[0]} x {size[1]}; at most 16 megapixels as PNG;"
+        " a JPEG up to 120)"
     )
+    assert not (tmp_path / "visitor.db").exists()
+
+
+def test_a_jpeg_past_pillows_own_limit_is_one_clear_error(tmp_path: Path, clock: VirtualClock) -> None:
+    from PIL import Image
+
+    bomb = tmp_path / "bomb.jpg"
+    Image.new("L", (20_000, 10_000), 255).save(bomb, quality=1)  # 200 MP: Pillow refuses it while opening
+    result = run(clock, "checkin", "--image", str(bomb), "--db", str(tmp_path / "visitor.db"))
+    assert result.exit_code == 2 and result.output.count("\n") == 1
+    assert "has more pixels than a photo of a poster" in result.output and "120 megapixels" in result.output
+
+
+def _poster_in_a_photo(poster: Path, photo: Path, size: tuple[int, int]) -> None:
+    """The poster, as a camera of ``size`` pixels sees it on a wall: a third of the frame's height."""
+    from PIL import Image
+
+    with Image.open(poster) as p:
+        frame = Image.new("L", size, 235)
+        h = size[1] // 3
+        frame.paste(p.convert("L").resize((h * p.width // p.height, h)), (size[0] // 3, size[1] // 3))
+    frame.save(photo, quality=90)
+
+
+def test_a_large_jpeg_is_read_at_a_fraction_of_its_size(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    """A 48 MP phone photo (8000 x 6000, JPEG) is decoded at half its size, grey only: the code is found."""
+    photo = tmp_path / "wall.jpg"
+    _poster_in_a_photo(cafe["out"] / "poster.png", photo, (8000, 6000))
+    result = run(clock, "checkin", "--image", str(photo), "--db", str(tmp_path / "visitor.db"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["checkin"]["source"] == "image"
+
+
+def test_reading_a_64_megapixel_jpeg_takes_the_memory_of_a_16_megapixel_one(tmp_path: Path, cafe: dict) -> None:
+    """Decoded whole, this grey 64 MP JPEG peaked at 304 MiB (the whole process; an RGB one 487 MiB);
+    at a quarter of its pixels, 111 MiB.  Measured as VmHWM in a process of its own (ru_maxrss would
+    start from this one's peak: fork and exec keep it)."""
+    import subprocess
+    import sys
+
+    photo = tmp_path / "wall.jpg"
+    _poster_in_a_photo(cafe["out"] / "poster.png", photo, (8000, 8000))
+    script = (
+        "import sys; from pathlib import Path; from bluezone.venues.scan import read_qr_texts;"
+        " texts = read_qr_texts(Path(sys.argv[1]));"
+        " hwm = [line for line in open('/proc/self/status') if line.startswith('VmHWM')][0].split()[1];"
+        " print(len(texts), int(hwm) // 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", script, str(photo)], capture_output=True, text=True, check=True).stdout
+    found, peak_mib = (int(x) for x in out.split())
+    assert found == 1 and peak_mib < 200, peak_mib
 
 
 def test_past_visit_and_its_bad_forms(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
