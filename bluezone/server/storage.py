@@ -451,10 +451,13 @@ class Storage(ABC):
             # their own budgets' rows)
             if self._try_lock_name(cur, "code tries cleanup"):
                 self._exec(cur, "DELETE FROM code_tries WHERE window_start < ?", [since])
-            windows: dict[str, tuple[float, int] | None] = {}
-            for key in keys if busy is None else [*keys, busy[0]]:
-                row = self._exec(cur, "SELECT window_start, failures FROM code_tries WHERE client = ?", [key]).fetchone()
-                windows[key] = (float(row[0]), int(row[1])) if row is not None and row[0] >= since else None
+            wanted = keys if busy is None else [*keys, busy[0]]
+            found = self._exec(  # one statement for every row: each is a round trip on PostgreSQL
+                cur, f"SELECT client, window_start, failures FROM code_tries WHERE client IN ({', '.join('?' * len(wanted))})",
+                wanted,
+            ).fetchall()
+            current = {client: (float(start), int(n)) for client, start, n in found if start >= since}
+            windows = {key: current.get(key) for key in wanted}
             held = {key: window[1] if window else 0 for key, window in windows.items()}
             if busy is not None and held[busy[0]] >= busy[1]:
                 caps[client] = min(limit, busy[2])
