@@ -1028,6 +1028,14 @@ class SQLiteStorage(Storage):
             # rows; with the table and the queue's index kept in cache between the passes it took 3.4 s, not 4.4
             self._conn.execute("PRAGMA cache_size=-131072")
             self._utf8 = self._conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
+            tables = sorted(row[0] for row in self._conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+            if tables and "meta" not in tables:
+                # another program's file, or a node's sighting store: the server's tables added to it (as
+                # `server status --server-db ~/.local/share/bluezone/bluezone.db` did) mix two databases for good
+                self._conn.close()
+                raise InputError(
+                    f"{self.path} is not a key server database (it has tables {', '.join(tables[:3])}): check --server-db"
+                )
         except (OSError, sqlite3.Error) as exc:
             if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
                 # the operator named the wrong file: a usage error (exit 2, which systemd does not restart)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sqlite3
 import stat
 from pathlib import Path
 
@@ -210,6 +212,26 @@ def test_a_file_that_is_no_database_is_a_usage_error(tmp_path: Path, command: li
     rc, out, err = _run("server", command[0], "--server-db", str(db), "--signing-key-dir", str(keys), *args)
     assert rc == 2 and "is not a key server database" in err and err.count("\n") == 1, err
     assert db.read_text() == "not a database\n" * 100
+
+
+@pytest.mark.parametrize("command", [["status"], ["issue-code"], ["export", "--export-dir", "e"]])
+def test_a_nodes_sighting_store_is_not_taken_for_a_key_server_database(tmp_path: Path, command: list[str]) -> None:
+    """`server status --server-db` naming the node's bluezone.db said "codes issued: none", exit 0, and
+    left the key server's eleven tables in the node's store; the node's store refuses a server database."""
+    from bluezone.proximity.store import SightingStore
+
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "bluezone.db"
+    SightingStore.open(db).close()
+    before = db.read_bytes()
+    args = [str(tmp_path / a) if a == "e" else a for a in command[1:]]
+    signing = [] if command[0] == "status" else ["--signing-key-dir", str(keys)]
+    rc, out, err = _run("server", command[0], "--server-db", str(db), *signing, *args)
+    assert rc == 2 and "is not a key server database (it has tables" in err and err.count("\n") == 1, err
+    assert db.read_bytes() == before
+    with contextlib.closing(sqlite3.connect(db)) as conn:  # still a node's store, and nothing else
+        assert not {"meta", "codes"} & {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
 
 
 def test_an_export_directory_that_cannot_be_made_is_one_line_at_start(tmp_path: Path) -> None:

@@ -789,7 +789,8 @@ def test_pending_keys_read_back_exactly_from_a_utf16_database(tmp_path) -> None:
     path = tmp_path / "utf16.db"
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA encoding = 'UTF-16le'")
-    conn.execute("CREATE TABLE made_by_hand (x)")  # the encoding is fixed once the file has content
+    # the encoding is fixed once the file has content: the server's first table, as it would make it
+    conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
     conn.commit()
     conn.close()
     storage = open_storage(path)
