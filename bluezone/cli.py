@@ -301,8 +301,10 @@ def status(db_path: Path | None, as_json: bool) -> None:
 
     from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore
 
-    with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
+    now = cli_now()
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
         info = store.stats()
+        info["dated_ahead"] = store.dated_ahead(now)
     if as_json:
         emit_json(info)
         return
@@ -322,6 +324,12 @@ def status(db_path: Path | None, as_json: bool) -> None:
         click.echo(f"Bluezone v3 sightings  {info['bluezone3_sightings']}")
     click.echo(f"first      {when(info['first_sighting'])}")
     click.echo(f"last       {when(info['last_sighting'])}")
+    if info["dated_ahead"]:
+        click.echo(
+            f"ahead      {info['dated_ahead']} sightings or check-ins dated more than an hour after now: a clock that ran"
+            " ahead wrote them, and they stay until 14 days past their date; if this clock is right,"
+            " `bluezone purge --dated-ahead` deletes them"
+        )
     daemon = info.get("daemon")
     emulated = Path(info["db_path"]).with_name(EMULATED_DB_FILENAME)
     if not (info["sightings"] or info["daily_keys"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():
@@ -374,14 +382,22 @@ def calibration_line(daemon: dict[str, Any]) -> str:
 
 
 @cli.command("purge")
+@click.option(
+    "--dated-ahead", is_flag=True,
+    help="Also delete sightings and check-ins dated more than an hour after now (written while the clock ran"
+    " ahead): only when this clock is right.",
+)
 @db_option
 @json_option
-def purge(db_path: Path | None, as_json: bool) -> None:
+def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
     """Delete sightings, daily keys and venue check-ins older than the 14-day retention now."""
     from bluezone.proximity.store import SightingStore
 
-    with SightingStore.open(db_path, create=False) as store:
-        result = store.purge(cli_clock().now())
+    now = cli_clock().now()
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:  # (opening purges at now)
+        result = store.purged_on_open or store.purge(now)
+        if dated_ahead:
+            result["dated_ahead_deleted"] = store.purge_dated_ahead(now)
     if as_json:
         emit_json(result)
         return
@@ -389,6 +405,7 @@ def purge(db_path: Path | None, as_json: bool) -> None:
         f"purged {result['sightings_deleted']} sightings, {result['bluezone3_sightings_deleted']} Bluezone v3 sightings,"
         f" {result['daily_keys_deleted']} daily keys and {result['checkins_deleted']} check-ins older than"
         f" {result['retention_days']} days"
+        + (f", and {result['dated_ahead_deleted']} dated more than an hour ahead" if dated_ahead else "")
     )
 
 

@@ -321,6 +321,7 @@ class SightingStore:
         self._conn = conn
         self.path = path
         self._db: sqlite_utils.Database | None = None
+        self.purged_on_open: dict[str, Any] | None = None  # what ``open`` purged (``purge``'s result)
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -394,7 +395,7 @@ class SightingStore:
                 purge_now = None if newest is None else min(newest, time.time())
             if purge_now is not None:
                 try:
-                    store.purge(purge_now)
+                    store.purged_on_open = store.purge(purge_now)
                 except StoreWriteError as exc:  # a full disk: reading still works, and the daemon purges later
                     log.warning("retention purge on open postponed: %s", exc)
         except sqlite3.DatabaseError as exc:
@@ -967,6 +968,28 @@ class SightingStore:
             "retention_days": retention_days,
         }
 
+    def dated_ahead(self, now: float) -> int:
+        """How many sightings (GAEN and Bluezone v3) and check-ins are dated more than ``AHEAD_MARGIN``
+        after ``now``: written while the clock ran ahead, or ``now`` is behind (the purge keeps them)."""
+        bound = float(now) + AHEAD_MARGIN
+        total = 0
+        for table, column in (("sightings", "time"), ("bluezone3_sightings", "time"), ("checkins", "start_time")):
+            total += self._conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} > ? AND {column} < 1e300", (bound,)).fetchone()[0]
+        return int(total)
+
+    def purge_dated_ahead(self, now: float) -> int:
+        """Delete what ``dated_ahead(now)`` counts, when the user says the clock is right now (``bluezone
+        purge --dated-ahead``): never on a clock reading alone, which may itself be behind."""
+        bound = float(now) + AHEAD_MARGIN
+        with self._conn as conn:
+            deleted = sum(
+                conn.execute(f"DELETE FROM {table} WHERE {column} > ? AND {column} < 1e300", (bound,)).rowcount
+                for table, column in (("sightings", "time"), ("bluezone3_sightings", "time"), ("checkins", "start_time"))
+            )
+        if deleted:
+            log.info("deleted %d sightings and check-ins dated more than an hour ahead of the clock", deleted)
+        return int(deleted)
+
     def _advance_bluezone3_key(self, cutoff: float) -> None:
         """Move the v3 chain's start to the first day within the retention (hashing its key forward):
         a key of an older day would still give away the IDs sent on days already purged."""
@@ -1113,6 +1136,10 @@ class SightingStore:
             "daemon": self.daemon_state(),
         }
 
+
+#: Rows dated more than this after "now" cannot have been heard yet: a clock that ran ahead wrote them
+#: (or "now" is behind).  ``SightingStore.dated_ahead`` counts them; only the user deletes them.
+AHEAD_MARGIN = 3600.0
 
 #: How long past the retention a processed batch's name is kept (see ``SightingStore.purge``).
 BATCH_NAMES_MARGIN = 2 * DAY_SECONDS

@@ -108,3 +108,34 @@ def test_the_python_api_without_a_clock_keeps_a_store_written_on_a_virtual_clock
     """Opened without ``purge_now`` (the simulator, tests), the newest record stands for "now"."""
     with SightingStore.open(stopped_store, create=False) as store:
         assert store.count_sightings() == 50
+
+
+def test_rows_dated_ahead_are_shown_kept_and_deleted_only_when_asked(tmp_path: Path) -> None:
+    """A clock that ran 30 days ahead stamped 5 sightings and a check-in, then NTP put it right: status
+    says so, every purge keeps them (the clock may as well be behind now), `purge --dated-ahead` deletes them."""
+    db = tmp_path / "node.db"
+    rows = random_sightings(20, STOPPED - DAY_SECONDS, DAY_SECONDS)
+    rows["time"][-5:] = STOPPED + 30 * DAY_SECONDS
+    with SightingStore.open(db, purge_now=STOPPED) as store:
+        store.add_sightings(rows)
+        store.add_checkin(b"v" * 16, b"p", "Cafe", "", STOPPED + 29 * DAY_SECONDS, STOPPED + 29 * DAY_SECONDS + 900,
+                          True, "url", STOPPED + 29 * DAY_SECONDS)
+    shown = invoke(STOPPED, "status", "--db", str(db), "--json")
+    assert json.loads(shown.output)["dated_ahead"] == 6
+    text = invoke(STOPPED, "status", "--db", str(db))
+    assert "ahead      6 sightings or check-ins dated more than an hour after now" in text.output
+    assert "`bluezone purge --dated-ahead`" in text.output
+    kept = invoke(STOPPED, "purge", "--db", str(db), "--json")
+    assert json.loads(kept.output)["sightings_deleted"] == 0 and rows_left(db)["sightings"] == 20
+    asked = invoke(STOPPED, "purge", "--dated-ahead", "--db", str(db))
+    assert asked.exit_code == 0 and "and 6 dated more than an hour ahead" in asked.output
+    assert rows_left(db) == {"sightings": 15, "daily_keys": 0, "checkins": 0, "keyserver_exposures": 0}
+    assert "ahead " not in invoke(STOPPED, "status", "--db", str(db)).output
+
+
+def test_purge_30_days_after_the_daemon_stopped_says_what_it_deleted(stopped_store: Path) -> None:
+    result = invoke(STOPPED + 30 * DAY_SECONDS, "purge", "--db", str(stopped_store), "--json")
+    assert result.exit_code == 0, result.output
+    purged = json.loads(result.output)
+    assert purged["sightings_deleted"] == 50 and purged["daily_keys_deleted"] == 1 and purged["checkins_deleted"] == 1
+    assert rows_left(stopped_store)["sightings"] == 0
