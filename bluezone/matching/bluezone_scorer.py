@@ -50,7 +50,7 @@ from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.receiver import ReceiverContext, group_percentile
-from bluezone.matching.scoring import MAX_SLOTS, Score, check_setting_types, configured, median, register_scorer
+from bluezone.matching.scoring import MAX_SLOT_SECONDS, MAX_SLOTS, Score, check_setting_types, configured, median, register_scorer
 
 
 @dataclass(frozen=True)
@@ -93,8 +93,8 @@ class BluezoneConfig:
             raise ConfigError(
                 f"soft_width_db >= 0, min_sightings >= 1, smooth_slots 1-{MAX_SLOTS}, gap_fill_slots 0-{MAX_SLOTS}"
             )
-        if self.close_contact_minutes <= 0 or self.slot_seconds < 1:
-            raise ConfigError("close_contact_minutes must be > 0 and slot_seconds >= 1")
+        if self.close_contact_minutes <= 0 or not 1 <= self.slot_seconds <= MAX_SLOT_SECONDS:
+            raise ConfigError(f"close_contact_minutes must be > 0 and slot_seconds 1-{MAX_SLOT_SECONDS:g}")
         if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
         if self.ramp_db < 0:

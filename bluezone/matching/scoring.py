@@ -63,6 +63,9 @@ class Scorer(Protocol):
 
 #: Slots and smoothing windows are minutes of one day at most: more only allocates memory.
 MAX_SLOTS = 24 * 60
+#: A slot is at most an hour: each slot heard counts its whole length, so slot_seconds=1e8 made a
+#: 31-minute meeting 1,666,667 minutes (1e308: a number of 300 digits) on a day's window.
+MAX_SLOT_SECONDS = 3600.0
 
 
 def _finite(value: float) -> bool:
@@ -117,9 +120,13 @@ class GaenConfig:
         for f in ("immediate_weight", "near_weight", "medium_weight", "other_weight"):
             if not 0.0 <= getattr(self, f) <= 2.5:  # GAEN allows 0-250 %
                 raise ConfigError(f"{f} must be 0-2.5, got {getattr(self, f)}")
-        if self.close_contact_minutes <= 0 or self.slot_seconds < 1 or not 1 <= self.max_gap_slots <= MAX_SLOTS:
+        if (
+            self.close_contact_minutes <= 0
+            or not 1 <= self.slot_seconds <= MAX_SLOT_SECONDS
+            or not 1 <= self.max_gap_slots <= MAX_SLOTS
+        ):
             raise ConfigError(
-                f"close_contact_minutes must be > 0, slot_seconds >= 1, max_gap_slots 1-{MAX_SLOTS}"
+                f"close_contact_minutes must be > 0, slot_seconds 1-{MAX_SLOT_SECONDS:g}, max_gap_slots 1-{MAX_SLOTS}"
             )
 
     @classmethod

@@ -234,6 +234,8 @@ def test_check_rssi_correction_out_of_range_is_a_usage_error(scene: tuple[Path, 
         ("bluezone", "smooth_slots=1000000000000"),  # MemoryError: 7.28 TiB
         ("bluezone", "min_sightings=1.5"),
         ("bluezone", "slot_seconds=1e-300"),  # overflow in divide, 0 minutes
+        ("bluezone", "slot_seconds=100000000"),  # a 31-minute meeting printed as 1666666.7 min
+        ("gaen", "slot_seconds=1e308"),  # minutes of 300 digits
         ("bluezone", "calibration_min_link_minutes=inf"),
     ],
 )
