@@ -202,10 +202,10 @@ def export_batches(
         raise
     venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
     rolled = roll_up_closed_days(storage, signer, out_dir, now, config, rng)
-    removed = storage.purge(oldest, now - 2 * DAY_SECONDS)
     listed = write_index(storage, out_dir, now, config.retention_days)
-    remove_expired_files(storage, out_dir, now, config.retention_days)
-    remove_unlisted_files(out_dir, listed, now, config)
+    remove_stale_files(storage, out_dir, listed, now, config)
+    # after the files: a file's record says until when it is kept
+    removed = storage.purge(oldest, now - 2 * DAY_SECONDS, batches_before=now - config.retention_days * DAY_SECONDS)
     log.info(
         "exported %d keys and %d revisions in %d files, %d venue-warning files (%d expired keys purged; %d roll-up files)",
         len(new_keys), len(revised_keys), len(written), len(venue_files), removed, len(rolled),
@@ -300,37 +300,6 @@ def _signed_day(
         yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk) - padding, padding), data
 
 
-#: A file an export writes (``<stamp>-<day start>-<tag>-NNNN.zip``, ``<stamp>-venues-<tag>-NNNN.zip``), or its
-#: temporary copy before the rename (``.<name>.tmp``); ``stamp``: the Unix time of the export.
-_WRITTEN_NAME = re.compile(r"^\.?(?P<stamp>\d{1,12})-(?:\d{1,12}|venues)-[0-9a-f]{6}-\d{4,}\.zip(?:\.tmp)?$")
-
-
-def remove_expired_files(storage: Storage, out_dir: Path, now: float, retention_days: int = RETENTION_DAYS) -> int:
-    """Delete the batch files that left the index: published keys and check-ins are kept 14 days,
-    on disk too, as in the database (the server would otherwise serve them by name for good).
-
-    Also the files of an export interrupted or killed between writing and recording them (unlisted,
-    their keys exported again): by the export's time in their name, a day later than a recorded file
-    of its day.  Not sooner: another exporter's files lie unrecorded too until it records them."""
-    since = now - retention_days * DAY_SECONDS
-    removed = 0
-    recorded = storage.batches()
-    for batch in recorded:
-        path = out_dir / batch.name
-        if batch.end_timestamp < since and path.is_file():
-            path.unlink()
-            removed += 1
-    names = {batch.name for batch in recorded}
-    for path in out_dir.iterdir():
-        written = _WRITTEN_NAME.match(path.name)
-        if written and path.name not in names and int(written["stamp"]) + DAY_SECONDS < since and path.is_file():
-            path.unlink()
-            removed += 1
-    if removed:
-        log.info("deleted %d batch file(s) older than %d days", removed, retention_days)
-    return removed
-
-
 def export_venue_reports(
     storage: Storage, signer: Signer, out_dir: Path, now: float, config: ExportConfig, rng: np.random.Generator
 ) -> list[BatchRecord]:
@@ -373,7 +342,7 @@ def roll_up_closed_days(
     per day of the keys, one set of files holding every key (and revision) of that export day's files
     for that day; per export day, one set per day of the check-ins.  Each roll-up is written durably,
     then recorded in place of the files it replaces in one transaction (the index, rewritten after,
-    then lists it instead of them; ``remove_unlisted_files`` deletes them).  A day another exporter
+    then lists it instead of them; ``remove_stale_files`` deletes them).  A day another exporter
     rolled up first is left to it (its files removed, a warning).  Files signed before a key rotation
     are verified with the key that signed them (``storage.signing_keys``) and rolled up with the new one."""
     last = config.rolled_up_through(now)
@@ -496,28 +465,37 @@ def _venue_rollup(
             yield BatchRecord(name, now, start, start + DAY_SECONDS, i + 1, n_files, len(chunk)), data
 
 
-def remove_unlisted_files(out_dir: Path, listed: list[str], now: float, config: ExportConfig) -> int:
-    """Delete the exporter's files that ``index.txt`` does not list and never will again: the files of
-    an export day rolled up, and any whose day is past the retention (left by a crash between writing
-    and recording).  A file an export is writing now is of today and of a day still kept, so it is left
-    alone.  A rolled-up day's key files stay a day after the index lists the roll-ups instead (a node
-    that read the index before, a CDN's cached copy, another exporter's file not yet recorded: none
-    gets a 404); its check-in files go at once, as their names do not say the day of their check-ins,
-    so one kept a day longer could outlive its 14 days."""
+def remove_stale_files(storage: Storage, out_dir: Path, listed: list[str], now: float, config: ExportConfig) -> int:
+    """Delete the exporter's files (and copies half written, ``.<name>.tmp``) that ``index.txt`` does not list
+    and never will again; returns how many.  Published keys and check-ins are kept 14 days, on disk too, as
+    in the database (the server would otherwise serve them by name for good):
+
+    - a recorded file once its day is past the retention (it left the index);
+    - an export day's small files once rolled up: its check-in files at once (their names do not say the
+      day of their check-ins, so one kept longer could outlive its 14 days), its key files a day later (a
+      node that read the index before, a CDN's cached copy, another exporter's file not yet recorded: none
+      gets a 404);
+    - a file nobody recorded (an export or roll-up interrupted between writing and recording it, its keys
+      exported again) once its day is past the retention: a key file's or roll-up's by the day in its name,
+      a check-in file's by the export's time in its name, a day later than a recorded file of its day.  Not
+      sooner: another exporter's files lie unrecorded too until it records them; a file an export is
+      writing now is of today and of a day still kept, so it is left alone."""
     keep = set(listed)
+    recorded = {batch.name: batch for batch in storage.batches()}
     rolled, a_day_ago = config.rolled_up_through(now), config.rolled_up_through(now - DAY_SECONDS)
     oldest = now - config.retention_days * DAY_SECONDS
     removed = 0
     for path in out_dir.glob("*.zip*"):
-        name = path.name.removeprefix(".").removesuffix(".tmp")  # a file's copy being written (or left by a crash)
         if path.name in keep:
             continue
+        name = path.name.removeprefix(".").removesuffix(".tmp")
         small, rollup = EXPORT_FILE.match(name), ROLLUP_FILE.match(name)
-        if small:
+        if path.name in recorded:
+            stale = recorded[path.name].end_timestamp < oldest
+        elif small:
             last = rolled if small["kind"] == "venues" else a_day_ago
-            stale = (last is not None and int(small["stamp"]) // DAY_SECONDS <= last) or (
-                small["kind"] != "venues" and int(small["kind"]) + DAY_SECONDS < oldest
-            )
+            day = int(small["stamp"]) if small["kind"] == "venues" else int(small["kind"])
+            stale = (last is not None and int(small["stamp"]) // DAY_SECONDS <= last) or day + DAY_SECONDS < oldest
         elif rollup:  # a check-in roll-up's name has no day of its check-ins: they are of its export day or before
             start = rollup["start"] or (rollup["day"] if rollup["kind"] == "venues" else rollup["kind"])
             stale = int(start) + DAY_SECONDS < oldest
@@ -527,5 +505,6 @@ def remove_unlisted_files(out_dir: Path, listed: list[str], now: float, config: 
             path.unlink(missing_ok=True)
             removed += 1
     if removed:
-        log.info("deleted %d file(s) no longer listed (rolled up, or left by an interrupted export)", removed)
+        log.info("deleted %d file(s) no longer listed (past %d days, rolled up, or left by an interrupted export)",
+                 removed, config.retention_days)
     return removed

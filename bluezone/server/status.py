@@ -12,6 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
+from bluezone.keyformat.batch_names import ROLLUP_FILE
 from bluezone.server.codes import REPORT_TYPES
 from bluezone.server.exports import Embargo, embargoed
 from bluezone.server.publish import EVERYBODY, PublishConfig
@@ -42,6 +43,7 @@ class ServerStatus:
     late_after: float = LATE_AFTER_SECONDS
     failed_code_tries: int = 0  # from everybody, in the current window of the failed-try budgets (an hour)
     guessing_alarm: int = PublishConfig.guessing_alarm
+    rollup_files_14_days: int = 0  # of files_14_days: roll-ups, each in place of an export day's files
 
     @property
     def exporter_late(self) -> bool:
@@ -62,6 +64,7 @@ class ServerStatus:
             "overdue_since": _iso(self.overdue_since),
             "waiting": self.waiting.as_dict(),
             "files_14_days": self.files_14_days,
+            "rollup_files_14_days": self.rollup_files_14_days,
             "last_file_at": _iso(self.last_file_at),
             "codes_issued_24h": self.codes_issued_24h,
             "codes_used_24h": self.codes_used_24h,
@@ -81,7 +84,9 @@ class ServerStatus:
         used = ", ".join(f"{n} {kind}" for kind, n in self.codes_used_24h.items() if n) or "none"
         out = [
             f"exports: {export}",
-            f"export files of the last 14 days: {self.files_14_days}, the last written {last}",
+            f"export files of the last 14 days: {self.files_14_days}"
+            + (f" ({self.rollup_files_14_days} of them roll-ups)" if self.rollup_files_14_days else "")
+            + f", the last written {last}",
             f"codes in the last 24 h: issued {issued}; used {used}",
         ]
         if self.waiting.keys:
@@ -110,6 +115,7 @@ def server_status(
         overdue_since=None if not overdue or first_end is None else float(first_end * INTERVAL_SECONDS),
         waiting=waiting,
         files_14_days=len(files),
+        rollup_files_14_days=sum(1 for b in files if ROLLUP_FILE.match(b.name)),
         last_file_at=max((b.created_at for b in files), default=None),
         codes_issued_24h={kind: storage.count_codes(t, issued_since=day_ago) for kind, t in REPORT_TYPES.items()},
         codes_used_24h={kind: storage.count_codes(t, used_since=day_ago) for kind, t in REPORT_TYPES.items()},

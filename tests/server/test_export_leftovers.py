@@ -9,6 +9,7 @@ from server_helpers import NOW
 
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.keyformat.keys import empty_keys
+from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.server import exports
 from bluezone.server.exports import INDEX_FILE, export_batches
 from bluezone.server.signing import keygen
@@ -53,3 +54,27 @@ def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path
     export_batches(storage, signer, out, NOW + 16 * DAY_SECONDS, config)
     assert sorted(p.name for p in out.iterdir()) == sorted([INDEX_FILE, *(p.name for p in unrelated)])
     storage.close()
+
+
+def test_the_records_of_files_past_the_retention_go_with_them(storage, tmp_path) -> None:
+    """Each export recorded its files in ``batches`` and nothing deleted a record: a server exporting
+    hourly kept ~8,800 rows a year for files long gone (roll-ups' replaced files excepted).  The records go
+    when their files do, the check-ins published in them first (SQLite and PostgreSQL)."""
+    keys = empty_keys(3)
+    keys["key"] = np.frombuffer(np.random.default_rng(4).bytes(16 * 3), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.array([1, 2, 3])
+    keys["rolling_period"] = ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    with storage._transaction() as cur:  # a check-in of yesterday, as a publish stores it
+        storage._exec(cur, "INSERT INTO venue_reports (report, day, received_at) VALUES (?, ?, ?)",
+                      [bytes(ProtectedReport.fake()), int(NOW // DAY_SECONDS) - 1, NOW])
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    first = export_batches(storage, signer, out, NOW, exports.ExportConfig(rollup_after_days=None))
+    assert len(first) == 4 and len(storage.batches()) == 4
+    later = NOW + 13 * DAY_SECONDS
+    export_batches(storage, signer, out, later, exports.ExportConfig(rollup_after_days=None))
+    kept = {b.name for b in storage.batches()}
+    assert kept == {b.name for b in first if b.end_timestamp >= later - 14 * DAY_SECONDS} and len(kept) == 2  # yesterday's
+    export_batches(storage, signer, out, NOW + 16 * DAY_SECONDS, exports.ExportConfig(rollup_after_days=None))
+    assert storage.batches() == [] and sorted(p.name for p in out.iterdir()) == [INDEX_FILE]
+    assert storage.count_venue_reports() == 0

@@ -572,3 +572,17 @@ def test_the_exporter_remembers_the_keys_it_signed_with_until_their_files_are_go
     assert storage.signing_keys(0) == ["old", "new"] and storage.signing_keys(5_500) == ["old"]
     storage.purge(10 * ROLLING_PERIOD, 0)  # 14 days after day 8: every file signed before then is gone
     assert storage.signing_keys(0) == []
+
+
+def test_server_status_counts_the_roll_ups(day0: tuple[Server, dict[str, Path]]) -> None:
+    """How many of the listed files are roll-ups was only logged by each export; `server status` says it."""
+    from bluezone.server.status import server_status
+
+    server, _ = day0
+    assert server_status(server.storage, server.clock.now()).rollup_files_14_days == 0
+    server.clock.advance(2 * DAY_SECONDS)
+    server.export()
+    rollups = [n for n in _listed(server) if ROLLUP_FILE.match(n)]
+    status = server_status(server.storage, server.clock.now())
+    assert rollups and status.rollup_files_14_days == len(rollups) and status.as_dict()["rollup_files_14_days"] == len(rollups)
+    assert any(f"({len(rollups)} of them roll-ups)" in line for line in status.lines())
