@@ -310,29 +310,43 @@ def export_venue_reports(
     listed and kept until 14 days after its day, so no check-in is published longer (a file of
     every day pending stayed 14 days after the export, its oldest check-ins 28 days after the visit)."""
     oldest_day = int(now // DAY_SECONDS) - config.retention_days
-    by_day: dict[int, list[tuple[int, bytes]]] = {}
+    by_day: dict[int, list[tuple[int, bytes]]] = {}  # day start -> (report id, report)
     for report_id, day, data in storage.pending_venue_reports(oldest_day):
-        by_day.setdefault(day, []).append((report_id, data))
-    per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
+        by_day.setdefault(day * DAY_SECONDS, []).append((report_id, data))
     records: list[BatchRecord] = []
     tag = secrets.token_hex(3)  # one per export, files numbered across its days: two days' tags could collide
-    for day, pending in sorted(by_day.items()):
-        order = rng.permutation(len(pending))
-        n_files = -(-len(pending) // per_file)
-        for i in range(n_files):
-            chunk = [pending[j] for j in order[i * per_file : (i + 1) * per_file]]
-            name = f"{int(now)}-venues-{tag}-{len(records) + 1:04d}.zip"
-            reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
-            data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
-            _write_atomic(out_dir / name, data)
-            record = BatchRecord(name, now, day * DAY_SECONDS, (day + 1) * DAY_SECONDS, i + 1, n_files, len(chunk))
-            try:
-                storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
-            except Exception:  # not recorded (another export published them): the file would only lie unlisted
-                (out_dir / name).unlink(missing_ok=True)
-                raise
-            records.append(record)
+    for number, (start, i, n_files, chunk) in enumerate(_checkin_files(by_day, config, rng), 1):
+        name = f"{int(now)}-venues-{tag}-{number:04d}.zip"
+        reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
+        data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
+        _write_atomic(out_dir / name, data)
+        record = BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk))
+        try:
+            storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
+        except Exception:  # not recorded (another export published them): the file would only lie unlisted
+            (out_dir / name).unlink(missing_ok=True)
+            raise
+        records.append(record)
     return records
+
+
+_Item = TypeVar("_Item")
+
+
+def _checkin_files(
+    by_day: dict[int, list[_Item]], config: ExportConfig, rng: np.random.Generator
+) -> Iterator[tuple[int, int, int, list[_Item]]]:
+    """Check-ins (``by_day``: day start -> them) cut into files, one set per day of the check-ins, as
+    (day start, number among the day's files, files of the day, the file's check-ins): each day's
+    shuffled and cut at the per-file maximum, the days in random order (a name says nothing of its
+    check-ins' day, and numbers given in day order would rank the days)."""
+    per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
+    for start in rng.permutation(sorted(by_day)).tolist():
+        items = by_day[start]
+        order = rng.permutation(len(items))
+        n_files = -(-len(items) // per_file)
+        for i in range(n_files):
+            yield start, i + 1, n_files, [items[j] for j in order[i * per_file : (i + 1) * per_file]]
 
 
 def roll_up_closed_days(
@@ -449,20 +463,11 @@ def _venue_rollup(
     for batch in live:
         data = (out_dir / batch.name).read_bytes()
         by_day.setdefault(batch.start_timestamp, []).extend(_read_own(data, open_signed_venue_zip, verifiers))
-    per_file = min(config.max_keys_per_file, MAX_REPORTS_PER_FILE)
-    # the names say nothing of the check-ins' days (their times are sealed in the reports): one tag, files
-    # numbered across the days, the days in random order
-    tag, number = secrets.token_hex(3), 0
-    for start in rng.permutation(sorted(by_day)).tolist():
-        reports = by_day[start]
-        order = rng.permutation(len(reports))
-        n_files = -(-len(reports) // per_file)
-        for i in range(n_files):
-            chunk = [reports[j] for j in order[i * per_file : (i + 1) * per_file]]
-            number += 1
-            name = f"{day * DAY_SECONDS}-venues-day{replaces}x{tag}-{number:04d}.zip"
-            data = signed_venue_zip(chunk, signer.private_key, signer.info, config.region, int(now // 3600))
-            yield BatchRecord(name, now, start, start + DAY_SECONDS, i + 1, n_files, len(chunk)), data
+    tag = secrets.token_hex(3)
+    for number, (start, i, n_files, chunk) in enumerate(_checkin_files(by_day, config, rng), 1):
+        name = f"{day * DAY_SECONDS}-venues-day{replaces}x{tag}-{number:04d}.zip"
+        data = signed_venue_zip(chunk, signer.private_key, signer.info, config.region, int(now // 3600))
+        yield BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk)), data
 
 
 def remove_stale_files(storage: Storage, out_dir: Path, listed: list[str], now: float, config: ExportConfig) -> int:

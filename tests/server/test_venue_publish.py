@@ -290,3 +290,20 @@ def test_twelve_checkins_on_every_day_taken_fit_one_upload(storage) -> None:
     keys["rolling_period"] = 72
     largest = json.dumps(publish_body(keys, "1" * 16, 2**31 - 1, "t" * 43, checkins)).encode()
     assert len(largest) + 4 * 576 // 3 < PublishConfig().max_body_bytes  # padding of up to 575 bytes, in base64
+
+
+def test_one_exports_check_in_files_are_not_numbered_in_day_order(storage, tmp_path) -> None:
+    """An export's check-in files are numbered across the days of their check-ins; numbered in day order
+    (as they were), the numbers ranked the days a name otherwise does not say.  Now the days come in
+    random order, as in roll-ups (one copy of the cutting for both)."""
+    from bluezone.server.exports import ExportConfig, export_venue_reports
+
+    code = issue_code(storage, NOW, key=KEY).code
+    publish(storage, body(code, [entry(TODAY - d) for d in range(1, 9)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    signer = keygen(tmp_path / "signing")
+    out = tmp_path / "out"
+    out.mkdir()
+    files = export_venue_reports(storage, signer, out, NOW + 60, ExportConfig(), np.random.default_rng(5))
+    days = [f.start_timestamp for f in sorted(files, key=lambda f: f.name)]
+    assert len(days) == 8 and sorted(days) == [(TODAY - d) * DAY_SECONDS for d in range(8, 0, -1)]
+    assert days != sorted(days)  # (8! orders: a seed giving day order would be one in 40,320)
