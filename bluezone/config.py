@@ -141,9 +141,13 @@ class DaemonConfig:
                 raise ConfigError(f"config: {name} must be at least 1")
         if self.retention_days > RETENTION_DAYS:
             raise ConfigError(f"config: retention_days is at most {RETENTION_DAYS}")
-        for name in ("flush_interval", "status_interval", "purge_interval"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"config: {name} must be positive")
+        # a busy loop otherwise: status_interval = 1e-9 printed ~5,000 status lines a second (a journal
+        # filling its disk), purge_interval = 1e-9 purged without pause; a new RPI each millisecond is
+        # thousands of advertising changes a second on BlueZ
+        for name, least in (("flush_interval", 0.1), ("status_interval", 1.0), ("purge_interval", 60.0),
+                            ("rpi_rotation_min", 1.0)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"config: {name} must be at least {least:g} s, got {getattr(self, name)!r}")
         if self.purge_interval > DAY_SECONDS:
             raise ConfigError(f"config: purge_interval is at most {DAY_SECONDS} s (one day)")
 

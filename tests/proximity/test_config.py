@@ -38,7 +38,12 @@ def test_toml_top_level_and_daemon_table(tmp_path) -> None:
         ("tx_power = 300\n", "-50..20"),
         ("rpi_rotation_min = 900\nrpi_rotation_max = 600\n", "rpi_rotation_min <= rpi_rotation_max"),
         ("queue_size = 0\n", "at least 1"),
-        ("status_interval = -1\n", "positive"),
+        ("status_interval = -1\n", "status_interval must be at least 1 s"),
+        # busy loops: ~5,000 status lines a second into the journal, a purge without pause
+        ("status_interval = 1e-9\n", "status_interval must be at least 1 s"),
+        ("purge_interval = 0.001\n", "purge_interval must be at least 60 s"),
+        ("flush_interval = 1e-9\n", "flush_interval must be at least 0.1 s"),
+        ("rpi_rotation_min = 0.001\nrpi_rotation_max = 0.002\n", "rpi_rotation_min must be at least 1 s"),
         ("tx_power = \n", "not valid TOML"),
         ("[daemon]\nqueue_size = 5\n[other]\nx = 1\n", "under [daemon]"),
     ],
