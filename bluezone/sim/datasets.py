@@ -60,6 +60,9 @@ CSV_ROW = "device, elapsed (s), rss (whole dBm), dist (whole cm) under the heade
 #: An advert of a device other than the recording's transmitter: when (s), how strong (dBm), which
 #: device (a number per peripheral id within the log).
 BYSTANDER_DTYPE = np.dtype([("time", "f8"), ("rssi", "f8"), ("link", "i4")])
+#: Text a PACT log may hold once decompressed: MIT LL's largest is ~2 MB.  Its rows are kept as Python
+#: objects (~650 bytes each), so a 1.5 MB .gz of 5M repeated rows took 3.3 GB and 106 s.
+MAX_LOG_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -156,7 +159,13 @@ def _read_pact(path: Path, data: Path, bystanders: bool = False) -> tuple[list[R
     bad = 0
     try:
         with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+            read = 0
             for line in f:
+                read += len(line)
+                if read > MAX_LOG_BYTES:
+                    raise DatasetError(
+                        f"more than {MAX_LOG_BYTES >> 20} MiB once decompressed (MIT LL's logs are ~2 MB): not read"
+                    )
                 parts = line.rstrip("\r\n").split(",")
                 if len(parts) < 3:
                     continue

@@ -88,6 +88,26 @@ def test_a_corrupt_file_is_skipped_and_reported_by_evaluate(tmp_path: Path) -> N
     assert report["problems"] == data.problems and report["recordings"] == 2
 
 
+def test_a_pact_log_that_decompresses_past_the_limit_is_skipped_and_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1.5 MB .gz of 5M repeated rows took 3.3 GB and 106 s (every row kept as Python objects); now
+    a log larger than MAX_LOG_BYTES once decompressed is skipped as a corrupt one is (the limit made
+    small here; the real one is 64 MiB, 32 times MIT LL's largest log)."""
+    from bluezone.sim import datasets
+
+    root = copy("mitll_small", tmp_path)
+    clean = load_dataset(root)
+    limit = max(len(gzip.decompress(p.read_bytes())) for p in (root / PACT_DIR).glob("*.txt.gz"))
+    monkeypatch.setattr(datasets, "MAX_LOG_BYTES", limit)
+    row = b"2020-05-16 10:33:00.000,Bluetooth,ID,-60,BlueProxTx,8.0,611332352.9\n"
+    bomb = root / PACT_DIR / "HandDOWN_HandDOWN_8ft_log_bomb.txt.gz"
+    bomb.write_bytes(gzip.compress(b"2020-05-16 10:32:32.810,Range,8\n" + row * (limit // len(row) + 1)))
+    data = load_dataset(root)
+    assert same_recordings(clean.recordings, data.recordings)
+    assert len(data.problems) == 1 and "bomb" in data.problems[0] and "once decompressed" in data.problems[0]
+
+
 def test_ng_rows_out_of_range_skipped_missing_column_skips_file(tmp_path: Path) -> None:
     root = copy("ng_small", tmp_path)
     csv_path = root / NG_CSV
