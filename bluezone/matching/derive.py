@@ -20,6 +20,8 @@ def derive(tek: bytes, interval: int, count: int = 1, metadata: bytes = bytes(Me
         raise InputError(f"metadata is 4 bytes, got {len(metadata)}")
     if not 1 <= count <= 144 or interval < 0:
         raise InputError("count must be 1-144 and interval >= 0")
+    if interval + count > 2**32:  # ENIntervalNumber is 32 bits: past it the RPIs were of intervals wrapped round to 0
+        raise InputError(f"intervals {interval}-{interval + count - 1} pass ENIntervalNumber's last, {2**32 - 1}")
     rpik, aemk = rpi_key(tek), aem_key(tek)
     rpis = rpis_for_keys(np.frombuffer(tek, np.uint8).reshape(1, 16), np.array([interval]), count)[0]
     rows = []

@@ -47,6 +47,8 @@ def test_derive_json_all_144() -> None:
         ["--tek", "00" * 16, "--interval", "-1"],
         ["--tek", "00" * 16, "--interval", "1", "--metadata", "4008"],
         ["--tek", "00" * 16, "--interval", "1", "--count", "145"],
+        # printed "interval 4294967438" beside the RPI of interval 142 (32 bits wrapped round)
+        ["--tek", "00" * 16, "--interval", "4294967295", "--count", "144"],
         ["--interval", "1"],
     ],
 )
