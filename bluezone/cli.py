@@ -608,7 +608,10 @@ def check(
     from bluezone.matching.matcher import available_cores
     from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
 
-    jobs = jobs or available_cores()
+    # more processes than cores match no faster (results do not depend on jobs): --jobs 300 forked 299
+    # workers, ~900 MB and 6.5 s where 2 took 1.4 s
+    cores = available_cores()
+    jobs = min(jobs or cores, cores)
 
     if rssi_correction is None:
         rssi_correction = load_config().rssi_correction

@@ -337,3 +337,26 @@ def test_the_set_examples_in_check_help_work_and_a_wrong_setting_lists_the_known
     assert "unknown bluezone scorer setting(s): near_weight (known: " in err and "threshold_db" in err
     code, _, err = check("--keys", str(keys), "--db", str(db), "--scorer", "gaen", "--set", "threshold_db=57")
     assert code == 2 and "unknown gaen scorer setting(s): threshold_db (known: " in err and "near_weight" in err
+
+
+def test_check_runs_no_more_processes_than_cores(scene: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs 300 forked 299 workers for a key file past a million keys (~900 MB, 6.5 s where two
+    jobs took 1.4 s on two cores): more processes than cores match no faster, and results do not
+    depend on jobs."""
+    import bluezone.matching.check as check_module
+    import bluezone.matching.matcher as matcher
+
+    db, keys = scene
+    monkeypatch.setattr(matcher, "available_cores", lambda: 2)
+    seen: list[int] = []
+    original = check_module.check_keys
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(int(kwargs["jobs"]))  # type: ignore[call-overload]
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(check_module, "check_keys", spy)
+    for given, used in ((["--jobs", "300"], 2), (["--jobs", "1"], 1), ([], 2)):
+        seen.clear()
+        assert check("--keys", str(keys), "--db", str(db), *given)[0] == 0
+        assert seen[0] == used, (given, seen)  # the command's call (check_keys calls itself for a file's keys)
