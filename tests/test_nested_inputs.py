@@ -14,6 +14,7 @@ from bluezone.client.pinning import read_server_key
 from bluezone.config import DaemonConfig, read_toml_file
 from bluezone.errors import ConfigError, InputError, VenueError
 from bluezone.matching.scoring import parse_setting
+from bluezone.server.signing import INFO_FILE, keygen, load_signer
 from bluezone.venues.owner import SECRET_FILE, load_venue_dir
 
 DEPTH = 5000
@@ -55,3 +56,10 @@ def test_a_deeply_nested_venue_secret_file_is_a_venue_error(tmp_path: Path) -> N
     (tmp_path / SECRET_FILE).write_text('{"payload": ' + DEEP_ARRAY + "}")
     with pytest.raises(VenueError, match="not a bluezone venue secret file"):
         load_venue_dir(tmp_path)
+
+
+def test_a_deeply_nested_signing_key_info_is_a_config_error(tmp_path: Path) -> None:
+    keygen(tmp_path / "keys")
+    (tmp_path / "keys" / INFO_FILE).write_text('{"key_id": ' + DEEP_ARRAY + "}")
+    with pytest.raises(ConfigError, match="no usable signing key"):
+        load_signer(tmp_path / "keys")

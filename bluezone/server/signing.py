@@ -98,7 +98,7 @@ def load_signer(directory: str | Path) -> Signer:
         key_id, key_version = str(info["key_id"]), str(info["key_version"])
     except ConfigError as exc:
         raise ConfigError(f"{exc}; create a signing key with `bluezone server keygen`") from None
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
         raise ConfigError(f"no usable signing key in {directory} ({exc!r}); create one with `bluezone server keygen`") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{directory / PRIVATE_FILE} is not a P-256 private key")
