@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -284,6 +285,17 @@ def _number(where: str, value: Any, low: float | None = None, high: float | None
     return number
 
 
+def _text(where: str, value: Any) -> str:
+    """A name or description, printed on the terminal and in the plots' titles: one line of text, no
+    control characters (a shared scenario file's ESC sequences rewrote the terminal it was run in)."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ConfigError(f"{where}: expected text, got {value!r}")
+    text = str(value)
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in text):
+        raise ConfigError(f"{where}: must be one line of printable text, got {text[:40]!r}")
+    return text
+
+
 def _whole(where: str, value: Any, low: float | None = None, high: float | None = None) -> int:
     """A whole number within [low, high]: 2.7 people or 1.5 dBm would be cut down silently."""
     number = _number(where, value, low, high)
@@ -375,7 +387,7 @@ def _zone(where: str, data: Any) -> Zone:
     conv: dict[str, Any] = {key: radio[key] for key in ZONE_RADIO}
     conv.update(
         region=_region,
-        name=lambda w, v: str(v),
+        name=_text,
         storey=lambda w, v: _whole(w, v, 0, 200),
         shell_loss_db=lambda w, v: _number(w, v, 0, 100),
     )
@@ -411,7 +423,7 @@ def _model_name(where: str, value: Any) -> str:
     """A model's name is text: groups choose models by it (a list or a number crashed comparing names)."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: expected a model name (text), got {value!r}")
-    return value
+    return _text(where, value)
 
 
 def _from_table(where: str, data: Any) -> Any:
@@ -474,6 +486,7 @@ def _group(where: str, data: Any) -> Group:
         data,
         {
             "people": count,
+            "name": _text,
             "arrive_min": span,
             "stay_min": span,
             "region": lambda w, v: _pair(w, v, float, 4),
@@ -656,8 +669,8 @@ def _scenario(data: dict[str, Any], groups: tuple[Group, ...]) -> Scenario:
     if sum(m.share for m in devices.models) <= 0:
         raise ConfigError("[devices].models: shares must add up to more than 0")
     scenario = Scenario(
-        name=str(data["name"]),
-        description=str(data.get("description", "")),
+        name=_text("name", data["name"]),
+        description=_text("description", data.get("description", "")),
         duration_min=_number("duration_min", data["duration_min"], 0.1, 24 * 60),
         step_s=_number("step_s", data.get("step_s", 1.0), 0.1, 60),
         start=_start("start", data["start"]) if "start" in data else Scenario.start,

@@ -288,3 +288,28 @@ def test_values_that_crashed_the_run_are_config_errors(tmp_path: Path, extra: st
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
     assert re.search(message, result.output), result.output
+
+
+GROUPS = '[[groups]]\nkind = "waypoint"\npeople = 3\n'
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'name = "caf\\u001b[2J\\u001b[31mOK"\nduration_min = 1\n' + GROUPS,  # ESC sequences: clear the screen, red
+        'name = "t"\ndescription = "a\\rb"\nduration_min = 1\n' + GROUPS,
+        'name = "t"\nduration_min = 1\n' + GROUPS + '[[devices.models]]\nname = "pixel\\u202e"\n',  # right-to-left override
+    ],
+)
+def test_names_with_control_characters_are_config_errors(tmp_path: Path, text: str) -> None:
+    """A shared scenario file's name was printed raw: its escape sequences rewrote the researcher's terminal."""
+    result = simulate(tmp_path, text)
+    assert result.exit_code == 2, result.output
+    assert "printable text" in result.output and "\x1b" not in result.output, result.output
+
+
+def test_group_and_zone_names_must_be_printable_text(tmp_path: Path) -> None:
+    result = simulate(tmp_path, BASE + 'name = ["a list"]\n')
+    assert result.exit_code == 2 and "expected text" in result.output, result.output
+    result = simulate(tmp_path, BASE + 'name = "door\\u0007"\n')
+    assert result.exit_code == 2 and "printable text" in result.output, result.output
