@@ -586,3 +586,33 @@ def test_server_status_counts_the_roll_ups(day0: tuple[Server, dict[str, Path]])
     status = server_status(server.storage, server.clock.now())
     assert rollups and status.rollup_files_14_days == len(rollups) and status.as_dict()["rollup_files_14_days"] == len(rollups)
     assert any(f"({len(rollups)} of them roll-ups)" in line for line in status.lines())
+
+
+def test_a_node_that_re_pins_after_a_rotation_gets_what_it_had_not_fetched_in_the_roll_up(tmp_path: Path) -> None:
+    """End to end: F0's files came out under the old key after node b's last check; the server rotated
+    its key and b re-pinned the new one, so b refuses those files; the roll-up of their day, signed
+    with the new key, brings F0's keys, and b finds the exposure."""
+    from bluezone.client.pinning import PinnedKey
+    from bluezone.server.exports import export_batches
+    from bluezone.server.signing import keygen
+    from test_key_server import _check
+
+    server = Server(tmp_path)
+    try:
+        _, nodes = make_nodes(tmp_path)
+        old = PinnedKey(server.signer.public_info()["public_key"], server.signer.info.key_id)
+        assert _check(server, nodes["b"], server_key=old).exposures == []  # b's last check before the rotation
+        publish_f0_with_cafe_checkin(server, nodes)
+        server.export()  # F0's files, signed with the old key: b has not fetched them
+        rotated = keygen(tmp_path / "rotated", force=True)
+        new = PinnedKey(rotated.public_info()["public_key"], rotated.info.key_id)
+        server.clock.advance(600)
+        refused = _check(server, nodes["b"], server_key=new, repin=True)
+        assert refused.rejected and refused.exposures == []
+        server.clock.advance(2 * DAY_SECONDS)
+        export_batches(server.storage, rotated, server.exports, server.clock.now(), ExportConfig())  # rolls the day up
+        later = _check(server, nodes["b"], server_key=new)
+        assert [e.score.close_contact for e in later.exposures] == [True]
+        assert any(ROLLUP_FILE.match(name) for name in later.batches)
+    finally:
+        server.storage.close()
