@@ -51,6 +51,9 @@ from bluezone.errors import DatasetError
 log = logging.getLogger(__name__)
 
 FEET = 0.3048
+#: Farther apart than this a recording is no BLE measurement but a typo (PACT's Range lines are checked
+#: against 1e4 ft, the same): a CSV row with dist = 1e30 cm reported "detected at 1e28 m".
+MAX_DISTANCE_FT = 1e4
 PACT_NAME = "BlueProxTx"
 NG_COLUMNS = {"device", "elapsed", "rss", "dist"}
 MIN_RSSI, MAX_RSSI = -127, 20  # dBm a BLE receiver can report
@@ -179,7 +182,7 @@ def _read_pact(path: Path, data: Path, bystanders: bool = False) -> tuple[list[R
                 try:
                     if kind == "Range":
                         value = float(parts[2])
-                        if not 0 < value < 1e4:
+                        if not 0 < value < MAX_DISTANCE_FT:
                             raise ValueError("distance")
                         range_ft = value
                     elif kind == "Bluetooth" and len(parts) >= 7 and range_ft is not None:
@@ -270,7 +273,7 @@ def _read_ng(path: Path, data: Path) -> tuple[list[Recording], int]:
             for row in reader:
                 try:
                     dist, elapsed, rss = int(row["dist"]), float(row["elapsed"]), int(row["rss"])
-                    if dist <= 0 or not np.isfinite(elapsed) or not _plausible_rssi(rss) or not row["device"]:
+                    if not 0 < dist < MAX_DISTANCE_FT * FEET * 100 or not np.isfinite(elapsed) or not _plausible_rssi(rss) or not row["device"]:
                         raise ValueError("out of range")
                 except (ValueError, TypeError):
                     bad += 1
