@@ -116,9 +116,11 @@ def test_ng_rows_out_of_range_skipped_missing_column_skips_file(tmp_path: Path) 
         f.write("gryphonelab,1.0,-500,0,0,120,1\r\nHTC One M9,x,-70,0,0,120,1\r\ngryphonelab,2.0,-70,0,0,-5,1\r\nshort,row\r\n")
         # 1e30 cm: was read as a recording "detected at 9999999999999999583119736832.00 m"
         f.write("gryphonelab,3.0,-70,0,0,1000000000000000000000000000000,1\r\n")
+        # elapsed 1e308: its recording spanned infinity, and GAEN's F1 on the dataset moved 0.76 -> 0.59
+        f.write("gryphonelab,1e308,-70,0,0,120,1\r\n")
     dirty = load_dataset(root)
     assert same_recordings(clean.recordings, dirty.recordings)
-    assert dirty.problems == ["HandHand/RSS_humanHH.csv: 5 malformed line(s) skipped"]
+    assert dirty.problems == ["HandHand/RSS_humanHH.csv: 6 malformed line(s) skipped"]
     csv_path.write_text("device,elapsed,rss\r\ngryphonelab,1.0,-70\r\n")
     with pytest.raises(DatasetError, match="no usable recordings.*without column.*dist"):
         load_dataset(root)
