@@ -794,6 +794,13 @@ def _print_check(result: Any, gaen: bool) -> None:
             + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
             + "  (reported by an earlier check)"
         )
+    for o in getattr(result, "own_checkins", []):  # an F0's own upload, published: not an exposure
+        d = o.as_dict()
+        click.echo(
+            f"{d['date']}  at {d['venue']} ({d['address']}): your own check-in ({_local_span(d['your_visit'], d['date'])}),"
+            f" uploaded {dt.datetime.fromisoformat(d['uploaded_at']).astimezone():%Y-%m-%d}: published to warn others"
+            " who were there, not an exposure"
+        )
     if getattr(result, "venue_files", []) or getattr(result, "earlier_venue", []):
         click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)"
                    + (f", {len(result.earlier_venue)} reported before (14 days)" if result.earlier_venue else ""))

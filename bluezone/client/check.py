@@ -51,7 +51,7 @@ from bluezone.matching.levels import WarningMemory, at_levels_told
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
-from bluezone.venues.matching import match_venue_reports
+from bluezone.venues.matching import match_venue_reports, set_aside_own
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,7 @@ class ServerCheckResult(CheckResult):
     earlier: list[dict[str, Any]] = field(default_factory=list)  # exposures earlier checks reported, still in force
     venue_exposures: list[Any] = field(default_factory=list)  # bluezone.venues.matching.VenueExposure
     earlier_venue: list[dict[str, Any]] = field(default_factory=list)  # venue exposures earlier checks reported
+    own_checkins: list[Any] = field(default_factory=list)  # venues.matching.OwnCheckIn: my uploaded visits, published
     rejected_earlier: int = 0  # listed files an earlier check rejected: not fetched again (for 14 days)
     left_for_next_check: int = 0  # new files listed beyond MAX_NEW_FILES_PER_CHECK: fetched by the next check
     gone: list[str] = field(default_factory=list)  # listed, but 404 when fetched (replaced since): not processed
@@ -152,6 +153,7 @@ class ServerCheckResult(CheckResult):
             "new_batches": self.new_batches,
             "earlier_exposures": self.earlier,
             "earlier_venue_exposures": self.earlier_venue,
+            "own_checkins_published": [o.as_dict() for o in self.own_checkins],
             "rejected_earlier": self.rejected_earlier,
             "left_for_next_check": self.left_for_next_check,
             "gone_batches": self.gone,
@@ -503,9 +505,12 @@ def _venue_exposures(
     now: float,
 ) -> None:
     """``result.venue_exposures``: the device's visits the venue files' ``reports`` warn of, leaving
-    out what an earlier check reported (in ``result.earlier_venue``), remembered for the next."""
+    out what an earlier check reported (in ``result.earlier_venue``), remembered for the next, and
+    the reports this device uploaded itself (``result.own_checkins``: an F0 is not its own contact)."""
     if reports and load_visits is not None:
-        result.venue_exposures = match_venue_reports(load_visits(), reports)
+        mine = load_visits()
+        others, result.own_checkins = set_aside_own(reports, mine, store.checkin_uploads())
+        result.venue_exposures = match_venue_reports(mine, others)
     # venue exposures are repeated too (kept beside the Bluetooth ones, under their own name)
     venue_memory = server + VENUE_MEMORY
     result.earlier_venue = [e for _, _, e in store.reported_exposures(venue_memory, now)]

@@ -28,7 +28,7 @@ from bluezone.keyformat.venue_reports import MAX_CHECKINS_PER_DAY
 from bluezone.matching.levels import keys_since_exposure
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
-from bluezone.venues.upload import reports_to_upload
+from bluezone.venues.upload import remember_uploaded, reports_to_upload
 
 UPLOAD_DAYS = 14
 #: Stands in for the saved revision token in a dry run: the token itself is never shown.
@@ -252,6 +252,8 @@ def upload_own_keys(
     The revision token of this device's last upload to the same server goes with them, so a
     later code (a "likely" diagnosis confirmed, or a negative test) can change the report type
     of keys sent before; the server's new token replaces it in the node's database.
+    The check-ins the server took are remembered (``venues.upload.remember_uploaded``): its venue
+    warnings then name them, and a check sets them aside rather than warn the F0 of itself.
     Only after the server accepted them is a released key of today cut short in the store, so
     the daemon stops broadcasting it when the current interval ends and starts a new key for the
     rest of the day.
@@ -272,6 +274,8 @@ def upload_own_keys(
     receipt = client.publish(keys, code, symptom_onset_interval, token, [r.entry() for r in checkins])
     if receipt.revision_token is not None:
         state.save_revision_token(client.base_url, receipt.revision_token, now)
+    if checkins and receipt.checkins:  # published: a check must not warn this device of its own visits
+        remember_uploaded(store, checkins, client.base_url, now)
     current = interval_number(now)
     for key in chosen:
         if key.end == current + 1 and key.rolling_period < ROLLING_PERIOD:

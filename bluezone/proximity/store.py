@@ -203,8 +203,17 @@ def _v7(db: sqlite_utils.Database) -> None:
         db.execute(f"CREATE TABLE IF NOT EXISTS {name} {columns}")
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    """The check-ins this device uploaded, one row per sealed report sent (its MAC, unique to each
+    sealing): a check sets aside the venue warnings that are its own reports (docs/venues.md)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS checkin_uploads (mac BLOB PRIMARY KEY, checkin_id INTEGER NOT NULL,"
+        " server TEXT NOT NULL, end_time REAL NOT NULL, uploaded_at REAL NOT NULL)"
+    )
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns bluezone reads, by the schema version that added them.  A file is checked
@@ -236,6 +245,7 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
         "keyserver_withdrawn": frozenset({"server", "key_hash", "day"}),
         "keyserver_rejected": frozenset({"server", "public_key", "name", "reason", "rejected_at"}),
     },
+    8: {"checkin_uploads": frozenset({"mac", "checkin_id", "server", "end_time", "uploaded_at"})},
 }
 
 
@@ -937,6 +947,12 @@ class SightingStore:
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
             ).rowcount
             c = _delete_expired(conn, "checkins", "end_time", cutoff)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'checkin_uploads'").fetchone():
+                # which check-ins went to a key server: gone with them (or with a check-in deleted by hand)
+                conn.execute(
+                    "DELETE FROM checkin_uploads WHERE end_time < ? OR checkin_id NOT IN (SELECT id FROM checkins)",
+                    (cutoff,),
+                )
             # (the key-server tables are there from schema 7 on; tests also purge stores kept at an older schema)
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
                 conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
@@ -1072,6 +1088,21 @@ class SightingStore:
             params += [float(overlapping[1]), float(overlapping[0])]
         order = " ORDER BY start_time DESC, id DESC" if open_at is not None else " ORDER BY start_time, id"
         return self._conn.execute(sql + order, params).fetchall()
+
+    def save_checkin_uploads(self, rows: Sequence[tuple[bytes, int, float]], server: str, now: float) -> None:
+        """Remember check-in reports sent to ``server``: (the sealed report's MAC, the check-in's id, the
+        end of the part sent), each row purged with its check-in."""
+        with self._conn:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO checkin_uploads (mac, checkin_id, server, end_time, uploaded_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(bytes(mac), int(checkin_id), server, float(end), float(now)) for mac, checkin_id, end in rows],
+            )
+
+    def checkin_uploads(self) -> dict[bytes, tuple[int, float]]:
+        """The MAC of every check-in report this device uploaded -> (the check-in's id, when uploaded)."""
+        rows = self._conn.execute("SELECT mac, checkin_id, uploaded_at FROM checkin_uploads").fetchall()
+        return {bytes(r[0]): (int(r[1]), float(r[2])) for r in rows}
 
     def daemon_state(self) -> dict[str, Any] | None:
         """The daemon's latest report with its ``updated_at``, or None if no daemon ran here."""

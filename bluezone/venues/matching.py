@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +59,46 @@ class VenueExposure:
             "transmission_risk": self.warning.transmission_risk,
             "checkin_id": self.visit.id,
         }
+
+
+@dataclass(frozen=True)
+class OwnCheckIn:
+    """One of my visits that a venue-warning file names because this device uploaded it: it warns the
+    others who were there, not me (not an exposure)."""
+
+    visit: Visit
+    uploaded_at: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "date": dt.datetime.fromtimestamp(self.visit.start, dt.UTC).date().isoformat(),
+            "venue": self.visit.description,
+            "address": self.visit.address,
+            "your_visit": {"start": iso(self.visit.start), "end": iso(self.visit.end)},
+            "uploaded_at": iso(self.uploaded_at),
+            "checkin_id": self.visit.id,
+        }
+
+
+def set_aside_own(
+    reports: Iterable[ProtectedReport], visits: Sequence[Visit], uploaded: Mapping[bytes, tuple[int, float]]
+) -> tuple[list[ProtectedReport], list[OwnCheckIn]]:
+    """The reports to match (every one but this device's own), and my visits that those set aside came from.
+
+    ``uploaded`` maps the MAC of each report this device sealed and sent to (its check-in's id, when sent).
+    A MAC covers the report's random IV, so a report is known as mine only if I sealed it: another
+    case's warning for the same venue and the same minutes is still matched.  (CWA marks a check-in
+    ``checkinSubmitted`` once sent; bluezone keeps the reports, which tells its own from an identical one.)"""
+    others: list[ProtectedReport] = []
+    first_sent: dict[int, float] = {}
+    for report in reports:
+        sent = uploaded.get(report.mac)
+        if sent is None:
+            others.append(report)
+        else:
+            first_sent[sent[0]] = min(sent[1], first_sent.get(sent[0], sent[1]))
+    own = [OwnCheckIn(v, first_sent[v.id]) for v in visits if v.id in first_sent]
+    return others, sorted(own, key=lambda o: (o.visit.start, o.visit.id))
 
 
 def match_venue_reports(visits: Sequence[Visit], reports: Iterable[ProtectedReport]) -> list[VenueExposure]:

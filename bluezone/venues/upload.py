@@ -17,6 +17,7 @@ from typing import Any
 from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import VenueError
+from bluezone.proximity.store import SightingStore
 from bluezone.venues.location import Venue
 from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.venues.visits import Visit, iso, local_time, snap_to_intervals, split_at_midnight
@@ -89,3 +90,11 @@ def owner_warning_reports(
     if not out:
         raise VenueError("the warning window is shorter than 5 minutes")
     return out
+
+
+def remember_uploaded(store: SightingStore, reports: Iterable[OutgoingReport], server: str, now: float) -> None:
+    """Remember that ``reports`` went to ``server`` (each by its MAC, which no other sealing shares), so
+    that a check does not warn this device of its own visits when the server publishes them."""
+    store.save_checkin_uploads(
+        [(r.report.mac, r.visit.id, (r.start_interval + r.period) * INTERVAL_SECONDS) for r in reports], server, now
+    )

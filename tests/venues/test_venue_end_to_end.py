@@ -318,3 +318,80 @@ def test_a_device_that_only_checked_in_uploads_its_checkins_alone(live_server: d
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
     [exposure] = json.loads(out)["venue_exposures"]
     assert exposure["venue"] == "Quán Phở" and 50 <= exposure["overlap_minutes"] <= 60  # the case's on the 10-min grid
+
+
+def _upload(live_server: dict, db: Path) -> dict:
+    code = json.loads(run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                          str(live_server["keys"]), "--json")[1])["code"]
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(db), "--yes", "--json")
+    assert rc == 0, err
+    return json.loads(out)
+
+
+def _export(live_server: dict) -> None:
+    rc, out, err = run("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                       str(live_server["keys"]), "--export-dir", str(live_server["exports"]))
+    assert rc == 0, err
+
+
+def test_an_f0_is_not_warned_of_its_own_uploaded_checkins(live_server: dict, tmp_path: Path) -> None:
+    """An F0 who checks after uploading was told it had shared a room with a case for 60 minutes (itself),
+    with the close-contact advice.  Its own published check-in is now said once for what it is."""
+    now = clear_of_midnight(3)
+    f0_db, visitor_db = tmp_path / "f0.db", tmp_path / "visitor.db"
+    rc, out, err = run("venue", "create", "--name", "Café Hoa", "--address", "Hội An", "--out", str(tmp_path / "v"), "--json")
+    url = json.loads(out)["url"]
+    for db in (f0_db, visitor_db):
+        assert run("checkin", url, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(db))[0] == 0
+    with SightingStore.open(f0_db) as store:
+        store.save_daily_key(DailyKey.generate(now - 86400))
+    assert _upload(live_server, f0_db)["checkins_stored"] == 1
+    _export(live_server)
+
+    shutil.copy(f0_db, tmp_path / "f0-copy.db")
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(f0_db), "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["venue_exposures"] == [] and len(report["venue_files"]) == 1
+    [own] = report["own_checkins_published"]
+    assert own["venue"] == "Café Hoa" and own["your_visit"] == {"start": iso(now - 3 * 3600), "end": iso(now - 2 * 3600)}
+    assert abs(dt.datetime.fromisoformat(own["uploaded_at"]).timestamp() - time.time()) < 600
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(tmp_path / "f0-copy.db"))
+    assert rc == 0, err
+    assert "your own check-in" in out and "published to warn others who were there, not an exposure" in out
+    assert "0 venue exposure(s) from 1 venue-warning file(s)" in out and "What now" not in out
+    # the file does warn the others who were there
+    [exposure] = json.loads(run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")[1])["venue_exposures"]
+    assert exposure["venue"] == "Café Hoa" and exposure["fifteen_minutes_or_more"]
+
+
+def test_an_f0_is_still_warned_by_another_case_and_of_visits_it_did_not_upload(live_server: dict, tmp_path: Path) -> None:
+    """Only the reports the F0 sealed itself are set aside: another case in the same café for the same
+    hour (a report with the very same venue, interval and period) still warns it, and so does a case
+    at a shop where the F0 stayed 4 minutes (too short to upload)."""
+    now = clear_of_midnight(3)
+    f0_db, case_db = tmp_path / "f0.db", tmp_path / "case.db"
+    urls = []
+    for name in ("Café Hoa", "Tiệm Vàng"):
+        rc, out, err = run("venue", "create", "--name", name, "--address", "Hội An", "--out", str(tmp_path / name), "--json")
+        urls.append(json.loads(out)["url"])
+    cafe, shop = urls
+    for db in (f0_db, case_db):
+        assert run("checkin", cafe, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(db))[0] == 0
+        with SightingStore.open(db) as store:
+            store.save_daily_key(DailyKey.generate(now - 86400))
+    assert run("checkin", shop, "--start", iso(now - 1.5 * 3600), "--end", iso(now - 1.5 * 3600 + 240), "--db", str(f0_db))[0] == 0
+    assert run("checkin", shop, "--start", iso(now - 1.75 * 3600), "--end", iso(now - 1.25 * 3600), "--db", str(case_db))[0] == 0
+    sent = _upload(live_server, f0_db)
+    assert [c["venue"] for c in sent["checkins"]] == ["Café Hoa"]  # the 4 minutes at the shop stay on the device
+    assert _upload(live_server, case_db)["checkins_stored"] == 2
+    _export(live_server)
+
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(f0_db), "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert [o["venue"] for o in report["own_checkins_published"]] == ["Café Hoa"]
+    cafe_exposure, shop_exposure = report["venue_exposures"]
+    assert cafe_exposure["venue"] == "Café Hoa" and 50 <= cafe_exposure["overlap_minutes"] <= 60
+    assert shop_exposure["venue"] == "Tiệm Vàng" and shop_exposure["overlap_minutes"] == 4.0
+    assert not shop_exposure["fifteen_minutes_or_more"] and cafe_exposure["fifteen_minutes_or_more"]

@@ -114,3 +114,55 @@ def test_owner_warning_covers_the_window_and_refuses_bad_ones() -> None:
     ]:
         with pytest.raises(VenueError, match=message):
             owner_warning_reports(CAFE, start, end, now)
+
+
+def test_own_reports_are_set_aside_by_their_mac_not_by_venue_and_time() -> None:
+    """A report this device sealed is known by its MAC (over a random IV): another case's report of the
+    same venue, interval and period opens to the same warning and is still matched."""
+    from bluezone.venues.matching import set_aside_own
+
+    stay = visit(CAFE, T0 + 3600, T0 + 7200, vid=7)
+    [mine] = reports_to_upload([stay], since=T0, now=T0 + DAY)
+    [theirs] = reports_to_upload([visit(CAFE, T0 + 3600, T0 + 7200, vid=1)], since=T0, now=T0 + DAY)
+    assert mine.report.open(CAFE.location_id) == theirs.report.open(CAFE.location_id)
+    uploaded = {mine.report.mac: (7, T0 + DAY)}
+    others, own = set_aside_own([mine.report, theirs.report], [stay], uploaded)
+    assert others == [theirs.report]
+    assert [(o.visit.id, o.uploaded_at) for o in own] == [(7, T0 + DAY)]
+    assert own[0].as_dict()["uploaded_at"] == "2026-12-04T00:00:00+00:00"
+    [exposure] = match_venue_reports([stay], others)
+    assert exposure.minutes == 60
+    assert set_aside_own([theirs.report], [stay], uploaded) == ([theirs.report], [])  # my report not in the file
+
+
+def test_uploaded_checkins_are_remembered_upgraded_and_purged_with_their_checkin(tmp_path) -> None:
+    """A store of schema 7 (before uploads were remembered) upgrades keeping its check-ins; what an
+    upload remembers goes at 14 days after the part sent, or with its check-in when that is deleted."""
+    import sqlite_utils
+
+    from bluezone.proximity import store as store_module
+    from bluezone.proximity.store import SightingStore
+    from bluezone.venues.checkins import record_visit, visits
+    from bluezone.venues.upload import remember_uploaded
+
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    for migration in store_module.MIGRATIONS[:7]:
+        migration(old)
+    old.execute("PRAGMA user_version = 7")
+    old.close()
+    with SightingStore.open(path, purge_now=T0 + DAY) as store:
+        assert store.schema_version == store_module.SCHEMA_VERSION >= 8 and store.checkin_uploads() == {}
+        a = record_visit(store, CAFE, T0 + 3600, T0 + 7200, now=T0 + DAY)
+        b = record_visit(store, SHOP, T0 + 2 * DAY, T0 + 2 * DAY + 3600, now=T0 + 3 * DAY)
+        sent = reports_to_upload(visits(store), since=T0, now=T0 + 3 * DAY)
+        remember_uploaded(store, sent, "https://keys.example", T0 + 3 * DAY)
+        assert store.checkin_uploads() == {
+            r.report.mac: (v.id, T0 + 3 * DAY) for r, v in zip(sent, (a, b))
+        }
+        store.purge(T0 + 14 * DAY + 7201)  # the café's visit (and the report of it) is past the 14 days
+        assert [v.id for v in visits(store)] == [b.id]
+        assert list(store.checkin_uploads().values()) == [(b.id, T0 + 3 * DAY)]
+        store.purge_dated_ahead(T0)  # the shop's visit deleted by the user (dated after this 'now')
+        store.purge(T0 + 3 * DAY)
+        assert visits(store) == [] and store.checkin_uploads() == {}
