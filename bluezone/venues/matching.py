@@ -123,7 +123,19 @@ def match_venue_reports(visits: Sequence[Visit], reports: Iterable[ProtectedRepo
                     found.append(VenueExposure(visit, warning, max(start, warning.start), min(end, warning.end)))
     if undecryptable:
         log.info("%d venue report(s) named one of my venues but did not open", undecryptable)
-    return _join_at_midnight(sorted(found, key=lambda e: (e.visit.id, e.overlap_start)))
+    return _join_at_midnight(sorted(_one_per_overlap(found), key=lambda e: (e.visit.id, e.overlap_start)))
+
+
+def _one_per_overlap(found: list[VenueExposure]) -> list[VenueExposure]:
+    """One exposure per visit and overlap (the highest transmission risk): a case who uploads twice (a
+    "likely" code, then the confirmed one) has its check-ins published twice, sealed anew, and the
+    visitor was told the same minutes at the same venue twice, as if two cases had been there."""
+    best: dict[tuple[int, float, float], VenueExposure] = {}
+    for e in found:
+        key = (e.visit.id, e.overlap_start, e.overlap_end)
+        if key not in best or e.warning.transmission_risk > best[key].warning.transmission_risk:
+            best[key] = e
+    return list(best.values())
 
 
 def _join_at_midnight(found: list[VenueExposure]) -> list[VenueExposure]:

@@ -395,3 +395,27 @@ def test_an_f0_is_still_warned_by_another_case_and_of_visits_it_did_not_upload(l
     assert cafe_exposure["venue"] == "Café Hoa" and 50 <= cafe_exposure["overlap_minutes"] <= 60
     assert shop_exposure["venue"] == "Tiệm Vàng" and shop_exposure["overlap_minutes"] == 4.0
     assert not shop_exposure["fifteen_minutes_or_more"] and cafe_exposure["fifteen_minutes_or_more"]
+
+
+def test_a_case_who_uploads_on_a_likely_code_then_the_confirmed_one_warns_once(live_server: dict, tmp_path: Path) -> None:
+    """Both uploads send the check-in (sealed anew), the server publishes both: the visitor read the same
+    hour at the same café twice ('2 venue exposure(s)'), and the F0 is told of its own once."""
+    now = clear_of_midnight(3)
+    f0_db, visitor_db = tmp_path / "f0.db", tmp_path / "visitor.db"
+    rc, out, err = run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(tmp_path / "v"), "--json")
+    url = json.loads(out)["url"]
+    for db in (f0_db, visitor_db):
+        assert run("checkin", url, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(db))[0] == 0
+    with SightingStore.open(f0_db) as store:
+        store.save_daily_key(DailyKey.generate(now - 86400))
+    for test_type in ("likely", "confirmed"):
+        code = json.loads(run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                              str(live_server["keys"]), "--type", test_type, "--json")[1])["code"]
+        rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--json")
+        assert rc == 0 and json.loads(out)["checkins_stored"] == 1, err
+    _export(live_server)
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db))
+    assert rc == 0, err
+    assert "1 venue exposure(s) from 1 venue-warning file(s)" in out and out.count("at Quán Phở") == 1
+    report = json.loads(run("check", "--server", live_server["url"], "--db", str(f0_db), "--json")[1])
+    assert report["venue_exposures"] == [] and len(report["own_checkins_published"]) == 1

@@ -166,3 +166,15 @@ def test_uploaded_checkins_are_remembered_upgraded_and_purged_with_their_checkin
         store.purge_dated_ahead(T0)  # the shop's visit deleted by the user (dated after this 'now')
         store.purge(T0 + 3 * DAY)
         assert visits(store) == [] and store.checkin_uploads() == {}
+
+
+def test_a_case_who_uploaded_twice_is_one_exposure() -> None:
+    """A 'likely' code, then the confirmed one: the case's check-ins are sealed and published twice, and a
+    visitor was told the same hour at the same café twice.  A report of other minutes still counts apart."""
+    stay = visit(CAFE, T0 + 3600, T0 + 7200)
+    case = visit(CAFE, T0 + 3600, T0 + 7200, vid=9)
+    first, again = (reports_to_upload([case], since=T0, now=T0 + DAY)[0] for _ in range(2))
+    assert first.report != again.report
+    later = reports_to_upload([visit(CAFE, T0 + 5400, T0 + 9000, vid=9)], since=T0, now=T0 + DAY)[0]
+    found = match_venue_reports([stay], [first.report, again.report, later.report])
+    assert [(e.minutes, e.overlap_start) for e in found] == [(60, T0 + 3600), (30, T0 + 5400)]
