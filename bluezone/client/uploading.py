@@ -222,7 +222,9 @@ def plan_upload(
         since_time = first * INTERVAL_SECONDS
         stays = [v for v in visits(store, since_time) if v.start < now]
         reports = reports_to_upload(stays, since_time, now)
-        too_short = len({v.id for v in stays} - {r.visit.id for r in reports})
+        # too short: a visit of these days that rounds to nothing (one begun before them is cut at their
+        # start, as every key before them is: not sent, and not short)
+        too_short = len({v.id for v in stays if v.start >= since_time} - {r.visit.id for r in reports})
         chosen, left_out = longest_of_each_day(reports)
         outgoing = tuple(chosen)
     if checkins_only and not outgoing:

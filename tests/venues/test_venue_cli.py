@@ -539,3 +539,28 @@ def test_visit_errors_give_times_as_the_person_typed_them(
     assert again.exit_code == 2 and f"already checked in at Café Hoa since {start} +07 (`bluezone checkout` ends it)" in again.output
     assert future.exit_code == 2 and "the visit ends in the future (2026-12-05 01:00 +07)" in future.output, future.output
     assert warn.exit_code == 2 and "the warning ends in the future (2026-12-05 00:30 +07)" in warn.output, warn.output
+
+
+def test_a_long_visit_mostly_before_the_days_sent_is_not_called_too_short(
+    tmp_path: Path, cafe: dict, clock: VirtualClock
+) -> None:
+    """A device whose first daily key is of 1 December sends the check-ins from that day on: a visit of an
+    hour that ends 3 minutes into it is not sent, as nothing before that day is.  Upload said '1 visit(s)
+    under 5 minutes stay on this device', which it was not."""
+    from bluezone.crypto.keys import DailyKey
+    from bluezone.proximity.store import SightingStore
+
+    db = str(tmp_path / "v.db")
+    for start, end in (("2026-11-30T23:00:00+00:00", "2026-12-01T00:03:00+00:00"),
+                       ("2026-12-02T06:10:00+00:00", "2026-12-02T06:55:00+00:00")):
+        assert run(clock, "checkin", cafe["url"], "--start", start, "--end", end, "--db", db).exit_code == 0
+    first = int(dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp()) // 600
+    with SightingStore.open(db, create=False) as store:
+        for day in range(3):
+            store.save_daily_key(DailyKey(bytes([day + 1]) * 16, first + 144 * day))
+    from bluezone.client.uploading import plan_upload
+
+    with SightingStore.open(db, create=False) as store:
+        plan = plan_upload(store, clock.now(), include_today=False)
+    assert [r.visit.start for r in plan.checkins] == [dt.datetime(2026, 12, 2, 6, 10, tzinfo=dt.UTC).timestamp()]
+    assert plan.checkins_too_short == 0
