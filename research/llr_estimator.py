@@ -38,6 +38,13 @@ seeds, scenes of new kinds (``--scene-cache``: caches of ``estimator_cache.py`` 
 and generated scenes) and the recordings (``--recordings``: one-minute windows of the shared tuning
 part, read as ``bluezone evaluate`` reads them, nDCF at the default decision and per distance,
 detection at <= 1.2 m and >= 3 m).  ``--table`` writes the fitted LLR table as JSON.
+
+Adopted: the hybrid (``simulations/results/llr_choice.json``'s "llr chosen") is now the bluezone
+scorer's ranking (``bluezone/matching/near_chain.py``, the table shipped as
+``bluezone/matching/data/llr_table.json``; tests/sim/test_estimator_research.py checks the engine
+against ``apply`` here).  "shipped" in this script's tables is the scorer before that, the ramp
+(``estimator_sweep.shipped``, ``ranking = "ramp"``); caches made from now on store the chain's
+weighted minutes as the engine's ``scores["bluezone"]`` (estimator_sweep's "the scorer the cache ran with").
 """
 
 from __future__ import annotations

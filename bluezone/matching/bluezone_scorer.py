@@ -25,15 +25,19 @@ Setting ``minute_reference_weight = 0`` brings back the earlier day-level thresh
 (``calibration_*``).
 
 Two outputs per window: the verdict counts the minutes whose smoothed, corrected attenuation is at
-or under ``threshold_db`` (15 make a close contact); ``weighted_minutes`` grades every minute on a
-linear ramp +-``ramp_db`` around the threshold (1 well under it, 0.5 at it, 0 well over), so a
-contact just over the threshold ranks above a far one.  A soft *verdict* (weights summed against the
-15) lost F1 on long stays, where small weights add up over hours; the ramp is only for ranking.
+or under ``threshold_db`` (15 make a close contact); ``weighted_minutes``, the ranking, is the
+expected number of near minutes under a two-state near/far chain (``near_chain``: each corrected
+minute's log-likelihood ratio from a table fitted on simulated tuning seeds, ``chain_*`` settings),
+so a contact just over the threshold all day ranks above a far one.  The chain only ranks: as a
+verdict it lost F1 (research/llr_estimator.py's "hmm"), as a soft verdict did before it.
+``ranking = "ramp"`` brings back the earlier ranking, every minute graded on a linear ramp
++-``ramp_db`` around the threshold.
 
 Defaults (10th percentile, 59 dB, 9-minute median, same-minute 25th percentile at weight 0.7
-around 65 dB clipped to +-8 dB, ramp +-10 dB) come from ``research/estimator_sweep.py``: the
-worst margin over GAEN in F1, ROC-AUC and PR-AUC over every shipped scene on seeds 11-12,
-checked on seeds 0 and 3-9 held back (docs/simulation.md).  ``[scoring.bluezone]`` in a TOML
+around 65 dB clipped to +-8 dB) come from ``research/estimator_sweep.py``, the chain's (scale 0.25,
+switch 0.2, prior 0.05, and its table) from ``research/llr_estimator.py``: the worst margin over
+GAEN in F1, ROC-AUC and PR-AUC over every shipped scene on seeds 11-12, checked on seeds 0 and 3-9
+held back (docs/simulation.md).  ``[scoring.bluezone]`` in a TOML
 file, or ``check --set``, changes them.
 """
 
@@ -49,6 +53,7 @@ import numpy as np
 from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
+from bluezone.matching.near_chain import minute_llr, near_posterior
 from bluezone.matching.receiver import ReceiverContext, group_percentile
 from bluezone.matching.scoring import MAX_SLOT_SECONDS, MAX_SLOTS, Score, check_setting_types, configured, median, register_scorer
 
@@ -69,9 +74,15 @@ class BluezoneConfig:
     calibration_weight: float = 0.7  # share of (reference - reference_db) added to the threshold; 0 = off
     calibration_clip_db: float = 5.0  # bound on the shift
     calibration_min_link_minutes: int = 10  # fewer (RPI, minute) groups behind a day's reference: no shift
-    # Graded weighted minutes (the ranking): a minute weighs 1 at ramp_db under the threshold, 0 at
-    # ramp_db over it, linearly between; the verdict still counts the minutes at or under the threshold.
-    ramp_db: float = 10.0  # half-width; 0: weighted minutes are the verdict's minutes
+    # Weighted minutes (the ranking; the verdict still counts the minutes at or under the threshold):
+    # "chain": the expected near minutes of the two-state chain (near_chain.py; chosen by
+    # research/llr_estimator.py on tuning seeds 11-12, shown on seeds 0, 3-9: docs/simulation.md);
+    # "ramp": a minute weighs 1 at ramp_db under the threshold, 0 at ramp_db over it, linearly between.
+    ranking: str = "chain"
+    chain_scale: float = 0.25  # each minute's log-likelihood ratio is discounted by this (minutes correlate)
+    chain_switch: float = 0.2  # chance a minute re-draws near/far from chain_prior
+    chain_prior: float = 0.05  # share of near minutes the chain expects
+    ramp_db: float = 10.0  # half-width; 0: weighted minutes are the verdict's minutes ("ramp" only)
     # Same-minute reference (receiver.py ``minute_reference``): each minute is judged against the
     # receiver's other links heard in that minute; replaces the day shift above when weight > 0.
     minute_reference_weight: float = 0.7  # share of (reference - minute_reference_db) taken off; 0 = off
@@ -99,6 +110,10 @@ class BluezoneConfig:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
         if self.ramp_db < 0:
             raise ConfigError("ramp_db must be >= 0")
+        if self.ranking not in ("chain", "ramp"):
+            raise ConfigError(f"ranking must be 'chain' or 'ramp', got {self.ranking!r}")
+        if self.chain_scale <= 0 or not 0 < self.chain_switch <= 1 or not 0 < self.chain_prior < 1:
+            raise ConfigError("chain_scale > 0, chain_switch in (0, 1], chain_prior in (0, 1)")
         if (
             not 0 <= self.minute_reference_weight <= 1
             or not 0 <= self.minute_reference_quantile <= 100
@@ -234,7 +249,10 @@ class BluezoneScorer:
         smooth = self.smoothed(slots, value - shift) if shift.any() else self.smoothed(slots, value)
         within = self.credited(slots, self.verdict_weight(smooth, threshold))
         weighted = within
-        if c.ramp_db > 0:  # graded, for ranking: a minute just over the threshold still says something
+        if c.ranking == "chain":  # for ranking: how many minutes were near, judged on the evidence of each
+            near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior)
+            weighted = self.credited(slots, near)
+        elif c.ramp_db > 0:  # graded: a minute just over the threshold still says something
             weighted = self.credited(slots, np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0))
         # the duration as the verdict sees it: judged minutes plus the short gaps it bridges
         total = self.credited(slots, np.ones(len(slots)))

@@ -37,7 +37,7 @@ from bluezone.calibration.table import CalibrationTable, default_table
 from bluezone.matching.bluezone_scorer import BluezoneScorer, minute_attenuation
 from bluezone.matching.matcher import DEFAULT_TX_POWER, ExposureWindow
 from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
-from bluezone.matching.scoring import Scorer, get_scorer, scorer_names
+from bluezone.matching.scoring import Score, Scorer, get_scorer, scorer_names
 from bluezone.progress import Progress
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.sim.datasets import Recording, load_dataset
@@ -306,6 +306,12 @@ def _chains(minutes: list[Minute], count: int, rng: np.random.Generator) -> list
     return out
 
 
+def verdict_minutes(score: Score) -> float:
+    """The minutes a scorer's verdict counts: bluezone's minutes at or under its threshold (its
+    weighted minutes only rank: a chain's expected near minutes), GAEN's weighted minutes."""
+    return score.minutes_by_bucket.get("within_2m", score.weighted_minutes)
+
+
 def _window_metrics(
     truth: np.ndarray,
     score: np.ndarray,
@@ -315,9 +321,10 @@ def _window_metrics(
 ) -> dict[str, Any]:
     """Per-minute metrics: ROC/PR rank minutes by the scorer's typical attenuation (lower is
     closer: weighted minutes of a single minute saturate at 0 or 1 and would hide the ranking);
-    detection is weighted minutes >= 0.5, and nDCF scores it at each TC4TL distance and against
-    "closer than 2 m", the question the default decisions answer (``ndcf_close``); with
-    ``at_distance`` (weighted minutes of the decision made for each distance) also those."""
+    detection is the verdict's minutes (``verdict_minutes``) >= 0.5, and nDCF scores it at each
+    TC4TL distance and against "closer than 2 m", the question the default decisions answer
+    (``ndcf_close``); with ``at_distance`` (the verdict's minutes of the decision made for each
+    distance) also those."""
     detected = score >= 0.5
     c = confusion(truth, detected)
     out = {
@@ -413,14 +420,14 @@ def evaluate(
         say("scoring one-minute windows", done / len(judges))
         bound = [judged(j, [m]) for m in minutes]
         scored = [b.score(w) for b, w in zip(bound, windows)]
-        window_scores[n] = np.array([s.weighted_minutes for s in scored])
+        window_scores[n] = np.array([verdict_minutes(s) for s in scored])
         window_rank[n] = -np.array([judged_attenuation(b, w, s.typical_attenuation) for b, w, s in zip(bound, windows, scored)])
         deciders = distance_decisions(n)
         per_distance[n] = (
             None
             if deciders is None
             else {
-                key: np.array([judged(d, [m]).score(w).weighted_minutes for m, w in zip(minutes, windows)])
+                key: np.array([verdict_minutes(judged(d, [m]).score(w)) for m, w in zip(minutes, windows)])
                 for key, d in deciders.items()
             }
         )

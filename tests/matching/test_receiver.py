@@ -174,19 +174,23 @@ def test_minute_reference_cancels_the_receivers_own_loss() -> None:
 
 
 def test_ramp_grades_weighted_minutes_while_the_verdict_counts_minutes_under_the_threshold() -> None:
-    s = BluezoneScorer(BluezoneConfig(threshold_db=60.0, ramp_db=4.0))
+    s = BluezoneScorer(BluezoneConfig(threshold_db=60.0, ramp_db=4.0, ranking="ramp"))  # the earlier ranking
     assert s.score(window(56, 30)).weighted_minutes == pytest.approx(30, abs=0.5)
     assert s.score(window(56, 30)).close_contact
     just_over = s.score(window(61, 30))  # a quarter of the way up the ramp: graded, but not within 2 m
     assert just_over.weighted_minutes == pytest.approx(30 * 3 / 8, abs=1)
     assert not just_over.close_contact and just_over.minutes_by_bucket["within_2m"] == 0
     assert s.score(window(64, 30)).weighted_minutes == pytest.approx(0, abs=0.5)
-    hard = BluezoneScorer(BluezoneConfig(threshold_db=60.0, ramp_db=0.0)).score(window(61, 30))
+    hard = BluezoneScorer(BluezoneConfig(threshold_db=60.0, ramp_db=0.0, ranking="ramp")).score(window(61, 30))
     assert hard.weighted_minutes == 0  # no ramp: weighted minutes are the verdict's
     with pytest.raises(ConfigError):
         BluezoneConfig(ramp_db=-1.0)
     with pytest.raises(ConfigError):
         BluezoneConfig(minute_reference_weight=2.0)
+    with pytest.raises(ConfigError):
+        BluezoneConfig(ranking="median")
+    with pytest.raises(ConfigError):
+        BluezoneConfig(chain_prior=1.0)
 
 
 def test_same_minute_reference_follows_the_scorers_slot_length() -> None:

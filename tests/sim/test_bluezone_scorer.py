@@ -34,9 +34,9 @@ def test_close_long_contact_is_flagged_far_one_is_not() -> None:
     near = s.score(window(20, 55.0))
     far = s.score(window(60, 70.0))
     assert near.close_contact and near.minutes_by_bucket["within_2m"] == pytest.approx(20, abs=1)
-    assert near.weighted_minutes > 0.9 * 20
+    assert 0.8 * 20 < near.weighted_minutes <= 20  # the chain's expected near minutes: never quite sure
     assert not far.close_contact and far.minutes_by_bucket["within_2m"] < 3
-    assert far.weighted_minutes < 0.25 * 60  # graded: 70 dB (10th percentile ~65) is near the far end of the ramp
+    assert far.weighted_minutes < 0.25 * 60  # 70 dB (10th percentile ~65): evidence of far, minute after minute
     assert near.distance_band == "< 2 m" and far.distance_band == "> 2 m"
 
 
@@ -57,11 +57,12 @@ def test_sparse_minutes_are_not_judged_and_gaps_are_bridged() -> None:
     slots = np.floor(w.times / 60).astype(np.int64)
     keep = slots != slots[0] + 10  # one minute without any sighting
     gap = ExposureWindow(0, 0, w.times[keep], w.rssi[keep], w.attenuation[keep], False)
-    assert s.score(gap).weighted_minutes == pytest.approx(20)
+    assert s.score(gap).minutes_by_bucket["within_2m"] == pytest.approx(20)
+    assert s.score(gap).weighted_minutes == pytest.approx(s.score(w).weighted_minutes, abs=1.0)  # the chain bridges it too
     one_each = window(20, 50.0, per_minute=1, seed=3)
     _, _, counts = minute_attenuation(one_each.times, one_each.attenuation, s.config)
     assert (counts >= 2).all()
-    assert s.score(one_each).weighted_minutes < 20
+    assert s.score(one_each).minutes_by_bucket["within_2m"] < 20
 
 
 def test_settings(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from bluezone.sim import engine, report
 from bluezone.sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "simulations" / "results"
 
 
 def research(name: str):
@@ -24,7 +26,8 @@ def research(name: str):
     return module
 
 
-def test_sweep_arithmetic_equals_the_scorer_on_a_real_run() -> None:
+def test_research_arithmetic_equals_the_scorer_on_a_real_run() -> None:
+    """The verdict is estimator_sweep.py's shipped one, the ranking llr_estimator.py's hybrid."""
     cache, sweep = research("estimator_cache"), research("estimator_sweep")
     scenario = load_scenario(ROOT / "simulations" / "classroom.toml").with_overrides(duration_min=25)
     result = engine.run(scenario, seed=5, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
@@ -42,12 +45,24 @@ def test_sweep_arithmetic_equals_the_scorer_on_a_real_run() -> None:
         centre=config.minute_reference_db, clip=config.minute_reference_clip_db, shape="ramp",
         decision_db=config.threshold_db, threshold=config.threshold_db, width=config.ramp_db,
     )
-    weighted, verdict = sweep.estimate(flat, defaults)
+    _, verdict = sweep.estimate(flat, defaults)
     assert verdict.any() and (~verdict).any()
     engine_weighted, engine_verdict = data["scores"]["bluezone"]
     # the cache joins a unit's windows before smoothing, the scorer smooths each: equal unless a key changed mid-encounter
     assert np.mean(verdict == engine_verdict) > 0.98
-    assert weighted == pytest.approx(engine_weighted, abs=0.5)  # the scorer rounds to 0.001; see above
+    # the ranking is research/llr_estimator.py's hybrid, as chosen there (llr_choice.json), on the shipped table
+    llr = research("llr_estimator")
+    chosen = json.loads((RESULTS / "llr_choice.json").read_text())["llr chosen"]
+    assert chosen == {"kind": "hybrid", "scale": config.chain_scale, "switch": config.chain_switch, "prior": config.chain_prior}
+    table = json.loads((ROOT / "bluezone" / "matching" / "data" / "llr_table.json").read_text())
+    fitted = json.loads((RESULTS / "llr_table.json").read_text())
+    assert (table["centres_db"], table["llr"]) == (fitted["centres_db"], fitted["llr"])
+    ranking, hybrid_verdict = llr.apply(flat, chosen, table, sweep.shipped())
+    assert (hybrid_verdict == verdict).all()  # the hybrid's verdict is the shipped one
+    one_window = np.array([len(result.windows.get(k, [])) == 1 for k in keys])
+    assert one_window.sum() > 100 and (ranking[one_window] > 0.01).sum() > 20
+    # the scorer rounds to 0.001; a unit of two windows (a key change mid-encounter) is two chains in the scorer
+    assert engine_weighted[one_window] == pytest.approx(ranking[one_window], abs=6e-4)
 
 
 def test_paired_noise_scores_both_scorers_on_the_same_draw() -> None:

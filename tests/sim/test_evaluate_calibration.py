@@ -20,6 +20,7 @@ from bluezone.sim.evaluate import (
     calibrations,
     minutes_of,
     ndcf,
+    verdict_minutes,
 )
 
 
@@ -158,9 +159,9 @@ def test_a_minute_between_the_1_2_m_and_the_2_m_thresholds_is_within_2_m_but_not
 
     deciders = distance_decisions(name)
     assert deciders is not None
-    assert get_scorer(name).score(_minute(attenuation)).weighted_minutes >= 0.5
-    assert deciders["1.2"].score(_minute(attenuation)).weighted_minutes < 0.5
-    assert deciders["3.0"].score(_minute(attenuation)).weighted_minutes >= 0.5
+    assert verdict_minutes(get_scorer(name).score(_minute(attenuation))) >= 0.5
+    assert verdict_minutes(deciders["1.2"].score(_minute(attenuation))) < 0.5
+    assert verdict_minutes(deciders["3.0"].score(_minute(attenuation))) >= 0.5
 
 
 def test_evaluate_reports_ndcf_of_a_decision_per_distance() -> None:
@@ -219,3 +220,25 @@ def test_evaluate_reports_ndcf_close_with_an_interval() -> None:
         assert "ndcf_close" in s["ci95"]
     text = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), "--bootstrap", "0", "--chains", "20"], obj={})
     assert "closer than 2 m (the decision's own question):" in text.output
+
+
+@pytest.mark.parametrize("name", ["mitll_small", "ng_small"])
+def test_one_minute_figures_do_not_depend_on_the_ranking(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A one-minute window is flagged by the verdict's minutes, not by weighted minutes: bluezone's
+    chain only ranks (one minute's posterior of near is far below 0.5), so with it every one-minute
+    figure, and the chains' verdicts, are those of the earlier ramp ranking, to the last digit."""
+    from bluezone.sim import evaluate as ev
+
+    real = ev.get_scorer
+
+    def ramp(scorer: str = "bluezone", config_path=None, overrides=None):  # type: ignore[no-untyped-def]
+        if scorer == "bluezone":
+            overrides = {**(overrides or {}), "ranking": "ramp"}
+        return real(scorer, config_path, overrides)
+
+    chain = ev.evaluate(DATASETS / name, chains=40, bootstrap=3, scorers=["bluezone"])["scorers"]["bluezone"]
+    monkeypatch.setattr(ev, "get_scorer", ramp)
+    before = ev.evaluate(DATASETS / name, chains=40, bootstrap=3, scorers=["bluezone"])["scorers"]["bluezone"]
+    assert chain.pop("minutes_mae") != before.pop("minutes_mae")  # the chains' weighted minutes did change
+    assert chain == before
+    assert sum(before["confusion"].values()) > 0 and any(v > 0 for v in before["detection_by_distance"].values())

@@ -1,0 +1,84 @@
+"""The near/far chain that ranks bluezone's exposures, against a plain minute-by-minute forward-backward."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
+from bluezone.matching.near_chain import llr_table, minute_llr, near_posterior
+from bluezone.sim import engine
+from bluezone.sim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def forward_backward(slots: list[int], llr: list[float], scale: float, switch: float, prior: float) -> list[float]:
+    """The textbook recursions, one minute at a time, in probabilities (no scan, no scaling tricks)."""
+    n = len(slots)
+    trans = []
+    for t in range(n):
+        keep = 0.0 if t == 0 else (1 - switch) ** (slots[t] - slots[t - 1])
+        trans.append([[keep + (1 - keep) * prior, (1 - keep) * (1 - prior)], [(1 - keep) * prior, keep + (1 - keep) * (1 - prior)]])
+    emit = [[float(np.exp(scale * x)), 1.0] for x in llr]
+    alpha, a = [], [prior, 1 - prior]
+    for t in range(n):
+        a = [emit[t][j] * sum(a[i] * trans[t][i][j] for i in range(2)) for j in range(2)]
+        a = [v / sum(a) for v in a]
+        alpha.append(a)
+    beta, b = [[1.0, 1.0]] * n, [1.0, 1.0]
+    for t in range(n - 2, -1, -1):
+        b = [sum(trans[t + 1][i][j] * emit[t + 1][j] * b[j] for j in range(2)) for i in range(2)]
+        b = [v / sum(b) for v in b]
+        beta[t] = b
+    return [alpha[t][0] * beta[t][0] / (alpha[t][0] * beta[t][0] + alpha[t][1] * beta[t][1]) for t in range(n)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 40), st.floats(-4.0, 4.0)), min_size=0, max_size=70),
+    st.floats(0.05, 1.0), st.floats(0.01, 1.0), st.floats(0.001, 0.999),
+)
+def test_scan_equals_the_minute_by_minute_recursions(minutes, scale, switch, prior) -> None:  # type: ignore[no-untyped-def]
+    slots = np.cumsum([gap for gap, _ in minutes]).astype(np.int64).tolist()
+    llr = [x for _, x in minutes]
+    got = near_posterior(np.array(slots, np.int64), np.array(llr), scale, switch, prior)
+    assert got == pytest.approx(forward_backward(slots, llr, scale, switch, prior), abs=1e-9)
+    assert ((got >= 0) & (got <= 1)).all()
+
+
+def test_a_whole_day_of_strong_evidence_stays_finite() -> None:
+    slots = np.arange(24 * 60)
+    near = near_posterior(slots, np.full(len(slots), 4.0), 1.0, 0.01, 0.001)
+    far = near_posterior(slots, np.full(len(slots), -4.0), 1.0, 0.01, 0.999)
+    assert np.isfinite(near).all() and near.min() > 0.99 and far.max() < 0.01
+
+
+def test_the_shipped_table_is_the_fitted_one_and_ranks_closer_higher() -> None:
+    centres, llr = llr_table()
+    fitted = json.loads((ROOT / "simulations" / "results" / "llr_table.json").read_text())
+    assert centres.tolist() == fitted["centres_db"] and llr.tolist() == fitted["llr"]
+    assert (np.diff(llr) <= 0).all() and llr[0] > 0 > llr[-1]  # more attenuation is never more evidence of near
+    assert minute_llr(np.array([0.0, 200.0])).tolist() == [llr[0], llr[-1]]  # ends held flat
+
+
+def test_the_verdict_is_the_ramps_to_the_bit_on_a_real_scene() -> None:
+    """Only weighted minutes (the ranking) differ between the chain and the earlier ramp."""
+    scenario = load_scenario(ROOT / "simulations" / "office.toml").with_overrides(duration_min=40)
+    result = engine.run(scenario, seed=1, scorers=["bluezone"], store="memory", keep_windows=True)
+    chain = BluezoneScorer()
+    ramp = BluezoneScorer(BluezoneConfig(ranking="ramp"))
+    differ = 0
+    for (_, _, device), windows in result.windows.items():
+        context = result.contexts[device]
+        for w in windows:
+            a, b = chain.for_receiver(context).score(w), ramp.for_receiver(context).score(w)
+            assert replace(a, weighted_minutes=0.0) == replace(b, weighted_minutes=0.0), asdict(a)
+            differ += a.weighted_minutes != b.weighted_minutes
+    assert differ > 50
