@@ -17,6 +17,7 @@ by kind: bad input apart from radio trouble apart from a key server's refusal.
   | + NotAStoreError (also StoreError) - the path is no sighting database
   + StoreError - the sighting store cannot be used
   | + StoreWriteError - a write the store may take later (disk full, I/O error, lock held)
+  | + StoreInUseError - another daemon runs on this store
   + RadioError - a radio backend failed
   | + RadioUnavailableError - no usable radio; ``reason`` (RadioUnavailableReason) carries the fix
   | + BluezCallError - BlueZ answered a D-Bus call with an error
@@ -109,6 +110,11 @@ class StoreError(BluezoneError):
 class StoreWriteError(StoreError):
     """A write the store may take later (disk full, an I/O error, a lock held too long): the daemon
     keeps what it could not write and tries again."""
+
+
+class StoreInUseError(StoreError):
+    """Another bluezone daemon already runs on this store: both would broadcast its daily key and
+    hear each other, and its owner would be its own close contact."""
 
 
 class NotAStoreError(StoreError, InputError):

@@ -12,19 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import logging
 import math
+import os
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.config import DaemonConfig
-from bluezone.errors import ConfigError
+from bluezone.errors import ConfigError, StoreInUseError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
 from bluezone.proximity.radio import AdvertListener
-from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore, default_db_path
+from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore, default_db_path, make_private_dirs
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,37 @@ def neighbours_of(spec: str) -> int:
     return int(rest)
 
 
+@contextlib.contextmanager
+def one_daemon_per_store(db: Path | str) -> Iterator[None]:
+    """Hold ``<db>.lock`` for as long as a daemon runs on ``db``.
+
+    Two daemons on one store (a second adapter, or a hand-started run beside the service) both
+    broadcast the store's daily key and hear each other: its owner would match its own keys, a
+    close contact with itself.  An flock on a file of its own, not on the database: SQLite's POSIX
+    locks are dropped when any descriptor of the database file closes.  The kernel releases it
+    when the process ends, however it ends."""
+    if str(db) == ":memory:":
+        yield
+        return
+    path = Path(db).expanduser()
+    make_private_dirs(path.parent)
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise StoreInUseError(
+                f"another bluezone daemon (pid {holder}) runs on {path}: two daemons on one store send one key "
+                "and hear each other; stop it, or give this one another --db"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
 async def run_daemon(
     backend: str = "emulated",
     db_path: Path | None = None,
@@ -100,86 +133,87 @@ async def run_daemon(
             "--also-bluezone-v3 works on the emulated radio only, so far: the BlueZ and bumble backends send one advert set"
         )
     db = database_for(backend, db_path, real_db)
-    neighbours: list[Daemon] = []
-    n = 0
-    if is_emulated(backend):
-        from bluezone.proximity.backends.emulated import Air
+    with one_daemon_per_store(db):
+        neighbours: list[Daemon] = []
+        n = 0
+        if is_emulated(backend):
+            from bluezone.proximity.backends.emulated import Air
 
-        n = neighbours_of(backend)
-        air = Air(clock, seed if seed is not None else 0)
-        radio = open_radio("emulated", air=air, label="self", position=(0.0, 0.0))
-        for i in range(n):
-            position = NEIGHBOUR_POSITIONS[i % len(NEIGHBOUR_POSITIONS)]
-            store = SightingStore.open(":memory:")
-            neighbours.append(
-                Daemon(
-                    air.radio(f"neighbour-{i + 1}", position),
-                    store,
-                    clock,
-                    config,
-                    on_status=lambda _: None,
-                    bluezone3=i == 1,
+            n = neighbours_of(backend)
+            air = Air(clock, seed if seed is not None else 0)
+            radio = open_radio("emulated", air=air, label="self", position=(0.0, 0.0))
+            for i in range(n):
+                position = NEIGHBOUR_POSITIONS[i % len(NEIGHBOUR_POSITIONS)]
+                store = SightingStore.open(":memory:")
+                neighbours.append(
+                    Daemon(
+                        air.radio(f"neighbour-{i + 1}", position),
+                        store,
+                        clock,
+                        config,
+                        on_status=lambda _: None,
+                        bluezone3=i == 1,
+                    )
                 )
-            )
-    else:
-        radio = open_radio(backend, adapter=adapter, clock=clock)
-    store = SightingStore.open(db)
+        else:
+            radio = open_radio(backend, adapter=adapter, clock=clock)
+        store = SightingStore.open(db)
 
-    def started() -> None:  # after the radio opened: its name may now say which adapter
-        if on_start is not None:
-            invented = f" with {n} invented neighbour(s)" if is_emulated(backend) else ""
-            on_start(
-                f"bluezone daemon: radio {radio.name}{invented}, database {store.path or ':memory:'}; "
-                f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
-            )
-            if not is_emulated(backend) and not config.calibrated:
+        def started() -> None:  # after the radio opened: its name may now say which adapter
+            if on_start is not None:
+                invented = f" with {n} invented neighbour(s)" if is_emulated(backend) else ""
                 on_start(
-                    f"uncalibrated: {config.uncalibrated_numbers()}; `bluezone calibrate` measures this adapter's"
+                    f"bluezone daemon: radio {radio.name}{invented}, database {store.path or ':memory:'}; "
+                    f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
                 )
+                if not is_emulated(backend) and not config.calibrated:
+                    on_start(
+                        f"uncalibrated: {config.uncalibrated_numbers()}; `bluezone calibrate` measures this adapter's"
+                    )
 
-    daemon = Daemon(
-        radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3,
-        listeners=[make(store) for make in listeners],
-    )
-    loop = asyncio.get_running_loop()
-    installed = []
+        daemon = Daemon(
+            radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3,
+            listeners=[make(store) for make in listeners],
+        )
+        loop = asyncio.get_running_loop()
+        installed = []
 
-    def on_signal(sig: signal.Signals) -> None:
-        # first signal: flush and stop; a second one gets the default behaviour (interrupt)
-        log.info("%s: flushing and stopping", sig.name)
-        daemon.stop()
-        loop.remove_signal_handler(sig)
+        def on_signal(sig: signal.Signals) -> None:
+            # first signal: flush and stop; a second one gets the default behaviour (interrupt)
+            log.info("%s: flushing and stopping", sig.name)
+            daemon.stop()
+            loop.remove_signal_handler(sig)
 
-    if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, on_signal, sig)
-                installed.append(sig)
-    log.info("bluezone daemon on %s, store %s", radio.name, store.path)
-    if also_bluezone_v3:
-        log.warning(LINKABILITY_WARNING)
-    # the neighbours are scenery: their failures are logged, never the user's problem
-    scenery = [asyncio.create_task(nb.run(), name=f"bluezone-neighbour-{i}") for i, nb in enumerate(neighbours)]
-    ticker = None
-    if on_progress is not None:
-        ticker = asyncio.create_task(_progress(daemon, clock, config.status_interval, on_progress))
-    try:
-        return await daemon.run(duration)
-    finally:
-        if ticker is not None:
-            ticker.cancel()
-        for nb in neighbours:
-            nb.stop()
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.add_signal_handler(sig, on_signal, sig)
+                    installed.append(sig)
+        log.info("bluezone daemon on %s, store %s", radio.name, store.path)
+        if also_bluezone_v3:
+            log.warning(LINKABILITY_WARNING)
+        # the neighbours are scenery: their failures are logged, never the user's problem
+        scenery = [asyncio.create_task(nb.run(), name=f"bluezone-neighbour-{i}") for i, nb in enumerate(neighbours)]
+        ticker = None
+        if on_progress is not None:
+            ticker = asyncio.create_task(_progress(daemon, clock, config.status_interval, on_progress))
         try:
-            for result in await asyncio.gather(*scenery, return_exceptions=True):
-                if isinstance(result, BaseException):
-                    log.warning("emulated neighbour failed: %s", result)
+            return await daemon.run(duration)
         finally:
-            for sig in installed:
-                loop.remove_signal_handler(sig)
-            store.close()
+            if ticker is not None:
+                ticker.cancel()
             for nb in neighbours:
-                nb.store.close()
+                nb.stop()
+            try:
+                for result in await asyncio.gather(*scenery, return_exceptions=True):
+                    if isinstance(result, BaseException):
+                        log.warning("emulated neighbour failed: %s", result)
+            finally:
+                for sig in installed:
+                    loop.remove_signal_handler(sig)
+                store.close()
+                for nb in neighbours:
+                    nb.store.close()
 
 
 async def _progress(

@@ -258,7 +258,7 @@ def _required_tables(version: int) -> dict[str, frozenset[str]]:
     return out
 
 
-def _make_private_dirs(directory: Path) -> None:
+def make_private_dirs(directory: Path) -> None:
     """Create ``directory`` and any missing parents with mode 0700."""
     missing = []
     d = directory
@@ -378,7 +378,7 @@ class SightingStore:
         if not p.exists():
             if not create:
                 raise NotAStoreError(f"no sighting database at {p} ({_missing_store_hint(p)})")
-            _make_private_dirs(p.parent)
+            make_private_dirs(p.parent)
             _create_private_file(p)
         elif p.is_dir():
             raise NotAStoreError(f"{p} is a directory, not a sighting database")

@@ -3,6 +3,7 @@ one start-up line naming radio and database, and a live count before the first s
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,9 @@ from click.testing import CliRunner
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 from bluezone.config import DaemonConfig
-from bluezone.errors import ConfigError
+from bluezone.errors import ConfigError, StoreInUseError
 from bluezone.proximity.daemon import DaemonStats
-from bluezone.proximity.runner import run_daemon
+from bluezone.proximity.runner import one_daemon_per_store, run_daemon
 from bluezone.proximity.store import SightingStore, default_db_path
 
 from .conftest import NOON
@@ -99,3 +100,35 @@ def test_a_real_radio_uses_the_configured_database() -> None:
 
     assert database_for("bluez:hci0", None, real=Path("/x/real.db")) == Path("/x/real.db")
     assert database_for("emulated", None, real=Path("/x/real.db")) == Path("/x/emulated.db")
+
+
+def test_a_second_daemon_on_one_store_is_refused(tmp_path: Path) -> None:
+    """Two daemons on one store send its key and hear each other: its owner would be its own F1."""
+    db = tmp_path / "own" / "bluezone.db"
+    clock = VirtualClock(NOON)
+    with one_daemon_per_store(db):
+        with pytest.raises(StoreInUseError, match=rf"another bluezone daemon \(pid {os.getpid()}\) runs on .*own"):
+            clock.run(run_daemon("emulated:1", db, DaemonConfig(), 60, clock=clock, handle_signals=False))
+        assert not db.exists()  # refused before the store or the radio opened
+    stats = clock.run(run_daemon("emulated:1", db, DaemonConfig(), 60, clock=clock, handle_signals=False))
+    assert stats.sightings_stored > 0  # the first one gone, the lock is free again
+    assert (db.parent.stat().st_mode & 0o777) == 0o700 and (db.with_name("bluezone.db.lock").stat().st_mode & 0o777) == 0o600
+
+
+def test_a_second_run_command_on_one_store_is_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    with one_daemon_per_store(db):
+        result = CliRunner().invoke(cli, ["run", "--backend", "emulated:1", "--db", str(db), "--duration", "0.5"], obj={})
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"Error: another bluezone daemon (pid {os.getpid()}) runs on {db}: two daemons on one store send one key and "
+        "hear each other; stop it, or give this one another --db"
+    ]
+
+
+def test_the_lock_is_released_however_the_daemon_ends(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    with pytest.raises(RuntimeError), one_daemon_per_store(db):
+        raise RuntimeError("radio gone")
+    with one_daemon_per_store(db):  # free again
+        pass
