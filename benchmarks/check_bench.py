@@ -53,8 +53,11 @@ def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int, per_rpi
     from bluezone.matching.benchmark import synthetic_data
     from bluezone.proximity.store import SCHEMA_VERSION
 
-    # the 14 days up to today's UTC midnight: a store purges anything older when opened
-    today = int(time.time()) // 86400 * 86400
+    # the 14 days up to tomorrow's UTC midnight (today's key and sightings included): `check` purges
+    # the store at the wall clock (6d24320), so data from 14 days before today's midnight would lose the
+    # hours of its first day already past 14 days, a planted exposure among them, and the first check
+    # would delete rows the next runs then miss
+    today = int(time.time()) // 86400 * 86400 + 86400
     zip_path = workdir / f"keys-{n_keys}-{seed}-{today}.zip"
     # the schema in the name: opening a store migrates it, and an older bluezone refuses it then
     repeats = f"-x{per_rpi}" if per_rpi > 1 else ""
