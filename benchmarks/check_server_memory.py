@@ -5,9 +5,10 @@
 
 Makes (untimed, cached in ``--workdir``) a scratch SQLite key server holding ``--keys`` random
 diagnosis keys a day for ``--days`` days (a node away that long: ``keys x days`` new keys, their
-rolling starts over the 14 days before today, as ``check_bench.py``'s), each day's exported by
+rolling starts over the 13 days before today: ``check`` keeps 14 x 24 h at the wall clock and the
+exporter holds back today's keys), each day's exported by
 ``export_batches`` into one export directory (files of the server's default size), and a busy
-14-day sighting store of ``--sightings`` adverts with 20 planted encounters.  The export directory
+13-day sighting store of ``--sightings`` adverts with 20 planted encounters.  The export directory
 is served over loopback HTTP (``http.server`` in a thread, as a static host or CDN would serve it:
 ``/v1/exports/index.txt`` and the batches; with ``--replayed`` every file is listed again under
 another name, as a host replaying the signed files would serve them), and
@@ -61,7 +62,9 @@ def make_inputs(workdir: Path, n_keys: int, n_sightings: int, seed: int, days: i
     tag = f"{n_keys}-{n_sightings}-{seed}-{today}" + (f"-{days}days" if days > 1 else "")
     exports, db_path = workdir / f"exports-{tag}", workdir / f"store-{tag}-v{SCHEMA_VERSION}.db"
     signing = workdir / f"signing-{tag}"
-    keys, sightings, planted = synthetic_data(n_keys * days, n_sightings, seed, planted=20, end_time=today)
+    # 13 days before today's midnight: check purges the store at the wall clock (14 x 24 h back), and
+    # the exporter holds back today's keys, still valid
+    keys, sightings, planted = synthetic_data(n_keys * days, n_sightings, seed, planted=20, end_time=today, days=13)
     if not (exports / "index.txt").exists():
         shutil.rmtree(exports, ignore_errors=True)
         server_db = workdir / f"server-{tag}.db"

@@ -75,15 +75,24 @@ class BenchmarkResult:
 
 
 def synthetic_data(
-    n_keys: int, n_sightings: int, seed: int, *, planted: int = 20, per_plant: int = 15, end_time: int = END_TIME
+    n_keys: int,
+    n_sightings: int,
+    seed: int,
+    *,
+    planted: int = 20,
+    per_plant: int = 15,
+    end_time: int = END_TIME,
+    days: int = DAYS,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(keys, sightings, keys planted) over the 14 days before ``end_time`` (a UTC midnight), for a
-    benchmark or a test; deterministic per seed and end."""
+    """(keys, sightings, keys planted) over the ``days`` days before ``end_time`` (a UTC midnight),
+    for a benchmark or a test; deterministic per seed and end.  A store read on the wall clock
+    (``bluezone check``) keeps 14 x 24 h: data for the 13 days before today's midnight stays whole
+    all day."""
     rng = np.random.default_rng(seed)
-    first_day = end_time // DAY_SECONDS - DAYS
+    first_day = end_time // DAY_SECONDS - days
     keys = empty_keys(n_keys)
     keys["key"] = np.frombuffer(rng.bytes(16 * n_keys), "V16")
-    keys["rolling_start"] = (first_day + rng.integers(0, DAYS, n_keys)) * ROLLING_PERIOD
+    keys["rolling_start"] = (first_day + rng.integers(0, days, n_keys)) * ROLLING_PERIOD
     short = rng.random(n_keys) < 0.1  # some keys were replaced early in the day
     keys["rolling_period"][short] = rng.integers(1, ROLLING_PERIOD, short.sum())
     keys["transmission_risk"] = rng.integers(0, 9, n_keys)
