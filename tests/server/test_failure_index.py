@@ -5,23 +5,11 @@ indexed (client, at) for that)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
-from bluezone.server.storage import Storage, open_storage
+from bluezone.server.storage import Storage
 
 NOW = 1_700_000_000.0
 LIMIT = 10
 WINDOW = 3600.0
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def storage(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    db = str(tmp_path / "s.db") if request.param == "sqlite" else request.getfixturevalue("postgres_dsn")
-    opened = open_storage(db)
-    yield opened
-    opened.close()
 
 
 def _tries(storage: Storage, client: str, at: float, n: int) -> int:

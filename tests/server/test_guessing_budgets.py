@@ -18,17 +18,9 @@ from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.errors import PublishError
 from bluezone.server.codes import SHORT, issue_code
 from bluezone.server.publish import EVERYBODY, PublishConfig, publish, site_key
-from bluezone.server.storage import Storage, open_storage
+from bluezone.server.storage import Storage
 
 CONFIG = PublishConfig(max_failures_per_client=10, max_failures_per_site=25, guessing_alarm=60, max_failures_under_attack=2)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def storage(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    db = str(tmp_path / "s.db") if request.param == "sqlite" else request.getfixturevalue("postgres_dsn")
-    opened = open_storage(db)
-    yield opened
-    opened.close()
 
 
 def _body(code: str) -> bytes:

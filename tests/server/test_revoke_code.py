@@ -27,14 +27,6 @@ from bluezone.server.signing import keygen
 from bluezone.server.storage import Storage, open_storage
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def storage(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
-    db = str(tmp_path / "s.db") if request.param == "sqlite" else request.getfixturevalue("postgres_dsn")
-    opened = open_storage(db)
-    yield opened
-    opened.close()
-
-
 def _body(code: str, key: bytes = b"\x01" * 16) -> bytes:
     day = rolling_start(NOW) - ROLLING_PERIOD
     entry = {"key": base64.b64encode(key).decode(), "rollingStartNumber": day}
