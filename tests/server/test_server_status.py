@@ -30,6 +30,19 @@ def _keys(storage, now: float) -> None:
     storage.insert_keys_unchecked(k, now)
 
 
+def _database_with_keys(tmp_path: Path, now: float) -> Path:
+    """A key server database (SQLite) holding ``_keys``."""
+    from bluezone.server.storage import open_storage
+
+    db = tmp_path / "s.db"
+    storage = open_storage(db)
+    try:
+        _keys(storage, now)
+    finally:
+        storage.close()
+    return db
+
+
 def test_status_tells_a_stopped_exporter_from_a_quiet_day(storage, tmp_path: Path) -> None:
     midnight = rolling_start(NOW) * INTERVAL_SECONDS
     quiet = server_status(storage, NOW)
@@ -48,14 +61,7 @@ def test_status_tells_a_stopped_exporter_from_a_quiet_day(storage, tmp_path: Pat
 
 
 def test_status_command_exit_codes_and_json(tmp_path: Path) -> None:
-    from bluezone.server.storage import open_storage
-
-    db = tmp_path / "s.db"
-    storage = open_storage(db)
-    try:
-        _keys(storage, NOW)
-    finally:
-        storage.close()
+    db = _database_with_keys(tmp_path, NOW)
     midnight = rolling_start(NOW) * INTERVAL_SECONDS
     runner = CliRunner()
 
@@ -124,17 +130,10 @@ def test_the_default_cadence_is_hourly_and_status_waits_for_the_next_hourly_expo
     """`server run` exports every hour by default (a sixth of the files a node fetches at 10 minutes);
     `server status` by default calls keys late only once an hourly export should have taken them
     (it said LATE after 30 minutes, half an hour before the next export was due)."""
-    from bluezone.server.storage import open_storage
-
     runner = CliRunner()
     help_text = runner.invoke(cli, ["server", "run", "--help"]).output
     assert "[default: 3600;" in help_text.split("--export-every", 1)[1].split("--", 1)[0]
-    db = tmp_path / "s.db"
-    storage = open_storage(db)
-    try:
-        _keys(storage, NOW)
-    finally:
-        storage.close()
+    db = _database_with_keys(tmp_path, NOW)
     midnight = rolling_start(NOW) * INTERVAL_SECONDS
 
     def status(now: float):

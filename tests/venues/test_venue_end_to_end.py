@@ -298,11 +298,7 @@ def test_a_device_that_only_checked_in_uploads_its_checkins_alone(live_server: d
     """A visitor who scanned posters but never ran the daemon has no daily keys: upload said 'no daily
     keys of the last 14 days in this database: nothing to upload', so its visits could warn nobody."""
     now = clear_of_midnight(3)
-    f0_db, visitor_db = tmp_path / "f0.db", tmp_path / "visitor.db"
-    rc, out, err = run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(tmp_path / "v"), "--json")
-    url = json.loads(out)["url"]
-    for db in (f0_db, visitor_db):
-        assert run("checkin", url, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(db))[0] == 0
+    f0_db, visitor_db = _f0_and_visitor_checked_in(tmp_path, now, "Quán Phở", "Chợ Lớn", f0_keys=False)
     code = json.loads(run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
                           str(live_server["keys"]), "--json")[1])["code"]
     rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--no-checkins", "--yes")
@@ -328,6 +324,20 @@ def _upload(live_server: dict, db: Path) -> dict:
     return json.loads(out)
 
 
+def _f0_and_visitor_checked_in(tmp_path: Path, now: float, name: str, address: str, *, f0_keys: bool) -> tuple[Path, Path]:
+    """Two stores checked in at one new venue for the same hour (3 to 2 hours before ``now``); with
+    ``f0_keys`` the first holds yesterday's daily key, to upload as F0."""
+    f0_db, visitor_db = tmp_path / "f0.db", tmp_path / "visitor.db"
+    rc, out, err = run("venue", "create", "--name", name, "--address", address, "--out", str(tmp_path / "v"), "--json")
+    url = json.loads(out)["url"]
+    for db in (f0_db, visitor_db):
+        assert run("checkin", url, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(db))[0] == 0
+    if f0_keys:
+        with SightingStore.open(f0_db) as store:
+            store.save_daily_key(DailyKey.generate(now - 86400))
+    return f0_db, visitor_db
+
+
 def _export(live_server: dict) -> None:
     rc, out, err = run("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir",
                        str(live_server["keys"]), "--export-dir", str(live_server["exports"]))
@@ -338,13 +348,7 @@ def test_an_f0_is_not_warned_of_its_own_uploaded_checkins(live_server: dict, tmp
     """An F0 who checks after uploading was told it had shared a room with a case for 60 minutes (itself),
     with the close-contact advice.  Its own published check-in is now said once for what it is."""
     now = clear_of_midnight(3)
-    f0_db, visitor_db = tmp_path / "f0.db", tmp_path / "visitor.db"
-    rc, out, err = run("venue", "create", "--name", "Café Hoa", "--address", "Hội An", "--out", str(tmp_path / "v"), "--json")
-    url = json.loads(out)["url"]
-    for db in (f0_db, visitor_db):
-        assert run("checkin", url, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(db))[0] == 0
-    with SightingStore.open(f0_db) as store:
-        store.save_daily_key(DailyKey.generate(now - 86400))
+    f0_db, visitor_db = _f0_and_visitor_checked_in(tmp_path, now, "Café Hoa", "Hội An", f0_keys=True)
     assert _upload(live_server, f0_db)["checkins_stored"] == 1
     _export(live_server)
 
@@ -401,13 +405,7 @@ def test_a_case_who_uploads_on_a_likely_code_then_the_confirmed_one_warns_once(l
     """Both uploads send the check-in (sealed anew), the server publishes both: the visitor read the same
     hour at the same café twice ('2 venue exposure(s)'), and the F0 is told of its own once."""
     now = clear_of_midnight(3)
-    f0_db, visitor_db = tmp_path / "f0.db", tmp_path / "visitor.db"
-    rc, out, err = run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(tmp_path / "v"), "--json")
-    url = json.loads(out)["url"]
-    for db in (f0_db, visitor_db):
-        assert run("checkin", url, "--start", iso(now - 3 * 3600), "--end", iso(now - 2 * 3600), "--db", str(db))[0] == 0
-    with SightingStore.open(f0_db) as store:
-        store.save_daily_key(DailyKey.generate(now - 86400))
+    f0_db, visitor_db = _f0_and_visitor_checked_in(tmp_path, now, "Quán Phở", "Chợ Lớn", f0_keys=True)
     for test_type in ("likely", "confirmed"):
         code = json.loads(run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
                               str(live_server["keys"]), "--type", test_type, "--json")[1])["code"]
