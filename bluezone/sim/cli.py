@@ -135,8 +135,8 @@ def simulate(
 @click.command("evaluate")
 @click.argument("dataset", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the chained exposures and the bootstrap resampling.")
-@click.option("--chains", default=400, show_default=True, type=click.IntRange(10), help="Chained 20-minute exposures.")
-@click.option("--bootstrap", default=100, show_default=True, type=click.IntRange(0), help="Bootstrap resamples (0: none).")
+@click.option("--chains", default=400, show_default=True, type=click.IntRange(10, 100_000), help="Chained 20-minute exposures.")
+@click.option("--bootstrap", default=100, show_default=True, type=click.IntRange(0, 10_000), help="Bootstrap resamples (0: none).")
 @click.option(
     "--tx-power", type=click.IntRange(-100, 30),
     help="Calibrated TX power, dBm, of transmitters the calibration table gives none for (all phones with "

@@ -234,3 +234,11 @@ def test_own_recordings_in_the_wrong_shape_say_what_is_expected(tmp_path: Path) 
     result = runner.invoke(cli, ["evaluate", str(tmp_path / "nothing"), "--bootstrap", "0"])
     assert result.exit_code == 2 and "DATASET/data/<setup>/*.csv" in result.output, result.output
     assert "manifest.csv" not in result.output
+
+
+@pytest.mark.parametrize(("option", "value", "top"), [("--chains", "100001", "100000"), ("--bootstrap", "10001", "10000")])
+def test_evaluate_refuses_work_that_would_run_for_days(option: str, value: str, top: str, tmp_path: Path) -> None:
+    """--chains 1e9 ran for days and held ~830 MB within its first minute: a usage error up front now."""
+    result = CliRunner().invoke(cli, ["evaluate", option, value, str(tmp_path / "none")], obj={})
+    assert result.exit_code == 2
+    assert f"{value} is not in the range" in result.output and top in result.output
