@@ -234,6 +234,8 @@ def save_settings(path: Path | str, values: dict[str, Any]) -> DaemonConfig:
         target[key] = value
     text = tomlkit.dumps(document)
     config = DaemonConfig.load_text(text, str(p))
+    if p.is_symlink():  # a daemon.toml kept elsewhere (dotfiles) stays a link: the file it names is replaced
+        p = p.resolve()
     tmp = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -242,6 +244,8 @@ def save_settings(path: Path | str, values: dict[str, Any]) -> DaemonConfig:
         fd, tmp = tempfile.mkstemp(prefix=".daemon-", suffix=".toml", dir=p.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+            f.flush()
+            os.fsync(f.fileno())  # on disk before it replaces the old file: a power cut leaves one of the two whole
         os.chmod(tmp, 0o600)
         os.replace(tmp, p)
     except BaseException as exc:

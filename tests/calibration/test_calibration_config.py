@@ -136,3 +136,29 @@ def test_a_tx_power_receivers_would_ignore_is_refused(tx: int) -> None:
     with pytest.raises(ConfigError, match="-50..20"):
         DaemonConfig(tx_power=tx)
     assert DaemonConfig(tx_power=-50).tx_power == -50 and DaemonConfig(tx_power=20).tx_power == 20
+
+
+def test_save_settings_keeps_a_symlinked_config_a_link(tmp_path: Path) -> None:
+    """A daemon.toml linked from a dotfiles folder was replaced by a plain file: the link is kept, the file it
+    names gets the new settings."""
+    real = tmp_path / "dotfiles" / "daemon.toml"
+    real.parent.mkdir()
+    real.write_text("# mine\n[daemon]\nstatus_interval = 30\n", encoding="utf-8")
+    link = tmp_path / "config" / "daemon.toml"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    save_settings(link, {"rssi_correction": 3})
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    text = real.read_text(encoding="utf-8")
+    assert "# mine" in text and "rssi_correction = 3" in text and "status_interval = 30" in text
+    assert load_config(link).rssi_correction == 3
+
+
+def test_save_settings_is_on_disk_before_it_replaces_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new file was renamed over the old one unsynced: a power cut after calibrate could leave an empty config."""
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    save_settings(tmp_path / "daemon.toml", {"rssi_correction": 3})
+    assert events[:2] == ["fsync", "replace"]
