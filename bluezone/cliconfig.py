@@ -33,7 +33,7 @@ import click
 from click.core import ParameterSource
 
 from bluezone.clitypes import LazyCommands
-from bluezone.config import read_toml_file
+from bluezone.config import read_toml_file, xdg_home
 from bluezone.errors import ConfigError
 
 ENV_PREFIX = "BLUEZONE"
@@ -70,8 +70,7 @@ def config_path() -> Path:
     named = os.environ.get(CONFIG_ENV)
     if named:
         return Path(named)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "bluezone" / FILENAME
+    return xdg_home("XDG_CONFIG_HOME", ".config") / "bluezone" / FILENAME
 
 
 def load_defaults(group: click.Group, path: Path | None = None) -> dict[str, Any] | None:

@@ -199,10 +199,16 @@ def uncalibrated_numbers(tx_power: object, rssi_correction: object) -> str:
     return f"{numbers} were set by hand, not measured"
 
 
+def xdg_home(variable: str, default: str) -> Path:
+    """``$XDG_CONFIG_HOME`` or ``$XDG_DATA_HOME`` (``variable``), else ``~/default``.  A relative value
+    is ignored, as the XDG spec says: it would put the store wherever the command happens to run."""
+    value = os.environ.get(variable, "")
+    return Path(value) if os.path.isabs(value) else Path.home() / default
+
+
 def default_config_path() -> Path:
     """``$XDG_CONFIG_HOME/bluezone/daemon.toml``, falling back to ``~/.config``."""
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "bluezone" / "daemon.toml"
+    return xdg_home("XDG_CONFIG_HOME", ".config") / "bluezone" / "daemon.toml"
 
 
 def load_config(path: Path | str | None = None) -> DaemonConfig:

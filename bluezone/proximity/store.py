@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bluezone.config import RETENTION_DAYS
+from bluezone.config import RETENTION_DAYS, xdg_home
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
 from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
 from bluezone.crypto.keys import DailyKey
@@ -86,8 +86,7 @@ EMULATED_DB_FILENAME = "emulated.db"
 
 def default_db_path() -> Path:
     """``$XDG_DATA_HOME/bluezone/bluezone.db``, falling back to ``~/.local/share``."""
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "bluezone" / DB_FILENAME
+    return xdg_home("XDG_DATA_HOME", ".local/share") / "bluezone" / DB_FILENAME
 
 
 def _missing_store_hint(path: Path) -> str:

@@ -132,3 +132,22 @@ def test_a_bad_default_config_is_named_by_the_commands_that_read_it_unasked(
     assert "calibration" not in checks and "system-bus" in checks
     missing = CliRunner().invoke(cli, ["doctor", "--config", str(tmp_path / "typo.toml")], obj={})
     assert missing.exit_code == 2 and "no config file at" in missing.output
+
+
+@pytest.mark.parametrize("value", ["data", "./here", ""])
+def test_a_relative_or_empty_xdg_home_is_ignored(value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """XDG_DATA_HOME=data put the store in ./data/bluezone of whatever folder a command ran in (the XDG spec:
+    a relative path is invalid and ignored)."""
+    from bluezone.cliconfig import config_path
+    from bluezone.config import default_config_path
+    from bluezone.proximity.store import default_db_path
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("BLUEZONE_CONFIG", raising=False)
+    for variable in ("XDG_DATA_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.setenv(variable, value)
+    assert default_db_path() == tmp_path / ".local" / "share" / "bluezone" / "bluezone.db"
+    assert default_config_path() == tmp_path / ".config" / "bluezone" / "daemon.toml"
+    assert config_path() == tmp_path / ".config" / "bluezone" / "config.toml"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "abs"))
+    assert default_db_path() == tmp_path / "abs" / "bluezone" / "bluezone.db"
