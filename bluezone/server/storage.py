@@ -1172,10 +1172,12 @@ class PostgresStorage(Storage):
         try:
             return psycopg.connect(self._dsn, autocommit=autocommit)
         except psycopg.Error as exc:
-            message = without_password(str(exc).strip().splitlines()[0], self._dsn)
+            everything = without_password(str(exc).strip(), self._dsn)
+            message = everything.splitlines()[0]
             if isinstance(exc, psycopg.ProgrammingError):  # the URL itself: a usage error, not an outage
                 raise InputError(f"not a usable PostgreSQL URL: {message}") from None
-            refusal = login_refusal(message)
+            # every line: with several hosts (localhost is ::1, then 127.0.0.1) the refusal is a later attempt's
+            refusal = login_refusal(everything)
             if refusal:  # exit 2: systemd restarted the server every 5 s for ever on a wrong password
                 raise ConfigError(f"PostgreSQL refused the login: {refusal}: check the user, password and database"
                                   " name in --server-db") from None

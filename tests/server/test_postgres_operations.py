@@ -164,10 +164,14 @@ def test_a_wrong_postgresql_role_or_database_is_one_line_and_exit_2(postgres_dsn
     wrong_role = postgres_dsn.replace("bluezone@", "nosuchrole@")
     wrong_db = postgres_dsn.replace(f"@/{dbname}?", "@/nosuchdb?")
     down = postgres_dsn.split("?host=")[0] + f"?host={tmp_path}"  # no server on that socket
+    # several hosts, the last one down: psycopg's first line is the last attempt's failure, the refusal came
+    # before it (it was exit 1, an outage)
+    wrong_role_second_host = wrong_role + f",{tmp_path}"
     runner = CliRunner()
     run = ["run", "--signing-key-dir", str(tmp_path / "keys"), "--export-dir", str(tmp_path / "e")]
     for dsn, said, code in (
         (wrong_role, 'role "nosuchrole" does not exist', 2), (wrong_db, 'database "nosuchdb" does not exist', 2),
+        (wrong_role_second_host, 'role "nosuchrole" does not exist', 2),
         (down, "cannot connect to PostgreSQL", 1),
     ):
         for command in (run, ["status"]):
