@@ -5,7 +5,8 @@ embargoed until its period is over, so nobody can use it to follow the person), 
 by UTC day, shuffled (upload order must not link a person's keys), and split into files
 of at most ``max_keys_per_file``.  A key revised after it was exported (a "likely" report
 confirmed, or revoked by a negative test) goes into ``revised_keys`` of the next file for its
-day, as GAEN clients expect.  Files are written first, then recorded in the database
+day, as GAEN clients expect; a file of few keys, or few revisions, is padded with fakes, or with
+revisions of fakes published before (``bluezone.server.padding``).  Files are written first, then recorded in the database
 in one transaction, then the index is rewritten atomically: a crash leaves at worst an
 unlisted file, never a listed missing one.  The export directory can be served by the
 key server itself or synced to any static host or CDN.
@@ -41,9 +42,9 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.errors import BluezoneError, ExportSignatureError, InputError, ServerStorageError
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import load_public_key, open_signed_export, public_key_base64, signed_export_zip
-from bluezone.server.padding import fake_keys, is_fake, new_secret, padding_count
+from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count
 from bluezone.server.signing import Signer
-from bluezone.server.storage import BatchRecord, Storage
+from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 
@@ -187,13 +188,15 @@ def export_batches(
     ids = np.concatenate([new_ids, revised_ids])
     is_revision = np.r_[np.zeros(len(new_keys), bool), np.ones(len(revised_keys), bool)]
     carries_revision = np.r_[new_revised, np.ones(len(revised_keys), bool)]
+    # read before the transaction: what pads a day's file of revisions
+    revisable = _revisable_fakes(storage, signer, out_dir, revised_keys, now, config) if config.min_keys_per_file else {}
     written: list[BatchRecord] = []
     try:
         if len(keys):
             # every key read, and every revision in a file, leave their queues when the files are recorded
             with storage.export_transaction(np.sort(new_ids), np.sort(ids[carries_revision])) as written:
                 secret = functools.cache(lambda: storage.padding_secret(int(now // DAY_SECONDS), new_secret()))
-                _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written, secret)
+                _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written, secret, revisable)
                 _sync_directory(out_dir)  # every file's rename, before the transaction recording them commits
     except Exception:
         # nothing was recorded: the files written so far would only lie unlisted, their keys still queued
@@ -223,6 +226,7 @@ def _write_batches(
     rng: np.random.Generator,
     written: list[BatchRecord],
     padding_secret: Callable[[], bytes | None],
+    revisable: dict[int, np.ndarray],
 ) -> None:
     """Write ``keys`` (revisions where ``is_revision``) into signed files by UTC day, shuffled, at most
     ``max_keys_per_file`` each, every file durable when this returns; each file's record goes into
@@ -232,7 +236,7 @@ def _write_batches(
     1M keys, 42 files, 0.1-0.3 s of fsyncs no longer add to the export."""
     with ThreadPoolExecutor(1, thread_name_prefix="bluezone-export-write") as writer:
         writes = []
-        for record, data in _signed_batches(keys, is_revision, signer, now, config, rng, padding_secret):
+        for record, data in _signed_batches(keys, is_revision, signer, now, config, rng, padding_secret, revisable):
             written.append(record)
             writes.append(writer.submit(_write_atomic, out_dir / record.name, data, sync_directory=False))
         for done in writes:
@@ -241,25 +245,32 @@ def _write_batches(
 
 def _signed_batches(
     keys: np.ndarray, is_revision: np.ndarray, signer: Signer, now: float, config: ExportConfig, rng: np.random.Generator,
-    padding_secret: Callable[[], bytes | None],
+    padding_secret: Callable[[], bytes | None], revisable: dict[int, np.ndarray],
 ) -> Iterator[tuple[BatchRecord, bytes]]:
     """Each batch file's record and signed zip, signed as they are asked for; a day with fewer new keys
-    than ``config.min_keys_per_file`` padded with fake keys under ``padding_secret()``."""
+    than ``config.min_keys_per_file`` padded with fake keys under ``padding_secret()``, and a day with
+    fewer revisions padded with revisions of its fakes published before (``revisable``, per day)."""
     stamp = int(now)
     days = keys["rolling_start"] // ROLLING_PERIOD
     for day in np.unique(days):
         on_day = np.flatnonzero(days == day)
         prefix = f"{stamp}-{int(day) * DAY_SECONDS}-{secrets.token_hex(3)}"
         new = on_day[~is_revision[on_day]]
-        fakes = min(padding_count(len(new), config.min_keys_per_file, config.padding_range, rng),
-                    max(0, config.max_keys_per_file - len(on_day)))  # one file at most
+        revised = on_day[is_revision[on_day]]
+        room = max(0, config.max_keys_per_file - len(on_day))  # one file at most
+        fakes = min(padding_count(len(new), config.min_keys_per_file, config.padding_range, rng), room)
+        pool = revisable.get(int(day), keys[:0])
+        fake_revised = min(padding_count(len(revised), config.min_keys_per_file, config.padding_range, rng),
+                           len(pool), room - fakes)
         secret = padding_secret() if fakes else None
-        if secret is None:
+        added = ([fake_keys(keys.take(new), fakes, secret, rng)] if secret is not None else []) + (
+            [fake_revisions(pool, keys.take(revised), fake_revised, rng)] if fake_revised else [])
+        if not added:
             yield from _signed_day(keys, is_revision, None, on_day, int(day), prefix, signer, now, config, rng)
             continue
-        padded = np.concatenate([keys.take(on_day), fake_keys(keys.take(new), fakes, secret, rng)])
-        revision = np.r_[is_revision[on_day], np.zeros(fakes, bool)]
-        fake = np.r_[np.zeros(len(on_day), bool), np.ones(fakes, bool)]
+        padded = np.concatenate([keys.take(on_day), *added])
+        revision = np.r_[is_revision[on_day], np.zeros(fakes, bool), np.ones(len(padded) - len(on_day) - fakes, bool)]
+        fake = np.r_[np.zeros(len(on_day), bool), np.ones(len(padded) - len(on_day), bool)]
         yield from _signed_day(padded, revision, fake, np.arange(len(padded)), int(day), prefix, signer, now, config, rng)
 
 
@@ -379,8 +390,9 @@ def roll_up_closed_days(
             if kind == "venues":
                 made = list(_venue_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng))
             else:
-                secret = storage.padding_secret(day)
-                made = list(_key_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng, secret))
+                # its fakes, and the revisions of earlier fakes, were made on this export day or since their key day
+                made_with = [storage.padding_secret(d) for d in range(int(kind) // DAY_SECONDS, day + 1)]
+                made = list(_key_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng, made_with))
         except (BluezoneError, OSError) as exc:  # a file gone or damaged on disk: those files stay as they are
             log.error("export day %s (%s) not rolled up: %s", _iso(day * DAY_SECONDS), kind, exc)
             continue
@@ -404,6 +416,48 @@ def roll_up_closed_days(
             continue
         rolled += written
     return rolled
+
+
+def _revisable_fakes(
+    storage: Storage, signer: Signer, out_dir: Path, revisions: np.ndarray, now: float, config: ExportConfig
+) -> dict[int, np.ndarray]:
+    """Per day of ``revisions``' keys, the fakes this server published in its listed files of that day and
+    has not revised yet, of a type a revision may change (likely, recursive): what pads a file of
+    revisions, so that it does not hold exactly one person's revised keys.  Each file's fakes are told
+    apart with its export day's padding secret, kept longer than any of its keys can be revised
+    (``Storage.purge``).  A file gone or damaged on disk lends none (a warning)."""
+    wanted = {int(day) * DAY_SECONDS for day in np.unique(revisions["rolling_start"] // ROLLING_PERIOD)}
+    if not wanted:
+        return {}
+    since = now - config.retention_days * DAY_SECONDS
+    verifiers = _verifiers(storage, signer, since)
+    found: dict[int, list[np.ndarray]] = {start: [] for start in wanted}
+    done: set[bytes] = set()
+    for batch in storage.batches(since):
+        stamp, kind = batch.name.split("-", 2)[:2]
+        if kind == "venues" or batch.start_timestamp not in wanted:
+            continue
+        try:
+            export, _ = _read_own((out_dir / batch.name).read_bytes(), open_signed_export, verifiers)
+        except (BluezoneError, OSError) as exc:
+            log.warning("%s lends no fakes to pad revisions: %s", batch.name, exc)
+            continue
+        found[batch.start_timestamp].append(export.keys[is_fake(export.keys, storage.padding_secret(int(stamp) // DAY_SECONDS))])
+        done.update(_key_bytes(export.revised_keys))
+    revisable = {}
+    for start, parts in found.items():
+        fakes = np.concatenate(parts) if parts else revisions[:0]
+        keep = np.isin(fakes["report_type"], (LIKELY, RECURSIVE))
+        for i, key in enumerate(_key_bytes(fakes)):  # not revised yet, and each once
+            keep[i] &= key not in done
+            done.add(key)
+        revisable[start // DAY_SECONDS] = fakes[keep]
+    return revisable
+
+
+def _key_bytes(keys: np.ndarray) -> list[bytes]:
+    raw = np.ascontiguousarray(keys["key"]).tobytes()
+    return [raw[i : i + 16] for i in range(0, len(raw), 16)]
 
 
 #: Public keys a roll-up verifies the files it reads with, and the key id each must name (None: any).
@@ -434,12 +488,12 @@ def _read_own(
 
 def _key_rollup(
     live: list[BatchRecord], replaces: int, day: int, signer: Signer, verifiers: _Verifiers, out_dir: Path, now: float,
-    config: ExportConfig, rng: np.random.Generator, padding_secret: bytes | None,
+    config: ExportConfig, rng: np.random.Generator, padding_secrets: list[bytes | None],
 ) -> Iterator[tuple[BatchRecord, bytes]]:
     """The roll-up of ``live``, an export day's files of one day of keys (``replaces`` files in all).
 
-    It keeps their fake keys (told apart with the export day's ``padding_secret``, to count them as
-    padding): without them, the keys of a small file missing from its roll-up would be its fakes, and
+    It keeps their fake keys and fake revisions (told apart with the ``padding_secrets`` of the export
+    days they were made on, to count them as padding): without them, the keys of a small file missing from its roll-up would be its fakes, and
     the rest the keys of the few people it held."""
     plain, revised = [], []
     for batch in live:
@@ -450,7 +504,9 @@ def _key_rollup(
     is_revision = np.r_[np.zeros(sum(map(len, plain)), bool), np.ones(sum(map(len, revised)), bool)]
     key_day = live[0].start_timestamp // DAY_SECONDS
     prefix = f"{day * DAY_SECONDS}-{live[0].start_timestamp}-day{replaces}x{secrets.token_hex(3)}"
-    fake = is_fake(keys, padding_secret)
+    fake = np.zeros(len(keys), bool)
+    for secret in padding_secrets:
+        fake |= is_fake(keys, secret)
     yield from _signed_day(keys, is_revision, fake, np.arange(len(keys)), key_day, prefix, signer, now, config, rng)
 
 

@@ -14,6 +14,11 @@ real keys exactly, roll-ups included, without a list of which keys are fake.  A 
 node matches a key through the RPIs derived from it, and a random 16-byte key equals a real one, or
 derives an RPI a node stored, with a probability of about 2^-128 per pair (10^9 fakes, 144 RPIs each,
 against a node's ~10^6 stored RPIs: about 4 x 10^-22).
+
+A file of revisions (a likely case confirmed, an F1's negative test) is padded the same way with
+revisions of fakes published before in files of the same day of keys (``fake_revisions``): without
+them, a file holding exactly one person's revised keys would link those keys again and pick out the
+real key of each padded file they were first published in.
 """
 
 from __future__ import annotations
@@ -35,8 +40,8 @@ def new_secret() -> bytes:
 
 
 def padding_count(real: int, min_keys: int, extra: int, rng: np.random.Generator) -> int:
-    """How many fakes a file of ``real`` keys of its own gets: none without real keys (a file of revisions
-    only: they were published before, and fakes cannot be revised), else up to ``min_keys`` + 0-``extra``."""
+    """How many fakes a file of ``real`` keys (or revisions: each padded apart) of its own gets: none
+    without any, else up to ``min_keys`` + 0-``extra``."""
     if real == 0 or min_keys == 0:
         return 0
     return max(0, min_keys + int(rng.integers(0, extra + 1)) - real)
@@ -51,6 +56,16 @@ def fake_keys(real: np.ndarray, count: int, secret: bytes, rng: np.random.Genera
     encrypted = _aes(secret).encryptor().update(blocks.tobytes())
     fakes["key"] = np.frombuffer(encrypted, "V16")
     return fakes
+
+
+def fake_revisions(fakes: np.ndarray, real: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """``count`` of ``fakes`` (published before, not revised yet), each revised as one of the real
+    revisions ``real`` picked at random: the fields a revision changes (report type, days since onset)
+    are that revision's, the rest (key, validity, risk) the fake's as first published."""
+    revised = fakes.take(rng.choice(len(fakes), count, replace=False))
+    like = real.take(rng.integers(0, len(real), count))
+    revised["report_type"], revised["days_since_onset"] = like["report_type"], like["days_since_onset"]
+    return revised
 
 
 def is_fake(keys: np.ndarray, secret: bytes | None) -> np.ndarray:

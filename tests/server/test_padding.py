@@ -79,23 +79,85 @@ def test_a_file_with_enough_keys_of_its_own_and_a_file_of_revisions_are_not_padd
     assert (bare.num_keys, bare.padding_keys) == (2, 0) and len(_files(out, [bare], signer.public_key)[0]) == 2
 
 
-def test_revisions_alone_are_not_padded_and_fakes_copy_only_new_keys(tmp_path: Path) -> None:
-    """A revision was published before (and a fake could not be revised): a file of revisions only is
-    not padded; beside new keys, fakes copy the new ones."""
-    likely = _keys(1, seed=4, report_type=LIKELY)
+def _revise_all(storage, report_type: int = CONFIRMED, days_since_onset: int = 3, at: float = NOW) -> None:
+    """Every stored key not revised yet revised at ``at`` (as a publish with its revision token does),
+    queued for the next export."""
+    with storage._transaction() as cur:
+        storage._exec(
+            cur, "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?"
+            " WHERE revised_at IS NULL", [report_type, days_since_onset, at],
+        )
+        storage._queue_keys(cur, "revision_queue", f"k.revised_at = {at!r}")
+
+
+def _published(out: Path, batches: list, public_key) -> list:
+    return [open_signed_export((out / b.name).read_bytes(), public_key)[0] for b in batches]
+
+
+def test_a_file_of_one_persons_revisions_is_padded_with_revisions_of_earlier_fakes(storage, tmp_path: Path) -> None:
+    """A likely case confirmed: each day's file of revisions holds its revised key among ~100 revisions of
+    fakes published before in that day's file (the fake's key, validity and risk, the revision's new type
+    and onset), counted as padding; a later revision revises other fakes, never one revised already."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    likely = _keys(3, seed=4, report_type=LIKELY)
+    storage.insert_keys_unchecked(likely, NOW)
+    first = export_batches(storage, signer, out, NOW, ExportConfig(), np.random.default_rng(1))
+    assert [b.num_keys for b in first] == [1] * 3 and min(b.padding_keys for b in first) >= 99
+    fakes_of_day = {b.start_timestamp: f.keys for b, f in zip(first, _published(out, first, signer.public_key))}
+    _revise_all(storage, CONFIRMED, days_since_onset=3)
+    revisions = export_batches(storage, signer, out, NOW + 600, ExportConfig(), np.random.default_rng(2))
+    assert len(revisions) == 3
+    revised_before: set[bytes] = set()
+    for batch, export in zip(revisions, _published(out, revisions, signer.public_key)):
+        earlier = {bytes(k["key"]): k for k in fakes_of_day[batch.start_timestamp]}
+        assert len(export.keys) == 0 and 100 <= len(export.revised_keys) <= min(120, len(earlier))
+        assert (batch.num_keys, batch.padding_keys) == (1, len(export.revised_keys) - 1)  # never counted as real
+        (real,) = uploaded(export.revised_keys, storage)
+        assert bytes(real["key"]) in {bytes(k) for k in likely["key"]}
+        for revised in export.revised_keys:
+            was = earlier[bytes(revised["key"])]  # every one was published before in that day's file
+            assert [revised[f] for f in ("rolling_start", "rolling_period", "transmission_risk")] == [
+                was[f] for f in ("rolling_start", "rolling_period", "transmission_risk")]
+            assert (revised["report_type"], revised["days_since_onset"]) == (CONFIRMED, 3)  # as the real one changed
+        revised_before |= {bytes(k) for k in export.revised_keys["key"]}
+    # another likely upload on the first day, confirmed: its file of revisions revises fakes not revised yet
+    storage.insert_keys_unchecked(_keys(3, seed=5, report_type=LIKELY)[:1], NOW + 1200)
+    export_batches(storage, signer, out, NOW + 1200, ExportConfig(), np.random.default_rng(3))
+    _revise_all(storage, at=NOW + 1500)
+    (again,) = export_batches(storage, signer, out, NOW + 1800, ExportConfig(), np.random.default_rng(4))
+    (export,) = _published(out, [again], signer.public_key)
+    assert again.num_keys == 1 and again.padding_keys >= 99
+    assert not revised_before & {bytes(k) for k in export.revised_keys["key"]}
+
+
+def test_fakes_copy_only_new_keys_and_padding_off_pads_no_revisions(tmp_path: Path) -> None:
+    """Beside new keys, fakes copy the new ones; with --min-keys-per-file 0 a revision goes out alone."""
     server = Server(tmp_path)
     storage = server.storage
-    storage.insert_keys_unchecked(likely, NOW)
+    storage.insert_keys_unchecked(_keys(1, seed=4, report_type=LIKELY), NOW)
     first = server.export()
     assert [b.num_keys for b in first] == [1] and first[0].padding_keys >= 99
-    with storage._transaction() as cur:  # the likely key confirmed (as a publish with its token does)
-        storage._exec(cur, "UPDATE exposure_keys SET revised_report_type = ?, revised_at = ?", [CONFIRMED, NOW])
-        storage._queue_keys(cur, "revision_queue", "1 = 1")
+    _revise_all(storage)
     server.clock.advance(600)
-    (revision,) = server.export()
-    export, _ = open_signed_export((server.exports / revision.name).read_bytes(), server.signer.public_key)
+    (revision,) = server.export(min_keys_per_file=0)
+    (export,) = _published(server.exports, [revision], server.signer.public_key)
     assert (revision.num_keys, revision.padding_keys, len(export.keys), len(export.revised_keys)) == (1, 0, 0, 1)
     storage.close()
+
+
+def test_roll_ups_count_revisions_of_fakes_made_on_an_earlier_export_day_as_padding(storage, tmp_path: Path) -> None:
+    """A fake published one export day and revised the next: the next day's roll-up tells it apart with
+    the earlier day's secret, so the roll-ups count exactly the real keys and revisions."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    storage.insert_keys_unchecked(_keys(2, seed=6, report_type=LIKELY), NOW)
+    small = export_batches(storage, signer, out, NOW, ExportConfig())
+    _revise_all(storage)
+    small += export_batches(storage, signer, out, NOW + DAY_SECONDS, ExportConfig())
+    assert [b.num_keys for b in small] == [1] * 4 and min(b.padding_keys for b in small) >= 99
+    export_batches(storage, signer, out, NOW + 3 * DAY_SECONDS, ExportConfig())
+    rollups = [b for b in storage.batches() if ROLLUP_FILE.match(b.name)]
+    assert len(rollups) == 4
+    assert sum(b.num_keys for b in rollups) == 4 and sum(b.padding_keys for b in rollups) == sum(b.padding_keys for b in small)
 
 
 def test_a_node_that_met_f0_finds_the_same_exposure_among_the_fakes(tmp_path: Path) -> None:
