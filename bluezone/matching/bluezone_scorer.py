@@ -250,7 +250,8 @@ class BluezoneScorer:
         within = self.credited(slots, self.verdict_weight(smooth, threshold))
         weighted = within
         if c.ranking == "chain":  # for ranking: how many minutes were near, judged on the evidence of each
-            near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior)
+            near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior,
+                                  c.slot_seconds / 60.0)
             weighted = self.credited(slots, near)
         elif c.ramp_db > 0:  # graded: a minute just over the threshold still says something
             weighted = self.credited(slots, np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0))

@@ -55,14 +55,21 @@ def _prefix_products(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray)
     return a, b, c, d
 
 
-def near_posterior(slots: np.ndarray, llr: np.ndarray, scale: float, switch: float, prior: float) -> np.ndarray:
-    """Posterior of near for each judged minute (``slots`` increasing, ``llr`` its evidence)."""
+def near_posterior(
+    slots: np.ndarray, llr: np.ndarray, scale: float, switch: float, prior: float, minutes_per_slot: float = 1.0
+) -> np.ndarray:
+    """Posterior of near for each judged slot (``slots`` increasing, ``llr`` its evidence).
+
+    ``scale`` and ``switch`` are per minute, as the table and the chain were fitted: a slot of other
+    length (``slot_seconds`` != 60) carries its share of a minute's evidence, and its memory fades
+    by the minutes between slots, so the expected near minutes do not depend on the slot length."""
     n = len(slots)
     if n == 0:
         return np.zeros(0)
-    e = np.exp(scale * np.asarray(llr, np.float64))
+    e = np.exp(scale * minutes_per_slot * np.asarray(llr, np.float64))
     gap = np.diff(np.asarray(slots, np.float64), prepend=np.nan)
-    keep = np.where(np.isnan(gap), 0.0, (1.0 - switch) ** np.maximum(gap, 1.0))  # the first minute has no past
+    # the first slot has no past
+    keep = np.where(np.isnan(gap), 0.0, (1.0 - switch) ** (np.maximum(gap, 1.0) * minutes_per_slot))
     stay_near = keep + (1 - keep) * prior
     stay_far = keep + (1 - keep) * (1 - prior)
     # m[t] maps (near, far) beliefs after minute t-1 to minute t: transition, then minute t's evidence;

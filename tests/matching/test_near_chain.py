@@ -82,3 +82,15 @@ def test_the_verdict_is_the_ramps_to_the_bit_on_a_real_scene() -> None:
             assert replace(a, weighted_minutes=0.0) == replace(b, weighted_minutes=0.0), asdict(a)
             differ += a.weighted_minutes != b.weighted_minutes
     assert differ > 50
+
+
+def test_the_expected_near_minutes_do_not_depend_on_the_slot_length() -> None:
+    """The chain's evidence and memory are per minute: with slot_seconds = 30 each slot counted a whole minute's
+    evidence and forgot twice as fast, so the same hour read as another number of near minutes (review11)."""
+    rng = np.random.default_rng(7)
+    llr = rng.normal(0.3, 1.5, 60)  # an hour of minutes
+    minutes = near_posterior(np.arange(60), llr, 0.25, 0.2, 0.05).sum()
+    halves = near_posterior(np.arange(120), np.repeat(llr, 2), 0.25, 0.2, 0.05, minutes_per_slot=0.5).sum() * 0.5
+    assert abs(halves - minutes) < 0.05 * minutes
+    unscaled = near_posterior(np.arange(120), np.repeat(llr, 2), 0.25, 0.2, 0.05).sum() * 0.5
+    assert abs(unscaled - minutes) > 0.05 * minutes  # what it read before
