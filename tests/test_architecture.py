@@ -221,3 +221,31 @@ def test_no_package_hides_a_module_of_its_own() -> None:
         if f"{package}.{name}" in MODULES and source != package  # ``from pkg import mod`` is the module
     ]
     assert not hidden, f"rename the module or stop exporting the name: {hidden}"
+
+
+def _architecture_map() -> str:
+    """The ``bluezone/`` tree drawn in docs/architecture.md."""
+    text = (ROOT.parent / "docs" / "architecture.md").read_text()
+    found = re.search(r"```\n(bluezone/\n.*?)```", text, re.S)
+    assert found, "docs/architecture.md has lost its bluezone/ tree"
+    return found.group(1)
+
+
+def test_the_architecture_map_names_every_module_and_package() -> None:
+    """A newcomer finds each top-level module and package of bluezone/ in the map, and no name that is gone."""
+    drawn = set(re.findall(r"^  (\w+(?:\.py|/))", _architecture_map(), re.M))
+    there = {p.name + "/" for p in ROOT.iterdir() if (p / "__init__.py").exists()}
+    there |= {p.name for p in ROOT.glob("*.py") if p.name not in ("__init__.py", "__main__.py")}
+    assert drawn == there, f"missing from the map: {sorted(there - drawn)}; gone: {sorted(drawn - there)}"
+
+
+def test_the_files_the_architecture_map_names_exist() -> None:
+    """A file a package's entry names (``check.py`` under ``matching/``) is in that package."""
+    package, gone = "", []
+    for line in _architecture_map().splitlines()[1:]:
+        entry = re.match(r"^  (\S+)", line)
+        if entry:
+            package = entry.group(1) if entry.group(1).endswith("/") else ""
+        if package:
+            gone += [f"{package}{f}" for f in re.findall(r"\b\w+\.(?:py|proto)\b", line) if not (ROOT / package / f).exists()]
+    assert not gone, f"docs/architecture.md names files that do not exist: {gone}"
