@@ -112,8 +112,9 @@ class BluezoneConfig:
             raise ConfigError("ramp_db must be >= 0")
         if self.ranking not in ("chain", "ramp"):
             raise ConfigError(f"ranking must be 'chain' or 'ramp', got {self.ranking!r}")
-        if self.chain_scale <= 0 or not 0 < self.chain_switch <= 1 or not 0 < self.chain_prior < 1:
-            raise ConfigError("chain_scale > 0, chain_switch in (0, 1], chain_prior in (0, 1)")
+        # a switch or prior closer to 0 or 1 lets a long link's evidence underflow the chain to 0/0 (nan)
+        if self.chain_scale <= 0 or not 1e-6 <= self.chain_switch <= 1 or not 1e-6 <= self.chain_prior <= 1 - 1e-6:
+            raise ConfigError("chain_scale > 0, chain_switch 1e-6 to 1, chain_prior 1e-6 to 1 - 1e-6")
         if (
             not 0 <= self.minute_reference_weight <= 1
             or not 0 <= self.minute_reference_quantile <= 100

@@ -23,6 +23,8 @@ from importlib import resources
 import numpy as np
 
 LLR_TABLE = "llr_table.json"
+#: Bound on one slot's scaled log-likelihood ratio (the shipped settings reach 1).
+MAX_EVIDENCE = 50.0
 
 
 @lru_cache(maxsize=1)
@@ -66,7 +68,9 @@ def near_posterior(
     n = len(slots)
     if n == 0:
         return np.zeros(0)
-    e = np.exp(scale * minutes_per_slot * np.asarray(llr, np.float64))
+    # a slot's evidence is capped (a likelihood ratio of e^50 is certainty already): a large scale or slot
+    # would otherwise overflow exp to inf, and the scan would divide inf by inf
+    e = np.exp(np.clip(scale * minutes_per_slot * np.asarray(llr, np.float64), -MAX_EVIDENCE, MAX_EVIDENCE))
     gap = np.diff(np.asarray(slots, np.float64), prepend=np.nan)
     # the first slot has no past
     keep = np.where(np.isnan(gap), 0.0, (1.0 - switch) ** (np.maximum(gap, 1.0) * minutes_per_slot))

@@ -12,6 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
+from bluezone.errors import ConfigError
+from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import llr_table, minute_llr, near_posterior
 from bluezone.sim import engine
 from bluezone.sim.scenario import load_scenario
@@ -94,3 +96,36 @@ def test_the_expected_near_minutes_do_not_depend_on_the_slot_length() -> None:
     assert abs(halves - minutes) < 0.05 * minutes
     unscaled = near_posterior(np.arange(120), np.repeat(llr, 2), 0.25, 0.2, 0.05).sum() * 0.5
     assert abs(unscaled - minutes) > 0.05 * minutes  # what it read before
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(1, 600), st.sampled_from([-1.3372, 0.0, 4.0]), st.integers(1, 300)), min_size=1, max_size=6),
+    st.floats(1e-3, 1e6), st.floats(1e-6, 1.0), st.floats(1e-6, 1 - 1e-6), st.sampled_from([1 / 60, 1.0, 60.0]),
+)
+def test_any_allowed_setting_gives_a_probability(runs, scale, switch, prior, minutes_per_slot) -> None:  # type: ignore[no-untyped-def]
+    """attack12: chain_scale=1000 overflowed exp to inf and every posterior was nan (weighted_minutes nan in
+    check --json); a switch of 1e-17 (memory exactly 1) let hours of near then far evidence underflow to 0/0."""
+    slots, llr, at = [], [], 0
+    for gap, x, k in runs:  # runs of k minutes of the table's strongest near, neutral or far evidence
+        for i in range(k):
+            at += gap if i == 0 else 1
+            slots.append(at)
+            llr.append(x)
+    with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is harmless here
+        got = near_posterior(np.array(slots, np.int64), np.array(llr), scale, switch, prior, minutes_per_slot)
+    assert ((got >= 0) & (got <= 1)).all()
+
+
+def test_settings_that_would_break_the_chain_are_refused() -> None:
+    for bad in ({"chain_switch": 1e-17}, {"chain_prior": 1e-300}, {"chain_prior": 1 - 1e-12}):
+        with pytest.raises(ConfigError, match="chain_switch 1e-6 to 1"):
+            BluezoneConfig(**bad)
+
+
+def test_a_huge_scale_ranks_a_near_link_as_near() -> None:
+    t = 1_699_920_000 + np.repeat(np.arange(30) * 60.0, 4) + np.tile([0.0, 10.0, 20.0, 30.0], 30)
+    a = np.full(len(t), 40, np.int16)
+    window = ExposureWindow(key_index=0, day=1_699_920_000, times=t, rssi=-a, attenuation=a, tx_power_estimated=False)
+    score = BluezoneScorer(BluezoneConfig(chain_scale=1000.0)).score(window)
+    assert score.weighted_minutes == 30.0  # was nan
