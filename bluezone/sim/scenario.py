@@ -46,6 +46,10 @@ MAX_SEATS = 100_000
 MAX_SHARE = 1e9
 #: A day of stops at the shortest stop_interval_s (10 s) is 8,640.
 MAX_RIDE_STOPS = 10_000
+#: A space is at most this many metres a side, and every coordinate (regions, walls, paths, seats)
+#: lies within it of the origin: a region of +-1.7e308 m overflowed its size to inf and put its
+#: whole group on one corner, strangers meeting there.
+MAX_METRES = 10_000.0
 
 
 @dataclass(frozen=True)
@@ -326,8 +330,8 @@ def _wall(where: str, data: Any) -> Wall:
         where,
         data,
         {
-            "start": lambda w, v: _pair(w, v),
-            "end": lambda w, v: _pair(w, v),
+            "start": _xy,
+            "end": _xy,
             "loss_db": lambda w, v: _number(w, v, 0, 100),
             "separates": _bool,
         },
@@ -362,8 +366,8 @@ def _space(data: Any) -> Space:
         "[space]",
         data,
         {
-            "width_m": lambda w, v: _number(w, v, 0.5, 10_000),
-            "depth_m": lambda w, v: _number(w, v, 0.5, 10_000),
+            "width_m": lambda w, v: _number(w, v, 0.5, MAX_METRES),
+            "depth_m": lambda w, v: _number(w, v, 0.5, MAX_METRES),
             "walls": lambda w, v: tuple(_wall(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))),
             "zones": lambda w, v: tuple(_zone(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))),
             "storey_height_m": lambda w, v: _number(w, v, 1.5, 20),
@@ -373,8 +377,13 @@ def _space(data: Any) -> Space:
     )
 
 
+def _xy(where: str, value: Any) -> tuple[float, float]:
+    """An (x, y) pair in metres: a point, or a spacing along both axes."""
+    return _pair(where, value, low=-MAX_METRES, high=MAX_METRES)  # type: ignore[return-value]
+
+
 def _region(where: str, value: Any) -> tuple[float, float, float, float]:
-    region = _pair(where, value, float, 4)
+    region = _pair(where, value, float, 4, low=-MAX_METRES, high=MAX_METRES)
     if not (region[0] < region[2] and region[1] < region[3]):
         raise ConfigError(f"{where}: give [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {list(region)}")
     return region  # type: ignore[return-value]
@@ -477,7 +486,6 @@ def _group(where: str, data: Any) -> Group:
     if data["kind"] not in GROUP_KINDS:
         raise ConfigError(f"{where}.kind: {data['kind']!r} is not one of {', '.join(GROUP_KINDS)}")
     count = lambda w, v: _whole(w, v, 0, 100_000)  # noqa: E731
-    rng = lambda w, v: _pair(w, v)  # noqa: E731
     # times, speeds and stops below 0 make no sense and quietly empty the simulation
     span = lambda w, v: _pair(w, v, low=0.0)  # noqa: E731
     group = _build(
@@ -489,15 +497,15 @@ def _group(where: str, data: Any) -> Group:
             "name": _text,
             "arrive_min": span,
             "stay_min": span,
-            "region": lambda w, v: _pair(w, v, float, 4),
+            "region": _region,
             "speed_mps": span,
             "pause_s": span,
             "group_size": lambda w, v: _pair(w, v, int, low=1, high=MAX_PEOPLE),
             "layout": lambda w, v: _choice(w, v, LAYOUTS),
-            "origin": rng,
+            "origin": _xy,
             "rows": count,
             "columns": count,
-            "spacing_m": rng,
+            "spacing_m": _xy,
             "seats_per_table": count,
             "table_radius_m": lambda w, v: _number(w, v, 0.1, 10),
             "facing_deg": lambda w, v: v if v == "table" else _number(w, v, -360, 360),
@@ -561,8 +569,6 @@ def _group(where: str, data: Any) -> Group:
     for key in ignored:
         if key in data:
             raise ConfigError(f"{where}.{key}: a {group.kind} group does not use it (see docs/simulation.md)")
-    if group.region is not None and not (group.region[0] < group.region[2] and group.region[1] < group.region[3]):
-        raise ConfigError(f"{where}.region: give [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {list(group.region)}")
     return group
 
 
@@ -576,7 +582,7 @@ def _path(where: str, value: Any) -> tuple[tuple[float, float], tuple[float, flo
     points = _list(where, value)
     if len(points) != 2:
         raise ConfigError(f"{where}: expected two points [[x0, y0], [x1, y1]], got {value!r}")
-    a, b = (_pair(f"{where}[{i}]", p) for i, p in enumerate(points))
+    a, b = (_xy(f"{where}[{i}]", p) for i, p in enumerate(points))
     if a == b:
         raise ConfigError(f"{where}: the two ends must differ")
     return (a, b)  # type: ignore[return-value]

@@ -209,7 +209,7 @@ def test_a_region_given_high_corner_first_is_a_config_error(tmp_path: Path) -> N
         ('[[groups]]\nkind = "seated"\nlayout = "tables"\npeople = 3\nrows = 1000\ncolumns = 1000\n', "seats"),
         ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 100000\ncolumns = 100000\n', "seats"),
         # hex_spots laid ~2.9e13 spots one Python tuple at a time: hung, then took all memory
-        ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nstanding_areas = [[0, 0, 1e6, 1e6]]\n', "standing spots"),
+        ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nstanding_areas = [[0, 0, 1e4, 1e4]]\n', "standing spots"),
         ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nstanding_spacing_m = 0.2\n'
          'standing_areas = [[0, 0, 100, 100], [0, 0, 100, 100], [0, 0, 100, 100]]\n', "standing spots"),
     ],
@@ -288,6 +288,27 @@ def test_values_that_crashed_the_run_are_config_errors(tmp_path: Path, extra: st
     assert result.exit_code == 2, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
     assert re.search(message, result.output), result.output
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ("region = [-1.7e308, -1.7e308, 1.7e308, 1.7e308]\n", "region"),
+        ("region = [0, 0, 20000, 5]\n", "region"),
+        ('[space]\nwalls = [{start = [0, -1e300], end = [0, 1e300]}]\n', "start"),
+        ('[[space.zones]]\nregion = [0, 0, 1e12, 1]\n', "region"),
+        ('[[groups]]\nkind = "seated"\npeople = 2\ncolumns = 2\norigin = [1e308, 0]\n', "origin"),
+        ('[[groups]]\nkind = "seated"\npeople = 2\ncolumns = 2\nspacing_m = [1e308, 1]\n', "spacing_m"),
+        ('[[groups]]\nkind = "passing"\npeople = 2\npath = [[0, 0], [-1e20, 0]]\n', "path"),
+    ],
+)
+def test_coordinates_beyond_the_largest_space_are_config_errors(tmp_path: Path, extra: str, message: str) -> None:
+    """A region of +-1.7e308 m overflowed its size to inf: the whole group stood on one corner and
+    strangers met there (sightings, contacts), with no word of the file's mistake."""
+    result = simulate(tmp_path, BASE + extra)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert message in result.output and "10000" in result.output, result.output
 
 
 GROUPS = '[[groups]]\nkind = "waypoint"\npeople = 3\n'
