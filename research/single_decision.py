@@ -1,6 +1,6 @@
 """The single default decision: why GAEN's wins on Ng at 1.2 m, and what moving ours would cost.
 
-Usage: python research/single_decision.py [--tune-cache DIR] [--tune SEEDS] [--hold-cache DIR] [--hold SEEDS] [--bootstrap N]
+Usage: python research/single_decision.py [--tune-cache DIR] [--tune SEEDS] [--hold-cache DIR] [--hold SEEDS] [--bootstrap N] [--twelfth]
 e.g.   python research/single_decision.py --tune-cache /tmp/verdict_est --tune 11,12,13,14,15,16 --hold-cache /tmp/esthold --hold 0,3,4,5,6,7,8,9
 
 ``bluezone evaluate`` judges one-minute windows: a window is detected when the scorer credits it
@@ -22,7 +22,18 @@ scores that one decision against "within D" for D = 1.2, 1.8, 3.0 m (NIST TC4TL)
 4. *Ranking*: ROC-AUC at each D of other per-minute statistics than the 10th percentile on Ng;
 5. *A choice made on tuning material only*: the threshold with the best worst margin over the scenes'
    tuning seeds (F1, ROC-AUC, PR-AUC) and Ng's tuning half (GAEN's nDCF minus bluezone's at each D),
-   then shown on what took no part (held-back seeds, Ng's other half, MIT LL).
+   then shown on what took no part (held-back seeds, Ng's other half, MIT LL);
+6. *Which windows flip Ng at 1.2 m* (``flips``): per distance, the windows one decision flags and the
+   other does not, what each band adds to P_miss and P_fa, by receiving phone, and the nDCF with the
+   band between the two questions (1.4-1.8 m: beyond 1.2 m, closer than 2 m) left out;
+7. *One threshold for both recordings and the scenes* (``--twelfth``): per threshold, whether each
+   recording meets "below GAEN's and below 0.8 at 1.2 / 1.8 / 3.0 m", the scenes' F1 margin over GAEN
+   (mean over seeds per scene, worst scene; the shipped near/far chain ranks, and it does not read
+   ``threshold_db``, so ROC-AUC and PR-AUC do not move with it), and the worth on the tuning material
+   (the worse of the tuning scenes' worst F1 margin and both whole recordings' worst nDCF margin);
+   ``--hold`` seeds are shown, not chosen on.
+
+``--twelfth`` e.g. ``--tune-cache /tmp/llr_est --tune 11,12 --hold-cache /tmp/fresh --hold 40,41,42,43,44,45,46,47 --twelfth``.
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from bluezone.sim.evaluate import (
     calibrations,
     judged,
     minutes_of,
+    verdict_minutes,
 )
 from estimator_sweep import judge, load as load_runs, shipped
 
@@ -60,9 +72,10 @@ def within(dist: np.ndarray, d: float) -> np.ndarray:
 
 
 def detected(name: str, minutes: list[Minute], threshold: float | None = None) -> np.ndarray:
-    """Whether each one-minute window is flagged (``evaluate``'s rule), bluezone at ``threshold``."""
+    """Whether each one-minute window is flagged (``evaluate``'s rule: the verdict's minutes, not the
+    ranking's, since the near/far chain ranks), bluezone at ``threshold``."""
     scorer = get_scorer(name) if threshold is None else get_scorer(name, overrides={"threshold_db": float(threshold)})
-    return np.array([judged(scorer, [m]).score(minutes_window(m.times, m.attenuation)).weighted_minutes >= 0.5 for m in minutes])
+    return np.array([verdict_minutes(judged(scorer, [m]).score(minutes_window(m.times, m.attenuation))) >= 0.5 for m in minutes])
 
 
 def cost(inside: np.ndarray, flagged: np.ndarray) -> tuple[float, float, float]:
@@ -147,6 +160,105 @@ def scene_margins(runs: dict, thresholds: np.ndarray) -> dict[float, dict[str, n
     return {t: judge(runs, {**shipped(), "threshold": float(t), "decision_db": float(t)}) for t in thresholds}
 
 
+BAND_M = (1.3, 1.9)  # Ng's 1.4-1.8 m windows: beyond 1.2 m (TC4TL's slack 0.05 m), closer than 2 m
+
+
+def flips(label: str, minutes: list[Minute], flags: dict[str, np.ndarray], d: float = 1.2) -> None:
+    """Which windows make bluezone's nDCF at ``d`` differ from GAEN's: per distance, windows flagged by
+    one decision only, and what they add to P_miss (inside) or P_fa (outside); by receiving phone; and
+    the nDCF with the windows between ``d`` and 2 m left out (the band where the two questions differ)."""
+    dist = np.array([m.distance_m for m in minutes])
+    phone = np.array([m.setup.rpartition("/")[2] for m in minutes])
+    inside = within(dist, d)
+    bz, ga = flags["bluezone"], flags["gaen"]
+    n_in, n_out = int(inside.sum()), int((~inside).sum())
+    print(f"\n{label}: windows flagged by one default decision only, and bluezone's nDCF minus GAEN's at {d:g} m they make"
+          f" ({n_in} windows inside, {n_out} outside)")
+    print("distance m  windows  bluezone only  gaen only  both  neither  adds to bluezone - gaen")
+    total = 0.0
+    for x in np.unique(dist):
+        at = dist == x
+        only_b, only_g = int((bz & ~ga & at).sum()), int((ga & ~bz & at).sum())
+        inside_x = bool(inside[at][0])
+        add = -(only_b - only_g) / n_in if inside_x else (only_b - only_g) / n_out
+        total += add
+        print(f"{x:>9.2f}  {int(at.sum()):>7d}  {only_b:>13d}  {only_g:>9d}  {int((bz & ga & at).sum()):>4d}"
+              f"  {int((~bz & ~ga & at).sum()):>7d}  {add:+.3f} ({'P_miss' if inside_x else 'P_fa'})")
+    print(f"total {total:+.3f} (= {cost(inside, bz)[0]:.3f} - {cost(inside, ga)[0]:.3f})")
+    band = (dist > BAND_M[0]) & (dist < BAND_M[1])
+    flagged_b, flagged_g = bz & band, ga & band
+    print(f"the {int(band.sum())} windows at {BAND_M[0] + 0.1:g}-{BAND_M[1] - 0.1:g} m: bluezone flags {int(flagged_b.sum())}, GAEN"
+          f" {int(flagged_g.sum())}; their 10th percentile (bluezone's statistic) median {np.median([np.percentile(m.attenuation, 10) for m, b in zip(minutes, band) if b]):.1f} dB,"
+          f" their mean (GAEN's) median {np.median([np.mean(m.attenuation) for m, b in zip(minutes, band) if b]):.1f} dB")
+    for p in np.unique(phone) if all("/" in m.setup for m in minutes) else []:  # Ng's setups name the receiving phone
+        sel = phone == p
+        if not inside[sel].any() or inside[sel].all():
+            continue
+        print(f"  received by {p:<12} {d:g} m nDCF bluezone {cost(inside[sel], bz[sel])[0]:.3f} gaen {cost(inside[sel], ga[sel])[0]:.3f};"
+              f" band windows flagged bluezone {int((bz & band & sel).sum())} / gaen {int((ga & band & sel).sum())} of {int((band & sel).sum())}")
+    keep = ~band
+    print(f"nDCF at {d:g} m without those windows: bluezone {cost(inside[keep], bz[keep])[0]:.3f}"
+          f" ({cost(inside[keep], bz[keep])[1]:.2f} + {cost(inside[keep], bz[keep])[2]:.2f}),"
+          f" gaen {cost(inside[keep], ga[keep])[0]:.3f} ({cost(inside[keep], ga[keep])[1]:.2f} + {cost(inside[keep], ga[keep])[2]:.2f})")
+    as_gaen = np.where(band, ga, bz)
+    print(f"bluezone with GAEN's decisions on those windows only: {d:g} m nDCF {cost(inside, as_gaen)[0]:.3f},"
+          f" 2 m (closer than 2 m) {cost(within(dist, CLOSE_M), as_gaen)[0]:.3f} against its own {cost(within(dist, CLOSE_M), bz)[0]:.3f}")
+
+
+def scene_f1(runs: dict, thresholds: np.ndarray) -> dict[float, dict[str, np.ndarray]]:
+    """Per threshold, per scene: bluezone's F1 margins over GAEN per run (the verdict at that threshold,
+    ``estimator_sweep``'s arithmetic, checked equal to the engine's at the shipped 59 dB)."""
+    from bluezone.sim.metrics import confusion
+    from estimator_sweep import estimate
+
+    out: dict[float, dict[str, np.ndarray]] = {}
+    for t in thresholds:
+        per: dict[str, list[float]] = {}
+        for (scene, _), f in sorted(runs.items()):
+            _, decided = estimate(f, {**shipped(), "decision_db": float(t)})
+            per.setdefault(scene, []).append(confusion(f.truth, decided).f1 - confusion(f.truth, f.scores["gaen"][1]).f1)
+        out[float(t)] = {k: np.array(v) for k, v in per.items()}
+    return out
+
+
+def twelfth(data: dict[str, list[Minute]], grids: dict, gaen: dict, tune: dict | None, hold: dict | None) -> None:
+    """One threshold for both whole recordings and the scenes (``--twelfth``; see the module docstring, 7)."""
+    ndcf_gaen = {}
+    print("\nOne threshold: each recording's nDCF at 1.2 / 1.8 / 3.0 m (GAEN's in the header; 'meets': below GAEN's and"
+          " below 0.8 at all three), the scenes' F1 margin over GAEN (worst scene mean, its scene; runs below GAEN)")
+    for label, minutes in data.items():
+        dist = np.array([m.distance_m for m in minutes])
+        ndcf_gaen[label] = [cost(within(dist, d), gaen[label])[0] for d in TC4TL_DISTANCES_M]
+        print(f"  GAEN {label}: " + "/".join(f"{x:.3f}" for x in ndcf_gaen[label]))
+    worths = {}
+    for t in sorted(grids["ng_rss_smartphone"]):
+        cells, rec_margin = [], []
+        for label, minutes in data.items():
+            dist = np.array([m.distance_m for m in minutes])
+            mine = [cost(within(dist, d), grids[label][t])[0] for d in TC4TL_DISTANCES_M]
+            meets = all(a < g and a < 0.8 for a, g in zip(mine, ndcf_gaen[label]))
+            rec_margin += [g - a for a, g in zip(mine, ndcf_gaen[label])]
+            cells.append(f"{label[:5]} " + "/".join(f"{x:.3f}" for x in mine) + (" meets" if meets else " -----"))
+        for name, runs in (("tune", tune), ("hold", hold)):
+            if runs:
+                means = {k: float(v.mean()) for k, v in runs[t].items()}
+                worst = min(means, key=means.get)
+                lost = sum(int((v < 0).sum()) for v in runs[t].values())
+                cells.append(f"scenes {name} F1 {means[worst]:+.3f} ({worst}; {lost} runs below)")
+        if tune:
+            worths[t] = min(min(rec_margin), min(float(v.mean()) for v in tune[t].values()))
+            cells.append(f"worth {worths[t]:+.3f}")
+        print(f"{t:>5.1f} dB | " + " | ".join(cells))
+    if worths:
+        best = max(worths, key=lambda t: (worths[t], -abs(t - 59.0)))
+        print(f"best worth on the tuning material (scene seeds, both whole recordings): {best:g} dB ({worths[best]:+.3f});"
+              f" shipped 59 dB {worths[59.0]:+.3f}")
+        if hold:
+            for t in (59.0, best):
+                print(f"  {t:g} dB on the held-back seeds, F1 margin per scene, mean (worst seed): " + " ".join(
+                    f"{k} {v.mean():+.3f} ({v.min():+.3f})" for k, v in hold[t].items()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ng", type=Path, default=SHARED / "ng_rss_smartphone")
@@ -156,6 +268,7 @@ def main() -> None:
     ap.add_argument("--hold-cache", type=Path)
     ap.add_argument("--hold", default="0,3,4,5,6,7,8,9")
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--twelfth", action="store_true", help="only the windows that flip Ng at 1.2 m and one threshold for both recordings")
     a = ap.parse_args()
 
     data = {"ng_rss_smartphone": load(a.ng), "mitll_pact": load(a.mitll)}
@@ -166,7 +279,15 @@ def main() -> None:
         grids[label] = {float(t): detected("bluezone", minutes, t) for t in THRESHOLDS}
         flags = {"bluezone": grids[label][59.0], "gaen": gaen[label]}
         operating_points(label, minutes, {**flags, "bluezone 55": grids[label][55.0]})
-        paired_bootstrap(label, minutes, flags, a.bootstrap)
+        if a.twelfth:
+            flips(label, minutes, flags)
+        else:
+            paired_bootstrap(label, minutes, flags, a.bootstrap)
+    if a.twelfth:
+        tune = scene_f1(load_runs(a.tune_cache, None, [int(x) for x in a.tune.split(",")]), THRESHOLDS) if a.tune_cache else None
+        hold = scene_f1(load_runs(a.hold_cache, None, [int(x) for x in a.hold.split(",")]), THRESHOLDS) if a.hold_cache else None
+        twelfth(data, grids, gaen, tune, hold)
+        return
 
     ng = data["ng_rss_smartphone"]
     setups = sorted({m.setup for m in ng})

@@ -1,0 +1,144 @@
+"""The shipped scorer against GAEN on fresh seeds: per run, per scene mean, and a paired bootstrap of the means.
+
+Usage: python research/fresh_seeds.py CACHE_DIR SEEDS [--draws N] [--open market,streetfood]
+e.g.   python research/estimator_cache.py /tmp/fresh clinic,wall,bus,classroom,office,wedding,market 40,41,42,43,44,45,46,47
+       python research/fresh_seeds.py /tmp/fresh 40,41,42,43,44,45,46,47 --draws 500
+
+Reads ``CACHE_DIR/<scene>_<seed>.pkl`` made by ``estimator_cache.py`` with the present code: its
+``scores`` are the engine's own (the shipped ``bluezone`` scorer and ``gaen``, the numbers
+``bluezone simulate --seed N --json`` reports), so nothing here re-implements a scorer.  Prints:
+
+- per run: F1 / ROC-AUC / PR-AUC of both scorers and bluezone's margins, ``LOSS`` where one is
+  below zero, and with ``--draws`` the run's paired bootstrap (``estimator_sweep.paired_noise``);
+- per scene: the means over the seeds, the mean and worst-seed margins, and a paired bootstrap of
+  the *mean* margins (``mean_noise``: in each draw every run's receivers are drawn with
+  replacement, each with all its pairs, both scorers scored on the draw, the margins averaged over
+  the seeds): its 95 % interval and the share of draws below zero;
+- for the open scenes (``--open``): precision and recall at the default, the best recall at
+  precision >= 0.80 along each scorer's ranking, and the hindsight ceiling of the scorer's family
+  on the run as written (``detection_ceiling.ceiling`` on the cached raw 10th percentiles: best
+  precision at recall >= 0.85, best recall at precision >= 0.80).
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+from pathlib import Path
+
+import numpy as np
+from detection_ceiling import ceiling
+from estimator_sweep import Flat, flatten, metrics, paired_noise
+
+from bluezone.sim.metrics import confusion, pr_curve
+
+NAMES = ("F1", "ROC-AUC", "PR-AUC")
+
+
+def load(cache: Path, seeds: list[int]) -> dict[tuple[str, int], tuple[dict, Flat]]:
+    runs = {}
+    for path in sorted(cache.glob("*.pkl")):
+        scene, _, seed = path.stem.rpartition("_")
+        if int(seed) in seeds:
+            d = pickle.loads(path.read_bytes())
+            runs[(scene, int(seed))] = (d, flatten(d))
+    return runs
+
+
+def recall_at_precision(truth: np.ndarray, score: np.ndarray, floor: float = 0.80) -> float:
+    _, precision, recall = pr_curve(truth, score)
+    ok = precision >= floor
+    return float(recall[ok].max()) if ok.any() else 0.0
+
+
+def mean_noise(flats: list[Flat], draws: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paired bootstrap of a scene's margins averaged over its runs (receivers drawn within each run)."""
+    rng = np.random.default_rng(seed)
+    members = []
+    for f in flats:
+        _, inverse = np.unique(f.receiver, return_inverse=True)
+        members.append([np.flatnonzero(inverse == i) for i in range(inverse.max() + 1)])
+    out = []
+    for _ in range(draws):
+        margins = []
+        for f, m in zip(flats, members):
+            idx = np.concatenate([m[i] for i in rng.integers(0, len(m), len(m))])
+            t = f.truth[idx]
+            if t.all() or not t.any():
+                continue
+            b, g = f.scores["bluezone"], f.scores["gaen"]
+            margins.append(np.subtract(metrics(t, b[0][idx], b[1][idx]), metrics(t, g[0][idx], g[1][idx])))
+        out.append(np.nanmean(margins, axis=0))
+    a = np.array(out)
+    return np.nanpercentile(a, 2.5, axis=0), np.nanpercentile(a, 97.5, axis=0), np.mean(a < 0, axis=0)
+
+
+def raw_minutes(d: dict) -> dict:
+    """The cache in ``detection_ceiling.ceiling``'s shape: per unit, the uncorrected 10th percentiles."""
+    units = {k: {10: (u["slot"], u["p10"], u["count"])} for k, u in d["units"].items()}
+    return {"keys": d["keys"], "true": d["true"], "cc": d["cc"], "units": units}
+
+
+def fmt(v) -> str:
+    return "/".join(f"{x:.3f}" for x in v)
+
+
+def signed(v) -> str:
+    return "/".join(f"{x:+.3f}" for x in v)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cache", type=Path)
+    ap.add_argument("seeds")
+    ap.add_argument("--draws", type=int, default=0, help="paired bootstrap draws (per run and for the means)")
+    ap.add_argument("--open", default="market,streetfood", help="scenes to report recall at precision >= 0.80 for")
+    a = ap.parse_args()
+    runs = load(a.cache, [int(s) for s in a.seeds.split(",")])
+    scenes = list(dict.fromkeys(scene for scene, _ in runs))
+    print("per run: bluezone F1/ROC-AUC/PR-AUC  gaen F1/ROC-AUC/PR-AUC  margin  (LOSS: a margin below zero)")
+    per_scene: dict[str, list] = {}
+    for (scene, seed), (d, f) in runs.items():
+        bz, ga = metrics(f.truth, *f.scores["bluezone"]), metrics(f.truth, *f.scores["gaen"])
+        m = np.subtract(bz, ga)
+        c = confusion(f.truth, f.scores["bluezone"][1])
+        line = (f"{scene:<13}{seed:>4}  contacts {int(f.truth.sum()):>4} / {len(f.truth):>6}  P/R {c.precision:.2f}/{c.recall:.2f}  "
+                f"bz {fmt(bz)}  gaen {fmt(ga)}  margin {signed(m)}" + ("  LOSS" if (np.nan_to_num(m) < 0).any() else ""))
+        if a.draws:
+            lo, hi, below = paired_noise(f, *f.scores["bluezone"], a.draws)
+            line += "  95 % " + " ".join(f"[{x:+.3f},{y:+.3f}]" for x, y in zip(lo, hi)) + "  P(<0) " + "/".join(f"{p:.2f}" for p in below)
+        print(line, flush=True)
+        per_scene.setdefault(scene, []).append((seed, bz, ga, m, f, d))
+    print("\nper scene (means over seeds): bluezone F1/ROC/PR | gaen | mean margin | worst-seed margin | runs with a loss")
+    for scene in scenes:
+        rs = per_scene[scene]
+        bz = np.nanmean([r[1] for r in rs], axis=0)
+        ga = np.nanmean([r[2] for r in rs], axis=0)
+        ms = np.array([r[3] for r in rs])
+        losses = [f"{r[0]}:" + ",".join(n for n, v in zip(NAMES, r[3]) if v < 0) for r in rs if (np.nan_to_num(r[3]) < 0).any()]
+        line = (f"{scene:<13}{len(rs):>2} seeds  bz {fmt(bz)}  gaen {fmt(ga)}  mean {signed(np.nanmean(ms, axis=0))}"
+                f"  worst {signed(np.nanmin(ms, axis=0))}  losses {' '.join(losses) or 'none'}")
+        if a.draws:
+            lo, hi, below = mean_noise([r[4] for r in rs], a.draws)
+            line += "  mean 95 % " + " ".join(f"[{x:+.3f},{y:+.3f}]" for x, y in zip(lo, hi)) + "  P(<0) " + "/".join(f"{p:.2f}" for p in below)
+        print(line, flush=True)
+    open_scenes = [s for s in a.open.split(",") if s in per_scene]
+    if open_scenes:
+        print("\nopen scenes: P/R at the default | best recall at precision >= 0.80 along the ranking, bluezone / gaen"
+              " | hindsight ceiling of the scorer's family as written: best P at R >= 0.85, best R at P >= 0.80")
+    for scene in open_scenes:
+        rows = []
+        for seed, _, _, _, f, d in per_scene[scene]:
+            c = confusion(f.truth, f.scores["bluezone"][1])
+            r_bz = recall_at_precision(f.truth, f.scores["bluezone"][0])
+            r_ga = recall_at_precision(f.truth, f.scores["gaen"][0])
+            p85, r80, _ = ceiling(raw_minutes(d))
+            rows.append((c.precision, c.recall, r_bz, r_ga, p85, r80))
+            print(f"{scene:<13}{seed:>4}  P/R {c.precision:.2f}/{c.recall:.2f}  R@P>=0.8 {r_bz:.2f} / {r_ga:.2f}"
+                  f"  ceiling P@R>=0.85 {p85:.2f}  R@P>=0.8 {r80:.2f}", flush=True)
+        m = np.mean(rows, axis=0)
+        print(f"{scene:<13}mean  P/R {m[0]:.2f}/{m[1]:.2f}  R@P>=0.8 {m[2]:.2f} / {m[3]:.2f}  ceiling P@R>=0.85 {m[4]:.2f}  R@P>=0.8 {m[5]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
