@@ -17,12 +17,13 @@ import logging
 import math
 import os
 import signal
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.config import DaemonConfig
-from bluezone.errors import ConfigError, StoreInUseError
+from bluezone.errors import ConfigError, NotAStoreError, StoreInUseError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
 from bluezone.proximity.radio import AdvertListener
@@ -82,8 +83,14 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
         return
     path = Path(db).expanduser()
     make_private_dirs(path.parent)
-    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    lock = path.with_name(path.name + ".lock")
+    try:  # never through a link (it would truncate the file it names), never blocking on a FIFO
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
+    except OSError as exc:
+        raise NotAStoreError(f"cannot use {lock} as the store's lock: {exc.strerror}; remove it") from None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotAStoreError(f"{lock} is not a file: the store's lock must be one; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -91,6 +98,10 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
             raise StoreInUseError(
                 f"another bluezone daemon (pid {holder}) runs on {path}: two daemons on one store send one key "
                 "and hear each other; stop it, or give this one another --db"
+            ) from None
+        except OSError as exc:  # ENOLCK: an NFS folder without a lock manager
+            raise NotAStoreError(
+                f"cannot lock {lock} ({exc.strerror}): keep the store on a local disk (or one that supports locks)"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 from bluezone.config import DaemonConfig
-from bluezone.errors import ConfigError, StoreInUseError
+from bluezone.errors import ConfigError, NotAStoreError, StoreInUseError
 from bluezone.proximity.daemon import DaemonStats
 from bluezone.proximity.runner import one_daemon_per_store, run_daemon
 from bluezone.proximity.store import SightingStore, default_db_path
@@ -131,4 +131,40 @@ def test_the_lock_is_released_however_the_daemon_ends(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), one_daemon_per_store(db):
         raise RuntimeError("radio gone")
     with one_daemon_per_store(db):  # free again
+        pass
+
+
+def test_a_lock_that_is_a_link_is_refused_and_what_it_names_is_untouched(tmp_path: Path) -> None:
+    """attack12: the lock was opened through a symlink and truncated: a link planted as <db>.lock (a store
+    given in a shared folder) emptied whatever file it named and wrote the daemon's pid into it."""
+    victim = tmp_path / "notes.txt"
+    victim.write_text("keep me\n")
+    db = tmp_path / "x.db"
+    db.with_name("x.db.lock").symlink_to(victim)
+    with pytest.raises(NotAStoreError, match="x.db.lock as the store's lock"), one_daemon_per_store(db):
+        pass
+    assert victim.read_text() == "keep me\n"
+
+
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_lock_that_is_no_file_is_one_line_exit_2(tmp_path: Path, kind: str) -> None:
+    """A directory or a FIFO as <db>.lock was 'IsADirectoryError' / 'OSError: [Errno 22]', exit 1 (systemd retried)."""
+    db = tmp_path / "x.db"
+    lock = db.with_name("x.db.lock")
+    lock.mkdir() if kind == "directory" else os.mkfifo(lock)
+    result = CliRunner().invoke(cli, ["run", "--backend", "emulated:1", "--db", str(db), "--duration", "0.5"], obj={})
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "x.db.lock" in result.output and "remove it" in result.output
+
+
+def test_a_folder_without_locks_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NFS mounted without a lock manager answers flock with ENOLCK: that was an OSError, exit 1, retried for ever."""
+    import errno
+    import fcntl
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with pytest.raises(NotAStoreError, match="cannot lock .*x.db.lock .*local disk"), one_daemon_per_store(tmp_path / "x.db"):
         pass
