@@ -249,3 +249,22 @@ def test_the_files_the_architecture_map_names_exist() -> None:
         if package:
             gone += [f"{package}{f}" for f in re.findall(r"\b\w+\.(?:py|proto)\b", line) if not (ROOT / package / f).exists()]
     assert not gone, f"docs/architecture.md names files that do not exist: {gone}"
+
+
+def test_the_error_tree_is_drawn_as_the_classes_are() -> None:
+    """errors.py's docstring draws each class under its parent, other bases as "(also X)": a class
+    moved in the code but not in the drawing would send a reader to catch the wrong one."""
+    parents: list[str] = []
+    wrong = []
+    for line in (errors.__doc__ or "").splitlines():
+        drawn = re.match(r"^(\* |[ |]*\+ )(\w+)", line)
+        if not drawn:
+            continue
+        depth = 0 if drawn.group(1) == "* " else (len(drawn.group(1)) - 4) // 2 + 1
+        name = drawn.group(2)
+        parents = parents[:depth] + [name]
+        bases = {b.__name__ for b in getattr(errors, name).__bases__}
+        said = {parents[depth - 1] if depth else "Exception", *re.findall(r"\(also (\w+)\)", line)}
+        if bases != said:
+            wrong.append(f"{name}: drawn under {sorted(said)}, subclasses {sorted(bases)}")
+    assert not wrong, wrong
