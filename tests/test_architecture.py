@@ -268,3 +268,49 @@ def test_the_error_tree_is_drawn_as_the_classes_are() -> None:
         if bases != said:
             wrong.append(f"{name}: drawn under {sorted(said)}, subclasses {sorted(bases)}")
     assert not wrong, wrong
+
+
+#: The rows of docs/architecture.md's diagram, top to bottom (each package's ``cli.py`` is a command).
+LAYERS = [
+    {"cli", "clitypes", "cliconfig", "demo", "__main__"},
+    {"sim"},
+    {"client"},
+    {"venues"},
+    {"matching", "calibration"},
+    {"proximity", "server"},
+    {"keyformat"},
+    {"crypto", *BASE},
+]
+
+
+def _row(name: str) -> int:
+    if name.endswith(".cli"):
+        return 0
+    return next(i for i, row in enumerate(LAYERS) if _area(name) in row)
+
+
+def test_each_row_of_the_diagram_imports_only_from_below() -> None:
+    """A module imports its own package and the rows below its own; only the base row's modules
+    use each other (``config`` reads ``crypto``'s interval length)."""
+    wrong = sorted(
+        f"{a} -> {b}"
+        for a, deps in GRAPH.items()
+        if a != "bluezone"
+        for b in deps
+        if _area(a) != _area(b)
+        and (_row(b) < _row(a) or (_row(b) == _row(a) and _row(a) != len(LAYERS) - 1 and _row(a) != 0))
+    )
+    assert not wrong, f"an import against docs/architecture.md's rows: {wrong}"
+
+
+def test_the_diagram_draws_these_rows() -> None:
+    text = (ROOT.parent / "docs" / "architecture.md").read_text()
+    diagram = re.search(r"```\n(commands .*?)```", text, re.S)
+    assert diagram, "docs/architecture.md has lost its diagram"
+    lines = diagram.group(1).splitlines()
+    at = [next((i for i, line in enumerate(lines) if re.search(rf"\b{name}(/|\.py|\b)", line)), -1) for name in
+          [sorted(row - {"__main__"})[0] for row in LAYERS]]
+    assert -1 not in at and at == sorted(at), f"the diagram's rows are not LAYERS': {at}"
+    for row, line in zip(LAYERS, at):
+        names = re.findall(r"\b(\w+)(?:/|\.py)?", lines[line])
+        assert row - {"__main__"} <= set(names), f"{sorted(row)} drawn apart: {lines[line]!r}"
