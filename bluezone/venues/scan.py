@@ -48,7 +48,9 @@ def read_qr_texts(photo: Path) -> list[str]:
         raise
     except Image.DecompressionBombError:  # larger still: Pillow refuses it while reading the header
         raise VenueError(f"{photo} has more pixels than a photo of a poster (at most {MAX_JPEG_PIXELS // 10**6} megapixels)") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    # Pillow says a broken file in more ways than OSError: SyntaxError (a PNG chunk), RuntimeError and
+    # SyntaxError (its AVIF decoder), EOFError
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError, EOFError) as exc:
         raise VenueError(f"{photo} is not an image Pillow can read ({type(exc).__name__})") from None
     return [r.text for r in results if r.valid and r.text]
 

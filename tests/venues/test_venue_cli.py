@@ -135,6 +135,38 @@ def test_photo_without_a_code_is_one_clear_error(tmp_path: Path, clock: VirtualC
     assert not db.exists()
 
 
+def _png_with_a_broken_chunk() -> bytes:
+    """A grey PNG whose image data goes on in a chunk with a non-letter type: Pillow's SyntaxError."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pixels = zlib.compress(b"".join(b"\x00" + bytes(64) for _ in range(48)))
+    header = chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 48, 8, 0, 0, 0, 0))
+    return b"\x89PNG\r\n\x1a\n" + header + chunk(b"IDAT", pixels[:10]) + chunk(b"I\xbaND", pixels[10:]) + chunk(b"IEND", b"")
+
+
+def test_a_broken_photo_is_one_clear_error_whatever_pillow_raises(tmp_path: Path, clock: VirtualClock) -> None:
+    """attack12 (fuzzing photos): a broken PNG chunk was 'Error: SyntaxError: broken PNG file', a cut AVIF
+    'SyntaxError' or 'RuntimeError: Failed to decode', each exit 1 instead of one line, exit 2."""
+    import io
+
+    from PIL import Image, features
+
+    photos = {"broken.png": _png_with_a_broken_chunk()}
+    if features.check("avif"):  # Pillow >= 11.2 built with libavif, as the wheels are
+        avif = io.BytesIO()
+        Image.new("RGB", (64, 48), (1, 2, 3)).save(avif, "AVIF")
+        photos["cut.avif"] = avif.getvalue()[:-10]
+    for name, data in photos.items():
+        (tmp_path / name).write_bytes(data)
+        result = run(clock, "checkin", "--image", str(tmp_path / name), "--db", str(tmp_path / "visitor.db"))
+        assert result.exit_code == 2 and f"{name} is not an image Pillow can read" in result.output, result.output
+    assert not (tmp_path / "visitor.db").exists()
+
+
 def test_a_photo_that_is_no_regular_file_is_refused_at_once(tmp_path: Path, clock: VirtualClock) -> None:
     """A FIFO named as the photo hung checkin for ever; /dev/zero would never end."""
     import os
