@@ -47,6 +47,8 @@ BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]{1,251}\.zip$")
 #: Publish refusals that are the user's input, not the server's trouble.
 USER_REFUSALS = {
     "verification_code_invalid": "the verification code is not valid",
+    "verification_code_mistyped": "this verification code has a typo (a digit too many or too few, or its check digit"
+    " does not match): read it again, digit by digit",
     "verification_code_used": "the verification code was already used (each code works once)",
     "verification_code_expired": "the verification code has expired: ask the health authority for a new one",
     "verification_code_revoked": "the health authority withdrew this verification code: ask them for a new one",

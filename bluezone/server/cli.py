@@ -114,8 +114,8 @@ def _open_existing(db: str) -> Any:
 @click.option("--max-recursive-per-day", default=500, show_default=True, type=click.IntRange(1),
               help="Recursive codes allowed in any 24 hours (each can warn all of an F1's contacts).")
 @click.option("--short", is_flag=True,
-              help="An 8-digit code to read out over the phone (valid 15 min, at most an hour) instead of a "
-                   "16-digit one for self-service (valid a day).")
+              help="An 11-digit code (10 and a check digit) to read out over the phone (valid 15 min, at most an "
+                   "hour) instead of a 16-digit one for self-service (valid a day).")
 @click.option("--lifetime", default=None, type=click.IntRange(60, 86400),
               help="Seconds the code stays valid (default 86400, or 900 with --short; at most 3600 with --short).")
 @_create_db

@@ -1,12 +1,15 @@
 """Verification codes: what a health authority hands a person who tested positive.
 
 Two kinds, as in GAEN's verification server: a *long* code (16 random digits, valid up to a day:
-sent to the person by SMS or link for self-service) and a *short* code (8 digits, valid up to an hour:
-read out over the phone).  Both are single use.  Guessing is made pointless by the size of the code
+sent to the person by SMS or link for self-service) and a *short* code (10 random digits and a check
+digit, valid up to an hour: read out over the phone).  Both are single use.  The check digit (Damm's)
+catches every misheard digit and every swap of two neighbours before the code is looked up, so a typo
+costs nobody a try of their failed-code budget; short codes issued before it (8 digits, no check) work
+until they expire.  Guessing is made pointless by the size of the code
 space against the per-client limit on failed tries, not by a global limit (which anybody could trip
 to lock out every valid code).  Only an HMAC of each code is stored, keyed with a secret kept
 outside the database (``code_hmac.key`` beside the signing key), so a leaked database does not give
-the 8-digit codes away by brute force.  The code carries the test type and dates, from which the
+the short codes away by brute force.  The code carries the test type and dates, from which the
 server derives each uploaded key's report type and days since symptom onset.
 """
 
@@ -23,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from stdnum import damm
+
 from bluezone.clock import MAX_DATE_AGE_DAYS, earliest_date, latest_date
 from bluezone.errors import CodeLimitError, ConfigError, InputError, ServerStorageError
 from bluezone.server.storage import CodeRecord, Storage
@@ -35,17 +40,27 @@ class CodeKind:
     """How long a code is and may live (GAEN: long codes up to 24 h, short codes up to 1 h)."""
 
     name: str
-    digits: int
+    digits: int  # as read out, the check digit included
     default_lifetime: float
     max_lifetime: float
+    checked: bool = False  # the last digit is a Damm check digit of the others
+
+    def draw(self) -> str:
+        """A fresh random code of this kind."""
+        random = "".join(secrets.choice("0123456789") for _ in range(self.digits - 1 if self.checked else self.digits))
+        return random + damm.calc_check_digit(random) if self.checked else random
 
 
 #: 10^16 codes: even 10,000 live codes and a million failed tries leave a 1e-6 chance of one hit.
 LONG = CodeKind("long", 16, 86400.0, 86400.0)
-#: 10^8 codes: short-lived, for reading out over the phone; see docs/server.md for the odds.
-SHORT = CodeKind("short", 8, 900.0, 3600.0)
+#: 10^10 codes and a check digit, 11 digits to read out over the phone, short-lived: a botnet's
+#: ~300,000 tries an hour hit 1,000 live codes 0.03 times an hour (8 digits: 3); docs/server.md, "Codes".
+SHORT = CodeKind("short", 11, 900.0, 3600.0, checked=True)
 CODE_KINDS = {k.name: k for k in (LONG, SHORT)}
-MAX_DRAWS = 20  # fresh codes tried before giving up (8 digits collide about 1 in 10^5 with 1,000 codes on record)
+#: Short codes issued before the check digit: 8 random digits, accepted (and counted as tries) until they expire.
+UNCHECKED_SHORT_DIGITS = 8
+CODE_LENGTHS = (UNCHECKED_SHORT_DIGITS, SHORT.digits, LONG.digits)
+MAX_DRAWS = 20  # fresh codes tried before giving up (a short code collides about 1 in 10^7 with 1,000 on record)
 CODE_KEY_FILE = "code_hmac.key"
 CODE_KEY_BYTES = 32
 #: Test type -> GAEN report type (TemporaryExposureKey.ReportType), as the GAEN
@@ -137,6 +152,25 @@ class CodeKey:
         return "CodeKey(<secret>)"
 
 
+def normal_code(code: str) -> str:
+    """``code`` as issued: the spaces and dashes a person types between groups of digits left out."""
+    return code.strip().replace(" ", "").replace("-", "")
+
+
+def code_mistake(code: str) -> str | None:
+    """Why ``code`` (normalised) cannot be one this server issued, told without looking it up; None if it can be.
+
+    A short code's check digit catches every single wrong digit and every swap of two neighbours (Damm),
+    so a person who mistyped is told so, and the try costs their failed-code budget nothing."""
+    if not code.isascii() or not code.isdigit():
+        return "a verification code is digits only"
+    if len(code) not in CODE_LENGTHS:
+        return f"a verification code has {SHORT.digits} or {LONG.digits} digits, this one {len(code)}: a digit left out or added?"
+    if len(code) == SHORT.digits and not damm.is_valid(code):
+        return "this verification code has a typo (its check digit does not match): read it again, digit by digit"
+    return None
+
+
 def legacy_hash_code(code: str) -> str:
     """The plain SHA-256 codes were stored as before the code key (schema < 3): checked until they expire."""
     return hashlib.sha256(code.encode("utf-8")).hexdigest()
@@ -209,7 +243,7 @@ def issue_code(
     if not 0 < lifetime <= kind.max_lifetime:
         raise InputError(
             f"a {kind.name} code's lifetime must be positive and at most {kind.max_lifetime:.0f} s"
-            + (" (8 digits are guessable in the long run)" if kind is SHORT else "")
+            + (" (short codes are guessable in the long run)" if kind is SHORT else "")
         )
     for name, date in (("test date", test_date), ("symptom onset", symptom_onset)):
         if date is not None and date > latest_date(now):  # today in Vietnam is tomorrow in UTC until 07:00
@@ -221,8 +255,8 @@ def issue_code(
             )
     if test_date and symptom_onset and symptom_onset > test_date:
         raise InputError("symptom onset cannot be after the test date")
-    for _ in range(MAX_DRAWS):  # 8 digits collide with a code still on record now and then: draw again
-        code = "".join(secrets.choice("0123456789") for _ in range(kind.digits))
+    for _ in range(MAX_DRAWS):  # a short code collides with one still on record now and then: draw again
+        code = kind.draw()
         record = CodeRecord(
             code_hash=key.hash(code),
             report_type=REPORT_TYPES[test_type],
@@ -269,9 +303,10 @@ def revoke_code(storage: Storage, code: str, now: float, *, key: CodeKey) -> Rev
     """Withdraw a code issued by mistake (wrong person, wrong test type or date) before it is used: an
     upload with it is then refused with ``verification_code_revoked``.  InputError for a code the
     database does not know (a typo, or deleted two days after it expired)."""
-    code = code.strip()
-    if not code.isascii() or not code.isdigit():
-        raise InputError("a verification code is digits only (8 or 16 of them)")
+    code = normal_code(code)
+    mistake = code_mistake(code)
+    if mistake:
+        raise InputError(mistake)
     state, at = storage.revoke_code(key.hash(code), now, legacy_code_hash=legacy_hash_code(code))
     if at is None:
         raise InputError(

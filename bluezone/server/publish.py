@@ -41,7 +41,7 @@ from bluezone.keyformat.keys import (
     NO_DAYS_SINCE_ONSET,
     empty_keys,
 )
-from bluezone.server.codes import CodeKey, legacy_hash_code
+from bluezone.server.codes import CodeKey, code_mistake, legacy_hash_code, normal_code
 from bluezone.server.storage import RECURSIVE, SHARED_BUDGET, CodeRecord, Storage
 from bluezone.server.venue_reports import VenueReportLimits, check_days, parse_venue_reports, with_fakes
 
@@ -62,7 +62,7 @@ class PublishConfig:
     failure_window: float = 3600.0
     #: Failed code tries per client (an IPv4 address, an IPv6 /64) per window.  There is no global
     #: limit: anybody could trip it and lock out every valid code.  Guessing is pointless instead:
-    #: long codes have 16 digits, short ones 8 digits and live at most an hour (docs/server.md).
+    #: long codes have 16 digits, short ones 10 and a check digit and live at most an hour (docs/server.md).
     max_failures_per_client: int = 10
     #: ... and per IPv6 /48, one site's prefix (a tunnel broker gives anybody one free): its 65,536 /64s
     #: made ~655,000 tries an hour, now 100.
@@ -169,6 +169,7 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
         raise _bad("missing verification code ('verificationPayload')", "missing_verification_code")
     if not code.isascii():  # codes are digits; JSON also allows lone surrogates, which cannot even be hashed
         raise _bad("the verification code must be ASCII", "bad_request")
+    code = normal_code(code)  # as read out: "123 4567 8901"
     padding = doc.get("padding", "")
     if not isinstance(padding, str):
         raise _bad("'padding' must be a string")
@@ -337,6 +338,10 @@ def publish(
 ) -> PublishResult:
     """The whole endpoint: parse, rate-limit the client, redeem the code and store (or revise) atomically."""
     request = parse_request(body, config)
+    mistake = code_mistake(request.code)
+    if mistake:  # no code this server issued: a typo, refused before any budget is touched (and no address logged)
+        log.info("publish refused: a mistyped verification code")
+        raise PublishError(400, "verification_code_mistyped", mistake)
     try_token = claim_try(storage, client, now, config)
     client = client_key(client)
     if try_token is None:

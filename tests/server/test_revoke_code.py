@@ -65,6 +65,8 @@ def test_a_used_expired_or_unknown_code_is_said_so(storage: Storage) -> None:
     with pytest.raises(InputError, match="no such code in this database"):
         revoke_code(storage, "1234567812345678", NOW, key=KEY)
     with pytest.raises(InputError, match="digits only"):
+        revoke_code(storage, "12x34", NOW, key=KEY)
+    with pytest.raises(InputError, match="11 or 16 digits, this one 4"):
         revoke_code(storage, "12-34", NOW, key=KEY)
 
 

@@ -125,7 +125,7 @@ def test_sqlite_file_is_private_under_any_umask(tmp_path, caplog) -> None:
 
 
 def test_code_kinds_and_lifetimes(tmp_path) -> None:
-    """Long codes (16 digits) live up to a day, short ones (8 digits, read over the phone) up to an hour."""
+    """Long codes (16 digits) live up to a day, short ones (11 digits, read over the phone) up to an hour."""
     from click.testing import CliRunner
 
     from bluezone.cli import cli
@@ -137,7 +137,7 @@ def test_code_kinds_and_lifetimes(tmp_path) -> None:
         long = issue_code(storage, NOW, key=KEY)
         assert len(long.code) == 16 and long.code.isdigit() and long.expires_at == NOW + 86400
         short = issue_code(storage, NOW, key=KEY, kind=SHORT)
-        assert len(short.code) == 8 and short.expires_at == NOW + 900
+        assert len(short.code) == 11 and short.expires_at == NOW + 900
         assert issue_code(storage, NOW, key=KEY, kind=SHORT, lifetime=3600).expires_at == NOW + 3600
         with pytest.raises(InputError, match="at most 3600"):
             issue_code(storage, NOW, key=KEY, kind=SHORT, lifetime=3601)
@@ -152,7 +152,7 @@ def test_code_kinds_and_lifetimes(tmp_path) -> None:
     result = CliRunner().invoke(cli, [*args, "--short", "--lifetime", "7200"], obj={})
     assert result.exit_code == 2 and "at most 3600" in result.output
     result = CliRunner().invoke(cli, [*args, "--short"], obj={})
-    assert result.exit_code == 0 and len(result.output.split()[0]) == 8
+    assert result.exit_code == 0 and len(result.output.split()[0]) == 11
 
 
 def _publish(storage, code: str, rows: list[tuple[int, int]], token: str | None = None):
@@ -383,17 +383,19 @@ def test_codes_issued_before_the_code_key_still_verify_until_they_expire(tmp_pat
 
 
 def test_a_code_drawn_twice_is_drawn_again(storage, monkeypatch) -> None:
-    """8 digits collide with a code on record now and then (the server benchmark hit it): draw again."""
+    """Short codes collide with a code on record now and then (the server benchmark hit it at 8 digits): draw again."""
     import itertools
     import types
+
+    from stdnum import damm
 
     from bluezone.errors import ServerStorageError
     from bluezone.server import codes
 
-    digits = itertools.chain("1" * 8, "1" * 8, "2" * 8)
+    digits = itertools.chain("1" * 10, "1" * 10, "2" * 10)
     monkeypatch.setattr(codes, "secrets", types.SimpleNamespace(choice=lambda _: next(digits)))
-    assert issue_code(storage, NOW, key=KEY, kind=codes.SHORT).code == "11111111"
-    assert issue_code(storage, NOW, key=KEY, kind=codes.SHORT).code == "22222222"
+    assert issue_code(storage, NOW, key=KEY, kind=codes.SHORT).code == "1111111111" + damm.calc_check_digit("1" * 10)
+    assert issue_code(storage, NOW, key=KEY, kind=codes.SHORT).code == "2222222222" + damm.calc_check_digit("2" * 10)
     monkeypatch.setattr(codes, "secrets", types.SimpleNamespace(choice=lambda _: "1"))
     with pytest.raises(ServerStorageError, match="no free verification code"):
         issue_code(storage, NOW, key=KEY, kind=codes.SHORT)
