@@ -224,3 +224,23 @@ def test_every_daily_key_sent_on_a_full_disk_is_saved_later(tmp_path: Path) -> N
     with me.store:
         for key in sent:
             assert me.store.key_for_day(key.rolling_start) == key  # type: ignore[attr-defined]
+
+
+def test_a_store_that_cannot_be_read_on_a_full_disk_says_the_disk_is_full(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """attack12, on a 2 MB tmpfs filled up: with the daemon stopped, every command on the store (status, the very
+    one that says ALMOST FULL, check, purge, keys export) failed with 'cannot write to ... now: disk I/O error':
+    a WAL store's reader must make its 32 KiB index (-shm), and SQLite says that failing as an I/O error."""
+    import shutil
+
+    from bluezone.proximity.store import unusable
+
+    db = tmp_path / "me.db"
+    exc = sqlite3.OperationalError("disk I/O error")
+    exc.sqlite_errorname = "SQLITE_IOERR_SHMSIZE"  # what SQLite gave on the full tmpfs
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=4096))
+    error = unusable(db, exc)
+    assert isinstance(error, StoreWriteError)
+    assert str(error) == f"cannot write to {db} now: disk I/O error (the disk is full: 4 kB free; free some space)"
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=10**9))
+    assert str(unusable(db, exc)) == f"cannot write to {db} now: disk I/O error"  # a disk with room: no guess
