@@ -83,8 +83,8 @@ class RpiBudget:
         window = self._windows.get(minute)
         if window is None:
             window = self._windows[minute] = _Window()
-            if len(self._windows) > WINDOWS:
-                del self._windows[min(self._windows)]
+            if len(self._windows) > WINDOWS:  # the farthest from now: after the clock stepped back, not this one
+                del self._windows[max(self._windows, key=lambda m: abs(m - minute))]
         return window
 
     def _refused(self, minute: int, values: list[bytes], rssi: Callable[[], list[int]]) -> set[bytes]:

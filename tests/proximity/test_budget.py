@@ -123,6 +123,22 @@ def test_a_batch_across_a_minute_boundary_and_a_clock_stepped_back() -> None:
     assert budget.dropped == 7
 
 
+def test_a_clock_stepped_back_further_than_the_windows_kept_still_counts_its_minute() -> None:
+    """attack12: each new minute's window dropped the earliest kept, so after a step back past the eight
+    minutes kept that was the new minute's own: every 5 s batch began an empty minute, and a flood got the
+    budget 12 times a minute until the clock caught up again (hours, after an NTP step of hours)."""
+    budget = RpiBudget(10)
+    minute = NOON // MINUTE * MINUTE
+    for m in range(8):  # eight minutes kept, an hour after where the clock steps back to
+        budget.admit(rows_of([minute + 3600 + 60 * m] * 2, [b"\x01" * 16] * 2))
+    stored = set()
+    for batch in range(12):  # a minute of 5 s batches, each ten new RPIs heard twice
+        rpis = [bytes([batch, i]) * 8 for i in range(10) for _ in range(2)]
+        keep = budget.admit(rows_of([minute + 5 * batch] * 20, rpis))
+        stored |= {r for r, k in zip(rpis, keep.tolist(), strict=True) if k}
+    assert len(stored) == 10  # was 120
+
+
 def test_values_heard_once_fill_half_the_budget_at_most() -> None:
     budget = RpiBudget(4)
     once = [bytes([i]) * 16 for i in range(10)]
