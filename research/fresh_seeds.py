@@ -14,6 +14,11 @@ Reads ``CACHE_DIR/<scene>_<seed>.pkl`` made by ``estimator_cache.py`` with the p
   the *mean* margins (``mean_noise``: in each draw every run's receivers are drawn with
   replacement, each with all its pairs, both scorers scored on the draw, the margins averaged over
   the seeds): its 95 % interval and the share of draws below zero;
+- with ``--explain SCENE:SEED`` (a run that loses): the pairs whose verdicts differ between the two
+  scorers (true minutes within 2 m, bluezone's hard minutes under the threshold, its expected near
+  minutes, GAEN's weighted minutes, the judged minutes' median corrected attenuation, how many of
+  them had the receiver's company to compare with) and the top of bluezone's ranking with GAEN's rank
+  of the same pairs;
 - for the open scenes (``--open``): precision and recall at the default, the best recall at
   precision >= 0.80 along each scorer's ranking, and the hindsight ceiling of the scorer's family
   on the run as written (``detection_ceiling.ceiling`` on the cached raw 10th percentiles: best
@@ -24,11 +29,12 @@ from __future__ import annotations
 
 import argparse
 import pickle
+import warnings
 from pathlib import Path
 
 import numpy as np
 from detection_ceiling import ceiling
-from estimator_sweep import Flat, flatten, metrics, paired_noise
+from estimator_sweep import Flat, corrected, estimate, flatten, metrics, paired_noise, shipped
 
 from bluezone.sim.metrics import confusion, pr_curve
 
@@ -79,6 +85,39 @@ def raw_minutes(d: dict) -> dict:
     return {"keys": d["keys"], "true": d["true"], "cc": d["cc"], "units": units}
 
 
+def explain(f: Flat, top: int = 15) -> None:
+    """Which pairs make one run's margins: verdicts that differ, and the top of bluezone's ranking."""
+    s = shipped()
+    hard, decided = estimate(f, {**s, "width": 0.0})
+    assert (decided == f.scores["bluezone"][1]).all(), "the cache's verdicts are not the shipped scorer's"
+    z = corrected(f, s)
+    true_min = np.bincount(f.unit, f.near, minlength=len(f.truth)) if f.near is not None else np.full(len(f.truth), np.nan)
+    judged = np.bincount(f.unit, minlength=len(f.truth))
+    company = np.bincount(f.unit, f.others_n >= s["kmin"], minlength=len(f.truth))
+    med = np.full(len(f.truth), np.nan)
+    for i in np.unique(f.unit):
+        med[i] = np.median(z[f.unit == i])
+    bz_rank = np.argsort(np.argsort(-f.scores["bluezone"][0], kind="stable"), kind="stable") + 1
+    ga_rank = np.argsort(np.argsort(-f.scores["gaen"][0], kind="stable"), kind="stable") + 1
+
+    def row(i: int) -> str:
+        return (f"  unit {i:>6} receiver {f.receiver[i]:>4}  true {'CONTACT' if f.truth[i] else 'far    '}"
+                f" truly near (of the judged minutes) {true_min[i]:5.1f}  bluezone hard {hard[i]:5.1f} expected {f.scores['bluezone'][0][i]:5.1f}"
+                f" rank {bz_rank[i]:>5}  gaen {f.scores['gaen'][0][i]:5.1f} rank {ga_rank[i]:>5}"
+                f"  judged {judged[i]:>4} min, median corrected {med[i]:5.1f} dB, {company[i]:>4} with company")
+
+    b, g = f.scores["bluezone"][1], f.scores["gaen"][1]
+    for label, sel in (("bluezone misses, GAEN finds", f.truth & ~b & g), ("GAEN misses, bluezone finds", f.truth & b & ~g),
+                       ("bluezone false alarm, GAEN not", ~f.truth & b & ~g), ("GAEN false alarm, bluezone not", ~f.truth & ~b & g)):
+        idx = np.flatnonzero(sel)
+        print(f"{label}: {len(idx)}")
+        for i in idx[np.argsort(-true_min[idx])]:
+            print(row(i))
+    print(f"top {top} of bluezone's ranking:")
+    for i in np.argsort(-f.scores["bluezone"][0], kind="stable")[:top]:
+        print(row(i))
+
+
 def fmt(v) -> str:
     return "/".join(f"{x:.3f}" for x in v)
 
@@ -93,12 +132,22 @@ def main() -> None:
     ap.add_argument("seeds")
     ap.add_argument("--draws", type=int, default=0, help="paired bootstrap draws (per run and for the means)")
     ap.add_argument("--open", default="market,streetfood", help="scenes to report recall at precision >= 0.80 for")
+    ap.add_argument("--explain", help="SCENE:SEED: the pairs behind one run's margins")
     a = ap.parse_args()
+    warnings.simplefilter("ignore", RuntimeWarning)  # a run with nothing to find has undefined metrics (nan)
     runs = load(a.cache, [int(s) for s in a.seeds.split(",")])
+    if a.explain:
+        scene, _, seed = a.explain.rpartition(":")
+        explain(runs[(scene, int(seed))][1])
+        return
     scenes = list(dict.fromkeys(scene for scene, _ in runs))
     print("per run: bluezone F1/ROC-AUC/PR-AUC  gaen F1/ROC-AUC/PR-AUC  margin  (LOSS: a margin below zero)")
     per_scene: dict[str, list] = {}
     for (scene, seed), (d, f) in runs.items():
+        if not f.truth.any():  # nothing to find: F1, ROC-AUC and PR-AUC are undefined; say what each flagged
+            print(f"{scene:<13}{seed:>4}  contacts    0 / {len(f.truth):>6}  no true contact: bluezone flags"
+                  f" {int(f.scores['bluezone'][1].sum())}, gaen {int(f.scores['gaen'][1].sum())} (left out of the means)")
+            continue
         bz, ga = metrics(f.truth, *f.scores["bluezone"]), metrics(f.truth, *f.scores["gaen"])
         m = np.subtract(bz, ga)
         c = confusion(f.truth, f.scores["bluezone"][1])
@@ -111,7 +160,9 @@ def main() -> None:
         per_scene.setdefault(scene, []).append((seed, bz, ga, m, f, d))
     print("\nper scene (means over seeds): bluezone F1/ROC/PR | gaen | mean margin | worst-seed margin | runs with a loss")
     for scene in scenes:
-        rs = per_scene[scene]
+        rs = per_scene.get(scene)
+        if not rs:
+            continue
         bz = np.nanmean([r[1] for r in rs], axis=0)
         ga = np.nanmean([r[2] for r in rs], axis=0)
         ms = np.array([r[3] for r in rs])
