@@ -299,7 +299,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
     """Show what the sighting store holds (counts, time span, days, size)."""
     from datetime import UTC, datetime
 
-    from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore
+    from bluezone.proximity.store import CLOCK_FLOOR, EMULATED_DB_FILENAME, SightingStore
 
     now = cli_now()
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
@@ -324,7 +324,12 @@ def status(db_path: Path | None, as_json: bool) -> None:
         click.echo(f"Bluezone v3 sightings  {info['bluezone3_sightings']}")
     click.echo(f"first      {when(info['first_sighting'])}")
     click.echo(f"last       {when(info['last_sighting'])}")
-    if info["dated_ahead"]:
+    if info["dated_ahead"] and now < CLOCK_FLOOR:
+        click.echo(
+            f"ahead      {info['dated_ahead']} sightings or check-ins dated after now: this clock reads {when(now)}, before"
+            " GAEN existed, so the clock is wrong, not them: set it (e.g. wait for NTP)"
+        )
+    elif info["dated_ahead"]:
         click.echo(
             f"ahead      {info['dated_ahead']} sightings or check-ins dated more than an hour after now: a clock that ran"
             " ahead wrote them, and they stay until 14 days past their date; if this clock is right,"

@@ -47,7 +47,7 @@ from bluezone.config import RETENTION_DAYS, xdg_home
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, interval_number
 from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
 from bluezone.crypto.keys import DailyKey
-from bluezone.errors import NotAStoreError, StoreError, StoreWriteError
+from bluezone.errors import InputError, NotAStoreError, StoreError, StoreWriteError
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER, SIGHTING_DTYPE
 
 if TYPE_CHECKING:
@@ -1009,6 +1009,11 @@ class SightingStore:
     def purge_dated_ahead(self, now: float) -> int:
         """Delete what ``dated_ahead(now)`` counts, when the user says the clock is right now (``bluezone
         purge --dated-ahead``): never on a clock reading alone, which may itself be behind."""
+        if now < CLOCK_FLOOR:
+            raise InputError(
+                f"this clock reads {dt.datetime.fromtimestamp(max(now, 0), dt.UTC):%Y-%m-%d %H:%M} UTC, before GAEN"
+                " existed: the clock is wrong, not the rows (set it, e.g. wait for NTP); nothing deleted"
+            )
         bound = float(now) + AHEAD_MARGIN
         with self._conn as conn:
             deleted = sum(
@@ -1184,6 +1189,9 @@ class SightingStore:
 #: Rows dated more than this after "now" cannot have been heard yet: a clock that ran ahead wrote them
 #: (or "now" is behind).  ``SightingStore.dated_ahead`` counts them; only the user deletes them.
 AHEAD_MARGIN = 3600.0
+#: 2020-01-01 UTC.  No GAEN key or sighting is older: a clock reading earlier is wrong (a board without a
+#: real-time clock boots at 1970 until NTP answers), and every row would look dated ahead of it.
+CLOCK_FLOOR = 1_577_836_800.0
 
 #: How long past the retention a processed batch's name is kept (see ``SightingStore.purge``).
 BATCH_NAMES_MARGIN = 2 * DAY_SECONDS

@@ -139,3 +139,16 @@ def test_purge_30_days_after_the_daemon_stopped_says_what_it_deleted(stopped_sto
     purged = json.loads(result.output)
     assert purged["sightings_deleted"] == 50 and purged["daily_keys_deleted"] == 1 and purged["checkins_deleted"] == 1
     assert rows_left(stopped_store)["sightings"] == 0
+
+
+def test_a_clock_at_1970_is_called_wrong_and_deletes_nothing_dated_ahead(stopped_store: Path) -> None:
+    """attack12: a board without a real-time clock boots at 1970 until NTP answers; status then called every
+    row 'dated ahead', advised `purge --dated-ahead`, and that deleted all of them (and the check-ins)."""
+    boot = 86_400.0  # 1970-01-02
+    before = rows_left(stopped_store)
+    text = invoke(boot, "status", "--db", str(stopped_store))
+    assert text.exit_code == 0 and "this clock reads 1970-01-02 00:00:00 UTC, before GAEN existed" in text.output
+    assert "purge --dated-ahead" not in text.output
+    asked = invoke(boot, "purge", "--dated-ahead", "--db", str(stopped_store))
+    assert asked.exit_code == 2 and "the clock is wrong, not the rows" in asked.output and "nothing deleted" in asked.output
+    assert rows_left(stopped_store) == before
