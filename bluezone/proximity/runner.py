@@ -81,7 +81,7 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
     if str(db) == ":memory:":
         yield
         return
-    path = Path(db).expanduser()
+    path = Path(db).expanduser().resolve()  # the store a link names has one lock, however it is reached
     make_private_dirs(path.parent)
     lock = path.with_name(path.name + ".lock")
     try:  # never through a link (it would truncate the file it names), never blocking on a FIFO

@@ -168,3 +168,23 @@ def test_a_folder_without_locks_is_one_line_exit_2(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(fcntl, "flock", no_locks)
     with pytest.raises(NotAStoreError, match="cannot lock .*x.db.lock .*local disk"), one_daemon_per_store(tmp_path / "x.db"):
         pass
+
+
+def test_a_store_reached_through_a_link_is_the_same_store(tmp_path: Path) -> None:
+    """attack12: the lock sat beside the name given, so a daemon on the store's real path (a hand-started run)
+    and one on a link to it (the service's default path, linked to a larger disk) both started: the close
+    contact with itself the lock is there to prevent."""
+    real = tmp_path / "disk" / "bluezone.db"
+    real.parent.mkdir()
+    real.touch()
+    (tmp_path / "home").mkdir()
+    link = tmp_path / "home" / "bluezone.db"
+    link.symlink_to(real)
+    with one_daemon_per_store(real):
+        with pytest.raises(StoreInUseError), one_daemon_per_store(link):
+            pass
+    folder = tmp_path / "data"
+    folder.symlink_to(real.parent)  # a linked folder too
+    with one_daemon_per_store(folder / "bluezone.db"):
+        with pytest.raises(StoreInUseError), one_daemon_per_store(real):
+            pass
