@@ -1,12 +1,13 @@
 """Uploads per second with several key-server processes on one PostgreSQL: the path to many machines.
 
-    .venv/bin/python benchmarks/server_workers_bench.py [--workers 1 2 4] [--uploads 600]
+    .venv/bin/python benchmarks/server_workers_bench.py [--workers 1 2 4] [--one-port] [--uploads 600]
         [--clients 8] [--repeat 3] [--db postgresql://...] [--json]
 
 Starts ``W`` separate ``bluezone server run`` processes (as a deployment would run them on
-one or many machines behind a load balancer) on loopback ports, all on one PostgreSQL
-database (``--db``, or a throwaway cluster made with ``scripts/pg-dev-cluster.sh``), with
-exporting off in all of them.  ``--clients`` threads, each with a keep-alive httpx client,
+one or many machines behind a load balancer) on loopback ports, or with ``--one-port`` one
+``bluezone server run --workers W`` (W processes on one port, the kernel spreading connections),
+all on one PostgreSQL database (``--db``, or a throwaway cluster made with
+``scripts/pg-dev-cluster.sh``), with exporting off in all of them.  ``--clients`` threads, each with a keep-alive httpx client,
 send publish requests of 14 keys, each with its own one-time code, round-robin over the
 processes as a load balancer would.  For each ``W`` (alternating, ``--repeat`` times) the
 median uploads/s is reported, and the ratio to one process measured in the same run.
@@ -58,13 +59,14 @@ def _body(code: str, now: float, rng: np.random.Generator) -> dict:
             "padding": base64.b64encode(secrets.token_bytes(128)).decode("ascii")}
 
 
-def _start(n: int, dsn: str, key_dir: Path, log_dir: Path) -> list[tuple[subprocess.Popen, str]]:
+def _start(n: int, dsn: str, key_dir: Path, log_dir: Path, one_port: bool = False) -> list[tuple[subprocess.Popen, str]]:
     procs = []
-    for i in range(n):
+    for i in range(1 if one_port else n):
         port = _free_port()
         cmd = [sys.executable, "-m", "bluezone", "server", "run", "--server-db", dsn, "--port", str(port),
                "--signing-key-dir", str(key_dir), "--export-dir", str(log_dir / f"exports-{i}"),
-               "--export-every", "0", "--max-connections-per-client", "1000", "-q"]
+               "--export-every", "0", "--max-connections-per-client", "1000", "-q",
+               *(["--workers", str(n)] if one_port else [])]
         log = open(log_dir / f"server-{n}-{i}.log", "w")
         procs.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), f"http://127.0.0.1:{port}"))
     deadline = time.monotonic() + 60
@@ -122,6 +124,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--uploads", type=int, default=600)
+    parser.add_argument("--one-port", action="store_true", help="one `server run --workers W` instead of W processes")
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--db", default=None, help="postgresql://... (default: a throwaway cluster)")
@@ -132,6 +135,7 @@ def main() -> None:
     from bluezone.server.signing import keygen
     from bluezone.server.storage import open_storage
 
+    load_start = [round(x, 2) for x in os.getloadavg()]
     work = Path(tempfile.mkdtemp(prefix="bluezone-workers-bench-"))
     work.chmod(0o755)  # as root the throwaway cluster runs as the postgres user, who must reach it
     cluster = None
@@ -150,7 +154,7 @@ def main() -> None:
         rates: dict[int, list[float]] = {w: [] for w in args.workers}
         for _ in range(args.repeat):
             for w in args.workers:  # alternating, so load from elsewhere falls on all alike
-                procs = _start(w, dsn, work / "keys", work)
+                procs = _start(w, dsn, work / "keys", work, args.one_port)
                 try:
                     now = time.time()
                     before = storage.count_keys()
@@ -168,10 +172,12 @@ def main() -> None:
     base = statistics.median(rates[args.workers[0]])
     result = {
         "backend": "PostgreSQL",
+        "mode": "server run --workers W, one port" if args.one_port else "W separate server run processes",
         "uploads": args.uploads,
         "keys_per_upload": KEYS_PER_UPLOAD,
         "clients": args.clients,
         "cores": len(os.sched_getaffinity(0)),
+        "load_average_start": load_start,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "uploads_per_second": {str(w): round(statistics.median(r), 1) for w, r in rates.items()},
         "runs": {str(w): [round(x, 1) for x in r] for w, r in rates.items()},

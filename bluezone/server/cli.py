@@ -330,18 +330,25 @@ def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> 
               help="Open connections from one address (a named proxy is exempt).")
 @click.option("--request-timeout", default=20.0, show_default=True, type=FloatRange(0.1),
               help="Seconds to receive a request's headers and body; then 408 and the connection is closed.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes serving on the one port (PostgreSQL only); the first of them runs the exports. "
+                   "The connection limits are per worker.")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
     min_keys_per_file: int, region: str, rollup_after_days: int, no_rollups: bool, export_every: int,
     max_keys_per_day: int, guessing_alarm: int, access_log: bool,
     forwarded_allow_ips: str | None, max_connections: int, max_connections_per_client: int, request_timeout: float,
+    workers: int,
 ) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
+    import contextlib
+
     from bluezone.server.app import create_app
     from bluezone.server.codes import CodeKey
     from bluezone.server.publish import PublishConfig
-    from bluezone.server.serve import ServeSettings, serve
+    from bluezone.server.serve import ServeSettings, serve, serve_workers
     from bluezone.server.signing import load_signer
+    from bluezone.server.storage import PostgresStorage
 
     settings = ServeSettings(
         host, port, forwarded_allow_ips=forwarded_allow_ips, max_connections=max_connections,
@@ -358,19 +365,43 @@ def run_cmd(
     except InputError:
         storage.close()
         raise
-    app = create_app(
-        storage, code_key=code_key, export_dir=exports, signer=signer, export_config=export_config,
-        export_every=export_every or None, publish_config=PublishConfig(max_keys_per_day=max_keys_per_day, guessing_alarm=guessing_alarm),
-    )
+    if workers > 1 and not isinstance(storage, PostgresStorage):
+        storage.close()
+        # one SQLite file takes one writer at a time: more processes add waiting, not uploads a second
+        raise InputError(
+            f"--workers {workers} needs PostgreSQL (--server-db postgresql://...): on SQLite every upload waits for the"
+            " one file's write lock, so serve it with one worker"
+        )
+
+    def app_of(storage: Any, exporter: bool) -> Any:
+        return create_app(
+            storage, code_key=code_key, export_dir=exports, signer=signer, export_config=export_config,
+            export_every=(export_every or None) if exporter else None,
+            publish_config=PublishConfig(max_keys_per_day=max_keys_per_day, guessing_alarm=guessing_alarm),
+        )
+
     schedule = f"every {export_every} s" if export_every else "off"
     started = (
         f"key server: database {_shown_db(db)}, exports in {exports.resolve()} (schedule {schedule}), signing key "
         f"{signer.info.key_id}/{signer.info.key_version} in {signing_key_dir.resolve()}"
     )
-    try:
-        serve(app, settings, started)
-    finally:
-        storage.close()
+    if workers == 1:
+        try:
+            serve(app_of(storage, exporter=True), settings, started)
+        finally:
+            storage.close()
+        return
+    storage.close()  # created or migrated the tables; each worker opens its own connection
+
+    @contextlib.contextmanager
+    def worker_app(index: int) -> Any:
+        own = _open(db, create=False)
+        try:
+            yield app_of(own, exporter=index == 0)  # one exporter: exports must not run twice
+        finally:
+            own.close()
+
+    serve_workers(worker_app, settings, started, workers)
 
 
 def _shown_db(db: str) -> str:

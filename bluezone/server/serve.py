@@ -12,20 +12,28 @@ connections until the process runs out of file descriptors, trusts ``X-Forwarded
 - proxy headers only from the proxies the operator names (``forwarded_allow_ips``);
 - uvicorn's loggers go through bluezone's one handler and format, and a flood of the same message
   (refused connections, ``Too many open files``) is cut to a few lines a minute with a count;
-- the socket is bound before uvicorn starts, so a port in use is one ``ServeError`` line (exit 1).
+- the socket is bound before uvicorn starts, so a port in use is one ``ServeError`` line (exit 1);
+- ``serve_workers``: several processes on that one socket (PostgreSQL only), each with its own app and
+  database connection, the exports in one of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
+import multiprocessing
+import os
 import resource
+import signal
 import socket
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import wait
 from typing import Any
 
 from bluezone.errors import InputError, ServeError
@@ -223,9 +231,11 @@ class RateLimitFilter(logging.Filter):
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: With several workers each line says whose it is (journalctl shows the first process's pid only).
+WORKERS_LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
 
 
-def configure_logging() -> None:
+def configure_logging(workers: int = 1) -> None:
     """One handler and format for bluezone's and uvicorn's loggers, rate-limited; INFO for a server
     unless the command line asked for more (or less) than the default WARNING."""
     root = logging.getLogger()
@@ -234,6 +244,8 @@ def configure_logging() -> None:
     for handler in root.handlers:
         if not any(isinstance(f, RateLimitFilter) for f in handler.filters):
             handler.addFilter(RateLimitFilter())
+        if workers > 1:
+            handler.setFormatter(logging.Formatter(WORKERS_LOG_FORMAT))
     if root.level == logging.WARNING:
         for name in ("bluezone", "uvicorn"):
             logging.getLogger(name).setLevel(logging.INFO)
@@ -309,3 +321,87 @@ def serve(app: Any, settings: ServeSettings, started: str) -> None:
         sock.close()
     if not server.started:
         raise ServeError("the key server did not start (see the log above)")
+
+
+#: Seconds the workers get to finish the requests under way once told to stop (uvicorn's graceful shutdown
+#: is 10 s, and an export under way finishes first), before they are killed.
+WORKERS_STOP_SECONDS = 30.0
+
+
+def serve_workers(
+    make_app: Callable[[int], contextlib.AbstractContextManager[Any]], settings: ServeSettings, started: str, workers: int
+) -> None:
+    """Serve with ``workers`` processes on one listening socket; ``make_app(i)`` gives worker ``i`` its app
+    (and closes what it opened, its database connection, when the worker ends).
+
+    The socket is bound here, then each worker is forked: the kernel hands each new connection to one
+    of them.  SIGTERM or SIGINT stops them all, each finishing its requests (as one process does).  A
+    worker that ends by itself ends the others too, and the command with its exit code (2, a
+    configuration error such as a refused login, is not restarted by systemd; anything else is 1): a
+    key server half its size, or without the worker that exports, is not left running unnoticed."""
+    if workers < 1:
+        raise InputError("--workers must be at least 1")
+    configure_logging(workers)
+    sock = bind(settings.host, settings.port)
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    log.info("%s; listening on http://%s:%d with %d workers", started, host, sock.getsockname()[1], workers)
+    if settings.forwarded_allow_ips:
+        log.info("client addresses from X-Forwarded-For of %s", settings.forwarded_allow_ips)
+    stop: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _: stop.append(signum)) for sig in (signal.SIGTERM, signal.SIGINT)}
+    context = multiprocessing.get_context("fork")  # the app is built in the worker: nothing of it is pickled
+    processes = []
+    ended, code = None, None
+    try:
+        for index in range(workers):
+            process = context.Process(
+                target=_run_worker, args=(make_app, index, workers, settings, sock), name=f"bluezone-worker-{index}"
+            )
+            process.start()
+            processes.append(process)
+        while not stop and ended is None:
+            done = wait([p.sentinel for p in processes], timeout=0.5)
+            ended = next((p for p in processes if p.sentinel in done), None)
+        if ended is not None:
+            code = ended.exitcode
+            log.error("worker %d (pid %s) ended (exit code %s): stopping the other workers", processes.index(ended),
+                      ended.pid, code)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                os.kill(process.pid or 0, signal.SIGTERM)
+        deadline = time.monotonic() + WORKERS_STOP_SECONDS
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("worker pid %s did not stop within %g s: killed", process.pid, WORKERS_STOP_SECONDS)
+                process.kill()
+                process.join()
+        sock.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if ended is not None:
+        raise SystemExit(2 if code == 2 else 1)
+
+
+def _run_worker(
+    make_app: Callable[[int], contextlib.AbstractContextManager[Any]], index: int, workers: int,
+    settings: ServeSettings, sock: socket.socket,
+) -> None:
+    """One worker (a forked process): its own app and database connection, uvicorn on the shared socket."""
+    import uvicorn
+
+    from bluezone.errors import BluezoneError
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own once it runs
+    try:
+        with make_app(index) as app:
+            log.info("worker %d of %d serving%s", index, workers, " (runs the scheduled exports)" if index == 0 else "")
+            server = uvicorn.Server(uvicorn_config(app, settings))
+            server.run(sockets=[sock])
+    except BluezoneError as exc:  # a refused login, the database gone at start: one line, its exit code
+        log.error("worker %d: %s", index, exc)
+        raise SystemExit(exc.exit_code) from None
+    if not server.started:
+        raise SystemExit(1)
