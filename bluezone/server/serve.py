@@ -25,7 +25,6 @@ import ipaddress
 import json
 import logging
 import multiprocessing
-import os
 import resource
 import signal
 import socket
@@ -369,7 +368,7 @@ def serve_workers(
     finally:
         for process in processes:
             if process.is_alive():
-                os.kill(process.pid or 0, signal.SIGTERM)
+                process.terminate()  # SIGTERM: uvicorn finishes the requests under way
         deadline = time.monotonic() + WORKERS_STOP_SECONDS
         for process in processes:
             process.join(max(0.0, deadline - time.monotonic()))
