@@ -21,3 +21,14 @@ def test_the_readme_table_names_every_package_and_no_other() -> None:
     assert packages <= set(named), f"README's table does not name {sorted(packages - set(named))}"
     matching = next(line for line in table.group(1).splitlines() if line.startswith("| `bluezone/matching/`"))
     assert "key files" not in matching, "key files live in bluezone/keyformat/"
+
+
+def test_the_readme_documentation_list_links_every_page_of_docs() -> None:
+    """A reader starting at the README finds every page: it linked neither docs/architecture.md (where
+    each module lives and where a new one goes) nor docs/bluezone3.md."""
+    readme = (ROOT / "README.md").read_text()
+    section = re.search(r"^## Documentation\n(.*?)^## ", readme, re.S | re.M)
+    assert section, "README has no '## Documentation' section"
+    linked = set(re.findall(r"\]\((docs/[\w.-]+\.md)\)", section.group(1)))
+    pages = {f"docs/{p.name}" for p in (ROOT / "docs").glob("*.md")}
+    assert pages == linked, f"not linked: {sorted(pages - linked)}; no such page: {sorted(linked - pages)}"
