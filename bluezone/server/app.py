@@ -104,15 +104,25 @@ def create_app(
                 except Exception:  # noqa: BLE001 - stopping anyway; the next start retries
                     log.exception("scheduled export failed")
 
-    def _export_once(now: float) -> Any:
+    def _export_once(now: float, hold_deletions: bool = False) -> Any:
         assert signer is not None and exports is not None
-        export_batches(storage, signer, exports, now, export_config)
+        export_batches(storage, signer, exports, now, export_config, hold_deletions=hold_deletions)
         return embargoed(storage, now)
 
     async def _export_loop(every: float) -> None:
+        previous: float | None = None
         while True:
             try:
-                job = asyncio.ensure_future(run_in_threadpool(_export_once, clock.now()))
+                now = clock.now()
+                # a clock far past the last export's (an NTP step, a bad RTC) may be back by the next: as the
+                # daemon does, what it would delete waits one export, then goes whatever the clock reads
+                jump = 0.0 if previous is None else now - previous
+                previous = now
+                jumped = jump > 2 * every + 60
+                if jumped:
+                    log.warning("clock %.0f s ahead of the last export's: nothing past the retention deleted, and no"
+                                " roll-up, until the next export", jump)
+                job = asyncio.ensure_future(run_in_threadpool(_export_once, now, jumped))
                 exporting[:] = [job]
                 waiting = await asyncio.shield(job)
                 exporting.clear()

@@ -171,8 +171,13 @@ def export_batches(
     now: float,
     config: ExportConfig = ExportConfig(),
     rng: np.random.Generator | None = None,
+    *,
+    hold_deletions: bool = False,
 ) -> list[BatchRecord]:
-    """Write every exportable key into new signed batches; returns the batches written."""
+    """Write every exportable key into new signed batches; returns the batches written.
+
+    ``hold_deletions``: delete nothing past the retention and roll nothing up this time (the scheduler's
+    clock just jumped ahead: one export a month ahead deleted every key and file the server had)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.max_keys_per_file < 1:
@@ -204,11 +209,13 @@ def export_batches(
             (out_dir / record.name).unlink(missing_ok=True)
         raise
     venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
-    rolled = roll_up_closed_days(storage, signer, out_dir, now, config, rng)
+    rolled = [] if hold_deletions else roll_up_closed_days(storage, signer, out_dir, now, config, rng)
     listed = write_index(storage, out_dir, now, config.retention_days)
-    remove_stale_files(storage, out_dir, listed, now, config)
-    # after the files: a file's record says until when it is kept
-    removed = storage.purge(oldest, now - 2 * DAY_SECONDS, batches_before=now - config.retention_days * DAY_SECONDS)
+    removed = 0
+    if not hold_deletions:
+        remove_stale_files(storage, out_dir, listed, now, config)
+        # after the files: a file's record says until when it is kept
+        removed = storage.purge(oldest, now - 2 * DAY_SECONDS, batches_before=now - config.retention_days * DAY_SECONDS)
     log.info(
         "exported %d keys and %d revisions in %d files, %d venue-warning files (%d expired keys purged; %d roll-up files)",
         len(new_keys), len(revised_keys), len(written), len(venue_files), removed, len(rolled),

@@ -1,0 +1,64 @@
+"""The scheduled export and a clock that jumps ahead: what an export would delete (keys and files past the
+retention) waits one export, as the daemon's purge does.  attack12 found one export at a clock a month ahead
+deleted every key, file and index line the server had; the clock put right, they were gone for good."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from server_helpers import KEY, NOW
+from starlette.testclient import TestClient
+
+from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
+from bluezone.keyformat.keys import empty_keys
+from bluezone.server.app import create_app
+from bluezone.server.exports import INDEX_FILE
+from bluezone.server.signing import keygen
+from bluezone.server.storage import open_storage
+
+
+class ScriptedClock:
+    """Each export reads the next time of ``times`` (then the last again); counts the readings."""
+
+    def __init__(self, times: list[float]) -> None:
+        self.times, self.readings = times, 0
+
+    def now(self) -> float:
+        self.readings += 1
+        return self.times[min(self.readings, len(self.times)) - 1]
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - the app sleeps with asyncio
+        raise AssertionError
+
+
+def run_exports(tmp_path: Path, times: list[float]) -> tuple[int, list[str], int]:
+    """Keys of five past days uploaded, then the scheduled export run at ``times``: keys left, the index, files."""
+    storage = open_storage(str(tmp_path / "s.db"))
+    keys = empty_keys(5)
+    keys["key"] = np.frombuffer(np.random.default_rng(3).bytes(16 * 5), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.arange(1, 6)
+    keys["rolling_period"] = ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    clock, out = ScriptedClock(times), tmp_path / "out"
+    app = create_app(storage, code_key=KEY, export_dir=out, signer=keygen(tmp_path / "k"), clock=clock, export_every=0.01)
+    with TestClient(app):
+        deadline = time.monotonic() + 60
+        while clock.readings <= len(times) and time.monotonic() < deadline:  # every time read, the last export done
+            time.sleep(0.01)
+    try:
+        return storage.count_keys(), (out / INDEX_FILE).read_text().split(), len(list(out.glob("*.zip")))
+    finally:
+        storage.close()
+
+
+def test_an_export_at_a_clock_a_month_ahead_deletes_nothing(tmp_path: Path) -> None:
+    left, index, files = run_exports(tmp_path, [NOW + 3600, NOW + 30 * DAY_SECONDS, NOW + 7200])
+    assert (left, len(index), files) == (5, 5, 5)  # was (0, 0, 0)
+
+
+def test_a_clock_still_ahead_at_the_next_export_deletes_what_is_past_the_retention(tmp_path: Path) -> None:
+    """The server was off a month: the retention holds one export later."""
+    left, index, files = run_exports(tmp_path, [NOW + 3600, NOW + 30 * DAY_SECONDS, NOW + 30 * DAY_SECONDS + 3600])
+    assert (left, index, files) == (0, [], 0)
