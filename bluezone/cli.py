@@ -1123,6 +1123,9 @@ def demo(out_dir: Path | None, seed: int, as_json: bool) -> None:
 
 def main() -> None:
     """The ``bluezone`` console script."""
+    # OpenBLAS starts a thread per core as numpy is imported (0.04 s here, serial, before any
+    # command begins); no command does linear algebra worth a thread.  A user's own setting stands.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         cli(obj={}, prog_name="bluezone")
     finally:

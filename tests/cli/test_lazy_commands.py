@@ -128,3 +128,38 @@ def test_telling_meetings_across_midnight_loads_no_key_server_client() -> None:
     wrong = sorted(m for m in loaded if m.split(".")[0] in ("httpx", "httpcore", "asyncio") or m in (
         "bluezone.client.check", "bluezone.client.keyserver", "bluezone.client.uploading", "bluezone.client.state"))
     assert not wrong, f"imported for a check's output: {wrong[:8]}"
+
+
+
+THREADS_AFTER_A_CHECK = """
+import json, os, sys
+from bluezone.cli import main
+try:
+    main()  # the console script
+except SystemExit as exit:
+    assert exit.code == 0, exit.code
+print(json.dumps([os.environ.get("OPENBLAS_NUM_THREADS"), len(os.listdir("/proc/self/task"))]))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+@pytest.mark.parametrize("users", [None, "2"])
+def test_the_console_script_starts_no_openblas_thread_unless_the_user_asks(tmp_path: Path, users: str | None) -> None:
+    """numpy's OpenBLAS started a thread per core as it was imported: 0.04 s of a check's serial part."""
+    db = tmp_path / "s.db"
+    with SightingStore.open(db, purge_now=NOON):
+        pass
+    keys = tmp_path / "keys.json"
+    entry = {"key": base64.b64encode(b"d" * 16).decode(), "rollingStartNumber": rolling_start(NOON), "rollingPeriod": 144}
+    keys.write_text(json.dumps({"temporaryExposureKeys": [entry]}))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)}
+    if users is not None:
+        env["OPENBLAS_NUM_THREADS"] = users
+    out = subprocess.run(
+        [sys.executable, "-c", THREADS_AFTER_A_CHECK, "check", "--keys", str(keys), "--db", str(db), "--json", "--jobs", "1"],
+        capture_output=True, text=True, check=True, cwd=tmp_path, env=env,
+    )
+    setting, threads = json.loads(out.stdout.splitlines()[-1])
+    assert setting == (users or "1")  # the user's own setting stands
+    if users is None:
+        assert threads == 1  # numpy imported by the check, and no thread beside this one
