@@ -22,6 +22,7 @@ from bluezone.clitypes import (
     DB_ORIGIN,
     FloatRange,
     LazyCommands,
+    ask_before_sending,
     cli_clock,
     cli_now,
     db_option,
@@ -940,23 +941,7 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, d
         sys.exit(1)
 
 
-
 # --- this device and a key server: upload (check --server is above) -------------------------------
-
-
-def _ask_before_upload(question: str, default: bool = False) -> bool:
-    """``upload``'s question, answered on stdin; with nothing to read there (no terminal, stdin empty or
-    closed) one line saying to pass --yes, exit 2, instead of click's bare "Aborted!", exit 1."""
-    try:
-        return click.confirm(question, default=default, err=True)
-    except click.Abort:
-        if sys.stdin.isatty():  # Ctrl-C or Ctrl-D at a terminal: the user's own abort
-            raise
-        click.echo(err=True)  # end the unanswered question's line
-        raise click.UsageError(
-            "upload asks before sending but stdin is not a terminal: pass --yes to send without asking"
-            " (or run it on a terminal to confirm)"
-        ) from None
 
 
 @cli.command("upload")
@@ -1011,8 +996,8 @@ def upload(
     onset = onset_interval(symptom_onset)
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
         if not include_today and not yes and not dry_run and today_key_in_use(store.daily_keys(), now):
-            include_today = _ask_before_upload(
-                "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?"
+            include_today = ask_before_sending(
+                "upload", "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?"
             )
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False)
         if dry_run:
@@ -1026,7 +1011,7 @@ def upload(
                 click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
             elif plan.today_in_use:
                 click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
-            if not yes and not _ask_before_upload("Send them?"):
+            if not yes and not ask_before_sending("upload", "Send them?"):
                 nothing_sent()
         else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
             click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
@@ -1046,8 +1031,8 @@ def upload(
                 click.echo(_left_out_line(plan.checkins_left_out), err=True)
             if plan.checkins_too_short:
                 click.echo(_too_short_line(plan.checkins_too_short), err=True)
-            if send_checkins is None and not yes and not _ask_before_upload(
-                f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
+            if send_checkins is None and not yes and not ask_before_sending(
+                "upload", f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
                 default=True,
             ):
                 if not len(plan.keys):

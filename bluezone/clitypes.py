@@ -160,6 +160,22 @@ def nothing_sent() -> NoReturn:
     sys.exit(1)
 
 
+def ask_before_sending(command: str, question: str, default: bool = False) -> bool:
+    """``upload``'s or ``venue warn``'s question, answered on stdin; with nothing to read there (no
+    terminal, stdin empty or closed) one line saying to pass --yes, exit 2, instead of click's bare
+    "Aborted!", exit 1."""
+    try:
+        return click.confirm(question, default=default, err=True)
+    except click.Abort:
+        if sys.stdin.isatty():  # Ctrl-C or Ctrl-D at a terminal: the user's own abort
+            raise
+        click.echo(err=True)  # end the unanswered question's line
+        raise click.UsageError(
+            f"{command} asks before sending but stdin is not a terminal: pass --yes to send without asking"
+            " (or run it on a terminal to confirm)"
+        ) from None
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (bytes as hex are the caller's job)."""
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from bluezone.clitypes import FloatRange, cli_clock, db_option, json_option, nothing_sent
+from bluezone.clitypes import FloatRange, ask_before_sending, cli_clock, db_option, json_option, nothing_sent
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
 from bluezone.venues.visits import local_time
@@ -274,7 +274,7 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
         f"{local_time((reports[-1].start_interval + reports[-1].period) * INTERVAL_SECONDS)} ({len(reports)} report(s)) via {server_url}",
         err=True,
     )
-    if not yes and not click.confirm("Send the warning?", err=True):
+    if not yes and not ask_before_sending("venue warn", "Send the warning?"):
         nothing_sent()
     with KeyServerClient(server_url) as client:
         receipt = client.publish(empty_keys(0), code, checkins=[r.entry() for r in reports])

@@ -533,6 +533,19 @@ def test_an_owner_who_answers_no_is_told_nothing_was_sent(cafe: dict, clock: Vir
     assert result.output.splitlines()[-1] == "nothing sent: the code is not used up (it stays valid until it expires)"
 
 
+def test_a_warning_with_nothing_on_stdin_says_to_pass_yes(cafe: dict, clock: VirtualClock) -> None:
+    """An owner's script (cron, a pipe) without --yes: "Send the warning? [y/N]: Aborted!", exit 1, as
+    `upload` said before it learnt to: now one line saying to pass --yes, exit 2 (walk12)."""
+    result = CliRunner().invoke(
+        cli, ["venue", "warn", str(cafe["out"]), "--server", "http://127.0.0.1:9", "--code", "12345678",
+              "--start", "2026-12-04T08:00Z", "--end", "2026-12-04T09:00Z"],
+        input="", obj={"clock": clock},
+    )
+    assert result.exit_code == 2, result.output
+    assert "venue warn asks before sending but stdin is not a terminal: pass --yes" in result.output.splitlines()[-1]
+    assert "Aborted" not in result.output
+
+
 def test_upload_says_which_visits_are_too_short_to_send(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
     """A visit under 5 minutes rounds to nothing on the 10-minute grid and is not sent; upload left it out
     of its list without a word, so the F0 could not tell a forgotten visit from one too short to matter."""
