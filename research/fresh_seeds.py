@@ -118,6 +118,31 @@ def explain(f: Flat, top: int = 15) -> None:
         print(row(i))
 
 
+def markdown(per_scene: dict[str, list], means: dict[str, tuple], seeds: list[int]) -> str:
+    """The two tables docs/simulation.md shows: per scene means with the bootstrap, and margins per seed."""
+    lines = ["| scene | seeds | true contacts / pairs | bluezone F1 / ROC / PR | GAEN F1 / ROC / PR | mean margin F1 / ROC / PR"
+             " | 95 % of the mean margin (paired bootstrap) | worst seed | runs below GAEN |", "|---" * 9 + "|"]
+    for scene, rs in per_scene.items():
+        ms = np.array([r[3] for r in rs])
+        contacts = np.mean([r[4].truth.sum() for r in rs])
+        pairs = np.mean([len(r[4].truth) for r in rs])
+        lo, hi = means.get(scene, (None, None))
+        interval = " ".join(f"[{x:+.3f}, {y:+.3f}]" for x, y in zip(lo, hi)) if lo is not None else ""
+        below = sum(int((np.nan_to_num(m) < 0).any()) for m in ms)
+        lines.append(
+            f"| {scene} | {len(rs)} | {contacts:.0f} / {pairs:.0f} | {' / '.join(f'{v:.3f}' for v in np.nanmean([r[1] for r in rs], axis=0))}"
+            f" | {' / '.join(f'{v:.3f}' for v in np.nanmean([r[2] for r in rs], axis=0))}"
+            f" | {' / '.join(f'{v:+.3f}' for v in np.nanmean(ms, axis=0))} | {interval}"
+            f" | {' / '.join(f'{v:+.3f}' for v in np.nanmin(ms, axis=0))} | {below} |"
+        )
+    lines += ["", "| scene | " + " | ".join(str(s) for s in seeds) + " |", "|---" * (len(seeds) + 1) + "|"]
+    for scene, rs in per_scene.items():
+        by_seed = {r[0]: r[3] for r in rs}
+        cells = ["/".join(f"{v:+.3f}" for v in by_seed[s]) if s in by_seed else "n/a" for s in seeds]
+        lines.append(f"| {scene} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def fmt(v) -> str:
     return "/".join(f"{x:.3f}" for x in v)
 
@@ -133,6 +158,7 @@ def main() -> None:
     ap.add_argument("--draws", type=int, default=0, help="paired bootstrap draws (per run and for the means)")
     ap.add_argument("--open", default="market,streetfood", help="scenes to report recall at precision >= 0.80 for")
     ap.add_argument("--explain", help="SCENE:SEED: the pairs behind one run's margins")
+    ap.add_argument("--markdown", action="store_true", help="also print the tables as docs/simulation.md shows them")
     a = ap.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)  # a run with nothing to find has undefined metrics (nan)
     runs = load(a.cache, [int(s) for s in a.seeds.split(",")])
@@ -159,6 +185,7 @@ def main() -> None:
         print(line, flush=True)
         per_scene.setdefault(scene, []).append((seed, bz, ga, m, f, d))
     print("\nper scene (means over seeds): bluezone F1/ROC/PR | gaen | mean margin | worst-seed margin | runs with a loss")
+    intervals: dict[str, tuple] = {}
     for scene in scenes:
         rs = per_scene.get(scene)
         if not rs:
@@ -171,8 +198,11 @@ def main() -> None:
                 f"  worst {signed(np.nanmin(ms, axis=0))}  losses {' '.join(losses) or 'none'}")
         if a.draws:
             lo, hi, below = mean_noise([r[4] for r in rs], a.draws)
+            intervals[scene] = (lo, hi)
             line += "  mean 95 % " + " ".join(f"[{x:+.3f},{y:+.3f}]" for x, y in zip(lo, hi)) + "  P(<0) " + "/".join(f"{p:.2f}" for p in below)
         print(line, flush=True)
+    if a.markdown:
+        print("\n" + markdown(per_scene, intervals, [int(s) for s in a.seeds.split(",")]))
     open_scenes = [s for s in a.open.split(",") if s in per_scene]
     if open_scenes:
         print("\nopen scenes: P/R at the default | best recall at precision >= 0.80 along the ranking, bluezone / gaen"
