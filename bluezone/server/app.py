@@ -109,8 +109,15 @@ def create_app(
         export_batches(storage, signer, exports, now, export_config, hold_deletions=hold_deletions)
         return embargoed(storage, now)
 
+    def _last_export_at() -> float | None:
+        return max((batch.created_at for batch in storage.batches()), default=None)
+
     async def _export_loop(every: float) -> None:
         previous: float | None = None
+        try:  # as the daemon starts from its newest record: a server booted with its clock a month ahead
+            previous = await run_in_threadpool(_last_export_at)  # deletes nothing at its first export either
+        except Exception:  # noqa: BLE001 - the export below says what is wrong with the database
+            log.exception("cannot read when the last export ran")
         while True:
             try:
                 now = clock.now()

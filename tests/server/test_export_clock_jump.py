@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.keyformat.keys import empty_keys
 from bluezone.server.app import create_app
-from bluezone.server.exports import INDEX_FILE
+from bluezone.server.exports import INDEX_FILE, export_batches
 from bluezone.server.signing import keygen
 from bluezone.server.storage import open_storage
 
@@ -33,16 +33,19 @@ class ScriptedClock:
         raise AssertionError
 
 
-def run_exports(tmp_path: Path, times: list[float]) -> tuple[int, list[str], int]:
-    """Keys of five past days uploaded, then the scheduled export run at ``times``: keys left, the index, files."""
+def run_exports(tmp_path: Path, times: list[float], exported_at: float | None = None) -> tuple[int, list[str], int]:
+    """Keys of five past days uploaded (and exported at ``exported_at`` by an earlier run of the server), then
+    the scheduled export run at ``times``: keys left, the index, files."""
     storage = open_storage(str(tmp_path / "s.db"))
     keys = empty_keys(5)
     keys["key"] = np.frombuffer(np.random.default_rng(3).bytes(16 * 5), "V16")
     keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.arange(1, 6)
     keys["rolling_period"] = ROLLING_PERIOD
     storage.insert_keys_unchecked(keys, NOW)
-    clock, out = ScriptedClock(times), tmp_path / "out"
-    app = create_app(storage, code_key=KEY, export_dir=out, signer=keygen(tmp_path / "k"), clock=clock, export_every=0.01)
+    clock, out, signer = ScriptedClock(times), tmp_path / "out", keygen(tmp_path / "k")
+    if exported_at is not None:
+        export_batches(storage, signer, out, exported_at)
+    app = create_app(storage, code_key=KEY, export_dir=out, signer=signer, clock=clock, export_every=0.01)
     with TestClient(app):
         deadline = time.monotonic() + 60
         while clock.readings <= len(times) and time.monotonic() < deadline:  # every time read, the last export done
@@ -62,3 +65,10 @@ def test_a_clock_still_ahead_at_the_next_export_deletes_what_is_past_the_retenti
     """The server was off a month: the retention holds one export later."""
     left, index, files = run_exports(tmp_path, [NOW + 3600, NOW + 30 * DAY_SECONDS, NOW + 30 * DAY_SECONDS + 3600])
     assert (left, index, files) == (0, [], 0)
+
+
+def test_a_server_started_with_its_clock_a_month_ahead_deletes_nothing(tmp_path: Path) -> None:
+    """A bad RTC is most often found at boot: the first export of a run compares with the last export's time
+    (kept in the database), as the daemon compares with its newest record."""
+    left, index, files = run_exports(tmp_path, [NOW + 30 * DAY_SECONDS, NOW + 7200], exported_at=NOW + 3600)
+    assert (left, len(index), files) == (5, 5, 5)  # was (0, 0, 0)
