@@ -8,7 +8,9 @@ daemon needs one full cycle (about ten seconds for a café's payload) to decode 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,26 +39,56 @@ class BeaconStats:
 
 async def run_beacon(
     radio: Radio, secrets: VenueSecrets, clock: Clock, duration: float | None = None, stop: asyncio.Event | None = None,
-    on_started: Callable[[], None] | None = None,
+    on_started: Callable[[], None] | None = None, on_epoch: Callable[[BeaconStats], None] | None = None,
+    *, handle_signals: bool = False,
 ) -> BeaconStats:
     """Broadcast until ``duration`` seconds of ``clock`` have passed (or ``stop`` is set); ``on_started``
-    is called once the radio is open (a start line printed before would read as a beacon on air)."""
+    is called once the radio is open (a start line printed before would read as a beacon on air),
+    ``on_epoch`` at each new 10-minute epoch after the first (a beacon left running for days says it is
+    still on air).  ``handle_signals`` (``bluezone venue beacon``): SIGINT and SIGTERM (Ctrl-C, ``systemctl
+    stop``) set ``stop``, so the radio is closed and the totals returned; a second signal interrupts."""
     stats = BeaconStats()
     started = clock.now()
     stop = stop or asyncio.Event()
-    async with radio:
-        if on_started is not None:
-            on_started()
-        epoch, frames, i = None, [], 0
-        while not stop.is_set() and (duration is None or clock.now() - started < duration):
-            now = clock.now()
-            if beacon.epoch_of(now) != epoch:
-                epoch = beacon.epoch_of(now)
-                frames, i = beacon.frames(secrets.venue.payload, secrets.beacon_key, epoch), 0
-                stats.epochs += 1
-            await radio.advertise_as(beacon.SERVICE_UUID, frames[i % len(frames)], TX_POWER)
-            stats.frames_sent += 1
-            i += 1
-            await clock.sleep(FRAME_SECONDS)
+    installed = _stop_on_signals(stop) if handle_signals else []
+    try:
+        async with radio:
+            if on_started is not None:
+                on_started()
+            epoch, frames, i = None, [], 0
+            while not stop.is_set() and (duration is None or clock.now() - started < duration):
+                now = clock.now()
+                if beacon.epoch_of(now) != epoch:
+                    epoch = beacon.epoch_of(now)
+                    frames, i = beacon.frames(secrets.venue.payload, secrets.beacon_key, epoch), 0
+                    stats.epochs += 1
+                    if on_epoch is not None and stats.epochs > 1:
+                        on_epoch(stats)
+                await radio.advertise_as(beacon.SERVICE_UUID, frames[i % len(frames)], TX_POWER)
+                stats.frames_sent += 1
+                i += 1
+                await clock.sleep(FRAME_SECONDS)  # a stop is seen within a frame
+    finally:
+        loop = asyncio.get_running_loop()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
     log.info("venue beacon stopped: %d frames in %d epochs", stats.frames_sent, stats.epochs)
     return stats
+
+
+def _stop_on_signals(stop: asyncio.Event) -> list[signal.Signals]:
+    """SIGINT and SIGTERM set ``stop`` once; the handler then goes, so a second signal interrupts."""
+    loop = asyncio.get_running_loop()
+    installed = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        log.info("%s: stopping the venue beacon", sig.name)
+        stop.set()
+        loop.remove_signal_handler(sig)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, not Unix
+            loop.add_signal_handler(sig, on_signal, sig)
+            installed.append(sig)
+    return installed
+

@@ -200,7 +200,10 @@ def checkins(db_path: Path | None, as_json: bool) -> None:
     show_default=True,
     help="Radio that sends the beacon's adverts: auto, bluez[:hciN] (a Pi's adapter), or emulated (nobody hears it).",
 )
-@click.option("--duration", type=FloatRange(0, min_open=True), default=None, help="Stop after SECONDS (default: until Ctrl-C).")
+@click.option(
+    "--duration", type=FloatRange(0, min_open=True), default=None,
+    help="Stop after SECONDS (default: until Ctrl-C or SIGTERM, as `systemctl stop` sends).",
+)
 @json_option
 def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json: bool) -> None:
     """Broadcast the venue over Bluetooth: bluezone devices in range check in after a few minutes.
@@ -215,7 +218,7 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
     from bluezone.proximity.backends.emulated import Air
     from bluezone.proximity.radio import Radio
     from bluezone.venues import beacon
-    from bluezone.venues.broadcast import run_beacon
+    from bluezone.venues.broadcast import BeaconStats, run_beacon
     from bluezone.venues.owner import load_venue_dir
 
     secrets = load_venue_dir(venue_dir)
@@ -232,12 +235,20 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
         radio = open_radio("bluez" if backend == "auto" else backend, clock=clock)
     def started() -> None:  # once the radio is open: printed before, it read as on air above a radio's error
         if not as_json:
-            click.echo(f"venue beacon for {secrets.venue.description} on {radio.name} (Ctrl-C stops)", err=True)
+            click.echo(f"venue beacon for {secrets.venue.description} on {radio.name}; a status line every 10 minutes"
+                       " (Ctrl-C stops)", err=True)
 
-    if isinstance(clock, SystemClock):
-        stats = asyncio.run(run_beacon(radio, secrets, clock, duration, on_started=started))
+    def on_air(stats: BeaconStats) -> None:  # a beacon runs for days: its journal shows it still on air
+        if not as_json:
+            click.echo(f"{local_time(clock.now())}  on air: {stats.frames_sent} frames in {stats.epochs} epoch(s)",
+                       err=True)
+
+    real = isinstance(clock, SystemClock)  # tests' virtual clocks take no signals
+    beaconing = run_beacon(radio, secrets, clock, duration, on_started=started, on_epoch=on_air, handle_signals=real)
+    if real:
+        stats = asyncio.run(beaconing)
     else:  # tests: a virtual clock runs its own loop
-        stats = clock.run(run_beacon(radio, secrets, clock, duration, on_started=started))  # type: ignore[attr-defined]
+        stats = clock.run(beaconing)  # type: ignore[attr-defined]
     if as_json:
         _emit_json({"venue": secrets.venue.description, **stats.as_dict()})
     else:

@@ -6,7 +6,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -345,8 +349,14 @@ def test_venue_beacon_runs_on_the_emulated_radio(cafe: dict, clock: VirtualClock
     result = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "emulated", "--duration", "700", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {"venue": "Café Hoa", "frames_sent": 700, "epochs": 2}
-    text = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "emulated", "--duration", "5")
-    assert text.exit_code == 0 and text.stderr.splitlines()[0] == "venue beacon for Café Hoa on emulated:venue-beacon (Ctrl-C stops)"
+    text = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "emulated", "--duration", "700")
+    start, *on_air = text.stderr.splitlines()
+    assert text.exit_code == 0 and start == (
+        "venue beacon for Café Hoa on emulated:venue-beacon; a status line every 10 minutes (Ctrl-C stops)"
+    )
+    # a beacon runs for days: a line at each new epoch (the 10-minute key), so its journal shows it on air;
+    # the first run left the clock at 16:11:40, so the next epoch begins 500 frames in, at 16:20
+    assert len(on_air) == 1 and on_air[0].endswith("  on air: 500 frames in 2 epoch(s)"), text.stderr
     refused = run(clock, "venue", "beacon", str(cafe["out"]), "--backend", "carrier-pigeon")
     assert refused.exit_code == 2 and "unknown radio backend" in refused.output
     missing = run(clock, "venue", "beacon", str(cafe["out"] / "nowhere"))
@@ -415,6 +425,29 @@ def test_a_secret_file_that_is_no_small_regular_file_is_refused_at_once(
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and message in result.output, result.output
 
+
+
+@pytest.mark.wall_clock
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_beacon_closes_its_radio_and_says_what_it_sent(cafe: dict, sig: signal.Signals) -> None:
+    """`systemctl stop` (SIGTERM) killed a beacon on the spot: no closing line, the radio never closed
+    (BlueZ's advert left to the D-Bus disconnect), exit -15; Ctrl-C said 'Interrupted', exit 130. Now
+    both stop it as `bluezone run` stops: the radio closed, the totals, exit 0 (walk12)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bluezone.cli", "venue", "beacon", str(cafe["out"]), "--backend", "emulated"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stderr is not None and "venue beacon for Café Hoa on" in proc.stderr.readline()  # on air
+        time.sleep(1.5)  # a frame or two
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert out.startswith("venue beacon for Café Hoa: ") and " frames in 1 epoch(s)" in out, out
+    assert "Traceback" not in err and "Interrupted" not in err, err
 
 def test_venue_beacon_without_bluetooth_does_not_advise_bumble(
     cafe: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
