@@ -509,12 +509,15 @@ def evaluate(
 
 def table(report: dict[str, Any]) -> str:
     """The evaluation report as the text ``bluezone evaluate`` prints."""
+    chained = f"chained {report['chain_minutes']}-minute exposures"
     lines = [
         f"dataset {report['dataset']} ({report['layout']}): {report['recordings']} recordings, {report['minutes']} "
         f"one-minute windows ({report['minutes_under_2m']} under 2 m), {report['chains']} chained {report['chain_minutes']}-minute exposures",
         *(f"skipped: {p}" for p in report.get("problems", [])),
         _calibration_line(report),
         _bystander_line(report),
+        # the header alone did not say which figures judge one-minute windows and which the chained exposures
+        f"{'':<10}{'1-minute windows':>16} | {chained}",
         f"{'scorer':<10}{'ROC-AUC':>9}{'PR-AUC':>8}{'precision':>11}{'recall':>8}{'F1':>7}   F1 95% CI",
     ]
     for n, s in report["scorers"].items():
@@ -523,7 +526,7 @@ def table(report: dict[str, Any]) -> str:
             f"{n:<10}{fmt(s['roc_auc']):>9}{fmt(s['pr_auc']):>8}{fmt(s['precision']):>11}{fmt(s['recall']):>8}{fmt(s['f1']):>7}   [{fmt(ci[0])}, {fmt(ci[1])}]"
         )
         rates = "  ".join(f"{d} m: {v:.2f}" for d, v in s["detection_by_distance"].items())
-        lines.append(f"{'':<10}detected per distance: {rates}")
+        lines.append(f"{'':<10}one-minute windows flagged, per distance: {rates}")
         costs = "  ".join(
             f"{d} m: {fmt(v['ndcf'])} (ROC-AUC {fmt(v['roc_auc'])})" for d, v in s.get("ndcf", {}).items()
         )

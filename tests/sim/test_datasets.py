@@ -242,3 +242,18 @@ def test_evaluate_refuses_work_that_would_run_for_days(option: str, value: str, 
     result = CliRunner().invoke(cli, ["evaluate", option, value, str(tmp_path / "none")], obj={})
     assert result.exit_code == 2
     assert f"{value} is not in the range" in result.output and top in result.output
+
+
+def test_the_text_report_says_which_figures_are_per_minute_and_which_chained() -> None:
+    """ROC-AUC and PR-AUC judge one-minute windows, precision / recall / F1 the chained exposures, the
+    detection rates windows again: one header row over all of them did not say so (walk12, reading
+    `evaluate` on the shared datasets), and "detected per distance" read as detected contacts."""
+    result = CliRunner().invoke(cli, ["evaluate", str(DATASETS / "ng_small"), "--bootstrap", "0", "--chains", "20"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("scorer"))
+    over = lines[header - 1]
+    assert over.strip() == "1-minute windows | chained 20-minute exposures"
+    assert over.index("1-minute windows") < lines[header].index("ROC-AUC")  # over the window figures
+    assert lines[header].index("PR-AUC") < over.index("chained") <= lines[header].index("precision")
+    assert sum("one-minute windows flagged, per distance: 1.20 m: " in line for line in lines) == 2  # both scorers
