@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bluezone.server import storage as st
+from bluezone.server.storage import SQLiteStorage, schema
 
 NOW = 1_700_000_000.0
 
@@ -30,12 +30,12 @@ def _client(i: int) -> str:
 
 def old_layout_bytes(path: Path, clients: int, tries: int) -> int:
     """A schema-9 database after an hour of ``tries`` failures from each of ``clients``."""
-    version = st.SCHEMA_VERSION
-    st.SCHEMA_VERSION = 9
+    version = schema.SCHEMA_VERSION
+    schema.SCHEMA_VERSION = 9
     try:
-        storage = st.SQLiteStorage(path)
+        storage = SQLiteStorage(path)
     finally:
-        st.SCHEMA_VERSION = version
+        schema.SCHEMA_VERSION = version
     rows = [(_client(i), NOW - (i * tries + j) % 3600, "invalid") for i in range(clients) for j in range(tries)]
     with storage._transaction() as cur:
         cur.executemany("INSERT INTO code_failures (client, at, reason) VALUES (?, ?, ?)", rows)
@@ -45,7 +45,7 @@ def old_layout_bytes(path: Path, clients: int, tries: int) -> int:
 
 def new_layout(path: Path, clients: int, tries: int, repeats: int) -> tuple[int, float]:
     """The schema-10 database after the same hour, and the median seconds of one claim_code_try then."""
-    storage = st.SQLiteStorage(path)
+    storage = SQLiteStorage(path)
     rows = [(_client(i), NOW - i % 3600, tries) for i in range(clients)]
     with storage._transaction() as cur:
         cur.executemany("INSERT INTO code_tries (client, window_start, failures) VALUES (?, ?, ?)", rows)

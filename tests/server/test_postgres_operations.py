@@ -48,10 +48,10 @@ def test_processes_starting_at_once_on_a_new_database_all_start(postgres_dsn) ->
 
 
 def test_processes_starting_at_once_after_an_upgrade_migrate_once(postgres_dsn) -> None:
-    from bluezone.server import storage as st
+    from bluezone.server.storage import schema
 
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:  # the first release's database, with a key
-        for stmt in st._SCHEMA:
+        for stmt in schema.FIRST_TABLES:
             conn.execute(stmt.format(serial="BIGSERIAL", blob="BYTEA"))
         conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
         conn.execute(

@@ -297,11 +297,11 @@ def test_schema_1_database_is_migrated_in_place(tmp_path) -> None:
     """A key server database of the first release opens with its keys and codes intact."""
     import sqlite3
 
-    from bluezone.server import storage as st
+    from bluezone.server.storage import schema
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    for stmt in st._SCHEMA:
+    for stmt in schema.FIRST_TABLES:
         conn.execute(stmt.format(serial="INTEGER", blob="BLOB"))
     conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
     conn.execute(
@@ -313,7 +313,7 @@ def test_schema_1_database_is_migrated_in_place(tmp_path) -> None:
     s = open_storage(path)
     try:
         with s._transaction() as cur:
-            assert s._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(st.SCHEMA_VERSION)
+            assert s._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
             row = s._exec(cur, "SELECT report_type, revised_report_type, revised_at FROM exposure_keys").fetchone()
             tokens = s._exec(cur, "SELECT COUNT(*) FROM revision_tokens").fetchone()[0]
         assert tuple(row) == (2, None, None) and tokens == 0
@@ -348,11 +348,11 @@ def test_codes_issued_before_the_code_key_still_verify_until_they_expire(tmp_pat
     import hashlib
     import sqlite3
 
-    from bluezone.server import storage as st
+    from bluezone.server.storage import schema
 
     path = tmp_path / "v2.db"
     with monkeypatch.context() as m:  # what the previous release left: schema 2, no `keyed` column
-        m.setattr(st, "SCHEMA_VERSION", 2)
+        m.setattr(schema, "SCHEMA_VERSION", 2)
         open_storage(path).close()
     conn = sqlite3.connect(path)
     for code, expires in (("11112222", NOW + 3600), ("33334444", NOW + 3600), ("55556666", NOW - 1)):
@@ -375,7 +375,7 @@ def test_codes_issued_before_the_code_key_still_verify_until_they_expire(tmp_pat
         new = issue_code(s, NOW, key=KEY).code
         with s._transaction() as cur:
             keyed = s._exec(cur, "SELECT keyed FROM codes WHERE code_hash = ?", [KEY.hash(new)]).fetchone()[0]
-        assert keyed == 1 and st.SCHEMA_VERSION >= 3  # 4: venue check-ins
+        assert keyed == 1 and schema.SCHEMA_VERSION >= 3  # 4: venue check-ins
         # a new code's hash is not accepted as a plain SHA-256 of anything: only the keyed path opens it
         assert publish(s, _body(new, [(day - 288, 144), (day - 144, 144)]), "c", NOW, PublishConfig(), code_key=KEY).inserted == 1
     finally:
@@ -423,10 +423,10 @@ def test_a_schema_7_database_keeps_its_pending_and_exported_keys_in_the_export_q
     """Schema 8 moved "not yet exported" from each key's batch_id into export_queue (and revisions
     not yet in a file into revision_queue): what a schema-7 server left to export is exported, once,
     as it would have been; nothing exported before goes out again."""
-    from bluezone.server import storage as st
+    from bluezone.server.storage import schema
 
     with monkeypatch.context() as m:
-        m.setattr(st, "SCHEMA_VERSION", 7)
+        m.setattr(schema, "SCHEMA_VERSION", 7)
         old = open_storage(new_db)
     yesterday, today = rolling_start(NOW) - ROLLING_PERIOD, rolling_start(NOW)
     batch, revised_batch = "batch_id", "revised_batch_id"
@@ -457,7 +457,7 @@ def test_a_schema_7_database_keeps_its_pending_and_exported_keys_in_the_export_q
         with storage._transaction() as cur:
             version = storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
             ids = dict((bytes(k)[0], int(i)) for k, i in storage._exec(cur, "SELECT key_data, id FROM exposure_keys"))
-        assert version == str(st.SCHEMA_VERSION)
+        assert version == str(schema.SCHEMA_VERSION)
         assert _queue(storage, "export_queue") == sorted(ids[b] for b in (2, 5, 6, 7))
         assert _queue(storage, "revision_queue") == sorted(ids[b] for b in (3, 5))
         assert exports.embargoed(storage, NOW).keys == 1
@@ -480,10 +480,10 @@ def test_a_schema_8_database_keeps_its_queue_with_each_key_as_it_stands(new_db, 
     """Schema 9 keeps in export_queue what the export writes of each key: a schema-8 queue (ids only) is
     filled from the keys as they stand, a revision before the first export in them; ids whose key is
     gone are dropped; nothing exported before goes out again."""
-    from bluezone.server import storage as st
+    from bluezone.server.storage import schema
 
     with monkeypatch.context() as m:
-        m.setattr(st, "SCHEMA_VERSION", 8)
+        m.setattr(schema, "SCHEMA_VERSION", 8)
         old = open_storage(new_db)
     yesterday = rolling_start(NOW) - ROLLING_PERIOD
     rows = {  # first key byte: (report type, revised to, days since onset, revised onset, queued, revision queued)
@@ -513,7 +513,7 @@ def test_a_schema_8_database_keeps_its_queue_with_each_key_as_it_stands(new_db, 
     try:
         with storage._transaction() as cur:
             version = storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-        assert version == str(st.SCHEMA_VERSION)
+        assert version == str(schema.SCHEMA_VERSION)
         unknown = int(empty_keys(1)["days_since_onset"][0])
         queued, _, revised = storage.pending_keys(interval_number(NOW), 0)
         assert {bytes(k["key"])[0]: (int(k["rolling_period"]), int(k["transmission_risk"]), int(k["report_type"]),
@@ -832,10 +832,10 @@ def test_a_schema_9_database_counts_failed_tries_per_client(new_db, monkeypatch)
     """Schema 10 counts failed code tries in one row per client and window (code_tries) instead of a
     row per try (code_failures): the upgrade drops the old rows (the counts restart once) and the limit
     holds from then on."""
-    from bluezone.server import storage as st
+    from bluezone.server.storage import schema
 
     with monkeypatch.context() as m:
-        m.setattr(st, "SCHEMA_VERSION", 9)
+        m.setattr(schema, "SCHEMA_VERSION", 9)
         old = open_storage(new_db)
     for i in range(5):
         with old._transaction() as cur:
@@ -844,7 +844,7 @@ def test_a_schema_9_database_counts_failed_tries_per_client(new_db, monkeypatch)
     storage = open_storage(new_db)
     try:
         with storage._transaction() as cur:
-            assert storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(st.SCHEMA_VERSION)
+            assert storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
         tokens = [storage.claim_code_try("192.0.2.1", NOW, NOW - 3600, 3) for _ in range(4)]
         assert [t is not None for t in tokens] == [True, True, True, False]
         assert storage.count_failures(0, "192.0.2.1") == 3 and storage.count_try_rows() == 1

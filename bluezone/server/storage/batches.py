@@ -1,0 +1,106 @@
+"""What the exporter records of the files it wrote: one row per signed batch (roll-ups replace a
+day's files), the secret that makes an export day's fake keys recognisable, and the public keys
+it signed with (a roll-up after a key rotation verifies older files with the key that signed them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from bluezone.errors import ServerStorageError
+from bluezone.server.storage.database import Database
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """One signed export batch as recorded (its file name and what it holds)."""
+
+    name: str
+    created_at: float
+    start_timestamp: int
+    end_timestamp: int
+    batch_num: int
+    batch_size: int
+    num_keys: int  # keys (and revisions) uploaded; check-in reports with their decoys in a venue file
+    padding_keys: int = 0  # fake keys beside them (bluezone/server/padding.py), never counted as keys
+
+
+#: A batch record's row, its fields in the dataclass's order (``astuple``).
+_INSERT_BATCH = (
+    "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys,"
+    " padding_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+class ExportBookkeeping(Database):
+    """Batch records, padding secrets and signing keys: the exporter's memory of its files."""
+
+    def _record_batches(self, cur: Any, batches: Sequence[BatchRecord]) -> None:
+        cur.executemany(self._sql(_INSERT_BATCH), [astuple(b) for b in batches])
+
+    def _record_batch(self, cur: Any, record: BatchRecord) -> int:
+        """Record one batch file; its id."""
+        return int(self._exec(cur, _INSERT_BATCH + " RETURNING id", list(astuple(record))).fetchone()[0])
+
+    def replace_batches(self, old_names: Sequence[str], new: Sequence[BatchRecord]) -> None:
+        """Record the roll-up files ``new`` in place of the files ``old_names``, in one transaction (check-ins
+        published in an old file count as published in the new file of their day).  If another exporter
+        replaced some of them first, nothing is recorded (ServerStorageError) and the caller drops its files."""
+        with self._transaction() as cur:
+            new_ids: dict[int, int] = {}  # day start -> the first new file of that day
+            for record in new:
+                batch_id = self._record_batch(cur, record)
+                new_ids.setdefault(record.start_timestamp, batch_id)
+            replaced = 0
+            for name in old_names:
+                row = self._exec(cur, "SELECT id, start_timestamp FROM batches WHERE name = ?", [name]).fetchone()
+                if row is None:
+                    break
+                if row[1] in new_ids:
+                    self._exec(cur, "UPDATE venue_reports SET batch_id = ? WHERE batch_id = ?", [new_ids[row[1]], row[0]])
+                replaced += self._exec(cur, "DELETE FROM batches WHERE id = ?", [row[0]]).rowcount
+            if replaced != len(old_names):
+                raise ServerStorageError(
+                    f"another export replaced some of these {len(old_names)} files meanwhile: nothing recorded"
+                )
+
+    def padding_secret(self, day: int, new_secret: bytes | None = None) -> bytes | None:
+        """The secret of export day ``day``'s fake keys (``padding.fake_keys``); ``new_secret`` becomes it
+        if the day has none yet (two exporters at once get the same one).  None: the day has none."""
+        with self._transaction(write=new_secret is not None) as cur:
+            if new_secret is not None:
+                self._exec(
+                    cur, "INSERT INTO padding_secrets (day, secret) VALUES (?, ?) ON CONFLICT (day) DO NOTHING",
+                    [day, new_secret],
+                )
+            row = self._exec(cur, "SELECT secret FROM padding_secrets WHERE day = ?", [day]).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def note_signing_key(self, public_key: str, now: float) -> None:
+        """Remember that the exporter signs with ``public_key`` (base64 DER) at ``now``."""
+        with self._transaction() as cur:
+            self._exec(
+                cur,
+                "INSERT INTO export_signing_keys (public_key, last_used) VALUES (?, ?)"
+                " ON CONFLICT (public_key) DO UPDATE SET last_used = excluded.last_used",
+                [public_key, now],
+            )
+
+    def signing_keys(self, since: float) -> list[str]:
+        """The public keys (base64 DER) the exporter signed with at ``since`` or later, the latest first."""
+        with self._transaction(write=False) as cur:
+            rows = self._exec(
+                cur, "SELECT public_key FROM export_signing_keys WHERE last_used >= ? ORDER BY last_used DESC", [since]
+            ).fetchall()
+        return [str(key) for (key,) in rows]
+
+    def batches(self, since: float = 0.0) -> list[BatchRecord]:
+        with self._transaction(write=False) as cur:
+            rows = self._exec(
+                cur,
+                "SELECT name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys, padding_keys"
+                " FROM batches WHERE end_timestamp >= ? ORDER BY id",
+                [since],
+            ).fetchall()
+        return [BatchRecord(*r) for r in rows]

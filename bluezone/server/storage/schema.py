@@ -1,0 +1,188 @@
+"""The key server database's tables: the first release's, then one migration per schema version,
+applied in order in one transaction when a database is opened (a new one is created at version 1
+and brought up the same way, so every database takes the same path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bluezone.errors import NewerSchemaError
+from bluezone.server.storage.queues import ExportQueues
+
+SCHEMA_VERSION = 13
+
+#: The first release's tables (schema 1), created in a new database before the migrations below.
+FIRST_TABLES = [
+    """CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS codes (
+        code_hash TEXT PRIMARY KEY,
+        report_type INTEGER NOT NULL,
+        test_type TEXT NOT NULL,
+        test_day INTEGER,
+        onset_day INTEGER,
+        issued_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        used_at DOUBLE PRECISION)""",
+    """CREATE TABLE IF NOT EXISTS code_failures (
+        client TEXT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        reason TEXT NOT NULL)""",
+    """CREATE INDEX IF NOT EXISTS code_failures_at ON code_failures (at)""",
+    """CREATE TABLE IF NOT EXISTS batches (
+        id {serial} PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at DOUBLE PRECISION NOT NULL,
+        start_timestamp BIGINT NOT NULL,
+        end_timestamp BIGINT NOT NULL,
+        batch_num INTEGER NOT NULL,
+        batch_size INTEGER NOT NULL,
+        num_keys INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS exposure_keys (
+        id {serial} PRIMARY KEY,
+        key_data {blob} NOT NULL UNIQUE,
+        rolling_start INTEGER NOT NULL,
+        rolling_period INTEGER NOT NULL,
+        transmission_risk INTEGER NOT NULL,
+        report_type INTEGER NOT NULL,
+        days_since_onset INTEGER,
+        received_at DOUBLE PRECISION NOT NULL,
+        batch_id INTEGER REFERENCES batches (id))""",
+    """CREATE INDEX IF NOT EXISTS exposure_keys_pending ON exposure_keys (batch_id, rolling_start)""",
+]
+#: What each schema version adds to the one before, applied in order when a database is opened
+#: (a new database is created at version 1 and brought up the same way).
+MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
+    2: [  # key revision: a "likely" report confirmed or revoked later (GAEN's revisionToken)
+        "ALTER TABLE exposure_keys ADD COLUMN revised_report_type INTEGER",
+        "ALTER TABLE exposure_keys ADD COLUMN revised_days_since_onset INTEGER",
+        "ALTER TABLE exposure_keys ADD COLUMN revised_at DOUBLE PRECISION",
+        "ALTER TABLE exposure_keys ADD COLUMN revised_batch_id INTEGER REFERENCES batches (id)",
+        # every token an uploader got stays good for its keys (an answer lost on the way must not lock them)
+        """CREATE TABLE revision_tokens (
+            token_hash TEXT NOT NULL,
+            key_id INTEGER NOT NULL REFERENCES exposure_keys (id) ON DELETE CASCADE,
+            PRIMARY KEY (token_hash, key_id))""",
+        "CREATE INDEX revision_tokens_key ON revision_tokens (key_id)",
+    ],
+    3: [  # code hashes keyed with a secret outside the database; codes stored before stay plain SHA-256
+        "ALTER TABLE codes ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0",
+    ],
+    4: [  # venue check-ins (CWA CheckInProtectedReports), real and fake alike, by UTC day
+        """CREATE TABLE IF NOT EXISTS venue_reports (
+            id {serial} PRIMARY KEY,
+            report {blob} NOT NULL,
+            day INTEGER NOT NULL,
+            received_at DOUBLE PRECISION NOT NULL,
+            batch_id INTEGER REFERENCES batches (id))""",
+        "CREATE INDEX IF NOT EXISTS venue_reports_pending ON venue_reports (batch_id, day)",
+    ],
+    5: [  # the export queue indexed only while a key waits: marking 1M keys exported no longer
+        # moves 1M index entries from NULL to their batch (about half the export's time)
+        "DROP INDEX exposure_keys_pending",
+        "CREATE INDEX exposure_keys_pending ON exposure_keys (rolling_start) WHERE batch_id IS NULL",
+    ],
+    6: [  # every publish counts its client's failures: by (client, at), not by scanning every failure
+        # of the hour (500,000 of them, from the /64s of one IPv6 /48, made each publish take 0.5 s)
+        "CREATE INDEX IF NOT EXISTS code_failures_client ON code_failures (client, at)",
+    ],
+    7: [  # the queue's index in id order (its only key is NULL): an export reads the waiting keys in the
+        # table's own order, one pass, instead of one pass per day (1M keys: 0.73 -> 0.47 s)
+        "DROP INDEX exposure_keys_pending",
+        "CREATE INDEX exposure_keys_pending ON exposure_keys (batch_id) WHERE batch_id IS NULL",
+    ],
+    8: [  # the export queues as tables of their own (key ids waiting): an export deletes the ids it
+        # published instead of rewriting each key's row with its batch (1M keys: 1.35 s on SQLite, 24.6 s
+        # of non-HOT updates on PostgreSQL); a key is exported when it is no longer in export_queue.  No
+        # foreign key: SQLite would look up each key as its id leaves the queue (1M: 0.6 s); purge() cleans up
+        "CREATE TABLE export_queue (key_id {int64} PRIMARY KEY)",
+        # revisions waiting for a batch's revised_keys (a revision before the key's first export goes out with it)
+        "CREATE TABLE revision_queue (key_id {int64} PRIMARY KEY)",
+        "INSERT INTO export_queue (key_id) SELECT id FROM exposure_keys WHERE batch_id IS NULL ORDER BY id",
+        "INSERT INTO revision_queue (key_id) SELECT id FROM exposure_keys"
+        " WHERE revised_at IS NOT NULL AND revised_batch_id IS NULL ORDER BY id",
+        "DROP INDEX exposure_keys_pending",
+        "ALTER TABLE exposure_keys DROP COLUMN batch_id",
+        "ALTER TABLE exposure_keys DROP COLUMN revised_batch_id",
+        # the purge of expired keys by an index, not a scan of every key at every export
+        "CREATE INDEX exposure_keys_end ON exposure_keys ((rolling_start + rolling_period))",
+    ],
+    9: [  # each queue row holds what a file carries of its key as it stands (a revision before its first
+        # export in its type and onset), packed: an export reads one table, one column, without joining the
+        # keys or turning numbers into text and back (1M keys: PostgreSQL ~2x, SQLite ~3x faster)
+        """CREATE TABLE export_queue_9 (
+            key_id {int64} PRIMARY KEY,
+            rolling_start INTEGER NOT NULL,
+            rolling_end INTEGER NOT NULL,
+            record {blob} NOT NULL CHECK (length(record) = 48))""",
+        """CREATE TABLE revision_queue_9 (
+            key_id {int64} PRIMARY KEY,
+            rolling_start INTEGER NOT NULL,
+            rolling_end INTEGER NOT NULL,
+            record {blob} NOT NULL CHECK (length(record) = 48))""",
+        lambda storage, cur: storage._queue_keys(cur, "export_queue_9", "k.id IN (SELECT key_id FROM export_queue)"),
+        lambda storage, cur: storage._queue_keys(cur, "revision_queue_9", "k.id IN (SELECT key_id FROM revision_queue)"),
+        "DROP TABLE export_queue",
+        "DROP TABLE revision_queue",
+        "ALTER TABLE export_queue_9 RENAME TO export_queue",
+        "ALTER TABLE revision_queue_9 RENAME TO revision_queue",
+    ],
+    10: [  # failed code tries counted per client and window, one row per client: a row per try let the /64s
+        # of one IPv6 /48 add ~650,000 rows an hour, kept two days (~3 GB).  The counts restart at the upgrade
+        # (at most one window's tries regained once)
+        """CREATE TABLE code_tries (
+            client TEXT PRIMARY KEY,
+            window_start DOUBLE PRECISION NOT NULL,
+            failures INTEGER NOT NULL)""",
+        "CREATE INDEX code_tries_window ON code_tries (window_start)",
+        "DROP TABLE code_failures",
+    ],
+    11: [  # a code issued by mistake can be withdrawn before it is used (`server revoke-code`)
+        "ALTER TABLE codes ADD COLUMN revoked_at DOUBLE PRECISION",
+    ],
+    12: [  # export files padded with fake keys (bluezone/server/padding.py): how many a file holds beside the
+        # uploaded ones, and the secret that makes an export day's fakes recognisable, dropped with its files
+        "ALTER TABLE batches ADD COLUMN padding_keys INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE padding_secrets (day INTEGER PRIMARY KEY, secret {blob} NOT NULL)",
+    ],
+    13: [  # the public keys the exporter signed with (base64 DER) and when last: after a key rotation a
+        # roll-up verifies the files signed before it with the key that signed them, and signs with the new one
+        "CREATE TABLE export_signing_keys (public_key TEXT PRIMARY KEY, last_used DOUBLE PRECISION NOT NULL)",
+    ],
+}
+
+
+class Schema(ExportQueues):
+    """Creates or upgrades the tables on open (migration 9 fills the export queues in Python)."""
+
+    def _create_schema(self) -> None:
+        with self._transaction() as cur:
+            # several server processes started at once (workers, or every one after an upgrade) would each
+            # create or migrate the tables, and all but one fail on what the first made
+            self._lock_name(cur, "schema")
+            self._exec(cur, FIRST_TABLES[0])
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            if row is None:  # a new database: the first release's tables, then every migration
+                for stmt in FIRST_TABLES[1:]:
+                    self._exec(cur, stmt.format(serial=self._serial, blob=self._blob))
+                self._exec(cur, "INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
+            version = 1 if row is None else int(row[0])
+            if version > SCHEMA_VERSION:
+                raise NewerSchemaError(
+                    f"key server database has schema version {version}, newer than this bluezone ({SCHEMA_VERSION}):"
+                    " upgrade bluezone here too, or restore the backup taken before the upgrade"
+                )
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for change in MIGRATIONS[step]:
+                    if callable(change):  # a step SQL alone cannot take (records built in Python)
+                        change(self, cur)
+                    else:
+                        self._exec(cur, change.format(serial=self._serial, blob=self._blob, int64=self._int64))
+                self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
+
+    def ping(self) -> None:
+        """Read one row (the schema version): raises if the database cannot answer (readiness, /readyz).
+        On PostgreSQL a lost connection is made again first, as for any request."""
+        with self._transaction(write=False) as cur:
+            self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
