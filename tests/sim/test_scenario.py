@@ -334,3 +334,24 @@ def test_group_and_zone_names_must_be_printable_text(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "expected text" in result.output, result.output
     result = simulate(tmp_path, BASE + 'name = "door\\u0007"\n')
     assert result.exit_code == 2 and "printable text" in result.output, result.output
+
+
+def test_every_key_a_scenario_file_can_hold_is_documented() -> None:
+    """A researcher writes a scene from docs/simulation.md: six group keys the shipped scenes use
+    (`service_s`, `direction_deg`, `pause_s`, `sway_m`, `seats_per_table`, `table_radius_m`) were named
+    nowhere in the docs, only in the code (walk12). Each field of the scenario's tables must appear
+    as a key in docs/simulation.md, the [radio] ones in docs/radio-model.md."""
+    import bluezone.sim.scenario as sc
+
+    docs = Path(__file__).parents[2] / "docs"
+    sim, radio = (docs / "simulation.md").read_text(), (docs / "radio-model.md").read_text()
+    tables = [sc.Scenario, sc.Space, sc.Wall, sc.Zone, sc.Devices, sc.DeviceModel, sc.Group, sc.Scanning]
+    undocumented = [
+        f"{table.__name__}.{f.name}" for table in tables for f in dataclasses.fields(table)
+        if f.name not in ("space", "devices", "groups", "radio", "scanning", "walls", "zones", "models")  # the tables
+        and not re.search(rf"(?<![\w.]){f.name}(?!\w)", sim)
+    ]
+    undocumented += [
+        f"RadioModel.{f.name}" for f in dataclasses.fields(sc.RadioModel) if not re.search(rf"(?<![\w.]){f.name}(?!\w)", radio)
+    ]
+    assert not undocumented, f"scenario keys named nowhere in the docs: {undocumented}"
