@@ -423,13 +423,21 @@ def decrypt_aems(teks: np.ndarray, key_rows: np.ndarray, rpis: np.ndarray, aems:
     key_rows = np.asarray(key_rows, np.int64)
     if len(rpis) == 0:
         return np.empty((0, 4), np.uint8)
-    pairs = np.empty(len(rpis), [("key", "<i8"), ("rpi", "V16")])
-    pairs["key"], pairs["rpi"] = key_rows, rpis.view("V16").reshape(-1)
-    unique, inverse = np.unique(pairs, return_inverse=True)
-    keys_used, first = np.unique(unique["key"], return_index=True)
-    bounds = np.r_[first, len(unique)]
-    plain = np.ascontiguousarray(unique["rpi"]).view(np.uint8).reshape(-1, 16)
-    stream = np.empty((len(unique), 16), np.uint8)
+    # The distinct (key, RPI) pairs, grouped by key: sorted by key, then the RPI's two words (an
+    # integer lexsort; np.unique of a structured array compares record by record, 40x slower).
+    words = rpis.view("<u8")
+    order = np.lexsort((words[:, 1], words[:, 0], key_rows))
+    sorted_keys, sorted_words = key_rows[order], words[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (sorted_keys[1:] != sorted_keys[:-1]) | (sorted_words[1:] != sorted_words[:-1]).any(axis=1)
+    distinct = np.flatnonzero(new)
+    inverse = np.empty(len(order), np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    unique_keys = sorted_keys[distinct]
+    keys_used, first = np.unique(unique_keys, return_index=True)
+    bounds = np.r_[first, len(distinct)]
+    plain = rpis[order[distinct]]
+    stream = np.empty((len(distinct), 16), np.uint8)
     open_ecb = _ecb_opener()
     for aemk, a, b in zip(aem_keys(np.asarray(teks, np.uint8)[keys_used]), bounds[:-1].tolist(), bounds[1:].tolist()):
         stream[a:b] = np.frombuffer(open_ecb(aemk).update(plain[a:b].tobytes()), np.uint8).reshape(-1, 16)

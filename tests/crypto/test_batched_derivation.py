@@ -73,6 +73,10 @@ def test_public_fallback_gives_the_same_rpis(monkeypatch, derivation: str) -> No
 def test_bulk_aem_decryption_equals_one_at_a_time(teks: list[bytes], adverts: list[tuple[int, bytes, bytes]]) -> None:
     adverts = [(k % len(teks), r, a) for k, r, a in adverts]
     adverts += adverts[:3]  # repeated (key, RPI) pairs, as when one RPI is heard many times
+    # pairs told apart by one part only: the same RPI under another key, and an RPI sharing its
+    # first or its last eight bytes with another one of the same key
+    adverts += [((k + 1) % len(teks), r, a) for k, r, a in adverts[:2]]
+    adverts += [(k, r[:8] + bytes(8), a) for k, r, a in adverts[:2]] + [(k, bytes(8) + r[8:], a) for k, r, a in adverts[:2]]
     arr = np.frombuffer(b"".join(teks), np.uint8).reshape(-1, 16)
     rows = np.array([k for k, _, _ in adverts], np.int64)
     rpis = np.frombuffer(b"".join(r for _, r, _ in adverts), np.uint8).reshape(-1, 16)
