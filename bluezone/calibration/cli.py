@@ -93,6 +93,18 @@ def calibrate(
     from bluezone.calibration.session import ReferenceSpec, run_calibration, save_calibration
     from bluezone.config import check_settings_file, default_config_path
 
+    # both read this radio themselves: a number typed beside them was ignored without a word
+    if phone_rssi is not None and reference_radio is not None:
+        raise click.UsageError(
+            "--phone-rssi is a phone's BLE scanner reading; a --reference-radio hears this radio itself"
+            " (leave --phone-rssi out)"
+        )
+    if phone_rssi is not None and radio_spec.split(":", 1)[0] == "emulated":
+        raise click.UsageError(
+            "--phone-rssi is a real phone's BLE scanner reading; on the emulated radio the reference phone hears this"
+            " radio itself and that gives the TX power (leave --phone-rssi out)"
+        )
+
     reference = ReferenceSpec(
         reference_model, reference_manufacturer, reference_radio, reference_rssi_correction, reference_tx_power
     )

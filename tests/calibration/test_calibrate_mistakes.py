@@ -99,3 +99,21 @@ def test_find_says_when_it_shows_only_part_of_the_matches() -> None:
     text = CliRunner().invoke(cli, ["calibrate", "--find", "samsung"]).output
     assert f"and {len(everything) - 30} more" in text
     assert "more" not in CliRunner().invoke(cli, ["calibrate", "--find", "pixel 4"]).output
+
+
+@pytest.mark.parametrize(
+    ("args", "reads"),
+    [(["--phone-rssi", "-60"], "on the emulated radio the reference phone hears this radio itself"),
+     (["--radio", "bluez", "--reference-radio", "bluez:hci1", "--reference-rssi-correction", "0",
+       "--reference-tx-power", "-24", "--phone-rssi", "-60"], "a --reference-radio hears this radio itself")],
+    ids=["emulated", "reference-radio"],
+)
+def test_a_phone_reading_the_reference_would_not_use_is_refused(args: list[str], reads: str) -> None:
+    """--phone-rssi was dropped without a word where the reference reads the adapter itself: on the
+    emulated radio -60 and -90 gave the same TX power (walk12, trying docs/calibration.md's phone flow
+    there), and beside a --reference-radio. Now a usage error, before any radio is opened."""
+    base = ["calibrate", "--reference", "Pixel 4", "--yes"] if args[0] == "--phone-rssi" else ["calibrate", "--yes"]
+    radio = ["--radio", "emulated"] if args[0] == "--phone-rssi" else []
+    result = CliRunner().invoke(cli, [*base, *radio, *args])
+    assert result.exit_code == 2, result.output
+    assert reads in result.output and "heard" not in result.output
