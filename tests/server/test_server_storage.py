@@ -98,7 +98,7 @@ def test_unsupported_url() -> None:
 
 
 def test_sqlite_file_is_private_under_any_umask(tmp_path, caplog) -> None:
-    """The codes are 8 digits: a readable hash of one is as good as the code."""
+    """It holds keys not yet published and short codes' HMACs (10 digits): nobody else's to read."""
     import os
     import stat
 

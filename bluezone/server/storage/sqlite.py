@@ -31,8 +31,9 @@ class SQLiteStorage(Storage):
                              " start; add --create-db to create it here)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # 0600 before SQLite opens it (its -wal/-shm take the same mode): the code hashes are of
-            # 8 digits, so anyone who can read this file can recover the codes still unused.
+            # 0600 before SQLite opens it (its -wal/-shm take the same mode): it holds keys not yet published,
+            # the addresses of the failed-code budgets, and short codes' HMACs (10 digits: whoever also reads
+            # the code key beside the signing key recovers the codes still unused).
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
                 os.chmod(self.path, 0o600)  # the mode above is filtered by the umask
