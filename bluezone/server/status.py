@@ -9,7 +9,7 @@ are still queued mean no export ran, whatever ``/healthz`` (liveness only) says.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.keyformat.batch_names import ROLLUP_FILE
@@ -44,6 +44,7 @@ class ServerStatus:
     failed_code_tries: int = 0  # from everybody, in the current window of the failed-try budgets (an hour)
     guessing_alarm: int = PublishConfig.guessing_alarm
     rollup_files_14_days: int = 0  # of files_14_days: roll-ups, each in place of an export day's files
+    codes_revoked_24h: dict[str, int] = field(default_factory=dict)  # `server revoke-code` in the last 24 h
 
     @property
     def exporter_late(self) -> bool:
@@ -68,6 +69,7 @@ class ServerStatus:
             "last_file_at": _iso(self.last_file_at),
             "codes_issued_24h": self.codes_issued_24h,
             "codes_used_24h": self.codes_used_24h,
+            "codes_revoked_24h": self.codes_revoked_24h,
         }
 
     def lines(self) -> list[str]:
@@ -82,12 +84,13 @@ class ServerStatus:
         last = _iso(self.last_file_at) or "none"
         issued = ", ".join(f"{n} {kind}" for kind, n in self.codes_issued_24h.items() if n) or "none"
         used = ", ".join(f"{n} {kind}" for kind, n in self.codes_used_24h.items() if n) or "none"
+        revoked = ", ".join(f"{n} {kind}" for kind, n in self.codes_revoked_24h.items() if n)
         out = [
             f"exports: {export}",
             f"export files of the last 14 days: {self.files_14_days}"
             + (f" ({self.rollup_files_14_days} of them roll-ups)" if self.rollup_files_14_days else "")
             + f", the last written {last}",
-            f"codes in the last 24 h: issued {issued}; used {used}",
+            f"codes in the last 24 h: issued {issued}; used {used}" + (f"; revoked {revoked}" if revoked else ""),
         ]
         if self.waiting.keys:
             out.insert(1, self.waiting.sentence())
@@ -119,6 +122,7 @@ def server_status(
         last_file_at=max((b.created_at for b in files), default=None),
         codes_issued_24h={kind: storage.count_codes(t, issued_since=day_ago) for kind, t in REPORT_TYPES.items()},
         codes_used_24h={kind: storage.count_codes(t, used_since=day_ago) for kind, t in REPORT_TYPES.items()},
+        codes_revoked_24h={kind: storage.count_codes(t, revoked_since=day_ago) for kind, t in REPORT_TYPES.items()},
         late_after=late_after,
         failed_code_tries=storage.count_failures(now - PublishConfig.failure_window, EVERYBODY),
         guessing_alarm=guessing_alarm,

@@ -142,3 +142,20 @@ def test_the_default_cadence_is_hourly_and_status_waits_for_the_next_hourly_expo
     assert status(midnight + 3500).exit_code == 0  # exportable 58 min: the hourly export has not come yet
     late = status(midnight + 5500)
     assert late.exit_code == 1 and late.stdout.startswith("exports: LATE: 3 key(s) exportable for 91 min")
+
+
+def test_status_counts_revoked_codes(storage, tmp_path: Path) -> None:
+    """A health authority revokes a code issued by mistake and looks at `server status`: it counted the code
+    as issued and said nothing of the revocation (walk12). Now 'revoked' beside issued and used, by type,
+    on SQLite and PostgreSQL; a code revoked more than 24 h ago leaves the count as its issue does."""
+    from bluezone.server.codes import revoke_code
+
+    code = issue_code(storage, NOW, key=KEY, test_type="likely").code
+    issue_code(storage, NOW, key=KEY, test_type="confirmed")
+    assert "revoked" not in server_status(storage, NOW + 60).lines()[2]
+    revoke_code(storage, code, NOW + 60, key=KEY)
+    status = server_status(storage, NOW + 120)
+    assert status.codes_revoked_24h == {"confirmed": 0, "likely": 1, "recursive": 0, "negative": 0}
+    assert status.as_dict()["codes_revoked_24h"]["likely"] == 1
+    assert "codes in the last 24 h: issued 1 confirmed, 1 likely; used none; revoked 1 likely" in status.lines()
+    assert server_status(storage, NOW + 60 + 86_401).codes_revoked_24h["likely"] == 0

@@ -104,16 +104,18 @@ class VerificationCodes(Database):
             return "already_revoked", float(revoked_at)
         return "expired", float(expires_at)
 
-    def count_codes(self, report_type: int, *, issued_since: float | None = None, used_since: float | None = None) -> int:
-        """Codes of ``report_type`` issued (or used) since a time: what the limits on recursive codes count."""
+    def count_codes(
+        self, report_type: int, *, issued_since: float | None = None, used_since: float | None = None,
+        revoked_since: float | None = None,
+    ) -> int:
+        """Codes of ``report_type`` issued (or used, or revoked) since a time: what the limits on recursive
+        codes count, and `server status`."""
         sql = "SELECT COUNT(*) FROM codes WHERE report_type = ?"
         params: list[float] = [report_type]
-        if issued_since is not None:
-            sql += " AND issued_at >= ?"
-            params.append(issued_since)
-        if used_since is not None:
-            sql += " AND used_at >= ?"
-            params.append(used_since)
+        for column, since in (("issued_at", issued_since), ("used_at", used_since), ("revoked_at", revoked_since)):
+            if since is not None:
+                sql += f" AND {column} >= ?"
+                params.append(since)
         with self._transaction() as cur:
             return int(self._exec(cur, sql, params).fetchone()[0])
 
