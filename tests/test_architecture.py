@@ -314,3 +314,21 @@ def test_the_diagram_draws_these_rows() -> None:
     for row, line in zip(LAYERS, at):
         names = re.findall(r"\b(\w+)(?:/|\.py)?", lines[line])
         assert row - {"__main__"} <= set(names), f"{sorted(row)} drawn apart: {lines[line]!r}"
+
+
+def test_a_day_in_seconds_is_written_once() -> None:
+    """``crypto.intervals.DAY_SECONDS`` is a day's seconds everywhere, in code and in SQL: a literal
+    86400 beside it reads as another unit to the next engineer (text for people may say 86400)."""
+    sql = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE)\b")
+    found = []
+    for name, path in MODULES.items():
+        if name == "bluezone.crypto.intervals":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Constant) or isinstance(node.value, bool):
+                continue
+            if isinstance(node.value, (int, float)) and node.value == 86400:
+                found.append(f"{name}:{node.lineno}")
+            elif isinstance(node.value, str) and "86400" in node.value and sql.search(node.value):
+                found.append(f"{name}:{node.lineno} (SQL)")
+    assert not found, f"use DAY_SECONDS: {found}"

@@ -1150,7 +1150,7 @@ class SightingStore:
         days = 0
         if n and last // DAY_SECONDS - first // DAY_SECONDS > 60:
             days = conn.execute(
-                f"SELECT COUNT(DISTINCT CAST(time / 86400 AS INTEGER)) FROM sightings WHERE {NUMERIC_TIME}"
+                f"SELECT COUNT(DISTINCT CAST(time / {DAY_SECONDS} AS INTEGER)) FROM sightings WHERE {NUMERIC_TIME}"
             ).fetchone()[0]
         elif n:
             # One indexed probe per UTC day in the span (at most ~15): cheap even with millions of rows.

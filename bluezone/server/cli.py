@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bluezone.clitypes import FloatRange, cli_clock, json_option, make_writable_dir, parse_date
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import InputError, ServerError
 
 if TYPE_CHECKING:
@@ -116,7 +117,7 @@ def _open_existing(db: str) -> Any:
 @click.option("--short", is_flag=True,
               help="An 11-digit code (10 and a check digit) to read out over the phone (valid 15 min, at most an "
                    "hour) instead of a 16-digit one for self-service (valid a day).")
-@click.option("--lifetime", default=None, type=click.IntRange(60, 86400),
+@click.option("--lifetime", default=None, type=click.IntRange(60, DAY_SECONDS),
               help="Seconds the code stays valid (default 86400, or 900 with --short; at most 3600 with --short).")
 @_create_db
 @json_option

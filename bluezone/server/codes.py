@@ -29,6 +29,7 @@ from pathlib import Path
 from stdnum import damm
 
 from bluezone.clock import MAX_DATE_AGE_DAYS, earliest_date, latest_date
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import CodeLimitError, ConfigError, InputError, ServerStorageError
 from bluezone.server.storage import CodeRecord, Storage
 
@@ -52,7 +53,7 @@ class CodeKind:
 
 
 #: 10^16 codes: even 10,000 live codes and a million failed tries leave a 1e-6 chance of one hit.
-LONG = CodeKind("long", 16, 86400.0, 86400.0)
+LONG = CodeKind("long", 16, float(DAY_SECONDS), float(DAY_SECONDS))
 #: 10^10 codes and a check digit, 11 digits to read out over the phone, short-lived: a botnet's
 #: ~300,000 tries an hour hit 1,000 live codes 0.03 times an hour (8 digits: 3); docs/server.md, "Codes".
 SHORT = CodeKind("short", 11, 900.0, 3600.0, checked=True)
@@ -267,7 +268,7 @@ def issue_code(
             expires_at=now + lifetime,
             used_at=None,
         )
-        if storage.add_code(record, within_limit=within_limit, issued_since=now - 86400):
+        if storage.add_code(record, within_limit=within_limit, issued_since=now - DAY_SECONDS):
             return IssuedCode(code, test_type, record.report_type, now, record.expires_at, test_date, symptom_onset)
     raise ServerStorageError(f"no free verification code in {MAX_DRAWS} draws: is the codes table ever purged?")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
+from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD
 from bluezone.server.storage.queues import ExportQueues
 
 
@@ -43,7 +43,7 @@ class Retention(ExportQueues):
             self._exec(cur, "DELETE FROM padding_secrets WHERE day < ?", [before_interval // ROLLING_PERIOD - 2])
             # and a signing key once the last file it signed has left (no roll-up reads that file again)
             self._exec(cur, "DELETE FROM export_signing_keys WHERE last_used < ?",
-                       [(before_interval // ROLLING_PERIOD - 2) * ROLLING_PERIOD * INTERVAL_SECONDS])
+                       [(before_interval // ROLLING_PERIOD - 2) * DAY_SECONDS])
             self._exec(cur, "DELETE FROM code_tries WHERE window_start < ?", [records_before])
             self._exec(cur, "DELETE FROM codes WHERE expires_at < ?", [records_before])
         return max(n, 0)
