@@ -161,8 +161,20 @@ def median(values: np.ndarray, axis: int | None = None) -> Any:
     n = a.shape[axis]
     if n == 0 or a.dtype.kind not in "fiu":  # numpy's warning and NaN, or a type median rarely sees
         return np.median(a, axis=axis)
-    middle = [n // 2 - 1, n // 2] if n % 2 == 0 else [n // 2]
-    out = np.mean(np.take(np.partition(a, middle, axis=axis), middle, axis=axis), axis=axis)
+    k = n // 2
+    part = np.partition(a, [k - 1, k] if n % 2 == 0 else k, axis=axis)
+    # np.mean of the middle one or two, as it computes it (a sum from 0.0 in float64 for integers,
+    # then divided), without its Python layers: called for every window's every rolling median
+    mid = np.take(part, k, axis=axis)
+    if a.dtype.kind != "f":
+        mid = mid.astype(np.float64)
+    if a.dtype == np.float16:  # summed in float32 by np.mean: not worth a path of its own
+        out = np.mean(np.take(part, [k - 1, k] if n % 2 == 0 else [k], axis=axis), axis=axis)
+    elif n % 2:
+        out = (0.0 + mid) / 1
+    else:
+        low = np.take(part, k - 1, axis=axis)
+        out = (0.0 + (low if a.dtype.kind == "f" else low.astype(np.float64)) + mid) / 2
     if a.dtype.kind == "f":
         nan = np.isnan(a).any(axis=axis)
         if np.ndim(out) == 0:

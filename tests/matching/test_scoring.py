@@ -153,6 +153,7 @@ _MEDIAN_VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64),
     st.floats(-1e308, 1e308),  # large: a mean of two must not overflow differently
     st.integers(-120, 20).map(float),  # attenuations, many equal
+    st.sampled_from([0.0, -0.0]),  # np.mean sums from +0.0: a median of -0.0s is +0.0
 )
 
 
@@ -177,6 +178,8 @@ def test_median_is_numpys_without_numpy_ma(rows: int, width: int, dtype: str, da
                               (median(values), np.median(values))):
             assert np.asarray(got).dtype == np.asarray(expected).dtype and np.shape(got) == np.shape(expected)
             assert np.array_equal(got, expected, equal_nan=True)
+            numbers = ~np.isnan(expected)  # (a NaN's sign is not kept)
+            assert np.array_equal(np.signbit(got)[numbers], np.signbit(expected)[numbers])  # -0.0 is not +0.0 here
 
 
 def test_scoring_an_exposure_leaves_numpy_ma_unimported() -> None:
