@@ -1,15 +1,31 @@
-"""Two nodes that met: F0's daily keys in one store, the sightings of its adverts in others."""
+"""Building blocks for key-server tests: two nodes that met (F0's daily keys in one store, the
+sightings of its adverts in others), the key server in process, and check-in uploads."""
 
 from __future__ import annotations
 
-import numpy as np
+import base64
+import json
+from pathlib import Path
 
+import numpy as np
+from starlette.testclient import TestClient  # an httpx2.Client over the ASGI app (httpx's API)
+
+from bluezone.client.check import check_server
+from bluezone.client.keyserver import KeyServerClient
+from bluezone.client.state import ServerState
+from bluezone.clock import VirtualClock
 from bluezone.crypto import Metadata, aem, aem_key, rpi, rpi_key
-from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, rolling_start
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
-from bluezone.server.codes import CodeKey
+from bluezone.keyformat.venue_reports import ProtectedReport
+from bluezone.server.app import create_app
+from bluezone.server.codes import CodeKey, issue_code
+from bluezone.server.exports import ExportConfig, export_batches
+from bluezone.server.publish import PublishConfig
+from bluezone.server.signing import keygen
+from bluezone.server.storage import SQLiteStorage
 from bluezone.venues.location import Venue
 
 #: A fixed "now" (2025-11-20 12:00 UTC) for the virtual clock.
@@ -18,6 +34,11 @@ NOW = 1_763_640_000.0
 KEY = CodeKey(bytes(range(32)))
 #: The venue of the check-in tests.
 CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
+
+#: NOW's UTC day number.
+TODAY = int(NOW // DAY_SECONDS)
+#: The in-process key server's address (starlette's TestClient answers it).
+URL = "http://keys.test"
 
 
 def f0_keys(now: float, days: int = 5, seed: int = 7) -> list[DailyKey]:
@@ -64,9 +85,9 @@ def make_nodes(tmp_path, now: float = NOW) -> tuple:
     return keys, paths
 
 
-def publish_f0_with_cafe_checkin(server, nodes: dict) -> None:
+def publish_f0_with_cafe_checkin(server: Server, nodes: dict) -> None:
     """F0 (node a) uploads its keys and a check-in at the café two days ago, 08:00-09:00 UTC, where node b
-    was too; the server exports once.  ``server`` is test_key_server's Server."""
+    was too; the server exports once."""
     from bluezone.client.uploading import keys_to_upload
     from bluezone.venues.checkins import record_visit
     from bluezone.venues.upload import reports_to_upload
@@ -92,3 +113,62 @@ def uploaded(keys: np.ndarray, storage, now: float = NOW) -> np.ndarray:
     for day in range(int(now // 86_400) - 20, int(now // 86_400) + 20):
         fake |= is_fake(keys, storage.padding_secret(day))
     return keys[~fake]
+
+
+class Server:
+    """The key server in process on a virtual clock at NOW: its storage, signing key, export folder,
+    app, and a client through starlette's TestClient (an httpx2 client over the ASGI app)."""
+
+    def __init__(self, tmp: Path, publish_config: PublishConfig = PublishConfig()) -> None:
+        self.clock = VirtualClock(NOW)
+        self.storage = SQLiteStorage(tmp / "server.db")
+        self.signer = keygen(tmp / "signing")
+        self.exports = tmp / "exports"
+        self.code_key = CodeKey.load(tmp / "signing")
+        self.app = create_app(
+            self.storage, code_key=self.code_key, export_dir=self.exports, signer=self.signer, clock=self.clock,
+            publish_config=publish_config,
+        )
+        self.http = TestClient(self.app, base_url=URL)
+        self.client = KeyServerClient(URL, http=self.http)
+
+    def code(self, **kw: object) -> str:
+        return issue_code(self.storage, self.clock.now(), key=self.code_key, **kw).code  # type: ignore[arg-type]
+
+    def export(self, **kw: object) -> list:
+        return export_batches(self.storage, self.signer, self.exports, self.clock.now(), ExportConfig(**kw))  # type: ignore[arg-type]
+
+    def post(self, body: object) -> tuple[int, dict]:
+        r = self.http.post("/v1/publish", content=body if isinstance(body, bytes) else json.dumps(body))
+        return r.status_code, r.json()
+
+
+def check_node(server: Server, db: Path, **kw: object):
+    """A node's ``check --server`` of its store at ``db`` against ``server``, at the server's now."""
+    with SightingStore.open(db, create=False) as store:
+        return check_server(
+            server.client,
+            ServerState(store),
+            store.sightings,
+            now=server.clock.now(),
+            **kw,  # type: ignore[arg-type]
+        )
+
+
+def checkin_entry(day: int, start_interval: int | None = None) -> dict:
+    """One check-in at CAFE as an upload carries it (UTC day, sealed report), from 10:00 of ``day``
+    unless ``start_interval`` says when."""
+    start = start_interval if start_interval is not None else day * ROLLING_PERIOD + 60
+    report = ProtectedReport.seal(CAFE.location_id, start, 6, 6)
+    return {"day": day, "report": base64.b64encode(bytes(report)).decode()}
+
+
+def checkin_upload(code: str, checkins: list, keys: bool = True) -> bytes:
+    """A publish request with ``checkins`` under ``code``, and one key of yesterday unless not ``keys``."""
+    doc: dict = {"verificationPayload": code, "checkInProtectedReports": checkins}
+    if keys:
+        day = rolling_start(NOW) - ROLLING_PERIOD
+        doc["temporaryExposureKeys"] = [
+            {"key": base64.b64encode(bytes([9]) * 16).decode(), "rollingStartNumber": day, "rollingPeriod": 144}
+        ]
+    return json.dumps(doc).encode()

@@ -16,8 +16,7 @@ import click
 import httpx
 import pytest
 from click.testing import CliRunner
-from server_helpers import NOW, make_nodes
-from test_key_server import Server
+from server_helpers import NOW, Server, make_nodes
 
 from bluezone.client import check as check_module
 from bluezone.client.check import ServerCheckResult, check_server

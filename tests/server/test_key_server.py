@@ -13,52 +13,19 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from server_helpers import NOW, make_nodes, uploaded
+from server_helpers import NOW, URL, Server, check_node, make_nodes, uploaded
 from starlette.testclient import TestClient  # an httpx2.Client over the ASGI app (httpx's API)
 
 from bluezone.client.check import check_server
-from bluezone.client.keyserver import KeyServerClient
 from bluezone.client.pinning import PinnedKey
 from bluezone.client.state import ServerState
 from bluezone.client.uploading import keys_to_upload
-from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.errors import KeyServerError, ServerKeyChangedError
 from bluezone.keyformat.export import open_signed_export
 from bluezone.proximity.store import SightingStore
 from bluezone.server.app import create_app
-from bluezone.server.codes import CodeKey, issue_code
-from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig
-from bluezone.server.signing import keygen
-from bluezone.server.storage import SQLiteStorage
-
-URL = "http://keys.test"
-
-
-class Server:
-    def __init__(self, tmp: Path, publish_config: PublishConfig = PublishConfig()) -> None:
-        self.clock = VirtualClock(NOW)
-        self.storage = SQLiteStorage(tmp / "server.db")
-        self.signer = keygen(tmp / "signing")
-        self.exports = tmp / "exports"
-        self.code_key = CodeKey.load(tmp / "signing")
-        self.app = create_app(
-            self.storage, code_key=self.code_key, export_dir=self.exports, signer=self.signer, clock=self.clock,
-            publish_config=publish_config,
-        )
-        self.http = TestClient(self.app, base_url=URL)
-        self.client = KeyServerClient(URL, http=self.http)
-
-    def code(self, **kw: object) -> str:
-        return issue_code(self.storage, self.clock.now(), key=self.code_key, **kw).code  # type: ignore[arg-type]
-
-    def export(self, **kw: object) -> list:
-        return export_batches(self.storage, self.signer, self.exports, self.clock.now(), ExportConfig(**kw))  # type: ignore[arg-type]
-
-    def post(self, body: object) -> tuple[int, dict]:
-        r = self.http.post("/v1/publish", content=body if isinstance(body, bytes) else json.dumps(body))
-        return r.status_code, r.json()
 
 
 @pytest.fixture
@@ -75,17 +42,6 @@ def test_the_in_process_server_is_reached_through_httpx2(server: Server) -> None
 
     assert isinstance(server.http, httpx2.Client)
     assert server.client.signing_key().public_key == server.signer.public_info()["public_key"]  # a request through it
-
-
-def _check(server: Server, db: Path, **kw: object):
-    with SightingStore.open(db, create=False) as store:
-        return check_server(
-            server.client,
-            ServerState(store),
-            store.sightings,
-            now=server.clock.now(),
-            **kw,  # type: ignore[arg-type]
-        )
 
 
 def _body(keys: list[tuple[bytes, int, int]], code: str) -> dict:
@@ -106,14 +62,14 @@ def test_f0_upload_export_and_f1_check(server: Server, tmp_path: Path) -> None:
     assert server.client.publish(keys, server.code(test_type="confirmed")).inserted == 5
     batches = server.export()
     assert sum(b.num_keys for b in batches) == 5
-    result_b = _check(server, nodes["b"])
+    result_b = check_node(server, nodes["b"])
     assert result_b.pinned_now and not result_b.rejected and len(uploaded(result_b.keys, server.storage)) == 5
     assert len(result_b.keys) >= 5 * 100  # the files padded with fake keys, which match nobody
     assert [e.score.close_contact for e in result_b.exposures] == [True]
     assert (result_b.keys["report_type"] == 1).all()
-    result_c = _check(server, nodes["c"])
+    result_c = check_node(server, nodes["c"])
     assert not any(e.score.close_contact for e in result_c.exposures)
-    again = _check(server, nodes["b"])  # batches are remembered
+    again = check_node(server, nodes["b"])  # batches are remembered
     assert again.batches == [] and len(again.keys) == 0 and not again.pinned_now
 
 
@@ -274,18 +230,18 @@ def test_tampered_and_unsigned_batches_rejected(server: Server, tmp_path: Path) 
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("export.bin", zipfile.ZipFile(unsigned).read("export.bin"))
     unsigned.write_bytes(buf.getvalue())
-    result = _check(server, nodes["b"])
+    result = check_node(server, nodes["b"])
     assert set(result.rejected) == {batches[0].name, batches[1].name}
     assert "does not verify" in result.rejected[batches[0].name]
     assert "no export.sig" in result.rejected[batches[1].name]
     assert len(uploaded(result.keys, server.storage)) == len(keys) - 2
-    again = _check(server, nodes["b"])  # rejected batches are not remembered as processed
+    again = check_node(server, nodes["b"])  # rejected batches are not remembered as processed
     assert set(again.rejected) == {batches[0].name, batches[1].name}
 
 
 def test_server_key_change_is_an_error(server: Server, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path)
-    _check(server, nodes["b"])  # pins on first use
+    check_node(server, nodes["b"])  # pins on first use
     impostor = Server(tmp_path / "impostor")
     with SightingStore.open(nodes["b"], create=False) as store:
         state = ServerState(store)
@@ -300,19 +256,19 @@ def test_a_rotated_key_is_accepted_with_repin_only(server: Server, tmp_path: Pat
     """After the health authority rotated its key, the owner had to delete a row of keyserver_pins by
     hand ('remove the pin to re-pin' said no more): --repin with the new key replaces the pin."""
     _, nodes = make_nodes(tmp_path)
-    _check(server, nodes["b"])  # pins the first key on first use
+    check_node(server, nodes["b"])  # pins the first key on first use
     rotated = Server(tmp_path / "rotated")  # the same URL, signing with a new key
     new_key = PinnedKey(rotated.signer.public_info()["public_key"], "bluezone", "v2")
     try:
         with pytest.raises(ServerKeyChangedError, match="give the new one with --repin"):
-            _check(rotated, nodes["b"], server_key=new_key)
-        result = _check(rotated, nodes["b"], server_key=new_key, repin=True)
+            check_node(rotated, nodes["b"], server_key=new_key)
+        result = check_node(rotated, nodes["b"], server_key=new_key, repin=True)
         assert result.pinned_now and not result.rejected
         with SightingStore.open(nodes["b"], create=False) as store:
             assert ServerState(store).pinned(rotated.client.base_url).public_key == new_key.public_key
-        assert not _check(rotated, nodes["b"]).rejected  # the new key announced is the one pinned now
+        assert not check_node(rotated, nodes["b"]).rejected  # the new key announced is the one pinned now
         with pytest.raises(ServerKeyChangedError):  # and the old one no longer passes
-            _check(server, nodes["b"])
+            check_node(server, nodes["b"])
     finally:
         rotated.storage.close()
 
@@ -336,7 +292,7 @@ def test_given_server_key_pins_and_verifies(server: Server, tmp_path: Path) -> N
     day = rolling_start(NOW) - ROLLING_PERIOD
     server.post(_body([(b"\x01" * 16, day, 144)], server.code()))
     server.export()
-    result = _check(server, nodes["c"], server_key=PinnedKey(wrong["public_key"]))
+    result = check_node(server, nodes["c"], server_key=PinnedKey(wrong["public_key"]))
     assert len(result.rejected) == 1 and len(result.keys) == 0
 
 
@@ -390,7 +346,7 @@ def test_negative_code_publishes_no_new_keys(server: Server, tmp_path: Path) -> 
         keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
     assert server.client.publish(keys, server.code(test_type="negative")).inserted == 0
     assert server.export() == []
-    result = _check(server, nodes["b"])
+    result = check_node(server, nodes["b"])
     assert len(result.keys) == 0 and result.exposures == []
 
 
@@ -404,7 +360,7 @@ def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server
         first = upload_own_keys(a, server.client, server.code(test_type="likely"), NOW, include_today=False).receipt
     assert (first.inserted, first.revised) == (5, 0) and first.revision_token
     server.export()
-    before = _check(server, nodes["b"])
+    before = check_node(server, nodes["b"])
     assert [e.score.close_contact for e in before.exposures] == [True] and (before.keys["report_type"] == 2).all()
 
     server.clock.advance(3600)
@@ -417,7 +373,7 @@ def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server
     assert len(revisions) == 5 and sum(b.num_keys for b in revisions) == 5
     fakes = sum(b.padding_keys for b in revisions)  # revisions of earlier fakes: a node cannot tell them apart
     assert fakes >= 5 * 99
-    after = _check(server, nodes["b"])
+    after = check_node(server, nodes["b"])
     assert after.batches == [b.name for b in revisions] and after.revised == after.revoked == 5 + fakes
     assert after.exposures == [] and [e.score.close_contact for e in after.withdrawn] == [True]
     assert after.as_dict()["withdrawn"][0]["date"] == before.exposures[0].date
@@ -428,7 +384,7 @@ def test_negative_test_revokes_a_likely_report_and_withdraws_the_exposure(server
     shutil.copy(nodes["b"], fresh)
     with sqlite3.connect(fresh) as conn:  # forget the batches, as a device that never checked
         conn.execute("DELETE FROM keyserver_batches")
-    first_time = _check(server, fresh)
+    first_time = check_node(server, fresh)
     assert len(first_time.batches) == 10 and first_time.revoked == 5 + fakes
     assert first_time.exposures == [] and first_time.withdrawn == []
 
@@ -440,7 +396,7 @@ def test_a_likely_report_confirmed_later_updates_the_exposure_not_repeats_it(ser
     with SightingStore.open(nodes["a"], create=False) as a:
         upload_own_keys(a, server.client, server.code(test_type="likely"), NOW, include_today=False)
     server.export()
-    assert [e.score.close_contact for e in _check(server, nodes["b"]).exposures] == [True]
+    assert [e.score.close_contact for e in check_node(server, nodes["b"]).exposures] == [True]
     server.clock.advance(3600)
     with SightingStore.open(nodes["a"], create=False) as a:
         confirmed = upload_own_keys(
@@ -448,7 +404,7 @@ def test_a_likely_report_confirmed_later_updates_the_exposure_not_repeats_it(ser
         ).receipt
     assert confirmed.revised == 5
     fakes = sum(b.padding_keys for b in server.export())  # revisions of earlier fakes, matching nobody
-    after = _check(server, nodes["b"])
+    after = check_node(server, nodes["b"])
     assert after.exposures == [] and after.withdrawn == [] and [e.score.close_contact for e in after.updated] == [True]
     assert after.revoked == 0 and len(after.keys) == 0 and after.revised == 5 + fakes and fakes >= 5 * 99
 

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from server_helpers import NOW, make_nodes, uploaded
-from test_key_server import Server, _check
+from server_helpers import NOW, Server, check_node, make_nodes, uploaded
 
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.errors import InputError
@@ -174,7 +173,7 @@ def test_a_node_that_met_f0_finds_the_same_exposure_among_the_fakes(tmp_path: Pa
         server.client.publish(keys, server.code(test_type="confirmed"))
         batches = server.export()
         assert sum(b.num_keys for b in batches) == 5 and sum(b.padding_keys for b in batches) >= 5 * 99
-        near, far = _check(server, nodes["b"]), _check(server, nodes["c"])
+        near, far = check_node(server, nodes["b"]), check_node(server, nodes["c"])
         assert len(near.keys) == sum(b.num_keys + b.padding_keys for b in batches)
         assert [e.score.close_contact for e in near.exposures] == [True]
         assert [e.score.close_contact for e in far.exposures] == [False]

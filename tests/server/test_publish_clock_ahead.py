@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from server_helpers import KEY
-from test_venue_publish import TODAY, entry
+from server_helpers import KEY, TODAY, checkin_entry
 
 from bluezone.client.uploading import keys_to_upload
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD
@@ -28,7 +27,7 @@ def test_an_upload_from_a_clock_a_little_ahead_is_taken(storage) -> None:
     keys = keys_to_upload(DAILY, MIDNIGHT + 5, include_today=True)  # the device: 00:00:05
     assert keys["rolling_start"][-1] == (TODAY + 1) * ROLLING_PERIOD
     code = issue_code(storage, MIDNIGHT - 3600, key=KEY).code
-    doc = publish_body(keys, code, checkins=[entry(TODAY), entry(TODAY + 1, (TODAY + 1) * ROLLING_PERIOD)])
+    doc = publish_body(keys, code, checkins=[checkin_entry(TODAY), checkin_entry(TODAY + 1, (TODAY + 1) * ROLLING_PERIOD)])
     result = publish(storage, json.dumps(doc).encode(), "c", MIDNIGHT - 5, PublishConfig(), code_key=KEY)  # 23:59:55
     assert result.inserted == len(keys) and result.checkins == 2
 
@@ -36,9 +35,9 @@ def test_an_upload_from_a_clock_a_little_ahead_is_taken(storage) -> None:
 @pytest.mark.parametrize("what", ["key", "checkin"])
 def test_further_ahead_is_still_the_future(storage, what: str) -> None:
     keys = keys_to_upload(DAILY, MIDNIGHT + 5, include_today=True)
-    checkins = [entry(TODAY)]
+    checkins = [checkin_entry(TODAY)]
     if what == "checkin":
-        keys, checkins = keys[:-1], [entry(TODAY + 1, (TODAY + 1) * ROLLING_PERIOD)]
+        keys, checkins = keys[:-1], [checkin_entry(TODAY + 1, (TODAY + 1) * ROLLING_PERIOD)]
     code = issue_code(storage, MIDNIGHT - 3 * 3600, key=KEY).code
     doc = publish_body(keys, code, checkins=checkins)
     with pytest.raises(PublishError, match="in the future"):  # the server at 23:40: twenty minutes behind

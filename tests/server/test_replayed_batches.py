@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from server_helpers import NOW, make_nodes, publish_f0_with_cafe_checkin, uploaded
-from test_key_server import Server
+from server_helpers import NOW, Server, make_nodes, publish_f0_with_cafe_checkin, uploaded
 
 from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.state import ServerState

@@ -19,8 +19,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
-from server_helpers import NOW, make_nodes, publish_f0_with_cafe_checkin
-from test_key_server import Server
+from server_helpers import NOW, Server, check_node, make_nodes, publish_f0_with_cafe_checkin
 
 from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
@@ -595,23 +594,22 @@ def test_a_node_that_re_pins_after_a_rotation_gets_what_it_had_not_fetched_in_th
     from bluezone.client.pinning import PinnedKey
     from bluezone.server.exports import export_batches
     from bluezone.server.signing import keygen
-    from test_key_server import _check
 
     server = Server(tmp_path)
     try:
         _, nodes = make_nodes(tmp_path)
         old = PinnedKey(server.signer.public_info()["public_key"], server.signer.info.key_id)
-        assert _check(server, nodes["b"], server_key=old).exposures == []  # b's last check before the rotation
+        assert check_node(server, nodes["b"], server_key=old).exposures == []  # b's last check before the rotation
         publish_f0_with_cafe_checkin(server, nodes)
         server.export()  # F0's files, signed with the old key: b has not fetched them
         rotated = keygen(tmp_path / "rotated", force=True)
         new = PinnedKey(rotated.public_info()["public_key"], rotated.info.key_id)
         server.clock.advance(600)
-        refused = _check(server, nodes["b"], server_key=new, repin=True)
+        refused = check_node(server, nodes["b"], server_key=new, repin=True)
         assert refused.rejected and refused.exposures == []
         server.clock.advance(2 * DAY_SECONDS)
         export_batches(server.storage, rotated, server.exports, server.clock.now(), ExportConfig())  # rolls the day up
-        later = _check(server, nodes["b"], server_key=new)
+        later = check_node(server, nodes["b"], server_key=new)
         assert [e.score.close_contact for e in later.exposures] == [True]
         assert any(ROLLUP_FILE.match(name) for name in later.batches)
     finally:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server_helpers import NOW, encounter, make_nodes
-from test_key_server import Server, _check
+from server_helpers import NOW, Server, check_node, encounter, make_nodes
 
 from bluezone.client.uploading import keys_to_upload, today_key_in_use, upload_own_keys
 from bluezone.crypto.intervals import interval_number, rolling_start
@@ -41,7 +40,7 @@ def test_released_today_key_is_published_and_matched_the_same_day(tmp_path: Path
     server.clock.advance(600)
     batches = server.export()  # the interval is over: so is the cut key's validity
     assert sum(b.num_keys for b in batches) == 1
-    result = _check(server, nodes["b"])
+    result = check_node(server, nodes["b"])
     today_exposures = [e for e in result.exposures if e.start >= met_at * 600]
     assert today_exposures and today_exposures[0].score.close_contact
     server.storage.close()

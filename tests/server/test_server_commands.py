@@ -279,7 +279,7 @@ def test_postgresql_without_psycopg_says_what_to_install(
 def test_export_counts_check_ins_apart_from_keys(tmp_path: Path) -> None:
     """One check-in and no key was '4 keys in 1 new batch(es)': the venue file's reports (decoys
     included) were counted as keys."""
-    from test_venue_publish import TODAY, body, entry
+    from server_helpers import TODAY, checkin_entry, checkin_upload
 
     from bluezone.server.codes import issue_code
     from bluezone.server.publish import PublishConfig, publish
@@ -290,7 +290,7 @@ def test_export_counts_check_ins_apart_from_keys(tmp_path: Path) -> None:
     storage = SQLiteStorage(db)
     try:
         code = issue_code(storage, NOW, key=CodeKey.load(keys), test_type="confirmed").code
-        publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=CodeKey.load(keys))
+        publish(storage, checkin_upload(code, [checkin_entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=CodeKey.load(keys))
     finally:
         storage.close()
     rc, out, err = _run("server", "export", "--server-db", str(db), "--signing-key-dir", str(keys),

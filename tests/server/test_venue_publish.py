@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from server_helpers import KEY, NOW
+from server_helpers import CAFE, KEY, NOW, TODAY, checkin_entry, checkin_upload
 
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.errors import PublishError, VenueError
@@ -17,32 +17,11 @@ from bluezone.server.exports import INDEX_FILE, export_batches
 from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip
-from bluezone.venues.location import Venue
-from bluezone.keyformat.venue_reports import ProtectedReport
-
-CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=bytes(16))
-TODAY = int(NOW // DAY_SECONDS)
-
-
-def entry(day: int, start_interval: int | None = None) -> dict:
-    start = start_interval if start_interval is not None else day * ROLLING_PERIOD + 60
-    report = ProtectedReport.seal(CAFE.location_id, start, 6, 6)
-    return {"day": day, "report": base64.b64encode(bytes(report)).decode()}
-
-
-def body(code: str, checkins: list, keys: bool = True) -> bytes:
-    doc: dict = {"verificationPayload": code, "checkInProtectedReports": checkins}
-    if keys:
-        day = rolling_start(NOW) - ROLLING_PERIOD
-        doc["temporaryExposureKeys"] = [
-            {"key": base64.b64encode(bytes([9]) * 16).decode(), "rollingStartNumber": day, "rollingPeriod": 144}
-        ]
-    return json.dumps(doc).encode()
 
 
 def test_checkins_published_with_fakes_in_a_signed_venue_file(storage, tmp_path) -> None:
     code = issue_code(storage, NOW, key=KEY).code
-    result = publish(storage, body(code, [entry(TODAY - 1), entry(TODAY - 2)]), "c", NOW, PublishConfig(), code_key=KEY)
+    result = publish(storage, checkin_upload(code, [checkin_entry(TODAY - 1), checkin_entry(TODAY - 2)]), "c", NOW, PublishConfig(), code_key=KEY)
     assert result.inserted == 1 and result.checkins == 2 and result.as_dict()["insertedCheckIns"] == 2
     assert storage.count_venue_reports() == 2 * (1 + PublishConfig().venue_reports.fakes_per_report)
     signer = keygen(tmp_path / "signing")
@@ -71,7 +50,7 @@ def test_a_checkin_is_published_no_longer_than_14_days_after_its_day(storage, tm
     so a check-in sent at the end of its 14 days was published 28 days after the visit, long after the
     database had deleted it.  Now files are cut per day, as key batches are, and leave with their day."""
     code = issue_code(storage, NOW, key=KEY).code
-    publish(storage, body(code, [entry(TODAY - 13), entry(TODAY - 1)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    publish(storage, checkin_upload(code, [checkin_entry(TODAY - 13), checkin_entry(TODAY - 1)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
     signer = keygen(tmp_path / "signing")
     out = tmp_path / "out"
 
@@ -100,7 +79,7 @@ def test_two_exports_at_once_publish_each_checkin_once(storage, tmp_path, monkey
     from bluezone.server.exports import ExportConfig, export_venue_reports, write_index
 
     code = issue_code(storage, NOW, key=KEY).code
-    publish(storage, body(code, [entry(TODAY - 1)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    publish(storage, checkin_upload(code, [checkin_entry(TODAY - 1)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
     signer = keygen(tmp_path / "signing")
     out = tmp_path / "out"
     out.mkdir()
@@ -141,7 +120,7 @@ def test_published_files_are_deleted_after_the_retention(storage, tmp_path) -> N
     """Check-ins (and keys) leave the index and the database after 14 days; their signed files went
     on lying in the export directory, served to anyone who asked for them by name, for good."""
     code = issue_code(storage, NOW, key=KEY).code
-    publish(storage, body(code, [entry(TODAY - 1)]), "c", NOW, PublishConfig(), code_key=KEY)
+    publish(storage, checkin_upload(code, [checkin_entry(TODAY - 1)]), "c", NOW, PublishConfig(), code_key=KEY)
     signer = keygen(tmp_path / "signing")
     out = tmp_path / "out"
     export_batches(storage, signer, out, NOW + 3600)
@@ -157,38 +136,38 @@ def test_published_files_are_deleted_after_the_retention(storage, tmp_path) -> N
 
 def test_a_venue_owner_warns_with_checkins_only(storage) -> None:
     code = issue_code(storage, NOW, key=KEY).code
-    result = publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    result = publish(storage, checkin_upload(code, [checkin_entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
     assert result.inserted == 0 and result.checkins == 1
 
 
 @pytest.mark.parametrize(
     "checkins, reason",
     [
-        ([entry(TODAY + 1)], "checkin_timing_invalid"),
-        ([entry(TODAY - 20)], "checkin_timing_invalid"),
-        ([entry(TODAY - 1)] * 13, "checkin_timing_invalid"),
-        ([entry(TODAY - i // 12) for i in range(17 * 12 + 1)], "checkin_invalid"),
+        ([checkin_entry(TODAY + 1)], "checkin_timing_invalid"),
+        ([checkin_entry(TODAY - 20)], "checkin_timing_invalid"),
+        ([checkin_entry(TODAY - 1)] * 13, "checkin_timing_invalid"),
+        ([checkin_entry(TODAY - i // 12) for i in range(17 * 12 + 1)], "checkin_invalid"),
         ([{"day": TODAY, "report": "not base64!"}], "checkin_invalid"),
         ([{"day": TODAY, "report": base64.b64encode(b"\x0a\x01\x00").decode()}], "checkin_invalid"),
-        ([{"day": "today", "report": entry(TODAY)["report"]}], "checkin_invalid"),
+        ([{"day": "today", "report": checkin_entry(TODAY)["report"]}], "checkin_invalid"),
         ("all of them", "checkin_invalid"),
     ],
 )
 def test_bad_checkins_are_400_and_store_nothing(storage, checkins, reason) -> None:
     code = issue_code(storage, NOW, key=KEY).code
     with pytest.raises(PublishError) as info:
-        publish(storage, body(code, checkins), "c", NOW, PublishConfig(), code_key=KEY)
+        publish(storage, checkin_upload(code, checkins), "c", NOW, PublishConfig(), code_key=KEY)
     assert info.value.status == 400 and info.value.code == reason
     assert "\n" not in str(info.value)
     assert storage.count_venue_reports() == 0 and storage.count_keys() == 0
     # the code was not burned: a good upload goes through
-    assert publish(storage, body(code, [entry(TODAY)]), "c", NOW, PublishConfig(), code_key=KEY).checkins == 1
+    assert publish(storage, checkin_upload(code, [checkin_entry(TODAY)]), "c", NOW, PublishConfig(), code_key=KEY).checkins == 1
 
 
 def test_ten_thousand_checkins_are_refused_whole(storage) -> None:
     code = issue_code(storage, NOW, key=KEY).code
     with pytest.raises(PublishError) as info:
-        publish(storage, body(code, [entry(TODAY)] * 10_000), "c", NOW, PublishConfig(), code_key=KEY)
+        publish(storage, checkin_upload(code, [checkin_entry(TODAY)] * 10_000), "c", NOW, PublishConfig(), code_key=KEY)
     # refused unread (413: counting them would mean reading ~1.7 MB), saying what fits
     assert (info.value.status, info.value.code) == (413, "request_too_large")
     assert "204 check-ins, 12 a day" in str(info.value)
@@ -206,7 +185,7 @@ def test_ten_thousand_checkins_are_refused_whole(storage) -> None:
 def test_a_bad_report_says_once_what_is_wrong(storage, report: str, message: str) -> None:
     code = issue_code(storage, NOW, key=KEY).code
     with pytest.raises(PublishError) as info:
-        publish(storage, body(code, [{"day": TODAY, "report": report}]), "c", NOW, PublishConfig(), code_key=KEY)
+        publish(storage, checkin_upload(code, [{"day": TODAY, "report": report}]), "c", NOW, PublishConfig(), code_key=KEY)
     assert str(info.value).startswith(message)
 
 
@@ -217,13 +196,13 @@ def test_a_close_contacts_code_publishes_no_checkins(storage) -> None:
 
     exposed = dt.date(1970, 1, 1) + dt.timedelta(days=TODAY - 3)
     code = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=exposed).code
-    result = publish(storage, body(code, [entry(TODAY - 1)]), "c", NOW, PublishConfig(), code_key=KEY)
+    result = publish(storage, checkin_upload(code, [checkin_entry(TODAY - 1)]), "c", NOW, PublishConfig(), code_key=KEY)
     assert result.inserted == 1 and result.checkins == 0 and storage.count_venue_reports() == 0
 
 
 def test_a_negative_test_publishes_no_checkins(storage) -> None:
     code = issue_code(storage, NOW, key=KEY, test_type="negative").code
-    result = publish(storage, body(code, [entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    result = publish(storage, checkin_upload(code, [checkin_entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
     assert result.checkins == 0 and storage.count_venue_reports() == 0
 
 
@@ -241,7 +220,7 @@ def test_an_upload_across_utc_midnight_is_taken(storage) -> None:
     keys = keys_to_upload(daily, midnight - 5, include_today=False)
     assert len(keys) == 14 and keys["rolling_start"][0] == (TODAY - 14) * ROLLING_PERIOD
     code = issue_code(storage, midnight - 5, key=KEY).code
-    doc = publish_body(keys, code, checkins=[entry(TODAY - 14), entry(TODAY - 1)])
+    doc = publish_body(keys, code, checkins=[checkin_entry(TODAY - 14), checkin_entry(TODAY - 1)])
     result = publish(storage, json.dumps(doc).encode(), "c", midnight + 5, PublishConfig(), code_key=KEY)
     assert result.inserted == 13 and result.checkins == 2
     # a day older still is the device's mistake, not the midnight's: refused, the code not used
@@ -250,7 +229,7 @@ def test_an_upload_across_utc_midnight_is_taken(storage) -> None:
     with pytest.raises(PublishError, match="older than 14 days"):
         publish(storage, json.dumps(publish_body(older, code)).encode(), "c", midnight + 5, PublishConfig(), code_key=KEY)
     with pytest.raises(PublishError, match="older than 14 days"):
-        doc = publish_body(keys[1:], code, checkins=[entry(TODAY - 15)])
+        doc = publish_body(keys[1:], code, checkins=[checkin_entry(TODAY - 15)])
         publish(storage, json.dumps(doc).encode(), "c", midnight + 5, PublishConfig(), code_key=KEY)
 
 
@@ -261,7 +240,7 @@ def test_one_exports_venue_files_of_many_days_have_names_of_their_own(storage, t
 
     monkeypatch.setattr(secrets_module, "token_hex", lambda n=None: "abcdef")  # every draw the same
     code = issue_code(storage, NOW, key=KEY).code
-    publish(storage, body(code, [entry(TODAY - d) for d in (1, 2, 3)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    publish(storage, checkin_upload(code, [checkin_entry(TODAY - d) for d in (1, 2, 3)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
     signer = keygen(tmp_path / "signing")
     out = tmp_path / "out"
     written = [r.name for r in export_batches(storage, signer, out, NOW + 60)]
@@ -278,13 +257,13 @@ def test_twelve_checkins_on_every_day_taken_fit_one_upload(storage) -> None:
 
     late = (TODAY + 1) * DAY_SECONDS - 300  # 23:55 UTC: tomorrow is a device's today minutes ahead
     days = range(TODAY - 15, TODAY + 2)
-    checkins = [entry(day, day * ROLLING_PERIOD + 6 * i) for day in days for i in range(12)]
+    checkins = [checkin_entry(day, day * ROLLING_PERIOD + 6 * i) for day in days for i in range(12)]
     code = issue_code(storage, late, key=KEY).code
-    result = publish(storage, body(code, checkins), "c", late, PublishConfig(), code_key=KEY)
+    result = publish(storage, checkin_upload(code, checkins), "c", late, PublishConfig(), code_key=KEY)
     assert result.checkins == 17 * 12 == PublishConfig().venue_reports.max_reports
     code = issue_code(storage, late, key=KEY).code
     with pytest.raises(PublishError, match="too many check-ins: 205, at most 204"):
-        publish(storage, body(code, checkins + [entry(TODAY)]), "c", late, PublishConfig(), code_key=KEY)
+        publish(storage, checkin_upload(code, checkins + [checkin_entry(TODAY)]), "c", late, PublishConfig(), code_key=KEY)
     keys = empty_keys(30)
     keys["rolling_start"] = rolling_start(late) - 15 * ROLLING_PERIOD + 72 * np.arange(30)
     keys["rolling_period"] = 72
@@ -299,7 +278,7 @@ def test_one_exports_check_in_files_are_not_numbered_in_day_order(storage, tmp_p
     from bluezone.server.exports import ExportConfig, export_venue_reports
 
     code = issue_code(storage, NOW, key=KEY).code
-    publish(storage, body(code, [entry(TODAY - d) for d in range(1, 9)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    publish(storage, checkin_upload(code, [checkin_entry(TODAY - d) for d in range(1, 9)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
     signer = keygen(tmp_path / "signing")
     out = tmp_path / "out"
     out.mkdir()
