@@ -56,6 +56,9 @@ USER_REFUSALS = {
     # check-ins the server refuses (too many on one day, too old): the server's reason, send with --no-checkins
     "checkin_invalid": "",
     "checkin_timing_invalid": "",
+    # check-ins alone (a venue owner's warning, a device that only checked in) under a code that publishes none
+    "checkin_code_type_invalid": "a negative test's or a close contact's (recursive) code publishes no check-ins, and"
+    " nothing else was sent; ask the health authority for a confirmed or likely code (this one is not used up)",
 }
 
 
@@ -215,7 +218,7 @@ class KeyServerClient:
                 ) from None
             if exc.code in USER_REFUSALS:
                 what = USER_REFUSALS[exc.code] or str(exc).split(": ", 2)[-1]
-                if exc.code.startswith("checkin"):  # the server's reason without its status and code
+                if exc.code.startswith("checkin") and not USER_REFUSALS[exc.code]:  # the server's reason, bare
                     what = what.removeprefix(f"{exc.status} {exc.code} ") + " (send the keys alone with --no-checkins)"
                 raise UploadRefusedError(f"upload refused: {what}", exc.code, exc.status) from None
             if exc.status >= 500:  # '500 Internal Server Error' alone (its database down) read as the upload's fault

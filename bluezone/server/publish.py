@@ -39,6 +39,7 @@ from bluezone.keyformat.keys import (
     MAX_REVISION_TOKEN_CHARS,
     MAX_TRANSMISSION_RISK,
     NO_DAYS_SINCE_ONSET,
+    REPORT_TYPE_REVOKED,
     empty_keys,
 )
 from bluezone.server.codes import CodeKey, code_mistake, legacy_hash_code, normal_code
@@ -236,6 +237,14 @@ def validate_keys(
     none while ``recursive_busy`` (the hourly limit on recursive uploads is reached).
     """
     keys = request.keys.copy()
+    if not len(keys) and request.venue_reports and code.report_type in (RECURSIVE, REPORT_TYPE_REVOKED):
+        # check-ins alone (a venue owner's warning, a device that only checked in) under a code that stores
+        # none: taken, it used the code up, stored nothing and answered 200 "0 check-ins" (walk12)
+        raise _bad(
+            "a negative test's or a close contact's (recursive) code publishes no check-ins, and this upload holds"
+            " nothing else; ask the health authority for a confirmed or likely code (this one is not used up)",
+            "checkin_code_type_invalid",
+        )
     if code.report_type == RECURSIVE:
         _recursive_limits(keys, code, config, recursive_busy)
     starts = keys["rolling_start"].astype(np.int64)

@@ -202,7 +202,26 @@ def test_a_close_contacts_code_publishes_no_checkins(storage) -> None:
 
 def test_a_negative_test_publishes_no_checkins(storage) -> None:
     code = issue_code(storage, NOW, key=KEY, test_type="negative").code
-    result = publish(storage, checkin_upload(code, [checkin_entry(TODAY)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    result = publish(storage, checkin_upload(code, [checkin_entry(TODAY)]), "c", NOW, PublishConfig(), code_key=KEY)
+    assert result.checkins == 0 and storage.count_venue_reports() == 0
+
+
+@pytest.mark.parametrize("test_type", ["negative", "recursive"])
+def test_checkins_alone_under_a_code_that_publishes_none_are_refused_and_the_code_kept(storage, test_type) -> None:
+    """A venue owner's `venue warn` (check-ins, no keys) on a negative test's or a close contact's code:
+    the server took it, used the code up, stored nothing and answered "0 check-ins", and the owner read
+    "warning sent ... visitors learn of it at their next check" (walk12, on a live server). Now 400,
+    nothing stored, and the code still works for what it is for."""
+    import datetime as dt
+
+    exposed = dt.date(1970, 1, 1) + dt.timedelta(days=TODAY - 3)
+    extra = {"exposure_date": exposed} if test_type == "recursive" else {}
+    code = issue_code(storage, NOW, key=KEY, test_type=test_type, **extra).code
+    with pytest.raises(PublishError, match="publishes no check-ins") as refused:
+        publish(storage, checkin_upload(code, [checkin_entry(TODAY - 1)], keys=False), "c", NOW, PublishConfig(), code_key=KEY)
+    assert refused.value.status == 400 and refused.value.code == "checkin_code_type_invalid"
+    assert storage.count_venue_reports() == 0
+    result = publish(storage, checkin_upload(code, [checkin_entry(TODAY - 1)]), "c", NOW + 60, PublishConfig(), code_key=KEY)  # not used up
     assert result.checkins == 0 and storage.count_venue_reports() == 0
 
 

@@ -164,8 +164,9 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
     with SightingStore.open(f0_db) as store:
         store.save_daily_key(DailyKey.generate(now - 86400))
 
-    def issue() -> str:
-        out = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]), "--json")[1]
+    def issue(*kind: str) -> str:
+        out = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]),
+                  *kind, "--json")[1]
         return json.loads(out)["code"]
 
     # an F0 who answers no to the check-ins question sends keys only
@@ -175,6 +176,11 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
     assert result.exit_code == 0, result.stderr
     assert "Quán Phở" in result.stderr and "Send these check-ins too" in result.stderr
     assert "uploaded 1 key(s);" in result.stdout
+    # a negative test's code publishes no check-ins: it was taken and used up, and the owner told "warning
+    # sent" (walk12); now refused with what to ask for
+    rc, out, err = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", issue("--type", "negative"),
+                       "--start", iso(now - 4.75 * 3600), "--end", iso(now - 4.25 * 3600), "--yes")
+    assert rc == 2 and "ask the health authority for a confirmed or likely code (this one is not used up)" in err, err
     # the owner warns for 30 minutes of that hour, with a code of its own
     rc, out, err = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", issue(),
                        "--start", iso(now - 4.75 * 3600), "--end", iso(now - 4.25 * 3600), "--yes", "--json")
