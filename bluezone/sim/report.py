@@ -60,7 +60,8 @@ def table(report: dict[str, Any]) -> str:
         f"scenario {report['scenario']}  seed {report['seed']}  people {report['people']}  phones {report['phones']}"
         f"  uploaders {report['uploaders']}  {report['duration_min']:g} min",
         f"pairs judged {report['pairs_judged']}  true close contacts {report['true_close_contacts']}"
-        f"  sightings {report['sightings']}  store {report['store']}  {report['seconds']:.1f} s",
+        # "store memory  158.4 s" read as a memory figure: the store kind and the run's time, each named
+        f"  sightings {report['sightings']}  store {report['store']}  ran {report['seconds']:.1f} s",
         f"{'scorer':<10}{'precision':>10}{'recall':>8}{'F1':>7}{'TP':>6}{'FP':>6}{'FN':>6}{'TN':>8}{'PR-AUC':>8}{'min MAE':>9}",
     ]
     for name, s in report["scorers"].items():
