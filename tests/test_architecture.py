@@ -332,3 +332,16 @@ def test_a_day_in_seconds_is_written_once() -> None:
             elif isinstance(node.value, str) and "86400" in node.value and sql.search(node.value):
                 found.append(f"{name}:{node.lineno} (SQL)")
     assert not found, f"use DAY_SECONDS: {found}"
+
+
+def test_tests_share_helpers_modules_not_each_other() -> None:
+    """A test module imported by another runs its module-level set-up twice under two names and hides
+    what is shared: shared code goes in a ``*_helpers.py`` module or a conftest fixture."""
+    tests = Path(__file__).parent
+    found = []
+    for path in sorted(tests.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{path.relative_to(tests)}: {n}" for n in names if n.rpartition(".")[2].startswith("test_")]
+    assert not found, f"move what these import into a helpers module: {found}"

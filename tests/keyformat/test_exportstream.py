@@ -30,8 +30,7 @@ from bluezone.keyformat.export import (
 from bluezone.keyformat.keyfile import load_keys, load_signed_keys
 from bluezone.keyformat.keys import empty_keys
 
-from tests.keyformat.test_tekwire import key_messages
-from tests.keyformat.export_helpers import delimited, field, fields_of, outcome, varint
+from tests.keyformat.export_helpers import delimited, field, fields_of, key_messages, outcome, varint
 
 UINT64 = st.integers(0, 2**64 - 1)
 

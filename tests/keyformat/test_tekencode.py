@@ -12,7 +12,7 @@ from bluezone.keyformat.export import EXPORT_HEADER, SignatureInfo, build_export
 from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 from bluezone.keyformat.tekencode import REVISED_KEYS_FIELD, encode_keys
 
-INT32 = st.integers(-(2**31), 2**31 - 1)
+from tests.keyformat.export_helpers import INT32
 
 
 def _add_with_protobuf(repeated: pb.TemporaryExposureKey, keys: np.ndarray) -> None:

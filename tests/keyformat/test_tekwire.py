@@ -14,45 +14,7 @@ from bluezone.keyformat.export import EXPORT_HEADER, build_export_bin, parse_who
 from bluezone.keyformat.keys import empty_keys
 from bluezone.keyformat.tekwire import decode_keys, raw_export_class
 
-from tests.keyformat.export_helpers import outcome
-
-INT32 = st.integers(-(2**31), 2**31 - 1)
-
-
-@st.composite
-def key_messages(draw: st.DrawFn) -> bytes:
-    """A TemporaryExposureKey as protobuf writes it, any subset of fields, maybe odd values,
-    maybe with unknown fields or a field repeated after it."""
-    k = pb.TemporaryExposureKey()
-    if draw(st.booleans()):
-        k.key_data = draw(st.binary(min_size=0, max_size=20))
-    for name in ("transmission_risk_level", "rolling_start_interval_number", "rolling_period"):
-        if draw(st.booleans()):
-            setattr(k, name, draw(INT32))
-    if draw(st.booleans()):
-        k.report_type = draw(st.integers(0, 5))
-    if draw(st.booleans()):
-        k.days_since_onset_of_symptoms = draw(INT32)
-    data = k.SerializeToString()
-    extra = draw(
-        st.lists(
-            st.sampled_from(
-                [
-                    b"\x28\x09",  # report_type 9: outside the enum, unknown
-                    b"\x20\x05",  # rolling_period again: the last one wins
-                    b"\x38\x96\x01",  # field 7, a varint: unknown
-                    b"\x41" + bytes(8),  # field 8, fixed64: unknown
-                    b"\x4d" + bytes(4),  # field 9, fixed32: unknown
-                    b"\x52\x02ab",  # field 10, bytes: unknown
-                    b"\x0a\x10" + bytes(range(16)),  # key_data again
-                    b"\x18\xff\xff\xff\xff\x0f",  # rolling start 2**32 - 1: the low 32 bits are -1
-                    b"\x0d\x01\x02\x03\x04",  # key_data's number with wire type 5: unknown
-                ]
-            ),
-            max_size=3,
-        )
-    )
-    return data + b"".join(extra)
+from tests.keyformat.export_helpers import key_messages, outcome
 
 
 def _protobuf_columns(entries: list[bytes]) -> list[tuple] | None:

@@ -18,8 +18,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from cryptography.hazmat.primitives.asymmetric import ec
-from matching_helpers import advert_sightings, make_keys
-from test_check_store import DAY, SCORERS, neighbours, scene
+from matching_helpers import DAY, INFO, SCORERS, SIGNER, advert_sightings, as_array, day_file, make_keys, neighbours, scene
 
 import bluezone.keyformat.exportstream as exportstream
 import bluezone.matching.check as check_module
@@ -27,47 +26,10 @@ import bluezone.matching.keystream as keystream
 from bluezone.cli import cli
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import ExportSignatureError, KeyFileError, NotAStoreError
-from bluezone.keyformat.export import EXPORT_HEADER, SignatureInfo, build_export_bin, signed_export_zip
+from bluezone.keyformat.export import EXPORT_HEADER, build_export_bin, signed_export_zip
 from bluezone.keyformat.keyfile import load_keys, load_signed_keys, write_keys_json
-from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
-from bluezone.matching.check import CheckResult, check_key_file, check_keys
+from bluezone.matching.check import check_key_file, check_keys
 from bluezone.proximity.store import SightingStore
-
-SIGNER = ec.generate_private_key(ec.SECP256R1())
-INFO = SignatureInfo("310", "v1")
-FILLER = 3000  # random keys around the scene's: many batches at BATCH = 256
-
-
-def day_file(tmp_path: Path, per_rpi: int = 30) -> tuple[Path, Path, np.ndarray, np.ndarray]:
-    """(signed zip, store, the file's keys, its revised keys): the check_store scene's keys among
-    random ones, with revisions of every kind, and a store that also holds days no key covers."""
-    keys, rows = scene(per_rpi=per_rpi, phones=6 if per_rpi > 1 else 180)
-    rng = np.random.default_rng(5)
-    filler = make_keys([(bytes(rng.bytes(16)), DAY + int(rng.integers(0, 288)), 144) for _ in range(FILLER)])
-    file_keys = np.concatenate([filler[:1000], keys, filler[1000:]])  # scene key i is row 1000 + i
-    file_keys["report_type"][1003] = REPORT_TYPE_REVOKED  # scene key 3: revoked in the file itself
-    new_tek, new_revoked_tek = bytes(rng.bytes(16)), bytes(rng.bytes(16))
-    revised = np.concatenate([
-        file_keys[[1000]],  # scene key 0 (close, long): revoked by a negative test
-        file_keys[[1006]],  # scene key 6, revoked in the file: re-instated, a positive test after all
-        file_keys[[1001]],  # scene key 1: its risk revised
-        make_keys([(new_tek, DAY, 144), (new_revoked_tek, DAY, 144)], risk=5),  # published before
-    ])
-    revised["report_type"] = [REPORT_TYPE_REVOKED, 1, 1, 2, REPORT_TYPE_REVOKED]
-    revised["transmission_risk"][2] = 7
-    later = [
-        neighbours(rng, DAY + 4 * 144 + 30, 30, 6, per_rpi),  # a day no key covers
-        advert_sightings(new_tek, DAY + 50, (DAY + 50) * INTERVAL_SECONDS + np.arange(0, 600, 15.0), rssi=-65),
-        advert_sightings(new_revoked_tek, DAY + 50, (DAY + 50) * INTERVAL_SECONDS + np.arange(0, 600, 15.0), rssi=-65),
-        # scene key 2's RPI heard again days later: found against the whole store, matches nothing
-        advert_sightings(bytes(keys[2]["key"]), DAY + 144 + 60, [(DAY + 5 * 144) * INTERVAL_SECONDS + 30.0] * 3),
-    ]
-    path = tmp_path / "day.zip"
-    path.write_bytes(signed_export_zip(file_keys, SIGNER, INFO, region="VN", revised_keys=revised))
-    db = tmp_path / "store.db"
-    with SightingStore.open(db) as store:
-        store.add_sightings(np.concatenate([rows, *later]))
-    return path, db, file_keys, revised
 
 
 @pytest.fixture
@@ -95,12 +57,6 @@ def store_read_first(monkeypatch: pytest.MonkeyPatch) -> _Streams:
 
     monkeypatch.setattr(check_module, "KeyStream", Recorded)
     return made
-
-
-def as_array(path: Path, db: Path, scorer: str, **signed: object) -> CheckResult:
-    """What the check reported before: the whole file loaded, then matched as one array."""
-    keys = load_signed_keys(path, **signed) if signed else load_keys(path)  # type: ignore[arg-type]
-    return check_keys(keys, db, scorer=SCORERS[scorer])
 
 
 @pytest.mark.usefixtures("small_batches")

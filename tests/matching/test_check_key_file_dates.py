@@ -12,8 +12,7 @@ import types
 from pathlib import Path
 
 import pytest
-from test_check_key_file import as_array, day_file
-from test_check_store import DAY, SCORERS
+from matching_helpers import DAY, SCORERS, as_array, day_file
 
 import bluezone.keyformat.exportstream as exportstream
 import bluezone.matching.keystream as keystream

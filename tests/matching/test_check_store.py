@@ -8,87 +8,20 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from matching_helpers import advert_sightings, make_keys
+from matching_helpers import DAY, SCORERS, make_keys, neighbours, scene
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
-from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
 from bluezone.matching.check import check_keys, check_sightings, check_store, sightings_span, whole_days, within
 from bluezone.matching.matcher import MIN_KEYS_PER_JOB, HeardIndex, keys_heard, match
 from bluezone.matching.receiver import StoredReceiverContext, receiver_context
-from bluezone.matching.scoring import get_scorer
-from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
-
-DAY = 2_900_016  # interval of a UTC midnight
-SCORERS = {
-    "bluezone": get_scorer("bluezone"),  # the same-minute reference, the day's where a minute is sparse
-    "day-shift": BluezoneScorer(BluezoneConfig(minute_reference_weight=0.0)),  # the day's reference only
-    "gaen": get_scorer("gaen"),  # no receiver context
-}
-
-
-def neighbours(rng: np.random.Generator, first: int, intervals: int, phones: int, per_rpi: int) -> np.ndarray:
-    """``phones`` around for ``intervals`` 10-minute intervals from ``first``, each heard ``per_rpi``
-    times per RPI (a new random RPI every interval), each at its own level: a real store's shape."""
-    n = intervals * phones * per_rpi
-    out = np.zeros(n, SIGHTING_DTYPE)
-    interval = np.repeat(first + np.arange(intervals), phones * per_rpi)
-    out["time"] = interval * INTERVAL_SECONDS + rng.uniform(0, INTERVAL_SECONDS, n)
-    out["rpi"] = np.repeat(np.frombuffer(rng.bytes(16 * intervals * phones), "V16"), per_rpi)
-    level = np.repeat(rng.integers(-95, -50, intervals * phones), per_rpi)
-    out["rssi"] = level + rng.integers(-4, 5, n)
-    out["aem"] = np.frombuffer(rng.bytes(4 * n), "V4")
-    out["tx_power"] = NO_TX_POWER
-    return out
-
-
-def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int, every: float = 10.0) -> np.ndarray:
-    times = first_interval * INTERVAL_SECONDS + np.arange(0, minutes * 60, every)
-    return np.concatenate(
-        [
-            advert_sightings(tek, i, times[times // INTERVAL_SECONDS == i], rssi=rssi, tx_power=-20)
-            for i in np.unique(times // INTERVAL_SECONDS).astype(int).tolist()
-        ]
-    )
 
 
 def store_with(rows: np.ndarray) -> SightingStore:
     store = SightingStore.open(":memory:")
     store.add_sightings(rows[np.random.default_rng(7).permutation(len(rows))])  # rowids not in time order
     return store
-
-
-def scene(seed: int = 0, per_rpi: int = 30, phones: int = 6) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, sightings) over two days: busy neighbours, close and far encounters with diagnosis keys
-    on both days, a key heard at the edge of GAEN's 2-hour tolerance and one just beyond it, a
-    short key, a revoked key, and one RPI heard again far from its interval."""
-    rng = np.random.default_rng(seed)
-    teks = [bytes(rng.bytes(16)) for _ in range(8)]
-    parts = [
-        neighbours(rng, DAY * 1 + 40, 60, phones, per_rpi),  # day one, 06:40-16:40
-        neighbours(rng, DAY + 144 + 50, 40, phones, per_rpi),  # day two
-        encounter(teks[0], DAY + 60, 25, rssi=-70),  # close, long
-        encounter(teks[1], DAY + 75, 30, rssi=-90),  # far
-        encounter(teks[2], DAY + 144 + 60, 20, rssi=-72),  # day two
-        encounter(teks[3], DAY + 144 - 1, 12, rssi=-70),  # around midnight: two windows
-        advert_sightings(teks[4], DAY + 143, [(DAY + 143 + 12) * INTERVAL_SECONDS + 30.0] * 3, rssi=-70),  # 12 intervals late
-        advert_sightings(teks[4], DAY + 142, [(DAY + 142 + 13) * INTERVAL_SECONDS + 30.0] * 3, rssi=-70),  # 13: too late
-        encounter(teks[5], DAY + 20, 15, rssi=-66),  # within its short period
-        encounter(teks[5], DAY + 100, 15, rssi=-66),  # after it: never sent
-        encounter(teks[6], DAY + 80, 30, rssi=-60),  # revoked
-        advert_sightings(teks[7], DAY + 90, (DAY + 90) * INTERVAL_SECONDS + np.arange(0, 300, 20.0), rssi=-68),
-        advert_sightings(teks[7], DAY + 90, (DAY + 144 + 90) * INTERVAL_SECONDS + np.arange(0, 300, 20.0), rssi=-68),
-    ]
-    keys = make_keys(
-        [(teks[0], DAY, 144), (teks[1], DAY, 144), (teks[2], DAY + 144, 144), (teks[3], DAY, 144),
-         (teks[4], DAY, 144), (teks[5], DAY, 40), (teks[6], DAY, 144), (teks[7], DAY, 144),
-         (bytes(rng.bytes(16)), DAY, 144)],
-        risk=3,
-    )
-    keys["report_type"][6] = REPORT_TYPE_REVOKED
-    rows = np.concatenate(parts)
-    return keys, rows[np.argsort(rows["time"], kind="stable")]
 
 
 def reference(keys: np.ndarray, store: SightingStore, scorer_name: str) -> tuple[int, list]:

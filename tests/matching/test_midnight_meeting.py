@@ -9,8 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from click.testing import CliRunner
-from matching_helpers import advert_sightings, make_keys
-from test_check_store import neighbours
+from matching_helpers import advert_sightings, make_keys, neighbours
 
 from bluezone.cli import cli
 from bluezone.client.exposures import across_midnight
