@@ -3,6 +3,7 @@ The node's side (``bluezone upload``, ``bluezone check --server``) is in ``bluez
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ import click
 
 from bluezone.clitypes import FloatRange, cli_clock, json_option, make_writable_dir, parse_date
 from bluezone.crypto.intervals import DAY_SECONDS
-from bluezone.errors import InputError, ServerError
+from bluezone.errors import BluezoneError, InputError, ServerError
 
 if TYPE_CHECKING:
     from bluezone.server.exports import ExportConfig
@@ -40,25 +41,43 @@ def server() -> None:
 
 @server.command("keygen")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to create.")
-@click.option("--key-id", default="bluezone", show_default=True, help="Key id clients pin (SignatureInfo).")
-@click.option("--key-version", default="v1", show_default=True, help="Version clients pin beside the key id.")
+@click.option("--key-id", default=None, help="Key id clients pin (SignatureInfo). [default: bluezone; with --force, the"
+              " replaced key's]")
+@click.option("--key-version", default=None, help="Version clients pin beside the key id. [default: v1; with --force,"
+              " the one after the replaced key's: v1 -> v2]")
 @click.option("--force", is_flag=True, help="Replace an existing key (every client will refuse the new one).")
 @json_option
-def keygen_cmd(out: Path, key_id: str, key_version: str, force: bool, as_json: bool) -> None:
+def keygen_cmd(out: Path, key_id: str | None, key_version: str | None, force: bool, as_json: bool) -> None:
     """Create the P-256 export signing key pair and the code key in DIR.
 
     Run again on a directory made by an older bluezone, it adds the code key and keeps the signing key."""
     from bluezone.server.codes import CODE_KEY_FILE, CodeKey
-    from bluezone.server.signing import PRIVATE_FILE, keygen, load_signer
+    from bluezone.server.signing import PRIVATE_FILE, keygen, load_signer, next_key_version
 
+    replaced = None
+    if force and (out / PRIVATE_FILE).exists():
+        # a rotation: the id the apps are configured with stays, the version moves on; `--force` alone made
+        # a new key called bluezone/v1 again, the replaced key's (or the first one's) own name (walk12)
+        with contextlib.suppress(BluezoneError):
+            replaced = load_signer(out).info
+    if replaced is not None:
+        key_id = key_id or replaced.key_id
+        key_version = key_version or next_key_version(replaced.key_version)
+        if key_version is None or (key_id, key_version) == (replaced.key_id, replaced.key_version):
+            raise click.UsageError(
+                f"the key being replaced is {replaced.key_id}/{replaced.key_version}: give the new one another"
+                " --key-version, so that clients can tell the two keys apart"
+            )
     try:
         if (out / PRIVATE_FILE).exists() and not force and not (out / CODE_KEY_FILE).exists():
             signer = load_signer(out)
             CodeKey.generate().save(out)
             message = f"code key written to {out / CODE_KEY_FILE}; signing key {out / PRIVATE_FILE} kept"
         else:
-            signer = keygen(out, key_id, key_version, force)
-            message = f"signing key {signer.info.key_id}/{signer.info.key_version} written to {out}"
+            signer = keygen(out, key_id or "bluezone", key_version or "v1", force)
+            message = f"signing key {signer.info.key_id}/{signer.info.key_version} written to {out}" + (
+                f" (replacing {replaced.key_id}/{replaced.key_version})" if replaced is not None else ""
+            )
     except OSError as exc:  # a directory it may not create or write: was 'FileNotFoundError: ...', exit 1
         raise InputError(f"cannot write keys into {out}: {exc.strerror or exc}") from None
     info = signer.public_info()

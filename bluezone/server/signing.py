@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,12 @@ def keygen(out: str | Path, key_id: str = "bluezone", key_version: str = "v1", f
     if not (out / CODE_KEY_FILE).exists():  # a new signing key does not invalidate the codes already issued
         CodeKey.generate().save(out)
     return signer
+
+
+def next_key_version(version: str) -> str | None:
+    """The version after ``version`` when it ends in a number (``v1`` -> ``v2``, ``2020-3`` -> ``2020-4``), else None."""
+    match = re.fullmatch(r"(.*?)(\d+)", version)
+    return None if match is None else f"{match[1]}{int(match[2]) + 1}"
 
 
 def load_signer(directory: str | Path) -> Signer:

@@ -344,3 +344,29 @@ def test_export_onto_a_full_disk_says_where_and_leaves_the_keys_waiting(tmp_path
     monkeypatch.setattr(exports, "_write_atomic", real_write)
     rc, out_text, err = _run(*export, now=NOW)
     assert rc == 0 and out_text.startswith("40 keys in 4 new batch(es)"), err
+
+
+def test_keygen_force_keeps_the_key_id_and_moves_the_version_on(tmp_path: Path) -> None:
+    """docs/server.md's rotation: `keygen --force` without --key-version wrote the new key as bluezone/v1
+    again, the name of the key it replaced (or of the first one, after v2), and dropped a --key-id the
+    apps were configured with (walk12). Now the id stays and the version moves on; a version that does
+    not end in a number, or the same one given again, is a usage error and the old key stays."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys), "--key-id", "vn.gov.bluezone")[0] == 0
+
+    def info() -> tuple[str, str]:
+        doc = json.loads((keys / "signing_key.json").read_text())
+        return doc["key_id"], doc["key_version"]
+
+    assert info() == ("vn.gov.bluezone", "v1")
+    rc, out, err = _run("server", "keygen", "--out", str(keys), "--force")
+    assert rc == 0 and "vn.gov.bluezone/v2 written" in out and "(replacing vn.gov.bluezone/v1)" in out, err
+    assert info() == ("vn.gov.bluezone", "v2")
+    assert _run("server", "keygen", "--out", str(keys), "--force", "--key-version", "2027a")[0] == 0
+    private = (keys / "private.pem").read_bytes()
+    for again in (["--force"], ["--force", "--key-version", "2027a"]):  # no number to move on; the same name
+        rc, out, err = _run("server", "keygen", "--out", str(keys), *again)
+        assert rc == 2 and "the key being replaced is vn.gov.bluezone/2027a: give the new one another --key-version" in err
+        assert (keys / "private.pem").read_bytes() == private
+    assert _run("server", "keygen", "--out", str(tmp_path / "new"))[0] == 0  # a first key: bluezone/v1, as before
+    assert json.loads((tmp_path / "new" / "signing_key.json").read_text())["key_version"] == "v1"
