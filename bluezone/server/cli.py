@@ -146,7 +146,7 @@ def issue_code_cmd(
     as_json: bool,
 ) -> None:
     """Issue a single-use verification code for a person who tested positive (or a close contact: --type recursive)."""
-    from bluezone.server.codes import LONG, SHORT, CodeKey, issue_code
+    from bluezone.server.codes import LONG, SHORT, CodeKey, grouped, issue_code
 
     key = CodeKey.load(signing_key_dir)
     storage = _open(db, create_db)
@@ -165,7 +165,7 @@ def issue_code_cmd(
             **({"exposure_date": d["exposure_date"]} if "exposure_date" in d else {}),
         }))
     else:
-        click.echo(f"{issued.code}  (expires {issued.as_dict()['expires_at']}, single use)")
+        click.echo(f"{grouped(issued.code)}  (expires {issued.as_dict()['expires_at']}, single use)")
 
 
 @server.command("revoke-code")

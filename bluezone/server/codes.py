@@ -158,6 +158,12 @@ def normal_code(code: str) -> str:
     return code.strip().replace(" ", "").replace("-", "")
 
 
+def grouped(code: str) -> str:
+    """A short code as staff read it out, like a phone number (``123 4567 8901``); a long one as it is
+    (sent, not read).  ``normal_code`` takes the groups back out."""
+    return f"{code[:3]} {code[3:7]} {code[7:]}" if len(code) == SHORT.digits else code
+
+
 def code_mistake(code: str) -> str | None:
     """Why ``code`` (normalised) cannot be one this server issued, told without looking it up; None if it can be.
 
