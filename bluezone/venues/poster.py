@@ -14,7 +14,7 @@ from bluezone.venues.location import Venue
 
 A4_MM = (210, 297)
 PNG_DPI = 150
-HOW_TO = "Check in: scan with your phone's camera, or run  bluezone checkin URL"
+HOW_TO = "Check in: scan with your phone's camera, or run bluezone checkin URL"
 PRIVACY = "Your visit stays on your device. Only if you test positive and agree is it shared, encrypted."
 
 

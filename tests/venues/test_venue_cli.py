@@ -56,6 +56,7 @@ def test_create_writes_poster_secrets_and_prints_the_url(tmp_path: Path, clock: 
     assert load_venue_dir(out).venue.url == url
     svg = (out / "poster.svg").read_text()
     assert "Shop" in svg and "<svg" in svg
+    assert ">Check in: scan with your phone's camera, or run bluezone checkin URL<" in svg.replace("&#x27;", "'")  # one space
     # the same directory is never overwritten
     again = run(clock, "venue", "create", "--name", "Other", "--address", "x", "--out", str(out))
     assert again.exit_code == 2 and "already holds a venue" in again.output
