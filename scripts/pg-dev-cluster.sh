@@ -16,7 +16,10 @@ start)
   mkdir -p "$dir/sock"
   [ -z "$as" ] || chown -R postgres "$dir"
   [ -d "$dir/data" ] || $as "$bindir/initdb" -D "$dir/data" -A trust -U bluezone -E UTF8 >/dev/null
-  $as "$bindir/pg_ctl" -D "$dir/data" -w -l "$dir/log" -o "-k $dir/sock -c listen_addresses=" start >/dev/null
+  # already running (a second start to see the URL again): say the URL, as the first start did
+  if ! $as "$bindir/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+    $as "$bindir/pg_ctl" -D "$dir/data" -w -l "$dir/log" -o "-k $dir/sock -c listen_addresses=" start >/dev/null
+  fi
   echo "postgresql://bluezone@/postgres?host=$dir/sock"
   ;;
 stop)
