@@ -26,7 +26,7 @@ from bluezone.matching.matcher import (
     keys_heard,
 )
 import bluezone.matching.keystream as keystream
-from bluezone.matching.keystream import BufferedStream, KeyStream, revising
+from bluezone.matching.keystream import BufferedStream, HeardKeys, KeyStream, revising
 from bluezone.matching.receiver import MIN_SIGHTINGS, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
@@ -423,45 +423,22 @@ def check_key_file(
     ``jobs`` is."""
     scorer = scorer or get_scorer()
     with ExitStack() as opened:
-        background = None
-        if jobs > 1:
-            background = _HeardInBackground(db_path, now)
-            opened.callback(background.close)
+        heard = _StoreRpis(opened, db_path, now, jobs)
         # The file's readers (protobuf, zip, the export's signature: ~0.03 s to import) only now:
         # with more than one job the store's thread reads meanwhile.
         from bluezone.keyformat.export import apply_revisions
         from bluezone.keyformat.keyfile import stream_keys
-        heard: list[HeardRpis] = []
-
-        def read_heard() -> HeardRpis:
-            if not heard:
-                if background is not None:
-                    heard.append(background.result())
-                else:
-                    heard.append(HeardRpis.read_all(opened.enter_context(SightingStore.open(db_path, create=False, purge_now=now))))
-            return heard[0]
-
-        def start() -> KeyStream:
-            batch = keystream.BATCH if background is None else keystream.EARLY_BATCH
-            return opened.enter_context(KeyStream(read_heard().index, jobs, batch))
 
         sink = BufferedStream(
-            start, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys, None if background is None else background.ready
+            heard.key_stream, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys,
+            None if heard.background is None else heard.background.ready,
         )
         revised = stream_keys(path, sink, public_key, key_id)
         if sink.stream is None:  # the whole file fit: checked as an array
-            keys = apply_revisions(sink.keys(), revised)
-            if background is None:  # the store opened only now
-                return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, now=now)
-            found_heard = read_heard()
-            result = CheckResult(keys, scorer=scorer.name)
-            result.sightings, result.exposures = check_store(
-                keys, found_heard.store, scorer, rssi_correction=rssi_correction, jobs=jobs, heard=found_heard
-            )
-            return result
-        store = heard[0].store
+            return _check_whole_file(apply_revisions(sink.keys(), revised), heard, db_path, scorer, rssi_correction, now)
+        store = heard.read().store
         counting = None
-        if background is not None:  # the file's span is known: its sightings counted while the last keys derive
+        if heard.background is not None:  # the file's span is known: its sightings counted while the last keys derive
             counting = _CountInBackground(store, sink.stream.span())
             opened.callback(counting.close)  # before the store is closed
         found = sink.stream.finish()
@@ -470,22 +447,78 @@ def check_key_file(
         if sink.whole:  # every key kept too: revised as an array is
             every = apply_revisions(sink.keys(), revised)
             keys, new = every[found.rows], every[found.count :]
+            result = CheckResult(every, scorer=scorer.name)
         else:  # a second streamed pass tells which revised keys the file holds
             keys = apply_revisions(found.keys, revised)[: len(found.keys)]
             new = revised[~revising(path, revised, found.count, public_key, key_id)] if len(revised) else revised
-        rows, rpis, count, span = found.rows, found.rpis, found.count + len(new), found.span
-        new_span = sightings_span(new)
-        if new_span is not None:
-            new_rows, new_rpis = keys_heard(new, heard[0].index)
-            rows = np.concatenate([rows, found.count + new_rows])
-            keys, rpis = np.concatenate([keys, new[new_rows]]), np.concatenate([rpis, new_rpis])
-            span = new_span if span is None else (min(span[0], new_span[0]), max(span[1], new_span[1]))
-        result = CheckResult(every, scorer=scorer.name) if sink.whole else CheckResult(scorer=scorer.name, streamed_keys=count)
+            result = CheckResult(scorer=scorer.name, streamed_keys=found.count + len(new))
+        keys, rows, rpis, span = _add_keys_not_in_file(found, keys, new, heard.read().index)
         if span is None:
             return result
         usable = keys["report_type"] != REPORT_TYPE_REVOKED
         days = whole_days(span)
         counted = None if counting is None else counting.result(span)  # before the store is read again here
-        result.exposures = heard[0].exposures(keys[usable], rows[usable], rpis, span, days, scorer, rssi_correction)
+        result.exposures = heard.read().exposures(keys[usable], rows[usable], rpis, span, days, scorer, rssi_correction)
         result.sightings = store.count_usable(*span) if counted is None else counted
         return result
+
+
+class _StoreRpis:
+    """The RPIs the store heard, read once, when the key stream first needs them: by a thread started
+    at once with more than one job (the store is read while the file inflates), else here."""
+
+    def __init__(self, opened: ExitStack, db_path: Path | str | None, now: float | None, jobs: int) -> None:
+        self._opened, self._db_path, self._now, self.jobs = opened, db_path, now, jobs
+        self._heard: HeardRpis | None = None
+        self.background: _HeardInBackground | None = None
+        if jobs > 1:
+            self.background = _HeardInBackground(db_path, now)
+            opened.callback(self.background.close)
+
+    def read(self) -> HeardRpis:
+        """The store and its heard RPIs (opened here with one job, closed with ``opened``)."""
+        if self._heard is None:
+            if self.background is not None:
+                self._heard = self.background.result()
+            else:
+                store = self._opened.enter_context(SightingStore.open(self._db_path, create=False, purge_now=self._now))
+                self._heard = HeardRpis.read_all(store)
+        return self._heard
+
+    def key_stream(self) -> KeyStream:
+        """The stream a key file's batches go to once the store is read (smaller first batches when
+        the workers can start before the file is read)."""
+        batch = keystream.BATCH if self.background is None else keystream.EARLY_BATCH
+        return self._opened.enter_context(KeyStream(self.read().index, self.jobs, batch))
+
+
+def _check_whole_file(
+    keys: np.ndarray, heard: _StoreRpis, db_path: Path | str | None, scorer: Scorer, rssi_correction: int,
+    now: float | None,
+) -> CheckResult:
+    """A file that fit in memory, its revisions applied, checked as an array: with one job the store
+    is opened only now (a bad file left it unopened); with more it was read meanwhile."""
+    if heard.background is None:
+        return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=heard.jobs, now=now)
+    read = heard.read()
+    result = CheckResult(keys, scorer=scorer.name)
+    result.sightings, result.exposures = check_store(
+        keys, read.store, scorer, rssi_correction=rssi_correction, jobs=heard.jobs, heard=read
+    )
+    return result
+
+
+def _add_keys_not_in_file(
+    found: HeardKeys, keys: np.ndarray, new: np.ndarray, index: HeardIndex
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[float, float] | None]:
+    """(keys, their rows, their heard RPIs, span) of the file's heard keys with the revised keys it does
+    not hold (``new``, rows after the file's) that the store heard too; the span covers both."""
+    rows, rpis, span = found.rows, found.rpis, found.span
+    new_span = sightings_span(new)
+    if new_span is None:
+        return keys, rows, rpis, span
+    new_rows, new_rpis = keys_heard(new, index)
+    rows = np.concatenate([rows, found.count + new_rows])
+    keys, rpis = np.concatenate([keys, new[new_rows]]), np.concatenate([rpis, new_rpis])
+    span = new_span if span is None else (min(span[0], new_span[0]), max(span[1], new_span[1]))
+    return keys, rows, rpis, span
