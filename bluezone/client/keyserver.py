@@ -75,9 +75,14 @@ def _shown(text: str) -> str:
 
 def base_url_of(url: str) -> str:
     """The server's base URL as the node keys its state by: the API lives under ``/v1/`` of it, so
-    a URL given with ``/v1`` (or a trailing slash) is the same server and must not ask for /v1/v1/..."""
+    a URL given with ``/v1`` (or a trailing slash) is the same server and must not ask for /v1/v1/...;
+    so is one given as its exports' folder or index (``/v1/exports``, ``.../index.txt``), what a static
+    host's address looks like (it asked for /v1/exports/v1/exports/index.txt: 404)."""
     base = url.rstrip("/")
-    return base.removesuffix("/v1")
+    for tail in ("/v1/exports/index.txt", "/v1/exports", "/v1"):
+        if base.endswith(tail):
+            return base.removesuffix(tail)
+    return base
 
 
 class KeyServerClient:

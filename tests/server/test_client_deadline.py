@@ -100,12 +100,14 @@ def test_a_base_url_ending_in_v1_is_not_doubled_and_404_says_why() -> None:
         asked.append(request.url.path)
         return httpx.Response(404)
 
-    for base in ("http://keys.test/v1", "http://keys.test/v1/", "http://keys.test"):
+    # also as a static host's exports are addressed (walk12: /v1/exports asked for /v1/exports/v1/exports/index.txt)
+    for base in ("http://keys.test/v1", "http://keys.test/v1/", "http://keys.test", "http://keys.test/v1/exports/",
+                 "http://keys.test/v1/exports/index.txt"):
         c = KeyServerClient(base, transport=httpx.MockTransport(handle), monotonic=clock.monotonic, sleep=clock.sleep)
         with pytest.raises(KeyServerError) as err:
             c.index()
         assert str(err.value).endswith("404 Not Found")
-    assert asked == ["/v1/exports/index.txt"] * 3
+    assert asked == ["/v1/exports/index.txt"] * 5
     prefixed = KeyServerClient("https://example.org/keys/v1", transport=httpx.MockTransport(handle))
     assert prefixed.base_url == "https://example.org/keys"
 
