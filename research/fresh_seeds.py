@@ -39,6 +39,7 @@ from estimator_sweep import Flat, corrected, estimate, flatten, metrics, paired_
 from bluezone.sim.metrics import confusion, pr_curve
 
 NAMES = ("F1", "ROC-AUC", "PR-AUC")
+SIMULATIONS = Path(__file__).resolve().parents[1] / "simulations"
 
 
 def load(cache: Path, seeds: list[int]) -> dict[tuple[str, int], tuple[dict, Flat]]:
@@ -143,6 +144,45 @@ def markdown(per_scene: dict[str, list], means: dict[str, tuple], seeds: list[in
     return "\n".join(lines)
 
 
+def who(scene: str, seed: int, f: Flat, d: dict) -> None:
+    """``--explain`` for the scenes' people: the run's crowd and phones drawn again from the seed (the
+    engine draws them first, so they are the run's), and per kind of differing verdict the pairs'
+    groups, carriages and head distance (seated people's seats, sampled over the run; movers drift)."""
+    from collections import Counter
+
+    from bluezone.sim.channel import make_devices
+    from bluezone.sim.generate import generate
+    from bluezone.sim.mobility import Crowd
+    from bluezone.sim.scenario import CARRIAGES, load_scenario
+
+    scenario = generate(scene[4:], seed) if scene.startswith("gen-") else load_scenario(SIMULATIONS / f"{scene}.toml")
+    rng = np.random.default_rng(seed)
+    crowd = Crowd(scenario, rng)
+    devices = make_devices(scenario, rng, crowd.posture, crowd.storey)
+    minutes = np.arange(0.0, scenario.duration_min * 60.0, 60.0)
+    track = [crowd.step(t) for t in minutes]  # positions and presence per minute (a re-draw of movers' paths)
+    senders = np.arange(len(devices.person)) if scenario.devices.positives == "all" else None
+    names = [g.name or g.kind for g in scenario.groups]
+    b, g = f.scores["bluezone"][1], f.scores["gaen"][1]
+    for label, sel in (("bluezone false alarm, GAEN not", ~f.truth & b & ~g), ("bluezone finds, GAEN misses", f.truth & b & ~g),
+                       ("GAEN false alarm, bluezone not", ~f.truth & ~b & g), ("GAEN finds, bluezone misses", f.truth & ~b & g)):
+        kinds: Counter = Counter()
+        dist = []
+        for i in np.flatnonzero(sel):
+            _, row, device = d["keys"][i]
+            if senders is None:
+                continue  # uploaders drawn after the crowd: not reconstructed here
+            a, r = devices.person[row], devices.person[device]
+            kinds[(names[crowd.group_of[a]], CARRIAGES[devices.carriage[row]], names[crowd.group_of[r]], CARRIAGES[devices.carriage[device]])] += 1
+            both = [np.linalg.norm(p[a] - p[r]) for p, _, present in track if present[a] and present[r]]
+            dist.append(np.median(both) if both else np.nan)
+        if kinds:
+            print(f"{label}: {sum(kinds.values())} pairs, median distance {np.nanmedian(dist):.2f} m (quartiles"
+                  f" {np.nanpercentile(dist, 25):.2f}-{np.nanpercentile(dist, 75):.2f}); sender group, carriage -> receiver group, carriage:")
+            for k, n in kinds.most_common(8):
+                print(f"  {n:>4}  {k[0]} ({k[1]}) -> {k[2]} ({k[3]})")
+
+
 def fmt(v) -> str:
     return "/".join(f"{x:.3f}" for x in v)
 
@@ -165,6 +205,7 @@ def main() -> None:
     if a.explain:
         scene, _, seed = a.explain.rpartition(":")
         explain(runs[(scene, int(seed))][1])
+        who(scene, int(seed), runs[(scene, int(seed))][1], runs[(scene, int(seed))][0])
         return
     scenes = list(dict.fromkeys(scene for scene, _ in runs))
     print("per run: bluezone F1/ROC-AUC/PR-AUC  gaen F1/ROC-AUC/PR-AUC  margin  (LOSS: a margin below zero)")
