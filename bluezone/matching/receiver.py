@@ -170,7 +170,7 @@ class SightingSource(Protocol):
 
     def sightings_with_rpis(self, rpis: np.ndarray, since: float, until: float) -> tuple[np.ndarray, np.ndarray]: ...
 
-    def count_sightings(self, since: float, until: float) -> int: ...
+    def count_sightings(self, since: float, until: float, at_most: int | None = None) -> int: ...
 
 
 class StoredReceiverContext:
@@ -223,7 +223,10 @@ class StoredReceiverContext:
         RPIs when there are far fewer of those than sightings (each costs an index seek)."""
         if day not in self._days:
             since, until = day - self.slot_seconds, day + DAY_SECONDS + self.slot_seconds
-            few = self.repeated is not None and len(self.repeated) * 4 < self.source.count_sightings(since, until)
+            # (the day's sightings counted only as far as the answer needs)
+            few = self.repeated is not None and len(self.repeated) * 4 < self.source.count_sightings(
+                since, until, at_most=len(self.repeated) * 4 + 1
+            )
             self._days[day] = self._context(since, until, by_rpi=few)
         return self._days[day]
 

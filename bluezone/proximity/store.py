@@ -668,9 +668,14 @@ class SightingStore:
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
         return np.fromiter((r[1:] for r in rows), SIGHTING_DTYPE, len(rows)), ids
 
-    def count_sightings(self, since: float | None = None, until: float | None = None) -> int:
+    def count_sightings(self, since: float | None = None, until: float | None = None, at_most: int | None = None) -> int:
+        """Sightings with ``since <= time < until``, counted no further than ``at_most`` (a check asks
+        whether a day holds more than so many: counting a whole day of a busy store took ~2.5 ms)."""
         where, params = self._time_filter(since, until)
-        return int(self._conn.execute(f"SELECT COUNT(*) FROM sightings WHERE 1{where}", params).fetchone()[0])
+        if at_most is None:
+            return int(self._conn.execute(f"SELECT COUNT(*) FROM sightings WHERE 1{where}", params).fetchone()[0])
+        query = f"SELECT COUNT(*) FROM (SELECT 1 FROM sightings WHERE 1{where} LIMIT ?)"
+        return int(self._conn.execute(query, [*params, max(int(at_most), 0)]).fetchone()[0])
 
     @staticmethod
     def _time_filter(since: float | None, until: float | None) -> tuple[str, list[float]]:

@@ -153,6 +153,10 @@ def test_sightings_round_trip_and_time_filters(db) -> None:
         np.testing.assert_array_equal(part, rows[(rows["time"] >= lo) & (rows["time"] < hi)])
         assert store.count_sightings(since=lo, until=hi) == len(part)
         assert len(store.sightings(since=NOON + 10_000)) == 0
+        # counted only as far as asked (a check asks whether a day holds more than so many)
+        for at_most in (0, 1, len(part) - 1, len(part), len(part) + 1, 10**9):
+            assert store.count_sightings(since=lo, until=hi, at_most=at_most) == min(len(part), at_most)
+        assert store.count_sightings(at_most=-5) == 0 and store.count_sightings(at_most=499) == 499
 
 
 def test_add_sightings_checks_its_input(db) -> None:
