@@ -44,7 +44,7 @@ file, or ``check --set``, changes them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,9 @@ from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import minute_llr, near_posterior
 from bluezone.matching.receiver import ReceiverContext, group_percentile
-from bluezone.matching.scoring import MAX_SLOT_SECONDS, MAX_SLOTS, Score, check_setting_types, configured, median, register_scorer
+from bluezone.matching.scoring import (
+    MAX_SLOT_SECONDS, MAX_SLOTS, Score, check_setting_types, configured, median, refuse_unknown_settings, register_scorer,
+)
 
 
 @dataclass(frozen=True)
@@ -128,12 +130,7 @@ class BluezoneConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> BluezoneConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(
-                f"unknown bluezone scorer setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
-            )
+        refuse_unknown_settings(cls, data, "bluezone")
         try:
             return cls(**dict(data))
         except TypeError as exc:

@@ -131,12 +131,7 @@ class GaenConfig:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> GaenConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ConfigError(
-                f"unknown gaen scorer setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
-            )
+        refuse_unknown_settings(cls, data, "gaen")
         values = dict(data)
         if isinstance(values.get("distance_bands"), list):
             values["distance_bands"] = tuple(values["distance_bands"])
@@ -149,6 +144,17 @@ class GaenConfig:
     def from_toml(cls, path: str | Path, table: str = "scoring.gaen") -> GaenConfig:
         """Read ``[scoring.gaen]`` (or another dotted table) from a TOML file."""
         return cls.from_mapping(read_toml_table(path, table, "scorer config"))
+
+
+def refuse_unknown_settings(config: Any, data: Mapping[str, Any], scorer: str) -> None:
+    """ConfigError naming every key of ``data`` that is no field of the dataclass ``config``: a
+    misspelt setting would otherwise stay at its default unnoticed."""
+    known = {f.name for f in fields(config)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(
+            f"unknown {scorer} scorer setting(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted(known))})"
+        )
 
 
 def median(values: np.ndarray, axis: int | None = None) -> Any:
