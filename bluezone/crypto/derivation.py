@@ -424,7 +424,8 @@ def decrypt_aems(teks: np.ndarray, key_rows: np.ndarray, rpis: np.ndarray, aems:
     if len(rpis) == 0:
         return np.empty((0, 4), np.uint8)
     # The distinct (key, RPI) pairs, grouped by key: sorted by key, then the RPI's two words (an
-    # integer lexsort; np.unique of a structured array compares record by record, 40x slower).
+    # integer lexsort; np.unique of a structured array compares record by record: 18x slower for
+    # 7,200 matched sightings).
     words = rpis.view("<u8")
     order = np.lexsort((words[:, 1], words[:, 0], key_rows))
     sorted_keys, sorted_words = key_rows[order], words[order]
