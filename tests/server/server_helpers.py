@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from starlette.testclient import TestClient  # an httpx2.Client over the ASGI app (httpx's API)
@@ -25,7 +26,7 @@ from bluezone.server.codes import CodeKey, issue_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig
 from bluezone.server.signing import keygen
-from bluezone.server.storage import SQLiteStorage
+from bluezone.server.storage import SQLiteStorage, Storage
 from bluezone.venues.location import Venue
 
 #: A fixed "now" (2025-11-20 12:00 UTC) for the virtual clock.
@@ -172,3 +173,23 @@ def checkin_upload(code: str, checkins: list, keys: bool = True) -> bytes:
             {"key": base64.b64encode(bytes([9]) * 16).decode(), "rollingStartNumber": day, "rollingPeriod": 144}
         ]
     return json.dumps(doc).encode()
+
+
+def write_first_release_tables(conn: Any, postgres: bool = False) -> None:
+    """The first release's tables (schema 1) and one likely key, through ``conn`` (sqlite3, or psycopg
+    with ``postgres``; the caller commits): what a migration test upgrades."""
+    from bluezone.server.storage import schema
+
+    for stmt in schema.FIRST_TABLES:
+        conn.execute(stmt.format(serial="BIGSERIAL", blob="BYTEA") if postgres else stmt.format(serial="INTEGER", blob="BLOB"))
+    conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
+    conn.execute(
+        "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk, report_type,"
+        f" received_at) VALUES ({'%s' if postgres else '?'}, 2940000, 144, 0, 2, 0)", [b"\x07" * 16],
+    )
+
+
+def schema_version(storage: Storage) -> int:
+    """The schema version a key server database says it is at."""
+    with storage._transaction(write=False) as cur:
+        return int(storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0])

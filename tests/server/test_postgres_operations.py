@@ -7,7 +7,7 @@ import threading
 
 import psycopg
 import pytest
-from server_helpers import NOW
+from server_helpers import NOW, write_first_release_tables
 
 from bluezone.server.codes import issue_code
 from bluezone.server.storage import SCHEMA_VERSION, open_storage
@@ -48,16 +48,8 @@ def test_processes_starting_at_once_on_a_new_database_all_start(postgres_dsn) ->
 
 
 def test_processes_starting_at_once_after_an_upgrade_migrate_once(postgres_dsn) -> None:
-    from bluezone.server.storage import schema
-
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:  # the first release's database, with a key
-        for stmt in schema.FIRST_TABLES:
-            conn.execute(stmt.format(serial="BIGSERIAL", blob="BYTEA"))
-        conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
-        conn.execute(
-            "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk, report_type,"
-            " received_at) VALUES (%s, 2940000, 144, 0, 2, 0)", [b"\x07" * 16],
-        )
+        write_first_release_tables(conn, postgres=True)
     assert _open_all_at_once(postgres_dsn) == []
     assert _schema_version(postgres_dsn) == SCHEMA_VERSION
     with psycopg.connect(postgres_dsn) as conn:

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from server_helpers import KEY, NOW, uploaded
+from server_helpers import KEY, NOW, schema_version, uploaded, write_first_release_tables
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.errors import InputError, PublishError
@@ -306,19 +306,13 @@ def test_schema_1_database_is_migrated_in_place(tmp_path) -> None:
 
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
-    for stmt in schema.FIRST_TABLES:
-        conn.execute(stmt.format(serial="INTEGER", blob="BLOB"))
-    conn.execute("INSERT INTO meta (name, value) VALUES ('schema_version', '1')")
-    conn.execute(
-        "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk, report_type, received_at)"
-        " VALUES (?, 2940000, 144, 0, 2, 0)", [b"\x07" * 16],
-    )
+    write_first_release_tables(conn)
     conn.commit()
     conn.close()
     s = open_storage(path)
     try:
+        assert schema_version(s) == schema.SCHEMA_VERSION
         with s._transaction() as cur:
-            assert s._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
             row = s._exec(cur, "SELECT report_type, revised_report_type, revised_at FROM exposure_keys").fetchone()
             tokens = s._exec(cur, "SELECT COUNT(*) FROM revision_tokens").fetchone()[0]
         assert tuple(row) == (2, None, None) and tokens == 0
@@ -459,10 +453,9 @@ def test_a_schema_7_database_keeps_its_pending_and_exported_keys_in_the_export_q
     old.close()
     storage = open_storage(new_db)
     try:
+        assert schema_version(storage) == schema.SCHEMA_VERSION
         with storage._transaction() as cur:
-            version = storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
             ids = dict((bytes(k)[0], int(i)) for k, i in storage._exec(cur, "SELECT key_data, id FROM exposure_keys"))
-        assert version == str(schema.SCHEMA_VERSION)
         assert _queue(storage, "export_queue") == sorted(ids[b] for b in (2, 5, 6, 7))
         assert _queue(storage, "revision_queue") == sorted(ids[b] for b in (3, 5))
         assert exports.embargoed(storage, NOW).keys == 1
@@ -516,9 +509,7 @@ def test_a_schema_8_database_keeps_its_queue_with_each_key_as_it_stands(new_db, 
     old.close()
     storage = open_storage(new_db)
     try:
-        with storage._transaction() as cur:
-            version = storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0]
-        assert version == str(schema.SCHEMA_VERSION)
+        assert schema_version(storage) == schema.SCHEMA_VERSION
         unknown = int(empty_keys(1)["days_since_onset"][0])
         queued, _, revised = storage.pending_keys(interval_number(NOW), 0)
         assert {bytes(k["key"])[0]: (int(k["rolling_period"]), int(k["transmission_risk"]), int(k["report_type"]),
@@ -848,8 +839,7 @@ def test_a_schema_9_database_counts_failed_tries_per_client(new_db, monkeypatch)
     old.close()
     storage = open_storage(new_db)
     try:
-        with storage._transaction() as cur:
-            assert storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0] == str(schema.SCHEMA_VERSION)
+        assert schema_version(storage) == schema.SCHEMA_VERSION
         tokens = [storage.claim_code_try("192.0.2.1", NOW, NOW - 3600, 3) for _ in range(4)]
         assert [t is not None for t in tokens] == [True, True, True, False]
         assert storage.count_failures(0, "192.0.2.1") == 3 and storage.count_try_rows() == 1
