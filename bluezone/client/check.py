@@ -81,8 +81,9 @@ def resolve_pin(
         if pinned is None:
             state.pin(server, given, now)
             return given, True
-        return pinned, False
     if pinned is not None:
+        # also with the pinned key given (a config file's server-key): after a rotation such a node read
+        # every new batch as 'does not verify', where docs/server.md says a check stops at once (walk12)
         try:
             announced = client.signing_key()
         except KeyServerError:
@@ -90,6 +91,7 @@ def resolve_pin(
         if announced is not None and announced.public_key != pinned.public_key:
             raise ServerKeyChangedError(
                 f"the key server {server} now announces a different signing key than the one pinned: refusing"
+                " (if the health authority rotated its key, give the new one with --server-key FILE --repin)"
             )
         return pinned, False
     try:

@@ -273,6 +273,25 @@ def test_a_rotated_key_is_accepted_with_repin_only(server: Server, tmp_path: Pat
         rotated.storage.close()
 
 
+
+def test_a_node_that_gives_its_pinned_key_is_stopped_by_a_rotation_too(server: Server, tmp_path: Path) -> None:
+    """A node configured as the README says (`server-key` in config.toml) gives its pinned key on every
+    check, and the announced key was compared only without one: after the health authority rotated, it
+    listed every new batch as 'does not verify' on every check, where docs/server.md's rotation says a check
+    stops at once with what to do (walk12). Now the same stop; --repin with the new key still passes."""
+    _, nodes = make_nodes(tmp_path)
+    old_key = PinnedKey(server.signer.public_info()["public_key"])
+    assert check_node(server, nodes["b"], server_key=old_key).pinned_now
+    assert not check_node(server, nodes["b"], server_key=old_key).rejected  # the same key, announced: as before
+    rotated = Server(tmp_path / "rotated")  # the same URL, signing with a new key
+    new_key = PinnedKey(rotated.signer.public_info()["public_key"], "bluezone", "v2")
+    try:
+        with pytest.raises(ServerKeyChangedError, match="now announces a different signing key.*--server-key FILE --repin"):
+            check_node(rotated, nodes["b"], server_key=old_key)
+        assert not check_node(rotated, nodes["b"], server_key=new_key, repin=True).rejected
+    finally:
+        rotated.storage.close()
+
 def test_repin_goes_with_a_server_and_its_key(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
