@@ -382,8 +382,9 @@ class _StoreWithBluezone3:
         keep = self._within(since, until) & np.isin(self.rows["rpi"], wanted)
         return self._with_own(self.store.sightings_with_rpis(rpis, since, until), keep)
 
-    def count_sightings(self, since: float, until: float) -> int:
-        return int(self.store.count_sightings(since, until)) + int(np.count_nonzero(self._within(since, until)))
+    def count_sightings(self, since: float, until: float, at_most: int | None = None) -> int:
+        """The store's count (no further than ``at_most``) and the Bluezone v3 sightings'."""
+        return int(self.store.count_sightings(since, until, at_most)) + int(np.count_nonzero(self._within(since, until)))
 
 
 def own_f0_list(store: Any, now: float, days: int = 14) -> dict[str, Any]:
