@@ -791,12 +791,13 @@ def _print_check(result: Any, gaen: bool) -> None:
         d = v.as_dict()
         click.echo(
             f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']}): you were there "
-            f"{_local_span(d['your_visit'], d['date'])}, a case {_local_span(d['case_visit'], d['date'])}"
+            f"{_local_span(d['your_visit'], d['date'])}, {_cases(d)} {_local_span(d['case_visit'], d['date'])}"
             + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
         )
     for d in getattr(result, "earlier_venue", []):
         click.echo(
             f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']})"
+            + (f" with {_cases(d)}" if d.get("cases", 1) > 1 else "")
             + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
             + "  (reported by an earlier check)"
         )
@@ -806,6 +807,7 @@ def _print_check(result: Any, gaen: bool) -> None:
             f"{d['date']}  at {d['venue']} ({d['address']}): your own check-in ({_local_span(d['your_visit'], d['date'])}),"
             f" uploaded {dt.datetime.fromisoformat(d['uploaded_at']).astimezone():%Y-%m-%d}: published to warn others"
             " who were there, not an exposure"
+            + ("" if d["recorded"] else " (known by its times: the bluezone that sent it kept no record of its reports)")
         )
     if getattr(result, "venue_files", []) or getattr(result, "earlier_venue", []):
         click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)"
@@ -813,6 +815,12 @@ def _print_check(result: Any, gaen: bool) -> None:
     advice = _what_now(result)
     if advice:
         click.echo(advice)
+
+
+def _cases(exposure: dict[str, Any]) -> str:
+    """Who else was there: "a case", or "2 cases" when that many reports share the very same minutes."""
+    cases = int(exposure.get("cases", 1))  # (an exposure remembered by an older version has no count)
+    return "a case" if cases == 1 else f"{cases} cases"
 
 
 def _local_span(visit: dict[str, str], day: str) -> str:
@@ -999,7 +1007,9 @@ def upload(
             include_today = ask_before_sending(
                 "upload", "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?"
             )
-        plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False)
+        plan = plan_upload(
+            store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False, server=server_url
+        )
         if dry_run:
             click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
             return
@@ -1040,6 +1050,9 @@ def upload(
                 outgoing = ()
         elif plan.checkins_too_short:  # listed nowhere else: the F0 would wonder why a visit is missing
             click.echo(_too_short_line(plan.checkins_too_short), err=True)
+        if plan.checkins_sent_before:
+            click.echo(f"  ({plan.checkins_sent_before} check-in(s) went to this server with an earlier upload and are"
+                       " not sent again: a second copy would read to the others who were there as a second case)", err=True)
         with KeyServerClient(server_url) as client:
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
             result = upload_own_keys(

@@ -511,21 +511,33 @@ def _venue_exposures(
     the reports this device uploaded itself (``result.own_checkins``: an F0 is not its own contact)."""
     if reports and load_visits is not None:
         mine = load_visits()
-        others, result.own_checkins = set_aside_own(reports, mine, store.checkin_uploads())
+        others, result.own_checkins = set_aside_own(
+            reports, mine, store.checkin_uploads(), store.checkin_uploads_unrecorded(server)
+        )
+        # a report told of before is not news (a file replayed under another name); another case's report
+        # of the very same minutes, in a later file, is
+        told_macs = store.venue_reports_told([r.mac for r in others])
+        others = [r for r in others if r.mac not in told_macs]
         result.venue_exposures = match_venue_reports(mine, others)
+        store.save_venue_reports_told([r.mac for r in others], now)
     # venue exposures are repeated too (kept beside the Bluetooth ones, under their own name)
     venue_memory = server + VENUE_MEMORY
     result.earlier_venue = [e for _, _, e in store.reported_exposures(venue_memory, now)]
-    told = [json.dumps(e, sort_keys=True) for e in result.earlier_venue]  # a replayed file's warnings are not news
-    result.venue_exposures = [v for v in result.venue_exposures if json.dumps(v.as_dict(), sort_keys=True) not in told]
-    store.save_reported_exposures(
-        venue_memory,
-        [
-            (v.warning.location_id_hash + v.visit.id.to_bytes(8, "big"), v.date, v.overlap_start, v.overlap_end, v.as_dict())
-            for v in result.venue_exposures
-        ],
-        now,
-    )
+    # told by a version that kept no reports' MACs (its exposures have no "cases"): alike is a replay
+    told = [json.dumps(e, sort_keys=True) for e in result.earlier_venue if "cases" not in e]
+    result.venue_exposures = [
+        v for v in result.venue_exposures
+        if json.dumps({k: x for k, x in v.as_dict().items() if k != "cases"}, sort_keys=True) not in told
+    ]
+    # the same minutes told before, now of another case: remembered as both
+    before = {(e["checkin_id"], e["overlap_start"], e["overlap_end"]): int(e.get("cases", 1)) for e in result.earlier_venue}
+    remembered = []
+    for v in result.venue_exposures:
+        shown = v.as_dict()
+        shown["cases"] += before.get((shown["checkin_id"], shown["overlap_start"], shown["overlap_end"]), 0)
+        key = v.warning.location_id_hash + v.visit.id.to_bytes(8, "big")
+        remembered.append((key, v.date, v.overlap_start, v.overlap_end, shown))
+    store.save_reported_exposures(venue_memory, remembered, now)
 
 
 def _concatenate_freeing(parts: list[np.ndarray], release_every: int = 32 << 20) -> np.ndarray:

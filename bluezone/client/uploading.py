@@ -100,12 +100,15 @@ class UploadPlan:
     #: visits in the same days too short to send (under 5 minutes once put on the 10-minute grid, or begun
     #: just now): they stay on the device, and the F0 is told so rather than left to wonder
     checkins_too_short: int = 0
+    #: visits sent to this server by an earlier upload (a "likely" code, then the confirmed one), not sent again:
+    #: a check-in report has no report type to revise, and a second copy reads to visitors as a second case
+    checkins_sent_before: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "keys": _key_rows(self.keys), "today_in_use": self.today_in_use, "include_today": self.include_today,
             "checkins": [r.as_dict() for r in self.checkins], "checkins_left_out": self.checkins_left_out,
-            "checkins_too_short": self.checkins_too_short,
+            "checkins_too_short": self.checkins_too_short, "checkins_sent_before": self.checkins_sent_before,
         }
 
 
@@ -186,7 +189,7 @@ def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
 
 def _nothing_to_upload(
     daily: list[DailyKey], now: float, include_today: bool, days: int, exposure_date: dt.date | None,
-    checkins: bool = False,
+    checkins: bool = False, sent_before: int = 0,
 ) -> InputError:
     """Why there is nothing to send: when only today's key (still on air) is there, how to send it."""
     if not include_today and today_key_in_use(daily, now):
@@ -197,39 +200,44 @@ def _nothing_to_upload(
         )
     since = f"since {exposure_date}" if exposure_date else f"of the last {days} days"
     checked_in = " and no check-ins" if checkins else ""
+    if sent_before:
+        checked_in = f" and no check-ins not sent before ({sent_before} went to this server already)"
     return InputError(f"no daily keys{checked_in} {since} in this database: nothing to upload")
 
 
 def plan_upload(
     store: SightingStore, now: float, include_today: bool, days: int = UPLOAD_DAYS,
-    exposure_date: dt.date | None = None, checkins: bool = True,
+    exposure_date: dt.date | None = None, checkins: bool = True, server: str | None = None,
 ) -> UploadPlan:
     """The keys ``upload_own_keys`` would send at ``now`` (only those from ``exposure_date`` on, for a
     close contact with a recursive code) and, with ``checkins``, the venue check-ins since the first of those days (today's too;
-    none for a close contact: a venue warning says that a case was there);
-    InputError when there are no keys."""
+    none for a close contact: a venue warning says that a case was there), but not the minutes of them
+    an earlier upload to ``server`` sent (docs/venues.md, "Uploading again"); InputError when there are no keys."""
     daily = store.daily_keys()
     keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date)
     checkins_only = len(keys) == 0 and checkins and exposure_date is None and not _upload_selection(daily, now, True, days)
     if len(keys) == 0 and not checkins_only:
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
     outgoing: tuple[Any, ...] = ()
-    left_out = too_short = 0
+    left_out = too_short = sent_before = 0
     if checkins and exposure_date is None:  # a close contact's visits would be told as a case's
         # the check-ins of the days whose keys go; with no keys at all (a device that only checked in,
         # never ran the daemon) those of the same 14 days
         first = int(keys["rolling_start"].min()) if len(keys) else rolling_start(now) - days * ROLLING_PERIOD
         since_time = first * INTERVAL_SECONDS
         stays = [v for v in visits(store, since_time) if v.start < now]
-        reports = reports_to_upload(stays, since_time, now)
+        sent = store.checkin_sent_until(base_url_of(server)) if server else {}
+        reports = reports_to_upload(stays, since_time, now, sent_until=sent)
+        going = {r.visit.id for r in reports}
+        sent_before = len({v.id for v in stays if v.id in sent} - going)
         # too short: a visit of these days that rounds to nothing (one begun before them is cut at their
         # start, as every key before them is: not sent, and not short)
-        too_short = len({v.id for v in stays if v.start >= since_time} - {r.visit.id for r in reports})
+        too_short = len({v.id for v in stays if v.start >= since_time and v.id not in sent} - going)
         chosen, left_out = longest_of_each_day(reports)
         outgoing = tuple(chosen)
     if checkins_only and not outgoing:
-        raise _nothing_to_upload(daily, now, include_today, days, exposure_date, checkins=True)
-    return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing, left_out, too_short)
+        raise _nothing_to_upload(daily, now, include_today, days, exposure_date, checkins=True, sent_before=sent_before)
+    return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing, left_out, too_short, sent_before)
 
 
 def dry_run_request(
@@ -305,7 +313,7 @@ def upload(
     check_symptom_onset(symptom_onset, now)
     code = check_code(code)
     with SightingStore.open(db_path, create=False, purge_now=now) as store, KeyServerClient(server_url, http=http) as client:
-        plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins)
+        plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins, server=server_url)
         return upload_own_keys(
             store, client, code, now, include_today=include_today, symptom_onset_interval=onset_interval(symptom_onset),
             exposure_date=exposure_date, checkins=plan.checkins, checkins_left_out=plan.checkins_left_out,

@@ -211,8 +211,34 @@ def _v8(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v9(db: sqlite_utils.Database) -> None:
+    """The venue reports a check has told of (by MAC, so a second case's report of the same minutes in a
+    later file is news and a replayed file's is not), and the check-ins an upload may have carried
+    without a record of its reports (``checkin_uploads_unrecorded``): a store upgraded from schema 7
+    knows only its last upload's server and time (the revision token, kept 14 days), never the reports
+    it sealed (their MACs cover a random IV) nor whether the F0 let its check-ins go (asked, optional).
+    Every check-in begun before that upload and ending within the 14 days before it is recorded as
+    possibly sent; a check sets aside a warning with exactly the times that upload would have sent for
+    it (docs/venues.md, "Upgraded from schema 7").  Only when no upload of this store is on record: a
+    store at schema 8 that kept none (its uploads had no check-ins) records the same, harmlessly for
+    the upload (it ignores the table) and at the cost, for an F0, of another case's identical report."""
+    db.execute("CREATE TABLE IF NOT EXISTS venue_reports_told (mac BLOB PRIMARY KEY, told_at REAL NOT NULL)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS checkin_uploads_unrecorded (checkin_id INTEGER NOT NULL, server TEXT NOT NULL,"
+        " uploaded_at REAL NOT NULL, PRIMARY KEY (checkin_id, server))"
+    )
+    if db.execute("SELECT 1 FROM checkin_uploads LIMIT 1").fetchone():
+        return
+    db.execute(
+        "INSERT OR IGNORE INTO checkin_uploads_unrecorded (checkin_id, server, uploaded_at)"
+        " SELECT c.id, t.server, t.saved_at FROM checkins c JOIN keyserver_revision_tokens t"
+        " ON c.start_time < t.saved_at AND c.end_time > t.saved_at - ? WHERE c.end_time < 1e300",
+        [RETENTION_DAYS * DAY_SECONDS],
+    )
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns bluezone reads, by the schema version that added them.  A file is checked
@@ -245,6 +271,10 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
         "keyserver_rejected": frozenset({"server", "public_key", "name", "reason", "rejected_at"}),
     },
     8: {"checkin_uploads": frozenset({"mac", "checkin_id", "server", "end_time", "uploaded_at"})},
+    9: {
+        "venue_reports_told": frozenset({"mac", "told_at"}),
+        "checkin_uploads_unrecorded": frozenset({"checkin_id", "server", "uploaded_at"}),
+    },
 }
 
 
@@ -971,6 +1001,11 @@ class SightingStore:
                     "DELETE FROM checkin_uploads WHERE end_time < ? OR checkin_id NOT IN (SELECT id FROM checkins)",
                     (cutoff,),
                 )
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'venue_reports_told'").fetchone():
+                conn.execute("DELETE FROM venue_reports_told WHERE told_at < ?", (cutoff,))
+                conn.execute(
+                    "DELETE FROM checkin_uploads_unrecorded WHERE checkin_id NOT IN (SELECT id FROM checkins)"
+                )
             # (the key-server tables are there from schema 7 on; tests also purge stores kept at an older schema)
             if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
                 conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
@@ -1120,6 +1155,39 @@ class SightingStore:
                 "INSERT OR REPLACE INTO checkin_uploads (mac, checkin_id, server, end_time, uploaded_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 [(bytes(mac), int(checkin_id), server, float(end), float(now)) for mac, checkin_id, end in rows],
+            )
+
+    def checkin_sent_until(self, server: str) -> dict[int, float]:
+        """Check-in id -> the end of the latest part of it sent to ``server`` (an upload sends only what follows)."""
+        rows = self._conn.execute(
+            "SELECT checkin_id, MAX(end_time) FROM checkin_uploads WHERE server = ? GROUP BY checkin_id", (server,)
+        ).fetchall()
+        return {int(r[0]): float(r[1]) for r in rows}
+
+    def checkin_uploads_unrecorded(self, server: str) -> dict[int, float]:
+        """Check-in id -> when an upload to ``server`` that kept no record of its reports may have sent it
+        (a store upgraded from schema 7: ``_v9``)."""
+        rows = self._conn.execute(
+            "SELECT checkin_id, uploaded_at FROM checkin_uploads_unrecorded WHERE server = ?", (server,)
+        ).fetchall()
+        return {int(r[0]): float(r[1]) for r in rows}
+
+    def venue_reports_told(self, macs: Sequence[bytes]) -> set[bytes]:
+        """Which of ``macs`` (venue reports) a check has told of before."""
+        told: set[bytes] = set()
+        for i in range(0, len(macs), 500):
+            chunk = [bytes(m) for m in macs[i : i + 500]]
+            rows = self._conn.execute(
+                f"SELECT mac FROM venue_reports_told WHERE mac IN ({', '.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            told.update(bytes(r[0]) for r in rows)
+        return told
+
+    def save_venue_reports_told(self, macs: Sequence[bytes], now: float) -> None:
+        """Remember venue reports a check told of (purged after 14 days, as the files that carry them)."""
+        with self._conn:
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO venue_reports_told (mac, told_at) VALUES (?, ?)", [(bytes(m), now) for m in macs]
             )
 
     def checkin_uploads(self) -> dict[bytes, tuple[int, float]]:

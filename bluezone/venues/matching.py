@@ -13,14 +13,14 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import VenueError
 from bluezone.venues.location import location_id_hash
 from bluezone.keyformat.venue_reports import ProtectedReport, VenueWarning
-from bluezone.venues.visits import Visit, iso, overlap, split_at_midnight
+from bluezone.venues.visits import Visit, iso, overlap, report_times, split_at_midnight
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class VenueExposure:
     warning: VenueWarning
     overlap_start: float
     overlap_end: float
+    #: how many reports (cases) share exactly these minutes of my visit; the highest risk's is ``warning``
+    cases: int = 1
 
     @property
     def minutes(self) -> float:
@@ -57,6 +59,7 @@ class VenueExposure:
             "overlap_minutes": round(self.minutes, 1),
             "fifteen_minutes_or_more": self.minutes >= LONG_OVERLAP_MINUTES,
             "transmission_risk": self.warning.transmission_risk,
+            "cases": self.cases,
             "checkin_id": self.visit.id,
         }
 
@@ -64,10 +67,12 @@ class VenueExposure:
 @dataclass(frozen=True)
 class OwnCheckIn:
     """One of my visits that a venue-warning file names because this device uploaded it: it warns the
-    others who were there, not me (not an exposure)."""
+    others who were there, not me (not an exposure).  ``recorded`` False: uploaded by a version that kept
+    no record of its reports (schema 7), known by its times alone (``set_aside_own``)."""
 
     visit: Visit
     uploaded_at: float
+    recorded: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,29 +81,61 @@ class OwnCheckIn:
             "address": self.visit.address,
             "your_visit": {"start": iso(self.visit.start), "end": iso(self.visit.end)},
             "uploaded_at": iso(self.uploaded_at),
+            "recorded": self.recorded,
             "checkin_id": self.visit.id,
         }
 
 
 def set_aside_own(
-    reports: Iterable[ProtectedReport], visits: Sequence[Visit], uploaded: Mapping[bytes, tuple[int, float]]
+    reports: Iterable[ProtectedReport], visits: Sequence[Visit], uploaded: Mapping[bytes, tuple[int, float]],
+    unrecorded: Mapping[int, float] | None = None,
 ) -> tuple[list[ProtectedReport], list[OwnCheckIn]]:
     """The reports to match (every one but this device's own), and my visits that those set aside came from.
 
     ``uploaded`` maps the MAC of each report this device sealed and sent to (its check-in's id, when sent).
     A MAC covers the report's random IV, so a report is known as mine only if I sealed it: another
     case's warning for the same venue and the same minutes is still matched.  (CWA marks a check-in
-    ``checkinSubmitted`` once sent; bluezone keeps the reports, which tells its own from an identical one.)"""
+    ``checkinSubmitted`` once sent; bluezone keeps the reports, which tells its own from an identical one.)
+    ``unrecorded`` maps a check-in an upload may have sent without recording its reports (a store upgraded
+    from schema 7) to that upload's time: a report of its venue with exactly the times that upload would
+    have sent is taken for mine (an identical report of another case too: a cost borne only by an F0,
+    for at most 14 days after the upgrade)."""
+    unrecorded = unrecorded or {}
+    expected: dict[bytes, list[tuple[Visit, float, list[tuple[int, int]]]]] = {}
+    for visit in visits:
+        if visit.id in unrecorded:
+            at = unrecorded[visit.id]
+            expected.setdefault(location_id_hash(visit.location_id), []).append(
+                (visit, at, report_times(visit, visit.start, at))
+            )
     others: list[ProtectedReport] = []
-    first_sent: dict[int, float] = {}
+    first_sent: dict[int, tuple[float, bool]] = {}
     for report in reports:
-        sent = uploaded.get(report.mac)
+        by_mac = uploaded.get(report.mac)
+        sent = (*by_mac, True) if by_mac else _sent_unrecorded(report, expected.get(report.location_id_hash, ()))
         if sent is None:
             others.append(report)
         else:
-            first_sent[sent[0]] = min(sent[1], first_sent.get(sent[0], sent[1]))
-    own = [OwnCheckIn(v, first_sent[v.id]) for v in visits if v.id in first_sent]
+            visit_id, at, recorded = sent
+            earlier = first_sent.get(visit_id)
+            first_sent[visit_id] = (at, recorded) if earlier is None or at < earlier[0] else earlier
+    own = [OwnCheckIn(v, *first_sent[v.id]) for v in visits if v.id in first_sent]
     return others, sorted(own, key=lambda o: (o.visit.start, o.visit.id))
+
+
+def _sent_unrecorded(
+    report: ProtectedReport, candidates: Iterable[tuple[Visit, float, list[tuple[int, int]]]]
+) -> tuple[int, float, bool] | None:
+    """(check-in id, upload time, False) if ``report`` has exactly the times an unrecorded upload would have
+    sent of one of ``candidates`` (my visits of its venue), else None."""
+    for visit, at, times in candidates:
+        try:
+            warning = report.open(visit.location_id)
+        except VenueError:
+            return None
+        if (warning.start_interval, warning.period) in times:
+            return visit.id, at, False
+    return None
 
 
 def match_venue_reports(visits: Sequence[Visit], reports: Iterable[ProtectedReport]) -> list[VenueExposure]:
@@ -127,15 +164,18 @@ def match_venue_reports(visits: Sequence[Visit], reports: Iterable[ProtectedRepo
 
 
 def _one_per_overlap(found: list[VenueExposure]) -> list[VenueExposure]:
-    """One exposure per visit and overlap (the highest transmission risk): a case who uploads twice (a
-    "likely" code, then the confirmed one) has its check-ins published twice, sealed anew, and the
-    visitor was told the same minutes at the same venue twice, as if two cases had been there."""
+    """One exposure per visit and overlap (the highest transmission risk's report), counting the reports
+    that share it: each is a case who was there (an upload sends a visit once, ``upload.reports_to_upload``;
+    the server cannot read reports to refuse a copy), and two cases in the room matter to the visitor
+    more than one.  One line, not one per case: the minutes are the same."""
     best: dict[tuple[int, float, float], VenueExposure] = {}
+    count: dict[tuple[int, float, float], int] = {}
     for e in found:
         key = (e.visit.id, e.overlap_start, e.overlap_end)
+        count[key] = count.get(key, 0) + 1
         if key not in best or e.warning.transmission_risk > best[key].warning.transmission_risk:
             best[key] = e
-    return list(best.values())
+    return [replace(e, cases=count[key]) for key, e in best.items()]
 
 
 def _join_at_midnight(found: list[VenueExposure]) -> list[VenueExposure]:
@@ -156,7 +196,7 @@ def _join_at_midnight(found: list[VenueExposure]) -> list[VenueExposure]:
                 w.location_id_hash, w.start_interval, w.period + e.warning.period,
                 max(w.transmission_risk, e.warning.transmission_risk),
             )
-            joined[-1] = VenueExposure(e.visit, case, last.overlap_start, e.overlap_end)
+            joined[-1] = VenueExposure(e.visit, case, last.overlap_start, e.overlap_end, max(last.cases, e.cases))
         else:
             joined.append(e)
     return sorted(joined, key=lambda e: (e.overlap_start, e.visit.id))

@@ -10,7 +10,7 @@ way are cut at ``now``; visits that round to no interval (under 5 minutes) are n
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from bluezone.errors import VenueError
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.location import Venue
 from bluezone.keyformat.venue_reports import ProtectedReport
-from bluezone.venues.visits import Visit, iso, local_time, snap_to_intervals, split_at_midnight
+from bluezone.venues.visits import Visit, iso, local_time, report_times
 
 #: Transmission risk level sent with every check-in (CWA's levels are 1-8; bluezone's keys carry
 #: no per-day risk either, so one middle level; the matcher reports it and does not weigh it).
@@ -55,23 +55,18 @@ class OutgoingReport:
 
 
 def reports_to_upload(
-    visits: Iterable[Visit], since: float, now: float, transmission_risk: int = DEFAULT_TRANSMISSION_RISK
+    visits: Iterable[Visit], since: float, now: float, transmission_risk: int = DEFAULT_TRANSMISSION_RISK,
+    sent_until: Mapping[int, float] | None = None,
 ) -> list[OutgoingReport]:
-    """Sealed reports for the visits that overlap ``since`` .. ``now``, oldest first."""
-    out: list[OutgoingReport] = []
-    for visit in sorted(visits, key=lambda v: v.start):
-        start, end = max(visit.start, since), min(visit.end, now)
-        snapped = snap_to_intervals(start, end) if end > start else None
-        if snapped is None:
-            continue
-        first, periods = snapped
-        grid_start, grid_end = first * INTERVAL_SECONDS, (first + periods) * INTERVAL_SECONDS
-        for part_start, part_end in split_at_midnight(grid_start, grid_end):
-            s = int(part_start) // INTERVAL_SECONDS
-            p = int(part_end) // INTERVAL_SECONDS - s
-            if p > 0:
-                out.append(OutgoingReport(visit, s, p, ProtectedReport.seal(visit.location_id, s, p, transmission_risk)))
-    return out
+    """Sealed reports for the visits that overlap ``since`` .. ``now``, oldest first; of a visit in
+    ``sent_until`` (check-in id -> end of what an earlier upload to the same server sent) only the
+    minutes after that: a visit sent again would read to everyone who was there as a second case."""
+    sent_until = sent_until or {}
+    return [
+        OutgoingReport(visit, s, p, ProtectedReport.seal(visit.location_id, s, p, transmission_risk))
+        for visit in sorted(visits, key=lambda v: v.start)
+        for s, p in report_times(visit, since, now, sent_until.get(visit.id))
+    ]
 
 
 def owner_warning_reports(

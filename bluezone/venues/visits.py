@@ -73,6 +73,26 @@ def snap_to_intervals(start: float, end: float) -> tuple[int, int] | None:
     return first, periods
 
 
+def report_times(visit: Visit, since: float, now: float, sent_until: float | None = None) -> list[tuple[int, int]]:
+    """(first interval, intervals) of each report an upload at ``now`` sends of ``visit`` (its part
+    after ``since``, on the grid, one per UTC day), leaving out what ends by ``sent_until``."""
+    start, end = max(visit.start, since), min(visit.end, now)
+    snapped = snap_to_intervals(start, end) if end > start else None
+    if snapped is None:
+        return []
+    first, periods = snapped
+    grid_start, grid_end = float(first * INTERVAL_SECONDS), float((first + periods) * INTERVAL_SECONDS)
+    if sent_until is not None:  # a part sent ends on the grid; a visit still under way then may have grown since
+        grid_start = max(grid_start, sent_until)
+    out = []
+    for part_start, part_end in split_at_midnight(grid_start, grid_end):
+        s = int(part_start) // INTERVAL_SECONDS
+        p = int(part_end) // INTERVAL_SECONDS - s
+        if p > 0:
+            out.append((s, p))
+    return out
+
+
 def split_at_midnight(start: float, end: float) -> list[tuple[float, float]]:
     """The visit's parts, one per UTC day it touches (an inverted visit has none)."""
     if end < start:

@@ -24,6 +24,7 @@ from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon
 from bluezone.venues.broadcast import run_beacon
+from bluezone.venues.checkins import record_visit
 from bluezone.venues.nearby import BeaconCheckIns
 from bluezone.venues.owner import load_venue_dir
 
@@ -293,11 +294,14 @@ def test_upload_says_what_it_sent_and_what_the_server_kept_of_the_checkins(live_
         assert rc == 0, err
         return out.strip()
 
-    assert upload("likely") == "uploaded 1 key(s) and 1 check-in(s); the server stored 1 new and 1 check-in(s)"
     assert upload("negative") == (
-        "uploaded 1 key(s) and 1 check-in(s); the server stored 0 new, revised 1 and 0 check-in(s)"
+        "uploaded 1 key(s) and 1 check-in(s); the server stored 0 new and 0 check-in(s)"
         " (it publishes none under a negative test's or a close contact's code)"
     )
+    # not published: a later positive test sends it
+    assert upload("likely") == "uploaded 1 key(s) and 1 check-in(s); the server stored 1 new and 1 check-in(s)"
+    # published: not sent again (a second copy reads to the others who were there as a second case)
+    assert upload("confirmed") == "uploaded 1 key(s); the server stored 0 new, revised 1"
 
 
 def test_a_device_that_only_checked_in_uploads_its_checkins_alone(live_server: dict, tmp_path: Path) -> None:
@@ -408,18 +412,41 @@ def test_an_f0_is_still_warned_by_another_case_and_of_visits_it_did_not_upload(l
 
 
 def test_a_case_who_uploads_on_a_likely_code_then_the_confirmed_one_warns_once(live_server: dict, tmp_path: Path) -> None:
-    """Both uploads send the check-in (sealed anew), the server publishes both: the visitor read the same
-    hour at the same café twice ('2 venue exposure(s)'), and the F0 is told of its own once."""
+    """The confirmed upload does not send the check-in the likely one sent (it was sealed anew and published
+    twice: to the visitor, two cases); a second case of the very same hour, in a later file, is told as news
+    and remembered as '2 cases'; the F0 is told of its own once."""
     now = clear_of_midnight(3)
     f0_db, visitor_db = _f0_and_visitor_checked_in(tmp_path, now, "Quán Phở", "Chợ Lớn", f0_keys=True)
+    sent = []
     for test_type in ("likely", "confirmed"):
         code = json.loads(run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
                               str(live_server["keys"]), "--type", test_type, "--json")[1])["code"]
         rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes", "--json")
-        assert rc == 0 and json.loads(out)["checkins_stored"] == 1, err
+        assert rc == 0, err
+        sent.append(json.loads(out)["checkins_sent"])
+    assert sent == [1, 0]
+    rc, out, err = run("upload", "--server", live_server["url"] + "/v1/", "--code", "12345678", "--db", str(f0_db),
+                       "--dry-run")  # the same server, however its URL is written
+    assert rc == 0 and "checkInProtectedReports" not in json.loads(out), err
     _export(live_server)
-    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db))
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
     assert rc == 0, err
-    assert "1 venue exposure(s) from 1 venue-warning file(s)" in out and out.count("at Quán Phở") == 1
+    [exposure] = json.loads(out)["venue_exposures"]
+    assert exposure["cases"] == 1
     report = json.loads(run("check", "--server", live_server["url"], "--db", str(f0_db), "--json")[1])
     assert report["venue_exposures"] == [] and len(report["own_checkins_published"]) == 1
+
+    # another case, there the very same hour, uploads a day later: news to the visitor, not a replay
+    case_db = tmp_path / "case.db"
+    with SightingStore.open(case_db) as store:
+        record_visit(store, load_venue_dir(tmp_path / "v").venue, now - 3 * 3600, now - 2 * 3600, now)
+        store.save_daily_key(DailyKey.generate(now - 86400))
+    assert _upload(live_server, case_db)["checkins_stored"] == 1
+    _export(live_server)
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
+    assert rc == 0, err
+    [news] = json.loads(out)["venue_exposures"]
+    assert news == exposure  # the same minutes, one case more
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db))
+    assert rc == 0, err
+    assert out.count("at Quán Phở (Chợ Lớn) with 2 cases") == 1 and "(reported by an earlier check)" in out

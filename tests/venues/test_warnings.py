@@ -168,13 +168,105 @@ def test_uploaded_checkins_are_remembered_upgraded_and_purged_with_their_checkin
         assert visits(store) == [] and store.checkin_uploads() == {}
 
 
-def test_a_case_who_uploaded_twice_is_one_exposure() -> None:
-    """A 'likely' code, then the confirmed one: the case's check-ins are sealed and published twice, and a
-    visitor was told the same hour at the same café twice.  A report of other minutes still counts apart."""
+def test_two_cases_with_the_same_minutes_are_one_exposure_of_two_cases() -> None:
+    """Two reports of the very same minutes at my café are two cases (an upload sends a visit once): one
+    exposure, counted twice, the higher risk kept.  A report of other minutes still counts apart."""
+    from dataclasses import replace
+
     stay = visit(CAFE, T0 + 3600, T0 + 7200)
-    case = visit(CAFE, T0 + 3600, T0 + 7200, vid=9)
-    first, again = (reports_to_upload([case], since=T0, now=T0 + DAY)[0] for _ in range(2))
-    assert first.report != again.report
+    first, second = (reports_to_upload([visit(CAFE, T0 + 3600, T0 + 7200, vid=9)], since=T0, now=T0 + DAY)[0]
+                     for _ in range(2))
+    assert first.report != second.report
+    riskier = replace(first, report=ProtectedReport.seal(CAFE.location_id, first.start_interval, first.period, 8))
     later = reports_to_upload([visit(CAFE, T0 + 5400, T0 + 9000, vid=9)], since=T0, now=T0 + DAY)[0]
-    found = match_venue_reports([stay], [first.report, again.report, later.report])
-    assert [(e.minutes, e.overlap_start) for e in found] == [(60, T0 + 3600), (30, T0 + 5400)]
+    found = match_venue_reports([stay], [second.report, riskier.report, later.report])
+    assert [(e.minutes, e.overlap_start, e.cases) for e in found] == [(60, T0 + 3600, 2), (30, T0 + 5400, 1)]
+    assert found[0].warning.transmission_risk == 8 and found[0].as_dict()["cases"] == 2
+    # two cases there across UTC midnight: one exposure of 40 minutes, two cases
+    night = visit(CAFE, T0 + DAY - 1200, T0 + DAY + 1200)
+    halves = [r.report for _ in range(2) for r in reports_to_upload([replace(night, id=5)], since=T0, now=T0 + 2 * DAY)]
+    [joined] = match_venue_reports([night], halves)
+    assert (joined.minutes, joined.cases) == (40, 2)
+
+
+def test_an_upload_sends_a_visit_once_and_what_it_grew_by() -> None:
+    """What an earlier upload to the server sent (up to the end of its part) is left out: a visit sent whole
+    goes no more, one under way then sends only its minutes since."""
+    done = visit(CAFE, T0 + 3600, T0 + 7200, vid=1)
+    ongoing = visit(SHOP, T0 + 9000, T0 + 14400, vid=2)
+    first = reports_to_upload([done, ongoing], since=T0, now=T0 + 10800)
+    assert [(r.visit.id, r.start_interval * 600 - T0, r.period) for r in first] == [(1, 3600, 6), (2, 9000, 3)]
+    sent = {r.visit.id: (r.start_interval + r.period) * 600.0 for r in first}
+    again = reports_to_upload([done, ongoing], since=T0, now=T0 + DAY, sent_until=sent)
+    assert [(r.visit.id, r.start_interval * 600 - T0, r.period) for r in again] == [(2, 10800, 6)]
+    assert reports_to_upload([done], since=T0, now=T0 + DAY, sent_until={2: T0 + DAY}) != []  # another visit's record
+
+
+def test_a_store_upgraded_from_schema_7_knows_its_last_upload_by_the_times_it_sent(tmp_path) -> None:
+    """A schema-7 store kept no record of the reports it uploaded, only its last upload's server and time
+    (the revision token).  After the upgrade a warning with exactly the times that upload sent of one of its
+    visits is its own (set aside, 'recorded' False); other times at the same café, or a visit begun after
+    that upload, still warn.  A store that recorded its uploads infers nothing."""
+    import sqlite_utils
+
+    from bluezone.proximity import store as store_module
+    from bluezone.proximity.store import SightingStore
+    from bluezone.venues.checkins import visits
+    from bluezone.venues.matching import set_aside_own
+
+    server, uploaded_at = "https://keys.example", T0 + DAY + 4000
+    path = tmp_path / "old.db"
+    old = sqlite_utils.Database(path)
+    for migration in store_module.MIGRATIONS[:7]:
+        migration(old)
+    old.execute("PRAGMA user_version = 7")
+    rows = [  # sent whole; under way at the upload (cut there); begun after it
+        (CAFE, T0 + 3600, T0 + 7200), (SHOP, T0 + DAY + 1800, T0 + DAY + 9000), (CAFE, T0 + DAY + 5000, T0 + DAY + 8600),
+    ]
+    for venue, start, end in rows:
+        old.execute(
+            "INSERT INTO checkins (location_id, payload, description, address, start_time, end_time, checked_out,"
+            " source, created_at) VALUES (?, ?, ?, ?, ?, ?, 1, 'url', ?)",
+            [venue.location_id, venue.payload, venue.description, venue.address, start, end, start],
+        )
+    old.execute("INSERT INTO keyserver_revision_tokens (server, token, saved_at) VALUES (?, 't', ?)", [server, uploaded_at])
+    old.conn.commit()
+    old.close()
+    with SightingStore.open(path) as store:
+        cafe, shop, later = visits(store)
+        unrecorded = store.checkin_uploads_unrecorded(server)
+        assert unrecorded == {cafe.id: uploaded_at, shop.id: uploaded_at} and store.checkin_uploads_unrecorded("x") == {}
+        uploaded = store.checkin_uploads()
+    mine = [r.report for r in reports_to_upload([cafe, shop], since=T0, now=uploaded_at)]
+    assert [r.period for r in reports_to_upload([shop], since=T0, now=uploaded_at)] == [4]  # cut at the upload
+    others_times = reports_to_upload([visit(CAFE, T0 + 4200, T0 + 7200, vid=9)], since=T0, now=T0 + DAY)[0].report
+    after = reports_to_upload([visit(CAFE, T0 + DAY + 5000, T0 + DAY + 8600, vid=9)], since=T0, now=T0 + 2 * DAY)[0].report
+    others, own = set_aside_own([*mine, others_times, after], [cafe, shop, later], uploaded, unrecorded)
+    assert others == [others_times, after]
+    assert [(o.visit.id, o.uploaded_at, o.recorded) for o in own] == [(cafe.id, uploaded_at, False), (shop.id, uploaded_at, False)]
+    assert own[0].as_dict()["recorded"] is False
+    assert [e.visit.id for e in match_venue_reports([cafe, shop, later], others)] == [cafe.id, later.id]
+    assert set_aside_own(mine, [cafe, shop], uploaded) == (mine, [])  # without the upgrade's inference: warned
+
+    # a store that recorded an upload's reports (schema 8) infers nothing from its token
+    path8 = tmp_path / "eight.db"
+    with SightingStore.open(path8) as store:
+        v = record_visit_at(store, CAFE, T0 + 3600, T0 + 7200)
+        sent = reports_to_upload([v], since=T0, now=uploaded_at)
+        from bluezone.venues.upload import remember_uploaded
+
+        remember_uploaded(store, sent, server, uploaded_at)
+        store.save_revision_token(server, "t", uploaded_at)
+    eight = sqlite_utils.Database(path8)
+    eight.execute("DROP TABLE venue_reports_told")
+    eight.execute("DROP TABLE checkin_uploads_unrecorded")
+    eight.execute("PRAGMA user_version = 8")
+    eight.close()
+    with SightingStore.open(path8) as store:
+        assert store.schema_version == store_module.SCHEMA_VERSION and store.checkin_uploads_unrecorded(server) == {}
+
+
+def record_visit_at(store, venue: Venue, start: float, end: float):
+    from bluezone.venues.checkins import record_visit
+
+    return record_visit(store, venue, start, end, now=end + 60)
