@@ -117,6 +117,16 @@ class BluezoneGroup(click.Group):
                 _usage_error(exc)
         return super().make_context(info_name, args, parent, **extra)
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        found = super().resolve_command(ctx, args)
+        if ctx.parent is None and not ctx.resilient_parsing:  # the command named is imported now: its variables known
+            from bluezone.cliconfig import warn_unknown_envvars
+
+            warn_unknown_envvars(self)
+        return found
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is not None:

@@ -20,12 +20,16 @@ sighting database is ``BLUEZONE_DB`` for every command that takes one (a command
 ``BLUEZONE_<COMMAND>_DB`` wins over it).  Options that send keys
 or replace one without asking (``--yes``, ``--include-today``, ``--force``) have no variable.  The command line
 wins over the environment, which wins over the file, which wins over the built-in default.
+A ``BLUEZONE_*`` variable that names no option is one warning line on stderr (``warn_unknown_envvars``):
+click reads only the names it was given, so a typo was ignored without a word.
 (The daemon's own settings stay in ``daemon.toml`` beside it: ``bluezone run --config``.)
 """
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +67,52 @@ def name_envvars(command: click.Command, path: tuple[str, ...] = (ENV_PREFIX,)) 
         commands = command.commands
         for name, sub in (commands.imported() if isinstance(commands, LazyCommands) else commands).items():
             name_envvars(sub, (*path, name))
+
+
+#: BLUEZONE_* variables that are no command's option: this file's path, the native helper's switch
+#: (crypto/derivation.py), and those of the test suite and the wheel build.  Never warned of.
+OTHER_VARIABLES = frozenset(
+    {CONFIG_ENV, NODE_DB_ENV, "BLUEZONE_NATIVE", "BLUEZONE_NATIVE_TOOLS", "BLUEZONE_HYPOTHESIS_EXAMPLES",
+     "BLUEZONE_NO_POSTGRES"}
+)
+
+
+def unknown_envvars(group: click.Group, environ: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """The ``BLUEZONE_*`` variables set in ``environ`` that name no option (a typo, or an option since
+    renamed: click would ignore them silently), each with the closest known name if one is close.
+    Variables under a command not imported yet (``LazyCommands``) are left out: its options are unknown
+    until it runs, and importing every command to check would slow every command."""
+    environ = os.environ if environ is None else environ
+    known, unchecked = set(OTHER_VARIABLES), []
+    stack: list[tuple[click.Command, tuple[str, ...]]] = [(group, (ENV_PREFIX,))]
+    while stack:
+        command, path = stack.pop()
+        for param in command.params:
+            names = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+            known.update(str(n) for n in names if n)
+        if isinstance(command, click.Group):
+            commands = command.commands
+            imported = commands.imported() if isinstance(commands, LazyCommands) else commands
+            for name in commands:
+                prefix = (*path, name)
+                if name in imported:
+                    stack.append((imported[name], prefix))
+                else:
+                    unchecked.append("_".join(prefix).upper().replace("-", "_") + "_")
+    out = []
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX + "_") and name not in known and not name.startswith(tuple(unchecked)):
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+            out.append((name, close[0] if close else None))
+    return out
+
+
+def warn_unknown_envvars(group: click.Group) -> None:
+    """One line on stderr naming every ``BLUEZONE_*`` variable that sets nothing (``unknown_envvars``)."""
+    unknown = unknown_envvars(group)
+    if unknown:
+        named = ", ".join(f"{name} (did you mean {close}?)" if close else name for name, close in unknown)
+        click.echo(f"Warning: ignored, no bluezone option has this variable: {named}", err=True)
 
 
 def config_path() -> Path:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -219,3 +220,40 @@ def test_a_missing_database_from_the_config_or_the_environment_says_where_it_was
     assert result.exit_code == 2 and f"set in {config}, not with --db" in result.output, result.output
     typed = invoke("status", "--db", str(missing))
     assert typed.exit_code == 2 and "set in" not in typed.output  # typed now: nothing to add
+
+
+def test_a_typo_in_a_bluezone_variable_is_one_warning_and_the_known_ones_none(stores) -> None:  # type: ignore[no-untyped-def]
+    """BLUEZONE_STATUS_JSN was silently ignored (click reads only the names it gave): one line on stderr
+    names every such variable, with the name meant when one is close; the command still runs."""
+    _, env_db, _ = stores
+    env = {"BLUEZONE_STATUS_JSN": "1", "BLUEZONE_CHEK_SERVER": "https://x", "BLUEZONE_DB": str(env_db),
+           "BLUEZONE_NATIVE": "0", "BLUEZONE_STATUS_DB": str(env_db)}
+    result = invoke("status", env=env)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("\n") == 1 and result.stderr == (
+        "Warning: ignored, no bluezone option has this variable: BLUEZONE_CHEK_SERVER (did you mean"
+        " BLUEZONE_CHECK_SERVER?), BLUEZONE_STATUS_JSN (did you mean BLUEZONE_STATUS_JSON?)\n"
+    )
+    result = invoke("status", env={"BLUEZONE_STATUS_JSON": "1", "BLUEZONE_DB": str(env_db), "BLUEZONE_CONFIG": ""})
+    assert result.exit_code == 0 and result.stderr == "" and json.loads(result.stdout)
+    # a command imported when it runs (server, venue, simulate, ...) is checked then, its subcommands too
+    result = invoke("server", "run", "--help", env={"BLUEZONE_SERVER_RUN_PORTT": "8443"})
+    assert result.exit_code == 0 and "BLUEZONE_SERVER_RUN_PORTT (did you mean BLUEZONE_SERVER_RUN_PORT?)" in result.stderr
+
+
+def test_every_option_s_own_variable_is_known() -> None:
+    """Each variable the tree gives an option (every lazy command imported) is no typo."""
+    from bluezone.cliconfig import OTHER_VARIABLES, unknown_envvars
+
+    for name in list(cli.commands):
+        cli.get_command(click.Context(cli), name)  # imported, its variables named
+    names: list[str] = []
+    stack = [cli]
+    while stack:
+        command = stack.pop()
+        for param in command.params:
+            names += param.envvar if isinstance(param.envvar, list) else [param.envvar] if param.envvar else []
+        stack += list(command.commands.values()) if isinstance(command, click.Group) else []
+    assert len(names) > 100 and {"BLUEZONE_SERVER_RUN_PORT", "BLUEZONE_VENUE_CREATE_NAME"} <= set(names)
+    assert unknown_envvars(cli, dict.fromkeys([*names, *OTHER_VARIABLES], "1")) == []
+    assert unknown_envvars(cli, {"BLUEZONE_VENUE_CREATE_NAEM": "x"}) == [("BLUEZONE_VENUE_CREATE_NAEM", "BLUEZONE_VENUE_CREATE_NAME")]
