@@ -950,7 +950,9 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, d
         config, problem = None, str(exc)
     from bluezone.proximity.store import default_db_path
 
-    report = asyncio.run(diagnose(adapter, scan_seconds, config, problem, store=db_path or default_db_path()))
+    report = asyncio.run(
+        diagnose(adapter, scan_seconds, config, problem, store=db_path or default_db_path(), now=cli_clock().now())
+    )
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -143,6 +143,10 @@ class Daemon:
         await self.radio.open()
         try:
             now = self.clock.now()
+            # a start purges at the clock, as every command that opens the store does: this process has no
+            # earlier reading to doubt it by (the newest record of a daemon stopped a week is a week old,
+            # and holding made a restarted daemon keep expired rows for a purge interval)
+            self._clock_seen = now
             self._purge(now)
             self._use_key_for(now)
             await self._rotate_rpi()
@@ -414,8 +418,8 @@ class Daemon:
     def _purge(self, now: float) -> None:
         """Delete what is older than the retention, but not on a clock reading that just jumped:
         a glitch ahead (a bad RTC, an NTP step) would take every sighting and this device's own
-        daily keys at once.  A purge that finds the clock far past its last reading (the newest
-        record at start) waits one tick; the next purges whatever it reads."""
+        daily keys at once.  A purge that finds the clock far past its last reading (``run`` starts
+        with its first reading; before it, the newest record) waits one tick; the next purges whatever it reads."""
         previous = self._clock_seen if self._clock_seen is not None else self.store.newest_time()
         self._clock_seen = now
         if previous is not None and now > previous + 2 * self.config.purge_interval + 60 and not self._purge_held:

@@ -61,13 +61,14 @@ class Report:
 
 async def diagnose(
     adapter: str | None = None, scan_seconds: float = 10.0, config: DaemonConfig | None = None,
-    config_problem: str | None = None, store: Path | None = None,
+    config_problem: str | None = None, store: Path | None = None, now: float | None = None,
 ) -> Report:
     """Run every check against the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` honoured).
 
     ``config`` is the daemon's (for its calibration); None checks the defaults, uncalibrated.
     ``config_problem``: why the daemon's config could not be read (`bluezone run` would refuse it).
-    ``store``: the sighting database to read through for damage (None: not checked).
+    ``store``: the sighting database to read through for damage (None: not checked), purged at ``now``
+    as every command that opens it purges it (the CLI's clock; None: at its newest record).
     """
     report = Report()
     version = await bluez_version()
@@ -80,7 +81,7 @@ async def diagnose(
     else:
         check_calibration(report, config or DaemonConfig())
     if store is not None:
-        check_store(report, store)
+        check_store(report, store, now)
     try:
         bus = await connect_system_bus()
     except RadioUnavailableError as exc:
@@ -147,15 +148,16 @@ def check_calibration(report: Report, config: DaemonConfig) -> None:
 _DAMAGED_FIX = "move it away (`bluezone run` starts a new one) or restore a copy; check the disk (dmesg, smartctl)"
 
 
-def check_store(report: Report, path: Path) -> None:
+def check_store(report: Report, path: Path, now: float | None = None) -> None:
     """Read every page of the sighting database (SQLite's ``quick_check``): opening reads only what
-    it needs, so damage elsewhere would show only when some later check or upload reached it."""
+    it needs, so damage elsewhere would show only when some later check or upload reached it.
+    Opening purges it at ``now``, as every other command's opening does."""
     if not path.exists():
         report.add("sighting-store", "warn", f"no sighting database at {path} yet", "`bluezone run` makes it")
         return
     started = time.monotonic()
     try:
-        with SightingStore.open(path, create=False) as store:
+        with SightingStore.open(path, create=False, purge_now=now) as store:
             damage = store.damage()
     except StoreWriteError as exc:  # locked or busy now: no finding about the file itself
         report.add("sighting-store", "warn", f"could not read it now: {exc}", "run `bluezone doctor` again")

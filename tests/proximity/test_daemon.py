@@ -21,7 +21,7 @@ from bluezone.proximity.emulation import make_nodes, run_emulated, run_nodes
 from bluezone.proximity.runner import run_daemon
 from bluezone.proximity.store import SightingStore
 
-from .conftest import MIDNIGHT, NOON
+from .conftest import MIDNIGHT, NOON, random_sightings
 
 OTHER_UUID = "0000feaa-0000-1000-8000-00805f9b34fb"
 
@@ -393,4 +393,22 @@ def test_a_laptop_that_suspends_between_purge_ticks_still_purges(tmp_path) -> No
     for tick in range(3):
         daemon._purge(NOON + tick * 4 * 3600)  # 1 h awake, 3 h suspended, every time
     assert store.daily_keys() == []
+    store.close()
+
+
+def test_a_restarted_daemon_purges_at_its_clock_at_once(tmp_path) -> None:
+    """Stopped 20 days ago: the daemon started now purges what is past 14 days at once, as `status` or
+    `check` would on opening the store; it used to take the newest record (20 days old) for its last
+    clock reading, see a jump, and keep the expired rows for a purge interval (an hour by default)."""
+    from bluezone.crypto.intervals import DAY_SECONDS
+
+    then = NOON - 20 * DAY_SECONDS
+    store = SightingStore.open(tmp_path / "me.db", purge_now=then)
+    store.save_daily_key(DailyKey(b"k" * 16, rolling_start(then)), created_at=then)
+    store.add_sightings(random_sightings(50, then, 600))
+    clock = VirtualClock(NOON)
+    daemon = Daemon(Air(clock, 1).radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    clock.run(daemon.run(60))
+    assert [k.rolling_start for k in store.daily_keys()] == [rolling_start(NOON)]  # only today's, on air
+    assert store.count_sightings(until=NOON - 14 * DAY_SECONDS) == 0
     store.close()

@@ -136,3 +136,20 @@ def test_doctor_names_a_store_too_damaged_to_open_and_a_missing_one(healthy: tup
     missing = _doctor(tmp_path / "none.db")
     assert missing["status"] == "warn" and "no sighting database at" in missing["detail"]
     assert not (tmp_path / "none.db").exists()
+
+
+def test_doctor_purges_the_store_at_the_cli_s_clock_as_status_does(healthy: tuple[bytes, Path], tmp_path: Path) -> None:
+    """`doctor` opened the store without a clock, so it purged at the newest record: on a store whose
+    daemon stopped 20 days ago it kept what `status` and `check` delete on opening.  Now the same."""
+    from bluezone.crypto.intervals import DAY_SECONDS
+
+    data, _ = healthy
+    db = tmp_path / "store.db"
+    db.write_bytes(data)
+    db.chmod(0o600)
+    later = VirtualClock(NOON + 20 * DAY_SECONDS)
+    result = CliRunner().invoke(cli, ["doctor", "--scan-seconds", "0", "--db", str(db), "--json"], obj={"clock": later})
+    [check] = [c for c in json.loads(result.stdout)["checks"] if c["name"] == "sighting-store"]
+    assert check["status"] == "ok", check
+    with SightingStore.open(db, create=False, purge_now=NOON) as store:
+        assert store.count_sightings() == 0 and store.daily_keys() == []
