@@ -133,8 +133,9 @@ class _Partial:
 class FrameAssembler:
     """Collects frames per set id until a whole blob is there, then opens it (once per set).
 
-    Frames heard weaker than ``min_rssi`` are ignored (the beacon of the café next door is not
-    this room); incomplete sets are forgotten after ``max_age`` seconds.
+    Frames heard weaker than ``min_rssi`` open no set (the beacon of the café next door is not
+    this room), but those of a set already opened are passed on with it, so the listener can weigh
+    how strongly the venue is heard (``nearby.py``); incomplete sets are forgotten after ``max_age`` seconds.
     """
 
     def __init__(self, min_rssi: int = -90, max_age: float = 2 * EPOCH_SECONDS) -> None:
@@ -158,10 +159,10 @@ class FrameAssembler:
         except VenueError:
             self.malformed += 1
             return None
+        if frame.set_id in self._done:  # weaker ones too: how strong the venue is heard is the caller's to judge
+            return frame.set_id, self._done[frame.set_id]
         if rssi < self.min_rssi:
             return None
-        if frame.set_id in self._done:
-            return frame.set_id, self._done[frame.set_id]
         partial = self._partial.get(frame.set_id)
         if partial is None or partial.count != frame.count:
             if partial is None and len(self._partial) >= MAX_PARTIAL_SETS:

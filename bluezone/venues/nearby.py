@@ -2,8 +2,14 @@
 
 Rules (all times from the daemon's clock):
 
-* a venue is *heard* while frames of a set that decoded to it keep arriving at or above
-  ``min_rssi``; its stay starts at the first decode;
+* a venue is *heard* at a frame when, over the ``window`` seconds up to it (default 60), at least
+  ``min_frames`` (3) of its frames arrived at or above ``min_rssi`` (-90 dBm) and they are at least
+  half of its frames heard then: one frame never starts or extends a stay, however strong.  A
+  frame's RSSI scatters by 5-8 dB around its link's mean (shared/RADIO.md), so a beacon heard on
+  average at -97 dBm through a wall or from the street sends a frame above -90 dBm every few
+  seconds; counted one by one they kept a visitor who had left checked in (and checked in one who
+  sat next door), while the window's majority stays below.  Its stay starts at the first strong
+  frame of the first window heard;
 * after ``dwell`` seconds heard (default 5 min, so walking past the door is no visit), the
   device checks in with the stay's start as the check-in time (source ``beacon``);
 * when no frame has been heard for ``leave_after`` seconds (default 3 min), it checks out at the
@@ -18,6 +24,7 @@ Rules (all times from the daemon's clock):
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass
 
 from bluezone.errors import VenueError
@@ -37,6 +44,8 @@ class NearbyPolicy:
     dwell: float = 300.0
     leave_after: float = 180.0
     min_rssi: int = -90
+    window: float = 60.0
+    min_frames: int = 3
 
 
 @dataclass
@@ -58,6 +67,7 @@ class BeaconCheckIns:
         self.policy = policy or NearbyPolicy()
         self.assembler = beacon.FrameAssembler(min_rssi=self.policy.min_rssi)
         self._stays: dict[bytes, _Stay] = {}  # by location id
+        self._recent: dict[bytes, deque[tuple[float, bool]]] = {}  # by location id: (time, strong) in the window
         self.checkins = 0
         self.checkouts = 0
 
@@ -66,12 +76,26 @@ class BeaconCheckIns:
         if result is None or result[1] is None:
             return
         venue = result[1]
-        stay = self._stays.get(venue.location_id)
-        if stay is None:
-            self._stays[venue.location_id] = _Stay(venue, advert.time, advert.time)
-        else:
-            stay.last = max(stay.last, advert.time)
+        first = self._heard(venue.location_id, advert.time, advert.rssi >= self.policy.min_rssi)
+        if first is not None:
+            stay = self._stays.get(venue.location_id)
+            if stay is None:
+                self._stays[venue.location_id] = _Stay(venue, first, advert.time)
+            else:
+                stay.last = max(stay.last, advert.time)
         self.tick(advert.time)
+
+    def _heard(self, location_id: bytes, t: float, strong: bool) -> float | None:
+        """The first strong frame of the window up to ``t`` if the venue is heard now (enough strong
+        frames in it, and no fewer than weak ones), else None."""
+        recent = self._recent.setdefault(location_id, deque())
+        recent.append((t, strong))
+        while recent and recent[0][0] < t - self.policy.window:
+            recent.popleft()
+        strong_times = [at for at, s in recent if s]
+        if len(strong_times) < self.policy.min_frames or 2 * len(strong_times) < len(recent):
+            return None
+        return strong_times[0]
 
     def tick(self, now: float) -> None:
         for location_id, stay in list(self._stays.items()):
@@ -81,6 +105,9 @@ class BeaconCheckIns:
                 del self._stays[location_id]
             elif not stay.checked_in and stay.last - stay.first >= self.policy.dwell:
                 self._check_in(stay, now)
+        for location_id, recent in list(self._recent.items()):  # venues no longer heard at all
+            if not recent or recent[-1][0] < now - self.policy.window:
+                del self._recent[location_id]
         self.assembler.forget_before(now)
 
     def _check_in(self, stay: _Stay, now: float) -> None:

@@ -29,7 +29,8 @@ async def test_bluez_sends_and_hears_venue_beacon_frames(bluezoo: BlueZoo) -> No
     frames = beacon.frames(CAFE.payload, KEY, 1)
     heard: list[Advert] = []
     store = SightingStore.open(":memory:")
-    listener = BeaconCheckIns(store, NearbyPolicy(dwell=0.0, min_rssi=-127))
+    # the BlueZ path under test, the policy at its least: no dwell, any RSSI, one frame after the set opened
+    listener = BeaconCheckIns(store, NearbyPolicy(dwell=0.0, min_rssi=-127, min_frames=1))
     try:
         async with sender, receiver:
             await receiver.start_scanning(heard.append)

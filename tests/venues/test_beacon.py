@@ -216,3 +216,47 @@ def test_a_neighbours_beacon_does_not_end_a_beacon_check_in_still_heard() -> Non
     cafe_visit, shop_visit = visits(store)
     assert cafe_visit.checked_out and cafe_visit.end < T0 + 16 * 60
     assert shop_visit.description == "Shop" and shop_visit.start == cafe_visit.end
+
+
+def _hear_scattered(
+    listener: BeaconCheckIns, secrets: VenueSecrets, start: float, seconds: int, mean_rssi: float, rng
+) -> None:  # type: ignore[no-untyped-def]
+    """The beacon heard as a real radio hears it (shared/RADIO.md): each frame repeated 4 times a second
+    by the advertising interval, each copy's RSSI scattered 6 dB around the link's mean, copies under
+    the receiver's sensitivity (-98 dBm) lost."""
+    for i in range(seconds * 4):
+        t = start + i / 4
+        rssi = round(rng.gauss(mean_rssi, 6.0))
+        if rssi >= -98:
+            frames = beacon.frames(secrets.venue.payload, secrets.beacon_key, beacon.epoch_of(t))
+            listener.on_advert(Advert(t, frames[int(t) % len(frames)], rssi, beacon.SERVICE_UUID))
+        if i % 40 == 0:
+            listener.tick(t)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_frames_of_a_beacon_heard_through_the_wall_neither_keep_nor_make_a_stay(seed: int) -> None:
+    """A beacon heard at -97 dBm on average (next door, through a wall) sends a copy above -90 dBm every
+    few seconds.  One such frame extended a stay: a visitor who sat next door after 10 minutes in the
+    café stayed checked in there for the whole 30 minutes, and one who only ever sat next door was checked
+    in.  A stay now needs its window's frames to be mostly at -90 dBm or stronger."""
+    import random
+
+    rng = random.Random(seed)
+    left = BeaconCheckIns(SightingStore.open(":memory:"))
+    _hear_scattered(left, SECRETS, T0, 10 * 60, -72, rng)  # at a table in the café
+    _hear_scattered(left, SECRETS, T0 + 10 * 60, 30 * 60, -97, rng)  # then next door
+    [visit] = visits(left.store)
+    assert visit.checked_out and T0 + 10 * 60 - 30 <= visit.end <= T0 + 10 * 60 + 60, (visit.end - T0) / 60
+    assert visit.start <= T0 + 60
+
+    next_door = BeaconCheckIns(SightingStore.open(":memory:"))
+    _hear_scattered(next_door, SECRETS, T0, 20, -72, rng)  # walked past the café's door (its set opened)
+    _hear_scattered(next_door, SECRETS, T0 + 60, 40 * 60, -97, rng)
+    assert visits(next_door.store) == [] and next_door.checkins == 0
+
+    edge = BeaconCheckIns(SightingStore.open(":memory:"))  # in the café's far corner: still a visit
+    _hear_scattered(edge, SECRETS, T0, 20, -72, rng)
+    _hear_scattered(edge, SECRETS, T0 + 20, 20 * 60, -87, rng)
+    [visit] = visits(edge.store)
+    assert visit.start <= T0 + 60 and visit.end >= T0 + 19 * 60
