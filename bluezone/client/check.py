@@ -51,6 +51,7 @@ from bluezone.matching.levels import WarningMemory, at_levels_told
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
+from bluezone.keyformat.venue_reports import location_id_hash
 from bluezone.venues.matching import match_venue_reports, set_aside_own
 
 log = logging.getLogger(__name__)
@@ -515,7 +516,10 @@ def _venue_exposures(
             reports, mine, store.checkin_uploads(), store.checkin_uploads_unrecorded(server)
         )
         # a report told of before is not news (a file replayed under another name); another case's report
-        # of the very same minutes, in a later file, is
+        # of the very same minutes, in a later file, is.  Only reports naming one of my venues can tell
+        # anything, so only theirs are looked up and remembered (not every report of a national file)
+        venues = {location_id_hash(v.location_id) for v in mine}
+        others = [r for r in others if r.location_id_hash in venues]
         told_macs = store.venue_reports_told([r.mac for r in others])
         others = [r for r in others if r.mac not in told_macs]
         result.venue_exposures = match_venue_reports(mine, others)

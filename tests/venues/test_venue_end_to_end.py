@@ -433,6 +433,7 @@ def test_a_case_who_uploads_on_a_likely_code_then_the_confirmed_one_warns_once(l
     assert rc == 0, err
     [exposure] = json.loads(out)["venue_exposures"]
     assert exposure["cases"] == 1
+    assert _reports_told(visitor_db) == 1  # the case's report, not the fakes the server mixed in (other venues)
     report = json.loads(run("check", "--server", live_server["url"], "--db", str(f0_db), "--json")[1])
     assert report["venue_exposures"] == [] and len(report["own_checkins_published"]) == 1
 
@@ -447,6 +448,42 @@ def test_a_case_who_uploads_on_a_likely_code_then_the_confirmed_one_warns_once(l
     assert rc == 0, err
     [news] = json.loads(out)["venue_exposures"]
     assert news == exposure  # the same minutes, one case more
+    assert _reports_told(visitor_db) == 2
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db))
     assert rc == 0, err
     assert out.count("at Quán Phở (Chợ Lớn) with 2 cases") == 1 and "(reported by an earlier check)" in out
+
+
+def _reports_told(db: Path) -> int:
+    """How many venue reports a check remembers having told of (schema 9): those of my venues only."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        (n,) = conn.execute("SELECT COUNT(*) FROM venue_reports_told").fetchone()
+    conn.close()
+    return int(n)
+
+
+def test_an_f0_who_uploaded_before_the_upgrade_from_schema_7_is_not_warned_of_itself(live_server: dict, tmp_path: Path) -> None:
+    """The F0 uploaded with a version of schema 7, which kept no record of its reports, then upgraded: the
+    warning file of its own check-in told it 'you were in the same room as a case'.  The upgrade knows the
+    last upload (its revision token's server and time) and the check sets aside the report with exactly
+    the times that upload sent; the other visitor is still warned."""
+    import sqlite3
+
+    now = clear_of_midnight(3)
+    f0_db, visitor_db = _f0_and_visitor_checked_in(tmp_path, now, "Café Hoa", "Hội An", f0_keys=True)
+    assert _upload(live_server, f0_db)["checkins_stored"] == 1
+    _export(live_server)
+    with sqlite3.connect(f0_db) as conn:  # back to what a schema-7 store held after that upload
+        for table in ("checkin_uploads", "venue_reports_told", "checkin_uploads_unrecorded"):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 7")
+    conn.close()
+
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(f0_db))
+    assert rc == 0, err
+    assert "0 venue exposure(s) from 1 venue-warning file(s)" in out and "What now" not in out
+    assert "your own check-in" in out and "known by its times: the bluezone that sent it kept no record" in out
+    [exposure] = json.loads(run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")[1])["venue_exposures"]
+    assert exposure["venue"] == "Café Hoa" and exposure["cases"] == 1
