@@ -184,6 +184,7 @@ _KEYSERVER_TABLES = {
     "keyserver_revision_tokens": "(server TEXT PRIMARY KEY, token TEXT NOT NULL, saved_at REAL NOT NULL)",
     "keyserver_warnings": "(key_hash BLOB NOT NULL, day TEXT NOT NULL, level TEXT NOT NULL, reported_at REAL NOT NULL,"
     " PRIMARY KEY (key_hash, day))",
+    # as made at schema 7; schema 10 (``_v10``) adds end_time to its primary key
     "keyserver_exposures": "(server TEXT NOT NULL, key_hash BLOB NOT NULL, day TEXT NOT NULL, start_time REAL NOT NULL,"
     " end_time REAL NOT NULL, exposure TEXT NOT NULL, reported_at REAL NOT NULL,"
     " PRIMARY KEY (server, key_hash, day, start_time))",
@@ -237,8 +238,26 @@ def _v9(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v10(db: sqlite_utils.Database) -> None:
+    """The exposures a check reported, keyed by their end too: two venue exposures of one visit and day
+    that start together and end apart (two cases at the venue, one leaving earlier) were one row, the
+    second replacing the first, so the next check repeated only one of them.  SQLite cannot change a
+    primary key in place: the table is made anew, its rows copied."""
+    db.execute(
+        "CREATE TABLE keyserver_exposures_v10 (server TEXT NOT NULL, key_hash BLOB NOT NULL, day TEXT NOT NULL,"
+        " start_time REAL NOT NULL, end_time REAL NOT NULL, exposure TEXT NOT NULL, reported_at REAL NOT NULL,"
+        " PRIMARY KEY (server, key_hash, day, start_time, end_time))"
+    )
+    db.execute(
+        "INSERT INTO keyserver_exposures_v10 (server, key_hash, day, start_time, end_time, exposure, reported_at)"
+        " SELECT server, key_hash, day, start_time, end_time, exposure, reported_at FROM keyserver_exposures"
+    )
+    db.execute("DROP TABLE keyserver_exposures")
+    db.execute("ALTER TABLE keyserver_exposures_v10 RENAME TO keyserver_exposures")
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: The columns bluezone reads, by the schema version that added them.  A file is checked

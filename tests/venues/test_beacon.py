@@ -260,3 +260,20 @@ def test_frames_of_a_beacon_heard_through_the_wall_neither_keep_nor_make_a_stay(
     _hear_scattered(edge, SECRETS, T0 + 20, 20 * 60, -87, rng)
     [visit] = visits(edge.store)
     assert visit.start <= T0 + 60 and visit.end >= T0 + 19 * 60
+
+
+def test_a_beacon_heard_where_the_visitor_checked_in_by_qr_code_counts_no_check_in(caplog) -> None:  # type: ignore[no-untyped-def]
+    """Checked in at the café by its QR code, then its beacon heard for 6 minutes: check_in refuses
+    (already checked in there), so the listener must neither count a check-in nor log one."""
+    import logging
+
+    from bluezone.venues.checkins import check_in
+
+    store = SightingStore.open(":memory:")
+    listener = BeaconCheckIns(store)
+    check_in(store, CAFE, T0, source="url")
+    with caplog.at_level(logging.INFO, logger="bluezone.venues.nearby"):
+        _hear(listener, SECRETS, T0 + 60, 6 * 60)
+    assert [v.source for v in visits(store)] == ["url"]
+    assert listener.checkins == 0
+    assert "checked in by venue beacon" not in caplog.text and "no new check-in" in caplog.text
