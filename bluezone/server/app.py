@@ -224,7 +224,10 @@ def create_app(
     async def readyz() -> JSONResponse:
         if checking and not checking[0].done():
             return _not_ready("the last database check has not ended yet")
-        job = asyncio.ensure_future(run_in_threadpool(storage.ping))
+        # the process's own export holds its connection for seconds on a large day: the server is busy, not
+        # broken, so the database is asked on a connection of its own (behind it, /readyz said 503)
+        own_export = any(not job.done() for job in exporting)
+        job = asyncio.ensure_future(run_in_threadpool(storage.ping, own_connection=own_export))
         job.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, even if late
         checking[:] = [job]
         try:

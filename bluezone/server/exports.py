@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import logging
 import os
 import re
@@ -315,7 +316,7 @@ def _signed_day(
             revised_keys=keys.take(revised),
         )
         padding = 0 if fake is None else int(np.count_nonzero(fake[chunk]))
-        yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk) - padding, padding), data
+        yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk) - padding, padding, _digest(data)), data
 
 
 def export_venue_reports(
@@ -338,7 +339,7 @@ def export_venue_reports(
         reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
         data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
         _write_atomic(out_dir / name, data)
-        record = BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk))
+        record = BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk), sha256=_digest(data))
         try:
             storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
         except Exception:  # not recorded (another export published them): the file would only lie unlisted
@@ -445,7 +446,7 @@ def _revisable_fakes(
         if kind == "venues" or batch.start_timestamp not in wanted:
             continue
         try:
-            export, _ = _read_own((out_dir / batch.name).read_bytes(), open_signed_export, verifiers)
+            export, _ = _read_own(_own_file(out_dir, batch), open_signed_export, verifiers)
         except (BluezoneError, OSError) as exc:
             log.warning("%s lends no fakes to pad revisions: %s", batch.name, exc)
             continue
@@ -480,6 +481,23 @@ def _verifiers(storage: Storage, signer: Signer, since: float) -> _Verifiers:
     return [(signer.public_key, signer.info.key_id), *((key, None) for key in earlier)]
 
 
+def _digest(data: bytes) -> str:
+    """What a batch record keeps of its file's bytes (``_own_file`` compares)."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _own_file(out_dir: Path, batch: BatchRecord) -> bytes:
+    """The bytes of one of the exporter's files, refused unless they are the ones it wrote (the SHA-256
+    recorded with the file).  A signature alone does not do after a key rotation: the roll-up verifies
+    older files with every key the exporter signed with, so whoever held a leaked old key and could write
+    into the export directory would have forged keys signed again with the new key.  Files recorded before
+    server schema 14 have no digest: their signature alone is checked, as before."""
+    data = (out_dir / batch.name).read_bytes()
+    if batch.sha256 is not None and _digest(data) != batch.sha256:
+        raise ExportSignatureError(f"{batch.name} changed since it was written (not the SHA-256 recorded with it)")
+    return data
+
+
 def _read_own(
     data: bytes, opener: Callable[[bytes, ec.EllipticCurvePublicKey, str | None], _Read], verifiers: _Verifiers
 ) -> _Read:
@@ -504,7 +522,7 @@ def _key_rollup(
     the rest the keys of the few people it held."""
     plain, revised = [], []
     for batch in live:
-        export, _ = _read_own((out_dir / batch.name).read_bytes(), open_signed_export, verifiers)
+        export, _ = _read_own(_own_file(out_dir, batch), open_signed_export, verifiers)
         plain.append(export.keys)
         revised.append(export.revised_keys)
     keys = np.concatenate(plain + revised)
@@ -524,13 +542,13 @@ def _venue_rollup(
     """The roll-up of ``live``, an export day's check-in files (``replaces`` in all): one set per day of the check-ins."""
     by_day: dict[int, list[ProtectedReport]] = {}
     for batch in live:
-        data = (out_dir / batch.name).read_bytes()
+        data = _own_file(out_dir, batch)
         by_day.setdefault(batch.start_timestamp, []).extend(_read_own(data, open_signed_venue_zip, verifiers))
     tag = secrets.token_hex(3)
     for number, (start, i, n_files, chunk) in enumerate(_checkin_files(by_day, config, rng), 1):
         name = f"{day * DAY_SECONDS}-venues-day{replaces}x{tag}-{number:04d}.zip"
         data = signed_venue_zip(chunk, signer.private_key, signer.info, config.region, int(now // 3600))
-        yield BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk)), data
+        yield BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk), sha256=_digest(data)), data
 
 
 def remove_stale_files(storage: Storage, out_dir: Path, listed: list[str], now: float, config: ExportConfig) -> int:

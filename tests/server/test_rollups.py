@@ -564,6 +564,58 @@ def test_a_file_signed_by_a_key_the_server_never_used_is_not_rolled_up(
     assert b"\x42" * 16 not in rolled
 
 
+def test_a_file_forged_with_a_leaked_old_key_is_not_signed_again_with_the_new_one(
+    day0: tuple[Server, dict[str, Path]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rotation because the old key leaked: whoever holds it and can write into the export directory
+    replaces a listed file of a day not yet rolled up with forged keys, signed with the old key.  The
+    roll-up verified each file with any key the exporter had signed with, took the forgery, and signed
+    it with the new key, which every re-pinned node accepts.  Now each file's SHA-256 is recorded as it
+    is written, and a roll-up reads only files still as they were written."""
+    import logging
+
+    from bluezone.keyformat.export import signed_export_zip
+    from bluezone.server.exports import export_batches
+    from bluezone.server.signing import keygen
+
+    server, _ = day0
+    leaked = server.signer
+    name = next(n for n in _listed(server) if EXPORT_FILE.match(n) and not is_venue_file(n))
+    forged = empty_keys(1)
+    forged["key"] = np.frombuffer(b"\x42" * 16, "V16")
+    forged["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    forged["rolling_period"] = ROLLING_PERIOD
+    (server.exports / name).write_bytes(signed_export_zip(forged, leaked.private_key, leaked.info, region="XX"))
+    rotated = keygen(tmp_path / "rotated", force=True)
+    server.clock.advance(2 * DAY_SECONDS)
+    with caplog.at_level(logging.ERROR, logger="bluezone.server.exports"):
+        export_batches(server.storage, rotated, server.exports, server.clock.now(), ExportConfig())
+    assert "not rolled up" in caplog.text and "changed since it was written" in caplog.text
+    rolled, _ = _verified_with(rotated, server.exports, [n for n in _listed(server) if ROLLUP_FILE.match(n)])
+    assert b"\x42" * 16 not in rolled
+
+
+def test_each_file_is_recorded_with_its_sha256_and_files_recorded_before_are_rolled_up_by_signature(
+    day0: tuple[Server, dict[str, Path]],
+) -> None:
+    """Every file's record carries the SHA-256 of its bytes (schema 14); a file recorded by an older bluezone
+    has none, and its roll-up checks its signature alone, as before."""
+    import hashlib
+
+    server, _ = day0
+    records = server.storage.batches()
+    assert records and all(r.sha256 == hashlib.sha256((server.exports / r.name).read_bytes()).hexdigest() for r in records)
+    with server.storage._transaction() as cur:
+        server.storage._exec(cur, "UPDATE batches SET sha256 = NULL")
+    before, reports = _keys_in(server, _listed(server))[0], _reports_in(server, _listed(server))
+    server.clock.advance(2 * DAY_SECONDS)
+    server.export()
+    listed = _listed(server)
+    assert any(ROLLUP_FILE.match(n) for n in listed)
+    assert before <= _keys_in(server, listed)[0] and _reports_in(server, listed) == reports
+    assert all(r.sha256 for r in server.storage.batches() if ROLLUP_FILE.match(r.name))
+
+
 def test_the_exporter_remembers_the_keys_it_signed_with_until_their_files_are_gone(storage) -> None:
     storage.note_signing_key("old", 1_000.0)
     storage.note_signing_key("new", 5_000.0)

@@ -24,12 +24,13 @@ class BatchRecord:
     batch_size: int
     num_keys: int  # keys (and revisions) uploaded; check-in reports with their decoys in a venue file
     padding_keys: int = 0  # fake keys beside them (bluezone/server/padding.py), never counted as keys
+    sha256: str | None = None  # of the file as written (hex; None: recorded before schema 14)
 
 
 #: A batch record's row, its fields in the dataclass's order (``astuple``).
 _INSERT_BATCH = (
     "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys,"
-    " padding_keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " padding_keys, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -99,8 +100,8 @@ class ExportBookkeeping(Database):
         with self._transaction(write=False) as cur:
             rows = self._exec(
                 cur,
-                "SELECT name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys, padding_keys"
-                " FROM batches WHERE end_timestamp >= ? ORDER BY id",
+                "SELECT name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys, padding_keys,"
+                " sha256 FROM batches WHERE end_timestamp >= ? ORDER BY id",
                 [since],
             ).fetchall()
         return [BatchRecord(*r) for r in rows]

@@ -35,6 +35,10 @@ class Database(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    @abstractmethod
+    def _ping_apart(self) -> None:
+        """Read the schema version on a connection of its own, opened and closed for it (``Storage.ping``)."""
+
     def _sql(self, sql: str) -> str:
         return sql if self._param == "?" else sql.replace("?", self._param)
 

@@ -35,11 +35,42 @@ _LOGIN_REFUSALS = re.compile(
 )
 
 
-def login_refusal(message: str) -> str | None:
+#: PostgreSQL's words for a refusal after the password that waiting can end (limits, maintenance).
+_WORTH_RETRYING = re.compile(
+    r"too many (?:connections|clients)|does not allow connections|starting up|shutting down|recovery|not yet accepting",
+    re.IGNORECASE,
+)
+
+
+def login_refusal(message: str, pgconn: Any = None) -> str | None:
     """The part of a connection error that says the login itself was refused (wrong user, password,
-    database, or pg_hba.conf), else None: a server down, starting up or full is worth retrying."""
+    database, or pg_hba.conf), else None: a server down, starting up or full is worth retrying.
+
+    The server words it in its own language (``lc_messages``), and psycopg gives no SQLSTATE for a failed
+    connection (libpq keeps the server's error to itself), so beside PostgreSQL's English words the refusal
+    is told by what libpq says of the login (``pgconn``, psycopg's ``Error.pgconn``) in any language: the
+    server asked for a password and got none, or got it and ended the connection all the same (wrong
+    password or user, or a database missing or not allowed after it).  Then the server's own words are shown."""
     found = _LOGIN_REFUSALS.search(message)
-    return found.group(1) if found else None
+    if found:
+        return found.group(1)
+    if pgconn is None or _WORTH_RETRYING.search(message):
+        return None
+    if getattr(pgconn, "needs_password", False) or getattr(pgconn, "used_password", False):
+        said = (message.strip().splitlines() or [""])[-1].rsplit(" failed: ", 1)[-1]
+        return re.sub(r"^[^\s:]+:\s+", "", said).strip() or "the server refused the password"
+    return None
+
+
+#: Whether the schema's ``meta`` is the key server's (a version row), and the tables where it would create its own.
+_META_COLUMNS = (
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'meta'"
+)
+_OURS = "SELECT 1 FROM meta WHERE name = 'schema_version'"
+_TABLES_HERE = (
+    "SELECT c.relname FROM pg_class c WHERE c.relnamespace = current_schema()::regnamespace"
+    " AND c.relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY c.relname"
+)
 
 
 class PostgresStorage(Storage):
@@ -119,13 +150,23 @@ class PostgresStorage(Storage):
         super().__init__()
         self._dsn = dsn
         self._conn = self._connect(autocommit=True)  # transaction() below is BEGIN ... COMMIT
-        if not create:
-            with self._transaction() as cur:
-                found = self._exec(cur, "SELECT to_regclass('meta')").fetchone()[0]
-            if found is None:
-                self._conn.close()
-                raise InputError("this PostgreSQL database has no key server tables (the server creates them on its"
-                                 " first start; add --create-db to create them here)")
+        with self._transaction() as cur:
+            tables = [name for (name,) in self._exec(cur, _TABLES_HERE).fetchall()]
+            columns = {name for (name,) in self._exec(cur, _META_COLUMNS).fetchall()}
+            ours = {"name", "value"} <= columns and self._exec(cur, _OURS).fetchone() is not None
+        if tables and not ours:
+            self._conn.close()
+            # the server's tables mixed into another program's schema could not be told apart again
+            raise InputError(
+                f"this PostgreSQL database already holds tables of another program ({', '.join(tables[:5])}"
+                f"{', ...' if len(tables) > 5 else ''}) where the key server would create its own: give it a database"
+                " of its own (CREATE DATABASE keys), or a schema of its own (CREATE SCHEMA keys, then add"
+                " ?options=-csearch_path%3Dkeys to the URL)"
+            )
+        if not create and not ours:
+            self._conn.close()
+            raise InputError("this PostgreSQL database has no key server tables (the server creates them on its"
+                             " first start; add --create-db to create them here)")
         self._create_schema()
 
     def _connect(self, autocommit: bool = False) -> Any:
@@ -144,7 +185,7 @@ class PostgresStorage(Storage):
             if isinstance(exc, psycopg.ProgrammingError):  # the URL itself: a usage error, not an outage
                 raise InputError(f"not a usable PostgreSQL URL: {message}") from None
             # every line: with several hosts (localhost is ::1, then 127.0.0.1) the refusal is a later attempt's
-            refusal = login_refusal(everything)
+            refusal = login_refusal(everything, getattr(exc, "pgconn", None))
             if refusal:  # exit 2: systemd restarted the server every 5 s for ever on a wrong password
                 raise ConfigError(f"PostgreSQL refused the login: {refusal}: check the user, password and database"
                                   " name in --server-db") from None
@@ -167,3 +208,7 @@ class PostgresStorage(Storage):
 
     def close(self) -> None:
         self._conn.close()
+
+    def _ping_apart(self) -> None:
+        with self._connect() as conn:
+            conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()

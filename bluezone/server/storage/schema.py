@@ -11,7 +11,7 @@ from typing import Any
 from bluezone.errors import NewerSchemaError
 from bluezone.server.storage.queues import ExportQueues
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 #: The first release's tables (schema 1), created in a new database before the migrations below.
 FIRST_TABLES = [
@@ -150,6 +150,10 @@ MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
         # roll-up verifies the files signed before it with the key that signed them, and signs with the new one
         "CREATE TABLE export_signing_keys (public_key TEXT PRIMARY KEY, last_used DOUBLE PRECISION NOT NULL)",
     ],
+    14: [  # each file's SHA-256 as written: a roll-up reads only files still as written (a leaked old key and
+        # write access to the export directory could otherwise have forged keys signed again with the new key)
+        "ALTER TABLE batches ADD COLUMN sha256 TEXT",
+    ],
 }
 
 
@@ -181,8 +185,12 @@ class Schema(ExportQueues):
                         self._exec(cur, change.format(serial=self._serial, blob=self._blob, int64=self._int64))
                 self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
 
-    def ping(self) -> None:
+    def ping(self, own_connection: bool = False) -> None:
         """Read one row (the schema version): raises if the database cannot answer (readiness, /readyz).
-        On PostgreSQL a lost connection is made again first, as for any request."""
+        On PostgreSQL a lost connection is made again first, as for any request.  ``own_connection``: on a
+        connection of its own, not behind this object's work under way (the process's own export)."""
+        if own_connection:
+            self._ping_apart()
+            return
         with self._transaction(write=False) as cur:
             self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()

@@ -85,3 +85,11 @@ class SQLiteStorage(Storage):
         # crashed the process (a server stopped while a request or an export still ran)
         with self._lock:
             self._conn.close()
+
+    def _ping_apart(self) -> None:
+        # read-only: in WAL mode a reader waits for no writer
+        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        finally:
+            conn.close()
