@@ -68,6 +68,8 @@ def _client(files: dict[str, bytes], listed: list[str]) -> KeyServerClient:
         name = request.url.path.rsplit("/", 1)[-1]
         if name == "index.txt":
             return httpx.Response(200, text="".join(f"{n}\n" for n in listed))
+        if name not in files:  # /v1/signing-key: a static host's exports, the key given by the node
+            return httpx.Response(404)
         return httpx.Response(200, content=files[name])
 
     return KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler), sleep=lambda s: None)

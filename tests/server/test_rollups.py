@@ -643,9 +643,13 @@ def test_a_node_that_re_pins_after_a_rotation_gets_what_it_had_not_fetched_in_th
     """End to end: F0's files came out under the old key after node b's last check; the server rotated
     its key and b re-pinned the new one, so b refuses those files; the roll-up of their day, signed
     with the new key, brings F0's keys, and b finds the exposure."""
+    from starlette.testclient import TestClient
+
     from bluezone.client.pinning import PinnedKey
+    from bluezone.server.app import create_app
     from bluezone.server.exports import export_batches
     from bluezone.server.signing import keygen
+    from server_helpers import URL
 
     server = Server(tmp_path)
     try:
@@ -656,6 +660,10 @@ def test_a_node_that_re_pins_after_a_rotation_gets_what_it_had_not_fetched_in_th
         server.export()  # F0's files, signed with the old key: b has not fetched them
         rotated = keygen(tmp_path / "rotated", force=True)
         new = PinnedKey(rotated.public_info()["public_key"], rotated.info.key_id)
+        # the rotation's step 2: `server run` restarted, it announces the new key (a node compares it with its pin)
+        restarted = create_app(server.storage, code_key=server.code_key, export_dir=server.exports, signer=rotated,
+                               clock=server.clock)
+        server.client = KeyServerClient(URL, http=TestClient(restarted, base_url=URL))
         server.clock.advance(600)
         refused = check_node(server, nodes["b"], server_key=new, repin=True)
         assert refused.rejected and refused.exposures == []
