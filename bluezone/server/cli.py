@@ -227,6 +227,13 @@ _no_rollups_opt = click.option(
 )
 
 
+def _export_options(command: Any) -> Any:
+    """The export settings ``export`` and ``run`` both take (the export is the same in either)."""
+    for option in reversed((_export_dir_opt, _max_keys_opt, _min_keys_opt, _region_opt, _rollup_opt, _no_rollups_opt)):
+        command = option(command)
+    return command
+
+
 def _export_config(
     region: str, max_keys_per_file: int, min_keys_per_file: int, rollup_after_days: int, no_rollups: bool
 ) -> ExportConfig:
@@ -255,12 +262,7 @@ def _exported_sentence(batches: list, out: Path) -> str:
 @server.command("export")
 @_db
 @_key_dir
-@_export_dir_opt
-@_max_keys_opt
-@_min_keys_opt
-@_region_opt
-@_rollup_opt
-@_no_rollups_opt
+@_export_options
 @_create_db
 @json_option
 def export_cmd(
@@ -327,12 +329,7 @@ def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> 
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @_key_dir
-@_export_dir_opt
-@_max_keys_opt
-@_min_keys_opt
-@_region_opt
-@_rollup_opt
-@_no_rollups_opt
+@_export_options
 @click.option("--export-every", default=3600, show_default=True, type=click.IntRange(0),
               help="Seconds between exports (hourly: a sixth of the files of 10-minute exports); 0: never.")
 @click.option("--max-keys-per-day", default=14, show_default=True, type=click.IntRange(1, 144),
