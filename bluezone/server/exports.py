@@ -43,6 +43,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.errors import BluezoneError, ExportSignatureError, InputError, ServerStorageError
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import load_public_key, open_signed_export, public_key_base64, signed_export_zip
+from bluezone.keyformat.keys import NO_DAYS_SINCE_ONSET
 from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count
 from bluezone.server.signing import Signer
 from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
@@ -195,14 +196,16 @@ def export_batches(
     is_revision = np.r_[np.zeros(len(new_keys), bool), np.ones(len(revised_keys), bool)]
     carries_revision = np.r_[new_revised, np.ones(len(revised_keys), bool)]
     # read before the transaction: what pads a day's file of revisions
-    revisable = _revisable_fakes(storage, signer, out_dir, revised_keys, now, config) if config.min_keys_per_file else {}
+    revisable, onsets_before = (
+        _revisable_fakes(storage, signer, out_dir, revised_keys, now, config) if config.min_keys_per_file else ({}, {})
+    )
     written: list[BatchRecord] = []
     try:
         if len(keys):
             # every key read, and every revision in a file, leave their queues when the files are recorded
             with storage.export_transaction(np.sort(new_ids), np.sort(ids[carries_revision])) as written:
                 secret = functools.cache(lambda: storage.padding_secret(int(now // DAY_SECONDS), new_secret()))
-                _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written, secret, revisable)
+                _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written, secret, revisable, onsets_before)
                 _sync_directory(out_dir)  # every file's rename, before the transaction recording them commits
     except Exception:
         # nothing was recorded: the files written so far would only lie unlisted, their keys still queued
@@ -235,6 +238,7 @@ def _write_batches(
     written: list[BatchRecord],
     padding_secret: Callable[[], bytes | None],
     revisable: dict[int, np.ndarray],
+    onsets_before: dict[bytes, int],
 ) -> None:
     """Write ``keys`` (revisions where ``is_revision``) into signed files by UTC day, shuffled, at most
     ``max_keys_per_file`` each, every file durable when this returns; each file's record goes into
@@ -244,7 +248,9 @@ def _write_batches(
     1M keys, 42 files, 0.1-0.3 s of fsyncs no longer add to the export."""
     with ThreadPoolExecutor(1, thread_name_prefix="bluezone-export-write") as writer:
         writes = []
-        for record, data in _signed_batches(keys, is_revision, signer, now, config, rng, padding_secret, revisable):
+        for record, data in _signed_batches(
+            keys, is_revision, signer, now, config, rng, padding_secret, revisable, onsets_before
+        ):
             written.append(record)
             writes.append(writer.submit(_write_atomic, out_dir / record.name, data, sync_directory=False))
         for done in writes:
@@ -253,11 +259,13 @@ def _write_batches(
 
 def _signed_batches(
     keys: np.ndarray, is_revision: np.ndarray, signer: Signer, now: float, config: ExportConfig, rng: np.random.Generator,
-    padding_secret: Callable[[], bytes | None], revisable: dict[int, np.ndarray],
+    padding_secret: Callable[[], bytes | None], revisable: dict[int, np.ndarray], onsets_before: dict[bytes, int],
 ) -> Iterator[tuple[BatchRecord, bytes]]:
     """Each batch file's record and signed zip, signed as they are asked for; a day with fewer new keys
     than ``config.min_keys_per_file`` padded with fake keys under ``padding_secret()``, and a day with
-    fewer revisions padded with revisions of its fakes published before (``revisable``, per day)."""
+    fewer revisions padded with revisions of its fakes published before (``revisable``, per day), their
+    onsets moved as the real revisions moved theirs (``onsets_before``: a real key's days since onset as
+    first published)."""
     stamp = int(now)
     days = keys["rolling_start"] // ROLLING_PERIOD
     for day in np.unique(days):
@@ -272,7 +280,7 @@ def _signed_batches(
                            len(pool), room - fakes)
         secret = padding_secret() if fakes else None
         added = ([fake_keys(keys.take(new), fakes, secret, rng)] if secret is not None else []) + (
-            [fake_revisions(pool, keys.take(revised), fake_revised, rng)] if fake_revised else [])
+            [_fake_revisions(pool, keys.take(revised), fake_revised, rng, onsets_before)] if fake_revised else [])
         if not added:
             yield from _signed_day(keys, is_revision, None, on_day, int(day), prefix, signer, now, config, rng)
             continue
@@ -426,21 +434,31 @@ def roll_up_closed_days(
     return rolled
 
 
+def _fake_revisions(
+    pool: np.ndarray, real: np.ndarray, count: int, rng: np.random.Generator, onsets_before: dict[bytes, int]
+) -> np.ndarray:
+    """``padding.fake_revisions`` with the real revisions' days since onset as first published."""
+    before = np.array([onsets_before.get(k, NO_DAYS_SINCE_ONSET) for k in _key_bytes(real)], np.int64)
+    return fake_revisions(pool, real, count, rng, before)
+
+
 def _revisable_fakes(
     storage: Storage, signer: Signer, out_dir: Path, revisions: np.ndarray, now: float, config: ExportConfig
-) -> dict[int, np.ndarray]:
+) -> tuple[dict[int, np.ndarray], dict[bytes, int]]:
     """Per day of ``revisions``' keys, the fakes this server published in its listed files of that day and
     has not revised yet, of a type a revision may change (likely, recursive): what pads a file of
-    revisions, so that it does not hold exactly one person's revised keys.  Each file's fakes are told
+    revisions, so that it does not hold exactly one person's revised keys; and each of ``revisions``'
+    days since onset as first published in those files (how far the revision moved it).  Each file's fakes are told
     apart with its export day's padding secret, kept longer than any of its keys can be revised
     (``Storage.purge``).  A file gone or damaged on disk lends none (a warning)."""
     wanted = {int(day) * DAY_SECONDS for day in np.unique(revisions["rolling_start"] // ROLLING_PERIOD)}
     if not wanted:
-        return {}
+        return {}, {}
     since = now - config.retention_days * DAY_SECONDS
     verifiers = _verifiers(storage, signer, since)
     found: dict[int, list[np.ndarray]] = {start: [] for start in wanted}
     done: set[bytes] = set()
+    onsets_before: dict[bytes, int] = {}
     for batch in storage.batches(since):
         stamp, kind = batch.name.split("-", 2)[:2]
         if kind == "venues" or batch.start_timestamp not in wanted:
@@ -452,6 +470,8 @@ def _revisable_fakes(
             continue
         found[batch.start_timestamp].append(export.keys[is_fake(export.keys, storage.padding_secret(int(stamp) // DAY_SECONDS))])
         done.update(_key_bytes(export.revised_keys))
+        first = export.keys[np.isin(export.keys["key"], revisions["key"])]
+        onsets_before.update(zip(_key_bytes(first), first["days_since_onset"].tolist()))
     revisable = {}
     for start, parts in found.items():
         fakes = np.concatenate(parts) if parts else revisions[:0]
@@ -460,7 +480,7 @@ def _revisable_fakes(
             keep[i] &= key not in done
             done.add(key)
         revisable[start // DAY_SECONDS] = fakes[keep]
-    return revisable
+    return revisable, onsets_before
 
 
 def _key_bytes(keys: np.ndarray) -> list[bytes]:

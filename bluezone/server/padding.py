@@ -28,6 +28,8 @@ import os
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from bluezone.keyformat.keys import MAX_DAYS_SINCE_ONSET, NO_DAYS_SINCE_ONSET
+
 SECRET_BYTES = 16
 #: The first half of a fake's block before encryption; the second half is random.  A real key decrypts
 #: to it with a probability of 2^-64.
@@ -58,13 +60,30 @@ def fake_keys(real: np.ndarray, count: int, secret: bytes, rng: np.random.Genera
     return fakes
 
 
-def fake_revisions(fakes: np.ndarray, real: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+def fake_revisions(
+    fakes: np.ndarray, real: np.ndarray, count: int, rng: np.random.Generator, real_onsets_before: np.ndarray | None = None
+) -> np.ndarray:
     """``count`` of ``fakes`` (published before, not revised yet), each revised as one of the real
-    revisions ``real`` picked at random: the fields a revision changes (report type, days since onset)
-    are that revision's, the rest (key, validity, risk) the fake's as first published."""
+    revisions ``real`` picked at random: that revision's new report type, and its days since onset
+    moved by as many days as the real one moved its own (``real_onsets_before``: the real keys' days
+    since onset as first published, in ``real``'s order).  A real revision moves its key's by its
+    uploader's change of onset (none when the onset stands), every key of that uploader alike; a fake
+    that took its first value from one case and its revised value from another moved by their
+    difference, which told it apart.  Where a move is not known (no onset before or after, or the real
+    key's first file unread) it takes the revision's own value.  The rest (key, validity, risk) is the
+    fake's as first published."""
     revised = fakes.take(rng.choice(len(fakes), count, replace=False))
-    like = real.take(rng.integers(0, len(real), count))
-    revised["report_type"], revised["days_since_onset"] = like["report_type"], like["days_since_onset"]
+    picked = rng.integers(0, len(real), count)
+    like = real.take(picked)
+    onset = like["days_since_onset"].astype(np.int64)
+    if real_onsets_before is not None:
+        before = np.asarray(real_onsets_before, np.int64).take(picked)
+        own = revised["days_since_onset"].astype(np.int64)
+        known = (before != NO_DAYS_SINCE_ONSET) & (onset != NO_DAYS_SINCE_ONSET) & (own != NO_DAYS_SINCE_ONSET)
+        moved = own + onset - before
+        moved = np.where(np.abs(moved) <= MAX_DAYS_SINCE_ONSET, moved, NO_DAYS_SINCE_ONSET)  # as publish keeps it
+        onset = np.where(known, moved, onset)
+    revised["report_type"], revised["days_since_onset"] = like["report_type"], onset
     return revised
 
 

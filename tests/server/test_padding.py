@@ -238,3 +238,36 @@ def test_fakes_are_told_apart_with_their_secret_only(count: int, seed: int) -> N
 def test_a_negative_padding_is_refused(bad: dict) -> None:
     with pytest.raises(InputError):
         ExportConfig(**bad)
+
+
+@pytest.mark.parametrize("new_onset_shift", [0, 2], ids=["onset kept", "onset moved 2 days"])
+def test_revisions_of_fakes_move_their_onset_as_the_real_revision_moved_its_own(
+    storage, tmp_path: Path, new_onset_shift: int
+) -> None:
+    """Two likely cases' keys of one day, onsets 5 days apart (days since onset 2 and -3); one is confirmed.
+    A real revision moves its key's days since onset by the change of its uploader's onset (0 when the
+    onset stands, as for every key of that uploader).  A fake took its first onset from either case and
+    its revised onset from the confirmed one: an observer comparing the two files saw fakes move by 5 days
+    while the real key moved by 0, and told them apart.  Now every revision in the file moves alike."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    likely = _keys(1, seed=6, per_day=2, report_type=LIKELY)
+    likely["days_since_onset"] = [2, -3]
+    storage.insert_keys_unchecked(likely, NOW)
+    (first,) = export_batches(storage, signer, out, NOW, ExportConfig(), np.random.default_rng(5))
+    (published,) = _published(out, [first], signer.public_key)
+    before = {bytes(k["key"]): int(k["days_since_onset"]) for k in published.keys}
+    assert set(before.values()) == {2, -3}  # fakes copied both cases
+    confirmed = bytes(likely[0]["key"])
+    with storage._transaction() as cur:  # the first case confirmed, as a publish with its revision token does
+        storage._exec(
+            cur, "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?"
+            " WHERE key_data = ?", [CONFIRMED, 2 + new_onset_shift, NOW + 300, confirmed],
+        )
+        storage._queue_keys(cur, "revision_queue", f"k.revised_at = {NOW + 300!r}")
+    (again,) = export_batches(storage, signer, out, NOW + 600, ExportConfig(), np.random.default_rng(6))
+    (revision,) = _published(out, [again], signer.public_key)
+    assert again.num_keys == 1 and again.padding_keys >= 99
+    moved = {bytes(k["key"]): int(k["days_since_onset"]) - before[bytes(k["key"])] for k in revision.revised_keys}
+    assert moved[confirmed] == new_onset_shift
+    assert set(moved.values()) == {new_onset_shift}  # the fakes' too: none moved by the other case's 5 days
+    assert set(revision.revised_keys["days_since_onset"].tolist()) == {2 + new_onset_shift, -3 + new_onset_shift}
