@@ -361,7 +361,10 @@ def serve_workers(
         while not stop and ended is None:
             done = wait([p.sentinel for p in processes], timeout=0.5)
             ended = next((p for p in processes if p.sentinel in done), None)
+        if stop:  # systemd (KillMode=control-group) and Ctrl-C signal the workers too: they end first, as asked
+            ended = None
         if ended is not None:
+            ended.join()  # its sentinel closes a moment before its exit code can be read
             code = ended.exitcode
             log.error("worker %d (pid %s) ended (exit code %s): stopping the other workers", processes.index(ended),
                       ended.pid, code)

@@ -1,0 +1,66 @@
+"""`serve_workers` stopped as systemd stops a service: SIGTERM to every process of the group at once.
+
+systemd's default KillMode (control-group) signals the workers together with the parent, and so does
+Ctrl-C in a terminal (SIGINT to the foreground group).  The workers then end first, by themselves; the
+parent must take that for the stop it was asked for (exit 0), not for a worker that died (exit 1, an
+error line, and a unit left "failed").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+_SERVER = """
+import contextlib, sys
+from bluezone.server.serve import ServeSettings, serve_workers
+
+async def app(scope, receive, send):
+    if scope["type"] != "http":
+        return
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+serve_workers(lambda index: contextlib.nullcontext(app), ServeSettings(port=int(sys.argv[1])), "test server", 2)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_sent_to_the_whole_group_is_a_clean_stop(sig: signal.Signals) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        time.sleep(0.5)  # both workers serving
+        os.killpg(proc.pid, sig)
+        output = proc.communicate(timeout=60)[0].decode()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, output
+    assert "stopping the other workers" not in output
