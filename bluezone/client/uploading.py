@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,13 @@ TOKEN_PLACEHOLDER = "<revision token of your last upload>"
 
 
 def check_code(code: str) -> str:
-    """The digits of ``code`` if it is a verification code (6-16 ASCII digits; the spaces or dashes
-    of a code read out or printed in groups, "3572 4109", are dropped), else InputError."""
-    digits = "".join(code.replace("-", " ").split())
+    """The digits of ``code`` if it is a verification code (6-16 digits; the spaces or dashes
+    of a code read out or printed in groups, "3572 4109", are dropped), else InputError.
+
+    Digits typed in another script (a phone keyboard's Arabic-Indic or a CJK input method's full-width
+    ones) are the same code, sent as ASCII; so is a code pasted from a letter whose dashes became en dashes."""
+    kept = (c for c in code if not c.isspace() and unicodedata.category(c) != "Pd")  # Pd: every kind of dash
+    digits = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in kept)
     if not (digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 16):
         raise InputError(
             "the verification code is the digits the health authority gave you: 6 to 16 of them"

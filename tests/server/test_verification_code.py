@@ -19,7 +19,17 @@ def test_groups_are_the_same_code(typed: str) -> None:
     assert check_code(typed) == "35724109"
 
 
-@pytest.mark.parametrize("typed", ["12345", "1234a678", "²²²²²²²²", "١٢٣٤٥٦٧٨", "", "--------", "1" * 17])
+@pytest.mark.parametrize("typed", [
+    "3572\u00a04109", "3572\u20134109", "3572\u20144109",  # a no-break space, an en dash, an em dash (a letter)
+    "٣٥٧٢٤١٠٩", "３５７２ ４１０９", "३५७२४१०९",  # Arabic-Indic, full-width (a CJK input method), Devanagari
+])
+def test_digits_of_any_script_and_any_dash_are_the_same_code(typed: str) -> None:
+    assert check_code(typed) == "35724109"
+
+
+@pytest.mark.parametrize("typed", [
+    "12345", "1234a678", "²²²²²²²²", "⑴⑵⑶⑷⑸⑹⑺⑻", "3572\u200b4109", "", "--------", "1" * 17, "١" * 17,
+])
 def test_anything_else_is_refused(typed: str) -> None:
     with pytest.raises(InputError, match="digits the health authority gave you: 6 to 16 of them"):
         check_code(typed)
