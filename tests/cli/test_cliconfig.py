@@ -241,6 +241,24 @@ def test_a_typo_in_a_bluezone_variable_is_one_warning_and_the_known_ones_none(st
     assert result.exit_code == 0 and "BLUEZONE_SERVER_RUN_PORTT (did you mean BLUEZONE_SERVER_RUN_PORT?)" in result.stderr
 
 
+def test_a_hostile_environment_is_one_short_warning_without_control_characters(stores) -> None:  # type: ignore[no-untyped-def]
+    """20,000 unknown BLUEZONE_* variables held every command 17 s (a close name looked up for each) and
+    printed a 1 MB line; a variable's name may hold ESC sequences (any byte but '=' and NUL), which reached
+    the terminal.  Ten are named, escaped, the rest counted, and only the named get a close name."""
+    from bluezone.cliconfig import MAX_NAMED_VARIABLES, unknown_envvars
+
+    _, env_db, _ = stores
+    env = {f"BLUEZONE_STATUS_JSN{i:05d}": "1" for i in range(2000)}
+    env["BLUEZONE_\x1b]0;owned\x07" + "X" * 200] = "1"
+    unknown = unknown_envvars(cli, env)
+    assert len(unknown) == 2001 and sum(close is not None for _, close in unknown) <= MAX_NAMED_VARIABLES
+    result = invoke("status", env={**env, "BLUEZONE_DB": str(env_db)})
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("\n") == 1 and len(result.stderr) < 2000, result.stderr[:300]
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "BLUEZONE_\\x1b]0;owned\\x07XXX" in result.stderr and result.stderr.endswith(" and 1991 more\n")
+
+
 def test_every_option_s_own_variable_is_known() -> None:
     """Each variable the tree gives an option (every lazy command imported) is no typo."""
     from bluezone.cliconfig import OTHER_VARIABLES, unknown_envvars
