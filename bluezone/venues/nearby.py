@@ -117,12 +117,13 @@ class BeaconCheckIns:
                 log.info("venue beacon heard while checked in elsewhere: no check-in while that visit lasts")
                 stay.waiting = True
             return  # tried again at the next tick: that visit may have ended by then
-        stay.checked_in = True  # either way this stay is the visit now: its beacon falling silent ends it
         try:
             check_in(self.store, stay.venue, now, source="beacon", start=stay.first)
         except VenueError as exc:  # already checked in there by QR code: that check-in stands, none counted
             log.info("venue beacon heard, no new check-in: %s", exc)
+            stay.checked_in = True  # its beacon falling silent still checks out
             return
+        stay.checked_in = True
         self.checkins += 1
         log.info("checked in by venue beacon")
 

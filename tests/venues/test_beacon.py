@@ -277,3 +277,6 @@ def test_a_beacon_heard_where_the_visitor_checked_in_by_qr_code_counts_no_check_
     assert [v.source for v in visits(store)] == ["url"]
     assert listener.checkins == 0
     assert "checked in by venue beacon" not in caplog.text and "no new check-in" in caplog.text
+    listener.tick(T0 + 60 + 6 * 60 + 200)  # the beacon silent 3 min: that visit ends at its last frame, as a beacon's
+    [visit] = visits(store)
+    assert visit.checked_out and visit.end == T0 + 60 + 6 * 60 - 1 and listener.checkouts == 1
