@@ -100,11 +100,16 @@ def unknown_envvars(group: click.Group, environ: Mapping[str, str] | None = None
                 else:
                     unchecked.append("_".join(prefix).upper().replace("-", "_") + "_")
     skipped = tuple(unchecked)
-    names = [n for n in sorted(environ) if n.startswith(ENV_PREFIX + "_") and n not in known and not n.startswith(skipped)]
+    unknown = [n for n in sorted(environ) if n.startswith(ENV_PREFIX + "_") and n not in known and not n.startswith(skipped)]
     # a close name costs ~1 ms a variable: 20,000 of them held every command for 17 s, so only those named
-    suggested = names[:MAX_NAMED_VARIABLES]
-    return [(n, next(iter(difflib.get_close_matches(n, sorted(known), n=1, cutoff=0.8)), None) if n in suggested else None)
-            for n in names]
+    suggested = unknown[:MAX_NAMED_VARIABLES]
+    return [(name, _close_name(name, known) if name in suggested else None) for name in unknown]
+
+
+def _close_name(name: str, known: set[str]) -> str | None:
+    """The known variable ``name`` most likely meant, if one is close."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+    return close[0] if close else None
 
 
 #: Unknown variables a warning names; more are counted (a hostile environment can hold tens of thousands).
