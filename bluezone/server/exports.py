@@ -158,9 +158,10 @@ def _sync_directory(path: Path) -> None:
         os.close(directory)
 
 
-def write_index(storage: Storage, out_dir: Path, now: float, retention_days: int = RETENTION_DAYS) -> list[str]:
-    """Rewrite ``index.txt``: one batch file name per line, oldest first, last 14 days only."""
-    since = now - retention_days * DAY_SECONDS
+def write_index(storage: Storage, out_dir: Path, now: float, retention_days: int | None = RETENTION_DAYS) -> list[str]:
+    """Rewrite ``index.txt``: one batch file name per line, oldest first, last 14 days only (None: every
+    file on record, as when deletions are held: the 14 days before a jumped clock hold none of them)."""
+    since = 0.0 if retention_days is None else now - retention_days * DAY_SECONDS
     names = [b.name for b in storage.batches(since) if (out_dir / b.name).is_file()]
     _write_atomic(out_dir / INDEX_FILE, "".join(f"{n}\n" for n in names).encode())
     return names
@@ -214,7 +215,7 @@ def export_batches(
         raise
     venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
     rolled = [] if hold_deletions else roll_up_closed_days(storage, signer, out_dir, now, config, rng)
-    listed = write_index(storage, out_dir, now, config.retention_days)
+    listed = write_index(storage, out_dir, now, None if hold_deletions else config.retention_days)
     removed = 0
     if not hold_deletions:
         remove_stale_files(storage, out_dir, listed, now, config)

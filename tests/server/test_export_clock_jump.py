@@ -72,3 +72,23 @@ def test_a_server_started_with_its_clock_a_month_ahead_deletes_nothing(tmp_path:
     (kept in the database), as the daemon compares with its newest record."""
     left, index, files = run_exports(tmp_path, [NOW + 30 * DAY_SECONDS, NOW + 7200], exported_at=NOW + 3600)
     assert (left, len(index), files) == (5, 5, 5)  # was (0, 0, 0)
+
+
+def test_the_held_export_s_index_still_lists_every_file_it_kept(tmp_path: Path) -> None:
+    """Between the held export and the next (an hour), index.txt listed only the files of the 14 days
+    before the jumped clock: none of the kept ones, so a phone polling then saw none of them."""
+    storage = open_storage(str(tmp_path / "s.db"))
+    keys = empty_keys(5)
+    keys["key"] = np.frombuffer(np.random.default_rng(4).bytes(16 * 5), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.arange(1, 6)
+    keys["rolling_period"] = ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    try:
+        export_batches(storage, signer, out, NOW + 3600)
+        before = (out / INDEX_FILE).read_text().split()
+        export_batches(storage, signer, out, NOW + 30 * DAY_SECONDS, hold_deletions=True)
+        held = (out / INDEX_FILE).read_text().split()
+    finally:
+        storage.close()
+    assert len(before) == 5 and held[: len(before)] == before  # was []
