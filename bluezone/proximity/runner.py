@@ -89,8 +89,11 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
     except OSError as exc:
         raise NotAStoreError(f"cannot use {lock} as the store's lock: {exc.strerror}; remove it") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             raise NotAStoreError(f"{lock} is not a file: the store's lock must be one; remove it")
+        if status.st_nlink != 1:  # a hard link: truncating it would empty the file it shares (the store itself)
+            raise NotAStoreError(f"{lock} is a hard link to another file: the store's lock must be its own; remove it")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

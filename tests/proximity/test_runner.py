@@ -146,6 +146,18 @@ def test_a_lock_that_is_a_link_is_refused_and_what_it_names_is_untouched(tmp_pat
     assert victim.read_text() == "keep me\n"
 
 
+def test_a_lock_that_is_a_hard_link_is_refused_and_what_it_names_is_untouched(tmp_path: Path) -> None:
+    """A hard link passes O_NOFOLLOW and is a regular file: a <db>.lock hard-linked to the store itself
+    (or any file of the owner) was truncated and given the daemon's pid, the store destroyed."""
+    db = tmp_path / "x.db"
+    SightingStore.open(db).close()
+    kept = db.read_bytes()
+    os.link(db, db.with_name("x.db.lock"))
+    with pytest.raises(NotAStoreError, match="x.db.lock"), one_daemon_per_store(db):
+        pass
+    assert db.read_bytes() == kept
+
+
 @pytest.mark.parametrize("kind", ["directory", "fifo"])
 def test_a_lock_that_is_no_file_is_one_line_exit_2(tmp_path: Path, kind: str) -> None:
     """A directory or a FIFO as <db>.lock was 'IsADirectoryError' / 'OSError: [Errno 22]', exit 1 (systemd retried)."""
