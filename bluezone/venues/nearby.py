@@ -67,7 +67,9 @@ class BeaconCheckIns:
         self.policy = policy or NearbyPolicy()
         self.assembler = beacon.FrameAssembler(min_rssi=self.policy.min_rssi)
         self._stays: dict[bytes, _Stay] = {}  # by location id
-        self._recent: dict[bytes, deque[tuple[float, bool]]] = {}  # by location id: (time, strong) in the window
+        #: by location id: the times of its frames in the window, and of its strong ones (kept apart: a flood of
+        #: 1,000 frames a second listed the window's strong frames at each, 3.5 ms a frame, 3.5x slower than the air)
+        self._recent: dict[bytes, tuple[deque[float], deque[float]]] = {}
         self.checkins = 0
         self.checkouts = 0
 
@@ -88,11 +90,13 @@ class BeaconCheckIns:
     def _heard(self, location_id: bytes, t: float, strong: bool) -> float | None:
         """The first strong frame of the window up to ``t`` if the venue is heard now (enough strong
         frames in it, and no fewer than weak ones), else None."""
-        recent = self._recent.setdefault(location_id, deque())
-        recent.append((t, strong))
-        while recent and recent[0][0] < t - self.policy.window:
-            recent.popleft()
-        strong_times = [at for at, s in recent if s]
+        recent, strong_times = self._recent.setdefault(location_id, (deque(), deque()))
+        recent.append(t)
+        if strong:
+            strong_times.append(t)
+        for times in (recent, strong_times):
+            while times and times[0] < t - self.policy.window:
+                times.popleft()
         if len(strong_times) < self.policy.min_frames or 2 * len(strong_times) < len(recent):
             return None
         return strong_times[0]
@@ -105,8 +109,8 @@ class BeaconCheckIns:
                 del self._stays[location_id]
             elif not stay.checked_in and stay.last - stay.first >= self.policy.dwell:
                 self._check_in(stay, now)
-        for location_id, recent in list(self._recent.items()):  # venues no longer heard at all
-            if not recent or recent[-1][0] < now - self.policy.window:
+        for location_id, (recent, _) in list(self._recent.items()):  # venues no longer heard at all
+            if not recent or recent[-1] < now - self.policy.window:
                 del self._recent[location_id]
         self.assembler.forget_before(now)
 
