@@ -1,9 +1,10 @@
 """What /readyz answers while the key server exports in its own process (the schedule of `server run`).
 
-    .venv/bin/python benchmarks/readyz_during_export.py [--keys 1000000] [--db postgresql://...] [--repeat 3] [--json]
+    .venv/bin/python benchmarks/readyz_during_export.py [--keys 1000000] [--every 0.05] [--db postgresql://...]
+        [--repeat 3] [--json]
 
 Fills a scratch database (a temporary SQLite file, or ``--db``) with ``--keys`` exportable keys, starts
-the app with its export schedule (the first export runs at start), and asks /readyz every 50 ms while
+the app with its export schedule (the first export runs at start), and asks /readyz every ``--every`` s while
 that export runs, as a load balancer's health check would (2 s timeout, the default).  Reports per run
 the export's seconds, how many answers were 200 and 503, and the slowest answer.  A 503 here takes a
 healthy server out of the load balancer for being busy with its own export.
@@ -38,7 +39,7 @@ def _keys(n: int, now: float, rng: np.random.Generator) -> np.ndarray:
     return keys
 
 
-def one_run(db: str, n: int, work: Path) -> dict[str, float]:
+def one_run(db: str, n: int, work: Path, every: float = 0.05) -> dict[str, float]:
     from starlette.testclient import TestClient
 
     from bluezone.server.app import create_app
@@ -65,7 +66,7 @@ def one_run(db: str, n: int, work: Path) -> dict[str, float]:
                 asked = time.perf_counter()
                 statuses.append(http.get("/readyz").status_code)
                 slowest = max(slowest, time.perf_counter() - asked)
-                time.sleep(0.05)
+                time.sleep(every)
             seconds = time.perf_counter() - t0
     finally:
         storage.close()
@@ -77,15 +78,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--db", default=None, help="postgresql://... scratch database (default: a temporary SQLite file)")
+    parser.add_argument("--every", type=float, default=0.05, help="seconds between checks (a load balancer: 2-10)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     load = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bluezone-readyz-") as tmp:
         db = args.db or str(Path(tmp) / "scratch.db")
-        runs = [one_run(db, args.keys, Path(tmp)) for _ in range(args.repeat)]
+        runs = [one_run(db, args.keys, Path(tmp), args.every) for _ in range(args.repeat)]
     result = {
-        "backend": "PostgreSQL" if args.db else "SQLite", "keys": args.keys, "cores": len(os.sched_getaffinity(0)),
+        "backend": "PostgreSQL" if args.db else "SQLite", "keys": args.keys, "every": args.every, "cores": len(os.sched_getaffinity(0)),
         "load_average_start": load, "load_average": [round(x, 2) for x in os.getloadavg()], "runs": runs,
         "median_export_seconds": statistics.median(r["export_seconds"] for r in runs),
         "not_ready_503_total": sum(r["not_ready_503"] for r in runs),
