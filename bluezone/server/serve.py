@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import ipaddress
 import json
 import logging
 import multiprocessing
+import os
 import resource
 import signal
 import socket
@@ -354,7 +356,8 @@ def serve_workers(
     try:
         for index in range(workers):
             process = context.Process(
-                target=_run_worker, args=(make_app, index, workers, settings, sock), name=f"bluezone-worker-{index}"
+                target=_run_worker, args=(make_app, index, workers, settings, sock, os.getpid()),
+                name=f"bluezone-worker-{index}",
             )
             process.start()
             processes.append(process)
@@ -388,7 +391,7 @@ def serve_workers(
 
 def _run_worker(
     make_app: Callable[[int], contextlib.AbstractContextManager[Any]], index: int, workers: int,
-    settings: ServeSettings, sock: socket.socket,
+    settings: ServeSettings, sock: socket.socket, parent: int,
 ) -> None:
     """One worker (a forked process): its own app and database connection, uvicorn on the shared socket."""
     import uvicorn
@@ -397,6 +400,7 @@ def _run_worker(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)  # uvicorn installs its own once it runs
+    _end_with(parent)
     try:
         with make_app(index) as app:
             log.info("worker %d of %d serving%s", index, workers, " (runs the scheduled exports)" if index == 0 else "")
@@ -406,4 +410,17 @@ def _run_worker(
         log.error("worker %d: %s", index, exc)
         raise SystemExit(exc.exit_code) from None
     if not server.started:
+        raise SystemExit(1)
+
+
+#: prctl(2) option: the signal a process gets when its parent ends (Linux).
+PR_SET_PDEATHSIG = 1
+
+
+def _end_with(parent: int) -> None:
+    """SIGTERM this worker when ``parent`` ends: a parent killed outright (SIGKILL, the OOM killer) left its
+    workers serving, orphans holding the port, one of them exporting, that nothing watched or stopped."""
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: the workers outlive a killed parent
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it ended before the line above
         raise SystemExit(1)

@@ -8,12 +8,15 @@ error line, and a unit left "failed").
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -64,3 +67,39 @@ def test_a_stop_sent_to_the_whole_group_is_a_clean_stop(sig: signal.Signals) -> 
             proc.wait()
     assert proc.returncode == 0, output
     assert "stopping the other workers" not in output
+
+
+def test_workers_end_with_their_parent_killed() -> None:
+    """The parent killed (SIGKILL, the OOM killer) left its workers serving, orphans on the port: a new
+    `server run` there failed 'port in use' while an unwatched exporter went on.  They follow it now."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        output = b""
+        pids: list[int] = []
+        while len(pids) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
+            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+            pids = [int(p) for p in re.findall(r"\[(\d+)\] bluezone\.server\.serve: worker \d of 2 serving", output.decode())]
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 30
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in pids)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended and not yet reaped by init, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
