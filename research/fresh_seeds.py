@@ -9,11 +9,12 @@ Reads ``CACHE_DIR/<scene>_<seed>.pkl`` made by ``estimator_cache.py`` with the p
 ``bluezone simulate --seed N --json`` reports), so nothing here re-implements a scorer.  Prints:
 
 - per run: F1 / ROC-AUC / PR-AUC of both scorers and bluezone's margins, ``LOSS`` where one is
-  below zero, and with ``--draws`` the run's paired bootstrap (``estimator_sweep.paired_noise``);
+  below zero, and with ``--draws`` the run's paired bootstrap (``run_draws``, as
+  ``estimator_sweep.paired_noise``; kept in ``CACHE_DIR/draws/``);
 - per scene: the means over the seeds, the mean and worst-seed margins, and a paired bootstrap of
-  the *mean* margins (``mean_noise``: in each draw every run's receivers are drawn with
-  replacement, each with all its pairs, both scorers scored on the draw, the margins averaged over
-  the seeds): its 95 % interval and the share of draws below zero;
+  the *mean* margins (in draw k every run's receivers are drawn with replacement, each with all its
+  pairs, both scorers scored on the draw, and the k-th margins averaged over the seeds): its 95 %
+  interval and the share of draws below zero;
 - with ``--explain SCENE:SEED`` (a run that loses): the pairs whose verdicts differ between the two
   scorers (true minutes within 2 m, bluezone's hard minutes under the threshold, its expected near
   minutes, GAEN's weighted minutes, the judged minutes' median corrected attenuation, how many of
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from detection_ceiling import ceiling
-from estimator_sweep import Flat, corrected, estimate, flatten, metrics, paired_noise, shipped
+from estimator_sweep import Flat, corrected, estimate, flatten, metrics, shipped
 
 from bluezone.sim.metrics import confusion, pr_curve
 
@@ -58,26 +59,38 @@ def recall_at_precision(truth: np.ndarray, score: np.ndarray, floor: float = 0.8
     return float(recall[ok].max()) if ok.any() else 0.0
 
 
-def mean_noise(flats: list[Flat], draws: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Paired bootstrap of a scene's margins averaged over its runs (receivers drawn within each run)."""
+def run_draws(f: Flat, draws: int, seed: int = 0) -> np.ndarray:
+    """A run's paired bootstrap: per draw (receivers drawn with replacement, each with all its judged
+    pairs, both scorers scored on the same draw) bluezone's margins over GAEN in F1, ROC-AUC and PR-AUC;
+    a draw with nothing (or only contacts) to find is nan."""
     rng = np.random.default_rng(seed)
-    members = []
-    for f in flats:
-        _, inverse = np.unique(f.receiver, return_inverse=True)
-        members.append([np.flatnonzero(inverse == i) for i in range(inverse.max() + 1)])
-    out = []
-    for _ in range(draws):
-        margins = []
-        for f, m in zip(flats, members):
-            idx = np.concatenate([m[i] for i in rng.integers(0, len(m), len(m))])
-            t = f.truth[idx]
-            if t.all() or not t.any():
-                continue
-            b, g = f.scores["bluezone"], f.scores["gaen"]
-            margins.append(np.subtract(metrics(t, b[0][idx], b[1][idx]), metrics(t, g[0][idx], g[1][idx])))
-        out.append(np.nanmean(margins, axis=0))
-    a = np.array(out)
-    return np.nanpercentile(a, 2.5, axis=0), np.nanpercentile(a, 97.5, axis=0), np.mean(a < 0, axis=0)
+    _, inverse = np.unique(f.receiver, return_inverse=True)
+    members = [np.flatnonzero(inverse == i) for i in range(inverse.max() + 1)]
+    b, g = f.scores["bluezone"], f.scores["gaen"]
+    out = np.full((draws, 3), np.nan)
+    for k in range(draws):
+        idx = np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
+        t = f.truth[idx]
+        if t.any() and not t.all():
+            out[k] = np.subtract(metrics(t, b[0][idx], b[1][idx]), metrics(t, g[0][idx], g[1][idx]))
+    return out
+
+
+def cached_draws(cache: Path, scene: str, seed: int, f: Flat, draws: int) -> np.ndarray:
+    """``run_draws`` kept beside the cache (``draws/<scene>_<seed>_<draws>.npy``): a run is drawn once."""
+    path = cache / "draws" / f"{scene}_{seed}_{draws}.npy"
+    if path.exists():
+        return np.load(path)
+    path.parent.mkdir(exist_ok=True)
+    out = run_draws(f, draws, seed)
+    np.save(path.with_suffix(".part.npy"), out)
+    path.with_suffix(".part.npy").replace(path)
+    return out
+
+
+def interval(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """95 % interval and share of draws below zero, per margin (columns)."""
+    return np.nanpercentile(a, 2.5, axis=0), np.nanpercentile(a, 97.5, axis=0), np.nanmean(np.where(np.isnan(a), np.nan, a < 0), axis=0)
 
 
 def raw_minutes(d: dict) -> dict:
@@ -221,7 +234,7 @@ def main() -> None:
         line = (f"{scene:<13}{seed:>4}  contacts {int(f.truth.sum()):>4} / {len(f.truth):>6}  P/R {c.precision:.2f}/{c.recall:.2f}  "
                 f"bz {fmt(bz)}  gaen {fmt(ga)}  margin {signed(m)}" + ("  LOSS" if (np.nan_to_num(m) < 0).any() else ""))
         if a.draws:
-            lo, hi, below = paired_noise(f, *f.scores["bluezone"], a.draws)
+            lo, hi, below = interval(cached_draws(a.cache, scene, seed, f, a.draws))
             line += "  95 % " + " ".join(f"[{x:+.3f},{y:+.3f}]" for x, y in zip(lo, hi)) + "  P(<0) " + "/".join(f"{p:.2f}" for p in below)
         print(line, flush=True)
         per_scene.setdefault(scene, []).append((seed, bz, ga, m, f, d))
@@ -238,7 +251,8 @@ def main() -> None:
         line = (f"{scene:<13}{len(rs):>2} seeds  bz {fmt(bz)}  gaen {fmt(ga)}  mean {signed(np.nanmean(ms, axis=0))}"
                 f"  worst {signed(np.nanmin(ms, axis=0))}  losses {' '.join(losses) or 'none'}")
         if a.draws:
-            lo, hi, below = mean_noise([r[4] for r in rs], a.draws)
+            # the mean over the seeds in each draw: every run's receivers drawn on their own
+            lo, hi, below = interval(np.nanmean([cached_draws(a.cache, scene, r[0], r[4], a.draws) for r in rs], axis=0))
             intervals[scene] = (lo, hi)
             line += "  mean 95 % " + " ".join(f"[{x:+.3f},{y:+.3f}]" for x, y in zip(lo, hi)) + "  P(<0) " + "/".join(f"{p:.2f}" for p in below)
         print(line, flush=True)

@@ -216,7 +216,8 @@ def scene_f1(runs: dict, thresholds: np.ndarray) -> dict[float, dict[str, np.nda
         per: dict[str, list[float]] = {}
         for (scene, _), f in sorted(runs.items()):
             _, decided = estimate(f, {**shipped(), "decision_db": float(t)})
-            per.setdefault(scene, []).append(confusion(f.truth, decided).f1 - confusion(f.truth, f.scores["gaen"][1]).f1)
+            if f.truth.any():  # a run with nothing to find has no F1
+                per.setdefault(scene, []).append(confusion(f.truth, decided).f1 - confusion(f.truth, f.scores["gaen"][1]).f1)
         out[float(t)] = {k: np.array(v) for k, v in per.items()}
     return out
 
@@ -241,12 +242,12 @@ def twelfth(data: dict[str, list[Minute]], grids: dict, gaen: dict, tune: dict |
             cells.append(f"{label[:5]} " + "/".join(f"{x:.3f}" for x in mine) + (" meets" if meets else " -----"))
         for name, runs in (("tune", tune), ("hold", hold)):
             if runs:
-                means = {k: float(v.mean()) for k, v in runs[t].items()}
+                means = {k: float(np.nanmean(v)) for k, v in runs[t].items() if not np.isnan(v).all()}
                 worst = min(means, key=means.get)
                 lost = sum(int((v < 0).sum()) for v in runs[t].values())
                 cells.append(f"scenes {name} F1 {means[worst]:+.3f} ({worst}; {lost} runs below)")
         if tune:
-            worths[t] = min(min(rec_margin), min(float(v.mean()) for v in tune[t].values()))
+            worths[t] = min(min(rec_margin), min(float(np.nanmean(v)) for v in tune[t].values()))
             cells.append(f"worth {worths[t]:+.3f}")
         print(f"{t:>5.1f} dB | " + " | ".join(cells))
     if worths:
@@ -256,7 +257,7 @@ def twelfth(data: dict[str, list[Minute]], grids: dict, gaen: dict, tune: dict |
         if hold:
             for t in (59.0, best):
                 print(f"  {t:g} dB on the held-back seeds, F1 margin per scene, mean (worst seed): " + " ".join(
-                    f"{k} {v.mean():+.3f} ({v.min():+.3f})" for k, v in hold[t].items()))
+                    f"{k} {np.nanmean(v):+.3f} ({np.nanmin(v):+.3f})" for k, v in hold[t].items() if not np.isnan(v).all()))
 
 
 def main() -> None:
