@@ -16,7 +16,7 @@ from bluezone.keyformat.keys import empty_keys
 from bluezone.server.app import create_app
 from bluezone.server.exports import INDEX_FILE, export_batches
 from bluezone.server.signing import keygen
-from bluezone.server.storage import open_storage
+from bluezone.server.storage import Storage, open_storage
 
 
 class ScriptedClock:
@@ -33,15 +33,21 @@ class ScriptedClock:
         raise AssertionError
 
 
-def run_exports(tmp_path: Path, times: list[float], exported_at: float | None = None) -> tuple[int, list[str], int]:
-    """Keys of five past days uploaded (and exported at ``exported_at`` by an earlier run of the server), then
-    the scheduled export run at ``times``: keys left, the index, files."""
+def storage_with_five_past_days(tmp_path: Path, seed: int) -> Storage:
+    """A key server database holding one uploaded key for each of the five days before NOW."""
     storage = open_storage(str(tmp_path / "s.db"))
     keys = empty_keys(5)
-    keys["key"] = np.frombuffer(np.random.default_rng(3).bytes(16 * 5), "V16")
+    keys["key"] = np.frombuffer(np.random.default_rng(seed).bytes(16 * 5), "V16")
     keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.arange(1, 6)
     keys["rolling_period"] = ROLLING_PERIOD
     storage.insert_keys_unchecked(keys, NOW)
+    return storage
+
+
+def run_exports(tmp_path: Path, times: list[float], exported_at: float | None = None) -> tuple[int, list[str], int]:
+    """Keys of five past days uploaded (and exported at ``exported_at`` by an earlier run of the server), then
+    the scheduled export run at ``times``: keys left, the index, files."""
+    storage = storage_with_five_past_days(tmp_path, seed=3)
     clock, out, signer = ScriptedClock(times), tmp_path / "out", keygen(tmp_path / "k")
     if exported_at is not None:
         export_batches(storage, signer, out, exported_at)
@@ -77,12 +83,7 @@ def test_a_server_started_with_its_clock_a_month_ahead_deletes_nothing(tmp_path:
 def test_the_held_export_s_index_still_lists_every_file_it_kept(tmp_path: Path) -> None:
     """Between the held export and the next (an hour), index.txt listed only the files of the 14 days
     before the jumped clock: none of the kept ones, so a phone polling then saw none of them."""
-    storage = open_storage(str(tmp_path / "s.db"))
-    keys = empty_keys(5)
-    keys["key"] = np.frombuffer(np.random.default_rng(4).bytes(16 * 5), "V16")
-    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.arange(1, 6)
-    keys["rolling_period"] = ROLLING_PERIOD
-    storage.insert_keys_unchecked(keys, NOW)
+    storage = storage_with_five_past_days(tmp_path, seed=4)
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
     try:
         export_batches(storage, signer, out, NOW + 3600)

@@ -41,13 +41,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_sent_to_the_whole_group_is_a_clean_stop(sig: signal.Signals) -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
+def _start_server(port: int) -> subprocess.Popen[bytes]:
+    """The two-worker server in a session of its own, so a signal can go to its whole group as systemd sends it."""
+    return subprocess.Popen(
         [sys.executable, "-c", _SERVER, str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_sent_to_the_whole_group_is_a_clean_stop(sig: signal.Signals) -> None:
+    port = _free_port()
+    proc = _start_server(port)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -73,10 +78,7 @@ def test_workers_end_with_their_parent_killed() -> None:
     """The parent killed (SIGKILL, the OOM killer) left its workers serving, orphans on the port: a new
     `server run` there failed 'port in use' while an unwatched exporter went on.  They follow it now."""
     port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    proc = _start_server(port)
     try:
         deadline = time.monotonic() + 60
         output = b""
