@@ -16,7 +16,6 @@ import fcntl
 import logging
 import math
 import os
-import signal
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from bluezone.errors import ConfigError, NotAStoreError, StoreInUseError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
 from bluezone.proximity.radio import AdvertListener
+from bluezone.proximity.stopsignals import stop_on_signals
 from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore, default_db_path, make_private_dirs
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,8 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            written = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            holder = written if written.isascii() and written.isdigit() else "?"  # never a planted escape sequence
             raise StoreInUseError(
                 f"another bluezone daemon (pid {holder}) runs on {path}: two daemons on one store send one key "
                 "and hear each other; stop it, or give this one another --db"
@@ -189,45 +190,30 @@ async def run_daemon(
             radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3,
             listeners=[make(store) for make in listeners],
         )
-        loop = asyncio.get_running_loop()
-        installed = []
-
-        def on_signal(sig: signal.Signals) -> None:
-            # first signal: flush and stop; a second one gets the default behaviour (interrupt)
-            log.info("%s: flushing and stopping", sig.name)
-            daemon.stop()
-            loop.remove_signal_handler(sig)
-
-        if handle_signals:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(sig, on_signal, sig)
-                    installed.append(sig)
-        log.info("bluezone daemon on %s, store %s", radio.name, store.path)
-        if also_bluezone_v3:
-            log.warning(LINKABILITY_WARNING)
-        # the neighbours are scenery: their failures are logged, never the user's problem
-        scenery = [asyncio.create_task(nb.run(), name=f"bluezone-neighbour-{i}") for i, nb in enumerate(neighbours)]
-        ticker = None
-        if on_progress is not None:
-            ticker = asyncio.create_task(_progress(daemon, clock, config.status_interval, on_progress))
-        try:
-            return await daemon.run(duration)
-        finally:
-            if ticker is not None:
-                ticker.cancel()
-            for nb in neighbours:
-                nb.stop()
+        with stop_on_signals(daemon.stop, "flushing and stopping", enabled=handle_signals):
+            log.info("bluezone daemon on %s, store %s", radio.name, store.path)
+            if also_bluezone_v3:
+                log.warning(LINKABILITY_WARNING)
+            # the neighbours are scenery: their failures are logged, never the user's problem
+            scenery = [asyncio.create_task(nb.run(), name=f"bluezone-neighbour-{i}") for i, nb in enumerate(neighbours)]
+            ticker = None
+            if on_progress is not None:
+                ticker = asyncio.create_task(_progress(daemon, clock, config.status_interval, on_progress))
             try:
-                for result in await asyncio.gather(*scenery, return_exceptions=True):
-                    if isinstance(result, BaseException):
-                        log.warning("emulated neighbour failed: %s", result)
+                return await daemon.run(duration)
             finally:
-                for sig in installed:
-                    loop.remove_signal_handler(sig)
-                store.close()
+                if ticker is not None:
+                    ticker.cancel()
                 for nb in neighbours:
-                    nb.store.close()
+                    nb.stop()
+                try:
+                    for result in await asyncio.gather(*scenery, return_exceptions=True):
+                        if isinstance(result, BaseException):
+                            log.warning("emulated neighbour failed: %s", result)
+                finally:
+                    store.close()
+                    for nb in neighbours:
+                        nb.store.close()
 
 
 async def _progress(

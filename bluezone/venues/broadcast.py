@@ -8,14 +8,13 @@ daemon needs one full cycle (about ten seconds for a café's payload) to decode 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from bluezone.clock import Clock
 from bluezone.proximity.radio import Radio
+from bluezone.proximity.stopsignals import stop_on_signals
 from bluezone.venues import beacon
 from bluezone.venues.owner import VenueSecrets
 
@@ -50,8 +49,7 @@ async def run_beacon(
     stats = BeaconStats()
     started = clock.now()
     stop = stop or asyncio.Event()
-    installed = _stop_on_signals(stop) if handle_signals else []
-    try:
+    with stop_on_signals(stop.set, "stopping the venue beacon", enabled=handle_signals):
         async with radio:
             if on_started is not None:
                 on_started()
@@ -68,27 +66,5 @@ async def run_beacon(
                 stats.frames_sent += 1
                 i += 1
                 await clock.sleep(FRAME_SECONDS)  # a stop is seen within a frame
-    finally:
-        loop = asyncio.get_running_loop()
-        for sig in installed:
-            loop.remove_signal_handler(sig)
     log.info("venue beacon stopped: %d frames in %d epochs", stats.frames_sent, stats.epochs)
     return stats
-
-
-def _stop_on_signals(stop: asyncio.Event) -> list[signal.Signals]:
-    """SIGINT and SIGTERM set ``stop`` once; the handler then goes, so a second signal interrupts."""
-    loop = asyncio.get_running_loop()
-    installed = []
-
-    def on_signal(sig: signal.Signals) -> None:
-        log.info("%s: stopping the venue beacon", sig.name)
-        stop.set()
-        loop.remove_signal_handler(sig)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not the main thread, not Unix
-            loop.add_signal_handler(sig, on_signal, sig)
-            installed.append(sig)
-    return installed
-

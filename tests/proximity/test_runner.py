@@ -3,6 +3,7 @@ one start-up line naming radio and database, and a live count before the first s
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -124,6 +125,19 @@ def test_a_second_run_command_on_one_store_is_one_line(tmp_path: Path) -> None:
         f"Error: another bluezone daemon (pid {os.getpid()}) runs on {db}: two daemons on one store send one key and "
         "hear each other; stop it, or give this one another --db"
     ]
+
+
+def test_a_lock_holding_no_pid_is_said_as_an_unknown_pid(tmp_path: Path) -> None:
+    """The holder's pid is read from the lock and printed: a lock written with a terminal escape sequence
+    (a shared folder's planted lock, held open) reached the terminal."""
+    db = tmp_path / "x.db"
+    lock = tmp_path / "x.db.lock"
+    lock.write_bytes(b"\x1b]0;owned\x07\x1b[2J12\n")
+    with open(lock, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(StoreInUseError) as refused, one_daemon_per_store(db):
+            pass
+    assert "(pid ?)" in str(refused.value) and "\x1b" not in str(refused.value)
 
 
 def test_the_lock_is_released_however_the_daemon_ends(tmp_path: Path) -> None:
