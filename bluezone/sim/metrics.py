@@ -13,6 +13,10 @@ from typing import Any
 
 import numpy as np
 
+#: Below this many true close contacts one contact found or missed moves recall by more than 0.1,
+#: so a run's F1 cannot tell two scorers apart: the report says so beside the numbers.
+MIN_TRUE_CONTACTS = 10
+
 
 @dataclass(frozen=True)
 class Confusion:
@@ -110,11 +114,31 @@ def _rankdata(x: np.ndarray) -> np.ndarray:
 
 
 def ndcf(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """NIST TC4TL's normalised detection cost: P_miss + P_false_alarm (equal weights)."""
+    """NIST TC4TL's normalised detection cost: P_miss + P_false_alarm (equal weights).
+
+    Undefined (nan) without true contacts or without anyone else: a miss rate over nothing is not
+    0, and the sum would pass a false-alarm rate off as a detection cost (evaluate's is None too).
+    """
     c = confusion(truth, predicted)
-    p_miss = c.fn / (c.tp + c.fn) if c.tp + c.fn else 0.0
-    p_fa = c.fp / (c.fp + c.tn) if c.fp + c.tn else 0.0
-    return p_miss + p_fa
+    if not (c.tp + c.fn and c.fp + c.tn):
+        return math.nan
+    return c.fn / (c.tp + c.fn) + c.fp / (c.fp + c.tn)
+
+
+def contacts_note(true_contacts: int, pairs: int) -> str | None:
+    """What a run's verdict figures can say with so few true close contacts (None: enough of them).
+
+    A researcher reads "F1 0.000" or a 0.1 margin as a finding; with 4 contacts it is one or two
+    pairs, so the report says so in words rather than leave a bare number.
+    """
+    if true_contacts == 0:
+        return (f"no true close contact among {pairs} pairs: recall, F1, ROC-AUC, PR-AUC and nDCF are undefined (n/a);"
+                " this run counts false alarms (FP) only")
+    if true_contacts < MIN_TRUE_CONTACTS:
+        return (f"only {true_contacts} true close contact{'s' if true_contacts > 1 else ''} (fewer than {MIN_TRUE_CONTACTS}):"
+                f" one found or missed moves recall by {1 / true_contacts:.2f}, so this run's F1, recall, ROC-AUC and"
+                " PR-AUC cannot rank the scorers; compare means over seeds")
+    return None
 
 
 def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min: np.ndarray, true_min: np.ndarray) -> dict[str, Any]:
@@ -127,7 +151,7 @@ def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min
         **c.as_dict(),
         "pr_auc": rounded(average_precision(truth, score)),
         "roc_auc": rounded(roc_auc(truth, score)),
-        "ndcf": round(ndcf(truth, predicted), 4),
+        "ndcf": rounded(ndcf(truth, predicted)),
         "minutes_mae": round(float(np.mean(np.abs(err))), 3) if len(err) else 0.0,
         "minutes_bias": round(float(np.mean(err)), 3) if len(err) else 0.0,
         "pr_curve": {

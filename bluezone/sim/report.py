@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from bluezone.sim.engine import RunResult
-from bluezone.sim.metrics import fmt, summary
+from bluezone.sim.metrics import contacts_note, fmt, summary
 
 
 def units(result: RunResult) -> tuple[list[tuple[int, int, int]], np.ndarray]:
@@ -39,6 +39,8 @@ def summarise(result: RunResult) -> dict[str, Any]:
         "duration_min": sc.duration_min,
         "pairs_judged": len(keys),
         "true_close_contacts": int(truth.sum()),
+        # null when there are enough true contacts for the verdict figures to mean something
+        "true_contacts_note": contacts_note(int(truth.sum()), len(keys)),
         "sightings": int(result.sightings),
         "store": result.stats.get("store"),
         "seconds": round(result.seconds, 2),
@@ -71,6 +73,8 @@ def table(report: dict[str, Any]) -> str:
             f"{name:<10}{fmt(s['precision'], 10)}{fmt(s['recall'], 8)}{fmt(s['f1'], 7)}{c['tp']:>6}{c['fp']:>6}{c['fn']:>6}"
             f"{c['tn']:>8}{fmt(auc, 8)}{s['minutes_mae']:>9.2f}"
         )
+    if report.get("true_contacts_note"):
+        lines.append(f"note: {report['true_contacts_note']}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bluezone.sim.metrics import Confusion, confusion, summary
+from bluezone.sim.metrics import MIN_TRUE_CONTACTS, Confusion, confusion, contacts_note, summary
 
 
 def test_no_true_contacts_and_none_flagged_is_undefined_not_perfect() -> None:
@@ -60,3 +60,32 @@ def test_a_confusion_as_a_report_gives_it() -> None:
     assert Confusion(tp=0, fp=0, fn=0, tn=3).as_dict() == {
         "precision": None, "recall": None, "f1": None, "confusion": {"tp": 0, "fp": 0, "fn": 0, "tn": 3},
     }
+
+
+def test_ndcf_without_true_contacts_is_undefined_not_the_false_alarm_rate() -> None:
+    """Generated room seed 45 (nothing to find) reported nDCF 0.045 against GAEN's 0.002: its false-alarm
+    rate with a miss rate of 0 over no contacts; evaluate's nDCF is None there, and now so is this one."""
+    truth = np.zeros(20, bool)
+    flagged = np.r_[np.ones(2, bool), np.zeros(18, bool)]
+    assert summary(truth, flagged, np.zeros(20), np.zeros(20), np.zeros(20))["ndcf"] is None
+    assert summary(np.ones(4, bool), np.ones(4, bool), np.ones(4), np.ones(4), np.ones(4))["ndcf"] is None
+    both = summary(np.r_[True, True, False, False], np.r_[True, False, True, False], np.zeros(4), np.zeros(4), np.zeros(4))
+    assert both["ndcf"] == 1.0  # half missed + half false alarms
+
+
+@given(st.integers(0, 500), st.integers(1, 10_000))
+def test_a_note_exactly_when_true_contacts_are_too_few(contacts: int, pairs: int) -> None:
+    note = contacts_note(contacts, pairs)
+    assert (note is None) == (contacts >= MIN_TRUE_CONTACTS)
+    if note is not None:
+        assert "\n" not in note and (str(contacts) in note or contacts == 0)
+
+
+def test_the_notes_say_what_the_numbers_cannot() -> None:
+    assert contacts_note(0, 420) == (
+        "no true close contact among 420 pairs: recall, F1, ROC-AUC, PR-AUC and nDCF are undefined (n/a);"
+        " this run counts false alarms (FP) only"
+    )
+    four = contacts_note(4, 2550)
+    assert four is not None and four.startswith("only 4 true close contacts (fewer than 10)") and "by 0.25" in four
+    assert "1 true close contact " in (contacts_note(1, 2) or "")

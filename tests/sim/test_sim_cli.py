@@ -136,3 +136,23 @@ def test_a_crowd_that_cannot_fit_in_memory_is_refused_as_it_starts(tmp_path: Pat
     apart = dataclasses.replace(scenario, space=dataclasses.replace(scenario.space, min_spacing_m=0.5))
     with pytest.raises(ConfigError, match="keeping 3,000 people apart"):
         engine.check_memory(apart, 3000, 100, 1 * 2**30)
+
+
+def test_a_run_with_few_true_contacts_says_so_in_text_and_json(tmp_path: Path) -> None:
+    """One pair 1.2 m apart for 16 minutes (2 true contacts, one per direction) beside people 4.5 m
+    apart: the report says the verdict figures rest on 2 contacts, in both forms (generated carriage
+    seed 3 printed a bare "F1 0.000" for both scorers over 6 contacts, a trio with their phones in bags)."""
+    import tomlkit
+    from sim_helpers import pairs_scenario
+
+    scene = pairs_scenario(minutes=16.0)
+    scene["groups"][0] = {**scene["groups"][0], "people": 2, "columns": 2}
+    path = tmp_path / "one_pair.toml"
+    path.write_text(tomlkit.dumps(scene))
+    text = invoke("simulate", str(path), "--seed", "1", "--store", "memory")
+    assert text.exit_code == 0, text.output
+    assert "true close contacts 2" in text.output
+    assert text.output.rstrip().splitlines()[-1].startswith("note: only 2 true close contacts (fewer than 10)")
+    report = json.loads(invoke("simulate", str(path), "--seed", "1", "--store", "memory", "--json").output)
+    assert report["true_close_contacts"] == 2 and "by 0.50" in report["true_contacts_note"]
+    assert all(s["ndcf"] is not None for s in report["scorers"].values())  # both classes present: defined

@@ -25,6 +25,7 @@ def test_pairs_truth_is_the_geometry(pairs_run: dict) -> None:
     assert pairs_run["phones"] == 12
     assert pairs_run["true_close_contacts"] == 10
     assert pairs_run["pairs_judged"] == 12 * 11
+    assert pairs_run["true_contacts_note"] is None  # 10 contacts: enough for the figures to be read as they are
 
 
 def test_pairs_both_scorers_in_band(pairs_run: dict) -> None:
@@ -57,8 +58,10 @@ def test_far_apart_nobody_is_flagged() -> None:
     data["groups"] = [data["groups"][1]]  # only the people 4.5 m apart
     r = report.summarise(engine.run(scenario_from_mapping(data), seed=1))
     assert r["true_close_contacts"] == 0
+    assert r["true_contacts_note"].startswith("no true close contact among 30 pairs")
     for s in r["scorers"].values():
         assert s["confusion"]["tp"] == 0
+        assert s["f1"] is None and s["ndcf"] is None
         assert s["confusion"]["fp"] <= 2  # shadowing may fool a scorer on one or two of 30 pairs
 
 
