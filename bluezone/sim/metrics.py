@@ -146,7 +146,8 @@ def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min
     c = confusion(truth, predicted)
     touched = (true_min > 0) | (est_min > 0)
     err = est_min[touched] - true_min[touched]
-    thresholds, precision, recall = pr_curve(truth, score)
+    # no true contact, no curve: its recall would read 0 at every threshold, a claim over nothing
+    thresholds, precision, recall = pr_curve(truth, score) if truth.any() else (np.empty(0),) * 3
     return {
         **c.as_dict(),
         "pr_auc": rounded(average_precision(truth, score)),

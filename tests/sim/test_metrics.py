@@ -39,6 +39,8 @@ def test_summary_and_table_of_a_run_without_true_contacts() -> None:
     truth = np.zeros(20, bool)
     s = summary(truth, truth, np.zeros(20), np.zeros(20), np.zeros(20))
     assert s["precision"] is None and s["recall"] is None and s["f1"] is None
+    # no curve either: it used to say recall 0.0 at every threshold, over no contacts
+    assert s["pr_curve"] == {"threshold_minutes": [], "precision": [], "recall": []}
     report = {
         "scenario": "empty", "seed": 0, "people": 2, "phones": 2, "uploaders": 1, "duration_min": 1.0,
         "pairs_judged": 20, "true_close_contacts": 0, "sightings": 0, "store": "memory", "seconds": 0.1,
