@@ -26,7 +26,7 @@ import numpy as np
 
 from bluezone.errors import ConfigError
 from bluezone.sim.engine import RunResult
-from bluezone.sim.metrics import confusion, rounded
+from bluezone.sim.metrics import MIN_TRUE_CONTACTS, confusion, rounded
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,7 @@ def levels_summary(result: RunResult, f0_count: int, seed: int) -> dict[str, Any
         "true_f2": int((truth.level == 2).sum()),
         "scorers": {},
     }
+    out["true_levels_note"] = levels_note(out["true_f1"], out["true_f2"])
     for name in result.scores:
         warned = warned_levels(result, f0, name)
         per: dict[str, Any] = {}
@@ -130,6 +131,22 @@ def levels_summary(result: RunResult, f0_count: int, seed: int) -> dict[str, Any
     return out
 
 
+def levels_note(true_f1: int, true_f2: int) -> str | None:
+    """Why a level's precision and recall cannot rank the scorers (None: both levels have enough people).
+
+    A few F0s in a small crowd give a handful of true F1s and F2s: one person more or less moves a
+    level's recall by 1/count, more than the differences a reader would look for.
+    """
+    few = {label: n for label, n in (("F1", true_f1), ("F2", true_f2)) if n < MIN_TRUE_CONTACTS}
+    if not few:
+        return None
+    counts = " and ".join(f"{label} {n}" for label, n in few.items())
+    smallest = min(few.values())
+    moves = "recall is undefined" if smallest == 0 else f"one person found or missed moves recall by {1 / smallest:.2f}"
+    return (f"true {counts} (fewer than {MIN_TRUE_CONTACTS}): {moves}, so these levels show the chain works,"
+            " not which scorer warns better; more F0s or a larger crowd give more")
+
+
 def levels_table(levels: dict[str, Any]) -> str:
     """Terminal lines for the levels report."""
     lines = [
@@ -142,4 +159,6 @@ def levels_table(levels: dict[str, Any]) -> str:
             p = "n/a" if m["precision"] is None else f"{m['precision']:.3f}"
             r = "n/a" if m["recall"] is None else f"{m['recall']:.3f}"
             lines.append(f"{name:<10}{label:>6}{m['warned']:>8}{p:>10}{r:>8}{c['tp']:>5}{c['fp']:>5}{c['fn']:>5}")
+    if levels.get("true_levels_note"):
+        lines.append(f"note: {levels['true_levels_note']}")
     return "\n".join(lines)

@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bluezone.sim.metrics import MIN_TRUE_CONTACTS, Confusion, confusion, contacts_note, summary
+from bluezone.sim.metrics import MIN_TRUE_CONTACTS, Confusion, average_precision, confusion, contacts_note, roc_auc, summary
 
 
 def test_no_true_contacts_and_none_flagged_is_undefined_not_perfect() -> None:
@@ -91,3 +91,31 @@ def test_the_notes_say_what_the_numbers_cannot() -> None:
     four = contacts_note(4, 2550)
     assert four is not None and four.startswith("only 4 true close contacts (fewer than 10)") and "by 0.25" in four
     assert "1 true close contact " in (contacts_note(1, 2) or "")
+
+
+def _brute_roc_auc(truth: np.ndarray, score: np.ndarray) -> float:
+    return float(np.mean([(p > n) + 0.5 * (p == n) for p in score[truth] for n in score[~truth]]))
+
+
+def _brute_average_precision(truth: np.ndarray, score: np.ndarray) -> float:
+    """Step-wise: at each distinct threshold, from the highest, the recall gained times the precision."""
+    total, before = 0.0, 0.0
+    for threshold in sorted(set(score.tolist()), reverse=True):
+        flagged = score >= threshold
+        tp = int((flagged & truth).sum())
+        total += (tp / truth.sum() - before) * tp / flagged.sum()
+        before = tp / truth.sum()
+    return total
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 6)), min_size=2, max_size=30))
+def test_roc_and_pr_auc_agree_with_their_definitions_ties_included(pairs: list[tuple[bool, int]]) -> None:
+    """A run with a handful of contacts and many tied scores (weighted minutes 0) is where an AUC slips."""
+    truth = np.array([t for t, _ in pairs])
+    score = np.array([s for _, s in pairs], float)
+    if truth.any() and (~truth).any():
+        assert math.isclose(roc_auc(truth, score), _brute_roc_auc(truth, score), abs_tol=1e-12)
+    if truth.any():
+        assert math.isclose(average_precision(truth, score), _brute_average_precision(truth, score), abs_tol=1e-12)
+    else:
+        assert math.isnan(average_precision(truth, score))

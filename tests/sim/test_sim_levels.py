@@ -11,7 +11,7 @@ from sim_helpers import pairs_scenario
 from bluezone.errors import ConfigError
 from bluezone.sim import engine
 from bluezone.sim.engine import PairScore
-from bluezone.sim.levels import levels_summary, true_levels, warned_levels
+from bluezone.sim.levels import levels_note, levels_summary, levels_table, true_levels, warned_levels
 from bluezone.sim.scenario import scenario_from_mapping
 from bluezone.sim.truth import Truth
 
@@ -80,6 +80,7 @@ def test_a_line_of_phones_end_to_end() -> None:
     assert len(far) == 6 and all(warned.level[d] == 0 for d in far)  # the far line is never warned
     summary = levels_summary(result, 2, seed=1)
     assert set(summary["scorers"]["bluezone"]) == {"F1", "F2"}
+    assert summary["true_levels_note"] == levels_note(summary["true_f1"], summary["true_f2"]) is not None  # a few
     assert summary == levels_summary(result, 2, seed=1)  # the F0 draw is seeded
 
 
@@ -89,3 +90,14 @@ def test_levels_need_every_phone_sending() -> None:
     result = engine.run(scenario_from_mapping(data), seed=1, scorers=["bluezone"])
     with pytest.raises(ConfigError, match="positives"):
         levels_summary(result, 1, seed=0)
+
+
+def test_levels_with_few_true_people_say_so() -> None:
+    """docs' seed-1 levels table has true F1 5-10 and F2 0-7: figures that show the chain works and
+    rest on a handful of people; the levels report now says so beside them (None when both reach 10)."""
+    assert levels_note(10, 12) is None
+    note = levels_note(5, 0) or ""
+    assert note.startswith("true F1 5 and F2 0 (fewer than 10): recall is undefined") and "\n" not in note
+    assert (levels_note(12, 4) or "").startswith("true F2 4 (fewer than 10): one person found or missed moves recall by 0.25")
+    table = levels_table({"f0": [1], "true_f1": 3, "true_f2": 12, "scorers": {}, "true_levels_note": levels_note(3, 12)})
+    assert table.splitlines()[-1] == f"note: {levels_note(3, 12)}"
