@@ -33,6 +33,11 @@ def read_qr_texts(photo: Path) -> list[str]:
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise VenueError(f"reading QR photos needs zxing-cpp and Pillow ({exc.name} is missing): pip install zxing-cpp") from None
     data = read_regular_file(photo, MAX_PHOTO_BYTES, "photo", VenueError)  # a FIFO or /dev/zero: refused at once
+    if _is_svg(data):  # `venue create` writes poster.svg beside poster.png: "not an image Pillow can read" puzzled
+        raise VenueError(
+            f"{photo} is an SVG drawing, not a photo (Pillow reads none): check in with the URL printed under its"
+            " QR code (bluezone checkin URL), or with a photo or PNG of the poster"
+        )
     try:
         # reads the header only: the size is known before any pixel
         with Image.open(io.BytesIO(data), formats=PHOTO_FORMATS) as image:
@@ -53,6 +58,12 @@ def read_qr_texts(photo: Path) -> list[str]:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError, EOFError) as exc:
         raise VenueError(f"{photo} is not an image Pillow can read ({type(exc).__name__})") from None
     return [r.text for r in results if r.valid and r.text]
+
+
+def _is_svg(data: bytes) -> bool:
+    """Whether ``data`` is an SVG document (XML whose root is <svg>), from its first kilobyte."""
+    head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n")
+    return head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head)
 
 
 def _refuse_too_large(photo: Path, image: Any) -> None:

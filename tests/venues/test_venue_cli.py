@@ -110,6 +110,16 @@ def test_checkin_from_the_poster_photo(tmp_path: Path, cafe: dict, clock: Virtua
     assert json.loads(result.output)["checkin"]["source"] == "image"
 
 
+def test_the_svg_poster_given_as_a_photo_says_what_to_use_instead(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    """`venue create` writes poster.svg beside poster.png; `checkin --image poster.svg` said "poster.svg is
+    not an image Pillow can read (UnidentifiedImageError)".  Now it says what it is and what works."""
+    db = tmp_path / "visitor.db"
+    result = run(clock, "checkin", "--image", str(cafe["out"] / "poster.svg"), "--db", str(db))
+    assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert "poster.svg is an SVG drawing, not a photo" in result.output and "bluezone checkin URL" in result.output
+    assert "UnidentifiedImageError" not in result.output and not db.exists()
+
+
 def test_a_postscript_photo_is_never_handed_to_ghostscript(tmp_path: Path, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch) -> None:
     """Pillow opens EPS with Ghostscript where it is installed: `checkin --image` ran the PostScript
     program of whatever file it was given.  Only the formats cameras and phones write are opened."""
