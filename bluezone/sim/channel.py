@@ -133,6 +133,18 @@ def make_devices(
     )
 
 
+def moving_table_phones(scenario: Scenario, devices: DeviceTable) -> int:
+    """Phones "lying on a table" whose carrier moves (any group but a seated one).
+
+    Scene-wide carriage shares reach passers-by, queues and walkers too, and their phone then moves
+    with them with a table's radio (no carriage loss, little body loss): counted so a report can say
+    so, not changed, which would change every such scene's figures.
+    """
+    kinds = np.repeat([g.kind for g in scenario.groups], [g.people for g in scenario.groups])
+    moving = kinds[devices.person] != "seated"
+    return int((moving & (devices.carriage == CARRIAGES.index("table"))).sum())
+
+
 def _crosses(p: np.ndarray, q: np.ndarray, wall: Wall) -> np.ndarray:
     """Whether the segments p[i]-q[j] (broadcast) cross the wall."""
     a, b = np.asarray(wall.start), np.asarray(wall.end)

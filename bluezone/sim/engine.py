@@ -33,7 +33,7 @@ from bluezone.matching.memory import available_memory
 from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.proximity.ingest import payloads_to_sightings
-from bluezone.sim.channel import DeviceTable, LinkShadowing, make_devices
+from bluezone.sim.channel import DeviceTable, LinkShadowing, make_devices, moving_table_phones
 from bluezone.sim.keys import Schedule, make_schedule
 from bluezone.sim.mobility import Crowd
 from bluezone.sim.scenario import Scenario
@@ -173,7 +173,8 @@ def run(
         scene=scene,
         sightings=total,
         seconds=_time.perf_counter() - began,
-        stats={"store": stores.kind, "phones": n, "uploaders": len(senders)},
+        stats={"store": stores.kind, "phones": n, "uploaders": len(senders),
+               "moving_table_phones": moving_table_phones(scenario, devices)},
         windows=windows,
         contexts=contexts,
     )
