@@ -65,8 +65,17 @@ def main() -> None:
     print(f"\n{'':6}{'sender':>7}{'rx':>5}{'true min':>9}{'present':>8}{'mean m':>7}{'min m':>6}"
           + "".join(f"{'<' + str(r):>6}" for r in RADII) + "   bluezone (ranked, credited min)  gaen (weighted, credited)  carriages (sender -> receiver)")
     flagged_d: dict[str, list[float]] = {"bluezone": [], "gaen": []}
+    over: list[float] = []  # credited minus present, pairs heard for 5+ minutes
+    under_flagged = {"bluezone": 0, "gaen": 0}  # false alarms together less than the close-contact minutes
     for (day, row, dev), minutes in zip(keys, true2):
         got = {n: result.scores[n].get((day, row, dev)) for n in ("bluezone", "gaen")}
+        present = t.together_s[row, dev] / 60
+        heard = got["gaen"]
+        if heard is not None and present >= 5:
+            over.append(heard.minutes - present)
+        for n, s in got.items():
+            if s is not None and s.close_contact and minutes < need and present < need:
+                under_flagged[n] += 1
         flags = {n: bool(s and s.close_contact) for n, s in got.items()}
         near3 = t.within_s[3.0][row, dev] > 0
         if not (minutes >= need or any(flags.values()) or (a.all and near3)):
@@ -85,6 +94,11 @@ def main() -> None:
     under = int(((true2 >= need - 5) & (true2 < need)).sum())
     print(f"\npairs within 2 m for {need - 5 + 1e-9:.0f}-{need:.0f} minutes (just under the line): {under};"
           f" true contacts: {int((true2 >= need).sum())}; most minutes within 2 m: {true2.max(initial=0):.1f}")
+    if over:
+        print(f"minutes credited (whole minute slots) minus minutes present, {len(over)} pairs heard 5+ minutes:"
+              f" median {np.median(over):+.2f}, 90th percentile {np.percentile(over, 90):+.2f}")
+    print("false alarms of pairs together less than the close-contact minutes: "
+          + ", ".join(f"{n} {k}" for n, k in under_flagged.items()))
     for n, ds in flagged_d.items():
         if ds:
             print(f"{n} false alarms: {len(ds)}, mean distance while present: median {np.median(ds):.2f} m"

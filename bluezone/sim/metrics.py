@@ -125,20 +125,28 @@ def ndcf(truth: np.ndarray, predicted: np.ndarray) -> float:
     return c.fn / (c.tp + c.fn) + c.fp / (c.fp + c.tn)
 
 
-def contacts_note(true_contacts: int, pairs: int) -> str | None:
+def contacts_note(true_minutes: np.ndarray, minutes: float = 15.0, distance_m: float = 2.0) -> str | None:
     """What a run's verdict figures can say with so few true close contacts (None: enough of them).
 
+    ``true_minutes``: per judged pair, minutes within ``distance_m``; a contact has ``minutes`` or more.
     A researcher reads "F1 0.000" or a 0.1 margin as a finding; with 4 contacts it is one or two
-    pairs, so the report says so in words rather than leave a bare number.
+    pairs, so the report says so in words, with how near the line the other pairs came.
     """
-    if true_contacts == 0:
-        return (f"no true close contact among {pairs} pairs: recall, F1, ROC-AUC, PR-AUC and nDCF are undefined (n/a);"
-                " this run counts false alarms (FP) only")
-    if true_contacts < MIN_TRUE_CONTACTS:
-        return (f"only {true_contacts} true close contact{'s' if true_contacts > 1 else ''} (fewer than {MIN_TRUE_CONTACTS}):"
-                f" one found or missed moves recall by {1 / true_contacts:.2f}, so this run's F1, recall, ROC-AUC and"
-                " PR-AUC cannot rank the scorers; compare means over seeds")
-    return None
+    true_minutes = np.asarray(true_minutes, float)
+    need = minutes - 1e-9
+    contacts = int((true_minutes >= need).sum())
+    if contacts >= MIN_TRUE_CONTACTS:
+        return None
+    if contacts == 0:
+        pairs = f"{len(true_minutes)} pair{'s' if len(true_minutes) != 1 else ''}"
+        return (f"no true close contact among {pairs} (the most any pair spent within {distance_m:g} m:"
+                f" {true_minutes.max(initial=0.0):.1f} of {minutes:g} minutes): recall, F1, ROC-AUC, PR-AUC and nDCF"
+                " are undefined (n/a); this run counts false alarms (FP) only")
+    near = int(((true_minutes >= need - 5) & (true_minutes < need)).sum())
+    return (f"only {contacts} true close contact{'s' if contacts > 1 else ''} (fewer than {MIN_TRUE_CONTACTS}; {near}"
+            f" more pairs within {distance_m:g} m for {max(minutes - 5, 0):g}-{minutes:g} minutes): one found or missed"
+            f" moves recall by {1 / contacts:.2f}, so this run's F1, recall, ROC-AUC and PR-AUC cannot rank the scorers;"
+            " compare means over seeds")
 
 
 def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min: np.ndarray, true_min: np.ndarray) -> dict[str, Any]:

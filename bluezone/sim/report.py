@@ -40,7 +40,7 @@ def summarise(result: RunResult) -> dict[str, Any]:
         "pairs_judged": len(keys),
         "true_close_contacts": int(truth.sum()),
         # null when there are enough true contacts for the verdict figures to mean something
-        "true_contacts_note": contacts_note(int(truth.sum()), len(keys)),
+        "true_contacts_note": contacts_note(true2, sc.close_contact_min, sc.close_distance_m),
         "sightings": int(result.sightings),
         # phones "on a table" that move with their carrier (scene-wide carriage shares): a modelling artefact
         "moving_table_phones": int(result.stats.get("moving_table_phones", 0)),

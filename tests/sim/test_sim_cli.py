@@ -152,7 +152,7 @@ def test_a_run_with_few_true_contacts_says_so_in_text_and_json(tmp_path: Path) -
     text = invoke("simulate", str(path), "--seed", "1", "--store", "memory")
     assert text.exit_code == 0, text.output
     assert "true close contacts 2" in text.output
-    assert text.output.rstrip().splitlines()[-1].startswith("note: only 2 true close contacts (fewer than 10)")
+    assert text.output.rstrip().splitlines()[-1].startswith("note: only 2 true close contacts (fewer than 10; 0 more pairs within 2 m for 10-15 minutes)")
     report = json.loads(invoke("simulate", str(path), "--seed", "1", "--store", "memory", "--json").output)
     assert report["true_close_contacts"] == 2 and "by 0.50" in report["true_contacts_note"]
     assert all(s["ndcf"] is not None for s in report["scorers"].values())  # both classes present: defined
