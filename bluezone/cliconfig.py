@@ -81,8 +81,22 @@ def unknown_envvars(group: click.Group, environ: Mapping[str, str] | None = None
     """The ``BLUEZONE_*`` variables set in ``environ`` that name no option (a typo, or an option since
     renamed: click would ignore them silently), each with the closest known name if one is close.
     Variables under a command not imported yet (``LazyCommands``) are left out: its options are unknown
-    until it runs, and importing every command to check would slow every command."""
+    until it runs, and importing every command to check would slow every command.  Once a variable is
+    unknown, though, every command is imported to find its close name (``BLUEZONE_CHEK_SERVER`` while
+    ``status`` runs is still "did you mean BLUEZONE_CHECK_SERVER?"): a typo's cost, not every command's."""
     environ = os.environ if environ is None else environ
+    known, skipped = _known_variables(group)
+    unknown = [n for n in sorted(environ) if n.startswith(ENV_PREFIX + "_") and n not in known and not n.startswith(skipped)]
+    # a close name costs ~1 ms a variable: 20,000 of them held every command for 17 s, so only those named
+    suggested = unknown[:MAX_NAMED_VARIABLES]
+    if suggested and skipped:
+        known = _known_variables(group, import_all=True)[0]
+    return [(name, _close_name(name, known) if name in suggested else None) for name in unknown]
+
+
+def _known_variables(group: click.Group, import_all: bool = False) -> tuple[set[str], tuple[str, ...]]:
+    """The variables the options of ``group``'s tree have, and the prefixes (``BLUEZONE_SERVER_``) of
+    the commands not imported yet; ``import_all`` imports those first (one that cannot be, stays out)."""
     known, unchecked = set(OTHER_VARIABLES), []
     stack: list[tuple[click.Command, tuple[str, ...]]] = [(group, (ENV_PREFIX,))]
     while stack:
@@ -93,17 +107,18 @@ def unknown_envvars(group: click.Group, environ: Mapping[str, str] | None = None
         if isinstance(command, click.Group):
             commands = command.commands
             imported = commands.imported() if isinstance(commands, LazyCommands) else commands
-            for name in commands:
+            for name in list(commands):
                 prefix = (*path, name)
+                if import_all and name not in imported:
+                    try:
+                        imported[name] = commands[name]
+                    except ImportError:
+                        pass
                 if name in imported:
                     stack.append((imported[name], prefix))
                 else:
                     unchecked.append("_".join(prefix).upper().replace("-", "_") + "_")
-    skipped = tuple(unchecked)
-    unknown = [n for n in sorted(environ) if n.startswith(ENV_PREFIX + "_") and n not in known and not n.startswith(skipped)]
-    # a close name costs ~1 ms a variable: 20,000 of them held every command for 17 s, so only those named
-    suggested = unknown[:MAX_NAMED_VARIABLES]
-    return [(name, _close_name(name, known) if name in suggested else None) for name in unknown]
+    return known, tuple(unchecked)
 
 
 def _close_name(name: str, known: set[str]) -> str | None:

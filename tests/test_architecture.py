@@ -102,7 +102,11 @@ def test_base_modules_stay_at_the_base() -> None:
     ],
 )
 def test_packages_import_only_what_they_may(source: str, allowed: set[str]) -> None:
-    wrong = [e for target in {_area(m) for m in MODULES} - allowed for e in _edges(source, target)]
+    # a package's cli.py is a command, in the diagram's top row: it may use what commands use
+    wrong = [
+        e for target in {_area(m) for m in MODULES} - allowed for e in _edges(source, target)
+        if not e.partition(" -> ")[0].endswith(".cli")
+    ]
     assert not wrong, f"{source} may import only {sorted(allowed)}: {wrong}"
 
 

@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from bluezone.calibration.procedure import CalibrationResult
 from bluezone.calibration.session import save_calibration, settings_of
-from bluezone.cli import calibration_line, cli
+from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 from bluezone.config import DaemonConfig, default_config_path, load_config, save_settings
 from bluezone.errors import ConfigError
 from bluezone.proximity.backends.emulated import Air, EmulatedRadio
+from bluezone.proximity.cli import calibration_line
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.doctor import Report, check_calibration
 from bluezone.proximity.store import SightingStore

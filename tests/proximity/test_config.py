@@ -69,7 +69,7 @@ def test_proximity_all_is_complete() -> None:
     assert all(hasattr(proximity, name) for name in proximity.__all__)
     public = {n for n in vars(proximity) if not n.startswith("_")} - {
         "backends", "backlog", "budget", "daemon", "emulation", "ingest", "radio", "sightings", "store", "doctor", "runner",
-        "stopsignals",
+        "stopsignals", "cli",
     }
     assert public <= set(proximity.__all__), public - set(proximity.__all__)
 

@@ -182,7 +182,7 @@ def test_status_says_writes_are_failing_and_the_disk_is_almost_full(tmp_path: Pa
                                                    "failing_since": NOON}},
             NOON + 60,
         )
-    monkeypatch.setattr("bluezone.cli.LOW_DISK_BYTES", 1 << 62)
+    monkeypatch.setattr("bluezone.proximity.cli.LOW_DISK_BYTES", 1 << 62)
     result = CliRunner().invoke(cli, ["status", "--db", str(db)], obj={})
     assert result.exit_code == 0, result.output
     assert "writes     FAILING since 2026-11-20 12:00:00 UTC: cannot write to me.db now: database or disk is full" in result.output

@@ -68,7 +68,7 @@ def test_the_exposure_is_repeated_while_in_force(world) -> None:  # type: ignore
 
 
 def test_the_second_check_says_no_new_batches_not_zero_exposures(world) -> None:  # type: ignore[no-untyped-def]
-    from bluezone.cli import _print_check
+    from bluezone.matching.cli import _print_check
 
     client, db = world
     check(client, db, NOW)
@@ -114,7 +114,7 @@ def test_check_server_reads_whole_days_for_the_receivers_day_reference(world) ->
 def test_a_first_check_of_an_empty_server_does_not_speak_of_a_last_check(tmp_path: Path) -> None:
     """A device's very first check, before the server published anything, said 'no new batches
     since the last check' (there was none); it says the server has published nothing yet."""
-    from bluezone.cli import _print_check
+    from bluezone.matching.cli import _print_check
 
     storage = SQLiteStorage(tmp_path / "server.db")
     signer = keygen(tmp_path / "signing")
@@ -155,7 +155,7 @@ def test_check_server_reading_the_store_reports_what_matching_in_memory_reports(
 
 
 def _shown(result) -> str:  # type: ignore[no-untyped-def]
-    from bluezone.cli import _print_check
+    from bluezone.matching.cli import _print_check
 
     @click.command()
     def show() -> None:

@@ -99,7 +99,7 @@ def test_rejected_files_are_fetched_again_after_the_retention_or_a_new_pin(tmp_p
 
 
 def test_the_cap_is_said_in_one_line(tmp_path: Path, small_cap: None) -> None:
-    from bluezone.cli import _print_check
+    from bluezone.matching.cli import _print_check
 
     server = Hostile(tmp_path, CAP + 7)
     with SightingStore.open(tmp_path / "node.db") as store:

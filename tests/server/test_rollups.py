@@ -420,7 +420,7 @@ def test_a_node_that_read_the_index_before_the_rollup_still_gets_every_file_it_l
     second exporter's file not yet recorded) gets them.  Check-in files go at once (their names do
     not say their check-ins' day, which must not outlive its 14 days): their 404 no longer fails the
     whole check; they are left for the next check, which reads the roll-ups."""
-    from bluezone.cli import _print_check
+    from bluezone.matching.cli import _print_check
 
     server, nodes = day0
     small = _listed(server)

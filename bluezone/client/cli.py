@@ -1,0 +1,151 @@
+"""``bluezone upload``: this device's daily keys and check-ins to a key server, a thin wrapper over
+bluezone.client.uploading (imported when first named, see bluezone/cli.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bluezone.clitypes import ask_before_sending, cli_clock, db_option, emit_json, json_option, nothing_sent, parse_date
+
+
+
+@click.command("upload")
+@click.option("--server", "server_url", required=True, help="Key server base URL, e.g. https://keys.example.org.")
+@click.option("--code", required=True, help="The verification code from the health authority.")
+@db_option
+@click.option("--yes", is_flag=True, help="Do not ask before sending.")
+@click.option("--include-today", is_flag=True, help="Also send today's key (only if today is over for you).")
+@click.option("--dry-run", is_flag=True, help="Print the request instead of sending it.")
+@click.option("--symptom-onset", callback=parse_date, help="Date symptoms began (YYYY-MM-DD), if any.")
+@click.option(
+    "--exposure-date", callback=parse_date,
+    help="A close contact (F1) with a recursive code: the day you were exposed; only keys from then on are sent.",
+)
+@click.option(
+    "--checkins/--no-checkins", "send_checkins", default=None,
+    help="Also send your venue check-ins since the first day whose key goes (today's too), encrypted (default: shown and asked; with --yes, sent).",
+)
+@json_option(help="Print what was sent and stored as JSON.")
+def upload(
+    server_url: str, code: str, db_path: Path | None, yes: bool, include_today: bool, dry_run: bool,
+    symptom_onset: Any, exposure_date: Any, send_checkins: bool | None, as_json: bool,
+) -> None:
+    """Send this device's daily keys of the last 14 days to the key server (after a positive test).
+
+    Its venue check-ins go too, encrypted (asked first); a device that only checked in sends those alone.
+
+    A close contact (F1) given a recursive code sends its keys from its exposure date on (--exposure-date),
+    so that its own close contacts (F2) are told.
+    """
+    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.uploading import (
+        check_code,
+        check_exposure_date,
+        check_symptom_onset,
+        dry_run_request,
+        onset_interval,
+        plan_upload,
+        today_key_in_use,
+        upload_own_keys,
+    )
+    from bluezone.proximity.store import SightingStore
+
+    now = cli_clock().now()
+    check_exposure_date(exposure_date, now)
+    check_symptom_onset(symptom_onset, now)
+    if send_checkins and exposure_date is not None:
+        raise click.UsageError(
+            "--checkins does not go with --exposure-date: a venue warning tells everyone who was there that a case was"
+        )
+    code = check_code(code)
+    onset = onset_interval(symptom_onset)
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+        if not include_today and not yes and not dry_run and today_key_in_use(store.daily_keys(), now):
+            include_today = ask_before_sending(
+                "upload", "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?"
+            )
+        plan = plan_upload(
+            store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False, server=server_url
+        )
+        if dry_run:
+            click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
+            return
+        if len(plan.keys):
+            click.echo(f"About to send {len(plan.keys)} daily key(s) to {server_url}:", err=True)
+            for row in plan.as_dict()["keys"]:
+                click.echo(f"  {row['date']}  valid {row['rolling_period'] * 10} min", err=True)
+            if plan.today_in_use and not include_today:
+                click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
+            elif plan.today_in_use:
+                click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
+            if not yes and not ask_before_sending("upload", "Send them?"):
+                nothing_sent()
+        else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
+            click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
+                       err=True)
+        outgoing = plan.checkins
+        if outgoing:
+            click.echo(
+                f"You {'also ' if len(plan.keys) else ''}checked in {len({r.visit.id for r in outgoing})} time(s)"
+                f" {'since then' if len(plan.keys) else 'in the last 14 days'} (names stay on this"
+                " device; the server gets them encrypted, readable only by phones that checked in there too; a visit"
+                " over UTC midnight is two lines):", err=True,
+            )
+            for shown in plan.as_dict()["checkins"]:  # local time, as `bluezone checkins` shows them
+                start = dt.datetime.fromisoformat(shown["start"]).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+                click.echo(f"  {start}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
+            if plan.checkins_left_out:
+                click.echo(_left_out_line(plan.checkins_left_out), err=True)
+            if plan.checkins_too_short:
+                click.echo(_too_short_line(plan.checkins_too_short), err=True)
+            if send_checkins is None and not yes and not ask_before_sending(
+                "upload", f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
+                default=True,
+            ):
+                if not len(plan.keys):
+                    nothing_sent()
+                outgoing = ()
+        elif plan.checkins_too_short:  # listed nowhere else: the F0 would wonder why a visit is missing
+            click.echo(_too_short_line(plan.checkins_too_short), err=True)
+        if plan.checkins_sent_before:
+            click.echo(f"  ({plan.checkins_sent_before} check-in(s) went to this server with an earlier upload and are"
+                       " not sent again: a second copy would read to the others who were there as a second case)", err=True)
+        with KeyServerClient(server_url) as client:
+            # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
+            result = upload_own_keys(
+                store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset,
+                exposure_date=exposure_date, checkins=outgoing,
+                checkins_left_out=plan.checkins_left_out if outgoing else 0,
+            )
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    revised = f", revised {result.receipt.revised}" if result.receipt.revised else ""
+    sent = stored = ""
+    if result.checkins:  # the server keeps none under a negative or recursive code: say so, not "uploaded 0"
+        sent = f" and {len(result.checkins)} check-in(s)"
+        stored = f" and {result.receipt.checkins} check-in(s)"
+        if not result.receipt.checkins:
+            stored += " (it publishes none under a negative test's or a close contact's code)"
+    click.echo(f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new{revised}{stored}")
+
+
+def _too_short_line(too_short: int) -> str:
+    return (
+        f"  ({too_short} visit(s) under 5 minutes stay on this device: too short to place on the 10-minute grid"
+        " check-ins are sent on)"
+    )
+
+
+def _left_out_line(left_out: int) -> str:
+    from bluezone.keyformat.venue_reports import MAX_CHECKINS_PER_DAY
+
+    return (
+        f"  ({left_out} more check-in(s) stay on this device: one upload carries at most {MAX_CHECKINS_PER_DAY}"
+        " a day, the longest of each day go)"
+    )

@@ -1,0 +1,509 @@
+"""``bluezone keys derive`` / ``keys export``, ``check`` (and its report as text) and ``benchmark``: thin
+wrappers over bluezone.matching (imported when first named, see bluezone/cli.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from bluezone.clitypes import cli_clock, cli_now, db_option, emit_json, jobs_option, json_option
+
+
+
+def _hex_bytes(length: int) -> Any:
+    def convert(ctx: click.Context, param: click.Parameter, value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        try:
+            raw = bytes.fromhex(value.strip())
+        except ValueError:
+            digits = "".join(value.split())
+            if len(digits) % 2 and all(c in "0123456789abcdefABCDEF" for c in digits):
+                # fromhex's odd-length error: the digits are fine, one is missing or extra
+                raise click.BadParameter(f"must be {2 * length} hex digits, got {len(digits)}: {value!r}") from None
+            raise click.BadParameter(f"not hexadecimal: {value!r}") from None
+        if len(raw) != length:
+            raise click.BadParameter(f"must be {length} bytes ({2 * length} hex digits), got {len(raw)}")
+        return raw
+
+    return convert
+
+
+@click.group()
+def keys() -> None:
+    """Daily keys: derive RPIs/AEMs for interop checks, export this device's keys."""
+
+
+@keys.command("derive")
+@click.option(
+    "--protocol",
+    type=click.Choice(["gaen", "bluezone3"]),
+    default="gaen",
+    show_default=True,
+    help="GAEN v1.2 (--tek) or Bluezone v3 (--daily-key).",
+)
+@click.option("--tek", callback=_hex_bytes(16), help="GAEN: Temporary Exposure Key, 32 hex digits.")
+@click.option("--interval", type=click.IntRange(0, 2**32 - 1), help="GAEN: first ENIntervalNumber.")
+@click.option("--count", default=1, show_default=True, type=click.IntRange(1, 144), help="GAEN: how many RPIs.")
+@click.option(
+    "--metadata", default="40000000", show_default=True, callback=_hex_bytes(4), help="GAEN: 4 metadata bytes, hex."
+)
+@click.option("--daily-key", callback=_hex_bytes(32), help="Bluezone v3: daily key, 64 hex digits.")
+@click.option("--slots", default="0-95", show_default=True, help="Bluezone v3: slots, e.g. 0,1,95 or 0-3.")
+@click.option(
+    "--slots-per-day", default=96, show_default=True, type=int, help="Bluezone v3: IDs per day (the app's max)."
+)
+@click.option(
+    "--days-after", default=0, show_default=True, type=int, help="Bluezone v3: use the key this many days later."
+)
+@json_option
+def keys_derive(
+    protocol: str,
+    tek: bytes | None,
+    interval: int | None,
+    count: int,
+    metadata: bytes,
+    daily_key: bytes | None,
+    slots: str,
+    slots_per_day: int,
+    days_after: int,
+    as_json: bool,
+) -> None:
+    """Print what a daily key broadcasts, for interop checks.
+
+    GAEN: RPIK, the RPIs, AEMK and the AEMs.  Bluezone v3: the 12-byte ID of each 15-minute slot.
+    """
+    from bluezone.errors import InputError
+    from bluezone.matching.derive import derive, derive_bluezone3
+
+    if protocol == "bluezone3":
+        if daily_key is None or tek is not None:
+            raise InputError("--protocol bluezone3 takes --daily-key (64 hex digits), not --tek")
+        bz = derive_bluezone3(daily_key, slots, slots_per_day, days_after)
+        if as_json:
+            emit_json(bz)
+            return
+        click.echo(f"daily key {bz['daily_key']}")
+        for row in bz["slots"]:
+            click.echo(f"slot {row['slot']:>3}  {row['from_utc']} UTC  ID {row['id']}")
+        return
+    if tek is None or interval is None or daily_key is not None:
+        raise InputError("--protocol gaen takes --tek and --interval (--daily-key is for bluezone3)")
+    result = derive(tek, interval, count, metadata)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"RPIK  {result['rpik']}")
+    click.echo(f"AEMK  {result['aemk']}")
+    click.echo(f"metadata {result['metadata']}")
+    for row in result["intervals"]:
+        click.echo(f"interval {row['interval']}  RPI {row['rpi']}  AEM {row['aem']}")
+
+
+@keys.command("export")
+@click.option("--days", default=14, show_default=True, type=click.IntRange(1, 14), help="Days of keys to export.")
+@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, allow_dash=True), help="File, or -.")
+@click.option(
+    "--protocol", type=click.Choice(["gaen", "bluezone3"]), default="gaen", show_default=True,
+    help="GAEN publish-API JSON, or a Bluezone v3 F0 list of the v3 IDs this device sent (--also-bluezone-v3).",
+)
+@db_option
+def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> None:
+    """Write this device's daily keys as GAEN publish-API JSON (what a positive case uploads).
+
+    With --protocol bluezone3: its Bluezone v3 key chain as an F0 list, for `check --bluezone3-list`;
+    a new chain starts at once (the key written would give away every later v3 ID of the old one).
+    """
+    from bluezone.errors import InputError
+    from bluezone.keyformat.keyfile import dump_keys_json, write_private
+    from bluezone.keyformat.keys import keys_from_daily
+    from bluezone.matching.export_own import own_keys_to_export, released_today
+    from bluezone.proximity.store import SightingStore
+
+    now = cli_clock().now()
+    released = []
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+        if protocol == "bluezone3":
+            from bluezone.matching.bluezone3 import own_f0_list
+
+            own = own_f0_list(store, now, days)["data"]
+            data = (json.dumps({"data": own}, indent=2) + "\n").encode()
+        else:
+            chosen = own_keys_to_export(store.daily_keys(), days, now)
+            own, released = keys_from_daily(chosen), released_today(chosen, now)
+            data = dump_keys_json(own)
+    if out == "-":
+        click.echo(data.decode(), nl=False)
+    else:
+        try:
+            write_private(out, data)
+        except OSError as exc:
+            raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {len(own)} {'F0 list entry' if protocol == 'bluezone3' else 'keys'} to {out}", err=True)
+    if released:  # today's key, now in the file, goes off air when the current 10 minutes end
+        with SightingStore.open(db_path, create=False, purge_now=now) as store:
+            for key in released:
+                store.save_daily_key(key)
+        click.echo("today's key is cut to end with the current 10 minutes; the daemon starts a new key then", err=True)
+    if protocol == "bluezone3":  # the key written reveals every later day of its chain: start a new one
+        from bluezone.matching.bluezone3 import restart_chain
+
+        with SightingStore.open(db_path, create=False, purge_now=now) as store:
+            restart_chain(store, cli_clock().now())
+
+
+@click.command("check")
+@click.option("--keys", "keys_path", type=click.Path(dir_okay=False, path_type=Path), help="Diagnosis key file.")
+@click.option("--scorer", "scorer_name", default=None, help="Risk scorer: bluezone (default) or gaen.")
+@click.option("--scorer-config", type=click.Path(dir_okay=False, path_type=Path), help="TOML with scorer settings.")
+@click.option(
+    "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set threshold_db=57 (bluezone), or near_weight=1.0 with --scorer gaen."
+)
+@click.option(
+    "--rssi-correction", default=None, type=click.IntRange(-128, 127),
+    help="This device's RSSI correction, dB (default: rssi_correction of the daemon config that bluezone calibrate "
+    "writes, else 0).",
+)
+@click.option("--server", "server_url", default=None, help="Key server URL: download, verify and match new batches.")
+@click.option(
+    "--server-key", type=click.Path(dir_okay=False, path_type=Path),
+    help="The server's signing key (file): pinned with --server, and with --keys the export .zip must verify with it.",
+)
+@click.option(
+    "--repin", is_flag=True,
+    help="With --server and --server-key: replace the key pinned for that server (the health authority changed it).",
+)
+@click.option(
+    "--bluezone3-list",
+    "bluezone3_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Bluezone v3 F0 list (JSON {"data": [...]}) to match against stored Bluezone v3 sightings.',
+)
+@jobs_option
+@db_option
+@json_option
+def check(
+    keys_path: Path | None,
+    scorer_name: str | None,
+    scorer_config: Path | None,
+    scorer_settings: tuple[str, ...],
+    rssi_correction: int | None,
+    server_url: str | None,
+    server_key: Path | None,
+    repin: bool,
+    bluezone3_path: Path | None,
+    jobs: int | None,
+    db_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Match diagnosis keys against stored sightings and print each exposure.
+
+    GAEN keys come from --keys or --server; a Bluezone v3 F0 list from --bluezone3-list (alone or beside either).
+    """
+    from bluezone.config import load_config
+    from bluezone.errors import InputError
+    from bluezone.matching.check import CheckResult, check_keys
+    from bluezone.matching.matcher import available_cores
+    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
+
+    # more processes than cores match no faster (results do not depend on jobs): --jobs 300 forked 299
+    # workers, ~900 MB and 6.5 s where 2 took 1.4 s
+    cores = available_cores()
+    jobs = min(jobs or cores, cores)
+
+    if rssi_correction is None:
+        rssi_correction = load_config().rssi_correction
+    overrides = dict(parse_setting(text) for text in scorer_settings)
+    f0_entries = None
+    if bluezone3_path is not None:
+        from bluezone.matching.bluezone3 import check_store, load_f0_list
+
+        f0_entries = load_f0_list(bluezone3_path)  # before touching the database, as the key file
+    if server_url is not None and keys_path is not None:
+        # a default from config.toml or the environment gives way to the other one typed now
+        # ([check] server = ... is the README's example, and `check --keys FILE` must still work)
+        ctx = click.get_current_context()
+        typed = {name for name in ("keys_path", "server_url")
+                 if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+        if typed == {"keys_path"}:
+            server_url = None
+        elif typed == {"server_url"}:
+            keys_path = None
+        else:
+            raise InputError("give either --keys FILE or --server URL, not both")
+    if keys_path is not None and server_key is not None:
+        # a --server-key from config.toml or the environment pins the configured server (the README's
+        # example sets both); a key file is held to a key typed with it, else a JSON file is refused
+        if click.get_current_context().get_parameter_source("server_key") is not ParameterSource.COMMANDLINE:
+            server_key = None
+    if repin and server_url is None:
+        raise InputError("--repin goes with --server URL and --server-key FILE")
+    result: Any
+    if server_url is not None:
+        from bluezone.client.check import check_with_server
+        from bluezone.progress import terminal_progress
+
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+        with terminal_progress() as bar:  # on a terminal only: piped, stderr stays for errors
+            result = check_with_server(
+                server_url, db_path, server_key_path=server_key, scorer=scorer, rssi_correction=rssi_correction,
+                now=cli_clock().now(), jobs=jobs, repin=repin,
+                progress=None if bar is None else (lambda i, n, name: bar("downloading new batches", i / max(n, 1))),
+            )
+    elif keys_path is not None:
+        public_key, key_id = None, None
+        if server_key is not None:  # a key given: the file's signature must verify with it, or no match
+            from bluezone.client.pinning import read_server_key
+
+            pinned = read_server_key(server_key)
+            public_key, key_id = pinned.key, pinned.key_id
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+        # the file is read before the database is opened (a bad one leaves it alone), or, when it
+        # holds over a million keys, matched as it streams (check_key_file)
+        result = check_keys(
+            keys_path, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id,
+            now=cli_now(),
+        )
+    elif f0_entries is not None:
+        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+        result = CheckResult(scorer=scorer.name)
+    else:
+        raise InputError("give the diagnosis keys with --keys FILE (or --server URL, or a --bluezone3-list FILE)")
+    if f0_entries is not None:
+        from bluezone.proximity.store import SightingStore
+
+        with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
+            found, seen = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
+        result.add_bluezone3(found, len(f0_entries), seen)
+    if as_json:
+        emit_json(_with_meetings_across_midnight(result))
+    else:
+        _print_check(result, gaen=keys_path is not None or server_url is not None)
+    if server_url is not None:
+        result.raise_for_rejected()
+
+
+def _midnight_pairs(result: Any) -> dict[int, int]:
+    """The exposures of ``result`` that continue one of the day before across UTC midnight (later: earlier)."""
+    if len(result.exposures) < 2:
+        return {}
+    from bluezone.client.exposures import across_midnight
+
+    return across_midnight(result.exposures)
+
+
+def _with_meetings_across_midnight(result: Any) -> dict[str, Any]:
+    """``result.as_dict()``, each exposure that continues one of the day before across UTC midnight
+    saying so (``continues_across_midnight``: the earlier one's index and the minutes of both)."""
+    out = result.as_dict()
+    for j, i in _midnight_pairs(result).items():
+        out["exposures"][j]["continues_across_midnight"] = {
+            "from_index": i,
+            "together_minutes": round(result.exposures[i].score.minutes + result.exposures[j].score.minutes, 3),
+        }
+    return out
+
+
+def _print_check(result: Any, gaen: bool) -> None:
+    """``bluezone check`` as text: one line per exposure, a summary, then revised earlier ones."""
+    pairs = _midnight_pairs(result)
+    for j, e in enumerate(result.exposures):
+        s = e.score
+        click.echo(
+            f"{e.date}  {s.minutes:5.1f} min  closest {s.closest_attenuation} dB  typical "
+            f"{s.typical_attenuation:.0f} dB  ~{s.distance_band}  {e.level or 'not ' + ('F2' if e.contact_of == 'F1' else 'F1')}"
+            + ("  (a close contact of a close contact)" if e.level == "F2" else "")
+            + ("  (TX power estimated)" if e.tx_power_estimated else "")
+            + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
+        )
+        if j in pairs:  # one meeting, two daily keys: said, not summed into the decision (GAEN judges per day too)
+            earlier = result.exposures[pairs[j]]
+            click.echo(
+                f"            (continues the {earlier.date} exposure across UTC midnight: one meeting,"
+                f" {earlier.score.minutes + s.minutes:.1f} min in all; each UTC day is judged on its own)"
+            )
+    sources = f"{result.key_count} diagnosis keys" if gaen else ""
+    if result.bluezone3_entries is not None:
+        sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list entries"
+    close = result.close_contacts
+    f2 = sum(e.level == "F2" for e in result.exposures)
+    levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
+    if getattr(result, "new_batches", None) == 0 and result.bluezone3_entries is None:
+        if getattr(result, "nothing_before", False) and not getattr(result, "rejected_earlier", 0):
+            # nothing listed, and no name this node remembers (a first check, or back after 16 days): "since
+            # the last check" misleads, and so would "no batches yet" to a node that matched some weeks ago
+            click.echo("the server lists no batches: it published none in the last 14 days")
+        else:
+            click.echo("no new batches since the last check")  # "0 exposure(s)" would read as all-clear
+    else:
+        click.echo(f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
+    left = getattr(result, "left_for_next_check", 0)
+    if left:
+        from bluezone.client.check import MAX_NEW_FILES_PER_CHECK
+
+        click.echo(
+            f"{left} more new file(s) listed than one check fetches ({MAX_NEW_FILES_PER_CHECK:,}): the next check fetches them"
+        )
+    gone = getattr(result, "gone", [])
+    if gone:
+        click.echo(f"{len(gone)} listed file(s) gone when fetched (replaced since the index was read): the next check reads what replaced them")
+    earlier = getattr(result, "earlier", [])
+    if earlier:
+        for d in earlier:
+            click.echo(
+                f"{d['date']}  {d['duration_minutes']:5.1f} min  closest {d['closest_attenuation_db']} dB  typical "
+                f"{d['typical_attenuation_db']:.0f} dB  ~{d['distance_band']}  {d.get('level') or 'not F1'}"
+                "  (reported by an earlier check)"
+            )
+        kept = sum(bool(d.get("close_contact")) for d in earlier)
+        click.echo(f"{len(earlier)} exposure(s) reported before still in force (14 days), {kept} close contact(s)")
+    for e in getattr(result, "withdrawn", []):
+        if e.earlier_level == "F2":
+            click.echo(
+                f"{e.date}  withdrawn: the F2 warning of this day is over: the close contact you met"
+                " (an F1) has tested negative"
+            )
+        else:
+            click.echo(
+                f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"
+                " report has since been revoked (a negative test)"
+            )
+    for e in getattr(result, "updated", []):
+        if e.earlier_level == "F2" and e.level == "F1":
+            click.echo(
+                f"{e.date}  upgraded: the F2 warning of this day is now F1: the close contact you met"
+                f" ({e.score.minutes:.1f} min) has tested positive"
+            )
+        else:
+            click.echo(
+                f"{e.date}  updated: the {e.score.minutes:.1f}-min exposure reported before"
+                f" ({e.level or 'not F1'}) is now to a confirmed positive test"
+            )
+    for v in getattr(result, "venue_exposures", []):
+        d = v.as_dict()
+        click.echo(
+            f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']}): you were there "
+            f"{_local_span(d['your_visit'], d['date'])}, {_cases(d)} {_local_span(d['case_visit'], d['date'])}"
+            + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
+        )
+    for d in getattr(result, "earlier_venue", []):
+        click.echo(
+            f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']})"
+            + (f" with {_cases(d)}" if d.get("cases", 1) > 1 else "")
+            + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
+            + "  (reported by an earlier check)"
+        )
+    for o in getattr(result, "own_checkins", []):  # an F0's own upload, published: not an exposure
+        d = o.as_dict()
+        click.echo(
+            f"{d['date']}  at {d['venue']} ({d['address']}): your own check-in ({_local_span(d['your_visit'], d['date'])}),"
+            f" uploaded {dt.datetime.fromisoformat(d['uploaded_at']).astimezone():%Y-%m-%d}: published to warn others"
+            " who were there, not an exposure"
+            + ("" if d["recorded"] else " (known by its times: the bluezone that sent it kept no record of its reports)")
+        )
+    if getattr(result, "venue_files", []) or getattr(result, "earlier_venue", []):
+        click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)"
+                   + (f", {len(result.earlier_venue)} reported before (14 days)" if result.earlier_venue else ""))
+    advice = _what_now(result)
+    if advice:
+        click.echo(advice)
+
+
+def _cases(exposure: dict[str, Any]) -> str:
+    """Who else was there: "a case", or "2 cases" when that many reports share the very same minutes."""
+    cases = int(exposure.get("cases", 1))  # (an exposure remembered by an older version has no count)
+    return "a case" if cases == 1 else f"{cases} cases"
+
+
+def _local_span(visit: dict[str, str], day: str) -> str:
+    """A visit's times in this machine's zone, as `bluezone checkins` and `upload` show them (someone in
+    Hanoi remembers 19:15, not 12:15 UTC); its local date too when it is not the exposure's UTC day."""
+    start, end = (dt.datetime.fromisoformat(visit[k]).astimezone() for k in ("start", "end"))
+    date = "" if start.date().isoformat() == day else f"{start:%Y-%m-%d} "
+    return f"{date}{start:%H:%M}-{end:%H:%M} {start:%Z}"
+
+
+def _what_now(result: Any) -> str | None:
+    """One line after the report saying what the verdicts mean for the person reading them: the lines
+    above give levels, minutes and decibels, and someone just told "F1" needs to know what to do next.
+    The strongest level in force (this check's, those it revised, and earlier ones' still within 14 days)
+    decides."""
+    # an exposure told before and revised now (an F2 upgraded to F1) is in none of the others
+    dated = [(e.level, str(e.date)) for e in [*result.exposures, *getattr(result, "updated", [])]] + [
+        (d.get("level"), str(d["date"])) for d in getattr(result, "earlier", [])
+    ]
+    levels = [level for level, _ in dated]
+    venues = [v.as_dict() for v in getattr(result, "venue_exposures", [])] + list(getattr(result, "earlier_venue", []))
+    close_days = [day for level, day in dated if level == "F1"] + [str(v["date"]) for v in venues if v["fifteen_minutes_or_more"]]
+    if close_days:
+        where = "near" if "F1" in levels else "in the same room as"
+        return (
+            f"What now: you were {where} someone who tested positive for 15 minutes or more"
+            f"{' (a close contact, F1)' if 'F1' in levels else ''}:"
+            " follow your health authority's advice for close contacts; if it gives you a recursive code, send your"
+            f" keys with `bluezone upload --server URL --code CODE --exposure-date {min(close_days)}`"
+        )
+    if "F2" in levels:
+        return (
+            "What now: you met a close contact of a case (F2): watch for symptoms; a later `bluezone check` says"
+            " when that contact's test is back (upgraded to F1 if positive, withdrawn if negative)"
+        )
+    if result.exposures or venues:
+        return (
+            "No close contact: each exposure above was too brief or too far away to count (within about 2 m,"
+            " or in the same room, for 15 minutes or more); nothing to do"
+        )
+    return None
+
+
+@click.command("benchmark")
+@click.option("--keys", "n_keys", default=100_000, show_default=True, type=click.IntRange(1), help="Diagnosis keys.")
+@click.option("--sightings", "n_sightings", default=1_000_000, show_default=True, type=click.IntRange(1), help="Stored sightings to match against.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the synthetic keys and sightings.")
+@click.option("--naive-sample", default=200, show_default=True, type=click.IntRange(1), help="Keys for the baseline.")
+@click.option("--with-store", is_flag=True, help="Also time loading the sightings from a temporary SQLite store.")
+@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Timings to take the median of.")
+@jobs_option
+@json_option
+def benchmark(
+    n_keys: int, n_sightings: int, seed: int, naive_sample: int, with_store: bool, repeats: int, jobs: int | None, as_json: bool
+) -> None:
+    """Time the matcher on synthetic keys and sightings, beside two naive loops."""
+    from bluezone.matching.benchmark import run_benchmark
+    from bluezone.matching.matcher import available_cores
+
+    jobs = jobs or available_cores()
+    # Progress goes to stderr and only on a terminal: piped output stays the result alone.
+    tty = sys.stderr.isatty()
+    result = run_benchmark(
+        n_keys, n_sightings, seed, naive_sample, with_store, repeats, jobs=jobs,
+        progress=(lambda line: click.echo(f"benchmark: {line} ...", err=True)) if tty else None,
+    )
+    if as_json:
+        emit_json(result.as_dict())
+        return
+    click.echo(
+        f"matcher: {result.keys:,} keys against {result.sightings:,} sightings in {result.seconds:.3f} s "
+        f"(index {result.index_seconds:.3f} s; median of {result.repeats}; {result.jobs} job(s) on {result.cores} "
+        f"core(s)): {result.keys_per_second:,.0f} keys/s, {result.matches} matches"
+    )
+    click.echo(f"RPI derivation: {result.derivation}")
+    if result.speedup_vs_one_job is not None:
+        click.echo(f"one process: {result.keys_per_second_one_job:,.0f} keys/s; {result.jobs} jobs are {result.speedup_vs_one_job:.2f}x that")
+    click.echo(
+        f"baselines on {result.naive_sample_keys} keys: naive (a Cipher per RPI) {result.naive_keys_per_second:,.0f} "
+        f"keys/s, speedup {result.speedup_vs_naive:.1f}x; reasonable (an encryptor per key) "
+        f"{result.reasonable_naive_keys_per_second:,.0f} keys/s, speedup {result.speedup_vs_reasonable_naive:.1f}x "
+        "(store loading not included)"
+    )
+    if result.store_load_seconds is not None:
+        click.echo(
+            f"loading the sightings from SQLite: {result.store_load_seconds:.3f} s; with it "
+            f"{result.keys_per_second_with_store:,.0f} keys/s"
+        )

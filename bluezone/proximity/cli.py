@@ -1,0 +1,264 @@
+"""``bluezone run``, ``status``, ``purge`` and ``doctor``: the daemon and the sighting store on this
+device, thin wrappers over bluezone.proximity (imported when first named, see bluezone/cli.py)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from bluezone.clitypes import FloatRange, cli_clock, cli_now, db_option, emit_json, json_option
+
+
+
+@click.command("run")
+@click.option(
+    "--backend",
+    default="auto",
+    show_default=True,
+    help="Radio: auto (BlueZ), bluez[:hciN], bumble:<transport>, or emulated[:N] (N invented neighbours, "
+    "default 2; kept in emulated.db unless --db is given).",
+)
+@click.option("--adapter", default=None, help="BlueZ adapter (hci0, ...) for auto/bluez.")
+@db_option
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Daemon TOML (default: $XDG_CONFIG_HOME/bluezone/daemon.toml if it exists; bluezone calibrate writes it).",
+)
+@click.option("--duration", type=FloatRange(0, min_open=True), default=None, help="Stop after SECONDS.")
+@click.option(
+    "--also-bluezone-v3",
+    is_flag=True,
+    help="Also send Bluezone v3 IDs (emulated radio only, so far); makes this device easier to follow: "
+    "see docs/bluezone3.md.",
+)
+def run(
+    backend: str,
+    adapter: str | None,
+    db_path: Path | None,
+    config_path: Path | None,
+    duration: float | None,
+    also_bluezone_v3: bool,
+) -> None:
+    """Run the proximity daemon in the foreground (status every minute; Ctrl-C stops cleanly).
+
+    It stores GAEN adverts and, beside them, Bluezone v3 adverts (0x4E56) it hears.
+    """
+    import asyncio
+
+    from bluezone.clock import SystemClock
+    from bluezone.config import load_config
+    from bluezone.proximity.daemon import DaemonStats
+    from bluezone.proximity.runner import run_daemon
+    from bluezone.venues.nearby import BeaconCheckIns
+
+    config = load_config(config_path)  # --config, else the default file if there is one (bluezone calibrate writes it)
+    real_db = None  # BLUEZONE_DB or config.toml name the user's own database: as the default one, emulated stays out
+    if db_path is not None and click.get_current_context().get_parameter_source("db_path") is not ParameterSource.COMMANDLINE:
+        real_db, db_path = db_path, None
+    ticker = sys.stdout.isatty()  # a live line until the first status line; nothing extra when piped
+    shown = False
+
+    def progress(stats: DaemonStats, seconds: float) -> None:
+        nonlocal shown
+        shown = True
+        click.echo(f"\r  {seconds:.0f} s: {stats.adverts_received} adverts heard, "
+                   f"{stats.sightings_stored} sightings stored", nl=False)
+
+    def status(line: str) -> None:
+        nonlocal shown
+        if shown:
+            click.echo("\r\033[K", nl=False)
+            shown = False
+        click.echo(line)
+
+    clock = cli_clock()
+    daemon = run_daemon(
+        backend,
+        db_path,
+        config,
+        duration,
+        clock=clock,
+        adapter=adapter,
+        on_status=status,
+        on_start=status,
+        on_progress=progress if ticker else None,
+        also_bluezone_v3=also_bluezone_v3,
+        listeners=[BeaconCheckIns],  # venue beacons heard for 5 minutes: checked in (docs/venues.md)
+        real_db=real_db,
+    )
+    if isinstance(clock, SystemClock):
+        stats = asyncio.run(daemon)
+    else:  # tests: a clock of their own runs its own loop
+        stats = clock.run(daemon)  # type: ignore[attr-defined]
+    status(
+        f"stopped: {stats.sightings_stored} sightings stored, {stats.malformed} malformed, "
+        f"{stats.dropped_queue_full} dropped, {stats.rpi_rotations} RPI(s) advertised"
+        + (f", {stats.bluezone3_sightings_stored} Bluezone v3 sightings" if stats.bluezone3_sightings_stored else "")
+    )
+
+
+#: Below this much free space beside the database, ``status`` warns (the daemon's writes will fail).
+LOW_DISK_BYTES = 20_000_000
+
+
+@click.command("status")
+@db_option
+@json_option
+def status(db_path: Path | None, as_json: bool) -> None:
+    """Show what the sighting store holds (counts, time span, days, size)."""
+    from datetime import UTC, datetime
+
+    from bluezone.proximity.store import CLOCK_FLOOR, EMULATED_DB_FILENAME, SightingStore
+
+    now = cli_now()
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+        info = store.stats()
+        info["dated_ahead"] = store.dated_ahead(now)
+    if as_json:
+        emit_json(info)
+        return
+
+    def when(t: float | None) -> str:
+        if t is None:
+            return "-"
+        try:
+            return f"{datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M:%S} UTC"
+        except (OverflowError, OSError, ValueError):  # a hand-edited or damaged row far past year 9999
+            return f"{t!r} (no date: a damaged or hand-edited row)"
+
+    click.echo(f"database   {info['db_path']} ({info['db_bytes'] / 1e6:.1f} MB, schema {info['schema_version']})")
+    click.echo(f"daily keys {info['daily_keys']}")
+    click.echo(f"sightings  {info['sightings']} over {info['days_covered']} day(s)")
+    if info.get("bluezone3_sightings"):
+        click.echo(f"Bluezone v3 sightings  {info['bluezone3_sightings']}")
+    click.echo(f"first      {when(info['first_sighting'])}")
+    click.echo(f"last       {when(info['last_sighting'])}")
+    if info["dated_ahead"] and now < CLOCK_FLOOR:
+        click.echo(
+            f"ahead      {info['dated_ahead']} sightings or check-ins dated after now: this clock reads {when(now)}, before"
+            " GAEN existed, so the clock is wrong, not them: set it (e.g. wait for NTP)"
+        )
+    elif info["dated_ahead"]:
+        click.echo(
+            f"ahead      {info['dated_ahead']} sightings or check-ins dated more than an hour after now: a clock that ran"
+            " ahead wrote them, and they stay until 14 days past their date; if this clock is right,"
+            " `bluezone purge --dated-ahead` deletes them"
+        )
+    daemon = info.get("daemon")
+    emulated = Path(info["db_path"]).with_name(EMULATED_DB_FILENAME)
+    if not (info["sightings"] or info["daily_keys"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():
+        # `bluezone run` without Bluetooth leaves this empty store behind, and the user then tries --backend emulated
+        click.echo(f"empty      `bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}")
+    if daemon:
+        click.echo(f"radio      {daemon.get('backend', '?')} (daemon report of {when(daemon.get('updated_at'))})")
+        if not daemon.get("rotates_address", True):
+            click.echo(
+                "address    FIXED: this radio cannot change its Bluetooth address with each RPI, so anyone "
+                "listening can link your rotating IDs (see docs/bluetooth.md)"
+            )
+        calibration = calibration_line(daemon)
+        if calibration:
+            click.echo(f"calibration {calibration}")
+        radio = daemon.get("radio") or {}
+        troubles = {k: v for k, v in radio.items() if isinstance(v, int) and not isinstance(v, bool) and v}
+        if troubles:
+            click.echo("counters   " + ", ".join(f"{k} {v}" for k, v in sorted(troubles.items())))
+        flooded = (daemon.get("counters") or {}).get("dropped_over_budget")
+        if isinstance(flooded, int) and flooded > 0:
+            click.echo(f"flood      {flooded} adverts not stored: past max_rpis_per_minute distinct RPIs in a minute")
+        backlog = daemon.get("backlog") or {}
+        if backlog.get("error"):
+            click.echo(
+                f"writes     FAILING since {when(backlog.get('failing_since'))}: {backlog['error']}; the daemon keeps "
+                f"{backlog.get('waiting', 0)} sightings in memory (at most {backlog.get('limit', '?')}) and retries"
+                + (f"; {backlog['dropped']} dropped" if backlog.get("dropped") else "")
+            )
+    free = info.get("disk_free_bytes")
+    if free is not None and free < LOW_DISK_BYTES:
+        click.echo(
+            f"disk       ALMOST FULL: {free / 1e6:.1f} MB free beside the database; the daemon keeps new sightings "
+            "in memory until there is room (free some space)"
+        )
+
+
+def calibration_line(daemon: dict[str, Any]) -> str:
+    """What ``status`` says about the daemon's calibration ("" for the emulated radio, or a daemon too old to say)."""
+    if "calibration" not in daemon or str(daemon.get("backend", "")).startswith("emulated"):
+        return ""
+    if daemon["calibration"]:
+        return str(daemon["calibration"])
+    from bluezone.config import uncalibrated_numbers
+
+    return (
+        f"NONE: {uncalibrated_numbers(daemon.get('tx_power'), daemon.get('rssi_correction'))}, so this adapter's"
+        " attenuations can be 10 dB off; run bluezone calibrate"
+    )
+
+
+@click.command("purge")
+@click.option(
+    "--dated-ahead", is_flag=True,
+    help="Also delete sightings and check-ins dated more than an hour after now (written while the clock ran"
+    " ahead): only when this clock is right.",
+)
+@db_option
+@json_option
+def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
+    """Delete sightings, daily keys and venue check-ins older than the 14-day retention now."""
+    from bluezone.proximity.store import SightingStore
+
+    now = cli_clock().now()
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:  # (opening purges at now)
+        result = store.purged_on_open or store.purge(now)
+        if dated_ahead:
+            result["dated_ahead_deleted"] = store.purge_dated_ahead(now)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(
+        f"purged {result['sightings_deleted']} sightings, {result['bluezone3_sightings_deleted']} Bluezone v3 sightings,"
+        f" {result['daily_keys_deleted']} daily keys and {result['checkins_deleted']} check-ins older than"
+        f" {result['retention_days']} days"
+        + (f", and {result['dated_ahead_deleted']} dated more than an hour ahead" if dated_ahead else "")
+    )
+
+
+@click.command("doctor")
+@click.option("--adapter", default=None, help="BlueZ adapter to check (default: the first powered one).")
+@click.option("--scan-seconds", default=10.0, show_default=True, type=FloatRange(0), help="0 skips the scan.")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Daemon TOML whose calibration to check (default: $XDG_CONFIG_HOME/bluezone/daemon.toml if it exists).",
+)
+@db_option
+@json_option
+def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, db_path: Path | None, as_json: bool) -> None:
+    """Check BlueZ, the adapter, permissions, advertising, scanning, calibration and the sighting
+    database (every page read for damage); say what to fix."""
+    import asyncio
+
+    from bluezone.config import load_config
+    from bluezone.errors import ConfigError
+    from bluezone.proximity.doctor import diagnose, render
+
+    try:
+        config, problem = load_config(config_path), None
+    except ConfigError as exc:  # what doctor is for: said among its findings, the other checks still run
+        if config_path is not None and not config_path.exists():
+            raise  # a typo in --config: a usage error
+        config, problem = None, str(exc)
+    from bluezone.proximity.store import default_db_path
+
+    report = asyncio.run(
+        diagnose(adapter, scan_seconds, config, problem, store=db_path or default_db_path(), now=cli_clock().now())
+    )
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        click.echo(render(report))
+    if not report.ok:
+        sys.exit(1)
