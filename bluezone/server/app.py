@@ -104,9 +104,9 @@ def create_app(
                 except Exception:  # noqa: BLE001 - stopping anyway; the next start retries
                     log.exception("scheduled export failed")
 
-    def _export_once(now: float, hold_deletions: bool = False) -> Any:
+    def _export_once(now: float, hold: bool = False) -> Any:
         assert signer is not None and exports is not None
-        export_batches(storage, signer, exports, now, export_config, hold_deletions=hold_deletions)
+        export_batches(storage, signer, exports, now, export_config, hold=hold)
         return embargoed(storage, now)
 
     def _last_export_at() -> float | None:
@@ -127,8 +127,8 @@ def create_app(
                 previous = now
                 jumped = jump > 2 * every + 60
                 if jumped:
-                    log.warning("clock %.0f s ahead of the last export's: nothing past the retention deleted, and no"
-                                " roll-up, until the next export", jump)
+                    log.warning("clock %.0f s ahead of the last export's: nothing exported, deleted past the retention"
+                                " or rolled up until the next export", jump)
                 job = asyncio.ensure_future(run_in_threadpool(_export_once, now, jumped))
                 exporting[:] = [job]
                 waiting = await asyncio.shield(job)

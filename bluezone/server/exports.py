@@ -160,7 +160,7 @@ def _sync_directory(path: Path) -> None:
 
 def write_index(storage: Storage, out_dir: Path, now: float, retention_days: int | None = RETENTION_DAYS) -> list[str]:
     """Rewrite ``index.txt``: one batch file name per line, oldest first, last 14 days only (None: every
-    file on record, as when deletions are held: the 14 days before a jumped clock hold none of them)."""
+    file on record, as when an export is held: the 14 days before a jumped clock hold none of them)."""
     since = 0.0 if retention_days is None else now - retention_days * DAY_SECONDS
     names = [b.name for b in storage.batches(since) if (out_dir / b.name).is_file()]
     _write_atomic(out_dir / INDEX_FILE, "".join(f"{n}\n" for n in names).encode())
@@ -175,16 +175,21 @@ def export_batches(
     config: ExportConfig = ExportConfig(),
     rng: np.random.Generator | None = None,
     *,
-    hold_deletions: bool = False,
+    hold: bool = False,
 ) -> list[BatchRecord]:
     """Write every exportable key into new signed batches; returns the batches written.
 
-    ``hold_deletions``: delete nothing past the retention and roll nothing up this time (the scheduler's
-    clock just jumped ahead: one export a month ahead deleted every key and file the server had)."""
+    ``hold``: the clock just jumped ahead (the scheduler's test), so nothing it would decide is done this
+    time: no key exported (the embargo is judged by the clock: today's keys, still broadcast, went out at a
+    clock past midnight), nothing deleted past the retention (one export a month ahead deleted every key
+    and file the server had), nothing rolled up; only the index is rewritten, listing every file kept."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.max_keys_per_file < 1:
         raise ValueError("max_keys_per_file must be at least 1")
+    if hold:
+        write_index(storage, out_dir, now, None)
+        return []
     rng = rng or np.random.default_rng(secrets.randbits(128))
     storage.note_signing_key(public_key_base64(signer.public_key), now)  # what a roll-up after a rotation verifies with
     oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
@@ -214,13 +219,11 @@ def export_batches(
             (out_dir / record.name).unlink(missing_ok=True)
         raise
     venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
-    rolled = [] if hold_deletions else roll_up_closed_days(storage, signer, out_dir, now, config, rng)
-    listed = write_index(storage, out_dir, now, None if hold_deletions else config.retention_days)
-    removed = 0
-    if not hold_deletions:
-        remove_stale_files(storage, out_dir, listed, now, config)
-        # after the files: a file's record says until when it is kept
-        removed = storage.purge(oldest, now - 2 * DAY_SECONDS, batches_before=now - config.retention_days * DAY_SECONDS)
+    rolled = roll_up_closed_days(storage, signer, out_dir, now, config, rng)
+    listed = write_index(storage, out_dir, now, config.retention_days)
+    remove_stale_files(storage, out_dir, listed, now, config)
+    # after the files: a file's record says until when it is kept
+    removed = storage.purge(oldest, now - 2 * DAY_SECONDS, batches_before=now - config.retention_days * DAY_SECONDS)
     log.info(
         "exported %d keys and %d revisions in %d files, %d venue-warning files (%d expired keys purged; %d roll-up files)",
         len(new_keys), len(revised_keys), len(written), len(venue_files), removed, len(rolled),

@@ -88,8 +88,25 @@ def test_the_held_export_s_index_still_lists_every_file_it_kept(tmp_path: Path) 
     try:
         export_batches(storage, signer, out, NOW + 3600)
         before = (out / INDEX_FILE).read_text().split()
-        export_batches(storage, signer, out, NOW + 30 * DAY_SECONDS, hold_deletions=True)
+        export_batches(storage, signer, out, NOW + 30 * DAY_SECONDS, hold=True)
         held = (out / INDEX_FILE).read_text().split()
     finally:
         storage.close()
     assert len(before) == 5 and held[: len(before)] == before  # was []
+
+
+def test_a_held_export_publishes_no_key_still_on_air(tmp_path: Path) -> None:
+    """Today's key waits for its validity to end (the embargo: published while still broadcast, it lets anyone
+    follow its owner for the rest of the day).  At a clock jumped past midnight the held export published it:
+    uploaded at 12:00 UTC, out at the export of 13:00 whose clock read 01:00 the next day."""
+    storage = open_storage(str(tmp_path / "s.db"))
+    today = empty_keys(1)
+    today["key"], today["rolling_start"], today["rolling_period"] = b"\x07" * 16, rolling_start(NOW), ROLLING_PERIOD
+    storage.insert_keys_unchecked(today, NOW)
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    try:
+        export_batches(storage, signer, out, NOW + 12 * 3600 + 1800, hold=True)
+        waiting = storage.pending_keys(max_end_interval=2**31 - 1, min_start_interval=0)[0]
+    finally:
+        storage.close()
+    assert bytes(waiting["key"][0]) == b"\x07" * 16 and len(list(out.glob("*.zip"))) == 0  # was exported, 1 file
