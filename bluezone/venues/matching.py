@@ -3,8 +3,9 @@
 Only reports whose location-id hash is one of the visitor's venues are opened (with that
 venue's id, which only someone who had the QR code or beacon knows); the overlap rule is CWA's
 (``CheckInWarningMatcher.kt``): visits split at UTC midnight, overlap = max(starts)..min(ends),
-none if not positive; the two halves of one stay together that the case's upload split at UTC
-midnight are joined again (so 23:50-00:10 is 20 minutes, not twice 10).  The venue's name
+none if not positive; the parts of one stay together that the case's reports split (at UTC midnight,
+or where a second upload took up a visit under way at the first) are joined again (so 23:50-00:10 is 20
+minutes, not twice 10).  The venue's name
 and address come from the local check-in, never from the server.
 """
 
@@ -16,7 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import VenueError
 from bluezone.venues.location import location_id_hash
 from bluezone.keyformat.venue_reports import ProtectedReport, VenueWarning
@@ -160,7 +160,7 @@ def match_venue_reports(visits: Sequence[Visit], reports: Iterable[ProtectedRepo
                     found.append(VenueExposure(visit, warning, max(start, warning.start), min(end, warning.end)))
     if undecryptable:
         log.info("%d venue report(s) named one of my venues but did not open", undecryptable)
-    return _join_at_midnight(sorted(_one_per_overlap(found), key=lambda e: (e.visit.id, e.overlap_start)))
+    return _join_adjacent(sorted(_one_per_overlap(found), key=lambda e: (e.visit.id, e.overlap_start)))
 
 
 def _one_per_overlap(found: list[VenueExposure]) -> list[VenueExposure]:
@@ -178,10 +178,12 @@ def _one_per_overlap(found: list[VenueExposure]) -> list[VenueExposure]:
     return [replace(e, cases=count[key]) for key, e in best.items()]
 
 
-def _join_at_midnight(found: list[VenueExposure]) -> list[VenueExposure]:
-    """One exposure for a stay together that the upload split at UTC midnight (07:00 in Vietnam):
-    its two halves must not each fall short of 15 minutes.  Only halves of one of my visits whose
-    reports meet exactly at a midnight are joined."""
+def _join_adjacent(found: list[VenueExposure]) -> list[VenueExposure]:
+    """One exposure for a stay together that the case's reports split: at UTC midnight (07:00 in Vietnam),
+    or where an upload took up a visit an earlier one sent while it was under way (``report_times``'
+    ``sent_until``): its parts must not each fall short of 15 minutes.  Parts of one of my visits whose
+    reports meet exactly are joined; two cases one after the other, meeting exactly, count together too,
+    as CWA sums a visit's overlaps of a day (``PresenceTracingRiskCalculator``)."""
     joined: list[VenueExposure] = []
     for e in found:
         last = joined[-1] if joined else None
@@ -189,7 +191,6 @@ def _join_at_midnight(found: list[VenueExposure]) -> list[VenueExposure]:
             last is not None
             and last.visit.id == e.visit.id
             and last.warning.end == e.warning.start == last.overlap_end == e.overlap_start
-            and e.overlap_start % DAY_SECONDS == 0
         ):
             w = last.warning
             case = VenueWarning(

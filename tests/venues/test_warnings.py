@@ -70,9 +70,23 @@ def test_a_stay_across_utc_midnight_is_one_exposure() -> None:
     [exposure] = match_venue_reports(mine, [r.report for r in case])
     assert exposure.minutes == 20 and exposure.as_dict()["fifteen_minutes_or_more"] is True
     assert (exposure.warning.start, exposure.warning.end) == (T0 + DAY - 600, T0 + DAY + 600)
-    # two cases whose reports only touch somewhere else than at midnight stay two exposures
-    two = reports_to_upload([visit(CAFE, T0 + 3600, T0 + 4200), visit(CAFE, T0 + 4200, T0 + 4800, vid=2)], T0, T0 + DAY)
-    assert len(match_venue_reports([visit(CAFE, T0 + 3600, T0 + 4800, vid=5)], [r.report for r in two])) == 2
+
+
+def test_a_case_that_uploaded_twice_during_its_visit_is_one_exposure() -> None:
+    """An upload sends a visit once: one still under way at a first upload (a 'likely' code at 10:00, the
+    case still at the café) sends 09:00-10:00, the confirmed upload at 11:00 only 10:00-11:00.  Sharing the
+    room 09:50-10:10 with that case was two exposures of 10 minutes, neither reaching 15: the warning a
+    whole upload gave before 194d173.  Reports that meet exactly are one stay, wherever they meet (as CWA
+    sums a visit's overlaps of a day, two cases one after the other count together too)."""
+    case = visit(CAFE, T0 + 9 * 3600, T0 + 12 * 3600, vid=3)  # its auto check-out; still there
+    first = reports_to_upload([case], since=T0, now=T0 + 10 * 3600)
+    sent = {3: float((first[0].start_interval + first[0].period) * 600)}
+    second = reports_to_upload([case], since=T0, now=T0 + 11 * 3600, sent_until=sent)
+    assert [(r.start_interval * 600 - T0, r.period) for r in first + second] == [(9 * 3600, 6), (10 * 3600, 6)]
+    mine = [visit(CAFE, T0 + 10 * 3600 - 600, T0 + 10 * 3600 + 600, vid=4)]
+    [exposure] = match_venue_reports(mine, [r.report for r in first + second])  # was two of 10 minutes
+    assert exposure.minutes == 20 and exposure.as_dict()["fifteen_minutes_or_more"] is True
+    assert (exposure.warning.start, exposure.warning.end) == (T0 + 9 * 3600, T0 + 11 * 3600)
 
 
 def test_a_report_that_does_not_open_is_skipped() -> None:
