@@ -362,7 +362,11 @@ def publish(
         return _redeem(storage, request, now, config, code_key)
     except LookupError as exc:
         failure = str(exc.args[0])
-        log.warning("failed verification code from %s: %s", client, failure)
+        if failure == "invalid":  # a guess, or a code of another server: the operator may block who keeps at it
+            log.warning("failed verification code from %s: %s", client, failure)
+        else:  # a code this server issued is its holder's (an upload sent again when its answer was lost, a
+            # code used too late): an address beside it says who got a code from the health authority
+            log.warning("failed verification code: %s", failure)
         messages = {
             "invalid": "verification code is not valid",
             "used": "verification code was already used",
