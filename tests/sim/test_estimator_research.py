@@ -26,9 +26,10 @@ def research(name: str):
     return module
 
 
-def test_research_arithmetic_equals_the_scorer_on_a_real_run() -> None:
-    """The verdict is estimator_sweep.py's shipped one, the ranking llr_estimator.py's hybrid."""
-    cache, sweep = research("estimator_cache"), research("estimator_sweep")
+@pytest.fixture(scope="module")
+def classroom_run() -> tuple:
+    """A short classroom run through the engine, cached as estimator_cache.py caches it: (result, data)."""
+    cache = research("estimator_cache")
     scenario = load_scenario(ROOT / "simulations" / "classroom.toml").with_overrides(duration_min=25)
     result = engine.run(scenario, seed=5, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
     keys, true = report.units(result)
@@ -39,6 +40,15 @@ def test_research_arithmetic_equals_the_scorer_on_a_real_run() -> None:
         "scores": {n: (np.array([s[k].weighted_minutes if k in s else 0.0 for k in keys]),
                        np.array([s[k].close_contact if k in s else False for k in keys])) for n, s in result.scores.items()},
     }
+    return result, data
+
+
+def test_research_arithmetic_equals_the_scorer_on_a_real_run(classroom_run: tuple) -> None:
+    """The verdict is estimator_sweep.py's shipped one, the ranking llr_estimator.py's hybrid."""
+    sweep = research("estimator_sweep")
+    result, data = classroom_run
+    keys = data["keys"]
+    config = BluezoneConfig()
     flat = sweep.flatten(data)
     defaults = dict(
         beta=config.minute_reference_weight, q=f"{config.minute_reference_quantile:g}", kmin=config.minute_reference_min_links,
@@ -63,6 +73,32 @@ def test_research_arithmetic_equals_the_scorer_on_a_real_run() -> None:
     assert one_window.sum() > 100 and (ranking[one_window] > 0.01).sum() > 20
     # the scorer rounds to 0.001; a unit of two windows (a key change mid-encounter) is two chains in the scorer
     assert engine_weighted[one_window] == pytest.approx(ranking[one_window], abs=6e-4)
+
+
+def test_margin_alarms_candidate_at_the_shipped_settings_is_the_scorer(classroom_run: tuple) -> None:
+    """research/margin_alarms.py scores candidates for the fresh seeds: at its SHIPPED setting it must
+    give the engine's verdicts and ranking, a chain veto only removes verdicts, a day term of weight 0
+    changes nothing."""
+    sweep, llr = research("estimator_sweep"), research("llr_estimator")
+    alarms = research("margin_alarms")  # imports the two above as scripts
+    result, data = classroom_run
+    c = BluezoneConfig()
+    assert alarms.SHIPPED == dict(beta=c.minute_reference_weight, q=f"{c.minute_reference_quantile:g}", kmin=c.minute_reference_min_links,
+                                  centre=c.minute_reference_db, clip=c.minute_reference_clip_db, threshold=c.threshold_db, veto=0.0)
+    flat = sweep.flatten(data)
+    p = llr.padded(flat)
+    ranking, verdict = alarms.candidate(flat, p, alarms.SHIPPED)
+    engine_weighted, engine_verdict = data["scores"]["bluezone"]
+    one_window = np.array([len(result.windows.get(k, [])) == 1 for k in data["keys"]])
+    assert verdict.any() and np.mean(verdict == engine_verdict) > 0.98
+    assert (verdict[one_window] == engine_verdict[one_window]).all()
+    assert engine_weighted[one_window] == pytest.approx(ranking[one_window], abs=6e-4)
+    _, vetoed = alarms.candidate(flat, p, {**alarms.SHIPPED, "veto": 20.0})
+    assert (vetoed <= verdict).all() and vetoed.sum() < verdict.sum()
+    same = alarms.candidate(flat, p, {**alarms.SHIPPED, "day_weight": 0.0, "day_centre": 50.0})
+    assert (same[0] == ranking).all() and (same[1] == verdict).all()
+    moved, _ = alarms.candidate(flat, p, {**alarms.SHIPPED, "day_weight": 0.5, "day_centre": 50.0})
+    assert not np.allclose(moved, ranking)
 
 
 def test_paired_noise_scores_both_scorers_on_the_same_draw() -> None:
