@@ -177,9 +177,11 @@ def write_keys_json(keys: np.ndarray, path: str | Path) -> None:
     write_private(path, dump_keys_json(keys))
 
 
-def write_private(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a file only its owner can read: daily keys reveal every RPI the device sent."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
+    """Write ``data`` to a file only its owner can read: daily keys reveal every RPI the device sent.
+
+    ``new``: refuse (FileExistsError) a file already there, for what cannot be written twice."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC), 0o600)
     with os.fdopen(fd, "wb") as f:
         os.fchmod(f.fileno(), 0o600)  # the mode above is filtered by the umask, and an old file keeps its own
         f.write(data)

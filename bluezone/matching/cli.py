@@ -142,7 +142,14 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
         click.echo(data.decode(), nl=False)
     else:
         try:
-            write_private(out, data)
+            # an F0 list is written once: the chain it names is replaced below, so a second export of it
+            # would put the new chain's list (IDs nobody heard yet) over the one to hand over
+            write_private(out, data, new=protocol == "bluezone3")
+        except FileExistsError:
+            raise InputError(
+                f"{out} already exists: it may be the F0 list not yet handed over, whose IDs cannot be exported"
+                " again (the chain was replaced when it was written); give another --out"
+            ) from None
         except OSError as exc:
             raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
         click.echo(f"wrote {len(own)} {'F0 list entry' if protocol == 'bluezone3' else 'keys'} to {out}", err=True)

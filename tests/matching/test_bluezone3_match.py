@@ -391,6 +391,35 @@ def test_exporting_the_f0_list_starts_a_new_chain_so_later_ids_stay_unlinkable(t
     assert new_key not in {bz3.daily_key(key, d) for d in range(0, 4)}
 
 
+def test_a_second_export_to_the_same_file_leaves_the_handed_over_list_alone(tmp_path) -> None:
+    """The first export replaces the chain, so its list cannot be made again: a second `keys export
+    --protocol bluezone3 --out f0.json` wrote the new chain's list (IDs no phone had heard) over it and
+    said "wrote 1 F0 list entry", exit 0.  Now: one line, exit 2, the file and the chain as they were."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    now = 1_795_694_400.0  # 2026-11-26 12:00 UTC
+    with SightingStore.open(tmp_path / "a.db") as store:
+        store.save_bluezone3_key(int(now // 86400) - 2, bytes(range(32)), now - 2 * 86400)
+    listing = tmp_path / "f0.json"
+    export = ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "a.db"), "--out", str(listing)]
+    first = CliRunner().invoke(cli, export, obj={"clock": VirtualClock(now)})
+    assert first.exit_code == 0, first.output
+    handed = listing.read_bytes()
+    with SightingStore.open(tmp_path / "a.db") as store:
+        chain = store.bluezone3_key()
+    again = CliRunner().invoke(cli, export, obj={"clock": VirtualClock(now + 60)})
+    assert again.exit_code == 2 and len(again.stderr.strip().splitlines()) == 1, again.output
+    assert "already exists" in again.stderr and "another --out" in again.stderr
+    assert listing.read_bytes() == handed
+    with SightingStore.open(tmp_path / "a.db") as store:
+        assert store.bluezone3_key() == chain  # the refused export started no new chain
+    # to a new file it still writes (the IDs sent from the new chain since)
+    other = CliRunner().invoke(cli, [*export[:-1], str(tmp_path / "later.json")], obj={"clock": VirtualClock(now + 60)})
+    assert other.exit_code == 0, other.output
+
+
 def test_a_list_too_big_for_memory_is_a_key_file_error(tmp_path) -> None:
     """JSON of 18 MB (six million empty lists) takes about 400 MB as Python objects: under a memory
     limit the parse ran out with a MemoryError traceback (exit 1); now it is a one-line refusal."""
