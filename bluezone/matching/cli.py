@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -291,7 +292,7 @@ def check(
     if as_json:
         emit_json(_with_meetings_across_midnight(result))
     else:
-        _print_check(result, gaen=keys_path is not None or server_url is not None)
+        _print_check(result, gaen=keys_path is not None or server_url is not None, db_path=db_path, server_url=server_url)
     if server_url is not None:
         result.raise_for_rejected()
 
@@ -317,7 +318,7 @@ def _with_meetings_across_midnight(result: Any) -> dict[str, Any]:
     return out
 
 
-def _print_check(result: Any, gaen: bool) -> None:
+def _print_check(result: Any, gaen: bool, db_path: Path | None = None, server_url: str | None = None) -> None:
     """``bluezone check`` as text: one line per exposure, a summary, then revised earlier ones."""
     pairs = _midnight_pairs(result)
     for j, e in enumerate(result.exposures):
@@ -350,6 +351,9 @@ def _print_check(result: Any, gaen: bool) -> None:
             click.echo("no new batches since the last check")  # "0 exposure(s)" would read as all-clear
     else:
         click.echo(f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
+        unheard = _nothing_stored_line(result, gaen, db_path)
+        if unheard:
+            click.echo(unheard)
     left = getattr(result, "left_for_next_check", 0)
     if left:
         from bluezone.client.check import MAX_NEW_FILES_PER_CHECK
@@ -417,9 +421,40 @@ def _print_check(result: Any, gaen: bool) -> None:
     if getattr(result, "venue_files", []) or getattr(result, "earlier_venue", []):
         click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)"
                    + (f", {len(result.earlier_venue)} reported before (14 days)" if result.earlier_venue else ""))
-    advice = _what_now(result)
+    advice = _what_now(result, lambda day: _own_keys_since(db_path, day), server_url)
     if advice:
         click.echo(advice)
+
+
+def _nothing_stored_line(result: Any, gaen: bool, db_path: Path | None) -> str:
+    """Said under "0 exposure(s)" when the store held nothing the keys could meet: an empty store (the
+    daemon never ran on it, or its sightings went to emulated.db) would otherwise read as an all-clear."""
+    from bluezone.proximity.store import default_db_path
+
+    empty = []
+    if gaen and result.key_count and not result.sightings:
+        empty.append("sightings")
+    if result.bluezone3_entries and not result.bluezone3_sightings:
+        empty.append("Bluezone v3 sightings")
+    if not empty:
+        return ""
+    db = db_path or default_db_path()
+    return (
+        f"none of them could match: {db} holds no {' and no '.join(empty)} of the days they cover"
+        f" (`bluezone status --db {db}` says what it holds)"
+    )
+
+
+def _own_keys_since(db_path: Path | None, day: str) -> bool:
+    """Whether this device has daily keys from ``day`` on, which ``upload --exposure-date`` would send."""
+    from bluezone.client.uploading import keys_to_upload
+    from bluezone.matching.levels import keys_since_exposure
+    from bluezone.proximity.store import SightingStore
+
+    now = cli_now()
+    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+        daily = store.daily_keys()
+    return len(keys_since_exposure(keys_to_upload(daily, now, include_today=True), dt.date.fromisoformat(day))) > 0
 
 
 def _cases(exposure: dict[str, Any]) -> str:
@@ -436,11 +471,12 @@ def _local_span(visit: dict[str, str], day: str) -> str:
     return f"{date}{start:%H:%M}-{end:%H:%M} {start:%Z}"
 
 
-def _what_now(result: Any) -> str | None:
+def _what_now(result: Any, own_keys_since: Callable[[str], bool], server_url: str | None = None) -> str | None:
     """One line after the report saying what the verdicts mean for the person reading them: the lines
     above give levels, minutes and decibels, and someone just told "F1" needs to know what to do next.
     The strongest level in force (this check's, those it revised, and earlier ones' still within 14 days)
-    decides."""
+    decides.  ``own_keys_since(day)``: whether the device has keys from that day on for a recursive code;
+    ``server_url``: the server checked, named in the upload to give (else URL)."""
     # an exposure told before and revised now (an F2 upgraded to F1) is in none of the others
     dated = [(e.level, str(e.date)) for e in [*result.exposures, *getattr(result, "updated", [])]] + [
         (d.get("level"), str(d["date"])) for d in getattr(result, "earlier", [])
@@ -450,11 +486,17 @@ def _what_now(result: Any) -> str | None:
     close_days = [day for level, day in dated if level == "F1"] + [str(v["date"]) for v in venues if v["fifteen_minutes_or_more"]]
     if close_days:
         where = "near" if "F1" in levels else "in the same room as"
+        first = min(close_days)
+        # a device that only checked in (never ran `bluezone run`) has no keys: upload would refuse
+        send = (
+            f"; if it gives you a recursive code, send your keys with `bluezone upload --server {server_url or 'URL'}"
+            f" --code CODE --exposure-date {first}`" if own_keys_since(first) else
+            f" (this device has no daily keys of its own from {first} on, so a recursive code has nothing of it to send)"
+        )
         return (
             f"What now: you were {where} someone who tested positive for 15 minutes or more"
             f"{' (a close contact, F1)' if 'F1' in levels else ''}:"
-            " follow your health authority's advice for close contacts; if it gives you a recursive code, send your"
-            f" keys with `bluezone upload --server URL --code CODE --exposure-date {min(close_days)}`"
+            f" follow your health authority's advice for close contacts{send}"
         )
     if "F2" in levels:
         return (

@@ -58,6 +58,7 @@ def scene(tmp_path: Path) -> tuple[Path, Path]:
     rows.sort(order="time")
     with SightingStore.open(db) as store:
         store.add_sightings(rows)
+        store.save_daily_key(DailyKey(b"\x0e" * 16, DAY, 144))  # its own key of that day, as a daemon makes
     keys = tmp_path / "keys.json"
     keys.write_bytes(dump_keys_json(make_keys([(b"\xd0" * 16, DAY, 144), (close, DAY, 144), (far, DAY, 144)])))
     return db, keys
@@ -104,6 +105,38 @@ def test_check_text_tells_an_f2_to_watch_for_symptoms(scene: tuple[Path, Path], 
 def test_check_text_gives_no_advice_without_exposures(scene: tuple[Path, Path], tmp_path: Path) -> None:
     lines = _check_with(tmp_path, scene, [(b"\xd0" * 16, DAY, 144)], report_type=1)
     assert lines == ["0 exposure(s), 0 close contact(s) (F1) from 1 diagnosis keys"]
+
+
+def test_check_does_not_tell_a_device_without_keys_to_send_them(scene: tuple[Path, Path], tmp_path: Path) -> None:
+    """A store with no daily keys of its own (a visitor who only checked in, a daemon that never ran) was
+    told to "send your keys with `bluezone upload ... --exposure-date`", which then refused: "no daily keys
+    since ...: nothing to upload".  Now it is told there is nothing of it to send."""
+    db, keys = scene
+    with SightingStore.open(db) as store:
+        store._conn.execute("DELETE FROM daily_keys")  # (no method deletes one's own keys: only the purge)
+        store._conn.commit()
+    code, out, err = check("--scorer", "gaen", "--keys", str(keys), "--db", str(db))
+    assert code == 0, err
+    advice = out.strip().splitlines()[-1]
+    assert advice.startswith("What now: you were near someone who tested positive") and "bluezone upload" not in advice
+    assert advice.endswith("(this device has no daily keys of its own from 2025-02-20 on, so a recursive code has nothing of it to send)")
+
+
+def test_check_of_an_empty_store_says_there_was_nothing_to_match(tmp_path: Path) -> None:
+    """`bluezone run` without Bluetooth leaves an empty store, `run --backend emulated` fills emulated.db
+    beside it, and `check --keys FILE` without --db said "0 exposure(s) ... from 1 diagnosis keys": an
+    all-clear from a store that never heard anyone."""
+    db = tmp_path / "bluezone.db"
+    SightingStore.open(db).close()
+    keys = tmp_path / "keys.json"
+    keys.write_bytes(dump_keys_json(make_keys([(b"\xd1" * 16, DAY, 144)])))
+    code, out, err = check("--keys", str(keys), "--db", str(db))
+    assert code == 0, err
+    assert out.strip().splitlines() == [
+        "0 exposure(s), 0 close contact(s) (F1) from 1 diagnosis keys",
+        f"none of them could match: {db} holds no sightings of the days they cover"
+        f" (`bluezone status --db {db}` says what it holds)",
+    ]
 
 
 def test_check_json(scene: tuple[Path, Path]) -> None:

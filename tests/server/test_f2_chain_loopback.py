@@ -109,6 +109,8 @@ def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -
     # and what an F1 does now (the upgrade is in none of the new or earlier exposures: the advice was missing)
     assert out.splitlines()[-1].startswith("What now: you were near someone who tested positive for 15 minutes or more")
     assert out.splitlines()[-1].endswith(f"--exposure-date {chain['day']}`"), out
+    # the server just checked is the one to send to: named, not "URL"
+    assert f"`bluezone upload --server {chain['url']} --code CODE --exposure-date" in out.splitlines()[-1]
 
 
 @pytest.mark.slow
