@@ -72,18 +72,17 @@ def upload(
         plan = plan_upload(
             store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False, server=server_url
         )
-        if dry_run:
-            click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
-            return
+        # a dry run shows the same list on stderr (what goes, what stays and why), the request on stdout
         if len(plan.keys):
-            click.echo(f"About to send {len(plan.keys)} daily key(s) to {server_url}:", err=True)
+            lead = "A dry run (nothing is sent) would send" if dry_run else "About to send"
+            click.echo(f"{lead} {len(plan.keys)} daily key(s) to {server_url}:", err=True)
             for row in plan.as_dict()["keys"]:
-                click.echo(f"  {row['date']}  valid {row['rolling_period'] * 10} min", err=True)
+                click.echo(f"  {row['date']}  {_key_span(row['rolling_start'], row['rolling_period'])}", err=True)
             if plan.today_in_use and not include_today:
                 click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
             elif plan.today_in_use:
                 click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
-            if not yes and not ask_before_sending("upload", "Send them?"):
+            if not (yes or dry_run) and not ask_before_sending("upload", "Send them?"):
                 nothing_sent()
         else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
             click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
@@ -103,7 +102,7 @@ def upload(
                 click.echo(_left_out_line(plan.checkins_left_out), err=True)
             if plan.checkins_too_short:
                 click.echo(_too_short_line(plan.checkins_too_short), err=True)
-            if send_checkins is None and not yes and not ask_before_sending(
+            if send_checkins is None and not (yes or dry_run) and not ask_before_sending(
                 "upload", f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
                 default=True,
             ):
@@ -115,6 +114,9 @@ def upload(
         if plan.checkins_sent_before:
             click.echo(f"  ({plan.checkins_sent_before} check-in(s) went to this server with an earlier upload and are"
                        " not sent again: a second copy would read to the others who were there as a second case)", err=True)
+        if dry_run:
+            click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
+            return
         with KeyServerClient(server_url) as client:
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
             result = upload_own_keys(
@@ -133,6 +135,15 @@ def upload(
         if not result.receipt.checkins:
             stored += " (it publishes none under a negative test's or a close contact's code)"
     click.echo(f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new{revised}{stored}")
+
+
+def _key_span(start_interval: int, period: int) -> str:
+    """A daily key's UTC hours, "00:00-18:40 UTC" ("valid 1120 min" read as time still to run)."""
+    from bluezone.crypto.intervals import INTERVAL_SECONDS
+
+    start = dt.datetime.fromtimestamp(start_interval * INTERVAL_SECONDS, dt.UTC)
+    end = start + dt.timedelta(seconds=period * INTERVAL_SECONDS)
+    return f"{start:%H:%M}-{'24:00' if end.date() > start.date() and end.time() == dt.time() else f'{end:%H:%M}'} UTC"
 
 
 def _too_short_line(too_short: int) -> str:

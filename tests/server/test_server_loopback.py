@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import time
@@ -293,4 +294,19 @@ def test_upload_asks_before_sending(tmp_path: Path) -> None:
     for when in (NOW, midnight + 5.0, midnight + DAY_SECONDS - 300):
         asked = CliRunner().invoke(cli, args, obj={"clock": VirtualClock(when)}, input="n\nn\n")
         assert asked.exit_code == 1 and "Is your day over" in asked.stderr and "Send them?" in asked.stderr
-        assert "today's key is not sent" in asked.stderr and asked.stderr.count("valid 1440 min") == 5
+        assert "today's key is not sent" in asked.stderr and asked.stderr.count("  00:00-24:00 UTC") == 5
+
+
+def test_upload_shows_each_key_by_its_utc_hours(tmp_path: Path) -> None:
+    """Today's key, cut at the current 10 minutes, was listed as "valid 1120 min" at 18:35 UTC, which
+    reads as time still to run; now by its hours, as every finished day's: "00:00-18:40 UTC"."""
+    from bluezone.clock import VirtualClock
+    from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
+
+    _, nodes = make_nodes(tmp_path, now=NOW)
+    midnight = rolling_start(NOW) * INTERVAL_SECONDS
+    args = ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", str(nodes["a"]), "--include-today"]
+    asked = CliRunner().invoke(cli, args, obj={"clock": VirtualClock(midnight + 18 * 3600 + 35 * 60)}, input="n\n")
+    today = dt.datetime.fromtimestamp(midnight, dt.UTC).date().isoformat()
+    assert asked.exit_code == 1 and f"  {today}  00:00-18:40 UTC\n" in asked.stderr, asked.stderr
+    assert "today's key is sent up to now" in asked.stderr and " min\n" not in asked.stderr.split("Send them?")[0]

@@ -428,6 +428,9 @@ def test_a_case_who_uploads_on_a_likely_code_then_the_confirmed_one_warns_once(l
     rc, out, err = run("upload", "--server", live_server["url"] + "/v1/", "--code", "12345678", "--db", str(f0_db),
                        "--dry-run")  # the same server, however its URL is written
     assert rc == 0 and "checkInProtectedReports" not in json.loads(out), err
+    # and the dry run says why, as the prompt does (docs/venues.md; it printed the request alone)
+    assert "A dry run (nothing is sent) would send" in err
+    assert "(1 check-in(s) went to this server with an earlier upload and are not sent again" in err
     _export(live_server)
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
     assert rc == 0, err
