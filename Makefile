@@ -34,7 +34,7 @@ results: $(VENV)/.installed
 	  else echo "skipped evaluate $$d: no $(DATASETS)/$$d (give DATASETS=DIR)"; fi; \
 	done
 
-# bluezone-native's wheels for Linux x86-64 and aarch64 into native/dist/ (docs/native.md);
+# bluezone-native's wheels for Linux x86-64 and aarch64 into native/dist/ (native/README.md);
 # then `$(BIN)/pip install native/dist/<this machine's wheel>` uses them here.
 native-wheels:
 	native/build-wheels.sh
