@@ -18,6 +18,7 @@ by kind: bad input apart from radio trouble apart from a key server's refusal.
   + StoreError - the sighting store cannot be used
   | + StoreWriteError - a write the store may take later (disk full, I/O error, lock held)
   | + StoreInUseError - another daemon runs on this store
+  + MatchWorkerError - a worker process deriving keys for a check ended before handing back its work
   + RadioError - a radio backend failed
   | + RadioUnavailableError - no usable radio; ``reason`` (RadioUnavailableReason) carries the fix
   | + BluezCallError - BlueZ answered a D-Bus call with an error
@@ -124,6 +125,10 @@ class NotAStoreError(StoreError, InputError):
 
 
 # --- radios -----------------------------------------------------------------------------------
+
+
+class MatchWorkerError(BluezoneError):
+    """A forked worker of ``check --jobs`` ended (killed, out of memory) while holding keys to derive."""
 
 
 class RadioError(BluezoneError):

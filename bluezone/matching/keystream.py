@@ -18,10 +18,9 @@ heard, and those RPIs.  ``check.check_key_file`` does the rest.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,8 +31,8 @@ import numpy as np
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.errors import KeyFileError
 from bluezone.keyformat.keys import KEY_DTYPE
-from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
 from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, keys_heard
+from bluezone.matching.sharedbatches import SharedBatches
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -47,23 +46,10 @@ BATCH = 1 << 18
 #: the workers start early and this process, which reads the file, can take the last ones.
 EARLY_BATCH = 1 << 14
 
-# A worker's heard index: set in the worker by its pool's initializer, whose arguments a forked
-# process inherits copy-on-write (never pickled).  Not set in the parent: its pool forks at the
-# first batch, by when another stream (another check, another thread) may have made its own.
-_HEARD: HeardIndex | None = None
-
-
-def _share(heard: HeardIndex) -> None:
-    global _HEARD
-    _HEARD = heard
-    # Ctrl-C signals every process of the terminal's group: the parent handles it (``close`` stops
-    # the workers after their batch); a worker waiting for work would die with a traceback of its own.
-    leave_ctrl_c_to_parent()
-
-
-def _heard_in(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    assert _HEARD is not None, "worker started without fork"
-    return keys_heard(keys, _HEARD)
+def _found(heard: HeardIndex, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, keys, RPIs) of the ``keys`` that sent an RPI in ``heard``: what is kept of a batch."""
+    rows, rpis = keys_heard(keys, heard)
+    return rows, keys[rows], rpis
 
 
 @dataclass(frozen=True)
@@ -79,21 +65,17 @@ class HeardKeys:
 
 class KeyStream:
     """A ``KeySink`` deriving each batch of a file's keys against ``heard``.  With ``jobs`` > 1 in
-    ``jobs - 1`` forked workers and in this process: the batches queue for the workers while this
-    process reads the file (up to ``BUFFER_KEYS`` keys of them; past that it derives a batch itself
-    now and then, so the file is read no faster than derived), and at the end it takes the ones the
-    workers have not started, newest first, while they finish theirs."""
+    ``jobs - 1`` forked workers and in this process (``SharedBatches``): the batches wait for the
+    workers while this process reads the file (up to ``BUFFER_KEYS`` keys of them; past that it
+    derives a batch itself now and then, so the file is read no faster than derived), and at the end
+    it derives the ones no worker has claimed while the workers finish theirs."""
 
     def __init__(self, heard: HeardIndex, jobs: int = 1, batch: int | None = None) -> None:
         self.heard = heard
         self.jobs = jobs
         self.batch = BATCH if batch is None else batch
         self.queued = max(2 * (jobs - 1), BUFFER_KEYS // self.batch)  # batches in flight at most
-        self.pool: ProcessPoolExecutor | None = None
-        if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
-            heard.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
-            context = multiprocessing.get_context("fork")
-            self.pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_share, initargs=(heard,))
+        self.workers: SharedBatches | None = None
         self.restart()
 
     def __enter__(self) -> KeyStream:
@@ -104,15 +86,18 @@ class KeyStream:
 
     def close(self) -> None:
         """Stop the workers (their memory given back); again: nothing more."""
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
+        if self.workers is not None:
+            self.workers.close()
+            self.workers = None
 
     def restart(self) -> None:
-        """Forget every key given so far (a ``KeySink``: the file is being read again)."""
-        for *_, future in getattr(self, "running", ()):
-            future.cancel()  # one already running finishes; its result is never read
-        self.running: deque[tuple[int, np.ndarray, Future[tuple[np.ndarray, np.ndarray]]]] = deque()
+        """Forget every key given so far (a ``KeySink``: the file is being read again): the workers,
+        if any, are stopped and new ones forked, so no batch of the first reading comes back."""
+        self.close()
+        if self.jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+            self.heard.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
+            self.workers = SharedBatches(functools.partial(_found, self.heard), self.jobs - 1, self.queued, self.batch)
+        self.firsts: list[int] = []  # per batch posted to the workers: its first row in the file
         self.pending: list[np.ndarray] = []  # keys not yet in a batch
         self.pending_count = 0
         self.count = 0  # keys in batches so far
@@ -131,32 +116,37 @@ class KeyStream:
     def _submit(self) -> None:
         batch = np.concatenate(self.pending) if len(self.pending) > 1 else self.pending[0]
         self.pending, self.pending_count = [], 0
+        if len(batch) > self.batch:  # the pieces overshot a batch: the rest waits for the next one
+            batch, rest = batch[: self.batch], batch[self.batch :]
+            self.pending, self.pending_count = [rest], len(rest)
         first, self.count = self.count, self.count + len(batch)
         starts = batch["rolling_start"].astype(np.int64)
         periods = batch["rolling_period"].astype(np.int64)
         ends = starts + np.where(periods == 0, ROLLING_PERIOD, periods)
         self.first = int(starts.min()) if self.first is None else min(self.first, int(starts.min()))
         self.end = int(ends.max()) if self.end is None else max(self.end, int(ends.max()))
-        while self.running and self.running[0][2].done():
-            self._keep_oldest()
-        if self.pool is None or len(self.running) >= self.queued:  # here: one job, or enough queued
-            self._keep(first, batch, keys_heard(batch, self.heard))
-            return
-        with ctrl_c_held():  # the pool forks its workers at the first batch
-            self.running.append((first, batch, self.pool.submit(_heard_in, batch)))
+        number = None
+        if self.workers is not None:
+            self._collect()
+            number = self.workers.post(batch)
+        if number is None:  # here: one job, or every slot still taken
+            self._keep(first, _found(self.heard, batch))
+        else:
+            self.firsts.append(first)
 
-    def _keep_oldest(self) -> None:
-        first, batch, future = self.running.popleft()
-        self._keep(first, batch, future.result())
+    def _collect(self, wait: bool = False) -> None:
+        assert self.workers is not None
+        for number, found in self.workers.collect(wait):
+            self._keep(self.firsts[number], found)
 
-    def _keep(self, first: int, batch: np.ndarray, found: tuple[np.ndarray, np.ndarray]) -> None:
-        rows, rpis = found
-        self.found.append((first, first + rows, batch[rows], rpis))
+    def _keep(self, first: int, found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        rows, keys, rpis = found
+        self.found.append((first, first + rows, keys, rpis))
 
     def span(self) -> tuple[float, float] | None:
         """``check.sightings_span`` of every key given so far (None: none), those not yet in a batch
         handed to the workers (or derived) first."""
-        if self.pending:
+        while self.pending:
             self._submit()
         return None if self.first is None or self.end is None else span_of(self.first, self.end)
 
@@ -164,13 +154,8 @@ class KeyStream:
         """The keys found in the whole file (call once it has been read without error); the
         workers are stopped."""
         span = self.span()
-        while self.running:
-            first, batch, future = self.running[-1]
-            if future.cancel():  # not started by a worker: derived here meanwhile
-                self.running.pop()
-                self._keep(first, batch, keys_heard(batch, self.heard))
-            else:  # started, and so are the ones before it
-                self._keep_oldest()
+        if self.workers is not None:
+            self._collect(wait=True)
         self.close()
         self.found.sort(key=lambda part: part[0])  # batches are kept out of order with more jobs
         parts = [part[1:] for part in self.found] or [(np.empty(0, np.int64), np.empty(0, KEY_DTYPE), np.empty((0, 16), np.uint8))]

@@ -16,6 +16,7 @@ import pytest
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.matching.benchmark import synthetic_data
 import bluezone.matching.keystream as keystream
+import bluezone.matching.sharedbatches as sharedbatches
 from bluezone.matching.keystream import KeyStream
 from bluezone.matching.matcher import HeardIndex, keys_heard
 
@@ -57,9 +58,10 @@ def test_a_ctrl_c_reaching_the_workers_leaves_them_to_the_parent(monkeypatch: py
     rows, rpis = keys_heard(keys, heard)
     with KeyStream(heard, jobs=2) as stream:
         stream.add(keys[:350])
-        stream._keep_oldest()  # the workers are up, and idle
-        assert stream.pool is not None
-        for pid in list(stream.pool._processes):  # type: ignore[attr-defined]  # the pool's own workers
+        assert stream.workers is not None
+        while not stream.found:  # the workers are up, and (once this batch is back) idle
+            stream._collect()
+        for pid in stream.workers.pids:
             os.kill(pid, signal.SIGINT)
         stream.add(keys[350:])
         found = stream.finish()
@@ -67,17 +69,17 @@ def test_a_ctrl_c_reaching_the_workers_leaves_them_to_the_parent(monkeypatch: py
 
 
 def test_a_ctrl_c_before_a_worker_has_started_is_left_to_the_parent(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker ignores SIGINT from its pool's initializer on; one arriving between the fork and
-    that (as above, when the second worker was slower to start than the first batch; a Ctrl-C just
-    as a check starts) killed it and broke the pool: the workers are now forked with SIGINT held."""
+    """A worker ignores SIGINT from its first step on; one arriving between the fork and that (as
+    above, when the second worker was slower to start than the first batch; a Ctrl-C just as a check
+    starts) killed it and broke the pool: the workers are now forked with SIGINT held."""
     monkeypatch.setattr(keystream, "BATCH", 256)
-    share = keystream._share
+    leave = sharedbatches.leave_ctrl_c_to_parent
 
-    def share_after_a_ctrl_c(heard: HeardIndex) -> None:
+    def leave_after_a_ctrl_c() -> None:
         os.kill(os.getpid(), signal.SIGINT)  # arrives before this worker could ignore it
-        share(heard)
+        leave()
 
-    monkeypatch.setattr(keystream, "_share", share_after_a_ctrl_c)
+    monkeypatch.setattr(sharedbatches, "leave_ctrl_c_to_parent", leave_after_a_ctrl_c)
     keys, sightings, _ = synthetic_data(700, 20_000, seed=11, planted=30)
     heard = heard_of(sightings)
     rows, rpis = keys_heard(keys, heard)

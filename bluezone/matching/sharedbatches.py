@@ -1,0 +1,153 @@
+"""Batches of a key file's keys derived by forked workers and this process, whichever claims one first.
+
+A ``ProcessPoolExecutor`` pickled every batch through a pipe, from two threads of this process that
+need the GIL while this process parses the key file, and committed two batches to a worker ahead of
+time.  On the largest real day (358,105 keys, two jobs) its worker idled 35-40 ms between batches,
+and this process, done with the file, waited 15-40 ms for the worker's last two (docs/benchmarks.md,
+issue 17, thirteenth session).  Here this process copies each batch into a slot of an anonymous
+shared mapping the workers inherit, and counts it on a semaphore; whoever is free takes the next
+batch's number from a counter in shared memory (as ``matcher._SharedBlocks`` hands out a whole
+array's chunks), and only the few keys found come back, through a pipe per worker.  Once the file is
+read this process claims the batches left too, so at the end it waits for one batch a worker at most.
+"""
+
+from __future__ import annotations
+
+import mmap
+import multiprocessing
+import multiprocessing.connection
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from bluezone.errors import MatchWorkerError
+from bluezone.keyformat.keys import KEY_DTYPE
+from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
+
+#: What a batch gives: (rows of the batch, their keys, what they found), as ``Derive`` returns it.
+Found = tuple[np.ndarray, np.ndarray, np.ndarray]
+Derive = Callable[[np.ndarray], Found]
+_STOP_NOW = -1  # the first batch left alone, once no batch is to be derived by the workers any more
+
+
+class SharedBatches:
+    """``workers`` forked processes deriving batches of at most ``slot_keys`` keys with ``derive``,
+    up to ``slots`` of them posted and not yet collected at once.  Not thread-safe: one owner."""
+
+    def __init__(self, derive: Derive, workers: int, slots: int, slot_keys: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self._derive = derive
+        self._slot_keys = slot_keys
+        # MAP_SHARED and anonymous: the forked workers see what this process writes after the fork
+        self._keys = np.frombuffer(mmap.mmap(-1, slots * slot_keys * KEY_DTYPE.itemsize), KEY_DTYPE).reshape(slots, slot_keys)
+        self._lengths = np.frombuffer(mmap.mmap(-1, slots * 8), np.int64)
+        self._ready = context.Semaphore(0)  # batches posted and not yet claimed, then one a worker to stop
+        # [the next batch to claim, the first batch left alone (once stopping)], guarded by _lock: in a
+        # mapping of this object's own, not multiprocessing's shared heap, whose blocks a later
+        # SharedBatches reuses while a stopped one's workers may still be claiming (a restart)
+        self._counters = np.frombuffer(mmap.mmap(-1, 16), np.int64)
+        self._counters[1] = 2**62
+        self._lock = context.Lock()
+        self._collected: list[bool] = []  # per batch posted: its keys found and handed back
+        self._outstanding = 0  # batches posted and not yet collected
+        self._pipes: list[multiprocessing.connection.Connection] = []
+        self._processes: list[multiprocessing.process.BaseProcess] = []
+        with ctrl_c_held():  # the workers are born with SIGINT blocked (forked.py)
+            for _ in range(workers):
+                reader, writer = context.Pipe(duplex=False)
+                process = context.Process(target=self._work, args=(writer,), daemon=True, name="bluezone-derive")
+                process.start()
+                writer.close()
+                self._pipes.append(reader)
+                self._processes.append(process)
+
+    @property
+    def posted(self) -> int:
+        return len(self._collected)
+
+    @property
+    def pids(self) -> list[int]:
+        """The workers' process ids (while they run)."""
+        return [p.pid for p in self._processes if p.pid is not None]
+
+    def post(self, keys: np.ndarray) -> int | None:
+        """Hand ``keys`` (KEY_DTYPE, at most ``slot_keys``) to whoever claims them first: their batch
+        number, or None when every slot still holds a batch not collected (then derive them here)."""
+        number = self.posted
+        slot = number % len(self._keys)
+        if number >= len(self._keys) and not self._collected[number - len(self._keys)]:
+            return None
+        self._keys[slot, : len(keys)] = keys
+        self._lengths[slot] = len(keys)
+        self._collected.append(False)
+        self._outstanding += 1
+        self._ready.release()
+        return number
+
+    def collect(self, wait: bool = False) -> Iterator[tuple[int, Found]]:
+        """(batch number, found) of the batches the workers have finished since the last call; with
+        ``wait``, first every batch left is claimed and derived here, then the workers' last awaited."""
+        if wait:
+            while (number := self._claim(block=False)) is not None:
+                self._mark_collected(number)
+                yield number, self._derive(self._batch(number))
+        while self._outstanding:
+            ready = multiprocessing.connection.wait(self._pipes, timeout=None if wait else 0)
+            if not ready:
+                return
+            for pipe in ready:
+                assert isinstance(pipe, multiprocessing.connection.Connection)
+                try:
+                    number, found = pipe.recv()
+                except EOFError:
+                    raise MatchWorkerError("a worker process deriving keys ended (killed?) before the check did") from None
+                if isinstance(found, BaseException):
+                    raise found
+                self._mark_collected(number)
+                yield number, found
+
+    def close(self) -> None:
+        """Tell the workers to stop after the batch each is on; again: nothing more.  Not waited
+        for: a worker's exit (unmapping its copy of this process) takes 10-20 ms, and each exits on
+        its own (reaped by ``multiprocessing`` at the next fork or at this process's exit)."""
+        if not self._processes:
+            return
+        with self._lock:
+            self._counters[1] = _STOP_NOW
+        for _ in self._processes:
+            self._ready.release()  # one each, to wake it to the stop
+        for pipe in self._pipes:
+            pipe.close()  # a worker still sending (this process failed mid-way) stops there
+        self._processes, self._pipes = [], []
+
+    def _mark_collected(self, number: int) -> None:
+        self._collected[number] = True
+        self._outstanding -= 1
+
+    def _batch(self, number: int) -> np.ndarray:
+        slot = number % len(self._keys)
+        return self._keys[slot, : self._lengths[slot]]
+
+    def _claim(self, block: bool) -> int | None:
+        """The next posted batch nobody has claimed (None: none, or stopping)."""
+        if not self._ready.acquire(block):
+            return None
+        with self._lock:
+            number, stop_at = (int(c) for c in self._counters)
+            if number >= stop_at:
+                return None
+            self._counters[0] = number + 1
+        return number
+
+    def _work(self, pipe: multiprocessing.connection.Connection) -> None:
+        """A worker: derive the batches it claims until told to stop."""
+        leave_ctrl_c_to_parent()
+        while (number := self._claim(block=True)) is not None:
+            try:
+                found: Found | BaseException = self._derive(self._batch(number))
+            except Exception as exc:  # noqa: BLE001 - raised again in the parent, which says it
+                found = exc
+            try:
+                pipe.send((number, found))
+            except OSError:  # the parent has stopped listening (it failed, or was interrupted)
+                return
