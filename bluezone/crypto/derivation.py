@@ -27,11 +27,10 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
-from bluezone.crypto.keys import aem_key
 from bluezone.errors import ConfigError
+
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +51,16 @@ def padded_data(interval: int) -> bytes:
 
 def rpi(rpik: bytes, interval: int) -> bytes:
     """The RPI broadcast during ``interval`` by the key whose RPIK is ``rpik``."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     enc = Cipher(algorithms.AES(rpik), modes.ECB()).encryptor()
     return enc.update(padded_data(interval)) + enc.finalize()
 
 
 def aem(aemk: bytes, rpi_value: bytes, metadata: bytes) -> bytes:
     """Encrypt (or, being CTR, decrypt) the 4 metadata bytes sent beside ``rpi_value``."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     ctx = Cipher(algorithms.AES(aemk), modes.CTR(rpi_value)).encryptor()
     return ctx.update(metadata) + ctx.finalize()
 
@@ -265,9 +268,10 @@ def _set_bits_probe(set_bits: Callable[[np.ndarray, int, np.ndarray], None]) -> 
 
 
 def _passing_probe(passing: NativePassing) -> bool:
-    teks = np.frombuffer(bytes(range(48)), np.uint8).reshape(3, 16)
-    starts = np.array([2_940_000, 2**32 - 3, 7])
-    rpis = _python_rpis(teks, starts, ROLLING_PERIOD, np.empty(3 * ROLLING_PERIOD * 16 + 15, np.uint8)).reshape(-1, 16)
+    rpis_into = _native_rpis()
+    if rpis_into is None:
+        return False
+    teks, starts, rpis = _PROBE_TEKS, _PROBE_STARTS, _probe_rpis(rpis_into)  # checked against the Python path's
     words = rpis.view("<u4")
     tables = [np.zeros(1 << 13, np.uint8), np.zeros(1 << 13, np.uint8)]  # 16 bits each
     for table, column in zip(tables, (words[::3, 0], words[::4, 1])):
@@ -313,6 +317,22 @@ def _select_native() -> tuple[NativeRpis | None, str]:
     return chosen
 
 
+#: Three daily keys whose RPIs probe the compiled helper, intervals wrapping past 2**32 - 1 among them.
+_PROBE_TEKS = np.frombuffer(bytes(range(48)), np.uint8).reshape(3, 16)
+_PROBE_STARTS = np.array([2_940_000, 2**32 - 3, 7])
+#: SHA-256 of their 3 x 144 RPIs as the Python path derives them (a test derives them again): the
+#: helper is held to this digest rather than to a derivation here, so a check that uses it never
+#: imports ``cryptography`` (~8 ms of every check's serial start, docs/benchmarks.md).
+PROBE_RPIS_SHA256 = "ba9dde8596ef8a982fb80edf8d1a21d7d6aa07f05d15383e4d0d7dd14c532bf3"
+
+
+def _probe_rpis(rpis_into: NativeRpis) -> np.ndarray:
+    """The probe keys' RPIs by ``rpis_into``: uint8 (3 * 144, 16)."""
+    got = np.zeros(len(_PROBE_TEKS) * ROLLING_PERIOD * 16, np.uint8)
+    rpis_into(_PROBE_TEKS, (_PROBE_STARTS & 0xFFFFFFFF).astype(np.uint32), ROLLING_PERIOD, got)
+    return got.reshape(-1, 16)
+
+
 def _load_native() -> tuple[NativeRpis | None, str]:
     try:
         import bluezone_native
@@ -320,15 +340,10 @@ def _load_native() -> tuple[NativeRpis | None, str]:
         return None, "python (compiled helper bluezone-native not installed)"
     try:
         openssl = bluezone_native.openssl_version()
-        # A probe whose intervals wrap past 2**32 - 1, against the pure-Python path.
-        teks = np.frombuffer(bytes(range(32)), np.uint8).reshape(2, 16)
-        starts = np.array([2_940_000, 2**32 - 3])
-        expected = _python_rpis(teks, starts, ROLLING_PERIOD, np.empty(2 * ROLLING_PERIOD * 16 + 15, np.uint8))
-        got = np.zeros(2 * ROLLING_PERIOD * 16, np.uint8)
-        bluezone_native.rpis_into(teks, (starts & 0xFFFFFFFF).astype(np.uint32), ROLLING_PERIOD, got)
+        got = _probe_rpis(bluezone_native.rpis_into)
     except Exception as exc:  # noqa: BLE001 - an optional helper of another version or a broken build: any failure
         return None, f"python (compiled helper unusable: {exc})"
-    if not np.array_equal(got.reshape(expected.shape), expected):
+    if hashlib.sha256(got.tobytes()).hexdigest() != PROBE_RPIS_SHA256:
         return None, "python (compiled helper gave different RPIs from the Python path: not used)"
     return bluezone_native.rpis_into, f"native (bluezone-native {bluezone_native.__version__}, {openssl})"
 
@@ -385,6 +400,8 @@ def _ecb_opener() -> Callable[[bytes], Any]:
     public API, so it is checked here against the public path and any difference falls back
     to it (tests compare both).
     """
+    from cryptography.hazmat.primitives.ciphers import algorithms, modes
+
     ecb = modes.ECB()
     try:
         from cryptography.hazmat.bindings._rust import openssl as rust_openssl
@@ -405,8 +422,16 @@ def _ecb_opener() -> Callable[[bytes], Any]:
     return open_ecb
 
 
+def import_aes() -> None:
+    """Import cryptography's AES (~10 ms) ahead of its first use: a check with more than one job
+    does it while its store is read, not after its last key, where its exposures' AEMs need it."""
+    _ecb_opener()
+
+
 def _public_ecb_opener() -> Callable[[bytes], Any]:
     """The public-API path of ``_ecb_opener`` (the fallback, and the reference in tests)."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
     ecb, aes = modes.ECB(), algorithms.AES
     return lambda key: Cipher(aes(key), ecb).encryptor()
 
@@ -447,4 +472,6 @@ def decrypt_aems(teks: np.ndarray, key_rows: np.ndarray, rpis: np.ndarray, aems:
 
 def decrypt_aem(tek: bytes, rpi_value: bytes, aem_value: bytes) -> bytes:
     """Metadata bytes from a received AEM, given the daily key that made the RPI."""
+    from bluezone.crypto.keys import aem_key
+
     return aem(aem_key(tek), rpi_value, aem_value)

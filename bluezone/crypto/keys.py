@@ -5,9 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.errors import InputError
 
@@ -15,6 +12,10 @@ KEY_LENGTH = 16
 
 
 def _hkdf(key: bytes, info: bytes) -> bytes:
+    # cryptography imported here: KEY_LENGTH and DailyKey (a check's key file reader) need none of it
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
     return HKDF(algorithm=hashes.SHA256(), length=KEY_LENGTH, salt=None, info=info).derive(key)
 
 

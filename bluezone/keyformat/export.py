@@ -21,13 +21,9 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from google.protobuf.message import DecodeError
 
 import bluezone.keyformat.gaen_export_pb2 as pb
@@ -37,6 +33,11 @@ from bluezone.keyformat.exportstream import PIECE, KeySink, header_problem, stre
 from bluezone.keyformat.tekencode import KEYS_FIELD, REVISED_KEYS_FIELD, encode_keys
 from bluezone.keyformat.tekwire import columns_from_messages, decode_keys, keys_from_columns, raw_export_class
 from bluezone.keyformat.keys import KEY_DTYPE, MAX_KEY_FILE_BYTES, empty_keys
+
+if TYPE_CHECKING:
+    # imported where a key is read, signs or verifies: a check of an unsigned file does none, and
+    # with the compiled helper it needs nothing else of cryptography (~8 ms of its start-up)
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 #: The 16-byte header every ``export.bin`` starts with.
 EXPORT_HEADER = b"EK Export v1    "
@@ -311,6 +312,9 @@ def build_export_bin(
 
 def load_public_key(data: bytes | str) -> ec.EllipticCurvePublicKey:
     """A P-256 public key from PEM, DER, or base64 DER (the form GAEN apps are configured with)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     raw = data.encode() if isinstance(data, str) else data
     key = None
     try:
@@ -331,6 +335,8 @@ def load_public_key(data: bytes | str) -> ec.EllipticCurvePublicKey:
 
 def public_key_base64(key: ec.EllipticCurvePublicKey) -> str:
     """DER SubjectPublicKeyInfo, base64: the string clients pin."""
+    from cryptography.hazmat.primitives import serialization
+
     der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return base64.b64encode(der).decode("ascii")
 
@@ -343,6 +349,9 @@ def sign_export(
     batch_size: int = 1,
 ) -> bytes:
     """``export.sig`` bytes: a TEKSignatureList with one ECDSA P-256/SHA-256 signature."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     signature = private_key.sign(export_bin, ec.ECDSA(hashes.SHA256()))
     sig_list = pb.TEKSignatureList()
     sig_list.signatures.add(
@@ -383,6 +392,11 @@ def _signatures(export_sig: bytes, key_id: str | None) -> list[pb.TEKSignature]:
 def _verify_digest(digest: bytes, candidates: list[pb.TEKSignature], public_key: ec.EllipticCurvePublicKey) -> SignatureInfo:
     """The SignatureInfo of the first candidate that verifies over ``export.bin``'s SHA-256 ``digest``
     (ECDSA over a prehashed digest: the same check as over the bytes, for a streamed file)."""
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+
     for s in candidates:
         if s.signature_info.signature_algorithm not in ("", ECDSA_P256_SHA256):
             continue

@@ -22,16 +22,18 @@ import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import ExportSignatureError, KeyFileError
 from bluezone.keyformat.export import EXPORT_HEADER, open_export, parse_export_bin, parse_export_zip
 from bluezone.keyformat.exportstream import KeySink
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
 from bluezone.keyformat.keys import (
     MAX_DAYS_SINCE_ONSET,
     MAX_JSON_VALUES,

@@ -7,6 +7,7 @@ user gets the same exposures from ``check_sightings(load_keys(path), sightings)`
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bluezone.crypto.derivation import import_aes
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import (
@@ -424,10 +426,15 @@ def check_key_file(
     scorer = scorer or get_scorer()
     with ExitStack() as opened:
         heard = _StoreRpis(opened, db_path, now, jobs)
-        # The file's readers (protobuf, zip, the export's signature: ~0.03 s to import) only now:
-        # with more than one job the store's thread reads meanwhile.
+        # The file's readers (protobuf, zip: ~0.03 s to import) only now, and with more than one job
+        # the workers' (multiprocessing: ~0.01 s; else imported as they are forked) and the AES of
+        # the exposures' AEMs (~0.01 s; else after the last key): the store's thread reads meanwhile.
         from bluezone.keyformat.export import apply_revisions
         from bluezone.keyformat.keyfile import stream_keys
+
+        if heard.background is not None:
+            importlib.import_module("bluezone.matching.sharedbatches")
+            import_aes()
 
         sink = BufferedStream(
             heard.key_stream, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys,

@@ -19,7 +19,6 @@ heard, and those RPIs.  ``check.check_key_file`` does the rest.
 from __future__ import annotations
 
 import functools
-import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +30,10 @@ import numpy as np
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.errors import KeyFileError
 from bluezone.keyformat.keys import KEY_DTYPE
-from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, keys_heard
-from bluezone.matching.sharedbatches import SharedBatches
+from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, can_fork, keys_heard
 
 if TYPE_CHECKING:
+    from bluezone.matching.sharedbatches import SharedBatches
     from cryptography.hazmat.primitives.asymmetric import ec
 
 #: Keys of a file kept as they arrive before it is matched as it streams (33 MB of KEY_DTYPE): a
@@ -94,7 +93,9 @@ class KeyStream:
         """Forget every key given so far (a ``KeySink``: the file is being read again): the workers,
         if any, are stopped and new ones forked, so no batch of the first reading comes back."""
         self.close()
-        if self.jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
+        if self.jobs > 1 and can_fork():
+            from bluezone.matching.sharedbatches import SharedBatches  # with multiprocessing: not in one job's imports
+
             self.heard.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
             self.workers = SharedBatches(functools.partial(_found, self.heard), self.jobs - 1, self.queued, self.batch)
         self.firsts: list[int] = []  # per batch posted to the workers: its first row in the file

@@ -25,12 +25,10 @@ from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
-import multiprocessing.context
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,6 +36,9 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.crypto.payload import metadata_fields
 from bluezone.crypto.derivation import Sieve, bit_set, decrypt_aems, rpis_passing
 from bluezone.keyformat.keys import key_bytes
+
+if TYPE_CHECKING:
+    import multiprocessing.context
 from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
@@ -294,7 +295,8 @@ def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1)
     if len(keys) == 0 or len(index) == 0:
         return empty, empty, empty
     table = _KeyTable(keys)
-    jobs = min(jobs, len(keys) // MIN_KEYS_PER_JOB) if "fork" in multiprocessing.get_all_start_methods() else 1
+    if jobs > 1:
+        jobs = min(jobs, len(keys) // MIN_KEYS_PER_JOB) if can_fork() else 1
     if jobs > 1:
         parts = _in_parallel(table, index, tolerance, jobs)
     else:
@@ -302,6 +304,14 @@ def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1)
     key_rows, rows, intervals = (np.concatenate(column) for column in zip(*parts))
     order = np.lexsort((rows, key_rows))  # the processes' shares end in no particular order
     return key_rows[order], rows[order], intervals[order]
+
+
+def can_fork() -> bool:
+    """Whether worker processes can be forked here.  ``multiprocessing`` is imported only now: a
+    check imports it (~8-12 ms) once its store's thread is reading, not in its serial start."""
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
 
 
 def _blocks(n: int) -> Iterator[tuple[int, int]]:
@@ -389,6 +399,9 @@ def _worker() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _in_parallel(table: _KeyTable, index: SightingIndex, tolerance: int, jobs: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """``_matches`` of all keys in ``jobs`` processes: this one and ``jobs - 1`` forked ones, all
     taking chunks from one ``_SharedBlocks``; each returns only its exact matches."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("fork")
     blocks = _SharedBlocks(len(table.keys), context)
     index.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here

@@ -6,6 +6,7 @@ tests stand in a fake or missing helper and always run, so the fallback is alway
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -191,7 +192,7 @@ def test_a_correct_helper_is_used_and_the_choice_logged_without_keys(
     assert path == "native (bluezone-native 0.0-test, OpenSSL 3.0.0 (test))"
     assert [r.message for r in caplog.records] == [f"batched RPI derivation: {path}"]
     assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
-    assert calls == [2, 1]  # the probe, then the call above
+    assert calls == [3, 1]  # the probe, then the call above
 
 
 def test_more_intervals_than_the_helper_takes_are_derived_in_python(reselect: pytest.MonkeyPatch) -> None:
@@ -235,3 +236,10 @@ def test_any_other_value_is_one_clear_error(reselect: pytest.MonkeyPatch, value:
     reselect.setenv("BLUEZONE_NATIVE", value)
     with pytest.raises(ConfigError, match=rf"BLUEZONE_NATIVE={value} is not understood: use 0 \(off\) or 1 \(on, the default\)"):
         rpi_module.derivation_path()
+
+
+def test_the_probe_digest_is_the_python_paths() -> None:
+    """The helper is held to ``PROBE_RPIS_SHA256`` (so that a check with it imports no
+    ``cryptography``): it must be the digest of the probe keys' RPIs as Python derives them."""
+    rpis = _python(rpi_module._PROBE_TEKS, rpi_module._PROBE_STARTS, 144)
+    assert hashlib.sha256(rpis.tobytes()).hexdigest() == rpi_module.PROBE_RPIS_SHA256

@@ -5,6 +5,7 @@ match that one's keys and report their rows as this one's."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
@@ -37,5 +38,6 @@ def test_another_match_between_the_setup_and_the_fork_changes_nothing(monkeypatc
         monkeypatch.setattr(matcher_module, "_SHARED", other)
         return ProcessPoolExecutor(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(matcher_module, "ProcessPoolExecutor", pool_after_another_match)
+    # the matcher imports the pool where it forks (multiprocessing is not in a check's serial start)
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", pool_after_another_match)
     assert np.array_equal(match(keys, sightings, jobs=2), expected)
