@@ -178,6 +178,15 @@ def test_check_timeline_notes_each_step_of_a_check_and_the_floor(tmp_path: Path)
     assert 0 < floor["python -c pass"] < floor["import bluezone.cli, bluezone.matching.check"], floor
 
 
+def test_check_workers_times_every_batch_once_in_whichever_process(tmp_path: Path) -> None:
+    zip_path, db_path, _ = load("check_bench").make_inputs(tmp_path, 40_000, 5000, seed=1)
+    res = load("check_workers").main(["--keys", str(zip_path), "--db", str(db_path), "--repeat", "1", "--json"])
+    run = res["runs"]["now"][0]
+    assert run["keys_derived"] == 40_000 and run["worker_batches"] + run["parent_batches"] >= 3, run
+    assert 0 < run["worker_first_start"] < run["worker_last_end"] <= run["finished"], run
+    assert run["parent_wait_at_end_ms"] >= 0 and run["worker_idle_between_batches_ms"] >= 0, run
+
+
 def test_check_bench_refuses_counts_below_one_before_making_inputs(tmp_path: Path) -> None:
     """`--repeat 0` made a 358k-key zip and a 1M-sighting store (a minute), then crashed on the median
     of no times; such counts are one usage line now, exit 2, before anything is made."""
