@@ -58,37 +58,32 @@ log = logging.getLogger(__name__)
 
 
 def resolve_pin(
-    client: KeyServerClient, state: ServerState, given: PinnedKey | None, now: float, *, repin: bool = False
+    client: KeyServerClient, state: ServerState, given: PinnedKey | None, *, repin: bool = False
 ) -> tuple[PinnedKey, bool]:
-    """The key to verify batches with, and whether it was pinned just now.
+    """The key to verify batches with, and whether it is still to be pinned (``pin_if_verified``).
 
     ``given`` (``--server-key``) or, on first contact, the key the server announces (trust on
     first use).  A key different from the one pinned is ServerKeyChangedError, unless ``repin``
-    (``check --repin``: the owner accepts a key the health authority rotated to) with a key given.
+    (``check --repin``: the owner accepts a key the health authority rotated to, or corrects a wrong
+    one) with a key given.  Nothing is pinned here: a wrong first key pinned before anything verified
+    with it made every later check refuse the right one.
     """
     server = client.base_url
     pinned = state.pinned(server)
     if given is not None:
         if pinned is not None and pinned.public_key != given.public_key:
             if repin:
-                state.pin(server, given, now, replace=True)
-                log.warning("re-pinned the signing key of %s (key id %r, version %r)", server, given.key_id,
-                            given.key_version)
                 return given, True
             raise ServerKeyChangedError(
                 f"--server-key differs from the key pinned for {server}: refusing (if the health authority"
-                " changed its key, give the new one with --repin)"
+                " changed its key, or the key pinned was a wrong one, give the right one with --repin)"
             )
         if pinned is None:
-            state.pin(server, given, now)
             return given, True
     if pinned is not None:
         # also with the pinned key given (a config file's server-key): after a rotation such a node read
         # every new batch as 'does not verify', where docs/server.md says a check stops at once (walk12)
-        try:
-            announced = client.signing_key()
-        except KeyServerError:
-            announced = None  # exports may come from a static host with no signing-key endpoint
+        announced = _announced_key(client)  # None: exports may come from a static host with no signing-key endpoint
         if announced is not None and announced.public_key != pinned.public_key:
             raise ServerKeyChangedError(
                 f"the key server {server} now announces a different signing key than the one pinned: refusing"
@@ -106,9 +101,36 @@ def resolve_pin(
             " signing key): give the key server's key with --server-key FILE", exc.code, exc.status,
         ) from None
     announced.key  # must parse
-    state.pin(server, announced, now)
-    log.warning("pinned the signing key of %s on first use (key id %r)", server, announced.key_id)
     return announced, True
+
+
+def pin_if_verified(
+    client: KeyServerClient, state: ServerState, key: PinnedKey, result: ServerCheckResult, now: float
+) -> bool:
+    """Pin ``key`` (replacing any pin: ``resolve_pin`` refused a change unless repinning) if it verified
+    a file of this check, or if the server announces the same key (two sources agree: a key given on a
+    first check before anything was published still guards later checks made without --server-key, and
+    a key rotated to is pinned while the files are still the old key's).  A given key that verified
+    nothing and that the server does not announce stays unpinned, so the right one can be given next
+    time; ``result.unverified_key`` says so when files were rejected."""
+    verified = bool(result.batches or result.venue_files)
+    if not verified:
+        announced = _announced_key(client)
+        verified = announced is not None and announced.public_key == key.public_key
+        result.unverified_key = not verified and bool(result.rejected)
+    if verified:
+        how = "re-pinned the signing key of %s" if state.pinned(client.base_url) else "pinned the signing key of %s on first use"
+        state.pin(client.base_url, key, now, replace=True)
+        log.warning(how + " (key id %r, version %r)", client.base_url, key.key_id, key.key_version)
+    return verified
+
+
+def _announced_key(client: KeyServerClient) -> PinnedKey | None:
+    """The key the server announces at /v1/signing-key, or None where it announces none."""
+    try:
+        return client.signing_key()
+    except KeyServerError:
+        return None
 
 
 def _lists_exports(client: KeyServerClient) -> bool:
@@ -130,7 +152,8 @@ class ServerCheckResult(CheckResult):
     revised: int = 0  # revisions in the batches (``revised_keys``): applied before matching
     withdrawn: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now revoked
     updated: list[Exposure] = field(default_factory=list)  # exposures to keys of earlier batches, now confirmed
-    pinned_now: bool = False
+    pinned_now: bool = False  # the key was pinned by this check (``pin_if_verified``)
+    unverified_key: bool = False  # the key, not pinned, verified none of the files: not pinned either
     venue_files: list[str] = field(default_factory=list)  # venue-warning files verified and matched
     new_batches: int = 0  # files the server listed that this node had not processed yet
     nothing_before: bool = False  # this node had processed no file of this server before this check
@@ -166,8 +189,12 @@ class ServerCheckResult(CheckResult):
         """RejectedBatchesError if any batch was not used (its signature is missing or wrong)."""
         if self.rejected:
             first = next(iter(self.rejected.items()))
+            hint = (
+                ": the signing key verified none of them and was not pinned (give the health authority's key"
+                " with --server-key FILE)" if self.unverified_key else ""
+            )
             raise RejectedBatchesError(
-                f"{len(self.rejected)} batch(es) rejected and not used (e.g. {first[0]}: {first[1]})"
+                f"{len(self.rejected)} batch(es) rejected and not used (e.g. {first[0]}: {first[1]}){hint}"
             )
 
 
@@ -216,9 +243,9 @@ def check_server(
     now = time.time() if now is None else now
     scorer = scorer or get_scorer()
     server = client.base_url
-    pin, pinned_now = resolve_pin(client, state, server_key, now, repin=repin)
+    pin, to_pin = resolve_pin(client, state, server_key, repin=repin)
     seen = state.processed(server)
-    result = ServerCheckResult(scorer=scorer.name, pinned_now=pinned_now, nothing_before=not seen)
+    result = ServerCheckResult(scorer=scorer.name, nothing_before=not seen)
     new, refused = _files_to_fetch(client, state, pin, seen, now, result)
     with _NewKeys(None if load_sightings is not None else state.store, jobs, buffer_keys) as keys:
         downloaded = _download(client, new, pin, keys, result, progress)
@@ -243,6 +270,8 @@ def check_server(
     _venue_exposures(result, state.store, server, downloaded.venue_reports, load_visits, now)
     state.mark_processed(server, downloaded.counts, now)
     state.mark_rejected(server, pin, {n: why for n, why in result.rejected.items() if n not in refused}, now)
+    if to_pin:
+        result.pinned_now = pin_if_verified(client, state, pin, result, now)
     return result
 
 

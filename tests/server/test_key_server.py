@@ -261,7 +261,7 @@ def test_a_rotated_key_is_accepted_with_repin_only(server: Server, tmp_path: Pat
     rotated = Server(tmp_path / "rotated")  # the same URL, signing with a new key
     new_key = PinnedKey(rotated.signer.public_info()["public_key"], "bluezone", "v2")
     try:
-        with pytest.raises(ServerKeyChangedError, match="give the new one with --repin"):
+        with pytest.raises(ServerKeyChangedError, match="give the right one with --repin"):
             check_node(rotated, nodes["b"], server_key=new_key)
         result = check_node(rotated, nodes["b"], server_key=new_key, repin=True)
         assert result.pinned_now and not result.rejected

@@ -1,0 +1,93 @@
+"""A node pins a server's signing key only once the key has verified a file (or the server announces
+the same key and lists nothing yet): a first check with a wrong ``--server-key`` pinned it, and every
+later check, with the right key too, was refused (last session's note)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from server_helpers import NOW, Server, check_node, make_nodes
+
+from bluezone.client.pinning import PinnedKey
+from bluezone.client.state import ServerState
+from bluezone.client.uploading import keys_to_upload
+from bluezone.errors import RejectedBatchesError, ServerKeyChangedError
+from bluezone.proximity.store import SightingStore
+from bluezone.server.exports import ExportConfig, export_batches
+from bluezone.server.signing import Signer, keygen
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Server:
+    s = Server(tmp_path)
+    yield s
+    s.storage.close()
+
+
+def _pinned(db: Path, server: Server) -> PinnedKey | None:
+    with SightingStore.open(db, create=False) as store:
+        return ServerState(store).pinned(server.client.base_url)
+
+
+def _publish_and_export(server: Server, nodes: dict, signer: Signer | None = None) -> None:
+    """Node a's keys uploaded and exported, signed by the server's key or ``signer``."""
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    server.client.publish(keys, server.code(test_type="confirmed"))
+    export_batches(server.storage, signer or server.signer, server.exports, NOW, ExportConfig())
+
+
+def test_a_wrong_first_key_is_not_pinned_and_the_right_one_then_works(server: Server, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path)
+    _publish_and_export(server, nodes)
+    wrong = PinnedKey(keygen(tmp_path / "other").public_info()["public_key"])
+    first = check_node(server, nodes["b"], server_key=wrong)
+    assert first.rejected and not first.batches and not first.pinned_now
+    assert _pinned(nodes["b"], server) is None
+    with pytest.raises(RejectedBatchesError, match="verified none of .*not pinned"):
+        first.raise_for_rejected()
+    right = PinnedKey(server.signer.public_info()["public_key"])
+    second = check_node(server, nodes["b"], server_key=right)  # was ServerKeyChangedError: the wrong key pinned
+    assert second.pinned_now and not second.rejected and [e.score.close_contact for e in second.exposures] == [True]
+    assert _pinned(nodes["b"], server) == right
+
+
+def test_a_key_the_server_announces_is_pinned_though_no_file_verifies_yet(server: Server, tmp_path: Path) -> None:
+    """Just after a rotation the files are still the old key's while the server announces the new one:
+    the new key, announced (first use) or given, is pinned; the roll-ups bring the files under it."""
+    _, nodes = make_nodes(tmp_path)
+    _publish_and_export(server, nodes, signer=keygen(tmp_path / "old"))
+    announced = PinnedKey(server.signer.public_info()["public_key"])
+    for node, given in ((nodes["b"], None), (nodes["c"], announced)):
+        result = check_node(server, node, server_key=given)
+        assert result.rejected and result.pinned_now and _pinned(node, server).public_key == announced.public_key
+
+
+def test_a_key_the_server_also_announces_is_pinned_before_any_file(server: Server, tmp_path: Path) -> None:
+    """Given once on a first check before anything was published, the key still guards later checks
+    made without --server-key: two sources agree on it."""
+    _, nodes = make_nodes(tmp_path)
+    right = PinnedKey(server.signer.public_info()["public_key"])
+    assert check_node(server, nodes["b"], server_key=right).pinned_now
+    assert _pinned(nodes["b"], server) == right
+
+
+def test_a_given_key_the_server_does_not_announce_waits_for_a_file(server: Server, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path)
+    wrong = PinnedKey(keygen(tmp_path / "other").public_info()["public_key"])
+    result = check_node(server, nodes["b"], server_key=wrong)
+    assert not result.pinned_now and _pinned(nodes["b"], server) is None
+
+
+def test_a_wrong_key_pinned_by_an_earlier_version_is_replaced_with_repin(server: Server, tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path)
+    _publish_and_export(server, nodes)
+    wrong = PinnedKey(keygen(tmp_path / "other").public_info()["public_key"])
+    with SightingStore.open(nodes["b"], create=False) as store:
+        ServerState(store).pin(server.client.base_url, wrong, NOW)
+    right = PinnedKey(server.signer.public_info()["public_key"])
+    with pytest.raises(ServerKeyChangedError, match="a wrong one.*--repin"):
+        check_node(server, nodes["b"], server_key=right)
+    assert check_node(server, nodes["b"], server_key=right, repin=True).pinned_now
+    assert _pinned(nodes["b"], server) == right
