@@ -25,7 +25,8 @@ from starlette.requests import ClientDisconnect
 from bluezone.clock import Clock, SystemClock
 from bluezone.errors import PublishError
 from bluezone.server.codes import CodeKey
-from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed, export_batches
+from bluezone.server.exportclock import export_unless_clock_jumped
+from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed
 from bluezone.server.publish import PublishConfig, publish, too_large
 from bluezone.server.signing import Signer
 from bluezone.server.storage import Storage
@@ -104,32 +105,19 @@ def create_app(
                 except Exception:  # noqa: BLE001 - stopping anyway; the next start retries
                     log.exception("scheduled export failed")
 
-    def _export_once(now: float, hold: bool = False) -> Any:
+    def _export_once(now: float, every: float) -> Any:
         assert signer is not None and exports is not None
-        export_batches(storage, signer, exports, now, export_config, hold=hold)
+        # a clock far past the last export's (kept in the database: a server booted with its clock a month
+        # ahead, or cron's exports beside it) exports and deletes nothing until the next export (exportclock.py)
+        run = export_unless_clock_jumped(storage, signer, exports, now, export_config, every=every)
+        if run.jump is not None:
+            log.warning("%s", run.held_sentence())
         return embargoed(storage, now)
 
-    def _last_export_at() -> float | None:
-        return max((batch.created_at for batch in storage.batches()), default=None)
-
     async def _export_loop(every: float) -> None:
-        previous: float | None = None
-        try:  # as the daemon starts from its newest record: a server booted with its clock a month ahead
-            previous = await run_in_threadpool(_last_export_at)  # deletes nothing at its first export either
-        except Exception:  # noqa: BLE001 - the export below says what is wrong with the database
-            log.exception("cannot read when the last export ran")
         while True:
             try:
-                now = clock.now()
-                # a clock far past the last export's (an NTP step, a bad RTC) may be back by the next: as the
-                # daemon does, what it would delete waits one export, then goes whatever the clock reads
-                jump = 0.0 if previous is None else now - previous
-                previous = now
-                jumped = jump > 2 * every + 60
-                if jumped:
-                    log.warning("clock %.0f s ahead of the last export's: nothing exported, deleted past the retention"
-                                " or rolled up until the next export", jump)
-                job = asyncio.ensure_future(run_in_threadpool(_export_once, now, jumped))
+                job = asyncio.ensure_future(run_in_threadpool(_export_once, clock.now(), every))
                 exporting[:] = [job]
                 waiting = await asyncio.shield(job)
                 exporting.clear()

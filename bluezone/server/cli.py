@@ -269,8 +269,12 @@ def export_cmd(
     db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, min_keys_per_file: int, region: str,
     rollup_after_days: int, no_rollups: bool, create_db: bool, as_json: bool,
 ) -> None:
-    """Write the keys whose validity has ended into new signed batches now."""
-    from bluezone.server.exports import embargoed, export_batches
+    """Write the keys whose validity has ended into new signed batches now.
+
+    Held (nothing written or deleted, said in one line) when the clock reads more than two of the last
+    exports' gaps past the last one; the next export goes ahead whatever its clock reads."""
+    from bluezone.server.exportclock import export_unless_clock_jumped
+    from bluezone.server.exports import embargoed
     from bluezone.server.signing import load_signer
 
     config = _export_config(region, max_keys_per_file, min_keys_per_file, rollup_after_days, no_rollups)
@@ -281,7 +285,7 @@ def export_cmd(
     try:
         make_writable_dir(out, "export", "--export-dir")  # after the database: a typo in --server-db leaves no directory behind
         try:
-            batches = export_batches(storage, signer, out, now, config)
+            run = export_unless_clock_jumped(storage, signer, out, now, config)
         except OSError as exc:  # a full disk was 'OSError: [Errno 28] No space left on device', no word where
             raise ServerError(
                 f"the export stopped: cannot write into {out}: {exc.strerror or exc}; keys and check-ins not in a"
@@ -291,10 +295,11 @@ def export_cmd(
     finally:
         storage.close()
     if as_json:
-        doc = {"export_dir": str(out), "batches": [b.__dict__ for b in batches], "waiting": waiting.as_dict()}
+        doc = {"export_dir": str(out), "batches": [b.__dict__ for b in run.batches], "waiting": waiting.as_dict(),
+               "held_clock_jump_seconds": run.jump}
         click.echo(json.dumps(doc, indent=2))
         return
-    click.echo(_exported_sentence(batches, out))
+    click.echo(run.held_sentence() if run.jump is not None else _exported_sentence(run.batches, out))
     if waiting.keys:
         click.echo(waiting.sentence())
 

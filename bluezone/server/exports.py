@@ -179,7 +179,8 @@ def export_batches(
 ) -> list[BatchRecord]:
     """Write every exportable key into new signed batches; returns the batches written.
 
-    ``hold``: the clock just jumped ahead (the scheduler's test), so nothing it would decide is done this
+    ``hold``: the clock just jumped ahead (``exportclock.clock_jump``, for ``server run``'s schedule and
+    ``server export`` alike), so nothing it would decide is done this
     time: no key exported (the embargo is judged by the clock: today's keys, still broadcast, went out at a
     clock past midnight), nothing deleted past the retention (one export a month ahead deleted every key
     and file the server had), nothing rolled up; only the index is rewritten, listing every file kept."""

@@ -11,7 +11,7 @@ from server_helpers import NOW
 from starlette.testclient import TestClient
 
 from bluezone.clock import VirtualClock
-from bluezone.server import app as app_module
+from bluezone.server import exportclock
 from bluezone.server.app import create_app
 from bluezone.server.codes import CodeKey
 from bluezone.server.signing import keygen
@@ -25,7 +25,7 @@ def test_shutdown_waits_for_the_export_under_way(tmp_path: Path, monkeypatch) ->
     storage = SQLiteStorage(tmp_path / "server.db")
     signer = keygen(tmp_path / "signing")
     started, finished = threading.Event(), threading.Event()
-    real = app_module.export_batches
+    real = exportclock.export_batches  # what the schedule calls, unless its clock jumped
 
     def slow_export(*args, **kwargs):
         started.set()
@@ -35,7 +35,7 @@ def test_shutdown_waits_for_the_export_under_way(tmp_path: Path, monkeypatch) ->
         finally:
             finished.set()
 
-    monkeypatch.setattr(app_module, "export_batches", slow_export)
+    monkeypatch.setattr(exportclock, "export_batches", slow_export)
     app = create_app(
         storage, code_key=CodeKey.load(tmp_path / "signing"), export_dir=tmp_path / "out", signer=signer,
         clock=VirtualClock(NOW), export_every=3600,

@@ -1,10 +1,12 @@
 """What the exporter records of the files it wrote: one row per signed batch (roll-ups replace a
-day's files), the secret that makes an export day's fake keys recognisable, and the public keys
-it signed with (a roll-up after a key rotation verifies older files with the key that signed them).
+day's files), the secret that makes an export day's fake keys recognisable, the public keys
+it signed with (a roll-up after a key rotation verifies older files with the key that signed them),
+and when the last exports ran (an export compares its clock with theirs: ``server/exportclock.py``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from typing import Any
@@ -105,3 +107,28 @@ class ExportBookkeeping(Database):
                 [since],
             ).fetchall()
         return [BatchRecord(*r) for r in rows]
+
+    def export_runs(self, last: int) -> list[float]:
+        """The clock readings of the ``last`` export runs noted (``note_export_run``), oldest first; in a
+        database where none was noted yet, the times of the exports that wrote its newest files."""
+        with self._transaction(write=False) as cur:
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'export_runs'").fetchone()
+            if row is None:
+                rows = self._exec(
+                    cur, "SELECT DISTINCT created_at FROM batches ORDER BY created_at DESC LIMIT ?", [last]
+                ).fetchall()
+                return sorted(float(t) for (t,) in rows)
+        return [float(t) for t in json.loads(row[0])][-last:]
+
+    def note_export_run(self, now: float, keep: int) -> None:
+        """Remember that an export ran at ``now`` (whatever it did), with the ``keep - 1`` runs before it."""
+        with self._transaction() as cur:
+            self._lock_name(cur, "export_runs")
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'export_runs'").fetchone()
+            runs = ([float(t) for t in json.loads(row[0])] if row is not None else []) + [now]
+            self._exec(
+                cur,
+                "INSERT INTO meta (name, value) VALUES ('export_runs', ?)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [json.dumps(runs[-keep:])],
+            )
