@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from bluezone.clock import MAX_DATE_AGE_DAYS, earliest_date, latest_date
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import InputError
+from bluezone.keyformat.codetext import code_digits
 from bluezone.keyformat.keyfile import publish_body
 from bluezone.keyformat.keys import keys_from_daily
 from bluezone.keyformat.venue_reports import MAX_CHECKINS_PER_DAY
@@ -42,8 +42,7 @@ def check_code(code: str) -> str:
 
     Digits typed in another script (a phone keyboard's Arabic-Indic or a CJK input method's full-width
     ones) are the same code, sent as ASCII; so is a code pasted from a letter whose dashes became en dashes."""
-    kept = (c for c in code if not c.isspace() and unicodedata.category(c) != "Pd")  # Pd: every kind of dash
-    digits = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in kept)
+    digits = code_digits(code)
     if not (digits.isascii() and digits.isdigit() and 6 <= len(digits) <= 16):
         raise InputError(
             "the verification code is the digits the health authority gave you: 6 to 16 of them"

@@ -31,6 +31,7 @@ from stdnum import damm
 from bluezone.clock import MAX_DATE_AGE_DAYS, earliest_date, latest_date
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import CodeLimitError, ConfigError, InputError, ServerStorageError
+from bluezone.keyformat.codetext import code_digits
 from bluezone.server.storage import CodeRecord, Storage
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,9 @@ class CodeKey:
 
 
 def normal_code(code: str) -> str:
-    """``code`` as issued: the spaces and dashes a person types between groups of digits left out."""
-    return code.strip().replace(" ", "").replace("-", "")
+    """``code`` as issued: the spaces and dashes a person types between groups of digits left out, digits
+    of any script as ASCII, as ``upload`` reads it (``keyformat.codetext``)."""
+    return code_digits(code)
 
 
 def grouped(code: str) -> str:

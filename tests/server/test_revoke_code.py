@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 from server_helpers import KEY, NOW
 from starlette.testclient import TestClient
 
@@ -21,7 +23,8 @@ from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.errors import InputError, PublishError, UploadRefusedError
 from bluezone.keyformat.keys import empty_keys
 from bluezone.server.app import create_app
-from bluezone.server.codes import SHORT, CodeKey, issue_code, revoke_code
+from bluezone.client.uploading import check_code
+from bluezone.server.codes import SHORT, CodeKey, code_mistake, grouped, issue_code, normal_code, revoke_code
 from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
 from bluezone.server.storage import Storage, open_storage
@@ -116,3 +119,37 @@ def test_a_device_uploading_with_a_revoked_code_is_told_to_ask_for_a_new_one(tmp
         assert info.value.exit_code == 2
     finally:
         storage.close()
+
+
+#: The zero of a few scripts' decimal digits: ASCII, Arabic-Indic, Devanagari, full-width (a CJK input method).
+ZEROS = ["0", "\u0660", "\u0966", "\uff10"]
+#: What people put between groups: a space, a no-break space, a hyphen, an en dash, nothing.
+SEPARATORS = [" ", "\u00a0", "-", "\u2013", ""]
+
+
+@given(st.integers(0, 10**10 - 1), st.lists(st.sampled_from(ZEROS), min_size=11, max_size=11), st.sampled_from(SEPARATORS))
+def test_revoke_code_reads_a_typed_code_as_upload_does(number: int, zeros: list[str], separator: str) -> None:
+    """upload and venue warn took digits of any script and any dash (39692f1), revoke-code ASCII digits
+    only: a code staff could upload with was 'digits only' to the command that withdraws it."""
+    from stdnum import damm
+
+    code = f"{number:010d}" + damm.calc_check_digit(f"{number:010d}")
+    typed = separator.join("".join(chr(ord(z) + int(d)) for z, d in zip(zeros[i:], part))
+                           for i, part in ((0, code[:3]), (3, code[3:7]), (7, code[7:])))
+    assert check_code(typed) == normal_code(typed) == code and code_mistake(normal_code(typed)) is None
+
+
+def test_revoke_code_command_takes_the_code_in_another_script(tmp_path: Path) -> None:
+    keys, db = tmp_path / "keys", tmp_path / "s.db"
+    keygen(keys)
+    storage = open_storage(db)
+    try:
+        code = issue_code(storage, NOW, key=CodeKey.load(keys), kind=SHORT).code
+    finally:
+        storage.close()
+    arabic = grouped(code).translate({ord(str(d)): chr(0x0660 + d) for d in range(10)}).replace(" ", "\u2013")
+    result = CliRunner().invoke(
+        cli, ["server", "revoke-code", "--server-db", str(db), "--signing-key-dir", str(keys), "--code", arabic],
+        obj={"clock": VirtualClock(NOW)},
+    )
+    assert result.exit_code == 0 and result.output.startswith("code revoked at"), result.output  # was 'digits only', exit 2
