@@ -14,6 +14,12 @@ Rules (all times from the daemon's clock):
   device checks in with the stay's start as the check-in time (source ``beacon``);
 * when no frame has been heard for ``leave_after`` seconds (default 3 min), it checks out at the
   last frame heard; a stay that never reached ``dwell`` is forgotten;
+* when the daemon's clock steps back (an NTP correction; a frame or tick more than ``window``
+  seconds before the latest time seen), what was heard before is on the old clock: a stay checked
+  in is checked out at its last frame (as that clock read it) and the listener starts afresh, so a
+  visitor who stays is checked in again after ``dwell`` on the new clock.  Before, the stay's last
+  frame lay ahead of the new clock, and a visitor who left stayed checked in until the clock caught up
+  (an hour's step: an hour) or the visit's automatic check-out;
 * a beacon never ends a check-in at another venue: while the visitor is checked in elsewhere (a
   QR code, or another beacon still heard), a neighbour's beacon heard through the wall checks
   nothing in.  That check-in ends only by its own venue's beacon falling silent, the visitor's
@@ -72,8 +78,10 @@ class BeaconCheckIns:
         self._recent: dict[bytes, tuple[deque[float], deque[float]]] = {}
         self.checkins = 0
         self.checkouts = 0
+        self._latest: float | None = None  # the latest time of a frame or tick: a clock step back is told by it
 
     def on_advert(self, advert: Advert) -> None:
+        self._follow_clock(advert.time)
         result = self.assembler.add(advert.service_data, advert.rssi, advert.time)
         if result is None or result[1] is None:
             return
@@ -101,7 +109,24 @@ class BeaconCheckIns:
             return None
         return strong_times[0]
 
+    def _follow_clock(self, t: float) -> None:
+        """Note ``t``; if it is more than a window before the latest time seen, the clock stepped back:
+        check out the stays checked in (at their last frame, on the old clock) and start afresh."""
+        latest = self._latest
+        self._latest = t if latest is None else max(latest, t)
+        if latest is None or t >= latest - self.policy.window:
+            return
+        log.warning("clock stepped back %.0f s: venue stays heard before it end at their last frame", latest - t)
+        for stay in self._stays.values():
+            if stay.checked_in:
+                self._check_out(stay, latest)
+        self._stays.clear()
+        self._recent.clear()
+        self.assembler = beacon.FrameAssembler(min_rssi=self.policy.min_rssi)
+        self._latest = t
+
     def tick(self, now: float) -> None:
+        self._follow_clock(now)
         for location_id, stay in list(self._stays.items()):
             if now - stay.last >= self.policy.leave_after:
                 if stay.checked_in:

@@ -280,3 +280,22 @@ def test_a_beacon_heard_where_the_visitor_checked_in_by_qr_code_counts_no_check_
     listener.tick(T0 + 60 + 6 * 60 + 200)  # the beacon silent 3 min: that visit ends at its last frame, as a beacon's
     [visit] = visits(store)
     assert visit.checked_out and visit.end == T0 + 60 + 6 * 60 - 1 and listener.checkouts == 1
+
+
+def test_a_clock_stepped_back_does_not_keep_a_visitor_who_left_checked_in() -> None:
+    """The daemon's clock steps back an hour (an NTP correction) while the visitor sits in the café; they
+    stay 10 more minutes, then leave.  The stay's last frame lay an hour ahead of the new clock, so no
+    check-out came (the visit stayed open until its automatic check-out, 45 minutes after the check-in);
+    now the visit heard before the step ends at its last frame, and one on the new clock follows."""
+    store = SightingStore.open(":memory:")
+    listener = BeaconCheckIns(store)
+    _hear(listener, SECRETS, T0, 10 * 60)  # checked in after 5 minutes
+    step = 3600.0
+    _hear(listener, SECRETS, T0 + 10 * 60 - step, 10 * 60)  # the clock an hour back; still at the table
+    for s in range(0, 15 * 60, 10):  # gone: nothing heard for 15 minutes
+        listener.tick(T0 + 20 * 60 - step + s)
+    assert listener.checkins == 2 and listener.checkouts == 2
+    after, before = visits(store)  # newest first
+    assert before.checked_out and before.start <= T0 + 60 and before.end == T0 + 10 * 60 - 1
+    assert after.checked_out and after.end == T0 + 20 * 60 - step - 1
+    assert T0 + 10 * 60 - step <= after.start <= T0 + 11 * 60 - step  # from the first frames heard on the new clock
