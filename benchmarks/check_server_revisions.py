@@ -1,0 +1,87 @@
+"""Peak memory and time of ``check --server`` as the revisions in the new files grow (a leftover: they are
+held in memory, where the keys stream past ``buffer_keys``).
+
+    .venv/bin/python benchmarks/check_server_revisions.py all KEYS R1 [R2 ...]
+
+Each run is a process of its own (``ru_maxrss`` is its peak): KEYS random keys and R revisions (of other
+keys, revoked: an earlier check's keys withdrawn, which are matched against the store) signed into 20
+export files, served by an in-process mock transport, checked with ``buffer_keys`` 65,536 (so the keys
+stream) against a fresh store of 20,000 sightings.  Prints one JSON line per R: seconds of the check,
+the peak before the check (making the files) and after.
+"""
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from bluezone.crypto.intervals import DAY_SECONDS
+
+END = 1_760_000_000 // DAY_SECONDS * DAY_SECONDS
+NOW = END + 3 * 3600
+
+
+def one(n_keys: int, n_rev: int, files: int, tmp: str) -> dict:
+    from bluezone.client.check import check_server
+    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.pinning import PinnedKey
+    from bluezone.client.state import ServerState
+    from bluezone.keyformat.export import SignatureInfo, public_key_base64, signed_export_zip
+    from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
+    from bluezone.matching.benchmark import synthetic_data
+    from bluezone.proximity.store import SightingStore
+
+    signer = ec.derive_private_key(12345, ec.SECP256R1())
+    info = SignatureInfo("b", "v1")
+    keys, sightings, _ = synthetic_data(n_keys + n_rev, 20000, 7, end_time=END)
+    keys["report_type"] = 1
+    blobs = {}
+    per = -(-n_keys // files)
+    rper = -(-n_rev // files) if n_rev else 0
+    for i in range(files):
+        plain = keys[i * per:min((i + 1) * per, n_keys)]
+        rev = keys[n_keys + i * rper: n_keys + min((i + 1) * rper, n_rev)].copy()
+        rev["report_type"] = REPORT_TYPE_REVOKED
+        blobs[f"f{i}.zip"] = signed_export_zip(plain, signer, info, region="VN", revised_keys=rev)
+    del keys
+    names = list(blobs)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        name = request.url.path.rsplit("/", 1)[-1]
+        if name == "index.txt":
+            return httpx.Response(200, text="".join(f"{n}\n" for n in names))
+        if name not in blobs:
+            return httpx.Response(404)
+        return httpx.Response(200, content=blobs[name])
+
+    path = Path(tmp) / f"s{n_keys}_{n_rev}.db"
+    path.unlink(missing_ok=True)
+    with SightingStore.open(path, purge_now=NOW) as store:
+        store.add_sightings(sightings)
+    client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    with SightingStore.open(path, create=False) as store:
+        r = check_server(client, ServerState(store), None, now=NOW,
+                         server_key=PinnedKey(public_key_base64(signer.public_key()), "b"), buffer_keys=1 << 16)
+    return {"keys": n_keys, "revisions": n_rev, "seconds": round(time.perf_counter() - t, 2),
+            "peak_rss_mib_before": base / 1024, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "revised": r.revised, "revoked": r.revoked}
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "one":
+        print(json.dumps(one(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            for n_rev in map(int, sys.argv[3:]):
+                out = subprocess.run([sys.executable, __file__, "one", sys.argv[2], str(n_rev), "20", tmp],
+                                     capture_output=True, text=True)
+                print(out.stdout.strip() or out.stderr[-2000:], flush=True)
