@@ -185,6 +185,11 @@ class ServerCheckResult(CheckResult):
             "gone_batches": self.gone,
         }
 
+    def keys_said(self) -> str:
+        """The keys checked and the files they came in: the server's fake keys are among them (padding,
+        which only the server tells apart), so the count says nothing of how many people uploaded."""
+        return f"{self.key_count} keys in {len(self.batches)} new file(s) (fake keys among them: not a count of cases)"
+
     def raise_for_rejected(self) -> None:
         """RejectedBatchesError if any batch was not used (its signature is missing or wrong)."""
         if self.rejected:

@@ -337,8 +337,13 @@ class CheckResult:
 
     @property
     def key_count(self) -> int:
-        """How many diagnosis keys were checked (revisions applied, revoked ones counted)."""
+        """How many keys were checked (revisions applied, revoked ones counted)."""
         return len(self.keys) if self.streamed_keys is None else self.streamed_keys
+
+    def keys_said(self) -> str:
+        """The keys checked, as the summary line counts them: keys, never cases (a person sends up to 14,
+        and a key server pads its files with fake keys a node cannot tell from real ones)."""
+        return f"{self.key_count} keys"
 
     @property
     def close_contacts(self) -> int:

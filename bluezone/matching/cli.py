@@ -336,7 +336,7 @@ def _print_check(result: Any, gaen: bool, db_path: Path | None = None, server_ur
                 f"            (continues the {earlier.date} exposure across UTC midnight: one meeting,"
                 f" {earlier.score.minutes + s.minutes:.1f} min in all; each UTC day is judged on its own)"
             )
-    sources = f"{result.key_count} diagnosis keys" if gaen else ""
+    sources = result.keys_said() if gaen else ""  # keys, not cases: padding and up to 14 a person
     if result.bluezone3_entries is not None:
         sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list entries"
     close = result.close_contacts

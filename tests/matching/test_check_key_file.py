@@ -257,7 +257,7 @@ def test_bluezone_check_streams_a_large_file_and_prints_what_it_did(tmp_path: Pa
     assert before.exit_code == after.exit_code == 0, after.output
     assert json.loads(after.output) == json.loads(before.output)
     assert json.loads(after.output)["keys"] == len(file_keys) + 2
-    assert text_after.output == text_before.output and f"from {len(file_keys) + 2} diagnosis keys" in text_after.output
+    assert text_after.output == text_before.output and f"from {len(file_keys) + 2} keys" in text_after.output
     broken = tmp_path / "broken.zip"
     broken.write_bytes(path.read_bytes()[:-200])
     failed = runner.invoke(cli, ["check", "--keys", str(broken), "--db", str(db)])

@@ -73,7 +73,7 @@ def test_check_text(scene: tuple[Path, Path]) -> None:
     assert lines[0].startswith("2025-02-20") and "30.0 min" in lines[0] and "closest 52 dB" in lines[0]
     assert lines[0].endswith("  F1") and "< 1.5 m" in lines[0]
     assert lines[1].endswith("not F1") and "40.0 min" in lines[1]
-    assert lines[2] == "2 exposure(s), 1 close contact(s) (F1) from 3 diagnosis keys"
+    assert lines[2] == "2 exposure(s), 1 close contact(s) (F1) from 3 keys"
     # what an F1 should do next, after the report (someone told "F1" needs more than a level)
     assert lines[3].startswith("What now: you were near someone who tested positive for 15 minutes or more")
     assert "health authority's advice for close contacts" in lines[3] and lines[3].endswith("--exposure-date 2025-02-20`")
@@ -104,7 +104,7 @@ def test_check_text_tells_an_f2_to_watch_for_symptoms(scene: tuple[Path, Path], 
 
 def test_check_text_gives_no_advice_without_exposures(scene: tuple[Path, Path], tmp_path: Path) -> None:
     lines = _check_with(tmp_path, scene, [(b"\xd0" * 16, DAY, 144)], report_type=1)
-    assert lines == ["0 exposure(s), 0 close contact(s) (F1) from 1 diagnosis keys"]
+    assert lines == ["0 exposure(s), 0 close contact(s) (F1) from 1 keys"]
 
 
 def test_check_does_not_tell_a_device_without_keys_to_send_them(scene: tuple[Path, Path], tmp_path: Path) -> None:

@@ -189,3 +189,23 @@ def test_only_files_rejected_before_are_not_called_no_batches() -> None:
     assert _shown(ServerCheckResult(nothing_before=True)).splitlines()[0] == (
         "the server lists no batches: it published none in the last 14 days"
     )
+
+
+def test_the_summary_counts_keys_in_the_files_not_cases(world) -> None:  # type: ignore[no-untyped-def]
+    """After one upload of 5 keys, `check --server` said "from 104 diagnosis keys": the server pads its
+    files with fake keys a node cannot tell apart, and a person sends up to 14.  It now says what the node
+    knows, keys in files, and --json counts the same keys."""
+    from bluezone.matching.cli import _print_check
+
+    client, db = world
+    result = check(client, db, NOW)
+    assert result.key_count >= 100 and len(result.batches) == 5  # 5 real keys, one file a day, padded
+
+    @click.command()
+    def show() -> None:
+        _print_check(result, gaen=True)
+
+    out = CliRunner().invoke(show).output
+    assert (f"from {result.key_count} keys in 5 new file(s) (fake keys among them: not a count of cases)" in out
+            and "diagnosis keys" not in out), out
+    assert result.as_dict()["keys"] == result.key_count and len(result.as_dict()["batches"]) == 5
