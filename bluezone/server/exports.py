@@ -40,15 +40,16 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
-from bluezone.errors import BluezoneError, ExportSignatureError, InputError, ServerStorageError
+from bluezone.errors import BluezoneError, ExportSignatureError, InputError, KeyFileError, ServerStorageError
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import load_public_key, open_signed_export, public_key_base64, signed_export_zip
-from bluezone.keyformat.keys import NO_DAYS_SINCE_ONSET
+from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET
 from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count
 from bluezone.server.signing import Signer
 from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
+from bluezone.readfile import read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -516,8 +517,9 @@ def _own_file(out_dir: Path, batch: BatchRecord) -> bytes:
     recorded with the file).  A signature alone does not do after a key rotation: the roll-up verifies
     older files with every key the exporter signed with, so whoever held a leaked old key and could write
     into the export directory would have forged keys signed again with the new key.  Files recorded before
-    server schema 14 have no digest: their signature alone is checked, as before."""
-    data = (out_dir / batch.name).read_bytes()
+    server schema 14 have no digest: their signature alone is checked, as before.  Read as a regular file
+    of bounded size: a FIFO put there held the export (and the server's stop) for ever."""
+    data = read_regular_file(out_dir / batch.name, MAX_KEY_FILE_BYTES, "batch file", KeyFileError)
     if batch.sha256 is not None and _digest(data) != batch.sha256:
         raise ExportSignatureError(f"{batch.name} changed since it was written (not the SHA-256 recorded with it)")
     return data

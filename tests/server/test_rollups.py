@@ -674,3 +674,36 @@ def test_a_node_that_re_pins_after_a_rotation_gets_what_it_had_not_fetched_in_th
         assert any(ROLLUP_FILE.match(name) for name in later.batches)
     finally:
         server.storage.close()
+
+
+def test_a_fifo_in_place_of_a_listed_file_does_not_stop_the_exports(
+    day0: tuple[Server, dict[str, Path]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever can write into the export directory (the roll-up's own threat: a leaked old key) put a FIFO
+    where a listed file was: the roll-up opened it to check its SHA-256 and waited for a writer for ever, so
+    the scheduled export never ended, no export ran again, and the server could not stop (it waits for the
+    export under way).  Files the exporter reads back are now opened as regular files only, and bounded."""
+    import logging
+    import os
+    import threading
+
+    from bluezone.server.exports import export_batches
+
+    server, _ = day0
+    name = next(n for n in _listed(server) if EXPORT_FILE.match(n) and not is_venue_file(n))
+    (server.exports / name).unlink()
+    os.mkfifo(server.exports / name)
+    server.clock.advance(2 * DAY_SECONDS)
+    now = server.clock.now()
+    export = threading.Thread(
+        target=export_batches, args=(server.storage, server.signer, server.exports, now, ExportConfig()), daemon=True
+    )
+    with caplog.at_level(logging.ERROR, logger="bluezone.server.exports"):
+        export.start()
+        export.join(60)
+        stuck = export.is_alive()
+        if stuck:  # let the blocked open go (a writer comes and goes) so the test can end
+            os.close(os.open(server.exports / name, os.O_WRONLY))
+            export.join()
+    assert not stuck, "the export waited on the FIFO"
+    assert "not rolled up" in caplog.text
