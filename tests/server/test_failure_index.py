@@ -47,3 +47,20 @@ def test_the_per_client_limit_is_unchanged(storage: Storage) -> None:
     # never more than LIMIT in any window: over a day at most 24 windows' worth, as before
     total = sum(_tries(storage, "192.0.2.3", NOW + m * 60, 1) for m in range(24 * 60))
     assert total == 24 * LIMIT
+
+
+def test_a_good_code_leaves_no_row_naming_its_client(storage: Storage) -> None:
+    """A try is counted before it is made and forgotten when the code was good, but its row stayed with 0
+    failures: the client's address (and its /48) beside the time of a successful upload, in the database for
+    the rest of the hour or until the next try.  A row that counts nothing now goes; one with failures
+    before the good code keeps them."""
+    client, site = "2001:db8:0:5::/64", "shared:2001:db8::/48"
+    token = storage.claim_code_try(client, NOW, NOW - WINDOW, LIMIT, [(site, 100)])
+    assert token is not None
+    storage.settle_code_try(client, token, None)
+    assert storage.count_try_rows() == 0  # was 2
+    assert _tries(storage, "192.0.2.4", NOW, 2) == 2
+    token = storage.claim_code_try("192.0.2.4", NOW + 1, NOW + 1 - WINDOW, LIMIT)
+    assert token is not None
+    storage.settle_code_try("192.0.2.4", token, None)
+    assert storage.count_failures(0, "192.0.2.4") == 2 and _tries(storage, "192.0.2.4", NOW + 2, 12) == LIMIT - 2

@@ -190,7 +190,8 @@ class VerificationCodes(Database):
 
     def settle_code_try(self, client: str, token: str, reason: str | None) -> None:
         """The try ``claim_code_try`` counted: a failure for ``reason`` (it stays counted), or forgotten
-        (None: the code was good, or the request was refused before its code was tried)."""
+        (None: the code was good, or the request was refused before its code was tried), and a row left
+        counting nothing deleted: it named a client beside the time of a good code, an upload."""
         if reason is not None:
             return
         counted = json.loads(token)
@@ -202,6 +203,9 @@ class VerificationCodes(Database):
                     cur,
                     "UPDATE code_tries SET failures = failures - 1 WHERE client = ? AND window_start = ? AND failures > 0",
                     [key, window_start],
+                )
+                self._exec(
+                    cur, "DELETE FROM code_tries WHERE client = ? AND window_start = ? AND failures <= 0", [key, window_start]
                 )
 
     def count_failures(self, since: float, client: str | None = None) -> int:
