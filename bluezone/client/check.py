@@ -52,7 +52,7 @@ from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
 from bluezone.keyformat.venue_reports import location_id_hash
-from bluezone.venues.matching import match_venue_reports, set_aside_own
+from bluezone.venues.matching import continued, match_venue_reports, set_aside_own
 
 log = logging.getLogger(__name__)
 
@@ -567,6 +567,8 @@ def _venue_exposures(
         v for v in result.venue_exposures
         if json.dumps({k: x for k, x in v.as_dict().items() if k != "cases"}, sort_keys=True) not in told
     ]
+    # the rest of a stay a check told in part (a case's second upload sent what its visit grew by): told whole
+    result.venue_exposures = continued(result.venue_exposures, result.earlier_venue)
     # the same minutes told before, now of another case: remembered as both
     before = {(e["checkin_id"], e["overlap_start"], e["overlap_end"]): int(e.get("cases", 1)) for e in result.earlier_venue}
     remembered = []

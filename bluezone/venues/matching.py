@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
 from bluezone.venues.location import location_id_hash
 from bluezone.keyformat.venue_reports import ProtectedReport, VenueWarning
@@ -161,6 +162,38 @@ def match_venue_reports(visits: Sequence[Visit], reports: Iterable[ProtectedRepo
     if undecryptable:
         log.info("%d venue report(s) named one of my venues but did not open", undecryptable)
     return _join_adjacent(sorted(_one_per_overlap(found), key=lambda e: (e.visit.id, e.overlap_start)))
+
+
+def continued(found: Sequence[VenueExposure], told: Iterable[Mapping[str, Any]]) -> list[VenueExposure]:
+    """``found``, each exposure that takes up one an earlier check told (``VenueExposure.as_dict``) joined
+    to it: the same visit of mine, the case's report beginning where the told one's ended and the overlap
+    going on from the told one's end.  A case's second upload sends the rest of a visit under way at its
+    first (``report_times``' ``sent_until``), and a check between the two read only the first part: as
+    ``_join_adjacent`` joins the parts read in one check, the stay is told whole, not as two short ones."""
+    ends: dict[tuple[int, str, str], tuple[float, float, int, int]] = {}
+    for e in told:
+        try:
+            key = (int(e["checkin_id"]), str(e["case_visit"]["end"]), str(e["overlap_end"]))
+            ends[key] = (
+                dt.datetime.fromisoformat(str(e["case_visit"]["start"])).timestamp(),
+                dt.datetime.fromisoformat(str(e["overlap_start"])).timestamp(),
+                int(e["transmission_risk"]),
+                int(e.get("cases", 1)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):  # a damaged or older row: advisory only
+            continue
+    out = []
+    for v in found:
+        part = ends.get((v.visit.id, iso(v.warning.start), iso(v.overlap_start)))
+        if part is None:
+            out.append(v)
+            continue
+        case_start, overlap_start, risk, cases = part
+        w = v.warning
+        start = int(case_start) // INTERVAL_SECONDS
+        case = VenueWarning(w.location_id_hash, start, w.start_interval + w.period - start, max(w.transmission_risk, risk))
+        out.append(VenueExposure(v.visit, case, overlap_start, v.overlap_end, max(v.cases, cases)))
+    return out
 
 
 def _one_per_overlap(found: list[VenueExposure]) -> list[VenueExposure]:
