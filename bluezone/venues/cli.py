@@ -90,6 +90,31 @@ def venue_create(
     click.echo(f"poster {out / info['poster_png']} and {out / info['poster_svg']}; secrets in {info['secret_file']}", err=True)
 
 
+@venue.command("poster")
+@click.argument("venue_path", metavar="VENUE_FILE_OR_DIR", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+              help="Directory for poster.png and poster.svg (default: the venue's own directory).")
+@click.option("--force", is_flag=True, help="Draw over a poster already there.")
+@json_option
+def venue_poster(venue_path: Path, out: Path | None, force: bool, as_json: bool) -> None:
+    """Draw a venue's poster (PNG, SVG) again: its QR code reads as the URL `venue create` printed.
+
+    VENUE_FILE_OR_DIR is the directory `venue create --out` made, or its venue.json; an existing
+    poster is kept unless --force.  Prints the check-in URL, as create does.
+    """
+    from bluezone.venues.owner import load_venue, write_poster
+
+    place = load_venue(venue_path)
+    if out is None:
+        out = venue_path if venue_path.is_dir() else venue_path.parent
+    png, svg = write_poster(out, place, force=force)
+    if as_json:
+        _emit_json({"url": place.url, "description": place.description, "poster_png": str(png), "poster_svg": str(svg)})
+        return
+    click.echo(place.url)
+    click.echo(f"poster of {place.description!r}: {png} and {svg}", err=True)
+
+
 @venue.command("show")
 @click.argument("url")
 @json_option

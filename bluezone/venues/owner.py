@@ -10,6 +10,7 @@
 
 Everything is rendered before the first file is written, and a directory that already holds a
 venue's secrets is never overwritten, so a failed or repeated ``create`` leaves nothing half-made.
+``venue poster`` draws the two poster files again from the stored venue (a lost or spoilt print).
 """
 
 from __future__ import annotations
@@ -58,33 +59,57 @@ def _write(path: Path, data: bytes, mode: int) -> None:
     try:
         os.fchmod(fd, mode)
         os.write(fd, data)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     finally:
         os.close(fd)
     os.replace(tmp, path)
 
 
-def create_venue_dir(out: Path, venue: Venue, beacon_key: bytes | None = None) -> dict[str, Any]:
-    """Write the venue's files to ``out``; returns ``venue.as_dict()`` plus the file paths."""
+def _write_files(out: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    """Write each ``name: (bytes, mode)`` in ``out``; on a failure remove the files this call
+    made, so a failed write leaves nothing half-made (and an older file it was to replace stays)."""
+    made: list[Path] = []
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, (data, mode) in files.items():
+            path = out / name
+            new = not path.exists() and not path.is_symlink()
+            _write(path, data, mode)
+            if new:
+                made.append(path)
+    except OSError as exc:
+        for path in made:
+            path.unlink(missing_ok=True)
+        raise VenueError(f"cannot write the venue's files to {out}: {exc.strerror or exc}") from None
+
+
+def _poster_files(venue: Venue) -> dict[str, tuple[bytes, int]]:
+    """The poster as ``create`` and ``poster`` write it, rendered whole before any file is written."""
     from bluezone.venues.poster import poster_png, poster_svg
 
-    out = Path(out)
+    return {POSTER_PNG: (poster_png(venue), 0o644), POSTER_SVG: (poster_svg(venue).encode("utf-8"), 0o644)}
+
+
+def _check_out_dir(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise VenueError(f"--out {out} is a file, not a directory")
+
+
+def create_venue_dir(out: Path, venue: Venue, beacon_key: bytes | None = None) -> dict[str, Any]:
+    """Write the venue's files to ``out``; returns ``venue.as_dict()`` plus the file paths."""
+    out = Path(out)
+    _check_out_dir(out)
     if (out / SECRET_FILE).exists():
         raise VenueError(f"{out} already holds a venue ({SECRET_FILE}); choose another directory")
     secrets = VenueSecrets(venue, os.urandom(BEACON_KEY_BYTES) if beacon_key is None else bytes(beacon_key))
     public = {**venue.as_dict(), "poster_png": POSTER_PNG, "poster_svg": POSTER_SVG}
-    png, svg = poster_png(venue), poster_svg(venue).encode("utf-8")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _write(out / POSTER_PNG, png, 0o644)
-        _write(out / POSTER_SVG, svg, 0o644)
-        _write(out / PUBLIC_FILE, (json.dumps(public, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), 0o644)
-        _write(out / SECRET_FILE, secrets.as_json().encode("ascii"), 0o600)
-    except OSError as exc:
-        for name in (POSTER_PNG, POSTER_SVG, PUBLIC_FILE):
-            (out / name).unlink(missing_ok=True)
-        raise VenueError(f"cannot write the venue's files to {out}: {exc.strerror or exc}") from None
+    _write_files(out, {
+        **_poster_files(venue),
+        PUBLIC_FILE: ((json.dumps(public, indent=2, ensure_ascii=False) + "\n").encode("utf-8"), 0o644),
+        SECRET_FILE: (secrets.as_json().encode("ascii"), 0o600),
+    })
     return {**public, "dir": str(out), "secret_file": str(out / SECRET_FILE)}
 
 
@@ -114,3 +139,44 @@ def load_venue_dir(path: Path) -> VenueSecrets:
     if len(beacon_key) != BEACON_KEY_BYTES:
         raise VenueError(f"{file}: the beacon key has {len(beacon_key)} bytes, not {BEACON_KEY_BYTES}")
     return VenueSecrets(Venue.from_payload(payload), beacon_key)
+
+
+def load_venue(path: Path) -> Venue:
+    """The venue stored at ``path``: the directory ``create`` made, its secret file or its public
+    ``venue.json`` (a poster needs only the public facts, so a copy of venue.json alone redraws it)."""
+    from bluezone.readfile import read_regular_file
+
+    path = Path(path)
+    if path.is_dir():
+        secret = path / SECRET_FILE
+        path = secret if secret.exists() or secret.is_symlink() else path / PUBLIC_FILE
+    if not path.exists() and not path.is_symlink():
+        raise VenueError(f"{path} not found: give the directory `bluezone venue create --out` made, or its {PUBLIC_FILE}")
+    raw = read_regular_file(path, MAX_SECRET_FILE_BYTES, "venue file", VenueError)
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise VenueError(f"{path} is not a bluezone venue file (not JSON: {type(exc).__name__})") from None
+    if isinstance(data, dict) and "beacon_key" in data:
+        return load_venue_dir(path).venue
+    if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+        raise VenueError(f"{path} is not a bluezone venue file (no check-in URL in it): give the directory"
+                         " `bluezone venue create --out` made")
+    try:
+        return Venue.from_url(data["url"])
+    except VenueError as exc:
+        raise VenueError(f"{path}: {exc}") from None
+
+
+def write_poster(out: Path, venue: Venue, force: bool = False) -> list[Path]:
+    """Draw the venue's poster (PNG, SVG) again in ``out``, as ``create`` drew it: its code reads as
+    the URL ``create`` printed.  A poster already there is kept unless ``force`` (a printed poster's
+    only copy may be the file)."""
+    out = Path(out)
+    _check_out_dir(out)
+    files = _poster_files(venue)
+    there = [out / name for name in files if (out / name).exists() or (out / name).is_symlink()]
+    if there and not force:
+        raise VenueError(f"{there[0]} already exists: give --force to draw over it, or --out another directory")
+    _write_files(out, files)
+    return [out / name for name in files]
