@@ -182,11 +182,17 @@ def write_keys_json(keys: np.ndarray, path: str | Path) -> None:
 def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
     """Write ``data`` to a file only its owner can read: daily keys reveal every RPI the device sent.
 
-    ``new``: refuse (FileExistsError) a file already there, for what cannot be written twice."""
+    ``new``: refuse (FileExistsError) a file already there, for what cannot be written twice; one that
+    cannot be written whole (a full disk) is removed, so the retry is not refused for it."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC), 0o600)
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), 0o600)  # the mode above is filtered by the umask, and an old file keeps its own
-        f.write(data)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o600)  # the mode above is filtered by the umask, and an old file keeps its own
+            f.write(data)
+    except BaseException:
+        if new:  # created above, so ours: half an F0 list would pass for the one to hand over
+            os.unlink(path)
+        raise
 
 
 # --- any format ---------------------------------------------------------------------------

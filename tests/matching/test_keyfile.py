@@ -185,3 +185,25 @@ def test_load_keys_reads_google_export_files() -> None:
     vectors = Path(__file__).parents[1] / "data" / "vectors"
     assert len(load_keys(vectors / "gaen_export_google_testdata.bin")) == 200
     assert len(load_keys(vectors / "gaen_export_google_signed.zip")) == 140
+
+
+def test_a_new_file_not_written_whole_is_not_left_to_refuse_the_retry(tmp_path: Path) -> None:
+    """An F0 list is written only to a new file (1a83708): one that ran out of room half way (a full disk)
+    stayed, and the retry was refused as "f0.json already exists: it may be the F0 list not yet handed
+    over", for a truncated file that is none.  The half-written file goes; the retry writes it."""
+    import resource
+    import signal
+
+    listing = tmp_path / "f0.json"
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100, hard))
+    try:
+        with pytest.raises(OSError):
+            keyfile.write_private(listing, b"x" * 1000, new=True)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert not listing.exists()
+    keyfile.write_private(listing, b"{}\n", new=True)
+    assert listing.read_bytes() == b"{}\n" and listing.stat().st_mode & 0o777 == 0o600
