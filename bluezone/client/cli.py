@@ -73,47 +73,8 @@ def upload(
             store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False, server=server_url
         )
         # a dry run shows the same list on stderr (what goes, what stays and why), the request on stdout
-        if len(plan.keys):
-            lead = "A dry run (nothing is sent) would send" if dry_run else "About to send"
-            click.echo(f"{lead} {len(plan.keys)} daily key(s) to {server_url}:", err=True)
-            for row in plan.as_dict()["keys"]:
-                click.echo(f"  {row['date']}  {_key_span(row['rolling_start'], row['rolling_period'])}", err=True)
-            if plan.today_in_use and not include_today:
-                click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
-            elif plan.today_in_use:
-                click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
-            if not (yes or dry_run) and not ask_before_sending("upload", "Send them?"):
-                nothing_sent()
-        else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
-            click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
-                       err=True)
-        outgoing = plan.checkins
-        if outgoing:
-            click.echo(
-                f"You {'also ' if len(plan.keys) else ''}checked in {len({r.visit.id for r in outgoing})} time(s)"
-                f" {'since then' if len(plan.keys) else 'in the last 14 days'} (names stay on this"
-                " device; the server gets them encrypted, readable only by phones that checked in there too; a visit"
-                " over UTC midnight is two lines):", err=True,
-            )
-            for shown in plan.as_dict()["checkins"]:  # local time, as `bluezone checkins` shows them
-                start = dt.datetime.fromisoformat(shown["start"]).astimezone().strftime("%Y-%m-%d %H:%M %Z")
-                click.echo(f"  {start}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
-            if plan.checkins_left_out:
-                click.echo(_left_out_line(plan.checkins_left_out), err=True)
-            if plan.checkins_too_short:
-                click.echo(_too_short_line(plan.checkins_too_short), err=True)
-            if send_checkins is None and not (yes or dry_run) and not ask_before_sending(
-                "upload", f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
-                default=True,
-            ):
-                if not len(plan.keys):
-                    nothing_sent()
-                outgoing = ()
-        elif plan.checkins_too_short:  # listed nowhere else: the F0 would wonder why a visit is missing
-            click.echo(_too_short_line(plan.checkins_too_short), err=True)
-        if plan.checkins_sent_before:
-            click.echo(f"  ({plan.checkins_sent_before} check-in(s) went to this server with an earlier upload and are"
-                       " not sent again: a second copy would read to the others who were there as a second case)", err=True)
+        _confirm_keys(plan, server_url, include_today, yes, dry_run)
+        outgoing = _checkins_to_send(plan, send_checkins, yes, dry_run)
         if dry_run:
             click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
             return
@@ -127,6 +88,63 @@ def upload(
     if as_json:
         emit_json(result.as_dict())
         return
+    click.echo(_uploaded_line(result))
+
+
+def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dry_run: bool) -> None:
+    """The daily keys about to go, listed on stderr and asked about (unless --yes or --dry-run); a device
+    with none (it never ran `bluezone run`) is told that only its check-ins go."""
+    if len(plan.keys):
+        lead = "A dry run (nothing is sent) would send" if dry_run else "About to send"
+        click.echo(f"{lead} {len(plan.keys)} daily key(s) to {server_url}:", err=True)
+        for row in plan.as_dict()["keys"]:
+            click.echo(f"  {row['date']}  {_key_span(row['rolling_start'], row['rolling_period'])}", err=True)
+        if plan.today_in_use and not include_today:
+            click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
+        elif plan.today_in_use:
+            click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
+        if not (yes or dry_run) and not ask_before_sending("upload", "Send them?"):
+            nothing_sent()
+    else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
+        click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
+                   err=True)
+
+
+def _checkins_to_send(plan: Any, send_checkins: bool | None, yes: bool, dry_run: bool) -> Any:
+    """The check-ins that go: listed on stderr in local time, with those that stay and why, then asked
+    about unless --checkins, --yes or --dry-run answered already (a no with no keys to send sends nothing)."""
+    outgoing = plan.checkins
+    if outgoing:
+        click.echo(
+            f"You {'also ' if len(plan.keys) else ''}checked in {len({r.visit.id for r in outgoing})} time(s)"
+            f" {'since then' if len(plan.keys) else 'in the last 14 days'} (names stay on this"
+            " device; the server gets them encrypted, readable only by phones that checked in there too; a visit"
+            " over UTC midnight is two lines):", err=True,
+        )
+        for shown in plan.as_dict()["checkins"]:  # local time, as `bluezone checkins` shows them
+            start = dt.datetime.fromisoformat(shown["start"]).astimezone().strftime("%Y-%m-%d %H:%M %Z")
+            click.echo(f"  {start}  {shown['minutes']:4d} min  {shown['venue']}", err=True)
+        if plan.checkins_left_out:
+            click.echo(_left_out_line(plan.checkins_left_out), err=True)
+        if plan.checkins_too_short:
+            click.echo(_too_short_line(plan.checkins_too_short), err=True)
+        if send_checkins is None and not (yes or dry_run) and not ask_before_sending(
+            "upload", f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
+            default=True,
+        ):
+            if not len(plan.keys):
+                nothing_sent()
+            outgoing = ()
+    elif plan.checkins_too_short:  # listed nowhere else: the F0 would wonder why a visit is missing
+        click.echo(_too_short_line(plan.checkins_too_short), err=True)
+    if plan.checkins_sent_before:
+        click.echo(f"  ({plan.checkins_sent_before} check-in(s) went to this server with an earlier upload and are"
+                   " not sent again: a second copy would read to the others who were there as a second case)", err=True)
+    return outgoing
+
+
+def _uploaded_line(result: Any) -> str:
+    """The upload's last line: what was sent, and what the server stored of it."""
     revised = f", revised {result.receipt.revised}" if result.receipt.revised else ""
     sent = stored = ""
     if result.checkins:  # the server keeps none under a negative or recursive code: say so, not "uploaded 0"
@@ -134,7 +152,7 @@ def upload(
         stored = f" and {result.receipt.checkins} check-in(s)"
         if not result.receipt.checkins:
             stored += " (it publishes none under a negative test's or a close contact's code)"
-    click.echo(f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new{revised}{stored}")
+    return f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new{revised}{stored}"
 
 
 def _key_span(start_interval: int, period: int) -> str:

@@ -4,6 +4,7 @@ wrappers over bluezone.matching (imported when first named, see bluezone/cli.py)
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 from collections.abc import Callable
@@ -216,7 +217,6 @@ def check(
     """
     from bluezone.config import load_config
     from bluezone.errors import InputError
-    from bluezone.matching.check import CheckResult, check_keys
     from bluezone.matching.matcher import available_cores
     from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
 
@@ -230,9 +230,34 @@ def check(
     overrides = dict(parse_setting(text) for text in scorer_settings)
     f0_entries = None
     if bluezone3_path is not None:
-        from bluezone.matching.bluezone3 import check_store, load_f0_list
+        from bluezone.matching.bluezone3 import load_f0_list
 
         f0_entries = load_f0_list(bluezone3_path)  # before touching the database, as the key file
+    keys_path, server_url, server_key = _typed_sources(keys_path, server_url, server_key)
+    if repin and server_url is None:
+        raise InputError("--repin goes with --server URL and --server-key FILE")
+    scorer_named = functools.partial(get_scorer, scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+    result, scorer = _check_gaen(
+        keys_path, server_url, server_key, repin, db_path, scorer_named, rssi_correction, jobs,
+        bluezone3_alone=f0_entries is not None,
+    )
+    if f0_entries is not None:
+        _add_bluezone3(result, f0_entries, db_path, scorer, rssi_correction)
+    if as_json:
+        emit_json(_with_meetings_across_midnight(result))
+    else:
+        _print_check(result, gaen=keys_path is not None or server_url is not None, db_path=db_path, server_url=server_url)
+    if server_url is not None:
+        result.raise_for_rejected()
+
+
+def _typed_sources(
+    keys_path: Path | None, server_url: str | None, server_key: Path | None
+) -> tuple[Path | None, str | None, Path | None]:
+    """(--keys, --server, --server-key) this check uses: a default from config.toml or the environment
+    gives way to the other source typed now, and a --server-key not typed stays with its server."""
+    from bluezone.errors import InputError
+
     if server_url is not None and keys_path is not None:
         # a default from config.toml or the environment gives way to the other one typed now
         # ([check] server = ... is the README's example, and `check --keys FILE` must still work)
@@ -250,14 +275,25 @@ def check(
         # example sets both); a key file is held to a key typed with it, else a JSON file is refused
         if click.get_current_context().get_parameter_source("server_key") is not ParameterSource.COMMANDLINE:
             server_key = None
-    if repin and server_url is None:
-        raise InputError("--repin goes with --server URL and --server-key FILE")
+    return keys_path, server_url, server_key
+
+
+def _check_gaen(
+    keys_path: Path | None, server_url: str | None, server_key: Path | None, repin: bool, db_path: Path | None,
+    scorer_named: Callable[[], Any], rssi_correction: int, jobs: int, *, bluezone3_alone: bool,
+) -> tuple[Any, Any]:
+    """(the check's result, its scorer) for the GAEN keys of a key server or a key file, or an empty
+    result when a Bluezone v3 F0 list is all there is to match.  The scorer is made only once the
+    source is known (a check given nothing says so first)."""
+    from bluezone.errors import InputError
+    from bluezone.matching.check import CheckResult, check_keys
+
     result: Any
     if server_url is not None:
         from bluezone.client.check import check_with_server
         from bluezone.progress import terminal_progress
 
-        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+        scorer = scorer_named()
         with terminal_progress() as bar:  # on a terminal only: piped, stderr stays for errors
             result = check_with_server(
                 server_url, db_path, server_key_path=server_key, scorer=scorer, rssi_correction=rssi_correction,
@@ -271,30 +307,29 @@ def check(
 
             pinned = read_server_key(server_key)
             public_key, key_id = pinned.key, pinned.key_id
-        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+        scorer = scorer_named()
         # the file is read before the database is opened (a bad one leaves it alone), or, when it
         # holds over a million keys, matched as it streams (check_key_file)
         result = check_keys(
             keys_path, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id,
             now=cli_now(),
         )
-    elif f0_entries is not None:
-        scorer = get_scorer(scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+    elif bluezone3_alone:
+        scorer = scorer_named()
         result = CheckResult(scorer=scorer.name)
     else:
         raise InputError("give the diagnosis keys with --keys FILE (or --server URL, or a --bluezone3-list FILE)")
-    if f0_entries is not None:
-        from bluezone.proximity.store import SightingStore
+    return result, scorer
 
-        with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
-            found, seen = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
-        result.add_bluezone3(found, len(f0_entries), seen)
-    if as_json:
-        emit_json(_with_meetings_across_midnight(result))
-    else:
-        _print_check(result, gaen=keys_path is not None or server_url is not None, db_path=db_path, server_url=server_url)
-    if server_url is not None:
-        result.raise_for_rejected()
+
+def _add_bluezone3(result: Any, f0_entries: Any, db_path: Path | None, scorer: Any, rssi_correction: int) -> None:
+    """The Bluezone v3 F0 list matched against the stored v3 sightings, its exposures added to ``result``."""
+    from bluezone.matching.bluezone3 import check_store
+    from bluezone.proximity.store import SightingStore
+
+    with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
+        found, seen = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
+    result.add_bluezone3(found, len(f0_entries), seen)
 
 
 def _midnight_pairs(result: Any) -> dict[int, int]:
