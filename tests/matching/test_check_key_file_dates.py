@@ -16,7 +16,7 @@ from matching_helpers import DAY, SCORERS, as_array, day_file
 
 import bluezone.keyformat.exportstream as exportstream
 import bluezone.matching.keystream as keystream
-import bluezone.proximity.store as store_module
+import bluezone.proximity.store.interface as store_module
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.matching.check import check_key_file
 

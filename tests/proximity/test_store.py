@@ -14,7 +14,7 @@ import sqlite_utils
 from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import NotAStoreError, StoreError
-from bluezone.proximity import store as store_module
+from bluezone.proximity.store import schema as store_module
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 from bluezone.proximity.store import RETENTION_DAYS, SCHEMA_VERSION, SightingStore, default_db_path
 
@@ -352,7 +352,7 @@ def test_a_path_that_is_no_store_is_an_input_error(tmp_path: Path) -> None:
 
 
 def test_a_migration_failing_halfway_leaves_the_file_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bluezone.proximity import store as store_module
+    from bluezone.proximity.store import schema as store_module
 
     first = store_module.MIGRATIONS[0]
 

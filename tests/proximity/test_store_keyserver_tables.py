@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bluezone.proximity import store as store_module
+from bluezone.proximity.store import schema as store_module
 from bluezone.proximity.store import SightingStore
 
 NOW = 1_764_900_000.0  # 2025-12-05

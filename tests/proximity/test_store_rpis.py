@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
-from bluezone.proximity import store as store_module
+from bluezone.proximity.store import schema as store_module
+from bluezone.proximity.store import sightings as store_sightings
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 from bluezone.proximity.store import SCHEMA_VERSION, SightingStore
 
@@ -100,7 +101,7 @@ def test_rpis_grouped_by_numpy_are_np_unique(seed: int, n: int, pool: int, shuff
     rpis = distinct[rng.integers(0, pool, n)]
     if not shuffled:  # as the index hands them over
         rpis = rpis[np.lexsort(rpis.T[::-1])]
-    got, counts = store_module._distinct_sorted(rpis)
+    got, counts = store_sightings._distinct_sorted(rpis)
     want, want_counts = np.unique(rpis.view("V16").ravel(), return_counts=True)
     assert [bytes(r) for r in got] == [bytes(r) for r in want] == sorted({bytes(r) for r in rpis})
     assert counts.tolist() == want_counts.tolist()
@@ -119,7 +120,7 @@ def test_heard_rpis_read_in_ranges_of_the_first_byte_give_the_same(tmp_path, mon
     with SightingStore.open(tmp_path / "s.db") as store:
         store.add_sightings(rows)
         whole = store.heard_rpis()
-        monkeypatch.setattr(store_module, "_HEARD_BLOB_BYTES", 1000)  # about 60 RPIs per query
+        monkeypatch.setattr(store_sightings, "_HEARD_BLOB_BYTES", 1000)  # about 60 RPIs per query
         parts = store.heard_rpis()
     assert len(whole[0]) == 500 and len(whole[1]) == 500
     assert sorted(map(bytes, parts[0])) == sorted(map(bytes, whole[0]))

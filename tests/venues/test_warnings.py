@@ -154,7 +154,7 @@ def test_uploaded_checkins_are_remembered_upgraded_and_purged_with_their_checkin
     upload remembers goes at 14 days after the part sent, or with its check-in when that is deleted."""
     import sqlite_utils
 
-    from bluezone.proximity import store as store_module
+    from bluezone.proximity.store import schema as store_module
     from bluezone.proximity.store import SightingStore
     from bluezone.venues.checkins import record_visit, visits
     from bluezone.venues.upload import remember_uploaded
@@ -223,7 +223,7 @@ def test_a_store_upgraded_from_schema_7_knows_its_last_upload_by_the_times_it_se
     that upload, still warn.  A store that recorded its uploads infers nothing."""
     import sqlite_utils
 
-    from bluezone.proximity import store as store_module
+    from bluezone.proximity.store import schema as store_module
     from bluezone.proximity.store import SightingStore
     from bluezone.venues.checkins import visits
     from bluezone.venues.matching import set_aside_own

@@ -1,0 +1,63 @@
+"""The sighting store: this device's daily keys and every valid advert it heard, in SQLite.
+
+One file (default ``$XDG_DATA_HOME/bluezone/bluezone.db``), created 0600 in a 0700
+directory because it holds key material and a record of who was near.  Tables are plain so
+a user can look with ``sqlite-utils``::
+
+    sqlite-utils tables ~/.local/share/bluezone/bluezone.db --counts
+    sqlite-utils rows ~/.local/share/bluezone/bluezone.db sightings --limit 5
+
+Writes come in batches (one transaction per flush); reads hand the matcher a numpy
+SIGHTING_DTYPE array built from raw tuples without a Python object per field.
+
+``SightingStore`` is the only door: every read and write is one of its methods, and no other
+module touches its connection (``tests/test_architecture.py`` holds that true).  Open an
+existing store with ``SightingStore.open(path, create=False)``: a missing or foreign file is
+a NotAStoreError, and nothing is created.
+
+Schema changes: the schema version is ``PRAGMA user_version``; ``schema.MIGRATIONS[i]`` takes a
+database from version ``i`` to ``i + 1`` and they run in order on open (a test that replaces them
+patches ``schema``, the module that reads them, not this package's copy of the name).  To change
+the schema (yours or ours), append a function to ``MIGRATIONS``; never edit one that has shipped.
+The key-server client's memory (pinned keys, processed batches, the last revision token, the
+F1/F2 level told per key and day, the exposures reported, those withdrawn and the files rejected) is small
+tables of schema 7; before it they were made on first use, outside the migrations.
+
+``SightingStore`` is put together from one part per job, each in a module of its own:
+
+- ``base.py``: the connection and path every part works on;
+- ``schema.py``: the tables, one migration per schema version, refusing a foreign file;
+- ``sightings.py``: GAEN sightings, stored in batches and read as numpy arrays;
+- ``bluezone3.py``: Bluezone v3 sightings and this device's v3 key chain;
+- ``keys.py``: this device's daily keys;
+- ``keyserver.py``: what the key-server client remembers;
+- ``checkins.py``: venue check-ins' rows and their uploads;
+- ``retention.py``: the 14-day purge, and rows dated ahead of the clock;
+- ``status.py``: the daemon's last report and ``stats`` for ``bluezone status``;
+- ``files.py`` (where the store lives, made private) and ``failures.py`` (SQLite's errors as one line);
+- ``interface.py`` puts them together, and opens and closes a store.
+"""
+
+from __future__ import annotations
+
+from bluezone.config import RETENTION_DAYS
+from bluezone.proximity.store.failures import FULL_DISK_BYTES, TRANSIENT, unusable
+from bluezone.proximity.store.files import DB_FILENAME, EMULATED_DB_FILENAME, default_db_path, make_private_dirs
+from bluezone.proximity.store.interface import SightingStore
+from bluezone.proximity.store.retention import AHEAD_MARGIN, BATCH_NAMES_MARGIN, CLOCK_FLOOR
+from bluezone.proximity.store.schema import (
+    MIGRATIONS,
+    NUMERIC_TIME,
+    READABLE_ROW,
+    REQUIRED_COLUMNS,
+    RPI_INDEXED,
+    SCHEMA_VERSION,
+    UNUSABLE,
+    USABLE_FIELDS,
+)
+
+__all__ = [
+    "AHEAD_MARGIN", "BATCH_NAMES_MARGIN", "CLOCK_FLOOR", "DB_FILENAME", "EMULATED_DB_FILENAME", "FULL_DISK_BYTES",
+    "MIGRATIONS", "NUMERIC_TIME", "READABLE_ROW", "REQUIRED_COLUMNS", "RETENTION_DAYS", "RPI_INDEXED", "SCHEMA_VERSION",
+    "TRANSIENT", "UNUSABLE", "USABLE_FIELDS", "SightingStore", "default_db_path", "make_private_dirs", "unusable",
+]

@@ -1,0 +1,66 @@
+"""Bluezone v3: the adverts heard (12-byte IDs), and where this device's own v3 key chain starts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from bluezone.errors import StoreError
+from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
+from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.schema import READABLE_ROW
+from bluezone.proximity.store.sightings import _batch
+
+
+class Bluezone3Sightings(StoreBase):
+    """Bluezone v3 sightings and this device's v3 key chain."""
+
+    def add_bluezone3_sightings(self, rows: np.ndarray, addresses: Sequence[str | None] | None = None) -> int:
+        """Store a BLUEZONE3_SIGHTING_DTYPE batch (and optional sender addresses) in one transaction."""
+        rows, addr, tx = _batch(
+            rows, BLUEZONE3_SIGHTING_DTYPE, addresses, "Bluezone v3 sightings must have BLUEZONE3_SIGHTING_DTYPE"
+        )
+        n = len(rows)
+        if n == 0:
+            return 0
+        data = zip(rows["time"].tolist(), rows["bzid"].tolist(), rows["rssi"].tolist(), tx, addr)
+        with self._conn:
+            self._conn.executemany(
+                "INSERT INTO bluezone3_sightings (time, bzid, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?)", data
+            )
+        return n
+
+    def bluezone3_sightings(self, since: float | None = None, until: float | None = None) -> np.ndarray:
+        """Bluezone v3 sightings with ``since <= time < until``, ordered by time (unreadable rows skipped)."""
+        where, params = self._time_filter(since, until)
+        query = (
+            "SELECT time, bzid, rssi, COALESCE(tx_power, ?) FROM bluezone3_sightings"
+            f" WHERE length(bzid) = 12 AND {READABLE_ROW}{where} ORDER BY time"
+        )
+        try:
+            return np.fromiter(self._conn.execute(query, [NO_TX_POWER, *params]), BLUEZONE3_SIGHTING_DTYPE)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise StoreError(f"the bluezone3_sightings table holds a row bluezone cannot read: {exc}") from None
+
+    def bluezone3_key(self) -> tuple[int, bytes] | None:
+        """Where this device's Bluezone v3 key chain starts within the retention: (UTC day number, its
+        daily key), if it ever sent v3 IDs.  Later days' keys are this one hashed forward."""
+        row = self._conn.execute("SELECT day, key FROM bluezone3_key ORDER BY day DESC LIMIT 1").fetchone()
+        if row is None or not isinstance(row[1], bytes) or len(row[1]) != 32:
+            return None
+        return int(row[0]), bytes(row[1])
+
+    def save_bluezone3_key(self, day: int, key: bytes, created_at: float) -> None:
+        """Start the chain at ``key``, the daily key of UTC day ``day`` (replacing any earlier chain)."""
+        with self._conn:
+            self._conn.execute("DELETE FROM bluezone3_key")
+            self._conn.execute(
+                "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)",
+                (int(day), bytes(key), created_at, created_at),
+            )
+
+    def mark_bluezone3_key_used(self, now: float) -> None:
+        """Note that the daemon sends from the chain (at least daily): an unused chain is purged."""
+        with self._conn:
+            self._conn.execute("UPDATE bluezone3_key SET used_at = ?", (float(now),))

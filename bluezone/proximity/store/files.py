@@ -1,0 +1,57 @@
+"""Where the sighting store lives, and its folder and file made private (0700, 0600) before SQLite opens it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from bluezone.config import xdg_home
+from bluezone.errors import StoreError
+
+
+DB_FILENAME = "bluezone.db"
+
+
+#: Where ``bluezone run --backend emulated`` keeps its invented neighbours, beside the real store.
+EMULATED_DB_FILENAME = "emulated.db"
+
+
+def default_db_path() -> Path:
+    """``$XDG_DATA_HOME/bluezone/bluezone.db``, falling back to ``~/.local/share``."""
+    return xdg_home("XDG_DATA_HOME", ".local/share") / "bluezone" / DB_FILENAME
+
+
+def _missing_store_hint(path: Path) -> str:
+    """What to do about a missing store: the emulated daemon keeps emulated.db beside the real one,
+    so someone who tried ``bluezone run --backend emulated`` is pointed at it."""
+    emulated = path.with_name(EMULATED_DB_FILENAME)
+    if path.name != emulated.name and emulated.is_file():
+        return f"`bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}"
+    return "give --db PATH, or run `bluezone run` first"
+
+
+def make_private_dirs(directory: Path) -> None:
+    """Create ``directory`` and any missing parents with mode 0700."""
+    missing = []
+    d = directory
+    while not d.exists():
+        missing.append(d)
+        d = d.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        os.chmod(d, 0o700)  # mkdir's mode is filtered by the umask
+
+
+def _create_private_file(path: Path) -> None:
+    """Create an empty 0600 file before SQLite opens it (SQLite gives -wal/-shm the same mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StoreError(f"cannot create the sighting database {path}: {exc.strerror}") from None
+    os.close(fd)
+    os.chmod(path, 0o600)

@@ -1,0 +1,146 @@
+"""``SightingStore``: the parts put together, each a module of its own, and its opening (create the
+file privately, refuse a foreign one, migrate, purge) and closing."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import sqlite3
+import stat
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from bluezone.errors import NotAStoreError, StoreError, StoreWriteError
+from bluezone.proximity.store.bluezone3 import Bluezone3Sightings
+from bluezone.proximity.store.checkins import CheckIns
+from bluezone.proximity.store.failures import unusable
+from bluezone.proximity.store.files import _create_private_file, _missing_store_hint, default_db_path, make_private_dirs
+from bluezone.proximity.store.keys import DailyKeys
+from bluezone.proximity.store.keyserver import KeyServerMemory
+from bluezone.proximity.store.retention import Retention
+from bluezone.proximity.store.schema import Schema
+from bluezone.proximity.store.sightings import Sightings
+from bluezone.proximity.store.status import StoreStatus
+
+log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
+
+
+def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(self: SightingStore, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            raise unusable(self.path, exc) from exc
+
+    return guarded
+
+
+def _guard_public_methods(cls: type) -> type:
+    """Every public method turns SQLite's errors into :func:`unusable`: damage can sit in any
+    page, so it shows only when a read reaches it, long after the file opened fine.  The methods
+    come from the class's parts (its bases): each is wrapped on the class itself, the parts left as
+    they are."""
+    methods: dict[str, Any] = {}
+    for part in cls.__mro__:  # the first definition along the MRO is the one the class has
+        for name, value in vars(part).items():
+            methods.setdefault(name, value)
+    for name, value in methods.items():
+        if not name.startswith("_") and inspect.isfunction(value) and name != "close":
+            setattr(cls, name, _guarded(value))
+    return cls
+
+
+@_guard_public_methods
+class SightingStore(
+    Sightings, Bluezone3Sightings, DailyKeys, KeyServerMemory, CheckIns, Retention, StoreStatus, Schema
+):
+    """Daily keys and sightings of one device.  Use :meth:`open` (``create=False`` for an
+    existing store); a context manager."""
+
+    @classmethod
+    def open(
+        cls,
+        path: Path | str | None = None,
+        *,
+        create: bool = True,
+        purge_now: float | None = None,
+        any_thread: bool = False,
+    ) -> SightingStore:
+        """Open (or create) the store at ``path``, migrate it and purge expired data.
+
+        ``create=False`` raises StoreError when the file is missing (``status`` must not
+        create databases).  ``purge_now`` is the time used for the purge on open: give "now"
+        wherever the store is a device's (the CLI gives its clock to every open, so a store whose
+        daemon stopped weeks ago shows nothing past the retention and keeps nothing).  Default: the
+        newest record, never past the wall clock, so a store written on a virtual clock (the
+        simulator, tests, the 2020 test vectors) is not emptied by being opened; the daemon purges
+        on its own clock.  ``":memory:"`` works for throwaway stores.
+        ``any_thread``: the store may be used from another thread than the one that opened it
+        (one thread at a time; a check opens and reads it in a thread while its key file is read).
+        """
+        if path is not None and str(path) == ":memory:":
+            conn = sqlite3.connect(":memory:")
+            store = cls(conn, None)
+            store._migrate()
+            return store
+        p = Path(path) if path is not None else default_db_path()
+        if not p.exists():
+            if not create:
+                raise NotAStoreError(f"no sighting database at {p} ({_missing_store_hint(p)})")
+            make_private_dirs(p.parent)
+            _create_private_file(p)
+        elif p.is_dir():
+            raise NotAStoreError(f"{p} is a directory, not a sighting database")
+        elif not p.is_file():  # a FIFO, a device: SQLite's 'disk I/O error' says nothing useful
+            raise NotAStoreError(f"{p} is not a regular file, so not a sighting database")
+        try:
+            conn = sqlite3.connect(p, timeout=10.0, check_same_thread=not any_thread)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
+        store = cls(conn, p)
+        try:
+            # Look before writing anything: WAL mode and migrations change the file for good.
+            store._check_schema(create)
+            mode = stat.S_IMODE(p.stat().st_mode)
+            if mode & 0o077:
+                log.warning("sighting database %s is readable by others (mode %o); chmod 600 it", p, mode)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            store._migrate()
+            if purge_now is None:
+                # the newest record, so that a store made on a virtual clock survives opening; but never
+                # past the wall clock: rows from a clock that ran ahead for a while must not erase the rest
+                newest = store.newest_time()
+                purge_now = None if newest is None else min(newest, time.time())
+            if purge_now is not None:
+                try:
+                    store.purged_on_open = store.purge(purge_now)
+                except StoreWriteError as exc:  # a full disk: reading still works, and the daemon purges later
+                    log.warning("retention purge on open postponed: %s", exc)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            # SQLITE_NOTADB: the user pointed at some other file; anything else (locked, I/O) is trouble.
+            raise unusable(p, exc) from None
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> SightingStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,163 @@
+"""What the key-server client remembers: small tables of schema 7 (``schema._KEYSERVER_TABLES``);
+``bluezone.client.ServerState`` is the typed view of them."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from bluezone.config import RETENTION_DAYS
+from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.retention import _first_day
+
+log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
+
+
+class KeyServerMemory(StoreBase):
+    """Pinned keys, processed and rejected files, the upload's revision token, the levels and exposures told."""
+
+    def keyserver_pin(self, server: str) -> tuple[str, str | None, str | None] | None:
+        """(public key, key id, key version) pinned for ``server``, if any."""
+        row = self._conn.execute(
+            "SELECT public_key, key_id, key_version FROM keyserver_pins WHERE server = ?", (server,)
+        ).fetchone()
+        return None if row is None else (str(row[0]), row[1], row[2])
+
+    def save_keyserver_pin(
+        self, server: str, public_key: str, key_id: str | None, key_version: str | None, now: float,
+        *, replace: bool = False,
+    ) -> None:
+        """Pin ``server``'s export key; a second pin for the same server is an IntegrityError unless
+        ``replace`` (the owner accepted the server's new key: ``check --repin``)."""
+        with self._conn as conn:
+            conn.execute(
+                f"INSERT {'OR REPLACE ' if replace else ''}INTO keyserver_pins (server, public_key, key_id, key_version,"
+                " pinned_at) VALUES (?, ?, ?, ?, ?)",
+                (server, public_key, key_id, key_version, now),
+            )
+
+    def keyserver_batches(self, server: str) -> set[str]:
+        """Names of ``server``'s batches already verified and matched."""
+        rows = self._conn.execute(
+            "SELECT name FROM keyserver_batches WHERE server = ?", (server,)
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def save_keyserver_batches(self, server: str, batches: dict[str, int], now: float) -> None:
+        """Remember batches (name -> keys in it) as processed."""
+        with self._conn as conn:
+            conn.executemany(
+                "INSERT OR IGNORE INTO keyserver_batches (server, name, keys, processed_at) VALUES (?, ?, ?, ?)",
+                [(server, name, n, now) for name, n in batches.items()],
+            )
+
+    def rejected_batches(self, server: str, public_key: str, now: float) -> dict[str, str]:
+        """Name -> why, of ``server``'s files a check rejected (verifying with ``public_key``) within the
+        retention at ``now``."""
+        rows = self._conn.execute(
+            "SELECT name, reason FROM keyserver_rejected WHERE server = ? AND public_key = ? AND rejected_at >= ?",
+            (server, public_key, now - RETENTION_DAYS * DAY_SECONDS),
+        ).fetchall()
+        return {str(name): str(reason) for name, reason in rows}
+
+    def save_rejected_batches(self, server: str, public_key: str, rejected: dict[str, str], now: float) -> None:
+        """Remember files (name -> why) rejected when verified with ``public_key``; forget those past retention."""
+        with self._conn as conn:
+            conn.execute("DELETE FROM keyserver_rejected WHERE rejected_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO keyserver_rejected (server, public_key, name, reason, rejected_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(server, public_key, name, reason, now) for name, reason in rejected.items()],
+            )
+
+    def revision_token(self, server: str, now: float | None = None) -> str | None:
+        """The token of the last upload to ``server``; None after 14 days (``now``), when every key it
+        covered has left the server, and then it is deleted."""
+        conn = self._conn
+        if now is not None:
+            with conn:
+                conn.execute(
+                    "DELETE FROM keyserver_revision_tokens WHERE saved_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,)
+                )
+        row = conn.execute("SELECT token FROM keyserver_revision_tokens WHERE server = ?", (server,)).fetchone()
+        return str(row[0]) if row else None
+
+    def save_warning_levels(self, rows: Sequence[tuple[bytes, str, str]], now: float) -> None:
+        """Remember the level (F1, F2) told per (diagnosis key hash, day); forget those past retention."""
+        with self._conn as conn:
+            conn.execute("DELETE FROM keyserver_warnings WHERE reported_at < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO keyserver_warnings (key_hash, day, level, reported_at) VALUES (?, ?, ?, ?)",
+                [(key_hash, day, level, now) for key_hash, day, level in rows],
+            )
+
+    def warning_level(self, key_hash: bytes, day: str) -> str | None:
+        """The level told before for this diagnosis key hash and day, if any."""
+        row = self._conn.execute(
+            "SELECT level FROM keyserver_warnings WHERE key_hash = ? AND day = ?", (key_hash, day)
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    def save_reported_exposures(
+        self, server: str, rows: Sequence[tuple[bytes, str, float, float, dict[str, Any]]], now: float
+    ) -> None:
+        """Keep what a check against ``server`` reported ((key hash, day, start, end, exposure)),
+        so a later check can repeat what is still in force; older than the retention: deleted."""
+        with self._conn as conn:
+            conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (now - RETENTION_DAYS * DAY_SECONDS,))
+            conn.executemany(
+                "INSERT OR REPLACE INTO keyserver_exposures"
+                " (server, key_hash, day, start_time, end_time, exposure, reported_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(server, h, day, start, end, json.dumps(e), now) for h, day, start, end, e in rows],
+            )
+
+    def forget_reported_exposures(self, server: str, rows: Sequence[tuple[bytes, str]]) -> None:
+        """Forget the exposures reported for these (key hash, day): withdrawn, or reported anew."""
+        with self._conn as conn:
+            conn.executemany(
+                "DELETE FROM keyserver_exposures WHERE server = ? AND key_hash = ? AND day = ?",
+                [(server, h, day) for h, day in rows],
+            )
+
+    def save_withdrawn_exposures(self, server: str, rows: Sequence[tuple[bytes, str]], now: float) -> None:
+        """Remember that the exposures to these (key hash, day) were withdrawn (a negative test), so a
+        replayed old batch cannot bring them back; days older than the retention (``now``): deleted."""
+        with self._conn as conn:
+            conn.execute("DELETE FROM keyserver_withdrawn WHERE day < ?", (_first_day(now - RETENTION_DAYS * DAY_SECONDS),))
+            conn.executemany(
+                "INSERT OR IGNORE INTO keyserver_withdrawn (server, key_hash, day) VALUES (?, ?, ?)",
+                [(server, h, day) for h, day in rows],
+            )
+
+    def withdrawn_exposures(self, server: str) -> set[tuple[bytes, str]]:
+        """(key hash, day) of the exposures checks against ``server`` saw withdrawn."""
+        rows = self._conn.execute(
+            "SELECT key_hash, day FROM keyserver_withdrawn WHERE server = ?", (server,)
+        ).fetchall()
+        return {(bytes(h), str(day)) for h, day in rows}
+
+    def reported_exposures(self, server: str, now: float) -> list[tuple[bytes, str, dict[str, Any]]]:
+        """(key hash, day, exposure) of what checks against ``server`` reported, still within the retention."""
+        rows = self._conn.execute(
+            "SELECT key_hash, day, exposure FROM keyserver_exposures WHERE server = ? AND end_time >= ?"
+            " ORDER BY start_time",
+            (server, now - RETENTION_DAYS * DAY_SECONDS),
+        ).fetchall()
+        out = []
+        for h, day, text in rows:
+            try:
+                out.append((bytes(h), str(day), json.loads(text)))
+            except (TypeError, ValueError):  # a damaged row: advisory only
+                log.warning("an exposure reported before cannot be read from %s; skipped", self.path)
+        return out
+
+    def save_revision_token(self, server: str, token: str, now: float) -> None:
+        """Keep the token the server gave with an upload (0600, like the daily keys it stands for)."""
+        with self._conn as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO keyserver_revision_tokens (server, token, saved_at) VALUES (?, ?, ?)",
+                (server, token, now),
+            )

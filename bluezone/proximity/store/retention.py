@@ -1,0 +1,148 @@
+"""The 14-day retention: what the purge deletes and when, and rows dated ahead of the clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sqlite3
+from typing import Any
+
+from bluezone.config import RETENTION_DAYS
+from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
+from bluezone.crypto.intervals import DAY_SECONDS, interval_number
+from bluezone.errors import InputError
+from bluezone.proximity.store.base import StoreBase
+
+log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
+
+
+def _first_day(cutoff: float) -> str:
+    """The UTC day (ISO date, which orders as a string) of ``cutoff``: days before it are past the retention."""
+    return dt.datetime.fromtimestamp(cutoff, dt.UTC).date().isoformat()
+
+
+class Retention(StoreBase):
+    """``purge`` (every table's expired rows in one transaction), rows dated ahead."""
+
+    def purge(self, now: float, retention_days: int = RETENTION_DAYS) -> dict[str, Any]:
+        """Delete sightings older than ``retention_days`` and keys that expired before then (and what
+        a key-server check remembers of those days, the processed batch names two days later)."""
+        cutoff = float(now) - retention_days * DAY_SECONDS
+        cutoff_interval = interval_number(cutoff)
+        conn = self._conn
+        with conn:
+            s = _delete_expired(conn, "sightings", "time", cutoff)
+            s3 = _delete_expired(conn, "bluezone3_sightings", "time", cutoff)
+            self._advance_bluezone3_key(cutoff)
+            k = conn.execute(
+                "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)
+            ).rowcount
+            c = _delete_expired(conn, "checkins", "end_time", cutoff)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'checkin_uploads'").fetchone():
+                # which check-ins went to a key server: gone with them (or with a check-in deleted by hand)
+                conn.execute(
+                    "DELETE FROM checkin_uploads WHERE end_time < ? OR checkin_id NOT IN (SELECT id FROM checkins)",
+                    (cutoff,),
+                )
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'venue_reports_told'").fetchone():
+                conn.execute("DELETE FROM venue_reports_told WHERE told_at < ?", (cutoff,))
+                conn.execute(
+                    "DELETE FROM checkin_uploads_unrecorded WHERE checkin_id NOT IN (SELECT id FROM checkins)"
+                )
+            # (the key-server tables are there from schema 7 on; tests also purge stores kept at an older schema)
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_exposures'").fetchone():
+                conn.execute("DELETE FROM keyserver_exposures WHERE end_time < ?", (cutoff,))  # what checks reported
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_rejected'").fetchone():
+                conn.execute("DELETE FROM keyserver_rejected WHERE rejected_at < ?", (cutoff,))  # files a check refused
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_revision_tokens'").fetchone():
+                # an upload's token says this device uploaded (tested positive): gone with the keys it covered
+                conn.execute("DELETE FROM keyserver_revision_tokens WHERE saved_at < ?", (cutoff,))
+            # the level (F1, F2) a check told for a day, and a withdrawal, go with the day
+            for table in ("keyserver_warnings", "keyserver_withdrawn"):
+                if conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone():
+                    conn.execute(f"DELETE FROM {table} WHERE day < ?", (_first_day(cutoff),))
+            if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'keyserver_batches'").fetchone():
+                # the batch names a check has processed; kept BATCH_NAMES_MARGIN past the retention, as a
+                # server lists a file until 14 days after its day, from an index rewritten at each export:
+                # a name forgotten while still listed would have its batch downloaded and matched again
+                _delete_expired(conn, "keyserver_batches", "processed_at", cutoff - BATCH_NAMES_MARGIN)
+        if s or k or s3 or c:
+            log.info(
+                "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",
+                s, s3, k, c, retention_days,
+            )
+        return {
+            "sightings_deleted": s,
+            "bluezone3_sightings_deleted": s3,
+            "daily_keys_deleted": k,
+            "checkins_deleted": c,
+            "cutoff": cutoff,
+            "retention_days": retention_days,
+        }
+
+    def dated_ahead(self, now: float) -> int:
+        """How many sightings (GAEN and Bluezone v3) and check-ins are dated more than ``AHEAD_MARGIN``
+        after ``now``: written while the clock ran ahead, or ``now`` is behind (the purge keeps them)."""
+        bound = float(now) + AHEAD_MARGIN
+        total = 0
+        for table, column in (("sightings", "time"), ("bluezone3_sightings", "time"), ("checkins", "start_time")):
+            total += self._conn.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} > ? AND {column} < 1e300", (bound,)).fetchone()[0]
+        return int(total)
+
+    def purge_dated_ahead(self, now: float) -> int:
+        """Delete what ``dated_ahead(now)`` counts, when the user says the clock is right now (``bluezone
+        purge --dated-ahead``): never on a clock reading alone, which may itself be behind."""
+        if now < CLOCK_FLOOR:
+            raise InputError(
+                f"this clock reads {dt.datetime.fromtimestamp(max(now, 0), dt.UTC):%Y-%m-%d %H:%M} UTC, before GAEN"
+                " existed: the clock is wrong, not the rows (set it, e.g. wait for NTP); nothing deleted"
+            )
+        bound = float(now) + AHEAD_MARGIN
+        with self._conn as conn:
+            deleted = sum(
+                conn.execute(f"DELETE FROM {table} WHERE {column} > ? AND {column} < 1e300", (bound,)).rowcount
+                for table, column in (("sightings", "time"), ("bluezone3_sightings", "time"), ("checkins", "start_time"))
+            )
+        if deleted:
+            log.info("deleted %d sightings and check-ins dated more than an hour ahead of the clock", deleted)
+        return int(deleted)
+
+    def _advance_bluezone3_key(self, cutoff: float) -> None:
+        """Move the v3 chain's start to the first day within the retention (hashing its key forward):
+        a key of an older day would still give away the IDs sent on days already purged."""
+        row = self._conn.execute("SELECT day, key, used_at FROM bluezone3_key ORDER BY day LIMIT 1").fetchone()
+        first = int(cutoff // DAY_SECONDS)
+        if row is None or not isinstance(row[0], int) or row[0] >= first:
+            return
+        self._conn.execute("DELETE FROM bluezone3_key")
+        used = isinstance(row[2], (int, float)) and row[2] >= cutoff  # an ID sent within the retention
+        if used and isinstance(row[1], bytes) and len(row[1]) == 32 and first - row[0] <= 2 * RETENTION_DAYS:
+            key = bluezone3_daily_key(bytes(row[1]), first - row[0])
+            self._conn.execute(
+                "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)", (first, key, cutoff, row[2])
+            )
+
+
+#: Rows dated more than this after "now" cannot have been heard yet: a clock that ran ahead wrote them
+#: (or "now" is behind).  ``SightingStore.dated_ahead`` counts them; only the user deletes them.
+AHEAD_MARGIN = 3600.0
+#: 2020-01-01 UTC.  No GAEN key or sighting is older: a clock reading earlier is wrong (a board without a
+#: real-time clock boots at 1970 until NTP answers), and every row would look dated ahead of it.
+CLOCK_FLOOR = 1_577_836_800.0
+
+#: How long past the retention a processed batch's name is kept (see ``SightingStore.purge``).
+BATCH_NAMES_MARGIN = 2 * DAY_SECONDS
+
+
+def _delete_expired(conn: sqlite3.Connection, table: str, column: str, cutoff: float) -> int:
+    """Delete the rows of ``table`` whose time ``column`` is before ``cutoff``, or is no number
+    (NULL, text, a blob: it cannot be shown to be younger, so it goes too); how many went.
+
+    Each is a range of the column's index (SQLite sorts NULL first, then numbers, then text and
+    blobs), so a purge that finds nothing to delete reads a few index pages, not the table: the
+    store is opened, and so purged, by every check and status.  Written as one range per
+    statement, as an ``OR`` of them would be read as a scan of the whole table."""
+    deleted = 0
+    for where, params in ((f"{column} IS NULL", ()), (f"{column} < ?", (cutoff,)), (f"{column} >= 1e300", ())):
+        deleted += conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
+    return deleted

@@ -1,0 +1,282 @@
+"""The store's tables: one migration per schema version (``PRAGMA user_version``), the columns each
+version must have, and the row conditions its partial indexes and the reads using them share.
+
+To change the schema, append a function to ``MIGRATIONS``; never edit one that has shipped."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bluezone.config import RETENTION_DAYS
+from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.errors import NotAStoreError, StoreError
+from bluezone.proximity.store.base import StoreBase
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
+
+
+#: Rows bluezone can read: SQLite sorts text and blobs after every number (and NULL fails any
+#: comparison), so this keeps hand-edited or damaged rows out while still using the time index.
+NUMERIC_TIME = "time < 1e300"
+READABLE_ROW = f"{NUMERIC_TIME} AND typeof(rssi) = 'integer' AND typeof(tx_power) IN ('integer', 'null')"
+#: The index by RPI (schema 6) holds the rows with a 16-byte RPI and a numeric time; a sighting is
+#: usable by a check when its AEM and fields are readable too (the daemon writes no other rows, a
+#: hand edit may), and the (normally empty) index of unusable rows lets a count skip them.  SQLite
+#: uses a partial index only for a query that repeats its condition term by term, so these texts
+#: must stay as they are.
+RPI_INDEXED = f"length(rpi) = 16 AND {NUMERIC_TIME}"
+USABLE_FIELDS = "length(rpi) = 16 AND length(aem) = 4 AND typeof(rssi) = 'integer' AND typeof(tx_power) IN ('integer', 'null')"
+UNUSABLE = (
+    "(length(rpi) IS NOT 16 OR length(aem) IS NOT 4 OR typeof(rssi) != 'integer'"
+    " OR typeof(tx_power) NOT IN ('integer', 'null'))"
+)
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("daily_keys").create(
+        {"key": bytes, "rolling_start": int, "rolling_period": int, "created_at": float},
+        if_not_exists=True,
+    )
+    db.table("daily_keys").create_index(["key"], unique=True, if_not_exists=True)
+    db.table("daily_keys").create_index(["rolling_start"], if_not_exists=True)
+    db.table("sightings").create(
+        {"time": float, "rpi": bytes, "aem": bytes, "rssi": int, "tx_power": int, "address": str},
+        if_not_exists=True,
+    )
+    db.table("sightings").create_index(["time"], if_not_exists=True)
+
+
+def _v2(db: sqlite_utils.Database) -> None:
+    """What the running daemon last reported about itself and its radio, for ``bluezone status``."""
+    db.table("daemon_state").create({"name": str, "value": str, "updated_at": float}, pk="name", if_not_exists=True)
+
+
+def _v3(db: sqlite_utils.Database) -> None:
+    """Bluezone v3 adverts heard (their 12-byte ID), and where this device's own Bluezone v3 key chain
+    starts (the daily key of the oldest day within the retention)."""
+    db.table("bluezone3_sightings").create(
+        {"time": float, "bzid": bytes, "rssi": int, "tx_power": int, "address": str}, if_not_exists=True
+    )
+    db.table("bluezone3_sightings").create_index(["time"], if_not_exists=True)
+    db.table("bluezone3_key").create({"day": int, "key": bytes, "created_at": float}, pk="day", if_not_exists=True)
+
+
+def _v4(db: sqlite_utils.Database) -> None:
+    """Venue check-ins (bluezone/venues/checkins.py): kept 14 days like sightings, purged with them."""
+    db.table("checkins").create(
+        {
+            "id": int,
+            "location_id": bytes,
+            "payload": bytes,
+            "description": str,
+            "address": str,
+            "start_time": float,
+            "end_time": float,
+            "checked_out": int,
+            "source": str,
+            "created_at": float,
+        },
+        pk="id",
+        if_not_exists=True,
+    )
+    db.table("checkins").create_index(["end_time"], if_not_exists=True)
+
+
+def _v5(db: sqlite_utils.Database) -> None:
+    """When this device last sent a Bluezone v3 ID from its key chain: a chain not sent from within
+    the retention is dropped (the daily purge moved it forward for good)."""
+    if "used_at" not in db.table("bluezone3_key").columns_dict:
+        db.table("bluezone3_key").add_column("used_at", float)
+    db.execute("UPDATE bluezone3_key SET used_at = created_at WHERE used_at IS NULL")
+
+
+def _v6(db: sqlite_utils.Database) -> None:
+    """Sightings indexed by RPI (covering its time): a check reads each distinct RPI once from the
+    index (``heard_rpis``) and the full rows of only the RPIs that match (``sightings_with_rpis``);
+    and a (normally empty) index of unusable rows, so that counting usable sightings needs no row
+    either."""
+    db.execute(f"CREATE INDEX IF NOT EXISTS sightings_by_rpi ON sightings (rpi, time) WHERE {RPI_INDEXED}")
+    db.execute(f"CREATE INDEX IF NOT EXISTS sightings_unusable ON sightings (time) WHERE {UNUSABLE}")
+
+
+#: What the key-server client remembers (``bluezone.client.ServerState`` is the typed view): pinned keys,
+#: processed batch names, the last upload's revision token, the F1/F2 level told per key and day, the
+#: exposures a check reported and those withdrawn since, and files a check rejected.
+_KEYSERVER_TABLES = {
+    "keyserver_pins": "(server TEXT PRIMARY KEY, public_key TEXT NOT NULL, key_id TEXT, key_version TEXT,"
+    " pinned_at REAL NOT NULL)",
+    "keyserver_batches": "(server TEXT NOT NULL, name TEXT NOT NULL, keys INTEGER NOT NULL, processed_at REAL NOT NULL,"
+    " PRIMARY KEY (server, name))",
+    "keyserver_revision_tokens": "(server TEXT PRIMARY KEY, token TEXT NOT NULL, saved_at REAL NOT NULL)",
+    "keyserver_warnings": "(key_hash BLOB NOT NULL, day TEXT NOT NULL, level TEXT NOT NULL, reported_at REAL NOT NULL,"
+    " PRIMARY KEY (key_hash, day))",
+    # as made at schema 7; schema 10 (``_v10``) adds end_time to its primary key
+    "keyserver_exposures": "(server TEXT NOT NULL, key_hash BLOB NOT NULL, day TEXT NOT NULL, start_time REAL NOT NULL,"
+    " end_time REAL NOT NULL, exposure TEXT NOT NULL, reported_at REAL NOT NULL,"
+    " PRIMARY KEY (server, key_hash, day, start_time))",
+    "keyserver_withdrawn": "(server TEXT NOT NULL, key_hash BLOB NOT NULL, day TEXT NOT NULL,"
+    " PRIMARY KEY (server, key_hash, day)) WITHOUT ROWID",
+    "keyserver_rejected": "(server TEXT NOT NULL, public_key TEXT NOT NULL, name TEXT NOT NULL, reason TEXT NOT NULL,"
+    " rejected_at REAL NOT NULL, PRIMARY KEY (server, public_key, name))",
+}
+
+
+def _v7(db: sqlite_utils.Database) -> None:
+    """The key-server client's tables, which were made on first use (``CREATE TABLE IF NOT EXISTS`` on
+    each open, outside the migrations, so a later change to one had no way in).  A store that made
+    some of them already keeps them and their rows; the others are made."""
+    for name, columns in _KEYSERVER_TABLES.items():
+        db.execute(f"CREATE TABLE IF NOT EXISTS {name} {columns}")
+
+
+def _v8(db: sqlite_utils.Database) -> None:
+    """The check-ins this device uploaded, one row per sealed report sent (its MAC, unique to each
+    sealing): a check sets aside the venue warnings that are its own reports (docs/venues.md)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS checkin_uploads (mac BLOB PRIMARY KEY, checkin_id INTEGER NOT NULL,"
+        " server TEXT NOT NULL, end_time REAL NOT NULL, uploaded_at REAL NOT NULL)"
+    )
+
+
+def _v9(db: sqlite_utils.Database) -> None:
+    """The venue reports a check has told of (by MAC, so a second case's report of the same minutes in a
+    later file is news and a replayed file's is not), and the check-ins an upload may have carried
+    without a record of its reports (``checkin_uploads_unrecorded``): a store upgraded from schema 7
+    knows only its last upload's server and time (the revision token, kept 14 days), never the reports
+    it sealed (their MACs cover a random IV) nor whether the F0 let its check-ins go (asked, optional).
+    Every check-in begun before that upload and ending within the 14 days before it is recorded as
+    possibly sent; a check sets aside a warning with exactly the times that upload would have sent for
+    it (docs/venues.md, "Upgraded from schema 7").  Only when no upload of this store is on record: a
+    store at schema 8 that kept none (its uploads had no check-ins) records the same, harmlessly for
+    the upload (it ignores the table) and at the cost, for an F0, of another case's identical report."""
+    db.execute("CREATE TABLE IF NOT EXISTS venue_reports_told (mac BLOB PRIMARY KEY, told_at REAL NOT NULL)")
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS checkin_uploads_unrecorded (checkin_id INTEGER NOT NULL, server TEXT NOT NULL,"
+        " uploaded_at REAL NOT NULL, PRIMARY KEY (checkin_id, server))"
+    )
+    if db.execute("SELECT 1 FROM checkin_uploads LIMIT 1").fetchone():
+        return
+    db.execute(
+        "INSERT OR IGNORE INTO checkin_uploads_unrecorded (checkin_id, server, uploaded_at)"
+        " SELECT c.id, t.server, t.saved_at FROM checkins c JOIN keyserver_revision_tokens t"
+        " ON c.start_time < t.saved_at AND c.end_time > t.saved_at - ? WHERE c.end_time < 1e300",
+        [RETENTION_DAYS * DAY_SECONDS],
+    )
+
+
+def _v10(db: sqlite_utils.Database) -> None:
+    """The exposures a check reported, keyed by their end too: two venue exposures of one visit and day
+    that start together and end apart (two cases at the venue, one leaving earlier) were one row, the
+    second replacing the first, so the next check repeated only one of them.  SQLite cannot change a
+    primary key in place: the table is made anew, its rows copied."""
+    db.execute(
+        "CREATE TABLE keyserver_exposures_v10 (server TEXT NOT NULL, key_hash BLOB NOT NULL, day TEXT NOT NULL,"
+        " start_time REAL NOT NULL, end_time REAL NOT NULL, exposure TEXT NOT NULL, reported_at REAL NOT NULL,"
+        " PRIMARY KEY (server, key_hash, day, start_time, end_time))"
+    )
+    db.execute(
+        "INSERT INTO keyserver_exposures_v10 (server, key_hash, day, start_time, end_time, exposure, reported_at)"
+        " SELECT server, key_hash, day, start_time, end_time, exposure, reported_at FROM keyserver_exposures"
+    )
+    db.execute("DROP TABLE keyserver_exposures")
+    db.execute("ALTER TABLE keyserver_exposures_v10 RENAME TO keyserver_exposures")
+
+
+#: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+#: The columns bluezone reads, by the schema version that added them.  A file is checked
+#: against these before anything is written to it (``tests/proximity/test_store.py`` keeps
+#: them in step with ``MIGRATIONS``).
+REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
+    1: {
+        "daily_keys": frozenset({"key", "rolling_start", "rolling_period", "created_at"}),
+        "sightings": frozenset({"time", "rpi", "aem", "rssi", "tx_power", "address"}),
+    },
+    2: {"daemon_state": frozenset({"name", "value", "updated_at"})},
+    3: {
+        "bluezone3_sightings": frozenset({"time", "bzid", "rssi", "tx_power", "address"}),
+        "bluezone3_key": frozenset({"day", "key", "created_at"}),
+    },
+    4: {
+        "checkins": frozenset(
+            {"id", "location_id", "payload", "description", "address", "start_time", "end_time", "checked_out",
+             "source", "created_at"}
+        )
+    },
+    5: {"bluezone3_key": frozenset({"day", "key", "created_at", "used_at"})},
+    7: {
+        "keyserver_pins": frozenset({"server", "public_key", "key_id", "key_version", "pinned_at"}),
+        "keyserver_batches": frozenset({"server", "name", "keys", "processed_at"}),
+        "keyserver_revision_tokens": frozenset({"server", "token", "saved_at"}),
+        "keyserver_warnings": frozenset({"key_hash", "day", "level", "reported_at"}),
+        "keyserver_exposures": frozenset({"server", "key_hash", "day", "start_time", "end_time", "exposure", "reported_at"}),
+        "keyserver_withdrawn": frozenset({"server", "key_hash", "day"}),
+        "keyserver_rejected": frozenset({"server", "public_key", "name", "reason", "rejected_at"}),
+    },
+    8: {"checkin_uploads": frozenset({"mac", "checkin_id", "server", "end_time", "uploaded_at"})},
+    9: {
+        "venue_reports_told": frozenset({"mac", "told_at"}),
+        "checkin_uploads_unrecorded": frozenset({"checkin_id", "server", "uploaded_at"}),
+    },
+}
+
+
+def _required_tables(version: int) -> dict[str, frozenset[str]]:
+    """Table -> columns a store at schema ``version`` must have."""
+    out: dict[str, frozenset[str]] = {}
+    for v, tables in REQUIRED_COLUMNS.items():
+        if v <= version:
+            out.update(tables)
+    return out
+
+
+class Schema(StoreBase):
+    """A file refused, unwritten, unless it is a store at its stated version; migrated if it is."""
+
+    def _check_schema(self, create: bool) -> None:
+        """Refuse, without writing, a file that is not a bluezone store at its stated version.
+
+        A foreign SQLite file must come out of a refused open byte-for-byte unchanged, and
+        ``create=False`` (``status``, ``check``) must not turn an empty file into a store.
+        """
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"the sighting database has schema version {version}, newer than this bluezone knows "
+                f"({SCHEMA_VERSION}): upgrade bluezone"
+            )
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version == 0:
+            # A fresh database, or a foreign one: refuse to adopt a file full of other tables.
+            foreign = names - {"daily_keys", "sightings"}
+            if foreign:
+                raise NotAStoreError(f"{self.path} is not a bluezone database (it has tables {sorted(foreign)[:3]})")
+            if not names and not create:
+                raise NotAStoreError(f"{self.path} is not a sighting database (it holds no tables)")
+        expected = _required_tables(max(version, 1))
+        for table in sorted(names & set(expected) if version == 0 else expected):
+            have = {row[1] for row in conn.execute(f"PRAGMA table_info([{table}])")}
+            missing = expected[table] - have
+            if not have or missing:
+                what = f"no {table} table" if not have else f"{table} lacks {sorted(missing)}"
+                raise NotAStoreError(f"{self.path} is not a bluezone database at schema version {version} ({what})")
+
+    def _migrate(self) -> None:
+        conn = self._conn
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for target in range(version, SCHEMA_VERSION):
+            # atomic() opens an explicit BEGIN: sqlite3's implicit transactions leave DDL out,
+            # so a migration failing halfway would otherwise keep the tables it had made.
+            with self.db.atomic():
+                MIGRATIONS[target](self.db)
+                conn.execute(f"PRAGMA user_version = {target + 1}")
+            log.debug("sighting store migrated to schema version %d", target + 1)

@@ -1,0 +1,91 @@
+"""What ``bluezone status`` shows: the daemon's last report, and the store's counts, span and size."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.schema import NUMERIC_TIME
+
+log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
+
+
+class StoreStatus(StoreBase):
+    """The daemon's report, kept for ``status``, and ``stats``."""
+
+    def save_daemon_state(self, state: dict[str, Any], now: float) -> None:
+        """Record the daemon's latest report (radio backend, health counters, daemon counters)."""
+        with self._conn:
+            self._conn.execute(
+                "INSERT INTO daemon_state (name, value, updated_at) VALUES ('daemon', ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (json.dumps(state, default=str), float(now)),
+            )
+
+    def daemon_state(self) -> dict[str, Any] | None:
+        """The daemon's latest report with its ``updated_at``, or None if no daemon ran here."""
+        row = self._conn.execute("SELECT value, updated_at FROM daemon_state WHERE name = 'daemon'").fetchone()
+        if row is None:
+            return None
+        try:
+            state = json.loads(row[0])
+            return {**state, "updated_at": float(row[1])}
+        except (TypeError, ValueError):  # advisory only: a damaged report must not hide the rest
+            log.warning("the daemon's last report in %s cannot be read; ignored", self.path)
+            return None
+
+    def _disk_free(self) -> int | None:
+        """Free bytes where the database lives (a full disk is why writes fail)."""
+        if self.path is None:
+            return None
+        try:
+            return shutil.disk_usage(Path(self.path).resolve().parent).free
+        except OSError:
+            return None
+
+    def stats(self) -> dict[str, Any]:
+        """What is stored: counts, time span, days covered, file size."""
+        conn = self._conn
+        n, first, last = conn.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM sightings WHERE {NUMERIC_TIME}").fetchone()
+        days = 0
+        if n and last // DAY_SECONDS - first // DAY_SECONDS > 60:
+            days = conn.execute(
+                f"SELECT COUNT(DISTINCT CAST(time / {DAY_SECONDS} AS INTEGER)) FROM sightings WHERE {NUMERIC_TIME}"
+            ).fetchone()[0]
+        elif n:
+            # One indexed probe per UTC day in the span (at most ~15): cheap even with millions of rows.
+            for day in range(int(first // DAY_SECONDS), int(last // DAY_SECONDS) + 1):
+                lo = float(day * DAY_SECONDS)  # a float: a damaged time of 1e200 is no SQLite integer
+                hit = conn.execute(
+                    "SELECT 1 FROM sightings WHERE time >= ? AND time < ? LIMIT 1", (lo, lo + DAY_SECONDS)
+                ).fetchone()
+                days += hit is not None
+        keys, first_key, last_key = conn.execute(
+            "SELECT COUNT(*), MIN(rolling_start), MAX(rolling_start) FROM daily_keys"
+        ).fetchone()
+        size = 0
+        if self.path is not None:
+            for suffix in ("", "-wal", "-shm"):
+                f = Path(str(self.path) + suffix)
+                if f.exists():
+                    size += f.stat().st_size
+        return {
+            "db_path": str(self.path) if self.path else ":memory:",
+            "db_bytes": size,
+            "schema_version": self.schema_version,
+            "sightings": int(n),
+            "first_sighting": first,
+            "last_sighting": last,
+            "days_covered": int(days),
+            "daily_keys": int(keys),
+            "bluezone3_sightings": int(conn.execute("SELECT COUNT(*) FROM bluezone3_sightings").fetchone()[0]),
+            "first_key_rolling_start": first_key,
+            "last_key_rolling_start": last_key,
+            "disk_free_bytes": self._disk_free(),
+            "daemon": self.daemon_state(),
+        }
