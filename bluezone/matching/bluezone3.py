@@ -310,7 +310,7 @@ def _scored(windows: list[ExposureWindow], scorer: Any) -> list[Any]:
     return sorted(exposures, key=lambda e: (e.date, e.start))
 
 
-def check_store(
+def check_bluezone3_store(
     entries: np.ndarray,
     store: Any,
     scorer: Any = None,

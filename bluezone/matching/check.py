@@ -365,7 +365,7 @@ class CheckResult:
         }
 
     def add_bluezone3(self, found: list[Exposure], entries: int, sightings: int) -> None:
-        """Add the exposures of a Bluezone v3 F0 list (``matching.bluezone3.check_store``), in date order."""
+        """Add the exposures of a Bluezone v3 F0 list (``matching.bluezone3.check_bluezone3_store``), in date order."""
         self.exposures = sorted([*self.exposures, *found], key=lambda e: (e.date, e.start))
         self.bluezone3_entries = entries
         self.bluezone3_sightings = sightings

@@ -324,11 +324,11 @@ def _check_gaen(
 
 def _add_bluezone3(result: Any, f0_entries: Any, db_path: Path | None, scorer: Any, rssi_correction: int) -> None:
     """The Bluezone v3 F0 list matched against the stored v3 sightings, its exposures added to ``result``."""
-    from bluezone.matching.bluezone3 import check_store
+    from bluezone.matching.bluezone3 import check_bluezone3_store
     from bluezone.proximity.store import SightingStore
 
     with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
-        found, seen = check_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
+        found, seen = check_bluezone3_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
     result.add_bluezone3(found, len(f0_entries), seen)
 
 

@@ -81,7 +81,7 @@ async def diagnose(
     else:
         check_calibration(report, config or DaemonConfig())
     if store is not None:
-        check_store(report, store, now)
+        check_sighting_database(report, store, now)
     try:
         bus = await connect_system_bus()
     except RadioUnavailableError as exc:
@@ -148,7 +148,7 @@ def check_calibration(report: Report, config: DaemonConfig) -> None:
 _DAMAGED_FIX = "move it away (`bluezone run` starts a new one) or restore a copy; check the disk (dmesg, smartctl)"
 
 
-def check_store(report: Report, path: Path, now: float | None = None) -> None:
+def check_sighting_database(report: Report, path: Path, now: float | None = None) -> None:
     """Read every page of the sighting database (SQLite's ``quick_check``): opening reads only what
     it needs, so damage elsewhere would show only when some later check or upload reached it.
     Opening purges it at ``now``, as every other command's opening does."""

@@ -212,7 +212,7 @@ def test_cli_check_with_an_f0_list_end_to_end(tmp_path) -> None:
 
 
 def test_store_check_reads_gaen_rows_only_where_asked_and_finds_the_same(tmp_path, monkeypatch) -> None:
-    """``check_store`` calibrates the receiver on its GAEN sightings as ``check_bluezone3`` given every
+    """``check_bluezone3_store`` calibrates the receiver on its GAEN sightings as ``check_bluezone3`` given every
     GAEN sighting of the days does, reading only the minutes and days a scorer asks for."""
     from bluezone.matching.check import whole_days
     from bluezone.matching.scoring import get_scorer, scorer_names
@@ -239,7 +239,7 @@ def test_store_check_reads_gaen_rows_only_where_asked_and_finds_the_same(tmp_pat
             want = m3.check_bluezone3(entries, v3, scorer, other_sightings=gaen)
             with monkeypatch.context() as m:
                 m.setattr(store, "sightings", lambda *a, **k: pytest.fail("read every GAEN sighting"))
-                found, read = m3.check_store(entries, store, scorer)
+                found, read = m3.check_bluezone3_store(entries, store, scorer)
             assert read == len(v3) and [e.as_dict() for e in found] == [e.as_dict() for e in want], name
             assert any(e.score.close_contact for e in found) or name != "bluezone"
         # a list that matches nothing (the usual answer) reads no GAEN row at all
@@ -247,7 +247,7 @@ def test_store_check_reads_gaen_rows_only_where_asked_and_finds_the_same(tmp_pat
         with monkeypatch.context() as m:
             for read_gaen in ("sightings", "heard_rpis", "usable_sightings", "sightings_with_rpis", "count_sightings"):
                 m.setattr(store, read_gaen, lambda *a, **k: pytest.fail("read GAEN sightings for no window"))
-            assert m3.check_store(stranger, store) == ([], len(v3))
+            assert m3.check_bluezone3_store(stranger, store) == ([], len(v3))
 
 
 @pytest.mark.parametrize(
