@@ -133,7 +133,7 @@ def test_check_of_an_empty_store_says_there_was_nothing_to_match(tmp_path: Path)
     code, out, err = check("--keys", str(keys), "--db", str(db))
     assert code == 0, err
     assert out.strip().splitlines() == [
-        "0 exposure(s), 0 close contact(s) (F1) from 1 diagnosis keys",
+        "0 exposure(s), 0 close contact(s) (F1) from 1 keys",
         f"none of them could match: {db} holds no sightings of the days they cover"
         f" (`bluezone status --db {db}` says what it holds)",
     ]
