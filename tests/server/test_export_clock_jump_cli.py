@@ -108,3 +108,16 @@ def test_a_weekly_cron_job_is_held_once_then_read_as_weekly(server_db: str, tmp_
     """The period is the longest gap between the last runs: only the first week past the day's floor is held."""
     weeks = [NOW + HOUR + w * 7 * DAY_SECONDS for w in range(5)]
     assert _held(server_db, tmp_path, weeks) == [False, True, False, False, False]
+
+
+def test_a_clock_that_jumped_once_still_holds_the_next_jump(server_db: str, tmp_path: Path) -> None:
+    """A cron job's clock a month ahead for one run (held), then put right: the month-ahead run stayed among
+    the runs the period is read from (a gap of a month), so the next jump of a month passed as "on time" and
+    deleted every key and file (was (0, 0, 0)).  A run later than the clock now read is dropped when it is put
+    right: that clock (or this one) was wrong, and the period is read from the runs that follow each other."""
+    assert _held(server_db, tmp_path, [NOW + HOUR, NOW + 2 * HOUR, NOW + MONTH, NOW + 3 * HOUR]) == [
+        False, False, True, False,
+    ]
+    assert _held(server_db, tmp_path, [NOW + MONTH + 4 * HOUR]) == [True]
+    left, index, files = state(server_db, tmp_path)
+    assert (left, len(index), files) == (5, 5, 5)

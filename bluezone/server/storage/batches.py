@@ -121,11 +121,14 @@ class ExportBookkeeping(Database):
         return [float(t) for t in json.loads(row[0])][-last:]
 
     def note_export_run(self, now: float, keep: int) -> None:
-        """Remember that an export ran at ``now`` (whatever it did), with the ``keep - 1`` runs before it."""
+        """Remember that an export ran at ``now`` (whatever it did), with the ``keep - 1`` runs before it.
+        Runs noted later than ``now`` are dropped: that clock, or this one, was wrong, and a month-ahead run
+        kept among them made a cron job's period (its longest gap) a month, so the next jump was not held."""
         with self._transaction() as cur:
             self._lock_name(cur, "export_runs")
             row = self._exec(cur, "SELECT value FROM meta WHERE name = 'export_runs'").fetchone()
-            runs = ([float(t) for t in json.loads(row[0])] if row is not None else []) + [now]
+            runs = [t for t in (float(t) for t in json.loads(row[0])) if t <= now] if row is not None else []
+            runs.append(now)
             self._exec(
                 cur,
                 "INSERT INTO meta (name, value) VALUES ('export_runs', ?)"
