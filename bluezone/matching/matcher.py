@@ -40,6 +40,7 @@ from bluezone.keyformat.keys import key_bytes
 if TYPE_CHECKING:
     import multiprocessing.context
 from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
+from bluezone.matching.sharedcounter import SharedCounter
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)
@@ -352,28 +353,23 @@ def _candidates(
 class _SharedBlocks:
     """Rows of ``n`` keys in chunks of ``_CHUNK``, each handed to whichever process asks first.
 
-    The next chunk's number is a counter in shared memory that forked processes inherit, so a
-    process that starts later or runs slower (another program on its core) simply takes fewer
-    chunks: the shares balance themselves, at one uncontended lock per chunk (~3 ms of work).
+    The next chunk's number is a ``SharedCounter`` that forked processes inherit, so a process that
+    starts later or runs slower (another program on its core) simply takes fewer chunks: the shares
+    balance themselves, at one uncontended lock per chunk (~3 ms of work).
     """
 
     def __init__(self, n: int, context: multiprocessing.context.BaseContext) -> None:
         self.n = n
-        self._next = context.Value("q", 0)
+        self._next = SharedCounter(context, end=-(-n // _CHUNK))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        while True:
-            with self._next.get_lock():
-                lo = self._next.value * _CHUNK
-                self._next.value += 1
-            if lo >= self.n:
-                return
+        while (number := self._next.take()) is not None:
+            lo = number * _CHUNK
             yield lo, min(lo + _CHUNK, self.n)
 
     def close(self) -> None:
         """Hand out nothing more: every process stops after the chunk it is on."""
-        with self._next.get_lock():
-            self._next.value = -(-self.n // _CHUNK)
+        self._next.stop()
 
 
 # A worker's share of one match: set in the worker by its pool's initializer, whose arguments a

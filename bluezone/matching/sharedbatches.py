@@ -6,8 +6,8 @@ time.  On the largest real day (358,105 keys, two jobs) its worker idled 35-40 m
 and this process, done with the file, waited 15-40 ms for the worker's last two (docs/benchmarks.md,
 issue 17, thirteenth session).  Here this process copies each batch into a slot of an anonymous
 shared mapping the workers inherit, and counts it on a semaphore; whoever is free takes the next
-batch's number from a counter in shared memory (as ``matcher._SharedBlocks`` hands out a whole
-array's chunks), and only the few keys found come back, through a pipe per worker.  Once the file is
+batch's number from a ``SharedCounter`` (as ``matcher._SharedBlocks`` hands out a whole array's
+chunks), and only the few keys found come back, through a pipe per worker.  Once the file is
 read this process claims the batches left too, so at the end it waits for one batch a worker at most.
 """
 
@@ -23,11 +23,11 @@ import numpy as np
 from bluezone.errors import MatchWorkerError
 from bluezone.keyformat.keys import KEY_DTYPE
 from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
+from bluezone.matching.sharedcounter import SharedCounter
 
 #: What a batch gives: (rows of the batch, their keys, what they found), as ``Derive`` returns it.
 Found = tuple[np.ndarray, np.ndarray, np.ndarray]
 Derive = Callable[[np.ndarray], Found]
-_STOP_NOW = -1  # the first batch left alone, once no batch is to be derived by the workers any more
 
 
 class SharedBatches:
@@ -42,12 +42,7 @@ class SharedBatches:
         self._keys = np.frombuffer(mmap.mmap(-1, slots * slot_keys * KEY_DTYPE.itemsize), KEY_DTYPE).reshape(slots, slot_keys)
         self._lengths = np.frombuffer(mmap.mmap(-1, slots * 8), np.int64)
         self._ready = context.Semaphore(0)  # batches posted and not yet claimed, then one a worker to stop
-        # [the next batch to claim, the first batch left alone (once stopping)], guarded by _lock: in a
-        # mapping of this object's own, not multiprocessing's shared heap, whose blocks a later
-        # SharedBatches reuses while a stopped one's workers may still be claiming (a restart)
-        self._counters = np.frombuffer(mmap.mmap(-1, 16), np.int64)
-        self._counters[1] = 2**62
-        self._lock = context.Lock()
+        self._next = SharedCounter(context)  # the next batch to claim: a restart's stopped workers keep their own
         self._collected: list[bool] = []  # per batch posted: its keys found and handed back
         self._outstanding = 0  # batches posted and not yet collected
         self._pipes: list[multiprocessing.connection.Connection] = []
@@ -112,8 +107,7 @@ class SharedBatches:
         its own (reaped by ``multiprocessing`` at the next fork or at this process's exit)."""
         if not self._processes:
             return
-        with self._lock:
-            self._counters[1] = _STOP_NOW
+        self._next.stop()
         for _ in self._processes:
             self._ready.release()  # one each, to wake it to the stop
         for pipe in self._pipes:
@@ -132,12 +126,7 @@ class SharedBatches:
         """The next posted batch nobody has claimed (None: none, or stopping)."""
         if not self._ready.acquire(block):
             return None
-        with self._lock:
-            number, stop_at = (int(c) for c in self._counters)
-            if number >= stop_at:
-                return None
-            self._counters[0] = number + 1
-        return number
+        return self._next.take()
 
     def _work(self, pipe: multiprocessing.connection.Connection) -> None:
         """A worker: derive the batches it claims until told to stop."""
