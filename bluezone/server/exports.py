@@ -141,7 +141,10 @@ def _write_atomic(path: Path, data: bytes, *, sync_directory: bool = True) -> No
     leaves an empty batch file whose keys count as published.  Without ``sync_directory`` the
     caller syncs the directory itself (once for all of an export's files) before recording them."""
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
+    # a file of its own: whoever can write here may have put a link at this known name (the export wrote
+    # through it into the file it named: the signing key) or a FIFO (an open for writing waits for a reader)
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

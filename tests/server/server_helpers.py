@@ -105,6 +105,19 @@ def publish_f0_with_cafe_checkin(server: Server, nodes: dict) -> None:
     server.export()
 
 
+def storage_with_yesterdays_keys(db: Path, count: int, seed: int) -> Storage:
+    """A new SQLite key server database holding ``count`` random keys of the day before NOW, waiting for export."""
+    from bluezone.keyformat.keys import empty_keys
+    from bluezone.server.storage import open_storage
+
+    storage = open_storage(db)
+    keys = empty_keys(count)
+    keys["key"] = np.frombuffer(np.random.default_rng(seed).bytes(16 * count), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    return storage
+
+
 def uploaded(keys: np.ndarray, storage, now: float = NOW) -> np.ndarray:
     """``keys`` (a node's download, an export's) without the fake keys the server padded its files
     with, told apart by the secrets of the export days around ``now`` (bluezone/server/padding.py)."""

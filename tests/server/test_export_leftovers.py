@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from server_helpers import NOW
+from server_helpers import NOW, storage_with_yesterdays_keys
 
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.keyformat.keys import empty_keys
@@ -13,17 +13,12 @@ from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.server import exports
 from bluezone.server.exports import INDEX_FILE, export_batches
 from bluezone.server.signing import keygen
-from bluezone.server.storage import open_storage
 
 
 def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path, monkeypatch) -> None:
     """Ctrl-C (or kill -9) while an export signs its third file: the two written stay unlisted and
     unrecorded, holding real keys, and were served by name for good (only recorded files expired)."""
-    storage = open_storage(tmp_path / "server.db")
-    keys = empty_keys(50)
-    keys["key"] = np.frombuffer(np.random.default_rng(3).bytes(16 * 50), "V16")
-    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
-    storage.insert_keys_unchecked(keys, NOW)
+    storage = storage_with_yesterdays_keys(tmp_path / "server.db", 50, seed=3)
     signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=10)
     real, calls = exports.signed_export_zip, []
 
@@ -78,3 +73,34 @@ def test_the_records_of_files_past_the_retention_go_with_them(storage, tmp_path)
     export_batches(storage, signer, out, NOW + 16 * DAY_SECONDS, exports.ExportConfig(rollup_after_days=None))
     assert storage.batches() == [] and sorted(p.name for p in out.iterdir()) == [INDEX_FILE]
     assert storage.count_venue_reports() == 0
+
+
+def test_a_planted_temporary_name_neither_redirects_nor_holds_the_export(tmp_path) -> None:
+    """Whoever can write into the export directory (the roll-ups' threat, fb977bc) knows the name each file
+    is first written under (``.index.txt.tmp``, ``.<batch>.tmp``): a symbolic link there had the export write
+    the index into the file it named (the server's own private key, truncated), and a FIFO there held the
+    export for ever (an open for writing waits for a reader).  The export writes a file of its own instead."""
+    import os
+    import threading
+
+    storage = storage_with_yesterdays_keys(tmp_path / "server.db", 3, seed=5)
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    out.mkdir()
+    victim = tmp_path / "k" / "private.pem"
+    kept = victim.read_bytes()
+    (out / f".{INDEX_FILE}.tmp").symlink_to(victim)
+    export_batches(storage, signer, out, NOW + DAY_SECONDS)
+    assert victim.read_bytes() == kept and not (out / f".{INDEX_FILE}.tmp").exists()
+    listed = (out / INDEX_FILE).read_text().split()
+    assert len(listed) == 1 and (out / listed[0]).is_file()
+    os.mkfifo(out / f".{INDEX_FILE}.tmp")
+    export = threading.Thread(target=export_batches, args=(storage, signer, out, NOW + DAY_SECONDS + 3600), daemon=True)
+    export.start()
+    export.join(30)
+    stuck = export.is_alive()
+    if stuck:  # a reader lets the blocked open go, so the test can end
+        os.close(os.open(out / f".{INDEX_FILE}.tmp", os.O_RDONLY | os.O_NONBLOCK))
+        export.join()
+    storage.close()
+    assert not stuck, "the export waited on the FIFO"
+    assert (out / INDEX_FILE).read_text().split() == listed

@@ -82,20 +82,11 @@ def test_export_files_reach_the_disk_before_they_are_renamed(tmp_path, monkeypat
 def test_an_export_syncs_its_files_then_their_directory_once_then_records_them(tmp_path, monkeypatch) -> None:
     """Every batch file is fsynced and renamed, then the directory synced once for all the renames,
     and only then are the keys taken out of the export queue."""
-    import numpy as np
-
-    from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
-    from bluezone.keyformat.keys import empty_keys
     from bluezone.server import exports
     from bluezone.server.signing import keygen
-    from bluezone.server.storage import open_storage
-    from server_helpers import NOW
+    from server_helpers import NOW, storage_with_yesterdays_keys
 
-    storage = open_storage(tmp_path / "server.db")
-    keys = empty_keys(25)
-    keys["key"] = np.frombuffer(np.random.default_rng(2).bytes(16 * 25), "V16")
-    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
-    storage.insert_keys_unchecked(keys, NOW)
+    storage = storage_with_yesterdays_keys(tmp_path / "server.db", 25, seed=2)
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
     out.mkdir()
     events = _disk_steps(monkeypatch)
