@@ -193,9 +193,10 @@ def today_key_in_use(daily: Iterable[DailyKey], now: float) -> bool:
 
 def _nothing_to_upload(
     daily: list[DailyKey], now: float, include_today: bool, days: int, exposure_date: dt.date | None,
-    checkins: bool = False, sent_before: int = 0,
+    db: Path | None, checkins: bool = False, sent_before: int = 0,
 ) -> InputError:
-    """Why there is nothing to send: when only today's key (still on air) is there, how to send it."""
+    """Why there is nothing to send: when only today's key (still on air) is there, how to send it; else
+    which database was read (``db``; None: in memory), since the default one may not be the device's."""
     if not include_today and today_key_in_use(daily, now):
         return InputError(
             "the only daily key here is today's, still in use (this device has not run a whole day yet): add "
@@ -206,7 +207,9 @@ def _nothing_to_upload(
     checked_in = " and no check-ins" if checkins else ""
     if sent_before:
         checked_in = f" and no check-ins not sent before ({sent_before} went to this server already)"
-    return InputError(f"no daily keys{checked_in} {since} in this database: nothing to upload")
+    if db is None:
+        return InputError(f"no daily keys{checked_in} {since} in this database: nothing to upload")
+    return InputError(f"no daily keys{checked_in} {since} in {db}: nothing to upload (to read another database: --db PATH)")
 
 
 def plan_upload(
@@ -221,7 +224,7 @@ def plan_upload(
     keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date)
     checkins_only = len(keys) == 0 and checkins and exposure_date is None and not _upload_selection(daily, now, True, days)
     if len(keys) == 0 and not checkins_only:
-        raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
+        raise _nothing_to_upload(daily, now, include_today, days, exposure_date, store.path)
     outgoing: tuple[Any, ...] = ()
     left_out = too_short = sent_before = 0
     if checkins and exposure_date is None:  # a close contact's visits would be told as a case's
@@ -240,7 +243,7 @@ def plan_upload(
         chosen, left_out = longest_of_each_day(reports)
         outgoing = tuple(chosen)
     if checkins_only and not outgoing:
-        raise _nothing_to_upload(daily, now, include_today, days, exposure_date, checkins=True, sent_before=sent_before)
+        raise _nothing_to_upload(daily, now, include_today, days, exposure_date, store.path, checkins=True, sent_before=sent_before)
     return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing, left_out, too_short, sent_before)
 
 
@@ -280,7 +283,7 @@ def upload_own_keys(
         first = (exposure_date - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
         chosen = [k for k in chosen if k.end > first]
     if not chosen and not (checkins and not _upload_selection(daily, now, True, days)):
-        raise _nothing_to_upload(daily, now, include_today, days, exposure_date)
+        raise _nothing_to_upload(daily, now, include_today, days, exposure_date, store.path)
     keys = keys_from_daily(chosen)  # none: a device that only checked in sends its check-ins alone
     checkins, left_out = longest_of_each_day(list(checkins))
     state = ServerState(store)

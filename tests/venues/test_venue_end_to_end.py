@@ -312,7 +312,7 @@ def test_a_device_that_only_checked_in_uploads_its_checkins_alone(live_server: d
     code = json.loads(run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
                           str(live_server["keys"]), "--json")[1])["code"]
     rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--no-checkins", "--yes")
-    assert rc == 2 and err == "Error: no daily keys of the last 14 days in this database: nothing to upload\n"
+    assert rc == 2 and err == f"Error: no daily keys of the last 14 days in {f0_db}: nothing to upload (to read another database: --db PATH)\n"
     result = CliRunner().invoke(
         cli, ["upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db)], obj={}, input="y\n"
     )
