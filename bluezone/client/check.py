@@ -58,7 +58,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_pin(
-    client: KeyServerClient, state: ServerState, given: PinnedKey | None, *, repin: bool = False
+    client: KeyServerClient, state: ServerState, given: PinnedKey | None, *, repin: bool = False,
+    now: float | None = None,
 ) -> tuple[PinnedKey, bool]:
     """The key to verify batches with, and whether it is still to be pinned (``pin_if_verified``).
 
@@ -66,7 +67,9 @@ def resolve_pin(
     first use).  A key different from the one pinned is ServerKeyChangedError, unless ``repin``
     (``check --repin``: the owner accepts a key the health authority rotated to, or corrects a wrong
     one) with a key given.  Nothing is pinned here: a wrong first key pinned before anything verified
-    with it made every later check refuse the right one.
+    with it made every later check refuse the right one.  No trust on first use of an announced key
+    other than one an earlier check was given and saw reject this server's files (``now``: when, for
+    their retention): the given key may be the health authority's and the server someone else's.
     """
     server = client.base_url
     pinned = state.pinned(server)
@@ -101,6 +104,13 @@ def resolve_pin(
             " signing key): give the key server's key with --server-key FILE", exc.code, exc.status,
         ) from None
     announced.key  # must parse
+    given_before = state.rejecting_keys(server, time.time() if now is None else now) - {announced.public_key}
+    if given_before:
+        raise ServerKeyChangedError(
+            f"the key server {server} announces a signing key other than the one an earlier check verified its"
+            " files with (and rejected them): refusing to trust it on first use (give the health authority's"
+            " key with --server-key FILE)"
+        )
     return announced, True
 
 
@@ -248,7 +258,7 @@ def check_server(
     now = time.time() if now is None else now
     scorer = scorer or get_scorer()
     server = client.base_url
-    pin, to_pin = resolve_pin(client, state, server_key, repin=repin)
+    pin, to_pin = resolve_pin(client, state, server_key, repin=repin, now=now)
     seen = state.processed(server)
     result = ServerCheckResult(scorer=scorer.name, nothing_before=not seen)
     new, refused = _files_to_fetch(client, state, pin, seen, now, result)

@@ -38,5 +38,9 @@ class ServerState:
         after a deliberate re-pin they are fetched again."""
         return self.store.rejected_batches(server, key.public_key, now)
 
+    def rejecting_keys(self, server: str, now: float) -> set[str]:
+        """Public keys (base64) an earlier check was given for ``server`` and that verified none of its files."""
+        return self.store.rejecting_keys(server, now)
+
     def mark_rejected(self, server: str, key: PinnedKey, rejected: dict[str, str], now: float) -> None:
         self.store.save_rejected_batches(server, key.public_key, rejected, now)

@@ -20,10 +20,11 @@ from server_helpers import NOW, Server, make_nodes
 
 from bluezone.client import check as check_module
 from bluezone.client.check import ServerCheckResult, check_server
+from bluezone.client.pinning import PinnedKey
 from bluezone.client.keyserver import KeyServerClient
 from bluezone.client.state import ServerState
 from bluezone.crypto.intervals import DAY_SECONDS
-from bluezone.errors import RejectedBatchesError
+from bluezone.errors import RejectedBatchesError, ServerKeyChangedError
 from bluezone.proximity.store import SightingStore
 from bluezone.server.exports import INDEX_FILE
 from bluezone.server.signing import keygen
@@ -48,10 +49,12 @@ class Hostile:
         self.fetched.append(path.rsplit("/", 1)[1])
         return httpx.Response(200, content=b"PK\x05\x06" + bytes(18))  # an empty zip: no export.bin
 
-    def check(self, store: SightingStore, now: float = NOW) -> ServerCheckResult:
+    def check(self, store: SightingStore, now: float = NOW, server_key: PinnedKey | None = None) -> ServerCheckResult:
         self.fetched.clear()
         client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(self.handle), sleep=lambda s: None)
-        return check_server(client, ServerState(store), lambda t0, t1: None, now=now)  # type: ignore[arg-type, return-value]
+        return check_server(  # type: ignore[return-value]
+            client, ServerState(store), lambda t0, t1: None, now=now, server_key=server_key,  # type: ignore[arg-type]
+        )
 
 
 @pytest.fixture
@@ -89,12 +92,15 @@ def test_rejected_files_are_fetched_again_after_the_retention_or_a_new_pin(tmp_p
         assert len(server.fetched) == 3
         store.purge(NOW + 29 * DAY_SECONDS)
         assert store.db.conn.execute("SELECT COUNT(*) FROM keyserver_rejected").fetchone()[0] == 0
-        # a deliberate key rotation (docs/server.md: delete the pin, check again): verified with the new key
+        # a new key after the pin was deleted: not taken on first use while the old one's rejections are
+        # remembered (a key given, rejected, then forgotten let an impostor's key in), only when given
         server.check(store, NOW + 29 * DAY_SECONDS + 60)
         with store.db.conn:
             store.db.conn.execute("DELETE FROM keyserver_pins")
         server.key = keygen(tmp_path / "k2").public_info()
-        server.check(store, NOW + 29 * DAY_SECONDS + 120)
+        with pytest.raises(ServerKeyChangedError, match="other than the one an earlier check verified its files with"):
+            server.check(store, NOW + 29 * DAY_SECONDS + 120)
+        server.check(store, NOW + 29 * DAY_SECONDS + 120, server_key=PinnedKey(server.key["public_key"]))
         assert len(server.fetched) == 3
 
 

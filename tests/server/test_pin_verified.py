@@ -91,3 +91,23 @@ def test_a_wrong_key_pinned_by_an_earlier_version_is_replaced_with_repin(server:
         check_node(server, nodes["b"], server_key=right)
     assert check_node(server, nodes["b"], server_key=right, repin=True).pinned_now
     assert _pinned(nodes["b"], server) == right
+
+
+def test_a_key_given_that_verified_nothing_is_not_traded_for_the_announced_one_on_first_use(tmp_path: Path) -> None:
+    """The attack: a server that is not the health authority's (a hijacked address, a man in the middle)
+    signs and announces its own key.  A first check given the authority's key rejects its files and pins
+    nothing; a later check without --server-key (a cron job) trusted the announced key on first use,
+    pinned it and matched the forged files (an exposure).  Before 7a6f7d6 the given key was pinned at once
+    and the later check refused; now the key given before, having rejected this server's files, refuses it."""
+    mitm = Server(tmp_path)  # everything it signs and announces is its own key
+    try:
+        _, nodes = make_nodes(tmp_path)
+        _publish_and_export(mitm, nodes)
+        authority = PinnedKey(keygen(tmp_path / "authority").public_info()["public_key"])
+        first = check_node(mitm, nodes["b"], server_key=authority)
+        assert first.rejected and not first.pinned_now
+        with pytest.raises(ServerKeyChangedError, match="other than the one an earlier check verified its files with"):
+            check_node(mitm, nodes["b"])  # was: the server's key pinned, 1 exposure from its files
+        assert _pinned(nodes["b"], mitm) is None
+    finally:
+        mitm.storage.close()

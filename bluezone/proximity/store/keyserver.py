@@ -63,6 +63,14 @@ class KeyServerMemory(StoreBase):
         ).fetchall()
         return {str(name): str(reason) for name, reason in rows}
 
+    def rejecting_keys(self, server: str, now: float) -> set[str]:
+        """The public keys with which a check rejected files of ``server`` within the retention at ``now``."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT public_key FROM keyserver_rejected WHERE server = ? AND rejected_at >= ?",
+            (server, now - RETENTION_DAYS * DAY_SECONDS),
+        ).fetchall()
+        return {str(key) for (key,) in rows}
+
     def save_rejected_batches(self, server: str, public_key: str, rejected: dict[str, str], now: float) -> None:
         """Remember files (name -> why) rejected when verified with ``public_key``; forget those past retention."""
         with self._conn as conn:
