@@ -375,8 +375,12 @@ def publish(
         }
         raise PublishError(403, f"verification_code_{failure}", messages[failure]) from None
     finally:
-        storage.settle_code_try(client, try_token, failure)
-        if failure is not None:
+        # only a guess counts against the address and the guessing alarm: a code this server issued, refused
+        # as used, expired or revoked, is its holder's (an upload retried ten times was rate limited, and the
+        # address of somebody who tested positive logged and kept in code_tries)
+        guess = failure if failure == "invalid" else None
+        storage.settle_code_try(client, try_token, guess)
+        if guess is not None:
             storage.record_failure(EVERYBODY, now, config.failure_window)
 
 

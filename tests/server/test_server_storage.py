@@ -50,7 +50,8 @@ def test_code_lifecycle(storage) -> None:
     with pytest.raises(PublishError) as info:
         publish(storage, _body(issued.code, [(day - 144, 144)]), "c1", NOW, PublishConfig(), code_key=KEY)
     assert info.value.code == "verification_code_used"
-    assert storage.count_failures(0, "c1") == 1 and storage.count_failures(0, "c2") == 0
+    # a used code is its holder's, not a guess: no failed try of c1's (an upload retried ten times was rate limited)
+    assert storage.count_failures(0, "c1") == 0 and storage.count_failures(0) == 0
 
 
 def test_publish_is_atomic(storage) -> None:
