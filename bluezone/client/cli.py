@@ -52,6 +52,7 @@ def upload(
         plan_upload,
         today_key_in_use,
         upload_own_keys,
+        what_next,
     )
     from bluezone.proximity.store import SightingStore
 
@@ -89,6 +90,8 @@ def upload(
         emit_json(result.as_dict())
         return
     click.echo(_uploaded_line(result))
+    for line in what_next(result.receipt):
+        click.echo(line)
 
 
 def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dry_run: bool) -> None:

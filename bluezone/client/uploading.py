@@ -300,6 +300,23 @@ def upload_own_keys(
     return UploadResult(client.base_url, keys, receipt, tuple(checkins), checkins_left_out + left_out)
 
 
+def what_next(receipt: PublishReceipt) -> list[str]:
+    """What happens after an upload, and what the F0 still has to do: told nothing, an F0 with a
+    "likely" code threw the device's keys (and the revision token) away before the test confirmed it.
+    The client knows neither the server's export schedule nor the code's type: the lines hold for any."""
+    if receipt.inserted or receipt.checkins:
+        told = (("people near you", receipt.inserted), ("those at the venues you sent", receipt.checkins))
+        who = " and ".join(name for name, count in told if count)
+        return [
+            f"next: published at the server's next export; {who} are warned when they next check",
+            "  (a 'likely' code, no test yet? keep this device and its database, and upload again with the confirmed"
+            " code when you get it)",
+        ]
+    if receipt.revised:  # a likely report confirmed, or taken back by a negative test
+        return ["next: the change is published at the server's next export; people near you learn of it when they next check"]
+    return ["next: nothing new was stored, so nothing more is published"]
+
+
 def upload(
     server_url: str,
     code: str,

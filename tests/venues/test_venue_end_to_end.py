@@ -292,8 +292,11 @@ def test_upload_says_what_it_sent_and_what_the_server_kept_of_the_checkins(live_
                               str(live_server["keys"]), "--type", test_type, "--json")[1])["code"]
         rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes")
         assert rc == 0, err
-        return out.strip()
+        said, *next_lines = out.strip().splitlines()  # then what happens next (checked below)
+        told.append(next_lines)
+        return said
 
+    told: list[list[str]] = []
     assert upload("negative") == (
         "uploaded 1 key(s) and 1 check-in(s); the server stored 0 new and 0 check-in(s)"
         " (it publishes none under a negative test's or a close contact's code)"
@@ -302,6 +305,14 @@ def test_upload_says_what_it_sent_and_what_the_server_kept_of_the_checkins(live_
     assert upload("likely") == "uploaded 1 key(s) and 1 check-in(s); the server stored 1 new and 1 check-in(s)"
     # published: not sent again (a second copy reads to the others who were there as a second case)
     assert upload("confirmed") == "uploaded 1 key(s); the server stored 0 new, revised 1"
+    # what happens next, and for the likely code what is still to do (the F0 was told nothing)
+    nothing, likely, confirmed = told
+    assert nothing == ["next: nothing new was stored, so nothing more is published"]
+    assert likely[0] == ("next: published at the server's next export; people near you and those at the venues you"
+                         " sent are warned when they next check")
+    assert "'likely' code" in likely[1] and "keep this device" in likely[1] and "upload again with the confirmed code" in likely[1]
+    assert confirmed == ["next: the change is published at the server's next export; people near you learn of it"
+                         " when they next check"]
 
 
 def test_a_device_that_only_checked_in_uploads_its_checkins_alone(live_server: dict, tmp_path: Path) -> None:
@@ -318,7 +329,9 @@ def test_a_device_that_only_checked_in_uploads_its_checkins_alone(live_server: d
     )
     assert result.exit_code == 0, result.stderr
     assert "no daily keys (it never ran `bluezone run`)" in result.stderr and "Quán Phở" in result.stderr
-    assert result.stdout.strip() == "uploaded 0 key(s) and 1 check-in(s); the server stored 0 new and 1 check-in(s)"
+    said, told, likely = result.stdout.strip().splitlines()
+    assert said == "uploaded 0 key(s) and 1 check-in(s); the server stored 0 new and 1 check-in(s)"
+    assert told == "next: published at the server's next export; those at the venues you sent are warned when they next check"
     run("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]),
         "--export-dir", str(live_server["exports"]))
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
