@@ -343,7 +343,7 @@ class CheckResult:
     def keys_said(self) -> str:
         """The keys checked, as the summary line counts them: keys, never cases (a person sends up to 14,
         and a key server pads its files with fake keys a node cannot tell from real ones)."""
-        return f"{self.key_count} keys"
+        return f"{self.key_count} key{'' if self.key_count == 1 else 's'}"
 
     @property
     def close_contacts(self) -> int:

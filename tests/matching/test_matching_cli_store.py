@@ -104,7 +104,7 @@ def test_check_text_tells_an_f2_to_watch_for_symptoms(scene: tuple[Path, Path], 
 
 def test_check_text_gives_no_advice_without_exposures(scene: tuple[Path, Path], tmp_path: Path) -> None:
     lines = _check_with(tmp_path, scene, [(b"\xd0" * 16, DAY, 144)], report_type=1)
-    assert lines == ["0 exposure(s), 0 close contact(s) (F1) from 1 keys"]
+    assert lines == ["0 exposure(s), 0 close contact(s) (F1) from 1 key"]
 
 
 def test_check_does_not_tell_a_device_without_keys_to_send_them(scene: tuple[Path, Path], tmp_path: Path) -> None:
@@ -133,7 +133,7 @@ def test_check_of_an_empty_store_says_there_was_nothing_to_match(tmp_path: Path)
     code, out, err = check("--keys", str(keys), "--db", str(db))
     assert code == 0, err
     assert out.strip().splitlines() == [
-        "0 exposure(s), 0 close contact(s) (F1) from 1 keys",
+        "0 exposure(s), 0 close contact(s) (F1) from 1 key",
         f"none of them could match: {db} holds no sightings of the days they cover"
         f" (`bluezone status --db {db}` says what it holds)",
     ]
