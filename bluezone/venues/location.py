@@ -38,6 +38,10 @@ STAY_STEP_MINUTES = 15
 #: Longer texts than a QR code can hold are not venues (CWA payloads are ~100-600 bytes).
 MAX_PAYLOAD_BYTES = 2048
 MAX_URL_CHARS = 4096
+#: The latest event time a code may hold (its fields are 64 bits): a day before year 9999 ends, so any
+#: time zone can show it.  A code made elsewhere with an event in year 36812 ended `venue show` in
+#: 'ValueError: year 36812 is out of range' (exit 1).
+LAST_EVENT_TIME = datetime.datetime(9999, 12, 30, tzinfo=datetime.UTC).timestamp()
 
 #: CWA's 13 TraceLocationType values, by the short name the CLI takes.
 LOCATION_TYPES: dict[str, int] = {
@@ -176,6 +180,7 @@ class Venue:
             )
         if (start is None) != (end is None):
             raise VenueError("a temporary event needs both a start and an end time")
+        _check_event_times(start, end)
         if start is not None and end is not None:
             if now is not None and end < now:
                 raise VenueError(
@@ -226,6 +231,7 @@ class Venue:
         _check_text("name", loc.description, text_max)
         _check_text("address", loc.address, text_max)
         start, end = loc.start_timestamp or None, loc.end_timestamp or None
+        _check_event_times(start, end)
         if start is not None and end is not None and start > end:
             raise VenueError("the venue's event ends before it starts")
         seed = message.crowd_notifier_data.cryptographic_seed
@@ -296,6 +302,13 @@ class Venue:
             "location_id_hash": self.location_id_hash.hex(),
             "url": self.url,
         }
+
+
+def _check_event_times(start: int | None, end: int | None) -> None:
+    """VenueError for an event time past ``LAST_EVENT_TIME``: no date can show it."""
+    latest = max(start or 0, end or 0)
+    if latest > LAST_EVENT_TIME:
+        raise VenueError(f"the venue's event time ({latest}) lies past {_utc(LAST_EVENT_TIME)}: not a real event")
 
 
 def _utc(t: float) -> str:

@@ -653,3 +653,17 @@ def test_a_long_visit_mostly_before_the_days_sent_is_not_called_too_short(
         plan = plan_upload(store, clock.now(), include_today=False)
     assert [r.visit.start for r in plan.checkins] == [dt.datetime(2026, 12, 2, 6, 10, tzinfo=dt.UTC).timestamp()]
     assert plan.checkins_too_short == 0
+
+
+def test_a_code_with_an_event_past_year_9999_is_one_line_exit_2(clock: VirtualClock) -> None:
+    """A check-in code made by another app may say any 64-bit time: `venue show` of one whose event
+    starts in year 36812 printed the venue, then 'Error: ValueError: year 36812 is out of range' (exit 1)."""
+    import base64
+
+    from tests.venues.test_protocol import _event_payload
+
+    payload = _event_payload(2**40, 2**40 + 60)
+    url = "https://e.coronawarn.app?v=1#" + base64.urlsafe_b64encode(payload).decode().rstrip("=")
+    result = run(clock, "venue", "show", url)
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "not a real event" in result.output, result.output
