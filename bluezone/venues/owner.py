@@ -53,12 +53,19 @@ class VenueSecrets:
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file."""
+    """Write via a temporary file and rename, so a reader never sees half a file; the file reaches the
+    disk before the rename, so a power cut leaves the old file or the new one, never an empty secret.
+
+    The temporary file is one of its own: whoever can write into the folder (a shared drive) knows its
+    name, and a link planted there had the beacon key written into the file it named (chmod 0600, the
+    secret file then a link to it), a FIFO held ``venue create`` for ever."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         os.fchmod(fd, mode)
         os.write(fd, data)
+        os.fsync(fd)
     except OSError:
         tmp.unlink(missing_ok=True)
         raise

@@ -438,6 +438,40 @@ def test_a_secret_file_that_is_no_small_regular_file_is_refused_at_once(
 
 
 
+
+@pytest.mark.timeout(30)  # the FIFO hung before
+@pytest.mark.parametrize("planted", ["link", "fifo"])
+@pytest.mark.parametrize("command", ["create", "poster"])
+def test_a_planted_temporary_name_neither_redirects_nor_holds_the_venue_files(
+    tmp_path: Path, clock: VirtualClock, planted: str, command: str
+) -> None:
+    """Each file was first written as `.<name>.tmp`, opened following links: whoever can write into the
+    venue's folder (a shared drive) put a link there, and `venue create` wrote the beacon key into the file
+    it named (chmod 0600; venue-secret.json then a link to it); a FIFO there held it for ever."""
+    out = tmp_path / "cafe"
+    if command == "poster":
+        assert run(clock, "venue", "create", "--name", "Cafe", "--address", "a", "--out", str(out)).exit_code == 0
+    out.mkdir(exist_ok=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    victim.chmod(0o644)
+    names = ["venue-secret.json", "venue.json", "poster.png", "poster.svg"] if command == "create" else ["poster.png", "poster.svg"]
+    for name in names:
+        tmp = out / f".{name}.tmp"
+        if planted == "link":
+            tmp.symlink_to(victim)
+        else:
+            os.mkfifo(tmp)
+    if command == "create":
+        result = run(clock, "venue", "create", "--name", "Cafe", "--address", "a", "--out", str(out))
+    else:
+        result = run(clock, "venue", "poster", str(out), "--force")
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    for name in names:
+        assert (out / name).is_file() and not (out / name).is_symlink() and not (out / f".{name}.tmp").exists()
+    assert load_venue_dir(out).venue.description == "Cafe"
+
 @pytest.mark.wall_clock
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_stopped_beacon_closes_its_radio_and_says_what_it_sent(cafe: dict, sig: signal.Signals) -> None:
