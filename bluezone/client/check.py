@@ -115,23 +115,30 @@ def resolve_pin(
 
 
 def pin_if_verified(
-    client: KeyServerClient, state: ServerState, key: PinnedKey, result: ServerCheckResult, now: float
+    client: KeyServerClient, state: ServerState, key: PinnedKey, result: ServerCheckResult, now: float,
+    *, given: bool = False,
 ) -> bool:
     """Pin ``key`` (replacing any pin: ``resolve_pin`` refused a change unless repinning) if it verified
     a file of this check, or if the server announces the same key (two sources agree: a key given on a
     first check before anything was published still guards later checks made without --server-key, and
     a key rotated to is pinned while the files are still the old key's).  A given key that verified
     nothing and that the server does not announce stays unpinned, so the right one can be given next
-    time; ``result.unverified_key`` says so when files were rejected."""
+    time; ``result.unverified_key`` says so when files were rejected.  ``given``: the key came with
+    ``--server-key``, so its first pin is no trust on first use and is not warned of as one."""
     verified = bool(result.batches or result.venue_files)
     if not verified:
         announced = _announced_key(client)
         verified = announced is not None and announced.public_key == key.public_key
         result.unverified_key = not verified and bool(result.rejected)
     if verified:
-        how = "re-pinned the signing key of %s" if state.pinned(client.base_url) else "pinned the signing key of %s on first use"
+        if state.pinned(client.base_url):
+            level, how = logging.WARNING, "re-pinned the signing key of %s"
+        elif given:  # the safe way (README): "on first use" read as if the key given had been ignored
+            level, how = logging.INFO, "pinned the signing key given for %s"
+        else:
+            level, how = logging.WARNING, "pinned the signing key of %s on first use"
         state.pin(client.base_url, key, now, replace=True)
-        log.warning(how + " (key id %r, version %r)", client.base_url, key.key_id, key.key_version)
+        log.log(level, how + " (key id %r, version %r)", client.base_url, key.key_id, key.key_version)
     return verified
 
 
@@ -286,7 +293,7 @@ def check_server(
     state.mark_processed(server, downloaded.counts, now)
     state.mark_rejected(server, pin, {n: why for n, why in result.rejected.items() if n not in refused}, now)
     if to_pin:
-        result.pinned_now = pin_if_verified(client, state, pin, result, now)
+        result.pinned_now = pin_if_verified(client, state, pin, result, now, given=server_key is not None)
     return result
 
 

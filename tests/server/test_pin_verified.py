@@ -111,3 +111,24 @@ def test_a_key_given_that_verified_nothing_is_not_traded_for_the_announced_one_o
         assert _pinned(nodes["b"], mitm) is None
     finally:
         mitm.storage.close()
+
+
+def test_a_given_key_is_not_said_to_be_pinned_on_first_use(
+    server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`check --server URL --server-key FILE` (the safe way) warned "pinned ... on first use", as if the
+    key given had been ignored and the server's announced one trusted (walk14; `bluezone demo` printed it
+    seven times); trust on first use, without a key, still warns."""
+    _, nodes = make_nodes(tmp_path)
+    _publish_and_export(server, nodes)
+    right = PinnedKey(server.signer.public_info()["public_key"])
+    with caplog.at_level("INFO", logger="bluezone.client.check"):
+        assert check_node(server, nodes["b"], server_key=right).pinned_now
+    given = [r for r in caplog.records if "pinned" in r.getMessage()]
+    assert [(r.levelname, "given" in r.getMessage(), "first use" in r.getMessage()) for r in given] == [
+        ("INFO", True, False)
+    ]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bluezone.client.check"):
+        assert check_node(server, nodes["c"]).pinned_now
+    assert [r.levelname for r in caplog.records if "on first use" in r.getMessage()] == ["WARNING"]
