@@ -164,6 +164,29 @@ def test_a_flood_of_made_up_sets_is_bounded_and_the_real_beacon_still_opens() ->
     assert held < 1_000_000  # 20,000 sets kept: ~10 MB
 
 
+
+def test_a_flood_of_made_up_venues_sweeps_the_stays_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anyone can make venues and beacon them: a flood of many, each heard a moment, kept thousands of
+    stays for their 3 minutes, and every frame swept them all (0.5 ms a frame after 30 s at 300 frames a
+    second, growing with the flood, on the daemon's event loop).  Frames sweep at most once a second; the
+    stays are still made, and gone once quiet."""
+    listener = BeaconCheckIns(SightingStore.open(":memory:"))
+    sweeps: list[float] = []
+    tick = listener.tick
+    monkeypatch.setattr(listener, "tick", lambda now: (sweeps.append(now), tick(now))[-1])
+    sets = [
+        beacon.frames(Venue.create(f"Made up {i}", "a", seed=bytes([i]) * 16).payload, bytes([i]) * 32, beacon.epoch_of(T0))
+        for i in range(100)
+    ]
+    adverts = [frame for frames in sets for frame in frames * 3]  # each venue's frames, three rounds
+    for second in range(3):
+        for i, frame in enumerate(adverts):
+            listener.on_advert(Advert(T0 + second + i / len(adverts), frame, -60, beacon.SERVICE_UUID))
+    assert len(listener._stays) == 100
+    assert len(sweeps) <= 3, len(sweeps)  # one a second (it was one a frame: 5,400)
+    listener.tick(T0 + 200)
+    assert not listener._stays
+
 def _hear(listener: BeaconCheckIns, secrets: VenueSecrets, start: float, seconds: int, rssi: int = -75) -> None:
     """The venue's beacon heard for ``seconds`` from ``start``, one frame a second as it sends them."""
     for i in range(seconds):
