@@ -52,6 +52,10 @@ LABEL = b"bluezone-venue-beacon"
 #: anyone can send frames with made-up set ids, and each was kept 20 minutes (~480 bytes: a few hundred
 #: frames a second held 300 MB).
 MAX_PARTIAL_SETS = 256
+#: Opened sets kept, those heard least recently forgotten first.  Anyone can make venues: a flood of them,
+#: a hundred sets opened a second, pushed a venue still heard out of the 32 kept (the oldest opened went
+#: first), and its frames then counted only once a whole round was heard again.
+MAX_OPENED_SETS = 1024
 _NONCE = bytes(12)
 
 
@@ -160,7 +164,8 @@ class FrameAssembler:
             self.malformed += 1
             return None
         if frame.set_id in self._done:  # weaker ones too: how strong the venue is heard is the caller's to judge
-            return frame.set_id, self._done[frame.set_id]
+            heard = self._done[frame.set_id] = self._done.pop(frame.set_id)  # the most recently heard last
+            return frame.set_id, heard
         if rssi < self.min_rssi:
             return None
         partial = self._partial.get(frame.set_id)
@@ -201,8 +206,8 @@ class FrameAssembler:
     def forget_before(self, t: float) -> None:
         for set_id in [s for s, p in self._partial.items() if p.first_heard < t - self.max_age]:
             del self._partial[set_id]
-        if len(self._done) > 64:  # old sets are never heard again once their epoch is over
-            for set_id in list(self._done)[:-32]:
+        if len(self._done) > MAX_OPENED_SETS:  # old sets are never heard again once their epoch is over
+            for set_id in list(self._done)[: -MAX_OPENED_SETS // 2]:
                 del self._done[set_id]
 
 

@@ -165,6 +165,24 @@ def test_a_flood_of_made_up_sets_is_bounded_and_the_real_beacon_still_opens() ->
 
 
 
+
+def test_a_flood_of_made_up_venues_does_not_push_out_a_venue_still_heard() -> None:
+    """Opened sets were kept 32 at most, the oldest opened going first: a flood of made-up venues (anyone
+    can make some), a hundred opened between two frames of the café's beacon, pushed the café out, and
+    its frames counted only once a whole round came again (a 40-frame venue: too few to stay heard).
+    Those heard least recently go first now."""
+    assembler = beacon.FrameAssembler()
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    assert [assembler.add(f, -60, T0) for f in frames][-1] == (frames[0][1:5], CAFE)
+    for i in range(1, 1500):
+        made_up = Venue.create(f"Made up {i}", "a", seed=i.to_bytes(16, "big"))
+        for frame in beacon.frames(made_up.payload, i.to_bytes(32, "big"), 9):
+            result = assembler.add(frame, -60, T0 + i / 100)
+        assert result is not None and result[1] == made_up
+        if i % 100 == 0:  # a second: the café's next frame, and the listener's sweep
+            assert assembler.add(frames[i // 100 % len(frames)], -60, T0 + i / 100) == (frames[0][1:5], CAFE)
+            assembler.forget_before(T0 + i / 100)
+
 def test_a_flood_of_made_up_venues_sweeps_the_stays_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
     """Anyone can make venues and beacon them: a flood of many, each heard a moment, kept thousands of
     stays for their 3 minutes, and every frame swept them all (0.5 ms a frame after 30 s at 300 frames a
