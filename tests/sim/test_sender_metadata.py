@@ -1,0 +1,42 @@
+"""research/sender_metadata.py must give each judged link its real sender's phone, or its bound means nothing."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bluezone.sim import engine
+from bluezone.sim.scenario import CARRIAGES, load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def research(name: str):
+    sys.path.insert(0, str(ROOT / "research"))
+    try:
+        spec = importlib.util.spec_from_file_location(name, ROOT / "research" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(ROOT / "research"))
+
+
+@pytest.mark.parametrize("scene,seed", [("wedding", 3), ("classroom", 5)])  # a count of uploaders, and "all"
+def test_senders_are_the_engines_uploaders(scene: str, seed: int) -> None:
+    """The uploaders are drawn after the crowd and the phones from one stream: a re-draw that skipped
+    the phones (or drew them in another order) would pin other phones' carriages on the keys."""
+    module = research("sender_metadata")
+    scenario = load_scenario(ROOT / "simulations" / f"{scene}.toml").with_overrides(duration_min=6)
+    result = engine.run(scenario, seed=seed, scorers=["gaen"], store="memory")
+    s = module.senders_of(scenario, seed)
+    assert np.array_equal(s.device, result.senders)
+    assert np.array_equal(s.carriage, result.devices.carriage[result.senders])
+    assert np.array_equal(s.tx_error, result.devices.tx_error[result.senders])
+    # nominal loss per class: the scene's carriage loss plus half its body loss times the class's share
+    assert s.nominal[CARRIAGES.index("pocket")] == pytest.approx(9.0 + 8.0 * 1.0 / 2)
+    assert s.nominal[CARRIAGES.index("hand")] == pytest.approx(0.0 + 8.0 * 0.6 / 2)
