@@ -28,17 +28,13 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.crypto.payload import metadata_fields
 from bluezone.crypto.derivation import Sieve, bit_set, decrypt_aems, rpis_passing
+from bluezone.errors import MatchWorkerError
 from bluezone.keyformat.keys import key_bytes
-
-if TYPE_CHECKING:
-    import multiprocessing.context
 from bluezone.matching.forked import ctrl_c_held, leave_ctrl_c_to_parent
 from bluezone.matching.sharedcounter import SharedCounter
 from bluezone.proximity.sightings import SIGHTING_DTYPE
@@ -358,9 +354,9 @@ class _SharedBlocks:
     balance themselves, at one uncontended lock per chunk (~3 ms of work).
     """
 
-    def __init__(self, n: int, context: multiprocessing.context.BaseContext) -> None:
+    def __init__(self, n: int) -> None:
         self.n = n
-        self._next = SharedCounter(context, end=-(-n // _CHUNK))
+        self._next = SharedCounter(end=-(-n // _CHUNK))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         while (number := self._next.take()) is not None:
@@ -397,16 +393,20 @@ def _in_parallel(table: _KeyTable, index: SightingIndex, tolerance: int, jobs: i
     taking chunks from one ``_SharedBlocks``; each returns only its exact matches."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("fork")
-    blocks = _SharedBlocks(len(table.keys), context)
+    blocks = _SharedBlocks(len(table.keys))
     index.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
     pool = ProcessPoolExecutor(jobs - 1, mp_context=context, initializer=_share, initargs=((table, index, blocks, tolerance),))
     try:
         with ctrl_c_held():  # the workers are forked here
             others = [pool.submit(_worker) for _ in range(jobs - 1)]
         first = _matches(table, index, blocks, tolerance)
-        return [first, *(other.result() for other in others)]
+        try:
+            return [first, *(other.result() for other in others)]
+        except BrokenProcessPool:
+            raise MatchWorkerError("a worker process matching keys ended (killed?) before the check did") from None
     finally:
         blocks.close()  # if this process failed, the workers stop soon too
         # The workers exit once their results are in (unmapping their copy of this process takes

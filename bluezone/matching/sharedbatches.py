@@ -42,7 +42,7 @@ class SharedBatches:
         self._keys = np.frombuffer(mmap.mmap(-1, slots * slot_keys * KEY_DTYPE.itemsize), KEY_DTYPE).reshape(slots, slot_keys)
         self._lengths = np.frombuffer(mmap.mmap(-1, slots * 8), np.int64)
         self._ready = context.Semaphore(0)  # batches posted and not yet claimed, then one a worker to stop
-        self._next = SharedCounter(context)  # the next batch to claim: a restart's stopped workers keep their own
+        self._next = SharedCounter()  # the next batch to claim: a restart's stopped workers keep their own
         self._collected: list[bool] = []  # per batch posted: its keys found and handed back
         self._outstanding = 0  # batches posted and not yet collected
         self._pipes: list[multiprocessing.connection.Connection] = []

@@ -252,10 +252,8 @@ def test_a_store_spanning_centuries_uses_binary_search(monkeypatch: pytest.Monke
 
 def test_shared_blocks_hand_out_every_chunk_once() -> None:
     """Two consumers taking turns (as two processes would) get each chunk of rows exactly once."""
-    import multiprocessing
-
     n = 10 * matcher_module._CHUNK + 7
-    blocks = matcher_module._SharedBlocks(n, multiprocessing.get_context("fork"))
+    blocks = matcher_module._SharedBlocks(n)
     first, second = iter(blocks), iter(blocks)
     taken = []
     for chunk in first:

@@ -6,7 +6,6 @@ match that one's keys and report their rows as this one's."""
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -26,11 +25,10 @@ def test_another_match_between_the_setup_and_the_fork_changes_nothing(monkeypatc
 
     # what another thread's match would have set up for its own workers, at the worst moment
     other_index = SightingIndex(other_sightings)
-    context = multiprocessing.get_context("fork")
     other = (
         matcher_module._KeyTable(other_keys),
         other_index,
-        matcher_module._SharedBlocks(len(other_keys), context),
+        matcher_module._SharedBlocks(len(other_keys)),
         matcher_module.TOLERANCE_INTERVALS,
     )
 
