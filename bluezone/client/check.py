@@ -280,7 +280,8 @@ def check_server(
         # (or of a key an earlier check reported, which a roll-up brings again beside its revision)
         told_about = ExposureMemory(state.store, server).told_about(revised, now)
         earlier = keys.finish(revised, told_about, result)
-    withdrawn_keys, updated_keys = _earlier_revisions(revised[earlier])
+    withdrawn_keys, updated_keys = _earlier_revisions(revised, earlier)
+    del revised, earlier, told_about  # what the rest needs is in those two: not held beside them while they match
     if keys.found is None:
         _match_joined(result, withdrawn_keys, updated_keys, state.store, load_sightings, scorer, rssi_correction, jobs)
     else:
@@ -438,11 +439,12 @@ def _download(
     return downloaded
 
 
-def _earlier_revisions(revised: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(withdrawn, updated): revisions of keys of earlier checks, revoked or not; the withdrawn ones as
-    they were reported before (to be matched), so what was reported can be taken back."""
+def _earlier_revisions(revised: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(withdrawn, updated): the ``earlier`` (bool) of ``revised``, revisions of keys of earlier checks,
+    revoked or not; the withdrawn ones as they were reported before (to be matched), so what was
+    reported can be taken back.  Each a copy selected at once (no third copy of the earlier ones)."""
     is_revoked = revised["report_type"] == REPORT_TYPE_REVOKED
-    withdrawn_keys, updated_keys = revised[is_revoked].copy(), revised[~is_revoked]
+    withdrawn_keys, updated_keys = revised[earlier & is_revoked], revised[earlier & ~is_revoked]
     withdrawn_keys["report_type"] = 0  # matched as they were reported before
     return withdrawn_keys, updated_keys
 
