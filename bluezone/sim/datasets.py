@@ -107,7 +107,12 @@ def load_dataset(root: str | Path, *, bystanders: bool = False) -> Dataset:
         inside = sorted(d.name for d in root.iterdir() if (d / "data").is_dir()) if root.is_dir() else []
         hint = f"; datasets in it: {', '.join(inside)}" if inside else ""  # given their parent folder
         if not inside and root.is_dir() and (any(root.glob("*/*.csv")) or any(root.glob("*/*.txt.gz"))):
-            hint = f"; give the directory above it ({root.parent})"  # given the data/ folder itself
+            # setup folders given: the data/ folder itself, or a dataset made without one (the parent then
+            # holds no data/ either: "give the directory above it (.)" sent a newcomer nowhere)
+            hint = (
+                f"; give the directory above it ({root.parent})" if root.name == "data"
+                else f"; move its setup folders into {root / 'data'}/"
+            )
         raise DatasetError(f"{root}: no data/ directory (expected {LAYOUTS}){hint}")
     logs = sorted(data.glob("*/*.txt.gz"))
     csvs = sorted(data.glob("*/*.csv"))

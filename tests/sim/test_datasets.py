@@ -236,6 +236,17 @@ def test_own_recordings_in_the_wrong_shape_say_what_is_expected(tmp_path: Path) 
     assert "manifest.csv" not in result.output
 
 
+def test_setup_folders_made_without_data_are_told_where_they_go(tmp_path: Path) -> None:
+    """A dataset made as DATASET/<setup>/*.csv (no data/ level) was told "give the directory above it
+    (.)", whose parent holds no data/ either (walk14): it is told to move the setup folders into data/."""
+    (tmp_path / "mine" / "Hand").mkdir(parents=True)
+    (tmp_path / "mine" / "Hand" / "a.csv").write_text("device,elapsed,rss,dist\nA,1.0,-60,150\n")
+    result = CliRunner().invoke(cli, ["evaluate", str(tmp_path / "mine"), "--bootstrap", "0"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().endswith(f"move its setup folders into {tmp_path / 'mine' / 'data'}/")
+    assert "above it" not in result.output
+
+
 @pytest.mark.parametrize(("option", "value", "top"), [("--chains", "100001", "100000"), ("--bootstrap", "10001", "10000")])
 def test_evaluate_refuses_work_that_would_run_for_days(option: str, value: str, top: str, tmp_path: Path) -> None:
     """--chains 1e9 ran for days and held ~830 MB within its first minute: a usage error up front now."""
