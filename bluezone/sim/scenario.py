@@ -9,6 +9,7 @@ typo never silently falls back to a default.  See docs/simulation.md for the for
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import math
 import unicodedata
 from dataclasses import dataclass, field, fields, replace
@@ -254,7 +255,10 @@ class Scenario:
 def _check_keys(where: str, data: dict[str, Any], allowed: set[str]) -> None:
     unknown = set(data) - allowed
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        # a typo is found in the long list of what is allowed only by its writer: name the key meant
+        meant = {k: difflib.get_close_matches(k, sorted(allowed), n=1, cutoff=0.75) for k in sorted(unknown)}
+        named = ", ".join(f"{k} (did you mean {m[0]}?)" if m else k for k, m in meant.items())
+        raise ConfigError(f"{where}: unknown key(s) {named}; allowed: {', '.join(sorted(allowed))}")
 
 
 def _pair(
@@ -481,8 +485,12 @@ def _devices(data: Any) -> Devices:
 
 
 def _group(where: str, data: Any) -> Group:
-    if not isinstance(data, dict) or "kind" not in data or "people" not in data:
-        raise ConfigError(f"{where}: every group needs kind and people")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a table, got {data!r}")
+    missing = [k for k in ("kind", "people") if k not in data]
+    if missing:
+        _check_keys(where, data, {f.name for f in fields(Group)})  # `peple = 10` is a typo, not a missing key
+        raise ConfigError(f"{where}: every group needs kind and people (no {' or '.join(missing)})")
     if data["kind"] not in GROUP_KINDS:
         raise ConfigError(f"{where}.kind: {data['kind']!r} is not one of {', '.join(GROUP_KINDS)}")
     count = lambda w, v: _whole(w, v, 0, 100_000)  # noqa: E731

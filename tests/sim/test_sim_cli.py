@@ -58,6 +58,10 @@ def test_simulate_writes_report_and_plots(tmp_path: Path) -> None:
         ("name = 'x'\nduration_min = 5\ngroups = [{kind = 'seated', people = 9, rows = 2, columns = 2}]\n", "seats"),
         ("name = = 'x'\n", "not valid TOML"),
         ("name = 'x'\nduration_min = 5\ngroups = [{kind = 'waypoint', people = 3}]\n[devices]\nshare = 0.0\n", "fewer than two phones"),
+        # a mistyped key was "every group needs kind and people" (walk14): the typo is named, with the key meant
+        ("name = 'x'\nduration_min = 5\ngroups = [{kind = 'waypoint', peple = 3}]\n", "unknown key(s) peple (did you mean people?)"),
+        ("name = 'x'\nduration_min = 5\ngroups = [{kind = 'waypoint', people = 3, arive_min = [0, 5]}]\n", "arive_min (did you mean arrive_min?)"),
+        ("name = 'x'\nduration_min = 5\ngroups = [{kind = 'waypoint'}]\n", "needs kind and people (no people)"),
     ],
 )
 def test_bad_scenario_file_exits_2(tmp_path: Path, text: str, message: str) -> None:
