@@ -86,6 +86,13 @@ def keygen_cmd(out: Path, key_id: str | None, key_version: str | None, force: bo
     else:
         click.echo(message)
         click.echo(f"public key (clients pin this): {info['public_key']}")
+        if replaced is not None:  # a running server still signs with the old key, and nodes refuse the new one
+            click.echo(
+                f"next: restart every `bluezone server run` (each reads the key at start; until then it signs with"
+                f" {replaced.key_id}/{replaced.key_version}); publish {out / 'signing_key.json'} and tell nodes to run"
+                " `bluezone check --server URL --server-key signing_key.json --repin` (docs/server.md, \"Rotating the"
+                " signing key\")"
+            )
 
 
 _create_db = click.option(

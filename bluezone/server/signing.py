@@ -70,7 +70,12 @@ def keygen(out: str | Path, key_id: str = "bluezone", key_version: str = "v1", f
 
     out = Path(out)
     if (out / PRIVATE_FILE).exists() and not force:
-        raise InputError(f"{out / PRIVATE_FILE} exists: refusing to replace a signing key clients have pinned")
+        # say where the key to publish is and what replacing it means (it said only 'refusing', walk14)
+        raise InputError(
+            f"{out / PRIVATE_FILE} exists: refusing to replace a signing key clients have pinned (the public key to"
+            f" publish is {out / INFO_FILE}); to rotate it after a loss or leak, give --force (docs/server.md,"
+            ' "Rotating the signing key")'
+        )
     _key_dir(out)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(

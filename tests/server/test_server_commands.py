@@ -71,6 +71,22 @@ def test_keygen_adds_the_code_key_to_an_older_key_directory(tmp_path: Path) -> N
     assert _run("server", "keygen", "--out", str(keys))[0] == 2  # both there: refused as before
 
 
+def test_keygen_says_what_to_do_when_it_refuses_and_after_a_rotation(tmp_path: Path) -> None:
+    """The refusal said only 'refusing to replace a signing key clients have pinned', and a rotation
+    (--force) said nothing of the running server still signing with the old key or of nodes having to
+    re-pin (walk14: the server announced v1 while signing_key.json said v2)."""
+    keys = tmp_path / "keys"
+    rc, out, _ = _run("server", "keygen", "--out", str(keys))
+    assert rc == 0 and "next:" not in out  # a first key replaces nothing
+    rc, _, err = _run("server", "keygen", "--out", str(keys))
+    assert rc == 2 and err.count("\n") == 1, err
+    assert f"publish is {keys / 'signing_key.json'}" in err and "give --force" in err and "Rotating the signing key" in err
+    rc, out, err = _run("server", "keygen", "--out", str(keys), "--force")
+    assert rc == 0, err
+    assert "next: restart every `bluezone server run`" in out and "until then it signs with bluezone/v1" in out
+    assert "--server-key signing_key.json --repin" in out
+
+
 def test_issued_codes_are_keyed_with_the_key_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
