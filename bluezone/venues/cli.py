@@ -102,17 +102,20 @@ def venue_poster(venue_path: Path, out: Path | None, force: bool, as_json: bool)
     VENUE_FILE_OR_DIR is the directory `venue create --out` made, or its venue.json; an existing
     poster is kept unless --force.  Prints the check-in URL, as create does.
     """
-    from bluezone.venues.owner import load_venue, write_poster
+    from bluezone.venues.owner import POSTER_PNG, POSTER_SVG, load_venue, write_poster
 
     place = load_venue(venue_path)
     if out is None:
         out = venue_path if venue_path.is_dir() else venue_path.parent
-    png, svg = write_poster(out, place, force=force)
+    drawn, kept = write_poster(out, place, force=force)
     if as_json:
-        _emit_json({"url": place.url, "description": place.description, "poster_png": str(png), "poster_svg": str(svg)})
+        _emit_json({"url": place.url, "description": place.description, "poster_png": str(out / POSTER_PNG),
+                    "poster_svg": str(out / POSTER_SVG),
+                    "drawn": [str(p) for p in drawn], "kept": [str(p) for p in kept]})
         return
     click.echo(place.url)
-    click.echo(f"poster of {place.description!r}: {png} and {svg}", err=True)
+    click.echo(f"poster of {place.description!r}: {' and '.join(map(str, drawn))}"
+               + "".join(f"; {p} kept as it was (--force draws over it)" for p in kept), err=True)
 
 
 @venue.command("show")

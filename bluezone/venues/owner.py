@@ -175,15 +175,17 @@ def load_venue(path: Path) -> Venue:
         raise VenueError(f"{path}: {exc}") from None
 
 
-def write_poster(out: Path, venue: Venue, force: bool = False) -> list[Path]:
+def write_poster(out: Path, venue: Venue, force: bool = False) -> tuple[list[Path], list[Path]]:
     """Draw the venue's poster (PNG, SVG) again in ``out``, as ``create`` drew it: its code reads as
-    the URL ``create`` printed.  A poster already there is kept unless ``force`` (a printed poster's
-    only copy may be the file)."""
+    the URL ``create`` printed.  Returns (files drawn, files kept).  A file already there is kept unless
+    ``force`` (a printed poster's only copy, or the owner's own edit, may be the file), and the lost
+    one drawn beside it; with both there it refuses."""
     out = Path(out)
     _check_out_dir(out)
     files = _poster_files(venue)
     there = [out / name for name in files if (out / name).exists() or (out / name).is_symlink()]
-    if there and not force:
+    if len(there) == len(files) and not force:
         raise VenueError(f"{there[0]} already exists: give --force to draw over it, or --out another directory")
-    _write_files(out, files)
-    return [out / name for name in files]
+    kept = [] if force else there
+    _write_files(out, {name: made for name, made in files.items() if out / name not in kept})
+    return [out / name for name in files if out / name not in kept], kept

@@ -76,9 +76,16 @@ def test_an_existing_poster_is_kept_without_force(cafe: tuple[Path, str]) -> Non
     message = _one_line_exit_2(run("venue", "poster", str(out)))
     assert "poster.png already exists" in message and "--force" in message
     assert (out / "poster.svg").read_text() == "the owner's own edit" and (out / "poster.png").read_bytes() == png
-    (out / "poster.png").unlink()  # one of the two there is enough to refuse
-    assert "poster.svg already exists" in _one_line_exit_2(run("venue", "poster", str(out)))
-    assert not (out / "poster.png").exists()
+    # a lost PNG beside the owner's SVG: the PNG is drawn, the SVG kept (it refused, and --force would have
+    # drawn over the edit; README: "draws a lost poster.png, poster.svg again (--force: over ones there)")
+    (out / "poster.png").unlink()
+    lost = run("venue", "poster", str(out))
+    assert lost.exit_code == 0, lost.output
+    assert f"{out / 'poster.svg'} kept as it was" in lost.stderr and str(out / "poster.png") in lost.stderr
+    assert (out / "poster.png").read_bytes() == png and (out / "poster.svg").read_text() == "the owner's own edit"
+    (out / "poster.png").unlink()
+    shown = json.loads(run("venue", "poster", str(out), "--json").output)
+    assert shown["drawn"] == [str(out / "poster.png")] and shown["kept"] == [str(out / "poster.svg")]
     forced = run("venue", "poster", str(out), "--force")
     assert forced.exit_code == 0, forced.output
     assert read_qr_texts(out / "poster.png") == [url] and "<svg" in (out / "poster.svg").read_text()
