@@ -79,6 +79,8 @@ class ServerStatus:
                       " (is the exporter running? see the log of `server run --export-every` or the cron job)")
         elif self.overdue_keys:
             export = f"ok: {self.overdue_keys} key(s) go out with the next export"
+        elif self.waiting.keys:  # "no key waits" above "1 key(s) wait until their validity ends" read as a contradiction
+            export = "ok: no key is exportable yet"
         else:
             export = "ok: no key waits for an export"
         last = _iso(self.last_file_at) or "none"

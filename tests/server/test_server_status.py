@@ -47,6 +47,7 @@ def test_status_tells_a_stopped_exporter_from_a_quiet_day(storage, tmp_path: Pat
     midnight = rolling_start(NOW) * INTERVAL_SECONDS
     quiet = server_status(storage, NOW)
     assert not quiet.exporter_late and quiet.overdue_keys == 0 and quiet.last_file_at is None
+    assert quiet.lines()[0] == "exports: ok: no key waits for an export"
     _keys(storage, NOW)
     issue_code(storage, NOW, key=KEY, test_type="confirmed")
     late = server_status(storage, midnight + 7200)  # two hours after yesterday's keys could go out
@@ -58,6 +59,9 @@ def test_status_tells_a_stopped_exporter_from_a_quiet_day(storage, tmp_path: Pat
     done = server_status(storage, midnight + 3700)
     assert not done.exporter_late and done.overdue_keys == 0 and done.files_14_days == 1
     assert done.last_file_at == midnight + 3600 and done.waiting.keys == 1
+    # today's key waits for its day to end: not "no key waits", above a line saying one key waits (walk14)
+    assert done.lines()[:2] == ["exports: ok: no key is exportable yet", done.waiting.sentence()]
+    assert done.waiting.sentence().startswith("1 key(s) wait until their validity ends")
 
 
 def test_status_command_exit_codes_and_json(tmp_path: Path) -> None:
