@@ -320,4 +320,6 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     if as_json:
         _emit_json({"server": server_url, "reports_sent": len(reports), "reports_stored": receipt.checkins})
     else:
-        click.echo(f"warning sent: the server took {receipt.checkins} report(s); visitors learn of it at their next check")
+        # "at their next check" read as at once: a check finds it only once an export has published it (walk14)
+        click.echo(f"warning sent: the server took {receipt.checkins} report(s); published at the server's next export,"
+                   " visitors learn of it when they next check after that")

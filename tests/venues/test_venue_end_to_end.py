@@ -187,6 +187,11 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
                        "--start", iso(now - 4.75 * 3600), "--end", iso(now - 4.25 * 3600), "--yes", "--json")
     assert rc == 0, err
     assert json.loads(out) == {"server": live_server["url"], "reports_sent": 1, "reports_stored": 1}
+    # the owner is told the warning waits for the server's export, not only for the visitors' checks (walk14:
+    # "visitors learn of it at their next check"; a check before the export found nothing); another window
+    rc, out, err = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", issue(),
+                       "--start", iso(now - 2 * 3600), "--end", iso(now - 1.5 * 3600), "--yes")
+    assert rc == 0 and "published at the server's next export" in out, err
     bad = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", "12345678",
               "--start", iso(time.time() + 3600), "--end", iso(time.time() + 7200), "--yes")
     assert bad[0] == 2 and "future" in bad[2]
