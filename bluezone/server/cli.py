@@ -200,12 +200,21 @@ def revoke_code_cmd(db: str, signing_key_dir: Path, code: str, as_json: bool) ->
         click.echo(revocation.sentence())
 
 
-def _export_dir(db: str, export_dir: Path | None) -> Path:
-    if export_dir is not None:
-        return export_dir
-    if "://" in db:
+def _export_dir(db: str, export_dir: Path | None, signing_key_dir: Path) -> Path:
+    if export_dir is None and "://" in db:
         raise InputError("with PostgreSQL give --export-dir")
-    return Path(db).with_name(Path(db).stem + "-exports")
+    out = export_dir if export_dir is not None else Path(db).with_name(Path(db).stem + "-exports")
+    # the export directory is published (served at /v1/exports/, synced to a static host): one that is, or
+    # holds, the key directory would publish private.pem and code_hmac.key with it (walk14: docs' cron line
+    # named both DIR, and export wrote index.txt beside private.pem without a word)
+    keys = signing_key_dir.resolve()
+    if out.resolve() == keys or out.resolve() in keys.parents:
+        raise InputError(
+            f"--export-dir {out} holds the signing key directory {signing_key_dir}: what is in the export directory"
+            " is published (served, synced to a static host), private.pem with it; give the exports a directory of"
+            " their own"
+        )
+    return out
 
 
 _guessing_alarm_opt = click.option(
@@ -286,7 +295,7 @@ def export_cmd(
 
     config = _export_config(region, max_keys_per_file, min_keys_per_file, rollup_after_days, no_rollups)
     signer = load_signer(signing_key_dir)
-    out = _export_dir(db, export_dir)
+    out = _export_dir(db, export_dir, signing_key_dir)
     storage = _open(db, create_db)
     now = cli_clock().now()
     try:
@@ -387,7 +396,7 @@ def run_cmd(
     export_config = _export_config(region, max_keys_per_file, min_keys_per_file, rollup_after_days, no_rollups)
     signer = load_signer(signing_key_dir)
     code_key = CodeKey.load(signing_key_dir)
-    exports = _export_dir(db, export_dir)
+    exports = _export_dir(db, export_dir, signing_key_dir)
     storage = _open(db, create=True)  # the server owns its database: the first start creates it
     try:
         make_writable_dir(exports, "export", "--export-dir")  # at start, not every scheduled export failing in the log

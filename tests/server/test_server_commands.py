@@ -87,6 +87,25 @@ def test_keygen_says_what_to_do_when_it_refuses_and_after_a_rotation(tmp_path: P
     assert "--server-key signing_key.json --repin" in out
 
 
+@pytest.mark.parametrize("command", ["export", "run"])
+def test_an_export_directory_holding_the_signing_keys_is_refused(tmp_path: Path, command: str) -> None:
+    """docs/server.md's cron line named both directories DIR: `export --signing-key-dir DIR --export-dir DIR`
+    wrote index.txt beside private.pem, and its `rsync --delete DIR/ host:...` would publish the private key
+    and the code key; `server run` would have exported there too (walk14)."""
+    keys = tmp_path / "srv" / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "srv" / "s.db"
+    for export_dir in (keys, keys.parent, tmp_path / "srv" / "keys" / ".." / "keys"):
+        rc, _, err = _run("server", command, "--server-db", str(db), "--signing-key-dir", str(keys),
+                          "--export-dir", str(export_dir), *(["--create-db"] if command == "export" else []))
+        assert rc == 2 and err.count("\n") == 1 and "holds the signing key directory" in err, err
+    assert sorted(p.name for p in keys.iterdir()) == ["code_hmac.key", "private.pem", "public.pem", "signing_key.json"]
+    assert not db.exists()  # refused before the database was opened or made
+    rc, _, err = _run("server", "export", "--server-db", str(db), "--signing-key-dir", str(keys), "--create-db",
+                      "--export-dir", str(keys / "exports"))  # inside the key directory: only the exports are published
+    assert rc == 0 and (keys / "exports" / "index.txt").exists(), err
+
+
 def test_issued_codes_are_keyed_with_the_key_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
