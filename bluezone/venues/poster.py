@@ -16,6 +16,7 @@ A4_MM = (210, 297)
 PNG_DPI = 150
 HOW_TO = "Check in: scan with your phone's camera, or run bluezone checkin URL"
 PRIVACY = "Your visit stays on your device. Only if you test positive and agree is it shared, encrypted."
+URL_FAMILY = "DejaVu Sans Mono, monospace"
 
 
 def qr_code(venue: Venue) -> segno.QRCode:
@@ -27,16 +28,22 @@ def _url_lines(url: str, width: int) -> list[str]:
     return [url[i : i + width] for i in range(0, len(url), width)]
 
 
-def _font(size: int):  # type: ignore[no-untyped-def]
+def _font(size: int, file: str = "DejaVuSans.ttf"):  # type: ignore[no-untyped-def]
     """DejaVu Sans (shipped with matplotlib, a dependency): Pillow's own font has no Vietnamese."""
     from PIL import ImageFont
 
     try:
         import matplotlib
 
-        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / file), size)
     except (ImportError, OSError):  # pragma: no cover - a stripped matplotlib
         return ImageFont.load_default(size=size)
+
+
+def url_font():  # type: ignore[no-untyped-def]
+    """The URL under the code, which a visitor may type (`bluezone checkin URL`), in DejaVu Sans Mono:
+    in DejaVu Sans a capital I and a small l are the same glyph, and base64url has both."""
+    return _font(20, "DejaVuSansMono.ttf")
 
 
 def poster_png(venue: Venue) -> bytes:
@@ -69,7 +76,7 @@ def poster_png(venue: Venue) -> bytes:
     draw.text((width / 2, y), HOW_TO, font=body, fill=0, anchor="mt")
     y += 60
     for line in _url_lines(venue.url, 90):
-        draw.text((width / 2, y), line, font=small, fill=0, anchor="mt")
+        draw.text((width / 2, y), line, font=url_font(), fill=0, anchor="mt")
         y += 26
     draw.text((width / 2, height - 90), PRIVACY, font=small, fill=0, anchor="mt")
     out = io.BytesIO()
@@ -88,9 +95,9 @@ def poster_svg(venue: Venue) -> str:
     top = 70
     qr_svg = qr_svg.replace("<svg ", f'<svg x="{(w - qr_mm) / 2}" y="{top}" width="{qr_mm}" height="{qr_mm}" ', 1)
 
-    def text(y: float, content: str, size: float, weight: str = "normal") -> str:
+    def text(y: float, content: str, size: float, weight: str = "normal", family: str = "sans-serif") -> str:
         return (
-            f'<text x="{w / 2}" y="{y}" font-family="sans-serif" font-size="{size}" font-weight="{weight}"'
+            f'<text x="{w / 2}" y="{y}" font-family="{family}" font-size="{size}" font-weight="{weight}"'
             f' text-anchor="middle">{escape(content)}</text>'
         )
 
@@ -111,7 +118,7 @@ def poster_svg(venue: Venue) -> str:
     parts.append(text(y, HOW_TO, 5))
     y += 9
     for line in _url_lines(venue.url, 90):
-        parts.append(text(y, line, 3.2))
+        parts.append(text(y, line, 3.2, family=URL_FAMILY))  # as the PNG's url_font(): I and l told apart
         y += 4.5
     parts.append(text(h - 14, PRIVACY, 3.5))
     parts.append(f"<desc>{escape(venue.url)}</desc>")

@@ -133,3 +133,29 @@ def test_whatever_a_venue_file_holds_it_is_a_venue_or_a_venue_error(content: byt
             load_venue(Path(tmp))
         except VenueError as exc:
             assert "\n" not in str(exc)
+
+
+def _ink(font, glyph: str):  # type: ignore[no-untyped-def]
+    from PIL import Image, ImageDraw
+    import numpy as np
+
+    image = Image.new("L", (48, 48), 255)
+    ImageDraw.Draw(image).text((12, 8), glyph, font=font, fill=0)
+    return np.asarray(image) < 128
+
+
+@pytest.mark.parametrize("pair", ["Il", "I1", "l1", "O0"])
+def test_the_url_under_the_code_tells_look_alikes_apart(cafe: tuple[Path, str], pair: str) -> None:
+    """The poster says 'or run bluezone checkin URL' and an SVG poster is told to check in with the URL
+    printed; in DejaVu Sans a capital I and a small l are the same glyph (0 of their ink differs at the
+    poster's size), and a base64url URL has both (walk14's café: 'EglDYW...SBIb2E'). A tenth of the
+    ink at least tells each pair apart; the SVG asks for the same monospace family."""
+    from bluezone.venues.poster import URL_FAMILY, url_font
+
+    a, b = (_ink(url_font(), glyph) for glyph in pair)
+    assert (a ^ b).sum() >= 0.1 * (a | b).sum()
+    out, url = cafe
+    svg = (out / "poster.svg").read_text()
+    url_lines = [line for line in svg.splitlines() if line.startswith("<text") and url[:40] in line]
+    assert url_lines and all(f'font-family="{URL_FAMILY}"' in line for line in url_lines)
+    assert "monospace" in URL_FAMILY and read_qr_texts(out / "poster.png") == [url]
