@@ -259,7 +259,9 @@ def run_demo(
         }
         venue = create_venue_dir(work / "cafe", Venue.create(*VENUE, "food-service", 60))
         secrets = load_venue_dir(work / "cafe")
-        progress(f"the café has a check-in poster ({work / 'cafe' / 'poster.png'}) and a venue beacon by the door")
+        # a temporary directory's path named a poster gone when the demo ends: named only where it stays
+        poster = f" ({work / 'cafe' / 'poster.png'})" if out_dir is not None else " (--out DIR keeps it)"
+        progress(f"the café has a check-in poster{poster} and a venue beacon by the door")
         with SightingStore.open(work / f"{F0}.db") as f0_store:  # An scans the poster as she sits down
             check_in(f0_store, secrets.venue, start, source="url")
         progress(f"{len(SCENE)} emulated devices spend an hour in a café (virtual clock, {_hhmm(start)}-{_hhmm(end)} UTC)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,26 @@ def test_demo_shows_one_f0_f1_f2_chain(tmp_path: Path) -> None:
     assert all(v.correct for v in result.verdicts)
     report = format_report(result)
     assert "Chain: An (F0) -> Binh (F1" in report and "-> Khanh (F2" in report
+
+
+class _PosterSaid(Exception):
+    """Stops a demo at its poster line (the scene after it takes half a minute)."""
+
+
+def _poster_line(out: Path | None) -> str:
+    def progress(line: str) -> None:
+        if "check-in poster" in line:
+            raise _PosterSaid(line)
+
+    with pytest.raises(_PosterSaid) as said:
+        run_demo(out, seed=1, now=NOW, progress=progress)
+    return str(said.value)
+
+
+def test_the_poster_is_named_only_where_it_stays(tmp_path: Path) -> None:
+    """Without --out the demo named its poster in a temporary directory deleted when it ended (walk14:
+    'ls: cannot access /tmp/bluezone-demo-.../cafe/poster.png'); it says --out keeps it instead."""
+    line = _poster_line(None)
+    assert "--out DIR keeps it" in line and tempfile.gettempdir() not in line
+    kept = _poster_line(tmp_path / "out")
+    assert f"({tmp_path / 'out' / 'cafe' / 'poster.png'})" in kept and (tmp_path / "out" / "cafe" / "poster.png").is_file()
