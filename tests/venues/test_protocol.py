@@ -15,6 +15,7 @@ from bluezone.errors import InputError, VenueError
 from bluezone.keyformat import presence_pb2 as pb
 from bluezone.venues.location import LOCATION_TYPES, URL_PREFIX, Venue, location_id, location_id_hash, stay_minutes
 from bluezone.keyformat.venue_reports import ProtectedReport, encryption_key, mac_key, report_mac
+from tests.venues.venue_helpers import event_payload
 from bluezone.venues.visits import local_time, overlap, snap_to_intervals, split_at_midnight
 
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "venues" / "cwa_vectors.json").read_text())
@@ -323,22 +324,13 @@ def test_joiners_that_scripts_and_emoji_need_are_kept() -> None:
         assert Venue.create(text, "x").description == text
 
 
-def _event_payload(start: int, end: int) -> bytes:
-    return pb.QRCodePayload(
-        version=1,
-        location_data=pb.TraceLocation(version=1, description="Fest", address="a", start_timestamp=start, end_timestamp=end),
-        crowd_notifier_data=pb.CrowdNotifierData(version=1, cryptographic_seed=bytes(16)),
-        vendor_data=pb.CWALocationData(version=1, type=9).SerializeToString(),
-    ).SerializeToString()
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 2**64 - 1) | st.integers(0, 2**38), st.integers(0, 2**64 - 1) | st.integers(0, 2**38))
 def test_an_event_a_code_holds_can_be_shown_or_is_one_venue_error(start: int, end: int) -> None:
     """A code's event times are 64-bit: one made elsewhere with a start in year 36812 was taken, and
     `venue show` then ended in 'ValueError: year 36812 is out of range' (exit 1)."""
     try:
-        venue = Venue.from_payload(_event_payload(start, end))
+        venue = Venue.from_payload(event_payload(start, end))
     except VenueError as exc:
         assert "\n" not in str(exc)
         return

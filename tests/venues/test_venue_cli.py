@@ -694,9 +694,9 @@ def test_a_code_with_an_event_past_year_9999_is_one_line_exit_2(clock: VirtualCl
     starts in year 36812 printed the venue, then 'Error: ValueError: year 36812 is out of range' (exit 1)."""
     import base64
 
-    from tests.venues.test_protocol import _event_payload
+    from tests.venues.venue_helpers import event_payload
 
-    payload = _event_payload(2**40, 2**40 + 60)
+    payload = event_payload(2**40, 2**40 + 60)
     url = "https://e.coronawarn.app?v=1#" + base64.urlsafe_b64encode(payload).decode().rstrip("=")
     result = run(clock, "venue", "show", url)
     assert result.exit_code == 2, result.output
