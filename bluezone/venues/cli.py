@@ -307,10 +307,14 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     code = check_code(code)
     secrets = load_venue_dir(venue_dir)
     now = cli_clock().now()
-    reports = owner_warning_reports(secrets.venue, parse_time(start, "--start"), parse_time(end, "--end"), now)
+    asked = (parse_time(start, "--start"), parse_time(end, "--end"))
+    reports = owner_warning_reports(secrets.venue, *asked, now)
+    sent = (reports[0].start_interval * INTERVAL_SECONDS, (reports[-1].start_interval + reports[-1].period) * INTERVAL_SECONDS)
+    # 20:13-21:13 shown as 20:10-21:10 without a word read as a mistake (walk14): say why the times moved
+    moved = "" if sent == asked else f" (asked {local_time(asked[0])} .. {local_time(asked[1])}: put on the 10-minute grid of check-ins)"
     click.echo(
-        f"About to warn visitors of {secrets.venue.description}: {local_time(reports[0].start_interval * INTERVAL_SECONDS)} .. "
-        f"{local_time((reports[-1].start_interval + reports[-1].period) * INTERVAL_SECONDS)} ({len(reports)} report(s)) via {server_url}",
+        f"About to warn visitors of {secrets.venue.description}: {local_time(sent[0])} .. {local_time(sent[1])}{moved}"
+        f" ({len(reports)} report(s)) via {server_url}",
         err=True,
     )
     if not yes and not ask_before_sending("venue warn", "Send the warning?"):

@@ -611,6 +611,31 @@ def test_an_owner_who_answers_no_is_told_nothing_was_sent(cafe: dict, clock: Vir
     assert result.output.splitlines()[-1] == "nothing sent: the code is not used up (it stays valid until it expires)"
 
 
+@pytest.mark.parametrize(("start", "end", "moved"), [("08:03", "09:03", True), ("08:00", "09:00", False)])
+def test_an_owner_is_told_why_the_window_moved(
+    cafe: dict, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, start: str, end: str, moved: bool
+) -> None:
+    """08:03-09:03 was shown as '08:00 UTC .. 09:00 UTC' without a word (walk14: read as a mistake); the
+    prompt says what was asked and that it went on the 10-minute grid of check-ins."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        result = CliRunner().invoke(
+            cli, ["venue", "warn", str(cafe["out"]), "--server", "http://127.0.0.1:9", "--code", "12345678",
+                  "--start", f"2026-12-04T{start}Z", "--end", f"2026-12-04T{end}Z"],
+            input="n\n", obj={"clock": clock},
+        )
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert result.exit_code == 1, result.output
+    about = next(line for line in result.output.splitlines() if line.startswith("About to warn"))
+    assert "08:00 UTC .. 2026-12-04 09:00 UTC" in about, about
+    assert ("asked 2026-12-04 08:03 UTC .. 2026-12-04 09:03 UTC: put on the 10-minute grid" in about) is moved, about
+
+
 def test_a_warning_with_nothing_on_stdin_says_to_pass_yes(cafe: dict, clock: VirtualClock) -> None:
     """An owner's script (cron, a pipe) without --yes: "Send the warning? [y/N]: Aborted!", exit 1, as
     `upload` said before it learnt to: now one line saying to pass --yes, exit 2 (walk12)."""
