@@ -158,20 +158,18 @@ def markdown(per_scene: dict[str, list], means: dict[str, tuple], seeds: list[in
 
 
 def who(scene: str, seed: int, f: Flat, d: dict) -> None:
-    """``--explain`` for the scenes' people: the run's crowd and phones drawn again from the seed (the
-    engine draws them first, so they are the run's), and per kind of differing verdict the pairs'
+    """``--explain`` for the scenes' people: the run's crowd and phones drawn again from the seed's own
+    streams (``engine.people``, as the run drew them), and per kind of differing verdict the pairs'
     groups, carriages and head distance (seated people's seats, sampled over the run; movers drift)."""
     from collections import Counter
 
-    from bluezone.sim.channel import make_devices
+    from bluezone.sim.engine import people
     from bluezone.sim.generate import generate
-    from bluezone.sim.mobility import Crowd
+    from bluezone.sim.streams import streams
     from bluezone.sim.scenario import CARRIAGES, load_scenario
 
     scenario = generate(scene[4:], seed) if scene.startswith("gen-") else load_scenario(SIMULATIONS / f"{scene}.toml")
-    rng = np.random.default_rng(seed)
-    crowd = Crowd(scenario, rng)
-    devices = make_devices(scenario, rng, crowd.posture, crowd.storey)
+    crowd, devices = people(scenario, streams(seed))
     minutes = np.arange(0.0, scenario.duration_min * 60.0, 60.0)
     track = [crowd.step(t) for t in minutes]  # positions and presence per minute (a re-draw of movers' paths)
     senders = np.arange(len(devices.person)) if scenario.devices.positives == "all" else None

@@ -93,15 +93,14 @@ def devices_of(scene: str, seed: int):
     """The run's phones drawn again from the seed (the engine draws the crowd, then the phones, first)."""
     from fresh_seeds import SIMULATIONS
 
-    from bluezone.sim.channel import make_devices
+    from bluezone.sim.engine import people
     from bluezone.sim.generate import generate
-    from bluezone.sim.mobility import Crowd
+    from bluezone.sim.streams import streams
     from bluezone.sim.scenario import load_scenario
 
     scenario = generate(scene[4:], seed) if scene.startswith("gen-") else load_scenario(SIMULATIONS / f"{scene}.toml")
-    rng = np.random.default_rng(seed)
-    crowd = Crowd(scenario, rng)
-    return scenario, crowd, make_devices(scenario, rng, crowd.posture, crowd.storey)
+    crowd, devices = people(scenario, streams(seed))
+    return scenario, crowd, devices
 
 
 def carriage(runs: dict, raw: dict) -> None:

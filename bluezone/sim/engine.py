@@ -33,11 +33,12 @@ from bluezone.matching.memory import available_memory
 from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.proximity.ingest import payloads_to_sightings
-from bluezone.sim.channel import DeviceTable, LinkShadowing, make_devices, moving_table_phones
+from bluezone.sim.channel import DeviceTable, LinkShadowing, make_devices
 from bluezone.sim.keys import Schedule, make_schedule
 from bluezone.sim.mobility import Crowd
 from bluezone.sim.scenario import Scenario
 from bluezone.sim.store import open_stores
+from bluezone.sim.streams import Streams, streams
 from bluezone.sim.truth import RADII_M, Truth, day_of
 
 log = logging.getLogger(__name__)
@@ -92,18 +93,17 @@ def run(
 ) -> RunResult:
     """Simulate ``scenario`` with ``seed``; every registered scorer unless ``scorers`` is given."""
     began = _time.perf_counter()
-    rng = np.random.default_rng(seed)
-    crowd = Crowd(scenario, rng)
-    devices = make_devices(scenario, rng, crowd.posture, crowd.storey)
+    rng = streams(seed)
+    crowd, devices = people(scenario, rng)
     n = len(devices.person)
     if n < 2:
         raise ConfigError(f"scenario {scenario.name}: fewer than two phones with seed {seed}; raise [devices] share")
     positives = scenario.devices.positives
-    senders = np.arange(n) if positives == "all" else np.sort(rng.choice(n, min(int(positives), n), replace=False))
+    senders = np.arange(n) if positives == "all" else np.sort(rng.uploaders.choice(n, min(int(positives), n), replace=False))
     check_memory(scenario, n, len(senders), available_memory())
     end = scenario.start + scenario.duration_min * 60.0
-    schedule = make_schedule(len(senders), scenario.start, end, devices.tx_power[senders], rng)
-    channel = LinkShadowing(scenario, devices, senders, rng)
+    schedule = make_schedule(len(senders), scenario.start, end, devices.tx_power[senders], rng.keys)
+    channel = LinkShadowing(scenario, devices, senders, rng.shadowing, rng.packets)
     truth = Truth(
         len(senders), n, tuple(sorted({*RADII_M, scenario.close_distance_m})), close_radius=scenario.close_distance_m
     )
@@ -111,7 +111,6 @@ def run(
     sender_row = np.full(n, -1)
     sender_row[senders] = np.arange(len(senders))
     cloud: list[np.ndarray] = []
-    cloud_rng = np.random.default_rng(seed + 1)
     buffered: list[tuple[np.ndarray, np.ndarray]] = []
     scene: dict[str, Any] = {"snapshots": []}
     total = 0
@@ -138,7 +137,7 @@ def run(
             batch, ok = payloads_to_sightings(packets.time, payload.view("V20").ravel().tolist(), packets.rssi)
             buffered.append((packets.rx[ok], batch))
             total += len(batch)
-            take = cloud_rng.random(len(packets)) < min(1.0, 4 * CLOUD_SIZE / max(steps * len(packets), 1))
+            take = rng.cloud.random(len(packets)) < min(1.0, 4 * CLOUD_SIZE / max(steps * len(packets), 1))
             if take.any():
                 att = devices.tx_power[packets.tx[take]].astype(float) - (
                     packets.rssi[take] + devices.rssi_correction[packets.rx[take]]
@@ -155,7 +154,7 @@ def run(
     stores.close()
     cloud_arr = np.concatenate(cloud) if cloud else np.empty((0, 2))
     if len(cloud_arr) > CLOUD_SIZE:
-        cloud_arr = cloud_arr[cloud_rng.choice(len(cloud_arr), CLOUD_SIZE, replace=False)]
+        cloud_arr = cloud_arr[rng.cloud.choice(len(cloud_arr), CLOUD_SIZE, replace=False)]
     if progress:
         progress(1.0)
     scene["walls"] = [(w.start, w.end) for w in scenario.space.walls]
@@ -173,11 +172,17 @@ def run(
         scene=scene,
         sightings=total,
         seconds=_time.perf_counter() - began,
-        stats={"store": stores.kind, "phones": n, "uploaders": len(senders),
-               "moving_table_phones": moving_table_phones(scenario, devices)},
+        stats={"store": stores.kind, "phones": n, "uploaders": len(senders)},
         windows=windows,
         contexts=contexts,
     )
+
+
+def people(scenario: Scenario, rng: Streams) -> tuple[Crowd, DeviceTable]:
+    """The crowd and its phones of a run with these streams (``people(sc, streams(seed))`` is ``run(sc, seed)``'s):
+    drawn from streams of their own, so a script can redraw them without the radio."""
+    crowd = Crowd(scenario, rng.crowd)
+    return crowd, make_devices(scenario, rng.phones, crowd.posture, crowd.storey)
 
 
 def check_memory(scenario: Scenario, phones: int, uploaders: int, available: int | None) -> None:

@@ -188,11 +188,12 @@ class Bus:
             standing = np.c_[np.full(4 * group.rows, aisle_x + 0.5 * sx), oy + np.arange(4 * group.rows) * sy / 4]
         spots = np.r_[seats, standing]
         n_seats = len(seats)
-        stops = max(int(scenario.duration_min * 60 // group.stop_interval_s), 1)
+        stop_at = stop_times(group, scenario.duration_min * 60.0, rng)
+        stops = max(int(np.searchsorted(stop_at, scenario.duration_min * 60.0, "right")) - 1, 1)
         board = rng.integers(0, stops, n)
         ride = rng.integers(group.ride_stops[0], group.ride_stops[1] + 1, n)
         alight = board + ride
-        self.on, self.off = board * group.stop_interval_s, alight * group.stop_interval_s
+        self.on, self.off = stop_at[board], stop_at[alight]
         self.spot = np.full(n, -1)
         occupied = np.full(len(spots), -1)
         for stop in range(stops + 1):  # event simulation at set-up; steps only look it up
@@ -208,7 +209,7 @@ class Bus:
                 choice = int(rng.choice(free))
                 occupied[choice] = person
                 self.spot[person] = choice
-        self.off = alight * group.stop_interval_s
+        self.off = stop_at[alight]
         self.pos = spots[np.maximum(self.spot, 0)]
         self.heading = np.where(self.spot < n_seats, math.pi / 2, rng.uniform(0, 2 * math.pi, n))
         self.seated = self.spot < n_seats  # the rest stand
@@ -218,6 +219,22 @@ class Bus:
         pos = self.pos + self.rng.normal(0, self.group.sway_m, self.pos.shape)
         pos[~present] = np.nan
         return pos, self.heading.copy(), present
+
+
+def stop_times(group: Group, duration_s: float, rng: np.random.Generator) -> np.ndarray:
+    """Seconds from the start at which the bus stops: 0 first, then enough stops for the last boarding
+    passenger's longest ride.
+
+    With one ``stop_interval_s`` every ride of k stops lasts exactly k intervals, so every pair riding
+    together was together a whole number of intervals: in generated carriages most verdicts then
+    turned on which side of 15 minutes those multiples fell.  A range draws each gap (traffic, lights,
+    a long boarding), so rides of one number of stops differ in length, as on a real line.
+    """
+    low, high = group.stop_interval_s
+    gaps = int(duration_s // low) + group.ride_stops[1] + 1
+    if high > low:
+        return np.r_[0.0, np.cumsum(rng.uniform(low, high, gaps))]
+    return np.arange(gaps + 1) * low
 
 
 def hex_spots(area: tuple[float, float, float, float], spacing: float) -> np.ndarray:
@@ -276,7 +293,9 @@ class Crowd:
 
     def __init__(self, scenario: Scenario, rng: np.random.Generator) -> None:
         self.scenario = scenario
-        self.groups = [KINDS[g.kind](g, scenario, rng) for g in scenario.groups]
+        # each group draws from a child stream of its own: one more walker, or a group added at the
+        # end, leaves every other group's movements as they were (keep_apart's pushes aside)
+        self.groups = [KINDS[g.kind](g, scenario, r) for g, r in zip(scenario.groups, rng.spawn(len(scenario.groups)))]
         self.group_of = np.repeat(np.arange(len(scenario.groups)), [g.people for g in scenario.groups])
         self.n = len(self.group_of)
         self.posture = np.concatenate([_postures(g, m) for g, m in zip(scenario.groups, self.groups)] or [np.empty(0, int)])
@@ -291,8 +310,11 @@ class Crowd:
     def step(self, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         parts = [g.step(t) for g in self.groups]
         pos = np.concatenate([p[0] for p in parts])
-        if self.scenario.space.min_spacing_m > 0:
-            pos = keep_apart(pos, self.movable, self.storey, self.scenario.space.min_spacing_m, self.scenario.space.walls)
+        space = self.scenario.space
+        if space.min_spacing_m > 0:
+            pos = keep_apart(pos, self.movable, self.storey, space.min_spacing_m, space.walls)
+            # a push never leaves the space (walkers at the edge of a square were pushed up to 0.2 m out of it)
+            pos = np.clip(pos, 0.0, (space.width_m, space.depth_m))
         return (
             pos,
             np.concatenate([p[1] for p in parts]),

@@ -42,8 +42,6 @@ def summarise(result: RunResult) -> dict[str, Any]:
         # null when there are enough true contacts for the verdict figures to mean something
         "true_contacts_note": contacts_note(true2, sc.close_contact_min, sc.close_distance_m),
         "sightings": int(result.sightings),
-        # phones "on a table" that move with their carrier (scene-wide carriage shares): a modelling artefact
-        "moving_table_phones": int(result.stats.get("moving_table_phones", 0)),
         "store": result.stats.get("store"),
         "seconds": round(result.seconds, 2),
         "scorers": {},
@@ -77,11 +75,6 @@ def table(report: dict[str, Any]) -> str:
         )
     if report.get("true_contacts_note"):
         lines.append(f"note: {report['true_contacts_note']}")
-    if report.get("moving_table_phones"):
-        lines.append(
-            f"note: {report['moving_table_phones']} people who move carry a phone \"on a table\" (scene-wide [devices]"
-            " carriage): it moves with them with a table's radio; give their groups a carriage of their own"
-        )
     return "\n".join(lines)
 
 

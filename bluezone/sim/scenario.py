@@ -177,7 +177,7 @@ class Group:
     desks: int = 1  # served by the first free desk, desks side by side across the line's head
     desk_spacing_m: float = 1.5
     # bus
-    stop_interval_s: float = 180.0
+    stop_interval_s: tuple[float, float] = (180.0, 180.0)  # one number, or each gap drawn in [low, high]
     ride_stops: tuple[int, int] = (1, 8)
     standing_areas: tuple[tuple[float, float, float, float], ...] = ()  # none: a line along the aisle
     standing_spacing_m: float = 0.5  # between standing spots in the areas (hexagonal)
@@ -520,7 +520,7 @@ def _group(where: str, data: Any) -> Group:
             "sway_m": lambda w, v: _number(w, v, 0, 5),
             "direction_deg": lambda w, v: _number(w, v, -360, 360),
             "service_s": span,
-            "stop_interval_s": lambda w, v: _number(w, v, 10, 10_000),
+            "stop_interval_s": lambda w, v: _pair(w, v, low=10, high=10_000),
             "ride_stops": lambda w, v: _pair(w, v, int, low=1, high=MAX_RIDE_STOPS),
             "phone_share": lambda w, v: _number(w, v, 0.0, 1.0),
             "carriage": _carriage,
@@ -546,6 +546,10 @@ def _group(where: str, data: Any) -> Group:
             raise ConfigError(
                 f"{where}: {group.people} people but only {seats} seats (rows x columns tables x seats_per_table)"
             )
+    if group.kind != "seated" and dict(group.carriage or ()).get("table", 0.0) > 0:
+        raise ConfigError(
+            f"{where}.carriage: a {group.kind} group moves and a phone on a table stays put: give \"table\" to seated groups only"
+        )
     if group.kind == "bus" and group.rows * group.columns == 0:
         raise ConfigError(f"{where}: a bus needs rows and columns of seats")
     if group.kind in ("seated", "bus"):
