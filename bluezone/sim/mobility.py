@@ -313,7 +313,7 @@ class Crowd:
         space = self.scenario.space
         if space.min_spacing_m > 0:
             pos = keep_apart(pos, self.movable, self.storey, space.min_spacing_m, space.walls)
-            # a push never leaves the space (walkers at the edge of a square were pushed up to 0.2 m out of it)
+            # a push never leaves the space (walkers at the edge of a square were pushed up to 0.15 m out of it)
             pos = np.clip(pos, 0.0, (space.width_m, space.depth_m))
         return (
             pos,
