@@ -129,22 +129,21 @@ def load_dataset(root: str | Path, *, bystanders: bool = False) -> Dataset:
         name = path.relative_to(data)
         if not path.is_file():  # a FIFO hung the reader, a link to /dev/zero ran it out of memory
             problems.append(f"{name}: skipped (not a regular file)")
-            log.warning("%s: skipped (not a regular file)", name)
             continue
         try:
             found, bad_lines = reader(path, data)
         except DatasetError as exc:
             problems.append(f"{name}: skipped ({exc})")
-            log.warning("%s: skipped (%s)", name, exc)
             continue
         if bad_lines:
             problems.append(f"{name}: {bad_lines} malformed line(s) skipped")
-            log.warning("%s: %d malformed line(s) skipped", name, bad_lines)
         recordings.extend(found)
     if not recordings:
         detail = f" ({problems[0]}{', ...' if len(problems) > 1 else ''})" if problems else ""
         rows = f"; an RSS CSV's rows are {CSV_ROW}" if layout == "ng_rss_smartphone" else ""
         raise DatasetError(f"{root}: no usable recordings{detail}{rows}")
+    for problem in problems:  # said here, not as read: with nothing usable the error says it (one line, not two)
+        log.warning("%s", problem)
     return Dataset(layout, recordings, problems)
 
 

@@ -268,3 +268,19 @@ def test_the_text_report_says_which_figures_are_per_minute_and_which_chained() -
     assert over.index("1-minute windows") < lines[header].index("ROC-AUC")  # over the window figures
     assert lines[header].index("PR-AUC") < over.index("chained") <= lines[header].index("precision")
     assert sum("one-minute windows flagged, per distance: 1.20 m: " in line for line in lines) == 2  # both scorers
+
+
+def test_skipped_lines_are_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """With nothing usable the error names what was skipped, and a WARNING line with a timestamp said the
+    same first: two lines on stderr for one bad input (walk14). Beside usable recordings it is still a warning."""
+    setup = tmp_path / "m" / "data" / "X"
+    setup.mkdir(parents=True)
+    (setup / "a.csv").write_text("device,elapsed,rss,dist\nA,1.0,-60,1.5\nA,2.0,-61,1.5\n")
+    with caplog.at_level("WARNING", logger="bluezone.sim.datasets"), pytest.raises(DatasetError, match="2 malformed"):
+        load_dataset(tmp_path / "m")
+    assert caplog.records == []
+    rows = [f"{d},{t / 4:.2f},{-60 - (t % 7)},{cm}" for cm in (50, 300) for d in ("A", "B") for t in range(2400)]
+    (setup / "b.csv").write_text("device,elapsed,rss,dist\n" + "\n".join(rows) + "\n")
+    with caplog.at_level("WARNING", logger="bluezone.sim.datasets"):
+        assert load_dataset(tmp_path / "m").recordings
+    assert [r.getMessage() for r in caplog.records] == ["X/a.csv: 2 malformed line(s) skipped"]
