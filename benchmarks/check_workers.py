@@ -5,7 +5,7 @@
 
 Runs the check as ``bluezone check --keys ZIP --db STORE --json --jobs J`` does (``bluezone.cli``), in a
 fresh interpreter, ``--repeat`` times (alternating with each ``--baseline-src``, a directory holding an
-older ``bluezone/``), with a wrapper around each batch's derivation (``keys_heard``, in the
+older ``bluezone/``), with a wrapper around each batch's derivation (``keystream.keys_heard``, in the
 reading process and in each worker) noting its start and end, in seconds since the interpreter
 started (``time.perf_counter`` is the same clock in every process).
 Reports medians over the runs of: when the first worker batch starts and the last one ends, each
@@ -32,12 +32,8 @@ out, args = sys.argv[1], sys.argv[2:]
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the console script
 import bluezone.cli
 import bluezone.matching.keystream as keystream
-try:  # where a batch is derived (since the fourteenth session), else the key stream itself
-    import bluezone.matching.heardinworker as deriving
-except ImportError:
-    deriving = keystream
 PARENT = os.getpid()
-found = deriving.keys_heard
+found = keystream.keys_heard
 def timed(keys, heard, **kwargs):
     start = time.perf_counter()
     result = found(keys, heard, **kwargs)
@@ -45,7 +41,7 @@ def timed(keys, heard, **kwargs):
     with open(out, "a") as f:  # one short append a batch, in whichever process
         f.write(line + "\n")
     return result
-deriving.keys_heard = timed  # before the workers fork
+keystream.keys_heard = timed  # before the workers fork
 finish = keystream.KeyStream.finish
 def finish_timed(self):
     result = finish(self)

@@ -7,10 +7,7 @@ user gets the same exposures from ``check_sightings(load_keys(path), sightings)`
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import importlib
-import os
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -27,12 +24,10 @@ from bluezone.matching.matcher import (
     TOLERANCE_INTERVALS,
     ExposureWindow,
     HeardIndex,
-    can_fork,
     find_exposures,
     keys_heard,
 )
 import bluezone.matching.keystream as keystream
-from bluezone.matching.heardinworker import HeardInWorker
 from bluezone.matching.keystream import BufferedStream, HeardKeys, KeyStream, revising
 from bluezone.matching.receiver import MIN_SIGHTINGS, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
 from bluezone.matching.scoring import Score, Scorer, get_scorer
@@ -40,8 +35,6 @@ from bluezone.proximity.store import SightingStore
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
-
-    from bluezone.matching.heardinworker import Heard
 
 
 @dataclass(frozen=True)
@@ -237,13 +230,13 @@ class HeardRpis:
     def read_all(cls, store: SightingStore) -> HeardRpis:
         """Every RPI ``store`` holds, for keys whose days are not known yet (a file or a server's
         batches still arriving: the store holds 14 days, and a national file covers them all)."""
-        return cls.of(store, read_heard(store))
-
-    @classmethod
-    def of(cls, store: SightingStore, heard: Heard) -> HeardRpis:
-        """What ``read_heard`` read of ``store`` (here or in a worker), as an index."""
-        every, intervals, repeated = heard
-        return cls(store, HeardIndex(every, intervals), repeated)
+        # Reading a wider range than check_store finds keys whose RPIs were heard only outside the
+        # keys' days; none of their rows lies in the span read later, so they match nothing, and the
+        # exposures stay the same.  The intervals only where a key can reach (its interval numbers are
+        # int32): a row dated past them (a hand edit, a clock gone wild) matches nothing, and has no
+        # interval to read.
+        every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
+        return cls(store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated)
 
     def exposures(
         self,
@@ -268,18 +261,6 @@ class HeardRpis:
         return _scored(windows, key_rows, scorer)
 
 
-def read_heard(store: SightingStore) -> Heard:
-    """(every distinct RPI, the intervals heard, the RPIs heard ``MIN_SIGHTINGS`` times or more) of
-    ``store``, whatever the keys' days (``HeardRpis.read_all``)."""
-    # Reading a wider range than check_store finds keys whose RPIs were heard only outside the
-    # keys' days; none of their rows lies in the span read later, so they match nothing, and the
-    # exposures stay the same.  The intervals only where a key can reach (its interval numbers are
-    # int32): a row dated past them (a hand edit, a clock gone wild) matches nothing, and has no
-    # interval to read.
-    every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
-    return every, store.heard_intervals(*_ANY_KEY_SPAN), repeated
-
-
 def _open_and_read_heard(db_path: Path | str | None, now: float | None) -> HeardRpis:
     store = SightingStore.open(db_path, create=False, any_thread=True, purge_now=now)
     try:
@@ -289,31 +270,14 @@ def _open_and_read_heard(db_path: Path | str | None, now: float | None) -> Heard
         raise
 
 
-def _open_and_read_in_worker(db_path: Path | str | None, now: float | None) -> Heard:
-    """In a worker: ``read_heard`` of the store, opened (and purged) as this process would open it."""
-    with SightingStore.open(db_path, create=False, purge_now=now) as store:
-        return read_heard(store)
-
-
-def _open_with_heard_from_worker(heard: HeardInWorker, db_path: Path | str | None, now: float | None) -> HeardRpis:
-    """Once the first worker has read the store: opened here too (its purge done), with what it read."""
-    read = heard.receive()
-    store = SightingStore.open(db_path, create=False, any_thread=True, purge_now=now)
-    try:
-        return HeardRpis.of(store, read)
-    except BaseException:
-        store.close()
-        raise
-
-
 class _HeardInBackground:
-    """``read`` (the store opened, its RPIs read here or by a worker: ``HeardRpis``) in a thread of its
-    own, started at once: SQLite lets go of the GIL while it reads, so this runs while the calling thread
-    inflates and parses the key file (zlib and SHA-256 let go of it too), instead of after it."""
+    """The store opened and ``HeardRpis.read_all`` in a thread of its own, started at once: SQLite lets go
+    of the GIL while it reads, so this runs while the calling thread inflates and parses the key
+    file (zlib and SHA-256 let go of it too), instead of after it."""
 
-    def __init__(self, read: Callable[[], HeardRpis]) -> None:
+    def __init__(self, db_path: Path | str | None, now: float | None) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="bluezone-store")
-        self._read = self._pool.submit(read)
+        self._read = self._pool.submit(_open_and_read_heard, db_path, now)
 
     def result(self) -> HeardRpis:
         """The store and what was read of it (or the error that stopped it), once read; the thread
@@ -455,10 +419,8 @@ def check_key_file(
     one is matched as it streams (``keystream``): the store opened once the file has shown that many
     keys, then each batch of keys derived against every RPI the store heard between pieces of the
     file.  With more (``jobs`` > 1, every core) nothing waits for the file: the store is opened and
-    every distinct RPI it heard read while the file inflates (by the ``jobs - 1`` worker processes,
-    forked first, for a file of ``WORKERS_READ_FROM_BYTES`` or more: ``HeardInWorker``; else in a thread
-    here), and from then on its keys go in small batches to the workers and, once the file is read, to
-    this process too;
+    every distinct RPI it heard read in a thread while the file inflates, and from then on its keys
+    go in small batches to ``jobs - 1`` worker processes and, once the file is read, to this one too;
     a file that fits is kept as well, and checked as an array is from what was derived.  A bad or
     forged file's error still comes first (the store's only for a good file), at the end, with
     nothing reported.  Then ``check_store``'s last steps, on the keys found, with the file's revisions
@@ -468,7 +430,7 @@ def check_key_file(
     ``jobs`` is."""
     scorer = scorer or get_scorer()
     with ExitStack() as opened:
-        heard = _StoreRpis(opened, db_path, now, jobs, _size(path) >= WORKERS_READ_FROM_BYTES)
+        heard = _StoreRpis(opened, db_path, now, jobs)
         # The file's readers (protobuf, zip: ~0.03 s to import) only now, and with more than one job
         # the workers' (multiprocessing: ~0.01 s; else imported as they are forked) and the AES of
         # the exposures' AEMs (~0.01 s; else after the last key): the store's thread reads meanwhile.
@@ -481,7 +443,7 @@ def check_key_file(
 
         sink = BufferedStream(
             heard.key_stream, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys,
-            None if heard.background is None else heard.ready,
+            None if heard.background is None else heard.background.ready,
         )
         revised = stream_keys(path, sink, public_key, key_id)
         if sink.stream is None:  # the whole file fit: checked as an array
@@ -513,36 +475,16 @@ def check_key_file(
         return result
 
 
-#: A key file of at least this many bytes (~55,000 keys in a zip) has its store read by the workers
-#: of a check with more than one job, forked before anything else (``HeardInWorker``); a smaller one by a
-#: thread of this process, without forking unless its keys are many enough to share.
-WORKERS_READ_FROM_BYTES = 1 << 20
-
-
-def _size(path: Path | str) -> int:
-    """Bytes of the file at ``path`` (0 when it cannot be told: then reading it says why)."""
-    try:
-        return os.stat(path).st_size
-    except (OSError, ValueError):
-        return 0
-
-
 class _StoreRpis:
     """The RPIs the store heard, read once, when the key stream first needs them: by a thread started
     at once with more than one job (the store is read while the file inflates), else here."""
 
-    def __init__(self, opened: ExitStack, db_path: Path | str | None, now: float | None, jobs: int, large: bool) -> None:
+    def __init__(self, opened: ExitStack, db_path: Path | str | None, now: float | None, jobs: int) -> None:
         self._opened, self._db_path, self._now, self.jobs = opened, db_path, now, jobs
         self._heard: HeardRpis | None = None
         self.background: _HeardInBackground | None = None
-        self.stream: KeyStream | None = None  # made at once, its workers reading the store (a large file)
-        if jobs > 1 and large and can_fork():
-            in_worker = HeardInWorker(functools.partial(_open_and_read_in_worker, db_path, now), lambda: self.read().index)
-            self.stream = opened.enter_context(KeyStream(in_worker, jobs, keystream.EARLY_BATCH))  # forked here
-            self.background = _HeardInBackground(functools.partial(_open_with_heard_from_worker, in_worker, db_path, now))
-        elif jobs > 1:
-            self.background = _HeardInBackground(functools.partial(_open_and_read_heard, db_path, now))
-        if self.background is not None:
+        if jobs > 1:
+            self.background = _HeardInBackground(db_path, now)
             opened.callback(self.background.close)
 
     def read(self) -> HeardRpis:
@@ -556,16 +498,10 @@ class _StoreRpis:
         return self._heard
 
     def key_stream(self) -> KeyStream:
-        """The stream a key file's batches go to once the store is read, or at once when its workers
-        read it (smaller first batches when the workers can start before the file is read)."""
-        if self.stream is not None:
-            return self.stream
+        """The stream a key file's batches go to once the store is read (smaller first batches when
+        the workers can start before the file is read)."""
         batch = keystream.BATCH if self.background is None else keystream.EARLY_BATCH
         return self._opened.enter_context(KeyStream(self.read().index, self.jobs, batch))
-
-    def ready(self) -> bool:
-        """Whether the key stream can start (the store read, or to be read by its workers)."""
-        return self.stream is not None or (self.background is not None and self.background.ready())
 
 
 def _check_whole_file(

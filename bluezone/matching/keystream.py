@@ -30,8 +30,7 @@ import numpy as np
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.errors import KeyFileError
 from bluezone.keyformat.keys import KEY_DTYPE
-from bluezone.matching.heardinworker import HeardInWorker, found_in
-from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, can_fork
+from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, can_fork, keys_heard
 
 if TYPE_CHECKING:
     from bluezone.matching.sharedbatches import SharedBatches
@@ -45,6 +44,12 @@ BATCH = 1 << 18
 #: Keys derived together with more jobs (~20 ms of work with the compiled helper): small, so that
 #: the workers start early and this process, which reads the file, can take the last ones.
 EARLY_BATCH = 1 << 14
+
+def _found(heard: HeardIndex, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, keys, RPIs) of the ``keys`` that sent an RPI in ``heard``: what is kept of a batch."""
+    rows, rpis = keys_heard(keys, heard)
+    return rows, keys[rows], rpis
+
 
 @dataclass(frozen=True)
 class HeardKeys:
@@ -62,13 +67,10 @@ class KeyStream:
     ``jobs - 1`` forked workers and in this process (``SharedBatches``): the batches wait for the
     workers while this process reads the file (up to ``BUFFER_KEYS`` keys of them; past that it
     derives a batch itself now and then, so the file is read no faster than derived), and at the end
-    it derives the ones no worker has claimed while the workers finish theirs.  ``heard`` a
-    ``HeardInWorker``: the store not read yet, the workers read it themselves as they start."""
+    it derives the ones no worker has claimed while the workers finish theirs."""
 
-    def __init__(self, heard: HeardIndex | HeardInWorker, jobs: int = 1, batch: int | None = None) -> None:
+    def __init__(self, heard: HeardIndex, jobs: int = 1, batch: int | None = None) -> None:
         self.heard = heard
-        self.derive = functools.partial(found_in, heard) if isinstance(heard, HeardIndex) else heard
-        self.forked = False  # workers forked once already
         self.jobs = jobs
         self.batch = BATCH if batch is None else batch
         self.queued = max(2 * (jobs - 1), BUFFER_KEYS // self.batch)  # batches in flight at most
@@ -94,15 +96,8 @@ class KeyStream:
         if self.jobs > 1 and can_fork():
             from bluezone.matching.sharedbatches import SharedBatches  # with multiprocessing: not in one job's imports
 
-            heard = self.heard
-            if isinstance(heard, HeardIndex):
-                heard.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
-            elif self.forked:  # read again: the store has been read here by now, the new workers inherit it
-                heard.index()  # (and no thread of this process is reading it while they are forked)
-            self.workers = SharedBatches(self.derive, self.jobs - 1, self.queued, self.batch, self._prepare())
-            if not isinstance(heard, HeardIndex) and not self.forked:
-                heard.forked()
-            self.forked = True
+            self.heard.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
+            self.workers = SharedBatches(functools.partial(_found, self.heard), self.jobs - 1, self.queued, self.batch)
         self.firsts: list[int] = []  # per batch posted to the workers: its first row in the file
         self.pending: list[np.ndarray] = []  # keys not yet in a batch
         self.pending_count = 0
@@ -110,11 +105,6 @@ class KeyStream:
         self.first: int | None = None  # earliest rolling start, latest end of validity so far
         self.end: int | None = None
         self.found: list[tuple[int, np.ndarray, np.ndarray, np.ndarray]] = []  # (first row, rows, keys, RPIs) per batch
-
-    def _prepare(self) -> Callable[[int], bool] | None:
-        """What each worker does first: read the store itself, the first time workers are forked
-        with its RPIs not yet read (``HeardInWorker``); else nothing."""
-        return None if isinstance(self.heard, HeardIndex) or self.forked else self.heard.prepare
 
     def add(self, keys: np.ndarray) -> None:
         for lo in range(0, len(keys), self.batch):  # a file parsed whole comes as one array
@@ -141,7 +131,7 @@ class KeyStream:
             self._collect()
             number = self.workers.post(batch)
         if number is None:  # here: one job, or every slot still taken
-            self._keep(first, self.derive(batch))
+            self._keep(first, _found(self.heard, batch))
         else:
             self.firsts.append(first)
 

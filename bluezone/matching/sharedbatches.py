@@ -34,14 +34,9 @@ class SharedBatches:
     """``workers`` forked processes deriving batches of at most ``slot_keys`` keys with ``derive``,
     up to ``slots`` of them posted and not yet collected at once.  Not thread-safe: one owner."""
 
-    def __init__(
-        self, derive: Derive, workers: int, slots: int, slot_keys: int, prepare: Callable[[int], bool] | None = None
-    ) -> None:
+    def __init__(self, derive: Derive, workers: int, slots: int, slot_keys: int) -> None:
         context = multiprocessing.get_context("fork")
         self._derive = derive
-        # run by each worker first, with its number (0, 1, ...): False, it cannot derive (it claims nothing,
-        # says so and ends; this process derives what it would have, or fails for the reason it knows)
-        self._prepare = prepare
         self._slot_keys = slot_keys
         # MAP_SHARED and anonymous: the forked workers see what this process writes after the fork
         self._keys = np.frombuffer(mmap.mmap(-1, slots * slot_keys * KEY_DTYPE.itemsize), KEY_DTYPE).reshape(slots, slot_keys)
@@ -53,9 +48,9 @@ class SharedBatches:
         self._pipes: list[multiprocessing.connection.Connection] = []
         self._processes: list[multiprocessing.process.BaseProcess] = []
         with ctrl_c_held():  # the workers are born with SIGINT blocked (forked.py)
-            for worker in range(workers):
+            for _ in range(workers):
                 reader, writer = context.Pipe(duplex=False)
-                process = context.Process(target=self._work, args=(writer, worker), daemon=True, name="bluezone-derive")
+                process = context.Process(target=self._work, args=(writer,), daemon=True, name="bluezone-derive")
                 process.start()
                 writer.close()
                 self._pipes.append(reader)
@@ -91,7 +86,7 @@ class SharedBatches:
             while (number := self._claim(block=False)) is not None:
                 self._mark_collected(number)
                 yield number, self._derive(self._batch(number))
-        while self._outstanding and self._pipes:
+        while self._outstanding:
             ready = multiprocessing.connection.wait(self._pipes, timeout=None if wait else 0)
             if not ready:
                 return
@@ -101,9 +96,6 @@ class SharedBatches:
                     number, found = pipe.recv()
                 except EOFError:
                     raise MatchWorkerError("a worker process deriving keys ended (killed?) before the check did") from None
-                if number is None:  # it cannot derive: it claimed nothing, and has ended
-                    self._pipes.remove(pipe)
-                    continue
                 if isinstance(found, BaseException):
                     raise found
                 self._mark_collected(number)
@@ -136,12 +128,9 @@ class SharedBatches:
             return None
         return self._next.take()
 
-    def _work(self, pipe: multiprocessing.connection.Connection, worker: int) -> None:
-        """A worker (the ``worker``-th): derive the batches it claims until told to stop."""
+    def _work(self, pipe: multiprocessing.connection.Connection) -> None:
+        """A worker: derive the batches it claims until told to stop."""
         leave_ctrl_c_to_parent()
-        if self._prepare is not None and not self._prepare(worker):
-            pipe.send((None, None))
-            return
         while (number := self._claim(block=True)) is not None:
             try:
                 found: Found | BaseException = self._derive(self._batch(number))
