@@ -10,7 +10,9 @@ calibration (docs/simulation.md, "Fresh seeds 48-55": the same-minute correction
 receiver's carriage and none of the sender's).  Here each judged minute's attenuation is also
 corrected by what the sender would have sent about itself, ``weight * (offset - centre)`` taken off
 before the scorer smooths, counts and chains (``margin_alarms.candidate``, the shipped arithmetic),
-with the offsets:
+and so is every other link the receiver heard in that minute, the company its same-minute reference
+is made of (``company_delta``: in these scenes only uploaders send, so the company is the cached
+links), with the offsets:
 
 - ``oracle carriage``: the sender's true carriage loss at 1 m in the run's radio model (the scene's
   ``carriage_loss_db`` plus half its body loss times the carriage's body factor, the mean over angles);
@@ -46,11 +48,12 @@ from fresh_seeds import SIMULATIONS
 from margin_alarms import SHIPPED, candidate
 
 from bluezone.matching.receiver import group_percentile
-from bluezone.sim.channel import _BODY_FACTOR, make_devices
+from bluezone.sim.channel import _BODY_FACTOR
+from bluezone.sim.engine import people
 from bluezone.sim.metrics import confusion
 from bluezone.sim.generate import generate
-from bluezone.sim.mobility import Crowd
 from bluezone.sim.scenario import CARRIAGES, Scenario, load_scenario
+from bluezone.sim.streams import streams
 
 THRESHOLDS = tuple(np.arange(55.0, 67.01, 0.5))  # dB: wide, as a centred offset of up to 10 dB moves the verdict's level
 WEIGHTS = (0.5, 1.0)
@@ -70,14 +73,14 @@ class Senders:
 
 
 def senders_of(scenario: Scenario, seed: int) -> Senders:
-    """The run's uploaders drawn again from the seed, as ``engine.run`` draws them first (the crowd,
-    the phones, then with a count of positives the uploaders from the same stream)."""
-    rng = np.random.default_rng(seed)
-    crowd = Crowd(scenario, rng)
-    devices = make_devices(scenario, rng, crowd.posture, crowd.storey)
+    """The run's uploaders drawn again from the seed, as ``engine.run`` draws them (the crowd and the
+    phones from their own streams, ``engine.people``; with a count of positives the uploaders from theirs).
+    Caches made before 1bf338b (one stream for everything) need this script as of b2fddb1 instead."""
+    rng = streams(seed)
+    _, devices = people(scenario, rng)
     n = len(devices.person)
     positives = scenario.devices.positives
-    rows = np.arange(n) if positives == "all" else np.sort(rng.choice(n, min(int(positives), n), replace=False))
+    rows = np.arange(n) if positives == "all" else np.sort(rng.uploaders.choice(n, min(int(positives), n), replace=False))
     loss = dict(scenario.radio.carriage_loss_db)
     nominal = np.array([loss.get(c, 0.0) + scenario.radio.body_loss_db * _BODY_FACTOR[c] / 2 for c in CARRIAGES])
     return Senders(devices.carriage[rows], rows, devices.tx_error[rows], nominal)

@@ -28,8 +28,8 @@ def research(name: str):
 
 @pytest.mark.parametrize("scene,seed", [("wedding", 3), ("classroom", 5)])  # a count of uploaders, and "all"
 def test_senders_are_the_engines_uploaders(scene: str, seed: int) -> None:
-    """The uploaders are drawn after the crowd and the phones from one stream: a re-draw that skipped
-    the phones (or drew them in another order) would pin other phones' carriages on the keys."""
+    """The crowd, the phones and the uploaders each come from a stream of the run's: a re-draw from
+    another stream (or the run's seed itself) would pin other phones' carriages on the keys."""
     module = research("sender_metadata")
     scenario = load_scenario(ROOT / "simulations" / f"{scene}.toml").with_overrides(duration_min=6)
     result = engine.run(scenario, seed=seed, scorers=["gaen"], store="memory")
