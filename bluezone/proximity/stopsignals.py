@@ -1,8 +1,9 @@
 """Stop a long-running command cleanly on SIGINT or SIGTERM (Ctrl-C, ``systemctl stop``).
 
 The daemon and the venue beacon both own a radio and a store that must be closed, so the first
-signal asks them to stop and finish; a second one gets the default behaviour and interrupts, for
-when the clean stop itself hangs.
+signal asks them to stop and finish.  Any signal after it (a second Ctrl-C, or a SIGTERM after a
+Ctrl-C) means the user will not wait: one line says so and the process exits at once, even when
+the clean stop itself hangs.  SQLite loses nothing it had committed; what was not yet written is lost.
 """
 
 from __future__ import annotations
@@ -10,32 +11,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import NoReturn
 
 log = logging.getLogger(__name__)
+
+_Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
 
 @contextlib.contextmanager
 def stop_on_signals(stop: Callable[[], None], doing: str, *, enabled: bool = True) -> Iterator[None]:
-    """While the block runs, the first SIGINT or SIGTERM logs ``doing`` and calls ``stop``; the handlers go
-    when it ends.  Call from a coroutine (the running loop's handlers); off the main thread or off Unix,
+    """While the block runs, the first SIGINT or SIGTERM logs ``doing`` and calls ``stop`` once; a later one
+    exits the process at once (``exit_now``).  The handlers there before come back when the block ends.
+    Call from a coroutine (the first signal is handled on the running loop); off the main thread or off Unix,
     nothing is installed."""
     loop = asyncio.get_running_loop()
-    installed: list[signal.Signals] = []
+    previous: dict[signal.Signals, _Handler] = {}
+    stopping = False
 
     def on_signal(sig: signal.Signals) -> None:
+        nonlocal stopping
+        if stopping:  # both were queued before the loop ran either handler
+            exit_now(sig, doing)
+        stopping = True
         log.info("%s: %s", sig.name, doing)
+        # the next signal is handled by Python itself: it must act even if the loop never runs again
+        for each in previous:
+            loop.remove_signal_handler(each)
+            signal.signal(each, lambda signum, _frame: exit_now(signal.Signals(signum), doing))
         stop()
-        loop.remove_signal_handler(sig)  # a second signal interrupts
 
     if enabled:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                before = signal.getsignal(sig)
                 loop.add_signal_handler(sig, on_signal, sig)
-                installed.append(sig)
+                previous[sig] = before
     try:
         yield
     finally:
-        for sig in installed:
+        for sig, before in previous.items():
             loop.remove_signal_handler(sig)
+            signal.signal(sig, signal.SIG_DFL if before is None else before)  # None: not set from Python
+
+
+def exit_now(sig: signal.Signals, doing: str) -> NoReturn:
+    """Say in one line that the clean stop is abandoned, then end the process (exit 128 + the signal's
+    number, as a shell reports a process a signal ended)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a flush interrupted mid-write cannot be finished here
+            stream.flush()
+    line = f"bluezone: {sig.name} while {doing}: exiting now without finishing (what was not yet stored is lost)\n"
+    with contextlib.suppress(OSError):
+        os.write(2, line.encode())
+    os._exit(128 + sig)

@@ -45,7 +45,7 @@ async def run_beacon(
     is called once the radio is open (a start line printed before would read as a beacon on air),
     ``on_epoch`` at each new 10-minute epoch after the first (a beacon left running for days says it is
     still on air).  ``handle_signals`` (``bluezone venue beacon``): SIGINT and SIGTERM (Ctrl-C, ``systemctl
-    stop``) set ``stop``, so the radio is closed and the totals returned; a second signal interrupts."""
+    stop``) set ``stop``, so the radio is closed and the totals returned; a second signal exits at once."""
     stats = BeaconStats()
     started = clock.now()
     stop = stop or asyncio.Event()
