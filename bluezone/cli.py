@@ -17,6 +17,7 @@ import click
 
 from bluezone.clitypes import DB_ORIGIN, LazyCommands, emit_json, json_option
 from bluezone.errors import BluezoneError, NotAStoreError
+from bluezone.printable import printable_line
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -101,7 +102,7 @@ class BluezoneGroup(click.Group):
                 try:
                     extra["default_map"] = load_defaults(self)
                 except BluezoneError as exc:  # no context yet for invoke() to report it
-                    click.echo(f"Error: {exc}", err=True)
+                    click.echo(printable_line(f"Error: {exc}"), err=True)
                     sys.exit(exc.exit_code)
             try:
                 return super().make_context(info_name, args, parent, **extra)
@@ -133,7 +134,7 @@ class BluezoneGroup(click.Group):
                 raise
             # a database named by $BLUEZONE_DB or config.toml: say so, the user typed no --db
             where = _db_origin(ctx) if isinstance(exc, NotAStoreError) else ""
-            click.echo(f"Error: {exc}{where}", err=True)
+            click.echo(printable_line(f"Error: {exc}{where}"), err=True)
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:
             if ctx.obj and ctx.obj.get("debug"):
@@ -151,7 +152,7 @@ class BluezoneGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence for the CLI
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            click.echo(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+            click.echo(printable_line(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)"), err=True)
             ctx.exit(1)
 
 
@@ -174,7 +175,7 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
         exc.show()
         sys.exit(exc.exit_code)
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-    click.echo(f"Error: {exc.format_message()}{_set_where(exc)}{where}", err=True)
+    click.echo(printable_line(f"Error: {exc.format_message()}{_set_where(exc)}{where}"), err=True)
     sys.exit(exc.exit_code)
 
 
@@ -190,6 +191,14 @@ def _set_where(exc: click.UsageError) -> str:
     return f" (set in {origin})" if origin else ""
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Each log record's line printable (``printable_line``): a logged path (``store %s``) cannot fake a
+    second record or drive the terminal.  A traceback, added after the line, keeps its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return printable_line(super().formatMessage(record))
+
+
 @click.group(cls=BluezoneGroup, params=list(VERBOSITY_OPTIONS), lazy_commands=LAZY_COMMANDS)
 @click.version_option(package_name="bluezone")
 @click.pass_context
@@ -197,7 +206,9 @@ def cli(ctx: click.Context) -> None:
     """bluezone: Bluetooth proximity contact detection, compatible with GAEN v1.2."""
     obj = ctx.ensure_object(dict)
     obj.setdefault("debug", False)
-    logging.basicConfig(format=LOG_FORMAT)
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLineFormatter(LOG_FORMAT))
+    logging.basicConfig(handlers=[handler])  # (does nothing if logging is set up already)
     logging.getLogger().setLevel(obj.get("log_level", logging.WARNING))
 
 

@@ -39,6 +39,7 @@ from click.core import ParameterSource
 from bluezone.clitypes import LazyCommands
 from bluezone.config import read_toml_file, xdg_home
 from bluezone.errors import ConfigError
+from bluezone.printable import printable_line
 
 ENV_PREFIX = "BLUEZONE"
 CONFIG_ENV = "BLUEZONE_CONFIG"
@@ -135,7 +136,7 @@ MAX_SHOWN_NAME = 80
 
 def _shown_name(name: str) -> str:
     """A variable's name as the warning prints it: escapes, not the terminal control characters it may hold."""
-    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name[:MAX_SHOWN_NAME])
+    shown = printable_line(name[:MAX_SHOWN_NAME])
     return shown + "..." if len(name) > MAX_SHOWN_NAME else shown
 
 

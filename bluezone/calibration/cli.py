@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from bluezone.clitypes import FloatRange, json_option
+from bluezone.printable import printable_line
 
 STEPS = """Calibrating {radio} against {reference}, {distance:g} m apart, for {duration:g} s.
   1. Put the two devices {distance:g} m apart (measure it), in the open, at the same height, nothing between them.
@@ -146,7 +147,7 @@ def calibrate(
     )
     click.echo(f"RSSI correction {result.rssi_correction_db:+d} dB, TX power {tx}")
     if invented:
-        click.echo(f"emulated radio: nothing written to {target} (give --config FILE to keep the result)")
+        click.echo(printable_line(f"emulated radio: nothing written to {target} (give --config FILE to keep the result)"))
     elif written is None:
         click.echo("dry run: nothing written")
     else:

@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 
 from bluezone.clitypes import cli_clock, cli_now, db_option, emit_json, jobs_option, json_option
+from bluezone.printable import printable_line
 
 
 
@@ -154,7 +155,8 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
             ) from None
         except OSError as exc:
             raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
-        click.echo(f"wrote {len(own)} {'F0 list entry' if protocol == 'bluezone3' else 'keys'} to {out}", err=True)
+        what = "F0 list entry" if protocol == "bluezone3" else "keys"
+        click.echo(printable_line(f"wrote {len(own)} {what} to {out}"), err=True)
     if released:  # today's key, now in the file, goes off air when the current 10 minutes end
         with SightingStore.open(db_path, create=False, purge_now=now) as store:
             for key in released:

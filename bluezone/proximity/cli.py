@@ -11,6 +11,7 @@ import click
 from click.core import ParameterSource
 
 from bluezone.clitypes import FloatRange, cli_clock, cli_now, db_option, emit_json, json_option
+from bluezone.printable import printable_line
 
 
 
@@ -73,7 +74,7 @@ def run(
         if shown:
             click.echo("\r\033[K", nl=False)
             shown = False
-        click.echo(line)
+        click.echo(printable_line(line))  # the start line names the database
 
     clock = cli_clock()
     daemon = run_daemon(
@@ -130,7 +131,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
         except (OverflowError, OSError, ValueError):  # a hand-edited or damaged row far past year 9999
             return f"{t!r} (no date: a damaged or hand-edited row)"
 
-    click.echo(f"database   {info['db_path']} ({info['db_bytes'] / 1e6:.1f} MB, schema {info['schema_version']})")
+    click.echo(f"database   {printable_line(str(info['db_path']))} ({info['db_bytes'] / 1e6:.1f} MB, schema {info['schema_version']})")
     click.echo(f"daily keys {info['daily_keys']}")
     click.echo(f"sightings  {info['sightings']} over {info['days_covered']} day(s)")
     if info.get("bluezone3_sightings"):
@@ -152,7 +153,9 @@ def status(db_path: Path | None, as_json: bool) -> None:
     emulated = Path(info["db_path"]).with_name(EMULATED_DB_FILENAME)
     if not (info["sightings"] or info["daily_keys"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():
         # `bluezone run` without Bluetooth leaves this empty store behind, and the user then tries --backend emulated
-        click.echo(f"empty      `bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}")
+        click.echo(printable_line(
+            f"empty      `bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}"
+        ))
     if daemon:
         click.echo(f"radio      {daemon.get('backend', '?')} (daemon report of {when(daemon.get('updated_at'))})")
         if not daemon.get("rotates_address", True):

@@ -18,6 +18,7 @@ from typing import Any
 from bluezone.config import DaemonConfig
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.errors import BluezCallError, RadioUnavailableError, RadioUnavailableReason, StoreError, StoreWriteError
+from bluezone.printable import printable_line
 from bluezone.proximity.backends.bluez_dbus import (
     AdapterInfo,
     bluez_version,
@@ -277,8 +278,8 @@ def render(report: Report) -> str:
     marks = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
     lines = []
     for check in report.checks:
-        lines.append(f"[{marks[check.status]}] {check.name}: {check.detail}")
+        lines.append(printable_line(f"[{marks[check.status]}] {check.name}: {check.detail}"))  # may name the database
         if check.fix and check.status != "ok":
-            lines.append(f"       fix: {check.fix}")
+            lines.append(printable_line(f"       fix: {check.fix}"))
     lines.append("ready for `bluezone run --backend bluez`" if report.ok else "not ready: fix the FAIL lines above")
     return "\n".join(lines)

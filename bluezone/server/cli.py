@@ -14,6 +14,7 @@ import click
 from bluezone.clitypes import FloatRange, cli_clock, json_option, make_writable_dir, parse_date
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import BluezoneError, InputError, ServerError
+from bluezone.printable import printable_line
 
 if TYPE_CHECKING:
     from bluezone.server.exports import ExportConfig
@@ -272,7 +273,7 @@ def _exported_sentence(batches: list, out: Path) -> str:
     if venues:
         said += (f" and {sum(b.num_keys for b in venues)} check-in report(s), decoys included,"
                  f" in {len(venues)} venue-warning file(s)")
-    return f"{said} in {out}"
+    return printable_line(f"{said} in {out}")
 
 
 @server.command("export")

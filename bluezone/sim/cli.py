@@ -9,6 +9,7 @@ import click
 
 from bluezone.clitypes import FloatRange, json_option, make_writable_dir
 from bluezone.errors import ConfigError
+from bluezone.printable import printable_line
 from bluezone.progress import fraction_of, terminal_progress
 
 
@@ -129,7 +130,7 @@ def simulate(
 
             click.echo(venues_table(summary["venues"]))
         if out is not None:
-            click.echo(f"report and plots in {out}")
+            click.echo(printable_line(f"report and plots in {out}"))
 
 
 @click.command("evaluate")

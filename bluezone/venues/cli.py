@@ -13,6 +13,7 @@ import click
 from bluezone.clitypes import FloatRange, ask_before_sending, cli_clock, db_option, json_option, nothing_sent
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
+from bluezone.printable import printable_line
 from bluezone.venues.visits import local_time
 
 
@@ -87,7 +88,10 @@ def venue_create(
         f"venue {info['description']!r} ({info['type']}), visitors checked out after {info['stay_minutes']} min",
         err=True,
     )
-    click.echo(f"poster {out / info['poster_png']} and {out / info['poster_svg']}; secrets in {info['secret_file']}", err=True)
+    click.echo(
+        printable_line(f"poster {out / info['poster_png']} and {out / info['poster_svg']}; secrets in {info['secret_file']}"),
+        err=True,
+    )
 
 
 @venue.command("poster")
