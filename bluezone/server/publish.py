@@ -337,8 +337,8 @@ def claim_try(storage: Storage, host: str, now: float, config: PublishConfig) ->
         client, now, now - config.failure_window, config.max_failures_per_client, shared,
         busy=(EVERYBODY, config.guessing_alarm, config.max_failures_under_attack),
     )
-    if token is None:
-        log.warning("publish refused: client %s (or its /48) over the failed-code limit (see `server status`)", client)
+    if token is None:  # no address: the code may be good, a positive person's behind a guesser's NAT or /48
+        log.warning("publish refused: a client (or its /48) over the failed-code limit (see `server status`)")
     return token
 
 

@@ -135,8 +135,8 @@ def guarded_protocol(settings: ServeSettings, max_connections: int) -> type[asyn
             super().connection_made(transport)
             address = self.client[0] if self.client else "unknown"
             peer = client_key(address)  # an IPv6 /64 is one client
-            if len(self.connections) > max_connections:
-                log.warning("connection from %s refused: %d connections open (the limit)", peer, max_connections)
+            if len(self.connections) > max_connections:  # whoever came next, maybe to upload: not named
+                log.warning("a connection refused: %d connections open (the limit)", max_connections)
                 transport.abort()
                 return
             if per_client[peer] >= settings.max_connections_per_client and not settings.is_proxy(address):

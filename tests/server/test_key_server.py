@@ -546,3 +546,24 @@ def test_an_upload_retried_many_times_is_neither_rate_limited_nor_logged_with_it
     assert {(status, answer["code"]) for status, answer in answers} == {(403, "verification_code_used")}
     assert not any("testclient" in r.getMessage() for r in caplog.records)
     assert server.storage.count_failures(NOW - 3600) == 0
+
+
+def test_a_good_code_refused_as_rate_limited_does_not_log_its_address(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A guesser behind the same NAT or /48 (or a GUESSING alarm's smaller budget) has a positive person's
+    upload refused 429 before its code is read: 'publish refused: client <address> ...' tied that person's
+    address to an upload.  The guesses themselves still name it."""
+    start = rolling_start(NOW) - ROLLING_PERIOD
+    good = server.code()
+    with caplog.at_level("INFO", logger="bluezone"):
+        guesses = [server.post(_body([(bytes(range(16)), start, ROLLING_PERIOD)], "1" * 16))[0]
+                   for _ in range(PublishConfig().max_failures_per_client)]
+    assert set(guesses) == {403} and any("testclient" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="bluezone"):
+        status, answer = server.post(_body([(bytes(range(16)), start, ROLLING_PERIOD)], good))
+    assert (status, answer["code"]) == (429, "rate_limited")
+    refused = [r.getMessage() for r in caplog.records]
+    assert any("over the failed-code limit" in line for line in refused), refused
+    assert not any("testclient" in line for line in refused), refused
