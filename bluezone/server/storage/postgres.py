@@ -14,6 +14,7 @@ import numpy as np
 
 from bluezone.errors import ConfigError, InputError, ServerStorageError
 from bluezone.server.storage.batches import BatchRecord
+from bluezone.server.storage.database import CLOSE_APART_WAIT
 from bluezone.server.storage.interface import Storage
 from bluezone.server.storage.queues import id_runs
 
@@ -208,7 +209,7 @@ class PostgresStorage(Storage):
 
     def close(self) -> None:
         self._conn.close()
+        self._end_apart(CLOSE_APART_WAIT)
 
-    def _ping_apart(self) -> None:
-        with self._connect() as conn:
-            conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+    def _connect_apart(self) -> Any:
+        return self._connect(autocommit=True)  # a read begins no transaction: nothing held open between checks

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bluezone.errors import NewerSchemaError
+from bluezone.server.storage.database import PING_SQL
 from bluezone.server.storage.queues import ExportQueues
 
 SCHEMA_VERSION = 14
@@ -188,9 +189,11 @@ class Schema(ExportQueues):
     def ping(self, own_connection: bool = False) -> None:
         """Read one row (the schema version): raises if the database cannot answer (readiness, /readyz).
         On PostgreSQL a lost connection is made again first, as for any request.  ``own_connection``: on a
-        connection of its own, not behind this object's work under way (the process's own export)."""
+        connection of its own, not behind this object's work under way (the process's own export), kept for
+        the next such check; a check without it closes that connection (the export has ended)."""
         if own_connection:
             self._ping_apart()
             return
+        self._end_apart()
         with self._transaction(write=False) as cur:
-            self._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            self._exec(cur, PING_SQL).fetchone()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bluezone.errors import InputError, ServerStorageError
+from bluezone.server.storage.database import CLOSE_APART_WAIT
 from bluezone.server.storage.interface import Storage
 
 log = logging.getLogger(__name__)
@@ -85,11 +86,8 @@ class SQLiteStorage(Storage):
         # crashed the process (a server stopped while a request or an export still ran)
         with self._lock:
             self._conn.close()
+        self._end_apart(CLOSE_APART_WAIT)
 
-    def _ping_apart(self) -> None:
-        # read-only: in WAL mode a reader waits for no writer
-        conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
-        try:
-            conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
-        finally:
-            conn.close()
+    def _connect_apart(self) -> sqlite3.Connection:
+        # read-only: in WAL mode a reader waits for no writer (and a SELECT alone begins no transaction)
+        return sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5, check_same_thread=False)
