@@ -12,7 +12,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from bluezone.cli import cli
+from bluezone.cli import LAZY_COMMANDS, cli
 from bluezone.cliconfig import load_defaults
 from bluezone.proximity.store import SightingStore
 
@@ -275,3 +275,65 @@ def test_every_option_s_own_variable_is_known() -> None:
     assert len(names) > 100 and {"BLUEZONE_SERVER_RUN_PORT", "BLUEZONE_VENUE_CREATE_NAME"} <= set(names)
     assert unknown_envvars(cli, dict.fromkeys([*names, *OTHER_VARIABLES], "1")) == []
     assert unknown_envvars(cli, {"BLUEZONE_VENUE_CREATE_NAEM": "x"}) == [("BLUEZONE_VENUE_CREATE_NAEM", "BLUEZONE_VENUE_CREATE_NAME")]
+
+
+# One variable of each command group, as typed by someone who slipped: each run under another command, in a
+# process of its own (in this one the tests before have imported every command already).
+_GROUPS = sorted(LAZY_COMMANDS)
+
+
+def _variables_of(group: str) -> list[str]:
+    """The variables the command tree gives ``group``'s options (every command imported here to know)."""
+    from bluezone.cliconfig import _known_variables
+
+    prefix = f"BLUEZONE_{group.upper().replace('-', '_')}_"
+    return sorted(n for n in _known_variables(cli, import_all=True)[0] if n.startswith(prefix))
+
+
+def _fresh(args: list[str], env: dict[str, str], probe: str = "", before: str = "") -> subprocess.CompletedProcess[str]:
+    """``bluezone ARGS`` in a new interpreter (``before``: a statement run first); ``probe``: a module whose
+    import it then reports on stdout."""
+    script = (
+        f"import sys\n{before}\nfrom bluezone.cli import cli\n"
+        f"try:\n    cli.main({args!r})\nexcept SystemExit:\n    pass\n"
+        f"print('IMPORTED' if {probe!r} in sys.modules else 'NOT IMPORTED')\n"
+    )
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("BLUEZONE_")}
+    return subprocess.run([sys.executable, "-c", script], env={**clean, **env}, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("group", _GROUPS)
+def test_a_typo_under_a_command_not_imported_yet_is_warned_of(group: str) -> None:
+    """BLUEZONE_SERVER_RUN_PROT while `status` ran (server not imported) was no warning, but the same typo
+    while `server run` ran was: whether a typo was told depended on which command's module was loaded."""
+    real = _variables_of(group)[0]
+    typo = real[:-1] + ("X" if real[-1] != "X" else "Y")  # one letter off: a close name
+    other = "checkins" if group in {"run", "status", "purge", "doctor"} else "status"
+    done = _fresh([other, "--help"], {typo: "1"})
+    assert done.returncode == 0, done.stderr
+    assert f"no bluezone option has this variable: {typo} (did you mean " in done.stderr, (group, done.stderr)
+
+
+def test_a_right_variable_of_a_command_not_imported_is_no_warning_and_imports_nothing() -> None:
+    """Known from COMMAND_VARIABLES: no warning, and the key server's commands (FastAPI, uvicorn) stay unloaded."""
+    done = _fresh(["status", "--help"], {"BLUEZONE_SERVER_RUN_PORT": "8443", "BLUEZONE_CHECK_SERVER": "https://x"},
+                  probe="bluezone.server.cli")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout.endswith("NOT IMPORTED\n")
+
+
+def test_every_written_down_variable_is_still_an_option_s() -> None:
+    """A name left in COMMAND_VARIABLES after its option went would hide the typo of whoever still sets it.
+    (A name missing from it costs only time: every command is imported to look.)"""
+    from bluezone.cliconfig import COMMAND_VARIABLES, _known_variables
+
+    known = _known_variables(cli, import_all=True)[0]
+    assert not COMMAND_VARIABLES - known, sorted(COMMAND_VARIABLES - known)
+
+
+def test_a_variable_missing_from_the_written_list_is_still_known() -> None:
+    """The list is a shortcut: a name it lacks (an option added since) has every command imported to look."""
+    done = _fresh(["status", "--help"], {"BLUEZONE_SERVER_RUN_PORT": "8443"},
+                  before="import bluezone.cliconfig as c; c.COMMAND_VARIABLES = frozenset()")
+    assert done.returncode == 0 and done.stderr == ""
