@@ -1,5 +1,5 @@
-"""``bluezone keys derive`` / ``keys export``, ``check`` (and its report as text) and ``benchmark``: thin
-wrappers over bluezone.matching (imported when first named, see bluezone/cli.py)."""
+"""``bluezone keys derive`` / ``keys export``, ``check`` and ``benchmark``: thin wrappers over bluezone.matching
+(imported when first named, see bluezone/cli.py); check's report is bluezone.checkreport."""
 
 from __future__ import annotations
 
@@ -246,7 +246,9 @@ def check(
     if f0_entries is not None:
         _add_bluezone3(result, f0_entries, db_path, scorer, rssi_correction)
     if as_json:
-        emit_json(_with_meetings_across_midnight(result))
+        from bluezone.checkreport import report_as_dict
+
+        emit_json(report_as_dict(result))
     else:
         _print_check(result, gaen=keys_path is not None or server_url is not None, db_path=db_path, server_url=server_url)
     if server_url is not None:
@@ -334,152 +336,12 @@ def _add_bluezone3(result: Any, f0_entries: Any, db_path: Path | None, scorer: A
     result.add_bluezone3(found, len(f0_entries), seen)
 
 
-def _midnight_pairs(result: Any) -> dict[int, int]:
-    """The exposures of ``result`` that continue one of the day before across UTC midnight (later: earlier)."""
-    if len(result.exposures) < 2:
-        return {}
-    from bluezone.client.exposures import across_midnight
-
-    return across_midnight(result.exposures)
-
-
-def _with_meetings_across_midnight(result: Any) -> dict[str, Any]:
-    """``result.as_dict()``, each exposure that continues one of the day before across UTC midnight
-    saying so (``continues_across_midnight``: the earlier one's index and the minutes of both)."""
-    out = result.as_dict()
-    for j, i in _midnight_pairs(result).items():
-        out["exposures"][j]["continues_across_midnight"] = {
-            "from_index": i,
-            "together_minutes": round(result.exposures[i].score.minutes + result.exposures[j].score.minutes, 3),
-        }
-    return out
-
-
 def _print_check(result: Any, gaen: bool, db_path: Path | None = None, server_url: str | None = None) -> None:
-    """``bluezone check`` as text: one line per exposure, a summary, then revised earlier ones."""
-    pairs = _midnight_pairs(result)
-    for j, e in enumerate(result.exposures):
-        s = e.score
-        click.echo(
-            f"{e.date}  {s.minutes:5.1f} min  closest {s.closest_attenuation} dB  typical "
-            f"{s.typical_attenuation:.0f} dB  ~{s.distance_band}  {e.level or 'not ' + ('F2' if e.contact_of == 'F1' else 'F1')}"
-            + ("  (a close contact of a close contact)" if e.level == "F2" else "")
-            + ("  (TX power estimated)" if e.tx_power_estimated else "")
-            + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
-        )
-        if j in pairs:  # one meeting, two daily keys: said, not summed into the decision (GAEN judges per day too)
-            earlier = result.exposures[pairs[j]]
-            click.echo(
-                f"            (continues the {earlier.date} exposure across UTC midnight: one meeting,"
-                f" {earlier.score.minutes + s.minutes:.1f} min in all; each UTC day is judged on its own)"
-            )
-    sources = result.keys_said() if gaen else ""  # keys, not cases: padding and up to 14 a person
-    if result.bluezone3_entries is not None:
-        sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list entries"
-    close = result.close_contacts
-    f2 = sum(e.level == "F2" for e in result.exposures)
-    levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
-    if getattr(result, "new_batches", None) == 0 and result.bluezone3_entries is None:
-        if getattr(result, "nothing_before", False) and not getattr(result, "rejected_earlier", 0):
-            # nothing listed, and no name this node remembers (a first check, or back after 16 days): "since
-            # the last check" misleads, and so would "no batches yet" to a node that matched some weeks ago
-            click.echo("the server lists no batches: it published none in the last 14 days")
-        else:
-            click.echo("no new batches since the last check")  # "0 exposure(s)" would read as all-clear
-    else:
-        click.echo(f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}")
-        unheard = _nothing_stored_line(result, gaen, db_path)
-        if unheard:
-            click.echo(unheard)
-    left = getattr(result, "left_for_next_check", 0)
-    if left:
-        from bluezone.client.check import MAX_NEW_FILES_PER_CHECK
+    """``bluezone check`` as text (``bluezone.checkreport``), each line printed as it is made."""
+    from bluezone.checkreport import report_lines
 
-        click.echo(
-            f"{left} more new file(s) listed than one check fetches ({MAX_NEW_FILES_PER_CHECK:,}): the next check fetches them"
-        )
-    gone = getattr(result, "gone", [])
-    if gone:
-        click.echo(f"{len(gone)} listed file(s) gone when fetched (replaced since the index was read): the next check reads what replaced them")
-    earlier = getattr(result, "earlier", [])
-    if earlier:
-        for d in earlier:
-            click.echo(
-                f"{d['date']}  {d['duration_minutes']:5.1f} min  closest {d['closest_attenuation_db']} dB  typical "
-                f"{d['typical_attenuation_db']:.0f} dB  ~{d['distance_band']}  {d.get('level') or 'not F1'}"
-                "  (reported by an earlier check)"
-            )
-        kept = sum(bool(d.get("close_contact")) for d in earlier)
-        click.echo(f"{len(earlier)} exposure(s) reported before still in force (14 days), {kept} close contact(s)")
-    for e in getattr(result, "withdrawn", []):
-        if e.earlier_level == "F2":
-            click.echo(
-                f"{e.date}  withdrawn: the F2 warning of this day is over: the close contact you met"
-                " (an F1) has tested negative"
-            )
-        else:
-            click.echo(
-                f"{e.date}  withdrawn: the {e.score.minutes:.1f}-min exposure reported before was to someone whose"
-                " report has since been revoked (a negative test)"
-            )
-    for e in getattr(result, "updated", []):
-        if e.earlier_level == "F2" and e.level == "F1":
-            click.echo(
-                f"{e.date}  upgraded: the F2 warning of this day is now F1: the close contact you met"
-                f" ({e.score.minutes:.1f} min) has tested positive"
-            )
-        else:
-            click.echo(
-                f"{e.date}  updated: the {e.score.minutes:.1f}-min exposure reported before"
-                f" ({e.level or 'not F1'}) is now to a confirmed positive test"
-            )
-    for v in getattr(result, "venue_exposures", []):
-        d = v.as_dict()
-        click.echo(
-            f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']}): you were there "
-            f"{_local_span(d['your_visit'], d['date'])}, {_cases(d)} {_local_span(d['case_visit'], d['date'])}"
-            + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
-        )
-    for d in getattr(result, "earlier_venue", []):
-        click.echo(
-            f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']})"
-            + (f" with {_cases(d)}" if d.get("cases", 1) > 1 else "")
-            + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
-            + "  (reported by an earlier check)"
-        )
-    for o in getattr(result, "own_checkins", []):  # an F0's own upload, published: not an exposure
-        d = o.as_dict()
-        click.echo(
-            f"{d['date']}  at {d['venue']} ({d['address']}): your own check-in ({_local_span(d['your_visit'], d['date'])}),"
-            f" uploaded {dt.datetime.fromisoformat(d['uploaded_at']).astimezone():%Y-%m-%d}: published to warn others"
-            " who were there, not an exposure"
-            + ("" if d["recorded"] else " (known by its times: the bluezone that sent it kept no record of its reports)")
-        )
-    if getattr(result, "venue_files", []) or getattr(result, "earlier_venue", []):
-        click.echo(f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)"
-                   + (f", {len(result.earlier_venue)} reported before (14 days)" if result.earlier_venue else ""))
-    advice = _what_now(result, lambda day: _own_keys_since(db_path, day), server_url)
-    if advice:
-        click.echo(advice)
-
-
-def _nothing_stored_line(result: Any, gaen: bool, db_path: Path | None) -> str:
-    """Said under "0 exposure(s)" when the store held nothing the keys could meet: an empty store (the
-    daemon never ran on it, or its sightings went to emulated.db) would otherwise read as an all-clear."""
-    from bluezone.proximity.store import default_db_path
-
-    empty = []
-    if gaen and result.key_count and not result.sightings:
-        empty.append("sightings")
-    if result.bluezone3_entries and not result.bluezone3_sightings:
-        empty.append("Bluezone v3 sightings")
-    if not empty:
-        return ""
-    db = db_path or default_db_path()
-    return (
-        f"none of them could match: {db} holds no {' and no '.join(empty)} of the days they cover"
-        f" (`bluezone status --db {db}` says what it holds)"
-    )
+    for line in report_lines(result, gaen, lambda day: _own_keys_since(db_path, day), db_path, server_url):
+        click.echo(line)
 
 
 def _own_keys_since(db_path: Path | None, day: str) -> bool:
@@ -492,60 +354,6 @@ def _own_keys_since(db_path: Path | None, day: str) -> bool:
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
         daily = store.daily_keys()
     return len(keys_since_exposure(keys_to_upload(daily, now, include_today=True), dt.date.fromisoformat(day))) > 0
-
-
-def _cases(exposure: dict[str, Any]) -> str:
-    """Who else was there: "a case", or "2 cases" when that many reports share the very same minutes."""
-    cases = int(exposure.get("cases", 1))  # (an exposure remembered by an older version has no count)
-    return "a case" if cases == 1 else f"{cases} cases"
-
-
-def _local_span(visit: dict[str, str], day: str) -> str:
-    """A visit's times in this machine's zone, as `bluezone checkins` and `upload` show them (someone in
-    Hanoi remembers 19:15, not 12:15 UTC); its local date too when it is not the exposure's UTC day."""
-    start, end = (dt.datetime.fromisoformat(visit[k]).astimezone() for k in ("start", "end"))
-    date = "" if start.date().isoformat() == day else f"{start:%Y-%m-%d} "
-    return f"{date}{start:%H:%M}-{end:%H:%M} {start:%Z}"
-
-
-def _what_now(result: Any, own_keys_since: Callable[[str], bool], server_url: str | None = None) -> str | None:
-    """One line after the report saying what the verdicts mean for the person reading them: the lines
-    above give levels, minutes and decibels, and someone just told "F1" needs to know what to do next.
-    The strongest level in force (this check's, those it revised, and earlier ones' still within 14 days)
-    decides.  ``own_keys_since(day)``: whether the device has keys from that day on for a recursive code;
-    ``server_url``: the server checked, named in the upload to give (else URL)."""
-    # an exposure told before and revised now (an F2 upgraded to F1) is in none of the others
-    dated = [(e.level, str(e.date)) for e in [*result.exposures, *getattr(result, "updated", [])]] + [
-        (d.get("level"), str(d["date"])) for d in getattr(result, "earlier", [])
-    ]
-    levels = [level for level, _ in dated]
-    venues = [v.as_dict() for v in getattr(result, "venue_exposures", [])] + list(getattr(result, "earlier_venue", []))
-    close_days = [day for level, day in dated if level == "F1"] + [str(v["date"]) for v in venues if v["fifteen_minutes_or_more"]]
-    if close_days:
-        where = "near" if "F1" in levels else "in the same room as"
-        first = min(close_days)
-        # a device that only checked in (never ran `bluezone run`) has no keys: upload would refuse
-        send = (
-            f"; if it gives you a recursive code, send your keys with `bluezone upload --server {server_url or 'URL'}"
-            f" --code CODE --exposure-date {first}`" if own_keys_since(first) else
-            f" (this device has no daily keys of its own from {first} on, so a recursive code has nothing of it to send)"
-        )
-        return (
-            f"What now: you were {where} someone who tested positive for 15 minutes or more"
-            f"{' (a close contact, F1)' if 'F1' in levels else ''}:"
-            f" follow your health authority's advice for close contacts{send}"
-        )
-    if "F2" in levels:
-        return (
-            "What now: you met a close contact of a case (F2): watch for symptoms; a later `bluezone check` says"
-            " when that contact's test is back (upgraded to F1 if positive, withdrawn if negative)"
-        )
-    if result.exposures or venues:
-        return (
-            "No close contact: each exposure above was too brief or too far away to count (within about 2 m,"
-            " or in the same room, for 15 minutes or more); nothing to do"
-        )
-    return None
 
 
 @click.command("benchmark")
