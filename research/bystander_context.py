@@ -45,7 +45,7 @@ from bluezone.sim.evaluate import (
     judged,
     judged_attenuation,
     minutes_of,
-    ndcf,
+    ndcf_at_distance,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -102,10 +102,10 @@ def report(label: str, minutes: list[Minute]) -> None:
             auc, default, own = [], [], []
             for d in TC4TL_DISTANCES_M:
                 within = dist <= d + TC4TL_SLACK_M
-                first = ndcf(within, detected, rank)
+                first = ndcf_at_distance(within, detected, rank)
                 auc.append(first["roc_auc"])
                 default.append(first["ndcf"])
-                own.append(ndcf(within, per_d[f"{d:.1f}"], rank)["ndcf"])
+                own.append(ndcf_at_distance(within, per_d[f"{d:.1f}"], rank)["ndcf"])
             near, far = np.mean(detected[dist <= 1.2 + TC4TL_SLACK_M]), np.mean(detected[dist >= 3.0])
             grid = [detected if s == 0 else scored(name, minutes, context, s)[0] for s in SHIFTS]
             best = [min(cost(dist <= d + TC4TL_SLACK_M, g) for g in grid) for d in TC4TL_DISTANCES_M]
@@ -122,7 +122,7 @@ def sensitivity(label: str, minutes: list[Minute]) -> None:
     for tx in (-36, -30, -27, -24, -21, -18, -12):
         moved_minutes = [replace(m, others=m.others + (tx - NOMINAL_TX_POWER)) for m in minutes]
         detected, rank, per_d = scored("bluezone", moved_minutes, True)
-        rows = [ndcf(dist <= d + TC4TL_SLACK_M, per_d[f"{d:.1f}"], rank) for d in TC4TL_DISTANCES_M]
+        rows = [ndcf_at_distance(dist <= d + TC4TL_SLACK_M, per_d[f"{d:.1f}"], rank) for d in TC4TL_DISTANCES_M]
         near, far = np.mean(detected[dist <= 1.2 + TC4TL_SLACK_M]), np.mean(detected[dist >= 3.0])
         print(f"  {tx:>4} dBm  ROC-AUC " + " / ".join(f"{r['roc_auc']:.3f}" for r in rows)
               + "   nDCF " + " / ".join(f"{r['ndcf']:.3f}" for r in rows) + f"   detected {near:.2f} / {far:.2f}")

@@ -332,20 +332,21 @@ def _window_metrics(
         "pr_auc": rounded(average_precision(truth, rank)),
         "window_precision": rounded(c.precision),
         "window_recall": rounded(c.recall),
-        "ndcf": {f"{d:.1f}": ndcf(distances <= d + TC4TL_SLACK_M, detected, rank) for d in TC4TL_DISTANCES_M},
+        "ndcf": {f"{d:.1f}": ndcf_at_distance(distances <= d + TC4TL_SLACK_M, detected, rank) for d in TC4TL_DISTANCES_M},
         # the same decision against the question it answers, "closer than 2 m" (``close_m``)
-        "ndcf_close": ndcf(distances < CLOSE_M, detected, rank),
+        "ndcf_close": ndcf_at_distance(distances < CLOSE_M, detected, rank),
     }
     if at_distance is not None:
         out["ndcf_per_distance"] = {
-            key: ndcf(distances <= float(key) + TC4TL_SLACK_M, weights >= 0.5, rank) for key, weights in at_distance.items()
+            key: ndcf_at_distance(distances <= float(key) + TC4TL_SLACK_M, weights >= 0.5, rank) for key, weights in at_distance.items()
         }
     return out
 
 
-def ndcf(within: np.ndarray, detected: np.ndarray, rank: np.ndarray) -> dict[str, float | None]:
-    """NIST TC4TL's normalised detection cost of a fixed decision, P_miss + P_fa (None when a
-    class is empty), with its two parts and the ROC-AUC of the ranking at the same distance."""
+def ndcf_at_distance(within: np.ndarray, detected: np.ndarray, rank: np.ndarray) -> dict[str, float | None]:
+    """NIST TC4TL's normalised detection cost of a fixed decision on a recording's minutes against one
+    distance question (``within``: closer than it), P_miss + P_fa (None when a class is empty), with its two
+    parts and the ROC-AUC of the ranking at the same distance (``metrics.verdict_ndcf`` is a run's one number)."""
     within, detected = np.asarray(within, bool), np.asarray(detected, bool)
     p_miss = float(np.mean(~detected[within])) if within.any() else None
     p_fa = float(np.mean(detected[~within])) if (~within).any() else None

@@ -113,8 +113,9 @@ def _rankdata(x: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def ndcf(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """NIST TC4TL's normalised detection cost: P_miss + P_false_alarm (equal weights).
+def verdict_ndcf(truth: np.ndarray, predicted: np.ndarray) -> float:
+    """NIST TC4TL's normalised detection cost of yes/no verdicts (a simulated run's pairs): P_miss +
+    P_false_alarm (equal weights), one number (``evaluate.ndcf_at_distance`` is the recordings' per minute).
 
     Undefined (nan) without true contacts or without anyone else: a miss rate over nothing is not
     0, and the sum would pass a false-alarm rate off as a detection cost (evaluate's is None too).
@@ -160,7 +161,7 @@ def summary(truth: np.ndarray, predicted: np.ndarray, score: np.ndarray, est_min
         **c.as_dict(),
         "pr_auc": rounded(average_precision(truth, score)),
         "roc_auc": rounded(roc_auc(truth, score)),
-        "ndcf": rounded(ndcf(truth, predicted)),
+        "ndcf": rounded(verdict_ndcf(truth, predicted)),
         "minutes_mae": round(float(np.mean(np.abs(err))), 3) if len(err) else 0.0,
         "minutes_bias": round(float(np.mean(err)), 3) if len(err) else 0.0,
         "pr_curve": {

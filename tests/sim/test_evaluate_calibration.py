@@ -19,7 +19,7 @@ from bluezone.sim.evaluate import (
     distance_shift_db,
     calibrations,
     minutes_of,
-    ndcf,
+    ndcf_at_distance,
     verdict_minutes,
 )
 
@@ -108,11 +108,11 @@ def test_a_malformed_calibration_table_exits_2(tmp_path) -> None:  # type: ignor
 def test_ndcf_of_fixed_decisions() -> None:
     within = np.array([True, True, False, False])
     rank = np.array([4.0, 3.0, 2.0, 1.0])
-    everyone = ndcf(within, np.ones(4, bool), rank)
+    everyone = ndcf_at_distance(within, np.ones(4, bool), rank)
     assert (everyone["ndcf"], everyone["p_miss"], everyone["p_fa"], everyone["roc_auc"]) == (1.0, 0.0, 1.0, 1.0)
-    assert ndcf(within, within, rank)["ndcf"] == 0.0
-    assert ndcf(within, ~within, rank)["ndcf"] == 2.0
-    assert ndcf(np.ones(3, bool), np.ones(3, bool), rank[:3])["ndcf"] is None  # one class only
+    assert ndcf_at_distance(within, within, rank)["ndcf"] == 0.0
+    assert ndcf_at_distance(within, ~within, rank)["ndcf"] == 2.0
+    assert ndcf_at_distance(np.ones(3, bool), np.ones(3, bool), rank[:3])["ndcf"] is None  # one class only
 
 
 def test_an_rssi_shift_is_a_calibration_error_of_every_phone() -> None:
