@@ -132,19 +132,26 @@ def levels_summary(result: RunResult, f0_count: int, seed: int) -> dict[str, Any
 
 
 def levels_note(true_f1: int, true_f2: int) -> str | None:
-    """Why a level's precision and recall cannot rank the scorers (None: both levels have enough people).
+    """What a level's precision and recall rest on when it has few true people (None: both have enough).
 
-    A few F0s in a small crowd give a handful of true F1s and F2s: one person more or less moves a
-    level's recall by 1/count, more than the differences a reader would look for.
+    A few F0s in a small crowd give a handful of true F1s and F2s, from one seed and one draw of F0s: one
+    person more or less moves a level's recall by 1/count, more than the differences a reader would look
+    for, and a level with nobody to find has no recall at all (its warnings are all false ones).  Said per
+    level, in numbers, without claiming more than that (the old line said the figures "show the chain
+    works", also under a recall of 0).
     """
     few = {label: n for label, n in (("F1", true_f1), ("F2", true_f2)) if n < MIN_TRUE_CONTACTS}
     if not few:
         return None
     counts = " and ".join(f"{label} {n}" for label, n in few.items())
-    smallest = min(few.values())
-    moves = "recall is undefined" if smallest == 0 else f"one person found or missed moves recall by {1 / smallest:.2f}"
-    return (f"true {counts} (fewer than {MIN_TRUE_CONTACTS}): {moves}, so these levels show the chain works,"
-            " not which scorer warns better; more F0s or a larger crowd give more")
+    moved = " and ".join(f"{label} recall by {1 / n:.2f}" for label, n in few.items() if n)
+    said = [f"one person found or missed moves {moved}"] if moved else []
+    said += [f"{label} recall is undefined (no true {label}: every {label} warning is a false one)"
+             for label, n in few.items() if not n]
+    levels = "this level" if len(few) == 1 else "these levels"
+    return (f"true {counts} (fewer than {MIN_TRUE_CONTACTS}), from one seed and one draw of F0s: {'; '.join(said)};"
+            f" too few people to tell which scorer warns better at {levels} (more F0s with --levels, or a larger"
+            " crowd, give more)")
 
 
 def levels_table(levels: dict[str, Any]) -> str:

@@ -93,11 +93,19 @@ def test_levels_need_every_phone_sending() -> None:
 
 
 def test_levels_with_few_true_people_say_so() -> None:
-    """docs' seed-1 levels table has true F1 5-10 and F2 0-7: figures that show the chain works and
-    rest on a handful of people; the levels report now says so beside them (None when both reach 10)."""
+    """docs' seed-1 levels table has true F1 5-10 and F2 0-7: figures that rest on a handful of people; the
+    levels report says so beside them (None when both reach 10), level by level: with true F1 5 and F2 0 it
+    said "recall is undefined" (F1's was not: one person moved it by 0.20) and that the levels "show the chain
+    works", also where a scorer's recall was 0."""
     assert levels_note(10, 12) is None
     note = levels_note(5, 0) or ""
-    assert note.startswith("true F1 5 and F2 0 (fewer than 10): recall is undefined") and "\n" not in note
-    assert (levels_note(12, 4) or "").startswith("true F2 4 (fewer than 10): one person found or missed moves recall by 0.25")
+    assert note.startswith("true F1 5 and F2 0 (fewer than 10), from one seed and one draw of F0s:") and "\n" not in note
+    assert "moves F1 recall by 0.20" in note and "F2 recall is undefined (no true F2" in note
+    assert "chain works" not in note and "F1 recall is undefined" not in note
+    both = levels_note(5, 6) or ""
+    assert "moves F1 recall by 0.20 and F2 recall by 0.17" in both and "at these levels" in both
+    one = levels_note(12, 4) or ""
+    assert one.startswith("true F2 4 (fewer than 10)") and "moves F2 recall by 0.25" in one and "F1" not in one
+    assert "at this level" in one
     table = levels_table({"f0": [1], "true_f1": 3, "true_f2": 12, "scorers": {}, "true_levels_note": levels_note(3, 12)})
     assert table.splitlines()[-1] == f"note: {levels_note(3, 12)}"
