@@ -93,6 +93,9 @@ def resolve_pin(
                 " (if the health authority rotated its key, give the new one with --server-key FILE --repin)"
             )
         return pinned, False
+    remembered = state.given_unconfirmed(server)
+    if remembered is not None:  # given to an earlier check, and no file has confirmed it yet: still the key
+        return remembered, True
     try:
         announced = client.signing_key()
     except KeyServerError as exc:
@@ -123,22 +126,33 @@ def pin_if_verified(
     first check before anything was published still guards later checks made without --server-key, and
     a key rotated to is pinned while the files are still the old key's).  A given key that verified
     nothing and that the server does not announce stays unpinned, so the right one can be given next
-    time; ``result.unverified_key`` says so when files were rejected.  ``given``: the key came with
-    ``--server-key``, so its first pin is no trust on first use and is not warned of as one."""
+    time; ``result.unverified_key`` says so when files were rejected.  A given key that rejected nothing is
+    kept as given and unconfirmed (``ServerState.remember_given``): the next check uses it, not the key the
+    server announces.  ``given``: the key came with ``--server-key`` (or was kept so), so its first pin is no
+    trust on first use and is not warned of as one."""
+    server = client.base_url
+    remembered = state.given_unconfirmed(server)
+    given = given or (remembered is not None and remembered.public_key == key.public_key)
     verified = bool(result.batches or result.venue_files)
     if not verified:
         announced = _announced_key(client)
         verified = announced is not None and announced.public_key == key.public_key
         result.unverified_key = not verified and bool(result.rejected)
+    if not verified and given:
+        if result.rejected:  # it verified none of the server's files: not to be used again unasked
+            state.forget_given(server)
+        else:
+            state.remember_given(server, key, now)
+            log.info("kept the signing key given for %s: no file has confirmed it yet (key id %r)", server, key.key_id)
     if verified:
-        if state.pinned(client.base_url):
+        if state.pinned(server):
             level, how = logging.WARNING, "re-pinned the signing key of %s"
         elif given:  # the safe way (README): "on first use" read as if the key given had been ignored
             level, how = logging.INFO, "pinned the signing key given for %s"
         else:
             level, how = logging.WARNING, "pinned the signing key of %s on first use"
-        state.pin(client.base_url, key, now, replace=True)
-        log.log(level, how + " (key id %r, version %r)", client.base_url, key.key_id, key.key_version)
+        state.pin(server, key, now, replace=True)
+        log.log(level, how + " (key id %r, version %r)", server, key.key_id, key.key_version)
     return verified
 
 

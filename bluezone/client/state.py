@@ -25,7 +25,20 @@ class ServerState:
         return PinnedKey(*row) if row else None
 
     def pin(self, server: str, key: PinnedKey, now: float, *, replace: bool = False) -> None:
+        """Pin ``key`` (a key given for ``server`` and not yet confirmed goes: this is it, or replaces it)."""
         self.store.save_keyserver_pin(server, key.public_key, key.key_id, key.key_version, now, replace=replace)
+
+    def given_unconfirmed(self, server: str) -> PinnedKey | None:
+        """The key an earlier check was given for ``server`` (``--server-key``) that no file has confirmed yet."""
+        row = self.store.keyserver_given_key(server)
+        return PinnedKey(*row) if row else None
+
+    def remember_given(self, server: str, key: PinnedKey, now: float) -> None:
+        """Keep ``key``, given and not confirmed, for the next check of ``server`` (and ``status``)."""
+        self.store.save_keyserver_given_key(server, key.public_key, key.key_id, key.key_version, now)
+
+    def forget_given(self, server: str) -> None:
+        self.store.forget_keyserver_given_key(server)
 
     def processed(self, server: str) -> set[str]:
         return self.store.keyserver_batches(server)

@@ -180,6 +180,11 @@ def status(db_path: Path | None, as_json: bool) -> None:
                 f"{backlog.get('waiting', 0)} sightings in memory (at most {backlog.get('limit', '?')}) and retries"
                 + (f"; {backlog['dropped']} dropped" if backlog.get("dropped") else "")
             )
+    for given in info.get("server_keys_unconfirmed", []):
+        click.echo(printable_line(
+            f"server key {given['server']}: given with --server-key {when(given['given_at'])} (key id"
+            f" {given['key_id'] or '-'}), not yet confirmed by a signed file; the next check uses it"
+        ))
     free = info.get("disk_free_bytes")
     if free is not None and free < LOW_DISK_BYTES:
         click.echo(

@@ -132,3 +132,61 @@ def test_a_given_key_is_not_said_to_be_pinned_on_first_use(
     with caplog.at_level("INFO", logger="bluezone.client.check"):
         assert check_node(server, nodes["c"]).pinned_now
     assert [r.levelname for r in caplog.records if "on first use" in r.getMessage()] == ["WARNING"]
+
+
+def _status(db: Path) -> str:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.clock import VirtualClock
+
+    result = CliRunner().invoke(cli, ["status", "--db", str(db)], obj={"clock": VirtualClock(NOW)})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_given_key_no_file_confirmed_yet_is_kept_for_the_next_check(tmp_path: Path) -> None:
+    """A first check given the health authority's key, against a server (an impostor) that has published
+    nothing yet: nothing verified, nothing rejected, and the server announces another key, so nothing
+    was pinned and the key given was forgotten.  The impostor then publishes forged files, and a later
+    check without --server-key (a cron job) trusted the announced key on first use and matched them.  Now
+    the key given is kept, given and unconfirmed: `status` says so and the next check uses it."""
+    mitm = Server(tmp_path)
+    try:
+        _, nodes = make_nodes(tmp_path)
+        authority = PinnedKey(keygen(tmp_path / "authority").public_info()["public_key"])
+        first = check_node(mitm, nodes["b"], server_key=authority)
+        assert not first.pinned_now and not first.rejected and not first.batches
+        said = [line for line in _status(nodes["b"]).splitlines() if line.startswith("server key ")]
+        assert len(said) == 1 and mitm.client.base_url in said[0]
+        assert said[0].endswith("not yet confirmed by a signed file; the next check uses it")
+        _publish_and_export(mitm, nodes)  # signed with its own key, which it announces
+        later = check_node(mitm, nodes["b"])  # no --server-key
+        assert later.rejected and not later.batches and not later.exposures and not later.pinned_now
+        assert _pinned(nodes["b"], mitm) is None
+        with pytest.raises(ServerKeyChangedError, match="earlier check verified its files with"):
+            check_node(mitm, nodes["b"])  # the key given rejected its files: no trust on first use after it either
+    finally:
+        mitm.storage.close()
+
+
+def test_a_kept_given_key_is_pinned_once_a_file_verifies_with_it(
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The right key given before anything was published, to a server that announces none (exports from a
+    static host): kept; the next check, without --server-key, verifies the first file with it and pins it,
+    and `status` no longer lists it as unconfirmed."""
+    from bluezone.errors import KeyServerError
+
+    def no_key() -> PinnedKey:
+        raise KeyServerError("no signing-key endpoint", "not_found", 404)
+
+    monkeypatch.setattr(server.client, "signing_key", no_key)
+    _, nodes = make_nodes(tmp_path)
+    right = PinnedKey(server.signer.public_info()["public_key"])
+    assert not check_node(server, nodes["b"], server_key=right).pinned_now
+    assert "not yet confirmed" in _status(nodes["b"])
+    _publish_and_export(server, nodes)
+    later = check_node(server, nodes["b"])  # was: KeyServerError, a static host serves no key to trust on first use
+    assert later.pinned_now and [e.score.close_contact for e in later.exposures] == [True]
+    assert _pinned(nodes["b"], server) == right and "not yet confirmed" not in _status(nodes["b"])

@@ -21,8 +21,11 @@ class KeyServerMemory(StoreBase):
 
     def keyserver_pin(self, server: str) -> tuple[str, str | None, str | None] | None:
         """(public key, key id, key version) pinned for ``server``, if any."""
+        return self._server_key("keyserver_pins", server)
+
+    def _server_key(self, table: str, server: str) -> tuple[str, str | None, str | None] | None:
         row = self._conn.execute(
-            "SELECT public_key, key_id, key_version FROM keyserver_pins WHERE server = ?", (server,)
+            f"SELECT public_key, key_id, key_version FROM {table} WHERE server = ?", (server,)
         ).fetchone()
         return None if row is None else (str(row[0]), row[1], row[2])
 
@@ -38,6 +41,27 @@ class KeyServerMemory(StoreBase):
                 " pinned_at) VALUES (?, ?, ?, ?, ?)",
                 (server, public_key, key_id, key_version, now),
             )
+            conn.execute("DELETE FROM keyserver_given_keys WHERE server = ?", (server,))  # confirmed: the pin now
+
+    def keyserver_given_key(self, server: str) -> tuple[str, str | None, str | None] | None:
+        """(public key, key id, key version) given for ``server`` with --server-key and not yet confirmed."""
+        return self._server_key("keyserver_given_keys", server)
+
+    def save_keyserver_given_key(
+        self, server: str, public_key: str, key_id: str | None, key_version: str | None, now: float
+    ) -> None:
+        """Keep the key given for ``server`` until a file confirms it (``save_keyserver_pin`` then drops it)."""
+        with self._conn as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO keyserver_given_keys (server, public_key, key_id, key_version, given_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (server, public_key, key_id, key_version, now),
+            )
+
+    def forget_keyserver_given_key(self, server: str) -> None:
+        """Drop the key given for ``server`` (it rejected the server's files: no longer to be used unasked)."""
+        with self._conn as conn:
+            conn.execute("DELETE FROM keyserver_given_keys WHERE server = ?", (server,))
 
     def keyserver_batches(self, server: str) -> set[str]:
         """Names of ``server``'s batches already verified and matched."""

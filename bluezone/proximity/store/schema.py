@@ -187,8 +187,18 @@ def _v10(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE keyserver_exposures_v10 RENAME TO keyserver_exposures")
 
 
+def _v11(db: sqlite_utils.Database) -> None:
+    """A signing key given with ``--server-key`` that no file has confirmed yet (the server listed none new,
+    and announces none or another): it was forgotten, so the next check without ``--server-key`` trusted
+    whatever the server announced on first use.  Kept here until a file verifies with it (then it is the pin)."""
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS keyserver_given_keys (server TEXT PRIMARY KEY, public_key TEXT NOT NULL,"
+        " key_id TEXT, key_version TEXT, given_at REAL NOT NULL)"
+    )
+
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10]
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -226,6 +236,7 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
         "venue_reports_told": frozenset({"mac", "told_at"}),
         "checkin_uploads_unrecorded": frozenset({"checkin_id", "server", "uploaded_at"}),
     },
+    11: {"keyserver_given_keys": frozenset({"server", "public_key", "key_id", "key_version", "given_at"})},
 }
 
 

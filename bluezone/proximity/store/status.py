@@ -88,4 +88,10 @@ class StoreStatus(StoreBase):
             "last_key_rolling_start": last_key,
             "disk_free_bytes": self._disk_free(),
             "daemon": self.daemon_state(),
+            "server_keys_unconfirmed": [
+                {"server": str(server), "key_id": key_id, "given_at": float(at)}
+                for server, key_id, at in conn.execute(
+                    "SELECT server, key_id, given_at FROM keyserver_given_keys ORDER BY server"
+                ).fetchall()
+            ],
         }
