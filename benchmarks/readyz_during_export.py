@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,21 +40,28 @@ def _keys(n: int, now: float, rng: np.random.Generator) -> np.ndarray:
     return keys
 
 
-def one_run(db: str, n: int, work: Path, every: float = 0.05) -> dict[str, float]:
-    from starlette.testclient import TestClient
-
-    from bluezone.server.app import create_app
-    from bluezone.server.codes import CodeKey
-    from bluezone.server.signing import keygen
+def scratch_storage(db: str, n: int, now: float) -> Any:
+    """The scratch database ``db`` opened with ``n`` exportable keys, none exported yet."""
     from bluezone.server.storage import open_storage
 
-    now = time.time()
     storage = open_storage(db)
     storage.claim_for_benchmark()
     storage.reset_exported()
     if storage.count_keys() < n:
         storage.insert_keys_unchecked(_keys(n - storage.count_keys(), now, np.random.default_rng(1)), now)
     storage.reset_exported()
+    return storage
+
+
+def one_run(db: str, n: int, work: Path, every: float = 0.05) -> dict[str, float]:
+    from starlette.testclient import TestClient
+
+    from bluezone.server.app import create_app
+    from bluezone.server.codes import CodeKey
+    from bluezone.server.signing import keygen
+
+    now = time.time()
+    storage = scratch_storage(db, n, now)
     signer = keygen(work / f"keys-{time.monotonic_ns()}")
     exports = work / f"exports-{time.monotonic_ns()}"
     app = create_app(storage, code_key=CodeKey(bytes(32)), export_dir=exports, signer=signer, export_every=3600)
