@@ -215,6 +215,12 @@ def _export_dir(db: str, export_dir: Path | None, signing_key_dir: Path) -> Path
             " is published (served, synced to a static host), private.pem with it; give the exports a directory of"
             " their own"
         )
+    if "://" not in db and out.resolve() in Path(db).resolve().parents:  # its -wal and -shm beside it
+        raise InputError(
+            f"--export-dir {out} holds the server's database {db}: what is in the export directory is published"
+            " (served, synced to a static host), the database with it (the failed code tries' addresses, the"
+            " codes' and revision tokens' hashes); give the exports a directory of their own"
+        )
     return out
 
 

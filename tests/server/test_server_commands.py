@@ -106,6 +106,25 @@ def test_an_export_directory_holding_the_signing_keys_is_refused(tmp_path: Path,
     assert rc == 0 and (keys / "exports" / "index.txt").exists(), err
 
 
+
+@pytest.mark.timeout(60)  # without the refusal `server run` serves for good
+@pytest.mark.parametrize("command", ["export", "run"])
+def test_an_export_directory_holding_the_database_is_refused(tmp_path: Path, command: str) -> None:
+    """As the key directory (walk14): `--server-db /srv/site/server.db --export-dir /srv/site` wrote the
+    exports beside the database, and a sync of the export directory to a static host published it, with the
+    failed code tries' client addresses (attack14)."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    site = tmp_path / "site"
+    for db in (site / "s.db", site / "state" / "s.db"):
+        rc, _, err = _run("server", command, "--server-db", str(db), "--signing-key-dir", str(keys),
+                          "--export-dir", str(site), *(["--create-db"] if command == "export" else []))
+        assert rc == 2 and err.count("\n") == 1 and "holds the server's database" in err, err
+        assert not db.exists()  # refused before the database was opened or made
+    rc, _, err = _run("server", "export", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
+                      "--create-db", "--export-dir", str(site))  # beside it: only the exports are published
+    assert rc == 0 and (site / "index.txt").exists(), err
+
 def test_issued_codes_are_keyed_with_the_key_file(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
