@@ -98,12 +98,12 @@ def unit_features(windows: list, context, config: BluezoneConfig, near: dict[int
     return {k: v[order] for k, v in out.items()}
 
 
-def collect(name: str, seed: int, minutes: float | None) -> dict:
+def collect(name: str, seed: int, minutes: float | None, scorers: tuple[str, ...] = ("gaen", "bluezone")) -> dict:
     scenario = generate(name[4:], seed) if name.startswith("gen:") else load_scenario(scene_path(name))
     if minutes:
         scenario = scenario.with_overrides(duration_min=min(minutes, scenario.duration_min))
     with mock.patch.object(engine, "Truth", MinuteTruth):
-        result = engine.run(scenario, seed=seed, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
+        result = engine.run(scenario, seed=seed, scorers=list(scorers), store="memory", keep_windows=True)
     keys, true = report.units(result)
     config = BluezoneConfig()
     near = result.truth.near_seconds

@@ -56,7 +56,8 @@ from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import minute_llr, near_posterior
 from bluezone.matching.receiver import ReceiverContext, group_percentile
 from bluezone.matching.scoring import (
-    MAX_SLOT_SECONDS, MAX_SLOTS, Score, check_setting_types, configured, median, refuse_unknown_settings, register_scorer,
+    MAX_SLOT_SECONDS, MAX_SLOTS, Score, check_credit, check_setting_types, configured, median, present_share,
+    refuse_unknown_settings, register_scorer,
 )
 
 
@@ -72,6 +73,11 @@ class BluezoneConfig:
     gap_fill_slots: int = 2  # missing minutes between judged ones credited at their neighbours' weight
     close_contact_minutes: float = 15.0
     slot_seconds: float = 60.0
+    # "slots": every judged minute counts whole; "present": the ends of a run of judged minutes count
+    # only the part between its first sighting and its last, plus one ``sampling_seconds`` (scoring.py's
+    # ``present_share``: whole minutes credited a 13.6-minute ride 15)
+    credit: str = "slots"
+    sampling_seconds: float = 10.0  # as GaenConfig's: the simulator's scan cycle, above a daemon's and the recordings'
     reference_db: float = 58.0  # receiver reference (see receiver.py) that needs no shift
     calibration_weight: float = 0.7  # share of (reference - reference_db) added to the threshold; 0 = off
     calibration_clip_db: float = 5.0  # bound on the shift
@@ -110,6 +116,7 @@ class BluezoneConfig:
             raise ConfigError(f"close_contact_minutes must be > 0 and slot_seconds 1-{MAX_SLOT_SECONDS:g}")
         if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
+        check_credit(self.credit, self.sampling_seconds, self.slot_seconds)
         if self.ramp_db < 0:
             raise ConfigError("ramp_db must be >= 0")
         if self.ranking not in ("chain", "ramp"):
@@ -229,10 +236,23 @@ class BluezoneScorer:
             return 1.0 / (1.0 + np.exp((smooth - threshold) / c.soft_width_db))
         return (smooth <= threshold).astype(np.float64)
 
-    def credited(self, slots: np.ndarray, weight: np.ndarray) -> float:
-        """Minutes: each judged minute at its weight, plus short gaps at their neighbours' lower weight."""
+    def present(self, window: ExposureWindow, slots: np.ndarray) -> np.ndarray:
+        """The share of each judged slot to credit: 1 with ``credit = "slots"``, else the part of it
+        the link was present (``present_share`` over the judged slots' sightings, bridging as
+        ``credited`` does)."""
         c = self.config
-        minutes = float(weight.sum())
+        if c.credit == "slots" or len(slots) == 0:
+            return np.ones(len(slots))
+        times = np.asarray(window.times, np.float64)
+        judged = np.isin(np.floor(times / c.slot_seconds).astype(np.int64), slots)
+        _, share = present_share(times[judged], c.slot_seconds, c.gap_fill_slots, c.sampling_seconds)
+        return share
+
+    def credited(self, slots: np.ndarray, weight: np.ndarray, share: np.ndarray | None = None) -> float:
+        """Minutes: each judged minute at its weight (times its ``share`` of presence), plus short gaps
+        at their neighbours' lower weight."""
+        c = self.config
+        minutes = float((weight if share is None else weight * share).sum())
         if len(slots) > 1:
             gaps = np.diff(slots) - 1
             bridge = (gaps >= 1) & (gaps <= c.gap_fill_slots)
@@ -245,16 +265,18 @@ class BluezoneScorer:
         slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
         shift = self.minute_shift(window, slots)
         smooth = self.smoothed(slots, value - shift) if shift.any() else self.smoothed(slots, value)
-        within = self.credited(slots, self.verdict_weight(smooth, threshold))
+        share = self.present(window, slots)
+        within = self.credited(slots, self.verdict_weight(smooth, threshold), share)
         weighted = within
         if c.ranking == "chain":  # for ranking: how many minutes were near, judged on the evidence of each
             near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior,
                                   c.slot_seconds / 60.0)
-            weighted = self.credited(slots, near)
+            weighted = self.credited(slots, near, share)
         elif c.ramp_db > 0:  # graded: a minute just over the threshold still says something
-            weighted = self.credited(slots, np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0))
+            ramp = np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0)
+            weighted = self.credited(slots, ramp, share)
         # the duration as the verdict sees it: judged minutes plus the short gaps it bridges
-        total = self.credited(slots, np.ones(len(slots)))
+        total = self.credited(slots, np.ones(len(slots)), share)
         att = np.asarray(window.attenuation)
         judged = float(median(smooth)) if len(smooth) else float(median(att))
         # shown to users as measured: the smoothed per-minute attenuation before any correction

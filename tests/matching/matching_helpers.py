@@ -91,8 +91,10 @@ def neighbours(rng: np.random.Generator, first: int, intervals: int, phones: int
 
 
 def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int, every: float = 10.0) -> np.ndarray:
-    """Sightings every ``every`` seconds for ``minutes`` of the adverts ``tek`` sent from ``first_interval``."""
-    times = first_interval * INTERVAL_SECONDS + np.arange(0, minutes * 60, every)
+    """Sightings every ``every`` seconds for ``minutes`` of the adverts ``tek`` sent from ``first_interval``,
+    each in the middle of its ``every`` seconds (the scorers credit a sighting the default 10-s sampling
+    interval around it: so the encounter is credited its whole ``minutes``)."""
+    times = first_interval * INTERVAL_SECONDS + every / 2 + np.arange(0, minutes * 60, every)
     return np.concatenate(
         [
             advert_sightings(tek, i, times[times // INTERVAL_SECONDS == i], rssi=rssi, tx_power=-20)

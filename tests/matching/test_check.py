@@ -14,9 +14,10 @@ GAEN = GaenScorer(GaenConfig())  # these tests pin the bucket semantics, whateve
 
 
 def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int) -> np.ndarray:
-    """Adverts seen every 15 s for ``minutes``, with the RPI of whichever interval they fall in."""
+    """Adverts seen every 10 s for ``minutes`` (each in the middle of its 10 s, the scorers' default
+    sampling interval, so credited whole minutes), with the RPI of whichever interval they fall in."""
     t0 = first_interval * INTERVAL_SECONDS
-    times = t0 + np.arange(0, minutes * 60, 15.0)
+    times = t0 + 5.0 + np.arange(0, minutes * 60, 10.0)
     parts = [
         advert_sightings(tek, interval, times[(times // INTERVAL_SECONDS) == interval], rssi=rssi, tx_power=-20)
         for interval in np.unique(times // INTERVAL_SECONDS).astype(int).tolist()

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from matching_helpers import advert_sightings, interval_time, make_keys, noise_sightings
+from matching_helpers import advert_sightings, encounter, interval_time, make_keys, noise_sightings
 
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
@@ -37,14 +37,6 @@ def run(*args: str, now: float = NOW) -> tuple[int, str, str]:
 
 def check(*args: str, now: float = SEEN) -> tuple[int, str, str]:
     return run("check", *args, now=now)
-
-
-def encounter(tek: bytes, first_interval: int, minutes: int, rssi: int) -> np.ndarray:
-    times = first_interval * INTERVAL_SECONDS + np.arange(0, minutes * 60, 20.0)
-    intervals = (times // INTERVAL_SECONDS).astype(int)
-    return np.concatenate(
-        [advert_sightings(tek, i, times[intervals == i], rssi=rssi, tx_power=-20) for i in np.unique(intervals).tolist()]
-    )
 
 
 @pytest.fixture

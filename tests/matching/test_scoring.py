@@ -18,8 +18,13 @@ T0 = 1_767_000_000.0 - (1_767_000_000 % 60)  # a minute boundary
 
 
 def window(attenuations: list[int] | np.ndarray, times: list[float] | np.ndarray | None = None) -> ExposureWindow:
+    """A window of one sighting per time given, or else of one minute per attenuation: six sightings in
+    it 10 s apart (each in the middle of the scorer's default 10-s sampling interval: a whole minute)."""
     att = np.asarray(attenuations, np.int32)
-    t = np.asarray(times if times is not None else T0 + 60.0 * np.arange(len(att)) + 5, np.float64)
+    if times is None:
+        att = np.repeat(att, 6)
+        times = T0 + 5.0 + 10.0 * np.arange(len(att))
+    t = np.asarray(times, np.float64)
     return ExposureWindow(
         key_index=0, day=int(T0 // 86400 * 86400), times=t, rssi=-att, attenuation=att, tx_power_estimated=False
     )
@@ -60,7 +65,7 @@ def test_minutes_count_slots_not_packets() -> None:
 
 def test_slot_attenuation_is_the_slot_mean() -> None:
     # one slot with 50 and 62 dB -> mean 56 -> near
-    score = GaenScorer().score(window([50, 62], [T0 + 1, T0 + 2]))
+    score = GaenScorer().score(window([50, 62], [T0 + 5, T0 + 55]))
     assert score.minutes_by_bucket["near"] == 1.0
     assert score.closest_attenuation == 50 and score.typical_attenuation == 56.0
 
@@ -73,12 +78,16 @@ def test_typical_is_median_and_distance_band() -> None:
 
 
 def test_gap_credit_for_duty_cycled_scanning() -> None:
-    times = T0 + np.array([0.0, 300.0, 600.0])  # one scan every 5 minutes
-    assert GaenScorer().score(window([50] * 3, times)).minutes == 3.0
-    scorer = GaenScorer(GaenConfig(max_gap_slots=5))
+    times = T0 + np.array([30.0, 330.0, 630.0])  # one scan every 5 minutes
+    # a continuous scanner's default: three moments heard, each credited its 10-s sampling interval
+    assert GaenScorer().score(window([50] * 3, times)).minutes == 0.5
+    # a scan a minute stands for the minute, and the empty slots before it (GAEN's seconds since the last scan)
+    scorer = GaenScorer(GaenConfig(max_gap_slots=5, sampling_seconds=60.0))
     assert scorer.score(window([50] * 3, times)).minutes == 11.0  # 1 + 5 + 5
-    _, credit = slot_durations(times, 60.0, 5)
+    _, credit = slot_durations(times, 60.0, 5, 60.0)
     assert credit.tolist() == [1.0, 5.0, 5.0]
+    _, whole = slot_durations(times, 60.0, 5, None)  # credit = "slots"
+    assert whole.tolist() == [1.0, 5.0, 5.0]
 
 
 def test_config_from_toml(tmp_path: Path) -> None:
