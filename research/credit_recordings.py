@@ -1,6 +1,6 @@
 """The shared recordings under every credit variant of ``credit_cache.py`` (credit14, issue 13).
 
-Usage: python research/credit_recordings.py [DATASET_DIR ...]   (default: both in /work/shared/datasets)
+Usage: python research/credit_recordings.py [--only NAME,NAME] [DATASET_DIR ...]   (default: both in /work/shared/datasets)
 
 ``bluezone evaluate``'s report (calibrated, MIT LL with its bystanders, its seed and chains) for the
 shipped scorers and each variant, the variants' distance decisions moved as their base scorer's
@@ -23,10 +23,13 @@ DATASETS = ("/work/shared/datasets/ng_rss_smartphone", "/work/shared/datasets/mi
 
 
 def main(argv: list[str]) -> None:
+    argv_names: list[str] = []
+    if argv[:1] == ["--only"]:
+        argv_names, argv = argv[1].split(","), argv[2:]
     register_variants()
     for name, (scorer_cls, _, _) in VARIANTS.items():
         evaluate.DISTANCE_SETTINGS[name] = evaluate.DISTANCE_SETTINGS["gaen" if "Gaen" in scorer_cls.__name__ else "bluezone"]
-    names = ["gaen", "gaen_slots", "bluezone", *(n for n in VARIANTS if n.startswith("bz_"))]
+    names = ["gaen", "gaen_slots", "bluezone", *(argv_names or (n for n in VARIANTS if n.startswith("bz_")))]
     for root in argv or DATASETS:
         report = evaluate.evaluate(root, scorers=names)
         print(f"{Path(root).name}: {report['minutes']} minutes, {report['chains']} chains")

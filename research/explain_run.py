@@ -8,7 +8,7 @@ Runs the scene once through the real engine (both scorers, the same figures as `
 with a truth that also keeps, per judged pair, the minutes both were present, the mean and least
 head distance while present and the minutes within 1.5 / 2 / 2.25 / 2.5 / 3 m.  Prints every pair
 that is a true contact or that either scorer flags (``--all``: every pair with a minute within 3 m),
-with each scorer's ranking minutes and the minutes its windows credit (whole minute slots), then a
+with each scorer's ranking minutes and the minutes its windows credit (GAEN's: the time present since credit14), then a
 summary: how many pairs sit just under the 15 minutes, and the flagged pairs' distances.
 Written for the thirteenth session's unexplained fresh results (docs/simulation.md, "Unexplained
 fresh results, thirteenth session"); the explanation of a run without re-drawing it, as
@@ -95,7 +95,7 @@ def main() -> None:
     print(f"\npairs within 2 m for {need - 5 + 1e-9:.0f}-{need:.0f} minutes (just under the line): {under};"
           f" true contacts: {int((true2 >= need).sum())}; most minutes within 2 m: {true2.max(initial=0):.1f}")
     if over:
-        print(f"minutes credited (whole minute slots) minus minutes present, {len(over)} pairs heard 5+ minutes:"
+        print(f"minutes GAEN credits minus minutes present, {len(over)} pairs heard 5+ minutes:"
               f" median {np.median(over):+.2f}, 90th percentile {np.percentile(over, 90):+.2f}")
     print("false alarms of pairs together less than the close-contact minutes: "
           + ", ".join(f"{n} {k}" for n, k in under_flagged.items()))

@@ -58,7 +58,7 @@ from bluezone.sim.evaluate import (
     calibrations,
     judged,
     minutes_of,
-    verdict_minutes,
+    verdict_share,
 )
 from estimator_sweep import judge, load as load_runs, shipped
 
@@ -75,7 +75,7 @@ def detected(name: str, minutes: list[Minute], threshold: float | None = None) -
     """Whether each one-minute window is flagged (``evaluate``'s rule: the verdict's minutes, not the
     ranking's, since the near/far chain ranks), bluezone at ``threshold``."""
     scorer = get_scorer(name) if threshold is None else get_scorer(name, overrides={"threshold_db": float(threshold)})
-    return np.array([verdict_minutes(judged(scorer, [m]).score(minutes_window(m.times, m.attenuation))) >= 0.5 for m in minutes])
+    return np.array([verdict_share(judged(scorer, [m]).score(minutes_window(m.times, m.attenuation))) >= 0.5 for m in minutes])
 
 
 def cost(inside: np.ndarray, flagged: np.ndarray) -> tuple[float, float, float]:

@@ -8,7 +8,7 @@ lists every phone and where its numbers came from.  Where a recording also holds
 other devices its receiver heard (MIT LL's PACT logs), they are the receiver's other links: a
 bluezone scorer judges each minute against them (the same-minute reference of
 ``bluezone.matching.receiver``), read at the nominal TX power and never scored.  Per window: detected "closer than 2 m"
-when the scorer credits at least half a minute (per-distance detection rates), and
+when the scorer judges at least half of the minute it credits (per-distance detection rates), and
 ranked by the scorer's typical attenuation for ROC and PR.  nDCF = P_miss + P_fa (NIST
 TC4TL's metric, its distances 1.2, 1.8 and 3.0 m) scores that same default detection, fixed
 before looking, against "within D" for each distance D (and against "closer than 2 m", the
@@ -312,6 +312,14 @@ def verdict_minutes(score: Score) -> float:
     return score.minutes_by_bucket.get("within_2m", score.weighted_minutes)
 
 
+def verdict_share(score: Score) -> float:
+    """``verdict_minutes`` as a share of the minutes the window was credited (0 when none): a
+    one-minute window is detected when at least half of it is.  Crediting the time present, a
+    minute heard for 40 s is credited 0.67 minutes; judged near all along it is as near as a full one
+    (with whole slots its minutes were 1, and this the verdict's minutes, as before)."""
+    return verdict_minutes(score) / score.minutes if score.minutes > 0 else 0.0
+
+
 def _window_metrics(
     truth: np.ndarray,
     score: np.ndarray,
@@ -321,7 +329,7 @@ def _window_metrics(
 ) -> dict[str, Any]:
     """Per-minute metrics: ROC/PR rank minutes by the scorer's typical attenuation (lower is
     closer: weighted minutes of a single minute saturate at 0 or 1 and would hide the ranking);
-    detection is the verdict's minutes (``verdict_minutes``) >= 0.5, and nDCF scores it at each
+    detection is the verdict's share of the minutes (``verdict_share``) >= 0.5, and nDCF scores it at each
     TC4TL distance and against "closer than 2 m", the question the default decisions answer
     (``ndcf_close``); with ``at_distance`` (the verdict's minutes of the decision made for each
     distance) also those."""
@@ -421,14 +429,14 @@ def evaluate(
         say("scoring one-minute windows", done / len(judges))
         bound = [judged(j, [m]) for m in minutes]
         scored = [b.score(w) for b, w in zip(bound, windows)]
-        window_scores[n] = np.array([verdict_minutes(s) for s in scored])
+        window_scores[n] = np.array([verdict_share(s) for s in scored])
         window_rank[n] = -np.array([judged_attenuation(b, w, s.typical_attenuation) for b, w, s in zip(bound, windows, scored)])
         deciders = distance_decisions(n)
         per_distance[n] = (
             None
             if deciders is None
             else {
-                key: np.array([verdict_minutes(judged(d, [m]).score(w)) for m, w in zip(minutes, windows)])
+                key: np.array([verdict_share(judged(d, [m]).score(w)) for m, w in zip(minutes, windows)])
                 for key, d in deciders.items()
             }
         )
