@@ -316,8 +316,9 @@ def verdict_share(score: Score) -> float:
     """``verdict_minutes`` as a share of the minutes the window was credited (0 when none): a
     one-minute window is detected when at least half of it is.  Crediting the time present, a
     minute heard for 40 s is credited 0.67 minutes; judged near all along it is as near as a full one
-    (with whole slots its minutes were 1, and this the verdict's minutes, as before)."""
-    return verdict_minutes(score) / score.minutes if score.minutes > 0 else 0.0
+    (with whole slots its minutes were 1, and this the verdict's minutes, as before).  To two decimals:
+    a score's minutes are rounded to three, and 0.417 of 0.833 must not read as under a half."""
+    return round(verdict_minutes(score) / score.minutes, 2) if score.minutes > 0 else 0.0
 
 
 def _window_metrics(
