@@ -18,7 +18,7 @@ import pickle
 import sys
 from pathlib import Path
 
-from estimator_cache import collect
+from estimator_cache import main as run_cache
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
 from bluezone.matching.scoring import GaenConfig, GaenScorer, configured, register_scorer
@@ -52,24 +52,8 @@ def main(argv: list[str]) -> None:
     if argv[0] == "--view":
         view(Path(argv[1]), Path(argv[2]), argv[3], argv[4])
         return
-    minutes = None
-    if "--minutes" in argv:
-        i = argv.index("--minutes")
-        minutes = float(argv[i + 1])
-        del argv[i : i + 2]
     register_variants()
-    out = Path(argv[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for seed in [int(s) for s in argv[2].split(",")]:
-        for name in argv[1].split(","):
-            path = out / f"{Path(name).stem.replace(':', '-')}_{seed}.pkl"
-            if path.exists():
-                continue
-            data = collect(name, seed, minutes if Path(name).stem == "market" else None, SCORERS)
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(pickle.dumps(data))
-            tmp.replace(path)
-            print(Path(name).stem, seed, "units", len(data["units"]), flush=True)
+    run_cache(argv, SCORERS)
 
 
 if __name__ == "__main__":

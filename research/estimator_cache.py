@@ -118,7 +118,8 @@ def collect(name: str, seed: int, minutes: float | None, scorers: tuple[str, ...
     return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores, "units": units}
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], scorers: tuple[str, ...] = ("gaen", "bluezone")) -> None:
+    """``CACHE_DIR SCENES SEEDS [--minutes M]``: each run once, ``scorers`` scored (``credit_cache.py`` adds its own)."""
     minutes = None
     if "--minutes" in argv:
         i = argv.index("--minutes")
@@ -131,7 +132,7 @@ def main(argv: list[str]) -> None:
             path = out / f"{Path(name).stem.replace(':', '-')}_{seed}.pkl"
             if path.exists():
                 continue
-            data = collect(name, seed, minutes if Path(name).stem == "market" else None)
+            data = collect(name, seed, minutes if Path(name).stem == "market" else None, scorers)
             tmp = path.with_suffix(".part")
             tmp.write_bytes(pickle.dumps(data))
             tmp.replace(path)
