@@ -59,8 +59,9 @@ print("returned", flush=True)
 
 
 def _start_hung() -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _HUNG_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    proc = subprocess.Popen(  # a mask left by an earlier test of this process must not block the signals sent
+        [sys.executable, "-c", _HUNG_STOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, []),
     )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "ready\n"
