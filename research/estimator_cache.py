@@ -115,7 +115,13 @@ def collect(name: str, seed: int, minutes: float | None, scorers: tuple[str, ...
         )
         for n, s in result.scores.items()
     }
-    return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores, "units": units}
+    # per bluezone-kind scorer, per unit, the verdict's minutes (``within_2m``) before the 15-minute cut:
+    # ``verdict_cache.py`` tries other cuts on them
+    verdict = {
+        n: np.array([s[k].minutes_by_bucket["within_2m"] if k in s else 0.0 for k in keys])
+        for n, s in result.scores.items() if all("within_2m" in v.minutes_by_bucket for v in s.values())
+    }
+    return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores, "units": units, "verdict": verdict}
 
 
 def main(argv: list[str], scorers: tuple[str, ...] = ("gaen", "bluezone")) -> None:

@@ -77,6 +77,11 @@ class BluezoneConfig:
     # only the part between its first sighting and its last, plus one ``sampling_seconds`` (scoring.py's
     # ``present_share``: whole minutes credited a 13.6-minute ride 15)
     credit: str = "slots"
+    # The verdict's own credit ("slots" or "present"; "same": as ``credit``): the minutes within 2 m and
+    # the close contact count by it, the ranking (``weighted_minutes``) keeps ``credit``, so ROC and PR do
+    # not move.  Whole slots credit a pair truly near 14.9 minutes 15-16 (clinic 74); the present credit
+    # for both ranks worse (the office's PR-AUC) and loses 15-minute bus rides' 16th slot.
+    verdict_credit: str = "same"
     sampling_seconds: float = 10.0  # as GaenConfig's: the simulator's scan cycle, above a daemon's and the recordings'
     reference_db: float = 58.0  # receiver reference (see receiver.py) that needs no shift
     calibration_weight: float = 0.7  # share of (reference - reference_db) added to the threshold; 0 = off
@@ -117,6 +122,8 @@ class BluezoneConfig:
         if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
         check_credit(self.credit, self.sampling_seconds, self.slot_seconds)
+        if self.verdict_credit not in ("same", "slots", "present"):
+            raise ConfigError(f"verdict_credit must be 'same', 'slots' or 'present', got {self.verdict_credit!r}")
         if self.ramp_db < 0:
             raise ConfigError("ramp_db must be >= 0")
         if self.ranking not in ("chain", "ramp"):
@@ -236,12 +243,17 @@ class BluezoneScorer:
             return 1.0 / (1.0 + np.exp((smooth - threshold) / c.soft_width_db))
         return (smooth <= threshold).astype(np.float64)
 
-    def present(self, window: ExposureWindow, slots: np.ndarray) -> np.ndarray:
+    def verdict_credit(self) -> str:
+        """The credit the verdict counts by: ``verdict_credit``, or ``credit`` when that is "same"."""
+        c = self.config
+        return c.credit if c.verdict_credit == "same" else c.verdict_credit
+
+    def present(self, window: ExposureWindow, slots: np.ndarray, credit: str) -> np.ndarray:
         """The share of each judged slot to credit: 1 with ``credit = "slots"``, else the part of it
         the link was present (``present_share`` over the judged slots' sightings, bridging as
         ``credited`` does)."""
         c = self.config
-        if c.credit == "slots" or len(slots) == 0:
+        if credit == "slots" or len(slots) == 0:
             return np.ones(len(slots))
         times = np.asarray(window.times, np.float64)
         judged = np.isin(np.floor(times / c.slot_seconds).astype(np.int64), slots)
@@ -265,9 +277,11 @@ class BluezoneScorer:
         slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
         shift = self.minute_shift(window, slots)
         smooth = self.smoothed(slots, value - shift) if shift.any() else self.smoothed(slots, value)
-        share = self.present(window, slots)
-        within = self.credited(slots, self.verdict_weight(smooth, threshold), share)
-        weighted = within
+        share = self.present(window, slots, c.credit)  # the ranking's
+        verdict_share = share if self.verdict_credit() == c.credit else self.present(window, slots, self.verdict_credit())
+        weight = self.verdict_weight(smooth, threshold)
+        within = self.credited(slots, weight, verdict_share)
+        weighted = within if verdict_share is share else self.credited(slots, weight, share)
         if c.ranking == "chain":  # for ranking: how many minutes were near, judged on the evidence of each
             near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior,
                                   c.slot_seconds / 60.0)
@@ -276,7 +290,7 @@ class BluezoneScorer:
             ramp = np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0)
             weighted = self.credited(slots, ramp, share)
         # the duration as the verdict sees it: judged minutes plus the short gaps it bridges
-        total = self.credited(slots, np.ones(len(slots)), share)
+        total = self.credited(slots, np.ones(len(slots)), verdict_share)
         att = np.asarray(window.attenuation)
         judged = float(median(smooth)) if len(smooth) else float(median(att))
         # shown to users as measured: the smoothed per-minute attenuation before any correction
