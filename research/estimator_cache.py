@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from unittest import mock
 
@@ -98,7 +99,9 @@ def unit_features(windows: list, context, config: BluezoneConfig, near: dict[int
     return {k: v[order] for k, v in out.items()}
 
 
-def collect(name: str, seed: int, minutes: float | None, scorers: tuple[str, ...] = ("gaen", "bluezone")) -> dict:
+def collect(name: str, seed: int, minutes: float | None, scorers: tuple[str, ...] = ("gaen", "bluezone"),
+            extra: Callable[[engine.RunResult, list], dict] | None = None) -> dict:
+    """One run's cache (see the module docstring); ``extra(result, keys)``'s entries are added to it."""
     scenario = generate(name[4:], seed) if name.startswith("gen:") else load_scenario(scene_path(name))
     if minutes:
         scenario = scenario.with_overrides(duration_min=min(minutes, scenario.duration_min))
@@ -115,17 +118,13 @@ def collect(name: str, seed: int, minutes: float | None, scorers: tuple[str, ...
         )
         for n, s in result.scores.items()
     }
-    # per bluezone-kind scorer, per unit, the verdict's minutes (``within_2m``) before the 15-minute cut:
-    # ``verdict_cache.py`` tries other cuts on them
-    verdict = {
-        n: np.array([s[k].minutes_by_bucket["within_2m"] if k in s else 0.0 for k in keys])
-        for n, s in result.scores.items() if all("within_2m" in v.minutes_by_bucket for v in s.values())
-    }
-    return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores, "units": units, "verdict": verdict}
+    out = {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores, "units": units}
+    return out if extra is None else {**out, **extra(result, keys)}
 
 
-def main(argv: list[str], scorers: tuple[str, ...] = ("gaen", "bluezone")) -> None:
-    """``CACHE_DIR SCENES SEEDS [--minutes M]``: each run once, ``scorers`` scored (``credit_cache.py`` adds its own)."""
+def main(argv: list[str], scorers: tuple[str, ...] = ("gaen", "bluezone"), extra: Callable[[engine.RunResult, list], dict] | None = None) -> None:
+    """``CACHE_DIR SCENES SEEDS [--minutes M]``: each run once, ``scorers`` scored (``credit_cache.py`` adds its
+    own), ``extra`` as ``collect``'s."""
     minutes = None
     if "--minutes" in argv:
         i = argv.index("--minutes")
@@ -138,7 +137,7 @@ def main(argv: list[str], scorers: tuple[str, ...] = ("gaen", "bluezone")) -> No
             path = out / f"{Path(name).stem.replace(':', '-')}_{seed}.pkl"
             if path.exists():
                 continue
-            data = collect(name, seed, minutes if Path(name).stem == "market" else None, scorers)
+            data = collect(name, seed, minutes if Path(name).stem == "market" else None, scorers, extra)
             tmp = path.with_suffix(".part")
             tmp.write_bytes(pickle.dumps(data))
             tmp.replace(path)

@@ -1,17 +1,19 @@
-"""The verdict's credit apart from the ranking's: engine scores of a grid of verdicts in one run (verdict15, issue 13).
+"""The verdict's credit apart from the ranking's: a grid of verdicts on one engine run's windows (verdict15, issue 13).
 
 Usage: python research/verdict_cache.py CACHE_DIR SCENES SEEDS [--minutes M]
        python research/verdict_cache.py --grid CACHE_DIR OUT_DIR [CUTS]     (CUTS default 14.5,14.6,...,15.0)
        python research/credit_table.py OUT_DIR SEEDS --variants bluezone,vp_59@14.8,...
 
-The first form is ``estimator_cache.py``'s run with more scorers in the one engine run (as
-``credit_cache.py``): the shipped ``bluezone`` (whole slots, 59 dB), ``gaen`` (the time present) and
-bluezone whose *verdict* credits the time present (``verdict_credit = "present"``) at several thresholds
-(``vp_58`` ... ``vp_60``), its ranking the shipped one, so ROC-AUC and PR-AUC are the shipped scorer's.
-The cache keeps each variant's verdict minutes (``within_2m``) before the 15-minute cut, so ``--grid``
-tries other cuts without another run: it writes a copy of each cache whose ``scores`` hold every
-``VARIANT@CUT`` (the variant's ranking, close contact = verdict minutes >= CUT) beside the engine's own,
-for ``credit_table.py`` and (through ``credit_cache.py --view``) ``fresh_seeds.py``.
+The first form is ``estimator_cache.py``'s run (the engine's ``gaen`` and shipped ``bluezone``, the
+same per-minute features) and then, on the windows that run kept, bluezone whose *verdict* credits the
+time present (``verdict_credit = "present"``) at several thresholds (``vp_58`` ... ``vp_60``), each
+window scored by the real scorer told about its receiver, as the engine does (``receiver.for_receiver``),
+and a pair's windows added up as the engine adds them (a key change: weighted minutes summed, close contact
+if any window is one).  Their ranking is the shipped one, so ROC-AUC and PR-AUC are the shipped scorer's.
+The cache keeps each variant's largest window verdict minutes (``within_2m``) before the 15-minute cut, so
+``--grid`` tries other cuts without another run: it writes a copy of each cache whose ``scores`` hold every
+``VARIANT@CUT`` (the variant's ranking; close contact = verdict minutes >= CUT) beside the engine's own, for
+``credit_table.py`` and (through ``credit_cache.py --view``) ``fresh_seeds.py``.
 """
 
 from __future__ import annotations
@@ -21,35 +23,54 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from credit_cache import register_variants
 from estimator_cache import main as run_cache
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
+from bluezone.matching.receiver import for_receiver
 
 THRESHOLDS = (58.0, 58.5, 59.0, 59.5, 60.0)
 CUTS = (14.5, 14.6, 14.7, 14.8, 14.9, 15.0)
-#: name -> (scorer class, config class, settings over the defaults)
-VARIANTS: dict[str, tuple[type, type, dict]] = {
-    f"vp_{t:g}": (BluezoneScorer, BluezoneConfig, {"verdict_credit": "present", "threshold_db": t}) for t in THRESHOLDS
+#: name -> the variant's scorer (settings over the defaults)
+VARIANTS: dict[str, BluezoneScorer] = {
+    f"vp_{t:g}": BluezoneScorer(BluezoneConfig(verdict_credit="present", threshold_db=t)) for t in THRESHOLDS
 }
-SCORERS = ("gaen", "bluezone", *VARIANTS)
+
+
+def variant_scores(result, keys: list) -> dict:
+    """Per variant, per key: (weighted minutes, close contact) in ``scores`` and the verdict minutes in ``verdict``."""
+    index = {k: i for i, k in enumerate(keys)}
+    scores, verdict = {}, {}
+    for name, scorer in VARIANTS.items():
+        weighted, decided, within = np.zeros(len(keys)), np.zeros(len(keys), bool), np.zeros(len(keys))
+        for key, windows in result.windows.items():
+            if key not in index:
+                continue
+            judge, i = for_receiver(scorer, result.contexts[key[2]]), index[key]
+            for w in windows:
+                s = judge.score(w)
+                weighted[i] += s.weighted_minutes
+                decided[i] |= s.close_contact
+                within[i] = max(within[i], s.minutes_by_bucket["within_2m"])
+        scores[name], verdict[name] = (weighted, decided), within
+    return {"variant_scores": scores, "verdict": verdict}
 
 
 def grid(cache: Path, out: Path, cuts: tuple[float, ...]) -> None:
     """Copies of the caches with ``VARIANT@CUT`` scores for every cached verdict and cut.
 
-    At the engine's own cut the verdicts must be the engine's (a check that the cached minutes are
-    what the scorer decided on, up to their rounding to 3 decimals)."""
+    At the scorer's own cut the verdicts must be the scorer's (a check that the cached minutes, rounded
+    to 3 decimals, are what it decided on)."""
     out.mkdir(parents=True, exist_ok=True)
     for path in sorted(cache.glob("*.pkl")):
         d = pickle.loads(path.read_bytes())
         for name, minutes in d["verdict"].items():
-            weighted, decided = d["scores"][name]
+            weighted, decided = d["variant_scores"][name]
             mismatch = int(((minutes >= d["cc"] - 1e-9) != decided).sum())
             if mismatch:
-                print(f"{path.name} {name}: {mismatch} verdicts at {d['cc']:g} differ from the engine's (rounding)", flush=True)
+                print(f"{path.name} {name}: {mismatch} verdicts at {d['cc']:g} differ from the scorer's (rounding)", flush=True)
+            d["scores"][name] = (weighted, decided)
             for cut in cuts:
-                d["scores"][f"{name}@{cut:g}"] = (weighted, np.asarray(minutes) >= cut - 1e-9)
+                d["scores"][f"{name}@{cut:g}"] = (weighted, minutes >= cut - 1e-9)
         (out / path.name).write_bytes(pickle.dumps(d))
 
 
@@ -58,8 +79,7 @@ def main(argv: list[str]) -> None:
         cuts = tuple(float(c) for c in argv[3].split(",")) if len(argv) > 3 else CUTS
         grid(Path(argv[1]), Path(argv[2]), cuts)
         return
-    register_variants(VARIANTS)
-    run_cache(argv, SCORERS)
+    run_cache(argv, extra=variant_scores)
 
 
 if __name__ == "__main__":
