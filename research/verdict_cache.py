@@ -6,7 +6,8 @@ Usage: python research/verdict_cache.py CACHE_DIR SCENES SEEDS [--minutes M]
 
 The first form is ``estimator_cache.py``'s run (the engine's ``gaen`` and shipped ``bluezone``, the
 same per-minute features) and then, on the windows that run kept, bluezone whose *verdict* credits the
-time present (``verdict_credit = "present"``) at several thresholds (``vp_58`` ... ``vp_60``), each
+time present (``verdict_credit = "present"``) at several thresholds (``vp_58`` ... ``vp_60``) and the
+shipped scorer again (``vs_59``, whole slots: its verdict minutes for other cuts), each
 window scored by the real scorer told about its receiver, as the engine does (``receiver.for_receiver``),
 and a pair's windows added up as the engine adds them (a key change: weighted minutes summed, close contact
 if any window is one).  Their ranking is the shipped one, so ROC-AUC and PR-AUC are the shipped scorer's.
@@ -32,7 +33,8 @@ THRESHOLDS = (58.0, 58.5, 59.0, 59.5, 60.0)
 CUTS = (14.5, 14.6, 14.7, 14.8, 14.9, 15.0)
 #: name -> the variant's scorer (settings over the defaults)
 VARIANTS: dict[str, BluezoneScorer] = {
-    f"vp_{t:g}": BluezoneScorer(BluezoneConfig(verdict_credit="present", threshold_db=t)) for t in THRESHOLDS
+    **{f"vp_{t:g}": BluezoneScorer(BluezoneConfig(verdict_credit="present", threshold_db=t)) for t in THRESHOLDS},
+    "vs_59": BluezoneScorer(),  # the shipped scorer again, for its verdict minutes (cuts above 15 on whole slots)
 }
 
 
