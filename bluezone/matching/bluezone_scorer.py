@@ -31,7 +31,8 @@ minute's log-likelihood ratio from a table fitted on simulated tuning seeds, ``c
 so a contact just over the threshold all day ranks above a far one.  The chain only ranks: as a
 verdict it lost F1 (research/llr_estimator.py's "hmm"), as a soft verdict did before it.
 ``ranking = "ramp"`` brings back the earlier ranking, every minute graded on a linear ramp
-+-``ramp_db`` around the threshold.
++-``ramp_db`` around the threshold.  Minutes are whole slots (``credit``) or the time present; the verdict
+may credit its own way (``verdict_credit``) while the ranking keeps ``credit``.
 
 Defaults (10th percentile, 59 dB, 9-minute median, same-minute 25th percentile at weight 0.7
 around 65 dB clipped to +-8 dB) come from ``research/estimator_sweep.py``, the chain's (scale 0.25,

@@ -15,6 +15,7 @@ from bluezone.keyformat.keyfile import load_keys, load_signed_keys
 from bluezone.keyformat.keys import REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
 from bluezone.matching.check import CheckResult, check_keys
+from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.scoring import get_scorer
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
@@ -171,3 +172,26 @@ def as_array(path: Path, db: Path, scorer: str, **signed: object) -> CheckResult
     """What the check reported before: the whole file loaded, then matched as one array."""
     keys = load_signed_keys(path, **signed) if signed else load_keys(path)  # type: ignore[arg-type]
     return check_keys(keys, db, scorer=SCORERS[scorer])
+
+
+# Windows as the simulator's receivers store them (the present credit's tests, issue 13).
+T0 = 1_780_473_600.0  # a UTC midnight, so a minute boundary
+SAMPLING = 10.0
+
+
+def scanned(start_min: float, end_min: float, seed: int = 0, attenuation: int = 50) -> ExposureWindow:
+    """What the simulator's receivers store: a 2-s scan every 10 s at a random phase, adverts at
+    4.5 Hz with 20 % lost, for a pair present from ``start_min`` to ``end_min``."""
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0, 10)
+    scans = np.arange(phase, 3600.0, 10.0)
+    t = np.sort(np.concatenate([s + rng.uniform(0, 2, rng.poisson(4.5 * 2 * 0.8)) for s in scans]))
+    t = t[(t >= start_min * 60) & (t <= end_min * 60)]
+    att = np.full(len(t), attenuation, np.int32)
+    return ExposureWindow(key_index=0, day=int(T0), times=T0 + t, rssi=-24 - att, attenuation=att, tx_power_estimated=False)
+
+
+def bare(times: np.ndarray, attenuation: int = 50) -> ExposureWindow:
+    t = np.asarray(times, np.float64)
+    att = np.full(len(t), attenuation, np.int32)
+    return ExposureWindow(key_index=0, day=int(T0), times=T0 + t, rssi=-24 - att, attenuation=att, tx_power_estimated=False)

@@ -262,6 +262,8 @@ def test_check_rssi_correction_out_of_range_is_a_usage_error(scene: tuple[Path, 
         ("bluezone", "slot_seconds=100000000"),  # a 31-minute meeting printed as 1666666.7 min
         ("gaen", "slot_seconds=1e308"),  # minutes of 300 digits
         ("bluezone", "calibration_min_link_minutes=inf"),
+        ("bluezone", "verdict_credit=touched"),
+        ("bluezone", "verdict_credit=1"),
     ],
 )
 def test_check_bad_scorer_setting_types_are_input_errors(scene: tuple[Path, Path], scorer: str, setting: str) -> None:

@@ -10,33 +10,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from matching_helpers import SAMPLING, T0, bare, scanned
 
 from bluezone.errors import ConfigError
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.scoring import GaenConfig, GaenScorer, present_share
-
-T0 = 1_780_473_600.0  # a UTC midnight, so a minute boundary
-SAMPLING = 10.0
-
-
-def scanned(start_min: float, end_min: float, seed: int = 0, attenuation: int = 50) -> ExposureWindow:
-    """What the simulator's receivers store: a 2-s scan every 10 s at a random phase, adverts at
-    4.5 Hz with 20 % lost, for a pair present from ``start_min`` to ``end_min``."""
-    rng = np.random.default_rng(seed)
-    phase = rng.uniform(0, 10)
-    scans = np.arange(phase, 3600.0, 10.0)
-    t = np.sort(np.concatenate([s + rng.uniform(0, 2, rng.poisson(4.5 * 2 * 0.8)) for s in scans]))
-    t = t[(t >= start_min * 60) & (t <= end_min * 60)]
-    att = np.full(len(t), attenuation, np.int32)
-    return ExposureWindow(key_index=0, day=int(T0), times=T0 + t, rssi=-24 - att, attenuation=att, tx_power_estimated=False)
-
-
-def bare(times: np.ndarray, attenuation: int = 50) -> ExposureWindow:
-    t = np.asarray(times, np.float64)
-    att = np.full(len(t), attenuation, np.int32)
-    return ExposureWindow(key_index=0, day=int(T0), times=T0 + t, rssi=-24 - att, attenuation=att, tx_power_estimated=False)
-
 
 SCORERS = {
     "gaen": GaenScorer(),
@@ -159,11 +138,15 @@ def test_real_daemons_a_13_6_minute_meeting_is_not_a_close_contact(tmp_path) -> 
         sightings = b.sightings()
     touched = len(np.unique(np.floor(sightings["time"] / 60)))
     assert touched == 15
+    verdict_only = BluezoneScorer(BluezoneConfig(verdict_credit="present", threshold_db=80.0))
     for scorer in (GaenScorer(GaenConfig(immediate_db=80, near_db=80, medium_db=80)),
-                   BluezoneScorer(BluezoneConfig(credit="present", threshold_db=80.0))):
+                   BluezoneScorer(BluezoneConfig(credit="present", threshold_db=80.0)), verdict_only):
         (exposure,) = check_sightings(keys, sightings, scorer)
         span = (exposure.end - exposure.start) / 60  # 13.6 minutes, give or take the daemon's timestamps
         assert 13.5 < span < 13.7 and 13.4 < exposure.score.minutes <= span + SAMPLING / 60 + 1e-3, scorer.name
         assert not exposure.score.close_contact
     (whole,) = check_sightings(keys, sightings, GaenScorer(GaenConfig(immediate_db=80, near_db=80, medium_db=80, credit="slots")))
     assert whole.score.minutes == 15.0
+    # the verdict's own credit moves the verdict only: the ranking is whole slots' (verdict15)
+    (ranked,), (judged,) = (check_sightings(keys, sightings, s) for s in (BluezoneScorer(BluezoneConfig(threshold_db=80.0)), verdict_only))
+    assert ranked.score.close_contact and judged.score.weighted_minutes == ranked.score.weighted_minutes
