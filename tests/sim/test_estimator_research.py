@@ -75,6 +75,26 @@ def test_research_arithmetic_equals_the_scorer_on_a_real_run(classroom_run: tupl
     assert engine_weighted[one_window] == pytest.approx(ranking[one_window], abs=6e-4)
 
 
+def test_verdict_cache_rescores_as_the_engine_does(classroom_run: tuple, tmp_path: Path) -> None:
+    """research/verdict_cache.py scores its variants on the kept windows: the shipped one again must be the
+    engine's scores to the digit, a present verdict ranks the same, and ``--grid`` at 15 is the scorer's cut."""
+    import pickle
+
+    vc = research("verdict_cache")
+    result, data = classroom_run
+    extra = vc.variant_scores(result, data["keys"])
+    weighted, decided = data["scores"]["bluezone"]
+    again = extra["variant_scores"]["vs_59"]
+    assert (again[0] == weighted).all() and (again[1] == decided).all()
+    present = extra["variant_scores"]["vp_59"]
+    assert (present[0] == weighted).all() and present[1].sum() <= decided.sum() and decided.sum() > 0
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "classroom_5.pkl").write_bytes(pickle.dumps({**data, **extra}))
+    vc.grid(tmp_path / "in", tmp_path / "out", (14.5, 15.0))
+    scores = pickle.loads((tmp_path / "out" / "classroom_5.pkl").read_bytes())["scores"]
+    assert (scores["vp_59@15"][1] == present[1]).all() and (scores["vp_59@14.5"][1] >= present[1]).all()
+
+
 def test_margin_alarms_candidate_at_the_shipped_settings_is_the_scorer(classroom_run: tuple) -> None:
     """research/margin_alarms.py scores candidates for the fresh seeds: at its SHIPPED setting it must
     give the engine's verdicts and ranking, a chain veto only removes verdicts, a day term of weight 0
