@@ -176,6 +176,38 @@ def test_check_timeline_notes_each_step_of_a_check_and_the_floor(tmp_path: Path)
     assert res["timeline_median_seconds"]["jobs=1"]["store read"] > res["timeline_median_seconds"]["jobs=1"]["key file read"]
     floor = res["floor_median_seconds"]
     assert 0 < floor["python -c pass"] < floor["import bluezone.cli, bluezone.matching.check"], floor
+    assert "cores_by_step_median" not in res  # sampled only when asked
+
+
+def test_check_timeline_samples_how_many_cores_each_step_of_a_check_wants(tmp_path: Path) -> None:
+    zip_path, db_path, _ = load("check_bench").make_inputs(tmp_path, 3000, 5000, seed=1)
+    args = ["--keys", str(zip_path), "--db", str(db_path), "--jobs", "1", "--repeat", "1", "--sample-ms", "1", "--json"]
+    steps = load("check_timeline").main(args)["cores_by_step_median"]["jobs=1"]
+    assert "imported" in steps and steps["whole check"]["idle_core_seconds"] > 0, steps
+    # one job, OpenBLAS held to one thread as the console script holds it: never more than one thread
+    # runnable (numpy's own OpenBLAS threads spun during the imports before; a second is a regression)
+    assert all(0 < step["wanted_cores"] <= 1.0 for name, step in steps.items() if name != "whole check"), steps
+
+
+def test_idle_by_step_counts_the_cores_each_step_left_idle() -> None:
+    timeline = load("check_timeline")
+    marks = {"_t0": 0.0, "imported": 0.1, "store read": 0.3}
+    # one thread runnable to 0.1 s, two from then on, none once the check's own marks end
+    samples = [(t / 100, 1 if t < 10 else 2 if t < 30 else 0) for t in range(0, 40)]
+    steps = timeline.idle_by_step(marks, samples, cores=2)
+    assert steps["imported"] == {"wanted_cores": 1.0, "idle_core_seconds": 0.1}
+    assert steps["store read"] == {"wanted_cores": 2.0, "idle_core_seconds": 0.0}
+    assert steps["exit (after end)"]["idle_core_seconds"] == 0.18  # 9 samples of 10 ms, the last one has no next
+
+
+def test_the_timeline_sampler_sees_each_busy_thread_of_a_child_and_of_its_children() -> None:
+    timeline = load("check_timeline")
+    busy = "import os, threading, time\ndef spin():\n    end = time.time() + 1.5\n    while time.time() < end: pass\n"
+    code = busy + "threading.Thread(target=spin).start()\nif os.fork() == 0:\n    spin(); os._exit(0)\nspin(); os.wait()"
+    _, _, samples = timeline._run(["-c", code], sample_ms=5)
+    # the parent's two spinning threads and its child's: 3 runnable at most (fewer when sampled
+    # as a thread starts or ends), never more
+    assert max(n for _, n in samples) == 3 and all(0 <= n <= 3 for _, n in samples), samples
 
 
 def test_check_workers_times_every_batch_once_in_whichever_process(tmp_path: Path) -> None:
