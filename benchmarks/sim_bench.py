@@ -43,9 +43,8 @@ from bluezone.proximity.emulation import run_emulated
 from bluezone.proximity.store import SightingStore
 from bluezone.sim import engine
 from bluezone.sim.airchannel import ScenarioChannel
-from bluezone.sim.channel import make_devices
-from bluezone.sim.mobility import Crowd
 from bluezone.sim.scenario import CARRIAGES, Scanning, Scenario, load_scenario
+from bluezone.sim.streams import streams
 
 FAR_M = 1e6  # absent phones are parked this far apart: out of everyone's range, each other's too
 
@@ -64,9 +63,7 @@ def bench_scenario(path: Path, minutes: float) -> Scenario:
 
 def crowd_tracks(scenario: Scenario, seed: int) -> tuple[dict[str, Callable[[float], tuple[float, float]]], list[str]]:
     """Per phone, its position as a function of Unix time (the engine's crowd), and its carriage."""
-    rng = np.random.default_rng(seed)  # the same draws, in the same order, as engine.run
-    crowd = Crowd(scenario, rng)
-    devices = make_devices(scenario, rng)
+    crowd, devices = engine.people(scenario, streams(seed))  # engine.run's crowd and phones for the seed
     steps, dt = scenario.steps, scenario.step_s
     n = len(devices.person)
     parked = np.c_[FAR_M * (1 + np.arange(n)), np.zeros(n)]
@@ -193,6 +190,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "daemons_seconds": [round(r[0], 2) for r in base],
         "daemons_check_seconds": [round(r[1], 2) for r in base],
         "daemons_sightings": base[0][3],
+        "daemons_phones": base[0][2],  # the same crowd: equal to phones
         "engine_phone_minutes_per_s": pm / med(eng, False),
         "daemons_phone_minutes_per_s": pm / med(base, False),
         "speedup_end_to_end": med(base, False) / med(eng, False),

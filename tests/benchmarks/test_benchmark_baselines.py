@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
+
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
@@ -59,6 +61,27 @@ def test_sim_bench_same_crowd_both_ways(capsys) -> None:  # type: ignore[no-unty
     for k in ("speedup_end_to_end", "speedup_radio_phase", "engine_phone_minutes_per_s", "daemons_phone_minutes_per_s"):
         assert positive(res[k]), k
     capsys.readouterr()
+
+
+def test_sim_bench_daemons_walk_the_engines_crowd() -> None:
+    """The daemons' phones are engine.run's for the seed, where it puts them: with one random
+    generator for the whole run (before the streams of bluezone/sim/streams.py) the benchmark drew
+    its own crowd, another one since (25 phones against the engine's 28 at seed 1)."""
+    from bluezone.sim import engine
+
+    bench = load("sim_bench")
+    scenario = bench.bench_scenario(bench.ROOT / "simulations" / "classroom.toml", 6.0)
+    tracks, carriage = bench.crowd_tracks(scenario, 1)
+    run = engine.run(scenario, 1, store="memory")
+    assert len(tracks) == len(run.devices.person) == len(carriage)
+    assert carriage == [bench.CARRIAGES[c] for c in run.devices.carriage.tolist()]
+    compared = 0
+    for snap in run.scene["snapshots"]:
+        where = np.array([track(scenario.start + snap["t"]) for track in tracks.values()])
+        here = where[:, 0] < bench.FAR_M  # present; the absent are parked far apart
+        np.testing.assert_array_equal(where[here], snap["pos"][snap["device_person"]][here])
+        compared += int(here.sum())
+    assert compared > len(tracks)
 
 
 def test_sim_bench_parks_absent_phones_apart() -> None:
