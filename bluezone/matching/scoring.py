@@ -223,21 +223,59 @@ def present_share(
     first sighting less half a sampling interval to its last plus half, so each run is credited its
     first-to-last span plus one interval at most, whatever the slots it touches.  Inner slots of a run
     are whole; the ends get the part of the slot inside the run.
+
+    Called for every window by every scorer that credits time present: a window's times come in
+    order (the matcher sorts them), so they are sorted only when they are not, and slots and runs
+    are cut where they change, without ``np.unique``'s sort or ``np.r_``'s Python layers.
     """
-    t = np.sort(np.asarray(times, np.float64))
-    if len(t) == 0:
+    t = np.asarray(times, np.float64)
+    n = len(t)
+    if n == 0:
         return np.empty(0, np.int64), np.empty(0)
+    if n > 1 and not (t[1:] >= t[:-1]).all():  # NaN compares False: sorted, as before
+        t = np.sort(t)
     slots = np.floor(t / slot_seconds).astype(np.int64)
-    occupied, first = np.unique(slots, return_index=True)
-    last = np.r_[first[1:], len(t)] - 1
-    starts = np.r_[True, np.diff(occupied) > bridge_slots + 1]
-    run = np.cumsum(starts) - 1
+    if slot_seconds > 0 and -_SLOT_LIMIT < t[0] / slot_seconds and t[-1] / slot_seconds < _SLOT_LIMIT:  # slots in order
+        first = _change_points(slots)  # each occupied slot's first sighting
+        occupied = slots[first]
+    else:  # NaN, or slots beyond int64 (no real time): as it always was
+        occupied, first = np.unique(slots, return_index=True)
+    starts = _change_points(occupied, bridge_slots + 1)  # each run's first occupied slot
+    run = np.cumsum(_flags(len(occupied), starts)) - 1
     begin = t[first[starts]][run] - sampling_seconds / 2
-    ends = np.r_[np.flatnonzero(starts)[1:], len(occupied)] - 1
-    end = t[last[ends]][run] + sampling_seconds / 2
+    last = _ends(first, n)[_ends(starts, len(occupied))]  # each run's last sighting
+    end = t[last][run] + sampling_seconds / 2
     lo = np.maximum(occupied * slot_seconds, begin)
     hi = np.minimum((occupied + 1) * slot_seconds, end)
     return occupied, np.clip((hi - lo) / slot_seconds, 0.0, 1.0)
+
+
+#: Slot numbers of times in order are in order up to here (beyond 2**63 the cast to int64 wraps).
+_SLOT_LIMIT = 2.0**62
+
+
+def _change_points(values: np.ndarray, step: int = 0) -> np.ndarray:
+    """Positions in sorted ``values`` (int, non-empty) that start a group: the first, and each one
+    more than ``step`` above the one before it (0: each new value)."""
+    new = np.empty(len(values), bool)
+    new[0] = True
+    np.greater(values[1:] - values[:-1], step, out=new[1:])
+    return np.flatnonzero(new)
+
+
+def _flags(n: int, positions: np.ndarray) -> np.ndarray:
+    """n booleans, True at ``positions``."""
+    out = np.zeros(n, bool)
+    out[positions] = True
+    return out
+
+
+def _ends(starts: np.ndarray, n: int) -> np.ndarray:
+    """The last position of each group of n positions that begin at ``starts`` (sorted, from 0)."""
+    out = np.empty(len(starts), np.intp)
+    out[:-1] = starts[1:] - 1
+    out[-1] = n - 1
+    return out
 
 
 def slot_durations(
