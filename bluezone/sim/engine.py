@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from bluezone.errors import ConfigError
-from bluezone.matching.matcher import ExposureWindow, find_exposures
+from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.memory import available_memory
 from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
 from bluezone.matching.scoring import get_scorer, scorer_names
@@ -36,6 +36,7 @@ from bluezone.proximity.ingest import payloads_to_sightings
 from bluezone.sim.channel import DeviceTable, LinkShadowing, make_devices
 from bluezone.sim.keys import Schedule, make_schedule
 from bluezone.sim.mobility import Crowd
+from bluezone.sim.phonematch import read_in_groups, windows_by_phone
 from bluezone.sim.scenario import Scenario
 from bluezone.sim.store import open_stores
 from bluezone.sim.streams import Streams, streams
@@ -228,33 +229,32 @@ def _check(
     keys, owner = schedule.diagnosis_keys(np.arange(len(senders)))
     judges = {name: get_scorer(name) for name in names}
     out: dict[str, dict[tuple[int, int, int], PairScore]] = {name: {} for name in names}
-    for device in range(len(devices.person)):
-        sightings = stores.read(device)
-        if len(sightings) == 0:
-            continue
-        correction = int(devices.rssi_correction[device])
-        windows = find_exposures(keys, sightings, rssi_correction=correction)
-        # As ``check_sightings`` does: scorers that can are calibrated on everything this phone stored.
-        context = receiver_context(sightings, rssi_correction=correction)
-        if keep_contexts is not None:
-            keep_contexts[device] = context
-        calibrated = {name: for_receiver(scorer, context) for name, scorer in judges.items()}
-        for w in windows:
-            row = int(owner[w.key_index])
-            if senders[row] == device:
-                continue
-            if keep is not None:
-                keep.setdefault((w.day, row, device), []).append(w)
-            for name, scorer in calibrated.items():
-                s = scorer.score(w)
-                pair = (w.day, row, device)
-                prev = out[name].get(pair)
-                if prev is None:
-                    out[name][pair] = PairScore(s.weighted_minutes, s.minutes, s.close_contact)
-                else:  # one sender can have two keys on one day only at a key change; add up
-                    out[name][pair] = PairScore(
-                        prev.weighted_minutes + s.weighted_minutes,
-                        prev.minutes + s.minutes,
-                        prev.close_contact or s.close_contact,
-                    )
+    for group in read_in_groups(stores.read, len(devices.person)):
+        # one match for a group of phones (bluezone/sim/phonematch.py): each gets its own store's windows
+        corrections = [int(devices.rssi_correction[device]) for device, _ in group]
+        found = windows_by_phone(keys, [sightings for _, sightings in group], corrections)
+        for (device, sightings), correction, windows in zip(group, corrections, found):
+            # As ``check_sightings`` does: scorers that can are calibrated on everything this phone stored.
+            context = receiver_context(sightings, rssi_correction=correction)
+            if keep_contexts is not None:
+                keep_contexts[device] = context
+            calibrated = {name: for_receiver(scorer, context) for name, scorer in judges.items()}
+            for w in windows:
+                row = int(owner[w.key_index])
+                if senders[row] == device:
+                    continue
+                if keep is not None:
+                    keep.setdefault((w.day, row, device), []).append(w)
+                for name, scorer in calibrated.items():
+                    s = scorer.score(w)
+                    pair = (w.day, row, device)
+                    prev = out[name].get(pair)
+                    if prev is None:
+                        out[name][pair] = PairScore(s.weighted_minutes, s.minutes, s.close_contact)
+                    else:  # one sender can have two keys on one day only at a key change; add up
+                        out[name][pair] = PairScore(
+                            prev.weighted_minutes + s.weighted_minutes,
+                            prev.minutes + s.minutes,
+                            prev.close_contact or s.close_contact,
+                        )
     return out
