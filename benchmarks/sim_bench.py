@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/sim_bench.py [--scenario simulations/classroom.toml]
         [--minutes 10] [--repeat 3] [--seed 1] [--engine-store sqlite|memory] [--json]
+    .venv/bin/python benchmarks/sim_bench.py --aem-baseline --scenario simulations/market.toml
+        [--minutes 30] [--repeat 5] [--json]
 
 Both sides simulate the same crowd (the engine's own mobility and device draw for the
 seed) for the same minutes, and report phone-minutes per wall second and sightings per
@@ -20,6 +22,12 @@ wall second (medians of ``--repeat`` alternating runs; the machine is shared):
 Two ratios: end to end (both sides through matching and scoring) and the radio phase
 alone (the engine's steps loop, i.e. its time minus its check, timed by wrapping
 ``engine._check`` in this process; the daemons' run).
+
+``--aem-baseline`` times the engine's check phase alone on the scenario as written (its own
+uploaders and scanning; e.g. the 1,000-person market), no daemons: one run, whose check is
+repeated on the same stores alternately as the code stands and with one ``aem()`` (an AES-CTR
+context) per matched sighting in place of ``decrypt_aems`` (issue 17's baseline, the matcher
+before ef00082), wall and CPU seconds, and checks that both give every pair the same score.
 """
 
 from __future__ import annotations
@@ -35,7 +43,10 @@ from pathlib import Path
 
 import numpy as np
 
+from bluezone.crypto.derivation import aem
+from bluezone.crypto.keys import aem_key
 from bluezone.keyformat.keys import keys_from_daily
+from bluezone.matching import matcher
 from bluezone.matching.matcher import find_exposures
 from bluezone.matching.scoring import get_scorer, scorer_names
 from bluezone.progress import terminal_progress
@@ -147,6 +158,82 @@ def run_daemons(scenario: Scenario, seed: int, db_dir: Path) -> Timing:
     return t2 - t0, t2 - t1, len(tracks), total
 
 
+def aem_per_sighting(teks: np.ndarray, key_rows: np.ndarray, rpis: np.ndarray, aems: np.ndarray) -> np.ndarray:
+    """``decrypt_aems``'s answer the way the matcher found it before ef00082: an AES-CTR context
+    (``aem()``) per matched sighting, each key's AEMK derived once."""
+    teks = np.asarray(teks, np.uint8).reshape(-1, 16)
+    rpi_bytes, aem_bytes = np.ascontiguousarray(rpis, np.uint8).tobytes(), np.ascontiguousarray(aems, np.uint8).tobytes()
+    out = bytearray()
+    aemks: dict[int, bytes] = {}
+    for i, k in enumerate(np.asarray(key_rows).tolist()):
+        if k not in aemks:
+            aemks[k] = aem_key(teks[k].tobytes())
+        out += aem(aemks[k], rpi_bytes[16 * i : 16 * i + 16], aem_bytes[4 * i : 4 * i + 4])
+    return np.frombuffer(bytes(out), np.uint8).reshape(-1, 4)
+
+
+def check_vs_aem(scenario: Scenario, seed: int, repeat: int) -> dict[str, object]:
+    """One engine run; its check phase run ``repeat`` times each way on the same stores, alternating."""
+    timings: dict[str, list[tuple[float, float]]] = {"bulk": [], "aem": []}
+    scores: dict[str, object] = {}
+    matched: list[int] = []
+    original_check, bulk = engine._check, matcher.decrypt_aems
+
+    def counting(teks: np.ndarray, key_rows: np.ndarray, rpis: np.ndarray, aems: np.ndarray) -> np.ndarray:
+        matched.append(len(key_rows))
+        return aem_per_sighting(teks, key_rows, rpis, aems)
+
+    def both_ways(*args, **kwargs):  # type: ignore[no-untyped-def]
+        for _ in range(repeat):
+            for way, decrypt in (("bulk", bulk), ("aem", counting)):
+                matcher.decrypt_aems = decrypt  # type: ignore[assignment]
+                t, c = time.perf_counter(), time.process_time()
+                try:
+                    scores[way] = original_check(*args, **kwargs)
+                finally:
+                    timings[way].append((time.perf_counter() - t, time.process_time() - c))
+                    matcher.decrypt_aems = bulk  # type: ignore[assignment]
+        return scores["bulk"]
+
+    engine._check = both_ways  # type: ignore[assignment]
+    try:
+        result = engine.run(scenario, seed)
+    finally:
+        engine._check = original_check  # type: ignore[assignment]
+
+    def med(way: str, part: int) -> float:
+        return statistics.median(r[part] for r in timings[way])
+
+    return {
+        "scenario": scenario.name,
+        "people": scenario.people,
+        "phones": len(result.devices.person),
+        "uploaders": len(result.senders),
+        "minutes": scenario.duration_min,
+        "seed": seed,
+        "repeat": repeat,
+        "sightings": result.sightings,
+        "matched_sightings": sum(matched) // repeat,
+        "pair_scores": sum(len(v) for v in result.scores.values()),  # pairs x scorers
+        "same_scores": scores["bulk"] == scores["aem"],
+        "check_seconds": [round(r[0], 3) for r in timings["bulk"]],
+        "check_cpu_seconds": [round(r[1], 3) for r in timings["bulk"]],
+        "aem_check_seconds": [round(r[0], 3) for r in timings["aem"]],
+        "aem_check_cpu_seconds": [round(r[1], 3) for r in timings["aem"]],
+        "check_speedup_vs_aem_per_sighting": med("aem", 0) / med("bulk", 0),
+        "check_cpu_speedup_vs_aem_per_sighting": med("aem", 1) / med("bulk", 1),
+    }
+
+
+def report(res: dict[str, object], as_json: bool) -> dict[str, object]:
+    if as_json:
+        print(json.dumps(res, indent=2))
+    else:
+        for k, v in res.items():
+            print(f"{k}: {v}")
+    return res
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scenario", type=Path, default=ROOT / "simulations" / "classroom.toml")
@@ -156,8 +243,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument(
         "--engine-store", choices=["sqlite", "memory"], default="sqlite", help="the engine's stores (daemons: SQLite)"
     )
+    ap.add_argument("--aem-baseline", action="store_true", help="the check phase of the scenario as written beside aem() per sighting")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
+    if args.aem_baseline:
+        as_written = load_scenario(args.scenario).with_overrides(duration_min=args.minutes)
+        return report(check_vs_aem(as_written, args.seed, max(1, args.repeat)), args.json)
     scenario = bench_scenario(args.scenario, args.minutes)
     eng: list[Timing] = []
     base: list[Timing] = []
@@ -200,12 +291,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "engine_radio_sightings_per_s": statistics.median(r[3] / (r[0] - r[1]) for r in eng),
         "daemons_radio_sightings_per_s": statistics.median(r[3] / (r[0] - r[1]) for r in base),
     }
-    if args.json:
-        print(json.dumps(res, indent=2))
-    else:
-        for k, v in res.items():
-            print(f"{k}: {v}")
-    return res
+    return report(res, args.json)
 
 
 if __name__ == "__main__":

@@ -84,6 +84,28 @@ def test_sim_bench_daemons_walk_the_engines_crowd() -> None:
     assert compared > len(tracks)
 
 
+def test_sim_bench_check_phase_beside_aem_per_sighting(capsys) -> None:  # type: ignore[no-untyped-def]
+    res = load("sim_bench").main(["--aem-baseline", "--minutes", "1", "--repeat", "1", "--json"])
+    assert res["same_scores"] is True and res["matched_sightings"] > 0 and res["pair_scores"] > 0
+    assert len(res["check_seconds"]) == len(res["aem_check_seconds"]) == 1
+    for k in ("check_speedup_vs_aem_per_sighting", "check_cpu_speedup_vs_aem_per_sighting"):
+        assert positive(res[k]), k
+    capsys.readouterr()
+
+
+def test_sim_bench_aem_baseline_decrypts_as_decrypt_aems() -> None:
+    from bluezone.crypto.derivation import decrypt_aems
+
+    rng = np.random.default_rng(4)
+    teks = rng.integers(0, 256, (5, 16), dtype=np.uint8)
+    rows = rng.integers(0, 5, 300)
+    rpis = rng.integers(0, 256, (300, 16), dtype=np.uint8)
+    rpis[1::3] = rpis[::3][: len(rpis[1::3])]  # the same RPI heard again
+    aems = rng.integers(0, 256, (300, 4), dtype=np.uint8)
+    want = decrypt_aems(teks, rows, rpis, aems)
+    assert np.array_equal(load("sim_bench").aem_per_sighting(teks, rows, rpis, aems), want)
+
+
 def test_sim_bench_parks_absent_phones_apart() -> None:
     bench = load("sim_bench")
     scenario = bench.bench_scenario(bench.ROOT / "simulations" / "classroom.toml", 0.5)
