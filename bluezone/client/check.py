@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,12 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bluezone.client.batchstream import BatchStream, StreamedKeys, first_of_each, widest_span
+from bluezone.client.batchstream import BatchStream, StreamedKeys
 from bluezone.client.exposures import ExposureMemory, Keys
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
 from bluezone.client.pinning import PinnedKey, read_server_key
+from bluezone.client.revisions import EarlierRevisions, RevisedSet, RevisionSpool, as_keys, settle, widest_span
+from bluezone.client.spool import BUCKETS, bucket_of, first_of_each
 from bluezone.client.state import ServerState
 from bluezone.errors import (
     BluezoneError,
@@ -48,6 +51,7 @@ from bluezone.matching.check import (
     within,
 )
 from bluezone.matching.levels import WarningMemory, at_levels_told
+from bluezone.matching.matcher import HeardIndex
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
@@ -283,26 +287,23 @@ def check_server(
     seen = state.processed(server)
     result = ServerCheckResult(scorer=scorer.name, nothing_before=not seen)
     new, refused = _files_to_fetch(client, state, pin, seen, now, result)
-    with _NewKeys(None if load_sightings is not None else state.store, jobs, buffer_keys) as keys:
-        downloaded = _download(client, new, pin, keys, result, progress)
-        # a signed file replayed under another name (by the host the files are synced to) is still signed:
-        # its keys must not be matched twice, nor reported again as new (below)
-        revised = _first_of_each(_concatenate_freeing(downloaded.revisions))
-        result.revised = len(revised)
-        # a revision of a key that came in a batch of an earlier check changes what that check reported:
-        # its exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones
-        # (or of a key an earlier check reported, which a roll-up brings again beside its revision)
-        told_about = ExposureMemory(state.store, server).told_about(revised, now)
-        earlier = keys.finish(revised, told_about, result)
-    withdrawn_keys, updated_keys = _earlier_revisions(revised, earlier)
-    del revised, earlier, told_about  # what the rest needs is in those two: not held beside them while they match
+    with _NewKeys(None if load_sightings is not None else state.store, jobs, buffer_keys) as keys, RevisionSpool() as revisions:
+        # the revisions go to a spool as they download (memory that does not grow with them), and are read back
+        # a bucket at a time beside the same bucket of the keys: a signed file replayed under another name (by
+        # the host the files are synced to) is still signed, and each key and revision counts once (the first);
+        # a revision of a key that came in a batch of an earlier check changes what that check reported: its
+        # exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones (or of a
+        # key an earlier check reported, which a roll-up brings again beside its revision: ``told``)
+        downloaded = _download(client, new, pin, keys, revisions, result, progress)
+        told = ExposureMemory(state.store, server).told_hashes(now)
+        withdrawn, updated = keys.finish(revisions, told, result)
     if keys.found is None:
-        _match_joined(result, withdrawn_keys, updated_keys, state.store, load_sightings, scorer, rssi_correction, jobs)
+        _match_joined(result, withdrawn, updated, state.store, load_sightings, keys.heard, scorer, rssi_correction, jobs)
     else:
-        _match_streamed(result, keys.found, keys.heard, withdrawn_keys, updated_keys, scorer, rssi_correction)
+        _match_streamed(result, keys.found, keys.heard, withdrawn, updated, scorer, rssi_correction)
     # what is remembered names an exposure's key by its row in the keys: streamed, only the few found are held
     matched: Keys = result.keys if keys.found is None else dict(zip(keys.found.key_index.tolist(), keys.found.keys["key"]))
-    _tell_news_only(result, state.store, server, matched, withdrawn_keys, updated_keys, now)
+    _tell_news_only(result, state.store, server, matched, withdrawn, updated, now)
     result.new_batches = len(new)
     _venue_exposures(result, state.store, server, downloaded.venue_reports, load_visits, now)
     state.mark_processed(server, downloaded.counts, now)
@@ -365,25 +366,54 @@ class _NewKeys:
         else:
             self._parts.append(keys)
 
-    def finish(self, revised: np.ndarray, told_about: np.ndarray, result: ServerCheckResult) -> np.ndarray:
-        """Which of ``revised`` revise a key of an earlier check (bool; ``told_about``: what an earlier
-        check reported); the others are applied to these batches' keys: joined, in ``result.keys``;
+    def finish(self, revisions: RevisionSpool, told: AbstractSet[bytes], result: ServerCheckResult) -> tuple[RevisedSet, RevisedSet]:
+        """(withdrawn, updated): the ``revisions`` of keys of earlier checks (or of keys one ``told`` of: key
+        hashes), revoked or not; the others are applied to these batches' keys: joined, in ``result.keys``;
         streamed, in ``found`` (``result.streamed_keys`` says how many there were)."""
+        revisions.finish()
+        earlier = EarlierRevisions(revisions.count, self._heard_index)
         if self._stream is not None:
-            self.found = self._stream.finish(revised, told_about)
+            self.found = self._stream.finish(revisions, earlier, told)
             result.streamed_keys = self.found.count
-            return self.found.earlier
-        plain = _first_of_each(_concatenate_freeing(self._parts))
-        earlier = ~_published_in(revised, plain) | told_about
-        result.keys = apply_revisions(plain, revised[~earlier])
-        return earlier  # ``plain`` goes with this call: a copy when revisions applied, not kept beside the keys
+        else:
+            plain = _first_of_each(_concatenate_freeing(self._parts))
+            # ``plain`` goes with this call: a copy when revisions applied, not kept beside the keys
+            result.keys = apply_revisions(plain, _settle_joined(plain, revisions, earlier, told))
+        result.revised = earlier.distinct
+        return earlier.finish()
+
+    def _heard_index(self) -> HeardIndex | None:
+        """Every RPI the store heard (read now if the stream has not), to keep only the earlier checks' revised
+        keys that sent one; None with no store (the caller's sightings: every revised key is kept)."""
+        if self.heard is None and self._store is not None:
+            self.heard = HeardRpis.read_all(self._store)
+        return None if self.heard is None else self.heard.index
+
+
+def _settle_joined(plain: np.ndarray, revisions: RevisionSpool, earlier: EarlierRevisions, told: AbstractSet[bytes]) -> np.ndarray:
+    """The ``revisions`` (finished) that revise one of ``plain`` (the keys joined, each once) and are to be
+    applied to them (KEY_DTYPE: no more than the keys); the others go to ``earlier``."""
+    buckets = revisions.nonempty()
+    if not buckets:
+        return empty_keys(0)
+    of_plain = bucket_of(plain)
+    order = np.argsort(of_plain, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(of_plain, minlength=BUCKETS))])
+    del of_plain
+    applied = []
+    for b in buckets:
+        revised = revisions.bucket(b)
+        known = settle(revised, plain[order[bounds[b] : bounds[b + 1]]], told)
+        earlier.add(revised[~known])
+        earlier.applied(int(known.sum()))
+        applied.append(as_keys(revised[known]))
+    return np.concatenate(applied)
 
 
 @dataclass
 class _Downloaded:
     """What a check's new files held beside their keys."""
 
-    revisions: list[np.ndarray] = field(default_factory=list)  # each key file's revised keys
     counts: dict[str, int] = field(default_factory=dict)  # records of each file used: remembered as processed
     venue_reports: list[Any] = field(default_factory=list)  # the venue files' warnings, each once
 
@@ -393,11 +423,12 @@ def _download(
     names: list[str],
     pin: PinnedKey,
     keys: _NewKeys,
+    revisions: RevisionSpool,
     result: ServerCheckResult,
     progress: Callable[[int, int, str], None] | None,
 ) -> _Downloaded:
-    """Download and verify each of ``names``: a key file's keys go to ``keys``; what was used, rejected
-    or gone since the index was read goes in ``result``."""
+    """Download and verify each of ``names``: a key file's keys go to ``keys``, its revisions to
+    ``revisions``; what was used, rejected or gone since the index was read goes in ``result``."""
     downloaded = _Downloaded()
     public_key = pin.key  # parsed once
     venue_reports_seen: set[Any] = set()  # one report in two files (a file replayed under another name) counts once
@@ -446,39 +477,44 @@ def _download(
             continue
         files_seen.add(digest)
         keys.add(export.keys)
-        downloaded.revisions.append(export.revised_keys)
+        revisions.add(export.revised_keys)
         del export
     if progress and names:
         progress(len(names), len(names), "")
     return downloaded
 
 
-def _earlier_revisions(revised: np.ndarray, earlier: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(withdrawn, updated): the ``earlier`` (bool) of ``revised``, revisions of keys of earlier checks,
-    revoked or not; the withdrawn ones as they were reported before (to be matched), so what was
-    reported can be taken back.  Each a copy selected at once (no third copy of the earlier ones)."""
-    is_revoked = revised["report_type"] == REPORT_TYPE_REVOKED
-    withdrawn_keys, updated_keys = revised[earlier & is_revoked], revised[earlier & ~is_revoked]
-    withdrawn_keys["report_type"] = 0  # matched as they were reported before
-    return withdrawn_keys, updated_keys
-
-
 def _match_revised(
-    result: ServerCheckResult, withdrawn_keys: np.ndarray, updated_keys: np.ndarray, check: Callable[[np.ndarray], list[Exposure]]
+    result: ServerCheckResult,
+    withdrawn: RevisedSet,
+    updated: RevisedSet,
+    check: Callable[[np.ndarray], list[Exposure]],
+    heard: HeardRpis | None,
+    days: tuple[float, float],
+    scorer: Scorer,
+    rssi_correction: int,
 ) -> None:
-    """``result.withdrawn`` and ``result.updated``: the exposures ``check`` finds to each set."""
-    if len(withdrawn_keys):
-        result.withdrawn = check(withdrawn_keys)
-    if len(updated_keys):
-        result.updated = check(updated_keys)
+    """``result.withdrawn`` and ``result.updated``: the exposures to each set, found by ``check`` of all of
+    it, or, kept only the keys the store heard, as ``check_store`` finds them (``heard.exposures``)."""
+
+    def exposures(revised: RevisedSet) -> list[Exposure]:
+        if revised.whole:
+            return check(revised.keys) if len(revised.keys) else []
+        if not len(revised.keys):
+            return []
+        assert heard is not None and revised.rpis is not None and revised.span is not None
+        return heard.exposures(revised.keys, revised.index, revised.rpis, revised.span, days, scorer, rssi_correction)
+
+    result.withdrawn, result.updated = exposures(withdrawn), exposures(updated)
 
 
 def _match_joined(
     result: ServerCheckResult,
-    withdrawn_keys: np.ndarray,
-    updated_keys: np.ndarray,
+    withdrawn: RevisedSet,
+    updated: RevisedSet,
     store: SightingStore,
     load_sightings: Callable[[float, float], np.ndarray] | None,
+    heard: HeardRpis | None,
     scorer: Scorer,
     rssi_correction: int,
     jobs: int,
@@ -487,8 +523,8 @@ def _match_joined(
     ``check_store`` reads it) or, given ``load_sightings``, in the sightings it gives."""
     # revoked keys (a negative test) are downloaded but never matched: check_sightings skips them
     revoked = result.keys["report_type"] == REPORT_TYPE_REVOKED
-    result.revoked = int(revoked.sum()) + len(withdrawn_keys)
-    span = _span_of_all([result.keys[~revoked] if revoked.any() else result.keys, withdrawn_keys, updated_keys])
+    result.revoked = int(revoked.sum()) + withdrawn.count
+    span = widest_span([sightings_span(result.keys[~revoked] if revoked.any() else result.keys), withdrawn.span, updated.span])
     if span is None:
         return
     days = whole_days(span)  # whole days: the receiver's day reference
@@ -496,16 +532,18 @@ def _match_joined(
         result.sightings = store.count_usable(*span)
         _, result.exposures = check_store(result.keys, store, scorer, rssi_correction=rssi_correction, jobs=jobs, days=days)
         _match_revised(
-            result, withdrawn_keys, updated_keys,
+            result, withdrawn, updated,
             lambda keys: check_store(keys, store, scorer, rssi_correction=rssi_correction, days=days)[1],
+            heard, days, scorer, rssi_correction,
         )
     else:
         sightings = load_sightings(*days)
         result.sightings = within(sightings, span)
         result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
         _match_revised(
-            result, withdrawn_keys, updated_keys,
+            result, withdrawn, updated,
             lambda keys: check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction),
+            heard, days, scorer, rssi_correction,
         )
 
 
@@ -513,8 +551,8 @@ def _match_streamed(
     result: ServerCheckResult,
     found: StreamedKeys,
     heard: HeardRpis | None,
-    withdrawn_keys: np.ndarray,
-    updated_keys: np.ndarray,
+    withdrawn: RevisedSet,
+    updated: RevisedSet,
     scorer: Scorer,
     rssi_correction: int,
 ) -> None:
@@ -522,8 +560,8 @@ def _match_streamed(
     that sent a heard RPI, and of the earlier checks' revised keys, as ``check_store`` would find them
     in the keys joined."""
     assert heard is not None  # read when the stream began
-    result.revoked = found.revoked + len(withdrawn_keys)
-    span = widest_span([_span_of_all([withdrawn_keys, updated_keys]), found.usable_span])
+    result.revoked = found.revoked + withdrawn.count
+    span = widest_span([withdrawn.span, updated.span, found.usable_span])
     if span is None:
         return
     store, days = heard.store, whole_days(span)
@@ -534,8 +572,9 @@ def _match_streamed(
             found.keys[usable], found.key_index[usable], found.rpis, found.span, days, scorer, rssi_correction
         )
     _match_revised(
-        result, withdrawn_keys, updated_keys,
+        result, withdrawn, updated,
         lambda keys: check_store(keys, store, scorer, rssi_correction=rssi_correction, days=days)[1],
+        heard, days, scorer, rssi_correction,
     )
 
 
@@ -544,8 +583,8 @@ def _tell_news_only(
     store: SightingStore,
     server: str,
     keys: Keys,
-    withdrawn_keys: np.ndarray,
-    updated_keys: np.ndarray,
+    withdrawn: RevisedSet,
+    updated: RevisedSet,
     now: float,
 ) -> None:
     """Leave out of ``result.exposures`` what an earlier check reported, give ``result.earlier`` what
@@ -555,15 +594,25 @@ def _tell_news_only(
     result.exposures = reported.not_reported(keys, result.exposures, now)
     # what earlier checks told about revised keys (an F2 warning that is now F1 is an upgrade, not news)
     memory = WarningMemory(store)
-    result.withdrawn = at_levels_told(memory.with_earlier_levels(withdrawn_keys, result.withdrawn))
-    result.updated = memory.with_earlier_levels(updated_keys, result.updated)
+    withdrawn_keys, updated_keys = withdrawn.by_index, updated.by_index
+    result.withdrawn = at_levels_told(_with_earlier_levels(memory, withdrawn_keys, result.withdrawn))
+    result.updated = _with_earlier_levels(memory, updated_keys, result.updated)
     memory.remember(*_keys_of(keys, result.exposures), now)
-    memory.remember(updated_keys, result.updated, now)
+    memory.remember(*_keys_of(updated_keys, result.updated), now)
     # what earlier checks reported and still holds: repeated, so "no new batches" never reads as all-clear
     result.earlier = reported.in_force(now, leaving_out=[(withdrawn_keys, result.withdrawn), (updated_keys, result.updated)])
     reported.forget(withdrawn_keys, result.withdrawn, now)
     reported.remember(updated_keys, result.updated, now)
     reported.remember(keys, result.exposures, now)
+
+
+def _with_earlier_levels(memory: WarningMemory, keys: Keys, exposures: list[Exposure]) -> list[Exposure]:
+    """``WarningMemory.with_earlier_levels`` of ``exposures`` (rows of ``keys``, an array or by row), their
+    ``key_index`` kept."""
+    if isinstance(keys, np.ndarray):
+        return memory.with_earlier_levels(keys, exposures)
+    told = memory.with_earlier_levels(*_keys_of(keys, exposures))
+    return [replace(t, key_index=e.key_index) for t, e in zip(told, exposures)]
 
 
 def _venue_exposures(
@@ -645,24 +694,8 @@ def _release_freed_memory() -> None:
         trim(0)
 
 
-def _published_in(keys: np.ndarray, published: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
-    """For each of ``keys`` (a few: revisions), whether it is among ``published`` (millions),
-    compared a chunk at a time rather than through a Python object per published key."""
-    found: set[bytes] = set()
-    if len(keys):
-        for start in range(0, len(published), chunk):
-            part = published["key"][start : start + chunk]
-            found.update(bytes(k) for k in part[np.isin(part, keys["key"])])
-    return np.array([bytes(k) in found for k in keys["key"]], bool)
-
-
-def _span_of_all(key_sets: list[np.ndarray]) -> tuple[float, float] | None:
-    """``sightings_span`` of the key sets together, without joining them into one array."""
-    return widest_span(map(sightings_span, key_sets))
-
-
 def _first_of_each(keys: np.ndarray) -> np.ndarray:
-    """``keys`` with each key only where it first appears (``batchstream.first_of_each``)."""
+    """``keys`` with each key only where it first appears (``spool.first_of_each``)."""
     keys = np.ascontiguousarray(keys, KEY_DTYPE)
     keep = first_of_each(keys)
     return keys if keep.all() else keys[keep]

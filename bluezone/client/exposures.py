@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,13 @@ Keys = np.ndarray | Mapping[int, Any]
 
 def _key_hash(key: Any) -> bytes:
     return hashlib.sha256(bytes(key)).digest()
+
+
+def told_among(keys: np.ndarray, told: AbstractSet[bytes]) -> np.ndarray:
+    """For each of ``keys``, whether its hash is among ``told`` (``ExposureMemory.told_hashes``)."""
+    if not told:  # the usual case: nothing to look for, no key hashed (a million revisions: ~4 s)
+        return np.zeros(len(keys), bool)
+    return np.array([_key_hash(k) in told for k in keys["key"]], bool)
 
 
 class ExposureMemory:
@@ -55,10 +63,11 @@ class ExposureMemory:
         """For each of ``keys`` (revisions), whether an earlier check reported an exposure to that key:
         the revision changes what was told, even where the key itself comes again in the same check
         (a closed day's roll-up holds a key and its revision, and a node may have had the first file)."""
-        told = {h for h, _, _ in self.store.reported_exposures(self.server, now)}
-        if not told:  # the usual case: nothing to look for, no key hashed (a million revisions: ~4 s)
-            return np.zeros(len(keys), bool)
-        return np.array([_key_hash(k) in told for k in keys["key"]], bool)
+        return told_among(keys, self.told_hashes(now))
+
+    def told_hashes(self, now: float) -> set[bytes]:
+        """The key hashes of the exposures earlier checks reported (``told_among`` looks keys up in them)."""
+        return {h for h, _, _ in self.store.reported_exposures(self.server, now)}
 
     def remember(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> None:
         """Keep ``exposures`` (``key_index`` rows of ``keys``), replacing what was kept for the same key and day."""

@@ -11,9 +11,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.client.check import _concatenate_freeing, _first_of_each, _published_in, _span_of_all
+from bluezone.client.check import _concatenate_freeing, _first_of_each
 from bluezone.keyformat.keys import empty_keys
-from bluezone.matching.check import sightings_span
 
 POOL = [bytes([i]) * 15 + bytes([j]) for i in range(4) for j in (0, 1, 255)]  # few: keys repeat, prefixes shared
 
@@ -37,19 +36,6 @@ def test_concatenate_freeing_is_concatenate(parts: list[np.ndarray]) -> None:
     joined = _concatenate_freeing(given_parts)
     assert given_parts == []  # each part let go
     assert joined.dtype == expected.dtype and joined.tobytes() == expected.tobytes()
-
-
-@settings(max_examples=200)
-@given(key_arrays(max_size=6), key_arrays(max_size=30), st.integers(1, 8))
-def test_published_in_is_set_membership(revised: np.ndarray, plain: np.ndarray, chunk: int) -> None:
-    here = {bytes(k) for k in plain["key"]}  # what check_server did before, a bytes object per key
-    expected = [bytes(k) in here for k in revised["key"]]
-    assert _published_in(revised, plain, chunk=chunk).tolist() == expected
-
-
-@given(st.lists(key_arrays(max_size=6), min_size=1, max_size=4))
-def test_span_of_all_is_span_of_joined(key_sets: list[np.ndarray]) -> None:
-    assert _span_of_all(key_sets) == sightings_span(np.concatenate(key_sets))
 
 
 @settings(max_examples=200)

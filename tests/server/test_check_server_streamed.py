@@ -3,121 +3,37 @@
 Past ``buffer_keys`` keys a check no longer joins its batches: each is matched as it comes
 (``bluezone.client.batchstream``) and what spans batches (copies of a key in a replayed file,
 revisions of keys of another batch or of an earlier check, what earlier checks reported) is
-answered from a spool at the end.  Here the same random batch sets go to two copies of one store,
-one check joining (the default limit) and one streaming (limit 0), twice in a row (so the second
-check meets what the first reported), and every field of their reports must be the same.
+answered from a spool at the end.  The same random batch sets checked joined (the default limit) and
+streaming (limit 0), twice in a row, give the same reports field by field: that property is tested
+with the revisions' spool's in test_revision_spool.py; here, the keys' spool and the stream's jobs.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from mock_exports import N_KEYS, make_world, run_checks, said_under_a_full_disk, signed_file, store_copy
 
-import bluezone.client.batchstream as batchstream
-from bluezone.client.batchstream import BatchStream, _set_before
-from bluezone.client.check import ServerCheckResult, check_server
-from bluezone.client.keyserver import KeyServerClient
-from bluezone.client.pinning import PinnedKey
-from bluezone.client.state import ServerState
-from bluezone.crypto.intervals import DAY_SECONDS
-from bluezone.keyformat.export import SignatureInfo, public_key_base64, signed_export_zip
+import bluezone.client.spool as spool
+from bluezone.client.batchstream import BatchStream
+from bluezone.client.revisions import EarlierRevisions, RevisionSpool
+from bluezone.client.spool import set_before
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
-from bluezone.matching.benchmark import synthetic_data
 from bluezone.matching.matcher import HeardIndex
-from bluezone.proximity.store import SightingStore
-
-END = 1_760_000_000 // DAY_SECONDS * DAY_SECONDS  # a UTC midnight
-NOW = END + 3 * 3600
-N_KEYS = 48
-INFO = SignatureInfo("bluezone-test", "v1")
-SIGNER = ec.derive_private_key(12345, ec.SECP256R1())
-PIN = PinnedKey(public_key_base64(SIGNER.public_key()), INFO.key_id)
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, Path]:
     """48 keys (12 of them heard: planted in the store) and a store of 3,000 sightings."""
-    keys, sightings, planted = synthetic_data(N_KEYS, 3000, 7, planted=12, end_time=END)
-    assert planted == 12
-    keys["report_type"] = 1  # confirmed
     path = tmp_path_factory.mktemp("world") / "store.db"
-    with SightingStore.open(path) as store:
-        store.add_sightings(sightings)
-    return keys, path
-
-
-def _file(keys: np.ndarray, rows: list[int], revisions: list[tuple[int, int]]) -> bytes:
-    revised = keys[[k for k, _ in revisions]].copy() if revisions else empty_keys(0)
-    revised["report_type"] = [t for _, t in revisions] if revisions else revised["report_type"]
-    return signed_export_zip(keys[rows] if rows else empty_keys(0), SIGNER, INFO, region="VN", revised_keys=revised)
-
-
-def _client(files: dict[str, bytes], listed: list[str]) -> KeyServerClient:
-    def handler(request: httpx.Request) -> httpx.Response:
-        name = request.url.path.rsplit("/", 1)[-1]
-        if name == "index.txt":
-            return httpx.Response(200, text="".join(f"{n}\n" for n in listed))
-        if name not in files:  # /v1/signing-key: a static host's exports, the key given by the node
-            return httpx.Response(404)
-        return httpx.Response(200, content=files[name])
-
-    return KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler), sleep=lambda s: None)
-
-
-def _checks(store_path: Path, files: dict[str, bytes], rounds: list[list[str]], **kw: object) -> list[dict]:
-    """Each round's check (the index lists every name so far), as its JSON report."""
-    out, listed = [], []
-    with SightingStore.open(store_path, create=False) as store:
-        for names in rounds:
-            listed += names
-            with _client(files, listed) as client:
-                result: ServerCheckResult = check_server(client, ServerState(store), server_key=PIN, now=NOW, **kw)  # type: ignore[arg-type]
-            out.append({**result.as_dict(), "revoked": result.revoked, "rejected": result.rejected})
-    return out
-
-
-batch = st.tuples(
-    st.lists(st.integers(0, N_KEYS - 1), max_size=12),  # keys (a key twice: a copy in the batch)
-    st.lists(st.tuples(st.integers(0, N_KEYS - 1), st.sampled_from([1, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED])), max_size=3),
-    st.integers(0, 2),  # listed again under other names (a replay)
-)
-
-
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(first=st.lists(batch, max_size=4), second=st.lists(batch, max_size=4))
-def test_streamed_check_reports_what_the_joined_one_reports(
-    world: tuple[np.ndarray, Path], tmp_path_factory: pytest.TempPathFactory, first: list, second: list
-) -> None:
-    keys, store = world
-    files: dict[str, bytes] = {}
-    rounds: list[list[str]] = []
-    for batches in (first, second):
-        names = []
-        for rows, revisions, replays in batches:
-            name = f"{1000 + len(files)}-00001.zip"
-            files[name] = _file(keys, rows, revisions)
-            names.append(name)
-            for copy in range(replays):
-                files[f"{2000 + len(files)}-00001.zip"] = files[name]
-                names.append(f"{2000 + len(files) - 1}-00001.zip")
-        rounds.append(names)
-    scratch = tmp_path_factory.mktemp("stores")
-    joined, streamed = scratch / "joined.db", scratch / "streamed.db"
-    for copy in (joined, streamed):
-        shutil.copyfile(store, copy)
-        copy.chmod(0o600)
-    assert _checks(streamed, files, rounds, buffer_keys=0) == _checks(joined, files, rounds)
+    return make_world(path), path
 
 
 def test_a_streamed_check_finds_the_exposures_with_two_jobs(world: tuple[np.ndarray, Path], tmp_path: Path) -> None:
@@ -125,16 +41,15 @@ def test_a_streamed_check_finds_the_exposures_with_two_jobs(world: tuple[np.ndar
     keys, store = world
     every = list(range(N_KEYS))
     files = {
-        "1000-00001.zip": _file(keys, every[:30], [(3, REPORT_TYPE_REVOKED)]),
-        "1001-00001.zip": _file(keys, every[25:] + every[:5], [(40, REPORT_TYPE_RECURSIVE)]),
+        "1000-00001.zip": signed_file(keys, every[:30], [(3, REPORT_TYPE_REVOKED)]),
+        "1001-00001.zip": signed_file(keys, every[25:] + every[:5], [(40, REPORT_TYPE_RECURSIVE)]),
     }
     files["1002-00001.zip"] = files["1000-00001.zip"]
     rounds = [["1000-00001.zip", "1001-00001.zip"], ["1002-00001.zip"]]
     for name in ("a", "b"):
-        shutil.copyfile(store, tmp_path / f"{name}.db")
-        (tmp_path / f"{name}.db").chmod(0o600)
-    streamed = _checks(tmp_path / "a.db", files, rounds, buffer_keys=0, jobs=2)
-    assert streamed == _checks(tmp_path / "b.db", files, rounds)
+        store_copy(store, tmp_path / f"{name}.db")
+    streamed = run_checks(tmp_path / "a.db", files, rounds, buffer_keys=0, jobs=2)
+    assert streamed == run_checks(tmp_path / "b.db", files, rounds)
     assert streamed[0]["keys"] == N_KEYS and streamed[0]["exposures"] and not streamed[1]["exposures"]
     assert streamed[1]["earlier_exposures"]
 
@@ -145,7 +60,13 @@ def test_set_before_counts_the_bits_before_each_row(flags: np.ndarray, data: st.
     bits = np.packbits(flags.astype(bool), bitorder="little") if len(flags) else np.zeros(0, np.uint8)
     rows = np.array(sorted(data.draw(st.lists(st.integers(0, max(len(flags) - 1, 0)), max_size=20))) if len(flags) else [], np.int64)
     expected = [int(flags[:r].sum()) for r in rows.tolist()]
-    assert _set_before(bits, rows).tolist() == expected
+    assert set_before(bits, rows).tolist() == expected
+
+
+def _no_revisions() -> tuple[RevisionSpool, EarlierRevisions]:
+    revisions = RevisionSpool()
+    revisions.finish()
+    return revisions, EarlierRevisions(0, lambda: None)
 
 
 def test_the_spool_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -160,9 +81,9 @@ def test_the_spool_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
         stream.add(keys)
         stream.add(keys[:10])  # copies
         assert list(tmp_path.iterdir()) == []
-        assert os.readlink(f"/proc/self/fd/{stream._file.fileno()}").startswith(f"{tmp_path}/")
-        found = stream.finish(empty_keys(0))
-        assert stream._file.closed
+        assert os.readlink(f"/proc/self/fd/{stream._spool._file.fileno()}").startswith(f"{tmp_path}/")
+        found = stream.finish(*_no_revisions())
+        assert stream._spool._file.closed
     assert found.count == 5000 and found.revoked == 0 and not len(found.keys)
 
 
@@ -180,20 +101,19 @@ def test_a_spool_written_in_many_pieces_reports_what_the_joined_keys_do(
 ) -> None:
     """Each bucket is read back from every write of the spool, in the order written: copies across
     writes, revisions of keys of another write, and the rows of the keys found come out as joined."""
-    monkeypatch.setattr(batchstream, "WRITE_KEYS", 4)
+    monkeypatch.setattr(spool, "WRITE_KEYS", 4)
     keys, store = world
     every = list(range(N_KEYS))
     files = {
-        "1000-00001.zip": _file(keys, every[:20], [(30, REPORT_TYPE_REVOKED)]),
-        "1001-00001.zip": _file(keys, every[15:40] + every[:3], [(2, REPORT_TYPE_RECURSIVE)]),
-        "1002-00001.zip": _file(keys, every[38:] + every[10:13], [(5, REPORT_TYPE_REVOKED)]),
+        "1000-00001.zip": signed_file(keys, every[:20], [(30, REPORT_TYPE_REVOKED)]),
+        "1001-00001.zip": signed_file(keys, every[15:40] + every[:3], [(2, REPORT_TYPE_RECURSIVE)]),
+        "1002-00001.zip": signed_file(keys, every[38:] + every[10:13], [(5, REPORT_TYPE_REVOKED)]),
     }
     for name in ("a", "b"):
-        shutil.copyfile(store, tmp_path / f"{name}.db")
-        (tmp_path / f"{name}.db").chmod(0o600)
+        store_copy(store, tmp_path / f"{name}.db")
     rounds = [list(files)]
-    streamed = _checks(tmp_path / "a.db", files, rounds, buffer_keys=0)
-    assert streamed == _checks(tmp_path / "b.db", files, rounds)
+    streamed = run_checks(tmp_path / "a.db", files, rounds, buffer_keys=0)
+    assert streamed == run_checks(tmp_path / "b.db", files, rounds)
     assert streamed[0]["keys"] == N_KEYS and streamed[0]["exposures"]
 
 
@@ -227,36 +147,26 @@ def test_the_spool_is_on_disk_not_in_a_memory_backed_tmp(monkeypatch: pytest.Mon
         pytest.skip("no writable /var/tmp here")
     heard = HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))
     with BatchStream(heard) as stream:
-        assert os.readlink(f"/proc/self/fd/{stream._file.fileno()}").startswith("/var/tmp/")
+        assert os.readlink(f"/proc/self/fd/{stream._spool._file.fileno()}").startswith("/var/tmp/")
 
 
 def test_a_full_disk_under_the_spool_is_one_line_that_says_what_to_do(tmp_path: Path) -> None:
     """The spool's disk full (here a file size limit: the same OSError from write) ends the check with
     where and what to do, not 'OSError: 1214 requested and 124 written'."""
-    script = (
-        "import resource, signal, numpy as np\n"
+    said = said_under_a_full_disk(
+        tmp_path,
         "from bluezone.client.batchstream import BatchStream\n"
-        "from bluezone.errors import BluezoneError\n"
-        "from bluezone.keyformat.keys import empty_keys\n"
+        "from bluezone.client.revisions import EarlierRevisions, RevisionSpool\n"
         "from bluezone.matching.matcher import HeardIndex\n"
-        "keys = empty_keys(300_000)\n"
-        "keys['key'] = np.frombuffer(np.random.default_rng(1).bytes(16 * len(keys)), 'V16')\n"
-        "keys['rolling_start'], keys['rolling_period'] = 2_900_000, 144\n"
-        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))\n"
-        "try:\n"
-        "    with BatchStream(HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))) as stream:\n"
-        "        stream.add(keys)\n"
-        "        stream.finish(empty_keys(0))\n"
-        "except BluezoneError as exc:\n"
-        "    print(exc)\n"
+        "keys['rolling_start'], keys['rolling_period'] = 2_900_000, 144\n",
+        "with BatchStream(HeardIndex(np.zeros((0, 16), np.uint8), np.zeros(0, np.int64))) as stream:\n"
+        "    stream.add(keys)\n"
+        "    revisions = RevisionSpool()\n"
+        "    revisions.finish()\n"
+        "    stream.finish(revisions, EarlierRevisions(0, lambda: None))\n",
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script], env={**os.environ, "TMPDIR": str(tmp_path)}, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"cannot write the check's spool in {tmp_path}: no room left (300,000 keys so far")
-    assert "set TMPDIR" in done.stdout
+    assert said.startswith(f"cannot write the check's spool in {tmp_path}: no room left (300,000 keys so far")
+    assert "set TMPDIR" in said
 
 
 def test_a_file_served_again_under_another_name_is_not_matched_again(
@@ -267,10 +177,9 @@ def test_a_file_served_again_under_another_name_is_not_matched_again(
     added: list[int] = []
     add = BatchStream.add
     monkeypatch.setattr(BatchStream, "add", lambda self, given: (added.append(len(given)), add(self, given))[1])
-    files = {"1000-00001.zip": _file(keys, list(range(N_KEYS)), [])}
+    files = {"1000-00001.zip": signed_file(keys, list(range(N_KEYS)), [])}
     files["1001-00001.zip"] = files["1000-00001.zip"]
-    shutil.copyfile(store, tmp_path / "a.db")
-    (tmp_path / "a.db").chmod(0o600)
-    [report] = _checks(tmp_path / "a.db", files, [["1000-00001.zip", "1001-00001.zip"]], buffer_keys=0)
+    store_copy(store, tmp_path / "a.db")
+    [report] = run_checks(tmp_path / "a.db", files, [["1000-00001.zip", "1001-00001.zip"]], buffer_keys=0)
     assert sum(added) == N_KEYS and report["keys"] == N_KEYS
     assert report["batches"] == ["1000-00001.zip", "1001-00001.zip"] and report["exposures"]

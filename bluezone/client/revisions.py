@@ -1,0 +1,198 @@
+"""A check's revisions (keys re-published with a new report type) in memory that does not grow with them.
+
+A file's ``revised_keys`` revise keys of the same check's batches (applied before matching) or keys
+an earlier check downloaded (withdrawn when revoked, updated when confirmed: matched, and what was
+told changed).  A check used to join every file's revisions and keep the earlier ones whole to match
+them: ~75 bytes a revision.  Here they go to a ``BucketSpool`` (in memory while few, on disk past
+``IN_MEMORY``) and come back one bucket at a time beside that bucket's keys (``settle``); of those
+that revise an earlier check's keys (``EarlierRevisions``) only ``EARLIER_IN_MEMORY`` are kept whole,
+past that only the few that sent an RPI the store heard (the others can match nothing), each with its
+row among all of them, so the report (and what is remembered) is the same to the row.  What grows is
+two bits a revision (which are withdrawn, which updated) and, on disk, 41 bytes a revision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+
+import numpy as np
+
+from bluezone.client.exposures import Keys, told_among
+from bluezone.client.spool import BucketSpool, among, first_of_each, set_before, set_bits
+from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED, empty_keys
+from bluezone.matching.check import sightings_span
+from bluezone.matching.matcher import HeardIndex, keys_heard
+
+#: A revision as spooled: the key as published again, and its row among the check's revisions (in the
+#: order they came, copies included), so that every bucket's keep their order.
+REVISION_DTYPE = np.dtype(KEY_DTYPE.descr + [("row", "<i8")])
+#: Revisions held in memory before the spool goes to disk (2.7 MB): a real day has few.
+IN_MEMORY = 1 << 16
+#: Revisions of earlier checks' keys kept whole (2.2 MB): past that only those the store heard.
+EARLIER_IN_MEMORY = 1 << 16
+
+
+def as_keys(records: np.ndarray) -> np.ndarray:
+    """``records`` (any spooled dtype) as KEY_DTYPE, the fields they lack left as ``empty_keys`` has them."""
+    keys = empty_keys(len(records))
+    for name in KEY_DTYPE.names or ():
+        if name in (records.dtype.names or ()):
+            keys[name] = records[name]
+    return keys
+
+
+class RevisionSpool:
+    """Every file's revisions, given in order with ``add``; after ``finish``, each bucket's distinct
+    ones (``bucket``: the first of each key, as ``check._first_of_each`` of them all keeps it)."""
+
+    def __init__(self) -> None:
+        self._spool = BucketSpool(REVISION_DTYPE, "revisions", lazy=True, write_records=IN_MEMORY)
+
+    def __enter__(self) -> RevisionSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete the spool; again: nothing more."""
+        self._spool.close()
+
+    @property
+    def count(self) -> int:
+        """Revisions given so far, copies included."""
+        return self._spool.count
+
+    @property
+    def on_disk(self) -> bool:
+        return self._spool.on_disk
+
+    def add(self, revised: np.ndarray) -> None:
+        """A file's ``revised_keys`` (KEY_DTYPE)."""
+        records = np.empty(len(revised), REVISION_DTYPE)
+        for name in KEY_DTYPE.names or ():
+            records[name] = revised[name]
+        records["row"] = np.arange(self.count, self.count + len(revised))
+        self._spool.add(records)
+
+    def finish(self) -> None:
+        self._spool.finish()
+
+    def bucket(self, b: int) -> np.ndarray:
+        """Bucket ``b``'s distinct revisions, in the order they came."""
+        records = self._spool.bucket(b)
+        keep = first_of_each(records)
+        return records if keep.all() else records[keep]
+
+    def nonempty(self) -> list[int]:
+        """The buckets holding a revision."""
+        return self._spool.nonempty()
+
+
+def settle(revisions: np.ndarray, keys: np.ndarray, told: AbstractSet[bytes]) -> np.ndarray:
+    """Which of ``revisions`` (one bucket's) revise one of ``keys`` (the same bucket's keys of this check)
+    and are applied to it (bool); the others revise a key of an earlier check, or one it told of
+    (``told``: hashes of keys an earlier check reported), and change what was told."""
+    return among(revisions, keys) & ~told_among(revisions, told)
+
+
+@dataclass(frozen=True)
+class RevisedSet:
+    """Revisions of an earlier check's keys of one kind (withdrawn or updated), as a check matches them:
+    all of them in the order they came (``rpis`` None), or only those that sent an RPI the store heard
+    (``rpis``: those RPIs), each at its ``index`` among all of them."""
+
+    keys: np.ndarray  # KEY_DTYPE; withdrawn ones as they were reported before (report type 0)
+    index: np.ndarray  # int64, ascending: each one's row among all of the set
+    rpis: np.ndarray | None  # uint8 (m, 16)
+    count: int  # all of the set
+    span: tuple[float, float] | None  # ``sightings_span`` of all of the set
+
+    @property
+    def whole(self) -> bool:
+        return self.rpis is None
+
+    @property
+    def by_index(self) -> Keys:
+        """The keys by their row among all of the set (what ``ExposureMemory`` takes)."""
+        return self.keys if self.whole else dict(zip(self.index.tolist(), self.keys["key"]))
+
+
+class EarlierRevisions:
+    """The distinct revisions that ``settle`` did not apply, given a bucket at a time with ``add``:
+    counted, their spans kept, and kept whole while at most ``budget``; past it only those whose
+    RPIs ``heard()`` holds (None: no index to look in, all are kept)."""
+
+    def __init__(self, total: int, heard: Callable[[], HeardIndex | None], budget: int | None = None) -> None:
+        self._heard = heard
+        self._budget = EARLIER_IN_MEMORY if budget is None else budget
+        self._index: HeardIndex | None = None
+        self._asked = False  # whether ``heard`` was called: once
+        self._kept_count = 0
+        # per kind (withdrawn: True, updated: False): one bit a revision of the check (its row), the parts kept
+        self._bits = {kind: np.zeros((total + 7) // 8, np.uint8) for kind in (True, False)}
+        self._kept: dict[bool, list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {True: [], False: []}
+        self._spans: dict[bool, list[tuple[float, float] | None]] = {True: [], False: []}
+        self._counts = {True: 0, False: 0}
+        self.distinct = 0  # revisions given, these and those applied (``applied``)
+
+    def applied(self, count: int) -> None:
+        """``count`` distinct revisions of one bucket were applied to this check's keys."""
+        self.distinct += count
+
+    def add(self, records: np.ndarray) -> None:
+        """One bucket's distinct revisions (REVISION_DTYPE) that revise no key of this check's."""
+        self.distinct += len(records)
+        revoked = records["report_type"] == REPORT_TYPE_REVOKED
+        for kind in (True, False):
+            part = records[revoked == kind]
+            if not len(part):
+                continue
+            set_bits(self._bits[kind], part["row"])
+            self._counts[kind] += len(part)
+            self._spans[kind].append(sightings_span(part))
+            keys = as_keys(part)
+            if kind:
+                keys["report_type"] = 0  # matched as they were reported before
+            self._keep(kind, part["row"], keys)
+
+    def _keep(self, kind: bool, rows: np.ndarray, keys: np.ndarray) -> None:
+        if not self._asked and self._kept_count + len(keys) > self._budget:
+            self._asked = True
+            self._index = self._heard()
+            if self._index is not None:  # from now on only the heard ones: those kept so far too
+                for k in (True, False):
+                    self._kept[k] = [self._heard_part(r, ks) for r, ks, _ in self._kept[k]]
+                self._kept_count = sum(len(p[0]) for k in (True, False) for p in self._kept[k])
+        part = (rows, keys, None) if self._index is None else self._heard_part(rows, keys)
+        self._kept[kind].append(part)
+        self._kept_count += len(part[0])
+
+    def _heard_part(self, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        assert self._index is not None
+        found, rpis = keys_heard(keys, self._index)
+        return rows[found], keys[found], rpis
+
+    def finish(self) -> tuple[RevisedSet, RevisedSet]:
+        """(withdrawn, updated): revoked ones and the others."""
+        return self._set(True), self._set(False)
+
+    def _set(self, kind: bool) -> RevisedSet:
+        parts = self._kept[kind]
+        rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
+        keys = np.concatenate([p[1] for p in parts]) if parts else empty_keys(0)
+        order = np.argsort(rows, kind="stable")
+        rows, keys = rows[order], keys[order]
+        count, span = self._counts[kind], widest_span(self._spans[kind])
+        if self._index is None:
+            return RevisedSet(keys, np.arange(len(keys), dtype=np.int64), None, count, span)
+        rpis = np.concatenate([p[2] for p in parts if p[2] is not None] or [np.zeros((0, 16), np.uint8)]).reshape(-1, 16)
+        return RevisedSet(keys, set_before(self._bits[kind], rows), rpis, count, span)
+
+
+def widest_span(spans: Iterable[tuple[float, float] | None]) -> tuple[float, float] | None:
+    """The span from the earliest start to the latest end of ``spans`` (None where none is given)."""
+    given = [s for s in spans if s is not None]
+    return (min(s[0] for s in given), max(s[1] for s in given)) if given else None
