@@ -1,19 +1,25 @@
-"""Peak memory and time of ``check --server`` as the revisions in the new files grow (a leftover: they are
-held in memory, where the keys stream past ``buffer_keys``).
+"""Peak memory and time of ``check --server`` as the revisions in the new files grow (spooled past
+``revisions.IN_MEMORY``: the check's memory should not grow with them).
 
-    .venv/bin/python benchmarks/check_server_revisions.py all KEYS R1 [R2 ...]
+    .venv/bin/python benchmarks/check_server_revisions.py all KEYS R1 [R2 ...] [--repeat N] [--baseline-src DIR]
 
 Each run is a process of its own (``ru_maxrss`` is its peak): KEYS random keys and R revisions (of other
 keys, revoked: an earlier check's keys withdrawn, which are matched against the store) signed into 20
-export files, served by an in-process mock transport, checked with ``buffer_keys`` 65,536 (so the keys
-stream) against a fresh store of 20,000 sightings.  Prints one JSON line per R: seconds of the check,
-the peak before the check (making the files) and after, and the check's own peak above the memory it
-started with (``check_peak_above_start_mib``: the peak reset just before it, Linux).
+export files, served by an in-process mock transport, checked with ``buffer_keys`` 65,536 (so KEYS above
+it stream, below it are joined) against a fresh store of 20,000 sightings.  Prints one JSON line per run:
+seconds of the check, the peak before the check (making the files) and after, and the check's own peak
+above the memory it started with (``check_peak_above_start_mib``: the peak reset just before it, Linux).
+``--baseline-src DIR`` (a tree holding an older ``bluezone/``, e.g. ``git archive f50097a bluezone |
+tar -x -C DIR``) runs that version too, alternating with this one, each ``--repeat`` times per R, and
+prints a summary line per R: the medians of both and the ratio of the check's seconds (this / baseline).
 """
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -97,12 +103,45 @@ def _reset_peak() -> float | None:
         return None
 
 
+def _run(tree: Path, n_keys: int, n_rev: int, tmp: str) -> dict:
+    """One check in a process of its own importing ``bluezone`` from ``tree``."""
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    out = subprocess.run([sys.executable, __file__, "one", str(n_keys), str(n_rev), "20", tmp], capture_output=True, text=True, env=env)
+    if out.returncode:
+        raise SystemExit(out.stderr[-2000:])
+    return json.loads(out.stdout)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("keys", type=int)
+    parser.add_argument("revisions", type=int, nargs="+")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--baseline-src", type=Path)
+    args = parser.parse_args(sys.argv[2:])
+    trees = {"this": Path(__file__).resolve().parent.parent}
+    if args.baseline_src:
+        trees["baseline"] = args.baseline_src.resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        for n_rev in args.revisions:
+            runs: dict[str, list[dict]] = {name: [] for name in trees}
+            for _ in range(args.repeat):
+                for name, tree in trees.items():
+                    run = {"tree": name, **_run(tree, args.keys, n_rev, tmp)}
+                    runs[name].append(run)
+                    print(json.dumps(run), flush=True)
+            summary: dict = {"keys": args.keys, "revisions": n_rev, "runs": args.repeat}
+            for name, done in runs.items():
+                for field in ("seconds", "check_peak_above_start_mib", "peak_rss_mib"):
+                    values = [r[field] for r in done if r[field] is not None]
+                    summary[f"{name}_{field}_median"] = round(statistics.median(values), 2) if values else None
+            if "baseline" in runs:
+                summary["seconds_ratio_this_over_baseline"] = round(summary["this_seconds_median"] / summary["baseline_seconds_median"], 3)
+            print(json.dumps({"summary": summary}), flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "one":
         print(json.dumps(one(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))
     else:
-        with tempfile.TemporaryDirectory() as tmp:
-            for n_rev in map(int, sys.argv[3:]):
-                out = subprocess.run([sys.executable, __file__, "one", sys.argv[2], str(n_rev), "20", tmp],
-                                     capture_output=True, text=True)
-                print(out.stdout.strip() or out.stderr[-2000:], flush=True)
+        main()

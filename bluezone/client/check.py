@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -392,22 +392,31 @@ class _NewKeys:
 
 def _settle_joined(plain: np.ndarray, revisions: RevisionSpool, earlier: EarlierRevisions, told: AbstractSet[bytes]) -> np.ndarray:
     """The ``revisions`` (finished) that revise one of ``plain`` (the keys joined, each once) and are to be
-    applied to them (KEY_DTYPE: no more than the keys); the others go to ``earlier``."""
-    buckets = revisions.nonempty()
-    if not buckets:
-        return empty_keys(0)
+    applied to them (KEY_DTYPE: no more than the keys); the others go to ``earlier``.  Few (never spooled
+    to disk) at once, else a bucket at a time."""
+    applied = []
+    for revised, keys in _buckets_of(plain, revisions):
+        known = settle(revised, keys, told)
+        earlier.add(revised[~known])
+        earlier.applied(int(known.sum()))
+        applied.append(as_keys(revised[known]))
+    return np.concatenate(applied) if applied else empty_keys(0)
+
+
+def _buckets_of(plain: np.ndarray, revisions: RevisionSpool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(distinct revisions, the keys of ``plain`` they may revise): all of both where the revisions are in
+    memory, else each bucket holding a revision and the same bucket of ``plain``."""
+    held = revisions.held()
+    if held is not None:
+        if len(held):
+            yield held, plain
+        return
     of_plain = bucket_of(plain)
     order = np.argsort(of_plain, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(of_plain, minlength=BUCKETS))])
     del of_plain
-    applied = []
-    for b in buckets:
-        revised = revisions.bucket(b)
-        known = settle(revised, plain[order[bounds[b] : bounds[b + 1]]], told)
-        earlier.add(revised[~known])
-        earlier.applied(int(known.sum()))
-        applied.append(as_keys(revised[known]))
-    return np.concatenate(applied)
+    for b in revisions.nonempty():
+        yield revisions.bucket(b), plain[order[bounds[b] : bounds[b + 1]]]
 
 
 @dataclass

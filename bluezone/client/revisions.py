@@ -82,13 +82,22 @@ class RevisionSpool:
 
     def bucket(self, b: int) -> np.ndarray:
         """Bucket ``b``'s distinct revisions, in the order they came."""
-        records = self._spool.bucket(b)
-        keep = first_of_each(records)
-        return records if keep.all() else records[keep]
+        return _distinct(self._spool.bucket(b))
+
+    def held(self) -> np.ndarray | None:
+        """Every distinct revision (by bucket, each bucket's in the order they came) where they never went
+        to disk (few: settled at once rather than a bucket at a time), else None."""
+        records = self._spool.held()
+        return None if records is None else _distinct(records)
 
     def nonempty(self) -> list[int]:
         """The buckets holding a revision."""
         return self._spool.nonempty()
+
+
+def _distinct(records: np.ndarray) -> np.ndarray:
+    keep = first_of_each(records)
+    return records if keep.all() else records[keep]
 
 
 def settle(revisions: np.ndarray, keys: np.ndarray, told: AbstractSet[bytes]) -> np.ndarray:

@@ -117,6 +117,12 @@ class BucketSpool:
         except OSError as exc:
             raise self._error(exc) from None
 
+    def held(self) -> np.ndarray | None:
+        """Every record (after ``finish``) sorted by bucket, where the spool never went to disk; else None."""
+        if self._file is not None:
+            return None
+        return self._held if self._held is not None else np.empty(0, self.dtype)
+
     def bucket(self, b: int) -> np.ndarray:
         """Bucket ``b``'s records (after ``finish``), its runs read in the order they were written."""
         if self._held is not None:
