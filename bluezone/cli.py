@@ -6,6 +6,7 @@ code 2 for bad input and 1 for other failures (``--debug`` shows the traceback).
 
 from __future__ import annotations
 
+import errno
 import gc
 import logging
 import os
@@ -104,6 +105,12 @@ class BluezoneGroup(click.Group):
                 except BluezoneError as exc:  # no context yet for invoke() to report it
                     click.echo(printable_line(f"Error: {exc}"), err=True)
                     sys.exit(exc.exit_code)
+                except (OSError, RuntimeError) as exc:  # $BLUEZONE_CONFIG naming no path at all: was a traceback
+                    bad_path = unusable_path(exc)
+                    if bad_path is None:
+                        raise
+                    click.echo(printable_line(f"Error: {bad_path}"), err=True)
+                    sys.exit(2)
             try:
                 return super().make_context(info_name, args, parent, **extra)
             except click.UsageError as exc:  # the group's own options (--bogus): no invoke() to report it
@@ -152,8 +159,25 @@ class BluezoneGroup(click.Group):
         except Exception as exc:  # noqa: BLE001 - the last line of defence for the CLI
             if ctx.obj and ctx.obj.get("debug"):
                 raise
+            bad_path = unusable_path(exc)
+            if bad_path is not None:  # bad input wherever a command met it, not "OSError: ...", exit 1
+                click.echo(printable_line(f"Error: {bad_path}"), err=True)
+                ctx.exit(2)
             click.echo(printable_line(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)"), err=True)
             ctx.exit(1)
+
+
+def unusable_path(exc: BaseException) -> str | None:
+    """The one line for a path the user gave that cannot even be looked up: a name longer than the file
+    system takes, or a loop of symbolic links.  Every command's path options (--db, --config, --out,
+    --server-db, $BLUEZONE_CONFIG, ...) meet such a path in ``Path.exists`` or ``Path.resolve``, which raise
+    rather than answer; caught here once, not at each of them.  None for any other failure."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
+        return f"cannot use the path {exc.filename}: {exc.strerror}"
+    loop = "Symlink loop from "  # Python 3.11's Path.resolve (3.13 resolves, or raises ELOOP as an OSError)
+    if isinstance(exc, RuntimeError) and str(exc).startswith(loop):
+        return f"cannot use the path {str(exc).removeprefix(loop).strip(chr(39))}: Too many levels of symbolic links"
+    return None
 
 
 def _db_origin(ctx: click.Context) -> str:
