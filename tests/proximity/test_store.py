@@ -446,3 +446,23 @@ def test_the_revision_token_of_an_upload_is_purged_after_the_retention(tmp_path)
         assert store.revision_token("https://other.example") == "new-token"
     with SightingStore.open(tmp_path / "node.db", purge_now=NOON + 2 * DAY_SECONDS) as store:  # purged on open too
         assert store.revision_token("https://other.example") is None
+
+
+def test_a_link_made_ahead_to_a_store_not_there_yet_gets_a_private_file(tmp_path) -> None:
+    """The store kept on a larger disk through a link made before the first run: O_EXCL refused the link and
+    SQLite, following it, made the store with the umask's mode (0644: keys and sightings readable by all)."""
+    real = tmp_path / "big-disk" / "bluezone.db"
+    real.parent.mkdir()
+    link = tmp_path / "bluezone.db"
+    link.symlink_to(real)
+    old = os.umask(0o022)
+    try:
+        with SightingStore.open(link) as store:
+            store.add_sightings(random_sightings(10, NOON, 60))
+    finally:
+        os.umask(old)
+    assert link.is_symlink()  # still the link, the store at the file it names
+    for suffix in ("", "-wal", "-shm"):
+        f = str(real) + suffix
+        assert not os.path.exists(f) or mode(f) == 0o600, f
+    assert mode(real) == 0o600

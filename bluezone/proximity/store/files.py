@@ -46,12 +46,17 @@ def make_private_dirs(directory: Path) -> None:
 
 
 def _create_private_file(path: Path) -> None:
-    """Create an empty 0600 file before SQLite opens it (SQLite gives -wal/-shm the same mode)."""
+    """Create an empty 0600 file before SQLite opens it (SQLite gives -wal/-shm the same mode).
+
+    A link made ahead to a file not there yet (the store kept on a larger disk) is made at the file
+    it names: O_EXCL refuses any link, and SQLite, following it, made the store with the umask's mode
+    (0644: daily keys and sightings readable by every user)."""
+    target = os.path.realpath(path) if os.path.islink(path) else path
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
         return
     except OSError as exc:
         raise StoreError(f"cannot create the sighting database {path}: {exc.strerror}") from None
     os.close(fd)
-    os.chmod(path, 0o600)
+    os.chmod(target, 0o600)
