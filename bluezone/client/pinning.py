@@ -41,6 +41,9 @@ def read_server_key(path: str | Path) -> PinnedKey:
             pinned = PinnedKey(str(doc["public_key"]), doc.get("key_id"), doc.get("key_version"))
         except (ValueError, KeyError, TypeError, RecursionError):
             raise InputError(f"{path}: not a signing_key.json (needs 'public_key')") from None
+        if not all(isinstance(v, (str, type(None))) for v in (pinned.key_id, pinned.key_version)):
+            # kept in the store with the pin: a list there failed the check after its downloads, blaming the store
+            raise InputError(f"{path}: 'key_id' and 'key_version' must be text, as `bluezone server keygen` writes them")
     try:
         if pinned is None:
             return PinnedKey(public_key_base64(load_public_key(data)))
