@@ -108,7 +108,10 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
                 f"cannot lock {lock} ({exc.strerror}): keep the store on a local disk (or one that supports locks)"
             ) from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:  # a full disk: the lock holds without its note (a second daemon then says "pid ?"), and
+            pass  # the daemon keeps what the store refuses for later (it said 'OSError: No space left', exit 1)
         yield
     finally:
         os.close(fd)

@@ -214,3 +214,23 @@ def test_a_store_reached_through_a_link_is_the_same_store(tmp_path: Path) -> Non
     with one_daemon_per_store(folder / "bluezone.db"):
         with pytest.raises(StoreInUseError), one_daemon_per_store(real):
             pass
+
+
+def test_a_full_disk_that_refuses_the_locks_pid_still_holds_the_lock_and_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a full disk the lock file is made (an inode) but the pid written into it is not (a block):
+    `bluezone run` said 'Error: OSError: [Errno 28] No space left on device', exit 1 (systemd restarting it
+    every few seconds), though the daemon keeps what a full store refuses for later (test_full_disk.py)."""
+    import errno
+
+    def disk_full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "pwrite", disk_full)
+    db = tmp_path / "x.db"
+    with one_daemon_per_store(db):
+        with pytest.raises(StoreInUseError, match=r"\(pid \?\)"), one_daemon_per_store(db):
+            pass
+    result = CliRunner().invoke(cli, ["run", "--backend", "emulated:1", "--db", str(db), "--duration", "0.5"], obj={})
+    assert result.exit_code == 0, result.output
+    with SightingStore.open(db, create=False) as store:
+        assert store.daily_keys()  # the daemon ran: its key is stored
