@@ -312,6 +312,7 @@ def build_export_bin(
 
 def load_public_key(data: bytes | str) -> ec.EllipticCurvePublicKey:
     """A P-256 public key from PEM, DER, or base64 DER (the form GAEN apps are configured with)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -328,6 +329,8 @@ def load_public_key(data: bytes | str) -> ec.EllipticCurvePublicKey:
             key = serialization.load_der_public_key(der)
     except (ValueError, TypeError, binascii.Error) as exc:
         raise ExportSignatureError(f"not a valid public key: {exc}") from None
+    except UnsupportedAlgorithm:  # an EC key on a curve OpenSSL lacks, or with explicit parameters (no ValueError)
+        raise ExportSignatureError("the export signing key must be an ECDSA P-256 public key") from None
     if not isinstance(key, ec.EllipticCurvePublicKey) or key.curve.name != "secp256r1":
         raise ExportSignatureError("the export signing key must be an ECDSA P-256 public key")
     return key

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -110,7 +111,7 @@ def load_signer(directory: str | Path) -> Signer:
         key_id, key_version = str(info["key_id"]), str(info["key_version"])
     except ConfigError as exc:
         raise ConfigError(f"{exc}; create a signing key with `bluezone server keygen`") from None
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:  # RecursionError: JSON nested thousands deep
+    except (ValueError, TypeError, KeyError, RecursionError, UnsupportedAlgorithm) as exc:  # JSON nested thousands deep; a curve OpenSSL lacks
         raise ConfigError(f"no usable signing key in {directory} ({exc!r}); create one with `bluezone server keygen`") from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
         raise ConfigError(f"{directory / PRIVATE_FILE} is not a P-256 private key")
