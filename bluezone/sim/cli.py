@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from bluezone.clitypes import FloatRange, json_option, make_writable_dir
-from bluezone.errors import ConfigError
+from bluezone.errors import ConfigError, InputError
 from bluezone.printable import printable_line
 from bluezone.progress import fraction_of, terminal_progress
 
@@ -116,7 +116,12 @@ def simulate(
 
         summary["venues"] = venue_adoption_summary(result, rates, checkin_rate)
     if out is not None:
-        report.write(result, summary, out)
+        try:
+            report.write(result, summary, out)
+        except OSError as exc:  # a full disk, a report.json that is a folder: was 'OSError: ...', exit 1
+            what = exc.strerror or str(exc)
+            click.echo(json.dumps(summary, indent=2) if as_json else report.table(summary))  # the run is not lost
+            raise InputError(f"cannot write the report into {out}: {what} (the figures are above; check --out)") from None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:

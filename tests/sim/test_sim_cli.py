@@ -160,3 +160,14 @@ def test_a_run_with_few_true_contacts_says_so_in_text_and_json(tmp_path: Path) -
     report = json.loads(invoke("simulate", str(path), "--seed", "1", "--store", "memory", "--json").output)
     assert report["true_close_contacts"] == 2 and "by 0.50" in report["true_contacts_note"]
     assert all(s["ndcf"] is not None for s in report["scorers"].values())  # both classes present: defined
+
+
+def test_a_report_that_cannot_be_written_after_the_run_is_one_line_and_keeps_the_figures(tmp_path: Path) -> None:
+    """--out writable, but its report.json a folder (or the disk filled during the run): the run's figures
+    were lost to 'Error: IsADirectoryError: ... (run with --debug for details)', exit 1 (on a full tmpfs:
+    'OSError: [Errno 28] No space left on device')."""
+    (tmp_path / "out" / "report.json").mkdir(parents=True)
+    result = CliRunner().invoke(cli, ["simulate", "classroom", "--minutes", "1", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "precision" in result.stdout  # the table, printed before the error
+    assert result.stderr == f"Error: cannot write the report into {tmp_path / 'out'}: Is a directory (the figures are above; check --out)\n"
