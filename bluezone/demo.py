@@ -224,7 +224,7 @@ def run_demo(
     from bluezone.client.state import ServerState
     from bluezone.client.uploading import upload_own_keys
     from bluezone.clock import VirtualClock
-    from bluezone.keyformat.keyfile import write_keys_json
+    from bluezone.keyformat.keyfile import dump_keys_json, write_private
     from bluezone.matching.check import check_sightings
     from bluezone.matching.export_own import export_own_keys
     from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer
@@ -248,7 +248,9 @@ def run_demo(
     with tempfile.TemporaryDirectory(prefix="bluezone-demo-") as tmp:
         work = Path(out_dir) if out_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        if any(work.glob("*.db")) or (work / "key-server").exists():
+        keys_file = work / f"{F0}-keys.json"
+        # a link planted as the key file (a shared --out) was written through: the file it names overwritten, 0600
+        if any(work.glob("*.db")) or (work / "key-server").exists() or keys_file.exists() or keys_file.is_symlink():
             from bluezone.errors import InputError
 
             raise InputError(f"{work} already holds a demo: give an empty or new --out directory")
@@ -291,7 +293,8 @@ def run_demo(
                     outgoing = reports_to_upload(visits(f0_store, start - DAY_SECONDS), start - DAY_SECONDS, now)
                     uploaded = upload_own_keys(f0_store, client, code, now, include_today=True, checkins=outgoing)
                     sent, receipt = uploaded.keys, uploaded.receipt
-                    write_keys_json(export_own_keys(f0_store.daily_keys(), 14, now), work / f"{F0}-keys.json")
+                    # a new file (O_EXCL, never through a link): checked above, and a link planted since is refused
+                    write_private(keys_file, dump_keys_json(export_own_keys(f0_store.daily_keys(), 14, now)), new=True)
                 progress(
                     f"{F0} uploads {len(sent)} daily key(s) (today's released the same day) and "
                     f"{receipt.checkins} check-in(s) with it"

@@ -124,3 +124,19 @@ def test_the_poster_is_named_only_where_it_stays(tmp_path: Path) -> None:
     assert "--out DIR keeps it" in line and tempfile.gettempdir() not in line
     kept = _poster_line(tmp_path / "out")
     assert f"({tmp_path / 'out' / 'cafe' / 'poster.png'})" in kept and (tmp_path / "out" / "cafe" / "poster.png").is_file()
+
+
+def test_a_key_file_link_planted_in_out_is_refused_and_what_it_names_is_untouched(tmp_path: Path) -> None:
+    """A shared --out with a link planted as An-keys.json: the demo wrote the F0's keys through it, the file it
+    named overwritten with them and made 0600 (attack14 fixed the same for the café's files, c7bc785)."""
+    victim = tmp_path / "notes.txt"
+    victim.write_text("keep me\n")
+    victim.chmod(0o644)
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / f"{F0}-keys.json").symlink_to(victim)
+    result = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"Error: {out} already holds a demo: give an empty or new --out directory\n"
+    assert victim.read_text() == "keep me\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
+    assert sorted(p.name for p in out.iterdir()) == [f"{F0}-keys.json"]  # nothing else made there
