@@ -3,12 +3,14 @@
 
     .venv/bin/python benchmarks/check_server_revisions.py all KEYS R1 [R2 ...] [--repeat N] [--baseline-src DIR]
 
-Each run is a process of its own (``ru_maxrss`` is its peak): KEYS random keys and R revisions (of other
-keys, revoked: an earlier check's keys withdrawn, which are matched against the store) signed into 20
-export files, served by an in-process mock transport, checked with ``buffer_keys`` 65,536 (so KEYS above
-it stream, below it are joined) against a fresh store of 20,000 sightings.  Prints one JSON line per run:
-seconds of the check, the peak before the check (making the files) and after, and the check's own peak
-above the memory it started with (``check_peak_above_start_mib``: the peak reset just before it, Linux).
+KEYS random keys and R revisions (of other keys, revoked: an earlier check's keys withdrawn, which are
+matched against the store) are signed into 20 export files with a store of 20,000 sightings, once per R
+(in ``--workdir``, or a temporary directory).  Each run is a process of its own (``ru_maxrss`` is its
+peak, ``peak_rss_mib``): the files served from disk by an in-process mock transport, checked with
+``buffer_keys`` 65,536 (so KEYS above it stream, below it are joined) against a fresh copy of the store.
+Prints one JSON line per run: seconds of the check, the peak before the check (imports) and after, and
+the check's own peak above the memory it started with (``check_peak_above_start_mib``: the peak reset
+just before it, Linux).
 ``--baseline-src DIR`` (a tree holding an older ``bluezone/``, e.g. ``git archive f50097a bluezone |
 tar -x -C DIR``) runs that version too, alternating with this one, each ``--repeat`` times per R, and
 prints a summary line per R: the medians of both and the ratio of the check's seconds (this / baseline).
@@ -19,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,56 +33,72 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.keyformat.export import SignatureInfo
 
 END = 1_760_000_000 // DAY_SECONDS * DAY_SECONDS
 NOW = END + 3 * 3600
+SIGNER = ec.derive_private_key(12345, ec.SECP256R1())
+INFO = SignatureInfo("b", "v1")
 
 
-def one(n_keys: int, n_rev: int, files: int, tmp: str) -> dict:
-    from bluezone.client.check import check_server
-    from bluezone.client.keyserver import KeyServerClient
-    from bluezone.client.pinning import PinnedKey
-    from bluezone.client.state import ServerState
-    from bluezone.keyformat.export import SignatureInfo, public_key_base64, signed_export_zip
+def make(n_keys: int, n_rev: int, files: int, where: Path) -> None:
+    """``files`` export files of ``n_keys`` keys and ``n_rev`` revoked revisions of other keys in all, and a
+    store of 20,000 sightings, written into ``where`` (once: a directory already made is used as it is)."""
+    from bluezone.keyformat.export import signed_export_zip
     from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
     from bluezone.matching.benchmark import synthetic_data
     from bluezone.proximity.store import SightingStore
 
-    signer = ec.derive_private_key(12345, ec.SECP256R1())
-    info = SignatureInfo("b", "v1")
+    if (where / "done").exists():
+        return
+    where.mkdir(parents=True, exist_ok=True)
     keys, sightings, _ = synthetic_data(n_keys + n_rev, 20000, 7, end_time=END)
     keys["report_type"] = 1
-    blobs = {}
     per = -(-n_keys // files)
     rper = -(-n_rev // files) if n_rev else 0
     for i in range(files):
         plain = keys[i * per:min((i + 1) * per, n_keys)]
         rev = keys[n_keys + i * rper: n_keys + min((i + 1) * rper, n_rev)].copy()
         rev["report_type"] = REPORT_TYPE_REVOKED
-        blobs[f"f{i}.zip"] = signed_export_zip(plain, signer, info, region="VN", revised_keys=rev)
-    del keys
-    names = list(blobs)
+        (where / f"f{i}.zip").write_bytes(signed_export_zip(plain, SIGNER, INFO, region="VN", revised_keys=rev))
+    with SightingStore.open(where / "store.db", purge_now=NOW) as store:
+        store.add_sightings(sightings)
+    (where / "done").touch()
+
+
+def one(where: Path) -> dict:
+    """The check of the files in ``where`` against a fresh copy of its store, in this process: the files
+    are read from disk as they are served, so this process's peak is the check's own."""
+    from bluezone.client.check import check_server
+    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.pinning import PinnedKey
+    from bluezone.client.state import ServerState
+    from bluezone.keyformat.export import public_key_base64
+    from bluezone.proximity.store import SightingStore
+
+    names = sorted(p.name for p in where.glob("f*.zip"))
 
     def handler(request: httpx.Request) -> httpx.Response:
         name = request.url.path.rsplit("/", 1)[-1]
         if name == "index.txt":
             return httpx.Response(200, text="".join(f"{n}\n" for n in names))
-        if name not in blobs:
+        if name not in names:
             return httpx.Response(404)
-        return httpx.Response(200, content=blobs[name])
+        return httpx.Response(200, content=(where / name).read_bytes())
 
-    path = Path(tmp) / f"s{n_keys}_{n_rev}.db"
-    path.unlink(missing_ok=True)
-    with SightingStore.open(path, purge_now=NOW) as store:
-        store.add_sightings(sightings)
-    client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler), sleep=lambda s: None)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    start = _reset_peak()
-    t = time.perf_counter()
-    with SightingStore.open(path, create=False) as store:
-        r = check_server(client, ServerState(store), None, now=NOW,
-                         server_key=PinnedKey(public_key_base64(signer.public_key()), "b"), buffer_keys=1 << 16)
-    return {"keys": n_keys, "revisions": n_rev, "seconds": round(time.perf_counter() - t, 2),
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "store.db"
+        shutil.copyfile(where / "store.db", path)
+        path.chmod(0o600)
+        client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        start = _reset_peak()
+        t = time.perf_counter()
+        with SightingStore.open(path, create=False) as store:
+            r = check_server(client, ServerState(store), None, now=NOW,
+                             server_key=PinnedKey(public_key_base64(SIGNER.public_key()), "b"), buffer_keys=1 << 16)
+        seconds = time.perf_counter() - t
+    return {"keys": r.key_count, "seconds": round(seconds, 2),
             "peak_rss_mib_before": base / 1024, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "check_peak_above_start_mib": None if start is None else round(_vm("VmHWM") - start, 1),
             "revised": r.revised, "revoked": r.revoked}
@@ -103,10 +122,10 @@ def _reset_peak() -> float | None:
         return None
 
 
-def _run(tree: Path, n_keys: int, n_rev: int, tmp: str) -> dict:
-    """One check in a process of its own importing ``bluezone`` from ``tree``."""
+def _run(tree: Path, where: Path) -> dict:
+    """The check of the files in ``where`` in a process of its own importing ``bluezone`` from ``tree``."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
-    out = subprocess.run([sys.executable, __file__, "one", str(n_keys), str(n_rev), "20", tmp], capture_output=True, text=True, env=env)
+    out = subprocess.run([sys.executable, __file__, "one", str(where)], capture_output=True, text=True, env=env)
     if out.returncode:
         raise SystemExit(out.stderr[-2000:])
     return json.loads(out.stdout)
@@ -118,16 +137,19 @@ def main() -> None:
     parser.add_argument("revisions", type=int, nargs="+")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--baseline-src", type=Path)
+    parser.add_argument("--workdir", type=Path, help="where the files are made, once (default: a temporary directory)")
     args = parser.parse_args(sys.argv[2:])
     trees = {"this": Path(__file__).resolve().parent.parent}
     if args.baseline_src:
         trees["baseline"] = args.baseline_src.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         for n_rev in args.revisions:
+            where = (args.workdir or Path(tmp)) / f"k{args.keys}_r{n_rev}"
+            make(args.keys, n_rev, 20, where)
             runs: dict[str, list[dict]] = {name: [] for name in trees}
             for _ in range(args.repeat):
                 for name, tree in trees.items():
-                    run = {"tree": name, **_run(tree, args.keys, n_rev, tmp)}
+                    run = {"tree": name, "revisions": n_rev, **_run(tree, where)}
                     runs[name].append(run)
                     print(json.dumps(run), flush=True)
             summary: dict = {"keys": args.keys, "revisions": n_rev, "runs": args.repeat}
@@ -142,6 +164,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "one":
-        print(json.dumps(one(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5])))
+        print(json.dumps(one(Path(sys.argv[2]))))
     else:
         main()

@@ -132,7 +132,7 @@ class RevisedSet:
 class EarlierRevisions:
     """The distinct revisions that ``settle`` did not apply, given a bucket at a time with ``add``:
     counted, their spans kept, and kept whole while at most ``budget``; past it only those whose
-    RPIs ``heard()`` holds (None: no index to look in, all are kept)."""
+    RPIs ``heard()`` holds (None: no index to look in, all are kept), looked up ``budget`` at a time."""
 
     def __init__(self, total: int, heard: Callable[[], HeardIndex | None], budget: int | None = None) -> None:
         self._heard = heard
@@ -168,24 +168,30 @@ class EarlierRevisions:
             self._keep(kind, part["row"], keys)
 
     def _keep(self, kind: bool, rows: np.ndarray, keys: np.ndarray) -> None:
-        if not self._asked and self._kept_count + len(keys) > self._budget:
-            self._asked = True
-            self._index = self._heard()
-            if self._index is not None:  # from now on only the heard ones: those kept so far too
-                for k in (True, False):
-                    self._kept[k] = [self._heard_part(r, ks) for r, ks, _ in self._kept[k]]
-                self._kept_count = sum(len(p[0]) for k in (True, False) for p in self._kept[k])
-        part = (rows, keys, None) if self._index is None else self._heard_part(rows, keys)
-        self._kept[kind].append(part)
-        self._kept_count += len(part[0])
+        self._kept[kind].append((rows, keys, None))
+        self._kept_count += len(rows)
+        if self._kept_count > self._budget:
+            if not self._asked:
+                self._asked, self._index = True, self._heard()
+            if self._index is not None:
+                self._sieve()
 
-    def _heard_part(self, rows: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _sieve(self) -> None:
+        """Of the parts not yet looked up, keep only the keys whose RPIs the store heard: looked up together,
+        a budget's worth at a time (a bucket's few hundred a call cost a call's overhead 256 times)."""
         assert self._index is not None
-        found, rpis = keys_heard(keys, self._index)
-        return rows[found], keys[found], rpis
+        for kind in (True, False):
+            new = [p for p in self._kept[kind] if p[2] is None]
+            if new:
+                rows, keys = np.concatenate([p[0] for p in new]), np.concatenate([p[1] for p in new])
+                found, rpis = keys_heard(keys, self._index)
+                self._kept[kind] = [p for p in self._kept[kind] if p[2] is not None] + [(rows[found], keys[found], rpis)]
+        self._kept_count = sum(len(p[0]) for kind in (True, False) for p in self._kept[kind])
 
     def finish(self) -> tuple[RevisedSet, RevisedSet]:
         """(withdrawn, updated): revoked ones and the others."""
+        if self._index is not None:
+            self._sieve()
         return self._set(True), self._set(False)
 
     def _set(self, kind: bool) -> RevisedSet:
