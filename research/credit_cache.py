@@ -32,9 +32,9 @@ VARIANTS: dict[str, tuple[type, type, dict]] = {
 SCORERS = ("gaen", "bluezone", *VARIANTS)
 
 
-def register_variants() -> None:
-    """Register every variant by name, so the engine's ``get_scorer`` finds it."""
-    for name, (scorer_cls, config_cls, settings) in VARIANTS.items():
+def register_variants(variants: dict[str, tuple[type, type, dict]] | None = None) -> None:
+    """Register every variant (``VARIANTS`` unless given) by name, so the engine's ``get_scorer`` finds it."""
+    for name, (scorer_cls, config_cls, settings) in (VARIANTS if variants is None else variants).items():
         factory = configured(config_cls, scorer_cls)
         register_scorer(name, lambda config_path=None, _f=factory, _s=settings, **o: _f(config_path, **{**_s, **o}))
 

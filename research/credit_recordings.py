@@ -22,14 +22,19 @@ from bluezone.sim import evaluate
 DATASETS = ("/work/shared/datasets/ng_rss_smartphone", "/work/shared/datasets/mitll_pact")
 
 
-def main(argv: list[str]) -> None:
+def main(argv: list[str], variants: dict[str, tuple[type, type, dict]] | None = None) -> None:
+    """``[--only NAMES] [DATASET_DIR ...]``; ``variants`` in ``credit_cache.VARIANTS``' shape instead of
+    its own (``verdict_cache.py --recordings``)."""
     argv_names: list[str] = []
     if argv[:1] == ["--only"]:
         argv_names, argv = argv[1].split(","), argv[2:]
     register_variants()
-    for name, (scorer_cls, _, _) in VARIANTS.items():
+    if variants is not None:
+        register_variants(variants)
+    for name, (scorer_cls, _, _) in {**VARIANTS, **(variants or {})}.items():
         evaluate.DISTANCE_SETTINGS[name] = evaluate.DISTANCE_SETTINGS["gaen" if "Gaen" in scorer_cls.__name__ else "bluezone"]
-    names = ["gaen", "gaen_slots", "bluezone", *(argv_names or (n for n in VARIANTS if n.startswith("bz_")))]
+    mine = list(variants) if variants is not None else [n for n in VARIANTS if n.startswith("bz_")]
+    names = ["gaen", "gaen_slots", "bluezone", *(argv_names or mine)]
     for root in argv or DATASETS:
         report = evaluate.evaluate(root, scorers=names)
         print(f"{Path(root).name}: {report['minutes']} minutes, {report['chains']} chains")

@@ -3,6 +3,7 @@
 Usage: python research/verdict_cache.py CACHE_DIR SCENES SEEDS [--minutes M]
        python research/verdict_cache.py --grid CACHE_DIR OUT_DIR [CUTS]     (CUTS default 14.5,14.6,...,15.0)
        python research/credit_table.py OUT_DIR SEEDS --variants bluezone,vp_59@14.8,...
+       python research/verdict_cache.py --recordings [--only NAMES] [DATASET_DIR ...]   (``credit_recordings.py``'s report)
 
 The first form is ``estimator_cache.py``'s run (the engine's ``gaen`` and shipped ``bluezone``, the
 same per-minute features) and then, on the windows that run kept, bluezone whose *verdict* credits the
@@ -23,6 +24,7 @@ import pickle
 import sys
 from pathlib import Path
 
+import credit_recordings
 import numpy as np
 from estimator_cache import main as run_cache
 
@@ -31,10 +33,10 @@ from bluezone.matching.receiver import for_receiver
 
 THRESHOLDS = (58.0, 58.5, 59.0, 59.5, 60.0)
 CUTS = (14.5, 14.6, 14.7, 14.8, 14.9, 15.0)
-#: name -> the variant's scorer (settings over the defaults)
-VARIANTS: dict[str, BluezoneScorer] = {
-    **{f"vp_{t:g}": BluezoneScorer(BluezoneConfig(verdict_credit="present", threshold_db=t)) for t in THRESHOLDS},
-    "vs_59": BluezoneScorer(),  # the shipped scorer again, for its verdict minutes (cuts above 15 on whole slots)
+#: name -> (scorer class, config class, settings over the defaults), as ``credit_cache.VARIANTS``
+VARIANTS: dict[str, tuple[type, type, dict]] = {
+    **{f"vp_{t:g}": (BluezoneScorer, BluezoneConfig, {"verdict_credit": "present", "threshold_db": t}) for t in THRESHOLDS},
+    "vs_59": (BluezoneScorer, BluezoneConfig, {}),  # the shipped scorer again, for its verdict minutes (cuts above 15 on whole slots)
 }
 
 
@@ -42,7 +44,8 @@ def variant_scores(result, keys: list) -> dict:
     """Per variant, per key: (weighted minutes, close contact) in ``scores`` and the verdict minutes in ``verdict``."""
     index = {k: i for i, k in enumerate(keys)}
     scores, verdict = {}, {}
-    for name, scorer in VARIANTS.items():
+    for name, (scorer_cls, config_cls, settings) in VARIANTS.items():
+        scorer = scorer_cls(config_cls(**settings))
         weighted, decided, within = np.zeros(len(keys)), np.zeros(len(keys), bool), np.zeros(len(keys))
         for key, windows in result.windows.items():
             if key not in index:
@@ -77,6 +80,10 @@ def grid(cache: Path, out: Path, cuts: tuple[float, ...]) -> None:
 
 
 def main(argv: list[str]) -> None:
+    if argv[0] == "--recordings":  # the shared recordings under each variant, at each cut (``VARIANT@CUT``)
+        cut = {f"{n}@{c:g}": (s, f, {**o, "close_contact_minutes": c}) for n, (s, f, o) in VARIANTS.items() for c in CUTS}
+        credit_recordings.main(argv[1:], {**{n: v for n, v in VARIANTS.items() if n != "vs_59"}, **cut})
+        return
     if argv[0] == "--grid":
         cuts = tuple(float(c) for c in argv[3].split(",")) if len(argv) > 3 else CUTS
         grid(Path(argv[1]), Path(argv[2]), cuts)
