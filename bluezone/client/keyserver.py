@@ -102,6 +102,8 @@ class KeyServerClient:
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise InputError(f"server URL must start with http:// or https://, got {base_url!r}")
+        if "?" in base_url or "#" in base_url:  # the API's paths were put after it: '...#frag/v1/signing-key' asked '/'
+            raise InputError(f"server URL {base_url!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
         try:
             url = httpx.URL(base_url)
         except httpx.InvalidURL as exc:

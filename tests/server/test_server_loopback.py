@@ -11,10 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from server_helpers import NOW, make_nodes
 
 from bluezone.cli import cli
+from bluezone.client.keyserver import KeyServerClient
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.errors import InputError
 from bluezone.keyformat.keys import KEY_DTYPE
 from bluezone.server.signing import keygen
 
@@ -265,6 +269,8 @@ def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_pat
         ("http://[::1", "not a usable server URL"),
         ("http://", "has no host"),
         ("https://keys.example.org:99999", "not 1-65535"),
+        ("https://keys.example.org#top", "without '?' or '#'"),  # was a 404 for '/', exit 1
+        ("https://keys.example.org/v1/exports/index.txt?", "without '?' or '#'"),  # was 'not a JSON object', exit 1
     ],
 )
 def test_bad_server_urls_are_one_line_input_errors(tmp_path: Path, url: str, message: str) -> None:
@@ -313,3 +319,12 @@ def test_upload_shows_each_key_by_its_utc_hours(tmp_path: Path) -> None:
     today = dt.datetime.fromtimestamp(midnight, dt.UTC).date().isoformat()
     assert asked.exit_code == 1 and f"  {today}  00:00-18:40 UTC\n" in asked.stderr, asked.stderr
     assert "today's key is sent up to now" in asked.stderr and " min\n" not in asked.stderr.split("Send them?")[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=st.sampled_from(["", "/", "/v1", "/v1/exports/index.txt"]), mark=st.sampled_from("?#"), rest=st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=12))
+def test_a_server_url_with_a_query_or_fragment_is_refused_before_any_request(path: str, mark: str, rest: str) -> None:
+    """The client puts /v1/... after the URL given: after a '?' or '#' the paths became the query or fragment,
+    and the server was asked for '/' (404) or its index as the signing key ('not a JSON object'), exit 1."""
+    with pytest.raises(InputError, match="without '\\?' or '#'"):
+        KeyServerClient(f"https://keys.example.org{path}{mark}{rest}")
