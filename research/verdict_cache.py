@@ -24,8 +24,8 @@ import pickle
 import sys
 from pathlib import Path
 
-import credit_recordings
 import numpy as np
+from credit_recordings import main as recordings
 from estimator_cache import main as run_cache
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
@@ -82,7 +82,7 @@ def grid(cache: Path, out: Path, cuts: tuple[float, ...]) -> None:
 def main(argv: list[str]) -> None:
     if argv[0] == "--recordings":  # the shared recordings under each variant, at each cut (``VARIANT@CUT``)
         cut = {f"{n}@{c:g}": (s, f, {**o, "close_contact_minutes": c}) for n, (s, f, o) in VARIANTS.items() for c in CUTS}
-        credit_recordings.main(argv[1:], {**{n: v for n, v in VARIANTS.items() if n != "vs_59"}, **cut})
+        recordings(argv[1:], {**{n: v for n, v in VARIANTS.items() if n != "vs_59"}, **cut})
         return
     if argv[0] == "--grid":
         cuts = tuple(float(c) for c in argv[3].split(",")) if len(argv) > 3 else CUTS
