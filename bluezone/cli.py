@@ -173,7 +173,9 @@ def unusable_path(exc: BaseException) -> str | None:
     --server-db, $BLUEZONE_CONFIG, ...) meet such a path in ``Path.exists`` or ``Path.resolve``, which raise
     rather than answer; caught here once, not at each of them.  None for any other failure."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.ELOOP):
-        return f"cannot use the path {exc.filename}: {exc.strerror}"
+        if exc.filename is None:  # (an error of no named path: said as it is)
+            return f"cannot use a path: {exc.strerror}"
+        return f"cannot use the path {os.fsdecode(exc.filename)}: {exc.strerror}"
     loop = "Symlink loop from "  # Python 3.11's Path.resolve (3.13 resolves, or raises ELOOP as an OSError)
     if isinstance(exc, RuntimeError) and str(exc).startswith(loop):
         return f"cannot use the path {str(exc).removeprefix(loop).strip(chr(39))}: Too many levels of symbolic links"

@@ -56,3 +56,18 @@ def test_bluezone_config_naming_a_too_long_path_is_one_line_not_a_traceback(tmp_
     result = CliRunner().invoke(cli, ["status", "--db", str(tmp_path / "n.db")], env={"BLUEZONE_CONFIG": str(tmp_path / LONG)})
     assert result.exit_code == 2, result.output
     assert result.stderr == f"Error: cannot use the path {tmp_path / LONG}: File name too long\n"
+
+
+@pytest.mark.parametrize(
+    "exc, line",
+    [
+        (OSError(36, "File name too long", b"/tmp/x\xff"), "cannot use the path /tmp/x\udcff: File name too long"),
+        (OSError(40, "Too many levels of symbolic links"), "cannot use a path: Too many levels of symbolic links"),
+        (OSError(2, "No such file or directory", "/tmp/x"), None),  # any other failure: not this line
+        (RuntimeError("Symlink loop from '/tmp/loop'"), "cannot use the path /tmp/loop: Too many levels of symbolic links"),
+    ],
+)
+def test_the_line_names_the_path_however_the_error_gives_it(exc: BaseException, line: str | None) -> None:
+    from bluezone.cli import unusable_path
+
+    assert unusable_path(exc) == line
