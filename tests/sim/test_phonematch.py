@@ -80,8 +80,8 @@ def test_groups_hold_the_phones_with_sightings_in_order() -> None:
     sizes = [3, 0, 4, 2, 0, 9, 1]
     read = lambda p: np.zeros(sizes[p], SIGHTING_DTYPE)  # noqa: E731
     groups = list(read_in_groups(read, len(sizes), limit=7))
-    assert [[p for p, _ in g] for g in groups] == [[0, 2], [3, 5], [6]]  # a group ends at the phone reaching 7
-    assert [[len(s) for _, s in g] for g in groups] == [[3, 4], [2, 9], [1]]
+    assert [[p for p, _ in g] for g in groups] == [[0, 2], [3], [5], [6]]  # a group ends when it holds 7; 9 alone
+    assert [[len(s) for _, s in g] for g in groups] == [[3, 4], [2], [9], [1]]
     assert list(read_in_groups(read, len(sizes), limit=1)) and all(len(g) == 1 for g in read_in_groups(read, 7, limit=1))
 
 
