@@ -18,7 +18,7 @@ import click
 
 from bluezone.clitypes import DB_ORIGIN, LazyCommands, emit_json, json_option
 from bluezone.errors import BluezoneError, NotAStoreError
-from bluezone.printable import printable_line
+from bluezone.printable import OneLineFormatter, printable_line
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -217,14 +217,6 @@ def _set_where(exc: click.UsageError) -> str:
     return f" (set in {origin})" if origin else ""
 
 
-class _OneLineFormatter(logging.Formatter):
-    """Each log record's line printable (``printable_line``): a logged path (``store %s``) cannot fake a
-    second record or drive the terminal.  A traceback, added after the line, keeps its lines."""
-
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
-        return printable_line(super().formatMessage(record))
-
-
 @click.group(cls=BluezoneGroup, params=list(VERBOSITY_OPTIONS), lazy_commands=LAZY_COMMANDS)
 @click.version_option(package_name="bluezone")
 @click.pass_context
@@ -233,7 +225,7 @@ def cli(ctx: click.Context) -> None:
     obj = ctx.ensure_object(dict)
     obj.setdefault("debug", False)
     handler = logging.StreamHandler()
-    handler.setFormatter(_OneLineFormatter(LOG_FORMAT))
+    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
     logging.basicConfig(handlers=[handler])  # (does nothing if logging is set up already)
     logging.getLogger().setLevel(obj.get("log_level", logging.WARNING))
 

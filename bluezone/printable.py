@@ -8,6 +8,8 @@ recognisable (``/tmp/a\\nb``) and does nothing to the terminal.
 
 from __future__ import annotations
 
+import logging
+
 
 def printable_line(text: str) -> str:
     """``text`` with every character that is not printable (control and format characters, line and
@@ -16,3 +18,12 @@ def printable_line(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+class OneLineFormatter(logging.Formatter):
+    """Each log record's line printable (``printable_line``): a logged value (a path, a database's error,
+    an address from a header) cannot fake a second record or drive the terminal.  A traceback, added
+    after the line, keeps its lines.  The CLI's handler and the key server's use it."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        return printable_line(super().formatMessage(record))

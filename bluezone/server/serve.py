@@ -38,6 +38,7 @@ from multiprocessing.connection import wait
 from typing import Any
 
 from bluezone.errors import InputError, ServeError
+from bluezone.printable import OneLineFormatter
 from bluezone.server.publish import client_key
 
 log = logging.getLogger(__name__)
@@ -237,16 +238,17 @@ WORKERS_LOG_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(messag
 
 
 def configure_logging(workers: int = 1) -> None:
-    """One handler and format for bluezone's and uvicorn's loggers, rate-limited; INFO for a server
-    unless the command line asked for more (or less) than the default WARNING."""
+    """One handler and format for bluezone's and uvicorn's loggers, rate-limited, each record one
+    printable line (a value with a newline forged a record of its own with ``--workers``, whose
+    format replaced the CLI's, or in a program serving the app itself); INFO for a server unless
+    the command line asked for more (or less) than the default WARNING."""
     root = logging.getLogger()
     if not root.handlers:
-        logging.basicConfig(format=LOG_FORMAT)
+        logging.basicConfig()
     for handler in root.handlers:
         if not any(isinstance(f, RateLimitFilter) for f in handler.filters):
             handler.addFilter(RateLimitFilter())
-        if workers > 1:
-            handler.setFormatter(logging.Formatter(WORKERS_LOG_FORMAT))
+        handler.setFormatter(OneLineFormatter(WORKERS_LOG_FORMAT if workers > 1 else LOG_FORMAT))
     if root.level == logging.WARNING:
         for name in ("bluezone", "uvicorn"):
             logging.getLogger(name).setLevel(logging.INFO)
