@@ -30,7 +30,7 @@ import numpy as np
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD
 from bluezone.errors import KeyFileError
 from bluezone.keyformat.keys import KEY_DTYPE
-from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, can_fork, keys_heard
+from bluezone.matching.matcher import TOLERANCE_INTERVALS, HeardIndex, available_cores, can_fork, keys_heard
 
 if TYPE_CHECKING:
     from bluezone.matching.sharedbatches import SharedBatches
@@ -67,11 +67,13 @@ class KeyStream:
     ``jobs - 1`` forked workers and in this process (``SharedBatches``): the batches wait for the
     workers while this process reads the file (up to ``BUFFER_KEYS`` keys of them; past that it
     derives a batch itself now and then, so the file is read no faster than derived), and at the end
-    it derives the ones no worker has claimed while the workers finish theirs."""
+    it derives the ones no worker has claimed while the workers finish theirs.  ``jobs`` is capped at
+    the cores this process may use, as the CLI caps ``--jobs``: more derive no faster (a program
+    asking for 300 forked 299 workers, each mapping the index)."""
 
     def __init__(self, heard: HeardIndex, jobs: int = 1, batch: int | None = None) -> None:
         self.heard = heard
-        self.jobs = jobs
+        self.jobs = min(jobs, available_cores())
         self.batch = BATCH if batch is None else batch
         self.queued = max(2 * (jobs - 1), BUFFER_KEYS // self.batch)  # batches in flight at most
         self.workers: SharedBatches | None = None

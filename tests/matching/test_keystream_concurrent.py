@@ -87,3 +87,17 @@ def test_a_ctrl_c_before_a_worker_has_started_is_left_to_the_parent(monkeypatch:
         stream.add(keys)
         found = stream.finish()
     assert np.array_equal(found.rows, rows) and np.array_equal(found.rpis, rpis)
+
+
+def test_no_more_processes_than_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI caps --jobs at the cores, but a program calling check_key_file (or KeyStream) with
+    jobs=300 forked 299 workers, which derive no faster than the cores and each map the index."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})  # two cores
+    keys, sightings, _ = synthetic_data(700, 20_000, seed=11, planted=30)
+    heard = heard_of(sightings)
+    rows, rpis = keys_heard(keys, heard)
+    with KeyStream(heard, jobs=6) as stream:
+        assert stream.workers is not None and len(stream.workers.pids) == 1  # and this process: 2 jobs
+        stream.add(keys)
+        found = stream.finish()
+    assert np.array_equal(found.rows, rows) and np.array_equal(found.rpis, rpis)
