@@ -53,8 +53,9 @@ def keygen_cmd(out: Path, key_id: str | None, key_version: str | None, force: bo
 
     Run again on a directory made by an older bluezone, it adds the code key and keeps the signing key."""
     from bluezone.server.codes import CODE_KEY_FILE, CodeKey
-    from bluezone.server.signing import PRIVATE_FILE, keygen, load_signer, next_key_version
+    from bluezone.server.signing import PRIVATE_FILE, keygen, load_signer, next_key_version, refuse_key_links
 
+    refuse_key_links(out)  # before a key is read through one
     replaced = None
     if force and (out / PRIVATE_FILE).exists():
         # a rotation: the id the apps are configured with stays, the version moves on; `--force` alone made

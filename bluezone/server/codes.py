@@ -19,7 +19,6 @@ import datetime as dt
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import stat
 from collections.abc import Callable
@@ -111,15 +110,15 @@ class CodeKey:
         return cls(secrets.token_bytes(CODE_KEY_BYTES))
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``code_hmac.key`` (hex, mode 0600 whatever the umask); refuses to replace one."""
+        """Write ``code_hmac.key`` (hex, mode 0600 whatever the umask) whole; refuses to replace one (or
+        a link there).  A write that failed half-way left a short file that refused every later try."""
+        from bluezone.writefile import write_new_file
+
         path = Path(directory) / CODE_KEY_FILE
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            write_new_file(path, (self.secret.hex() + "\n").encode("ascii"), 0o600)
         except FileExistsError:
             raise InputError(f"{path} exists: replacing it would invalidate every code issued") from None
-        with os.fdopen(fd, "w") as f:
-            os.fchmod(f.fileno(), 0o600)
-            f.write(self.secret.hex() + "\n")
         return path
 
     @classmethod

@@ -50,6 +50,7 @@ from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.readfile import read_regular_file
+from bluezone.writefile import sync_directory as _sync_directory
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +152,6 @@ def _write_atomic(path: Path, data: bytes, *, sync_directory: bool = True) -> No
     os.replace(tmp, path)
     if sync_directory:
         _sync_directory(path.parent)
-
-
-def _sync_directory(path: Path) -> None:
-    """Make the renames into directory ``path`` durable."""
-    directory = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def write_index(storage: Storage, out_dir: Path, now: float, retention_days: int | None = RETENTION_DAYS) -> list[str]:

@@ -4,6 +4,7 @@
 version, algorithm, base64 DER public key: what GAEN apps are configured with), and beside them
 the code key ``code_hmac.key`` (0600, see ``codes.CodeKey``), into a directory it creates 0700.
 Modes are set explicitly: under umask 000 the defaults would leave the directory open to all.
+Each file is written whole under a name of its own and renamed into place, never through a link.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from bluezone.errors import ConfigError, InputError
 from bluezone.keyformat.export import ECDSA_P256_SHA256, SignatureInfo, public_key_base64
+from bluezone.writefile import write_files
 
 PRIVATE_FILE = "private.pem"
 PUBLIC_FILE = "public.pem"
@@ -48,15 +50,6 @@ class Signer:
         }
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` with exactly ``mode`` (os.open's mode is filtered by the umask, and an existing
-    file keeps its old mode)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode & 0o600)
-    with os.fdopen(fd, "wb") as f:
-        os.fchmod(f.fileno(), mode)
-        f.write(data)
-
-
 def _key_dir(out: Path) -> None:
     """Create ``out`` 0700; an existing directory is left as the operator made it."""
     if not out.exists():
@@ -64,12 +57,31 @@ def _key_dir(out: Path) -> None:
         os.chmod(out, 0o700)
 
 
+def refuse_key_links(out: Path) -> None:
+    """A link at a key file's name is refused, even with --force: keygen wrote through it (a planted
+    ``public.pem -> ../victim`` overwrote the victim, a dangling ``private.pem`` link put the new
+    private key wherever it pointed)."""
+    from bluezone.server.codes import CODE_KEY_FILE
+
+    for name in (PRIVATE_FILE, PUBLIC_FILE, INFO_FILE, CODE_KEY_FILE):
+        if (out / name).is_symlink():
+            raise InputError(
+                f"{out / name} is a symbolic link: refusing to write a key through it or replace it; remove the"
+                " link (or give another --out)"
+            )
+
+
 def keygen(out: str | Path, key_id: str = "bluezone", key_version: str = "v1", force: bool = False) -> Signer:
     """Create a new P-256 signing key (and the code key, unless there is one) in ``out``; refuses to
-    overwrite a signing key unless ``force``."""
+    overwrite a signing key unless ``force``.
+
+    The three files of the pair are written together (``writefile.write_files``): a write that fails
+    (a full disk, the process killed) leaves the old key whole, never a new private key beside the
+    old public one."""
     from bluezone.server.codes import CODE_KEY_FILE, CodeKey
 
     out = Path(out)
+    refuse_key_links(out)
     if (out / PRIVATE_FILE).exists() and not force:
         # say where the key to publish is and what replacing it means (it said only 'refusing', walk14)
         raise InputError(
@@ -77,16 +89,18 @@ def keygen(out: str | Path, key_id: str = "bluezone", key_version: str = "v1", f
             f" publish is {out / INFO_FILE}); to rotate it after a loss or leak, give --force (docs/server.md,"
             ' "Rotating the signing key")'
         )
+    others = [name for name in (PUBLIC_FILE, INFO_FILE) if (out / name).exists()]
+    if others and not force:  # a public key without its private one may still be what clients were given
+        raise InputError(f"{out / others[0]} exists: refusing to replace it; give --force to write a new key pair")
     _key_dir(out)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    _write(out / PRIVATE_FILE, pem, 0o600)
     public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    _write(out / PUBLIC_FILE, public, 0o644)
     signer = Signer(key, SignatureInfo(key_id, key_version, ECDSA_P256_SHA256))
-    _write(out / INFO_FILE, (json.dumps(signer.public_info(), indent=2) + "\n").encode(), 0o644)
+    info = (json.dumps(signer.public_info(), indent=2) + "\n").encode()
+    write_files(out, {PRIVATE_FILE: (pem, 0o600), PUBLIC_FILE: (public, 0o644), INFO_FILE: (info, 0o644)})
     if not (out / CODE_KEY_FILE).exists():  # a new signing key does not invalidate the codes already issued
         CodeKey.generate().save(out)
     return signer
