@@ -69,24 +69,43 @@ def check_in(
     """Check in at ``venue`` (since ``start``, default now), out automatically after its default
     stay; ends an open check-in.  Checking in again where one already is changes nothing and says so.
     """
+    result = _check_in(store, venue, now, source, start, end_other=True)
+    assert result is not None  # (only a beacon's keeps another venue's check-in)
+    return result
+
+
+def check_in_by_beacon(store: SightingStore, venue: Venue, now: float, start: float) -> CheckInResult | None:
+    """``check_in`` for the beacon listener, from the stay's first frame: None, nothing written, while
+    the visitor is checked in at another venue (a beacon never ends one: a neighbour's is heard through
+    the wall).  Decided in the transaction that writes, so a check-in typed at that moment stands."""
+    return _check_in(store, venue, now, "beacon", start, end_other=False)
+
+
+def _check_in(
+    store: SightingStore, venue: Venue, now: float, source: str, start: float | None, *, end_other: bool
+) -> CheckInResult | None:
     if source not in SOURCES:
         raise ValueError(f"unknown check-in source {source!r}")
     start = now if start is None else min(start, now)
-    current = open_visit(store, now)
-    if current is not None and current.location_id == venue.location_id:
-        raise VenueError(f"already checked in at {current.description} since {local_time(current.start)} (`bluezone checkout` ends it)")
-    if current is not None:
-        start = max(start, current.start)
-    # a beacon dates its check-in back to the first frame heard: not into a visit that ended since
-    earlier = [_visit(r) for r in store.checkin_rows(overlapping=(start, now))]
-    start = max([start, *(v.end for v in earlier if current is None or v.id != current.id)])
-    new_id = store.add_checkin(
-        venue.location_id, venue.payload, venue.description, venue.address, start, start + venue.stay_minutes * 60,
-        False, source, now, end_open_id=None if current is None else current.id, end_open_at=start,
-    )
-    ended = None if current is None else _get(store, current.id)
+    with store.checkins_held():  # read and written as one: another process checking in now waits
+        current = open_visit(store, now)
+        if current is not None and current.location_id == venue.location_id:
+            raise VenueError(f"already checked in at {current.description} since {local_time(current.start)} (`bluezone checkout` ends it)")
+        if current is not None and not end_other:
+            return None
+        if current is not None:
+            start = max(start, current.start)
+        # a beacon dates its check-in back to the first frame heard: not into a visit that ended since
+        earlier = [_visit(r) for r in store.checkin_rows(overlapping=(start, now))]
+        start = max([start, *(v.end for v in earlier if current is None or v.id != current.id)])
+        new_id = store.add_checkin(
+            venue.location_id, venue.payload, venue.description, venue.address, start, start + venue.stay_minutes * 60,
+            False, source, now, end_open_id=None if current is None else current.id, end_open_at=start,
+        )
+        ended = None if current is None else _get(store, current.id)
+        result = CheckInResult(_get(store, new_id), ended)
     log.info("checked in at a venue until %s", iso(start + venue.stay_minutes * 60))
-    return CheckInResult(_get(store, new_id), ended)
+    return result
 
 
 def record_visit(store: SightingStore, venue: Venue, start: float, end: float, now: float) -> Visit:
@@ -99,24 +118,28 @@ def record_visit(store: SightingStore, venue: Venue, start: float, end: float, n
         raise VenueError(f"the visit starts more than {RETENTION_DAYS} days ago: it would be deleted at once")
     if end - start > MAX_STAY_MINUTES * 60:
         raise VenueError(f"a visit lasts at most {MAX_STAY_MINUTES // 60} h {MAX_STAY_MINUTES % 60} min")
-    clashes = store.checkin_rows(overlapping=(start, end))
-    if clashes:
-        other = _visit(clashes[0])
-        raise VenueError(
-            f"the visit overlaps the check-in at {other.description} ({local_time(other.start)} .. {local_time(other.end)})"
+    with store.checkins_held():
+        clashes = store.checkin_rows(overlapping=(start, end))
+        if clashes:
+            other = _visit(clashes[0])
+            raise VenueError(
+                f"the visit overlaps the check-in at {other.description} ({local_time(other.start)} .. {local_time(other.end)})"
+            )
+        new_id = store.add_checkin(
+            venue.location_id, venue.payload, venue.description, venue.address, start, end, True, "manual", now
         )
-    new_id = store.add_checkin(
-        venue.location_id, venue.payload, venue.description, venue.address, start, end, True, "manual", now
-    )
-    return _get(store, new_id)
+        return _get(store, new_id)
 
 
-def check_out(store: SightingStore, now: float, end: float | None = None) -> Visit:
+def check_out(store: SightingStore, now: float, end: float | None = None, *, at: bytes | None = None) -> Visit:
     """Check out of the open check-in, at ``end`` (default now; a beacon listener gives the last
-    time it heard the venue)."""
-    current = open_visit(store, now)
-    if current is None:
-        raise VenueError("not checked in anywhere (check-ins end by themselves after the venue's default stay)")
-    end = now if end is None else min(max(end, current.start), now)
-    store.end_checkin(current.id, end)
-    return _get(store, current.id)
+    time it heard the venue, and ``at``, its location id: a check-in typed elsewhere meanwhile is
+    not ended, VenueError instead)."""
+    with store.checkins_held():
+        current = open_visit(store, now)
+        if current is None or (at is not None and current.location_id != at):
+            raise VenueError("not checked in anywhere (check-ins end by themselves after the venue's default stay)"
+                             if current is None else f"checked in at {current.description}, not there")
+        end = now if end is None else min(max(end, current.start), now)
+        store.end_checkin(current.id, end)
+        return _get(store, current.id)

@@ -37,7 +37,7 @@ from bluezone.errors import VenueError
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon
-from bluezone.venues.checkins import check_in, check_out, open_visit
+from bluezone.venues.checkins import check_in_by_beacon, check_out
 from bluezone.venues.location import Venue
 
 log = logging.getLogger(__name__)
@@ -150,25 +150,25 @@ class BeaconCheckIns:
         self.assembler.forget_before(now)
 
     def _check_in(self, stay: _Stay, now: float) -> None:
-        current = open_visit(self.store, now)
-        if current is not None and current.location_id != stay.venue.location_id:
-            if not stay.waiting:
-                log.info("venue beacon heard while checked in elsewhere: no check-in while that visit lasts")
-                stay.waiting = True
-            return  # tried again at the next tick: that visit may have ended by then
         try:
-            check_in(self.store, stay.venue, now, source="beacon", start=stay.first)
+            result = check_in_by_beacon(self.store, stay.venue, now, start=stay.first)
         except VenueError as exc:  # already checked in there by QR code: that check-in stands, none counted
             log.info("venue beacon heard, no new check-in: %s", exc)
             stay.checked_in = True  # its beacon falling silent still checks out
             return
+        if result is None:  # checked in elsewhere
+            if not stay.waiting:
+                log.info("venue beacon heard while checked in elsewhere: no check-in while that visit lasts")
+                stay.waiting = True
+            return  # tried again at the next tick: that visit may have ended by then
         stay.checked_in = True
         self.checkins += 1
         log.info("checked in by venue beacon")
 
     def _check_out(self, stay: _Stay, now: float) -> None:
-        current = open_visit(self.store, now)
-        if current is not None and current.location_id == stay.venue.location_id:
-            check_out(self.store, now, end=stay.last)
-            self.checkouts += 1
-            log.info("checked out: venue beacon no longer heard")
+        try:
+            check_out(self.store, now, end=stay.last, at=stay.venue.location_id)
+        except VenueError:  # checked out already, or checked in elsewhere since: that one stands
+            return
+        self.checkouts += 1
+        log.info("checked out: venue beacon no longer heard")

@@ -3,8 +3,9 @@ bluezone.venues.checkins)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, ContextManager
 
 from bluezone.proximity.store.base import StoreBase
 
@@ -13,6 +14,30 @@ class CheckIns(StoreBase):
     """Rows for bluezone.venues: check-ins, their uploads, the venue reports told."""
 
     CHECKIN_COLUMNS = "id, location_id, description, address, start_time, end_time, checked_out, source"
+    _checkins_held = False
+
+    @contextlib.contextmanager
+    def checkins_held(self) -> Iterator[None]:
+        """One transaction for a check-in's reads and the writes they decide, taken for writing before
+        the first read (``BEGIN IMMEDIATE``): another process checking in at the same moment (the
+        daemon's beacon listener, a typed ``bluezone checkin``) waits for it (the 10-s busy timeout)
+        and then reads what it wrote.  Read apart, both saw nobody checked in and both wrote: two
+        open check-ins, or a beacon ending the visit just typed elsewhere.  A failure undoes it all."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._checkins_held = True
+        try:
+            yield
+        except BaseException:
+            self._conn.rollback()
+            raise
+        else:
+            self._conn.commit()
+        finally:
+            self._checkins_held = False
+
+    def _checkin_write(self) -> ContextManager[Any]:
+        """A write's transaction: its own, or the held one's (committed when that ends)."""
+        return contextlib.nullcontext() if self._checkins_held else self._conn
 
     def add_checkin(
         self,
@@ -29,7 +54,7 @@ class CheckIns(StoreBase):
         end_open_at: float | None = None,
     ) -> int:
         """Insert a check-in (and end the open one, ``end_open_id``, in the same transaction)."""
-        with self._conn:
+        with self._checkin_write():
             if end_open_id is not None:
                 self._conn.execute(
                     "UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end_open_at, end_open_id)
@@ -42,7 +67,7 @@ class CheckIns(StoreBase):
         return int(cursor.lastrowid or 0)
 
     def end_checkin(self, checkin_id: int, end: float) -> None:
-        with self._conn:
+        with self._checkin_write():
             self._conn.execute("UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end, checkin_id))
 
     def checkin_rows(
