@@ -1,6 +1,6 @@
 """Bluezone v3 matching for docs/benchmarks.md: F0-list entries per second against stored v3 sightings.
 
-    .venv/bin/python benchmarks/bluezone3_bench.py [--entries 2000] [--sightings 200000] [--repeat 3] [--json]
+    .venv/bin/python benchmarks/bluezone3_bench.py [--entries 2000] [--sightings 200000] [--repeat 3] [--far N] [--json]
 
 Medians of ``--repeat`` runs (the machine is shared: quote medians and ratios).
 
@@ -27,14 +27,19 @@ from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
 
 DAY0 = 20_400
 DAYS = 14
+#: ``--far`` entries start this many days before the others: a year before the last of the 14 days.
+FAR_DAYS = 365 - DAYS + 1
 
 
-def make_inputs(entries: int, sightings: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
-    """An F0 list of ``entries`` keys over 14 days and sightings over the same days; some are the F0s' IDs."""
+def make_inputs(entries: int, sightings: int, seed: int = 0, far: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """An F0 list of ``entries`` keys over 14 days and sightings over the same days; some are the F0s' IDs.
+    The last ``far`` entries start a year back (``FAR_DAYS`` before the others; none of them is planted)."""
     rng = np.random.default_rng(seed)
     f0 = np.zeros(entries, m3.F0_DTYPE)
     f0["daily_key"] = np.frombuffer(rng.bytes(32 * entries), "V32")
     f0["time_start"] = DAY0 * 86400
+    if far:
+        f0["time_start"][-far:] -= FAR_DAYS * 86400
     f0["max"] = 96
     f0["time_end"] = (DAY0 + DAYS) * 86400 - 1
     out = np.zeros(sightings, BLUEZONE3_SIGHTING_DTYPE)
@@ -87,9 +92,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--sightings", type=int, default=200_000)
     p.add_argument("--naive-entries", type=int, default=100)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--far", type=int, default=0, help="of the entries, this many start a year back")
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
-    entries, sightings, planted = make_inputs(args.entries, args.sightings)
+    if not 0 <= args.far <= max(0, args.entries - 10):
+        p.error("--far must leave the 10 planted entries")
+    entries, sightings, planted = make_inputs(args.entries, args.sightings, far=args.far)
     ours, naive = [], []
     pairs = np.empty((0, 2))
     for _ in range(args.repeat):
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     in_sample = {tuple(x) for x in pairs.tolist() if x[0] < len(sample)}
     result = {
         "entries": args.entries,
+        "far": args.far,
         "sightings": args.sightings,
         "days": DAYS,
         "planted": planted,

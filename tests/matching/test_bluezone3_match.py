@@ -75,6 +75,22 @@ def test_candidates_follow_the_apps_walk(slots: int, span: int, offset: int) -> 
     assert got == walk and (rows == 0).all()
 
 
+@settings(max_examples=10, deadline=None)
+@given(st.lists(st.integers(0, 366 * 86400 - 2 * 86400), min_size=1, max_size=4), st.integers(0, 86400))
+def test_entries_from_up_to_a_year_back_follow_the_apps_walk(backs: list[int], offset: int) -> None:
+    """Each entry's key chain is walked to its own first needed day (it walked in step with the chunk's
+    farthest): the same slots and IDs as the app's walk, for entries months back beside recent ones."""
+    end = T0 + 2 * 86400
+    since, until = T0 + offset, T0 + offset + 3600.0  # sightings of one hour in the entries' last days
+    keys = [bytes([i + 1]) * 32 for i in range(len(backs))]
+    entries = m3.parse_f0_list(f0([entry(key=k, start=T0 - back, end=end) for k, back in zip(keys, backs)]))
+    rows, lo, hi, ids = m3.candidates(entries, since, until, 0)
+    for i, (key, back) in enumerate(zip(keys, backs)):
+        walk = [w for w in app_walk(key, T0 - back, 96, end) if w[1] >= since * 1000 and w[0] <= until * 1000]
+        mine = rows == i
+        assert sorted(zip(lo[mine].tolist(), hi[mine].tolist(), [r.tobytes() for r in ids[mine]])) == walk
+
+
 def test_a_sighting_matches_inside_its_slot_plus_tolerance_only() -> None:
     entries = m3.parse_f0_list(f0([entry(), entry(key=bytes(32))]))
     day2 = bz3.ids_for_day(bz3.daily_key(KEY, 2))
