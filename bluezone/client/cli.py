@@ -42,7 +42,7 @@ def upload(
     A close contact (F1) given a recursive code sends its keys from its exposure date on (--exposure-date),
     so that its own close contacts (F2) are told.
     """
-    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.keyserver import KeyServerClient, checked_server_url
     from bluezone.client.uploading import (
         check_code,
         check_exposure_date,
@@ -57,6 +57,7 @@ def upload(
     from bluezone.proximity.store import SightingStore
 
     now = cli_clock().now()
+    checked_server_url(server_url)  # before the store is read and the questions asked
     check_exposure_date(exposure_date, now)
     check_symptom_onset(symptom_onset, now)
     if send_checkins and exposure_date is not None:

@@ -85,6 +85,25 @@ def base_url_of(url: str) -> str:
     return base
 
 
+def checked_server_url(base_url: str) -> str:
+    """``base_url`` as the node keys its state by (``base_url_of``), or InputError for one no request could
+    use.  Commands check it before anything else: ``upload`` used it in the store first (a byte that is no
+    UTF-8 was 'UnicodeEncodeError', exit 1) and asked its questions before the client refused it."""
+    if not base_url.startswith(("http://", "https://")):
+        raise InputError(f"server URL must start with http:// or https://, got {base_url!r}")
+    if "?" in base_url or "#" in base_url:  # the API's paths were put after it: '...#frag/v1/signing-key' asked '/'
+        raise InputError(f"server URL {base_url!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
+    try:
+        url = httpx.URL(base_url)
+    except httpx.InvalidURL as exc:
+        raise InputError(f"not a usable server URL {base_url!r}: {exc}") from None
+    if not url.host:
+        raise InputError(f"server URL {base_url!r} has no host")
+    if url.port is not None and not 0 < url.port < 65536:
+        raise InputError(f"server URL {base_url!r}: port {url.port} is not 1-65535")
+    return base_url_of(base_url)
+
+
 class KeyServerClient:
     """HTTP calls to one key server (sync; one ``httpx.Client``)."""
 
@@ -100,19 +119,7 @@ class KeyServerClient:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise InputError(f"server URL must start with http:// or https://, got {base_url!r}")
-        if "?" in base_url or "#" in base_url:  # the API's paths were put after it: '...#frag/v1/signing-key' asked '/'
-            raise InputError(f"server URL {base_url!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
-        try:
-            url = httpx.URL(base_url)
-        except httpx.InvalidURL as exc:
-            raise InputError(f"not a usable server URL {base_url!r}: {exc}") from None
-        if not url.host:
-            raise InputError(f"server URL {base_url!r} has no host")
-        if url.port is not None and not 0 < url.port < 65536:
-            raise InputError(f"server URL {base_url!r}: port {url.port} is not 1-65535")
-        self.base_url = base_url_of(base_url)
+        self.base_url = checked_server_url(base_url)
         self._deadline = Deadline(monotonic)
         if transport is None and http is None:  # retries: a connection that could not be made
             transport = transport_with_deadline(self._deadline, retries)

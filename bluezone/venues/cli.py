@@ -301,13 +301,14 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     Needs the venue's secrets (VENUE_DIR) and a health-authority code, as a case's upload does;
     the server receives the same encrypted reports and cannot tell which venue they name.
     """
-    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.keyserver import KeyServerClient, checked_server_url
     from bluezone.keyformat.keys import empty_keys
     from bluezone.venues.owner import load_venue_dir
     from bluezone.venues.upload import owner_warning_reports
 
     from bluezone.client.uploading import check_code
 
+    checked_server_url(server_url)  # before the owner is asked to send (the client refused it only after)
     code = check_code(code)
     secrets = load_venue_dir(venue_dir)
     now = cli_clock().now()
