@@ -40,12 +40,26 @@ def server() -> None:
     """The key server: verification codes, key upload, signed GAEN export batches."""
 
 
+def _key_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A key id or version: signed into every export.sig and compared by every client, so printable ASCII.
+    Any text was taken: a byte that is no UTF-8 (\\udcff) failed every later export with keys
+    ('UnicodeEncodeError'), and a newline or an escape sequence went to the terminal as it was."""
+    if value is not None and not (0 < len(value) <= MAX_KEY_NAME_CHARS and value.isascii() and value.isprintable()
+                                  and " " not in value):
+        raise click.BadParameter(f"give 1-{MAX_KEY_NAME_CHARS} printable ASCII characters, no space (e.g. 310, v2)")
+    return value
+
+
+#: A key id or version is a short name (GAEN's apps use the country code and v1, v2, ...).
+MAX_KEY_NAME_CHARS = 64
+
+
 @server.command("keygen")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to create.")
-@click.option("--key-id", default=None, help="Key id clients pin (SignatureInfo). [default: bluezone; with --force, the"
-              " replaced key's]")
-@click.option("--key-version", default=None, help="Version clients pin beside the key id. [default: v1; with --force,"
-              " the one after the replaced key's: v1 -> v2]")
+@click.option("--key-id", default=None, callback=_key_name, help="Key id clients pin (SignatureInfo). [default: bluezone;"
+              " with --force, the replaced key's]")
+@click.option("--key-version", default=None, callback=_key_name, help="Version clients pin beside the key id. [default:"
+              " v1; with --force, the one after the replaced key's: v1 -> v2]")
 @click.option("--force", is_flag=True, help="Replace an existing key (every client will refuse the new one).")
 @json_option
 def keygen_cmd(out: Path, key_id: str | None, key_version: str | None, force: bool, as_json: bool) -> None:

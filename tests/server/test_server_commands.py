@@ -424,3 +424,20 @@ def test_keygen_force_keeps_the_key_id_and_moves_the_version_on(tmp_path: Path) 
         assert (keys / "private.pem").read_bytes() == private
     assert _run("server", "keygen", "--out", str(tmp_path / "new"))[0] == 0  # a first key: bluezone/v1, as before
     assert json.loads((tmp_path / "new" / "signing_key.json").read_text())["key_version"] == "v1"
+
+
+@pytest.mark.parametrize("flag", ["--key-id", "--key-version"])
+@pytest.mark.parametrize("name", ["\udcff", "a\nb", "\x1b[31mred", "with space", "", "k" * 65])
+def test_keygen_refuses_a_key_name_no_export_or_client_can_carry(tmp_path: Path, flag: str, name: str) -> None:
+    """Signed into every export.sig and compared by every client: any text was taken.  A byte that is no UTF-8
+    (\\udcff: the byte 0xff typed) made a key whose every export with keys failed ('UnicodeEncodeError'), and a
+    newline or an escape sequence was printed to the terminal as it was ('signing key a' / 'b/v1 written')."""
+    rc, out, err = _run("server", "keygen", "--out", str(tmp_path / "keys"), flag, name)
+    assert rc == 2 and out == "" and err.count("\n") == 1, err
+    assert "printable ASCII characters, no space" in err
+    assert not (tmp_path / "keys").exists()
+
+
+def test_keygen_takes_a_country_code_and_a_version(tmp_path: Path) -> None:
+    rc, out, _ = _run("server", "keygen", "--out", str(tmp_path / "keys"), "--key-id", "452", "--key-version", "v2027-1")
+    assert rc == 0 and out.startswith("signing key 452/v2027-1 written to ")
