@@ -119,6 +119,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
         info = store.stats()
         info["dated_ahead"] = store.dated_ahead(now)
+        info["purged_on_open"] = store.purged_on_open
     if as_json:
         emit_json(info)
         return
@@ -136,8 +137,13 @@ def status(db_path: Path | None, as_json: bool) -> None:
     click.echo(f"sightings  {info['sightings']} over {info['days_covered']} day(s)")
     if info.get("bluezone3_sightings"):
         click.echo(f"Bluezone v3 sightings  {info['bluezone3_sightings']}")
+    if info["checkins"]:
+        click.echo(f"check-ins  {info['checkins']} (`bluezone checkins` lists them)")
     click.echo(f"first      {when(info['first_sighting'])}")
     click.echo(f"last       {when(info['last_sighting'])}")
+    purged = purged_line(info["purged_on_open"])
+    if purged:
+        click.echo(f"purged     {purged}")
     if info["dated_ahead"] and now < CLOCK_FLOOR:
         click.echo(
             f"ahead      {info['dated_ahead']} sightings or check-ins dated after now: this clock reads {when(now)}, before"
@@ -151,7 +157,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
         )
     daemon = info.get("daemon")
     emulated = Path(info["db_path"]).with_name(EMULATED_DB_FILENAME)
-    if not (info["sightings"] or info["daily_keys"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():
+    if not (info["sightings"] or info["daily_keys"] or info["checkins"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():
         # `bluezone run` without Bluetooth leaves this empty store behind, and the user then tries --backend emulated
         click.echo(printable_line(
             f"empty      `bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}"
@@ -191,6 +197,21 @@ def status(db_path: Path | None, as_json: bool) -> None:
             f"disk       ALMOST FULL: {free / 1e6:.1f} MB free beside the database; the daemon keeps new sightings "
             "in memory until there is room (free some space)"
         )
+
+
+def purged_line(purged: dict[str, Any] | None) -> str:
+    """What opening the store just deleted past the retention ("" if nothing): else a store whose daemon
+    stopped weeks ago reads 0 sightings with no word why, and a `bluezone purge` after it says 0."""
+    if not purged:
+        return ""
+    counts = [
+        (purged["sightings_deleted"], "sightings"), (purged["bluezone3_sightings_deleted"], "Bluezone v3 sightings"),
+        (purged["daily_keys_deleted"], "daily keys"), (purged["checkins_deleted"], "check-ins"),
+    ]
+    shown = [f"{n} {what}" for n, what in counts if n]
+    if not shown:
+        return ""
+    return f"{', '.join(shown)} older than {purged['retention_days']} days, just now (every command that opens the store does)"
 
 
 def calibration_line(daemon: dict[str, Any]) -> str:

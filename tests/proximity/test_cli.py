@@ -213,3 +213,15 @@ def test_status_of_an_empty_store_points_at_the_emulated_one_beside_it(tmp_path)
     for db in ("bluezone.db", "emulated.db"):
         result = invoke("status", "--db", str(tmp_path / db), now=NOW)
         assert result.exit_code == 0 and "keeps its sightings" not in result.output, result.output
+
+
+def test_status_of_a_store_holding_only_check_ins_is_not_called_empty(tmp_path) -> None:
+    """Walk15: a visitor who only scanned posters (no daemon yet) was told their store was empty and
+    their sightings went to emulated.db, beside the check-ins it holds."""
+    with SightingStore.open(tmp_path / "bluezone.db") as store:
+        store.add_checkin(b"v" * 16, b"p", "Cafe", "", NOW - 3600, NOW - 600, True, "url", NOW - 3600)
+    with SightingStore.open(tmp_path / "emulated.db") as store:
+        store.add_sightings(random_sightings(5, NOW - 60, 1))
+    result = invoke("status", "--db", str(tmp_path / "bluezone.db"), now=NOW)
+    assert result.exit_code == 0, result.output
+    assert "check-ins  1" in result.output and "keeps its sightings" not in result.output

@@ -152,3 +152,23 @@ def test_a_clock_at_1970_is_called_wrong_and_deletes_nothing_dated_ahead(stopped
     asked = invoke(boot, "purge", "--dated-ahead", "--db", str(stopped_store))
     assert asked.exit_code == 2 and "the clock is wrong, not the rows" in asked.output and "nothing deleted" in asked.output
     assert rows_left(stopped_store) == before
+
+
+def test_status_says_what_its_opening_purged(stopped_store: Path) -> None:
+    """Walk15: a month after the daemon stopped, `status` read 0 sightings with no word why, and the
+    `bluezone purge` a worried user then ran said 'purged 0': status's own opening had deleted them."""
+    result = invoke(STOPPED + 30 * DAY_SECONDS, "status", "--db", str(stopped_store))
+    assert result.exit_code == 0, result.output
+    assert ("purged     50 sightings, 1 daily keys, 1 check-ins older than 14 days, just now"
+            " (every command that opens the store does)") in result.output
+    again = invoke(STOPPED + 30 * DAY_SECONDS, "status", "--db", str(stopped_store), "--json")
+    assert json.loads(again.output)["purged_on_open"]["sightings_deleted"] == 0  # nothing left: no line either
+    assert "purged " not in invoke(STOPPED + 30 * DAY_SECONDS, "status", "--db", str(stopped_store)).output
+
+
+def test_status_counts_check_ins(stopped_store: Path) -> None:
+    """Walk15: status listed sightings and keys but not the check-ins the same store keeps 14 days."""
+    result = invoke(STOPPED + DAY_SECONDS, "status", "--db", str(stopped_store))
+    assert result.exit_code == 0, result.output
+    assert "check-ins  1 (`bluezone checkins` lists them)" in result.output
+    assert json.loads(invoke(STOPPED + DAY_SECONDS, "status", "--db", str(stopped_store), "--json").output)["checkins"] == 1

@@ -84,6 +84,7 @@ class StoreStatus(StoreBase):
             "days_covered": int(days),
             "daily_keys": int(keys),
             "bluezone3_sightings": int(conn.execute("SELECT COUNT(*) FROM bluezone3_sightings").fetchone()[0]),
+            "checkins": int(conn.execute("SELECT COUNT(*) FROM checkins").fetchone()[0]),
             "first_key_rolling_start": first_key,
             "last_key_rolling_start": last_key,
             "disk_free_bytes": self._disk_free(),
