@@ -46,10 +46,12 @@ MAX_ANSWER_BYTES = 1024 * 1024  # signing key, index and publish answers are a f
 BATCH_NAME = re.compile(r"^[A-Za-z0-9_-]{1,251}\.zip$")
 #: Publish refusals that are the user's input, not the server's trouble.
 USER_REFUSALS = {
-    "verification_code_invalid": "the verification code is not valid",
+    "verification_code_invalid": "the verification code is not valid: compare it digit by digit with the one the health"
+    " authority gave you, or ask them for a new one",
     "verification_code_mistyped": "this verification code has a typo (a digit too many or too few, or its check digit"
     " does not match): read it again, digit by digit",
-    "verification_code_used": "the verification code was already used (each code works once)",
+    "verification_code_used": "the verification code was already used (each code works once): if you uploaded with it"
+    " before, your keys are on the server and there is nothing more to do; if not, ask the health authority for a new one",
     "verification_code_expired": "the verification code has expired: ask the health authority for a new one",
     "verification_code_revoked": "the health authority withdrew this verification code: ask them for a new one",
     "key_before_exposure": "",

@@ -126,3 +126,31 @@ def test_upload_says_the_code_has_a_typo(storage: Storage) -> None:
         with pytest.raises(UploadRefusedError, match=r"^upload refused: this verification code has a typo"):
             client.publish(keys, _typos(good)[0])
         assert client.publish(keys, good).inserted == 1
+
+
+def test_upload_says_what_to_do_with_a_wrong_or_used_code(storage: Storage) -> None:
+    """Walk15: 'the verification code is not valid' and '... already used (each code works once)' said
+    nothing of what to do next: check the digits, that the keys already went, or ask for a new code."""
+    from fastapi.testclient import TestClient
+
+    good = issue_code(storage, NOW, key=KEY).code
+    keys = empty_keys(1)
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD
+    keys["rolling_period"] = ROLLING_PERIOD
+    with TestClient(create_app(storage, code_key=KEY, clock=VirtualClock(NOW))) as http:
+        client = KeyServerClient("http://testserver", http=http)
+        with pytest.raises(UploadRefusedError) as wrong:
+            client.publish(keys, "1" * 16)
+        assert client.publish(keys, good).inserted == 1
+        with pytest.raises(UploadRefusedError) as used:
+            client.publish(keys, good)
+    assert str(wrong.value) == (
+        "upload refused: the verification code is not valid: compare it digit by digit with the one the health"
+        " authority gave you, or ask them for a new one"
+    )
+    assert str(used.value) == (
+        "upload refused: the verification code was already used (each code works once): if you uploaded with it"
+        " before, your keys are on the server and there is nothing more to do; if not, ask the health authority"
+        " for a new one"
+    )
+    assert wrong.value.exit_code == used.value.exit_code == 2
