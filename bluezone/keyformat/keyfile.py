@@ -20,6 +20,7 @@ import binascii
 import json
 import os
 import secrets
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,21 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
     """Write ``data`` to a file only its owner can read: daily keys reveal every RPI the device sent.
 
     ``new``: refuse (FileExistsError) a file already there, for what cannot be written twice; one that
-    cannot be written whole (a full disk) is removed, so the retry is not refused for it."""
+    cannot be written whole (a full disk) is removed, so the retry is not refused for it.  Otherwise a file
+    (or none) is replaced whole (``writefile``; a link's file, where the link points): a write that fails
+    leaves the old file as it was, where truncating it first left a full disk's export empty or cut short.
+    Anything else there (a terminal, a pipe: /dev/stdout, ``>(gpg -e)``) is written into as it is."""
+    if not new:
+        try:
+            there = os.stat(path)
+        except FileNotFoundError:
+            there = None
+        if there is None or stat.S_ISREG(there.st_mode):
+            from bluezone.writefile import write_files
+
+            target = Path(os.path.realpath(path))
+            write_files(target.parent, {target.name: (data, 0o600)})
+            return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC), 0o600)
     try:
         with os.fdopen(fd, "wb") as f:

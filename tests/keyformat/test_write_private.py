@@ -1,0 +1,73 @@
+"""write_private (`keys export --out`): a file there is replaced whole or not at all.  It was truncated first and
+then written, so a write the disk refused part-way left it empty or cut short: on a filled tmpfs
+`bluezone keys export --out keys.json` over an earlier export left a 0-byte keys.json, exit 2."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import signal
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bluezone.keyformat.keyfile import write_private
+
+LIMIT = 4096  # bytes a file may reach while the disk "fills"
+
+
+@contextlib.contextmanager
+def _file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past ``limit`` bytes of any file fail (EFBIG), as a full disk fails them part-way."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel's signal ends the process
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+@settings(max_examples=40, deadline=None)
+@given(old=st.binary(max_size=LIMIT), extra=st.integers(1, 3 * LIMIT))
+def test_a_write_that_fails_part_way_leaves_the_old_file(tmp_path_factory: pytest.TempPathFactory, old: bytes, extra: int) -> None:
+    path = tmp_path_factory.mktemp("out") / "keys.json"
+    path.write_bytes(old)
+    with _file_size_limit(LIMIT), pytest.raises(OSError):
+        write_private(path, b"k" * (LIMIT + extra))
+    assert path.read_bytes() == old
+    assert [p.name for p in path.parent.iterdir()] == ["keys.json"]  # no temporary file left
+
+
+def test_a_write_that_fits_replaces_it_private(tmp_path: Path) -> None:
+    path = tmp_path / "keys.json"
+    path.write_bytes(b"old")
+    path.chmod(0o644)
+    write_private(path, b"new")
+    assert path.read_bytes() == b"new" and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_link_is_followed_to_its_file_and_stays_a_link(tmp_path: Path) -> None:
+    """--out naming a link (keys kept on another volume): the keys go where it points, as before."""
+    (tmp_path / "vault").mkdir()
+    link = tmp_path / "keys.json"
+    link.symlink_to(tmp_path / "vault" / "keys.json")
+    write_private(link, b"new")
+    assert link.is_symlink() and (tmp_path / "vault" / "keys.json").read_bytes() == b"new"
+
+
+def test_a_pipe_is_written_into(tmp_path: Path) -> None:
+    """/dev/stdout or >(gpg -e): no file to replace, written as before."""
+    read, write = os.pipe()
+    try:
+        write_private(f"/proc/self/fd/{write}", b"into the pipe")
+        assert os.read(read, 100) == b"into the pipe"
+    finally:
+        os.close(read)
+        os.close(write)
