@@ -93,6 +93,8 @@ def checked_server_url(base_url: str) -> str:
     UTF-8 was 'UnicodeEncodeError', exit 1) and asked its questions before the client refused it."""
     if not base_url.startswith(("http://", "https://")):
         raise InputError(f"server URL must start with http:// or https://, got {base_url!r}")
+    if any(c.isspace() for c in base_url):  # 'http://keys example.org' was looked up in DNS 4 times, then exit 1
+        raise InputError(f"server URL {base_url!r} holds a space: give the key server's address as published")
     if "?" in base_url or "#" in base_url:  # the API's paths were put after it: '...#frag/v1/signing-key' asked '/'
         raise InputError(f"server URL {base_url!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
     try:

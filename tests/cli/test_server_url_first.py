@@ -24,6 +24,7 @@ BAD = [
     ("http://\udcff", "not a usable server URL"),
     ("ftp://keys.example.org", "must start with http"),
     ("https://keys.example.org#x", "without '?' or '#'"),
+    ("https://keys example.org", "holds a space"),  # was looked up in DNS 4 times, then exit 1
 ]
 
 
