@@ -156,7 +156,7 @@ def _uploaded_line(result: Any) -> str:
         stored = f" and {result.receipt.checkins} check-in(s)"
         if not result.receipt.checkins:
             stored += " (it publishes none under a negative test's or a close contact's code)"
-    return f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new{revised}{stored}"
+    return f"uploaded {len(result.keys)} key(s){sent}; the server stored {result.receipt.inserted} new key(s){revised}{stored}"
 
 
 def _key_span(start_interval: int, period: int) -> str:

@@ -47,7 +47,7 @@ def test_cli_end_to_end_on_loopback(live_server: dict, tmp_path: Path) -> None:
     # (the questions before sending: test_upload_asks_before_sending, on a chosen clock)
     rc, out, err = _run("upload", "--server", url, "--code", issued["code"], "--db", str(nodes["a"]), "--yes")
     assert rc == 0, err
-    assert "server stored 5 new" in out
+    assert "server stored 5 new key(s)" in out
     # what comes next: keys alone warn the people near the F0 (no venue named); the likely-code advice
     assert "next: published at the server's next export; people near you are warned when they next check\n" in out
     assert "upload again with the confirmed code" in out
@@ -92,7 +92,7 @@ def test_negative_code_withdraws_a_likely_report_cli(live_server: dict, tmp_path
     rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--dry-run")
     assert rc == 0 and json.loads(out)["revisionToken"] == "<revision token of your last upload>"  # sent, not shown
     rc, out, err = _run("upload", "--server", url, "--code", negative, "--db", str(nodes["a"]), "--yes")
-    assert rc == 0 and "server stored 0 new, revised 5" in out, err
+    assert rc == 0 and "server stored 0 new key(s), revised 5" in out, err
     assert _run(*export)[0] == 0
     rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]))
     assert rc == 0 and "0 exposure(s)" in out and "withdrawn" in out, err

@@ -251,7 +251,7 @@ def test_a_couriers_checkins_go_twelve_a_day(live_server: dict, tmp_path: Path) 
     code = json.loads(out)["code"]
     rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes")
     assert rc == 0, err
-    assert "uploaded 13 key(s) and 156 check-in(s); the server stored 13 new and 156 check-in(s)" in out
+    assert "uploaded 13 key(s) and 156 check-in(s); the server stored 13 new key(s) and 156 check-in(s)" in out
     assert "(234 more check-in(s) stay on this device" in err
 
 
@@ -303,13 +303,13 @@ def test_upload_says_what_it_sent_and_what_the_server_kept_of_the_checkins(live_
 
     told: list[list[str]] = []
     assert upload("negative") == (
-        "uploaded 1 key(s) and 1 check-in(s); the server stored 0 new and 0 check-in(s)"
+        "uploaded 1 key(s) and 1 check-in(s); the server stored 0 new key(s) and 0 check-in(s)"
         " (it publishes none under a negative test's or a close contact's code)"
     )
     # not published: a later positive test sends it
-    assert upload("likely") == "uploaded 1 key(s) and 1 check-in(s); the server stored 1 new and 1 check-in(s)"
+    assert upload("likely") == "uploaded 1 key(s) and 1 check-in(s); the server stored 1 new key(s) and 1 check-in(s)"
     # published: not sent again (a second copy reads to the others who were there as a second case)
-    assert upload("confirmed") == "uploaded 1 key(s); the server stored 0 new, revised 1"
+    assert upload("confirmed") == "uploaded 1 key(s); the server stored 0 new key(s), revised 1"
     # what happens next, and for the likely code what is still to do (the F0 was told nothing)
     nothing, likely, confirmed = told
     assert nothing == ["next: nothing new was stored, so nothing more is published"]
@@ -335,7 +335,7 @@ def test_a_device_that_only_checked_in_uploads_its_checkins_alone(live_server: d
     assert result.exit_code == 0, result.stderr
     assert "no daily keys (it never ran `bluezone run`)" in result.stderr and "Quán Phở" in result.stderr
     said, told, likely = result.stdout.strip().splitlines()
-    assert said == "uploaded 0 key(s) and 1 check-in(s); the server stored 0 new and 1 check-in(s)"
+    assert said == "uploaded 0 key(s) and 1 check-in(s); the server stored 0 new key(s) and 1 check-in(s)"
     assert told == "next: published at the server's next export; those at the venues you sent are warned when they next check"
     run("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir", str(live_server["keys"]),
         "--export-dir", str(live_server["exports"]))
