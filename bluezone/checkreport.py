@@ -62,7 +62,7 @@ def report_lines(
             )
     sources = result.keys_said() if gaen else ""  # keys, not cases: padding and up to 14 a person
     if result.bluezone3_entries is not None:
-        sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list entries"
+        sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list {'entry' if result.bluezone3_entries == 1 else 'entries'}"
     close = result.close_contacts
     f2 = sum(e.level == "F2" for e in result.exposures)
     levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"

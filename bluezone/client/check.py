@@ -222,7 +222,10 @@ class ServerCheckResult(CheckResult):
 
     def keys_said(self) -> str:
         """The keys checked and the files they came in: the server's fake keys are among them (padding,
-        which only the server tells apart), so the count says nothing of how many people uploaded."""
+        which only the server tells apart), so the count says nothing of how many people uploaded; with no
+        new key file (only venue warnings came) there are no keys to be fake."""
+        if not self.batches:
+            return "0 keys (no new key file)"
         return f"{self.key_count} keys in {len(self.batches)} new file(s) (fake keys among them: not a count of cases)"
 
     def raise_for_rejected(self) -> None:

@@ -224,7 +224,7 @@ def test_cli_check_with_an_f0_list_end_to_end(tmp_path) -> None:
     assert data["close_contact"] and [e["protocol"] for e in data["exposures"]] == ["bluezone3"]
     text = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db")], obj={"clock": VirtualClock(T0 + 13 * 3600)})
     assert text.exit_code == 0
-    assert "[Bluezone v3]" in text.stdout and "from 1 Bluezone v3 F0 list entries" in text.stdout
+    assert "[Bluezone v3]" in text.stdout and "from 1 Bluezone v3 F0 list entry\n" in text.stdout
 
 
 def test_store_check_reads_gaen_rows_only_where_asked_and_finds_the_same(tmp_path, monkeypatch) -> None:

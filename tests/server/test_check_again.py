@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from server_helpers import NOW, make_nodes
 from starlette.testclient import TestClient
 
-from bluezone.client.check import check_server
+from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.keyserver import KeyServerClient
 from bluezone.client.state import ServerState
 from bluezone.client.uploading import keys_to_upload
@@ -209,3 +209,12 @@ def test_the_summary_counts_keys_in_the_files_not_cases(world) -> None:  # type:
     assert (f"from {result.key_count} keys in 5 new file(s) (fake keys among them: not a count of cases)" in out
             and "diagnosis keys" not in out), out
     assert result.as_dict()["keys"] == result.key_count and len(result.as_dict()["batches"]) == 5
+
+
+def test_a_check_that_brought_only_venue_warnings_says_no_new_key_file() -> None:
+    """Walk15: a check whose only new file was a venue warning said 'from 0 keys in 0 new file(s) (fake
+    keys among them: not a count of cases)' above the warning: fake keys among none."""
+    assert ServerCheckResult(venue_files=["v.zip"], new_batches=1).keys_said() == "0 keys (no new key file)"
+    assert ServerCheckResult(batches=["a.zip"], streamed_keys=573, new_batches=1).keys_said() == (
+        "573 keys in 1 new file(s) (fake keys among them: not a count of cases)"
+    )
