@@ -202,7 +202,8 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC), 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o600)  # the mode above is filtered by the umask, and an old file keeps its own
+            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a device's mode is everybody's: /dev/null made 0600
+                os.fchmod(f.fileno(), 0o600)  # the mode above is filtered by the umask, and an old file keeps its own
             f.write(data)
     except BaseException:
         if new:  # created above, so ours: half an F0 list would pass for the one to hand over

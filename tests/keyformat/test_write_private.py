@@ -71,3 +71,19 @@ def test_a_pipe_is_written_into(tmp_path: Path) -> None:
     finally:
         os.close(read)
         os.close(write)
+
+
+def test_a_device_written_into_keeps_its_mode() -> None:
+    """`keys export --out /dev/null` (as root) made /dev/null 0600: every other user's `> /dev/null` then
+    failed ('cannot create /dev/null: Permission denied'), PostgreSQL's initdb among them (seen on the
+    shared machine twice in one night).  A terminal, pipe or device is written into, its mode left alone."""
+    master, slave = os.openpty()  # a terminal of our own, as /dev/null is a device: any user may make one
+    try:
+        path = os.ttyname(slave)
+        os.chmod(path, 0o620)
+        write_private(path, b"keys\n")
+        assert os.read(master, 100) == b"keys\r\n"
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o620
+    finally:
+        os.close(master)
+        os.close(slave)
