@@ -56,7 +56,10 @@ def read_qr_texts(photo: Path) -> list[str]:
     # Pillow says a broken file in more ways than OSError: SyntaxError (a PNG chunk), RuntimeError and
     # SyntaxError (its AVIF decoder), EOFError
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, RuntimeError, EOFError) as exc:
-        raise VenueError(f"{photo} is not an image Pillow can read ({type(exc).__name__})") from None
+        raise VenueError(
+            f"{photo} is not an image Pillow can read ({type(exc).__name__}): give a photo of the poster"
+            f" ({', '.join(PHOTO_FORMATS)}), or type the URL printed under its QR code (`bluezone checkin URL`)"
+        ) from None
     return [r.text for r in results if r.valid and r.text]
 
 
@@ -80,7 +83,10 @@ def venue_from_photo(photo: Path) -> Venue:
     """The venue of the (first valid) check-in QR code in ``photo``."""
     texts = read_qr_texts(Path(photo))
     if not texts:
-        raise VenueError(f"no QR code found in {photo}")
+        raise VenueError(
+            f"no QR code found in {photo}: take the photo again with the whole code in the frame, sharp and lit,"
+            " or type the URL printed under it (`bluezone checkin URL`)"
+        )
     errors = []
     for text in texts:
         try:

@@ -143,10 +143,13 @@ def test_photo_without_a_code_is_one_clear_error(tmp_path: Path, clock: VirtualC
     db = tmp_path / "visitor.db"
     result = run(clock, "checkin", "--image", str(blank), "--db", str(db))
     assert result.exit_code == 2 and "no QR code" in result.output
+    # walk15: and what to do about it (the poster prints its URL under the code)
+    assert "or type the URL printed under it (`bluezone checkin URL`)" in result.output
     not_image = tmp_path / "notes.txt"
     not_image.write_text("hello")
     result = run(clock, "checkin", "--image", str(not_image), "--db", str(db))
     assert result.exit_code == 2 and "not an image" in result.output
+    assert "give a photo of the poster (" in result.output and "`bluezone checkin URL`" in result.output
     assert not db.exists()
 
 
