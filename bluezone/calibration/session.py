@@ -29,7 +29,7 @@ from bluezone.calibration.procedure import (
 from bluezone.calibration.table import default_table
 from bluezone.clock import Clock, SystemClock, VirtualClock
 from bluezone.config import DaemonConfig, save_settings
-from bluezone.errors import ConfigError
+from bluezone.errors import ConfigError, UnknownDeviceError
 from bluezone.proximity.backends import EMULATED, open_radio
 from bluezone.proximity.backends.emulated import Air, Channel, Links, LogDistanceChannel
 from bluezone.proximity.radio import Radio
@@ -81,7 +81,16 @@ class ReferenceSpec:
             return f"reference radio {self.radio}", self.rssi_correction_db, self.tx_power_dbm
         if not self.model:
             raise ConfigError("name the reference device: --reference MODEL (a phone in Google's table) or --reference-radio")
-        found = default_table().require(self.model, self.manufacturer)
+        try:
+            found = default_table().require(self.model, self.manufacturer)
+        except UnknownDeviceError:  # its "give the numbers yourself" is no option here: --reference takes the table's
+            who = f"{self.manufacturer} {self.model}" if self.manufacturer else self.model
+            word = (self.model.split() or [self.model])[0]
+            raise UnknownDeviceError(
+                f"{who!r} is not in Google's calibration table: `bluezone calibrate --find {word}` lists the phones it"
+                " has (give the model as it names it); a phone not in it cannot be the reference, a calibrated second"
+                " adapter can (--reference-radio)"
+            ) from None
         if found.tx_power_dbm is None:
             raise ConfigError(
                 f"{found.model}: Google's table holds no TX power for iPhones (they are its reference receivers); "

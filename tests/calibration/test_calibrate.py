@@ -133,7 +133,9 @@ def test_pick_reference_merges_one_phones_rpis_across_a_rotation() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--reference", "Nokia 3310"], "not in the calibration table"),
+        (["--reference", "Nokia 3310"], "not in Google's calibration table"),
+        # walk15: it said "give its RSSI correction and TX power yourself", which --reference cannot take
+        (["--reference", "Pixel 9 Pro Max"], "`bluezone calibrate --find Pixel` lists the phones it has"),
         (["--reference", "iPhone 8"], "no TX power for iPhones"),
         ([], "name the reference"),
         (["--reference-radio", "bluez:hci1"], "needs its own calibration"),
