@@ -307,10 +307,15 @@ def what_next(receipt: PublishReceipt) -> list[str]:
     if receipt.inserted or receipt.checkins:
         told = (("people near you", receipt.inserted), ("those at the venues you sent", receipt.checkins))
         who = " and ".join(name for name, count in told if count)
+        # check-ins carry no revision token (docs/venues.md): say so before a negative test, not after
+        stay = (
+            "; a negative test then withdraws your keys' warning, not the check-ins', which stay published 14 days"
+            if receipt.checkins else ""
+        )
         return [
             f"next: published at the server's next export; {who} are warned when they next check",
             "  (a 'likely' code, no test yet? keep this device and its database, and upload again with the confirmed"
-            " code when you get it)",
+            f" code when you get it{stay})",
         ]
     if receipt.revised:  # a likely report confirmed, or taken back by a negative test
         return ["next: the change is published at the server's next export; people near you learn of it when they next check"]

@@ -316,6 +316,8 @@ def test_upload_says_what_it_sent_and_what_the_server_kept_of_the_checkins(live_
     assert likely[0] == ("next: published at the server's next export; people near you and those at the venues you"
                          " sent are warned when they next check")
     assert "'likely' code" in likely[1] and "keep this device" in likely[1] and "upload again with the confirmed code" in likely[1]
+    # walk15: the check-ins sent on a likely code stay published whatever the test says: told now, not found out later
+    assert "a negative test then withdraws your keys' warning, not the check-ins', which stay published 14 days" in likely[1]
     assert confirmed == ["next: the change is published at the server's next export; people near you learn of it"
                          " when they next check"]
 
