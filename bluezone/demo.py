@@ -280,7 +280,7 @@ def run_demo(
         server_dir = work / "key-server"
         storage = SQLiteStorage(server_dir / "server.db")
         signer = keygen(server_dir / "signing")
-        exports = server_dir / "exports"
+        exports = server_dir / "server-exports"  # where `server run`/`export` put them beside server.db: go on from here
         # the server's clock reads the demo's ``now`` (frozen: nothing on it sleeps)
         code_key = CodeKey.load(server_dir / "signing")
         app = create_app(storage, code_key=code_key, export_dir=exports, signer=signer, clock=VirtualClock(now))
@@ -500,6 +500,8 @@ def format_report(result: DemoResult) -> str:
             f"Databases, {result.f0}'s key file and the key server's files are in {result.out_dir}: try\n"
             f"  bluezone status --db {result.out_dir}/Binh.db\n"
             f"  bluezone check --keys {result.out_dir}/{result.f0}-keys.json --db {result.out_dir}/Binh.db\n"
-            f"  bluezone checkins --db {result.out_dir}/Em.db      (the poster: {result.out_dir}/cafe/poster.png)"
+            f"  bluezone checkins --db {result.out_dir}/Em.db      (the poster: {result.out_dir}/cafe/poster.png)\n"
+            f"  bluezone server run --server-db {result.out_dir}/key-server/server.db --signing-key-dir"
+            f" {result.out_dir}/key-server/signing --port 8080      (the key server again, its exports kept)"
         )
     return "\n".join(lines)
