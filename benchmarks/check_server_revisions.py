@@ -4,8 +4,10 @@
     .venv/bin/python benchmarks/check_server_revisions.py all KEYS R1 [R2 ...] [--repeat N] [--baseline-src DIR]
 
 KEYS random keys and R revisions (of other keys, revoked: an earlier check's keys withdrawn, which are
-matched against the store) are signed into 20 export files with a store of 20,000 sightings, once per R
-(in ``--workdir``, or a temporary directory).  Each run is a process of its own (``ru_maxrss`` is its
+matched against the store) are signed into 20 export files (more where R is above 20 x ``--per-file``:
+a server's files hold a bounded number, and a file is parsed whole) with a store of 20,000 sightings,
+once per R (in ``--workdir``, or a temporary directory), in a process of their own (a child's
+``ru_maxrss`` starts at its parent's).  Each run is a process of its own (``ru_maxrss`` is its
 peak, ``peak_rss_mib``): the files served from disk by an in-process mock transport, checked with
 ``buffer_keys`` 65,536 (so KEYS above it stream, below it are joined) against a fresh copy of the store.
 Prints one JSON line per run: seconds of the check, the peak before the check (imports) and after, and
@@ -137,6 +139,7 @@ def main() -> None:
     parser.add_argument("revisions", type=int, nargs="+")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--baseline-src", type=Path)
+    parser.add_argument("--per-file", type=int, default=50_000, help="revisions a file at most (default 50,000)")
     parser.add_argument("--workdir", type=Path, help="where the files are made, once (default: a temporary directory)")
     args = parser.parse_args(sys.argv[2:])
     trees = {"this": Path(__file__).resolve().parent.parent}
@@ -144,8 +147,9 @@ def main() -> None:
         trees["baseline"] = args.baseline_src.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         for n_rev in args.revisions:
-            where = (args.workdir or Path(tmp)) / f"k{args.keys}_r{n_rev}"
-            make(args.keys, n_rev, 20, where)
+            where = (args.workdir or Path(tmp)) / f"k{args.keys}_r{n_rev}_p{args.per_file}"
+            files = max(20, -(-n_rev // args.per_file))
+            subprocess.run([sys.executable, __file__, "make", str(args.keys), str(n_rev), str(files), str(where)], check=True)
             runs: dict[str, list[dict]] = {name: [] for name in trees}
             for _ in range(args.repeat):
                 for name, tree in trees.items():
@@ -165,5 +169,7 @@ def main() -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "one":
         print(json.dumps(one(Path(sys.argv[2]))))
+    elif sys.argv[1] == "make":
+        make(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), Path(sys.argv[5]))
     else:
         main()
