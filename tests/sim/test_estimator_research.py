@@ -80,6 +80,8 @@ def test_verdict_cache_rescores_as_the_engine_does(classroom_run: tuple, tmp_pat
     engine's scores to the digit, a present verdict ranks the same, and ``--grid`` at 15 is the scorer's cut."""
     import pickle
 
+    for sibling in ("credit_cache", "credit_recordings"):  # what verdict_cache.py imports beside it
+        research(sibling)
     vc = research("verdict_cache")
     result, data = classroom_run
     extra = vc.variant_scores(result, data["keys"])
