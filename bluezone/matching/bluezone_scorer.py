@@ -62,6 +62,10 @@ from bluezone.matching.scoring import (
 )
 
 
+#: A bridge (empty slots) longer than any window: ``present_share`` then makes the window one run.
+WHOLE_WINDOW = 2**40
+
+
 @dataclass(frozen=True)
 class BluezoneConfig:
     """The bluezone scorer's settings; the defaults and how they were chosen are in docs/simulation.md."""
@@ -81,7 +85,9 @@ class BluezoneConfig:
     # The verdict's own credit ("slots" or "present"; "same": as ``credit``): the minutes within 2 m and
     # the close contact count by it, the ranking (``weighted_minutes``) keeps ``credit``, so ROC and PR do
     # not move.  Whole slots credit a pair truly near 14.9 minutes 15-16 (clinic 74); the present credit
-    # for both ranks worse (the office's PR-AUC) and loses 15-minute bus rides' 16th slot.
+    # for both ranks worse (the office's PR-AUC) and loses 15-minute bus rides' 16th slot.  "ends": the
+    # time present only at the window's outer ends (its first and last judged slot), whole slots inside:
+    # "present" also cut every break inside a long contact (office 85: 145 minutes near credited 14.60).
     verdict_credit: str = "same"
     sampling_seconds: float = 10.0  # as GaenConfig's: the simulator's scan cycle, above a daemon's and the recordings'
     reference_db: float = 58.0  # receiver reference (see receiver.py) that needs no shift
@@ -123,8 +129,8 @@ class BluezoneConfig:
         if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
         check_credit(self.credit, self.sampling_seconds, self.slot_seconds)
-        if self.verdict_credit not in ("same", "slots", "present"):
-            raise ConfigError(f"verdict_credit must be 'same', 'slots' or 'present', got {self.verdict_credit!r}")
+        if self.verdict_credit not in ("same", "slots", "present", "ends"):
+            raise ConfigError(f"verdict_credit must be 'same', 'slots', 'present' or 'ends', got {self.verdict_credit!r}")
         if self.ramp_db < 0:
             raise ConfigError("ramp_db must be >= 0")
         if self.ranking not in ("chain", "ramp"):
@@ -252,13 +258,14 @@ class BluezoneScorer:
     def present(self, window: ExposureWindow, slots: np.ndarray, credit: str) -> np.ndarray:
         """The share of each judged slot to credit: 1 with ``credit = "slots"``, else the part of it
         the link was present (``present_share`` over the judged slots' sightings, bridging as
-        ``credited`` does)."""
+        ``credited`` does; with "ends" the window is one run, so only its first and last slot are cut)."""
         c = self.config
         if credit == "slots" or len(slots) == 0:
             return np.ones(len(slots))
         times = np.asarray(window.times, np.float64)
         judged = np.isin(np.floor(times / c.slot_seconds).astype(np.int64), slots)
-        _, share = present_share(times[judged], c.slot_seconds, c.gap_fill_slots, c.sampling_seconds)
+        bridge = WHOLE_WINDOW if credit == "ends" else c.gap_fill_slots
+        _, share = present_share(times[judged], c.slot_seconds, bridge, c.sampling_seconds)
         return share
 
     def credited(self, slots: np.ndarray, weight: np.ndarray, share: np.ndarray | None = None) -> float:

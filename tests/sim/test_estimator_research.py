@@ -207,3 +207,37 @@ def test_llr_table_fit_is_the_least_squares_non_increasing_one() -> None:
     fit = llr.pav_decreasing(y, np.ones(len(y)))
     assert np.all(np.diff(fit) <= 0) and fit.sum() == pytest.approx(y.sum())
     assert fit.tolist() == pytest.approx([3.0, 1.5, 1.5, 0.25, 0.25, -1.0])
+
+
+def test_ends_cache_rescores_every_credit_as_the_scorer_does(classroom_run: tuple, tmp_path: Path) -> None:
+    """research/ends_cache.py keeps each window's judged slots and re-scores verdict credits without a run:
+    whole slots, "present" and "ends" must be the real scorer's verdicts to the bit and minutes to the digit."""
+    import pickle
+
+    from bluezone.matching.bluezone_scorer import BluezoneScorer
+    from bluezone.matching.receiver import for_receiver
+
+    ends = research("ends_cache")
+    result, data = classroom_run
+    keys = data["keys"]
+    extra = ends.keep(result, keys)
+    for credit in ("slots", "present", "ends"):
+        for threshold in (58.5, 59.0, 59.5):
+            scorer = BluezoneScorer(BluezoneConfig(verdict_credit=credit, threshold_db=threshold))
+            real = np.zeros(len(keys))
+            decided = np.zeros(len(keys), bool)
+            for i, key in enumerate(keys):
+                for w in result.windows.get(key, ()):
+                    s = for_receiver(scorer, result.contexts[key[2]]).score(w)
+                    real[i] = max(real[i], s.minutes_by_bucket["within_2m"])
+                    decided[i] |= s.close_contact
+            mine = ends.verdict_minutes(extra["windows_kept"], keys, credit, threshold)
+            assert (np.round(mine, 3) == real).all() and ((mine >= 15.0 - 1e-9) == decided).all()
+    assert (extra["ends_59_scorer"][0] == data["scores"]["bluezone"][0]).all()  # the ranking does not move
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "classroom_5.pkl").write_bytes(pickle.dumps({**data, **extra}))
+    ends.grid(tmp_path / "in", tmp_path / "out", (59.0,), (14.9, 15.0))
+    scores = pickle.loads((tmp_path / "out" / "classroom_5.pkl").read_bytes())["scores"]
+    assert (scores["slots_59@15"][1] == data["scores"]["bluezone"][1]).all()
+    assert (scores["ends_59@15"][1] == extra["ends_59_scorer"][1]).all()
+    assert (scores["ends_59@14.9"][1] >= scores["ends_59@15"][1]).all()
