@@ -2,7 +2,9 @@
 
 Fresh seed clinic 74: three false alarms were pairs truly within 2 m for 14.9-15.0 minutes that whole
 slots credited 15-16.  Crediting the time present for both verdict and ranking (``credit = "present"``)
-lost the office's PR-AUC; ``verdict_credit = "present"`` moves the verdict alone.
+lost the office's PR-AUC; ``verdict_credit = "present"`` moves the verdict alone.  It also cut every break
+inside a long contact (fresh seed office 85: 145 minutes near credited 14.60); ``verdict_credit = "ends"``
+cuts only the window's outer ends.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
 from bluezone.matching.matcher import ExposureWindow
 
 
+@pytest.mark.parametrize("credit", ["present", "ends"])
 @pytest.mark.parametrize("seed", range(12))
-def test_a_pair_near_for_14_8_minutes_is_not_flagged_by_the_present_verdict(seed: int) -> None:
+def test_a_pair_near_for_14_8_minutes_is_not_flagged_by_the_present_verdict(seed: int, credit: str) -> None:
     start = 2.5 + seed * 0.07
     w = scanned(start, start + 14.8, seed=seed)  # 15 or 16 minute slots touched
     whole = BluezoneScorer().score(w)
     assert whole.minutes_by_bucket["within_2m"] >= 15.0 and whole.close_contact  # the shipped rounding
-    present = BluezoneScorer(BluezoneConfig(verdict_credit="present")).score(w)
+    present = BluezoneScorer(BluezoneConfig(verdict_credit=credit)).score(w)
     assert 14.5 < present.minutes_by_bucket["within_2m"] <= 14.8 + SAMPLING / 60 + 1e-9
     assert not present.close_contact
     assert present.weighted_minutes == whole.weighted_minutes  # ranked as before
@@ -43,6 +46,35 @@ def test_a_contact_of_16_minutes_is_still_flagged() -> None:
     assert score.close_contact and score.minutes == pytest.approx(16.0, abs=0.2)
 
 
+def gapped(seed: int) -> ExposureWindow:
+    """A pair near from minute 2 to 21, unheard from 10.2 to 14.8 (three empty slots: longer than the
+    scorer bridges), so the contact's two runs have ragged inner ends (slots 10 and 14)."""
+    w = scanned(2.0, 21.0, seed=seed)
+    keep = (w.times - T0 < 10.2 * 60) | (w.times - T0 > 14.8 * 60)
+    return ExposureWindow(0, w.day, w.times[keep], w.rssi[keep], w.attenuation[keep], False)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_long_contact_with_a_gap_inside_keeps_its_whole_slots_by_its_ends(seed: int) -> None:
+    # office 85's kind: the present verdict cuts both sides of every break inside a contact
+    w = gapped(seed)
+    whole = BluezoneScorer().score(w)
+    assert whole.minutes_by_bucket["within_2m"] == 16.0 and whole.close_contact  # slots 2-10 and 14-20
+    present = BluezoneScorer(BluezoneConfig(verdict_credit="present")).score(w)
+    assert present.minutes_by_bucket["within_2m"] < 14.8 and not present.close_contact
+    ends = BluezoneScorer(BluezoneConfig(verdict_credit="ends")).score(w)
+    assert ends.minutes_by_bucket["within_2m"] > 15.8 and ends.close_contact  # only minute 2's first seconds cut
+    assert ends.weighted_minutes == present.weighted_minutes == whole.weighted_minutes
+
+
+def test_the_ends_verdict_cuts_a_lone_encounter_as_the_present_one() -> None:
+    # one run from first sighting to last: both credits are the same thing
+    for seed in range(6):
+        w = scanned(3.3, 18.2, seed=seed)
+        assert BluezoneScorer(BluezoneConfig(verdict_credit="ends")).score(w) == BluezoneScorer(
+            BluezoneConfig(verdict_credit="present")).score(w)
+
+
 def test_the_cut_is_a_setting_beside_it() -> None:
     # the present credit estimates the time present: a cut under 15 flags the 14.8-minute pair again
     w = scanned(2.5, 17.3, seed=4)
@@ -58,7 +90,7 @@ def test_same_follows_credit() -> None:
         assert same == explicit
 
 
-@pytest.mark.parametrize("value", ["touched", "", 1, True])
+@pytest.mark.parametrize("value", ["touched", "", 1, True, "Ends", "ends "])
 def test_a_bad_verdict_credit_is_one_line(value: object) -> None:
     with pytest.raises(ConfigError) as err:
         BluezoneConfig.from_mapping({"verdict_credit": value})
@@ -81,7 +113,9 @@ def test_the_ranking_does_not_depend_on_the_verdict_credit(seen, credit, ranking
     att = np.array([s[1] for s in seen], np.int32)
     w = ExposureWindow(0, int(T0), T0 + t, -24 - att, att, False)
     base = dict(credit=credit, ranking=ranking[0], ramp_db=ranking[1], threshold_db=threshold, soft_width_db=soft)
-    scores = [BluezoneScorer(BluezoneConfig(**base, verdict_credit=v)).score(w) for v in ("same", "slots", "present")]
+    scores = [BluezoneScorer(BluezoneConfig(**base, verdict_credit=v)).score(w) for v in ("same", "slots", "ends", "present")]
     assert len({s.weighted_minutes for s in scores}) == 1
-    # and the verdict follows its own credit: whole slots never credit less than the time present
-    assert scores[1].minutes_by_bucket["within_2m"] >= scores[2].minutes_by_bucket["within_2m"] - 1e-3
+    # and the verdict follows its own credit: whole slots never credit less than the outer ends' cut, nor
+    # that less than the time present (which cuts the same outer ends and every break inside too)
+    within = [s.minutes_by_bucket["within_2m"] for s in scores[1:]]
+    assert within[0] >= within[1] - 1e-3 and within[1] >= within[2] - 1e-3
