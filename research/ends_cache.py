@@ -3,6 +3,7 @@
 Usage: python research/ends_cache.py CACHE_DIR SCENES SEEDS [--minutes M]
        python research/ends_cache.py --grid CACHE_DIR OUT_DIR [THRESHOLDS [CUTS]]
        python research/ends_cache.py --pairs GRID_DIR SEEDS BASE,VARIANT [SCENES]
+       python research/ends_cache.py --recordings CREDIT_THRESHOLD@CUT[,...] [DATASET_DIR ...]   (``credit_recordings.py``'s report)
        python research/credit_table.py OUT_DIR SEEDS --variants bluezone,ends_59@14.9,... [--digits 5]
 
 The first form is ``estimator_cache.py``'s run (the engine's ``gaen`` and shipped ``bluezone``) keeping,
@@ -16,7 +17,8 @@ variant only, so a credit it had not run needed new runs.  It also keeps the rea
 ``--grid`` writes a copy of each cache whose ``scores`` hold ``CREDIT_THRESHOLD@CUT`` for every credit in
 ``BRIDGES`` (``slots``; ``present``: runs bridged as the scorer bridges, 2 empty minutes; ``b5`` ... ``b30``:
 runs bridged over up to that many empty minutes; ``ends``: the window one run, only its first and last
-slot cut), threshold and cut: the shipped ranking (``weighted_minutes`` cannot move with the verdict's
+slot cut; ``span``: whole slots capped at the window's minutes under ``ends``, ``cap`` under ``present``),
+threshold and cut: the shipped ranking (``weighted_minutes`` cannot move with the verdict's
 credit) and close contact = the pair's largest window verdict minutes >= CUT; and ``minutes``: those
 verdict minutes per pair.  ``--pairs`` lists the pairs whose verdicts differ between two of them, with
 their true minutes within 2 m.
@@ -29,6 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from credit_recordings import main as recordings
 from estimator_cache import main as run_cache
 
 from bluezone.matching.bluezone_scorer import WHOLE_WINDOW, BluezoneConfig, BluezoneScorer, minute_attenuation
@@ -39,7 +42,9 @@ THRESHOLDS = (58.5, 59.0, 59.5)
 CUTS = (14.5, 14.6, 14.7, 14.8, 14.85, 14.9, 14.95, 15.0)
 #: verdict credit -> empty minutes a run bridges (None: whole slots)
 BRIDGES: dict[str, int | None] = {"slots": None, "present": BluezoneConfig().gap_fill_slots, "b5": 5, "b10": 10,
-                                  "b30": 30, "ends": WHOLE_WINDOW}
+                                  "b30": 30, "ends": WHOLE_WINDOW, "span": WHOLE_WINDOW, "cap": BluezoneConfig().gap_fill_slots}
+#: credits whose verdict minutes are whole slots capped at the window's minutes under that bridge
+CAPPED = ("span", "cap")
 
 
 def window_minutes(scorer: BluezoneScorer, window) -> dict[str, np.ndarray]:
@@ -92,7 +97,11 @@ def verdict_minutes(kept: dict, keys: list, credit: str, threshold: float) -> np
             if bridge is not None and len(w["slot"]):
                 times = np.column_stack([w["first"], w["last"]]).ravel()
                 share = present_share(times, c.slot_seconds, bridge, c.sampling_seconds)[1]
-            out[i] = max(out[i], scorer.credited(w["slot"], weight, share))
+            if credit in CAPPED:
+                within = min(scorer.credited(w["slot"], weight), scorer.credited(w["slot"], np.ones(len(weight)), share))
+            else:
+                within = scorer.credited(w["slot"], weight, share)
+            out[i] = max(out[i], within)
     return out
 
 
@@ -141,6 +150,15 @@ def main(argv: list[str]) -> None:
     if argv[0] == "--pairs":
         base, variant = argv[3].split(",")
         pairs(Path(argv[1]), {int(s) for s in argv[2].split(",")}, base, variant, set(argv[4].split(",")) if len(argv) > 4 else None)
+        return
+    if argv[0] == "--recordings":  # e.g. ends_59@14.9: verdict_credit "ends", threshold 59 dB, close contact at 14.9
+        variants = {}
+        for name in argv[1].split(","):
+            credit, _, rest = name.partition("_")
+            threshold, _, cut = rest.partition("@")
+            variants[name] = (BluezoneScorer, BluezoneConfig, {
+                "verdict_credit": credit, "threshold_db": float(threshold), "close_contact_minutes": float(cut)})
+        recordings(argv[2:], variants)
         return
     run_cache(argv, extra=keep)
 

@@ -64,6 +64,7 @@ from bluezone.matching.scoring import (
 
 #: A bridge (empty slots) longer than any window: ``present_share`` then makes the window one run.
 WHOLE_WINDOW = 2**40
+VERDICT_CREDITS = ("same", "slots", "present", "ends", "span")
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class BluezoneConfig:
     # for both ranks worse (the office's PR-AUC) and loses 15-minute bus rides' 16th slot.  "ends": the
     # time present only at the window's outer ends (its first and last judged slot), whole slots inside:
     # "present" also cut every break inside a long contact (office 85: 145 minutes near credited 14.60).
+    # "span": whole slots, but never more minutes than the window's time present ("ends" over all its
+    # judged minutes): a long contact whose near minutes include its first or last keeps them whole.
     verdict_credit: str = "same"
     sampling_seconds: float = 10.0  # as GaenConfig's: the simulator's scan cycle, above a daemon's and the recordings'
     reference_db: float = 58.0  # receiver reference (see receiver.py) that needs no shift
@@ -129,8 +132,8 @@ class BluezoneConfig:
         if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
             raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
         check_credit(self.credit, self.sampling_seconds, self.slot_seconds)
-        if self.verdict_credit not in ("same", "slots", "present", "ends"):
-            raise ConfigError(f"verdict_credit must be 'same', 'slots', 'present' or 'ends', got {self.verdict_credit!r}")
+        if self.verdict_credit not in VERDICT_CREDITS:
+            raise ConfigError(f"verdict_credit must be one of {', '.join(VERDICT_CREDITS)}, got {self.verdict_credit!r}")
         if self.ramp_db < 0:
             raise ConfigError("ramp_db must be >= 0")
         if self.ranking not in ("chain", "ramp"):
@@ -258,13 +261,14 @@ class BluezoneScorer:
     def present(self, window: ExposureWindow, slots: np.ndarray, credit: str) -> np.ndarray:
         """The share of each judged slot to credit: 1 with ``credit = "slots"``, else the part of it
         the link was present (``present_share`` over the judged slots' sightings, bridging as
-        ``credited`` does; with "ends" the window is one run, so only its first and last slot are cut)."""
+        ``credited`` does; with "ends" or "span" the window is one run, so only its first and last slot
+        are cut)."""
         c = self.config
         if credit == "slots" or len(slots) == 0:
             return np.ones(len(slots))
         times = np.asarray(window.times, np.float64)
         judged = np.isin(np.floor(times / c.slot_seconds).astype(np.int64), slots)
-        bridge = WHOLE_WINDOW if credit == "ends" else c.gap_fill_slots
+        bridge = WHOLE_WINDOW if credit in ("ends", "span") else c.gap_fill_slots
         _, share = present_share(times[judged], c.slot_seconds, bridge, c.sampling_seconds)
         return share
 
@@ -288,7 +292,8 @@ class BluezoneScorer:
         share = self.present(window, slots, c.credit)  # the ranking's
         verdict_share = share if self.verdict_credit() == c.credit else self.present(window, slots, self.verdict_credit())
         weight = self.verdict_weight(smooth, threshold)
-        within = self.credited(slots, weight, verdict_share)
+        span = self.verdict_credit() == "span"  # whole slots, capped below at the time present
+        within = self.credited(slots, weight, None if span else verdict_share)
         weighted = within if verdict_share is share else self.credited(slots, weight, share)
         if c.ranking == "chain":  # for ranking: how many minutes were near, judged on the evidence of each
             near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior,
@@ -299,6 +304,7 @@ class BluezoneScorer:
             weighted = self.credited(slots, ramp, share)
         # the duration as the verdict sees it: judged minutes plus the short gaps it bridges
         total = self.credited(slots, np.ones(len(slots)), verdict_share)
+        within = min(within, total) if span else within
         att = np.asarray(window.attenuation)
         judged = float(median(smooth)) if len(smooth) else float(median(att))
         # shown to users as measured: the smoothed per-minute attenuation before any correction

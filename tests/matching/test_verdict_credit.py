@@ -75,6 +75,35 @@ def test_the_ends_verdict_cuts_a_lone_encounter_as_the_present_one() -> None:
             BluezoneConfig(verdict_credit="present")).score(w)
 
 
+def arrive_and_leave_near(seed: int) -> ExposureWindow:
+    """Classroom 11's kind (tuning seed): together from minute 2.85 to 49.4, near in the first two
+    minutes and the last 13, farther between: 15 near minutes, two of them the window's ragged ends."""
+    w = scanned(2.85, 49.4, seed=seed)
+    minute = np.floor((w.times - T0) / 60)
+    att = np.where((minute <= 3) | (minute >= 37), 50, 75).astype(np.int32)
+    return ExposureWindow(0, w.day, w.times, -24 - att, att, False)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_long_contact_near_at_its_ends_is_flagged_by_the_span_verdict(seed: int) -> None:
+    w = arrive_and_leave_near(seed)
+    whole = BluezoneScorer().score(w)
+    assert whole.minutes_by_bucket["within_2m"] == 15.0 and whole.close_contact
+    for cut in ("present", "ends"):  # both cut the window's first and last minute
+        assert not BluezoneScorer(BluezoneConfig(verdict_credit=cut)).score(w).close_contact
+    span = BluezoneScorer(BluezoneConfig(verdict_credit="span")).score(w)
+    assert span.minutes_by_bucket["within_2m"] == 15.0 and span.close_contact  # 46 minutes present: no cap
+    assert span.weighted_minutes == whole.weighted_minutes
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_span_verdict_never_credits_more_than_the_time_present(seed: int) -> None:
+    w = scanned(2.5 + seed * 0.07, 17.3 + seed * 0.07, seed=seed)  # 14.8 minutes: 15-16 slots touched
+    span = BluezoneScorer(BluezoneConfig(verdict_credit="span")).score(w)
+    assert span.minutes_by_bucket["within_2m"] <= 14.8 + SAMPLING / 60 + 1e-3 and not span.close_contact
+    assert span == BluezoneScorer(BluezoneConfig(verdict_credit="ends")).score(w)  # near throughout: the same
+
+
 def test_the_cut_is_a_setting_beside_it() -> None:
     # the present credit estimates the time present: a cut under 15 flags the 14.8-minute pair again
     w = scanned(2.5, 17.3, seed=4)
@@ -113,9 +142,12 @@ def test_the_ranking_does_not_depend_on_the_verdict_credit(seen, credit, ranking
     att = np.array([s[1] for s in seen], np.int32)
     w = ExposureWindow(0, int(T0), T0 + t, -24 - att, att, False)
     base = dict(credit=credit, ranking=ranking[0], ramp_db=ranking[1], threshold_db=threshold, soft_width_db=soft)
-    scores = [BluezoneScorer(BluezoneConfig(**base, verdict_credit=v)).score(w) for v in ("same", "slots", "ends", "present")]
+    credits = ("same", "slots", "span", "ends", "present")
+    scores = [BluezoneScorer(BluezoneConfig(**base, verdict_credit=v)).score(w) for v in credits]
     assert len({s.weighted_minutes for s in scores}) == 1
-    # and the verdict follows its own credit: whole slots never credit less than the outer ends' cut, nor
-    # that less than the time present (which cuts the same outer ends and every break inside too)
+    # and the verdict follows its own credit: whole slots never credit less than the span's cap, that less
+    # than the outer ends' cut, nor that less than the time present (the same outer ends and every break)
     within = [s.minutes_by_bucket["within_2m"] for s in scores[1:]]
-    assert within[0] >= within[1] - 1e-3 and within[1] >= within[2] - 1e-3
+    assert all(a >= b - 1e-3 for a, b in zip(within, within[1:]))
+    # the span's cap: never more than the window's time present under "ends"
+    assert within[1] <= scores[3].minutes + 1e-3

@@ -211,17 +211,19 @@ def test_llr_table_fit_is_the_least_squares_non_increasing_one() -> None:
 
 def test_ends_cache_rescores_every_credit_as_the_scorer_does(classroom_run: tuple, tmp_path: Path) -> None:
     """research/ends_cache.py keeps each window's judged slots and re-scores verdict credits without a run:
-    whole slots, "present" and "ends" must be the real scorer's verdicts to the bit and minutes to the digit."""
+    whole slots, "present", "ends" and "span" must be the real scorer's verdicts to the bit and minutes to the digit."""
     import pickle
 
     from bluezone.matching.bluezone_scorer import BluezoneScorer
     from bluezone.matching.receiver import for_receiver
 
+    for sibling in ("credit_cache", "credit_recordings"):  # what ends_cache.py imports beside it
+        research(sibling)
     ends = research("ends_cache")
     result, data = classroom_run
     keys = data["keys"]
     extra = ends.keep(result, keys)
-    for credit in ("slots", "present", "ends"):
+    for credit in ("slots", "present", "ends", "span"):
         for threshold in (58.5, 59.0, 59.5):
             scorer = BluezoneScorer(BluezoneConfig(verdict_credit=credit, threshold_db=threshold))
             real = np.zeros(len(keys))
