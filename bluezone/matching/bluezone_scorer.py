@@ -55,7 +55,7 @@ from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import minute_llr, near_posterior
-from bluezone.matching.receiver import ReceiverContext, group_percentile
+from bluezone.matching.receiver import MAX_RUN, ReceiverContext, group_percentile
 from bluezone.matching.scoring import (
     MAX_SLOT_SECONDS, MAX_SLOTS, Score, check_credit, check_setting_types, configured, median, present_share,
     refuse_unknown_settings, register_scorer,
@@ -113,6 +113,12 @@ class BluezoneConfig:
     minute_reference_db: float = 65.0  # a minute reference that needs no shift (typical: 62-72 dB)
     minute_reference_clip_db: float = 8.0  # bound on the shift
     minute_reference_min_links: int = 2  # fewer other links in a minute: the day-level shift stands in
+    # Both references count a link only in a run of this many consecutive minutes heard (receiver.py
+    # ``value_run``): RPIs invented a minute each by a nearby transmitter then move neither (ref16).
+    reference_min_minutes: int = 1
+    # Share of the clip a minute may move toward "near" (1: as far as toward "far"): what a transmitter
+    # inventing weak company can gain at most, whatever it does, is weight x clip x this (ref16).
+    minute_reference_near_share: float = 1.0
 
     def __post_init__(self) -> None:
         check_setting_types(self)
@@ -146,10 +152,12 @@ class BluezoneConfig:
             or not 0 <= self.minute_reference_quantile <= 100
             or self.minute_reference_clip_db < 0
             or self.minute_reference_min_links < 1
+            or not 1 <= self.reference_min_minutes <= MAX_RUN
+            or not 0 <= self.minute_reference_near_share <= 1
         ):
             raise ConfigError(
-                "minute_reference_weight 0-1, minute_reference_quantile 0-100, "
-                "minute_reference_clip_db >= 0, minute_reference_min_links >= 1"
+                "minute_reference_weight 0-1, minute_reference_quantile 0-100, minute_reference_clip_db >= 0, "
+                f"minute_reference_min_links >= 1, reference_min_minutes 1-{MAX_RUN}, minute_reference_near_share 0-1"
             )
 
     @classmethod
@@ -214,7 +222,7 @@ class BluezoneScorer:
         c = self.config
         if self.receiver is None or c.calibration_weight == 0:
             return c.threshold_db
-        ref = self.receiver.reference(day, c.calibration_min_link_minutes, exclude)
+        ref = self.receiver.reference(day, c.calibration_min_link_minutes, exclude, c.reference_min_minutes)
         if ref is None:
             return c.threshold_db
         shift = float(np.clip(ref - c.reference_db, -c.calibration_clip_db, c.calibration_clip_db))
@@ -232,9 +240,11 @@ class BluezoneScorer:
                 f"receiver context counts {self.receiver.slot_seconds:g}-s slots, the scorer {c.slot_seconds:g}-s ones: "
                 "build it with receiver.context_for(scorer, sightings)"
             )
-        ref, count = self.receiver.minute_reference(slots, c.minute_reference_quantile, window.sighting_index)
+        ref, count = self.receiver.minute_reference(
+            slots, c.minute_reference_quantile, window.sighting_index, c.reference_min_minutes
+        )
         clip = c.minute_reference_clip_db
-        shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, clip)
+        shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, clip * c.minute_reference_near_share)
         sparse = (count < c.minute_reference_min_links) | np.isnan(shift)
         if sparse.any():  # the day-level shift of the threshold, taken off the minute instead
             shift[sparse] = self.day_threshold(window.day, window.sighting_index) - c.threshold_db

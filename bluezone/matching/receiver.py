@@ -18,6 +18,12 @@ less with the room than the median does (docs/simulation.md, "Receiver self-cali
 A low quantile has one trap: a long close contact can *be* the day's closest company, and
 would then make its own receiver stricter.  So a scorer asks for the reference *without* the
 link it judges (``reference(day, exclude=window.sighting_index)``): the other company's level.
+
+Both references can be asked to count only links heard in a run of ``min_run`` consecutive minutes
+(``value_run``): a transmitter inventing RPIs that each live a minute is company a receiver would
+otherwise count, and weak invented company makes every real link look relatively near
+(docs/radio-model.md, "The same-minute reference against an active attacker").  A transmitter that keeps
+its RPIs alive as long as a phone does is not told apart by this: only the scorer's clip bounds it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,9 @@ from bluezone.matching.matcher import DEFAULT_TX_POWER
 
 #: Sightings of one RPI in one slot that make a link-minute (fewer: no value, it is left out).
 MIN_SIGHTINGS = 2
+#: The longest run of minutes a reference may ask for (``min_run``): a stored context reads this many
+#: slots beyond a day, so that a run crossing midnight is seen whole up to that length.
+MAX_RUN = 16
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,9 @@ class ReceiverContext:
     quantile: float = 5.0
     value_slot: np.ndarray | None = None  # per link-minute, its slot (Unix seconds // slot_seconds); None: unknown
     slot_seconds: float = 60.0  # the slot length ``value_slot`` counts in: a scorer must judge in the same
+    # per link-minute, how many consecutive slots its RPI made link-minutes in, this one's run (None: unknown,
+    # every link-minute counts whatever ``min_run``)
+    value_run: np.ndarray | None = None
 
     @classmethod
     def uniform(cls, day: int, level_db: float, count: int, quantile: float = 5.0) -> ReceiverContext:
@@ -62,25 +74,35 @@ class ReceiverContext:
         """How many (RPI, minute) groups back ``day``'s reference."""
         return int(np.count_nonzero(self.value_day == day))
 
-    def reference(self, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None) -> float | None:
-        """The day's reference, or None when too few link-minutes back it.
-
-        ``exclude``: indices of sightings (as in ``ExposureWindow.sighting_index``) whose
-        link-minutes are left out, e.g. the judged link's own.
-        """
-        keep = self.value_day == day
+    def _kept(self, keep: np.ndarray, exclude: np.ndarray | None, min_run: int) -> np.ndarray:
+        """``keep`` without the link-minutes of ``exclude``'s sightings and those in runs under ``min_run``."""
         if exclude is not None and len(exclude) and len(self.link_minute_of):
             dropped = self.link_minute_of[np.asarray(exclude, np.int64)]
             keep[dropped[dropped >= 0]] = False
+        if min_run > 1 and self.value_run is not None:
+            keep &= self.value_run >= min_run
+        return keep
+
+    def reference(
+        self, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None, min_run: int = 1
+    ) -> float | None:
+        """The day's reference, or None when too few link-minutes back it.
+
+        ``exclude``: indices of sightings (as in ``ExposureWindow.sighting_index``) whose
+        link-minutes are left out, e.g. the judged link's own; ``min_run``: only link-minutes in
+        runs of at least that many consecutive minutes count.
+        """
+        keep = self._kept(self.value_day == day, exclude, min_run)
         if int(keep.sum()) < max(min_link_minutes, 1):
             return None
         return float(np.percentile(self.values[keep], self.quantile))
 
     def minute_reference(
-        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None
+        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
         """(reference, how many link-minutes back it) for each of ``slots``: the ``quantile``-th
-        percentile of the other links heard in that same minute (nan where none was heard).
+        percentile of the other links heard in that same minute (nan where none was heard), of those
+        in runs of at least ``min_run`` minutes.
 
         Everyone heard in one minute shares this receiver's carriage and the room's level at that
         moment, so a link judged against them has both cancelled (docs/radio-model.md).
@@ -90,10 +112,7 @@ class ReceiverContext:
         count = np.zeros(len(slots), np.int64)
         if self.value_slot is None or len(self.values) == 0 or len(slots) == 0:
             return ref, count
-        keep = np.isin(self.value_slot, slots)
-        if exclude is not None and len(exclude) and len(self.link_minute_of):
-            dropped = self.link_minute_of[np.asarray(exclude, np.int64)]
-            keep[dropped[dropped >= 0]] = False
+        keep = self._kept(np.isin(self.value_slot, slots), exclude, min_run)
         at, value = self.value_slot[keep], self.values[keep]
         if len(at) == 0:
             return ref, count
@@ -158,7 +177,23 @@ def receiver_context(
     kept_number = np.where(keep, np.cumsum(keep) - 1, -1)
     link_minute_of = np.empty(len(att), np.int64)
     link_minute_of[order] = np.repeat(kept_number, counts)
-    return ReceiverContext(value, days, link_minute_of, quantile, slots[first][keep], float(slot_seconds))
+    kept_slots = slots[first][keep]
+    run = run_lengths(kept_slots, w0[first][keep], w1[first][keep])
+    return ReceiverContext(value, days, link_minute_of, quantile, kept_slots, float(slot_seconds), run)
+
+
+def run_lengths(slots: np.ndarray, w0: np.ndarray, w1: np.ndarray) -> np.ndarray:
+    """For each link-minute (its slot and its RPI's two 8-byte words), the length of its RPI's run of
+    link-minutes in consecutive slots that it belongs to."""
+    if len(slots) == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((slots, w1, w0))
+    s, a, b = slots[order], w0[order], w1[order]
+    starts = np.r_[True, (np.diff(s) != 1) | (np.diff(a) != 0) | (np.diff(b) != 0)]
+    run_id = np.cumsum(starts) - 1
+    out = np.empty(len(slots), np.int64)
+    out[order] = np.bincount(run_id)[run_id]
+    return out
 
 
 class SightingSource(Protocol):
@@ -218,11 +253,13 @@ class StoredReceiverContext:
         return receiver_context(rows, rssi_correction=self.rssi_correction, slot_seconds=self.slot_seconds), ids
 
     def _day(self, day: int) -> tuple[ReceiverContext, np.ndarray]:
-        """The context of ``day``'s link-minutes: its slots read whole (one slot more on each side,
-        so that no rounding of a slot's edge leaves a sighting out), as the rows of the repeated
-        RPIs when there are far fewer of those than sightings (each costs an index seek)."""
+        """The context of ``day``'s link-minutes: its slots read whole (``MAX_RUN`` slots more on each
+        side, so that no rounding of a slot's edge leaves a sighting out and a run across midnight is
+        seen), as the rows of the repeated RPIs when there are far fewer of those than sightings (each
+        costs an index seek)."""
         if day not in self._days:
-            since, until = day - self.slot_seconds, day + DAY_SECONDS + self.slot_seconds
+            margin = MAX_RUN * self.slot_seconds
+            since, until = day - margin, day + DAY_SECONDS + margin
             # (the day's sightings counted only as far as the answer needs)
             few = self.repeated is not None and len(self.repeated) * 4 < self.source.count_sightings(
                 since, until, at_most=len(self.repeated) * 4 + 1
@@ -239,15 +276,18 @@ class StoredReceiverContext:
         at = np.minimum(np.searchsorted(ids[order], wanted), len(ids) - 1)
         return order[at[ids[order][at] == wanted]]
 
-    def reference(self, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None) -> float | None:
-        """As ``ReceiverContext.reference``."""
+    def reference(
+        self, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None, min_run: int = 1
+    ) -> float | None:
+        """As ``ReceiverContext.reference`` (``min_run`` at most ``MAX_RUN``)."""
         context, ids = self._day(int(day))
-        return context.reference(day, min_link_minutes, self._local(exclude, ids))
+        return context.reference(day, min_link_minutes, self._local(exclude, ids), check_run(min_run))
 
     def minute_reference(
-        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None
+        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1
     ) -> tuple[np.ndarray, np.ndarray]:
-        """As ``ReceiverContext.minute_reference``: reads the slots' span (or uses their day's, if read)."""
+        """As ``ReceiverContext.minute_reference``: reads the slots' span and ``min_run`` slots on each
+        side, whole (or uses their day's, if read)."""
         slots = np.asarray(slots, np.int64)
         if len(slots) == 0:
             return ReceiverContext().minute_reference(slots, quantile)
@@ -257,8 +297,16 @@ class StoredReceiverContext:
         if day in self._days and last <= day + DAY_SECONDS:
             context, ids = self._days[day]
         else:
-            context, ids = self._context(first - s, last + s)
-        return context.minute_reference(slots, quantile, self._local(exclude, ids))
+            margin = check_run(min_run) * s
+            context, ids = self._context(first - margin, last + margin)
+        return context.minute_reference(slots, quantile, self._local(exclude, ids), min_run)
+
+
+def check_run(min_run: int) -> int:
+    """``min_run`` if a stored context can answer for it (1 to ``MAX_RUN``), else a ValueError."""
+    if not 1 <= min_run <= MAX_RUN:
+        raise ValueError(f"min_run must be 1-{MAX_RUN}, got {min_run}")
+    return min_run
 
 
 def context_for(scorer: Any, sightings: np.ndarray, *, rssi_correction: int = 0) -> ReceiverContext:

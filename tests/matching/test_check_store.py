@@ -171,10 +171,12 @@ def test_check_keys_reads_the_store_the_new_way_and_reports_the_same(tmp_path) -
     seed=st.integers(0, 2**32 - 1),
     slot_seconds=st.sampled_from([60.0, 45.0, 70.0, 600.0]),
     windows=st.lists(st.tuples(st.integers(0, 2 * 1440 - 1), st.integers(1, 90)), min_size=1, max_size=4),
+    min_run=st.sampled_from([1, 2, 3, 16]),
 )
-def test_stored_context_answers_as_the_context_of_everything(seed: int, slot_seconds: float, windows: list) -> None:
+def test_stored_context_answers_as_the_context_of_everything(seed: int, slot_seconds: float, windows: list, min_run: int) -> None:
     """Per day and per minute, with the judged link's sightings left out, for slot lengths that do and
-    do not divide a day: the same answers as a ReceiverContext built over all of the bounds."""
+    do not divide a day, counting every link or only those heard in runs of ``min_run`` minutes (a run
+    may cross the read's edges or midnight): the same answers as a ReceiverContext built over all of the bounds."""
     rng = np.random.default_rng(seed)
     per_rpi = int(rng.choice([1, 2, 5, 40]))
     rows = neighbours(rng, DAY, 2 * 144, int(rng.integers(1, 5)), per_rpi)
@@ -192,9 +194,10 @@ def test_stored_context_answers_as_the_context_of_everything(seed: int, slot_sec
             slots = np.unique(np.floor(everything["time"][judged] / slot_seconds).astype(np.int64))
             day = int(t0 // DAY_SECONDS * DAY_SECONDS)
             for exclude in (None, judged):
-                assert lazy.reference(day, 1, exclude) == eager.reference(day, 1, exclude)
+                assert lazy.reference(day, 1, exclude, min_run) == eager.reference(day, 1, exclude, min_run)
                 for q in (25.0, 50.0):
-                    got, want = lazy.minute_reference(slots, q, exclude), eager.minute_reference(slots, q, exclude)
+                    got = lazy.minute_reference(slots, q, exclude, min_run)
+                    want = eager.minute_reference(slots, q, exclude, min_run)
                     np.testing.assert_array_equal(got[0], want[0])
                     np.testing.assert_array_equal(got[1], want[1])
 

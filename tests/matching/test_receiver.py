@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from matching_helpers import advert_sightings, make_keys
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
@@ -12,7 +14,7 @@ from bluezone.errors import ConfigError
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
 from bluezone.matching.check import check_sightings
 from bluezone.matching.matcher import ExposureWindow
-from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
+from bluezone.matching.receiver import ReceiverContext, check_run, for_receiver, receiver_context, run_lengths
 from bluezone.matching.scoring import GaenScorer
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 
@@ -253,3 +255,85 @@ def test_duration_counts_the_bridged_gaps_the_verdict_counts() -> None:
     score = BluezoneScorer().score(ExposureWindow(0, DAY, times, -24 - att, att, False))
     assert score.close_contact and score.minutes_by_bucket["within_2m"] == 20.0
     assert score.minutes == 20.0 and score.minutes_by_bucket["beyond_2m"] == 0.0
+
+
+# --- what short-lived or weak company may move (ref16; the attack: tests/matching/test_reference_attack.py) ---
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 12)), min_size=1, max_size=40, unique=True))
+def test_run_lengths_are_each_link_minutes_run_of_consecutive_slots(minutes: list[tuple[int, int]]) -> None:
+    rpi, slot = (np.array(x, np.int64) for x in zip(*minutes, strict=True))
+    got = run_lengths(slot, rpi, np.zeros(len(rpi), np.int64))
+    heard = set(minutes)
+    for i, (r, s) in enumerate(minutes):
+        down = next(k for k in range(14) if (r, s - k - 1) not in heard)
+        up = next(k for k in range(14) if (r, s + k + 1) not in heard)
+        assert got[i] == down + up + 1
+
+
+def one_minute_rpis(count: int, minutes: int, att: float, start: float = DAY + 3600) -> np.ndarray:
+    """``count`` new RPIs every minute, each heard 3 times in its minute at ``att`` dB: invented company."""
+    out = np.zeros(count * minutes * 3, SIGHTING_DTYPE)
+    n = np.arange(len(out))
+    out["time"] = start + (n // (count * 3)) * 60.0 + 1.0 + (n % 3)
+    out["rpi"] = np.frombuffer(b"".join((10_000 + int(i)).to_bytes(16, "little") for i in n // 3), "V16")
+    out["rssi"] = int(-24 - att)
+    out["tx_power"] = NO_TX_POWER
+    return out
+
+
+def test_company_heard_a_single_minute_moves_no_reference_with_reference_min_minutes() -> None:
+    room = sightings({1: 55.0, **{n: 62.0 + n for n in range(2, 6)}}, minutes=30)
+    attacked = np.sort(np.concatenate([room, one_minute_rpis(12, 30, 75.0)]), order="time")
+    own = np.flatnonzero(attacked["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
+    own_room = np.flatnonzero(room["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
+    slots = np.unique(np.floor(attacked["time"][own] / 60).astype(np.int64))[1:-1]
+    honest, attacked_ctx = receiver_context(room), receiver_context(attacked)
+    want = honest.minute_reference(slots, 25.0, own_room)
+    moved = attacked_ctx.minute_reference(slots, 25.0, own)
+    assert (moved[0] > want[0] + 5).all()  # the weak one-minute company raises the reference
+    got = attacked_ctx.minute_reference(slots, 25.0, own, min_run=2)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+    day = honest.reference(DAY, 1, own_room)
+    assert attacked_ctx.reference(DAY, 1, own, min_run=2) == day != attacked_ctx.reference(DAY, 1, own)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    levels=st.lists(st.floats(40.0, 80.0), min_size=2, max_size=8),
+    fakes=st.integers(0, 40),
+    share=st.sampled_from([0.0, 0.25, 0.5, 1.0]),
+)
+def test_no_company_moves_a_minute_toward_near_past_the_near_share(levels: list[float], fakes: int, share: float) -> None:
+    """Whatever company a receiver heard (invented or not), a minute's shift toward "near" is at most
+    weight x clip x share: what an attacker can gain, bounded."""
+    heard = sightings({1: 60.0, **{n + 2: att for n, att in enumerate(levels)}}, minutes=10)
+    if fakes:
+        heard = np.sort(np.concatenate([heard, one_minute_rpis(fakes, 10, 76.0)]), order="time")
+    own = np.flatnonzero(heard["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
+    window = ExposureWindow(
+        key_index=0, day=DAY, times=heard["time"][own], rssi=heard["rssi"][own].astype(np.int32),
+        attenuation=-24 - heard["rssi"][own].astype(np.int32), tx_power_estimated=False, sighting_index=own,
+    )
+    config = BluezoneConfig(minute_reference_near_share=share)
+    scorer = BluezoneScorer(config).for_receiver(receiver_context(heard))
+    slots = np.unique(np.floor(window.times / 60).astype(np.int64))
+    shift = scorer.minute_shift(window, slots)
+    bound = config.minute_reference_weight * config.minute_reference_clip_db * share
+    day_bound = config.calibration_weight * config.calibration_clip_db  # minutes too sparse: the day shift stands in
+    assert (shift <= max(bound, day_bound) + 1e-9).all()
+    dense = scorer.receiver.minute_reference(slots, config.minute_reference_quantile, own)[1] >= 2
+    assert (shift[dense] <= bound + 1e-9).all()
+
+
+@pytest.mark.parametrize(
+    "bad", [{"reference_min_minutes": 0}, {"reference_min_minutes": 17}, {"reference_min_minutes": 2.0},
+            {"minute_reference_near_share": -0.1}, {"minute_reference_near_share": 1.5}],
+)
+def test_the_bounds_settings_are_checked(bad: dict) -> None:
+    with pytest.raises(ConfigError):
+        BluezoneConfig(**bad)
+    with pytest.raises(ValueError, match="min_run must be 1-16"):
+        check_run(17)

@@ -1,0 +1,117 @@
+"""Bounds on what short-lived RPIs may move the receiver's references, on honest scenes (ref16, issue 13).
+
+Usage: python research/reference_bounds.py OUT_DIR SCENES SEEDS [--minutes M]
+       python research/reference_bounds.py --table OUT_DIR SEEDS
+       python research/reference_bounds.py --recordings [--only NAMES] [DATASET_DIR ...]   (``credit_recordings.py``'s report)
+e.g.   python research/reference_bounds.py /tmp/refb classroom,office,wall 11,12
+
+Each (scene, seed) runs once through the real engine (memory stores, ``gaen`` and the shipped
+``bluezone``, windows and receiver contexts kept: ``engine.run(keep_windows=True)``); on the kept
+windows every variant of ``VARIANTS`` (the shipped scorer with settings changed) is scored as the
+engine scores (``receiver.for_receiver``, a pair's windows added up), and kept as
+``OUT_DIR/<scene>_<seed>.pkl`` (an existing file is not run again) in ``credit_table.py``'s form, so
+``python research/credit_table.py OUT_DIR SEEDS --variants ... --digits 5`` reads it too.  Printed per run:
+how many windows each variant scores differently from the shipped scorer (any field of the score), and
+F1 / ROC-AUC / PR-AUC of each beside the shipped one's.  ``--table`` prints those again from the files.
+``--recordings``: the shared recordings (MIT LL with its bystanders as each receiver's company) under each
+variant.  The attack these bounds answer: ``reference_attack.py``.  Tuning seeds only (docs/simulation.md).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+from credit_recordings import main as recordings
+from estimator_cache import scene_path
+from estimator_sweep import metrics
+
+from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
+from bluezone.matching.receiver import for_receiver
+from bluezone.sim import engine, report
+from bluezone.sim.scenario import load_scenario
+
+#: name -> settings over the shipped defaults
+VARIANTS: dict[str, dict] = {
+    "shipped": {},  # the engine's scorer again, on the kept windows: must equal the engine's own scores
+    "run2": {"reference_min_minutes": 2},
+    "run3": {"reference_min_minutes": 3},
+    **{f"near{share:g}": {"minute_reference_near_share": share} for share in (0.75, 0.5, 0.25, 0.0)},
+}
+
+
+def collect(name: str, seed: int, minutes: float | None) -> dict:
+    """One run: truth, the engine's scores and each variant's, and how many windows each variant changed."""
+    scenario = load_scenario(scene_path(name))
+    if minutes:
+        scenario = scenario.with_overrides(duration_min=min(minutes, scenario.duration_min))
+    result = engine.run(scenario, seed=seed, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
+    keys, true = report.units(result)
+    index = {k: i for i, k in enumerate(keys)}
+    scores = {
+        n: (np.array([s[k].weighted_minutes if k in s else 0.0 for k in keys]),
+            np.array([s[k].close_contact if k in s else False for k in keys]))
+        for n, s in result.scores.items()
+    }
+    changed = {}
+    shipped = BluezoneScorer()
+    for variant, settings in VARIANTS.items():
+        scorer = BluezoneScorer(BluezoneConfig(**settings))
+        weighted, decided = np.zeros(len(keys)), np.zeros(len(keys), bool)
+        differ = 0
+        for key, windows in result.windows.items():
+            context = result.contexts[key[2]]
+            judge, base = for_receiver(scorer, context), for_receiver(shipped, context)
+            for w in windows:
+                s = judge.score(w)
+                differ += s != base.score(w)
+                if key in index:
+                    weighted[index[key]] += s.weighted_minutes
+                    decided[index[key]] |= s.close_contact
+        scores[variant] = (weighted, decided)
+        changed[variant] = differ
+    windows = sum(len(ws) for ws in result.windows.values())
+    return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores, "changed": changed,
+            "windows": windows}
+
+
+def line(name: str, seed: int, d: dict) -> str:
+    truth = np.asarray(d["true"]) >= d["cc"]
+    parts = [f"{name} {seed}: {d['windows']} windows"]
+    for variant in ["bluezone", *VARIANTS]:
+        weighted, decided = d["scores"][variant]
+        f1, roc, pr = metrics(truth, weighted, decided)
+        changed = "" if variant == "bluezone" else f" ({d['changed'][variant]} changed)"
+        parts.append(f"{variant}{changed} {f1:.5f}/{roc:.5f}/{pr:.5f}")
+    return "  ".join(parts)
+
+
+def main(argv: list[str]) -> None:
+    if argv[:1] == ["--recordings"]:
+        recordings(argv[1:], {n: (BluezoneScorer, BluezoneConfig, v) for n, v in VARIANTS.items() if n != "shipped"})
+        return
+    if argv[0] == "--table":
+        seeds = {int(s) for s in argv[2].split(",")}
+        for path in sorted(Path(argv[1]).glob("*.pkl")):
+            scene, _, seed = path.stem.rpartition("_")
+            if int(seed) in seeds:
+                print(line(scene, int(seed), pickle.loads(path.read_bytes())), flush=True)
+        return
+    minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else None
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in [int(s) for s in argv[2].split(",")]:
+        for name in argv[1].split(","):
+            path = out / f"{Path(name).stem}_{seed}.pkl"
+            if path.exists():
+                continue
+            d = collect(name, seed, minutes if Path(name).stem == "market" else None)
+            path.with_suffix(".part").write_bytes(pickle.dumps(d))
+            path.with_suffix(".part").replace(path)
+            print(line(Path(name).stem, seed, d), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
