@@ -13,7 +13,7 @@ two bits a revision (which are withdrawn, which updated) and, on disk, 41 bytes 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
@@ -132,14 +132,15 @@ class RevisedSet:
 class EarlierRevisions:
     """The distinct revisions that ``settle`` did not apply, given a bucket at a time with ``add``:
     counted, their spans kept, and kept whole while at most ``budget``; past it only those whose
-    RPIs ``heard()`` holds (None: no index to look in, all are kept), looked up ``budget`` at a time."""
+    RPIs ``heard()`` holds (None: no index to look in, all are kept), looked up ``budget`` of a kind
+    at a time (so at most a budget of each kind and a bucket wait)."""
 
     def __init__(self, total: int, heard: Callable[[], HeardIndex | None], budget: int | None = None) -> None:
         self._heard = heard
         self._budget = EARLIER_IN_MEMORY if budget is None else budget
         self._index: HeardIndex | None = None
         self._asked = False  # whether ``heard`` was called: once
-        self._kept_count = 0
+        self._unsieved = {True: 0, False: 0}  # per kind: kept and not yet looked up
         # per kind (withdrawn: True, updated: False): one bit a revision of the check (its row), the parts kept
         self._bits = {kind: np.zeros((total + 7) // 8, np.uint8) for kind in (True, False)}
         self._kept: dict[bool, list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {True: [], False: []}
@@ -169,29 +170,35 @@ class EarlierRevisions:
 
     def _keep(self, kind: bool, rows: np.ndarray, keys: np.ndarray) -> None:
         self._kept[kind].append((rows, keys, None))
-        self._kept_count += len(rows)
-        if self._kept_count > self._budget:
-            if not self._asked:
-                self._asked, self._index = True, self._heard()
-            if self._index is not None:
-                self._sieve()
+        self._unsieved[kind] += len(rows)
+        if not self._asked and sum(self._unsieved.values()) > self._budget:
+            self._asked, self._index = True, self._heard()
+        if self._index is not None and self._unsieved[kind] >= max(self._budget, 1):
+            self._sieve(kind, whole_groups=True)
 
-    def _sieve(self) -> None:
-        """Of the parts not yet looked up, keep only the keys whose RPIs the store heard: looked up together,
-        a budget's worth at a time (a bucket's few hundred a call cost a call's overhead 256 times)."""
+    def _sieve(self, kind: bool, whole_groups: bool = False) -> None:
+        """Of the ``kind``'s parts not yet looked up, keep only the keys whose RPIs the store heard:
+        looked up together, ``budget`` at a time (a bucket's few hundred a call cost a call's overhead
+        256 times; the budget and a bucket in one call made the lookup's memory grow with a bucket, so
+        with the revisions: the steps in tracemalloc's peak, docs/benchmarks.md "Sixteenth session").
+        With ``whole_groups`` the last group short of ``budget`` waits for more."""
         assert self._index is not None
-        for kind in (True, False):
-            new = [p for p in self._kept[kind] if p[2] is None]
-            if new:
-                rows, keys = np.concatenate([p[0] for p in new]), np.concatenate([p[1] for p in new])
-                found, rpis = keys_heard(keys, self._index)
-                self._kept[kind] = [p for p in self._kept[kind] if p[2] is not None] + [(rows[found], keys[found], rpis)]
-        self._kept_count = sum(len(p[0]) for kind in (True, False) for p in self._kept[kind])
+        size, self._unsieved[kind] = max(self._budget, 1), 0
+        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = [p for p in self._kept[kind] if p[2] is not None]
+        for rows, keys in _in_groups([(p[0], p[1]) for p in self._kept[kind] if p[2] is None], size):
+            if whole_groups and len(rows) < size:
+                kept.append((rows, keys, None))
+                self._unsieved[kind] = len(rows)
+                continue
+            found, rpis = keys_heard(keys, self._index)
+            kept.append((rows[found], keys[found], rpis))
+        self._kept[kind] = kept
 
     def finish(self) -> tuple[RevisedSet, RevisedSet]:
         """(withdrawn, updated): revoked ones and the others."""
         if self._index is not None:
-            self._sieve()
+            self._sieve(True)
+            self._sieve(False)
         return self._set(True), self._set(False)
 
     def _set(self, kind: bool) -> RevisedSet:
@@ -205,6 +212,25 @@ class EarlierRevisions:
             return RevisedSet(keys, np.arange(len(keys), dtype=np.int64), None, count, span)
         rpis = np.concatenate([p[2] for p in parts if p[2] is not None] or [np.zeros((0, 16), np.uint8)]).reshape(-1, 16)
         return RevisedSet(keys, set_before(self._bits[kind], rows), rpis, count, span)
+
+
+def _in_groups(parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The (rows, keys) of ``parts`` in order, joined ``size`` at a time (the last may hold fewer)."""
+    rows: list[np.ndarray] = []
+    keys: list[np.ndarray] = []
+    held = 0
+    for part_rows, part_keys in parts:
+        at = 0
+        while at < len(part_rows):
+            take = min(size - held, len(part_rows) - at)
+            rows.append(part_rows[at : at + take])
+            keys.append(part_keys[at : at + take])
+            held, at = held + take, at + take
+            if held == size:
+                yield np.concatenate(rows), np.concatenate(keys)
+                rows, keys, held = [], [], 0
+    if held:
+        yield np.concatenate(rows), np.concatenate(keys)
 
 
 def widest_span(spans: Iterable[tuple[float, float] | None]) -> tuple[float, float] | None:
