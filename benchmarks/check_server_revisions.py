@@ -20,6 +20,7 @@ prints a summary line per R: the medians of both and the ratio of the check's se
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -68,16 +69,8 @@ def make(n_keys: int, n_rev: int, files: int, where: Path) -> None:
     (where / "done").touch()
 
 
-def one(where: Path) -> dict:
-    """The check of the files in ``where`` against a fresh copy of its store, in this process: the files
-    are read from disk as they are served, so this process's peak is the check's own."""
-    from bluezone.client.check import check_server
-    from bluezone.client.keyserver import KeyServerClient
-    from bluezone.client.pinning import PinnedKey
-    from bluezone.client.state import ServerState
-    from bluezone.keyformat.export import public_key_base64
-    from bluezone.proximity.store import SightingStore
-
+def served(where: Path) -> httpx.MockTransport:
+    """The files in ``where`` as a static host serves them, each read from disk when it is asked for."""
     names = sorted(p.name for p in where.glob("f*.zip"))
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -88,17 +81,43 @@ def one(where: Path) -> dict:
             return httpx.Response(404)
         return httpx.Response(200, content=(where / name).read_bytes())
 
+    return httpx.MockTransport(handler)
+
+
+def check(where: Path, store_path: Path):  # -> ServerCheckResult (imported late: the baseline tree's)
+    """``check_server`` of the files in ``where`` against the store at ``store_path``."""
+    from bluezone.client.check import check_server
+    from bluezone.client.keyserver import KeyServerClient
+    from bluezone.client.pinning import PinnedKey
+    from bluezone.client.state import ServerState
+    from bluezone.keyformat.export import public_key_base64
+    from bluezone.proximity.store import SightingStore
+
+    client = KeyServerClient("http://keys.test", transport=served(where), sleep=lambda s: None)
+    with SightingStore.open(store_path, create=False) as store:
+        return check_server(client, ServerState(store), None, now=NOW,
+                            server_key=PinnedKey(public_key_base64(SIGNER.public_key()), "b"), buffer_keys=1 << 16)
+
+
+def store_copy(where: Path, tmp: Path) -> Path:
+    """A fresh copy of the store in ``where`` (a check remembers what it processed)."""
+    path = tmp / "store.db"
+    shutil.copyfile(where / "store.db", path)
+    path.chmod(0o600)
+    return path
+
+
+def one(where: Path) -> dict:
+    """The check of the files in ``where`` against a fresh copy of its store, in this process: the files
+    are read from disk as they are served, so this process's peak is the check's own."""
+    importlib.import_module("bluezone.client.check")  # imported before the peak is reset and the clock starts
+
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "store.db"
-        shutil.copyfile(where / "store.db", path)
-        path.chmod(0o600)
-        client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+        path = store_copy(where, Path(tmp))
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = _reset_peak()
         t = time.perf_counter()
-        with SightingStore.open(path, create=False) as store:
-            r = check_server(client, ServerState(store), None, now=NOW,
-                             server_key=PinnedKey(public_key_base64(SIGNER.public_key()), "b"), buffer_keys=1 << 16)
+        r = check(where, path)
         seconds = time.perf_counter() - t
     return {"keys": r.key_count, "seconds": round(seconds, 2),
             "peak_rss_mib_before": base / 1024, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

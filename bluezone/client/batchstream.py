@@ -106,8 +106,7 @@ class BatchStream:
                     set_bits(copies, keys["row"][~first])
                     keys = keys[first]
             known = settle(revised, keys, told)
-            earlier.add(revised[~known])
-            earlier.applied(int(known.sum()))
+            earlier.add(revised, applied=known)
             if not len(keys):
                 continue
             if known.any():

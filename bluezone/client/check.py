@@ -400,8 +400,7 @@ def _settle_joined(plain: np.ndarray, revisions: RevisionSpool, earlier: Earlier
     applied = []
     for revised, keys in _buckets_of(plain, revisions):
         known = settle(revised, keys, told)
-        earlier.add(revised[~known])
-        earlier.applied(int(known.sum()))
+        earlier.add(revised, applied=known)
         applied.append(as_keys(revised[known]))
     return np.concatenate(applied) if applied else empty_keys(0)
 

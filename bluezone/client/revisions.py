@@ -130,7 +130,7 @@ class RevisedSet:
 
 
 class EarlierRevisions:
-    """The distinct revisions that ``settle`` did not apply, given a bucket at a time with ``add``:
+    """The distinct revisions that ``settle`` did not apply (given a bucket at a time with ``add``):
     counted, their spans kept, and kept whole while at most ``budget``; past it only those whose
     RPIs ``heard()`` holds (None: no index to look in, all are kept), looked up ``budget`` of a kind
     at a time (so at most a budget of each kind and a bucket wait)."""
@@ -146,27 +146,28 @@ class EarlierRevisions:
         self._kept: dict[bool, list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {True: [], False: []}
         self._spans: dict[bool, list[tuple[float, float] | None]] = {True: [], False: []}
         self._counts = {True: 0, False: 0}
-        self.distinct = 0  # revisions given, these and those applied (``applied``)
+        self.distinct = 0  # revisions given, these and those applied
 
-    def applied(self, count: int) -> None:
-        """``count`` distinct revisions of one bucket were applied to this check's keys."""
-        self.distinct += count
-
-    def add(self, records: np.ndarray) -> None:
-        """One bucket's distinct revisions (REVISION_DTYPE) that revise no key of this check's."""
+    def add(self, records: np.ndarray, applied: np.ndarray | None = None) -> None:
+        """One bucket's distinct revisions (REVISION_DTYPE); those ``applied`` (bool, ``settle``) to
+        this check's keys are only counted.  No copy of the bucket where one is not needed: a copy
+        costs 1/256 of the revisions, and a bucket grows with them."""
         self.distinct += len(records)
+        if applied is not None and applied.any():
+            records = records[~applied]
         revoked = records["report_type"] == REPORT_TYPE_REVOKED
-        for kind in (True, False):
-            part = records[revoked == kind]
-            if not len(part):
+        n_revoked = int(np.count_nonzero(revoked))
+        for kind, count in ((True, n_revoked), (False, len(records) - n_revoked)):
+            if not count:
                 continue
+            part = records if count == len(records) else records[revoked == kind]
             set_bits(self._bits[kind], part["row"])
             self._counts[kind] += len(part)
             self._spans[kind].append(sightings_span(part))
             keys = as_keys(part)
             if kind:
                 keys["report_type"] = 0  # matched as they were reported before
-            self._keep(kind, part["row"], keys)
+            self._keep(kind, part["row"].copy(), keys)  # not a view: it would keep the whole bucket
 
     def _keep(self, kind: bool, rows: np.ndarray, keys: np.ndarray) -> None:
         self._kept[kind].append((rows, keys, None))
@@ -191,7 +192,8 @@ class EarlierRevisions:
                 self._unsieved[kind] = len(rows)
                 continue
             found, rpis = keys_heard(keys, self._index)
-            kept.append((rows[found], keys[found], rpis))
+            if len(found):  # most groups keep none: an empty part a group would grow with the revisions
+                kept.append((rows[found], keys[found], rpis))
         self._kept[kind] = kept
 
     def finish(self) -> tuple[RevisedSet, RevisedSet]:
