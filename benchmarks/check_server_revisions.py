@@ -10,12 +10,14 @@ once per R (in ``--workdir``, or a temporary directory), in a process of their o
 ``ru_maxrss`` starts at its parent's).  Each run is a process of its own (``ru_maxrss`` is its
 peak, ``peak_rss_mib``): the files served from disk by an in-process mock transport, checked with
 ``buffer_keys`` 65,536 (so KEYS above it stream, below it are joined) against a fresh copy of the store.
-Prints one JSON line per run: seconds of the check, the peak before the check (imports) and after, and
+Prints one JSON line per run: seconds of the check (wall, and CPU of its process: less moved by other
+work on a shared machine; workers forked by a multi-job check are not counted), the peak before the
+check (imports) and after, and
 the check's own peak above the memory it started with (``check_peak_above_start_mib``: the peak reset
 just before it, Linux).
 ``--baseline-src DIR`` (a tree holding an older ``bluezone/``, e.g. ``git archive f50097a bluezone |
 tar -x -C DIR``) runs that version too, alternating with this one, each ``--repeat`` times per R, and
-prints a summary line per R: the medians of both and the ratio of the check's seconds (this / baseline).
+prints a summary line per R: the medians of both and the ratios of the check's seconds (this / baseline).
 """
 from __future__ import annotations
 
@@ -116,10 +118,10 @@ def one(where: Path) -> dict:
         path = store_copy(where, Path(tmp))
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         start = _reset_peak()
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         r = check(where, path)
-        seconds = time.perf_counter() - t
-    return {"keys": r.key_count, "seconds": round(seconds, 2),
+        seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
+    return {"keys": r.key_count, "seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2),
             "peak_rss_mib_before": base / 1024, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "check_peak_above_start_mib": None if start is None else round(_vm("VmHWM") - start, 1),
             "revised": r.revised, "revoked": r.revoked}
@@ -177,11 +179,12 @@ def main() -> None:
                     print(json.dumps(run), flush=True)
             summary: dict = {"keys": args.keys, "revisions": n_rev, "runs": args.repeat}
             for name, done in runs.items():
-                for field in ("seconds", "check_peak_above_start_mib", "peak_rss_mib"):
+                for field in ("seconds", "cpu_seconds", "check_peak_above_start_mib", "peak_rss_mib"):
                     values = [r[field] for r in done if r[field] is not None]
                     summary[f"{name}_{field}_median"] = round(statistics.median(values), 2) if values else None
             if "baseline" in runs:
-                summary["seconds_ratio_this_over_baseline"] = round(summary["this_seconds_median"] / summary["baseline_seconds_median"], 3)
+                for field in ("seconds", "cpu_seconds"):
+                    summary[f"{field}_ratio_this_over_baseline"] = round(summary[f"this_{field}_median"] / summary[f"baseline_{field}_median"], 3)
             print(json.dumps({"summary": summary}), flush=True)
 
 
