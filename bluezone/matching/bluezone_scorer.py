@@ -22,7 +22,11 @@ links gets the day-level shift instead (``calibration_*``: part of how far the d
 5th percentile of all link-minutes, sits from ``reference_db``).  Without a context (``score`` on
 a bare scorer) nothing shifts.
 Setting ``minute_reference_weight = 0`` brings back the earlier day-level threshold shift
-(``calibration_*``).
+(``calibration_*``).  The company is whoever the receiver heard, so a nearby transmitter can invent it:
+weak made-up RPIs raise the reference and move every minute toward "near" (docs/radio-model.md).
+``reference_min_minutes`` counts only links heard in runs of that many minutes (stops RPIs invented a
+minute each, not those kept alive); ``minute_reference_near_share`` bounds what any company can move a
+minute toward "near".  Both are off by default: they change honest scores, so fresh seeds decide.
 
 Two outputs per window: the verdict counts the minutes whose smoothed, corrected attenuation is at
 or under ``threshold_db`` (15 make a close contact); ``weighted_minutes``, the ranking, is the
