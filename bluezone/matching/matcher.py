@@ -405,7 +405,10 @@ def _in_parallel(table: _KeyTable, index: SightingIndex, tolerance: int, jobs: i
         first = _matches(table, index, blocks, tolerance)
         try:
             return [first, *(other.result() for other in others)]
-        except BrokenProcessPool:
+        except BrokenProcessPool as broken:
+            # the futures hold this error, and its traceback the frames holding them: a reference cycle that
+            # kept ``blocks``' memfd open and mapped until the next garbage collection
+            broken.__traceback__ = None
             raise MatchWorkerError("a worker process matching keys ended (killed?) before the check did") from None
     finally:
         blocks.close()  # if this process failed, the workers stop soon too

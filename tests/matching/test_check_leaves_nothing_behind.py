@@ -166,3 +166,40 @@ def test_a_two_job_match_leaves_no_shared_segment_and_no_worker(monkeypatch: pyt
         assert len(matcher_module.match(keys, sightings, jobs=2)) > 0
     assert _new_children_soon(before.children) == set()
     assert _shared_segments() == before.segments
+
+
+def _memfds_now() -> int:
+    """memfds open in this process and mapped, without running the collector first."""
+    open_fds = sum("memfd:" in _link(fd) for fd in Path("/proc/self/fd").iterdir())
+    with open("/proc/self/maps") as maps:
+        return open_fds + sum("memfd:" in line for line in maps)
+
+
+def test_a_killed_match_frees_its_counter_without_waiting_for_the_collector(monkeypatch: pytest.MonkeyPatch, before: Before) -> None:
+    """After MatchWorkerError, ``match``'s futures (holding the pool's error, whose traceback held the
+    frame holding them) made a reference cycle: its counter's memfd stayed open and mapped until the
+    next garbage collection, which a long-lived process may not run for a while."""
+    monkeypatch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 100)
+    keys, sightings, _ = synthetic_data(4 * matcher_module._CHUNK, 20_000, seed=13, planted=30)
+    matches, parent = matcher_module._matches, os.getpid()
+
+    def dying(*args: object) -> object:
+        if os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return matches(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matcher_module, "_matches", dying)
+    memfds = _memfds_now()
+    gc.disable()
+    try:
+        try:
+            matcher_module.match(keys, sightings, jobs=2)
+        except MatchWorkerError:
+            pass
+        else:
+            pytest.fail("the worker was killed, yet match returned")
+        left = _memfds_now()
+    finally:
+        gc.enable()
+    assert left == memfds
+    assert _new_children_soon(before.children) == set()
