@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import os
 import secrets
@@ -187,7 +188,8 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
     cannot be written whole (a full disk) is removed, so the retry is not refused for it.  Otherwise a file
     (or none) is replaced whole (``writefile``; a link's file, where the link points): a write that fails
     leaves the old file as it was, where truncating it first left a full disk's export empty or cut short.
-    Anything else there (a terminal, a pipe: /dev/stdout, ``>(gpg -e)``) is written into as it is."""
+    Anything else there (a terminal, a pipe: /dev/stdout, ``>(gpg -e)``) is written into as it is; a FIFO
+    nobody reads is refused (OSError ENXIO) rather than waited on for ever (one planted in a shared folder)."""
     if not new:
         try:
             there = os.stat(path)
@@ -199,7 +201,14 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
             target = Path(os.path.realpath(path))
             write_files(target.parent, {target.name: (data, 0o600)})
             return
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if new else os.O_TRUNC), 0o600)
+    try:
+        # not blocking: opening a FIFO for writing waited for a reader for ever
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | (os.O_EXCL if new else os.O_TRUNC), 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OSError(errno.ENXIO, "a FIFO (named pipe) nobody reads from") from None
+        raise
+    os.set_blocking(fd, True)  # a reader (``>(gpg -e)``) may be slower than the writes
     try:
         with os.fdopen(fd, "wb") as f:
             if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a device's mode is everybody's: /dev/null made 0600

@@ -87,3 +87,39 @@ def test_a_device_written_into_keeps_its_mode() -> None:
     finally:
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.timeout(30)  # it waited for a reader for ever
+def test_a_fifo_nobody_reads_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO at --out (planted in a shared folder, or a mistake) was opened for writing blocking: the
+    command waited for a reader for ever.  It is refused with a one-line reason; a FIFO someone reads
+    (``>(gpg -e)``, a named pipe with its reader) is written into as before."""
+    fifo = tmp_path / "keys.json"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="FIFO"):
+        write_private(fifo, b"keys")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        write_private(fifo, b"keys")
+        assert os.read(reader, 100) == b"keys"
+    finally:
+        os.close(reader)
+
+
+@pytest.mark.timeout(60)
+def test_keys_export_into_a_fifo_nobody_reads_is_one_line_exit_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from bluezone.proximity.store import SightingStore
+
+    SightingStore.open(tmp_path / "a.db").close()
+    fifo = tmp_path / "keys.json"
+    os.mkfifo(fifo)
+    done = subprocess.run(
+        [sys.executable, "-m", "bluezone.cli", "keys", "export", "--db", str(tmp_path / "a.db"), "--out", str(fifo)],
+        capture_output=True, text=True, timeout=50,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1:] == [f"Error: cannot write the keys to {fifo}: a FIFO (named pipe) nobody reads from"], done.stderr
