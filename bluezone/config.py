@@ -15,7 +15,6 @@ privacy-relevant setting (rotation, retention) must not be silently ignored.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -27,6 +26,7 @@ from typing import Any
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.crypto.payload import TX_POWER_MAX, TX_POWER_MIN
 from bluezone.errors import ConfigError
+from bluezone.writefile import write_file
 
 RETENTION_DAYS = 14  # sightings and daily keys older than this are deleted: a promise, not a default
 MAX_RPI_LIFETIME = 1200.0  # seconds: GAEN changes the RPI every 10-20 minutes
@@ -242,25 +242,11 @@ def save_settings(path: Path | str, values: dict[str, Any]) -> DaemonConfig:
     config = DaemonConfig.load_text(text, str(p))
     if p.is_symlink():  # a daemon.toml kept elsewhere (dotfiles) stays a link: the file it names is replaced
         p = p.resolve()
-    tmp = None
     try:
         p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        import tempfile  # here: only `bluezone calibrate` writes a config, and tempfile costs every command ~10 ms
-
-        fd, tmp = tempfile.mkstemp(prefix=".daemon-", suffix=".toml", dir=p.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())  # on disk before it replaces the old file: a power cut leaves one of the two whole
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, p)
-    except BaseException as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise ConfigError(f"cannot write config file {p}: {exc.strerror or exc}") from None
-        raise
+        write_file(p, text.encode("utf-8"), 0o600)  # whole: a power cut leaves the old file or the new one
+    except OSError as exc:
+        raise ConfigError(f"cannot write config file {p}: {exc.strerror or exc}") from None
     return config
 
 

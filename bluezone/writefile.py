@@ -2,7 +2,7 @@
 synced to the disk, then renamed over the old one, so a reader (or a crash) sees the old file or the
 new one, never half of one.
 
-The temporary name is new each time (``mkstemp``: ``O_EXCL | O_NOFOLLOW``): whoever can write into
+The temporary name is new each time (random, created ``O_EXCL | O_NOFOLLOW``): whoever can write into
 the directory could plant a link at a fixed one (the secret went into the file it named) or a FIFO
 (the open waited for ever).  A rename replaces a link at the final name; it never writes through it.
 """
@@ -10,9 +10,12 @@ the directory could plant a link at a fixed one (the secret went into the file i
 from __future__ import annotations
 
 import os
-import tempfile
+import re
 from collections.abc import Mapping
 from pathlib import Path
+
+#: ``.<name>.<16 hex digits>.tmp`` as written here; ``.<name>.tmp``, the fixed name of earlier versions
+_TEMPORARY = re.compile(r"(?s)\.(?P<name>.+?)(?:\.[0-9a-f]{16})?\.tmp")
 
 
 def sync_directory(path: Path) -> None:
@@ -24,24 +27,55 @@ def sync_directory(path: Path) -> None:
         os.close(directory)
 
 
-def _written(directory: Path, name: str, data: bytes, mode: int) -> Path:
-    """A new temporary file in ``directory`` holding ``data`` on the disk, with exactly ``mode``
-    (mkstemp makes it 0600, so a secret is never readable by others on the way)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+def _written(directory: Path, name: str, data: bytes, mode: int | None) -> Path:
+    """A new temporary file in ``directory`` holding ``data`` on the disk, with exactly ``mode`` (made
+    0600, then given ``mode``: a secret is never readable by others on the way), or with a new
+    file's mode under the umask (``None``: public files such as a key server's exports)."""
+    while True:
+        tmp = directory / f".{name}.{os.urandom(8).hex()}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o666 if mode is None else 0o600)
+            break
+        except FileExistsError:  # (2**64 names: only one planted there on purpose)
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
         os.unlink(tmp)
         raise
-    return Path(tmp)
+    return tmp
 
 
-def write_files(directory: Path, files: Mapping[str, tuple[bytes, int]]) -> None:
-    """Write each ``name: (bytes, mode)`` into ``directory``, modes exact (not filtered by the umask).
+def final_name(name: str) -> str:
+    """The name a temporary file of this module was to take (``.index.txt.1a2b3c4d5e6f7a8b.tmp`` ->
+    ``index.txt``, and the fixed ``.index.txt.tmp`` of earlier versions), else ``name`` itself: what a
+    clean-up of files half written (a crash before the rename) goes by."""
+    temporary = _TEMPORARY.fullmatch(name)
+    return temporary["name"] if temporary else name
+
+
+def write_file(path: Path, data: bytes, mode: int | None, *, sync: bool = True) -> None:
+    """Write ``path`` whole or not at all, ``mode`` as for ``write_files``.  Without ``sync`` the caller
+    syncs the directory itself (once for many files, before it records them as written)."""
+    tmp = _written(path.parent, path.name, data, mode)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if sync:
+        sync_directory(path.parent)
+
+
+def write_files(directory: Path, files: Mapping[str, tuple[bytes, int | None]]) -> None:
+    """Write each ``name: (bytes, mode)`` into ``directory``, modes exact (not filtered by the umask;
+    ``None``: a new file's, under the umask).
 
     Every file's bytes reach the disk before the first rename, so a failed write (a full disk, an I/O
     error, the process killed) leaves each old file as it was and no temporary one; the directory is

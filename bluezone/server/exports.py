@@ -27,7 +27,6 @@ import datetime as dt
 import functools
 import hashlib
 import logging
-import os
 import re
 import secrets
 from collections.abc import Callable, Iterator
@@ -50,11 +49,14 @@ from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.readfile import read_regular_file
+from bluezone.writefile import final_name, write_file
 from bluezone.writefile import sync_directory as _sync_directory
 
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.txt"
+#: Export files are public (served as they are, synced to a CDN): a new file's mode, under the umask.
+PUBLIC = None
 DEFAULT_MAX_KEYS_PER_FILE = 30_000
 RETENTION_DAYS = 14
 #: An export day's files are rolled up once the day has been over this long: a node checking at least
@@ -136,30 +138,12 @@ def embargoed(storage: Storage, now: float) -> Embargo:
     )
 
 
-def _write_atomic(path: Path, data: bytes, *, sync_directory: bool = True) -> None:
-    """Write ``path`` whole or not at all, and durably: the file's bytes reach the disk before the
-    rename, and the rename before the export takes its keys out of the queue, so a power loss never
-    leaves an empty batch file whose keys count as published.  Without ``sync_directory`` the
-    caller syncs the directory itself (once for all of an export's files) before recording them."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    # a file of its own: whoever can write here may have put a link at this known name (the export wrote
-    # through it into the file it named: the signing key) or a FIFO (an open for writing waits for a reader)
-    tmp.unlink(missing_ok=True)
-    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666), "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    if sync_directory:
-        _sync_directory(path.parent)
-
-
 def write_index(storage: Storage, out_dir: Path, now: float, retention_days: int | None = RETENTION_DAYS) -> list[str]:
     """Rewrite ``index.txt``: one batch file name per line, oldest first, last 14 days only (None: every
     file on record, as when an export is held: the 14 days before a jumped clock hold none of them)."""
     since = 0.0 if retention_days is None else now - retention_days * DAY_SECONDS
     names = [b.name for b in storage.batches(since) if (out_dir / b.name).is_file()]
-    _write_atomic(out_dir / INDEX_FILE, "".join(f"{n}\n" for n in names).encode())
+    write_file(out_dir / INDEX_FILE, "".join(f"{n}\n" for n in names).encode(), PUBLIC)
     return names
 
 
@@ -253,7 +237,7 @@ def _write_batches(
             keys, is_revision, signer, now, config, rng, padding_secret, revisable, onsets_before
         ):
             written.append(record)
-            writes.append(writer.submit(_write_atomic, out_dir / record.name, data, sync_directory=False))
+            writes.append(writer.submit(write_file, out_dir / record.name, data, PUBLIC, sync=False))
         for done in writes:
             done.result()
 
@@ -347,7 +331,7 @@ def export_venue_reports(
         name = f"{int(now)}-venues-{tag}-{number:04d}.zip"
         reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
         data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
-        _write_atomic(out_dir / name, data)
+        write_file(out_dir / name, data, PUBLIC)
         record = BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk), sha256=_digest(data))
         try:
             storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
@@ -417,13 +401,12 @@ def roll_up_closed_days(
         try:
             for record, data in made:
                 written.append(record)
-                _write_atomic(out_dir / record.name, data, sync_directory=False)
+                write_file(out_dir / record.name, data, PUBLIC, sync=False)
             _sync_directory(out_dir)  # every roll-up durable before it is recorded
             storage.replace_batches([b.name for b in live], written)
         except BaseException as exc:
-            for record in written:  # and the copy half written when the write failed
+            for record in written:  # (a copy half written is gone with the write that failed)
                 (out_dir / record.name).unlink(missing_ok=True)
-                (out_dir / f".{record.name}.tmp").unlink(missing_ok=True)
             if isinstance(exc, OSError):  # a full disk: this export's new files are recorded, and must be listed
                 log.error("export day %s (%s) not rolled up, tried again next export: %s", _iso(day * DAY_SECONDS), kind, exc)
                 continue
@@ -574,7 +557,7 @@ def _venue_rollup(
 
 
 def remove_stale_files(storage: Storage, out_dir: Path, listed: list[str], now: float, config: ExportConfig) -> int:
-    """Delete the exporter's files (and copies half written, ``.<name>.tmp``) that ``index.txt`` does not list
+    """Delete the exporter's files (and copies half written: ``writefile.final_name``) that ``index.txt`` does not list
     and never will again; returns how many.  Published keys and check-ins are kept 14 days, on disk too, as
     in the database (the server would otherwise serve them by name for good):
 
@@ -596,7 +579,7 @@ def remove_stale_files(storage: Storage, out_dir: Path, listed: list[str], now: 
     for path in out_dir.glob("*.zip*"):
         if path.name in keep:
             continue
-        name = path.name.removeprefix(".").removesuffix(".tmp")
+        name = final_name(path.name)
         small, rollup = EXPORT_FILE.match(name), ROLLUP_FILE.match(name)
         if path.name in recorded:
             stale = recorded[path.name].end_timestamp < oldest

@@ -52,43 +52,16 @@ class VenueSecrets:
         ) + "\n"
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a file; the file reaches the
-    disk before the rename, so a power cut leaves the old file or the new one, never an empty secret.
-
-    The temporary file is one of its own: whoever can write into the folder (a shared drive) knows its
-    name, and a link planted there had the beacon key written into the file it named (chmod 0600, the
-    secret file then a link to it), a FIFO held ``venue create`` for ever."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-
-
 def _write_files(out: Path, files: dict[str, tuple[bytes, int]]) -> None:
-    """Write each ``name: (bytes, mode)`` in ``out``; on a failure remove the files this call
-    made, so a failed write leaves nothing half-made (and an older file it was to replace stays)."""
-    made: list[Path] = []
+    """Write each ``name: (bytes, mode)`` in ``out`` whole (``writefile``: every file on the disk before
+    the first rename, never through a link or FIFO planted in a shared folder): a failed write leaves
+    nothing half-made, and an older file it was to replace stays."""
+    from bluezone.writefile import write_files
+
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for name, (data, mode) in files.items():
-            path = out / name
-            new = not path.exists() and not path.is_symlink()
-            _write(path, data, mode)
-            if new:
-                made.append(path)
+        write_files(out, files)
     except OSError as exc:
-        for path in made:
-            path.unlink(missing_ok=True)
         raise VenueError(f"cannot write the venue's files to {out}: {exc.strerror or exc}") from None
 
 

@@ -34,8 +34,11 @@ def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path
     monkeypatch.undo()
     left = sorted(p.name for p in out.glob("*.zip"))
     assert len(left) == 2 and storage.batches() == []
-    half_written = out / f".{int(NOW)}-{rolling_start(NOW) * 600 - DAY_SECONDS}-0a1b2c-0003.zip.tmp"
+    third = f"{int(NOW)}-{rolling_start(NOW) * 600 - DAY_SECONDS}-0a1b2c-0003.zip"
+    half_written = out / f".{third}.0123456789abcdef.tmp"  # (writefile's temporary name)
     half_written.write_bytes(b"PK\x03\x04")  # kill -9 before the rename
+    earlier_version = out / f".{third}.tmp"  # (the fixed name before)
+    earlier_version.write_bytes(b"PK\x03\x04")
     unrelated = [out / "README.zip", out / "2020-backup.zip", out / "1700000000-notes.zip"]  # not an export's names
     for path in unrelated:
         path.write_bytes(b"x")
@@ -43,7 +46,7 @@ def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path
     published = export_batches(storage, signer, out, NOW + 60, config)
     assert sum(b.num_keys for b in published) == 50
     # left alone while young: another exporter's files lie unrecorded like these until it records them
-    assert all((out / name).is_file() for name in left) and half_written.is_file()
+    assert all((out / name).is_file() for name in left) and half_written.is_file() and earlier_version.is_file()
     assert not set(left) & set((out / INDEX_FILE).read_text().split())
 
     export_batches(storage, signer, out, NOW + 16 * DAY_SECONDS, config)
@@ -90,9 +93,10 @@ def test_a_planted_temporary_name_neither_redirects_nor_holds_the_export(tmp_pat
     kept = victim.read_bytes()
     (out / f".{INDEX_FILE}.tmp").symlink_to(victim)
     export_batches(storage, signer, out, NOW + DAY_SECONDS)
-    assert victim.read_bytes() == kept and not (out / f".{INDEX_FILE}.tmp").exists()
+    assert victim.read_bytes() == kept  # nothing written through the link (left where it was planted)
     listed = (out / INDEX_FILE).read_text().split()
-    assert len(listed) == 1 and (out / listed[0]).is_file()
+    assert len(listed) == 1 and (out / listed[0]).is_file() and not (out / INDEX_FILE).is_symlink()
+    (out / f".{INDEX_FILE}.tmp").unlink()
     os.mkfifo(out / f".{INDEX_FILE}.tmp")
     export = threading.Thread(target=export_batches, args=(storage, signer, out, NOW + DAY_SECONDS + 3600), daemon=True)
     export.start()

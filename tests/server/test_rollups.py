@@ -10,6 +10,8 @@ is not told twice.  Keys are kept no longer than before (roll-ups are cut per da
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip
 from bluezone.proximity.store import SightingStore
 from bluezone.server.exports import EXPORT_FILE, INDEX_FILE, ROLLUP_FILE, ExportConfig, roll_up_closed_days
 from bluezone.venues.checkins import visits
+from bluezone.writefile import final_name
 
 
 
@@ -455,27 +458,26 @@ def test_a_rollup_that_cannot_be_written_does_not_hold_back_the_export(
     """A roll-up is the largest write of the day (a copy of the day's files until they go): on a disk
     with room for an export's new files but not for it, the new files are still listed (they were
     recorded as published), and the roll-up is made by a later export once there is room."""
-    import errno
-
     import bluezone.server.exports as exports
 
     server, _ = day0
     small = _listed(server)
     _to_day(server, 2, hour=0.1)
     _random_upload(server, 30)
-    real = exports._write_atomic
+    real = exports.write_file
 
-    def full_for_rollups(path: Path, data: bytes, **kw: bool) -> None:
-        if ROLLUP_FILE.match(path.name):  # as the disk fills: a part of its copy written
-            path.with_name(f".{path.name}.tmp").write_bytes(data[:100])
-            raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data, **kw)
+    def full_for_rollups(path: Path, data: bytes, mode: int | None, **kw: bool) -> None:
+        if not ROLLUP_FILE.match(path.name):
+            return real(path, data, mode, **kw)
+        with monkeypatch.context() as disk:  # as the disk fills: its copy written, not all of it kept
+            disk.setattr(os, "fsync", _no_space)
+            real(path, data, mode, **kw)
 
-    monkeypatch.setattr(exports, "_write_atomic", full_for_rollups)
+    monkeypatch.setattr(exports, "write_file", full_for_rollups)
     written = server.export()
     new = [b.name for b in written]
     assert new and set(_listed(server)) == set(small) | set(new)  # the new keys published, day 0 as it was
-    assert not any(ROLLUP_FILE.match(p.name.removeprefix(".").removesuffix(".tmp")) for p in server.exports.iterdir())
+    assert not any(ROLLUP_FILE.match(final_name(p.name)) for p in server.exports.iterdir())
     monkeypatch.undo()
     server.clock.advance(600)
     server.export()
@@ -684,7 +686,6 @@ def test_a_fifo_in_place_of_a_listed_file_does_not_stop_the_exports(
     the scheduled export never ended, no export ran again, and the server could not stop (it waits for the
     export under way).  Files the exporter reads back are now opened as regular files only, and bounded."""
     import logging
-    import os
     import threading
 
     from bluezone.server.exports import export_batches
@@ -707,3 +708,7 @@ def test_a_fifo_in_place_of_a_listed_file_does_not_stop_the_exports(
             export.join()
     assert not stuck, "the export waited on the FIFO"
     assert "not rolled up" in caplog.text
+
+
+def _no_space(fd: int) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")

@@ -378,14 +378,14 @@ def test_export_onto_a_full_disk_says_where_and_leaves_the_keys_waiting(tmp_path
         storage.close()
     writes = []
 
-    def full_disk(path: Path, data: bytes, **kwargs: object) -> None:
+    def full_disk(path: Path, data: bytes, *args: object, **kwargs: object) -> None:
         writes.append(path)
         if len(writes) > 1:  # the first file fits
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_write(path, data, **kwargs)
+        real_write(path, data, *args, **kwargs)  # type: ignore[arg-type]
 
-    real_write = exports._write_atomic
-    monkeypatch.setattr(exports, "_write_atomic", full_disk)
+    real_write = exports.write_file
+    monkeypatch.setattr(exports, "write_file", full_disk)
     out = tmp_path / "e"
     export = ("server", "export", "--server-db", str(db), "--signing-key-dir", str(keys), "--export-dir", str(out),
               "--max-keys-per-file", "10")
@@ -395,7 +395,7 @@ def test_export_onto_a_full_disk_says_where_and_leaves_the_keys_waiting(tmp_path
         " a file it recorded still wait (make room, then export again)"
     )
     assert sorted(p.name for p in out.iterdir()) == []  # the file that fitted removed: it was never recorded
-    monkeypatch.setattr(exports, "_write_atomic", real_write)
+    monkeypatch.setattr(exports, "write_file", real_write)
     rc, out_text, err = _run(*export, now=NOW)
     assert rc == 0 and out_text.startswith("40 keys in 4 new batch(es)"), err
 

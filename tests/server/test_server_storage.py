@@ -729,7 +729,7 @@ def test_an_export_that_fails_half_way_marks_and_lists_nothing(storage, tmp_path
     storage.insert_keys_unchecked(keys, NOW)
     signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=10)
     if where in ("signing the third file", "writing the second file"):  # (files are written by another thread)
-        name, nth = ("signed_export_zip", 3) if where.startswith("signing") else ("_write_atomic", 2)
+        name, nth = ("signed_export_zip", 3) if where.startswith("signing") else ("write_file", 2)
         real, calls = getattr(exports, name), []
 
         def fail_nth(*args, **kwargs):

@@ -49,8 +49,6 @@ def _disk_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The export code's fsyncs (of a file or a directory) and renames, in order, as they happen."""
     import os
 
-    from bluezone.server import exports
-
     events: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
 
@@ -62,8 +60,8 @@ def _disk_steps(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         events.append("replace")
         real_replace(src, dst)
 
-    monkeypatch.setattr(exports.os, "fsync", fsync)
-    monkeypatch.setattr(exports.os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
     return events
 
 
@@ -73,10 +71,10 @@ def test_export_files_reach_the_disk_before_they_are_renamed(tmp_path, monkeypat
     from bluezone.server import exports
 
     events = _disk_steps(monkeypatch)
-    exports._write_atomic(tmp_path / "batch.zip", b"PK\x05\x06" + bytes(18))
+    exports.write_file(tmp_path / "batch.zip", b"PK\x05\x06" + bytes(18), exports.PUBLIC)
     assert events == ["fsync-file", "replace", "fsync-dir"]
     assert (tmp_path / "batch.zip").read_bytes() == b"PK\x05\x06" + bytes(18)
-    assert not (tmp_path / ".batch.zip.tmp").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["batch.zip"]  # no temporary file left
 
 
 def test_an_export_syncs_its_files_then_their_directory_once_then_records_them(tmp_path, monkeypatch) -> None:

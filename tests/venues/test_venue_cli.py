@@ -450,7 +450,8 @@ def test_a_planted_temporary_name_neither_redirects_nor_holds_the_venue_files(
 ) -> None:
     """Each file was first written as `.<name>.tmp`, opened following links: whoever can write into the
     venue's folder (a shared drive) put a link there, and `venue create` wrote the beacon key into the file
-    it named (chmod 0600; venue-secret.json then a link to it); a FIFO there held it for ever."""
+    it named (chmod 0600; venue-secret.json then a link to it); a FIFO there held it for ever.  Now each
+    file is first written under a new random name (``writefile``), so a planted name is simply not used."""
     out = tmp_path / "cafe"
     if command == "poster":
         assert run(clock, "venue", "create", "--name", "Cafe", "--address", "a", "--out", str(out)).exit_code == 0
@@ -471,8 +472,11 @@ def test_a_planted_temporary_name_neither_redirects_nor_holds_the_venue_files(
         result = run(clock, "venue", "poster", str(out), "--force")
     assert result.exit_code == 0, result.output
     assert victim.read_text() == "precious\n" and stat.S_IMODE(victim.stat().st_mode) == 0o644
-    for name in names:
-        assert (out / name).is_file() and not (out / name).is_symlink() and not (out / f".{name}.tmp").exists()
+    for name in names:  # the planted names are not ours: left as they are, neither written through nor opened
+        assert (out / name).is_file() and not (out / name).is_symlink()
+        planted_there = os.lstat(out / f".{name}.tmp").st_mode
+        assert stat.S_ISLNK(planted_there) if planted == "link" else stat.S_ISFIFO(planted_there)
+    assert stat.S_IMODE((out / "venue-secret.json").stat().st_mode) == 0o600
     assert load_venue_dir(out).venue.description == "Cafe"
 
 @pytest.mark.wall_clock
