@@ -79,23 +79,27 @@ def table(report: dict[str, Any]) -> str:
 
 
 def write(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
-    """report.json and the three PNG plots in ``out``; returns the files written."""
+    """report.json and the three PNG plots in ``out``; returns the files written.  Rendered first, then
+    written whole under names of their own (``writefile``): ``--out`` may be a shared folder, where a
+    link planted at ``report.json`` had the report written into the file it named."""
+    from bluezone.writefile import write_files
+
     out.mkdir(parents=True, exist_ok=True)
-    files = [out / "report.json"]
-    files[0].write_text(json.dumps(report, indent=2) + "\n")
-    files += plots(result, report, out)
-    return files
+    files = {"report.json": (json.dumps(report, indent=2).encode() + b"\n", None), **plots(result, report)}
+    write_files(out, files)
+    return [out / name for name in files]
 
 
-def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
-    """Write the run's PNG plots (PR curve, RSSI by distance, scene) into ``out``."""
+def plots(result: RunResult, report: dict[str, Any]) -> dict[str, tuple[bytes, None]]:
+    """The run's PNG plots (PR curve, RSSI by distance, scene) by file name, each as its bytes and the
+    mode ``writefile`` gives it (None: a new file's)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     name = result.scenario.name
-    files = []
+    files = {}
     fig, ax = plt.subplots(figsize=(6, 5))
     snap = result.scene["snapshots"][len(result.scene["snapshots"]) // 2]
     pos = snap["pos"]
@@ -120,7 +124,7 @@ def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_aspect("equal")
     ax.set_title(f"{name}: positions at t = {snap['t'] / 60:.0f} min")
     ax.legend(loc="upper right", fontsize=7)
-    files.append(_save(fig, out / "scene.png"))
+    files["scene.png"] = (_png(fig), None)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     cloud = result.cloud
@@ -131,7 +135,7 @@ def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_xlabel("true distance (m)")
     ax.set_ylabel("attenuation (dB)")
     ax.set_title(f"{name}: attenuation of received adverts")
-    files.append(_save(fig, out / "rssi_distance.png"))
+    files["rssi_distance.png"] = (_png(fig), None)
 
     fig, ax = plt.subplots(figsize=(5, 4))
     for scorer, s in report["scorers"].items():
@@ -149,14 +153,17 @@ def plots(result: RunResult, report: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{name}: close contacts, minutes threshold swept\n(circle: the scorer's default)", fontsize=9)
     ax.legend(fontsize=8)
-    files.append(_save(fig, out / "pr_curve.png"))
+    files["pr_curve.png"] = (_png(fig), None)
     return files
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _png(fig: Any) -> bytes:
+    import io
+
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return png.getvalue()

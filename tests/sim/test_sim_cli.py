@@ -171,3 +171,22 @@ def test_a_report_that_cannot_be_written_after_the_run_is_one_line_and_keeps_the
     assert result.exit_code == 2, result.output
     assert "precision" in result.stdout  # the table, printed before the error
     assert result.stderr == f"Error: cannot write the report into {tmp_path / 'out'}: Is a directory (the figures are above; check --out)\n"
+
+
+def test_links_planted_in_a_shared_out_folder_are_replaced_not_written_through(tmp_path: Path) -> None:
+    """--out a shared folder: whoever can write there put `report.json -> ~/.bashrc` (or any of the plots'
+    names) and the report was written into the file the link named.  The files are written whole under
+    names of their own and renamed over the links."""
+    out, victims = tmp_path / "shared", tmp_path / "victims"
+    out.mkdir()
+    victims.mkdir()
+    names = ("report.json", "scene.png", "rssi_distance.png", "pr_curve.png")
+    for name in names:
+        (victims / name).write_text("precious\n")
+        (out / name).symlink_to(victims / name)
+    result = CliRunner().invoke(cli, ["simulate", "classroom", "--minutes", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert all((victims / name).read_text() == "precious\n" for name in names)
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)
+    assert all(not (out / name).is_symlink() and (out / name).stat().st_size > 0 for name in names)
+    assert json.loads((out / "report.json").read_text())["scenario"] == "classroom"
