@@ -75,6 +75,7 @@ def create_app(
     export_config: ExportConfig = ExportConfig(),
     export_every: float | None = None,
     ready_timeout: float = READY_TIMEOUT_SECONDS,
+    docs: bool = False,
 ) -> FastAPI:
     """The app; with ``export_every`` (seconds) and a signer, batches are exported on a schedule.
     ``/healthz`` answers while the process does (liveness); ``/readyz`` only while the database answers
@@ -133,6 +134,10 @@ def create_app(
         version="1",
         description="Diagnosis key upload (GAEN publish API shape) and signed GAEN export batches.",
         lifespan=lifespan,
+        # FastAPI's pages (/docs, /redoc) load their JavaScript from a CDN into the key server's own origin,
+        # where the publish API is: off unless asked for (``server run --docs``); /openapi.json stays
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
     )
 
     @app.post(

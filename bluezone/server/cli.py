@@ -393,12 +393,15 @@ def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> 
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
               help="Processes serving on the one port (PostgreSQL only); the first of them runs the exports. "
                    "The connection limits are per worker.")
+@click.option("--docs/--no-docs", default=False, show_default=True,
+              help="Serve FastAPI's interactive API page at /docs: it loads swagger-ui's JavaScript from a CDN "
+                   "(cdn.jsdelivr.net) into the server's origin. The spec is at /openapi.json either way.")
 def run_cmd(
     db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
     min_keys_per_file: int, region: str, rollup_after_days: int, no_rollups: bool, export_every: int,
     max_keys_per_day: int, guessing_alarm: int, access_log: bool,
     forwarded_allow_ips: str | None, max_connections: int, max_connections_per_client: int, request_timeout: float,
-    workers: int,
+    workers: int, docs: bool,
 ) -> None:
     """Serve the API (OpenAPI at /openapi.json) and the export files with uvicorn."""
     import contextlib
@@ -437,7 +440,7 @@ def run_cmd(
         return create_app(
             storage, code_key=code_key, export_dir=exports, signer=signer, export_config=export_config,
             export_every=(export_every or None) if exporter else None,
-            publish_config=PublishConfig(max_keys_per_day=max_keys_per_day, guessing_alarm=guessing_alarm),
+            publish_config=PublishConfig(max_keys_per_day=max_keys_per_day, guessing_alarm=guessing_alarm), docs=docs,
         )
 
     schedule = f"every {export_every} s" if export_every else "off"

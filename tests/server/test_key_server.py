@@ -567,3 +567,24 @@ def test_a_good_code_refused_as_rate_limited_does_not_log_its_address(
     refused = [r.getMessage() for r in caplog.records]
     assert any("over the failed-code limit" in line for line in refused), refused
     assert not any("testclient" in line for line in refused), refused
+
+
+def test_no_page_loads_third_party_javascript_unless_asked(tmp_path: Path) -> None:
+    """FastAPI's /docs and /redoc pages load swagger-ui/redoc from cdn.jsdelivr.net into the key server's
+    origin, where /v1/publish is: a compromised CDN could script against the API.  Neither is served by
+    default; ``docs=True`` (``server run --docs``) serves /docs; the spec stays at /openapi.json."""
+    from fastapi.testclient import TestClient
+
+    from bluezone.server.app import create_app
+    from bluezone.server.codes import CodeKey
+    from bluezone.server.storage import open_storage
+
+    storage = open_storage(tmp_path / "server.db")
+    try:
+        plain = TestClient(create_app(storage, code_key=CodeKey(bytes(32))))
+        assert plain.get("/docs").status_code == 404 and plain.get("/redoc").status_code == 404
+        assert "/v1/publish" in plain.get("/openapi.json").json()["paths"]
+        asked = TestClient(create_app(storage, code_key=CodeKey(bytes(32)), docs=True))
+        assert asked.get("/docs").status_code == 200 and "swagger-ui" in asked.get("/docs").text
+    finally:
+        storage.close()
