@@ -18,6 +18,7 @@ by kind: bad input apart from radio trouble apart from a key server's refusal.
   + StoreError - the sighting store cannot be used
   | + StoreWriteError - a write the store may take later (disk full, I/O error, lock held)
   | + StoreInUseError - another daemon runs on this store
+  | + StoreReadOnlyError - the store cannot be written: its file, folder or file system is read-only
   + MatchWorkerError - a worker process deriving keys for a check ended before handing back its work
   + RadioError - a radio backend failed
   | + RadioUnavailableError - no usable radio; ``reason`` (RadioUnavailableReason) carries the fix
@@ -116,6 +117,11 @@ class StoreWriteError(StoreError):
 class StoreInUseError(StoreError):
     """Another bluezone daemon already runs on this store: both would broadcast its daily key and
     hear each other, and its owner would be its own close contact."""
+
+
+class StoreReadOnlyError(StoreError):
+    """The store can be read but not written (the file's or its folder's permissions, a read-only
+    mount): said as such, not as a damaged database, whose advice (move it away) would be wrong."""
 
 
 class NotAStoreError(StoreError, InputError):

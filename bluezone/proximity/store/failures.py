@@ -6,7 +6,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
-from bluezone.errors import NotAStoreError, StoreError, StoreWriteError
+from bluezone.errors import NotAStoreError, StoreError, StoreReadOnlyError, StoreWriteError
 
 
 #: SQLite errors that may pass (space freed, the disk back, the lock released): worth a retry.
@@ -19,6 +19,11 @@ def unusable(path: Path | None, exc: sqlite3.DatabaseError) -> StoreError:
     name = getattr(exc, "sqlite_errorname", "")
     if name.startswith(TRANSIENT):
         return StoreWriteError(f"cannot write to {path or ':memory:'} now: {exc}{_full_disk_hint(path)}")
+    if name.startswith("SQLITE_READONLY"):  # it reads fine: it is not "not a usable sighting database"
+        return StoreReadOnlyError(
+            f"cannot write to {path or ':memory:'}: it is read-only ({exc}); check the owner and permissions of the"
+            " file, its -wal and -shm files and its folder, or whether its file system is mounted read-only"
+        )
     error = NotAStoreError if name == "SQLITE_NOTADB" else StoreError
     hint = ""
     if name.startswith("SQLITE_CORRUPT"):

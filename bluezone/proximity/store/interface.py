@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from bluezone.errors import NotAStoreError, StoreError, StoreWriteError
+from bluezone.errors import NotAStoreError, StoreError, StoreReadOnlyError, StoreWriteError
 from bluezone.proximity.store.bluezone3 import Bluezone3Sightings
 from bluezone.proximity.store.checkins import CheckIns
 from bluezone.proximity.store.failures import unusable
@@ -120,7 +120,7 @@ class SightingStore(
             if purge_now is not None:
                 try:
                     store.purged_on_open = store.purge(purge_now)
-                except StoreWriteError as exc:  # a full disk: reading still works, and the daemon purges later
+                except (StoreWriteError, StoreReadOnlyError) as exc:  # a full disk, a read-only file: reading still works
                     log.warning("retention purge on open postponed: %s", exc)
         except sqlite3.DatabaseError as exc:
             conn.close()
