@@ -200,6 +200,10 @@ def _what_now(result: Any, own_keys_since: Callable[[str], bool], server_url: st
         where = "near" if "F1" in levels else "in the same room as"
         first = min(close_days)
         # a device that only checked in (never ran `bluezone run`) has no keys: upload would refuse
+        if server_url is not None:
+            from bluezone.client.keyserver import shown_url
+
+            server_url = shown_url(server_url)
         send = (
             f"; if it gives you a recursive code, send your keys with `bluezone upload --server {server_url or 'URL'}"
             f" --code CODE --exposure-date {first}`" if own_keys_since(first) else

@@ -42,7 +42,7 @@ def upload(
     A close contact (F1) given a recursive code sends its keys from its exposure date on (--exposure-date),
     so that its own close contacts (F2) are told.
     """
-    from bluezone.client.keyserver import KeyServerClient, checked_server_url
+    from bluezone.client.keyserver import KeyServerClient, checked_server_url, shown_url
     from bluezone.client.uploading import (
         check_code,
         check_exposure_date,
@@ -75,7 +75,7 @@ def upload(
             store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False, server=server_url
         )
         # a dry run shows the same list on stderr (what goes, what stays and why), the request on stdout
-        _confirm_keys(plan, server_url, include_today, yes, dry_run)
+        _confirm_keys(plan, shown_url(server_url), include_today, yes, dry_run)
         outgoing = _checkins_to_send(plan, send_checkins, yes, dry_run)
         if dry_run:
             click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))

@@ -75,12 +75,23 @@ def _shown(text: str) -> str:
     return text if len(text) <= MAX_SHOWN_CHARS else text[:MAX_SHOWN_CHARS] + "..."
 
 
+#: ``scheme://`` and the ``user:password@`` after it (a key server behind HTTP basic authentication)
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*@)")
+
+
+def shown_url(url: str, userinfo: str = "***@") -> str:
+    """``url`` as it may be shown (errors, prompts, reports, logs): a user name and password given in it
+    (``https://user:pw@host``) as ``***``; they were printed, and kept in the store as the server's name."""
+    return _USERINFO.sub(lambda m: m[1] + userinfo, url, count=1) if _USERINFO.match(url) else url
+
+
 def base_url_of(url: str) -> str:
-    """The server's base URL as the node keys its state by: the API lives under ``/v1/`` of it, so
+    """The server's base URL as the node keys its state by and shows it: without credentials (the same
+    server with another password is the same server).  The API lives under ``/v1/`` of it, so
     a URL given with ``/v1`` (or a trailing slash) is the same server and must not ask for /v1/v1/...;
     so is one given as its exports' folder or index (``/v1/exports``, ``.../index.txt``), what a static
     host's address looks like (it asked for /v1/exports/v1/exports/index.txt: 404)."""
-    base = url.rstrip("/")
+    base = shown_url(url, "").rstrip("/")
     for tail in ("/v1/exports/index.txt", "/v1/exports", "/v1"):
         if base.endswith(tail):
             return base.removesuffix(tail)
@@ -91,21 +102,29 @@ def checked_server_url(base_url: str) -> str:
     """``base_url`` as the node keys its state by (``base_url_of``), or InputError for one no request could
     use.  Commands check it before anything else: ``upload`` used it in the store first (a byte that is no
     UTF-8 was 'UnicodeEncodeError', exit 1) and asked its questions before the client refused it."""
+    shown = shown_url(base_url)
     if not base_url.startswith(("http://", "https://")):
-        raise InputError(f"server URL must start with http:// or https://, got {base_url!r}")
+        raise InputError(f"server URL must start with http:// or https://, got {shown!r}")
     if any(c.isspace() for c in base_url):  # 'http://keys example.org' was looked up in DNS 4 times, then exit 1
-        raise InputError(f"server URL {base_url!r} holds a space: give the key server's address as published")
+        raise InputError(f"server URL {shown!r} holds a space: give the key server's address as published")
     if "?" in base_url or "#" in base_url:  # the API's paths were put after it: '...#frag/v1/signing-key' asked '/'
-        raise InputError(f"server URL {base_url!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
+        raise InputError(f"server URL {shown!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
     try:
         url = httpx.URL(base_url)
-    except httpx.InvalidURL as exc:
-        raise InputError(f"not a usable server URL {base_url!r}: {exc}") from None
+    except httpx.InvalidURL as exc:  # (httpx's reason names no part of the URL)
+        raise InputError(f"not a usable server URL {shown!r}: {exc}") from None
     if not url.host:
-        raise InputError(f"server URL {base_url!r} has no host")
+        raise InputError(f"server URL {shown!r} has no host")
     if url.port is not None and not 0 < url.port < 65536:
-        raise InputError(f"server URL {base_url!r}: port {url.port} is not 1-65535")
+        raise InputError(f"server URL {shown!r}: port {url.port} is not 1-65535")
     return base_url_of(base_url)
+
+
+def _credentials(base_url: str) -> dict[str, Any]:
+    """The user name and password given in ``base_url``, as a request's HTTP basic authentication
+    (``auth=``, none without them: the client's own setting, whatever httpx-like client it is)."""
+    url = httpx.URL(base_url)
+    return {"auth": (url.username, url.password)} if url.userinfo else {}
 
 
 class KeyServerClient:
@@ -123,7 +142,8 @@ class KeyServerClient:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.base_url = checked_server_url(base_url)
+        self.base_url = checked_server_url(base_url)  # (no credentials: shown in errors, the state's key)
+        self._auth = _credentials(base_url)
         self._deadline = Deadline(monotonic)
         if transport is None and http is None:  # retries: a connection that could not be made
             transport = transport_with_deadline(self._deadline, retries)
@@ -169,7 +189,7 @@ class KeyServerClient:
             # gzip (a 1.8 kB answer saying "Content-Encoding: gzip, gzip") became 1 GB at once, before the
             # size cap below could look
             headers = {**kwargs.pop("headers", {}), "Accept-Encoding": "identity"}
-            with self._http.stream(method, url, headers=headers, **kwargs) as response:
+            with self._http.stream(method, url, headers=headers, **self._auth, **kwargs) as response:
                 encoding = response.headers.get("content-encoding", "identity").strip().lower()
                 if encoding not in ("", "identity"):
                     raise KeyServerError(f"{url}: the answer is compressed ({_shown(encoding)}), though not asked to be")

@@ -301,7 +301,7 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     Needs the venue's secrets (VENUE_DIR) and a health-authority code, as a case's upload does;
     the server receives the same encrypted reports and cannot tell which venue they name.
     """
-    from bluezone.client.keyserver import KeyServerClient, checked_server_url
+    from bluezone.client.keyserver import KeyServerClient, checked_server_url, shown_url
     from bluezone.keyformat.keys import empty_keys
     from bluezone.venues.owner import load_venue_dir
     from bluezone.venues.upload import owner_warning_reports
@@ -319,7 +319,7 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     moved = "" if sent == asked else f" (asked {local_time(asked[0])} .. {local_time(asked[1])}: put on the 10-minute grid of check-ins)"
     click.echo(
         f"About to warn visitors of {secrets.venue.description}: {local_time(sent[0])} .. {local_time(sent[1])}{moved}"
-        f" ({len(reports)} report(s)) via {server_url}",
+        f" ({len(reports)} report(s)) via {shown_url(server_url)}",
         err=True,
     )
     if not yes and not ask_before_sending("venue warn", "Send the warning?"):
@@ -327,7 +327,7 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     with KeyServerClient(server_url) as client:
         receipt = client.publish(empty_keys(0), code, checkins=[r.entry() for r in reports])
     if as_json:
-        _emit_json({"server": server_url, "reports_sent": len(reports), "reports_stored": receipt.checkins})
+        _emit_json({"server": shown_url(server_url), "reports_sent": len(reports), "reports_stored": receipt.checkins})
     else:
         # "at their next check" read as at once: a check finds it only once an export has published it (walk14)
         click.echo(f"warning sent: the server took {receipt.checkins} report(s); published at the server's next export,"

@@ -1,0 +1,84 @@
+"""A key server behind HTTP basic authentication is given as ``https://user:password@host``: the password
+was printed in every warning and error naming the server, and keyed the node's memory of it (pin, batches
+done, revision token) in the store.  Now it is shown as ``***`` everywhere, goes only into the requests'
+Authorization header, and the state is the server's without it (same server, same state)."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from server_helpers import NOW, URL, Server, make_nodes
+
+from bluezone.cli import cli
+from bluezone.client.check import check_with_server
+from bluezone.client.keyserver import KeyServerClient, base_url_of, shown_url
+from bluezone.client.state import ServerState
+from bluezone.clock import VirtualClock
+from bluezone.errors import InputError, KeyServerError
+from bluezone.proximity.store import SightingStore
+
+SECRET = "s3cret-Pa55"
+userinfo_text = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="/?#"), min_size=1, max_size=16)
+
+
+@settings(max_examples=300, deadline=None)
+@given(user=userinfo_text, password=userinfo_text, path=st.sampled_from(["", "/", "/v1", "/keys/v1/exports/index.txt"]))
+def test_credentials_are_never_shown_and_never_part_of_the_servers_name(user: str, password: str, path: str) -> None:
+    url = f"https://{user}:{password}@keys.example.org:8443{path}"
+    assert shown_url(url) == f"https://***@keys.example.org:8443{path}"
+    assert base_url_of(url) == base_url_of(f"https://keys.example.org:8443{path}")
+
+
+def test_the_password_goes_in_the_authorization_header_only() -> None:
+    seen: list[httpx.Request] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(500, text="boom")
+
+    client = KeyServerClient(f"https://alice:{SECRET}@keys.test/v1", transport=httpx.MockTransport(handle), retries=0)
+    with pytest.raises(KeyServerError) as error:
+        client.signing_key()
+    assert SECRET not in str(error.value) and "https://keys.test/v1/signing-key: 500" in str(error.value)
+    assert client.base_url == "https://keys.test"
+    assert seen[0].headers["authorization"] == "Basic " + base64.b64encode(f"alice:{SECRET}".encode()).decode()
+    assert seen[0].url.userinfo == b"" and SECRET not in str(seen[0].url)
+
+
+@pytest.mark.parametrize("url", [f"https://alice:{SECRET}@keys example.org", f"https://alice:{SECRET}@keys.test:99999",
+                                 f"https://alice:{SECRET}@keys.test/#top"])
+def test_a_refused_url_is_shown_without_its_password(url: str) -> None:
+    with pytest.raises(InputError) as error:
+        KeyServerClient(url)
+    assert SECRET not in str(error.value) and "***@" in str(error.value)
+
+
+def test_a_check_with_credentials_keeps_the_servers_state_without_them(tmp_path: Path) -> None:
+    """The pin a check through the password-protected URL made is the server's without credentials; the
+    password is nowhere in the store."""
+    server = Server(tmp_path / "server")
+    _, nodes = make_nodes(tmp_path / "nodes")
+    server.export()
+    with_password = URL.replace("http://", f"http://alice:{SECRET}@")
+    check_with_server(with_password, nodes["b"], http=server.http, now=server.clock.now())
+    with SightingStore.open(nodes["b"], create=False) as store:
+        assert ServerState(store).pinned(URL) is not None
+    for path in nodes["b"].parent.glob(nodes["b"].name + "*"):
+        assert SECRET.encode() not in path.read_bytes()
+
+
+def test_upload_and_check_print_no_password(tmp_path: Path) -> None:
+    _, nodes = make_nodes(tmp_path, now=NOW)
+    url = f"http://alice:{SECRET}@127.0.0.1:9"
+    asked = CliRunner().invoke(cli, ["upload", "--server", url, "--code", "12345678", "--db", str(nodes["a"])],
+                               obj={"clock": VirtualClock(NOW)}, input="n\nn\n")
+    assert asked.exit_code == 1 and "to http://***@127.0.0.1:9:" in asked.stderr and SECRET not in asked.output
+    checked = CliRunner().invoke(cli, ["check", "--server", url, "--db", str(nodes["b"])], obj={"clock": VirtualClock(time.time())})
+    assert checked.exit_code != 0 and "http://127.0.0.1:9" in checked.stderr and SECRET not in checked.output
