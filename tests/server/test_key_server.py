@@ -588,3 +588,20 @@ def test_no_page_loads_third_party_javascript_unless_asked(tmp_path: Path) -> No
         assert asked.get("/docs").status_code == 200 and "swagger-ui" in asked.get("/docs").text
     finally:
         storage.close()
+
+
+@pytest.mark.parametrize("flag, docs", [([], None), (["--docs"], "/docs")])
+def test_server_run_serves_docs_only_with_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, flag: list[str], docs: str | None) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.server import serve
+    from bluezone.server.signing import keygen
+
+    served: list = []
+    monkeypatch.setattr(serve, "serve", lambda app, *args: served.append(app))  # started, then stopped at once
+    keygen(tmp_path / "keys")
+    result = CliRunner().invoke(cli, ["server", "run", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir",
+                                      str(tmp_path / "keys"), "--export-every", "0", *flag])
+    assert result.exit_code == 0, result.output
+    assert served[0].docs_url == docs and served[0].redoc_url is None and served[0].openapi_url == "/openapi.json"
