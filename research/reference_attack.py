@@ -2,6 +2,7 @@
 
 Usage: python research/reference_attack.py [--seeds 1,2,3,4,5] [--per-minute 0,2,4,6,8,12] [--lifetime 1,10]
                                            [--burst 1] [--rssi -99] [--minutes 60] [--min-run 2] [--near-share 0.5,0]
+                                           [--victim Em]
 
 The demo's café (``bluezone.demo.SCENE``: An is the F0, Em works at a table 8 m away all hour) runs on
 the emulated radio with real daemons and stores, plus an attacker's transmitter 2 m from Em that invents
@@ -14,7 +15,8 @@ context) with the shipped ``bluezone`` scorer, the bounds (``reference_min_minut
 heard in runs of that many minutes count; ``minute_reference_near_share``: how much of the clip a minute
 may move toward "near") and ``gaen``.  Printed per (RPIs a minute, lifetime): on how many seeds Em is an F1
 by each, Em's verdict minutes within 2 m, how many fake link-minutes Em stored and how often each was heard
-a minute (measured, not assumed).
+a minute (measured, not assumed).  ``--victim Chi --rssi -70``: the other direction, strong invented
+company that makes a true contact (Chi, 1.5 m from An for 25 minutes) read farther.
 
 ``transmit_fake_rpis`` is the attacker, also used by tests/matching/test_reference_attack.py.
 """
@@ -94,17 +96,17 @@ async def transmit_fake_rpis(
 
 def attacked_café(
     db_dir: Path, seed: int, per_minute: int, *, lifetime: int = 1, burst: float = 1.0, rssi: float = -99.0,
-    minutes: float = 60.0, sent: set[bytes] | None = None,
+    minutes: float = 60.0, sent: set[bytes] | None = None, victim: str = "Em",
 ) -> dict[str, Path]:
-    """The demo's café for ``minutes`` on the emulated radio, with the attacker beside Em; the stores by
-    name (``sent`` collects the attacker's RPIs)."""
+    """The demo's café for ``minutes`` on the emulated radio, with the attacker heard by ``victim`` alone;
+    the stores by name (``sent`` collects the attacker's RPIs)."""
     people = [p for p in SCENE if p.name != "Khanh"]  # Khanh meets Binh elsewhere: not in this question
     positions = {
         p.name: (lambda t, p=p, i=i: p.where((t - START) / 60.0) or (10_000.0 * (i + 1), 0.0))
         for i, p in enumerate(people)
     }
 
-    channel = AttackerChannel(rssi)
+    channel = AttackerChannel(rssi, victim)
 
     def attacker(air: Any, clock: Clock) -> list:
         channel.air = air
@@ -117,11 +119,11 @@ def attacked_café(
     return run_emulated(positions, db_dir, START, minutes * 60.0, seed=seed, channel=channel, also=attacker)
 
 
-def em_verdict(dbs: dict[str, Path], scorer: Any) -> tuple[bool, float]:
-    """(Em an F1?, Em's largest verdict minutes within 2 m) as ``bluezone check`` decides with ``scorer``."""
+def verdict(dbs: dict[str, Path], scorer: Any, who: str = "Em") -> tuple[bool, float]:
+    """(``who`` an F1?, their largest verdict minutes within 2 m) as ``bluezone check`` decides with ``scorer``."""
     with SightingStore.open(dbs["An"], create=False) as store:
         keys = export_own_keys(store.daily_keys(), 14, START + 7200)
-    with SightingStore.open(dbs["Em"], create=False) as store:
+    with SightingStore.open(dbs[who], create=False) as store:
         _, exposures = check_store(keys, store, scorer)
     within = max((e.score.minutes_by_bucket.get("within_2m", 0.0) for e in exposures), default=0.0)
     return any(e.score.close_contact for e in exposures), float(within)
@@ -142,7 +144,7 @@ def fake_link_minutes(db: Path, fake: set[bytes]) -> tuple[int, float]:
 
 def main(argv: list[str]) -> None:
     opts = {"--seeds": "1,2,3,4,5", "--per-minute": "0,2,4,6,8,12", "--lifetime": "1,10", "--burst": "1",
-            "--rssi": "-99", "--minutes": "60", "--min-run": "2", "--near-share": "0.5,0"}
+            "--rssi": "-99", "--minutes": "60", "--min-run": "2", "--near-share": "0.5,0", "--victim": "Em"}
     for flag, value in zip(argv[::2], argv[1::2], strict=True):
         if flag not in opts:
             raise SystemExit(f"unknown option {flag}")
@@ -156,7 +158,7 @@ def main(argv: list[str]) -> None:
            for share in opts["--near-share"].split(",")},
         "gaen": get_scorer("gaen"),
     }
-    print(f"rpis/min lifetime  F1 of {len(seeds)} seeds ({', '.join(scorers)})  Em's verdict minutes within 2 m per seed "
+    print(f"victim {opts['--victim']}, heard at {opts['--rssi']} dBm\nrpis/min lifetime  F1 of {len(seeds)} seeds ({', '.join(scorers)})  verdict minutes within 2 m per seed "
           "(the same)  fake link-minutes  packets/link-minute", flush=True)
     for per_minute in [int(n) for n in opts["--per-minute"].split(",")]:
         for lifetime in [int(n) for n in opts["--lifetime"].split(",")] if per_minute else [1]:
@@ -167,12 +169,13 @@ def main(argv: list[str]) -> None:
                 with tempfile.TemporaryDirectory(prefix="refattack-") as tmp:
                     sent: set[bytes] = set()
                     dbs = attacked_café(Path(tmp), seed, per_minute, lifetime=lifetime, burst=float(opts["--burst"]),
-                                        rssi=float(opts["--rssi"]), minutes=float(opts["--minutes"]), sent=sent)
+                                        rssi=float(opts["--rssi"]), minutes=float(opts["--minutes"]), sent=sent,
+                                        victim=opts["--victim"])
                     for name, scorer in scorers.items():
-                        f1, minutes = em_verdict(dbs, scorer)
+                        f1, minutes = verdict(dbs, scorer, opts["--victim"])
                         flips[name] += f1
                         within[name].append(minutes)
-                    n, p = fake_link_minutes(dbs["Em"], sent)
+                    n, p = fake_link_minutes(dbs[opts["--victim"]], sent)
                     fakes.append(n)
                     packets.append(p)
             print(f"{per_minute:>8} {lifetime:>8}  {' '.join(str(flips[n]) for n in scorers):<10}  "
