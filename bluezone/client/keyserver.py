@@ -77,12 +77,26 @@ def _shown(text: str) -> str:
 
 #: ``scheme://`` and the ``user:password@`` after it (a key server behind HTTP basic authentication)
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*@)")
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
+_ENCODE_USERINFO = "in a user name or password write '/' as %2F, '?' as %3F, '#' as %23, '@' as %40, ':' as %3A"
 
 
 def shown_url(url: str, userinfo: str = "***@") -> str:
     """``url`` as it may be shown (errors, prompts, reports, logs): a user name and password given in it
     (``https://user:pw@host``) as ``***``; they were printed, and kept in the store as the server's name."""
     return _USERINFO.sub(lambda m: m[1] + userinfo, url, count=1) if _USERINFO.match(url) else url
+
+
+def _shown_refused(url: str) -> str:
+    """A refused ``url`` as its error may show it: everything before its last '@' but the scheme as
+    ``***``.  ``shown_url`` finds a password only where a parser would (``https://alice:pa#ss@host``
+    ends its authority at '#', ``alice:pw@host`` has no scheme): such a URL is refused, and its
+    password was printed in the refusal."""
+    head, at, rest = url.rpartition("@")
+    if not at:
+        return url
+    scheme, sep, _ = head.partition("://")
+    return f"{scheme}://***@{rest}" if sep and _SCHEME.fullmatch(scheme) else f"***@{rest}"
 
 
 def base_url_of(url: str) -> str:
@@ -102,7 +116,7 @@ def checked_server_url(base_url: str) -> str:
     """``base_url`` as the node keys its state by (``base_url_of``), or InputError for one no request could
     use.  Commands check it before anything else: ``upload`` used it in the store first (a byte that is no
     UTF-8 was 'UnicodeEncodeError', exit 1) and asked its questions before the client refused it."""
-    shown = shown_url(base_url)
+    shown = _shown_refused(base_url)
     if not base_url.startswith(("http://", "https://")):
         raise InputError(f"server URL must start with http:// or https://, got {shown!r}")
     if any(c.isspace() for c in base_url):  # 'http://keys example.org' was looked up in DNS 4 times, then exit 1
@@ -111,8 +125,9 @@ def checked_server_url(base_url: str) -> str:
         raise InputError(f"server URL {shown!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
     try:
         url = httpx.URL(base_url)
-    except httpx.InvalidURL as exc:  # (httpx's reason names no part of the URL)
-        raise InputError(f"not a usable server URL {shown!r}: {exc}") from None
+    except httpx.InvalidURL as exc:  # httpx's reason quotes a part ("Invalid port: 'pa'" of 'https://u:pa/ss@...')
+        reason = exc if "@" not in base_url else _ENCODE_USERINFO
+        raise InputError(f"not a usable server URL {shown!r}: {reason}") from None
     if not url.host:
         raise InputError(f"server URL {shown!r} has no host")
     if url.port is not None and not 0 < url.port < 65536:

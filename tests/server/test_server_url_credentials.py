@@ -82,3 +82,28 @@ def test_upload_and_check_print_no_password(tmp_path: Path) -> None:
     assert asked.exit_code == 1 and "to http://***@127.0.0.1:9:" in asked.stderr and SECRET not in asked.output
     checked = CliRunner().invoke(cli, ["check", "--server", url, "--db", str(nodes["b"])], obj={"clock": VirtualClock(time.time())})
     assert checked.exit_code != 0 and "http://127.0.0.1:9" in checked.stderr and SECRET not in checked.output
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    scheme=st.sampled_from(["https://", "http://", "HTTPS://", "ftp://", ""]),
+    user=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=8),
+    middle=st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=12),
+    host=st.sampled_from(["keys.test", "[::1]:8443", "keys.test:99999", "", "keys.test/v1/#top"]),
+)
+def test_no_refusal_shows_any_part_of_a_password(scheme: str, user: str, middle: str, host: str) -> None:
+    """A password holding '#', '?' or '/' (a parser ends the authority there) or given without a scheme was
+    printed whole in the URL's refusal: the credentials are hidden up to the URL's last '@' in every refusal."""
+    url = f"{scheme}{user}:PWSTART{middle}PWEND@{host}"
+    try:
+        KeyServerClient(url).close()
+    except InputError as error:
+        assert "PWSTART" not in str(error) and "PWEND" not in str(error) and "***@" in str(error)
+
+
+@pytest.mark.parametrize("url", [f"https://alice:{SECRET}#1@keys.test", f"https://alice:{SECRET}?@keys.test",
+                                 f"https://alice:{SECRET}/x@keys.test", f"alice:{SECRET}@keys.test"])
+def test_upload_refuses_a_url_with_an_odd_password_in_one_line_without_it(tmp_path: Path, url: str) -> None:
+    result = CliRunner().invoke(cli, ["upload", "--server", url, "--code", "12345678", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 2 and SECRET not in result.output and "***@keys.test" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
