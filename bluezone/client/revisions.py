@@ -7,8 +7,9 @@ them: ~75 bytes a revision.  Here they go to a ``BucketSpool`` (in memory while 
 ``IN_MEMORY``) and come back one bucket at a time beside that bucket's keys (``settle``); of those
 that revise an earlier check's keys (``EarlierRevisions``) only ``EARLIER_IN_MEMORY`` are kept whole,
 past that only the few that sent an RPI the store heard (the others can match nothing), each with its
-row among all of them, so the report (and what is remembered) is the same to the row.  What grows is
-two bits a revision (which are withdrawn, which updated) and, on disk, 41 bytes a revision.
+row among all of them, so the report (and what is remembered) is the same to the row.  What grows in
+memory past the budgets is ~0.6 bytes a revision: two bits (which are withdrawn, which updated), one
+bucket in flight (1/256 of them) and 2 KB of bounds a spool write; on disk, 41 bytes a revision.
 """
 
 from __future__ import annotations
