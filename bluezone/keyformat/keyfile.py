@@ -181,6 +181,20 @@ def write_keys_json(keys: np.ndarray, path: str | Path) -> None:
     write_private(path, dump_keys_json(keys))
 
 
+def _foreign_fifo(fd: int, path: str | Path) -> bool:
+    """Whether ``fd`` is a named FIFO another user owns: planted at --out in a shared folder, its owner
+    reading it, it took the keys (exit 0).  A pipe (``>(gpg -e)``, /dev/stdout) has no name of its own
+    to resolve to, so ``sudo ... --out >(gpg -e)`` still writes into its user's pipe."""
+    opened = os.fstat(fd)
+    if not stat.S_ISFIFO(opened.st_mode) or opened.st_uid == os.geteuid():
+        return False
+    try:
+        named = os.lstat(os.path.realpath(path))
+    except OSError:
+        return False
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
+
+
 def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
     """Write ``data`` to a file only its owner can read: daily keys reveal every RPI the device sent.
 
@@ -208,6 +222,9 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
         if exc.errno == errno.ENXIO:
             raise OSError(errno.ENXIO, "a FIFO (named pipe) nobody reads from") from None
         raise
+    if _foreign_fifo(fd, path):  # (not new: O_EXCL made the file)
+        os.close(fd)
+        raise OSError(errno.EPERM, "a FIFO (named pipe) of another user's: whoever reads it would get the keys")
     os.set_blocking(fd, True)  # a reader (``>(gpg -e)``) may be slower than the writes
     try:
         with os.fdopen(fd, "wb") as f:

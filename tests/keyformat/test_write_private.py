@@ -123,3 +123,33 @@ def test_keys_export_into_a_fifo_nobody_reads_is_one_line_exit_2(tmp_path: Path)
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines()[-1:] == [f"Error: cannot write the keys to {fifo}: a FIFO (named pipe) nobody reads from"], done.stderr
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(os.geteuid() != 0, reason="gives a FIFO to another user (chown)")
+def test_a_fifo_another_user_planted_and_reads_gets_no_keys(tmp_path: Path) -> None:
+    """A FIFO planted at --out in a shared folder by another user, who reads it, took the F0's keys (exit 0,
+    "wrote 1 keys").  It is refused; the user's own named FIFO and a pipe (``>(gpg -e)``) are written into."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    fifo = shared / "keys.json"
+    os.mkfifo(fifo)
+    os.chown(fifo, 65534, 65534)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(OSError, match="another user's"):
+            write_private(fifo, b"keys")
+        assert os.read(reader, 100) == b""
+        os.chown(fifo, os.geteuid(), os.getegid())
+        write_private(fifo, b"keys")
+        assert os.read(reader, 100) == b"keys"
+    finally:
+        os.close(reader)
+    read_end, write_end = os.pipe()
+    try:
+        os.fchown(write_end, 65534, 65534)  # (a pipe's owner is its maker's; the name resolves to no FIFO)
+        write_private(f"/proc/self/fd/{write_end}", b"keys")
+        assert os.read(read_end, 100) == b"keys"
+    finally:
+        os.close(read_end)
+        os.close(write_end)
