@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from bluezone.cli import cli
 from bluezone.errors import ConfigError
-from bluezone.sim.generate import KINDS, generate, scene_mapping
+from bluezone.sim.generate import KINDS, generate, save, scene_mapping
 from bluezone.sim.mobility import Bus, Crowd, seat_positions
 from bluezone.sim.scenario import MAX_PEOPLE, Scenario, load_scenario
 from bluezone.sim.streams import streams
@@ -86,6 +87,21 @@ def test_save_scene_to_an_unwritable_place_exits_2(tmp_path: Path) -> None:
     result = invoke("simulate", "--generate", "room", "--save-scene", str(tmp_path / "no" / "such" / "dir.toml"),
                     "--minutes", "0.2")
     assert result.exit_code == 2 and "cannot write" in result.output
+
+
+@pytest.mark.timeout(30)  # a FIFO waited for a reader for ever
+def test_save_scene_never_writes_through_a_link_or_fifo_planted_at_its_name(tmp_path: Path) -> None:
+    """--save-scene into a shared folder: a link planted at its name had the scene written into the file
+    it named, a FIFO held the command for ever.  Both are replaced by the scene file."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept")
+    link, fifo = tmp_path / "link.toml", tmp_path / "fifo.toml"
+    link.symlink_to(victim)
+    os.mkfifo(fifo)
+    for path in (link, fifo):
+        save("room", 3, path)
+        assert path.is_file() and not path.is_symlink() and load_scenario(path) == generate("room", 3)
+    assert victim.read_text() == "kept"
 
 
 # --- the generator's invariants --------------------------------------------------------------------
