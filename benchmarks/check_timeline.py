@@ -17,6 +17,16 @@ and counts those runnable (running, or waiting for a core: ``R``).  A thread wai
 or a lock sleeps, so the count is how many cores the check could use at that moment, which on a shared
 machine is not how many it got.  Per step (from the mark before it), the mean count (``wanted_cores``)
 and the core-seconds it left idle out of ``--cores`` (``idle_core_seconds``), medians over the runs.
+
+What the steps one thread does cost, in CPU time (the same whatever the load, unlike their seconds): each
+mark also notes the check's CPU time so far (``time.process_time``: its threads, not its workers, since the
+interpreter started), so ``cpu_ms_by_step_median`` gives each step's CPU; the exit's is the main thread's
+CPU after the last mark, read from ``/proc/PID/schedstat`` once the check has ended and before it is
+reaped.  ``one_thread_cpu_ms_median`` adds, for more than one job, the start (interpreter, imports, the
+command line, up to the store's thread: ``store thread started``), the tail (from the last key derived
+to the end: the exposures, the report) and the exit.  With one job and J jobs among the variants,
+``speedup_bound_from_cpu`` is the most J jobs could be faster than one on J idle cores with that much
+done by one thread: one job's CPU / (S + (J jobs' CPU - S) / J), S the one-thread CPU.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,14 +42,18 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any, NamedTuple
 
 CHILD = r"""
-import gc, json, os, sys, time
+import json, os, sys, time
 T0 = time.perf_counter()
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the console script (bluezone.cli.main), before numpy
 marks = {"_t0": T0}  # perf_counter is CLOCK_MONOTONIC: the sampler's clock too
+cpu = {}  # CPU seconds of this process's threads at each mark, since the interpreter started
 def mark(name):
-    marks.setdefault(name, round(time.perf_counter() - T0, 4))
+    if name not in marks:
+        marks[name] = round(time.perf_counter() - T0, 4)
+        cpu[name] = round(time.process_time(), 4)
 import bluezone.cli
 import bluezone.matching.check as check
 import bluezone.matching.keystream as keystream
@@ -54,6 +69,7 @@ def wrap(owner, name, before, after):
         return out
     setattr(owner, name, wrapped)
 wrap(check.SightingStore, "heard_rpis", None, "store read")
+wrap(check._HeardInBackground, "__init__", "store thread started", None)  # more than one job: the serial start ends
 def _wrap_on_import(module, name, before, after):  # wrapped once a check imports it (not earlier: it imports it late)
     import builtins
     plain = builtins.__import__
@@ -67,14 +83,19 @@ def _wrap_on_import(module, name, before, after):  # wrapped once a check import
 _wrap_on_import("bluezone.keyformat.keyfile", "stream_keys", None, "key file read")
 wrap(keystream.KeyStream, "__init__", "stream started", None)
 wrap(keystream.KeyStream, "finish", None, "derived")
+wrap(check, "keys_heard", None, "derived")  # a file checked as an array (a stream's finish marks it first)
 wrap(check, "check_store", None, "derived and matched")
 wrap(check.HeardRpis, "exposures", None, "exposures")
-try:
-    bluezone.cli.cli(sys.argv[1:], standalone_mode=False)
-finally:
-    mark("end")
-    print(json.dumps(marks), file=sys.stderr)
-    gc.freeze()  # as the console script does before the interpreter's exit
+plain_cli = bluezone.cli.cli
+def marked_cli(*args, **kwargs):
+    try:
+        return plain_cli(*args, **kwargs)
+    finally:
+        mark("end")
+        print(json.dumps({**marks, "_cpu": cpu, "_thread_cpu_end": time.thread_time()}), file=sys.stderr, flush=True)
+bluezone.cli.cli = marked_cli
+sys.argv = ["bluezone", *sys.argv[1:]]
+bluezone.cli.main()  # the console script itself: its end and exit as a user's check has them
 """
 
 FLOOR = {
@@ -84,29 +105,57 @@ FLOOR = {
 }
 
 
-def _run(args: list[str], sample_ms: float = 0.0) -> tuple[float, str, list[tuple[float, int]]]:
-    """(wall seconds, stderr, samples) of a fresh interpreter; with ``sample_ms`` the samples are
-    (perf_counter, runnable threads of it and its descendants) taken while it runs."""
+def _run(args: list[str], sample_ms: float = 0.0, baseline: Path | None = None) -> Run:
+    """A fresh interpreter run to its end: its wall seconds, stderr, CPU (with what it reaped), its main
+    thread's CPU at the end (``/proc/PID/schedstat``, read before it is reaped), when it ended
+    (``perf_counter``), and with ``sample_ms`` the samples (perf_counter, runnable threads of it and its
+    descendants) taken while it ran; ``baseline``: a directory whose ``bluezone/`` it imports instead."""
     start = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tempfile.gettempdir()  # not a checkout's bluezone/
-    )
-    samples: list[tuple[float, int]] = []
-    sampler = threading.Thread(target=_sample, args=(child, sample_ms / 1000, samples)) if sample_ms > 0 else None
-    if sampler is not None:
-        sampler.start()
-    _, err = child.communicate()
-    if sampler is not None:
-        sampler.join()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        env = dict(os.environ) if baseline is None else {**os.environ, "PYTHONPATH": str(baseline)}
+        child = subprocess.Popen(  # from the temporary directory: not a checkout's bluezone/
+            [sys.executable, *args], stdout=out, stderr=err, cwd=tempfile.gettempdir(), env=env
+        )
+        ended = threading.Event()
+        samples: list[tuple[float, int]] = []
+        sampler = threading.Thread(target=_sample, args=(child.pid, sample_ms / 1000, samples, ended)) if sample_ms > 0 else None
+        if sampler is not None:
+            sampler.start()
+        os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)  # ended, not yet reaped: its /proc still there
+        exited = time.perf_counter()
+        main_thread_cpu = _main_thread_cpu(child.pid)
+        ended.set()
+        if sampler is not None:
+            sampler.join()
+        child.wait()
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
     if child.returncode != 0:
-        raise SystemExit(f"{args} failed: {err.strip()[-500:]}")
-    return time.perf_counter() - start, err, samples
+        raise SystemExit(f"{args} failed: {stderr.strip()[-500:]}")
+    cpu = used.ru_utime - before.ru_utime + used.ru_stime - before.ru_stime
+    return Run(exited - start, stderr, samples, cpu, main_thread_cpu, exited)
 
 
-def _sample(child: subprocess.Popen[str], every: float, samples: list[tuple[float, int]]) -> None:
-    """Until ``child`` ends: (time, how many of its threads and its descendants' are runnable)."""
-    while child.poll() is None:
-        samples.append((time.perf_counter(), sum(_runnable(pid) for pid in _family(child.pid))))
+class Run(NamedTuple):
+    seconds: float
+    stderr: str
+    samples: list[tuple[float, int]]
+    cpu: float  # CPU seconds of the process and of the workers it reaped
+    main_thread_cpu: float  # CPU seconds of its main thread, all told
+    exited: float  # perf_counter when it had ended
+
+
+def _main_thread_cpu(pid: int) -> float:
+    """CPU seconds a process's main thread ran, as the kernel counts it (``sum_exec_runtime``, ns)."""
+    return int(_read(f"/proc/{pid}/schedstat").split()[0]) / 1e9
+
+
+def _sample(pid: int, every: float, samples: list[tuple[float, int]], ended: threading.Event) -> None:
+    """Until ``ended``: (time, how many threads of ``pid`` and its descendants are runnable)."""
+    while not ended.is_set():
+        samples.append((time.perf_counter(), sum(_runnable(p) for p in _family(pid))))
         time.sleep(every)
 
 
@@ -170,28 +219,38 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--sample-ms", type=float, default=0.0, help="sample runnable threads this often (0: not)")
     parser.add_argument("--cores", type=int, default=2, help="cores the idle core-seconds are counted out of")
+    parser.add_argument(
+        "--baseline-src", type=Path, default=None,
+        help="a directory holding an older bluezone/ (git archive): its checks alternate with these, on the same store",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # check_bench.py, beside this script (also when loaded by path)
     from check_bench import compile_sources, imported_package
 
-    compile_sources(imported_package())  # no module compiled while timed (PYTHONDONTWRITEBYTECODE)
+    baseline = None if args.baseline_src is None else args.baseline_src.resolve()
+    compile_sources(imported_package(), *([] if baseline is None else [baseline / "bluezone"]))  # none compiled while timed
+    variants = [(f"jobs={j}", j, None) for j in args.jobs] + [(f"baseline jobs={j}", j, baseline) for j in args.jobs if baseline]
     load = [round(x, 2) for x in os.getloadavg()]
-    marks: dict[str, list[dict[str, float]]] = {f"jobs={j}": [] for j in args.jobs}
-    idle: dict[str, list[dict[str, dict[str, float]]]] = {f"jobs={j}": [] for j in args.jobs}
+    marks: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in variants}
+    idle: dict[str, list[dict[str, dict[str, float]]]] = {name: [] for name, _, _ in variants}
     floor: dict[str, list[float]] = {name: [] for name in FLOOR}
     for _ in range(args.repeat):
-        for jobs in args.jobs:  # alternating: load from elsewhere falls on all alike
+        for name, jobs, src in variants:  # alternating: load from elsewhere falls on all alike
             command = ["check", "--keys", str(args.keys.resolve()), "--db", str(args.db.resolve()), "--json", "--jobs", str(jobs)]
-            _, err, samples = _run(["-c", CHILD, *command], args.sample_ms)
-            marks[f"jobs={jobs}"].append(json.loads(err.strip().splitlines()[-1]))
-            if samples:
-                idle[f"jobs={jobs}"].append(idle_by_step(marks[f"jobs={jobs}"][-1], samples, args.cores))
+            run = _run(["-c", CHILD, *command], args.sample_ms, src)
+            marked = json.loads(run.stderr.strip().splitlines()[-1])
+            marked["_run"] = run
+            marks[name].append(marked)
+            if run.samples:
+                idle[name].append(idle_by_step(marked, run.samples, args.cores))
         for name, code in FLOOR.items():
-            floor[name].append(_run(["-c", code])[0])
+            floor[name].append(_run(["-c", code]).seconds)
+    cpu = {name: [_cpu_steps(run) for run in runs] for name, runs in marks.items()}
     for runs in marks.values():
-        for run in runs:
-            del run["_t0"]
+        for one_run in runs:
+            for key in [k for k in one_run if k.startswith("_")]:
+                del one_run[key]
     timeline = {
         variant: {step: round(statistics.median(r[step] for r in runs if step in r), 3) for step in sorted({s for r in runs for s in r}, key=lambda s: statistics.median(r.get(s, 0) for r in runs))}
         for variant, runs in marks.items()
@@ -199,15 +258,52 @@ def main(argv: list[str] | None = None) -> dict:
     result = {
         "keys": str(args.keys),
         "db": str(args.db),
+        "baseline": None if baseline is None else str(baseline),
         "timeline_median_seconds": timeline,
         # a file read before its store's RPIs is checked as an array (no "stream started"): say how many
         "runs_with_step": {variant: {step: sum(step in r for r in runs) for step in timeline[variant]} for variant, runs in marks.items()},
         "floor_median_seconds": {name: round(statistics.median(ts), 3) for name, ts in floor.items()},
         **({"cores_by_step_median": _median_steps(idle)} if args.sample_ms > 0 else {}),
+        **_cpu_summary(cpu, variants),
         "load_average_start_end": [load, [round(x, 2) for x in os.getloadavg()]],
     }
     print(json.dumps(result, indent=None if args.json else 2))
     return result
+
+
+def _cpu_steps(marked: dict[str, Any]) -> dict[str, float]:
+    """One run's CPU milliseconds: per step (from the mark before it), the exit (its main thread after
+    the last mark), the whole run with its workers (``total``), its one-thread steps (``one thread``:
+    start + tail + exit, when it had a store thread and a last key derived) and the exit's wall time."""
+    run: Run = marked["_run"]
+    at = marked["_cpu"]
+    order = sorted(at, key=lambda step: marked[step])
+    steps = {step: 1000 * (at[step] - (at[order[i - 1]] if i else 0.0)) for i, step in enumerate(order)}
+    steps["exit (main thread)"] = 1000 * (run.main_thread_cpu - marked["_thread_cpu_end"])
+    steps["exit wall"] = 1000 * (run.exited - marked["_t0"] - marked["end"])
+    steps["total"] = 1000 * run.cpu
+    if "store thread started" in at and "derived" in at:
+        steps["start (to the store thread)"] = 1000 * at["store thread started"]
+        steps["tail (last key derived to end)"] = 1000 * (at["end"] - at["derived"])
+        steps["one thread"] = (
+            steps["start (to the store thread)"] + steps["tail (last key derived to end)"] + steps["exit (main thread)"]
+        )
+    return steps
+
+
+def _cpu_summary(cpu: dict[str, list[dict[str, float]]], variants: list[tuple[str, int, Path | None]]) -> dict[str, Any]:
+    """Medians of each run's CPU figures (``_cpu_steps``), and the bound they set on J jobs over one."""
+    medians = {
+        name: {step: round(statistics.median(r[step] for r in runs if step in r), 1) for step in {s for r in runs for s in r}}
+        for name, runs in cpu.items()
+    }
+    bounds = {}
+    for name, jobs, src in variants:
+        one = next((n for n, j, s in variants if j == 1 and s == src), None)
+        if jobs > 1 and one is not None and "one thread" in medians[name]:
+            serial, total = medians[name]["one thread"], medians[name]["total"]
+            bounds[f"{name} over {one}"] = round(medians[one]["total"] / (serial + (total - serial) / jobs), 3)
+    return {"cpu_ms_by_step_median": medians, "speedup_bound_from_cpu": bounds}
 
 
 def _median_steps(idle: dict[str, list[dict[str, dict[str, float]]]]) -> dict[str, dict[str, dict[str, float]]]:

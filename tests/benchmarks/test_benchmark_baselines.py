@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -222,6 +223,24 @@ def test_check_timeline_notes_each_step_of_a_check_and_the_floor(tmp_path: Path)
     floor = res["floor_median_seconds"]
     assert 0 < floor["python -c pass"] < floor["import bluezone.cli, bluezone.matching.check"], floor
     assert "cores_by_step_median" not in res  # sampled only when asked
+    # CPU: two jobs start a store thread; the one-thread steps are the start, the tail and the exit
+    one, two = res["cpu_ms_by_step_median"]["jobs=1"], res["cpu_ms_by_step_median"]["jobs=2"]
+    assert "one thread" not in one and "store thread started" not in one, one
+    assert 0 < two["start (to the store thread)"] < two["one thread"] < two["total"], two
+    assert two["one thread"] == pytest.approx(
+        two["start (to the store thread)"] + two["tail (last key derived to end)"] + two["exit (main thread)"], abs=0.2
+    )
+    assert 0 < one["exit (main thread)"] and 0 < one["exit wall"], one
+    assert 0 < res["speedup_bound_from_cpu"]["jobs=2 over jobs=1"] < 2, res["speedup_bound_from_cpu"]
+
+
+def test_the_main_thread_cpu_is_read_once_the_process_has_ended_before_it_is_reaped() -> None:
+    timeline = load("check_timeline")
+    spin = "import time\nend = time.thread_time() + 0.3\nwhile time.thread_time() < end: pass\n"
+    run = timeline._run(["-c", spin])
+    # its main thread ran 0.3 s and a little more (the interpreter's start and end), all of it counted
+    assert 0.3 <= run.main_thread_cpu <= run.cpu + 1e-5 < 1.0, run  # (getrusage counts whole microseconds)
+    assert run.exited > 0 and run.seconds >= run.main_thread_cpu * 0.5, run
 
 
 def test_check_timeline_samples_how_many_cores_each_step_of_a_check_wants(tmp_path: Path) -> None:
@@ -249,7 +268,7 @@ def test_the_timeline_sampler_sees_each_busy_thread_of_a_child_and_of_its_childr
     timeline = load("check_timeline")
     busy = "import os, threading, time\ndef spin():\n    end = time.time() + 1.5\n    while time.time() < end: pass\n"
     code = busy + "threading.Thread(target=spin).start()\nif os.fork() == 0:\n    spin(); os._exit(0)\nspin(); os.wait()"
-    _, _, samples = timeline._run(["-c", code], sample_ms=5)
+    samples = timeline._run(["-c", code], sample_ms=5).samples
     # the parent's two spinning threads and its child's: 3 runnable at most (fewer when sampled
     # as a thread starts or ends), never more
     assert max(n for _, n in samples) == 3 and all(0 <= n <= 3 for _, n in samples), samples
