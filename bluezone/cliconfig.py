@@ -27,7 +27,6 @@ click reads only the names it was given, so a typo was ignored without a word.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -176,6 +175,8 @@ def _known_variables(group: click.Group, import_all: bool = False) -> tuple[set[
 
 def _close_name(name: str, known: set[str]) -> str | None:
     """The known variable ``name`` most likely meant, if one is close."""
+    import difflib  # here: only a mistyped variable needs it, every command would pay its import
+
     close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
     return close[0] if close else None
 

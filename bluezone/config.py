@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,8 @@ MAX_TOML_BYTES = 16 * 1024 * 1024
 def read_toml_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
     """A whole TOML file; every settings file bluezone reads comes through here, so all fail
     the same way: one ConfigError line naming the file and what was wrong."""
+    import tomllib  # here: a command with no settings file never parses TOML (~1 ms of every start)
+
     from bluezone.readfile import read_regular_file
 
     p = Path(path)
@@ -167,6 +168,8 @@ class DaemonConfig:
 
     @classmethod
     def load_text(cls, text: str, name: str = "config") -> DaemonConfig:
+        import tomllib
+
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -18,8 +18,6 @@ list comprehension (C speed per hash); the ID layout is numpy fancy indexing ove
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS
@@ -40,6 +38,8 @@ DAY_MS = DAY_SECONDS * 1000
 
 
 def _sha256(data: bytes) -> bytes:
+    import hashlib  # here: the store's purge imports this module, and a check of GAEN keys hashes nothing
+
     return hashlib.sha256(data).digest()
 
 
@@ -104,6 +104,8 @@ def ids_for_keys(keys: list[bytes] | np.ndarray, slots: int = SLOTS_PER_DAY) -> 
     digests = np.empty((slots, n, DAILY_KEY_LENGTH), np.uint8)
     if n == 0:
         return np.empty((0, slots, ID_LENGTH), np.uint8)
+    import hashlib
+
     sha = hashlib.sha256
     link = [sha(k + SUBKEY_SALT).digest() for k in raw]
     for i in range(slots):

@@ -18,7 +18,6 @@ helper (0.2 on) tests each key's RPIs while they are in cache, the fallback with
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import operator
 import os
@@ -343,16 +342,22 @@ def _load_native() -> tuple[NativeRpis | None, str]:
         got = _probe_rpis(bluezone_native.rpis_into)
     except Exception as exc:  # noqa: BLE001 - an optional helper of another version or a broken build: any failure
         return None, f"python (compiled helper unusable: {exc})"
+    import hashlib
+
     if hashlib.sha256(got.tobytes()).hexdigest() != PROBE_RPIS_SHA256:
         return None, "python (compiled helper gave different RPIs from the Python path: not used)"
     return bluezone_native.rpis_into, f"native (bluezone-native {bluezone_native.__version__}, {openssl})"
 
 
-# HKDF-SHA256 with no salt (RFC 5869: HashLen zero bytes) and a 16-byte output is two
-# HMACs: PRK = HMAC(0^32, TEK), RPIK = HMAC(PRK, "EN-RPIK" || 0x01)[:16].  The first HMAC's
-# key is constant, so its inner and outer pad states are hashed once here.
-_EXTRACT_INNER = hashlib.sha256(b"\x36" * 64)
-_EXTRACT_OUTER = hashlib.sha256(b"\x5c" * 64)
+@functools.cache
+def _extract_pads() -> tuple[Any, Any]:
+    """HKDF-SHA256 with no salt (RFC 5869: HashLen zero bytes) and a 16-byte output is two HMACs:
+    PRK = HMAC(0^32, TEK), RPIK = HMAC(PRK, "EN-RPIK" || 0x01)[:16].  The first HMAC's key is
+    constant, so its inner and outer pad states are hashed once, at the first use: hashlib (~3 ms)
+    is then not among the imports a check makes before it starts reading its store."""
+    import hashlib
+
+    return hashlib.sha256(b"\x36" * 64), hashlib.sha256(b"\x5c" * 64)
 
 
 def rpi_keys(teks: np.ndarray) -> list[bytes]:
@@ -369,7 +374,10 @@ def _hkdf16(teks: np.ndarray, info: bytes) -> list[bytes]:
     """16 bytes of HKDF-SHA256 without salt of each row of ``teks`` (an ``info`` of 7 bytes)."""
     n = len(teks)
     data = np.ascontiguousarray(teks, np.uint8).tobytes()
-    inner_copy, outer_copy, sha256 = _EXTRACT_INNER.copy, _EXTRACT_OUTER.copy, hashlib.sha256
+    import hashlib
+
+    inner_pad, outer_pad = _extract_pads()
+    inner_copy, outer_copy, sha256 = inner_pad.copy, outer_pad.copy, hashlib.sha256
     prks = []
     for i in range(0, 16 * n, 16):
         inner = inner_copy()

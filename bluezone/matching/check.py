@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -270,22 +271,55 @@ def _open_and_read_heard(db_path: Path | str | None, now: float | None) -> Heard
         raise
 
 
+_T = TypeVar("_T")
+
+
+class _InThread(Generic[_T]):
+    """``work()`` run at once in a thread of its own, its result or error kept for ``result``.  A
+    plain thread, not a ``concurrent.futures`` pool: that import (~2 ms) came before a check's store
+    was read, in the steps one thread does."""
+
+    def __init__(self, name: str, work: Callable[[], _T]) -> None:
+        self._result: _T | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(work,), name=name)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], _T]) -> None:
+        try:
+            self._result = work()
+        except BaseException as exc:  # noqa: BLE001 - raised again by result(), in the thread that asks
+            self._error = exc
+
+    def done(self) -> bool:
+        """Whether the work has ended (without waiting for it)."""
+        return not self._thread.is_alive()
+
+    def exception(self) -> BaseException | None:
+        """The error it ended in, or None (waiting for it to end)."""
+        self._thread.join()
+        return self._error
+
+    def result(self) -> _T:
+        """The work's result, or its error raised here, once it has ended (the thread with it)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]  # (None only when _T allows it)
+
+
 class _HeardInBackground:
     """The store opened and ``HeardRpis.read_all`` in a thread of its own, started at once: SQLite lets go
     of the GIL while it reads, so this runs while the calling thread inflates and parses the key
     file (zlib and SHA-256 let go of it too), instead of after it."""
 
     def __init__(self, db_path: Path | str | None, now: float | None) -> None:
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bluezone-store")
-        self._read = self._pool.submit(_open_and_read_heard, db_path, now)
+        self._read = _InThread("bluezone-store", lambda: _open_and_read_heard(db_path, now))
 
     def result(self) -> HeardRpis:
         """The store and what was read of it (or the error that stopped it), once read; the thread
         has ended when this returns, so no thread is running when the matcher forks its workers."""
-        try:
-            return self._read.result()
-        finally:
-            self._pool.shutdown()
+        return self._read.result()
 
     def ready(self) -> bool:
         """Whether the store has been read, without error (not waiting for it)."""
@@ -294,7 +328,6 @@ class _HeardInBackground:
     def close(self) -> None:
         """Wait for the read and close the store.  Its error, if it failed, is dropped here: a bad
         key file's error comes first (the store's is raised by ``result``)."""
-        self._pool.shutdown()
         if self._read.exception() is None:
             self._read.result().store.close()
 
@@ -307,20 +340,22 @@ class _CountInBackground:
 
     def __init__(self, store: SightingStore, span: tuple[float, float] | None) -> None:
         self.span = span
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="bluezone-count")
-        self._count = None if span is None else self._pool.submit(store.count_usable, *span)
+        self._count = None if span is None else _InThread("bluezone-count", lambda: store.count_usable(*span))
 
     def result(self, span: tuple[float, float]) -> int | None:
         """The count, if it was for ``span`` (revised keys the file does not hold may widen it: then
         None, to count again); the thread has ended when this returns, so the store is free again."""
-        try:
-            return self._count.result() if self._count is not None and span == self.span else None
-        finally:
-            self._pool.shutdown()
+        if self._count is None:
+            return None
+        if span != self.span:
+            self._count.exception()  # waited for, its result not used
+            return None
+        return self._count.result()
 
     def close(self) -> None:
         """Wait for the count (its error, if any, dropped: the check's own comes first)."""
-        self._pool.shutdown()
+        if self._count is not None:
+            self._count.exception()
 
 
 @dataclass

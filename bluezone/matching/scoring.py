@@ -29,7 +29,6 @@ about 1.5 m for 15 minutes, or 1.5-3 m for 30": roughly "within 2 m for 15 minut
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -367,6 +366,8 @@ def get_scorer(
 
 def parse_setting(text: str) -> tuple[str, Any]:
     """``"near_weight=0.5"`` -> ("near_weight", 0.5): the value is read as TOML, else kept as text."""
+    import tomllib  # here: only --set reads TOML, every check would pay its import before its store is read
+
     name, sep, value = text.partition("=")
     name = name.strip()
     if not sep or not name.isidentifier():

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.crypto.conftest import require_native
 
 from bluezone.keyformat.export import signed_export_zip
+from bluezone.keyformat.keyfile import write_keys_json
 from bluezone.matching.benchmark import synthetic_data
 from bluezone.proximity.store import SightingStore
 from bluezone.server.signing import keygen
@@ -58,3 +60,49 @@ def test_what_a_check_imports_before_its_store_is_read_holds_no_cryptography_and
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
     assert "bluezone.matching.check" in loaded and "numpy" in loaded
     assert not sorted(m for m in loaded if m.startswith(("cryptography", "multiprocessing", "concurrent.futures.process")))
+
+
+#: Imported by a check's start (the steps one thread does before its store's thread reads) only for other
+#: commands or for rarer paths: hashlib (the Python derivation's HKDF), tempfile (a counter off Linux),
+#: difflib (a mistyped variable), tomllib (a settings file, --set), importlib.resources (the scorer's
+#: table, now read beside its module), concurrent.futures (the store's thread is a plain thread).
+NOT_BEFORE_THE_STORE_IS_READ = (
+    "hashlib", "tempfile", "difflib", "tomllib", "importlib.resources", "concurrent.futures",
+    "multiprocessing", "cryptography", "google.protobuf", "zipfile",
+)
+
+MODULES_AS_THE_CHECK_BEGINS = """
+import json, sys
+import bluezone.cli
+import bluezone.matching.check as check
+plain = check.check_keys
+def check_keys(*args, **kwargs):  # the library call of the command: its store is opened from here
+    print(json.dumps(sorted(sys.modules)), file=sys.stderr, flush=True)
+    return plain(*args, **kwargs)
+check.check_keys = check_keys
+sys.argv = ["bluezone", *sys.argv[1:]]
+bluezone.cli.main()
+"""
+
+
+def test_a_check_begins_its_work_without_what_only_other_paths_need(tmp_path: Path) -> None:
+    """The real command line, through the console script: what is imported when ``check_keys`` is
+    called (with more than one job the store's thread starts there) holds none of the modules only
+    later steps or other commands use (each was 1-3 ms of the serial start; db09ff3 imported all six)."""
+    tomorrow = (int(time.time()) // 86_400 + 1) * 86_400  # the check purges on the wall clock: data up to now
+    keys, sightings, _ = synthetic_data(500, 2_000, seed=5, planted=2, end_time=tomorrow, days=3)
+    keys_path = tmp_path / "keys.json"
+    write_keys_json(keys, keys_path)
+    db = tmp_path / "s.db"
+    with SightingStore.open(db, purge_now=float(sightings["time"].max())) as store:
+        store.add_sightings(sightings)
+    out = subprocess.run(
+        [sys.executable, "-c", MODULES_AS_THE_CHECK_BEGINS, "check", "--keys", str(keys_path), "--db", str(db), "--json", "--jobs", "2"],
+        capture_output=True, text=True, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert out.returncode == 0 and len(json.loads(out.stdout)["exposures"]) >= 2, out.stderr
+    loaded = json.loads(out.stderr.strip().splitlines()[-1])
+    assert "numpy" in loaded and "bluezone.proximity.store" in loaded and "bluezone.matching.bluezone_scorer" in loaded
+    early = sorted(m for m in loaded if m in NOT_BEFORE_THE_STORE_IS_READ or m.startswith(tuple(f"{n}." for n in NOT_BEFORE_THE_STORE_IS_READ)))
+    assert not early, f"imported before the check's work began: {early}"
