@@ -131,6 +131,22 @@ def json_option(func: Any = None, *, help: str = "Print JSON for scripts.") -> A
     return decorator if func is None else decorator(func)
 
 
+#: ``obj`` key of the root context: the command has closed all it opened, so the console script may end the
+#: process at once when it returns (``bluezone.cli.main``).
+QUICK_EXIT = "bluezone.quick_exit"
+
+
+def end_quickly() -> None:
+    """Let the console script end this process as soon as the command returns, without the interpreter's
+    teardown (every object of every module freed one by one: 0.01-0.03 s of a check's one-thread end) but
+    with its output flushed and the atexit handlers run.  Only for a command that closes every store,
+    file, thread and worker it opens itself (``with``), so that nothing is left for that teardown."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    if isinstance(obj, dict):
+        obj[QUICK_EXIT] = True
+
+
 #: ``ctx.meta`` key (shared by a command's whole context tree): the context and parameter that gave
 #: ``--db`` its value, so an error about the database can say where it was set (cliconfig.value_origin).
 DB_ORIGIN = "bluezone.db_origin"

@@ -488,11 +488,13 @@ def check_key_file(
         if heard.background is not None:  # the file's span is known: its sightings counted while the last keys derive
             counting = _CountInBackground(store, sink.stream.span())
             opened.callback(counting.close)  # before the store is closed
-        found = sink.stream.finish()
         # GAEN: a revised key takes its new report type, risk and onset (never its rolling start);
-        # a revised key the file does not hold is a key of its own, after the file's
-        if sink.whole:  # every key kept too: revised as an array is
-            every = apply_revisions(sink.keys(), revised)
+        # a revised key the file does not hold is a key of its own, after the file's.  Every key kept
+        # too (a file that fits): joined now, while the workers still derive (~5 ms for 358,105 keys
+        # that the steps one thread does after the last key had)
+        every = apply_revisions(sink.keys(), revised) if sink.whole else None
+        found = sink.stream.finish()
+        if every is not None:  # revised as an array is
             keys, new = every[found.rows], every[found.count :]
             result = CheckResult(every, scorer=scorer.name)
         else:  # a second streamed pass tells which revised keys the file holds

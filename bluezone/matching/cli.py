@@ -14,7 +14,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from bluezone.clitypes import cli_clock, cli_now, db_option, emit_json, jobs_option, json_option
+from bluezone.clitypes import cli_clock, cli_now, db_option, emit_json, end_quickly, jobs_option, json_option
 from bluezone.printable import printable_line
 
 
@@ -217,6 +217,7 @@ def check(
 
     GAEN keys come from --keys or --server; a Bluezone v3 F0 list from --bluezone3-list (alone or beside either).
     """
+    end_quickly()  # every store, file, thread and worker below is closed by the time it returns (or fails)
     from bluezone.config import load_config
     from bluezone.errors import InputError
     from bluezone.matching.matcher import available_cores
