@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from bluezone.matching.matcher import MATCH_DTYPE, ExposureWindow, exposure_windows, find_exposures, match
+from bluezone.matching.matcher import ExposureWindow, as_bytes, exposure_windows, find_exposures, gather, match
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 
 #: Sightings a group of phones gathers before it is matched (a phone with as many is matched alone).
@@ -55,11 +55,11 @@ def windows_by_phone(keys: np.ndarray, stores: list[np.ndarray], corrections: li
     if len(stores) < 2:  # nothing to share
         return [find_exposures(keys, s, rssi_correction=c) for s, c in zip(stores, corrections)]
     bounds = np.cumsum([0, *map(len, stores)])
-    together = np.concatenate([_raw(np.asarray(s, SIGHTING_DTYPE)) for s in stores]).view(SIGHTING_DTYPE)
+    together = np.concatenate([as_bytes(np.ascontiguousarray(s, SIGHTING_DTYPE)) for s in stores]).view(SIGHTING_DTYPE)
     matches = match(keys, together)
     phone = np.searchsorted(bounds, matches["sighting_index"], "right") - 1  # an empty store owns no row
     order = np.argsort(phone, kind="stable")  # each phone's matches in the order its own match gives
-    matches = _raw(matches)[order].view(MATCH_DTYPE)
+    matches = gather(matches, order)
     cuts = np.searchsorted(phone[order], np.arange(len(stores) + 1))
     out = []
     for i, correction in enumerate(corrections):
@@ -68,9 +68,3 @@ def windows_by_phone(keys: np.ndarray, stores: list[np.ndarray], corrections: li
         out.append(exposure_windows(keys, mine, rssi_correction=correction))
     return out
 
-
-def _raw(records: np.ndarray) -> np.ndarray:
-    """Structured records as opaque bytes: numpy copies these 6-9x faster than field by field
-    (100,000 matches gathered: 41 -> 6 ms; sightings joined: 17 -> 1.4 ms)."""
-    records = np.ascontiguousarray(records)
-    return records.view(np.dtype((np.void, records.dtype.itemsize)))
