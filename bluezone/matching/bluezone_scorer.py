@@ -61,8 +61,8 @@ from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import minute_llr, near_posterior
 from bluezone.matching.receiver import MAX_RUN, ReceiverContext, group_percentile
 from bluezone.matching.scoring import (
-    MAX_SLOT_SECONDS, MAX_SLOTS, Score, check_credit, check_setting_types, configured, median, present_share,
-    refuse_unknown_settings, register_scorer,
+    MAX_SLOT_SECONDS, MAX_SLOTS, Score, change_points, check_credit, check_setting_types, configured, median,
+    present_share, refuse_unknown_settings, register_scorer,
 )
 
 
@@ -185,7 +185,9 @@ def minute_attenuation(
     att = np.asarray(attenuation, np.float64)
     order = np.lexsort((att, slots))
     slots, att = slots[order], att[order]
-    occupied, first, counts = np.unique(slots, return_index=True, return_counts=True)
+    # slots are in order now: each occupied one starts where they change (np.unique would sort again)
+    first = change_points(slots) if len(slots) else np.empty(0, np.intp)
+    occupied, counts = slots[first], np.diff(np.append(first, len(slots)))
     value = group_percentile(att, first, counts, config.percentile)
     keep = counts >= config.min_sightings
     return occupied[keep], value[keep], counts[keep]
@@ -195,10 +197,27 @@ def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
     """Median over a centred window of ``width`` (edges use what exists)."""
     if width <= 1 or len(values) < 2:
         return values
+    return rolling_medians(values, np.empty(0, np.intp), width)
+
+
+def rolling_medians(values: np.ndarray, breaks: np.ndarray, width: int) -> np.ndarray:
+    """``rolling_median`` of each run of ``values`` (along the last axis: several series of one
+    window's slots at once) that starts at 0 or at one of ``breaks`` (increasing positions), all runs
+    in one gather and one median: a window holds a few short runs, and numpy's cost per call, not the
+    arithmetic, was a run's time.  A window at a run's edge repeats its end value, as ``np.pad``'s
+    "edge" did; a run of one value is handed back as it is, as ``rolling_median`` does."""
+    n = values.shape[-1]
+    if width <= 1 or n == 0:
+        return values.copy()
     half = width // 2
-    padded = np.pad(values, half, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
-    return median(windows, axis=1)
+    bounds = np.concatenate(([0], breaks, [n]))
+    lengths = np.diff(bounds)
+    rows = np.arange(n)[:, None] + np.arange(-half, half + 1)
+    np.clip(rows, np.repeat(bounds[:-1], lengths)[:, None], np.repeat(bounds[1:] - 1, lengths)[:, None], out=rows)
+    out = median(values[..., rows], axis=-1)
+    alone = bounds[:-1][lengths == 1]
+    out[..., alone] = values[..., alone]  # the median's 0.0 + value would turn -0.0 into 0.0
+    return out
 
 
 @dataclass
@@ -255,10 +274,12 @@ class BluezoneScorer:
         return shift
 
     def smoothed(self, slots: np.ndarray, value: np.ndarray) -> np.ndarray:
-        """Rolling median over consecutive runs only: a gap longer than the bridge starts a new encounter."""
+        """Rolling median over consecutive runs only: a gap longer than the bridge starts a new encounter.
+        ``value`` may hold several series (rows) of the same slots."""
         c = self.config
-        breaks = np.flatnonzero(np.diff(slots) > c.gap_fill_slots + 1) + 1
-        return np.concatenate([rolling_median(part, c.smooth_slots) for part in np.split(value, breaks)]) if len(value) else value
+        if value.shape[-1] == 0:
+            return value
+        return rolling_medians(value, np.flatnonzero(np.diff(slots) > c.gap_fill_slots + 1) + 1, c.smooth_slots)
 
     def verdict_weight(self, smooth: np.ndarray, threshold: float) -> np.ndarray:
         """How much each minute counts towards the 15 (1 or 0 unless ``soft_width_db``)."""
@@ -302,7 +323,9 @@ class BluezoneScorer:
         threshold = self.threshold_for(window.day, window.sighting_index)  # once: it may scan the day
         slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
         shift = self.minute_shift(window, slots)
-        smooth = self.smoothed(slots, value - shift) if shift.any() else self.smoothed(slots, value)
+        shifted = bool(shift.any())
+        # as corrected, and as measured (shown to users below): both smoothed in one pass
+        smooth, plain = self.smoothed(slots, np.stack([value - shift, value])) if shifted else [self.smoothed(slots, value)] * 2
         share = self.present(window, slots, c.credit)  # the ranking's
         verdict_share = share if self.verdict_credit() == c.credit else self.present(window, slots, self.verdict_credit())
         weight = self.verdict_weight(smooth, threshold)
@@ -322,7 +345,7 @@ class BluezoneScorer:
         att = np.asarray(window.attenuation)
         judged = float(median(smooth)) if len(smooth) else float(median(att))
         # shown to users as measured: the smoothed per-minute attenuation before any correction
-        typical = float(median(self.smoothed(slots, value))) if shift.any() else judged
+        typical = float(median(plain)) if shifted else judged
         return Score(
             scorer=self.name,
             minutes_by_bucket={"within_2m": round(within, 3), "beyond_2m": round(max(total - within, 0.0), 3)},

@@ -41,21 +41,20 @@ def minute_llr(attenuation: np.ndarray) -> np.ndarray:
     return np.interp(np.asarray(attenuation, np.float64), centres, llr)
 
 
-def _prefix_products(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Prefix products ``M[t] @ M[t-1] @ ... @ M[0]`` of positive 2x2 matrices [[a, b], [c, d]]
-    (arrays of shape (rows, n): each row its own sequence), each scaled to sum 1 (only directions
-    matter here).  Hillis-Steele scan: log2(n) vectorised steps."""
-    s = a + b + c + d
-    a, b, c, d = a / s, b / s, c / s, d / s
+def _prefix_products(m: np.ndarray) -> np.ndarray:
+    """Prefix products ``M[t] @ M[t-1] @ ... @ M[0]`` of positive 2x2 matrices, in place in ``m`` (shape
+    (2, 2, rows, n): entry (i, j) of each row's sequence), each scaled to sum 1 (only directions matter
+    here).  Hillis-Steele scan: log2(n) vectorised steps, each over all four entries at once (a window's
+    chain is short: numpy's cost per call, not the arithmetic, is its time)."""
+    m /= m[0, 0] + m[0, 1] + m[1, 0] + m[1, 1]
     k = 1
-    while k < a.shape[1]:
-        p, q, r, t = a[:, :-k], b[:, :-k], c[:, :-k], d[:, :-k]  # earlier
-        x, y, z, w = a[:, k:], b[:, k:], c[:, k:], d[:, k:]  # later
-        na, nb, nc, nd = x * p + y * r, x * q + y * t, z * p + w * r, z * q + w * t
-        s = na + nb + nc + nd
-        a, b, c, d = (np.concatenate([m[:, :k], n / s], axis=1) for m, n in ((a, na), (b, nb), (c, nc), (d, nd)))
+    while k < m.shape[-1]:
+        earlier, later = m[..., :-k], m[..., k:]
+        # entry (i, j) of later @ earlier: later[i, 0] earlier[0, j] + later[i, 1] earlier[1, j]
+        new = later[:, 0:1] * earlier[0:1, :] + later[:, 1:2] * earlier[1:2, :]
+        m[..., k:] = new / (new[0, 0] + new[0, 1] + new[1, 0] + new[1, 1])
         k *= 2
-    return a, b, c, d
+    return m
 
 
 def near_posterior(
@@ -72,18 +71,23 @@ def near_posterior(
     # a slot's evidence is capped (a likelihood ratio of e^50 is certainty already): a large scale or slot
     # would otherwise overflow exp to inf, and the scan would divide inf by inf
     e = np.exp(np.clip(scale * minutes_per_slot * np.asarray(llr, np.float64), -MAX_EVIDENCE, MAX_EVIDENCE))
-    gap = np.diff(np.asarray(slots, np.float64), prepend=np.nan)
-    # the first slot has no past
-    keep = np.where(np.isnan(gap), 0.0, (1.0 - switch) ** (np.maximum(gap, 1.0) * minutes_per_slot))
-    stay_near = keep + (1 - keep) * prior
-    stay_far = keep + (1 - keep) * (1 - prior)
-    # m[t] maps (near, far) beliefs after minute t-1 to minute t: transition, then minute t's evidence;
-    # row 0 scans m forward, row 1 the transposes backward (beta[t] = m[t+1]^T beta[t+1], beta[n-1] = 1)
-    m = np.array([e * stay_near, e * (1 - keep) * prior, (1 - keep) * (1 - prior), stay_far])
-    back = np.concatenate([m[[0, 2, 1, 3], :0:-1], np.array([[1.0], [0.0], [0.0], [1.0]])], axis=1)
-    a, b, c, d = _prefix_products(*np.stack([m, back], axis=1))
-    forward = np.array([a[0] * prior + b[0] * (1 - prior), c[0] * prior + d[0] * (1 - prior)])
+    gap = np.diff(np.asarray(slots, np.float64))
+    keep = np.empty(n)
+    keep[0] = 0.0  # the first slot has no past
+    keep[1:] = np.where(np.isnan(gap), 0.0, (1.0 - switch) ** (np.maximum(gap, 1.0) * minutes_per_slot))
+    # m[:, :, 0, t] maps (near, far) beliefs after minute t-1 to minute t: transition, then minute t's
+    # evidence; m[:, :, 0] is scanned forward, m[:, :, 1] the transposes backward (beta[t] = m[t+1]^T
+    # beta[t+1], beta[n-1] = 1)
+    m = np.empty((2, 2, 2, n))
+    m[0, 0, 0] = e * (keep + (1 - keep) * prior)
+    m[0, 1, 0] = e * (1 - keep) * prior
+    m[1, 0, 0] = (1 - keep) * (1 - prior)
+    m[1, 1, 0] = keep + (1 - keep) * (1 - prior)
+    m[:, :, 1, :-1] = m[:, :, 0, :0:-1].swapaxes(0, 1)
+    m[:, :, 1, -1] = np.eye(2)
+    m = _prefix_products(m)
+    forward = m[:, 0, 0] * prior + m[:, 1, 0] * (1 - prior)
     backward = np.ones((2, n))
-    backward[:, :-1] = np.array([a[1] + b[1], c[1] + d[1]])[:, n - 2 :: -1]
+    backward[:, :-1] = (m[:, 0, 1] + m[:, 1, 1])[:, n - 2 :: -1]
     joint = forward * backward
     return joint[0] / joint.sum(axis=0)

@@ -235,11 +235,11 @@ def present_share(
         t = np.sort(t)
     slots = np.floor(t / slot_seconds).astype(np.int64)
     if slot_seconds > 0 and -_SLOT_LIMIT < t[0] / slot_seconds and t[-1] / slot_seconds < _SLOT_LIMIT:  # slots in order
-        first = _change_points(slots)  # each occupied slot's first sighting
+        first = change_points(slots)  # each occupied slot's first sighting
         occupied = slots[first]
     else:  # NaN, or slots beyond int64 (no real time): as it always was
         occupied, first = np.unique(slots, return_index=True)
-    starts = _change_points(occupied, bridge_slots + 1)  # each run's first occupied slot
+    starts = change_points(occupied, bridge_slots + 1)  # each run's first occupied slot
     run = np.cumsum(_flags(len(occupied), starts)) - 1
     begin = t[first[starts]][run] - sampling_seconds / 2
     last = _ends(first, n)[_ends(starts, len(occupied))]  # each run's last sighting
@@ -253,7 +253,7 @@ def present_share(
 _SLOT_LIMIT = 2.0**62
 
 
-def _change_points(values: np.ndarray, step: int = 0) -> np.ndarray:
+def change_points(values: np.ndarray, step: int = 0) -> np.ndarray:
     """Positions in sorted ``values`` (int, non-empty) that start a group: the first, and each one
     more than ``step`` above the one before it (0: each new value)."""
     new = np.empty(len(values), bool)

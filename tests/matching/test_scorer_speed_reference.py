@@ -1,0 +1,157 @@
+"""The bluezone scorer's faster steps give the bits their first forms gave (db09ff3).
+
+Rolling medians of all of a window's runs in one gather, slots cut where they change instead of
+``np.unique``, and the chain's prefix scan over all four matrix entries at once are there for speed
+only (the simulator's check phase, issue 17): each is compared here with its first form, kept below
+as the reference, to the bit (signed zeros, NaN and infinities included).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer, minute_attenuation, rolling_median
+from bluezone.matching.near_chain import _prefix_products, near_posterior
+from bluezone.matching.receiver import group_percentile
+from bluezone.matching.scoring import median
+
+T0 = 1_700_000_040.0
+
+
+def reference_rolling_median(values: np.ndarray, width: int) -> np.ndarray:
+    if width <= 1 or len(values) < 2:
+        return values
+    half = width // 2
+    padded = np.pad(values, half, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * half + 1)
+    return median(windows, axis=1)
+
+
+def reference_smoothed(slots: np.ndarray, value: np.ndarray, width: int, gap_fill: int) -> np.ndarray:
+    breaks = np.flatnonzero(np.diff(slots) > gap_fill + 1) + 1
+    return np.concatenate([reference_rolling_median(part, width) for part in np.split(value, breaks)]) if len(value) else value
+
+
+def reference_minute_attenuation(times: np.ndarray, attenuation: np.ndarray, config: BluezoneConfig) -> tuple[np.ndarray, ...]:
+    slots = np.floor(np.asarray(times, np.float64) / config.slot_seconds).astype(np.int64)
+    att = np.asarray(attenuation, np.float64)
+    order = np.lexsort((att, slots))
+    slots, att = slots[order], att[order]
+    occupied, first, counts = np.unique(slots, return_index=True, return_counts=True)
+    value = group_percentile(att, first, counts, config.percentile)
+    keep = counts >= config.min_sightings
+    return occupied[keep], value[keep], counts[keep]
+
+
+def reference_prefix_products(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, ...]:
+    s = a + b + c + d
+    a, b, c, d = a / s, b / s, c / s, d / s
+    k = 1
+    while k < a.shape[1]:
+        p, q, r, t = a[:, :-k], b[:, :-k], c[:, :-k], d[:, :-k]
+        x, y, z, w = a[:, k:], b[:, k:], c[:, k:], d[:, k:]
+        na, nb, nc, nd = x * p + y * r, x * q + y * t, z * p + w * r, z * q + w * t
+        s = na + nb + nc + nd
+        a, b, c, d = (np.concatenate([m[:, :k], n / s], axis=1) for m, n in ((a, na), (b, nb), (c, nc), (d, nd)))
+        k *= 2
+    return a, b, c, d
+
+
+def same_bits(got: np.ndarray, want: np.ndarray) -> None:
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tobytes() == want.tobytes(), (got, want)
+
+
+# attenuations as the store gives them, and what no store holds
+levels = st.one_of(
+    st.integers(20, 100).map(float),
+    st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf]),
+    st.floats(-200, 200, allow_nan=False),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), levels), max_size=60), st.integers(1, 12), st.integers(0, 3))
+def test_smoothed_is_each_runs_rolling_median(steps: list[tuple[int, float]], width: int, gap_fill: int) -> None:
+    """Runs cut by gaps longer than the bridge (slot steps 0-6), runs of one value, widths odd and even."""
+    slots = np.cumsum([1 + s for s, _ in steps]).astype(np.int64)
+    value = np.array([v for _, v in steps], np.float64)
+    scorer = BluezoneScorer(BluezoneConfig(smooth_slots=width, gap_fill_slots=gap_fill))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # inf - inf inside the median, both ways alike
+        same_bits(scorer.smoothed(slots, value), reference_smoothed(slots, value, width, gap_fill))
+        same_bits(rolling_median(value, width), reference_rolling_median(value, width))
+        # two series of the same slots at once, as the scorer smooths the corrected and the measured
+        other = value[::-1].copy()
+        both = scorer.smoothed(slots, np.stack([value, other]))
+        same_bits(both[0], reference_smoothed(slots, value, width, gap_fill))
+        same_bits(both[1], reference_smoothed(slots, other, width, gap_fill))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.one_of(st.floats(0, 3 * 3600, allow_nan=False), st.integers(0, 180).map(lambda m: 60.0 * m)),
+                       st.integers(30, 90)), max_size=80),
+    st.sampled_from([1.0, 10.0, 60.0, 61.5]),
+    st.floats(0, 100),
+    st.integers(1, 4),
+)
+def test_minute_attenuation_is_the_unique_one(rows: list[tuple[float, int]], slot: float, percentile: float, least: int) -> None:
+    times = T0 + np.array([t for t, _ in rows], np.float64)
+    att = np.array([a for _, a in rows], np.int32)
+    config = BluezoneConfig(slot_seconds=slot, percentile=percentile, min_sightings=least, sampling_seconds=min(10.0, slot))
+    for got, want in zip(minute_attenuation(times, att, config), reference_minute_attenuation(times, att, config)):
+        same_bits(got, want)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 2), st.integers(0, 300), st.integers(0, 2**32 - 1), st.floats(1.0, 1e6))
+def test_prefix_products_are_the_four_array_scan(rows: int, n: int, seed: int, spread: float) -> None:
+    """Positive entries over many orders of magnitude, as the chain's evidence gives them."""
+    rng = np.random.default_rng(seed)
+    a, b, c, d = (np.exp(rng.uniform(-np.log(spread), np.log(spread), (rows, n))) for _ in range(4))
+    want = reference_prefix_products(a, b, c, d)
+    got = _prefix_products(np.stack([a, b, c, d]).reshape(2, 2, rows, n))
+    for g, w in zip((got[0, 0], got[0, 1], got[1, 0], got[1, 1]), want):
+        same_bits(g, w)
+
+
+def reference_near_posterior(
+    slots: np.ndarray, llr: np.ndarray, scale: float, switch: float, prior: float, minutes_per_slot: float = 1.0
+) -> np.ndarray:
+    n = len(slots)
+    if n == 0:
+        return np.zeros(0)
+    e = np.exp(np.clip(scale * minutes_per_slot * np.asarray(llr, np.float64), -50.0, 50.0))
+    gap = np.diff(np.asarray(slots, np.float64), prepend=np.nan)
+    keep = np.where(np.isnan(gap), 0.0, (1.0 - switch) ** (np.maximum(gap, 1.0) * minutes_per_slot))
+    stay_near = keep + (1 - keep) * prior
+    stay_far = keep + (1 - keep) * (1 - prior)
+    m = np.array([e * stay_near, e * (1 - keep) * prior, (1 - keep) * (1 - prior), stay_far])
+    back = np.concatenate([m[[0, 2, 1, 3], :0:-1], np.array([[1.0], [0.0], [0.0], [1.0]])], axis=1)
+    a, b, c, d = reference_prefix_products(*np.stack([m, back], axis=1))
+    forward = np.array([a[0] * prior + b[0] * (1 - prior), c[0] * prior + d[0] * (1 - prior)])
+    backward = np.ones((2, n))
+    backward[:, :-1] = np.array([a[1] + b[1], c[1] + d[1]])[:, n - 2 :: -1]
+    joint = forward * backward
+    return joint[0] / joint.sum(axis=0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.floats(-30, 30)), max_size=120),
+    st.floats(0.01, 20), st.floats(1e-6, 1), st.floats(1e-6, 1 - 1e-6), st.sampled_from([1.0, 0.5, 1 / 6, 2.0]),
+)
+def test_near_posterior_is_the_first_forms(steps: list[tuple[int, float]], scale: float, switch: float, prior: float,
+                                           per_slot: float) -> None:
+    """Gaps of any length (evidence far beyond the cap too), every setting the scorer allows."""
+    slots = np.cumsum([1 + g for g, _ in steps]).astype(np.int64)
+    llr = np.array([v for _, v in steps], np.float64)
+    same_bits(near_posterior(slots, llr, scale, switch, prior, per_slot),
+              reference_near_posterior(slots, llr, scale, switch, prior, per_slot))
+
