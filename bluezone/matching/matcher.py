@@ -79,7 +79,7 @@ def _rpi_words(rpis: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rpis).view("<u8").reshape(-1, 2)
 
 
-def _expand(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def expand_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For ranges [lo[w], hi[w]): (w, position) for every position of every range."""
     counts = hi - lo
     which = np.repeat(np.arange(len(lo)), counts)
@@ -162,7 +162,7 @@ class SightingIndex:
         sorted_lo = cand[order, 0]
         lo = np.searchsorted(sorted_lo, self.words[rows, 0], "left")
         hi = np.searchsorted(sorted_lo, self.words[rows, 0], "right")
-        r, pos = _expand(lo, hi)
+        r, pos = expand_ranges(lo, hi)
         rows, which = rows[r], order[pos]
         ok = self.words[rows, 1] == cand[which, 1]
         if self.intervals is not None:
@@ -204,7 +204,7 @@ class HeardIndex(SightingIndex):
             return none
         rpis = np.ascontiguousarray(rpis, np.uint8).reshape(-1, 16)
         high = _high_words(rpis)
-        which, position = _expand(np.searchsorted(self._high, high, "left"), np.searchsorted(self._high, high, "right"))
+        which, position = expand_ranges(np.searchsorted(self._high, high, "left"), np.searchsorted(self._high, high, "right"))
         rows = position if self._order is None else self._order[position]
         ok = self.words[rows, 1] == _rpi_words(rpis)[which, 1]
         return which[ok], rows[ok]

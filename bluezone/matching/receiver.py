@@ -28,6 +28,7 @@ its RPIs alive as long as a phone does is not told apart by this: only the score
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,7 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS
-from bluezone.matching.matcher import DEFAULT_TX_POWER
+from bluezone.matching.matcher import DEFAULT_TX_POWER, expand_ranges
 
 
 #: Sightings of one RPI in one slot that make a link-minute (fewer: no value, it is left out).
@@ -112,19 +113,30 @@ class ReceiverContext:
         count = np.zeros(len(slots), np.int64)
         if self.value_slot is None or len(self.values) == 0 or len(slots) == 0:
             return ref, count
-        keep = self._kept(np.isin(self.value_slot, slots), exclude, min_run)
-        at, value = self.value_slot[keep], self.values[keep]
-        if len(at) == 0:
-            return ref, count
-        order = np.lexsort((value, at))
-        at, value = at[order], value[order]
-        occupied, first, counts = np.unique(at, return_index=True, return_counts=True)
-        per_slot = group_percentile(value, first, counts, quantile)
-        where = np.searchsorted(occupied, slots)
-        found = (where < len(occupied)) & (occupied[np.minimum(where, len(occupied) - 1)] == slots)
-        ref[found] = per_slot[where[found]]
-        count[found] = counts[where[found]]
+        if len(slots) > 1 and not bool((slots[1:] > slots[:-1]).all()):  # scorers ask for each slot once, in order
+            unique, inverse = np.unique(slots, return_inverse=True)
+            ref, count = self.minute_reference(unique, quantile, exclude, min_run)
+            return ref[inverse], count[inverse]
+        # the slots' link-minutes, found in the context sorted once (a stable sort of all of them keeps
+        # the order a stable sort of these few would give, so every percentile has the same bits)
+        order, at_slot, value = self._by_slot
+        which, at = expand_ranges(np.searchsorted(at_slot, slots, "left"), np.searchsorted(at_slot, slots, "right"))
+        if exclude is not None or min_run > 1:
+            kept = self._kept(np.ones(len(self.values), bool), exclude, min_run)[order[at]]
+            which, at = which[kept], at[kept]
+        count = np.bincount(which, minlength=len(slots))
+        found = count > 0
+        first = np.cumsum(count) - count
+        ref[found] = group_percentile(value[at], first[found], count[found], quantile)
         return ref, count
+
+    @functools.cached_property
+    def _by_slot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(order, slot, value) of every link-minute sorted by slot then value: built once per context,
+        where each window's ``np.isin`` passed over all of them."""
+        assert self.value_slot is not None
+        order = np.lexsort((self.values, self.value_slot))
+        return order, self.value_slot[order], self.values[order]
 
 
 def group_percentile(values: np.ndarray, first: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:
