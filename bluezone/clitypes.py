@@ -122,7 +122,7 @@ def jobs_option(func: Any) -> Any:
     """``--jobs N``: processes for deriving RPIs (default: every core this process may use)."""
     return click.option(
         "--jobs", "-j", type=click.IntRange(1), default=None,
-        help="Processes for matching (default: every available core); results do not depend on it.",
+        help="Processes for matching (default and at most: every available core); results do not depend on it.",
     )(func)
 def json_option(func: Any = None, *, help: str = "Print JSON for scripts.") -> Any:
     """``--json`` (``as_json``): print the command's result as JSON; ``@json_option`` or

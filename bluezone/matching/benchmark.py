@@ -215,6 +215,7 @@ def run_benchmark(
     ``progress``, if given, is told what is being timed.
     """
     check_fits(n_keys, n_sightings, available_memory())
+    jobs = min(jobs, available_cores())  # as match caps them: the result says how many ran
     say = progress or (lambda _text: None)
     say(f"making {n_keys:,} keys and {n_sightings:,} sightings")
     keys, sightings, planted = synthetic_data(n_keys, n_sightings, seed)

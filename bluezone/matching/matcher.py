@@ -255,7 +255,8 @@ def match(
 
     ``keys`` is a KEY_DTYPE array (see ``keyfile``); ``sightings`` a SIGHTING_DTYPE array
     (or an index already built over one).  ``jobs`` > 1 derives RPIs in that many
-    processes when there are enough keys to pay for it; the result does not change.
+    processes (at most the cores this process may use) when there are enough keys to pay for it;
+    the result does not change.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
@@ -292,6 +293,9 @@ def _find(keys: np.ndarray, index: SightingIndex, tolerance: int, jobs: int = 1)
     if len(keys) == 0 or len(index) == 0:
         return empty, empty, empty
     table = _KeyTable(keys)
+    if jobs > 1 and jobs > (cores := available_cores()):  # more derive no faster: 64 jobs on 2 cores forked 63
+        log.info("matching in %d processes, the cores this process may use, not the %d asked", cores, jobs)
+        jobs = cores
     if jobs > 1:
         jobs = min(jobs, len(keys) // MIN_KEYS_PER_JOB) if can_fork() else 1
     if jobs > 1:

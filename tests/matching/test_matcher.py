@@ -209,6 +209,7 @@ def test_many_keys_across_batches() -> None:
 @pytest.mark.parametrize("jobs", [2, 3])
 def test_jobs_give_the_same_matches_as_one_process(monkeypatch: pytest.MonkeyPatch, jobs: int) -> None:
     monkeypatch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 100)  # small data, still split
+    monkeypatch.setattr(matcher_module, "available_cores", lambda: jobs)  # as many processes on any machine
     keys, sightings, planted = synthetic_data(700, 20_000, seed=11, planted=30)
     one = match(keys, sightings)
     several = match(keys, sightings, jobs=jobs)
@@ -225,6 +226,26 @@ def test_jobs_fall_back_to_one_process_when_too_few_keys(monkeypatch: pytest.Mon
     assert len(match(keys, sightings, jobs=8)) == planted * 15
     with pytest.raises(ValueError):
         match(keys, sightings, jobs=0)
+
+
+def test_jobs_are_capped_at_the_cores(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """match(jobs=64) on two cores forked 63 workers, which derive no faster: now two processes, and
+    the log says so."""
+    monkeypatch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 1)  # enough keys for any number of jobs
+    monkeypatch.setattr(matcher_module, "available_cores", lambda: 2)
+    started: list[int] = []
+    in_parallel = matcher_module._in_parallel
+
+    def counted(table: object, index: object, tolerance: int, jobs: int) -> object:
+        started.append(jobs)
+        return in_parallel(table, index, tolerance, jobs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matcher_module, "_in_parallel", counted)
+    keys, sightings, planted = synthetic_data(200, 5_000, seed=4, planted=6)
+    with caplog.at_level("INFO", logger="bluezone.matching.matcher"):
+        assert np.array_equal(match(keys, sightings, jobs=64), match(keys, sightings))
+    assert started == [2]
+    assert "matching in 2 processes, the cores this process may use, not the 64 asked" in caplog.text
 
 
 @settings(max_examples=50)
@@ -275,6 +296,7 @@ def test_any_jobs_give_identical_matches_in_a_fixed_order(seed: int, jobs: int) 
     sightings.sort(order="time", kind="stable")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(matcher_module, "MIN_KEYS_PER_JOB", 10)
+        patch.setattr(matcher_module, "available_cores", lambda: jobs)
         several = match(keys, sightings, jobs=jobs)
     one = match(keys, sightings)
     assert np.array_equal(one, several)

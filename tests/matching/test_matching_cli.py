@@ -141,6 +141,20 @@ def test_benchmark_jobs_reports_one_process_beside() -> None:
     assert code == 2 and "--jobs" in err
 
 
+def test_benchmark_runs_no_more_processes_than_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs 64 on two cores ran 64 processes (one match forked 63): capped as check caps it, and said
+    on stderr so that the JSON on stdout stays the result alone."""
+    import bluezone.matching.matcher as matcher
+
+    monkeypatch.setattr(matcher, "available_cores", lambda: 2)
+    args = ("benchmark", "--keys", "200", "--sightings", "3000", "--naive-sample", "2", "--repeats", "1", "--json")
+    code, out, err = run(*args, "--jobs", "64")
+    assert code == 0 and json.loads(out)["jobs"] == 2
+    assert err == "bluezone benchmark: --jobs 64 is more than the 2 core(s) this process may use; using 2\n"
+    code, out, err = run(*args, "--jobs", "2")
+    assert code == 0 and json.loads(out)["jobs"] == 2 and err == ""
+
+
 @pytest.mark.parametrize("size", [["--keys", str(10**12)], ["--keys", "10", "--sightings", str(10**12)]])
 def test_benchmark_refuses_sizes_that_cannot_fit_in_memory_up_front(size: list[str]) -> None:
     """It ended in numpy's one-line MemoryError about one array, exit 1; now one line, exit 2, before

@@ -385,5 +385,8 @@ def test_check_runs_no_more_processes_than_cores(scene: tuple[Path, Path], monke
     monkeypatch.setattr(check_module, "check_keys", spy)
     for given, used in ((["--jobs", "300"], 2), (["--jobs", "1"], 1), ([], 2)):
         seen.clear()
-        assert check("--keys", str(keys), "--db", str(db), *given)[0] == 0
+        code, _, err = check("--keys", str(keys), "--db", str(db), *given)
+        assert code == 0
         assert seen[0] == used, (given, seen)  # the command's call (check_keys calls itself for a file's keys)
+        notice = "bluezone check: --jobs 300 is more than the 2 core(s) this process may use; using 2\n"
+        assert err.startswith(notice) == (given == ["--jobs", "300"]), err
