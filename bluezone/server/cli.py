@@ -468,16 +468,18 @@ def run_cmd(
 
 
 def _shown_db(db: str) -> str:
-    """The database as logged: a PostgreSQL URL without its password."""
+    """The database as logged: a PostgreSQL URL without its password, also one given as libpq's
+    ``?password=`` (it was logged whole), and its host as given (``[::1]`` had lost its brackets)."""
+    import re
     from urllib.parse import urlsplit, urlunsplit
 
     if "://" not in db:
         return str(Path(db).resolve())
     parts = urlsplit(db)
-    if parts.password is None:
-        return db
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    shown = db
+    if parts.password is not None:
+        shown = urlunsplit(parts._replace(netloc=f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"))
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", shown)
 
 
 @server.command("benchmark")

@@ -218,6 +218,9 @@ def test_the_database_url_is_logged_without_its_password() -> None:
 
     assert _shown_db("postgresql://bz:s3cret@db.example:5433/keys") == "postgresql://bz:***@db.example:5433/keys"
     assert _shown_db("postgresql://bz@db.example/keys") == "postgresql://bz@db.example/keys"
+    # libpq takes the password as a parameter too: it was logged whole; an IPv6 host lost its brackets
+    assert _shown_db("postgresql://bz@db.example/keys?password=s3cret") == "postgresql://bz@db.example/keys?password=***"
+    assert _shown_db("postgresql://bz:s3cret@[::1]:5433/keys") == "postgresql://bz:***@[::1]:5433/keys"
 
 
 @pytest.mark.parametrize("kind", ["fifo", "dir", "zero"])
