@@ -38,7 +38,9 @@ def test_whole_slots_gave_it_15() -> None:
     # the bug, kept reachable for comparison ("slots", the earlier credit): 15.0 from 13.6 minutes present
     w = scanned(6.8, 20.4)
     assert GaenScorer(GaenConfig(credit="slots")).score(w).minutes == 15.0
-    assert BluezoneScorer().score(w).minutes == 15.0 and BluezoneScorer().score(w).close_contact
+    slots = BluezoneScorer(BluezoneConfig(verdict_credit="same", close_contact_minutes=15.0))  # before the sixteenth session
+    assert slots.score(w).minutes == 15.0 and slots.score(w).close_contact
+    assert not BluezoneScorer().score(w).close_contact  # the "span" verdict since: never more than the time present
 
 
 @pytest.mark.parametrize("name", SCORERS)
@@ -140,7 +142,8 @@ def test_real_daemons_a_13_6_minute_meeting_is_not_a_close_contact(tmp_path) -> 
     assert touched == 15
     verdict_only = BluezoneScorer(BluezoneConfig(verdict_credit="present", threshold_db=80.0))
     for scorer in (GaenScorer(GaenConfig(immediate_db=80, near_db=80, medium_db=80)),
-                   BluezoneScorer(BluezoneConfig(credit="present", threshold_db=80.0)), verdict_only):
+                   BluezoneScorer(BluezoneConfig(credit="present", threshold_db=80.0)), verdict_only,
+                   BluezoneScorer(BluezoneConfig(threshold_db=80.0))):  # the default verdict ("span") too
         (exposure,) = check_sightings(keys, sightings, scorer)
         span = (exposure.end - exposure.start) / 60  # 13.6 minutes, give or take the daemon's timestamps
         assert 13.5 < span < 13.7 and 13.4 < exposure.score.minutes <= span + SAMPLING / 60 + 1e-3, scorer.name
@@ -148,5 +151,5 @@ def test_real_daemons_a_13_6_minute_meeting_is_not_a_close_contact(tmp_path) -> 
     (whole,) = check_sightings(keys, sightings, GaenScorer(GaenConfig(immediate_db=80, near_db=80, medium_db=80, credit="slots")))
     assert whole.score.minutes == 15.0
     # the verdict's own credit moves the verdict only: the ranking is whole slots' (verdict15)
-    (ranked,), (judged,) = (check_sightings(keys, sightings, s) for s in (BluezoneScorer(BluezoneConfig(threshold_db=80.0)), verdict_only))
+    (ranked,), (judged,) = (check_sightings(keys, sightings, s) for s in (BluezoneScorer(BluezoneConfig(threshold_db=80.0, verdict_credit="same")), verdict_only))
     assert ranked.score.close_contact and judged.score.weighted_minutes == ranked.score.weighted_minutes
