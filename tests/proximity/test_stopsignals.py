@@ -51,7 +51,12 @@ async def main() -> None:
     with stop_on_signals(stop, "flushing and stopping"):
         print("ready", flush=True)
         await asked.wait()
-        time.sleep(60)  # the flush that never ends, blocking the loop
+        # the flush that never ends, blocking the loop; in short sleeps, because a signal that lands after
+        # Python last checked for signals but before one long sleep begins is handled only when it ends
+        # (CPython runs handlers between bytecodes): the test sent its second signal in that gap in 2 of 40
+        # runs and then waited out the whole sleep
+        for _ in range(600):
+            time.sleep(0.1)
 
 asyncio.run(main())
 print("returned", flush=True)
