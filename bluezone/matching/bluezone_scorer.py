@@ -29,7 +29,8 @@ minute each, not those kept alive); ``minute_reference_near_share`` bounds what 
 minute toward "near".  Both are off by default: they change honest scores, so fresh seeds decide.
 
 Two outputs per window: the verdict counts the minutes whose smoothed, corrected attenuation is at
-or under ``threshold_db`` (15 make a close contact); ``weighted_minutes``, the ranking, is the
+or under ``threshold_db``, credited no more than the time present (``verdict_credit = "span"``; 14.9
+make a close contact); ``weighted_minutes``, the ranking, is the
 expected number of near minutes under a two-state near/far chain (``near_chain``: each corrected
 minute's log-likelihood ratio from a table fitted on simulated tuning seeds, ``chain_*`` settings),
 so a contact just over the threshold all day ranks above a far one.  The chain only ranks: as a
