@@ -63,7 +63,7 @@ from bluezone.matching.near_chain import minute_llr, near_posterior
 from bluezone.matching.receiver import MAX_RUN, ReceiverContext, group_percentile
 from bluezone.matching.scoring import (
     MAX_SLOT_SECONDS, MAX_SLOTS, Score, change_points, check_credit, check_setting_types, configured, median,
-    present_share, refuse_unknown_settings, register_scorer,
+    present_share, refuse_unknown_settings, register_scorer, share_between,
 )
 
 
@@ -300,14 +300,18 @@ class BluezoneScorer:
         """The share of each judged slot to credit: 1 with ``credit = "slots"``, else the part of it
         the link was present (``present_share`` over the judged slots' sightings, bridging as
         ``credited`` does; with "ends" or "span" the window is one run, so only its first and last slot
-        are cut)."""
+        are cut: their first and last sightings are all it takes)."""
         c = self.config
         if credit == "slots" or len(slots) == 0:
             return np.ones(len(slots))
         times = np.asarray(window.times, np.float64)
-        judged = np.isin(np.floor(times / c.slot_seconds).astype(np.int64), slots)
-        bridge = WHOLE_WINDOW if credit in ("ends", "span") else c.gap_fill_slots
-        _, share = present_share(times[judged], c.slot_seconds, bridge, c.sampling_seconds)
+        slot_of = np.floor(times / c.slot_seconds).astype(np.int64)
+        if credit in ("ends", "span"):  # a slot's times all lie above an earlier slot's (floor is monotonic)
+            first, last = times[slot_of == slots[0]].min(), times[slot_of == slots[-1]].max()
+            return share_between(slots, first, last, c.slot_seconds, c.sampling_seconds)
+        # the judged slots are sorted and distinct: a sighting is judged where its slot is found
+        at = np.minimum(np.searchsorted(slots, slot_of), len(slots) - 1)
+        _, share = present_share(times[slots[at] == slot_of], c.slot_seconds, c.gap_fill_slots, c.sampling_seconds)
         return share
 
     def credited(self, slots: np.ndarray, weight: np.ndarray, share: np.ndarray | None = None) -> float:
@@ -334,7 +338,6 @@ class BluezoneScorer:
         weight = self.verdict_weight(smooth, threshold)
         span = self.verdict_credit() == "span"  # whole slots, capped below at the time present
         within = self.credited(slots, weight, None if span else verdict_share)
-        weighted = within if verdict_share is share else self.credited(slots, weight, share)
         if c.ranking == "chain":  # for ranking: how many minutes were near, judged on the evidence of each
             near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior,
                                   c.slot_seconds / 60.0)
@@ -342,6 +345,8 @@ class BluezoneScorer:
         elif c.ramp_db > 0:  # graded: a minute just over the threshold still says something
             ramp = np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0)
             weighted = self.credited(slots, ramp, share)
+        else:  # the verdict's minutes, by the ranking's credit
+            weighted = within if verdict_share is share else self.credited(slots, weight, share)
         # the duration as the verdict sees it: judged minutes plus the short gaps it bridges
         total = self.credited(slots, np.ones(len(slots)), verdict_share)
         within = min(within, total) if span else within

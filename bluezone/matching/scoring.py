@@ -241,12 +241,19 @@ def present_share(
         occupied, first = np.unique(slots, return_index=True)
     starts = change_points(occupied, bridge_slots + 1)  # each run's first occupied slot
     run = np.cumsum(_flags(len(occupied), starts)) - 1
-    begin = t[first[starts]][run] - sampling_seconds / 2
     last = _ends(first, n)[_ends(starts, len(occupied))]  # each run's last sighting
-    end = t[last][run] + sampling_seconds / 2
-    lo = np.maximum(occupied * slot_seconds, begin)
-    hi = np.minimum((occupied + 1) * slot_seconds, end)
-    return occupied, np.clip((hi - lo) / slot_seconds, 0.0, 1.0)
+    return occupied, share_between(occupied, t[first[starts]][run], t[last][run], slot_seconds, sampling_seconds)
+
+
+def share_between(
+    slots: np.ndarray, first: np.ndarray | float, last: np.ndarray | float, slot_seconds: float, sampling_seconds: float
+) -> np.ndarray:
+    """The share 0-1 of each of ``slots`` between ``first`` (a time, or one per slot) less half a
+    sampling interval and ``last`` plus half: ``present_share``'s last step, which a caller that knows
+    its one run's first and last sighting takes alone."""
+    lo = np.maximum(slots * slot_seconds, first - sampling_seconds / 2)
+    hi = np.minimum((slots + 1) * slot_seconds, last + sampling_seconds / 2)
+    return np.clip((hi - lo) / slot_seconds, 0.0, 1.0)
 
 
 #: Slot numbers of times in order are in order up to here (beyond 2**63 the cast to int64 wraps).

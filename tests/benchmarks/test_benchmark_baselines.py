@@ -296,3 +296,18 @@ def test_check_bench_refuses_counts_below_one_before_making_inputs(tmp_path: Pat
         assert done.returncode == 2 and done.stdout == "", (args, done.stdout, done.stderr)
         assert f"argument {args[0]}: " in done.stderr.splitlines()[-1] and "Traceback" not in done.stderr, done.stderr
         assert not (tmp_path / "w").exists()
+
+
+def test_verdict_bench_gives_both_trees_the_same_scores(tmp_path: Path) -> None:
+    """This tree as its own baseline: every credit timed in both, the same Score hash both ways."""
+    root = BENCHMARKS.parent
+    res = load("verdict_bench").main(["--windows", "6", "--passes", "1", "--repeat", "1", "--baseline-src", str(root), "--json"])
+    assert set(res["same_scores"]) == set(res["ratio_baseline_over_now"]) == {"same@15", "present", "ends", "span (default)"}
+    assert all(res["same_scores"].values()), res
+    assert all(positive(float(v)) for v in res["trees"]["now"]["us_per_window_median"].values()), res
+    import subprocess
+
+    for args in (["--passes", "0"], ["--baseline-src", str(tmp_path)]):
+        done = subprocess.run([sys.executable, str(BENCHMARKS / "verdict_bench.py"), *args], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr

@@ -1,9 +1,10 @@
-"""The bluezone scorer's faster steps give the bits their first forms gave (db09ff3).
+"""The bluezone scorer's faster steps give the bits their first forms gave (db09ff3, 6da841f).
 
 Rolling medians of all of a window's runs in one gather, slots cut where they change instead of
 ``np.unique``, and the chain's prefix scan over all four matrix entries at once are there for speed
-only (the simulator's check phase, issue 17): each is compared here with its first form, kept below
-as the reference, to the bit (signed zeros, NaN and infinities included).
+only (the simulator's check phase, issue 17); so is the span verdict's cap from the window's first and
+last judged sightings alone (issue 13's default, seventeenth session): each is compared here with its
+first form, kept below as the reference, to the bit (signed zeros, NaN and infinities included).
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer, minute_attenuation, rolling_median
-from bluezone.matching.near_chain import _prefix_products, near_posterior
+from bluezone.matching.bluezone_scorer import (
+    WHOLE_WINDOW, BluezoneConfig, BluezoneScorer, minute_attenuation, rolling_median,
+)
+from bluezone.matching.matcher import ExposureWindow
+from bluezone.matching.near_chain import _prefix_products, minute_llr, near_posterior
 from bluezone.matching.receiver import ReceiverContext, group_percentile
-from bluezone.matching.scoring import median
+from bluezone.matching.scoring import Score, median, present_share
 
 T0 = 1_700_000_040.0
 
@@ -216,3 +220,108 @@ def test_minute_reference_is_the_isin_one(minutes: list[tuple[int, float]], aske
             want = reference_minute_reference(context, slots, quantile, leave_out, min_run)
         for g, w in zip(got, want):
             same_bits(g, w)
+
+
+def first_form_present(scorer: BluezoneScorer, window: ExposureWindow, slots: np.ndarray, credit: str) -> np.ndarray:
+    """``BluezoneScorer.present`` as 6da841f wrote it: ``np.isin`` over the window's sightings, then
+    ``present_share`` over the judged ones (one run for "ends" and "span")."""
+    c = scorer.config
+    if credit == "slots" or len(slots) == 0:
+        return np.ones(len(slots))
+    times = np.asarray(window.times, np.float64)
+    judged = np.isin(np.floor(times / c.slot_seconds).astype(np.int64), slots)
+    bridge = WHOLE_WINDOW if credit in ("ends", "span") else c.gap_fill_slots
+    _, share = present_share(times[judged], c.slot_seconds, bridge, c.sampling_seconds)
+    return share
+
+
+def first_form_score(scorer: BluezoneScorer, window: ExposureWindow) -> Score:
+    """``BluezoneScorer.score`` as 6da841f wrote it, with ``first_form_present``."""
+    c = scorer.config
+    threshold = scorer.threshold_for(window.day, window.sighting_index)
+    slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
+    shift = scorer.minute_shift(window, slots)
+    shifted = bool(shift.any())
+    smooth, plain = scorer.smoothed(slots, np.stack([value - shift, value])) if shifted else [scorer.smoothed(slots, value)] * 2
+    share = first_form_present(scorer, window, slots, c.credit)
+    verdict_credit = scorer.verdict_credit()
+    verdict_share = share if verdict_credit == c.credit else first_form_present(scorer, window, slots, verdict_credit)
+    weight = scorer.verdict_weight(smooth, threshold)
+    span = verdict_credit == "span"
+    within = scorer.credited(slots, weight, None if span else verdict_share)
+    weighted = within if verdict_share is share else scorer.credited(slots, weight, share)
+    if c.ranking == "chain":
+        near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior,
+                              c.slot_seconds / 60.0)
+        weighted = scorer.credited(slots, near, share)
+    elif c.ramp_db > 0:
+        ramp = np.clip((threshold + c.ramp_db - smooth) / (2 * c.ramp_db), 0.0, 1.0)
+        weighted = scorer.credited(slots, ramp, share)
+    total = scorer.credited(slots, np.ones(len(slots)), verdict_share)
+    within = min(within, total) if span else within
+    att = np.asarray(window.attenuation)
+    judged = float(median(smooth)) if len(smooth) else float(median(att))
+    typical = float(median(plain)) if shifted else judged
+    return Score(
+        scorer=scorer.name,
+        minutes_by_bucket={"within_2m": round(within, 3), "beyond_2m": round(max(total - within, 0.0), 3)},
+        weighted_minutes=round(weighted, 3),
+        minutes=round(total, 3),
+        closest_attenuation=int(att.min()),
+        typical_attenuation=typical,
+        distance_band="< 2 m" if judged <= threshold else "> 2 m",
+        close_contact=within >= c.close_contact_minutes - 1e-9,
+    )
+
+
+#: Where a slot begins, just after, just before its end, and anywhere: ragged ends and slots edge to edge.
+in_slot = st.one_of(st.sampled_from([0.0, 1e-6, 0.5, 0.999999]), st.floats(0, 1, exclude_max=True))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.lists(st.tuples(in_slot, st.integers(35, 85)), min_size=1, max_size=5)),
+             min_size=1, max_size=40),
+    st.sampled_from([0.0, 86_400.0 * 20_000, T0 - 86_400.0 * 40]),  # the epoch, UTC midnights (T0 is one)
+    st.integers(-3, 30),
+    st.sampled_from([60.0, 1.0, 10.0, 61.5, 7.3]),
+    st.floats(0, 1),
+    st.booleans(),
+    st.fixed_dictionaries({
+        "credit": st.sampled_from(["slots", "present"]),
+        "verdict_credit": st.sampled_from(["same", "slots", "present", "ends", "span"]),
+        "ranking": st.sampled_from(["chain", "ramp"]),
+        "ramp_db": st.sampled_from([0.0, 10.0]),
+        "min_sightings": st.integers(1, 3),
+        "gap_fill_slots": st.integers(0, 3),
+        "soft_width_db": st.sampled_from([0.0, 2.0]),
+        "smooth_slots": st.sampled_from([1, 3, 9]),
+    }),
+    st.randoms(use_true_random=False),
+)
+def test_the_verdicts_credit_is_its_first_forms(
+    steps: list[tuple[int, list[tuple[float, int]]]], midnight: float, first_slot: int, slot: float, sampling: float,
+    shuffled: bool, settings_: dict[str, object], rng: object,
+) -> None:
+    """Windows whose slots start at a day's edge (before, at or after midnight), with gaps longer and
+    shorter than the bridge, slots of one sighting (unjudged when ``min_sightings`` asks more), times on
+    a slot's edges, in order or not; every verdict credit and ranking: ``present`` to the bit and the
+    Score to the bit (its repr) as the first forms give them, kept above."""
+    base = np.floor(midnight / slot) + first_slot
+    times, att = [], []
+    for step, seen in steps:
+        base += step
+        for offset, level in seen:
+            times.append((base + offset) * slot)
+            att.append(level)
+    if shuffled:
+        order = list(range(len(times)))
+        rng.shuffle(order)  # type: ignore[attr-defined]
+        times, att = [times[i] for i in order], [att[i] for i in order]
+    a = np.array(att, np.int32)
+    window = ExposureWindow(0, int(midnight), np.array(times, np.float64), -24 - a, a, False)
+    scorer = BluezoneScorer(BluezoneConfig.from_mapping({**settings_, "slot_seconds": slot, "sampling_seconds": sampling * slot}))
+    slots = minute_attenuation(window.times, window.attenuation, scorer.config)[0]
+    for credit in ("slots", "present", "ends", "span"):
+        same_bits(scorer.present(window, slots, credit), first_form_present(scorer, window, slots, credit))
+    assert repr(scorer.score(window)) == repr(first_form_score(scorer, window))
