@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,3 +58,19 @@ def live_server(tmp_path: Path) -> Iterator[dict]:
             yield {"url": url, "db": db, "keys": keys, "exports": exports}
     finally:
         storage.close()
+
+
+@pytest.fixture
+def schema11_credentials_store(tmp_path: Path) -> Path:
+    """A node's store as bluezone wrote it at schema 11 before 617bc8f, its key servers named by URLs with
+    credentials (``tests/data/stores/schema11_server_credentials.sql``), in WAL mode like every store, and
+    written without SQLite's secure delete (as builds without SQLITE_SECURE_DELETE do): a deleted row's
+    bytes stay in the file."""
+    path = tmp_path / "node.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA secure_delete = 0")
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.executescript((DATA / "stores" / "schema11_server_credentials.sql").read_text())
+    conn.close()
+    path.chmod(0o600)
+    return path

@@ -6,6 +6,7 @@ Authorization header, and the state is the server's without it (same server, sam
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 
@@ -107,3 +108,33 @@ def test_upload_refuses_a_url_with_an_odd_password_in_one_line_without_it(tmp_pa
     result = CliRunner().invoke(cli, ["upload", "--server", url, "--code", "12345678", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 2 and SECRET not in result.output and "***@keys.test" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_after_an_upgrade_a_check_keeps_the_pin_and_an_upload_its_revision_token(
+    schema11_credentials_store: Path, tmp_path: Path
+) -> None:
+    """A store an earlier version wrote through ``http://alice:...@keys.test`` (schema 11, its state under that
+    name): a server there signing with another key was pinned on first use, and the F0's next upload went
+    without its revision token (a new upload, not a revision).  Migrated (schema 12), the pin holds and the
+    token goes."""
+    from bluezone.client.uploading import upload_own_keys
+    from bluezone.crypto.intervals import rolling_start
+    from bluezone.crypto.keys import DailyKey
+    from bluezone.errors import ServerKeyChangedError
+
+    impostor = Server(tmp_path / "server")  # the same address, another signing key
+    impostor.export()
+    with pytest.raises(ServerKeyChangedError, match="now announces a different signing key"):
+        check_with_server(URL.replace("http://", f"http://alice:{SECRET}@"), schema11_credentials_store,
+                          http=impostor.http, now=NOW)
+    sent: list[dict] = []
+
+    def publish(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json={"insertedExposures": 1, "revisionToken": "next"})
+
+    with SightingStore.open(schema11_credentials_store, create=False, purge_now=NOW) as store:
+        store.save_daily_key(DailyKey(b"k" * 16, rolling_start(NOW) - 144), created_at=NOW)
+        with KeyServerClient("https://bob:hunter2%40x@keys.example.org/ministry/v1", transport=httpx.MockTransport(publish)) as client:
+            upload_own_keys(store, client, "12345678", NOW, include_today=False)
+    assert sent[0]["revisionToken"] == "ministry-token"

@@ -6,6 +6,8 @@ To change the schema, append a function to ``MIGRATIONS``; never edit one that h
 from __future__ import annotations
 
 import logging
+import re
+import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -197,8 +199,80 @@ def _v11(db: sqlite_utils.Database) -> None:
     )
 
 
-#: MIGRATIONS[i] upgrades a database at schema version i to i + 1.  Append only.
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11]
+#: ``scheme://`` and a ``user:password@`` after it, as an earlier version kept it in a server's name (frozen
+#: here: the rule of ``client.keyserver.base_url_of`` when schema 12 shipped, which this migration must meet).
+_CREDENTIALS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@")
+#: Each table naming a server: the rest of its primary key, the column saying when a row was written,
+#: and which row of two of the same server and key is kept (``<``: the earlier, ``>``: the newer).
+_SERVER_ROWS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    # the key trusted first: a different later one came on first use after the upgrade lost the pin
+    "keyserver_pins": ((), "pinned_at", "<"),
+    "keyserver_given_keys": ((), "given_at", ">"),  # the user's latest --server-key
+    "keyserver_revision_tokens": ((), "saved_at", ">"),  # the last upload's: what a revision must name
+    "keyserver_batches": (("name",), "processed_at", "<"),
+    "keyserver_exposures": (("key_hash", "day", "start_time", "end_time"), "reported_at", ">"),
+    "keyserver_withdrawn": (("key_hash", "day"), "", ""),  # no time, and the same either way: one stays
+    "keyserver_rejected": (("public_key", "name"), "rejected_at", ">"),
+    "checkin_uploads": (("mac",), "uploaded_at", ">"),  # (its key is the MAC alone: never two)
+    "checkin_uploads_unrecorded": (("checkin_id",), "uploaded_at", ">"),
+}
+
+
+def _v12(db: sqlite_utils.Database) -> bool:
+    """Every server's name without the credentials an earlier version kept in it (``https://user:pw@host``,
+    before 617bc8f): the password sat in the file and ``status`` showed it, and the state kept under it
+    (pin, batches done, revision token) was lost to the version that names servers without them, so it
+    pinned anew on first use and an F0 could not revise its upload.  Where the server has rows under both
+    names, the rule of ``_SERVER_ROWS`` keeps one of each key; two different pins are warned of (the next
+    check refuses a server signing with the other key: ``--repin``).  True when a name changed: the open
+    then vacuums the file, so no deleted copy of a password stays in its free pages."""
+    conn = db.conn
+    renamed: dict[str, str] = {}
+    for table in _SERVER_ROWS:
+        for (server,) in conn.execute(f"SELECT DISTINCT server FROM {table}").fetchall():
+            if isinstance(server, str) and _without_credentials(server) != server:
+                renamed[server] = _without_credentials(server)
+    for old, new in sorted(renamed.items()):
+        _warn_of_two_pins(conn, old, new)
+        for table, (key, at, keep) in _SERVER_ROWS.items():
+            _rename_server(conn, table, key, at, keep, old, new)
+    return bool(renamed)
+
+
+def _without_credentials(server: str) -> str:
+    return _CREDENTIALS.sub(r"\1", server, count=1)
+
+
+def _rename_server(conn: sqlite3.Connection, table: str, key: tuple[str, ...], at: str, keep: str, old: str, new: str) -> None:
+    """``table``'s rows of server ``old`` as ``new``'s; of two with the same key the one ``keep`` says stays."""
+    same = " AND ".join(f"o.{column} = {table}.{column}" for column in key) or "1"
+    if at:
+        conn.execute(
+            f"DELETE FROM {table} WHERE server = ? AND EXISTS (SELECT 1 FROM {table} o WHERE o.server = ? AND {same}"
+            f" AND o.{at} {keep} {table}.{at})",
+            (new, old),
+        )
+    conn.execute(f"UPDATE OR IGNORE {table} SET server = ? WHERE server = ?", (new, old))
+    conn.execute(f"DELETE FROM {table} WHERE server = ?", (old,))  # the rows the rule did not keep
+
+
+def _warn_of_two_pins(conn: sqlite3.Connection, old: str, new: str) -> None:
+    """Say so when the server was pinned to two different keys under its two names: the first stays."""
+    rows = conn.execute(
+        "SELECT public_key FROM keyserver_pins WHERE server IN (?, ?) ORDER BY pinned_at", (old, new)
+    ).fetchall()
+    if len({key for (key,) in rows}) > 1:
+        log.warning(
+            "the key server %s was pinned to two signing keys (one kept under its URL with credentials by an"
+            " earlier bluezone): kept the one pinned first; if the health authority changed its key, give the new"
+            " one with check --server %s --server-key FILE --repin", new, new,
+        )
+
+
+#: MIGRATIONS[i] upgrades a database at schema version i to i + 1 (a True result: vacuum after it).  Append only.
+MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -284,10 +358,24 @@ class Schema(StoreBase):
     def _migrate(self) -> None:
         conn = self._conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
+        vacuum = False
         for target in range(version, SCHEMA_VERSION):
             # atomic() opens an explicit BEGIN: sqlite3's implicit transactions leave DDL out,
             # so a migration failing halfway would otherwise keep the tables it had made.
             with self.db.atomic():
-                MIGRATIONS[target](self.db)
+                vacuum = bool(MIGRATIONS[target](self.db)) or vacuum
                 conn.execute(f"PRAGMA user_version = {target + 1}")
             log.debug("sighting store migrated to schema version %d", target + 1)
+        if vacuum:
+            self._vacuum()
+
+    def _vacuum(self) -> None:
+        """Rewrite the file and empty its WAL: a deleted row's bytes stay in free space (SQLite reuses,
+        never clears, it) and in the WAL's older frames.  Once, after a migration that removed something
+        secret; a file too big for the disk's room keeps them, with a warning (the migration stands)."""
+        try:
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError as exc:
+            log.warning("could not vacuum %s after migrating it (%s): deleted rows may stay readable in its free"
+                        " pages until SQLite reuses them; run sqlite3 %s VACUUM with room on the disk", self.path, exc, self.path)
