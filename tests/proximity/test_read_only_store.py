@@ -5,6 +5,8 @@ only read it work (the purge on open is postponed, as on a full disk), and a wri
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import shutil
 import sqlite3
@@ -14,15 +16,20 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bluezone.crypto.intervals import rolling_start
+from bluezone.crypto import Metadata, aem, aem_key, rpi, rpi_key
+from bluezone.crypto.intervals import INTERVAL_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
+from bluezone.keyformat.keyfile import write_keys_json
+from bluezone.keyformat.keys import empty_keys
+from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, SIGHTING_DTYPE
 from bluezone.errors import StoreReadOnlyError
 from bluezone.proximity.store import SightingStore
 from bluezone.proximity.store.failures import unusable
 
-from .conftest import random_sightings
+from .conftest import NOON, random_sightings
 
 
 def _without_write_access() -> list[str]:
@@ -85,3 +92,97 @@ def test_sqlites_read_only_errors_are_said_as_read_only(tmp_path: Path, name: st
     exc.sqlite_errorname = name  # type: ignore[attr-defined]
     error = unusable(tmp_path / "s.db", exc)
     assert isinstance(error, StoreReadOnlyError) and "is read-only" in str(error) and "not a usable" not in str(error)
+
+
+#: The CLI in a child process (under ``_without_write_access``) on a virtual clock at argv[1].
+CLI_AT = """
+import sys
+from click.testing import CliRunner
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+done = CliRunner().invoke(cli, sys.argv[2:], obj={"clock": VirtualClock(float(sys.argv[1]))})
+sys.stdout.write(done.stdout)
+sys.stderr.write(done.stderr)
+sys.exit(done.exit_code)
+"""
+
+
+def _heard(tek: bytes, first_interval: int, minutes: int) -> np.ndarray:
+    """A sighting every 10 s for ``minutes``, at -60 dBm, of the adverts ``tek`` sent from ``first_interval``."""
+    times = first_interval * INTERVAL_SECONDS + 5.0 + np.arange(0, minutes * 60, 10.0)
+    intervals = (times // INTERVAL_SECONDS).astype(int)
+    values = {i: rpi(rpi_key(tek), i) for i in set(intervals.tolist())}
+    out = np.zeros(len(times), SIGHTING_DTYPE)
+    out["time"], out["rssi"], out["tx_power"] = times, -60, -128
+    out["rpi"] = [np.void(values[i]) for i in intervals]
+    out["aem"] = [np.void(aem(aem_key(tek), values[i], bytes(Metadata(tx_power=-20)))) for i in intervals]
+    return out
+
+
+def test_a_read_only_store_matches_no_sighting_older_than_the_retention(tmp_path: Path) -> None:
+    """Its purge is only postponed (it cannot write): a 15-day-old sighting of an F0's key stays in the file,
+    and a check matched it.  Reads leave out what the purge at the same clock would have deleted: only the
+    13-day-old contact is reported."""
+    today = rolling_start(NOON)
+    old, recent = b"\x01" * 16, b"\x02" * 16
+    db = tmp_path / "store" / "s.db"
+    with SightingStore.open(db, purge_now=NOON) as store:
+        store.add_sightings(np.concatenate([_heard(old, today - 15 * 144 + 60, 30), _heard(recent, today - 13 * 144 + 60, 30)]))
+    keys = empty_keys(2)
+    keys["key"] = [np.void(old), np.void(recent)]
+    keys["rolling_start"] = [today - 15 * 144, today - 13 * 144]
+    keys["rolling_period"] = 144
+    write_keys_json(keys, tmp_path / "keys.json")
+    db.chmod(0o400)
+    try:
+        done = _cli_at(NOON, "check", "--keys", str(tmp_path / "keys.json"), "--db", str(db), "--json")
+        shown = _cli_at(NOON, "status", "--db", str(db), "--json")
+    finally:
+        db.chmod(0o600)
+    assert "retention purge on open postponed" in done.stderr  # the purge could not run
+    report = json.loads(done.stdout)
+    assert [e["date"] for e in report["exposures"]] == [_date(today - 13 * 144)], done.stderr
+    assert json.loads(shown.stdout)["sightings"] == 180, shown.stderr  # the recent contact's alone
+    with SightingStore.open(db, create=False) as store:  # the old sightings were there all along
+        assert store.count_sightings(until=(today - 14 * 144) * INTERVAL_SECONDS) == 180
+
+
+def _cli_at(now: float, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*_without_write_access(), sys.executable, "-c", CLI_AT, str(now), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def _date(interval: int) -> str:
+    return dt.datetime.fromtimestamp(interval * INTERVAL_SECONDS, dt.UTC).date().isoformat()
+
+
+def test_no_read_returns_a_row_before_the_retention_at_the_stores_clock(tmp_path: Path) -> None:
+    """Rows before the cutoff of the clock the store was opened with (here written after the open's purge, as
+    a read-only store's stay unpurged) are left out by every read of sightings and check-ins, and by ``stats``;
+    a purge at a later clock moves the cutoff."""
+    cutoff = NOON - 14 * 86400
+    with SightingStore.open(tmp_path / "s.db", purge_now=NOON) as store:
+        assert store.retained_since == cutoff
+        rows = random_sightings(200, cutoff - 3600, 7200, seed=3)  # half an hour either side
+        store.add_sightings(rows)
+        v3 = np.zeros(4, BLUEZONE3_SIGHTING_DTYPE)
+        v3["time"] = [cutoff - 60, cutoff - 1, cutoff, cutoff + 60]
+        store.add_bluezone3_sightings(v3)
+        for end in (cutoff - 1, cutoff + 1):
+            store.add_checkin(b"v" * 16, b"p", "cafe", "street", end - 600, end, True, "url", end)
+        kept = rows[rows["time"] >= cutoff]
+        assert np.array_equal(store.sightings(), kept)
+        assert np.array_equal(store.sightings(since=cutoff - 7200), kept)
+        assert np.array_equal(store.usable_sightings()[0], kept)
+        assert store.count_usable() == store.count_sightings() == len(kept)
+        every, _ = store.heard_rpis(repeated=1)
+        assert sorted(bytes(r) for r in every) == sorted(bytes(r) for r in kept["rpi"])
+        assert np.array_equal(store.sightings_with_rpis(rows["rpi"])[0], kept)
+        assert store.heard_intervals()[0] == int(cutoff // INTERVAL_SECONDS)
+        assert store.bluezone3_sightings()["time"].tolist() == [cutoff, cutoff + 60]
+        assert [row[5] for row in store.checkin_rows()] == [cutoff + 1]
+        stats = store.stats()
+        assert (stats["sightings"], stats["first_sighting"]) == (len(kept), kept["time"].min())
+        assert (stats["bluezone3_sightings"], stats["checkins"]) == (2, 1)
+        store.purge(NOON + 1800)
+        assert store.retained_since == cutoff + 1800 and store.count_sightings() == np.count_nonzero(kept["time"] >= cutoff + 1800)

@@ -19,6 +19,9 @@ class StoreBase:
         self.path = path
         self._db: sqlite_utils.Database | None = None
         self.purged_on_open: dict[str, Any] | None = None  # what ``open`` purged (``purge``'s result)
+        #: The retention's cutoff at the clock the store was opened (or last purged) with: no read returns a
+        #: sighting or check-in before it, whatever the purge did (on a read-only file it cannot run).
+        self.retained_since: float | None = None
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -37,9 +40,19 @@ class StoreBase:
     def schema_version(self) -> int:
         return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
 
-    @staticmethod
-    def _time_filter(since: float | None, until: float | None) -> tuple[str, list[float]]:
+    def _since(self, since: float | None, table: str = "sightings", column: str = "time") -> float | None:
+        """``since``, or the retention's cutoff where that is later and ``table`` holds a row before it (one
+        seek of the ``column`` index: where the purge ran there is none, and a bound the scan would test each
+        index entry against cost ``heard_rpis()`` ~18 % on a million sightings)."""
+        cutoff = self.retained_since
+        if cutoff is None or (since is not None and float(since) >= cutoff):
+            return since
+        older = self._conn.execute(f"SELECT 1 FROM {table} WHERE {column} < ? LIMIT 1", (cutoff,)).fetchone()
+        return since if older is None else cutoff
+
+    def _time_filter(self, since: float | None, until: float | None, table: str = "sightings") -> tuple[str, list[float]]:
         where, params = "", []
+        since = self._since(since, table)
         if since is not None:
             where += " AND time >= ?"
             params.append(float(since))

@@ -33,7 +33,7 @@ class Bluezone3Sightings(StoreBase):
 
     def bluezone3_sightings(self, since: float | None = None, until: float | None = None) -> np.ndarray:
         """Bluezone v3 sightings with ``since <= time < until``, ordered by time (unreadable rows skipped)."""
-        where, params = self._time_filter(since, until)
+        where, params = self._time_filter(since, until, "bluezone3_sightings")
         query = (
             "SELECT time, bzid, rssi, COALESCE(tx_power, ?) FROM bluezone3_sightings"
             f" WHERE length(bzid) = 12 AND {READABLE_ROW}{where} ORDER BY time"

@@ -78,6 +78,7 @@ class CheckIns(StoreBase):
         the one open at ``open_at`` (newest), or those overlapping ``(start, end)``."""
         sql = f"SELECT {self.CHECKIN_COLUMNS} FROM checkins WHERE end_time < 1e300"
         params: list[Any] = []
+        since = self._since(since, "checkins", "end_time")  # (none the purge would have deleted: ``retained_since``)
         if since is not None:
             sql += " AND end_time > ?"
             params.append(float(since))

@@ -28,6 +28,8 @@ class Retention(StoreBase):
         """Delete sightings older than ``retention_days`` and keys that expired before then (and what
         a key-server check remembers of those days, the processed batch names two days later)."""
         cutoff = float(now) - retention_days * DAY_SECONDS
+        # from now on no read returns what this purge deletes, even where it cannot (a read-only file)
+        self.retained_since = cutoff if self.retained_since is None else max(self.retained_since, cutoff)
         cutoff_interval = interval_number(cutoff)
         conn = self._conn
         with conn:

@@ -142,6 +142,7 @@ class Sightings(StoreBase):
         ``since <= time < until``: of each UTC day heard, those from its first to its last
         sighting (a few index seeks per day, no row read; a superset of the intervals heard)."""
         conn = self._conn
+        since = self._since(since)
         lo_bound = -math.inf if since is None else float(since)
         hi_bound = 1e300 if until is None else min(float(until), 1e300)  # text and blobs sort after numbers
         first_after = "SELECT MIN(time) FROM sightings WHERE time >= ? AND time < ?"
@@ -167,11 +168,11 @@ class Sightings(StoreBase):
         ).fetchone()[0]
         return int(timed - unusable)
 
-    @staticmethod
-    def _bounds(since: float | None, until: float | None) -> list[float]:
-        """``since <= time < until`` as two numbers: a numeric upper bound also leaves out a time
-        that is text or a blob (SQLite sorts those after every number).  One range, not a second
-        ``time < 1e300``: SQLite would bound its index search by either."""
+    def _bounds(self, since: float | None, until: float | None) -> list[float]:
+        """``since <= time < until`` (never before the retention) as two numbers: a numeric upper bound
+        also leaves out a time that is text or a blob (SQLite sorts those after every number).  One
+        range, not a second ``time < 1e300``: SQLite would bound its index search by either."""
+        since = self._since(since)
         return [-math.inf if since is None else float(since), 1e300 if until is None else min(float(until), 1e300)]
 
     def sightings_with_rpis(

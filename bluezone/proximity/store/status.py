@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -51,11 +52,13 @@ class StoreStatus(StoreBase):
     def stats(self) -> dict[str, Any]:
         """What is stored: counts, time span, days covered, file size."""
         conn = self._conn
-        n, first, last = conn.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM sightings WHERE {NUMERIC_TIME}").fetchone()
+        kept = f"{NUMERIC_TIME} AND time >= ?"  # (within the retention, whatever the purge did: ``retained_since``)
+        retained = [-math.inf if self.retained_since is None else self.retained_since]
+        n, first, last = conn.execute(f"SELECT COUNT(*), MIN(time), MAX(time) FROM sightings WHERE {kept}", retained).fetchone()
         days = 0
         if n and last // DAY_SECONDS - first // DAY_SECONDS > 60:
             days = conn.execute(
-                f"SELECT COUNT(DISTINCT CAST(time / {DAY_SECONDS} AS INTEGER)) FROM sightings WHERE {NUMERIC_TIME}"
+                f"SELECT COUNT(DISTINCT CAST(time / {DAY_SECONDS} AS INTEGER)) FROM sightings WHERE {kept}", retained
             ).fetchone()[0]
         elif n:
             # One indexed probe per UTC day in the span (at most ~15): cheap even with millions of rows.
@@ -83,8 +86,8 @@ class StoreStatus(StoreBase):
             "last_sighting": last,
             "days_covered": int(days),
             "daily_keys": int(keys),
-            "bluezone3_sightings": int(conn.execute("SELECT COUNT(*) FROM bluezone3_sightings").fetchone()[0]),
-            "checkins": int(conn.execute("SELECT COUNT(*) FROM checkins").fetchone()[0]),
+            "bluezone3_sightings": int(conn.execute(f"SELECT COUNT(*) FROM bluezone3_sightings WHERE {kept}", retained).fetchone()[0]),
+            "checkins": int(conn.execute("SELECT COUNT(*) FROM checkins WHERE end_time >= ?", retained).fetchone()[0]),
             "first_key_rolling_start": first_key,
             "last_key_rolling_start": last_key,
             "disk_free_bytes": self._disk_free(),
