@@ -51,6 +51,18 @@ READ_ONLY = ("it is read-only (attempt to write a readonly database); check the 
              " -wal and -shm files and its folder, or whether its file system is mounted read-only")
 
 
+def _refusal(store: Path) -> str:
+    """The one line for a store that cannot be written: the file read-only, or its folder too (then even a
+    read fails, for want of the WAL's -shm file)."""
+    if store.parent.stat().st_mode & 0o200:
+        return f"Error: cannot write to {store}: {READ_ONLY}"
+    return (
+        f"Error: cannot open {store}: to read or write a WAL store SQLite makes its s.db-wal and -shm files beside it,"
+        f" and its folder {store.parent} is read-only (to this user, or a read-only file system): run as the store's"
+        " owner, make the folder writable, or copy the store into a writable folder and give the copy with --db"
+    )
+
+
 @pytest.fixture(params=["file", "file and folder"])
 def read_only_store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
     db = tmp_path / "store" / "s.db"
@@ -67,14 +79,15 @@ def read_only_store(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[
 
 def test_status_reads_a_read_only_store_or_says_why_it_cannot(read_only_store: Path) -> None:
     """A read-only file in a folder it may write (SQLite's -shm there) is read; in a read-only folder
-    SQLite cannot read a WAL store at all (SQLITE_READONLY_DIRECTORY): then that is said."""
+    SQLite cannot read a WAL store at all (SQLITE_READONLY_DIRECTORY): then that is said, and why (it said
+    "cannot write to" the file, for a status that writes nothing, and not that the folder was the trouble)."""
     done = _bluezone("status", "--db", str(read_only_store))
     assert "not a usable" not in done.stderr
     if read_only_store.parent.stat().st_mode & 0o200:  # the folder writable
         assert done.returncode == 0, done.stderr
         assert "sightings  20" in done.stdout and "retention purge on open postponed: cannot write to" in done.stderr
     else:
-        assert done.returncode == 1 and done.stderr.splitlines()[-1] == f"Error: cannot write to {read_only_store}: {READ_ONLY}"
+        assert done.returncode == 1 and done.stderr.splitlines()[-1] == _refusal(read_only_store)
 
 
 def test_a_write_to_a_read_only_store_says_so_in_one_line(read_only_store: Path) -> None:
@@ -82,7 +95,7 @@ def test_a_write_to_a_read_only_store_says_so_in_one_line(read_only_store: Path)
     done = _bluezone("purge", "--db", str(read_only_store))
     assert done.returncode == 1, done.stderr
     error = [line for line in done.stderr.splitlines() if line.startswith("Error: ")]
-    assert error == [f"Error: cannot write to {read_only_store}: {READ_ONLY}"], done.stderr
+    assert error == [_refusal(read_only_store)], done.stderr
     assert read_only_store.read_bytes() == before
 
 

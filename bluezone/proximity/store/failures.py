@@ -19,6 +19,12 @@ def unusable(path: Path | None, exc: sqlite3.DatabaseError) -> StoreError:
     name = getattr(exc, "sqlite_errorname", "")
     if name.startswith(TRANSIENT):
         return StoreWriteError(f"cannot write to {path or ':memory:'} now: {exc}{_full_disk_hint(path)}")
+    if name == "SQLITE_READONLY_DIRECTORY" and path is not None:  # even a read needs the WAL's files beside it
+        return StoreReadOnlyError(
+            f"cannot open {path}: to read or write a WAL store SQLite makes its {path.name}-wal and -shm files beside"
+            f" it, and its folder {path.parent} is read-only (to this user, or a read-only file system): run as the"
+            " store's owner, make the folder writable, or copy the store into a writable folder and give the copy with --db"
+        )
     if name.startswith("SQLITE_READONLY"):  # it reads fine: it is not "not a usable sighting database"
         return StoreReadOnlyError(
             f"cannot write to {path or ':memory:'}: it is read-only ({exc}); check the owner and permissions of the"
