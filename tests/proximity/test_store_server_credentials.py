@@ -186,3 +186,18 @@ def test_the_migration_names_a_server_as_the_client_does(scheme: str, user: str,
     """Its frozen rule meets the client's ``base_url_of``: the state is found where a check looks for it."""
     url = f"{scheme}{user}:{password}@{host}{path}"
     assert store_schema._without_credentials(_earlier_base_url_of(url)) == base_url_of(url)
+
+
+def test_the_vacuum_keeps_the_rowids_the_store_orders_by(schema11_credentials_store: Path) -> None:
+    """The newest daily key of a day is the one with the highest rowid (``key_covering``), and SQLite documents
+    that VACUUM may renumber the rows of a table without an INTEGER PRIMARY KEY: it must not here."""
+    path = schema11_credentials_store
+    with sqlite3.connect(path) as conn:
+        conn.executemany("INSERT INTO daily_keys VALUES (?, 2939328, 144, 1763640000.0)", [(bytes([i]) * 16,) for i in range(5)])
+        conn.execute("DELETE FROM daily_keys WHERE key = ?", (bytes([1]) * 16,))  # a hole in the rowids
+    conn.close()
+    before = _rows(path, "SELECT rowid, key FROM daily_keys")
+    with SightingStore.open(path, create=False, purge_now=NOW) as store:
+        assert _rows(path, "SELECT rowid, key FROM daily_keys") == before
+        newest = store.key_for_day(2939328)
+        assert newest is not None and newest.key == bytes([4]) * 16
