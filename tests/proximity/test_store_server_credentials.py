@@ -79,6 +79,7 @@ def test_an_upgrade_keeps_every_servers_state_under_its_name_without_credentials
         assert given_key is not None and given_key.key_id == "ministry"
         assert state.rejecting_keys(KEYS, NOW) == {pin}
         assert [day for _, day, _ in store.reported_exposures(KEYS, NOW)] == ["2025-11-18"]
+        assert [day for _, day, _ in store.reported_exposures(KEYS + "#venues", NOW)] == ["2025-11-17"]  # VENUE_MEMORY
         assert store.withdrawn_exposures(MINISTRY) == {(bytes(range(1, 17)) * 2, "2025-11-17")}
         assert store.checkin_sent_until(MINISTRY) == {1: 1763370000.0}
         assert store.checkin_uploads_unrecorded(MINISTRY) == {2: 1763294400.0}
