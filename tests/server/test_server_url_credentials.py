@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def test_upload_refuses_a_url_with_an_odd_password_in_one_line_without_it(tmp_pa
 def test_after_an_upgrade_a_check_keeps_the_pin_and_an_upload_its_revision_token(
     schema11_credentials_store: Path, tmp_path: Path
 ) -> None:
-    """A store an earlier version wrote through ``http://alice:...@keys.test`` (schema 11, its state under that
+    """A store an earlier version wrote through ``https://alice:...@keys.test`` (schema 11, its state under that
     name): a server there signing with another key was pinned on first use, and the F0's next upload went
     without its revision token (a new upload, not a revision).  Migrated (schema 12), the pin holds and the
     token goes."""
@@ -122,10 +123,16 @@ def test_after_an_upgrade_a_check_keeps_the_pin_and_an_upload_its_revision_token
     from bluezone.crypto.keys import DailyKey
     from bluezone.errors import ServerKeyChangedError
 
+    # the fixture's server was given as http://alice:...@keys.test, now refused (not this machine): the same
+    # store had the user given https://
+    with sqlite3.connect(schema11_credentials_store) as conn:
+        for table in ("keyserver_pins", "keyserver_batches", "keyserver_revision_tokens", "keyserver_rejected"):
+            conn.execute(f"UPDATE {table} SET server = replace(server, 'http://', 'https://')")
+    conn.close()
     impostor = Server(tmp_path / "server")  # the same address, another signing key
     impostor.export()
     with pytest.raises(ServerKeyChangedError, match="now announces a different signing key"):
-        check_with_server(URL.replace("http://", f"http://alice:{SECRET}@"), schema11_credentials_store,
+        check_with_server(URL.replace("http://", f"https://alice:{SECRET}@"), schema11_credentials_store,
                           http=impostor.http, now=NOW)
     sent: list[dict] = []
 
