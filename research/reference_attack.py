@@ -2,7 +2,7 @@
 
 Usage: python research/reference_attack.py [--seeds 1,2,3,4,5] [--per-minute 0,2,4,6,8,12] [--lifetime 1,10]
                                            [--burst 1] [--rssi -99] [--minutes 60] [--min-run 2] [--near-share 0.5,0]
-                                           [--victim Em]
+                                           [--victim Em] [--variants cap3,kth2]
 
 The demo's café (``bluezone.demo.SCENE``: An is the F0, Em works at a table 8 m away all hour) runs on
 the emulated radio with real daemons and stores, plus an attacker's transmitter 2 m from Em that invents
@@ -15,7 +15,8 @@ context) with the shipped ``bluezone`` scorer, the bounds (``reference_min_minut
 heard in runs of that many minutes count; ``minute_reference_near_share``: how much of the clip a minute
 may move toward "near") and ``gaen``.  Printed per (RPIs a minute, lifetime): on how many seeds Em is an F1
 by each, Em's verdict minutes within 2 m, how many fake link-minutes Em stored and how often each was heard
-a minute (measured, not assumed).  ``--victim Chi --rssi -70``: the other direction, strong invented
+a minute (measured, not assumed).  ``--variants``: ``reference_bounds.py``'s variants by name (ref17: a
+reference capped at the k-th strongest other link, ``capK``, or that link itself, ``kthK``).  ``--victim Chi --rssi -70``: the other direction, strong invented
 company that makes a true contact (Chi, 1.5 m from An for 25 minutes) read farther.
 
 ``transmit_fake_rpis`` is the attacker, also used by tests/matching/test_reference_attack.py.
@@ -142,9 +143,17 @@ def fake_link_minutes(db: Path, fake: set[bytes]) -> tuple[int, float]:
     return len(counts), float(np.median(counts))
 
 
+def variant_settings(name: str) -> dict:
+    """The settings of ``reference_bounds.py``'s variant ``name`` (imported only when asked: it loads the simulator)."""
+    from reference_bounds import VARIANTS
+
+    return VARIANTS[name]
+
+
 def main(argv: list[str]) -> None:
     opts = {"--seeds": "1,2,3,4,5", "--per-minute": "0,2,4,6,8,12", "--lifetime": "1,10", "--burst": "1",
-            "--rssi": "-99", "--minutes": "60", "--min-run": "2", "--near-share": "0.5,0", "--victim": "Em"}
+            "--rssi": "-99", "--minutes": "60", "--min-run": "2", "--near-share": "0.5,0", "--victim": "Em",
+            "--variants": ""}
     for flag, value in zip(argv[::2], argv[1::2], strict=True):
         if flag not in opts:
             raise SystemExit(f"unknown option {flag}")
@@ -155,7 +164,8 @@ def main(argv: list[str]) -> None:
         "bluezone": get_scorer("bluezone"),
         f"run>={run}": BluezoneScorer(BluezoneConfig(reference_min_minutes=run)),
         **{f"near{share}": BluezoneScorer(BluezoneConfig(minute_reference_near_share=float(share)))
-           for share in opts["--near-share"].split(",")},
+           for share in opts["--near-share"].split(",") if share},
+        **{name: BluezoneScorer(BluezoneConfig(**variant_settings(name))) for name in opts["--variants"].split(",") if name},
         "gaen": get_scorer("gaen"),
     }
     print(f"victim {opts['--victim']}, heard at {opts['--rssi']} dBm\nrpis/min lifetime  F1 of {len(seeds)} seeds ({', '.join(scorers)})  verdict minutes within 2 m per seed "

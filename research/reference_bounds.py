@@ -1,6 +1,6 @@
 """Bounds on what short-lived RPIs may move the receiver's references, on honest scenes (ref16, issue 13).
 
-Usage: python research/reference_bounds.py OUT_DIR SCENES SEEDS [--minutes M]
+Usage: python research/reference_bounds.py OUT_DIR SCENES SEEDS [--minutes M] [--variants a,b]
        python research/reference_bounds.py --table OUT_DIR SEEDS
        python research/reference_bounds.py --recordings [--only NAMES] [DATASET_DIR ...]   (``credit_recordings.py``'s report)
 e.g.   python research/reference_bounds.py /tmp/refb classroom,office,wall 11,12
@@ -39,7 +39,20 @@ VARIANTS: dict[str, dict] = {
     "run2": {"reference_min_minutes": 2},
     "run3": {"reference_min_minutes": 3},
     **{f"near{share:g}": {"minute_reference_near_share": share} for share in (0.75, 0.5, 0.25, 0.0)},
+    # ref17: a reference weak company cannot raise past the k-th strongest other link (``cap``), or that
+    # k-th strongest link itself (``kth``; a minute with fewer than k others gets the day-level shift)
+    **{f"cap{k}": {"minute_reference_strongest": k} for k in (2, 3, 4)},
+    # ... the same bound on the "near" side alone, past a near share of 0 (``ncapK``) or 0.5 (``n50capK``)
+    **{f"ncap{k}": {"minute_reference_strongest": k, "minute_reference_strongest_near_only": True,
+                    "minute_reference_near_share": 0.0} for k in (1, 2, 3, 4)},
+    **{f"n50cap{k}": {"minute_reference_strongest": k, "minute_reference_strongest_near_only": True,
+                      "minute_reference_near_share": 0.5} for k in (2, 3)},
+    "kth1": {"minute_reference_quantile": 0.0},
+    **{f"kth{k}": {"minute_reference_quantile": 100.0, "minute_reference_strongest": k,
+                   "minute_reference_min_links": max(k, 2)} for k in (2, 3)},
 }
+#: the variants a run scores (``--variants a,b``; "shipped" always): all of them by default
+CHOSEN: list[str] = list(VARIANTS)
 
 
 def collect(name: str, seed: int, minutes: float | None) -> dict:
@@ -57,16 +70,17 @@ def collect(name: str, seed: int, minutes: float | None) -> dict:
     }
     changed = {}
     shipped = BluezoneScorer()
-    for variant, settings in VARIANTS.items():
-        scorer = BluezoneScorer(BluezoneConfig(**settings))
+    base = {key: [for_receiver(shipped, result.contexts[key[2]]).score(w) for w in windows]
+            for key, windows in result.windows.items()}
+    for variant in CHOSEN:
+        scorer = BluezoneScorer(BluezoneConfig(**VARIANTS[variant]))
         weighted, decided = np.zeros(len(keys)), np.zeros(len(keys), bool)
         differ = 0
         for key, windows in result.windows.items():
-            context = result.contexts[key[2]]
-            judge, base = for_receiver(scorer, context), for_receiver(shipped, context)
-            for w in windows:
+            judge = for_receiver(scorer, result.contexts[key[2]])
+            for w, b in zip(windows, base[key], strict=True):
                 s = judge.score(w)
-                differ += s != base.score(w)
+                differ += s != b
                 if key in index:
                     weighted[index[key]] += s.weighted_minutes
                     decided[index[key]] |= s.close_contact
@@ -80,7 +94,7 @@ def collect(name: str, seed: int, minutes: float | None) -> dict:
 def line(name: str, seed: int, d: dict) -> str:
     truth = np.asarray(d["true"]) >= d["cc"]
     parts = [f"{name} {seed}: {d['windows']} windows"]
-    for variant in ["bluezone", *VARIANTS]:
+    for variant in ["bluezone", *(v for v in VARIANTS if v in d["scores"])]:
         weighted, decided = d["scores"][variant]
         f1, roc, pr = metrics(truth, weighted, decided)
         changed = "" if variant == "bluezone" else f" ({d['changed'][variant]} changed)"
@@ -89,8 +103,12 @@ def line(name: str, seed: int, d: dict) -> str:
 
 
 def main(argv: list[str]) -> None:
+    if "--variants" in argv:
+        at = argv.index("--variants")
+        CHOSEN[:] = ["shipped", *(v for v in argv[at + 1].split(",") if v != "shipped")]
+        argv = argv[:at] + argv[at + 2:]
     if argv[:1] == ["--recordings"]:
-        recordings(argv[1:], {n: (BluezoneScorer, BluezoneConfig, v) for n, v in VARIANTS.items() if n != "shipped"})
+        recordings(argv[1:], {n: (BluezoneScorer, BluezoneConfig, VARIANTS[n]) for n in CHOSEN if n != "shipped"})
         return
     if argv[0] == "--table":
         seeds = {int(s) for s in argv[2].split(",")}

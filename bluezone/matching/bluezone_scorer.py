@@ -126,6 +126,13 @@ class BluezoneConfig:
     # Share of the clip a minute may move toward "near" (1: as far as toward "far"): what a transmitter
     # inventing weak company can gain at most, whatever it does, is weight x clip x this (ref16).
     minute_reference_near_share: float = 1.0
+    # The reference is never weaker than the k-th strongest other link of the minute (0: no bound): however
+    # many weaker RPIs a transmitter invents, it cannot move the reference past that link (ref17).  With
+    # ``minute_reference_strongest_near_only`` the bound holds only past the near share's own bound, which it
+    # replaces: a minute moves toward "near" as far as the share allows, and further only as far as its k-th
+    # strongest other link says (up to the clip); every shift toward "far" is the percentile's.
+    minute_reference_strongest: int = 0
+    minute_reference_strongest_near_only: bool = False
 
     def __post_init__(self) -> None:
         check_setting_types(self)
@@ -161,10 +168,11 @@ class BluezoneConfig:
             or self.minute_reference_min_links < 1
             or not 1 <= self.reference_min_minutes <= MAX_RUN
             or not 0 <= self.minute_reference_near_share <= 1
+            or self.minute_reference_strongest < 0
         ):
             raise ConfigError(
                 "minute_reference_weight 0-1, minute_reference_quantile 0-100, minute_reference_clip_db >= 0, "
-                f"minute_reference_min_links >= 1, reference_min_minutes 1-{MAX_RUN}, minute_reference_near_share 0-1"
+                f"minute_reference_min_links >= 1, reference_min_minutes 1-{MAX_RUN}, minute_reference_near_share 0-1, minute_reference_strongest >= 0"
             )
 
     @classmethod
@@ -266,11 +274,14 @@ class BluezoneScorer:
                 f"receiver context counts {self.receiver.slot_seconds:g}-s slots, the scorer {c.slot_seconds:g}-s ones: "
                 "build it with receiver.context_for(scorer, sightings)"
             )
+        clip, above, near = c.minute_reference_clip_db, -np.inf, c.minute_reference_clip_db * c.minute_reference_near_share
+        if c.minute_reference_strongest and c.minute_reference_strongest_near_only:  # the k-th strongest may pass the share
+            above, near = c.minute_reference_db + near, clip
         ref, count = self.receiver.minute_reference(
-            slots, c.minute_reference_quantile, window.sighting_index, c.reference_min_minutes
+            slots, c.minute_reference_quantile, window.sighting_index, c.reference_min_minutes,
+            c.minute_reference_strongest, above,
         )
-        clip = c.minute_reference_clip_db
-        shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, clip * c.minute_reference_near_share)
+        shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, near)
         sparse = (count < c.minute_reference_min_links) | np.isnan(shift)
         if sparse.any():  # the day-level shift of the threshold, taken off the minute instead
             shift[sparse] = self.day_threshold(window.day, window.sighting_index) - c.threshold_db

@@ -99,14 +99,18 @@ class ReceiverContext:
         return float(np.percentile(self.values[keep], self.quantile))
 
     def minute_reference(
-        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1
+        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,
+        strongest: int = 0, above: float = -np.inf,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(reference, how many link-minutes back it) for each of ``slots``: the ``quantile``-th
         percentile of the other links heard in that same minute (nan where none was heard), of those
-        in runs of at least ``min_run`` minutes.
+        in runs of at least ``min_run`` minutes; with ``strongest`` = k, never weaker than the k-th
+        strongest of them (the weakest when fewer were heard) or ``above`` dB, whichever is weaker.
 
         Everyone heard in one minute shares this receiver's carriage and the room's level at that
-        moment, so a link judged against them has both cancelled (docs/radio-model.md).
+        moment, so a link judged against them has both cancelled (docs/radio-model.md).  A percentile
+        climbs as weak links are added, and a transmitter can invent weak company; the k-th strongest
+        does not move however many weaker links join it, so the bound caps what they can do.
         """
         slots = np.asarray(slots, np.int64)
         ref = np.full(len(slots), np.nan)
@@ -115,7 +119,7 @@ class ReceiverContext:
             return ref, count
         if len(slots) > 1 and not bool((slots[1:] > slots[:-1]).all()):  # scorers ask for each slot once, in order
             unique, inverse = np.unique(slots, return_inverse=True)
-            ref, count = self.minute_reference(unique, quantile, exclude, min_run)
+            ref, count = self.minute_reference(unique, quantile, exclude, min_run, strongest, above)
             return ref[inverse], count[inverse]
         # the slots' link-minutes, found in the context sorted once (a stable sort of all of them keeps
         # the order a stable sort of these few would give, so every percentile has the same bits)
@@ -128,6 +132,9 @@ class ReceiverContext:
         found = count > 0
         first = np.cumsum(count) - count
         ref[found] = group_percentile(value[at], first[found], count[found], quantile)
+        if strongest > 0:  # each minute's values are sorted, strongest (least attenuated) first
+            kth = value[at][first[found] + np.minimum(count[found], strongest) - 1]
+            ref[found] = np.minimum(ref[found], np.maximum(kth, above))
         return ref, count
 
     @functools.cached_property
@@ -296,7 +303,8 @@ class StoredReceiverContext:
         return context.reference(day, min_link_minutes, self._local(exclude, ids), check_run(min_run))
 
     def minute_reference(
-        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1
+        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,
+        strongest: int = 0, above: float = -np.inf,
     ) -> tuple[np.ndarray, np.ndarray]:
         """As ``ReceiverContext.minute_reference``: reads the slots' span and ``min_run`` slots on each
         side, whole (or uses their day's, if read)."""
@@ -311,7 +319,7 @@ class StoredReceiverContext:
         else:
             margin = check_run(min_run) * s
             context, ids = self._context(first - margin, last + margin)
-        return context.minute_reference(slots, quantile, self._local(exclude, ids), min_run)
+        return context.minute_reference(slots, quantile, self._local(exclude, ids), min_run, strongest, above)
 
 
 def check_run(min_run: int) -> int:

@@ -93,6 +93,9 @@ def check_setting_types(config: Any) -> None:
         if f.type in ("int", int):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(f"scorer setting {f.name} must be a whole number, got {value!r}")
+        elif f.type in ("bool", bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"scorer setting {f.name} must be true or false, got {value!r}")
         elif f.type in ("float", float):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
                 raise ConfigError(f"scorer setting {f.name} must be a finite number, got {value!r}")

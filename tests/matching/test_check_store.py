@@ -195,9 +195,9 @@ def test_stored_context_answers_as_the_context_of_everything(seed: int, slot_sec
             day = int(t0 // DAY_SECONDS * DAY_SECONDS)
             for exclude in (None, judged):
                 assert lazy.reference(day, 1, exclude, min_run) == eager.reference(day, 1, exclude, min_run)
-                for q in (25.0, 50.0):
-                    got = lazy.minute_reference(slots, q, exclude, min_run)
-                    want = eager.minute_reference(slots, q, exclude, min_run)
+                for q, strongest in ((25.0, 0), (50.0, 0), (25.0, 2), (100.0, 3)):
+                    got = lazy.minute_reference(slots, q, exclude, min_run, strongest)
+                    want = eager.minute_reference(slots, q, exclude, min_run, strongest)
                     np.testing.assert_array_equal(got[0], want[0])
                     np.testing.assert_array_equal(got[1], want[1])
 

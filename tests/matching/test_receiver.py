@@ -328,9 +328,90 @@ def test_no_company_moves_a_minute_toward_near_past_the_near_share(levels: list[
     assert (shift[dense] <= bound + 1e-9).all()
 
 
+# --- a reference weak company cannot move (ref17): never weaker than the k-th strongest other link ---
+
+
+def one_minute(values: list[float]) -> ReceiverContext:
+    """A context of one minute (slot 0) whose other links were heard at ``values`` dB."""
+    return ReceiverContext(np.array(values, np.float64), np.zeros(len(values), np.int64), value_slot=np.zeros(len(values), np.int64))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    honest=st.lists(st.floats(40.0, 90.0), min_size=1, max_size=12),
+    fakes=st.lists(st.floats(30.0, 100.0), max_size=30),
+    k=st.integers(1, 5),
+    q=st.sampled_from([0.0, 25.0, 50.0, 100.0]),
+)
+def test_no_added_company_raises_the_reference_past_the_kth_strongest_honest_link(
+    honest: list[float], fakes: list[float], k: int, q: float
+) -> None:
+    """Whatever links a transmitter adds, at any level, to a minute with at least k honest links, a
+    reference bounded by the k-th strongest is never weaker than the honest k-th strongest link; links
+    weaker than that leave a k-th-strongest reference (quantile 100) exactly as it was.  With fewer than k
+    honest links the k-th is the attacker's: the bound holds nothing (docs/radio-model.md)."""
+    slot = np.zeros(1, np.int64)
+    kth = sorted(honest)[min(k, len(honest)) - 1]
+    attacked = one_minute(honest + fakes).minute_reference(slot, q, strongest=k)[0][0]
+    weaker = [max(f, kth) for f in fakes]
+    if len(honest) >= k:
+        assert attacked <= kth + 1e-9
+        assert one_minute(honest + weaker).minute_reference(slot, 100.0, strongest=k)[0][0] == kth
+    else:
+        assert attacked <= sorted(honest + fakes)[k - 1] if len(honest + fakes) >= k else True
+    unbounded = one_minute(honest).minute_reference(slot, q)[0][0]
+    assert one_minute(honest).minute_reference(slot, q, strongest=k)[0][0] == min(unbounded, kth)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    levels=st.lists(st.floats(45.0, 85.0), min_size=2, max_size=8),
+    fakes=st.integers(1, 30),
+    k=st.integers(1, 2),
+    share=st.sampled_from([0.0, 0.5]),
+    weaker=st.floats(0.5, 25.0),
+)
+def test_weak_invented_company_moves_a_minute_toward_near_no_further_than_its_kth_strongest_link(
+    levels: list[float], fakes: int, k: int, share: float, weaker: float
+) -> None:
+    """Through receiver_context and the scorer: RPIs invented weaker than the receiver's k-th strongest
+    other link, any number a minute, move no minute (with at least k honest others) toward "near" past
+    the near share or that link, whichever is further; the same company moves the shipped scorer's."""
+    heard = sightings({1: 60.0, **{n + 2: att for n, att in enumerate(levels)}}, minutes=10)
+    kth = sorted(levels)[k - 1]
+    attacked = np.sort(np.concatenate([heard, one_minute_rpis(fakes, 10, kth + weaker)]), order="time")
+    own = np.flatnonzero(attacked["rpi"] == np.frombuffer((1).to_bytes(16, "little"), "V16")[0])
+    window = ExposureWindow(
+        key_index=0, day=DAY, times=attacked["time"][own], rssi=attacked["rssi"][own].astype(np.int32),
+        attenuation=-24 - attacked["rssi"][own].astype(np.int32), tx_power_estimated=False, sighting_index=own,
+    )
+    slots = np.unique(np.floor(window.times / 60).astype(np.int64))
+    config = BluezoneConfig(minute_reference_strongest=k, minute_reference_strongest_near_only=True, minute_reference_near_share=share)
+    context = receiver_context(attacked)
+    shift = BluezoneScorer(config).for_receiver(context).minute_shift(window, slots)
+    honest = context.minute_reference(slots, 0.0, own)[1] - fakes >= k  # minutes whose k honest others were all heard
+    c = config
+    bound = c.minute_reference_weight * min(c.minute_reference_clip_db, max(kth - c.minute_reference_db, c.minute_reference_clip_db * share))
+    assert (shift[honest] <= bound + 1e-6).all()
+
+
+def test_the_default_reference_is_unbounded_and_weak_company_raises_it() -> None:
+    """What the bound is for: the shipped 25th percentile climbs as invented weak links join a minute."""
+    slot = np.zeros(1, np.int64)
+    honest = [55.0, 60.0, 62.0, 64.0, 66.0]
+    shipped = BluezoneConfig()
+    assert shipped.minute_reference_strongest == 0
+    before = one_minute(honest).minute_reference(slot, shipped.minute_reference_quantile)[0][0]
+    after = one_minute(honest + [75.0] * 6).minute_reference(slot, shipped.minute_reference_quantile)[0][0]
+    assert after > before + 1.9
+    capped = one_minute(honest + [75.0] * 6).minute_reference(slot, shipped.minute_reference_quantile, strongest=3)[0][0]
+    assert capped == 62.0
+
+
 @pytest.mark.parametrize(
     "bad", [{"reference_min_minutes": 0}, {"reference_min_minutes": 17}, {"reference_min_minutes": 2.0},
-            {"minute_reference_near_share": -0.1}, {"minute_reference_near_share": 1.5}],
+            {"minute_reference_near_share": -0.1}, {"minute_reference_near_share": 1.5},
+            {"minute_reference_strongest": -1}, {"minute_reference_strongest": 2.0}],
 )
 def test_the_bounds_settings_are_checked(bad: dict) -> None:
     with pytest.raises(ConfigError):

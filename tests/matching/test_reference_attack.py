@@ -58,14 +58,16 @@ def check(dbs: dict[str, Path], tmp: Path, who: str, *settings: str) -> dict:
     [
         (1, "reference_min_minutes=2"),  # RPIs invented a minute each: not company heard for two minutes
         (10, "minute_reference_near_share=0"),  # kept alive as a phone's: no minute moves toward "near"
+        # kept alive: a minute moves toward "near" only as far as its second strongest other link (ref17)
+        (10, "minute_reference_strongest=2 minute_reference_strongest_near_only=true minute_reference_near_share=0"),
     ],
 )
 def test_invented_weak_company_does_not_make_a_far_contact_f1_under_the_bound(tmp_path: Path, lifetime: int, bound: str) -> None:
     dbs = attack.attacked_café(tmp_path / "dbs", seed=1, per_minute=6, lifetime=lifetime, minutes=60.0)
     assert check(dbs, tmp_path, "Em")["close_contact"] is True  # the attack works on the shipped default
-    em = check(dbs, tmp_path, "Em", bound)
+    em = check(dbs, tmp_path, "Em", *bound.split())
     assert em["close_contact"] is False and em["exposures"]  # Em did hear An, 8 m away
-    assert check(dbs, tmp_path, "Binh", bound)["close_contact"] is True
+    assert check(dbs, tmp_path, "Binh", *bound.split())["close_contact"] is True
 
 
 @pytest.mark.slow
