@@ -1,7 +1,7 @@
 """Bounds on what short-lived RPIs may move the receiver's references, on honest scenes (ref16, issue 13).
 
 Usage: python research/reference_bounds.py OUT_DIR SCENES SEEDS [--minutes M] [--variants a,b]
-       python research/reference_bounds.py --table OUT_DIR SEEDS
+       python research/reference_bounds.py --table OUT_DIR SEEDS [--deltas]
        python research/reference_bounds.py --recordings [--only NAMES] [DATASET_DIR ...]   (``credit_recordings.py``'s report)
 e.g.   python research/reference_bounds.py /tmp/refb classroom,office,wall 11,12
 
@@ -91,14 +91,19 @@ def collect(name: str, seed: int, minutes: float | None) -> dict:
             "windows": windows}
 
 
-def line(name: str, seed: int, d: dict) -> str:
+def line(name: str, seed: int, d: dict, deltas: bool = False) -> str:
+    """One run's F1/ROC-AUC/PR-AUC by variant (``deltas``: each variant's minus the shipped scorer's)."""
     truth = np.asarray(d["true"]) >= d["cc"]
     parts = [f"{name} {seed}: {d['windows']} windows"]
+    base = metrics(truth, *d["scores"]["bluezone"])
     for variant in ["bluezone", *(v for v in VARIANTS if v in d["scores"])]:
         weighted, decided = d["scores"][variant]
-        f1, roc, pr = metrics(truth, weighted, decided)
+        got = metrics(truth, weighted, decided)
         changed = "" if variant == "bluezone" else f" ({d['changed'][variant]} changed)"
-        parts.append(f"{variant}{changed} {f1:.5f}/{roc:.5f}/{pr:.5f}")
+        if deltas and variant != "bluezone":
+            parts.append(f"{variant}{changed} " + "/".join(f"{g - b:+.5f}" for g, b in zip(got, base, strict=True)))
+        else:
+            parts.append(f"{variant}{changed} " + "/".join(f"{g:.5f}" for g in got))
     return "  ".join(parts)
 
 
@@ -115,7 +120,7 @@ def main(argv: list[str]) -> None:
         for path in sorted(Path(argv[1]).glob("*.pkl")):
             scene, _, seed = path.stem.rpartition("_")
             if int(seed) in seeds:
-                print(line(scene, int(seed), pickle.loads(path.read_bytes())), flush=True)
+                print(line(scene, int(seed), pickle.loads(path.read_bytes()), "--deltas" in argv), flush=True)
         return
     minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else None
     out = Path(argv[0])

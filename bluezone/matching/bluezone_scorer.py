@@ -26,7 +26,9 @@ Setting ``minute_reference_weight = 0`` brings back the earlier day-level thresh
 weak made-up RPIs raise the reference and move every minute toward "near" (docs/radio-model.md).
 ``reference_min_minutes`` counts only links heard in runs of that many minutes (stops RPIs invented a
 minute each, not those kept alive); ``minute_reference_near_share`` bounds what any company can move a
-minute toward "near".  Both are off by default: they change honest scores, so fresh seeds decide.
+minute toward "near"; ``minute_reference_strongest`` keeps the reference no weaker than the minute's k-th
+strongest other link, which weaker invented company cannot move (ref17).  All are off by default: they
+change honest scores, so fresh seeds decide (none has passed the tuning seeds: docs/simulation.md).
 
 Two outputs per window: the verdict counts the minutes whose smoothed, corrected attenuation is at
 or under ``threshold_db``, credited no more than the time present (``verdict_credit = "span"``; 14.9
@@ -172,8 +174,11 @@ class BluezoneConfig:
         ):
             raise ConfigError(
                 "minute_reference_weight 0-1, minute_reference_quantile 0-100, minute_reference_clip_db >= 0, "
-                f"minute_reference_min_links >= 1, reference_min_minutes 1-{MAX_RUN}, minute_reference_near_share 0-1, minute_reference_strongest >= 0"
+                f"minute_reference_min_links >= 1, reference_min_minutes 1-{MAX_RUN}, minute_reference_near_share 0-1, "
+                "minute_reference_strongest >= 0"
             )
+        if self.minute_reference_strongest_near_only and self.minute_reference_strongest == 0:
+            raise ConfigError("minute_reference_strongest_near_only needs minute_reference_strongest >= 1 (which link bounds it)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> BluezoneConfig:

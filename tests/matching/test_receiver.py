@@ -411,7 +411,8 @@ def test_the_default_reference_is_unbounded_and_weak_company_raises_it() -> None
 @pytest.mark.parametrize(
     "bad", [{"reference_min_minutes": 0}, {"reference_min_minutes": 17}, {"reference_min_minutes": 2.0},
             {"minute_reference_near_share": -0.1}, {"minute_reference_near_share": 1.5},
-            {"minute_reference_strongest": -1}, {"minute_reference_strongest": 2.0}],
+            {"minute_reference_strongest": -1}, {"minute_reference_strongest": 2.0},
+            {"minute_reference_strongest_near_only": True}, {"minute_reference_strongest": 2, "minute_reference_strongest_near_only": 1}],
 )
 def test_the_bounds_settings_are_checked(bad: dict) -> None:
     with pytest.raises(ConfigError):
