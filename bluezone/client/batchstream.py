@@ -3,14 +3,16 @@
 A node away for days meets millions of keys a day (6M at national scale, ~200 MB as ``KEY_DTYPE``
 a day).  Joined before matching, a check held them all, twice while joining.  Here each batch's
 keys go, as it is read, to a ``KeyStream`` (derived against every RPI the store heard; only the few
-keys that sent one are kept) and to a ``spool.BucketSpool`` on disk (by the key's first byte).
-What must span batches is answered at the end from the spool, one bucket at a time, beside the same
-bucket of the revisions' spool (so a key and all its copies and revisions meet in one small array):
+keys that sent one are kept) and to a ``spool.BucketSpool`` on disk (by the key's first two bytes).
+What must span batches is answered at the end from the spool, one part (a range of those two bytes)
+at a time, beside the same part of the revisions' spool (so a key and all its copies and revisions
+meet in one small array):
 which keys are copies of an earlier one (a file replayed under another name; the first is kept, as
 ``check._first_of_each`` keeps it), which revisions revise a key of these batches
 (``revisions.settle``), how many keys there are, how many are revoked, and the span they cover.
-Memory: the stream's queue (``keystream.BUFFER_KEYS`` keys at most), one bucket, one bit a key
-(copies); disk: ``SPOOL_DTYPE.itemsize`` (33) bytes a key, deleted at the end.
+Memory: the stream's queue (``keystream.BUFFER_KEYS`` keys at most), one part (``spool.PART_RECORDS``
+keys and revisions), the keys found; disk: ``SPOOL_DTYPE.itemsize`` (33) bytes a key, and 8 bytes a
+copy (their rows: ``spool.RowSpool``), deleted at the end.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from bluezone.client.revisions import EarlierRevisions, RevisionSpool, as_keys, settle, widest_span
-from bluezone.client.spool import BUCKETS, BucketSpool, among, first_of_each, set_before, set_bits
+from bluezone.client.spool import BucketSpool, RowSpool, among, first_of_each, part_ends
 from bluezone.keyformat.export import apply_revisions
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED
 from bluezone.matching.check import sightings_span
-from bluezone.matching.keystream import KeyStream
+from bluezone.matching.keystream import HeardKeys, KeyStream
 from bluezone.matching.matcher import HeardIndex
 
 #: What the spool keeps of a key: enough to tell copies apart, apply a revision and find the span.
@@ -93,17 +95,23 @@ class BatchStream:
         here, the others go to ``earlier``."""
         found = self.stream.finish()
         self._spool.finish()
-        copies = np.zeros((self.count + 7) // 8, np.uint8)  # one bit a row: a copy of an earlier key
+        with RowSpool("keys") as copies:  # the rows of copies of an earlier key: none but a replayed file's
+            return self._settle(found, revisions, earlier, told, copies)
+
+    def _settle(
+        self, found: HeardKeys, revisions: RevisionSpool, earlier: EarlierRevisions, told: AbstractSet[bytes], copies: RowSpool
+    ) -> StreamedKeys:
+        """``finish``'s reading of the spools, a part at a time."""
         found_revisions: list[np.ndarray] = []  # those applied to a key found (to apply to ``found.keys``)
         count = revoked = 0
-        spans: list[tuple[float, float] | None] = []
-        usable_spans: list[tuple[float, float] | None] = []
-        for b in range(BUCKETS):
-            keys, revised = self._spool.bucket(b), revisions.bucket(b)
+        span: tuple[float, float] | None = None
+        usable_span: tuple[float, float] | None = None
+        for end in part_ends(self._spool, revisions):
+            keys, revised = self._spool.read_upto(end), revisions.read_upto(end)
             if len(keys):
                 first = first_of_each(keys)
                 if not first.all():
-                    set_bits(copies, keys["row"][~first])
+                    copies.add(keys["row"][~first])
                     keys = keys[first]
             known = settle(revised, keys, told)
             earlier.add(revised, applied=known)
@@ -115,19 +123,19 @@ class BatchStream:
                 keys = apply_revisions(as_keys(keys), applied)  # each revises one of ``keys``: none appended
             is_revoked = keys["report_type"] == REPORT_TYPE_REVOKED
             count, revoked = count + len(keys), revoked + int(is_revoked.sum())
-            spans.append(sightings_span(keys))
-            usable_spans.append(sightings_span(keys[~is_revoked] if is_revoked.any() else keys))
+            span = widest_span([span, sightings_span(keys)])
+            usable_span = widest_span([usable_span, sightings_span(keys[~is_revoked] if is_revoked.any() else keys)])
         self._spool.close()  # its disk given back now, not when the check ends
-        is_copy = (copies[found.rows >> 3] >> (found.rows & 7)) & 1 == 1
+        is_copy, copies_before = copies.among_before(found.rows)
         rows, keys = found.rows[~is_copy], found.keys[~is_copy]
         if found_revisions:
             keys = apply_revisions(keys, np.concatenate(found_revisions))[: len(keys)]
         return StreamedKeys(
             count=count,
             revoked=revoked,
-            span=widest_span(spans),
-            usable_span=widest_span(usable_spans),
+            span=span,
+            usable_span=usable_span,
             keys=keys,
-            key_index=rows - set_before(copies, rows),
+            key_index=rows - copies_before[~is_copy],
             rpis=found.rpis,
         )

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,8 +25,8 @@ from bluezone.client.batchstream import BatchStream, StreamedKeys
 from bluezone.client.exposures import ExposureMemory, Keys
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
 from bluezone.client.pinning import PinnedKey, read_server_key
-from bluezone.client.revisions import EarlierRevisions, RevisedSet, RevisionSpool, as_keys, settle, widest_span
-from bluezone.client.spool import BUCKETS, bucket_of, first_of_each
+from bluezone.client.revisions import EarlierRevisions, RevisedSet, RevisionSpool, as_keys, beside_keys, settle, widest_span
+from bluezone.client.spool import first_of_each
 from bluezone.client.state import ServerState
 from bluezone.errors import (
     BluezoneError,
@@ -374,16 +374,16 @@ class _NewKeys:
         hashes), revoked or not; the others are applied to these batches' keys: joined, in ``result.keys``;
         streamed, in ``found`` (``result.streamed_keys`` says how many there were)."""
         revisions.finish()
-        earlier = EarlierRevisions(revisions.count, self._heard_index)
-        if self._stream is not None:
-            self.found = self._stream.finish(revisions, earlier, told)
-            result.streamed_keys = self.found.count
-        else:
-            plain = _first_of_each(_concatenate_freeing(self._parts))
-            # ``plain`` goes with this call: a copy when revisions applied, not kept beside the keys
-            result.keys = apply_revisions(plain, _settle_joined(plain, revisions, earlier, told))
-        result.revised = earlier.distinct
-        return earlier.finish()
+        with EarlierRevisions(self._heard_index) as earlier:
+            if self._stream is not None:
+                self.found = self._stream.finish(revisions, earlier, told)
+                result.streamed_keys = self.found.count
+            else:
+                plain = _first_of_each(_concatenate_freeing(self._parts))
+                # ``plain`` goes with this call: a copy when revisions applied, not kept beside the keys
+                result.keys = apply_revisions(plain, _settle_joined(plain, revisions, earlier, told))
+            result.revised = earlier.distinct
+            return earlier.finish()
 
     def _heard_index(self) -> HeardIndex | None:
         """Every RPI the store heard (read now if the stream has not), to keep only the earlier checks' revised
@@ -396,29 +396,13 @@ class _NewKeys:
 def _settle_joined(plain: np.ndarray, revisions: RevisionSpool, earlier: EarlierRevisions, told: AbstractSet[bytes]) -> np.ndarray:
     """The ``revisions`` (finished) that revise one of ``plain`` (the keys joined, each once) and are to be
     applied to them (KEY_DTYPE: no more than the keys); the others go to ``earlier``.  Few (never spooled
-    to disk) at once, else a bucket at a time."""
+    to disk) at once, else a part at a time (``beside_keys``)."""
     applied = []
-    for revised, keys in _buckets_of(plain, revisions):
+    for revised, keys in beside_keys(plain, revisions):
         known = settle(revised, keys, told)
         earlier.add(revised, applied=known)
         applied.append(as_keys(revised[known]))
     return np.concatenate(applied) if applied else empty_keys(0)
-
-
-def _buckets_of(plain: np.ndarray, revisions: RevisionSpool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(distinct revisions, the keys of ``plain`` they may revise): all of both where the revisions are in
-    memory, else each bucket holding a revision and the same bucket of ``plain``."""
-    held = revisions.held()
-    if held is not None:
-        if len(held):
-            yield held, plain
-        return
-    of_plain = bucket_of(plain)
-    order = np.argsort(of_plain, kind="stable")
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(of_plain, minlength=BUCKETS))])
-    del of_plain
-    for b in revisions.nonempty():
-        yield revisions.bucket(b), plain[order[bounds[b] : bounds[b + 1]]]
 
 
 @dataclass

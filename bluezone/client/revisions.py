@@ -4,12 +4,14 @@ A file's ``revised_keys`` revise keys of the same check's batches (applied befor
 an earlier check downloaded (withdrawn when revoked, updated when confirmed: matched, and what was
 told changed).  A check used to join every file's revisions and keep the earlier ones whole to match
 them: ~75 bytes a revision.  Here they go to a ``BucketSpool`` (in memory while few, on disk past
-``IN_MEMORY``) and come back one bucket at a time beside that bucket's keys (``settle``); of those
-that revise an earlier check's keys (``EarlierRevisions``) only ``EARLIER_IN_MEMORY`` are kept whole,
-past that only the few that sent an RPI the store heard (the others can match nothing), each with its
-row among all of them, so the report (and what is remembered) is the same to the row.  What grows in
-memory past the budgets is ~0.6 bytes a revision: two bits (which are withdrawn, which updated), one
-bucket in flight (1/256 of them) and 2 KB of bounds a spool write; on disk, 41 bytes a revision.
+``IN_MEMORY``) and come back a part (a range of the key's first two bytes) at a time beside the same
+part of the keys (``settle``); of those that revise an earlier check's keys (``EarlierRevisions``)
+only ``EARLIER_IN_MEMORY`` are kept whole, past that only the few that sent an RPI the store heard
+(the others can match nothing), each with its row among all of them (counted at the end from their
+rows, spooled as a ``RowSpool``), so the report (and what is remembered) is the same to the row.
+Memory past the budgets does not grow with the revisions (24 bytes a spool write of at least
+``IN_MEMORY`` aside: docs/benchmarks.md, "Seventeenth session"); on disk, 41 bytes a revision (and
+16 bytes a prefix's bounds a write) and 8 bytes a row of an earlier check's key.
 """
 
 from __future__ import annotations
@@ -21,13 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from bluezone.client.exposures import Keys, told_among
-from bluezone.client.spool import BucketSpool, among, first_of_each, set_before, set_bits
+from bluezone.client.spool import BucketSpool, RowSpool, among, first_of_each, part_ends, prefix_of
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.check import sightings_span
 from bluezone.matching.matcher import HeardIndex, keys_heard
 
 #: A revision as spooled: the key as published again, and its row among the check's revisions (in the
-#: order they came, copies included), so that every bucket's keep their order.
+#: order they came, copies included), so that each key's keep their order.
 REVISION_DTYPE = np.dtype(KEY_DTYPE.descr + [("row", "<i8")])
 #: Revisions held in memory before the spool goes to disk (2.7 MB): a real day has few.
 IN_MEMORY = 1 << 16
@@ -45,8 +47,8 @@ def as_keys(records: np.ndarray) -> np.ndarray:
 
 
 class RevisionSpool:
-    """Every file's revisions, given in order with ``add``; after ``finish``, each bucket's distinct
-    ones (``bucket``: the first of each key, as ``check._first_of_each`` of them all keeps it)."""
+    """Every file's revisions, given in order with ``add``; after ``finish``, each part's distinct
+    ones (``read_upto``: the first of each key, as ``check._first_of_each`` of them all keeps it)."""
 
     def __init__(self) -> None:
         self._spool = BucketSpool(REVISION_DTYPE, "revisions", lazy=True, write_records=IN_MEMORY)
@@ -81,19 +83,20 @@ class RevisionSpool:
     def finish(self) -> None:
         self._spool.finish()
 
-    def bucket(self, b: int) -> np.ndarray:
-        """Bucket ``b``'s distinct revisions, in the order they came."""
-        return _distinct(self._spool.bucket(b))
+    @property
+    def counts(self) -> np.ndarray:
+        """Revisions of each prefix, copies included (``BucketSpool.counts``), after ``finish``."""
+        return self._spool.counts
+
+    def read_upto(self, end: int) -> np.ndarray:
+        """The distinct revisions of the next part (``BucketSpool.read_upto``), each key's first."""
+        return _distinct(self._spool.read_upto(end))
 
     def held(self) -> np.ndarray | None:
-        """Every distinct revision (by bucket, each bucket's in the order they came) where they never went
-        to disk (few: settled at once rather than a bucket at a time), else None."""
+        """Every distinct revision (by prefix, each key's in the order they came) where they never went
+        to disk (few: settled at once rather than a part at a time), else None."""
         records = self._spool.held()
         return None if records is None else _distinct(records)
-
-    def nonempty(self) -> list[int]:
-        """The buckets holding a revision."""
-        return self._spool.nonempty()
 
 
 def _distinct(records: np.ndarray) -> np.ndarray:
@@ -101,8 +104,29 @@ def _distinct(records: np.ndarray) -> np.ndarray:
     return records if keep.all() else records[keep]
 
 
+def beside_keys(plain: np.ndarray, revisions: RevisionSpool) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(distinct revisions, the keys of ``plain`` they may revise) of ``revisions`` (finished) and the keys
+    joined (each once, at most ``buffer_keys``): all of both where the revisions are in memory, else a
+    part at a time beside the keys of the same prefixes."""
+    held = revisions.held()
+    if held is not None:
+        if len(held):
+            yield held, plain
+        return
+    of_plain = prefix_of(plain)
+    order = np.argsort(of_plain, kind="stable")
+    of_plain = of_plain[order]
+    start = 0
+    for end in part_ends(revisions):
+        revised = revisions.read_upto(end)
+        if len(revised):
+            lo, hi = np.searchsorted(of_plain, [start, end]).tolist()
+            yield revised, plain[order[lo:hi]]
+        start = end
+
+
 def settle(revisions: np.ndarray, keys: np.ndarray, told: AbstractSet[bytes]) -> np.ndarray:
-    """Which of ``revisions`` (one bucket's) revise one of ``keys`` (the same bucket's keys of this check)
+    """Which of ``revisions`` (one part's) revise one of ``keys`` (the same part's keys of this check)
     and are applied to it (bool); the others revise a key of an earlier check, or one it told of
     (``told``: hashes of keys an earlier check reported), and change what was told."""
     return among(revisions, keys) & ~told_among(revisions, told)
@@ -131,28 +155,43 @@ class RevisedSet:
 
 
 class EarlierRevisions:
-    """The distinct revisions that ``settle`` did not apply (given a bucket at a time with ``add``):
+    """The distinct revisions that ``settle`` did not apply (given a part at a time with ``add``):
     counted, their spans kept, and kept whole while at most ``budget``; past it only those whose
-    RPIs ``heard()`` holds (None: no index to look in, all are kept), looked up ``budget`` of a kind
-    at a time (so at most a budget of each kind and a bucket wait)."""
+    RPIs ``heard()`` holds (None: no index to look in, all are kept), looked up exactly ``budget`` of
+    a kind at a time, as they come (so a group, the part being cut and fewer than a budget of each
+    kind waiting are held, whatever the number before).  Each one's row among the check's revisions
+    is spooled (``RowSpool``: 8 bytes on disk, not two bits in memory) to tell, at the end, the row of
+    each kept one among all of its kind."""
 
-    def __init__(self, total: int, heard: Callable[[], HeardIndex | None], budget: int | None = None) -> None:
+    def __init__(self, heard: Callable[[], HeardIndex | None], budget: int | None = None) -> None:
         self._heard = heard
         self._budget = EARLIER_IN_MEMORY if budget is None else budget
         self._index: HeardIndex | None = None
         self._asked = False  # whether ``heard`` was called: once
-        self._unsieved = {True: 0, False: 0}  # per kind: kept and not yet looked up
-        # per kind (withdrawn: True, updated: False): one bit a revision of the check (its row), the parts kept
-        self._bits = {kind: np.zeros((total + 7) // 8, np.uint8) for kind in (True, False)}
-        self._kept: dict[bool, list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]] = {True: [], False: []}
-        self._spans: dict[bool, list[tuple[float, float] | None]] = {True: [], False: []}
+        # per kind (withdrawn: True, updated: False): the rows of all of them; those not yet looked up
+        # (rows, keys), and how many; those looked up and heard (rows, keys, the RPIs heard)
+        self._rows = {kind: RowSpool("revisions") for kind in (True, False)}
+        self._waiting: dict[bool, list[tuple[np.ndarray, np.ndarray]]] = {True: [], False: []}
+        self._waiting_count = {True: 0, False: 0}
+        self._found: dict[bool, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {True: [], False: []}
+        self._spans: dict[bool, tuple[float, float] | None] = {True: None, False: None}
         self._counts = {True: 0, False: 0}
         self.distinct = 0  # revisions given, these and those applied
 
+    def __enter__(self) -> EarlierRevisions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Delete the rows' spools (again: nothing more)."""
+        for rows in self._rows.values():
+            rows.close()
+
     def add(self, records: np.ndarray, applied: np.ndarray | None = None) -> None:
-        """One bucket's distinct revisions (REVISION_DTYPE); those ``applied`` (bool, ``settle``) to
-        this check's keys are only counted.  No copy of the bucket where one is not needed: a copy
-        costs 1/256 of the revisions, and a bucket grows with them."""
+        """One part's distinct revisions (REVISION_DTYPE); those ``applied`` (bool, ``settle``) to
+        this check's keys are only counted.  No copy of the part where one is not needed."""
         self.distinct += len(records)
         if applied is not None and applied.any():
             records = records[~applied]
@@ -162,67 +201,69 @@ class EarlierRevisions:
             if not count:
                 continue
             part = records if count == len(records) else records[revoked == kind]
-            set_bits(self._bits[kind], part["row"])
+            self._rows[kind].add(part["row"])
             self._counts[kind] += len(part)
-            self._spans[kind].append(sightings_span(part))
+            self._spans[kind] = widest_span([self._spans[kind], sightings_span(part)])
             keys = as_keys(part)
             if kind:
                 keys["report_type"] = 0  # matched as they were reported before
-            self._keep(kind, part["row"].copy(), keys)  # not a view: it would keep the whole bucket
+            self._wait(kind, part["row"].copy(), keys)  # not a view: it would keep the whole part
 
-    def _keep(self, kind: bool, rows: np.ndarray, keys: np.ndarray) -> None:
-        self._kept[kind].append((rows, keys, None))
-        self._unsieved[kind] += len(rows)
-        if not self._asked and sum(self._unsieved.values()) > self._budget:
+    def _wait(self, kind: bool, rows: np.ndarray, keys: np.ndarray) -> None:
+        self._waiting[kind].append((rows, keys))
+        self._waiting_count[kind] += len(rows)
+        if not self._asked and sum(self._waiting_count.values()) > self._budget:
             self._asked, self._index = True, self._heard()
-        if self._index is not None and self._unsieved[kind] >= max(self._budget, 1):
-            self._sieve(kind, whole_groups=True)
+        if self._index is not None and self._waiting_count[kind] >= max(self._budget, 1):
+            self._look_up(kind, whole_groups=True)
 
-    def _sieve(self, kind: bool, whole_groups: bool = False) -> None:
-        """Of the ``kind``'s parts not yet looked up, keep only the keys whose RPIs the store heard:
-        looked up together, ``budget`` at a time (a bucket's few hundred a call cost a call's overhead
-        256 times; the budget and a bucket in one call made the lookup's memory grow with a bucket, so
-        with the revisions: the steps in tracemalloc's peak, docs/benchmarks.md "Sixteenth session").
-        With ``whole_groups`` the last group short of ``budget`` waits for more."""
+    def _look_up(self, kind: bool, whole_groups: bool = False) -> None:
+        """Of the ``kind``'s waiting keys, keep only those whose RPIs the store heard: looked up together,
+        ``budget`` at a time (a bucket's few hundred a call cost a call's overhead 256 times; the budget
+        and a bucket in one call made the lookup's memory grow with a bucket, so with the revisions: the
+        steps in tracemalloc's peak, docs/benchmarks.md "Sixteenth session").  With ``whole_groups`` the
+        last group short of ``budget`` waits for more (a copy: a view would keep its part)."""
         assert self._index is not None
-        size, self._unsieved[kind] = max(self._budget, 1), 0
-        kept: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = [p for p in self._kept[kind] if p[2] is not None]
-        for rows, keys in _in_groups([(p[0], p[1]) for p in self._kept[kind] if p[2] is None], size):
+        size = max(self._budget, 1)
+        waiting, self._waiting[kind], self._waiting_count[kind] = self._waiting[kind], [], 0
+        for rows, keys in _in_groups(waiting, size):
             if whole_groups and len(rows) < size:
-                kept.append((rows, keys, None))
-                self._unsieved[kind] = len(rows)
+                self._waiting[kind], self._waiting_count[kind] = [(rows, keys)], len(rows)
                 continue
             found, rpis = keys_heard(keys, self._index)
             if len(found):  # most groups keep none: an empty part a group would grow with the revisions
-                kept.append((rows[found], keys[found], rpis))
-        self._kept[kind] = kept
+                self._found[kind].append((rows[found], keys[found], rpis))
 
     def finish(self) -> tuple[RevisedSet, RevisedSet]:
         """(withdrawn, updated): revoked ones and the others."""
         if self._index is not None:
-            self._sieve(True)
-            self._sieve(False)
+            self._look_up(True)
+            self._look_up(False)
         return self._set(True), self._set(False)
 
     def _set(self, kind: bool) -> RevisedSet:
-        parts = self._kept[kind]
+        parts = self._found[kind] if self._index is not None else [(r, k, None) for r, k in self._waiting[kind]]
         rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int64)
         keys = np.concatenate([p[1] for p in parts]) if parts else empty_keys(0)
         order = np.argsort(rows, kind="stable")
         rows, keys = rows[order], keys[order]
-        count, span = self._counts[kind], widest_span(self._spans[kind])
+        count, span = self._counts[kind], self._spans[kind]
         if self._index is None:
             return RevisedSet(keys, np.arange(len(keys), dtype=np.int64), None, count, span)
-        rpis = np.concatenate([p[2] for p in parts if p[2] is not None] or [np.zeros((0, 16), np.uint8)]).reshape(-1, 16)
-        return RevisedSet(keys, set_before(self._bits[kind], rows), rpis, count, span)
+        rpis = np.concatenate([p[2] for p in self._found[kind]] or [np.zeros((0, 16), np.uint8)]).reshape(-1, 16)
+        return RevisedSet(keys, self._rows[kind].among_before(rows)[1], rpis, count, span)
 
 
 def _in_groups(parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The (rows, keys) of ``parts`` in order, joined ``size`` at a time (the last may hold fewer)."""
+    """The (rows, keys) of ``parts`` in order, joined ``size`` at a time (the last may hold fewer); each
+    part leaves ``parts`` as it is cut, and a group's pieces are let go before it is yielded, so while a
+    group is looked up only it and the part being cut are held (not what waited before)."""
+    parts.reverse()
     rows: list[np.ndarray] = []
     keys: list[np.ndarray] = []
     held = 0
-    for part_rows, part_keys in parts:
+    while parts:
+        part_rows, part_keys = parts.pop()
         at = 0
         while at < len(part_rows):
             take = min(size - held, len(part_rows) - at)
@@ -230,10 +271,13 @@ def _in_groups(parts: list[tuple[np.ndarray, np.ndarray]], size: int) -> Iterato
             keys.append(part_keys[at : at + take])
             held, at = held + take, at + take
             if held == size:
-                yield np.concatenate(rows), np.concatenate(keys)
+                group = np.concatenate(rows), np.concatenate(keys)
                 rows, keys, held = [], [], 0
+                yield group
     if held:
-        yield np.concatenate(rows), np.concatenate(keys)
+        group = np.concatenate(rows), np.concatenate(keys)
+        rows, keys = [], []
+        yield group
 
 
 def widest_span(spans: Iterable[tuple[float, float] | None]) -> tuple[float, float] | None:

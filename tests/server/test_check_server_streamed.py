@@ -25,7 +25,7 @@ from mock_exports import N_KEYS, make_world, run_checks, said_under_a_full_disk,
 import bluezone.client.spool as spool
 from bluezone.client.batchstream import BatchStream
 from bluezone.client.revisions import EarlierRevisions, RevisionSpool
-from bluezone.client.spool import set_before
+from bluezone.client.spool import RowSpool
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import HeardIndex
 
@@ -54,19 +54,33 @@ def test_a_streamed_check_finds_the_exposures_with_two_jobs(world: tuple[np.ndar
     assert streamed[1]["earlier_exposures"]
 
 
-@given(st.lists(st.booleans(), max_size=70_000).map(np.array), st.data())
-@settings(max_examples=30, deadline=None)
-def test_set_before_counts_the_bits_before_each_row(flags: np.ndarray, data: st.DataObject) -> None:
-    bits = np.packbits(flags.astype(bool), bitorder="little") if len(flags) else np.zeros(0, np.uint8)
-    rows = np.array(sorted(data.draw(st.lists(st.integers(0, max(len(flags) - 1, 0)), max_size=20))) if len(flags) else [], np.int64)
-    expected = [int(flags[:r].sum()) for r in rows.tolist()]
-    assert set_before(bits, rows).tolist() == expected
+@given(
+    st.lists(st.integers(0, 5000), unique=True, max_size=300),
+    st.lists(st.integers(0, 5100), max_size=20),
+    st.integers(1, 40),
+    st.integers(1, 7),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_row_spool_tells_which_rows_it_holds_and_how_many_lie_before(
+    given: list[int], asked: list[int], in_memory: int, pieces: int
+) -> None:
+    """What the copies' bit a key (and the earlier revisions' two bits a revision) told in memory, from
+    rows given in pieces in any order, on disk past ``ROWS_IN_MEMORY`` and read back that many at a time."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(spool, "ROWS_IN_MEMORY", in_memory)
+        with RowSpool("keys") as rows:
+            for piece in np.array_split(np.array(given, np.int64), pieces):
+                rows.add(piece)
+            among, before = rows.among_before(np.array(asked, np.int64))
+            assert rows.on_disk == (len(given) >= in_memory)
+    assert among.tolist() == [r in given for r in asked]
+    assert before.tolist() == [sum(g < r for g in given) for r in asked]
 
 
 def _no_revisions() -> tuple[RevisionSpool, EarlierRevisions]:
     revisions = RevisionSpool()
     revisions.finish()
-    return revisions, EarlierRevisions(0, lambda: None)
+    return revisions, EarlierRevisions(lambda: None)
 
 
 def test_the_spool_is_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,7 +177,7 @@ def test_a_full_disk_under_the_spool_is_one_line_that_says_what_to_do(tmp_path: 
         "    stream.add(keys)\n"
         "    revisions = RevisionSpool()\n"
         "    revisions.finish()\n"
-        "    stream.finish(revisions, EarlierRevisions(0, lambda: None))\n",
+        "    stream.finish(revisions, EarlierRevisions(lambda: None))\n",
     )
     assert said.startswith(f"cannot write the check's spool in {tmp_path}: no room left (300,000 keys so far")
     assert "set TMPDIR" in said
