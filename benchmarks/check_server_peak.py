@@ -2,7 +2,7 @@
 the lines whose memory is alive there, so that what grows with the revisions can be named.
 
     .venv/bin/python benchmarks/check_server_peak.py KEYS R1 [R2 ...] [--per-file N] [--budget N]
-        [--workdir DIR] [--top N]
+        [--workdir DIR] [--top N] [--baseline-src DIR]
 
 The files and store of ``check_server_revisions.py`` (KEYS keys and R revoked revisions of other keys,
 files of at most ``--per-file`` revisions), made once in ``--workdir``; each R checked in a process of
@@ -11,6 +11,8 @@ return takes a snapshot whenever the traced memory has passed its highest so far
 last snapshot is taken within 64 KiB (and one call) of the peak.  ``--budget N`` sets both of
 ``revisions.IN_MEMORY`` and ``EARLIER_IN_MEMORY`` (tests/server/test_revision_spool.py uses 1,000).
 Prints one JSON line per R: the peak (MiB), the call stack at the snapshot, and its ``--top`` lines.
+``--baseline-src DIR`` (a tree holding an older ``bluezone/``, e.g. ``git archive 6da841f bluezone``)
+checks each R with it too, on ``PYTHONPATH``, its line beside this tree's (``tree``).
 The hook slows a check several times: time it with ``check_server_revisions.py``, not here.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -77,18 +80,24 @@ def main() -> None:
     parser.add_argument("--budget", type=int, help="revisions.IN_MEMORY and EARLIER_IN_MEMORY (default: as shipped)")
     parser.add_argument("--workdir", type=Path, help="where the files are made, once (default: a temporary directory)")
     parser.add_argument("--top", type=int, default=10, help="lines shown (default 10)")
+    parser.add_argument("--baseline-src", type=Path, help="a tree with an older bluezone/, checked beside this one")
     args = parser.parse_args(sys.argv[1:])
     revisions_script = Path(__file__).resolve().parent / "check_server_revisions.py"
+    trees = {"this": Path(__file__).resolve().parent.parent}
+    if args.baseline_src:
+        trees["baseline"] = args.baseline_src.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         for n_rev in args.revisions:
             where = (args.workdir or Path(tmp)) / f"k{args.keys}_r{n_rev}_p{args.per_file}"
             files = max(20, -(-n_rev // args.per_file))
             subprocess.run([sys.executable, revisions_script, "make", str(args.keys), str(n_rev), str(files), str(where)], check=True)
-            command = [sys.executable, __file__, "--one", str(where), str(args.budget), str(args.top)]
-            out = subprocess.run(command, capture_output=True, text=True)
-            if out.returncode:
-                raise SystemExit(out.stderr[-2000:])
-            print(json.dumps({"keys": args.keys, "revisions": n_rev, "budget": args.budget, **json.loads(out.stdout)}), flush=True)
+            for name, tree in trees.items():
+                command = [sys.executable, __file__, "--one", str(where), str(args.budget), str(args.top)]
+                out = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)})
+                if out.returncode:
+                    raise SystemExit(out.stderr[-2000:])
+                line = {"tree": name, "keys": args.keys, "revisions": n_rev, "budget": args.budget, **json.loads(out.stdout)}
+                print(json.dumps(line), flush=True)
 
 
 if __name__ == "__main__":
