@@ -29,6 +29,7 @@ its RPIs alive as long as a phone does is not told apart by this: only the score
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.matching.matcher import DEFAULT_TX_POWER, expand_ranges
+from bluezone.matching.scoring import change_points
 
 
 #: Sightings of one RPI in one slot that make a link-minute (fewer: no value, it is left out).
@@ -92,11 +94,26 @@ class ReceiverContext:
         ``exclude``: indices of sightings (as in ``ExposureWindow.sighting_index``) whose
         link-minutes are left out, e.g. the judged link's own; ``min_run``: only link-minutes in
         runs of at least that many consecutive minutes count.
+
+        Asked for most windows of a crowded day, each leaving out its own link: the days are sorted
+        once (``_by_day``) and a window's link-minutes left out by their places in that order, not by a
+        ``np.percentile`` over a copy of the day (40-60 us a window); the same number
+        (``percentile_without``).
         """
-        keep = self._kept(self.value_day == day, exclude, min_run)
-        if int(keep.sum()) < max(min_link_minutes, 1):
+        ordered, day_of, position, bounds = self._by_day(min_run if min_run > 1 and self.value_run is not None else 1)
+        if day not in bounds:
+            bounds[day] = (int(np.searchsorted(day_of, day, "left")), int(np.searchsorted(day_of, day, "right")))
+        start, stop = bounds[day]
+        gone = np.empty(0, np.intp)
+        if exclude is not None and len(exclude) and len(self.link_minute_of):
+            # their link-minutes' places among the day's sorted values, each once (-1: none, or not kept)
+            at = np.sort(position[self.link_minute_of[np.asarray(exclude, np.int64)]])
+            i, j = at.searchsorted((start, stop))
+            if j > i:
+                gone = at[i:j][change_points(at[i:j])] - start
+        if stop - start - len(gone) < max(min_link_minutes, 1):
             return None
-        return float(np.percentile(self.values[keep], self.quantile))
+        return percentile_without(ordered[start:stop], gone, self.quantile)
 
     def minute_reference(
         self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,
@@ -137,6 +154,23 @@ class ReceiverContext:
             ref[found] = np.minimum(ref[found], np.maximum(kth, above))
         return ref, count
 
+    def _by_day(self, min_run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[Any, tuple[int, int]]]:
+        """(values, day of each, place of each link-minute, each day's (start, stop)) of the link-minutes in
+        runs of ``min_run``, sorted by day then value, built once per ``min_run``: a link-minute's place
+        is -1 when it is not among them, as is the place of the last entry, where a sighting of no
+        link-minute (-1) looks."""
+        if min_run not in self._day_orders:
+            kept = np.flatnonzero(self._kept(np.ones(len(self.values), bool), None, min_run))
+            kept = kept[np.lexsort((self.values[kept], self.value_day[kept]))]
+            position = np.full(len(self.values) + 1, -1, np.intp)
+            position[kept] = np.arange(len(kept))
+            self._day_orders[min_run] = (self.values[kept], self.value_day[kept], position, {})
+        return self._day_orders[min_run]
+
+    @functools.cached_property
+    def _day_orders(self) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, dict[Any, tuple[int, int]]]]:
+        return {}
+
     @functools.cached_property
     def _by_slot(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(order, slot, value) of every link-minute sorted by slot then value: built once per context,
@@ -153,6 +187,28 @@ def group_percentile(values: np.ndarray, first: np.ndarray, counts: np.ndarray, 
     lo = np.floor(pos).astype(np.int64)
     hi = np.minimum(lo + 1, first + counts - 1)
     return values[lo] * (1 - (pos - lo)) + values[hi] * (pos - lo)
+
+
+def percentile_without(ordered: np.ndarray, gone: np.ndarray, percentile: float) -> float:
+    """``np.percentile`` (its default, linear interpolation) of ``ordered`` (sorted, NaN last) without the
+    places ``gone`` (sorted, each once), the same number: numpy's rank ((n - 1) * q), its two neighbours
+    and its interpolation from the nearer one, found among the places left without copying them.
+    (Only a zero's sign may differ, where both signs are among the values: a partition picks either.)"""
+    q = np.true_divide(percentile, 100)
+    if not 0 <= q <= 1:
+        raise ValueError("Percentiles must be in the range [0, 100]")
+    n = len(ordered) - len(gone)
+    rank = (n - 1) * q
+    below = -1 if rank >= n - 1 else math.floor(rank)  # numpy's index of the last value: -1
+    gamma = rank - below
+    at = np.array([n - 1, n - 1, n - 1] if below < 0 else [below, below + 1, n - 1])
+    if len(gone):  # the k-th place left is k plus the places gone up to it
+        at += np.searchsorted(gone - np.arange(len(gone)), at, "right")
+    lo, hi, last = ordered[at]
+    if last != last:  # a NaN among them: numpy's answer is NaN
+        return float(last)
+    diff = hi - lo
+    return float(hi - diff * (1 - gamma) if gamma >= 0.5 else lo + diff * gamma)
 
 
 def _percentile_within(values: np.ndarray, first: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:

@@ -311,3 +311,9 @@ def test_verdict_bench_gives_both_trees_the_same_scores(tmp_path: Path) -> None:
         done = subprocess.run([sys.executable, str(BENCHMARKS / "verdict_bench.py"), *args], capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 2 and done.stdout == "" and "Traceback" not in done.stderr, done.stderr
+
+
+def test_day_reference_bench_answers_every_call_as_the_first_form() -> None:
+    res = load("day_reference_bench").main(["--minutes", "3", "--repeat", "1", "--json"])
+    assert res["reference_calls"] > 0 and res["windows"] > 0 and res["same_answers"], res
+    assert all(positive(float(v)) for v in res["cpu_ms_median"].values()), res

@@ -9,10 +9,13 @@ first form, kept below as the reference, to the bit (signed zeros, NaN and infin
 
 from __future__ import annotations
 
+import math
+import struct
 import warnings
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bluezone.matching.bluezone_scorer import (
@@ -325,3 +328,68 @@ def test_the_verdicts_credit_is_its_first_forms(
     for credit in ("slots", "present", "ends", "span"):
         same_bits(scorer.present(window, slots, credit), first_form_present(scorer, window, slots, credit))
     assert repr(scorer.score(window)) == repr(first_form_score(scorer, window))
+
+
+def first_form_reference(
+    context: ReceiverContext, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None, min_run: int = 1
+) -> float | None:
+    """``ReceiverContext.reference`` as 6da841f wrote it: ``np.percentile`` over a copy of the day's kept values."""
+    keep = context._kept(context.value_day == day, exclude, min_run)
+    if int(keep.sum()) < max(min_link_minutes, 1):
+        return None
+    return float(np.percentile(context.values[keep], context.quantile))
+
+
+def same_number(got: float | None, want: float | None, zeros_of_both_signs: bool) -> None:
+    """The same bits; NaN as NaN; a zero's sign free where the values held both (a partition picks either)."""
+    if got is None or want is None:
+        assert got is want
+    elif math.isnan(want):
+        assert math.isnan(got)
+    elif zeros_of_both_signs and want == 0:
+        assert got == 0
+    else:
+        assert struct.pack("<d", got) == struct.pack("<d", want), (got, want)
+
+
+@settings(max_examples=500, deadline=None)
+@example([(0, -13111.47062262957), (0, 0.012015111553890246)], 50.0, 1, 1, 0)  # halfway: from the upper value
+@given(
+    st.lists(st.tuples(st.integers(0, 3), st.one_of(levels, st.floats(-1, 1))), max_size=120),
+    st.one_of(st.sampled_from([0.0, 5.0, 25.0, 50.0, 100.0]), st.floats(0, 100)),  # ranks on and between values
+    st.integers(0, 5),
+    st.integers(1, 4),
+    st.integers(0, 2**32 - 1),
+)
+def test_the_day_reference_is_the_percentile_one(
+    minutes: list[tuple[int, float]], quantile: float, min_link_minutes: int, min_run: int, seed: int
+) -> None:
+    """Link-minutes of four days in any order, with ties, NaN, infinities and signed zeros; each day's
+    reference without the link-minutes of any set of sightings (of that day, of others, repeated, none),
+    with and without short runs left out; the same percentile as numpy's over a copy, asked many times
+    of one context (it keeps each day sorted)."""
+    rng = np.random.default_rng(seed)
+    values = np.array([v for _, v in minutes], np.float64)
+    days = np.array([d * 86_400 for d, _ in minutes], np.int64)
+    sightings = 3 * len(minutes)
+    link_minute_of = np.where(rng.random(sightings) < 0.2, -1, rng.integers(0, max(len(minutes), 1), sightings))
+    runs = rng.integers(1, 5, len(minutes)) if rng.random() < 0.8 else None
+    context = ReceiverContext(values, days, link_minute_of.astype(np.int64), quantile, value_run=runs)
+    for ask in range(7):
+        day = int(rng.integers(0, 5)) * 86_400 if ask else 0
+        exclude = rng.choice(sightings, int(rng.integers(0, sightings + 1))) if ask and sightings and rng.random() < 0.8 else None
+        for run in (1, min_run):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # inf - inf between two ranks, both ways alike
+                want = first_form_reference(context, day, min_link_minutes, exclude, run)
+                got = context.reference(day, min_link_minutes, exclude, run)
+            both = bool(((values == 0) & np.signbit(values)).any() and ((values == 0) & ~np.signbit(values)).any())
+            same_number(got, want, both)
+
+
+@pytest.mark.parametrize("quantile", [-0.1, 100.5, math.nan])
+def test_a_day_reference_at_a_percentile_out_of_range_is_numpys_error(quantile: float) -> None:
+    context = ReceiverContext.uniform(0, 60.0, 5, quantile=quantile)
+    for reference in (context.reference, lambda day: first_form_reference(context, day)):
+        with pytest.raises(ValueError, match=r"Percentiles must be in the range \[0, 100\]"):
+            reference(0)
