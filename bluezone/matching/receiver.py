@@ -95,10 +95,10 @@ class ReceiverContext:
         link-minutes are left out, e.g. the judged link's own; ``min_run``: only link-minutes in
         runs of at least that many consecutive minutes count.
 
-        Asked for most windows of a crowded day, each leaving out its own link: the days are sorted
-        once (``_by_day``) and a window's link-minutes left out by their places in that order, not by a
-        ``np.percentile`` over a copy of the day (40-60 us a window); the same number
-        (``percentile_without``).
+        Asked by every window with a minute of too few other links (a third of a market's), each leaving
+        out its own link: the days are sorted once (``_by_day``) and a window's link-minutes left out by
+        their places in that order, not by a ``np.percentile`` over a copy of the day (40-60 us a
+        window); the same number (``percentile_without``).
         """
         ordered, day_of, position, bounds = self._by_day(min_run if min_run > 1 and self.value_run is not None else 1)
         if day not in bounds:
