@@ -217,9 +217,12 @@ def load_defaults(group: click.Group, path: Path | None = None) -> dict[str, Any
     """The file's settings as click's ``default_map`` for ``group`` (None: no file).  A table or
     key that names no command or option is a ConfigError: a typo must not be ignored."""
     p = path if path is not None else config_path()
-    if path is None and not os.environ.get(CONFIG_ENV) and not p.exists():
+    named = path is None and bool(os.environ.get(CONFIG_ENV))
+    if path is None and not named and not p.exists():
         return None
-    return _defaults_for(group, read_toml_file(p), str(p), [])
+    # a variable set long ago (a shell profile, a unit file) is named: the command line shows no file at all
+    what = f"config file named by {CONFIG_ENV}" if named else "config file"
+    return _defaults_for(group, read_toml_file(p, what), str(p), [])
 
 
 def _defaults_for(command: click.Command, table: dict[str, Any], where: str, trail: list[str]) -> dict[str, Any]:

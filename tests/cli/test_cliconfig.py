@@ -131,6 +131,15 @@ def test_bluezone_config_names_another_file(tmp_path: Path, stores) -> None:  # 
     assert db_of(invoke("status", env={"BLUEZONE_CONFIG": str(other)})) == "file.db"
 
 
+@pytest.mark.parametrize("where", ["missing.toml", "."])
+def test_a_bluezone_config_that_names_no_file_says_the_variable_did(tmp_path: Path, stores, where: str) -> None:  # type: ignore[no-untyped-def]
+    """`bluezone status --db X` with BLUEZONE_CONFIG left in a profile said only 'no config file at ...': the
+    command line named no file, so the user could not tell where it came from (walk17)."""
+    result = invoke("status", "--db", str(stores[0]), env={"BLUEZONE_CONFIG": str(tmp_path / where)})
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "BLUEZONE_CONFIG" in result.stderr and str(tmp_path) in result.stderr, result.stderr
+
+
 def test_an_empty_bluezone_config_is_no_file_named(stores) -> None:  # type: ignore[no-untyped-def]
     # BLUEZONE_CONFIG= (set but empty, as a unit's Environment= line leaves it) was
     # 'no config file at ~/.config/bluezone/config.toml', exit 2, for every command
