@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -155,6 +156,41 @@ def test_a_missing_database_is_refused_not_created(tmp_path: Path) -> None:
     rc, out, err = _run("server", "issue-code", "--server-db", str(typo), "--signing-key-dir", str(keys), "--create-db")
     assert rc == 0 and typo.is_file(), err
     assert _run("server", "export", "--server-db", str(typo), "--signing-key-dir", str(keys))[0] == 0
+
+
+@pytest.mark.parametrize("command", [["issue-code"], ["export"], ["status"], ["revoke-code", "--code", "12345678"]])
+def test_an_empty_file_is_refused_as_a_missing_database_is(tmp_path: Path, command: list[str]) -> None:
+    """`touch server.db` (or a shell redirect's target) given to issue-code was taken for a new database: a
+    code the running server rejects was handed out, and `status` said 'exports: ok' of it (walk17)."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    empty = tmp_path / "server.db"
+    empty.touch()
+    key_dir = [] if command == ["status"] else ["--signing-key-dir", str(keys)]
+    rc, out, err = _run("server", *command, "--server-db", str(empty), *key_dir)
+    assert rc == 2 and err.count("\n") == 1 and "is an empty file" in err and "-db" in err, err
+    assert empty.stat().st_size == 0 and sorted(p.name for p in tmp_path.iterdir()) == ["keys", "server.db"]
+    if command == ["issue-code"]:  # what the advice says works
+        assert _run("server", "issue-code", "--server-db", str(empty), *key_dir, "--create-db")[0] == 0
+
+
+def test_a_wrong_file_readable_by_others_is_one_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A log file given as --server-db printed 'readable by others; chmod 600 it' above 'is not a key server
+    database': two lines, the first advising to keep the wrong file (walk17)."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    log_file = tmp_path / "server.log"
+    log_file.write_text("2026-12-06 06:07:40 INFO key server: listening\n")
+    log_file.chmod(0o644)
+    caplog.set_level(logging.WARNING)
+    rc, out, err = _run("server", "issue-code", "--server-db", str(log_file), "--signing-key-dir", str(keys))
+    assert rc == 2 and err.count("\n") == 1 and "not a key server database" in err, err
+    assert "chmod" not in caplog.text, caplog.text
+    db = tmp_path / "s.db"
+    assert _run("server", "issue-code", "--server-db", str(db), "--signing-key-dir", str(keys), "--create-db")[0] == 0
+    db.chmod(0o644)  # the server's own database readable by others is still warned of
+    assert _run("server", "issue-code", "--server-db", str(db), "--signing-key-dir", str(keys))[0] == 0
+    assert "readable by others; chmod 600 it" in caplog.text, caplog.text
 
 
 def test_export_before_the_embargo_ends_says_how_many_keys_wait_and_until_when(tmp_path: Path) -> None:

@@ -30,16 +30,20 @@ class SQLiteStorage(Storage):
             # a typo in --server-db must not hand out codes (or export) from a new, empty database nobody serves
             raise InputError(f"key server database {self.path} does not exist (the server creates it on its first"
                              " start; add --create-db to create it here)")
+        if not create and self.path.stat().st_size == 0:
+            # `touch server.db`, or a shell redirect's target: SQLite takes an empty file for a new database, so
+            # the typo's harm above (a code the running server rejects) came back through it
+            raise InputError(f"key server database {self.path} is an empty file (the server creates its tables on"
+                             " its first start; add --create-db to create them here)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # 0600 before SQLite opens it (its -wal/-shm take the same mode): it holds keys not yet published,
             # the addresses of the failed-code budgets, and short codes' HMACs (10 digits: whoever also reads
             # the code key beside the signing key recovers the codes still unused).
+            loose = self.path.exists() and bool(stat.S_IMODE(self.path.stat().st_mode) & 0o077)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
                 os.chmod(self.path, 0o600)  # the mode above is filtered by the umask
-            elif self.path.is_file() and stat.S_IMODE(self.path.stat().st_mode) & 0o077:
-                log.warning("key server database %s is readable by others; chmod 600 it", self.path)
             self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
@@ -57,6 +61,8 @@ class SQLiteStorage(Storage):
                 raise InputError(
                     f"{self.path} is not a key server database (it has tables {', '.join(tables[:3])}): check --server-db"
                 )
+            if loose:  # only once it is the server's: a wrong file's error is one line, not under this warning
+                log.warning("key server database %s is readable by others; chmod 600 it", self.path)
         except (OSError, sqlite3.Error) as exc:
             if isinstance(exc, sqlite3.DatabaseError) and "not a database" in str(exc):
                 # the operator named the wrong file: a usage error (exit 2, which systemd does not restart)
