@@ -274,7 +274,8 @@ class KeyServerClient:
                 if exc.code.startswith("checkin") and not USER_REFUSALS[exc.code]:  # the server's reason, bare
                     what = what.removeprefix(f"{exc.status} {exc.code} ") + " (send the keys alone with --no-checkins)"
                 raise UploadRefusedError(f"upload refused: {what}", exc.code, exc.status) from None
-            if exc.status >= 500:  # '500 Internal Server Error' alone (its database down) read as the upload's fault
+            # 501: a static web host (python -m http.server, a CDN) given as --server knows no POST at all
+            if exc.status >= 500 and exc.status != 501:  # '500 Internal Server Error' alone (its database down) read as the upload's fault
                 raise type(exc)(
                     f"{exc} (the key server failed, not the upload: try again later with the same code; a code is"
                     " used up only by an upload the server stored)", exc.code, exc.status,

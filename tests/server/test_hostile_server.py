@@ -198,3 +198,21 @@ def test_a_server_failing_an_upload_says_to_try_again_with_the_same_code(status:
     assert str(failed.value).endswith("try again later with the same code; a code is used up only by an upload"
                                       " the server stored)")
     assert f"/v1/publish: {status}" in str(failed.value)
+
+
+def test_an_upload_to_a_static_web_host_says_to_check_the_url_not_to_try_later() -> None:
+    """`upload --server` given a plain web server's URL (python -m http.server: POST is '501 Unsupported
+    method') said 'a web page, not a key server's answer: check the URL (the key server failed, not the
+    upload: try again later with the same code ...)': trying later fails the same way (walk17)."""
+    from bluezone.keyformat.keys import empty_keys
+
+    keys = empty_keys(1)
+    keys["key"], keys["rolling_start"], keys["rolling_period"] = b"\x01" * 16, 2_940_000, 144
+    page = b"<!DOCTYPE HTML>\n<html><head><title>Error response</title></head><body>501</body></html>"
+    client = KeyServerClient("http://keys.test", sleep=lambda seconds: None, transport=httpx.MockTransport(
+        lambda request: httpx.Response(501, content=page, headers={"content-type": "text/html"})))
+    with pytest.raises(KeyServerError) as refused:
+        client.publish(keys, "1234567890123456")
+    assert str(refused.value) == (
+        "http://keys.test/v1/publish: 501 Not Implemented (a web page, not a key server's answer: check the URL)"
+    )
