@@ -56,7 +56,7 @@ from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
 from bluezone.keyformat.venue_reports import location_id_hash
-from bluezone.venues.matching import continued, match_venue_reports, set_aside_own
+from bluezone.venues.matching import VenueExposure, continued, match_venue_reports, set_aside_own
 
 log = logging.getLogger(__name__)
 
@@ -621,6 +621,7 @@ def _venue_exposures(
     """``result.venue_exposures``: the device's visits the venue files' ``reports`` warn of, leaving
     out what an earlier check reported (in ``result.earlier_venue``), remembered for the next, and
     the reports this device uploaded itself (``result.own_checkins``: an F0 is not its own contact)."""
+    told_elsewhere: list[VenueExposure] = []
     if reports and load_visits is not None:
         mine = load_visits()
         others, result.own_checkins = set_aside_own(
@@ -632,12 +633,21 @@ def _venue_exposures(
         venues = {location_id_hash(v.location_id) for v in mine}
         others = [r for r in others if r.location_id_hash in venues]
         told_macs = store.venue_reports_told([r.mac for r in others])
+        told_elsewhere = match_venue_reports(mine, [r for r in others if r.mac in told_macs])
         others = [r for r in others if r.mac not in told_macs]
         result.venue_exposures = match_venue_reports(mine, others)
         store.save_venue_reports_told([r.mac for r in others], now)
     # venue exposures are repeated too (kept beside the Bluetooth ones, under their own name)
     venue_memory = server + VENUE_MEMORY
     result.earlier_venue = [e for _, _, e in store.reported_exposures(venue_memory, now)]
+    # told by a check against this server under another URL (`demo --out`'s server run again on another
+    # port): not news, but still in force, so repeated as Bluetooth exposures are, not dropped unsaid
+    shown_before = {(e["checkin_id"], e["overlap_start"], e["overlap_end"]) for e in result.earlier_venue}
+    again = [(v, v.as_dict()) for v in told_elsewhere]
+    again = [(v, d) for v, d in again if (d["checkin_id"], d["overlap_start"], d["overlap_end"]) not in shown_before]
+    if again:
+        result.earlier_venue += [d for _, d in again]
+        store.save_reported_exposures(venue_memory, [_venue_memory_row(v, d) for v, d in again], now)
     # told by a version that kept no reports' MACs (its exposures have no "cases"): alike is a replay
     told = [json.dumps(e, sort_keys=True) for e in result.earlier_venue if "cases" not in e]
     result.venue_exposures = [
@@ -652,9 +662,13 @@ def _venue_exposures(
     for v in result.venue_exposures:
         shown = v.as_dict()
         shown["cases"] += before.get((shown["checkin_id"], shown["overlap_start"], shown["overlap_end"]), 0)
-        key = v.warning.location_id_hash + v.visit.id.to_bytes(8, "big")
-        remembered.append((key, v.date, v.overlap_start, v.overlap_end, shown))
+        remembered.append(_venue_memory_row(v, shown))
     store.save_reported_exposures(venue_memory, remembered, now)
+
+
+def _venue_memory_row(v: VenueExposure, shown: dict[str, Any]) -> tuple[bytes, str, float, float, dict[str, Any]]:
+    """How a venue exposure ``v`` (shown as ``shown``) is kept for later checks to repeat."""
+    return (v.warning.location_id_hash + v.visit.id.to_bytes(8, "big"), v.date, v.overlap_start, v.overlap_end, shown)
 
 
 def _concatenate_freeing(parts: list[np.ndarray], release_every: int = 32 << 20) -> np.ndarray:

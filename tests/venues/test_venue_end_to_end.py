@@ -399,6 +399,29 @@ def test_an_f0_is_not_warned_of_its_own_uploaded_checkins(live_server: dict, tmp
     assert exposure["venue"] == "Café Hoa" and exposure["fifteen_minutes_or_more"]
 
 
+def test_a_warning_told_under_another_url_of_the_server_is_repeated_not_dropped(live_server: dict, tmp_path: Path) -> None:
+    """README: `demo --out DIR`, then its key server run again on another port. A visitor's check there
+    repeated its Bluetooth exposures but said nothing of the venue warning it had been told ('0 venue
+    exposure(s) from 1 venue-warning file(s)', 'nothing to do'): the report was known as told, and the
+    new URL's memory of what was told was empty (walk17)."""
+    now = clear_of_midnight(3)
+    f0_db, visitor_db = _f0_and_visitor_checked_in(tmp_path, now, "Café Hoa", "Hội An", f0_keys=True)
+    assert _upload(live_server, f0_db)["checkins_stored"] == 1
+    _export(live_server)
+    rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
+    assert rc == 0, err
+    [exposure] = json.loads(out)["venue_exposures"]
+    other_url = live_server["url"].replace("127.0.0.1", "localhost")
+    for _ in range(2):  # and the check after it, now from this URL's own memory
+        rc, out, err = run("check", "--server", other_url, "--db", str(visitor_db), "--json")
+        assert rc == 0, err
+        report = json.loads(out)
+        assert report["venue_exposures"] == [] and report["earlier_venue_exposures"] == [exposure], out
+    rc, out, err = run("check", "--server", other_url, "--db", str(visitor_db))
+    assert "(15 min or more in the same room)  (reported by an earlier check)" in out, out
+    assert out.splitlines()[-1].startswith("What now: you were in the same room as someone who tested positive")
+
+
 def test_an_f0_is_still_warned_by_another_case_and_of_visits_it_did_not_upload(live_server: dict, tmp_path: Path) -> None:
     """Only the reports the F0 sealed itself are set aside: another case in the same café for the same
     hour (a report with the very same venue, interval and period) still warns it, and so does a case
