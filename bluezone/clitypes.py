@@ -36,6 +36,23 @@ def make_writable_dir(path: Path, what: str, option: str) -> None:
         raise InputError(f"cannot write into the {what} directory {path}: permission denied (check {option})")
 
 
+class OnceOption(click.Option):
+    """An option that takes one value and says so when given twice on the command line: click keeps the
+    last without a word, so `check --keys a.zip --keys b.zip` matched b.zip alone and reported no
+    exposure from a.zip.  The environment and the config file still give one value, as before."""
+
+    def add_to_parser(self, parser: Any, ctx: click.Context) -> None:
+        parser.add_option(obj=self, opts=self.opts, dest=self.name, action="append", nargs=self.nargs)
+
+    def consume_value(self, ctx: click.Context, opts: Mapping[str, Any]) -> Any:
+        given = opts.get(str(self.name))
+        if isinstance(given, list):
+            if len(given) > 1:
+                raise click.BadParameter(f"given {len(given)} times: it takes one", ctx=ctx, param=self)
+            opts = {**opts, str(self.name): given[0]}
+        return super().consume_value(ctx, opts)
+
+
 class FloatRange(click.FloatRange):
     """``click.FloatRange`` that also refuses nan, which passes every range comparison
     (``--duration nan`` stopped the daemon at once, ``--minutes nan`` crashed the simulator)."""

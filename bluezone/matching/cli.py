@@ -14,7 +14,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from bluezone.clitypes import cli_clock, cli_now, db_option, emit_json, end_quickly, jobs_option, json_option
+from bluezone.clitypes import OnceOption, cli_clock, cli_now, db_option, emit_json, end_quickly, jobs_option, json_option
 from bluezone.printable import printable_line
 
 
@@ -170,7 +170,7 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
 
 
 @click.command("check")
-@click.option("--keys", "keys_path", type=click.Path(dir_okay=False, path_type=Path), help="Diagnosis key file.")
+@click.option("--keys", "keys_path", cls=OnceOption, type=click.Path(dir_okay=False, path_type=Path), help="Diagnosis key file (one).")
 @click.option("--scorer", "scorer_name", default=None, help="Risk scorer: bluezone (default) or gaen.")
 @click.option("--scorer-config", type=click.Path(dir_okay=False, path_type=Path), help="TOML with scorer settings.")
 @click.option(
@@ -181,7 +181,7 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
     help="This device's RSSI correction, dB (default: rssi_correction of the daemon config that bluezone calibrate "
     "writes, else 0).",
 )
-@click.option("--server", "server_url", default=None, help="Key server URL: download, verify and match new batches.")
+@click.option("--server", "server_url", cls=OnceOption, default=None, help="Key server URL: download, verify and match new batches.")
 @click.option(
     "--server-key", type=click.Path(dir_okay=False, path_type=Path),
     help="The server's signing key (file): pinned with --server, and with --keys the export .zip must verify with it.",
@@ -193,6 +193,7 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
 @click.option(
     "--bluezone3-list",
     "bluezone3_path",
+    cls=OnceOption,
     type=click.Path(dir_okay=False, path_type=Path),
     help='Bluezone v3 F0 list (JSON {"data": [...]}) to match against stored Bluezone v3 sightings.',
 )

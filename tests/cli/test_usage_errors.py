@@ -17,6 +17,10 @@ MISTAKES = [
     (["upload", "--server", "http://127.0.0.1:9"], "Missing option '--code'", "bluezone upload --help"),
     (["venue", "create"], "Missing option '--name'", "bluezone venue create --help"),
     (["check", "--keys", "."], "Invalid value for '--keys'", "bluezone check --help"),
+    # click kept the last of two without a word: the first file's exposures went unreported (walk17)
+    (["check", "--keys", "a.json", "--keys", "b.json"], "Invalid value for '--keys': given 2 times", "bluezone check --help"),
+    (["check", "--server", "http://a", "--server=http://b"], "Invalid value for '--server': given 2 times", "bluezone check --help"),
+    (["check", "--bluezone3-list", "a", "--bluezone3-list", "b"], "'--bluezone3-list': given 2 times", "bluezone check --help"),
 ]
 
 
