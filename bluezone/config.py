@@ -56,10 +56,16 @@ def read_toml_file(path: str | Path, what: str = "config file") -> dict[str, Any
 
 
 def read_toml_table(path: str | Path, table: str, what: str = "config file") -> dict[str, Any]:
-    """The dotted ``table`` (e.g. ``scoring.gaen``) of a TOML file; absent means empty."""
+    """The dotted ``table`` (e.g. ``scoring.gaen``) of a TOML file.  Absent is a ConfigError naming the
+    tables there: a file given to be read that gives nothing is a mistake (`check --scorer-config` of a
+    file of ``[scoring.gaen]`` settings without ``--scorer gaen``, or of the wrong file, ran on defaults)."""
     doc: Any = read_toml_file(path, what)
-    for part in table.split("."):
-        doc = doc.get(part, {}) if isinstance(doc, dict) else {}
+    parts = table.split(".")
+    for depth, part in enumerate(parts):
+        if isinstance(doc, dict) and part not in doc:
+            there = [f"[{'.'.join([*parts[:depth], k])}]" for k, v in doc.items() if isinstance(v, dict)]
+            raise ConfigError(f"{what} {path} has no [{table}] table ({'it has ' + ', '.join(there) if there else 'nor any other'})")
+        doc = doc.get(part) if isinstance(doc, dict) else None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: [{table}] must be a table")
     return doc

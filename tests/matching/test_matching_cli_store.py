@@ -391,3 +391,24 @@ def test_check_runs_no_more_processes_than_cores(scene: tuple[Path, Path], monke
         assert seen[0] == used, (given, seen)  # the command's call (check_keys calls itself for a file's keys)
         notice = "bluezone check: --jobs 300 is more than the 2 core(s) this process may use; using 2\n"
         assert err.startswith(notice) == (given == ["--jobs", "300"]), err
+
+
+@pytest.mark.parametrize(
+    "text, scorer, named",
+    [
+        ("[scoring.gaen]\nnear_weight = 1.0\n", "bluezone", "it has [scoring.gaen]"),  # --scorer gaen forgotten
+        ('name = "shop"\nduration_min = 30\n[space]\nwidth_m = 8.0\n', "gaen", "it has [space]"),  # a scene file
+        ("", "bluezone", "nor any other"),
+    ],
+)
+def test_a_scorer_config_without_the_scorers_table_is_refused(
+    scene: tuple[Path, Path], tmp_path: Path, text: str, scorer: str, named: str
+) -> None:
+    """docs/matching.md's own example file ([scoring.gaen]) given without --scorer gaen, or a scenario file
+    given by mistake, ran the check on the default settings without a word (walk17)."""
+    db, keys = scene
+    cfg = tmp_path / "scoring.toml"
+    cfg.write_text(text)
+    code, out, err = check("--keys", str(keys), "--db", str(db), "--scorer", scorer, "--scorer-config", str(cfg))
+    assert code == 2 and out == "" and err.count("\n") == 1, (out, err)
+    assert f"has no [scoring.{scorer}] table" in err and named in err, err
