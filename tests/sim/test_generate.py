@@ -171,3 +171,16 @@ def test_generated_carriages_have_rides_long_enough_to_be_contacts() -> None:
         if together.max() < scenario.close_contact_min * 60.0:
             short.append(seed)
     assert short == []
+
+
+def test_save_scene_keeps_a_scene_edited_since(tmp_path: Path) -> None:
+    """Generate, save, edit, then the command again from the shell's history: --save-scene wrote the drawn
+    scene over the edits (walk17). The same scene again is fine; another is one line, exit 2, file kept."""
+    path = tmp_path / "room.toml"
+    args = ["simulate", "--generate", "room", "--seed", "3", "--minutes", "0.2", "--store", "memory", "--save-scene", str(path)]
+    assert invoke(*args).exit_code == 0 and invoke(*args).exit_code == 0
+    edited = path.read_text().replace("duration_min = ", "duration_min = 1")
+    path.write_text(edited)
+    result = invoke(*args)
+    assert result.exit_code == 2 and "already exists" in result.output and result.output.count("\n") == 1, result.output
+    assert path.read_text() == edited
