@@ -113,7 +113,7 @@ def keygen_cmd(out: Path, key_id: str | None, key_version: str | None, force: bo
 
 _create_db = click.option(
     "--create-db", is_flag=True,
-    help="Create the database if it does not exist (normally `server run` creates it; a typo must not).",
+    help="Create the database if it does not exist or is an empty file (normally `server run` creates it; a typo must not).",
 )
 
 

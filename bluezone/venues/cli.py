@@ -64,7 +64,7 @@ def venue() -> None:
     "permanent-other; temporary events (cultural-event, club-activity, private-event, worship-service, "
     "temporary-other) need --start and --end.",
 )
-@click.option("--default-minutes", type=int, default=None, help="Usual stay: visitors are checked out after it (15-1425).")
+@click.option("--default-minutes", type=int, default=None, help="Usual stay: visitors are checked out after it (15-1425; without it 15, or a temporary event's length).")
 @click.option("--start", "start", default=None, help="Temporary event: start (ISO 8601).")
 @click.option("--end", "end", default=None, help="Temporary event: end (ISO 8601).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory for the poster and secrets.")
