@@ -103,6 +103,22 @@ def test_negative_code_withdraws_a_likely_report_cli(live_server: dict, tmp_path
     assert rc == 0 and report["revoked_keys"] == report["revised_keys"] >= 5 * 100 and report["withdrawn"] == []
 
 
+def test_a_batch_of_withdrawn_keys_is_not_read_as_an_empty_store(live_server: dict, tmp_path: Path) -> None:
+    """A likely report revoked by a negative test before any export is published as revoked keys (with
+    revoked padding): nobody matches them, so no sightings are read, and `check` said 'none of them could
+    match: B.db holds no sightings of the days they cover' of a store with an hour of them (walk17, the
+    demo's café a likely then a negative upload later)."""
+    _, nodes = make_nodes(tmp_path, now=time.time())
+    url, db, keys = live_server["url"], str(live_server["db"]), str(live_server["keys"])
+    for kind in ("likely", "negative"):
+        code = json.loads(_run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json", "--type", kind)[1])["code"]
+        assert _run("upload", "--server", url, "--code", code, "--db", str(nodes["a"]), "--yes")[0] == 0
+    assert _run("server", "export", "--server-db", db, "--signing-key-dir", keys, "--export-dir", str(live_server["exports"]))[0] == 0
+    rc, out, err = _run("check", "--server", url, "--db", str(nodes["b"]))
+    assert rc == 0 and out.startswith("0 exposure(s), 0 close contact(s) (F1) from "), (out, err)
+    assert "none of them could match" not in out, out
+
+
 def test_check_rejects_tampered_batch_cli(live_server: dict, tmp_path: Path) -> None:
     _, nodes = make_nodes(tmp_path, now=time.time())
     url, db = live_server["url"], str(live_server["db"])
