@@ -123,9 +123,10 @@ def resolve_pin(
 
 def pin_if_verified(
     client: KeyServerClient, state: ServerState, key: PinnedKey, result: ServerCheckResult, now: float,
-    *, given: bool = False,
+    *, given: bool = False, replacing: PinnedKey | None = None,
 ) -> bool:
-    """Pin ``key`` (replacing any pin: ``resolve_pin`` refused a change unless repinning) if it verified
+    """Pin ``key`` in place of ``replacing`` (the pin when the check began: ``resolve_pin`` refused a change
+    unless repinning) if it verified
     a file of this check, or if the server announces the same key (two sources agree: a key given on a
     first check before anything was published still guards later checks made without --server-key, and
     a key rotated to is pinned while the files are still the old key's).  A given key that verified
@@ -133,7 +134,8 @@ def pin_if_verified(
     time; ``result.unverified_key`` says so when files were rejected.  A given key that rejected nothing is
     kept as given and unconfirmed (``ServerState.remember_given``): the next check uses it, not the key the
     server announces.  ``given``: the key came with ``--server-key`` (or was kept so), so its first pin is no
-    trust on first use and is not warned of as one."""
+    trust on first use and is not warned of as one.  A pin another check made meanwhile is not replaced:
+    this check is judged against it (ServerKeyChangedError if it differs)."""
     server = client.base_url
     remembered = state.given_unconfirmed(server)
     given = given or (remembered is not None and remembered.public_key == key.public_key)
@@ -148,16 +150,31 @@ def pin_if_verified(
         else:
             state.remember_given(server, key, now)
             log.info("kept the signing key given for %s: no file has confirmed it yet (key id %r)", server, key.key_id)
-    if verified:
-        if state.pinned(server):
-            level, how = logging.WARNING, "re-pinned the signing key of %s"
-        elif given:  # the safe way (README): "on first use" read as if the key given had been ignored
-            level, how = logging.INFO, "pinned the signing key given for %s"
-        else:
-            level, how = logging.WARNING, "pinned the signing key of %s on first use"
-        state.pin(server, key, now, replace=True)
-        log.log(level, how + " (key id %r, version %r)", server, key.key_id, key.key_version)
-    return verified
+    if not verified:
+        return False
+    if not state.pin(server, key, now, replacing=replacing):
+        _judge_against_pin(state, server, key)
+        return False  # the same key, pinned by the other check
+    if replacing is not None:
+        level, how = logging.WARNING, "re-pinned the signing key of %s"
+    elif given:  # the safe way (README): "on first use" read as if the key given had been ignored
+        level, how = logging.INFO, "pinned the signing key given for %s"
+    else:
+        level, how = logging.WARNING, "pinned the signing key of %s on first use"
+    log.log(level, how + " (key id %r, version %r)", server, key.key_id, key.key_version)
+    return True
+
+
+def _judge_against_pin(state: ServerState, server: str, key: PinnedKey) -> None:
+    """Another check of this store pinned a key for ``server`` while this one ran (two first checks at
+    once): this check is refused if its key is not that one, as it would have been had it begun later."""
+    pinned = state.pinned(server)
+    if pinned is None or pinned.public_key != key.public_key:
+        raise ServerKeyChangedError(
+            f"another check of this store pinned a different signing key for {server} while this one ran:"
+            " refusing this check's files (check again; if the health authority rotated its key, give the"
+            " right one with --server-key FILE --repin)"
+        )
 
 
 def _announced_key(client: KeyServerClient) -> PinnedKey | None:
@@ -286,6 +303,7 @@ def check_server(
     now = time.time() if now is None else now
     scorer = scorer or get_scorer()
     server = client.base_url
+    pinned_before = state.pinned(server)  # what a pin this check makes replaces: not another check's made meanwhile
     pin, to_pin = resolve_pin(client, state, server_key, repin=repin, now=now)
     seen = state.processed(server)
     result = ServerCheckResult(scorer=scorer.name, nothing_before=not seen)
@@ -300,6 +318,10 @@ def check_server(
         downloaded = _download(client, new, pin, keys, revisions, result, progress)
         told = ExposureMemory(state.store, server).told_hashes(now)
         withdrawn, updated = keys.finish(revisions, told, result)
+    if to_pin:  # before anything is remembered: refused if another check pinned another key meanwhile
+        result.pinned_now = pin_if_verified(
+            client, state, pin, result, now, given=server_key is not None, replacing=pinned_before
+        )
     if keys.found is None:
         _match_joined(result, withdrawn, updated, state.store, load_sightings, keys.heard, scorer, rssi_correction, jobs)
     else:
@@ -311,8 +333,6 @@ def check_server(
     _venue_exposures(result, state.store, server, downloaded.venue_reports, load_visits, now)
     state.mark_processed(server, downloaded.counts, now)
     state.mark_rejected(server, pin, {n: why for n, why in result.rejected.items() if n not in refused}, now)
-    if to_pin:
-        result.pinned_now = pin_if_verified(client, state, pin, result, now, given=server_key is not None)
     return result
 
 

@@ -24,9 +24,13 @@ class ServerState:
         row = self.store.keyserver_pin(server)
         return PinnedKey(*row) if row else None
 
-    def pin(self, server: str, key: PinnedKey, now: float, *, replace: bool = False) -> None:
-        """Pin ``key`` (a key given for ``server`` and not yet confirmed goes: this is it, or replaces it)."""
-        self.store.save_keyserver_pin(server, key.public_key, key.key_id, key.key_version, now, replace=replace)
+    def pin(self, server: str, key: PinnedKey, now: float, *, replacing: PinnedKey | None = None) -> bool:
+        """Pin ``key`` if the pin is still ``replacing`` (False: another check pinned meanwhile); a key given
+        for ``server`` and not yet confirmed goes (this is it, or replaces it)."""
+        return self.store.save_keyserver_pin(
+            server, key.public_key, key.key_id, key.key_version, now,
+            replacing=None if replacing is None else replacing.public_key,
+        )
 
     def given_unconfirmed(self, server: str) -> PinnedKey | None:
         """The key an earlier check was given for ``server`` (``--server-key``) that no file has confirmed yet."""

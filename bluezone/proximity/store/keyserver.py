@@ -31,17 +31,28 @@ class KeyServerMemory(StoreBase):
 
     def save_keyserver_pin(
         self, server: str, public_key: str, key_id: str | None, key_version: str | None, now: float,
-        *, replace: bool = False,
-    ) -> None:
-        """Pin ``server``'s export key; a second pin for the same server is an IntegrityError unless
-        ``replace`` (the owner accepted the server's new key: ``check --repin``)."""
+        *, replacing: str | None = None,
+    ) -> bool:
+        """Pin ``server``'s export key if its pin is still ``replacing`` (the public key pinned when the
+        check began; None: none).  False, and nothing written, if another check pinned meanwhile: one
+        statement compares and sets, so two first checks at once cannot re-pin each other's key."""
         with self._conn as conn:
-            conn.execute(
-                f"INSERT {'OR REPLACE ' if replace else ''}INTO keyserver_pins (server, public_key, key_id, key_version,"
-                " pinned_at) VALUES (?, ?, ?, ?, ?)",
-                (server, public_key, key_id, key_version, now),
-            )
+            if replacing is None:
+                cur = conn.execute(
+                    "INSERT INTO keyserver_pins (server, public_key, key_id, key_version, pinned_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (server) DO NOTHING",
+                    (server, public_key, key_id, key_version, now),
+                )
+            else:
+                cur = conn.execute(
+                    "UPDATE keyserver_pins SET public_key = ?, key_id = ?, key_version = ?, pinned_at = ?"
+                    " WHERE server = ? AND public_key = ?",
+                    (public_key, key_id, key_version, now, server, replacing),
+                )
+            if cur.rowcount != 1:
+                return False
             conn.execute("DELETE FROM keyserver_given_keys WHERE server = ?", (server,))  # confirmed: the pin now
+        return True
 
     def keyserver_given_key(self, server: str) -> tuple[str, str | None, str | None] | None:
         """(public key, key id, key version) given for ``server`` with --server-key and not yet confirmed."""
