@@ -197,9 +197,10 @@ def issue_code_cmd(
 @click.option("--code", required=True, help="The code as issued (digits).")
 @json_option
 def revoke_code_cmd(db: str, signing_key_dir: Path, code: str, as_json: bool) -> None:
-    """Withdraw a code issued by mistake before it is used: an upload with it is refused from now on.
+    """Withdraw a code issued by mistake: an upload with it is refused from now on.
 
-    Exit 1 if it was already used (its keys are published; revoking cannot withdraw them)."""
+    A code already used: what its upload stored that no export has published yet (keys, check-ins) is
+    withheld, and it says how many; exit 1 if some were already published (they cannot be recalled)."""
     from bluezone.server.codes import CodeKey, revoke_code
 
     key = CodeKey.load(signing_key_dir)
@@ -210,7 +211,7 @@ def revoke_code_cmd(db: str, signing_key_dir: Path, code: str, as_json: bool) ->
         storage.close()
     if as_json:
         click.echo(json.dumps(revocation.as_dict()))
-    if not revocation.refuses_uploads:
+    if not revocation.all_withheld:
         raise ServerError(revocation.sentence())
     if not as_json:
         click.echo(revocation.sentence())

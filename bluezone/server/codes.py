@@ -22,7 +22,7 @@ import logging
 import secrets
 import stat
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from stdnum import damm
@@ -31,7 +31,7 @@ from bluezone.clock import MAX_DATE_AGE_DAYS, earliest_date, latest_date
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import CodeLimitError, ConfigError, InputError, ServerStorageError
 from bluezone.keyformat.codetext import code_digits
-from bluezone.server.storage import CodeRecord, Storage
+from bluezone.server.storage import CodeRecord, Storage, Withheld
 
 log = logging.getLogger(__name__)
 
@@ -282,29 +282,56 @@ def issue_code(
 
 @dataclass(frozen=True)
 class Revocation:
-    """What ``revoke_code`` did to a code: ``state`` is revoked, already_revoked, used or expired, ``at`` since when."""
+    """What ``revoke_code`` did to a code: ``state`` is revoked, already_revoked, used or expired, ``at`` since
+    when; for a used code, ``withheld``: what its upload stored that was withheld or already published (None:
+    used before schema 15, which kept no link from a code to its keys)."""
 
     state: str
     at: float
+    withheld: Withheld | None = None
 
     @property
     def refuses_uploads(self) -> bool:
-        """Whether the code opens nothing now (revoked or expired; a used code's keys are published)."""
+        """Whether the code opens nothing now (revoked or expired; a used code's upload is done)."""
         return self.state != "used"
+
+    @property
+    def all_withheld(self) -> bool:
+        """Whether nothing the code opened is out: `server revoke-code` exits 1 otherwise (published keys
+        cannot be recalled; the health authority has to know)."""
+        w = self.withheld
+        return self.state != "used" or (w is not None and not w.published_keys and not w.published_checkins)
 
     def sentence(self) -> str:
         when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat(timespec="seconds")
+        if self.state == "used":
+            return f"code already used at {when}, now revoked: " + _withheld_sentence(self.withheld)
         return {
             "revoked": f"code revoked at {when}: an upload with it is refused (verification_code_revoked)",
             "already_revoked": f"code already revoked at {when}: an upload with it is refused",
             "expired": f"code expired at {when}: an upload with it is refused already",
-            "used": f"code already used at {when}: the keys uploaded with it are published, and revoking the code"
-            " cannot withdraw them",
         }[self.state]
 
     def as_dict(self) -> dict[str, object]:
         when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat(timespec="seconds")
-        return {"state": self.state, "at": when, "refuses_uploads": self.refuses_uploads}
+        used = {} if self.state != "used" else {"withheld": None if self.withheld is None else asdict(self.withheld)}
+        return {"state": self.state, "at": when, "refuses_uploads": self.refuses_uploads, **used}
+
+
+def _withheld_sentence(w: Withheld | None) -> str:
+    if w is None:
+        return (
+            "it was used before this version kept which keys a code uploaded, so none could be withheld; those"
+            " keys are published or will be"
+        )
+    decoys = " (decoys among them)" if w.checkins else ""  # mixed in at upload: the server cannot tell them apart
+    said = f"{w.keys} key(s) and {w.checkins} check-in report(s){decoys} not yet published withheld"
+    if w.published_keys or w.published_checkins:
+        return said + (
+            f"; {w.published_keys} key(s) and {w.published_checkins} check-in report(s) already published cannot be"
+            " recalled"
+        )
+    return said + "; none was published"
 
 
 def revoke_code(storage: Storage, code: str, now: float, *, key: CodeKey) -> Revocation:
@@ -315,10 +342,10 @@ def revoke_code(storage: Storage, code: str, now: float, *, key: CodeKey) -> Rev
     mistake = code_mistake(code)
     if mistake:
         raise InputError(mistake)
-    state, at = storage.revoke_code(key.hash(code), now, legacy_code_hash=legacy_hash_code(code))
-    if at is None:
+    outcome = storage.revoke_code(key.hash(code), now, legacy_code_hash=legacy_hash_code(code))
+    if outcome.at is None:
         raise InputError(
             "no such code in this database: a typo, a code issued with another --server-db or code key,"
             " or one that expired more than two days ago (and opens nothing)"
         )
-    return Revocation(state, at)
+    return Revocation(outcome.state, outcome.at, outcome.withheld)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from bluezone.server.storage.backends import open_storage
 from bluezone.server.storage.batches import BatchRecord
-from bluezone.server.storage.codes import SHARED_BUDGET, CodeRecord
+from bluezone.server.storage.codes import SHARED_BUDGET, CodeRecord, Withheld
 from bluezone.server.storage.interface import Storage
 from bluezone.server.storage.postgres import PostgresStorage, login_refusal, without_password
 from bluezone.server.storage.queues import QUEUE_RECORD, queue_rows
@@ -36,5 +36,5 @@ from bluezone.server.storage.uploads import CONFIRMED, LIKELY, RECURSIVE, REVOKE
 __all__ = [
     "BatchRecord", "CodeRecord", "PostgresStorage", "PublishOutcome", "SQLiteStorage", "Storage",
     "CONFIRMED", "LIKELY", "QUEUE_RECORD", "RECURSIVE", "REVOKED", "SCHEMA_VERSION", "SHARED_BUDGET",
-    "login_refusal", "open_storage", "queue_rows", "revision_refusal", "without_password",
+    "Withheld", "login_refusal", "open_storage", "queue_rows", "revision_refusal", "without_password",
 ]

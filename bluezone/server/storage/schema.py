@@ -12,7 +12,7 @@ from bluezone.errors import NewerSchemaError
 from bluezone.server.storage.database import PING_SQL
 from bluezone.server.storage.queues import ExportQueues
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 #: The first release's tables (schema 1), created in a new database before the migrations below.
 FIRST_TABLES = [
@@ -154,6 +154,16 @@ MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
     14: [  # each file's SHA-256 as written: a roll-up reads only files still as written (a leaked old key and
         # write access to the export directory could otherwise have forged keys signed again with the new key)
         "ALTER TABLE batches ADD COLUMN sha256 TEXT",
+    ],
+    15: [  # a code revoked after its upload withholds what it brought that is not published yet (`server
+        # revoke-code`): the code (its hash) that first stored each key and check-in, and which used codes
+        # stored it (those used before this version did not: revoking one can say nothing of its keys)
+        "ALTER TABLE exposure_keys ADD COLUMN code_hash TEXT",
+        "CREATE INDEX exposure_keys_code ON exposure_keys (code_hash) WHERE code_hash IS NOT NULL",
+        "ALTER TABLE venue_reports ADD COLUMN code_hash TEXT",
+        "CREATE INDEX venue_reports_code ON venue_reports (code_hash) WHERE code_hash IS NOT NULL",
+        "ALTER TABLE codes ADD COLUMN uploads_kept INTEGER NOT NULL DEFAULT 1",
+        "UPDATE codes SET uploads_kept = 0 WHERE used_at IS NOT NULL",
     ],
 }
 

@@ -106,10 +106,10 @@ class Uploads(ExportQueues):
                     new_id = self._exec(
                         cur,
                         "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk,"
-                        " report_type, days_since_onset, received_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                        " report_type, days_since_onset, received_at, code_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                         " ON CONFLICT (key_data) DO NOTHING RETURNING id",
                         [key_data, int(k["rolling_start"]), int(k["rolling_period"]), int(k["transmission_risk"]),
-                         report_type, onset, now],
+                         report_type, onset, now, record.code_hash],
                     ).fetchone()
                     if new_id is not None:
                         inserted += 1
@@ -169,8 +169,8 @@ class Uploads(ExportQueues):
             stored_reports = 0
             if venue_reports and int(row[1]) not in (REVOKED, RECURSIVE):  # a warning says a case was there
                 cur.executemany(
-                    self._sql("INSERT INTO venue_reports (report, day, received_at) VALUES (?, ?, ?)"),
-                    [(bytes(report), int(day), now) for day, report in venue_reports],
+                    self._sql("INSERT INTO venue_reports (report, day, received_at, code_hash) VALUES (?, ?, ?, ?)"),
+                    [(bytes(report), int(day), now, record.code_hash) for day, report in venue_reports],
                 )
                 stored_reports = len(venue_reports)
             return PublishOutcome(inserted, revised, stored_reports)
