@@ -310,9 +310,9 @@ def export_cmd(
 ) -> None:
     """Write the keys whose validity has ended into new signed batches now.
 
-    Held (nothing written or deleted, said in one line) when the clock reads more than two of the last
-    exports' gaps past the last one; the next export goes ahead whatever its clock reads."""
-    from bluezone.server.exportclock import export_unless_clock_jumped
+    Held (nothing written or deleted; one line on stderr, exit 3, so cron mails it) when the clock reads more
+    than two of the last exports' gaps past the last one; the next export goes ahead whatever its clock reads."""
+    from bluezone.server.exportclock import HELD_EXIT, export_unless_clock_jumped
     from bluezone.server.exports import embargoed
     from bluezone.server.signing import load_signer
 
@@ -337,10 +337,14 @@ def export_cmd(
         doc = {"export_dir": str(out), "batches": [b.__dict__ for b in run.batches], "waiting": waiting.as_dict(),
                "held_clock_jump_seconds": run.jump}
         click.echo(json.dumps(doc, indent=2))
-        return
-    click.echo(run.held_sentence() if run.jump is not None else _exported_sentence(run.batches, out))
-    if waiting.keys:
-        click.echo(waiting.sentence())
+    else:
+        if run.jump is None:
+            click.echo(_exported_sentence(run.batches, out))
+        if waiting.keys:
+            click.echo(waiting.sentence())
+    if run.jump is not None:
+        click.echo(run.held_sentence(), err=True)
+        raise SystemExit(HELD_EXIT)
 
 
 @server.command("status")

@@ -22,6 +22,10 @@ from bluezone.server.storage import BatchRecord, Storage
 KEPT_RUNS = 4
 #: Leeway past two periods: a slow export, a cron job's start.
 LEEWAY_SECONDS = 60.0
+#: ``server export``'s exit code when it held (``ExportRun.jump``): not 0, so cron mails its one line on
+#: stderr (a held export under cron exited 0 and said so only in the log nobody reads), not 1 or 2 (a failure,
+#: a usage error), so a wrapper can tell "nothing done this time, by design" from them.
+HELD_EXIT = 3
 #: The shortest period read from ``server export``'s runs: one run by hand at odd hours is not held
 #: (a jump under two days deletes little that would not go within those days anyway).
 MIN_READ_PERIOD = DAY_SECONDS

@@ -4,6 +4,7 @@ month ahead deleted every key and file), and a held scheduled export named its n
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.keyformat.keys import empty_keys
+from bluezone.server.exportclock import HELD_EXIT
 from bluezone.server.exports import INDEX_FILE
 from bluezone.server.signing import keygen
 from bluezone.server.storage import open_storage
@@ -43,13 +45,14 @@ def _insert(storage: object, starts: np.ndarray, seed: int) -> None:
     storage.insert_keys_unchecked(keys, NOW)  # type: ignore[attr-defined]
 
 
-def export_at(db: str, tmp_path: Path, now: float) -> Result:
+def export_at(db: str, tmp_path: Path, now: float, *args: str) -> Result:
     """``bluezone server export`` with its clock at ``now``."""
     keys = tmp_path / "k"
     if not keys.exists():
         keygen(keys)
     return CliRunner().invoke(
-        cli, ["server", "export", "--server-db", db, "--signing-key-dir", str(keys), "--export-dir", str(tmp_path / "out")],
+        cli,
+        ["server", "export", "--server-db", db, "--signing-key-dir", str(keys), "--export-dir", str(tmp_path / "out"), *args],
         obj={"clock": VirtualClock(now)},
     )
 
@@ -68,7 +71,7 @@ def test_a_cron_export_at_a_clock_a_month_ahead_deletes_nothing_until_the_next(s
     for now in (NOW + HOUR, NOW + 2 * HOUR):  # an hourly cron job
         assert export_at(server_db, tmp_path, now).exit_code == 0
     held = export_at(server_db, tmp_path, NOW + MONTH)
-    assert held.exit_code == 0 and "nothing exported or deleted" in held.output, held.output
+    assert held.exit_code == HELD_EXIT and "nothing exported or deleted" in held.stderr, held.output
     left, index, files = state(server_db, tmp_path)
     assert (left, len(index), files) == (5, 5, 5)  # was (0, 0, 0)
     # the clock is still a month ahead an hour later: the retention holds, one export late
@@ -85,7 +88,7 @@ def test_a_held_export_writes_no_file_named_at_the_jumped_clock(server_db: str, 
     finally:
         storage.close()
     jumped = NOW + MONTH
-    assert export_at(server_db, tmp_path, jumped).exit_code == 0
+    assert export_at(server_db, tmp_path, jumped).exit_code == HELD_EXIT
     assert not list((tmp_path / "out").glob(f"{int(jumped)}-*"))  # a file named (and kept) a month ahead
     corrected = NOW + 3 * HOUR  # the clock put right: this export writes the key's file at the right time
     assert export_at(server_db, tmp_path, corrected).exit_code == 0
@@ -95,8 +98,8 @@ def test_a_held_export_writes_no_file_named_at_the_jumped_clock(server_db: str, 
 
 def _held(db: str, tmp_path: Path, times: list[float]) -> list[bool]:
     results = [export_at(db, tmp_path, now) for now in times]
-    assert all(r.exit_code == 0 for r in results), [r.output for r in results]
-    return ["nothing exported or deleted" in r.output for r in results]
+    assert all(r.exit_code == (HELD_EXIT if "nothing exported" in r.stderr else 0) for r in results), [r.output for r in results]
+    return [r.exit_code == HELD_EXIT for r in results]
 
 
 def test_exports_by_hand_at_odd_hours_are_not_held(server_db: str, tmp_path: Path) -> None:
@@ -121,3 +124,18 @@ def test_a_clock_that_jumped_once_still_holds_the_next_jump(server_db: str, tmp_
     assert _held(server_db, tmp_path, [NOW + MONTH + 4 * HOUR]) == [True]
     left, index, files = state(server_db, tmp_path)
     assert (left, len(index), files) == (5, 5, 5)
+
+
+def test_a_held_export_exits_3_with_one_line_on_stderr_for_cron_to_mail(server_db: str, tmp_path: Path) -> None:
+    """The docs' cron line sends stdout to a log and cron mails the rest: a held export (exit 0, its line on
+    stdout) reached nobody.  Now its line is the only one on stderr and it exits 3 (not 1 or 2: nothing
+    failed), with --json too (whose document still goes to stdout)."""
+    for now in (NOW + HOUR, NOW + 2 * HOUR):
+        assert export_at(server_db, tmp_path, now).exit_code == 0
+    held = export_at(server_db, tmp_path, NOW + MONTH)
+    assert (held.exit_code, held.stdout) == (HELD_EXIT, "")  # was 0, the line on stdout
+    assert held.stderr.count("\n") == 1 and held.stderr.startswith("clock 2584800 s past the last export's")
+    assert export_at(server_db, tmp_path, NOW + 3 * HOUR).exit_code == 0  # the clock put right
+    as_json = export_at(server_db, tmp_path, NOW + MONTH + 4 * HOUR, "--json")
+    assert as_json.exit_code == HELD_EXIT and as_json.stderr.startswith("clock 2595600 s past")
+    assert json.loads(as_json.stdout)["held_clock_jump_seconds"] == MONTH + HOUR
