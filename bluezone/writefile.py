@@ -5,17 +5,26 @@ new one, never half of one.
 The temporary name is new each time (random, created ``O_EXCL | O_NOFOLLOW``): whoever can write into
 the directory could plant a link at a fixed one (the secret went into the file it named) or a FIFO
 (the open waited for ever).  A rename replaces a link at the final name; it never writes through it.
+A random name is never written over, so what a crash left behind would pile up: each write first deletes
+its target's own stale temporary files (``_remove_stale``).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+import stat
+import time
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 #: ``.<name>.<16 hex digits>.tmp`` as written here; ``.<name>.tmp``, the fixed name of earlier versions
 _TEMPORARY = re.compile(r"(?s)\.(?P<name>.+?)(?:\.[0-9a-f]{16})?\.tmp")
+#: ``.<name>.<16 hex digits>.tmp`` only: the names this module writes now
+_RANDOM_TEMPORARY = re.compile(r"(?s)\.(?P<name>.+)\.[0-9a-f]{16}\.tmp")
+#: A temporary file of this module's unchanged this long is a crashed write's (one takes seconds), not one
+#: under way in another process (deleting that one would fail its rename)
+STALE_SECONDS = 3600.0
 
 
 def sync_directory(path: Path) -> None:
@@ -25,6 +34,28 @@ def sync_directory(path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _remove_stale(directory: Path, names: Collection[str]) -> None:
+    """Delete what earlier writes of ``names`` into ``directory`` left behind (killed before their rename:
+    ``.index.txt.<hex>.tmp``, a venue's secret 0600 among them): only this module's random temporary names
+    of those targets, regular files of this user's, unchanged for ``STALE_SECONDS``.  A link is never
+    followed nor removed (``lstat``); a folder that cannot be listed is left as it is."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        temporary = _RANDOM_TEMPORARY.fullmatch(entry.name)
+        if temporary is None or temporary["name"] not in names:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and now - info.st_mtime > STALE_SECONDS:
+                os.unlink(entry.path)
+        except OSError:  # gone meanwhile, or not ours to delete: the write goes on
+            continue
 
 
 def _written(directory: Path, name: str, data: bytes, mode: int | None) -> Path:
@@ -63,6 +94,7 @@ def final_name(name: str) -> str:
 def write_file(path: Path, data: bytes, mode: int | None, *, sync: bool = True) -> None:
     """Write ``path`` whole or not at all, ``mode`` as for ``write_files``.  Without ``sync`` the caller
     syncs the directory itself (once for many files, before it records them as written)."""
+    _remove_stale(path.parent, {path.name})
     tmp = _written(path.parent, path.name, data, mode)
     try:
         os.replace(tmp, path)
@@ -81,6 +113,7 @@ def write_files(directory: Path, files: Mapping[str, tuple[bytes, int | None]]) 
     error, the process killed) leaves each old file as it was and no temporary one; the directory is
     synced after the renames.  Only a power cut between two renames, microseconds apart, can leave
     some files old and some new (a key pair's reader must check that they match)."""
+    _remove_stale(directory, files.keys())
     made: list[tuple[str, Path]] = []
     try:
         for name, (data, mode) in files.items():
@@ -98,6 +131,7 @@ def write_new_file(path: Path, data: bytes, mode: int) -> None:
     """Write ``path`` whole with exactly ``mode``, only if nothing (not even a link) is there:
     ``FileExistsError`` otherwise, and nothing written.  Linked into place, so a crash never leaves a
     half-written file that blocks the next try."""
+    _remove_stale(path.parent, {path.name})
     tmp = _written(path.parent, path.name, data, mode)
     try:
         os.link(tmp, path)
