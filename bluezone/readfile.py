@@ -20,7 +20,10 @@ from bluezone.errors import InputError
 CHUNK = 1 << 20
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a path that is no regular file is, as a message names it ("a FIFO", "a Unix socket", ...)."""
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -28,7 +31,7 @@ def _kind(mode: int) -> str:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     if stat.S_ISSOCK(mode):
-        return "a socket"
+        return "a Unix socket"
     return "not a regular file"
 
 
@@ -43,7 +46,7 @@ def _open_regular(p: Path, what: str, error: type[InputError]) -> tuple[int, int
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise error(f"{p} is {_kind(info.st_mode)}, not a {what} (give a regular file)")
+            raise error(f"{p} is {file_kind(info.st_mode)}, not a {what} (give a regular file)")
     except BaseException as exc:
         os.close(fd)
         if isinstance(exc, OSError):

@@ -195,6 +195,17 @@ def _foreign_fifo(fd: int, path: str | Path) -> bool:
     return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
+def _not_writable(path: str | Path) -> str:
+    """Why opening ``path`` for writing gave ENXIO, as an error says it."""
+    from bluezone.readfile import file_kind
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return os.strerror(errno.ENXIO)
+    return "a FIFO (named pipe) nobody reads from" if stat.S_ISFIFO(mode) else f"{file_kind(mode)}, not a file or a pipe"
+
+
 def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
     """Write ``data`` to a file only its owner can read: daily keys reveal every RPI the device sent.
 
@@ -219,8 +230,8 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
         # not blocking: opening a FIFO for writing waited for a reader for ever
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | (os.O_EXCL if new else os.O_TRUNC), 0o600)
     except OSError as exc:
-        if exc.errno == errno.ENXIO:
-            raise OSError(errno.ENXIO, "a FIFO (named pipe) nobody reads from") from None
+        if exc.errno == errno.ENXIO:  # a FIFO nobody reads from, a Unix socket (it was called such a FIFO)
+            raise OSError(errno.ENXIO, _not_writable(path)) from None
         raise
     if _foreign_fifo(fd, path):  # (not new: O_EXCL made the file)
         os.close(fd)

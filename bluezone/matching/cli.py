@@ -149,10 +149,7 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
             # would put the new chain's list (IDs nobody heard yet) over the one to hand over
             write_private(out, data, new=protocol == "bluezone3")
         except FileExistsError:
-            raise InputError(
-                f"{out} already exists: it may be the F0 list not yet handed over, whose IDs cannot be exported"
-                " again (the chain was replaced when it was written); give another --out"
-            ) from None
+            raise InputError(_f0_list_there(out)) from None
         except OSError as exc:
             raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
         what = "F0 list entry" if protocol == "bluezone3" else "keys"
@@ -167,6 +164,30 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
 
         with SightingStore.open(db_path, create=False, purge_now=now) as store:
             restart_chain(store, cli_clock().now())
+
+
+def _f0_list_there(out: str) -> str:
+    """Why an F0 list was not written to ``out``, where something is: a file may be the list not yet handed
+    over; a FIFO (a pipe), a socket or a link is said to be what it is (all were "already exists: it may be
+    the F0 list")."""
+    import os
+    import stat
+
+    from bluezone.readfile import file_kind
+
+    try:
+        mode = os.lstat(out).st_mode
+    except OSError:
+        mode = stat.S_IFREG
+    if not stat.S_ISREG(mode):
+        return (
+            f"{out} is {file_kind(mode)}: an F0 list is written only to a new file (the chain it names is replaced"
+            " once it is written); give --out a new file's name, or - for standard output (a pipe)"
+        )
+    return (
+        f"{out} already exists: it may be the F0 list not yet handed over, whose IDs cannot be exported"
+        " again (the chain was replaced when it was written); give another --out"
+    )
 
 
 @click.command("check")
