@@ -64,8 +64,8 @@ from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import minute_llr, near_posterior
 from bluezone.matching.receiver import MAX_RUN, ReceiverContext, group_percentile
 from bluezone.matching.scoring import (
-    MAX_SLOT_SECONDS, MAX_SLOTS, Score, change_points, check_credit, check_setting_types, configured, median,
-    present_share, refuse_unknown_settings, register_scorer, share_between,
+    MAX_SLOT_SECONDS, MAX_SLOTS, Score, change_points, check_credit, check_ranges, check_setting_types, configured,
+    median, present_share, refuse_unknown_settings, register_scorer, share_between,
 )
 
 
@@ -138,45 +138,37 @@ class BluezoneConfig:
 
     def __post_init__(self) -> None:
         check_setting_types(self)
-        if not 0 <= self.percentile <= 100:
-            raise ConfigError("percentile must be 0-100")
-        if (
-            self.soft_width_db < 0
-            or self.min_sightings < 1
-            or not 1 <= self.smooth_slots <= MAX_SLOTS
-            or not 0 <= self.gap_fill_slots <= MAX_SLOTS
-        ):
-            raise ConfigError(
-                f"soft_width_db >= 0, min_sightings >= 1, smooth_slots 1-{MAX_SLOTS}, gap_fill_slots 0-{MAX_SLOTS}"
-            )
-        if self.close_contact_minutes <= 0 or not 1 <= self.slot_seconds <= MAX_SLOT_SECONDS:
-            raise ConfigError(f"close_contact_minutes must be > 0 and slot_seconds 1-{MAX_SLOT_SECONDS:g}")
-        if not 0 <= self.calibration_weight <= 1 or self.calibration_clip_db < 0 or self.calibration_min_link_minutes < 1:
-            raise ConfigError("calibration_weight 0-1, calibration_clip_db >= 0, calibration_min_link_minutes >= 1")
+        check_ranges(self, (
+            ("percentile", 0 <= self.percentile <= 100, "0-100"),
+            ("soft_width_db", self.soft_width_db >= 0, ">= 0"),
+            ("min_sightings", self.min_sightings >= 1, ">= 1"),
+            ("smooth_slots", 1 <= self.smooth_slots <= MAX_SLOTS, f"1-{MAX_SLOTS}"),
+            ("gap_fill_slots", 0 <= self.gap_fill_slots <= MAX_SLOTS, f"0-{MAX_SLOTS}"),
+            ("close_contact_minutes", self.close_contact_minutes > 0, "> 0"),
+            ("slot_seconds", 1 <= self.slot_seconds <= MAX_SLOT_SECONDS, f"1-{MAX_SLOT_SECONDS:g}"),
+            ("calibration_weight", 0 <= self.calibration_weight <= 1, "0-1"),
+            ("calibration_clip_db", self.calibration_clip_db >= 0, ">= 0"),
+            ("calibration_min_link_minutes", self.calibration_min_link_minutes >= 1, ">= 1"),
+        ))
         check_credit(self.credit, self.sampling_seconds, self.slot_seconds)
         if self.verdict_credit not in VERDICT_CREDITS:
             raise ConfigError(f"verdict_credit must be one of {', '.join(VERDICT_CREDITS)}, got {self.verdict_credit!r}")
-        if self.ramp_db < 0:
-            raise ConfigError("ramp_db must be >= 0")
+        check_ranges(self, [("ramp_db", self.ramp_db >= 0, ">= 0")])
         if self.ranking not in ("chain", "ramp"):
             raise ConfigError(f"ranking must be 'chain' or 'ramp', got {self.ranking!r}")
         # a switch or prior closer to 0 or 1 lets a long link's evidence underflow the chain to 0/0 (nan)
-        if self.chain_scale <= 0 or not 1e-6 <= self.chain_switch <= 1 or not 1e-6 <= self.chain_prior <= 1 - 1e-6:
-            raise ConfigError("chain_scale > 0, chain_switch 1e-6 to 1, chain_prior 1e-6 to 1 - 1e-6")
-        if (
-            not 0 <= self.minute_reference_weight <= 1
-            or not 0 <= self.minute_reference_quantile <= 100
-            or self.minute_reference_clip_db < 0
-            or self.minute_reference_min_links < 1
-            or not 1 <= self.reference_min_minutes <= MAX_RUN
-            or not 0 <= self.minute_reference_near_share <= 1
-            or self.minute_reference_strongest < 0
-        ):
-            raise ConfigError(
-                "minute_reference_weight 0-1, minute_reference_quantile 0-100, minute_reference_clip_db >= 0, "
-                f"minute_reference_min_links >= 1, reference_min_minutes 1-{MAX_RUN}, minute_reference_near_share 0-1, "
-                "minute_reference_strongest >= 0"
-            )
+        check_ranges(self, (
+            ("chain_scale", self.chain_scale > 0, "> 0"),
+            ("chain_switch", 1e-6 <= self.chain_switch <= 1, "1e-6 to 1"),
+            ("chain_prior", 1e-6 <= self.chain_prior <= 1 - 1e-6, "1e-6 to 1 - 1e-6"),
+            ("minute_reference_weight", 0 <= self.minute_reference_weight <= 1, "0-1"),
+            ("minute_reference_quantile", 0 <= self.minute_reference_quantile <= 100, "0-100"),
+            ("minute_reference_clip_db", self.minute_reference_clip_db >= 0, ">= 0"),
+            ("minute_reference_min_links", self.minute_reference_min_links >= 1, ">= 1"),
+            ("reference_min_minutes", 1 <= self.reference_min_minutes <= MAX_RUN, f"1-{MAX_RUN}"),
+            ("minute_reference_near_share", 0 <= self.minute_reference_near_share <= 1, "0-1"),
+            ("minute_reference_strongest", self.minute_reference_strongest >= 0, ">= 0"),
+        ))
         if self.minute_reference_strongest_near_only and self.minute_reference_strongest == 0:
             raise ConfigError("minute_reference_strongest_near_only needs minute_reference_strongest >= 1 (which link bounds it)")
 

@@ -29,7 +29,7 @@ about 1.5 m for 15 minutes, or 1.5-3 m for 30": roughly "within 2 m for 15 minut
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -105,6 +105,15 @@ def check_setting_types(config: Any) -> None:
                 raise ConfigError(f"scorer setting {f.name} must be a list of {want} strings, got {value!r}")
 
 
+def check_ranges(config: Any, rules: Iterable[tuple[str, bool, str]]) -> None:
+    """ConfigError for the first of ``rules`` (a setting, whether its value is in range, the range in words)
+    that is broken, naming that setting, its range and its value: one message naming every bound of a group
+    ("soft_width_db >= 0, min_sightings >= 1, ...") left the user to find which value was wrong."""
+    for name, ok, bounds in rules:
+        if not ok:
+            raise ConfigError(f"scorer setting {name} must be {bounds}, got {getattr(config, name)!r}")
+
+
 @dataclass(frozen=True)
 class GaenConfig:
     """Thresholds and weights of the GAEN v2-style scorer (see the module docstring)."""
@@ -133,18 +142,17 @@ class GaenConfig:
     def __post_init__(self) -> None:
         check_setting_types(self)
         if not 0 <= self.immediate_db <= self.near_db <= self.medium_db <= 255:
-            raise ConfigError("attenuation thresholds must satisfy 0 <= immediate <= near <= medium <= 255 dB")
-        for f in ("immediate_weight", "near_weight", "medium_weight", "other_weight"):
-            if not 0.0 <= getattr(self, f) <= 2.5:  # GAEN allows 0-250 %
-                raise ConfigError(f"{f} must be 0-2.5, got {getattr(self, f)}")
-        if (
-            self.close_contact_minutes <= 0
-            or not 1 <= self.slot_seconds <= MAX_SLOT_SECONDS
-            or not 1 <= self.max_gap_slots <= MAX_SLOTS
-        ):
             raise ConfigError(
-                f"close_contact_minutes must be > 0, slot_seconds 1-{MAX_SLOT_SECONDS:g}, max_gap_slots 1-{MAX_SLOTS}"
+                "attenuation thresholds must satisfy 0 <= immediate <= near <= medium <= 255 dB, got"
+                f" {self.immediate_db}, {self.near_db}, {self.medium_db}"
             )
+        check_ranges(self, [(f, 0.0 <= getattr(self, f) <= 2.5, "0-2.5")  # GAEN allows 0-250 %
+                            for f in ("immediate_weight", "near_weight", "medium_weight", "other_weight")])
+        check_ranges(self, (
+            ("close_contact_minutes", self.close_contact_minutes > 0, "> 0"),
+            ("slot_seconds", 1 <= self.slot_seconds <= MAX_SLOT_SECONDS, f"1-{MAX_SLOT_SECONDS:g}"),
+            ("max_gap_slots", 1 <= self.max_gap_slots <= MAX_SLOTS, f"1-{MAX_SLOTS}"),
+        ))
         check_credit(self.credit, self.sampling_seconds, self.slot_seconds)
 
     @classmethod
