@@ -132,7 +132,26 @@ def checked_server_url(base_url: str) -> str:
         raise InputError(f"server URL {shown!r} has no host")
     if url.port is not None and not 0 < url.port < 65536:
         raise InputError(f"server URL {shown!r}: port {url.port} is not 1-65535")
+    if url.userinfo and url.scheme == "http" and not _loopback(url.host):
+        # basic authentication is the password itself in every request's header: over http:// anybody on the
+        # way (a café's Wi-Fi, a proxy) reads it, and the node sent it on every check
+        raise InputError(
+            f"server URL {shown!r}: a user name and password over plain http:// would be sent in clear to"
+            f" the server; give its https:// address (http:// with a password only to this machine: localhost)"
+        )
     return base_url_of(base_url)
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is this machine by its name or address (what never leaves it: no one on the way)."""
+    import ipaddress
+
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _credentials(base_url: str) -> dict[str, Any]:

@@ -68,10 +68,10 @@ def test_a_check_with_credentials_keeps_the_servers_state_without_them(tmp_path:
     server = Server(tmp_path / "server")
     _, nodes = make_nodes(tmp_path / "nodes")
     server.export()
-    with_password = URL.replace("http://", f"http://alice:{SECRET}@")
+    with_password = URL.replace("http://", f"https://alice:{SECRET}@")  # (over http:// refused: not loopback)
     check_with_server(with_password, nodes["b"], http=server.http, now=server.clock.now())
     with SightingStore.open(nodes["b"], create=False) as store:
-        assert ServerState(store).pinned(URL) is not None
+        assert ServerState(store).pinned(URL.replace("http://", "https://")) is not None
     for path in nodes["b"].parent.glob(nodes["b"].name + "*"):
         assert SECRET.encode() not in path.read_bytes()
 
@@ -145,3 +145,25 @@ def test_after_an_upgrade_a_check_keeps_the_pin_and_an_upload_its_revision_token
         with KeyServerClient("https://bob:hunter2%40x@keys.example.org/ministry/v1", transport=httpx.MockTransport(publish)) as client:
             upload_own_keys(store, client, "12345678", NOW, include_today=False)
     assert sent[0]["revisionToken"] == "ministry-token"
+
+
+@pytest.mark.parametrize("host", ["keys.example.org", "192.0.2.7", "[2001:db8::1]:8080", "localhost.example.org"])
+def test_a_password_over_plain_http_to_another_host_is_refused_in_one_line(tmp_path: Path, host: str) -> None:
+    """Basic authentication sends the password in every request: over http:// to another host anyone on the
+    way reads it (it was sent on every check, said nowhere).  Refused before anything is read or sent, exit 2;
+    https:// and http:// to this machine (an SSH tunnel, a local proxy) still work."""
+    with pytest.raises(InputError, match="would be sent in clear") as error:
+        KeyServerClient(f"http://alice:{SECRET}@{host}").close()
+    assert SECRET not in str(error.value) and "https://" in str(error.value)
+    _, nodes = make_nodes(tmp_path, now=NOW)
+    done = CliRunner().invoke(cli, ["check", "--server", f"http://alice:{SECRET}@{host}", "--db", str(nodes["b"])],
+                              obj={"clock": VirtualClock(NOW)})
+    assert done.exit_code == 2 and len(done.stderr.strip().splitlines()) == 1 and SECRET not in done.output
+    assert "would be sent in clear" in done.stderr
+
+
+@pytest.mark.parametrize("url", [f"http://alice:{SECRET}@localhost:8080", f"http://alice:{SECRET}@127.0.0.2",
+                                 f"http://alice:{SECRET}@[::1]:8080", f"https://alice:{SECRET}@keys.example.org",
+                                 "http://keys.example.org"])
+def test_a_password_over_https_or_to_this_machine_is_taken(url: str) -> None:
+    KeyServerClient(url).close()
