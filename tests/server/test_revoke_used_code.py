@@ -22,6 +22,7 @@ from bluezone.server.codes import CodeKey, issue_code, revoke_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import Signer, keygen
+from bluezone.errors import ServerStorageError
 from bluezone.server.storage import Storage, Withheld, open_storage
 
 DAY = rolling_start(NOW) - ROLLING_PERIOD
@@ -143,3 +144,26 @@ def test_a_code_used_before_the_upgrade_says_it_cannot_withhold(tmp_path: Path, 
         assert s.count_keys() == 0
     finally:
         s.close()
+
+
+def test_an_export_that_read_the_keys_before_the_revocation_publishes_none_of_them(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export read the queue, then the code was revoked before it recorded its files: it records nothing
+    and drops its files (said as a revocation or another export, not only "another export"); the next export
+    publishes the rest, never the withheld keys."""
+    signer = keygen(tmp_path / "keys")
+    wrong = _upload(storage, [b"\x0b" * 16])
+    _upload(storage, [b"\x0c" * 16])
+    taking = storage.export_transaction
+
+    def revoked_meanwhile(*args: Any) -> Any:
+        monkeypatch.setattr(storage, "export_transaction", taking)
+        assert revoke_code(storage, wrong, NOW + 30, key=KEY).withheld == Withheld(1, 0, 0, 0)
+        return taking(*args)
+
+    monkeypatch.setattr(storage, "export_transaction", revoked_meanwhile)
+    with pytest.raises(ServerStorageError, match="another export published, or a code revocation withheld,"):
+        export_batches(storage, signer, tmp_path / "out", NOW + 60, ExportConfig())
+    assert not list((tmp_path / "out").glob("*.zip"))
+    assert _published(storage, signer, tmp_path / "out") == {b"\x0c" * 16}

@@ -34,7 +34,8 @@ class CheckInReports(ExportBookkeeping):
             ids = np.sort(np.asarray(report_ids, dtype=np.int64))
             if self._mark_exported(cur, "venue_reports", "batch_id", np.full(len(ids), batch_id), ids) != len(ids):
                 raise ServerStorageError(
-                    f"another export published some of these {len(ids)} check-ins meanwhile: nothing recorded"
+                    f"another export published, or a code revocation withheld, some of these {len(ids)} check-ins"
+                    " meanwhile: nothing recorded (the next export writes the rest)"
                 )
 
     def _mark_exported(self, cur: Any, table: str, column: str, batch_ids: np.ndarray, ids: np.ndarray) -> int:

@@ -128,7 +128,8 @@ class ExportQueues(ExportBookkeeping):
 
         A revision made after the keys were read is in no file and stays queued; keys uploaded
         meanwhile have other ids and stay queued.  Keys another export took out of the queue
-        meanwhile (two exporters at once) would be published twice: then nothing is recorded
+        meanwhile (two exporters at once) would be published twice, and keys a code's revocation withheld
+        meanwhile would be published at all: then nothing is recorded
         (ServerStorageError) and the caller drops its files.  SQLite: all of it once the block has
         ended (a write transaction held while the files are written would hold off every upload)."""
         batches: list[BatchRecord] = []
@@ -141,7 +142,8 @@ class ExportQueues(ExportBookkeeping):
         for queue, ids in (("export_queue", key_ids), ("revision_queue", revision_ids)):
             if len(ids) and self._dequeue(cur, queue, ids) != len(ids):
                 raise ServerStorageError(
-                    f"another export published some of these {len(ids)} keys (from {queue}) meanwhile: nothing recorded"
+                    f"another export published, or a code revocation withheld, some of these {len(ids)} keys (from"
+                    f" {queue}) meanwhile: nothing recorded (the next export writes the rest)"
                 )
 
     def _dequeue(self, cur: Any, queue: str, ids: np.ndarray) -> int:
