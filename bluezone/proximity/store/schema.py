@@ -269,6 +269,11 @@ def _warn_of_two_pins(conn: sqlite3.Connection, old: str, new: str) -> None:
         )
 
 
+#: daemon_state's row saying a vacuum is owed: written in the transaction of a migration that deleted a
+#: secret, deleted once the vacuum is done, so a crash between them vacuums at the next open instead of never.
+VACUUM_OWED = "vacuum_owed"
+_OWE_VACUUM = f"INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VALUES ('{VACUUM_OWED}', ?, 0)"
+
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1 (a True result: vacuum after it).  Append only.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
     _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12,
@@ -358,23 +363,26 @@ class Schema(StoreBase):
     def _migrate(self) -> None:
         conn = self._conn
         version = conn.execute("PRAGMA user_version").fetchone()[0]
-        vacuum = False
         for target in range(version, SCHEMA_VERSION):
             # atomic() opens an explicit BEGIN: sqlite3's implicit transactions leave DDL out,
             # so a migration failing halfway would otherwise keep the tables it had made.
             with self.db.atomic():
-                vacuum = bool(MIGRATIONS[target](self.db)) or vacuum
+                if MIGRATIONS[target](self.db):  # owed in the same transaction: a crash before it is paid
+                    conn.execute(_OWE_VACUUM, (f"schema {target + 1}",))  # (kill -9, power cut) pays it next open
                 conn.execute(f"PRAGMA user_version = {target + 1}")
             log.debug("sighting store migrated to schema version %d", target + 1)
-        if vacuum:
+        if conn.execute("SELECT 1 FROM daemon_state WHERE name = ?", (VACUUM_OWED,)).fetchone():
             self._vacuum()
 
     def _vacuum(self) -> None:
         """Rewrite the file and empty its WAL: a deleted row's bytes stay in free space (SQLite reuses,
-        never clears, it) and in the WAL's older frames.  Once, after a migration that removed something
-        secret; a file too big for the disk's room keeps them, with a warning (the migration stands)."""
+        never clears, it) and in the WAL's older frames.  After a migration that removed something
+        secret, until done: a file too big for the disk's room (or a crash midway) keeps them, with a
+        warning, and the next open tries again (the migration stands)."""
         try:
             self._conn.execute("VACUUM")
+            with self._conn:
+                self._conn.execute("DELETE FROM daemon_state WHERE name = ?", (VACUUM_OWED,))
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError as exc:
             log.warning("could not vacuum %s after migrating it (%s): deleted rows may stay readable in its free"
