@@ -91,8 +91,9 @@ def check_setting_types(config: Any) -> None:
     for f in fields(config):
         value = getattr(config, f.name)
         if f.type in ("int", int):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"scorer setting {f.name} must be a whole number, got {value!r}")
+            # within int64: counts meet numpy arrays (2**70 was 'OverflowError: Python int too large', exit 1)
+            if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+                raise ConfigError(f"scorer setting {f.name} must be a whole number (|n| < 2**63), got {value!r}")
         elif f.type in ("bool", bool):
             if not isinstance(value, bool):
                 raise ConfigError(f"scorer setting {f.name} must be true or false, got {value!r}")

@@ -265,6 +265,7 @@ def test_check_rssi_correction_out_of_range_is_a_usage_error(scene: tuple[Path, 
         ("bluezone", "calibration_min_link_minutes=inf"),
         ("bluezone", "verdict_credit=touched"),
         ("bluezone", "verdict_credit=1"),
+        ("bluezone", "minute_reference_strongest=1180591620717411303424"),  # OverflowError: too large for C long
     ],
 )
 def test_check_bad_scorer_setting_types_are_input_errors(scene: tuple[Path, Path], scorer: str, setting: str) -> None:
