@@ -77,6 +77,18 @@ def test_a_used_code_revoked_before_the_export_withholds_its_keys_and_check_ins(
     assert b"\x01" * 16 in _published(storage, signer, tmp_path / "out")
 
 
+def test_a_key_also_uploaded_under_another_code_is_not_withheld_by_revoking_one(storage: Storage, tmp_path: Path) -> None:
+    """attack17: a key uploaded under a mistaken code, then again under the right one, kept the first code's
+    hash, so revoking the mistaken code deleted it and the right upload was lost without a word."""
+    signer = keygen(tmp_path / "keys")
+    wrong = _upload(storage, [b"\x01" * 16, b"\x02" * 16])
+    right = _upload(storage, [b"\x01" * 16])  # the same key again, under a good code
+    said = revoke_code(storage, wrong, NOW + 10, key=KEY)
+    assert said.withheld == Withheld(1, 0, 0, 0)  # only the key no other code uploaded
+    assert _published(storage, signer, tmp_path / "out") == {b"\x01" * 16}
+    assert revoke_code(storage, right, NOW + 90, key=KEY).withheld == Withheld(0, 0, 0, 0)  # shared: neither's alone
+
+
 def test_what_was_already_published_is_counted_and_the_rest_withheld(storage: Storage, tmp_path: Path) -> None:
     signer = keygen(tmp_path / "keys")
     code = issue_code(storage, NOW, key=KEY).code

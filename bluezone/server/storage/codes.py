@@ -134,7 +134,8 @@ class VerificationCodes(Database):
         """Delete the keys and check-ins the code ``code_hash`` first stored that no file has published
         yet (a key's revision and revision tokens with it), and count those already published.  Taken out
         of the export queue first (what a running export takes meanwhile is its, and counted published);
-        then deleted, not only kept out: the same key uploaded again under a good code is stored again."""
+        then deleted, not only kept out: the same key uploaded again under a good code is stored again.
+        A key uploaded under this code and another one (its ``code_hash`` cleared by the second upload) stays."""
         ids = [int(r[0]) for r in self._exec(
             cur,
             "DELETE FROM export_queue WHERE key_id IN (SELECT id FROM exposure_keys WHERE code_hash = ?) RETURNING key_id",

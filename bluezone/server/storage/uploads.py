@@ -125,6 +125,9 @@ class Uploads(ExportQueues):
                 if found is None:
                     continue
                 key_id, stored_type, current_type, revised_at, *stored = found
+                # a key another code uploaded too is vouched for by both: a revocation of one withholds it no more
+                self._exec(cur, "UPDATE exposure_keys SET code_hash = NULL WHERE id = ? AND code_hash <> ?",
+                           [key_id, record.code_hash])
                 shown = token_hash is not None and self._exec(
                     cur, "SELECT 1 FROM revision_tokens WHERE token_hash = ? AND key_id = ?", [token_hash, key_id]
                 ).fetchone() is not None
