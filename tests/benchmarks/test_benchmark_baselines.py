@@ -250,7 +250,10 @@ def test_check_timeline_samples_how_many_cores_each_step_of_a_check_wants(tmp_pa
     assert "imported" in steps and steps["whole check"]["idle_core_seconds"] > 0, steps
     # one job, OpenBLAS held to one thread as the console script holds it: never more than one thread
     # runnable (numpy's own OpenBLAS threads spun during the imports before; a second is a regression)
-    assert all(0 < step["wanted_cores"] <= 1.0 for name, step in steps.items() if name != "whole check"), steps
+    # (a step of a few milliseconds, the exit after the end, may sample its one thread only while it waits
+    # (on the disk, on a busy machine): 0 runnable then, seen twice at load ~7; the imports always run)
+    assert steps["imported"]["wanted_cores"] > 0, steps
+    assert all(0 <= step["wanted_cores"] <= 1.0 for name, step in steps.items() if name != "whole check"), steps
 
 
 def test_idle_by_step_counts_the_cores_each_step_left_idle() -> None:
