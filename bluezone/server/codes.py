@@ -300,7 +300,9 @@ class Revocation:
         """Whether nothing the code opened is out: `server revoke-code` exits 1 otherwise (published keys
         cannot be recalled; the health authority has to know)."""
         w = self.withheld
-        return self.state != "used" or (w is not None and not w.published_keys and not w.published_checkins)
+        return self.state != "used" or (
+            w is not None and not w.published_keys and not w.published_checkins and not w.published_revisions
+        )
 
     def sentence(self) -> str:
         when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat(timespec="seconds")
@@ -325,13 +327,19 @@ def _withheld_sentence(w: Withheld | None) -> str:
             " keys are published or will be"
         )
     decoys = " (decoys among them)" if w.checkins else ""  # mixed in at upload: the server cannot tell them apart
-    said = f"{w.keys} key(s) and {w.checkins} check-in report(s){decoys} not yet published withheld"
-    if w.published_keys or w.published_checkins:
+    said = f"{_counts(w.keys, w.revisions, w)} and {w.checkins} check-in report(s){decoys} not yet published withheld"
+    if w.published_keys or w.published_checkins or w.published_revisions:
         return said + (
-            f"; {w.published_keys} key(s) and {w.published_checkins} check-in report(s) already published cannot be"
-            " recalled"
+            f"; {_counts(w.published_keys, w.published_revisions, w)} and {w.published_checkins} check-in report(s)"
+            " already published cannot be recalled"
         )
     return said + "; none was published"
+
+
+def _counts(keys: int, revisions: int, w: Withheld) -> str:
+    """"N key(s)", and its revisions' count beside it when the code revised keys an earlier code uploaded."""
+    revised = w.revisions or w.published_revisions
+    return f"{keys} key(s)" + (f", {revisions} revision(s) of earlier codes' keys" if revised else "")
 
 
 def revoke_code(storage: Storage, code: str, now: float, *, key: CodeKey) -> Revocation:

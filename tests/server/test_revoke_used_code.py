@@ -121,7 +121,9 @@ def test_revoke_code_command_on_used_codes(tmp_path: Path) -> None:
 
     result = run("--code", waiting, "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["withheld"] == {"keys": 1, "checkins": 0, "published_keys": 0, "published_checkins": 0}
+    assert json.loads(result.stdout)["withheld"] == {
+        "keys": 1, "checkins": 0, "published_keys": 0, "published_checkins": 0, "revisions": 0, "published_revisions": 0,
+    }
     storage = open_storage(db)
     try:
         assert _published(storage, signer, tmp_path / "out") == {b"\x08" * 16}

@@ -11,6 +11,7 @@ FastAPI runs sync handlers in a thread pool.
 - ``database.py``: one connection behind a lock, one transaction per call, SQL for both dialects;
 - ``schema.py``: the tables, and one migration per schema version;
 - ``codes.py``: verification codes, and the budgets of failed code tries;
+- ``revocation.py``: a code revoked, and what a used one brought withheld (keys, revisions, check-ins);
 - ``uploads.py``: a publish (keys, revisions, check-in reports) in one transaction;
 - ``queues.py``: keys and revisions waiting for export, as packed records;
 - ``batches.py``: the exporter's records of its files, padding secrets, signing keys;
@@ -25,10 +26,11 @@ from __future__ import annotations
 
 from bluezone.server.storage.backends import open_storage
 from bluezone.server.storage.batches import BatchRecord
-from bluezone.server.storage.codes import SHARED_BUDGET, CodeRecord, Withheld
+from bluezone.server.storage.codes import SHARED_BUDGET, CodeRecord
 from bluezone.server.storage.interface import Storage
 from bluezone.server.storage.postgres import PostgresStorage, login_refusal, without_password
 from bluezone.server.storage.queues import QUEUE_RECORD, queue_rows
+from bluezone.server.storage.revocation import Withheld
 from bluezone.server.storage.schema import SCHEMA_VERSION
 from bluezone.server.storage.sqlite import SQLiteStorage
 from bluezone.server.storage.uploads import CONFIRMED, LIKELY, RECURSIVE, REVOKED, PublishOutcome, revision_refusal

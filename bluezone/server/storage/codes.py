@@ -1,5 +1,5 @@
-"""Verification codes as the key server stores them (issued, used, revoked; only their keyed hash)
-and the budgets of failed code tries, one row per client and window.
+"""Verification codes as the key server stores them (issued, used; only their keyed hash; revoked in
+revocation.py) and the budgets of failed code tries, one row per client and window.
 """
 
 from __future__ import annotations
@@ -28,26 +28,6 @@ class CodeRecord:
     expires_at: float
     used_at: float | None
 
-
-
-@dataclass(frozen=True)
-class Withheld:
-    """What revoking a used code withheld (deleted before any file published it) and what was already out."""
-
-    keys: int
-    checkins: int
-    published_keys: int
-    published_checkins: int
-
-
-@dataclass(frozen=True)
-class RevokeOutcome:
-    """``VerificationCodes.revoke_code``'s answer: the code's state, since when, and for a used code
-    what its upload had stored (None: it was used before schema 15, which keeps which keys a code stored)."""
-
-    state: str
-    at: float | None
-    withheld: Withheld | None = None
 
 
 #: A code's row by its keyed hash, or by the plain SHA-256 of a code stored before the code key (schema < 3).
@@ -99,58 +79,6 @@ class VerificationCodes(Database):
                 [code_hash],
             ).fetchone()
         return CodeRecord(*row) if row else None
-
-    def revoke_code(self, code_hash: str, now: float, *, legacy_code_hash: str | None = None) -> RevokeOutcome:
-        """Withdraw a code: one not used yet opens nothing from now on (``revoked``); one used is marked
-        revoked too and what its upload stored that no file has published yet is withheld (``used``, and
-        ``Withheld`` counts).  Else why nothing changed: ``already_revoked``, ``expired``, ``unknown``
-        (no time: never issued, or deleted two days after it expired).  A publish racing it is either
-        before (used) or refused; an export racing it either published the keys first (counted as
-        published) or finds them gone from its queue and records nothing (its files are dropped)."""
-        hashes = [code_hash, legacy_code_hash or ""]
-        with self._transaction() as cur:
-            done = self._exec(
-                cur,
-                f"UPDATE codes SET revoked_at = ? WHERE {CODE_MATCH} AND used_at IS NULL AND revoked_at IS NULL"
-                " AND expires_at > ?",
-                [now, *hashes, now],
-            ).rowcount
-            if done:
-                return RevokeOutcome("revoked", now)
-            found = self._exec(
-                cur, f"SELECT code_hash, used_at, revoked_at, expires_at, uploads_kept FROM codes WHERE {CODE_MATCH}", hashes
-            ).fetchone()
-            if found is None:
-                return RevokeOutcome("unknown", None)
-            stored_hash, used_at, revoked_at, expires_at, kept = found
-            if used_at is not None:
-                self._exec(cur, "UPDATE codes SET revoked_at = ? WHERE code_hash = ? AND revoked_at IS NULL", [now, stored_hash])
-                return RevokeOutcome("used", float(used_at), self._withhold(cur, stored_hash) if kept else None)
-        if revoked_at is not None:
-            return RevokeOutcome("already_revoked", float(revoked_at))
-        return RevokeOutcome("expired", float(expires_at))
-
-    def _withhold(self, cur: Any, code_hash: str) -> Withheld:
-        """Delete the keys and check-ins the code ``code_hash`` first stored that no file has published
-        yet (a key's revision and revision tokens with it), and count those already published.  Taken out
-        of the export queue first (what a running export takes meanwhile is its, and counted published);
-        then deleted, not only kept out: the same key uploaded again under a good code is stored again.
-        A key uploaded under this code and another one (its ``code_hash`` cleared by the second upload) stays."""
-        ids = [int(r[0]) for r in self._exec(
-            cur,
-            "DELETE FROM export_queue WHERE key_id IN (SELECT id FROM exposure_keys WHERE code_hash = ?) RETURNING key_id",
-            [code_hash],
-        ).fetchall()]
-        for table, column in (("revision_queue", "key_id"), ("revision_tokens", "key_id"), ("exposure_keys", "id")):
-            cur.executemany(self._sql(f"DELETE FROM {table} WHERE {column} = ?"), [(i,) for i in ids])
-        checkins = int(self._exec(
-            cur, "DELETE FROM venue_reports WHERE code_hash = ? AND batch_id IS NULL", [code_hash]
-        ).rowcount)
-        (published_keys,) = self._exec(cur, "SELECT COUNT(*) FROM exposure_keys WHERE code_hash = ?", [code_hash]).fetchone()
-        (published_checkins,) = self._exec(
-            cur, "SELECT COUNT(*) FROM venue_reports WHERE code_hash = ?", [code_hash]
-        ).fetchone()
-        return Withheld(len(ids), checkins, int(published_keys), int(published_checkins))
 
     def count_codes(
         self, report_type: int, *, issued_since: float | None = None, used_since: float | None = None,

@@ -12,7 +12,7 @@ from bluezone.errors import NewerSchemaError
 from bluezone.server.storage.database import PING_SQL
 from bluezone.server.storage.queues import ExportQueues
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 #: The first release's tables (schema 1), created in a new database before the migrations below.
 FIRST_TABLES = [
@@ -164,6 +164,15 @@ MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
         "CREATE INDEX venue_reports_code ON venue_reports (code_hash) WHERE code_hash IS NOT NULL",
         "ALTER TABLE codes ADD COLUMN uploads_kept INTEGER NOT NULL DEFAULT 1",
         "UPDATE codes SET uploads_kept = 0 WHERE used_at IS NOT NULL",
+    ],
+    16: [  # a revision (likely -> confirmed or revoked) made under a code revoked later is taken back with
+        # it: the code (its hash) that revised each key.  A revision made before is linked to the code used
+        # at the same time to the bit (one publish's clock reading); left unlinked where two codes share it
+        "ALTER TABLE exposure_keys ADD COLUMN revised_code_hash TEXT",
+        "CREATE INDEX exposure_keys_revised_code ON exposure_keys (revised_code_hash) WHERE revised_code_hash IS NOT NULL",
+        "UPDATE exposure_keys SET revised_code_hash = u.code_hash FROM (SELECT used_at, MIN(code_hash) AS code_hash"
+        " FROM codes WHERE used_at IS NOT NULL GROUP BY used_at HAVING COUNT(*) = 1) AS u"
+        " WHERE exposure_keys.revised_at = u.used_at",
     ],
 }
 

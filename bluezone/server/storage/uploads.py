@@ -125,9 +125,10 @@ class Uploads(ExportQueues):
                 if found is None:
                     continue
                 key_id, stored_type, current_type, revised_at, *stored = found
-                # a key another code uploaded too is vouched for by both: a revocation of one withholds it no more
-                self._exec(cur, "UPDATE exposure_keys SET code_hash = NULL WHERE id = ? AND code_hash <> ?",
-                           [key_id, record.code_hash])
+                if current_type == report_type:  # uploaded again under another code: both vouch for it, and a
+                    # revocation of one withholds it no more (a revision names its code: revocation.py)
+                    self._exec(cur, "UPDATE exposure_keys SET code_hash = NULL WHERE id = ? AND code_hash <> ?",
+                               [key_id, record.code_hash])
                 shown = token_hash is not None and self._exec(
                     cur, "SELECT 1 FROM revision_tokens WHERE token_hash = ? AND key_id = ?", [token_hash, key_id]
                 ).fetchone() is not None
@@ -140,9 +141,9 @@ class Uploads(ExportQueues):
                     # the condition makes a concurrent revision of the same key (another server process) lose
                     done = self._exec(
                         cur,
-                        "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?"
-                        " WHERE id = ? AND revised_at IS NULL",
-                        [report_type, onset, now, key_id],
+                        "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?,"
+                        " revised_code_hash = ? WHERE id = ? AND revised_at IS NULL",
+                        [report_type, onset, now, record.code_hash, key_id],
                     ).rowcount
                     if done != 1:
                         raise RevisionRefused("key_already_revised")

@@ -1,0 +1,137 @@
+"""A verification code withdrawn by the health authority (`server revoke-code`): one not used yet opens
+nothing from now on; one used is revoked too, and what it brought that no file has published yet is taken
+back: the keys and check-ins its upload stored (deleted) and the revisions it made to keys an earlier code
+uploaded (undone: those keys go out as they stood before it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bluezone.server.storage.codes import CODE_MATCH
+from bluezone.server.storage.queues import ExportQueues
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """What revoking a used code withheld (before any file published it) and what was already out."""
+
+    keys: int
+    checkins: int
+    published_keys: int
+    published_checkins: int
+    revisions: int = 0  # its revisions of keys an earlier code uploaded, undone
+    published_revisions: int = 0
+
+
+@dataclass(frozen=True)
+class RevokeOutcome:
+    """``Revocations.revoke_code``'s answer: the code's state, since when, and for a used code what its
+    upload had stored (None: it was used before schema 15, which keeps which keys a code stored)."""
+
+    state: str
+    at: float | None
+    withheld: Withheld | None = None
+
+
+class Revocations(ExportQueues):
+    """Codes revoked, and what a used one brought withheld."""
+
+    def revoke_code(self, code_hash: str, now: float, *, legacy_code_hash: str | None = None) -> RevokeOutcome:
+        """Withdraw a code: one not used yet opens nothing from now on (``revoked``); one used is marked
+        revoked too and what it brought that no file has published yet is withheld (``used``, and
+        ``Withheld`` counts).  Else why nothing changed: ``already_revoked``, ``expired``, ``unknown``
+        (no time: never issued, or deleted two days after it expired).  A publish racing it is either
+        before (used) or refused; an export racing it either published first (counted as published) or
+        finds its keys or revisions gone from their queues and records nothing (its files are dropped)."""
+        hashes = [code_hash, legacy_code_hash or ""]
+        with self._transaction() as cur:
+            done = self._exec(
+                cur,
+                f"UPDATE codes SET revoked_at = ? WHERE {CODE_MATCH} AND used_at IS NULL AND revoked_at IS NULL"
+                " AND expires_at > ?",
+                [now, *hashes, now],
+            ).rowcount
+            if done:
+                return RevokeOutcome("revoked", now)
+            found = self._exec(
+                cur, f"SELECT code_hash, used_at, revoked_at, expires_at, uploads_kept FROM codes WHERE {CODE_MATCH}", hashes
+            ).fetchone()
+            if found is None:
+                return RevokeOutcome("unknown", None)
+            stored_hash, used_at, revoked_at, expires_at, kept = found
+            if used_at is not None:
+                self._exec(cur, "UPDATE codes SET revoked_at = ? WHERE code_hash = ? AND revoked_at IS NULL", [now, stored_hash])
+                return RevokeOutcome("used", float(used_at), self._withhold(cur, stored_hash) if kept else None)
+        if revoked_at is not None:
+            return RevokeOutcome("already_revoked", float(revoked_at))
+        return RevokeOutcome("expired", float(expires_at))
+
+    def _withhold(self, cur: Any, code_hash: str) -> Withheld:
+        """Take back what the used code ``code_hash`` brought that no file has published yet, and count
+        what was.  Its revisions first: a key then stands for no code (its own revoked too) is withheld
+        with the keys the code stored.  A key another standing code uploaded too, or revised, stays."""
+        undone = self._undo_revisions(cur, code_hash)
+        (published_revisions,) = self._exec(
+            cur, "SELECT COUNT(*) FROM exposure_keys WHERE revised_code_hash = ?", [code_hash]
+        ).fetchone()
+        orphaned = [i for i in undone if self._exec(  # revised keys of a code revoked before: its own withholding skipped them
+            cur, "SELECT 1 FROM exposure_keys k JOIN codes c ON c.code_hash = k.code_hash WHERE k.id = ? AND c.revoked_at IS NOT NULL",
+            [i],
+        ).fetchone()]
+        ids = self._delete_keys(cur, "code_hash = ? AND revised_code_hash IS NULL", [code_hash])
+        ids += self._delete_keys(cur, f"id IN ({', '.join('?' * len(orphaned))})", orphaned) if orphaned else []
+        self._requeue(cur, sorted(set(undone) - set(ids)))
+        checkins = int(self._exec(
+            cur, "DELETE FROM venue_reports WHERE code_hash = ? AND batch_id IS NULL", [code_hash]
+        ).rowcount)
+        (published_keys,) = self._exec(
+            cur, "SELECT COUNT(*) FROM exposure_keys WHERE code_hash = ? AND revised_code_hash IS NULL", [code_hash]
+        ).fetchone()
+        (published_checkins,) = self._exec(
+            cur, "SELECT COUNT(*) FROM venue_reports WHERE code_hash = ?", [code_hash]
+        ).fetchone()
+        return Withheld(
+            len(ids), checkins, int(published_keys) + len(set(orphaned) - set(ids)), int(published_checkins),
+            len(undone), int(published_revisions),
+        )
+
+    def _undo_revisions(self, cur: Any, code_hash: str) -> list[int]:
+        """Undo the revisions ``code_hash`` made that wait for a file (a revision leaves its queue only in
+        one, or with its key's first file): the keys stand as before it.  Their ids."""
+        ids = sorted(int(r[0]) for r in self._exec(
+            cur,
+            "DELETE FROM revision_queue WHERE key_id IN (SELECT id FROM exposure_keys WHERE revised_code_hash = ?)"
+            " RETURNING key_id",
+            [code_hash],
+        ).fetchall())
+        cur.executemany(self._sql(
+            "UPDATE exposure_keys SET revised_report_type = NULL, revised_days_since_onset = NULL, revised_at = NULL,"
+            " revised_code_hash = NULL WHERE id = ?"
+        ), [(i,) for i in ids])
+        return ids
+
+    def _delete_keys(self, cur: Any, where: str, params: list[Any]) -> list[int]:
+        """Delete the keys ``where`` selects that no file has published (still in export_queue), their
+        revisions and tokens with them; their ids.  Out of the queue first: what a running export took
+        meanwhile is its (counted as published).  Deleted, not only kept out: the same key uploaded again
+        under a good code is stored again."""
+        ids = [int(r[0]) for r in self._exec(
+            cur, f"DELETE FROM export_queue WHERE key_id IN (SELECT id FROM exposure_keys WHERE {where}) RETURNING key_id",
+            params,
+        ).fetchall()]
+        for table, column in (("revision_queue", "key_id"), ("revision_tokens", "key_id"), ("exposure_keys", "id")):
+            cur.executemany(self._sql(f"DELETE FROM {table} WHERE {column} = ?"), [(i,) for i in ids])
+        return ids
+
+    def _requeue(self, cur: Any, ids: list[int]) -> None:
+        """Keys of ``ids`` still waiting for their first file queued again as they stand now (unrevised)."""
+        if not ids:
+            return
+        waiting = [int(r[0]) for r in self._exec(
+            cur, f"DELETE FROM export_queue WHERE key_id IN ({', '.join('?' * len(ids))}) RETURNING key_id", ids
+        ).fetchall()]
+        if waiting:
+            self._queue_keys(cur, "export_queue", f"k.id IN ({', '.join('?' * len(waiting))})", waiting)
+

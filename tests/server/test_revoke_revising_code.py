@@ -1,0 +1,174 @@
+"""`server revoke-code` of a code that revised keys an earlier code uploaded (a "likely" report confirmed, or
+revoked by a negative test): the revision is the revoked code's, so what no file has published yet is taken
+back and the keys go out as they stood before it.  Before (schema 15), only what the revoked code's own
+upload stored was withheld and the revision was published.  On SQLite and PostgreSQL (the ``storage`` fixture)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from server_helpers import KEY, NOW, uploaded
+
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.keyformat.export import open_signed_export
+from bluezone.server.codes import CodeKey, issue_code, revoke_code
+from bluezone.server.exports import ExportConfig, export_batches
+from bluezone.server.publish import PublishConfig, publish
+from bluezone.server.signing import Signer, keygen
+from bluezone.server.storage import CONFIRMED, LIKELY, REVOKED, Storage, Withheld, open_storage
+
+DAY = rolling_start(NOW) - ROLLING_PERIOD
+KEYS = [b"\x21" * 16, b"\x22" * 16]
+
+
+def _upload(
+    storage: Storage, test_type: str, token: str | None = None, at: float = NOW + 5, code_key: CodeKey = KEY
+) -> tuple[str, str]:
+    """KEYS uploaded under a new code of ``test_type`` (with ``token``: a revision): the code and the token back."""
+    code = issue_code(storage, NOW, key=code_key, test_type=test_type).code
+    entries = [{"key": base64.b64encode(k).decode(), "rollingStartNumber": DAY - i * ROLLING_PERIOD} for i, k in enumerate(KEYS)]
+    body = {"temporaryExposureKeys": entries, "verificationPayload": code, **({"revisionToken": token} if token else {})}
+    result = publish(storage, json.dumps(body).encode(), "192.0.2.1", at, PublishConfig(), code_key=code_key)
+    assert (result.inserted, result.revised) == ((0, len(KEYS)) if token else (len(KEYS), 0))
+    return code, result.revision_token
+
+
+def _files(storage: Storage, signer: Signer, out: Path, at: float) -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """An export at ``at``, then every uploaded key in every file so far -> its report type, and every revision."""
+    export_batches(storage, signer, out, at, ExportConfig())
+    keys: dict[bytes, int] = {}
+    revised: dict[bytes, int] = {}
+    for f in sorted(out.glob("*.zip")):
+        export, _ = open_signed_export(f.read_bytes(), signer.public_key)
+        for found, into in ((export.keys, keys), (export.revised_keys, revised)):
+            real = uploaded(found, storage) if len(found) else found
+            into.update({bytes(k["key"]): int(k["report_type"]) for k in real if bytes(k["key"]) in KEYS})
+    return keys, revised
+
+
+@pytest.mark.parametrize("second", ["confirmed", "negative"])
+def test_a_revision_before_the_first_export_is_taken_back(storage: Storage, tmp_path: Path, second: str) -> None:
+    signer = keygen(tmp_path / "keys")
+    _, token = _upload(storage, "likely")
+    revising, _ = _upload(storage, second, token, at=NOW + 10)
+    said = revoke_code(storage, revising, NOW + 20, key=KEY)
+    assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0, revisions=2), True)
+    assert said.sentence().endswith("0 key(s), 2 revision(s) of earlier codes' keys and 0 check-in report(s) not yet"
+                                    " published withheld; none was published")
+    assert _files(storage, signer, tmp_path / "out", NOW + 60) == ({k: LIKELY for k in KEYS}, {})  # was CONFIRMED/REVOKED
+    # taken back, not only held: the keys can be revised again under a right code, with the same token
+    _upload(storage, "confirmed", token, at=NOW + 70)
+    assert _files(storage, signer, tmp_path / "out", NOW + 80)[1] == {k: CONFIRMED for k in KEYS}
+
+
+def test_a_revision_of_published_keys_waiting_for_its_file_is_taken_back(storage: Storage, tmp_path: Path) -> None:
+    signer = keygen(tmp_path / "keys")
+    _, token = _upload(storage, "likely")
+    assert _files(storage, signer, tmp_path / "out", NOW + 8) == ({k: LIKELY for k in KEYS}, {})
+    revising, _ = _upload(storage, "negative", token, at=NOW + 10)
+    assert revoke_code(storage, revising, NOW + 20, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+    assert _files(storage, signer, tmp_path / "out", NOW + 60) == ({k: LIKELY for k in KEYS}, {})  # no revised_keys
+
+
+def test_a_published_revision_is_counted_and_the_command_exits_1(tmp_path: Path) -> None:
+    keys, db = tmp_path / "keys", tmp_path / "s.db"
+    signer = keygen(keys)
+    storage = open_storage(db)
+    try:
+        _, token = _upload(storage, "likely", code_key=CodeKey.load(keys))
+        revising, _ = _upload(storage, "confirmed", token, at=NOW + 10, code_key=CodeKey.load(keys))
+        assert _files(storage, signer, tmp_path / "out", NOW + 20)[0] == {k: CONFIRMED for k in KEYS}
+    finally:
+        storage.close()
+    result = CliRunner().invoke(
+        cli, ["server", "revoke-code", "--server-db", str(db), "--signing-key-dir", str(keys), "--code", revising, "--json"],
+        obj={"clock": VirtualClock(NOW + 30)},
+    )
+    assert result.exit_code == 1
+    assert json.loads(result.stdout)["withheld"] == {
+        "keys": 0, "checkins": 0, "published_keys": 0, "published_checkins": 0, "revisions": 0, "published_revisions": 2,
+    }
+    assert result.stderr.strip().endswith(
+        "0 key(s), 2 revision(s) of earlier codes' keys and 0 check-in report(s) already published cannot be recalled"
+    )
+
+
+def test_the_earlier_code_revoked_too_withholds_the_keys_once_no_code_stands_for_them(storage: Storage, tmp_path: Path) -> None:
+    """Revoking the first code while a second one's revision stands keeps the keys (the second vouches for
+    them); revoking the second too takes its revision back and withholds the keys (nobody stands for them)."""
+    signer = keygen(tmp_path / "keys")
+    first, token = _upload(storage, "likely")
+    revising, _ = _upload(storage, "confirmed", token, at=NOW + 10)
+    assert revoke_code(storage, first, NOW + 20, key=KEY).withheld == Withheld(0, 0, 0, 0)
+    assert revoke_code(storage, revising, NOW + 30, key=KEY).withheld == Withheld(2, 0, 0, 0, revisions=2)
+    assert _files(storage, signer, tmp_path / "out", NOW + 60) == ({}, {})
+    assert storage.count_keys() == 0
+
+
+def test_revising_under_a_revoked_code_leaves_the_first_codes_revocation_working(storage: Storage, tmp_path: Path) -> None:
+    """The revision no longer clears the first code's hash from the keys: revoked in the other order, the
+    first code withholds the keys once the revision is gone."""
+    signer = keygen(tmp_path / "keys")
+    first, token = _upload(storage, "likely")
+    revising, _ = _upload(storage, "confirmed", token, at=NOW + 10)
+    assert revoke_code(storage, revising, NOW + 20, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+    assert revoke_code(storage, first, NOW + 30, key=KEY).withheld == Withheld(2, 0, 0, 0)
+    assert _files(storage, signer, tmp_path / "out", NOW + 60) == ({}, {})
+
+
+def test_an_export_that_read_the_revision_before_its_revocation_records_nothing(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signer = keygen(tmp_path / "keys")
+    _, token = _upload(storage, "likely")
+    revising, _ = _upload(storage, "confirmed", token, at=NOW + 10)
+    taking = storage.export_transaction
+
+    def revoked_meanwhile(*args: np.ndarray) -> object:
+        monkeypatch.setattr(storage, "export_transaction", taking)
+        assert revoke_code(storage, revising, NOW + 30, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+        return taking(*args)
+
+    monkeypatch.setattr(storage, "export_transaction", revoked_meanwhile)
+    with pytest.raises(Exception, match="a code revocation withheld"):
+        export_batches(storage, signer, tmp_path / "out", NOW + 60, ExportConfig())
+    assert _files(storage, signer, tmp_path / "out", NOW + 70) == ({k: LIKELY for k in KEYS}, {})
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("codes_at_that_instant", [1, 2])
+def test_revisions_made_before_the_upgrade_are_linked_to_their_code_by_its_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str, codes_at_that_instant: int
+) -> None:
+    """Schema 16's migration finds the code of each earlier revision: the revision and the code's use share
+    their time to the bit (one publish's clock reading); two codes used at that very instant link neither."""
+    from bluezone.server.storage import schema
+
+    path = str(tmp_path / "v15.db") if backend == "sqlite" else request.getfixturevalue("postgres_dsn")
+    with monkeypatch.context() as m:
+        m.setattr(schema, "SCHEMA_VERSION", 15)
+        s = open_storage(path)
+        try:
+            _, token = _upload(s, "likely")
+            code, *others = [issue_code(s, NOW, key=KEY, test_type="confirmed").code for _ in range(codes_at_that_instant)]
+            with s._transaction() as cur:  # what schema 15's publish stored: the revision, no code beside it
+                for used in (code, *others):
+                    s._exec(cur, "UPDATE codes SET used_at = ? WHERE code_hash = ?", [NOW + 10.123456789, KEY.hash(used)])
+                s._exec(cur, "UPDATE exposure_keys SET revised_report_type = ?, revised_at = ?, code_hash = NULL",
+                        [REVOKED, NOW + 10.123456789])
+                s._exec(cur, "INSERT INTO revision_queue SELECT * FROM export_queue")
+        finally:
+            s.close()
+    s = open_storage(path)
+    try:
+        linked = 2 if codes_at_that_instant == 1 else 0
+        assert revoke_code(s, code, NOW + 20, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=linked)
+    finally:
+        s.close()
