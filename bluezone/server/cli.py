@@ -414,9 +414,9 @@ def run_cmd(
     from bluezone.server.app import create_app
     from bluezone.server.codes import CodeKey
     from bluezone.server.publish import PublishConfig
-    from bluezone.server.serve import ServeSettings, serve, serve_workers
+    from bluezone.server.serve import ServeSettings, bind, serve, serve_workers
     from bluezone.server.signing import load_signer
-    from bluezone.server.storage import PostgresStorage
+    from bluezone.server.storage import is_postgres
 
     settings = ServeSettings(
         host, port, forwarded_allow_ips=forwarded_allow_ips, max_connections=max_connections,
@@ -427,19 +427,26 @@ def run_cmd(
     signer = load_signer(signing_key_dir)
     code_key = CodeKey.load(signing_key_dir)
     exports = _export_dir(db, export_dir, signing_key_dir)
-    storage = _open(db, create=True)  # the server owns its database: the first start creates it
-    try:
-        make_writable_dir(exports, "export", "--export-dir")  # at start, not every scheduled export failing in the log
-    except InputError:
-        storage.close()
-        raise
-    if workers > 1 and not isinstance(storage, PostgresStorage):
-        storage.close()
+    if workers > 1 and not is_postgres(db):
         # one SQLite file takes one writer at a time: more processes add waiting, not uploads a second
         raise InputError(
             f"--workers {workers} needs PostgreSQL (--server-db postgresql://...): on SQLite every upload waits for the"
             " one file's write lock, so serve it with one worker"
         )
+    # the address first: a port in use (or a --host of no address here) left a new database and export
+    # directory behind before its one line
+    sock = bind(host, port)
+    try:
+        storage = _open(db, create=True)  # the server owns its database: the first start creates it
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        make_writable_dir(exports, "export", "--export-dir")  # at start, not every scheduled export failing in the log
+    except InputError:
+        storage.close()
+        sock.close()
+        raise
 
     def app_of(storage: Any, exporter: bool) -> Any:
         return create_app(
@@ -455,7 +462,7 @@ def run_cmd(
     )
     if workers == 1:
         try:
-            serve(app_of(storage, exporter=True), settings, started)
+            serve(app_of(storage, exporter=True), settings, started, sock)
         finally:
             storage.close()
         return
@@ -469,7 +476,7 @@ def run_cmd(
         finally:
             own.close()
 
-    serve_workers(worker_app, settings, started, workers)
+    serve_workers(worker_app, settings, started, workers, sock)
 
 
 def _shown_db(db: str) -> str:

@@ -12,7 +12,8 @@ connections until the process runs out of file descriptors, trusts ``X-Forwarded
 - proxy headers only from the proxies the operator names (``forwarded_allow_ips``);
 - uvicorn's loggers go through bluezone's one handler and format, and a flood of the same message
   (refused connections, ``Too many open files``) is cut to a few lines a minute with a count;
-- the socket is bound before uvicorn starts, so a port in use is one ``ServeError`` line (exit 1);
+- the socket is bound before uvicorn starts (``server run``: before it creates anything), so a port in use is
+  one ``ServeError`` line (exit 1), a --host of no address here one ``InputError`` line (exit 2);
 - ``serve_workers``: several processes on that one socket (PostgreSQL only), each with its own app and
   database connection, the exports in one of them.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import ipaddress
 import json
 import logging
@@ -254,30 +256,50 @@ def configure_logging(workers: int = 1) -> None:
             logging.getLogger(name).setLevel(logging.INFO)
 
 
+#: getaddrinfo's answers that the name has no address (a typo, not a DNS server down): an input error.
+NO_SUCH_NAME = frozenset(
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA", "EAI_ADDRFAMILY") if hasattr(socket, name)
+)
+
+
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, or one ServeError line saying why not."""
+    """The listening socket, or one line saying why not: InputError (exit 2) for a --host that names no
+    address of this machine, ServeError (exit 1) for what may pass (a port in use, DNS not answering)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except socket.gaierror as exc:
-        raise ServeError(f"cannot listen on {host}:{port}: unknown address ({exc.strerror})") from None
+        raise unresolved(host, exc) from None
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        import errno
-
-        if exc.errno == errno.EADDRINUSE:
-            raise ServeError(
-                f"port {port} on {host} is already in use (another key server?): stop it or give --port"
-            ) from None
-        if exc.errno == errno.EACCES:
-            raise ServeError(f"not allowed to listen on port {port} on {host}: use a port above 1023") from None
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise unbound(host, port, exc) from None
     return sock
+
+
+def unresolved(host: str, exc: socket.gaierror) -> InputError | ServeError:
+    """Why ``host`` gave no address: it has none (exit 2: fix --host), or the resolver failed, which may
+    pass (exit 1, the reason: a service manager starts it again)."""
+    if exc.errno in NO_SUCH_NAME:
+        return InputError(f"--host {host!r} is no address or name this machine can resolve ({exc.strerror}): give"
+                          " an address of this machine, e.g. 127.0.0.1 or 0.0.0.0")
+    return ServeError(f"cannot resolve --host {host!r} now ({exc.strerror}): try again, or give its address")
+
+
+def unbound(host: str, port: int, exc: OSError) -> InputError | ServeError:
+    """Why binding ``host``:``port`` failed, in one line."""
+    if exc.errno == errno.EADDRINUSE:
+        return ServeError(f"port {port} on {host} is already in use (another key server?): stop it or give --port")
+    if exc.errno == errno.EACCES:
+        return ServeError(f"not allowed to listen on port {port} on {host}: use a port above 1023")
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return InputError(f"--host {host!r} is not an address of this machine: give one of its addresses, e.g."
+                          " 127.0.0.1 or 0.0.0.0")
+    return ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def uvicorn_config(app: Any, settings: ServeSettings) -> Any:
@@ -306,12 +328,13 @@ def uvicorn_config(app: Any, settings: ServeSettings) -> Any:
     )
 
 
-def serve(app: Any, settings: ServeSettings, started: str) -> None:
-    """Bind, log ``started`` (what is served from where) and run until SIGINT/SIGTERM."""
+def serve(app: Any, settings: ServeSettings, started: str, sock: socket.socket | None = None) -> None:
+    """Bind (unless given ``sock``, bound already: then closed here), log ``started`` (what is served from
+    where) and run until SIGINT/SIGTERM."""
     import uvicorn
 
     configure_logging()
-    sock = bind(settings.host, settings.port)
+    sock = sock or bind(settings.host, settings.port)
     config = uvicorn_config(app, settings)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     log.info("%s; listening on http://%s:%d", started, host, sock.getsockname()[1])
@@ -332,12 +355,13 @@ WORKERS_STOP_SECONDS = 30.0
 
 
 def serve_workers(
-    make_app: Callable[[int], contextlib.AbstractContextManager[Any]], settings: ServeSettings, started: str, workers: int
+    make_app: Callable[[int], contextlib.AbstractContextManager[Any]], settings: ServeSettings, started: str, workers: int,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve with ``workers`` processes on one listening socket; ``make_app(i)`` gives worker ``i`` its app
     (and closes what it opened, its database connection, when the worker ends).
 
-    The socket is bound here, then each worker is forked: the kernel hands each new connection to one
+    The socket is bound here (unless given bound), then each worker is forked: the kernel hands each new connection to one
     of them.  SIGTERM or SIGINT stops them all, each finishing its requests (as one process does).  A
     worker that ends by itself ends the others too, and the command with its exit code (2, a
     configuration error such as a refused login, is not restarted by systemd; anything else is 1): a
@@ -345,7 +369,7 @@ def serve_workers(
     if workers < 1:
         raise InputError("--workers must be at least 1")
     configure_logging(workers)
-    sock = bind(settings.host, settings.port)
+    sock = sock or bind(settings.host, settings.port)
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     log.info("%s; listening on http://%s:%d with %d workers", started, host, sock.getsockname()[1], workers)
     if settings.forwarded_allow_ips:

@@ -247,6 +247,35 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
     errors = [line for line in proc.stderr.splitlines() if "Error" in line or "error" in line]
     assert errors == [f"Error: port {port} on 127.0.0.1 is already in use (another key server?): stop it or give --port"]
     assert "Traceback" not in proc.stderr and "uvicorn" not in proc.stderr
+    # the port is tried before anything is made: a new database and export directory were left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
+
+
+@pytest.mark.parametrize("host", ["nosuchhost.invalid", "192.0.2.1"])
+def test_a_host_of_no_address_here_is_a_usage_error_naming_it(tmp_path: Path, host: str) -> None:
+    """A --host that does not resolve (or is no address of this machine) exited 1, like a passing failure."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    rc, out, err = _run("server", "run", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
+                        "--host", host, "--port", "0")
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"Error: --host '{host}' is no") and "e.g. 127.0.0.1 or 0.0.0.0" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
+
+
+def test_a_resolver_that_fails_for_now_is_told_apart_from_a_name_of_no_address() -> None:
+    """EAI_AGAIN (DNS not answering) may pass: exit 1, so a service manager starts the server again; a name
+    with no address is the operator's to fix (exit 2)."""
+    import socket
+
+    from bluezone.errors import InputError, ServeError
+    from bluezone.server.serve import unresolved
+
+    again = unresolved("keys.example", socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution"))
+    assert type(again) is ServeError and again.exit_code == 1
+    assert str(again) == "cannot resolve --host 'keys.example' now (Temporary failure in name resolution): try again, or give its address"
+    gone = unresolved("keys.example", socket.gaierror(socket.EAI_NONAME, "Name or service not known"))
+    assert isinstance(gone, InputError) and gone.exit_code == 2
 
 
 def test_the_database_url_is_logged_without_its_password() -> None:

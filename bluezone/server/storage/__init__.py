@@ -24,7 +24,7 @@ FastAPI runs sync handlers in a thread pool.
 
 from __future__ import annotations
 
-from bluezone.server.storage.backends import open_storage
+from bluezone.server.storage.backends import is_postgres, open_storage
 from bluezone.server.storage.batches import BatchRecord
 from bluezone.server.storage.codes import SHARED_BUDGET, CodeRecord
 from bluezone.server.storage.interface import Storage
@@ -38,5 +38,5 @@ from bluezone.server.storage.uploads import CONFIRMED, LIKELY, RECURSIVE, REVOKE
 __all__ = [
     "BatchRecord", "CodeRecord", "PostgresStorage", "PublishOutcome", "SQLiteStorage", "Storage",
     "CONFIRMED", "LIKELY", "QUEUE_RECORD", "RECURSIVE", "REVOKED", "SCHEMA_VERSION", "SHARED_BUDGET",
-    "Withheld", "login_refusal", "open_storage", "queue_rows", "revision_refusal", "without_password",
+    "Withheld", "is_postgres", "login_refusal", "open_storage", "queue_rows", "revision_refusal", "without_password",
 ]

@@ -10,11 +10,16 @@ from bluezone.server.storage.postgres import PostgresStorage, without_password
 from bluezone.server.storage.sqlite import SQLiteStorage
 
 
+def is_postgres(db: str | Path) -> bool:
+    """Whether ``db`` names a PostgreSQL database (else a SQLite file, or nothing ``open_storage`` takes)."""
+    return str(db).startswith(("postgresql://", "postgres://"))
+
+
 def open_storage(db: str | Path, create: bool = True) -> Storage:
     """``postgresql://...`` (or ``postgres://``) opens PostgreSQL; anything else is a SQLite file path,
     created (with its directory) only if ``create``."""
     text = str(db)
-    if text.startswith(("postgresql://", "postgres://")):
+    if is_postgres(text):
         return PostgresStorage(text, create=create)
     if text.lower().startswith(("postgresql:", "postgres:")):  # 'postgresql:/db' was taken for a file of that name
         raise InputError(
