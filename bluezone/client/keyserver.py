@@ -125,9 +125,8 @@ def checked_server_url(base_url: str) -> str:
         raise InputError(f"server URL {shown!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
     try:
         url = httpx.URL(base_url)
-    except httpx.InvalidURL as exc:  # httpx's reason quotes a part ("Invalid port: 'pa'" of 'https://u:pa/ss@...')
-        reason = exc if "@" not in base_url else _ENCODE_USERINFO
-        raise InputError(f"not a usable server URL {shown!r}: {reason}") from None
+    except httpx.InvalidURL as exc:
+        raise InputError(f"not a usable server URL {shown!r}: {_unusable(base_url, exc)}") from None
     if not url.host:
         raise InputError(f"server URL {shown!r} has no host")
     if url.port is not None and not 0 < url.port < 65536:
@@ -140,6 +139,20 @@ def checked_server_url(base_url: str) -> str:
             f" the server; give its https:// address (http:// with a password only to this machine: localhost)"
         )
     return base_url_of(base_url)
+
+
+def _unusable(url: str, exc: httpx.InvalidURL) -> str:
+    """Why httpx took no ``url`` (http(s)://), without a word of its password: its reason quotes a part
+    ("Invalid port: 'pa'" of 'https://u:pa/ss@...'), so with credentials given it is told only when the
+    host after them fails alone (shown anyway: "Invalid IPv4 address: '0177.0.0.1'"); else they need encoding."""
+    if "@" not in url:
+        return str(exc)
+    scheme, _, _ = url.partition("://")
+    try:
+        httpx.URL(f"{scheme}://{url.rpartition('@')[2]}")
+    except httpx.InvalidURL as bare:
+        return f"{bare} (its host)"
+    return _ENCODE_USERINFO
 
 
 def _loopback(host: str) -> bool:

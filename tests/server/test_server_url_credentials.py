@@ -167,3 +167,21 @@ def test_a_password_over_plain_http_to_another_host_is_refused_in_one_line(tmp_p
                                  "http://keys.example.org"])
 def test_a_password_over_https_or_to_this_machine_is_taken(url: str) -> None:
     KeyServerClient(url).close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(password=userinfo_text, host=st.sampled_from(["0177.0.0.1", "999.1.1.1", "10.0.0.0400"]),
+       scheme=st.sampled_from(["http://", "https://"]))
+def test_a_bad_host_after_credentials_is_named_not_taken_for_their_encoding(password: str, scheme: str, host: str) -> None:
+    """`http://u:pw@0177.0.0.1/` was refused with advice on encoding a password, not a word of its host."""
+    with pytest.raises(InputError) as error:
+        KeyServerClient(f"{scheme}alice:{password}@{host}/").close()
+    assert str(error.value).endswith(f": Invalid IPv4 address: '{host}' (its host)")
+    assert "%2F" not in str(error.value) and "***@" in str(error.value)
+
+
+@pytest.mark.parametrize("password", ["pa/ss", "pa:ss:x/y"])
+def test_credentials_that_need_encoding_are_still_told_so(password: str) -> None:
+    with pytest.raises(InputError) as error:
+        KeyServerClient(f"https://alice:{password}@keys.test/").close()
+    assert "write '/' as %2F" in str(error.value) and password not in str(error.value)
