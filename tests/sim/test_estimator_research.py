@@ -243,3 +243,35 @@ def test_ends_cache_rescores_every_credit_as_the_scorer_does(classroom_run: tupl
     assert (scores["slots_59@15"][1] == data["scores"]["bluezone"][1]).all()
     assert (scores["ends_59@15"][1] == extra["ends_59_scorer"][1]).all()
     assert (scores["ends_59@14.9"][1] >= scores["ends_59@15"][1]).all()
+
+
+def test_reference_retune_rescores_as_the_engine_does(classroom_run: tuple, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """research/reference_retune.py scores any setting on a run's kept windows and contexts: the shipped scorer
+    again must be the engine's scores to the bit, a laxer threshold alone must keep the ranking and only add
+    flags, and its check must say so when a cache's engine scores are not what it re-scores."""
+    import pickle
+
+    for sibling in ("credit_cache", "credit_recordings", "estimator_cache", "estimator_sweep", "reference_bounds"):
+        research(sibling)  # what reference_retune.py imports beside it
+    retune = research("reference_retune")
+    result, data = classroom_run
+    d = {**data, "windows": result.windows, "contexts": result.contexts}
+    assert retune.settings("cap4_r63_t59.5") == {"minute_reference_strongest": 4, "minute_reference_db": 63.0,
+                                                "threshold_db": 59.5}
+    assert retune.settings("cap7_q50") == {"minute_reference_strongest": 7, "minute_reference_quantile": 50.0}
+    weighted, decided = data["scores"]["bluezone"]
+    again = retune.scored(d, "shipped")
+    assert (again[0] == weighted).all() and (again[1] == decided).all() and decided.sum() > 0
+    lax = retune.scored(d, "shipped_t60")
+    assert (lax[0] == weighted).all() and (lax[1] >= decided).all() and lax[1].sum() > decided.sum()
+    capped = retune.scored(d, "cap2_r62")
+    assert not (capped[0] == weighted).all()  # the form and the nominal move the ranking
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "classroom_5.pkl").write_bytes(pickle.dumps(d))
+    retune.score(tmp_path / "in", tmp_path / "out", ["shipped_t60"], None)
+    kept = pickle.loads((tmp_path / "out" / "classroom_5.pkl").read_bytes())["scores"]
+    assert (kept["shipped_t60"][1] == lax[1]).all() and "differs" not in capsys.readouterr().out
+    wrong = {**d, "scores": {**d["scores"], "bluezone": (weighted + 1.0, decided)}}
+    (tmp_path / "in" / "classroom_5.pkl").write_bytes(pickle.dumps(wrong))
+    retune.score(tmp_path / "in", tmp_path / "again", [], None)
+    assert "re-scored differs from the engine's" in capsys.readouterr().out

@@ -1,0 +1,130 @@
+"""A reference form, its nominal and the threshold retuned together, re-scored from one engine run (est18, issue 13).
+
+Usage: python research/reference_retune.py CACHE_DIR SCENES SEEDS [--minutes M]
+       python research/reference_retune.py --score CACHE_DIR OUT_DIR VARIANT[,VARIANT...] [SEEDS]
+       python research/credit_table.py OUT_DIR SEEDS --variants bluezone,cap4_r63_t59,... [--digits 5]
+       python research/reference_retune.py --recordings VARIANT[,...] [DATASET_DIR ...]   (``credit_recordings.py``'s report)
+
+The first form runs each (scene, seed) once through the real engine (memory stores, ``gaen`` and the shipped
+``bluezone``) and keeps every pair's exposure windows and every receiver's context
+(``engine.run(keep_windows=True)``) as ``CACHE_DIR/<scene>_<seed>.pkl``: any setting of the scorer can then
+be scored on them as the engine scores it, without a new run.  ``reference_bounds.py`` scored its variants
+during the run only, so a new nominal or threshold needed a new run.
+
+``--score`` writes ``OUT_DIR/<scene>_<seed>.pkl`` in ``credit_table.py``'s form with every VARIANT's scores
+(an existing file gains only the variants it lacks).  A VARIANT is ``FORM[_rDB][_tDB]``: a form of
+``reference_bounds.VARIANTS`` ("shipped", "cap3", "cap4", ...) with ``minute_reference_db`` = DB after ``_r``
+and ``threshold_db`` = DB after ``_t``, ``minute_reference_quantile`` after ``_q``, ``minute_reference_weight`` after
+``_w`` (e.g. ``cap4_r62_t59.5``; ``capK`` for any k).  The shipped scorer re-scored must equal the
+engine's own scores to the digit (checked on every file: a difference is printed).  Tuning seeds only
+(docs/simulation.md).
+"""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+from credit_recordings import main as recordings
+from estimator_cache import scene_path
+from reference_bounds import VARIANTS
+
+from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
+from bluezone.matching.receiver import for_receiver
+from bluezone.sim import engine, report
+from bluezone.sim.scenario import load_scenario
+
+#: the settings a variant name's suffixes set
+SUFFIXES = {"r": "minute_reference_db", "t": "threshold_db", "q": "minute_reference_quantile", "w": "minute_reference_weight"}
+
+
+def settings(variant: str) -> dict:
+    """``FORM[_rDB][_tDB]`` -> the scorer's settings over the shipped defaults."""
+    form, *rest = variant.split("_")
+    if form not in VARIANTS and form.startswith("cap"):  # any k, as reference_bounds.py's cap3 and cap4
+        out: dict = {"minute_reference_strongest": int(form[3:])}
+    else:
+        out = dict(VARIANTS[form])
+    for part in rest:
+        out[SUFFIXES[part[0]]] = float(part[1:])
+    return out
+
+
+def collect(name: str, seed: int, minutes: float | None) -> dict:
+    """One run: truth, the engine's scores, every pair's windows and every receiver's context."""
+    scenario = load_scenario(scene_path(name))
+    if minutes:
+        scenario = scenario.with_overrides(duration_min=min(minutes, scenario.duration_min))
+    result = engine.run(scenario, seed=seed, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
+    keys, true = report.units(result)
+    scores = {
+        n: (np.array([s[k].weighted_minutes if k in s else 0.0 for k in keys]),
+            np.array([s[k].close_contact if k in s else False for k in keys]))
+        for n, s in result.scores.items()
+    }
+    return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores,
+            "windows": result.windows, "contexts": result.contexts}
+
+
+def scored(d: dict, variant: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per pair, (weighted minutes summed over its windows, any window a close contact) as the engine adds them up."""
+    scorer = BluezoneScorer(BluezoneConfig(**settings(variant)))
+    index = {k: i for i, k in enumerate(d["keys"])}
+    weighted, decided = np.zeros(len(index)), np.zeros(len(index), bool)
+    for key, windows in d["windows"].items():
+        if key not in index:
+            continue
+        judge = for_receiver(scorer, d["contexts"][key[2]])
+        for w in windows:
+            s = judge.score(w)
+            weighted[index[key]] += s.weighted_minutes
+            decided[index[key]] |= s.close_contact
+    return weighted, decided
+
+
+def score(cache: Path, out: Path, variants: list[str], seeds: set[int] | None) -> None:
+    """``--score``: each cache's variants into ``out`` (credit_table.py's form); the shipped one checked."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(cache.glob("*.pkl")):
+        if seeds and int(path.stem.rpartition("_")[2]) not in seeds:
+            continue
+        target = out / path.name
+        d = pickle.loads(path.read_bytes())
+        kept = pickle.loads(target.read_bytes()) if target.exists() else {
+            k: d[k] for k in ("keys", "true", "cc")} | {"scores": dict(d["scores"])}
+        for variant in ["shipped", *variants]:
+            if variant not in kept["scores"]:
+                kept["scores"][variant] = scored(d, variant)
+        w, v = kept["scores"]["shipped"], d["scores"]["bluezone"]
+        if not (np.array_equal(np.round(w[0], 3), np.round(v[0], 3)) and np.array_equal(w[1], v[1])):
+            print(f"{path.name}: the shipped scorer re-scored differs from the engine's", flush=True)
+        target.with_suffix(".part").write_bytes(pickle.dumps(kept))
+        target.with_suffix(".part").replace(target)
+        print(path.stem, "scored", len(kept["scores"]) - 3, "variants", flush=True)
+
+
+def main(argv: list[str]) -> None:
+    if argv[0] == "--score":
+        score(Path(argv[1]), Path(argv[2]), argv[3].split(","), {int(s) for s in argv[4].split(",")} if len(argv) > 4 else None)
+        return
+    if argv[0] == "--recordings":
+        recordings(argv[2:], {n: (BluezoneScorer, BluezoneConfig, settings(n)) for n in argv[1].split(",")})
+        return
+    minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else None
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for seed in [int(s) for s in argv[2].split(",")]:
+        for name in argv[1].split(","):
+            path = out / f"{Path(name).stem}_{seed}.pkl"
+            if path.exists():
+                continue
+            d = collect(name, seed, minutes if Path(name).stem == "market" else None)
+            path.with_suffix(".part").write_bytes(pickle.dumps(d))
+            path.with_suffix(".part").replace(path)
+            print(Path(name).stem, seed, "windows", sum(len(w) for w in d["windows"].values()), flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
