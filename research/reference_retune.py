@@ -3,6 +3,7 @@
 Usage: python research/reference_retune.py CACHE_DIR SCENES SEEDS [--minutes M]
        python research/reference_retune.py --score CACHE_DIR OUT_DIR VARIANT[,VARIANT...] [SEEDS]
        python research/credit_table.py OUT_DIR SEEDS --variants bluezone,cap4_r63_t59,... [--digits 5]
+       python research/reference_retune.py --runs OUT_DIR VARIANT[,VARIANT...] [SEEDS]
        python research/reference_retune.py --recordings VARIANT[,...] [DATASET_DIR ...]   (``credit_recordings.py``'s report)
 
 The first form runs each (scene, seed) once through the real engine (memory stores, ``gaen`` and the shipped
@@ -15,7 +16,10 @@ during the run only, so a new nominal or threshold needed a new run.
 (an existing file gains only the variants it lacks).  A VARIANT is ``FORM[_rDB][_tDB]``: a form of
 ``reference_bounds.VARIANTS`` ("shipped", "cap3", "cap4", ...) with ``minute_reference_db`` = DB after ``_r``
 and ``threshold_db`` = DB after ``_t``, ``minute_reference_quantile`` after ``_q``, ``minute_reference_weight`` after
-``_w`` (e.g. ``cap4_r62_t59.5``; ``capK`` for any k).  The shipped scorer re-scored must equal the
+``_w`` (e.g. ``cap4_r62_t59.5``; ``capK`` for any k; ``scapK_sDB``: ``SlackCapScorer``).  ``RANKING~VERDICT``
+(e.g. ``shipped~cap4_r62``) is one variant's ranking (``weighted_minutes``) with another's verdict: what a
+scorer reading its ranking and its verdict each its own way would give.  ``--runs`` prints each run's
+margins over GAEN.  The shipped scorer re-scored must equal the
 engine's own scores to the digit (checked on every file: a difference is printed).  Tuning seeds only
 (docs/simulation.md).
 """
@@ -24,11 +28,14 @@ from __future__ import annotations
 
 import pickle
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from credit_recordings import main as recordings
 from estimator_cache import scene_path
+from estimator_sweep import metrics
 from reference_bounds import VARIANTS
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
@@ -40,16 +47,61 @@ from bluezone.sim.scenario import load_scenario
 SUFFIXES = {"r": "minute_reference_db", "t": "threshold_db", "q": "minute_reference_quantile", "w": "minute_reference_weight"}
 
 
+@dataclass
+class SlackCapScorer(BluezoneScorer):
+    """The shipped scorer whose same-minute reference is never weaker than the minute's k-th strongest other
+    link plus ``slack_db`` (``scapK_sDB``): the two-sided cap moves only minutes whose k-th strongest link sits
+    more than ``slack_db`` under the percentile, so a sparse minute (where the cap never binds) keeps its shift
+    to the bit and only crowded minutes read their company nearer.  Research only: not a scorer setting."""
+
+    k: int = 4
+    slack_db: float = 0.0
+
+    def minute_shift(self, window, slots: np.ndarray) -> np.ndarray:
+        shift = super().minute_shift(window, slots)
+        c = self.config
+        if self.receiver is None or c.minute_reference_weight == 0 or len(slots) == 0:
+            return shift
+        kth, count = self.receiver.minute_reference(slots, 100.0, window.sighting_index, c.reference_min_minutes, self.k)
+        ref, _ = self.receiver.minute_reference(slots, c.minute_reference_quantile, window.sighting_index, c.reference_min_minutes)
+        capped = (count >= c.minute_reference_min_links) & (kth + self.slack_db < ref)
+        clip = c.minute_reference_clip_db
+        shift[capped] = c.minute_reference_weight * np.clip(kth[capped] + self.slack_db - c.minute_reference_db, -clip,
+                                                           clip * c.minute_reference_near_share)
+        return shift
+
+
 def settings(variant: str) -> dict:
-    """``FORM[_rDB][_tDB]`` -> the scorer's settings over the shipped defaults."""
+    """``FORM[_rDB][_tDB]...`` -> the scorer's settings over the shipped defaults (``scapK``: the shipped form's)."""
     form, *rest = variant.split("_")
     if form not in VARIANTS and form.startswith("cap"):  # any k, as reference_bounds.py's cap3 and cap4
         out: dict = {"minute_reference_strongest": int(form[3:])}
     else:
-        out = dict(VARIANTS[form])
+        out = {} if form.startswith("scap") else dict(VARIANTS[form])
     for part in rest:
-        out[SUFFIXES[part[0]]] = float(part[1:])
+        if part[0] in SUFFIXES:
+            out[SUFFIXES[part[0]]] = float(part[1:])
     return out
+
+
+def scorer(variant: str) -> BluezoneScorer:
+    """The scorer a variant name stands for (``scapK_sDB``: ``SlackCapScorer`` with k = K and a slack of DB)."""
+    config = BluezoneConfig(**settings(variant))
+    form, *rest = variant.split("_")
+    if form.startswith("scap"):
+        slack = [float(p[1:]) for p in rest if p[0] == "s"]
+        return SlackCapScorer(config, k=int(form[4:]), slack_db=slack[0] if slack else 0.0)
+    return BluezoneScorer(config)
+
+
+def maker(variant: str) -> Callable[[BluezoneConfig], BluezoneScorer]:
+    """``scorer(variant)`` as a registry's ``scorer_cls(config)`` (the config may carry evaluate's overrides)."""
+
+    def make(config: BluezoneConfig) -> BluezoneScorer:
+        return replace(scorer(variant), config=config)
+
+    make.__name__ = "BluezoneScorer"  # credit_recordings.py moves its distance decisions as bluezone's
+    return make
 
 
 def collect(name: str, seed: int, minutes: float | None) -> dict:
@@ -70,13 +122,13 @@ def collect(name: str, seed: int, minutes: float | None) -> dict:
 
 def scored(d: dict, variant: str) -> tuple[np.ndarray, np.ndarray]:
     """Per pair, (weighted minutes summed over its windows, any window a close contact) as the engine adds them up."""
-    scorer = BluezoneScorer(BluezoneConfig(**settings(variant)))
+    judged = scorer(variant)
     index = {k: i for i, k in enumerate(d["keys"])}
     weighted, decided = np.zeros(len(index)), np.zeros(len(index), bool)
     for key, windows in d["windows"].items():
         if key not in index:
             continue
-        judge = for_receiver(scorer, d["contexts"][key[2]])
+        judge = for_receiver(judged, d["contexts"][key[2]])
         for w in windows:
             s = judge.score(w)
             weighted[index[key]] += s.weighted_minutes
@@ -91,13 +143,20 @@ def score(cache: Path, out: Path, variants: list[str], seeds: set[int] | None) -
         if seeds and int(path.stem.rpartition("_")[2]) not in seeds:
             continue
         target = out / path.name
-        d = pickle.loads(path.read_bytes())
-        kept = pickle.loads(target.read_bytes()) if target.exists() else {
-            k: d[k] for k in ("keys", "true", "cc")} | {"scores": dict(d["scores"])}
-        for variant in ["shipped", *variants]:
-            if variant not in kept["scores"]:
-                kept["scores"][variant] = scored(d, variant)
-        w, v = kept["scores"]["shipped"], d["scores"]["bluezone"]
+        names = [part for v in ["shipped", *variants] for part in v.split("~")]
+        kept = pickle.loads(target.read_bytes()) if target.exists() else None
+        d = None
+        if kept is None or any(n not in kept["scores"] for n in names):  # the run itself only when something is new
+            d = pickle.loads(path.read_bytes())
+            kept = kept or {k: d[k] for k in ("keys", "true", "cc")} | {"scores": dict(d["scores"])}
+        for name in names:
+            if name not in kept["scores"]:
+                kept["scores"][name] = scored(d, name)
+        for variant in variants:
+            ranking, _, verdict = variant.partition("~")
+            if verdict:  # one variant's ranking with another's verdict: what a scorer reading each its own way gives
+                kept["scores"][variant] = (kept["scores"][ranking][0], kept["scores"][verdict][1])
+        w, v = kept["scores"]["shipped"], kept["scores"]["bluezone"]
         if not (np.array_equal(np.round(w[0], 3), np.round(v[0], 3)) and np.array_equal(w[1], v[1])):
             print(f"{path.name}: the shipped scorer re-scored differs from the engine's", flush=True)
         target.with_suffix(".part").write_bytes(pickle.dumps(kept))
@@ -105,12 +164,28 @@ def score(cache: Path, out: Path, variants: list[str], seeds: set[int] | None) -
         print(path.stem, "scored", len(kept["scores"]) - 3, "variants", flush=True)
 
 
+def runs(out: Path, variants: list[str], seeds: set[int] | None) -> None:
+    """``--runs``: per run, GAEN's F1 / ROC-AUC / PR-AUC and each variant's margins over it."""
+    for path in sorted(out.glob("*.pkl")):
+        if seeds and int(path.stem.rpartition("_")[2]) not in seeds:
+            continue
+        d = pickle.loads(path.read_bytes())
+        truth = np.asarray(d["true"]) >= d["cc"]
+        gaen = metrics(truth, *d["scores"]["gaen"])
+        cells = [f"{v} " + "/".join(f"{m - g:+.3f}" for m, g in zip(metrics(truth, *d["scores"][v]), gaen, strict=True))
+                 for v in variants if v in d["scores"]]
+        print(f"{path.stem:<13} true {int(truth.sum()):>3}  gaen " + "/".join(f"{g:.3f}" for g in gaen) + "  " + "  ".join(cells))
+
+
 def main(argv: list[str]) -> None:
+    if argv[0] == "--runs":
+        runs(Path(argv[1]), argv[2].split(","), {int(s) for s in argv[3].split(",")} if len(argv) > 3 else None)
+        return
     if argv[0] == "--score":
         score(Path(argv[1]), Path(argv[2]), argv[3].split(","), {int(s) for s in argv[4].split(",")} if len(argv) > 4 else None)
         return
     if argv[0] == "--recordings":
-        recordings(argv[2:], {n: (BluezoneScorer, BluezoneConfig, settings(n)) for n in argv[1].split(",")})
+        recordings(argv[2:], {n: (maker(n), BluezoneConfig, settings(n)) for n in argv[1].split(",")})
         return
     minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else None
     out = Path(argv[0])

@@ -266,11 +266,18 @@ def test_reference_retune_rescores_as_the_engine_does(classroom_run: tuple, tmp_
     assert (lax[0] == weighted).all() and (lax[1] >= decided).all() and lax[1].sum() > decided.sum()
     capped = retune.scored(d, "cap2_r62")
     assert not (capped[0] == weighted).all()  # the form and the nominal move the ranking
+    # the slack cap is the two-sided cap at no slack, the shipped scorer at a slack no minute reaches, between them else
+    for got, want in ((retune.scored(d, "scap2_s0_r62"), capped), (retune.scored(d, "scap2_s100"), again)):
+        assert (got[0] == want[0]).all() and (got[1] == want[1]).all()
+    assert not (retune.scored(d, "scap2_s2_r62")[0] == capped[0]).all()
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "classroom_5.pkl").write_bytes(pickle.dumps(d))
     retune.score(tmp_path / "in", tmp_path / "out", ["shipped_t60"], None)
+    retune.score(tmp_path / "in", tmp_path / "out", ["cap2_r62~shipped_t60"], None)  # from what the first kept
     kept = pickle.loads((tmp_path / "out" / "classroom_5.pkl").read_bytes())["scores"]
     assert (kept["shipped_t60"][1] == lax[1]).all() and "differs" not in capsys.readouterr().out
+    mixed = kept["cap2_r62~shipped_t60"]  # one's ranking, the other's verdict
+    assert (mixed[0] == capped[0]).all() and (mixed[1] == lax[1]).all()
     wrong = {**d, "scores": {**d["scores"], "bluezone": (weighted + 1.0, decided)}}
     (tmp_path / "in" / "classroom_5.pkl").write_bytes(pickle.dumps(wrong))
     retune.score(tmp_path / "in", tmp_path / "again", [], None)
