@@ -122,14 +122,10 @@ def collect(name: str, seed: int, minutes: float | None, scorers: tuple[str, ...
     return out if extra is None else {**out, **extra(result, keys)}
 
 
-def main(argv: list[str], scorers: tuple[str, ...] = ("gaen", "bluezone"), extra: Callable[[engine.RunResult, list], dict] | None = None) -> None:
-    """``CACHE_DIR SCENES SEEDS [--minutes M]``: each run once, ``scorers`` scored (``credit_cache.py`` adds its
-    own), ``extra`` as ``collect``'s."""
-    minutes = None
-    if "--minutes" in argv:
-        i = argv.index("--minutes")
-        minutes = float(argv[i + 1])
-        del argv[i : i + 2]
+def each_run(argv: list[str], collect: Callable[[str, int, float | None], dict], told: Callable[[str, int, dict], str]) -> None:
+    """``OUT_DIR SCENES SEEDS [--minutes M]``: ``collect`` each (scene, seed) not kept yet (the market cut to M minutes)
+    into ``OUT_DIR/<scene>_<seed>.pkl`` and print ``told`` of it."""
+    minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else None
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
     for seed in [int(s) for s in argv[2].split(",")]:
@@ -137,11 +133,17 @@ def main(argv: list[str], scorers: tuple[str, ...] = ("gaen", "bluezone"), extra
             path = out / f"{Path(name).stem.replace(':', '-')}_{seed}.pkl"
             if path.exists():
                 continue
-            data = collect(name, seed, minutes if Path(name).stem == "market" else None, scorers, extra)
-            tmp = path.with_suffix(".part")
-            tmp.write_bytes(pickle.dumps(data))
-            tmp.replace(path)
-            print(Path(name).stem, seed, "units", len(data["units"]), flush=True)
+            d = collect(name, seed, minutes if Path(name).stem == "market" else None)
+            path.with_suffix(".part").write_bytes(pickle.dumps(d))
+            path.with_suffix(".part").replace(path)
+            print(told(Path(name).stem, seed, d), flush=True)
+
+
+def main(argv: list[str], scorers: tuple[str, ...] = ("gaen", "bluezone"), extra: Callable[[engine.RunResult, list], dict] | None = None) -> None:
+    """``CACHE_DIR SCENES SEEDS [--minutes M]``: each run once, ``scorers`` scored (``credit_cache.py`` adds its
+    own), ``extra`` as ``collect``'s."""
+    each_run(argv, lambda name, seed, minutes: collect(name, seed, minutes, scorers, extra),
+             lambda scene, seed, data: f"{scene} {seed} units {len(data['units'])}")
 
 
 if __name__ == "__main__":

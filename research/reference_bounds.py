@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 from credit_recordings import main as recordings
-from estimator_cache import scene_path
+from estimator_cache import each_run, scene_path
 from estimator_sweep import metrics
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
@@ -55,19 +55,27 @@ VARIANTS: dict[str, dict] = {
 CHOSEN: list[str] = list(VARIANTS)
 
 
-def collect(name: str, seed: int, minutes: float | None) -> dict:
-    """One run: truth, the engine's scores and each variant's, and how many windows each variant changed."""
+def engine_run(name: str, seed: int, minutes: float | None) -> tuple[engine.RunResult, dict]:
+    """One run through the engine (``gaen`` and the shipped ``bluezone``, windows and receiver contexts kept): the
+    result, and the cache's common part (keys, truth, close-contact minutes, the engine's scores per pair)."""
     scenario = load_scenario(scene_path(name))
     if minutes:
         scenario = scenario.with_overrides(duration_min=min(minutes, scenario.duration_min))
     result = engine.run(scenario, seed=seed, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
     keys, true = report.units(result)
-    index = {k: i for i, k in enumerate(keys)}
     scores = {
         n: (np.array([s[k].weighted_minutes if k in s else 0.0 for k in keys]),
             np.array([s[k].close_contact if k in s else False for k in keys]))
         for n, s in result.scores.items()
     }
+    return result, {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores}
+
+
+def collect(name: str, seed: int, minutes: float | None) -> dict:
+    """One run: truth, the engine's scores and each variant's, and how many windows each variant changed."""
+    result, common = engine_run(name, seed, minutes)
+    keys, scores = common["keys"], common["scores"]
+    index = {k: i for i, k in enumerate(keys)}
     changed = {}
     shipped = BluezoneScorer()
     base = {key: [for_receiver(shipped, result.contexts[key[2]]).score(w) for w in windows]
@@ -87,8 +95,7 @@ def collect(name: str, seed: int, minutes: float | None) -> dict:
         scores[variant] = (weighted, decided)
         changed[variant] = differ
     windows = sum(len(ws) for ws in result.windows.values())
-    return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores, "changed": changed,
-            "windows": windows}
+    return {**common, "changed": changed, "windows": windows}
 
 
 def line(name: str, seed: int, d: dict, deltas: bool = False) -> str:
@@ -122,18 +129,7 @@ def main(argv: list[str]) -> None:
             if int(seed) in seeds:
                 print(line(scene, int(seed), pickle.loads(path.read_bytes()), "--deltas" in argv), flush=True)
         return
-    minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else None
-    out = Path(argv[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for seed in [int(s) for s in argv[2].split(",")]:
-        for name in argv[1].split(","):
-            path = out / f"{Path(name).stem}_{seed}.pkl"
-            if path.exists():
-                continue
-            d = collect(name, seed, minutes if Path(name).stem == "market" else None)
-            path.with_suffix(".part").write_bytes(pickle.dumps(d))
-            path.with_suffix(".part").replace(path)
-            print(line(Path(name).stem, seed, d), flush=True)
+    each_run(argv, collect, line)
 
 
 if __name__ == "__main__":

@@ -34,14 +34,11 @@ from pathlib import Path
 
 import numpy as np
 from credit_recordings import main as recordings
-from estimator_cache import scene_path
 from estimator_sweep import metrics
-from reference_bounds import VARIANTS
+from reference_bounds import VARIANTS, each_run, engine_run
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
 from bluezone.matching.receiver import for_receiver
-from bluezone.sim import engine, report
-from bluezone.sim.scenario import load_scenario
 
 #: the settings a variant name's suffixes set
 SUFFIXES = {"r": "minute_reference_db", "t": "threshold_db", "q": "minute_reference_quantile", "w": "minute_reference_weight"}
@@ -106,18 +103,8 @@ def maker(variant: str) -> Callable[[BluezoneConfig], BluezoneScorer]:
 
 def collect(name: str, seed: int, minutes: float | None) -> dict:
     """One run: truth, the engine's scores, every pair's windows and every receiver's context."""
-    scenario = load_scenario(scene_path(name))
-    if minutes:
-        scenario = scenario.with_overrides(duration_min=min(minutes, scenario.duration_min))
-    result = engine.run(scenario, seed=seed, scorers=["gaen", "bluezone"], store="memory", keep_windows=True)
-    keys, true = report.units(result)
-    scores = {
-        n: (np.array([s[k].weighted_minutes if k in s else 0.0 for k in keys]),
-            np.array([s[k].close_contact if k in s else False for k in keys]))
-        for n, s in result.scores.items()
-    }
-    return {"keys": keys, "true": true, "cc": scenario.close_contact_min, "scores": scores,
-            "windows": result.windows, "contexts": result.contexts}
+    result, common = engine_run(name, seed, minutes)
+    return {**common, "windows": result.windows, "contexts": result.contexts}
 
 
 def scored(d: dict, variant: str) -> tuple[np.ndarray, np.ndarray]:
@@ -187,19 +174,7 @@ def main(argv: list[str]) -> None:
     if argv[0] == "--recordings":
         recordings(argv[2:], {n: (maker(n), BluezoneConfig, settings(n)) for n in argv[1].split(",")})
         return
-    minutes = float(argv[argv.index("--minutes") + 1]) if "--minutes" in argv else None
-    out = Path(argv[0])
-    out.mkdir(parents=True, exist_ok=True)
-    for seed in [int(s) for s in argv[2].split(",")]:
-        for name in argv[1].split(","):
-            path = out / f"{Path(name).stem}_{seed}.pkl"
-            if path.exists():
-                continue
-            d = collect(name, seed, minutes if Path(name).stem == "market" else None)
-            path.with_suffix(".part").write_bytes(pickle.dumps(d))
-            path.with_suffix(".part").replace(path)
-            print(Path(name).stem, seed, "windows", sum(len(w) for w in d["windows"].values()), flush=True)
-
+    each_run(argv, collect, lambda scene, seed, d: f"{scene} {seed} windows {sum(len(w) for w in d['windows'].values())}")
 
 if __name__ == "__main__":
     main(sys.argv[1:])
