@@ -172,3 +172,15 @@ def test_revisions_made_before_the_upgrade_are_linked_to_their_code_by_its_time(
         assert revoke_code(s, code, NOW + 20, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=linked)
     finally:
         s.close()
+
+
+def test_the_earlier_codes_keys_published_with_a_revoked_revision_are_counted_published(storage: Storage, tmp_path: Path) -> None:
+    """A file carried the keys with a revision whose code was then revoked: revoking the earlier code says its
+    keys were published (exit 1), not "none was published" (the revision left its code's hash on them)."""
+    signer = keygen(tmp_path / "keys")
+    first, token = _upload(storage, "likely")
+    revising, _ = _upload(storage, "confirmed", token, at=NOW + 10)
+    assert _files(storage, signer, tmp_path / "out", NOW + 20)[0] == {k: CONFIRMED for k in KEYS}
+    assert revoke_code(storage, revising, NOW + 30, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
+    said = revoke_code(storage, first, NOW + 40, key=KEY)
+    assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 2, 0), False)

@@ -35,6 +35,14 @@ class RevokeOutcome:
     withheld: Withheld | None = None
 
 
+#: A key (``k``) no standing code revised: its own code alone stands for it (a revision by a code revoked
+#: since was taken back, or was published: then so was the key, with it or before it).
+STANDS_ALONE = (
+    "(k.revised_code_hash IS NULL OR EXISTS (SELECT 1 FROM codes c WHERE c.code_hash = k.revised_code_hash"
+    " AND c.revoked_at IS NOT NULL))"
+)
+
+
 class Revocations(ExportQueues):
     """Codes revoked, and what a used one brought withheld."""
 
@@ -80,14 +88,14 @@ class Revocations(ExportQueues):
             cur, "SELECT 1 FROM exposure_keys k JOIN codes c ON c.code_hash = k.code_hash WHERE k.id = ? AND c.revoked_at IS NOT NULL",
             [i],
         ).fetchone()]
-        ids = self._delete_keys(cur, "code_hash = ? AND revised_code_hash IS NULL", [code_hash])
-        ids += self._delete_keys(cur, f"id IN ({', '.join('?' * len(orphaned))})", orphaned) if orphaned else []
+        ids = self._delete_keys(cur, f"k.code_hash = ? AND {STANDS_ALONE}", [code_hash])
+        ids += self._delete_keys(cur, f"k.id IN ({', '.join('?' * len(orphaned))})", orphaned) if orphaned else []
         self._requeue(cur, sorted(set(undone) - set(ids)))
         checkins = int(self._exec(
             cur, "DELETE FROM venue_reports WHERE code_hash = ? AND batch_id IS NULL", [code_hash]
         ).rowcount)
         (published_keys,) = self._exec(
-            cur, "SELECT COUNT(*) FROM exposure_keys WHERE code_hash = ? AND revised_code_hash IS NULL", [code_hash]
+            cur, f"SELECT COUNT(*) FROM exposure_keys k WHERE k.code_hash = ? AND {STANDS_ALONE}", [code_hash]
         ).fetchone()
         (published_checkins,) = self._exec(
             cur, "SELECT COUNT(*) FROM venue_reports WHERE code_hash = ?", [code_hash]
@@ -113,12 +121,12 @@ class Revocations(ExportQueues):
         return ids
 
     def _delete_keys(self, cur: Any, where: str, params: list[Any]) -> list[int]:
-        """Delete the keys ``where`` selects that no file has published (still in export_queue), their
+        """Delete the keys (``k``) ``where`` selects that no file has published (still in export_queue), their
         revisions and tokens with them; their ids.  Out of the queue first: what a running export took
         meanwhile is its (counted as published).  Deleted, not only kept out: the same key uploaded again
         under a good code is stored again."""
         ids = [int(r[0]) for r in self._exec(
-            cur, f"DELETE FROM export_queue WHERE key_id IN (SELECT id FROM exposure_keys WHERE {where}) RETURNING key_id",
+            cur, f"DELETE FROM export_queue WHERE key_id IN (SELECT k.id FROM exposure_keys k WHERE {where}) RETURNING key_id",
             params,
         ).fetchall()]
         for table, column in (("revision_queue", "key_id"), ("revision_tokens", "key_id"), ("exposure_keys", "id")):
