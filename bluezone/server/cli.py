@@ -436,16 +436,15 @@ def run_cmd(
     # the address first: a port in use (or a --host of no address here) left a new database and export
     # directory behind before its one line
     sock = bind(host, port)
+    made = _missing_dirs(exports)
     try:
+        make_writable_dir(exports, "export", "--export-dir")  # at start, not every scheduled export failing in the log
         storage = _open(db, create=True)  # the server owns its database: the first start creates it
     except BaseException:
         sock.close()
-        raise
-    try:
-        make_writable_dir(exports, "export", "--export-dir")  # at start, not every scheduled export failing in the log
-    except InputError:
-        storage.close()
-        sock.close()
+        for folder in made:  # a database refused left the export directories this run made (empty: rmdir)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
         raise
 
     def app_of(storage: Any, exporter: bool) -> Any:
@@ -477,6 +476,15 @@ def run_cmd(
             own.close()
 
     serve_workers(worker_app, settings, started, workers, sock)
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first: what making it would create."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
 
 
 def _shown_db(db: str) -> str:

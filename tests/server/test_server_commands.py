@@ -263,6 +263,25 @@ def test_a_host_of_no_address_here_is_a_usage_error_naming_it(tmp_path: Path, ho
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
 
 
+def test_a_refused_start_leaves_neither_a_new_database_nor_new_export_directories(tmp_path: Path) -> None:
+    """An export directory that cannot be made was found after the new database was created (left behind);
+    a database refused now also takes back the export directories this start made."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    (tmp_path / "afile").write_text("")
+    run = ("server", "run", "--signing-key-dir", str(keys), "--port", "0")
+    rc, _, err = _run(*run, "--server-db", str(tmp_path / "new.db"), "--export-dir", str(tmp_path / "afile" / "exports"))
+    assert rc == 2 and "cannot make the export directory" in err and len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "keys"]  # new.db was left
+    rc, _, err = _run(*run, "--server-db", str(tmp_path / "afile" / "new.db"), "--export-dir", str(tmp_path / "a" / "b"))
+    assert rc == 1 and err.startswith("Error: cannot open key server database") and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "keys"]  # a/b was left
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "f").write_text("x")
+    rc, _, err = _run(*run, "--server-db", str(tmp_path / "afile" / "new.db"), "--export-dir", str(tmp_path / "kept"))
+    assert rc == 1 and (tmp_path / "kept" / "f").read_text() == "x"  # what was there before stays
+
+
 def test_a_resolver_that_fails_for_now_is_told_apart_from_a_name_of_no_address() -> None:
     """EAI_AGAIN (DNS not answering) may pass: exit 1, so a service manager starts the server again; a name
     with no address is the operator's to fix (exit 2)."""
