@@ -274,12 +274,16 @@ def test_a_refused_start_leaves_neither_a_new_database_nor_new_export_directorie
     assert rc == 2 and "cannot make the export directory" in err and len(err.splitlines()) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "keys"]  # new.db was left
     rc, _, err = _run(*run, "--server-db", str(tmp_path / "afile" / "new.db"), "--export-dir", str(tmp_path / "a" / "b"))
-    assert rc == 1 and err.startswith("Error: cannot open key server database") and len(err.splitlines()) == 1, err
+    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert err == f"Error: cannot make the folder of key server database {tmp_path / 'afile' / 'new.db'}: {tmp_path / 'afile'}"\
+        " is a file, not a folder (check --server-db)\n"  # was exit 1, "[Errno 17] File exists"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "keys"]  # a/b was left
+    rc, _, err = _run(*run, "--server-db", str(tmp_path / "afile" / "x" / "new.db"), "--export-dir", str(tmp_path / "a"))
+    assert rc == 2 and f": {tmp_path / 'afile'} is a file, not a folder" in err  # the file in the way, however deep
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "f").write_text("x")
     rc, _, err = _run(*run, "--server-db", str(tmp_path / "afile" / "new.db"), "--export-dir", str(tmp_path / "kept"))
-    assert rc == 1 and (tmp_path / "kept" / "f").read_text() == "x"  # what was there before stays
+    assert rc == 2 and (tmp_path / "kept" / "f").read_text() == "x"  # what was there before stays
 
 
 def test_a_resolver_that_fails_for_now_is_told_apart_from_a_name_of_no_address() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
@@ -37,6 +38,11 @@ class SQLiteStorage(Storage):
                              " its first start; add --create-db to create them here)")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where a folder must be ("File exists"), no permission: the operator's to fix
+            raise InputError(
+                f"cannot make the folder of key server database {self.path}: {_why(exc, self.path.parent)} (check --server-db)"
+            ) from None
+        try:
             # 0600 before SQLite opens it (its -wal/-shm take the same mode): it holds keys not yet published,
             # the addresses of the failed-code budgets, and short codes' HMACs (10 digits: whoever also reads
             # the code key beside the signing key recovers the codes still unused).
@@ -97,3 +103,12 @@ class SQLiteStorage(Storage):
     def _connect_apart(self) -> sqlite3.Connection:
         # read-only: in WAL mode a reader waits for no writer (and a SELECT alone begins no transaction)
         return sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5, check_same_thread=False)
+
+
+def _why(exc: OSError, folder: Path) -> str:
+    """Why ``folder`` could not be made, in words: "File exists" said nothing of the file in the way."""
+    if isinstance(exc, FileExistsError) or exc.errno == errno.ENOTDIR:
+        in_the_way = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        if not in_the_way.is_dir():
+            return f"{in_the_way} is a file, not a folder"
+    return exc.strerror or str(exc)
