@@ -52,6 +52,10 @@ LABEL = b"bluezone-venue-beacon"
 #: anyone can send frames with made-up set ids, and each was kept 20 minutes (~480 bytes: a few hundred
 #: frames a second held 300 MB).
 MAX_PARTIAL_SETS = 256
+#: Incomplete sets kept under one set id (one per frame count).  A set is its set id and frame count: a stray
+#: frame with the café's set id and another count used to replace the café's set being collected; now it is a
+#: set of its own, and a flood of counts under one set id pushes out only that set id's own (least heard first).
+MAX_SETS_PER_SET_ID = 4
 #: Opened sets kept, those heard least recently forgotten first.  Anyone can make venues: a flood of them,
 #: a hundred sets opened a second, pushed a venue still heard out of the 32 kept (the oldest opened went
 #: first), and its frames then counted only once a whole round was heard again.
@@ -134,45 +138,61 @@ class _Partial:
     first_heard: float = 0.0
 
 
+@dataclass(frozen=True, eq=False)
+class _Opened:
+    """A set that opened: its venue and the very frames that opened it (only those count for it)."""
+
+    venue: Venue
+    frames: tuple[bytes, ...]
+
+
 class FrameAssembler:
-    """Collects frames per set id until a whole blob is there, then opens it (once per set).
+    """Collects frames per set (set id and frame count) until a whole blob is there, then opens it (once per set).
 
     Frames heard weaker than ``min_rssi`` open no set (the beacon of the café next door is not
     this room), but those of a set already opened are passed on with it, so the listener can weigh
     how strongly the venue is heard (``nearby.py``); incomplete sets are forgotten after ``max_age`` seconds.
+
+    A set id is no proof of a venue: anyone can seal their own venue under the café's set id (the key travels
+    in the blob).  Only the frames of an opened set, byte for byte, count for its venue: a foreign set that
+    opened first under the café's set id used to take every later café frame for the whole epoch (the visitor
+    was checked in to the foreign venue); now the café's frames are collected and opened as a set of their own.
     """
 
     def __init__(self, min_rssi: int = -90, max_age: float = 2 * EPOCH_SECONDS) -> None:
         self.min_rssi = min_rssi
         self.max_age = max_age
-        self._partial: dict[bytes, _Partial] = {}
-        self._done: dict[bytes, Venue] = {}
+        self._partial: dict[tuple[bytes, int], _Partial] = {}
+        self._opened: dict[bytes, _Opened] = {}  # by each of its frames' 20 bytes
+        self._recent: dict[_Opened, None] = {}  # the opened sets, the most recently heard last
         self.malformed = 0
 
     def add(self, data: bytes, rssi: int, t: float) -> tuple[bytes, Venue | None] | None:
         """Feed one heard frame; (set id, venue or None if it would not open) once its set is whole.
 
         A set that does not open stays open to frames that replace one of its chunks, so a foreign
-        frame sent with a venue's set id spoils one round of its frames, not the epoch.
+        frame sent with a venue's set id and frame count spoils one round of its frames, not the epoch.
 
-        Returns the result again for every later frame of a set already opened, so the caller
-        can count presence by the frames it hears.
+        Returns the result again for every later frame of a set already opened (the same 20 bytes), so the
+        caller can count presence by the frames it hears.
         """
         try:
             frame = Frame.from_bytes(data)
         except VenueError:
             self.malformed += 1
             return None
-        if frame.set_id in self._done:  # weaker ones too: how strong the venue is heard is the caller's to judge
-            heard = self._done[frame.set_id] = self._done.pop(frame.set_id)  # the most recently heard last
-            return frame.set_id, heard
+        opened = self._opened.get(bytes(data))
+        if opened is not None:  # weaker ones too: how strong the venue is heard is the caller's to judge
+            del self._recent[opened]
+            self._recent[opened] = None
+            return frame.set_id, opened.venue
         if rssi < self.min_rssi:
             return None
-        partial = self._partial.get(frame.set_id)
-        if partial is None or partial.count != frame.count:
-            if partial is None and len(self._partial) >= MAX_PARTIAL_SETS:
-                self._drop_a_partial()
-            partial = self._partial[frame.set_id] = _Partial(frame.count, first_heard=t)
+        key = (frame.set_id, frame.count)
+        partial = self._partial.get(key)
+        if partial is None:
+            self._make_room(frame.set_id)
+            partial = self._partial[key] = _Partial(frame.count, first_heard=t)
         if partial.chunks.get(frame.index) == frame.chunk:
             return None  # heard before: nothing new to try
         partial.chunks[frame.index] = frame.chunk
@@ -182,14 +202,25 @@ class FrameAssembler:
         venue = self._open(frame.set_id, blob)
         if venue is None:  # a foreign or damaged frame among them: the genuine one comes round again
             return frame.set_id, None
-        del self._partial[frame.set_id]
-        self._done[frame.set_id] = venue
+        del self._partial[key]
+        header = bytes([VERSION]) + frame.set_id
+        done = _Opened(venue, tuple(header + bytes([i, partial.count]) + partial.chunks[i] for i in range(partial.count)))
+        self._opened.update(dict.fromkeys(done.frames, done))
+        self._recent[done] = None
         return frame.set_id, venue
 
-    def _drop_a_partial(self) -> None:
-        """Make room: forget the set heard least (the oldest of those), so a flood of made-up set ids,
-        one frame each, pushes out its own frames before a real beacon's set that is filling up."""
-        least = min(self._partial, key=lambda s: (len(self._partial[s].chunks), self._partial[s].first_heard))
+    def _make_room(self, set_id: bytes) -> None:
+        """Room for one more set: under ``set_id`` (MAX_SETS_PER_SET_ID), then in all (MAX_PARTIAL_SETS)."""
+        same = [k for k in self._partial if k[0] == set_id]
+        if len(same) >= MAX_SETS_PER_SET_ID:
+            self._drop_least(same)
+        if len(self._partial) >= MAX_PARTIAL_SETS:
+            self._drop_least(list(self._partial))
+
+    def _drop_least(self, keys: list[tuple[bytes, int]]) -> None:
+        """Forget the set heard least (the oldest of those), so a flood of made-up sets, one frame each,
+        pushes out its own frames before a real beacon's set that is filling up."""
+        least = min(keys, key=lambda k: (len(self._partial[k].chunks), self._partial[k].first_heard))
         del self._partial[least]
 
     def _open(self, set_id: bytes, blob: bytes) -> Venue | None:
@@ -204,11 +235,14 @@ class FrameAssembler:
         return None
 
     def forget_before(self, t: float) -> None:
-        for set_id in [s for s, p in self._partial.items() if p.first_heard < t - self.max_age]:
-            del self._partial[set_id]
-        if len(self._done) > MAX_OPENED_SETS:  # old sets are never heard again once their epoch is over
-            for set_id in list(self._done)[: -MAX_OPENED_SETS // 2]:
-                del self._done[set_id]
+        for key in [k for k, p in self._partial.items() if p.first_heard < t - self.max_age]:
+            del self._partial[key]
+        if len(self._recent) > MAX_OPENED_SETS:  # old sets are never heard again once their epoch is over
+            for done in list(self._recent)[: -MAX_OPENED_SETS // 2]:
+                del self._recent[done]
+                for data in done.frames:
+                    if self._opened.get(data) is done:  # (a later set sharing a frame keeps it)
+                        del self._opened[data]
 
 
 def beacon_vector(payload: bytes, beacon_key: bytes, epoch: int) -> dict[str, object]:

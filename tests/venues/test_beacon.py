@@ -72,10 +72,108 @@ def test_one_foreign_frame_does_not_silence_the_epoch() -> None:
     results = [assembler.add(f, -60, 1.0 + i) for i, f in enumerate(frames[1:] + frames)]
     assert results[len(frames) - 2] == (frames[0][1:5], None)  # the set, complete with the foreign frame
     assert results[-1] == (frames[0][1:5], CAFE)
-    # the same frame again costs no new decryption attempt
+    # the same frame again costs no new decryption attempt, and it is not one of the café's frames
     malformed = assembler.malformed
-    assert assembler.add(frames[0][:7] + bytes(13), -60, 20.0) == (frames[0][1:5], CAFE)
+    assert assembler.add(frames[0][:7] + bytes(13), -60, 20.0) is None
     assert assembler.malformed == malformed
+
+
+def _sealed_under(set_id: bytes, venue: Venue) -> list[bytes]:
+    """``venue``'s frames sealed under someone else's ``set_id``: anyone can (the key travels in the blob)."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = bytes([9]) * 16
+    sealed = AESGCM(key).encrypt(bytes(12), venue.payload, set_id)
+    blob = sealed + bytes(a ^ b for a, b in zip(key, hashlib.sha256(sealed).digest()[:16], strict=True))
+    chunks = [blob[i : i + beacon.CHUNK_BYTES] for i in range(0, len(blob), beacon.CHUNK_BYTES)]
+    return [bytes([beacon.VERSION]) + set_id + bytes([i, len(chunks)]) + c.ljust(beacon.CHUNK_BYTES, b"\0") for i, c in enumerate(chunks)]
+
+
+CLINIC = Venue.create("Phòng khám Ngọc", "55 Yên Ninh, Hà Nội", "food-service", 45, seed=bytes([3]) * 16)
+
+
+def test_a_foreign_venue_sealed_under_a_venues_set_id_takes_none_of_its_frames() -> None:
+    """One round of another venue's frames sealed under the café's set id (the same frame count), heard
+    first: every café frame of the epoch was then taken for that venue, and the visitor at the café was
+    checked in there.  Only the very frames of an opened set count for it: the café's open as the café."""
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    set_id = frames[0][1:5]
+    foreign = _sealed_under(set_id, CLINIC)
+    assert len(foreign) == len(frames)  # the same count: nothing but the frames' bytes tells them apart
+    assembler = beacon.FrameAssembler()
+    assert [assembler.add(f, -70, T0) for f in foreign][-1] == (set_id, CLINIC)
+    results = [assembler.add(f, -60, T0 + 1 + i) for i, f in enumerate(frames + frames)]
+    assert results[: len(frames) - 1] == [None] * (len(frames) - 1)  # collected as a set of their own
+    assert results[len(frames) - 1 :] == [(set_id, CAFE)] * (len(frames) + 1)
+    assert [assembler.add(f, -70, T0 + 30) for f in foreign] == [(set_id, CLINIC)] * len(foreign)
+
+
+def test_a_visitor_is_checked_in_where_the_frames_it_heard_open() -> None:
+    """The daemon's listener at the café for 10 minutes; a round of a foreign venue's frames under the café's
+    set id came first (a transmitter at the door): the visitor is checked in at the café, not the clinic."""
+    listener = BeaconCheckIns(SightingStore.open(":memory:"))
+    set_id = beacon.frames(CAFE.payload, SECRETS.beacon_key, beacon.epoch_of(T0))[0][1:5]
+    for i, frame in enumerate(_sealed_under(set_id, CLINIC)):
+        listener.on_advert(Advert(T0 - 20 + i, frame, -70, beacon.SERVICE_UUID))
+    _hear(listener, SECRETS, T0, 10 * 60)
+    assert [v.description for v in visits(listener.store)] == ["Café Hoa"]
+
+
+def test_a_stray_frame_with_another_count_keeps_the_set_being_collected() -> None:
+    """A frame with the café's set id and another frame count replaced the café's set being collected: its
+    last frame then opened nothing, and the set waited a whole round.  Sets are kept apart by set id and count."""
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    assembler = beacon.FrameAssembler()
+    assert [assembler.add(f, -60, T0) for f in frames[:-1]] == [None] * (len(frames) - 1)
+    assert assembler.add(frames[0][:5] + bytes([0, 3]) + bytes(13), -60, T0 + 1) is None
+    assert assembler.add(frames[-1], -60, T0 + 2) == (frames[0][1:5], CAFE)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_stray_frames_never_stop_a_set_nor_count_for_it(data: st.DataObject) -> None:
+    """Any frames of other sets (other set ids; the café's set id with up to MAX_SETS_PER_SET_ID - 1 other
+    counts), heard among the café's frames in any order: the café's set opens at its last new frame, and
+    only its own frames are taken for it."""
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    set_id = frames[0][1:5]
+    counts = data.draw(st.lists(st.integers(1, 255).filter(lambda n: n != len(frames)), max_size=beacon.MAX_SETS_PER_SET_ID - 1, unique=True))
+    stray = st.builds(
+        lambda own, other_id, count, index, chunk: bytes([beacon.VERSION]) + (set_id if own and counts else other_id)
+        + bytes([index % (count if own and counts else 255), count if own and counts else 255]) + chunk,
+        st.booleans(), st.binary(min_size=4, max_size=4), st.sampled_from(counts or [255]),
+        st.integers(0, 254), st.binary(min_size=13, max_size=13),
+    )
+    order = data.draw(st.permutations(frames))
+    strays = data.draw(st.lists(st.lists(stray, max_size=6), min_size=len(frames), max_size=len(frames)))
+    assembler = beacon.FrameAssembler()
+    results = []
+    for frame, before in zip(order, strays, strict=True):
+        for s in before:
+            result = assembler.add(s, -60, T0)
+            assert result is None or result[1] != CAFE
+        results.append(assembler.add(frame, -60, T0))
+    assert results[-1] == (set_id, CAFE) and all(r is None for r in results[:-1])
+
+
+def test_a_flood_under_one_set_id_is_bounded_and_keeps_other_sets() -> None:
+    """Frames with the café's set id and every other frame count: at most MAX_SETS_PER_SET_ID sets are kept under it,
+    so the flood pushes out neither the shop's set being collected nor the café's own (it has more frames)."""
+    cafe = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    shop = beacon.frames(CLINIC.payload, bytes(32), 9)
+    assembler = beacon.FrameAssembler()
+    for f in cafe[:3] + shop[:-1]:
+        assert assembler.add(f, -60, T0) is None
+    for i in range(255 * 4):
+        count = 1 + i % 255
+        if count == len(cafe):  # (the café's own set: a foreign chunk there spoils a round, as above)
+            continue
+        assembler.add(cafe[0][:5] + bytes([i % count, count]) + bytes([i % 256]) * 13, -60, T0 + i / 100)
+    assert sum(1 for k in assembler._partial if k[0] == cafe[0][1:5]) == beacon.MAX_SETS_PER_SET_ID
+    assert assembler.add(shop[-1], -60, T0 + 11) == (shop[0][1:5], CLINIC)
+    assert [assembler.add(f, -60, T0 + 12) for f in cafe[3:]][-1] == (cafe[0][1:5], CAFE)
 
 
 @settings(max_examples=300, deadline=None)
