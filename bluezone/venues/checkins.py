@@ -1,9 +1,18 @@
 """The visitor's check-ins, kept in the sighting store (table ``checkins``) for 14 days.
 
 A check-in is written with its automatic check-out time as its end, so a visitor who forgets
-to check out is out after the venue's default length with nothing running; ``check_out``
-moves the end earlier.  Check-ins never overlap: a person is in one place at a time, so a new
-live check-in ends an open one, and a visit recorded afterwards must not overlap another.
+to check out is out after the venue's default length with nothing running; a check-out moves
+the end earlier.  Who ends what:
+
+* a check-in typed or scanned (a QR code: ``url``, ``image``) is ended by the visitor
+  (``checkout``), by one typed elsewhere, or by its own length; never by a beacon;
+* a beacon's check-in is ended by its beacon falling silent (the listener ends the very row it
+  wrote, by id), by ``checkout``, or by its own length;
+* a beacon of another venue heard during a typed check-in checks in beside it: the two overlap,
+  and a warning for either room reaches the visitor (both rooms were shared, as far as the device
+  can tell).  A beacon heard where the visitor is checked in already checks nothing in; beacons
+  take turns (a second one heard waits until the first's check-in ends);
+* a visit recorded afterwards (``--start --end``) overlaps nothing.
 """
 
 from __future__ import annotations
@@ -21,6 +30,8 @@ from bluezone.venues.visits import Visit, iso, local_time
 log = logging.getLogger(__name__)
 
 SOURCES = ("url", "image", "beacon", "manual")
+#: What a person checks in with (a QR code's URL or photo), as opposed to a beacon heard or a past visit.
+TYPED = ("url", "image")
 
 
 @dataclass(frozen=True)
@@ -53,59 +64,74 @@ def visits(store: SightingStore, since: float | None = None) -> list[Visit]:
     return [_visit(r) for r in store.checkin_rows(since=since)]
 
 
-def open_visit(store: SightingStore, now: float) -> Visit | None:
-    """The check-in the visitor is in now (not checked out, automatic check-out still ahead)."""
-    rows = store.checkin_rows(open_at=now)
-    return _visit(rows[0]) if rows else None
+def open_visits(store: SightingStore, now: float) -> list[Visit]:
+    """The check-ins the visitor is in now (not checked out, automatic check-out still ahead), newest first."""
+    return [_visit(r) for r in store.checkin_rows(open_at=now)]
 
 
 def _get(store: SightingStore, visit_id: int) -> Visit:
     return _visit(store.checkin_rows(checkin_id=visit_id)[0])
 
 
-def check_in(
-    store: SightingStore, venue: Venue, now: float, source: str = "url", start: float | None = None
-) -> CheckInResult:
-    """Check in at ``venue`` (since ``start``, default now), out automatically after its default
-    stay; ends an open check-in.  Checking in again where one already is changes nothing and says so.
-    """
-    result = _check_in(store, venue, now, source, start, end_other=True)
-    assert result is not None  # (only a beacon's keeps another venue's check-in)
-    return result
+def _refuse_twice(venue: Venue, opened: list[Visit]) -> None:
+    """VenueError if one of the open check-ins is at ``venue`` already."""
+    for current in opened:
+        if current.location_id == venue.location_id:
+            raise VenueError(f"already checked in at {current.description} since {local_time(current.start)} (`bluezone checkout` ends it)")
+
+
+def _add(store: SightingStore, venue: Venue, start: float, source: str, now: float) -> Visit:
+    new_id = store.add_checkin(
+        venue.location_id, venue.payload, venue.description, venue.address, start, start + venue.stay_minutes * 60,
+        False, source, now,
+    )
+    log.info("checked in at a venue until %s", iso(start + venue.stay_minutes * 60))
+    return _get(store, new_id)
+
+
+def check_in(store: SightingStore, venue: Venue, now: float, source: str = "url") -> CheckInResult:
+    """Check in at ``venue`` with its QR code now, out automatically after its default stay; ends the
+    typed check-in open elsewhere (not a beacon's: that ends when its beacon falls silent).  Checking in
+    again where one already is changes nothing and says so."""
+    if source not in TYPED:
+        raise ValueError(f"a check-in by {source!r} is not typed: check_in_by_beacon or record_visit")
+    with store.checkins_held():  # read and written as one: another process checking in now waits
+        opened = open_visits(store, now)
+        _refuse_twice(venue, opened)
+        current = next((v for v in opened if v.source in TYPED), None)
+        if current is not None:
+            store.end_checkin(current.id, now)
+        visit = _add(store, venue, now, source, now)
+        return CheckInResult(visit, None if current is None else _get(store, current.id))
 
 
 def check_in_by_beacon(store: SightingStore, venue: Venue, now: float, start: float) -> CheckInResult | None:
-    """``check_in`` for the beacon listener, from the stay's first frame: None, nothing written, while
-    the visitor is checked in at another venue (a beacon never ends one: a neighbour's is heard through
-    the wall).  Decided in the transaction that writes, so a check-in typed at that moment stands."""
-    return _check_in(store, venue, now, "beacon", start, end_other=False)
-
-
-def _check_in(
-    store: SightingStore, venue: Venue, now: float, source: str, start: float | None, *, end_other: bool
-) -> CheckInResult | None:
-    if source not in SOURCES:
-        raise ValueError(f"unknown check-in source {source!r}")
-    start = now if start is None else min(start, now)
-    with store.checkins_held():  # read and written as one: another process checking in now waits
-        current = open_visit(store, now)
-        if current is not None and current.location_id == venue.location_id:
-            raise VenueError(f"already checked in at {current.description} since {local_time(current.start)} (`bluezone checkout` ends it)")
-        if current is not None and not end_other:
+    """The beacon listener's check-in, from the stay's first frame; beside a typed check-in elsewhere, never
+    ending one.  None, nothing written, while another beacon's check-in is open (they take turns);
+    VenueError if checked in at ``venue`` already.  Decided in the transaction that writes, so a check-in
+    typed at that moment is seen."""
+    with store.checkins_held():
+        opened = open_visits(store, now)
+        _refuse_twice(venue, opened)
+        if any(v.source == "beacon" for v in opened):
             return None
-        if current is not None:
-            start = max(start, current.start)
-        # a beacon dates its check-in back to the first frame heard: not into a visit that ended since
+        # dated back to the first frame heard, but not into a beacon's visit, nor one here, that ended since
+        start = min(start, now)
         earlier = [_visit(r) for r in store.checkin_rows(overlapping=(start, now))]
-        start = max([start, *(v.end for v in earlier if current is None or v.id != current.id)])
-        new_id = store.add_checkin(
-            venue.location_id, venue.payload, venue.description, venue.address, start, start + venue.stay_minutes * 60,
-            False, source, now, end_open_id=None if current is None else current.id, end_open_at=start,
-        )
-        ended = None if current is None else _get(store, current.id)
-        result = CheckInResult(_get(store, new_id), ended)
-    log.info("checked in at a venue until %s", iso(start + venue.stay_minutes * 60))
-    return result
+        start = max([start, *(v.end for v in earlier if v.source == "beacon" or v.location_id == venue.location_id)])
+        return CheckInResult(_add(store, venue, start, "beacon", now), None)
+
+
+def end_beacon_checkin(store: SightingStore, checkin_id: int, now: float, end: float) -> Visit | None:
+    """End the beacon's own check-in ``checkin_id`` at ``end`` (its last frame heard), if it is still open;
+    None if the visitor (``checkout``) or its own length ended it first.  No other check-in is touched."""
+    with store.checkins_held():
+        rows = store.checkin_rows(checkin_id=checkin_id)
+        visit = _visit(rows[0]) if rows else None
+        if visit is None or visit.checked_out or visit.end <= now:
+            return None
+        store.end_checkin(visit.id, min(max(end, visit.start), now))
+        return _get(store, visit.id)
 
 
 def record_visit(store: SightingStore, venue: Venue, start: float, end: float, now: float) -> Visit:
@@ -131,15 +157,12 @@ def record_visit(store: SightingStore, venue: Venue, start: float, end: float, n
         return _get(store, new_id)
 
 
-def check_out(store: SightingStore, now: float, end: float | None = None, *, at: bytes | None = None) -> Visit:
-    """Check out of the open check-in, at ``end`` (default now; a beacon listener gives the last
-    time it heard the venue, and ``at``, its location id: a check-in typed elsewhere meanwhile is
-    not ended, VenueError instead)."""
+def check_out(store: SightingStore, now: float) -> list[Visit]:
+    """Check out of every open check-in now (the visitor left: a beacon's too), the newest first."""
     with store.checkins_held():
-        current = open_visit(store, now)
-        if current is None or (at is not None and current.location_id != at):
-            raise VenueError("not checked in anywhere (check-ins end by themselves after the venue's default stay)"
-                             if current is None else f"checked in at {current.description}, not there")
-        end = now if end is None else min(max(end, current.start), now)
-        store.end_checkin(current.id, end)
-        return _get(store, current.id)
+        opened = open_visits(store, now)
+        if not opened:
+            raise VenueError("not checked in anywhere (check-ins end by themselves after the venue's default stay)")
+        for current in opened:
+            store.end_checkin(current.id, max(now, current.start))
+        return [_get(store, v.id) for v in opened]

@@ -188,17 +188,18 @@ def checkin(url: str | None, image: Path | None, start: str | None, end: str | N
 @db_option
 @json_option
 def checkout(db_path: Path | None, as_json: bool) -> None:
-    """Check out of the venue you are checked in at."""
+    """Check out of the venues you are checked in at (a beacon's check-in beside a QR one too)."""
     from bluezone.proximity.store import SightingStore
     from bluezone.venues.checkins import check_out
 
     now = cli_clock().now()
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
-        visit = check_out(store, now)
-    if as_json:
-        _emit_json(visit.as_dict())
+        ended = check_out(store, now)
+    if as_json:  # the newest, as before; "also_ended" lists a beacon's open beside it
+        _emit_json({**ended[0].as_dict(), "also_ended": [v.as_dict() for v in ended[1:]]})
         return
-    click.echo(f"checked out of {visit.description} after {round((visit.end - visit.start) / 60)} min")
+    for visit in ended:
+        click.echo(f"checked out of {visit.description} after {round((visit.end - visit.start) / 60)} min")
 
 
 @click.command("checkins")

@@ -20,11 +20,13 @@ Rules (all times from the daemon's clock):
   visitor who stays is checked in again after ``dwell`` on the new clock.  Before, the stay's last
   frame lay ahead of the new clock, and a visitor who left stayed checked in until the clock caught up
   (an hour's step: an hour) or the visit's automatic check-out;
-* a beacon never ends a check-in at another venue: while the visitor is checked in elsewhere (a
-  QR code, or another beacon still heard), a neighbour's beacon heard through the wall checks
-  nothing in.  That check-in ends only by its own venue's beacon falling silent, the visitor's
-  ``checkout`` or its automatic check-out; if this beacon is still heard then, it checks in from
-  the first decode, or from the end of that visit if later.
+* a beacon ends only the check-in it wrote (by its id): when the visitor is checked in there
+  already (a QR code), it checks nothing in and ends nothing, and that check-in ends as a typed
+  one does (``checkout``, a QR check-in elsewhere, its own length).  A beacon of another venue
+  heard during a typed check-in checks in beside it (both rooms were shared, as far as the device
+  can tell; ``checkins.py``); two beacons take turns: while one's check-in is open, another heard
+  waits, and checks in from the first decode, or from the end of that visit if later.  Before, a
+  QR check-in at the café ended 3 minutes after the café's beacon, heard for 5 minutes, fell silent.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from bluezone.errors import VenueError
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon
-from bluezone.venues.checkins import check_in_by_beacon, check_out
+from bluezone.venues.checkins import check_in_by_beacon, end_beacon_checkin
 from bluezone.venues.location import Venue
 
 log = logging.getLogger(__name__)
@@ -65,8 +67,9 @@ class _Stay:
     venue: Venue
     first: float
     last: float
-    checked_in: bool = False
-    waiting: bool = False  # heard long enough, but the visitor is checked in elsewhere
+    checked_in: bool = False  # the dwell is over: checked in, by this beacon (``visit_id``) or already there
+    visit_id: int | None = None  # the check-in this stay wrote: the only one it may end
+    waiting: bool = False  # heard long enough, but another beacon's check-in is open
 
 
 class BeaconCheckIns:
@@ -154,21 +157,19 @@ class BeaconCheckIns:
             result = check_in_by_beacon(self.store, stay.venue, now, start=stay.first)
         except VenueError as exc:  # already checked in there by QR code: that check-in stands, none counted
             log.info("venue beacon heard, no new check-in: %s", exc)
-            stay.checked_in = True  # its beacon falling silent still checks out
+            stay.checked_in = True  # nothing of its own to end when it falls silent
             return
-        if result is None:  # checked in elsewhere
+        if result is None:  # another beacon's check-in is open
             if not stay.waiting:
-                log.info("venue beacon heard while checked in elsewhere: no check-in while that visit lasts")
+                log.info("venue beacon heard while checked in by another: no check-in while that visit lasts")
                 stay.waiting = True
             return  # tried again at the next tick: that visit may have ended by then
-        stay.checked_in = True
+        stay.checked_in, stay.visit_id = True, result.visit.id
         self.checkins += 1
         log.info("checked in by venue beacon")
 
     def _check_out(self, stay: _Stay, now: float) -> None:
-        try:
-            check_out(self.store, now, end=stay.last, at=stay.venue.location_id)
-        except VenueError:  # checked out already, or checked in elsewhere since: that one stands
-            return
+        if stay.visit_id is None or end_beacon_checkin(self.store, stay.visit_id, now, stay.last) is None:
+            return  # its check-in ended already (checkout, its own length), or it wrote none
         self.checkouts += 1
         log.info("checked out: venue beacon no longer heard")

@@ -313,34 +313,33 @@ def _hear(listener: BeaconCheckIns, secrets: VenueSecrets, start: float, seconds
             listener.tick(t)
 
 
-def test_a_neighbours_beacon_never_ends_a_check_in_elsewhere() -> None:
-    """Checked in at the pharmacy by its QR code, the café's beacon next door is heard through the
-    wall for 12 minutes: the pharmacy visit stands (it used to be ended after 5 minutes, and the
-    visitor 'moved' to the café).  Once the visitor checks out, the café, still heard, checks in
-    from the check-out, not from the first frame heard."""
-    from bluezone.venues.checkins import check_in, check_out, open_visit
+def test_a_beacon_of_another_venue_checks_in_beside_a_qr_check_in_and_never_ends_it() -> None:
+    """Checked in at the pharmacy by its QR code, the café's beacon is heard for 12 minutes (next door, or
+    the visitor went in without checking out): after 5 minutes the café checks in beside the pharmacy (both
+    rooms were shared), and its silence ends the café's check-in alone.  The pharmacy's ends when the
+    visitor checks out."""
+    from bluezone.venues.checkins import check_in, check_out, open_visits
 
     pharmacy = Venue.create("Nhà thuốc Long Châu", "14 Trần Phú, Hà Nội", "retail", 30, seed=bytes(16))
     store = SightingStore.open(":memory:")
     listener = BeaconCheckIns(store)
     check_in(store, pharmacy, T0, source="url")
     _hear(listener, SECRETS, T0 + 60, 12 * 60)
-    current = open_visit(store, T0 + 13 * 60)
-    assert current is not None and current.description == pharmacy.description and not current.checked_out
-    assert [v.description for v in visits(store)] == [pharmacy.description]
-    assert listener.checkins == 0
-    check_out(store, T0 + 13 * 60)
-    _hear(listener, SECRETS, T0 + 13 * 60, 60)
+    assert [v.description for v in open_visits(store, T0 + 13 * 60)] == ["Café Hoa", pharmacy.description]
+    listener.tick(T0 + 17 * 60)  # the café silent for over 3 minutes
     pharmacy_visit, cafe_visit = visits(store)
-    assert pharmacy_visit.end == T0 + 13 * 60 and pharmacy_visit.checked_out
-    assert cafe_visit.source == "beacon" and cafe_visit.start == T0 + 13 * 60
-    assert listener.checkins == 1
+    assert cafe_visit.source == "beacon" and cafe_visit.checked_out and cafe_visit.start <= T0 + 2 * 60
+    assert cafe_visit.end == T0 + 13 * 60 - 1  # its last frame
+    assert not pharmacy_visit.checked_out and pharmacy_visit.end == T0 + 30 * 60  # its own length
+    assert listener.checkins == 1 and listener.checkouts == 1
+    [ended] = check_out(store, T0 + 20 * 60)
+    assert ended.description == pharmacy.description and ended.end == T0 + 20 * 60
 
 
 def test_a_neighbours_beacon_does_not_end_a_beacon_check_in_still_heard() -> None:
     """Two beacons heard at once (the café and the shop next door): the one checked in first stays
     until its own beacon falls silent; the other checks in only then."""
-    from bluezone.venues.checkins import open_visit
+    from bluezone.venues.checkins import open_visits
 
     shop = VenueSecrets(Venue.create("Shop", "16 Trần Phú", "retail", 60, seed=bytes([1]) * 16), bytes([7]) * 32)
     store = SightingStore.open(":memory:")
@@ -349,8 +348,7 @@ def test_a_neighbours_beacon_does_not_end_a_beacon_check_in_still_heard() -> Non
     for i in range(10 * 60):  # then both, interleaved, for 10 minutes
         _hear(listener, SECRETS, T0 + 6 * 60 + i, 1)
         _hear(listener, shop, T0 + 6 * 60 + i + 0.5, 1, rssi=-85)
-    current = open_visit(store, T0 + 16 * 60)
-    assert current is not None and current.description == "Café Hoa"
+    assert [v.description for v in open_visits(store, T0 + 16 * 60)] == ["Café Hoa"]
     _hear(listener, shop, T0 + 16 * 60, 5 * 60, rssi=-85)  # the café falls silent
     cafe_visit, shop_visit = visits(store)
     assert cafe_visit.checked_out and cafe_visit.end < T0 + 16 * 60
@@ -403,7 +401,8 @@ def test_frames_of_a_beacon_heard_through_the_wall_neither_keep_nor_make_a_stay(
 
 def test_a_beacon_heard_where_the_visitor_checked_in_by_qr_code_counts_no_check_in(caplog) -> None:  # type: ignore[no-untyped-def]
     """Checked in at the café by its QR code, then its beacon heard for 6 minutes: check_in refuses
-    (already checked in there), so the listener must neither count a check-in nor log one."""
+    (already checked in there), so the listener must neither count a check-in nor log one; and its silence
+    ends nothing (it ended the QR check-in 3 minutes later: the visitor was still there)."""
     import logging
 
     from bluezone.venues.checkins import check_in
@@ -416,9 +415,9 @@ def test_a_beacon_heard_where_the_visitor_checked_in_by_qr_code_counts_no_check_
     assert [v.source for v in visits(store)] == ["url"]
     assert listener.checkins == 0
     assert "checked in by venue beacon" not in caplog.text and "no new check-in" in caplog.text
-    listener.tick(T0 + 60 + 6 * 60 + 200)  # the beacon silent 3 min: that visit ends at its last frame, as a beacon's
+    listener.tick(T0 + 60 + 6 * 60 + 200)  # the beacon silent 3 min: it ends only what it started (it ended this one)
     [visit] = visits(store)
-    assert visit.checked_out and visit.end == T0 + 60 + 6 * 60 - 1 and listener.checkouts == 1
+    assert not visit.checked_out and visit.end == T0 + 45 * 60 and listener.checkouts == 0
 
 
 def test_a_clock_stepped_back_does_not_keep_a_visitor_who_left_checked_in() -> None:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bluezone.errors import StoreError
+from bluezone.errors import StoreError, VenueError
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon
-from bluezone.venues.checkins import check_in, check_out, open_visit, visits
+from bluezone.venues.checkins import check_in, check_in_by_beacon, check_out, end_beacon_checkin, open_visits, visits
 from bluezone.venues.location import Venue
 from bluezone.venues.nearby import BeaconCheckIns
 from bluezone.venues.owner import VenueSecrets
@@ -21,26 +21,37 @@ T = 1_800_000_000.0
 
 
 def test_a_beacon_checkin_does_not_date_back_into_a_visit_that_ended(tmp_path: Path) -> None:
-    """The beacon listener checks in from the first frame heard, minutes ago; a visit that ended in
-    those minutes (checked out at the café, the shop's beacon already heard at its door) keeps
-    them, and the new one starts where it ended (both were sent and matched for those minutes)."""
-    cafe, shop = Venue.create("Café", "1 Main St"), Venue.create("Shop", "3 Main St")
+    """The beacon listener checks in from the first frame heard, minutes ago; a beacon's visit that ended
+    in those minutes (the café's, the shop's beacon already heard at its door), or a visit at the same venue,
+    keeps them, and the new one starts where it ended.  A typed visit elsewhere does not: both rooms."""
+    cafe, shop, bar = Venue.create("Café", "1 Main St"), Venue.create("Shop", "3 Main St"), Venue.create("Bar", "5 Main St")
     with SightingStore.open(tmp_path / "v.db") as store:
-        check_in(store, cafe, T)
-        check_out(store, T + 600)
-        check_in(store, shop, T + 900, source="beacon", start=T + 300)
-        [(a_start, a_end), (b_start, b_end)] = [(v.start - T, v.end - T) for v in visits(store)]
-    assert (a_start, a_end) == (0, 600)
-    assert b_start == 600 and b_end > b_start
+        first = check_in_by_beacon(store, cafe, T + 300, start=T)
+        assert first is not None and end_beacon_checkin(store, first.visit.id, T + 800, T + 600) is not None
+        check_in_by_beacon(store, shop, T + 900, start=T + 300)
+        check_in(store, bar, T + 1000)
+        check_out(store, T + 1200)
+        check_in_by_beacon(store, bar, T + 1300, start=T + 1100)  # the bar's beacon, heard since before the check-out
+        assert [(v.description, v.start - T, v.end - T) for v in visits(store)] == [
+            ("Café", 0, 600), ("Shop", 600, 1200), ("Bar", 1000, 1200), ("Bar", 1200, 1200 + 15 * 60)
+        ]  # the shop's beacon visit, open beside the bar's, ended by the check-out too
 
 
-def test_a_beacon_checkin_after_an_open_one_ends_it_where_the_new_one_starts(tmp_path: Path) -> None:
-    cafe, shop = Venue.create("Café", "1 Main St"), Venue.create("Shop", "3 Main St")
+def test_a_beacon_checkin_beside_a_typed_one_ends_neither(tmp_path: Path) -> None:
+    """A beacon ends only what it started: checked in at the café by QR code, the shop's beacon checks in
+    beside it (it ended the café's visit, where the visitor may well have been all along); a QR check-in
+    elsewhere later ends the café's, not the beacon's."""
+    cafe, shop, bar = Venue.create("Café", "1 Main St"), Venue.create("Shop", "3 Main St"), Venue.create("Bar", "5 Main St")
     with SightingStore.open(tmp_path / "v.db") as store:
         check_in(store, cafe, T)
-        result = check_in(store, shop, T + 800, source="beacon", start=T + 300)  # the café's stay: 15 min
-        assert result.ended is not None and result.ended.end == T + 300
-        assert result.visit.start == T + 300
+        result = check_in_by_beacon(store, shop, T + 800, start=T + 300)
+        assert result is not None and result.ended is None and result.visit.start == T + 300
+        assert [v.description for v in open_visits(store, T + 800)] == ["Shop", "Café"]
+        typed = check_in(store, bar, T + 850)
+        assert typed.ended is not None and typed.ended.description == "Café" and typed.ended.end == T + 850
+        assert [v.description for v in open_visits(store, T + 850)] == ["Bar", "Shop"]
+        with pytest.raises(ValueError, match="not typed"):
+            check_in(store, shop, T + 950, source="beacon")
 
 
 def _another_process_checks_in_during_the_first_read(store: SightingStore, path: Path, venue: Venue) -> list[object]:
@@ -95,24 +106,70 @@ def test_two_check_ins_at_the_same_moment_do_not_overlap(tmp_path: Path) -> None
         assert [d for (d, _, _) in _no_overlaps(store)] == ["Café", "Shop"]  # the later one ended the first
 
 
-def test_a_beacon_never_ends_a_check_in_typed_at_the_same_moment(tmp_path: Path) -> None:
-    """The beacon listener read 'checked in nowhere', then a QR check-in at the pharmacy was typed,
-    then the listener checked in at the café: that ended the pharmacy visit just made (a beacon must
-    never end a check-in elsewhere)."""
+def _cafe_beacon_heard(listener: BeaconCheckIns, secrets: VenueSecrets, seconds: int) -> None:
+    for t in range(int(T), int(T) + seconds):  # the café's beacon, a frame a second, on the listener's timeline
+        frames = beacon.frames(secrets.venue.payload, secrets.beacon_key, beacon.epoch_of(t))
+        listener.on_advert(Advert(float(t), frames[t % len(frames)], -70, beacon.SERVICE_UUID))
+
+
+@pytest.mark.parametrize("typed_at", ["Pharmacy", "Café"])
+def test_a_beacon_and_a_check_in_typed_at_the_same_moment_see_each_other(tmp_path: Path, typed_at: str) -> None:
+    """Two writers: the daemon's beacon listener reads the check-ins, and another process types a check-in
+    at that moment (it waits for the listener's transaction, then reads what it wrote).  At the pharmacy:
+    both stand, side by side, and the café's silence ends the café's alone.  At the café itself: one
+    check-in there (the typed one is refused as 'already checked in'), never two."""
     cafe, pharmacy = Venue.create("Café", "1 Main St"), Venue.create("Pharmacy", "3 Main St")
     secrets = VenueSecrets(cafe, bytes(range(32)))
     path = tmp_path / "v.db"
     with SightingStore.open(path) as store:
         listener = BeaconCheckIns(store)
-        done = _another_process_checks_in_during_the_first_read(store, path, pharmacy)
-        for t in range(int(T), int(T) + 10 * 60):  # the café's beacon heard for 10 minutes, a frame a second
-            frames = beacon.frames(cafe.payload, secrets.beacon_key, beacon.epoch_of(t))
-            listener.on_advert(Advert(float(t), frames[t % len(frames)], -70, beacon.SERVICE_UUID))
-        _joined(done)
-        current = open_visit(store, T + 10 * 60)
-        assert current is not None and current.description == "Pharmacy" and not current.checked_out
-        # the café's check-in was written first, then the typed one ended it (the visitor moved)
-        assert listener.checkins == 1 and [d for (d, _, _) in _no_overlaps(store)] == ["Café", "Pharmacy"]
+        done = _another_process_checks_in_during_the_first_read(store, path, pharmacy if typed_at == "Pharmacy" else cafe)
+        _cafe_beacon_heard(listener, secrets, 10 * 60)
+        done[0].join()  # type: ignore[attr-defined]
+        listener.tick(T + 14 * 60)  # the café silent for 4 minutes
+        found = [(v.description, v.source, v.checked_out) for v in visits(store)]
+        if typed_at == "Pharmacy":
+            assert not isinstance(done[1], Exception), done
+            assert found == [("Café", "beacon", True), ("Pharmacy", "url", False)]
+        else:
+            assert isinstance(done[1], VenueError) and "already checked in at Café" in str(done[1])
+            assert found == [("Café", "beacon", True)]
+        assert listener.checkins == 1 and listener.checkouts == 1
+
+
+def test_a_checkout_typed_while_the_beacon_checks_out_ends_each_once(tmp_path: Path) -> None:
+    """Two writers again: the listener ends its café check-in (the beacon silent) while another process
+    types `checkout`.  The typed one waits and ends what is still open (the QR check-in at the pharmacy);
+    the café's ends at its last frame, as the listener read it."""
+    cafe, pharmacy = Venue.create("Café", "1 Main St"), Venue.create("Pharmacy", "3 Main St", "retail", 60)
+    secrets = VenueSecrets(cafe, bytes(range(32)))
+    path = tmp_path / "v.db"
+    with SightingStore.open(path) as store:
+        check_in(store, pharmacy, T - 60)
+        listener = BeaconCheckIns(store)
+        _cafe_beacon_heard(listener, secrets, 10 * 60)
+        done: list[object] = []
+        read = store.checkin_rows
+
+        def typed() -> None:
+            with SightingStore.open(path) as other:
+                done.append(check_out(other, T + 14 * 60))
+
+        def first_read(**kwargs: object) -> object:
+            rows = read(**kwargs)  # type: ignore[arg-type]
+            if not done:
+                done.append(threading.Thread(target=typed))
+                done[0].start()  # type: ignore[attr-defined]
+                done[0].join(1.0)  # type: ignore[attr-defined]
+            return rows
+
+        store.checkin_rows = first_read  # type: ignore[method-assign]
+        listener.tick(T + 14 * 60)
+        done[0].join()  # type: ignore[attr-defined]
+        [typed_out] = done[1]  # type: ignore[misc]
+        assert typed_out.description == "Pharmacy" and typed_out.end == T + 14 * 60
+        cafe_visit, pharmacy_visit = sorted(visits(store), key=lambda v: v.description)
+        assert cafe_visit.checked_out and cafe_visit.end == T + 10 * 60 - 1 and listener.checkouts == 1
 
 
 def test_a_check_in_whose_write_fails_leaves_the_open_one_as_it_was(tmp_path: Path) -> None:

@@ -86,6 +86,25 @@ def test_checkin_checkout_and_list(tmp_path: Path, cafe: dict, clock: VirtualClo
     assert len(listed) == 1 and listed[0]["checked_out"] and listed[0]["description"] == "Café Hoa"
 
 
+def test_checkout_ends_a_beacons_check_in_beside_the_qr_one(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
+    """A QR check-in at the café and the shop's beacon's beside it: `checkout` ends both (the visitor left);
+    --json keeps the newest's fields and lists the other under also_ended."""
+    from bluezone.venues.checkins import check_in_by_beacon
+    from bluezone.venues.location import Venue
+
+    db = str(tmp_path / "visitor.db")
+    assert run(clock, "checkin", cafe["url"], "--db", db).exit_code == 0
+    with SightingStore.open(db) as store:
+        assert check_in_by_beacon(store, Venue.create("Shop", "3 Main St"), T0 + 600, start=T0 + 300) is not None
+    clock.advance(10 * 60)
+    out = run(clock, "checkout", "--db", db, "--json")
+    assert out.exit_code == 0, out.output
+    shown = json.loads(out.output)
+    assert (shown["description"], shown["minutes"]) == ("Shop", 5.0)
+    assert [(v["description"], v["minutes"]) for v in shown["also_ended"]] == [("Café Hoa", 10.0)]
+    assert run(clock, "checkout", "--db", db).exit_code == 2  # nothing open any more
+
+
 def test_automatic_checkout_after_the_default_stay(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
     db = str(tmp_path / "visitor.db")
     run(clock, "checkin", cafe["url"], "--db", db)

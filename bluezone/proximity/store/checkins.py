@@ -50,15 +50,9 @@ class CheckIns(StoreBase):
         checked_out: bool,
         source: str,
         now: float,
-        end_open_id: int | None = None,
-        end_open_at: float | None = None,
     ) -> int:
-        """Insert a check-in (and end the open one, ``end_open_id``, in the same transaction)."""
+        """Insert a check-in (inside ``checkins_held`` when it was decided by reading the others)."""
         with self._checkin_write():
-            if end_open_id is not None:
-                self._conn.execute(
-                    "UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end_open_at, end_open_id)
-                )
             cursor = self._conn.execute(
                 "INSERT INTO checkins (location_id, payload, description, address, start_time, end_time, checked_out,"
                 " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
