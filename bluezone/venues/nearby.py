@@ -8,8 +8,11 @@ Rules (all times from the daemon's clock):
   frame's RSSI scatters by 5-8 dB around its link's mean (shared/RADIO.md), so a beacon heard on
   average at -97 dBm through a wall or from the street sends a frame above -90 dBm every few
   seconds; counted one by one they kept a visitor who had left checked in (and checked in one who
-  sat next door), while the window's majority stays below.  Its stay starts at the first strong
-  frame of the first window heard;
+  sat next door), while the window's majority stays below.  Or, whatever the weak frames, when
+  ``near_frames`` (20) of them arrived at ``near_rssi`` (-78 dBm) or stronger: copies of the frames
+  replayed from afar (anyone can) outvoted a visitor next to the beacon, who was never checked in,
+  and next door does not send such frames.  Its stay starts at the first strong frame of the
+  first window heard;
 * after ``dwell`` seconds heard (default 5 min, so walking past the door is no visit), the
   device checks in with the stay's start as the check-in time (source ``beacon``);
 * when no frame has been heard for ``leave_after`` seconds (default 3 min), it checks out at the
@@ -54,6 +57,8 @@ class NearbyPolicy:
     min_rssi: int = -90
     window: float = 60.0
     min_frames: int = 3
+    near_rssi: int = -78
+    near_frames: int = 20
 
 
 #: A frame sweeps every stay (check-ins, check-outs, venues no longer heard) at most this often.  A flood of
@@ -82,9 +87,9 @@ class BeaconCheckIns:
         self.policy = policy or NearbyPolicy()
         self.assembler = beacon.FrameAssembler(min_rssi=self.policy.min_rssi)
         self._stays: dict[bytes, _Stay] = {}  # by location id
-        #: by location id: the times of its frames in the window, and of its strong ones (kept apart: a flood of
-        #: 1,000 frames a second listed the window's strong frames at each, 3.5 ms a frame, 3.5x slower than the air)
-        self._recent: dict[bytes, tuple[deque[float], deque[float]]] = {}
+        #: by location id: the times of its frames in the window, of its strong ones and of its near ones (kept
+        #: apart: a flood of 1,000 frames a second listed the window's strong frames at each, 3.5 ms a frame)
+        self._recent: dict[bytes, tuple[deque[float], deque[float], deque[float]]] = {}
         self.checkins = 0
         self.checkouts = 0
         self._latest: float | None = None  # the latest time of a frame or tick: a clock step back is told by it
@@ -96,7 +101,7 @@ class BeaconCheckIns:
         if result is None or result[1] is None:
             return
         venue = result[1]
-        first = self._heard(venue.location_id, advert.time, advert.rssi >= self.policy.min_rssi)
+        first = self._heard(venue.location_id, advert.time, advert.rssi)
         if first is not None:
             stay = self._stays.get(venue.location_id)
             if stay is None:
@@ -106,19 +111,21 @@ class BeaconCheckIns:
         if self._swept is None or not self._swept <= advert.time < self._swept + SWEEP_SECONDS:
             self.tick(advert.time)
 
-    def _heard(self, location_id: bytes, t: float, strong: bool) -> float | None:
-        """The first strong frame of the window up to ``t`` if the venue is heard now (enough strong
-        frames in it, and no fewer than weak ones), else None."""
-        recent, strong_times = self._recent.setdefault(location_id, (deque(), deque()))
+    def _heard(self, location_id: bytes, t: float, rssi: int) -> float | None:
+        """The first strong frame of the window up to ``t`` if the venue is heard now (enough strong frames, and
+        no fewer than weak ones; or ``near_frames`` near ones, whatever the weak ones), else None."""
+        recent, strong, near = self._recent.setdefault(location_id, (deque(), deque(), deque()))
         recent.append(t)
-        if strong:
-            strong_times.append(t)
-        for times in (recent, strong_times):
+        if rssi >= self.policy.min_rssi:
+            strong.append(t)
+        if rssi >= self.policy.near_rssi:
+            near.append(t)
+        for times in (recent, strong, near):
             while times and times[0] < t - self.policy.window:
                 times.popleft()
-        if len(strong_times) < self.policy.min_frames or 2 * len(strong_times) < len(recent):
-            return None
-        return strong_times[0]
+        majority = len(strong) >= self.policy.min_frames and 2 * len(strong) >= len(recent)
+        # near frames: copies replayed from afar, however many, cannot outvote them
+        return strong[0] if majority or len(near) >= self.policy.near_frames else None
 
     def _follow_clock(self, t: float) -> None:
         """Note ``t``; if it is more than a window before the latest time seen, the clock stepped back:
@@ -147,7 +154,7 @@ class BeaconCheckIns:
                 del self._stays[location_id]
             elif not stay.checked_in and stay.last - stay.first >= self.policy.dwell:
                 self._check_in(stay, now)
-        for location_id, (recent, _) in list(self._recent.items()):  # venues no longer heard at all
+        for location_id, (recent, _, _) in list(self._recent.items()):  # venues no longer heard at all
             if not recent or recent[-1] < now - self.policy.window:
                 del self._recent[location_id]
         self.assembler.forget_before(now)

@@ -356,19 +356,49 @@ def test_a_neighbours_beacon_does_not_end_a_beacon_check_in_still_heard() -> Non
 
 
 def _hear_scattered(
-    listener: BeaconCheckIns, secrets: VenueSecrets, start: float, seconds: int, mean_rssi: float, rng
+    listener: BeaconCheckIns, secrets: VenueSecrets, start: float, seconds: int, mean_rssi: float, rng,
+    copies: int = 4, sd: float = 6.0, replays: int = 0,
 ) -> None:  # type: ignore[no-untyped-def]
-    """The beacon heard as a real radio hears it (shared/RADIO.md): each frame repeated 4 times a second
-    by the advertising interval, each copy's RSSI scattered 6 dB around the link's mean, copies under
-    the receiver's sensitivity (-98 dBm) lost."""
-    for i in range(seconds * 4):
-        t = start + i / 4
-        rssi = round(rng.gauss(mean_rssi, 6.0))
+    """The beacon heard as a real radio hears it (shared/RADIO.md): each frame reported ``copies`` times a
+    second (the advertising interval), each copy's RSSI scattered ``sd`` dB around the link's mean, copies
+    under the receiver's sensitivity (-98 dBm) lost; and ``replays`` copies a second of the epoch's frames
+    replayed from afar, heard at -95 dBm on average."""
+    heard = [(start + i / copies, mean_rssi, True) for i in range(seconds * copies)]
+    heard += [(start + (i + 0.37) / replays, -95.0, False) for i in range(seconds * replays)]
+    ticked = start - 10
+    for t, mean, on_air in sorted(heard):
+        rssi = round(rng.gauss(mean, sd))
         if rssi >= -98:
             frames = beacon.frames(secrets.venue.payload, secrets.beacon_key, beacon.epoch_of(t))
-            listener.on_advert(Advert(t, frames[int(t) % len(frames)], rssi, beacon.SERVICE_UUID))
-        if i % 40 == 0:
+            frame = frames[int(t) % len(frames)] if on_air else rng.choice(frames)
+            listener.on_advert(Advert(t, frame, rssi, beacon.SERVICE_UUID))
+        if t >= ticked + 10:
             listener.tick(t)
+            ticked = t
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_replay_from_afar_does_not_keep_a_visitor_next_to_the_beacon_from_checking_in(seed: int) -> None:
+    """attack13: the epoch's frames replayed 6 times a second from the street (-95 dBm on average) outnumber
+    the beacon's own frames for a visitor next to it (-72 dBm, one report a frame: a beacon advertising once a
+    second, or a duty-cycled scan), so the minute's frames were never mostly strong and the visitor was never
+    checked in.
+    20 frames in the minute at -78 dBm or stronger now make a stay whatever the weak ones: weak copies,
+    however many, cannot outvote them, and next door (-97 dBm, even 10 copies a second scattered 8 dB)
+    does not send them."""
+    import random
+
+    rng = random.Random(seed)
+    visitor = BeaconCheckIns(SightingStore.open(":memory:"))
+    _hear_scattered(visitor, SECRETS, T0, 20 * 60, -72, rng, copies=1, replays=6)
+    visitor.tick(T0 + 24 * 60)
+    [visit] = visits(visitor.store)
+    assert visit.start <= T0 + 60 and visit.end >= T0 + 19 * 60
+
+    next_door = BeaconCheckIns(SightingStore.open(":memory:"))
+    _hear_scattered(next_door, SECRETS, T0, 20, -72, rng)  # walked past the café's door (its set opened)
+    _hear_scattered(next_door, SECRETS, T0 + 60, 20 * 60, -97, rng, copies=10, sd=8.0)
+    assert visits(next_door.store) == []
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
