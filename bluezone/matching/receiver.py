@@ -283,6 +283,27 @@ class SightingSource(Protocol):
     def count_sightings(self, since: float, until: float, at_most: int | None = None) -> int: ...
 
 
+@dataclass(frozen=True)
+class _Read:
+    """One read of the store: its receiver context and the store id of each row it read."""
+
+    context: ReceiverContext
+    ids: np.ndarray
+
+    @functools.cached_property
+    def _by_id(self) -> tuple[np.ndarray, np.ndarray]:
+        """(order, ids in that order): sorted once per read, where every window's call sorted its
+        day's ids again (a day's read is kept for every window of that day)."""
+        order = np.argsort(self.ids)
+        return order, self.ids[order]
+
+    def rows_of(self, wanted: np.ndarray) -> np.ndarray:
+        """The rows of this read that hold the store ids ``wanted`` (those it holds, in ``wanted``'s order)."""
+        order, ordered = self._by_id
+        at = np.minimum(np.searchsorted(ordered, wanted), len(ordered) - 1)
+        return order[at[ordered[at] == wanted]]
+
+
 class StoredReceiverContext:
     """``receiver_context`` of everything a store holds in ``bounds``, read only where a scorer
     asks: the minutes of the window it judges (``minute_reference``) and, for the day-level
@@ -312,22 +333,22 @@ class StoredReceiverContext:
         self.repeated = repeated  # None: unknown, read whole days
         self.rssi_correction = rssi_correction
         self.slot_seconds = float(slot_seconds)
-        self._days: dict[int, tuple[ReceiverContext, np.ndarray]] = {}
+        self._days: dict[int, _Read] = {}
 
     @property
     def value_slot(self) -> np.ndarray:
         """Not kept (read per window); present so a scorer knows slots are counted in ``slot_seconds``."""
         return np.empty(0, np.int64)
 
-    def _context(self, since: float, until: float, by_rpi: bool = False) -> tuple[ReceiverContext, np.ndarray]:
+    def _context(self, since: float, until: float, by_rpi: bool = False) -> _Read:
         since, until = max(since, self.bounds[0]), min(until, self.bounds[1])
         if by_rpi and self.repeated is not None:
             rows, ids = self.source.sightings_with_rpis(self.repeated, since, until)
         else:
             rows, ids = self.source.usable_sightings(since, until)
-        return receiver_context(rows, rssi_correction=self.rssi_correction, slot_seconds=self.slot_seconds), ids
+        return _Read(receiver_context(rows, rssi_correction=self.rssi_correction, slot_seconds=self.slot_seconds), ids)
 
-    def _day(self, day: int) -> tuple[ReceiverContext, np.ndarray]:
+    def _day(self, day: int) -> _Read:
         """The context of ``day``'s link-minutes: its slots read whole (``MAX_RUN`` slots more on each
         side, so that no rounding of a slot's edge leaves a sighting out and a run across midnight is
         seen), as the rows of the repeated RPIs when there are far fewer of those than sightings (each
@@ -342,21 +363,18 @@ class StoredReceiverContext:
             self._days[day] = self._context(since, until, by_rpi=few)
         return self._days[day]
 
-    def _local(self, exclude: np.ndarray | None, ids: np.ndarray) -> np.ndarray | None:
-        """``exclude`` (rows of the matcher's array) as rows of a read that returned ``ids``."""
-        if exclude is None or len(exclude) == 0 or len(ids) == 0:
+    def _local(self, exclude: np.ndarray | None, read: _Read) -> np.ndarray | None:
+        """``exclude`` (rows of the matcher's array) as rows of ``read``."""
+        if exclude is None or len(exclude) == 0 or len(read.ids) == 0:
             return None
-        wanted = self.ids[np.asarray(exclude, np.int64)]
-        order = np.argsort(ids)
-        at = np.minimum(np.searchsorted(ids[order], wanted), len(ids) - 1)
-        return order[at[ids[order][at] == wanted]]
+        return read.rows_of(self.ids[np.asarray(exclude, np.int64)])
 
     def reference(
         self, day: int, min_link_minutes: int = 1, exclude: np.ndarray | None = None, min_run: int = 1
     ) -> float | None:
         """As ``ReceiverContext.reference`` (``min_run`` at most ``MAX_RUN``)."""
-        context, ids = self._day(int(day))
-        return context.reference(day, min_link_minutes, self._local(exclude, ids), check_run(min_run))
+        read = self._day(int(day))
+        return read.context.reference(day, min_link_minutes, self._local(exclude, read), check_run(min_run))
 
     def minute_reference(
         self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,
@@ -371,11 +389,11 @@ class StoredReceiverContext:
         first, last = float(slots.min() * s), float((slots.max() + 1) * s)
         day = int(first // DAY_SECONDS * DAY_SECONDS)
         if day in self._days and last <= day + DAY_SECONDS:
-            context, ids = self._days[day]
+            read = self._days[day]
         else:
             margin = check_run(min_run) * s
-            context, ids = self._context(first - margin, last + margin)
-        return context.minute_reference(slots, quantile, self._local(exclude, ids), min_run, strongest, above)
+            read = self._context(first - margin, last + margin)
+        return read.context.minute_reference(slots, quantile, self._local(exclude, read), min_run, strongest, above)
 
 
 def check_run(min_run: int) -> int:
