@@ -190,15 +190,35 @@ def minute_attenuation(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(slot numbers, robust attenuation per slot, sightings per slot) for slots with enough packets."""
     slots = np.floor(np.asarray(times, np.float64) / config.slot_seconds).astype(np.int64)
-    att = np.asarray(attenuation, np.float64)
-    order = np.lexsort((att, slots))
-    slots, att = slots[order], att[order]
+    slots, att = by_slot_and_value(slots, np.asarray(attenuation))
     # slots are in order now: each occupied one starts where they change (np.unique would sort again)
     first = change_points(slots) if len(slots) else np.empty(0, np.intp)
     occupied, counts = slots[first], np.diff(np.append(first, len(slots)))
     value = group_percentile(att, first, counts, config.percentile)
     keep = counts >= config.min_sightings
     return occupied[keep], value[keep], counts[keep]
+
+
+def by_slot_and_value(slots: np.ndarray, attenuation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(slots, attenuations as float64) sorted by slot, then attenuation.  A window's attenuations are
+    whole dB (the matcher's int32), so both fit one integer key and one sort of it does what
+    ``np.lexsort``'s two stable passes did (the 19,000 sightings of ``bluezone evaluate``'s 20-minute
+    chains: 12 bits): the same numbers, since equal pairs are equal whatever their order."""
+    if attenuation.dtype.kind in "iu" and attenuation.dtype.itemsize <= 4 and len(slots) > 1:
+        low, high = int(attenuation.min()), int(attenuation.max())
+        first, last = int(slots.min()), int(slots.max())
+        bits = (high - low).bit_length()
+        largest = ((last - first) << bits) | ((1 << bits) - 1)
+        if largest < 2**63:  # the key cannot overflow
+            key = (slots - first) << bits
+            key |= attenuation.astype(np.int64) - low
+            key = key.astype(np.min_scalar_type(largest))  # a window's keys fit 16 bits: sorted 4x faster than 64
+            key.sort()
+            mask = (1 << bits) - 1
+            return (key >> bits).astype(np.int64) + first, ((key & mask).astype(np.int64) + low).astype(np.float64)
+    att = attenuation.astype(np.float64)
+    order = np.lexsort((att, slots))
+    return slots[order], att[order]
 
 
 def rolling_median(values: np.ndarray, width: int) -> np.ndarray:

@@ -307,11 +307,24 @@ def slot_durations(
     whole with ``sampling_seconds`` None).
     """
     slots = np.floor(np.asarray(times, np.float64) / slot_seconds).astype(np.int64)
-    occupied, inverse = np.unique(slots, return_inverse=True)
+    occupied, inverse = occupied_slots(slots)
     gaps = np.diff(occupied, prepend=occupied[:1] - 1) if len(occupied) else occupied
     share = 1.0 if sampling_seconds is None else present_share(times, slot_seconds, max_gap_slots - 1, sampling_seconds)[1]
     credit = (np.minimum(gaps, max_gap_slots) - 1 + share) * (slot_seconds / 60.0)
     return inverse, credit.astype(np.float64)
+
+
+def occupied_slots(slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(slots, return_inverse=True)``: a window's times come in order, so its slots are cut
+    where they change (compared, not subtracted: slots 2**63 apart cannot overflow) without the sort."""
+    n = len(slots)
+    if n < 2 or not bool((slots[1:] >= slots[:-1]).all()):
+        occupied, inverse = np.unique(slots, return_inverse=True)
+        return occupied, inverse
+    new = np.empty(n, bool)
+    new[0] = True
+    np.not_equal(slots[1:], slots[:-1], out=new[1:])
+    return slots[new], np.cumsum(new, dtype=np.intp) - 1
 
 
 @dataclass

@@ -19,12 +19,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bluezone.matching.bluezone_scorer import (
-    WHOLE_WINDOW, BluezoneConfig, BluezoneScorer, minute_attenuation, rolling_median,
+    WHOLE_WINDOW, BluezoneConfig, BluezoneScorer, by_slot_and_value, minute_attenuation, rolling_median,
 )
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import _prefix_products, minute_llr, near_posterior
 from bluezone.matching.receiver import ReceiverContext, group_percentile
-from bluezone.matching.scoring import Score, median, present_share
+from bluezone.matching.scoring import Score, change_points, median, present_share
 
 T0 = 1_700_000_040.0
 
@@ -49,6 +49,19 @@ def reference_minute_attenuation(times: np.ndarray, attenuation: np.ndarray, con
     order = np.lexsort((att, slots))
     slots, att = slots[order], att[order]
     occupied, first, counts = np.unique(slots, return_index=True, return_counts=True)
+    value = group_percentile(att, first, counts, config.percentile)
+    keep = counts >= config.min_sightings
+    return occupied[keep], value[keep], counts[keep]
+
+
+def lexsort_minute_attenuation(times: np.ndarray, attenuation: np.ndarray, config: BluezoneConfig) -> tuple[np.ndarray, ...]:
+    """``minute_attenuation`` at f0e36c1: sorted by ``np.lexsort``, slots cut where they change."""
+    slots = np.floor(np.asarray(times, np.float64) / config.slot_seconds).astype(np.int64)
+    att = np.asarray(attenuation, np.float64)
+    order = np.lexsort((att, slots))
+    slots, att = slots[order], att[order]
+    first = change_points(slots) if len(slots) else np.empty(0, np.intp)
+    occupied, counts = slots[first], np.diff(np.append(first, len(slots)))
     value = group_percentile(att, first, counts, config.percentile)
     keep = counts >= config.min_sightings
     return occupied[keep], value[keep], counts[keep]
@@ -114,6 +127,52 @@ def test_minute_attenuation_is_the_unique_one(rows: list[tuple[float, int]], slo
     config = BluezoneConfig(slot_seconds=slot, percentile=percentile, min_sightings=least, sampling_seconds=min(10.0, slot))
     for got, want in zip(minute_attenuation(times, att, config), reference_minute_attenuation(times, att, config)):
         same_bits(got, want)
+
+
+_INTS = {"int8": (-(2**7), 2**7 - 1), "uint8": (0, 2**8 - 1), "int16": (-(2**15), 2**15 - 1),
+         "int32": (-(2**31), 2**31 - 1), "uint32": (0, 2**32 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.sampled_from(sorted(_INTS)),
+    st.data(),
+    st.sampled_from([0.0, -1e12, 1e12, 4e18, -4e18]),  # slots beyond what one key can hold: the lexsort
+    st.sampled_from([1.0, 60.0, 61.5]),
+    st.floats(0, 100),
+    st.booleans(),
+)
+@example("int32", None, 0.0, 60.0, 10.0, False)  # the matcher's windows, as the ones below
+def test_minute_attenuation_by_one_key_is_the_lexsort(dtype, data, offset, slot, percentile, shuffled) -> None:
+    """The one-key sort of whole-dB attenuations (speed18) against the lexsort it replaced, every integer
+    type over its whole range (one bit to 64 bits apart), slots in and out of order, as far apart as a time
+    can put them, NaN and infinite times; and float attenuations, which keep the lexsort.  (Against the
+    ``np.unique`` form above only finite times agree: slots 2**63 apart overflow ``change_points``'
+    difference, at f0e36c1 as now; no window holds such times.)"""
+    low, high = _INTS[dtype]
+    if data is None:
+        times = T0 + np.arange(0, 1800, 2.5)
+        att = (50 + np.arange(len(times)) % 17).astype(np.int32)
+    else:
+        n = data.draw(st.integers(0, 80))
+        spread = data.draw(st.sampled_from([0, 1, 2, 255, 2**31, 2**32, 2**64]))
+        base = data.draw(st.integers(low, high))
+        att = np.array([min(high, max(low, base + data.draw(st.integers(0, spread)))) for _ in range(n)], np.int64).astype(dtype)
+        times = offset + np.array(data.draw(st.lists(
+            st.one_of(st.floats(0, 3 * 3600, allow_nan=False), st.sampled_from([np.nan, np.inf, -np.inf, 60.0, 1e15])),
+            min_size=n, max_size=n)), np.float64)
+        if not shuffled:
+            times = np.sort(times)
+    config = BluezoneConfig(slot_seconds=slot, percentile=percentile, min_sightings=1, sampling_seconds=min(10.0, slot))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NaN and inf times cast to int64, both ways alike
+        for a in (att, att.astype(np.float64)):
+            for got, want in zip(minute_attenuation(times, a, config), lexsort_minute_attenuation(times, a, config)):
+                same_bits(got, want)
+            slots = np.floor(times / slot).astype(np.int64)
+            order = np.lexsort((a.astype(np.float64), slots))
+            for got, want in zip(by_slot_and_value(slots, a), (slots[order], a.astype(np.float64)[order])):
+                same_bits(got, want)
 
 
 @settings(max_examples=300, deadline=None)
