@@ -65,7 +65,7 @@ from bluezone.matching.near_chain import minute_llr, near_posterior
 from bluezone.matching.receiver import MAX_RUN, ReceiverContext, group_percentile
 from bluezone.matching.scoring import (
     MAX_SLOT_SECONDS, MAX_SLOTS, Score, change_points, check_credit, check_ranges, check_setting_types, configured,
-    median, present_share, refuse_unknown_settings, register_scorer, share_between,
+    in_slot_order, median, present_share, refuse_unknown_settings, register_scorer, share_between,
 )
 
 
@@ -328,7 +328,9 @@ class BluezoneScorer:
         """The share of each judged slot to credit: 1 with ``credit = "slots"``, else the part of it
         the link was present (``present_share`` over the judged slots' sightings, bridging as
         ``credited`` does; with "ends" or "span" the window is one run, so only its first and last slot
-        are cut: their first and last sightings are all it takes)."""
+        are cut: their first and last sightings are all it takes).  With "present", a window in order
+        (as the matcher gives them) needs no more either: each run's first and last judged sightings,
+        found by ``np.searchsorted``, where ``present_share`` passed over every judged sighting."""
         c = self.config
         if credit == "slots" or len(slots) == 0:
             return np.ones(len(slots))
@@ -337,6 +339,12 @@ class BluezoneScorer:
         if credit in ("ends", "span"):  # a slot's times all lie above an earlier slot's (floor is monotonic)
             first, last = times[slot_of == slots[0]].min(), times[slot_of == slots[-1]].max()
             return share_between(slots, first, last, c.slot_seconds, c.sampling_seconds)
+        if in_slot_order(times, c.slot_seconds):  # each run's first and last judged sightings are all it takes
+            starts = change_points(slots, c.gap_fill_slots + 1)  # as present_share cuts the judged slots' runs
+            counts = np.diff(np.append(starts, len(slots)))
+            first = times[np.searchsorted(slot_of, slots[starts], "left")]
+            last = times[np.searchsorted(slot_of, slots[starts + counts - 1], "right") - 1]
+            return share_between(slots, np.repeat(first, counts), np.repeat(last, counts), c.slot_seconds, c.sampling_seconds)
         # the judged slots are sorted and distinct: a sighting is judged where its slot is found
         at = np.minimum(np.searchsorted(slots, slot_of), len(slots) - 1)
         _, share = present_share(times[slots[at] == slot_of], c.slot_seconds, c.gap_fill_slots, c.sampling_seconds)

@@ -246,7 +246,7 @@ def present_share(
     if n > 1 and not (t[1:] >= t[:-1]).all():  # NaN compares False: sorted, as before
         t = np.sort(t)
     slots = np.floor(t / slot_seconds).astype(np.int64)
-    if slot_seconds > 0 and -_SLOT_LIMIT < t[0] / slot_seconds and t[-1] / slot_seconds < _SLOT_LIMIT:  # slots in order
+    if in_slot_order(t, slot_seconds, checked=True):
         first = change_points(slots)  # each occupied slot's first sighting
         occupied = slots[first]
     else:  # NaN, or slots beyond int64 (no real time): as it always was
@@ -255,6 +255,14 @@ def present_share(
     run = np.cumsum(_flags(len(occupied), starts)) - 1
     last = _ends(first, n)[_ends(starts, len(occupied))]  # each run's last sighting
     return occupied, share_between(occupied, t[first[starts]][run], t[last][run], slot_seconds, sampling_seconds)
+
+
+def in_slot_order(times: np.ndarray, slot_seconds: float, checked: bool = False) -> bool:
+    """Whether ``times`` (non-empty; ``checked``: known to be sorted) are in order and their slot numbers
+    too: no NaN, and none beyond int64 (``_SLOT_LIMIT``), where the cast would wrap."""
+    if not checked and len(times) > 1 and not bool((times[1:] >= times[:-1]).all()):
+        return False
+    return bool(slot_seconds > 0 and -_SLOT_LIMIT < times[0] / slot_seconds and times[-1] / slot_seconds < _SLOT_LIMIT)
 
 
 def share_between(
