@@ -17,10 +17,8 @@ the same: a faster form that changes an exposure is no speed-up.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,69 +56,42 @@ print(json.dumps({"src": module.__file__, "s": statistics.median(cpu), "windows"
 """
 
 
-def run_pass(src: Path, phones: int, contacts: int, repeat: int) -> dict[str, Any]:
-    """One fresh interpreter importing bluezone from ``src``: the check's CPU seconds and the exposures' hash."""
-    env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(HERE.parent / "tests" / "matching"), str(phones), str(contacts), str(repeat)],
-        env=env, cwd=src, capture_output=True, text=True, check=True,  # -c puts the working directory first
-    )
-    result: dict[str, Any] = json.loads(out.stdout)
-    if not result["src"].startswith(str(src)):
-        raise SystemExit(f"the pass imported {result['src']}, not the tree {src}")
-    return result
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    sys.path.insert(0, str(HERE))  # check_bench.py, beside this script (also when loaded by path)
+    sys.path.insert(0, str(HERE))  # tree_passes.py, beside this script (also when loaded by path)
+    import tree_passes
     from check_bench import _at_least_one
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phones", type=_at_least_one, default=80)
     parser.add_argument("--contacts", type=_at_least_one, default=60)
-    parser.add_argument("--passes", type=_at_least_one, default=3)
     parser.add_argument("--repeat", type=_at_least_one, default=5, help="checks within a pass (median)")
-    parser.add_argument("--baseline-src", type=Path, default=None, help="a directory holding an older bluezone/")
-    parser.add_argument("--json", action="store_true")
+    tree_passes.add_options(parser)
     args = parser.parse_args(argv)
-    if args.baseline_src is not None and not (args.baseline_src / "bluezone" / "__init__.py").is_file():
-        parser.error(f"--baseline-src: {args.baseline_src} holds no bluezone/ package (make one with git archive)")
-    trees = {"now": HERE.parent}
-    if args.baseline_src is not None:
-        trees["baseline"] = args.baseline_src.resolve()
-    passes: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
-    for _ in range(args.passes):
-        for name, src in trees.items():
-            passes[name].append(run_pass(src, args.phones, args.contacts, args.repeat))
+    trees = tree_passes.trees(parser, args)
+    argv_child = ["-c", CHILD, str(HERE.parent / "tests" / "matching"), str(args.phones), str(args.contacts), str(args.repeat)]
+    passes = tree_passes.alternate(trees, args.passes, lambda src: tree_passes.child(src, argv_child))
     first = passes["now"][0]
     report: dict[str, Any] = {
         "sightings": first["sightings"], "windows": first["windows"], "passes": args.passes, "load": os.getloadavg()[0], "trees": {},
     }
     for name, runs in passes.items():
-        hashes = {r["hash"] for r in runs}
         seconds = statistics.median(r["s"] for r in runs)
         report["trees"][name] = {
             "src": str(trees[name]),
             "check_cpu_s_median": round(seconds, 4),
             "ms_per_window": round(seconds / max(first["windows"], 1) * 1e3, 3),
             "check_cpu_s_passes": [round(r["s"], 4) for r in runs],
-            "hash": runs[0]["hash"] if len(hashes) == 1 else "differs between passes",
+            "hash": tree_passes.one_hash(runs),
         }
     if "baseline" in trees:
         now, old = report["trees"]["now"], report["trees"]["baseline"]
         report["same_exposures"] = now["hash"] == old["hash"]
         report["ratio_baseline_over_now"] = round(old["check_cpu_s_median"] / now["check_cpu_s_median"], 3)
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return report
-    print(f"{report['sightings']} sightings, {report['windows']} windows, {args.passes} alternating passes, "
-          f"load {report['load']:.2f}; CPU s a check (median)")
-    for name, tree in report["trees"].items():
-        print(f"{name:>9}: {tree['check_cpu_s_median']} s ({tree['ms_per_window']} ms a window) {tree['check_cpu_s_passes']}")
-    for key in ("ratio_baseline_over_now", "same_exposures"):
-        if key in report:
-            print(f"{key}: {report[key]}")
-    return report
+    lines = [f"{report['sightings']} sightings, {report['windows']} windows, {args.passes} alternating passes, "
+             f"load {report['load']:.2f}; CPU s a check (median)"]
+    lines += [f"{name:>9}: {t['check_cpu_s_median']} s ({t['ms_per_window']} ms a window) {t['check_cpu_s_passes']}"
+              for name, t in report["trees"].items()]
+    return tree_passes.finish(report, args, lines, ("ratio_baseline_over_now", "same_exposures"))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,47 +60,26 @@ print(json.dumps({"src": module.__file__, "us": {n: statistics.median(v) for n, 
 """
 
 
-def run_pass(src: Path, windows: int, repeat: int) -> dict[str, Any]:
-    """One fresh interpreter importing bluezone from ``src``: per-window CPU us and Score hashes."""
-    env = {**os.environ, "PYTHONPATH": str(src), "OPENBLAS_NUM_THREADS": "1"}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(HERE.parent / "tests" / "matching"), json.dumps(CREDITS), str(windows), str(repeat)],
-        env=env, cwd=src, capture_output=True, text=True, check=True,  # -c puts the working directory first
-    )
-    result: dict[str, Any] = json.loads(out.stdout)
-    if not result["src"].startswith(str(src)):
-        raise SystemExit(f"the pass imported {result['src']}, not the tree {src}")
-    return result
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    sys.path.insert(0, str(HERE))  # check_bench.py, beside this script (also when loaded by path)
+    sys.path.insert(0, str(HERE))  # tree_passes.py, beside this script (also when loaded by path)
+    import tree_passes
     from check_bench import _at_least_one
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--windows", type=_at_least_one, default=400)
-    parser.add_argument("--passes", type=_at_least_one, default=3)
     parser.add_argument("--repeat", type=_at_least_one, default=5, help="timings of every window within a pass (median)")
-    parser.add_argument("--baseline-src", type=Path, default=None, help="a directory holding an older bluezone/")
-    parser.add_argument("--json", action="store_true")
+    tree_passes.add_options(parser)
     args = parser.parse_args(argv)
-    if args.baseline_src is not None and not (args.baseline_src / "bluezone" / "__init__.py").is_file():
-        parser.error(f"--baseline-src: {args.baseline_src} holds no bluezone/ package (make one with git archive)")
-    trees = {"now": HERE.parent}
-    if args.baseline_src is not None:
-        trees["baseline"] = args.baseline_src.resolve()
-    passes: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
-    for _ in range(args.passes):
-        for name, src in trees.items():
-            passes[name].append(run_pass(src, args.windows, args.repeat))
+    trees = tree_passes.trees(parser, args)
+    argv_child = ["-c", CHILD, str(HERE.parent / "tests" / "matching"), json.dumps(CREDITS), str(args.windows), str(args.repeat)]
+    passes = tree_passes.alternate(trees, args.passes, lambda src: tree_passes.child(src, argv_child))
     report: dict[str, Any] = {"windows": args.windows, "passes": args.passes, "load": os.getloadavg()[0], "trees": {}}
     for name, runs in passes.items():
-        hashes = {json.dumps(r["hash"], sort_keys=True) for r in runs}
         report["trees"][name] = {
             "src": str(trees[name]),
             "us_per_window_median": {c: round(statistics.median(r["us"][c] for r in runs), 1) for c in CREDITS},
             "us_per_window_passes": {c: [round(r["us"][c], 1) for r in runs] for c in CREDITS},
-            "hash": runs[0]["hash"] if len(hashes) == 1 else "differs between passes",
+            "hash": tree_passes.one_hash(runs),
         }
     if "baseline" in trees:
         now, old = report["trees"]["now"], report["trees"]["baseline"]
@@ -109,16 +87,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         report["ratio_baseline_over_now"] = {
             c: round(old["us_per_window_median"][c] / now["us_per_window_median"][c], 3) for c in CREDITS
         }
-    if args.json:
-        print(json.dumps(report, indent=2))
-        return report
-    print(f"{args.windows} windows, {args.passes} alternating passes, load {report['load']:.2f}; CPU us a window (median)")
-    for name, tree in report["trees"].items():
-        print(f"{name:>9}: " + ", ".join(f"{c} {v}" for c, v in tree["us_per_window_median"].items()))
-    for key in ("ratio_baseline_over_now", "same_scores"):
-        if key in report:
-            print(f"{key}: {report[key]}")
-    return report
+    lines = [f"{args.windows} windows, {args.passes} alternating passes, load {report['load']:.2f}; CPU us a window (median)"]
+    lines += [f"{name:>9}: " + ", ".join(f"{c} {v}" for c, v in tree["us_per_window_median"].items())
+              for name, tree in report["trees"].items()]
+    return tree_passes.finish(report, args, lines, ("ratio_baseline_over_now", "same_scores"))
 
 
 if __name__ == "__main__":

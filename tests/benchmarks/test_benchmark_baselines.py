@@ -320,3 +320,24 @@ def test_day_reference_bench_answers_every_call_as_the_first_form() -> None:
     res = load("day_reference_bench").main(["--minutes", "3", "--repeat", "1", "--json"])
     assert res["reference_calls"] > 0 and res["windows"] > 0 and res["same_answers"], res
     assert all(positive(float(v)) for v in res["cpu_ms_median"].values()), res
+
+
+def test_stored_context_bench_gives_both_trees_the_same_exposures() -> None:
+    """This tree as its own baseline: a check timed in both, the same exposures both ways."""
+    root = BENCHMARKS.parent
+    res = load("stored_context_bench").main(
+        ["--phones", "3", "--contacts", "4", "--passes", "1", "--repeat", "1", "--baseline-src", str(root), "--json"]
+    )
+    assert res["windows"] > 0 and res["same_exposures"], res
+    assert positive(float(res["trees"]["now"]["check_cpu_s_median"])), res
+
+
+def test_evaluate_bench_gives_both_trees_the_same_report() -> None:
+    """This tree as its own baseline, evaluate's own options passed on: the same report both ways."""
+    root = BENCHMARKS.parent
+    dataset = root / "tests" / "data" / "datasets" / "ng_small"
+    res = load("evaluate_bench").main(
+        [str(dataset), "--passes", "1", "--baseline-src", str(root), "--json", "--", "--chains", "20", "--bootstrap", "2"]
+    )
+    assert res["options"] == ["--chains", "20", "--bootstrap", "2"] and res["same_report"], res
+    assert positive(float(res["trees"]["now"]["cpu_s_median"])), res
