@@ -199,12 +199,18 @@ def minute_attenuation(
     return occupied[keep], value[keep], counts[keep]
 
 
-def by_slot_and_value(slots: np.ndarray, attenuation: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+#: Sightings from which a window's (slot, attenuation) pairs are sorted as one key: below, ``np.lexsort``
+#: is as fast or faster (numpy's cost per call; its merge sort runs through a slot already in order).
+KEYED_SORT_MIN = 1024
+
+
+def by_slot_and_value(slots: np.ndarray, attenuation: np.ndarray, least: int = KEYED_SORT_MIN) -> tuple[np.ndarray, np.ndarray]:
     """(slots, attenuations as float64) sorted by slot, then attenuation.  A window's attenuations are
-    whole dB (the matcher's int32), so both fit one integer key and one sort of it does what
-    ``np.lexsort``'s two stable passes did (the 19,000 sightings of ``bluezone evaluate``'s 20-minute
-    chains: 12 bits): the same numbers, since equal pairs are equal whatever their order."""
-    if attenuation.dtype.kind in "iu" and attenuation.dtype.itemsize <= 4 and len(slots) > 1:
+    whole dB (the matcher's int32), so from ``least`` sightings on both go into one integer key and one
+    sort of it does what ``np.lexsort``'s two passes did (the 19,000 sightings of ``bluezone evaluate``'s
+    20-minute chains: 12 bits, a radix sort): the same numbers, since equal pairs are equal whatever their
+    order."""
+    if attenuation.dtype.kind in "iu" and attenuation.dtype.itemsize <= 4 and len(slots) >= max(least, 2):
         low, high = int(attenuation.min()), int(attenuation.max())
         first, last = int(slots.min()), int(slots.max())
         bits = (high - low).bit_length()
@@ -212,8 +218,8 @@ def by_slot_and_value(slots: np.ndarray, attenuation: np.ndarray) -> tuple[np.nd
         if largest < 2**63:  # the key cannot overflow
             key = (slots - first) << bits
             key |= attenuation.astype(np.int64) - low
-            key = key.astype(np.min_scalar_type(largest))  # a window's keys fit 16 bits: sorted 4x faster than 64
-            key.sort()
+            key = key.astype(np.min_scalar_type(largest))  # 16 bits or fewer: numpy's stable sort is a radix sort
+            key.sort(kind="stable")
             mask = (1 << bits) - 1
             return (key >> bits).astype(np.int64) + first, ((key & mask).astype(np.int64) + low).astype(np.float64)
     att = attenuation.astype(np.float64)

@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bluezone.matching.bluezone_scorer import (
-    WHOLE_WINDOW, BluezoneConfig, BluezoneScorer, by_slot_and_value, minute_attenuation, rolling_median,
+    KEYED_SORT_MIN, WHOLE_WINDOW, BluezoneConfig, BluezoneScorer, by_slot_and_value, minute_attenuation, rolling_median,
 )
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import _prefix_products, minute_llr, near_posterior
@@ -171,8 +171,13 @@ def test_minute_attenuation_by_one_key_is_the_lexsort(dtype, data, offset, slot,
                 same_bits(got, want)
             slots = np.floor(times / slot).astype(np.int64)
             order = np.lexsort((a.astype(np.float64), slots))
-            for got, want in zip(by_slot_and_value(slots, a), (slots[order], a.astype(np.float64)[order])):
+            for got, want in zip(by_slot_and_value(slots, a, least=1), (slots[order], a.astype(np.float64)[order])):
                 same_bits(got, want)
+            if len(a):  # a window of KEYED_SORT_MIN sightings or more, as minute_attenuation sorts it by one key
+                big = -(-KEYED_SORT_MIN // len(a))
+                many, more = np.repeat(times, big), np.tile(a, big)
+                for got, want in zip(minute_attenuation(many, more, config), lexsort_minute_attenuation(many, more, config)):
+                    same_bits(got, want)
 
 
 @settings(max_examples=300, deadline=None)
