@@ -184,3 +184,30 @@ def test_the_earlier_codes_keys_published_with_a_revoked_revision_are_counted_pu
     assert revoke_code(storage, revising, NOW + 30, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
     said = revoke_code(storage, first, NOW + 40, key=KEY)
     assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 2, 0), False)
+
+
+def test_the_earlier_codes_published_keys_are_counted_while_a_revision_of_them_stands(storage: Storage, tmp_path: Path) -> None:
+    """A file carried the first code's keys as likely, then a second code confirmed them: revoking the first code
+    says its keys are out (exit 1).  It counted as published only keys no standing code had revised, and said
+    "none was published" (exit 0)."""
+    signer = keygen(tmp_path / "keys")
+    first, token = _upload(storage, "likely")
+    assert _files(storage, signer, tmp_path / "out", NOW + 8)[0] == {k: LIKELY for k in KEYS}
+    _upload(storage, "confirmed", token, at=NOW + 10)
+    said = revoke_code(storage, first, NOW + 20, key=KEY)
+    assert (said.withheld, said.all_withheld) == (Withheld(0, 0, len(KEYS), 0), False)
+    assert said.sentence().endswith(f"{len(KEYS)} key(s) and 0 check-in report(s) already published cannot be recalled")
+    # the standing revision still goes out: only the count was wrong
+    assert _files(storage, signer, tmp_path / "out", NOW + 60)[1] == {k: CONFIRMED for k in KEYS}
+
+
+def test_the_earlier_codes_keys_kept_unpublished_for_a_standing_revision_are_not_counted_published(
+    storage: Storage, tmp_path: Path
+) -> None:
+    """Revised before any file: the revising code vouches for them, they are kept and not yet out."""
+    signer = keygen(tmp_path / "keys")
+    first, token = _upload(storage, "likely")
+    _upload(storage, "confirmed", token, at=NOW + 10)
+    said = revoke_code(storage, first, NOW + 20, key=KEY)
+    assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0), True)
+    assert _files(storage, signer, tmp_path / "out", NOW + 60)[0] == {k: CONFIRMED for k in KEYS}

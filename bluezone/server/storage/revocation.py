@@ -94,8 +94,9 @@ class Revocations(ExportQueues):
         checkins = int(self._exec(
             cur, "DELETE FROM venue_reports WHERE code_hash = ? AND batch_id IS NULL", [code_hash]
         ).rowcount)
-        (published_keys,) = self._exec(
-            cur, f"SELECT COUNT(*) FROM exposure_keys k WHERE k.code_hash = ? AND {STANDS_ALONE}", [code_hash]
+        (published_keys,) = self._exec(  # a file carried them: out of export_queue (also those a standing revision keeps)
+            cur, "SELECT COUNT(*) FROM exposure_keys k WHERE k.code_hash = ?"
+            " AND NOT EXISTS (SELECT 1 FROM export_queue q WHERE q.key_id = k.id)", [code_hash]
         ).fetchone()
         (published_checkins,) = self._exec(
             cur, "SELECT COUNT(*) FROM venue_reports WHERE code_hash = ?", [code_hash]
