@@ -13,7 +13,7 @@ connections until the process runs out of file descriptors, trusts ``X-Forwarded
 - uvicorn's loggers go through bluezone's one handler and format, and a flood of the same message
   (refused connections, ``Too many open files``) is cut to a few lines a minute with a count;
 - the socket is bound before uvicorn starts (``server run``: before it creates anything), so a port in use is
-  one ``ServeError`` line (exit 1), a --host of no address here one ``InputError`` line (exit 2);
+  one ``ServeError`` line (exit 1), a --host name of no address one ``InputError`` line (exit 2);
 - ``serve_workers``: several processes on that one socket (PostgreSQL only), each with its own app and
   database connection, the exports in one of them.
 """
@@ -263,8 +263,8 @@ NO_SUCH_NAME = frozenset(
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """The listening socket, or one line saying why not: InputError (exit 2) for a --host that names no
-    address of this machine, ServeError (exit 1) for what may pass (a port in use, DNS not answering)."""
+    """The listening socket, or one line saying why not: InputError (exit 2) for a --host name of no
+    address, ServeError (exit 1) for what may pass (a port in use, DNS not answering, an address not up yet)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
@@ -290,15 +290,17 @@ def unresolved(host: str, exc: socket.gaierror) -> InputError | ServeError:
     return ServeError(f"cannot resolve --host {host!r} now ({exc.strerror}): try again, or give its address")
 
 
-def unbound(host: str, port: int, exc: OSError) -> InputError | ServeError:
-    """Why binding ``host``:``port`` failed, in one line."""
+def unbound(host: str, port: int, exc: OSError) -> ServeError:
+    """Why binding ``host``:``port`` failed, in one line: each may pass (ServeError, exit 1)."""
     if exc.errno == errno.EADDRINUSE:
         return ServeError(f"port {port} on {host} is already in use (another key server?): stop it or give --port")
     if exc.errno == errno.EACCES:
         return ServeError(f"not allowed to listen on port {port} on {host}: use a port above 1023")
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return InputError(f"--host {host!r} is not an address of this machine: give one of its addresses, e.g."
-                          " 127.0.0.1 or 0.0.0.0")
+    if exc.errno == errno.EADDRNOTAVAIL:  # may pass: at boot an address can come up after network-online.target
+        # (an IPv6 one is "tentative" until duplicate address detection ends, a VPN's or DHCP's later): exit 1
+        # is restarted by systemd, exit 2 would leave the server down after a reboot
+        return ServeError(f"--host {host!r} is not an address of this machine (yet?): give one of its addresses,"
+                          " e.g. 127.0.0.1 or 0.0.0.0")
     return ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 

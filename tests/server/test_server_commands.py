@@ -251,14 +251,15 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
 
 
-@pytest.mark.parametrize("host", ["nosuchhost.invalid", "192.0.2.1"])
-def test_a_host_of_no_address_here_is_a_usage_error_naming_it(tmp_path: Path, host: str) -> None:
-    """A --host that does not resolve (or is no address of this machine) exited 1, like a passing failure."""
+@pytest.mark.parametrize(("host", "code"), [("nosuchhost.invalid", 2), ("192.0.2.1", 1)])
+def test_a_host_of_no_address_here_is_one_line_naming_it(tmp_path: Path, host: str, code: int) -> None:
+    """A --host that does not resolve is a usage error (exit 2); an address this machine does not hold may
+    come up later (exit 1: systemd starts the server again)."""
     keys = tmp_path / "keys"
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
     rc, out, err = _run("server", "run", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
                         "--host", host, "--port", "0")
-    assert rc == 2 and len(err.splitlines()) == 1, err
+    assert rc == code and len(err.splitlines()) == 1, err
     assert err.startswith(f"Error: --host '{host}' is no") and "e.g. 127.0.0.1 or 0.0.0.0" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
 
@@ -284,6 +285,22 @@ def test_a_refused_start_leaves_neither_a_new_database_nor_new_export_directorie
     (tmp_path / "kept" / "f").write_text("x")
     rc, _, err = _run(*run, "--server-db", str(tmp_path / "afile" / "new.db"), "--export-dir", str(tmp_path / "kept"))
     assert rc == 2 and (tmp_path / "kept" / "f").read_text() == "x"  # what was there before stays
+
+
+def test_an_address_not_up_yet_is_restarted_by_systemd_not_left_down() -> None:
+    """At boot an address may come up after network-online.target (an IPv6 address is tentative until
+    duplicate address detection ends: bind gives EADDRNOTAVAIL).  7514709 made that exit 2, which the unit's
+    RestartPreventExitStatus=2 never restarts: the key server stayed down after a reboot."""
+    import errno
+
+    from bluezone.errors import ServeError
+    from bluezone.server.serve import unbound
+
+    said = unbound("2001:db8::7", 8080, OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address"))
+    assert type(said) is ServeError and said.exit_code == 1
+    assert str(said).startswith("--host '2001:db8::7' is not an address of this machine (yet?)")
+    unit = (Path(__file__).parents[2] / "packaging" / "bluezone-server.service").read_text()
+    assert "RestartPreventExitStatus=2" in unit and "Restart=on-failure" in unit
 
 
 def test_a_resolver_that_fails_for_now_is_told_apart_from_a_name_of_no_address() -> None:
