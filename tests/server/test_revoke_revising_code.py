@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -211,3 +214,69 @@ def test_the_earlier_codes_keys_kept_unpublished_for_a_standing_revision_are_not
     said = revoke_code(storage, first, NOW + 20, key=KEY)
     assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0), True)
     assert _files(storage, signer, tmp_path / "out", NOW + 60)[0] == {k: CONFIRMED for k in KEYS}
+
+
+# A likely code revoked while the same person's confirmed upload revises its keys, on PostgreSQL (READ COMMITTED;
+# SQLite takes one writer at a time).  The revocation chose the keys to withhold from its snapshot, before the
+# revision committed, and deleted them after it: the confirmed upload was answered "revised 2" and its keys were
+# never published.  Either order alone publishes them (revoked first: the upload stores them anew; revised
+# first: the confirmed code vouches for them).
+
+def _waiting_for_a_lock(dsn: str, done: threading.Thread, seconds: float = 20.0) -> None:
+    """Until another connection waits for a row lock (or ``done`` has ended): the revocation is blocked."""
+    import psycopg  # (PostgreSQL's tests only)
+
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while done.is_alive() and time.monotonic() < deadline:
+            (waiting,) = conn.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()
+            if waiting:
+                return
+            time.sleep(0.01)
+
+
+def test_a_revision_committing_while_its_first_code_is_revoked_is_not_lost(
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    revoker, uploader = open_storage(postgres_dsn), open_storage(postgres_dsn)
+    try:
+        signer = keygen(tmp_path / "keys")
+        first, token = _upload(revoker, "likely")
+        code = issue_code(revoker, NOW, key=KEY, test_type="confirmed").code
+        entries = [{"key": base64.b64encode(k).decode(), "rollingStartNumber": DAY - i * ROLLING_PERIOD}
+                   for i, k in enumerate(KEYS)]
+        body = json.dumps({"temporaryExposureKeys": entries, "verificationPayload": code, "revisionToken": token}).encode()
+        revised, go = threading.Event(), threading.Event()
+        run = uploader._exec
+
+        def held_after_revising(cur: Any, sql: str, params: Any = ()) -> Any:
+            """The upload's transaction held open once it has revised the keys, until the revocation waits."""
+            out = run(cur, sql, params)
+            if sql.startswith("INSERT INTO revision_queue") and not revised.is_set():
+                revised.set()
+                assert go.wait(30)
+            return out
+
+        monkeypatch.setattr(uploader, "_exec", held_after_revising)
+        said: dict[str, Any] = {}
+        upload = threading.Thread(target=lambda: said.update(
+            upload=publish(uploader, body, "192.0.2.1", NOW + 10, PublishConfig(), code_key=KEY)))
+        upload.start()
+        assert revised.wait(30)
+        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, first, NOW + 11, key=KEY)))
+        revocation.start()
+        _waiting_for_a_lock(postgres_dsn, revocation)
+        go.set()
+        upload.join(30)
+        revocation.join(30)
+        assert said["upload"].revised == len(KEYS)
+        assert said["revoked"].all_withheld  # nothing of the first code's was out; the confirmed code vouches
+        assert _files(revoker, signer, tmp_path / "out", NOW + 60)[0] == {k: CONFIRMED for k in KEYS}  # was {}: lost
+    finally:
+        go.set()
+        uploader.close()
+        revoker.close()
+
+

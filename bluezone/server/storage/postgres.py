@@ -81,6 +81,8 @@ class PostgresStorage(Storage):
     _serial = "BIGSERIAL"
     _int64 = "BIGINT"
     _blob = "BYTEA"
+    # a row another transaction changes is waited for, then its new version judged again (READ COMMITTED)
+    _lock_keys = " FOR UPDATE OF k"
 
     def _joined_records(self, cur: Any, source: str, params: Sequence[Any]) -> tuple[int, bytes]:
         # binary=True: the bytea as it is, not as hex text twice its size to parse

@@ -126,8 +126,10 @@ class Revocations(ExportQueues):
         revisions and tokens with them; their ids.  Out of the queue first: what a running export took
         meanwhile is its (counted as published).  Deleted, not only kept out: the same key uploaded again
         under a good code is stored again."""
-        ids = [int(r[0]) for r in self._exec(
-            cur, f"DELETE FROM export_queue WHERE key_id IN (SELECT k.id FROM exposure_keys k WHERE {where}) RETURNING key_id",
+        ids = [int(r[0]) for r in self._exec(  # locked: a revision committing meanwhile makes a key its code's too
+            cur,
+            f"DELETE FROM export_queue WHERE key_id IN (SELECT k.id FROM exposure_keys k WHERE {where}{self._lock_keys})"
+            " RETURNING key_id",
             params,
         ).fetchall()]
         for table, column in (("revision_queue", "key_id"), ("revision_tokens", "key_id"), ("exposure_keys", "id")):
