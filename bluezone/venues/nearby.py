@@ -42,7 +42,7 @@ from bluezone.errors import VenueError
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon
-from bluezone.venues.checkins import check_in_by_beacon, end_beacon_checkin
+from bluezone.venues.checkins import check_in_by_beacon, earlier_beacon_checkin, end_beacon_checkin
 from bluezone.venues.location import Venue
 
 log = logging.getLogger(__name__)
@@ -162,9 +162,10 @@ class BeaconCheckIns:
     def _check_in(self, stay: _Stay, now: float) -> None:
         try:
             result = check_in_by_beacon(self.store, stay.venue, now, start=stay.first)
-        except VenueError as exc:  # already checked in there by QR code: that check-in stands, none counted
+        except VenueError as exc:  # already checked in there by QR code (that check-in stands, none counted),
+            # or by this beacon before the daemon restarted mid-visit: that one is ended when the beacon falls silent
             log.info("venue beacon heard, no new check-in: %s", exc)
-            stay.checked_in = True  # nothing of its own to end when it falls silent
+            stay.checked_in, stay.visit_id = True, earlier_beacon_checkin(self.store, stay.venue, now)
             return
         if result is None:  # another beacon's check-in is open
             if not stay.waiting:

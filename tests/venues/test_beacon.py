@@ -467,3 +467,21 @@ def test_a_clock_stepped_back_does_not_keep_a_visitor_who_left_checked_in() -> N
     assert before.checked_out and before.start <= T0 + 60 and before.end == T0 + 10 * 60 - 1
     assert after.checked_out and after.end == T0 + 20 * 60 - step - 1
     assert T0 + 10 * 60 - step <= after.start <= T0 + 11 * 60 - step  # from the first frames heard on the new clock
+
+
+def test_a_beacon_check_in_from_before_a_restart_ends_when_the_beacon_falls_silent(tmp_path: Path) -> None:
+    """The daemon restarted while its visitor sat in the café, checked in by its beacon: the new listener knew
+    nothing of that check-in, found the visitor "already checked in there" and never ended it, so it lasted its
+    whole automatic length (45 minutes) after the visitor left (a case arriving later shared the room)."""
+    store = SightingStore.open(tmp_path / "store.db")
+    try:
+        _hear(BeaconCheckIns(store), SECRETS, T0, 10 * 60)  # checked in after 5 minutes
+        listener = BeaconCheckIns(store)  # the daemon started again (an upgrade, a crash), the visitor still there
+        _hear(listener, SECRETS, T0 + 10 * 60 + 5, 10 * 60)  # heard the dwell's 5 minutes again, and more
+        for s in range(0, 15 * 60, 10):  # gone: nothing heard for 15 minutes
+            listener.tick(T0 + 20 * 60 + 5 + s)
+        [visit] = visits(store)
+        assert visit.source == "beacon" and visit.checked_out and listener.checkouts == 1 and listener.checkins == 0
+        assert T0 + 20 * 60 - 10 <= visit.end <= T0 + 20 * 60 + 5  # its last frame, not T0 + 45 minutes
+    finally:
+        store.close()
