@@ -51,6 +51,7 @@ def report_lines(
             f"{e.date}  {s.minutes:5.1f} min  closest {s.closest_attenuation} dB  typical "
             f"{s.typical_attenuation:.0f} dB  ~{s.distance_band}  {e.level or 'not ' + ('F2' if e.contact_of == 'F1' else 'F1')}"
             + ("  (a close contact of a close contact)" if e.level == "F2" else "")
+            + (f"  ({LIKELY_CASE})" if e.diagnosis == "likely" else "")
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
             + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
         )
@@ -94,7 +95,8 @@ def report_lines(
             yield (
                 f"{d['date']}  {d['duration_minutes']:5.1f} min  closest {d['closest_attenuation_db']} dB  typical "
                 f"{d['typical_attenuation_db']:.0f} dB  ~{d['distance_band']}  {d.get('level') or 'not F1'}"
-                "  (reported by an earlier check)"
+                + (f"  ({LIKELY_CASE})" if _likely(d) else "")
+                + "  (reported by an earlier check)"
             )
         kept = sum(bool(d.get("close_contact")) for d in earlier)
         yield f"{len(earlier)} exposure(s) reported before still in force (14 days), {kept} close contact(s)"
@@ -110,15 +112,18 @@ def report_lines(
                 " report has since been revoked (a negative test)"
             )
     for e in getattr(result, "updated", []):
+        likely = e.diagnosis == "likely"
         if e.earlier_level == "F2" and e.level == "F1":
             yield (
                 f"{e.date}  upgraded: the F2 warning of this day is now F1: the close contact you met"
-                f" ({e.score.minutes:.1f} min) has tested positive"
+                f" ({e.score.minutes:.1f} min) has "
+                + ("been diagnosed as a likely case (no test yet)" if likely else "tested positive")
             )
         else:
             yield (
                 f"{e.date}  updated: the {e.score.minutes:.1f}-min exposure reported before"
-                f" ({e.level or 'not F1'}) is now to a confirmed positive test"
+                f" ({e.level or 'not F1'}) is now to "
+                + ("a likely case (diagnosed, no test yet)" if likely else "a confirmed positive test")
             )
     for v in getattr(result, "venue_exposures", []):
         d = v.as_dict()
@@ -148,6 +153,16 @@ def report_lines(
     advice = _what_now(result, own_keys_since, server_url)
     if advice:
         yield advice
+
+
+#: How a warning from keys published under a "likely" code (GAEN report type 2) reads.
+LIKELY_CASE = "a likely case: diagnosed, not tested yet"
+
+
+def _likely(exposure: dict[str, Any]) -> bool:
+    """Whether an exposure an earlier check reported (its JSON) was to a likely case (kept before
+    ``diagnosis`` was: its report type)."""
+    return exposure.get("diagnosis", "likely" if exposure.get("report_type") == 2 else None) == "likely"
 
 
 def _nothing_stored_line(result: Any, gaen: bool, db_path: Path | None) -> str:
@@ -191,12 +206,13 @@ def _what_now(result: Any, own_keys_since: Callable[[str], bool], server_url: st
     decides.  ``own_keys_since(day)``: whether the device has keys from that day on for a recursive code;
     ``server_url``: the server checked, named in the upload to give (else URL)."""
     # an exposure told before and revised now (an F2 upgraded to F1) is in none of the others
-    dated = [(e.level, str(e.date)) for e in [*result.exposures, *getattr(result, "updated", [])]] + [
-        (d.get("level"), str(d["date"])) for d in getattr(result, "earlier", [])
+    dated = [(e.level, str(e.date), e.diagnosis == "likely") for e in [*result.exposures, *getattr(result, "updated", [])]] + [
+        (d.get("level"), str(d["date"]), _likely(d)) for d in getattr(result, "earlier", [])
     ]
-    levels = [level for level, _ in dated]
+    levels = [level for level, _, _ in dated]
+    only_likely = all(likely for level, _, likely in dated if level == "F1")
     venues = [v.as_dict() for v in getattr(result, "venue_exposures", [])] + list(getattr(result, "earlier_venue", []))
-    close_days = [day for level, day in dated if level == "F1"] + [str(v["date"]) for v in venues if v["fifteen_minutes_or_more"]]
+    close_days = [day for level, day, _ in dated if level == "F1"] + [str(v["date"]) for v in venues if v["fifteen_minutes_or_more"]]
     if close_days:
         where = "near" if "F1" in levels else "in the same room as"
         first = min(close_days)
@@ -210,8 +226,9 @@ def _what_now(result: Any, own_keys_since: Callable[[str], bool], server_url: st
             f" --code CODE --exposure-date {first}`" if own_keys_since(first) else
             f" (this device has no daily keys of its own from {first} on, so a recursive code has nothing of it to send)"
         )
+        case = "diagnosed as a likely case (not tested yet)" if "F1" in levels and only_likely and not venues else "who tested positive"
         return (
-            f"What now: you were {where} someone who tested positive for 15 minutes or more"
+            f"What now: you were {where} someone {case} for 15 minutes or more"
             f"{' (a close contact, F1)' if 'F1' in levels else ''}:"
             f" follow your health authority's advice for close contacts{send}"
         )

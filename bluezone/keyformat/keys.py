@@ -30,6 +30,8 @@ MAX_KEY_FILE_BYTES = 256 * 1024 * 1024
 MAX_TRANSMISSION_RISK = 8  # GAEN transmission risk levels are 0-8
 MAX_REPORT_TYPE = 5  # 0 unknown ... 5 revoked (GAEN export proto)
 MAX_DAYS_SINCE_ONSET = 14  # GAEN accepts -14..14
+#: GAEN report types of a positive test and of a clinical diagnosis without one ("likely").
+REPORT_TYPE_CONFIRMED, REPORT_TYPE_LIKELY = 1, 2
 #: GAEN report type of a key whose earlier positive report was withdrawn.
 REPORT_TYPE_REVOKED = 5
 #: GAEN report type of a close contact's (F1's) keys: a close contact with them makes an F2.

@@ -19,7 +19,7 @@ import numpy as np
 
 from bluezone.crypto.derivation import import_aes
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
-from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
+from bluezone.keyformat.keys import REPORT_TYPE_CONFIRMED, REPORT_TYPE_LIKELY, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import (
     DEFAULT_TX_POWER,
     TOLERANCE_INTERVALS,
@@ -36,6 +36,10 @@ from bluezone.proximity.store import SightingStore
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
+
+
+#: What a report type says of the case (``Exposure.diagnosis``).
+DIAGNOSES = {REPORT_TYPE_CONFIRMED: "confirmed", REPORT_TYPE_LIKELY: "likely"}
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,14 @@ class Exposure:
     def contact_of(self) -> str:
         """Whose keys matched: ``F1`` (a close contact's, recursive) or ``F0`` (a case's)."""
         return "F1" if self.report_type == REPORT_TYPE_RECURSIVE else "F0"
+
+    @property
+    def diagnosis(self) -> str | None:
+        """The case's diagnosis the keys were published under: ``confirmed`` (a positive test) or ``likely``
+        (a clinical diagnosis, no test yet: GAEN's report type 2, which a later test confirms or withdraws);
+        None for a close contact's (recursive) keys, which rest on no diagnosis of their own, and for keys
+        of no known type."""
+        return DIAGNOSES.get(self.report_type)
 
     @classmethod
     def from_window(cls, window: ExposureWindow, score: Score) -> Exposure:
@@ -103,6 +115,7 @@ class Exposure:
             "protocol": self.protocol,
             "report_type": self.report_type,
             "contact_of": self.contact_of,
+            "diagnosis": self.diagnosis,
             "level": self.level,
             **({"earlier_level": self.earlier_level} if self.earlier_level else {}),
         }

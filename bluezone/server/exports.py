@@ -43,7 +43,7 @@ from bluezone.errors import BluezoneError, ExportSignatureError, InputError, Key
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import load_public_key, open_signed_export, public_key_base64, signed_export_zip
 from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET
-from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count
+from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count, revisable_like
 from bluezone.server.signing import Signer
 from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
@@ -260,7 +260,7 @@ def _signed_batches(
         revised = on_day[is_revision[on_day]]
         room = max(0, config.max_keys_per_file - len(on_day))  # one file at most
         fakes = min(padding_count(len(new), config.min_keys_per_file, config.padding_range, rng), room)
-        pool = revisable.get(int(day), keys[:0])
+        pool = revisable_like(revisable.get(int(day), keys[:0]), keys.take(revised))
         fake_revised = min(padding_count(len(revised), config.min_keys_per_file, config.padding_range, rng),
                            len(pool), room - fakes)
         secret = padding_secret() if fakes else None

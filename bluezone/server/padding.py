@@ -63,9 +63,9 @@ def fake_keys(real: np.ndarray, count: int, secret: bytes, rng: np.random.Genera
 def fake_revisions(
     fakes: np.ndarray, real: np.ndarray, count: int, rng: np.random.Generator, real_onsets_before: np.ndarray | None = None
 ) -> np.ndarray:
-    """``count`` of ``fakes`` (published before, not revised yet), each revised as one of the real
-    revisions ``real`` picked at random: that revision's new report type, and its days since onset
-    moved by as many days as the real one moved its own (``real_onsets_before``: the real keys' days
+    """``count`` of ``fakes`` (published before, not revised yet; ``revisable_like`` ``real``), each revised
+    as one of the real revisions ``real`` picked at random (one to another type than the fake's): that
+    revision's new report type, and its days since onset moved by as many days as the real one moved its own (``real_onsets_before``: the real keys' days
     since onset as first published, in ``real``'s order).  A real revision moves its key's by its
     uploader's change of onset (none when the onset stands), every key of that uploader alike; a fake
     that took its first value from one case and its revised value from another moved by their
@@ -74,6 +74,13 @@ def fake_revisions(
     fake's as first published."""
     revised = fakes.take(rng.choice(len(fakes), count, replace=False))
     picked = rng.integers(0, len(real), count)
+    # no real key is revised to the type it has (a likely one is confirmed or revoked, never "revised" to
+    # likely as a recursive one may be): a fake picked so takes one of the real revisions to another type
+    same = np.flatnonzero(real["report_type"].take(picked) == revised["report_type"])
+    for kind in np.unique(revised["report_type"].take(same)):
+        rows = same[revised["report_type"].take(same) == kind]
+        others = np.flatnonzero(real["report_type"] != kind)
+        picked[rows] = others[rng.integers(0, len(others), len(rows))]
     like = real.take(picked)
     onset = like["days_since_onset"].astype(np.int64)
     if real_onsets_before is not None:
@@ -85,6 +92,13 @@ def fake_revisions(
         onset = np.where(known, moved, onset)
     revised["report_type"], revised["days_since_onset"] = like["report_type"], onset
     return revised
+
+
+def revisable_like(fakes: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """The ``fakes`` that ``fake_revisions`` may revise as one of ``real``: not those of the one type every
+    real revision has (a likely fake beside only recursive -> likely revisions would become likely again)."""
+    types = np.unique(real["report_type"])
+    return fakes[fakes["report_type"] != types[0]] if len(types) == 1 and len(fakes) else fakes
 
 
 def is_fake(keys: np.ndarray, secret: bytes | None) -> np.ndarray:

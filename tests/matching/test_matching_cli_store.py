@@ -94,6 +94,19 @@ def test_check_text_tells_an_f2_to_watch_for_symptoms(scene: tuple[Path, Path], 
     assert lines[2].startswith("What now: you met a close contact of a case (F2): watch for symptoms")
 
 
+def test_check_says_likely_for_keys_of_a_likely_report(scene: tuple[Path, Path], tmp_path: Path) -> None:
+    """Keys published under a "likely" code (report type 2: a clinical diagnosis, no test yet) warn of a likely
+    case, in the line, the advice and --json's ``diagnosis``: they read as a positive test before."""
+    lines = _check_with(tmp_path, scene, [(b"\xd1" * 16, DAY, 144)], report_type=2)
+    assert lines[0].endswith("  F1  (a likely case: diagnosed, not tested yet)")
+    assert lines[2].startswith("What now: you were near someone diagnosed as a likely case (not tested yet) for 15 minutes")
+    code, out, err = check("--scorer", "gaen", "--keys", str(tmp_path / "some-keys.json"), "--db", str(scene[0]), "--json")
+    assert code == 0, err
+    assert [(e["report_type"], e["diagnosis"]) for e in json.loads(out)["exposures"]] == [(2, "likely")]
+    confirmed = _check_with(tmp_path, scene, [(b"\xd1" * 16, DAY, 144)], report_type=1)
+    assert confirmed[0].endswith("  F1") and "someone who tested positive" in confirmed[2]
+
+
 def test_check_text_gives_no_advice_without_exposures(scene: tuple[Path, Path], tmp_path: Path) -> None:
     lines = _check_with(tmp_path, scene, [(b"\xd0" * 16, DAY, 144)], report_type=1)
     assert lines == ["0 exposure(s), 0 close contact(s) (F1) from 1 key"]

@@ -139,3 +139,48 @@ def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(live_serv
     assert rc == 2 and "--exposure-date" in _error_line(err)
     rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--type", "recursive")
     assert rc == 2 and "--exposure-date" in _error_line(err)
+
+
+@pytest.mark.slow
+def test_an_f1_diagnosed_likely_then_confirmed_uploads_each_time_and_the_f2_hears_it_once(chain: dict) -> None:
+    """Binh (F1, who uploaded for F2 warnings) is later diagnosed "likely", then tests positive.  Each
+    code's upload sends the 14 days' keys (no --exposure-date: Binh is a case now) and revises the keys
+    sent before (the server refused recursive -> likely: invalid_report_type_transition); Khanh, warned
+    F2 by those keys, hears one warning upgraded to F1 of a likely case, then that it is confirmed."""
+    assert [e["level"] for e in chain["check"]("Khanh")["exposures"] if e["close_contact"]] == ["F2"]
+    binh = str(chain["nodes"]["Binh"])
+    rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "likely"), "--db", binh,
+                        "--yes", "--no-checkins")
+    assert rc == 0 and "revised 1" in out, err
+    chain["export"]()
+    rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]), "--json")
+    report = json.loads(out)
+    assert rc == 0 and report["exposures"] == [], err  # one warning, not a second one
+    assert [(e["earlier_level"], e["level"], e["diagnosis"]) for e in report["updated"]] == [("F2", "F1", "likely")]
+    rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "confirmed"), "--db", binh,
+                        "--yes", "--no-checkins")
+    assert rc == 0 and "revised 1" in out, err
+    chain["export"]()
+    rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
+    assert rc == 0, err
+    assert "0 exposure(s)" in out  # still one warning...
+    assert f"{chain['day']}  updated: the " in out and "(F1) is now to a confirmed positive test" in out  # ...now confirmed
+    assert "F2" not in out.replace("not F2", "")
+
+
+@pytest.mark.slow
+def test_a_likely_warning_says_likely(chain: dict) -> None:
+    """Keys uploaded under a likely code warn of "a likely case" (in --json: diagnosis), and an F2 warning
+    upgraded by them says the close contact was diagnosed, not that it tested positive."""
+    assert [e["diagnosis"] for e in chain["check"]("Khanh")["exposures"] if e["close_contact"]] == [None]  # recursive
+    rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "likely"),
+                        "--db", str(chain["nodes"]["Binh"]), "--yes", "--no-checkins")
+    assert rc == 0, err
+    chain["export"]()
+    rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
+    assert rc == 0, err
+    assert f"{chain['day']}  upgraded: the F2 warning of this day is now F1: the close contact you met" in out
+    assert "has been diagnosed as a likely case (no test yet)" in out
+    assert "What now: you were near someone diagnosed as a likely case (not tested yet) for 15 minutes" in out
+    rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Binh"]))  # an F1 not yet told
+    assert rc == 0 and "(a likely case: diagnosed, not tested yet)" not in out  # An's keys were confirmed

@@ -25,7 +25,7 @@ from bluezone.proximity.store import SightingStore
 from bluezone.server import padding
 from bluezone.server.exports import ROLLUP_FILE, ExportConfig, export_batches
 from bluezone.server.signing import keygen
-from bluezone.server.storage import CONFIRMED, LIKELY
+from bluezone.server.storage import CONFIRMED, LIKELY, RECURSIVE, REVOKED
 
 
 def _keys(n_days: int, seed: int, *, per_day: int = 1, report_type: int = CONFIRMED) -> np.ndarray:
@@ -271,3 +271,31 @@ def test_revisions_of_fakes_move_their_onset_as_the_real_revision_moved_its_own(
     assert moved[confirmed] == new_onset_shift
     assert set(moved.values()) == {new_onset_shift}  # the fakes' too: none moved by the other case's 5 days
     assert set(revision.revised_keys["days_since_onset"].tolist()) == {2 + new_onset_shift, -3 + new_onset_shift}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.sampled_from([LIKELY, RECURSIVE]), min_size=1, max_size=30),
+    st.lists(st.sampled_from([LIKELY, CONFIRMED, REVOKED]), min_size=1, max_size=10),
+    st.integers(0, 2**32 - 1),
+)
+def test_a_fake_revision_never_keeps_its_type(fake_types: list[int], real_types: list[int], seed: int) -> None:
+    """No real key is revised to the type it has (a likely one is confirmed or revoked; only a recursive one
+    becomes likely): a fake likely key "revised" to likely beside a real recursive -> likely revision would
+    tell the fakes, and so the real keys, apart.  ``revisable_like`` leaves out the fakes no real revision
+    could move; each of the others takes a real revision to another type."""
+    fakes = empty_keys(len(fake_types))
+    fakes["key"] = [bytes([i]) * 16 for i in range(len(fake_types))]
+    fakes["report_type"] = fake_types
+    real = empty_keys(len(real_types))
+    real["report_type"] = real_types
+    pool = padding.revisable_like(fakes, real)
+    if set(real_types) == {LIKELY}:
+        assert set(pool["report_type"].tolist()) <= {RECURSIVE}
+    if not len(pool):
+        return
+    count = np.random.default_rng(seed).integers(1, len(pool) + 1)
+    revised = padding.fake_revisions(pool, real, int(count), np.random.default_rng(seed))
+    before = dict(zip(pool["key"].tolist(), pool["report_type"].tolist()))
+    assert all(before[k] != t for k, t in zip(revised["key"].tolist(), revised["report_type"].tolist()))
+    assert set(revised["report_type"].tolist()) <= set(real_types)

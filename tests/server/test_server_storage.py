@@ -226,6 +226,54 @@ def test_revision_after_export_goes_into_revised_keys(storage, tmp_path) -> None
     assert revision.name != batch.name
 
 
+def _exported_types(storage, signer, out, now: float) -> tuple[dict[int, int], dict[int, int]]:
+    """The real keys' report types in the files of an export at ``now``: (new keys, revised keys) by first byte."""
+    new: dict[int, int] = {}
+    revised: dict[int, int] = {}
+    for batch in export_batches(storage, signer, out, now):
+        export, _ = open_signed_export((out / batch.name).read_bytes(), signer.public_key)
+        for found, into in ((export.keys, new), (export.revised_keys, revised)):
+            for k in uploaded(found, storage):
+                assert bytes(k["key"])[0] not in into  # each key once
+                into[bytes(k["key"])[0]] = int(k["report_type"])
+    return new, revised
+
+
+@pytest.mark.parametrize("export_between", [True, False])
+def test_an_f1s_recursive_keys_become_likely_then_confirmed(storage, tmp_path, export_between: bool) -> None:
+    """An F1 uploads for F2 warnings (recursive), is later diagnosed "likely", then tests positive: a stronger
+    report always wins, each upload revising the keys sent before (once each, never a second copy), as GAEN's
+    reference server lets a likely report be confirmed; nothing goes down, and confirmed is final.  Was refused
+    at the likely upload (invalid_report_type_transition: recursive -> likely) and its keys never revised."""
+    import datetime as dt
+
+    signer = keygen(tmp_path / "k")
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    exposed = dt.datetime.fromtimestamp(day * 600, dt.UTC).date()
+    first = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=exposed).code, [(day, 144)])
+    assert _exported_types(storage, signer, tmp_path / "out", NOW) == ({1: 4}, {})
+    # the likely code's upload: the 14 days' keys, the one sent before revised, the one before the exposure new
+    likely = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="likely").code, [(day, 144), (day - 144, 144)],
+                      first.revision_token)
+    assert (likely.inserted, likely.revised) == (1, 1) and _stored_type(storage, b"\x01" * 16) == (4, 2)
+    if export_between:
+        assert _exported_types(storage, signer, tmp_path / "out", NOW + 60) == ({2: 2}, {1: 2})
+    with pytest.raises(PublishError) as err:  # nothing goes down: a recursive code does not undo a diagnosis
+        _publish(storage, issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=exposed).code,
+                 [(day, 144)], likely.revision_token)
+    assert err.value.code == "invalid_report_type_transition" and _stored_type(storage, b"\x01" * 16) == (4, 2)
+    confirmed = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="confirmed").code,
+                         [(day, 144), (day - 144, 144)], likely.revision_token)
+    assert (confirmed.inserted, confirmed.revised) == (0, 2)
+    assert _stored_type(storage, b"\x01" * 16) == (4, 1) and _stored_type(storage, b"\x02" * 16) == (2, 1)
+    # the key revised twice before one export is in its revised keys once, as it stands now
+    expected = ({}, {1: 1, 2: 1}) if export_between else ({2: 1}, {1: 1})
+    assert _exported_types(storage, signer, tmp_path / "out", NOW + 120) == expected
+    with pytest.raises(PublishError) as err:  # confirmed is final
+        _publish(storage, issue_code(storage, NOW, key=KEY, test_type="negative").code, [(day, 144)], confirmed.revision_token)
+    assert err.value.code == "key_already_revised"
+
+
 def test_only_likely_reports_can_be_revised(storage) -> None:
     day = rolling_start(NOW) - ROLLING_PERIOD
     first = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="confirmed").code, [(day, 144)])

@@ -20,13 +20,23 @@ from bluezone.server.storage.queues import ExportQueues, queue_rows
 CONFIRMED, LIKELY, RECURSIVE, REVOKED = 1, 2, 4, 5
 
 
-def revision_refusal(stored_type: int, revised: bool, new_type: int) -> str | None:
-    """Why a key stored as ``stored_type`` may not become ``new_type`` (None: it may)."""
-    if revised:
-        return "key_already_revised"
-    if stored_type not in (LIKELY, RECURSIVE) or new_type not in (CONFIRMED, REVOKED):
-        return "invalid_report_type_transition"
-    return None
+#: How certain a report is: a revision may only go up this ladder (an F1's recursive report, then a
+#: likely diagnosis, then a confirmed test), or to revoked (a negative test) from a report not yet final.
+CERTAINTY = {RECURSIVE: 1, LIKELY: 2, CONFIRMED: 3}
+
+
+def revision_refusal(current_type: int, revised: bool, new_type: int) -> str | None:
+    """Why a key standing as ``current_type`` (its revised type where ``revised``) may not become
+    ``new_type`` (None: it may).
+
+    GAEN's reference server lets a likely report become confirmed or negative, once.  Here a stronger
+    report always wins: recursive -> likely -> confirmed (an F1 who uploaded for F2 warnings and is
+    later diagnosed), each step once; confirmed and revoked are final, and nothing goes down."""
+    if current_type not in (RECURSIVE, LIKELY):
+        return "key_already_revised" if revised else "invalid_report_type_transition"
+    if new_type == REVOKED or CERTAINTY.get(new_type, 0) > CERTAINTY[current_type]:
+        return None
+    return "invalid_report_type_transition"
 
 
 @dataclass(frozen=True)
@@ -118,13 +128,13 @@ class Uploads(ExportQueues):
                         continue
                 found = self._exec(
                     cur,
-                    "SELECT id, report_type, COALESCE(revised_report_type, report_type), revised_at, rolling_start,"
+                    "SELECT id, COALESCE(revised_report_type, report_type), revised_at, rolling_start,"
                     " rolling_period, transmission_risk FROM exposure_keys WHERE key_data = ?",
                     [key_data],
                 ).fetchone()
                 if found is None:
                     continue
-                key_id, stored_type, current_type, revised_at, *stored = found
+                key_id, current_type, revised_at, *stored = found
                 if current_type == report_type:  # uploaded again under another code: both vouch for it, and a
                     # revocation of one withholds it no more (a revision names its code: revocation.py)
                     self._exec(cur, "UPDATE exposure_keys SET code_hash = NULL WHERE id = ? AND code_hash <> ?",
@@ -135,15 +145,16 @@ class Uploads(ExportQueues):
                 if current_type != report_type:
                     if not shown:
                         raise RevisionRefused("missing_revision_token" if token_hash is None else "invalid_revision_token")
-                    refusal = revision_refusal(stored_type, revised_at is not None, report_type)
+                    refusal = revision_refusal(current_type, revised_at is not None, report_type)
                     if refusal:
                         raise RevisionRefused(refusal)
-                    # the condition makes a concurrent revision of the same key (another server process) lose
+                    # compare-and-set on the type read: a concurrent revision of the same key (another server
+                    # process) makes this one lose
                     done = self._exec(
                         cur,
                         "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?,"
-                        " revised_code_hash = ? WHERE id = ? AND revised_at IS NULL",
-                        [report_type, onset, now, record.code_hash, key_id],
+                        " revised_code_hash = ? WHERE id = ? AND COALESCE(revised_report_type, report_type) = ?",
+                        [report_type, onset, now, record.code_hash, key_id, current_type],
                     ).rowcount
                     if done != 1:
                         raise RevisionRefused("key_already_revised")
@@ -152,9 +163,11 @@ class Uploads(ExportQueues):
                     ((_, start, end, as_revised),) = queue_rows(np.array([key_id]), now_stands, revised=1)
                     # a key still waiting for its first export goes out revised (no-op once exported)
                     self._exec(cur, "UPDATE export_queue SET record = ? WHERE key_id = ?", [as_revised, key_id])
+                    # a second revision (recursive -> likely -> confirmed) not yet exported replaces the first's row
                     self._exec(
                         cur,
-                        "INSERT INTO revision_queue (key_id, rolling_start, rolling_end, record) VALUES (?, ?, ?, ?)",
+                        "INSERT INTO revision_queue (key_id, rolling_start, rolling_end, record) VALUES (?, ?, ?, ?)"
+                        " ON CONFLICT (key_id) DO UPDATE SET record = excluded.record",
                         [key_id, start, end, as_revised],
                     )
                     revised += 1
