@@ -150,9 +150,27 @@ def report_lines(
     if getattr(result, "venue_files", []) or getattr(result, "earlier_venue", []):
         yield (f"{len(result.venue_exposures)} venue exposure(s) from {len(result.venue_files)} venue-warning file(s)"
                + (f", {len(result.earlier_venue)} reported before (14 days)" if result.earlier_venue else ""))
+    standing = _standing_line(result)
+    if standing:
+        yield standing
     advice = _what_now(result, own_keys_since, server_url)
     if advice:
         yield advice
+
+
+def _standing_line(result: Any) -> str | None:
+    """A check against a server: whether the reader is a close contact now (any close exposure within the 14
+    days, earlier checks' too) and whether that is new since the last check, said apart (a repeat check after
+    an F1 finds nothing new, which read as no close contact); None where there is nothing to say either way."""
+    if not hasattr(result, "close_levels_now"):
+        return None  # a key file's check remembers nothing: its lines are all there is
+    levels = result.close_levels_now
+    if not (levels or result.exposures or result.earlier or result.updated or result.withdrawn):
+        return None
+    if not levels:
+        return "Close contact now: no (no close exposure in force within the last 14 days)"
+    new = "yes" if result.new_close_contact else "nothing new (told by an earlier check)"
+    return f"Close contact now: yes, {'F1' if 'F1' in levels else 'F2'} (within the last 14 days); new since the last check: {new}"
 
 
 #: How a warning from keys published under a "likely" code (GAEN report type 2) reads.

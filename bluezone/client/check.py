@@ -217,9 +217,27 @@ class ServerCheckResult(CheckResult):
     left_for_next_check: int = 0  # new files listed beyond MAX_NEW_FILES_PER_CHECK: fetched by the next check
     gone: list[str] = field(default_factory=list)  # listed, but 404 when fetched (replaced since): not processed
 
+    @property
+    def close_levels_now(self) -> list[str]:
+        """The levels (F1, F2) of the close contacts in force now: this check's exposures, those it updated,
+        and those earlier checks reported within the 14 days, withdrawn ones left out."""
+        found = [e.level for e in [*self.exposures, *self.updated] if e.score.close_contact]
+        return [str(level) for level in found + [d.get("level") for d in self.earlier if d.get("close_contact")] if level]
+
+    @property
+    def new_close_contact(self) -> bool:
+        """Whether this check found a close contact the last ones had not told: a new exposure, or an earlier
+        one at a higher level now (an F2 warning upgraded to F1; a likely case confirmed is no news of this)."""
+        return any(e.score.close_contact for e in self.exposures) or any(
+            e.score.close_contact and e.level != e.earlier_level for e in self.updated
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             **super().as_dict(),
+            # a close contact now (was: only this check's exposures, false on a repeat check right after an F1)
+            "close_contact": bool(self.close_levels_now),
+            "new_close_contact": self.new_close_contact,
             "batches": self.batches,
             "rejected_batches": self.rejected,
             "revised_keys": self.revised,

@@ -84,6 +84,30 @@ def test_the_second_check_says_no_new_batches_not_zero_exposures(world) -> None:
     assert "1 exposure(s) reported before still in force (14 days), 1 close contact(s)" in out
 
 
+def test_close_contact_says_now_and_new_says_since_the_last_check(world) -> None:  # type: ignore[no-untyped-def]
+    """``close_contact`` is whether the reader is a close contact now (a close exposure within 14 days, an
+    earlier check's too), ``new_close_contact`` whether this check told it first; the text says both.  A repeat
+    check right after an F1 said ``close_contact: false`` (it counted this check's new exposures only)."""
+    from bluezone.matching.cli import _print_check
+
+    client, db = world
+    first = check(client, db, NOW).as_dict()
+    assert (first["close_contact"], first["new_close_contact"]) == (True, True)
+    again = check(client, db, NOW + 3600)
+    assert (again.as_dict()["close_contact"], again.as_dict()["new_close_contact"]) == (True, False)
+
+    @click.command()
+    def show() -> None:
+        _print_check(again, gaen=True, db_path=db)
+
+    out = CliRunner().invoke(show).output.splitlines()
+    assert out[-2] == ("Close contact now: yes, F1 (within the last 14 days); new since the last check: nothing new"
+                       " (told by an earlier check)")
+    assert out[-1].startswith("What now: you were near someone who tested positive")
+    later = check(client, db, NOW + 15 * DAY_SECONDS)  # the exposure past the retention: no close contact now
+    assert (later.as_dict()["close_contact"], later.as_dict()["new_close_contact"]) == (False, False)
+
+
 def test_what_checks_reported_is_purged_with_the_retention(world) -> None:  # type: ignore[no-untyped-def]
     client, db = world
     first = check(client, db, NOW)
