@@ -61,7 +61,8 @@ def _progress():  # type: ignore[no-untyped-def]
 @click.option("--reference-tx-power", type=click.IntRange(-50, 20), default=None,
               help="The reference's calibrated TX power, dBm (required with --reference-radio; overrides the table).")
 @click.option("--distance", default=1.0, show_default=True, type=FloatRange(0.3, 3.0), help="Measured distance between the devices, metres (Google uses 1 m).")
-@click.option("--duration", default=180.0, show_default=True, type=FloatRange(10, 3600), help="Seconds to measure.")
+@click.option("--duration", default=180.0, show_default=True, type=FloatRange(max=3600),
+              help="Seconds to measure (at least 30: 100 adverts of a phone sending one every 270 ms).")
 @click.option("--phone-rssi", type=FloatRange(-127, 20), default=None,
               help="Median RSSI the reference phone's BLE scanner showed for this adapter, dBm: gives its TX power.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -90,7 +91,7 @@ def calibrate(
     if find_text is not None:
         _find(find_text, as_json)
         return
-    from bluezone.calibration.procedure import with_phone_reading
+    from bluezone.calibration.procedure import check_duration, with_phone_reading
     from bluezone.calibration.session import ReferenceSpec, run_calibration, save_calibration
     from bluezone.config import check_settings_file, default_config_path
 
@@ -106,6 +107,7 @@ def calibrate(
             " radio itself and that gives the TX power (leave --phone-rssi out)"
         )
 
+    check_duration(duration)  # before the questions and the measuring, not after them
     reference = ReferenceSpec(
         reference_model, reference_manufacturer, reference_radio, reference_rssi_correction, reference_tx_power
     )

@@ -42,9 +42,22 @@ DEFAULT_DISTANCE_M = 1.0
 DISTANCE_RANGE_M = (0.3, 3.0)
 DEFAULT_DURATION_S = 180.0
 MIN_ADVERTS = 100  # GAEN sends 4-5 a second: 100 is under a minute of a device that is heard well
+#: The shortest measurement that can hear MIN_ADVERTS: GAEN's slowest advertising interval (270 ms) sends
+#: them in 27 s (the emulated radio hears ~4.1 a second: 101-102 in 25 s, 123 in 30 s; 38 in 10 s, refused).
+MIN_DURATION_S = 30.0
 #: Another 0xFD6F sender heard at the same time within this many dB of the strongest is too close to tell apart.
 AMBIGUOUS_DB = 6.0
 MAX_CORRECTION_DB = 40
+
+
+def check_duration(duration_s: float) -> None:
+    """CalibrationError, before anything is measured, for a duration too short to hear MIN_ADVERTS adverts:
+    10 s was accepted and always failed after measuring (38 adverts heard, 100 needed)."""
+    if not duration_s >= MIN_DURATION_S:
+        raise CalibrationError(
+            f"--duration {duration_s:g} s cannot hear the {MIN_ADVERTS} adverts a calibration needs: measure for at"
+            f" least {MIN_DURATION_S:g} s (a phone sends one every 200-270 ms; a few minutes is best)"
+        )
 
 
 @dataclass(frozen=True)
@@ -169,8 +182,7 @@ async def measure(
     lo, hi = DISTANCE_RANGE_M
     if not lo <= distance_m <= hi or not math.isfinite(distance_m):
         raise CalibrationError(f"distance must be {lo}-{hi} m (1 m is Google's), got {distance_m}")
-    if duration_s < 10:
-        raise CalibrationError(f"measure for at least 10 s (a few minutes is best), got {duration_s:g} s")
+    check_duration(duration_s)
     ours, theirs = throwaway_payload(), throwaway_payload()
     heard = _Collector(ignore={ours})
     heard_by_ref = _Collector(ignore={theirs})

@@ -116,8 +116,9 @@ def keys_derive(
     "--protocol", type=click.Choice(["gaen", "bluezone3"]), default="gaen", show_default=True,
     help="GAEN publish-API JSON, or a Bluezone v3 F0 list of the v3 IDs this device sent (--also-bluezone-v3).",
 )
+@click.option("--force", is_flag=True, help="Replace a file already at --out (an F0 list never replaces one).")
 @db_option
-def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> None:
+def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path | None) -> None:
     """Write this device's daily keys as GAEN publish-API JSON (what a positive case uploads).
 
     With --protocol bluezone3: its Bluezone v3 key chain as an F0 list, for `check --bluezone3-list`;
@@ -129,6 +130,9 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
     from bluezone.matching.export_own import own_keys_to_export, released_today
     from bluezone.proximity.store import SightingStore
 
+    if out != "-" and protocol == "gaen" and not force and _regular_file_there(out):
+        # before the store is read: a refusal cuts no key of today short
+        raise InputError(f"{out} already exists: give --force to replace it, or another --out")
     now = cli_clock().now()
     released = []
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
@@ -164,6 +168,18 @@ def keys_export(days: int, out: str, protocol: str, db_path: Path | None) -> Non
 
         with SightingStore.open(db_path, create=False, purge_now=now) as store:
             restart_chain(store, cli_clock().now())
+
+
+def _regular_file_there(out: str) -> bool:
+    """Whether ``out`` names a regular file (through a link too): what --out replaces only with --force, as
+    other writers do.  A terminal or a pipe (/dev/stdout, ``>(gpg -e)``) is written into, not replaced."""
+    import os
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(out).st_mode)
+    except OSError:
+        return False
 
 
 def _f0_list_there(out: str) -> str:
@@ -391,7 +407,10 @@ def jobs_within_cores(jobs: int | None, cores: int, command: str) -> int:
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0), help="Seed of the synthetic keys and sightings.")
 @click.option("--naive-sample", default=200, show_default=True, type=click.IntRange(1), help="Keys for the baseline.")
 @click.option("--with-store", is_flag=True, help="Also time loading the sightings from a temporary SQLite store.")
-@click.option("--repeats", default=3, show_default=True, type=click.IntRange(1), help="Timings to take the median of.")
+# --repeat, as `server benchmark` and benchmarks/*.py spell it, and --repeats, its spelling here until now (named
+# first: it names BLUEZONE_BENCHMARK_REPEATS and the config key, kept)
+@click.option("--repeats", "--repeat", "repeats", default=3, show_default=True, type=click.IntRange(1),
+              help="Timings to take the median of.")
 @jobs_option
 @json_option
 def benchmark(

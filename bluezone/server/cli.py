@@ -511,7 +511,9 @@ def _shown_db(db: str) -> str:
 )
 @click.option("--uploads", default=300, show_default=True, type=click.IntRange(1), help="Uploads to time over loopback.")
 @click.option("--export-keys", default=1_000_000, show_default=True, type=click.IntRange(0), help="Keys to export into signed batches (0: skip).")
-@click.option("--repeat", default=3, show_default=True, type=click.IntRange(1), help="Repetitions; medians are reported.")
+# --repeats too, as `bluezone benchmark` spelled it (each refused the other's spelling)
+@click.option("--repeat", "--repeats", "repeat", default=3, show_default=True, type=click.IntRange(1),
+              help="Repetitions; medians are reported.")
 @json_option
 def benchmark_cmd(db: str | None, uploads: int, export_keys: int, repeat: int, as_json: bool) -> None:
     """Uploads/s over loopback HTTP and seconds to export N keys (medians), each beside a same-run baseline."""

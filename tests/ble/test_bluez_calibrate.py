@@ -11,7 +11,7 @@ from bluezone.cli import cli
 
 from .conftest import BlueZoo
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.mark.slow
@@ -21,7 +21,7 @@ def test_calibrate_between_two_bluez_adapters_runs_and_ends_in_one_line(bluezoo:
     config = tmp_path / "daemon.toml"
     result = CliRunner().invoke(cli, [
         "calibrate", "--radio", "bluez:hci0", "--reference-radio", "bluez:hci1", "--reference-rssi-correction", "0",
-        "--reference-tx-power", "-24", "--duration", "10", "--yes", "--config", str(config),
+        "--reference-tx-power", "-24", "--duration", "30", "--yes", "--config", str(config),
     ])
     assert result.exit_code == 2, result.output
     assert sum(line.startswith("Error:") for line in result.output.splitlines()) == 1

@@ -118,8 +118,29 @@ def test_no_reference_heard_and_too_few_adverts() -> None:
     with pytest.raises(ReferenceNotHeardError, match="not heard"):
         clock.run(_with_phones(air, clock, {}, duration_s=30))
     clock, air = _phone_air(4, {})
-    with pytest.raises(TooFewAdvertsError, match="need 100"):
-        clock.run(_with_phones(air, clock, {"phone": ((1.0, 0.0), -28)}, duration_s=12))
+    with pytest.raises(TooFewAdvertsError, match="need 100"):  # 20 m away: most adverts lost
+        clock.run(_with_phones(air, clock, {"phone": ((20.0, 0.0), -28)}, duration_s=30))
+
+
+def test_a_duration_too_short_to_hear_enough_adverts_is_refused_before_measuring() -> None:
+    """`calibrate --radio emulated --duration 10` was accepted and always failed after measuring (38 adverts heard,
+    100 needed): now one line, exit 2, naming the minimum, before any question or measurement; 30 s works."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    args = ["calibrate", "--radio", "emulated", "--reference", "Pixel 4", "--yes"]
+    result = CliRunner().invoke(cli, [*args, "--duration", "10"])
+    assert result.exit_code == 2 and result.output == (
+        "Error: --duration 10 s cannot hear the 100 adverts a calibration needs: measure for at least 30 s"
+        " (a phone sends one every 200-270 ms; a few minutes is best)\n"
+    )
+    assert "measuring" not in result.stderr
+    result = CliRunner().invoke(cli, [*args, "--duration", "30", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["adverts_heard"] >= 100, result.output
+    clock, air = _phone_air(4, {})
+    with pytest.raises(CalibrationError, match="at least 30 s"):  # the Python call too, before measuring
+        clock.run(_with_phones(air, clock, {"phone": ((1.0, 0.0), -28)}, duration_s=29.9))
 
 
 def test_pick_reference_merges_one_phones_rpis_across_a_rotation() -> None:
@@ -140,7 +161,7 @@ def test_pick_reference_merges_one_phones_rpis_across_a_rotation() -> None:
         ([], "name the reference"),
         (["--reference-radio", "bluez:hci1"], "needs its own calibration"),
         (["--reference", "Pixel 4", "--distance", "10"], "distance"),
-        (["--reference", "Pixel 4", "--duration", "12"], "need 100"),
+        (["--reference", "Pixel 4", "--duration", "12"], "cannot hear the 100 adverts a calibration needs: measure for at least 30 s"),
         (["--reference", "Pixel 4", "--phone-rssi", "50"], "phone-rssi"),
         (["--reference-radio", "bluez:hci1", "--reference-rssi-correction", "0", "--reference-tx-power", "-20"],
          "emulated reference"),

@@ -38,3 +38,16 @@ def test_a_group_named_alone_still_shows_its_help(args: list[str]) -> None:
     result = CliRunner().invoke(cli, args, prog_name="bluezone")
     assert result.exit_code == 2 and result.output.startswith(f"Usage: bluezone {' '.join([*args, ''])}"), result.output
     assert "Commands:" in result.output and "Error" not in result.output
+
+
+@pytest.mark.parametrize("spelling", ["--repeat", "--repeats"])
+@pytest.mark.parametrize("command,param", [(("benchmark",), "repeats"), (("server", "benchmark"), "repeat")])
+def test_both_benchmarks_take_repeat_and_repeats(command: tuple[str, ...], param: str, spelling: str) -> None:
+    """`bluezone benchmark` took only --repeats and `server benchmark` only --repeat: each refused the other's
+    spelling.  Both take both now (docs say --repeat); parsed, not run (a benchmark takes minutes)."""
+    from bluezone.matching.cli import benchmark
+    from bluezone.server.cli import benchmark_cmd
+
+    chosen = benchmark if command == ("benchmark",) else benchmark_cmd
+    ctx = chosen.make_context(" ".join(command), [spelling, "5"])
+    assert ctx.params[param] == 5

@@ -308,6 +308,24 @@ def test_keys_export_to_a_missing_directory_is_a_one_line_error(tmp_path: Path) 
     assert "--debug" not in err and not out.parent.exists()
 
 
+def test_keys_export_refuses_a_file_already_there_unless_forced(tmp_path: Path) -> None:
+    """`keys export --out existing.json` replaced the file without a word (other writers refuse unless --force):
+    now one line, exit 2, the file as it was and today's key not cut short; --force replaces it."""
+    db = tmp_path / "own.db"
+    with SightingStore.open(db) as store:
+        store.save_daily_key(DailyKey(b"\x01" * 16, rolling_start(NOW) - 144))
+        store.save_daily_key(DailyKey(b"\x02" * 16, rolling_start(NOW)))  # today's, on air
+    out = tmp_path / "keys.json"
+    out.write_text("the keys handed over yesterday")
+    code, stdout, err = run("keys", "export", "--out", str(out), "--db", str(db))
+    assert (code, stdout) == (2, "") and err == f"Error: {out} already exists: give --force to replace it, or another --out\n"
+    assert out.read_text() == "the keys handed over yesterday"
+    with SightingStore.open(db, create=False) as store:
+        assert sorted(k.rolling_period for k in store.daily_keys()) == [144, 144]  # today's key not cut
+    code, _, err = run("keys", "export", "--out", str(out), "--db", str(db), "--force")
+    assert code == 0 and len(parse_keys_json(out.read_bytes())) == 2, err
+
+
 def test_keys_export_file_is_private_under_any_umask(tmp_path: Path) -> None:
     """Daily keys reveal every RPI the device sent: nobody else on the machine may read them."""
     import os
@@ -321,8 +339,8 @@ def test_keys_export_file_is_private_under_any_umask(tmp_path: Path) -> None:
     os.chmod(old, 0o644)
     previous = os.umask(0)
     try:
-        for out in (fresh, old):
-            code, _, err = run("keys", "export", "--out", str(out), "--db", str(db))
+        for out, force in ((fresh, ()), (old, ("--force",))):
+            code, _, err = run("keys", "export", "--out", str(out), "--db", str(db), *force)
             assert code == 0, err
             assert stat.S_IMODE(out.stat().st_mode) == 0o600, out
             assert len(parse_keys_json(out.read_bytes())) == 1
