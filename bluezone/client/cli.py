@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +48,14 @@ def upload(
         check_code,
         check_exposure_date,
         check_symptom_onset,
+        checkins_for_code,
         dry_run_request,
         onset_interval,
         plan_upload,
         today_key_in_use,
         upload_own_keys,
         what_next,
+        withheld_only,
     )
     from bluezone.proximity.store import SightingStore
 
@@ -76,11 +79,21 @@ def upload(
         )
         # a dry run shows the same list on stderr (what goes, what stays and why), the request on stdout
         _confirm_keys(plan, shown_url(server_url), include_today, yes, dry_run)
-        outgoing = _checkins_to_send(plan, send_checkins, yes, dry_run)
-        if dry_run:
-            click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
-            return
         with KeyServerClient(server_url) as client:
+            if plan.checkins and dry_run:  # a dry run sends nothing, not even the code to ask what it is for
+                click.echo("  (an upload first asks the server what the code is for: check-ins go only with a positive"
+                           " test's code)", err=True)
+            elif plan.checkins:  # only once the keys are agreed to: asking sends the code
+                _, why = checkins_for_code(client, code, plan.checkins)
+                if why and not len(plan.keys):
+                    raise withheld_only(why)
+                if why:
+                    click.echo(f"  ({why})", err=True)
+                    plan = replace(plan, checkins=(), checkins_left_out=0, checkins_too_short=0)
+            outgoing = _checkins_to_send(plan, send_checkins, yes, dry_run)
+            if dry_run:
+                click.echo(json.dumps(dry_run_request(store, server_url, plan, code, onset), indent=2))
+                return
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
             result = upload_own_keys(
                 store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset,

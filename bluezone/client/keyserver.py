@@ -321,6 +321,21 @@ class KeyServerClient:
             checkins=_count(doc.get("insertedCheckIns")),
         )
 
+    def code_type(self, code: str) -> str | None:
+        """What the server says ``code`` is for (``confirmed``, ``likely``, ``negative``, ``recursive``; the code
+        stays unused), or None from a server that cannot say (no /v1/verify: an older bluezone, another server).
+        A code it refuses (invalid, used, expired, revoked) is UploadRefusedError, as its upload would be."""
+        try:
+            doc = self._json("POST", "/v1/verify", json={"verificationPayload": code})
+        except KeyServerError as exc:
+            if exc.status in (404, 405, 501):
+                return None
+            if exc.code in USER_REFUSALS:
+                raise UploadRefusedError(f"upload refused: {USER_REFUSALS[exc.code] or str(exc)}", exc.code, exc.status) from None
+            raise
+        kind = doc.get("testType")
+        return kind if kind in ("confirmed", "likely", "negative", "recursive") else None
+
     def signing_key(self) -> PinnedKey:
         doc = self._json("GET", "/v1/signing-key")
         key = doc.get("public_key")

@@ -247,6 +247,33 @@ def plan_upload(
     return UploadPlan(keys, today_key_in_use(daily, now), include_today, outgoing, left_out, too_short, sent_before)
 
 
+#: The tests whose code may carry check-ins: a venue warning tells everyone who was there that a case was.
+POSITIVE_TESTS = ("confirmed", "likely")
+
+
+def checkins_for_code(client: KeyServerClient, code: str, checkins: Sequence[Any]) -> tuple[tuple[Any, ...], str]:
+    """``checkins`` where the server says ``code`` is a positive test's (``/v1/verify``: the code stays
+    unused), else none and why, a line for the user.  A check-in report shows the server its venue's hash
+    and day: none goes with a negative test's or a close contact's code (the server kept none, but saw them),
+    nor to a server that cannot say what the code is for."""
+    if not checkins:
+        return (), ""
+    kind = client.code_type(code)
+    if kind in POSITIVE_TESTS:
+        return tuple(checkins), ""
+    why = {
+        "negative": "this code is a negative test's",
+        "recursive": "this code is a close contact's (recursive)",
+        None: "the key server does not say what this code is for (it has no /v1/verify: an older server)",
+    }.get(kind, f"this code is a {kind} test's")
+    return (), f"{len(checkins)} check-in(s) stay on this device: {why}, and check-ins go only with a positive test's code"
+
+
+def withheld_only(why: str) -> InputError:
+    """Nothing to upload: the device has no daily keys, and its check-ins may not go with this code (``why``)."""
+    return InputError(f"nothing to upload: this device has no daily keys, and {why}")
+
+
 def dry_run_request(
     store: SightingStore, server_url: str, plan: UploadPlan, code: str, symptom_onset_interval: int | None = None
 ) -> dict[str, Any]:
@@ -335,15 +362,19 @@ def upload(
     http: httpx.Client | None = None,
 ) -> UploadResult:
     """``bluezone upload --yes``: send the keys of the store at ``db_path`` (default path) to the
-    server, with the check-ins since the first key's day unless ``checkins`` is False, without asking: the
-    caller has asked the user already.  ``now``: the wall clock."""
+    server, with the check-ins since the first key's day unless ``checkins`` is False or the server says the
+    code is not a positive test's (``checkins_for_code``), without asking: the caller has asked the user
+    already.  ``now``: the wall clock."""
     now = time.time() if now is None else now
     check_exposure_date(exposure_date, now)
     check_symptom_onset(symptom_onset, now)
     code = check_code(code)
     with SightingStore.open(db_path, create=False, purge_now=now) as store, KeyServerClient(server_url, http=http) as client:
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins, server=server_url)
+        outgoing, why = checkins_for_code(client, code, plan.checkins)  # the server says what the code is for
+        if why and not len(plan.keys):
+            raise withheld_only(why)
         return upload_own_keys(
             store, client, code, now, include_today=include_today, symptom_onset_interval=onset_interval(symptom_onset),
-            exposure_date=exposure_date, checkins=plan.checkins, checkins_left_out=plan.checkins_left_out,
+            exposure_date=exposure_date, checkins=outgoing, checkins_left_out=plan.checkins_left_out if outgoing else 0,
         )

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from bluezone.errors import PublishError
 from bluezone.server.codes import CodeKey
 from bluezone.server.exportclock import export_unless_clock_jumped
 from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed
-from bluezone.server.publish import PublishConfig, publish, too_large
+from bluezone.server.publish import PublishConfig, publish, too_large, verify
 from bluezone.server.signing import Signer
 from bluezone.server.storage import Storage
 
@@ -157,6 +157,42 @@ def create_app(
         },
     )
     async def publish_keys(request: Request) -> JSONResponse:
+        return await _answer(
+            request, lambda body, client: publish(storage, body, client, clock.now(), publish_config, code_key=code_key).as_dict()
+        )
+
+    @app.post(
+        "/v1/verify",
+        summary="The test type of a verification code, which stays unused (a node sends check-ins only with a positive one)",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "properties": {"verificationPayload": {"type": "string"}}}}}}},
+        responses={
+            200: {"content": {"application/json": {"schema": {"type": "object", "properties": {
+                "testType": {"type": "string", "enum": ["confirmed", "likely", "negative", "recursive"]},
+            }}}}},
+            400: {"description": "invalid request", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            403: {"description": "verification code invalid, used, expired or revoked", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            429: {"description": "too many failed codes", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+        },
+    )
+    async def verify_code(request: Request) -> JSONResponse:
+        return await _answer(
+            request, lambda body, client: {"testType": verify(storage, body, client, clock.now(), publish_config, code_key=code_key)}
+        )
+
+    async def _answer(request: Request, answer: Callable[[bytes, str], dict[str, Any]]) -> JSONResponse:
+        """``answer(body, client address)`` run in a thread as the JSON reply; a PublishError as its status."""
+        body = await _body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        client = request.client.host if request.client else "unknown"
+        try:
+            return JSONResponse(await run_in_threadpool(answer, body, client))
+        except PublishError as exc:
+            return JSONResponse(exc.as_dict(), exc.status)
+
+    async def _body(request: Request) -> bytes | JSONResponse:
+        """The request's body, read up to the publish limit (413 past it: a huge or endless body costs nothing)."""
         limit = publish_config.max_body_bytes
         try:
             declared = int(request.headers.get("content-length", "0"))
@@ -165,7 +201,6 @@ def create_app(
         if declared > limit:
             return JSONResponse(too_large(publish_config).as_dict(), 413)
         body = bytearray()
-        client = request.client.host if request.client else "unknown"
         try:
             async for chunk in request.stream():
                 body += chunk
@@ -175,13 +210,7 @@ def create_app(
             # (no address: an upload is a sign of a positive test)
             log.info("publish: a client went away before its whole request arrived")
             return JSONResponse({"code": "client_disconnected", "error": "request incomplete"}, 400)
-        try:
-            result = await run_in_threadpool(
-                publish, storage, bytes(body), client, clock.now(), publish_config, code_key=code_key
-            )
-        except PublishError as exc:
-            return JSONResponse(exc.as_dict(), exc.status)
-        return JSONResponse(result.as_dict())
+        return bytes(body)
 
     @app.get("/v1/signing-key", summary="The export signing key (id, version, base64 DER public key)")
     async def signing_key() -> dict[str, Any]:

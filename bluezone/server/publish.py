@@ -26,8 +26,9 @@ import json
 import logging
 import secrets
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -47,6 +48,7 @@ from bluezone.server.storage import RECURSIVE, SHARED_BUDGET, CodeRecord, Storag
 from bluezone.server.venue_reports import VenueReportLimits, check_days, parse_venue_reports, with_fakes
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 #: How far ahead of the server's a device's clock may be: just past its midnight, before the
 #: server's, its today's key and today's check-ins are not refused as "in the future".
 MAX_CLOCK_AHEAD_SECONDS = 600
@@ -155,8 +157,8 @@ def too_large(config: PublishConfig) -> PublishError:
     )
 
 
-def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
-    """Shape checks that need no database: JSON, fields, key sizes, ranges, duplicates."""
+def _object_and_code(body: bytes, config: PublishConfig) -> tuple[dict[str, Any], str]:
+    """The request's JSON object and its verification code as issued (shape checks only)."""
     if len(body) > config.max_body_bytes:
         raise too_large(config)
     try:
@@ -170,7 +172,12 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
         raise _bad("missing verification code ('verificationPayload')", "missing_verification_code")
     if not code.isascii():  # codes are digits; JSON also allows lone surrogates, which cannot even be hashed
         raise _bad("the verification code must be ASCII", "bad_request")
-    code = normal_code(code)  # as read out: "123 4567 8901"
+    return doc, normal_code(code)  # as read out: "123 4567 8901"
+
+
+def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
+    """Shape checks that need no database: JSON, fields, key sizes, ranges, duplicates."""
+    doc, code = _object_and_code(body, config)
     padding = doc.get("padding", "")
     if not isinstance(padding, str):
         raise _bad("'padding' must be a string")
@@ -347,7 +354,25 @@ def publish(
 ) -> PublishResult:
     """The whole endpoint: parse, rate-limit the client, redeem the code and store (or revise) atomically."""
     request = parse_request(body, config)
-    mistake = code_mistake(request.code)
+    return _spending_a_try(storage, request.code, client, now, config, lambda: _redeem(storage, request, now, config, code_key))
+
+
+def verify(storage: Storage, body: bytes, client: str, now: float, config: PublishConfig, *, code_key: CodeKey) -> str:
+    """``POST /v1/verify``: the test type of a code an upload could use now (confirmed, likely, negative,
+    recursive), the code left unused, so that a node sends check-ins only with a positive test's (the upload
+    cannot know its code's type, and a check-in report shows the server a venue's hash).  GAEN's verification
+    server answers its apps' /api/verify with the test type the same way.  A wrong code costs the same failed
+    try an upload's would (the same budgets): no cheaper oracle for guessing codes than publishing."""
+    _, code = _object_and_code(body, config)
+    return _spending_a_try(
+        storage, code, client, now, config,
+        lambda: storage.usable_code_type(code_key.hash(code), now, legacy_code_hash=legacy_hash_code(code)),
+    )
+
+
+def _spending_a_try(storage: Storage, code: str, client: str, now: float, config: PublishConfig, use: Callable[[], T]) -> T:
+    """``use()`` the code as one try of ``client``'s budget; its LookupError is the 403 of that code."""
+    mistake = code_mistake(code)
     if mistake:  # no code this server issued: a typo, refused before any budget is touched (and no address logged)
         log.info("publish refused: a mistyped verification code")
         raise PublishError(400, "verification_code_mistyped", mistake)
@@ -359,7 +384,7 @@ def publish(
         )
     failure: str | None = None
     try:
-        return _redeem(storage, request, now, config, code_key)
+        return use()
     except LookupError as exc:
         failure = str(exc.args[0])
         if failure == "invalid":  # a guess, or a code of another server: the operator may block who keeps at it

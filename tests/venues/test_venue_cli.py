@@ -405,8 +405,9 @@ def test_venue_beacon_runs_on_the_emulated_radio(cafe: dict, clock: VirtualClock
 
 
 def test_upload_counts_visits_not_the_reports_they_split_into(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
-    """One visit across UTC midnight goes as two reports; the question before sending says one
-    check-in (it said 'checked in at 2 place(s)')."""
+    """One visit across UTC midnight goes as two reports; the list before sending says one
+    check-in (it said 'checked in at 2 place(s)').  A dry run: a real upload asks the server what the
+    code is for before it lists the check-ins (there is no server here)."""
     from bluezone.crypto.keys import DailyKey
 
     now = clock.now()
@@ -420,9 +421,11 @@ def test_upload_counts_visits_not_the_reports_they_split_into(tmp_path: Path, ca
     result = run(clock, "checkin", cafe["url"], "--db", str(db), "--start", iso(midnight - 1800), "--end", iso(midnight + 1800))
     assert result.exit_code == 0, result.output
     result = CliRunner().invoke(
-        cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", str(db), "--include-today"],
-        obj={"clock": clock}, input="y\nn\n",
+        cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", str(db), "--include-today",
+              "--dry-run"],
+        obj={"clock": clock},
     )
+    assert result.exit_code == 0, result.output
     assert "You also checked in 1 time(s) since then" in result.stderr
     assert result.stderr.count("Café") == 2  # its two halves, as they are sent
 
@@ -553,14 +556,15 @@ def test_upload_lists_the_checkins_in_local_time_as_checkins_does(
     time.tzset()
     try:
         listed = run(clock, "checkins", "--db", db).output
-        # a device with check-ins only, whose person says no: nothing reaches the (absent) server
-        result = CliRunner().invoke(cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", db],
-                                    obj={"clock": clock}, input="n\n")
+        # a device with check-ins only, a dry run: nothing reaches the (absent) server (a real upload first asks it
+        # what the code is for, then lists the check-ins)
+        result = CliRunner().invoke(cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", db,
+                                          "--dry-run"], obj={"clock": clock})
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
     assert "2026-12-04 13:10 +07" in listed
-    assert result.exit_code == 1 and "  2026-12-04 13:10 +07    50 min  Café Hoa" in result.stderr  # on the 10-min grid, result.stderr
+    assert result.exit_code == 0 and "  2026-12-04 13:10 +07    50 min  Café Hoa" in result.stderr  # on the 10-min grid, result.stderr
 
 
 def test_a_poster_made_elsewhere_cannot_turn_the_text_around(tmp_path: Path, clock: VirtualClock) -> None:
@@ -687,9 +691,9 @@ def test_upload_says_which_visits_are_too_short_to_send(tmp_path: Path, cafe: di
     for start, end in (("2026-12-04T06:10:00+00:00", "2026-12-04T06:55:00+00:00"),
                        ("2026-12-04T08:01:00+00:00", "2026-12-04T08:04:00+00:00")):
         assert run(clock, "checkin", cafe["url"], "--start", start, "--end", end, "--db", db).exit_code == 0
-    result = CliRunner().invoke(cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", db],
-                                obj={"clock": clock}, input="n\n")
-    assert result.exit_code == 1, result.output
+    result = CliRunner().invoke(cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "12345678", "--db", db,
+                                      "--dry-run"], obj={"clock": clock})  # a real upload would ask the server first
+    assert result.exit_code == 0, result.output
     assert "checked in 1 time(s) in the last 14 days" in result.stderr and result.stderr.count("Café Hoa") == 1
     assert "(1 visit(s) under 5 minutes stay on this device: too short to place on the 10-minute grid" in result.stderr
 

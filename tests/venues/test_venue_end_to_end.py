@@ -299,13 +299,15 @@ def test_upload_says_what_it_sent_and_what_the_server_kept_of_the_checkins(live_
         assert rc == 0, err
         said, *next_lines = out.strip().splitlines()  # then what happens next (checked below)
         told.append(next_lines)
+        errs.append(err)
         return said
 
     told: list[list[str]] = []
-    assert upload("negative") == (
-        "uploaded 1 key(s) and 1 check-in(s); the server stored 0 new key(s) and 0 check-in(s)"
-        " (it publishes none under a negative test's or a close contact's code)"
-    )
+    errs: list[str] = []
+    # a negative test's code: the check-ins stay on the device (they were sent, and the server kept none)
+    assert upload("negative") == "uploaded 1 key(s); the server stored 0 new key(s)"
+    assert ("  (1 check-in(s) stay on this device: this code is a negative test's, and check-ins go only with a"
+            " positive test's code)") in errs[0].splitlines() and "You also checked in" not in errs[0]
     # not published: a later positive test sends it
     assert upload("likely") == "uploaded 1 key(s) and 1 check-in(s); the server stored 1 new key(s) and 1 check-in(s)"
     # published: not sent again (a second copy reads to the others who were there as a second case)
@@ -533,3 +535,36 @@ def test_an_f0_who_uploaded_before_the_upgrade_from_schema_7_is_not_warned_of_it
     assert "your own check-in" in out and "known by its times: the bluezone that sent it kept no record" in out
     [exposure] = json.loads(run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")[1])["venue_exposures"]
     assert exposure["venue"] == "Café Hoa" and exposure["cases"] == 1
+
+
+def test_a_negative_tests_upload_sends_no_checkins(live_server: dict, tmp_path: Path) -> None:
+    """A negative test's upload sent the device's check-ins: the server kept none, but saw each venue's hash and
+    day.  The client now asks the server what the code is for (/v1/verify, the code left unused) and sends
+    check-ins only with a positive test's code; a device with check-ins only is told there is nothing to send."""
+    import httpx
+
+    from bluezone.client.uploading import upload
+
+    now = clear_of_midnight(3)
+    f0_db, visitor_db = _f0_and_visitor_checked_in(tmp_path, now, "Quán Phở", "Chợ Lớn", f0_keys=True)
+
+    def issue(test_type: str) -> str:
+        rc, out, err = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                           str(live_server["keys"]), "--type", test_type, "--json")
+        assert rc == 0, err
+        return json.loads(out)["code"]
+
+    sent: list[tuple[str, dict]] = []
+    http = httpx.Client(event_hooks={"request": [lambda r: sent.append((r.url.path, json.loads(r.content)))]})
+    result = upload(live_server["url"], issue("negative"), f0_db, http=http)
+    assert [path for path, _ in sent] == ["/v1/verify", "/v1/publish"]
+    assert "checkInProtectedReports" not in sent[1][1] and result.checkins == ()
+    sent.clear()
+    result = upload(live_server["url"], issue("likely"), f0_db, http=http)
+    assert "checkInProtectedReports" in sent[-1][1] and result.receipt.checkins == 1
+    # the command line: said on stderr, and a device with check-ins alone sends nothing (exit 2, one line)
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", issue("negative"), "--db", str(visitor_db), "--yes")
+    assert rc == 2 and err.splitlines()[-1] == (
+        "Error: nothing to upload: this device has no daily keys, and 1 check-in(s) stay on this device: this code is a"
+        " negative test's, and check-ins go only with a positive test's code"
+    )

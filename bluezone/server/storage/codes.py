@@ -70,6 +70,25 @@ class VerificationCodes(Database):
                 ],
             ).rowcount == 1
 
+    def usable_code_type(self, code_hash: str, now: float, *, legacy_code_hash: str | None = None) -> str:
+        """The test type of a code that an upload could use now (its row matched as ``publish`` matches it),
+        changing nothing; else LookupError("invalid"|"used"|"revoked"|"expired"), as ``publish`` raises."""
+        hashes = [code_hash, legacy_code_hash or ""]
+        with self._transaction() as cur:
+            row = self._exec(
+                cur, f"SELECT test_type, used_at, revoked_at, expires_at FROM codes WHERE {CODE_MATCH}", hashes
+            ).fetchone()
+        if row is None:
+            raise LookupError("invalid")
+        test_type, used_at, revoked_at, expires_at = row
+        if used_at is not None:
+            raise LookupError("used")
+        if revoked_at is not None:
+            raise LookupError("revoked")
+        if not expires_at > now:
+            raise LookupError("expired")
+        return str(test_type)
+
     def get_code(self, code_hash: str) -> CodeRecord | None:
         with self._transaction() as cur:
             row = self._exec(
