@@ -129,6 +129,9 @@ def checked_server_url(base_url: str) -> str:
         raise InputError(f"not a usable server URL {shown!r}: {_unusable(base_url, exc)}") from None
     if not url.host:
         raise InputError(f"server URL {shown!r} has no host")
+    if b"@" in url.raw_path:  # 'https://alice:p@ss/word@keys.example.org' sent 'alice:p' to the host 'ss', and the
+        # password's tail ('word@keys...') was shown in every message and kept in the store as the server's name
+        raise InputError(f"server URL {shown!r}: an '@' after the host; {_ENCODE_USERINFO}")
     if url.port is not None and not 0 < url.port < 65536:
         raise InputError(f"server URL {shown!r}: port {url.port} is not 1-65535")
     if url.userinfo and url.scheme == "http" and not _loopback(url.host):

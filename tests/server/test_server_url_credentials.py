@@ -185,3 +185,28 @@ def test_credentials_that_need_encoding_are_still_told_so(password: str) -> None
     with pytest.raises(InputError) as error:
         KeyServerClient(f"https://alice:{password}@keys.test/").close()
     assert "write '/' as %2F" in str(error.value) and password not in str(error.value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="?#"), max_size=6),
+       after=st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="?#"), max_size=6))
+def test_a_password_holding_at_and_slash_is_refused_or_taken_whole(before: str, after: str) -> None:
+    """'https://alice:p@ss/word@keys.example.org' (a password 'p@ss/word' not encoded) was taken for the host 'ss':
+    'alice:p' went there, and 'word@keys.example.org' was shown and kept as the server's name. Now a URL is refused
+    without any part of its password, or its server is keys.test."""
+    url = f"https://alice:PWSTART{before}@x/{after}PWEND@keys.test"
+    try:
+        client = KeyServerClient(url)
+    except InputError as error:
+        assert "PWSTART" not in str(error) and "PWEND" not in str(error) and "***@keys.test" in str(error)
+    else:
+        client.close()
+        assert client.base_url == "https://keys.test"
+
+
+def test_an_at_sign_after_the_host_is_refused_in_one_line(tmp_path: Path) -> None:
+    url = "https://alice:p@ss/TailOfIt@keys.example.org"
+    result = CliRunner().invoke(cli, ["upload", "--server", url, "--code", "12345678", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 2 and "TailOfIt" not in result.output and "***@keys.example.org" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "an '@' after the host; in a user name or password write '/' as %2F" in result.stderr
