@@ -20,8 +20,8 @@ from bluezone.server.storage.queues import ExportQueues, queue_rows
 CONFIRMED, LIKELY, RECURSIVE, REVOKED = 1, 2, 4, 5
 
 
-#: How certain a report is: a revision may only go up this ladder (an F1's recursive report, then a
-#: likely diagnosis, then a confirmed test), or to revoked (a negative test) from a report not yet final.
+#: How certain a report is: a revision may only go up this ladder (an F1's recursive report to a likely
+#: diagnosis or a confirmed test, a likely one to confirmed), or to revoked (a negative test).
 CERTAINTY = {RECURSIVE: 1, LIKELY: 2, CONFIRMED: 3}
 
 
@@ -29,11 +29,17 @@ def revision_refusal(current_type: int, revised: bool, new_type: int) -> str | N
     """Why a key standing as ``current_type`` (its revised type where ``revised``) may not become
     ``new_type`` (None: it may).
 
-    GAEN's reference server lets a likely report become confirmed or negative, once.  Here a stronger
-    report always wins: recursive -> likely -> confirmed (an F1 who uploaded for F2 warnings and is
-    later diagnosed), each step once; confirmed and revoked are final, and nothing goes down."""
+    GAEN's reference server lets a likely report become confirmed or negative, once.  Here a recursive
+    report may also become likely or confirmed (an F1 who uploaded for F2 warnings and is later
+    diagnosed), and nothing goes down.  Still once: a revised key is final, because ``server
+    revoke-code`` undoes a revision by restoring the key as first uploaded (revocation.py), which a
+    second revision (recursive -> likely -> confirmed) would get wrong, restoring recursive where the
+    likely revision still stands (attack18), and a second revision could be lost to an export that read
+    the first one."""
+    if revised:
+        return "key_already_revised"
     if current_type not in (RECURSIVE, LIKELY):
-        return "key_already_revised" if revised else "invalid_report_type_transition"
+        return "invalid_report_type_transition"
     if new_type == REVOKED or CERTAINTY.get(new_type, 0) > CERTAINTY[current_type]:
         return None
     return "invalid_report_type_transition"
@@ -148,13 +154,13 @@ class Uploads(ExportQueues):
                     refusal = revision_refusal(current_type, revised_at is not None, report_type)
                     if refusal:
                         raise RevisionRefused(refusal)
-                    # compare-and-set on the type read: a concurrent revision of the same key (another server
-                    # process) makes this one lose
+                    # compare-and-set: a concurrent revision of the same key (another server process) makes
+                    # this one lose
                     done = self._exec(
                         cur,
                         "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?,"
-                        " revised_code_hash = ? WHERE id = ? AND COALESCE(revised_report_type, report_type) = ?",
-                        [report_type, onset, now, record.code_hash, key_id, current_type],
+                        " revised_code_hash = ? WHERE id = ? AND revised_at IS NULL",
+                        [report_type, onset, now, record.code_hash, key_id],
                     ).rowcount
                     if done != 1:
                         raise RevisionRefused("key_already_revised")
@@ -163,11 +169,9 @@ class Uploads(ExportQueues):
                     ((_, start, end, as_revised),) = queue_rows(np.array([key_id]), now_stands, revised=1)
                     # a key still waiting for its first export goes out revised (no-op once exported)
                     self._exec(cur, "UPDATE export_queue SET record = ? WHERE key_id = ?", [as_revised, key_id])
-                    # a second revision (recursive -> likely -> confirmed) not yet exported replaces the first's row
                     self._exec(
                         cur,
-                        "INSERT INTO revision_queue (key_id, rolling_start, rolling_end, record) VALUES (?, ?, ?, ?)"
-                        " ON CONFLICT (key_id) DO UPDATE SET record = excluded.record",
+                        "INSERT INTO revision_queue (key_id, rolling_start, rolling_end, record) VALUES (?, ?, ?, ?)",
                         [key_id, start, end, as_revised],
                     )
                     revised += 1
