@@ -72,3 +72,15 @@ def test_the_client_asks_and_an_older_server_says_nothing(server: Server) -> Non
         server.client.code_type(code)
     old = httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(404, json={"detail": "Not Found"})))
     assert KeyServerClient("http://old.test", http=old).code_type("12345678") is None
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not json", b"[]", b'"12345678"', b"{}", b'{"verificationPayload": 12345678}',
+    b'{"verificationPayload": null}', b'{"verificationPayload": "' + b"9" * 5000 + b'"}', b"\xff\xfe{",
+])
+def test_a_malformed_ask_is_one_clear_400_and_spends_no_code(server: Server, body: bytes) -> None:
+    """Bad bodies get a 400 with a reason (no 500, no traceback), and a good code beside them stays usable."""
+    code = server.code(test_type="confirmed")
+    r = server.http.post("/v1/verify", content=body)
+    assert r.status_code in (400, 413) and r.json()["error"] and "Traceback" not in r.text, (body[:40], r.text)
+    assert _verify(server, code) == (200, {"testType": "confirmed"})
