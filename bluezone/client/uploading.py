@@ -258,15 +258,22 @@ def checkins_for_code(client: KeyServerClient, code: str, checkins: Sequence[Any
     nor to a server that cannot say what the code is for."""
     if not checkins:
         return (), ""
-    kind = client.code_type(code)
-    if kind in POSITIVE_TESTS:
+    why = not_positive(client.code_type(code))
+    if not why:
         return tuple(checkins), ""
-    why = {
+    return (), f"{len(checkins)} check-in(s) stay on this device: {why}, and check-ins go only with a positive test's code"
+
+
+def not_positive(kind: str | None) -> str:
+    """Why a code of test type ``kind`` (``KeyServerClient.code_type``'s answer) may carry no check-in
+    report, or "" for a positive test's: the words ``upload`` and ``venue warn`` both refuse with."""
+    if kind in POSITIVE_TESTS:
+        return ""
+    return {
         "negative": "this code is a negative test's",
         "recursive": "this code is a close contact's (recursive)",
         None: "the key server does not say what this code is for (it has no /v1/verify: an older server)",
     }.get(kind, f"this code is a {kind} test's")
-    return (), f"{len(checkins)} check-in(s) stay on this device: {why}, and check-ins go only with a positive test's code"
 
 
 def withheld_only(why: str) -> InputError:

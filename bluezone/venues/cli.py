@@ -12,7 +12,7 @@ import click
 
 from bluezone.clitypes import FloatRange, ask_before_sending, cli_clock, db_option, json_option, nothing_sent
 from bluezone.crypto.intervals import INTERVAL_SECONDS
-from bluezone.errors import VenueError
+from bluezone.errors import InputError, VenueError
 from bluezone.printable import printable_line
 from bluezone.venues.visits import local_time
 
@@ -307,7 +307,7 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     from bluezone.venues.owner import load_venue_dir
     from bluezone.venues.upload import owner_warning_reports
 
-    from bluezone.client.uploading import check_code
+    from bluezone.client.uploading import check_code, not_positive
 
     checked_server_url(server_url)  # before the owner is asked to send (the client refused it only after)
     code = check_code(code)
@@ -326,6 +326,10 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     if not yes and not ask_before_sending("venue warn", "Send the warning?"):
         nothing_sent()
     with KeyServerClient(server_url) as client:
+        why = not_positive(client.code_type(code))  # asked first (the code left unused): no report goes for a
+        if why:  # negative test's code, which the server refused only after seeing each report
+            raise InputError(f"nothing sent: {why}, and a venue warning goes only with a positive test's code; ask the"
+                             " health authority for a confirmed or likely code (this one is not used up)")
         receipt = client.publish(empty_keys(0), code, checkins=[r.entry() for r in reports])
     if as_json:
         _emit_json({"server": shown_url(server_url), "reports_sent": len(reports), "reports_stored": receipt.checkins})

@@ -202,6 +202,43 @@ def test_owner_warning_and_an_upload_that_keeps_its_checkins(live_server: dict, 
     assert exposure["venue"] == "Quán Phở" and exposure["overlap_minutes"] == 30.0
 
 
+@pytest.mark.parametrize("kind", ["negative", "recursive"])
+def test_an_owners_warning_with_a_code_that_is_not_positive_sends_no_report(
+    live_server: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """`venue warn` with a negative test's (or a close contact's) code sent its reports in a /v1/publish, which
+    the server refused only after seeing them.  It now asks /v1/verify first: nothing but the code goes, one
+    line, exit 2, and the code stays usable (an upload of keys with it then works)."""
+    import httpx
+
+    now = clear_of_midnight(3)
+    cafe = tmp_path / "cafe"
+    assert run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(cafe))[0] == 0
+    rc, out, err = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                       str(live_server["keys"]), "--type", kind, "--json",
+                       *(["--exposure-date", iso(now - 2 * 86400)[:10]] if kind == "recursive" else []))
+    code = json.loads(out)["code"]
+    paths: list[str] = []
+    send = httpx.Client.send
+
+    def recorded(self: httpx.Client, request: httpx.Request, **kwargs: object) -> httpx.Response:
+        paths.append(request.url.path)
+        return send(self, request, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(httpx.Client, "send", recorded)
+    rc, out, err = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", code,
+                       "--start", iso(now - 2 * 3600), "--end", iso(now - 1.5 * 3600), "--yes")
+    assert paths == ["/v1/verify"], paths
+    assert rc == 2 and out == "" and err.splitlines()[-1].startswith("Error: nothing sent: this code is a "), err
+    assert "(this one is not used up)" in err
+    monkeypatch.undo()
+    f0_db = tmp_path / "f0.db"
+    with SightingStore.open(f0_db) as store:
+        store.save_daily_key(DailyKey.generate(now - 86400))
+    rc, out, err = run("upload", "--server", live_server["url"], "--code", code, "--db", str(f0_db), "--yes")
+    assert rc == 0 and "uploaded 1 key(s)" in out, err
+
+
 def test_a_day_with_more_checkins_than_one_upload_carries_sends_its_longest(live_server: dict, tmp_path: Path) -> None:
     """Thirteen visits on one day: the server takes 12 a day, and refused the whole upload (exit 2, 'send
     the keys alone with --no-checkins': no venue warned at all).  Now the day's 12 longest go, one line
