@@ -155,6 +155,12 @@ def status(db_path: Path | None, as_json: bool) -> None:
             " ahead wrote them, and they stay until 14 days past their date; if this clock is right,"
             " `bluezone purge --dated-ahead` deletes them"
         )
+    if info["vacuum_owed"]:
+        click.echo("vacuum     OWED: a migration deleted secrets (an old key server's password) whose bytes stay in free"
+                   " pages until an open that can write this file vacuums it (run any command as the store's owner)")
+    if not info["secure_delete"]:
+        click.echo("deletes    not zeroed: this SQLite build has no secure_delete, so purged sightings stay in free pages"
+                   " until SQLite reuses them")
     daemon = info.get("daemon")
     emulated = Path(info["db_path"]).with_name(EMULATED_DB_FILENAME)
     if not (info["sightings"] or info["daily_keys"] or info["checkins"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():

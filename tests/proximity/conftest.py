@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import numpy as np
@@ -28,3 +32,19 @@ def random_sightings(n: int, start: float, span: float, seed: int = 0) -> np.nda
 @pytest.fixture
 def db(tmp_path):
     return tmp_path / "data" / "bluezone.db"
+
+
+def without_write_access() -> list[str]:
+    """The command prefix under which permissions hold: none for a user, for root ``setpriv`` without
+    the capabilities that override them (root reads and writes any file)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("root, and no setpriv to give up the override of file permissions")
+    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
+
+
+def bluezone_without_write_access(*args: str) -> subprocess.CompletedProcess[str]:
+    """``bluezone ARGS`` in a child process under :func:`without_write_access`."""
+    return subprocess.run([*without_write_access(), sys.executable, "-m", "bluezone.cli", *args],
+                          capture_output=True, text=True, timeout=120)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -29,22 +27,7 @@ from bluezone.errors import StoreReadOnlyError
 from bluezone.proximity.store import SightingStore
 from bluezone.proximity.store.failures import unusable
 
-from .conftest import NOON, random_sightings
-
-
-def _without_write_access() -> list[str]:
-    """The command prefix under which permissions hold: none for a user, for root ``setpriv`` without
-    the capabilities that override them (root reads and writes any file)."""
-    if os.geteuid() != 0:
-        return []
-    if shutil.which("setpriv") is None:
-        pytest.skip("root, and no setpriv to give up the override of file permissions")
-    return ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"]
-
-
-def _bluezone(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*_without_write_access(), sys.executable, "-m", "bluezone.cli", *args],
-                          capture_output=True, text=True, timeout=120)
+from .conftest import NOON, bluezone_without_write_access as _bluezone, random_sightings, without_write_access as _without_write_access
 
 
 READ_ONLY = ("it is read-only (attempt to write a readonly database); check the owner and permissions of the file, its"

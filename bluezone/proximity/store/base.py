@@ -22,6 +22,27 @@ class StoreBase:
         #: The retention's cutoff at the clock the store was opened (or last purged) with: no read returns a
         #: sighting or check-in before it, whatever the purge did (on a read-only file it cannot run).
         self.retained_since: float | None = None
+        #: A purge deleted rows whose old pages the WAL still holds (a reader kept it from being emptied).
+        self._wal_owed = False
+        #: The vacuum a migration owes waits for a writable open (the file is read-only to this user).
+        self.vacuum_postponed = False
+        #: SQLite zeroes what is deleted (``PRAGMA secure_delete``): False on a build that cannot.
+        self.secure_delete = False
+
+    def _empty_wal(self) -> bool:
+        """Copy the WAL into the file and truncate it, without waiting for readers; True when done.
+
+        A deleted row's bytes stay in the WAL's older frames until they are overwritten: a reader in a
+        transaction (another command's read) keeps them, and SQLite says so only in the result."""
+        if self.path is None:
+            return True
+        timeout = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        self._conn.execute("PRAGMA busy_timeout = 0")  # the daemon's loop must not wait out a reader's 10 s
+        try:
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {timeout}")
+        return not busy
 
     @property
     def db(self) -> sqlite_utils.Database:

@@ -111,17 +111,24 @@ class SightingStore(
                 log.warning("sighting database %s is readable by others (mode %o); chmod 600 it", p, mode)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            # deleted rows zeroed, not left in free pages (a purge's sightings, a migration's passwords): on where
+            # the build allows it, as Debian's and Android's builds have it by default
+            store.secure_delete = conn.execute("PRAGMA secure_delete = ON").fetchone() == (1,)
             store._migrate()
             if purge_now is None:
                 # the newest record, so that a store made on a virtual clock survives opening; but never
                 # past the wall clock: rows from a clock that ran ahead for a while must not erase the rest
                 newest = store.newest_time()
                 purge_now = None if newest is None else min(newest, time.time())
+            vacuum = " (and the vacuum a migration owes: `bluezone status`)" if store.vacuum_postponed else ""
             if purge_now is not None:
                 try:
                     store.purged_on_open = store.purge(purge_now)
                 except (StoreWriteError, StoreReadOnlyError) as exc:  # a full disk, a read-only file: reading still works
-                    log.warning("retention purge on open postponed: %s", exc)
+                    log.warning("retention purge on open postponed%s: %s", vacuum, exc)  # one line for both
+                    vacuum = ""
+            if vacuum:  # no purge said it (a library caller's store with nothing in it)
+                log.warning("the vacuum a migration owes %s waits for an open that can write it", p)
         except sqlite3.DatabaseError as exc:
             conn.close()
             # SQLITE_NOTADB: the user pointed at some other file; anything else (locked, I/O) is trouble.

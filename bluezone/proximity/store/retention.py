@@ -32,6 +32,7 @@ class Retention(StoreBase):
         self.retained_since = cutoff if self.retained_since is None else max(self.retained_since, cutoff)
         cutoff_interval = interval_number(cutoff)
         conn = self._conn
+        changes_before = conn.total_changes
         with conn:
             s = _delete_expired(conn, "sightings", "time", cutoff)
             s3 = _delete_expired(conn, "bluezone3_sightings", "time", cutoff)
@@ -68,6 +69,11 @@ class Retention(StoreBase):
                 # server lists a file until 14 days after its day, from an index rewritten at each export:
                 # a name forgotten while still listed would have its batch downloaded and matched again
                 _delete_expired(conn, "keyserver_batches", "processed_at", cutoff - BATCH_NAMES_MARGIN)
+        deleted = conn.total_changes != changes_before
+        if deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too (zeroed: secure_delete)
+            self._wal_owed = not self._empty_wal()
+            if self._wal_owed:
+                log.info("the WAL of %s keeps the purged rows' old pages until the next purge: a reader was in it", self.path)
         if s or k or s3 or c:
             log.info(
                 "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",
@@ -106,6 +112,7 @@ class Retention(StoreBase):
                 for table, column in (("sightings", "time"), ("bluezone3_sightings", "time"), ("checkins", "start_time"))
             )
         if deleted:
+            self._wal_owed = not self._empty_wal()
             log.info("deleted %d sightings and check-ins dated more than an hour ahead of the clock", deleted)
         return int(deleted)
 

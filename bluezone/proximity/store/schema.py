@@ -381,9 +381,15 @@ class Schema(StoreBase):
         warning, and the next open tries again (the migration stands)."""
         try:
             self._conn.execute("VACUUM")
+            if not self._empty_wal():  # the file's old pages stay until the WAL is copied over them: still owed
+                log.warning("could not finish vacuuming %s after migrating it: a reader kept its WAL from being"
+                            " emptied, so deleted rows stay in the file; the next open tries again", self.path)
+                return
             with self._conn:
                 self._conn.execute("DELETE FROM daemon_state WHERE name = ?", (VACUUM_OWED,))
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):
+                self.vacuum_postponed = True  # said in one line with the purge postponed for the same reason (open)
+                return
             log.warning("could not vacuum %s after migrating it (%s): deleted rows may stay readable in its free"
                         " pages until SQLite reuses them; run sqlite3 %s VACUUM with room on the disk", self.path, exc, self.path)
