@@ -10,13 +10,17 @@ and hours of daemon life take milliseconds, with no patching.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import datetime as dt
+import logging
 import selectors
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 #: How far ahead of UTC a calendar can be (UTC+14, Kiribati): a date someone gives as today may be
@@ -61,6 +65,96 @@ class SystemClock:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
+
+
+#: A step of a synchronised wall clock larger than this, either way, is not believed (ntpd's panic threshold).
+STEP_TOLERANCE = 1000.0
+#: How often a believed reading becomes the one the measured time counts from (and the kernel is asked again).
+ANCHOR_SECONDS = 60.0
+
+
+def boot_seconds() -> float:
+    """Seconds since boot, suspend included (CLOCK_BOOTTIME): what really passed, whatever the wall clock did."""
+    return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
+
+
+def boot_id() -> str:
+    """This boot's id (Linux), "" elsewhere: ``boot_seconds`` of another boot measure nothing against ours."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def kernel_clock_synced() -> bool:
+    """Whether the kernel says a time daemon keeps the wall clock synchronised (adjtimex: not TIME_ERROR).
+    False where it cannot be asked, and before NTP has answered after boot."""
+    try:
+        state = ctypes.CDLL(None, use_errno=True).adjtimex(ctypes.create_string_buffer(512))  # modes 0: read only
+    except (OSError, AttributeError):
+        return False
+    return 0 <= int(state) < 5
+
+
+class CheckedClock:
+    """The wall clock, except a step of it while the kernel said it was synchronised: a bad NTP answer,
+    a clock set by hand a year ahead.  Then ``now()`` is the time measured (``boot_seconds``) since the
+    last reading it believed, until the wall clock comes back within ``STEP_TOLERANCE`` of it; ``off_by``
+    says by how much it is not believed (0: believed).  A clock never synchronised (no NTP, or before it
+    answered after boot, as a board without a real-time clock starts) is believed as it reads: its step
+    forward is the correction.  The daemon's clock: what it stamps, and the purge that would otherwise
+    delete every sighting as past the 14 days."""
+
+    def __init__(
+        self,
+        wall: Clock | None = None,
+        steady: Callable[[], float] = boot_seconds,
+        synced: Callable[[], bool] = kernel_clock_synced,
+        tolerance: float = STEP_TOLERANCE,
+    ) -> None:
+        self.wall: Clock = wall or SystemClock()
+        self._steady, self._synced, self.tolerance = steady, synced, tolerance
+        self._anchor: tuple[float, float] | None = None  # (a believed wall reading, steady then), kernel synced
+        self._asked = -float("inf")  # steady time the kernel was last asked
+        self.off_by = 0.0
+
+    def mark(self) -> tuple[float, float] | None:
+        """(the measured time now, ``steady`` now) while the wall clock is not believed, else None."""
+        now = self.now()
+        return (now, self._steady()) if self.off_by else None
+
+    def resume(self, mark: tuple[float, float] | None) -> None:
+        """Count from ``mark`` (a time measured while the wall clock was not believed, ``boot_seconds`` then: the
+        last report of a daemon of this boot), so that a restart does not believe the step it did not."""
+        if mark is not None:
+            self._anchor, self._asked = mark, self._steady()
+            self.now()
+
+    def now(self) -> float:
+        wall, steady = self.wall.now(), self._steady()
+        if self._anchor is not None:
+            measured = self._anchor[0] + (steady - self._anchor[1])
+            if abs(wall - measured) > self.tolerance:
+                if not self.off_by:
+                    log.warning("the wall clock stepped %+.0f s from the time measured since it last agreed, while"
+                                " synchronised: not believed (stamps and purges at the measured time) until it agrees"
+                                " again; check the time source (timedatectl timesync-status)", wall - measured)
+                self.off_by = wall - measured
+                return measured
+            if self.off_by:
+                log.warning("the wall clock agrees again with the time measured (off by %+.0f s before)", self.off_by)
+                self.off_by = 0.0
+        if steady - self._asked >= ANCHOR_SECONDS:
+            self._asked = steady
+            self._anchor = (wall, steady) if self._synced() else None
+        return wall
+
+    async def sleep(self, seconds: float) -> None:
+        await self.wall.sleep(seconds)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.wall.run(coro)  # type: ignore[attr-defined,no-any-return]
 
 
 class _SkippingSelector(selectors.DefaultSelector):

@@ -175,6 +175,13 @@ def status(db_path: Path | None, as_json: bool) -> None:
                 "address    FIXED: this radio cannot change its Bluetooth address with each RPI, so anyone "
                 "listening can link your rotating IDs (see docs/bluetooth.md)"
             )
+        clock = daemon.get("clock")
+        if isinstance(clock, dict) and isinstance(clock.get("off_by"), (int, float)):
+            click.echo(
+                f"clock      NOT BELIEVED: the wall clock stepped {clock['off_by'] / 3600:+.1f} h from the time the daemon"
+                " measured since it last agreed, while synchronised; sightings are stamped and purged at the measured"
+                " time until it agrees again (check the time source: timedatectl timesync-status)"
+            )
         calibration = calibration_line(daemon)
         if calibration:
             click.echo(f"calibration {calibration}")

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from bluezone.clock import Clock
+from bluezone.clock import CheckedClock, Clock, boot_id
 from bluezone.crypto import bluezone3 as bz3
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
@@ -455,6 +455,12 @@ class Daemon:
             "counters": self.stats.as_dict(),
             "backlog": self._backlog.as_dict(),
         }
+        clock = self.clock
+        mark = clock.mark() if isinstance(clock, CheckedClock) else None
+        if mark is not None and isinstance(clock, CheckedClock):  # a command opening the store meanwhile purges at
+            state["clock"] = {  # this measured time too (store.open), and a restarted daemon counts from it
+                "off_by": clock.off_by, "measured": mark[0], "boot_seconds": mark[1], "boot_id": boot_id(),
+            }
         try:
             self.store.save_daemon_state(state, self.clock.now())
         except Exception as exc:  # status is best effort; sightings are what must not be lost

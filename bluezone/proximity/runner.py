@@ -20,7 +20,7 @@ import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from bluezone.clock import Clock, SystemClock
+from bluezone.clock import CheckedClock, Clock, SystemClock
 from bluezone.config import DaemonConfig
 from bluezone.errors import ConfigError, NotAStoreError, StoreInUseError
 from bluezone.proximity.backends import open_radio
@@ -145,7 +145,9 @@ async def run_daemon(
     store, listeners for other adverts (the venue-beacon check-ins of ``bluezone.venues.nearby``).
     ``real_db`` is the user's own database when configured (``BLUEZONE_DB``, config.toml)."""
     config = config or DaemonConfig()
-    clock = clock or SystemClock()
+    # the real clock checked against the time measured since boot: a step ahead while NTP had it in hand would
+    # stamp sightings in the future and purge every one as past the 14 days (docs/proximity.md, "Retention")
+    clock = CheckedClock(clock) if clock is None or isinstance(clock, SystemClock) else clock
     if also_bluezone_v3 and not is_emulated(backend):
         raise ConfigError(
             "--also-bluezone-v3 works on the emulated radio only, so far: the BlueZ and bumble backends send one advert set"
@@ -176,6 +178,8 @@ async def run_daemon(
         else:
             radio = open_radio(backend, adapter=adapter, clock=clock)
         store = SightingStore.open(db)
+        if isinstance(clock, CheckedClock):
+            clock.resume(store.measured_clock())
 
         def started() -> None:  # after the radio opened: its name may now say which adapter
             if on_start is not None:

@@ -40,6 +40,36 @@ class StoreStatus(StoreBase):
             log.warning("the daemon's last report in %s cannot be read; ignored", self.path)
             return None
 
+    def measured_clock(self) -> tuple[float, float] | None:
+        """(the time the daemon measured, ``boot_seconds`` then) from its last report, when it did not believe a
+        step of the wall clock (``CheckedClock``) in this boot; else None."""
+        clock = (self.daemon_state() or {}).get("clock")
+        if not isinstance(clock, dict):
+            return None
+        from bluezone.clock import boot_id  # only then: bluezone.clock brings asyncio, which a check never needs
+
+        try:
+            if clock["boot_id"] and clock["boot_id"] == boot_id():
+                return float(clock["measured"]), float(clock["boot_seconds"])
+        except (KeyError, TypeError, ValueError):
+            pass
+        return None
+
+    def believed_time(self, now: float) -> float:
+        """``now``, unless the daemon does not believe the wall clock (it stepped while synchronised): then the
+        time it measured, so that a command opening the store meanwhile purges no more than the daemon does."""
+        mark = self.measured_clock()
+        if mark is None:
+            return now
+        from bluezone.clock import STEP_TOLERANCE, boot_seconds
+
+        measured = mark[0] + boot_seconds() - mark[1]
+        if abs(now - measured) <= STEP_TOLERANCE:
+            return now
+        log.warning("this clock reads %+.0f s from the time the daemon measured since the clock last agreed (it stepped"
+                    " while synchronised): the store is purged at the measured time", now - measured)
+        return measured
+
     def _disk_free(self) -> int | None:
         """Free bytes where the database lives (a full disk is why writes fail)."""
         if self.path is None:

@@ -1,0 +1,111 @@
+"""A wall clock that steps a year ahead while NTP had it in hand (a bad answer, a clock set by hand): the
+daemon's purge deleted every sighting and this device's own daily keys as past the 14 days (held one tick,
+then done), and stamped what it heard a year ahead, rows that would then outlive the retention by a year.
+Now the daemon's clock (``CheckedClock``) does not believe the step, and a command opening the store
+meanwhile purges at the time the daemon measured; data really older than 14 days still goes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.clock import CheckedClock, VirtualClock, boot_id, boot_seconds
+from bluezone.config import DaemonConfig
+from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
+from bluezone.crypto.keys import DailyKey
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.daemon import Daemon
+from bluezone.proximity.store import SightingStore
+
+from .conftest import NOON, random_sightings
+
+YEAR = 365 * DAY_SECONDS
+
+
+class SteppedWall:
+    """The virtual clock's time plus a step the test sets: the wall clock; the virtual clock stays the steady one."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock, self.step = clock, 0.0
+
+    def now(self) -> float:
+        return self.clock.now() + self.step
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return self.clock.run(coro)
+
+
+def _store_of_ten_days(path: Path) -> SightingStore:
+    store = SightingStore.open(path, purge_now=NOON)
+    for day in range(10):
+        at = NOON - day * DAY_SECONDS
+        store.save_daily_key(DailyKey(bytes([day + 1]) * 16, rolling_start(at)), created_at=at)
+        store.add_sightings(random_sightings(100, at - 7200, 3600, seed=day))
+    store.add_sightings(random_sightings(30, NOON - 20 * DAY_SECONDS, 600, seed=99))  # really past the retention
+    return store
+
+
+def test_a_daemon_whose_clock_steps_a_year_ahead_keeps_its_data_and_stamps_the_measured_time(tmp_path: Path) -> None:
+    store = _store_of_ten_days(tmp_path / "me.db")
+    virtual = VirtualClock(NOON)
+    wall = SteppedWall(virtual)
+    clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
+    air = Air(clock, 1)  # the radio stamps what it hears with the daemon's clock, as run_daemon opens it
+    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, DaemonConfig(), on_status=lambda _: None)
+    daemon = Daemon(air.radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+
+    async def both() -> None:
+        async def step() -> None:
+            await asyncio.sleep(1800)
+            wall.step = YEAR  # half an hour in: the clock reads a year ahead
+        await asyncio.gather(daemon.run(4 * 3600), neighbour.run(4 * 3600), step())
+
+    virtual.run(both())
+    assert store.count_sightings(until=NOON - 14 * DAY_SECONDS) == 0  # the really old ones went at start
+    assert store.count_sightings(until=NOON) == 1000  # ten days kept through four hourly purges
+    assert len(store.daily_keys()) >= 10
+    heard = store.sightings(since=NOON)
+    assert len(heard) > 1000 and heard["time"].max() <= NOON + 4 * 3600  # stamped at the measured time
+    state = store.daemon_state()
+    assert state is not None and abs(state["clock"]["off_by"] - YEAR) < 1 and state["clock"]["boot_id"] == boot_id()
+    store.close()
+
+
+def _as_a_daemon_left_it(path: Path, measured: float, *, same_boot: bool = True) -> None:
+    """The daemon's last report while it did not believe a step of a year: its measured time, this boot."""
+    with SightingStore.open(path, create=False, purge_now=measured) as store:
+        mark = {"off_by": YEAR, "measured": measured, "boot_seconds": boot_seconds(),
+                "boot_id": boot_id() if same_boot else "another boot"}
+        store.save_daemon_state({"backend": "emulated", "clock": mark}, measured)
+
+
+def test_a_command_opening_the_store_meanwhile_purges_at_the_measured_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "me.db"
+    _store_of_ten_days(path).close()
+    _as_a_daemon_left_it(path, NOON)
+    done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(NOON + YEAR)})
+    assert done.exit_code == 0, done.output
+    info = json.loads(done.stdout)
+    assert info["sightings"] == 1000 and info["daily_keys"] >= 10
+    assert "the store is purged at the measured time" in caplog.text
+    text = CliRunner().invoke(cli, ["status", "--db", str(path)], obj={"clock": VirtualClock(NOON + YEAR)})
+    assert "clock      NOT BELIEVED: the wall clock stepped +8760.0 h" in text.stdout
+
+
+def test_after_a_reboot_the_clock_is_believed_as_before(tmp_path: Path) -> None:
+    """Another boot's measured time measures nothing against this one's: a device off for a year keeps nothing."""
+    path = tmp_path / "me.db"
+    _store_of_ten_days(path).close()
+    _as_a_daemon_left_it(path, NOON, same_boot=False)
+    with SightingStore.open(path, create=False, purge_now=NOON + YEAR) as store:
+        assert store.count_sightings() == 0 and store.daily_keys() == []

@@ -1,0 +1,113 @@
+"""``CheckedClock``: a step of a synchronised wall clock is not believed (the time measured since is), a clock
+never synchronised is believed as it reads, and a suspend (both clocks move) is no step."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bluezone.clock import ANCHOR_SECONDS, STEP_TOLERANCE, CheckedClock, boot_id, boot_seconds
+
+T0 = 1_790_000_000.0
+YEAR = 365 * 86_400.0
+
+
+class Wall:
+    """A wall clock and a steady one moved by hand."""
+
+    def __init__(self) -> None:
+        self.wall, self.steady, self.synced = T0, 1000.0, True
+
+    def now(self) -> float:
+        return self.wall
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover (never awaited here)
+        raise AssertionError
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.steady += seconds
+
+
+def _clock(w: Wall) -> CheckedClock:
+    return CheckedClock(w, steady=lambda: w.steady, synced=lambda: w.synced)
+
+
+def test_a_step_ahead_of_a_synchronised_clock_is_not_believed_until_it_comes_back(caplog: pytest.LogCaptureFixture) -> None:
+    w = Wall()
+    clock = _clock(w)
+    assert clock.now() == T0 and clock.off_by == 0
+    w.advance(300)
+    w.wall += YEAR  # a bad NTP answer
+    with caplog.at_level(logging.WARNING, logger="bluezone.clock"):
+        assert clock.now() == T0 + 300
+    assert clock.off_by == YEAR and "stepped +31536000 s" in caplog.text
+    assert clock.mark() == (T0 + 300, w.steady)
+    w.advance(3 * 3600)
+    assert clock.now() == T0 + 300 + 3 * 3600  # the measured time goes on
+    w.wall -= YEAR  # put right
+    assert clock.now() == w.wall and clock.off_by == 0 and clock.mark() is None
+
+
+def test_a_step_back_is_not_believed_either() -> None:
+    w = Wall()
+    clock = _clock(w)
+    clock.now()
+    w.advance(60)
+    w.wall -= 30 * 86_400
+    assert clock.now() == T0 + 60 and clock.off_by == -30 * 86_400
+
+
+def test_a_clock_never_synchronised_is_believed_as_it_reads() -> None:
+    """A board without a real-time clock starts at its last saved time and NTP steps it forward: that step is
+    the correction, and distrusting it would keep expired rows for as long as the clock was behind."""
+    w = Wall()
+    w.synced = False
+    clock = _clock(w)
+    clock.now()
+    w.advance(ANCHOR_SECONDS)
+    w.wall += 40 * 86_400
+    w.synced = True  # NTP answered: the kernel now says synchronised
+    assert clock.now() == w.wall and clock.off_by == 0
+    w.advance(ANCHOR_SECONDS)
+    assert clock.now() == w.wall
+    w.wall += YEAR  # from now on a step is one
+    assert clock.now() == w.wall - YEAR
+
+
+def test_a_suspend_is_no_step() -> None:
+    """CLOCK_BOOTTIME counts a suspend: a laptop closed for a night finds both clocks 8 h on."""
+    w = Wall()
+    clock = _clock(w)
+    clock.now()
+    w.advance(8 * 3600)
+    assert clock.now() == w.wall and clock.off_by == 0
+
+
+def test_a_restart_resumes_from_the_last_mark() -> None:
+    """A daemon restarted during a step counts from its last report's mark, not from the stepped clock."""
+    w = Wall()
+    w.wall += YEAR
+    clock = _clock(w)
+    clock.resume((T0, w.steady - 120))
+    assert clock.now() == T0 + 120 and clock.off_by == YEAR - 120
+
+
+@given(st.floats(-STEP_TOLERANCE, STEP_TOLERANCE), st.floats(0, 10 * 86_400))
+def test_drift_within_the_tolerance_is_believed(drift: float, elapsed: float) -> None:
+    w = Wall()
+    clock = _clock(w)
+    clock.now()
+    w.advance(elapsed)
+    w.wall += drift
+    assert clock.now() == w.wall and clock.off_by == 0
+
+
+def test_this_machines_boot_clock_is_read() -> None:
+    """(Linux) the seams the real clock uses: a boot id, and seconds since boot that move forward."""
+    first = boot_seconds()
+    assert boot_seconds() >= first > 0
+    assert len(boot_id()) in (0, 36)
