@@ -165,12 +165,22 @@ def _standing_line(result: Any) -> str | None:
     if not hasattr(result, "close_levels_now"):
         return None  # a key file's check remembers nothing: its lines are all there is
     levels = result.close_levels_now
-    if not (levels or result.exposures or result.earlier or result.updated or result.withdrawn):
+    venue = result.venue_close_contact
+    if not (levels or venue or result.exposures or result.earlier or result.updated or result.withdrawn):
         return None
-    if not levels:
+    if not (levels or venue):
         return "Close contact now: no (no close exposure in force within the last 14 days)"
+    # a venue's 15 minutes said beside the Bluetooth level, never as it: GAEN and CWA keep the two warnings
+    # apart, and whether sharing a room makes an F1 is the health authority's rule (Vietnam's provinces often said so)
+    room = ("in the same room as a case for 15 minutes or more (a venue warning: your health authority says whether"
+            " that makes you a close contact)")
+    if not levels:
+        told = any(v.as_dict()["fifteen_minutes_or_more"] for v in result.venue_exposures)
+        new = "yes" if told else "nothing new (told by an earlier check)"
+        return f"Close contact now: {room}, within the last 14 days; new since the last check: {new}"
     new = "yes" if result.new_close_contact else "nothing new (told by an earlier check)"
-    return f"Close contact now: yes, {'F1' if 'F1' in levels else 'F2'} (within the last 14 days); new since the last check: {new}"
+    return (f"Close contact now: yes, {'F1' if 'F1' in levels else 'F2'} (within the last 14 days)"
+            + (f", and {room}" if venue else "") + f"; new since the last check: {new}")
 
 
 #: How a warning from keys published under a "likely" code (GAEN report type 2) reads.

@@ -232,12 +232,22 @@ class ServerCheckResult(CheckResult):
             e.score.close_contact and e.level != e.earlier_level for e in self.updated
         )
 
+    @property
+    def venue_close_contact(self) -> bool:
+        """Whether a venue exposure of 15 minutes or more in the same room is in force now: this check's, or an
+        earlier check's within the 14 days.  Said apart from ``close_contact`` (Bluetooth), as GAEN and CWA keep
+        venue warnings apart: whether sharing a room makes the reader an F1 is the health authority's rule."""
+        return any(v.as_dict()["fifteen_minutes_or_more"] for v in self.venue_exposures) or any(
+            bool(d.get("fifteen_minutes_or_more")) for d in self.earlier_venue
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             **super().as_dict(),
             # a close contact now (was: only this check's exposures, false on a repeat check right after an F1)
             "close_contact": bool(self.close_levels_now),
             "new_close_contact": self.new_close_contact,
+            "venue_close_contact": self.venue_close_contact,  # (close_contact stays Bluetooth's: compatible)
             "batches": self.batches,
             "rejected_batches": self.rejected,
             "revised_keys": self.revised,

@@ -119,18 +119,25 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path, monkeypatc
     # 30 min together; the case's hour is put on the 10-minute grid (up to 5 min earlier or later,
     # by the wall clock's phase) and the beacon visit ends at the last frame heard (seconds late)
     assert 25 <= exposure["overlap_minutes"] <= 35.5 and exposure["fifteen_minutes_or_more"]
+    # a close contact by the venue, said apart from Bluetooth's (close_contact keeps its meaning)
+    assert (report["close_contact"], report["venue_close_contact"]) == (False, True)
     # a second check finds nothing new (files are processed once, as key batches), and repeats the
     # venue exposure as reported before, as it does Bluetooth ones (it said nothing of it)
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
     assert rc == 0 and json.loads(out)["venue_exposures"] == []
-    assert json.loads(out)["earlier_venue_exposures"] == [exposure]
+    assert json.loads(out)["earlier_venue_exposures"] == [exposure] and json.loads(out)["venue_close_contact"] is True
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db))
     assert rc == 0, err
     line = next(line for line in out.splitlines() if "Café Hoa" in line)
     assert "(15 min or more in the same room)  (reported by an earlier check)" in line
     assert "0 venue exposure(s) from 0 venue-warning file(s), 1 reported before (14 days)" in out
-    # a warning still in force says what to do, as a Bluetooth close contact's does
+    # a warning still in force says what to do, as a Bluetooth close contact's does, and that it stands
     assert out.splitlines()[-1].startswith("What now: you were in the same room as someone who tested positive")
+    assert out.splitlines()[-2] == (
+        "Close contact now: in the same room as a case for 15 minutes or more (a venue warning: your health authority"
+        " says whether that makes you a close contact), within the last 14 days; new since the last check: nothing new"
+        " (told by an earlier check)"
+    )
     # the same facts in words, one report with the Bluetooth exposures; the times in the local zone, as
     # `checkins` shows the visit (someone in Hanoi was there at 19:15, not at 12:15 UTC)
     monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
@@ -152,6 +159,7 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path, monkeypatc
         ("" if case_day(exposure, hanoi) == exposure["date"] else case_day(exposure, hanoi) + " ") + f"{case} +07"
     ), line
     assert "1 venue exposure(s)" in out and "0 exposure(s)" in out
+    assert "Close contact now: in the same room as a case for 15 minutes or more" in out and "new since the last check: yes" in out
     assert "What now: you were in the same room as someone who tested positive for 15 minutes or more" in out
 
 
