@@ -154,8 +154,9 @@ def _date(interval: int) -> str:
 
 def test_no_read_returns_a_row_before_the_retention_at_the_stores_clock(tmp_path: Path) -> None:
     """Rows before the cutoff of the clock the store was opened with (here written after the open's purge, as
-    a read-only store's stay unpurged) are left out by every read of sightings and check-ins, and by ``stats``;
-    a purge at a later clock moves the cutoff."""
+    a read-only store's stay unpurged) are left out by every read of sightings, check-ins and daily keys (keys
+    were not: a read-only store's `status` counted a 20-day-old key), and by ``stats``; a purge at a later
+    clock moves the cutoff."""
     cutoff = NOON - 14 * 86400
     with SightingStore.open(tmp_path / "s.db", purge_now=NOON) as store:
         assert store.retained_since == cutoff
@@ -177,7 +178,14 @@ def test_no_read_returns_a_row_before_the_retention_at_the_stores_clock(tmp_path
         assert store.heard_intervals()[0] == int(cutoff // INTERVAL_SECONDS)
         assert store.bluezone3_sightings()["time"].tolist() == [cutoff, cutoff + 60]
         assert [row[5] for row in store.checkin_rows()] == [cutoff + 1]
+        day0 = rolling_start(cutoff)  # the key of the cutoff's day ends after it: kept; the day before's had
+        for day in (-2, -1, 0, 1):  # ended by then, and a purge deletes it
+            store.save_daily_key(DailyKey(bytes([day + 3]) * 16, day0 + day * 144))
+        assert [k.rolling_start for k in store.daily_keys()] == [day0, day0 + 144]
+        assert [k.rolling_start for k in store.daily_keys(since_interval=0)] == [day0, day0 + 144]
+        assert store.count_daily_keys() == 2
         stats = store.stats()
+        assert (stats["daily_keys"], stats["first_key_rolling_start"]) == (2, day0)
         assert (stats["sightings"], stats["first_sighting"]) == (len(kept), kept["time"].min())
         assert (stats["bluezone3_sightings"], stats["checkins"]) == (2, 1)
         store.purge(NOON + 1800)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.crypto.intervals import INTERVAL_SECONDS, interval_number
 from bluezone.crypto.keys import DailyKey
 from bluezone.errors import StoreError
 from bluezone.proximity.store.base import StoreBase
@@ -22,10 +22,20 @@ class DailyKeys(StoreBase):
                 (key.key, key.rolling_start, key.rolling_period, when),
             )
 
+    def _kept_since(self, since_interval: int | None) -> int | None:
+        """``since_interval``, or the retention's cutoff where later: a key the purge would delete is read by
+        nobody, whatever the purge did (a read-only store's stay in the file: ``retained_since``)."""
+        if self.retained_since is None:
+            return since_interval
+        cutoff = interval_number(self.retained_since)
+        return cutoff if since_interval is None else max(int(since_interval), cutoff)
+
     def daily_keys(self, since_interval: int | None = None) -> list[DailyKey]:
-        """This device's daily keys, oldest first; only those valid at or after ``since_interval``."""
+        """This device's daily keys, oldest first; only those valid at or after ``since_interval`` (and the
+        retention's cutoff)."""
         sql = "SELECT key, rolling_start, rolling_period FROM daily_keys"
         params: list[int] = []
+        since_interval = self._kept_since(since_interval)
         if since_interval is not None:
             sql += " WHERE rolling_start + rolling_period > ?"
             params.append(int(since_interval))
@@ -54,5 +64,8 @@ class DailyKeys(StoreBase):
         return None if row is None else DailyKey(bytes(row[0]), int(row[1]), int(row[2]))
 
     def count_daily_keys(self) -> int:
-        """How many daily keys are stored (any age not yet purged)."""
-        return int(self._conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone()[0])
+        """How many daily keys are stored within the retention (``daily_keys``' rule)."""
+        since = self._kept_since(None)
+        return int(self._conn.execute(
+            "SELECT COUNT(*) FROM daily_keys WHERE rolling_start + rolling_period > ?", (-1 if since is None else since,)
+        ).fetchone()[0])

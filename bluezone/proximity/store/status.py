@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.proximity.store.base import StoreBase
 from bluezone.proximity.store.schema import NUMERIC_TIME, VACUUM_OWED
 
@@ -98,8 +98,9 @@ class StoreStatus(StoreBase):
                     "SELECT 1 FROM sightings WHERE time >= ? AND time < ? LIMIT 1", (lo, lo + DAY_SECONDS)
                 ).fetchone()
                 days += hit is not None
-        keys, first_key, last_key = conn.execute(
-            "SELECT COUNT(*), MIN(rolling_start), MAX(rolling_start) FROM daily_keys"
+        keys, first_key, last_key = conn.execute(  # (within the retention too: ``daily_keys``' rule)
+            "SELECT COUNT(*), MIN(rolling_start), MAX(rolling_start) FROM daily_keys WHERE rolling_start + rolling_period > ?",
+            (-1 if self.retained_since is None else interval_number(self.retained_since),),
         ).fetchone()
         size = 0
         if self.path is not None:
