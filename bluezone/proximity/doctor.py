@@ -160,6 +160,7 @@ def check_sighting_database(report: Report, path: Path, now: float | None = None
     try:
         with SightingStore.open(path, create=False, purge_now=now) as store:
             damage = store.damage()
+            clock = store.measured_clock()  # the daemon's mark while it does not believe the wall clock
     except StoreWriteError as exc:  # locked or busy now: no finding about the file itself
         report.add("sighting-store", "warn", f"could not read it now: {exc}", "run `bluezone doctor` again")
         return
@@ -168,6 +169,12 @@ def check_sighting_database(report: Report, path: Path, now: float | None = None
         return
     seconds = time.monotonic() - started
     report.facts["store_check_seconds"] = round(seconds, 2)
+    if clock is not None:
+        report.add(
+            "clock", "warn", "the daemon does not believe the wall clock: it stepped while synchronised (a bad NTP"
+            " answer, a date set by hand), so sightings are stamped and purged at the time it measured since",
+            "check the time source (timedatectl timesync-status); once the clock is right the daemon believes it again",
+        )
     if damage:
         report.add("sighting-store", "fail", f"{path} is damaged: {'; '.join(damage)}", _DAMAGED_FIX)
     else:

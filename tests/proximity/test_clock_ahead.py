@@ -100,6 +100,12 @@ def test_a_command_opening_the_store_meanwhile_purges_at_the_measured_time(tmp_p
     assert "the store is purged at the measured time" in caplog.text
     text = CliRunner().invoke(cli, ["status", "--db", str(path)], obj={"clock": VirtualClock(NOON + YEAR)})
     assert "clock      NOT BELIEVED: the wall clock stepped +8760.0 h" in text.stdout
+    doctor = CliRunner().invoke(cli, ["doctor", "--scan-seconds", "0", "--db", str(path), "--json"],
+                                obj={"clock": VirtualClock(NOON + YEAR)})
+    [clock] = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "clock"]
+    assert clock["status"] == "warn" and "does not believe the wall clock" in clock["detail"]
+    with SightingStore.open(path, create=False, purge_now=NOON + YEAR) as store:
+        assert store.count_sightings() == 1000  # nothing of it deleted by status, doctor or this open
 
 
 def test_after_a_reboot_the_clock_is_believed_as_before(tmp_path: Path) -> None:
