@@ -326,10 +326,13 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     if not yes and not ask_before_sending("venue warn", "Send the warning?"):
         nothing_sent()
     with KeyServerClient(server_url) as client:
-        why = not_positive(client.code_type(code))  # asked first (the code left unused): no report goes for a
-        if why:  # negative test's code, which the server refused only after seeing each report
-            raise InputError(f"nothing sent: {why}, and a venue warning goes only with a positive test's code; ask the"
-                             " health authority for a confirmed or likely code (this one is not used up)")
+        kind = client.code_type(code)  # asked first (the code left unused): no report goes for a negative test's
+        if kind is not None and not_positive(kind):  # code, which the server refused only after seeing each report
+            raise InputError(f"nothing sent: {not_positive(kind)}, and a venue warning goes only with a positive test's"
+                             " code; ask the health authority for a confirmed or likely code (this one is not used up)")
+        if kind is None:  # an older server: it stores none for such a code, and the reports name the owner's own venue
+            click.echo("the key server cannot say what this code is for (no /v1/verify): sending; it stores none of the"
+                       " reports if the code is not a positive test's", err=True)
         receipt = client.publish(empty_keys(0), code, checkins=[r.entry() for r in reports])
     if as_json:
         _emit_json({"server": shown_url(server_url), "reports_sent": len(reports), "reports_stored": receipt.checkins})

@@ -247,6 +247,26 @@ def test_an_owners_warning_with_a_code_that_is_not_positive_sends_no_report(
     assert rc == 0 and "uploaded 1 key(s)" in out, err
 
 
+def test_an_owners_warning_goes_to_a_server_that_cannot_say_what_the_code_is_for(
+    live_server: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older server (no /v1/verify) cannot say; unlike a person's upload, whose check-ins would show it the
+    venues of someone not positive, the owner's reports name the owner's own venue, and such a server stores none
+    for a code that is not a positive test's: the warning goes, said on stderr."""
+    from bluezone.client.keyserver import KeyServerClient
+
+    now = clear_of_midnight(3)
+    cafe = tmp_path / "cafe"
+    assert run("venue", "create", "--name", "Quán Phở", "--address", "Chợ Lớn", "--out", str(cafe))[0] == 0
+    rc, out, err = run("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                       str(live_server["keys"]), "--json")
+    monkeypatch.setattr(KeyServerClient, "code_type", lambda self, code: None)  # as against a server without it
+    rc, out, err = run("venue", "warn", str(cafe), "--server", live_server["url"], "--code", json.loads(out)["code"],
+                       "--start", iso(now - 2 * 3600), "--end", iso(now - 1.5 * 3600), "--yes", "--json")
+    assert rc == 0 and json.loads(out)["reports_stored"] == 1, err
+    assert "cannot say what this code is for (no /v1/verify): sending" in err
+
+
 def test_a_day_with_more_checkins_than_one_upload_carries_sends_its_longest(live_server: dict, tmp_path: Path) -> None:
     """Thirteen visits on one day: the server takes 12 a day, and refused the whole upload (exit 2, 'send
     the keys alone with --no-checkins': no venue warned at all).  Now the day's 12 longest go, one line
