@@ -16,7 +16,8 @@ during the run only, so a new nominal or threshold needed a new run.
 (an existing file gains only the variants it lacks).  A VARIANT is ``FORM[_rDB][_tDB]``: a form of
 ``reference_bounds.VARIANTS`` ("shipped", "cap3", "cap4", ...) with ``minute_reference_db`` = DB after ``_r``
 and ``threshold_db`` = DB after ``_t``, ``minute_reference_quantile`` after ``_q``, ``minute_reference_weight`` after
-``_w`` (e.g. ``cap4_r62_t59.5``; ``capK`` for any k; ``scapK_sDB``: ``SlackCapScorer``).  ``RANKING~VERDICT``
+``_w`` (e.g. ``cap4_r62_t59.5``; ``capK`` for any k; ``scapK_sDB``: ``SlackCapScorer``; ``rankK_sDB``: the scorer's
+``ranking_reference_strongest`` = K, ``ranking_reference_slack_db`` = DB).  ``RANKING~VERDICT``
 (e.g. ``shipped~cap4_r62``) is one variant's ranking (``weighted_minutes``) with another's verdict: what a
 scorer reading its ranking and its verdict each its own way would give.  ``--runs`` prints each run's
 margins over GAEN.  The shipped scorer re-scored must equal the
@@ -49,13 +50,18 @@ class SlackCapScorer(BluezoneScorer):
     """The shipped scorer whose same-minute reference is never weaker than the minute's k-th strongest other
     link plus ``slack_db`` (``scapK_sDB``): the two-sided cap moves only minutes whose k-th strongest link sits
     more than ``slack_db`` under the percentile, so a sparse minute (where the cap never binds) keeps its shift
-    to the bit and only crowded minutes read their company nearer.  Research only: not a scorer setting."""
+    to the bit and only crowded minutes read their company nearer.  The scorer's ``ranking_reference_strongest``
+    and ``ranking_reference_slack_db`` (``rankK_sDB``) are this for the ranking alone (the verdict kept):
+    ``scapK_sDB~shipped``; this separate form checks them (tests/sim/test_estimator_research.py)."""
 
     k: int = 4
     slack_db: float = 0.0
 
-    def minute_shift(self, window, slots: np.ndarray) -> np.ndarray:
-        shift = super().minute_shift(window, slots)
+    def minute_shifts(self, window, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shift = self.capped(window, slots, super().minute_shifts(window, slots)[0])
+        return shift, shift
+
+    def capped(self, window, slots: np.ndarray, shift: np.ndarray) -> np.ndarray:
         c = self.config
         if self.receiver is None or c.minute_reference_weight == 0 or len(slots) == 0:
             return shift
@@ -73,6 +79,9 @@ def settings(variant: str) -> dict:
     form, *rest = variant.split("_")
     if form not in VARIANTS and form.startswith("cap"):  # any k, as reference_bounds.py's cap3 and cap4
         out: dict = {"minute_reference_strongest": int(form[3:])}
+    elif form.startswith("rank"):  # the scorer's own setting: the slack cap for the ranking only
+        slack = [float(p[1:]) for p in rest if p[0] == "s"]
+        out = {"ranking_reference_strongest": int(form[4:]), "ranking_reference_slack_db": slack[0] if slack else 0.0}
     else:
         out = {} if form.startswith("scap") else dict(VARIANTS[form])
     for part in rest:

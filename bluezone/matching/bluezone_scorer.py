@@ -62,7 +62,7 @@ from bluezone.config import read_toml_table
 from bluezone.errors import ConfigError
 from bluezone.matching.matcher import ExposureWindow
 from bluezone.matching.near_chain import minute_llr, near_posterior
-from bluezone.matching.receiver import MAX_RUN, ReceiverContext, group_percentile
+from bluezone.matching.receiver import MAX_RUN, ReceiverContext, bounded, group_percentile, strongest_of
 from bluezone.matching.scoring import (
     MAX_SLOT_SECONDS, MAX_SLOTS, Score, change_points, check_credit, check_ranges, check_setting_types, configured,
     in_slot_order, median, present_share, refuse_unknown_settings, register_scorer, share_between,
@@ -71,6 +71,9 @@ from bluezone.matching.scoring import (
 
 #: A bridge (empty slots) longer than any window: ``present_share`` then makes the window one run.
 WHOLE_WINDOW = 2**40
+#: The largest ``ranking_reference_slack_db``: twice the widest shift a clip of 8 dB allows, past which no
+#: minute is ever bounded (the setting is then off by another name).
+MAX_SLACK_DB = 20.0
 VERDICT_CREDITS = ("same", "slots", "present", "ends", "span")
 
 
@@ -135,6 +138,12 @@ class BluezoneConfig:
     # strongest other link says (up to the clip); every shift toward "far" is the percentile's.
     minute_reference_strongest: int = 0
     minute_reference_strongest_near_only: bool = False
+    # The ranking's own reference (0: the verdict's): a minute's reference for the ranking is never weaker than
+    # its k-th strongest other link plus ``ranking_reference_slack_db``, so the bound binds only where that link
+    # sits more than the slack under the percentile (a crowded minute) and a sparse minute keeps the verdict's
+    # shift to the bit.  The verdict (``close_contact``, the minutes within 2 m) never reads it (est19).
+    ranking_reference_strongest: int = 0
+    ranking_reference_slack_db: float = 0.0
 
     def __post_init__(self) -> None:
         check_setting_types(self)
@@ -171,6 +180,14 @@ class BluezoneConfig:
         ))
         if self.minute_reference_strongest_near_only and self.minute_reference_strongest == 0:
             raise ConfigError("minute_reference_strongest_near_only needs minute_reference_strongest >= 1 (which link bounds it)")
+        check_ranges(self, (
+            ("ranking_reference_strongest", self.ranking_reference_strongest >= 0, ">= 0"),
+            ("ranking_reference_slack_db", 0 <= self.ranking_reference_slack_db <= MAX_SLACK_DB, f"0-{MAX_SLACK_DB:g}"),
+        ))
+        if self.ranking_reference_slack_db and self.ranking_reference_strongest == 0:
+            raise ConfigError("ranking_reference_slack_db needs ranking_reference_strongest >= 1 (which link bounds it)")
+        if self.ranking_reference_strongest and self.ranking != "chain":
+            raise ConfigError("ranking_reference_strongest needs ranking = 'chain' (the ramp ranks the verdict's minutes)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> BluezoneConfig:
@@ -286,12 +303,18 @@ class BluezoneScorer:
         return c.threshold_db + c.calibration_weight * shift
 
     def minute_shift(self, window: ExposureWindow, slots: np.ndarray) -> np.ndarray:
-        """dB taken off each judged minute's attenuation: part of how far the receiver's other
-        links in that minute sit from ``minute_reference_db`` (the day-level shift stands in for a
-        minute with too few of them; nothing without a receiver)."""
+        """dB taken off each judged minute's attenuation for the verdict (``minute_shifts``' first)."""
+        return self.minute_shifts(window, slots)[0]
+
+    def minute_shifts(self, window: ExposureWindow, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """dB taken off each judged minute's attenuation, (for the verdict, for the ranking): part of how far
+        the receiver's other links in that minute sit from ``minute_reference_db`` (the day-level shift
+        stands in for a minute with too few of them; nothing without a receiver).  The ranking's is the
+        verdict's array itself unless ``ranking_reference_strongest`` is set (``ranking_shift``)."""
         c = self.config
         if self.receiver is None or c.minute_reference_weight == 0 or len(slots) == 0:
-            return np.zeros(len(slots))
+            none = np.zeros(len(slots))
+            return none, none
         if self.receiver.value_slot is not None and self.receiver.slot_seconds != c.slot_seconds:
             raise ValueError(
                 f"receiver context counts {self.receiver.slot_seconds:g}-s slots, the scorer {c.slot_seconds:g}-s ones: "
@@ -300,15 +323,34 @@ class BluezoneScorer:
         clip, above, near = c.minute_reference_clip_db, -np.inf, c.minute_reference_clip_db * c.minute_reference_near_share
         if c.minute_reference_strongest and c.minute_reference_strongest_near_only:  # the k-th strongest may pass the share
             above, near = c.minute_reference_db + near, clip
-        ref, count = self.receiver.minute_reference(
-            slots, c.minute_reference_quantile, window.sighting_index, c.reference_min_minutes,
-            c.minute_reference_strongest, above,
-        )
+        wanted = strongest_of(c.minute_reference_strongest) + strongest_of(c.ranking_reference_strongest)
+        levels = self.receiver.minute_levels(slots, c.minute_reference_quantile, window.sighting_index,
+                                             c.reference_min_minutes, wanted)
+        ref, count = bounded(replace(levels, kth=levels.kth[:len(strongest_of(c.minute_reference_strongest))]), above)
         shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, near)
         sparse = (count < c.minute_reference_min_links) | np.isnan(shift)
         if sparse.any():  # the day-level shift of the threshold, taken off the minute instead
             shift[sparse] = self.day_threshold(window.day, window.sighting_index) - c.threshold_db
-        return shift
+        if not c.ranking_reference_strongest:
+            return shift, shift
+        return shift, self.ranking_shift(shift, levels.reference, levels.count, levels.kth[-1])
+
+    def ranking_shift(self, shift: np.ndarray, percentile: np.ndarray, count: np.ndarray, kth: np.ndarray) -> np.ndarray:
+        """The ranking's shift: the verdict's ``shift``, except in minutes whose k-th strongest other link
+        plus the slack sits nearer than the company's ``percentile`` (a crowded minute: in a sparse one the
+        k-th strongest is at or past the percentile), read against that link plus the slack instead: a far
+        crowd's percentile would move every link of the minute toward "near", its k nearest do not (the
+        office's desk rows, the wedding's tables; docs/simulation.md, est19)."""
+        c = self.config
+        slack = c.ranking_reference_slack_db
+        bound = (count >= c.minute_reference_min_links) & (kth + slack < percentile)
+        if not bound.any():
+            return shift
+        clip = c.minute_reference_clip_db
+        ranking = shift.copy()
+        ranking[bound] = c.minute_reference_weight * np.clip(kth[bound] + slack - c.minute_reference_db, -clip,
+                                                             clip * c.minute_reference_near_share)
+        return ranking
 
     def smoothed(self, slots: np.ndarray, value: np.ndarray) -> np.ndarray:
         """Rolling median over consecutive runs only: a gap longer than the bridge starts a new encounter.
@@ -371,7 +413,7 @@ class BluezoneScorer:
         c = self.config
         threshold = self.threshold_for(window.day, window.sighting_index)  # once: it may scan the day
         slots, value, _ = minute_attenuation(window.times, window.attenuation, c)
-        shift = self.minute_shift(window, slots)
+        shift, ranking_shift = self.minute_shifts(window, slots)
         shifted = bool(shift.any())
         # as corrected, and as measured (shown to users below): both smoothed in one pass
         smooth, plain = self.smoothed(slots, np.stack([value - shift, value])) if shifted else [self.smoothed(slots, value)] * 2
@@ -381,7 +423,7 @@ class BluezoneScorer:
         span = self.verdict_credit() == "span"  # whole slots, capped below at the time present
         within = self.credited(slots, weight, None if span else verdict_share)
         if c.ranking == "chain":  # for ranking: how many minutes were near, judged on the evidence of each
-            near = near_posterior(slots, minute_llr(value - shift), c.chain_scale, c.chain_switch, c.chain_prior,
+            near = near_posterior(slots, minute_llr(value - ranking_shift), c.chain_scale, c.chain_switch, c.chain_prior,
                                   c.slot_seconds / 60.0)
             weighted = self.credited(slots, near, share)
         elif c.ramp_db > 0:  # graded: a minute just over the threshold still says something

@@ -129,15 +129,26 @@ class ReceiverContext:
         climbs as weak links are added, and a transmitter can invent weak company; the k-th strongest
         does not move however many weaker links join it, so the bound caps what they can do.
         """
+        return bounded(self.minute_levels(slots, quantile, exclude, min_run, strongest_of(strongest)), above)
+
+    def minute_levels(
+        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,
+        strongest: tuple[int, ...] = (),
+    ) -> MinuteLevels:
+        """The same minutes' company as ``minute_reference`` sees it, unbounded: its ``quantile``-th
+        percentile, how many link-minutes, and the k-th strongest for each k of ``strongest`` (all nan
+        where none was heard).  One pass for a scorer that reads the company twice (the verdict's
+        reference and the ranking's): a stored context reads the store once, not once per reading."""
         slots = np.asarray(slots, np.int64)
         ref = np.full(len(slots), np.nan)
         count = np.zeros(len(slots), np.int64)
+        kths = tuple(np.full(len(slots), np.nan) for _ in strongest)
         if self.value_slot is None or len(self.values) == 0 or len(slots) == 0:
-            return ref, count
+            return MinuteLevels(ref, count, kths)
         if len(slots) > 1 and not bool((slots[1:] > slots[:-1]).all()):  # scorers ask for each slot once, in order
             unique, inverse = np.unique(slots, return_inverse=True)
-            ref, count = self.minute_reference(unique, quantile, exclude, min_run, strongest, above)
-            return ref[inverse], count[inverse]
+            got = self.minute_levels(unique, quantile, exclude, min_run, strongest)
+            return MinuteLevels(got.reference[inverse], got.count[inverse], tuple(k[inverse] for k in got.kth))
         # the slots' link-minutes, found in the context sorted once (a stable sort of all of them keeps
         # the order a stable sort of these few would give, so every percentile has the same bits)
         order, at_slot, value = self._by_slot
@@ -149,10 +160,9 @@ class ReceiverContext:
         found = count > 0
         first = np.cumsum(count) - count
         ref[found] = group_percentile(value[at], first[found], count[found], quantile)
-        if strongest > 0:  # each minute's values are sorted, strongest (least attenuated) first
-            kth = value[at][first[found] + np.minimum(count[found], strongest) - 1]
-            ref[found] = np.minimum(ref[found], np.maximum(kth, above))
-        return ref, count
+        for k, kth in zip(strongest, kths, strict=True):  # each minute's values are sorted, strongest (least attenuated) first
+            kth[found] = value[at][first[found] + np.minimum(count[found], k) - 1]
+        return MinuteLevels(ref, count, kths)
 
     def _by_day(self, min_run: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[Any, tuple[int, int]]]:
         """(values, day of each, place of each link-minute, each day's (start, stop)) of the link-minutes in
@@ -178,6 +188,29 @@ class ReceiverContext:
         assert self.value_slot is not None
         order = np.lexsort((self.values, self.value_slot))
         return order, self.value_slot[order], self.values[order]
+
+
+@dataclass(frozen=True)
+class MinuteLevels:
+    """Per judged slot, the receiver's other links heard in it (``minute_levels``): their percentile,
+    how many, and their k-th strongest for each k asked (nan where none was heard)."""
+
+    reference: np.ndarray
+    count: np.ndarray
+    kth: tuple[np.ndarray, ...]
+
+
+def strongest_of(k: int) -> tuple[int, ...]:
+    """``minute_levels``'s ``strongest`` for one bound k (0: none)."""
+    return (k,) if k > 0 else ()
+
+
+def bounded(levels: MinuteLevels, above: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
+    """``minute_reference``'s answer from its levels: the percentile, never weaker than the first k-th
+    strongest asked or ``above``, whichever is weaker (the same bits as bounding while grouping)."""
+    if not levels.kth:
+        return levels.reference, levels.count
+    return np.minimum(levels.reference, np.maximum(levels.kth[0], above)), levels.count
 
 
 def group_percentile(values: np.ndarray, first: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:
@@ -380,11 +413,18 @@ class StoredReceiverContext:
         self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,
         strongest: int = 0, above: float = -np.inf,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """As ``ReceiverContext.minute_reference``: reads the slots' span and ``min_run`` slots on each
+        """As ``ReceiverContext.minute_reference`` (``minute_levels``, bounded)."""
+        return bounded(self.minute_levels(slots, quantile, exclude, min_run, strongest_of(strongest)), above)
+
+    def minute_levels(
+        self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,
+        strongest: tuple[int, ...] = (),
+    ) -> MinuteLevels:
+        """As ``ReceiverContext.minute_levels``: reads the slots' span and ``min_run`` slots on each
         side, whole (or uses their day's, if read)."""
         slots = np.asarray(slots, np.int64)
         if len(slots) == 0:
-            return ReceiverContext().minute_reference(slots, quantile)
+            return ReceiverContext().minute_levels(slots, quantile, strongest=strongest)
         s = self.slot_seconds
         first, last = float(slots.min() * s), float((slots.max() + 1) * s)
         day = int(first // DAY_SECONDS * DAY_SECONDS)
@@ -393,7 +433,7 @@ class StoredReceiverContext:
         else:
             margin = check_run(min_run) * s
             read = self._context(first - margin, last + margin)
-        return read.context.minute_reference(slots, quantile, self._local(exclude, read), min_run, strongest, above)
+        return read.context.minute_levels(slots, quantile, self._local(exclude, read), min_run, strongest)
 
 
 def check_run(min_run: int) -> int:

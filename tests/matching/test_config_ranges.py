@@ -36,6 +36,8 @@ BAD = [
     (BluezoneConfig, "reference_min_minutes", MAX_RUN + 1, f"1-{MAX_RUN}"),
     (BluezoneConfig, "minute_reference_near_share", 1.5, "0-1"),
     (BluezoneConfig, "minute_reference_strongest", -1, ">= 0"),
+    (BluezoneConfig, "ranking_reference_strongest", -1, ">= 0"),
+    (BluezoneConfig, "ranking_reference_slack_db", 20.5, "0-20"),
     (GaenConfig, "near_weight", 3.0, "0-2.5"),
     (GaenConfig, "close_contact_minutes", -1.0, "> 0"),
     (GaenConfig, "slot_seconds", 0.5, f"1-{MAX_SLOT_SECONDS:g}"),

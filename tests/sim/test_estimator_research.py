@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from dataclasses import replace
 import sys
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from bluezone.matching.bluezone_scorer import BluezoneConfig
+from bluezone.matching.receiver import for_receiver
 from bluezone.sim import engine, report
 from bluezone.sim.scenario import load_scenario
 
@@ -282,3 +284,24 @@ def test_reference_retune_rescores_as_the_engine_does(classroom_run: tuple, tmp_
     (tmp_path / "in" / "classroom_5.pkl").write_bytes(pickle.dumps(wrong))
     retune.score(tmp_path / "in", tmp_path / "again", [], None)
     assert "re-scored differs from the engine's" in capsys.readouterr().out
+
+
+def test_the_ranking_reference_setting_is_the_slack_cap_read_for_the_ranking_alone(classroom_run: tuple) -> None:
+    """The scorer's ``ranking_reference_strongest = 6``, ``ranking_reference_slack_db = 1`` (``rank6_s1``) on a
+    real run's windows and receiver contexts: each window's ``weighted_minutes`` is research's independent
+    ``SlackCapScorer`` (scap6_s1) to the bit, every other field the shipped scorer's, and the ranking moves."""
+    for sibling in ("credit_cache", "credit_recordings", "estimator_cache", "estimator_sweep", "reference_bounds"):
+        research(sibling)
+    retune = research("reference_retune")
+    result, _ = classroom_run
+    assert retune.settings("rank6_s1") == {"ranking_reference_strongest": 6, "ranking_reference_slack_db": 1.0}
+    scorers = [retune.scorer(v) for v in ("rank6_s1", "scap6_s1", "shipped")]
+    moved = 0
+    for key, windows in result.windows.items():
+        product, slack, shipped = (for_receiver(s, result.contexts[key[2]]) for s in scorers)
+        for w in windows:
+            a, b, c = product.score(w), slack.score(w), shipped.score(w)
+            assert a.weighted_minutes == b.weighted_minutes
+            assert replace(a, weighted_minutes=c.weighted_minutes) == c
+            moved += a.weighted_minutes != c.weighted_minutes
+    assert moved > 0
