@@ -16,7 +16,9 @@ heard in runs of that many minutes count; ``minute_reference_near_share``: how m
 may move toward "near") and ``gaen``.  Printed per (RPIs a minute, lifetime): on how many seeds Em is an F1
 by each, Em's verdict minutes within 2 m, how many fake link-minutes Em stored and how often each was heard
 a minute (measured, not assumed).  ``--variants``: ``reference_bounds.py``'s variants by name (ref17: a
-reference capped at the k-th strongest other link, ``capK``, or that link itself, ``kthK``).  ``--victim Chi --rssi -70``: the other direction, strong invented
+reference capped at the k-th strongest other link, ``capK``, or that link itself, ``kthK``) or
+``reference_retune.py``'s (est19: ``rank6_s1``, the ranking's own reference; the last column is each scorer's
+ranking score per seed).  ``--victim Chi --rssi -70``: the other direction, strong invented
 company that makes a true contact (Chi, 1.5 m from An for 25 minutes) read farther.
 
 ``transmit_fake_rpis`` is the attacker, also used by tests/matching/test_reference_attack.py.
@@ -120,14 +122,16 @@ def attacked_café(
     return run_emulated(positions, db_dir, START, minutes * 60.0, seed=seed, channel=channel, also=attacker)
 
 
-def verdict(dbs: dict[str, Path], scorer: Any, who: str = "Em") -> tuple[bool, float]:
-    """(``who`` an F1?, their largest verdict minutes within 2 m) as ``bluezone check`` decides with ``scorer``."""
+def verdict(dbs: dict[str, Path], scorer: Any, who: str = "Em") -> tuple[bool, float, float]:
+    """(``who`` an F1?, their largest verdict minutes within 2 m, their largest ranking score
+    (``weighted_minutes``)) as ``bluezone check`` decides with ``scorer``."""
     with SightingStore.open(dbs["An"], create=False) as store:
         keys = export_own_keys(store.daily_keys(), 14, START + 7200)
     with SightingStore.open(dbs[who], create=False) as store:
         _, exposures = check_store(keys, store, scorer)
     within = max((e.score.minutes_by_bucket.get("within_2m", 0.0) for e in exposures), default=0.0)
-    return any(e.score.close_contact for e in exposures), float(within)
+    ranked = max((e.score.weighted_minutes for e in exposures), default=0.0)
+    return any(e.score.close_contact for e in exposures), float(within), float(ranked)
 
 
 def fake_link_minutes(db: Path, fake: set[bytes]) -> tuple[int, float]:
@@ -144,10 +148,12 @@ def fake_link_minutes(db: Path, fake: set[bytes]) -> tuple[int, float]:
 
 
 def variant_settings(name: str) -> dict:
-    """The settings of ``reference_bounds.py``'s variant ``name`` (imported only when asked: it loads the simulator)."""
+    """The settings of ``reference_bounds.py``'s variant ``name``, or ``reference_retune.py``'s (``rank6_s1``: the
+    ranking's own reference; imported only when asked: they load the simulator)."""
     from reference_bounds import VARIANTS
+    from reference_retune import settings
 
-    return VARIANTS[name]
+    return VARIANTS[name] if name in VARIANTS else settings(name)
 
 
 def main(argv: list[str]) -> None:
@@ -169,11 +175,12 @@ def main(argv: list[str]) -> None:
         "gaen": get_scorer("gaen"),
     }
     print(f"victim {opts['--victim']}, heard at {opts['--rssi']} dBm\nrpis/min lifetime  F1 of {len(seeds)} seeds ({', '.join(scorers)})  verdict minutes within 2 m per seed "
-          "(the same)  fake link-minutes  packets/link-minute", flush=True)
+          "(the same)  fake link-minutes  packets/link-minute  ranking (weighted minutes) per seed", flush=True)
     for per_minute in [int(n) for n in opts["--per-minute"].split(",")]:
         for lifetime in [int(n) for n in opts["--lifetime"].split(",")] if per_minute else [1]:
             flips = {name: 0 for name in scorers}
             within: dict[str, list[float]] = {name: [] for name in scorers}
+            ranked: dict[str, list[float]] = {name: [] for name in scorers}
             fakes, packets = [], []
             for seed in seeds:
                 with tempfile.TemporaryDirectory(prefix="refattack-") as tmp:
@@ -182,15 +189,17 @@ def main(argv: list[str]) -> None:
                                         rssi=float(opts["--rssi"]), minutes=float(opts["--minutes"]), sent=sent,
                                         victim=opts["--victim"])
                     for name, scorer in scorers.items():
-                        f1, minutes = verdict(dbs, scorer, opts["--victim"])
+                        f1, minutes, weighted = verdict(dbs, scorer, opts["--victim"])
                         flips[name] += f1
                         within[name].append(minutes)
+                        ranked[name].append(weighted)
                     n, p = fake_link_minutes(dbs[opts["--victim"]], sent)
                     fakes.append(n)
                     packets.append(p)
             print(f"{per_minute:>8} {lifetime:>8}  {' '.join(str(flips[n]) for n in scorers):<10}  "
                   f"{' | '.join(' '.join(f'{m:.0f}' for m in within[n]) for n in scorers if n != 'gaen'):<40}  "
-                  f"{np.mean(fakes):>6.0f}  {np.median(packets):>6.1f}", flush=True)
+                  f"{np.mean(fakes):>6.0f}  {np.median(packets):>6.1f}  "
+                  f"{' | '.join(' '.join(f'{m:.1f}' for m in ranked[n]) for n in scorers)}", flush=True)
 
 
 if __name__ == "__main__":
