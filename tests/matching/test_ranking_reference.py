@@ -80,7 +80,7 @@ def test_the_verdict_is_the_shipped_one_whatever_the_ranking_reads(
     """Over windows in any company: every field of the score but ``weighted_minutes`` is the scorer's
     without the setting, to the bit; the ranking's shift is the verdict's in every minute the bound does
     not take (too few others, or the k-th strongest plus the slack at or past the percentile), and there
-    the weight times the k-th strongest plus the slack from the nominal, clipped."""
+    the weight times the k-th strongest plus the slack from the nominal, clipped: never nearer than the verdict's."""
     heard = crowd(own_db, near, far, minutes=12, seed=seed)
     window = judged(heard)
     context = receiver_context(heard)
@@ -101,6 +101,7 @@ def test_the_verdict_is_the_shipped_one_whatever_the_ranking_reads(
     want = c.minute_reference_weight * np.clip(kth[bound] + slack - c.minute_reference_db, -c.minute_reference_clip_db,
                                                c.minute_reference_clip_db * share)
     assert np.array_equal(ranking[bound], want)
+    assert (ranking <= verdict).all()  # never nearer than the verdict reads it: invented company gains nothing more
     if not bound.any():
         assert a == b
 
