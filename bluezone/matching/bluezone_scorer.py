@@ -29,6 +29,9 @@ minute each, not those kept alive); ``minute_reference_near_share`` bounds what 
 minute toward "near"; ``minute_reference_strongest`` keeps the reference no weaker than the minute's k-th
 strongest other link, which weaker invented company cannot move (ref17).  All are off by default: they
 change honest scores, so fresh seeds decide (none has passed the tuning seeds: docs/simulation.md).
+``ranking_reference_strongest`` with ``ranking_reference_slack_db`` gives the ranking alone its own reference,
+bounded by the minute's k-th strongest other link plus a slack, which binds only in crowded minutes (est19: on
+fresh seeds 96-103 it lost nothing and fixed no worst case, so it is off too).
 
 Two outputs per window: the verdict counts the minutes whose smoothed, corrected attenuation is at
 or under ``threshold_db``, credited no more than the time present (``verdict_credit = "span"``; 14.9
