@@ -329,7 +329,8 @@ class BluezoneScorer:
         wanted = strongest_of(c.minute_reference_strongest) + strongest_of(c.ranking_reference_strongest)
         levels = self.receiver.minute_levels(slots, c.minute_reference_quantile, window.sighting_index,
                                              c.reference_min_minutes, wanted)
-        ref, count = bounded(replace(levels, kth=levels.kth[:len(strongest_of(c.minute_reference_strongest))]), above)
+        ref = bounded(levels.reference, levels.kth[0] if c.minute_reference_strongest else None, above)
+        count = levels.count
         shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, near)
         sparse = (count < c.minute_reference_min_links) | np.isnan(shift)
         if sparse.any():  # the day-level shift of the threshold, taken off the minute instead

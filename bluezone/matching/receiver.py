@@ -32,7 +32,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -129,7 +129,7 @@ class ReceiverContext:
         climbs as weak links are added, and a transmitter can invent weak company; the k-th strongest
         does not move however many weaker links join it, so the bound caps what they can do.
         """
-        return bounded(self.minute_levels(slots, quantile, exclude, min_run, strongest_of(strongest)), above)
+        return reference_of(self.minute_levels(slots, quantile, exclude, min_run, strongest_of(strongest)), strongest, above)
 
     def minute_levels(
         self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,
@@ -190,8 +190,7 @@ class ReceiverContext:
         return order, self.value_slot[order], self.values[order]
 
 
-@dataclass(frozen=True)
-class MinuteLevels:
+class MinuteLevels(NamedTuple):
     """Per judged slot, the receiver's other links heard in it (``minute_levels``): their percentile,
     how many, and their k-th strongest for each k asked (nan where none was heard)."""
 
@@ -205,12 +204,15 @@ def strongest_of(k: int) -> tuple[int, ...]:
     return (k,) if k > 0 else ()
 
 
-def bounded(levels: MinuteLevels, above: float = -np.inf) -> tuple[np.ndarray, np.ndarray]:
-    """``minute_reference``'s answer from its levels: the percentile, never weaker than the first k-th
-    strongest asked or ``above``, whichever is weaker (the same bits as bounding while grouping)."""
-    if not levels.kth:
-        return levels.reference, levels.count
-    return np.minimum(levels.reference, np.maximum(levels.kth[0], above)), levels.count
+def bounded(reference: np.ndarray, kth: np.ndarray | None, above: float = -np.inf) -> np.ndarray:
+    """``minute_reference``'s reference from its levels: the percentile, never weaker than the k-th
+    strongest (None: no bound) or ``above``, whichever is weaker (the same bits as bounding while grouping)."""
+    return reference if kth is None else np.minimum(reference, np.maximum(kth, above))
+
+
+def reference_of(levels: MinuteLevels, strongest: int, above: float) -> tuple[np.ndarray, np.ndarray]:
+    """``minute_reference``'s answer from ``minute_levels(..., strongest_of(strongest))``."""
+    return bounded(levels.reference, levels.kth[0] if strongest > 0 else None, above), levels.count
 
 
 def group_percentile(values: np.ndarray, first: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:
@@ -414,7 +416,7 @@ class StoredReceiverContext:
         strongest: int = 0, above: float = -np.inf,
     ) -> tuple[np.ndarray, np.ndarray]:
         """As ``ReceiverContext.minute_reference`` (``minute_levels``, bounded)."""
-        return bounded(self.minute_levels(slots, quantile, exclude, min_run, strongest_of(strongest)), above)
+        return reference_of(self.minute_levels(slots, quantile, exclude, min_run, strongest_of(strongest)), strongest, above)
 
     def minute_levels(
         self, slots: np.ndarray, quantile: float, exclude: np.ndarray | None = None, min_run: int = 1,

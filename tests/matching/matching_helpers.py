@@ -195,3 +195,22 @@ def bare(times: np.ndarray, attenuation: int = 50) -> ExposureWindow:
     t = np.asarray(times, np.float64)
     att = np.full(len(t), attenuation, np.int32)
     return ExposureWindow(key_index=0, day=int(T0), times=T0 + t, rssi=-24 - att, attenuation=att, tx_power_estimated=False)
+
+
+#: A UTC midnight in Unix seconds: the day of ``sightings``.
+MIDNIGHT = 1_780_444_800
+
+
+def sightings(attenuations: dict[int, float], minutes: int, per_minute: int = 20, start: float = MIDNIGHT + 3600, seed: int = 0) -> np.ndarray:
+    """Neighbour n (its RPI is n) heard ``per_minute`` times a minute at about ``attenuations[n]`` dB (TX -24 dBm)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n, att in attenuations.items():
+        k = minutes * per_minute
+        out = np.zeros(k, SIGHTING_DTYPE)
+        out["time"] = start + np.sort(rng.uniform(0, minutes * 60, k))
+        out["rpi"] = np.frombuffer(n.to_bytes(16, "little") * k, "V16")
+        out["rssi"] = np.round(-24 - (att + rng.normal(0, 2, k))).astype(np.int16)
+        out["tx_power"] = NO_TX_POWER
+        rows.append(out)
+    return np.sort(np.concatenate(rows), order="time")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from matching_helpers import advert_sightings, make_keys
+from matching_helpers import MIDNIGHT, advert_sightings, make_keys, sightings
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 
@@ -18,24 +18,9 @@ from bluezone.matching.receiver import ReceiverContext, check_run, for_receiver,
 from bluezone.matching.scoring import GaenScorer
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 
-DAY = 1_780_444_800  # a UTC midnight
+DAY = MIDNIGHT
 #: The day-level shift alone (the scorer's earlier default), without the same-minute reference.
 DAY_SHIFT = BluezoneConfig(minute_reference_weight=0.0)
-
-
-def sightings(attenuations: dict[int, float], minutes: int, per_minute: int = 20, start: float = DAY + 3600, seed: int = 0) -> np.ndarray:
-    """Neighbour n (its RPI is n) heard ``per_minute`` times a minute at about ``attenuations[n]`` dB (TX -24 dBm)."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for n, att in attenuations.items():
-        k = minutes * per_minute
-        out = np.zeros(k, SIGHTING_DTYPE)
-        out["time"] = start + np.sort(rng.uniform(0, minutes * 60, k))
-        out["rpi"] = np.frombuffer(n.to_bytes(16, "little") * k, "V16")
-        out["rssi"] = np.round(-24 - (att + rng.normal(0, 2, k))).astype(np.int16)
-        out["tx_power"] = NO_TX_POWER
-        rows.append(out)
-    return np.sort(np.concatenate(rows), order="time")
 
 
 def test_reference_is_a_quantile_of_link_minutes_and_follows_the_receivers_own_loss() -> None:
