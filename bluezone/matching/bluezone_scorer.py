@@ -330,14 +330,14 @@ class BluezoneScorer:
         levels = self.receiver.minute_levels(slots, c.minute_reference_quantile, window.sighting_index,
                                              c.reference_min_minutes, wanted)
         ref = bounded(levels.reference, levels.kth[0] if c.minute_reference_strongest else None, above)
-        count = levels.count
+        count = levels.links
         shift = c.minute_reference_weight * np.clip(ref - c.minute_reference_db, -clip, near)
         sparse = (count < c.minute_reference_min_links) | np.isnan(shift)
         if sparse.any():  # the day-level shift of the threshold, taken off the minute instead
             shift[sparse] = self.day_threshold(window.day, window.sighting_index) - c.threshold_db
         if not c.ranking_reference_strongest:
             return shift, shift
-        return shift, self.ranking_shift(shift, levels.reference, levels.count, levels.kth[-1])
+        return shift, self.ranking_shift(shift, levels.reference, levels.links, levels.kth[-1])
 
     def ranking_shift(self, shift: np.ndarray, percentile: np.ndarray, count: np.ndarray, kth: np.ndarray) -> np.ndarray:
         """The ranking's shift: the verdict's ``shift``, except in minutes whose k-th strongest other link

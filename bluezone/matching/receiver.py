@@ -148,7 +148,7 @@ class ReceiverContext:
         if len(slots) > 1 and not bool((slots[1:] > slots[:-1]).all()):  # scorers ask for each slot once, in order
             unique, inverse = np.unique(slots, return_inverse=True)
             got = self.minute_levels(unique, quantile, exclude, min_run, strongest)
-            return MinuteLevels(got.reference[inverse], got.count[inverse], tuple(k[inverse] for k in got.kth))
+            return MinuteLevels(got.reference[inverse], got.links[inverse], tuple(k[inverse] for k in got.kth))
         # the slots' link-minutes, found in the context sorted once (a stable sort of all of them keeps
         # the order a stable sort of these few would give, so every percentile has the same bits)
         order, at_slot, value = self._by_slot
@@ -195,7 +195,7 @@ class MinuteLevels(NamedTuple):
     how many, and their k-th strongest for each k asked (nan where none was heard)."""
 
     reference: np.ndarray
-    count: np.ndarray
+    links: np.ndarray  # how many link-minutes back each
     kth: tuple[np.ndarray, ...]
 
 
@@ -212,7 +212,7 @@ def bounded(reference: np.ndarray, kth: np.ndarray | None, above: float = -np.in
 
 def reference_of(levels: MinuteLevels, strongest: int, above: float) -> tuple[np.ndarray, np.ndarray]:
     """``minute_reference``'s answer from ``minute_levels(..., strongest_of(strongest))``."""
-    return bounded(levels.reference, levels.kth[0] if strongest > 0 else None, above), levels.count
+    return bounded(levels.reference, levels.kth[0] if strongest > 0 else None, above), levels.links
 
 
 def group_percentile(values: np.ndarray, first: np.ndarray, counts: np.ndarray, percentile: float) -> np.ndarray:

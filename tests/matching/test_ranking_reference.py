@@ -96,7 +96,7 @@ def test_the_verdict_is_the_shipped_one_whatever_the_ranking_reads(
     levels = context.minute_levels(slots, config.minute_reference_quantile, window.sighting_index, 1, (k,))
     kth = levels.kth[0]
     with np.errstate(invalid="ignore"):
-        bound = (levels.count >= config.minute_reference_min_links) & (kth + slack < levels.reference)
+        bound = (levels.links >= config.minute_reference_min_links) & (kth + slack < levels.reference)
     assert np.array_equal(ranking[~bound], verdict[~bound])
     c = config
     want = c.minute_reference_weight * np.clip(kth[bound] + slack - c.minute_reference_db, -c.minute_reference_clip_db,
@@ -129,10 +129,10 @@ def test_minute_levels_are_minute_references_parts(minutes: list[list[float]], k
         np.testing.assert_array_equal(kth, want)
         ref, count = context.minute_reference(slots, q, strongest=k, above=above)
         np.testing.assert_array_equal(bounded(levels.reference, kth, above), ref)
-        np.testing.assert_array_equal(levels.count, count)
+        np.testing.assert_array_equal(levels.links, count)
     plain, count = context.minute_reference(slots, q)
     np.testing.assert_array_equal(levels.reference, plain)
-    np.testing.assert_array_equal(levels.count, [len(m) for m in minutes] + [0])
+    np.testing.assert_array_equal(levels.links, [len(m) for m in minutes] + [0])
 
 
 @pytest.mark.parametrize("bad, message", [
