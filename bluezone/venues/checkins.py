@@ -7,7 +7,7 @@ the end earlier.  Who ends what:
 * a check-in typed or scanned (a QR code: ``url``, ``image``) is ended by the visitor
   (``checkout``), by one typed elsewhere, or by its own length; never by a beacon;
 * a beacon's check-in is ended by its beacon falling silent (the listener ends the very row it
-  wrote, by id, or one its beacon wrote before the daemon restarted), by ``checkout``, or by its own length;
+  wrote, by id, or one a beacon wrote before the daemon restarted: the new listener takes it over), by ``checkout``, or by its own length;
 * a beacon of another venue heard during a typed check-in checks in beside it: the two overlap,
   and a warning for either room reaches the visitor (both rooms were shared, as far as the device
   can tell).  A beacon heard where the visitor is checked in already checks nothing in; beacons
@@ -122,11 +122,10 @@ def check_in_by_beacon(store: SightingStore, venue: Venue, now: float, start: fl
         return CheckInResult(_add(store, venue, start, "beacon", now), None)
 
 
-def earlier_beacon_checkin(store: SightingStore, venue: Venue, now: float) -> int | None:
-    """The open check-in a beacon wrote at ``venue`` that the listener does not know (the daemon restarted
-    mid-visit): the listener takes it as its own and ends it when the beacon falls silent, else it lasted its
-    whole automatic length after the visitor left."""
-    return next((v.id for v in open_visits(store, now) if v.source == "beacon" and v.location_id == venue.location_id), None)
+def open_beacon_checkins(store: SightingStore, now: float) -> list[Visit]:
+    """The check-ins a beacon wrote that are open ``now``: a listener starting (the daemon restarted mid-visit)
+    takes them as its own, so they end when their beacon falls silent, not after their whole automatic length."""
+    return [v for v in open_visits(store, now) if v.source == "beacon"]
 
 
 def end_beacon_checkin(store: SightingStore, checkin_id: int, now: float, end: float) -> Visit | None:

@@ -29,7 +29,9 @@ Rules (all times from the daemon's clock):
   heard during a typed check-in checks in beside it (both rooms were shared, as far as the device
   can tell; ``checkins.py``); two beacons take turns: while one's check-in is open, another heard
   waits, and checks in from the first decode, or from the end of that visit if later.  Before, a
-  QR check-in at the café ended 3 minutes after the café's beacon, heard for 5 minutes, fell silent.
+  QR check-in at the café ended 3 minutes after the café's beacon, heard for 5 minutes, fell silent;
+* a beacon check-in still open when the listener starts (the daemon restarted mid-visit) is its own from its
+  first moment, as if its beacon was last heard then: it ends at that moment unless the beacon is heard again.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from bluezone.errors import VenueError
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon
-from bluezone.venues.checkins import check_in_by_beacon, earlier_beacon_checkin, end_beacon_checkin
+from bluezone.venues.checkins import check_in_by_beacon, end_beacon_checkin, open_beacon_checkins
 from bluezone.venues.location import Venue
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ SWEEP_SECONDS = 1.0
 
 @dataclass
 class _Stay:
-    venue: Venue
+    venue: Venue | None  # None: a check-in taken over from before a restart (checked in already: never checks in)
     first: float
     last: float
     checked_in: bool = False  # the dwell is over: checked in, by this beacon (``visit_id``) or already there
@@ -97,11 +99,12 @@ class BeaconCheckIns:
 
     def on_advert(self, advert: Advert) -> None:
         self._follow_clock(advert.time)
-        result = self.assembler.add(advert.service_data, advert.rssi, advert.time)
+        rssi = advert.rssi
+        result = self.assembler.add(advert.service_data, rssi, advert.time)
         if result is None or result[1] is None:
             return
         venue = result[1]
-        first = self._heard(venue.location_id, advert.time, advert.rssi)
+        first = self._heard(venue.location_id, advert.time, rssi)
         if first is not None:
             stay = self._stays.get(venue.location_id)
             if stay is None:
@@ -132,7 +135,10 @@ class BeaconCheckIns:
         check out the stays checked in (at their last frame, on the old clock) and start afresh."""
         latest = self._latest
         self._latest = t if latest is None else max(latest, t)
-        if latest is None or t >= latest - self.policy.window:
+        if latest is None:
+            self._take_over(t)
+            return
+        if t >= latest - self.policy.window:
             return
         log.warning("clock stepped back %.0f s: venue stays heard before it end at their last frame", latest - t)
         for stay in self._stays.values():
@@ -142,6 +148,15 @@ class BeaconCheckIns:
         self._recent.clear()
         self.assembler = beacon.FrameAssembler(min_rssi=self.policy.min_rssi)
         self._latest = t
+
+    def _take_over(self, now: float) -> None:
+        """Make the beacon check-ins still open at the listener's first moment ``now`` its own (the daemon restarted
+        mid-visit: an upgrade, a crash), as if their beacons were last heard then.  Heard again, they go on and end
+        when their beacon falls silent; not heard for ``leave_after``, they end at ``now``.  Before, a visitor who
+        left before the beacon was heard for the whole dwell again, or moved on to another beacon's venue (which
+        waited its turn), kept the old check-in for its whole automatic length."""
+        for visit in open_beacon_checkins(self.store, now):
+            self._stays[visit.location_id] = _Stay(None, visit.start, now, checked_in=True, visit_id=visit.id)
 
     def tick(self, now: float) -> None:
         """Check in the stays heard long enough, check out those gone quiet, forget what is no longer heard."""
@@ -160,12 +175,12 @@ class BeaconCheckIns:
         self.assembler.forget_before(now)
 
     def _check_in(self, stay: _Stay, now: float) -> None:
+        assert stay.venue is not None  # only a stay taken over lacks one, and it is checked in already
         try:
             result = check_in_by_beacon(self.store, stay.venue, now, start=stay.first)
-        except VenueError as exc:  # already checked in there by QR code (that check-in stands, none counted),
-            # or by this beacon before the daemon restarted mid-visit: that one is ended when the beacon falls silent
+        except VenueError as exc:  # already checked in there by QR code: that check-in stands, none counted
             log.info("venue beacon heard, no new check-in: %s", exc)
-            stay.checked_in, stay.visit_id = True, earlier_beacon_checkin(self.store, stay.venue, now)
+            stay.checked_in = True
             return
         if result is None:  # another beacon's check-in is open
             if not stay.waiting:

@@ -485,3 +485,47 @@ def test_a_beacon_check_in_from_before_a_restart_ends_when_the_beacon_falls_sile
         assert T0 + 20 * 60 - 10 <= visit.end <= T0 + 20 * 60 + 5  # its last frame, not T0 + 45 minutes
     finally:
         store.close()
+
+
+SHOP = VenueSecrets(Venue.create("Shop", "16 Trần Phú", "retail", 60, seed=bytes([1]) * 16), bytes([7]) * 32)
+
+
+@pytest.mark.parametrize("goes_to", ["away", "shop"])
+def test_a_visitor_who_leaves_soon_after_a_restart_keeps_no_beacon_check_in(tmp_path: Path, goes_to: str) -> None:
+    """attack18: the daemon restarted while its visitor sat in the café, checked in by its beacon; the visitor left
+    2 minutes later, before the new listener had heard the café for its 5 minutes (or went to the shop next door,
+    with a beacon of its own).  The new listener never took the check-in as its own, so it ran its whole automatic
+    length (45 minutes), and the shop's beacon waited for it all that time.  Daemons on the emulated air, one
+    virtual clock: the check-in now ends when the visitor left, and the shop's begins then."""
+    clock = VirtualClock(T0)
+    air = Air(clock, 4)
+    restart = T0 + 10 * 60
+
+    def visitor(t: float) -> tuple[float, float]:  # at a table 3 m from the café's door; 2 minutes after the restart, gone
+        if t < restart + 2 * 60:
+            return (3.0, 0.0)
+        return (10_000.0, 0.0) if goes_to == "away" else (1_003.0, 0.0)
+
+    async def daemons() -> None:
+        with SightingStore.open(tmp_path / "visitor.db") as store:  # checked in after 5 minutes
+            await Daemon(air.radio("visitor", visitor), store, clock, listeners=[BeaconCheckIns(store)]).run(10 * 60)
+        with SightingStore.open(tmp_path / "visitor.db") as store:  # the daemon started again (an upgrade, a crash)
+            await Daemon(air.radio("visitor again", visitor), store, clock, listeners=[BeaconCheckIns(store)]).run(20 * 60)
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_beacon(air.radio("cafe-beacon", (0.0, 0.0), beacon.SERVICE_UUID), SECRETS, clock, 30 * 60))
+            tg.create_task(run_beacon(air.radio("shop-beacon", (1_000.0, 0.0), beacon.SERVICE_UUID), SHOP, clock, 30 * 60))  # (0 dBm: heard 300 m off)
+            tg.create_task(daemons())
+
+    clock.run(main())
+    with SightingStore.open(tmp_path / "visitor.db") as store:
+        cafe, *shop = visits(store)
+    assert cafe.description == "Café Hoa" and cafe.checked_out and cafe.start <= T0 + 60
+    assert restart + 60 <= cafe.end <= restart + 2 * 60 + 5, (cafe.end - restart) / 60  # was T0 + 45 minutes
+    if goes_to == "shop":
+        [visit] = shop
+        assert visit.description == "Shop" and cafe.end <= visit.start <= restart + 3 * 60  # it waited 45 minutes
+    else:
+        assert shop == []
+

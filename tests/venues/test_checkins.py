@@ -123,6 +123,7 @@ def test_a_beacon_and_a_check_in_typed_at_the_same_moment_see_each_other(tmp_pat
     path = tmp_path / "v.db"
     with SightingStore.open(path) as store:
         listener = BeaconCheckIns(store)
+        listener.tick(T - 1)  # its first moment (it takes over the beacon check-ins open then: none), before the race
         done = _another_process_checks_in_during_the_first_read(store, path, pharmacy if typed_at == "Pharmacy" else cafe)
         _cafe_beacon_heard(listener, secrets, 10 * 60)
         done[0].join()  # type: ignore[attr-defined]
