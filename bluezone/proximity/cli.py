@@ -49,6 +49,7 @@ def run(
     It stores GAEN adverts and, beside them, Bluezone v3 adverts (0x4E56) it hears.
     """
     import asyncio
+    import functools
 
     from bluezone.clock import SystemClock
     from bluezone.config import load_config
@@ -88,7 +89,8 @@ def run(
         on_start=status,
         on_progress=progress if ticker else None,
         also_bluezone_v3=also_bluezone_v3,
-        listeners=[BeaconCheckIns],  # venue beacons heard for 5 minutes: checked in (docs/venues.md)
+        # venue beacons heard for 5 minutes: checked in (docs/venues.md), their dBm rules on this adapter's calibration
+        listeners=[functools.partial(BeaconCheckIns, rssi_correction=config.rssi_correction)],
         real_db=real_db,
     )
     if isinstance(clock, SystemClock):

@@ -31,7 +31,10 @@ Rules (all times from the daemon's clock):
   waits, and checks in from the first decode, or from the end of that visit if later.  Before, a
   QR check-in at the café ended 3 minutes after the café's beacon, heard for 5 minutes, fell silent;
 * a beacon check-in still open when the listener starts (the daemon restarted mid-visit) is its own from its
-  first moment, as if its beacon was last heard then: it ends at that moment unless the beacon is heard again.
+  first moment, as if its beacon was last heard then: it ends at that moment unless the beacon is heard again;
+* every dBm rule reads the RSSI with this receiver's RSSI correction added (``bluezone calibrate`` writes it to
+  the daemon's config, which ``bluezone run`` passes on), as ``check`` reads sightings; an uncalibrated
+  adapter's correction is 0 (its RSSI as it comes): one reading 8 dB low never checked a visitor in.
 """
 
 from __future__ import annotations
@@ -84,9 +87,12 @@ class BeaconCheckIns:
 
     service_uuid = beacon.SERVICE_UUID
 
-    def __init__(self, store: SightingStore, policy: NearbyPolicy | None = None) -> None:
+    def __init__(self, store: SightingStore, policy: NearbyPolicy | None = None, rssi_correction: int = 0) -> None:
         self.store = store
         self.policy = policy or NearbyPolicy()
+        #: this receiver's RSSI correction (``bluezone calibrate``, the daemon's config): every dBm rule reads the
+        #: corrected RSSI, as ``check`` does; an adapter that reads 8 dB low never checked a visitor in
+        self.rssi_correction = rssi_correction
         self.assembler = beacon.FrameAssembler(min_rssi=self.policy.min_rssi)
         self._stays: dict[bytes, _Stay] = {}  # by location id
         #: by location id: the times of its frames in the window, of its strong ones and of its near ones (kept
@@ -99,7 +105,7 @@ class BeaconCheckIns:
 
     def on_advert(self, advert: Advert) -> None:
         self._follow_clock(advert.time)
-        rssi = advert.rssi
+        rssi = advert.rssi + self.rssi_correction
         result = self.assembler.add(advert.service_data, rssi, advert.time)
         if result is None or result[1] is None:
             return

@@ -529,3 +529,50 @@ def test_a_visitor_who_leaves_soon_after_a_restart_keeps_no_beacon_check_in(tmp_
     else:
         assert shop == []
 
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_dbm_rules_read_the_receivers_calibrated_rssi(seed: int) -> None:
+    """The -90 and -78 dBm rules read raw RSSI, though ``bluezone calibrate`` writes the adapter's RSSI correction
+    into the config.  A Pi whose adapter reads 8 dB low (correction +8) heard a visitor in the café's far corner
+    (-87 dBm) at -95 and never checked them in; one
+    reading 8 dB high (correction -8) heard next door (-97 dBm, through the wall) at -89 and checked in there.
+    With the correction added, each reads as a calibrated receiver does."""
+    import random
+
+    rng = random.Random(seed)
+
+    def minutes_in(true_rssi: float, offset: float, correction: int) -> float:
+        listener = BeaconCheckIns(SightingStore.open(":memory:"), rssi_correction=correction)
+        _hear_scattered(listener, SECRETS, T0, 20 * 60, true_rssi + offset, rng)
+        listener.tick(T0 + 25 * 60)
+        return sum(v.end - v.start for v in visits(listener.store)) / 60
+
+    assert minutes_in(-87, -8, 0) == 0.0 and minutes_in(-87, -8, +8) >= 19  # reads low: far corner
+    assert minutes_in(-97, +8, 0) >= 10 and minutes_in(-97, +8, -8) == 0.0  # reads high: next door
+    assert minutes_in(-87, 0, 0) >= 19 and minutes_in(-97, 0, 0) == 0.0  # calibrated (correction 0): as it comes
+
+
+def test_bluezone_run_gives_the_beacon_listener_the_configs_rssi_correction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bluezone run` reads the config ``bluezone calibrate`` wrote; its beacon listener must judge RSSI with the
+    same correction (the daemon's radio seam cannot place a beacon on `run`'s own emulated air: the listeners it
+    is given are made here, on a store, as ``run_daemon`` makes them)."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.proximity import runner
+    from bluezone.proximity.daemon import DaemonStats
+
+    made: list[object] = []
+
+    async def run_daemon(*args: object, listeners, **kwargs: object) -> DaemonStats:  # type: ignore[no-untyped-def]
+        made.extend(make(SightingStore.open(":memory:")) for make in listeners)
+        return DaemonStats()
+
+    monkeypatch.setattr(runner, "run_daemon", run_daemon)
+    config = tmp_path / "daemon.toml"
+    for correction in (8, 0):
+        config.write_text(f"rssi_correction = {correction}\n")
+        result = CliRunner().invoke(cli, ["run", "--db", str(tmp_path / "x.db"), "--config", str(config), "--duration", "1"], obj={"clock": VirtualClock(T0)})
+        assert result.exit_code == 0, result.output
+        listener = made.pop()
+        assert isinstance(listener, BeaconCheckIns) and listener.rssi_correction == correction
