@@ -1,6 +1,6 @@
 """A flood of one venue's beacon frames through the check-in listener (``venues.nearby.BeaconCheckIns``).
 
-    .venv/bin/python benchmarks/beacon_flood_bench.py [--rates 10,300,1000] [--seconds 90] [--venues]
+    .venv/bin/python benchmarks/beacon_flood_bench.py [--rates 10,300,1000] [--seconds 90] [--venues | --sets]
 
 Frames of one venue at ``rate`` a second (a beacon sends ~1; a replay from several transmitters can
 reach the scanner's report rate), RSSI -75 dBm, on the virtual timeline; prints the time each frame
@@ -11,11 +11,15 @@ frame at 1,000 a second, load 11: 3.5x slower than the air).
 ``--venues``: the flood is of made-up venues instead (anyone can make one), each one's frames three
 rounds, then the next: each is heard a moment and its stay kept for 3 minutes.  Before attack14 every
 frame swept all those stays.
+
+``--sets``: the flood is of made-up sets of one frame each (a new set id every frame): the table of sets
+being collected is full, and each frame waits for a second one (venue19; before, each pushed out a set).
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import time
 
@@ -47,9 +51,15 @@ def made_up_venues(count: int) -> list[bytes]:
     return out[:count]
 
 
-def per_frame(rate: int, seconds: int, venues: bool = False) -> float:
+def made_up_sets(count: int) -> list[bytes]:
+    """``count`` frames of made-up sets, one frame each."""
+    rng = random.Random(1)
+    return [bytes([beacon.VERSION]) + rng.randbytes(4) + bytes([0, 255]) + rng.randbytes(13) for _ in range(count)]
+
+
+def per_frame(rate: int, seconds: int, kind: str = "one") -> float:
     """Seconds a frame took after the first 30 s of the flood."""
-    frames = (made_up_venues if venues else one_venue)(rate * seconds)
+    frames = {"one": one_venue, "venues": made_up_venues, "sets": made_up_sets}[kind](rate * seconds)
     adverts = [Advert(T0 + i / rate, frame, -75, beacon.SERVICE_UUID) for i, frame in enumerate(frames)]
     listener = BeaconCheckIns(SightingStore.open(":memory:"))
     for advert in adverts[: rate * 30]:
@@ -65,10 +75,12 @@ def main() -> None:
     parser.add_argument("--rates", default="10,300,1000")
     parser.add_argument("--seconds", type=int, default=90)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--venues", action="store_true", help="a flood of made-up venues, not of one venue's frames")
+    flood = parser.add_mutually_exclusive_group()
+    flood.add_argument("--venues", action="store_true", help="a flood of made-up venues, not of one venue's frames")
+    flood.add_argument("--sets", action="store_true", help="a flood of made-up sets of one frame each")
     args = parser.parse_args()
     for rate in (int(r) for r in args.rates.split(",")):
-        median = statistics.median(per_frame(rate, args.seconds, args.venues) for _ in range(args.repeat))
+        median = statistics.median(per_frame(rate, args.seconds, "venues" if args.venues else "sets" if args.sets else "one") for _ in range(args.repeat))
         print(f"{rate:>5} frames/s: {median * 1e6:8.1f} us a frame (median of {args.repeat})")
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
 from bluezone.proximity.backends.fd6f import VENUE_BEACON_UUID
+from bluezone.venues.framesets import FrameSets
 from bluezone.venues.location import Venue
 
 #: The beacon's 16-bit service UUID (0x4256, "BV"), in BlueZ/bleak's 128-bit string form.
@@ -48,14 +49,6 @@ FRAME_BYTES = 20
 CHUNK_BYTES = 13
 EPOCH_SECONDS = INTERVAL_SECONDS
 LABEL = b"bluezone-venue-beacon"
-#: Incomplete sets kept at once.  A door has one beacon (a mall a few), each sending one set per epoch;
-#: anyone can send frames with made-up set ids, and each was kept 20 minutes (~480 bytes: a few hundred
-#: frames a second held 300 MB).
-MAX_PARTIAL_SETS = 256
-#: Incomplete sets kept under one set id (one per frame count).  A set is its set id and frame count: a stray
-#: frame with the café's set id and another count used to replace the café's set being collected; now it is a
-#: set of its own, and a flood of counts under one set id pushes out only that set id's own (least heard first).
-MAX_SETS_PER_SET_ID = 4
 #: Opened sets kept, those heard least recently forgotten first.  Anyone can make venues: a flood of them,
 #: a hundred sets opened a second, pushed a venue still heard out of the 32 kept (the oldest opened went
 #: first), and its frames then counted only once a whole round was heard again.
@@ -131,13 +124,6 @@ class Frame:
         return cls(bytes(data[1:5]), index, count, bytes(data[7:]))
 
 
-@dataclass
-class _Partial:
-    count: int
-    chunks: dict[int, bytes] = field(default_factory=dict)
-    first_heard: float = 0.0
-
-
 @dataclass(frozen=True, eq=False)
 class _Opened:
     """A set that opened: its venue and the very frames that opened it (only those count for it)."""
@@ -162,7 +148,7 @@ class FrameAssembler:
     def __init__(self, min_rssi: int = -90, max_age: float = 2 * EPOCH_SECONDS) -> None:
         self.min_rssi = min_rssi
         self.max_age = max_age
-        self._partial: dict[tuple[bytes, int], _Partial] = {}
+        self._partial = FrameSets()  # the sets being collected (bounded: framesets.py)
         self._opened: dict[bytes, _Opened] = {}  # by each of its frames' 20 bytes
         self._recent: dict[_Opened, None] = {}  # the opened sets, the most recently heard last
         self.malformed = 0
@@ -188,11 +174,9 @@ class FrameAssembler:
             return frame.set_id, opened.venue
         if rssi < self.min_rssi:
             return None
-        key = (frame.set_id, frame.count)
-        partial = self._partial.get(key)
+        partial = self._partial.heard(bytes(data), t)
         if partial is None:
-            self._make_room(frame.set_id)
-            partial = self._partial[key] = _Partial(frame.count, first_heard=t)
+            return None  # a new set while the table is full: its first frame waits for a second
         if partial.chunks.get(frame.index) == frame.chunk:
             return None  # heard before: nothing new to try
         partial.chunks[frame.index] = frame.chunk
@@ -202,26 +186,12 @@ class FrameAssembler:
         venue = self._open(frame.set_id, blob)
         if venue is None:  # a foreign or damaged frame among them: the genuine one comes round again
             return frame.set_id, None
-        del self._partial[key]
+        self._partial.remove((frame.set_id, frame.count))
         header = bytes([VERSION]) + frame.set_id
         done = _Opened(venue, tuple(header + bytes([i, partial.count]) + partial.chunks[i] for i in range(partial.count)))
         self._opened.update(dict.fromkeys(done.frames, done))
         self._recent[done] = None
         return frame.set_id, venue
-
-    def _make_room(self, set_id: bytes) -> None:
-        """Room for one more set: under ``set_id`` (MAX_SETS_PER_SET_ID), then in all (MAX_PARTIAL_SETS)."""
-        same = [k for k in self._partial if k[0] == set_id]
-        if len(same) >= MAX_SETS_PER_SET_ID:
-            self._drop_least(same)
-        if len(self._partial) >= MAX_PARTIAL_SETS:
-            self._drop_least(list(self._partial))
-
-    def _drop_least(self, keys: list[tuple[bytes, int]]) -> None:
-        """Forget the set heard least (the oldest of those), so a flood of made-up sets, one frame each,
-        pushes out its own frames before a real beacon's set that is filling up."""
-        least = min(keys, key=lambda k: (len(self._partial[k].chunks), self._partial[k].first_heard))
-        del self._partial[least]
 
     def _open(self, set_id: bytes, blob: bytes) -> Venue | None:
         # the last frame was zero-padded: the blob's true end is unknown, so try each trim
@@ -235,8 +205,7 @@ class FrameAssembler:
         return None
 
     def forget_before(self, t: float) -> None:
-        for key in [k for k, p in self._partial.items() if p.first_heard < t - self.max_age]:
-            del self._partial[key]
+        self._partial.forget_before(t - self.max_age)
         if len(self._recent) > MAX_OPENED_SETS:  # old sets are never heard again once their epoch is over
             for done in list(self._recent)[: -MAX_OPENED_SETS // 2]:
                 del self._recent[done]

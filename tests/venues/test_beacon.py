@@ -17,7 +17,7 @@ from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
-from bluezone.venues import beacon
+from bluezone.venues import beacon, framesets
 from bluezone.venues.broadcast import run_beacon
 from bluezone.venues.checkins import visits
 from bluezone.venues.location import Venue
@@ -139,7 +139,7 @@ def test_stray_frames_never_stop_a_set_nor_count_for_it(data: st.DataObject) -> 
     only its own frames are taken for it."""
     frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
     set_id = frames[0][1:5]
-    counts = data.draw(st.lists(st.integers(1, 255).filter(lambda n: n != len(frames)), max_size=beacon.MAX_SETS_PER_SET_ID - 1, unique=True))
+    counts = data.draw(st.lists(st.integers(1, 255).filter(lambda n: n != len(frames)), max_size=framesets.MAX_SETS_PER_SET_ID - 1, unique=True))
     stray = st.builds(
         lambda own, other_id, count, index, chunk: bytes([beacon.VERSION]) + (set_id if own and counts else other_id)
         + bytes([index % (count if own and counts else 255), count if own and counts else 255]) + chunk,
@@ -171,7 +171,7 @@ def test_a_flood_under_one_set_id_is_bounded_and_keeps_other_sets() -> None:
         if count == len(cafe):  # (the café's own set: a foreign chunk there spoils a round, as above)
             continue
         assembler.add(cafe[0][:5] + bytes([i % count, count]) + bytes([i % 256]) * 13, -60, T0 + i / 100)
-    assert sum(1 for k in assembler._partial if k[0] == cafe[0][1:5]) == beacon.MAX_SETS_PER_SET_ID
+    assert sum(1 for k in assembler._partial.keys() if k[0] == cafe[0][1:5]) == framesets.MAX_SETS_PER_SET_ID
     assert assembler.add(shop[-1], -60, T0 + 11) == (shop[0][1:5], CLINIC)
     assert [assembler.add(f, -60, T0 + 12) for f in cafe[3:]][-1] == (cafe[0][1:5], CAFE)
 
@@ -576,3 +576,92 @@ def test_bluezone_run_gives_the_beacon_listener_the_configs_rssi_correction(tmp_
         assert result.exit_code == 0, result.output
         listener = made.pop()
         assert isinstance(listener, BeaconCheckIns) and listener.rssi_correction == correction
+
+
+def _made_up_set(rng, frames: int, count: int = 255) -> list[bytes]:  # type: ignore[no-untyped-def]
+    """``frames`` frames of one made-up set (a fresh set id)."""
+    set_id = rng.randbytes(4)
+    return [bytes([beacon.VERSION]) + set_id + bytes([i % count, count]) + rng.randbytes(13) for i in range(frames)]
+
+
+@pytest.mark.parametrize("then", [1, 2])
+def test_a_burst_of_sets_sent_once_keeps_no_beacons_set_out(then: int) -> None:
+    """venue18's flood: 256 made-up sets of 200 frames each (51,200 frames at 300 a second), then one new set id a
+    second.  Sets were kept by the frames they ever collected, so the burst held the table and each new set id
+    pushed out the café's set as it began: it never completed (20 minutes).  Sets are now kept by the frames heard
+    lately (halving every minute, counted up to 16), and while the table is full a new set gets in at its second
+    frame only: with new sets of one frame the café opens as fast as with no flood; of two, once the burst has
+    faded (3 minutes at most)."""
+    import random
+
+    rng = random.Random(then)
+    burst = [_made_up_set(rng, 200) for _ in range(framesets.MAX_PARTIAL_SETS)]
+    assembler = beacon.FrameAssembler()
+    for i, frame in enumerate(f for round_ in zip(*burst, strict=True) for f in round_):
+        assert assembler.add(frame, -60, T0 - 200 + i / 300) is None
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    opened = None
+    for s in range(10 * 60):
+        for frame in _made_up_set(rng, then):
+            assembler.add(frame, -60, T0 + s + 0.5)
+        if assembler.add(frames[s % len(frames)], -60, T0 + s) == (frames[0][1:5], CAFE):
+            opened = s
+            break
+    assert opened is not None, "never opened"
+    assert opened <= (len(frames) if then == 1 else 4 * 60), opened  # (with no flood: at 8 s)
+
+
+def test_a_flood_of_one_frame_sets_at_any_rate_pushes_out_no_set() -> None:
+    """Made-up sets of one frame each, 1,000 a second: each new set pushed out the set heard least, and among sets
+    of one frame the oldest, so the café's set (one frame a second) lost its first frame before its second came,
+    and never completed.  While the table is full a new set waits for its second frame: they push out nothing."""
+    import random
+
+    rng = random.Random(3)
+    assembler = beacon.FrameAssembler()
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    results = []
+    for s in range(2 * len(frames)):
+        for i in range(1000):
+            assembler.add(_made_up_set(rng, 1)[0], -60, T0 + s + i / 1000)
+        results.append(assembler.add(frames[s % len(frames)], -60, T0 + s + 0.9995))
+    assert (frames[0][1:5], CAFE) in results[: len(frames) + 1]  # its first round, and its first frame again
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_a_set_in_the_table_stays_until_it_opens_under_a_flood(data: st.DataObject) -> None:
+    """A receiver that misses frames (the café's frames in any order, up to 50 s apart, some again) in a full table,
+    among a flood of new made-up sets of one frame (any number: they wait, and push out nothing) and of two (up to
+    254 between two of the café's frames, each new set pushing out the one heard least lately): once the café's set
+    is in the table it stays until it opens, and it opens at the frame that completes it.  (Pushing out the sets
+    unopened after a few rounds first, tried before, pushed out such a slow set.)"""
+    import random
+
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    key = (frames[0][1:5], len(frames))
+    order = data.draw(st.lists(st.integers(0, len(frames) - 1), min_size=len(frames), max_size=3 * len(frames)))
+    assembler = beacon.FrameAssembler()
+    for i in range(framesets.MAX_PARTIAL_SETS):  # the table full of sets heard twice, just before
+        for frame in _made_up_set(rng, 2):
+            assembler.add(frame, -60, T0 - 1 + i / 1000)
+    t, heard, before, inside = T0, set[int](), -1, False
+    for index in order:
+        pairs, singles = data.draw(st.integers(0, 254)), data.draw(st.integers(0, 10))
+        gap = data.draw(st.floats(0.5, 50.0))
+        flood = [f for _ in range(pairs) for f in _made_up_set(rng, 2)] + [_made_up_set(rng, 1)[0] for _ in range(singles)]
+        rng.shuffle(flood)
+        for i, frame in enumerate(flood):
+            assembler.add(frame, -60, t + gap * i / (len(flood) + 1))
+        t += gap
+        assert not inside or key in assembler._partial.keys(), "pushed out"
+        result = assembler.add(frames[index], -60, t)
+        if key in assembler._partial.keys() or result is not None:
+            heard |= {index} if inside else {index, before}  # (let in at its second frame, with the first)
+            inside = True
+        if heard == set(range(len(frames))):
+            assert result == (key[0], CAFE)
+            return
+        assert result is None
+        before = index
