@@ -279,6 +279,6 @@ class RevisionRefused(ServerError, ValueError):
     ``args[0]`` is the machine-readable reason, as GAEN's reference server names it:
     ``missing_revision_token`` / ``invalid_revision_token`` (the uploader did not show a token it
     got with those keys), ``invalid_report_type_transition`` (a report only becomes more certain,
-    recursive -> likely or confirmed, likely -> confirmed, or is revoked) or ``key_already_revised`` (a
-    key is revised once).
+    recursive -> likely -> confirmed, or revoked while not confirmed) or ``key_already_revised`` (a
+    confirmed or revoked key is final).
     """

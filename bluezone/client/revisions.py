@@ -106,9 +106,8 @@ class RevisionSpool:
         return None if records is None else _distinct(records)
 
 
-#: How certain each report type is: of a key's revisions in one check, the most certain stands (bluezone's key
-#: server revises a key once, but a server that allows recursive -> likely -> confirmed may be read, and a check
-#: may fetch both files; revoked is final).
+#: How certain each report type is: of a key's revisions in one check, the most certain stands (a key may be
+#: revised recursive -> likely -> confirmed, and a check may fetch both files; revoked is final).
 _CERTAINTY = np.zeros(256, np.int8)
 _CERTAINTY[[REPORT_TYPE_RECURSIVE, REPORT_TYPE_LIKELY, REPORT_TYPE_CONFIRMED, REPORT_TYPE_REVOKED]] = [1, 2, 3, 4]
 

@@ -45,7 +45,7 @@ from bluezone.keyformat.export import load_public_key, open_signed_export, publi
 from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET
 from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count, revisable_like
 from bluezone.server.signing import Signer
-from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
+from bluezone.server.storage import CONFIRMED, LIKELY, RECURSIVE, REVOKED, BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.readfile import read_regular_file
@@ -174,14 +174,14 @@ def export_batches(
     rng = rng or np.random.default_rng(secrets.randbits(128))
     storage.note_signing_key(public_key_base64(signer.public_key), now)  # what a roll-up after a rotation verifies with
     oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
-    new_keys, new_ids, new_revised = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
-    revised_keys, revised_ids, _ = storage.pending_revisions(min_start_interval=oldest)
+    new_keys, new_ids, new_revisions = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
+    revised_keys, _, revisions = storage.pending_revisions(min_start_interval=oldest)
     # one queue: new keys (as they stand: a revision before the first export is in its type), then
     # revisions of keys exported before (they go in ``revised_keys``)
     keys = np.concatenate([new_keys, revised_keys])
-    ids = np.concatenate([new_ids, revised_ids])
     is_revision = np.r_[np.zeros(len(new_keys), bool), np.ones(len(revised_keys), bool)]
-    carries_revision = np.r_[new_revised, np.ones(len(revised_keys), bool)]
+    # the revisions the files carry, by their own ids (a key's later revision queued meanwhile is not taken)
+    carried = np.sort(np.r_[new_revisions[new_revisions > 0], revisions])
     # read before the transaction: what pads a day's file of revisions
     revisable, onsets_before = (
         _revisable_fakes(storage, signer, out_dir, revised_keys, now, config) if config.min_keys_per_file else ({}, {})
@@ -190,7 +190,7 @@ def export_batches(
     try:
         if len(keys):
             # every key read, and every revision in a file, leave their queues when the files are recorded
-            with storage.export_transaction(np.sort(new_ids), np.sort(ids[carries_revision])) as written:
+            with storage.export_transaction(np.sort(new_ids), carried) as written:
                 secret = functools.cache(lambda: storage.padding_secret(int(now // DAY_SECONDS), new_secret()))
                 _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written, secret, revisable, onsets_before)
                 _sync_directory(out_dir)  # every file's rename, before the transaction recording them commits
@@ -429,19 +429,21 @@ def _fake_revisions(
 def _revisable_fakes(
     storage: Storage, signer: Signer, out_dir: Path, revisions: np.ndarray, now: float, config: ExportConfig
 ) -> tuple[dict[int, np.ndarray], dict[bytes, int]]:
-    """Per day of ``revisions``' keys, the fakes this server published in its listed files of that day and
-    has not revised yet, of a type a revision may change (likely, recursive): what pads a file of
-    revisions, so that it does not hold exactly one person's revised keys; and each of ``revisions``'
-    days since onset as first published in those files (how far the revision moved it).  Each file's fakes are told
-    apart with its export day's padding secret, kept longer than any of its keys can be revised
-    (``Storage.purge``).  A file gone or damaged on disk lends none (a warning)."""
+    """Per day of ``revisions``' keys, the fakes this server published in its listed files of that day, as
+    they stand (first published, or as the most certain revision of them a file carried), of a type a
+    revision may still change (likely, recursive), each once: what pads a file of revisions, so that it does
+    not hold exactly one person's revised keys.  A fake revised recursive -> likely may be revised again, as
+    a real key may (an F1 diagnosed, then tested): else a key in two files' revisions was a real one.  And
+    each of ``revisions``' days since onset as it stands in those files (how far the revision moves it).
+    Each file's fakes are told apart with its export day's padding secret, kept longer than any of its keys
+    can be revised (``Storage.purge``).  A file gone or damaged on disk lends none (a warning)."""
     wanted = {int(day) * DAY_SECONDS for day in np.unique(revisions["rolling_start"] // ROLLING_PERIOD)}
     if not wanted:
         return {}, {}
     since = now - config.retention_days * DAY_SECONDS
     verifiers = _verifiers(storage, signer, since)
     found: dict[int, list[np.ndarray]] = {start: [] for start in wanted}
-    done: set[bytes] = set()
+    stands: dict[bytes, tuple[int, int]] = {}  # a key's type and onset as the files' revisions of it left it
     onsets_before: dict[bytes, int] = {}
     for batch in storage.batches(since):
         stamp, kind = batch.name.split("-", 2)[:2]
@@ -453,18 +455,30 @@ def _revisable_fakes(
             log.warning("%s lends no fakes to pad revisions: %s", batch.name, exc)
             continue
         found[batch.start_timestamp].append(export.keys[is_fake(export.keys, storage.padding_secret(int(stamp) // DAY_SECONDS))])
-        done.update(_key_bytes(export.revised_keys))
+        revised = export.revised_keys
+        for key, report_type, onset in zip(
+            _key_bytes(revised), revised["report_type"].tolist(), revised["days_since_onset"].tolist()
+        ):
+            if _CERTAINTY.get(report_type, 0) > _CERTAINTY.get(stands.get(key, (0, 0))[0], 0):
+                stands[key] = (report_type, onset)
         first = export.keys[np.isin(export.keys["key"], revisions["key"])]
         onsets_before.update(zip(_key_bytes(first), first["days_since_onset"].tolist()))
-    revisable = {}
+    onsets_before.update((key, stands[key][1]) for key in _key_bytes(revisions) if key in stands)
+    revisable, seen = {}, set()
     for start, parts in found.items():
         fakes = np.concatenate(parts) if parts else revisions[:0]
-        keep = np.isin(fakes["report_type"], (LIKELY, RECURSIVE))
-        for i, key in enumerate(_key_bytes(fakes)):  # not revised yet, and each once
-            keep[i] &= key not in done
-            done.add(key)
-        revisable[start // DAY_SECONDS] = fakes[keep]
+        keep = np.ones(len(fakes), bool)
+        for i, key in enumerate(_key_bytes(fakes)):  # each once (a roll-up holds its day's fakes again)
+            keep[i] = key not in seen
+            seen.add(key)
+            if key in stands:
+                fakes["report_type"][i], fakes["days_since_onset"][i] = stands[key]
+        revisable[start // DAY_SECONDS] = fakes[keep & np.isin(fakes["report_type"], (LIKELY, RECURSIVE))]
     return revisable, onsets_before
+
+
+#: How certain a report type is: of a key's revisions in the files, the most certain is how it stands.
+_CERTAINTY = {RECURSIVE: 1, LIKELY: 2, CONFIRMED: 3, REVOKED: 4}
 
 
 def _key_bytes(keys: np.ndarray) -> list[bytes]:

@@ -119,9 +119,9 @@ REVISION_MESSAGES = {
     "missing_revision_token": "these keys were published before under another report type;"
     " changing it needs the revisionToken of that upload",
     "invalid_revision_token": "this revisionToken was not given with these keys",
-    "key_already_revised": "a key was revised before and cannot be revised again",
-    "invalid_report_type_transition": "a report can only become more certain (recursive -> likely or confirmed,"
-    " likely -> confirmed) or be revoked by a negative test",
+    "key_already_revised": "a key was revised to confirmed or revoked before and cannot be revised again",
+    "invalid_report_type_transition": "a report can only become more certain (recursive -> likely -> confirmed)"
+    " or be revoked by a negative test while not yet confirmed",
 }
 
 

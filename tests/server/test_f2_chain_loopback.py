@@ -142,12 +142,11 @@ def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(live_serv
 
 
 @pytest.mark.slow
-def test_an_f1_diagnosed_likely_uploads_once_and_the_f2_hears_it_once(chain: dict) -> None:
-    """Binh (F1, who uploaded for F2 warnings) is later diagnosed "likely".  The likely code's upload sends
-    the 14 days' keys (no --exposure-date: Binh is a case now) and revises the keys sent before (the
-    server refused recursive -> likely: invalid_report_type_transition); Khanh, warned F2 by those keys,
-    hears one warning upgraded to F1 of a likely case.  A later confirmed code cannot revise them again
-    (a key is revised once: revoke-code's undo depends on it): one line, the code left unused."""
+def test_an_f1_diagnosed_likely_then_confirmed_uploads_each_time_and_the_f2_hears_it_once(chain: dict) -> None:
+    """Binh (F1, who uploaded for F2 warnings) is later diagnosed "likely", then tests positive.  Each
+    code's upload sends the 14 days' keys (no --exposure-date: Binh is a case now) and revises the keys
+    sent before (the server refused recursive -> likely: invalid_report_type_transition); Khanh, warned
+    F2 by those keys, hears one warning upgraded to F1 of a likely case, then that it is confirmed."""
     assert [e["level"] for e in chain["check"]("Khanh")["exposures"] if e["close_contact"]] == ["F2"]
     binh = str(chain["nodes"]["Binh"])
     rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "likely"), "--db", binh,
@@ -160,7 +159,13 @@ def test_an_f1_diagnosed_likely_uploads_once_and_the_f2_hears_it_once(chain: dic
     assert [(e["earlier_level"], e["level"], e["diagnosis"]) for e in report["updated"]] == [("F2", "F1", "likely")]
     rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "confirmed"), "--db", binh,
                         "--yes", "--no-checkins")
-    assert rc != 0 and "revised before and cannot be revised again" in _error_line(err), (out, err)
+    assert rc == 0 and "revised 1" in out, err
+    chain["export"]()
+    rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
+    assert rc == 0, err
+    assert "0 exposure(s)" in out  # still one warning...
+    assert f"{chain['day']}  updated: the " in out and "(F1) is now to a confirmed positive test" in out  # ...now confirmed
+    assert "F2" not in out.replace("not F2", "")
 
 
 @pytest.mark.slow

@@ -81,10 +81,20 @@ def test_a_file_with_enough_keys_of_its_own_and_a_file_of_revisions_are_not_padd
 def _revise_all(storage, report_type: int = CONFIRMED, days_since_onset: int = 3, at: float = NOW) -> None:
     """Every stored key not revised yet revised at ``at`` (as a publish with its revision token does),
     queued for the next export."""
+    _revise(storage, "revised_at IS NULL", [], report_type, days_since_onset, at)
+
+
+def _revise(storage, where: str, params: list, report_type: int, days_since_onset: int, at: float) -> None:
+    """The keys ``where`` selects revised at ``at``, each revision kept (schema 17) and queued, as a publish does."""
     with storage._transaction() as cur:
         storage._exec(
             cur, "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?"
-            " WHERE revised_at IS NULL", [report_type, days_since_onset, at],
+            f" WHERE {where}", [report_type, days_since_onset, at, *params],
+        )
+        storage._exec(
+            cur, "INSERT INTO key_revisions (key_id, report_type, days_since_onset, revised_at)"
+            " SELECT id, revised_report_type, revised_days_since_onset, revised_at FROM exposure_keys WHERE revised_at = ?",
+            [at],
         )
         storage._queue_keys(cur, "revision_queue", f"k.revised_at = {at!r}")
 
@@ -258,12 +268,8 @@ def test_revisions_of_fakes_move_their_onset_as_the_real_revision_moved_its_own(
     before = {bytes(k["key"]): int(k["days_since_onset"]) for k in published.keys}
     assert set(before.values()) == {2, -3}  # fakes copied both cases
     confirmed = bytes(likely[0]["key"])
-    with storage._transaction() as cur:  # the first case confirmed, as a publish with its revision token does
-        storage._exec(
-            cur, "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?"
-            " WHERE key_data = ?", [CONFIRMED, 2 + new_onset_shift, NOW + 300, confirmed],
-        )
-        storage._queue_keys(cur, "revision_queue", f"k.revised_at = {NOW + 300!r}")
+    # the first case confirmed, as a publish with its revision token does
+    _revise(storage, "key_data = ?", [confirmed], CONFIRMED, 2 + new_onset_shift, NOW + 300)
     (again,) = export_batches(storage, signer, out, NOW + 600, ExportConfig(), np.random.default_rng(6))
     (revision,) = _published(out, [again], signer.public_key)
     assert again.num_keys == 1 and again.padding_keys >= 99

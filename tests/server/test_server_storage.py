@@ -240,12 +240,12 @@ def _exported_types(storage, signer, out, now: float) -> tuple[dict[int, int], d
 
 
 @pytest.mark.parametrize("export_between", [True, False])
-def test_an_f1s_recursive_keys_become_likely_once(storage, tmp_path, export_between: bool) -> None:
-    """An F1 uploads for F2 warnings (recursive) and is later diagnosed "likely": the likely code's upload
-    revises the keys sent before (never a second copy); was refused (invalid_report_type_transition:
-    recursive -> likely).  Nothing goes down, and a key is revised once: a later confirmed code is
-    refused for it (key_already_revised), as a second revision would break revoke-code's undo (attack18:
-    revoking the confirming code put the keys back to recursive while the likely revision stood)."""
+def test_an_f1s_recursive_keys_become_likely_then_confirmed(storage, tmp_path, export_between: bool) -> None:
+    """An F1 uploads for F2 warnings (recursive), is later diagnosed "likely", then tests positive: a stronger
+    report always wins, each upload revising the keys sent before (once each, never a second copy), as GAEN's
+    reference server lets a likely report be confirmed; nothing goes down, and confirmed is final.  Refused at
+    the confirmed upload since e05f390 (key_already_revised: a key was revised once until schema 17 kept each
+    revision), and before d8ed463 at the likely one (invalid_report_type_transition)."""
     import datetime as dt
 
     signer = keygen(tmp_path / "k")
@@ -259,17 +259,20 @@ def test_an_f1s_recursive_keys_become_likely_once(storage, tmp_path, export_betw
     assert (likely.inserted, likely.revised) == (1, 1) and _stored_type(storage, b"\x01" * 16) == (4, 2)
     if export_between:
         assert _exported_types(storage, signer, tmp_path / "out", NOW + 60) == ({2: 2}, {1: 2})
-    with pytest.raises(PublishError) as err:  # nothing goes down, and a revised key is final
+    with pytest.raises(PublishError) as err:  # nothing goes down: a recursive code does not undo a diagnosis
         _publish(storage, issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=exposed).code,
                  [(day, 144)], likely.revision_token)
-    assert err.value.code == "key_already_revised" and _stored_type(storage, b"\x01" * 16) == (4, 2)
-    code = issue_code(storage, NOW, key=KEY, test_type="confirmed").code
-    with pytest.raises(PublishError) as err:  # revised once: the whole upload is refused, the code left unused
-        _publish(storage, code, [(day, 144), (day - 144, 144)], likely.revision_token)
-    assert err.value.code == "key_already_revised" and storage.get_code(KEY.hash(code)).used_at is None
-    assert _stored_type(storage, b"\x01" * 16) == (4, 2) and _stored_type(storage, b"\x02" * 16) == (2, None)
-    expected = ({}, {}) if export_between else ({2: 2}, {1: 2})  # the likely upload as it stood
+    assert err.value.code == "invalid_report_type_transition" and _stored_type(storage, b"\x01" * 16) == (4, 2)
+    confirmed = _publish(storage, issue_code(storage, NOW, key=KEY, test_type="confirmed").code,
+                         [(day, 144), (day - 144, 144)], likely.revision_token)
+    assert (confirmed.inserted, confirmed.revised) == (0, 2)
+    assert _stored_type(storage, b"\x01" * 16) == (4, 1) and _stored_type(storage, b"\x02" * 16) == (2, 1)
+    # the key revised twice before one export is in its revised keys once, as it stands now
+    expected = ({}, {1: 1, 2: 1}) if export_between else ({2: 1}, {1: 1})
     assert _exported_types(storage, signer, tmp_path / "out", NOW + 120) == expected
+    with pytest.raises(PublishError) as err:  # confirmed is final
+        _publish(storage, issue_code(storage, NOW, key=KEY, test_type="negative").code, [(day, 144)], confirmed.revision_token)
+    assert err.value.code == "key_already_revised"
 
 
 def test_a_recursive_key_becomes_confirmed_in_one_revision(storage, tmp_path) -> None:
@@ -334,7 +337,7 @@ def test_a_revision_made_while_an_export_runs_goes_out_in_the_next(storage, tmp_
 
 
 def test_two_servers_revising_one_key_at_once_one_wins(storage, request) -> None:
-    """Two server processes on one database: a key is revised once, whatever the interleaving."""
+    """Two server processes on one database revising one key at once (negative, confirmed): one wins, whatever the interleaving."""
     from concurrent.futures import ThreadPoolExecutor
 
     day = rolling_start(NOW) - ROLLING_PERIOD

@@ -24,6 +24,7 @@ class Database(ABC):
     _param = "?"
     _serial = "INTEGER"
     _int64 = "INTEGER"  # SQLite: an INTEGER PRIMARY KEY is the rowid, so a queue is one small b-tree of ids
+    _unreused_id = "INTEGER PRIMARY KEY AUTOINCREMENT"  # the largest id deleted is not drawn again
     _blob = "BLOB"
     _utf8 = True  # SQLite: the database stores text as UTF-8 (the default; UTF-16 if made so before)
     #: Appended to a SELECT of exposure_keys ``k`` whose rows are then changed: SQLite's one writer needs none

@@ -80,6 +80,7 @@ class PostgresStorage(Storage):
     _param = "%s"
     _serial = "BIGSERIAL"
     _int64 = "BIGINT"
+    _unreused_id = "BIGSERIAL PRIMARY KEY"
     _blob = "BYTEA"
     # a row another transaction changes is waited for, then its new version judged again (READ COMMITTED)
     _lock_keys = " FOR UPDATE OF k"
@@ -100,14 +101,14 @@ class PostgresStorage(Storage):
             for batch in np.unique(batch_ids).tolist()
         )
 
-    def _dequeue(self, cur: Any, queue: str, ids: np.ndarray) -> int:
+    def _dequeue(self, cur: Any, queue: str, ids: np.ndarray, column: str = "key_id") -> int:
         """As SQLite's, the runs as two arrays in one statement (a million ids: 0.7 s, against 3.9 s
         for ``key_id = ANY(ids)``).  Uploads committed while the export ran have other ids and stay,
         whatever order their ids were drawn in."""
         first, last = id_runs(ids)
         return int(self._exec(
             cur,
-            f"DELETE FROM {queue} q USING unnest(?::int8[], ?::int8[]) AS r(lo, hi) WHERE q.key_id BETWEEN r.lo AND r.hi",
+            f"DELETE FROM {queue} q USING unnest(?::int8[], ?::int8[]) AS r(lo, hi) WHERE q.{column} BETWEEN r.lo AND r.hi",
             [first.tolist(), last.tolist()],
         ).rowcount)
 

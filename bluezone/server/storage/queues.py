@@ -1,6 +1,6 @@
 """The export queues: each key waiting for its first file (export_queue) or its revision waiting for a
-batch's revised_keys (revision_queue), as one packed 48-byte record, so an export reads one column of
-one table and takes what it published out by runs of ids.
+batch's revised_keys (revision_queue, by revision: schema 17), as one packed 48-byte record, so an export
+reads one column of one table and takes what it published out by runs of ids.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from bluezone.errors import ServerStorageError
 from bluezone.keyformat.keys import KEY_DTYPE, NO_DAYS_SINCE_ONSET, empty_keys
 from bluezone.server.storage.batches import BatchRecord, ExportBookkeeping
 
-#: A queue row's record (schema 9): the key as its file carries it (``revised``: a revision is in its type
-#: and onset) and its id, little-endian.  Another layout needs a migration of its own.
+#: A queue row's record (schema 9): the key as its file carries it and its id, little-endian.  ``revised``:
+#: the id of the revision (in key_revisions) its type and onset are, 0 for none (schema 17; 1 before), so
+#: that an export takes out of revision_queue exactly the revisions its files carry.  Another layout needs a
+#: migration of its own.
 QUEUE_RECORD = np.dtype(
     [("key", "V16"), ("rolling_start", "<i4"), ("rolling_period", "<i4"), ("transmission_risk", "<i4"),
      ("report_type", "<i4"), ("days_since_onset", "<i4"), ("revised", "<i4"), ("key_id", "<i8")]
@@ -25,7 +27,8 @@ assert QUEUE_RECORD.itemsize == 48  # the queues' CHECK
 
 
 def queue_rows(ids: np.ndarray, keys: np.ndarray, revised: np.ndarray | int) -> list[tuple[int, int, int, bytes]]:
-    """Rows (key_id, rolling_start, rolling_end, record) of a queue for the KEY_DTYPE ``keys`` of ``ids``."""
+    """Rows (key_id, rolling_start, rolling_end, record) of a queue for the KEY_DTYPE ``keys`` of ``ids``
+    (``revised``: their revisions' ids, 0 for none)."""
     records = np.zeros(len(keys), QUEUE_RECORD)
     for name in KEY_DTYPE.names or ():
         records[name] = keys[name]
@@ -35,38 +38,65 @@ def queue_rows(ids: np.ndarray, keys: np.ndarray, revised: np.ndarray | int) -> 
     return list(zip(np.asarray(ids, np.int64).tolist(), keys["rolling_start"].tolist(), ends.tolist(), map(bytes, blobs)))
 
 
+def queue_revision_sql(queue: str = "revision_queue") -> str:
+    """A revision's row into ``queue`` (revision id, then ``queue_rows``' row); one already there stays."""
+    return (f"INSERT INTO {queue} (revision_id, key_id, rolling_start, rolling_end, record) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (revision_id) DO NOTHING")
+
+
 def id_runs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The first and last id of each run of consecutive integers in ``ids`` (ascending, distinct)."""
     breaks = np.flatnonzero(np.diff(ids) != 1) + 1
     return ids[np.r_[0, breaks]], ids[np.r_[breaks - 1, len(ids) - 1]]
 
 
+#: The id of the revision a key (``k``) stands as, 0 for none (its latest in key_revisions, schema 17).
+STANDING_REVISION = (
+    "CASE WHEN k.revised_at IS NULL THEN 0 ELSE (SELECT MAX(r.id) FROM key_revisions r WHERE r.key_id = k.id) END"
+)
+
+
 class ExportQueues(ExportBookkeeping):
     """Keys and revisions waiting for export, read in bulk and taken out with the files' records."""
 
-    def _queue_keys(self, cur: Any, queue: str, where: str, params: Sequence[Any] = ()) -> None:
-        """Put the keys (``k``) ``where`` selects into ``queue`` as they stand (revised or not)."""
+    def _queue_keys(
+        self, cur: Any, queue: str, where: str, params: Sequence[Any] = (), *, revision: str = STANDING_REVISION
+    ) -> None:
+        """Put the keys (``k``) ``where`` selects into ``queue`` as they stand (revised or not).
+        ``revision``: what the records' ``revised`` holds (the migrations before schema 17: a flag).
+        revision_queue's rows are keyed by their revision (schema 17), each once."""
         rows = self._exec(
             cur,
             "SELECT k.id, k.key_data, k.rolling_start, k.rolling_period, k.transmission_risk,"
             " COALESCE(k.revised_report_type, k.report_type),"
             " COALESCE(CASE WHEN k.revised_at IS NULL THEN k.days_since_onset ELSE k.revised_days_since_onset END,"
-            f" {int(NO_DAYS_SINCE_ONSET)}), CASE WHEN k.revised_at IS NULL THEN 0 ELSE 1 END"
+            f" {int(NO_DAYS_SINCE_ONSET)}), {revision}"
             f" FROM exposure_keys k WHERE {where} ORDER BY k.id",
             params,
         ).fetchall()
         keys = empty_keys(len(rows))
         for field, column in zip(KEY_DTYPE.names or (), list(zip(*rows))[1:7] if rows else ()):
             keys[field] = [bytes(v) for v in column] if field == "key" else column
-        ids, revised = np.array([r[0] for r in rows], np.int64), np.array([r[7] for r in rows], np.int32)
+        ids, revised = np.array([r[0] for r in rows], np.int64), np.array([r[7] for r in rows], np.int64)
+        queued = queue_rows(ids, keys, revised)
+        if queue.startswith("revision_queue") and revision is STANDING_REVISION:
+            self._queue_revisions(cur, queue, queued, revised.tolist())
+            return
         cur.executemany(
-            self._sql(f"INSERT INTO {queue} (key_id, rolling_start, rolling_end, record) VALUES (?, ?, ?, ?)"),
-            queue_rows(ids, keys, revised),
+            self._sql(f"INSERT INTO {queue} (key_id, rolling_start, rolling_end, record) VALUES (?, ?, ?, ?)"), queued
+        )
+
+    def _queue_revisions(
+        self, cur: Any, queue: str, queued: list[tuple[int, int, int, bytes]], revision_ids: list[int]
+    ) -> None:
+        """Rows of ``queue_rows`` into revision_queue under their revisions' ids (one already there stays)."""
+        cur.executemany(
+            self._sql(queue_revision_sql(queue)), [(revision, *row) for revision, row in zip(revision_ids, queued)]
         )
 
     def pending_keys(self, max_end_interval: int, min_start_interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Keys not yet exported whose validity ended by ``max_end_interval`` (the embargo), their ids,
-        and whether each was revised when read.
+        and the id of the revision each stood as when read (0: none).
 
         A key revised before its first export is exported as it stands now, its revision with it
         (``export_transaction`` is told which); one revised after this read goes out later, in ``revised_keys``."""
@@ -87,8 +117,8 @@ class ExportQueues(ExportBookkeeping):
 
     def pending_revisions(self, min_start_interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exported keys revised since, not yet in a batch's ``revised_keys``, with their new report type
-        (ids and flags as ``pending_keys``).  A key still waiting for its first export is left out: its
-        revision goes out with it."""
+        (key ids and revision ids as ``pending_keys``).  A key still waiting for its first export is left
+        out: its revision goes out with it."""
         return self._read_queue(
             "revision_queue",
             "q.rolling_start >= ? AND NOT EXISTS (SELECT 1 FROM export_queue e WHERE e.key_id = q.key_id)",
@@ -96,7 +126,7 @@ class ExportQueues(ExportBookkeeping):
         )
 
     def _read_queue(self, queue: str, where: str, params: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(KEY_DTYPE keys, their ids, revised or not) of the rows ``q`` of ``queue`` that ``where`` selects.
+        """(KEY_DTYPE keys, their ids, their revisions' ids) of the rows ``q`` of ``queue`` that ``where`` selects.
 
         Their records come back end to end in one value (``_joined_records``): a million keys as
         tuples of Python objects took longer than the database's own scan.  A read-only transaction:
@@ -109,7 +139,7 @@ class ExportQueues(ExportBookkeeping):
         keys = empty_keys(count)
         for name in KEY_DTYPE.names or ():
             keys[name] = records[name]
-        return keys, records["key_id"].astype(np.int64), records["revised"].astype(bool)
+        return keys, records["key_id"].astype(np.int64), records["revised"].astype(np.int64)
 
     def _joined_records(self, cur: Any, source: str, params: Sequence[Any]) -> tuple[int, bytes]:
         """How many rows ``source`` (FROM and WHERE) selects, and their records end to end.  The bytes
@@ -121,12 +151,14 @@ class ExportQueues(ExportBookkeeping):
 
     @contextmanager
     def export_transaction(self, key_ids: np.ndarray, revision_ids: np.ndarray) -> Iterator[list[BatchRecord]]:
-        """Take the keys ``key_ids`` out of export_queue and the revisions ``revision_ids`` (ids of the
-        keys whose revision the files carry) out of revision_queue, and record the batch files the
-        caller puts in the list it is given, in one transaction committed when the block ends (write
-        and sync the files inside it); if the block raises, nothing changes.  Ids ascending, distinct.
+        """Take the keys ``key_ids`` out of export_queue and the revisions ``revision_ids`` (the revisions'
+        own ids, not their keys') the files carry out of revision_queue, marked carried, and record the
+        batch files the caller puts in the list it is given, in one transaction committed when the block
+        ends (write and sync the files inside it); if the block raises, nothing changes.  Ids ascending,
+        distinct.
 
-        A revision made after the keys were read is in no file and stays queued; keys uploaded
+        A revision made after the keys were read is in no file and stays queued (a later revision of a
+        key read takes the earlier one's place in the queue: then nothing is recorded); keys uploaded
         meanwhile have other ids and stay queued.  Keys another export took out of the queue
         meanwhile (two exporters at once) would be published twice, and keys a code's revocation withheld
         meanwhile would be published at all: then nothing is recorded
@@ -139,19 +171,26 @@ class ExportQueues(ExportBookkeeping):
             self._record_batches(cur, batches)
 
     def _take_out(self, cur: Any, key_ids: np.ndarray, revision_ids: np.ndarray) -> None:
-        for queue, ids in (("export_queue", key_ids), ("revision_queue", revision_ids)):
-            if len(ids) and self._dequeue(cur, queue, ids) != len(ids):
+        # in the order a revocation and a revision change them (revisions, their queue, the keys' queue): two
+        # PostgreSQL transactions waiting for each other's rows would be a deadlock
+        if len(revision_ids):
+            first, last = id_runs(revision_ids)
+            cur.executemany(self._sql("UPDATE key_revisions SET carried = 1 WHERE id BETWEEN ? AND ?"),
+                            zip(first.tolist(), last.tolist()))
+        for queue, ids, column in (("revision_queue", revision_ids, "revision_id"), ("export_queue", key_ids, "key_id")):
+            if len(ids) and self._dequeue(cur, queue, ids, column) != len(ids):
                 raise ServerStorageError(
                     f"another export published, or a code revocation withheld, some of these {len(ids)} keys (from"
-                    f" {queue}) meanwhile: nothing recorded (the next export writes the rest)"
+                    f" {queue}) meanwhile, or a later revision replaced one: nothing recorded (the next export writes"
+                    " the rest)"
                 )
 
-    def _dequeue(self, cur: Any, queue: str, ids: np.ndarray) -> int:
-        """Delete ``ids`` (ascending, distinct) from ``queue``; how many were there.
+    def _dequeue(self, cur: Any, queue: str, ids: np.ndarray, column: str = "key_id") -> int:
+        """Delete the rows of ``ids`` (ascending, distinct; in ``column``) from ``queue``; how many were there.
 
         One range per run of consecutive ids (an upload's keys get consecutive ids, and so do the runs
         of keys between today's, still embargoed): a range holds no id but the run's, so nothing else
         is taken.  A million keys: 0.2-0.5 s, where finding each id from a JSON array took 1.0-1.1 s."""
         first, last = id_runs(ids)
-        cur.executemany(self._sql(f"DELETE FROM {queue} WHERE key_id BETWEEN ? AND ?"), zip(first.tolist(), last.tolist()))
+        cur.executemany(self._sql(f"DELETE FROM {queue} WHERE {column} BETWEEN ? AND ?"), zip(first.tolist(), last.tolist()))
         return int(cur.rowcount)

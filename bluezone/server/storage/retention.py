@@ -26,8 +26,8 @@ class Retention(ExportQueues):
                 cur, "SELECT id FROM exposure_keys WHERE rolling_start + rolling_period < ? ORDER BY id", [before_interval]
             ).fetchall()
             if expired:
-                for queue in ("export_queue", "revision_queue"):
-                    self._dequeue(cur, queue, np.array([i for (i,) in expired], np.int64))
+                for table in ("export_queue", "revision_queue", "key_revisions"):
+                    self._dequeue(cur, table, np.array([i for (i,) in expired], np.int64))
             n = self._exec(
                 cur, "DELETE FROM exposure_keys WHERE rolling_start + rolling_period < ?", [before_interval]
             ).rowcount

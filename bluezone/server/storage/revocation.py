@@ -1,7 +1,7 @@
 """A verification code withdrawn by the health authority (`server revoke-code`): one not used yet opens
 nothing from now on; one used is revoked too, and what it brought that no file has published yet is taken
 back: the keys and check-ins its upload stored (deleted) and the revisions it made to keys an earlier code
-uploaded (undone: those keys go out as they stood before it).
+uploaded (undone: those keys go out as they stood before it, their revision before kept since schema 17).
 """
 
 from __future__ import annotations
@@ -80,17 +80,18 @@ class Revocations(ExportQueues):
         """Take back what the used code ``code_hash`` brought that no file has published yet, and count
         what was.  Its revisions first: a key then stands for no code (its own revoked too) is withheld
         with the keys the code stored.  A key another standing code uploaded too, or revised, stays."""
-        undone = self._undo_revisions(cur, code_hash)
-        (published_revisions,) = self._exec(
-            cur, "SELECT COUNT(*) FROM exposure_keys WHERE revised_code_hash = ?", [code_hash]
+        undone, restood = self._undo_revisions(cur, code_hash)
+        (published_revisions,) = self._exec(  # what is left of its revisions: those a file carried
+            cur, "SELECT COUNT(*) FROM key_revisions WHERE code_hash = ?", [code_hash]
         ).fetchone()
-        orphaned = [i for i in undone if self._exec(  # revised keys of a code revoked before: its own withholding skipped them
-            cur, "SELECT 1 FROM exposure_keys k JOIN codes c ON c.code_hash = k.code_hash WHERE k.id = ? AND c.revoked_at IS NOT NULL",
-            [i],
-        ).fetchone()]
+        orphaned = [i for (i,) in self._exec(  # keys of a code revoked before whose last standing revision this was
+            cur, "SELECT k.id FROM exposure_keys k JOIN codes c ON c.code_hash = k.code_hash"
+            f" WHERE k.id IN ({', '.join('?' * len(restood))}) AND c.revoked_at IS NOT NULL AND {STANDS_ALONE}",
+            restood,
+        ).fetchall()] if restood else []
         ids = self._delete_keys(cur, f"k.code_hash = ? AND {STANDS_ALONE}", [code_hash])
         ids += self._delete_keys(cur, f"k.id IN ({', '.join('?' * len(orphaned))})", orphaned) if orphaned else []
-        self._requeue(cur, sorted(set(undone) - set(ids)))
+        self._requeue(cur, sorted(set(restood) - set(ids)))
         checkins = int(self._exec(
             cur, "DELETE FROM venue_reports WHERE code_hash = ? AND batch_id IS NULL", [code_hash]
         ).rowcount)
@@ -103,23 +104,42 @@ class Revocations(ExportQueues):
         ).fetchone()
         return Withheld(
             len(ids), checkins, int(published_keys) + len(set(orphaned) - set(ids)), int(published_checkins),
-            len(undone), int(published_revisions),
+            undone, int(published_revisions),
         )
 
-    def _undo_revisions(self, cur: Any, code_hash: str) -> list[int]:
-        """Undo the revisions ``code_hash`` made that wait for a file (a revision leaves its queue only in
-        one, or with its key's first file): the keys stand as before it.  Their ids."""
-        ids = sorted(int(r[0]) for r in self._exec(
-            cur,
-            "DELETE FROM revision_queue WHERE key_id IN (SELECT id FROM exposure_keys WHERE revised_code_hash = ?)"
-            " RETURNING key_id",
-            [code_hash],
-        ).fetchall())
-        cur.executemany(self._sql(
-            "UPDATE exposure_keys SET revised_report_type = NULL, revised_days_since_onset = NULL, revised_at = NULL,"
-            " revised_code_hash = NULL WHERE id = ?"
-        ), [(i,) for i in ids])
-        return ids
+    def _undo_revisions(self, cur: Any, code_hash: str) -> tuple[int, list[int]]:
+        """Undo the revisions ``code_hash`` made that no file carried (a revision is carried by a batch's
+        revised_keys, or with its key's first file): each key then stands as its revision before (kept,
+        schema 17), or as first uploaded; that one goes out if no file carried it yet.  How many were
+        undone, and their keys' ids."""
+        # the keys locked first (PostgreSQL): a revision of one committing meanwhile is waited for, then seen
+        self._exec(
+            cur, "SELECT k.id FROM exposure_keys k WHERE k.id IN (SELECT key_id FROM key_revisions WHERE code_hash = ?)"
+            f"{self._lock_keys}", [code_hash],
+        ).fetchall()
+        undone = self._exec(
+            cur, "DELETE FROM key_revisions WHERE code_hash = ? AND carried = 0 RETURNING id, key_id", [code_hash]
+        ).fetchall()
+        cur.executemany(self._sql("DELETE FROM revision_queue WHERE revision_id = ?"), [(int(r),) for r, _ in undone])
+        keys = sorted({int(k) for _, k in undone})
+        for key_id in keys:
+            self._stand_as_last_revision(cur, key_id)
+        return len(undone), keys
+
+    def _stand_as_last_revision(self, cur: Any, key_id: int) -> None:
+        """The key ``key_id`` stands as its latest revision kept (none: as first uploaded), queued for a
+        batch's revised_keys if no file carried it yet."""
+        last = self._exec(
+            cur, "SELECT report_type, days_since_onset, revised_at, code_hash, carried FROM key_revisions"
+            " WHERE key_id = ? ORDER BY id DESC LIMIT 1", [key_id],
+        ).fetchone()
+        kind, onset, at, code, carried = last or (None, None, None, None, 1)
+        self._exec(
+            cur, "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?,"
+            " revised_code_hash = ? WHERE id = ?", [kind, onset, at, code, key_id],
+        )
+        if not carried:
+            self._queue_keys(cur, "revision_queue", "k.id = ?", [key_id])
 
     def _delete_keys(self, cur: Any, where: str, params: list[Any]) -> list[int]:
         """Delete the keys (``k``) ``where`` selects that no file has published (still in export_queue), their
@@ -132,12 +152,14 @@ class Revocations(ExportQueues):
             " RETURNING key_id",
             params,
         ).fetchall()]
-        for table, column in (("revision_queue", "key_id"), ("revision_tokens", "key_id"), ("exposure_keys", "id")):
+        for table, column in (
+            ("key_revisions", "key_id"), ("revision_queue", "key_id"), ("revision_tokens", "key_id"), ("exposure_keys", "id")
+        ):
             cur.executemany(self._sql(f"DELETE FROM {table} WHERE {column} = ?"), [(i,) for i in ids])
         return ids
 
     def _requeue(self, cur: Any, ids: list[int]) -> None:
-        """Keys of ``ids`` still waiting for their first file queued again as they stand now (unrevised)."""
+        """Keys of ``ids`` still waiting for their first file queued again as they stand now."""
         if not ids:
             return
         waiting = [int(r[0]) for r in self._exec(

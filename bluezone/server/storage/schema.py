@@ -12,7 +12,10 @@ from bluezone.errors import NewerSchemaError
 from bluezone.server.storage.database import PING_SQL
 from bluezone.server.storage.queues import ExportQueues
 
-SCHEMA_VERSION = 16
+#: What a queue record's ``revised`` held before schema 17: whether the key stood revised (1) or not (0).
+QUEUED_REVISED_FLAG = "CASE WHEN k.revised_at IS NULL THEN 0 ELSE 1 END"
+
+SCHEMA_VERSION = 17
 
 #: The first release's tables (schema 1), created in a new database before the migrations below.
 FIRST_TABLES = [
@@ -122,8 +125,10 @@ MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
             rolling_start INTEGER NOT NULL,
             rolling_end INTEGER NOT NULL,
             record {blob} NOT NULL CHECK (length(record) = 48))""",
-        lambda storage, cur: storage._queue_keys(cur, "export_queue_9", "k.id IN (SELECT key_id FROM export_queue)"),
-        lambda storage, cur: storage._queue_keys(cur, "revision_queue_9", "k.id IN (SELECT key_id FROM revision_queue)"),
+        lambda storage, cur: storage._queue_keys(
+            cur, "export_queue_9", "k.id IN (SELECT key_id FROM export_queue)", revision=QUEUED_REVISED_FLAG),
+        lambda storage, cur: storage._queue_keys(
+            cur, "revision_queue_9", "k.id IN (SELECT key_id FROM revision_queue)", revision=QUEUED_REVISED_FLAG),
         "DROP TABLE export_queue",
         "DROP TABLE revision_queue",
         "ALTER TABLE export_queue_9 RENAME TO export_queue",
@@ -174,7 +179,49 @@ MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
         " FROM codes WHERE used_at IS NOT NULL GROUP BY used_at HAVING COUNT(*) = 1) AS u"
         " WHERE exposure_keys.revised_at = u.used_at",
     ],
+    17: [  # each revision of a key kept (recursive -> likely -> confirmed: an F1 diagnosed, then tested), so that
+        # revoking a code undoes exactly its own revision (the key stands as the one before it) and an export
+        # takes out of revision_queue the revisions its files carried, by their own ids (a later revision
+        # queued while an export ran had the same key id and was dropped).  exposure_keys.revised_* stay: the
+        # revision the key stands as.  Ids never reused (AUTOINCREMENT): an export's read names a revision.
+        """CREATE TABLE key_revisions (
+            id {unreused_id},
+            key_id {int64} NOT NULL,
+            report_type INTEGER NOT NULL,
+            days_since_onset INTEGER,
+            revised_at DOUBLE PRECISION NOT NULL,
+            code_hash TEXT,
+            carried INTEGER NOT NULL DEFAULT 0)""",
+        "CREATE INDEX key_revisions_key ON key_revisions (key_id)",
+        "CREATE INDEX key_revisions_code ON key_revisions (code_hash) WHERE code_hash IS NOT NULL",
+        # a revision still queued is one no file carried yet (queued at the revision, out with the file)
+        "INSERT INTO key_revisions (key_id, report_type, days_since_onset, revised_at, code_hash, carried)"
+        " SELECT id, revised_report_type, revised_days_since_onset, revised_at, revised_code_hash,"
+        " CASE WHEN id IN (SELECT key_id FROM revision_queue) THEN 0 ELSE 1 END"
+        " FROM exposure_keys WHERE revised_at IS NOT NULL ORDER BY id",
+        """CREATE TABLE revision_queue_17 (
+            revision_id {int64} PRIMARY KEY,
+            key_id {int64} NOT NULL,
+            rolling_start INTEGER NOT NULL,
+            rolling_end INTEGER NOT NULL,
+            record {blob} NOT NULL CHECK (length(record) = 48))""",
+        lambda storage, cur: storage._queue_keys(cur, "revision_queue_17", "k.id IN (SELECT key_id FROM revision_queue)"),
+        lambda storage, cur: _record_revision_ids(storage, cur),
+        "DROP TABLE revision_queue",
+        "ALTER TABLE revision_queue_17 RENAME TO revision_queue",
+        "CREATE INDEX revision_queue_key ON revision_queue (key_id)",
+    ],
 }
+
+
+def _record_revision_ids(storage: ExportQueues, cur: Any) -> None:
+    """Keys revised while waiting for their first file queued again, their records naming the revision."""
+    revised = [int(i) for (i,) in storage._exec(
+        cur, "DELETE FROM export_queue WHERE key_id IN (SELECT id FROM exposure_keys WHERE revised_at IS NOT NULL)"
+        " RETURNING key_id",
+    ).fetchall()]
+    if revised:
+        storage._queue_keys(cur, "export_queue", f"k.id IN ({', '.join('?' * len(revised))})", revised)
 
 
 class Schema(ExportQueues):
@@ -202,7 +249,8 @@ class Schema(ExportQueues):
                     if callable(change):  # a step SQL alone cannot take (records built in Python)
                         change(self, cur)
                     else:
-                        self._exec(cur, change.format(serial=self._serial, blob=self._blob, int64=self._int64))
+                        self._exec(cur, change.format(
+                            serial=self._serial, blob=self._blob, int64=self._int64, unreused_id=self._unreused_id))
                 self._exec(cur, "UPDATE meta SET value = ? WHERE name = 'schema_version'", [str(step)])
 
     def ping(self, own_connection: bool = False) -> None:

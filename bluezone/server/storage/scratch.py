@@ -46,6 +46,7 @@ class BenchmarkScratch(ExportQueues):
         with self._transaction() as cur:
             self._exec(cur, "DELETE FROM export_queue")
             self._exec(cur, "DELETE FROM revision_queue")
+            self._exec(cur, "UPDATE key_revisions SET carried = 0")
             self._queue_keys(cur, "export_queue", "1 = 1")
             self._queue_keys(cur, "revision_queue", "k.revised_at IS NOT NULL")
             self._exec(cur, "DELETE FROM batches")

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from bluezone.errors import RevisionRefused
 from bluezone.keyformat.keys import NO_DAYS_SINCE_ONSET, empty_keys
 from bluezone.server.storage.codes import CODE_MATCH, CodeRecord
-from bluezone.server.storage.queues import ExportQueues, queue_rows
+from bluezone.server.storage.queues import ExportQueues, queue_revision_sql, queue_rows
 
 #: GAEN report types (TemporaryExposureKey.ReportType) that revision concerns.  RECURSIVE marks the
 #: keys of a close contact (F1) of a case, published so that *their* close contacts (F2) are told.
 CONFIRMED, LIKELY, RECURSIVE, REVOKED = 1, 2, 4, 5
 
 
-#: How certain a report is: a revision may only go up this ladder (an F1's recursive report to a likely
-#: diagnosis or a confirmed test, a likely one to confirmed), or to revoked (a negative test).
+#: How certain a report is: a revision may only go up this ladder (an F1's recursive report, then a
+#: likely diagnosis, then a confirmed test), or to revoked (a negative test) from a report not yet final.
 CERTAINTY = {RECURSIVE: 1, LIKELY: 2, CONFIRMED: 3}
 
 
@@ -29,17 +30,13 @@ def revision_refusal(current_type: int, revised: bool, new_type: int) -> str | N
     """Why a key standing as ``current_type`` (its revised type where ``revised``) may not become
     ``new_type`` (None: it may).
 
-    GAEN's reference server lets a likely report become confirmed or negative, once.  Here a recursive
-    report may also become likely or confirmed (an F1 who uploaded for F2 warnings and is later
-    diagnosed), and nothing goes down.  Still once: a revised key is final, because ``server
-    revoke-code`` undoes a revision by restoring the key as first uploaded (revocation.py), which a
-    second revision (recursive -> likely -> confirmed) would get wrong, restoring recursive where the
-    likely revision still stands (attack18), and a second revision could be lost to an export that read
-    the first one."""
-    if revised:
-        return "key_already_revised"
+    GAEN's reference server lets a likely report become confirmed or negative, once.  Here a stronger
+    report always wins: recursive -> likely -> confirmed (an F1 who uploaded for F2 warnings, later
+    diagnosed, then tested), each step once, or revoked by a negative test while not confirmed; confirmed
+    and revoked are final and nothing goes down, so a key has at most two revisions.  Each is kept
+    (key_revisions, schema 17): ``server revoke-code`` undoes exactly its own code's."""
     if current_type not in (RECURSIVE, LIKELY):
-        return "invalid_report_type_transition"
+        return "key_already_revised" if revised else "invalid_report_type_transition"
     if new_type == REVOKED or CERTAINTY.get(new_type, 0) > CERTAINTY[current_type]:
         return None
     return "invalid_report_type_transition"
@@ -154,26 +151,17 @@ class Uploads(ExportQueues):
                     refusal = revision_refusal(current_type, revised_at is not None, report_type)
                     if refusal:
                         raise RevisionRefused(refusal)
-                    # compare-and-set: a concurrent revision of the same key (another server process) makes
-                    # this one lose
+                    # compare-and-set on the type read: a concurrent revision of the same key (another server
+                    # process) makes this one lose
                     done = self._exec(
                         cur,
                         "UPDATE exposure_keys SET revised_report_type = ?, revised_days_since_onset = ?, revised_at = ?,"
-                        " revised_code_hash = ? WHERE id = ? AND revised_at IS NULL",
-                        [report_type, onset, now, record.code_hash, key_id],
+                        " revised_code_hash = ? WHERE id = ? AND COALESCE(revised_report_type, report_type) = ?",
+                        [report_type, onset, now, record.code_hash, key_id, current_type],
                     ).rowcount
                     if done != 1:
                         raise RevisionRefused("key_already_revised")
-                    now_stands = empty_keys(1)  # the key as stored, under its new type and onset
-                    now_stands[0] = (key_data, *stored, report_type, dsos)
-                    ((_, start, end, as_revised),) = queue_rows(np.array([key_id]), now_stands, revised=1)
-                    # a key still waiting for its first export goes out revised (no-op once exported)
-                    self._exec(cur, "UPDATE export_queue SET record = ? WHERE key_id = ?", [as_revised, key_id])
-                    self._exec(
-                        cur,
-                        "INSERT INTO revision_queue (key_id, rolling_start, rolling_end, record) VALUES (?, ?, ?, ?)",
-                        [key_id, start, end, as_revised],
-                    )
+                    self._revise(cur, key_id, report_type, onset, now, record.code_hash, (key_data, *stored, report_type, dsos))
                     revised += 1
                 if shown:
                     owned.append(int(key_id))
@@ -195,6 +183,27 @@ class Uploads(ExportQueues):
                 )
                 stored_reports = len(venue_reports)
             return PublishOutcome(inserted, revised, stored_reports)
+
+    def _revise(
+        self, cur: Any, key_id: int, report_type: int, onset: int | None, now: float, code_hash: str, stands: tuple[Any, ...]
+    ) -> None:
+        """Keep the revision of ``key_id`` (its type and onset, its code) beside the earlier ones and queue
+        it: the key as it now ``stands`` (a KEY_DTYPE row) for its first file if it waits for one, else for
+        a batch's revised_keys.  An earlier revision no file carried yet leaves the queue (this one goes
+        out in its place); it stays kept, to stand again if this one's code is revoked."""
+        (revision_id,) = self._exec(
+            cur,
+            "INSERT INTO key_revisions (key_id, report_type, days_since_onset, revised_at, code_hash) VALUES (?, ?, ?, ?, ?)"
+            " RETURNING id",
+            [key_id, report_type, onset, now, code_hash],
+        ).fetchone()
+        now_stands = empty_keys(1)
+        now_stands[0] = stands
+        ((_, start, end, as_revised),) = queue_rows(np.array([key_id]), now_stands, revised=int(revision_id))
+        self._exec(cur, "DELETE FROM revision_queue WHERE key_id = ?", [key_id])
+        # a key still waiting for its first export goes out revised (no-op once exported)
+        self._exec(cur, "UPDATE export_queue SET record = ? WHERE key_id = ?", [as_revised, key_id])
+        self._exec(cur, queue_revision_sql(), [int(revision_id), key_id, start, end, as_revised])
 
     def count_keys(self) -> int:
         with self._transaction() as cur:

@@ -1,0 +1,327 @@
+"""A key revised twice (schema 17): an F1 who uploaded for F2 warnings (recursive), is diagnosed "likely",
+then tests positive.  Each revision is kept, so ``server revoke-code`` undoes exactly its own code's (the
+key stands as the revision before it, which a file may already carry) and an export takes out of
+revision_queue only the revisions its files carried.  Under e05f390 the confirmed upload was refused
+(key_already_revised); under d8ed463, which allowed it, revoking the confirming code put the keys back to
+recursive while the likely revision stood, and an export that read the likely revision dropped the
+confirmed one.  On SQLite and PostgreSQL (the ``storage`` fixture) unless named."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from server_helpers import KEY, NOW, uploaded
+
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.keyformat.export import open_signed_export
+from bluezone.server.codes import issue_code, revoke_code
+from bluezone.server.exports import ExportConfig, export_batches
+from bluezone.server.publish import PublishConfig, PublishResult, publish
+from bluezone.server.signing import Signer, keygen
+from bluezone.server.storage import CONFIRMED, LIKELY, RECURSIVE, REVOKED, Storage, Withheld, open_storage
+
+DAY = rolling_start(NOW) - ROLLING_PERIOD
+KEYS = [b"\x31" * 16, b"\x32" * 16]
+EXPOSED = dt.datetime.fromtimestamp((DAY - ROLLING_PERIOD) * 600, dt.UTC).date()  # the older key's day
+
+
+def _body(code: str, token: str | None) -> bytes:
+    entries = [{"key": base64.b64encode(k).decode(), "rollingStartNumber": DAY - i * ROLLING_PERIOD} for i, k in enumerate(KEYS)]
+    return json.dumps({"temporaryExposureKeys": entries, "verificationPayload": code,
+                       **({"revisionToken": token} if token else {})}).encode()
+
+
+def _upload(storage: Storage, test_type: str, token: str | None = None, at: float = NOW + 5) -> tuple[str, PublishResult]:
+    """KEYS uploaded under a new code of ``test_type`` (with ``token``: revising them): the code and the answer."""
+    extra = {"exposure_date": EXPOSED} if test_type == "recursive" else {}
+    code = issue_code(storage, NOW, key=KEY, test_type=test_type, **extra).code
+    return code, publish(storage, _body(code, token), "192.0.2.1", at, PublishConfig(), code_key=KEY)
+
+
+def _chain(storage: Storage) -> tuple[list[str], list[PublishResult]]:
+    """Recursive, then likely, then confirmed: the codes and answers (each revising both keys)."""
+    codes, answers, token = [], [], None
+    for i, kind in enumerate(("recursive", "likely", "confirmed")):
+        code, answer = _upload(storage, kind, token, at=NOW + 5 + 10 * i)
+        assert (answer.inserted, answer.revised) == ((2, 0) if i == 0 else (0, 2))
+        codes.append(code)
+        answers.append(answer)
+        token = answer.revision_token
+    return codes, answers
+
+
+def _export(
+    storage: Storage, signer: Signer, out: Path, at: float, only: list[bytes] | None = KEYS
+) -> tuple[dict[bytes, int], dict[bytes, int]]:
+    """An export at ``at``: its files' real keys (``only`` those) -> report type, and real revisions -> their new type."""
+    keys: dict[bytes, int] = {}
+    revised: dict[bytes, int] = {}
+    for batch in export_batches(storage, signer, out, at, ExportConfig()):
+        export, _ = open_signed_export((out / batch.name).read_bytes(), signer.public_key)
+        for found, into in ((export.keys, keys), (export.revised_keys, revised)):
+            real = uploaded(found, storage) if len(found) else found
+            for k in real:
+                if only is not None and bytes(k["key"]) not in only:
+                    continue
+                assert bytes(k["key"]) not in into  # each key once a file
+                into[bytes(k["key"])] = int(k["report_type"])
+    return keys, revised
+
+
+def _each(kind: int) -> dict[bytes, int]:
+    return {k: kind for k in KEYS}
+
+
+@pytest.mark.parametrize("exported", ["never", "recursive", "likely"])
+def test_an_f1s_keys_become_likely_then_confirmed_and_go_out_once_each(storage: Storage, tmp_path: Path, exported: str) -> None:
+    """Exported before the likely upload, between the two revisions, or not at all: the files say each
+    step once, and the last file says confirmed."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    token = None
+    for kind in ("recursive", "likely"):
+        _, answer = _upload(storage, kind, token)
+        token = answer.revision_token
+        if exported == kind:
+            assert _export(storage, signer, out, NOW + 30) != ({}, {})
+    _, confirmed = _upload(storage, "confirmed", token, at=NOW + 40)
+    assert confirmed.revised == 2
+    expected = {"never": (_each(CONFIRMED), {}), "recursive": ({}, _each(CONFIRMED)), "likely": ({}, _each(CONFIRMED))}
+    assert _export(storage, signer, out, NOW + 60) == expected[exported]
+    assert _export(storage, signer, out, NOW + 90) == ({}, {})  # out once
+
+
+@pytest.mark.parametrize("likely_carried", [True, False])
+def test_revoking_the_confirming_code_leaves_the_keys_likely_not_recursive(
+    storage: Storage, tmp_path: Path, likely_carried: bool
+) -> None:
+    """attack18's case: the confirming code revoked before a file carried its revision.  The keys stand as
+    the likely revision (d8ed463 put them back to recursive: F2s would have heard a weaker warning); if no
+    file carried the likely revision either, it goes out now."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    _, first = _upload(storage, "recursive")
+    assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    likely_code, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
+    if likely_carried:
+        assert _export(storage, signer, out, NOW + 15) == ({}, _each(LIKELY))
+    confirming, _ = _upload(storage, "confirmed", likely.revision_token, at=NOW + 20)
+    said = revoke_code(storage, confirming, NOW + 25, key=KEY)
+    assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0, revisions=2), True)
+    assert _export(storage, signer, out, NOW + 60) == ({}, {} if likely_carried else _each(LIKELY))
+    # revoking the likely code too: a file carried its revision (before, or just now), counted (exit 1)
+    said = revoke_code(storage, likely_code, NOW + 70, key=KEY)
+    assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0, published_revisions=2), False)
+    assert _export(storage, signer, out, NOW + 90) == ({}, {})
+
+
+def test_revoking_the_likely_code_under_a_standing_confirmation_undoes_only_its_own(storage: Storage, tmp_path: Path) -> None:
+    """The likely revision's code revoked while the confirmed one stands: the keys stay confirmed, and
+    revoking the confirming code afterwards brings them back to recursive (nobody vouches for likely)."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    codes, _ = _chain(storage)
+    assert revoke_code(storage, codes[1], NOW + 40, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+    assert _export(storage, signer, out, NOW + 50) == (_each(CONFIRMED), {})
+    assert revoke_code(storage, codes[2], NOW + 60, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
+
+
+def test_the_first_and_the_last_code_revoked_leave_the_keys_to_the_middle_one(storage: Storage, tmp_path: Path) -> None:
+    """The recursive upload's code and the confirming code revoked, none of it in a file: the likely code
+    still vouches for the keys, which go out likely (the withholding took every key whose own code was
+    revoked once its revision was undone, whoever else stood for it)."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    codes, _ = _chain(storage)
+    assert revoke_code(storage, codes[0], NOW + 40, key=KEY).withheld == Withheld(0, 0, 0, 0)
+    assert revoke_code(storage, codes[2], NOW + 50, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+    assert _export(storage, signer, out, NOW + 60) == (_each(LIKELY), {})
+    assert revoke_code(storage, codes[1], NOW + 70, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
+
+
+def test_a_negative_test_after_a_likely_diagnosis_revokes_the_keys(storage: Storage, tmp_path: Path) -> None:
+    """recursive -> likely -> negative: revoked, and revoked is final."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    _, first = _upload(storage, "recursive")
+    assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    _, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
+    _, negative = _upload(storage, "negative", likely.revision_token, at=NOW + 20)
+    assert negative.revised == 2
+    assert _export(storage, signer, out, NOW + 60) == ({}, _each(REVOKED))
+    code = issue_code(storage, NOW, key=KEY, test_type="confirmed").code
+    with pytest.raises(Exception, match="cannot be revised again"):
+        publish(storage, _body(code, negative.revision_token), "192.0.2.1", NOW + 70, PublishConfig(), code_key=KEY)
+
+
+@pytest.mark.parametrize("first_exported", [True, False])
+def test_an_export_that_read_the_likely_revision_never_drops_the_confirmed_one(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_exported: bool
+) -> None:
+    """The confirmed upload lands while an export that read the likely revision writes its files: the
+    export records nothing and the next one carries the confirmation (it dequeued by key id and dropped it:
+    no file ever said confirmed)."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    _, first = _upload(storage, "recursive")
+    if first_exported:
+        assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    _, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
+    taking = storage.export_transaction
+
+    def confirmed_meanwhile(*args: np.ndarray) -> object:
+        monkeypatch.setattr(storage, "export_transaction", taking)
+        assert _upload(storage, "confirmed", likely.revision_token, at=NOW + 30)[1].revised == 2
+        return taking(*args)
+
+    monkeypatch.setattr(storage, "export_transaction", confirmed_meanwhile)
+    with pytest.raises(Exception, match="a later revision replaced one"):
+        export_batches(storage, signer, out, NOW + 40, ExportConfig())
+    expected = ({}, _each(CONFIRMED)) if first_exported else (_each(CONFIRMED), {})
+    assert _export(storage, signer, out, NOW + 60) == expected
+
+
+def test_a_likely_revision_undone_while_the_confirmed_upload_commits_is_not_lost(
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL (READ COMMITTED), two connections: the likely code is revoked while the confirmed upload,
+    having changed the key's row, is held open.  The revocation waits for the keys first, then judges them
+    as they now stand: the confirmation stands.  Without that wait it undid the likely revision, found no
+    revision left in its snapshot and waited for the key's row to put it back to recursive, while the
+    upload waited for the likely revision's queue row it had taken: a deadlock, one of them aborted."""
+    from test_revoke_revising_code import _waiting_for_a_lock
+
+    revoker, uploader = open_storage(postgres_dsn), open_storage(postgres_dsn)
+    go = threading.Event()
+    try:
+        signer = keygen(tmp_path / "keys")
+        _, first = _upload(revoker, "recursive")
+        likely_code, likely = _upload(revoker, "likely", first.revision_token, at=NOW + 10)
+        code = issue_code(revoker, NOW, key=KEY, test_type="confirmed").code
+        revised = threading.Event()
+        run = uploader._exec
+
+        def held_after_revising(cur: Any, sql: str, params: Any = ()) -> Any:
+            out = run(cur, sql, params)
+            if sql.startswith("UPDATE exposure_keys SET revised_") and not revised.is_set():  # its key row locked
+                revised.set()
+                assert go.wait(30)
+            return out
+
+        monkeypatch.setattr(uploader, "_exec", held_after_revising)
+        said: dict[str, Any] = {}
+        upload = threading.Thread(target=lambda: said.update(upload=publish(
+            uploader, _body(code, likely.revision_token), "192.0.2.1", NOW + 20, PublishConfig(), code_key=KEY)))
+        upload.start()
+        assert revised.wait(30)
+        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, likely_code, NOW + 21, key=KEY)))
+        revocation.start()
+        _waiting_for_a_lock(postgres_dsn, revocation)
+        go.set()
+        upload.join(30)
+        revocation.join(30)
+        assert said["upload"].revised == len(KEYS) and said["revoked"].withheld.revisions == len(KEYS)
+        assert _export(revoker, signer, tmp_path / "out", NOW + 60) == (_each(CONFIRMED), {})
+    finally:
+        go.set()
+        uploader.close()
+        revoker.close()
+
+
+def test_fakes_are_revised_twice_as_a_real_key_is_and_never_to_the_type_they_stand_as(storage: Storage, tmp_path: Path) -> None:
+    """A real key revised twice is in two files' revisions: so are fakes padding them (only fakes never
+    revised were revisable, so a key in two files' revisions was a real one), each revised up from the type
+    it stands as (first published, or as a file's revision left it: never "revised" to that same type, which
+    no real revision does)."""
+    from bluezone.server.padding import is_fake
+
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    files = []
+    token = None
+    for i, kind in enumerate(("recursive", "likely", "confirmed")):
+        _, answer = _upload(storage, kind, token, at=NOW + 5 + 100 * i)
+        token = answer.revision_token
+        files.append([open_signed_export((out / b.name).read_bytes(), signer.public_key)[0]
+                      for b in export_batches(storage, signer, out, NOW + 50 + 100 * i, ExportConfig())])
+    secret = storage.padding_secret(int(NOW // 86_400))
+    stands = {bytes(k["key"]): int(k["report_type"]) for f in files[0] for k in f.keys}
+    assert set(stands.values()) == {RECURSIVE}
+    revised_in = []
+    for export_files in files[1:]:
+        revised = np.concatenate([f.revised_keys for f in export_files])
+        fake = is_fake(revised, secret)
+        assert (~fake).sum() == len(KEYS) and fake.sum() >= 2 * 99  # each day's file padded
+        order = {RECURSIVE: 1, LIKELY: 2, CONFIRMED: 3, REVOKED: 4}
+        for k in revised:
+            assert order[int(k["report_type"])] > order[stands[bytes(k["key"])]]  # up from how it stood, fakes too
+        stands.update({bytes(k["key"]): int(k["report_type"]) for k in revised})
+        revised_in.append({bytes(k["key"]) for k in revised[fake]})
+    assert len(revised_in[0] & revised_in[1]) >= 99  # fakes in two files' revisions, as the real keys are
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_schema_16_database_keeps_its_revisions_and_queues_them_by_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Schema 17's migration keeps each key's revision (its type, onset, code, and whether a file carried
+    it: one still queued did not) and names it in the queues' records, so the export carries what schema
+    16 left waiting, once, and revoking a revision's code undoes it as one made after the upgrade."""
+    from bluezone.keyformat.keys import empty_keys
+    from bluezone.server.storage import schema
+    from bluezone.server.storage.queues import queue_rows
+
+    path = str(tmp_path / "v16.db") if backend == "sqlite" else request.getfixturevalue("postgres_dsn")
+    codes = {}
+    rows = {  # first key byte: (type, revised to, revised onset, in export_queue, in revision_queue)
+        1: (LIKELY, CONFIRMED, 3, False, False),  # revised, carried
+        2: (LIKELY, REVOKED, None, True, True),  # revised before its first file
+        3: (RECURSIVE, LIKELY, 2, False, True),  # exported, then revised: the revision waits
+        4: (LIKELY, None, None, True, False),  # waiting, never revised
+    }
+    with monkeypatch.context() as m:
+        m.setattr(schema, "SCHEMA_VERSION", 16)
+        old = open_storage(path)
+        try:
+            codes.update({byte: issue_code(old, NOW, key=KEY, test_type="confirmed").code for byte in rows})
+            with old._transaction() as cur:
+                for byte, (kind, revised, onset, queued, revision_queued) in rows.items():
+                    old._exec(cur, "UPDATE codes SET used_at = ? WHERE code_hash = ?", [NOW - 60, KEY.hash(codes[byte])])
+                    (key_id,) = old._exec(
+                        cur,
+                        "INSERT INTO exposure_keys (key_data, rolling_start, rolling_period, transmission_risk, report_type,"
+                        " received_at, revised_report_type, revised_days_since_onset, revised_at, revised_code_hash)"
+                        " VALUES (?, ?, 144, 0, ?, 0, ?, ?, ?, ?) RETURNING id",
+                        [bytes([byte]) * 16, DAY, kind, revised, onset, None if revised is None else NOW - 60,
+                         KEY.hash(codes[byte]) if revised else None],
+                    ).fetchone()
+                    stands = empty_keys(1)
+                    stands[0] = (bytes([byte]) * 16, DAY, 144, 0, revised or kind, -(2**31) if onset is None else onset)
+                    ((_, start, end, record),) = queue_rows(np.array([key_id]), stands, revised=int(revised is not None))
+                    for queue, wanted in (("export_queue", queued), ("revision_queue", revision_queued)):
+                        if wanted:
+                            old._exec(cur, f"INSERT INTO {queue} (key_id, rolling_start, rolling_end, record)"
+                                      " VALUES (?, ?, ?, ?)", [key_id, start, end, record])
+        finally:
+            old.close()
+    storage = open_storage(path)
+    try:
+        with storage._transaction() as cur:
+            kept = storage._exec(cur, "SELECT k.key_data, r.report_type, r.days_since_onset, r.code_hash, r.carried"
+                                 " FROM key_revisions r JOIN exposure_keys k ON k.id = r.key_id ORDER BY k.id").fetchall()
+        assert [(bytes(k)[0], *rest) for k, *rest in kept] == [
+            (1, CONFIRMED, 3, KEY.hash(codes[1]), 1), (2, REVOKED, None, KEY.hash(codes[2]), 0),
+            (3, LIKELY, 2, KEY.hash(codes[3]), 0)]
+        signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+        keys, revised = _export_all(storage, signer, out, NOW)
+        assert (keys, revised) == ({2: REVOKED, 4: LIKELY}, {3: LIKELY})
+        assert _export_all(storage, signer, out, NOW + 60) == ({}, {})  # each once
+        assert revoke_code(storage, codes[3], NOW + 70, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=1)
+    finally:
+        storage.close()
+
+
+def _export_all(storage: Storage, signer: Signer, out: Path, at: float) -> tuple[dict[int, int], dict[int, int]]:
+    """``_export`` with every real key (not only KEYS) by its first byte."""
+    keys, revised = _export(storage, signer, out, at, only=None)
+    return {k[0]: v for k, v in keys.items()}, {k[0]: v for k, v in revised.items()}
