@@ -25,7 +25,7 @@ from bluezone.server.codes import CodeKey, issue_code, revoke_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import Signer, keygen
-from bluezone.server.storage import CONFIRMED, LIKELY, REVOKED, Storage, Withheld, open_storage
+from bluezone.server.storage import CONFIRMED, LIKELY, Storage, Withheld, open_storage
 
 DAY = rolling_start(NOW) - ROLLING_PERIOD
 KEYS = [b"\x21" * 16, b"\x22" * 16]
@@ -146,12 +146,15 @@ def test_an_export_that_read_the_revision_before_its_revocation_records_nothing(
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-@pytest.mark.parametrize("codes_at_that_instant", [1, 2])
+@pytest.mark.parametrize("beside", [(), ("confirmed",), ("likely",)])
 def test_revisions_made_before_the_upgrade_are_linked_to_their_code_by_its_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str, codes_at_that_instant: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest, backend: str, beside: tuple[str, ...]
 ) -> None:
-    """Schema 16's migration finds the code of each earlier revision: the revision and the code's use share
-    their time to the bit (one publish's clock reading); two codes used at that very instant link neither."""
+    """The migrations find the code of each earlier revision: the revision and the code's use share their
+    time to the bit (one publish's clock reading) and its type (a confirmed code's revision is confirmed, a
+    negative one's revoked).  Two codes of the revision's type used at that very instant link neither;
+    another code of another type used then (someone else's likely upload) no longer keeps it unlinked
+    (schema 16's migration matched the time alone: unlinked, so revoking the code left the revision)."""
     from bluezone.server.storage import schema
 
     path = str(tmp_path / "v15.db") if backend == "sqlite" else request.getfixturevalue("postgres_dsn")
@@ -160,18 +163,18 @@ def test_revisions_made_before_the_upgrade_are_linked_to_their_code_by_its_time(
         s = open_storage(path)
         try:
             _, token = _upload(s, "likely")
-            code, *others = [issue_code(s, NOW, key=KEY, test_type="confirmed").code for _ in range(codes_at_that_instant)]
+            code, *others = [issue_code(s, NOW, key=KEY, test_type=kind).code for kind in ("confirmed", *beside)]
             with s._transaction() as cur:  # what schema 15's publish stored: the revision, no code beside it
                 for used in (code, *others):
                     s._exec(cur, "UPDATE codes SET used_at = ? WHERE code_hash = ?", [NOW + 10.123456789, KEY.hash(used)])
                 s._exec(cur, "UPDATE exposure_keys SET revised_report_type = ?, revised_at = ?, code_hash = NULL",
-                        [REVOKED, NOW + 10.123456789])
+                        [CONFIRMED, NOW + 10.123456789])
                 s._exec(cur, "INSERT INTO revision_queue SELECT * FROM export_queue")
         finally:
             s.close()
     s = open_storage(path)
     try:
-        linked = 2 if codes_at_that_instant == 1 else 0
+        linked = 0 if beside == ("confirmed",) else 2
         assert revoke_code(s, code, NOW + 20, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=linked)
     finally:
         s.close()

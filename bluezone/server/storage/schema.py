@@ -194,6 +194,12 @@ MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
             carried INTEGER NOT NULL DEFAULT 0)""",
         "CREATE INDEX key_revisions_key ON key_revisions (key_id)",
         "CREATE INDEX key_revisions_code ON key_revisions (code_hash) WHERE code_hash IS NOT NULL",
+        # a revision schema 16 left unlinked (two codes used at its instant): the one of its type, if only one
+        # (the revising code's type is the revision's: confirmed, likely, or negative -> revoked)
+        "UPDATE exposure_keys SET revised_code_hash = u.code_hash FROM (SELECT used_at, report_type,"
+        " MIN(code_hash) AS code_hash FROM codes WHERE used_at IS NOT NULL GROUP BY used_at, report_type"
+        " HAVING COUNT(*) = 1) AS u WHERE exposure_keys.revised_code_hash IS NULL"
+        " AND exposure_keys.revised_at = u.used_at AND exposure_keys.revised_report_type = u.report_type",
         # a revision still queued is one no file carried yet (queued at the revision, out with the file)
         "INSERT INTO key_revisions (key_id, report_type, days_since_onset, revised_at, code_hash, carried)"
         " SELECT id, revised_report_type, revised_days_since_onset, revised_at, revised_code_hash,"
