@@ -325,3 +325,27 @@ def _export_all(storage: Storage, signer: Signer, out: Path, at: float) -> tuple
     """``_export`` with every real key (not only KEYS) by its first byte."""
     keys, revised = _export(storage, signer, out, at, only=None)
     return {k[0]: v for k, v in keys.items()}, {k[0]: v for k, v in revised.items()}
+
+
+@pytest.mark.parametrize("exported", [False, True])
+def test_a_same_type_upload_over_a_revision_vouches_for_it_and_keeps_the_first_codes_link(
+    storage: Storage, tmp_path: Path, exported: bool
+) -> None:
+    """Likely keys confirmed (code 1), then uploaded confirmed again under code 2 (the same type as they
+    stand: no token needed, nothing revised).  Revoking code 1 leaves them confirmed (code 2 says so; they
+    went back to likely); revoking code 2 too takes them back to likely, and revoking the first code then
+    withholds them (code 2's upload had cleared its link: they went out though every code was revoked)."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    first, likely = _upload(storage, "likely")
+    confirming, _ = _upload(storage, "confirmed", likely.revision_token, at=NOW + 10)
+    again, answer = _upload(storage, "confirmed", at=NOW + 20)
+    assert (answer.inserted, answer.revised) == (0, 0)
+    assert revoke_code(storage, confirming, NOW + 30, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+    if exported:
+        assert _export(storage, signer, out, NOW + 40) == (_each(CONFIRMED), {})  # was LIKELY
+        assert revoke_code(storage, again, NOW + 50, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
+        assert revoke_code(storage, first, NOW + 60, key=KEY).withheld == Withheld(0, 0, 2, 0)
+        return
+    assert revoke_code(storage, again, NOW + 50, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+    assert revoke_code(storage, first, NOW + 60, key=KEY).withheld == Withheld(2, 0, 0, 0)  # was 0: not withheld
+    assert _export(storage, signer, out, NOW + 70) == ({}, {})

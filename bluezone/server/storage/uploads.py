@@ -138,10 +138,12 @@ class Uploads(ExportQueues):
                 if found is None:
                     continue
                 key_id, current_type, revised_at, *stored = found
-                if current_type == report_type:  # uploaded again under another code: both vouch for it, and a
-                    # revocation of one withholds it no more (a revision names its code: revocation.py)
+                if current_type == report_type and revised_at is None:  # uploaded again under another code: both
+                    # vouch for it, and a revocation of one withholds it no more (a revision names its code)
                     self._exec(cur, "UPDATE exposure_keys SET code_hash = NULL WHERE id = ? AND code_hash <> ?",
                                [key_id, record.code_hash])
+                elif current_type == report_type:  # as it stands revised: this code vouches for that revision
+                    self._vouch(cur, key_id, now, record.code_hash)
                 shown = token_hash is not None and self._exec(
                     cur, "SELECT 1 FROM revision_tokens WHERE token_hash = ? AND key_id = ?", [token_hash, key_id]
                 ).fetchone() is not None
@@ -204,6 +206,20 @@ class Uploads(ExportQueues):
         # a key still waiting for its first export goes out revised (no-op once exported)
         self._exec(cur, "UPDATE export_queue SET record = ? WHERE key_id = ?", [as_revised, key_id])
         self._exec(cur, queue_revision_sql(), [int(revision_id), key_id, start, end, as_revised])
+
+    def _vouch(self, cur: Any, key_id: int, now: float, code_hash: str) -> None:
+        """Another code uploaded ``key_id`` as its standing revision has it: kept as a revision of that code
+        too (the same type and onset, carried as that one is), so that revoking the revising code leaves the
+        key as this one says, and the key's first code can still withhold it once both are revoked.  (Before,
+        it cleared the key's first code: after the revision was undone the key stood as first uploaded, yet
+        no revocation could withhold it.)  Nothing is queued: the files see no change."""
+        self._exec(
+            cur,
+            "INSERT INTO key_revisions (key_id, report_type, days_since_onset, revised_at, code_hash, carried)"
+            " SELECT key_id, report_type, days_since_onset, ?, ?, carried FROM key_revisions WHERE key_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            [now, code_hash, key_id],
+        )
 
     def count_keys(self) -> int:
         with self._transaction() as cur:
