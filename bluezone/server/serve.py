@@ -403,18 +403,30 @@ def serve_workers(
         for process in processes:
             if process.is_alive():
                 process.terminate()  # SIGTERM: uvicorn finishes the requests under way
-        deadline = time.monotonic() + WORKERS_STOP_SECONDS
-        for process in processes:
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                log.warning("worker pid %s did not stop within %g s: killed", process.pid, WORKERS_STOP_SECONDS)
-                process.kill()
-                process.join()
+        _stop_workers(processes, stop)
         sock.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if ended is not None:
         raise SystemExit(2 if code == 2 else 1)
+
+
+def _stop_workers(processes: list[Any], stop: list[int]) -> None:
+    """Wait for the workers told to stop, at most WORKERS_STOP_SECONDS, then kill those left; a further
+    SIGTERM or SIGINT meanwhile (a second Ctrl-C, `kill` again) kills them at once, as uvicorn's second
+    Ctrl-C does (it waited the whole 30 s)."""
+    asked = len(stop)
+    deadline = time.monotonic() + WORKERS_STOP_SECONDS
+    for process in processes:
+        while process.is_alive() and len(stop) == asked and time.monotonic() < deadline:
+            process.join(min(0.1, max(0.0, deadline - time.monotonic())))
+        if process.is_alive():
+            if len(stop) > asked:
+                log.warning("worker pid %s killed: asked again to stop", process.pid)
+            else:
+                log.warning("worker pid %s did not stop within %g s: killed", process.pid, WORKERS_STOP_SECONDS)
+            process.kill()
+            process.join()
 
 
 def _run_worker(

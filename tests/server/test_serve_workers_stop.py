@@ -105,3 +105,50 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+_SLOW_TO_STOP = """
+import asyncio, contextlib, sys
+from bluezone.server.serve import ServeSettings, serve_workers
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                print("finishing its export", flush=True)
+                await asyncio.sleep(120)  # an export under way when asked to stop
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+serve_workers(lambda index: contextlib.nullcontext(app), ServeSettings(port=int(sys.argv[1])), "test server", 2)
+"""
+
+
+def test_a_second_stop_kills_workers_still_finishing() -> None:
+    """`kill` (to the parent only) while a worker is still finishing: the parent waits for it up to 30 s;
+    asked a second time it kills the workers at once (a second signal changed nothing: 30 s)."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_TO_STOP, str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        output = b""
+        while output.count(b"serving") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
+            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+        proc.send_signal(signal.SIGTERM)
+        while output.count(b"finishing its export") < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
+            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+        asked = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        output += proc.communicate(timeout=15)[0]
+        assert time.monotonic() - asked < 10 and proc.returncode == 0, output.decode()
+        assert b"killed: asked again to stop" in output
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
