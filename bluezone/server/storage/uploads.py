@@ -163,7 +163,8 @@ class Uploads(ExportQueues):
                     ).rowcount
                     if done != 1:
                         raise RevisionRefused("key_already_revised")
-                    self._revise(cur, key_id, report_type, onset, now, record.code_hash, (key_data, *stored, report_type, dsos))
+                    self._revise(cur, key_id, report_type, onset, now, record.code_hash, (key_data, *stored, report_type, dsos),
+                                 again=revised_at is not None)
                     revised += 1
                 if shown:
                     owned.append(int(key_id))
@@ -187,12 +188,13 @@ class Uploads(ExportQueues):
             return PublishOutcome(inserted, revised, stored_reports)
 
     def _revise(
-        self, cur: Any, key_id: int, report_type: int, onset: int | None, now: float, code_hash: str, stands: tuple[Any, ...]
+        self, cur: Any, key_id: int, report_type: int, onset: int | None, now: float, code_hash: str,
+        stands: tuple[Any, ...], *, again: bool,
     ) -> None:
         """Keep the revision of ``key_id`` (its type and onset, its code) beside the earlier ones and queue
         it: the key as it now ``stands`` (a KEY_DTYPE row) for its first file if it waits for one, else for
-        a batch's revised_keys.  An earlier revision no file carried yet leaves the queue (this one goes
-        out in its place); it stays kept, to stand again if this one's code is revoked."""
+        a batch's revised_keys.  ``again``: it was revised before; an earlier revision no file carried yet
+        leaves the queue (this one goes out in its place), kept to stand again if this one's code is revoked."""
         (revision_id,) = self._exec(
             cur,
             "INSERT INTO key_revisions (key_id, report_type, days_since_onset, revised_at, code_hash) VALUES (?, ?, ?, ?, ?)"
@@ -202,7 +204,8 @@ class Uploads(ExportQueues):
         now_stands = empty_keys(1)
         now_stands[0] = stands
         ((_, start, end, as_revised),) = queue_rows(np.array([key_id]), now_stands, revised=int(revision_id))
-        self._exec(cur, "DELETE FROM revision_queue WHERE key_id = ?", [key_id])
+        if again:
+            self._exec(cur, "DELETE FROM revision_queue WHERE key_id = ?", [key_id])
         # a key still waiting for its first export goes out revised (no-op once exported)
         self._exec(cur, "UPDATE export_queue SET record = ? WHERE key_id = ?", [as_revised, key_id])
         self._exec(cur, queue_revision_sql(), [int(revision_id), key_id, start, end, as_revised])
