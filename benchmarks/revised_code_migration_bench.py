@@ -3,7 +3,8 @@ and of schema 17's (each revision kept in key_revisions, the queues' records nam
 SQLite database of N keys, R of them revised (Q of those still waiting for a file), C used codes: each runs
 once, at the first start after the upgrade, with the server's database locked.
 
-    python benchmarks/revised_code_migration_bench.py [--keys 300000] [--revised 100000] [--queued 10000] [--codes 100000]
+    python benchmarks/revised_code_migration_bench.py [--keys 300000] [--revised 100000] [--queued 10000]
+        [--waiting 5000] [--codes 100000]
 """
 
 from __future__ import annotations
@@ -36,9 +37,10 @@ def open_at(db: Path, version: int):  # type: ignore[no-untyped-def]
     return storage
 
 
-def schema15(db: Path, keys: int, revised: int, queued: int, codes: int) -> None:
+def schema15(db: Path, keys: int, revised: int, queued: int, codes: int, waiting: int) -> None:
     """A schema-15 database: ``keys`` keys, the first ``revised`` revised at the instant of one of ``codes`` used
-    codes, the first ``queued`` of those waiting for a file in revision_queue."""
+    codes, the first ``queued`` of those waiting for a file in revision_queue, the first ``waiting`` keys still
+    waiting for their first file too."""
     storage = open_at(db, 15)
     try:
         stored = empty_keys(keys)
@@ -46,7 +48,7 @@ def schema15(db: Path, keys: int, revised: int, queued: int, codes: int) -> None
         stored["rolling_start"], stored["rolling_period"] = 2_940_000, 144
         storage.insert_keys_unchecked(stored, USED_AT)
         with storage._transaction() as cur:
-            storage._exec(cur, "DELETE FROM export_queue")  # exported
+            storage._exec(cur, "DELETE FROM export_queue WHERE key_id > ?", [waiting])  # exported, but the first
             cur.executemany(storage._sql(
                 "INSERT INTO codes (code_hash, report_type, test_type, issued_at, expires_at, used_at, keyed)"
                 " VALUES (?, 1, 'confirmed', 0, 1e10, ?, 1)"
@@ -64,10 +66,11 @@ def main() -> None:
     parser.add_argument("--revised", type=int, default=100_000)
     parser.add_argument("--queued", type=int, default=10_000)
     parser.add_argument("--codes", type=int, default=100_000)
+    parser.add_argument("--waiting", type=int, default=5_000, help="keys (revised among the first) not yet exported")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "server.db"
-        schema15(db, args.keys, args.revised, args.queued, args.codes)
+        schema15(db, args.keys, args.revised, args.queued, args.codes, args.waiting)
         seconds = {}
         for version in (16, schema.SCHEMA_VERSION):
             start = time.perf_counter()
@@ -77,10 +80,11 @@ def main() -> None:
         with storage._transaction() as cur:
             (linked,) = storage._exec(cur, "SELECT COUNT(*) FROM exposure_keys WHERE revised_code_hash IS NOT NULL").fetchone()
             (kept,) = storage._exec(cur, "SELECT COUNT(*) FROM key_revisions").fetchone()
-            (waiting,) = storage._exec(cur, "SELECT COUNT(*) FROM key_revisions WHERE carried = 0").fetchone()
+            (uncarried,) = storage._exec(cur, "SELECT COUNT(*) FROM key_revisions WHERE carried = 0").fetchone()
         storage.close()
-    print(json.dumps({"keys": args.keys, "revised": args.revised, "queued": args.queued, "codes": args.codes,
-                      "linked": int(linked), "kept": int(kept), "waiting": int(waiting), **seconds,
+    print(json.dumps({"keys": args.keys, "revised": args.revised, "queued": args.queued, "waiting": args.waiting,
+                      "codes": args.codes,
+                      "linked": int(linked), "kept": int(kept), "uncarried": int(uncarried), **seconds,
                       "load": round(os.getloadavg()[0], 2)}))
 
 

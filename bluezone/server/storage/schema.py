@@ -200,10 +200,11 @@ MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
         " MIN(code_hash) AS code_hash FROM codes WHERE used_at IS NOT NULL GROUP BY used_at, report_type"
         " HAVING COUNT(*) = 1) AS u WHERE exposure_keys.revised_code_hash IS NULL"
         " AND exposure_keys.revised_at = u.used_at AND exposure_keys.revised_report_type = u.report_type",
-        # a revision still queued is one no file carried yet (queued at the revision, out with the file)
+        # a revision still queued is one no file carried yet (queued at the revision, out with the file, or with
+        # its key's first file)
         "INSERT INTO key_revisions (key_id, report_type, days_since_onset, revised_at, code_hash, carried)"
         " SELECT id, revised_report_type, revised_days_since_onset, revised_at, revised_code_hash,"
-        " CASE WHEN id IN (SELECT key_id FROM revision_queue) THEN 0 ELSE 1 END"
+        " CASE WHEN id IN (SELECT key_id FROM revision_queue) OR id IN (SELECT key_id FROM export_queue) THEN 0 ELSE 1 END"
         " FROM exposure_keys WHERE revised_at IS NOT NULL ORDER BY id",
         """CREATE TABLE revision_queue_17 (
             revision_id {int64} PRIMARY KEY,
@@ -221,13 +222,17 @@ MIGRATIONS: dict[int, list[str | Callable[[ExportQueues, Any], None]]] = {
 
 
 def _record_revision_ids(storage: ExportQueues, cur: Any) -> None:
-    """Keys revised while waiting for their first file queued again, their records naming the revision."""
+    """Keys revised while waiting for their first file queued again, their records naming the revision,
+    which waits in the new revision_queue too (the export takes it out with the key)."""
     revised = [int(i) for (i,) in storage._exec(
         cur, "DELETE FROM export_queue WHERE key_id IN (SELECT id FROM exposure_keys WHERE revised_at IS NOT NULL)"
         " RETURNING key_id",
     ).fetchall()]
-    if revised:
-        storage._queue_keys(cur, "export_queue", f"k.id IN ({', '.join('?' * len(revised))})", revised)
+    for start in range(0, len(revised), 10_000):  # (SQLite takes up to 32,766 parameters a statement)
+        part = revised[start : start + 10_000]
+        where = f"k.id IN ({', '.join('?' * len(part))})"
+        storage._queue_keys(cur, "export_queue", where, part)
+        storage._queue_keys(cur, "revision_queue_17", where, part)
 
 
 class Schema(ExportQueues):
