@@ -174,6 +174,7 @@ def export_batches(
     rng = rng or np.random.default_rng(secrets.randbits(128))
     storage.note_signing_key(public_key_base64(signer.public_key), now)  # what a roll-up after a rotation verifies with
     oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
+    withheld = storage.keys_withheld()  # a revocation deleting keys from here on: this export records nothing
     new_keys, new_ids, new_revisions = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
     revised_keys, _, revisions = storage.pending_revisions(min_start_interval=oldest)
     # one queue: new keys (as they stand: a revision before the first export is in its type), then
@@ -190,7 +191,7 @@ def export_batches(
     try:
         if len(keys):
             # every key read, and every revision in a file, leave their queues when the files are recorded
-            with storage.export_transaction(np.sort(new_ids), carried) as written:
+            with storage.export_transaction(np.sort(new_ids), carried, withheld) as written:
                 secret = functools.cache(lambda: storage.padding_secret(int(now // DAY_SECONDS), new_secret()))
                 _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written, secret, revisable, onsets_before)
                 _sync_directory(out_dir)  # every file's rename, before the transaction recording them commits

@@ -181,3 +181,27 @@ def test_an_export_that_read_the_keys_before_the_revocation_publishes_none_of_th
         export_batches(storage, signer, tmp_path / "out", NOW + 60, ExportConfig())
     assert not list((tmp_path / "out").glob("*.zip"))
     assert _published(storage, signer, tmp_path / "out") == {b"\x0c" * 16}
+
+
+def test_an_upload_after_the_revocation_that_draws_a_withheld_keys_id_is_not_lost(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export read the queue; the code was revoked (its keys, the largest ids, deleted) and a new upload
+    stored its keys before the export recorded its files.  SQLite draws the largest id deleted again, so the
+    new keys had the withheld keys' ids: the export's take-out found as many ids as it read, recorded files
+    carrying the withheld keys and took the new ones out of the queue unpublished.  Now it records nothing."""
+    signer = keygen(tmp_path / "keys")
+    wrong = _upload(storage, [b"\x0d" * 16, b"\x0e" * 16])
+    taking = storage.export_transaction
+
+    def revoked_and_uploaded_meanwhile(*args: Any) -> Any:
+        monkeypatch.setattr(storage, "export_transaction", taking)
+        assert revoke_code(storage, wrong, NOW + 30, key=KEY).withheld == Withheld(2, 0, 0, 0)
+        _upload(storage, [b"\x1d" * 16, b"\x1e" * 16])
+        return taking(*args)
+
+    monkeypatch.setattr(storage, "export_transaction", revoked_and_uploaded_meanwhile)
+    with pytest.raises(ServerStorageError, match="a code revocation withheld"):
+        export_batches(storage, signer, tmp_path / "out", NOW + 60, ExportConfig())
+    assert not list((tmp_path / "out").glob("*.zip"))  # was: the withheld keys published
+    assert _published(storage, signer, tmp_path / "out") == {b"\x1d" * 16, b"\x1e" * 16}  # was: none

@@ -113,7 +113,9 @@ class PostgresStorage(Storage):
         ).rowcount)
 
     @contextmanager
-    def export_transaction(self, key_ids: np.ndarray, revision_ids: np.ndarray) -> Iterator[list[BatchRecord]]:
+    def export_transaction(
+        self, key_ids: np.ndarray, revision_ids: np.ndarray, withheld: int | None = None
+    ) -> Iterator[list[BatchRecord]]:
         """As SQLite's, but the keys leave the queues while the caller writes the files: the deletes
         run in the server on a connection of their own (a thread waits for them), uncommitted until
         the files are recorded.  The server's CPU works beside the signing instead of after it (1M
@@ -126,7 +128,7 @@ class PostgresStorage(Storage):
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="bluezone-export") as pool:
                 cur = conn.cursor()
-                taking = pool.submit(self._take_out, cur, key_ids, revision_ids)
+                taking = pool.submit(self._take_out, cur, key_ids, revision_ids, withheld)
                 batches: list[BatchRecord] = []
                 try:
                     yield batches

@@ -149,8 +149,25 @@ class ExportQueues(ExportBookkeeping):
         count, data = self._exec(cur, f"SELECT COUNT(*), {records} {source}", params).fetchone()
         return count, bytes(data or b"") if self._utf8 else bytes.fromhex(data or "")
 
+    def keys_withheld(self) -> int:
+        """How many times a code's revocation has deleted keys waiting for export: read before the keys an
+        export takes, and again when it takes them out (``export_transaction``'s ``withheld``)."""
+        with self._transaction(write=False) as cur:
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'keys_withheld'").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _count_withheld(self, cur: Any) -> None:
+        """A revocation deleted waiting keys: the exports that read them before find it out."""
+        bumped = self._exec(
+            cur, "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'keys_withheld'"
+        ).rowcount
+        if not bumped:
+            self._exec(cur, "INSERT INTO meta (name, value) VALUES ('keys_withheld', '1')")
+
     @contextmanager
-    def export_transaction(self, key_ids: np.ndarray, revision_ids: np.ndarray) -> Iterator[list[BatchRecord]]:
+    def export_transaction(
+        self, key_ids: np.ndarray, revision_ids: np.ndarray, withheld: int | None = None
+    ) -> Iterator[list[BatchRecord]]:
         """Take the keys ``key_ids`` out of export_queue and the revisions ``revision_ids`` (the revisions'
         own ids, not their keys') the files carry out of revision_queue, marked carried, and record the
         batch files the caller puts in the list it is given, in one transaction committed when the block
@@ -163,14 +180,24 @@ class ExportQueues(ExportBookkeeping):
         meanwhile (two exporters at once) would be published twice, and keys a code's revocation withheld
         meanwhile would be published at all: then nothing is recorded
         (ServerStorageError) and the caller drops its files.  SQLite: all of it once the block has
-        ended (a write transaction held while the files are written would hold off every upload)."""
+        ended (a write transaction held while the files are written would hold off every upload).
+        ``withheld``: ``keys_withheld()`` as it was before the keys were read; changed, nothing is recorded
+        either (SQLite draws a deleted largest id again: a key uploaded after the revocation took the id of
+        one withheld, and the export took it out of the queue in the withheld key's place)."""
         batches: list[BatchRecord] = []
         yield batches
         with self._transaction() as cur:
-            self._take_out(cur, key_ids, revision_ids)
+            self._take_out(cur, key_ids, revision_ids, withheld)
             self._record_batches(cur, batches)
 
-    def _take_out(self, cur: Any, key_ids: np.ndarray, revision_ids: np.ndarray) -> None:
+    def _take_out(self, cur: Any, key_ids: np.ndarray, revision_ids: np.ndarray, withheld: int | None = None) -> None:
+        if withheld is not None:
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'keys_withheld'").fetchone()
+            if (0 if row is None else int(row[0])) != withheld:
+                raise ServerStorageError(
+                    "another export published, or a code revocation withheld, keys waiting for export meanwhile:"
+                    " nothing recorded (the next export writes the rest)"
+                )
         # in the order a revocation and a revision change them (revisions, their queue, the keys' queue): two
         # PostgreSQL transactions waiting for each other's rows would be a deadlock
         if len(revision_ids):

@@ -156,6 +156,8 @@ class Revocations(ExportQueues):
             ("key_revisions", "key_id"), ("revision_queue", "key_id"), ("revision_tokens", "key_id"), ("exposure_keys", "id")
         ):
             cur.executemany(self._sql(f"DELETE FROM {table} WHERE {column} = ?"), [(i,) for i in ids])
+        if ids:
+            self._count_withheld(cur)
         return ids
 
     def _requeue(self, cur: Any, ids: list[int]) -> None:
