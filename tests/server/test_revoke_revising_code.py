@@ -240,6 +240,41 @@ def _waiting_for_a_lock(dsn: str, done: threading.Thread, seconds: float = 20.0)
             time.sleep(0.01)
 
 
+def revoked_while_held(
+    dsn: str, uploader: Storage, revoker: Storage, monkeypatch: pytest.MonkeyPatch, held_at: str,
+    body: bytes, at: float, code: str,
+) -> dict[str, Any]:
+    """``body`` published through ``uploader``, its transaction held open once a statement starting ``held_at``
+    ran, while ``code`` is revoked through ``revoker`` (seen waiting for a lock); then both let finish: their
+    answers (``upload``, ``revoked``)."""
+    held, go = threading.Event(), threading.Event()
+    run = uploader._exec
+
+    def holding(cur: Any, sql: str, params: Any = ()) -> Any:
+        out = run(cur, sql, params)
+        if sql.startswith(held_at) and not held.is_set():
+            held.set()
+            assert go.wait(30)
+        return out
+
+    monkeypatch.setattr(uploader, "_exec", holding)
+    said: dict[str, Any] = {}
+    upload = threading.Thread(target=lambda: said.update(
+        upload=publish(uploader, body, "192.0.2.1", at, PublishConfig(), code_key=KEY)))
+    upload.start()
+    try:
+        assert held.wait(30)
+        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, code, at + 1, key=KEY)))
+        revocation.start()
+        _waiting_for_a_lock(dsn, revocation)
+        go.set()
+        upload.join(30)
+        revocation.join(30)
+    finally:
+        go.set()
+    return said
+
+
 def test_a_revision_committing_while_its_first_code_is_revoked_is_not_lost(
     postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -251,35 +286,12 @@ def test_a_revision_committing_while_its_first_code_is_revoked_is_not_lost(
         entries = [{"key": base64.b64encode(k).decode(), "rollingStartNumber": DAY - i * ROLLING_PERIOD}
                    for i, k in enumerate(KEYS)]
         body = json.dumps({"temporaryExposureKeys": entries, "verificationPayload": code, "revisionToken": token}).encode()
-        revised, go = threading.Event(), threading.Event()
-        run = uploader._exec
-
-        def held_after_revising(cur: Any, sql: str, params: Any = ()) -> Any:
-            """The upload's transaction held open once it has revised the keys, until the revocation waits."""
-            out = run(cur, sql, params)
-            if sql.startswith("INSERT INTO revision_queue") and not revised.is_set():
-                revised.set()
-                assert go.wait(30)
-            return out
-
-        monkeypatch.setattr(uploader, "_exec", held_after_revising)
-        said: dict[str, Any] = {}
-        upload = threading.Thread(target=lambda: said.update(
-            upload=publish(uploader, body, "192.0.2.1", NOW + 10, PublishConfig(), code_key=KEY)))
-        upload.start()
-        assert revised.wait(30)
-        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, first, NOW + 11, key=KEY)))
-        revocation.start()
-        _waiting_for_a_lock(postgres_dsn, revocation)
-        go.set()
-        upload.join(30)
-        revocation.join(30)
+        # the upload's transaction held open once it has revised the keys, until the revocation waits
+        said = revoked_while_held(postgres_dsn, uploader, revoker, monkeypatch, "INSERT INTO revision_queue", body,
+                                  NOW + 10, first)
         assert said["upload"].revised == len(KEYS)
         assert said["revoked"].all_withheld  # nothing of the first code's was out; the confirmed code vouches
         assert _files(revoker, signer, tmp_path / "out", NOW + 60)[0] == {k: CONFIRMED for k in KEYS}  # was {}: lost
     finally:
-        go.set()
         uploader.close()
         revoker.close()
-
-

@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import threading
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -190,41 +188,20 @@ def test_a_likely_revision_undone_while_the_confirmed_upload_commits_is_not_lost
     as they now stand: the confirmation stands.  Without that wait it undid the likely revision, found no
     revision left in its snapshot and waited for the key's row to put it back to recursive, while the
     upload waited for the likely revision's queue row it had taken: a deadlock, one of them aborted."""
-    from test_revoke_revising_code import _waiting_for_a_lock
+    from test_revoke_revising_code import revoked_while_held
 
     revoker, uploader = open_storage(postgres_dsn), open_storage(postgres_dsn)
-    go = threading.Event()
     try:
         signer = keygen(tmp_path / "keys")
         _, first = _upload(revoker, "recursive")
         likely_code, likely = _upload(revoker, "likely", first.revision_token, at=NOW + 10)
         code = issue_code(revoker, NOW, key=KEY, test_type="confirmed").code
-        revised = threading.Event()
-        run = uploader._exec
-
-        def held_after_revising(cur: Any, sql: str, params: Any = ()) -> Any:
-            out = run(cur, sql, params)
-            if sql.startswith("UPDATE exposure_keys SET revised_") and not revised.is_set():  # its key row locked
-                revised.set()
-                assert go.wait(30)
-            return out
-
-        monkeypatch.setattr(uploader, "_exec", held_after_revising)
-        said: dict[str, Any] = {}
-        upload = threading.Thread(target=lambda: said.update(upload=publish(
-            uploader, _body(code, likely.revision_token), "192.0.2.1", NOW + 20, PublishConfig(), code_key=KEY)))
-        upload.start()
-        assert revised.wait(30)
-        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, likely_code, NOW + 21, key=KEY)))
-        revocation.start()
-        _waiting_for_a_lock(postgres_dsn, revocation)
-        go.set()
-        upload.join(30)
-        revocation.join(30)
+        # held once the upload changed the key's row (locked)
+        said = revoked_while_held(postgres_dsn, uploader, revoker, monkeypatch, "UPDATE exposure_keys SET revised_",
+                                  _body(code, likely.revision_token), NOW + 20, likely_code)
         assert said["upload"].revised == len(KEYS) and said["revoked"].withheld.revisions == len(KEYS)
         assert _export(revoker, signer, tmp_path / "out", NOW + 60) == (_each(CONFIRMED), {})
     finally:
-        go.set()
         uploader.close()
         revoker.close()
 
