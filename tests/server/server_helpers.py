@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +24,9 @@ from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
 from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.server.app import create_app
-from bluezone.server.codes import CodeKey, issue_code
+from bluezone.server.codes import CodeKey, issue_code, revoke_code
 from bluezone.server.exports import ExportConfig, export_batches
-from bluezone.server.publish import PublishConfig
+from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
 from bluezone.server.storage import SQLiteStorage, Storage
 from bluezone.venues.location import Venue
@@ -206,3 +208,53 @@ def schema_version(storage: Storage) -> int:
     """The schema version a key server database says it is at."""
     with storage._transaction(write=False) as cur:
         return int(storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0])
+
+
+def waiting_for_a_lock(dsn: str, done: threading.Thread, seconds: float = 20.0) -> None:
+    """Until another connection waits for a row lock (or ``done`` has ended): the revocation is blocked."""
+    import psycopg  # (PostgreSQL's tests only)
+
+    deadline = time.monotonic() + seconds
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while done.is_alive() and time.monotonic() < deadline:
+            (waiting,) = conn.execute(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            ).fetchone()
+            if waiting:
+                return
+            time.sleep(0.01)
+
+
+def revoked_while_held(
+    dsn: str, uploader: Storage, revoker: Storage, monkeypatch: Any, held_at: str,
+    body: bytes, at: float, code: str,
+) -> dict[str, Any]:
+    """``body`` published through ``uploader``, its transaction held open once a statement starting ``held_at``
+    ran, while ``code`` is revoked through ``revoker`` (seen waiting for a lock); then both let finish: their
+    answers (``upload``, ``revoked``)."""
+    held, go = threading.Event(), threading.Event()
+    run = uploader._exec
+
+    def holding(cur: Any, sql: str, params: Any = ()) -> Any:
+        out = run(cur, sql, params)
+        if sql.startswith(held_at) and not held.is_set():
+            held.set()
+            assert go.wait(30)
+        return out
+
+    monkeypatch.setattr(uploader, "_exec", holding)
+    said: dict[str, Any] = {}
+    upload = threading.Thread(target=lambda: said.update(
+        upload=publish(uploader, body, "192.0.2.1", at, PublishConfig(), code_key=KEY)))
+    upload.start()
+    try:
+        assert held.wait(30)
+        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, code, at + 1, key=KEY)))
+        revocation.start()
+        waiting_for_a_lock(dsn, revocation)
+        go.set()
+        upload.join(30)
+        revocation.join(30)
+    finally:
+        go.set()
+    return said

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from server_helpers import KEY, NOW, uploaded
+from server_helpers import KEY, NOW, revoked_while_held, uploaded
 
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
@@ -224,56 +221,6 @@ def test_the_earlier_codes_keys_kept_unpublished_for_a_standing_revision_are_not
 # revision committed, and deleted them after it: the confirmed upload was answered "revised 2" and its keys were
 # never published.  Either order alone publishes them (revoked first: the upload stores them anew; revised
 # first: the confirmed code vouches for them).
-
-def _waiting_for_a_lock(dsn: str, done: threading.Thread, seconds: float = 20.0) -> None:
-    """Until another connection waits for a row lock (or ``done`` has ended): the revocation is blocked."""
-    import psycopg  # (PostgreSQL's tests only)
-
-    deadline = time.monotonic() + seconds
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        while done.is_alive() and time.monotonic() < deadline:
-            (waiting,) = conn.execute(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()"
-            ).fetchone()
-            if waiting:
-                return
-            time.sleep(0.01)
-
-
-def revoked_while_held(
-    dsn: str, uploader: Storage, revoker: Storage, monkeypatch: pytest.MonkeyPatch, held_at: str,
-    body: bytes, at: float, code: str,
-) -> dict[str, Any]:
-    """``body`` published through ``uploader``, its transaction held open once a statement starting ``held_at``
-    ran, while ``code`` is revoked through ``revoker`` (seen waiting for a lock); then both let finish: their
-    answers (``upload``, ``revoked``)."""
-    held, go = threading.Event(), threading.Event()
-    run = uploader._exec
-
-    def holding(cur: Any, sql: str, params: Any = ()) -> Any:
-        out = run(cur, sql, params)
-        if sql.startswith(held_at) and not held.is_set():
-            held.set()
-            assert go.wait(30)
-        return out
-
-    monkeypatch.setattr(uploader, "_exec", holding)
-    said: dict[str, Any] = {}
-    upload = threading.Thread(target=lambda: said.update(
-        upload=publish(uploader, body, "192.0.2.1", at, PublishConfig(), code_key=KEY)))
-    upload.start()
-    try:
-        assert held.wait(30)
-        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, code, at + 1, key=KEY)))
-        revocation.start()
-        _waiting_for_a_lock(dsn, revocation)
-        go.set()
-        upload.join(30)
-        revocation.join(30)
-    finally:
-        go.set()
-    return said
-
 
 def test_a_revision_committing_while_its_first_code_is_revoked_is_not_lost(
     postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

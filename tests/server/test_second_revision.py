@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from server_helpers import KEY, NOW, uploaded
+from server_helpers import KEY, NOW, revoked_while_held, uploaded
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.keyformat.export import open_signed_export
@@ -188,8 +188,6 @@ def test_a_likely_revision_undone_while_the_confirmed_upload_commits_is_not_lost
     as they now stand: the confirmation stands.  Without that wait it undid the likely revision, found no
     revision left in its snapshot and waited for the key's row to put it back to recursive, while the
     upload waited for the likely revision's queue row it had taken: a deadlock, one of them aborted."""
-    from test_revoke_revising_code import revoked_while_held
-
     revoker, uploader = open_storage(postgres_dsn), open_storage(postgres_dsn)
     try:
         signer = keygen(tmp_path / "keys")
