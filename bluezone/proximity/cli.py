@@ -120,7 +120,9 @@ def status(db_path: Path | None, as_json: bool) -> None:
     now = cli_now()
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
         info = store.stats()
-        info["dated_ahead"] = store.dated_ahead(now)
+        # ahead of the time the daemon measured while it does not believe a step of this clock: stepped back a
+        # year, every sighting was "dated ahead" (and `purge --dated-ahead` was advised)
+        info["dated_ahead"] = store.dated_ahead(store.believed_time(now, quiet=True))
         info["purged_on_open"] = store.purged_on_open
     if as_json:
         emit_json(info)
@@ -258,6 +260,7 @@ def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
 
     now = cli_clock().now()
     with SightingStore.open(db_path, create=False, purge_now=now) as store:  # (opening purges at now)
+        now = store.believed_time(now, quiet=True)  # the daemon's measured time while it does not believe this clock
         result = store.purged_on_open or store.purge(now)
         if dated_ahead:
             result["dated_ahead_deleted"] = store.purge_dated_ahead(now)

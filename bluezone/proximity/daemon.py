@@ -116,6 +116,7 @@ class Daemon:
         self._last_status = (0.0, 0)
         self._clock_seen: float | None = None  # the clock at the last purge tick (see _purge)
         self._purge_held = False  # the last purge tick was postponed
+        self._reported_step = False  # the last report carried a step of the wall clock not believed
         # what the store could not take yet (a full disk): kept, bounded, and written when it can
         self._backlog = WriteBacklog(self.config.backlog_size, min_delay=self.config.flush_interval)
         # what a flood of new RPIs can make us store (budget.py); v3 IDs have a budget of their own
@@ -357,6 +358,7 @@ class Daemon:
                 pass
             self._wake.clear()
             self._flush()
+            self._report_clock_step()
 
     def _flush(self, final: bool = False) -> None:
         """Write everything queued, one transaction per table; what the store refuses for now
@@ -438,6 +440,14 @@ class Daemon:
             return
         self.stats.purged_sightings += result["sightings_deleted"]
 
+    def _report_clock_step(self) -> None:
+        """A step of the wall clock not believed (or believed again) reported within a flush, not at the next
+        status line: a command opening the store meanwhile purges at the time the report says, and without
+        it purged at the stepped clock (a year ahead: every sighting)."""
+        clock = self.clock
+        if isinstance(clock, CheckedClock) and (clock.mark() is not None) != self._reported_step:
+            self._save_state()
+
     def _status(self) -> None:
         self.on_status(self._status_line())
         self._save_state()
@@ -457,6 +467,7 @@ class Daemon:
         }
         clock = self.clock
         mark = clock.mark() if isinstance(clock, CheckedClock) else None
+        self._reported_step = mark is not None
         if mark is not None and isinstance(clock, CheckedClock):  # a command opening the store meanwhile purges at
             state["clock"] = {  # this measured time too (store.open), and a restarted daemon counts from it
                 "off_by": clock.off_by, "measured": mark[0], "boot_seconds": mark[1], "boot_id": boot_id(),

@@ -55,9 +55,10 @@ class StoreStatus(StoreBase):
             pass
         return None
 
-    def believed_time(self, now: float) -> float:
+    def believed_time(self, now: float, *, quiet: bool = False) -> float:
         """``now``, unless the daemon does not believe the wall clock (it stepped while synchronised): then the
-        time it measured, so that a command opening the store meanwhile purges no more than the daemon does."""
+        time it measured, so that a command opening the store meanwhile purges no more than the daemon does
+        (``quiet``: the open said so already)."""
         mark = self.measured_clock()
         if mark is None:
             return now
@@ -66,8 +67,9 @@ class StoreStatus(StoreBase):
         measured = mark[0] + boot_seconds() - mark[1]
         if abs(now - measured) <= STEP_TOLERANCE:
             return now
-        log.warning("this clock reads %+.0f s from the time the daemon measured since the clock last agreed (it stepped"
-                    " while synchronised): the store is purged at the measured time", now - measured)
+        if not quiet:
+            log.warning("this clock reads %+.0f s from the time the daemon measured since the clock last agreed (it stepped"
+                        " while synchronised): the store is purged at the measured time", now - measured)
         return measured
 
     def _disk_free(self) -> int | None:
