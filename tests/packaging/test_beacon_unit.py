@@ -27,8 +27,11 @@ def test_the_unit_has_the_daemon_units_sandboxing_and_user() -> None:
     beacon, daemon = _settings(UNIT.read_text()), _settings((PACKAGING / "bluezone.service").read_text())
     same = [
         "User", "SupplementaryGroups", "NoNewPrivileges", "CapabilityBoundingSet", "ProtectSystem", "ProtectHome",
-        "PrivateDevices", "PrivateNetwork", "ProtectProc", "ProcSubset", "RestrictAddressFamilies",
-        "SystemCallFilter", "UMask", "StateDirectoryMode", "RestartPreventExitStatus", "KillSignal",
+        "PrivateDevices", "PrivateNetwork", "ProtectProc", "RestrictAddressFamilies",
+        "UMask", "StateDirectoryMode", "RestartPreventExitStatus", "KillSignal",
     ]
     assert {k: beacon.get(k) for k in same} == {k: daemon.get(k) for k in same}
+    # tighter than the daemon's: the beacon reads neither the kernel's clock state nor this boot's id (CheckedClock)
+    assert beacon["ProcSubset"] == ["pid"] and beacon["ProtectClock"] == ["yes"]
+    assert beacon["SystemCallFilter"] == daemon["SystemCallFilter"][:1]
     assert beacon["StateDirectory"] == ["bluezone-beacon"]

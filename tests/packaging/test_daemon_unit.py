@@ -26,7 +26,7 @@ def test_the_unit_assumes_no_checkout_and_runs_what_the_cli_takes() -> None:
 def test_the_unit_has_the_extra_sandboxing() -> None:
     s = _settings(UNIT.read_text())
     expected = {
-        "PrivateNetwork": "yes", "ProtectProc": "invisible", "ProcSubset": "pid", "RemoveIPC": "yes",
+        "PrivateNetwork": "yes", "ProtectProc": "invisible", "RemoveIPC": "yes",
         "RestrictAddressFamilies": "AF_UNIX", "NoNewPrivileges": "yes", "CapabilityBoundingSet": "",
         "ProtectSystem": "strict", "UMask": "0077", "StateDirectoryMode": "0700", "RestartPreventExitStatus": "2",
         "SupplementaryGroups": "bluetooth", "User": "bluezone",

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -24,26 +22,8 @@ from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
+from .clock_helpers import YEAR, SteppedWall
 from .conftest import NOON, random_sightings
-
-YEAR = 365 * DAY_SECONDS
-
-
-class SteppedWall:
-    """The virtual clock's time plus a step the test sets: the wall clock; the virtual clock stays the steady one."""
-
-    def __init__(self, clock: VirtualClock) -> None:
-        self.clock, self.step = clock, 0.0
-
-    def now(self) -> float:
-        return self.clock.now() + self.step
-
-    async def sleep(self, seconds: float) -> None:
-        await self.clock.sleep(seconds)
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return self.clock.run(coro)
-
 
 def _store_of_ten_days(path: Path) -> SightingStore:
     store = SightingStore.open(path, purge_now=NOON)

@@ -19,8 +19,8 @@ from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
+from .clock_helpers import YEAR, SteppedWall
 from .conftest import NOON, random_sightings
-from .test_clock_ahead import YEAR, SteppedWall
 
 
 def test_a_step_not_believed_is_reported_within_a_flush(tmp_path: Path) -> None:
