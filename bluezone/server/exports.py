@@ -24,7 +24,6 @@ so nothing stays published longer.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import logging
 import re
@@ -190,10 +189,15 @@ def export_batches(
     written: list[BatchRecord] = []
     try:
         if len(keys):
+            # the day's padding secret before the keys leave their queues: on PostgreSQL they leave on a connection
+            # of their own while the files are written, and an upload revising one of them waits for its row while
+            # holding the storage, which a secret asked for then waited for: both for ever (attack19)
+            day_secret = storage.padding_secret(int(now // DAY_SECONDS), new_secret()) if config.min_keys_per_file else None
             # every key read, and every revision in a file, leave their queues when the files are recorded
             with storage.export_transaction(np.sort(new_ids), carried, withheld) as written:
-                secret = functools.cache(lambda: storage.padding_secret(int(now // DAY_SECONDS), new_secret()))
-                _write_batches(keys, is_revision, signer, out_dir, now, config, rng, written, secret, revisable, onsets_before)
+                _write_batches(
+                    keys, is_revision, signer, out_dir, now, config, rng, written, lambda: day_secret, revisable, onsets_before
+                )
                 _sync_directory(out_dir)  # every file's rename, before the transaction recording them commits
     except Exception:
         # nothing was recorded: the files written so far would only lie unlisted, their keys still queued
