@@ -167,6 +167,7 @@ def checkin(url: str | None, image: Path | None, start: str | None, end: str | N
     place = Venue.from_url(url) if url is not None else venue_from_photo(image)  # type: ignore[arg-type]
     now = cli_clock().now()
     with SightingStore.open(db_path, purge_now=now) as store:
+        now = store.believed_time(now, quiet=True)  # a clock the daemon does not believe would keep it a year
         if start is not None and end is not None:
             visit = record_visit(store, place, parse_time(start, "--start"), parse_time(end, "--end"), now)
             result: dict[str, Any] = {"checkin": visit.as_dict(), "ended": None}
@@ -194,7 +195,7 @@ def checkout(db_path: Path | None, as_json: bool) -> None:
 
     now = cli_clock().now()
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
-        ended = check_out(store, now)
+        ended = check_out(store, store.believed_time(now, quiet=True))
     if as_json:  # the newest, as before; "also_ended" lists a beacon's open beside it
         _emit_json({**ended[0].as_dict(), "also_ended": [v.as_dict() for v in ended[1:]]})
         return
@@ -212,7 +213,7 @@ def checkins(db_path: Path | None, as_json: bool) -> None:
 
     now = cli_clock().now()
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
-        found = visits(store)
+        found, now = visits(store), store.believed_time(now, quiet=True)
     rows = [{**v.as_dict(), "open": (not v.checked_out) and v.start <= now < v.end} for v in found]
     if as_json:
         _emit_json({"checkins": rows})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,29 @@ def test_after_a_reboot_the_clock_is_believed_as_before(tmp_path: Path) -> None:
     _as_a_daemon_left_it(path, NOON, same_boot=False)
     with SightingStore.open(path, create=False, purge_now=NOON + YEAR) as store:
         assert store.count_sightings() == 0 and store.daily_keys() == []
+
+
+def test_a_venue_check_in_meanwhile_is_stamped_at_the_measured_time(tmp_path: Path) -> None:
+    """A QR check-in while the daemon does not believe a step a year ahead: stamped at the wall clock it would be
+    kept (and shown open) for a year; at the measured time it ends and goes with the 14 days like the sightings."""
+    path = tmp_path / "me.db"
+    _store_of_ten_days(path).close()
+    _as_a_daemon_left_it(path, NOON)
+    ahead = {"clock": VirtualClock(NOON + YEAR)}
+    made = CliRunner().invoke(cli, ["venue", "create", "--name", "Café", "--address", "1 Main St", "--default-minutes", "45",
+                                    "--out", str(tmp_path / "cafe"), "--json"], obj={"clock": VirtualClock(NOON)})
+    assert made.exit_code == 0, made.output
+    url = json.loads(made.stdout)["url"]
+    done = CliRunner().invoke(cli, ["checkin", url, "--db", str(path), "--json"], obj=ahead)
+    assert done.exit_code == 0, done.output
+    visit = json.loads(done.stdout)["checkin"]
+    assert abs(_seconds(visit["start"]) - NOON) < 60 and _seconds(visit["end"]) <= NOON + 46 * 60
+    listed = CliRunner().invoke(cli, ["checkins", "--db", str(path), "--json"], obj=ahead)
+    assert [row["open"] for row in json.loads(listed.stdout)["checkins"]] == [True]
+    out = CliRunner().invoke(cli, ["checkout", "--db", str(path), "--json"], obj=ahead)
+    assert out.exit_code == 0, out.output
+    assert _seconds(json.loads(out.stdout)["end"]) <= NOON + 60
+
+
+def _seconds(iso: str) -> float:
+    return datetime.fromisoformat(iso).timestamp()
