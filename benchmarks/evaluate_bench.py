@@ -78,10 +78,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "cpu_s_passes": [round(r["cpu"], 2) for r in runs],
             "hash": tree_passes.one_hash(runs),
         }
-    if "baseline" in trees:
-        now, old = report["trees"]["now"], report["trees"]["baseline"]
-        report["same_report"] = now["hash"] == old["hash"]
-        report["cpu_ratio_baseline_over_now"] = round(old["cpu_s_median"] / now["cpu_s_median"], 3)
+    tree_passes.compare(report, "cpu_s_median", "same_report", "cpu_ratio_baseline_over_now")
     lines = [f"bluezone evaluate {dataset} {' '.join(args.options)}: {args.passes} alternating passes, "
              f"load {report['load'][0]}-{report['load'][1]}"]
     lines += [f"{name:>9}: CPU {t['cpu_s_median']} s, wall {t['wall_s_median']} s {t['cpu_s_passes']}"

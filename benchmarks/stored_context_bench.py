@@ -83,10 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "check_cpu_s_passes": [round(r["s"], 4) for r in runs],
             "hash": tree_passes.one_hash(runs),
         }
-    if "baseline" in trees:
-        now, old = report["trees"]["now"], report["trees"]["baseline"]
-        report["same_exposures"] = now["hash"] == old["hash"]
-        report["ratio_baseline_over_now"] = round(old["check_cpu_s_median"] / now["check_cpu_s_median"], 3)
+    tree_passes.compare(report, "check_cpu_s_median", "same_exposures", "ratio_baseline_over_now")
     lines = [f"{report['sightings']} sightings, {report['windows']} windows, {args.passes} alternating passes, "
              f"load {report['load']:.2f}; CPU s a check (median)"]
     lines += [f"{name:>9}: {t['check_cpu_s_median']} s ({t['ms_per_window']} ms a window) {t['check_cpu_s_passes']}"

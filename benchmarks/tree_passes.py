@@ -65,6 +65,15 @@ def one_hash(runs: list[dict[str, Any]]) -> Any:
     return runs[0]["hash"] if len(hashes) == 1 else "differs between passes"
 
 
+def compare(report: dict[str, Any], median_key: str, same_key: str, ratio_key: str) -> None:
+    """With a baseline tree: whether both trees gave the same answer (``same_key``) and how many times the
+    baseline's ``median_key`` is this tree's (``ratio_key``)."""
+    if "baseline" in report["trees"]:
+        now, old = report["trees"]["now"], report["trees"]["baseline"]
+        report[same_key] = now["hash"] == old["hash"]
+        report[ratio_key] = round(old[median_key] / now[median_key], 3)
+
+
 def finish(report: dict[str, Any], args: argparse.Namespace, lines: list[str], keys: tuple[str, ...]) -> dict[str, Any]:
     """Print ``report`` as JSON with ``--json``, else ``lines`` and the ``keys`` it holds."""
     if args.json:
