@@ -122,3 +122,22 @@ def test_a_venue_check_in_meanwhile_is_stamped_at_the_measured_time(tmp_path: Pa
 
 def _seconds(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
+
+
+@pytest.mark.parametrize("mark", [
+    "a year", ["measured"], {"measured": "nan", "boot_seconds": 1.0}, {"measured": "inf", "boot_seconds": 1.0},
+    {"measured": 1.0, "boot_seconds": "-inf"}, {"measured": "soon", "boot_seconds": 1.0}, {"boot_seconds": 1.0},
+])
+def test_a_damaged_clock_mark_is_ignored_and_the_store_purged_as_it_reads(tmp_path: Path, mark: object) -> None:
+    """A report whose clock mark is damaged (hand-edited, a torn write) measures nothing: no crash, and no purge at a
+    time that is no time (``float("nan")`` parses); the wall clock is believed as it reads."""
+    path = tmp_path / "me.db"
+    _store_of_ten_days(path).close()
+    if isinstance(mark, dict):
+        mark = {**mark, "boot_id": boot_id()}
+    with SightingStore.open(path, create=False, purge_now=NOON) as store:
+        store.save_daemon_state({"backend": "emulated", "clock": mark}, NOON)
+        assert store.measured_clock() is None and store.believed_time(NOON + 60) == NOON + 60
+    done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(NOON)})
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["sightings"] == 1000

@@ -50,7 +50,9 @@ class StoreStatus(StoreBase):
 
         try:
             if clock["boot_id"] and clock["boot_id"] == boot_id():
-                return float(clock["measured"]), float(clock["boot_seconds"])
+                mark = float(clock["measured"]), float(clock["boot_seconds"])
+                if all(math.isfinite(v) for v in mark):  # a damaged "nan" would purge at a time that is no time
+                    return mark
         except (KeyError, TypeError, ValueError):
             pass
         return None
