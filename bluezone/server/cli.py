@@ -55,7 +55,8 @@ MAX_KEY_NAME_CHARS = 64
 
 
 @server.command("keygen")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Directory to create.")
+@click.option("--out", "--signing-key-dir", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory to create (the --signing-key-dir the other server commands are given).")
 @click.option("--key-id", default=None, callback=_key_name, help="Key id clients pin (SignatureInfo). [default: bluezone;"
               " with --force, the replaced key's]")
 @click.option("--key-version", default=None, callback=_key_name, help="Version clients pin beside the key id. [default:"

@@ -55,6 +55,16 @@ def test_keygen_sets_modes_whatever_the_umask(tmp_path: Path) -> None:
     assert _mode(out / "private.pem") == 0o600 and _mode(out / "public.pem") == 0o644
 
 
+def test_keygen_takes_the_key_directory_by_the_name_the_other_server_commands_use(tmp_path: Path) -> None:
+    """An operator who typed `keygen --signing-key-dir DIR` as for run, issue-code and export got "No such option"."""
+    keys = tmp_path / "keys"
+    rc, _, err = _run("server", "keygen", "--signing-key-dir", str(keys))
+    assert rc == 0, err
+    rc, out, err = _run("server", "issue-code", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
+                        "--create-db")
+    assert rc == 0 and re.search(r"\b\d{16}\b", out), err
+
+
 def test_keygen_adds_the_code_key_to_an_older_key_directory(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     assert _run("server", "keygen", "--out", str(keys))[0] == 0
