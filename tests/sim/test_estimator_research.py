@@ -305,3 +305,40 @@ def test_the_ranking_reference_setting_is_the_slack_cap_read_for_the_ranking_alo
             assert replace(a, weighted_minutes=c.weighted_minutes) == c
             moved += a.weighted_minutes != c.weighted_minutes
     assert moved > 0
+
+
+def test_the_guard_rule_passes_a_ranking_gain_no_loss_needs_and_refuses_a_crossing_a_null_change_or_a_moved_verdict(
+    capsys: pytest.CaptureFixture,
+) -> None:
+    """research/ranking_rule.py --rule guard (est20): a ranking-only change that lifts a run and takes none below GAEN
+    passes though no run was below GAEN to fix (est19's rule fails it for that alone); one that takes a run below
+    GAEN, one that moves nothing, and one that moves a verdict do not."""
+    research("estimator_sweep")
+    rule = research("ranking_rule")
+    truth = np.array([True, True, False, False, False])
+    off = np.zeros(5, bool)
+    gaen = (np.array([3.0, 1.0, 2.0, 0.0, 0.0]), off)  # ROC-AUC 5/6
+
+    def runs(candidate_1: np.ndarray, candidate_2: np.ndarray, verdict: np.ndarray = off) -> dict:
+        shipped_1, shipped_2 = np.array([3.0, 1.0, 2.0, 0.5, 0.0]), np.array([3.0, 2.5, 2.0, 0.0, 0.0])
+        return {("room", 1): (truth, {"gaen": gaen, "shipped": (shipped_1, off), "c": (candidate_1, verdict)}),
+                ("room", 2): (truth, {"gaen": gaen, "shipped": (shipped_2, off), "c": (candidate_2, off)})}
+
+    def judged(r: dict, form: str) -> tuple[bool, str]:
+        passed = rule.report(rule.judge(r, "shipped", "c"), "shipped", "c", 2, form)
+        return passed, capsys.readouterr().out
+
+    lifted = runs(np.array([3.0, 2.5, 2.0, 0.5, 0.0]), np.array([3.0, 2.5, 2.0, 0.0, 0.0]))
+    passed, out = judged(lifted, "guard")
+    assert passed and "runs at or above GAEN under shipped and below under c: none" in out
+    passed, out = judged(lifted, "est19")
+    assert not passed and "rule 2 (ranking losses fall, none rises, every verdict identical): FAILS" in out
+    crossed = runs(np.array([3.0, 2.5, 2.0, 0.5, 0.0]), np.array([3.0, 0.5, 2.0, 1.0, 0.0]))  # run 2: 4/6 < 5/6
+    passed, out = judged(crossed, "guard")
+    assert not passed and "{'room': ['ROC-AUC 2'" in out and "every verdict identical): FAILS" in out
+    same = runs(np.array([3.0, 1.0, 2.0, 0.5, 0.0]), np.array([3.0, 2.5, 2.0, 0.0, 0.0]))
+    passed, out = judged(same, "guard")
+    assert not passed and "and in PR-AUC): FAILS" in out
+    moved = runs(np.array([3.0, 2.5, 2.0, 0.5, 0.0]), np.array([3.0, 2.5, 2.0, 0.0, 0.0]), truth.copy())
+    passed, out = judged(moved, "guard")
+    assert not passed and "verdicts differ from shipped's: {'room': [1]}" in out
