@@ -14,6 +14,9 @@ frame swept all those stays.
 
 ``--sets``: the flood is of made-up sets of one frame each (a new set id every frame): the table of sets
 being collected is full, and each frame waits for a second one (venue19; before, each pushed out a set).
+
+``--pairs``: made-up sets of two frames each: every second frame lets its set in and pushes one out (the table's
+eviction looks at all 256 sets: venue20 weighs each by its rate).
 """
 
 from __future__ import annotations
@@ -51,15 +54,24 @@ def made_up_venues(count: int) -> list[bytes]:
     return out[:count]
 
 
-def made_up_sets(count: int) -> list[bytes]:
-    """``count`` frames of made-up sets, one frame each."""
+def made_up_sets(count: int, frames: int = 1) -> list[bytes]:
+    """``count`` frames of made-up sets, ``frames`` frames each."""
     rng = random.Random(1)
-    return [bytes([beacon.VERSION]) + rng.randbytes(4) + bytes([0, 255]) + rng.randbytes(13) for _ in range(count)]
+    out: list[bytes] = []
+    while len(out) < count:
+        set_id = rng.randbytes(4)
+        out += [bytes([beacon.VERSION]) + set_id + bytes([i, 255]) + rng.randbytes(13) for i in range(frames)]
+    return out[:count]
+
+
+def made_up_pairs(count: int) -> list[bytes]:
+    """``count`` frames of made-up sets, two frames each."""
+    return made_up_sets(count, 2)
 
 
 def per_frame(rate: int, seconds: int, kind: str = "one") -> float:
     """Seconds a frame took after the first 30 s of the flood."""
-    frames = {"one": one_venue, "venues": made_up_venues, "sets": made_up_sets}[kind](rate * seconds)
+    frames = {"one": one_venue, "venues": made_up_venues, "sets": made_up_sets, "pairs": made_up_pairs}[kind](rate * seconds)
     adverts = [Advert(T0 + i / rate, frame, -75, beacon.SERVICE_UUID) for i, frame in enumerate(frames)]
     listener = BeaconCheckIns(SightingStore.open(":memory:"))
     for advert in adverts[: rate * 30]:
@@ -78,9 +90,11 @@ def main() -> None:
     flood = parser.add_mutually_exclusive_group()
     flood.add_argument("--venues", action="store_true", help="a flood of made-up venues, not of one venue's frames")
     flood.add_argument("--sets", action="store_true", help="a flood of made-up sets of one frame each")
+    flood.add_argument("--pairs", action="store_true", help="a flood of made-up sets of two frames each")
     args = parser.parse_args()
+    kind = "venues" if args.venues else "sets" if args.sets else "pairs" if args.pairs else "one"
     for rate in (int(r) for r in args.rates.split(",")):
-        median = statistics.median(per_frame(rate, args.seconds, "venues" if args.venues else "sets" if args.sets else "one") for _ in range(args.repeat))
+        median = statistics.median(per_frame(rate, args.seconds, kind) for _ in range(args.repeat))
         print(f"{rate:>5} frames/s: {median * 1e6:8.1f} us a frame (median of {args.repeat})")
 
 

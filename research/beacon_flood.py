@@ -10,8 +10,9 @@ Floods (anyone can send frames with made-up set ids, at -70 dBm too):
 * ``venue18 [k]``: 256 made-up sets of 200 frames each sent just before the epoch (51,200 frames at 300 a
   second), then one new set id a second, of k frames (1: venue18's flood, which kept every set from completing
   for 20 minutes);
-* ``keep F``: an attacker who keeps 255 made-up sets heard, F frames a second round and round over them (a new
-  chunk each time), plus one new set of two frames a second: what it costs to keep a set out for good.
+* ``keep F [W]``: an attacker who keeps 255 made-up sets heard, F frames a second round and round over them (a new
+  chunk each time), from W seconds before the epoch (60 unless given; ``keep F 600``: a flood that goes on), plus
+  one new set of two frames a second from the epoch's start: what it costs to keep a set out for good.
 
 Printed: epochs opened (of ``--seeds``) and the median seconds into the epoch the set opened, by receiver
 (``p``); run it with PYTHONPATH at two trees to compare their assemblers (docs/venues.md).
@@ -65,10 +66,11 @@ def flood(case: str, rng: random.Random) -> Iterator[tuple[float, bytes]]:
         for s in range(beacon.EPOCH_SECONDS):
             yield from _new_set(rng, T0 + s + 0.5, int(arg or 1))
     elif kind == "keep":
-        rate = float(arg)
+        rate, _, warm = arg.partition(" ")
+        ahead = float(warm or 60)
         ids = [rng.randbytes(4) for _ in range(255)]
-        n = int(beacon.EPOCH_SECONDS * rate)
-        events = [(T0 - 60 + (i + 0.25) * (beacon.EPOCH_SECONDS + 60) / n, _made_up(rng, (i // 255) % 255, ids[i % 255])) for i in range(int(n * (1 + 60 / beacon.EPOCH_SECONDS)))]
+        n = int((beacon.EPOCH_SECONDS + ahead) * float(rate))
+        events = [(T0 - ahead + (i + 0.25) / float(rate), _made_up(rng, (i // 255) % 255, ids[i % 255])) for i in range(n)]
         events += [e for s in range(beacon.EPOCH_SECONDS) for e in _new_set(rng, T0 + s + 0.5, 2)]
         yield from sorted(events)
     else:

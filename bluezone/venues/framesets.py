@@ -1,11 +1,14 @@
 """The incomplete venue-beacon frame sets a receiver keeps (bounded), and which it forgets first under a flood.
 
 Anyone can send frames with made-up set ids, so the table of sets being collected is bounded, and a new set
-pushes out the one *heard least lately*: its frames heard, each weighing half as much every
-``HEARD_HALF_LIFE`` seconds.  A beacon's set being collected is heard round and round, so it keeps its place;
-a flood must keep every other set heard better, frame after frame, for as long as it wants a set kept out.
-(Ranked by frames ever collected, as until now, 256 sets of 200 frames sent once, then one new set id a
-second, kept every beacon's set from completing for the 20 minutes those sets were kept.)
+pushes out the one heard at the *lowest rate lately*: its frames heard, each weighing half as much every
+``HEARD_HALF_LIFE`` seconds, over the time it has been heard (weighed the same way; one second at least, a
+beacon's cadence).  Until a set opens nothing tells a made-up set from a beacon's, so a flood can keep a set out
+only by keeping every other set heard at a higher rate: a receiver hearing its beacon's frames at q a second
+is kept out by about ``MAX_PARTIAL_SETS`` x q frames a second, for as long as the flood goes on (docs/venues.md).
+(Ranked by frames heard lately, as until now, a new set weighed 2 against sets the flood kept just above it:
+255 sets heard a frame each every 30 s, 8 frames a second round and round, plus one new set a second, kept every
+beacon's set out, however often its receiver heard it.)
 
 When the table is full, a set is let in only at its second frame: the first waits in a fixed array of slots
 (``WAITING_SLOTS`` frames, placed by a keyed hash an attacker cannot aim), so frames of sets heard once, at
@@ -20,21 +23,19 @@ import math
 import secrets
 from dataclasses import dataclass, field
 
+import numpy as np
+
 #: Incomplete sets kept at once.  A door has one beacon (a mall a few), each sending one set per epoch; each set
 #: kept holds its chunks (~480 bytes: a few hundred frames a second kept 20 minutes held 300 MB before a bound).
 MAX_PARTIAL_SETS = 256
-#: Incomplete sets kept under one set id (one per frame count).  A set is its set id and frame count: a stray
-#: frame with the café's set id and another count used to replace the café's set being collected; now it is a
-#: set of its own, and a flood of counts under one set id pushes out only that set id's own (least heard first).
-MAX_SETS_PER_SET_ID = 4
-#: A frame heard weighs half as much this many seconds later.  A set heard a frame every 10 s (a receiver that
-#: misses 9 frames in 10) weighs about 8.7 (0.1 x 60 / ln 2), well above a new set heard twice (2); to keep
-#: 255 sets ahead of a beacon's new set a flood sends about 20 frames a second, for as long as it goes on.
+#: A frame heard weighs half as much this many seconds later: a set's rate is that of about its last 87 s
+#: (60 / ln 2), and a burst sent once fades: k frames keep a set above q a second for at most k / q seconds.
 HEARD_HALF_LIFE = 60.0
-#: A set's weight counts this many frames at most: a burst of frames sent once stays ahead of a set heard twice
-#: for HEARD_HALF_LIFE x log2(16 / 2) = 3 minutes at most, however many it sent (51,200 frames bought 6 without it).
-MOST_HEARD = 16
-_LOG2_MOST_HEARD = math.log2(MOST_HEARD)
+#: A set's rate is its frames over the time it has been heard, this long at least: a beacon sends a frame a second,
+#: so a beacon's set just let in (two frames) weighs 2 a second, above sets the flood keeps heard more slowly
+#: (its frames then show its true rate), and a made-up set of two frames a millisecond apart weighs no more.
+SHORTEST_WINDOW = 1.0
+_LN2 = math.log(2)
 #: First frames waiting for a second while the table is full (20 bytes each: 320 kB): a flood of R one-frame
 #: sets a second takes a waiting frame's slot before the next one comes (g seconds on) with chance ~R g / slots.
 WAITING_SLOTS = 1 << 14
@@ -49,15 +50,25 @@ class Partial:
 
     count: int
     first_heard: float
+    slot: int  # its row in the table's arrays of ranks and times let in
     chunks: dict[int, bytes] = field(default_factory=dict)
-    #: log2(its frames heard, each weighing half as much every HEARD_HALF_LIFE s) + time / HEARD_HALF_LIFE: every
-    #: set's weight halves at the same pace, so this orders the sets at any time without recomputing them
+    #: log2(its frames heard, each weighing half as much every HEARD_HALF_LIFE s) + time / HEARD_HALF_LIFE (every
+    #: set's weight halves at the same pace: kept so, it needs no update between frames)
     rank: float = -math.inf
 
     def hear(self, t: float) -> None:
         """One more of its frames heard at ``t``."""
         now = t / HEARD_HALF_LIFE
-        self.rank = min(math.log2(2.0 ** (self.rank - now) + 1.0), _LOG2_MOST_HEARD) + now
+        self.rank = math.log2(2.0 ** (self.rank - now) + 1.0) + now
+
+
+
+def rates(rank: np.ndarray, first_heard: np.ndarray, t: float) -> np.ndarray:
+    """log2 of each set's frames a second lately at ``t`` (+ t / HEARD_HALF_LIFE, the same for all): its weighed
+    frames over the time since it was let in, weighed the same way (a set heard at a steady rate shows that rate,
+    however young or old)."""
+    heard = -np.expm1((first_heard - t) * (_LN2 / HEARD_HALF_LIFE)) * (HEARD_HALF_LIFE / _LN2)
+    return rank - np.log2(np.maximum(heard, SHORTEST_WINDOW))
 
 
 class FrameSets:
@@ -65,6 +76,12 @@ class FrameSets:
 
     def __init__(self) -> None:
         self._sets: dict[Key, Partial] = {}
+        #: by slot: each set's rank and when it was let in, so that the eviction weighs all of them at once
+        #: (one by one in Python it cost ~0.4 ms a set let in, under a flood of new sets)
+        self._rank = np.zeros(MAX_PARTIAL_SETS)
+        self._first_heard = np.zeros(MAX_PARTIAL_SETS)
+        self._key_at: list[Key | None] = [None] * MAX_PARTIAL_SETS
+        self._free = list(range(MAX_PARTIAL_SETS - 1, -1, -1))
         self._salt = secrets.token_bytes(16)  # places waiting frames: a sender cannot aim at a slot
         self._waiting: bytearray | None = None  # made the first time the table is full
 
@@ -78,15 +95,19 @@ class FrameSets:
         key = (data[1:5], data[6])
         partial = self._sets.get(key)
         if partial is None:
-            first = self._first_frame(key, data) if len(self._sets) >= MAX_PARTIAL_SETS else None
-            if len(self._sets) >= MAX_PARTIAL_SETS and first is None:
-                return None
-            self._make_room(key[0])
-            partial = self._sets[key] = Partial(key[1], first_heard=t)
+            first = None
+            if len(self._sets) >= MAX_PARTIAL_SETS:
+                first = self._first_frame(key, data)
+                if first is None:
+                    return None
+                self._drop_least(t)
+            partial = self._sets[key] = Partial(key[1], first_heard=t, slot=self._free.pop())
+            self._key_at[partial.slot], self._first_heard[partial.slot] = key, t
             if first is not None:
                 partial.chunks[first[5]] = bytes(first[7:])
                 partial.hear(t)
         partial.hear(t)
+        self._rank[partial.slot] = partial.rank
         return partial
 
     def _first_frame(self, key: Key, data: bytes) -> bytes | None:
@@ -102,23 +123,24 @@ class FrameSets:
         self._waiting[at : at + FRAME_BYTES] = data
         return None
 
-    def _make_room(self, set_id: bytes) -> None:
-        """Room for one more set: under ``set_id`` (MAX_SETS_PER_SET_ID), then in all (MAX_PARTIAL_SETS)."""
-        same = [k for k in self._sets if k[0] == set_id]
-        if len(same) >= MAX_SETS_PER_SET_ID:
-            self._drop_least(same)
-        if len(self._sets) >= MAX_PARTIAL_SETS:
-            self._drop_least(list(self._sets))
+    def _drop_least(self, t: float) -> None:
+        """Forget the set heard at the lowest rate at ``t`` (the oldest of those; the table is full).
 
-    def _drop_least(self, keys: list[Key]) -> None:
-        """Forget the set heard least lately (the oldest of those)."""
-        del self._sets[min(keys, key=lambda k: (self._sets[k].rank, self._sets[k].first_heard))]
+        Sets under one set id compete as any others: four at most were kept under one set id, so anyone who heard
+        the café's set id pushed its set out with four sets of other frame counts heard more, and new ones."""
+        rate = rates(self._rank, self._first_heard, t)
+        least = np.flatnonzero(rate == rate.min())
+        key = self._key_at[int(least[np.argmin(self._first_heard[least])])]
+        assert key is not None
+        self.remove(key)
 
     def remove(self, key: Key) -> None:
         """Forget a set (it opened)."""
-        del self._sets[key]
+        partial = self._sets.pop(key)
+        self._key_at[partial.slot] = None
+        self._free.append(partial.slot)
 
     def forget_before(self, t: float) -> None:
         """Forget the sets first heard before ``t``."""
         for key in [k for k, p in self._sets.items() if p.first_heard < t]:
-            del self._sets[key]
+            self.remove(key)

@@ -134,12 +134,11 @@ def test_a_stray_frame_with_another_count_keeps_the_set_being_collected() -> Non
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_stray_frames_never_stop_a_set_nor_count_for_it(data: st.DataObject) -> None:
-    """Any frames of other sets (other set ids; the café's set id with up to MAX_SETS_PER_SET_ID - 1 other
-    counts), heard among the café's frames in any order: the café's set opens at its last new frame, and
+    """Any frames of other sets (other set ids; the café's set id with up to 3 other counts), heard among the café's frames in any order: the café's set opens at its last new frame, and
     only its own frames are taken for it."""
     frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
     set_id = frames[0][1:5]
-    counts = data.draw(st.lists(st.integers(1, 255).filter(lambda n: n != len(frames)), max_size=framesets.MAX_SETS_PER_SET_ID - 1, unique=True))
+    counts = data.draw(st.lists(st.integers(1, 255).filter(lambda n: n != len(frames)), max_size=3, unique=True))
     stray = st.builds(
         lambda own, other_id, count, index, chunk: bytes([beacon.VERSION]) + (set_id if own and counts else other_id)
         + bytes([index % (count if own and counts else 255), count if own and counts else 255]) + chunk,
@@ -159,21 +158,22 @@ def test_stray_frames_never_stop_a_set_nor_count_for_it(data: st.DataObject) -> 
 
 
 def test_a_flood_under_one_set_id_is_bounded_and_keeps_other_sets() -> None:
-    """Frames with the café's set id and every other frame count: at most MAX_SETS_PER_SET_ID sets are kept under it,
-    so the flood pushes out neither the shop's set being collected nor the café's own (it has more frames)."""
+    """Frames with the café's set id and every other frame count, 100 a second, while the café's beacon and the shop's
+    are heard a frame a second: the table stays bounded (a set id has 255 counts; the table 256 sets), and the flood
+    pushes out neither the café's set being collected nor the shop's: they are heard at a higher rate."""
     cafe = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
     shop = beacon.frames(CLINIC.payload, bytes(32), 9)
     assembler = beacon.FrameAssembler()
-    for f in cafe[:3] + shop[:-1]:
-        assert assembler.add(f, -60, T0) is None
-    for i in range(255 * 4):
-        count = 1 + i % 255
-        if count == len(cafe):  # (the café's own set: a foreign chunk there spoils a round, as above)
-            continue
-        assembler.add(cafe[0][:5] + bytes([i % count, count]) + bytes([i % 256]) * 13, -60, T0 + i / 100)
-    assert sum(1 for k in assembler._partial.keys() if k[0] == cafe[0][1:5]) == framesets.MAX_SETS_PER_SET_ID
-    assert assembler.add(shop[-1], -60, T0 + 11) == (shop[0][1:5], CLINIC)
-    assert [assembler.add(f, -60, T0 + 12) for f in cafe[3:]][-1] == (cafe[0][1:5], CAFE)
+    opened = set()
+    for i in range(100 * 30):
+        count = 1 + (i // 2) % 255
+        if count != len(cafe):  # (the café's own set: a foreign chunk there spoils a round, test_one_foreign_frame...)
+            assembler.add(cafe[0][:5] + bytes([i % count, count]) + bytes([i % 256]) * 13, -60, T0 + i / 100)
+        if i % 100 == 0:
+            s = i // 100
+            opened |= {r[1] for r in (assembler.add(cafe[s % len(cafe)], -60, T0 + s), assembler.add(shop[s % len(shop)], -60, T0 + s)) if r}
+        assert len(assembler._partial.keys()) <= framesets.MAX_PARTIAL_SETS
+    assert opened == {CAFE, CLINIC}
 
 
 @settings(max_examples=300, deadline=None)
@@ -628,35 +628,76 @@ def test_a_flood_of_one_frame_sets_at_any_rate_pushes_out_no_set() -> None:
     assert (frames[0][1:5], CAFE) in results[: len(frames) + 1]  # its first round, and its first frame again
 
 
-@settings(max_examples=40, deadline=None)
+def _kept_sets(rng, start: float, end: float, kept: int, rate: float):  # type: ignore[no-untyped-def]
+    """(time, frame) of ``kept`` made-up sets heard round and round from ``start`` to ``end``, ``rate`` frames a second
+    over them all (a new chunk each time)."""
+    ids = [rng.randbytes(4) for _ in range(kept)]
+    return [(start + j / rate, bytes([beacon.VERSION]) + ids[j % kept] + bytes([(j // kept) % 255, 255]) + rng.randbytes(13))
+            for j in range(int((end - start) * rate))] if rate else []
+
+
+def _new_sets(rng, start: float, end: float, rate: float, frames: int):  # type: ignore[no-untyped-def]
+    """(time, frame) of ``rate`` new made-up sets a second of ``frames`` frames each (a millisecond apart)."""
+    return [(start + (j + 0.5) / rate + i / 1000, f) for j in range(int((end - start) * rate)) for i, f in enumerate(_made_up_set(rng, frames))] if rate else []
+
+
+@pytest.mark.parametrize("every", [1, 5, 10])
+def test_a_sustained_flood_of_kept_sets_keeps_no_beacons_set_out(every: int) -> None:
+    """255 made-up sets heard round and round, 10 frames a second over them (each heard every 25 s), plus one new set
+    of two frames a second, running for 10 minutes: sets were ranked by their frames heard lately, so each kept set
+    weighed about 3 and the café's set, let in at its second frame, weighed 2 and was the next one pushed out,
+    whatever its receiver heard (it never completed at 8 frames a second and more; research/beacon_flood.py).  Sets
+    are now ranked by their rate: the café's, heard a frame every ``every`` seconds, is above the flood's 0.04."""
+    import random
+
+    rng = random.Random(every)
+    frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
+    mine = [(T0 + s, frames[(s // every) % len(frames)]) for s in range(0, 3 * every * len(frames), every)]
+    assembler = beacon.FrameAssembler()
+    opened = None
+    flood = _kept_sets(rng, T0 - 600, mine[-1][0], 255, 10.0) + _new_sets(rng, T0, mine[-1][0], 1.0, 2)
+    for t, frame in sorted([*flood, *mine], key=lambda e: e[0]):
+        if assembler.add(frame, -60, t) == (frames[0][1:5], CAFE):
+            opened = t - T0
+            break
+    assert opened is not None and opened <= 2 * every * len(frames), opened
+
+
+@settings(max_examples=30, deadline=None)
 @given(st.data())
-def test_a_set_in_the_table_stays_until_it_opens_under_a_flood(data: st.DataObject) -> None:
-    """A receiver that misses frames (the café's frames in any order, up to 50 s apart, some again) in a full table,
-    among a flood of new made-up sets of one frame (any number: they wait, and push out nothing) and of two (up to
-    254 between two of the café's frames, each new set pushing out the one heard least lately): once the café's set
-    is in the table it stays until it opens, and it opens at the frame that completes it.  (Pushing out the sets
-    unopened after a few rounds first, tried before, pushed out such a slow set.)"""
+def test_a_set_heard_every_10_s_opens_under_any_flood_of_12_frames_a_second(data: st.DataObject) -> None:
+    """A slow receiver (the café's frames in any order, some again, up to 10 s apart) in a table the flood has kept
+    full for 5 minutes: however the flood spends 12 frames a second (sets kept heard round and round, new sets of two
+    frames, of one), once the café's set is let in it stays until it opens, and it opens at the frame that completes
+    it.  The café's rate stays above ~0.09 a frame a second; keeping 255 sets above it takes ~24 frames a second.
+    (Ranked by frames heard lately, 10 frames a second round and round over 255 kept sets and one new set a second
+    kept every set out.)"""
     import random
 
     rng = random.Random(data.draw(st.integers(0, 2**32)))
     frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
     key = (frames[0][1:5], len(frames))
-    order = data.draw(st.lists(st.integers(0, len(frames) - 1), min_size=len(frames), max_size=3 * len(frames)))
+    order = data.draw(st.lists(st.integers(0, len(frames) - 1), max_size=2 * len(frames)))
+    order += data.draw(st.permutations(range(len(frames)))) + data.draw(st.permutations(range(len(frames))))
+    gaps = data.draw(st.lists(st.one_of(st.just(10.0), st.floats(0.5, 10.0)), min_size=len(order), max_size=len(order)))
+    kept_rate = data.draw(st.one_of(st.just(10.0), st.floats(0.0, 12.0)))  # (10 and a new set a second: main's way out)
+    pairs = data.draw(st.one_of(st.just(1.0), st.floats(0.0, 6.0)).filter(lambda r: kept_rate + 2 * r <= 12.0))
+    singles = data.draw(st.floats(0.0, 12.0 - kept_rate - 2 * pairs))
+    kept = data.draw(st.one_of(st.just(framesets.MAX_PARTIAL_SETS - 1), st.integers(1, framesets.MAX_PARTIAL_SETS - 1)))
+    new_from = data.draw(st.sampled_from([T0 - 300, T0]))  # new sets all along, or from when the café is first heard
+    times = [T0 + sum(gaps[: i + 1]) for i in range(len(order))]
+    flood = _kept_sets(rng, T0 - 300, times[-1], kept, kept_rate)
+    flood += _new_sets(rng, new_from, times[-1], pairs, 2) + _new_sets(rng, new_from, times[-1], singles, 1)
+    flood += [(T0 - 301 + i / 1000, f) for i in range(framesets.MAX_PARTIAL_SETS) for f in _made_up_set(rng, 2)]  # full
     assembler = beacon.FrameAssembler()
-    for i in range(framesets.MAX_PARTIAL_SETS):  # the table full of sets heard twice, just before
-        for frame in _made_up_set(rng, 2):
-            assembler.add(frame, -60, T0 - 1 + i / 1000)
-    t, heard, before, inside = T0, set[int](), -1, False
-    for index in order:
-        pairs, singles = data.draw(st.integers(0, 254)), data.draw(st.integers(0, 10))
-        gap = data.draw(st.floats(0.5, 50.0))
-        flood = [f for _ in range(pairs) for f in _made_up_set(rng, 2)] + [_made_up_set(rng, 1)[0] for _ in range(singles)]
-        rng.shuffle(flood)
-        for i, frame in enumerate(flood):
-            assembler.add(frame, -60, t + gap * i / (len(flood) + 1))
-        t += gap
+    events = sorted([*((t, f, None) for t, f in flood), *((t, frames[i], i) for t, i in zip(times, order, strict=True))], key=lambda e: e[0])
+    heard, before, inside = set[int](), -1, False
+    for t, frame, index in events:
+        if index is None:
+            assembler.add(frame, -60, t)
+            continue
         assert not inside or key in assembler._partial.keys(), "pushed out"
-        result = assembler.add(frames[index], -60, t)
+        result = assembler.add(frame, -60, t)
         if key in assembler._partial.keys() or result is not None:
             heard |= {index} if inside else {index, before}  # (let in at its second frame, with the first)
             inside = True
@@ -665,3 +706,4 @@ def test_a_set_in_the_table_stays_until_it_opens_under_a_flood(data: st.DataObje
             return
         assert result is None
         before = index
+    pytest.fail("never opened" if inside else "never let in")
