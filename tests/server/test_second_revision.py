@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ import pytest
 from server_helpers import KEY, NOW, revoked_while_held, uploaded
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.errors import ServerStorageError
 from bluezone.keyformat.export import open_signed_export
 from bluezone.server.codes import issue_code, revoke_code
 from bluezone.server.exports import ExportConfig, export_batches
@@ -30,8 +32,8 @@ KEYS = [b"\x31" * 16, b"\x32" * 16]
 EXPOSED = dt.datetime.fromtimestamp((DAY - ROLLING_PERIOD) * 600, dt.UTC).date()  # the older key's day
 
 
-def _body(code: str, token: str | None) -> bytes:
-    entries = [{"key": base64.b64encode(k).decode(), "rollingStartNumber": DAY - i * ROLLING_PERIOD} for i, k in enumerate(KEYS)]
+def _body(code: str, token: str | None, keys: list[bytes] = KEYS) -> bytes:
+    entries = [{"key": base64.b64encode(k).decode(), "rollingStartNumber": DAY - i * ROLLING_PERIOD} for i, k in enumerate(keys)]
     return json.dumps({"temporaryExposureKeys": entries, "verificationPayload": code,
                        **({"revisionToken": token} if token else {})}).encode()
 
@@ -154,30 +156,130 @@ def test_a_negative_test_after_a_likely_diagnosis_revokes_the_keys(storage: Stor
         publish(storage, _body(code, negative.revision_token), "192.0.2.1", NOW + 70, PublishConfig(), code_key=KEY)
 
 
+def _meanwhile(storage: Storage, monkeypatch: pytest.MonkeyPatch, *steps: Callable[[], object]) -> None:
+    """The next export's ``steps`` run once it read its keys and revisions, before it takes them out."""
+    taking = storage.export_transaction
+
+    def landing(*args: np.ndarray) -> object:
+        monkeypatch.setattr(storage, "export_transaction", taking)
+        for step in steps:
+            step()
+        return taking(*args)
+
+    monkeypatch.setattr(storage, "export_transaction", landing)
+
+
 @pytest.mark.parametrize("first_exported", [True, False])
-def test_an_export_that_read_the_likely_revision_never_drops_the_confirmed_one(
+def test_an_export_that_read_the_likely_revision_carries_it_and_the_next_the_confirmed_one(
     storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, first_exported: bool
 ) -> None:
-    """The confirmed upload lands while an export that read the likely revision writes its files: the
-    export records nothing and the next one carries the confirmation (it dequeued by key id and dropped it:
-    no file ever said confirmed)."""
+    """The confirmed upload lands while an export that read the likely revision writes its files: that
+    export records the likely revision as it read it (the confirmation replaced it in the queue: srv19's
+    export recorded nothing, so under frequent revisions exports kept failing), and the next one carries
+    the confirmation.  The files go up the ladder, each step once (it dequeued by key id and dropped the
+    confirmation before schema 17: no file ever said confirmed)."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
     _, first = _upload(storage, "recursive")
     if first_exported:
         assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
     _, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
-    taking = storage.export_transaction
+    _meanwhile(storage, monkeypatch, lambda: _upload(storage, "confirmed", likely.revision_token, at=NOW + 30))
+    assert _export(storage, signer, out, NOW + 40) == (({}, _each(LIKELY)) if first_exported else (_each(LIKELY), {}))
+    assert _export(storage, signer, out, NOW + 60) == ({}, _each(CONFIRMED))
+    assert _export(storage, signer, out, NOW + 90) == ({}, {})
 
-    def confirmed_meanwhile(*args: np.ndarray) -> object:
-        monkeypatch.setattr(storage, "export_transaction", taking)
-        assert _upload(storage, "confirmed", likely.revision_token, at=NOW + 30)[1].revised == 2
-        return taking(*args)
 
-    monkeypatch.setattr(storage, "export_transaction", confirmed_meanwhile)
-    with pytest.raises(Exception, match="a later revision replaced one"):
+def test_exports_finish_while_revisions_keep_coming(storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Six F1s (recursive, exported) diagnosed likely, then confirmed, one after another: each export reads
+    one F1's likely revision and the confirmation before it, while that F1's confirmation and the next F1's
+    diagnosis land.  Every export records (before, each one failed "a later revision replaced one": under
+    revisions this frequent no export ever went through), and each key goes out recursive, likely,
+    confirmed, one file each."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    people = [[bytes([0x50 + i, j]) * 8 for j in range(2)] for i in range(6)]
+    tokens = {}
+    for i, keys in enumerate(people):
+        code = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=EXPOSED).code
+        tokens[i] = publish(storage, _body(code, None, keys), "192.0.2.1", NOW + 5, PublishConfig(),
+                            code_key=KEY).revision_token
+    every = [k for keys in people for k in keys]
+    assert _export(storage, signer, out, NOW + 6, only=every) == ({k: RECURSIVE for k in every}, {})
+
+    def revise(i: int, test_type: str) -> None:
+        if i < len(people):
+            code = issue_code(storage, NOW, key=KEY, test_type=test_type).code
+            answer = publish(storage, _body(code, tokens[i], people[i]), "192.0.2.1", NOW + 10, PublishConfig(),
+                             code_key=KEY)
+            assert answer.revised == 2
+            tokens[i] = answer.revision_token
+
+    revise(0, "likely")
+    for i in range(len(people)):
+        _meanwhile(storage, monkeypatch, lambda i=i: revise(i, "confirmed"), lambda i=i: revise(i + 1, "likely"))
+        expected = {k: LIKELY for k in people[i]} | ({k: CONFIRMED for k in people[i - 1]} if i else {})
+        assert _export(storage, signer, out, NOW + 20 + i, only=every) == ({}, expected)
+    assert _export(storage, signer, out, NOW + 40, only=every) == ({}, {k: CONFIRMED for k in people[-1]})
+    assert _export(storage, signer, out, NOW + 50, only=every) == ({}, {})
+
+
+def test_two_revisions_read_and_replaced_meanwhile_all_go_out(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An export read the likely revisions of two F1s (recursive first, exported); both confirmations land
+    before it takes them out: it carries both likely revisions, the next export both confirmations."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    people = [[bytes([0x60 + i, j]) * 8 for j in range(2)] for i in range(2)]
+    tokens = []
+    for keys in people:
+        code = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=EXPOSED).code
+        token = publish(storage, _body(code, None, keys), "192.0.2.1", NOW + 5, PublishConfig(), code_key=KEY).revision_token
+        code = issue_code(storage, NOW, key=KEY, test_type="likely").code
+        tokens.append(publish(storage, _body(code, token, keys), "192.0.2.1", NOW + 6, PublishConfig(),
+                              code_key=KEY).revision_token)
+    every = [k for keys in people for k in keys]
+
+    def confirm(i: int) -> None:
+        code = issue_code(storage, NOW, key=KEY, test_type="confirmed").code
+        publish(storage, _body(code, tokens[i], people[i]), "192.0.2.1", NOW + 10, PublishConfig(), code_key=KEY)
+
+    _meanwhile(storage, monkeypatch, lambda: confirm(0), lambda: confirm(1))
+    assert _export(storage, signer, out, NOW + 20, only=every) == ({k: LIKELY for k in every}, {})
+    assert _export(storage, signer, out, NOW + 30, only=every) == ({}, {k: CONFIRMED for k in every})
+
+
+def test_a_likely_revision_read_then_replaced_and_its_code_revoked_is_not_published(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export read the likely revision; the confirmation replaced it, then the likely code was revoked
+    (undone: the keys stand confirmed): the export records nothing (it would publish a revoked code's
+    revision) and the next one carries the confirmation."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    _, first = _upload(storage, "recursive")
+    assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    likely_code, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
+    _meanwhile(storage, monkeypatch, lambda: _upload(storage, "confirmed", likely.revision_token, at=NOW + 30),
+               lambda: revoke_code(storage, likely_code, NOW + 31, key=KEY))
+    with pytest.raises(ServerStorageError, match="nothing recorded"):
         export_batches(storage, signer, out, NOW + 40, ExportConfig())
-    expected = ({}, _each(CONFIRMED)) if first_exported else (_each(CONFIRMED), {})
-    assert _export(storage, signer, out, NOW + 60) == expected
+    assert _export(storage, signer, out, NOW + 60) == ({}, _each(CONFIRMED))
+
+
+def test_a_likely_revision_read_then_replaced_by_a_confirmation_since_revoked_goes_out(
+    storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export read the likely revision; the confirmation replaced it and its code was revoked (the likely
+    revision stands again, queued): the export carries the likely revision, and nothing more goes out."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    _, first = _upload(storage, "recursive")
+    assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    _, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
+    confirming = issue_code(storage, NOW, key=KEY, test_type="confirmed").code
+    _meanwhile(storage, monkeypatch,
+               lambda: publish(storage, _body(confirming, likely.revision_token), "192.0.2.1", NOW + 30, PublishConfig(),
+                               code_key=KEY),
+               lambda: revoke_code(storage, confirming, NOW + 31, key=KEY))
+    assert _export(storage, signer, out, NOW + 40) == ({}, _each(LIKELY))
+    assert _export(storage, signer, out, NOW + 60) == ({}, {})
 
 
 def test_a_likely_revision_undone_while_the_confirmed_upload_commits_is_not_lost(

@@ -29,6 +29,8 @@ class Database(ABC):
     _utf8 = True  # SQLite: the database stores text as UTF-8 (the default; UTF-16 if made so before)
     #: Appended to a SELECT of exposure_keys ``k`` whose rows are then changed: SQLite's one writer needs none
     _lock_keys = ""
+    #: The same for the queue rows ``q`` a SELECT reads (an export judging a revision replaced meanwhile)
+    _lock_queued = ""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

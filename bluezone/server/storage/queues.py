@@ -5,6 +5,7 @@ reads one column of one table and takes what it published out by runs of ids.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -24,6 +25,8 @@ QUEUE_RECORD = np.dtype(
      ("report_type", "<i4"), ("days_since_onset", "<i4"), ("revised", "<i4"), ("key_id", "<i8")]
 )
 assert QUEUE_RECORD.itemsize == 48  # the queues' CHECK
+
+log = logging.getLogger(__name__)
 
 
 def queue_rows(ids: np.ndarray, keys: np.ndarray, revised: np.ndarray | int) -> list[tuple[int, int, int, bytes]]:
@@ -53,6 +56,13 @@ def id_runs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 #: The id of the revision a key (``k``) stands as, 0 for none (its latest in key_revisions, schema 17).
 STANDING_REVISION = (
     "CASE WHEN k.revised_at IS NULL THEN 0 ELSE (SELECT MAX(r.id) FROM key_revisions r WHERE r.key_id = k.id) END"
+)
+
+
+#: Why an export records nothing: ``{}`` keys read, taken out of ``{}``.
+_LOST = (
+    "another export published, or a code revocation withheld, some of these {} keys (from {}) meanwhile:"
+    " nothing recorded (the next export writes the rest)"
 )
 
 
@@ -202,15 +212,31 @@ class ExportQueues(ExportBookkeeping):
         # PostgreSQL transactions waiting for each other's rows would be a deadlock
         if len(revision_ids):
             first, last = id_runs(revision_ids)
-            cur.executemany(self._sql("UPDATE key_revisions SET carried = 1 WHERE id BETWEEN ? AND ?"),
+            cur.executemany(self._sql("UPDATE key_revisions SET carried = 1 WHERE id BETWEEN ? AND ? AND carried = 0"),
                             zip(first.tolist(), last.tolist()))
-        for queue, ids, column in (("revision_queue", revision_ids, "revision_id"), ("export_queue", key_ids, "key_id")):
-            if len(ids) and self._dequeue(cur, queue, ids, column) != len(ids):
-                raise ServerStorageError(
-                    f"another export published, or a code revocation withheld, some of these {len(ids)} keys (from"
-                    f" {queue}) meanwhile, or a later revision replaced one: nothing recorded (the next export writes"
-                    " the rest)"
-                )
+            if cur.rowcount != len(revision_ids):  # one undone by a revocation, or carried by another export
+                raise ServerStorageError(_LOST.format(len(revision_ids), "key_revisions"))
+            taken = self._dequeue(cur, "revision_queue", revision_ids, "revision_id")
+            if taken != len(revision_ids) and self._replaced(cur, revision_ids) != len(revision_ids) - taken:
+                raise ServerStorageError(_LOST.format(len(revision_ids), "revision_queue"))
+        if len(key_ids) and self._dequeue(cur, "export_queue", key_ids) != len(key_ids):
+            raise ServerStorageError(_LOST.format(len(key_ids), "export_queue"))
+
+    def _replaced(self, cur: Any, revision_ids: np.ndarray) -> int:
+        """How many of ``revision_ids`` (still kept, carried by no other file) a later revision of their key
+        replaced in revision_queue meanwhile: that one waits there, so a file may carry these as read (the
+        key's files still go up the ladder: this file, then the later revision in the next).  PostgreSQL
+        locks the later ones' rows: an export taking them, or a revocation undoing them, is waited for and
+        then counts as having come first."""
+        earlier = self._exec(
+            cur, "SELECT r.id FROM revision_queue q JOIN key_revisions r ON r.key_id = q.key_id AND r.id < q.revision_id"
+            f"{self._lock_queued}",
+        ).fetchall()
+        replaced = int(np.isin(np.unique(np.array([i for (i,) in earlier], np.int64)), revision_ids).sum())
+        if replaced:
+            log.info("%d revision(s) this export read were replaced by a later one meanwhile: carried as read,"
+                     " the later one goes out in a later file", replaced)
+        return replaced
 
     def _dequeue(self, cur: Any, queue: str, ids: np.ndarray, column: str = "key_id") -> int:
         """Delete the rows of ``ids`` (ascending, distinct; in ``column``) from ``queue``; how many were there.
