@@ -328,6 +328,9 @@ def _withheld_sentence(w: Withheld | None) -> str:
         )
     decoys = " (decoys among them)" if w.checkins else ""  # mixed in at upload: the server cannot tell them apart
     said = f"{_counts(w.keys, w.revisions, w)} and {w.checkins} check-in report(s){decoys} not yet published withheld"
+    if w.vouched:  # the same revision by two codes: revoking one changes nothing the files say
+        said += (f"; {w.vouched} revision(s) of keys another code's upload says the same of: those keys stand as they"
+                 " did (nothing changes in the files)")
     if w.published_keys or w.published_checkins or w.published_revisions:
         return said + (
             f"; {_counts(w.published_keys, w.published_revisions, w)} and {w.published_checkins} check-in report(s)"

@@ -94,6 +94,7 @@ def test_a_published_revision_is_counted_and_the_command_exits_1(tmp_path: Path)
     assert result.exit_code == 1
     assert json.loads(result.stdout)["withheld"] == {
         "keys": 0, "checkins": 0, "published_keys": 0, "published_checkins": 0, "revisions": 0, "published_revisions": 2,
+        "vouched": 0,
     }
     assert result.stderr.strip().endswith(
         "0 key(s), 2 revision(s) of earlier codes' keys and 0 check-in report(s) already published cannot be recalled"

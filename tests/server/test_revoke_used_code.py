@@ -123,6 +123,7 @@ def test_revoke_code_command_on_used_codes(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["withheld"] == {
         "keys": 1, "checkins": 0, "published_keys": 0, "published_checkins": 0, "revisions": 0, "published_revisions": 0,
+        "vouched": 0,
     }
     storage = open_storage(db)
     try:

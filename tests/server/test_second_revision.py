@@ -13,6 +13,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -417,7 +418,8 @@ def test_a_same_type_upload_over_a_revision_vouches_for_it_and_keeps_the_first_c
     confirming, _ = _upload(storage, "confirmed", likely.revision_token, at=NOW + 10)
     again, answer = _upload(storage, "confirmed", at=NOW + 20)
     assert (answer.inserted, answer.revised) == (0, 0)
-    assert revoke_code(storage, confirming, NOW + 30, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+    # undone, yet the keys stand confirmed as code 2 says: nothing changes in the files (was counted revisions=2)
+    assert revoke_code(storage, confirming, NOW + 30, key=KEY).withheld == Withheld(0, 0, 0, 0, vouched=2)
     if exported:
         assert _export(storage, signer, out, NOW + 40) == (_each(CONFIRMED), {})  # was LIKELY
         assert revoke_code(storage, again, NOW + 50, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
@@ -426,3 +428,66 @@ def test_a_same_type_upload_over_a_revision_vouches_for_it_and_keeps_the_first_c
     assert revoke_code(storage, again, NOW + 50, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
     assert revoke_code(storage, first, NOW + 60, key=KEY).withheld == Withheld(2, 0, 0, 0)  # was 0: not withheld
     assert _export(storage, signer, out, NOW + 70) == ({}, {})
+
+
+@pytest.mark.parametrize("exported", ["never", "before the vouch", "after the vouch"])
+def test_revoking_a_code_that_only_vouched_says_nothing_changes(storage: Storage, tmp_path: Path, exported: str) -> None:
+    """Likely keys confirmed (code 1), then uploaded confirmed again under code 2 (a vouch: nothing revised).
+    Revoking code 2 leaves the keys confirmed as code 1 says, and nothing changes in the files: counted
+    as vouched, not as revisions undone (9606e72's vouch was counted "2 revision(s) ... withheld", and once
+    a file had carried code 1's revision as "already published cannot be recalled", exit 1)."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    first, likely = _upload(storage, "likely")
+    confirming, _ = _upload(storage, "confirmed", likely.revision_token, at=NOW + 10)
+    if exported == "before the vouch":
+        assert _export(storage, signer, out, NOW + 15) == (_each(CONFIRMED), {})
+    again, answer = _upload(storage, "confirmed", at=NOW + 20)
+    assert (answer.inserted, answer.revised) == (0, 0)
+    if exported == "after the vouch":
+        assert _export(storage, signer, out, NOW + 25) == (_each(CONFIRMED), {})
+    said = revoke_code(storage, again, NOW + 30, key=KEY)
+    assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0, vouched=2), True)
+    assert "2 revision(s) of keys another code's upload says the same of" in said.sentence()
+    assert "nothing changes in the files" in said.sentence() and "earlier codes' keys" not in said.sentence()
+    assert _export(storage, signer, out, NOW + 40) == ((_each(CONFIRMED), {}) if exported == "never" else ({}, {}))
+    # code 1 revoked too: its revision undone (the keys stand likely again) or counted published
+    said = revoke_code(storage, confirming, NOW + 50, key=KEY)
+    assert said.withheld == Withheld(0, 0, 0, 0, published_revisions=2)
+
+
+def test_revoke_code_command_counts_a_vouch_apart(tmp_path: Path) -> None:
+    """`server revoke-code` of a code that only vouched: exit 0, the text and --json say nothing changes."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.clock import VirtualClock
+
+    def revoked(db: Path, *options: str) -> Any:
+        keys = tmp_path / "keys"
+        if not keys.exists():
+            keygen(keys)
+            (keys / "code_hmac.key").write_text(KEY.secret.hex() + "\n")
+        storage = open_storage(db)
+        try:
+            _, likely = _upload(storage, "likely")
+            _upload(storage, "confirmed", likely.revision_token, at=NOW + 10)
+            again, _ = _upload(storage, "confirmed", at=NOW + 20)
+        finally:
+            storage.close()
+        return CliRunner().invoke(
+            cli, ["server", "revoke-code", "--server-db", str(db), "--signing-key-dir", str(keys), "--code", again, *options],
+            obj={"clock": VirtualClock(NOW + 30)},
+        )
+
+    said = revoked(tmp_path / "json.db", "--json")
+    assert said.exit_code == 0, said.output
+    assert json.loads(said.stdout)["withheld"] == {
+        "keys": 0, "checkins": 0, "published_keys": 0, "published_checkins": 0, "revisions": 0,
+        "published_revisions": 0, "vouched": 2,
+    }
+    said = revoked(tmp_path / "text.db")
+    assert said.exit_code == 0, said.output
+    assert said.stdout.split(", now revoked: ")[1].strip() == (
+        "0 key(s) and 0 check-in report(s) not yet published withheld; 2 revision(s) of keys another code's upload"
+        " says the same of: those keys stand as they did (nothing changes in the files); none was published"
+    )

@@ -21,8 +21,11 @@ class Withheld:
     checkins: int
     published_keys: int
     published_checkins: int
-    revisions: int = 0  # its revisions of keys an earlier code uploaded, undone
+    revisions: int = 0  # its revisions of keys an earlier code uploaded, undone: those keys go out as before
     published_revisions: int = 0
+    #: its uploads of keys as another code's revision already had them (a vouch): withdrawn or kept, nothing
+    #: changes in the files (that code's revision stands, or was published, as before)
+    vouched: int = 0
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,11 @@ STANDS_ALONE = (
     "(k.revised_code_hash IS NULL OR EXISTS (SELECT 1 FROM codes c WHERE c.code_hash = k.revised_code_hash"
     " AND c.revoked_at IS NOT NULL))"
 )
+
+
+#: A code's revision ``r`` that repeats an earlier one of the same key (``_vouch``: uploaded again as it stood;
+#: a revision proper always changes the type).
+_VOUCH = "EXISTS (SELECT 1 FROM key_revisions e WHERE e.key_id = r.key_id AND e.id < r.id AND e.report_type = r.report_type)"
 
 
 class Revocations(ExportQueues):
@@ -80,9 +88,10 @@ class Revocations(ExportQueues):
         """Take back what the used code ``code_hash`` brought that no file has published yet, and count
         what was.  Its revisions first: a key then stands for no code (its own revoked too) is withheld
         with the keys the code stored.  A key another standing code uploaded too, or revised, stays."""
-        undone, restood = self._undo_revisions(cur, code_hash)
-        (published_revisions,) = self._exec(  # what is left of its revisions: those a file carried
-            cur, "SELECT COUNT(*) FROM key_revisions WHERE code_hash = ?", [code_hash]
+        undone, vouched, restood = self._undo_revisions(cur, code_hash)
+        published_revisions, published_vouches = self._exec(  # what is left of its revisions: those a file carried
+            cur, f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {_VOUCH} THEN 1 ELSE 0 END), 0) FROM key_revisions r"
+            " WHERE r.code_hash = ?", [code_hash]
         ).fetchone()
         orphaned = [i for (i,) in self._exec(  # keys of a code revoked before whose last standing revision this was
             cur, "SELECT k.id FROM exposure_keys k JOIN codes c ON c.code_hash = k.code_hash"
@@ -104,27 +113,33 @@ class Revocations(ExportQueues):
         ).fetchone()
         return Withheld(
             len(ids), checkins, int(published_keys) + len(set(orphaned) - set(ids)), int(published_checkins),
-            undone, int(published_revisions),
+            undone, int(published_revisions) - int(published_vouches), vouched + int(published_vouches),
         )
 
-    def _undo_revisions(self, cur: Any, code_hash: str) -> tuple[int, list[int]]:
+    def _undo_revisions(self, cur: Any, code_hash: str) -> tuple[int, int, list[int]]:
         """Undo the revisions ``code_hash`` made that no file carried (a revision is carried by a batch's
         revised_keys, or with its key's first file): each key then stands as its revision before (kept,
         schema 17), or as first uploaded; that one goes out if no file carried it yet.  How many were
-        undone, and their keys' ids."""
+        undone, how many of those another code's revision of the same keys still says the same of (a
+        vouch, or vouched for: nothing changes in the files), and their keys' ids."""
         # the keys locked first (PostgreSQL): a revision of one committing meanwhile is waited for, then seen
         self._exec(
             cur, "SELECT k.id FROM exposure_keys k WHERE k.id IN (SELECT key_id FROM key_revisions WHERE code_hash = ?)"
             f"{self._lock_keys}", [code_hash],
         ).fetchall()
         undone = self._exec(
-            cur, "DELETE FROM key_revisions WHERE code_hash = ? AND carried = 0 RETURNING id, key_id", [code_hash]
+            cur, "DELETE FROM key_revisions WHERE code_hash = ? AND carried = 0 RETURNING id, key_id, report_type",
+            [code_hash],
         ).fetchall()
-        cur.executemany(self._sql("DELETE FROM revision_queue WHERE revision_id = ?"), [(int(r),) for r, _ in undone])
-        keys = sorted({int(k) for _, k in undone})
+        cur.executemany(self._sql("DELETE FROM revision_queue WHERE revision_id = ?"), [(int(r),) for r, _, _ in undone])
+        keys = sorted({int(k) for _, k, _ in undone})
+        said = {(int(k), int(t)) for k, t in self._exec(
+            cur, f"SELECT key_id, report_type FROM key_revisions WHERE key_id IN ({', '.join('?' * len(keys))})", keys,
+        ).fetchall()} if keys else set()
+        vouched = sum((int(k), int(t)) in said for _, k, t in undone)
         for key_id in keys:
             self._stand_as_last_revision(cur, key_id)
-        return len(undone), keys
+        return len(undone) - vouched, vouched, keys
 
     def _stand_as_last_revision(self, cur: Any, key_id: int) -> None:
         """The key ``key_id`` stands as its latest revision kept (none: as first uploaded), queued for a
