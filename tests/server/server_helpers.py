@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -258,3 +259,18 @@ def revoked_while_held(
     finally:
         go.set()
     return said
+
+
+def until_it_answers(proc: subprocess.Popen[bytes], url: str, seconds: float = 60) -> None:
+    """Wait until a server started as ``proc`` answers 200 at ``url`` (fails if it ends or takes longer)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)

@@ -94,11 +94,13 @@ class SQLiteStorage(Storage):
                 cur.close()
 
     def close(self) -> None:
+        # the read-only readiness connection first: closed last, it could neither checkpoint nor remove the
+        # WAL, which stayed beside the database after every stop that followed a /readyz during an export
+        self._end_apart(CLOSE_APART_WAIT)
         # once a transaction under way has ended: a connection closed under another thread's statement
         # crashed the process (a server stopped while a request or an export still ran)
         with self._lock:
             self._conn.close()
-        self._end_apart(CLOSE_APART_WAIT)
 
     def _connect_apart(self) -> sqlite3.Connection:
         # read-only: in WAL mode a reader waits for no writer (and a SELECT alone begins no transaction)
