@@ -99,17 +99,22 @@ def _postgres_database(dsn: str, name: str) -> str:
     return urlunsplit(urlsplit(dsn)._replace(path=f"/{name}"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--keys", type=int, default=1_000_000)
+def add_options(parser: argparse.ArgumentParser, keys: int, name: str) -> None:
+    """The options of a benchmark of exports from a database per version (this one's, export_revisions_bench's)."""
+    parser.add_argument("--keys", type=int, default=keys)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baseline-src", type=Path, help="directory holding an older bluezone/")
-    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-export-bench")
+    parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / f"bluezone-{name}")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL instead of SQLite (postgresql://...): each version"
-                        " gets its own database (bluezone_export_bench_<version>_...) on that server")
+                        f" gets its own database (bluezone_{name.replace('-', '_')}_<version>_...) on that server")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_options(parser, 1_000_000, "export-bench")
     args = parser.parse_args()
     if args.worker:
         with tempfile.TemporaryDirectory() as signing:
