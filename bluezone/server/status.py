@@ -9,6 +9,9 @@ are still queued mean no export ran, whatever ``/healthz`` (liveness only) says.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
@@ -19,6 +22,10 @@ from bluezone.server.publish import EVERYBODY, PublishConfig
 from bluezone.server.storage import Storage
 
 RETENTION_SECONDS = 14 * DAY_SECONDS
+#: What ``server status`` names during a guessing alarm: the IPv6 prefix an ISP (or a hosting provider) is
+#: given, 65,536 /48s, each with a failed-try budget of its own (docs/server.md, "What guessing buys").
+NETWORK_PREFIX = 32
+
 #: Keys exportable for longer than this mean the exporter is not running (it runs every 3600 s by default,
 #: so a key may wait an hour for the next export).
 LATE_AFTER_SECONDS = 5400
@@ -45,6 +52,8 @@ class ServerStatus:
     guessing_alarm: int = PublishConfig.guessing_alarm
     rollup_files_14_days: int = 0  # of files_14_days: roll-ups, each in place of an export day's files
     codes_revoked_24h: dict[str, int] = field(default_factory=dict)  # `server revoke-code` in the last 24 h
+    #: the IPv6 /32 whose /48s failed most in the window: (network, failed tries, /48s), None if none did
+    busiest_network: tuple[str, int, int] | None = None
 
     @property
     def exporter_late(self) -> bool:
@@ -70,6 +79,9 @@ class ServerStatus:
             "codes_issued_24h": self.codes_issued_24h,
             "codes_used_24h": self.codes_used_24h,
             "codes_revoked_24h": self.codes_revoked_24h,
+            "busiest_network": None if self.busiest_network is None else dict(
+                zip(("network", "failed_code_tries", "sites"), self.busiest_network)
+            ),
         }
 
     def lines(self) -> list[str]:
@@ -100,6 +112,10 @@ class ServerStatus:
             out.append(f"GUESSING: {self.failed_code_tries} failed verification codes within the hour (alarm at"
                        f" {self.guessing_alarm}): each client now gets fewer tries; issue long codes, not --short,"
                        " until it stops")
+            if self.busiest_network is not None:
+                network, tries, sites = self.busiest_network
+                out.append(f"GUESSING: {tries} of them from {network} ({sites} /48s of one provider): if none of your"
+                           " users is there (a hosting provider's), block it at the firewall or ask its abuse contact")
         else:
             out.append(f"failed verification codes within the hour: {self.failed_code_tries}")
         return out
@@ -128,5 +144,25 @@ def server_status(
         late_after=late_after,
         failed_code_tries=storage.count_failures(now - PublishConfig.failure_window, EVERYBODY),
         guessing_alarm=guessing_alarm,
+        busiest_network=busiest_network(storage.shared_failures(now - PublishConfig.failure_window)),
     )
+
+
+def busiest_network(sites: Iterable[tuple[str, int]]) -> tuple[str, int, int] | None:
+    """Of the IPv6 /48s' failed tries ``sites`` ((network, tries); other keys skipped), the /32 holding most:
+    (its network, its tries, its /48s).  No budget is kept per /32 (one customer of a national provider
+    would lock out all its other customers' uploads): an operator decides whether to block it."""
+    tries: Counter[str] = Counter()
+    counted: Counter[str] = Counter()
+    for site, failures in sites:
+        try:
+            provider = str(ipaddress.IPv6Network(site).supernet(new_prefix=NETWORK_PREFIX))
+        except ValueError:  # everybody's count, or a row not a network's
+            continue
+        tries[provider] += failures
+        counted[provider] += 1
+    if not tries:
+        return None
+    provider, most = tries.most_common(1)[0]
+    return provider, most, counted[provider]
 

@@ -163,3 +163,30 @@ def test_status_counts_revoked_codes(storage, tmp_path: Path) -> None:
     assert status.as_dict()["codes_revoked_24h"]["likely"] == 1
     assert "codes in the last 24 h: issued 1 confirmed, 1 likely; used none; revoked 1 likely" in status.lines()
     assert server_status(storage, NOW + 60 + 86_401).codes_revoked_24h["likely"] == 0
+
+
+def test_status_names_the_network_guessing_comes_from(storage, tmp_path: Path) -> None:
+    """A provider's /32 guessing from many /48s (each within its own budget: 65,536 of them make ~6.5M
+    tries an hour) is named during the alarm, with how many of the tries are its: no budget is kept per /32
+    (one customer of a national provider would lock out every other customer's upload), so the operator
+    decides whether to block it (attack13's "per-/48 budget" left open)."""
+    import pytest
+
+    from bluezone.errors import PublishError
+    from bluezone.server.publish import PublishConfig, publish
+
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    guess = json.dumps({"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": day}],
+                        "verificationPayload": "12345678"}).encode()
+    hosts = [f"2001:db8:{n:x}::{i}" for n in range(15) for i in (1, 2)] + ["2001:db9::1"] * 5 + ["192.0.2.1"] * 3
+    for host in hosts:
+        with pytest.raises(PublishError, match="not valid"):
+            publish(storage, guess, host, NOW, PublishConfig(), code_key=KEY)
+    quiet = server_status(storage, NOW + 60)
+    assert quiet.busiest_network == ("2001:db8::/32", 30, 15) and not any("2001:db8::/32" in line for line in quiet.lines())
+    alarmed = server_status(storage, NOW + 60, guessing_alarm=38)
+    assert alarmed.being_guessed and alarmed.as_dict()["busiest_network"] == {
+        "network": "2001:db8::/32", "failed_code_tries": 30, "sites": 15,
+    }
+    assert "GUESSING: 30 of them from 2001:db8::/32 (15 /48s of one provider)" in "\n".join(alarmed.lines())
+    assert server_status(storage, NOW + 3700).busiest_network is None  # the hour has passed

@@ -217,6 +217,16 @@ class VerificationCodes(Database):
         with self._transaction(write=False) as cur:
             return int(self._exec(cur, sql, params).fetchone()[0])
 
+    def shared_failures(self, since: float) -> list[tuple[str, int]]:
+        """Each shared budget's failed tries (its key without ``SHARED_BUDGET``: an IPv6 /48, or everybody's
+        ``*``) in its window begun at or after ``since``: where a guessing attack comes from."""
+        with self._transaction(write=False) as cur:
+            rows = self._exec(
+                cur, "SELECT client, failures FROM code_tries WHERE window_start >= ? AND client LIKE ?",
+                [since, SHARED_BUDGET + "%"],
+            ).fetchall()
+        return [(str(key).removeprefix(SHARED_BUDGET), int(n)) for key, n in rows]
+
     def count_try_rows(self) -> int:
         """Rows the failed-try table holds (one per client with a window): what an attacker can grow."""
         with self._transaction(write=False) as cur:
