@@ -1,10 +1,10 @@
 """Seconds of server schema 16's migration (each earlier revision linked to the code used at its instant)
 and of schema 17's (each revision kept in key_revisions, the queues' records naming it) on a schema-15
-SQLite database of N keys, R of them revised (Q of those still waiting for a file), C used codes: each runs
+SQLite database (or PostgreSQL, ``--postgres``) of N keys, R of them revised (Q of those still waiting for a file), C used codes: each runs
 once, at the first start after the upgrade, with the server's database locked.
 
     python benchmarks/revised_code_migration_bench.py [--keys 300000] [--revised 100000] [--queued 10000]
-        [--waiting 5000] [--codes 100000]
+        [--waiting 5000] [--codes 100000] [--postgres URL]
 """
 
 from __future__ import annotations
@@ -13,19 +13,23 @@ import argparse
 import functools
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bluezone.keyformat.keys import empty_keys
-from bluezone.server.storage import open_storage, schema
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from export_bench import _postgres_database  # noqa: E402  (a directory that is not a checkout)
+
+from bluezone.keyformat.keys import empty_keys  # noqa: E402
+from bluezone.server.storage import open_storage, schema  # noqa: E402
 
 USED_AT = 1.7e9
 
 
-def open_at(db: Path, version: int):  # type: ignore[no-untyped-def]
+def open_at(db: Path | str, version: int):  # type: ignore[no-untyped-def]
     """The database opened (made, or migrated) at schema ``version``, its queues written as that version's did."""
     current, schema.SCHEMA_VERSION = schema.SCHEMA_VERSION, version
     try:
@@ -37,7 +41,7 @@ def open_at(db: Path, version: int):  # type: ignore[no-untyped-def]
     return storage
 
 
-def schema15(db: Path, keys: int, revised: int, queued: int, codes: int, waiting: int) -> None:
+def schema15(db: Path | str, keys: int, revised: int, queued: int, codes: int, waiting: int) -> None:
     """A schema-15 database: ``keys`` keys, the first ``revised`` revised at the instant of one of ``codes`` used
     codes, the first ``queued`` of those waiting for a file in revision_queue, the first ``waiting`` keys still
     waiting for their first file too."""
@@ -53,8 +57,8 @@ def schema15(db: Path, keys: int, revised: int, queued: int, codes: int, waiting
                 "INSERT INTO codes (code_hash, report_type, test_type, issued_at, expires_at, used_at, keyed)"
                 " VALUES (?, 1, 'confirmed', 0, 1e10, ?, 1)"
             ), [(f"code{i}", USED_AT + i * 0.37) for i in range(codes)])
-            storage._exec(cur, "UPDATE exposure_keys SET revised_report_type = 1, revised_at = ? + (id % ?) * 0.37"
-                          " WHERE id <= ?", [USED_AT, codes, revised])
+            storage._exec(cur, "UPDATE exposure_keys SET revised_report_type = 1, revised_at = ? + (id - (id / ?) * ?) * 0.37"
+                          " WHERE id <= ?", [USED_AT, codes, codes, revised])
             storage._queue_keys(cur, "revision_queue", "k.id <= ?", [queued])
     finally:
         storage.close()
@@ -67,9 +71,12 @@ def main() -> None:
     parser.add_argument("--queued", type=int, default=10_000)
     parser.add_argument("--codes", type=int, default=100_000)
     parser.add_argument("--waiting", type=int, default=5_000, help="keys (revised among the first) not yet exported")
+    parser.add_argument("--postgres", metavar="URL", help="a new database on this PostgreSQL server instead of SQLite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        db = Path(tmp) / "server.db"
+        db: Path | str = Path(tmp) / "server.db"
+        if args.postgres:
+            db = _postgres_database(args.postgres, f"bluezone_migration_bench_{os.getpid()}")
         schema15(db, args.keys, args.revised, args.queued, args.codes, args.waiting)
         seconds = {}
         for version in (16, schema.SCHEMA_VERSION):
