@@ -69,7 +69,7 @@ class SystemClock:
 
 #: A step of a synchronised wall clock larger than this, either way, is not believed (ntpd's panic threshold).
 STEP_TOLERANCE = 1000.0
-#: How often a believed reading becomes the one the measured time counts from (and the kernel is asked again).
+#: How often the kernel is asked whether the clock is synchronised (if not, nothing to count from until it is again).
 ANCHOR_SECONDS = 60.0
 
 
@@ -147,7 +147,10 @@ class CheckedClock:
                 self.off_by = 0.0
         if steady - self._asked >= ANCHOR_SECONDS:
             self._asked = steady
-            self._anchor = (wall, steady) if self._synced() else None
+            if not self._synced():
+                self._anchor = None
+            elif self._anchor is None:  # kept while synchronised: steps below the tolerance add up against it
+                self._anchor = (wall, steady)
         return wall
 
     async def sleep(self, seconds: float) -> None:
