@@ -31,6 +31,8 @@ class Database(ABC):
     _lock_keys = ""
     #: The same for the queue rows ``q`` a SELECT reads (an export judging a revision replaced meanwhile)
     _lock_queued = ""
+    #: The same for the revision rows ``r`` a revocation stands a key on (an export marking one carried is waited for)
+    _lock_revisions = ""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

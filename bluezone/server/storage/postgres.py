@@ -85,6 +85,7 @@ class PostgresStorage(Storage):
     # a row another transaction changes is waited for, then its new version judged again (READ COMMITTED)
     _lock_keys = " FOR UPDATE OF k"
     _lock_queued = " FOR UPDATE OF q"
+    _lock_revisions = " FOR UPDATE OF r"
 
     def _joined_records(self, cur: Any, source: str, params: Sequence[Any]) -> tuple[int, bytes]:
         # binary=True: the bytea as it is, not as hex text twice its size to parse

@@ -133,8 +133,11 @@ class Revocations(ExportQueues):
         ).fetchall()
         cur.executemany(self._sql("DELETE FROM revision_queue WHERE revision_id = ?"), [(int(r),) for r, _, _ in undone])
         keys = sorted({int(k) for _, k, _ in undone})
+        # locked: an export marking one of them carried is waited for, so that a key's standing revision a file
+        # has just carried is not queued again (its count never matched: every later export recorded nothing)
         said = {(int(k), int(t)) for k, t in self._exec(
-            cur, f"SELECT key_id, report_type FROM key_revisions WHERE key_id IN ({', '.join('?' * len(keys))})", keys,
+            cur, f"SELECT r.key_id, r.report_type FROM key_revisions r WHERE r.key_id IN ({', '.join('?' * len(keys))})"
+            f"{self._lock_revisions}", keys,
         ).fetchall()} if keys else set()
         vouched = sum((int(k), int(t)) in said for _, k, t in undone)
         for key_id in keys:

@@ -1,0 +1,66 @@
+"""attack20 (PostgreSQL): a revocation of an earlier revising code while an export takes the key's standing revision
+out of revision_queue.  Recursive, then likely (code A, never in a file: the confirmation replaced it in the queue),
+then confirmed (code B); an export takes the confirmed revision; meanwhile ``revoke-code A`` undoes the likely one and
+puts the key to stand as the confirmed, queued again because it read it not yet carried (the export had not
+committed).  The queue then held a revision a file carried, ``_take_out``'s ``carried = 0`` count never matched
+again, and every later export failed "nothing recorded": no key and no revision published any more."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from server_helpers import KEY, NOW, waiting_for_a_lock
+from test_second_revision import KEYS, _export, _upload
+
+from bluezone.server.codes import revoke_code
+from bluezone.server.signing import keygen
+from bluezone.server.storage import CONFIRMED, open_storage
+
+
+def test_revoking_the_likely_code_while_an_export_takes_the_confirmation_leaves_exports_working(
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage, exporter, revoker = (open_storage(postgres_dsn) for _ in range(3))
+    signer = keygen(tmp_path / "keys")
+    out = tmp_path / "exports"
+    try:
+        _, first = _upload(storage, "recursive")
+        _export(storage, signer, out, NOW + 20)  # the keys' first file
+        likely, second = _upload(storage, "likely", first.revision_token, at=NOW + 30)
+        _upload(storage, "confirmed", second.revision_token, at=NOW + 40)  # replaces the likely one in the queue
+
+        held, go = threading.Event(), threading.Event()
+        dequeue = exporter._dequeue
+
+        def holding(cur: Any, queue: str, ids: np.ndarray, column: str = "key_id") -> int:
+            taken = dequeue(cur, queue, ids, column)
+            if queue == "revision_queue" and not held.is_set():
+                held.set()  # the confirmed revisions taken out and marked carried, not committed
+                assert go.wait(30)
+            return taken
+
+        monkeypatch.setattr(exporter, "_dequeue", holding)
+        said: dict[str, Any] = {}
+        export = threading.Thread(target=lambda: said.update(export=_export(exporter, signer, out, NOW + 50)))
+        export.start()
+        try:
+            assert held.wait(30)
+            revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, likely, NOW + 51, key=KEY)))
+            revocation.start()
+            waiting_for_a_lock(postgres_dsn, revocation)
+            go.set()
+            export.join(30)
+            revocation.join(30)
+        finally:
+            go.set()
+        assert said["export"][1] == {k: CONFIRMED for k in KEYS}
+        monkeypatch.undo()
+        assert _export(exporter, signer, out, NOW + 60) == ({}, {})  # was: ServerStorageError, at every export after
+        assert not exporter.pending_revisions(0)[0].size
+    finally:
+        for s in (storage, exporter, revoker):
+            s.close()
