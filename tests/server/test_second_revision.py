@@ -491,3 +491,24 @@ def test_revoke_code_command_counts_a_vouch_apart(tmp_path: Path) -> None:
         "0 key(s) and 0 check-in report(s) not yet published withheld; 2 revision(s) of keys another code's upload"
         " says the same of: those keys stand as they did (nothing changes in the files); none was published"
     )
+
+
+@pytest.mark.parametrize("first_exported", [True, False])
+def test_a_vouched_revision_standing_again_goes_out_once_and_never_to_the_type_it_had(
+    storage: Storage, tmp_path: Path, first_exported: bool
+) -> None:
+    """recursive -> likely (code A) -> confirmed (code B), uploaded confirmed again under code C (a vouch), then
+    code A revoked: the keys stand confirmed as B says.  The vouch stood as the key's latest revision: the key
+    was queued again under its id beside B's revision, so a file carried each key twice (exported first), or the
+    first file carried it confirmed and the next "revised" it to confirmed again (not exported): a real revision
+    to the type a key stands as, which no fake gets (it told the real keys from the padding)."""
+    signer, out = keygen(tmp_path / "k"), tmp_path / "out"
+    _, first = _upload(storage, "recursive")
+    if first_exported:
+        assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    a, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
+    _upload(storage, "confirmed", likely.revision_token, at=NOW + 20)
+    _upload(storage, "confirmed", at=NOW + 30)
+    assert revoke_code(storage, a, NOW + 40, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
+    assert _export(storage, signer, out, NOW + 60) == (({}, _each(CONFIRMED)) if first_exported else (_each(CONFIRMED), {}))
+    assert _export(storage, signer, out, NOW + 90) == ({}, {})

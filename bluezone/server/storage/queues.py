@@ -53,15 +53,21 @@ def id_runs(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids[np.r_[0, breaks]], ids[np.r_[breaks - 1, len(ids) - 1]]
 
 
-#: The id of the revision a key (``k``) stands as, 0 for none (its latest in key_revisions, schema 17).  ``+ 0``:
-#: PostgreSQL otherwise reads MAX(r.id) as the first row of the primary key's index, backwards, whose key_id
-#: matches, whenever key_revisions has no statistics yet (as in schema 17's migration, which fills it and
+#: A revision ``r`` that repeats an earlier one of its key: a vouch (``Uploads._vouch``: the keys uploaded again
+#: under another code as they stood; a revision proper always changes the type).
+VOUCH = "EXISTS (SELECT 1 FROM key_revisions e WHERE e.key_id = r.key_id AND e.id < r.id AND e.report_type = r.report_type)"
+
+#: The id of the revision a key (``k``) stands as, 0 for none: its latest in key_revisions (schema 17) that is not
+#: a vouch (a vouch stood as queued the key a second time beside the revision it repeats: one file carried the key
+#: twice, or a later one "revised" it to the type it already had, which tells a real key from the fakes).
+#: ``+ 0``: PostgreSQL otherwise reads MAX(r.id) as the first row of the primary key's index, backwards, whose
+#: key_id matches, whenever key_revisions has no statistics yet (as in schema 17's migration, which fills it and
 #: queues from it in one transaction): every revision above the key's was read, for each key queued (20,000
 #: revisions, 2,000 queued: 5.9 s; 30,000 and 3,000: the migration 37 s, quadratic).  Now its key's index.
 STANDING_REVISION = (
-    "CASE WHEN k.revised_at IS NULL THEN 0 ELSE (SELECT MAX(r.id + 0) FROM key_revisions r WHERE r.key_id = k.id) END"
+    "CASE WHEN k.revised_at IS NULL THEN 0 ELSE (SELECT MAX(r.id + 0) FROM key_revisions r WHERE r.key_id = k.id"
+    f" AND NOT {VOUCH}) END"
 )
-
 
 #: Why an export records nothing: ``{}`` keys read, taken out of ``{}``.
 _LOST = (

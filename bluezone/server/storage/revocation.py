@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bluezone.server.storage.codes import CODE_MATCH
-from bluezone.server.storage.queues import ExportQueues
+from bluezone.server.storage.queues import VOUCH, ExportQueues
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,6 @@ STANDS_ALONE = (
     "(k.revised_code_hash IS NULL OR EXISTS (SELECT 1 FROM codes c WHERE c.code_hash = k.revised_code_hash"
     " AND c.revoked_at IS NOT NULL))"
 )
-
-
-#: A code's revision ``r`` that repeats an earlier one of the same key (``_vouch``: uploaded again as it stood;
-#: a revision proper always changes the type).
-_VOUCH = "EXISTS (SELECT 1 FROM key_revisions e WHERE e.key_id = r.key_id AND e.id < r.id AND e.report_type = r.report_type)"
 
 
 class Revocations(ExportQueues):
@@ -90,7 +85,7 @@ class Revocations(ExportQueues):
         with the keys the code stored.  A key another standing code uploaded too, or revised, stays."""
         undone, vouched, restood = self._undo_revisions(cur, code_hash)
         published_revisions, published_vouches = self._exec(  # what is left of its revisions: those a file carried
-            cur, f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {_VOUCH} THEN 1 ELSE 0 END), 0) FROM key_revisions r"
+            cur, f"SELECT COUNT(*), COALESCE(SUM(CASE WHEN {VOUCH} THEN 1 ELSE 0 END), 0) FROM key_revisions r"
             " WHERE r.code_hash = ?", [code_hash]
         ).fetchone()
         orphaned = [i for (i,) in self._exec(  # keys of a code revoked before whose last standing revision this was
@@ -145,11 +140,12 @@ class Revocations(ExportQueues):
         return len(undone) - vouched, vouched, keys
 
     def _stand_as_last_revision(self, cur: Any, key_id: int) -> None:
-        """The key ``key_id`` stands as its latest revision kept (none: as first uploaded), queued for a
-        batch's revised_keys if no file carried it yet."""
+        """The key ``key_id`` stands as its latest revision kept that is not a vouch (``VOUCH``: the same as the
+        revision it repeats, which is queued or carried already; none: as first uploaded), queued for a batch's
+        revised_keys if no file carried it yet."""
         last = self._exec(
-            cur, "SELECT report_type, days_since_onset, revised_at, code_hash, carried FROM key_revisions"
-            " WHERE key_id = ? ORDER BY id DESC LIMIT 1", [key_id],
+            cur, "SELECT r.report_type, r.days_since_onset, r.revised_at, r.code_hash, r.carried FROM key_revisions r"
+            f" WHERE r.key_id = ? AND NOT {VOUCH} ORDER BY r.id DESC LIMIT 1", [key_id],
         ).fetchone()
         kind, onset, at, code, carried = last or (None, None, None, None, 1)
         self._exec(
