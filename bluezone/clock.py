@@ -71,6 +71,14 @@ class SystemClock:
 STEP_TOLERANCE = 1000.0
 #: How often the kernel is asked whether the clock is synchronised (if not, nothing to count from until it is again).
 ANCHOR_SECONDS = 60.0
+#: A forward step is believed once the wall clock has kept to it this long, the kernel saying synchronised at every
+#: minute's ask: longer than one poll at systemd-timesyncd's longest default interval (2048 s; chrony's and ntpd's
+#: 1024 s), so a time daemon that would undo the step (a bad answer outvoted, a date set by hand) has asked again.
+HOLD_SECONDS = 2400.0
+#: The largest forward step a hold makes believed: a host that paused its virtual machine overnight or over a
+#: weekend (Friday evening to Monday morning, 63 h) is put right; a bad step believed costs at most the oldest 3
+#: of the 14 days, and a step of a year (the whole store) is never believed in this boot.
+BELIEVED_STEP = 72 * 3600.0  # 3 days, in hours: bluezone.crypto (DAY_SECONDS) costs a clock 65 ms to import
 
 
 def boot_seconds() -> float:
@@ -103,8 +111,11 @@ class CheckedClock:
     last reading it believed, until the wall clock comes back within ``STEP_TOLERANCE`` of it; ``off_by``
     says by how much it is not believed (0: believed).  A clock never synchronised (no NTP, or before it
     answered after boot, as a board without a real-time clock starts) is believed as it reads: its step
-    forward is the correction.  The daemon's clock: what it stamps, and the purge that would otherwise
-    delete every sighting as past the 14 days."""
+    forward is the correction.  So is a step forward of at most ``believed_step`` that the wall clock keeps to
+    for ``hold`` seconds while synchronised: a virtual machine its host paused (its boot clock stood still
+    too) then put right by NTP; and a step back to the line it left, should that step prove wrong after all.
+    The daemon's clock: what it stamps, and the purge that would otherwise delete every sighting as past the
+    14 days."""
 
     def __init__(
         self,
@@ -112,11 +123,16 @@ class CheckedClock:
         steady: Callable[[], float] = boot_seconds,
         synced: Callable[[], bool] = kernel_clock_synced,
         tolerance: float = STEP_TOLERANCE,
+        hold: float = HOLD_SECONDS,
+        believed_step: float = BELIEVED_STEP,
     ) -> None:
         self.wall: Clock = wall or SystemClock()
         self._steady, self._synced, self.tolerance = steady, synced, tolerance
+        self.hold, self.believed_step = hold, believed_step
         self._anchor: tuple[float, float] | None = None  # (a believed wall reading, steady then), kernel synced
         self._asked = -float("inf")  # steady time the kernel was last asked
+        self._held: tuple[float, float] | None = None  # (a forward step not believed, steady when it began to hold)
+        self._left: tuple[float, float] | None = None  # the anchor before the last step a hold made believed
         self.off_by = 0.0
 
     def mark(self) -> tuple[float, float] | None:
@@ -135,7 +151,7 @@ class CheckedClock:
         wall, steady = self.wall.now(), self._steady()
         if self._anchor is not None:
             measured = self._anchor[0] + (steady - self._anchor[1])
-            if abs(wall - measured) > self.tolerance:
+            if abs(wall - measured) > self.tolerance and not self._believe(wall, measured, steady):
                 if not self.off_by:
                     log.warning("the wall clock stepped %+.0f s from the time measured since it last agreed, while"
                                 " synchronised: not believed (stamps and purges at the measured time) until it agrees"
@@ -152,6 +168,36 @@ class CheckedClock:
             elif self._anchor is None:  # kept while synchronised: steps below the tolerance add up against it
                 self._anchor = (wall, steady)
         return wall
+
+    def _believe(self, wall: float, measured: float, steady: float) -> bool:
+        """Whether a step of the wall clock from ``measured`` is believed after all (then it is the new anchor): a
+        step forward within ``believed_step`` that has held, or a step back to the line the last such step left."""
+        step, left = wall - measured, self._left
+        if left is not None and abs(wall - (left[0] + steady - left[1])) <= self.tolerance:
+            log.warning("the wall clock stepped %+.0f s back to the time measured before the step believed last: believed",
+                        step)
+        elif not self._holds(step, steady):
+            return False
+        else:
+            log.warning("the wall clock's step of %+.0f s has held %.0f min while synchronised: believed (a virtual"
+                        " machine its host paused, put right)", step, self.hold / 60)
+            left = self._anchor
+        self._anchor, self._left, self._held, self.off_by = (wall, steady), left, None, 0.0
+        return True
+
+    def _holds(self, step: float, steady: float) -> bool:
+        """Whether ``step`` (forward, within ``believed_step``) is the one the wall clock has kept to (within the
+        tolerance) for ``hold`` seconds, the kernel saying synchronised whenever asked (once a minute)."""
+        if not 0 < step <= self.believed_step:
+            self._held = None
+            return False
+        if self._held is None or abs(step - self._held[0]) > self.tolerance:
+            self._held = (step, steady)  # (again) from now
+        if steady - self._asked >= ANCHOR_SECONDS:
+            self._asked = steady
+            if not self._synced():
+                self._held = (step, steady)  # a date set by hand unsynchronises the kernel: not until it is again
+        return steady - self._held[1] >= self.hold
 
     async def sleep(self, seconds: float) -> None:
         await self.wall.sleep(seconds)

@@ -184,8 +184,9 @@ def status(db_path: Path | None, as_json: bool) -> None:
             click.echo(
                 f"clock      NOT BELIEVED: the wall clock stepped {clock['off_by'] / 3600:+.1f} h from the time the daemon"
                 " measured since it last agreed, while synchronised; sightings are stamped and purged at the measured"
-                " time until it agrees again (check the time source: timedatectl timesync-status; if this clock is"
-                " right, as after a virtual machine's host paused it, reboot: a new boot believes it)"
+                " time until it agrees again (check the time source: timedatectl timesync-status); a step forward"
+                " of up to 3 days is believed once it has held 40 minutes (a virtual machine its host paused); if this"
+                " clock is right and the step larger, reboot: a new boot believes it"
             )
         calibration = calibration_line(daemon)
         if calibration:

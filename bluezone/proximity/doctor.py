@@ -173,8 +173,9 @@ def check_sighting_database(report: Report, path: Path, now: float | None = None
         report.add(
             "clock", "warn", "the daemon does not believe the wall clock: it stepped while synchronised (a bad NTP"
             " answer, a date set by hand), so sightings are stamped and purged at the time it measured since",
-            "check the time source (timedatectl timesync-status): once the clock agrees the daemon believes it again;"
-            " if this clock is right (a virtual machine its host paused: its boot clock stood still), reboot",
+            "check the time source (timedatectl timesync-status): once the clock agrees the daemon believes it again,"
+            " and a step forward of up to 3 days once it has held 40 minutes (a virtual machine its host paused: its"
+            " boot clock stood still); if this clock is right and the step larger, reboot",
         )
     if damage:
         report.add("sighting-store", "fail", f"{path} is damaged: {'; '.join(damage)}", _DAMAGED_FIX)

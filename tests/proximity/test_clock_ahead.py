@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
-from bluezone.clock import CheckedClock, VirtualClock, boot_id, boot_seconds
+from bluezone.clock import HOLD_SECONDS, CheckedClock, VirtualClock, boot_id, boot_seconds
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
@@ -59,6 +59,39 @@ def test_a_daemon_whose_clock_steps_a_year_ahead_keeps_its_data_and_stamps_the_m
     assert len(heard) > 1000 and heard["time"].max() <= NOON + 4 * 3600  # stamped at the measured time
     state = store.daemon_state()
     assert state is not None and abs(state["clock"]["off_by"] - YEAR) < 1 and state["clock"]["boot_id"] == boot_id()
+    store.close()
+
+
+def test_a_daemon_in_a_virtual_machine_its_host_paused_believes_the_step_once_it_holds(tmp_path: Path) -> None:
+    """The host paused the guest two days (its boot clock stood still too), then NTP stepped the wall clock: the
+    daemon stamps at the measured time while the step holds (40 min), then at the wall clock, and purges at it: what
+    is really past the 14 days goes.  Before, it stamped two days behind until a reboot (exposures missed)."""
+    store = _store_of_ten_days(tmp_path / "me.db")
+    store.add_sightings(random_sightings(40, NOON - 13 * DAY_SECONDS, 600, seed=98))  # 15 days old once believed
+    virtual = VirtualClock(NOON)
+    wall = SteppedWall(virtual)
+    clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
+    air = Air(clock, 1)
+    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, DaemonConfig(), on_status=lambda _: None)
+    daemon = Daemon(air.radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    paused = 2 * DAY_SECONDS
+
+    async def both() -> None:
+        async def resumed() -> None:
+            await asyncio.sleep(1800)
+            wall.step = paused
+        await asyncio.gather(daemon.run(4 * 3600), neighbour.run(4 * 3600), resumed())
+
+    virtual.run(both())
+    held = store.sightings(since=NOON, until=NOON + paused)["time"]
+    assert len(held) > 0 and held.max() < NOON + 4 * 3600  # the hold: at the measured time (the emulated air then
+    # delivers what was due up to the wall clock's jump, at the times it was due: sightings up to ~NOON + 2 h)
+    after = store.sightings(since=NOON + paused)["time"]
+    assert len(after) > 1000 and after.min() >= NOON + paused + 1800 + HOLD_SECONDS - 60  # then at the wall clock
+    assert store.count_sightings(until=NOON - 12 * DAY_SECONDS) == 0  # really past the 14 days: purged
+    assert store.count_sightings(since=NOON - 12 * DAY_SECONDS, until=NOON) == 1000  # the ten days kept
+    state = store.daemon_state()
+    assert state is not None and "clock" not in state  # believed: commands purge at the wall clock again
     store.close()
 
 
