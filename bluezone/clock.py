@@ -105,6 +105,16 @@ def kernel_clock_synced() -> bool:
     return 0 <= int(state) < 5
 
 
+#: What a clock no time daemon keeps synchronised leaves unguarded (``status``, ``doctor``): ``CheckedClock`` has
+#: nothing to check its steps by, and the store alone cannot tell a wrong date from a device off for weeks.
+UNSYNCHRONISED = (
+    "not synchronised (the kernel says no time daemon keeps it): believed as it reads, so a date set wrong by hand or"
+    " wrong since boot is not guarded: ahead, it deletes what it puts past 14 days (this device's daily keys too);"
+    " behind, sightings are stamped where they miss their keys"
+)
+START_A_TIME_DAEMON = "`timedatectl set-ntp true` starts one (systemd-timesyncd), or install chrony"
+
+
 class CheckedClock:
     """The wall clock, except a step of it while the kernel said it was synchronised: a bad NTP answer,
     a clock set by hand a year ahead.  Then ``now()`` is the time measured (``boot_seconds``) since the

@@ -792,6 +792,9 @@ def check_with_server(
     given = read_server_key(server_key_path) if server_key_path else None
     now = time.time() if now is None else now  # the wall clock, as check_server's: the store is purged at it too
     with SightingStore.open(db_path, create=False, purge_now=now) as store, KeyServerClient(server_url, http=http) as client:
+        # what is in force, at the daemon's measured time while it does not believe a step of the clock (a year
+        # ahead, every earlier report was past its 14 days: "Close contact now: no"), as the store's purge is
+        now = store.believed_time(now, quiet=True)
         return check_server(
             client, ServerState(store), None, server_key=given, scorer=scorer,
             rssi_correction=rssi_correction, now=now, progress=progress, load_visits=lambda: visits(store), jobs=jobs,

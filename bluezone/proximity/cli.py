@@ -104,6 +104,17 @@ def run(
     )
 
 
+def _clock_synced() -> bool:
+    """Whether a time daemon keeps the wall clock synchronised (the kernel's word; a test gives ``clock_synced``)."""
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    if isinstance(obj, dict) and "clock_synced" in obj:
+        return bool(obj["clock_synced"])
+    from bluezone.clock import kernel_clock_synced
+
+    return kernel_clock_synced()
+
+
 #: Below this much free space beside the database, ``status`` warns (the daemon's writes will fail).
 LOW_DISK_BYTES = 20_000_000
 
@@ -124,6 +135,8 @@ def status(db_path: Path | None, as_json: bool) -> None:
         # year, every sighting was "dated ahead" (and `purge --dated-ahead` was advised)
         info["dated_ahead"] = store.dated_ahead(store.believed_time(now, quiet=True))
         info["purged_on_open"] = store.purged_on_open
+        info["clock_not_believed_by"] = store.clock_step(now)  # None: believed (or a stopped daemon's old mark)
+    info["clock_synchronised"] = _clock_synced()
     if as_json:
         emit_json(info)
         return
@@ -179,15 +192,19 @@ def status(db_path: Path | None, as_json: bool) -> None:
                 "address    FIXED: this radio cannot change its Bluetooth address with each RPI, so anyone "
                 "listening can link your rotating IDs (see docs/bluetooth.md)"
             )
-        clock = daemon.get("clock")
-        if isinstance(clock, dict) and isinstance(clock.get("off_by"), (int, float)):
+        step = info["clock_not_believed_by"]
+        if step is not None:
             click.echo(
-                f"clock      NOT BELIEVED: the wall clock stepped {clock['off_by'] / 3600:+.1f} h from the time the daemon"
+                f"clock      NOT BELIEVED: the wall clock stepped {step / 3600:+.1f} h from the time the daemon"
                 " measured since it last agreed, while synchronised; sightings are stamped and purged at the measured"
                 " time until it agrees again (check the time source: timedatectl timesync-status); a step forward"
                 " of up to 3 days is believed once it has held 40 minutes (a virtual machine its host paused); if this"
                 " clock is right and the step larger, reboot: a new boot believes it"
             )
+        elif not info["clock_synchronised"]:
+            from bluezone.clock import START_A_TIME_DAEMON, UNSYNCHRONISED
+
+            click.echo(f"clock      {UNSYNCHRONISED} ({START_A_TIME_DAEMON})")
         calibration = calibration_line(daemon)
         if calibration:
             click.echo(f"calibration {calibration}")
@@ -303,7 +320,8 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, d
     from bluezone.proximity.store import default_db_path
 
     report = asyncio.run(
-        diagnose(adapter, scan_seconds, config, problem, store=db_path or default_db_path(), now=cli_clock().now())
+        diagnose(adapter, scan_seconds, config, problem, store=db_path or default_db_path(), now=cli_clock().now(),
+                 clock_synced=_clock_synced())
     )
     if as_json:
         emit_json(report.to_dict())

@@ -63,6 +63,7 @@ class Report:
 async def diagnose(
     adapter: str | None = None, scan_seconds: float = 10.0, config: DaemonConfig | None = None,
     config_problem: str | None = None, store: Path | None = None, now: float | None = None,
+    clock_synced: bool | None = None,
 ) -> Report:
     """Run every check against the system bus (``DBUS_SYSTEM_BUS_ADDRESS`` honoured).
 
@@ -70,6 +71,7 @@ async def diagnose(
     ``config_problem``: why the daemon's config could not be read (`bluezone run` would refuse it).
     ``store``: the sighting database to read through for damage (None: not checked), purged at ``now``
     as every command that opens it purges it (the CLI's clock; None: at its newest record).
+    ``clock_synced``: whether a time daemon keeps the wall clock synchronised (None: not checked).
     """
     report = Report()
     version = await bluez_version()
@@ -83,6 +85,8 @@ async def diagnose(
         check_calibration(report, config or DaemonConfig())
     if store is not None:
         check_sighting_database(report, store, now)
+    if clock_synced is not None and not any(c.name == "clock" for c in report.checks):
+        check_clock_synced(report, clock_synced)
     try:
         bus = await connect_system_bus()
     except RadioUnavailableError as exc:
@@ -110,6 +114,18 @@ async def diagnose(
     finally:
         bus.disconnect()
     return report
+
+
+def check_clock_synced(report: Report, synced: bool) -> None:
+    """A clock no time daemon keeps is believed as it reads (``CheckedClock`` has nothing to check a step by): say so,
+    since a date set wrong there deletes or misplaces sightings unguarded."""
+    from bluezone.clock import START_A_TIME_DAEMON, UNSYNCHRONISED
+
+    if synced:
+        report.add("clock", "ok", "synchronised by a time daemon: the daemon checks a step of it against the time"
+                   " measured since boot")
+    else:
+        report.add("clock", "warn", UNSYNCHRONISED, START_A_TIME_DAEMON)
 
 
 def _check_version(report: Report, version: str | None) -> None:
@@ -160,7 +176,8 @@ def check_sighting_database(report: Report, path: Path, now: float | None = None
     try:
         with SightingStore.open(path, create=False, purge_now=now) as store:
             damage = store.damage()
-            clock = store.measured_clock()  # the daemon's mark while it does not believe the wall clock
+            # how far this clock reads from the daemon's measured time while it does not believe a step of it
+            step = store.clock_step(time.time() if now is None else now)
     except StoreWriteError as exc:  # locked or busy now: no finding about the file itself
         report.add("sighting-store", "warn", f"could not read it now: {exc}", "run `bluezone doctor` again")
         return
@@ -169,10 +186,11 @@ def check_sighting_database(report: Report, path: Path, now: float | None = None
         return
     seconds = time.monotonic() - started
     report.facts["store_check_seconds"] = round(seconds, 2)
-    if clock is not None:
+    if step is not None:
         report.add(
-            "clock", "warn", "the daemon does not believe the wall clock: it stepped while synchronised (a bad NTP"
-            " answer, a date set by hand), so sightings are stamped and purged at the time it measured since",
+            "clock", "warn", f"the daemon does not believe the wall clock: it stepped {step / 3600:+.1f} h while"
+            " synchronised (a bad NTP answer, a date set by hand), so sightings are stamped and purged at the time it"
+            " measured since",
             "check the time source (timedatectl timesync-status): once the clock agrees the daemon believes it again,"
             " and a step forward of up to 3 days once it has held 40 minutes (a virtual machine its host paused: its"
             " boot clock stood still); if this clock is right and the step larger, reboot",

@@ -122,6 +122,44 @@ def test_a_command_opening_the_store_meanwhile_purges_at_the_measured_time(tmp_p
         assert store.count_sightings() == 1000  # nothing of it deleted by status, doctor or this open
 
 
+def test_a_stopped_daemons_old_mark_warns_of_nothing_once_the_clock_agrees(tmp_path: Path) -> None:
+    """The daemon stopped while it did not believe a step, and the clock was put right since: `status` said "clock
+    NOT BELIEVED" and `doctor` warned for the rest of the boot (cosmetic: the purge already used the wall clock)."""
+    path = tmp_path / "me.db"
+    _store_of_ten_days(path).close()
+    _as_a_daemon_left_it(path, NOON)
+    right = {"clock": VirtualClock(NOON + 120), "clock_synced": True}
+    text = CliRunner().invoke(cli, ["status", "--db", str(path)], obj=right)
+    assert text.exit_code == 0, text.output
+    assert "radio      emulated" in text.stdout and "clock" not in text.stdout
+    shown = json.loads(CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj=right).stdout)
+    assert shown["clock_not_believed_by"] is None and shown["clock_synchronised"] is True
+    doctor = CliRunner().invoke(cli, ["doctor", "--scan-seconds", "0", "--db", str(path), "--json"], obj=right)
+    [clock] = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "clock"]
+    assert clock["status"] == "ok" and "synchronised by a time daemon" in clock["detail"]
+    ahead = {"clock": VirtualClock(NOON + YEAR), "clock_synced": True}  # while it still disagrees, it still warns
+    shown = json.loads(CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj=ahead).stdout)
+    assert abs(shown["clock_not_believed_by"] - YEAR) < 600
+
+
+def test_a_clock_no_time_daemon_keeps_is_said_unguarded_in_status_and_doctor(tmp_path: Path) -> None:
+    """Not guarded (a date set wrong by hand, a clock wrong since boot: nothing to check a step by, and the store
+    alone cannot tell a wrong date from a device off for weeks), so said plainly where the user looks."""
+    path = tmp_path / "me.db"
+    _store_of_ten_days(path).close()
+    with SightingStore.open(path, create=False, purge_now=NOON) as store:
+        store.save_daemon_state({"backend": "emulated"}, NOON)
+    loose = {"clock": VirtualClock(NOON), "clock_synced": False}
+    text = CliRunner().invoke(cli, ["status", "--db", str(path)], obj=loose)
+    assert "clock      not synchronised" in text.stdout and "is not guarded" in text.stdout
+    assert "timedatectl set-ntp true" in text.stdout
+    assert json.loads(CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj=loose).stdout)[
+        "clock_synchronised"] is False
+    doctor = CliRunner().invoke(cli, ["doctor", "--scan-seconds", "0", "--db", str(path), "--json"], obj=loose)
+    [clock] = [c for c in json.loads(doctor.stdout)["checks"] if c["name"] == "clock"]
+    assert clock["status"] == "warn" and "not guarded" in clock["detail"] and "set-ntp" in clock["fix"]
+
+
 def test_after_a_reboot_the_clock_is_believed_as_before(tmp_path: Path) -> None:
     """Another boot's measured time measures nothing against this one's: a device off for a year keeps nothing."""
     path = tmp_path / "me.db"

@@ -57,22 +57,29 @@ class StoreStatus(StoreBase):
             pass
         return None
 
+    def clock_step(self, now: float) -> float | None:
+        """How far ``now`` reads from the time the daemon measured while it did not believe a step of this boot's
+        wall clock; None when there is no such mark or ``now`` agrees with it again (a stopped daemon's old mark
+        after the clock was put right: ``status`` and ``doctor`` warned from it for the rest of the boot)."""
+        mark = self.measured_clock()
+        if mark is None:
+            return None
+        from bluezone.clock import STEP_TOLERANCE, boot_seconds
+
+        step = now - (mark[0] + boot_seconds() - mark[1])
+        return step if abs(step) > STEP_TOLERANCE else None
+
     def believed_time(self, now: float, *, quiet: bool = False) -> float:
         """``now``, unless the daemon does not believe the wall clock (it stepped while synchronised): then the
         time it measured, so that a command opening the store meanwhile purges no more than the daemon does
         (``quiet``: the open said so already)."""
-        mark = self.measured_clock()
-        if mark is None:
-            return now
-        from bluezone.clock import STEP_TOLERANCE, boot_seconds
-
-        measured = mark[0] + boot_seconds() - mark[1]
-        if abs(now - measured) <= STEP_TOLERANCE:
+        step = self.clock_step(now)
+        if step is None:
             return now
         if not quiet:
             log.warning("this clock reads %+.0f s from the time the daemon measured since the clock last agreed (it stepped"
-                        " while synchronised): the store is purged at the measured time", now - measured)
-        return measured
+                        " while synchronised): the store is purged at the measured time", step)
+        return now - step
 
     def _disk_free(self) -> int | None:
         """Free bytes where the database lives (a full disk is why writes fail)."""
