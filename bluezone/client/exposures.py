@@ -18,8 +18,14 @@ from typing import Any
 import numpy as np
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.keyformat.keys import REPORT_TYPE_CONFIRMED, REPORT_TYPE_LIKELY, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED
 from bluezone.matching.check import Exposure
 from bluezone.proximity.store import SightingStore
+
+#: How certain each report type is (0: none known): a key may be revised recursive -> likely -> confirmed, and
+#: revoked is final; a server's files only move a key up, so a less certain revision is an old one replayed.
+CERTAINTY = np.zeros(256, np.int8)
+CERTAINTY[[REPORT_TYPE_RECURSIVE, REPORT_TYPE_LIKELY, REPORT_TYPE_CONFIRMED, REPORT_TYPE_REVOKED]] = [1, 2, 3, 4]
 
 
 #: Diagnosis keys by row: a KEY_DTYPE array, or, where a check streamed its keys and holds only the
@@ -84,10 +90,26 @@ class ExposureMemory:
         self.store.forget_reported_exposures(self.server, ids)
         self.store.save_withdrawn_exposures(self.server, ids, now)
 
+    def not_stepping_down(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> list[Exposure]:
+        """Of ``exposures`` to revised keys of earlier checks (rows of ``keys``), those whose report type is at least
+        as certain as the one told for the same key and day: an old revision replayed under a new file name after
+        a more certain one (or after the key was withdrawn) would step what the node remembers down."""
+        told = {(h, day): _certainty(e.get("report_type")) for h, day, e in self.store.reported_exposures(self.server, now)}
+        gone = self.store.withdrawn_exposures(self.server)
+        return [
+            e for e, i in zip(exposures, self._ids(keys, exposures))
+            if i not in gone and _certainty(e.report_type) >= told.get(i, 0)
+        ]
+
     @staticmethod
     def _ids(keys: Keys, exposures: Sequence[Exposure]) -> list[tuple[bytes, str]]:
         by_row = keys if isinstance(keys, Mapping) else keys["key"]
         return [(_key_hash(by_row[e.key_index]), e.date) for e in exposures]
+
+
+def _certainty(report_type: object) -> int:
+    """``CERTAINTY`` of a report type as remembered (0: none, or not a type: a row from before it was kept)."""
+    return int(CERTAINTY[report_type]) if isinstance(report_type, int) and 0 <= report_type < 256 else 0
 
 
 #: The most time between the last sighting before UTC midnight and the first after it for two

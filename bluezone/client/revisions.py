@@ -22,16 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bluezone.client.exposures import Keys, told_among
+from bluezone.client.exposures import CERTAINTY, Keys, told_among
 from bluezone.client.spool import BucketSpool, RowSpool, among, first_of_each, part_ends, prefix_of
-from bluezone.keyformat.keys import (
-    KEY_DTYPE,
-    REPORT_TYPE_CONFIRMED,
-    REPORT_TYPE_LIKELY,
-    REPORT_TYPE_RECURSIVE,
-    REPORT_TYPE_REVOKED,
-    empty_keys,
-)
+from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.check import sightings_span
 from bluezone.matching.matcher import HeardIndex, keys_heard
 
@@ -106,18 +99,13 @@ class RevisionSpool:
         return None if records is None else _distinct(records)
 
 
-#: How certain each report type is: of a key's revisions in one check, the most certain stands (a key may be
-#: revised recursive -> likely -> confirmed, and a check may fetch both files; revoked is final).
-_CERTAINTY = np.zeros(256, np.int8)
-_CERTAINTY[[REPORT_TYPE_RECURSIVE, REPORT_TYPE_LIKELY, REPORT_TYPE_CONFIRMED, REPORT_TYPE_REVOKED]] = [1, 2, 3, 4]
-
-
 def _distinct(records: np.ndarray) -> np.ndarray:
-    """One revision of each key: the first where they agree, else the most certain (in their order)."""
+    """One revision of each key: the first where they agree, else the most certain (in their order: a check may
+    fetch both files of a key revised twice)."""
     keep = first_of_each(records)
     if keep.all():
         return records
-    order = np.argsort(-_CERTAINTY[records["report_type"].astype(np.uint8)], kind="stable")
+    order = np.argsort(-CERTAINTY[records["report_type"].astype(np.uint8)], kind="stable")
     keep[order] = first_of_each(records[order])
     return records[keep]
 
