@@ -6,7 +6,11 @@ until its WAL is emptied too, and a read-only store owing one says so in one lin
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,3 +134,25 @@ def test_a_read_only_store_owing_a_vacuum_says_so_in_one_line(schema11_credentia
     assert "room on the disk" not in done.stderr
     assert "vacuum     OWED: a migration deleted secrets" in done.stdout
     path.chmod(0o600)
+
+
+def test_a_vacuum_with_no_room_in_the_temporary_directory_says_where_room_is_needed(schema11_credentials_store: Path) -> None:
+    """VACUUM copies a database larger than its page cache into a temporary file in SQLite's temporary directory
+    (SQLITE_TMPDIR, else TMPDIR, else /var/tmp or /tmp), not beside the database: the advice said "with room on the
+    disk", the database's, which may have room while /tmp has none.  Here the temporary directory is /proc (a
+    directory where no file can be made): the warning names it and how to give another."""
+    path = schema11_credentials_store
+    rng, now = np.random.default_rng(5), time.time()
+    with sqlite3.connect(path) as conn:  # ~4 MB of the last day: past SQLite's 2 MB page cache, so the copy needs a file
+        conn.executemany("INSERT INTO sightings (time, rpi, aem, rssi, tx_power) VALUES (?, ?, ?, -60, -10)",
+                         [(now - i, rng.bytes(16), rng.bytes(4)) for i in range(80_000)])
+    conn.close()
+    env = {**os.environ, "SQLITE_TMPDIR": "/proc"}
+    done = subprocess.run([sys.executable, "-m", "bluezone.cli", "status", "--db", str(path)], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "could not vacuum" in done.stderr and "room on the disk" not in done.stderr
+    assert "in SQLite's temporary directory (/proc: SQLITE_TMPDIR, else TMPDIR" in done.stderr
+    assert "vacuum     OWED" in done.stdout  # the migration stands; the next open tries again
+    with SightingStore.open(path, create=False, purge_now=now) as store:
+        assert store.stats()["vacuum_owed"] is False and store.count_sightings() > 80_000 - 100

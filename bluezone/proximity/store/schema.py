@@ -6,6 +6,7 @@ To change the schema, append a function to ``MIGRATIONS``; never edit one that h
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
 from collections.abc import Callable
@@ -271,6 +272,23 @@ def _warn_of_two_pins(conn: sqlite3.Connection, old: str, new: str) -> None:
 
 #: daemon_state's row saying a vacuum is owed: written in the transaction of a migration that deleted a
 #: secret, deleted once the vacuum is done, so a crash between them vacuums at the next open instead of never.
+def sqlite_temp_dir() -> str:
+    """The directory SQLite (unix) puts its temporary files in: the first of SQLITE_TMPDIR, TMPDIR, /var/tmp, /usr/tmp,
+    /tmp and "." that is a directory this process may write."""
+    for candidate in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp", "."):
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return "."
+
+
+def vacuum_room() -> str:
+    """Where a vacuum needs room: VACUUM copies the database into a temporary one (in SQLite's temporary directory,
+    not beside the file, once it is larger than the page cache) and then writes it back through the WAL."""
+    return (f"with room for a copy of the database in SQLite's temporary directory ({sqlite_temp_dir()}: SQLITE_TMPDIR,"
+            " else TMPDIR, else /var/tmp or /tmp) and as much again beside the database (its WAL); SQLITE_TMPDIR=DIR"
+            " names a directory with room")
+
+
 VACUUM_OWED = "vacuum_owed"
 _OWE_VACUUM = f"INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VALUES ('{VACUUM_OWED}', ?, 0)"
 
@@ -392,4 +410,4 @@ class Schema(StoreBase):
                 self.vacuum_postponed = True  # said in one line with the purge postponed for the same reason (open)
                 return
             log.warning("could not vacuum %s after migrating it (%s): deleted rows may stay readable in its free"
-                        " pages until SQLite reuses them; run sqlite3 %s VACUUM with room on the disk", self.path, exc, self.path)
+                        " pages until SQLite reuses them; the next open tries again, %s", self.path, exc, vacuum_room())
