@@ -341,3 +341,12 @@ def test_evaluate_bench_gives_both_trees_the_same_report() -> None:
     )
     assert res["options"] == ["--chains", "20", "--bootstrap", "2"] and res["same_report"], res
     assert positive(float(res["trees"]["now"]["cpu_s_median"])), res
+
+
+def test_checked_clock_bench_times_both_trees_in_both_states(tmp_path: Path) -> None:
+    """This tree beside itself (a copy of its clock.py): both states reached on both sides, every ratio there."""
+    (tmp_path / "bluezone").mkdir()
+    (tmp_path / "bluezone" / "clock.py").write_text((BENCHMARKS.parent / "bluezone" / "clock.py").read_text())
+    res = load("checked_clock_bench").main(["--baseline-src", str(tmp_path), "--rounds", "1", "--calls", "10"])
+    for case in ("believed", "not_believed"):
+        assert positive(res[case]["baseline_us"]) and positive(res[case]["now_us"]) and positive(res[case]["ratio"])
