@@ -5,6 +5,7 @@ until its WAL is emptied too, and a read-only store owing one says so in one lin
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -156,3 +157,23 @@ def test_a_vacuum_with_no_room_in_the_temporary_directory_says_where_room_is_nee
     assert "vacuum     OWED" in done.stdout  # the migration stands; the next open tries again
     with SightingStore.open(path, create=False, purge_now=now) as store:
         assert store.stats()["vacuum_owed"] is False and store.count_sightings() > 80_000 - 100
+
+
+def test_a_temporary_directory_sqlite_cannot_use_is_no_damaged_store(tmp_path: Path) -> None:
+    """A purge of many rows needs a temporary file (its statement journal, past 64 KiB) in SQLite's temporary
+    directory: where none can be made there, every command opening the store said "is not a usable sighting
+    database: unable to open database file" (exit 1), and `doctor` advised moving it away, as for a damaged file.
+    Now the purge on open is postponed with one line naming that directory, and the store reads as it is."""
+    path, now = tmp_path / "me.db", time.time()
+    with SightingStore.open(path, purge_now=now - 30 * DAY) as store:
+        store.add_sightings(random_sightings(80_000, now - 20 * DAY, DAY, seed=1))  # past the 14 days: purged on open
+        store.add_sightings(random_sightings(100, now - 3600, 600, seed=2))
+    env = {**os.environ, "SQLITE_TMPDIR": "/proc"}  # a directory where no file can be made
+    done = subprocess.run([sys.executable, "-m", "bluezone.cli", "status", "--db", str(path), "--json"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "not a usable sighting database" not in done.stderr
+    assert "retention purge on open postponed" in done.stderr and "temporary directory /proc" in done.stderr
+    assert json.loads(done.stdout)["sightings"] == 100  # read as if purged
+    with SightingStore.open(path, create=False, purge_now=now) as store:  # a usable directory: purged then
+        assert store.purged_on_open["sightings_deleted"] == 80_000 and store.count_sightings() == 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 from pathlib import Path
@@ -19,6 +20,13 @@ def unusable(path: Path | None, exc: sqlite3.DatabaseError) -> StoreError:
     name = getattr(exc, "sqlite_errorname", "")
     if name.startswith(TRANSIENT):
         return StoreWriteError(f"cannot write to {path or ':memory:'} now: {exc}{_full_disk_hint(path)}")
+    if name == "SQLITE_CANTOPEN" and path is not None and path.is_file():  # the file itself opened: not it
+        return StoreWriteError(
+            f"cannot write to {path} now: SQLite could not make a file it needs ({exc}): its {path.name}-wal or -shm"
+            f" beside it, or a temporary file in its temporary directory {sqlite_temp_dir()} (SQLITE_TMPDIR, else"
+            " TMPDIR, else /var/tmp or /tmp; a large purge or vacuum needs one): check that directory's room and"
+            " permissions, or give another with SQLITE_TMPDIR=DIR"
+        )
     if name == "SQLITE_READONLY_DIRECTORY" and path is not None:  # even a read needs the WAL's files beside it
         return StoreReadOnlyError(
             f"cannot open {path}: to read or write a WAL store SQLite makes its {path.name}-wal and -shm files beside"
@@ -43,9 +51,24 @@ FULL_DISK_BYTES = 1_000_000
 
 def _full_disk_hint(path: Path | None) -> str:
     """What to do when the disk is full: SQLite says it as 'disk I/O error' when it cannot make the
-    WAL's 32 KiB index, which every reader needs, so a stopped daemon's store could not even be read."""
-    try:
-        free = shutil.disk_usage(Path(path).resolve().parent).free if path is not None else None
-    except OSError:
-        return ""
-    return "" if free is None or free >= FULL_DISK_BYTES else f" (the disk is full: {free // 1000} kB free; free some space)"
+    WAL's 32 KiB index, which every reader needs, so a stopped daemon's store could not even be read.
+    Or the temporary directory's disk (a large purge's statement journal, a vacuum's copy go there)."""
+    temp = sqlite_temp_dir()
+    for where, hint in ((Path(path).resolve().parent if path is not None else None, "the disk is full"),
+                        (Path(temp), f"SQLite's temporary directory {temp} is full (SQLITE_TMPDIR=DIR gives another)")):
+        try:
+            free = shutil.disk_usage(where).free if where is not None else None
+        except OSError:
+            continue
+        if free is not None and free < FULL_DISK_BYTES:
+            return f" ({hint}: {free // 1000} kB free; free some space)"
+    return ""
+
+
+def sqlite_temp_dir() -> str:
+    """The directory SQLite (unix) puts its temporary files in: the first of SQLITE_TMPDIR, TMPDIR, /var/tmp, /usr/tmp,
+    /tmp and "." that is a directory this process may write."""
+    for candidate in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp", "."):
+        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    return "."

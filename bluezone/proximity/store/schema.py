@@ -6,7 +6,6 @@ To change the schema, append a function to ``MIGRATIONS``; never edit one that h
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sqlite3
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import NotAStoreError, StoreError
 from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.failures import sqlite_temp_dir
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -272,15 +272,6 @@ def _warn_of_two_pins(conn: sqlite3.Connection, old: str, new: str) -> None:
 
 #: daemon_state's row saying a vacuum is owed: written in the transaction of a migration that deleted a
 #: secret, deleted once the vacuum is done, so a crash between them vacuums at the next open instead of never.
-def sqlite_temp_dir() -> str:
-    """The directory SQLite (unix) puts its temporary files in: the first of SQLITE_TMPDIR, TMPDIR, /var/tmp, /usr/tmp,
-    /tmp and "." that is a directory this process may write."""
-    for candidate in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp", "."):
-        if candidate and os.path.isdir(candidate) and os.access(candidate, os.W_OK | os.X_OK):
-            return candidate
-    return "."
-
-
 def vacuum_room() -> str:
     """Where a vacuum needs room: VACUUM copies the database into a temporary one (in SQLite's temporary directory,
     not beside the file, once it is larger than the page cache) and then writes it back through the WAL."""
