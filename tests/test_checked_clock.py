@@ -18,35 +18,13 @@ from bluezone.clock import (
     boot_id,
     boot_seconds,
 )
+from tests.checked_clock_helpers import T0, YEAR, Wall, clock_of
 
-T0 = 1_790_000_000.0
-YEAR = 365 * 86_400.0
-
-
-class Wall:
-    """A wall clock and a steady one moved by hand."""
-
-    def __init__(self) -> None:
-        self.wall, self.steady, self.synced = T0, 1000.0, True
-
-    def now(self) -> float:
-        return self.wall
-
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover (never awaited here)
-        raise AssertionError
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.steady += seconds
-
-
-def _clock(w: Wall) -> CheckedClock:
-    return CheckedClock(w, steady=lambda: w.steady, synced=lambda: w.synced)
 
 
 def test_a_step_ahead_of_a_synchronised_clock_is_not_believed_until_it_comes_back(caplog: pytest.LogCaptureFixture) -> None:
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     assert clock.now() == T0 and clock.off_by == 0
     w.advance(300)
     w.wall += YEAR  # a bad NTP answer
@@ -62,7 +40,7 @@ def test_a_step_ahead_of_a_synchronised_clock_is_not_believed_until_it_comes_bac
 
 def test_a_step_back_is_not_believed_either() -> None:
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     clock.now()
     w.advance(60)
     w.wall -= 30 * 86_400
@@ -74,7 +52,7 @@ def test_a_clock_never_synchronised_is_believed_as_it_reads() -> None:
     the correction, and distrusting it would keep expired rows for as long as the clock was behind."""
     w = Wall()
     w.synced = False
-    clock = _clock(w)
+    clock = clock_of(w)
     clock.now()
     w.advance(ANCHOR_SECONDS)
     w.wall += 40 * 86_400
@@ -89,7 +67,7 @@ def test_a_clock_never_synchronised_is_believed_as_it_reads() -> None:
 def test_a_suspend_is_no_step() -> None:
     """CLOCK_BOOTTIME counts a suspend: a laptop closed for a night finds both clocks 8 h on."""
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     clock.now()
     w.advance(8 * 3600)
     assert clock.now() == w.wall and clock.off_by == 0
@@ -99,7 +77,7 @@ def test_a_restart_resumes_from_the_last_mark() -> None:
     """A daemon restarted during a step counts from its last report's mark, not from the stepped clock."""
     w = Wall()
     w.wall += YEAR
-    clock = _clock(w)
+    clock = clock_of(w)
     clock.resume((T0, w.steady - 120))
     assert clock.now() == T0 + 120 and clock.off_by == YEAR - 120
 
@@ -107,7 +85,7 @@ def test_a_restart_resumes_from_the_last_mark() -> None:
 @given(st.floats(-STEP_TOLERANCE, STEP_TOLERANCE), st.floats(0, 10 * 86_400))
 def test_drift_within_the_tolerance_is_believed(drift: float, elapsed: float) -> None:
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     clock.now()
     w.advance(elapsed)
     w.wall += drift
@@ -143,7 +121,7 @@ def test_a_virtual_machine_paused_by_its_host_is_believed_once_the_step_holds(ca
     forward.  Not believed at first (a bad answer looks the same); believed once the wall clock has kept to it for
     ``HOLD_SECONDS`` with the kernel saying synchronised: before, the daemon stamped 63 h behind until a reboot."""
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     _paused(w, clock, 63 * 3600)
     measured = T0 + ANCHOR_SECONDS
     assert clock.now() == measured and clock.off_by == 63 * 3600
@@ -161,7 +139,7 @@ def test_a_virtual_machine_paused_by_its_host_is_believed_once_the_step_holds(ca
 def test_a_step_beyond_the_bound_or_back_is_never_believed_however_long_it_holds(step: float) -> None:
     """A year ahead (every sighting past the 14 days), just past the bound, or back: held for two weeks, synchronised."""
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     _paused(w, clock, step)
     _hold(w, clock, 14 * 86_400)
     assert clock.now() == T0 + ANCHOR_SECONDS + 14 * 86_400 and clock.off_by == step
@@ -171,7 +149,7 @@ def test_the_hold_starts_again_when_the_kernel_says_unsynchronised_or_the_step_m
     """A date set by hand unsynchronises the kernel (settimeofday), and a wall clock that wanders is no step
     kept to: neither counts toward the hold."""
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     _paused(w, clock, 86_400)
     _hold(w, clock, HOLD_SECONDS - 2 * ANCHOR_SECONDS)
     w.synced = False
@@ -182,7 +160,7 @@ def test_the_hold_starts_again_when_the_kernel_says_unsynchronised_or_the_step_m
     _hold(w, clock, ANCHOR_SECONDS)
     assert clock.off_by == 0 and clock.now() == w.wall
     w2 = Wall()
-    wandering = _clock(w2)
+    wandering = clock_of(w2)
     _paused(w2, wandering, 86_400)
     for _ in range(3):
         _hold(w2, wandering, HOLD_SECONDS - ANCHOR_SECONDS)
@@ -194,7 +172,7 @@ def test_a_step_believed_and_then_undone_is_followed_back() -> None:
     """A bad answer within the bound that held, then put right: the step back to the line it left is believed
     (else the daemon would stamp a day ahead until a reboot)."""
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     _paused(w, clock, 86_400)
     _hold(w, clock, HOLD_SECONDS)
     assert clock.off_by == 0
@@ -207,7 +185,7 @@ def test_a_step_believed_and_then_undone_is_followed_back() -> None:
 @given(st.floats(STEP_TOLERANCE + 1, BELIEVED_STEP), st.floats(HOLD_SECONDS, 3 * HOLD_SECONDS))
 def test_any_forward_step_within_the_bound_is_believed_after_the_hold(step: float, held: float) -> None:
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     _paused(w, clock, step)
     _hold(w, clock, held + ANCHOR_SECONDS)
     assert clock.now() == w.wall and clock.off_by == 0

@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 
 from bluezone.clock import ANCHOR_SECONDS, STEP_TOLERANCE
-from tests.test_checked_clock import T0, Wall, _clock
+from tests.checked_clock_helpers import T0, Wall, clock_of
 
 
 @pytest.mark.parametrize("sign", [1, -1])
 def test_a_wall_clock_crept_below_the_tolerance_a_minute_at_a_time_is_not_followed_past_it(sign: int) -> None:
     """999 s each minute for a day (a time daemon steps any offset above 0.4 s at each answer): was 16 days off."""
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     clock.now()
     for _ in range(24 * 60):
         w.advance(ANCHOR_SECONDS)
@@ -27,7 +27,7 @@ def test_a_wall_clock_crept_below_the_tolerance_a_minute_at_a_time_is_not_follow
 def test_a_step_within_the_tolerance_is_believed_and_still_counted() -> None:
     """A small correction is believed as before; a second one that takes the sum past the tolerance is a step."""
     w = Wall()
-    clock = _clock(w)
+    clock = clock_of(w)
     clock.now()
     w.advance(ANCHOR_SECONDS)
     w.wall += 600

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from bluezone.clock import VirtualClock
-from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
+from bluezone.crypto.keys import DailyKey
+from bluezone.proximity.store import SightingStore
+
+from .conftest import NOON, random_sightings
 
 YEAR = 365 * DAY_SECONDS
 
@@ -25,3 +30,14 @@ class SteppedWall:
 
     def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
         return self.clock.run(coro)
+
+
+def store_of_ten_days(path: Path) -> SightingStore:
+    """Ten days of sightings and daily keys up to NOON, and 30 sightings really past the retention."""
+    store = SightingStore.open(path, purge_now=NOON)
+    for day in range(10):
+        at = NOON - day * DAY_SECONDS
+        store.save_daily_key(DailyKey(bytes([day + 1]) * 16, rolling_start(at)), created_at=at)
+        store.add_sightings(random_sightings(100, at - 7200, 3600, seed=day))
+    store.add_sightings(random_sightings(30, NOON - 20 * DAY_SECONDS, 600, seed=99))  # really past the retention
+    return store

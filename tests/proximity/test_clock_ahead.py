@@ -17,27 +17,16 @@ from click.testing import CliRunner
 from bluezone.cli import cli
 from bluezone.clock import HOLD_SECONDS, CheckedClock, VirtualClock, boot_id, boot_seconds
 from bluezone.config import DaemonConfig
-from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
-from bluezone.crypto.keys import DailyKey
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
-from .clock_helpers import YEAR, SteppedWall
+from .clock_helpers import YEAR, SteppedWall, store_of_ten_days
 from .conftest import NOON, random_sightings
 
-def _store_of_ten_days(path: Path) -> SightingStore:
-    store = SightingStore.open(path, purge_now=NOON)
-    for day in range(10):
-        at = NOON - day * DAY_SECONDS
-        store.save_daily_key(DailyKey(bytes([day + 1]) * 16, rolling_start(at)), created_at=at)
-        store.add_sightings(random_sightings(100, at - 7200, 3600, seed=day))
-    store.add_sightings(random_sightings(30, NOON - 20 * DAY_SECONDS, 600, seed=99))  # really past the retention
-    return store
-
-
 def test_a_daemon_whose_clock_steps_a_year_ahead_keeps_its_data_and_stamps_the_measured_time(tmp_path: Path) -> None:
-    store = _store_of_ten_days(tmp_path / "me.db")
+    store = store_of_ten_days(tmp_path / "me.db")
     virtual = VirtualClock(NOON)
     wall = SteppedWall(virtual)
     clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
@@ -66,7 +55,7 @@ def test_a_daemon_in_a_virtual_machine_its_host_paused_believes_the_step_once_it
     """The host paused the guest two days (its boot clock stood still too), then NTP stepped the wall clock: the
     daemon stamps at the measured time while the step holds (40 min), then at the wall clock, and purges at it: what
     is really past the 14 days goes.  Before, it stamped two days behind until a reboot (exposures missed)."""
-    store = _store_of_ten_days(tmp_path / "me.db")
+    store = store_of_ten_days(tmp_path / "me.db")
     store.add_sightings(random_sightings(40, NOON - 13 * DAY_SECONDS, 600, seed=98))  # 15 days old once believed
     virtual = VirtualClock(NOON)
     wall = SteppedWall(virtual)
@@ -105,7 +94,7 @@ def _as_a_daemon_left_it(path: Path, measured: float, *, same_boot: bool = True)
 
 def test_a_command_opening_the_store_meanwhile_purges_at_the_measured_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "me.db"
-    _store_of_ten_days(path).close()
+    store_of_ten_days(path).close()
     _as_a_daemon_left_it(path, NOON)
     done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(NOON + YEAR)})
     assert done.exit_code == 0, done.output
@@ -126,7 +115,7 @@ def test_a_stopped_daemons_old_mark_warns_of_nothing_once_the_clock_agrees(tmp_p
     """The daemon stopped while it did not believe a step, and the clock was put right since: `status` said "clock
     NOT BELIEVED" and `doctor` warned for the rest of the boot (cosmetic: the purge already used the wall clock)."""
     path = tmp_path / "me.db"
-    _store_of_ten_days(path).close()
+    store_of_ten_days(path).close()
     _as_a_daemon_left_it(path, NOON)
     right = {"clock": VirtualClock(NOON + 120), "clock_synced": True}
     text = CliRunner().invoke(cli, ["status", "--db", str(path)], obj=right)
@@ -146,7 +135,7 @@ def test_a_clock_no_time_daemon_keeps_is_said_unguarded_in_status_and_doctor(tmp
     """Not guarded (a date set wrong by hand, a clock wrong since boot: nothing to check a step by, and the store
     alone cannot tell a wrong date from a device off for weeks), so said plainly where the user looks."""
     path = tmp_path / "me.db"
-    _store_of_ten_days(path).close()
+    store_of_ten_days(path).close()
     with SightingStore.open(path, create=False, purge_now=NOON) as store:
         store.save_daemon_state({"backend": "emulated"}, NOON)
     loose = {"clock": VirtualClock(NOON), "clock_synced": False}
@@ -163,7 +152,7 @@ def test_a_clock_no_time_daemon_keeps_is_said_unguarded_in_status_and_doctor(tmp
 def test_after_a_reboot_the_clock_is_believed_as_before(tmp_path: Path) -> None:
     """Another boot's measured time measures nothing against this one's: a device off for a year keeps nothing."""
     path = tmp_path / "me.db"
-    _store_of_ten_days(path).close()
+    store_of_ten_days(path).close()
     _as_a_daemon_left_it(path, NOON, same_boot=False)
     with SightingStore.open(path, create=False, purge_now=NOON + YEAR) as store:
         assert store.count_sightings() == 0 and store.daily_keys() == []
@@ -173,7 +162,7 @@ def test_a_venue_check_in_meanwhile_is_stamped_at_the_measured_time(tmp_path: Pa
     """A QR check-in while the daemon does not believe a step a year ahead: stamped at the wall clock it would be
     kept (and shown open) for a year; at the measured time it ends and goes with the 14 days like the sightings."""
     path = tmp_path / "me.db"
-    _store_of_ten_days(path).close()
+    store_of_ten_days(path).close()
     _as_a_daemon_left_it(path, NOON)
     ahead = {"clock": VirtualClock(NOON + YEAR)}
     made = CliRunner().invoke(cli, ["venue", "create", "--name", "Café", "--address", "1 Main St", "--default-minutes", "45",
@@ -203,7 +192,7 @@ def test_a_damaged_clock_mark_is_ignored_and_the_store_purged_as_it_reads(tmp_pa
     """A report whose clock mark is damaged (hand-edited, a torn write) measures nothing: no crash, and no purge at a
     time that is no time (``float("nan")`` parses); the wall clock is believed as it reads."""
     path = tmp_path / "me.db"
-    _store_of_ten_days(path).close()
+    store_of_ten_days(path).close()
     if isinstance(mark, dict):
         mark = {**mark, "boot_id": boot_id()}
     with SightingStore.open(path, create=False, purge_now=NOON) as store:

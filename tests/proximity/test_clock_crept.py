@@ -13,13 +13,12 @@ from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 
-from .clock_helpers import SteppedWall
+from .clock_helpers import SteppedWall, store_of_ten_days
 from .conftest import NOON
-from .test_clock_ahead import _store_of_ten_days
 
 
 def test_a_daemon_whose_clock_creeps_ahead_below_the_tolerance_keeps_its_data(tmp_path: Path) -> None:
-    store = _store_of_ten_days(tmp_path / "me.db")
+    store = store_of_ten_days(tmp_path / "me.db")
     virtual = VirtualClock(NOON)
     wall = SteppedWall(virtual)
     clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
