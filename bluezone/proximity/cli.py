@@ -208,6 +208,11 @@ def status(db_path: Path | None, as_json: bool) -> None:
         calibration = calibration_line(daemon)
         if calibration:
             click.echo(f"calibration {calibration}")
+        from bluezone.venues.nearby import correction_warning
+
+        venues = correction_warning(daemon.get("rssi_correction"))
+        if venues:
+            click.echo(f"venues     {venues}")
         radio = daemon.get("radio") or {}
         troubles = {k: v for k, v in radio.items() if isinstance(v, int) and not isinstance(v, bool) and v}
         if troubles:
@@ -319,10 +324,15 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, d
         config, problem = None, str(exc)
     from bluezone.proximity.store import default_db_path
 
+    from bluezone.venues.nearby import correction_warning
+
     report = asyncio.run(
         diagnose(adapter, scan_seconds, config, problem, store=db_path or default_db_path(), now=cli_clock().now(),
                  clock_synced=_clock_synced())
     )
+    venues = correction_warning(config.rssi_correction) if config is not None else None
+    if venues:
+        report.add("venue-rssi-correction", "warn", venues, "`bluezone calibrate` again, the reference 1 m away in the open")
     if as_json:
         emit_json(report.to_dict())
     else:

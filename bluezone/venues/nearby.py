@@ -34,7 +34,10 @@ Rules (all times from the daemon's clock):
   first moment, as if its beacon was last heard then: it ends at that moment unless the beacon is heard again;
 * every dBm rule reads the RSSI with this receiver's RSSI correction added (``bluezone calibrate`` writes it to
   the daemon's config, which ``bluezone run`` passes on), as ``check`` reads sightings; an uncalibrated
-  adapter's correction is 0 (its RSSI as it comes): one reading 8 dB low never checked a visitor in.
+  adapter's correction is 0 (its RSSI as it comes): one reading 8 dB low never checked a visitor in.  A
+  correction beyond +-``TRUSTED_CORRECTION_DB`` is not believed (the RSSI is read as it comes, and ``run``,
+  ``status`` and ``doctor`` say so): calibrate accepts +-40 dB, and a +30 from a reference behind a wall checked
+  a visitor in next door and from the street.
 """
 
 from __future__ import annotations
@@ -66,6 +69,29 @@ class NearbyPolicy:
     near_frames: int = 20
 
 
+#: The largest RSSI correction (dB, either way) the dBm rules believe.  Google's table measured 311 of its 313 phones
+#: within -21..+14 dB (docs/calibration.md; the two beyond: -37 and -21), and Linux adapters are often 8-9 dB off; a
+#: correction beyond this is likelier a calibration gone wrong (a reference behind a wall or in a pocket, a typo) than
+#: an adapter, and moves every rule by as much: +30 took next door (-97 dBm) for the café's middle (-67).
+TRUSTED_CORRECTION_DB = 20
+
+
+def trusted_correction(rssi_correction: int) -> int:
+    """The RSSI correction the dBm rules apply: the calibration's within +-TRUSTED_CORRECTION_DB, else none (the
+    adapter's RSSI as it comes, as an uncalibrated one's)."""
+    return rssi_correction if abs(rssi_correction) <= TRUSTED_CORRECTION_DB else 0
+
+
+def correction_warning(rssi_correction: object) -> str | None:
+    """The one line ``run``, ``status`` and ``doctor`` say of a correction the venue rules do not believe, else None."""
+    if not isinstance(rssi_correction, int) or trusted_correction(rssi_correction) == rssi_correction:
+        return None
+    return (
+        f"venue beacons: rssi_correction {rssi_correction:+d} dB is beyond the +-{TRUSTED_CORRECTION_DB} dB they believe,"
+        " so venue check-ins read this adapter's RSSI as it comes; calibrate again (docs/venues.md)"
+    )
+
+
 #: A frame sweeps every stay (check-ins, check-outs, venues no longer heard) at most this often.  A flood of
 #: made-up venues, each heard a moment (anyone can make a venue), kept thousands of stays for their 3 minutes,
 #: and sweeping them all at every frame took ~0.5 ms a frame after 30 s at 300 frames a second, growing.
@@ -91,8 +117,12 @@ class BeaconCheckIns:
         self.store = store
         self.policy = policy or NearbyPolicy()
         #: this receiver's RSSI correction (``bluezone calibrate``, the daemon's config): every dBm rule reads the
-        #: corrected RSSI, as ``check`` does; an adapter that reads 8 dB low never checked a visitor in
-        self.rssi_correction = rssi_correction
+        #: corrected RSSI, as ``check`` does; an adapter that reads 8 dB low never checked a visitor in.  One beyond
+        #: TRUSTED_CORRECTION_DB is not believed (0)
+        self.rssi_correction = trusted_correction(rssi_correction)
+        warning = correction_warning(rssi_correction)
+        if warning:
+            log.warning("%s", warning)
         self.assembler = beacon.FrameAssembler(min_rssi=self.policy.min_rssi)
         self._stays: dict[bytes, _Stay] = {}  # by location id
         #: by location id: the times of its frames in the window, of its strong ones and of its near ones (kept

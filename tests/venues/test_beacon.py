@@ -552,6 +552,64 @@ def test_the_dbm_rules_read_the_receivers_calibrated_rssi(seed: int) -> None:
     assert minutes_in(-87, 0, 0) >= 19 and minutes_in(-97, 0, 0) == 0.0  # calibrated (correction 0): as it comes
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_correction_beyond_20_db_is_not_believed_by_the_dbm_rules(seed: int) -> None:
+    """`bluezone calibrate` accepts +-40 dB, and the dBm rules believed any correction the config held: a calibration gone
+    wrong by +30 dB (the reference behind a wall) on a sound adapter checked a visitor in next door (-97 dBm read -67),
+    one by -30 never checked in a visitor in the far corner (-87 read -117).  Beyond +-20 dB (311 of Google's 313
+    measured phones lie within -21..+14) the rules read the RSSI as it comes, as an uncalibrated adapter's."""
+    import random
+
+    from bluezone.venues.nearby import TRUSTED_CORRECTION_DB, trusted_correction
+
+    rng = random.Random(seed)
+
+    def minutes_in(true_rssi: float, correction: int) -> float:
+        listener = BeaconCheckIns(SightingStore.open(":memory:"), rssi_correction=correction)
+        _hear_scattered(listener, SECRETS, T0, 20 * 60, true_rssi, rng)
+        listener.tick(T0 + 25 * 60)
+        return sum(v.end - v.start for v in visits(listener.store)) / 60
+
+    assert minutes_in(-97, +30) == 0.0 and minutes_in(-87, -30) >= 19
+    assert minutes_in(-97 - 20, +20) == 0.0 and minutes_in(-87 + 20, -20) >= 19  # at the bound: believed
+    assert [trusted_correction(c) for c in (-41, -21, -20, 0, 8, 20, 21, 40)] == [0, 0, -20, 0, 8, 20, 0, 0]
+    assert TRUSTED_CORRECTION_DB == 20
+
+
+def test_status_doctor_and_run_say_the_venue_rules_do_not_believe_the_correction(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A correction the venue rules do not believe is said once: at the listener's start (a warning line in `bluezone
+    run`'s output), in `status` (from the daemon's report) and among `doctor`'s findings; nothing for one they believe."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.config import DaemonConfig
+
+    with caplog.at_level(logging.WARNING):
+        BeaconCheckIns(SightingStore.open(":memory:"), rssi_correction=8)
+        assert caplog.records == []
+        BeaconCheckIns(SightingStore.open(":memory:"), rssi_correction=30)
+    [record] = caplog.records
+    assert "+30 dB" in record.getMessage() and "\n" not in record.getMessage()
+    for correction, said in ((30, True), (-8, False)):
+        clock = VirtualClock(T0)
+        air = Air(clock, 1)
+        path = tmp_path / f"node{correction}.db"
+        with SightingStore.open(path) as store:
+            clock.run(Daemon(air.radio("node", (0.0, 0.0)), store, clock, DaemonConfig(rssi_correction=correction)).run(duration=120))
+        out = CliRunner().invoke(cli, ["status", "--db", str(path)], obj={"clock": VirtualClock(T0 + 130)}).output
+        assert any(line.startswith("venues") and f"{correction:+d} dB" in line for line in out.splitlines()) == said, out
+        config = tmp_path / f"daemon{correction}.toml"
+        config.write_text(f"rssi_correction = {correction}\n")
+        result = CliRunner().invoke(cli, ["doctor", "--scan-seconds", "0", "--config", str(config), "--db", str(path), "--json"],
+                                    obj={"clock": VirtualClock(T0 + 130)})
+        import json as json_
+
+        checks = [c for c in json_.loads(result.stdout)["checks"] if c["name"] == "venue-rssi-correction"]
+        assert [c["status"] for c in checks] == (["warn"] if said else [])
+
+
 def test_bluezone_run_gives_the_beacon_listener_the_configs_rssi_correction(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`bluezone run` reads the config ``bluezone calibrate`` wrote; its beacon listener must judge RSSI with the
     same correction (the daemon's radio seam cannot place a beacon on `run`'s own emulated air: the listeners it
