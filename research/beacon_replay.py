@@ -31,7 +31,8 @@ REPLAY_RSSI = -95.0
 CASES = [  # (what, the link's mean dBm, replays a second)
     ("next to it, no replay", -72.0, 0), ("next to it, replay 2/s", -72.0, 2), ("next to it, replay 6/s", -72.0, 6),
     ("next to it, replay 20/s", -72.0, 20), ("-78 dBm, replay 6/s", -78.0, 6),
-    ("far corner -87, no replay", -87.0, 0), ("far corner -87, replay 6/s", -87.0, 6),
+    ("far corner -87, no replay", -87.0, 0), ("far corner -87, replay 2/s", -87.0, 2),
+    ("far corner -87, replay 3/s", -87.0, 3), ("far corner -87, replay 6/s", -87.0, 6),
     ("next door -97", -97.0, 0), ("next door -95", -95.0, 0), ("next door -93", -93.0, 0),
 ]
 
