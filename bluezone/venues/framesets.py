@@ -7,7 +7,7 @@ beacon's cadence).  Until a set opens nothing tells a made-up set from a beacon'
 only by keeping every other set heard at a higher rate: a receiver hearing its beacon's frames at q a second
 is kept out by about ``MAX_PARTIAL_SETS`` x q frames a second, for as long as the flood goes on (docs/venues.md).
 (Ranked by frames heard lately, as until now, a new set weighed 2 against sets the flood kept just above it:
-255 sets heard a frame each every 30 s, 8 frames a second round and round, plus one new set a second, kept every
+255 sets heard a frame each every 32 s, 8 frames a second round and round, plus one new set a second, kept every
 beacon's set out, however often its receiver heard it.)
 
 When the table is full, a set is let in only at its second frame: the first waits in a fixed array of slots
