@@ -70,7 +70,7 @@ class NearbyPolicy:
 
 
 #: The largest RSSI correction (dB, either way) the dBm rules believe.  Google's table measured 311 of its 313 phones
-#: within -21..+14 dB (docs/calibration.md; the two beyond: -37 and -21), and Linux adapters are often 8-9 dB off; a
+#: within -20..+14 dB (docs/calibration.md; the two beyond: -37 and -21), and Linux adapters are often 8-9 dB off; a
 #: correction beyond this is likelier a calibration gone wrong (a reference behind a wall or in a pocket, a typo) than
 #: an adapter, and moves every rule by as much: +30 took next door (-97 dBm) for the café's middle (-67).
 TRUSTED_CORRECTION_DB = 20

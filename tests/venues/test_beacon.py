@@ -557,7 +557,7 @@ def test_a_correction_beyond_20_db_is_not_believed_by_the_dbm_rules(seed: int) -
     """`bluezone calibrate` accepts +-40 dB, and the dBm rules believed any correction the config held: a calibration gone
     wrong by +30 dB (the reference behind a wall) on a sound adapter checked a visitor in next door (-97 dBm read -67),
     one by -30 never checked in a visitor in the far corner (-87 read -117).  Beyond +-20 dB (311 of Google's 313
-    measured phones lie within -21..+14) the rules read the RSSI as it comes, as an uncalibrated adapter's."""
+    measured phones lie within -20..+14) the rules read the RSSI as it comes, as an uncalibrated adapter's."""
     import random
 
     from bluezone.venues.nearby import TRUSTED_CORRECTION_DB, trusted_correction
