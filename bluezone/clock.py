@@ -143,6 +143,7 @@ class CheckedClock:
         self._asked = -float("inf")  # steady time the kernel was last asked
         self._held: tuple[float, float] | None = None  # (a forward step not believed, steady when it began to hold)
         self._left: tuple[float, float] | None = None  # the anchor before the last step a hold made believed
+        self._origin: tuple[float, float] | None = None  # the anchor before the first: believed steps add up from it
         self.off_by = 0.0
 
     def mark(self) -> tuple[float, float] | None:
@@ -174,24 +175,27 @@ class CheckedClock:
         if steady - self._asked >= ANCHOR_SECONDS:
             self._asked = steady
             if not self._synced():
-                self._anchor = None
+                self._anchor = self._origin = None
             elif self._anchor is None:  # kept while synchronised: steps below the tolerance add up against it
                 self._anchor = (wall, steady)
         return wall
 
     def _believe(self, wall: float, measured: float, steady: float) -> bool:
         """Whether a step of the wall clock from ``measured`` is believed after all (then it is the new anchor): a
-        step forward within ``believed_step`` that has held, or a step back to the line the last such step left."""
-        step, left = wall - measured, self._left
+        step forward that has held and keeps the clock within ``believed_step`` of the line the first such step left
+        (steps in turn add up), or a step back to the line the last such step left."""
+        step, left, origin = wall - measured, self._left, self._origin or self._anchor
+        assert origin is not None  # asked only against an anchor
         if left is not None and abs(wall - (left[0] + steady - left[1])) <= self.tolerance:
             log.warning("the wall clock stepped %+.0f s back to the time measured before the step believed last: believed",
                         step)
-        elif not self._holds(step, steady):
+        elif not self._holds(wall - (origin[0] + steady - origin[1]), steady):
             return False
         else:
             log.warning("the wall clock's step of %+.0f s has held %.0f min while synchronised: believed (a virtual"
                         " machine its host paused, put right)", step, self.hold / 60)
             left = self._anchor
+            self._origin = self._origin or left
         self._anchor, self._left, self._held, self.off_by = (wall, steady), left, None, 0.0
         return True
 

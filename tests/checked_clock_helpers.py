@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bluezone.clock import CheckedClock
+from bluezone.clock import ANCHOR_SECONDS, CheckedClock
 
 T0 = 1_790_000_000.0
 YEAR = 365 * 86_400.0
@@ -28,3 +28,20 @@ class Wall:
 def clock_of(w: Wall) -> CheckedClock:
     """The checked clock of ``w``: its steady clock and its kernel's word."""
     return CheckedClock(w, steady=lambda: w.steady, synced=lambda: w.synced)
+
+
+def hold(w: Wall, clock: CheckedClock, seconds: float) -> None:
+    """``seconds`` of real time, the clock read once a minute as the daemon reads it (far more often, in fact)."""
+    for _ in range(int(seconds // ANCHOR_SECONDS)):
+        w.advance(ANCHOR_SECONDS)
+        clock.now()
+
+
+def paused(w: Wall, clock: CheckedClock, seconds: float) -> None:
+    """A host pauses the virtual machine ``seconds``: neither of its clocks moves; then NTP steps the wall clock
+    (and the daemon reads it at once)."""
+    clock.now()
+    w.advance(ANCHOR_SECONDS)
+    clock.now()
+    w.wall += seconds
+    clock.now()

@@ -14,11 +14,10 @@ from bluezone.clock import (
     BELIEVED_STEP,
     HOLD_SECONDS,
     STEP_TOLERANCE,
-    CheckedClock,
     boot_id,
     boot_seconds,
 )
-from tests.checked_clock_helpers import T0, YEAR, Wall, clock_of
+from tests.checked_clock_helpers import T0, YEAR, Wall, clock_of, hold, paused
 
 
 
@@ -99,39 +98,22 @@ def test_this_machines_boot_clock_is_read() -> None:
     assert len(boot_id()) in (0, 36)
 
 
-def _hold(w: Wall, clock: CheckedClock, seconds: float) -> None:
-    """``seconds`` of real time, the clock read once a minute as the daemon reads it (far more often, in fact)."""
-    for _ in range(int(seconds // ANCHOR_SECONDS)):
-        w.advance(ANCHOR_SECONDS)
-        clock.now()
-
-
-def _paused(w: Wall, clock: CheckedClock, seconds: float) -> None:
-    """A host pauses the virtual machine ``seconds``: neither of its clocks moves; then NTP steps the wall clock
-    (and the daemon reads it at once)."""
-    clock.now()
-    w.advance(ANCHOR_SECONDS)
-    clock.now()
-    w.wall += seconds
-    clock.now()
-
-
 def test_a_virtual_machine_paused_by_its_host_is_believed_once_the_step_holds(caplog: pytest.LogCaptureFixture) -> None:
     """A host paused its guest over a weekend (63 h): its boot clock stood still, and NTP then stepped the wall clock
     forward.  Not believed at first (a bad answer looks the same); believed once the wall clock has kept to it for
     ``HOLD_SECONDS`` with the kernel saying synchronised: before, the daemon stamped 63 h behind until a reboot."""
     w = Wall()
     clock = clock_of(w)
-    _paused(w, clock, 63 * 3600)
+    paused(w, clock, 63 * 3600)
     measured = T0 + ANCHOR_SECONDS
     assert clock.now() == measured and clock.off_by == 63 * 3600
-    _hold(w, clock, HOLD_SECONDS - ANCHOR_SECONDS)
+    hold(w, clock, HOLD_SECONDS - ANCHOR_SECONDS)
     assert clock.now() == measured + HOLD_SECONDS - ANCHOR_SECONDS  # not yet: still the measured time
     with caplog.at_level(logging.WARNING, logger="bluezone.clock"):
-        _hold(w, clock, ANCHOR_SECONDS)
+        hold(w, clock, ANCHOR_SECONDS)
     assert clock.now() == w.wall and clock.off_by == 0 and clock.mark() is None
     assert "has held 40 min while synchronised: believed" in caplog.text
-    _hold(w, clock, 3 * ANCHOR_SECONDS)
+    hold(w, clock, 3 * ANCHOR_SECONDS)
     assert clock.now() == w.wall  # and goes on being: the new line is the anchor
 
 
@@ -140,8 +122,8 @@ def test_a_step_beyond_the_bound_or_back_is_never_believed_however_long_it_holds
     """A year ahead (every sighting past the 14 days), just past the bound, or back: held for two weeks, synchronised."""
     w = Wall()
     clock = clock_of(w)
-    _paused(w, clock, step)
-    _hold(w, clock, 14 * 86_400)
+    paused(w, clock, step)
+    hold(w, clock, 14 * 86_400)
     assert clock.now() == T0 + ANCHOR_SECONDS + 14 * 86_400 and clock.off_by == step
 
 
@@ -150,20 +132,20 @@ def test_the_hold_starts_again_when_the_kernel_says_unsynchronised_or_the_step_m
     kept to: neither counts toward the hold."""
     w = Wall()
     clock = clock_of(w)
-    _paused(w, clock, 86_400)
-    _hold(w, clock, HOLD_SECONDS - 2 * ANCHOR_SECONDS)
+    paused(w, clock, 86_400)
+    hold(w, clock, HOLD_SECONDS - 2 * ANCHOR_SECONDS)
     w.synced = False
-    _hold(w, clock, ANCHOR_SECONDS)
+    hold(w, clock, ANCHOR_SECONDS)
     w.synced = True
-    _hold(w, clock, HOLD_SECONDS - ANCHOR_SECONDS)
+    hold(w, clock, HOLD_SECONDS - ANCHOR_SECONDS)
     assert clock.off_by == 86_400  # not yet: the hold began again at the unsynchronised ask
-    _hold(w, clock, ANCHOR_SECONDS)
+    hold(w, clock, ANCHOR_SECONDS)
     assert clock.off_by == 0 and clock.now() == w.wall
     w2 = Wall()
     wandering = clock_of(w2)
-    _paused(w2, wandering, 86_400)
+    paused(w2, wandering, 86_400)
     for _ in range(3):
-        _hold(w2, wandering, HOLD_SECONDS - ANCHOR_SECONDS)
+        hold(w2, wandering, HOLD_SECONDS - ANCHOR_SECONDS)
         w2.wall += 2 * STEP_TOLERANCE
     assert wandering.off_by > 86_400
 
@@ -173,8 +155,8 @@ def test_a_step_believed_and_then_undone_is_followed_back() -> None:
     (else the daemon would stamp a day ahead until a reboot)."""
     w = Wall()
     clock = clock_of(w)
-    _paused(w, clock, 86_400)
-    _hold(w, clock, HOLD_SECONDS)
+    paused(w, clock, 86_400)
+    hold(w, clock, HOLD_SECONDS)
     assert clock.off_by == 0
     w.wall -= 86_400  # the time source put right
     assert clock.now() == w.wall and clock.off_by == 0
@@ -183,9 +165,9 @@ def test_a_step_believed_and_then_undone_is_followed_back() -> None:
 
 
 @given(st.floats(STEP_TOLERANCE + 1, BELIEVED_STEP), st.floats(HOLD_SECONDS, 3 * HOLD_SECONDS))
-def test_any_forward_step_within_the_bound_is_believed_after_the_hold(step: float, held: float) -> None:
+def test_any_forward_step_within_the_bound_is_believed_after_thehold(step: float, held: float) -> None:
     w = Wall()
     clock = clock_of(w)
-    _paused(w, clock, step)
-    _hold(w, clock, held + ANCHOR_SECONDS)
+    paused(w, clock, step)
+    hold(w, clock, held + ANCHOR_SECONDS)
     assert clock.now() == w.wall and clock.off_by == 0
