@@ -29,9 +29,10 @@ minute each, not those kept alive); ``minute_reference_near_share`` bounds what 
 minute toward "near"; ``minute_reference_strongest`` keeps the reference no weaker than the minute's k-th
 strongest other link, which weaker invented company cannot move (ref17).  All are off by default: they
 change honest scores, so fresh seeds decide (none has passed the tuning seeds: docs/simulation.md).
-``ranking_reference_strongest`` with ``ranking_reference_slack_db`` gives the ranking alone its own reference,
-bounded by the minute's k-th strongest other link plus a slack, which binds only in crowded minutes (est19: on
-fresh seeds 96-103 it lost nothing and fixed no worst case, so it is off too).
+``ranking_reference_strongest`` with ``ranking_reference_slack_db`` (6 and 1 dB, on by default since est20) gives
+the ranking alone its own reference, bounded by the minute's k-th strongest other link plus a slack, which binds
+only in crowded minutes: it raised the office's and the wedding's ROC-AUC and PR-AUC on fresh seeds 96-103 and
+104-111, took no run below GAEN and cannot move a verdict (docs/simulation.md, est20).  0 turns it off.
 
 Two outputs per window: the verdict counts the minutes whose smoothed, corrected attenuation is at
 or under ``threshold_db``, credited no more than the time present (``verdict_credit = "span"``; 14.9
@@ -144,9 +145,11 @@ class BluezoneConfig:
     # The ranking's own reference (0: the verdict's): a minute's reference for the ranking is never weaker than
     # its k-th strongest other link plus ``ranking_reference_slack_db``, so the bound binds only where that link
     # sits more than the slack under the percentile (a crowded minute) and a sparse minute keeps the verdict's
-    # shift to the bit.  The verdict (``close_contact``, the minutes within 2 m) never reads it (est19).
-    ranking_reference_strongest: int = 0
-    ranking_reference_slack_db: float = 0.0
+    # shift to the bit.  The verdict (``close_contact``, the minutes within 2 m) never reads it (est19), nor does
+    # ``ranking = "ramp"`` (it ranks the verdict's own minutes).  Chosen on tuning seeds 11-16 (est19), the
+    # default since fresh seeds 104-111 passed the rule named before them (est20).
+    ranking_reference_strongest: int = 6
+    ranking_reference_slack_db: float = 1.0
 
     def __post_init__(self) -> None:
         check_setting_types(self)
@@ -187,10 +190,6 @@ class BluezoneConfig:
             ("ranking_reference_strongest", self.ranking_reference_strongest >= 0, ">= 0"),
             ("ranking_reference_slack_db", 0 <= self.ranking_reference_slack_db <= MAX_SLACK_DB, f"0-{MAX_SLACK_DB:g}"),
         ))
-        if self.ranking_reference_slack_db and self.ranking_reference_strongest == 0:
-            raise ConfigError("ranking_reference_slack_db needs ranking_reference_strongest >= 1 (which link bounds it)")
-        if self.ranking_reference_strongest and self.ranking != "chain":
-            raise ConfigError("ranking_reference_strongest needs ranking = 'chain' (the ramp ranks the verdict's minutes)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> BluezoneConfig:
@@ -313,7 +312,8 @@ class BluezoneScorer:
         """dB taken off each judged minute's attenuation, (for the verdict, for the ranking): part of how far
         the receiver's other links in that minute sit from ``minute_reference_db`` (the day-level shift
         stands in for a minute with too few of them; nothing without a receiver).  The ranking's is the
-        verdict's array itself unless ``ranking_reference_strongest`` is set (``ranking_shift``)."""
+        verdict's array itself unless ``ranking_reference_strongest`` is set and the ranking is the chain
+        (``ranking_shift``)."""
         c = self.config
         if self.receiver is None or c.minute_reference_weight == 0 or len(slots) == 0:
             none = np.zeros(len(slots))
@@ -326,7 +326,8 @@ class BluezoneScorer:
         clip, above, near = c.minute_reference_clip_db, -np.inf, c.minute_reference_clip_db * c.minute_reference_near_share
         if c.minute_reference_strongest and c.minute_reference_strongest_near_only:  # the k-th strongest may pass the share
             above, near = c.minute_reference_db + near, clip
-        wanted = strongest_of(c.minute_reference_strongest) + strongest_of(c.ranking_reference_strongest)
+        ranking_k = c.ranking_reference_strongest if c.ranking == "chain" else 0  # the ramp reads no shift of its own
+        wanted = strongest_of(c.minute_reference_strongest) + strongest_of(ranking_k)
         levels = self.receiver.minute_levels(slots, c.minute_reference_quantile, window.sighting_index,
                                              c.reference_min_minutes, wanted)
         ref = bounded(levels.reference, levels.kth[0] if c.minute_reference_strongest else None, above)
@@ -335,7 +336,7 @@ class BluezoneScorer:
         sparse = (count < c.minute_reference_min_links) | np.isnan(shift)
         if sparse.any():  # the day-level shift of the threshold, taken off the minute instead
             shift[sparse] = self.day_threshold(window.day, window.sighting_index) - c.threshold_db
-        if not c.ranking_reference_strongest:
+        if not ranking_k:
             return shift, shift
         return shift, self.ranking_shift(shift, levels.reference, levels.links, levels.kth[-1])
 

@@ -35,6 +35,7 @@ def crowd(own_db: float, near: int, far: int, minutes: int = 30, seed: int = 0) 
 
 
 RANKED = BluezoneConfig(ranking_reference_strongest=6, ranking_reference_slack_db=1.0)
+OFF = BluezoneConfig(ranking_reference_strongest=0)  # the scorer before est20: the ranking reads the verdict's shift
 
 
 def test_a_crowded_minute_ranks_against_its_nearest_company_and_the_verdict_does_not_move() -> None:
@@ -43,7 +44,7 @@ def test_a_crowded_minute_ranks_against_its_nearest_company_and_the_verdict_does
     strongest plus 1 dB, so the ranking reads the link farther.  The verdict is the shipped one."""
     heard = crowd(64.0, near=6, far=30)
     window = judged(heard)
-    shipped, ranked = (BluezoneScorer(c).for_receiver(receiver_context(heard)) for c in (BluezoneConfig(), RANKED))
+    shipped, ranked = (BluezoneScorer(c).for_receiver(receiver_context(heard)) for c in (OFF, RANKED))
     a, b = shipped.score(window), ranked.score(window)
     assert b.weighted_minutes < a.weighted_minutes - 1.0
     assert replace(b, weighted_minutes=a.weighted_minutes) == a
@@ -58,7 +59,7 @@ def test_a_sparse_room_is_the_shipped_scorer_to_the_bit() -> None:
     25th percentile: nothing binds, the scores are the shipped scorer's and the ranking is its array."""
     heard = sightings({OWN: 58.0, 2: 60.0, 3: 66.0, 4: 70.0, 5: 74.0, 6: 80.0}, minutes=25)
     window = judged(heard)
-    shipped, ranked = (BluezoneScorer(c).for_receiver(receiver_context(heard)) for c in (BluezoneConfig(), RANKED))
+    shipped, ranked = (BluezoneScorer(c).for_receiver(receiver_context(heard)) for c in (OFF, RANKED))
     assert shipped.score(window) == ranked.score(window)
     slots = np.unique(np.floor(window.times / 60).astype(np.int64))
     verdict, ranking = ranked.minute_shifts(window, slots)
@@ -85,7 +86,7 @@ def test_the_verdict_is_the_shipped_one_whatever_the_ranking_reads(
     heard = crowd(own_db, near, far, minutes=12, seed=seed)
     window = judged(heard)
     context = receiver_context(heard)
-    base = BluezoneConfig(minute_reference_near_share=share)
+    base = replace(OFF, minute_reference_near_share=share)
     config = replace(base, ranking_reference_strongest=k, ranking_reference_slack_db=slack)
     off, on = (BluezoneScorer(c).for_receiver(context) for c in (base, config))
     a, b = off.score(window), on.score(window)
@@ -135,9 +136,35 @@ def test_minute_levels_are_minute_references_parts(minutes: list[list[float]], k
     np.testing.assert_array_equal(levels.links, [len(m) for m in minutes] + [0])
 
 
+def test_the_default_ranks_a_crowded_minute_against_its_nearest_company_and_one_setting_turns_it_off() -> None:
+    """Since est20 the default is k = 6, s = 1 dB (fresh seeds 104-111 passed the rule named before them):
+    the default scorer is RANKED to the bit on a wedding table's window, and ``ranking_reference_strongest = 0``
+    alone (the slack left at its default) is the scorer before, to the bit, whose ranking reads the table nearer."""
+    heard = crowd(64.0, near=6, far=30)
+    window = judged(heard)
+    default, ranked, off = (BluezoneScorer(c).for_receiver(receiver_context(heard)) for c in (BluezoneConfig(), RANKED, OFF))
+    assert default.score(window) == ranked.score(window)
+    assert off.score(window).weighted_minutes > default.score(window).weighted_minutes + 1.0
+    assert replace(off.score(window), weighted_minutes=0.0) == replace(default.score(window), weighted_minutes=0.0)
+
+
+def test_the_ramp_ranks_as_before_whatever_the_ranking_reference() -> None:
+    """``ranking = "ramp"`` ranks the verdict's own smoothed minutes, which no ranking reference reads: with the
+    default k = 6 it is accepted (a user asking for the ramp need not also turn the reference off) and scores as
+    the ramp with the reference off, to the bit."""
+    heard = crowd(64.0, near=6, far=30)
+    window = judged(heard)
+    ramp, ramp_off = (BluezoneScorer(c).for_receiver(receiver_context(heard))
+                      for c in (BluezoneConfig(ranking="ramp"), replace(OFF, ranking="ramp")))
+    assert ramp.score(window) == ramp_off.score(window)
+    slots = np.unique(np.floor(window.times / 60).astype(np.int64))
+    verdict, ranking = ramp.minute_shifts(window, slots)
+    assert ranking is verdict
+
+
 @pytest.mark.parametrize("bad, message", [
-    ({"ranking_reference_slack_db": 1.0}, "ranking_reference_slack_db needs ranking_reference_strongest >= 1"),
-    ({"ranking_reference_strongest": 6, "ranking": "ramp"}, "ranking_reference_strongest needs ranking = 'chain'"),
+    ({"ranking_reference_strongest": -1}, "ranking_reference_strongest must be >= 0"),
+    ({"ranking_reference_slack_db": 20.5}, "ranking_reference_slack_db must be 0-20"),
     ({"ranking_reference_strongest": 6.0}, "must be a whole number"),
     ({"ranking_reference_strongest": 6, "ranking_reference_slack_db": float("nan")}, "must be a finite number"),
 ])
