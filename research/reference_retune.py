@@ -16,7 +16,8 @@ during the run only, so a new nominal or threshold needed a new run.
 (an existing file gains only the variants it lacks).  A VARIANT is ``FORM[_rDB][_tDB]``: a form of
 ``reference_bounds.VARIANTS`` ("shipped", "cap3", "cap4", ...) with ``minute_reference_db`` = DB after ``_r``
 and ``threshold_db`` = DB after ``_t``, ``minute_reference_quantile`` after ``_q``, ``minute_reference_weight`` after
-``_w`` (e.g. ``cap4_r62_t59.5``; ``capK`` for any k; ``scapK_sDB``: ``SlackCapScorer``; ``rankK_sDB``: the scorer's
+``_w``, ``ranking_reference_strongest`` after ``_k`` (``_k0``: the ranking's own reference off, the scorer before
+est20) (e.g. ``cap4_r62_t59.5``; ``capK`` for any k; ``scapK_sDB``: ``SlackCapScorer``; ``rankK_sDB``: the scorer's
 ``ranking_reference_strongest`` = K, ``ranking_reference_slack_db`` = DB).  ``RANKING~VERDICT``
 (e.g. ``shipped~cap4_r62``) is one variant's ranking (``weighted_minutes``) with another's verdict: what a
 scorer reading its ranking and its verdict each its own way would give.  ``--runs`` prints each run's
@@ -42,7 +43,8 @@ from bluezone.matching.bluezone_scorer import BluezoneConfig, BluezoneScorer
 from bluezone.matching.receiver import for_receiver
 
 #: the settings a variant name's suffixes set
-SUFFIXES = {"r": "minute_reference_db", "t": "threshold_db", "q": "minute_reference_quantile", "w": "minute_reference_weight"}
+SUFFIXES = {"r": "minute_reference_db", "t": "threshold_db", "q": "minute_reference_quantile", "w": "minute_reference_weight",
+            "k": "ranking_reference_strongest"}
 
 
 @dataclass
@@ -86,7 +88,8 @@ def settings(variant: str) -> dict:
         out = {} if form.startswith("scap") else dict(VARIANTS[form])
     for part in rest:
         if part[0] in SUFFIXES:
-            out[SUFFIXES[part[0]]] = float(part[1:])
+            key = SUFFIXES[part[0]]
+            out[key] = int(part[1:]) if key == "ranking_reference_strongest" else float(part[1:])
     return out
 
 
