@@ -9,6 +9,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -244,17 +245,30 @@ def revoked_while_held(
         return out
 
     monkeypatch.setattr(uploader, "_exec", holding)
+    return revoked_during(
+        dsn, revoker, code, at + 1, held, go,
+        upload=lambda: publish(uploader, body, "192.0.2.1", at, PublishConfig(), code_key=KEY),
+    )
+
+
+def revoked_during(
+    dsn: str, revoker: Storage, code: str, at: float, held: threading.Event, go: threading.Event,
+    **work: Callable[[], Any],
+) -> dict[str, Any]:
+    """The one piece of ``work`` (name -> call) run in a thread until it sets ``held``; then ``code`` revoked through
+    ``revoker`` at ``at`` until it is seen waiting for a lock, and ``go`` lets both finish: their answers by name
+    (and ``revoked``)."""
+    ((name, call),) = work.items()
     said: dict[str, Any] = {}
-    upload = threading.Thread(target=lambda: said.update(
-        upload=publish(uploader, body, "192.0.2.1", at, PublishConfig(), code_key=KEY)))
-    upload.start()
+    worker = threading.Thread(target=lambda: said.update({name: call()}))
+    worker.start()
     try:
         assert held.wait(30)
-        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, code, at + 1, key=KEY)))
+        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, code, at, key=KEY)))
         revocation.start()
         waiting_for_a_lock(dsn, revocation)
         go.set()
-        upload.join(30)
+        worker.join(30)
         revocation.join(30)
     finally:
         go.set()

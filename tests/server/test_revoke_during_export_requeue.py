@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from server_helpers import KEY, NOW, waiting_for_a_lock
+from server_helpers import KEY, NOW, revoked_during
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.keyformat.export import open_signed_export
-from bluezone.server.codes import issue_code, revoke_code
+from bluezone.server.codes import issue_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig, PublishResult, publish
 from bluezone.server.signing import Signer, keygen
@@ -74,19 +74,8 @@ def test_revoking_the_likely_code_while_an_export_takes_the_confirmation_leaves_
             return taken
 
         monkeypatch.setattr(exporter, "_dequeue", holding)
-        said: dict[str, Any] = {}
-        export = threading.Thread(target=lambda: said.update(export=_export(exporter, signer, out, NOW + 50)))
-        export.start()
-        try:
-            assert held.wait(30)
-            revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, likely, NOW + 51, key=KEY)))
-            revocation.start()
-            waiting_for_a_lock(postgres_dsn, revocation)
-            go.set()
-            export.join(30)
-            revocation.join(30)
-        finally:
-            go.set()
+        said = revoked_during(postgres_dsn, revoker, likely, NOW + 51, held, go,
+                              export=lambda: _export(exporter, signer, out, NOW + 50))
         assert said["export"] == {k: CONFIRMED for k in KEYS}
         monkeypatch.undo()
         assert _export(exporter, signer, out, NOW + 60) == {}  # was: ServerStorageError, at every export after
