@@ -18,14 +18,13 @@ from typing import Any
 import numpy as np
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
-from bluezone.keyformat.keys import REPORT_TYPE_CONFIRMED, REPORT_TYPE_LIKELY, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED
+from bluezone.keyformat.keys import REPORT_TYPE_CERTAINTY
 from bluezone.matching.check import Exposure
 from bluezone.proximity.store import SightingStore
 
-#: How certain each report type is (0: none known): a key may be revised recursive -> likely -> confirmed, and
-#: revoked is final; a server's files only move a key up, so a less certain revision is an old one replayed.
+#: ``REPORT_TYPE_CERTAINTY`` by report type, to index records with (a server's files only move a key up).
 CERTAINTY = np.zeros(256, np.int8)
-CERTAINTY[[REPORT_TYPE_RECURSIVE, REPORT_TYPE_LIKELY, REPORT_TYPE_CONFIRMED, REPORT_TYPE_REVOKED]] = [1, 2, 3, 4]
+CERTAINTY[list(REPORT_TYPE_CERTAINTY)] = list(REPORT_TYPE_CERTAINTY.values())
 
 
 #: Diagnosis keys by row: a KEY_DTYPE array, or, where a check streamed its keys and holds only the

@@ -36,6 +36,9 @@ REPORT_TYPE_CONFIRMED, REPORT_TYPE_LIKELY = 1, 2
 REPORT_TYPE_REVOKED = 5
 #: GAEN report type of a close contact's (F1's) keys: a close contact with them makes an F2.
 REPORT_TYPE_RECURSIVE = 4
+#: How certain a report type is (0: none of these): a key may be revised up recursive -> likely -> confirmed, or
+#: revoked (final); of a key's revisions the most certain stands, and a less certain one is an old one replayed.
+REPORT_TYPE_CERTAINTY = {REPORT_TYPE_RECURSIVE: 1, REPORT_TYPE_LIKELY: 2, REPORT_TYPE_CONFIRMED: 3, REPORT_TYPE_REVOKED: 4}
 #: Most values a JSON key file may hold (``json_values``): ``json`` makes a Python object of each,
 #: ~70 bytes from as little as 2 bytes of file, so a hostile 256 MB file would take ~10 GB.  The
 #: largest real day (358,105 keys) counts ~4.6M; bigger key sets come as export zips (streamed).

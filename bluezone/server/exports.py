@@ -41,10 +41,10 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.errors import BluezoneError, ExportSignatureError, InputError, KeyFileError, ServerStorageError
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import load_public_key, open_signed_export, public_key_base64, signed_export_zip
-from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET
+from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET, REPORT_TYPE_CERTAINTY
 from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count, revisable_like
 from bluezone.server.signing import Signer
-from bluezone.server.storage import CONFIRMED, LIKELY, RECURSIVE, REVOKED, BatchRecord, Storage
+from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.readfile import read_regular_file
@@ -464,7 +464,7 @@ def _revisable_fakes(
         for key, report_type, onset in zip(
             _key_bytes(revised), revised["report_type"].tolist(), revised["days_since_onset"].tolist()
         ):
-            if _CERTAINTY.get(report_type, 0) > _CERTAINTY.get(stands.get(key, (0, 0))[0], 0):
+            if REPORT_TYPE_CERTAINTY.get(report_type, 0) > REPORT_TYPE_CERTAINTY.get(stands.get(key, (0, 0))[0], 0):
                 stands[key] = (report_type, onset)
         first = export.keys[np.isin(export.keys["key"], revisions["key"])]
         onsets_before.update(zip(_key_bytes(first), first["days_since_onset"].tolist()))
@@ -480,10 +480,6 @@ def _revisable_fakes(
                 fakes["report_type"][i], fakes["days_since_onset"][i] = stands[key]
         revisable[start // DAY_SECONDS] = fakes[keep & np.isin(fakes["report_type"], (LIKELY, RECURSIVE))]
     return revisable, onsets_before
-
-
-#: How certain a report type is: of a key's revisions in the files, the most certain is how it stands.
-_CERTAINTY = {RECURSIVE: 1, LIKELY: 2, CONFIRMED: 3, REVOKED: 4}
 
 
 def _key_bytes(keys: np.ndarray) -> list[bytes]:

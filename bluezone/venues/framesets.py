@@ -62,7 +62,6 @@ class Partial:
         self.rank = math.log2(2.0 ** (self.rank - now) + 1.0) + now
 
 
-
 def rates(rank: np.ndarray, first_heard: np.ndarray, t: float) -> np.ndarray:
     """log2 of each set's frames a second lately at ``t`` (+ t / HEARD_HALF_LIFE, the same for all): its weighed
     frames over the time since it was let in, weighed the same way (a set heard at a steady rate shows that rate,

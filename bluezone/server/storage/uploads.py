@@ -12,18 +12,13 @@ from typing import Any
 import numpy as np
 
 from bluezone.errors import RevisionRefused
-from bluezone.keyformat.keys import NO_DAYS_SINCE_ONSET, empty_keys
+from bluezone.keyformat.keys import NO_DAYS_SINCE_ONSET, REPORT_TYPE_CERTAINTY, empty_keys
 from bluezone.server.storage.codes import CODE_MATCH, CodeRecord
 from bluezone.server.storage.queues import ExportQueues, queue_revision_sql, queue_rows
 
 #: GAEN report types (TemporaryExposureKey.ReportType) that revision concerns.  RECURSIVE marks the
 #: keys of a close contact (F1) of a case, published so that *their* close contacts (F2) are told.
 CONFIRMED, LIKELY, RECURSIVE, REVOKED = 1, 2, 4, 5
-
-
-#: How certain a report is: a revision may only go up this ladder (an F1's recursive report, then a
-#: likely diagnosis, then a confirmed test), or to revoked (a negative test) from a report not yet final.
-CERTAINTY = {RECURSIVE: 1, LIKELY: 2, CONFIRMED: 3}
 
 
 def revision_refusal(current_type: int, revised: bool, new_type: int) -> str | None:
@@ -37,7 +32,8 @@ def revision_refusal(current_type: int, revised: bool, new_type: int) -> str | N
     (key_revisions, schema 17): ``server revoke-code`` undoes exactly its own code's."""
     if current_type not in (RECURSIVE, LIKELY):
         return "key_already_revised" if revised else "invalid_report_type_transition"
-    if new_type == REVOKED or CERTAINTY.get(new_type, 0) > CERTAINTY[current_type]:
+    # up the ladder (an F1's recursive report, a likely diagnosis, a confirmed test), or revoked (a negative test)
+    if new_type == REVOKED or REPORT_TYPE_CERTAINTY.get(new_type, 0) > REPORT_TYPE_CERTAINTY[current_type]:
         return None
     return "invalid_report_type_transition"
 
