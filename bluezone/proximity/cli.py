@@ -14,7 +14,6 @@ from bluezone.clitypes import FloatRange, cli_clock, cli_now, db_option, emit_js
 from bluezone.printable import printable_line
 
 
-
 @click.command("run")
 @click.option(
     "--backend",

@@ -165,4 +165,3 @@ def busiest_network(sites: Iterable[tuple[str, int]]) -> tuple[str, int, int] | 
         return None
     provider, most = tries.most_common(1)[0]
     return provider, most, counted[provider]
-

@@ -42,8 +42,6 @@ def parse_time(value: str, name: str) -> float:
     return t
 
 
-
-
 # --- venue owner ------------------------------------------------------------------------------
 
 

@@ -29,7 +29,6 @@ class CodeRecord:
     used_at: float | None
 
 
-
 #: A code's row by its keyed hash, or by the plain SHA-256 of a code stored before the code key (schema < 3).
 CODE_MATCH = "((code_hash = ? AND keyed = 1) OR (code_hash = ? AND keyed = 0))"
 

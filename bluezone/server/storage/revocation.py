@@ -183,4 +183,3 @@ class Revocations(ExportQueues):
         ).fetchall()]
         if waiting:
             self._queue_keys(cur, "export_queue", f"k.id IN ({', '.join('?' * len(waiting))})", waiting)
-
