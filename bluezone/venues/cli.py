@@ -132,7 +132,7 @@ def venue_show(url: str, as_json: bool) -> None:
         _emit_json(info)
         return
     for key in ("description", "address", "type", "default_minutes", "stay_minutes", "location_id"):
-        click.echo(f"{key:16} {info[key]}")
+        click.echo(f"{key:16} {'-' if info[key] is None else info[key]}")
     if info["start"]:
         click.echo(f"{'event':16} {local_time(info['start'])} .. {local_time(info['end'])}")
 

@@ -72,6 +72,15 @@ def test_show_decodes_the_url(cafe: dict, clock: VirtualClock) -> None:
     assert shown["default_minutes"] == 45 and shown["location_id"] == cafe["location_id"]
 
 
+def test_show_as_text_says_a_missing_default_stay_plainly(tmp_path: Path, clock: VirtualClock) -> None:
+    made = run(clock, "venue", "create", "--name", "Shop", "--address", "Main St 1", "--out", str(tmp_path / "s"))
+    result = run(clock, "venue", "show", made.stdout.strip())
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(None, 1) for line in result.stdout.splitlines())
+    assert lines["default_minutes"] == "-" and lines["stay_minutes"] == "15"
+    assert "None" not in result.stdout
+
+
 def test_checkin_checkout_and_list(tmp_path: Path, cafe: dict, clock: VirtualClock) -> None:
     db = str(tmp_path / "visitor.db")
     assert run(clock, "checkin", cafe["url"], "--db", db).exit_code == 0
