@@ -639,8 +639,9 @@ def _tell_news_only(
     memory = WarningMemory(store)
     withdrawn_keys, updated_keys = withdrawn.by_index, updated.by_index
     result.withdrawn = at_levels_told(_with_earlier_levels(memory, withdrawn_keys, result.withdrawn))
-    # never a step down the ladder: an old revision replayed under a new name after a more certain one is no update
-    result.updated = _with_earlier_levels(memory, updated_keys, reported.not_stepping_down(updated_keys, result.updated, now))
+    # a real change only: never a step down the ladder, nor the type told again (an old revision replayed under a new
+    # name after a more certain one, or the same one replayed, is no update)
+    result.updated = _with_earlier_levels(memory, updated_keys, reported.news_of(updated_keys, result.updated, now))
     memory.remember(*_keys_of(keys, result.exposures), now)
     memory.remember(*_keys_of(updated_keys, result.updated), now)
     # what earlier checks reported and still holds: repeated, so "no new batches" never reads as all-clear

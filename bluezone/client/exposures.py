@@ -89,15 +89,17 @@ class ExposureMemory:
         self.store.forget_reported_exposures(self.server, ids)
         self.store.save_withdrawn_exposures(self.server, ids, now)
 
-    def not_stepping_down(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> list[Exposure]:
-        """Of ``exposures`` to revised keys of earlier checks (rows of ``keys``), those whose report type is at least
-        as certain as the one told for the same key and day: an old revision replayed under a new file name after
-        a more certain one (or after the key was withdrawn) would step what the node remembers down."""
-        told = {(h, day): _certainty(e.get("report_type")) for h, day, e in self.store.reported_exposures(self.server, now)}
+    def news_of(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> list[Exposure]:
+        """Of ``exposures`` to revised keys of earlier checks (rows of ``keys``), those a revision really changed:
+        a report type more certain than the one told for the same key and day, or the same type at another
+        transmission risk.  An old revision replayed under a new file name after a more certain one (or after the key
+        was withdrawn) would step what the node remembers down; one replayed at the type told was "updated" again at
+        every replay (attack20: 12 of 12).  Days since onset are no news here: nothing the node scores or says uses them."""
+        told = {(h, day): _as_told(e) for h, day, e in self.store.reported_exposures(self.server, now)}
         gone = self.store.withdrawn_exposures(self.server)
         return [
             e for e, i in zip(exposures, self._ids(keys, exposures))
-            if i not in gone and _certainty(e.report_type) >= told.get(i, 0)
+            if i not in gone and _is_news(_as_told(e.as_dict()), told.get(i))
         ]
 
     @staticmethod
@@ -106,9 +108,17 @@ class ExposureMemory:
         return [(_key_hash(by_row[e.key_index]), e.date) for e in exposures]
 
 
-def _certainty(report_type: object) -> int:
-    """``CERTAINTY`` of a report type as remembered (0: none, or not a type: a row from before it was kept)."""
-    return int(CERTAINTY[report_type]) if isinstance(report_type, int) and 0 <= report_type < 256 else 0
+def _as_told(exposure: Mapping[str, Any]) -> tuple[int, object]:
+    """(``CERTAINTY`` of its report type, its transmission risk) of an exposure as remembered: what a revision
+    changes (0: no type, or not a type: a row from before it was kept)."""
+    report_type = exposure.get("report_type")
+    certainty = int(CERTAINTY[report_type]) if isinstance(report_type, int) and 0 <= report_type < 256 else 0
+    return certainty, exposure.get("transmission_risk")
+
+
+def _is_news(revised: tuple[int, object], told: tuple[int, object] | None) -> bool:
+    """Whether an exposure ``revised`` to (certainty, transmission risk) changes what was ``told`` (None: nothing)."""
+    return told is None or revised[0] > told[0] or (revised[0] == told[0] and revised[1] != told[1])
 
 
 #: The most time between the last sighting before UTC midnight and the first after it for two

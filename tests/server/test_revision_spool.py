@@ -29,7 +29,7 @@ from bluezone.client.revisions import EarlierRevisions, as_keys, beside_keys, se
 from bluezone.client.state import ServerState
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import KeyServerError
-from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED
+from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_CONFIRMED, REPORT_TYPE_LIKELY, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED
 from bluezone.matching.benchmark import synthetic_data
 from bluezone.matching.check import HeardRpis, sightings_span
 from bluezone.matching.matcher import keys_heard
@@ -81,9 +81,11 @@ def test_withdrawn_and_updated_exposures_keep_their_rows_past_the_budgets(
     """A first check reports exposures to heard keys; the second meets revisions of them among many of
     unheard keys (more than the budgets): the same withdrawals and updates, at the same rows, told."""
     keys, store = world
+    keys = keys.copy()
+    keys["report_type"] = REPORT_TYPE_LIKELY  # so that a revision to confirmed is an update (the same type is none)
     every = list(range(len(keys)))
     files = {"1000-00001.zip": signed_file(keys, every, [])}
-    revised = [(k, REPORT_TYPE_REVOKED if k % 3 else 1) for k in reversed(every)]
+    revised = [(k, REPORT_TYPE_REVOKED if k % 3 else REPORT_TYPE_CONFIRMED) for k in reversed(every)]
     files["1001-00001.zip"] = signed_file(keys, [], revised[:20])
     files["1002-00001.zip"] = signed_file(keys, [], revised[20:] + revised[:5])  # copies of revisions too
     rounds = [["1000-00001.zip"], ["1001-00001.zip", "1002-00001.zip"]]
