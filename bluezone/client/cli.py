@@ -59,17 +59,22 @@ def upload(
     )
     from bluezone.proximity.store import SightingStore
 
-    now = cli_clock().now()
     checked_server_url(server_url)  # before the store is read and the questions asked
-    check_exposure_date(exposure_date, now)
-    check_symptom_onset(symptom_onset, now)
     if send_checkins and exposure_date is not None:
         raise click.UsageError(
             "--checkins does not go with --exposure-date: a venue warning tells everyone who was there that a case was"
         )
     code = check_code(code)
     onset = onset_interval(symptom_onset)
-    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+    with SightingStore.open(db_path, create=False, purge_now=cli_clock().now()) as store:
+        # the daemon's measured time while it does not believe a step of the clock (a year ahead, every key was past
+        # its 14 days: "nothing to upload", and a date of last week "more than 28 days ago"), as the other commands'
+        def believed_now() -> float:
+            return store.believed_time(cli_clock().now(), quiet=True)
+
+        now = believed_now()
+        check_exposure_date(exposure_date, now)
+        check_symptom_onset(symptom_onset, now)
         if not include_today and not yes and not dry_run and today_key_in_use(store.daily_keys(), now):
             include_today = ask_before_sending(
                 "upload", "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?"
@@ -96,7 +101,7 @@ def upload(
                 return
             # the clock again: the questions may have taken a while, and today's key is cut at the interval of sending
             result = upload_own_keys(
-                store, client, code, cli_clock().now(), include_today=include_today, symptom_onset_interval=onset,
+                store, client, code, believed_now(), include_today=include_today, symptom_onset_interval=onset,
                 exposure_date=exposure_date, checkins=outgoing,
                 checkins_left_out=plan.checkins_left_out if outgoing else 0,
             )

@@ -371,12 +371,13 @@ def upload(
     """``bluezone upload --yes``: send the keys of the store at ``db_path`` (default path) to the
     server, with the check-ins since the first key's day unless ``checkins`` is False or the server says the
     code is not a positive test's (``checkins_for_code``), without asking: the caller has asked the user
-    already.  ``now``: the wall clock."""
-    now = time.time() if now is None else now
-    check_exposure_date(exposure_date, now)
-    check_symptom_onset(symptom_onset, now)
+    already.  ``now``: the wall clock (the daemon's measured time is used while it does not believe a step of it)."""
+    wall = time.time() if now is None else now
     code = check_code(code)
-    with SightingStore.open(db_path, create=False, purge_now=now) as store, KeyServerClient(server_url, http=http) as client:
+    with SightingStore.open(db_path, create=False, purge_now=wall) as store, KeyServerClient(server_url, http=http) as client:
+        now = store.believed_time(wall, quiet=True)  # as the other commands read the time
+        check_exposure_date(exposure_date, now)
+        check_symptom_onset(symptom_onset, now)
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins, server=server_url)
         outgoing, why = checkins_for_code(client, code, plan.checkins)  # the server says what the code is for
         if why and not len(plan.keys):

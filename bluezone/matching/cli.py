@@ -133,9 +133,10 @@ def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path |
     if out != "-" and protocol == "gaen" and not force and _regular_file_there(out):
         # before the store is read: a refusal cuts no key of today short
         raise InputError(f"{out} already exists: give --force to replace it, or another --out")
-    now = cli_clock().now()
     released = []
-    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+    with SightingStore.open(db_path, create=False, purge_now=cli_clock().now()) as store:
+        # the daemon's measured time while it does not believe a step of the clock (a year ahead: no key within --days)
+        now = store.believed_time(cli_clock().now(), quiet=True)
         if protocol == "bluezone3":
             from bluezone.matching.bluezone3 import own_f0_list
 
@@ -167,7 +168,7 @@ def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path |
         from bluezone.matching.bluezone3 import restart_chain
 
         with SightingStore.open(db_path, create=False, purge_now=now) as store:
-            restart_chain(store, cli_clock().now())
+            restart_chain(store, store.believed_time(cli_clock().now(), quiet=True))
 
 
 def _regular_file_there(out: str) -> bool:
@@ -386,9 +387,9 @@ def _own_keys_since(db_path: Path | None, day: str) -> bool:
     from bluezone.matching.levels import keys_since_exposure
     from bluezone.proximity.store import SightingStore
 
-    now = cli_now()
-    with SightingStore.open(db_path, create=False, purge_now=now) as store:
+    with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
         daily = store.daily_keys()
+        now = store.believed_time(cli_now(), quiet=True)  # the daemon's measured time, as the check's own (check.py)
     return len(keys_since_exposure(keys_to_upload(daily, now, include_today=True), dt.date.fromisoformat(day))) > 0
 
 

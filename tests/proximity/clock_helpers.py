@@ -6,7 +6,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from bluezone.clock import VirtualClock
+from bluezone.clock import VirtualClock, boot_id, boot_seconds
 from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.store import SightingStore
@@ -41,3 +41,11 @@ def store_of_ten_days(path: Path) -> SightingStore:
         store.add_sightings(random_sightings(100, at - 7200, 3600, seed=day))
     store.add_sightings(random_sightings(30, NOON - 20 * DAY_SECONDS, 600, seed=99))  # really past the retention
     return store
+
+
+def leave_a_mark(path: Path, measured: float, off_by: float = YEAR, *, same_boot: bool = True) -> None:
+    """The daemon's last report while it did not believe a step of ``off_by``: its measured time, this boot (or not)."""
+    with SightingStore.open(path, create=False, purge_now=measured) as store:
+        mark = {"off_by": off_by, "measured": measured, "boot_seconds": boot_seconds(),
+                "boot_id": boot_id() if same_boot else "another boot"}
+        store.save_daemon_state({"backend": "emulated", "clock": mark}, measured)

@@ -12,11 +12,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bluezone.cli import cli
-from bluezone.clock import VirtualClock, boot_id, boot_seconds
+from bluezone.clock import VirtualClock
 from bluezone.proximity.emulation import run_emulated
-from bluezone.proximity.store import SightingStore
 
-from .clock_helpers import YEAR
+from .clock_helpers import YEAR, leave_a_mark
 
 
 def _run(*args: str, obj: dict | None = None) -> dict:
@@ -37,8 +36,11 @@ def test_a_check_while_the_clock_is_not_believed_judges_what_is_in_force_at_the_
     _run("server", "export", "--server-db", db, "--signing-key-dir", keys, "--export-dir", str(live_server["exports"]))
     assert _run("check", "--server", url, "--db", str(nodes["Binh"]), "--json")["close_contact"]
     now = time.time()
-    with SightingStore.open(nodes["Binh"], create=False, purge_now=now) as store:  # then the clock stepped a year
-        mark = {"off_by": YEAR, "measured": now, "boot_seconds": boot_seconds(), "boot_id": boot_id()}
-        store.save_daemon_state({"backend": "emulated", "clock": mark}, now)
+    leave_a_mark(nodes["Binh"], now)  # then the clock stepped a year
     again = _run("check", "--server", url, "--db", str(nodes["Binh"]), "--json", obj={"clock": VirtualClock(now + YEAR)})
     assert again["close_contact"], again
+    # and the advice: this device's own keys of the meeting's day are within its 14 days (at the wall clock, the hint
+    # read "this device has no daily keys of its own from ... on")
+    told = CliRunner().invoke(cli, ["check", "--server", url, "--db", str(nodes["Binh"])], obj={"clock": VirtualClock(now + YEAR)})
+    assert told.exit_code == 0, told.output
+    assert "send your keys with `bluezone upload" in told.output and "no daily keys of its own" not in told.output

@@ -15,14 +15,14 @@ import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
-from bluezone.clock import HOLD_SECONDS, CheckedClock, VirtualClock, boot_id, boot_seconds
+from bluezone.clock import HOLD_SECONDS, CheckedClock, VirtualClock, boot_id
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
-from .clock_helpers import YEAR, SteppedWall, store_of_ten_days
+from .clock_helpers import YEAR, SteppedWall, leave_a_mark, store_of_ten_days
 from .conftest import NOON, random_sightings
 
 def test_a_daemon_whose_clock_steps_a_year_ahead_keeps_its_data_and_stamps_the_measured_time(tmp_path: Path) -> None:
@@ -84,18 +84,10 @@ def test_a_daemon_in_a_virtual_machine_its_host_paused_believes_the_step_once_it
     store.close()
 
 
-def _as_a_daemon_left_it(path: Path, measured: float, *, same_boot: bool = True) -> None:
-    """The daemon's last report while it did not believe a step of a year: its measured time, this boot."""
-    with SightingStore.open(path, create=False, purge_now=measured) as store:
-        mark = {"off_by": YEAR, "measured": measured, "boot_seconds": boot_seconds(),
-                "boot_id": boot_id() if same_boot else "another boot"}
-        store.save_daemon_state({"backend": "emulated", "clock": mark}, measured)
-
-
 def test_a_command_opening_the_store_meanwhile_purges_at_the_measured_time(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "me.db"
     store_of_ten_days(path).close()
-    _as_a_daemon_left_it(path, NOON)
+    leave_a_mark(path, NOON)
     done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(NOON + YEAR)})
     assert done.exit_code == 0, done.output
     info = json.loads(done.stdout)
@@ -116,7 +108,7 @@ def test_a_stopped_daemons_old_mark_warns_of_nothing_once_the_clock_agrees(tmp_p
     NOT BELIEVED" and `doctor` warned for the rest of the boot (cosmetic: the purge already used the wall clock)."""
     path = tmp_path / "me.db"
     store_of_ten_days(path).close()
-    _as_a_daemon_left_it(path, NOON)
+    leave_a_mark(path, NOON)
     right = {"clock": VirtualClock(NOON + 120), "clock_synced": True}
     text = CliRunner().invoke(cli, ["status", "--db", str(path)], obj=right)
     assert text.exit_code == 0, text.output
@@ -153,7 +145,7 @@ def test_after_a_reboot_the_clock_is_believed_as_before(tmp_path: Path) -> None:
     """Another boot's measured time measures nothing against this one's: a device off for a year keeps nothing."""
     path = tmp_path / "me.db"
     store_of_ten_days(path).close()
-    _as_a_daemon_left_it(path, NOON, same_boot=False)
+    leave_a_mark(path, NOON, same_boot=False)
     with SightingStore.open(path, create=False, purge_now=NOON + YEAR) as store:
         assert store.count_sightings() == 0 and store.daily_keys() == []
 
@@ -163,7 +155,7 @@ def test_a_venue_check_in_meanwhile_is_stamped_at_the_measured_time(tmp_path: Pa
     kept (and shown open) for a year; at the measured time it ends and goes with the 14 days like the sightings."""
     path = tmp_path / "me.db"
     store_of_ten_days(path).close()
-    _as_a_daemon_left_it(path, NOON)
+    leave_a_mark(path, NOON)
     ahead = {"clock": VirtualClock(NOON + YEAR)}
     made = CliRunner().invoke(cli, ["venue", "create", "--name", "Café", "--address", "1 Main St", "--default-minutes", "45",
                                     "--out", str(tmp_path / "cafe"), "--json"], obj={"clock": VirtualClock(NOON)})
