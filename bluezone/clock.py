@@ -108,24 +108,34 @@ def kernel_clock_synced() -> bool:
 #: What a clock no time daemon keeps synchronised leaves unguarded (``status``, ``doctor``): ``CheckedClock`` has
 #: nothing to check its steps by, and the store alone cannot tell a wrong date from a device off for weeks.
 UNSYNCHRONISED = (
-    "not synchronised (the kernel says no time daemon keeps it): believed as it reads, so a date set wrong by hand or"
-    " wrong since boot is not guarded: ahead, it deletes what it puts past 14 days (this device's daily keys too);"
-    " behind, sightings are stamped where they miss their keys"
+    "not synchronised (the kernel says no time daemon keeps it): a clock not synchronised since boot is believed as it"
+    " reads, so a date set wrong by hand or wrong since boot is not guarded: ahead, it deletes what it puts past 14"
+    " days (this device's daily keys too); behind, sightings are stamped where they miss their keys"
 )
 START_A_TIME_DAEMON = "`timedatectl set-ntp true` starts one (systemd-timesyncd), or install chrony"
 
 
+#: A point of a line of time this boot: (a wall clock reading believed, ``boot_seconds`` then).
+Reading = tuple[float, float]
+#: What a ``CheckedClock`` believes in a boot (``line``, ``restore``): its anchor, the line the first step a hold made
+#: believed left (believed steps add up from it), and the line the last one left (a step back to it is believed).
+Line = tuple[Reading, Reading | None, Reading | None]
+#: The names of a ``Line``'s parts where it is kept (the daemon's report).
+LINE_PARTS = ("anchor", "origin", "left")
+
+
 class CheckedClock:
-    """The wall clock, except a step of it while the kernel said it was synchronised: a bad NTP answer,
-    a clock set by hand a year ahead.  Then ``now()`` is the time measured (``boot_seconds``) since the
-    last reading it believed, until the wall clock comes back within ``STEP_TOLERANCE`` of it; ``off_by``
-    says by how much it is not believed (0: believed).  A clock never synchronised (no NTP, or before it
-    answered after boot, as a board without a real-time clock starts) is believed as it reads: its step
-    forward is the correction.  So is a step forward of at most ``believed_step`` that the wall clock keeps to
-    for ``hold`` seconds while synchronised: a virtual machine its host paused (its boot clock stood still
-    too) then put right by NTP; and a step back to the line it left, should that step prove wrong after all.
-    The daemon's clock: what it stamps, and the purge that would otherwise delete every sighting as past the
-    14 days."""
+    """The wall clock, except a step of it away from the first reading it believed while the kernel said it was
+    synchronised: a bad NTP answer, a clock set by hand a year ahead.  Then ``now()`` is the time measured
+    (``boot_seconds``) since the last reading it believed, until the wall clock comes back within ``STEP_TOLERANCE``
+    of it; ``off_by`` says by how much it is not believed (0: believed).  A clock not synchronised since boot (no
+    NTP, or before it answered, as a board without a real-time clock starts) is believed as it reads: its first step
+    forward is the correction, and nothing measured could judge it.  Once anchored the line is kept for the boot,
+    through spells the kernel says unsynchronised (NTP blocked for hours, then a bad answer, was believed whole).
+    A step forward of at most ``believed_step`` that the wall clock keeps to for ``hold`` seconds while synchronised
+    is believed: a virtual machine its host paused (its boot clock stood still too) then put right by NTP; and a step
+    back to the line it left, should that step prove wrong after all.  The daemon's clock: what it stamps, and the
+    purge that would otherwise delete every sighting as past the 14 days."""
 
     def __init__(
         self,
@@ -139,12 +149,26 @@ class CheckedClock:
         self.wall: Clock = wall or SystemClock()
         self._steady, self._synced, self.tolerance = steady, synced, tolerance
         self.hold, self.believed_step = hold, believed_step
-        self._anchor: tuple[float, float] | None = None  # (a believed wall reading, steady then), kernel synced
+        self._anchor: Reading | None = None  # (a believed wall reading, steady then), from the first one synchronised
         self._asked = -float("inf")  # steady time the kernel was last asked
         self._held: tuple[float, float] | None = None  # (a forward step not believed, steady when it began to hold)
-        self._left: tuple[float, float] | None = None  # the anchor before the last step a hold made believed
-        self._origin: tuple[float, float] | None = None  # the anchor before the first: believed steps add up from it
+        self._left: Reading | None = None  # the anchor before the last step a hold made believed
+        self._origin: Reading | None = None  # the anchor before the first: believed steps add up from it
         self.off_by = 0.0
+
+    def line(self) -> Line | None:
+        """What this clock believes in this boot, for a daemon restarted in it to count on from (``restore``): else a
+        restart began a new line, and the bound on believed steps held per daemon run, not per boot.  None before its
+        first synchronised reading."""
+        return None if self._anchor is None else (self._anchor, self._origin, self._left)
+
+    def restore(self, line: Line | None) -> None:
+        """Count on from ``line`` (``line()`` of an earlier clock of this boot); None, or a line read later than now
+        (damaged: none of this boot's), is nothing to count from."""
+        steady = self._steady()
+        if line is not None and all(reading is None or reading[1] <= steady for reading in line):
+            (self._anchor, self._origin, self._left), self._asked = line, steady
+            self.now()
 
     def mark(self) -> tuple[float, float] | None:
         """(the measured time now, ``steady`` now) while the wall clock is not believed, else None."""
@@ -164,20 +188,18 @@ class CheckedClock:
             measured = self._anchor[0] + (steady - self._anchor[1])
             if abs(wall - measured) > self.tolerance and not self._believe(wall, measured, steady):
                 if not self.off_by:
-                    log.warning("the wall clock stepped %+.0f s from the time measured since it last agreed, while"
-                                " synchronised: not believed (stamps and purges at the measured time) until it agrees"
+                    log.warning("the wall clock stepped %+.0f s from the time measured since it last agreed (this"
+                                " boot's clock was synchronised then): not believed (stamps and purges at the measured time) until it agrees"
                                 " again; check the time source (timedatectl timesync-status)", wall - measured)
                 self.off_by = wall - measured
                 return measured
             if self.off_by:
                 log.warning("the wall clock agrees again with the time measured (off by %+.0f s before)", self.off_by)
                 self.off_by = 0.0
-        if steady - self._asked >= ANCHOR_SECONDS:
+        if self._anchor is None and steady - self._asked >= ANCHOR_SECONDS:
             self._asked = steady
-            if not self._synced():
-                self._anchor = self._origin = None
-            elif self._anchor is None:  # kept while synchronised: steps below the tolerance add up against it
-                self._anchor = (wall, steady)
+            if self._synced():  # kept for the boot: steps below the tolerance add up against it, and an unsynchronised
+                self._anchor = (wall, steady)  # spell (NTP blocked) is no licence for the next answer's step
         return wall
 
     def _believe(self, wall: float, measured: float, steady: float) -> bool:

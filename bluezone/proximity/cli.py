@@ -195,7 +195,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
         if step is not None:
             click.echo(
                 f"clock      NOT BELIEVED: the wall clock stepped {step / 3600:+.1f} h from the time the daemon"
-                " measured since it last agreed, while synchronised; sightings are stamped and purged at the measured"
+                " measured since it last agreed (synchronised then, in this boot); sightings are stamped and purged at the measured"
                 " time until it agrees again (check the time source: timedatectl timesync-status); a step forward"
                 " of up to 3 days is believed once it has held 40 minutes (a virtual machine its host paused); if this"
                 " clock is right and the step larger, reboot: a new boot believes it"

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from bluezone.clock import CheckedClock, Clock, boot_id
+from bluezone.clock import LINE_PARTS, CheckedClock, Clock, Line, boot_id
 from bluezone.crypto import bluezone3 as bz3
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
@@ -117,6 +117,7 @@ class Daemon:
         self._clock_seen: float | None = None  # the clock at the last purge tick (see _purge)
         self._purge_held = False  # the last purge tick was postponed
         self._reported_step = False  # the last report carried a step of the wall clock not believed
+        self._reported_line: Line | None = None  # what the clock believed in this boot, as the last report carried it
         # what the store could not take yet (a full disk): kept, bounded, and written when it can
         self._backlog = WriteBacklog(self.config.backlog_size, min_delay=self.config.flush_interval)
         # what a flood of new RPIs can make us store (budget.py); v3 IDs have a budget of their own
@@ -443,9 +444,12 @@ class Daemon:
     def _report_clock_step(self) -> None:
         """A step of the wall clock not believed (or believed again) reported within a flush, not at the next
         status line: a command opening the store meanwhile purges at the time the report says, and without
-        it purged at the stepped clock (a year ahead: every sighting)."""
+        it purged at the stepped clock (a year ahead: every sighting).  So is a new line of what the clock believes
+        (its first anchor, a step believed): a daemon restarted in this boot counts on from it."""
         clock = self.clock
-        if isinstance(clock, CheckedClock) and (clock.mark() is not None) != self._reported_step:
+        if isinstance(clock, CheckedClock) and (
+            (clock.mark() is not None) != self._reported_step or clock.line() != self._reported_line
+        ):
             self._save_state()
 
     def _status(self) -> None:
@@ -472,6 +476,9 @@ class Daemon:
             state["clock"] = {  # this measured time too (store.open), and a restarted daemon counts from it
                 "off_by": clock.off_by, "measured": mark[0], "boot_seconds": mark[1], "boot_id": boot_id(),
             }
+        self._reported_line = line = clock.line() if isinstance(clock, CheckedClock) else None
+        if line is not None:  # a daemon restarted in this boot counts on from it (the bound on believed steps is the boot's)
+            state["clock_line"] = {**dict(zip(LINE_PARTS, line)), "boot_id": boot_id()}
         try:
             self.store.save_daemon_state(state, self.clock.now())
         except Exception as exc:  # status is best effort; sightings are what must not be lost

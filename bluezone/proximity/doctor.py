@@ -188,8 +188,8 @@ def check_sighting_database(report: Report, path: Path, now: float | None = None
     report.facts["store_check_seconds"] = round(seconds, 2)
     if step is not None:
         report.add(
-            "clock", "warn", f"the daemon does not believe the wall clock: it stepped {step / 3600:+.1f} h while"
-            " synchronised (a bad NTP answer, a date set by hand), so sightings are stamped and purged at the time it"
+            "clock", "warn", f"the daemon does not believe the wall clock: it stepped {step / 3600:+.1f} h since it was"
+            " synchronised in this boot (a bad NTP answer, a date set by hand), so sightings are stamped and purged at the time it"
             " measured since",
             "check the time source (timedatectl timesync-status): once the clock agrees the daemon believes it again,"
             " and a step forward of up to 3 days once it has held 40 minutes (a virtual machine its host paused: its"

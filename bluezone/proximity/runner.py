@@ -178,7 +178,8 @@ async def run_daemon(
         else:
             radio = open_radio(backend, adapter=adapter, clock=clock)
         store = SightingStore.open(db)
-        if isinstance(clock, CheckedClock):
+        if isinstance(clock, CheckedClock):  # what it believed in this boot before a restart (else a new line, and the
+            clock.restore(store.believed_line())  # 3 days believed steps add up to held per daemon run, not per boot)
             clock.resume(store.measured_clock())
 
         def started() -> None:  # after the radio opened: its name may now say which adapter

@@ -7,13 +7,25 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.proximity.store.base import StoreBase
 from bluezone.proximity.store.schema import NUMERIC_TIME, VACUUM_OWED
 
+if TYPE_CHECKING:
+    from bluezone.clock import Line, Reading
+
 log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
+
+
+def _reading(value: Any) -> Reading:
+    """A kept (wall, boot seconds) pair, refused (ValueError) unless two finite numbers: a damaged "nan" would count
+    from a time that is no time."""
+    wall, steady = (float(v) for v in value)
+    if not (math.isfinite(wall) and math.isfinite(steady)):
+        raise ValueError(value)
+    return wall, steady
 
 
 class StoreStatus(StoreBase):
@@ -57,6 +69,20 @@ class StoreStatus(StoreBase):
             pass
         return None
 
+    def believed_line(self) -> Line | None:
+        """What the daemon's clock believed in this boot (``CheckedClock.line``), from its last report; None from
+        another boot (its boot clock measures nothing against ours), a report without one, or a damaged one."""
+        from bluezone.clock import LINE_PARTS, boot_id
+
+        kept = (self.daemon_state() or {}).get("clock_line")
+        if not isinstance(kept, dict) or not kept.get("boot_id") or kept.get("boot_id") != boot_id():
+            return None
+        try:
+            anchor, origin, left = (None if kept[name] is None else _reading(kept[name]) for name in LINE_PARTS)
+        except (KeyError, TypeError, ValueError):
+            return None
+        return None if anchor is None else (anchor, origin, left)
+
     def clock_step(self, now: float) -> float | None:
         """How far ``now`` reads from the time the daemon measured while it did not believe a step of this boot's
         wall clock; None when there is no such mark or ``now`` agrees with it again (a stopped daemon's old mark
@@ -70,7 +96,7 @@ class StoreStatus(StoreBase):
         return step if abs(step) > STEP_TOLERANCE else None
 
     def believed_time(self, now: float, *, quiet: bool = False) -> float:
-        """``now``, unless the daemon does not believe the wall clock (it stepped while synchronised): then the
+        """``now``, unless the daemon does not believe the wall clock (it stepped since it was synchronised in this boot): then the
         time it measured, so that a command opening the store meanwhile purges no more than the daemon does
         (``quiet``: the open said so already)."""
         step = self.clock_step(now)
@@ -78,7 +104,7 @@ class StoreStatus(StoreBase):
             return now
         if not quiet:
             log.warning("this clock reads %+.0f s from the time the daemon measured since the clock last agreed (it stepped"
-                        " while synchronised): the store is purged at the measured time", step)
+                        " since it was synchronised): the store is purged at the measured time", step)
         return now - step
 
     def _disk_free(self) -> int | None:
