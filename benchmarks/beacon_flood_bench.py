@@ -17,6 +17,10 @@ being collected is full, and each frame waits for a second one (venue19; before,
 
 ``--pairs``: made-up sets of two frames each: every second frame lets its set in and pushes one out (the table's
 eviction looks at all 256 sets: venue20 weighs each by its rate).
+
+``--junk``: junk under one venue's own set id and count (anyone hearing its beacon can send it), fresh bytes at
+every index, round and round: each frame that changed a chunk of the complete set cost up to 13 AES-GCM openings;
+venue21 keeps every copy and spends a budget of openings a second on the set (``venues/copies.py``).
 """
 
 from __future__ import annotations
@@ -64,6 +68,12 @@ def made_up_sets(count: int, frames: int = 1) -> list[bytes]:
     return out[:count]
 
 
+def junk(count: int) -> list[bytes]:
+    """``count`` frames of junk under one venue's set id and count, fresh bytes at each index in turn."""
+    rng = random.Random(1)
+    return [frame[:7] + rng.randbytes(beacon.CHUNK_BYTES) for frame in one_venue(count)]
+
+
 def made_up_pairs(count: int) -> list[bytes]:
     """``count`` frames of made-up sets, two frames each."""
     return made_up_sets(count, 2)
@@ -71,7 +81,7 @@ def made_up_pairs(count: int) -> list[bytes]:
 
 def per_frame(rate: int, seconds: int, kind: str = "one") -> float:
     """Seconds a frame took after the first 30 s of the flood."""
-    frames = {"one": one_venue, "venues": made_up_venues, "sets": made_up_sets, "pairs": made_up_pairs}[kind](rate * seconds)
+    frames = {"one": one_venue, "venues": made_up_venues, "sets": made_up_sets, "pairs": made_up_pairs, "junk": junk}[kind](rate * seconds)
     adverts = [Advert(T0 + i / rate, frame, -75, beacon.SERVICE_UUID) for i, frame in enumerate(frames)]
     listener = BeaconCheckIns(SightingStore.open(":memory:"))
     for advert in adverts[: rate * 30]:
@@ -91,8 +101,9 @@ def main() -> None:
     flood.add_argument("--venues", action="store_true", help="a flood of made-up venues, not of one venue's frames")
     flood.add_argument("--sets", action="store_true", help="a flood of made-up sets of one frame each")
     flood.add_argument("--pairs", action="store_true", help="a flood of made-up sets of two frames each")
+    flood.add_argument("--junk", action="store_true", help="junk under one venue's set id, fresh bytes at every index")
     args = parser.parse_args()
-    kind = "venues" if args.venues else "sets" if args.sets else "pairs" if args.pairs else "one"
+    kind = "venues" if args.venues else "sets" if args.sets else "pairs" if args.pairs else "junk" if args.junk else "one"
     for rate in (int(r) for r in args.rates.split(",")):
         median = statistics.median(per_frame(rate, args.seconds, kind) for _ in range(args.repeat))
         print(f"{rate:>5} frames/s: {median * 1e6:8.1f} us a frame (median of {args.repeat})")

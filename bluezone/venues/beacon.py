@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import VenueError
 from bluezone.proximity.backends.fd6f import VENUE_BEACON_UUID
+from bluezone.venues.copies import paddings
 from bluezone.venues.framesets import FrameSets
 from bluezone.venues.location import Venue
 
@@ -156,8 +157,9 @@ class FrameAssembler:
     def add(self, data: bytes, rssi: int, t: float) -> tuple[bytes, Venue | None] | None:
         """Feed one heard frame; (set id, venue or None if it would not open) once its set is whole.
 
-        A set that does not open stays open to frames that replace one of its chunks, so a foreign
-        frame sent with a venue's set id and frame count spoils one round of its frames, not the epoch.
+        A set keeps every copy of a chunk it hears and tries combinations of them, within a budget of openings per
+        set and per second (``copies.py``): junk sent with a venue's set id and frame count, before or after its
+        genuine frames, delays the set rather than keeping it out.
 
         Returns the result again for every later frame of a set already opened (the same 20 bytes), so the
         caller can count presence by the frames it hears.
@@ -177,25 +179,25 @@ class FrameAssembler:
         partial = self._partial.heard(bytes(data), t)
         if partial is None:
             return None  # a new set while the table is full: its first frame waits for a second
-        if partial.chunks.get(frame.index) == frame.chunk:
-            return None  # heard before: nothing new to try
-        partial.chunks[frame.index] = frame.chunk
-        if len(partial.chunks) < partial.count:
+        partial.copies.add(frame.index, frame.chunk)
+        if not partial.copies.complete:
             return None
-        blob = b"".join(partial.chunks[i] for i in range(partial.count))
-        venue = self._open(frame.set_id, blob)
-        if venue is None:  # a foreign or damaged frame among them: the genuine one comes round again
-            return frame.set_id, None
-        self._partial.remove((frame.set_id, frame.count))
-        header = bytes([VERSION]) + frame.set_id
-        done = _Opened(venue, tuple(header + bytes([i, partial.count]) + partial.chunks[i] for i in range(partial.count)))
-        self._opened.update(dict.fromkeys(done.frames, done))
-        self._recent[done] = None
-        return frame.set_id, venue
+        tried = False
+        for combination in partial.copies.tries(t):  # junk under its set id: each combination once, within a budget
+            tried = True
+            venue = self._open(frame.set_id, b"".join(c.chunk for c in combination))
+            if venue is not None:
+                self._partial.remove((frame.set_id, frame.count))
+                header = bytes([VERSION]) + frame.set_id
+                done = _Opened(venue, tuple(header + bytes([c.index, partial.count]) + c.chunk for c in combination))
+                self._opened.update(dict.fromkeys(done.frames, done))
+                self._recent[done] = None
+                return frame.set_id, venue
+        return (frame.set_id, None) if tried else None  # a foreign or damaged frame among them: more copies may come
 
     def _open(self, set_id: bytes, blob: bytes) -> Venue | None:
-        # the last frame was zero-padded: the blob's true end is unknown, so try each trim
-        for pad in range(CHUNK_BYTES):
+        # the last frame was zero-padded: the blob's true end is unknown, so try each trim its zeros allow
+        for pad in paddings(blob[-CHUNK_BYTES:]):
             candidate = blob[: len(blob) - pad]
             try:
                 return Venue.from_payload(open_blob(set_id, candidate))

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bluezone.venues.copies import Copies
+
 #: Incomplete sets kept at once.  A door has one beacon (a mall a few), each sending one set per epoch; each set
 #: kept holds its chunks (~480 bytes: a few hundred frames a second kept 20 minutes held 300 MB before a bound).
 MAX_PARTIAL_SETS = 256
@@ -46,15 +48,18 @@ Key = tuple[bytes, int]
 
 @dataclass
 class Partial:
-    """A set being collected: its chunks by index, and how much it was heard lately."""
+    """A set being collected: the copies of its chunks heard, and how much it was heard lately."""
 
     count: int
     first_heard: float
     slot: int  # its row in the table's arrays of ranks and times let in
-    chunks: dict[int, bytes] = field(default_factory=dict)
+    copies: Copies = field(init=False)
     #: log2(its frames heard, each weighing half as much every HEARD_HALF_LIFE s) + time / HEARD_HALF_LIFE (every
     #: set's weight halves at the same pace: kept so, it needs no update between frames)
     rank: float = -math.inf
+
+    def __post_init__(self) -> None:
+        self.copies = Copies(self.count, self.first_heard)
 
     def hear(self, t: float) -> None:
         """One more of its frames heard at ``t``."""
@@ -103,7 +108,7 @@ class FrameSets:
             partial = self._sets[key] = Partial(key[1], first_heard=t, slot=self._free.pop())
             self._key_at[partial.slot], self._first_heard[partial.slot] = key, t
             if first is not None:
-                partial.chunks[first[5]] = bytes(first[7:])
+                partial.copies.add(first[5], bytes(first[7:]))
                 partial.hear(t)
         partial.hear(t)
         self._rank[partial.slot] = partial.rank

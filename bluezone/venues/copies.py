@@ -1,0 +1,219 @@
+"""The copies of a beacon set's chunks a receiver keeps, and which combinations of them it tries to open.
+
+Anyone who hears a venue's beacon knows its set id, frame count and which frame comes when, and can send other
+bytes under them.  A set that kept the latest copy of each chunk never opened when junk followed the genuine frame
+of two indices each round (two frames in nine seconds, venue20: ``research/beacon_junk.py``).  So a set keeps every
+distinct copy it hears (up to ``MAX_EXTRA_COPIES`` beyond one an index) and tries combinations of them until one
+opens; but each try costs AES-GCM openings (one per padding that fits), so junk must not buy tries without bound:
+
+* **the latest copies** (one an index), whenever they change and were not tried lately: what was tried before, and
+  what opens when junk comes before the genuine frames;
+* **every combination once, best first** (a search): a new copy brings the combinations of it with the copies heard
+  before it, so every combination is the search's once, as its newest copy's (nothing to remember of those tried);
+  copies' combinations are tried in the order the copies came (the newest last), and within one copy's, the copies
+  heard most often first at every other index (the earliest heard of equals: what opens when junk comes after the
+  genuine frames), the fewest departures from those first;
+* **a budget per set and per second**, for each: ``LATEST_OPENINGS`` a second for the latest copies,
+  ``SEARCH_OPENINGS_PER_SECOND`` for the search (``SEARCH_SAVED`` saved up at most); a combination waits for its
+  openings.  However many frames junk sends, a receiver spends at most that on each set it keeps (256 sets, ~0.2 s of
+  CPU a second at worst), and junk takes none of an honest combination's tries: it only adds combinations tried after
+  it, unless its copies are heard more often than the genuine frame at their index (docs/venues.md);
+* **bounded memory**: beyond ``MAX_EXTRA_COPIES`` extra copies, the copy heard fewest times is forgotten (the
+  oldest of those; never an index's only copy, nor the copy just heard): a genuine frame heard twice outlives any
+  number of fresh junk copies, and junk heard once must come ``MAX_EXTRA_COPIES`` times in a round to push out a
+  genuine copy before it is heard again.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+#: Copies kept beyond one an index, per set (~4 kB a set): one index holding the genuine chunk among 32 copies is
+#: 32 combinations; junk spread over many indices multiplies them, which the budget below meters.
+MAX_EXTRA_COPIES = 32
+#: Copies forgotten at once when there are too many.
+FORGET_AT_ONCE = 8
+#: Openings (~20 us each) a set may spend on the latest copies: one combination at each of a chunk's 13 possible
+#: paddings when let in, as much again a second (the beacon's cadence), no more saved up.
+LATEST_OPENINGS = 13
+#: Openings a set may spend on the search: as many when let in, this many more a second, ``SEARCH_SAVED`` at most.
+#: 256 sets under junk cost at most (13 + 24) x 256 openings a second, ~0.2 s of CPU.
+SEARCH_OPENINGS_PER_SECOND = 24
+SEARCH_SAVED = 64
+#: Combinations looked at per frame at most, tried or skipped (a copy forgotten meanwhile): bounds a frame's work
+#: when the budget is not what stops it.
+MAX_STEPS = 4 * SEARCH_SAVED
+#: Combinations of the latest copies remembered as tried (by hash), so that junk alternating with the genuine frame
+#: does not buy the same few again and again.
+LATEST_REMEMBERED = 64
+
+
+class Budget:
+    """Openings to spend: ``first`` at the start, ``rate`` more a second, ``most`` at most."""
+
+    def __init__(self, first: float, rate: float, most: float, t: float) -> None:
+        self.left, self.rate, self.most, self._t = first, rate, most, t
+
+    def take(self, cost: int, t: float) -> bool:
+        """Spend ``cost`` openings at ``t`` if there are as many (a clock stepped back gains nothing until it passes
+        the last time again)."""
+        self.left = min(self.most, self.left + self.rate * max(0.0, t - self._t))
+        self._t = t
+        if cost > self.left:
+            return False
+        self.left -= cost
+        return True
+
+
+def paddings(last: bytes) -> range:
+    """The zero bytes a blob ending in the chunk ``last`` may have been padded with, the likeliest first: only
+    trailing zeros can be padding, and the longest run is the padding unless the blob itself ends in a zero byte
+    (one time in 256).  (Each of the 13 was tried, 12 openings where one does.)"""
+    zeros = len(last) - len(last.rstrip(b"\0"))
+    return range(min(zeros, len(last) - 1), -1, -1)
+
+
+def best_first(sizes: Sequence[int]) -> Iterator[list[int]]:
+    """Every vector of ranks (rank i below ``sizes[i]``), by their sum: the fewest departures from rank 0 first."""
+    disputed = [i for i, size in enumerate(sizes) if size > 1]
+    room = [sizes[i] - 1 for i in disputed]
+    out = [0] * len(sizes)
+    for total in range(sum(room) + 1):
+        ranks = _fill([0] * len(room), room, 0, total)
+        while ranks is not None:
+            for i, rank in zip(disputed, ranks, strict=True):
+                out[i] = rank
+            yield list(out)
+            ranks = _following(ranks, room)
+
+
+def _fill(ranks: list[int], room: list[int], start: int, total: int) -> list[int] | None:
+    """``ranks`` from ``start`` on set to the first vector (in lexicographic order) within ``room`` that sums to
+    ``total``: the most at the end; None if none does."""
+    for i in range(len(ranks) - 1, start - 1, -1):
+        ranks[i] = min(room[i], total)
+        total -= ranks[i]
+    return ranks if total == 0 else None
+
+
+def _following(ranks: list[int], room: list[int]) -> list[int] | None:
+    """The next vector after ``ranks`` within ``room`` with the same sum, in lexicographic order (None: the last)."""
+    after = 0
+    for i in range(len(ranks) - 1, -1, -1):
+        if after > 0 and ranks[i] < room[i]:
+            ranks[i] += 1
+            return _fill(ranks, room, i + 1, after - 1)
+        after += ranks[i]
+    return None
+
+
+@dataclass(eq=False, slots=True)
+class Copy:
+    """One distinct chunk heard at an index, and how often."""
+
+    index: int
+    chunk: bytes
+    serial: int  # the order copies came in
+    heard: int = 1
+    kept: bool = True
+
+
+class Copies:
+    """A set's copies by index, the combinations still to try, and its budget of openings."""
+
+    def __init__(self, count: int, t: float) -> None:
+        self.count = count
+        self._at: dict[int, list[Copy]] = {}
+        self._serial = 0
+        self._extra = 0
+        self._untried: deque[Copy] = deque()  # copies whose combinations are still to try, the oldest first
+        self._trying: Iterator[tuple[Copy, ...]] | None = None  # the current copy's combinations
+        self._held: tuple[Copy, ...] | None = None  # the next one, waiting for its openings
+        self._searching = Budget(SEARCH_OPENINGS_PER_SECOND, SEARCH_OPENINGS_PER_SECOND, SEARCH_SAVED, t)
+        self._latest: dict[int, Copy] = {}  # by index, the copy heard last
+        self._latest_tried: deque[int] = deque(maxlen=LATEST_REMEMBERED)
+        self._latest_budget = Budget(LATEST_OPENINGS, LATEST_OPENINGS, LATEST_OPENINGS, t)
+
+    @property
+    def complete(self) -> bool:
+        """A copy heard at every index."""
+        return len(self._at) == self.count
+
+    def add(self, index: int, chunk: bytes) -> None:
+        """One frame's chunk heard at ``index``."""
+        at = self._at.setdefault(index, [])
+        for copy in at:
+            if copy.chunk == chunk:
+                copy.heard += 1
+                self._latest[index] = copy
+                return
+        copy = self._latest[index] = Copy(index, chunk, self._serial)
+        self._serial += 1
+        at.append(copy)
+        self._untried.append(copy)
+        if len(at) > 1:
+            self._extra += 1
+            if self._extra > MAX_EXTRA_COPIES:
+                self._forget_some(copy)
+
+    def _forget_some(self, new: Copy) -> None:
+        """Forget the extra copies heard fewest times (the oldest of those; not ``new``), ``FORGET_AT_ONCE`` of them
+        (one at a time, looking at all, cost ~40 us a junk frame)."""
+        for least in sorted((c for at in self._at.values() if len(at) > 1 for c in at if c is not new), key=lambda c: (c.heard, c.serial)):
+            at = self._at[least.index]
+            if len(at) == 1:
+                continue
+            at.remove(least)
+            least.kept = False
+            if self._latest[least.index] is least:
+                self._latest[least.index] = at[-1]
+            self._extra -= 1
+            if self._extra <= MAX_EXTRA_COPIES - FORGET_AT_ONCE:
+                return
+
+    def tries(self, t: float) -> Iterator[tuple[Copy, ...]]:
+        """The combinations to try at ``t`` (one copy an index, in index order), each charged its openings
+        (``paddings`` of its last chunk) before it is given: the latest copies if not tried lately, then the search."""
+        latest = tuple(self._latest[i] for i in range(self.count))
+        key = hash(tuple(c.serial for c in latest))
+        if key not in self._latest_tried and self._latest_budget.take(len(paddings(latest[-1].chunk)), t):
+            self._latest_tried.append(key)
+            yield latest
+        for _ in range(MAX_STEPS):
+            combination = self._held or self._search()
+            if combination is None:
+                return
+            self._held = None
+            if not all(c.kept for c in combination):
+                continue
+            if not self._searching.take(len(paddings(combination[-1].chunk)), t):
+                self._held = combination
+                return
+            yield combination
+
+    def _search(self) -> tuple[Copy, ...] | None:
+        """The next combination of the search (each once, best first)."""
+        while True:
+            if self._trying is not None:
+                combination = next(self._trying, None)
+                if combination is not None:
+                    return combination
+            self._trying = None
+            while self._untried and not self._untried[0].kept:
+                self._untried.popleft()
+            if not self._untried:
+                return None
+            self._trying = self._combinations(self._untried.popleft())
+
+    def _combinations(self, newest: Copy) -> Iterator[tuple[Copy, ...]]:
+        """The combinations of ``newest`` with copies heard before it, those heard most often first."""
+        ranked = []
+        for index in range(self.count):
+            older = [newest] if index == newest.index else [c for c in self._at.get(index, ()) if c.serial < newest.serial]
+            if not older:
+                return iter(())  # the set was not complete then: these combinations are a newer copy's
+            older.sort(key=lambda c: (-c.heard, c.serial))
+            ranked.append(older)
+        return (tuple([copies[r] for copies, r in zip(ranked, ranks, strict=True)]) for ranks in best_first([len(c) for c in ranked]))

@@ -1,0 +1,160 @@
+"""Junk under a venue's own set id (``venues/copies.py``): copies kept per index, combinations tried each once within
+a budget of openings per set and per second."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from unittest import mock
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bluezone.venues import beacon, copies
+from bluezone.venues.location import Venue
+
+T0 = 2_994_000 * beacon.EPOCH_SECONDS
+CAFE = Venue.create("Café Hoa", "12 Trần Phú, Hà Nội", "food-service", 45, seed=bytes(range(16)))
+FRAMES = beacon.frames(CAFE.payload, bytes(range(32)), beacon.epoch_of(T0))
+SET_ID = FRAMES[0][1:5]
+
+
+def _opened_at(heard: list[tuple[float, bytes]]) -> float | None:
+    """Seconds after T0 the café's set opened (None: never); nothing else may open under its set id."""
+    assembler = beacon.FrameAssembler()
+    for t, frame in sorted(heard, key=lambda e: e[0]):
+        result = assembler.add(frame, -70, t)
+        if result is not None and result[1] is not None:
+            assert result == (SET_ID, CAFE)
+            return t - T0
+    return None
+
+
+def _with_junk(indices: range, kind: str, offset: float, seconds: int = beacon.EPOCH_SECONDS, seed: int = 1) -> list[tuple[float, bytes]]:
+    """The café's frames, one a second, and a junk copy of each frame at ``indices``, ``offset`` seconds from it."""
+    rng = random.Random(seed)
+    fixed = {i: rng.randbytes(beacon.CHUNK_BYTES) for i in indices}
+    heard = []
+    for s in range(seconds):
+        i = s % len(FRAMES)
+        heard.append((T0 + s, FRAMES[i]))
+        if i in indices:
+            heard.append((T0 + s + offset, FRAMES[i][:7] + (fixed[i] if kind == "fixed" else rng.randbytes(beacon.CHUNK_BYTES))))
+    return heard
+
+
+@pytest.mark.parametrize("kind", ["fresh", "fixed"])
+@pytest.mark.parametrize("indices", [2, 4, len(FRAMES)])
+def test_junk_just_after_the_genuine_frames_keeps_no_receiver_out(kind: str, indices: int) -> None:
+    """venue20's attack: a junk copy 50 ms after the genuine frame of two indices (or more) each round.  A set kept the
+    latest copy of each chunk, so whenever a genuine frame came another index held junk: a receiver that heard every
+    frame never opened the set.  It keeps the copies and tries the copies heard first among equals: the first round."""
+    assert _opened_at(_with_junk(range(indices), kind, 0.05)) == len(FRAMES) - 1
+
+
+@pytest.mark.parametrize("kind", ["fresh", "fixed"])
+def test_junk_just_before_the_genuine_frames_keeps_no_receiver_out(kind: str) -> None:
+    """Junk timed before each genuine frame of every index (its sender knows the order) wins the search's ties; the
+    latest copies are the genuine ones at the end of each round."""
+    assert _opened_at(_with_junk(range(len(FRAMES)), kind, -0.05)) == len(FRAMES) - 1
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.data())
+def test_one_junk_copy_a_frame_at_any_time_keeps_no_receiver_out(data: st.DataObject) -> None:
+    """Whatever one junk copy a genuine frame does, index by index (none, fresh or fixed bytes; anywhere in the second
+    before or after the genuine frame), a receiver that hears every frame opens the café's set within the epoch, and
+    only as the café: every combination is tried once, within the budget (the worst found is the next test's)."""
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    plan = data.draw(st.lists(st.tuples(st.sampled_from([None, "fresh", "fixed"]), st.floats(-0.99, 0.99).filter(lambda x: x != 0)),
+                              min_size=len(FRAMES), max_size=len(FRAMES)))
+    fixed = [rng.randbytes(beacon.CHUNK_BYTES) for _ in FRAMES]
+    heard = []
+    for s in range(beacon.EPOCH_SECONDS):
+        i = s % len(FRAMES)
+        heard.append((T0 + s, FRAMES[i]))
+        kind, offset = plan[i]
+        if kind is not None:
+            heard.append((T0 + s + offset, FRAMES[i][:7] + (fixed[i] if kind == "fixed" else rng.randbytes(beacon.CHUNK_BYTES))))
+    assert _opened_at(heard) is not None, plan
+
+
+@pytest.mark.parametrize("after", [(0, 1), (7, 8), (1, 3, 5, 7)])
+def test_junk_after_some_frames_and_before_the_rest_keeps_no_receiver_out(after: tuple[int, ...]) -> None:
+    """The worst timing found for one fixed junk copy a frame: after the genuine frame at two indices or more (the
+    latest copies are never all genuine) and before it at the others (they win the search's ties): the genuine
+    combination comes after 2^7 others; it opens in 88-133 s (at 24 openings a second for the search)."""
+    heard = []
+    for t, frame in _with_junk(range(len(FRAMES)), "fixed", 0.05):
+        if frame != FRAMES[frame[5]] and frame[5] not in after:
+            t -= 0.1  # (before the genuine frame)
+        heard.append((t, frame))
+    opened = _opened_at(heard)
+    assert opened is not None and opened < 200, opened
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.data())
+def test_junk_buys_no_more_openings_than_the_budget(data: st.DataObject) -> None:
+    """Any junk under the café's set id and count (any indices, copies new or repeated, any rate): the receiver spends
+    at most the budget's openings on that set: both budgets' first openings and their rates over the time it was
+    heard.  Each frame that changed a chunk of a complete set cost up to 13 openings, so junk bought openings by the
+    frame, without a bound a second."""
+    rng = random.Random(data.draw(st.integers(0, 2**32)))
+    pool = [rng.randbytes(beacon.CHUNK_BYTES) for _ in range(data.draw(st.integers(2, 400)))]
+    steps = data.draw(st.lists(st.tuples(st.one_of(st.floats(0.0, 0.02), st.floats(0.0, 2.0)), st.integers(0, len(FRAMES) - 1), st.integers(0, len(pool) - 1), st.booleans()),
+                               min_size=20, max_size=400))
+    _spend_within_the_budget(steps, pool)
+
+
+@pytest.mark.parametrize("rate", [10, 100])
+def test_a_stream_of_fresh_junk_buys_no_more_openings_than_the_budget(rate: int) -> None:
+    """Fresh junk at ``rate`` frames a second on every index for a minute (it cost up to 13 openings a frame)."""
+    rng = random.Random(rate)
+    steps = [(1 / rate, i % len(FRAMES), i, False) for i in range(60 * rate)]
+    _spend_within_the_budget(steps, [rng.randbytes(beacon.CHUNK_BYTES) for _ in steps])
+
+
+def _spend_within_the_budget(steps: list[tuple[float, int, int, bool]], pool: list[bytes]) -> None:
+    """Feed junk frames (gap, index, chunk in ``pool``, with trailing zeros) under the café's set id: the openings
+    spent stay within both budgets' first openings and their rates over the time."""
+    assembler = beacon.FrameAssembler()
+    t = T0
+    with mock.patch.object(beacon, "open_blob", wraps=beacon.open_blob) as opening:
+        for gap, index, choice, zeros in steps:
+            t += gap
+            chunk = pool[choice][:6] + bytes(7) if zeros else pool[choice]  # (trailing zeros: more paddings to try)
+            assert assembler.add(FRAMES[index][:7] + chunk, -70, t) in (None, (SET_ID, None))
+    first = copies.LATEST_OPENINGS + copies.SEARCH_OPENINGS_PER_SECOND
+    assert opening.call_count <= first + (copies.LATEST_OPENINGS + copies.SEARCH_OPENINGS_PER_SECOND) * (t - T0)
+
+
+def test_a_set_without_junk_opens_at_its_first_opening() -> None:
+    """Only trailing zeros can be padding, and the longest run is it: the café's set (11 bytes of padding) opens at
+    the first opening, where every padding from 0 up was tried (12 openings)."""
+    with mock.patch.object(beacon, "open_blob", wraps=beacon.open_blob) as opening:
+        assert _opened_at([(T0 + s, f) for s, f in enumerate(FRAMES)]) == len(FRAMES) - 1
+    assert opening.call_count == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 4), max_size=6))
+def test_the_search_gives_every_combination_once_the_fewest_departures_first(sizes: list[int]) -> None:
+    ranks = [tuple(r) for r in copies.best_first(sizes)]
+    assert sorted(ranks) == sorted(itertools.product(*(range(n) for n in sizes)))
+    assert [sum(r) for r in ranks] == sorted(sum(r) for r in ranks)
+
+
+def test_a_genuine_copy_heard_twice_outlives_any_number_of_fresh_junk_copies() -> None:
+    """Copies beyond one an index are bounded (memory); the one forgotten is the one heard fewest times, the oldest of
+    those: fresh junk, however much, never pushes out a chunk heard twice, nor an index's only copy."""
+    rng = random.Random(5)
+    kept = copies.Copies(len(FRAMES), T0)
+    for frame in FRAMES + FRAMES:
+        kept.add(frame[5], frame[7:])
+    for _ in range(5000):
+        kept.add(rng.randrange(len(FRAMES)), rng.randbytes(beacon.CHUNK_BYTES))
+    assert sum(len(at) - 1 for at in kept._at.values()) == copies.MAX_EXTRA_COPIES
+    assert all(any(c.chunk == frame[7:] for c in kept._at[frame[5]]) for frame in FRAMES)
+    assert kept.complete
