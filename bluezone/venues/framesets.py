@@ -62,16 +62,20 @@ class Partial:
         self.copies = Copies(self.count, self.first_heard)
 
     def hear(self, t: float) -> None:
-        """One more of its frames heard at ``t``."""
+        """One more of its frames heard at ``t``.  Written so that no clock can overflow it: 2 ** (rank - now) did
+        once a clock went back over 17 hours with the set in the table (the listener starts afresh after a step back,
+        but the table is not to rely on its caller for that)."""
         now = t / HEARD_HALF_LIFE
-        self.rank = math.log2(2.0 ** (self.rank - now) + 1.0) + now
+        ahead = self.rank - now
+        self.rank = now + (ahead + math.log2(1.0 + 2.0**-ahead) if ahead > 0 else math.log2(1.0 + 2.0**ahead))
 
 
 def rates(rank: np.ndarray, first_heard: np.ndarray, t: float) -> np.ndarray:
     """log2 of each set's frames a second lately at ``t`` (+ t / HEARD_HALF_LIFE, the same for all): its weighed
     frames over the time since it was let in, weighed the same way (a set heard at a steady rate shows that rate,
     however young or old)."""
-    heard = -np.expm1((first_heard - t) * (_LN2 / HEARD_HALF_LIFE)) * (HEARD_HALF_LIFE / _LN2)
+    since = np.minimum(first_heard - t, 0.0)  # (let in "after" t: the clock went back; as if just let in)
+    heard = -np.expm1(since * (_LN2 / HEARD_HALF_LIFE)) * (HEARD_HALF_LIFE / _LN2)
     return rank - np.log2(np.maximum(heard, SHORTEST_WINDOW))
 
 

@@ -1,17 +1,19 @@
 """Junk under a venue's own set id (``venues/copies.py``): copies kept per index, combinations tried each once within
-a budget of openings per set and per second."""
+a budget of openings per set and per second, and the set table's arithmetic under a clock gone back."""
 
 from __future__ import annotations
 
 import itertools
 import random
+import warnings
 from unittest import mock
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.venues import beacon, copies
+from bluezone.venues import beacon, copies, framesets
 from bluezone.venues.location import Venue
 
 T0 = 2_994_000 * beacon.EPOCH_SECONDS
@@ -158,3 +160,22 @@ def test_a_genuine_copy_heard_twice_outlives_any_number_of_fresh_junk_copies() -
     assert sum(len(at) - 1 for at in kept._at.values()) == copies.MAX_EXTRA_COPIES
     assert all(any(c.chunk == frame[7:] for c in kept._at[frame[5]]) for frame in FRAMES)
     assert kept.complete
+
+
+def test_the_set_table_takes_a_clock_gone_back_a_day() -> None:
+    """``Partial.hear`` computed 2 ** (rank - now): a clock gone back over 17 hours with a set in the table raised
+    OverflowError (the listener starts afresh after a step back, so only a caller of the table alone could meet it);
+    and the eviction's weights overflowed numpy (a warning) for a set let in "after" the time.  Neither can now."""
+    table = framesets.FrameSets()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(framesets.MAX_PARTIAL_SETS):
+            table.heard(bytes([beacon.VERSION]) + i.to_bytes(4, "big") + bytes([0, 3]) + bytes(13), T0)
+        for back in (18 * 3600, 86_400, 10 * 86_400):
+            set_id, count = table.keys()[0]  # a frame of a set in the table, then a new set's two (one pushed out)
+            assert table.heard(bytes([beacon.VERSION]) + set_id + bytes([1, count]) + bytes(13), T0 - back) is not None
+            for i in range(2):
+                table.heard(bytes([beacon.VERSION]) + (back + 7).to_bytes(4, "big") + bytes([i, 3]) + bytes(13), T0 - back)
+            assert (back + 7).to_bytes(4, "big") in {k[0] for k in table.keys()}
+        assert len(table.keys()) == framesets.MAX_PARTIAL_SETS
+        assert np.isfinite(framesets.rates(table._rank, table._first_heard, T0 - 86_400)).all()
