@@ -572,6 +572,8 @@ def test_a_correction_beyond_20_db_is_not_believed_by_the_dbm_rules(seed: int) -
 
     assert minutes_in(-97, +30) == 0.0 and minutes_in(-87, -30) >= 19
     assert minutes_in(-97 - 20, +20) == 0.0 and minutes_in(-87 + 20, -20) >= 19  # at the bound: believed
+    # one dB beyond: none of it (a clamp to 20 would check a mistaken +21 in next door: docs/venues.md, "The step")
+    assert minutes_in(-97, +21) == 0.0 and minutes_in(-87, -21) >= 19
     assert [trusted_correction(c) for c in (-41, -21, -20, 0, 8, 20, 21, 40)] == [0, 0, -20, 0, 8, 20, 0, 0]
     assert TRUSTED_CORRECTION_DB == 20
 
