@@ -13,8 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bluezone.proximity.radio import Advert
+from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon, copies, framesets
+from bluezone.venues.checkins import visits
 from bluezone.venues.location import Venue
+from bluezone.venues.nearby import BeaconCheckIns
 
 T0 = 2_994_000 * beacon.EPOCH_SECONDS
 CAFE = Venue.create("Café Hoa", "12 Trần Phú, Hà Nội", "food-service", 45, seed=bytes(range(16)))
@@ -60,6 +64,16 @@ def test_junk_just_before_the_genuine_frames_keeps_no_receiver_out(kind: str) ->
     """Junk timed before each genuine frame of every index (its sender knows the order) wins the search's ties; the
     latest copies are the genuine ones at the end of each round."""
     assert _opened_at(_with_junk(range(len(FRAMES)), kind, -0.05)) == len(FRAMES) - 1
+
+
+def test_a_visitor_at_the_cafe_is_checked_in_through_junk() -> None:
+    """End to end, the daemon's listener: a visitor at the café for 10 minutes while someone sends junk just after
+    the genuine frame of two indices each round.  It was never checked in (the set never opened)."""
+    listener = BeaconCheckIns(SightingStore.open(":memory:"))
+    for t, frame in sorted(_with_junk(range(2), "fresh", 0.05, seconds=10 * 60), key=lambda e: e[0]):
+        listener.on_advert(Advert(t, frame, -70, beacon.SERVICE_UUID))
+    listener.tick(T0 + 15 * 60)
+    assert [(v.description, v.source) for v in visits(listener.store)] == [("Café Hoa", "beacon")]
 
 
 @settings(max_examples=25, deadline=None)
