@@ -133,7 +133,8 @@ class Copies:
         self._held: tuple[Copy, ...] | None = None  # the next one, waiting for its openings
         self._searching = Budget(SEARCH_OPENINGS_PER_SECOND, SEARCH_OPENINGS_PER_SECOND, SEARCH_SAVED, t)
         self._latest: dict[int, Copy] = {}  # by index, the copy heard last
-        self._latest_tried: deque[int] = deque(maxlen=LATEST_REMEMBERED)
+        self._latest_tried: deque[tuple[int, ...]] = deque(maxlen=LATEST_REMEMBERED)  # by their copies' serials
+        self._latest_seen: set[tuple[int, ...]] = set()  # the same, to look up (the search skips them)
         self._latest_budget = Budget(LATEST_OPENINGS, LATEST_OPENINGS, LATEST_OPENINGS, t)
 
     @property
@@ -177,17 +178,20 @@ class Copies:
         """The combinations to try at ``t`` (one copy an index, in index order), each charged its openings
         (``paddings`` of its last chunk) before it is given: the latest copies if not tried lately, then the search."""
         latest = tuple(self._latest[i] for i in range(self.count))
-        key = hash(tuple(c.serial for c in latest))
-        if key not in self._latest_tried and self._latest_budget.take(len(paddings(latest[-1].chunk)), t):
+        key = tuple(c.serial for c in latest)
+        if key not in self._latest_seen and self._latest_budget.take(len(paddings(latest[-1].chunk)), t):
+            if len(self._latest_tried) == LATEST_REMEMBERED:
+                self._latest_seen.discard(self._latest_tried[0])
             self._latest_tried.append(key)
+            self._latest_seen.add(key)
             yield latest
         for _ in range(MAX_STEPS):
             combination = self._held or self._search()
             if combination is None:
                 return
             self._held = None
-            if not all(c.kept for c in combination):
-                continue
+            if not all(c.kept for c in combination) or tuple(c.serial for c in combination) in self._latest_seen:
+                continue  # (a copy forgotten; or the latest copies tried it: the same bytes, the same answer)
             if not self._searching.take(len(paddings(combination[-1].chunk)), t):
                 self._held = combination
                 return
