@@ -26,11 +26,13 @@ opens; but each try costs AES-GCM openings (one per padding that fits), so junk 
 
 from __future__ import annotations
 
+import hashlib
+from array import array
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-#: Copies kept beyond one an index, per set (~4 kB a set): one index holding the genuine chunk among 32 copies is
+#: Copies kept beyond one an index, per set (~5 kB a set): one index holding the genuine chunk among 32 copies is
 #: 32 combinations; junk spread over many indices multiplies them, which the budget below meters.
 MAX_EXTRA_COPIES = 32
 #: Copies forgotten at once when there are too many.
@@ -45,8 +47,8 @@ SEARCH_SAVED = 64
 #: Combinations looked at per frame at most, tried or skipped (a copy forgotten meanwhile): bounds a frame's work
 #: when the budget is not what stops it.
 MAX_STEPS = 4 * SEARCH_SAVED
-#: Combinations of the latest copies remembered as tried (by hash), so that junk alternating with the genuine frame
-#: does not buy the same few again and again.
+#: Combinations of the latest copies remembered as tried, so that junk alternating with the genuine frame does not buy
+#: the same few again and again, and the search does not open them again (attack21).
 LATEST_REMEMBERED = 64
 
 
@@ -121,103 +123,156 @@ class Copy:
 
 
 class Copies:
-    """A set's copies by index, the combinations still to try, and its budget of openings."""
+    """A set's copies by index, the combinations still to try, and its budget of openings.
+
+    Kept small (a full table of sets of 255 chunks is what a flood makes): an index heard with one chunk holds that
+    copy alone, one with more a list whose last is the copy heard last; what trying needs is made once complete."""
 
     def __init__(self, count: int, t: float) -> None:
         self.count = count
-        self._at: dict[int, list[Copy]] = {}
+        self._one: dict[int, Copy] = {}  # indices heard with one chunk
+        self._many: dict[int, list[Copy]] = {}  # indices heard with more, the copy heard last at the end
         self._serial = 0
         self._extra = 0
-        self._untried: deque[Copy] = deque()  # copies whose combinations are still to try, the oldest first
-        self._trying: Iterator[tuple[Copy, ...]] | None = None  # the current copy's combinations
-        self._held: tuple[Copy, ...] | None = None  # the next one, waiting for its openings
-        self._searching = Budget(SEARCH_OPENINGS_PER_SECOND, SEARCH_OPENINGS_PER_SECOND, SEARCH_SAVED, t)
-        self._latest: dict[int, Copy] = {}  # by index, the copy heard last
-        self._latest_tried: deque[tuple[int, ...]] = deque(maxlen=LATEST_REMEMBERED)  # by their copies' serials
-        self._latest_seen: set[tuple[int, ...]] = set()  # the same, to look up (the search skips them)
-        self._latest_budget = Budget(LATEST_OPENINGS, LATEST_OPENINGS, LATEST_OPENINGS, t)
+        self._let_in = t
+        self._trial: _Trial | None = None  # made once complete
 
     @property
     def complete(self) -> bool:
         """A copy heard at every index."""
-        return len(self._at) == self.count
+        return len(self._one) + len(self._many) == self.count
 
     def add(self, index: int, chunk: bytes) -> None:
         """One frame's chunk heard at ``index``."""
-        at = self._at.setdefault(index, [])
-        for copy in at:
-            if copy.chunk == chunk:
-                copy.heard += 1
-                self._latest[index] = copy
-                return
-        copy = self._latest[index] = Copy(index, chunk, self._serial)
+        one = self._one.get(index)
+        if one is not None and one.chunk == chunk:
+            one.heard += 1
+            return
+        many = self._many.get(index)
+        if many is not None:
+            for i, copy in enumerate(many):
+                if copy.chunk == chunk:
+                    copy.heard += 1
+                    many.append(many.pop(i))  # (the copy heard last at the end)
+                    return
+        copy = Copy(index, chunk, self._serial)
         self._serial += 1
-        at.append(copy)
-        self._untried.append(copy)
-        if len(at) > 1:
+        if one is not None:
+            many = self._many[index] = [self._one.pop(index)]
+        if many is None:
+            self._one[index] = copy
+        else:
+            many.append(copy)
             self._extra += 1
-            if self._extra > MAX_EXTRA_COPIES:
-                self._forget_some(copy)
+        if self.complete:  # (a copy heard before has no combination of its own: some index had no older copy)
+            if self._trial is None:
+                self._trial = _Trial(self._let_in)
+            self._trial.untried.append(copy)
+        if self._extra > MAX_EXTRA_COPIES:
+            self._forget_some(copy)
 
     def _forget_some(self, new: Copy) -> None:
         """Forget the extra copies heard fewest times (the oldest of those; not ``new``), ``FORGET_AT_ONCE`` of them
         (one at a time, looking at all, cost ~40 us a junk frame)."""
-        for least in sorted((c for at in self._at.values() if len(at) > 1 for c in at if c is not new), key=lambda c: (c.heard, c.serial)):
-            at = self._at[least.index]
-            if len(at) == 1:
-                continue
-            at.remove(least)
+        for least in sorted((c for many in self._many.values() for c in many if c is not new), key=lambda c: (c.heard, c.serial)):
+            many = self._many.get(least.index)
+            if many is None:
+                continue  # (down to one copy already)
+            many.remove(least)
             least.kept = False
-            if self._latest[least.index] is least:
-                self._latest[least.index] = at[-1]
+            if len(many) == 1:
+                self._one[least.index] = self._many.pop(least.index)[0]
             self._extra -= 1
             if self._extra <= MAX_EXTRA_COPIES - FORGET_AT_ONCE:
                 return
 
+    def _at(self, index: int) -> list[Copy]:
+        one = self._one.get(index)
+        return [one] if one is not None else self._many.get(index, [])
+
     def tries(self, t: float) -> Iterator[tuple[Copy, ...]]:
         """The combinations to try at ``t`` (one copy an index, in index order), each charged its openings
         (``paddings`` of its last chunk) before it is given: the latest copies if not tried lately, then the search."""
-        latest = tuple(self._latest[i] for i in range(self.count))
-        key = tuple(c.serial for c in latest)
-        if key not in self._latest_seen and self._latest_budget.take(len(paddings(latest[-1].chunk)), t):
-            if len(self._latest_tried) == LATEST_REMEMBERED:
-                self._latest_seen.discard(self._latest_tried[0])
-            self._latest_tried.append(key)
-            self._latest_seen.add(key)
+        trial = self._trial
+        if trial is None:
+            return
+        latest = tuple([self._one.get(i) or self._many[i][-1] for i in range(self.count)])
+        key = _key(latest)
+        if key not in trial.latest_seen and trial.latest.take(len(paddings(latest[-1].chunk)), t):
+            if len(trial.latest_tried) == LATEST_REMEMBERED:
+                trial.latest_seen.discard(trial.latest_tried[0])
+            trial.latest_tried.append(key)
+            trial.latest_seen.add(key)
             yield latest
         for _ in range(MAX_STEPS):
-            combination = self._held or self._search()
+            combination = trial.held or self._search(trial)
             if combination is None:
                 return
-            self._held = None
-            if not all(c.kept for c in combination) or tuple(c.serial for c in combination) in self._latest_seen:
+            trial.held = None
+            if not all(c.kept for c in combination) or _key(combination) in trial.latest_seen:
                 continue  # (a copy forgotten; or the latest copies tried it: the same bytes, the same answer)
-            if not self._searching.take(len(paddings(combination[-1].chunk)), t):
-                self._held = combination
+            if not trial.search.take(len(paddings(combination[-1].chunk)), t):
+                trial.held = combination
                 return
             yield combination
 
-    def _search(self) -> tuple[Copy, ...] | None:
+    def _search(self, trial: _Trial) -> tuple[Copy, ...] | None:
         """The next combination of the search (each once, best first)."""
         while True:
-            if self._trying is not None:
-                combination = next(self._trying, None)
+            if trial.trying is not None:
+                combination = next(trial.trying, None)
                 if combination is not None:
                     return combination
-            self._trying = None
-            while self._untried and not self._untried[0].kept:
-                self._untried.popleft()
-            if not self._untried:
+            trial.trying = None
+            while trial.untried and not trial.untried[0].kept:
+                trial.untried.popleft()
+            if not trial.untried:
                 return None
-            self._trying = self._combinations(self._untried.popleft())
+            trial.trying = self._combinations(trial.untried.popleft())
 
     def _combinations(self, newest: Copy) -> Iterator[tuple[Copy, ...]]:
-        """The combinations of ``newest`` with copies heard before it, those heard most often first."""
-        ranked = []
+        """The combinations of ``newest`` with copies heard before it, those heard most often first (only the indices
+        holding more than one are kept apart: a set of 255 chunks being searched holds one list, not 255)."""
+        best: list[Copy] = []
+        where: list[int] = []
+        ranked: list[list[Copy]] = []
         for index in range(self.count):
-            older = [newest] if index == newest.index else [c for c in self._at.get(index, ()) if c.serial < newest.serial]
+            older = [newest] if index == newest.index else [c for c in self._at(index) if c.serial < newest.serial]
             if not older:
                 return iter(())  # the set was not complete then: these combinations are a newer copy's
-            older.sort(key=lambda c: (-c.heard, c.serial))
-            ranked.append(older)
-        return (tuple([copies[r] for copies, r in zip(ranked, ranks, strict=True)]) for ranks in best_first([len(c) for c in ranked]))
+            if len(older) > 1:
+                older.sort(key=lambda c: (-c.heard, c.serial))
+                where.append(index)
+                ranked.append(older)
+            best.append(older[0])
+        return self._spread(best, where, ranked)
+
+    @staticmethod
+    def _spread(best: list[Copy], where: list[int], ranked: list[list[Copy]]) -> Iterator[tuple[Copy, ...]]:
+        for ranks in best_first([len(r) for r in ranked]):
+            combination = list(best)
+            for index, copies, rank in zip(where, ranked, ranks, strict=True):
+                combination[index] = copies[rank]
+            yield tuple(combination)
+
+
+def _key(combination: tuple[Copy, ...]) -> bytes:
+    """A combination's copies (by serial) in 16 bytes: no collision skips an untried combination (a tuple of a set's
+    255 serials is ~2 kB, and 64 are remembered a set), and none can be aimed at (Python's hash of ints could)."""
+    return hashlib.blake2b(array("Q", [c.serial for c in combination]).tobytes(), digest_size=16).digest()
+
+
+class _Trial:
+    """What a complete set needs to try combinations: the copies whose combinations are still to try (the oldest
+    first), the search under way, and the two budgets."""
+
+    __slots__ = ("untried", "trying", "held", "search", "latest", "latest_tried", "latest_seen")
+
+    def __init__(self, let_in: float) -> None:
+        self.untried: deque[Copy] = deque()
+        self.trying: Iterator[tuple[Copy, ...]] | None = None  # the current copy's combinations
+        self.held: tuple[Copy, ...] | None = None  # the search's next, waiting for its openings
+        self.search = Budget(SEARCH_OPENINGS_PER_SECOND, SEARCH_OPENINGS_PER_SECOND, SEARCH_SAVED, let_in)
+        self.latest = Budget(LATEST_OPENINGS, LATEST_OPENINGS, LATEST_OPENINGS, let_in)
+        self.latest_tried: deque[bytes] = deque(maxlen=LATEST_REMEMBERED)  # by ``_key``
+        self.latest_seen: set[bytes] = set()  # the same, to look up (the search skips them)

@@ -171,8 +171,8 @@ def test_a_genuine_copy_heard_twice_outlives_any_number_of_fresh_junk_copies() -
         kept.add(frame[5], frame[7:])
     for _ in range(5000):
         kept.add(rng.randrange(len(FRAMES)), rng.randbytes(beacon.CHUNK_BYTES))
-    assert sum(len(at) - 1 for at in kept._at.values()) == copies.MAX_EXTRA_COPIES
-    assert all(any(c.chunk == frame[7:] for c in kept._at[frame[5]]) for frame in FRAMES)
+    assert sum(len(kept._at(i)) - 1 for i in range(len(FRAMES))) <= copies.MAX_EXTRA_COPIES
+    assert all(any(c.chunk == frame[7:] for c in kept._at(frame[5])) for frame in FRAMES)
     assert kept.complete
 
 
