@@ -62,7 +62,7 @@ class Budget:
         """Spend ``cost`` openings at ``t`` if there are as many (a clock stepped back gains nothing until it passes
         the last time again)."""
         self.left = min(self.most, self.left + self.rate * max(0.0, t - self._t))
-        self._t = t
+        self._t = max(self._t, t)
         if cost > self.left:
             return False
         self.left -= cost

@@ -209,3 +209,13 @@ def test_a_combination_the_latest_copies_tried_is_not_opened_again_by_the_search
                 frame = bytes([beacon.VERSION]) + set_id + bytes([i, frames]) + rng.randbytes(1) + bytes(beacon.CHUNK_BYTES - 1)
                 assembler.add(frame, -60, T0 + s + i / 10)
     assert opening.call_count == 200 * beacon.CHUNK_BYTES
+
+
+def test_a_clock_gone_back_and_forth_buys_no_openings() -> None:
+    """A budget spent, the clock back 1,000 s and forward to where it was: no time passed since the openings were
+    spent, so none are there (attack21: it was refilled whole, as if 1,000 s had passed, at each such swing)."""
+    budget = copies.Budget(copies.LATEST_OPENINGS, copies.LATEST_OPENINGS, copies.LATEST_OPENINGS, T0)
+    assert budget.take(copies.LATEST_OPENINGS, T0)
+    assert not budget.take(1, T0 - 1000)
+    assert not budget.take(1, T0)
+    assert budget.take(copies.LATEST_OPENINGS, T0 + 1)
