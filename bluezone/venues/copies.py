@@ -15,12 +15,12 @@ opens; but each try costs AES-GCM openings (one per padding that fits), so junk 
   genuine frames), the fewest departures from those first;
 * **a budget per set and per second**, for each: ``LATEST_OPENINGS`` a second for the latest copies,
   ``SEARCH_OPENINGS_PER_SECOND`` for the search (``SEARCH_SAVED`` saved up at most); a combination waits for its
-  openings.  However many frames junk sends, a receiver spends at most that on each set it keeps (256 sets, ~0.2 s of
-  CPU a second at worst), and junk takes none of an honest combination's tries: it only adds combinations tried after
+  openings.  However many frames junk sends, a receiver spends at most that on each set it keeps (256 sets, ~0.2-0.35 s
+  of CPU a second at worst, load 5), and junk takes none of an honest combination's tries: it only adds combinations tried after
   it, unless its copies are heard more often than the genuine frame at their index (docs/venues.md);
-* **bounded memory**: beyond ``MAX_EXTRA_COPIES`` extra copies, the copy heard fewest times is forgotten (the
-  oldest of those; never an index's only copy, nor the copy just heard): a genuine frame heard twice outlives any
-  number of fresh junk copies, and junk heard once must come ``MAX_EXTRA_COPIES`` times in a round to push out a
+* **bounded memory**: beyond ``MAX_EXTRA_COPIES`` extra copies, the ``FORGET_AT_ONCE`` heard fewest times are
+  forgotten (the oldest of those; never an index's only copy, nor the copy just heard): a genuine frame heard twice
+  outlives any number of fresh junk copies, and junk heard once must come some 24-32 times in a round to push out a
   genuine copy before it is heard again.
 """
 
@@ -41,7 +41,7 @@ FORGET_AT_ONCE = 8
 #: paddings when let in, as much again a second (the beacon's cadence), no more saved up.
 LATEST_OPENINGS = 13
 #: Openings a set may spend on the search: as many when let in, this many more a second, ``SEARCH_SAVED`` at most.
-#: 256 sets under junk cost at most (13 + 24) x 256 openings a second, ~0.2 s of CPU.
+#: 256 sets under junk cost at most (13 + 24) x 256 openings a second, ~0.2-0.35 s of CPU (docs/benchmarks.md).
 SEARCH_OPENINGS_PER_SECOND = 24
 SEARCH_SAVED = 64
 #: Combinations looked at per frame at most, tried or skipped (a copy forgotten meanwhile): bounds a frame's work
