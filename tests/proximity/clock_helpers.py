@@ -49,3 +49,13 @@ def leave_a_mark(path: Path, measured: float, off_by: float = YEAR, *, same_boot
         mark = {"off_by": off_by, "measured": measured, "boot_seconds": boot_seconds(),
                 "boot_id": boot_id() if same_boot else "another boot"}
         store.save_daemon_state({"backend": "emulated", "clock": mark}, measured)
+
+
+def leave_a_line(path: Path, anchor: float, origin: float | None = None, *, same_boot: bool = True) -> None:
+    """The last report of a daemon that believed the clock: its line (anchored at ``anchor`` now, its believed steps
+    begun from ``origin`` if any), this boot (or not)."""
+    steady = boot_seconds()
+    with SightingStore.open(path, create=False, purge_now=anchor) as store:
+        line = {"anchor": [anchor, steady], "origin": None if origin is None else [origin, steady], "left": None,
+                "boot_id": boot_id() if same_boot else "another boot"}
+        store.save_daemon_state({"backend": "emulated", "clock_line": line}, anchor)

@@ -1,7 +1,8 @@
 """A daemon restarted in the same boot counts on from what its clock believed (``CheckedClock.line``, kept in its
 report beside the boot id): a restart began a new line, so the 3 days a hold may make believed bounded each daemon
 run, not the boot (a second pause of 2.9 days after a restart was believed: 5.8 days ahead, two days of sightings
-purged as past the 14)."""
+purged as past the 14).  A command opening the store while the daemon is stopped judges by that line too where no
+daemon would believe the clock (a year ahead: the first command purged every sighting and this device's keys)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from bluezone.clock import CheckedClock, VirtualClock, boot_id
+from bluezone.clock import BELIEVED_STEP, CheckedClock, VirtualClock, boot_id
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.runner import run_daemon
 from bluezone.proximity.store import SightingStore
 
-from .clock_helpers import SteppedWall, store_of_ten_days
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+
+from .clock_helpers import YEAR, SteppedWall, leave_a_line, store_of_ten_days
 from .conftest import NOON
 
 
@@ -71,3 +76,41 @@ def test_a_damaged_line_is_ignored(tmp_path: Path, kept: object) -> None:
                                                 "boot_id": boot_id()}}, NOON)
         assert store.believed_line() == ((NOON, 1.0), None, (NOON, 0.5))
     assert json.dumps(kept)  # (the parameters are JSON, as the report is)
+
+
+def _status(path: Path, now: float) -> dict:
+    done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(now)})
+    assert done.exit_code == 0, done.output
+    return json.loads(done.stdout)
+
+
+def test_a_command_while_the_daemon_is_stopped_purges_no_further_than_the_daemon_could_believe(tmp_path: Path) -> None:
+    path = tmp_path / "me.db"
+    store_of_ten_days(path).close()
+    leave_a_line(path, NOON)  # the daemon believed the clock at NOON, then stopped; then a bad answer a year ahead
+    shown = _status(path, NOON + YEAR)
+    assert (shown["sightings"], shown["daily_keys"]) == (1000, 10)  # was (0, 0): every sighting and key purged
+    assert abs(shown["clock_not_believed_by"] - YEAR) < 600
+    text = CliRunner().invoke(cli, ["status", "--db", str(path)], obj={"clock": VirtualClock(NOON + YEAR)}).stdout
+    assert "clock      NOT BELIEVED: the wall clock stepped +8760.0 h" in text
+
+
+@pytest.mark.parametrize("origin, ahead, believed", [
+    (None, BELIEVED_STEP - 3600, True),  # within the bound: only the daemon's hold can tell, so the wall clock
+    (NOON - 2 * DAY_SECONDS, BELIEVED_STEP - 3600, False),  # a day's believed step already: 2 more are past the bound
+    (None, BELIEVED_STEP + 3 * 3600, False),
+])
+def test_the_bound_counts_from_where_the_boots_believed_steps_began(
+    tmp_path: Path, origin: float | None, ahead: float, believed: bool
+) -> None:
+    path = tmp_path / "me.db"
+    store_of_ten_days(path).close()
+    leave_a_line(path, NOON, origin)
+    assert (_status(path, NOON + ahead)["clock_not_believed_by"] is None) == believed
+
+
+def test_another_boots_line_judges_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "me.db"
+    store_of_ten_days(path).close()
+    leave_a_line(path, NOON, same_boot=False)
+    assert _status(path, NOON + YEAR)["sightings"] == 0  # a device off for a year keeps nothing, as before

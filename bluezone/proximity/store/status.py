@@ -86,14 +86,32 @@ class StoreStatus(StoreBase):
     def clock_step(self, now: float) -> float | None:
         """How far ``now`` reads from the time the daemon measured while it did not believe a step of this boot's
         wall clock; None when there is no such mark or ``now`` agrees with it again (a stopped daemon's old mark
-        after the clock was put right: ``status`` and ``doctor`` warned from it for the rest of the boot)."""
+        after the clock was put right: ``status`` and ``doctor`` warned from it for the rest of the boot).  Without a
+        mark, how far ``now`` reads from the daemon's line where no daemon would believe it (``_past_the_bound``)."""
         mark = self.measured_clock()
         if mark is None:
-            return None
+            return self._past_the_bound(now)
         from bluezone.clock import STEP_TOLERANCE, boot_seconds
 
         step = now - (mark[0] + boot_seconds() - mark[1])
         return step if abs(step) > STEP_TOLERANCE else None
+
+    def _past_the_bound(self, now: float) -> float | None:
+        """How far ``now`` reads from the time measured on the line the daemon believed in this boot, where it lies
+        further ahead than any step the daemon could believe (``BELIEVED_STEP`` past where its believed steps began):
+        a daemon stopped while it believed the clock, then a bad answer a year ahead, and the first command purged
+        every sighting and this device's daily keys.  None otherwise: within the bound only the daemon can tell a
+        pause put right from a bad answer (the hold)."""
+        line = self.believed_line()
+        if line is None:
+            return None
+        from bluezone.clock import BELIEVED_STEP, STEP_TOLERANCE, boot_seconds
+
+        anchor, origin, _ = line
+        start, steady = origin or anchor, boot_seconds()
+        if max(start[1], anchor[1]) > steady or now - (start[0] + steady - start[1]) <= BELIEVED_STEP + STEP_TOLERANCE:
+            return None  # (a line read later than now is none of this boot's: damaged)
+        return now - (anchor[0] + steady - anchor[1])
 
     def believed_time(self, now: float, *, quiet: bool = False) -> float:
         """``now``, unless the daemon does not believe the wall clock (it stepped since it was synchronised in this boot): then the
