@@ -3,7 +3,8 @@ in one process and timed alternately: a clock that believes the wall clock, and 
 
     git archive REV | tar -x -C /tmp/base && python benchmarks/checked_clock_bench.py --baseline-src /tmp/base
 
-``bluezone/clock.py`` imports only the standard library, so each tree's file is loaded as a module of its own.
+``bluezone/clock.py`` imports only the standard library (and, since the twenty-first session, ``bluezone.boottime``: the
+installed tree's), so each tree's file is loaded as a module of its own.
 """
 
 from __future__ import annotations

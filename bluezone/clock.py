@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
+from bluezone.boottime import BELIEVED_STEP, STEP_TOLERANCE, Line, Reading, boot_seconds
+
 T = TypeVar("T")
 
 log = logging.getLogger(__name__)
@@ -67,32 +69,12 @@ class SystemClock:
         return asyncio.run(coro)
 
 
-#: A step of a synchronised wall clock larger than this, either way, is not believed (ntpd's panic threshold).
-STEP_TOLERANCE = 1000.0
-#: How often the kernel is asked whether the clock is synchronised (if not, nothing to count from until it is again).
+#: How often the kernel is asked whether the clock is synchronised (until it first is in a boot, and during a hold).
 ANCHOR_SECONDS = 60.0
 #: A forward step is believed once the wall clock has kept to it this long, the kernel saying synchronised at every
 #: minute's ask: longer than one poll at systemd-timesyncd's longest default interval (2048 s; chrony's and ntpd's
 #: 1024 s), so a time daemon that would undo the step (a bad answer outvoted, a date set by hand) has asked again.
 HOLD_SECONDS = 2400.0
-#: The largest forward step a hold makes believed: a host that paused its virtual machine overnight or over a
-#: weekend (Friday evening to Monday morning, 63 h) is put right; a bad step believed costs at most the oldest 3
-#: of the 14 days, and a step of a year (the whole store) is never believed in this boot.
-BELIEVED_STEP = 72 * 3600.0  # 3 days, in hours: bluezone.crypto (DAY_SECONDS) costs a clock 65 ms to import
-
-
-def boot_seconds() -> float:
-    """Seconds since boot, suspend included (CLOCK_BOOTTIME): what really passed, whatever the wall clock did."""
-    return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
-
-
-def boot_id() -> str:
-    """This boot's id (Linux), "" elsewhere: ``boot_seconds`` of another boot measure nothing against ours."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
 
 
 def kernel_clock_synced() -> bool:
@@ -113,15 +95,6 @@ UNSYNCHRONISED = (
     " days (this device's daily keys too); behind, sightings are stamped where they miss their keys"
 )
 START_A_TIME_DAEMON = "`timedatectl set-ntp true` starts one (systemd-timesyncd), or install chrony"
-
-
-#: A point of a line of time this boot: (a wall clock reading believed, ``boot_seconds`` then).
-Reading = tuple[float, float]
-#: What a ``CheckedClock`` believes in a boot (``line``, ``restore``): its anchor, the line the first step a hold made
-#: believed left (believed steps add up from it), and the line the last one left (a step back to it is believed).
-Line = tuple[Reading, Reading | None, Reading | None]
-#: The names of a ``Line``'s parts where it is kept (the daemon's report).
-LINE_PARTS = ("anchor", "origin", "left")
 
 
 class CheckedClock:

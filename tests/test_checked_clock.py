@@ -9,14 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bluezone.clock import (
-    ANCHOR_SECONDS,
-    BELIEVED_STEP,
-    HOLD_SECONDS,
-    STEP_TOLERANCE,
-    boot_id,
-    boot_seconds,
-)
+from bluezone.boottime import BELIEVED_STEP, STEP_TOLERANCE, boot_id, boot_seconds
+from bluezone.clock import ANCHOR_SECONDS, HOLD_SECONDS
 from tests.checked_clock_helpers import T0, YEAR, Wall, clock_of, hold, paused
 
 

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.clock import ANCHOR_SECONDS, BELIEVED_STEP, HOLD_SECONDS, STEP_TOLERANCE
+from bluezone.boottime import BELIEVED_STEP, STEP_TOLERANCE
+from bluezone.clock import ANCHOR_SECONDS, HOLD_SECONDS
 from tests.checked_clock_helpers import T0, Wall, clock_of, hold, paused
 
 DAY = 86_400.0

@@ -9,7 +9,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.clock import ANCHOR_SECONDS, BELIEVED_STEP, HOLD_SECONDS, STEP_TOLERANCE, CheckedClock
+from bluezone.boottime import BELIEVED_STEP, STEP_TOLERANCE
+from bluezone.clock import ANCHOR_SECONDS, HOLD_SECONDS, CheckedClock
 from tests.checked_clock_helpers import T0, YEAR, Wall, clock_of, hold
 
 DAY = 86_400.0

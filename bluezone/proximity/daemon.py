@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from bluezone.clock import LINE_PARTS, CheckedClock, Clock, Line, boot_id
+from bluezone.boottime import LINE_PARTS, Line, boot_id
+from bluezone.clock import CheckedClock, Clock
 from bluezone.crypto import bluezone3 as bz3
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start

@@ -6,7 +6,8 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from bluezone.clock import VirtualClock, boot_id, boot_seconds
+from bluezone.boottime import boot_id, boot_seconds
+from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.store import SightingStore

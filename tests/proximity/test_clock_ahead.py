@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
-from bluezone.clock import HOLD_SECONDS, CheckedClock, VirtualClock, boot_id
+from bluezone.boottime import boot_id
+from bluezone.clock import HOLD_SECONDS, CheckedClock, VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.backends.emulated import Air

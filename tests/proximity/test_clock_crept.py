@@ -9,7 +9,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bluezone.clock import BELIEVED_STEP, STEP_TOLERANCE, CheckedClock, VirtualClock
+from bluezone.boottime import BELIEVED_STEP, STEP_TOLERANCE
+from bluezone.clock import CheckedClock, VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.backends.emulated import Air

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from bluezone.clock import BELIEVED_STEP, CheckedClock, VirtualClock, boot_id
+from bluezone.boottime import BELIEVED_STEP, boot_id
+from bluezone.clock import CheckedClock, VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.runner import run_daemon
@@ -114,3 +117,16 @@ def test_another_boots_line_judges_nothing(tmp_path: Path) -> None:
     store_of_ten_days(path).close()
     leave_a_line(path, NOON, same_boot=False)
     assert _status(path, NOON + YEAR)["sightings"] == 0  # a device off for a year keeps nothing, as before
+
+
+def test_a_command_reads_the_line_without_importing_asyncio(tmp_path: Path) -> None:
+    """Every command's open judges by the daemon's line now (a daemon of this version always leaves one): through
+    ``bluezone.boottime``, not ``bluezone.clock``, whose asyncio (~25 ms) a check never needs."""
+    path = tmp_path / "me.db"
+    store_of_ten_days(path).close()
+    leave_a_line(path, NOON)
+    code = (f"import sys; from bluezone.proximity.store import SightingStore\n"
+            f"with SightingStore.open({str(path)!r}, create=False, purge_now={NOON + YEAR}) as s: print(s.count_sightings())\n"
+            "print(' '.join(m for m in sys.modules if m == 'asyncio' or m == 'bluezone.clock'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[:2] == ["1000", ""]

@@ -13,7 +13,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bluezone.cli import cli
-from bluezone.clock import CheckedClock, VirtualClock, boot_id, boot_seconds
+from bluezone.boottime import boot_id, boot_seconds
+from bluezone.clock import CheckedClock, VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon

@@ -7,14 +7,12 @@ import logging
 import math
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bluezone.boottime import BELIEVED_STEP, LINE_PARTS, STEP_TOLERANCE, Line, Reading, boot_id, boot_seconds
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.proximity.store.base import StoreBase
 from bluezone.proximity.store.schema import NUMERIC_TIME, VACUUM_OWED
-
-if TYPE_CHECKING:
-    from bluezone.clock import Line, Reading
 
 log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
 
@@ -58,8 +56,6 @@ class StoreStatus(StoreBase):
         clock = (self.daemon_state() or {}).get("clock")
         if not isinstance(clock, dict):
             return None
-        from bluezone.clock import boot_id  # only then: bluezone.clock brings asyncio, which a check never needs
-
         try:
             if clock["boot_id"] and clock["boot_id"] == boot_id():
                 mark = float(clock["measured"]), float(clock["boot_seconds"])
@@ -72,8 +68,6 @@ class StoreStatus(StoreBase):
     def believed_line(self) -> Line | None:
         """What the daemon's clock believed in this boot (``CheckedClock.line``), from its last report; None from
         another boot (its boot clock measures nothing against ours), a report without one, or a damaged one."""
-        from bluezone.clock import LINE_PARTS, boot_id
-
         kept = (self.daemon_state() or {}).get("clock_line")
         if not isinstance(kept, dict) or not kept.get("boot_id") or kept.get("boot_id") != boot_id():
             return None
@@ -91,8 +85,6 @@ class StoreStatus(StoreBase):
         mark = self.measured_clock()
         if mark is None:
             return self._past_the_bound(now)
-        from bluezone.clock import STEP_TOLERANCE, boot_seconds
-
         step = now - (mark[0] + boot_seconds() - mark[1])
         return step if abs(step) > STEP_TOLERANCE else None
 
@@ -105,8 +97,6 @@ class StoreStatus(StoreBase):
         line = self.believed_line()
         if line is None:
             return None
-        from bluezone.clock import BELIEVED_STEP, STEP_TOLERANCE, boot_seconds
-
         anchor, origin, _ = line
         start, steady = origin or anchor, boot_seconds()
         if max(start[1], anchor[1]) > steady or now - (start[0] + steady - start[1]) <= BELIEVED_STEP + STEP_TOLERANCE:

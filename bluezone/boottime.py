@@ -1,0 +1,37 @@
+"""What this boot's clocks say, and what the daemon's checked clock (``bluezone.clock.CheckedClock``) keeps of a
+boot, importable without asyncio: a command opening the store reads the daemon's report by them on every open, and
+``bluezone.clock`` brings asyncio (~25 ms), which a check never needs."""
+
+from __future__ import annotations
+
+import time
+
+#: A step of a synchronised wall clock larger than this, either way, is not believed (ntpd's panic threshold).
+STEP_TOLERANCE = 1000.0
+#: The largest forward step a hold makes believed: a host that paused its virtual machine overnight or over a
+#: weekend (Friday evening to Monday morning, 63 h) is put right; a bad step believed costs at most the oldest 3
+#: of the 14 days, and a step of a year (the whole store) is never believed in this boot.
+BELIEVED_STEP = 72 * 3600.0  # 3 days, in hours: bluezone.crypto (DAY_SECONDS) costs a clock 65 ms to import
+
+
+def boot_seconds() -> float:
+    """Seconds since boot, suspend included (CLOCK_BOOTTIME): what really passed, whatever the wall clock did."""
+    return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
+
+
+def boot_id() -> str:
+    """This boot's id (Linux), "" elsewhere: ``boot_seconds`` of another boot measure nothing against ours."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+#: A point of a line of time this boot: (a wall clock reading believed, ``boot_seconds`` then).
+Reading = tuple[float, float]
+#: What a ``CheckedClock`` believes in a boot (``line``, ``restore``): its anchor, the line the first step a hold made
+#: believed left (believed steps add up from it), and the line the last one left (a step back to it is believed).
+Line = tuple[Reading, Reading | None, Reading | None]
+#: The names of a ``Line``'s parts where it is kept (the daemon's report).
+LINE_PARTS = ("anchor", "origin", "left")
