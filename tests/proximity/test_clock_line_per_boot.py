@@ -18,6 +18,8 @@ from bluezone.boottime import BELIEVED_STEP, boot_id
 from bluezone.clock import CheckedClock, VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.runner import run_daemon
 from bluezone.proximity.store import SightingStore
 
@@ -130,3 +132,32 @@ def test_a_command_reads_the_line_without_importing_asyncio(tmp_path: Path) -> N
             "print(' '.join(m for m in sys.modules if m == 'asyncio' or m == 'bluezone.clock'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[:2] == ["1000", ""]
+
+
+def test_a_daemon_does_not_believe_a_bad_answer_after_ntp_was_blocked(tmp_path: Path) -> None:
+    """The daemon on the virtual clock: NTP blocked half an hour in (the kernel says unsynchronised), then its first
+    answer, at two hours, a year ahead (synchronised again).  Was: the anchor dropped with the synchronisation, the
+    year believed, and every sighting and daily key purged at the next tick.  (The air runs on the virtual clock, the
+    real time: on the daemon's clock a believed year would have it deliver a year of adverts at once.)"""
+    store = store_of_ten_days(tmp_path / "me.db")
+    virtual = VirtualClock(NOON)
+    wall = SteppedWall(virtual)
+    synced = [True]
+    clock = CheckedClock(wall, steady=virtual.now, synced=lambda: synced[0])
+    air = Air(virtual, 1)
+    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, DaemonConfig(), on_status=lambda _: None)
+    daemon = Daemon(air.radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+
+    async def run() -> None:
+        async def ntp() -> None:
+            await asyncio.sleep(1800)
+            synced[0] = False
+            await asyncio.sleep(5400)
+            wall.step, synced[0] = YEAR, True
+        await asyncio.gather(daemon.run(4.5 * 3600), neighbour.run(4.5 * 3600), ntp())  # two purge ticks after the step
+
+    virtual.run(run())
+    assert store.count_sightings(until=NOON) == 1000 and len(store.daily_keys()) >= 10  # was 0 and 0
+    state = store.daemon_state()
+    assert state is not None and abs(state["clock"]["off_by"] - YEAR) < 60
+    store.close()
