@@ -44,8 +44,9 @@ LATEST_OPENINGS = 13
 #: 256 sets under junk cost at most (13 + 24) x 256 openings a second, ~0.2-0.35 s of CPU (docs/benchmarks.md).
 SEARCH_OPENINGS_PER_SECOND = 24
 SEARCH_SAVED = 64
-#: Combinations looked at per frame at most, tried or skipped (a copy forgotten meanwhile): bounds a frame's work
-#: when the budget is not what stops it.
+#: Combinations the search may look at, tried or skipped (a copy forgotten meanwhile), per set: as many when let in,
+#: as many more a second, no more saved up.  Once per frame, junk at 1,000 frames a second bought ~170 skipped steps a
+#: frame, 1-2.5 s of CPU a second on one set (attack21).
 MAX_STEPS = 4 * SEARCH_SAVED
 #: Combinations of the latest copies remembered as tried, so that junk alternating with the genuine frame does not buy
 #: the same few again and again, and the search does not open them again (attack21).
@@ -204,7 +205,7 @@ class Copies:
             trial.latest_tried.append(key)
             trial.latest_seen.add(key)
             yield latest
-        for _ in range(MAX_STEPS):
+        while trial.held is not None or trial.steps.take(1, t):
             combination = trial.held or self._search(trial)
             if combination is None:
                 return
@@ -264,15 +265,16 @@ def _key(combination: tuple[Copy, ...]) -> bytes:
 
 class _Trial:
     """What a complete set needs to try combinations: the copies whose combinations are still to try (the oldest
-    first), the search under way, and the two budgets."""
+    first), the search under way, and its budgets (openings, steps)."""
 
-    __slots__ = ("untried", "trying", "held", "search", "latest", "latest_tried", "latest_seen")
+    __slots__ = ("untried", "trying", "held", "search", "steps", "latest", "latest_tried", "latest_seen")
 
     def __init__(self, let_in: float) -> None:
         self.untried: deque[Copy] = deque()
         self.trying: Iterator[tuple[Copy, ...]] | None = None  # the current copy's combinations
         self.held: tuple[Copy, ...] | None = None  # the search's next, waiting for its openings
         self.search = Budget(SEARCH_OPENINGS_PER_SECOND, SEARCH_OPENINGS_PER_SECOND, SEARCH_SAVED, let_in)
+        self.steps = Budget(MAX_STEPS, MAX_STEPS, MAX_STEPS, let_in)  # the search's combinations looked at
         self.latest = Budget(LATEST_OPENINGS, LATEST_OPENINGS, LATEST_OPENINGS, let_in)
         self.latest_tried: deque[bytes] = deque(maxlen=LATEST_REMEMBERED)  # by ``_key``
         self.latest_seen: set[bytes] = set()  # the same, to look up (the search skips them)

@@ -219,3 +219,26 @@ def test_a_clock_gone_back_and_forth_buys_no_openings() -> None:
     assert not budget.take(1, T0 - 1000)
     assert not budget.take(1, T0)
     assert budget.take(copies.LATEST_OPENINGS, T0 + 1)
+
+
+def test_a_stream_of_junk_buys_no_more_search_steps_than_a_budget_a_second() -> None:
+    """Fresh junk on one set at 1,000 frames a second, at random indices: each frame walked up to ``MAX_STEPS``
+    combinations the search then skipped (each holds a copy forgotten meanwhile), however few openings were left,
+    ~168 a frame: 1-2.5 s of CPU a second on one set (76faf7e: 0.1-0.15; attack21).  Steps are a budget a set
+    spends by the second, as openings are."""
+    rng = random.Random(7)
+    assembler = beacon.FrameAssembler()
+    looked = 0
+    search = copies.Copies._search
+
+    def counting(self: copies.Copies, trial: object) -> object:
+        nonlocal looked
+        looked += 1
+        return search(self, trial)  # type: ignore[arg-type]
+
+    seconds, rate = 10, 1000
+    with mock.patch.object(copies.Copies, "_search", counting):
+        for n in range(seconds * rate):
+            index = rng.randrange(len(FRAMES))
+            assembler.add(FRAMES[index][:7] + rng.randbytes(beacon.CHUNK_BYTES), -70, T0 + n / rate)
+    assert looked <= copies.MAX_STEPS * (1 + seconds), looked
