@@ -122,6 +122,12 @@ class Revocations(ExportQueues):
             cur, "SELECT k.id FROM exposure_keys k WHERE k.id IN (SELECT key_id FROM key_revisions WHERE code_hash = ?)"
             f"{self._lock_keys}", [code_hash],
         ).fetchall()
+        # then their revisions, before any is deleted: an export holds the one it marks carried and then locks the
+        # queue's rows, so a revocation that deleted a queue row first and waited for that revision deadlocked with it
+        self._exec(
+            cur, "SELECT r.id FROM key_revisions r WHERE r.key_id IN (SELECT key_id FROM key_revisions WHERE code_hash = ?)"
+            f"{self._lock_revisions}", [code_hash],
+        ).fetchall()
         undone = self._exec(
             cur, "DELETE FROM key_revisions WHERE code_hash = ? AND carried = 0 RETURNING id, key_id, report_type",
             [code_hash],
