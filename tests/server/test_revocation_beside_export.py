@@ -7,19 +7,38 @@ harness: 5 of 8 runs on srv21's branch, whose faster exports overlap revocations
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from server_helpers import KEY, NOW, revoked_during
-from test_second_revision import _body, _upload
 
+from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.errors import ServerStorageError
 from bluezone.server.codes import issue_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
-from bluezone.server.storage import LIKELY, open_storage
+from bluezone.server.storage import LIKELY, Storage, open_storage
+
+#: one F1's two keys, of yesterday and the day before
+ENTRIES = [{"key": base64.b64encode(bytes([0x41 + i]) * 16).decode(),
+            "rollingStartNumber": rolling_start(NOW) - (i + 1) * ROLLING_PERIOD} for i in range(2)]
+
+
+def _body(code: str, token: str | None) -> bytes:
+    return json.dumps({"temporaryExposureKeys": ENTRIES, "verificationPayload": code,
+                       **({"revisionToken": token} if token else {})}).encode()
+
+
+def _upload(storage: Storage, test_type: str, token: str | None = None, at: float = NOW + 5) -> Any:
+    """The F1's keys uploaded under a new code of ``test_type`` (with ``token``: revising them)."""
+    extra = {"exposure_date": dt.datetime.fromtimestamp(NOW - 3 * 86_400, dt.UTC).date()} if test_type == "recursive" else {}
+    code = issue_code(storage, NOW, key=KEY, test_type=test_type, **extra).code
+    return code, publish(storage, _body(code, token), "192.0.2.1", at, PublishConfig(), code_key=KEY)
 
 
 def test_a_revocation_beside_an_export_recording_a_replaced_revision_is_no_deadlock(
