@@ -173,6 +173,7 @@ def export_batches(
     rng = rng or np.random.default_rng(secrets.randbits(128))
     storage.note_signing_key(public_key_base64(signer.public_key), now)  # what a roll-up after a rotation verifies with
     oldest = rolling_start(now) - config.retention_days * ROLLING_PERIOD
+    _settle_revision_queue(storage)
     withheld = storage.keys_withheld()  # a revocation deleting keys from here on: this export records nothing
     new_keys, new_ids, new_revisions = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
     revised_keys, _, revisions = storage.pending_revisions(min_start_interval=oldest)
@@ -215,6 +216,18 @@ def export_batches(
         len(new_keys), len(revised_keys), len(written), len(venue_files), removed, len(rolled),
     )
     return written + venue_files
+
+
+def _settle_revision_queue(storage: Storage) -> None:
+    """Drop queued revisions no file may carry (one already carried, one undone), with a warning: each such
+    row made every export record nothing until its key aged out (``Storage.settle_revision_queue``)."""
+    dropped, requeued = storage.settle_revision_queue()
+    if dropped:
+        log.warning(
+            "%d queued revision(s) already carried by a file, or undone by a revocation, dropped from the queue"
+            " (%d key(s) queued again as they stand): nothing is published twice and exports go on; no known path"
+            " makes these, so please report it with the output of `bluezone server status --json`", dropped, requeued,
+        )
 
 
 def _write_batches(

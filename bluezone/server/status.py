@@ -54,6 +54,9 @@ class ServerStatus:
     codes_revoked_24h: dict[str, int] = field(default_factory=dict)  # `server revoke-code` in the last 24 h
     #: the IPv6 /32 whose /48s failed most in the window: (network, failed tries, /48s), None if none did
     busiest_network: tuple[str, int, int] | None = None
+    #: queued revisions no file may carry (one carried already, or undone): the next export drops them
+    stale_revisions: int = 0
+    revisions_dropped: int = 0  # such rows the exports have dropped so far (each with a warning in their log)
 
     @property
     def exporter_late(self) -> bool:
@@ -79,6 +82,8 @@ class ServerStatus:
             "codes_issued_24h": self.codes_issued_24h,
             "codes_used_24h": self.codes_used_24h,
             "codes_revoked_24h": self.codes_revoked_24h,
+            "stale_revisions": self.stale_revisions,
+            "revisions_dropped": self.revisions_dropped,
             "busiest_network": None if self.busiest_network is None else dict(
                 zip(("network", "failed_code_tries", "sites"), self.busiest_network)
             ),
@@ -108,6 +113,9 @@ class ServerStatus:
         ]
         if self.waiting.keys:
             out.insert(1, self.waiting.sentence())
+        if self.stale_revisions or self.revisions_dropped:
+            out.append(f"revisions: {self.stale_revisions} queued revision(s) already carried by a file or undone (the"
+                       f" next export drops them), {self.revisions_dropped} dropped so far: a defect, please report it")
         if self.being_guessed:
             out.append(f"GUESSING: {self.failed_code_tries} failed verification codes within the hour (alarm at"
                        f" {self.guessing_alarm}): each client now gets fewer tries; issue long codes, not --short,"
@@ -130,6 +138,7 @@ def server_status(
     files = storage.batches(now - RETENTION_SECONDS)
     day_ago = now - DAY_SECONDS
     overdue = queued - waiting.keys
+    stale, dropped = storage.stale_revisions()
     return ServerStatus(
         now=now,
         overdue_keys=overdue,
@@ -145,6 +154,8 @@ def server_status(
         failed_code_tries=storage.count_failures(now - PublishConfig.failure_window, EVERYBODY),
         guessing_alarm=guessing_alarm,
         busiest_network=busiest_network(storage.shared_failures(now - PublishConfig.failure_window)),
+        stale_revisions=stale,
+        revisions_dropped=dropped,
     )
 
 

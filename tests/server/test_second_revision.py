@@ -8,8 +8,6 @@ confirmed one.  On SQLite and PostgreSQL (the ``storage`` fixture) unless named.
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from server_helpers import KEY, NOW, revoked_while_held, uploaded
+from revision_helpers import DAY, EXPOSED, KEYS, export_kinds, revision_body, upload_keys
+from server_helpers import KEY, NOW, revoked_while_held
 
-from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.errors import ServerStorageError
 from bluezone.keyformat.export import open_signed_export
 from bluezone.server.codes import issue_code, revoke_code
@@ -28,52 +26,16 @@ from bluezone.server.publish import PublishConfig, PublishResult, publish
 from bluezone.server.signing import Signer, keygen
 from bluezone.server.storage import CONFIRMED, LIKELY, RECURSIVE, REVOKED, Storage, Withheld, open_storage
 
-DAY = rolling_start(NOW) - ROLLING_PERIOD
-KEYS = [b"\x31" * 16, b"\x32" * 16]
-EXPOSED = dt.datetime.fromtimestamp((DAY - ROLLING_PERIOD) * 600, dt.UTC).date()  # the older key's day
-
-
-def _body(code: str, token: str | None, keys: list[bytes] = KEYS) -> bytes:
-    entries = [{"key": base64.b64encode(k).decode(), "rollingStartNumber": DAY - i * ROLLING_PERIOD} for i, k in enumerate(keys)]
-    return json.dumps({"temporaryExposureKeys": entries, "verificationPayload": code,
-                       **({"revisionToken": token} if token else {})}).encode()
-
-
-def _upload(storage: Storage, test_type: str, token: str | None = None, at: float = NOW + 5) -> tuple[str, PublishResult]:
-    """KEYS uploaded under a new code of ``test_type`` (with ``token``: revising them): the code and the answer."""
-    extra = {"exposure_date": EXPOSED} if test_type == "recursive" else {}
-    code = issue_code(storage, NOW, key=KEY, test_type=test_type, **extra).code
-    return code, publish(storage, _body(code, token), "192.0.2.1", at, PublishConfig(), code_key=KEY)
-
-
 def _chain(storage: Storage) -> tuple[list[str], list[PublishResult]]:
     """Recursive, then likely, then confirmed: the codes and answers (each revising both keys)."""
     codes, answers, token = [], [], None
     for i, kind in enumerate(("recursive", "likely", "confirmed")):
-        code, answer = _upload(storage, kind, token, at=NOW + 5 + 10 * i)
+        code, answer = upload_keys(storage, kind, token, at=NOW + 5 + 10 * i)
         assert (answer.inserted, answer.revised) == ((2, 0) if i == 0 else (0, 2))
         codes.append(code)
         answers.append(answer)
         token = answer.revision_token
     return codes, answers
-
-
-def _export(
-    storage: Storage, signer: Signer, out: Path, at: float, only: list[bytes] | None = KEYS
-) -> tuple[dict[bytes, int], dict[bytes, int]]:
-    """An export at ``at``: its files' real keys (``only`` those) -> report type, and real revisions -> their new type."""
-    keys: dict[bytes, int] = {}
-    revised: dict[bytes, int] = {}
-    for batch in export_batches(storage, signer, out, at, ExportConfig()):
-        export, _ = open_signed_export((out / batch.name).read_bytes(), signer.public_key)
-        for found, into in ((export.keys, keys), (export.revised_keys, revised)):
-            real = uploaded(found, storage) if len(found) else found
-            for k in real:
-                if only is not None and bytes(k["key"]) not in only:
-                    continue
-                assert bytes(k["key"]) not in into  # each key once a file
-                into[bytes(k["key"])] = int(k["report_type"])
-    return keys, revised
 
 
 def _each(kind: int) -> dict[bytes, int]:
@@ -87,15 +49,15 @@ def test_an_f1s_keys_become_likely_then_confirmed_and_go_out_once_each(storage: 
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
     token = None
     for kind in ("recursive", "likely"):
-        _, answer = _upload(storage, kind, token)
+        _, answer = upload_keys(storage, kind, token)
         token = answer.revision_token
         if exported == kind:
-            assert _export(storage, signer, out, NOW + 30) != ({}, {})
-    _, confirmed = _upload(storage, "confirmed", token, at=NOW + 40)
+            assert export_kinds(storage, signer, out, NOW + 30) != ({}, {})
+    _, confirmed = upload_keys(storage, "confirmed", token, at=NOW + 40)
     assert confirmed.revised == 2
     expected = {"never": (_each(CONFIRMED), {}), "recursive": ({}, _each(CONFIRMED)), "likely": ({}, _each(CONFIRMED))}
-    assert _export(storage, signer, out, NOW + 60) == expected[exported]
-    assert _export(storage, signer, out, NOW + 90) == ({}, {})  # out once
+    assert export_kinds(storage, signer, out, NOW + 60) == expected[exported]
+    assert export_kinds(storage, signer, out, NOW + 90) == ({}, {})  # out once
 
 
 @pytest.mark.parametrize("likely_carried", [True, False])
@@ -106,19 +68,19 @@ def test_revoking_the_confirming_code_leaves_the_keys_likely_not_recursive(
     the likely revision (d8ed463 put them back to recursive: F2s would have heard a weaker warning); if no
     file carried the likely revision either, it goes out now."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
-    _, first = _upload(storage, "recursive")
-    assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
-    likely_code, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
+    _, first = upload_keys(storage, "recursive")
+    assert export_kinds(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    likely_code, likely = upload_keys(storage, "likely", first.revision_token, at=NOW + 10)
     if likely_carried:
-        assert _export(storage, signer, out, NOW + 15) == ({}, _each(LIKELY))
-    confirming, _ = _upload(storage, "confirmed", likely.revision_token, at=NOW + 20)
+        assert export_kinds(storage, signer, out, NOW + 15) == ({}, _each(LIKELY))
+    confirming, _ = upload_keys(storage, "confirmed", likely.revision_token, at=NOW + 20)
     said = revoke_code(storage, confirming, NOW + 25, key=KEY)
     assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0, revisions=2), True)
-    assert _export(storage, signer, out, NOW + 60) == ({}, {} if likely_carried else _each(LIKELY))
+    assert export_kinds(storage, signer, out, NOW + 60) == ({}, {} if likely_carried else _each(LIKELY))
     # revoking the likely code too: a file carried its revision (before, or just now), counted (exit 1)
     said = revoke_code(storage, likely_code, NOW + 70, key=KEY)
     assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0, published_revisions=2), False)
-    assert _export(storage, signer, out, NOW + 90) == ({}, {})
+    assert export_kinds(storage, signer, out, NOW + 90) == ({}, {})
 
 
 def test_revoking_the_likely_code_under_a_standing_confirmation_undoes_only_its_own(storage: Storage, tmp_path: Path) -> None:
@@ -127,7 +89,7 @@ def test_revoking_the_likely_code_under_a_standing_confirmation_undoes_only_its_
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
     codes, _ = _chain(storage)
     assert revoke_code(storage, codes[1], NOW + 40, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
-    assert _export(storage, signer, out, NOW + 50) == (_each(CONFIRMED), {})
+    assert export_kinds(storage, signer, out, NOW + 50) == (_each(CONFIRMED), {})
     assert revoke_code(storage, codes[2], NOW + 60, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
 
 
@@ -139,22 +101,22 @@ def test_the_first_and_the_last_code_revoked_leave_the_keys_to_the_middle_one(st
     codes, _ = _chain(storage)
     assert revoke_code(storage, codes[0], NOW + 40, key=KEY).withheld == Withheld(0, 0, 0, 0)
     assert revoke_code(storage, codes[2], NOW + 50, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
-    assert _export(storage, signer, out, NOW + 60) == (_each(LIKELY), {})
+    assert export_kinds(storage, signer, out, NOW + 60) == (_each(LIKELY), {})
     assert revoke_code(storage, codes[1], NOW + 70, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
 
 
 def test_a_negative_test_after_a_likely_diagnosis_revokes_the_keys(storage: Storage, tmp_path: Path) -> None:
     """recursive -> likely -> negative: revoked, and revoked is final."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
-    _, first = _upload(storage, "recursive")
-    assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
-    _, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
-    _, negative = _upload(storage, "negative", likely.revision_token, at=NOW + 20)
+    _, first = upload_keys(storage, "recursive")
+    assert export_kinds(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    _, likely = upload_keys(storage, "likely", first.revision_token, at=NOW + 10)
+    _, negative = upload_keys(storage, "negative", likely.revision_token, at=NOW + 20)
     assert negative.revised == 2
-    assert _export(storage, signer, out, NOW + 60) == ({}, _each(REVOKED))
+    assert export_kinds(storage, signer, out, NOW + 60) == ({}, _each(REVOKED))
     code = issue_code(storage, NOW, key=KEY, test_type="confirmed").code
     with pytest.raises(Exception, match="cannot be revised again"):
-        publish(storage, _body(code, negative.revision_token), "192.0.2.1", NOW + 70, PublishConfig(), code_key=KEY)
+        publish(storage, revision_body(code, negative.revision_token), "192.0.2.1", NOW + 70, PublishConfig(), code_key=KEY)
 
 
 def _meanwhile(storage: Storage, monkeypatch: pytest.MonkeyPatch, *steps: Callable[[], object]) -> None:
@@ -180,14 +142,14 @@ def test_an_export_that_read_the_likely_revision_carries_it_and_the_next_the_con
     the confirmation.  The files go up the ladder, each step once (it dequeued by key id and dropped the
     confirmation before schema 17: no file ever said confirmed)."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
-    _, first = _upload(storage, "recursive")
+    _, first = upload_keys(storage, "recursive")
     if first_exported:
-        assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
-    _, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
-    _meanwhile(storage, monkeypatch, lambda: _upload(storage, "confirmed", likely.revision_token, at=NOW + 30))
-    assert _export(storage, signer, out, NOW + 40) == (({}, _each(LIKELY)) if first_exported else (_each(LIKELY), {}))
-    assert _export(storage, signer, out, NOW + 60) == ({}, _each(CONFIRMED))
-    assert _export(storage, signer, out, NOW + 90) == ({}, {})
+        assert export_kinds(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    _, likely = upload_keys(storage, "likely", first.revision_token, at=NOW + 10)
+    _meanwhile(storage, monkeypatch, lambda: upload_keys(storage, "confirmed", likely.revision_token, at=NOW + 30))
+    assert export_kinds(storage, signer, out, NOW + 40) == (({}, _each(LIKELY)) if first_exported else (_each(LIKELY), {}))
+    assert export_kinds(storage, signer, out, NOW + 60) == ({}, _each(CONFIRMED))
+    assert export_kinds(storage, signer, out, NOW + 90) == ({}, {})
 
 
 def test_exports_finish_while_revisions_keep_coming(storage: Storage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,15 +163,15 @@ def test_exports_finish_while_revisions_keep_coming(storage: Storage, tmp_path: 
     tokens = {}
     for i, keys in enumerate(people):
         code = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=EXPOSED).code
-        tokens[i] = publish(storage, _body(code, None, keys), "192.0.2.1", NOW + 5, PublishConfig(),
+        tokens[i] = publish(storage, revision_body(code, None, keys), "192.0.2.1", NOW + 5, PublishConfig(),
                             code_key=KEY).revision_token
     every = [k for keys in people for k in keys]
-    assert _export(storage, signer, out, NOW + 6, only=every) == ({k: RECURSIVE for k in every}, {})
+    assert export_kinds(storage, signer, out, NOW + 6, only=every) == ({k: RECURSIVE for k in every}, {})
 
     def revise(i: int, test_type: str) -> None:
         if i < len(people):
             code = issue_code(storage, NOW, key=KEY, test_type=test_type).code
-            answer = publish(storage, _body(code, tokens[i], people[i]), "192.0.2.1", NOW + 10, PublishConfig(),
+            answer = publish(storage, revision_body(code, tokens[i], people[i]), "192.0.2.1", NOW + 10, PublishConfig(),
                              code_key=KEY)
             assert answer.revised == 2
             tokens[i] = answer.revision_token
@@ -218,9 +180,9 @@ def test_exports_finish_while_revisions_keep_coming(storage: Storage, tmp_path: 
     for i in range(len(people)):
         _meanwhile(storage, monkeypatch, lambda i=i: revise(i, "confirmed"), lambda i=i: revise(i + 1, "likely"))
         expected = {k: LIKELY for k in people[i]} | ({k: CONFIRMED for k in people[i - 1]} if i else {})
-        assert _export(storage, signer, out, NOW + 20 + i, only=every) == ({}, expected)
-    assert _export(storage, signer, out, NOW + 40, only=every) == ({}, {k: CONFIRMED for k in people[-1]})
-    assert _export(storage, signer, out, NOW + 50, only=every) == ({}, {})
+        assert export_kinds(storage, signer, out, NOW + 20 + i, only=every) == ({}, expected)
+    assert export_kinds(storage, signer, out, NOW + 40, only=every) == ({}, {k: CONFIRMED for k in people[-1]})
+    assert export_kinds(storage, signer, out, NOW + 50, only=every) == ({}, {})
 
 
 def test_two_revisions_read_and_replaced_meanwhile_all_go_out(
@@ -233,19 +195,19 @@ def test_two_revisions_read_and_replaced_meanwhile_all_go_out(
     tokens = []
     for keys in people:
         code = issue_code(storage, NOW, key=KEY, test_type="recursive", exposure_date=EXPOSED).code
-        token = publish(storage, _body(code, None, keys), "192.0.2.1", NOW + 5, PublishConfig(), code_key=KEY).revision_token
+        token = publish(storage, revision_body(code, None, keys), "192.0.2.1", NOW + 5, PublishConfig(), code_key=KEY).revision_token
         code = issue_code(storage, NOW, key=KEY, test_type="likely").code
-        tokens.append(publish(storage, _body(code, token, keys), "192.0.2.1", NOW + 6, PublishConfig(),
+        tokens.append(publish(storage, revision_body(code, token, keys), "192.0.2.1", NOW + 6, PublishConfig(),
                               code_key=KEY).revision_token)
     every = [k for keys in people for k in keys]
 
     def confirm(i: int) -> None:
         code = issue_code(storage, NOW, key=KEY, test_type="confirmed").code
-        publish(storage, _body(code, tokens[i], people[i]), "192.0.2.1", NOW + 10, PublishConfig(), code_key=KEY)
+        publish(storage, revision_body(code, tokens[i], people[i]), "192.0.2.1", NOW + 10, PublishConfig(), code_key=KEY)
 
     _meanwhile(storage, monkeypatch, lambda: confirm(0), lambda: confirm(1))
-    assert _export(storage, signer, out, NOW + 20, only=every) == ({k: LIKELY for k in every}, {})
-    assert _export(storage, signer, out, NOW + 30, only=every) == ({}, {k: CONFIRMED for k in every})
+    assert export_kinds(storage, signer, out, NOW + 20, only=every) == ({k: LIKELY for k in every}, {})
+    assert export_kinds(storage, signer, out, NOW + 30, only=every) == ({}, {k: CONFIRMED for k in every})
 
 
 def test_a_likely_revision_read_then_replaced_and_its_code_revoked_is_not_published(
@@ -255,14 +217,14 @@ def test_a_likely_revision_read_then_replaced_and_its_code_revoked_is_not_publis
     (undone: the keys stand confirmed): the export records nothing (it would publish a revoked code's
     revision) and the next one carries the confirmation."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
-    _, first = _upload(storage, "recursive")
-    assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
-    likely_code, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
-    _meanwhile(storage, monkeypatch, lambda: _upload(storage, "confirmed", likely.revision_token, at=NOW + 30),
+    _, first = upload_keys(storage, "recursive")
+    assert export_kinds(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    likely_code, likely = upload_keys(storage, "likely", first.revision_token, at=NOW + 10)
+    _meanwhile(storage, monkeypatch, lambda: upload_keys(storage, "confirmed", likely.revision_token, at=NOW + 30),
                lambda: revoke_code(storage, likely_code, NOW + 31, key=KEY))
     with pytest.raises(ServerStorageError, match="nothing recorded"):
         export_batches(storage, signer, out, NOW + 40, ExportConfig())
-    assert _export(storage, signer, out, NOW + 60) == ({}, _each(CONFIRMED))
+    assert export_kinds(storage, signer, out, NOW + 60) == ({}, _each(CONFIRMED))
 
 
 def test_a_likely_revision_read_then_replaced_by_a_confirmation_since_revoked_goes_out(
@@ -271,16 +233,16 @@ def test_a_likely_revision_read_then_replaced_by_a_confirmation_since_revoked_go
     """The export read the likely revision; the confirmation replaced it and its code was revoked (the likely
     revision stands again, queued): the export carries the likely revision, and nothing more goes out."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
-    _, first = _upload(storage, "recursive")
-    assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
-    _, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
+    _, first = upload_keys(storage, "recursive")
+    assert export_kinds(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    _, likely = upload_keys(storage, "likely", first.revision_token, at=NOW + 10)
     confirming = issue_code(storage, NOW, key=KEY, test_type="confirmed").code
     _meanwhile(storage, monkeypatch,
-               lambda: publish(storage, _body(confirming, likely.revision_token), "192.0.2.1", NOW + 30, PublishConfig(),
+               lambda: publish(storage, revision_body(confirming, likely.revision_token), "192.0.2.1", NOW + 30, PublishConfig(),
                                code_key=KEY),
                lambda: revoke_code(storage, confirming, NOW + 31, key=KEY))
-    assert _export(storage, signer, out, NOW + 40) == ({}, _each(LIKELY))
-    assert _export(storage, signer, out, NOW + 60) == ({}, {})
+    assert export_kinds(storage, signer, out, NOW + 40) == ({}, _each(LIKELY))
+    assert export_kinds(storage, signer, out, NOW + 60) == ({}, {})
 
 
 def test_a_likely_revision_undone_while_the_confirmed_upload_commits_is_not_lost(
@@ -294,14 +256,14 @@ def test_a_likely_revision_undone_while_the_confirmed_upload_commits_is_not_lost
     revoker, uploader = open_storage(postgres_dsn), open_storage(postgres_dsn)
     try:
         signer = keygen(tmp_path / "keys")
-        _, first = _upload(revoker, "recursive")
-        likely_code, likely = _upload(revoker, "likely", first.revision_token, at=NOW + 10)
+        _, first = upload_keys(revoker, "recursive")
+        likely_code, likely = upload_keys(revoker, "likely", first.revision_token, at=NOW + 10)
         code = issue_code(revoker, NOW, key=KEY, test_type="confirmed").code
         # held once the upload changed the key's row (locked)
         said = revoked_while_held(postgres_dsn, uploader, revoker, monkeypatch, "UPDATE exposure_keys SET revised_",
-                                  _body(code, likely.revision_token), NOW + 20, likely_code)
+                                  revision_body(code, likely.revision_token), NOW + 20, likely_code)
         assert said["upload"].revised == len(KEYS) and said["revoked"].withheld.revisions == len(KEYS)
-        assert _export(revoker, signer, tmp_path / "out", NOW + 60) == (_each(CONFIRMED), {})
+        assert export_kinds(revoker, signer, tmp_path / "out", NOW + 60) == (_each(CONFIRMED), {})
     finally:
         uploader.close()
         revoker.close()
@@ -318,7 +280,7 @@ def test_fakes_are_revised_twice_as_a_real_key_is_and_never_to_the_type_they_sta
     files = []
     token = None
     for i, kind in enumerate(("recursive", "likely", "confirmed")):
-        _, answer = _upload(storage, kind, token, at=NOW + 5 + 100 * i)
+        _, answer = upload_keys(storage, kind, token, at=NOW + 5 + 100 * i)
         token = answer.revision_token
         files.append([open_signed_export((out / b.name).read_bytes(), signer.public_key)[0]
                       for b in export_batches(storage, signer, out, NOW + 50 + 100 * i, ExportConfig())])
@@ -400,8 +362,8 @@ def test_a_schema_16_database_keeps_its_revisions_and_queues_them_by_revision(
 
 
 def _export_all(storage: Storage, signer: Signer, out: Path, at: float) -> tuple[dict[int, int], dict[int, int]]:
-    """``_export`` with every real key (not only KEYS) by its first byte."""
-    keys, revised = _export(storage, signer, out, at, only=None)
+    """``export_kinds`` with every real key (not only KEYS) by its first byte."""
+    keys, revised = export_kinds(storage, signer, out, at, only=None)
     return {k[0]: v for k, v in keys.items()}, {k[0]: v for k, v in revised.items()}
 
 
@@ -414,20 +376,20 @@ def test_a_same_type_upload_over_a_revision_vouches_for_it_and_keeps_the_first_c
     went back to likely); revoking code 2 too takes them back to likely, and revoking the first code then
     withholds them (code 2's upload had cleared its link: they went out though every code was revoked)."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
-    first, likely = _upload(storage, "likely")
-    confirming, _ = _upload(storage, "confirmed", likely.revision_token, at=NOW + 10)
-    again, answer = _upload(storage, "confirmed", at=NOW + 20)
+    first, likely = upload_keys(storage, "likely")
+    confirming, _ = upload_keys(storage, "confirmed", likely.revision_token, at=NOW + 10)
+    again, answer = upload_keys(storage, "confirmed", at=NOW + 20)
     assert (answer.inserted, answer.revised) == (0, 0)
     # undone, yet the keys stand confirmed as code 2 says: nothing changes in the files (was counted revisions=2)
     assert revoke_code(storage, confirming, NOW + 30, key=KEY).withheld == Withheld(0, 0, 0, 0, vouched=2)
     if exported:
-        assert _export(storage, signer, out, NOW + 40) == (_each(CONFIRMED), {})  # was LIKELY
+        assert export_kinds(storage, signer, out, NOW + 40) == (_each(CONFIRMED), {})  # was LIKELY
         assert revoke_code(storage, again, NOW + 50, key=KEY).withheld == Withheld(0, 0, 0, 0, published_revisions=2)
         assert revoke_code(storage, first, NOW + 60, key=KEY).withheld == Withheld(0, 0, 2, 0)
         return
     assert revoke_code(storage, again, NOW + 50, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
     assert revoke_code(storage, first, NOW + 60, key=KEY).withheld == Withheld(2, 0, 0, 0)  # was 0: not withheld
-    assert _export(storage, signer, out, NOW + 70) == ({}, {})
+    assert export_kinds(storage, signer, out, NOW + 70) == ({}, {})
 
 
 @pytest.mark.parametrize("exported", ["never", "before the vouch", "after the vouch"])
@@ -437,19 +399,19 @@ def test_revoking_a_code_that_only_vouched_says_nothing_changes(storage: Storage
     as vouched, not as revisions undone (9606e72's vouch was counted "2 revision(s) ... withheld", and once
     a file had carried code 1's revision as "already published cannot be recalled", exit 1)."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
-    first, likely = _upload(storage, "likely")
-    confirming, _ = _upload(storage, "confirmed", likely.revision_token, at=NOW + 10)
+    first, likely = upload_keys(storage, "likely")
+    confirming, _ = upload_keys(storage, "confirmed", likely.revision_token, at=NOW + 10)
     if exported == "before the vouch":
-        assert _export(storage, signer, out, NOW + 15) == (_each(CONFIRMED), {})
-    again, answer = _upload(storage, "confirmed", at=NOW + 20)
+        assert export_kinds(storage, signer, out, NOW + 15) == (_each(CONFIRMED), {})
+    again, answer = upload_keys(storage, "confirmed", at=NOW + 20)
     assert (answer.inserted, answer.revised) == (0, 0)
     if exported == "after the vouch":
-        assert _export(storage, signer, out, NOW + 25) == (_each(CONFIRMED), {})
+        assert export_kinds(storage, signer, out, NOW + 25) == (_each(CONFIRMED), {})
     said = revoke_code(storage, again, NOW + 30, key=KEY)
     assert (said.withheld, said.all_withheld) == (Withheld(0, 0, 0, 0, vouched=2), True)
     assert "2 revision(s) of keys another code's upload says the same of" in said.sentence()
     assert "nothing changes in the files" in said.sentence() and "earlier codes' keys" not in said.sentence()
-    assert _export(storage, signer, out, NOW + 40) == ((_each(CONFIRMED), {}) if exported == "never" else ({}, {}))
+    assert export_kinds(storage, signer, out, NOW + 40) == ((_each(CONFIRMED), {}) if exported == "never" else ({}, {}))
     # code 1 revoked too: its revision undone (the keys stand likely again) or counted published
     said = revoke_code(storage, confirming, NOW + 50, key=KEY)
     assert said.withheld == Withheld(0, 0, 0, 0, published_revisions=2)
@@ -469,9 +431,9 @@ def test_revoke_code_command_counts_a_vouch_apart(tmp_path: Path) -> None:
             (keys / "code_hmac.key").write_text(KEY.secret.hex() + "\n")
         storage = open_storage(db)
         try:
-            _, likely = _upload(storage, "likely")
-            _upload(storage, "confirmed", likely.revision_token, at=NOW + 10)
-            again, _ = _upload(storage, "confirmed", at=NOW + 20)
+            _, likely = upload_keys(storage, "likely")
+            upload_keys(storage, "confirmed", likely.revision_token, at=NOW + 10)
+            again, _ = upload_keys(storage, "confirmed", at=NOW + 20)
         finally:
             storage.close()
         return CliRunner().invoke(
@@ -503,12 +465,12 @@ def test_a_vouched_revision_standing_again_goes_out_once_and_never_to_the_type_i
     first file carried it confirmed and the next "revised" it to confirmed again (not exported): a real revision
     to the type a key stands as, which no fake gets (it told the real keys from the padding)."""
     signer, out = keygen(tmp_path / "k"), tmp_path / "out"
-    _, first = _upload(storage, "recursive")
+    _, first = upload_keys(storage, "recursive")
     if first_exported:
-        assert _export(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
-    a, likely = _upload(storage, "likely", first.revision_token, at=NOW + 10)
-    _upload(storage, "confirmed", likely.revision_token, at=NOW + 20)
-    _upload(storage, "confirmed", at=NOW + 30)
+        assert export_kinds(storage, signer, out, NOW + 8) == (_each(RECURSIVE), {})
+    a, likely = upload_keys(storage, "likely", first.revision_token, at=NOW + 10)
+    upload_keys(storage, "confirmed", likely.revision_token, at=NOW + 20)
+    upload_keys(storage, "confirmed", at=NOW + 30)
     assert revoke_code(storage, a, NOW + 40, key=KEY).withheld == Withheld(0, 0, 0, 0, revisions=2)
-    assert _export(storage, signer, out, NOW + 60) == (({}, _each(CONFIRMED)) if first_exported else (_each(CONFIRMED), {}))
-    assert _export(storage, signer, out, NOW + 90) == ({}, {})
+    assert export_kinds(storage, signer, out, NOW + 60) == (({}, _each(CONFIRMED)) if first_exported else (_each(CONFIRMED), {}))
+    assert export_kinds(storage, signer, out, NOW + 90) == ({}, {})

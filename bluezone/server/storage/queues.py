@@ -69,6 +69,13 @@ STANDING_REVISION = (
     f" AND NOT {VOUCH}) END"
 )
 
+def carriable(queue: str = "q") -> str:
+    """A ``queue`` row of revision_queue a file may carry: its revision is still kept (no revocation undid it)
+    and no file carried it yet.  Any other row is stale: read, its ``carried = 0`` count never matched, and
+    every export recorded nothing until its key aged out (``ExportQueues.settle_revision_queue``)."""
+    return f"EXISTS (SELECT 1 FROM key_revisions c WHERE c.id = {queue}.revision_id AND c.carried = 0)"
+
+
 #: Why an export records nothing: ``{}`` keys read, taken out of ``{}``.
 _LOST = (
     "another export published, or a code revocation withheld, some of these {} keys (from {}) meanwhile:"
@@ -138,12 +145,56 @@ class ExportQueues(ExportBookkeeping):
     def pending_revisions(self, min_start_interval: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Exported keys revised since, not yet in a batch's ``revised_keys``, with their new report type
         (key ids and revision ids as ``pending_keys``).  A key still waiting for its first export is left
-        out: its revision goes out with it."""
+        out: its revision goes out with it, and so is a stale row (``carriable``): no file carries it twice,
+        nor one undone."""
         return self._read_queue(
             "revision_queue",
-            "q.rolling_start >= ? AND NOT EXISTS (SELECT 1 FROM export_queue e WHERE e.key_id = q.key_id)",
+            "q.rolling_start >= ? AND NOT EXISTS (SELECT 1 FROM export_queue e WHERE e.key_id = q.key_id)"
+            f" AND {carriable()}",
             [min_start_interval],
         )
+
+    def stale_revisions(self) -> tuple[int, int]:
+        """Rows of revision_queue no file may carry (``carriable``) waiting now, and how many exports dropped
+        so far (``settle_revision_queue``): what ``server status`` reports."""
+        with self._transaction(write=False) as cur:
+            (waiting,) = self._exec(cur, f"SELECT COUNT(*) FROM revision_queue q WHERE NOT {carriable()}").fetchone()
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'revisions_dropped'").fetchone()
+        return int(waiting), 0 if row is None else int(row[0])
+
+    def settle_revision_queue(self) -> tuple[int, int]:
+        """Drop the rows of revision_queue no file may carry (``carriable``: one a file carried already, one a
+        revocation undid), and queue their keys as they stand where no file carried that revision yet and
+        nothing else of theirs waits; (rows dropped, keys queued again).  Read first, written only if any.
+
+        No path known since 26ea10c leaves such a row, but one did, and each stopped all publishing: the
+        export skips them (``pending_revisions``) and settles them here, counted in meta for ``server status``."""
+        with self._transaction(write=False) as cur:
+            stale = [int(i) for (i,) in self._exec(
+                cur, f"SELECT q.revision_id FROM revision_queue q WHERE NOT {carriable()}"
+            ).fetchall()]
+        if not stale:
+            return 0, 0
+        first, last = id_runs(np.unique(np.array(stale, np.int64)))
+        with self._transaction() as cur:
+            dropped = [int(k) for a, b in zip(first.tolist(), last.tolist()) for (k,) in self._exec(
+                cur, "DELETE FROM revision_queue WHERE revision_id BETWEEN ? AND ?"  # judged again: an export or
+                f" AND NOT {carriable('revision_queue')} RETURNING key_id", [a, b]).fetchall()]  # revocation came first?
+            keys, requeued = sorted(set(dropped)), 0
+            for start in range(0, len(keys), 10_000):  # (SQLite takes up to 32,766 parameters a statement)
+                part = keys[start : start + 10_000]
+                marks = ", ".join("?" * len(part))
+                self._exec(cur, f"SELECT k.id FROM exposure_keys k WHERE k.id IN ({marks}){self._lock_keys}", part).fetchall()
+                standing = (  # as it stands, if no file carried that and nothing else of the key waits
+                    f"k.id IN ({marks}) AND NOT EXISTS (SELECT 1 FROM export_queue e WHERE e.key_id = k.id)"
+                    " AND NOT EXISTS (SELECT 1 FROM revision_queue q WHERE q.key_id = k.id)"
+                    f" AND EXISTS (SELECT 1 FROM key_revisions s WHERE s.id = {STANDING_REVISION} AND s.carried = 0)"
+                )
+                requeued += int(self._exec(cur, f"SELECT COUNT(*) FROM exposure_keys k WHERE {standing}", part).fetchone()[0])
+                self._queue_keys(cur, "revision_queue", standing, part)
+            if dropped:
+                self._add_to_meta(cur, "revisions_dropped", len(dropped))
+        return len(dropped), requeued
 
     def _read_queue(self, queue: str, where: str, params: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(KEY_DTYPE keys, their ids, their revisions' ids) of the rows ``q`` of ``queue`` that ``where`` selects.
@@ -178,11 +229,14 @@ class ExportQueues(ExportBookkeeping):
 
     def _count_withheld(self, cur: Any) -> None:
         """A revocation deleted waiting keys: the exports that read them before find it out."""
-        bumped = self._exec(
-            cur, "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE name = 'keys_withheld'"
-        ).rowcount
-        if not bumped:
-            self._exec(cur, "INSERT INTO meta (name, value) VALUES ('keys_withheld', '1')")
+        self._add_to_meta(cur, "keys_withheld", 1)
+
+    def _add_to_meta(self, cur: Any, name: str, count: int) -> None:
+        """Add ``count`` to the counter ``name`` in meta (made at 0)."""
+        self._exec(
+            cur, "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE"
+            " SET value = CAST(CAST(meta.value AS INTEGER) + CAST(excluded.value AS INTEGER) AS TEXT)", [name, str(count)],
+        )
 
     @contextmanager
     def export_transaction(
