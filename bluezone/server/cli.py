@@ -335,7 +335,7 @@ def export_cmd(
     finally:
         storage.close()
     if as_json:
-        doc = {"export_dir": str(out), "batches": [b.__dict__ for b in run.batches], "waiting": waiting.as_dict(),
+        doc = {"export_dir": str(out), "batches": [b.as_dict() for b in run.batches], "waiting": waiting.as_dict(),
                "held_clock_jump_seconds": run.jump}
         click.echo(json.dumps(doc, indent=2))
     else:

@@ -41,7 +41,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PER
 from bluezone.errors import BluezoneError, ExportSignatureError, InputError, KeyFileError, ServerStorageError
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import load_public_key, open_signed_export, public_key_base64, signed_export_zip
-from bluezone.keyformat.keys import MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET, REPORT_TYPE_CERTAINTY
+from bluezone.keyformat.keys import KEY_DTYPE, MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET, REPORT_TYPE_CERTAINTY
 from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count, revisable_like
 from bluezone.server.signing import Signer
 from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
@@ -176,7 +176,7 @@ def export_batches(
     _settle_revision_queue(storage)
     withheld = storage.keys_withheld()  # a revocation deleting keys from here on: this export records nothing
     new_keys, new_ids, new_revisions = storage.pending_keys(max_end_interval=interval_number(now), min_start_interval=oldest)
-    revised_keys, _, revisions = storage.pending_revisions(min_start_interval=oldest)
+    revised_keys, revised_ids, revisions = storage.pending_revisions(min_start_interval=oldest)
     # one queue: new keys (as they stand: a revision before the first export is in its type), then
     # revisions of keys exported before (they go in ``revised_keys``)
     keys = np.concatenate([new_keys, revised_keys])
@@ -185,7 +185,8 @@ def export_batches(
     carried = np.sort(np.r_[new_revisions[new_revisions > 0], revisions])
     # read before the transaction: what pads a day's file of revisions
     revisable, onsets_before = (
-        _revisable_fakes(storage, signer, out_dir, revised_keys, now, config) if config.min_keys_per_file else ({}, {})
+        _revisable_fakes(storage, signer, out_dir, revised_keys, revised_ids, now, config)
+        if config.min_keys_per_file else ({}, {})
     )
     written: list[BatchRecord] = []
     try:
@@ -326,8 +327,16 @@ def _signed_day(
             end_timestamp=end_ts,
             revised_keys=keys.take(revised),
         )
-        padding = 0 if fake is None else int(np.count_nonzero(fake[chunk]))
-        yield BatchRecord(name, now, start_ts, end_ts, i + 1, n_files, len(chunk) - padding, padding, _digest(data)), data
+        fakes = chunk[fake[chunk]] if fake is not None else chunk[:0]
+        yield BatchRecord(
+            name, now, start_ts, end_ts, i + 1, n_files, len(chunk) - len(fakes), len(fakes), _digest(data),
+            _rows(keys, plain[np.isin(plain, fakes)]), _rows(keys, revised[np.isin(revised, fakes)]),
+        ), data
+
+
+def _rows(keys: np.ndarray, rows: np.ndarray) -> bytes:
+    """``keys``' ``rows`` (KEY_DTYPE) end to end, as a batch record keeps its file's fakes."""
+    return np.ascontiguousarray(keys.take(rows)).tobytes()
 
 
 def export_venue_reports(
@@ -445,19 +454,46 @@ def _fake_revisions(
 
 
 def _revisable_fakes(
-    storage: Storage, signer: Signer, out_dir: Path, revisions: np.ndarray, now: float, config: ExportConfig
+    storage: Storage, signer: Signer, out_dir: Path, revisions: np.ndarray, key_ids: np.ndarray, now: float,
+    config: ExportConfig,
 ) -> tuple[dict[int, np.ndarray], dict[bytes, int]]:
-    """Per day of ``revisions``' keys, the fakes this server published in its listed files of that day, as
-    they stand (first published, or as the most certain revision of them a file carried), of a type a
-    revision may still change (likely, recursive), each once: what pads a file of revisions, so that it does
-    not hold exactly one person's revised keys.  A fake revised recursive -> likely may be revised again, as
-    a real key may (an F1 diagnosed, then tested): else a key in two files' revisions was a real one.  And
-    each of ``revisions``' days since onset as it stands in those files (how far the revision moves it).
-    Each file's fakes are told apart with its export day's padding secret, kept longer than any of its keys
-    can be revised (``Storage.purge``).  A file gone or damaged on disk lends none (a warning)."""
-    wanted = {int(day) * DAY_SECONDS for day in np.unique(revisions["rolling_start"] // ROLLING_PERIOD)}
+    """Per day of ``revisions``' keys (``key_ids``) that may get fake revisions (fewer real ones than a file's
+    padding fills up to), the fakes this server published in its listed files of that day, as they stand
+    (first published, or as the most certain revision of them a file carried), of a type a revision may
+    still change (likely, recursive), each once: what pads a file of revisions, so that it does not hold
+    exactly one person's revised keys.  A fake revised recursive -> likely may be revised again, as a real
+    key may (an F1 diagnosed, then tested): else a key in two files' revisions was a real one.  And each of
+    those revisions' days since onset as the files last published it (how far the revision moves it).
+
+    Each file's fakes come with its record (schema 18); a day with a file recorded before is read from the
+    files as before (``_fakes_from_files``)."""
+    days = revisions["rolling_start"] // ROLLING_PERIOD
+    counts = dict(zip(*(a.tolist() for a in np.unique(days, return_counts=True))))
+    wanted = {day * DAY_SECONDS for day, n in counts.items() if n < config.min_keys_per_file + config.padding_range}
     if not wanted:
         return {}, {}
+    since = now - config.retention_days * DAY_SECONDS
+    records = [r for r in storage.batch_padding(since, sorted(wanted)) if r[0].split("-", 2)[1] != "venues"]
+    if any(fakes is None or revised is None for _, _, fakes, revised in records):
+        return _fakes_from_files(storage, signer, out_dir, revisions[np.isin(days * DAY_SECONDS, list(wanted))], now, config)
+    found: dict[int, list[np.ndarray]] = {start: [] for start in wanted}
+    stands: dict[bytes, tuple[int, int]] = {}
+    for _, start, fakes, revised in records:
+        found[start].append(np.frombuffer(fakes or b"", KEY_DTYPE))
+        _note_revisions(stands, np.frombuffer(revised or b"", KEY_DTYPE))
+    onsets_before = storage.published_onsets(key_ids[np.isin(days * DAY_SECONDS, list(wanted))].tolist())
+    return _standing(found, stands, revisions[:0]), onsets_before
+
+
+def _fakes_from_files(
+    storage: Storage, signer: Signer, out_dir: Path, revisions: np.ndarray, now: float, config: ExportConfig
+) -> tuple[dict[int, np.ndarray], dict[bytes, int]]:
+    """``_revisable_fakes`` for ``revisions`` (of days that may get fake revisions) where files recorded before
+    schema 18 hold some of the fakes: every listed file of their days read back and verified, its fakes told
+    apart with its export day's padding secret, kept longer than any of its keys can be revised
+    (``Storage.purge``), and the revisions' days since onset as those files last published them.  A file
+    gone or damaged on disk lends none (a warning)."""
+    wanted = {int(day) * DAY_SECONDS for day in np.unique(revisions["rolling_start"] // ROLLING_PERIOD)}
     since = now - config.retention_days * DAY_SECONDS
     verifiers = _verifiers(storage, signer, since)
     found: dict[int, list[np.ndarray]] = {start: [] for start in wanted}
@@ -473,26 +509,38 @@ def _revisable_fakes(
             log.warning("%s lends no fakes to pad revisions: %s", batch.name, exc)
             continue
         found[batch.start_timestamp].append(export.keys[is_fake(export.keys, storage.padding_secret(int(stamp) // DAY_SECONDS))])
-        revised = export.revised_keys
-        for key, report_type, onset in zip(
-            _key_bytes(revised), revised["report_type"].tolist(), revised["days_since_onset"].tolist()
-        ):
-            if REPORT_TYPE_CERTAINTY.get(report_type, 0) > REPORT_TYPE_CERTAINTY.get(stands.get(key, (0, 0))[0], 0):
-                stands[key] = (report_type, onset)
+        _note_revisions(stands, export.revised_keys)
         first = export.keys[np.isin(export.keys["key"], revisions["key"])]
         onsets_before.update(zip(_key_bytes(first), first["days_since_onset"].tolist()))
     onsets_before.update((key, stands[key][1]) for key in _key_bytes(revisions) if key in stands)
+    return _standing(found, stands, revisions[:0]), onsets_before
+
+
+def _note_revisions(stands: dict[bytes, tuple[int, int]], revised: np.ndarray) -> None:
+    """Keep in ``stands`` each key's most certain (type, onset) of a file's ``revised`` keys."""
+    for key, report_type, onset in zip(
+        _key_bytes(revised), revised["report_type"].tolist(), revised["days_since_onset"].tolist()
+    ):
+        if REPORT_TYPE_CERTAINTY.get(report_type, 0) > REPORT_TYPE_CERTAINTY.get(stands.get(key, (0, 0))[0], 0):
+            stands[key] = (report_type, onset)
+
+
+def _standing(
+    found: dict[int, list[np.ndarray]], stands: dict[bytes, tuple[int, int]], empty: np.ndarray
+) -> dict[int, np.ndarray]:
+    """Per day (number), its files' fakes (``found``, per day start) each once (a roll-up holds its day's fakes
+    again), as ``stands`` revised them, of a type a revision may still change."""
     revisable, seen = {}, set()
     for start, parts in found.items():
-        fakes = np.concatenate(parts) if parts else revisions[:0]
+        fakes = np.concatenate(parts) if parts else empty
         keep = np.ones(len(fakes), bool)
-        for i, key in enumerate(_key_bytes(fakes)):  # each once (a roll-up holds its day's fakes again)
+        for i, key in enumerate(_key_bytes(fakes)):
             keep[i] = key not in seen
             seen.add(key)
             if key in stands:
                 fakes["report_type"][i], fakes["days_since_onset"][i] = stands[key]
         revisable[start // DAY_SECONDS] = fakes[keep & np.isin(fakes["report_type"], (LIKELY, RECURSIVE))]
-    return revisable, onsets_before
+    return revisable
 
 
 def _key_bytes(keys: np.ndarray) -> list[bytes]:

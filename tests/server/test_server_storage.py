@@ -910,3 +910,27 @@ def test_a_schema_9_database_counts_failed_tries_per_client(new_db, monkeypatch)
         assert storage.count_failures(0, "192.0.2.1") == 3 and storage.count_try_rows() == 1
     finally:
         storage.close()
+
+
+def test_a_schema_17_database_keeps_its_files_records_and_reads_their_fakes_from_the_files(new_db, monkeypatch) -> None:
+    """Schema 18 keeps each key file's fakes with its record: a file recorded before has none (NULL, not "no
+    fakes"), so the export reads that file back for them as before; one recorded after has its own."""
+    from bluezone.server.storage import schema
+
+    with monkeypatch.context() as m:
+        m.setattr(schema, "SCHEMA_VERSION", 17)
+        old = open_storage(new_db)
+    with old._transaction() as cur:
+        old._exec(cur, "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size,"
+                       " num_keys, padding_keys, sha256) VALUES ('old.zip', ?, 86400, 172800, 1, 1, 2, 100, NULL)", [NOW])
+    old.close()
+    storage = open_storage(new_db)
+    try:
+        assert schema_version(storage) == schema.SCHEMA_VERSION == 18
+        new = BatchRecord("new.zip", NOW, 86400, 172800, 1, 1, 2, 1, None, b"\x01" * 33, b"")
+        with storage._transaction() as cur:
+            storage._record_batches(cur, [new])
+        assert storage.batch_padding(0, [86400]) == [("old.zip", 86400, None, None), ("new.zip", 86400, b"\x01" * 33, b"")]
+        assert storage.batch_padding(0, [0]) == [] and [b.name for b in storage.batches()] == ["old.zip", "new.zip"]
+    finally:
+        storage.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from bluezone.errors import ServerStorageError
@@ -27,12 +27,21 @@ class BatchRecord:
     num_keys: int  # keys (and revisions) uploaded; check-in reports with their decoys in a venue file
     padding_keys: int = 0  # fake keys beside them (bluezone/server/padding.py), never counted as keys
     sha256: str | None = None  # of the file as written (hex; None: recorded before schema 14)
+    #: a key file's fake keys and fake revisions (padding), KEY_DTYPE rows end to end as in the file (schema
+    #: 18): what pads a later file of revisions, without reading the file back.  None: not recorded (before
+    #: schema 18, or a check-in file).
+    fake_keys: bytes | None = field(default=None, compare=False, repr=False)
+    fake_revisions: bytes | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, object]:
+        """What `server export --json` says of the file (its fakes are the server's own)."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("fake_keys", "fake_revisions")}
 
 
 #: A batch record's row, its fields in the dataclass's order (``astuple``).
 _INSERT_BATCH = (
     "INSERT INTO batches (name, created_at, start_timestamp, end_timestamp, batch_num, batch_size, num_keys,"
-    " padding_keys, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " padding_keys, sha256, fake_keys, fake_revisions) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -107,6 +116,20 @@ class ExportBookkeeping(Database):
                 [since],
             ).fetchall()
         return [BatchRecord(*r) for r in rows]
+
+    def batch_padding(self, since: float, starts: Sequence[int]) -> list[tuple[str, int, bytes | None, bytes | None]]:
+        """(name, start_timestamp, fake_keys, fake_revisions) of the files ``batches(since)`` lists whose day of
+        keys starts at one of ``starts``, in the same order: what pads a file of revisions of those days."""
+        if not starts:
+            return []
+        with self._transaction(write=False) as cur:
+            rows = self._exec(
+                cur,
+                "SELECT name, start_timestamp, fake_keys, fake_revisions FROM batches WHERE end_timestamp >= ?"
+                f" AND start_timestamp IN ({', '.join('?' * len(starts))}) ORDER BY id",
+                [since, *starts],
+            ).fetchall()
+        return [(str(n), int(s), None if k is None else bytes(k), None if r is None else bytes(r)) for n, s, k, r in rows]
 
     def export_runs(self, last: int) -> list[float]:
         """The clock readings of the ``last`` export runs noted (``note_export_run``), oldest first; in a

@@ -154,6 +154,26 @@ class ExportQueues(ExportBookkeeping):
             [min_start_interval],
         )
 
+    def published_onsets(self, key_ids: Sequence[int]) -> dict[bytes, int]:
+        """The days since onset the files last published for each of ``key_ids`` (exported keys): that of its
+        latest revision a file carried (with its key's first file, or in a batch's revised_keys), else as
+        uploaded; NO_DAYS_SINCE_ONSET where unknown.  How far a revision now moves it (padding)."""
+        onsets: dict[bytes, int] = {}
+        for start in range(0, len(key_ids), 10_000):  # (SQLite takes up to 32,766 parameters a statement)
+            part = [int(i) for i in key_ids[start : start + 10_000]]
+            with self._transaction(write=False) as cur:
+                rows = self._exec(
+                    cur,
+                    "SELECT k.key_data, k.days_since_onset, r.id, r.days_since_onset FROM exposure_keys k"  # (+ 0: STANDING_REVISION)
+                    " LEFT JOIN key_revisions r ON r.id = (SELECT MAX(c.id + 0) FROM key_revisions c WHERE c.key_id = k.id"
+                    f" AND c.carried = 1) WHERE k.id IN ({', '.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+            for key, uploaded, revision, revised in rows:
+                onset = uploaded if revision is None else revised
+                onsets[bytes(key)] = int(NO_DAYS_SINCE_ONSET) if onset is None else int(onset)
+        return onsets
+
     def stale_revisions(self) -> tuple[int, int]:
         """Rows of revision_queue no file may carry (``carriable``) waiting now, and how many exports dropped
         so far (``settle_revision_queue``): what ``server status`` reports."""
