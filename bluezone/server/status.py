@@ -25,6 +25,9 @@ RETENTION_SECONDS = 14 * DAY_SECONDS
 #: What ``server status`` names during a guessing alarm: the IPv6 prefix an ISP (or a hosting provider) is
 #: given, 65,536 /48s, each with a failed-try budget of its own (docs/server.md, "What guessing buys").
 NETWORK_PREFIX = 32
+#: ... and the IPv4 block it names: 65,536 addresses, each with a budget of its own (IPv4 has no shared one:
+#: a mobile network's subscribers share a pool of addresses behind carrier-grade NAT)
+IPV4_NETWORK_PREFIX = 16
 
 #: Keys exportable for longer than this mean the exporter is not running (it runs every 3600 s by default,
 #: so a key may wait an hour for the next export).
@@ -54,6 +57,8 @@ class ServerStatus:
     codes_revoked_24h: dict[str, int] = field(default_factory=dict)  # `server revoke-code` in the last 24 h
     #: the IPv6 /32 whose /48s failed most in the window: (network, failed tries, /48s), None if none did
     busiest_network: tuple[str, int, int] | None = None
+    #: the IPv4 /16 whose addresses failed most in the window: (network, failed tries, addresses), None if none did
+    busiest_ipv4_network: tuple[str, int, int] | None = None
     #: queued revisions no file may carry (one carried already, or undone): the next export drops them
     stale_revisions: int = 0
     revisions_dropped: int = 0  # such rows the exports have dropped so far (each with a warning in their log)
@@ -86,6 +91,9 @@ class ServerStatus:
             "revisions_dropped": self.revisions_dropped,
             "busiest_network": None if self.busiest_network is None else dict(
                 zip(("network", "failed_code_tries", "sites"), self.busiest_network)
+            ),
+            "busiest_ipv4_network": None if self.busiest_ipv4_network is None else dict(
+                zip(("network", "failed_code_tries", "addresses"), self.busiest_ipv4_network)
             ),
         }
 
@@ -124,6 +132,10 @@ class ServerStatus:
                 network, tries, sites = self.busiest_network
                 out.append(f"GUESSING: {tries} of them from {network} ({sites} /48s of one provider): if none of your"
                            " users is there (a hosting provider's), block it at the firewall or ask its abuse contact")
+            if self.busiest_ipv4_network is not None:
+                network, tries, addresses = self.busiest_ipv4_network
+                out.append(f"GUESSING: {tries} of them from {network} ({addresses} IPv4 addresses): if none of your"
+                           " users is there (a hosting provider's), block it at the firewall or ask its abuse contact")
         else:
             out.append(f"failed verification codes within the hour: {self.failed_code_tries}")
         return out
@@ -154,22 +166,28 @@ def server_status(
         failed_code_tries=storage.count_failures(now - PublishConfig.failure_window, EVERYBODY),
         guessing_alarm=guessing_alarm,
         busiest_network=busiest_network(storage.shared_failures(now - PublishConfig.failure_window)),
+        busiest_ipv4_network=busiest_network(storage.client_failures(now - PublishConfig.failure_window), 4),
         stale_revisions=stale,
         revisions_dropped=dropped,
     )
 
 
-def busiest_network(sites: Iterable[tuple[str, int]]) -> tuple[str, int, int] | None:
-    """Of the IPv6 /48s' failed tries ``sites`` ((network, tries); other keys skipped), the /32 holding most:
-    (its network, its tries, its /48s).  No budget is kept per /32 (one customer of a national provider
-    would lock out all its other customers' uploads): an operator decides whether to block it."""
+def busiest_network(sites: Iterable[tuple[str, int]], version: int = 6) -> tuple[str, int, int] | None:
+    """Of the failed tries ``sites`` ((network or address, tries); others skipped), the provider's block holding
+    most: IPv6 /48s' by their /32, or IPv4 addresses' (``version`` 4) by their /16: (its network, its tries, its
+    /48s or addresses).  No budget is kept per /32 or /16 (one customer of a national provider would lock out
+    all its other customers' uploads): an operator decides whether to block it."""
+    prefix = NETWORK_PREFIX if version == 6 else IPV4_NETWORK_PREFIX
     tries: Counter[str] = Counter()
     counted: Counter[str] = Counter()
     for site, failures in sites:
         try:
-            provider = str(ipaddress.IPv6Network(site).supernet(new_prefix=NETWORK_PREFIX))
+            network = ipaddress.ip_network(site)
         except ValueError:  # everybody's count, or a row not a network's
             continue
+        if network.version != version or network.prefixlen < prefix:
+            continue
+        provider = str(network.supernet(new_prefix=prefix))
         tries[provider] += failures
         counted[provider] += 1
     if not tries:

@@ -190,3 +190,30 @@ def test_status_names_the_network_guessing_comes_from(storage, tmp_path: Path) -
     }
     assert "GUESSING: 30 of them from 2001:db8::/32 (15 /48s of one provider)" in "\n".join(alarmed.lines())
     assert server_status(storage, NOW + 3700).busiest_network is None  # the hour has passed
+
+
+def test_status_names_the_ipv4_block_guessing_comes_from(storage, tmp_path: Path) -> None:
+    """IPv4 has no shared budget (a mobile network's subscribers share its addresses behind carrier-grade NAT:
+    a budget per block would let one of them lock out the rest), so 65,536 addresses of a /16 make ~655,000
+    tries an hour; during the alarm the /16 most of them come from is named, as an IPv6 provider's /32 is."""
+    import pytest
+
+    from bluezone.errors import PublishError
+    from bluezone.server.publish import PublishConfig, publish
+
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    guess = json.dumps({"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": day}],
+                        "verificationPayload": "12345678"}).encode()
+    hosts = [f"198.51.{n}.{i}" for n in range(6) for i in (1, 2)] * 2 + ["192.0.2.1"] * 3 + ["2001:db8::1"] * 4
+    for host in hosts:
+        with pytest.raises(PublishError, match="not valid"):
+            publish(storage, guess, host, NOW, PublishConfig(), code_key=KEY)
+    quiet = server_status(storage, NOW + 60)
+    assert quiet.busiest_ipv4_network == ("198.51.0.0/16", 24, 12)
+    assert not any("198.51.0.0/16" in line for line in quiet.lines())
+    alarmed = server_status(storage, NOW + 60, guessing_alarm=30)
+    assert alarmed.being_guessed and alarmed.as_dict()["busiest_ipv4_network"] == {
+        "network": "198.51.0.0/16", "failed_code_tries": 24, "addresses": 12,
+    }
+    assert "GUESSING: 24 of them from 198.51.0.0/16 (12 IPv4 addresses)" in "\n".join(alarmed.lines())
+    assert server_status(storage, NOW + 3700).busiest_ipv4_network is None  # the hour has passed

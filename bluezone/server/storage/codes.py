@@ -226,6 +226,16 @@ class VerificationCodes(Database):
             ).fetchall()
         return [(str(key).removeprefix(SHARED_BUDGET), int(n)) for key, n in rows]
 
+    def client_failures(self, since: float) -> list[tuple[str, int]]:
+        """Each client's failed tries (an IPv4 address, an IPv6 /64) in its window begun at or after ``since``:
+        IPv4 has no shared budget, so where such an attack comes from is read from these."""
+        with self._transaction(write=False) as cur:
+            rows = self._exec(
+                cur, "SELECT client, failures FROM code_tries WHERE window_start >= ? AND client NOT LIKE ?",
+                [since, SHARED_BUDGET + "%"],
+            ).fetchall()
+        return [(str(key), int(n)) for key, n in rows]
+
     def count_try_rows(self) -> int:
         """Rows the failed-try table holds (one per client with a window): what an attacker can grow."""
         with self._transaction(write=False) as cur:
