@@ -473,15 +473,16 @@ def _revisable_fakes(
     if not wanted:
         return {}, {}
     since = now - config.retention_days * DAY_SECONDS
+    padded = np.isin(days, [start // DAY_SECONDS for start in wanted])  # (day numbers: seconds overflow int32 in 2038)
     records = [r for r in storage.batch_padding(since, sorted(wanted)) if r[0].split("-", 2)[1] != "venues"]
     if any(fakes is None or revised is None for _, _, fakes, revised in records):
-        return _fakes_from_files(storage, signer, out_dir, revisions[np.isin(days * DAY_SECONDS, list(wanted))], now, config)
+        return _fakes_from_files(storage, signer, out_dir, revisions[padded], now, config)
     found: dict[int, list[np.ndarray]] = {start: [] for start in wanted}
     stands: dict[bytes, tuple[int, int]] = {}
     for _, start, fakes, revised in records:
         found[start].append(np.frombuffer(fakes or b"", KEY_DTYPE))
         _note_revisions(stands, np.frombuffer(revised or b"", KEY_DTYPE))
-    onsets_before = storage.published_onsets(key_ids[np.isin(days * DAY_SECONDS, list(wanted))].tolist())
+    onsets_before = storage.published_onsets(key_ids[padded].tolist())
     return _standing(found, stands, revisions[:0]), onsets_before
 
 
