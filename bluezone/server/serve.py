@@ -351,21 +351,21 @@ def serve(app: Any, settings: ServeSettings, started: str, sock: socket.socket |
         raise ServeError("the key server did not start (see the log above)")
 
 
-def run_until_stopped(server: Any, sock: socket.socket) -> None:
+def run_until_stopped(server: Any, sock: socket.socket, then: Any = None) -> None:
     """``server.run`` (a uvicorn.Server) on ``sock`` until SIGTERM or SIGINT, then return, so that the caller
     closes its database.  uvicorn (0.29 and later) raises the signal that stopped it again once it has shut
     down, under the handler it found: the default one killed the process there (exit 143), before the
     caller's ``finally`` closed the storage: SQLite's WAL was left beside the database (a copy of the file
     alone after `systemctl stop` lacked the last writes) and each worker's PostgreSQL connections were cut,
     not closed.  Its own handler is left in place around it instead (a signal before it runs: it starts,
-    then stops at once), and what was there before is put back after."""
+    then stops at once), and what was there before is put back after (``then``: that handler instead)."""
     stops = (signal.SIGTERM, signal.SIGINT)
     previous = {sig: signal.signal(sig, server.handle_exit) for sig in stops}
     try:
         server.run(sockets=[sock])
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if then is None else then)
 
 
 #: Seconds the workers get to finish the requests under way once told to stop (uvicorn's graceful shutdown
@@ -462,7 +462,9 @@ def _run_worker(
         with make_app(index) as app:
             log.info("worker %d of %d serving%s", index, workers, " (runs the scheduled exports)" if index == 0 else "")
             server = uvicorn.Server(uvicorn_config(app, settings))
-            run_until_stopped(server, sock)
+            # stopped: a stop asked again (the parent's, just after systemd's to the whole group) waits for the
+            # close below; under the default handler it killed the worker first, its connection cut, not closed
+            run_until_stopped(server, sock, then=signal.SIG_IGN)
     except BluezoneError as exc:  # a refused login, the database gone at start: one line, its exit code
         log.error("worker %d: %s", index, exc)
         raise SystemExit(exc.exit_code) from None
