@@ -44,12 +44,13 @@ def test_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
     assert "--workers 2 needs PostgreSQL" in result.output and len(result.output.strip().splitlines()) == 1
 
 
-def _start(postgres_dsn: str, tmp_path: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(postgres_dsn: str, tmp_path: Path, port: int, own_group: bool = False) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "bluezone.cli", "server", "run", "--server-db", postgres_dsn, "--port", str(port),
          "--signing-key-dir", str(tmp_path / "k"), "--export-dir", str(tmp_path / "e"), "--export-every", "1",
          "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=own_group,
     )
 
 
@@ -147,3 +148,58 @@ def test_a_worker_that_dies_stops_the_server(postgres_dsn: str, tmp_path: Path) 
     assert proc.returncode == 1, output.decode()
     assert "stopping the other workers" in output.decode()
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def _connections(dsn: str) -> int:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0])
+
+
+@pytest.mark.slow
+@pytest.mark.wall_clock
+@pytest.mark.parametrize("to", ["group", "parent"])
+def test_two_workers_stopped_close_their_connections(postgres_dsn: str, tmp_path: Path, to: str) -> None:
+    """`server run --workers 2` on PostgreSQL stopped as systemd stops it (SIGTERM to the group) or by `kill` of
+    the parent: exit 0, and every connection it opened closed, none cut.  This database's backends log at
+    debug1, where PostgreSQL says "unexpected EOF on client connection" for a client gone without closing
+    (a worker killed before `server run` closed its storage, as uvicorn 0.29+'s re-raised signal did)."""
+    import psycopg
+
+    assert CliRunner().invoke(cli, ["server", "keygen", "--out", str(tmp_path / "k")], obj={}).exit_code == 0
+    database = postgres_dsn.split("?")[0].rsplit("/", 1)[1]
+    log = Path(postgres_dsn.split("host=")[1]).parent / "log"  # the private cluster's (conftest.py)
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {database} SET log_min_messages = 'debug1'")
+    port = _free_port()
+    proc = _start(postgres_dsn, tmp_path, port, own_group=True)
+    logged = log.stat().st_size
+    try:
+        _wait_ready(proc, f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 60
+        output = b""
+        while output.count(b" of 2 serving") < 2 or not (tmp_path / "e" / "index.txt").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
+            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+        assert _connections(postgres_dsn) >= 2  # each worker's
+        if to == "group":
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
+        output += proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, output.decode()
+    deadline = time.monotonic() + 10
+    while _connections(postgres_dsn) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _connections(postgres_dsn) == 0
+    with log.open("rb") as f:
+        f.seek(logged)
+        cut = [line for line in f.read().decode(errors="replace").splitlines() if "unexpected EOF" in line]
+    assert cut == [], cut
