@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 from revision_helpers import KEYS, export_kinds, revision_body, upload_keys
-from server_helpers import KEY, NOW
+from server_helpers import KEY, NOW, revoked_during
 
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.keyformat.keys import empty_keys
@@ -23,7 +23,7 @@ from bluezone.server.codes import issue_code
 from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
 from bluezone.server.status import server_status
-from bluezone.server.storage import CONFIRMED, LIKELY, RECURSIVE, Storage, queue_rows
+from bluezone.server.storage import CONFIRMED, LIKELY, RECURSIVE, Storage, open_storage, queue_rows
 
 
 def _requeue_as_standing(storage: Storage) -> None:
@@ -104,6 +104,54 @@ def test_a_queued_revision_a_revocation_undid_is_never_published(storage: Storag
     keys, revised = export_kinds(storage, signer, out, NOW + 60, only=None)
     assert other[0] in keys and revised == {}
     assert _queued(storage) == []
+
+
+def test_settling_beside_a_revocation_of_the_same_keys_is_no_deadlock(
+    postgres_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settling deleted a stale row and then locked its key; a revocation of the key's upload code locks the
+    key and then deletes its queue rows: each waited for the other and PostgreSQL aborted one (srv21, reasoned;
+    reproduced by the lead). The settling now locks the keys first, as a revocation does."""
+    import threading
+
+    revoker, exporter = open_storage(postgres_dsn), open_storage(postgres_dsn)
+    try:
+        code, first = upload_keys(revoker, "recursive")  # not exported: the keys still wait in export_queue
+        upload_keys(revoker, "likely", first.revision_token, at=NOW + 30)
+        with revoker._transaction() as cur:  # the likely revisions undone under their queue rows: stale rows
+            revoker._exec(cur, "DELETE FROM key_revisions")
+            revoker._exec(cur, "UPDATE exposure_keys SET revised_report_type = NULL, revised_days_since_onset = NULL,"
+                               " revised_at = NULL, revised_code_hash = NULL")
+        assert exporter.stale_revisions() == (2, 0)
+        held, go = threading.Event(), threading.Event()
+        run = exporter._exec
+
+        def pausing(cur: Any, sql: str, *args: Any) -> Any:
+            """Held once the stale rows are deleted (their rows locked), before the settling goes on."""
+            out = run(cur, sql, *args)
+            if sql.startswith("DELETE FROM revision_queue WHERE revision_id BETWEEN") and not held.is_set():
+                held.set()
+                assert go.wait(30)
+            return out
+
+        monkeypatch.setattr(exporter, "_exec", pausing)
+        failed: list[BaseException] = []
+
+        def settle() -> object:
+            try:
+                return exporter.settle_revision_queue()
+            except BaseException as exc:
+                failed.append(exc)
+                raise
+
+        said = revoked_during(postgres_dsn, revoker, code, NOW + 40, held, go, settle=settle)
+        assert not failed and "settle" in said, failed
+        assert "revoked" in said, "the revocation raised (see the thread's traceback)"
+        assert said["settle"] == (2, 0) and said["revoked"].withheld.keys == 2
+        assert _queued(revoker) == [] and revoker.stale_revisions() == (0, 2)
+    finally:
+        exporter.close()
+        revoker.close()
 
 
 def _upload_other(storage: Storage, keys: list[bytes]) -> None:

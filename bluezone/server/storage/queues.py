@@ -197,6 +197,10 @@ class ExportQueues(ExportBookkeeping):
             return 0, 0
         first, last = id_runs(np.unique(np.array(stale, np.int64)))
         with self._transaction() as cur:
+            # their keys locked first (PostgreSQL), as a revocation takes them (keys, then queue rows): a revocation
+            # deleting a key's queue rows while this held one and waited for the key deadlocked with it
+            self._exec(cur, "SELECT k.id FROM exposure_keys k WHERE k.id IN (SELECT q.key_id FROM revision_queue q"
+                            f" WHERE NOT {carriable()}){self._lock_keys}").fetchall()
             dropped = [int(k) for a, b in zip(first.tolist(), last.tolist()) for (k,) in self._exec(
                 cur, "DELETE FROM revision_queue WHERE revision_id BETWEEN ? AND ?"  # judged again: an export or
                 f" AND NOT {carriable('revision_queue')} RETURNING key_id", [a, b]).fetchall()]  # revocation came first?
