@@ -257,14 +257,22 @@ def revoked_during(
 ) -> dict[str, Any]:
     """The one piece of ``work`` (name -> call) run in a thread until it sets ``held``; then ``code`` revoked through
     ``revoker`` at ``at`` until it is seen waiting for a lock, and ``go`` lets both finish: their answers by name
-    (and ``revoked``)."""
+    (and ``revoked``), or what either raised (``NAME raised``, ``revoked raised``)."""
     ((name, call),) = work.items()
     said: dict[str, Any] = {}
-    worker = threading.Thread(target=lambda: said.update({name: call()}))
+
+    def answer(as_name: str, call: Callable[[], Any]) -> None:
+        try:
+            said[as_name] = call()
+        except BaseException as exc:
+            said[f"{as_name} raised"] = exc
+            raise
+
+    worker = threading.Thread(target=answer, args=(name, call))
     worker.start()
     try:
         assert held.wait(30)
-        revocation = threading.Thread(target=lambda: said.update(revoked=revoke_code(revoker, code, at, key=KEY)))
+        revocation = threading.Thread(target=answer, args=("revoked", lambda: revoke_code(revoker, code, at, key=KEY)))
         revocation.start()
         waiting_for_a_lock(dsn, revocation)
         go.set()

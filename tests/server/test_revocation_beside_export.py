@@ -72,20 +72,15 @@ def test_a_revocation_beside_an_export_recording_a_replaced_revision_is_no_deadl
 
         monkeypatch.setattr(exporter, "pending_revisions", read_then_confirmed)
         monkeypatch.setattr(exporter, "_replaced", holding)
-        failed: list[BaseException] = []
 
         def export() -> object:
             try:
                 return export_batches(exporter, signer, out, NOW + 30, ExportConfig())
             except ServerStorageError as exc:  # (nothing recorded: the next export writes it; no harm)
                 return exc
-            except BaseException as exc:
-                failed.append(exc)
-                raise
 
         said = revoked_during(postgres_dsn, revoker, confirming, NOW + 25, held, go, export=export)
-        assert not failed and "export" in said, failed
-        assert "revoked" in said, "the revocation raised (see the thread's traceback)"
+        assert "export" in said and "revoked" in said, said
         assert said["revoked"].withheld.revisions == 2
         standing = revoker.pending_revisions(0)[0]
         assert len(standing) == 0 or set(standing["report_type"].tolist()) == {LIKELY}

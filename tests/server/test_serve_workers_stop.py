@@ -48,6 +48,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _read_until(proc: subprocess.Popen[bytes], output: bytes, marker: bytes, deadline: float) -> bytes:
+    """``output`` with what ``proc`` prints until ``marker`` has come twice (once from each worker)."""
+    while output.count(marker) < 2:
+        assert proc.poll() is None and time.monotonic() < deadline, output.decode()
+        output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+    return output
+
+
 def _start_server(port: int) -> subprocess.Popen[bytes]:
     """The two-worker server in a session of its own, so a signal can go to its whole group as systemd sends it."""
     return subprocess.Popen(
@@ -143,13 +151,9 @@ def test_a_second_stop_kills_workers_still_finishing() -> None:
     try:
         deadline = time.monotonic() + 60
         output = b""
-        while output.count(b"serving") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
-            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+        output = _read_until(proc, output, b"serving", deadline)
         proc.send_signal(signal.SIGTERM)
-        while output.count(b"finishing its export") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
-            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+        output = _read_until(proc, output, b"finishing its export", deadline)
         asked = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         output += proc.communicate(timeout=15)[0]
@@ -181,17 +185,13 @@ def test_a_stop_asked_again_while_a_worker_closes_waits_for_the_close() -> None:
     try:
         deadline = time.monotonic() + 60
         output = b""
-        while output.count(b" of 2 serving") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
-            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+        output = _read_until(proc, output, b" of 2 serving", deadline)
         pids = [int(p) for p in re.findall(r"\[(\d+)\] bluezone\.server\.serve: worker \d of 2 serving", output.decode())]
         for _ in range(4):  # (each connection to one of them)
             until_it_answers(proc, f"http://127.0.0.1:{port}/")
         time.sleep(0.5)  # both serving, under uvicorn's handlers
         os.killpg(proc.pid, signal.SIGTERM)
-        while output.count(b"closing") < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
-            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+        output = _read_until(proc, output, b"closing", deadline)
         for pid in pids:
             os.kill(pid, signal.SIGTERM)
         output += proc.communicate(timeout=60)[0]
