@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -56,12 +57,19 @@ def _read_until(proc: subprocess.Popen[bytes], output: bytes, marker: bytes, dea
     return output
 
 
-def _start_server(port: int) -> subprocess.Popen[bytes]:
-    """The two-worker server in a session of its own, so a signal can go to its whole group as systemd sends it."""
-    return subprocess.Popen(
-        [sys.executable, "-c", _SERVER, str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+@contextlib.contextmanager
+def _running(script: str = _SERVER) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """The two-worker server ``script`` on a free port, in a session of its own (so a signal can go to its whole
+    group as systemd sends it), and its port; killed with its group at the end."""
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-c", script, str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        yield proc, port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
 
 
 @pytest.mark.parametrize("to", ["group", "parent"])
@@ -70,9 +78,7 @@ def test_a_stop_sent_to_the_whole_group_is_a_clean_stop(sig: signal.Signals, to:
     """Stopped as systemd stops it (the whole group) or by `kill` of the parent: exit 0, and each worker
     closes what its app opened (uvicorn 0.29+ raised the stop signal again once shut down, which killed
     each worker before `server run` closed its database connection)."""
-    port = _free_port()
-    proc = _start_server(port)
-    try:
+    with _running() as (proc, port):
         until_it_answers(proc, f"http://127.0.0.1:{port}/")
         time.sleep(0.5)  # both workers serving
         if to == "group":
@@ -80,10 +86,6 @@ def test_a_stop_sent_to_the_whole_group_is_a_clean_stop(sig: signal.Signals, to:
         else:
             proc.send_signal(sig)
         output = proc.communicate(timeout=60)[0].decode()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     assert proc.returncode == 0, output
     assert "stopping the other workers" not in output
     assert sorted(re.findall(r"worker (\d) closed its database", output)) == ["0", "1"], output
@@ -92,26 +94,19 @@ def test_a_stop_sent_to_the_whole_group_is_a_clean_stop(sig: signal.Signals, to:
 def test_workers_end_with_their_parent_killed() -> None:
     """The parent killed (SIGKILL, the OOM killer) left its workers serving, orphans on the port: a new
     `server run` there failed 'port in use' while an unwatched exporter went on.  They follow it now."""
-    port = _free_port()
-    proc = _start_server(port)
-    try:
-        deadline = time.monotonic() + 60
-        output = b""
-        pids: list[int] = []
-        while len(pids) < 2:
-            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
-            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
-            pids = [int(p) for p in re.findall(r"\[(\d+)\] bluezone\.server\.serve: worker \d of 2 serving", output.decode())]
+    with _running() as (proc, _):
+        pids = _worker_pids(_read_until(proc, b"", b" of 2 serving", time.monotonic() + 60))
         proc.kill()
         proc.wait()
         deadline = time.monotonic() + 30
         while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(_alive(pid) for pid in pids)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+
+
+def _worker_pids(output: bytes) -> list[int]:
+    """The workers' pids, from their "serving" lines."""
+    return [int(p) for p in re.findall(r"\[(\d+)\] bluezone\.server\.serve: worker \d of 2 serving", output.decode())]
 
 
 def _alive(pid: int) -> bool:
@@ -145,13 +140,9 @@ serve_workers(lambda index: contextlib.nullcontext(app), ServeSettings(port=int(
 def test_a_second_stop_kills_workers_still_finishing() -> None:
     """`kill` (to the parent only) while a worker is still finishing: the parent waits for it up to 30 s;
     asked a second time it kills the workers at once (a second signal changed nothing: 30 s)."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_TO_STOP, str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with _running(_SLOW_TO_STOP) as (proc, _):
         deadline = time.monotonic() + 60
-        output = b""
-        output = _read_until(proc, output, b"serving", deadline)
+        output = _read_until(proc, b"", b"serving", deadline)
         proc.send_signal(signal.SIGTERM)
         output = _read_until(proc, output, b"finishing its export", deadline)
         asked = time.monotonic()
@@ -159,10 +150,6 @@ def test_a_second_stop_kills_workers_still_finishing() -> None:
         output += proc.communicate(timeout=15)[0]
         assert time.monotonic() - asked < 10 and proc.returncode == 0, output.decode()
         assert b"killed: asked again to stop" in output
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 _SLOW_TO_CLOSE = _SERVER.replace(
@@ -179,14 +166,10 @@ def test_a_stop_asked_again_while_a_worker_closes_waits_for_the_close() -> None:
     `server run` closed its database (PostgreSQL logged "unexpected EOF on client connection": srv21's
     test_server_workers caught it once in a full suite).  Here the second SIGTERM comes while each closes."""
     assert "closing" in _SLOW_TO_CLOSE
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-c", _SLOW_TO_CLOSE, str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    try:
+    with _running(_SLOW_TO_CLOSE) as (proc, port):
         deadline = time.monotonic() + 60
-        output = b""
-        output = _read_until(proc, output, b" of 2 serving", deadline)
-        pids = [int(p) for p in re.findall(r"\[(\d+)\] bluezone\.server\.serve: worker \d of 2 serving", output.decode())]
+        output = _read_until(proc, b"", b" of 2 serving", deadline)
+        pids = _worker_pids(output)
         for _ in range(4):  # (each connection to one of them)
             until_it_answers(proc, f"http://127.0.0.1:{port}/")
         time.sleep(0.5)  # both serving, under uvicorn's handlers
@@ -195,9 +178,5 @@ def test_a_stop_asked_again_while_a_worker_closes_waits_for_the_close() -> None:
         for pid in pids:
             os.kill(pid, signal.SIGTERM)
         output += proc.communicate(timeout=60)[0]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
     assert proc.returncode == 0, output.decode()
     assert sorted(re.findall(r"worker (\d) closed its database", output.decode())) == ["0", "1"], output.decode()
