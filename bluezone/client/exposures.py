@@ -27,6 +27,10 @@ CERTAINTY = np.zeros(256, np.int8)
 CERTAINTY[list(REPORT_TYPE_CERTAINTY)] = list(REPORT_TYPE_CERTAINTY.values())
 
 
+#: The field of a remembered exposure that keeps the (certainty, transmission risk) pairs the exposures it replaced
+#: were told at (a revision at one of them again is no news: ``ExposureMemory.news_of``); never shown in a report.
+TOLD_BEFORE = "told_before"
+
 #: Diagnosis keys by row: a KEY_DTYPE array, or, where a check streamed its keys and holds only the
 #: few that matched, their key bytes by the row they would have in the keys joined.
 Keys = np.ndarray | Mapping[int, Any]
@@ -54,7 +58,10 @@ class ExposureMemory:
         """The exposures reported before and still within the retention at ``now`` (as ``as_dict()``),
         oldest first, without those of ``leaving_out`` (keys, exposures) pairs."""
         gone = {pair for keys, found in leaving_out for pair in self._ids(keys, found)}
-        return [e for h, day, e in self.store.reported_exposures(self.server, now) if (h, day) not in gone]
+        return [
+            {k: v for k, v in e.items() if k != TOLD_BEFORE}
+            for h, day, e in self.store.reported_exposures(self.server, now) if (h, day) not in gone
+        ]
 
     def not_reported(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> list[Exposure]:
         """``exposures`` (``key_index`` rows of ``keys``) without those an earlier check reported for the
@@ -75,10 +82,12 @@ class ExposureMemory:
         return {h for h, _, _ in self.store.reported_exposures(self.server, now)}
 
     def remember(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> None:
-        """Keep ``exposures`` (``key_index`` rows of ``keys``), replacing what was kept for the same key and day."""
+        """Keep ``exposures`` (``key_index`` rows of ``keys``), replacing what was kept for the same key and day
+        (what that said is kept with it: ``TOLD_BEFORE``)."""
         ids = self._ids(keys, exposures)
+        told = self._told(now) if exposures else {}
         self.store.forget_reported_exposures(self.server, ids)
-        rows = [(h, day, e.start, e.end, e.as_dict()) for (h, day), e in zip(ids, exposures)]
+        rows = [(h, day, e.start, e.end, _with_told(e.as_dict(), told.get((h, day)))) for (h, day), e in zip(ids, exposures)]
         self.store.save_reported_exposures(self.server, rows, now)
 
     def forget(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> None:
@@ -91,16 +100,23 @@ class ExposureMemory:
 
     def news_of(self, keys: Keys, exposures: Sequence[Exposure], now: float) -> list[Exposure]:
         """Of ``exposures`` to revised keys of earlier checks (rows of ``keys``), those a revision really changed:
-        a report type more certain than the one told for the same key and day, or the same type at another
-        transmission risk.  An old revision replayed under a new file name after a more certain one (or after the key
+        a report type at least as certain as any told for the same key and day, at a (type, transmission risk) not
+        told for it yet.  An old revision replayed under a new file name after a more certain one (or after the key
         was withdrawn) would step what the node remembers down; one replayed at the type told was "updated" again at
-        every replay (attack20: 12 of 12).  Days since onset are no news here: nothing the node scores or says uses them."""
-        told = {(h, day): _as_told(e) for h, day, e in self.store.reported_exposures(self.server, now)}
+        every replay (attack20: 12 of 12), and two of one type at two risks at every check when replayed by turns
+        (attack21): no signed time says which is newer, so each is told once.  Days since onset are no news here:
+        nothing the node scores or says uses them."""
+        told = self._told(now)
         gone = self.store.withdrawn_exposures(self.server)
         return [
             e for e, i in zip(exposures, self._ids(keys, exposures))
-            if i not in gone and _is_news(_as_told(e.as_dict()), told.get(i))
+            if i not in gone and _is_news(_as_told(e.as_dict()), told.get(i, set()))
         ]
+
+    def _told(self, now: float) -> dict[tuple[bytes, str], set[tuple[int, object]]]:
+        """The (certainty, transmission risk) pairs told per (key hash, day) still in force: the one in force and
+        those it replaced (``TOLD_BEFORE``)."""
+        return {(h, day): {_as_told(e), *_told_before(e)} for h, day, e in self.store.reported_exposures(self.server, now)}
 
     @staticmethod
     def _ids(keys: Keys, exposures: Sequence[Exposure]) -> list[tuple[bytes, str]]:
@@ -116,9 +132,26 @@ def _as_told(exposure: Mapping[str, Any]) -> tuple[int, object]:
     return certainty, exposure.get("transmission_risk")
 
 
-def _is_news(revised: tuple[int, object], told: tuple[int, object] | None) -> bool:
-    """Whether an exposure ``revised`` to (certainty, transmission risk) changes what was ``told`` (None: nothing)."""
-    return told is None or revised[0] > told[0] or (revised[0] == told[0] and revised[1] != told[1])
+def _told_before(exposure: Mapping[str, Any]) -> list[tuple[int, object]]:
+    """The pairs (``_as_told``) an exposure as remembered replaced (none in a row of a version before they were
+    kept: then only the one in force counts as told); entries that are not pairs are skipped (advisory)."""
+    pairs = exposure.get(TOLD_BEFORE)
+    if not isinstance(pairs, list):
+        return []
+    return [(p[0], p[1]) for p in pairs if isinstance(p, list) and len(p) == 2 and isinstance(p[0], int)]
+
+
+def _with_told(exposure: dict[str, Any], told: set[tuple[int, object]] | None) -> dict[str, Any]:
+    """``exposure`` (``as_dict()``) to remember, with the pairs ``told`` before for its key and day (None: none)."""
+    if told:
+        exposure[TOLD_BEFORE] = [[c, r] for c, r in sorted(told, key=repr)]
+    return exposure
+
+
+def _is_news(revised: tuple[int, object], told: set[tuple[int, object]]) -> bool:
+    """Whether an exposure ``revised`` to (certainty, transmission risk) changes what was ``told`` (those pairs):
+    never a step down the ladder, nor a pair told already."""
+    return not told or (revised not in told and revised[0] >= max(c for c, _ in told))
 
 
 #: The most time between the last sighting before UTC midnight and the first after it for two
