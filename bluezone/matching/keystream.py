@@ -45,6 +45,10 @@ BATCH = 1 << 18
 #: the workers start early and this process, which reads the file, can take the last ones.
 EARLY_BATCH = 1 << 14
 
+#: What ``KeyStream.finish`` tells its caller of each batch that found keys: (their rows in the file, the RPIs).
+OnFound = Callable[[np.ndarray, np.ndarray], None]
+
+
 def _found(heard: HeardIndex, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(rows, keys, RPIs) of the ``keys`` that sent an RPI in ``heard``: what is kept of a batch."""
     rows, rpis = keys_heard(keys, heard)
@@ -137,14 +141,16 @@ class KeyStream:
         else:
             self.firsts.append(first)
 
-    def _collect(self, wait: bool = False) -> None:
+    def _collect(self, wait: bool = False, each: OnFound | None = None) -> None:
         assert self.workers is not None
         for number, found in self.workers.collect(wait):
-            self._keep(self.firsts[number], found)
+            self._keep(self.firsts[number], found, each)
 
-    def _keep(self, first: int, found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    def _keep(self, first: int, found: tuple[np.ndarray, np.ndarray, np.ndarray], each: OnFound | None = None) -> None:
         rows, keys, rpis = found
         self.found.append((first, first + rows, keys, rpis))
+        if each is not None and len(rows):
+            each(first + rows, rpis)
 
     def span(self) -> tuple[float, float] | None:
         """``check.sightings_span`` of every key given so far (None: none), those not yet in a batch
@@ -153,12 +159,19 @@ class KeyStream:
             self._submit()
         return None if self.first is None or self.end is None else span_of(self.first, self.end)
 
-    def finish(self) -> HeardKeys:
+    def finish(self, each: OnFound | None = None) -> HeardKeys:
         """The keys found in the whole file (call once it has been read without error); the
-        workers are stopped."""
+        workers are stopped.  ``each(rows, rpis)`` is told what every batch that found keys found
+        (their rows in the file, the heard RPIs they sent; any order): those found so far first,
+        then each as it is found, between the batches this process derives, so that the work done
+        on them runs while the workers still derive instead of after the last key."""
         span = self.span()
+        if each is not None:
+            for _, rows, _, rpis in self.found:
+                if len(rows):
+                    each(rows, rpis)
         if self.workers is not None:
-            self._collect(wait=True)
+            self._collect(wait=True, each=each)
         self.close()
         self.found.sort(key=lambda part: part[0])  # batches are kept out of order with more jobs
         parts = [part[1:] for part in self.found] or [(np.empty(0, np.int64), np.empty(0, KEY_DTYPE), np.empty((0, 16), np.uint8))]

@@ -81,11 +81,18 @@ class SharedBatches:
 
     def collect(self, wait: bool = False) -> Iterator[tuple[int, Found]]:
         """(batch number, found) of the batches the workers have finished since the last call; with
-        ``wait``, first every batch left is claimed and derived here, then the workers' last awaited."""
+        ``wait``, first every batch left is claimed and derived here (after each, what the workers
+        finished meanwhile: the caller's work on it is done while they still derive), then the
+        workers' last awaited."""
         if wait:
             while (number := self._claim(block=False)) is not None:
                 self._mark_collected(number)
                 yield number, self._derive(self._batch(number))
+                yield from self._received(wait=False)
+        yield from self._received(wait)
+
+    def _received(self, wait: bool) -> Iterator[tuple[int, Found]]:
+        """(batch number, found) of what the workers have sent; with ``wait``, until none is outstanding."""
         while self._outstanding:
             ready = multiprocessing.connection.wait(self._pipes, timeout=None if wait else 0)
             if not ready:

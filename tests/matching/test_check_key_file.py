@@ -28,7 +28,9 @@ from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import ExportSignatureError, KeyFileError, NotAStoreError
 from bluezone.keyformat.export import EXPORT_HEADER, build_export_bin, signed_export_zip
 from bluezone.keyformat.keyfile import load_keys, load_signed_keys, write_keys_json
+from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
 from bluezone.matching.check import check_key_file, check_keys
+from bluezone.matching.receiver import for_receiver
 from bluezone.proximity.store import SightingStore
 
 
@@ -312,3 +314,65 @@ def test_any_revisions_stream_as_the_array_reads_them(
         expected = check_keys(load_keys(path), heard_store, scorer=SCORERS["gaen"]).as_dict()
         streamed = check_key_file(path, heard_store, scorer=SCORERS["gaen"], jobs=jobs, buffer_keys=buffer_keys)
         assert streamed.as_dict() == expected
+
+
+class _Watched:
+    """A scorer noting, each time it scores a window, whether the check's key stream still had its
+    workers (the last keys not yet derived), and scoring as ``inner`` does."""
+
+    def __init__(self, inner: object, streams: list[keystream.KeyStream], seen: list[bool]) -> None:
+        self.inner, self.streams, self.seen = inner, streams, seen
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def for_receiver(self, context: object) -> _Watched:
+        return _Watched(for_receiver(self.inner, context), self.streams, self.seen)
+
+    def score(self, window: object) -> object:
+        self.seen.append(self.streams[-1].workers is not None)
+        return self.inner.score(window)  # type: ignore[attr-defined]
+
+
+@pytest.mark.usefixtures("small_batches")
+@pytest.mark.parametrize("scorer", sorted(SCORERS))
+def test_with_two_jobs_a_whole_files_exposures_are_scored_while_the_worker_derives(
+    tmp_path: Path, scorer: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With jobs > 1, a file that fits and revises only its own keys has its span once it is read:
+    each batch's exposures are scored as the batch is found, while the worker still derives the
+    last ones, not all after the last key (issue 17, twenty-second session).  The scene's keys are
+    spread over the file's batches, some revised, one revoked: the report is the array's, exposures
+    in the same order."""
+    keys, rows = scene(per_rpi=30)
+    rng = np.random.default_rng(9)
+    filler = make_keys([(bytes(rng.bytes(16)), DAY + int(rng.integers(0, 288)), 144) for _ in range(3000)])
+    at = np.arange(len(keys)) * 350 + 100  # one scene key every 350 rows: many batches of 256 find one
+    file_keys = np.insert(filler, at - np.arange(len(keys)), keys)
+    assert np.array_equal(file_keys[at], keys)
+    revised = file_keys[at[[0, 1]]].copy()  # scene key 0 revoked by a negative test, key 1's risk revised
+    revised["report_type"] = [REPORT_TYPE_REVOKED, 1]
+    revised["transmission_risk"][1] = 7
+    path = tmp_path / "day.zip"
+    path.write_bytes(signed_export_zip(file_keys, SIGNER, INFO, region="VN", revised_keys=revised))
+    db = tmp_path / "store.db"
+    with SightingStore.open(db) as store:
+        store.add_sightings(rows)
+    expected = as_array(path, db, scorer)
+    streams: list[keystream.KeyStream] = []
+
+    class Kept(keystream.KeyStream):
+        def __init__(self, heard: object, jobs: int = 1, batch: int | None = None) -> None:
+            super().__init__(heard, jobs, batch)  # type: ignore[arg-type]
+            streams.append(self)
+
+    monkeypatch.setattr(check_module, "KeyStream", Kept)
+    monkeypatch.setattr(check_module._HeardInBackground, "ready", lambda self: self._read.exception() is None)
+    monkeypatch.setattr(keystream, "available_cores", lambda: 2)  # a worker even on one core
+    seen: list[bool] = []
+    checked = check_key_file(path, db, scorer=_Watched(SCORERS[scorer], streams, seen), jobs=2)  # type: ignore[arg-type]
+    assert checked.as_dict() == expected.as_dict()
+    assert checked.exposures == expected.exposures and len({e.key_index for e in checked.exposures}) >= 4
+    assert {e.transmission_risk for e in checked.exposures if e.key_index == at[1]} == {7}
+    assert at[0] not in {e.key_index for e in checked.exposures}  # revoked
+    assert len(seen) == len(expected.exposures) and any(seen)  # scored, some while the worker still derived
