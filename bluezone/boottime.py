@@ -14,6 +14,13 @@ STEP_TOLERANCE = 1000.0
 BELIEVED_STEP = 72 * 3600.0  # 3 days, in hours: bluezone.crypto (DAY_SECONDS) costs a clock 65 ms to import
 
 
+#: A forward step within ``BELIEVED_STEP`` is believed once the wall clock has kept to it this long, the kernel saying
+#: synchronised at every minute's ask: longer than one poll at systemd-timesyncd's longest default interval (2048 s;
+#: chrony's and ntpd's 1024 s), so a time daemon that would undo the step (a bad answer outvoted, a date set by hand)
+#: has asked again.
+HOLD_SECONDS = 2400.0
+
+
 def boot_seconds() -> float:
     """Seconds since boot, suspend included (CLOCK_BOOTTIME): what really passed, whatever the wall clock did."""
     return time.clock_gettime(getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC))
@@ -35,3 +42,12 @@ Reading = tuple[float, float]
 Line = tuple[Reading, Reading | None, Reading | None]
 #: The names of a ``Line``'s parts where it is kept (the daemon's report).
 LINE_PARTS = ("anchor", "origin", "left")
+#: Where a step not believed began to hold: the wall clock's reading then, and ``boot_seconds`` then (a ``Reading``):
+#: the wall clock keeps to the step while it stays on that line (``on_line``).
+Hold = Reading
+
+
+def on_line(reading: Reading, wall: float, steady: float, tolerance: float = STEP_TOLERANCE) -> bool:
+    """Whether the wall clock reading ``wall`` at ``steady`` lies within ``tolerance`` of the line through ``reading``
+    (the time measured on from it)."""
+    return abs(wall - (reading[0] + steady - reading[1])) <= tolerance

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from bluezone.boottime import BELIEVED_STEP, STEP_TOLERANCE, Line, Reading, boot_seconds
+from bluezone.boottime import BELIEVED_STEP, HOLD_SECONDS, STEP_TOLERANCE, Hold, Line, Reading, boot_seconds, on_line
 
 T = TypeVar("T")
 
@@ -71,10 +71,6 @@ class SystemClock:
 
 #: How often the kernel is asked whether the clock is synchronised (until it first is in a boot, and during a hold).
 ANCHOR_SECONDS = 60.0
-#: A forward step is believed once the wall clock has kept to it this long, the kernel saying synchronised at every
-#: minute's ask: longer than one poll at systemd-timesyncd's longest default interval (2048 s; chrony's and ntpd's
-#: 1024 s), so a time daemon that would undo the step (a bad answer outvoted, a date set by hand) has asked again.
-HOLD_SECONDS = 2400.0
 
 
 def kernel_clock_synced() -> bool:
@@ -124,7 +120,7 @@ class CheckedClock:
         self.hold, self.believed_step = hold, believed_step
         self._anchor: Reading | None = None  # (a believed wall reading, steady then), from the first one synchronised
         self._asked = -float("inf")  # steady time the kernel was last asked
-        self._held: tuple[float, float] | None = None  # (a forward step not believed, steady when it began to hold)
+        self._held: Hold | None = None  # where the wall clock began to keep to a forward step not believed
         self._left: Reading | None = None  # the anchor before the last step a hold made believed
         self._origin: Reading | None = None  # the anchor before the first: believed steps add up from it
         self.off_by = 0.0
@@ -148,11 +144,22 @@ class CheckedClock:
         now = self.now()
         return (now, self._steady()) if self.off_by else None
 
-    def resume(self, mark: tuple[float, float] | None) -> None:
+    def held(self) -> Hold | None:
+        """Where the wall clock began to keep to the step not believed now (None: none, or believed), for a daemon
+        restarted in this boot to hold on from (``resume``) and a command to judge by (``StoreStatus.clock_step``)."""
+        return self._held if self.off_by else None
+
+    def resume(self, mark: tuple[float, float] | None, held: Hold | None = None) -> None:
         """Count from ``mark`` (a time measured while the wall clock was not believed, ``boot_seconds`` then: the
-        last report of a daemon of this boot), so that a restart does not believe the step it did not."""
+        last report of a daemon of this boot), so that a restart does not believe the step it did not; and hold on
+        from ``held`` (``held()`` then; one read later than now is damaged: none), the kernel asked at once (nobody
+        asked it while no daemon ran).  Else a restart began the hold again, and a daemon restarted more often than
+        every 40 minutes (``Restart=on-failure``) never believed a pause put right."""
         if mark is not None:
-            self._anchor, self._asked = mark, self._steady()
+            steady = self._steady()
+            self._anchor, self._asked = mark, steady
+            if held is not None and held[1] <= steady:
+                self._held, self._asked = held, -float("inf")
             self.now()
 
     def now(self) -> float:
@@ -169,6 +176,7 @@ class CheckedClock:
             if self.off_by:
                 log.warning("the wall clock agrees again with the time measured (off by %+.0f s before)", self.off_by)
                 self.off_by = 0.0
+            self._held = None  # a step undone and made again holds anew (a time daemon undid it: what the hold waits for)
         if self._anchor is None and steady - self._asked >= ANCHOR_SECONDS:
             self._asked = steady
             if self._synced():  # kept for the boot: steps below the tolerance add up against it, and an unsynchronised
@@ -184,7 +192,7 @@ class CheckedClock:
         if left is not None and abs(wall - (left[0] + steady - left[1])) <= self.tolerance:
             log.warning("the wall clock stepped %+.0f s back to the time measured before the step believed last: believed",
                         step)
-        elif not self._holds(wall - (origin[0] + steady - origin[1]), steady):
+        elif not self._holds(wall - (origin[0] + steady - origin[1]), wall, steady):
             return False
         else:
             log.warning("the wall clock's step of %+.0f s has held %.0f min while synchronised: believed (a virtual"
@@ -194,18 +202,18 @@ class CheckedClock:
         self._anchor, self._left, self._held, self.off_by = (wall, steady), left, None, 0.0
         return True
 
-    def _holds(self, step: float, steady: float) -> bool:
-        """Whether ``step`` (forward, within ``believed_step``) is the one the wall clock has kept to (within the
-        tolerance) for ``hold`` seconds, the kernel saying synchronised whenever asked (once a minute)."""
+    def _holds(self, step: float, wall: float, steady: float) -> bool:
+        """Whether ``step`` (forward, within ``believed_step``) is the one the wall clock (``wall``) has kept to
+        (within the tolerance) for ``hold`` seconds, the kernel saying synchronised whenever asked (once a minute)."""
         if not 0 < step <= self.believed_step:
             self._held = None
             return False
-        if self._held is None or abs(step - self._held[0]) > self.tolerance:
-            self._held = (step, steady)  # (again) from now
+        if self._held is None or not on_line(self._held, wall, steady, self.tolerance):
+            self._held = (wall, steady)  # (again) from now
         if steady - self._asked >= ANCHOR_SECONDS:
             self._asked = steady
             if not self._synced():
-                self._held = (step, steady)  # a date set by hand unsynchronises the kernel: not until it is again
+                self._held = (wall, steady)  # a date set by hand unsynchronises the kernel: not until it is again
         return steady - self._held[1] >= self.hold
 
     async def sleep(self, seconds: float) -> None:

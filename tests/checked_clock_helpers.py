@@ -45,3 +45,12 @@ def paused(w: Wall, clock: CheckedClock, seconds: float) -> None:
     clock.now()
     w.wall += seconds
     clock.now()
+
+
+def restarted(w: Wall, clock: CheckedClock) -> CheckedClock:
+    """A daemon restarted in the same boot, as ``run_daemon`` starts one: a new clock counting on from the old one's
+    line, mark and hold."""
+    again = clock_of(w)
+    again.restore(clock.line())
+    again.resume(clock.mark(), clock.held())
+    return again

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from bluezone.boottime import BELIEVED_STEP, STEP_TOLERANCE
 from bluezone.clock import ANCHOR_SECONDS, HOLD_SECONDS, CheckedClock
-from tests.checked_clock_helpers import T0, YEAR, Wall, clock_of, hold
+from tests.checked_clock_helpers import T0, YEAR, Wall, clock_of, hold, restarted
 
 DAY = 86_400.0
 
@@ -60,13 +60,6 @@ def test_a_boots_first_synchronised_reading_is_believed_as_it_reads() -> None:
     assert clock.now() == w.wall and clock.off_by == 0
 
 
-def _restarted(w: Wall, clock: CheckedClock) -> CheckedClock:
-    """A daemon restarted in the same boot: a new clock counting on from the old one's line."""
-    again = clock_of(w)
-    again.restore(clock.line())
-    return again
-
-
 def test_a_restarted_daemon_counts_the_bound_from_the_boots_line() -> None:
     """A pause of 2.9 days believed, the daemon restarted, then another of 2.9 days: 5.8 days past the line."""
     w = Wall()
@@ -76,12 +69,12 @@ def test_a_restarted_daemon_counts_the_bound_from_the_boots_line() -> None:
     w.wall += 2.9 * DAY
     hold(w, clock, HOLD_SECONDS + ANCHOR_SECONDS)
     assert clock.off_by == 0
-    clock = _restarted(w, clock)
+    clock = restarted(w, clock)
     assert clock.now() == w.wall and clock.off_by == 0  # the believed step stays believed
     w.wall += 2.9 * DAY
     hold(w, clock, 10 * HOLD_SECONDS)
     assert clock.off_by == 2.9 * DAY  # was: a new line, believed (5.8 days ahead)
-    clock = _restarted(w, clock)
+    clock = restarted(w, clock)
     assert clock.now() == w.wall - 2.9 * DAY and clock.off_by == 2.9 * DAY  # nor by a second restart
     w.wall -= 2.9 * DAY  # put right
     assert clock.now() == w.wall and clock.off_by == 0
@@ -110,7 +103,7 @@ def test_whatever_the_clock_and_the_kernel_do_the_time_believed_stays_within_the
         w.wall += step
         w.synced = synced
         if restart:
-            clock = _restarted(w, clock)
+            clock = restarted(w, clock)
         for _ in range(minutes + 1):
             real = start[0] + w.steady - start[1]
             assert real - STEP_TOLERANCE <= clock.now() <= real + BELIEVED_STEP + STEP_TOLERANCE

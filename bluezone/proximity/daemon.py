@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from bluezone.boottime import LINE_PARTS, Line, boot_id
+from bluezone.boottime import LINE_PARTS, Hold, Line, boot_id
 from bluezone.clock import CheckedClock, Clock
 from bluezone.crypto import bluezone3 as bz3
 from bluezone.config import DaemonConfig
@@ -119,6 +119,7 @@ class Daemon:
         self._purge_held = False  # the last purge tick was postponed
         self._reported_step = False  # the last report carried a step of the wall clock not believed
         self._reported_line: Line | None = None  # what the clock believed in this boot, as the last report carried it
+        self._reported_hold: Hold | None = None  # where the step not believed began to hold, as the last report carried it
         # what the store could not take yet (a full disk): kept, bounded, and written when it can
         self._backlog = WriteBacklog(self.config.backlog_size, min_delay=self.config.flush_interval)
         # what a flood of new RPIs can make us store (budget.py); v3 IDs have a budget of their own
@@ -446,10 +447,12 @@ class Daemon:
         """A step of the wall clock not believed (or believed again) reported within a flush, not at the next
         status line: a command opening the store meanwhile purges at the time the report says, and without
         it purged at the stepped clock (a year ahead: every sighting).  So is a new line of what the clock believes
-        (its first anchor, a step believed): a daemon restarted in this boot counts on from it."""
+        (its first anchor, a step believed): a daemon restarted in this boot counts on from it; and where a step not
+        believed began to hold (again: the kernel said unsynchronised), which a command judges the step by."""
         clock = self.clock
         if isinstance(clock, CheckedClock) and (
             (clock.mark() is not None) != self._reported_step or clock.line() != self._reported_line
+            or clock.held() != self._reported_hold
         ):
             self._save_state()
 
@@ -476,7 +479,9 @@ class Daemon:
         if mark is not None and isinstance(clock, CheckedClock):  # a command opening the store meanwhile purges at
             state["clock"] = {  # this measured time too (store.open), and a restarted daemon counts from it
                 "off_by": clock.off_by, "measured": mark[0], "boot_seconds": mark[1], "boot_id": boot_id(),
+                "hold": clock.held(),  # a restarted daemon holds on from it; a command believes the step once it held
             }
+        self._reported_hold = clock.held() if isinstance(clock, CheckedClock) else None
         self._reported_line = line = clock.line() if isinstance(clock, CheckedClock) else None
         if line is not None:  # a daemon restarted in this boot counts on from it (the bound on believed steps is the boot's)
             state["clock_line"] = {**dict(zip(LINE_PARTS, line)), "boot_id": boot_id()}

@@ -180,7 +180,7 @@ async def run_daemon(
         store = SightingStore.open(db)
         if isinstance(clock, CheckedClock):  # what it believed in this boot before a restart (else a new line, and the
             clock.restore(store.believed_line())  # 3 days believed steps add up to held per daemon run, not per boot)
-            clock.resume(store.measured_clock())
+            clock.resume(store.measured_clock(), store.clock_hold())  # and holds on: a restart began the hold again
 
         def started() -> None:  # after the radio opened: its name may now say which adapter
             if on_start is not None:

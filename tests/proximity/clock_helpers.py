@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from bluezone.boottime import boot_id, boot_seconds
-from bluezone.clock import VirtualClock
+from bluezone.clock import CheckedClock, VirtualClock
+from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
+from bluezone.proximity.runner import run_daemon
 from bluezone.proximity.store import SightingStore
 
 from .conftest import NOON, random_sightings
@@ -60,3 +63,19 @@ def leave_a_line(path: Path, anchor: float, origin: float | None = None, *, same
         line = {"anchor": [anchor, steady], "origin": None if origin is None else [origin, steady], "left": None,
                 "boot_id": boot_id() if same_boot else "another boot"}
         store.save_daemon_state({"backend": "emulated", "clock_line": line}, anchor)
+
+
+def run_stepped(path: Path, virtual: VirtualClock, wall: SteppedWall, step: float, hours: float) -> None:
+    """One daemon run (``run_daemon``) of ``hours`` on a new clock of this boot; half an hour in, the wall clock steps
+    to ``step``."""
+    clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
+
+    async def run() -> None:
+        async def stepped() -> None:
+            await asyncio.sleep(1800)
+            wall.step = step
+        await asyncio.gather(
+            run_daemon("emulated:1", path, DaemonConfig(), hours * 3600, clock=clock, handle_signals=False), stepped()
+        )
+
+    virtual.run(run())

@@ -20,30 +20,14 @@ from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
-from bluezone.proximity.runner import run_daemon
 from bluezone.proximity.store import SightingStore
 
 from click.testing import CliRunner
 
 from bluezone.cli import cli
 
-from .clock_helpers import YEAR, SteppedWall, leave_a_line, store_of_ten_days
+from .clock_helpers import YEAR, SteppedWall, leave_a_line, run_stepped, store_of_ten_days
 from .conftest import NOON
-
-
-def _run(path: Path, virtual: VirtualClock, wall: SteppedWall, step: float, hours: float) -> None:
-    """One daemon run of ``hours`` on a new clock of this boot; half an hour in, the wall clock steps to ``step``."""
-    clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
-
-    async def run() -> None:
-        async def stepped() -> None:
-            await asyncio.sleep(1800)
-            wall.step = step
-        await asyncio.gather(
-            run_daemon("emulated:1", path, DaemonConfig(), hours * 3600, clock=clock, handle_signals=False), stepped()
-        )
-
-    virtual.run(run())
 
 
 def test_a_restarted_daemon_keeps_the_bound_on_believed_steps_for_the_boot(tmp_path: Path) -> None:
@@ -51,11 +35,11 @@ def test_a_restarted_daemon_keeps_the_bound_on_believed_steps_for_the_boot(tmp_p
     store_of_ten_days(path).close()
     virtual = VirtualClock(NOON)
     wall = SteppedWall(virtual)
-    _run(path, virtual, wall, 2.9 * DAY_SECONDS, 2)  # a host paused the machine 2.9 days: believed after the hold
+    run_stepped(path, virtual, wall, 2.9 * DAY_SECONDS, 2)  # a host paused the machine 2.9 days: believed after the hold
     with SightingStore.open(path, create=False, purge_now=wall.now()) as store:
         state = store.daemon_state()
         assert state is not None and "clock" not in state and state["clock_line"]["boot_id"] == boot_id()
-    _run(path, virtual, wall, 5.8 * DAY_SECONDS, 4)  # restarted, then paused 2.9 days again
+    run_stepped(path, virtual, wall, 5.8 * DAY_SECONDS, 4)  # restarted, then paused 2.9 days again
     with SightingStore.open(path, create=False, purge_now=wall.now()) as store:
         state = store.daemon_state()
         assert state is not None and abs(state["clock"]["off_by"] - 2.9 * DAY_SECONDS) < 60  # not believed

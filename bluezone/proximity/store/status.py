@@ -9,7 +9,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from bluezone.boottime import BELIEVED_STEP, LINE_PARTS, STEP_TOLERANCE, Line, Reading, boot_id, boot_seconds
+from bluezone.boottime import (
+    BELIEVED_STEP,
+    HOLD_SECONDS,
+    LINE_PARTS,
+    STEP_TOLERANCE,
+    Hold,
+    Line,
+    Reading,
+    boot_id,
+    boot_seconds,
+    on_line,
+)
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.proximity.store.base import StoreBase
 from bluezone.proximity.store.schema import NUMERIC_TIME, VACUUM_OWED
@@ -65,6 +76,17 @@ class StoreStatus(StoreBase):
             pass
         return None
 
+    def clock_hold(self) -> Hold | None:
+        """Where the step the daemon did not believe began to hold (``CheckedClock.held``), from its last report of
+        this boot; None without one, or a damaged one."""
+        clock = (self.daemon_state() or {}).get("clock")
+        if not isinstance(clock, dict) or not clock.get("boot_id") or clock.get("boot_id") != boot_id():
+            return None
+        try:
+            return None if clock.get("hold") is None else _reading(clock["hold"])
+        except (TypeError, ValueError):
+            return None
+
     def believed_line(self) -> Line | None:
         """What the daemon's clock believed in this boot (``CheckedClock.line``), from its last report; None from
         another boot (its boot clock measures nothing against ours), a report without one, or a damaged one."""
@@ -86,7 +108,19 @@ class StoreStatus(StoreBase):
         if mark is None:
             return self._past_the_bound(now)
         step = now - (mark[0] + boot_seconds() - mark[1])
-        return step if abs(step) > STEP_TOLERANCE else None
+        return step if abs(step) > STEP_TOLERANCE and not self._held_long_enough(now) else None
+
+    def _held_long_enough(self, now: float) -> bool:
+        """Whether ``now`` keeps to the step the daemon was holding (``clock_hold``) and has for ``HOLD_SECONDS``,
+        within the bound of the boot's line: what the daemon would believe.  A daemon stopped mid-hold left commands
+        on the measured time for the rest of the boot (up to 3 days behind: purging late, "clock NOT BELIEVED"),
+        though without its report they believe such a step at once.  The kernel is not asked: a running daemon
+        reports a hold begun again (it said unsynchronised) within a flush, and while none runs nobody asked it."""
+        hold, line, steady = self.clock_hold(), self.believed_line(), boot_seconds()
+        if hold is None or line is None or not hold[1] <= steady - HOLD_SECONDS or not on_line(hold, now, steady):
+            return False
+        start = line[1] or line[0]  # where the boot's believed steps began: they add up from it
+        return 0 < now - (start[0] + steady - start[1]) <= BELIEVED_STEP
 
     def _past_the_bound(self, now: float) -> float | None:
         """How far ``now`` reads from the time measured on the line the daemon believed in this boot, where it lies
