@@ -323,7 +323,7 @@ def export_cmd(
     storage = _open(db, create_db)
     now = cli_clock().now()
     try:
-        make_writable_dir(out, "export", "--export-dir")  # after the database: a typo in --server-db leaves no directory behind
+        _make_export_dirs(out)  # after the database: a typo in --server-db leaves no directory behind
         try:
             run = export_unless_clock_jumped(storage, signer, out, now, config)
         except OSError as exc:  # a full disk was 'OSError: [Errno 28] No space left on device', no word where
@@ -437,9 +437,11 @@ def run_cmd(
     # the address first: a port in use (or a --host of no address here) left a new database and export
     # directory behind before its one line
     sock = bind(host, port)
-    made = _missing_dirs(exports)
+    from bluezone.server.staging import staging_root
+
+    made = _missing_dirs(staging_root(exports)) + _missing_dirs(exports)
     try:
-        make_writable_dir(exports, "export", "--export-dir")  # at start, not every scheduled export failing in the log
+        _make_export_dirs(exports)  # at start, not every scheduled export failing in the log
         storage = _open(db, create=True)  # the server owns its database: the first start creates it
     except BaseException:
         sock.close()
@@ -477,6 +479,15 @@ def run_cmd(
             own.close()
 
     serve_workers(worker_app, settings, started, workers, sock)
+
+
+def _make_export_dirs(out: Path) -> None:
+    """Make the export directory and the one beside it its files are written into first (moved in once
+    recorded: ``bluezone.server.staging``), or find them writable."""
+    from bluezone.server.staging import staging_root
+
+    make_writable_dir(out, "export", "--export-dir")
+    make_writable_dir(staging_root(out), "export staging", "--export-dir: it is made beside the export directory")
 
 
 def _missing_dirs(path: Path) -> list[Path]:

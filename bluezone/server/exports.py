@@ -7,9 +7,13 @@ of at most ``max_keys_per_file``.  A key revised after it was exported (a "likel
 confirmed, or revoked by a negative test) goes into ``revised_keys`` of the next file for its
 day, as GAEN clients expect; a file of few keys, or few revisions, is padded with fakes, or with
 revisions of fakes published before (``bluezone.server.padding``).  Files are written first, then recorded in the database
-in one transaction, then the index is rewritten atomically: a crash leaves at worst an
-unlisted file, never a listed missing one.  The export directory can be served by the
-key server itself or synced to any static host or CDN.
+in one transaction, then moved into the export directory, then the index is rewritten atomically.  Files
+are written outside the export directory (``bluezone.server.staging``) and moved in only once recorded: a
+file there is servable (the key server serves it by name, a CDN syncing the directory copies it), and one
+an interrupted export left there beside the next export's, which holds the same keys with other fakes,
+told the real keys from the fakes.  A crash leaves at worst a recorded file not moved in yet (the next
+export moves it in), never a listed missing one.  The export directory can be served by the key server
+itself or synced to any static host or CDN.
 
 Roll-ups keep ``index.txt`` small at national scale: an export every 10 minutes writes up to ~30
 files (one per day of its keys and of its check-ins), ~4,300 a day, and 14 days of them would not fit
@@ -44,12 +48,12 @@ from bluezone.keyformat.export import load_public_key, open_signed_export, publi
 from bluezone.keyformat.keys import KEY_DTYPE, MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET, REPORT_TYPE_CERTAINTY
 from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count, revisable_like
 from bluezone.server.signing import Signer
+from bluezone.server.staging import Staging, settle_leftovers
 from bluezone.server.storage import LIKELY, RECURSIVE, BatchRecord, Storage
 from bluezone.keyformat.venue_export import MAX_REPORTS_PER_FILE, open_signed_venue_zip, signed_venue_zip
 from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.readfile import read_regular_file
 from bluezone.writefile import final_name, write_file
-from bluezone.writefile import sync_directory as _sync_directory
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +171,7 @@ def export_batches(
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.max_keys_per_file < 1:
         raise ValueError("max_keys_per_file must be at least 1")
+    settle_leftovers(storage, out_dir)  # what an interrupted export recorded is published, the rest deleted
     if hold:
         write_index(storage, out_dir, now, None)
         return []
@@ -189,23 +194,21 @@ def export_batches(
         if config.min_keys_per_file else ({}, {})
     )
     written: list[BatchRecord] = []
-    try:
-        if len(keys):
-            # the day's padding secret before the keys leave their queues: on PostgreSQL they leave on a connection
-            # of their own while the files are written, and an upload revising one of them waits for its row while
-            # holding the storage, which a secret asked for then waited for: both for ever (attack19)
-            day_secret = storage.padding_secret(int(now // DAY_SECONDS), new_secret()) if config.min_keys_per_file else None
+    if len(keys):
+        # the day's padding secret before the keys leave their queues: on PostgreSQL they leave on a connection
+        # of their own while the files are written, and an upload revising one of them waits for its row while
+        # holding the storage, which a secret asked for then waited for: both for ever (attack19)
+        day_secret = storage.padding_secret(int(now // DAY_SECONDS), new_secret()) if config.min_keys_per_file else None
+        # if anything fails, the staged files are settled by the database's word (nothing recorded: deleted)
+        with Staging(out_dir, storage) as staging:
             # every key read, and every revision in a file, leave their queues when the files are recorded
             with storage.export_transaction(np.sort(new_ids), carried, withheld) as written:
                 _write_batches(
-                    keys, is_revision, signer, out_dir, now, config, rng, written, lambda: day_secret, revisable, onsets_before
+                    keys, is_revision, signer, staging.path, now, config, rng, written, lambda: day_secret, revisable,
+                    onsets_before,
                 )
-                _sync_directory(out_dir)  # every file's rename, before the transaction recording them commits
-    except Exception:
-        # nothing was recorded: the files written so far would only lie unlisted, their keys still queued
-        for record in written:
-            (out_dir / record.name).unlink(missing_ok=True)
-        raise
+                staging.sync()  # every file's rename, before the transaction recording them commits
+            staging.publish(record.name for record in written)
     venue_files = export_venue_reports(storage, signer, out_dir, now, config, rng)
     rolled = roll_up_closed_days(storage, signer, out_dir, now, config, rng)
     listed = write_index(storage, out_dir, now, config.retention_days)
@@ -244,9 +247,9 @@ def _write_batches(
     revisable: dict[int, np.ndarray],
     onsets_before: dict[bytes, int],
 ) -> None:
-    """Write ``keys`` (revisions where ``is_revision``) into signed files by UTC day, shuffled, at most
-    ``max_keys_per_file`` each, every file durable when this returns; each file's record goes into
-    ``written`` as it is handed to the writer (the caller removes them all if anything fails).
+    """Write ``keys`` (revisions where ``is_revision``) into signed files in ``out_dir`` (an export's staging
+    folder) by UTC day, shuffled, at most ``max_keys_per_file`` each, every file durable when this returns; each
+    file's record goes into ``written`` as it is handed to the writer (the staging settles them if anything fails).
 
     One thread writes and fsyncs each file while the next is signed (zlib and fsync release the GIL):
     1M keys, 42 files, 0.1-0.3 s of fsyncs no longer add to the export."""
@@ -354,18 +357,19 @@ def export_venue_reports(
         by_day.setdefault(day * DAY_SECONDS, []).append((report_id, data))
     records: list[BatchRecord] = []
     tag = secrets.token_hex(3)  # one per export, files numbered across its days: two days' tags could collide
-    for number, (start, i, n_files, chunk) in enumerate(_checkin_files(by_day, config, rng), 1):
-        name = f"{int(now)}-venues-{tag}-{number:04d}.zip"
-        reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
-        data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
-        write_file(out_dir / name, data, PUBLIC)
-        record = BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk), sha256=_digest(data))
-        try:
+    if not by_day:
+        return records
+    # a file not recorded (another export published its check-ins first) is deleted unseen when this ends
+    with Staging(out_dir, storage) as staging:
+        for number, (start, i, n_files, chunk) in enumerate(_checkin_files(by_day, config, rng), 1):
+            name = f"{int(now)}-venues-{tag}-{number:04d}.zip"
+            reports = [ProtectedReport.from_bytes(data) for _, data in chunk]
+            data = signed_venue_zip(reports, signer.private_key, signer.info, config.region, int(now // 3600))
+            write_file(staging.path / name, data, PUBLIC)
+            record = BatchRecord(name, now, start, start + DAY_SECONDS, i, n_files, len(chunk), sha256=_digest(data))
             storage.add_venue_batch(record, [report_id for report_id, _ in chunk])
-        except Exception:  # not recorded (another export published them): the file would only lie unlisted
-            (out_dir / name).unlink(missing_ok=True)
-            raise
-        records.append(record)
+            staging.publish([name])
+            records.append(record)
     return records
 
 
@@ -409,39 +413,40 @@ def roll_up_closed_days(
         if match and int(match["stamp"]) // DAY_SECONDS <= last:
             groups.setdefault((int(match["stamp"]) // DAY_SECONDS, match["kind"]), []).append(batch)
     rolled: list[BatchRecord] = []
-    verifiers = _verifiers(storage, signer, since) if groups else []
-    for (day, kind), files in sorted(groups.items()):
-        live = [b for b in files if b.end_timestamp >= since]
-        if not live:
-            continue
-        try:
-            if kind == "venues":
-                made = list(_venue_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng))
-            else:
-                # its fakes, and the revisions of earlier fakes, were made on this export day or since their key day
-                made_with = [storage.padding_secret(d) for d in range(int(kind) // DAY_SECONDS, day + 1)]
-                made = list(_key_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng, made_with))
-        except (BluezoneError, OSError) as exc:  # a file gone or damaged on disk: those files stay as they are
-            log.error("export day %s (%s) not rolled up: %s", _iso(day * DAY_SECONDS), kind, exc)
-            continue
-        written: list[BatchRecord] = []
-        try:
-            for record, data in made:
-                written.append(record)
-                write_file(out_dir / record.name, data, PUBLIC, sync=False)
-            _sync_directory(out_dir)  # every roll-up durable before it is recorded
-            storage.replace_batches([b.name for b in live], written)
-        except BaseException as exc:
-            for record in written:  # (a copy half written is gone with the write that failed)
-                (out_dir / record.name).unlink(missing_ok=True)
-            if isinstance(exc, OSError):  # a full disk: this export's new files are recorded, and must be listed
-                log.error("export day %s (%s) not rolled up, tried again next export: %s", _iso(day * DAY_SECONDS), kind, exc)
+    if not groups:
+        return rolled
+    verifiers = _verifiers(storage, signer, since)
+    with Staging(out_dir, storage) as staging:
+        for (day, kind), files in sorted(groups.items()):
+            live = [b for b in files if b.end_timestamp >= since]
+            if not live:
                 continue
-            if not isinstance(exc, ServerStorageError):
-                raise
-            log.warning("export day %s (%s): %s (another exporter rolled it up)", _iso(day * DAY_SECONDS), kind, exc)
-            continue
-        rolled += written
+            try:
+                if kind == "venues":
+                    made = list(_venue_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng))
+                else:
+                    # its fakes, and the revisions of earlier fakes, were made on this export day or since their key day
+                    made_with = [storage.padding_secret(d) for d in range(int(kind) // DAY_SECONDS, day + 1)]
+                    made = list(_key_rollup(live, len(files), day, signer, verifiers, out_dir, now, config, rng, made_with))
+            except (BluezoneError, OSError) as exc:  # a file gone or damaged on disk: those files stay as they are
+                log.error("export day %s (%s) not rolled up: %s", _iso(day * DAY_SECONDS), kind, exc)
+                continue
+            written: list[BatchRecord] = []
+            try:
+                for record, data in made:
+                    written.append(record)
+                    write_file(staging.path / record.name, data, PUBLIC, sync=False)
+                staging.sync()  # every roll-up durable before it is recorded
+                storage.replace_batches([b.name for b in live], written)
+            except (OSError, ServerStorageError) as exc:
+                staging.discard(record.name for record in written)  # not recorded: never seen
+                if isinstance(exc, OSError):  # a full disk: this export's new files are recorded, and must be listed
+                    log.error("export day %s (%s) not rolled up, tried again next export: %s", _iso(day * DAY_SECONDS), kind, exc)
+                else:
+                    log.warning("export day %s (%s): %s (another exporter rolled it up)", _iso(day * DAY_SECONDS), kind, exc)
+                continue
+            staging.publish(record.name for record in written)
+            rolled += written
     return rolled
 
 
@@ -641,34 +646,32 @@ def remove_stale_files(storage: Storage, out_dir: Path, listed: list[str], now: 
     - a recorded file once its day is past the retention (it left the index);
     - an export day's small files once rolled up: its check-in files at once (their names do not say the
       day of their check-ins, so one kept longer could outlive its 14 days), its key files a day later (a
-      node that read the index before, a CDN's cached copy, another exporter's file not yet recorded: none
-      gets a 404);
-    - a file nobody recorded (an export or roll-up interrupted between writing and recording it, its keys
-      exported again) once its day is past the retention: a key file's or roll-up's by the day in its name,
-      a check-in file's by the export's time in its name, a day later than a recorded file of its day.  Not
-      sooner: another exporter's files lie unrecorded too until it records them; a file an export is
-      writing now is of today and of a day still kept, so it is left alone."""
+      node that read the index before, a CDN's cached copy: neither gets a 404);
+    - a file nobody recorded, at once: an export of an earlier version interrupted between writing and
+      recording it left it here, its keys exported again with other fakes, and the two files together told
+      the real keys from the fakes (attack21).  Exports now move a file in only once it is recorded
+      (``bluezone.server.staging``), so no other exporter's file lies here unrecorded.
+
+    The directory is listed before the records are read: a file another exporter moves in meanwhile was
+    recorded before it was moved, so it is among the records read after."""
     keep = set(listed)
+    paths = [path for path in out_dir.glob("*.zip*") if path.name not in keep]
     recorded = {batch.name: batch for batch in storage.batches()}
     rolled, a_day_ago = config.rolled_up_through(now), config.rolled_up_through(now - DAY_SECONDS)
     oldest = now - config.retention_days * DAY_SECONDS
     removed = 0
-    for path in out_dir.glob("*.zip*"):
-        if path.name in keep:
-            continue
+    for path in paths:
         name = final_name(path.name)
         small, rollup = EXPORT_FILE.match(name), ROLLUP_FILE.match(name)
-        if path.name in recorded:
-            stale = recorded[path.name].end_timestamp < oldest
-        elif small:
-            last = rolled if small["kind"] == "venues" else a_day_ago
-            day = int(small["stamp"]) if small["kind"] == "venues" else int(small["kind"])
-            stale = (last is not None and int(small["stamp"]) // DAY_SECONDS <= last) or day + DAY_SECONDS < oldest
-        elif rollup:  # a check-in roll-up's name has no day of its check-ins: they are of its export day or before
-            start = rollup["start"] or (rollup["day"] if rollup["kind"] == "venues" else rollup["kind"])
-            stale = int(start) + DAY_SECONDS < oldest
-        else:
+        if not small and not rollup:
             continue
+        if name in recorded:  # (or a copy of it half written)
+            stale = recorded[name].end_timestamp < oldest
+        elif small and small["kind"] != "venues" and rolled is not None and a_day_ago is not None:
+            # replaced by a roll-up less than a day ago: kept for whoever read the index before
+            stale = not a_day_ago < int(small["stamp"]) // DAY_SECONDS <= rolled
+        else:
+            stale = True
         if stale:
             path.unlink(missing_ok=True)
             removed += 1

@@ -13,11 +13,15 @@ from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.server import exports
 from bluezone.server.exports import INDEX_FILE, export_batches
 from bluezone.server.signing import keygen
+from bluezone.server.staging import staging_root
 
 
-def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path, monkeypatch) -> None:
-    """Ctrl-C (or kill -9) while an export signs its third file: the two written stay unlisted and
-    unrecorded, holding real keys, and were served by name for good (only recorded files expired)."""
+def test_files_of_an_interrupted_export_never_reach_the_export_directory(tmp_path, monkeypatch) -> None:
+    """Ctrl-C (or kill -9) while an export signs its third file: the two written stayed in the export
+    directory, unlisted and unrecorded, holding real keys, served by name until the retention ended, and the
+    next export published their keys again with other fakes (test_interrupted_export_padding.py).  Now they
+    are written beside it and never reach it; what an earlier version left there unrecorded, finished or
+    half written, goes at the next export, and names not of the exporter's are left alone."""
     storage = storage_with_yesterdays_keys(tmp_path / "server.db", 50, seed=3)
     signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=10)
     real, calls = exports.signed_export_zip, []
@@ -32,22 +36,23 @@ def test_files_of_an_interrupted_export_are_deleted_after_the_retention(tmp_path
     with pytest.raises(KeyboardInterrupt):
         export_batches(storage, signer, out, NOW, config)
     monkeypatch.undo()
-    left = sorted(p.name for p in out.glob("*.zip"))
-    assert len(left) == 2 and storage.batches() == []
-    third = f"{int(NOW)}-{rolling_start(NOW) * 600 - DAY_SECONDS}-0a1b2c-0003.zip"
-    half_written = out / f".{third}.0123456789abcdef.tmp"  # (writefile's temporary name)
-    half_written.write_bytes(b"PK\x03\x04")  # kill -9 before the rename
-    earlier_version = out / f".{third}.tmp"  # (the fixed name before)
-    earlier_version.write_bytes(b"PK\x03\x04")
+    assert list(out.glob("*.zip*")) == [] and storage.batches() == []
+    assert len(list(staging_root(out).glob("*/*.zip"))) == 2  # left as a kill leaves them, for the next export
+    day = rolling_start(NOW) * 600 - DAY_SECONDS
+    earlier = [out / f"{int(NOW) - 3600}-{day}-0a1b2c-0001.zip", out / f"{int(NOW) - 3600}-venues-0a1b2c-0001.zip"]
+    third = f"{int(NOW)}-{day}-0a1b2c-0003.zip"
+    earlier += [out / f".{third}.0123456789abcdef.tmp", out / f".{third}.tmp"]  # killed before the rename (both names)
+    for path in earlier:
+        path.write_bytes(b"PK\x03\x04")
     unrelated = [out / "README.zip", out / "2020-backup.zip", out / "1700000000-notes.zip"]  # not an export's names
     for path in unrelated:
         path.write_bytes(b"x")
 
     published = export_batches(storage, signer, out, NOW + 60, config)
     assert sum(b.num_keys for b in published) == 50
-    # left alone while young: another exporter's files lie unrecorded like these until it records them
-    assert all((out / name).is_file() for name in left) and half_written.is_file() and earlier_version.is_file()
-    assert not set(left) & set((out / INDEX_FILE).read_text().split())
+    names = sorted(p.name for p in published)
+    assert sorted(p.name for p in out.iterdir()) == sorted([INDEX_FILE, *names, *(p.name for p in unrelated)])
+    assert sorted((out / INDEX_FILE).read_text().split()) == names and list(staging_root(out).iterdir()) == []
 
     export_batches(storage, signer, out, NOW + 16 * DAY_SECONDS, config)
     assert sorted(p.name for p in out.iterdir()) == sorted([INDEX_FILE, *(p.name for p in unrelated)])
