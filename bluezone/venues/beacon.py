@@ -152,6 +152,7 @@ class FrameAssembler:
         self._partial = FrameSets()  # the sets being collected (bounded: framesets.py)
         self._opened: dict[bytes, _Opened] = {}  # by each of its frames' 20 bytes
         self._recent: dict[_Opened, None] = {}  # the opened sets, the most recently heard last
+        self._opened_keys: set[tuple[bytes, int]] = set()  # their (set id, frame count)s
         self.malformed = 0
 
     def add(self, data: bytes, rssi: int, t: float) -> tuple[bytes, Venue | None] | None:
@@ -176,7 +177,9 @@ class FrameAssembler:
             return frame.set_id, opened.venue
         if rssi < self.min_rssi:
             return None
-        partial = self._partial.heard(bytes(data), t)
+        # a set id and count that opened already: another venue sealed under it still opens, a round later (its
+        # frames come again every round), but junk sent once, never again, buys no openings (it bought 24 a second)
+        partial = self._partial.heard(bytes(data), t, repeated_only=(frame.set_id, frame.count) in self._opened_keys)
         if partial is None:
             return None  # a new set while the table is full: its first frame waits for a second
         partial.copies.add(frame.index, frame.chunk)
@@ -192,6 +195,7 @@ class FrameAssembler:
                 done = _Opened(venue, tuple(header + bytes([c.index, partial.count]) + c.chunk for c in combination))
                 self._opened.update(dict.fromkeys(done.frames, done))
                 self._recent[done] = None
+                self._opened_keys.add((frame.set_id, frame.count))
                 return frame.set_id, venue
         return (frame.set_id, None) if tried else None  # a foreign or damaged frame among them: more copies may come
 
@@ -214,6 +218,7 @@ class FrameAssembler:
                 for data in done.frames:
                     if self._opened.get(data) is done:  # (a later set sharing a frame keeps it)
                         del self._opened[data]
+            self._opened_keys = {(d.frames[0][1:5], d.frames[0][6]) for d in self._recent}
 
 
 def beacon_vector(payload: bytes, beacon_key: bytes, epoch: int) -> dict[str, object]:

@@ -53,13 +53,14 @@ class Partial:
     count: int
     first_heard: float
     slot: int  # its row in the table's arrays of ranks and times let in
+    repeated_only: bool = False  # its set id and count opened in this epoch: only copies heard twice are tried
     copies: Copies = field(init=False)
     #: log2(its frames heard, each weighing half as much every HEARD_HALF_LIFE s) + time / HEARD_HALF_LIFE (every
     #: set's weight halves at the same pace: kept so, it needs no update between frames)
     rank: float = -math.inf
 
     def __post_init__(self) -> None:
-        self.copies = Copies(self.count, self.first_heard)
+        self.copies = Copies(self.count, self.first_heard, repeated_only=self.repeated_only)
 
     def hear(self, t: float) -> None:
         """One more of its frames heard at ``t``.  Written so that no clock can overflow it: 2 ** (rank - now) did
@@ -97,9 +98,10 @@ class FrameSets:
         """The sets being collected."""
         return list(self._sets)
 
-    def heard(self, data: bytes, t: float) -> Partial | None:
+    def heard(self, data: bytes, t: float, repeated_only: bool = False) -> Partial | None:
         """The set the frame ``data`` (20 bytes, a valid ``beacon.Frame``) belongs to, with the frame heard; None
-        while the table is full and this is the set's first frame (it waits for a second)."""
+        while the table is full and this is the set's first frame (it waits for a second).  ``repeated_only``: a
+        set let in now tries only copies heard twice (``Copies``)."""
         key = (data[1:5], data[6])
         partial = self._sets.get(key)
         if partial is None:
@@ -109,7 +111,7 @@ class FrameSets:
                 if first is None:
                     return None
                 self._drop_least(t)
-            partial = self._sets[key] = Partial(key[1], first_heard=t, slot=self._free.pop())
+            partial = self._sets[key] = Partial(key[1], first_heard=t, slot=self._free.pop(), repeated_only=repeated_only)
             self._key_at[partial.slot], self._first_heard[partial.slot] = key, t
             if first is not None:
                 partial.copies.add(first[5], bytes(first[7:]))

@@ -24,6 +24,8 @@ from bluezone.venues.location import Venue
 from bluezone.venues.nearby import BeaconCheckIns
 from bluezone.venues.owner import VenueSecrets
 
+from tests.venues.venue_helpers import CLINIC, sealed_under
+
 VECTORS = json.loads((Path(__file__).parents[1] / "data" / "venues" / "beacon_vectors.json").read_text())
 T0 = 1_796_400_000.0
 CAFE = Venue.create("Café Hoa", "12 Trần Phú, Hà Nội", "food-service", 45, seed=bytes(range(16)))
@@ -78,35 +80,20 @@ def test_one_foreign_frame_does_not_silence_the_epoch() -> None:
     assert assembler.malformed == malformed
 
 
-def _sealed_under(set_id: bytes, venue: Venue) -> list[bytes]:
-    """``venue``'s frames sealed under someone else's ``set_id``: anyone can (the key travels in the blob)."""
-    import hashlib
-
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    key = bytes([9]) * 16
-    sealed = AESGCM(key).encrypt(bytes(12), venue.payload, set_id)
-    blob = sealed + bytes(a ^ b for a, b in zip(key, hashlib.sha256(sealed).digest()[:16], strict=True))
-    chunks = [blob[i : i + beacon.CHUNK_BYTES] for i in range(0, len(blob), beacon.CHUNK_BYTES)]
-    return [bytes([beacon.VERSION]) + set_id + bytes([i, len(chunks)]) + c.ljust(beacon.CHUNK_BYTES, b"\0") for i, c in enumerate(chunks)]
-
-
-CLINIC = Venue.create("Phòng khám Ngọc", "55 Yên Ninh, Hà Nội", "food-service", 45, seed=bytes([3]) * 16)
-
-
 def test_a_foreign_venue_sealed_under_a_venues_set_id_takes_none_of_its_frames() -> None:
     """One round of another venue's frames sealed under the café's set id (the same frame count), heard
     first: every café frame of the epoch was then taken for that venue, and the visitor at the café was
-    checked in there.  Only the very frames of an opened set count for it: the café's open as the café."""
+    checked in there.  Only the very frames of an opened set count for it: the café's open as the café, once each
+    is heard twice (a set id that opened tries only copies heard again: junk sent once buys no openings)."""
     frames = beacon.frames(CAFE.payload, SECRETS.beacon_key, 9)
     set_id = frames[0][1:5]
-    foreign = _sealed_under(set_id, CLINIC)
+    foreign = sealed_under(set_id, CLINIC)
     assert len(foreign) == len(frames)  # the same count: nothing but the frames' bytes tells them apart
     assembler = beacon.FrameAssembler()
     assert [assembler.add(f, -70, T0) for f in foreign][-1] == (set_id, CLINIC)
-    results = [assembler.add(f, -60, T0 + 1 + i) for i, f in enumerate(frames + frames)]
-    assert results[: len(frames) - 1] == [None] * (len(frames) - 1)  # collected as a set of their own
-    assert results[len(frames) - 1 :] == [(set_id, CAFE)] * (len(frames) + 1)
+    results = [assembler.add(f, -60, T0 + 1 + i) for i, f in enumerate(frames * 3)]
+    assert results[: 2 * len(frames) - 1] == [None] * (2 * len(frames) - 1)  # collected as a set of their own
+    assert results[2 * len(frames) - 1 :] == [(set_id, CAFE)] * (len(frames) + 1)  # (a round later than before)
     assert [assembler.add(f, -70, T0 + 30) for f in foreign] == [(set_id, CLINIC)] * len(foreign)
 
 
@@ -115,7 +102,7 @@ def test_a_visitor_is_checked_in_where_the_frames_it_heard_open() -> None:
     set id came first (a transmitter at the door): the visitor is checked in at the café, not the clinic."""
     listener = BeaconCheckIns(SightingStore.open(":memory:"))
     set_id = beacon.frames(CAFE.payload, SECRETS.beacon_key, beacon.epoch_of(T0))[0][1:5]
-    for i, frame in enumerate(_sealed_under(set_id, CLINIC)):
+    for i, frame in enumerate(sealed_under(set_id, CLINIC)):
         listener.on_advert(Advert(T0 - 20 + i, frame, -70, beacon.SERVICE_UUID))
     _hear(listener, SECRETS, T0, 10 * 60)
     assert [v.description for v in visits(listener.store)] == ["Café Hoa"]
