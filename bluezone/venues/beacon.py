@@ -178,7 +178,7 @@ class FrameAssembler:
         if rssi < self.min_rssi:
             return None
         # a set id and count that opened already: another venue sealed under it still opens, a round later (its
-        # frames come again every round), but junk sent once, never again, buys no openings (it bought 24 a second)
+        # frames come again every round), but junk sent once is never let in (it bought 24 openings a second)
         partial = self._partial.heard(bytes(data), t, repeated_only=(frame.set_id, frame.count) in self._opened_keys)
         if partial is None:
             return None  # a new set while the table is full: its first frame waits for a second

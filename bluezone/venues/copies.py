@@ -21,10 +21,7 @@ opens; but each try costs AES-GCM openings (one per padding that fits), so junk 
 * **bounded memory**: beyond ``MAX_EXTRA_COPIES`` extra copies, the ``FORGET_AT_ONCE`` heard fewest times are
   forgotten (the oldest of those; never an index's only copy, nor the copy just heard): a genuine frame heard twice
   outlives any number of fresh junk copies, and junk heard once must come some 24-32 times in a round to push out a
-  genuine copy before it is heard again;
-* **after a set opened**, junk under its set id and count is a set of its own (another venue sealed under them must
-  still open), which tries only copies heard twice (``repeated_only``): a beacon sends every frame each round, junk
-  sent once is never tried (it spent the search's 24 openings a second for the epoch; docs/venues.md).
+  genuine copy before it is heard again.
 """
 
 from __future__ import annotations
@@ -132,10 +129,8 @@ class Copies:
     Kept small (a full table of sets of 255 chunks is what a flood makes): an index heard with one chunk holds that
     copy alone, one with more a list whose last is the copy heard last; what trying needs is made once complete."""
 
-    def __init__(self, count: int, t: float, *, repeated_only: bool = False) -> None:
+    def __init__(self, count: int, t: float) -> None:
         self.count = count
-        #: try only copies heard twice (a set under a set id and count that opened in this epoch: ``repeated``)
-        self.repeated_only = repeated_only
         self._one: dict[int, Copy] = {}  # indices heard with one chunk
         self._many: dict[int, list[Copy]] = {}  # indices heard with more, the copy heard last at the end
         self._serial = 0
@@ -152,13 +147,13 @@ class Copies:
         """One frame's chunk heard at ``index``."""
         one = self._one.get(index)
         if one is not None and one.chunk == chunk:
-            self._heard_again(one)
+            one.heard += 1
             return
         many = self._many.get(index)
         if many is not None:
             for i, copy in enumerate(many):
                 if copy.chunk == chunk:
-                    self._heard_again(copy)
+                    copy.heard += 1
                     many.append(many.pop(i))  # (the copy heard last at the end)
                     return
         copy = Copy(index, chunk, self._serial)
@@ -173,20 +168,13 @@ class Copies:
         if self.complete:  # (a copy heard before has no combination of its own: some index had no older copy)
             if self._trial is None:
                 self._trial = _Trial(self._let_in)
-            if not self.repeated_only:
-                self._trial.untried.append(copy)
+            self._trial.untried.append(copy)
         if self._extra > MAX_EXTRA_COPIES:
             self._forget_some(copy)
 
-    def _heard_again(self, copy: Copy) -> None:
-        """``copy`` heard once more.  Where only repeated copies are tried, its second hearing is its arrival: it
-        comes last in the order of copies, and brings its combinations with the repeated copies before it (so each
-        combination is still its newest copy's, once)."""
-        copy.heard += 1
-        if self.repeated_only and copy.heard == 2:
-            copy.serial, self._serial = self._serial, self._serial + 1
-            if self._trial is not None:
-                self._trial.untried.append(copy)
+    def holds(self, index: int, chunk: bytes) -> bool:
+        """Whether ``chunk`` is a copy kept at ``index``."""
+        return any(c.chunk == chunk for c in self._at(index))
 
     def _forget_some(self, new: Copy) -> None:
         """Forget the extra copies heard fewest times (the oldest of those; not ``new``), ``FORGET_AT_ONCE`` of them
@@ -215,10 +203,7 @@ class Copies:
             return
         latest = tuple([self._one.get(i) or self._many[i][-1] for i in range(self.count)])
         key = _key(latest)
-        if (
-            key not in trial.latest_seen and not (self.repeated_only and any(c.heard < 2 for c in latest))
-            and trial.latest.take(len(paddings(latest[-1].chunk)), t)
-        ):
+        if key not in trial.latest_seen and trial.latest.take(len(paddings(latest[-1].chunk)), t):
             if len(trial.latest_tried) == LATEST_REMEMBERED:
                 trial.latest_seen.discard(trial.latest_tried[0])
             trial.latest_tried.append(key)
@@ -258,8 +243,6 @@ class Copies:
         ranked: list[list[Copy]] = []
         for index in range(self.count):
             older = [newest] if index == newest.index else [c for c in self._at(index) if c.serial < newest.serial]
-            if self.repeated_only:
-                older = [c for c in older if c.heard >= 2]
             if not older:
                 return iter(())  # the set was not complete then: these combinations are a newer copy's
             if len(older) > 1:

@@ -10,6 +10,10 @@ is kept out by about ``MAX_PARTIAL_SETS`` x q frames a second, for as long as th
 255 sets heard a frame each every 32 s, 8 frames a second round and round, plus one new set a second, kept every
 beacon's set out, however often its receiver heard it.)
 
+A frame under a set id and count that opened in this epoch (the opened frames are known by their bytes: these are
+junk, or another venue sealed under them) is let in only at its second hearing: a beacon sends every frame each round,
+junk sent once never comes again, and let in it made a set that spent its budget of openings for the epoch.
+
 When the table is full, a set is let in only at its second frame: the first waits in a fixed array of slots
 (``WAITING_SLOTS`` frames, placed by a keyed hash an attacker cannot aim), so frames of sets heard once, at
 any rate, push out nothing (at 300 such frames a second a beacon's set, one frame a second, lost its first
@@ -42,6 +46,11 @@ _LN2 = math.log(2)
 #: sets a second takes a waiting frame's slot before the next one comes (g seconds on) with chance ~R g / slots.
 WAITING_SLOTS = 1 << 14
 FRAME_BYTES = 20
+#: Frames heard once under a set id and count that opened in this epoch, by a keyed digest (8 bytes each: 512 kB, made
+#: the first time one is heard): junk sent once under them is never let in, another venue's frames at their second
+#: hearing (its next round, unless ~65,000 other first hearings came meanwhile).
+HEARD_SLOTS = 1 << 16
+DIGEST_BYTES = 8
 
 Key = tuple[bytes, int]
 
@@ -53,14 +62,13 @@ class Partial:
     count: int
     first_heard: float
     slot: int  # its row in the table's arrays of ranks and times let in
-    repeated_only: bool = False  # its set id and count opened in this epoch: only copies heard twice are tried
     copies: Copies = field(init=False)
     #: log2(its frames heard, each weighing half as much every HEARD_HALF_LIFE s) + time / HEARD_HALF_LIFE (every
     #: set's weight halves at the same pace: kept so, it needs no update between frames)
     rank: float = -math.inf
 
     def __post_init__(self) -> None:
-        self.copies = Copies(self.count, self.first_heard, repeated_only=self.repeated_only)
+        self.copies = Copies(self.count, self.first_heard)
 
     def hear(self, t: float) -> None:
         """One more of its frames heard at ``t``.  Written so that no clock can overflow it: 2 ** (rank - now) did
@@ -93,6 +101,7 @@ class FrameSets:
         self._free = list(range(MAX_PARTIAL_SETS - 1, -1, -1))
         self._salt = secrets.token_bytes(16)  # places waiting frames: a sender cannot aim at a slot
         self._waiting: bytearray | None = None  # made the first time the table is full
+        self._heard: bytearray | None = None  # frames heard once under a set id that opened (``_again``): made then
 
     def keys(self) -> list[Key]:
         """The sets being collected."""
@@ -100,10 +109,13 @@ class FrameSets:
 
     def heard(self, data: bytes, t: float, repeated_only: bool = False) -> Partial | None:
         """The set the frame ``data`` (20 bytes, a valid ``beacon.Frame``) belongs to, with the frame heard; None
-        while the table is full and this is the set's first frame (it waits for a second).  ``repeated_only``: a
-        set let in now tries only copies heard twice (``Copies``)."""
+        while the table is full and this is the set's first frame (it waits for a second), and, ``repeated_only``
+        (its set id and count opened in this epoch), while its copy is neither kept nor heard before (``_again``)."""
         key = (data[1:5], data[6])
         partial = self._sets.get(key)
+        if repeated_only and not (partial is not None and partial.copies.holds(data[5], bytes(data[7:]))):
+            if not self._again(data):
+                return None
         if partial is None:
             first = None
             if len(self._sets) >= MAX_PARTIAL_SETS:
@@ -111,7 +123,7 @@ class FrameSets:
                 if first is None:
                     return None
                 self._drop_least(t)
-            partial = self._sets[key] = Partial(key[1], first_heard=t, slot=self._free.pop(), repeated_only=repeated_only)
+            partial = self._sets[key] = Partial(key[1], first_heard=t, slot=self._free.pop())
             self._key_at[partial.slot], self._first_heard[partial.slot] = key, t
             if first is not None:
                 partial.copies.add(first[5], bytes(first[7:]))
@@ -132,6 +144,19 @@ class FrameSets:
             return waiting
         self._waiting[at : at + FRAME_BYTES] = data
         return None
+
+    def _again(self, data: bytes) -> bool:
+        """Whether the frame ``data`` was heard before: its keyed digest in its slot of a fixed array (a sender cannot
+        aim at one), else put there.  A flood of R other first hearings a second overwrites it before its next round
+        (g seconds on) with chance ~R g / ``HEARD_SLOTS``; a beacon's frame then counts from that round."""
+        if self._heard is None:
+            self._heard = bytearray(HEARD_SLOTS * DIGEST_BYTES)
+        digest = hashlib.blake2b(data, key=self._salt, digest_size=DIGEST_BYTES).digest()
+        at = int.from_bytes(digest, "big") % HEARD_SLOTS * DIGEST_BYTES
+        if self._heard[at : at + DIGEST_BYTES] == digest:
+            return True
+        self._heard[at : at + DIGEST_BYTES] = digest
+        return False
 
     def _drop_least(self, t: float) -> None:
         """Forget the set heard at the lowest rate at ``t`` (the oldest of those; the table is full).

@@ -1,19 +1,20 @@
 """Junk under a venue's set id after its set opened: the genuine frames are known by their bytes, so the junk forms a
 set of its own, which must not be dropped (another venue sealed under the same set id must still open).  It spent
-~24 AES-GCM openings a second for the epoch on fresh junk (research/beacon_junk.py, "café all fresh after").  A set
-whose set id and count opened in this epoch now tries only copies heard twice: a beacon sends every frame each round,
-junk sent once is never tried (``copies.Copies(repeated_only=True)``)."""
+~24 AES-GCM openings a second for the epoch on fresh junk (research/beacon_junk.py, "café all fresh after").  A frame
+under a set id and count that opened in this epoch is now let in at its second hearing: a beacon sends every frame
+each round, junk sent once is never let in (``framesets.FrameSets.heard``, ``repeated_only``)."""
 
 from __future__ import annotations
 
-import itertools
 import random
+
+import pytest
 from unittest import mock
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bluezone.venues import beacon, copies
+from bluezone.venues import beacon, framesets
 from bluezone.venues.location import Venue
 
 from tests.venues.venue_helpers import CLINIC, sealed_under
@@ -58,22 +59,36 @@ def test_another_venue_under_the_set_id_still_opens_through_fresh_junk() -> None
     assert results.index((SET_ID, CLINIC)) == 2 * (2 * len(foreign) - 1)  # the end of its second round
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 2), st.integers(0, 2)), max_size=40))
-def test_only_repeated_copies_are_tried_each_combination_of_them_once(heard: list[tuple[int, int]]) -> None:
-    """Copies heard in any order (3 indices, 3 chunks each, none forgotten), the budget ample: the search tries every
-    combination of copies heard twice, once (a copy's second hearing is its arrival), and none with a copy heard once.
-    (The latest copies, tried apart, are left out: they may try again what the search tried, as before.)"""
-    kept = copies.Copies(3, T0, repeated_only=True)
-    tried: list[tuple[bytes, ...]] = []
-    t = T0
-    with mock.patch.object(copies, "LATEST_OPENINGS", 0):
-        for index, choice in [*heard, *[(None, None)] * 20]:  # (then time passes: the budget lets the rest through)
-            if index is not None:
-                kept.add(index, bytes([index, choice]) * 6 + b"\1")
-            t += 100.0
-            tried += [tuple(c.chunk for c in combination) for combination in kept.tries(t)]
-    times = {(i, c): heard.count((i, c)) for i, c in heard}
-    repeated = [sorted(bytes([i, c]) * 6 + b"\1" for c in range(3) if times.get((i, c), 0) >= 2) for i in range(3)]
-    assert len(tried) == len(set(tried))
-    assert set(tried) == set(itertools.product(*repeated))
+@pytest.mark.parametrize("junk", [1, 4, 40])
+def test_another_venue_opens_through_many_fresh_junk_copies_a_frame(junk: int) -> None:
+    """``junk`` fresh copies after each of its frames: a first version, which kept every copy heard and tried those
+    heard twice, forgot the venue's copies heard once (the oldest of those) before their second hearing from 4 copies
+    a frame on, and it never opened."""
+    assembler = beacon.FrameAssembler()
+    for s, frame in enumerate(FRAMES):
+        assembler.add(frame, -70, T0 + s)
+    rng = random.Random(junk)
+    foreign = sealed_under(SET_ID, CLINIC)
+    for s in range(3 * len(foreign)):
+        frame = foreign[s % len(foreign)]
+        if assembler.add(frame, -70, T0 + 20 + s) == (SET_ID, CLINIC):
+            break
+        for v in range(junk):
+            assert assembler.add(frame[:7] + rng.randbytes(beacon.CHUNK_BYTES), -70, T0 + 20 + s + 0.05 + v / 1000) is None
+    assert s == 2 * len(foreign) - 1  # the end of its second round
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 8), st.booleans()), max_size=60))
+def test_a_frame_under_an_opened_set_id_is_let_in_at_its_second_hearing(heard: list[tuple[int, bool]]) -> None:
+    """Frames under the café's set id and count once its set opened (a chunk of 9, at any index, in any order): none
+    is let into a set before it has been heard twice, and each is, from then on; nothing but the café opens."""
+    table = framesets.FrameSets()
+    times: dict[bytes, int] = {}
+    for choice, _ in heard:
+        frame = FRAMES[choice % len(FRAMES)][:7] + bytes([choice]) * beacon.CHUNK_BYTES
+        times[frame] = times.get(frame, 0) + 1
+        partial = table.heard(frame, T0, repeated_only=True)
+        assert (partial is not None) == (times[frame] >= 2)
+        if partial is not None:
+            partial.copies.add(frame[5], frame[7:])
