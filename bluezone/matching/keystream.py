@@ -166,6 +166,8 @@ class KeyStream:
         then each as it is found, between the batches this process derives, so that the work done
         on them runs while the workers still derive instead of after the last key."""
         span = self.span()
+        if self.workers is not None:
+            self.workers.no_more()
         if each is not None:
             for _, rows, _, rpis in self.found:
                 if len(rows):

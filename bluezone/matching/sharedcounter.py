@@ -56,6 +56,14 @@ class SharedCounter:
         self._counters[0] = number + 1
         return number
 
+    def end_at(self, end: int) -> None:
+        """Hand out nothing from ``end`` on (nor past an earlier end or a stop)."""
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            self._counters[1] = min(int(self._counters[1]), end)
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
     def stop(self) -> None:
         """Hand out nothing more: every process stops at its next ``take``."""
         fcntl.lockf(self._fd, fcntl.LOCK_EX)

@@ -146,3 +146,24 @@ def test_a_new_ring_right_after_a_stopped_one_gets_every_batch_once() -> None:
             batches.close()
         assert sorted(got) == list(range(100))
         assert all(np.array_equal(derived, keys[4 * n : 4 * n + 4]) for n, (_, derived, _) in got.items())
+
+
+@pytest.mark.parametrize("posted", [0, 5])
+def test_told_nothing_more_comes_a_worker_ends_once_no_batch_is_left_not_at_close(posted: int) -> None:
+    """``no_more``: a worker ends as soon as it finds nothing left to claim, so that its exit overlaps
+    this process's last batch (issue 17, twenty-second session), and every batch is still derived once."""
+    keys = keys_numbered(4 * posted)
+    batches = SharedBatches(who_derived, workers=2, slots=8, slot_keys=4)
+    try:
+        for lo in range(0, len(keys), 4):
+            batches.post(keys[lo : lo + 4])
+        processes = list(batches._processes)
+        batches.no_more()
+        got = dict(batches.collect(wait=True))
+        for process in processes:
+            process.join(30)  # not closed: told only that nothing more comes
+            assert process.exitcode == 0
+    finally:
+        batches.close()
+    assert sorted(got) == list(range(posted))
+    assert np.array_equal(np.concatenate([got[n][1] for n in range(posted)]) if posted else keys, keys)
