@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +150,8 @@ class StoreStatus(StoreBase):
 
     def _disk_free(self) -> int | None:
         """Free bytes where the database lives (a full disk is why writes fail)."""
+        import shutil  # as failures.py: not in a check's start
+
         if self.path is None:
             return None
         try:
