@@ -30,7 +30,7 @@ from bluezone.matching.matcher import (
 )
 import bluezone.matching.keystream as keystream
 from bluezone.matching.keystream import BufferedStream, HeardKeys, KeyStream, revising
-from bluezone.matching.receiver import MIN_SIGHTINGS, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
+from bluezone.matching.receiver import MIN_SIGHTINGS, DaysRead, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
 
@@ -261,14 +261,17 @@ class HeardRpis:
         days: tuple[float, float],
         scorer: Scorer,
         rssi_correction: int,
+        days_read: DaysRead | None = None,
     ) -> list[Exposure]:
         """``check_store``'s exposures once the keys that sent a heard RPI are known: ``keys`` (rows
         ``key_rows`` of their file) and the ``rpis`` they sent, matched against the store's full rows
-        of those RPIs in ``span``, judged with the receiver's context of ``days``."""
+        of those RPIs in ``span``, judged with the receiver's context of ``days`` (its whole days read
+        into ``days_read``, when given: shared by the calls for other keys of the same check)."""
         rows, ids = self.store.sightings_with_rpis(rpis, *span)
         if hasattr(scorer, "for_receiver"):
             context = StoredReceiverContext(
-                self.store, ids, days, self.repeated, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer)
+                self.store, ids, days, self.repeated, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer),
+                days_read=days_read,
             )
             scorer = for_receiver(scorer, context)
         windows = find_exposures(keys, rows, rssi_correction=rssi_correction)
@@ -547,6 +550,7 @@ class _ScoredAsFound:
         self.heard, self.every, self.span, self.scorer, self.rssi_correction = heard, every, counting.span, scorer, rssi_correction
         self._counting, self._sightings = counting, -1
         self.parts: list[tuple[int, list[Exposure]]] = []  # (first row, the batch's exposures)
+        self._days_read: DaysRead = {}  # each day the scorer reads whole, read once for every batch
 
     def sightings(self) -> int:
         """The usable sightings of the span (``count_usable``), once the thread counting them has ended."""
@@ -562,7 +566,8 @@ class _ScoredAsFound:
         keys = self.every[rows]
         usable = keys["report_type"] != REPORT_TYPE_REVOKED
         exposures = self.heard.exposures(
-            keys[usable], rows[usable], rpis, self.span, whole_days(self.span), self.scorer, self.rssi_correction
+            keys[usable], rows[usable], rpis, self.span, whole_days(self.span), self.scorer, self.rssi_correction,
+            self._days_read,
         )
         self.parts.append((int(rows[0]), exposures))
 

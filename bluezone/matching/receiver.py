@@ -339,6 +339,10 @@ class _Read:
         return order[at[ordered[at] == wanted]]
 
 
+#: ``StoredReceiverContext``'s reads of whole days, by day.
+DaysRead = dict[int, _Read]
+
+
 class StoredReceiverContext:
     """``receiver_context`` of everything a store holds in ``bounds``, read only where a scorer
     asks: the minutes of the window it judges (``minute_reference``) and, for the day-level
@@ -361,6 +365,7 @@ class StoredReceiverContext:
         *,
         rssi_correction: int = 0,
         slot_seconds: float = 60.0,
+        days_read: DaysRead | None = None,
     ) -> None:
         self.source = source
         self.ids = np.asarray(ids, np.int64)
@@ -368,7 +373,9 @@ class StoredReceiverContext:
         self.repeated = repeated  # None: unknown, read whole days
         self.rssi_correction = rssi_correction
         self.slot_seconds = float(slot_seconds)
-        self._days: dict[int, _Read] = {}
+        # shared, when given, with contexts of other rows of the same source, bounds and settings (a
+        # check scoring its windows a batch of keys at a time): a day's read does not depend on the rows
+        self._days: DaysRead = {} if days_read is None else days_read
 
     @property
     def value_slot(self) -> np.ndarray:

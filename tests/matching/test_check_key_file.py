@@ -24,13 +24,13 @@ import bluezone.keyformat.exportstream as exportstream
 import bluezone.matching.check as check_module
 import bluezone.matching.keystream as keystream
 from bluezone.cli import cli
-from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import ExportSignatureError, KeyFileError, NotAStoreError
 from bluezone.keyformat.export import EXPORT_HEADER, build_export_bin, signed_export_zip
 from bluezone.keyformat.keyfile import load_keys, load_signed_keys, write_keys_json
 from bluezone.keyformat.keys import REPORT_TYPE_REVOKED
 from bluezone.matching.check import check_key_file, check_keys
-from bluezone.matching.receiver import for_receiver
+from bluezone.matching.receiver import StoredReceiverContext, for_receiver
 from bluezone.proximity.store import SightingStore
 
 
@@ -370,7 +370,17 @@ def test_with_two_jobs_a_whole_files_exposures_are_scored_while_the_worker_deriv
     monkeypatch.setattr(check_module._HeardInBackground, "ready", lambda self: self._read.exception() is None)
     monkeypatch.setattr(keystream, "available_cores", lambda: 2)  # a worker even on one core
     seen: list[bool] = []
+    read: list[tuple[float, float]] = []
+    plain_context = StoredReceiverContext._context
+
+    def recorded(self: StoredReceiverContext, since: float, until: float, by_rpi: bool = False) -> object:
+        read.append((since, until))
+        return plain_context(self, since, until, by_rpi)
+
+    monkeypatch.setattr(StoredReceiverContext, "_context", recorded)
     checked = check_key_file(path, db, scorer=_Watched(SCORERS[scorer], streams, seen), jobs=2)  # type: ignore[arg-type]
+    days = [span for span in read if span[1] - span[0] > DAY_SECONDS]
+    assert len(days) == len(set(days)) and (scorer != "day-shift" or days)  # each day read whole once, for every batch
     assert checked.as_dict() == expected.as_dict()
     assert checked.exposures == expected.exposures and len({e.key_index for e in checked.exposures}) >= 4
     assert {e.transmission_risk for e in checked.exposures if e.key_index == at[1]} == {7}
