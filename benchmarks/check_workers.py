@@ -10,7 +10,8 @@ reading process and in each worker) noting its start and end, in seconds since t
 started (``time.perf_counter`` is the same clock in every process).
 Reports medians over the runs of: when the first worker batch starts and the last one ends, each
 side's microseconds per key, how long the workers sat between batches, and how long the reading
-process waited at the end (from its last batch to the end of ``KeyStream.finish``).  Make ZIP and
+process waited at the end (from its last batch to the end of ``KeyStream.finish``; a whole file's
+exposures are scored in it as its batches are found, so that includes scoring the last ones).  Make ZIP and
 STORE with ``benchmarks/check_bench.py`` (its ``--workdir``).
 """
 
@@ -43,8 +44,8 @@ def timed(keys, heard, **kwargs):
     return result
 keystream.keys_heard = timed  # before the workers fork
 finish = keystream.KeyStream.finish
-def finish_timed(self):
-    result = finish(self)
+def finish_timed(self, *args, **kwargs):
+    result = finish(self, *args, **kwargs)
     with open(out, "a") as f:
         f.write(json.dumps(["finished", time.perf_counter() - T0]) + "\n")
     return result
