@@ -1,7 +1,7 @@
 """Where the processes of a ``bluezone check --jobs 2`` spend the parallel part: batch by batch.
 
     .venv/bin/python benchmarks/check_workers.py --keys ZIP --db STORE [--jobs 2] [--repeat 5]
-        [--baseline-src DIR ...] [--json]
+        [--baseline-src DIR ...] [--store-first] [--json]
 
 Runs the check as ``bluezone check --keys ZIP --db STORE --json --jobs J`` does (``bluezone.cli``), in a
 fresh interpreter, ``--repeat`` times (alternating with each ``--baseline-src``, a directory holding an
@@ -13,6 +13,10 @@ side's microseconds per key, how long the workers sat between batches, and how l
 process waited at the end (from its last batch to the end of ``KeyStream.finish``; a whole file's
 exposures are scored in it as its batches are found, so that includes scoring the last ones).  Make ZIP and
 STORE with ``benchmarks/check_bench.py`` (its ``--workdir``).
+
+A file read whole before the store's thread has read the store is checked as an array, with no batch to
+time: small inputs on a busy machine can race so.  ``--store-first`` makes each run wait for the store's
+read before reading the file (its first batches then wait too), so that every run streams.
 """
 
 from __future__ import annotations
@@ -29,10 +33,17 @@ from pathlib import Path
 CHILD = r"""
 import json, os, sys, time
 T0 = time.perf_counter()
-out, args = sys.argv[1], sys.argv[2:]
+out, store_first, args = sys.argv[1], sys.argv[2] == "store-first", sys.argv[3:]
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the console script
 import bluezone.cli
+import bluezone.matching.check as check
 import bluezone.matching.keystream as keystream
+if store_first:  # the store read before the file, so that the file streams however small it is
+    started = check._HeardInBackground.__init__
+    def read_first(self, *args, **kwargs):
+        started(self, *args, **kwargs)
+        self._read.exception()  # waited for; its error, if any, raised where the check asks for it
+    check._HeardInBackground.__init__ = read_first
 PARENT = os.getpid()
 found = keystream.keys_heard
 def timed(keys, heard, **kwargs):
@@ -87,6 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--baseline-src", type=Path, nargs="*", default=[], help="directories each holding an older bluezone/")
+    parser.add_argument("--store-first", action="store_true", help="read the store before the file (every run streams)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -102,8 +114,10 @@ def main(argv: list[str] | None = None) -> dict:
             for name, src in variants.items():  # alternating: load from elsewhere falls on all alike
                 out = Path(tmp) / f"{name}-{i}.jsonl"
                 env = dict(os.environ) if src is None else {**os.environ, "PYTHONPATH": str(src)}
-                subprocess.run([sys.executable, "-c", CHILD, str(out), *command], check=True, capture_output=True, cwd=tmp, env=env)
-                runs[name].append(summarise([json.loads(line) for line in out.read_text().splitlines()]))
+                order = "store-first" if args.store_first else "as-run"
+                subprocess.run([sys.executable, "-c", CHILD, str(out), order, *command], check=True, capture_output=True, cwd=tmp, env=env)
+                lines = out.read_text().splitlines() if out.exists() else []  # none: no batch streamed
+                runs[name].append(summarise([json.loads(line) for line in lines]))
     result = {
         "keys": str(args.keys),
         "jobs": args.jobs,

@@ -278,11 +278,15 @@ def test_the_timeline_sampler_sees_each_busy_thread_of_a_child_and_of_its_childr
 
 
 def test_check_workers_times_every_batch_once_in_whichever_process(tmp_path: Path) -> None:
+    """Every batch timed once, in whichever process took it.  ``--store-first``: a file this small could be
+    read whole before the store (then checked as an array, no batch: the test failed so under load), and
+    which process takes which batch is the scheduler's, so only what holds either way is asserted."""
     zip_path, db_path, _ = load("check_bench").make_inputs(tmp_path, 40_000, 5000, seed=1)
-    res = load("check_workers").main(["--keys", str(zip_path), "--db", str(db_path), "--repeat", "1", "--json"])
+    res = load("check_workers").main(["--keys", str(zip_path), "--db", str(db_path), "--repeat", "1", "--store-first", "--json"])
     run = res["runs"]["now"][0]
-    assert run["keys_derived"] == 40_000 and run["worker_batches"] + run["parent_batches"] >= 3, run
-    assert 0 < run["worker_first_start"] < run["worker_last_end"] <= run["finished"], run
+    assert run["keys_derived"] == 40_000 and run["worker_batches"] + run["parent_batches"] == 3, run  # 16,384 keys a batch
+    if run["worker_batches"]:
+        assert 0 < run["worker_first_start"] < run["worker_last_end"] <= run["finished"], run
     assert run["parent_wait_at_end_ms"] >= 0 and run["worker_idle_between_batches_ms"] >= 0, run
 
 
