@@ -166,10 +166,22 @@ def server_status(
         failed_code_tries=storage.count_failures(now - PublishConfig.failure_window, EVERYBODY),
         guessing_alarm=guessing_alarm,
         busiest_network=busiest_network(storage.shared_failures(now - PublishConfig.failure_window)),
-        busiest_ipv4_network=busiest_network(storage.client_failures(now - PublishConfig.failure_window), 4),
+        busiest_ipv4_network=busiest_ipv4_block(storage.busiest_ipv4_blocks(now - PublishConfig.failure_window)),
         stale_revisions=stale,
         revisions_dropped=dropped,
     )
+
+
+def busiest_ipv4_block(blocks: Iterable[tuple[str, int, int]]) -> tuple[str, int, int] | None:
+    """The first of ``blocks`` (``Storage.busiest_ipv4_blocks``: first two octets, tries, addresses; most tries
+    first) that is an IPv4 /16, as (network, tries, addresses); a client text of digits and dots that is no
+    address (``999.1.2.3``, from a proxy's header) is skipped as ``busiest_network`` skips it."""
+    for block, tries, addresses in blocks:
+        try:
+            return str(ipaddress.IPv4Network(f"{block}.0.0/{IPV4_NETWORK_PREFIX}")), tries, addresses
+        except ValueError:
+            continue
+    return None
 
 
 def busiest_network(sites: Iterable[tuple[str, int]], version: int = 6) -> tuple[str, int, int] | None:

@@ -33,6 +33,12 @@ class Database(ABC):
     _lock_queued = ""
     #: The same for the revision rows ``r`` a revocation stands a key on (an export marking one carried is waited for)
     _lock_revisions = ""
+    #: A ``code_tries`` client that is an IPv4 address (digits and three dots), and its /16's first two octets
+    _ipv4_client = (
+        "client GLOB '[0-9]*.[0-9]*.[0-9]*.[0-9]*' AND client NOT GLOB '*[^0-9.]*'"
+        " AND length(client) - length(replace(client, '.', '')) = 3"
+    )
+    _ipv4_block = "substr(client, 1, instr(client, '.') + instr(substr(client, instr(client, '.') + 1), '.') - 1)"
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
