@@ -185,3 +185,50 @@ def test_server_export_says_in_one_line_when_it_cannot_make_the_staging_folder(t
     storage = open_storage(db)
     assert storage.batches() == [] and len(storage.pending_keys(10**9, 0)[0]) == 3
     storage.close()
+
+
+_KILLED_AFTER_WRITING = """
+import os, signal, sys
+from pathlib import Path
+from bluezone.server import staging
+from bluezone.server.exports import export_batches
+from bluezone.server.signing import load_signer
+from bluezone.server.storage import open_storage
+
+written = staging.Staging.sync
+def sync_then_die(self):
+    written(self)
+    os.kill(os.getpid(), signal.SIGKILL)
+staging.Staging.sync = sync_then_die
+export_batches(open_storage(sys.argv[1]), load_signer(Path(sys.argv[2])), Path(sys.argv[3]), float(sys.argv[4]))
+"""
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_export_killed_after_writing_leaves_nothing_visible_and_its_lock_goes_with_it(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """kill -9 for real (a process, not an exception): its files written and synced, nothing recorded.  The
+    export directory holds nothing of it, the kernel released its folder's lock, and the next export deletes
+    its files and publishes each key once."""
+    import signal
+    import subprocess
+    import sys
+
+    from bluezone.server.storage import open_storage
+
+    db = str(tmp_path / "server.db") if backend == "sqlite" else request.getfixturevalue("postgres_dsn")
+    storage = open_storage(db)
+    first = _yesterdays(5, seed=7)
+    storage.insert_keys_unchecked(first, NOW)
+    signer, out = keygen(tmp_path / "keys"), tmp_path / "exports"
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AFTER_WRITING, db, str(tmp_path / "keys"), str(out), str(NOW)],
+                            capture_output=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert list(out.glob("*.zip*")) == [] and len(list(staging_root(out).glob("*/*.zip"))) == 1
+    seen: dict[str, set[bytes]] = {}
+    written = export_batches(storage, signer, out, NOW + 600, ExportConfig())
+    _synced(out, signer, seen)
+    storage.close()
+    assert [b.name for b in written] == list(seen) and seen[written[0].name] & _key_set(first) == _key_set(first)
+    assert list(staging_root(out).iterdir()) == []
