@@ -1,15 +1,16 @@
-"""`bluezone server status` while many IPv4 addresses fail codes (a botnet guessing), on SQLite or PostgreSQL,
-for one or two versions of bluezone alternating:
+"""`bluezone server status` while many IPv4 addresses fail codes (a botnet guessing), or many IPv6 /48s of
+providers' /32s, on SQLite or PostgreSQL, for one or two versions of bluezone alternating:
 
     git archive <commit> bluezone | tar -x -C DIR
-    .venv/bin/python benchmarks/status_bench.py [--rows 100000] [--repeat 5] [--baseline-src DIR]
+    .venv/bin/python benchmarks/status_bench.py [--rows 100000] [--ipv6] [--repeat 5] [--baseline-src DIR]
         [--postgres URL] [--json]
 
 Each version gets a database written by its own code (untimed; SQLite files in ``--workdir``, or one database
 per version on the ``--postgres`` server) whose failed-try table holds ``--rows`` IPv4 addresses in the current
 window, a third of them in one /16 (the rest spread over 255 others), as the per-client budgets leave them after
-an attack.  Each run is a fresh process importing one version (``PYTHONPATH``): it times one ``server_status``
-call (what `server status` reads and computes: the busiest /16 among them).  Medians and ratios are printed.
+an attack; with ``--ipv6``, as many /48s' shared budgets, a third in one /32 (the rest spread thin).  Each run is a fresh process
+importing one version (``PYTHONPATH``): it times one ``server_status`` call (what `server status` reads and
+computes: the busiest /16 or /32 among them).  Medians and ratios are printed.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from export_bench import _postgres_database  # noqa: E402  (a directory that is 
 from tree_passes import alternate, child, trees  # noqa: E402
 
 
-def _addresses(rows: int, seed: int) -> list[str]:
-    """``rows`` distinct IPv4 addresses: a third in 203.0.0.0/16, the rest in 255 other /16s."""
+def _clients(rows: int, seed: int, ipv6: bool) -> list[str]:
+    """``rows`` distinct failing clients: IPv4 addresses, a third in 203.0.0.0/16 and the rest in 255 other /16s;
+    or (``ipv6``) /48s' shared budgets, a third in 2001:cb00::/32 and the rest spread over many other /32s."""
+    import ipaddress
+
     import numpy as np
 
     rng = np.random.default_rng(seed)
@@ -39,10 +43,12 @@ def _addresses(rows: int, seed: int) -> list[str]:
     while len(numbers) < rows:
         numbers.update(((rng.integers(1, 256, rows) << 24) | rng.integers(0, 1 << 24, rows)).tolist())
     ordered = sorted(numbers)[: rows]
+    if ipv6:  # the same numbers, their high half a /32 (2001:cb00::/32 the busy one), their low half a /48 within it
+        return [f"shared:{ipaddress.IPv6Network((0x2001 << 112 | (n >> 16) << 96 | (n & 0xffff) << 80, 48))}" for n in ordered]
     return [f"{n >> 24}.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}" for n in ordered]
 
 
-def _fill(db: str, rows: int, seed: int, now: float) -> None:
+def _fill(db: str, rows: int, seed: int, now: float, ipv6: bool) -> None:
     """The failed-try rows, written once with the driver itself (a publish would take hours for 100,000)."""
     from bluezone.server.storage import open_storage
 
@@ -52,7 +58,7 @@ def _fill(db: str, rows: int, seed: int, now: float) -> None:
             return
     finally:
         storage.close()
-    values = [(client, now, 3) for client in _addresses(rows, seed)]
+    values = [(client, now, 3) for client in _clients(rows, seed, ipv6)]
     if "://" in db:
         import psycopg
 
@@ -69,20 +75,20 @@ def _fill(db: str, rows: int, seed: int, now: float) -> None:
         conn.close()
 
 
-def worker(db: str, rows: int, seed: int) -> dict[str, Any]:
+def worker(db: str, rows: int, seed: int, ipv6: bool) -> dict[str, Any]:
     """One run in this process, with whichever ``bluezone`` is on the path."""
     import bluezone
     from bluezone.server.status import server_status
     from bluezone.server.storage import open_storage
 
     now = time.time()
-    _fill(db, rows, seed, now - 60)
+    _fill(db, rows, seed, now - 60, ipv6)
     storage = open_storage(db)
     t0 = time.perf_counter()
     status = server_status(storage, now)
     seconds = time.perf_counter() - t0
     storage.close()
-    return {"status_seconds": seconds, "busiest_ipv4_network": status.busiest_ipv4_network,
+    return {"status_seconds": seconds, "busiest": status.busiest_network if ipv6 else status.busiest_ipv4_network,
             "storage": type(storage).__name__, "src": bluezone.__file__}
 
 
@@ -95,34 +101,36 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-status-bench")
     parser.add_argument("--json", action="store_true", help="print the result as JSON only")
     parser.add_argument("--postgres", metavar="URL", help="PostgreSQL instead of SQLite (postgresql://...)")
+    parser.add_argument("--ipv6", action="store_true", help="IPv6 /48s of many /32s failing, not IPv4 addresses")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.worker, args.rows, args.seed)))
+        print(json.dumps(worker(args.worker, args.rows, args.seed, args.ipv6)))
         return
     args.workdir.mkdir(parents=True, exist_ok=True)
     versions = trees(parser, args)
     named = {src: name for name, src in versions.items()}
 
     def one(src: Path) -> dict[str, Any]:
-        label = f"{named[src]}_{args.rows}_{args.seed}"
+        label = f"{named[src]}_{args.rows}_{args.seed}{'_ipv6' if args.ipv6 else ''}"
         db = (_postgres_database(args.postgres, f"bluezone_status_bench_{label}") if args.postgres
               else str(args.workdir / f"{label}.db"))
-        done = child(src, [str(Path(__file__).resolve()), "--worker", db, "--rows", str(args.rows), "--seed", str(args.seed)])
+        done = child(src, [str(Path(__file__).resolve()), "--worker", db, "--rows", str(args.rows), "--seed", str(args.seed),
+                           *(["--ipv6"] if args.ipv6 else [])])
         if not args.json:
             print(f"{named[src]}: {done}", file=sys.stderr)
         return done
 
     runs = alternate(versions, args.repeat, one)
-    result: dict[str, Any] = {"backend": "PostgreSQL" if args.postgres else "SQLite", "rows": args.rows,
+    result: dict[str, Any] = {"backend": "PostgreSQL" if args.postgres else "SQLite", "rows": args.rows, "ipv6": args.ipv6,
                               "repeat": args.repeat, "load_average": os.getloadavg()}
     for name, rows in runs.items():
         result[name] = {
             "status_seconds": statistics.median(row["status_seconds"] for row in rows),
             "status_seconds_runs": [round(row["status_seconds"], 4) for row in rows],
-            "busiest_ipv4_network": rows[0]["busiest_ipv4_network"],
+            "busiest": rows[0]["busiest"],
         }
-    if len({json.dumps(row["busiest_ipv4_network"]) for rows in runs.values() for row in rows}) != 1:
+    if len({json.dumps(row["busiest"]) for rows in runs.values() for row in rows}) != 1:
         raise SystemExit(f"the runs named different networks: {runs}")
     if "baseline" in result:
         result["speedup_vs_baseline"] = result["baseline"]["status_seconds"] / result["now"]["status_seconds"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -165,44 +164,26 @@ def server_status(
         late_after=late_after,
         failed_code_tries=storage.count_failures(now - PublishConfig.failure_window, EVERYBODY),
         guessing_alarm=guessing_alarm,
-        busiest_network=busiest_network(storage.shared_failures(now - PublishConfig.failure_window)),
-        busiest_ipv4_network=busiest_ipv4_block(storage.busiest_ipv4_blocks(now - PublishConfig.failure_window)),
+        busiest_network=busiest_block(storage.busiest_blocks("ipv6", now - PublishConfig.failure_window)),
+        busiest_ipv4_network=busiest_block(storage.busiest_blocks("ipv4", now - PublishConfig.failure_window), 4),
         stale_revisions=stale,
         revisions_dropped=dropped,
     )
 
 
-def busiest_ipv4_block(blocks: Iterable[tuple[str, int, int]]) -> tuple[str, int, int] | None:
-    """The first of ``blocks`` (``Storage.busiest_ipv4_blocks``: first two octets, tries, addresses; most tries
-    first) that is an IPv4 /16, as (network, tries, addresses); a client text of digits and dots that is no
-    address (``999.1.2.3``, from a proxy's header) is skipped as ``busiest_network`` skips it."""
-    for block, tries, addresses in blocks:
+def busiest_block(blocks: Iterable[tuple[str, int, int]], version: int = 6) -> tuple[str, int, int] | None:
+    """The first of ``blocks`` (``Storage.busiest_blocks``: key, tries, clients; most tries first) that is a
+    provider's block, as (network, tries, clients): an IPv6 /32 (key ``2001:db8``; ``version`` 6) or an IPv4
+    /16 (key ``198.51``; 4).  A client text that is no address (``999.1.2.3``, from a proxy's header) makes no
+    block and is skipped.  No budget is kept per /32 or /16 (one customer of a national provider would lock out
+    all its other customers' uploads): an operator decides whether to block it."""
+    for key, tries, clients in blocks:
         try:
-            return str(ipaddress.IPv4Network(f"{block}.0.0/{IPV4_NETWORK_PREFIX}")), tries, addresses
+            network: ipaddress.IPv4Network | ipaddress.IPv6Network = (
+                ipaddress.IPv4Network(f"{key}.0.0/{IPV4_NETWORK_PREFIX}") if version == 4
+                else ipaddress.IPv6Network(f"{key}::/{NETWORK_PREFIX}")
+            )
         except ValueError:
             continue
+        return str(network), tries, clients
     return None
-
-
-def busiest_network(sites: Iterable[tuple[str, int]], version: int = 6) -> tuple[str, int, int] | None:
-    """Of the failed tries ``sites`` ((network or address, tries); others skipped), the provider's block holding
-    most: IPv6 /48s' by their /32, or IPv4 addresses' (``version`` 4) by their /16: (its network, its tries, its
-    /48s or addresses).  No budget is kept per /32 or /16 (one customer of a national provider would lock out
-    all its other customers' uploads): an operator decides whether to block it."""
-    prefix = NETWORK_PREFIX if version == 6 else IPV4_NETWORK_PREFIX
-    tries: Counter[str] = Counter()
-    counted: Counter[str] = Counter()
-    for site, failures in sites:
-        try:
-            network = ipaddress.ip_network(site)
-        except ValueError:  # everybody's count, or a row not a network's
-            continue
-        if network.version != version or network.prefixlen < prefix:
-            continue
-        provider = str(network.supernet(new_prefix=prefix))
-        tries[provider] += failures
-        counted[provider] += 1
-    if not tries:
-        return None
-    provider, most = tries.most_common(1)[0]
-    return provider, most, counted[provider]

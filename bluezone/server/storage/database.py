@@ -33,12 +33,23 @@ class Database(ABC):
     _lock_queued = ""
     #: The same for the revision rows ``r`` a revocation stands a key on (an export marking one carried is waited for)
     _lock_revisions = ""
-    #: A ``code_tries`` client that is an IPv4 address (digits and three dots), and its /16's first two octets
-    _ipv4_client = (
-        "client GLOB '[0-9]*.[0-9]*.[0-9]*.[0-9]*' AND client NOT GLOB '*[^0-9.]*'"
-        " AND length(client) - length(replace(client, '.', '')) = 3"
-    )
-    _ipv4_block = "substr(client, 1, instr(client, '.') + instr(substr(client, instr(client, '.') + 1), '.') - 1)"
+    #: Failing clients of ``code_tries`` grouped by the provider's block an operator may block (``server status``):
+    #: which rows, and the block's key.  IPv4 addresses (digits and three dots) by their /16, its first two octets;
+    #: IPv6 /48s' shared budgets (``shared:2001:db8:1::/48``, SHARED_BUDGET's prefix) by their /32, its first two
+    #: groups (``2001::/48``'s second is 0).  No ``%`` in them: psycopg would take it for a parameter.
+    _blocks = {
+        "ipv4": (
+            "client GLOB '[0-9]*.[0-9]*.[0-9]*.[0-9]*' AND client NOT GLOB '*[^0-9.]*'"
+            " AND length(client) - length(replace(client, '.', '')) = 3",
+            "substr(client, 1, instr(client, '.') + instr(substr(client, instr(client, '.') + 1), '.') - 1)",
+        ),
+        "ipv6": (
+            "client GLOB 'shared:*:*/48'",
+            "coalesce(nullif(substr(client, 8, instr(substr(client, 8), ':') - 1), ''), '0') || ':' || coalesce(nullif("
+            "substr(substr(client, 8 + instr(substr(client, 8), ':')), 1, instr(substr(client, 8 + instr(substr(client, 8),"
+            " ':')), ':') - 1), ''), '0')",
+        ),
+    }
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

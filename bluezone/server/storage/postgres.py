@@ -86,8 +86,11 @@ class PostgresStorage(Storage):
     _lock_keys = " FOR UPDATE OF k"
     _lock_queued = " FOR UPDATE OF q"
     _lock_revisions = " FOR UPDATE OF r"
-    _ipv4_client = r"client ~ '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$'"
-    _ipv4_block = "split_part(client, '.', 1) || '.' || split_part(client, '.', 2)"
+    _blocks = {
+        "ipv4": (r"client ~ '^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$'", "split_part(client, '.', 1) || '.' || split_part(client, '.', 2)"),
+        "ipv6": ("client ~ '^shared:.*:.*/48$'", "coalesce(nullif(split_part(substr(client, 8), ':', 1), ''), '0') || ':'"
+                 " || coalesce(nullif(split_part(substr(client, 8), ':', 2), ''), '0')"),
+    }
 
     def _joined_records(self, cur: Any, source: str, params: Sequence[Any]) -> tuple[int, bytes]:
         # binary=True: the bytea as it is, not as hex text twice its size to parse
