@@ -1,7 +1,10 @@
-"""Files an export wrote but never recorded (the exporter interrupted or killed between writing
-its files and recording them) are deleted after the retention too, as recorded ones are."""
+"""Files an export wrote but never recorded (the exporter interrupted or killed between writing its files
+and recording them) never reach the export directory (``bluezone.server.staging``); recorded files leave
+it after the retention, with their records."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +116,35 @@ def test_a_planted_temporary_name_neither_redirects_nor_holds_the_export(tmp_pat
     storage.close()
     assert not stuck, "the export waited on the FIFO"
     assert (out / INDEX_FILE).read_text().split() == listed
+
+
+def test_an_export_directory_on_a_filesystem_of_its_own_gets_whole_files(tmp_path, monkeypatch) -> None:
+    """An export directory that is a mount point of its own (a volume) cannot take a rename from the staging
+    folder beside it (EXDEV): each file is copied in whole under a temporary name and renamed there, so the
+    directory never holds a part of a file, and the staging folder is emptied as with a rename."""
+    import errno
+    import os
+
+    from bluezone.keyformat.export import open_signed_export
+    from bluezone.server import staging
+
+    storage = storage_with_yesterdays_keys(tmp_path / "server.db", 50, seed=3)
+    signer, out, config = keygen(tmp_path / "k"), tmp_path / "out", exports.ExportConfig(max_keys_per_file=10)
+    plain_rename, refused = os.rename, []
+
+    def across_filesystems(source, target):
+        if staging_root(out) in Path(source).parents:
+            refused.append(Path(target).name)
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return plain_rename(source, target)
+
+    monkeypatch.setattr(staging.os, "rename", across_filesystems)
+    published = export_batches(storage, signer, out, NOW, config)
+    monkeypatch.undo()
+    names = sorted(b.name for b in published)
+    assert sum(b.num_keys for b in published) == 50 and sorted(refused) == names
+    assert sorted(p.name for p in out.iterdir()) == sorted([INDEX_FILE, *names])  # no temporary name left
+    assert sorted((out / INDEX_FILE).read_text().split()) == names and list(staging_root(out).iterdir()) == []
+    for name in names:
+        open_signed_export((out / name).read_bytes(), signer.public_key)  # whole and verified
+    storage.close()
