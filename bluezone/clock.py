@@ -10,7 +10,6 @@ and hours of daemon life take milliseconds, with no patching.
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import datetime as dt
 import logging
 import selectors
@@ -18,7 +17,17 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-from bluezone.boottime import BELIEVED_STEP, HOLD_SECONDS, STEP_TOLERANCE, Hold, Line, Reading, boot_seconds, on_line
+from bluezone.boottime import (
+    BELIEVED_STEP,
+    HOLD_SECONDS,
+    STEP_TOLERANCE,
+    Hold,
+    Line,
+    Reading,
+    boot_seconds,
+    kernel_clock_synced,
+    on_line,
+)
 
 T = TypeVar("T")
 
@@ -71,16 +80,6 @@ class SystemClock:
 
 #: How often the kernel is asked whether the clock is synchronised (until it first is in a boot, and during a hold).
 ANCHOR_SECONDS = 60.0
-
-
-def kernel_clock_synced() -> bool:
-    """Whether the kernel says a time daemon keeps the wall clock synchronised (adjtimex: not TIME_ERROR).
-    False where it cannot be asked, and before NTP has answered after boot."""
-    try:
-        state = ctypes.CDLL(None, use_errno=True).adjtimex(ctypes.create_string_buffer(512))  # modes 0: read only
-    except (OSError, AttributeError):
-        return False
-    return 0 <= int(state) < 5
 
 
 #: What a clock no time daemon keeps synchronised leaves unguarded (``status``, ``doctor``): ``CheckedClock`` has

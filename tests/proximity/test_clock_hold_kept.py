@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
+import bluezone.proximity.store.status as status_module
 from bluezone.proximity.store import SightingStore
 
 from .clock_helpers import SteppedWall, run_stepped, store_of_ten_days
@@ -66,10 +68,17 @@ def _stopped_mid_hold(path: Path, minutes_ago: float) -> None:
     store.close()
 
 
+@pytest.fixture
+def kernel_synced(monkeypatch: pytest.MonkeyPatch) -> Callable[[bool], None]:
+    """Set what the kernel says of the wall clock to a command opening the store (this machine's may say either)."""
+    return lambda synced: monkeypatch.setattr(status_module, "kernel_clock_synced", lambda: synced)
+
+
 @pytest.mark.parametrize("minutes_ago, believed", [(45, True), (25, False)])
 def test_a_command_believes_a_stopped_daemons_step_once_it_has_held_40_minutes(
-    tmp_path: Path, minutes_ago: float, believed: bool
+    tmp_path: Path, minutes_ago: float, believed: bool, kernel_synced: Callable[[bool], None]
 ) -> None:
+    kernel_synced(True)
     path = tmp_path / "me.db"
     _stopped_mid_hold(path, minutes_ago)
     now = NOON + PAUSED + 1800 + minutes_ago * 60  # the wall clock, kept to the step
@@ -81,6 +90,23 @@ def test_a_command_believes_a_stopped_daemons_step_once_it_has_held_40_minutes(
         assert store.count_sightings(until=NOON) == (1000 if believed else 1040)  # purged at the wall clock, or not
     moved = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(now + 3600)})
     assert json.loads(moved.stdout)["clock_not_believed_by"] is not None  # off the step held: not believed
+
+
+def test_a_command_does_not_believe_a_held_step_while_the_kernel_says_unsynchronised(
+    tmp_path: Path, kernel_synced: Callable[[bool], None]
+) -> None:
+    """A daemon restarted 45 minutes into a hold believes the step only if the kernel says synchronised now (a date
+    set by hand unsynchronises it: what the hold waits out); a command judging the stopped daemon's hold did not ask,
+    so it believed such a step the daemon never would, and purged two days of sightings early (attack22)."""
+    kernel_synced(False)
+    path = tmp_path / "me.db"
+    _stopped_mid_hold(path, 45)
+    now = NOON + PAUSED + 1800 + 45 * 60  # the wall clock, kept to the step
+    done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(now)})
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["clock_not_believed_by"] is not None  # was: None (believed)
+    with SightingStore.open(path, create=False) as store:
+        assert store.count_sightings(until=NOON) == 1040  # was: 1000 (purged at the stepped clock)
 
 
 @pytest.mark.parametrize("hold", ["x", [1.0], ["nan", 1.0], [1.0, "inf"], [NOON, 1e12], {"wall": 1}])

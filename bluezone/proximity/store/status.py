@@ -18,6 +18,7 @@ from bluezone.boottime import (
     Reading,
     boot_id,
     boot_seconds,
+    kernel_clock_synced,
     on_line,
 )
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
@@ -111,15 +112,17 @@ class StoreStatus(StoreBase):
 
     def _held_long_enough(self, now: float) -> bool:
         """Whether ``now`` keeps to the step the daemon was holding (``clock_hold``) and has for ``HOLD_SECONDS``,
-        within the bound of the boot's line: what the daemon would believe.  A daemon stopped mid-hold left commands
-        on the measured time for the rest of the boot (up to 3 days behind: purging late, "clock NOT BELIEVED"),
-        though without its report they believe such a step at once.  The kernel is not asked: a running daemon
-        reports a hold begun again (it said unsynchronised) within a flush, and while none runs nobody asked it."""
+        within the bound of the boot's line, the kernel saying synchronised now: what the daemon would believe.  A
+        daemon stopped mid-hold left commands on the measured time for the rest of the boot (up to 3 days behind:
+        purging late, "clock NOT BELIEVED"), though without its report they believe such a step at once.  A running
+        daemon reports a hold begun again (the kernel said unsynchronised) within a flush; while none runs nobody
+        asked, so the kernel is asked here, as a daemon restarted then asks it first: a date set by hand keeps it
+        unsynchronised, and believed without asking, it purged up to 3 days early a step no daemon believed."""
         hold, line, steady = self.clock_hold(), self.believed_line(), boot_seconds()
         if hold is None or line is None or not hold[1] <= steady - HOLD_SECONDS or not on_line(hold, now, steady):
             return False
         start = line[1] or line[0]  # where the boot's believed steps began: they add up from it
-        return 0 < now - (start[0] + steady - start[1]) <= BELIEVED_STEP
+        return 0 < now - (start[0] + steady - start[1]) <= BELIEVED_STEP and kernel_clock_synced()
 
     def _past_the_bound(self, now: float) -> float | None:
         """How far ``now`` reads from the time measured on the line the daemon believed in this boot, where it lies
