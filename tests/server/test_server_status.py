@@ -219,6 +219,24 @@ def test_status_names_the_ipv4_block_guessing_comes_from(storage, tmp_path: Path
     assert server_status(storage, NOW + 3700).busiest_ipv4_network is None  # the hour has passed
 
 
+def test_client_texts_that_are_no_address_do_not_hide_the_busiest_ipv4_block(storage) -> None:
+    """A trusted proxy passes on whatever a client claims: nine made-up "addresses" (``999.N.0.1``) with more
+    tries each than the real /16 filled the eight blocks ``server status`` read, and it named no network
+    (attack22); it reads on past them."""
+    import pytest
+
+    from bluezone.errors import PublishError
+    from bluezone.server.publish import PublishConfig, publish
+
+    day = rolling_start(NOW) - ROLLING_PERIOD
+    guess = json.dumps({"temporaryExposureKeys": [{"key": "AAAAAAAAAAAAAAAAAAAAAA==", "rollingStartNumber": day}],
+                        "verificationPayload": "12345678"}).encode()
+    for host in ["198.51.0.1"] * 2 + [f"999.{n}.0.1" for n in range(9) for _ in range(3)]:
+        with pytest.raises(PublishError, match="not valid"):
+            publish(storage, guess, host, NOW, PublishConfig(), code_key=KEY)
+    assert server_status(storage, NOW + 60).busiest_ipv4_network == ("198.51.0.0/16", 2, 1)
+
+
 _CLIENTS = ["198.51.0.1", "198.51.7.9", "198.51.255.2", "192.0.2.1", "192.0.2.77", "10.0.0.1", "10.1.0.1",
             "2001:db8::/64", "testclient", "999.1.2.3", "1.2.3.4.5", "01.2.3.4", "shared:*", "shared:2001:db8::/48",
             "shared:2001:db8:1::/48", "shared:2001:db9:ff::/48", "shared:2001::/48", "shared:2001:0:5::/48",
