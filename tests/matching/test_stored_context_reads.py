@@ -100,3 +100,33 @@ def test_a_days_ids_are_sorted_once_for_all_its_windows() -> None:
         got, want = lazy.minute_reference(slots, 25.0, own), eager.minute_reference(slots, 25.0, own)
         assert got[0].tobytes() == want[0].tobytes() and got[1].tobytes() == want[1].tobytes()
     assert CountingIds.sorts == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.floats(0.0, 1.0), st.integers(0, 40))
+def test_any_superset_of_the_repeated_rpis_gives_the_answers_of_the_exact_set(seed: int, share: float, unheard: int) -> None:
+    """``HeardRpis.repeated`` may be a superset of the RPIs heard ``MIN_SIGHTINGS`` times (``read_all``
+    reads every day; a read of the store before its purge would count purged rows too): a link-minute
+    needs that many sightings of one RPI in one slot, so any RPI added (heard once, or not heard) and
+    either read of a day it makes ``_day`` choose leave every answer as a context of everything has it."""
+    rng = np.random.default_rng(seed)
+    rows = np.concatenate([neighbours(rng, DAY + 10, 30, 2, 4), neighbours(rng, DAY + 12, 30, 3, 1)])
+    store = SightingStore.open(":memory:")
+    store.add_sightings(rows[rng.permutation(len(rows))])
+    bounds = (DAY * INTERVAL_SECONDS, (DAY + 144) * INTERVAL_SECONDS)
+    everything, ids = store.usable_sightings(*bounds)
+    heard, exact = store.heard_rpis(*bounds, repeated=2)
+    once = heard[~np.isin(heard.view("V16").ravel(), exact.view("V16").ravel())]
+    extra = [once[rng.random(len(once)) < share], np.frombuffer(rng.bytes(16 * unheard), np.uint8).reshape(-1, 16)]
+    superset = np.concatenate([exact, *extra])[rng.permutation(len(exact) + sum(map(len, extra)))]
+    eager = receiver_context(everything)
+    contexts = [StoredReceiverContext(store, ids, bounds, r) for r in (exact, superset)]
+    day = DAY * INTERVAL_SECONDS
+    for k in rng.choice(len(everything), 6, replace=False).tolist():
+        own = np.flatnonzero(everything["rpi"] == everything["rpi"][k])
+        slots = np.unique(np.floor(everything["time"][own] / 60.0).astype(np.int64))
+        want_minutes = eager.minute_reference(slots, 25.0, own)
+        for lazy in contexts:
+            assert lazy.reference(day, 1, own) == eager.reference(day, 1, own)
+            got = lazy.minute_reference(slots, 25.0, own)
+            assert got[0].tobytes() == want_minutes[0].tobytes() and got[1].tobytes() == want_minutes[1].tobytes()
