@@ -12,6 +12,8 @@ from bluezone.clock import CheckedClock, VirtualClock
 from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS, rolling_start
 from bluezone.crypto.keys import DailyKey
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.runner import run_daemon
 from bluezone.proximity.store import SightingStore
 
@@ -79,3 +81,14 @@ def run_stepped(path: Path, virtual: VirtualClock, wall: SteppedWall, step: floa
         )
 
     virtual.run(run())
+
+
+def me_and_a_neighbour(
+    air_clock: Any, virtual: VirtualClock, store: SightingStore, clock: Any, config: DaemonConfig | None = None
+) -> tuple[Daemon, Daemon]:
+    """This device's daemon (its ``store`` and ``clock``) and a neighbour's 1 m away (its own store, on ``virtual``),
+    on one emulated air that stamps what it hears with ``air_clock``."""
+    config = config or DaemonConfig()
+    air = Air(air_clock, 1)
+    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, config, on_status=lambda _: None)
+    return Daemon(air.radio("me", (0, 0)), store, clock, config, on_status=lambda _: None), neighbour

@@ -17,13 +17,10 @@ from click.testing import CliRunner
 from bluezone.cli import cli
 from bluezone.boottime import boot_id
 from bluezone.clock import HOLD_SECONDS, CheckedClock, VirtualClock
-from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
-from bluezone.proximity.backends.emulated import Air
-from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
-from .clock_helpers import YEAR, SteppedWall, leave_a_mark, store_of_ten_days
+from .clock_helpers import SteppedWall, YEAR, leave_a_mark, me_and_a_neighbour, store_of_ten_days
 from .conftest import NOON, random_sightings
 
 def test_a_daemon_whose_clock_steps_a_year_ahead_keeps_its_data_and_stamps_the_measured_time(tmp_path: Path) -> None:
@@ -31,9 +28,8 @@ def test_a_daemon_whose_clock_steps_a_year_ahead_keeps_its_data_and_stamps_the_m
     virtual = VirtualClock(NOON)
     wall = SteppedWall(virtual)
     clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
-    air = Air(clock, 1)  # the radio stamps what it hears with the daemon's clock, as run_daemon opens it
-    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, DaemonConfig(), on_status=lambda _: None)
-    daemon = Daemon(air.radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    # the radio stamps what it hears with the daemon's clock, as run_daemon opens it
+    daemon, neighbour = me_and_a_neighbour(clock, virtual, store, clock)
 
     async def both() -> None:
         async def step() -> None:
@@ -61,9 +57,7 @@ def test_a_daemon_in_a_virtual_machine_its_host_paused_believes_the_step_once_it
     virtual = VirtualClock(NOON)
     wall = SteppedWall(virtual)
     clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
-    air = Air(clock, 1)
-    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, DaemonConfig(), on_status=lambda _: None)
-    daemon = Daemon(air.radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    daemon, neighbour = me_and_a_neighbour(clock, virtual, store, clock)
     paused = 2 * DAY_SECONDS
 
     async def both() -> None:

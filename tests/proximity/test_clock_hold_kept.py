@@ -16,14 +16,11 @@ from click.testing import CliRunner
 from bluezone.boottime import boot_id, boot_seconds
 from bluezone.cli import cli
 from bluezone.clock import CheckedClock, VirtualClock
-from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
-from bluezone.proximity.backends.emulated import Air
-from bluezone.proximity.daemon import Daemon
 import bluezone.proximity.store.status as status_module
 from bluezone.proximity.store import SightingStore
 
-from .clock_helpers import SteppedWall, run_stepped, store_of_ten_days
+from .clock_helpers import SteppedWall, me_and_a_neighbour, run_stepped, store_of_ten_days
 from .conftest import NOON, random_sightings
 
 PAUSED = 2 * DAY_SECONDS  # a host paused the machine two days; NTP then stepped the wall clock
@@ -54,9 +51,7 @@ def _stopped_mid_hold(path: Path, minutes_ago: float) -> None:
     wall = SteppedWall(virtual)
     shift = boot_seconds() - minutes_ago * 60 - (NOON + 1800)
     clock = CheckedClock(wall, steady=lambda: virtual.now() + shift, synced=lambda: True)
-    air = Air(virtual, 1)
-    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, DaemonConfig(), on_status=lambda _: None)
-    daemon = Daemon(air.radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    daemon, neighbour = me_and_a_neighbour(virtual, virtual, store, clock)
 
     async def run() -> None:
         async def resumed() -> None:

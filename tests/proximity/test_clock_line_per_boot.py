@@ -16,17 +16,14 @@ import pytest
 
 from bluezone.boottime import BELIEVED_STEP, boot_id
 from bluezone.clock import CheckedClock, VirtualClock
-from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
-from bluezone.proximity.backends.emulated import Air
-from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
 from click.testing import CliRunner
 
 from bluezone.cli import cli
 
-from .clock_helpers import YEAR, SteppedWall, leave_a_line, run_stepped, store_of_ten_days
+from .clock_helpers import SteppedWall, YEAR, leave_a_line, me_and_a_neighbour, run_stepped, store_of_ten_days
 from .conftest import NOON
 
 
@@ -128,9 +125,7 @@ def test_a_daemon_does_not_believe_a_bad_answer_after_ntp_was_blocked(tmp_path: 
     wall = SteppedWall(virtual)
     synced = [True]
     clock = CheckedClock(wall, steady=virtual.now, synced=lambda: synced[0])
-    air = Air(virtual, 1)
-    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, DaemonConfig(), on_status=lambda _: None)
-    daemon = Daemon(air.radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    daemon, neighbour = me_and_a_neighbour(virtual, virtual, store, clock)
 
     async def run() -> None:
         async def ntp() -> None:

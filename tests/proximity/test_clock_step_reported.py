@@ -16,11 +16,9 @@ from bluezone.cli import cli
 from bluezone.boottime import boot_id, boot_seconds
 from bluezone.clock import CheckedClock, VirtualClock
 from bluezone.config import DaemonConfig
-from bluezone.proximity.backends.emulated import Air
-from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
-from .clock_helpers import YEAR, SteppedWall
+from .clock_helpers import SteppedWall, YEAR, me_and_a_neighbour
 from .conftest import NOON, random_sightings
 
 
@@ -29,10 +27,8 @@ def test_a_step_not_believed_is_reported_within_a_flush(tmp_path: Path) -> None:
     virtual = VirtualClock(NOON)
     wall = SteppedWall(virtual)
     clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
-    air = Air(clock, 1)
     config = DaemonConfig()  # status every 60 s, flush every 5 s
-    neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, config, on_status=lambda _: None)
-    daemon = Daemon(air.radio("me", (0, 0)), store, clock, config, on_status=lambda _: None)
+    daemon, neighbour = me_and_a_neighbour(clock, virtual, store, clock, config)
     seen: list[object] = []
 
     async def both() -> None:
