@@ -39,3 +39,19 @@ def test_a_key_told_before_is_found_among_the_revisions() -> None:
         store.save_reported_exposures("https://keys.test", [(hashed, "2025-10-09", NOW - 3600, NOW - 1800, {"date": "2025-10-09"})], NOW)
         told = memory.told_about(keys, NOW)
     assert np.flatnonzero(told).tolist() == [7]
+
+
+@pytest.mark.parametrize(
+    "damaged", ["junk", None, 3, [[2]], [["2", 5]], [[2, 5, 1]], [None], {"a": 1}, [[True, 5], [3, None]]]
+)
+def test_a_damaged_told_before_in_a_remembered_exposure_is_skipped_not_fatal(damaged: object) -> None:
+    """What earlier checks told is advisory (``TOLD_BEFORE``, kept inside the remembered exposure's JSON): a hand edit
+    or another version's shape there neither crashes a check nor is shown; what is a pair still counts."""
+    with SightingStore.open(":memory:") as store:
+        memory = ExposureMemory(store, "https://keys.test")
+        row = {"date": "2025-10-08", "report_type": 1, "transmission_risk": 5, exposures.TOLD_BEFORE: damaged}
+        store.save_reported_exposures("https://keys.test", [(b"h" * 32, "2025-10-08", NOW - 600, NOW - 60, row)], NOW)
+        assert all(exposures.TOLD_BEFORE not in e for e in memory.in_force(NOW))
+        told = memory._told(NOW)[(b"h" * 32, "2025-10-08")]
+        pairs = [p for p in damaged if isinstance(p, list) and len(p) == 2 and isinstance(p[0], int)] if isinstance(damaged, list) else []
+        assert told == {exposures._as_told(row), *((c, r) for c, r in pairs)}
