@@ -539,9 +539,10 @@ def check_key_file(
 
 class _ScoredAsFound:
     """The exposures of a file's keys (``every``, revised; none outside the file, so ``span`` is
-    final), scored a batch of keys found at a time (``add``) as ``HeardRpis.exposures`` scores them
-    all at once: a key's windows are of its own RPIs' rows, and each is judged on its own, so the
-    batches' exposures, in file order and sorted as ``_scored`` sorts, are the same list."""
+    final), scored some keys found at a time (``add``: all found so far, then those found between the
+    batches this process derives) as ``HeardRpis.exposures`` scores them all at once: a key's windows
+    are of its own RPIs' rows, and each is judged on its own, so the calls' exposures, sorted as
+    ``_scored`` sorts them (ties in file order), are the same list."""
 
     def __init__(
         self, heard: HeardRpis, every: np.ndarray, counting: _CountInBackground, scorer: Scorer, rssi_correction: int
@@ -549,7 +550,7 @@ class _ScoredAsFound:
         assert counting.span is not None
         self.heard, self.every, self.span, self.scorer, self.rssi_correction = heard, every, counting.span, scorer, rssi_correction
         self._counting, self._sightings = counting, -1
-        self.parts: list[tuple[int, list[Exposure]]] = []  # (first row, the batch's exposures)
+        self.found: list[Exposure] = []  # every call's exposures, in the order the calls came
         self._days_read: DaysRead = {}  # each day the scorer reads whole, read once for every batch
 
     def sightings(self) -> int:
@@ -569,12 +570,12 @@ class _ScoredAsFound:
             keys[usable], rows[usable], rpis, self.span, whole_days(self.span), self.scorer, self.rssi_correction,
             self._days_read,
         )
-        self.parts.append((int(rows[0]), exposures))
+        self.found.extend(exposures)
 
     def exposures(self) -> list[Exposure]:
-        """Every batch's exposures, by date then start (ties in file order, as ``_scored`` leaves them)."""
-        in_file_order = [e for _, part in sorted(self.parts, key=lambda part: part[0]) for e in part]
-        return sorted(in_file_order, key=lambda e: (e.date, e.start))
+        """Every batch's exposures, by date then start, ties in file order as ``_scored`` leaves them (a
+        call's keys may come from batches far apart in the file: one call scores all found so far)."""
+        return sorted(self.found, key=lambda e: (e.date, e.start, e.key_index))
 
 
 class _StoreRpis:

@@ -65,27 +65,41 @@ class SharedBatches:
         """The workers' process ids (while they run)."""
         return [p.pid for p in self._processes if p.pid is not None]
 
-    def post(self, keys: np.ndarray) -> int | None:
-        """Hand ``keys`` (KEY_DTYPE, at most ``slot_keys``) to whoever claims them first: their batch
-        number, or None when every slot still holds a batch not collected (then derive them here)."""
+    def next_slot(self) -> np.ndarray | None:
+        """The shared slot (KEY_DTYPE, ``slot_keys``) the next batch goes to, to build it there (``post``
+        then copies nothing): None while it still holds a batch not collected."""
         number = self.posted
-        slot = number % len(self._keys)
         if number >= len(self._keys) and not self._collected[number - len(self._keys)]:
             return None
-        self._keys[slot, : len(keys)] = keys
-        self._lengths[slot] = len(keys)
+        return self._keys[number % len(self._keys)]
+
+    def post(self, keys: np.ndarray) -> int | None:
+        """Hand ``keys`` (KEY_DTYPE, at most ``slot_keys``) to whoever claims them first: their batch
+        number, or None when every slot still holds a batch not collected (then derive them here).
+        Keys built in ``next_slot`` stay where they are; others are copied there."""
+        number, slot = self.posted, self.next_slot()
+        if slot is None:
+            return None
+        if keys.__array_interface__["data"][0] != slot.__array_interface__["data"][0]:
+            slot[: len(keys)] = keys
+        self._lengths[number % len(self._keys)] = len(keys)
         self._collected.append(False)
         self._outstanding += 1
         self._ready.release()
         return number
 
-    def collect(self, wait: bool = False) -> Iterator[tuple[int, Found]]:
+    def collect(self, wait: bool = False, between: Callable[[], None] | None = None) -> Iterator[tuple[int, Found]]:
         """(batch number, found) of the batches the workers have finished since the last call; with
         ``wait``, first every batch left is claimed and derived here (after each, what the workers
         finished meanwhile: the caller's work on it is done while they still derive), then the
-        workers' last awaited."""
+        workers' last awaited.  ``between()`` is called before each batch is claimed here: the
+        caller's work on what it was handed since is then done in one go, not batch by batch."""
         if wait:
-            while (number := self._claim(block=False)) is not None:
+            while True:
+                if between is not None:
+                    between()
+                if (number := self._claim(block=False)) is None:
+                    break
                 self._mark_collected(number)
                 yield number, self._derive(self._batch(number))
                 yield from self._received(wait=False)
