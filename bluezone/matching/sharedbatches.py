@@ -46,6 +46,7 @@ class SharedBatches:
         self._collected: list[bool] = []  # per batch posted: its keys found and handed back
         self._outstanding = 0  # batches posted and not yet collected
         self._pipes: list[multiprocessing.connection.Connection] = []
+        self._working: list[multiprocessing.connection.Connection] = []  # pipes of workers that may still send
         self._processes: list[multiprocessing.process.BaseProcess] = []
         with ctrl_c_held():  # the workers are born with SIGINT blocked (forked.py)
             for _ in range(workers):
@@ -54,6 +55,7 @@ class SharedBatches:
                 process.start()
                 writer.close()
                 self._pipes.append(reader)
+                self._working.append(reader)
                 self._processes.append(process)
 
     @property
@@ -108,15 +110,21 @@ class SharedBatches:
     def _received(self, wait: bool) -> Iterator[tuple[int, Found]]:
         """(batch number, found) of what the workers have sent; with ``wait``, until none is outstanding."""
         while self._outstanding:
-            ready = multiprocessing.connection.wait(self._pipes, timeout=None if wait else 0)
+            if not self._working:  # every worker said it ended with nothing left: none can send more
+                raise MatchWorkerError("the worker processes deriving keys ended with batches not derived")
+            ready = multiprocessing.connection.wait(self._working, timeout=None if wait else 0)
             if not ready:
                 return
             for pipe in ready:
                 assert isinstance(pipe, multiprocessing.connection.Connection)
                 try:
-                    number, found = pipe.recv()
+                    message = pipe.recv()
                 except EOFError:
                     raise MatchWorkerError("a worker process deriving keys ended (killed?) before the check did") from None
+                if message is None:  # it found nothing left to claim (``no_more``) and ends: no error
+                    self._working.remove(pipe)
+                    continue
+                number, found = message
                 if isinstance(found, BaseException):
                     raise found
                 self._mark_collected(number)
@@ -140,7 +148,7 @@ class SharedBatches:
             self._ready.release()  # one each, to wake it to the stop
         for pipe in self._pipes:
             pipe.close()  # a worker still sending (this process failed mid-way) stops there
-        self._processes, self._pipes = [], []
+        self._processes, self._pipes, self._working = [], [], []
 
     def _mark_collected(self, number: int) -> None:
         self._collected[number] = True
@@ -160,14 +168,16 @@ class SharedBatches:
         return number
 
     def _work(self, pipe: multiprocessing.connection.Connection) -> None:
-        """A worker: derive the batches it claims until told to stop."""
+        """A worker: derive the batches it claims until told to stop, then say so (None): its pipe's
+        end alone is a worker killed, while another worker may still send the last batch."""
         leave_ctrl_c_to_parent()
-        while (number := self._claim(block=True)) is not None:
-            try:
-                found: Found | BaseException = self._derive(self._batch(number))
-            except Exception as exc:  # noqa: BLE001 - raised again in the parent, which says it
-                found = exc
-            try:
+        try:
+            while (number := self._claim(block=True)) is not None:
+                try:
+                    found: Found | BaseException = self._derive(self._batch(number))
+                except Exception as exc:  # noqa: BLE001 - raised again in the parent, which says it
+                    found = exc
                 pipe.send((number, found))
-            except OSError:  # the parent has stopped listening (it failed, or was interrupted)
-                return
+            pipe.send(None)
+        except OSError:  # the parent has stopped listening (it failed, or was interrupted)
+            return

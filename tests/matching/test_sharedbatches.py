@@ -167,3 +167,33 @@ def test_told_nothing_more_comes_a_worker_ends_once_no_batch_is_left_not_at_clos
         batches.close()
     assert sorted(got) == list(range(posted))
     assert np.array_equal(np.concatenate([got[n][1] for n in range(posted)]) if posted else keys, keys)
+
+
+def test_a_worker_ending_with_nothing_left_while_another_still_derives_is_no_error() -> None:
+    """After ``no_more`` a worker that finds nothing left ends, its pipe closed, while another worker
+    may still derive the last batch: that end is no worker killed (``MatchWorkerError``, raised for a
+    good check whenever it was seen before the last batch came in: with three jobs or more)."""
+    context = multiprocessing.get_context("fork")
+    claimed, go, holder = context.Event(), context.Event(), context.Value("i", 0)
+
+    def held_in_a_worker(keys: np.ndarray) -> Found:
+        if os.getpid() != PARENT:
+            holder.value = os.getpid()
+            claimed.set()
+            assert go.wait(30)
+        return who_derived(keys)
+
+    batches = SharedBatches(held_in_a_worker, workers=2, slots=4, slot_keys=4)
+    try:
+        batches.post(keys_numbered(4))
+        assert claimed.wait(30)
+        batches.no_more()
+        idle = next(p for p in batches._processes if p.pid != holder.value)
+        idle.join(30)  # ended: nothing left to claim
+        assert idle.exitcode == 0
+        go.set()
+        got = dict(batches.collect(wait=True))
+    finally:
+        go.set()
+        batches.close()
+    assert list(got) == [0] and int(got[0][0][0]) == holder.value
