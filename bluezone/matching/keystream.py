@@ -70,8 +70,9 @@ class KeyStream:
     """A ``KeySink`` deriving each batch of a file's keys against ``heard``.  With ``jobs`` > 1 in
     ``jobs - 1`` forked workers and in this process (``SharedBatches``): the batches wait for the
     workers while this process reads the file (up to ``BUFFER_KEYS`` keys of them; past that it
-    derives a batch itself now and then, so the file is read no faster than derived), and at the end
-    it derives the ones no worker has claimed while the workers finish theirs.  ``jobs`` is capped at
+    derives a batch itself now and then, so the file is read no faster than derived), a few in the
+    workers' shared slots and the rest as the file's pieces, and at the end it derives the newest
+    while the workers take the oldest, then the ones no worker has claimed while the workers finish theirs.  ``jobs`` is capped at
     the cores this process may use, as the CLI caps ``--jobs``: more derive no faster (a program
     asking for 300 forked 299 workers, each mapping the index)."""
 
@@ -80,6 +81,9 @@ class KeyStream:
         self.jobs = min(jobs, available_cores())
         self.batch = BATCH if batch is None else batch
         self.queued = max(2 * (jobs - 1), BUFFER_KEYS // self.batch)  # batches in flight at most
+        # of them in the workers' shared slots: enough for each worker's batch, its next and its last
+        # not yet collected; the others wait as the file's pieces (a slot's page costs 3.2 us to touch first)
+        self.slots = min(self.queued, 3 * (self.jobs - 1) + 1)
         self.workers: SharedBatches | None = None
         self.restart()
 
@@ -103,8 +107,9 @@ class KeyStream:
             from bluezone.matching.sharedbatches import SharedBatches  # with multiprocessing: not in one job's imports
 
             self.heard.count_in_windows(np.zeros(1, np.int64), np.zeros(1, np.int64))  # its table built once, here
-            self.workers = SharedBatches(functools.partial(_found, self.heard), self.jobs - 1, self.queued, self.batch)
+            self.workers = SharedBatches(functools.partial(_found, self.heard), self.jobs - 1, self.slots, self.batch)
         self.firsts: list[int] = []  # per batch posted to the workers: its first row in the file
+        self.waiting: list[tuple[int, list[np.ndarray]]] = []  # batches for the workers, no slot free yet: (first row, pieces)
         self.pending: list[np.ndarray] = []  # keys not yet in a batch
         self.pending_count = 0
         self.count = 0  # keys in batches so far
@@ -121,35 +126,49 @@ class KeyStream:
                 self._submit()
 
     def _submit(self) -> None:
-        if self.workers is not None:
-            self._collect()
-        batch = self._take(self.workers.next_slot() if self.workers is not None else None)
-        first, self.count = self.count, self.count + len(batch)
-        starts = batch["rolling_start"].astype(np.int64)
-        periods = batch["rolling_period"].astype(np.int64)
-        ends = starts + np.where(periods == 0, ROLLING_PERIOD, periods)
-        self.first = int(starts.min()) if self.first is None else min(self.first, int(starts.min()))
-        self.end = int(ends.max()) if self.end is None else max(self.end, int(ends.max()))
-        number = None if self.workers is None else self.workers.post(batch)
-        if number is None:  # here: one job, or every slot still taken
-            self._keep(first, _found(self.heard, batch))
-        else:
-            self.firsts.append(first)
+        pieces = self._take()
+        count = sum(len(piece) for piece in pieces)
+        first, self.count = self.count, self.count + count
+        for piece in pieces:
+            starts = piece["rolling_start"].astype(np.int64)
+            periods = piece["rolling_period"].astype(np.int64)
+            ends = starts + np.where(periods == 0, ROLLING_PERIOD, periods)
+            self.first = int(starts.min()) if self.first is None else min(self.first, int(starts.min()))
+            self.end = int(ends.max()) if self.end is None else max(self.end, int(ends.max()))
+        if self.workers is None:  # one job: derived here
+            self._keep(first, _found(self.heard, _joined(pieces)))
+            return
+        self.waiting.append((first, pieces))
+        self._feed()
+        if len(self.waiting) > self.queued - self.slots:  # the queue is full: the newest derived here
+            self._derive_newest()
 
-    def _take(self, slot: np.ndarray | None) -> np.ndarray:
-        """The pending keys, up to a batch (the rest stays pending), joined in ``slot`` when given: a
-        batch built in the workers' shared slot is neither joined in this process's memory nor copied
-        (~12 MB of fresh pages for the largest real day, each batch a new allocation)."""
+    def _take(self) -> list[np.ndarray]:
+        """The pending pieces, up to a batch of keys (the rest stays pending)."""
         pieces, count = self.pending, self.pending_count
         self.pending, self.pending_count = [], 0
         if count > self.batch:  # the pieces overshot a batch: the rest waits for the next one
             last = pieces[-1]
             cut = len(last) - (count - self.batch)
             pieces, rest = [*pieces[:-1], last[:cut]], last[cut:]
-            self.pending, self.pending_count, count = [rest], len(rest), self.batch
-        if slot is not None:
-            return np.concatenate(pieces, out=slot[:count])
-        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            self.pending, self.pending_count = [rest], len(rest)
+        return pieces
+
+    def _feed(self) -> None:
+        """What the workers finished collected, and the oldest waiting batches joined into the slots
+        that frees: a batch joined in its slot is neither joined in this process's memory nor copied,
+        and a slot's pages, once touched, serve batch after batch."""
+        assert self.workers is not None
+        self._collect()
+        while self.waiting and (slot := self.workers.next_slot()) is not None:
+            first, pieces = self.waiting.pop(0)
+            self.workers.post(_joined(pieces, slot))
+            self.firsts.append(first)
+
+    def _derive_newest(self) -> None:
+        """Derive here the newest waiting batch (the workers take the oldest)."""
+        first, pieces = self.waiting.pop()
+        self._keep(first, _found(self.heard, _joined(pieces)))
 
     def _collect(self) -> None:
         assert self.workers is not None
@@ -185,6 +204,11 @@ class KeyStream:
                 each(np.concatenate([part[1] for part in parts]), np.concatenate([part[3] for part in parts]))
 
         if self.workers is not None:
+            self._feed()
+            while self.waiting:  # this process derives the newest, the workers take the oldest
+                tell()
+                self._derive_newest()
+                self._feed()
             self.workers.no_more()
             for number, found in self.workers.collect(wait=True, between=tell):
                 self._keep(self.firsts[number], found)
@@ -199,6 +223,13 @@ class KeyStream:
             count=self.count,
             span=span,
         )
+
+
+def _joined(pieces: list[np.ndarray], slot: np.ndarray | None = None) -> np.ndarray:
+    """The pieces as one array: joined in ``slot`` when given, else a piece alone as it is."""
+    if slot is not None:
+        return np.concatenate(pieces, out=slot[: sum(len(piece) for piece in pieces)])
+    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
 
 
 class BufferedStream:
