@@ -354,3 +354,18 @@ def test_checked_clock_bench_times_both_trees_in_both_states(tmp_path: Path) -> 
     res = load("checked_clock_bench").main(["--baseline-src", str(tmp_path), "--rounds", "1", "--calls", "10"])
     for case in ("believed", "not_believed"):
         assert positive(res[case]["baseline_us"]) and positive(res[case]["now_us"]) and positive(res[case]["ratio"])
+
+
+def test_check_probe_adds_up_each_function_in_every_process(tmp_path: Path) -> None:
+    """Every run's total (the parent and the workers it reaped) holds the compiled derivation's calls, and
+    each job count and tree gets its figures.  Which process takes which batch, and whether a file this
+    small streams at all, is the scheduler's: only what holds either way is asserted."""
+    zip_path, db_path, _ = load("check_bench").make_inputs(tmp_path, 40_000, 5000, seed=1)
+    res = load("check_probe").main(
+        ["--keys", str(zip_path), "--db", str(db_path), "--jobs", "1", "2", "--repeat", "1", "--baseline-src", str(BENCHMARKS.parent), "--json"]
+    )
+    assert set(res["median"]) == {"now jobs=1", "now jobs=2", f"{BENCHMARKS.parent.name} jobs=1", f"{BENCHMARKS.parent.name} jobs=2"}
+    for variant, figures in res["median"].items():
+        total, native = figures["total"], figures["native"]
+        assert total["cpu_ms"] > native["cpu_ms"] > 0 and total["faults"] > 0 and native["calls"] >= 1, variant
+        assert figures["outside_native"]["cpu_ms"] == pytest.approx(total["cpu_ms"] - native["cpu_ms"], abs=0.2), variant
