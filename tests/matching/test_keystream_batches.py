@@ -161,3 +161,24 @@ def test_exposures_told_in_any_grouping_keep_the_files_order_for_ties() -> None:
     scored.add(np.array([0, 10]), np.empty((0, 16), np.uint8))
     scored.add(np.array([5, 7]), np.empty((0, 16), np.uint8))
     assert [e.key_index for e in scored.exposures()] == [7, 0, 5, 10]
+
+
+@pytest.mark.parametrize("scorer", ["gaen", "bluezone"])
+def test_a_three_job_check_reports_what_one_job_reports(tmp_path, monkeypatch: pytest.MonkeyPatch, scorer: str) -> None:  # type: ignore[no-untyped-def]
+    """Two workers (three jobs, the cores faked) and this process share the batches through seven slots:
+    the report is one job's.  Small batches, the store read first: the keys stream to both workers.  (A
+    worker ending while the other still derives the last batch, taken for a worker killed in 6 of 10
+    three-job checks of the largest real day, needs a longer last batch than this scene's: the race is
+    held deterministically in ``test_sharedbatches``.)"""
+    import bluezone.keyformat.exportstream as exportstream
+    from matching_helpers import SCORERS, as_array, day_file
+
+    path, db, _, _ = day_file(tmp_path)
+    expected = as_array(path, db, scorer)
+    monkeypatch.setattr(keystream, "available_cores", lambda: 3)
+    monkeypatch.setattr(keystream, "EARLY_BATCH", 256)
+    monkeypatch.setattr(exportstream, "PIECE", 4096)
+    monkeypatch.setattr(check_module._HeardInBackground, "ready", lambda self: self._read.exception() is None)
+    for _ in range(3):
+        checked = check_module.check_key_file(path, db, scorer=SCORERS[scorer], jobs=3)
+        assert checked.as_dict() == expected.as_dict()
