@@ -22,11 +22,14 @@ What the steps one thread does cost, in CPU time (the same whatever the load, un
 mark also notes the check's CPU time so far (``time.process_time``: its threads, not its workers, since the
 interpreter started), so ``cpu_ms_by_step_median`` gives each step's CPU; the exit's is the main thread's
 CPU after the last mark, read from ``/proc/PID/schedstat`` once the check has ended and before it is
-reaped.  ``one_thread_cpu_ms_median`` adds, for more than one job, the start (interpreter, imports, the
-command line, up to the store's thread: ``store thread started``), the tail (from the last key derived
+reaped.  ``one_thread_cpu_ms_median`` adds, for more than one job, the start (the main thread's CPU:
+interpreter, imports, the command line, up to the store's thread: ``store thread started``; an early
+reader of the store, started before numpy is imported, runs beside it), the tail (from the last key derived
 to the end: the exposures, the report) and the exit.  With one job and J jobs among the variants,
 ``speedup_bound_from_cpu`` is the most J jobs could be faster than one on J idle cores with that much
 done by one thread: one job's CPU / (S + (J jobs' CPU - S) / J), S the one-thread CPU.
+``main_thread_cpu_ms_at_mark_median`` gives the main thread's own CPU at each mark it made (a thread beside
+it, the store's early reader or its thread, not counted), and ``wall_median_seconds`` the whole check's wall.
 """
 
 from __future__ import annotations
@@ -45,19 +48,18 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 CHILD = r"""
-import json, os, sys, time
+import builtins, json, os, sys, threading, time
 T0 = time.perf_counter()
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as the console script (bluezone.cli.main), before numpy
 marks = {"_t0": T0}  # perf_counter is CLOCK_MONOTONIC: the sampler's clock too
 cpu = {}  # CPU seconds of this process's threads at each mark, since the interpreter started
+main_cpu = {}  # CPU seconds of the main thread alone, at each mark it made
 def mark(name):
     if name not in marks:
         marks[name] = round(time.perf_counter() - T0, 4)
         cpu[name] = round(time.process_time(), 4)
-import bluezone.cli
-import bluezone.matching.check as check
-import bluezone.matching.keystream as keystream
-mark("imported")
+        if threading.current_thread() is threading.main_thread():
+            main_cpu[name] = round(time.thread_time(), 4)
 def wrap(owner, name, before, after):
     inner = getattr(owner, name)
     def wrapped(*args, **kwargs):
@@ -68,31 +70,49 @@ def wrap(owner, name, before, after):
             mark(after)
         return out
     setattr(owner, name, wrapped)
-wrap(check.SightingStore, "heard_rpis", None, "store read")
-wrap(check._HeardInBackground, "__init__", "store thread started", None)  # more than one job: the serial start ends
-def _wrap_on_import(module, name, before, after):  # wrapped once a check imports it (not earlier: it imports it late)
-    import builtins
-    plain = builtins.__import__
-    def importing(*args, **kwargs):
-        out = plain(*args, **kwargs)
-        if hasattr(sys.modules.get(module), name):  # imported in full
-            builtins.__import__ = plain
-            wrap(sys.modules[module], name, before, after)
-        return out
-    builtins.__import__ = importing
-_wrap_on_import("bluezone.keyformat.keyfile", "stream_keys", None, "key file read")
-wrap(keystream.KeyStream, "__init__", "stream started", None)
-wrap(keystream.KeyStream, "finish", None, "derived")
-wrap(check, "keys_heard", None, "derived")  # a file checked as an array (a stream's finish marks it first)
-wrap(check, "check_store", None, "derived and matched")
-wrap(check.HeardRpis, "exposures", None, "exposures")
+# Wrapped once the check imports them, not before: a check's own imports come in its own order (the
+# store's early reader starts before numpy is imported), and importing them here would change it.
+pending = []  # (module, attribute that says it is imported in full, what to do then)
+plain_import = builtins.__import__
+def importing(*args, **kwargs):
+    out = plain_import(*args, **kwargs)
+    for entry in [e for e in pending if hasattr(sys.modules.get(e[0]), e[1])]:
+        pending.remove(entry)
+        entry[2](sys.modules[entry[0]])
+    if not pending:
+        builtins.__import__ = plain_import
+    return out
+builtins.__import__ = importing
+def on_import(module, attribute, then):
+    pending.append((module, attribute, then))
+def check_imported(check):
+    mark("imported")  # bluezone.matching.check and numpy with it
+    wrap(check.SightingStore, "heard_rpis", None, "store read")
+    if hasattr(check.SightingStore, "heard_rpis_read_before"):  # what the early reader read, made arrays
+        wrap(check.SightingStore, "heard_rpis_read_before", None, "store read")
+    wrap(check._HeardInBackground, "__init__", "store thread started", None)  # more than one job: the serial start ends
+    wrap(check, "keys_heard", None, "derived")  # a file checked as an array (a stream's finish marks it first)
+    wrap(check, "check_store", None, "derived and matched")
+    wrap(check.HeardRpis, "exposures", None, "exposures")
+def keystream_imported(keystream):
+    wrap(keystream.KeyStream, "__init__", "stream started", None)
+    wrap(keystream.KeyStream, "finish", None, "derived")
+def early_imported(heardread):  # the early reader, where there is one
+    wrap(heardread.EarlyRead, "__init__", "early read started", None)
+    wrap(heardread.EarlyRead, "_run", None, "early read done")
+on_import("bluezone.matching.check", "check_keys", check_imported)
+on_import("bluezone.matching.keystream", "KeyStream", keystream_imported)
+on_import("bluezone.proximity.store.heardread", "EarlyRead", early_imported)
+on_import("bluezone.keyformat.keyfile", "stream_keys", lambda keyfile: wrap(keyfile, "stream_keys", None, "key file read"))
+import bluezone.cli
+mark("cli imported")
 plain_cli = bluezone.cli.cli
 def marked_cli(*args, **kwargs):
     try:
         return plain_cli(*args, **kwargs)
     finally:
         mark("end")
-        print(json.dumps({**marks, "_cpu": cpu, "_thread_cpu_end": time.thread_time()}), file=sys.stderr, flush=True)
+        print(json.dumps({**marks, "_cpu": cpu, "_main_cpu": main_cpu, "_thread_cpu_end": time.thread_time()}), file=sys.stderr, flush=True)
 bluezone.cli.cli = marked_cli
 sys.argv = ["bluezone", *sys.argv[1:]]
 bluezone.cli.main()  # the console script itself: its end and exit as a user's check has them
@@ -247,6 +267,15 @@ def main(argv: list[str] | None = None) -> dict:
         for name, code in FLOOR.items():
             floor[name].append(_run(["-c", code]).seconds)
     cpu = {name: [_cpu_steps(run) for run in runs] for name, runs in marks.items()}
+    # the main thread's own CPU when it made each mark: what the steps one thread does cost, without a thread beside it
+    main_cpu = {
+        name: {
+            step: round(1000 * statistics.median(r["_main_cpu"][step] for r in runs if step in r.get("_main_cpu", {})), 1)
+            for step in {s for r in runs for s in r.get("_main_cpu", {})}
+        }
+        for name, runs in marks.items()
+    }
+    wall = {name: round(statistics.median(r["_run"].seconds for r in runs), 4) for name, runs in marks.items()}
     for runs in marks.values():
         for one_run in runs:
             for key in [k for k in one_run if k.startswith("_")]:
@@ -263,8 +292,16 @@ def main(argv: list[str] | None = None) -> dict:
         # a file read before its store's RPIs is checked as an array (no "stream started"): say how many
         "runs_with_step": {variant: {step: sum(step in r for r in runs) for step in timeline[variant]} for variant, runs in marks.items()},
         "floor_median_seconds": {name: round(statistics.median(ts), 3) for name, ts in floor.items()},
+        # the whole check, as a user waits for it (interpreter start to exit): the figure the goal is about
+        "wall_median_seconds": wall,
+        "wall_one_job_over_more": {
+            f"{name} over {one}": round(wall[one] / wall[name], 3)
+            for name, jobs, src in variants if jobs > 1
+            for one in [n for n, j, s in variants if j == 1 and s == src]
+        },
         **({"cores_by_step_median": _median_steps(idle)} if args.sample_ms > 0 else {}),
         **_cpu_summary(cpu, variants),
+        "main_thread_cpu_ms_at_mark_median": main_cpu,
         "load_average_start_end": [load, [round(x, 2) for x in os.getloadavg()]],
     }
     print(json.dumps(result, indent=None if args.json else 2))
@@ -283,7 +320,8 @@ def _cpu_steps(marked: dict[str, Any]) -> dict[str, float]:
     steps["exit wall"] = 1000 * (run.exited - marked["_t0"] - marked["end"])
     steps["total"] = 1000 * run.cpu
     if "store thread started" in at and "derived" in at:
-        steps["start (to the store thread)"] = 1000 * at["store thread started"]
+        # the main thread's CPU: an early reader's (beside the imports, on the other core) is not one thread's
+        steps["start (to the store thread)"] = 1000 * marked.get("_main_cpu", at)["store thread started"]
         steps["tail (last key derived to end)"] = 1000 * (at["end"] - at["derived"])
         steps["one thread"] = (
             steps["start (to the store thread)"] + steps["tail (last key derived to end)"] + steps["exit (main thread)"]

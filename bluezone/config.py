@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from bluezone.crypto.intervals import DAY_SECONDS
-from bluezone.crypto.payload import TX_POWER_MAX, TX_POWER_MIN
 from bluezone.errors import ConfigError
 from bluezone.writefile import write_file
 
@@ -129,6 +128,10 @@ class DaemonConfig:
             # TOML's nan and inf pass every range check below: rpi_rotation_max = inf never rotates
             if want is float and not _finite(value):
                 raise ConfigError(f"config: {f.name} must be a finite number, got {value!r}")
+        # here, not at the top: every command's start reads this module (cliconfig), and payload brings numpy
+        # (~75 ms), which a check imports only once its store's reader has started (bluezone.matching.cli)
+        from bluezone.crypto.payload import TX_POWER_MAX, TX_POWER_MIN
+
         if not TX_POWER_MIN <= self.tx_power <= TX_POWER_MAX:
             # a signed byte fits the AEM, but every receiver (GAEN's and bluezone's) ignores a TX power
             # outside this range and assumes its default: a typo such as 24 for -24 silently did nothing

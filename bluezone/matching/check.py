@@ -33,6 +33,7 @@ from bluezone.matching.keystream import BufferedStream, HeardKeys, KeyStream, re
 from bluezone.matching.receiver import MIN_SIGHTINGS, DaysRead, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
+from bluezone.proximity.store.heardread import EarlyRead
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -241,15 +242,18 @@ class HeardRpis:
     repeated: np.ndarray
 
     @classmethod
-    def read_all(cls, store: SightingStore) -> HeardRpis:
+    def read_all(cls, store: SightingStore, early: EarlyRead | None = None) -> HeardRpis:
         """Every RPI ``store`` holds, for keys whose days are not known yet (a file or a server's
-        batches still arriving: the store holds 14 days, and a national file covers them all)."""
+        batches still arriving: the store holds 14 days, and a national file covers them all); taken
+        from ``early`` (joined already: read before the open's purge, a superset) when it read this file."""
         # Reading a wider range than check_store finds keys whose RPIs were heard only outside the
         # keys' days; none of their rows lies in the span read later, so they match nothing, and the
         # exposures stay the same.  The intervals only where a key can reach (its interval numbers are
         # int32): a row dated past them (a hand edit, a clock gone wild) matches nothing, and has no
         # interval to read.
-        every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS)
+        read = None if early is None else early.result()
+        arrays = None if read is None else store.heard_rpis_read_before(read, MIN_SIGHTINGS)
+        every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS) if arrays is None else arrays
         return cls(store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated)
 
     def exposures(
@@ -278,10 +282,12 @@ class HeardRpis:
         return _scored(windows, key_rows, scorer)
 
 
-def _open_and_read_heard(db_path: Path | str | None, now: float | None) -> HeardRpis:
+def _open_and_read_heard(db_path: Path | str | None, now: float | None, early: EarlyRead | None) -> HeardRpis:
+    if early is not None:
+        early.result()  # its thread joined and its connection closed before the open's purge (EarlyRead)
     store = SightingStore.open(db_path, create=False, any_thread=True, purge_now=now)
     try:
-        return HeardRpis.read_all(store)
+        return HeardRpis.read_all(store, early)
     except BaseException:
         store.close()
         raise
@@ -329,8 +335,8 @@ class _HeardInBackground:
     of the GIL while it reads, so this runs while the calling thread inflates and parses the key
     file (zlib and SHA-256 let go of it too), instead of after it."""
 
-    def __init__(self, db_path: Path | str | None, now: float | None) -> None:
-        self._read = _InThread("bluezone-store", lambda: _open_and_read_heard(db_path, now))
+    def __init__(self, db_path: Path | str | None, now: float | None, early: EarlyRead | None) -> None:
+        self._read = _InThread("bluezone-store", lambda: _open_and_read_heard(db_path, now, early))
 
     def result(self) -> HeardRpis:
         """The store and what was read of it (or the error that stopped it), once read; the thread
@@ -432,17 +438,20 @@ def check_keys(
     public_key: ec.EllipticCurvePublicKey | None = None,
     key_id: str | None = None,
     now: float | None = None,
+    early: EarlyRead | None = None,
 ) -> CheckResult:
     """``bluezone check --keys``: exposures to diagnosis ``keys`` (KEY_DTYPE, or a key file) in the
     store at ``db_path`` (default path), matched in ``jobs`` processes.  ``now`` (the CLI's clock) is
     the time the store is purged at when opened (``SightingStore.open``'s ``purge_now``).
 
     A key file is read as ``load_keys`` reads it (``load_signed_keys`` with ``public_key``), and
-    matched as it streams when it is large (``check_key_file``); a bad one raises KeyFileError."""
+    matched as it streams when it is large (``check_key_file``); a bad one raises KeyFileError.
+    ``early``: the store's RPIs being read by a thread started before numpy was imported (the CLI's),
+    of a file only (``check_key_file``: joined whatever happens)."""
     if not isinstance(keys, np.ndarray):
         return check_key_file(
             keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id,
-            now=now,
+            now=now, early=early,
         )
     scorer = scorer or get_scorer()
     result = CheckResult(keys, scorer=scorer.name)
@@ -462,6 +471,7 @@ def check_key_file(
     key_id: str | None = None,
     buffer_keys: int | None = None,
     now: float | None = None,
+    early: EarlyRead | None = None,
 ) -> CheckResult:
     """``check_keys`` of the key file at ``path``, whose keys are never all in memory.
 
@@ -478,10 +488,13 @@ def check_key_file(
     applied as ``apply_revisions`` applies them (GAEN: a revised key takes its new report type, risk
     and onset; one revoked never matches; a revised key the file does not hold otherwise is a key of
     its own, after the file's).  The exposures are those of ``check_keys(load_keys(path))``, whatever
-    ``jobs`` is."""
+    ``jobs`` is.  ``early`` (``check_keys``) is joined, and its connection closed, before the store is
+    opened, and by the time this returns or fails."""
     scorer = scorer or get_scorer()
     with ExitStack() as opened:
-        heard = _StoreRpis(opened, db_path, now, jobs)
+        heard = _StoreRpis(opened, db_path, now, jobs, early)
+        if early is not None:  # stopped and joined on any way out (a bad file, Ctrl-C) before the store's thread
+            opened.callback(early.close)  # is waited for: that thread waits for the early read first
         # The file's readers (protobuf, zip: ~0.03 s to import) only now, and with more than one job
         # the workers' (multiprocessing: ~0.01 s; else imported as they are forked) and the AES of
         # the exposures' AEMs (~0.01 s; else after the last key): the store's thread reads meanwhile.
@@ -582,12 +595,14 @@ class _StoreRpis:
     """The RPIs the store heard, read once, when the key stream first needs them: by a thread started
     at once with more than one job (the store is read while the file inflates), else here."""
 
-    def __init__(self, opened: ExitStack, db_path: Path | str | None, now: float | None, jobs: int) -> None:
-        self._opened, self._db_path, self._now, self.jobs = opened, db_path, now, jobs
+    def __init__(
+        self, opened: ExitStack, db_path: Path | str | None, now: float | None, jobs: int, early: EarlyRead | None
+    ) -> None:
+        self._opened, self._db_path, self._now, self.jobs, self.early = opened, db_path, now, jobs, early
         self._heard: HeardRpis | None = None
         self.background: _HeardInBackground | None = None
         if jobs > 1:
-            self.background = _HeardInBackground(db_path, now)
+            self.background = _HeardInBackground(db_path, now, early)
             opened.callback(self.background.close)
 
     def read(self) -> HeardRpis:
@@ -596,8 +611,10 @@ class _StoreRpis:
             if self.background is not None:
                 self._heard = self.background.result()
             else:
+                if self.early is not None:
+                    self.early.result()  # joined before the open's purge (EarlyRead)
                 store = self._opened.enter_context(SightingStore.open(self._db_path, create=False, purge_now=self._now))
-                self._heard = HeardRpis.read_all(store)
+                self._heard = HeardRpis.read_all(store, self.early)
         return self._heard
 
     def key_stream(self) -> KeyStream:
@@ -612,8 +629,9 @@ def _check_whole_file(
     now: float | None,
 ) -> CheckResult:
     """A file that fit in memory, its revisions applied, checked as an array: with one job the store
-    is opened only now (a bad file left it unopened); with more it was read meanwhile."""
-    if heard.background is None:
+    is opened only now (a bad file left it unopened), its RPIs read meanwhile if its early reader could;
+    with more it was read meanwhile."""
+    if heard.background is None and (heard.early is None or heard.early.result() is None):
         return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=heard.jobs, now=now)
     read = heard.read()
     result = CheckResult(keys, scorer=scorer.name)

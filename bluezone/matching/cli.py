@@ -8,6 +8,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -257,39 +258,52 @@ def check(
     GAEN keys come from --keys or --server; a Bluezone v3 F0 list from --bluezone3-list (alone or beside either).
     """
     end_quickly()  # every store, file, thread and worker below is closed by the time it returns (or fails)
-    from bluezone.config import load_config
-    from bluezone.errors import InputError
-    from bluezone.matching.matcher import available_cores
-    from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
+    # Started before numpy is imported (~75 ms: the scorer, the matcher), so that SQLite reads the store's
+    # RPIs on the core the imports leave idle; a check of a key file only, whose store it may read.
+    with _early_read(db_path) if keys_path is not None and server_url is None else nullcontext() as early:
+        from bluezone.config import load_config
+        from bluezone.errors import InputError
+        from bluezone.matching.matcher import available_cores
+        from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
 
-    jobs = jobs_within_cores(jobs, available_cores(), "check")
+        jobs = jobs_within_cores(jobs, available_cores(), "check")
 
-    if rssi_correction is None:
-        rssi_correction = load_config().rssi_correction
-    overrides = dict(parse_setting(text) for text in scorer_settings)
-    f0_entries = None
-    if bluezone3_path is not None:
-        from bluezone.matching.bluezone3 import load_f0_list
+        if rssi_correction is None:
+            rssi_correction = load_config().rssi_correction
+        overrides = dict(parse_setting(text) for text in scorer_settings)
+        f0_entries = None
+        if bluezone3_path is not None:
+            from bluezone.matching.bluezone3 import load_f0_list
 
-        f0_entries = load_f0_list(bluezone3_path)  # before touching the database, as the key file
-    keys_path, server_url, server_key = _typed_sources(keys_path, server_url, server_key)
-    if repin and server_url is None:
-        raise InputError("--repin goes with --server URL and --server-key FILE")
-    scorer_named = functools.partial(get_scorer, scorer_name or DEFAULT_SCORER, scorer_config, overrides)
-    result, scorer = _check_gaen(
-        keys_path, server_url, server_key, repin, db_path, scorer_named, rssi_correction, jobs,
-        bluezone3_alone=f0_entries is not None,
-    )
-    if f0_entries is not None:
-        _add_bluezone3(result, f0_entries, db_path, scorer, rssi_correction)
-    if as_json:
-        from bluezone.checkreport import report_as_dict
+            f0_entries = load_f0_list(bluezone3_path)  # before touching the database, as the key file
+        keys_path, server_url, server_key = _typed_sources(keys_path, server_url, server_key)
+        if repin and server_url is None:
+            raise InputError("--repin goes with --server URL and --server-key FILE")
+        scorer_named = functools.partial(get_scorer, scorer_name or DEFAULT_SCORER, scorer_config, overrides)
+        result, scorer = _check_gaen(
+            keys_path, server_url, server_key, repin, db_path, scorer_named, rssi_correction, jobs,
+            bluezone3_alone=f0_entries is not None, early=early,
+        )
+        if f0_entries is not None:
+            _add_bluezone3(result, f0_entries, db_path, scorer, rssi_correction)
+        if as_json:
+            from bluezone.checkreport import report_as_dict
 
-        emit_json(report_as_dict(result))
-    else:
-        _print_check(result, gaen=keys_path is not None or server_url is not None, db_path=db_path, server_url=server_url)
-    if server_url is not None:
-        result.raise_for_rejected()
+            emit_json(report_as_dict(result))
+        else:
+            _print_check(result, gaen=keys_path is not None or server_url is not None, db_path=db_path, server_url=server_url)
+        if server_url is not None:
+            result.raise_for_rejected()
+
+
+def _early_read(db_path: Path | None) -> Any:
+    """The store's RPIs read in a thread from now on (``heardread.EarlyRead``, on sqlite3 alone), closed
+    (joined) when the check ends, whatever ends it."""
+    from bluezone.matching.linkminute import MIN_SIGHTINGS
+    from bluezone.proximity.store.files import default_db_path
+    from bluezone.proximity.store.heardread import EarlyRead
+
+    return EarlyRead(db_path if db_path is not None else default_db_path(), MIN_SIGHTINGS)
 
 
 def _typed_sources(
@@ -321,7 +335,7 @@ def _typed_sources(
 
 def _check_gaen(
     keys_path: Path | None, server_url: str | None, server_key: Path | None, repin: bool, db_path: Path | None,
-    scorer_named: Callable[[], Any], rssi_correction: int, jobs: int, *, bluezone3_alone: bool,
+    scorer_named: Callable[[], Any], rssi_correction: int, jobs: int, *, bluezone3_alone: bool, early: Any = None,
 ) -> tuple[Any, Any]:
     """(the check's result, its scorer) for the GAEN keys of a key server or a key file, or an empty
     result when a Bluezone v3 F0 list is all there is to match.  The scorer is made only once the
@@ -353,7 +367,7 @@ def _check_gaen(
         # holds over a million keys, matched as it streams (check_key_file)
         result = check_keys(
             keys_path, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=jobs, public_key=public_key, key_id=key_id,
-            now=cli_now(),
+            now=cli_now(), early=early,
         )
     elif bluezone3_alone:
         scorer = scorer_named()

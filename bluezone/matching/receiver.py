@@ -37,12 +37,11 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from bluezone.crypto.intervals import DAY_SECONDS
+from bluezone.matching.linkminute import MIN_SIGHTINGS
 from bluezone.matching.matcher import DEFAULT_TX_POWER, expand_ranges
 from bluezone.matching.scoring import change_points
 
 
-#: Sightings of one RPI in one slot that make a link-minute (fewer: no value, it is left out).
-MIN_SIGHTINGS = 2
 #: The longest run of minutes a reference may ask for (``min_run``): a stored context reads this many
 #: slots beyond a day, so that a run crossing midnight is seen whole up to that length.
 MAX_RUN = 16

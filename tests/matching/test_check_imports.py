@@ -107,3 +107,17 @@ def test_a_check_begins_its_work_without_what_only_other_paths_need(tmp_path: Pa
     assert "numpy" in loaded and "bluezone.proximity.store" in loaded and "bluezone.matching.bluezone_scorer" in loaded
     early = sorted(m for m in loaded if m in NOT_BEFORE_THE_STORE_IS_READ or m.startswith(tuple(f"{n}." for n in NOT_BEFORE_THE_STORE_IS_READ)))
     assert not early, f"imported before the check's work began: {early}"
+
+
+def test_the_command_line_and_the_store_s_early_reader_import_no_numpy() -> None:
+    """``bluezone check`` starts its store's early reader (``heardread``) before numpy is imported (~75 ms),
+    so that SQLite reads on the core the imports leave idle: the group's setup (cliconfig -> config ->
+    crypto's time units), the command's module and the reader must come without numpy (config took the
+    TX power range from crypto.payload, whose package imported the derivation, and numpy with it)."""
+    code = (
+        "import sys, bluezone.cli, bluezone.cliconfig, bluezone.matching.cli, bluezone.matching.linkminute,"
+        " bluezone.proximity.store.files, bluezone.proximity.store.heardread; print(' '.join(sorted(sys.modules)))"
+    )
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
+    assert "bluezone.proximity.store.heardread" in loaded and "sqlite3" in loaded
+    assert not sorted(m for m in loaded if m.split(".")[0] in ("numpy", "sqlite_utils", "cryptography"))

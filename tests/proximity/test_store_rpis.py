@@ -4,48 +4,16 @@ hand-damaged stores, in UTF-8 and UTF-16 databases, and on a store made before s
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.proximity.store import heardread
 from bluezone.proximity.store import schema as store_module
 from bluezone.proximity.store import sightings as store_sightings
-from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 from bluezone.proximity.store import SCHEMA_VERSION, SightingStore
-
-NOON = 1_780_488_000.0  # a UTC noon
-
-
-def repeated_rows(seed: int, n_rpis: int, per_rpi: int, spread: float = 3 * 86400.0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    n = n_rpis * per_rpi
-    out = np.zeros(n, SIGHTING_DTYPE)
-    out["time"] = NOON + rng.uniform(-spread / 2, spread / 2, n)
-    out["rpi"] = np.repeat(np.frombuffer(rng.bytes(16 * n_rpis), "V16"), per_rpi)
-    out["aem"] = np.frombuffer(rng.bytes(4 * n), "V4")
-    out["rssi"] = rng.integers(-100, -40, n)
-    out["tx_power"] = np.where(rng.random(n) < 0.5, NO_TX_POWER, -20)
-    return out
-
-
-def damage(store: SightingStore, rows: np.ndarray) -> None:
-    """Rows a hand edit might leave: unreadable fields, short RPIs and AEMs, a time that is text."""
-    t = float(rows["time"][0])
-    rpi = bytes(rows["rpi"][0])
-    store.db.conn.executemany(
-        "INSERT INTO sightings (time, rpi, aem, rssi, tx_power) VALUES (?, ?, ?, ?, ?)",
-        [
-            (t, rpi, b"\x00" * 4, "loud", None),  # text RSSI: unusable, RPI heard
-            (t + 1, b"\x07" * 16, None, -60, None),  # no AEM: unusable, RPI heard (only here)
-            (t + 2, b"\x08" * 15, b"\x00" * 4, -60, None),  # short RPI: not heard
-            ("noon", b"\x09" * 16, b"\x00" * 4, -60, None),  # text time: not heard
-            (t + 3, rpi, b"\x00" * 4, -60, 3.5),  # real TX power: unusable
-        ],
-    )
-    store.db.conn.commit()
+from tests.proximity.stored_rows_helpers import NOON, damage, repeated_rows, utf16_file
 
 
 @settings(max_examples=20, deadline=None)
@@ -53,11 +21,7 @@ def damage(store: SightingStore, rows: np.ndarray) -> None:
 def test_reads_agree_with_sightings(tmp_path_factory, seed: int, per_rpi: int, damaged: bool, utf16: bool) -> None:
     path = tmp_path_factory.mktemp("s") / "s.db"
     if utf16:
-        conn = sqlite3.connect(path)
-        conn.execute("PRAGMA encoding = 'UTF-16le'")
-        conn.execute("CREATE TABLE t (x)")  # the encoding is fixed by the first table
-        conn.execute("DROP TABLE t")
-        conn.close()
+        utf16_file(path)
     rows = repeated_rows(seed, 60, per_rpi)
     with SightingStore.open(path) as store:
         store.add_sightings(rows)
@@ -120,7 +84,7 @@ def test_heard_rpis_read_in_ranges_of_the_first_byte_give_the_same(tmp_path, mon
     with SightingStore.open(tmp_path / "s.db") as store:
         store.add_sightings(rows)
         whole = store.heard_rpis()
-        monkeypatch.setattr(store_sightings, "_HEARD_BLOB_BYTES", 1000)  # about 60 RPIs per query
+        monkeypatch.setattr(heardread, "_HEARD_BLOB_BYTES", 1000)  # about 60 RPIs per query
         parts = store.heard_rpis()
     assert len(whole[0]) == 500 and len(whole[1]) == 500
     assert sorted(map(bytes, parts[0])) == sorted(map(bytes, whole[0]))

@@ -35,29 +35,60 @@ tables of schema 7; before it they were made on first use, outside the migration
 - ``retention.py``: the 14-day purge, and rows dated ahead of the clock;
 - ``status.py``: the daemon's last report and ``stats`` for ``bluezone status``;
 - ``files.py`` (where the store lives, made private) and ``failures.py`` (SQLite's errors as one line);
+- ``heardread.py``: the distinct RPIs heard, read on ``sqlite3`` alone (the store's read, and a check's
+  early reader, started before numpy is imported);
 - ``interface.py`` puts them together, and opens and closes a store.
-"""
 
-from __future__ import annotations
+Its names are imported on first use (``bluezone.lazyexports``), so that ``heardread`` and ``schema``
+can be imported without numpy."""
 
-from bluezone.config import RETENTION_DAYS
-from bluezone.proximity.store.failures import FULL_DISK_BYTES, TRANSIENT, unusable
-from bluezone.proximity.store.files import DB_FILENAME, EMULATED_DB_FILENAME, default_db_path, make_private_dirs
-from bluezone.proximity.store.interface import SightingStore
-from bluezone.proximity.store.retention import AHEAD_MARGIN, BATCH_NAMES_MARGIN, CLOCK_FLOOR
-from bluezone.proximity.store.schema import (
-    MIGRATIONS,
-    NUMERIC_TIME,
-    READABLE_ROW,
-    REQUIRED_COLUMNS,
-    RPI_INDEXED,
-    SCHEMA_VERSION,
-    UNUSABLE,
-    USABLE_FIELDS,
-)
+import typing
+
+from bluezone.lazyexports import lazy_exports as _lazy_exports
+
+if typing.TYPE_CHECKING:  # what the names are, for type checkers
+    from bluezone.proximity.store.failures import FULL_DISK_BYTES, TRANSIENT, unusable
+    from bluezone.proximity.store.files import DB_FILENAME, EMULATED_DB_FILENAME, default_db_path, make_private_dirs
+    from bluezone.proximity.store.interface import SightingStore
+    from bluezone.proximity.store.retention import AHEAD_MARGIN, BATCH_NAMES_MARGIN, CLOCK_FLOOR, RETENTION_DAYS
+    from bluezone.proximity.store.schema import (
+        MIGRATIONS,
+        NUMERIC_TIME,
+        READABLE_ROW,
+        REQUIRED_COLUMNS,
+        RPI_INDEXED,
+        SCHEMA_VERSION,
+        UNUSABLE,
+        USABLE_FIELDS,
+    )
+
+_EXPORTS = {
+    "RETENTION_DAYS": "retention",
+    "FULL_DISK_BYTES": "failures",
+    "TRANSIENT": "failures",
+    "unusable": "failures",
+    "DB_FILENAME": "files",
+    "EMULATED_DB_FILENAME": "files",
+    "default_db_path": "files",
+    "make_private_dirs": "files",
+    "SightingStore": "interface",
+    "AHEAD_MARGIN": "retention",
+    "BATCH_NAMES_MARGIN": "retention",
+    "CLOCK_FLOOR": "retention",
+    "MIGRATIONS": "schema",
+    "NUMERIC_TIME": "schema",
+    "READABLE_ROW": "schema",
+    "REQUIRED_COLUMNS": "schema",
+    "RPI_INDEXED": "schema",
+    "SCHEMA_VERSION": "schema",
+    "UNUSABLE": "schema",
+    "USABLE_FIELDS": "schema",
+}
 
 __all__ = [
     "AHEAD_MARGIN", "BATCH_NAMES_MARGIN", "CLOCK_FLOOR", "DB_FILENAME", "EMULATED_DB_FILENAME", "FULL_DISK_BYTES",
     "MIGRATIONS", "NUMERIC_TIME", "READABLE_ROW", "REQUIRED_COLUMNS", "RETENTION_DAYS", "RPI_INDEXED", "SCHEMA_VERSION",
     "TRANSIENT", "UNUSABLE", "USABLE_FIELDS", "SightingStore", "default_db_path", "make_private_dirs", "unusable",
 ]
+
+__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)

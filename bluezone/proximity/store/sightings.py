@@ -15,16 +15,12 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import StoreError
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 from bluezone.proximity.store.base import StoreBase
-from bluezone.proximity.store.schema import NUMERIC_TIME, READABLE_ROW, RPI_INDEXED, UNUSABLE, USABLE_FIELDS
+from bluezone.proximity.store.heardread import EarlyHeard, HeardBlobs, file_identity, read_heard, rpis_heard_often
+from bluezone.proximity.store.schema import NUMERIC_TIME, READABLE_ROW, UNUSABLE, USABLE_FIELDS
 
 log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
 
-_HEARD_BLOB_BYTES = 256 << 20  # at most this much per query of ``heard_rpis``
 _IN_BATCH = 500  # RPIs per `rpi IN (...)` query (SQLite allows 32,766 variables; small stays fast)
-#: ``heard_rpis`` lets SQLite group the index when RPIs are heard this many times each or more (in
-#: a sample of this many index entries): below, numpy groups faster (docs/benchmarks.md).
-_GROUP_FROM = 8
-_SHAPE_SAMPLE = 2048
 
 
 class Sightings(StoreBase):
@@ -78,10 +74,11 @@ class Sightings(StoreBase):
 
         Read from the index by RPI alone, without touching the rows (a phone advertises an RPI for
         10-20 minutes, so a store holds about a hundredth as many RPIs as sightings), and handed
-        over as one blob per query instead of a Python object per RPI.  They may name an RPI
-        whose rows are all unusable: ``sightings_with_rpis`` leaves those out.
+        over as one blob per query instead of a Python object per RPI (``heardread``, which a
+        check's early reader shares).  They may name an RPI whose rows are all unusable:
+        ``sightings_with_rpis`` leaves those out.
 
-        Two ways to read the same answer, chosen by the store's shape (``_rpis_heard_often``):
+        Two ways to read the same answer, chosen by the store's shape (``heardread.rpis_heard_often``):
         where each RPI is heard many times, SQLite groups the index entries and hands over one per
         RPI; where most are heard once or twice (every sighting its own RPI is the worst case),
         grouping in SQLite costs 2-3 times what it saves, so every entry is handed over in index
@@ -89,53 +86,25 @@ class Sightings(StoreBase):
         return self._read_heard_rpis(since, until, repeated, grouped=self._rpis_heard_often())
 
     def _rpis_heard_often(self) -> bool:
-        """Whether RPIs are heard ``_GROUP_FROM`` times or more on average, judged on the first
-        ``_SHAPE_SAMPLE`` entries of the index by RPI (random RPIs: a fair sample of the store)."""
-        n, distinct = self._conn.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT rpi) FROM (SELECT rpi FROM sightings INDEXED BY sightings_by_rpi"
-            f" WHERE {RPI_INDEXED} LIMIT {_SHAPE_SAMPLE})"
-        ).fetchone()
-        return bool(n >= _GROUP_FROM * distinct)
+        return rpis_heard_often(self._conn)
 
     def _read_heard_rpis(
         self, since: float | None, until: float | None, repeated: int, *, grouped: bool
     ) -> tuple[np.ndarray, np.ndarray]:
         """``heard_rpis``, grouped by SQLite (``grouped``) or by numpy: the same arrays."""
         where, params = self._time_filter(since, until)
-        conn = self._conn
-        entries = f"FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
-        # group_concat() joins the blobs' bytes as they are in a UTF-8 database; its result must stay
-        # well under SQLite's 1 GB value limit, so a huge store is read in ranges of the first byte.
-        # How many rows there may be: the span of their ids, two seeks (a COUNT(*) would step
-        # through every entry of the time index, ~0.1 s for a million).
-        n = conn.execute("SELECT (SELECT MAX(rowid) FROM sightings) - (SELECT MIN(rowid) FROM sightings) + 1").fetchone()[0] or 0
-        utf8 = conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
-        value = "rpi" if utf8 else "hex(rpi)"
-        bounds = np.linspace(0, 256, int(min(256, 1 + n * 16 // _HEARD_BLOB_BYTES)) + 1).astype(int).tolist()
-        every: list[np.ndarray] = []
-        again: list[np.ndarray] = []
-        previous = conn.text_factory
-        conn.text_factory = bytes
-        try:
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                part = f" AND rpi >= x'{lo:02x}'" if lo > 0 else ""
-                part += f" AND rpi < x'{hi:02x}'" if hi < 256 else ""
-                if grouped:
-                    joined = conn.execute(
-                        f"SELECT group_concat({value}, ''), group_concat(CASE WHEN n >= ? THEN {value} END, '')"
-                        f" FROM (SELECT rpi, COUNT(*) AS n {entries}{part} GROUP BY rpi)",
-                        [repeated, *params],
-                    ).fetchone()
-                    for out, blob in zip((every, again), joined):
-                        out.append(_rpi_array(_unhex(blob, utf8), self.path))
-                else:
-                    blob = conn.execute(f"SELECT group_concat({value}, '') {entries}{part}", params).fetchone()[0]
-                    distinct, counts = _distinct_sorted(_rpi_array(_unhex(blob, utf8), self.path))
-                    every.append(distinct)
-                    again.append(distinct[counts >= repeated])
-        finally:
-            conn.text_factory = previous
-        return _joined(every), _joined(again)
+        return heard_arrays(read_heard(self._conn, where, params, repeated, grouped), repeated, self.path)
+
+    def heard_rpis_read_before(self, early: EarlyHeard, repeated: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
+        """``heard_rpis()`` (every day) from what ``heardread.EarlyRead`` read of this store's file before it
+        was opened, or None when that was another file (replaced at the same path meanwhile) or counted
+        from more than ``repeated`` times.  Read before the open's purge, they are a superset of today's
+        (what ``HeardRpis`` may hold): a key found only by a purged row matches no row that is read."""
+        if self.path is None or file_identity(self.path) != early.identity:
+            return None
+        if early.blobs.grouped and early.blobs.at_least > repeated:
+            return None
+        return heard_arrays(early.blobs, repeated, self.path)
 
     def heard_intervals(self, since: float | None = None, until: float | None = None) -> np.ndarray:
         """10-minute intervals (``floor(time) // 600``, sorted) covering every sighting with
@@ -240,9 +209,21 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-def _unhex(blob: bytes | None, utf8: bool) -> bytes:
-    """A ``group_concat`` result as bytes (None: nothing read; hex text in a UTF-16 database)."""
-    return b"" if blob is None else blob if utf8 else bytes.fromhex(blob.decode())
+def heard_arrays(blobs: HeardBlobs, repeated: int, path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """``heard_rpis``'s arrays (every distinct RPI, those heard ``repeated`` times or more) of what
+    ``heardread.read_heard`` handed over; SQLite's grouping counted from ``blobs.at_least`` (at most
+    ``repeated``: then its repeated RPIs may be a superset)."""
+    every: list[np.ndarray] = []
+    again: list[np.ndarray] = []
+    for blob, repeated_blob in blobs.parts:
+        if repeated_blob is not None:
+            every.append(_rpi_array(blob, path))
+            again.append(_rpi_array(repeated_blob, path))
+        else:
+            distinct, counts = _distinct_sorted(_rpi_array(blob, path))
+            every.append(distinct)
+            again.append(distinct[counts >= repeated])
+    return _joined(every), _joined(again)
 
 
 def _distinct_sorted(rpis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,178 @@
+"""The distinct RPIs a store heard, read on ``sqlite3`` alone: the queries of ``Sightings.heard_rpis``,
+and a check's early reader (``EarlyRead``), which runs them in a thread started before numpy is imported,
+so that SQLite reads (the GIL let go) on the core a check's imports leave idle (issue 17).
+
+Both hand over raw bytes (``HeardBlobs``); the store makes the arrays (``sightings.heard_arrays``)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from bluezone.proximity.store.schema import RPI_INDEXED, SCHEMA_VERSION
+
+_HEARD_BLOB_BYTES = 256 << 20  # at most this much per query of ``heard_rpis``
+#: ``heard_rpis`` lets SQLite group the index when RPIs are heard this many times each or more (in
+#: a sample of this many index entries): below, numpy groups faster (docs/benchmarks.md).
+_GROUP_FROM = 8
+_SHAPE_SAMPLE = 2048
+
+
+@dataclass(frozen=True)
+class HeardBlobs:
+    """One read of the index by RPI, per range of first byte: ``(every, repeated)`` 16-byte RPIs end to
+    end.  ``grouped``: SQLite grouped them, so ``every`` names each distinct RPI once and ``repeated``
+    those heard at least ``at_least`` times; else ``every`` is each index entry in index order and
+    ``repeated`` is None (numpy groups and counts)."""
+
+    grouped: bool
+    at_least: int
+    parts: tuple[tuple[bytes, bytes | None], ...]
+
+
+def rpis_heard_often(conn: sqlite3.Connection) -> bool:
+    """Whether RPIs are heard ``_GROUP_FROM`` times or more on average, judged on the first
+    ``_SHAPE_SAMPLE`` entries of the index by RPI (random RPIs: a fair sample of the store)."""
+    n, distinct = conn.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT rpi) FROM (SELECT rpi FROM sightings INDEXED BY sightings_by_rpi"
+        f" WHERE {RPI_INDEXED} LIMIT {_SHAPE_SAMPLE})"
+    ).fetchone()
+    return bool(n >= _GROUP_FROM * distinct)
+
+
+def read_heard(
+    conn: sqlite3.Connection, where: str, params: list[float], at_least: int, grouped: bool | None = None
+) -> HeardBlobs:
+    """The index entries with ``where`` (`` AND time >= ?`` ..., with ``params``), grouped by SQLite
+    where the store's shape says so (``rpis_heard_often``, unless ``grouped`` is given)."""
+    grouped = rpis_heard_often(conn) if grouped is None else grouped
+    entries = f"FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
+    # group_concat() joins the blobs' bytes as they are in a UTF-8 database; its result must stay
+    # well under SQLite's 1 GB value limit, so a huge store is read in ranges of the first byte.
+    # How many rows there may be: the span of their ids, two seeks (a COUNT(*) would step
+    # through every entry of the time index, ~0.1 s for a million).
+    n = conn.execute("SELECT (SELECT MAX(rowid) FROM sightings) - (SELECT MIN(rowid) FROM sightings) + 1").fetchone()[0] or 0
+    utf8 = conn.execute("PRAGMA encoding").fetchone()[0] == "UTF-8"
+    value = "rpi" if utf8 else "hex(rpi)"
+    ranges = int(min(256, 1 + n * 16 // _HEARD_BLOB_BYTES))
+    bounds = [256 * i // ranges for i in range(ranges + 1)]
+    parts: list[tuple[bytes, bytes | None]] = []
+    previous = conn.text_factory
+    conn.text_factory = bytes
+    try:
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            part = f" AND rpi >= x'{lo:02x}'" if lo > 0 else ""
+            part += f" AND rpi < x'{hi:02x}'" if hi < 256 else ""
+            if grouped:
+                every, again = conn.execute(
+                    f"SELECT group_concat({value}, ''), group_concat(CASE WHEN n >= ? THEN {value} END, '')"
+                    f" FROM (SELECT rpi, COUNT(*) AS n {entries}{part} GROUP BY rpi)",
+                    [at_least, *params],
+                ).fetchone()
+                parts.append((_unhex(every, utf8), _unhex(again, utf8)))
+            else:
+                every = conn.execute(f"SELECT group_concat({value}, '') {entries}{part}", params).fetchone()[0]
+                parts.append((_unhex(every, utf8), None))
+    finally:
+        conn.text_factory = previous
+    return HeardBlobs(grouped, at_least, tuple(parts))
+
+
+def _unhex(blob: bytes | None, utf8: bool) -> bytes:
+    """A ``group_concat`` result as bytes (None: nothing read; hex text in a UTF-16 database)."""
+    return b"" if blob is None else blob if utf8 else bytes.fromhex(blob.decode())
+
+
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the regular file at ``path`` (through links), None if there is none: a store
+    replaced at the same path between an early read and the open is another file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
+
+
+@dataclass(frozen=True)
+class EarlyHeard:
+    """What an early reader read, and of which file (``file_identity``)."""
+
+    blobs: HeardBlobs
+    identity: tuple[int, int]
+
+
+class EarlyRead:
+    """Every RPI the store at ``path`` heard (``read_heard`` of its whole index, one read transaction),
+    read in a thread of its own, started at once, before the open that purges it.
+
+    Only a store as the check would open it without changing it: a regular file at this schema version
+    in WAL mode (a reader of a file in rollback mode holds back every writer, a purge's too, for as long as
+    it reads).  Anything else (no file, another version, a lock, any SQLite error) gives None, and the
+    check reads as it did without it, its errors said then, in their order.  The connection never
+    creates the file (``mode=rw``), writes nothing (``query_only``) and waits for no lock; being
+    read-write, the last to close removes the ``-wal`` and ``-shm`` files it made, as a store's own
+    close does.  ``result`` and ``close`` join the thread, whose connection is closed by then: before
+    the open's purge, whose TRUNCATE checkpoint a reader still in the WAL would make fail (purged pages
+    then stay in the WAL)."""
+
+    def __init__(self, path: Path, at_least: int) -> None:
+        self.path = path
+        self._result: EarlyHeard | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()  # guards _conn and _stopped between the thread and close()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, args=(at_least,), name="bluezone-early-read")
+        self._thread.start()
+
+    def _run(self, at_least: int) -> None:
+        identity = file_identity(self.path)
+        if identity is None:
+            return
+        try:
+            conn = sqlite3.connect(f"{Path(self.path).absolute().as_uri()}?mode=rw", uri=True, timeout=0, isolation_level=None)
+        except sqlite3.Error:
+            return
+        try:
+            with self._lock:
+                if self._stopped:
+                    return
+                self._conn = conn
+            conn.execute("PRAGMA query_only = ON")
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
+            if version != SCHEMA_VERSION or mode != "wal" or self._stopped:
+                return
+            conn.execute("BEGIN")  # one snapshot for the shape's sample and every range
+            blobs = read_heard(conn, "", [], at_least)
+            conn.execute("COMMIT")
+            if file_identity(self.path) == identity:
+                self._result = EarlyHeard(blobs, identity)
+        except sqlite3.Error:
+            return
+        finally:
+            with self._lock:
+                self._conn = None
+            conn.close()
+
+    def result(self) -> EarlyHeard | None:
+        """What was read (None: nothing usable), once the thread has ended and closed its connection."""
+        self._thread.join()
+        return self._result
+
+    def close(self) -> None:
+        """Stop the read if it still runs (Ctrl-C, an error: its result is not wanted) and join the thread."""
+        with self._lock:
+            self._stopped = True
+            if self._conn is not None:
+                self._conn.interrupt()
+        self._thread.join()
+
+    def __enter__(self) -> EarlyRead:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
