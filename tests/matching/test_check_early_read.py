@@ -26,7 +26,8 @@ from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.matching.check import check_keys
 from bluezone.matching.linkminute import MIN_SIGHTINGS
-from bluezone.proximity.store import heardread
+from bluezone.proximity.store import SCHEMA_VERSION, SightingStore, heardread
+from bluezone.proximity.store import schema as schema_module
 from bluezone.proximity.store.heardread import EarlyRead
 from tests.open_files_helpers import open_on
 
@@ -135,3 +136,27 @@ def test_the_check_command_starts_its_early_reader_before_numpy_is_imported(tmp_
     )
     assert out.returncode == 0, out.stderr
     assert "numpy imported when the early reader started: False" in out.stderr
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_store_of_an_older_schema_is_migrated_and_checked_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, jobs: str
+) -> None:
+    """The early reader leaves a store made before schema 6 (no index by RPI) alone; the check opens it as
+    before (migrating it), reads it itself, and reports what a check of a current store reports."""
+    path, current, _, _ = day_file(tmp_path)
+    older = tmp_path / "older.db"
+    with SightingStore.open(current, create=False, purge_now=NOTHING_PURGED) as source:
+        rows = source.sightings()
+    with monkeypatch.context() as patched:  # the scene's rows in a store made by a bluezone of schema 5
+        patched.setattr(schema_module, "MIGRATIONS", schema_module.MIGRATIONS[:5])
+        patched.setattr(schema_module, "SCHEMA_VERSION", 5)
+        with SightingStore.open(older, purge_now=NOTHING_PURGED) as store:
+            store.add_sightings(rows)
+            assert store.schema_version == 5
+    code, said = _check(current, "--keys", str(path), "--jobs", jobs)
+    code_older, said_older = _check(older, "--keys", str(path), "--jobs", jobs)
+    assert code == code_older == 0 and said_older == said and '"exposures": []' not in said
+    assert not _early_threads() and not open_on(older)
+    with SightingStore.open(older, create=False) as store:
+        assert store.schema_version == SCHEMA_VERSION
