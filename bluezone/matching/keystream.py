@@ -80,7 +80,7 @@ class KeyStream:
         self.heard = heard
         self.jobs = min(jobs, available_cores())
         self.batch = BATCH if batch is None else batch
-        self.queued = max(2 * (jobs - 1), BUFFER_KEYS // self.batch)  # batches in flight at most
+        self.queued = max(2 * (self.jobs - 1), BUFFER_KEYS // self.batch)  # batches in flight at most (of the jobs kept)
         # of them in the workers' shared slots: enough for each worker's batch, its next and its last
         # not yet collected; the others wait as the file's pieces (a slot's page costs 3.2 us to touch first)
         self.slots = min(self.queued, 3 * (self.jobs - 1) + 1)
