@@ -99,10 +99,13 @@ def file_identity(path: Path) -> tuple[int, int] | None:
 
 @dataclass(frozen=True)
 class EarlyHeard:
-    """What an early reader read, and of which file (``file_identity``)."""
+    """What an early reader read, of which file (``file_identity``) and up to which row (the largest
+    rowid then, None: no row): a row past it is one stored since (the daemon), or a store written over
+    the same file (``cp``, a restore), whose RPIs the read may lack."""
 
     blobs: HeardBlobs
     identity: tuple[int, int]
+    last_row: int | None
 
 
 class EarlyRead:
@@ -141,6 +144,8 @@ class EarlyRead:
                 if self._stopped:
                     return
                 self._conn = conn
+            # a stop between two statements too: an interrupt() while none runs is lost (SQLite < 3.41)
+            conn.set_progress_handler(lambda: self._stopped, 1000)
             conn.execute("PRAGMA query_only = ON")
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower()
@@ -148,9 +153,10 @@ class EarlyRead:
                 return
             conn.execute("BEGIN")  # one snapshot for the shape's sample and every range
             blobs = read_heard(conn, "", [], at_least)
+            last_row = conn.execute("SELECT MAX(rowid) FROM sightings").fetchone()[0]
             conn.execute("COMMIT")
             if file_identity(self.path) == identity:
-                self._result = EarlyHeard(blobs, identity)
+                self._result = EarlyHeard(blobs, identity, last_row)
         except sqlite3.Error:
             return
         finally:

@@ -97,10 +97,15 @@ class Sightings(StoreBase):
 
     def heard_rpis_read_before(self, early: EarlyHeard, repeated: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
         """``heard_rpis()`` (every day) from what ``heardread.EarlyRead`` read of this store's file before it
-        was opened, or None when that was another file (replaced at the same path meanwhile) or counted
-        from more than ``repeated`` times.  Read before the open's purge, they are a superset of today's
-        (what ``HeardRpis`` may hold): a key found only by a purged row matches no row that is read."""
+        was opened, or None when that was another file (replaced at the same path meanwhile), when it
+        holds a row past the last one read (stored since, or another store written over this file: its
+        RPIs may be missing) or when it counted from more than ``repeated`` times.  Read before the open's
+        purge, they are a superset of today's (what ``HeardRpis`` may hold): a key found only by a purged
+        row matches no row that is read."""
         if self.path is None or file_identity(self.path) != early.identity:
+            return None
+        last = -(2**63) if early.last_row is None else early.last_row
+        if self._conn.execute("SELECT EXISTS (SELECT 1 FROM sightings WHERE rowid > ?)", [last]).fetchone()[0]:
             return None
         if early.blobs.grouped and early.blobs.at_least > repeated:
             return None
