@@ -118,9 +118,10 @@ class EarlyRead:
     check reads as it did without it, its errors said then, in their order.  The connection never
     creates the file (``mode=rw``), writes nothing (``query_only``) and waits for no lock; being
     read-write, the last to close removes the ``-wal`` and ``-shm`` files it made, as a store's own
-    close does.  ``result`` and ``close`` join the thread, whose connection is closed by then: before
-    the open's purge, whose TRUNCATE checkpoint a reader still in the WAL would make fail (purged pages
-    then stay in the WAL)."""
+    close does.  Beside a ``-wal`` it did not make it reads read-only (``mode=ro``): closing last, it
+    would have checkpointed a killed writer's WAL into the file and removed it.  ``result`` and
+    ``close`` join the thread, whose connection is closed by then: before the open's purge, whose
+    TRUNCATE checkpoint a reader still in the WAL would make fail (purged pages then stay in the WAL)."""
 
     def __init__(self, path: Path, at_least: int) -> None:
         self.path = path
@@ -136,7 +137,10 @@ class EarlyRead:
         if identity is None:
             return
         try:
-            conn = sqlite3.connect(f"{Path(self.path).absolute().as_uri()}?mode=rw", uri=True, timeout=0, isolation_level=None)
+            # read-only beside a -wal already there (the daemon's, or one a killed writer left): as the last
+            # connection to close, a read-write one would checkpoint it into the file and remove it
+            mode = "ro" if os.path.exists(f"{self.path}-wal") else "rw"
+            conn = sqlite3.connect(f"{Path(self.path).absolute().as_uri()}?mode={mode}", uri=True, timeout=0, isolation_level=None)
         except sqlite3.Error:
             return
         try:
