@@ -1,7 +1,8 @@
 """The ``bluezone`` command: thin click wrappers over library calls.
 
 Every command that reports has ``--json``; errors become one line on stderr with exit
-code 2 for bad input and 1 for other failures (``--debug`` shows the traceback).
+code 2 for bad input and 1 for other failures (``--debug`` shows the traceback), and Ctrl-C
+one line with exit code 130 (``BluezoneGroup.main``).
 """
 
 from __future__ import annotations
@@ -135,6 +136,30 @@ class BluezoneGroup(click.Group):
             _with_verbosity(command)
         return command
 
+    def main(  # type: ignore[override]  # (click's overloads: NoReturn when standalone)
+        self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+        standalone_mode: bool = True, **extra: Any,
+    ) -> Any:
+        """click's ``main``, but Ctrl-C wherever it comes (the config read, a command, its clean-up, click's
+        own steps) ends in one line and exit 130, 128 + SIGINT as a shell reports it, once every ``with``
+        and ``finally`` under it has run: click said "Aborted!" and exit 1, which a script takes for a
+        failure of the command itself.  click's own end otherwise (its errors shown, its exit codes)."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, False, **extra)  # an exit code, or a command's None
+        except click.Abort as exc:
+            if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # (at a question: its context)
+                interrupted()
+            click.echo("Aborted!", err=True)  # (a question declined, or no input: click's own words)
+            sys.exit(1)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:  # (while click reported the first)
+            interrupted()
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -149,11 +174,8 @@ class BluezoneGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             _usage_error(exc)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
-        except KeyboardInterrupt:
-            click.echo("Interrupted", err=True)
-            ctx.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
+            raise  # (Ctrl-C: main says so, once all has unwound)
         except BrokenPipeError:
             # `bluezone status | head`: the reader has gone, as with any Unix tool; say nothing more
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -167,6 +189,12 @@ class BluezoneGroup(click.Group):
                 ctx.exit(2)
             click.echo(printable_line(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)"), err=True)
             ctx.exit(1)
+
+
+def interrupted() -> NoReturn:
+    """Ctrl-C's one line and exit code 130 (click has already ended the terminal's ``^C`` line)."""
+    click.echo("Interrupted", err=True)
+    sys.exit(130)
 
 
 def unusable_path(exc: BaseException) -> str | None:
@@ -262,7 +290,7 @@ def demo(out_dir: Path | None, seed: int, as_json: bool) -> None:
 
 
 def main() -> None:
-    """The ``bluezone`` console script."""
+    """What the ``bluezone`` console script runs (``bluezone.__main__``, once this module has loaded)."""
     # OpenBLAS starts a thread per core as numpy is imported (0.04 s here, serial, before any
     # command begins); no command does linear algebra worth a thread.  A user's own setting stands.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")

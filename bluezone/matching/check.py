@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
-import threading
-from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bluezone.crypto.derivation import import_aes
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
+from bluezone.inthread import InThread
 from bluezone.keyformat.keys import REPORT_TYPE_CONFIRMED, REPORT_TYPE_LIKELY, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import (
     DEFAULT_TX_POWER,
@@ -293,50 +292,13 @@ def _open_and_read_heard(db_path: Path | str | None, now: float | None, early: E
         raise
 
 
-_T = TypeVar("_T")
-
-
-class _InThread(Generic[_T]):
-    """``work()`` run at once in a thread of its own, its result or error kept for ``result``.  A
-    plain thread, not a ``concurrent.futures`` pool: that import (~2 ms) came before a check's store
-    was read, in the steps one thread does."""
-
-    def __init__(self, name: str, work: Callable[[], _T]) -> None:
-        self._result: _T | None = None
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(work,), name=name)
-        self._thread.start()
-
-    def _run(self, work: Callable[[], _T]) -> None:
-        try:
-            self._result = work()
-        except BaseException as exc:  # noqa: BLE001 - raised again by result(), in the thread that asks
-            self._error = exc
-
-    def done(self) -> bool:
-        """Whether the work has ended (without waiting for it)."""
-        return not self._thread.is_alive()
-
-    def exception(self) -> BaseException | None:
-        """The error it ended in, or None (waiting for it to end)."""
-        self._thread.join()
-        return self._error
-
-    def result(self) -> _T:
-        """The work's result, or its error raised here, once it has ended (the thread with it)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._result  # type: ignore[return-value]  # (None only when _T allows it)
-
-
 class _HeardInBackground:
     """The store opened and ``HeardRpis.read_all`` in a thread of its own, started at once: SQLite lets go
     of the GIL while it reads, so this runs while the calling thread inflates and parses the key
     file (zlib and SHA-256 let go of it too), instead of after it."""
 
     def __init__(self, db_path: Path | str | None, now: float | None, early: EarlyRead | None) -> None:
-        self._read = _InThread("bluezone-store", lambda: _open_and_read_heard(db_path, now, early))
+        self._read = InThread("bluezone-store", lambda: _open_and_read_heard(db_path, now, early))
 
     def result(self) -> HeardRpis:
         """The store and what was read of it (or the error that stopped it), once read; the thread
@@ -350,8 +312,11 @@ class _HeardInBackground:
     def close(self) -> None:
         """Wait for the read and close the store.  Its error, if it failed, is dropped here: a bad
         key file's error comes first (the store's is raised by ``result``)."""
-        if self._read.exception() is None:
-            self._read.result().store.close()
+        try:
+            self._read.join()
+        finally:  # (closed after a Ctrl-C meanwhile too)
+            if self._read.exception() is None:
+                self._read.result().store.close()
 
 
 class _CountInBackground:
@@ -362,7 +327,7 @@ class _CountInBackground:
 
     def __init__(self, store: SightingStore, span: tuple[float, float] | None) -> None:
         self.span = span
-        self._count = None if span is None else _InThread("bluezone-count", lambda: store.count_usable(*span))
+        self._count = None if span is None else InThread("bluezone-count", lambda: store.count_usable(*span))
 
     def result(self, span: tuple[float, float]) -> int | None:
         """The count, if it was for ``span`` (revised keys the file does not hold may widen it: then

@@ -197,3 +197,40 @@ def test_a_worker_ending_with_nothing_left_while_another_still_derives_is_no_err
         go.set()
         batches.close()
     assert list(got) == [0] and int(got[0][0][0]) == holder.value
+
+
+def test_a_ctrl_c_anywhere_in_post_reaches_the_caller() -> None:
+    """A signal handler's KeyboardInterrupt raised at each line ``post`` runs in turn (Python code it calls
+    included), as a Ctrl-C lands: each must come out.  ``post`` read the slot's address from a structured
+    array's ``__array_interface__``, whose descr numpy builds in Python and whose errors it drops: a
+    Ctrl-C landing there was lost and the check ran to its end (9 of 30 Ctrl-Cs sent as a worker forked)."""
+    import sys
+    from types import FrameType
+
+    keys = keys_numbered(16)
+    batches = SharedBatches(who_derived, workers=0, slots=64, slot_keys=16)
+    try:
+        nth = 0
+        while True:
+            nth += 1
+            lines = 0
+
+            def trace(frame: FrameType, event: str, arg: object) -> object:
+                nonlocal lines
+                if event == "line":
+                    lines += 1
+                    if lines == nth:
+                        raise KeyboardInterrupt
+                return trace
+
+            sys.settrace(trace)
+            try:
+                batches.post(keys)
+            except KeyboardInterrupt:
+                continue  # came out: the next line
+            finally:
+                sys.settrace(None)
+            assert lines < nth, f"a KeyboardInterrupt raised at line {nth} of post's run was dropped"
+            break
+    finally:
+        batches.close()

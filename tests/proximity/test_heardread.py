@@ -113,7 +113,7 @@ def test_a_store_the_check_would_not_open_unchanged_is_not_read_early(tmp_path) 
         for path in (tmp_path / "missing.db", tmp_path / "dir.db", older, rollback, locked, tmp_path / "text.db"):
             early = EarlyRead(path, 2)
             assert early.result() is None, path
-            assert not early._thread.is_alive()
+            assert early._thread.done()
             assert path == locked or not open_on(path), path
             early.close()
         assert not (tmp_path / "missing.db").exists()  # never created
@@ -149,7 +149,7 @@ def test_closing_an_early_read_joins_its_thread_whenever_it_is_closed(tmp_path) 
         if take_result:
             assert early.result() is not None
         early.close()
-        assert not early._thread.is_alive() and not open_on(path)
+        assert early._thread.done() and not open_on(path)
         early.close()
     with SightingStore.open(path, create=False) as store:
         assert store._empty_wal()

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from bluezone.inthread import InThread
 from bluezone.proximity.store.schema import RPI_INDEXED, SCHEMA_VERSION
 
 _HEARD_BLOB_BYTES = 256 << 20  # at most this much per query of ``heard_rpis``
@@ -133,8 +134,7 @@ class EarlyRead:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # guards _conn and _stopped between the thread and close()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, args=(at_least,), name="bluezone-early-read")
-        self._thread.start()
+        self._thread = InThread("bluezone-early-read", lambda: self._run(at_least))
 
     def _run(self, at_least: int) -> None:
         identity = file_identity(self.path)
@@ -174,7 +174,7 @@ class EarlyRead:
 
     def result(self) -> EarlyHeard | None:
         """What was read (None: nothing usable), once the thread has ended and closed its connection."""
-        self._thread.join()
+        self._thread.result()
         return self._result
 
     def close(self) -> None:

@@ -1,0 +1,62 @@
+"""Work run at once in a thread of its own, its end waited for even through Ctrl-C.
+
+A caller that unwinds (Ctrl-C, an error) while such work still uses a store must wait for it first:
+closing a SQLite connection under a statement another thread runs crashed the process (SIGSEGV).
+Not ``Thread.join``: on Python before 3.13 a join that Ctrl-C interrupts marks the thread as ended
+while it still runs (bpo-45274's fix releases the running thread's own lock), so every later join
+and ``threading``'s wait at exit returned at once.  A plain thread, not a ``concurrent.futures``
+pool: that import (~2 ms) came before a check's store was read, in the steps one thread does."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+_T = TypeVar("_T")
+
+
+class InThread(Generic[_T]):
+    """``work()`` run at once in a thread of its own, its result or error kept for ``result``."""
+
+    def __init__(self, name: str, work: Callable[[], _T]) -> None:
+        self._result: _T | None = None
+        self._error: BaseException | None = None
+        self._ended = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(work,), name=name)
+        self._thread.start()
+
+    def _run(self, work: Callable[[], _T]) -> None:
+        try:
+            self._result = work()
+        except BaseException as exc:  # noqa: BLE001 - raised again by result(), in the thread that asks
+            self._error = exc
+        finally:
+            self._ended.set()
+
+    def done(self) -> bool:
+        """Whether the work has ended (without waiting for it)."""
+        return self._ended.is_set()
+
+    def join(self) -> None:
+        """Wait for the work to end; a Ctrl-C meanwhile is raised here once it has."""
+        interrupted: KeyboardInterrupt | None = None
+        while not self._ended.is_set():
+            try:
+                self._ended.wait()
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
+
+    def exception(self) -> BaseException | None:
+        """The error it ended in, or None (waiting for it to end)."""
+        self.join()
+        return self._error
+
+    def result(self) -> _T:
+        """The work's result, or its error raised here, once it has ended."""
+        self.join()
+        if self._error is not None:
+            raise self._error
+        return self._result  # type: ignore[return-value]  # (None only when _T allows it)
