@@ -250,7 +250,7 @@ class HeardRpis:
         # exposures stay the same.  The intervals only where a key can reach (its interval numbers are
         # int32): a row dated past them (a hand edit, a clock gone wild) matches nothing, and has no
         # interval to read.
-        read = None if early is None else early.result()
+        read = None if early is None else early.take()  # (its blobs not kept once the arrays are made)
         arrays = None if read is None else store.heard_rpis_read_before(read, MIN_SIGHTINGS)
         every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS) if arrays is None else arrays
         return cls(store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated)
