@@ -102,11 +102,24 @@ def file_identity(path: Path) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino) if stat.S_ISREG(st.st_mode) else None
 
 
+def file_stamp(path: Path) -> tuple[int, ...] | None:
+    """``file_identity`` with the file's size, modification and change times: a store written over in
+    place (``cp backup.db store.db``: the same inode) has another, whatever it holds (its change time is
+    the kernel's, set by every write and by no one else; to the kernel's clock tick, a few ms: a rewrite
+    of the same size within a tick of the file's last write would pass)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns) if stat.S_ISREG(st.st_mode) else None
+
+
 @dataclass(frozen=True)
 class EarlyHeard:
     """What an early reader read, of which file (``file_identity``) and up to which row (the largest
     rowid then, None: no row): a row past it is one stored since (the daemon), or a store written over
-    the same file (``cp``, a restore), whose RPIs the read may lack."""
+    the same file (``cp``, a restore), whose RPIs the read may lack (one with no row past it is told by
+    ``EarlyRead.result``)."""
 
     blobs: HeardBlobs
     identity: tuple[int, int]
@@ -134,12 +147,15 @@ class EarlyRead:
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()  # guards _conn and _stopped between the thread and close()
         self._stopped = False
+        self._stamp: tuple[int, ...] | None = None  # the file's, before the read began (None: read nothing)
+        self._stamp_seen = False  # the first result(), before the open, has compared it
         self._thread = InThread("bluezone-early-read", lambda: self._run(at_least))
 
     def _run(self, at_least: int) -> None:
-        identity = file_identity(self.path)
-        if identity is None:
+        stamp = file_stamp(self.path)
+        if stamp is None:
             return
+        identity = (stamp[0], stamp[1])
         try:
             # read-only beside a -wal already there (the daemon's, or one a killed writer left): as the last
             # connection to close, a read-write one would checkpoint it into the file and remove it
@@ -164,7 +180,7 @@ class EarlyRead:
             last_row = conn.execute("SELECT MAX(rowid) FROM sightings").fetchone()[0]
             conn.execute("COMMIT")
             if file_identity(self.path) == identity:
-                self._result = EarlyHeard(blobs, identity, last_row)
+                self._result, self._stamp = EarlyHeard(blobs, identity, last_row), stamp
         except sqlite3.Error:
             return
         finally:
@@ -173,8 +189,18 @@ class EarlyRead:
             conn.close()
 
     def result(self) -> EarlyHeard | None:
-        """What was read (None: nothing usable), once the thread has ended and closed its connection."""
+        """What was read (None: nothing usable), once the thread has ended and closed its connection.
+
+        None too when the file has changed since before the read (``file_stamp``): a backup restored over
+        it in place may hold rows the read lacks with no row past the last it read.  Looked at by the first
+        call only, which comes before the open (whose purge may checkpoint, writing the file); SQLite
+        writes the file only then, so a false alarm (a checkpoint of the daemon's meanwhile) only costs
+        the read, read again by the check."""
         self._thread.result()
+        if not self._stamp_seen:
+            self._stamp_seen = True
+            if self._result is not None and file_stamp(self.path) != self._stamp:
+                self._result = None
         return self._result
 
     def take(self) -> EarlyHeard | None:
