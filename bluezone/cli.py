@@ -181,6 +181,10 @@ class BluezoneGroup(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             ctx.exit(141)  # 128 + SIGPIPE, what a shell reports for a killed writer
         except Exception as exc:  # noqa: BLE001 - the last line of defence for the CLI
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                # Ctrl-C wrapped on its way up: Python before 3.12 makes one raised while a class is made (a
+                # dataclass's fields named as a module loads) a RuntimeError "Error calling __set_name__"
+                raise exc.__cause__ from None
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             bad_path = unusable_path(exc)
