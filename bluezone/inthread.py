@@ -5,13 +5,20 @@ closing a SQLite connection under a statement another thread runs crashed the pr
 Not ``Thread.join``: on Python before 3.13 a join that Ctrl-C interrupts marks the thread as ended
 while it still runs (bpo-45274's fix releases the running thread's own lock), so every later join
 and ``threading``'s wait at exit returned at once.  A plain thread, not a ``concurrent.futures``
-pool: that import (~2 ms) came before a check's store was read, in the steps one thread does."""
+pool: that import (~2 ms) came before a check's store was read, in the steps one thread does.
+
+A second Ctrl-C while the work is still waited for ends the process at once, with one line: work that
+never ends (a Ctrl-C landing inside the import system on Python 3.11 can leave the import lock held, and
+the work's next import waits on it forever) must not leave ``kill -9`` as the only way out.  SQLite
+loses nothing it had committed; its journal is recovered at the next open."""
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, NoReturn, TypeVar
 
 _T = TypeVar("_T")
 
@@ -39,12 +46,15 @@ class InThread(Generic[_T]):
         return self._ended.is_set()
 
     def join(self) -> None:
-        """Wait for the work to end; a Ctrl-C meanwhile is raised here once it has."""
+        """Wait for the work to end; a Ctrl-C meanwhile is raised here once it has, and a second one
+        exits the process at once (``exit_now``)."""
         interrupted: KeyboardInterrupt | None = None
         while not self._ended.is_set():
             try:
                 self._ended.wait()
             except KeyboardInterrupt as exc:
+                if interrupted is not None:
+                    exit_now(self._thread.name)
                 interrupted = exc
         if interrupted is not None:
             raise interrupted
@@ -60,3 +70,19 @@ class InThread(Generic[_T]):
         if self._error is not None:
             raise self._error
         return self._result  # type: ignore[return-value]  # (None only when _T allows it)
+
+
+def exit_now(name: str) -> NoReturn:
+    """A second Ctrl-C while ``name`` still ran: one line, then exit 130 (128 + SIGINT) at once, without
+    unwinding (closing a store under the work would crash SQLite)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a flush interrupted mid-write cannot be finished here
+            pass
+    line = f"bluezone: Ctrl-C again while {name} still ran: exiting now (what was stored is kept)\n"
+    try:
+        os.write(2, line.encode())
+    except OSError:
+        pass
+    os._exit(130)

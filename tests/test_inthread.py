@@ -9,6 +9,8 @@ ended while it still runs."""
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import threading
 from types import FrameType
 
@@ -52,3 +54,40 @@ def test_the_work_s_error_is_raised_by_result_and_given_by_exception() -> None:
     assert isinstance(running.exception(), ValueError)
     with pytest.raises(ValueError, match="bad"):
         running.result()
+
+
+# Work that never ends (its next import waiting on an import lock a Ctrl-C left held, seen by attack24): the first
+# Ctrl-C is held until the work ends, so a second one must end the process, or only kill -9 would.
+_STUCK = """
+import signal, sys, threading, time
+from bluezone.inthread import InThread
+
+main = threading.main_thread().ident
+
+def waiting_in_join(interrupted_before: bool) -> bool:
+    frame = sys._current_frames().get(main)
+    innermost = frame.f_code.co_name if frame else ""
+    while frame is not None and frame.f_code.co_name != "join":
+        frame = frame.f_back
+    return frame is not None and innermost == "wait" and (frame.f_locals.get("interrupted") is not None) == interrupted_before
+
+def ctrl_c_twice() -> None:
+    for before in (False, True):
+        while not waiting_in_join(before):
+            time.sleep(0.001)
+        signal.pthread_kill(main, signal.SIGINT)
+
+stuck = InThread("bluezone-stuck", threading.Event().wait)
+threading.Thread(target=ctrl_c_twice, daemon=True).start()
+try:
+    stuck.result()
+finally:
+    print("unwound", flush=True)
+"""
+
+
+def test_a_second_ctrl_c_while_work_that_never_ends_is_waited_for_exits_at_once() -> None:
+    done = subprocess.run([sys.executable, "-c", _STUCK], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 130, (done.returncode, done.stderr)
+    assert done.stderr == "bluezone: Ctrl-C again while bluezone-stuck still ran: exiting now (what was stored is kept)\n"
+    assert "unwound" not in done.stdout  # nothing unwound under the work (a store closed under it crashed SQLite)
