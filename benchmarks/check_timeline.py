@@ -243,6 +243,10 @@ def main(argv: list[str] | None = None) -> dict:
         "--baseline-src", type=Path, default=None,
         help="a directory holding an older bluezone/ (git archive): its checks alternate with these, on the same store",
     )
+    parser.add_argument(
+        "--baseline-db", type=Path, default=None,
+        help="the store the baseline checks (default --db): a copy at its schema, where this version migrated --db past it",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parent))  # check_bench.py, beside this script (also when loaded by path)
@@ -257,7 +261,8 @@ def main(argv: list[str] | None = None) -> dict:
     floor: dict[str, list[float]] = {name: [] for name in FLOOR}
     for _ in range(args.repeat):
         for name, jobs, src in variants:  # alternating: load from elsewhere falls on all alike
-            command = ["check", "--keys", str(args.keys.resolve()), "--db", str(args.db.resolve()), "--json", "--jobs", str(jobs)]
+            db = args.baseline_db if src is not None and args.baseline_db is not None else args.db
+            command = ["check", "--keys", str(args.keys.resolve()), "--db", str(db.resolve()), "--json", "--jobs", str(jobs)]
             run = _run(["-c", CHILD, *command], args.sample_ms, src)
             marked = json.loads(run.stderr.strip().splitlines()[-1])
             marked["_run"] = run
@@ -288,6 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
         "keys": str(args.keys),
         "db": str(args.db),
         "baseline": None if baseline is None else str(baseline),
+        "baseline_db": None if args.baseline_db is None else str(args.baseline_db),
         "timeline_median_seconds": timeline,
         # a file read before its store's RPIs is checked as an array (no "stream started"): say how many
         "runs_with_step": {variant: {step: sum(step in r for r in runs) for step in timeline[variant]} for variant, runs in marks.items()},

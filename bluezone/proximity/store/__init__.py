@@ -21,7 +21,9 @@ patches ``schema``, the module that reads them, not this package's copy of the n
 the schema (yours or ours), append a function to ``MIGRATIONS``; never edit one that has shipped.
 The key-server client's memory (pinned keys, processed batches, the last revision token, the
 F1/F2 level told per key and day, the exposures reported, those withdrawn and the files rejected) is small
-tables of schema 7; before it they were made on first use, outside the migrations.
+tables of schema 7; before it they were made on first use, outside the migrations.  ``rpi_days`` (schema 13)
+counts the sightings of each RPI per UTC day, kept by triggers on ``sightings`` whatever writes it (a row is
+never replaced by rowid: such an insert or update is refused), so a check reads its distinct RPIs from it.
 
 ``SightingStore`` is put together from one part per job, each in a module of its own:
 

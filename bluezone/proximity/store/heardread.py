@@ -13,8 +13,9 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.inthread import InThread
-from bluezone.proximity.store.schema import RPI_INDEXED, SCHEMA_VERSION
+from bluezone.proximity.store.schema import DAY_LIMIT, RPI_INDEXED, SCHEMA_VERSION
 
 _HEARD_BLOB_BYTES = 256 << 20  # at most this much per query of ``heard_rpis``
 #: ``heard_rpis`` lets SQLite group the index when RPIs are heard this many times each or more (in
@@ -50,12 +51,23 @@ def rpis_heard_often(conn: sqlite3.Connection) -> bool:
 
 
 def read_heard(
-    conn: sqlite3.Connection, where: str, params: list[float], at_least: int, grouped: bool | None = None
+    conn: sqlite3.Connection, since: float | None, until: float | None, at_least: int, grouped: bool | None = None
 ) -> HeardBlobs:
-    """The index entries with ``where`` (`` AND time >= ?`` ..., with ``params``), grouped by SQLite
-    where the store's shape says so (``rpis_heard_often``, unless ``grouped`` is given)."""
+    """The index entries with ``since <= time < until`` (either bound optional), grouped by SQLite where
+    the store's shape says so (``rpis_heard_often``, unless ``grouped`` is given): from the counts of
+    ``rpi_days`` where the bounds are whole UTC days (one row per RPI and day instead of every entry)
+    and the store has it, else from the index."""
     grouped = rpis_heard_often(conn) if grouped is None else grouped
-    entries = f"FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}"
+    since, until = (None if bound is None else float(bound) for bound in (since, until))
+    days = _whole_days(since, until)
+    counted = grouped and days is not None and _has_rpi_days(conn)
+    column, (lo, hi) = ("day", days) if counted and days is not None else ("time", (since, until))
+    bounded = [(op, bound) for op, bound in ((">=", lo), ("<", hi)) if bound is not None]
+    where, params = "".join(f" AND {column} {op} ?" for op, _ in bounded), [bound for _, bound in bounded]
+    if column == "day":
+        source, count = f"FROM rpi_days WHERE 1{where}", "SUM(sightings)"
+    else:
+        source, count = f"FROM sightings INDEXED BY sightings_by_rpi WHERE {RPI_INDEXED}{where}", "COUNT(*)"
     # group_concat() joins the blobs' bytes as they are in a UTF-8 database; its result must stay
     # well under SQLite's 1 GB value limit, so a huge store is read in ranges of the first byte.
     # How many rows there may be: the span of their ids, two seeks (a COUNT(*) would step
@@ -75,16 +87,32 @@ def read_heard(
             if grouped:
                 every, again = conn.execute(
                     f"SELECT group_concat({value}, ''), group_concat(CASE WHEN n >= ? THEN {value} END, '')"
-                    f" FROM (SELECT rpi, COUNT(*) AS n {entries}{part} GROUP BY rpi)",
+                    f" FROM (SELECT rpi, {count} AS n {source}{part} GROUP BY rpi)",
                     [at_least, *params],
                 ).fetchone()
                 parts.append((_unhex(every, utf8), _unhex(again, utf8)))
             else:
-                every = conn.execute(f"SELECT group_concat({value}, '') {entries}{part}", params).fetchone()[0]
+                every = conn.execute(f"SELECT group_concat({value}, '') {source}{part}", params).fetchone()[0]
                 parts.append((_unhex(every, utf8), None))
     finally:
         conn.text_factory = previous
     return HeardBlobs(grouped, at_least, tuple(parts))
+
+
+def _has_rpi_days(conn: sqlite3.Connection) -> bool:
+    """Whether the store counts its RPIs by day (schema 13 on; a store kept at an older one does not)."""
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rpi_days'").fetchone() is not None
+
+
+def _whole_days(since: float | None, until: float | None) -> tuple[int | None, int | None] | None:
+    """(first day, day after the last) of ``since <= time < until`` when each bound is None or a UTC
+    midnight within ``DAY_LIMIT`` days of 1970 (NaN and infinities are not), else None."""
+    days: list[int | None] = []
+    for bound in (since, until):
+        if bound is not None and (bound % DAY_SECONDS or not abs(bound) <= DAY_LIMIT * DAY_SECONDS):
+            return None
+        days.append(None if bound is None else int(bound // DAY_SECONDS))
+    return days[0], days[1]
 
 
 def _unhex(blob: bytes | None, utf8: bool) -> bytes:
@@ -176,7 +204,7 @@ class EarlyRead:
             if version != SCHEMA_VERSION or mode != "wal" or self._stopped:
                 return
             conn.execute("BEGIN")  # one snapshot for the shape's sample and every range
-            blobs = read_heard(conn, "", [], at_least)
+            blobs = read_heard(conn, None, None, at_least)
             last_row = conn.execute("SELECT MAX(rowid) FROM sightings").fetchone()[0]
             conn.execute("COMMIT")
             if file_identity(self.path) == identity:

@@ -270,6 +270,78 @@ def _warn_of_two_pins(conn: sqlite3.Connection, old: str, new: str) -> None:
         )
 
 
+#: ``rpi_days.day`` numbers UTC days from 1970-01-01 (day 0) up to this many either way; a time beyond
+#: (a hand edit, a clock gone wild) counts in the day just past the limit, so that for every whole-day
+#: bound B within the limit, ``time < B`` exactly when ``day < B / 86400`` (a read by days is exact).
+DAY_LIMIT = 1_000_000_000
+
+
+def _day_of(time: str) -> str:
+    """SQL for the UTC day of ``time`` (a number below 1e300): floor(time / 86400) in integers, as the
+    division in floating point may round a time just before midnight up to the next day (frozen: schema 13)."""
+    day, limit = f"CAST({time} / {DAY_SECONDS} AS INTEGER)", DAY_LIMIT * DAY_SECONDS
+    return (f"CASE WHEN {time} < -{limit} THEN {-DAY_LIMIT - 1} WHEN {time} >= {limit} THEN {DAY_LIMIT}"
+            f" ELSE {day} - ({day} * {DAY_SECONDS} > {time}) END")
+
+
+def _counted(row: str) -> str:
+    """``row`` (NEW or OLD) is in the index by RPI (``RPI_INDEXED`` of schema 6, frozen here)."""
+    return f"length({row}.rpi) = 16 AND {row}.time < 1e300"
+
+
+def _heard(row: str) -> str:
+    return (f"INSERT INTO rpi_days (rpi, day, sightings) VALUES ({row}.rpi, {_day_of(f'{row}.time')}, 1)"
+            " ON CONFLICT (rpi, day) DO UPDATE SET sightings = sightings + 1;")
+
+
+def _unheard(row: str) -> str:
+    same = f"rpi = {row}.rpi AND day = {_day_of(f'{row}.time')}"
+    return (f"DELETE FROM rpi_days WHERE {same} AND sightings = 1;"
+            f" UPDATE rpi_days SET sightings = sightings - 1 WHERE {same};")
+
+
+_ROWID_TAKEN = ("SELECT RAISE(ABORT, 'a sighting with this rowid exists: delete it first (its RPI is counted by day"
+                " in rpi_days, which a replaced row would leave stale)');")
+
+
+def _v13(db: sqlite_utils.Database) -> None:
+    """How many times each RPI was heard per UTC day (the entries of the index by RPI, counted by day):
+    a check reads its distinct RPIs from these few rows (one per RPI and day, about a hundredth of the
+    sightings) instead of grouping every index entry (issue 17).  Triggers keep it exact whatever
+    writes the sightings: an insert, delete or update of a row the index holds.  A row that would be
+    replaced by rowid (``INSERT OR REPLACE``, ``UPDATE OR REPLACE``) is refused instead: SQLite deletes
+    it without firing the delete trigger (unless ``recursive_triggers`` is on)."""
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE rpi_days (rpi BLOB NOT NULL, day INTEGER NOT NULL, sightings INTEGER NOT NULL,"
+        " PRIMARY KEY (rpi, day)) WITHOUT ROWID"
+    )
+    conn.execute(
+        "INSERT INTO rpi_days (rpi, day, sightings) SELECT rpi, day, COUNT(*) FROM (SELECT rpi,"
+        f" {_day_of('time')} AS day FROM sightings INDEXED BY sightings_by_rpi WHERE length(rpi) = 16"
+        " AND time < 1e300) GROUP BY rpi, day"
+    )
+    conn.execute(f"CREATE TRIGGER rpi_days_insert AFTER INSERT ON sightings WHEN {_counted('NEW')} BEGIN {_heard('NEW')} END")
+    conn.execute(f"CREATE TRIGGER rpi_days_delete AFTER DELETE ON sightings WHEN {_counted('OLD')} BEGIN {_unheard('OLD')} END")
+    conn.execute(
+        f"CREATE TRIGGER rpi_days_update_old AFTER UPDATE OF rpi, time ON sightings WHEN {_counted('OLD')}"
+        f" BEGIN {_unheard('OLD')} END"
+    )
+    conn.execute(
+        f"CREATE TRIGGER rpi_days_update_new AFTER UPDATE OF rpi, time ON sightings WHEN {_counted('NEW')}"
+        f" BEGIN {_heard('NEW')} END"
+    )
+    # NEW.rowid is -1 before an insert that lets SQLite choose it (the daemon's): no lookup then
+    conn.execute(
+        "CREATE TRIGGER rpi_days_rowid_insert BEFORE INSERT ON sightings WHEN NEW.rowid <> -1 AND EXISTS"
+        f" (SELECT 1 FROM sightings WHERE rowid = NEW.rowid) BEGIN {_ROWID_TAKEN} END"
+    )
+    conn.execute(
+        "CREATE TRIGGER rpi_days_rowid_update BEFORE UPDATE ON sightings WHEN NEW.rowid <> OLD.rowid AND EXISTS"
+        f" (SELECT 1 FROM sightings WHERE rowid = NEW.rowid) BEGIN {_ROWID_TAKEN} END"
+    )
+
+
 #: daemon_state's row saying a vacuum is owed: written in the transaction of a migration that deleted a
 #: secret, deleted once the vacuum is done, so a crash between them vacuums at the next open instead of never.
 def vacuum_room() -> str:
@@ -285,7 +357,7 @@ _OWE_VACUUM = f"INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VA
 
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1 (a True result: vacuum after it).  Append only.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12,
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12, _v13,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -325,6 +397,7 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
         "checkin_uploads_unrecorded": frozenset({"checkin_id", "server", "uploaded_at"}),
     },
     11: {"keyserver_given_keys": frozenset({"server", "public_key", "key_id", "key_version", "given_at"})},
+    13: {"rpi_days": frozenset({"rpi", "day", "sightings"})},
 }
 
 
