@@ -195,3 +195,19 @@ def test_a_read_of_whole_days_steps_through_the_table_not_the_index(tmp_path: Pa
             assert len(every) == len(repeated) == 100
             cost[name] = steps[0]
     assert cost["all"] * 20 < cost["not whole days"] and cost["whole days"] * 20 < cost["not whole days"], cost
+
+
+def test_a_store_whose_triggers_were_dropped_is_read_from_the_index(tmp_path: Path) -> None:
+    """A trigger dropped by hand leaves the count stale: every read is then the index's, and the same."""
+    with SightingStore.open(tmp_path / "s.db") as store:
+        store.add_sightings(repeated_rows(8, 50, 20, spread=2 * DAY))
+        conn = store.db.conn
+        with conn:
+            conn.execute("DROP TRIGGER rpi_days_delete")
+            conn.execute("DELETE FROM sightings WHERE rpi IN (SELECT rpi FROM sightings WHERE rowid % 97 = 0)")  # some RPIs
+            conn.execute("UPDATE sightings SET rpi = x'00000000000000000000000000000000' WHERE rowid % 7 = 0")
+        for bounds in ((None, None), (MIDNIGHT - DAY, MIDNIGHT + DAY), (MIDNIGHT, None)):
+            counted = store._read_heard_rpis(*bounds, 2, grouped=True)
+            entries = store._read_heard_rpis(*bounds, 2, grouped=False)
+            for got, want in zip(counted, entries, strict=True):
+                np.testing.assert_array_equal(got, want)

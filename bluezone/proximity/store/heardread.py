@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.inthread import InThread
-from bluezone.proximity.store.schema import DAY_LIMIT, RPI_INDEXED, SCHEMA_VERSION
+from bluezone.proximity.store.schema import DAY_LIMIT, RPI_DAYS_KEPT_BY, RPI_INDEXED, SCHEMA_VERSION
 
 _HEARD_BLOB_BYTES = 256 << 20  # at most this much per query of ``heard_rpis``
 #: ``heard_rpis`` lets SQLite group the index when RPIs are heard this many times each or more (in
@@ -100,8 +100,11 @@ def read_heard(
 
 
 def _has_rpi_days(conn: sqlite3.Connection) -> bool:
-    """Whether the store counts its RPIs by day (schema 13 on; a store kept at an older one does not)."""
-    return conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rpi_days'").fetchone() is not None
+    """Whether the store counts its RPIs by day, with every trigger that keeps the count (schema 13 on; a
+    store kept at an older one does not, and a trigger dropped by hand would leave the count stale)."""
+    names = ", ".join(f"'{name}'" for name in RPI_DAYS_KEPT_BY)
+    kept = conn.execute(f"SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ({names})").fetchone()[0]
+    return bool(kept == len(RPI_DAYS_KEPT_BY))
 
 
 def _whole_days(since: float | None, until: float | None) -> tuple[int | None, int | None] | None:

@@ -300,6 +300,10 @@ def _unheard(row: str) -> str:
             f" UPDATE rpi_days SET sightings = sightings - 1 WHERE {same};")
 
 
+#: The triggers of ``_v13`` that keep ``rpi_days`` equal to the index by RPI counted by day: a read uses the
+#: table only while every one is there.
+RPI_DAYS_KEPT_BY = ("rpi_days_insert", "rpi_days_delete", "rpi_days_update_old", "rpi_days_update_new",
+                    "rpi_days_rowid_insert", "rpi_days_rowid_update")
 _ROWID_TAKEN = ("SELECT RAISE(ABORT, 'a sighting with this rowid exists: delete it first (its RPI is counted by day"
                 " in rpi_days, which a replaced row would leave stale)');")
 
