@@ -24,7 +24,7 @@ from bluezone.client.keyserver import base_url_of
 from bluezone.client.pinning import PinnedKey
 from bluezone.client.state import ServerState
 from bluezone.clock import VirtualClock
-from bluezone.proximity.store import SightingStore
+from bluezone.proximity.store import SCHEMA_VERSION, SightingStore
 from bluezone.proximity.store import schema as store_schema
 
 NOW = 1_763_640_000.0  # 2025-11-20 12:00 UTC, the fixture's "now"
@@ -69,7 +69,7 @@ def test_an_upgrade_keeps_every_servers_state_under_its_name_without_credentials
     path = schema11_credentials_store
     pin = _old_pin(path)
     with SightingStore.open(path, create=False, purge_now=NOW) as store:
-        assert store.schema_version == 12
+        assert store.schema_version == SCHEMA_VERSION  # (12: the rename)
         state = ServerState(store)
         assert state.pinned(KEYS) == PinnedKey(pin, "bluezone", "v1")
         assert state.processed(KEYS) == BATCHES
@@ -163,7 +163,7 @@ def test_a_crash_mid_migration_leaves_the_store_as_it_was(schema11_credentials_s
     assert "\n".join(conn.iterdump()) == dump
     conn.close()
     with SightingStore.open(path, create=False, purge_now=NOW) as store:  # and it migrates when opened again
-        assert store.schema_version == 12 and ServerState(store).revision_token(MINISTRY, NOW) == "ministry-token"
+        assert store.schema_version == SCHEMA_VERSION and ServerState(store).revision_token(MINISTRY, NOW) == "ministry-token"
 
 
 def _earlier_base_url_of(url: str) -> str:

@@ -291,7 +291,7 @@ def _counted(row: str) -> str:
 
 def _heard(row: str) -> str:
     return (f"INSERT INTO rpi_days (rpi, day, sightings) VALUES ({row}.rpi, {_day_of(f'{row}.time')}, 1)"
-            " ON CONFLICT (rpi, day) DO UPDATE SET sightings = sightings + 1;")
+            " ON CONFLICT (day, rpi) DO UPDATE SET sightings = sightings + 1;")
 
 
 def _unheard(row: str) -> str:
@@ -312,13 +312,15 @@ def _v13(db: sqlite_utils.Database) -> None:
     """How many times each RPI was heard per UTC day (the entries of the index by RPI, counted by day):
     a check reads its distinct RPIs from these few rows (one per RPI and day, about a hundredth of the
     sightings) instead of grouping every index entry (issue 17).  Triggers keep it exact whatever
-    writes the sightings: an insert, delete or update of a row the index holds.  A row that would be
+    writes the sightings: an insert, delete or update of a row the index holds.  Keyed by day first: the
+    daemon's inserts all fall in today's rows and a purge deletes the oldest day's, each a few pages (keyed by
+    RPI first, a worst-case store of one sighting per RPI took 1.3x as long to write and 1.6x to purge).  A row that would be
     replaced by rowid (``INSERT OR REPLACE``, ``UPDATE OR REPLACE``) is refused instead: SQLite deletes
     it without firing the delete trigger (unless ``recursive_triggers`` is on)."""
     conn = db.conn
     conn.execute(
         "CREATE TABLE rpi_days (rpi BLOB NOT NULL, day INTEGER NOT NULL, sightings INTEGER NOT NULL,"
-        " PRIMARY KEY (rpi, day)) WITHOUT ROWID"
+        " PRIMARY KEY (day, rpi)) WITHOUT ROWID"
     )
     conn.execute(
         "INSERT INTO rpi_days (rpi, day, sightings) SELECT rpi, day, COUNT(*) FROM (SELECT rpi,"
