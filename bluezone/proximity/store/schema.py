@@ -311,12 +311,13 @@ _ROWID_TAKEN = ("SELECT RAISE(ABORT, 'a sighting with this rowid exists: delete 
 def _v13(db: sqlite_utils.Database) -> None:
     """How many times each RPI was heard per UTC day (the entries of the index by RPI, counted by day):
     a check reads its distinct RPIs from these few rows (one per RPI and day, about a hundredth of the
-    sightings) instead of grouping every index entry (issue 17).  Triggers keep it exact whatever
-    writes the sightings: an insert, delete or update of a row the index holds.  Keyed by day first: the
-    daemon's inserts all fall in today's rows and a purge deletes the oldest day's, each a few pages (keyed by
-    RPI first, a worst-case store of one sighting per RPI took 1.3x as long to write and 1.6x to purge).  A row that would be
-    replaced by rowid (``INSERT OR REPLACE``, ``UPDATE OR REPLACE``) is refused instead: SQLite deletes
-    it without firing the delete trigger (unless ``recursive_triggers`` is on)."""
+    sightings) instead of grouping every index entry (issue 17).  Triggers keep it exact whatever writes
+    the sightings: an insert, delete or update of a row the index holds.  Keyed by day first: the daemon's
+    inserts fall in today's rows and a purge deletes the oldest day's (keyed by RPI first, a worst-case
+    store of one sighting per RPI took 1.3x as long to write and 1.6x to purge).  A row that would be
+    replaced by rowid (``INSERT OR REPLACE``, ``UPDATE OR REPLACE``) is refused instead: SQLite deletes it
+    without firing the delete trigger (unless ``recursive_triggers`` is on).  (An explicit rowid of -1 cannot
+    be told from none before the insert: a row at rowid -1, replaced that way, stays counted.)"""
     conn = db.conn
     conn.execute(
         "CREATE TABLE rpi_days (rpi BLOB NOT NULL, day INTEGER NOT NULL, sightings INTEGER NOT NULL,"
