@@ -1,6 +1,8 @@
 """The distinct RPIs a store heard, read on ``sqlite3`` alone: the queries of ``Sightings.heard_rpis``,
 and a check's early reader (``EarlyRead``), which runs them in a thread started before numpy is imported,
-so that SQLite reads (the GIL let go) on the core a check's imports leave idle (issue 17).
+so that SQLite reads (the GIL let go) on the core a check's imports leave idle (issue 17).  Where RPIs are
+heard many times each, both group the store's counts per RPI and day (``rpi_days``, schema 13: ~10k rows for
+a million sightings, a few ms) rather than the index by RPI (~80 ms).
 
 Both hand over raw bytes (``HeardBlobs``); the store makes the arrays (``sightings.heard_arrays``)."""
 
@@ -158,7 +160,7 @@ class EarlyHeard:
 
 
 class EarlyRead:
-    """Every RPI the store at ``path`` heard (``read_heard`` of its whole index, one read transaction),
+    """Every RPI the store at ``path`` heard (``read_heard`` of every day, one read transaction),
     read in a thread of its own, started at once, before the open that purges it.
 
     Only a store as the check would open it without changing it: a regular file at this schema version
