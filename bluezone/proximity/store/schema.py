@@ -323,10 +323,11 @@ def _v13(db: sqlite_utils.Database) -> None:
         "CREATE TABLE rpi_days (rpi BLOB NOT NULL, day INTEGER NOT NULL, sightings INTEGER NOT NULL,"
         " PRIMARY KEY (day, rpi)) WITHOUT ROWID"
     )
+    # each entry counted as the trigger counts it: a GROUP BY would sort every entry first, in a temporary
+    # file past the page cache (and there may be no room for one: tests/proximity/test_store_sqlite_hygiene.py)
     conn.execute(
-        "INSERT INTO rpi_days (rpi, day, sightings) SELECT rpi, day, COUNT(*) FROM (SELECT rpi,"
-        f" {_day_of('time')} AS day FROM sightings INDEXED BY sightings_by_rpi WHERE length(rpi) = 16"
-        " AND time < 1e300) GROUP BY rpi, day"
+        f"INSERT INTO rpi_days (rpi, day, sightings) SELECT rpi, {_day_of('time')}, 1 FROM sightings INDEXED BY"
+        " sightings_by_rpi WHERE length(rpi) = 16 AND time < 1e300 ON CONFLICT (day, rpi) DO UPDATE SET sightings = sightings + 1"
     )
     conn.execute(f"CREATE TRIGGER rpi_days_insert AFTER INSERT ON sightings WHEN {_counted('NEW')} BEGIN {_heard('NEW')} END")
     conn.execute(f"CREATE TRIGGER rpi_days_delete AFTER DELETE ON sightings WHEN {_counted('OLD')} BEGIN {_unheard('OLD')} END")
