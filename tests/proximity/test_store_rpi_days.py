@@ -212,3 +212,21 @@ def test_a_store_whose_triggers_were_dropped_is_read_from_the_index(tmp_path: Pa
             entries = store._read_heard_rpis(*bounds, 2, grouped=False)
             for got, want in zip(counted, entries, strict=True):
                 np.testing.assert_array_equal(got, want)
+
+
+def test_a_store_set_back_to_an_older_version_is_counted_anew(tmp_path: Path) -> None:
+    """Its migrations run again (tests make older stores so): the table is counted again from the index, its
+    triggers made again, and a stale count (a trigger dropped meanwhile) is gone."""
+    path = tmp_path / "s.db"
+    with SightingStore.open(path) as store:
+        store.add_sightings(repeated_rows(9, 30, 5, spread=2 * DAY))
+        conn = store.db.conn
+        with conn:
+            conn.execute("DROP TRIGGER rpi_days_delete")
+            conn.execute("DELETE FROM sightings WHERE rowid % 4 = 0")
+            conn.execute("PRAGMA user_version = 7")
+    with SightingStore.open(path, create=False) as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert _table(store.db.conn) == _index_by_day(store.db.conn)
+        store.db.conn.execute("DELETE FROM sightings WHERE rowid % 3 = 0")
+        assert _table(store.db.conn) == _index_by_day(store.db.conn)

@@ -319,10 +319,13 @@ def _v13(db: sqlite_utils.Database) -> None:
     without firing the delete trigger (unless ``recursive_triggers`` is on).  (An explicit rowid of -1 cannot
     be told from none before the insert: a row at rowid -1, replaced that way, stays counted.)"""
     conn = db.conn
-    conn.execute(
-        "CREATE TABLE rpi_days (rpi BLOB NOT NULL, day INTEGER NOT NULL, sightings INTEGER NOT NULL,"
+    conn.execute(  # (counted anew, triggers made anew, where a store set back to an older version has them)
+        "CREATE TABLE IF NOT EXISTS rpi_days (rpi BLOB NOT NULL, day INTEGER NOT NULL, sightings INTEGER NOT NULL,"
         " PRIMARY KEY (day, rpi)) WITHOUT ROWID"
     )
+    conn.execute("DELETE FROM rpi_days")
+    for name in RPI_DAYS_KEPT_BY:
+        conn.execute(f"DROP TRIGGER IF EXISTS {name}")
     # each entry counted as the trigger counts it: a GROUP BY would sort every entry first, in a temporary
     # file past the page cache (and there may be no room for one: tests/proximity/test_store_sqlite_hygiene.py)
     conn.execute(
