@@ -4,6 +4,11 @@ The daemon and the venue beacon both own a radio and a store that must be closed
 signal asks them to stop and finish.  Any signal after it (a second Ctrl-C, or a SIGTERM after a
 Ctrl-C) means the user will not wait: one line says so and the process exits at once, even when
 the clean stop itself hangs.  SQLite loses nothing it had committed; what was not yet written is lost.
+
+One request can arrive twice: coreutils ``timeout`` (and some supervisors) signal the process and then
+its process group, which holds it too, microseconds apart.  The same signal again within
+``SAME_REQUEST_WITHIN`` of the first is that copy and is ignored; a person's second Ctrl-C comes
+hundreds of milliseconds later, and a different signal is always a second request.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import NoReturn
@@ -22,27 +28,43 @@ log = logging.getLogger(__name__)
 
 _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | None
 
+SAME_REQUEST_WITHIN = 0.05
+"""Seconds after the first signal's handling within which the same signal is the same request, delivered twice:
+far above the microseconds between timeout's two kills (and a scheduler's few-ms delays on a busy machine),
+below the 100 ms or more between a person's two Ctrl-Cs."""
+
 
 @contextlib.contextmanager
-def stop_on_signals(stop: Callable[[], None], doing: str, *, enabled: bool = True) -> Iterator[None]:
+def stop_on_signals(
+    stop: Callable[[], None], doing: str, *, enabled: bool = True, clock: Callable[[], float] = time.monotonic
+) -> Iterator[None]:
     """While the block runs, the first SIGINT or SIGTERM logs ``doing`` and calls ``stop`` once; a later one
-    exits the process at once (``exit_now``).  The handlers there before come back when the block ends.
-    Call from a coroutine (the first signal is handled on the running loop); off the main thread or off Unix,
-    nothing is installed."""
+    exits the process at once (``exit_now``), but for a copy of the first (the same signal within
+    ``SAME_REQUEST_WITHIN`` seconds of ``clock``), which is ignored.  The handlers there before come back when
+    the block ends.  Call from a coroutine (the first signal is handled on the running loop); off the main
+    thread or off Unix, nothing is installed."""
     loop = asyncio.get_running_loop()
     previous: dict[signal.Signals, _Handler] = {}
-    stopping = False
+    first: tuple[signal.Signals, float] | None = None
+
+    def again(sig: signal.Signals) -> None:
+        """A signal after the first: a copy of it is ignored, anything else ends the process now."""
+        if first is not None and sig == first[0] and clock() - first[1] < SAME_REQUEST_WITHIN:
+            log.debug("%s again at once: the same request, delivered twice", sig.name)
+            return
+        exit_now(sig, doing)
 
     def on_signal(sig: signal.Signals) -> None:
-        nonlocal stopping
-        if stopping:  # both were queued before the loop ran either handler
-            exit_now(sig, doing)
-        stopping = True
+        nonlocal first
+        if first is not None:  # both were queued before the loop ran either handler
+            again(sig)
+            return
+        first = (sig, clock())
         log.info("%s: %s", sig.name, doing)
         # the next signal is handled by Python itself: it must act even if the loop never runs again
         for each in previous:
             loop.remove_signal_handler(each)
-            signal.signal(each, lambda signum, _frame: exit_now(signal.Signals(signum), doing))
+            signal.signal(each, lambda signum, _frame: again(signal.Signals(signum)))
         stop()
 
     if enabled:

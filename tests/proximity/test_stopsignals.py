@@ -55,6 +55,8 @@ async def main() -> None:
         # Python last checked for signals but before one long sleep begins is handled only when it ends
         # (CPython runs handlers between bytecodes): the test sent its second signal in that gap in 2 of 40
         # runs and then waited out the whole sleep
+        time.sleep(0.1)
+        print("hung", flush=True)  # later than SAME_REQUEST_WITHIN: a second signal now is a second request
         for _ in range(600):
             time.sleep(0.1)
 
@@ -85,6 +87,7 @@ def test_a_second_signal_exits_at_once_with_one_line_and_stop_is_called_once(
     assert proc.stdout is not None
     proc.send_signal(first)
     assert proc.stdout.readline() == "stop\n"
+    assert proc.stdout.readline() == "hung\n"  # a person's second Ctrl-C, not timeout's copy of the first
     proc.send_signal(second)
     try:
         out, err = proc.communicate(timeout=20)
@@ -132,3 +135,87 @@ def test_the_handlers_there_before_come_back_after_a_stop() -> None:
         signal.signal(signal.SIGTERM, before)
     assert term is mine
     assert interrupt is not signal.SIG_DFL  # asyncio.run's own Ctrl-C handler, not "kill the process"
+
+
+# A clock the test moves: the first SIGTERM stops, then the child sends itself SIGNAL once the clock has moved
+# AFTER seconds, and returns if that did not end it.
+_AGAIN_AFTER = """
+import asyncio, os, signal, sys
+from bluezone.proximity.stopsignals import stop_on_signals
+
+now = [1000.0]
+second, after = signal.Signals[sys.argv[1]], float(sys.argv[2])
+
+async def main() -> None:
+    asked = asyncio.Event()
+    def stop() -> None:
+        print("stop", flush=True)
+        asked.set()
+    with stop_on_signals(stop, "flushing and stopping", clock=lambda: now[0]):
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asked.wait()
+        now[0] += after
+        os.kill(os.getpid(), second)  # handled by Python between bytecodes, before the next line
+        print("returned", flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize(("second", "after", "code", "out"), [
+    ("SIGTERM", 0.001, 0, "stop\nreturned\n"),  # timeout(1)'s copy to the process group: the same request
+    ("SIGTERM", 0.049, 0, "stop\nreturned\n"),
+    ("SIGTERM", 0.051, 128 + signal.SIGTERM, "stop\n"),  # asked again: the user will not wait
+    ("SIGTERM", 0.4, 128 + signal.SIGTERM, "stop\n"),
+    ("SIGINT", 0.001, 128 + signal.SIGINT, "stop\n"),  # another signal is always another request
+])
+def test_the_same_signal_at_once_is_one_request_and_later_is_a_second(
+    second: str, after: float, code: int, out: str
+) -> None:
+    proc = subprocess.run(  # the mask as in _start_hung
+        [sys.executable, "-c", _AGAIN_AFTER, second, str(after)], capture_output=True, text=True, timeout=60,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, []),
+    )
+    assert (proc.returncode, proc.stdout) == (code, out), proc.stderr
+    assert ("exiting now without finishing" in proc.stderr) == (code != 0)
+
+
+def _delivered(pid: int, sig: signal.Signals) -> bool:
+    """Whether the kernel has handed ``sig`` to the process (no longer pending for it or its threads)."""
+    status = dict(line.split(":\t", 1) for line in open(f"/proc/{pid}/status").read().splitlines() if ":\t" in line)
+    return not any(int(status[field], 16) >> (sig - 1) & 1 for field in ("SigPnd", "ShdPnd"))
+
+
+@pytest.mark.wall_clock
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/status")
+def test_a_real_run_signalled_then_its_group_as_timeout_does_stores_everything(tmp_path) -> None:
+    """coreutils `timeout` sends SIGTERM to the command, then to its own process group: the second copy used to
+    reach the daemon after it had taken the first, which exited 143 without storing what was queued."""
+    from bluezone.proximity.store import SightingStore
+
+    db = tmp_path / "run.db"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("status_interval = 1.0\nflush_interval = 1000.0\n")  # only the stop flush writes
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bluezone.cli", "run", "--backend", "emulated:1", "--db", str(db), "--config", str(cfg)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, []),
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()  # which radio and database
+        assert "sightings" in proc.stdout.readline()  # up and hearing
+        os.kill(proc.pid, signal.SIGTERM)
+        while not _delivered(proc.pid, signal.SIGTERM):  # so the copy is a delivery of its own, never merged
+            pass
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "exiting now" not in err and "Traceback" not in err
+    stored = int(out.split("stopped: ")[1].split()[0])
+    assert stored > 0
+    with SightingStore.open(db) as store:
+        assert store.count_sightings() == stored
