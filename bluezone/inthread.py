@@ -9,16 +9,15 @@ pool: that import (~2 ms) came before a check's store was read, in the steps one
 
 A second Ctrl-C while the work is still waited for ends the process at once, with one line: work that
 never ends (a Ctrl-C landing inside the import system on Python 3.11 can leave the import lock held, and
-the work's next import waits on it forever) must not leave ``kill -9`` as the only way out.  SQLite
-loses nothing it had committed; its journal is recovered at the next open."""
+the work's next import waits on it forever) must not leave ``kill -9`` as the only way out (``exitnow``)."""
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from collections.abc import Callable
-from typing import Generic, NoReturn, TypeVar
+from typing import Generic, TypeVar
+
+from bluezone.exitnow import exit_now
 
 _T = TypeVar("_T")
 
@@ -47,14 +46,14 @@ class InThread(Generic[_T]):
 
     def join(self) -> None:
         """Wait for the work to end; a Ctrl-C meanwhile is raised here once it has, and a second one
-        exits the process at once (``exit_now``)."""
+        exits the process at once (``exitnow``)."""
         interrupted: KeyboardInterrupt | None = None
         while not self._ended.is_set():
             try:
                 self._ended.wait()
             except KeyboardInterrupt as exc:
                 if interrupted is not None:
-                    exit_now(self._thread.name)
+                    exit_now(f"bluezone: Ctrl-C again while {self._thread.name} still ran: exiting now (what was stored is kept)", 130)
                 interrupted = exc
         if interrupted is not None:
             raise interrupted
@@ -71,18 +70,3 @@ class InThread(Generic[_T]):
             raise self._error
         return self._result  # type: ignore[return-value]  # (None only when _T allows it)
 
-
-def exit_now(name: str) -> NoReturn:
-    """A second Ctrl-C while ``name`` still ran: one line, then exit 130 (128 + SIGINT) at once, without
-    unwinding (closing a store under the work would crash SQLite)."""
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - a flush interrupted mid-write cannot be finished here
-            pass
-    line = f"bluezone: Ctrl-C again while {name} still ran: exiting now (what was stored is kept)\n"
-    try:
-        os.write(2, line.encode())
-    except OSError:
-        pass
-    os._exit(130)

@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import NoReturn
+
+from bluezone.exitnow import exit_now as exit_with_line
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,4 @@ def stop_on_signals(
 def exit_now(sig: signal.Signals, doing: str) -> NoReturn:
     """Say in one line that the clean stop is abandoned, then end the process (exit 128 + the signal's
     number, as a shell reports a process a signal ended)."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):  # a flush interrupted mid-write cannot be finished here
-            stream.flush()
-    line = f"bluezone: {sig.name} while {doing}: exiting now without finishing (what was not yet stored is lost)\n"
-    with contextlib.suppress(OSError):
-        os.write(2, line.encode())
-    os._exit(128 + sig)
+    exit_with_line(f"bluezone: {sig.name} while {doing}: exiting now without finishing (what was not yet stored is lost)", 128 + sig)
