@@ -11,8 +11,10 @@ BIN := $(VENV)/bin
 demo: $(VENV)/.installed
 	$(BIN)/bluezone demo
 
+# On every core (pytest-xdist; each test isolated: its own temp dirs, ports, PostgreSQL cluster per
+# worker, dbus-daemon per test); the 15 slowest named at the end (CONTRIBUTING.md: the suite's time).
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -q -rs
+	$(BIN)/python -m pytest -q -rs -n auto --durations=15
 
 bench: $(VENV)/.installed
 	$(BIN)/bluezone benchmark
