@@ -149,14 +149,43 @@ def file_stamp(path: Path) -> tuple[int, ...] | None:
 
 @dataclass(frozen=True)
 class EarlyHeard:
-    """What an early reader read, of which file (``file_identity``) and up to which row (the largest
-    rowid then, None: no row): a row past it is one stored since (the daemon), or a store written over
-    the same file (``cp``, a restore), whose RPIs the read may lack (one with no row past it is told by
-    ``EarlyRead.result``)."""
+    """What an early reader read, of which file (``file_identity``), up to which row (``LAST_ROW`` of the
+    largest rowid then: its rowid and values; None: no row) and at which schema cookie (``PRAGMA
+    schema_version``).  The store the check opens may stand for the read (``Sightings.heard_rpis_read_before``)
+    only while the same file's rows from that rowid on are that one row alone, its cookie unchanged.
+
+    Every way the store can change between the read and the check's open, and how it is told:
+
+    - the daemon stores rows: a row past the last read (read again);
+    - a purge (the daemon's hourly one, the open's own) deletes rows only, leaving a subset of what was read:
+      used, the last row read found as it was or purged (dated before the open's purge cutoff);
+    - ``purge --dated-ahead``: deletes only, as a purge (read again if it deleted the last row);
+    - a checkpoint (the daemon's, or a purge's) copies the WAL into the file, the same rows: the file's stamp
+      changes (``EarlyRead.result``: read again, a false alarm that costs only the read);
+    - a restore by ``cp`` over the file in place: the file's stamp; by SQLite's backup API (``sqlite3
+      .restore``, ``Connection.backup``), whose pages wait in the WAL with the stamp unchanged: the backup
+      sets the cookie to the one it overwrote plus one, whatever it copies (SQLite's backup.c);
+    - VACUUM (an owed one at the open, SQLite's ``VACUUM`` by hand, which may renumber rowids) and any
+      migration (a schema change): the cookie;
+    - a store replaced by another file at the path (``mv``): its identity.
+
+    A store restored by ``cp`` within a clock tick of its last write, or between ``result`` and the open,
+    is told by its last row: another store's holds other values (random RPIs), or lacks it (unless the
+    last row read was dated past the retention, purged anyway: then such a ``cp`` is not told).  Not told: a
+    hand edit through SQL that leaves the last row as it was (an UPDATE of an older row, an INSERT at a free
+    rowid below it) and commits in the ~0.1 s between the two reads; or a backup taken of this very store
+    after its last row was written, restored by ``cp`` then, which brings back only rows deleted since it
+    was taken, and of those only ones deleted otherwise than by age (the open purges those again)."""
 
     blobs: HeardBlobs
     identity: tuple[int, int]
-    last_row: int | None
+    last_row: tuple[object, ...] | None
+    schema_version: int
+
+
+#: The store's rows from a rowid on, two at most (rowid, time, then every column): ``EarlyHeard.last_row`` is
+#: the last one then, which the check's open must find alone there, or purged (its time past the retention).
+LAST_ROW = "SELECT rowid, time, * FROM sightings WHERE rowid >= ? ORDER BY rowid LIMIT 2"
 
 
 class EarlyRead:
@@ -210,10 +239,11 @@ class EarlyRead:
                 return
             conn.execute("BEGIN")  # one snapshot for the shape's sample and every range
             blobs = read_heard(conn, None, None, at_least)
-            last_row = conn.execute("SELECT MAX(rowid) FROM sightings").fetchone()[0]
+            last_row = conn.execute("SELECT rowid, time, * FROM sightings ORDER BY rowid DESC LIMIT 1").fetchone()
+            cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
             conn.execute("COMMIT")
             if file_identity(self.path) == identity:
-                self._result, self._stamp = EarlyHeard(blobs, identity, last_row), stamp
+                self._result, self._stamp = EarlyHeard(blobs, identity, last_row, cookie), stamp
         except sqlite3.Error:
             return
         finally:

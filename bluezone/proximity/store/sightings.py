@@ -15,7 +15,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import StoreError
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
 from bluezone.proximity.store.base import StoreBase
-from bluezone.proximity.store.heardread import EarlyHeard, HeardBlobs, file_identity, read_heard, rpis_heard_often
+from bluezone.proximity.store.heardread import LAST_ROW, EarlyHeard, HeardBlobs, file_identity, read_heard, rpis_heard_often
 from bluezone.proximity.store.schema import NUMERIC_TIME, READABLE_ROW, UNUSABLE, USABLE_FIELDS
 
 log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
@@ -97,19 +97,28 @@ class Sightings(StoreBase):
 
     def heard_rpis_read_before(self, early: EarlyHeard, repeated: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
         """``heard_rpis()`` (every day) from what ``heardread.EarlyRead`` read of this store's file before it
-        was opened, or None when that was another file (replaced at the same path meanwhile), when it
-        holds a row past the last one read (stored since, or another store written over this file: its
-        RPIs may be missing) or when it counted from more than ``repeated`` times.  Read before the open's
-        purge, they are a superset of today's (what ``HeardRpis`` may hold): a key found only by a purged
-        row matches no row that is read."""
+        was opened, or None when that was another file (replaced at the same path meanwhile), when its
+        schema cookie or its rows from the last one read on are not what was read (a row stored since, a
+        store restored over this file: its RPIs may be missing; ``EarlyHeard`` says what tells which change)
+        or when it counted from more than ``repeated`` times.  Read before the open's purge, they are a
+        superset of today's (what ``HeardRpis`` may hold): a key found only by a purged row matches no row
+        that is read."""
         if self.path is None or file_identity(self.path) != early.identity:
             return None
-        last = -(2**63) if early.last_row is None else early.last_row
-        if self._conn.execute("SELECT EXISTS (SELECT 1 FROM sightings WHERE rowid > ?)", [last]).fetchone()[0]:
+        if self._conn.execute("PRAGMA schema_version").fetchone()[0] != early.schema_version:
+            return None
+        last = early.last_row
+        now = self._conn.execute(LAST_ROW, [-(2**63) if last is None else last[0]]).fetchall()
+        if now != ([] if last is None else [last]) and not (now == [] and last is not None and self._purged(last[1])):
             return None
         if early.blobs.grouped and early.blobs.at_least > repeated:
             return None
         return heard_arrays(early.blobs, repeated, self.path)
+
+    def _purged(self, time: object) -> bool:
+        """Whether a row dated ``time`` is past the retention (``retained_since``): the purge deletes it."""
+        cutoff = self.retained_since
+        return cutoff is not None and isinstance(time, (int, float)) and time < cutoff
 
     def heard_intervals(self, since: float | None = None, until: float | None = None) -> np.ndarray:
         """10-minute intervals (``floor(time) // 600``, sorted) covering every sighting with
