@@ -16,7 +16,7 @@ from types import FrameType
 
 import pytest
 
-from bluezone.inthread import InThread
+from bluezone.inthread import InThread, ctrl_c_deferred
 
 
 def test_a_ctrl_c_while_the_work_is_waited_for_is_raised_once_it_has_ended() -> None:
@@ -60,7 +60,7 @@ def test_the_work_s_error_is_raised_by_result_and_given_by_exception() -> None:
 # Ctrl-C is held until the work ends, so a second one must end the process, or only kill -9 would.
 _STUCK = """
 import signal, sys, threading, time
-from bluezone.inthread import InThread
+from bluezone.inthread import InThread, ctrl_c_deferred
 
 main = threading.main_thread().ident
 
@@ -91,3 +91,17 @@ def test_a_second_ctrl_c_while_work_that_never_ends_is_waited_for_exits_at_once(
     assert done.returncode == 130, (done.returncode, done.stderr)
     assert done.stderr == "bluezone: Ctrl-C again while bluezone-stuck still ran: exiting now (what was stored is kept)\n"
     assert "unwound" not in done.stdout  # nothing unwound under the work (a store closed under it crashed SQLite)
+
+
+def test_a_ctrl_c_in_a_deferred_block_is_raised_once_it_ends_and_the_handler_is_back() -> None:
+    steps: list[str] = []
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        with ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            steps.append("after the Ctrl-C")  # (Python's own handler raised before this step)
+            steps.append("noted")
+    assert steps == ["after the Ctrl-C", "noted"]
+    assert signal.getsignal(signal.SIGINT) is before
+    with ctrl_c_deferred():  # none: nothing raised
+        steps.append("quiet")

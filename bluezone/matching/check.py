@@ -17,7 +17,7 @@ import numpy as np
 
 from bluezone.crypto.derivation import import_aes
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD
-from bluezone.inthread import InThread
+from bluezone.inthread import InThread, ctrl_c_deferred
 from bluezone.keyformat.keys import REPORT_TYPE_CONFIRMED, REPORT_TYPE_LIKELY, REPORT_TYPE_RECURSIVE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.matching.matcher import (
     DEFAULT_TX_POWER,
@@ -457,9 +457,10 @@ def check_key_file(
     opened, and by the time this returns or fails."""
     scorer = scorer or get_scorer()
     with ExitStack() as opened:
-        heard = _StoreRpis(opened, db_path, now, jobs, early)
-        if early is not None:  # stopped and joined on any way out (a bad file, Ctrl-C) before the store's thread
-            opened.callback(early.close)  # is waited for: that thread waits for the early read first
+        with ctrl_c_deferred():  # the store's thread, once started, waited for on any way out (``inthread``)
+            heard = _StoreRpis(opened, db_path, now, jobs, early)
+            if early is not None:  # stopped and joined on any way out (a bad file, Ctrl-C) before the store's thread
+                opened.callback(early.close)  # is waited for: that thread waits for the early read first
         # The file's readers (protobuf, zip: ~0.03 s to import) only now, and with more than one job
         # the workers' (multiprocessing: ~0.01 s; else imported as they are forked) and the AES of
         # the exposures' AEMs (~0.01 s; else after the last key): the store's thread reads meanwhile.
@@ -480,8 +481,9 @@ def check_key_file(
         store = heard.read().store
         counting = None
         if heard.background is not None:  # the file's span is known: its sightings counted while the last keys derive
-            counting = _CountInBackground(store, sink.stream.span())
-            opened.callback(counting.close)  # before the store is closed
+            with ctrl_c_deferred():
+                counting = _CountInBackground(store, sink.stream.span())
+                opened.callback(counting.close)  # before the store is closed
         # GAEN: a revised key takes its new report type, risk and onset (never its rolling start);
         # a revised key the file does not hold is a key of its own, after the file's.  Every key kept
         # too (a file that fits): joined now, while the workers still derive (~5 ms for 358,105 keys
