@@ -94,16 +94,32 @@ def check_imported(check):
     wrap(check, "keys_heard", None, "derived")  # a file checked as an array (a stream's finish marks it first)
     wrap(check, "check_store", None, "derived and matched")
     wrap(check.HeardRpis, "exposures", None, "exposures")
+MAIN_PID = os.getpid()
 def keystream_imported(keystream):
     wrap(keystream.KeyStream, "__init__", "stream started", None)
     wrap(keystream.KeyStream, "finish", None, "derived")
+    wrap(keystream.BufferedStream, "add", "first keys parsed", None)
+    plain_found = keystream._found  # what a worker derives a batch with (bound as its workers are forked)
+    def found(*args, **kwargs):
+        if os.getpid() != MAIN_PID and "worker's first batch" not in marks:  # a worker: said on a line of its own
+            marks["worker's first batch"] = round(time.perf_counter() - T0, 4)
+            print(json.dumps({"worker's first batch": marks["worker's first batch"]}), file=sys.stderr, flush=True)
+        return plain_found(*args, **kwargs)
+    keystream._found = found
+def sharedbatches_imported(sharedbatches):
+    wrap(sharedbatches.SharedBatches, "__init__", None, "workers forked")
+    wrap(sharedbatches.SharedBatches, "post", "first batch posted", None)
 def early_imported(heardread):  # the early reader, where there is one
     wrap(heardread.EarlyRead, "__init__", "early read started", None)
     wrap(heardread.EarlyRead, "_run", None, "early read done")
 on_import("bluezone.matching.check", "check_keys", check_imported)
 on_import("bluezone.matching.keystream", "KeyStream", keystream_imported)
 on_import("bluezone.proximity.store.heardread", "EarlyRead", early_imported)
-on_import("bluezone.keyformat.keyfile", "stream_keys", lambda keyfile: wrap(keyfile, "stream_keys", None, "key file read"))
+def keyfile_imported(keyfile):
+    mark("file readers imported")
+    wrap(keyfile, "stream_keys", None, "key file read")
+on_import("bluezone.keyformat.keyfile", "stream_keys", keyfile_imported)
+on_import("bluezone.matching.sharedbatches", "SharedBatches", sharedbatches_imported)
 import bluezone.cli
 mark("cli imported")
 plain_cli = bluezone.cli.cli
@@ -264,7 +280,11 @@ def main(argv: list[str] | None = None) -> dict:
             db = args.baseline_db if src is not None and args.baseline_db is not None else args.db
             command = ["check", "--keys", str(args.keys.resolve()), "--db", str(db.resolve()), "--json", "--jobs", str(jobs)]
             run = _run(["-c", CHILD, *command], args.sample_ms, src)
-            marked = json.loads(run.stderr.strip().splitlines()[-1])
+            lines = run.stderr.strip().splitlines()
+            marked = json.loads(lines[-1])
+            for line in lines[:-1]:  # a worker's own mark (its first batch), when it made one
+                if line.startswith('{"worker'):
+                    marked.update(json.loads(line))
             marked["_run"] = run
             marks[name].append(marked)
             if run.samples:
