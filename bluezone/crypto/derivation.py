@@ -432,7 +432,7 @@ def _ecb_opener() -> Callable[[bytes], Any]:
 
 def import_aes() -> None:
     """Import cryptography's AES (~10 ms) ahead of its first use: a check with more than one job
-    does it while its store is read, not after its last key, where its exposures' AEMs need it."""
+    does it while its workers derive, not after its last key, where its exposures' AEMs need it."""
     _ecb_opener()
 
 

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, BinaryIO
 import numpy as np
 from google.protobuf.message import DecodeError
 
-import bluezone.keyformat.gaen_export_pb2 as pb
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import ExportSignatureError, KeyFileError
 from bluezone.keyformat.exportstream import PIECE, KeySink, header_problem, stream_export_bin
@@ -38,6 +37,10 @@ if TYPE_CHECKING:
     # imported where a key is read, signs or verifies: a check of an unsigned file does none, and
     # with the compiled helper it needs nothing else of cryptography (~8 ms of its start-up)
     from cryptography.hazmat.primitives.asymmetric import ec
+
+    # imported where a message is made or parsed whole (~12 ms: its descriptors built): a check streams
+    # its file's keys without it, and parses the signature infos once its workers derive (exportstream)
+    import bluezone.keyformat.gaen_export_pb2 as pb
 
 #: The 16-byte header every ``export.bin`` starts with.
 EXPORT_HEADER = b"EK Export v1    "
@@ -65,6 +68,8 @@ class SignatureInfo:
     algorithm: str = ECDSA_P256_SHA256
 
     def to_pb(self) -> pb.SignatureInfo:
+        import bluezone.keyformat.gaen_export_pb2 as pb  # (~12 ms: see the imports above)
+
         return pb.SignatureInfo(
             verification_key_id=self.key_id,
             verification_key_version=self.key_version,
@@ -241,6 +246,8 @@ def _read_whole(open_bin: Callable[[], AbstractContextManager[BinaryIO]], size: 
 def parse_whole_export_bin(data: bytes | bytearray) -> ExportFile:
     """An ``export.bin`` parsed whole by protobuf (upb): what ``read_export_bin`` falls back to
     for whatever its streaming reader leaves alone, and the reference it is tested against."""
+    import bluezone.keyformat.gaen_export_pb2 as pb  # (~12 ms: see the imports above)
+
     if len(data) > MAX_KEY_FILE_BYTES:
         raise KeyFileError(f"export.bin too large ({len(data)} bytes, limit {MAX_KEY_FILE_BYTES})")
     if not data.startswith(EXPORT_HEADER):
@@ -291,6 +298,8 @@ def build_export_bin(
 
     The time window defaults to the span of all of them: first rolling start to last key end.
     """
+    import bluezone.keyformat.gaen_export_pb2 as pb  # (~12 ms: see the imports above)
+
     message = pb.TemporaryExposureKeyExport(region=region, batch_num=batch_num, batch_size=batch_size)
     revised = empty_keys(0) if revised_keys is None else revised_keys
     every = np.concatenate([keys, revised]) if len(revised) else keys
@@ -355,6 +364,8 @@ def sign_export(
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
+    import bluezone.keyformat.gaen_export_pb2 as pb  # (~12 ms: see the imports above)
+
     signature = private_key.sign(export_bin, ec.ECDSA(hashes.SHA256()))
     sig_list = pb.TEKSignatureList()
     sig_list.signatures.add(
@@ -378,6 +389,8 @@ def verify_export_sig(
 
 def _signatures(export_sig: bytes, key_id: str | None) -> list[pb.TEKSignature]:
     """The signatures of ``export.sig`` that may be checked (those naming ``key_id``, if given)."""
+    import bluezone.keyformat.gaen_export_pb2 as pb  # (~12 ms: see the imports above)
+
     sig_list = pb.TEKSignatureList()
     try:
         sig_list.ParseFromString(export_sig)

@@ -23,7 +23,6 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import KEY_LENGTH
@@ -69,6 +68,9 @@ class KeyColumns:
 def raw_export_class(export_descriptor: Any) -> Any:
     """A message class like ``TemporaryExposureKeyExport`` whose ``keys`` and ``revised_keys``
     are ``repeated bytes``: the raw key messages, parsed by upb, with no object per key."""
+    # protobuf's runtime (~15-25 ms to import) only here: a file streamed (``exportstream``) needs none of it
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
     file_proto = descriptor_pb2.FileDescriptorProto()
     export_descriptor.file.CopyToProto(file_proto)
     old, new = f".{file_proto.package}.", f".{file_proto.package}.raw."

@@ -462,20 +462,21 @@ def check_key_file(
             if early is not None:  # stopped and joined on any way out (a bad file, Ctrl-C) before the store's thread
                 opened.callback(early.close)  # is waited for: that thread waits for the early read first
         # The file's readers (protobuf, zip: ~0.03 s to import) only now, and with more than one job
-        # the workers' (multiprocessing: ~0.01 s; else imported as they are forked) and the AES of
-        # the exposures' AEMs (~0.01 s; else after the last key): the store's thread reads meanwhile.
+        # the workers' (multiprocessing: ~0.01 s; else imported as they are forked): the store's thread
+        # reads meanwhile.
         from bluezone.keyformat.export import apply_revisions
         from bluezone.keyformat.keyfile import stream_keys
 
         if heard.background is not None:
             importlib.import_module("bluezone.matching.sharedbatches")
-            import_aes()
 
         sink = BufferedStream(
             heard.key_stream, keystream.BUFFER_KEYS if buffer_keys is None else buffer_keys,
             None if heard.background is None else heard.background.ready,
         )
         revised = stream_keys(path, sink, public_key, key_id)
+        if heard.background is not None:  # the AES of the exposures' AEMs (~0.01 s) while the workers derive:
+            import_aes()  # not before they start, nor after the last key
         if sink.stream is None:  # the whole file fit: checked as an array
             return _check_whole_file(apply_revisions(sink.keys(), revised), heard, db_path, scorer, rssi_correction, now)
         store = heard.read().store

@@ -179,11 +179,16 @@ class KeyStream:
         rows, keys, rpis = found
         self.found.append((first, first + rows, keys, rpis))
 
+    def flush(self) -> None:
+        """Every key given so far into a batch now (the last short of a whole one): handed to the
+        workers (or derived)."""
+        while self.pending:
+            self._submit()
+
     def span(self) -> tuple[float, float] | None:
         """``check.sightings_span`` of every key given so far (None: none), those not yet in a batch
         handed to the workers (or derived) first."""
-        while self.pending:
-            self._submit()
+        self.flush()
         return None if self.first is None or self.end is None else span_of(self.first, self.end)
 
     def finish(self, each: OnFound | None = None) -> HeardKeys:
@@ -236,7 +241,8 @@ class BufferedStream:
     """A ``KeySink`` keeping a file's keys while they are at most ``limit``, and handing them to the
     ``KeyStream`` that ``start`` opens (once): when there are more (from then on none is kept), or,
     with ``ready``, as soon as ``ready()`` says the stream can start (the store has been read) and
-    ``early`` keys have come; those are kept too while they are at most ``limit`` (``whole``)."""
+    ``early`` keys have come, which go to it at once as a first batch (short of a whole one); those are
+    kept too while they are at most ``limit`` (``whole``)."""
 
     def __init__(
         self, start: Callable[[], KeyStream], limit: int = BUFFER_KEYS, ready: Callable[[], bool] | None = None, early: int | None = None
@@ -244,7 +250,9 @@ class BufferedStream:
         self.start = start
         self.limit = limit
         self.ready = ready
-        self.early = EARLY_BATCH if early is None else early
+        # an eighth of a batch by default (the first piece of a file, ~2 ms of parsing): the workers start
+        # on it while this process parses the next batch, not after it
+        self.early = EARLY_BATCH // 8 if early is None else early
         self.stream: KeyStream | None = None
         self.buffered: list[np.ndarray] = []
         self.count = 0
@@ -256,12 +264,15 @@ class BufferedStream:
 
     def add(self, keys: np.ndarray) -> None:
         self.count += len(keys)
-        if self.stream is None and (not self.whole or (self.ready is not None and self.count >= self.early and self.ready())):
+        early = self.stream is None and self.whole and self.ready is not None and self.count >= self.early and self.ready()
+        if self.stream is None and (not self.whole or early):
             self.stream = self.start()
             for part in self.buffered:
                 self.stream.add(part)
         if self.stream is not None:
             self.stream.add(keys)
+            if early:
+                self.stream.flush()  # the keys so far as a first batch, short of a whole one
         if self.whole:
             self.buffered.append(keys)
         else:

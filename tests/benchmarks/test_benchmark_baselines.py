@@ -296,7 +296,8 @@ def test_check_workers_times_every_batch_once_in_whichever_process(tmp_path: Pat
     zip_path, db_path, _ = load("check_bench").make_inputs(tmp_path, 40_000, 5000, seed=1)
     res = load("check_workers").main(["--keys", str(zip_path), "--db", str(db_path), "--repeat", "1", "--store-first", "--json"])
     run = res["runs"]["now"][0]
-    assert run["keys_derived"] == 40_000 and run["worker_batches"] + run["parent_batches"] == 3, run  # 16,384 keys a batch
+    # the keys of the file's first piece (64 kB) as a short first batch, then 16,384 keys a batch
+    assert run["keys_derived"] == 40_000 and run["worker_batches"] + run["parent_batches"] == 4, run
     if run["worker_batches"]:
         assert 0 < run["worker_first_start"] < run["worker_last_end"] <= run["finished"], run
     assert run["parent_wait_at_end_ms"] >= 0 and run["worker_idle_between_batches_ms"] >= 0, run

@@ -2,7 +2,7 @@
 with the compiled helper and no ``--server-key`` nothing of ``cryptography`` is imported before the
 store's read begins (the daily keys' HKDF, the ciphers, the export's signature verification and the
 helper's probe did, ~8 ms); with one job a check that finds nothing never imports it, with more its
-AES is imported while the store is read (the exposures' AEMs).  ``multiprocessing`` (~8-12 ms) is
+AES is imported while the workers derive (the exposures' AEMs; test_check_serial_start.py).  ``multiprocessing`` (~8-12 ms) is
 imported only for more than one job, once the store's thread reads."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from tests.crypto.conftest import require_native
 
 from bluezone.keyformat.export import signed_export_zip
@@ -31,15 +32,21 @@ finally:
 """
 
 
-def test_a_one_job_check_that_finds_nothing_imports_no_cryptography(tmp_path: Path) -> None:
-    require_native()
-    keys, sightings, _ = synthetic_data(2_000, 5_000, seed=3, planted=0)
+def signed_zip_and_store(tmp_path: Path, keys: np.ndarray, sightings: np.ndarray) -> tuple[Path, Path]:
+    """A signed export zip of ``keys`` (the form of a real day's file) and a store of ``sightings``."""
     signer = keygen(tmp_path / "signing")
     zip_path = tmp_path / "keys.zip"
     zip_path.write_bytes(signed_export_zip(keys, signer.private_key, signer.info, region="VN"))
     db = tmp_path / "s.db"
     with SightingStore.open(db, purge_now=float(sightings["time"].max())) as store:
         store.add_sightings(sightings)
+    return zip_path, db
+
+
+def test_a_one_job_check_that_finds_nothing_imports_no_cryptography(tmp_path: Path) -> None:
+    require_native()
+    keys, sightings, _ = synthetic_data(2_000, 5_000, seed=3, planted=0)
+    zip_path, db = signed_zip_and_store(tmp_path, keys, sightings)
     for jobs in ("1", "2"):
         args = ["check", "--keys", str(zip_path), "--db", str(db), "--json", "--jobs", jobs]
         out = subprocess.run(
@@ -50,7 +57,7 @@ def test_a_one_job_check_that_finds_nothing_imports_no_cryptography(tmp_path: Pa
         assert report["keys"] == 2_000 and report["exposures"] == [], out.stderr
         loaded = json.loads(out.stderr.strip().splitlines()[-1])
         assert "bluezone.matching.check" in loaded and "bluezone_native" in loaded
-        # with more jobs its AES is imported while the store is read, to be ready for the exposures' AEMs
+        # with more jobs its AES is imported while the workers derive, to be ready for the exposures' AEMs
         assert bool([m for m in loaded if m.startswith("cryptography")]) == (jobs == "2"), f"--jobs {jobs}"
         assert jobs != "1" or "multiprocessing" not in loaded
 
@@ -121,3 +128,44 @@ def test_the_command_line_and_the_store_s_early_reader_import_no_numpy() -> None
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split())
     assert "bluezone.proximity.store.heardread" in loaded and "sqlite3" in loaded
     assert not sorted(m for m in loaded if m.split(".")[0] in ("numpy", "sqlite_utils", "cryptography"))
+
+
+MODULES_AS_THE_WORKERS_FORK = """
+import json, sys
+import bluezone.matching.sharedbatches as sharedbatches
+plain = sharedbatches.SharedBatches.__init__
+def noted(self, *args, **kwargs):
+    print(json.dumps(sorted(sys.modules)), file=sys.stderr, flush=True)
+    plain(self, *args, **kwargs)
+sharedbatches.SharedBatches.__init__ = noted
+import bluezone.matching.check as check
+check._HeardInBackground.ready = lambda self: self.result() is not None  # the store read before the file ends
+from bluezone.cli import main
+sys.argv = ["bluezone", *sys.argv[1:]]
+main()
+"""
+
+#: Not needed to stream a signed export's keys (unverified) to the workers: the export's message classes and
+#: protobuf's runtime (signature infos are parsed at the file's end), and the AES of the exposures' AEMs.
+NOT_BEFORE_THE_WORKERS = ("cryptography", "bluezone.keyformat.gaen_export_pb2", "google.protobuf.descriptor",
+                          "google.protobuf.descriptor_pool", "google.protobuf.internal")
+
+
+def test_a_two_job_check_forks_its_workers_before_protobuf_and_aes_are_imported(tmp_path: Path) -> None:
+    """The real command line on a signed export zip streamed to two jobs: neither is needed to stream its keys
+    (signature infos are parsed at the file's end), ~12-25 ms and ~7-10 ms of the serial start while the
+    second core idled (issue 17, twenty-fifth session; test_check_serial_start.py)."""
+    tomorrow = (int(time.time()) // 86_400 + 1) * 86_400  # the check purges on the wall clock: data up to now
+    keys, sightings, _ = synthetic_data(120_000, 20_000, seed=5, planted=3, end_time=tomorrow, days=3)
+    zip_path, db = signed_zip_and_store(tmp_path, keys, sightings)
+    out = subprocess.run(
+        [sys.executable, "-c", MODULES_AS_THE_WORKERS_FORK, "check", "--keys", str(zip_path), "--db", str(db), "--json",
+         "--jobs", "2"],
+        capture_output=True, text=True, cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert out.returncode == 0 and len(json.loads(out.stdout)["exposures"]) >= 3, out.stderr
+    forked = [json.loads(line) for line in out.stderr.splitlines() if line.startswith("[")]
+    assert len(forked) == 1, out.stderr  # the workers were forked once, while the file streamed
+    early = sorted(m for m in forked[0] if m.startswith(NOT_BEFORE_THE_WORKERS))
+    assert not early, f"imported before the workers were forked: {early}"

@@ -1,0 +1,72 @@
+"""What a two-job check does before its workers can derive (issue 17, twenty-fifth session): the steps one
+thread does while the second core idles.  The workers are forked before protobuf's runtime and cryptography's
+AES are imported (neither is needed to stream a file's keys: ~12-25 ms and ~7-10 ms of the serial start), and
+they are handed the file's first keys as soon as a short first piece of it is parsed, not once a whole batch is
+(the imports: test_check_imports.py)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+import bluezone.matching.keystream as keystream
+from bluezone.crypto.intervals import INTERVAL_SECONDS
+from bluezone.keyformat import exportstream
+from bluezone.keyformat.export import build_export_bin
+from bluezone.matching.benchmark import synthetic_data
+from bluezone.matching.keystream import BufferedStream, KeyStream
+from bluezone.matching.matcher import HeardIndex, keys_heard
+
+
+def heard_of(sightings: np.ndarray) -> HeardIndex:
+    rpis = np.ascontiguousarray(sightings["rpi"]).view(np.uint8).reshape(-1, 16)
+    return HeardIndex(rpis, np.unique(np.floor(sightings["time"]).astype(np.int64) // INTERVAL_SECONDS))
+
+
+def test_the_first_keys_go_to_the_workers_at_once_as_a_short_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once the store is read, the keys come so far (``early``) are the workers' first batch, short of a
+    whole one: they waited for a whole batch (16,384 keys, ~8 ms of parsing) while the workers idled."""
+    keys, sightings, _ = synthetic_data(300, 5_000, seed=7, planted=10)
+    heard = heard_of(sightings)
+    monkeypatch.setattr(keystream, "available_cores", lambda: 2)  # a worker even on one core
+    with KeyStream(heard, jobs=2, batch=128) as stream:
+        sink = BufferedStream(lambda: stream, limit=10_000, ready=lambda: True, early=20)
+        sink.add(keys[:30])
+        assert stream.workers is not None and stream.workers.posted == 1 and stream.count == 30
+        for lo in range(30, len(keys), 50):
+            sink.add(keys[lo : lo + 50])
+        found = stream.finish()
+    rows, rpis = keys_heard(keys, heard)
+    assert np.array_equal(found.rows, rows) and np.array_equal(found.rpis, rpis) and len(rows)
+    assert np.array_equal(sink.keys(), keys)
+
+
+class _Sink:
+    """Notes how many bytes of the stream had been read when the first keys came."""
+
+    def __init__(self, stream: io.BytesIO) -> None:
+        self.stream = stream
+        self.read_at_first: int | None = None
+        self.count = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        if self.read_at_first is None:
+            self.read_at_first = self.stream.tell()
+        self.count += len(keys)
+
+    def restart(self) -> None:
+        raise AssertionError("left to protobuf")
+
+
+def test_a_streamed_export_gives_its_first_keys_after_a_short_first_piece() -> None:
+    keys, _, _ = synthetic_data(60_000, 10, seed=2, planted=0)
+    data = build_export_bin(keys, region="VN")
+    assert len(data) > 2 * exportstream.PIECE
+    stream = io.BytesIO(data)
+    sink = _Sink(stream)
+    read = exportstream.stream_export_bin(stream, len(data), sink)
+    assert read is not None and read.problem is None and sink.count == len(keys)
+    assert sink.read_at_first is not None
+    assert sink.read_at_first <= len(exportstream.HEADER) + exportstream.PIECE // 8
