@@ -20,9 +20,11 @@ from bluezone.inthread import InThread
 from bluezone.proximity.store.schema import DAY_LIMIT, RPI_DAYS_KEPT_BY, RPI_INDEXED, SCHEMA_VERSION
 
 _HEARD_BLOB_BYTES = 256 << 20  # at most this much per query of ``heard_rpis``
-#: ``heard_rpis`` lets SQLite group the index when RPIs are heard this many times each or more (in
-#: a sample of this many index entries): below, numpy groups faster (docs/benchmarks.md).
-_GROUP_FROM = 8
+#: ``heard_rpis`` lets SQLite group when RPIs are heard this many times each or more (in a sample of this
+#: many index entries): below, numpy groups every index entry faster than SQLite groups ``rpi_days``, which
+#: holds a row per RPI and day, so nearly one per entry where each RPI is heard a few times (1M sightings:
+#: SQLite 110 ms = numpy 111 ms at 7 each, 124 / 110 at 6, 92 / 119 at 8; benchmarks/heard_group_bench.py).
+_GROUP_FROM = 7
 _SHAPE_SAMPLE = 2048
 #: SQLite's steps between two looks at ``EarlyRead``'s stop flag (a few ms of reading): each look takes the
 #: GIL from the imports beside the read, so every 1,000 steps made the read of a million sightings end
