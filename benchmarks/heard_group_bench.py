@@ -49,14 +49,14 @@ print(json.dumps(out) if same else "DIFFERENT")
 """
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--per-rpi", type=int, nargs="+", default=[1, 2, 3, 4, 6, 8, 16])
     parser.add_argument("--sightings", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "bluezone-heard-group-bench")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     args.workdir.mkdir(parents=True, exist_ok=True)
     stores = {k: make_inputs(args.workdir, 100, args.sightings, 0, per_rpi=k)[1] for k in args.per_rpi}
     runs: dict[int, dict[str, list[float]]] = {k: {"sqlite": [], "numpy": []} for k in args.per_rpi}
@@ -88,11 +88,12 @@ def main() -> None:
     }
     if args.json:
         print(json.dumps(result, indent=2))
-        return
+        return result
     print(f"{args.sightings} sightings, {args.repeat} processes each, load {result['load_average_start_end']}")
     for k, row in result["by_per_rpi"].items():
         print(f"per RPI {k:>3}: {row['distinct_rpis']:>8} distinct  SQLite {row['sqlite_ms']:8.2f} ms  "
               f"numpy {row['numpy_ms']:8.2f} ms  numpy/SQLite {row['numpy_over_sqlite']:.2f}")
+    return result
 
 
 if __name__ == "__main__":

@@ -382,3 +382,14 @@ def test_check_probe_adds_up_each_function_in_every_process(tmp_path: Path) -> N
         total, native = figures["total"], figures["native"]
         assert total["cpu_ms"] > native["cpu_ms"] > 0 and total["faults"] > 0 and native["calls"] >= 1, variant
         assert figures["outside_native"]["cpu_ms"] == pytest.approx(total["cpu_ms"] - native["cpu_ms"], abs=0.2), variant
+
+
+def test_heard_group_bench_reads_a_store_both_ways_alike(tmp_path: Path) -> None:
+    """SQLite's grouping of rpi_days and numpy's of the index give the same RPIs (it stops otherwise), each timed."""
+    res = load("heard_group_bench").main(
+        ["--per-rpi", "1", "8", "--sightings", "3000", "--repeat", "1", "--workdir", str(tmp_path), "--json"]
+    )
+    rows = res["by_per_rpi"]
+    assert set(rows) == {1, 8} and rows[1]["distinct_rpis"] > rows[8]["distinct_rpis"] > 0, res
+    assert all(positive(float(row[way])) for row in rows.values() for way in ("sqlite_ms", "numpy_ms")), res
+
