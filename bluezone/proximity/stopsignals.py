@@ -40,8 +40,8 @@ def stop_on_signals(
 ) -> Iterator[None]:
     """While the block runs, the first SIGINT or SIGTERM logs ``doing`` and calls ``stop`` once; a later one
     exits the process at once (``exit_now``), but for a copy of the first (the same signal within
-    ``SAME_REQUEST_WITHIN`` seconds of ``clock``), which is ignored.  The handlers there before come back when
-    the block ends.  Call from a coroutine (the first signal is handled on the running loop); off the main
+    ``SAME_REQUEST_WITHIN`` seconds of ``clock``), which is ignored, even once the block has ended.  The handlers
+    there before come back when the block ends (the first signal's at its next delivery: ``_copy_ignored_after``).  Call from a coroutine (the first signal is handled on the running loop); off the main
     thread or off Unix, nothing is installed."""
     loop = asyncio.get_running_loop()
     previous: dict[signal.Signals, _Handler] = {}
@@ -79,6 +79,24 @@ def stop_on_signals(
         for sig, before in previous.items():
             loop.remove_signal_handler(sig)
             signal.signal(sig, signal.SIG_DFL if before is None else before)  # None: not set from Python
+        if first is not None and first[0] in previous:
+            _copy_ignored_after(first[0], first[1], signal.getsignal(first[0]), clock)
+
+
+def _copy_ignored_after(sig: signal.Signals, at: float, before: _Handler, clock: Callable[[], float]) -> None:
+    """After the block, the first signal's copy may still come: a clean stop quicker than the sender's two kills
+    (``timeout`` descheduled between them on a busy machine) ended the block first, and the handler there before
+    (SIGTERM's default: the process killed, its store left open) took the copy.  The copy is ignored within
+    ``SAME_REQUEST_WITHIN`` of the first; the handler there before comes back at the next ``sig`` and takes any later one."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        signal.signal(sig, signal.SIG_DFL if before is None else before)
+        if clock() - at < SAME_REQUEST_WITHIN:
+            log.debug("%s again at once, after the stop: the same request, delivered twice", sig.name)
+            return
+        signal.raise_signal(sig)  # (to the handler there before)
+
+    signal.signal(sig, handler)
 
 
 def exit_now(sig: signal.Signals, doing: str) -> NoReturn:
