@@ -1,19 +1,28 @@
-"""A purged RPI must leave no copy in the store's files (docs/proximity.md: "a purged sighting's bytes are
-zeroed").  ``secure_delete`` zeroes a cell where it is deleted, but not the stale copies SQLite's page
-balancing leaves in the unallocated gap of a live page (``rebuildPage`` moves cells to a sibling without
-clearing the space they held): RPIs interleaved in time, as a real store's are, split the index by RPI's
-leaves (and, from schema 13, ``rpi_days``'s) while the daemon writes, and copies of cells purged later stay.
-
-Known defect, reported to the lead by attack24 (2026-12-07): strict xfail, so the fix flips it."""
+"""A purged row must leave no copy in the store's files (docs/proximity.md, "What a deletion leaves in the file").
+``secure_delete`` zeroes a cell where it is deleted, but not the stale copies SQLite's page balancing leaves in the
+unallocated gap of a live page (``rebuildPage`` moves cells to a sibling without clearing the space they held):
+RPIs interleaved in time, as a real store's are, split the index by RPI's leaves (and ``rpi_days``'s) while the
+daemon writes, and copies of cells purged later stayed (attack24: 3-10 of 1,800 purged RPIs).  The purge now
+rewrites the file (VACUUM) at the first purge of each UTC day (of the retention's cutoff) that finds rows deleted
+since the last rewrite: what one purge deletes has no copy left after the first purge of the next day."""
 
 from __future__ import annotations
 
+import logging
+import random
+import sqlite3
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bluezone.proximity.sightings import SIGHTING_DTYPE
+from bluezone.clock import VirtualClock
+from bluezone.config import DaemonConfig
+from bluezone.crypto.intervals import rolling_start
+from bluezone.crypto.keys import DailyKey
+from bluezone.proximity.backends.emulated import Air
+from bluezone.proximity.daemon import Daemon
+from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
 
 DAY = 86_400
@@ -24,29 +33,170 @@ def _stored_bytes(path: Path) -> bytes:
     return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
-def _copies(data: bytes, rpis: set[bytes]) -> list[int]:
-    """Offsets in ``data`` where one of ``rpis`` starts (a 4-byte prefix sieve, then the whole RPI)."""
-    window = np.lib.stride_tricks.sliding_window_view(np.frombuffer(data, np.uint8), 4)
-    prefixes = window.astype(np.uint32) @ np.array([1 << 24, 1 << 16, 1 << 8, 1], np.uint32)
-    wanted = np.array(sorted({int.from_bytes(r[:4], "big") for r in rpis}), np.uint32)
-    return [int(o) for o in np.flatnonzero(np.isin(prefixes, wanted)) if data[o : o + 16] in rpis]
+def _copies(data: bytes, needles: set[bytes]) -> list[int]:
+    """Offsets in ``data`` where one of ``needles`` (all of one length, 4 bytes or more) starts: a sieve by first
+    two bytes (a table), then by first four, then the whole."""
+    if not needles:
+        return []
+    size = len(next(iter(needles)))
+    buf = np.frombuffer(data, np.uint8)
+    table = np.zeros(1 << 16, bool)
+    table[[int.from_bytes(n[:2], "big") for n in needles]] = True
+    at = np.flatnonzero(table[(buf[:-3].astype(np.uint16) << 8) | buf[1:-2]])
+    four = (buf[at].astype(np.uint32) << 24) | (buf[at + 1].astype(np.uint32) << 16) | (buf[at + 2].astype(np.uint32) << 8) | buf[at + 3]
+    at = at[np.isin(four, np.array([int.from_bytes(n[:4], "big") for n in needles], np.uint32))]
+    return [int(o) for o in at if data[o : o + size] in needles]
 
 
-@pytest.mark.xfail(strict=True, reason="secure_delete leaves balanced-away copies in live pages (attack24)")
+def _interleaved_day(rng: np.random.Generator, start: float, rpis: int = 300) -> np.ndarray:
+    """A day of sightings as the daemon writes them: ``rpis`` RPIs, each heard 1-39 times at random times."""
+    ids = rng.integers(0, 256, (rpis, 16), dtype=np.uint8)
+    heard = np.repeat(np.arange(rpis), rng.integers(1, 40, rpis))
+    rows = np.zeros(len(heard), SIGHTING_DTYPE)
+    rows["rpi"] = ids[heard].view("V16").ravel()
+    rows["time"] = start + rng.uniform(0, DAY, len(heard))
+    rows["rssi"] = -60
+    return rows
+
+
 def test_no_copy_of_a_purged_rpi_stays_in_the_files(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     rng = np.random.default_rng(3)
     with SightingStore.open(path, purge_now=float(START)) as store:
         for day in range(20):  # a day at a time, as the daemon writes: 300 RPIs, each heard 1-39 times
-            rpis = rng.integers(0, 256, (300, 16), dtype=np.uint8)
-            heard = np.repeat(np.arange(300), rng.integers(1, 40, 300))
-            rows = np.zeros(len(heard), SIGHTING_DTYPE)
-            rows["rpi"] = rpis[heard].view("V16").ravel()
-            rows["time"] = START + day * DAY + rng.uniform(0, DAY, len(heard))
-            rows["rssi"] = -60
-            store.add_sightings(rows)
+            store.add_sightings(_interleaved_day(rng, START + day * DAY))
         conn = store.db.conn
         before = {bytes(r) for (r,) in conn.execute("SELECT DISTINCT rpi FROM sightings")}
         assert store.purge(float(START + 20 * DAY + 3600))["sightings_deleted"] > 0
         purged = before - {bytes(r) for (r,) in conn.execute("SELECT DISTINCT rpi FROM sightings")}
         assert len(purged) == 6 * 300 and _copies(_stored_bytes(path), purged) == []
+
+
+class _Written:
+    """What a randomized run wrote, by kind (each kind's needles of one length), with the time that purges it."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, bytes, float]] = []
+
+    def expired(self, cutoff: float) -> dict[str, set[bytes]]:
+        """Each kind's values none of whose rows is kept at ``cutoff`` (an RPI heard again later is still kept)."""
+        last: dict[tuple[str, bytes], float] = {}
+        for kind, value, until in self.items:
+            last[kind, value] = max(until, last.get((kind, value), until))
+        out: dict[str, set[bytes]] = {}
+        for (kind, value), until in last.items():
+            if until < cutoff:
+                out.setdefault(kind, set()).add(value)
+        return out
+
+
+def _write_day(store: SightingStore, written: _Written, rng: np.random.Generator, r: random.Random, day: float) -> None:
+    """A day of each kind the purge deletes: GAEN sightings (a few flushes), Bluezone v3 sightings, check-ins
+    and this device's daily key, in a random pattern."""
+    for part in range(r.randint(1, 4)):
+        rows = _interleaved_day(rng, day, r.randint(20, 200))
+        rows = rows[(rows["time"] - day) * 4 // DAY == part % 4] if r.random() < 0.5 else rows
+        store.add_sightings(rows)
+        written.items += [("rpi", bytes(x), float(t)) for x, t in zip(rows["rpi"], rows["time"])]
+    v3 = np.zeros(r.randint(10, 300), BLUEZONE3_SIGHTING_DTYPE)
+    v3["time"] = day + rng.uniform(0, DAY, len(v3))
+    v3["bzid"] = np.frombuffer(rng.bytes(12 * len(v3)), "V12")
+    v3["rssi"] = -70
+    store.add_bluezone3_sightings(v3)
+    written.items += [("bzid", bytes(x), float(t)) for x, t in zip(v3["bzid"], v3["time"])]
+    for _ in range(r.randint(0, 3)):
+        begin = day + r.uniform(0, DAY - 7200)
+        payload = rng.bytes(24)
+        store.add_checkin(rng.bytes(16), payload, "a venue", "", begin, begin + 3600, True, "qr", begin)
+        written.items.append(("payload", payload, begin + 3600))
+    key = rng.bytes(16)
+    store.save_daily_key(DailyKey(key, rolling_start(day)), created_at=day)
+    written.items.append(("key", key, day + DAY))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_after_the_first_purge_of_a_day_nothing_purged_before_has_a_copy(
+    tmp_path: Path, seed: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Random patterns of writes (every kind the purge deletes) and purges (1-5 a day, at random hours): after
+    the first purge of each UTC day of the cutoff, no copy of anything any purge deleted is in the files, the
+    live rows read the same (their rowids kept: a check's early read compares them), and no more than one
+    rewrite a day was paid."""
+    path = tmp_path / "s.db"
+    rng, r = np.random.default_rng(seed), random.Random(seed)
+    written = _Written()
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        conn = store.db.conn
+        for day in range(18):
+            _write_day(store, written, rng, r, START + day * DAY)
+            if day < 14:
+                continue
+            hours = sorted(r.sample(range(24), r.randint(1, 5)))
+            for i, hour in enumerate(hours):
+                now = START + (day + 1) * DAY + hour * 3600 + r.uniform(0, 3600)
+                live = conn.execute("SELECT rowid, rpi, time FROM sightings WHERE time >= ? ORDER BY rowid",
+                                    (now - 14 * DAY,)).fetchall()
+                with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
+                    store.purge(now)
+                assert conn.execute("SELECT rowid, rpi, time FROM sightings ORDER BY rowid").fetchall() == live
+                if i == 0:
+                    data = _stored_bytes(path)
+                    for kind, needles in written.expired(now - 14 * DAY).items():
+                        assert _copies(data, needles) == [], (kind, day, hour)
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert caplog.text.count("rewrote") == 4  # one a day, each day's first purge
+
+
+def test_a_reader_in_a_transaction_reads_on_through_the_rewrite(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A check reading while the daemon's purge rewrites the file: its snapshot reads the same rows before and
+    after; the rewritten file is whole; the WAL the reader kept is emptied by the next purge, copies and all."""
+    path = tmp_path / "s.db"
+    rng = np.random.default_rng(5)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        for day in range(16):
+            store.add_sightings(_interleaved_day(rng, START + day * DAY))
+        reader = sqlite3.connect(path)
+        reader.execute("BEGIN")
+        seen = reader.execute("SELECT rpi, time FROM sightings ORDER BY rpi, time").fetchall()
+        old = {bytes(rpi) for rpi, t in seen if t < START + 2 * DAY}
+        with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
+            assert store.purge(float(START + 16 * DAY))["sightings_deleted"] > 0
+        assert "rewrote" in caplog.text and "a reader was in it" in caplog.text
+        assert reader.execute("SELECT rpi, time FROM sightings ORDER BY rpi, time").fetchall() == seen
+        reader.execute("COMMIT")
+        assert reader.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert reader.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == store.count_sightings() > 0
+        reader.close()
+        store.purge(float(START + 16 * DAY))  # nothing to delete: the WAL emptied
+        gone = old - {bytes(r) for (r,) in store.db.conn.execute("SELECT DISTINCT rpi FROM sightings")}
+        assert len(gone) > 500 and _copies(_stored_bytes(path), gone) == []
+
+
+def test_a_running_daemon_s_hourly_purge_leaves_no_copy_past_the_next_utc_day(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The daemon on the virtual clock, from 23:30 UTC for two hours, purging hourly: its purges delete the
+    sightings and its own daily key as they pass 14 days, and rewrite the file at its first purge (rows
+    deleted, none rewritten yet) and at its first purge of the next UTC day (of the cutoff), not at the one
+    after; after the rewrite at 00:30, nothing purged by then has a copy in the files, and the store reads whole."""
+    path = tmp_path / "me.db"
+    begin = START + 15 * DAY - 1800
+    rng = np.random.default_rng(7)
+    store = SightingStore.open(path, purge_now=float(START))
+    for day in range(-1, 3):
+        store.add_sightings(_interleaved_day(rng, START + day * DAY))
+    own = DailyKey(rng.bytes(16), rolling_start(START))
+    store.save_daily_key(own, created_at=START)
+    clock = VirtualClock(begin)
+    daemon = Daemon(Air(clock, 1).radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
+        clock.run(daemon.run(2 * 3600 + 60))
+    assert caplog.text.count("rewrote") == 2  # at 23:30 (the first), 00:30; not at 01:30
+    conn = store.db.conn
+    cutoff = begin + 3600 - 14 * DAY  # the last rewrite's purge
+    assert store.count_sightings(until=cutoff + 3600) == 0  # (and the 01:30 purge's)
+    again = np.random.default_rng(7)
+    rows = np.concatenate([_interleaved_day(again, START + day * DAY) for day in range(-1, 3)])
+    expected = {bytes(x) for x in rows["rpi"][rows["time"] < cutoff]} - {bytes(x) for x in rows["rpi"][rows["time"] >= cutoff]}
+    data = _stored_bytes(path)
+    assert len(expected) >= 500 and _copies(data, expected) == [] and own.key not in data
+    assert daemon.stats.purged_sightings > 0 and conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    store.close()

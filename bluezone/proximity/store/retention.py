@@ -12,6 +12,7 @@ from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.errors import InputError
 from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.schema import vacuum_room
 
 log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
 
@@ -28,6 +29,7 @@ class Retention(StoreBase):
         """Delete sightings older than ``retention_days`` and keys that expired before then (and what
         a key-server check remembers of those days, the processed batch names two days later)."""
         cutoff = float(now) - retention_days * DAY_SECONDS
+        cutoff_day = int(cutoff // DAY_SECONDS)
         # from now on no read returns what this purge deletes, even where it cannot (a read-only file)
         self.retained_since = cutoff if self.retained_since is None else max(self.retained_since, cutoff)
         cutoff_interval = interval_number(cutoff)
@@ -69,8 +71,12 @@ class Retention(StoreBase):
                 # server lists a file until 14 days after its day, from an index rewritten at each export:
                 # a name forgotten while still listed would have its batch downloaded and matched again
                 _delete_expired(conn, "keyserver_batches", "processed_at", cutoff - BATCH_NAMES_MARGIN)
-        deleted = conn.total_changes != changes_before
-        if deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too (zeroed: secure_delete)
+            deleted = conn.total_changes != changes_before
+            if deleted:
+                self._owe_rewrite()
+            due = self._rewrite_due(cutoff_day)
+        rewritten = due and self._rewrite(cutoff_day)
+        if rewritten or deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too
             self._wal_owed = not self._empty_wal()
             if self._wal_owed:
                 log.info("the WAL of %s keeps the purged rows' old pages until the next purge: a reader was in it", self.path)
@@ -111,10 +117,51 @@ class Retention(StoreBase):
                 conn.execute(f"DELETE FROM {table} WHERE {column} > ? AND {column} < 1e300", (bound,)).rowcount
                 for table, column in (("sightings", "time"), ("bluezone3_sightings", "time"), ("checkins", "start_time"))
             )
+            if deleted:
+                self._owe_rewrite()  # (paid by the first purge of a later day)
         if deleted:
             self._wal_owed = not self._empty_wal()
             log.info("deleted %d sightings and check-ins dated more than an hour ahead of the clock", deleted)
         return int(deleted)
+
+    def _owe_rewrite(self) -> None:
+        """Note, in the deleting transaction (a crash cannot lose it), that the file owes a rewrite."""
+        if self.path is not None and _has_table(self._conn, "daemon_state"):  # (in memory; tests keep old schemas)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO daemon_state (name, value, updated_at) VALUES (?, '', 0)", (REWRITE_OWED,)
+            )
+
+    def _rewrite_due(self, cutoff_day: int) -> bool:
+        """Whether this purge rewrites the file: rows were deleted since the last rewrite, which was on an earlier
+        UTC day (of the cutoff), so at most one a day; a rewrite that fails stays owed to the next purge."""
+        if self.path is None or not _has_table(self._conn, "daemon_state"):
+            return False
+        owed, last = self._conn.execute(
+            "SELECT (SELECT 1 FROM daemon_state WHERE name = ?), (SELECT value FROM daemon_state WHERE name = ?)",
+            (REWRITE_OWED, REWRITTEN_DAY),
+        ).fetchone()
+        return owed is not None and not (isinstance(last, str) and last.isdigit() and int(last) >= cutoff_day)
+
+    def _rewrite(self, cutoff_day: int) -> bool:
+        """Rewrite the file from its live rows (VACUUM; the purge then empties the WAL): ``secure_delete`` zeroes a row where
+        it is deleted, but not the copies SQLite's page balancing left of it in the unused gap of a live page
+        (``rebuildPage`` never clears it), nor, on a build without it, the free pages; a rewrite leaves neither.
+        False when SQLite cannot now (a read-only file, no room for the copy, a statement running): still owed."""
+        try:
+            self._conn.execute("VACUUM")
+            with self._conn:
+                self._conn.execute("DELETE FROM daemon_state WHERE name = ?", (REWRITE_OWED,))
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VALUES (?, ?, 0)",
+                    (REWRITTEN_DAY, str(cutoff_day)),
+                )
+        except sqlite3.OperationalError as exc:
+            if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):  # (said by the purge on open)
+                log.warning("could not rewrite %s after purging it (%s): copies of purged rows may stay in its pages"
+                            " until a purge can; %s", self.path, exc, vacuum_room())
+            return False
+        log.info("rewrote %s (VACUUM) after purging it: no copy of a purged row stays in its pages", self.path)
+        return True
 
     def _advance_bluezone3_key(self, cutoff: float) -> None:
         """Move the v3 chain's start to the first day within the retention (hashing its key forward):
@@ -139,8 +186,18 @@ AHEAD_MARGIN = 3600.0
 #: real-time clock boots at 1970 until NTP answers), and every row would look dated ahead of it.
 CLOCK_FLOOR = 1_577_836_800.0
 
+#: daemon_state's rows: a purge deleted rows since the file was last rewritten, and the UTC day (a day number) of
+#: the retention's cutoff at that rewrite.  The first purge of a later day rewrites it (``SightingStore._rewrite``),
+#: so a purged row's copies stay at most a day (and a purge interval) after the purge that deleted it.
+REWRITE_OWED = "purge_rewrite_owed"
+REWRITTEN_DAY = "purge_rewritten_day"
+
 #: How long past the retention a processed batch's name is kept (see ``SightingStore.purge``).
 BATCH_NAMES_MARGIN = 2 * DAY_SECONDS
+
+
+def _has_table(conn: sqlite3.Connection, name: str) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone() is not None
 
 
 def _delete_expired(conn: sqlite3.Connection, table: str, column: str, cutoff: float) -> int:
