@@ -176,7 +176,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
                    " pages until an open that can write this file vacuums it (run any command as the store's owner)")
     if not info["secure_delete"]:
         click.echo("deletes    not zeroed: this SQLite build has no secure_delete, so purged sightings stay in free pages"
-                   " until SQLite reuses them")
+                   " until SQLite reuses them or the day's rewrite of the file (at the first purge of a UTC day)")
     daemon = info.get("daemon")
     emulated = Path(info["db_path"]).with_name(EMULATED_DB_FILENAME)
     if not (info["sightings"] or info["daily_keys"] or info["checkins"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():
@@ -286,6 +286,8 @@ def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
         result = store.purged_on_open or store.purge(now)
         if dated_ahead:
             result["dated_ahead_deleted"] = store.purge_dated_ahead(now)
+        # now, not at the first purge of the next UTC day: the copies SQLite left of what any purge deleted
+        result["rewrite_owed"] = not store.rewrite_purged()
     if as_json:
         emit_json(result)
         return

@@ -8,9 +8,13 @@ since the last rewrite: what one purge deletes has no copy left after the first 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import random
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -200,3 +204,81 @@ def test_a_running_daemon_s_hourly_purge_leaves_no_copy_past_the_next_utc_day(tm
     assert len(expected) >= 500 and _copies(data, expected) == [] and own.key not in data
     assert daemon.stats.purged_sightings > 0 and conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
     store.close()
+
+
+def test_a_rewrite_with_no_room_for_its_copy_is_said_in_one_line_and_stays_owed(tmp_path: Path) -> None:
+    """VACUUM copies a database larger than its page cache into SQLite's temporary directory: where no file can
+    be made there (/proc), the purge's deletions stand, one warning says where room is needed, the store reads
+    as it is, and the next purge that can rewrites it."""
+    path = tmp_path / "s.db"
+    rng = np.random.default_rng(9)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        old = _interleaved_day(rng, START, 3)[:3]  # purged below: a few rows, whose statement journal stays in memory
+        store.add_sightings(old)
+        recent = np.concatenate([_interleaved_day(rng, START + 15 * DAY) for _ in range(4)])  # ~4 MB: past the cache
+        store.add_sightings(recent)
+    env = {**os.environ, "SQLITE_TMPDIR": "/proc"}
+    script = (f"from bluezone.proximity.store import SightingStore\n"
+              f"with SightingStore.open({str(path)!r}, create=False, purge_now={START + 15 * DAY + 3600.0}) as s:\n"
+              f"    print(s.purged_on_open['sightings_deleted'], s.count_sightings())")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(len(old)), str(len(recent))]
+    warnings = [line for line in done.stderr.splitlines() if "could not rewrite" in line]
+    assert len(warnings) == 1 and "in SQLite's temporary directory (/proc: SQLITE_TMPDIR" in warnings[0], done.stderr
+    owed = "SELECT name FROM daemon_state WHERE name LIKE 'purge_rewr%' ORDER BY name"
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(owed).fetchall() == [("purge_rewrite_owed",)]  # still owed
+    conn.close()
+    with SightingStore.open(path, create=False, purge_now=START + 15 * DAY + 3600.0) as store:  # (room again)
+        assert store.count_sightings() == len(recent)
+        assert store.db.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert store.db.conn.execute(owed).fetchall() == [("purge_rewritten_day",)]  # paid
+
+
+def test_a_rewrite_at_a_clock_a_year_ahead_does_not_hold_off_the_next(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The day of the last rewrite holds off another only on that same day: a purge at a clock that ran a year
+    ahead (deleting everything) must not leave the purges after the clock is put right without a rewrite."""
+    path = tmp_path / "s.db"
+    rng = np.random.default_rng(11)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(_interleaved_day(rng, START))
+        store.purge(START + 400 * DAY)  # the clock a year ahead: everything purged, the file rewritten
+        rows = np.concatenate([_interleaved_day(rng, START + day * DAY) for day in range(1, 17)])
+        store.add_sightings(rows)
+        with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
+            assert store.purge(START + 16 * DAY)["sightings_deleted"] > 0  # put right
+        assert "rewrote" in caplog.text
+        gone = {bytes(r) for r in rows["rpi"][rows["time"] < START + 2 * DAY]} - {bytes(r) for r in rows["rpi"][rows["time"] >= START + 2 * DAY]}
+        assert len(gone) > 200 and _copies(_stored_bytes(path), gone) == []
+
+
+def test_bluezone_purge_rewrites_at_once_what_the_day_s_purges_left(tmp_path: Path) -> None:
+    """The daemon's later purges of a day leave their rows' copies to the first purge of the next day; a user who
+    runs `bluezone purge` asks for the deletion now: it rewrites whatever is owed, and says so in --json."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    path = tmp_path / "s.db"
+    rng = np.random.default_rng(13)
+    days = [_interleaved_day(rng, START + day * DAY) for day in range(17)]
+    rows = np.concatenate(days)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(np.concatenate(days[:15]))
+        store.purge(START + 15 * DAY + 1800)  # the day's first: rewritten
+        for day in days[15:]:  # what the daemon writes meanwhile moves cells about
+            store.add_sightings(day)
+        now = START + 15 * DAY + 20 * 3600
+        assert store.purge(now)["sightings_deleted"] > 0  # 20:00, the same day: owed to tomorrow's first purge
+        owed = "SELECT 1 FROM daemon_state WHERE name = 'purge_rewrite_owed'"
+        assert store.db.conn.execute(owed).fetchone() == (1,)
+    cutoff = now - 14 * DAY
+    gone = {bytes(r) for r in rows["rpi"][rows["time"] < cutoff]} - {bytes(r) for r in rows["rpi"][rows["time"] >= cutoff]}
+    done = CliRunner().invoke(cli, ["purge", "--db", str(path), "--json"], obj={"clock": VirtualClock(now)})
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["rewrite_owed"] is False
+    with sqlite3.connect(path) as conn:
+        assert conn.execute(owed).fetchone() is None
+    conn.close()
+    assert len(gone) > 200 and _copies(_stored_bytes(path), gone) == []

@@ -74,8 +74,10 @@ class Retention(StoreBase):
             deleted = conn.total_changes != changes_before
             if deleted:
                 self._owe_rewrite()
-            due = self._rewrite_due(cutoff_day)
-        rewritten = due and self._rewrite(cutoff_day)
+            owed, last = self._rewrite_owed()
+        # at most one rewrite a UTC day (of the cutoff); another day, not only a later one: a rewrite at a clock
+        # that ran a year ahead must not hold off the next for a year
+        rewritten = owed and last != str(cutoff_day) and self._rewrite(str(cutoff_day))
         if rewritten or deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too
             self._wal_owed = not self._empty_wal()
             if self._wal_owed:
@@ -131,34 +133,48 @@ class Retention(StoreBase):
                 "INSERT OR IGNORE INTO daemon_state (name, value, updated_at) VALUES (?, '', 0)", (REWRITE_OWED,)
             )
 
-    def _rewrite_due(self, cutoff_day: int) -> bool:
-        """Whether this purge rewrites the file: rows were deleted since the last rewrite, which was on an earlier
-        UTC day (of the cutoff), so at most one a day; a rewrite that fails stays owed to the next purge."""
+    def _rewrite_owed(self) -> tuple[bool, str | None]:
+        """(rows were deleted since the file was last rewritten, the UTC day of the cutoff at that rewrite)."""
         if self.path is None or not _has_table(self._conn, "daemon_state"):
-            return False
+            return False, None
         owed, last = self._conn.execute(
             "SELECT (SELECT 1 FROM daemon_state WHERE name = ?), (SELECT value FROM daemon_state WHERE name = ?)",
             (REWRITE_OWED, REWRITTEN_DAY),
         ).fetchone()
-        return owed is not None and not (isinstance(last, str) and last.isdigit() and int(last) >= cutoff_day)
+        return owed is not None, last
 
-    def _rewrite(self, cutoff_day: int) -> bool:
-        """Rewrite the file from its live rows (VACUUM; the purge then empties the WAL): ``secure_delete`` zeroes a row where
-        it is deleted, but not the copies SQLite's page balancing left of it in the unused gap of a live page
-        (``rebuildPage`` never clears it), nor, on a build without it, the free pages; a rewrite leaves neither.
-        False when SQLite cannot now (a read-only file, no room for the copy, a statement running): still owed."""
+    def rewrite_purged(self) -> bool:
+        """Rewrite the file now if rows were deleted since its last rewrite, whatever the day: ``bluezone purge``
+        asks for the deletion now, not by the first purge of the next UTC day.  True when no copy of a deleted row
+        is left (rewritten now, or nothing owed), False when the rewrite or the WAL's emptying is still owed."""
+        owed, last = self._rewrite_owed()
+        if owed:
+            if not self._rewrite(last):
+                return False
+            self._wal_owed = not self._empty_wal()
+        return not self._wal_owed
+
+    def _rewrite(self, day: str | None) -> bool:
+        """Rewrite the file from its live rows (VACUUM; the purge then empties the WAL): ``secure_delete`` zeroes
+        a row where it is deleted, but not the copies SQLite's page balancing left of it in the unused gap of a
+        live page (``rebuildPage`` never clears it), nor, on a build without it, the free pages; a rewrite leaves
+        neither.  False when SQLite cannot now (a read-only file, no room for the copy, a writer holding the
+        lock past the busy timeout, a statement running): still owed.  ``day``: the cutoff's UTC day, kept as
+        the last rewrite's (None: the one kept stays)."""
         try:
             self._conn.execute("VACUUM")
             with self._conn:
                 self._conn.execute("DELETE FROM daemon_state WHERE name = ?", (REWRITE_OWED,))
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VALUES (?, ?, 0)",
-                    (REWRITTEN_DAY, str(cutoff_day)),
-                )
+                if day is not None:
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VALUES (?, ?, 0)", (REWRITTEN_DAY, day)
+                    )
         except sqlite3.OperationalError as exc:
-            if not getattr(exc, "sqlite_errorname", "").startswith("SQLITE_READONLY"):  # (said by the purge on open)
+            name = getattr(exc, "sqlite_errorname", "")
+            if not name.startswith("SQLITE_READONLY"):  # (a read-only store's purge on open says it is postponed)
+                room = f"; {vacuum_room()}" if name.startswith(_NO_ROOM) else ""
                 log.warning("could not rewrite %s after purging it (%s): copies of purged rows may stay in its pages"
-                            " until a purge can; %s", self.path, exc, vacuum_room())
+                            " until the next purge does it%s", self.path, exc, room)
             return False
         log.info("rewrote %s (VACUUM) after purging it: no copy of a purged row stays in its pages", self.path)
         return True
@@ -191,6 +207,8 @@ CLOCK_FLOOR = 1_577_836_800.0
 #: so a purged row's copies stay at most a day (and a purge interval) after the purge that deleted it.
 REWRITE_OWED = "purge_rewrite_owed"
 REWRITTEN_DAY = "purge_rewritten_day"
+#: SQLite's errors for a rewrite that found no room (or no temporary file) for its copy of the database.
+_NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 
 #: How long past the retention a processed batch's name is kept (see ``SightingStore.purge``).
 BATCH_NAMES_MARGIN = 2 * DAY_SECONDS
