@@ -167,6 +167,9 @@ def test_a_reader_in_a_transaction_reads_on_through_the_rewrite(tmp_path: Path, 
             assert store.purge(float(START + 16 * DAY))["sightings_deleted"] > 0
         assert "rewrote" in caplog.text and "a reader was in it" in caplog.text
         assert reader.execute("SELECT rpi, time FROM sightings ORDER BY rpi, time").fetchall() == seen
+        with SightingStore.open(path, create=False, purge_now=float(START + 16 * DAY)) as check:  # a check opened now
+            heard = {bytes(r) for r in check.heard_rpis()[0]}  # (its read: from rpi_days, rewritten too)
+        assert heard == {bytes(r) for (r,) in store.db.conn.execute("SELECT DISTINCT rpi FROM sightings")} != set()
         reader.execute("COMMIT")
         assert reader.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         assert reader.execute("SELECT COUNT(*) FROM sightings").fetchone()[0] == store.count_sightings() > 0
