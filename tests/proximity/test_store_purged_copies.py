@@ -285,3 +285,28 @@ def test_bluezone_purge_rewrites_at_once_what_the_day_s_purges_left(tmp_path: Pa
         assert conn.execute(owed).fetchone() is None
     conn.close()
     assert len(gone) > 200 and _copies(_stored_bytes(path), gone) == []
+
+
+def test_a_check_s_early_read_stands_through_its_own_open_s_rewrite(tmp_path: Path) -> None:
+    """A check reads the store's RPIs early, then opens it, and that open's purge is the day's first: it rewrites
+    the file, which moves the schema cookie on as a restore over the file would.  The early read still stands
+    (the rewrite kept every row), a superset of what the purged store holds; a cookie moved by another does not."""
+    from bluezone.proximity.store.heardread import EarlyRead
+
+    path = tmp_path / "s.db"
+    rng = np.random.default_rng(17)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(np.concatenate([_interleaved_day(rng, START + day * DAY) for day in range(16)]))
+    with EarlyRead(path, 2) as early:
+        read = early.result()
+    assert read is not None
+    with SightingStore.open(path, create=False, purge_now=float(START + 16 * DAY)) as store:
+        assert store.purged_on_open is not None and store.purged_on_open["sightings_deleted"] > 0
+        assert store._rewritten_cookies is not None  # (rewritten by this open)
+        arrays = store.heard_rpis_read_before(read, 2)
+        every = {bytes(r) for r in store.heard_rpis()[0]}
+        assert arrays is not None and {bytes(r) for r in arrays[0]} > every
+        other = sqlite3.connect(path)  # the cookie moved on by another than this store's rewrite
+        other.execute("CREATE TABLE moved (x)")
+        other.close()
+        assert store.heard_rpis_read_before(read, 2) is None

@@ -28,6 +28,14 @@ class StoreBase:
         self.vacuum_postponed = False
         #: SQLite zeroes what is deleted (``PRAGMA secure_delete``): False on a build that cannot.
         self.secure_delete = False
+        #: The schema cookie before and after this connection's last rewrite of the file (``Retention._rewrite``).
+        self._rewritten_cookies: tuple[int, int] | None = None
+
+    def _cookie_stands(self, read: int) -> bool:
+        """Whether the schema cookie is still ``read`` (an early read's), or moved from it only by this store's own
+        rewrite: a VACUUM keeps every row, rowid and value, but moves the cookie on as a restore over the file does."""
+        cookie = int(self._conn.execute("PRAGMA schema_version").fetchone()[0])
+        return cookie == read or self._rewritten_cookies == (read, cookie)
 
     def _empty_wal(self) -> bool:
         """Copy the WAL into the file and truncate it, without waiting for readers; True when done.

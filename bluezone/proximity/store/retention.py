@@ -162,7 +162,9 @@ class Retention(StoreBase):
         lock past the busy timeout, a statement running): still owed.  ``day``: the cutoff's UTC day, kept as
         the last rewrite's (None: the one kept stays)."""
         try:
+            before = int(self._conn.execute("PRAGMA schema_version").fetchone()[0])
             self._conn.execute("VACUUM")
+            self._rewritten_cookies = (before, int(self._conn.execute("PRAGMA schema_version").fetchone()[0]))
             with self._conn:
                 self._conn.execute("DELETE FROM daemon_state WHERE name = ?", (REWRITE_OWED,))
                 if day is not None:

@@ -98,14 +98,15 @@ class Sightings(StoreBase):
     def heard_rpis_read_before(self, early: EarlyHeard, repeated: int = 2) -> tuple[np.ndarray, np.ndarray] | None:
         """``heard_rpis()`` (every day) from what ``heardread.EarlyRead`` read of this store's file before it
         was opened, or None when that was another file (replaced at the same path meanwhile), when its
-        schema cookie or its rows from the last one read on are not what was read (a row stored since, a
+        schema cookie (but for this store's own rewrite, ``_cookie_stands``) or its rows from the last one read
+        on are not what was read (a row stored since, a
         store restored over this file: its RPIs may be missing; ``EarlyHeard`` says what tells which change)
         or when it counted from more than ``repeated`` times.  Read before the open's purge, they are a
         superset of today's (what ``HeardRpis`` may hold): a key found only by a purged row matches no row
         that is read."""
         if self.path is None or file_identity(self.path) != early.identity:
             return None
-        if self._conn.execute("PRAGMA schema_version").fetchone()[0] != early.schema_version:
+        if not self._cookie_stands(early.schema_version):  # (the open's purge may have rewritten the file)
             return None
         last = early.last_row
         now = self._conn.execute(LAST_ROW, [-(2**63) if last is None else last[0]]).fetchall()
