@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,6 +32,20 @@ def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
     for name in list(os.environ):
         if name.startswith("BLUEZONE_") and name != "BLUEZONE_HYPOTHESIS_EXAMPLES":
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """Each test starts with the suite's SIGINT and SIGTERM handlers: a clean stop run in-process keeps a
+    handler for the first signal's late copy until the next signal (stop_on_signals, 827dc0d), and the
+    next test in that process (tests/test_inthread.py after tests/proximity/test_stopsignals.py) then hung
+    or failed on the handler it found."""
+    main = threading.current_thread() is threading.main_thread()
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    yield
+    for sig, handler in before.items():
+        if handler is not None and signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
