@@ -23,6 +23,13 @@ settings.load_profile("bluezone")
 
 DATA = Path(__file__).parent / "data"
 
+# The suite runs as from a terminal, Ctrl-C not ignored: started as a background job of a non-interactive shell
+# (`make test &`), SIGINT is ignored, every process the tests start inherits that through exec, and the tests
+# of Ctrl-C (tests/cli/test_ctrl_c.py, tests/test_inthread.py) sent their SIGINTs to processes deaf to them.
+# Python's own handler is put back; a handler set from Python is reset to the default at a child's exec.
+if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 
 @pytest.fixture(autouse=True)
 def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
