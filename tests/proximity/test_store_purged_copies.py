@@ -233,6 +233,10 @@ def test_a_rewrite_with_no_room_for_its_copy_is_said_in_one_line_and_stays_owed(
     with sqlite3.connect(path) as conn:
         assert conn.execute(owed).fetchall() == [("purge_rewrite_owed",)]  # still owed
     conn.close()
+    script += (f"\n    s.purge({START + 15 * DAY + 7200.0})"  # a daemon's next purges: retried, said once
+               f"\n    s.purge({START + 15 * DAY + 10800.0})")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and sum("could not rewrite" in line for line in done.stderr.splitlines()) == 1, done.stderr
     with SightingStore.open(path, create=False, purge_now=START + 15 * DAY + 3600.0) as store:  # (room again)
         assert store.count_sightings() == len(recent)
         assert store.db.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]

@@ -30,6 +30,8 @@ class StoreBase:
         self.secure_delete = False
         #: The schema cookie before and after this connection's last rewrite of the file (``Retention._rewrite``).
         self._rewritten_cookies: tuple[int, int] | None = None
+        #: A rewrite that could not run has been warned of: a daemon retries at every purge (an hour), and says so once.
+        self._rewrite_failure_said = False
 
     def _cookie_stands(self, read: int) -> bool:
         """Whether the schema cookie is still ``read`` (an early read's), or moved from it only by this store's own

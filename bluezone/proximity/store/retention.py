@@ -175,8 +175,11 @@ class Retention(StoreBase):
             name = getattr(exc, "sqlite_errorname", "")
             if not name.startswith("SQLITE_READONLY"):  # (a read-only store's purge on open says it is postponed)
                 room = f"; {vacuum_room()}" if name.startswith(_NO_ROOM) else ""
-                log.warning("could not rewrite %s after purging it (%s): copies of purged rows may stay in its pages"
-                            " until the next purge does it%s", self.path, exc, room)
+                # once a store: a daemon on a full disk retries at every purge, and said it hourly (attack25)
+                level = logging.INFO if self._rewrite_failure_said else logging.WARNING
+                self._rewrite_failure_said = True
+                log.log(level, "could not rewrite %s after purging it (%s): copies of purged rows may stay in its pages"
+                        " until the next purge does it%s", self.path, exc, room)
             return False
         log.info("rewrote %s (VACUUM) after purging it: no copy of a purged row stays in its pages", self.path)
         return True
