@@ -91,6 +91,24 @@ def test_a_stop_sent_to_the_whole_group_is_a_clean_stop(sig: signal.Signals, to:
     assert sorted(re.findall(r"worker (\d) closed its database", output)) == ["0", "1"], output
 
 
+_STOPPED_AS_IT_OPENS = _SERVER.replace(
+    "    try:\n        yield app",
+    "    try:\n        if index == 1:  # systemd's stop comes while this worker opens its database, before uvicorn runs\n"
+    "            import os, signal; os.killpg(0, signal.SIGTERM)\n        yield app",
+)
+
+
+def test_a_stop_while_a_worker_opens_its_database_closes_it() -> None:
+    """A SIGTERM to the group while a worker opens its app (its database connection), before uvicorn's handler
+    is in place: the worker closes what it opened and the server stops cleanly (the default handler killed the
+    worker there, its PostgreSQL connection cut: test_server_workers.py's check of the log, in CI)."""
+    assert _STOPPED_AS_IT_OPENS != _SERVER
+    with _running(_STOPPED_AS_IT_OPENS) as (proc, _):
+        output = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode == 0, output
+    assert "worker 1 closed its database" in output, output
+
+
 def test_workers_end_with_their_parent_killed() -> None:
     """The parent killed (SIGKILL, the OOM killer) left its workers serving, orphans on the port: a new
     `server run` there failed 'port in use' while an unwatched exporter went on.  They follow it now."""
