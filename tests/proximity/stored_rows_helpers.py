@@ -50,3 +50,16 @@ def utf16_file(path: Path) -> None:
     conn.execute("CREATE TABLE t (x)")  # the encoding is fixed by the first table
     conn.execute("DROP TABLE t")
     conn.close()
+
+
+class SqliteSteps:
+    """SQLite's virtual-machine steps on ``conn``, counted every ``every`` steps (a progress handler): what a read
+    costs, where wall time on a shared machine is noise.  ``count`` is set back to 0 between reads."""
+
+    def __init__(self, conn: sqlite3.Connection, every: int) -> None:
+        self.count = 0
+        conn.set_progress_handler(self._step, every)
+
+    def _step(self) -> int:
+        self.count += 1
+        return 0

@@ -22,7 +22,7 @@ from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.proximity.store import RPI_INDEXED, SCHEMA_VERSION, SightingStore
 from bluezone.proximity.store import schema as store_module
 from bluezone.proximity.store.retention import CLOCK_FLOOR
-from tests.proximity.stored_rows_helpers import NOON, repeated_rows, utf16_file
+from tests.proximity.stored_rows_helpers import NOON, SqliteSteps, repeated_rows, utf16_file
 
 DAY = DAY_SECONDS
 MIDNIGHT = int(NOON) // DAY * DAY
@@ -181,20 +181,14 @@ def test_a_read_of_whole_days_steps_through_the_table_not_the_index(tmp_path: Pa
     days still makes."""
     with SightingStore.open(tmp_path / "s.db") as store:
         store.add_sightings(repeated_rows(7, 100, 100, spread=2 * DAY))
-        steps = [0]
-
-        def step() -> int:
-            steps[0] += 1
-            return 0
-
-        store.db.conn.set_progress_handler(step, 10)
+        steps = SqliteSteps(store.db.conn, 10)
         cost = {}
         for name, bounds in {"all": (None, None), "whole days": (MIDNIGHT - DAY, MIDNIGHT + DAY),
                              "not whole days": (MIDNIGHT - DAY + 1.0, MIDNIGHT + DAY)}.items():
-            steps[0] = 0
+            steps.count = 0
             every, repeated = store._read_heard_rpis(*bounds, 2, grouped=True)  # (the shape's sample aside)
             assert len(every) == len(repeated) == 100
-            cost[name] = steps[0]
+            cost[name] = steps.count
     assert cost["all"] * 10 < cost["not whole days"] and cost["whole days"] * 10 < cost["not whole days"], cost
 
 

@@ -13,7 +13,7 @@ from bluezone.proximity.store import heardread
 from bluezone.proximity.store import schema as store_module
 from bluezone.proximity.store import sightings as store_sightings
 from bluezone.proximity.store import SCHEMA_VERSION, SightingStore
-from tests.proximity.stored_rows_helpers import NOON, damage, repeated_rows, utf16_file
+from tests.proximity.stored_rows_helpers import NOON, SqliteSteps, damage, repeated_rows, utf16_file
 
 
 @settings(max_examples=20, deadline=None)
@@ -125,23 +125,17 @@ def test_reads_of_a_few_minutes_cost_a_few_minutes(tmp_path) -> None:
     rows = repeated_rows(5, 2000, 10)
     with SightingStore.open(tmp_path / "s.db") as store:
         store.add_sightings(rows)
-        steps = [0]
-
-        def count() -> int:
-            steps[0] += 1
-            return 0
-
-        store.db.conn.set_progress_handler(count, 100)
+        steps = SqliteSteps(store.db.conn, 100)
         cost = {}
         for name, read in {
             "usable": lambda a, b: store.usable_sightings(a, b),
             "count": lambda a, b: store.count_usable(a, b),
         }.items():
             for span in ("short", "all"):
-                steps[0] = 0
+                steps.count = 0
                 start = float(np.min(rows["time"]))
                 read(start, start + 600.0) if span == "short" else read(None, None)
-                cost[name, span] = steps[0]
+                cost[name, span] = steps.count
     for name in ("usable", "count"):
         assert cost[name, "short"] * 20 < cost[name, "all"], (name, cost)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -296,3 +297,11 @@ def until_it_answers(proc: subprocess.Popen[bytes], url: str, seconds: float = 6
             pass
         assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.05)
+
+
+def free_port() -> int:
+    """A loopback port free now, for a server started in another process (which binds it itself: another
+    process may take it in between, unlikely among the kernel's ~28,000 ephemeral ports)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

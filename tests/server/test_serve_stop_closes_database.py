@@ -10,28 +10,21 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from server_helpers import until_it_answers
+from server_helpers import free_port, until_it_answers
 
 from bluezone.server.signing import keygen
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stopped_server_leaves_its_sqlite_database_closed(tmp_path: Path, sig: signal.Signals) -> None:
     keygen(tmp_path / "k")
-    db, port = tmp_path / "server.db", _free_port()
+    db, port = tmp_path / "server.db", free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bluezone.cli", "server", "run", "--server-db", str(db), "--port", str(port),
          "--signing-key-dir", str(tmp_path / "k"), "--export-every", "1"],

@@ -12,7 +12,6 @@ import contextlib
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from server_helpers import until_it_answers
+from server_helpers import free_port, until_it_answers
 
 _SERVER = """
 import contextlib, sys
@@ -43,12 +42,6 @@ serve_workers(make_app, ServeSettings(port=int(sys.argv[1])), "test server", 2)
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _read_until(proc: subprocess.Popen[bytes], output: bytes, marker: bytes, deadline: float) -> bytes:
     """``output`` with what ``proc`` prints until ``marker`` has come twice (once from each worker)."""
     while output.count(marker) < 2:
@@ -61,7 +54,7 @@ def _read_until(proc: subprocess.Popen[bytes], output: bytes, marker: bytes, dea
 def _running(script: str = _SERVER) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """The two-worker server ``script`` on a free port, in a session of its own (so a signal can go to its whole
     group as systemd sends it), and its port; killed with its group at the end."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-c", script, str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from server_helpers import NOW, make_nodes
+from server_helpers import NOW, free_port, make_nodes
 
 from bluezone.cli import cli
 from bluezone.client.keyserver import KeyServerClient
@@ -21,12 +20,6 @@ from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
 from bluezone.errors import InputError
 from bluezone.keyformat.keys import KEY_DTYPE
 from bluezone.server.signing import keygen
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(*args: str, input: str | None = None) -> tuple[int, str, str]:
@@ -181,7 +174,7 @@ def test_server_run_command_serves(tmp_path: Path) -> None:
     import httpx
 
     assert _run("server", "keygen", "--out", str(tmp_path / "k"))[0] == 0
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "bluezone.cli", "server", "run", "--server-db", str(tmp_path / "s.db"), "--port", str(port),
          "--signing-key-dir", str(tmp_path / "k"), "--export-every", "1", "--max-keys-per-day", "3"],

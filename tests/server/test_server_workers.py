@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,17 +20,12 @@ import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from server_helpers import free_port
 
 from bluezone.cli import cli
 from bluezone.crypto.intervals import rolling_start
 from bluezone.keyformat.keyfile import publish_body
 from bluezone.keyformat.keys import empty_keys
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
@@ -95,7 +89,7 @@ def _waiting(dsn: str) -> int:
 @pytest.mark.wall_clock
 def test_two_workers_serve_one_port_and_only_one_exports(postgres_dsn: str, tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, ["server", "keygen", "--out", str(tmp_path / "k")], obj={}).exit_code == 0
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _start(postgres_dsn, tmp_path, port)
     try:
@@ -130,7 +124,7 @@ def test_two_workers_serve_one_port_and_only_one_exports(postgres_dsn: str, tmp_
 def test_a_worker_that_dies_stops_the_server(postgres_dsn: str, tmp_path: Path) -> None:
     """Half a server (or one without its exporter) is not left running unnoticed: exit 1, systemd restarts it."""
     assert CliRunner().invoke(cli, ["server", "keygen", "--out", str(tmp_path / "k")], obj={}).exit_code == 0
-    port = _free_port()
+    port = free_port()
     proc = _start(postgres_dsn, tmp_path, port)
     try:
         _wait_ready(proc, f"http://127.0.0.1:{port}")
@@ -174,7 +168,7 @@ def test_two_workers_stopped_close_their_connections(postgres_dsn: str, tmp_path
     log = Path(postgres_dsn.split("host=")[1]).parent / "log"  # the private cluster's (conftest.py)
     with psycopg.connect(postgres_dsn, autocommit=True) as conn:
         conn.execute(f"ALTER DATABASE {database} SET log_min_messages = 'debug1'")
-    port = _free_port()
+    port = free_port()
     proc = _start(postgres_dsn, tmp_path, port, own_group=True)
     logged = log.stat().st_size
     try:
