@@ -401,7 +401,7 @@ def serve_workers(
     try:
         for index in range(workers):
             process = context.Process(
-                target=_run_worker, args=(make_app, index, workers, settings, sock, os.getpid()),
+                target=_run_worker, args=(make_app, index, workers, settings, sock, os.getpid(), stop),
                 name=f"bluezone-worker-{index}",
             )
             process.start()
@@ -448,7 +448,7 @@ def _stop_workers(processes: list[Any], stop: list[int]) -> None:
 
 def _run_worker(
     make_app: Callable[[int], contextlib.AbstractContextManager[Any]], index: int, workers: int,
-    settings: ServeSettings, sock: socket.socket, parent: int,
+    settings: ServeSettings, sock: socket.socket, parent: int, stopped: list[int],
 ) -> None:
     """One worker (a forked process): its own app and database connection, uvicorn on the shared socket."""
     import uvicorn
@@ -457,6 +457,8 @@ def _run_worker(
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stop_before_serving)  # until uvicorn's own is in place (``run_until_stopped``)
+    if stopped:  # a stop between the fork and the line above went to the parent's handler, forked with it: noted
+        raise SystemExit(0)  # in ``stopped`` (its copy of the parent's list), else swallowed (killed after 30 s)
     _end_with(parent)
     try:
         with make_app(index) as app:
