@@ -11,23 +11,20 @@ emulated radio hears is invented, so it never writes into the default database (
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import logging
 import math
-import os
-import stat
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bluezone.clock import CheckedClock, Clock, SystemClock
 from bluezone.config import DaemonConfig
-from bluezone.errors import ConfigError, NotAStoreError, StoreInUseError
+from bluezone.errors import ConfigError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
 from bluezone.proximity.radio import AdvertListener
 from bluezone.proximity.stopsignals import stop_on_signals
-from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore, default_db_path, make_private_dirs
+from bluezone.proximity.store import EMULATED_DB_FILENAME, SightingStore, default_db_path
+from bluezone.proximity.store.daemonlock import one_daemon_per_store
 
 log = logging.getLogger(__name__)
 
@@ -67,54 +64,6 @@ def neighbours_of(spec: str) -> int:
     if not rest.isdigit() or int(rest) > 100:
         raise ConfigError(f"emulated takes a number of neighbours 0-100 (emulated:3), got {spec!r}")
     return int(rest)
-
-
-@contextlib.contextmanager
-def one_daemon_per_store(db: Path | str) -> Iterator[None]:
-    """Hold ``<db>.lock`` for as long as a daemon runs on ``db``.
-
-    Two daemons on one store (a second adapter, or a hand-started run beside the service) both
-    broadcast the store's daily key and hear each other: its owner would match its own keys, a
-    close contact with itself.  An flock on a file of its own, not on the database: SQLite's POSIX
-    locks are dropped when any descriptor of the database file closes.  The kernel releases it
-    when the process ends, however it ends."""
-    if str(db) == ":memory:":
-        yield
-        return
-    path = Path(db).expanduser().resolve()  # the store a link names has one lock, however it is reached
-    make_private_dirs(path.parent)
-    lock = path.with_name(path.name + ".lock")
-    try:  # never through a link (it would truncate the file it names), never blocking on a FIFO
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
-    except OSError as exc:
-        raise NotAStoreError(f"cannot use {lock} as the store's lock: {exc.strerror}; remove it") from None
-    try:
-        status = os.fstat(fd)
-        if not stat.S_ISREG(status.st_mode):
-            raise NotAStoreError(f"{lock} is not a file: the store's lock must be one; remove it")
-        if status.st_nlink != 1:  # a hard link: truncating it would empty the file it shares (the store itself)
-            raise NotAStoreError(f"{lock} is a hard link to another file: the store's lock must be its own; remove it")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            written = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            holder = written if written.isascii() and written.isdigit() else "?"  # never a planted escape sequence
-            raise StoreInUseError(
-                f"another bluezone daemon (pid {holder}) runs on {path}: two daemons on one store send one key "
-                "and hear each other; stop it, or give this one another --db"
-            ) from None
-        except OSError as exc:  # ENOLCK: an NFS folder without a lock manager
-            raise NotAStoreError(
-                f"cannot lock {lock} ({exc.strerror}): keep the store on a local disk (or one that supports locks)"
-            ) from None
-        os.ftruncate(fd, 0)
-        try:
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        except OSError:  # a full disk: the lock holds without its note (a second daemon then says "pid ?"), and
-            pass  # the daemon keeps what the store refuses for later (it said 'OSError: No space left', exit 1)
-        yield
-    finally:
-        os.close(fd)
 
 
 async def run_daemon(

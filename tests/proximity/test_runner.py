@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from bluezone.errors import ConfigError, NotAStoreError, StoreInUseError
 from bluezone.proximity.daemon import DaemonStats
 from bluezone.proximity.runner import one_daemon_per_store, run_daemon
 from bluezone.proximity.store import SightingStore, default_db_path
+from bluezone.proximity.store.daemonlock import daemon_runs_on, lock_path
 
 from .conftest import NOON
 
@@ -234,3 +236,25 @@ def test_a_full_disk_that_refuses_the_locks_pid_still_holds_the_lock_and_runs(tm
     assert result.exit_code == 0, result.output
     with SightingStore.open(db, create=False) as store:
         assert store.daily_keys()  # the daemon ran: its key is stored
+
+
+def test_a_daemon_starting_while_a_command_asks_whether_one_runs_is_not_refused(tmp_path: Path) -> None:
+    """A command's open asks whether a daemon runs (``daemon_runs_on``) by taking the lock shared and letting it go:
+    a daemon starting between those two system calls must not be refused as a second daemon."""
+    db = tmp_path / "x.db"
+    assert not daemon_runs_on(db)  # no lock file: no daemon
+    with one_daemon_per_store(db):
+        assert daemon_runs_on(db)  # (this process's own daemon too)
+    assert not daemon_runs_on(db)
+    probe = os.open(lock_path(db), os.O_RDONLY)
+    fcntl.flock(probe, fcntl.LOCK_SH)  # a probe caught between its two calls
+    threading.Timer(0.02, os.close, [probe]).start()
+    with one_daemon_per_store(db):
+        assert daemon_runs_on(db)
+    assert not daemon_runs_on(db)
+
+
+def test_a_lock_file_that_is_a_fifo_is_no_daemon_to_a_command(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    os.mkfifo(lock_path(db))
+    assert not daemon_runs_on(db)  # (without blocking on it)

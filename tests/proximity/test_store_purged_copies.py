@@ -8,6 +8,7 @@ since the last rewrite: what one purge deletes has no copy left after the first 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -314,3 +315,51 @@ def test_a_check_s_early_read_stands_through_its_own_open_s_rewrite(tmp_path: Pa
         other.execute("CREATE TABLE moved (x)")
         other.close()
         assert store.heard_rpis_read_before(read, 2) is None
+
+
+def _rewrite_rows(path: Path) -> dict[str, str]:
+    with sqlite3.connect(path) as conn:
+        rows = dict(conn.execute("SELECT name, value FROM daemon_state WHERE name LIKE 'purge_rewr%'").fetchall())
+    conn.close()
+    return rows
+
+
+def test_a_command_leaves_the_day_s_rewrite_to_the_daemon_running_on_the_store(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`bluezone status` at 00:10 UTC, before the running daemon's first purge of the day (hourly, at xx:50): its open's
+    purge deletes what aged out meanwhile but leaves the day's rewrite to the daemon (which holds the store's lock),
+    whose 00:50 purge does it, within a purge interval: no copy of what either deleted is left then.  Once no daemon
+    runs, a command's open rewrites again (a device without a daemon keeps no copies)."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.proximity.runner import run_daemon
+
+    path = tmp_path / "me.db"
+    rng = np.random.default_rng(19)
+    rows = np.concatenate([_interleaved_day(rng, START + day * DAY) for day in range(-1, 3)])
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(rows)
+    begin = START + 15 * DAY - 600  # 23:50
+    clock = VirtualClock(begin)
+    seen: list[tuple[int, dict[str, str]]] = []
+
+    async def status_at_00_10() -> None:
+        await asyncio.sleep(1200)
+        done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(clock.now())})
+        seen.append((done.exit_code, _rewrite_rows(path)))
+
+    async def both() -> None:
+        await asyncio.gather(run_daemon("emulated:0", path, DaemonConfig(), 3600 + 60, clock=clock, handle_signals=False),
+                             status_at_00_10())
+
+    with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
+        clock.run(both())
+    day0 = str((begin - 14 * DAY) // DAY)
+    assert seen == [(0, {"purge_rewrite_owed": "", "purge_rewritten_day": day0})]  # deleted, left to the daemon
+    assert caplog.text.count("rewrote") == 2 and "left to the daemon running on it" in caplog.text  # 23:50, 00:50
+    cutoff = begin + 3600 - 14 * DAY  # the daemon's 00:50 purge
+    gone = {bytes(x) for x in rows["rpi"][rows["time"] < cutoff]} - {bytes(x) for x in rows["rpi"][rows["time"] >= cutoff]}
+    assert _rewrite_rows(path) == {"purge_rewritten_day": str(int(cutoff // DAY))}
+    assert len(gone) > 300 and _copies(_stored_bytes(path), gone) == []
+    later = CliRunner().invoke(cli, ["status", "--db", str(path)], obj={"clock": VirtualClock(begin + DAY + 3600)})  # no daemon
+    assert later.exit_code == 0 and _rewrite_rows(path) == {"purge_rewritten_day": str(int(cutoff // DAY) + 1)}

@@ -37,6 +37,7 @@ never replaced by rowid: such an insert or update is refused), so a check reads 
 - ``retention.py``: the 14-day purge, and rows dated ahead of the clock;
 - ``status.py``: the daemon's last report and ``stats`` for ``bluezone status``;
 - ``files.py`` (where the store lives, made private) and ``failures.py`` (SQLite's errors as one line);
+- ``daemonlock.py``: the lock one daemon holds on the store, which a command's open asks about;
 - ``heardread.py``: the distinct RPIs heard, read on ``sqlite3`` alone (the store's read, and a check's
   early reader, started before numpy is imported);
 - ``interface.py`` puts them together, and opens and closes a store.

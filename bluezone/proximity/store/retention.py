@@ -12,6 +12,7 @@ from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.errors import InputError
 from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.daemonlock import daemon_runs_on
 from bluezone.proximity.store.schema import vacuum_room
 
 log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
@@ -25,9 +26,14 @@ def _first_day(cutoff: float) -> str:
 class Retention(StoreBase):
     """``purge`` (every table's expired rows in one transaction), rows dated ahead."""
 
-    def purge(self, now: float, retention_days: int = RETENTION_DAYS) -> dict[str, Any]:
+    def purge(self, now: float, retention_days: int = RETENTION_DAYS, *, leave_rewrite_to_daemon: bool = False) -> dict[str, Any]:
         """Delete sightings older than ``retention_days`` and keys that expired before then (and what
-        a key-server check remembers of those days, the processed batch names two days later)."""
+        a key-server check remembers of those days, the processed batch names two days later).
+
+        ``leave_rewrite_to_daemon`` (a command's open): the day's rewrite, when owed, is left to the daemon that
+        runs on the store (``daemonlock``), whose next purge, within its ``purge_interval``, does it (a check or
+        ``status`` paid it otherwise: 0.7 s CPU at 1M sightings).  Without a daemon it is done here: a device
+        without one must not keep copies."""
         cutoff = float(now) - retention_days * DAY_SECONDS
         cutoff_day = int(cutoff // DAY_SECONDS)
         # from now on no read returns what this purge deletes, even where it cannot (a read-only file)
@@ -77,7 +83,11 @@ class Retention(StoreBase):
             owed, last = self._rewrite_owed()
         # at most one rewrite a UTC day (of the cutoff); another day, not only a later one: a rewrite at a clock
         # that ran a year ahead must not hold off the next for a year
-        rewritten = owed and last != str(cutoff_day) and self._rewrite(str(cutoff_day))
+        due = owed and last != str(cutoff_day)
+        if due and leave_rewrite_to_daemon and self.path is not None and daemon_runs_on(self.path):
+            log.info("the rewrite %s owes is left to the daemon running on it (its next purge)", self.path)
+            due = False
+        rewritten = due and self._rewrite(str(cutoff_day))
         if rewritten or deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too
             self._wal_owed = not self._empty_wal()
             if self._wal_owed:
