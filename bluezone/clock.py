@@ -15,7 +15,7 @@ import logging
 import selectors
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, TypeVarTuple, Unpack
 
 from bluezone.boottime import (
     BELIEVED_STEP,
@@ -29,7 +29,11 @@ from bluezone.boottime import (
     on_line,
 )
 
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 log = logging.getLogger(__name__)
 
@@ -237,18 +241,30 @@ class _SkippingSelector(selectors.DefaultSelector):
                 return super().select(None)
             return events
         assert self.loop is not None
+        held = self.loop.thread_due()
+        if held is not None and held <= self.loop.time() + timeout:
+            # time stands at the end a thread's work was given until the work really ends (its wake is I/O)
+            self.loop.advance(max(held - self.loop.time(), 0.0))
+            return super().select(None)
         self.loop.advance(timeout)
         return []
 
 
 class VirtualTimeLoop(asyncio.SelectorEventLoop):
-    """An event loop whose ``time()`` only moves when every task waits on a timer."""
+    """An event loop whose ``time()`` only moves when every task waits on a timer.
 
-    def __init__(self) -> None:
+    Work in a thread (``run_in_executor``, ``asyncio.to_thread``) takes ``thread_seconds`` of virtual time,
+    however long it really takes: the loop runs on until then and waits for the work there, really, and its
+    result comes at that moment.  Without it, virtual time raced on while a thread worked, as far as the thread's
+    real speed let it: a test's outcome would depend on the machine's load."""
+
+    def __init__(self, thread_seconds: float = 0.0) -> None:
         selector = _SkippingSelector()
         super().__init__(selector)
         selector.loop = self
         self._virtual_time = 0.0
+        self.thread_seconds = thread_seconds
+        self._thread_ends: list[float] = []  # when each thread's work that still runs is to end
 
     def time(self) -> float:
         return self._virtual_time
@@ -256,18 +272,47 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def advance(self, seconds: float) -> None:
         self._virtual_time += seconds
 
+    def thread_due(self) -> float | None:
+        """The virtual moment the first thread's work still running is to end, or None."""
+        return min(self._thread_ends, default=None)
+
+    def run_in_executor(self, executor: Executor | None, func: Callable[[Unpack[Ts]], T], *args: Unpack[Ts]) -> asyncio.Future[T]:
+        work = super().run_in_executor(executor, func, *args)
+        due = self.time() + self.thread_seconds
+        self._thread_ends.append(due)
+        result: asyncio.Future[T] = self.create_future()
+
+        def deliver() -> None:
+            if result.cancelled():
+                return
+            if work.cancelled():
+                result.cancel()
+            elif work.exception() is not None:
+                result.set_exception(work.exception())  # type: ignore[arg-type]
+            else:
+                result.set_result(work.result())
+
+        def ended(_: asyncio.Future[T]) -> None:
+            self._thread_ends.remove(due)
+            self.call_at(due, deliver)  # (at once when due is past)
+
+        work.add_done_callback(ended)
+        return result
+
 
 class VirtualClock:
     """A clock starting at ``start`` (Unix seconds) that runs coroutines in virtual time.
 
     Use ``clock.run(main())`` instead of ``asyncio.run``; inside it ``clock.now()`` and every
     asyncio timer are virtual.  Outside a run, ``now()`` is frozen at the last virtual moment
-    and ``set()`` / ``advance()`` move it by hand (for synchronous tests).
+    and ``set()`` / ``advance()`` move it by hand (for synchronous tests).  Work in a thread
+    (``asyncio.to_thread``) takes ``thread_seconds`` of virtual time (``VirtualTimeLoop``).
     """
 
-    def __init__(self, start: float) -> None:
+    def __init__(self, start: float, *, thread_seconds: float = 0.0) -> None:
         self._offset = float(start)
         self._loop: VirtualTimeLoop | None = None
+        self.thread_seconds = thread_seconds  # how long work in a thread takes (``VirtualTimeLoop``)
 
     def now(self) -> float:
         if self._loop is not None:
@@ -287,7 +332,7 @@ class VirtualClock:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` to completion on a fresh virtual-time loop."""
-        loop = VirtualTimeLoop()
+        loop = VirtualTimeLoop(self.thread_seconds)
         self._loop = loop
         try:
             return loop.run_until_complete(coro)

@@ -201,7 +201,7 @@ def test_every_daily_key_sent_on_a_full_disk_is_saved_later(tmp_path: Path) -> N
     other.store.close()
     sent: list[object] = []
 
-    def full(*_: object) -> None:
+    def full(*_: object, **__: object) -> None:
         raise StoreWriteError("cannot write now: database or disk is full")
 
     async def main() -> None:

@@ -16,6 +16,7 @@ import random
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -363,3 +364,146 @@ def test_a_command_leaves_the_day_s_rewrite_to_the_daemon_running_on_the_store(t
     assert len(gone) > 300 and _copies(_stored_bytes(path), gone) == []
     later = CliRunner().invoke(cli, ["status", "--db", str(path)], obj={"clock": VirtualClock(begin + DAY + 3600)})  # no daemon
     assert later.exit_code == 0 and _rewrite_rows(path) == {"purge_rewritten_day": str(int(cutoff // DAY) + 1)}
+
+
+def _daemon_with_neighbours(store: SightingStore, clock: VirtualClock, neighbours: int = 3) -> tuple[Daemon, list[Daemon]]:
+    air = Air(clock, 1)
+    config = DaemonConfig()
+    others = [Daemon(air.radio(f"n{i}", (1.0 + i, 0.0)), SightingStore.open(":memory:"), clock, config,
+                     on_status=lambda _: None) for i in range(neighbours)]
+    return Daemon(air.radio("me", (0.0, 0.0)), store, clock, config, on_status=lambda _: None), others
+
+
+def _stored(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        count = int(conn.execute("SELECT COUNT(*) FROM sightings").fetchone()[0])
+    conn.close()
+    return count
+
+
+def test_adverts_heard_while_the_daemon_rewrites_the_store_are_all_stored(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The rewrite runs in a thread (given 2 minutes of virtual time here, as on a slow card): the loop hears on,
+    the writer keeps what it gets and writes none of it while the VACUUM holds the store's lock (the store's count
+    stands still), then writes it all: every advert heard is stored, none dropped, the store whole and rewritten
+    (at the start's purge and at the 00:50 purge of the new UTC day of the cutoff), no copy of what was purged."""
+    path = tmp_path / "me.db"
+    rng = np.random.default_rng(23)
+    rows = np.concatenate([_interleaved_day(rng, START + day * DAY) for day in range(-1, 3)])
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(rows)
+    begin = START + 15 * DAY - 600  # 23:50
+    clock = VirtualClock(begin, thread_seconds=120.0)
+    store = SightingStore.open(path, purge_now=float(START))  # (the daemon's start purges)
+    daemon, others = _daemon_with_neighbours(store, clock)
+    during: list[tuple[int, int]] = []  # (adverts heard, sightings in the file) during the start's rewrite
+
+    async def look_during_the_rewrite() -> None:
+        for at in (5.0, 60.0, 115.0):
+            await asyncio.sleep(at - (clock.now() - begin))
+            during.append((daemon.stats.adverts_received, _stored(path)))
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(d.run(3600 + 300)) for d in others]
+        await asyncio.gather(daemon.run(3600 + 300), look_during_the_rewrite())
+        for d in others:
+            d.stop()
+        await asyncio.gather(*tasks)
+
+    with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
+        clock.run(main())
+    heard = [h for h, _ in during]
+    assert heard[0] < heard[1] < heard[2] and len({n for _, n in during}) == 1  # heard on, nothing written
+    s = daemon.stats
+    assert s.adverts_received > heard[2] and s.sightings_stored == s.adverts_received
+    assert s.dropped_queue_full == s.dropped_backlog_full == s.malformed == s.write_failures == 0
+    assert caplog.text.count("rewrote") == 2  # 23:50 (the start's), 00:50 (the new day's)
+    cutoff = begin + 3600 + 120 - 14 * DAY  # the 00:50 purge (an interval after the rewrite's end)
+    assert store.count_sightings(until=cutoff) == 0
+    gone = {bytes(x) for x in rows["rpi"][rows["time"] < cutoff]} - {bytes(x) for x in rows["rpi"][rows["time"] >= cutoff]}
+    assert len(gone) > 300 and _copies(_stored_bytes(path), gone) == []
+    assert store.db.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    store.close()
+
+
+def test_a_stop_during_the_rewrite_stores_every_advert_and_leaves_the_store_whole(tmp_path: Path) -> None:
+    """Ctrl-C (``stop``) a minute into the rewrite: the daemon stops the VACUUM (rolled back, still owed) or finds
+    it done, waits for its thread, then writes everything it kept: every advert heard stored, the store whole."""
+    path = tmp_path / "me.db"
+    rng = np.random.default_rng(29)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(np.concatenate([_interleaved_day(rng, START + day * DAY) for day in range(-1, 3)]))
+    begin = START + 15 * DAY - 600
+    clock = VirtualClock(begin, thread_seconds=120.0)
+    store = SightingStore.open(path, purge_now=float(START))
+    daemon, others = _daemon_with_neighbours(store, clock)
+    before = store.count_sightings()
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(d.run(600)) for d in others]
+        clock_stop = asyncio.get_running_loop().call_later(60.0, daemon.stop)
+        await daemon.run()
+        clock_stop.cancel()
+        for d in others:
+            d.stop()
+        await asyncio.gather(*tasks)
+
+    clock.run(main())
+    assert clock.now() == begin + 120.0  # (the stop waited for the rewrite's thread, as long as it took)
+    s = daemon.stats
+    assert s.adverts_received > 0 and s.sightings_stored == s.adverts_received and s.dropped_backlog_full == 0
+    assert store.count_sightings() == before - s.purged_sightings + s.sightings_stored
+    assert store.db.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert set(_rewrite_rows(path)) in ({"purge_rewritten_day"}, {"purge_rewrite_owed"})  # done, or owed
+    store.close()
+
+
+def test_a_rewrite_stopped_in_its_thread_is_rolled_back_and_still_owed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """``rewrite_apart`` with its stop already asked for: SQLite's progress handler ends the VACUUM at once, the file
+    reads as before (rows, rowids), the rewrite stays owed, and the next one pays it."""
+    path = tmp_path / "s.db"
+    rng = np.random.default_rng(31)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(np.concatenate([_interleaved_day(rng, START + day * DAY) for day in range(20)]))
+        now = float(START + 20 * DAY)
+        assert store.purge(now, rewrite="apart")["sightings_deleted"] > 0
+        day = store.rewrite_due(now)
+        rows = store.db.conn.execute("SELECT rowid, * FROM sightings ORDER BY rowid").fetchall()
+        stopping = threading.Event()
+        stopping.set()
+        with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
+            assert day is not None and store.rewrite_apart(day, stopping) is False
+        assert "stopped with the daemon; still owed" in caplog.text and "could not rewrite" not in caplog.text
+        assert store.db.conn.execute("SELECT rowid, * FROM sightings ORDER BY rowid").fetchall() == rows
+        assert store.rewrite_due(now) == day and _rewrite_rows(path) == {"purge_rewrite_owed": ""}
+        assert store.rewrite_apart(day, threading.Event()) is True and store.rewrite_due(now) is None
+        assert store.db.conn.execute("SELECT rowid, * FROM sightings ORDER BY rowid").fetchall() == rows
+        assert store.db.conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+def test_a_daily_key_made_while_the_daemon_rewrites_is_saved_after_it(tmp_path: Path) -> None:
+    """The rewrite begun at 23:59 runs past midnight (two virtual minutes): the new day's key goes on air at 00:00
+    but waits for the store's lock to be free (it is not in the file at 00:00:30), and is saved once it is."""
+    path = tmp_path / "me.db"
+    rng = np.random.default_rng(37)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(np.concatenate([_interleaved_day(rng, START + day * DAY) for day in range(-1, 2)]))
+    midnight = START + 15 * DAY
+    clock = VirtualClock(midnight - 60, thread_seconds=120.0)
+    store = SightingStore.open(path, purge_now=float(START))
+    daemon, _ = _daemon_with_neighbours(store, clock, 0)
+    seen: list[int] = []
+
+    async def look_at_00_00_30() -> None:
+        await asyncio.sleep(90)
+        with sqlite3.connect(path) as conn:
+            seen.append(conn.execute("SELECT COUNT(*) FROM daily_keys WHERE rolling_start = ?",
+                                     (rolling_start(midnight),)).fetchone()[0])
+        conn.close()
+
+    async def main() -> None:
+        await asyncio.gather(daemon.run(300), look_at_00_00_30())
+
+    clock.run(main())
+    assert seen == [0] and daemon.key is not None and daemon.key.rolling_start == rolling_start(midnight)
+    assert store.key_for_day(rolling_start(midnight)) == daemon.key
+    store.close()

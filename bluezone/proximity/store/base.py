@@ -39,19 +39,21 @@ class StoreBase:
         cookie = int(self._conn.execute("PRAGMA schema_version").fetchone()[0])
         return cookie == read or self._rewritten_cookies == (read, cookie)
 
-    def _empty_wal(self) -> bool:
-        """Copy the WAL into the file and truncate it, without waiting for readers; True when done.
+    def _empty_wal(self, conn: sqlite3.Connection | None = None) -> bool:
+        """Copy the WAL into the file and truncate it, without waiting for readers; True when done.  ``conn``:
+        another connection to the store's file than its own (a thread's).
 
         A deleted row's bytes stay in the WAL's older frames until they are overwritten: a reader in a
         transaction (another command's read) keeps them, and SQLite says so only in the result."""
         if self.path is None:
             return True
-        timeout = int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0])
-        self._conn.execute("PRAGMA busy_timeout = 0")  # the daemon's loop must not wait out a reader's 10 s
+        conn = self._conn if conn is None else conn
+        timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        conn.execute("PRAGMA busy_timeout = 0")  # the daemon's loop must not wait out a reader's 10 s
         try:
-            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         finally:
-            self._conn.execute(f"PRAGMA busy_timeout = {timeout}")
+            conn.execute(f"PRAGMA busy_timeout = {timeout}")
         return not busy
 
     @property

@@ -123,7 +123,7 @@ class SightingStore(
             vacuum = " (and the vacuum a migration owes: `bluezone status`)" if store.vacuum_postponed else ""
             if purge_now is not None:
                 try:
-                    store.purged_on_open = store.purge(store.believed_time(purge_now), leave_rewrite_to_daemon=True)
+                    store.purged_on_open = store.purge(store.believed_time(purge_now), rewrite="unless_daemon")
                 except (StoreWriteError, StoreReadOnlyError) as exc:  # a full disk, a read-only file: reading still works
                     log.warning("retention purge on open postponed%s: %s", vacuum, exc)  # one line for both
                     vacuum = ""

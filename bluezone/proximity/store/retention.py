@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
-from typing import Any
+import threading
+from typing import Any, Literal
 
 from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
@@ -26,16 +27,16 @@ def _first_day(cutoff: float) -> str:
 class Retention(StoreBase):
     """``purge`` (every table's expired rows in one transaction), rows dated ahead."""
 
-    def purge(self, now: float, retention_days: int = RETENTION_DAYS, *, leave_rewrite_to_daemon: bool = False) -> dict[str, Any]:
+    def purge(self, now: float, retention_days: int = RETENTION_DAYS, *, rewrite: RewriteWhen = "now") -> dict[str, Any]:
         """Delete sightings older than ``retention_days`` and keys that expired before then (and what
         a key-server check remembers of those days, the processed batch names two days later).
 
-        ``leave_rewrite_to_daemon`` (a command's open): the day's rewrite, when owed, is left to the daemon that
-        runs on the store (``daemonlock``), whose next purge, within its ``purge_interval``, does it (a check or
-        ``status`` paid it otherwise: 0.7 s CPU at 1M sightings).  Without a daemon it is done here: a device
-        without one must not keep copies."""
+        ``rewrite``: how the day's rewrite is paid when due (``rewrite_due``): ``"now"``, here; ``"unless_daemon"``
+        (a command's open), here unless a daemon runs on the store (``daemonlock``), whose next purge, within its
+        ``purge_interval``, does it (a check or ``status`` paid it otherwise: 0.7 s CPU at 1M sightings; a device
+        without a daemon must not keep copies); ``"apart"`` (the daemon's), not here: the caller runs
+        ``rewrite_apart`` in a thread."""
         cutoff = float(now) - retention_days * DAY_SECONDS
-        cutoff_day = int(cutoff // DAY_SECONDS)
         # from now on no read returns what this purge deletes, even where it cannot (a read-only file)
         self.retained_since = cutoff if self.retained_since is None else max(self.retained_since, cutoff)
         cutoff_interval = interval_number(cutoff)
@@ -80,14 +81,11 @@ class Retention(StoreBase):
             deleted = conn.total_changes != changes_before
             if deleted:
                 self._owe_rewrite()
-            owed, last = self._rewrite_owed()
-        # at most one rewrite a UTC day (of the cutoff); another day, not only a later one: a rewrite at a clock
-        # that ran a year ahead must not hold off the next for a year
-        due = owed and last != str(cutoff_day)
-        if due and leave_rewrite_to_daemon and self.path is not None and daemon_runs_on(self.path):
+        due = self.rewrite_due(now, retention_days)
+        if due is not None and rewrite == "unless_daemon" and self.path is not None and daemon_runs_on(self.path):
             log.info("the rewrite %s owes is left to the daemon running on it (its next purge)", self.path)
-            due = False
-        rewritten = due and self._rewrite(str(cutoff_day))
+            due = None
+        rewritten = due is not None and rewrite != "apart" and self._rewrite(due)
         if rewritten or deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too
             self._wal_owed = not self._empty_wal()
             if self._wal_owed:
@@ -143,6 +141,14 @@ class Retention(StoreBase):
                 "INSERT OR IGNORE INTO daemon_state (name, value, updated_at) VALUES (?, '', 0)", (REWRITE_OWED,)
             )
 
+    def rewrite_due(self, now: float, retention_days: int = RETENTION_DAYS) -> str | None:
+        """The UTC day of the retention's cutoff at ``now`` when a rewrite is due then (rows deleted since the last
+        one, which was another day), else None.  At most one a day; another day, not only a later one: a rewrite
+        at a clock that ran a year ahead must not hold off the next for a year."""
+        owed, last = self._rewrite_owed()
+        day = str(int((float(now) - retention_days * DAY_SECONDS) // DAY_SECONDS))
+        return day if owed and last != day else None
+
     def _rewrite_owed(self) -> tuple[bool, str | None]:
         """(rows were deleted since the file was last rewritten, the UTC day of the cutoff at that rewrite)."""
         if self.path is None or not _has_table(self._conn, "daemon_state"):
@@ -164,26 +170,49 @@ class Retention(StoreBase):
             self._wal_owed = not self._empty_wal()
         return not self._wal_owed
 
-    def _rewrite(self, day: str | None) -> bool:
+    def rewrite_apart(self, day: str, stopping: threading.Event) -> bool:
+        """The rewrite due for ``day`` (``rewrite_due``) and the WAL's emptying, on a connection of its own: the
+        daemon runs it in a thread, so that its loop keeps receiving (and holds its writes meanwhile: they would
+        wait for the VACUUM's lock).  ``stopping`` set (the daemon stops) ends it within SQLite's next
+        ``PROGRESS_STEPS`` steps, rolled back and still owed.  True when rewritten."""
+        assert self.path is not None
+        conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS)
+        try:
+            conn.execute("PRAGMA synchronous=NORMAL")  # (as the store's own connection)
+            conn.set_progress_handler(stopping.is_set, PROGRESS_STEPS)
+            rewritten = self._rewrite(day, conn)
+            if rewritten:
+                self._wal_owed = not self._empty_wal(conn)
+            return rewritten
+        finally:
+            conn.close()
+
+    def _rewrite(self, day: str | None, conn: sqlite3.Connection | None = None) -> bool:
         """Rewrite the file from its live rows (VACUUM; the purge then empties the WAL): ``secure_delete`` zeroes
         a row where it is deleted, but not the copies SQLite's page balancing left of it in the unused gap of a
         live page (``rebuildPage`` never clears it), nor, on a build without it, the free pages; a rewrite leaves
         neither.  False when SQLite cannot now (a read-only file, no room for the copy, a writer holding the
-        lock past the busy timeout, a statement running): still owed.  ``day``: the cutoff's UTC day, kept as
-        the last rewrite's (None: the one kept stays)."""
+        lock past the busy timeout, a statement running, a stop): still owed.  ``day``: the cutoff's UTC day, kept
+        as the last rewrite's (None: the one kept stays).  ``conn``: another connection than the store's (a
+        thread's, ``rewrite_apart``)."""
+        own = conn is None
+        conn = self._conn if conn is None else conn
         try:
-            before = int(self._conn.execute("PRAGMA schema_version").fetchone()[0])
-            self._conn.execute("VACUUM")
-            self._rewritten_cookies = (before, int(self._conn.execute("PRAGMA schema_version").fetchone()[0]))
-            with self._conn:
-                self._conn.execute("DELETE FROM daemon_state WHERE name = ?", (REWRITE_OWED,))
+            before = int(conn.execute("PRAGMA schema_version").fetchone()[0])
+            conn.execute("VACUUM")
+            if own:
+                self._rewritten_cookies = (before, int(conn.execute("PRAGMA schema_version").fetchone()[0]))
+            with conn:
+                conn.execute("DELETE FROM daemon_state WHERE name = ?", (REWRITE_OWED,))
                 if day is not None:
-                    self._conn.execute(
+                    conn.execute(
                         "INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VALUES (?, ?, 0)", (REWRITTEN_DAY, day)
                     )
         except sqlite3.OperationalError as exc:
             name = getattr(exc, "sqlite_errorname", "")
-            if not name.startswith("SQLITE_READONLY"):  # (a read-only store's purge on open says it is postponed)
+            if name == "SQLITE_INTERRUPT":
+                log.info("the rewrite of %s stopped with the daemon; still owed, to its next purge", self.path)
+            elif not name.startswith("SQLITE_READONLY"):  # (a read-only store's purge on open says it is postponed)
                 room = f"; {vacuum_room()}" if name.startswith(_NO_ROOM) else ""
                 # once a store: a daemon on a full disk retries at every purge, and said it hourly (attack25)
                 level = logging.INFO if self._rewrite_failure_said else logging.WARNING
@@ -222,6 +251,13 @@ CLOCK_FLOOR = 1_577_836_800.0
 #: so a purged row's copies stay at most a day (and a purge interval) after the purge that deleted it.
 REWRITE_OWED = "purge_rewrite_owed"
 REWRITTEN_DAY = "purge_rewritten_day"
+#: How a purge pays a rewrite that is due (``Retention.purge``).
+RewriteWhen = Literal["now", "unless_daemon", "apart"]
+#: How long the daemon's rewrite in a thread waits for another writer's lock (a command's purge), as a store does.
+BUSY_SECONDS = 10.0
+#: SQLite's virtual-machine steps between two looks at a stop (``rewrite_apart``): each look takes the GIL from the
+#: daemon's loop, and a million rows' VACUUM is some 10^8 steps; ~1 ms of work here.
+PROGRESS_STEPS = 100_000
 #: SQLite's errors for a rewrite that found no room (or no temporary file) for its copy of the database.
 _NO_ROOM = ("SQLITE_FULL", "SQLITE_IOERR", "SQLITE_CANTOPEN")
 
