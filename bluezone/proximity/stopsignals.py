@@ -8,17 +8,30 @@ the clean stop itself hangs.  SQLite loses nothing it had committed; what was no
 One request can arrive twice: coreutils ``timeout`` (and some supervisors) signal the process and then
 its process group, which holds it too, microseconds apart.  The same signal again within
 ``SAME_REQUEST_WITHIN`` of the first is that copy and is ignored; a person's second Ctrl-C comes
-hundreds of milliseconds later, and a different signal is always a second request.
+hundreds of milliseconds later, and a different signal is always a second request.  The copy may come after
+the stop is done, even once the process is exiting (``timeout`` descheduled between its two kills): the block's
+handler passes straight to one that ignores it (never SIGTERM's default between them, the swaps made with the
+signals held), and at exit the signal is ignored, since CPython puts SIGTERM's default back before it ends
+(``_PySignal_Fini``) and a copy then killed a process that had stored everything (-15).
+
+Why by time and not by sender (``si_pid``, ``si_code``: ``timeout``'s two kills come from one process, a person's
+Ctrl-Cs from the terminal): Python's handlers are not given the sender, and ``signal.sigwaitinfo`` (or signalfd)
+sees a signal only when every thread of the process blocks it, else the kernel hands it to a thread that does not
+and Python's C handler takes it (with one thread started before the mask, a ``sigwaitinfo`` thread got 0 of 20
+SIGTERMs; 20 of 20 without it).  The mask would also pass to every child started in the block; ``kill`` typed
+twice in one shell is one sender, so a window is needed anyway; and the copies that ended runs at load 10 came
+during the process's exit, where no handler is left to ask.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import FrameType
 from typing import NoReturn
 
@@ -30,8 +43,8 @@ _Handler = Callable[[int, FrameType | None], object] | int | signal.Handlers | N
 
 SAME_REQUEST_WITHIN = 0.05
 """Seconds after the first signal's handling within which the same signal is the same request, delivered twice:
-far above the microseconds between timeout's two kills (and a scheduler's few-ms delays on a busy machine),
-below the 100 ms or more between a person's two Ctrl-Cs."""
+far above the microseconds between timeout's two kills, above a busy machine's delay in handling the copy (up to
+30 ms at load 10, 30 runs), below the 100 ms or more between a person's two Ctrl-Cs."""
 
 
 @contextlib.contextmanager
@@ -62,9 +75,10 @@ def stop_on_signals(
         first = (sig, clock())
         log.info("%s: %s", sig.name, doing)
         # the next signal is handled by Python itself: it must act even if the loop never runs again
-        for each in previous:
-            loop.remove_signal_handler(each)
-            signal.signal(each, lambda signum, _frame: again(signal.Signals(signum)))
+        with _held(previous):  # (removing the loop's handler puts the default back: SIGTERM's kills)
+            for each in previous:
+                loop.remove_signal_handler(each)
+                signal.signal(each, lambda signum, _frame: again(signal.Signals(signum)))
         stop()
 
     if enabled:
@@ -76,27 +90,51 @@ def stop_on_signals(
     try:
         yield
     finally:
-        for sig, before in previous.items():
-            loop.remove_signal_handler(sig)
-            signal.signal(sig, signal.SIG_DFL if before is None else before)  # None: not set from Python
-        if first is not None and first[0] in previous:
-            _copy_ignored_after(first[0], first[1], signal.getsignal(first[0]), clock)
+        with _held(previous):
+            for sig, before in previous.items():
+                loop.remove_signal_handler(sig)
+                if first is not None and sig == first[0]:
+                    _copy_ignored_after(sig, first[1], before, clock)
+                else:
+                    signal.signal(sig, signal.SIG_DFL if before is None else before)  # None: not set from Python
+
+
+@contextlib.contextmanager
+def _held(signals: Iterable[signal.Signals]) -> Iterator[None]:
+    """Hold ``signals`` while their handlers are swapped, so one that comes meanwhile goes to the new handler."""
+    signals = set(signals)
+    if not signals:  # (none installed: off Unix there is no pthread_sigmask)
+        yield
+        return
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
 
 
 def _copy_ignored_after(sig: signal.Signals, at: float, before: _Handler, clock: Callable[[], float]) -> None:
     """After the block, the first signal's copy may still come: a clean stop quicker than the sender's two kills
     (``timeout`` descheduled between them on a busy machine) ended the block first, and the handler there before
     (SIGTERM's default: the process killed, its store left open) took the copy.  The copy is ignored within
-    ``SAME_REQUEST_WITHIN`` of the first; the handler there before comes back at the next ``sig`` and takes any later one."""
+    ``SAME_REQUEST_WITHIN`` of the first; the handler there before comes back at the next ``sig`` and takes any later one.
+    If none has come when the process exits, ``sig`` is ignored from then on: the stop is done, and Python's own end
+    puts the default back for one that comes after."""
 
     def handler(_signum: int, _frame: FrameType | None) -> None:
         signal.signal(sig, signal.SIG_DFL if before is None else before)
+        atexit.unregister(ignored_at_exit)
         if clock() - at < SAME_REQUEST_WITHIN:
             log.debug("%s again at once, after the stop: the same request, delivered twice", sig.name)
             return
         signal.raise_signal(sig)  # (to the handler there before)
 
+    def ignored_at_exit() -> None:
+        if signal.getsignal(sig) is handler:
+            signal.signal(sig, signal.SIG_IGN)
+
     signal.signal(sig, handler)
+    atexit.register(ignored_at_exit)
 
 
 def exit_now(sig: signal.Signals, doing: str) -> NoReturn:
