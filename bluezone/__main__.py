@@ -1,6 +1,11 @@
 """``python -m bluezone`` and the ``bluezone`` console script: ``cli.main``, with a Ctrl-C while the
-CLI's modules load (click and the rest, ~0.03 s before ``cli.main`` can catch one) said as it says it:
-one line and exit 130, not a traceback.
+CLI's modules load (click and the rest, ~0.03-0.07 s before ``cli.main`` can catch one) said as it says it:
+one line and exit 130, not a traceback.  The Ctrl-C is held until they have loaded (``ctrl_c_deferred``; a
+command's own module too, ``clitypes.LazyCommands``), not raised inside them: Python cannot raise out of a weak
+reference's callback, such as the one importlib runs as each import's lock is freed, so one landing there was
+lost ("Exception ignored in: ...", the command ran on to exit 0); and one leaving code run from a string (the
+methods namedtuple and dataclasses make) left CPython's note of an unhandled Ctrl-C, which ended ``python -m
+bluezone`` by SIGINT (-2) after its "Interrupted" (``exitnow.forget_unhandled_ctrl_c`` clears it on the way out).
 
 A Ctrl-C in Python's own start (``site`` and the ``.pth`` files it runs, runpy, the console script's ``import
 re``: ~0.02-0.15 s) is beyond any Python code: CPython sets its SIGINT handler before it imports ``site``, and no
@@ -10,19 +15,26 @@ Before the handler is set SIGINT ends the process silently, as a shell expects. 
 with SIGINT blocked (``exec env --block-signal=INT python -m bluezone "$@"``, or one in C) holds such a Ctrl-C
 until ``main`` unblocks it, inside its ``try``."""
 
-import signal
 import sys
 
 
 def main() -> None:
     """The ``bluezone`` console script."""
     try:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a Ctrl-C a launcher held: raised here
-        from bluezone.cli import main as cli_main
+        import signal  # (here, not above: a Ctrl-C as it loads enum is said too, not a traceback out of runpy)
+
+        from bluezone.inthread import ctrl_c_deferred
+
+        with ctrl_c_deferred():  # a Ctrl-C as the modules load: raised once they have, never inside importlib
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # (one a launcher held, too)
+            from bluezone.cli import main as cli_main
+        cli_main()  # (a Ctrl-C before click's main has its own try, or after it: here)
     except KeyboardInterrupt:
-        sys.stderr.write("\nInterrupted\n")  # (as bluezone.cli.interrupted, which is not loaded yet)
+        sys.stderr.write("\nInterrupted\n")  # (as bluezone.cli.interrupted, which may not be loaded)
+        from bluezone.exitnow import forget_unhandled_ctrl_c
+
+        forget_unhandled_ctrl_c()
         sys.exit(130)
-    cli_main()
 
 
 if __name__ == "__main__":

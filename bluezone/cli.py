@@ -22,6 +22,7 @@ import click
 
 from bluezone.clitypes import DB_ORIGIN, QUICK_EXIT, LazyCommands, emit_json, json_option
 from bluezone.errors import BluezoneError, NotAStoreError
+from bluezone.exitnow import forget_unhandled_ctrl_c
 from bluezone.printable import OneLineFormatter, printable_line
 
 
@@ -199,6 +200,7 @@ class BluezoneGroup(click.Group):
 def interrupted() -> NoReturn:
     """Ctrl-C's one line and exit code 130 (click has already ended the terminal's ``^C`` line)."""
     click.echo("Interrupted", err=True)
+    forget_unhandled_ctrl_c()  # (else ``python -m bluezone`` could end by SIGINT after it)
     sys.exit(130)
 
 

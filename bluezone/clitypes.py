@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from bluezone.inthread import ctrl_c_deferred
+
 if TYPE_CHECKING:
     from bluezone.clock import Clock
 
@@ -111,7 +113,8 @@ class LazyCommands(MutableMapping[str, click.Command]):
     def __getitem__(self, name: str) -> click.Command:
         if name not in self._commands and name in self._lazy:
             module, _, attribute = self._lazy[name].partition(":")
-            command = getattr(importlib.import_module(module), attribute)  # a failure leaves it listed
+            with ctrl_c_deferred():  # a Ctrl-C as it loads: raised once it has, never inside importlib (``__main__``)
+                command = getattr(importlib.import_module(module), attribute)  # a failure leaves it listed
             del self._lazy[name]
             self._commands[name] = command
             self._on_import(name, command)

@@ -85,8 +85,9 @@ def ctrl_c_deferred() -> Iterator[None]:
     """Hold a Ctrl-C that comes in the block until it ends, then raise it (as SIGINT's handler then in place
     would): around starting work in a thread and noting that it is to be waited for, which Python's own
     handler could otherwise split (KeyboardInterrupt comes between any two steps, even out of
-    ``Thread.start`` once the thread runs).  Only in the main thread, which alone runs signal handlers, and
-    only over a handler set from Python (else the block runs as it is)."""
+    ``Thread.start`` once the thread runs), and around the CLI's imports (``bluezone.__main__``).  Only in the
+    main thread, which alone runs signal handlers, and only over a handler set from Python (else the block runs
+    as it is)."""
     previous = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or previous is None:
         yield

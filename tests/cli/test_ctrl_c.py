@@ -71,6 +71,96 @@ def test_ctrl_c_while_the_cli_loads_is_one_line_and_130(tmp_path: Path) -> None:
     assert done.returncode == 130 and done.stderr.split() == ["Interrupted"] and done.stdout == "", done.stderr
 
 
+#: The same, with the Ctrl-C landing in a weak reference's callback as module ARGV[1] loads, as it can in importlib's
+#: own (``_get_module_lock.<locals>.cb``, run as each import's lock is freed); the command line after it.
+CTRL_C_IN_A_WEAKREF_CALLBACK = """
+import os, signal, sys, weakref
+loading = sys.argv[1]
+class Lock:
+    pass
+def freed(_ref):
+    os.kill(os.getpid(), signal.SIGINT)
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == loading:
+            lock = Lock()
+            ref = weakref.ref(lock, freed)
+            del lock  # the callback runs here
+        return None
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["bluezone", *sys.argv[2:]]
+from bluezone.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("loading", [
+    ["click", "--help"],  # the CLI's modules
+    ["bluezone.proximity.cli", "status", "--help"],  # the module of the command named
+])
+def test_ctrl_c_in_a_callback_while_the_cli_loads_is_one_line_and_130(tmp_path: Path, loading: list[str]) -> None:
+    """Python cannot raise out of a weak reference's callback: it said "Exception ignored in: <function ...>",
+    the Ctrl-C was lost and the command ran on to exit 0 (1 in 400 random Ctrl-Cs of a check, in importlib's)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_A_WEAKREF_CALLBACK, *loading], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert (done.returncode, done.stderr.split(), done.stdout) == (130, ["Interrupted"], ""), done.stderr
+
+
+#: The console script with a Ctrl-C once the CLI has loaded, before click's main has begun (``cli.main``'s first steps).
+CTRL_C_BEFORE_CLICK_S_MAIN = """
+import os, signal, sys
+import bluezone.cli
+def cli(**_kwargs):
+    os.kill(os.getpid(), signal.SIGINT)
+bluezone.cli.cli = cli
+sys.argv = ["bluezone", "--help"]
+from bluezone.__main__ import main
+main()
+"""
+
+
+def test_ctrl_c_before_click_s_main_is_one_line_and_130(tmp_path: Path) -> None:
+    """A traceback and death by SIGINT (-2), before: the CLI's ``main`` ran outside any ``try``."""
+    done = subprocess.run([sys.executable, "-c", CTRL_C_BEFORE_CLICK_S_MAIN], capture_output=True, text=True, cwd=tmp_path)
+    assert (done.returncode, done.stderr.split(), done.stdout) == (130, ["Interrupted"], ""), done.stderr
+
+
+#: ``python -m bluezone`` (what CPython's note of an unhandled Ctrl-C ends by SIGINT) with the Ctrl-C landing in code
+#: run from a string, as namedtuple, dataclasses and enum make methods: ``loading`` as the CLI's modules load,
+#: ``running`` in a command.
+CTRL_C_IN_A_STRING_S_CODE = """
+import os, signal, sys
+when = sys.argv[1]
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "click" and when == "loading":
+            exec("os.kill(os.getpid(), signal.SIGINT)")
+        return None
+sys.meta_path.insert(0, CtrlC())
+sys.argv = ["bluezone", "--help"]
+if when == "running":
+    import bluezone.cli
+    @bluezone.cli.cli.command("interrupted")
+    def interrupted() -> None:
+        exec("os.kill(os.getpid(), signal.SIGINT)")
+    sys.argv = ["bluezone", "interrupted"]
+from bluezone.__main__ import main
+main()
+"""
+
+
+@pytest.mark.parametrize("when", ["loading", "running"])
+def test_ctrl_c_in_code_run_from_a_string_is_130_under_python_m(tmp_path: Path, when: str) -> None:
+    """"Interrupted", then death by SIGINT (-2), before: CPython noted the KeyboardInterrupt that left the string's
+    code as unhandled, caught though it was (3 in 60 random Ctrl-Cs of a check as its modules loaded)."""
+    (tmp_path / "ctrl_c_in_a_string.py").write_text(CTRL_C_IN_A_STRING_S_CODE)
+    done = subprocess.run(
+        [sys.executable, "-m", "ctrl_c_in_a_string", when], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert (done.returncode, done.stderr.split(), done.stdout) == (130, ["Interrupted"], ""), done.stderr
+
+
 def _env(home: Path) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if not k.startswith("BLUEZONE_")}, "HOME": str(home), "XDG_CONFIG_HOME": str(home)}
 
