@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -507,3 +508,39 @@ def test_a_daily_key_made_while_the_daemon_rewrites_is_saved_after_it(tmp_path: 
     assert seen == [0] and daemon.key is not None and daemon.key.rolling_start == rolling_start(midnight)
     assert store.key_for_day(rolling_start(midnight)) == daemon.key
     store.close()
+
+
+def test_a_daemon_stopped_with_the_store_s_lock_held_leaves_the_rewrite_to_the_command(tmp_path: Path) -> None:
+    """Ctrl-Z in the daemon's terminal (SIGSTOP): it holds the store's lock but purges nothing until it is continued,
+    which may be never.  A command's open then rewrites the file itself, as without a daemon; the daemon running
+    again is left the rewrite again (the same run of the real lock, in another process)."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    path = tmp_path / "me.db"
+    rng = np.random.default_rng(23)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(np.concatenate([_interleaved_day(rng, START + day * DAY) for day in range(3)]))
+    code = ("import sys\nfrom bluezone.proximity.store.daemonlock import one_daemon_per_store\n"
+            "with one_daemon_per_store(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def status_at(now: float) -> dict[str, str]:
+        done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(now)})
+        assert done.exit_code == 0, done.output
+        return _rewrite_rows(path)
+
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        assert status_at(START + 15 * DAY) == {"purge_rewrite_owed": ""}  # left to the daemon
+        os.kill(holder.pid, signal.SIGSTOP)
+        os.waitpid(holder.pid, os.WUNTRACED)  # (returns once it is stopped)
+        day = str((START + 15 * DAY + 3600 - 14 * DAY) // DAY)
+        assert status_at(START + 15 * DAY + 3600) == {"purge_rewritten_day": day}  # rewritten here
+        os.kill(holder.pid, signal.SIGCONT)
+        os.waitpid(holder.pid, os.WCONTINUED)
+        assert status_at(START + 16 * DAY) == {"purge_rewrite_owed": "", "purge_rewritten_day": day}  # left again
+    finally:
+        holder.kill()
+        holder.wait()

@@ -30,10 +30,12 @@ def lock_path(db: Path | str) -> Path:
 
 
 def daemon_runs_on(db: Path | str) -> bool:
-    """Whether a daemon holds ``db``'s lock now (this process's own daemon too: a lock is the open file's).
+    """Whether a daemon holds ``db``'s lock now and is not stopped (this process's own daemon too: a lock is the
+    open file's).
 
     Probed with a shared lock, let go at once; no lock file, or one this user cannot open, reads as no daemon:
-    the caller then does the work itself, as on a device without one."""
+    the caller then does the work itself, as on a device without one.  So does a daemon stopped with the lock
+    held (Ctrl-Z in its terminal, SIGSTOP): it purges nothing until it is continued, which may be never."""
     try:  # never blocking on a FIFO planted there, never through a link
         fd = os.open(lock_path(db), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
@@ -43,12 +45,27 @@ def daemon_runs_on(db: Path | str) -> bool:
             return False
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return True
+        return not _holder_stopped(fd)
     except OSError:  # ENOLCK: no lock can be held there, so none is
         return False
     finally:
         os.close(fd)  # (and with it the probe's lock)
     return False
+
+
+def _holder_stopped(fd: int) -> bool:
+    """Whether the pid the lock's holder wrote is a process stopped by a signal or a debugger (``/proc``'s ``T``,
+    ``t``).  Anything unreadable (no pid written, no ``/proc``, a pid of another namespace) reads as not stopped:
+    the lock is believed, as before."""
+    try:
+        written = os.pread(fd, 32, 0).decode("ascii").strip()
+        if not written.isdigit():
+            return False
+        with open(f"/proc/{int(written)}/stat", "rb") as proc:
+            fields = proc.read().rpartition(b")")[2].split()  # after the command's name, which may hold ") "
+    except (OSError, UnicodeDecodeError):
+        return False
+    return bool(fields) and fields[0] in (b"T", b"t")
 
 
 @contextlib.contextmanager
