@@ -211,6 +211,18 @@ def test_check_steps_times_each_step_and_compares_the_answers(tmp_path: Path) ->
     assert all(0 <= steps[s] < steps["wall"] for s in ("open", "heard_rpis", "intervals_and_count")), steps
 
 
+def test_check_start_steps_notes_each_step_of_a_check_s_start_in_its_order() -> None:
+    """Every step's code still runs (a module renamed or moved breaks it here, not in a session's figures)."""
+    steps = load("check_start_steps")
+    res = steps.main(["--repeat", "1", "--json"])
+    (only,) = res["cpu_ms_median"].values()
+    assert list(only) == [steps.FIRST, *(what for what, _ in steps.STEPS)]
+    assert all(math.isfinite(ms) and ms >= 0 for ms in only.values()), only
+    assert positive(float(only[steps.FIRST])) and positive(float(only["numpy"]))
+    assert math.isclose(res["to_the_fork_ms_median"]["this checkout"], sum(list(only.values())[:-1]), abs_tol=0.05)
+    assert positive(float(res["interpreter_start_without_site_ms_median"]))
+
+
 def test_check_timeline_notes_each_step_of_a_check_and_the_floor(tmp_path: Path) -> None:
     zip_path, db_path, _ = load("check_bench").make_inputs(tmp_path, 3000, 5000, seed=1)
     res = load("check_timeline").main(["--keys", str(zip_path), "--db", str(db_path), "--jobs", "1", "2", "--repeat", "1", "--json"])
