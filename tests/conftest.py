@@ -12,6 +12,23 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+
+def _no_constants_of_the_modules_imported_so_far() -> None:
+    """Hypothesis draws some values from the constants in the project's modules imported so far; the suite imports
+    bluezone's modules lazily, so which those were depended on the tests run before in the process (and on how
+    xdist shared them out), and a derandomized test drew other examples in another order (the beacon flood test:
+    1.4 s alone, 8 s after its file, 11-155 s in whole runs).  Without them a test's examples change only with the
+    test and Hypothesis (tests/test_derandomized_examples.py fails if this stops working)."""
+    try:
+        from hypothesis.internal.conjecture.providers import HypothesisProvider
+        from hypothesis.internal.constants_ast import Constants
+    except ImportError:  # a Hypothesis that draws no such constants
+        return
+    HypothesisProvider._local_constants = Constants()  # type: ignore[assignment]  # for every provider and draw
+
+
+_no_constants_of_the_modules_imported_so_far()
+
 settings.register_profile(
     "bluezone",
     derandomize=True,  # same examples every run: the suite is deterministic

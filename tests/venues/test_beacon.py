@@ -710,6 +710,7 @@ def test_a_sustained_flood_of_kept_sets_keeps_no_beacons_set_out(every: int) -> 
     assert opened is not None and opened <= 2 * every * len(frames), opened
 
 
+@pytest.mark.slow  # ~8 s of CPU: its examples with one kept set, complete and searched under junk, ~0.75 s each
 @settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_a_set_heard_every_10_s_opens_under_any_flood_of_12_frames_a_second(data: st.DataObject) -> None:
