@@ -46,9 +46,52 @@ def _cluster_parent() -> str | None:
     return None
 
 
+class PrivateCluster:
+    """A PostgreSQL cluster on a unix socket in a temp dir of its own (``dsn``), stopped and deleted by ``close``, or
+    by its reaper (``pg_reaper.py``) once process ``owner`` is gone, however it ended (kill -9 too)."""
+
+    def __init__(self, bindir: Path, owner: int) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="bluezone-pg-", dir=_cluster_parent()))
+        data, sock = self.root / "data", self.root / "sock"
+        sock.mkdir()
+        prefix: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as postgres
+            shutil.chown(self.root, "postgres")
+            shutil.chown(sock, "postgres")
+            prefix = ["runuser", "-u", "postgres", "--"]
+        self._stop = [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+        # started first: a session killed while the cluster starts leaves nothing either
+        self.reaper = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("pg_reaper.py")), str(owner), str(self.root), *self._stop],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )
+        self.dsn = f"postgresql://bluezone@/postgres?host={sock}"
+        env = {**os.environ, "LC_ALL": "C"}
+        try:
+            subprocess.run(
+                [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "bluezone", "-E", "UTF8",
+                 "--no-sync"],
+                check=True, capture_output=True, env=env, timeout=120,
+            )
+            subprocess.run(
+                [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(self.root / "log"), "-o",
+                 f"-k {sock} -c listen_addresses= -c fsync=off", "start"],
+                check=True, capture_output=True, env=env, timeout=120,
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        subprocess.run(self._stop, capture_output=True, timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.reaper.kill()  # nothing left for it to do
+        self.reaper.wait()
+
+
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[str]:
-    """A private PostgreSQL cluster on a unix socket in a temp dir; yields a base DSN.
+    """A private PostgreSQL cluster for this session (this xdist worker); yields a base DSN.
 
     Skipped with the reason when the binaries are missing, except under CI=true, where
     the PostgreSQL tests must run and a missing server is a failure.
@@ -58,25 +101,8 @@ def postgres_cluster() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail("CI=true but PostgreSQL is not installed (apt-get install postgresql)")
         pytest.skip("PostgreSQL binaries not found (install Debian's postgresql to run these tests)")
-    root = Path(tempfile.mkdtemp(prefix="bluezone-pg-", dir=_cluster_parent()))
-    data, sock = root / "data", root / "sock"
-    sock.mkdir()
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as postgres
-        shutil.chown(root, "postgres")
-        shutil.chown(sock, "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    env = {**os.environ, "LC_ALL": "C"}
     try:
-        subprocess.run(
-            [*prefix, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "bluezone", "-E", "UTF8", "--no-sync"],
-            check=True, capture_output=True, env=env, timeout=120,
-        )
-        subprocess.run(
-            [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o",
-             f"-k {sock} -c listen_addresses= -c fsync=off", "start"],
-            check=True, capture_output=True, env=env, timeout=120,
-        )
+        cluster = PrivateCluster(bindir, os.getpid())
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
         detail = getattr(exc, "stderr", b"") or b""
         message = f"could not start a private PostgreSQL cluster: {exc} {detail.decode(errors='replace')[-300:]}"
@@ -84,11 +110,9 @@ def postgres_cluster() -> Iterator[str]:
             pytest.fail(message)
         pytest.skip(message)
     try:
-        yield f"postgresql://bluezone@/postgres?host={sock}"
+        yield cluster.dsn
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.close()
 
 
 @pytest.fixture
