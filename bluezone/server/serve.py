@@ -478,7 +478,11 @@ def _stop_before_serving(_signum: int, _frame: object) -> None:
     """A stop that comes while a worker opens its app (its database connection) and uvicorn, before uvicorn's
     handler is in place: the worker ends there, through the ``with`` that closes them (exit 0, as asked).  Under
     the default handler it was killed with its PostgreSQL connection cut, not closed (systemd's SIGTERM to the
-    group just after a worker said it serves: CI, the suite on both cores)."""
+    group just after a worker said it serves: CI, the suite on both cores).  A stop asked again is ignored, as
+    once uvicorn has run (``run_until_stopped``): the parent's own, half a second after systemd's, raised here
+    again inside the close and cut it short (the parent kills a worker asked twice to stop)."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
     raise SystemExit(0)
 
 

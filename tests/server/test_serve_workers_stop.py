@@ -191,3 +191,27 @@ def test_a_stop_asked_again_while_a_worker_closes_waits_for_the_close() -> None:
         output += proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, output.decode()
     assert sorted(re.findall(r"worker (\d) closed its database", output.decode())) == ["0", "1"], output.decode()
+
+
+_STOPPED_AS_IT_OPENS_SLOW_TO_CLOSE = _STOPPED_AS_IT_OPENS.replace(
+    '    finally:  # where `server run` closes the worker\'s database connection\n',
+    '    finally:  # where `server run` closes the worker\'s database connection\n'
+    '        import os, time; print(f"worker {index} closing [{os.getpid()}]", flush=True); time.sleep(1.5)\n',
+)
+
+
+def test_a_stop_asked_again_while_a_worker_stopped_as_it_opens_closes_waits_for_the_close() -> None:
+    """The same before uvicorn runs: systemd's SIGTERM while a worker opens its database, then the parent's own to it
+    (within half a second: its terminate) while it closes met the handler of the first, which raised SystemExit again
+    inside the close: its PostgreSQL connection cut (the window left by a0bcac4, wider on a loaded machine)."""
+    assert "closing" in _STOPPED_AS_IT_OPENS_SLOW_TO_CLOSE
+    with _running(_STOPPED_AS_IT_OPENS_SLOW_TO_CLOSE) as (proc, _):
+        output = b""
+        deadline = time.monotonic() + 60
+        while not (closing := re.search(rb"worker 1 closing \[(\d+)\]", output)):
+            assert proc.poll() is None and time.monotonic() < deadline, output.decode()
+            output += proc.stdout.read1(65536)  # type: ignore[union-attr]
+        os.kill(int(closing[1]), signal.SIGTERM)
+        output += proc.communicate(timeout=60)[0]
+    assert proc.returncode == 0, output.decode()
+    assert b"worker 1 closed its database" in output, output.decode()
