@@ -213,6 +213,16 @@ def schema_version(storage: Storage) -> int:
         return int(storage._exec(cur, "SELECT value FROM meta WHERE name = 'schema_version'").fetchone()[0])
 
 
+def connections_open(dsn: str) -> int:
+    """Connections to ``dsn``'s database besides the one asking."""
+    import psycopg  # (PostgreSQL's tests only)
+
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0])
+
+
 def waiting_for_a_lock(dsn: str, done: threading.Thread, seconds: float = 20.0) -> None:
     """Until another connection waits for a row lock (or ``done`` has ended): the revocation is blocked."""
     import psycopg  # (PostgreSQL's tests only)

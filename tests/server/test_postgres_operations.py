@@ -7,10 +7,10 @@ import threading
 
 import psycopg
 import pytest
-from server_helpers import NOW, write_first_release_tables
+from server_helpers import NOW, connections_open, write_first_release_tables
 
 from bluezone.server.codes import issue_code
-from bluezone.server.storage import SCHEMA_VERSION, open_storage
+from bluezone.server.storage import SCHEMA_VERSION, PostgresStorage, open_storage
 
 PROCESSES = 6
 
@@ -172,3 +172,20 @@ def test_a_wrong_postgresql_role_or_database_is_one_line_and_exit_2(postgres_dsn
             assert len(result.output.strip().splitlines()) == 1 and said in result.output, result.output
             if code == 2:
                 assert result.output.startswith(f"Error: PostgreSQL refused the login: {said}: check the user")
+
+
+def test_a_stop_while_the_tables_are_made_leaves_no_connection_to_cut(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker of `server run --workers 2` stopped while it opens its database (SystemExit from its stop handler,
+    here while the tables are made) ends through os._exit, where nothing closes a connection left open: PostgreSQL
+    saw it cut ("unexpected EOF on client connection").  The open closes it on the way out."""
+
+    def stopped(_storage: object) -> None:
+        raise SystemExit(0)
+
+    monkeypatch.setattr(PostgresStorage, "_create_schema", stopped)
+    with pytest.raises(SystemExit) as stop:
+        PostgresStorage(postgres_dsn)
+    # its traceback (kept) holds the storage: no destructor closes the connection, as none runs at os._exit
+    assert connections_open(postgres_dsn) == 0, stop

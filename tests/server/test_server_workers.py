@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from server_helpers import free_port
+from server_helpers import connections_open, free_port
 
 from bluezone.cli import cli
 from bluezone.crypto.intervals import rolling_start
@@ -144,15 +144,6 @@ def test_a_worker_that_dies_stops_the_server(postgres_dsn: str, tmp_path: Path) 
     assert all(not Path(f"/proc/{pid}").exists() for pid in pids)
 
 
-def _connections(dsn: str) -> int:
-    import psycopg
-
-    with psycopg.connect(dsn) as conn:
-        return int(conn.execute(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        ).fetchone()[0])
-
-
 @pytest.mark.slow
 @pytest.mark.wall_clock
 @pytest.mark.parametrize("to", ["group", "parent"])
@@ -178,7 +169,7 @@ def test_two_workers_stopped_close_their_connections(postgres_dsn: str, tmp_path
         while output.count(b" of 2 serving") < 2 or not (tmp_path / "e" / "index.txt").exists():
             assert proc.poll() is None and time.monotonic() < deadline, output.decode()
             output += proc.stdout.read1(65536)  # type: ignore[union-attr]
-        assert _connections(postgres_dsn) >= 2  # each worker's
+        assert connections_open(postgres_dsn) >= 2  # each worker's
         if to == "group":
             os.killpg(proc.pid, signal.SIGTERM)
         else:
@@ -190,9 +181,9 @@ def test_two_workers_stopped_close_their_connections(postgres_dsn: str, tmp_path
             proc.wait()
     assert proc.returncode == 0, output.decode()
     deadline = time.monotonic() + 10
-    while _connections(postgres_dsn) and time.monotonic() < deadline:
+    while connections_open(postgres_dsn) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _connections(postgres_dsn) == 0
+    assert connections_open(postgres_dsn) == 0
     with log.open("rb") as f:
         f.seek(logged)
         cut = [line for line in f.read().decode(errors="replace").splitlines() if "unexpected EOF" in line]

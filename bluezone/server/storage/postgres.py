@@ -163,12 +163,20 @@ class PostgresStorage(Storage):
         super().__init__()
         self._dsn = dsn
         self._conn = self._connect(autocommit=True)  # transaction() below is BEGIN ... COMMIT
+        try:
+            self._check_and_create(create)
+        except BaseException:  # a refusal, or a stop while a worker opens it: closed, never left to be cut at exit
+            self._conn.close()
+            raise
+
+    def _check_and_create(self, create: bool) -> None:
+        """Refuse a database of another program's tables, or one without ours unless ``create``; then create or
+        migrate the tables."""
         with self._transaction() as cur:
             tables = [name for (name,) in self._exec(cur, _TABLES_HERE).fetchall()]
             columns = {name for (name,) in self._exec(cur, _META_COLUMNS).fetchall()}
             ours = {"name", "value"} <= columns and self._exec(cur, _OURS).fetchone() is not None
         if tables and not ours:
-            self._conn.close()
             # the server's tables mixed into another program's schema could not be told apart again
             raise InputError(
                 f"this PostgreSQL database already holds tables of another program ({', '.join(tables[:5])}"
@@ -177,7 +185,6 @@ class PostgresStorage(Storage):
                 " ?options=-csearch_path%3Dkeys to the URL)"
             )
         if not create and not ours:
-            self._conn.close()
             raise InputError("this PostgreSQL database has no key server tables (the server creates them on its"
                              " first start; add --create-db to create them here)")
         self._create_schema()
