@@ -135,6 +135,43 @@ def test_channel_is_pluggable() -> None:
     assert np.allclose(links.distance[links.rx == links.rx.max()], 2.0)
 
 
+class _AskedChannel:
+    """The default channel, counting how often the air asks it."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def rssi(self, links: Links, rng: np.random.Generator) -> np.ndarray:
+        self.asked += 1
+        return LogDistanceChannel().rssi(links, rng)
+
+
+def test_a_device_alone_costs_the_air_no_channel_and_still_counts_what_it_sends() -> None:
+    """A device alone on the air never hears itself, yet each tick the air worked out every advert's links to no
+    one and asked the channel about them: a daemon alone for 26 virtual hours (the clock and full-disk tests) spent
+    most of its time there (93,600 empty deliveries).  Now nothing is asked; the adverts sent are still counted, and
+    with a second device the channel is asked as before."""
+    channel, heard = _AskedChannel(), list[Advert]()
+    air = Air(VirtualClock(NOON), 1, channel)
+    sent = []
+
+    async def alone() -> None:
+        me = air.radio("me", (0, 0))
+        await me.open()
+        await me.advertise(PAYLOAD_A, -24)
+        await me.start_scanning(heard.append)
+        await asyncio.sleep(600)
+        sent.append(me.sent)
+        await me.close()
+
+    air.clock.run(alone())  # type: ignore[attr-defined]
+    assert channel.asked == 0 and heard == []
+    assert 600 / 0.27 - 5 <= sent[0] <= 600 / 0.2 + 5
+    together = _AskedChannel()
+    assert listen(Air(VirtualClock(NOON), 1, together), 60, {"a": ((0, 0), PAYLOAD_A)}, {"b": (1, 0)})["b"]
+    assert together.asked >= 59
+
+
 def test_same_seed_same_air() -> None:
     def once(seed: int) -> list[tuple[float, int]]:
         heard = listen(Air(VirtualClock(NOON), seed), 30, {"a": ((0, 0), PAYLOAD_A)}, {"b": (3, 0)})

@@ -276,6 +276,14 @@ class Air:
                 self._schedule(r, now)
                 del r._segments[:-1]
             return 0
+        if len({r.node for r in senders} | {r.node for r in scanners}) == 1:
+            # one device alone never hears itself: its adverts are counted and nothing else is worked out (a daemon
+            # alone for 26 virtual hours spent most of its time on 93,600 deliveries to no one); the channel asked
+            # about no links draws nothing from the seeded generator, so seeded runs are unchanged
+            for r in senders:
+                r.sent += len(self._schedule(r, now))
+                del r._segments[:-1]
+            return 0
         times, tx_idx, payload_ref = [], [], []
         payloads: list[tuple[bytes, int, str]] = []
         for s_i, r in enumerate(senders):
