@@ -200,7 +200,7 @@ def test_every_daily_key_sent_on_a_full_disk_is_saved_later(tmp_path: Path) -> N
     # saved, so an upload could not include a day the device was on air
     clock = VirtualClock(MIDNIGHT - 30 * 60)
     # the other device stays off: alone, nothing is heard, and the air need not wake every second for 26 hours
-    # (93,600 deliveries of nothing: 38-139 s of the test's 40-140 s at load 11)
+    # (93,600 deliveries to no one were ~7 of the test's ~8 s of CPU)
     me, other = pair(tmp_path, clock, CONFIG, [], tick=600.0)
     other.store.close()
     sent: list[object] = []
