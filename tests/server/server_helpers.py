@@ -223,6 +223,15 @@ def connections_open(dsn: str) -> int:
         ).fetchone()[0])
 
 
+def connections_left(dsn: str, seconds: float = 10.0) -> int:
+    """``connections_open`` once it is 0, or after ``seconds``: a backend whose client closed leaves
+    pg_stat_activity a moment later (seen still there in a suite on both cores at load 6)."""
+    deadline = time.monotonic() + seconds
+    while (left := connections_open(dsn)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def waiting_for_a_lock(dsn: str, done: threading.Thread, seconds: float = 20.0) -> None:
     """Until another connection waits for a row lock (or ``done`` has ended): the revocation is blocked."""
     import psycopg  # (PostgreSQL's tests only)

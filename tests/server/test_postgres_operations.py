@@ -7,7 +7,7 @@ import threading
 
 import psycopg
 import pytest
-from server_helpers import NOW, connections_open, write_first_release_tables
+from server_helpers import NOW, connections_left, write_first_release_tables
 
 from bluezone.server.codes import issue_code
 from bluezone.server.storage import SCHEMA_VERSION, PostgresStorage, open_storage
@@ -188,4 +188,4 @@ def test_a_stop_while_the_tables_are_made_leaves_no_connection_to_cut(
     with pytest.raises(SystemExit) as stop:
         PostgresStorage(postgres_dsn)
     # its traceback (kept) holds the storage: no destructor closes the connection, as none runs at os._exit
-    assert connections_open(postgres_dsn) == 0, stop
+    assert connections_left(postgres_dsn) == 0, stop

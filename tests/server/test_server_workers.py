@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from server_helpers import connections_open, free_port
+from server_helpers import connections_left, connections_open, free_port
 
 from bluezone.cli import cli
 from bluezone.crypto.intervals import rolling_start
@@ -180,10 +180,7 @@ def test_two_workers_stopped_close_their_connections(postgres_dsn: str, tmp_path
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 0, output.decode()
-    deadline = time.monotonic() + 10
-    while connections_open(postgres_dsn) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert connections_open(postgres_dsn) == 0
+    assert connections_left(postgres_dsn) == 0
     with log.open("rb") as f:
         f.seek(logged)
         cut = [line for line in f.read().decode(errors="replace").splitlines() if "unexpected EOF" in line]
