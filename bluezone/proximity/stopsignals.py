@@ -54,8 +54,11 @@ def stop_on_signals(
     """While the block runs, the first SIGINT or SIGTERM logs ``doing`` and calls ``stop`` once; a later one
     exits the process at once (``exit_now``), but for a copy of the first (the same signal within
     ``SAME_REQUEST_WITHIN`` seconds of ``clock``), which is ignored, even once the block has ended.  The handlers
-    there before come back when the block ends (the first signal's at its next delivery: ``_copy_ignored_after``).  Call from a coroutine (the first signal is handled on the running loop); off the main
-    thread or off Unix, nothing is installed."""
+    there before come back when the block ends (the first signal's at its next delivery: ``_copy_ignored_after``).
+    A signal ignored when the block begins stays ignored, as Python leaves it: a shell starts ``bluezone run &``
+    with SIGINT ignored, so that the terminal's Ctrl-C, meant for what runs in the foreground, leaves it running.
+    Call from a coroutine (the first signal is handled on the running loop); off the main thread or off Unix,
+    nothing is installed."""
     loop = asyncio.get_running_loop()
     previous: dict[signal.Signals, _Handler] = {}
     first: tuple[signal.Signals, float] | None = None
@@ -85,6 +88,8 @@ def stop_on_signals(
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 before = signal.getsignal(sig)
+                if before == signal.SIG_IGN:  # ignored by whoever started us (a script's `bluezone run &`): it stays so
+                    continue
                 loop.add_signal_handler(sig, on_signal, sig)
                 previous[sig] = before
     try:

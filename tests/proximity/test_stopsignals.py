@@ -295,3 +295,25 @@ def test_a_real_run_stopped_by_timeout_stores_everything(tmp_path) -> None:
     assert stored > 0
     with SightingStore.open(db) as store:
         assert store.count_sightings() == stored
+
+
+def test_a_signal_ignored_by_whoever_started_the_process_stays_ignored() -> None:
+    """`bluezone run &` in a script: the shell starts it with SIGINT ignored, so that the terminal's Ctrl-C, meant
+    for what runs in the foreground, leaves it running, as Python itself leaves it (no KeyboardInterrupt).  The
+    daemon took SIGINT over and stopped on it (and a Ctrl-C before its handlers were in place was ignored, one
+    after them not); SIGTERM, not ignored, still stops it."""
+
+    async def main(sig: signal.Signals) -> list[str]:
+        stops: list[str] = []
+        with stop_on_signals(lambda: stops.append("stop"), "stopping"):
+            signal.raise_signal(sig)
+            await asyncio.sleep(0.05)  # (the loop would run a handler)
+        return stops
+
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert asyncio.run(main(signal.SIGINT)) == []
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # still ignored after the block
+        assert asyncio.run(main(signal.SIGTERM)) == ["stop"]
+    finally:
+        signal.signal(signal.SIGINT, before)
