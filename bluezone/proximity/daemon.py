@@ -132,6 +132,8 @@ class Daemon:
         self._unsaved_keys: list[tuple[DailyKey, float]] = []  # on air, not yet in the store (oldest first)
         self._rewrite_due: str | None = None  # the day a purge left the store's rewrite due for (``_rewrite_apart``)
         self._rewriting: asyncio.Future[bool] | None = None  # that rewrite, running (its VACUUM holds the store's lock)
+        # a listener's adverts heard meanwhile: its own handling writes (a check-in its dwell earned), so they wait
+        self._held_for_listeners: list[tuple[AdvertListener, Advert]] = []
 
     # --- control ------------------------------------------------------------------------------
 
@@ -347,7 +349,12 @@ class Daemon:
         if self.listeners:
             listener = self.listeners.get(advert.service_uuid.lower())
             if listener is not None:
-                listener.on_advert(advert)
+                if self._rewriting is None:
+                    listener.on_advert(advert)
+                elif len(self._held_for_listeners) < self.config.queue_size:  # (replayed in order after it)
+                    self._held_for_listeners.append((listener, advert))
+                else:
+                    self.stats.dropped_queue_full += 1
                 return
         assert self._queue is not None and self._wake is not None
         try:
@@ -444,7 +451,8 @@ class Daemon:
 
     async def _rewrite_apart(self, day: str) -> None:
         """The store's rewrite in a thread, on a connection of its own; meanwhile the loop receives and the writer
-        keeps what it gets (in the bounded backlog; so do the report, a new key and the listeners' check-ins),
+        keeps what it gets (in the bounded backlog; so do the report, a new key and the listeners' adverts, whose
+        handling may write a check-in),
         written once it is done: the VACUUM holds the store's lock, which they would wait for.  A stop ends it
         (rolled back, still owed) and waits for its thread before the final flush."""
         self._rewrite_due = None
@@ -458,6 +466,9 @@ class Daemon:
                 stopping.set()
                 await asyncio.wait({work})
             self._rewriting = None
+            held, self._held_for_listeners = self._held_for_listeners, []
+            for listener, advert in held:  # as heard: a listener goes by each advert's time, not the clock's
+                listener.on_advert(advert)
         self._save_state()
         assert self._wake is not None
         self._wake.set()  # what waited is written now
