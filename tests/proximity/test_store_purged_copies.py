@@ -544,3 +544,25 @@ def test_a_daemon_stopped_with_the_store_s_lock_held_leaves_the_rewrite_to_the_c
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("removed", ["file", "folder"])
+def test_a_rewrite_after_the_store_was_deleted_makes_no_file_and_ends_nothing(tmp_path: Path, removed: str) -> None:
+    """The store deleted while the daemon runs (its data wiped by hand; the daemon writes on into the file it has
+    open): its thread's rewrite must not make an empty SQLite file at the path, which every command then refused,
+    nor raise (the folder gone too: the daemon ended with "unable to open database file")."""
+    folder = tmp_path / "bluezone"
+    path = folder / "me.db"
+    rng = np.random.default_rng(37)
+    with SightingStore.open(path, purge_now=float(START)) as store:
+        store.add_sightings(_interleaved_day(rng, START))
+        now = float(START + 15 * DAY)
+        assert store.purge(now, rewrite="apart")["sightings_deleted"] > 0
+        day = store.rewrite_due(now)
+        assert day is not None
+        for name in os.listdir(folder):
+            os.unlink(folder / name)
+        if removed == "folder":
+            folder.rmdir()
+        assert store.rewrite_apart(day, threading.Event()) is False
+        assert not path.exists()

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 import sqlite3
 import threading
+from pathlib import Path
 from typing import Any, Literal
 
 from bluezone.config import RETENTION_DAYS
@@ -174,9 +175,20 @@ class Retention(StoreBase):
         """The rewrite due for ``day`` (``rewrite_due``) and the WAL's emptying, on a connection of its own: the
         daemon runs it in a thread, so that its loop keeps receiving (and holds its writes meanwhile: they would
         wait for the VACUUM's lock).  ``stopping`` set (the daemon stops) ends it within SQLite's next
-        ``PROGRESS_STEPS`` steps, rolled back and still owed.  True when rewritten."""
+        ``PROGRESS_STEPS`` steps, rolled back and still owed.  True when rewritten.
+
+        Opened read-write, never created: a store deleted while the daemon runs (its data wiped by hand) was
+        made again, an empty SQLite file every command then refused ("it holds no tables"), and a folder
+        removed with it ended the daemon (attack26)."""
         assert self.path is not None
-        conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS)
+        try:
+            conn = sqlite3.connect(f"{Path(self.path).absolute().as_uri()}?mode=rw", uri=True, timeout=BUSY_SECONDS)
+        except sqlite3.Error as exc:
+            level = logging.INFO if self._rewrite_failure_said else logging.WARNING
+            self._rewrite_failure_said = True
+            log.log(level, "could not rewrite %s after purging it: cannot open it again (%s); is it still there?",
+                    self.path, exc)
+            return False
         try:
             conn.execute("PRAGMA synchronous=NORMAL")  # (as the store's own connection)
             conn.set_progress_handler(stopping.is_set, PROGRESS_STEPS)
