@@ -92,10 +92,13 @@ def run(
         listeners=[functools.partial(BeaconCheckIns, rssi_correction=config.rssi_correction)],
         real_db=real_db,
     )
-    if isinstance(clock, SystemClock):
-        stats = asyncio.run(daemon)
-    else:  # tests: a clock of their own runs its own loop
-        stats = clock.run(daemon)  # type: ignore[attr-defined]
+    try:
+        if isinstance(clock, SystemClock):
+            stats = asyncio.run(daemon)
+        else:  # tests: a clock of their own runs its own loop
+            stats = clock.run(daemon)  # type: ignore[attr-defined]
+    finally:  # a Ctrl-C before the loop started it: closed, not "coroutine 'run_daemon' was never awaited" at exit
+        daemon.close()
     status(
         f"stopped: {stats.sightings_stored} sightings stored, {stats.malformed} malformed, "
         f"{stats.dropped_queue_full} dropped, {stats.rpi_rotations} RPI(s) advertised"

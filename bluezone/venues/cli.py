@@ -277,10 +277,13 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
 
     real = isinstance(clock, SystemClock)  # tests' virtual clocks take no signals
     beaconing = run_beacon(radio, secrets, clock, duration, on_started=started, on_epoch=on_air, handle_signals=real)
-    if real:
-        stats = asyncio.run(beaconing)
-    else:  # tests: a virtual clock runs its own loop
-        stats = clock.run(beaconing)  # type: ignore[attr-defined]
+    try:
+        if real:
+            stats = asyncio.run(beaconing)
+        else:  # tests: a virtual clock runs its own loop
+            stats = clock.run(beaconing)  # type: ignore[attr-defined]
+    finally:  # a Ctrl-C before the loop started it: closed, not "coroutine 'run_beacon' was never awaited" at exit
+        beaconing.close()
     if as_json:
         _emit_json({"venue": secrets.venue.description, **stats.as_dict()})
     else:
