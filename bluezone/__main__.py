@@ -6,6 +6,8 @@ reference's callback, such as the one importlib runs as each import's lock is fr
 lost ("Exception ignored in: ...", the command ran on to exit 0); and one leaving code run from a string (the
 methods namedtuple and dataclasses make) left CPython's note of an unhandled Ctrl-C, which ended ``python -m
 bluezone`` by SIGINT (-2) after its "Interrupted" (``exitnow.forget_unhandled_ctrl_c`` clears it on the way out).
+Afterwards, in a command's own imports (a check's, while its store's thread imports too), ``sigint``'s handler
+keeps a Ctrl-C out of importlib's own code.
 
 A Ctrl-C in Python's own start (``site`` and the ``.pth`` files it runs, runpy, the console script's ``import
 re``: ~0.02-0.15 s) is beyond any Python code: CPython sets its SIGINT handler before it imports ``site``, and no
@@ -24,7 +26,9 @@ def main() -> None:
         import signal  # (here, not above: a Ctrl-C as it loads enum is said too, not a traceback out of runpy)
 
         from bluezone.inthread import ctrl_c_deferred
+        from bluezone.sigint import install_handler
 
+        install_handler()  # a Ctrl-C inside importlib's own code: raised once out of it (``sigint``)
         with ctrl_c_deferred():  # a Ctrl-C as the modules load: raised once they have, never inside importlib
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # (one a launcher held, too)
             from bluezone.cli import main as cli_main

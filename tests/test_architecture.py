@@ -83,7 +83,7 @@ def test_no_import_cycle() -> None:
 
 
 #: Top-level modules every package may use: small, and importing only each other and crypto.
-BASE = {"errors", "clock", "boottime", "config", "readfile", "writefile", "progress", "lazyexports", "printable", "inthread", "exitnow"}
+BASE = {"errors", "clock", "boottime", "config", "readfile", "writefile", "progress", "lazyexports", "printable", "inthread", "exitnow", "sigint"}
 
 
 def test_base_modules_stay_at_the_base() -> None:
