@@ -12,11 +12,26 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from types import FrameType
 
 import pytest
 
 from bluezone.inthread import InThread, ctrl_c_deferred
+
+
+def _until_blocked_in_join(thread: threading.Thread) -> None:
+    """Return once ``thread`` waits inside ``InThread.join`` (its top frame threading's ``wait``, under join's):
+    a Ctrl-C sent as soon as the test had asked for the result could land before the main thread entered
+    ``result()``, outside ``pytest.raises`` (failed once under -n 2 at load 6-7)."""
+    while True:
+        frame = sys._current_frames().get(thread.ident or 0)
+        if frame is not None and frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__:
+            while frame is not None and frame.f_code is not InThread.join.__code__:
+                frame = frame.f_back
+            if frame is not None:
+                return
+        time.sleep(0.001)
 
 
 def test_a_ctrl_c_while_the_work_is_waited_for_is_raised_once_it_has_ended() -> None:
@@ -27,7 +42,8 @@ def test_a_ctrl_c_while_the_work_is_waited_for_is_raised_once_it_has_ended() -> 
         raise KeyboardInterrupt
 
     def work() -> int:
-        asked.wait()  # the main thread is in result() now: Ctrl-C it there
+        asked.wait()
+        _until_blocked_in_join(threading.main_thread())  # Ctrl-C the main thread there, not before result()
         signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         interrupted.wait()  # its handler has raised KeyboardInterrupt in the main thread
         ended.append(sum(range(100_000)))  # the work's last steps (a store's last statement)
