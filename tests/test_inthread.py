@@ -8,6 +8,7 @@ ended while it still runs."""
 
 from __future__ import annotations
 
+import inspect
 import signal
 import subprocess
 import sys
@@ -21,12 +22,17 @@ from bluezone.inthread import InThread, ctrl_c_deferred
 
 
 def _until_blocked_in_join(thread: threading.Thread) -> None:
-    """Return once ``thread`` waits inside ``InThread.join`` (its top frame threading's ``wait``, under join's):
-    a Ctrl-C sent as soon as the test had asked for the result could land before the main thread entered
-    ``result()``, outside ``pytest.raises`` (failed once under -n 2 at load 6-7)."""
+    """Return once ``thread`` is blocked in ``InThread.join``'s wait, on the waiter's lock in ``Condition.wait``
+    (the line of its second ``waiter.acquire()``, inside the ``try`` that takes the condition's lock back).  A
+    Ctrl-C sent as soon as the test had asked for the result could land before ``result()`` was entered, outside
+    ``pytest.raises`` (failed once under -n 2 at load 6-7); one landing elsewhere in threading's own Python code
+    (between ``Condition.wait``'s steps) breaks the condition itself ("release unlocked lock", then a hang: 1 in 7
+    under -n 2 when sent on any line of ``Event.wait``): CPython's limit, not ``InThread``'s to fix."""
+    lines, first = inspect.getsourcelines(threading.Condition.wait)
+    blocked = first + [i for i, line in enumerate(lines) if line.strip() == "waiter.acquire()"][-1]
     while True:
         frame = sys._current_frames().get(thread.ident or 0)
-        if frame is not None and frame.f_code.co_name == "wait" and frame.f_code.co_filename == threading.__file__:
+        if frame is not None and frame.f_code is threading.Condition.wait.__code__ and frame.f_lineno == blocked:
             while frame is not None and frame.f_code is not InThread.join.__code__:
                 frame = frame.f_back
             if frame is not None:
