@@ -1,5 +1,6 @@
 """The CLI's SIGINT handler: Python's own (a Ctrl-C is a KeyboardInterrupt), except that one landing inside
-importlib's own code is raised as soon as code outside importlib runs, not there.
+importlib's own code is raised as soon as code outside importlib runs, not there; and one Python swallows (in a
+``__del__``) is delivered again.
 
 Python raises a Ctrl-C at the next check between bytecodes, wherever it is, and importlib (3.11's
 ``_bootstrap``) is not written for one: ``_get_module_lock`` and the weak reference callback it puts on each
@@ -17,6 +18,12 @@ work is outside it.  Not on a return (out of the callback it would be lost again
 which says whether any thread holds the lock (the store's, importing at the same moment).  A second Ctrl-C
 while one is held is raised at once, as before: an import that never ends keeps no Ctrl-C out.
 
+A Ctrl-C raised in a ``__del__`` or a weak reference's callback outside importlib (a ``multiprocessing`` pipe
+of a two-job check collected as it lands: "Exception ignored in: <function _ConnectionBase.__del__ ...>", the
+check ran on to exit 0, 1 in 12 runs of tests/cli/test_ctrl_c.py's forked-workers case under -n 2) is lost the
+same way, and cannot be told from the interrupted frame (the ``__del__`` may be anywhere below it): Python hands it
+to ``sys.unraisablehook``, which raises it again at the main thread's next call (``CtrlCAgainWhenSwallowed``).
+
 ``asyncio.run`` puts its own handler (the main task cancelled) only over Python's default, so not over this one:
 the daemon and the venue beacon stop on SIGINT by ``proximity.stopsignals``, which replaces either; a calibration
 on a real radio takes the KeyboardInterrupt in its loop, as before Python 3.11."""
@@ -26,6 +33,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -42,9 +50,14 @@ class CtrlCOutsideImportlib:
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         if self.held or frame is None or frame.f_code.co_filename not in _IMPORTLIB:
             self._raise()
-        self.held = True
-        self._profile_before = sys.getprofile()
-        sys.setprofile(self._watch)
+        self.hold()
+
+    def hold(self) -> None:
+        """Raise the Ctrl-C at this thread's next call outside importlib (not here)."""
+        if not self.held:
+            self.held = True
+            self._profile_before = sys.getprofile()
+            sys.setprofile(self._watch)
 
     def _watch(self, frame: FrameType, event: str, _arg: object) -> None:
         if event != "return" and frame.f_code.co_filename not in _IMPORTLIB:
@@ -57,9 +70,29 @@ class CtrlCOutsideImportlib:
         raise KeyboardInterrupt
 
 
+class CtrlCAgainWhenSwallowed:
+    """``sys.unraisablehook``: a Ctrl-C raised where Python can only print it and go on (a ``__del__``, a weak
+    reference's callback: "Exception ignored in ...") is raised again at the main thread's next call
+    (``CtrlCOutsideImportlib.hold``: not ``_thread.interrupt_main``, whose signal is handled before the hook
+    returns, in it, and lost again); anything else goes to the hook there before."""
+
+    def __init__(self, handler: CtrlCOutsideImportlib, before: Callable[[Any], object]) -> None:
+        self.handler = handler
+        self.before = before
+
+    def __call__(self, unraisable: Any) -> None:
+        if issubclass(unraisable.exc_type, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+            self.handler.hold()
+            return
+        self.before(unraisable)
+
+
 def install_handler() -> None:
     """Handle SIGINT so, in the main thread, when it is Python's default (not ignored by a launcher or
-    handled by an embedder)."""
+    handled by an embedder); and deliver again a Ctrl-C that lands in a ``__del__`` or weak reference callback
+    (a check's ``multiprocessing`` pipe collected as the Ctrl-C came: lost, the check ran on to exit 0)."""
     python_s_own = signal.getsignal(signal.SIGINT) is signal.default_int_handler
     if threading.current_thread() is threading.main_thread() and python_s_own:
-        signal.signal(signal.SIGINT, CtrlCOutsideImportlib())
+        handler = CtrlCOutsideImportlib()
+        signal.signal(signal.SIGINT, handler)
+        sys.unraisablehook = CtrlCAgainWhenSwallowed(handler, sys.unraisablehook)

@@ -27,7 +27,10 @@ def _until_blocked_in_join(thread: threading.Thread) -> None:
     Ctrl-C sent as soon as the test had asked for the result could land before ``result()`` was entered, outside
     ``pytest.raises`` (failed once under -n 2 at load 6-7); one landing elsewhere in threading's own Python code
     (between ``Condition.wait``'s steps) breaks the condition itself ("release unlocked lock", then a hang: 1 in 7
-    under -n 2 when sent on any line of ``Event.wait``): CPython's limit, not ``InThread``'s to fix."""
+    under -n 2 when sent on any line of ``Event.wait``).  Not all: sent here, it still hangs ~1 in 13 runs of this file
+with tests/cli/test_ctrl_c*.py under -n 2 (main's earlier version 3 in 15; serially 0 in 40): the KeyboardInterrupt
+out of the waiter's lock, then ``Condition.wait``'s ``finally`` waits for the condition's lock, unheld when the
+timeout reports it ("release unlocked lock").  Cause not found (the lead, 2026-12-07): issue note."""
     lines, first = inspect.getsourcelines(threading.Condition.wait)
     blocked = first + [i for i, line in enumerate(lines) if line.strip() == "waiter.acquire()"][-1]
     while True:

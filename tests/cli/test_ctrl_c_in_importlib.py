@@ -89,3 +89,29 @@ def test_sigint_ignored_by_the_launcher_stays_ignored(tmp_path: Path) -> None:
     """The handler takes the place of Python's own only: not of SIG_IGN, which Python leaves in place."""
     done = subprocess.run([sys.executable, "-c", IGNORED_BY_THE_LAUNCHER], capture_output=True, text=True, cwd=tmp_path)
     assert (done.returncode, done.stdout, done.stderr) == (0, "ran on\n", "")
+
+
+#: The console script, its command collecting an object whose ``__del__`` is running as a Ctrl-C lands.
+CTRL_C_IN_A_DEL = """
+import signal, sys
+import bluezone.cli
+class Collected:
+    def __del__(self):
+        signal.raise_signal(signal.SIGINT)  # (handled at once, inside the __del__)
+def ran_on():
+    print("ran on")
+def cli(**_kwargs):
+    Collected()
+    ran_on()
+bluezone.cli.cli = cli
+sys.argv = ["bluezone", "status"]
+from bluezone.__main__ import main
+main()
+"""
+
+
+def test_a_ctrl_c_python_swallows_in_a_del_is_delivered_again(tmp_path: Path) -> None:
+    """Raised in a ``__del__``, a KeyboardInterrupt is only printed ("Exception ignored in ...") and the command ran
+    on to exit 0 (a two-job check whose worker's pipe was collected as the Ctrl-C came)."""
+    done = subprocess.run([sys.executable, "-c", CTRL_C_IN_A_DEL], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert (done.returncode, done.stderr.split(), done.stdout) == (130, ["Interrupted"], ""), done.stderr
