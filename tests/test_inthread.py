@@ -22,15 +22,10 @@ from bluezone.inthread import InThread, ctrl_c_deferred
 
 
 def _until_blocked_in_join(thread: threading.Thread) -> None:
-    """Return once ``thread`` is blocked in ``InThread.join``'s wait, on the waiter's lock in ``Condition.wait``
-    (the line of its second ``waiter.acquire()``, inside the ``try`` that takes the condition's lock back).  A
-    Ctrl-C sent as soon as the test had asked for the result could land before ``result()`` was entered, outside
-    ``pytest.raises`` (failed once under -n 2 at load 6-7); one landing elsewhere in threading's own Python code
-    (between ``Condition.wait``'s steps) breaks the condition itself ("release unlocked lock", then a hang: 1 in 7
-    under -n 2 when sent on any line of ``Event.wait``).  Not all: sent here, it still hangs ~1 in 13 runs of this file
-with tests/cli/test_ctrl_c*.py under -n 2 (main's earlier version 3 in 15; serially 0 in 40): the KeyboardInterrupt
-out of the waiter's lock, then ``Condition.wait``'s ``finally`` waits for the condition's lock, unheld when the
-timeout reports it ("release unlocked lock").  Cause not found (the lead, 2026-12-07): issue note."""
+    """Return once ``thread`` waits in ``InThread.join``, on the waiter's lock in ``Condition.wait`` (the line of its
+    second ``waiter.acquire()``, inside the ``try`` that takes the condition's lock back).  A Ctrl-C sent as soon as
+    the test had asked for the result could land before ``result()`` was entered, outside ``pytest.raises`` (failed
+    once under -n 2 at load 6-7); one landing between ``Condition.wait``'s own steps broke the condition."""
     lines, first = inspect.getsourcelines(threading.Condition.wait)
     blocked = first + [i for i, line in enumerate(lines) if line.strip() == "waiter.acquire()"][-1]
     while True:
@@ -47,14 +42,20 @@ def test_a_ctrl_c_while_the_work_is_waited_for_is_raised_once_it_has_ended() -> 
     interrupted, ended = threading.Event(), []
 
     def on_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
-        interrupted.set()
-        raise KeyboardInterrupt
+        if not interrupted.is_set():  # (a Ctrl-C sent again, below, is the same one)
+            interrupted.set()
+            raise KeyboardInterrupt
 
     def work() -> int:
         asked.wait()
         _until_blocked_in_join(threading.main_thread())  # Ctrl-C the main thread there, not before result()
-        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
-        interrupted.wait()  # its handler has raised KeyboardInterrupt in the main thread
+        # Sent again until its handler has run: one that lands as the main thread's lock wait begins (the GIL let
+        # go, the semaphore not yet waited on) wakes nothing, and is handled only once the wait ends, which here
+        # waits for the handler: a hang (~1 in 13 runs of this file beside tests/cli/test_ctrl_c*.py under -n 2,
+        # "release unlocked lock" after pytest-timeout's SIGALRM woke it).  A real Ctrl-C there is raised once the
+        # work has ended, as this test asks.
+        while not interrupted.wait(0.1):
+            signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
         ended.append(sum(range(100_000)))  # the work's last steps (a store's last statement)
         return 7
 
