@@ -82,6 +82,18 @@ class SystemClock:
         return asyncio.run(coro)
 
 
+def run_on(clock: Clock, coro: Coroutine[Any, Any, T]) -> T:
+    """``coro`` run to its end on ``clock``'s loop (the real clock: ``asyncio.run``; a test's clock runs its own
+    virtual-time loop), and closed whatever ends it: a Ctrl-C before the loop took it left "coroutine ... was never
+    awaited" at exit (``run``, ``venue beacon``)."""
+    try:
+        if isinstance(clock, SystemClock):
+            return asyncio.run(coro)
+        return clock.run(coro)  # type: ignore[attr-defined,no-any-return]
+    finally:
+        coro.close()
+
+
 #: How often the kernel is asked whether the clock is synchronised (until it first is in a boot, and during a hold).
 ANCHOR_SECONDS = 60.0
 

@@ -47,10 +47,9 @@ def run(
 
     It stores GAEN adverts and, beside them, Bluezone v3 adverts (0x4E56) it hears.
     """
-    import asyncio
     import functools
 
-    from bluezone.clock import SystemClock
+    from bluezone.clock import run_on
     from bluezone.config import load_config
     from bluezone.proximity.daemon import DaemonStats
     from bluezone.proximity.runner import run_daemon
@@ -92,13 +91,7 @@ def run(
         listeners=[functools.partial(BeaconCheckIns, rssi_correction=config.rssi_correction)],
         real_db=real_db,
     )
-    try:
-        if isinstance(clock, SystemClock):
-            stats = asyncio.run(daemon)
-        else:  # tests: a clock of their own runs its own loop
-            stats = clock.run(daemon)  # type: ignore[attr-defined]
-    finally:  # a Ctrl-C before the loop started it: closed, not "coroutine 'run_daemon' was never awaited" at exit
-        daemon.close()
+    stats = run_on(clock, daemon)
     status(
         f"stopped: {stats.sightings_stored} sightings stored, {stats.malformed} malformed, "
         f"{stats.dropped_queue_full} dropped, {stats.rpi_rotations} RPI(s) advertised"

@@ -243,9 +243,7 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
     Sends the venue's QR payload, encrypted under a key that changes every 10 minutes, cut
     into frames (docs/venues.md); the secrets in VENUE_DIR stay on this machine.
     """
-    import asyncio
-
-    from bluezone.clock import SystemClock
+    from bluezone.clock import SystemClock, run_on
     from bluezone.proximity.backends import open_radio
     from bluezone.proximity.backends.emulated import Air
     from bluezone.proximity.radio import Radio
@@ -277,13 +275,7 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
 
     real = isinstance(clock, SystemClock)  # tests' virtual clocks take no signals
     beaconing = run_beacon(radio, secrets, clock, duration, on_started=started, on_epoch=on_air, handle_signals=real)
-    try:
-        if real:
-            stats = asyncio.run(beaconing)
-        else:  # tests: a virtual clock runs its own loop
-            stats = clock.run(beaconing)  # type: ignore[attr-defined]
-    finally:  # a Ctrl-C before the loop started it: closed, not "coroutine 'run_beacon' was never awaited" at exit
-        beaconing.close()
+    stats = run_on(clock, beaconing)
     if as_json:
         _emit_json({"venue": secrets.venue.description, **stats.as_dict()})
     else:

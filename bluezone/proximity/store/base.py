@@ -11,6 +11,11 @@ if TYPE_CHECKING:
     import sqlite_utils
 
 
+#: How long a store's connection waits for another's write lock (a daemon's flush, a command's purge, the daemon's
+#: rewrite in its thread) before SQLite says the database is locked.
+BUSY_SECONDS = 10.0
+
+
 class StoreBase:
     """The connection and path every part of the store reads and writes through."""
 

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from bluezone.errors import NotAStoreError, StoreError, StoreReadOnlyError, StoreWriteError
+from bluezone.proximity.store.base import BUSY_SECONDS
 from bluezone.proximity.store.bluezone3 import Bluezone3Sightings
 from bluezone.proximity.store.checkins import CheckIns
 from bluezone.proximity.store.failures import unusable
@@ -99,7 +100,7 @@ class SightingStore(
         elif not p.is_file():  # a FIFO, a device: SQLite's 'disk I/O error' says nothing useful
             raise NotAStoreError(f"{p} is not a regular file, so not a sighting database")
         try:
-            conn = sqlite3.connect(p, timeout=10.0, check_same_thread=not any_thread)
+            conn = sqlite3.connect(p, timeout=BUSY_SECONDS, check_same_thread=not any_thread)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
         store = cls(conn, p)

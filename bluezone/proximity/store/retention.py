@@ -13,7 +13,7 @@ from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.errors import InputError
-from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.base import BUSY_SECONDS, StoreBase
 from bluezone.proximity.store.daemonlock import daemon_runs_on
 from bluezone.proximity.store.schema import vacuum_room
 
@@ -265,8 +265,6 @@ REWRITE_OWED = "purge_rewrite_owed"
 REWRITTEN_DAY = "purge_rewritten_day"
 #: How a purge pays a rewrite that is due (``Retention.purge``).
 RewriteWhen = Literal["now", "unless_daemon", "apart"]
-#: How long the daemon's rewrite in a thread waits for another writer's lock (a command's purge), as a store does.
-BUSY_SECONDS = 10.0
 #: SQLite's virtual-machine steps between two looks at a stop (``rewrite_apart``): each look takes the GIL from the
 #: daemon's loop, and a million rows' VACUUM is some 10^8 steps; ~1 ms of work here.
 PROGRESS_STEPS = 100_000
