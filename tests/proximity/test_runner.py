@@ -258,3 +258,20 @@ def test_a_lock_file_that_is_a_fifo_is_no_daemon_to_a_command(tmp_path: Path) ->
     db = tmp_path / "x.db"
     os.mkfifo(lock_path(db))
     assert not daemon_runs_on(db)  # (without blocking on it)
+
+
+@pytest.mark.parametrize("written", [b"", b"\x1b[31mred\n", b"\xff\xfe", b"999999999\n", b"-1\n", b"1" * 64])
+def test_a_held_lock_with_no_readable_pid_is_believed(tmp_path: Path, written: bytes) -> None:
+    """The holder's note is only read to tell a stopped daemon (``/proc``'s state T): a note that is empty, not ASCII,
+    an escape sequence or a pid of no process reads as not stopped, so the lock is believed (the command leaves the
+    rewrite to that daemon) and nothing is raised."""
+    db = tmp_path / "x.db"
+    lock = lock_path(db)
+    lock.write_bytes(written)
+    holder = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert daemon_runs_on(db)
+    finally:
+        os.close(holder)
+    assert not daemon_runs_on(db)
