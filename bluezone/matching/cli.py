@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import gc
 import json
 import sys
-from collections.abc import Callable
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -260,7 +261,8 @@ def check(
     end_quickly()  # every store, file, thread and worker below is closed by the time it returns (or fails)
     # Started before numpy is imported (~75 ms: the scorer, the matcher), so that SQLite reads the store's
     # RPIs on the core the imports leave idle; a check of a key file only, whose store it may read.
-    with _early_read(db_path) if keys_path is not None and server_url is None else nullcontext() as early:
+    key_file = keys_path is not None and server_url is None
+    with _cycles_left_for_later(key_file), _early_read(db_path) if key_file else nullcontext() as early:
         from bluezone.config import load_config
         from bluezone.errors import InputError
         from bluezone.matching.matcher import available_cores
@@ -294,6 +296,27 @@ def check(
             _print_check(result, gaen=keys_path is not None or server_url is not None, db_path=db_path, server_url=server_url)
         if server_url is not None:
             result.raise_for_rejected()
+
+
+@contextmanager
+def _cycles_left_for_later(paused: bool) -> Iterator[None]:
+    """Python's cycle collector paused (``paused``: while a key file is checked, a serial start's imports
+    and all): its ~40 passes over the objects that numpy, the matcher and the file's readers make as they
+    load took ~5-8 ms of CPU before the workers could start.  A check makes no reference cycle as it works
+    (the same ~450 cyclic objects, its imports', are left by the largest real day and a 6M-key one), so
+    nothing is held meanwhile.  At the end what the check made is handed to the oldest generation
+    (``gc.freeze`` then ``unfreeze``): left young, the collector's next pass would walk it all (~12 ms)
+    (docs/benchmarks.md, twenty-seventh session)."""
+    if not paused or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.unfreeze()
+        gc.enable()
 
 
 def _early_read(db_path: Path | None) -> Any:

@@ -6,12 +6,20 @@ they are handed the file's first keys as soon as a short first piece of it is pa
 
 from __future__ import annotations
 
+import gc
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from matching_helpers import DAY, day_file
 
+import bluezone.matching.check as check_module
 import bluezone.matching.keystream as keystream
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.keyformat import exportstream
 from bluezone.keyformat.export import build_export_bin
@@ -70,3 +78,53 @@ def test_a_streamed_export_gives_its_first_keys_after_a_short_first_piece() -> N
     assert read is not None and read.problem is None and sink.count == len(keys)
     assert sink.read_at_first is not None
     assert sink.read_at_first <= len(exportstream.HEADER) + exportstream.PIECE // 8
+
+
+#: A week after the first day of ``day_file``'s scene: the check's purge keeps all of it.
+DAYS_LATER = VirtualClock((DAY + 7 * 144) * INTERVAL_SECONDS)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_key_file_is_checked_with_the_cycle_collector_paused_and_given_back(
+    tmp_path: Path, jobs: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's cycle collector passed ~40 times over the objects the check's imports make before the
+    workers could start (~3-10 ms of the serial start, docs/benchmarks.md, twenty-seventh session); a check
+    makes no cycle of its own as it works, so none runs while it does, and it is on again afterwards."""
+    path, db, _, _ = day_file(tmp_path)
+    passes: list[int] = []
+    checking = False
+
+    def noted(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and checking:
+            passes.append(info["generation"])
+
+    def check_keys(*args: object, **kwargs: object) -> object:
+        nonlocal checking
+        checking = True
+        try:
+            return plain_check_keys(*args, **kwargs)
+        finally:
+            checking = False
+
+    plain_check_keys = check_module.check_keys
+    monkeypatch.setattr(check_module, "check_keys", check_keys)
+    gc.callbacks.append(noted)
+    try:
+        out = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json", "--jobs", jobs], obj={"clock": DAYS_LATER})
+    finally:
+        gc.callbacks.remove(noted)
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["exposures"] and passes == []
+    assert gc.isenabled()
+
+
+def test_a_collector_paused_before_the_check_stays_paused(tmp_path: Path) -> None:
+    path, db, _, _ = day_file(tmp_path)
+    gc.disable()
+    try:
+        out = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json"], obj={"clock": DAYS_LATER})
+        assert out.exit_code == 0, out.output
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
