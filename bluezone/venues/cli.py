@@ -63,7 +63,7 @@ def venue() -> None:
     "temporary-other) need --start and --end.",
 )
 @click.option("--default-minutes", type=int, default=None, help="Usual stay: visitors are checked out after it (15-1425; without it 15, or a temporary event's length).")
-@click.option("--start", "start", default=None, help="Temporary event: start (ISO 8601).")
+@click.option("--start", "start", default=None, help="Temporary event: start (ISO 8601, 2026-12-04T18:30: this machine's time unless it gives a zone).")
 @click.option("--end", "end", default=None, help="Temporary event: end (ISO 8601).")
 @click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Directory for the poster and secrets.")
 @json_option
@@ -143,7 +143,7 @@ def venue_show(url: str, as_json: bool) -> None:
 @click.command("checkin")
 @click.argument("url", required=False)
 @click.option("--image", "image", type=click.Path(dir_okay=False, path_type=Path), help="Read the QR code from a photo.")
-@click.option("--start", default=None, help="A past visit: when it began (ISO 8601; needs --end).")
+@click.option("--start", default=None, help="A past visit: when it began (ISO 8601, 2026-12-04T18:30: this machine's time unless it gives a zone; needs --end).")
 @click.option("--end", default=None, help="A past visit: when it ended (ISO 8601).")
 @db_option
 @json_option
@@ -163,11 +163,13 @@ def checkin(url: str | None, image: Path | None, start: str | None, end: str | N
     if (start is None) != (end is None):
         raise click.UsageError("--start and --end go together")
     place = Venue.from_url(url) if url is not None else venue_from_photo(image)  # type: ignore[arg-type]
+    # read before the store opens: a mistyped time left a new, empty store behind at --db
+    past = (parse_time(start, "--start"), parse_time(end, "--end")) if start is not None and end is not None else None
     now = cli_clock().now()
     with SightingStore.open(db_path, purge_now=now) as store:
         now = store.believed_time(now, quiet=True)  # a clock the daemon does not believe would keep it a year
-        if start is not None and end is not None:
-            visit = record_visit(store, place, parse_time(start, "--start"), parse_time(end, "--end"), now)
+        if past is not None:
+            visit = record_visit(store, place, *past, now)
             result: dict[str, Any] = {"checkin": visit.as_dict(), "ended": None}
         else:
             done = check_in(store, place, now, source="url" if url is not None else "image")
@@ -286,7 +288,7 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
 @click.argument("venue_dir", type=click.Path(path_type=Path))
 @click.option("--server", "server_url", required=True, help="Key server base URL.")
 @click.option("--code", required=True, help="The one-time code the health authority gave for this warning.")
-@click.option("--start", required=True, help="Start of the window to warn about (ISO 8601).")
+@click.option("--start", required=True, help="Start of the window to warn about (ISO 8601, 2026-12-04T18:00: this machine's time unless it gives a zone).")
 @click.option("--end", required=True, help="End of the window (ISO 8601).")
 @click.option("--yes", is_flag=True, help="Do not ask before sending.")
 @json_option

@@ -322,6 +322,17 @@ def test_past_visit_and_its_bad_forms(tmp_path: Path, cafe: dict, clock: Virtual
         assert len(store.checkin_rows()) == 1
 
 
+@pytest.mark.parametrize("start, end", [("18:30", "2026-12-04T15:15"), ("2026-12-04T14:30", "quarter past three")])
+def test_a_mistyped_past_visit_leaves_no_store_behind(
+    tmp_path: Path, cafe: dict, clock: VirtualClock, start: str, end: str
+) -> None:
+    """A newcomer's first `checkin URL --start 18:30 ...` was refused, yet left a new, empty store at --db."""
+    db = tmp_path / "new.db"
+    result = run(clock, "checkin", cafe["url"], "--start", start, "--end", end, "--db", str(db))
+    assert result.exit_code == 2 and "ISO 8601" in result.output, result.output
+    assert not db.exists() and not list(tmp_path.glob("new.db*"))
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
