@@ -103,6 +103,10 @@ def simulate(
             raise click.BadParameter("give shares between 0 and 1, comma-separated (e.g. 0.074,0.3,0.7)", param_hint="--venues")
     if out is not None:
         make_writable_dir(out, "report", "--out")  # before the run: a market's minutes of work ended in 'FileNotFoundError'
+    if f0_count is not None:
+        from bluezone.sim.levels import check_levels_before_run
+
+        check_levels_before_run(scene, seed, f0_count)  # not after the run: a wedding's five minutes, then refused
     start = f"simulate {scene.name}: {scene.people} people, {scene.duration_min:g} min, seed {seed}"
     with terminal_progress(start) as progress:
         result = engine.run(scene, seed, store=store, progress=fraction_of(progress, "simulating"))

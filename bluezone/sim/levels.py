@@ -25,8 +25,11 @@ from typing import Any
 import numpy as np
 
 from bluezone.errors import ConfigError
-from bluezone.sim.engine import RunResult
+from bluezone.sim.catalogue import find_scenario, scenario_names
+from bluezone.sim.engine import RunResult, people
 from bluezone.sim.metrics import MIN_TRUE_CONTACTS, confusion, rounded
+from bluezone.sim.scenario import Scenario, load_scenario
+from bluezone.sim.streams import streams
 
 
 @dataclass(frozen=True)
@@ -37,16 +40,31 @@ class Levels:
     exposed_day: np.ndarray  # of F1s; -1 for others
 
 
+def _check_levels(scenario: Scenario, phones: int, uploaders: int, count: int) -> None:
+    """Refuse a run whose levels cannot be scored: not every phone sends, or no room for ``count`` F0s."""
+    if uploaders != phones:
+        shipped = [name for name in scenario_names() if load_scenario(find_scenario(name)).devices.positives == "all"]
+        raise ConfigError(
+            "F2 levels need a scenario where every phone sends (positives = \"all\"): "
+            f"{scenario.name} has {uploaders} uploaders of {phones} phones (give a copy of its file [devices]"
+            f" positives = \"all\", or a scenario that has it: {', '.join(shipped)})"
+        )
+    if not 1 <= count < phones:
+        raise ConfigError(f"F0 count must be 1-{phones - 1} for {scenario.name}, got {count}")
+
+
+def check_levels_before_run(scenario: Scenario, seed: int, count: int) -> None:
+    """What ``pick_f0`` would refuse, said before the run: the run's phones are drawn alone (milliseconds,
+    ``engine.people``), where the refusal came after a wedding's five minutes of simulation."""
+    phones = len(people(scenario, streams(seed))[1].person)
+    positives = scenario.devices.positives
+    _check_levels(scenario, phones, phones if positives == "all" else min(int(positives), phones), count)
+
+
 def pick_f0(result: RunResult, count: int, seed: int) -> np.ndarray:
     """``count`` F0 phones drawn with ``seed`` (sorted)."""
     n = int(result.truth.devices)
-    if len(result.senders) != n:
-        raise ConfigError(
-            "F2 levels need a scenario where every phone sends (positives = \"all\"): "
-            f"{result.scenario.name} has {len(result.senders)} uploaders of {n} phones"
-        )
-    if not 1 <= count < n:
-        raise ConfigError(f"F0 count must be 1-{n - 1} for {result.scenario.name}, got {count}")
+    _check_levels(result.scenario, n, len(result.senders), count)
     return np.sort(np.random.default_rng(seed).choice(n, count, replace=False))
 
 

@@ -6,8 +6,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from sim_helpers import pairs_scenario
 
+from bluezone.cli import cli
 from bluezone.errors import ConfigError
 from bluezone.sim import engine
 from bluezone.sim.engine import PairScore
@@ -90,6 +92,29 @@ def test_levels_need_every_phone_sending() -> None:
     result = engine.run(scenario_from_mapping(data), seed=1, scorers=["bluezone"])
     with pytest.raises(ConfigError, match="positives"):
         levels_summary(result, 1, seed=0)
+
+
+@pytest.mark.parametrize(
+    "scene, count, message",
+    [
+        ("wedding", 2, "wedding has 30 uploaders of 102 phones (give a copy of its file [devices] positives = \"all\", or a"
+         " scenario that has it: bus, classroom,"),
+        ("bus", 70, "F0 count must be 1-65 for bus, got 70"),
+    ],
+)
+def test_simulate_refuses_levels_it_cannot_score_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, scene: str, count: int, message: str
+) -> None:
+    """`bluezone simulate wedding --levels 2` simulated the wedding for five minutes (load 12), then said its
+    levels need every phone sending: now said before the run, with the scenarios that send from every phone."""
+
+    def simulated(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the scene was simulated before the refusal")
+
+    monkeypatch.setattr(engine, "run", simulated)
+    result = CliRunner().invoke(cli, ["simulate", scene, "--seed", "1", "--levels", str(count)])
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
 
 
 def test_levels_with_few_true_people_say_so() -> None:
