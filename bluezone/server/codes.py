@@ -332,9 +332,11 @@ def _withheld_sentence(w: Withheld | None) -> str:
         said += (f"; {w.vouched} revision(s) of keys another code's upload says the same of: those keys stand as they"
                  " did (nothing changes in the files)")
     if w.published_keys or w.published_checkins or w.published_revisions:
+        # "4 check-in report(s)" of a case who sent one visit read as three the server made up: say so here too
+        published_decoys = " (decoys among them)" if w.published_checkins else ""
         return said + (
             f"; {_counts(w.published_keys, w.published_revisions, w)} and {w.published_checkins} check-in report(s)"
-            " already published cannot be recalled"
+            f"{published_decoys} already published cannot be recalled"
         )
     return said + "; none was published"
 

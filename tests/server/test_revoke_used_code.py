@@ -103,6 +103,21 @@ def test_what_was_already_published_is_counted_and_the_rest_withheld(storage: St
     assert "1 key(s) and 0 check-in report(s) already published cannot be recalled" in said.sentence()
 
 
+def test_published_check_in_reports_are_said_to_hold_decoys(storage: Storage, tmp_path: Path) -> None:
+    """A case who sent one visit, exported, then its code revoked: "4 check-in report(s) already published" with
+    no word of the decoys the server mixed in (said only of those withheld) read as reports the server made up."""
+    signer = keygen(tmp_path / "keys")
+    code = _upload(storage, [b"\x09" * 16], checkins=1)
+    reports = _venue_reports(storage)
+    assert reports > 1  # the one check-in and its decoys
+    export_batches(storage, signer, tmp_path / "out", NOW + 60, ExportConfig())  # the key and the check-ins go out
+    said = revoke_code(storage, code, NOW + 120, key=KEY)
+    assert said.withheld == Withheld(0, 0, 1, reports)
+    assert said.sentence().endswith(
+        f"1 key(s) and {reports} check-in report(s) (decoys among them) already published cannot be recalled"
+    )
+
+
 def test_revoke_code_command_on_used_codes(tmp_path: Path) -> None:
     keys, db = tmp_path / "keys", tmp_path / "s.db"
     signer = keygen(keys)
