@@ -119,6 +119,7 @@ def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dr
     if len(plan.keys):
         lead = "A dry run (nothing is sent) would send" if dry_run else "About to send"
         click.echo(f"{lead} {len(plan.keys)} daily key(s) to {server_url}:", err=True)
+        _say_if_in_clear(server_url)
         for row in plan.as_dict()["keys"]:
             click.echo(f"  {row['date']}  {_key_span(row['rolling_start'], row['rolling_period'])}", err=True)
         if plan.today_in_use and not include_today:
@@ -130,6 +131,14 @@ def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dr
     else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
         click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
                    err=True)
+        _say_if_in_clear(server_url)
+
+
+def _say_if_in_clear(server_url: str) -> None:
+    from bluezone.client.keyserver import in_clear
+
+    if warning := in_clear(server_url):
+        click.echo(warning, err=True)
 
 
 def _checkins_to_send(plan: Any, send_checkins: bool | None, yes: bool, dry_run: bool) -> Any:

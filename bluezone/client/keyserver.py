@@ -144,6 +144,19 @@ def checked_server_url(base_url: str) -> str:
     return base_url_of(base_url)
 
 
+def in_clear(base_url: str) -> str | None:
+    """A line saying that ``base_url`` (a checked one) is plain http:// to another machine, or None: an upload's
+    code and keys (a venue warning's reports) then cross the network unencrypted, and a typed ``http://`` for
+    ``https://`` went without a word (the server's reply is the same)."""
+    url = httpx.URL(base_url)
+    if url.scheme != "http" or _loopback(url.host):
+        return None
+    return (
+        "  (plain http://: anyone on the way, a Wi-Fi or a provider, can read the code and what is sent, and see"
+        " who sends it; a health authority's key server is https://)"
+    )
+
+
 def _unusable(url: str, exc: httpx.InvalidURL) -> str:
     """Why httpx took no ``url`` (http(s)://), without a word of its password: its reason quotes a part
     ("Invalid port: 'pa'" of 'https://u:pa/ss@...'), so with credentials given it is told only when the

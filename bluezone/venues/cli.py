@@ -298,7 +298,7 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
     Needs the venue's secrets (VENUE_DIR) and a health-authority code, as a case's upload does;
     the server receives the same encrypted reports and cannot tell which venue they name.
     """
-    from bluezone.client.keyserver import KeyServerClient, checked_server_url, shown_url
+    from bluezone.client.keyserver import KeyServerClient, checked_server_url, in_clear, shown_url
     from bluezone.keyformat.keys import empty_keys
     from bluezone.venues.owner import load_venue_dir
     from bluezone.venues.upload import owner_warning_reports
@@ -319,6 +319,8 @@ def venue_warn(venue_dir: Path, server_url: str, code: str, start: str, end: str
         f" ({len(reports)} report(s)) via {shown_url(server_url)}",
         err=True,
     )
+    if warning := in_clear(server_url):
+        click.echo(warning, err=True)
     if not yes and not ask_before_sending("venue warn", "Send the warning?"):
         nothing_sent()
     with KeyServerClient(server_url) as client:

@@ -58,3 +58,32 @@ def test_venue_warn_refuses_an_unusable_server_url_before_asking(tmp_path: Path,
     )
     assert result.exit_code == 2, result.output
     assert result.stderr.count("\n") == 1 and message in result.stderr and "About to warn" not in result.stderr, result.stderr
+
+
+IN_CLEAR = "plain http://: anyone on the way"
+
+
+@pytest.mark.parametrize(
+    "url, warned",
+    [("http://keys.example.org", True), ("http://192.0.2.7:8080", True), ("https://keys.example.org", False),
+     ("http://127.0.0.1:8080", False), ("http://localhost:8080", False), ("http://[::1]:8080", False)],
+)
+def test_a_code_going_over_plain_http_to_another_machine_is_said_before_it_goes(
+    tmp_path: Path, url: str, warned: bool
+) -> None:
+    """A typed http:// for https:// sent the code and the keys in clear without a word (the server answers the
+    same); said beside the keys listed, before the question, for an upload and an owner's warning alike."""
+    result = CliRunner().invoke(
+        cli, ["upload", "--server", url, "--code", "12345678", "--db", str(_node(tmp_path))], input="n\n",
+        obj={"clock": VirtualClock(NOW)},
+    )
+    assert result.exit_code == 1 and "nothing sent" in result.stderr, result.output
+    listed = result.stderr.split("Send them?")[0]
+    assert (IN_CLEAR in listed) is warned, result.stderr
+    create_venue_dir(tmp_path / "cafe", Venue.create("Café", "1 Main St", "food-service", 60))
+    result = CliRunner().invoke(
+        cli, ["venue", "warn", str(tmp_path / "cafe"), "--server", url, "--code", "12345678",
+              "--start", "2025-11-24T10:00Z", "--end", "2025-11-24T11:00Z"],
+        input="n\n", obj={"clock": VirtualClock(NOW)},
+    )
+    assert result.exit_code == 1 and (IN_CLEAR in result.stderr.split("Send the warning?")[0]) is warned, result.output
