@@ -306,7 +306,8 @@ def _cycles_left_for_later(paused: bool) -> Iterator[None]:
     (the same ~450 cyclic objects, its imports', are left by the largest real day and a 6M-key one), so
     nothing is held meanwhile.  At the end what the check made is handed to the oldest generation
     (``gc.freeze`` then ``unfreeze``): left young, the collector's next pass would walk it all (~12 ms)
-    (docs/benchmarks.md, twenty-seventh session)."""
+    (docs/benchmarks.md, twenty-seventh session); not where a caller had frozen objects of its own, which
+    ``unfreeze`` would release."""
     if not paused or not gc.isenabled():
         yield
         return
@@ -314,8 +315,9 @@ def _cycles_left_for_later(paused: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        gc.freeze()
-        gc.unfreeze()
+        if gc.get_freeze_count() == 0:
+            gc.freeze()
+            gc.unfreeze()
         gc.enable()
 
 

@@ -128,3 +128,19 @@ def test_a_collector_paused_before_the_check_stays_paused(tmp_path: Path) -> Non
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_objects_a_caller_froze_stay_frozen(tmp_path: Path) -> None:
+    """A program that froze its own objects (``gc.freeze`` before forking, say) and runs a check in-process:
+    the check's handing its own objects to the oldest generation (``freeze``, ``unfreeze``) released them too."""
+    path, db, _, _ = day_file(tmp_path)
+    kept = [[] for _ in range(10)]  # young containers of the caller's
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        out = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json"], obj={"clock": DAYS_LATER})
+        assert out.exit_code == 0, out.output
+        # still frozen (``unfreeze`` leaves none; a few of them freed meanwhile leave the count as they die)
+        assert gc.get_freeze_count() > frozen * 0.9 and kept
+    finally:
+        gc.unfreeze()
