@@ -15,6 +15,7 @@ everything still queued before ``run()`` returns.  Everything runs on the inject
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -130,6 +131,7 @@ class Daemon:
             "bluezone3": RpiBudget(self.config.max_rpis_per_minute, "bzid", "Bluezone v3 IDs"),
         }
         self._unsaved_keys: list[tuple[DailyKey, float]] = []  # on air, not yet in the store (oldest first)
+        self._unsaved_bluezone3_key: tuple[int, bytes, float] | None = None  # a new v3 chain on air, not yet in the store
         self._rewrite_due: str | None = None  # the day a purge left the store's rewrite due for (``_rewrite_apart``)
         self._rewriting: asyncio.Future[bool] | None = None  # that rewrite, running (its VACUUM holds the store's lock)
         # a listener's adverts heard meanwhile: its own handling writes (a check-in its dwell earned), so they wait
@@ -201,6 +203,14 @@ class Daemon:
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
 
+    @property
+    def _store_held(self) -> bool:
+        """Whether the day's rewrite holds the store (its VACUUM, in a thread, has the write lock): every write of
+        the daemon waits for its end (sightings in the backlog, a new daily key or v3 chain unsaved, a listener's
+        adverts and the report held), since on the loop it would wait for that lock, receiving nothing, and fail
+        after the busy timeout."""
+        return self._rewriting is not None
+
     # --- keys and RPIs ----------------------------------------------------------------------------
 
     def _use_key_for(self, now: float) -> None:
@@ -217,7 +227,7 @@ class Daemon:
             day = rolling_start(now)
             if self.store.key_for_day(day) is not None or not key.covers(interval):
                 key = DailyKey(key.key, interval, day + ROLLING_PERIOD - interval)
-            if self._rewriting is not None:  # (the rewrite holds the store's lock: saved at the first flush after it)
+            if self._store_held:  # (saved at the first flush after the rewrite)
                 self._unsaved_keys.append((key, now))
             else:
                 try:
@@ -241,7 +251,15 @@ class Daemon:
 
     def _save_unsaved_keys(self) -> None:
         """Save every key sent while the store refused it (a disk full over several midnights
-        leaves one per day: each must reach an upload)."""
+        leaves one per day: each must reach an upload), and a v3 chain begun meanwhile."""
+        if self._unsaved_bluezone3_key is not None:
+            day, chain, begun = self._unsaved_bluezone3_key
+            try:
+                self.store.save_bluezone3_key(day, chain, begun)
+                self._unsaved_bluezone3_key = None
+                self._bluezone3_used_day = day
+            except StoreWriteError as exc:
+                log.debug("the new Bluezone v3 key chain waits for the store: %s", exc)
         while self._unsaved_keys:
             key, created = self._unsaved_keys[0]
             try:
@@ -310,15 +328,20 @@ class Daemon:
         The store keeps the daily key of the oldest day within the retention (moved forward as
         days are purged), so ``bluezone keys export --protocol bluezone3`` can list those days."""
         day = int(now // DAY_SECONDS)
-        stored = self.store.bluezone3_key()
+        unsaved = self._unsaved_bluezone3_key
+        stored = self.store.bluezone3_key() if unsaved is None else unsaved[:2]
         if stored is not None and stored[0] <= day:
-            if self._bluezone3_used_day != day and self._rewriting is None:  # once a day: the chain is in use, keep it
-                self.store.mark_bluezone3_key_used(now)
-                self._bluezone3_used_day = day
+            if self._bluezone3_used_day != day and not self._store_held and unsaved is None:
+                with contextlib.suppress(StoreWriteError):  # (a full disk: tried again at the next look)
+                    self.store.mark_bluezone3_key_used(now)  # once a day: the chain is in use, keep it
+                    self._bluezone3_used_day = day
             return bz3.daily_key(stored[1], day - stored[0])
-        # none yet, or a clock stepped back before the chain's first day: start a new chain
+        # none yet, or a clock stepped back before the chain's first day: start a new chain, on air at once and saved
+        # as a new daily key is (after the rewrite, once a full disk has room; until then it is the chain looked at)
         key = os.urandom(bz3.DAILY_KEY_LENGTH)
-        self.store.save_bluezone3_key(day, key, now)
+        self._unsaved_bluezone3_key = (day, key, now)
+        if not self._store_held:
+            self._save_unsaved_keys()
         log.info("new Bluezone v3 key chain")
         return key
 
@@ -349,7 +372,7 @@ class Daemon:
         if self.listeners:
             listener = self.listeners.get(advert.service_uuid.lower())
             if listener is not None:
-                if self._rewriting is None:
+                if not self._store_held:
                     listener.on_advert(advert)
                 elif len(self._held_for_listeners) < self.config.queue_size:  # (replayed in order after it)
                     self._held_for_listeners.append((listener, advert))
@@ -393,7 +416,7 @@ class Daemon:
             ):
                 self._backlog.add(kind, *self._budgets[kind].filter(rows, addresses))
             self.stats.dropped_over_budget = sum(b.dropped for b in self._budgets.values())
-        if self._rewriting is not None and not final:  # its lock: they wait in the backlog, written after it
+        if self._store_held and not final:  # they wait in the backlog, written after it
             self.stats.dropped_backlog_full = self._backlog.dropped
             return
         self._save_unsaved_keys()  # at every flush: a device that hears no one has no backlog to retry with
@@ -430,7 +453,7 @@ class Daemon:
             job()
 
     def _tick_listeners(self) -> None:
-        if self._rewriting is not None:  # (their check-ins wait for the next tick after the rewrite)
+        if self._store_held:  # (their check-ins wait for the next tick after the rewrite)
             return
         now = self.clock.now()
         for listener in self.listeners.values():
@@ -517,7 +540,7 @@ class Daemon:
     def _save_state(self) -> None:
         """Leave the radio's health and our counters where ``bluezone status`` can read them (after the rewrite,
         while one runs: ``_rewrite_apart`` saves it then)."""
-        if self._rewriting is not None:
+        if self._store_held:
             return
         health = self.radio.health()
         state = {
