@@ -30,6 +30,10 @@ Rules (all times from the daemon's clock):
   can tell; ``checkins.py``); two beacons take turns: while one's check-in is open, another heard
   waits, and checks in from the first decode, or from the end of that visit if later.  Before, a
   QR check-in at the café ended 3 minutes after the café's beacon, heard for 5 minutes, fell silent;
+* a check-in or check-out the store refuses for now (a full disk, a lock held past its busy timeout) waits and is
+  tried again at most every ``RETRY_SECONDS``, as the daemon's sightings wait in its backlog: a check-in with its
+  stay's first frame, a check-out at the beacon's last one.  Before, the failed write ended the daemon (and every
+  sighting with it) on a full disk;
 * a beacon check-in still open when the listener starts (the daemon restarted mid-visit) is its own from its
   first moment, as if its beacon was last heard then: it ends at that moment unless the beacon is heard again;
 * every dBm rule reads the RSSI with this receiver's RSSI correction added (``bluezone calibrate`` writes it to
@@ -46,7 +50,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
-from bluezone.errors import VenueError
+from bluezone.errors import StoreWriteError, VenueError
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
 from bluezone.venues import beacon
@@ -98,6 +102,11 @@ def correction_warning(rssi_correction: object) -> str | None:
 SWEEP_SECONDS = 1.0
 
 
+#: After the store refused a check-in or check-out (a full disk, a lock), the listener's writes wait this long before
+#: they are tried again: a lock held by another process makes each try wait for its busy timeout on the daemon's loop.
+RETRY_SECONDS = 10.0
+
+
 @dataclass
 class _Stay:
     venue: Venue | None  # None: a check-in taken over from before a restart (checked in already: never checks in)
@@ -132,6 +141,10 @@ class BeaconCheckIns:
         self.checkouts = 0
         self._latest: float | None = None  # the latest time of a frame or tick: a clock step back is told by it
         self._swept: float | None = None  # when ``tick`` last swept the stays
+        #: check-outs the store refused for now: (the check-in's id, its end), tried again before anything else
+        self._owed_checkouts: list[tuple[int, float]] = []
+        self._refused: str | None = None  # why the store refused the last write, while writes wait
+        self._retry_at = 0.0  # when writes are tried again after a refusal
 
     def on_advert(self, advert: Advert) -> None:
         self._follow_clock(advert.time)
@@ -198,6 +211,7 @@ class BeaconCheckIns:
         """Check in the stays heard long enough, check out those gone quiet, forget what is no longer heard."""
         self._follow_clock(now)
         self._swept = now
+        self._check_out_owed(now)
         for location_id, stay in list(self._stays.items()):
             if now - stay.last >= self.policy.leave_after:
                 if stay.checked_in:
@@ -210,10 +224,44 @@ class BeaconCheckIns:
                 del self._recent[location_id]
         self.assembler.forget_before(now)
 
+    def _writes_wait(self, now: float) -> bool:
+        """Whether the store refused a write less than ``RETRY_SECONDS`` ago: what this sweep would write waits."""
+        return self._refused is not None and now < self._retry_at
+
+    def _store_refused(self, exc: StoreWriteError, now: float) -> None:
+        if self._refused is None:
+            log.warning("venue check-ins wait: %s; tried again every %.0f s", exc, RETRY_SECONDS)
+        self._refused, self._retry_at = str(exc), now + RETRY_SECONDS
+
+    def _store_took(self) -> None:
+        if self._refused is not None:
+            log.warning("the store takes venue check-ins again")
+        self._refused = None
+
+    def _check_out_owed(self, now: float) -> None:
+        """The check-outs the store refused, in the order they were due, while it takes them."""
+        while self._owed_checkouts and not self._writes_wait(now):
+            visit_id, end = self._owed_checkouts[0]
+            try:
+                ended = end_beacon_checkin(self.store, visit_id, now, end)
+            except StoreWriteError as exc:
+                self._store_refused(exc, now)
+                return
+            self._store_took()
+            self._owed_checkouts.pop(0)
+            if ended is not None:
+                self.checkouts += 1
+                log.info("checked out: venue beacon no longer heard")
+
     def _check_in(self, stay: _Stay, now: float) -> None:
         assert stay.venue is not None  # only a stay taken over lacks one, and it is checked in already
+        if self._writes_wait(now) or self._owed_checkouts:  # (a check-out due before it goes first)
+            return  # tried again at a later sweep: the stay and its first frame are kept
         try:
             result = check_in_by_beacon(self.store, stay.venue, now, start=stay.first)
+        except StoreWriteError as exc:
+            self._store_refused(exc, now)
+            return
         except VenueError as exc:  # already checked in there by QR code: that check-in stands, none counted
             log.info("venue beacon heard, no new check-in: %s", exc)
             stay.checked_in = True
@@ -223,12 +271,13 @@ class BeaconCheckIns:
                 log.info("venue beacon heard while checked in by another: no check-in while that visit lasts")
                 stay.waiting = True
             return  # tried again at the next tick: that visit may have ended by then
+        self._store_took()
         stay.checked_in, stay.visit_id = True, result.visit.id
         self.checkins += 1
         log.info("checked in by venue beacon")
 
     def _check_out(self, stay: _Stay, now: float) -> None:
-        if stay.visit_id is None or end_beacon_checkin(self.store, stay.visit_id, now, stay.last) is None:
-            return  # its check-in ended already (checkout, its own length), or it wrote none
-        self.checkouts += 1
-        log.info("checked out: venue beacon no longer heard")
+        if stay.visit_id is None:
+            return  # it wrote none
+        self._owed_checkouts.append((stay.visit_id, stay.last))  # (written now unless the store refuses it)
+        self._check_out_owed(now)
