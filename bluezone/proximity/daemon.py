@@ -153,7 +153,11 @@ class Daemon:
         if self._stop_requested:
             self._stop.set()
         await self.radio.open()
+        started = False
         try:
+            if self._stop_requested:  # asked while the radio (or the store) opened: nothing begun, nothing to flush
+                return self.stats
+            started = True
             now = self.clock.now()
             # a start purges at the clock, as every command that opens the store does: this process has no
             # earlier reading to doubt it by (the newest record of a daemon stopped a week is a week old,
@@ -198,8 +202,9 @@ class Daemon:
             try:
                 await self.radio.close()
             finally:
-                self._flush(final=True)  # the radio is closed: nothing more can arrive
-                self._save_state()
+                if started:
+                    self._flush(final=True)  # the radio is closed: nothing more can arrive
+                    self._save_state()
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -102,7 +103,17 @@ async def run_daemon(
             "--also-bluezone-v3 works on the emulated radio only, so far: the BlueZ and bumble backends send one advert set"
         )
     db = database_for(backend, db_path, real_db)
-    with one_daemon_per_store(db):
+    stopping = threading.Event()  # a stop asked before the daemon runs: it ends the store's open (its purge, rolled back)
+    daemon: Daemon | None = None
+
+    def stop() -> None:
+        stopping.set()
+        if daemon is not None:
+            daemon.stop()
+
+    # the signals are taken from the start: a SIGTERM while the store opened (its purge: 1.6 s at 1M sightings with
+    # 3 days to delete) killed the process (exit 143), not the clean stop a later one gives
+    with stop_on_signals(stop, "flushing and stopping", enabled=handle_signals), one_daemon_per_store(db):
         neighbours: list[Daemon] = []
         n = 0
         if is_emulated(backend):
@@ -113,11 +124,10 @@ async def run_daemon(
             radio = open_radio("emulated", air=air, label="self", position=(0.0, 0.0))
             for i in range(n):
                 position = NEIGHBOUR_POSITIONS[i % len(NEIGHBOUR_POSITIONS)]
-                store = SightingStore.open(":memory:")
                 neighbours.append(
                     Daemon(
                         air.radio(f"neighbour-{i + 1}", position),
-                        store,
+                        SightingStore.open(":memory:"),
                         clock,
                         config,
                         on_status=lambda _: None,
@@ -126,28 +136,30 @@ async def run_daemon(
                 )
         else:
             radio = open_radio(backend, adapter=adapter, clock=clock)
-        store = SightingStore.open(db)
-        if isinstance(clock, CheckedClock):  # what it believed in this boot before a restart (else a new line, and the
-            clock.restore(store.believed_line())  # 3 days believed steps add up to held per daemon run, not per boot)
-            clock.resume(store.measured_clock(), store.clock_hold())  # and holds on: a restart began the hold again
+        store = await _open_store(db, clock, stopping)
+        try:
+            if stopping.is_set():  # stopped while the store opened: nothing begun, nothing to flush
+                return DaemonStats()
+            if isinstance(clock, CheckedClock):  # what it believed in this boot before a restart (else a new line, and
+                clock.restore(store.believed_line())  # the 3 days believed steps add up to held per daemon run, not per boot)
+                clock.resume(store.measured_clock(), store.clock_hold())  # and holds on: a restart began the hold again
 
-        def started() -> None:  # after the radio opened: its name may now say which adapter
-            if on_start is not None:
-                invented = f" with {n} invented neighbour(s)" if is_emulated(backend) else ""
-                on_start(
-                    f"bluezone daemon: radio {radio.name}{invented}, database {store.path or ':memory:'}; "
-                    f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
-                )
-                if not is_emulated(backend) and not config.calibrated:
+            def started() -> None:  # after the radio opened: its name may now say which adapter
+                if on_start is not None:
+                    invented = f" with {n} invented neighbour(s)" if is_emulated(backend) else ""
                     on_start(
-                        f"uncalibrated: {config.uncalibrated_numbers()}; `bluezone calibrate` measures this adapter's"
+                        f"bluezone daemon: radio {radio.name}{invented}, database {store.path or ':memory:'}; "
+                        f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
                     )
+                    if not is_emulated(backend) and not config.calibrated:
+                        on_start(
+                            f"uncalibrated: {config.uncalibrated_numbers()}; `bluezone calibrate` measures this adapter's"
+                        )
 
-        daemon = Daemon(
-            radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3,
-            listeners=[make(store) for make in listeners],
-        )
-        with stop_on_signals(daemon.stop, "flushing and stopping", enabled=handle_signals):
+            daemon = Daemon(
+                radio, store, clock, config, on_status=on_status, on_started=started, bluezone3=also_bluezone_v3,
+                listeners=[make(store) for make in listeners],
+            )
             log.info("bluezone daemon on %s, store %s", radio.name, store.path)
             if also_bluezone_v3:
                 log.warning(LINKABILITY_WARNING)
@@ -163,14 +175,21 @@ async def run_daemon(
                     ticker.cancel()
                 for nb in neighbours:
                     nb.stop()
-                try:
-                    for result in await asyncio.gather(*scenery, return_exceptions=True):
-                        if isinstance(result, BaseException):
-                            log.warning("emulated neighbour failed: %s", result)
-                finally:
-                    store.close()
-                    for nb in neighbours:
-                        nb.store.close()
+                for result in await asyncio.gather(*scenery, return_exceptions=True):
+                    if isinstance(result, BaseException):
+                        log.warning("emulated neighbour failed: %s", result)
+        finally:
+            store.close()
+            for nb in neighbours:
+                nb.store.close()
+
+
+async def _open_store(db: Path | str, clock: Clock, stopping: threading.Event) -> SightingStore:
+    """The daemon's store, opened in a thread: the loop takes a stop meanwhile at once, and ``stopping`` ends the open's
+    purge (rolled back: the next start's).  Purged at the wall clock's now, as a command's open is (and as the
+    daemon's start purges, which then finds nothing left: on the loop it would hold a stop until it was done)."""
+    wall = clock.wall if isinstance(clock, CheckedClock) else clock
+    return await asyncio.to_thread(SightingStore.open, db, purge_now=wall.now(), any_thread=True, stopping=stopping)
 
 
 async def _progress(

@@ -8,6 +8,7 @@ import inspect
 import logging
 import sqlite3
 import stat
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,6 +72,7 @@ class SightingStore(
         create: bool = True,
         purge_now: float | None = None,
         any_thread: bool = False,
+        stopping: threading.Event | None = None,
     ) -> SightingStore:
         """Open (or create) the store at ``path``, migrate it and purge expired data.
 
@@ -83,9 +85,11 @@ class SightingStore(
         on its own clock.  ``":memory:"`` works for throwaway stores.
         ``any_thread``: the store may be used from another thread than the one that opened it
         (one thread at a time; a check opens and reads it in a thread while its key file is read).
+        ``stopping``: set meanwhile, it ends the purge on open, rolled back (``purge``; the daemon opens its store in a
+        thread, so that a stop in its start is taken at once).
         """
         if path is not None and str(path) == ":memory:":
-            conn = sqlite3.connect(":memory:")
+            conn = sqlite3.connect(":memory:", check_same_thread=not any_thread)
             store = cls(conn, None)
             store._migrate()
             return store
@@ -124,7 +128,9 @@ class SightingStore(
             vacuum = " (and the vacuum a migration owes: `bluezone status`)" if store.vacuum_postponed else ""
             if purge_now is not None:
                 try:
-                    store.purged_on_open = store.purge(store.believed_time(purge_now), rewrite="unless_daemon")
+                    store.purged_on_open = store.purge(
+                        store.believed_time(purge_now), rewrite="unless_daemon", stopping=stopping
+                    )
                 except (StoreWriteError, StoreReadOnlyError) as exc:  # a full disk, a read-only file: reading still works
                     log.warning("retention purge on open postponed%s: %s", vacuum, exc)  # one line for both
                     vacuum = ""

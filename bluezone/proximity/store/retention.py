@@ -28,7 +28,10 @@ def _first_day(cutoff: float) -> str:
 class Retention(StoreBase):
     """``purge`` (every table's expired rows in one transaction), rows dated ahead."""
 
-    def purge(self, now: float, retention_days: int = RETENTION_DAYS, *, rewrite: RewriteWhen = "now") -> dict[str, Any]:
+    def purge(
+        self, now: float, retention_days: int = RETENTION_DAYS, *, rewrite: RewriteWhen = "now",
+        stopping: threading.Event | None = None,
+    ) -> dict[str, Any]:
         """Delete sightings older than ``retention_days`` and keys that expired before then (and what
         a key-server check remembers of those days, the processed batch names two days later).
 
@@ -36,12 +39,47 @@ class Retention(StoreBase):
         (a command's open), here unless a daemon runs on the store (``daemonlock``), whose next purge, within its
         ``purge_interval``, does it (a check or ``status`` paid it otherwise: 0.7 s CPU at 1M sightings; a device
         without a daemon must not keep copies); ``"apart"`` (the daemon's), not here: the caller runs
-        ``rewrite_apart`` in a thread."""
+        ``rewrite_apart`` in a thread.
+
+        ``stopping`` set (the daemon stops while its start's open purges, in a thread) ends the deletion within
+        SQLite's next ``PROGRESS_STEPS`` steps, rolled back (the next purge's): nothing deleted, ``"stopped"`` true."""
         cutoff = float(now) - retention_days * DAY_SECONDS
         # from now on no read returns what this purge deletes, even where it cannot (a read-only file)
         self.retained_since = cutoff if self.retained_since is None else max(self.retained_since, cutoff)
-        cutoff_interval = interval_number(cutoff)
         conn = self._conn
+        if stopping is not None:
+            conn.set_progress_handler(stopping.is_set, PROGRESS_STEPS)
+        try:
+            s, s3, k, c, deleted = self._delete_past(cutoff)
+        except sqlite3.OperationalError as exc:
+            if stopping is None or getattr(exc, "sqlite_errorname", "") != "SQLITE_INTERRUPT":
+                raise
+            log.info("the purge of %s stopped with the daemon, rolled back: the next purge deletes it", self.path)
+            return {**_purged(0, 0, 0, 0, cutoff, retention_days), "stopped": True}
+        finally:
+            if stopping is not None:
+                conn.set_progress_handler(None, 0)
+        due = self.rewrite_due(now, retention_days)
+        if due is not None and rewrite == "unless_daemon" and self.path is not None and daemon_runs_on(self.path):
+            log.info("the rewrite %s owes is left to the daemon running on it (its next purge)", self.path)
+            due = None
+        rewritten = due is not None and rewrite != "apart" and self._rewrite(due)
+        if rewritten or deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too
+            self._wal_owed = not self._empty_wal()
+            if self._wal_owed:
+                log.info("the WAL of %s keeps the purged rows' old pages until the next purge: a reader was in it", self.path)
+        if s or k or s3 or c:
+            log.info(
+                "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",
+                s, s3, k, c, retention_days,
+            )
+        return _purged(s, s3, k, c, cutoff, retention_days)
+
+    def _delete_past(self, cutoff: float) -> tuple[int, int, int, int, bool]:
+        """The purge's deletions, one transaction: (sightings, v3 sightings, daily keys, check-ins) deleted, and
+        whether any row went (a rewrite owed, noted in the same transaction)."""
+        conn = self._conn
+        cutoff_interval = interval_number(cutoff)
         changes_before = conn.total_changes
         with conn:
             s = _delete_expired(conn, "sightings", "time", cutoff)
@@ -82,28 +120,7 @@ class Retention(StoreBase):
             deleted = conn.total_changes != changes_before
             if deleted:
                 self._owe_rewrite()
-        due = self.rewrite_due(now, retention_days)
-        if due is not None and rewrite == "unless_daemon" and self.path is not None and daemon_runs_on(self.path):
-            log.info("the rewrite %s owes is left to the daemon running on it (its next purge)", self.path)
-            due = None
-        rewritten = due is not None and rewrite != "apart" and self._rewrite(due)
-        if rewritten or deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too
-            self._wal_owed = not self._empty_wal()
-            if self._wal_owed:
-                log.info("the WAL of %s keeps the purged rows' old pages until the next purge: a reader was in it", self.path)
-        if s or k or s3 or c:
-            log.info(
-                "purged %d sightings, %d Bluezone v3 sightings, %d daily keys and %d check-ins older than %d days",
-                s, s3, k, c, retention_days,
-            )
-        return {
-            "sightings_deleted": s,
-            "bluezone3_sightings_deleted": s3,
-            "daily_keys_deleted": k,
-            "checkins_deleted": c,
-            "cutoff": cutoff,
-            "retention_days": retention_days,
-        }
+        return s, s3, k, c, deleted
 
     def dated_ahead(self, now: float) -> int:
         """How many sightings (GAEN and Bluezone v3) and check-ins are dated more than ``AHEAD_MARGIN``
@@ -291,3 +308,15 @@ def _delete_expired(conn: sqlite3.Connection, table: str, column: str, cutoff: f
     for where, params in ((f"{column} IS NULL", ()), (f"{column} < ?", (cutoff,)), (f"{column} >= 1e300", ())):
         deleted += conn.execute(f"DELETE FROM {table} WHERE {where}", params).rowcount
     return deleted
+
+
+def _purged(sightings: int, bluezone3: int, keys: int, checkins: int, cutoff: float, retention_days: int) -> dict[str, Any]:
+    """What ``purge`` returns."""
+    return {
+        "sightings_deleted": sightings,
+        "bluezone3_sightings_deleted": bluezone3,
+        "daily_keys_deleted": keys,
+        "checkins_deleted": checkins,
+        "cutoff": cutoff,
+        "retention_days": retention_days,
+    }
