@@ -3,6 +3,7 @@ the daily rewrite off the loop and off a command's path"), for two trees in alte
 
     PYTHONPATH=TREE .venv/bin/python benchmarks/daemon_rewrite_bench.py loop [--rows 1000000] [--repeat 2]
     PYTHONPATH=TREE .venv/bin/python benchmarks/daemon_rewrite_bench.py command [--rows 1000000] [--repeat 3]
+    PYTHONPATH=TREE .venv/bin/python benchmarks/daemon_rewrite_bench.py during [--rows 1000000] [--repeat 5]
 
 Both use ``purge_rewrite_bench.py``'s store (``--rows`` sightings over 15 days, ``--per-rpi 100``), copied afresh
 for each round.
@@ -17,7 +18,11 @@ heard and stored, and the drops.
 
 ``command``: ``bluezone status`` run in this process at 00:10 UTC on a store the daemon purged (and rewrote) at
 23:50, so that the day's rewrite is due, with no daemon and with a daemon's lock held (``<db>.lock``, flock'd as a daemon holds it): wall, CPU and whether the
-open rewrote the file."""
+open rewrote the file.
+
+``during``: ``bluezone status`` at 01:00 UTC (an hour of sightings past the retention) while a daemon rewrites the
+store (its lock held, the VACUUM of ``rewrite_apart`` running in a thread of this process, begun 0.1 s before): the
+status's wall and CPU, and how long the VACUUM ran on after the status ended (negative: the status waited for it)."""
 
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ import shutil
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
@@ -136,9 +142,47 @@ def command_round(base: Path, tmp: Path, daemon: bool) -> dict[str, float]:
     return result
 
 
+def during_round(base: Path, tmp: Path) -> dict[str, float]:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.clock import VirtualClock
+    from bluezone.proximity.store import SightingStore
+
+    path = tmp / "node.db"
+    shutil.copy(base, path)
+    with SightingStore.open(path, purge_now=FIRST) as store:
+        store.purge(FIRST + 15 * DAY - 600)  # the daemon's 23:50 purge: an hour later, an hour's rows are past the 14 days
+    lock = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as the daemon running on the store holds it
+    daemon_store = SightingStore.open(path, purge_now=FIRST + 15 * DAY - 600, any_thread=True)
+    vacuum_end: list[float] = []
+
+    def rewrite() -> None:
+        daemon_store.rewrite_apart(str(FIRST // DAY + 1), threading.Event())
+        vacuum_end.append(time.perf_counter())
+
+    thread = threading.Thread(target=rewrite)
+    try:
+        thread.start()
+        time.sleep(0.1)  # (the VACUUM under way)
+        wall, cpu = time.perf_counter(), time.process_time()
+        done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(FIRST + 15 * DAY + 3600)})
+        ended = time.perf_counter()
+        result = {"wall_s": ended - wall, "cpu_s": time.process_time() - cpu}
+        thread.join()
+    finally:
+        daemon_store.close()
+        os.close(lock)
+    assert done.exit_code == 0, done.output
+    result["vacuum_after_status_s"] = vacuum_end[0] - ended
+    result["deleted_by_status"] = float((json.loads(done.output)["purged_on_open"] or {}).get("sightings_deleted", 0))
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["loop", "command"])
+    ap.add_argument("mode", choices=["loop", "command", "during"])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--neighbours", type=int, default=20)
@@ -148,9 +192,13 @@ def main() -> None:
     runs: dict[str, list[dict[str, float]]] = {}
     for _ in range(args.repeat):
         cases = {"daemon": None} if args.mode == "loop" else {"no_daemon": False, "daemon_runs": True}
+        if args.mode == "during":
+            cases = {"rewriting": None}
         for name, daemon in cases.items():
             with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-                if args.mode == "loop":
+                if args.mode == "during":
+                    runs.setdefault(name, []).append(during_round(base, Path(tmp)))
+                elif args.mode == "loop":
                     runs.setdefault(name, []).append(loop_round(base, Path(tmp), args.neighbours))
                 else:
                     runs.setdefault(name, []).append(command_round(base, Path(tmp), bool(daemon)))

@@ -279,11 +279,16 @@ def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
     now = cli_clock().now()
     with SightingStore.open(db_path, create=False, purge_now=now) as store:  # (opening purges at now)
         now = store.believed_time(now, quiet=True)  # the daemon's measured time while it does not believe this clock
-        result = store.purged_on_open or store.purge(now)
+        result = store.purged_on_open
+        if result is None or result.get("left_to_daemon"):  # asked for now: deleted here, a daemon running or not
+            result = store.purge(now, rewrite="apart")  # (the rewrite is rewrite_purged's, below)
         if dated_ahead:
             result["dated_ahead_deleted"] = store.purge_dated_ahead(now)
-        # now, not at the first purge of the next UTC day: the copies SQLite left of what any purge deleted
-        result["rewrite_owed"] = not store.rewrite_purged()
+        # now, not at the first purge of the next UTC day: the copies SQLite left of what any purge deleted; asked of a
+        # daemon running on the store, which rewrites in its thread (here the VACUUM held its writes on its loop)
+        rewrite = store.rewrite_purged()
+        result["rewrite_owed"] = rewrite != "done"
+        result["rewrite_asked_of_daemon"] = rewrite == "asked"
     if as_json:
         emit_json(result)
         return
@@ -292,6 +297,8 @@ def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
         f" {result['daily_keys_deleted']} daily keys and {result['checkins_deleted']} check-ins older than"
         f" {result['retention_days']} days"
         + (f", and {result['dated_ahead_deleted']} dated more than an hour ahead" if dated_ahead else "")
+        + ("; the daemon running on this store rewrites the file (no copy of them left in its pages) at its next flush,"
+           " within seconds" if result["rewrite_asked_of_daemon"] else "")
     )
 
 

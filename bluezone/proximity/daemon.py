@@ -134,6 +134,8 @@ class Daemon:
         self._unsaved_bluezone3_key: tuple[int, bytes, float] | None = None  # a new v3 chain on air, not yet in the store
         self._rewrite_due: str | None = None  # the day a purge left the store's rewrite due for (``_rewrite_apart``)
         self._rewriting: asyncio.Future[bool] | None = None  # that rewrite, running (its VACUUM holds the store's lock)
+        self._rewrite_wake: asyncio.Event | None = None  # wakes the purge task for a rewrite asked (``_look_for_rewrite``)
+        self._ask_failed = False  # an asked rewrite could not run (no room): left to the day's, not tried at each flush
         # a listener's adverts heard meanwhile: its own handling writes (a check-in its dwell earned), so they wait
         self._held_for_listeners: list[tuple[AdvertListener, Advert]] = []
 
@@ -150,6 +152,7 @@ class Daemon:
         self._queue = asyncio.Queue(self.config.queue_size)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        self._rewrite_wake = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
         await self.radio.open()
@@ -404,6 +407,7 @@ class Daemon:
             self._wake.clear()
             self._flush()
             self._report_clock_step()
+            self._look_for_rewrite()
 
     def _flush(self, final: bool = False) -> None:
         """Write everything queued, one transaction per table; what the store refuses for now
@@ -471,11 +475,29 @@ class Daemon:
         """A purge every ``purge_interval``, and the rewrite one left due (the day's first, or the start's) in a
         thread: on the loop, the VACUUM stopped it for its whole length (at 1M sightings up to 3 s on a loaded Xeon,
         an estimated 4-8 s on a Raspberry Pi 4's SD card), during which no advert was taken from the radio."""
+        assert self._rewrite_wake is not None
         while True:
             if self._rewrite_due is not None:
                 await self._rewrite_apart(self._rewrite_due)
-            await asyncio.sleep(self.config.purge_interval)
-            self._purge_now()
+            try:
+                async with asyncio.timeout(self.config.purge_interval):
+                    await self._rewrite_wake.wait()
+                self._rewrite_wake.clear()  # (asked: the rewrite now, the next purge an interval on)
+            except TimeoutError:
+                self._purge_now()
+
+    def _look_for_rewrite(self) -> None:
+        """The rewrite ``bluezone purge`` asked for (``rewrite_asked``), run in the thread now, not at the next
+        purge's (an hour on): the command's own VACUUM held the store's lock, and the writes on the loop waited."""
+        if self._rewrite_due is not None or self._store_held or self._rewrite_wake is None or self._ask_failed:
+            return
+        try:
+            due = self.store.rewrite_asked(self.clock.now(), self.config.retention_days)
+        except StoreWriteError:  # (a lock held past the busy timeout: the next flush looks again)
+            return
+        if due is not None:
+            self._rewrite_due, self._ask_failed = due, True  # (until a rewrite is done: then the ask is gone too)
+            self._rewrite_wake.set()
 
     async def _rewrite_apart(self, day: str) -> None:
         """The store's rewrite in a thread, on a connection of its own; meanwhile the loop receives and the writer
@@ -494,6 +516,8 @@ class Daemon:
                 stopping.set()
                 await asyncio.wait({work})
             self._rewriting = None
+            if not work.cancelled() and work.exception() is None and work.result():
+                self._ask_failed = False
             held, self._held_for_listeners = self._held_for_listeners, []
             for listener, advert in held:  # as heard: a listener goes by each advert's time, not the clock's
                 listener.on_advert(advert)

@@ -189,7 +189,9 @@ async def _open_store(db: Path | str, clock: Clock, stopping: threading.Event) -
     purge (rolled back: the next start's).  Purged at the wall clock's now, as a command's open is (and as the
     daemon's start purges, which then finds nothing left: on the loop it would hold a stop until it was done)."""
     wall = clock.wall if isinstance(clock, CheckedClock) else clock
-    return await asyncio.to_thread(SightingStore.open, db, purge_now=wall.now(), any_thread=True, stopping=stopping)
+    return await asyncio.to_thread(
+        SightingStore.open, db, purge_now=wall.now(), any_thread=True, stopping=stopping, rewrite="apart"
+    )
 
 
 async def _progress(

@@ -23,7 +23,7 @@ from bluezone.proximity.store.failures import unusable
 from bluezone.proximity.store.files import _create_private_file, _missing_store_hint, default_db_path, make_private_dirs
 from bluezone.proximity.store.keys import DailyKeys
 from bluezone.proximity.store.keyserver import KeyServerMemory
-from bluezone.proximity.store.retention import Retention
+from bluezone.proximity.store.retention import Retention, RewriteWhen
 from bluezone.proximity.store.schema import Schema
 from bluezone.proximity.store.sightings import Sightings
 from bluezone.proximity.store.status import StoreStatus
@@ -73,6 +73,7 @@ class SightingStore(
         purge_now: float | None = None,
         any_thread: bool = False,
         stopping: threading.Event | None = None,
+        rewrite: RewriteWhen = "unless_daemon",
     ) -> SightingStore:
         """Open (or create) the store at ``path``, migrate it and purge expired data.
 
@@ -86,7 +87,8 @@ class SightingStore(
         ``any_thread``: the store may be used from another thread than the one that opened it
         (one thread at a time; a check opens and reads it in a thread while its key file is read).
         ``stopping``: set meanwhile, it ends the purge on open, rolled back (``purge``; the daemon opens its store in a
-        thread, so that a stop in its start is taken at once).
+        thread, so that a stop in its start is taken at once).  ``rewrite``: the purge's (a command's open leaves
+        the purge to a daemon running on the store; the daemon's own open purges, its rewrite in its thread).
         """
         if path is not None and str(path) == ":memory:":
             conn = sqlite3.connect(":memory:", check_same_thread=not any_thread)
@@ -129,7 +131,7 @@ class SightingStore(
             if purge_now is not None:
                 try:
                     store.purged_on_open = store.purge(
-                        store.believed_time(purge_now), rewrite="unless_daemon", stopping=stopping
+                        store.believed_time(purge_now), rewrite=rewrite, stopping=stopping
                     )
                 except (StoreWriteError, StoreReadOnlyError) as exc:  # a full disk, a read-only file: reading still works
                     log.warning("retention purge on open postponed%s: %s", vacuum, exc)  # one line for both

@@ -36,16 +36,23 @@ class Retention(StoreBase):
         a key-server check remembers of those days, the processed batch names two days later).
 
         ``rewrite``: how the day's rewrite is paid when due (``rewrite_due``): ``"now"``, here; ``"unless_daemon"``
-        (a command's open), here unless a daemon runs on the store (``daemonlock``), whose next purge, within its
-        ``purge_interval``, does it (a check or ``status`` paid it otherwise: 0.7 s CPU at 1M sightings; a device
-        without a daemon must not keep copies); ``"apart"`` (the daemon's), not here: the caller runs
-        ``rewrite_apart`` in a thread.
+        (a command's open), here unless a daemon runs on the store (``daemonlock``), and then neither the deletion:
+        the daemon's next purge, within its ``purge_interval``, deletes the rows and pays the rewrite, and reads keep
+        the retention meanwhile (``retained_since``); deleting here too was redundant, and waited for the daemon's
+        rewrite (its VACUUM holds the lock: a ``status`` at 1M sightings 2.4 s, now 0.65 s) up to the busy timeout
+        (a check or ``status`` paid the rewrite before that: 0.7 s CPU at 1M sightings; a device without a daemon
+        must not keep copies); ``"apart"`` (the daemon's), not here: the caller runs ``rewrite_apart`` in a thread
+        (``bluezone purge``: ``rewrite_purged``).
 
         ``stopping`` set (the daemon stops while its start's open purges, in a thread) ends the deletion within
         SQLite's next ``PROGRESS_STEPS`` steps, rolled back (the next purge's): nothing deleted, ``"stopped"`` true."""
         cutoff = float(now) - retention_days * DAY_SECONDS
         # from now on no read returns what this purge deletes, even where it cannot (a read-only file)
         self.retained_since = cutoff if self.retained_since is None else max(self.retained_since, cutoff)
+        if rewrite == "unless_daemon" and self.path is not None and daemon_runs_on(self.path):
+            log.info("the purge of %s is left to the daemon running on it (its next purge); reads keep the %d days",
+                     self.path, retention_days)
+            return {**_purged(0, 0, 0, 0, cutoff, retention_days), "left_to_daemon": True}
         conn = self._conn
         if stopping is not None:
             conn.set_progress_handler(stopping.is_set, PROGRESS_STEPS)
@@ -60,9 +67,6 @@ class Retention(StoreBase):
             if stopping is not None:
                 conn.set_progress_handler(None, 0)
         due = self.rewrite_due(now, retention_days)
-        if due is not None and rewrite == "unless_daemon" and self.path is not None and daemon_runs_on(self.path):
-            log.info("the rewrite %s owes is left to the daemon running on it (its next purge)", self.path)
-            due = None
         rewritten = due is not None and rewrite != "apart" and self._rewrite(due)
         if rewritten or deleted or self._wal_owed:  # the deleted rows' old pages out of the WAL too
             self._wal_owed = not self._empty_wal()
@@ -177,16 +181,31 @@ class Retention(StoreBase):
         ).fetchone()
         return owed is not None, last
 
-    def rewrite_purged(self) -> bool:
+    def rewrite_purged(self) -> RewriteState:
         """Rewrite the file now if rows were deleted since its last rewrite, whatever the day: ``bluezone purge``
-        asks for the deletion now, not by the first purge of the next UTC day.  True when no copy of a deleted row
-        is left (rewritten now, or nothing owed), False when the rewrite or the WAL's emptying is still owed."""
+        asks for the deletion now, not by the first purge of the next UTC day.  ``"done"`` when no copy of a deleted
+        row is left (rewritten now, or nothing owed), ``"owed"`` when the rewrite or the WAL's emptying is still owed;
+        ``"asked"`` when a daemon runs on the store: its rewrite is made due whatever the day, and the daemon runs it
+        in its thread at its next flush (``rewrite_asked``).  Here its VACUUM held the store's lock, and
+        the daemon's writes on its loop waited for it (0.7 s at 1M sightings, up to the 10 s busy timeout)."""
         owed, last = self._rewrite_owed()
+        if owed and self.path is not None and daemon_runs_on(self.path):
+            with self._conn as conn:
+                conn.execute("INSERT OR IGNORE INTO daemon_state (name, value, updated_at) VALUES (?, '', 0)", (REWRITE_ASKED,))
+            log.info("the rewrite of %s is asked of the daemon running on it (at its next flush)", self.path)
+            return "asked"
         if owed:
             if not self._rewrite(last):
-                return False
+                return "owed"
             self._wal_owed = not self._empty_wal()
-        return not self._wal_owed
+        return "owed" if self._wal_owed else "done"
+
+    def rewrite_asked(self, now: float, retention_days: int = RETENTION_DAYS) -> str | None:
+        """The day (as ``rewrite_due``'s) when ``bluezone purge`` asked the daemon for the rewrite now, else None."""
+        if self.path is None or not _has_table(self._conn, "daemon_state"):
+            return None
+        asked = self._conn.execute("SELECT 1 FROM daemon_state WHERE name = ?", (REWRITE_ASKED,)).fetchone()
+        return str(int((float(now) - retention_days * DAY_SECONDS) // DAY_SECONDS)) if asked else None
 
     def rewrite_apart(self, day: str, stopping: threading.Event) -> bool:
         """The rewrite due for ``day`` (``rewrite_due``) and the WAL's emptying, on a connection of its own: the
@@ -232,7 +251,7 @@ class Retention(StoreBase):
             if own:
                 self._rewritten_cookies = (before, int(conn.execute("PRAGMA schema_version").fetchone()[0]))
             with conn:
-                conn.execute("DELETE FROM daemon_state WHERE name = ?", (REWRITE_OWED,))
+                conn.execute("DELETE FROM daemon_state WHERE name IN (?, ?)", (REWRITE_OWED, REWRITE_ASKED))
                 if day is not None:
                     conn.execute(
                         "INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VALUES (?, ?, 0)", (REWRITTEN_DAY, day)
@@ -280,8 +299,12 @@ CLOCK_FLOOR = 1_577_836_800.0
 #: so a purged row's copies stay at most a day (and a purge interval) after the purge that deleted it.
 REWRITE_OWED = "purge_rewrite_owed"
 REWRITTEN_DAY = "purge_rewritten_day"
+#: daemon_state's row by which ``bluezone purge`` asks the daemon running on the store for the rewrite now.
+REWRITE_ASKED = "purge_rewrite_asked"
 #: How a purge pays a rewrite that is due (``Retention.purge``).
 RewriteWhen = Literal["now", "unless_daemon", "apart"]
+#: What ``rewrite_purged`` left: no copy of a purged row (``"done"``), the rewrite still owed, or asked of the daemon.
+RewriteState = Literal["done", "owed", "asked"]
 #: SQLite's virtual-machine steps between two looks at a stop (``rewrite_apart``): each look takes the GIL from the
 #: daemon's loop, and a million rows' VACUUM is some 10^8 steps; ~1 ms of work here.
 PROGRESS_STEPS = 100_000
