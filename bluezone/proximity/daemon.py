@@ -135,7 +135,7 @@ class Daemon:
         self._rewrite_due: str | None = None  # the day a purge left the store's rewrite due for (``_rewrite_apart``)
         self._rewriting: asyncio.Future[bool] | None = None  # that rewrite, running (its VACUUM holds the store's lock)
         self._rewrite_wake: asyncio.Event | None = None  # wakes the purge task for a rewrite asked (``_look_for_rewrite``)
-        self._ask_failed = False  # an asked rewrite could not run (no room): left to the day's, not tried at each flush
+        self._ask_taken = False  # a rewrite asked is under way or could not run (no room: left to the day's rewrite)
         # a listener's adverts heard meanwhile: its own handling writes (a check-in its dwell earned), so they wait
         self._held_for_listeners: list[tuple[AdvertListener, Advert]] = []
 
@@ -489,14 +489,14 @@ class Daemon:
     def _look_for_rewrite(self) -> None:
         """The rewrite ``bluezone purge`` asked for (``rewrite_asked``), run in the thread now, not at the next
         purge's (an hour on): the command's own VACUUM held the store's lock, and the writes on the loop waited."""
-        if self._rewrite_due is not None or self._store_held or self._rewrite_wake is None or self._ask_failed:
+        if self._rewrite_due is not None or self._store_held or self._rewrite_wake is None or self._ask_taken:
             return
         try:
             due = self.store.rewrite_asked(self.clock.now(), self.config.retention_days)
         except StoreWriteError:  # (a lock held past the busy timeout: the next flush looks again)
             return
         if due is not None:
-            self._rewrite_due, self._ask_failed = due, True  # (until a rewrite is done: then the ask is gone too)
+            self._rewrite_due, self._ask_taken = due, True  # (not looked for again until a rewrite is done, ask and all)
             self._rewrite_wake.set()
 
     async def _rewrite_apart(self, day: str) -> None:
@@ -517,7 +517,7 @@ class Daemon:
                 await asyncio.wait({work})
             self._rewriting = None
             if not work.cancelled() and work.exception() is None and work.result():
-                self._ask_failed = False
+                self._ask_taken = False
             held, self._held_for_listeners = self._held_for_listeners, []
             for listener, advert in held:  # as heard: a listener goes by each advert's time, not the clock's
                 listener.on_advert(advert)

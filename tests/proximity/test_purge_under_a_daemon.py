@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
@@ -101,3 +103,26 @@ def test_purge_without_a_daemon_still_rewrites_at_once(tmp_path: Path) -> None:
     purged = json.loads(done.output)
     assert purged["sightings_deleted"] == EXPIRED and purged["rewrite_owed"] is False
     assert purged["rewrite_asked_of_daemon"] is False and _rewrite_rows(path) == {"purge_rewritten_day"}
+
+
+def test_an_asked_rewrite_that_cannot_run_is_not_tried_at_every_flush(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The ask stays in the file when its rewrite fails (here the store's file was deleted under the daemon, so its
+    thread cannot open it again; no room for the copy is the usual case): the daemon tried it again at each flush,
+    every 5 s, a VACUUM each time; it is left to the day's rewrite."""
+    path = tmp_path / "me.db"
+    _store(path)
+    clock = VirtualClock(NOON - 15 * DAY_SECONDS + 3600)
+
+    async def purge_then_delete() -> None:
+        await asyncio.sleep(30)
+        done = CliRunner().invoke(cli, ["purge", "--db", str(path), "--json"], obj={"clock": VirtualClock(NOON)})
+        assert done.exit_code == 0 and json.loads(done.output)["rewrite_asked_of_daemon"], done.output
+        path.unlink()  # (before the daemon's next flush looks for the ask)
+
+    async def both() -> None:
+        await asyncio.gather(run_daemon("emulated:0", path, DaemonConfig(), 120, clock=clock, handle_signals=False),
+                             purge_then_delete())
+
+    with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
+        clock.run(both())
+    assert caplog.text.count("could not rewrite") == 1  # 18 flushes, one try
