@@ -34,10 +34,12 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from opcode import opmap
 from types import FrameType
 from typing import Any
 
 _IMPORTLIB = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"})
+_IMPORT_FROM = opmap["IMPORT_FROM"]
 
 
 class CtrlCOutsideImportlib:
@@ -48,7 +50,7 @@ class CtrlCOutsideImportlib:
         self._profile_before: Any = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
-        if self.held or frame is None or frame.f_code.co_filename not in _IMPORTLIB:
+        if self.held or frame is None or not (frame.f_code.co_filename in _IMPORTLIB or _in_import_from(frame)):
             self._raise()
         self.hold()
 
@@ -68,6 +70,14 @@ class CtrlCOutsideImportlib:
             self.held = False
             sys.setprofile(self._profile_before)
         raise KeyboardInterrupt
+
+
+def _in_import_from(frame: FrameType) -> bool:
+    """Whether ``frame`` is making the ImportError of a ``from module import name`` that failed: CPython checks
+    for signals as it writes the error's text (``PyObject_Repr``), and a KeyboardInterrupt raised there left it
+    without one, a "TypeError: expected a message argument" in place of both (``except ImportError`` around
+    numpy's and protobuf's optional imports did not catch it, the Ctrl-C lost)."""
+    return 0 <= frame.f_lasti < len(frame.f_code.co_code) and frame.f_code.co_code[frame.f_lasti] == _IMPORT_FROM
 
 
 class CtrlCAgainWhenSwallowed:

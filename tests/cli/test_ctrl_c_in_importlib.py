@@ -115,3 +115,50 @@ def test_a_ctrl_c_python_swallows_in_a_del_is_delivered_again(tmp_path: Path) ->
     on to exit 0 (a two-job check whose worker's pipe was collected as the Ctrl-C came)."""
     done = subprocess.run([sys.executable, "-c", CTRL_C_IN_A_DEL], capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert (done.returncode, done.stderr.split(), done.stdout) == (130, ["Interrupted"], ""), done.stderr
+
+
+#: The console script, its command importing an optional name as numpy and protobuf do (``try: from m import name``
+#: ``except ImportError``) while a Ctrl-C lands in CPython's making of the ImportError: the module's ``__getattr__``
+#: waits in C code that raises (no check for signals in this thread) as another thread's SIGINT is noted, and the
+#: next check is ``import_from``'s own, in ``PyObject_Repr`` as it writes the error's text.
+CTRL_C_IN_A_FAILED_FROM_IMPORT = """
+import _queue, signal, sys, threading, time, types
+import bluezone.cli
+waiting = threading.Event()
+def __getattr__(name):
+    if name != "optional_name":
+        raise AttributeError
+    waiting.set()
+    try:
+        _queue.SimpleQueue().get(timeout=0.3)
+    except _queue.Empty:
+        raise AttributeError  # (no call: no check for signals on the way out)
+optional = types.ModuleType("optional")
+optional.__getattr__ = __getattr__
+sys.modules["optional"] = optional
+def ctrl_c_while_it_waits():
+    waiting.wait()
+    time.sleep(0.05)
+    signal.raise_signal(signal.SIGINT)  # (noted in this thread, handled by the main thread at its next check)
+def cli(**_kwargs):
+    threading.Thread(target=ctrl_c_while_it_waits).start()
+    try:
+        from optional import optional_name
+    except ImportError:
+        pass
+    print("ran on")
+bluezone.cli.cli = cli
+sys.argv = ["bluezone", "status"]
+from bluezone.__main__ import main
+main()
+"""
+
+
+def test_a_ctrl_c_as_a_failed_from_import_is_reported_is_not_a_type_error(tmp_path: Path) -> None:
+    """Raised there, the KeyboardInterrupt left CPython's ImportError without its text: "Error: TypeError: expected a
+    message argument" and exit 1 (1 in ~1,500 random Ctrl-Cs of a check), the Ctrl-C lost.  Held, it is raised at the
+    next call, past the ``except ImportError``."""
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_A_FAILED_FROM_IMPORT], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert (done.returncode, done.stderr.split(), done.stdout) == (130, ["Interrupted"], ""), done.stderr
