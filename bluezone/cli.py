@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import click
 
+from bluezone.clioutput import refused_output, take_over_standard_streams
 from bluezone.clitypes import DB_ORIGIN, QUICK_EXIT, LazyCommands, emit_json, json_option
 from bluezone.errors import BluezoneError, NotAStoreError
 from bluezone.exitnow import forget_unhandled_ctrl_c
@@ -120,6 +121,9 @@ class BluezoneGroup(click.Group):
                 return super().make_context(info_name, args, parent, **extra)
             except click.UsageError as exc:  # the group's own options (--bogus): no invoke() to report it
                 _usage_error(exc)
+            except OSError:  # (--help and --version write as the options are read, before any command runs)
+                exit_if_output_refused()
+                raise
         return super().make_context(info_name, args, parent, **extra)
 
     def resolve_command(
@@ -150,6 +154,7 @@ class BluezoneGroup(click.Group):
             return super().main(args, prog_name, complete_var, False, **extra)
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)  # an exit code, or a command's None
+            sys.stdout.flush()  # (what is still buffered: a failure to write it said here, not as Python exits)
         except click.Abort as exc:
             if isinstance(exc.__cause__ or exc.__context__, KeyboardInterrupt):  # (at a question: its context)
                 interrupted()
@@ -160,6 +165,9 @@ class BluezoneGroup(click.Group):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:  # (while click reported the first)
             interrupted()
+        except OSError:  # (the flush above)
+            exit_if_output_refused()
+            raise
         sys.exit(code if isinstance(code, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -178,11 +186,9 @@ class BluezoneGroup(click.Group):
             _usage_error(exc)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
             raise  # (Ctrl-C: main says so, once all has unwound)
-        except BrokenPipeError:
-            # `bluezone status | head`: the reader has gone, as with any Unix tool; say nothing more
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            ctx.exit(141)  # 128 + SIGPIPE, what a shell reports for a killed writer
         except Exception as exc:  # noqa: BLE001 - the last line of defence for the CLI
+            if isinstance(exc, OSError):
+                exit_if_output_refused()
             if isinstance(exc.__cause__, KeyboardInterrupt):
                 # Ctrl-C wrapped on its way up: Python before 3.12 makes one raised while a class is made (a
                 # dataclass's fields named as a module loads) a RuntimeError "Error calling __set_name__"
@@ -202,6 +208,23 @@ def interrupted() -> NoReturn:
     click.echo("Interrupted", err=True)
     forget_unhandled_ctrl_c()  # (else ``python -m bluezone`` could end by SIGINT after it)
     sys.exit(130)
+
+
+def exit_if_output_refused() -> None:
+    """If stdout has refused a write: one line and exit 1, as coreutils' "write error"; but a reader gone (``bluezone
+    status | head``) is its choice, no failure: nothing said, 141 (128 + SIGPIPE, a shell's code for a writer killed
+    so).  What is still buffered goes to /dev/null, so Python's last flush as it exits has nothing to fail on
+    ("Exception ignored ... BrokenPipeError", exit 120).  Before click's own handling of a reader gone (exit 1)."""
+    refused = refused_output()
+    if refused is None:
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    if isinstance(refused, BrokenPipeError):
+        sys.exit(141)
+    click.echo(f"Error: cannot write the output: {refused.strerror or refused}", err=True)
+    sys.exit(1)
 
 
 def unusable_path(exc: BaseException) -> str | None:
@@ -301,6 +324,7 @@ def main() -> None:
     # OpenBLAS starts a thread per core as numpy is imported (0.04 s here, serial, before any
     # command begins); no command does linear algebra worth a thread.  A user's own setting stands.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    take_over_standard_streams()  # (a write stdout refused said in one line; a closed one not silently lost)
     obj: dict[str, Any] = {}
     try:
         cli(obj=obj, prog_name="bluezone")

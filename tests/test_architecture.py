@@ -277,7 +277,7 @@ def test_the_error_tree_is_drawn_as_the_classes_are() -> None:
 
 #: The rows of docs/architecture.md's diagram, top to bottom (each package's ``cli.py`` is a command).
 LAYERS = [
-    {"cli", "clitypes", "cliconfig", "demo", "checkreport", "__main__"},
+    {"cli", "clitypes", "cliconfig", "clioutput", "demo", "checkreport", "__main__"},
     {"sim"},
     {"client"},
     {"venues"},

@@ -1,0 +1,68 @@
+"""The console script's stdout, which remembers a write it refused: so the CLI tells its own output failing (a
+full disk, a stream closed, a reader gone) from a command's other OSErrors, and says it in one line as coreutils'
+"write error" does, not "Error: OSError: ..." or a traceback (``--help`` and ``--version`` write before any
+command runs).  Not a probing flush: unbuffered (``PYTHONUNBUFFERED``), a refused write keeps nothing to fail again.
+
+And a stdout closed before the command started (``bluezone status >&-``) is held by /dev/null opened read-only:
+Python leaves ``sys.stdout`` None there, click then writes nothing (exit 0, the report lost), and the next file
+the command opened would take its number, to be written as if it were stdout.  A closed stderr is held by /dev/null
+as it is, writable: there is nobody to tell, and its exit code still says what went wrong."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+
+
+class Stdout(io.TextIOWrapper):
+    """``sys.stdout`` that keeps the error of a write or flush it could not do (``refused``)."""
+
+    refused: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError as exc:
+            self.refused = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as exc:
+            self.refused = exc
+            raise
+
+
+def take_over_standard_streams() -> None:
+    """Hold a closed stdout or stderr, and put a ``Stdout`` in the place of Python's own ``sys.stdout``, writing
+    to its buffer as it is set (``-u``, line buffering on a terminal); the one it replaces is kept alive by
+    ``sys.__stdout__`` (collected, it would close the buffer they share)."""
+    if _held_if_closed(1, os.O_RDONLY) and sys.stdout is None:  # writing to it fails: "Bad file descriptor"
+        sys.stdout = Stdout(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
+    _held_if_closed(2, os.O_WRONLY)  # nobody to tell: what is said goes nowhere (not into a file; exitnow writes to 2)
+    own = sys.stdout
+    if own is sys.__stdout__ and isinstance(own, io.TextIOWrapper):
+        sys.stdout = Stdout(
+            own.buffer, encoding=own.encoding, errors=own.errors, line_buffering=own.line_buffering,
+            write_through=own.write_through,
+        )
+
+
+def _held_if_closed(fd: int, flags: int) -> bool:
+    """If ``fd`` is closed, /dev/null opened there with ``flags``; whether it was."""
+    try:
+        os.fstat(fd)
+    except OSError:
+        held = os.open(os.devnull, flags)
+        if held != fd:  # (a lower one closed too: it took that)
+            os.dup2(held, fd)
+            os.close(held)
+        return True
+    return False
+
+
+def refused_output() -> OSError | None:
+    """The error of the write stdout refused, if it has refused one."""
+    return sys.stdout.refused if isinstance(sys.stdout, Stdout) else None
