@@ -85,7 +85,7 @@ class SystemClock:
 def run_on(clock: Clock, coro: Coroutine[Any, Any, T]) -> T:
     """``coro`` run to its end on ``clock``'s loop (the real clock: ``asyncio.run``; a test's clock runs its own
     virtual-time loop), and closed whatever ends it: a Ctrl-C before the loop took it left "coroutine ... was never
-    awaited" at exit (``run``, ``venue beacon``)."""
+    awaited" at exit (``run``, ``venue beacon``, ``doctor``, ``calibrate``)."""
     try:
         if isinstance(clock, SystemClock):
             return asyncio.run(coro)

@@ -9,7 +9,6 @@ daemon reads ``tx_power`` for its AEM and ``check`` reads ``rssi_correction``.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from bluezone.calibration.procedure import (
     measure,
 )
 from bluezone.calibration.table import default_table
-from bluezone.clock import Clock, SystemClock, VirtualClock
+from bluezone.clock import Clock, SystemClock, VirtualClock, run_on
 from bluezone.config import DaemonConfig, save_settings
 from bluezone.errors import ConfigError, UnknownDeviceError
 from bluezone.proximity.backends import EMULATED, open_radio
@@ -129,15 +128,16 @@ def run_calibration(
         channel = OffsetChannel(LogDistanceChannel(), {"adapter": rx_off, "reference": -correction}, {"adapter": tx_off})
         air = Air(clock, seed, channel)
         channel.air = air
-        return clock.run(
-            _emulated(air, clock, name, correction, tx, distance_m, duration_s, advertise_tx_power, progress)
+        return run_on(
+            clock, _emulated(air, clock, name, correction, tx, distance_m, duration_s, advertise_tx_power, progress)
         )
     if reference.radio is not None and reference.radio.split(":", 1)[0] == EMULATED:
         raise ConfigError("an emulated reference needs --radio emulated")
     system = SystemClock()
     radio = open_radio(radio_spec, clock=system, adapter=adapter)
     ref_radio = open_radio(reference.radio, clock=system) if reference.radio else None
-    return asyncio.run(
+    return run_on(
+        system,
         measure(
             radio,
             Reference(name, correction, tx, ref_radio),

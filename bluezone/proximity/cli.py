@@ -314,8 +314,7 @@ def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
 def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, db_path: Path | None, as_json: bool) -> None:
     """Check BlueZ, the adapter, permissions, advertising, scanning, calibration and the sighting
     database (every page read for damage); say what to fix."""
-    import asyncio
-
+    from bluezone.clock import SystemClock, run_on
     from bluezone.config import load_config
     from bluezone.errors import ConfigError
     from bluezone.proximity.doctor import diagnose, render
@@ -330,9 +329,10 @@ def doctor(adapter: str | None, scan_seconds: float, config_path: Path | None, d
 
     from bluezone.venues.nearby import correction_warning
 
-    report = asyncio.run(
+    report = run_on(  # (real time whatever the CLI's clock: BlueZ's answers and the scan are waited for really)
+        SystemClock(),
         diagnose(adapter, scan_seconds, config, problem, store=db_path or default_db_path(), now=cli_clock().now(),
-                 clock_synced=_clock_synced())
+                 clock_synced=_clock_synced()),
     )
     venues = correction_warning(config.rssi_correction) if config is not None else None
     if venues:

@@ -333,3 +333,41 @@ def test_ctrl_c_before_the_loop_runs_a_command_s_coroutine_is_one_line(tmp_path:
         gc.collect()
     assert code == 130 and stderr.split() == ["Interrupted"], stderr
     assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
+
+
+@pytest.mark.parametrize(("command", "loop_run"), [
+    (["doctor", "--scan-seconds", "0", "--db", "{tmp}/d.db"], "asyncio.runners:run"),  # (real time: BlueZ waited for)
+    (["calibrate", "--radio", "emulated", "--reference", "Pixel 4", "--duration", "60", "--yes", "--config", "{tmp}/d.toml"],
+     "bluezone.clock:VirtualClock.run"),  # (the emulated radio on a virtual clock of its own)
+])
+def test_ctrl_c_as_the_loop_starts_doctor_s_and_calibrate_s_coroutine_is_one_line(
+    tmp_path: Path, command: list[str], loop_run: str
+) -> None:
+    """The same for the commands whose loop is not the CLI's clock's: a Ctrl-C as the loop starts, raised by a profile
+    function at the loop's first step (``sys.setprofile``: an exception it raises comes out of the call it sees)."""
+    import gc
+    import warnings
+    from importlib import import_module
+    from operator import attrgetter
+    from types import FrameType
+
+    module, _, name = loop_run.partition(":")
+    loop_s_first_step = attrgetter(name)(import_module(module)).__code__
+
+    def ctrl_c_as_it_starts(frame: FrameType, event: str, _arg: object) -> None:
+        if event == "call" and frame.f_code is loop_s_first_step:
+            sys.setprofile(None)
+            raise KeyboardInterrupt
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sys.setprofile(ctrl_c_as_it_starts)
+        try:
+            result = CliRunner().invoke(cli, [arg.format(tmp=tmp_path) for arg in command], obj={})
+        finally:
+            sys.setprofile(None)
+        code, stderr = result.exit_code, result.stderr
+        del result
+        gc.collect()
+    assert code == 130 and stderr.split() == ["Interrupted"], stderr
+    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
