@@ -13,9 +13,10 @@ A Ctrl-C in Python's own start (``site`` and the ``.pth`` files it runs, runpy, 
 re``: ~0.02-0.15 s) is beyond any Python code: CPython sets its SIGINT handler before it imports ``site``, and no
 option of the ``python`` command puts that off (``PyConfig.install_signal_handlers`` is for embedders), so the
 handler's KeyboardInterrupt comes out there as a traceback ("Fatal Python error: init_import_site" in ``site``).
-Before the handler is set SIGINT ends the process silently, as a shell expects.  A launcher that starts Python
-with SIGINT blocked (``exec env --block-signal=INT python -m bluezone "$@"``, or one in C) holds such a Ctrl-C
-until ``main`` unblocks it, inside its ``try``."""
+Before the handler is set SIGINT ends the process silently, as a shell expects.  What the console script loads
+before ``main``'s ``try`` (this package's ``__init__`` and ``lazyexports``) imports nothing else: ~0.8 ms.  A
+launcher that starts Python with SIGINT blocked (``exec env --block-signal=INT python -m bluezone "$@"``, or one in
+C) holds such a Ctrl-C until ``main`` unblocks it, inside its ``try``."""
 
 import sys
 

@@ -6,13 +6,19 @@ store (``bluezone check``) would also import the daemon, asyncio and the radio b
 ``bluezone.server.storage`` would pull in FastAPI.  Each package instead lists its names and the
 module that defines each, and this module's ``__getattr__`` imports that module when a name is
 first asked for.
-"""
+
+Nothing but ``sys`` is imported as this module loads (``importlib`` when a name is first asked for; the types for
+mypy alone): ``bluezone/__init__.py`` loads it before the console script reaches the ``try`` that says a Ctrl-C in
+one line, and in a clean venv (no ``.pth`` file's imports before it) ``importlib`` and ``collections.abc`` were
+~3-10 ms there, where a Ctrl-C was a traceback and exit -2."""
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable, Mapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
 
 
 def lazy_exports(
@@ -24,6 +30,8 @@ def lazy_exports(
     def __getattr__(name: str) -> object:
         if name not in exports:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        import importlib
+
         return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
 
     def __dir__() -> list[str]:
