@@ -20,6 +20,10 @@ from bluezone.proximity.store import SightingStore
 from .conftest import NOON, random_sightings
 
 YEAR = 365 * DAY_SECONDS
+# Hours of virtual time at a third of the CPU (a clock test's daemons did nothing else): the daemons write every 30 s,
+# not 5, and the air of ``me_and_a_neighbour`` works in 10-s ticks, not 1 (each advert still carries its own send time)
+WRITES_EVERY = DaemonConfig(flush_interval=30.0)
+AIR_TICK = 10.0
 
 
 class SteppedWall:
@@ -77,7 +81,7 @@ def run_stepped(path: Path, virtual: VirtualClock, wall: SteppedWall, step: floa
             await asyncio.sleep(1800)
             wall.step = step
         await asyncio.gather(
-            run_daemon("emulated:1", path, DaemonConfig(), hours * 3600, clock=clock, handle_signals=False), stepped()
+            run_daemon("emulated:1", path, WRITES_EVERY, hours * 3600, clock=clock, handle_signals=False), stepped()
         )
 
     virtual.run(run())
@@ -88,7 +92,7 @@ def me_and_a_neighbour(
 ) -> tuple[Daemon, Daemon]:
     """This device's daemon (its ``store`` and ``clock``) and a neighbour's 1 m away (its own store, on ``virtual``),
     on one emulated air that stamps what it hears with ``air_clock``."""
-    config = config or DaemonConfig()
-    air = Air(air_clock, 1)
+    config = config or WRITES_EVERY
+    air = Air(air_clock, 1, tick=AIR_TICK)
     neighbour = Daemon(air.radio("them", (1, 0)), SightingStore.open(":memory:"), virtual, config, on_status=lambda _: None)
     return Daemon(air.radio("me", (0, 0)), store, clock, config, on_status=lambda _: None), neighbour

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from bluezone.clock import VirtualClock
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.errors import ConfigError, RadioError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.backends.emulated import Air, EmulatedRadio, Links, LogDistanceChannel
 from bluezone.proximity.radio import Advert
 
+from .clock_helpers import SteppedWall
 from .conftest import NOON
 
 PAYLOAD_A = bytes(range(20))
@@ -170,6 +172,38 @@ def test_a_device_alone_costs_the_air_no_channel_and_still_counts_what_it_sends(
     together = _AskedChannel()
     assert listen(Air(VirtualClock(NOON), 1, together), 60, {"a": ((0, 0), PAYLOAD_A)}, {"b": (1, 0)})["b"]
     assert together.asked >= 59
+
+
+@pytest.mark.parametrize("step", [2 * DAY_SECONDS, -3600.0])
+def test_a_clock_step_is_no_time_on_the_air(step: float) -> None:
+    """The air's clock steps (a paused virtual machine's clock believed two days ahead, as the daemon's CheckedClock
+    does; one set back an hour): the radios send on from the new time, a minute's adverts in the next minute.  Was:
+    two days of adverts worked out at once, stamped in the gap (2.1 million in the clock tests, 6 s of CPU; a month
+    would fill the memory), and after a step back nothing at all for the hour."""
+    virtual = VirtualClock(NOON)
+    wall = SteppedWall(virtual)
+    air = Air(wall, 1, LogDistanceChannel(shadowing_sd=0))
+    heard: list[Advert] = []
+    before: list[int] = []
+
+    async def main() -> None:
+        a, b = air.radio("a", (0, 0)), air.radio("b", (1, 0))
+        for r in (a, b):
+            await r.open()
+        await a.advertise(PAYLOAD_A, -24)
+        await b.start_scanning(heard.append)
+        await asyncio.sleep(60)
+        before.append(len(heard))
+        wall.step = step
+        await asyncio.sleep(60)
+        for r in (a, b):
+            await r.close()
+
+    virtual.run(main())
+    after = np.array([a.time for a in heard[before[0]:]])
+    assert 60 / 0.27 - 5 <= before[0] <= 60 / 0.2 + 5
+    assert 60 / 0.27 - 5 <= len(after) <= 60 / 0.2 + 5
+    assert after.min() >= NOON + 60 + step and after.max() <= NOON + 120 + step
 
 
 def test_same_seed_same_air() -> None:

@@ -36,6 +36,8 @@ PositionLike = Position | Callable[[float], Position]
 
 ADVERT_INTERVAL = (0.200, 0.270)  # seconds, GAEN Bluetooth specification v1.2
 SENSITIVITY_DBM = -100.0
+# a tick this much later than due, or one back in time: the clock stepped or the machine slept, nothing was on air
+STEPPED_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -268,6 +270,12 @@ class Air:
 
     def deliver(self, now: float) -> int:
         """Send every advert due up to ``now`` and hand them to the scanners; returns packets."""
+        if not 0 <= now - self._last <= self.tick + STEPPED_SECONDS:
+            # the radios send from now on: a clock believed two days ahead (a paused virtual machine, CheckedClock)
+            # had the air work out two days of adverts at once (2.1 million, 6 s) and a month's would fill the
+            # memory; one stepped back fell silent until the clock came round again
+            for r in self.radios:
+                r._next_send = now
         senders = [r for r in self.radios if r._segments]
         scanners = [r for r in self.radios if r.on_advert is not None]
         self._last = now
