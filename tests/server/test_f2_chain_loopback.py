@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -48,9 +49,28 @@ def _scene(tmp_path: Path) -> tuple[dict[str, Path], dt.date]:
     return paths, dt.datetime.fromtimestamp(start, dt.UTC).date()
 
 
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], dt.date]:
+    """The scene emulated once a module (a process: 12-60 s of each test's setup at load 8-15), not once a test.  Kept
+    past midnight it stays right: it is placed yesterday evening or earlier, its keys complete and within the 14 days,
+    its ``day`` the day it is placed on (the wall-clock sets of .ci/run cross midnight with it)."""
+    return _scene(tmp_path_factory.mktemp("scene"))
+
+
+def _nodes(scene: tuple[dict[str, Path], dt.date], tmp_path: Path) -> tuple[dict[str, Path], dt.date]:
+    """The scene's stores copied for one test (each test's uploads and checks change them)."""
+    nodes, day = scene
+    copies = {}
+    for name, path in nodes.items():
+        for part in path.parent.glob(f"{path.name}*"):  # the store and any -wal, -shm beside it
+            shutil.copy2(part, tmp_path / part.name)
+        copies[name] = tmp_path / path.name
+    return copies, day
+
+
 @pytest.fixture
-def chain(live_server: dict, tmp_path: Path) -> dict:
-    nodes, day = _scene(tmp_path)
+def chain(live_server: dict, scene: tuple[dict[str, Path], dt.date], tmp_path: Path) -> dict:
+    nodes, day = _nodes(scene, tmp_path)
     url, db, keys = live_server["url"], str(live_server["db"]), str(live_server["keys"])
 
     def code(*args: str) -> str:
@@ -129,8 +149,10 @@ def test_f2_warning_withdrawn_when_the_f1_tests_negative(chain: dict) -> None:
 
 
 @pytest.mark.slow
-def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(live_server: dict, tmp_path: Path) -> None:
-    nodes, day = _scene(tmp_path)
+def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(
+    live_server: dict, scene: tuple[dict[str, Path], dt.date], tmp_path: Path
+) -> None:
+    nodes, day = _nodes(scene, tmp_path)
     db, keys = str(live_server["db"]), str(live_server["keys"])
     rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json", "--type", "recursive",
                         "--exposure-date", (day + dt.timedelta(days=1)).isoformat())
