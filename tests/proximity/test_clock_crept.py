@@ -11,13 +11,12 @@ from pathlib import Path
 
 from bluezone.boottime import BELIEVED_STEP, STEP_TOLERANCE
 from bluezone.clock import CheckedClock, VirtualClock
-from bluezone.config import DaemonConfig
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
-from .clock_helpers import SteppedWall, store_of_ten_days
+from .clock_helpers import AIR_TICK, WRITES_EVERY, SteppedWall, store_of_ten_days
 from .conftest import NOON
 
 
@@ -28,7 +27,7 @@ def _run_with(tmp_path: Path, seconds: float, move: Callable[[SteppedWall], Awai
     virtual = VirtualClock(NOON)
     wall = SteppedWall(virtual)
     clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
-    daemon = Daemon(Air(clock, 1).radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+    daemon = Daemon(Air(clock, 1, tick=AIR_TICK).radio("me", (0, 0)), store, clock, WRITES_EVERY, on_status=lambda _: None)
 
     async def hear() -> None:
         for _ in range(int(seconds // 10)):
