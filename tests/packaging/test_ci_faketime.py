@@ -44,3 +44,15 @@ def test_the_faketime_moments_are_utc_in_any_time_zone() -> None:
             ).stdout.strip()
             late = dt.datetime.fromisoformat(got) - dt.datetime.fromisoformat(at)
             assert dt.timedelta(0) <= late < dt.timedelta(seconds=5), f"TZ={zone}: faketime from {at!r} UTC started at {got} UTC"
+
+
+def test_the_files_ci_runs_again_hold_every_wall_clock_test(request: pytest.FixtureRequest) -> None:
+    """.ci/run finds the wall-clock tests' files by grep (the mark or the key-server fixture named in them), not by
+    collecting the whole suite: every test so marked that this session collected (the whole suite in ``make test``)
+    must be in a file the grep finds.  One using the key server only through another fixture would not be: mark it."""
+    pattern = re.search(r"^wall_clock_files=.*grep -rlE '([^']+)' tests --include='([^']+)'", CI_RUN.read_text(), re.M)
+    assert pattern, ".ci/run no longer lists the wall-clock tests' files with grep as this test expects"
+    tests = CI_RUN.parents[1] / "tests"
+    found = {path for path in tests.rglob(pattern.group(2)) if re.search(pattern.group(1), path.read_text())}
+    wall = {Path(str(item.path)) for item in request.session.items if item.get_closest_marker("wall_clock")}
+    assert wall <= found, sorted(map(str, wall - found))
