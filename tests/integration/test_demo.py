@@ -11,14 +11,22 @@ import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
-from bluezone.demo import F0, SCENE, run_demo
+from bluezone.demo import F0, SCENE, DemoResult, run_demo
 
 NOW = 1_795_089_600.0  # 2026-11-19 12:00 UTC: the scene stays inside one UTC day
 
 
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, Path]:
+    """The demo at seed 1 at NOW and its --out directory, run once for the tests that only read them (a demo is ~10 s
+    of CPU): what it flags, its chain, and a second run's verdicts (reproducible)."""
+    out = tmp_path_factory.mktemp("demo") / "out"
+    return run_demo(out, seed=1, now=NOW), out
+
+
 @pytest.mark.slow
-def test_demo_flags_exactly_the_true_close_contacts(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "out", seed=1, now=NOW)
+def test_demo_flags_exactly_the_true_close_contacts(demo: tuple[DemoResult, Path]) -> None:
+    result, out = demo
     by_name = {v.name: v for v in result.verdicts}
     assert set(by_name) == {p.name for p in SCENE} - {F0}
     assert by_name["Binh"].truly_close and by_name["Binh"].flagged
@@ -34,7 +42,6 @@ def test_demo_flags_exactly_the_true_close_contacts(tmp_path: Path) -> None:
     assert by_name["Dung"].venue_minutes == 0 and not by_name["Giang"].venue_warned
     assert abs(by_name["Em"].venue_minutes - by_name["Em"].true_minutes_in_cafe) <= 10
     # what --out keeps: one database per device (0600), the F0's key file, the key server
-    out = tmp_path / "out"
     for person in SCENE:
         db = out / f"{person.name}.db"
         assert stat.S_IMODE(db.stat().st_mode) == 0o600
@@ -47,10 +54,9 @@ def test_demo_flags_exactly_the_true_close_contacts(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_is_reproducible_for_a_seed(tmp_path: Path) -> None:
-    a = run_demo(tmp_path / "a", seed=3, now=NOW)
-    b = run_demo(tmp_path / "b", seed=3, now=NOW)
-    assert [v.as_dict() for v in a.verdicts] == [v.as_dict() for v in b.verdicts]
+def test_demo_is_reproducible_for_a_seed(demo: tuple[DemoResult, Path], tmp_path: Path) -> None:
+    again = run_demo(tmp_path / "again", seed=1, now=NOW)  # (in a process that may have run other tests between)
+    assert [v.as_dict() for v in again.verdicts] == [v.as_dict() for v in demo[0].verdicts]
 
 
 @pytest.mark.slow
@@ -91,10 +97,10 @@ def test_demo_just_after_midnight_uses_yesterdays_whole_key(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_demo_shows_one_f0_f1_f2_chain(tmp_path: Path) -> None:
+def test_demo_shows_one_f0_f1_f2_chain(demo: tuple[DemoResult, Path]) -> None:
     from bluezone.demo import F1_CHAIN, format_report
 
-    result = run_demo(tmp_path / "out", seed=1, now=NOW)
+    result = demo[0]
     by_name = {v.name: v for v in result.verdicts}
     assert result.chain is not None and result.chain["f1"] == F1_CHAIN == "Binh"
     assert result.chain["f2"] == ["Khanh"] and result.chain["keys_uploaded"] == 1
