@@ -256,10 +256,13 @@ def _defaults_for(command: click.Command, table: dict[str, Any], where: str, tra
 def _as_typed(param: click.Option, value: Any, where: str) -> Any:
     """A TOML value as the command line would give it (a number or date as its text, a list for a
     repeatable option), for click to convert and check as it does typed values; a table, or a list
-    where one value goes, is a ConfigError (click's converters raised TypeError on them)."""
+    where one value goes, is a ConfigError (click's converters raised TypeError on them), and so is text
+    with a NUL: only a file can give one (argv and the environment cannot), and a path check raised ValueError."""
     def one(v: Any) -> Any:
         if isinstance(v, (dict, list)):
             raise ConfigError(f"{where}: expected one value, got a {'table' if isinstance(v, dict) else 'list'}")
+        if isinstance(v, str) and "\0" in v:
+            raise ConfigError(f"{where}: the text holds a NUL character (\\u0000), which no typed value can")
         return v if isinstance(v, str) or (isinstance(v, bool) and param.is_flag) else str(v)
 
     if param.multiple:

@@ -110,6 +110,22 @@ def test_a_value_of_the_wrong_kind_in_the_config_file_is_one_line(config: Path, 
     assert lines[-1].startswith("Error: ") and "TypeError" not in lines[-1] and "AttributeError" not in lines[-1]
 
 
+@pytest.mark.parametrize(
+    ("table", "setting"),
+    [("status", 'db = "a\\u0000b"'), ("check", 'keys = "k\\u0000.json"'), ("check", 'set = ["threshold_db=5\\u0000"]')],
+    ids=["path", "file", "in-a-list"],
+)
+def test_a_nul_character_in_a_config_value_is_one_line(config: Path, table: str, setting: str) -> None:
+    """Only a config file can give a value a NUL (argv and the environment cannot hold one): click's path
+    check (os.stat) raised ValueError "embedded null byte", exit 1 and "run with --debug"."""
+    config.write_text(f"[{table}]\n{setting}\n")
+    result = invoke(table)
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"Error: config file {config}: [{table}]") and "NUL" in line, line
+    assert "ValueError" not in line
+
+
 def test_config_values_are_taken_as_if_typed(config: Path, stores) -> None:  # type: ignore[no-untyped-def]
     # a number, a TOML date or a list for a repeatable option reach click as the command line would
     config.write_text('[status]\njson = "yes"\n[check]\njobs = 2\nset = ["a=1", "b=2"]\n')
