@@ -127,14 +127,24 @@ def checked_server_url(base_url: str) -> str:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as exc:
         raise InputError(f"not a usable server URL {shown!r}: {_unusable(base_url, exc)}") from None
-    if not url.host:
+    try:
+        # an xn-- label is decoded here, and the lookup encodes the host as below: 'keys..example.org', a label of
+        # 64 characters or 'xn--a' was 'UnicodeError', exit 1, once connecting
+        host = url.host
+        url.raw_host.decode("ascii").encode("idna")
+    except UnicodeError:
+        raise InputError(
+            f"server URL {shown!r} gives no host name DNS can look up (an empty label, one over 63 characters, or an"
+            " xn-- label that is no name): give the key server's address as published"
+        ) from None
+    if not host:
         raise InputError(f"server URL {shown!r} has no host")
     if b"@" in url.raw_path:  # 'https://alice:p@ss/word@keys.example.org' sent 'alice:p' to the host 'ss', and the
         # password's tail ('word@keys...') was shown in every message and kept in the store as the server's name
         raise InputError(f"server URL {shown!r}: an '@' after the host; {_ENCODE_USERINFO}")
     if url.port is not None and not 0 < url.port < 65536:
         raise InputError(f"server URL {shown!r}: port {url.port} is not 1-65535")
-    if url.userinfo and url.scheme == "http" and not _loopback(url.host):
+    if url.userinfo and url.scheme == "http" and not _loopback(host):
         # basic authentication is the password itself in every request's header: over http:// anybody on the
         # way (a café's Wi-Fi, a proxy) reads it, and the node sent it on every check
         raise InputError(

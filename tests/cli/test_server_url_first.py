@@ -25,6 +25,10 @@ BAD = [
     ("ftp://keys.example.org", "must start with http"),
     ("https://keys.example.org#x", "without '?' or '#'"),
     ("https://keys example.org", "holds a space"),  # was looked up in DNS 4 times, then exit 1
+    # no host name DNS could be asked for: 'UnicodeError: encoding with 'idna' codec failed', exit 1 at connecting
+    ("https://keys..example.org", "no host name"),
+    ("https://" + "k" * 64 + ".example.org", "no host name"),  # a label past DNS's 63 characters
+    ("https://xn--a.example.org", "no host name"),  # an A-label that decodes to nothing: idna's InvalidCodepoint
 ]
 
 

@@ -277,6 +277,7 @@ def test_upload_json_with_today_released_the_same_day(live_server: dict, tmp_pat
     [
         ("keys.example.org", "must start with http"),
         ("http://[::1", "not a usable server URL"),
+        ("http://keys..example.org", "no host name"),  # 'UnicodeError: ... idna codec failed', exit 1, at connecting
         ("http://", "has no host"),
         ("https://keys.example.org:99999", "not 1-65535"),
         ("https://keys.example.org#top", "without '?' or '#'"),  # was a 404 for '/', exit 1
