@@ -271,6 +271,9 @@ def bind(host: str, port: int) -> socket.socket:
         )[0]
     except socket.gaierror as exc:
         raise unresolved(host, exc) from None
+    except UnicodeError:  # a name the lookup cannot even encode (IDNA): 'a..b', a label over 63 characters
+        raise InputError(f"--host {host!r} is no address or name this machine can resolve (no valid host name): give"
+                         " an address of this machine, e.g. 127.0.0.1 or 0.0.0.0") from None
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -261,7 +261,12 @@ def test_a_port_in_use_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
 
 
-@pytest.mark.parametrize(("host", "code"), [("nosuchhost.invalid", 2), ("192.0.2.1", 1)])
+@pytest.mark.parametrize(
+    ("host", "code"),
+    # no name a lookup can take (an empty label, one over 63 characters, the byte 0xff as Python gives it):
+    # 'UnicodeError: encoding with 'idna' codec failed', exit 1 and 'run with --debug'
+    [("nosuchhost.invalid", 2), ("192.0.2.1", 1), ("keys..example.org", 2), ("k" * 64, 2), ("\udcff", 2)],
+)
 def test_a_host_of_no_address_here_is_one_line_naming_it(tmp_path: Path, host: str, code: int) -> None:
     """A --host that does not resolve is a usage error (exit 2); an address this machine does not hold may
     come up later (exit 1: systemd starts the server again)."""
@@ -270,7 +275,7 @@ def test_a_host_of_no_address_here_is_one_line_naming_it(tmp_path: Path, host: s
     rc, out, err = _run("server", "run", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
                         "--host", host, "--port", "0")
     assert rc == code and len(err.splitlines()) == 1, err
-    assert err.startswith(f"Error: --host '{host}' is no") and "e.g. 127.0.0.1 or 0.0.0.0" in err
+    assert err.startswith(f"Error: --host {host!r} is no") and "e.g. 127.0.0.1 or 0.0.0.0" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
 
 
