@@ -377,6 +377,21 @@ def test_a_malformed_postgresql_url_does_not_print_its_password(tmp_path: Path, 
     assert "s3cret" not in err + out and "u:***@" in err
 
 
+@pytest.mark.parametrize(
+    "dsn", ["postgresql://u:s3cret@keys..example.org/x", "postgresql://u:s3cret@" + "k" * 64 + "/x", "postgresql://u:s3cret@\udcff/x"]
+)
+def test_a_postgresql_url_of_no_host_name_is_a_usage_error(tmp_path: Path, dsn: str) -> None:
+    """A host no lookup can take (an empty label, one over 63 characters, the byte 0xff as Python gives it) was
+    'UnicodeError: encoding with 'idna' codec failed' or 'UnicodeEncodeError: ... surrogates', exit 1: systemd
+    restarts such a server every 5 s for ever."""
+    pytest.importorskip("psycopg")
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    rc, out, err = _run("server", "issue-code", "--server-db", dsn, "--signing-key-dir", str(keys))
+    assert rc == 2 and err.startswith("Error: not a usable PostgreSQL URL") and err.count("\n") == 1, err
+    assert "s3cret" not in err + out
+
+
 @pytest.mark.parametrize("command", [["issue-code"], ["export", "--export-dir", "e"], ["run", "--port", "0", "--export-dir", "e"]])
 def test_a_file_that_is_no_database_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
     """--server-db naming a text file exited 1, which the systemd unit restarts every 5 s for ever;

@@ -199,6 +199,15 @@ class PostgresStorage(Storage):
             raise ConfigError("PostgreSQL needs psycopg: pip install 'bluezone[postgres]'") from None
         try:
             return psycopg.connect(self._dsn, autocommit=autocommit)
+        except UnicodeError as exc:  # (said without the URL: it may hold a password)
+            # a byte that is no UTF-8 (UnicodeEncodeError), or a host the lookup cannot encode (IDNA: 'keys..example.org',
+            # a label over 63 characters): exit 1 had systemd restart the server every 5 s for ever
+            if isinstance(exc, UnicodeDecodeError):  # (what came back, not the URL)
+                raise
+            raise InputError(
+                "not a usable PostgreSQL URL: it holds a byte that is no UTF-8 or a host name no lookup can take (an"
+                " empty label, or one over 63 characters)"
+            ) from None
         except psycopg.Error as exc:
             everything = without_password(str(exc).strip(), self._dsn)
             message = everything.splitlines()[0]
