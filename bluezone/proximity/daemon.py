@@ -117,6 +117,7 @@ class Daemon:
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
+        self._opening: asyncio.Task[object] | None = None  # run() while it waits for the radio's open: a stop cancels it
         self._last_status = (0.0, 0)
         self._clock_seen: float | None = None  # the clock at the last purge tick (see _purge)
         self._purge_held = False  # the last purge tick was postponed
@@ -146,6 +147,8 @@ class Daemon:
         self._stop_requested = True
         if self._stop is not None:
             self._stop.set()
+        if self._opening is not None:
+            self._opening.cancel()
 
     async def run(self, duration: float | None = None) -> DaemonStats:
         """Run until ``stop()`` or for ``duration`` seconds of the clock; returns the counters."""
@@ -155,10 +158,11 @@ class Daemon:
         self._rewrite_wake = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
-        await self.radio.open()
+        if not await self._radio_opened():  # stopped while the radio opened: nothing begun, nothing to flush
+            return self.stats
         started = False
         try:
-            if self._stop_requested:  # asked while the radio (or the store) opened: nothing begun, nothing to flush
+            if self._stop_requested:  # asked as the radio (or the store) opened: nothing begun, nothing to flush
                 return self.stats
             started = True
             now = self.clock.now()
@@ -210,6 +214,29 @@ class Daemon:
                     self._save_state()
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
+
+    async def _radio_opened(self) -> bool:
+        """Open the radio unless a stop comes first: a controller that never answers (bumble waits for its power-on,
+        a silent TCP or serial transport) held the daemon's stop, and since SIGTERM again is the same stop only
+        SIGKILL ended it (attack27).  The open runs in ``run``'s own task, which ``stop`` cancels meanwhile (in a task
+        of its own it would end a loop step later, and that step moved what a virtual clock's tests saw).  Whether it
+        opened; one stopped half-way is closed."""
+        if self._stop_requested:  # (asked before the run: nothing to open)
+            return False
+        task = asyncio.current_task()
+        assert task is not None
+        self._opening = task
+        try:
+            await self.radio.open()
+            return True
+        except asyncio.CancelledError:
+            if not self._stop_requested:
+                raise
+            task.uncancel()  # (the stop's cancel, taken here)
+            await self.radio.close()
+            return False
+        finally:
+            self._opening = None
 
     @property
     def _store_held(self) -> bool:

@@ -223,3 +223,25 @@ def test_advertising_data_round_trips_through_bumbles_parser(payload: bytes) -> 
     (raw,) = parsed.get_all(AdvertisingData.SERVICE_DATA_16_BIT_UUID, raw=True)
     assert raw == b"\x6f\xfd" + payload
     assert parsed.get(AdvertisingData.FLAGS) == 0x1A
+
+
+def test_a_controller_that_never_answers_its_power_on_is_no_usable_radio() -> None:
+    """attack27: a transport with nothing answering behind it (a silent TCP peer, /dev/zero) held `bluezone run`
+    in bumble's power-on for ever: now a RadioUnavailableError after ``power_on_seconds``, the transport closed."""
+    import socket
+
+    from bluezone.errors import RadioUnavailableError
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        radio = BumbleRadio(f"tcp-client:127.0.0.1:{port}", power_on_seconds=0.2)
+
+        async def main() -> None:
+            async with asyncio.timeout(30):
+                await radio.open()
+
+        with pytest.raises(RadioUnavailableError, match="did not answer its power-on within 0.2 s"):
+            asyncio.run(main())
+    assert radio.device is None and radio._transport is None

@@ -5,6 +5,7 @@ purge: 1.6 s with 3 days to delete, at load 15) killed the process: exit 143, no
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -100,3 +101,45 @@ def test_sigterm_as_the_open_purges_is_a_clean_stop_and_the_store_intact(tmp_pat
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone() == (0,)  # no key made, none sent
     conn.close()
+
+
+class _Silent:
+    """A radio whose open never ends, as bumble's power-on on a transport with no controller answering: the test
+    notes each close."""
+
+    def __init__(self, radio: object) -> None:
+        self._radio = radio
+        self.opening = asyncio.Event()
+        self.closed = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._radio, name)
+
+    async def open(self) -> None:
+        self.opening.set()
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        self.closed += 1
+
+
+def test_a_stop_while_the_radio_opens_ends_the_run_and_closes_the_radio(tmp_path: Path) -> None:
+    """attack27: `bluezone run --backend bumble:tcp-client:...` on a silent listener waited in the radio's open for
+    ever, deaf to the stop (SIGTERM again is the same stop: only SIGKILL ended it)."""
+    clock = VirtualClock(NOON)
+    store = SightingStore.open(tmp_path / "me.db", purge_now=NOON)
+    radio = _Silent(Air(clock, 1).radio("me", (0.0, 0.0)))
+    daemon = Daemon(radio, store, clock)  # type: ignore[arg-type]
+
+    async def main() -> object:
+        running = asyncio.ensure_future(daemon.run())
+        await radio.opening.wait()
+        daemon.stop()
+        async with asyncio.timeout(5):
+            return await running
+
+    try:
+        stats = asyncio.run(main())
+        assert radio.closed == 1 and stats == daemon.stats and store.daily_keys() == []
+    finally:
+        store.close()

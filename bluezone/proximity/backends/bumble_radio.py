@@ -59,6 +59,11 @@ def _transport_hint(spec: str, exc: Exception) -> str:
     return "check the transport spec (bumble's transport names: usb:0, hci-socket:0, serial:...)"
 
 
+#: Seconds a controller has to answer its power-on (a real one answers in well under one): a transport with no
+#: controller behind it, or a silent one, is no usable radio, not a wait without end.
+POWER_ON_SECONDS = 10.0
+
+
 class BumbleRadio(Radio):
     """A bluezone node on one HCI controller driven by bumble.
 
@@ -68,8 +73,11 @@ class BumbleRadio(Radio):
 
     rotates_address = True
 
-    def __init__(self, transport: str | None = None, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, transport: str | None = None, *, clock: Clock | None = None, power_on_seconds: float = POWER_ON_SECONDS
+    ) -> None:
         self.transport_spec = transport
+        self.power_on_seconds = power_on_seconds
         self.name = f"bumble:{transport}" if transport else "bumble"
         self.clock: Clock = clock or SystemClock()
         self.device: Device | None = None
@@ -94,7 +102,17 @@ class BumbleRadio(Radio):
             self.device = await self._open_transport()
         self.device.on(Device.EVENT_ADVERTISEMENT, self._heard)
         if not self.device.powered_on:
-            await self.device.power_on()
+            try:
+                async with asyncio.timeout(self.power_on_seconds):  # bumble waits for the controller's answer without end
+                    await self.device.power_on()
+            except TimeoutError:
+                await self.close()
+                raise RadioUnavailableError(
+                    f"the controller at bumble transport {self.transport_spec or 'in-process'} did not answer its "
+                    f"power-on within {self.power_on_seconds:g} s",
+                    RadioUnavailableReason.NO_ADAPTER,
+                    fix="is a Bluetooth controller (HCI) at the other end of that transport, powered and not held by another program?",
+                ) from None
 
     async def _open_transport(self) -> Device:
         from bumble.transport import open_transport
