@@ -11,9 +11,7 @@ minutes, stays an F1.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,16 +20,9 @@ from click.testing import CliRunner
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 
+from research_scripts import research
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def research(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "research" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 attack = research("reference_attack")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from dataclasses import replace
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,16 +14,10 @@ from bluezone.matching.receiver import for_receiver
 from bluezone.sim import engine, report
 from bluezone.sim.scenario import load_scenario
 
+from research_scripts import research
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "simulations" / "results"
-
-
-def research(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "research" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

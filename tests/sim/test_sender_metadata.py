@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +10,9 @@ import pytest
 from bluezone.sim import engine
 from bluezone.sim.scenario import CARRIAGES, load_scenario
 
+from research_scripts import research
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def research(name: str):
-    sys.path.insert(0, str(ROOT / "research"))
-    try:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "research" / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-    finally:
-        sys.path.remove(str(ROOT / "research"))
 
 
 @pytest.mark.parametrize("scene,seed", [("wedding", 3), ("classroom", 5)])  # a count of uploaders, and "all"
