@@ -79,9 +79,19 @@ def test_every_way_out_of_a_check_stops_and_joins_its_early_reader(
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04 not a zip")
     reading = threading.Event()
+    closed = threading.Event()
+    plain_close = heardread.EarlyRead.close
+
+    def noted_close(self: heardread.EarlyRead) -> None:
+        closed.set()
+        plain_close(self)
 
     def endless(conn: sqlite3.Connection, *args: object) -> None:
-        conn.set_progress_handler(lambda: reading.set(), 1000)  # set while the query runs: an interrupt ends it
+        def progress() -> bool:  # set while the query runs; and, as the real reader's own handler, ends it once closed:
+            reading.set()  # an interrupt sent as no statement ran yet is lost (SQLite < 3.41: this machine's 3.40.1),
+            return closed.is_set()  # and this handler replaces the reader's (attack27: a hang past the 120 s timeout)
+
+        conn.set_progress_handler(progress, 1000)
         conn.execute(ENDLESS)
 
     def interrupted(*args: object, **kwargs: object) -> None:
@@ -89,6 +99,7 @@ def test_every_way_out_of_a_check_stops_and_joins_its_early_reader(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(heardread, "read_heard", endless)
+    monkeypatch.setattr(heardread.EarlyRead, "close", noted_close)
     before = _as_is(db)
     ways_out = [
         (["--keys", str(path), "--set", "no_such_setting=1"], None),  # a bad option: said before the store is touched
@@ -98,6 +109,7 @@ def test_every_way_out_of_a_check_stops_and_joins_its_early_reader(
     ]
     for args, stopped_at in ways_out:
         reading.clear()
+        closed.clear()
         with monkeypatch.context() as patched:
             if stopped_at is not None:
                 patched.setattr(*stopped_at, interrupted)
