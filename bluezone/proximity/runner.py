@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bluezone.clock import CheckedClock, Clock, SystemClock
 from bluezone.config import DaemonConfig
-from bluezone.errors import ConfigError
+from bluezone.errors import ConfigError, RadioUnavailableError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
 from bluezone.proximity.radio import AdvertListener
@@ -103,6 +104,7 @@ async def run_daemon(
             "--also-bluezone-v3 works on the emulated radio only, so far: the BlueZ and bumble backends send one advert set"
         )
     db = database_for(backend, db_path, real_db)
+    new_store = str(db) != ":memory:" and not Path(db).expanduser().exists()
     stopping = threading.Event()  # a stop asked before the daemon runs: it ends the store's open (its purge, rolled back)
     daemon: Daemon | None = None
 
@@ -178,10 +180,25 @@ async def run_daemon(
                 for result in await asyncio.gather(*scenery, return_exceptions=True):
                     if isinstance(result, BaseException):
                         log.warning("emulated neighbour failed: %s", result)
+        except RadioUnavailableError:
+            if new_store:  # made by this run for a radio that never opened: it holds nothing (no key before the radio)
+                store.close()
+                _remove_store(Path(db))
+            raise
         finally:
             store.close()
             for nb in neighbours:
                 nb.store.close()
+
+
+def _remove_store(db: Path) -> None:
+    """Remove a store this run made and left empty: left, it was a store of nothing at the default path (`bluezone
+    run` on a machine with no usable Bluetooth), which `status` then reported as if a daemon had run.  Its lock
+    stays: removed, a second daemon waiting on it would lock a file no longer there.  A link made ahead to the
+    store's place (a larger disk) stays too: the file it names goes."""
+    target = Path(os.path.realpath(db.expanduser()))
+    for suffix in ("", "-wal", "-shm"):
+        target.with_name(target.name + suffix).unlink(missing_ok=True)
 
 
 async def _open_store(db: Path | str, clock: Clock, stopping: threading.Event) -> SightingStore:

@@ -143,3 +143,24 @@ def test_a_stop_while_the_radio_opens_ends_the_run_and_closes_the_radio(tmp_path
         assert radio.closed == 1 and stats == daemon.stats and store.daily_keys() == []
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("stored_before", [False, True])
+def test_a_run_whose_radio_never_opens_leaves_no_store_it_made(tmp_path: Path, stored_before: bool) -> None:
+    """user27: `bluezone run` with no usable Bluetooth left an empty store at the default path, which `status` then
+    reported as a daemon's (0 sightings) instead of "no sighting database".  A store there before stays."""
+    import socket
+
+    from bluezone.errors import RadioUnavailableError
+    from bluezone.proximity.runner import run_daemon
+
+    path = tmp_path / "me.db"
+    if stored_before:
+        _store_with_expired_rows(path, time.time())
+    with socket.socket() as closed:  # a port nobody listens on: the transport's connect is refused at once
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(RadioUnavailableError, match="cannot open bumble transport"):
+        asyncio.run(run_daemon(f"bumble:tcp-client:127.0.0.1:{port}", path, handle_signals=False))
+    assert path.exists() == stored_before
+    assert not any(tmp_path.glob("me.db-*"))  # (no -wal or -shm either)
