@@ -22,6 +22,8 @@ from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
+from store_rows import rows_in_file
+
 from .conftest import NOON, random_sightings
 
 EXPIRED = 3000  # sightings past the retention: a purge of some 10^6 SQLite steps, past the first look at a stop
@@ -33,13 +35,6 @@ def _store_with_expired_rows(path: Path, now: float) -> None:
         store.add_sightings(random_sightings(100, now - DAY_SECONDS, 3600, seed=2))
 
 
-def _rows(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        count = int(conn.execute("SELECT COUNT(*) FROM sightings").fetchone()[0])
-    conn.close()
-    return count
-
-
 def test_a_stop_during_the_purge_rolls_it_back_and_reads_still_keep_the_retention(tmp_path: Path) -> None:
     path = tmp_path / "me.db"
     _store_with_expired_rows(path, NOON)
@@ -48,10 +43,10 @@ def test_a_stop_during_the_purge_rolls_it_back_and_reads_still_keep_the_retentio
     with SightingStore.open(path, purge_now=NOON, stopping=stopping) as store:
         assert store.purged_on_open is not None and store.purged_on_open["stopped"]
         assert store.purged_on_open["sightings_deleted"] == 0
-        assert _rows(path) == EXPIRED + 100  # nothing deleted: the next purge's
+        assert rows_in_file(path, "sightings") == EXPIRED + 100  # nothing deleted: the next purge's
         assert store.count_sightings() == 100  # (reads keep the 14 days all the same)
         assert store.purge(NOON)["sightings_deleted"] == EXPIRED  # without a stop, the next one deletes them
-    assert _rows(path) == 100
+    assert rows_in_file(path, "sightings") == 100
 
 
 def test_a_daemon_stopped_before_it_runs_begins_nothing(tmp_path: Path) -> None:
@@ -96,7 +91,7 @@ def test_sigterm_as_the_open_purges_is_a_clean_stop_and_the_store_intact(tmp_pat
     assert done.returncode == 0, (done.returncode, done.stderr)  # was -15: killed by the signal
     assert "stopped: 0 sightings stored, 0 malformed, 0 dropped, 0 RPI(s) advertised" in done.stdout, done.stdout
     assert "Traceback" not in done.stderr
-    assert _rows(path) == EXPIRED + 100  # the purge rolled back, the store as it was
+    assert rows_in_file(path, "sightings") == EXPIRED + 100  # the purge rolled back, the store as it was
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("SELECT COUNT(*) FROM daily_keys").fetchone() == (0,)  # no key made, none sent

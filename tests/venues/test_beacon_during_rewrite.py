@@ -5,7 +5,6 @@ VACUUM's lock (the loop stopped again, the very thing the thread is for) or fail
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -21,17 +20,11 @@ from bluezone.venues.checkins import visits
 from bluezone.venues.nearby import BeaconCheckIns
 from bluezone.venues.owner import VenueSecrets
 
+from store_rows import rows_in_file
 from tests.venues.venue_helpers import CLINIC
 
 T0 = 1_796_400_000.0
 REWRITE_SECONDS = 600.0  # the rewrite's virtual length: the 300 s dwell ends within it
-
-
-def _checkins_in_file(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        count = int(conn.execute("SELECT COUNT(*) FROM checkins").fetchone()[0])
-    conn.close()
-    return count
 
 
 def test_a_check_in_earned_during_the_rewrite_is_written_after_it(tmp_path: Path) -> None:
@@ -50,7 +43,7 @@ def test_a_check_in_earned_during_the_rewrite_is_written_after_it(tmp_path: Path
     async def look() -> None:
         for at in (400.0, 590.0):
             await asyncio.sleep(at - (clock.now() - T0))
-            during.append((daemon._rewriting is not None, _checkins_in_file(path)))
+            during.append((daemon._rewriting is not None, rows_in_file(path, "checkins")))
 
     async def main() -> None:
         async with asyncio.TaskGroup() as tg:
