@@ -180,8 +180,8 @@ async def run_daemon(
                 for result in await asyncio.gather(*scenery, return_exceptions=True):
                     if isinstance(result, BaseException):
                         log.warning("emulated neighbour failed: %s", result)
-        except RadioUnavailableError:
-            if new_store:  # made by this run for a radio that never opened: it holds nothing (no key before the radio)
+        except (RadioUnavailableError, ConfigError):  # (a radio that did not open, or a typo in its transport)
+            if new_store and store.newest_time() is None:  # made by this run and holding nothing: no key, so no radio
                 store.close()
                 _remove_store(Path(db))
             raise

@@ -177,20 +177,27 @@ def test_missing_bumble_transport_is_unavailable() -> None:
     asyncio.run(main())
 
 
-@pytest.mark.parametrize("spec", ["foo:0", "usbb"])
-def test_a_mistyped_transport_is_a_usage_error(spec: str, tmp_path) -> None:
+@pytest.mark.parametrize(("spec", "why"), [
+    ("foo:0", "unknown transport scheme"),
+    ("usbb", "unknown transport scheme"),
+    ("tcp-client:127.0.0.1:", "invalid literal for int()"),  # attack27: these three were exit 1, a missing radio
+    ("tcp-client:127.0.0.1:99999", "port must be 0-65535"),
+    ("tcp-client:a..b:9", "idna"),
+])
+def test_a_mistyped_transport_is_a_usage_error(spec: str, why: str, tmp_path) -> None:
     """`--backend bumble:usbb` said 'cannot open bumble transport ...', exit 1, as if a dongle were missing:
-    a typo in the command is a usage error (ConfigError, exit 2) naming bumble's transports."""
+    a typo in the command is a usage error (ConfigError, exit 2) naming bumble's transports, and leaves no store."""
     from bluezone.errors import ConfigError
 
     async def main() -> None:
         with pytest.raises(ConfigError) as exc:
             await BumbleRadio(spec).open()
-        assert f"bumble transport {spec!r}: unknown transport scheme" in str(exc.value) and "usb:0" in str(exc.value)
+        assert f"bumble transport {spec!r}: " in str(exc.value) and why in str(exc.value) and "usb:0" in str(exc.value)
 
     asyncio.run(main())
     result = CliRunner().invoke(cli, ["run", "--backend", f"bumble:{spec}", "--db", str(tmp_path / "n.db"), "--duration", "1"], obj={})
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1, result.output
+    assert not (tmp_path / "n.db").exists()
 
 
 def test_a_controller_that_stops_answering_is_a_radio_error() -> None:

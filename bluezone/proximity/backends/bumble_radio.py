@@ -121,7 +121,10 @@ class BumbleRadio(Radio):
         spec = self.transport_spec or "usb:0"
         try:
             self._transport = await open_transport(spec)
-        except TransportSpecError as exc:  # a typo in --backend (bumble:usbb:0): a usage error, exit 2, not a missing radio
+        except (TransportSpecError, ValueError, OverflowError) as exc:
+            # a typo in --backend: a usage error, exit 2, not a missing radio: bumble:usbb:0 (TransportSpecError), a
+            # port that is no number or none (tcp-client:127.0.0.1:, ValueError) or over 65535 (OverflowError), a host
+            # no lookup can take (tcp-client:a..b:9, UnicodeError, a ValueError)
             raise ConfigError(
                 f"bumble transport {spec!r}: {exc} (bumble's transports: usb:0, hci-socket:0, serial:/dev/ttyUSB0, ...)"
             ) from None
