@@ -151,14 +151,16 @@ class Daemon:
             self._opening.cancel()
 
     async def run(self, duration: float | None = None) -> DaemonStats:
-        """Run until ``stop()`` or for ``duration`` seconds of the clock; returns the counters."""
+        """Run until ``stop()`` or for ``duration`` seconds of the clock from this call, the radio's open included (a
+        controller slow to answer, bumble's power-on: up to 10 s, does not lengthen the run); returns the counters."""
         self._queue = asyncio.Queue(self.config.queue_size)
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._rewrite_wake = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
-        if not await self._radio_opened():  # stopped while the radio opened: nothing begun, nothing to flush
+        ends = None if duration is None else asyncio.get_running_loop().time() + duration
+        if not await self._radio_opened(ends):  # stopped (or the run's time up) as it opened: nothing begun or to flush
             return self.stats
         started = False
         try:
@@ -193,7 +195,7 @@ class Daemon:
                     if self.listeners:
                         tasks.append(tg.create_task(self._every(LISTENER_TICK, self._tick_listeners), name="bluezone-listeners"))
                     try:
-                        async with asyncio.timeout(duration):
+                        async with asyncio.timeout_at(ends):
                             await self._stop.wait()
                     except TimeoutError:
                         pass
@@ -215,28 +217,34 @@ class Daemon:
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
 
-    async def _radio_opened(self) -> bool:
-        """Open the radio unless a stop comes first: a controller that never answers (bumble waits for its power-on,
-        a silent TCP or serial transport) held the daemon's stop, and since SIGTERM again is the same stop only
-        SIGKILL ended it (attack27).  The open runs in ``run``'s own task, which ``stop`` cancels meanwhile (in a task
-        of its own it would end a loop step later, and that step moved what a virtual clock's tests saw).  Whether it
-        opened; one stopped half-way is closed."""
+    async def _radio_opened(self, ends: float | None) -> bool:
+        """Open the radio unless a stop comes first, or the loop's time ``ends`` (the run's duration up): a controller
+        that never answers (bumble waits for its power-on, a silent TCP or serial transport) held the daemon's stop,
+        and since SIGTERM again is the same stop only SIGKILL ended it (attack27); and ``run --duration 5`` on one
+        slow to answer ran on for 5 s after its open.  The open runs in ``run``'s own task, which ``stop`` cancels
+        meanwhile (in a task of its own it would end a loop step later, and that step moved what a virtual clock's
+        tests saw).  Whether it opened; one stopped half-way is closed."""
         if self._stop_requested:  # (asked before the run: nothing to open)
             return False
         task = asyncio.current_task()
         assert task is not None
         self._opening = task
+        timeout = asyncio.timeout_at(ends)
         try:
-            await self.radio.open()
+            async with timeout:
+                await self.radio.open()
             return True
         except asyncio.CancelledError:
             if not self._stop_requested:
                 raise
             task.uncancel()  # (the stop's cancel, taken here)
-            await self.radio.close()
-            return False
+        except TimeoutError:
+            if not timeout.expired():  # (the radio's own)
+                raise
         finally:
             self._opening = None
+        await self.radio.close()
+        return False
 
     @property
     def _store_held(self) -> bool:

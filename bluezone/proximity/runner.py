@@ -85,7 +85,8 @@ async def run_daemon(
     listeners: Sequence[Callable[[SightingStore], AdvertListener]] = (),
     real_db: Path | None = None,
 ) -> DaemonStats:
-    """Run one daemon on ``backend`` until stopped (signal) or ``duration`` seconds pass.
+    """Run one daemon on ``backend`` until stopped (signal) or ``duration`` seconds pass from this call (the store's
+    and the radio's opens included: a radio slow to answer does not lengthen the run).
 
     With ``emulated:N`` the second neighbour is a phone that also sends Bluezone v3 IDs, so the
     v3 scanning path runs end to end; ``also_bluezone_v3`` makes this device send them too.
@@ -96,6 +97,8 @@ async def run_daemon(
     store, listeners for other adverts (the venue-beacon check-ins of ``bluezone.venues.nearby``).
     ``real_db`` is the user's own database when configured (``BLUEZONE_DB``, config.toml)."""
     config = config or DaemonConfig()
+    loop = asyncio.get_running_loop()
+    ends = None if duration is None else loop.time() + duration  # (the loop's time: a virtual clock's in tests)
     # the real clock checked against the time measured since boot: a step ahead while NTP had it in hand would
     # stamp sightings in the future and purge every one as past the 14 days (docs/proximity.md, "Retention")
     clock = CheckedClock(clock) if clock is None or isinstance(clock, SystemClock) else clock
@@ -138,9 +141,14 @@ async def run_daemon(
                 )
         else:
             radio = open_radio(backend, adapter=adapter, clock=clock)
-        store = await _open_store(db, clock, stopping)
+        time_up = None if ends is None else loop.call_at(ends, stopping.set)  # (as a stop: the open's purge ended)
         try:
-            if stopping.is_set():  # stopped while the store opened: nothing begun, nothing to flush
+            store = await _open_store(db, clock, stopping)
+        finally:
+            if time_up is not None:
+                time_up.cancel()
+        try:
+            if stopping.is_set():  # stopped (or the time up) while the store opened: nothing begun, nothing to flush
                 return DaemonStats()
             if isinstance(clock, CheckedClock):  # what it believed in this boot before a restart (else a new line, and
                 clock.restore(store.believed_line())  # the 3 days believed steps add up to held per daemon run, not per boot)
@@ -171,7 +179,7 @@ async def run_daemon(
             if on_progress is not None:
                 ticker = asyncio.create_task(_progress(daemon, clock, config.status_interval, on_progress))
             try:
-                return await daemon.run(duration)
+                return await daemon.run(None if ends is None else max(ends - loop.time(), 0.0))
             finally:
                 if ticker is not None:
                     ticker.cancel()

@@ -159,3 +159,62 @@ def test_a_run_whose_radio_never_opens_leaves_no_store_it_made(tmp_path: Path, s
         asyncio.run(run_daemon(f"bumble:tcp-client:127.0.0.1:{port}", path, handle_signals=False))
     assert path.exists() == stored_before
     assert not any(tmp_path.glob("me.db-*"))  # (no -wal or -shm either)
+
+
+class _SlowToOpen(_Silent):
+    """A radio whose open ends after ``seconds`` of the clock (None: never), as a controller slow to answer its
+    power-on (bumble gives it 10 s)."""
+
+    def __init__(self, radio: object, seconds: float | None) -> None:
+        super().__init__(radio)
+        self.seconds = seconds
+
+    async def open(self) -> None:
+        if self.seconds is None:
+            await super().open()
+        await asyncio.sleep(self.seconds)
+        await self._radio.open()  # type: ignore[attr-defined]
+
+    async def close(self) -> None:
+        self.closed += 1
+        await self._radio.close()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("opens_after", [None, 3.0])
+def test_the_duration_counts_from_the_runs_start_the_radios_open_included(tmp_path: Path, opens_after: float | None) -> None:
+    """`run --duration 5` on a radio that takes 10 s to answer (or never does) ended 5 s after it opened (or
+    never, but for a stop): the duration now counts from the run's start, the open included."""
+    clock = VirtualClock(NOON)
+    store = SightingStore.open(tmp_path / "me.db", purge_now=NOON)
+    radio = _SlowToOpen(Air(clock, 1).radio("me", (0.0, 0.0)), opens_after)
+    daemon = Daemon(radio, store, clock)  # type: ignore[arg-type]
+    try:
+        stats = clock.run(daemon.run(5.0))
+        assert clock.now() == NOON + 5.0  # (was NOON + 8 when it opened at 3 s; never ended when it did not open)
+        assert radio.closed == 1 and stats == daemon.stats
+        assert len(store.daily_keys()) == (opens_after is not None)  # (opened at 3 s: it ran its last 2 s)
+    finally:
+        store.close()
+
+
+def test_run_duration_ends_a_run_whose_radio_never_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same through `bluezone run`: exit 0 at 5 s with the stop's line (before, only a signal ended it)."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.proximity.backends import register_radio, registry
+
+    monkeypatch.setattr(registry, "_RADIOS", dict(registry._RADIOS))
+    clock = VirtualClock(NOON)
+    radios: list[_Silent] = []
+
+    def silent(spec: str, **options: object) -> object:
+        radios.append(_Silent(Air(clock, 1).radio("me", (0.0, 0.0))))
+        return radios[-1]
+
+    register_radio("silent", silent)  # type: ignore[arg-type]
+    done = CliRunner().invoke(cli, ["run", "--backend", "silent", "--db", str(tmp_path / "me.db"), "--duration", "5"],
+                              obj={"clock": clock})
+    assert done.exit_code == 0, done.output
+    assert "stopped: 0 sightings stored, 0 malformed, 0 dropped, 0 RPI(s) advertised" in done.output
+    assert clock.now() == NOON + 5.0 and radios[0].closed == 1
