@@ -196,20 +196,36 @@ def nothing_sent() -> NoReturn:
     sys.exit(1)
 
 
-def ask_before_sending(command: str, question: str, default: bool = False) -> bool:
-    """``upload``'s or ``venue warn``'s question, answered on stdin; with nothing to read there (no
-    terminal, stdin empty or closed) one line saying to pass --yes, exit 2, instead of click's bare
-    "Aborted!", exit 1."""
+#: ``ctx.meta`` key: how many of a command's questions stdin has answered so far (a script's answers
+#: that ran out before the last question are told apart from a stdin that gave none).
+ANSWERS_READ = "bluezone.answers_read"
+
+
+def ask_before_sending(
+    command: str, question: str, default: bool = False, instead: str = "--yes to send without asking"
+) -> bool:
+    """``upload``'s or ``venue warn``'s question, answered on stdin.  With nothing to read there (no
+    terminal, stdin empty or closed) one line saying what to pass (``instead``), exit 2, instead of click's
+    bare "Aborted!", exit 1; when earlier questions took answers from it, the line says the answers ran out."""
+    meta = click.get_current_context().meta
     try:
-        return click.confirm(question, default=default, err=True)
+        answer = click.confirm(question, default=default, err=True)
     except click.Abort:
         if sys.stdin.isatty():  # Ctrl-C or Ctrl-D at a terminal: the user's own abort
             raise
         click.echo(err=True)  # end the unanswered question's line
+        if answered := meta.get(ANSWERS_READ, 0):
+            raise click.UsageError(
+                f"the input ended before {command}'s question {question!r} was answered (it held {answered}"
+                f" answer(s), for the earlier question(s)): give each question its answer on a line of its own,"
+                f" or pass {instead}"
+            ) from None
         raise click.UsageError(
-            f"{command} asks before sending but stdin is not a terminal: pass --yes to send without asking"
+            f"{command} asks before sending but stdin is not a terminal: pass {instead}"
             " (or run it on a terminal to confirm)"
         ) from None
+    meta[ANSWERS_READ] = meta.get(ANSWERS_READ, 0) + 1
+    return answer
 
 
 def emit_json(data: Any) -> None:

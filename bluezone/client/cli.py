@@ -77,7 +77,8 @@ def upload(
         check_symptom_onset(symptom_onset, now)
         if not include_today and not yes and not dry_run and today_key_in_use(store.daily_keys(), now):
             include_today = ask_before_sending(
-                "upload", "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?"
+                "upload", "Today's key is still in use. Is your day over (no more contacts today), so it can be sent too?",
+                instead="--yes to send without asking, with --include-today to send today's key too",
             )
         plan = plan_upload(
             store, now, include_today, exposure_date=exposure_date, checkins=send_checkins is not False, server=server_url
@@ -126,12 +127,17 @@ def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dr
             click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
         elif plan.today_in_use:
             click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
-        if not (yes or dry_run) and not ask_before_sending("upload", "Send them?"):
+        if not (yes or dry_run) and not ask_before_sending("upload", "Send them?", instead=_yes_instead(plan)):
             nothing_sent()
     else:  # it never ran `bluezone run`: only the visits it checked in to can warn anyone
         click.echo(f"This device has no daily keys (it never ran `bluezone run`): only its check-ins go to {server_url}.",
                    err=True)
         _say_if_in_clear(server_url)
+
+
+def _yes_instead(plan: Any) -> str:
+    """The flags that send without asking what the answers so far chose: --yes alone leaves today's key."""
+    return f"--yes{' --include-today' if plan.include_today else ''} to send without asking"
 
 
 def _say_if_in_clear(server_url: str) -> None:
@@ -161,7 +167,7 @@ def _checkins_to_send(plan: Any, send_checkins: bool | None, yes: bool, dry_run:
             click.echo(_too_short_line(plan.checkins_too_short), err=True)
         if send_checkins is None and not (yes or dry_run) and not ask_before_sending(
             "upload", f"Send these check-ins{' too' if len(plan.keys) else ''}, so others who were there are warned?",
-            default=True,
+            default=True, instead=_yes_instead(plan),
         ):
             if not len(plan.keys):
                 nothing_sent()

@@ -52,3 +52,24 @@ def test_an_answer_piped_in_is_still_taken(tmp_path: Path) -> None:
     assert rc == 1 and lines[-1] == "nothing sent: the code is not used up (it stays valid until it expires)", lines
     rc, lines = _upload(db, "y\n")
     assert rc != 0 and "stdin is not a terminal" not in "\n".join(lines) and "Aborted!" not in lines, lines
+
+
+def test_answers_that_run_out_are_told_from_no_answers(tmp_path: Path) -> None:
+    """'y' piped in answers "Is your day over?" and the input ends at "Send them?": it said "stdin is not a
+    terminal" (true of the first answer too); now that the answers ran out, and that --yes alone would leave
+    today's key, which the answer chose to send."""
+    db = _node(tmp_path, True)
+    rc, lines = _upload(db, "y\n")
+    assert rc == 2, lines
+    assert lines[-1].startswith(
+        "Error: the input ended before upload's question 'Send them?' was answered (it held 1 answer(s), for the"
+        " earlier question(s)): give each question its answer on a line of its own, or pass --yes --include-today"
+    ), lines
+    assert "not a terminal" not in lines[-1]
+    rc, lines = _upload(db, "y\ny\n")  # both answered: it goes on to send (and finds no server at 127.0.0.1:9)
+    assert rc != 0 and "input ended" not in "\n".join(lines) and "not a terminal" not in "\n".join(lines), lines
+
+
+def test_no_answer_to_the_first_question_names_include_today(tmp_path: Path) -> None:
+    rc, lines = _upload(_node(tmp_path, True), "")
+    assert rc == 2 and "pass --yes to send without asking, with --include-today to send today's key too" in lines[-1]
