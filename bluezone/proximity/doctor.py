@@ -25,6 +25,7 @@ from bluezone.proximity.backends.bluez_dbus import (
     connect_system_bus,
     list_adapters,
 )
+from bluezone.proximity.backends.real import ALTERNATIVES
 from bluezone.proximity.store import SightingStore
 
 log = logging.getLogger(__name__)
@@ -310,5 +311,20 @@ def render(report: Report) -> str:
         lines.append(printable_line(f"[{marks[check.status]}] {check.name}: {check.detail}"))  # may name the database
         if check.fix and check.status != "ok":
             lines.append(printable_line(f"       fix: {check.fix}"))
-    lines.append("ready for `bluezone run --backend bluez`" if report.ok else "not ready: fix the FAIL lines above")
+    lines.append(verdict(report))
     return "\n".join(lines)
+
+
+#: The checks of BlueZ and its adapter: failing only these, another radio still runs a node, as `run`'s error says.
+BLUETOOTH_CHECKS = frozenset({"system-bus", "bluetoothd", "adapter", "advertising", "scan"})
+
+
+def verdict(report: Report) -> str:
+    """The report's last line: ready, or what the user can do (the fixes above; when only BlueZ failed,
+    the radios that need none of it, as `bluezone run`'s "no usable Bluetooth" error names them)."""
+    if report.ok:
+        return "ready for `bluezone run --backend bluez`"
+    failed = {c.name for c in report.checks if c.status == "fail"}
+    if failed <= BLUETOOTH_CHECKS:
+        return f"not ready for `bluezone run --backend bluez`: fix the FAIL lines above, {ALTERNATIVES}"
+    return "not ready: fix the FAIL lines above"

@@ -52,6 +52,28 @@ def test_doctor_cli_json_without_bluez(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert bus["status"] == "fail" and "dbus" in bus["fix"]
 
 
+def test_not_ready_without_bluez_names_the_radios_that_need_none(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    """It ended "not ready: fix the FAIL lines above" where `bluezone run` says "try it without Bluetooth
+    (--backend emulated)": a newcomer with no Bluetooth was left with only the fixes (note27)."""
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-bus")
+    result = CliRunner().invoke(cli, ["doctor", "--scan-seconds", "0", "--db", str(tmp_path / "node.db")])
+    assert result.exit_code == 1, result.output
+    assert result.output.splitlines()[-1] == (
+        "not ready for `bluezone run --backend bluez`: fix the FAIL lines above, or give bluezone a controller of its"
+        " own (--backend bumble:usb:0), or try it without Bluetooth (--backend emulated)"
+    ), result.output
+
+
+def test_not_ready_for_any_radio_offers_none() -> None:
+    """A failure no other radio escapes (a config.toml `run` cannot read, a damaged store) keeps the plain line."""
+    from bluezone.proximity.doctor import Report, verdict
+
+    report = Report()
+    report.add("daemon-config", "fail", "config.toml: not TOML")
+    report.add("system-bus", "fail", "cannot reach the system D-Bus")
+    assert verdict(report) == "not ready: fix the FAIL lines above"
+
+
 def test_doctor_cli_text_on_bluezoo(bluezoo: BlueZoo) -> None:
     result = CliRunner().invoke(cli, ["doctor", "--adapter", "hci0", "--scan-seconds", "0"])
     assert result.exit_code == 0, result.output
