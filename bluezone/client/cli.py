@@ -49,6 +49,7 @@ def upload(
         check_exposure_date,
         check_symptom_onset,
         checkins_for_code,
+        code_type_for,
         dry_run_request,
         onset_interval,
         plan_upload,
@@ -86,11 +87,14 @@ def upload(
         # a dry run shows the same list on stderr (what goes, what stays and why), the request on stdout
         _confirm_keys(plan, shown_url(server_url), include_today, yes, dry_run)
         with KeyServerClient(server_url) as client:
-            if plan.checkins and dry_run:  # a dry run sends nothing, not even the code to ask what it is for
-                click.echo("  (an upload first asks the server what the code is for: check-ins go only with a positive"
-                           " test's code)", err=True)
-            elif plan.checkins:  # only once the keys are agreed to: asking sends the code
-                _, why = checkins_for_code(client, code, plan.checkins)
+            kind = None  # what the code is for: whether check-ins go, and the advice after the upload (text only)
+            if dry_run:  # a dry run sends nothing, not even the code to ask what it is for
+                if plan.checkins:
+                    click.echo("  (an upload first asks the server what the code is for: check-ins go only with a"
+                               " positive test's code)", err=True)
+            elif plan.checkins or not as_json:  # only once the keys are agreed to: asking sends the code
+                kind = code_type_for(client, code, checkins=bool(plan.checkins))
+                _, why = checkins_for_code(kind, plan.checkins)
                 if why and not len(plan.keys):
                     raise withheld_only(why)
                 if why:
@@ -110,7 +114,7 @@ def upload(
         emit_json(result.as_dict())
         return
     click.echo(_uploaded_line(result))
-    for line in what_next(result.receipt):
+    for line in what_next(result.receipt, kind):
         click.echo(line)
 
 

@@ -21,7 +21,7 @@ from bluezone.client.state import ServerState
 from bluezone.clock import MAX_DATE_AGE_DAYS, earliest_date, latest_date
 from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import DailyKey
-from bluezone.errors import InputError
+from bluezone.errors import InputError, KeyServerError, UploadRefusedError
 from bluezone.keyformat.codetext import code_digits
 from bluezone.keyformat.keyfile import publish_body
 from bluezone.keyformat.keys import keys_from_daily
@@ -251,14 +251,29 @@ def plan_upload(
 POSITIVE_TESTS = ("confirmed", "likely")
 
 
-def checkins_for_code(client: KeyServerClient, code: str, checkins: Sequence[Any]) -> tuple[tuple[Any, ...], str]:
-    """``checkins`` where the server says ``code`` is a positive test's (``/v1/verify``: the code stays
-    unused), else none and why, a line for the user.  A check-in report shows the server its venue's hash
-    and day: none goes with a negative test's or a close contact's code (the server kept none, but saw them),
+def code_type_for(client: KeyServerClient, code: str, *, checkins: bool) -> str | None:
+    """What the server says ``code`` is for (``KeyServerClient.code_type``), asked once the keys are agreed
+    to (asking sends the code).  It chooses whether ``checkins`` go and what ``what_next`` advises; for the
+    advice alone, a server that fails to say (not refusing the code: that is the upload's own refusal)
+    gives None, and the upload goes on as it did before it asked."""
+    try:
+        return client.code_type(code)
+    except UploadRefusedError:
+        raise
+    except KeyServerError:
+        if checkins:
+            raise
+        return None
+
+
+def checkins_for_code(kind: str | None, checkins: Sequence[Any]) -> tuple[tuple[Any, ...], str]:
+    """``checkins`` where the server said the code is a positive test's (``kind``, from ``/v1/verify``: the
+    code stays unused), else none and why, a line for the user.  A check-in report shows the server its venue's
+    hash and day: none goes with a negative test's or a close contact's code (the server kept none, but saw them),
     nor to a server that cannot say what the code is for."""
     if not checkins:
         return (), ""
-    why = not_positive(client.code_type(code))
+    why = not_positive(kind)
     if not why:
         return tuple(checkins), ""
     return (), f"{len(checkins)} check-in(s) stay on this device: {why}, and check-ins go only with a positive test's code"
@@ -334,26 +349,47 @@ def upload_own_keys(
     return UploadResult(client.base_url, keys, receipt, tuple(checkins), checkins_left_out + left_out)
 
 
-def what_next(receipt: PublishReceipt) -> list[str]:
-    """What happens after an upload, and what the F0 still has to do: told nothing, an F0 with a
-    "likely" code threw the device's keys (and the revision token) away before the test confirmed it.
-    The client knows neither the server's export schedule nor the code's type: the lines hold for any."""
+def what_next(receipt: PublishReceipt, test_type: str | None) -> list[str]:
+    """What happens after an upload, and what the F0 still has to do, for the code's ``test_type`` (what the
+    server said it is for; None: it could not say).  Told nothing, an F0 with a "likely" code threw the
+    device's keys (and the revision token) away before the test confirmed it; told it after a confirmed
+    test's upload, there was nothing to do.  The client does not know the server's export schedule."""
     if receipt.inserted or receipt.checkins:
         told = (("people near you", receipt.inserted), ("those at the venues you sent", receipt.checkins))
         who = " and ".join(name for name, count in told if count)
-        # check-ins carry no revision token (docs/venues.md): say so before a negative test, not after
-        stay = (
-            "; a negative test then withdraws your keys' warning, not the check-ins', which stay published 14 days"
-            if receipt.checkins else ""
-        )
+        lines = [f"next: published at the server's next export; {who} are warned when they next check"]
+    elif receipt.revised and test_type == "negative":
+        lines = ["next: your keys' warning is withdrawn at the server's next export; people near you learn of it when"
+                 " they next check"]
+    elif receipt.revised:  # a likely report confirmed, a close contact's diagnosed
+        lines = ["next: the change is published at the server's next export; people near you learn of it when they next"
+                 " check"]
+    else:
+        return ["next: nothing new was stored, so nothing more is published"]
+    return lines + _still_to_do(test_type, bool(receipt.checkins))
+
+
+def _still_to_do(test_type: str | None, checkins: bool) -> list[str]:
+    """The line for a report a later test revises (docs/server.md, "Revision"): keep the device, whose
+    database holds the revision token, and upload again; none after a confirmed or negative test's."""
+    # check-ins carry no revision token (docs/venues.md): say so before a negative test, not after
+    stay = ", not the check-ins', which stay published 14 days" if checkins else ""
+    if test_type == "likely":
         return [
-            f"next: published at the server's next export; {who} are warned when they next check",
-            "  (a 'likely' code, no test yet? keep this device and its database, and upload again with the confirmed"
-            f" code when you get it{stay})",
+            "  (a 'likely' code, no test yet: keep this device and its database, and upload again with the confirmed"
+            f" code when you get it; a negative test's code withdraws your keys' warning{stay})"
         ]
-    if receipt.revised:  # a likely report confirmed, or taken back by a negative test
-        return ["next: the change is published at the server's next export; people near you learn of it when they next check"]
-    return ["next: nothing new was stored, so nothing more is published"]
+    if test_type == "recursive":
+        return [
+            "  (a close contact's code: keep this device and its database, and if you are diagnosed or tested later,"
+            " upload again with that code: the warnings of those you met are updated, or withdrawn by a negative test)"
+        ]
+    if test_type is None:  # a server that cannot say what the code was for
+        return [
+            "  (if the code was a 'likely' one, no test yet: keep this device and its database, and upload again with"
+            f" the confirmed code when you get it; a negative test's code withdraws your keys' warning{stay})"
+        ]
+    return []
 
 
 def upload(
@@ -379,7 +415,8 @@ def upload(
         check_exposure_date(exposure_date, now)
         check_symptom_onset(symptom_onset, now)
         plan = plan_upload(store, now, include_today, exposure_date=exposure_date, checkins=checkins, server=server_url)
-        outgoing, why = checkins_for_code(client, code, plan.checkins)  # the server says what the code is for
+        kind = client.code_type(code) if plan.checkins else None  # the server says what the code is for
+        outgoing, why = checkins_for_code(kind, plan.checkins)
         if why and not len(plan.keys):
             raise withheld_only(why)
         return upload_own_keys(
