@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import click
 
-from bluezone.clioutput import refused_output, take_over_standard_streams
+from bluezone.clioutput import refusal_line, refused_output, take_over_standard_streams
 from bluezone.clitypes import DB_ORIGIN, QUICK_EXIT, LazyCommands, emit_json, json_option
 from bluezone.errors import BluezoneError, NotAStoreError
 from bluezone.exitnow import forget_unhandled_ctrl_c
@@ -165,7 +165,7 @@ class BluezoneGroup(click.Group):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:  # (while click reported the first)
             interrupted()
-        except OSError:  # (the flush above)
+        except (OSError, UnicodeEncodeError):  # (the flush above; --help, --version written as options are read)
             exit_if_output_refused()
             raise
         sys.exit(code if isinstance(code, int) else 0)
@@ -187,7 +187,7 @@ class BluezoneGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, KeyboardInterrupt):
             raise  # (Ctrl-C: main says so, once all has unwound)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for the CLI
-            if isinstance(exc, OSError):
+            if isinstance(exc, (OSError, UnicodeEncodeError)):
                 exit_if_output_refused()
             if isinstance(exc.__cause__, KeyboardInterrupt):
                 # Ctrl-C wrapped on its way up: Python before 3.12 makes one raised while a class is made (a
@@ -223,7 +223,7 @@ def exit_if_output_refused() -> None:
     os.close(devnull)
     if isinstance(refused, BrokenPipeError):
         sys.exit(141)
-    click.echo(f"Error: cannot write the output: {refused.strerror or refused}", err=True)
+    click.echo(refusal_line(refused), err=True)
     sys.exit(1)
 
 

@@ -6,24 +6,29 @@ command runs).  Not a probing flush: unbuffered (``PYTHONUNBUFFERED``), a refuse
 And a stdout closed before the command started (``bluezone status >&-``) is held by /dev/null opened read-only:
 Python leaves ``sys.stdout`` None there, click then writes nothing (exit 0, the report lost), and the next file
 the command opened would take its number, to be written as if it were stdout.  A closed stderr is held by /dev/null
-as it is, writable: there is nobody to tell, and its exit code still says what went wrong."""
+as it is, writable: there is nobody to tell, and its exit code still says what went wrong.
+
+Under any locale the output is written whole or refused in one line: an ASCII stdout is written in UTF-8, as click
+would (wrapping it again, past this one); text another encoding has no bytes for is a refused write."""
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import sys
 
 
 class Stdout(io.TextIOWrapper):
-    """``sys.stdout`` that keeps the error of a write or flush it could not do (``refused``)."""
+    """``sys.stdout`` that keeps the error of a write or flush it could not do (``refused``): the stream's, or
+    text its encoding has no bytes for (a venue's "Sữa" to a Latin-1 locale's stdout)."""
 
-    refused: OSError | None = None
+    refused: OSError | UnicodeEncodeError | None = None
 
     def write(self, text: str) -> int:
         try:
             return super().write(text)
-        except OSError as exc:
+        except (OSError, UnicodeEncodeError) as exc:
             self.refused = exc
             raise
 
@@ -44,9 +49,12 @@ def take_over_standard_streams() -> None:
     _held_if_closed(2, os.O_WRONLY)  # nobody to tell: what is said goes nowhere (not into a file; exitnow writes to 2)
     own = sys.stdout
     if own is sys.__stdout__ and isinstance(own, io.TextIOWrapper):
+        # an ASCII stdout (PYTHONIOENCODING=ascii, a C locale outside UTF-8 mode) click would wrap again, in UTF-8
+        # with 'replace' (click._compat's rule), and write past this one: its wrapping done here instead
+        ascii_only = codecs.lookup(own.encoding).name == "ascii"
         sys.stdout = Stdout(
-            own.buffer, encoding=own.encoding, errors=own.errors, line_buffering=own.line_buffering,
-            write_through=own.write_through,
+            own.buffer, encoding="utf-8" if ascii_only else own.encoding, errors="replace" if ascii_only else own.errors,
+            line_buffering=own.line_buffering, write_through=own.write_through,
         )
 
 
@@ -63,6 +71,20 @@ def _held_if_closed(fd: int, flags: int) -> bool:
     return False
 
 
-def refused_output() -> OSError | None:
+def refused_output() -> OSError | UnicodeEncodeError | None:
     """The error of the write stdout refused, if it has refused one."""
     return sys.stdout.refused if isinstance(sys.stdout, Stdout) else None
+
+
+def refusal_line(refused: OSError | UnicodeEncodeError) -> str:
+    """What to say of a write stdout refused: the system's reason, or the text its encoding cannot write and
+    what to do about it."""
+    if isinstance(refused, UnicodeEncodeError):
+        text = refused.object[refused.start : refused.end]
+        if codecs.lookup(refused.encoding).name == "utf-8":  # a lone surrogate: an undecodable byte, not text
+            return f"Error: cannot write the output: {text!r} is not text (an undecodable byte)"
+        return (
+            f"Error: cannot write the output: {text!r} has no place in stdout's encoding ({refused.encoding}): use a"
+            " UTF-8 locale (LANG=C.UTF-8) or PYTHONIOENCODING=utf-8"
+        )
+    return f"Error: cannot write the output: {refused.strerror or refused}"

@@ -1,0 +1,91 @@
+"""Output under any locale is written whole or refused in one line, never a traceback or click's generic message.
+An ASCII stdout (PYTHONIOENCODING=ascii, a C locale outside Python's UTF-8 mode) was wrapped again by click, past
+clioutput's Stdout: a reader gone was "Error: BrokenPipeError: [Errno 32] Broken pipe (run with --debug for
+details)", exit 1, not 141 quietly (note27); text a Latin-1 stdout has no bytes for (a venue's "Sữa") was
+"Error: UnicodeEncodeError: 'latin-1' codec can't encode character ...", the same generic line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+
+NAME = "Cà phê Sữa"
+
+
+@pytest.fixture(scope="module")
+def checked_in(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A store checked in (now, on the wall clock the child reads too) at a venue whose name is not ASCII."""
+    tmp = tmp_path_factory.mktemp("encoding")
+    made = CliRunner().invoke(cli, ["venue", "create", "--name", NAME, "--address", "1 Lê Lợi", "--out", str(tmp / "v")], obj={})
+    assert made.exit_code == 0, made.output
+    url = made.stdout.strip().splitlines()[-1]
+    done = CliRunner().invoke(cli, ["checkin", url, "--db", str(tmp / "node.db")], obj={})
+    assert done.exit_code == 0, done.output
+    return tmp / "node.db"
+
+
+def _checkins(db: Path, env: dict[str, str], stdout: object = subprocess.PIPE) -> subprocess.CompletedProcess[bytes]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEZONE_", "PYTHONIO", "LC_", "LANG"))}
+    clean.pop("PYTHONUTF8", None)
+    return subprocess.run(
+        [sys.executable, "-m", "bluezone", "checkins", "--db", str(db)], stdout=stdout, stderr=subprocess.PIPE,
+        env={**clean, **env}, timeout=120, check=False,
+    )
+
+
+ASCII = [{"PYTHONIOENCODING": "ascii"}, {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}]
+
+
+@pytest.mark.parametrize("env", ASCII, ids=["PYTHONIOENCODING=ascii", "LC_ALL=C"])
+def test_an_ascii_stdout_is_written_in_utf8_and_a_reader_gone_is_quiet(checked_in: Path, env: dict[str, str]) -> None:
+    done = _checkins(checked_in, env)
+    assert done.returncode == 0 and NAME.encode() in done.stdout, done.stderr
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first write
+    try:
+        gone = _checkins(checked_in, env, stdout=write_end)
+    finally:
+        os.close(write_end)
+    assert (gone.returncode, gone.stderr) == (141, b"")
+    with open("/dev/full", "wb") as full:
+        refused = _checkins(checked_in, env, stdout=full)
+    assert (refused.returncode, refused.stderr) == (1, b"Error: cannot write the output: No space left on device\n")
+
+
+def test_text_a_latin1_stdout_cannot_hold_is_one_line(checked_in: Path) -> None:
+    done = _checkins(checked_in, {"PYTHONIOENCODING": "latin-1"})
+    assert done.returncode == 1 and done.stdout == b"", done.stderr
+    assert done.stderr.decode("latin-1").splitlines() == [
+        "Error: cannot write the output: '\\u1eef' has no place in stdout's encoding (latin-1): use a UTF-8 locale"
+        " (LANG=C.UTF-8) or PYTHONIOENCODING=utf-8"
+    ]
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_help_under_a_narrow_encoding(encoding: str) -> None:
+    """--help is written as the options are read, before any command: every group's help is whole, exit 0."""
+    for group in ([], ["server"], ["venue"], ["keys"]):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEZONE_")} | {"PYTHONIOENCODING": encoding}
+        done = subprocess.run([sys.executable, "-m", "bluezone", *group, "--help"], capture_output=True, env=env,
+                              timeout=120, check=False)
+        assert done.returncode == 0 and done.stderr == b"" and b"Usage: bluezone" in done.stdout, done.stderr
+
+
+def test_a_lone_surrogate_is_not_blamed_on_the_locale() -> None:
+    """A UTF-8 stdout refuses only a lone surrogate (an undecodable byte of a name, were one ever written
+    unescaped): not told to use the UTF-8 locale it has."""
+    from bluezone.clioutput import refusal_line
+
+    assert refusal_line(UnicodeEncodeError("utf-8", "a\udcffb", 1, 2, "surrogates not allowed")) == (
+        "Error: cannot write the output: '\\udcff' is not text (an undecodable byte)"
+    )
+    assert refusal_line(UnicodeEncodeError("cp1252", "Sữa", 1, 2, "character maps to <undefined>")).endswith(
+        "'ữ' has no place in stdout's encoding (cp1252): use a UTF-8 locale (LANG=C.UTF-8) or PYTHONIOENCODING=utf-8"
+    )
