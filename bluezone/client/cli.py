@@ -36,9 +36,11 @@ def upload(
     server_url: str, code: str, db_path: Path | None, yes: bool, include_today: bool, dry_run: bool,
     symptom_onset: Any, exposure_date: Any, send_checkins: bool | None, as_json: bool,
 ) -> None:
-    """Send this device's daily keys of the last 14 days to the key server (after a positive test).
+    """Send this device's daily keys of the last 14 days to the key server (after a positive test or diagnosis).
 
     Its venue check-ins go too, encrypted (asked first); a device that only checked in sends those alone.
+    Sent again with a later code (the test after a 'likely' diagnosis, positive or negative), the same keys are
+    revised, not published twice.
 
     A close contact (F1) given a recursive code sends its keys from its exposure date on (--exposure-date),
     so that its own close contacts (F2) are told.

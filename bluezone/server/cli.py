@@ -149,8 +149,9 @@ def _open_existing(db: str) -> Any:
 @click.option("--symptom-onset", callback=parse_date, help="Date symptoms began (YYYY-MM-DD).")
 @click.option(
     "--type", "test_type", type=click.Choice(["confirmed", "likely", "negative", "recursive"]), default="confirmed",
-    help="Diagnosis the code vouches for (confirmed or negative also revises keys the same device sent with a 'likely' "
-    "or 'recursive' code); recursive: a close contact (F1) of a case, whose contacts (F2) are to be told.",
+    help="Diagnosis the code vouches for (likely: diagnosed, no test yet; a later code revises keys the same device sent"
+    " under a less certain one, recursive -> likely -> confirmed, and negative revokes them unless confirmed);"
+    " recursive: a close contact (F1) of a case, whose contacts (F2) are to be told.",
     show_default=True,
 )
 @click.option("--exposure-date", callback=parse_date,
