@@ -189,7 +189,8 @@ async def run_daemon(
                     if isinstance(result, BaseException):
                         log.warning("emulated neighbour failed: %s", result)
         except (RadioUnavailableError, ConfigError):  # (a radio that did not open, or a typo in its transport)
-            if new_store and store.newest_time() is None:  # made by this run and holding nothing: no key, so no radio
+            # made by this run and holding nothing: no key (so no radio), no check-in another command wrote meanwhile
+            if new_store and store.holds_nothing():
                 store.close()
                 _remove_store(Path(db))
             raise

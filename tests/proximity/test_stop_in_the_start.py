@@ -218,3 +218,55 @@ def test_run_duration_ends_a_run_whose_radio_never_answers(tmp_path: Path, monke
     assert done.exit_code == 0, done.output
     assert "stopped: 0 sightings stored, 0 malformed, 0 dropped, 0 RPI(s) advertised" in done.output
     assert clock.now() == NOON + 5.0 and radios[0].closed == 1
+
+
+class _RefusesOnCue(_Silent):
+    """A radio whose open waits for ``cue``, then fails as a controller that never powered on."""
+
+    def __init__(self, radio: object, cue: asyncio.Event) -> None:
+        super().__init__(radio)
+        self.cue = cue
+
+    async def open(self) -> None:
+        from bluezone.errors import RadioUnavailableError
+
+        self.opening.set()
+        await self.cue.wait()
+        raise RadioUnavailableError("no controller answered")
+
+
+def test_a_store_another_command_wrote_while_the_radio_opened_stays(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack28: a first run's store is removed when its radio never opens and it holds no sighting nor key; a
+    check-in `bluezone checkin` wrote there meanwhile (bumble's power-on has 10 s) went with it.  A store holding
+    anything stays."""
+    from bluezone.errors import RadioUnavailableError
+    from bluezone.proximity.backends import register_radio, registry
+    from bluezone.proximity.runner import run_daemon
+
+    monkeypatch.setattr(registry, "_RADIOS", dict(registry._RADIOS))
+    path = tmp_path / "me.db"
+    radios: list[_RefusesOnCue] = []
+
+    def refusing(spec: str, **options: object) -> object:
+        radios.append(_RefusesOnCue(Air(VirtualClock(NOON), 1).radio("me", (0.0, 0.0)), asyncio.Event()))
+        return radios[-1]
+
+    register_radio("refusing", refusing)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        running = asyncio.ensure_future(run_daemon("refusing", path, handle_signals=False))
+        while not radios or not radios[0].opening.is_set():
+            await asyncio.sleep(0.01)
+        other = SightingStore.open(path, purge_now=time.time())  # another command: `bluezone checkin`
+        try:
+            other.add_checkin(b"\x01" * 16, b"poster", "Cafe", "1 Street", time.time(), time.time() + 3600, False,
+                              "qr", time.time())
+        finally:
+            other.close()
+        radios[0].cue.set()
+        with pytest.raises(RadioUnavailableError, match="no controller answered"):
+            await running
+
+    asyncio.run(main())
+    assert path.exists() and rows_in_file(path, "checkins") == 1
+

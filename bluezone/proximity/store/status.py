@@ -49,6 +49,14 @@ class StoreStatus(StoreBase):
                 (json.dumps(state, default=str), float(now)),
             )
 
+    def holds_nothing(self) -> bool:
+        """Whether no table holds a row but the daemon's report: a store a run made can go without a loss only then
+        (another command may have written a check-in or a key server's pin in it meanwhile)."""
+        tables = self._conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name != 'daemon_state'"
+        ).fetchall()
+        return not any(self._conn.execute(f"SELECT EXISTS (SELECT 1 FROM [{name}])").fetchone()[0] for (name,) in tables)
+
     def daemon_state(self) -> dict[str, Any] | None:
         """The daemon's latest report with its ``updated_at``, or None if no daemon ran here."""
         row = self._conn.execute("SELECT value, updated_at FROM daemon_state WHERE name = 'daemon'").fetchone()
