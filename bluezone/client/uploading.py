@@ -254,14 +254,15 @@ POSITIVE_TESTS = ("confirmed", "likely")
 def code_type_for(client: KeyServerClient, code: str, *, checkins: bool) -> str | None:
     """What the server says ``code`` is for (``KeyServerClient.code_type``), asked once the keys are agreed
     to (asking sends the code).  It chooses whether ``checkins`` go and what ``what_next`` advises; for the
-    advice alone, a server that fails to say (not refusing the code: that is the upload's own refusal)
-    gives None, and the upload goes on as it did before it asked."""
+    advice alone, a server that answers but fails to say (not refusing the code: that is the upload's own
+    refusal) gives None, and the upload goes on as it did before it asked.  One not reached is the upload's
+    failure too, said now rather than waited for twice."""
     try:
         return client.code_type(code)
     except UploadRefusedError:
         raise
-    except KeyServerError:
-        if checkins:
+    except KeyServerError as exc:
+        if checkins or not exc.status:  # (status 0: no answer at all, the connection or the deadline)
             raise
         return None
 

@@ -70,18 +70,24 @@ def test_a_close_contact_is_told_a_later_test_revises_its_warnings(server: Serve
 
 
 def _answering(status: int) -> KeyServerClient:
-    return KeyServerClient(
-        "http://keys.test", http=httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(status, json={})))
-    )
+    def answer(request: httpx.Request) -> httpx.Response:
+        if not status:
+            raise httpx.ConnectError("Connection refused", request=request)
+        return httpx.Response(status, json={})
+
+    return KeyServerClient("http://keys.test", http=httpx.Client(transport=httpx.MockTransport(answer)))
 
 
 def test_a_server_that_cannot_say_gets_the_likely_advice_as_an_if() -> None:
-    """An older server (no /v1/verify), or one failing to answer when only the advice depends on it: the upload
-    goes on (it did not ask before), and the advice is hedged; with check-ins to send, the failure stands."""
+    """An older server (no /v1/verify), or one failing to say when only the advice depends on it: the upload
+    goes on (it did not ask before), and the advice is hedged; with check-ins to send, or no server reached
+    (the upload would wait for it again), the failure stands."""
     assert code_type_for(_answering(404), "12345678", checkins=True) is None
     assert code_type_for(_answering(500), "12345678", checkins=False) is None
     with pytest.raises(KeyServerError):
         code_type_for(_answering(500), "12345678", checkins=True)
+    with pytest.raises(KeyServerError, match="cannot reach the key server"):  # not reached: nor would the upload be
+        code_type_for(_answering(0), "12345678", checkins=False)
     lines = what_next(_receipt(inserted=5), None)
     assert lines[0] == PUBLISHED and lines[1].startswith("  (if the code was a 'likely' one, no test yet: keep"), lines
 
