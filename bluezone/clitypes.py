@@ -9,6 +9,7 @@ import datetime as dt
 import importlib
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 def make_writable_dir(path: Path, what: str, option: str) -> None:
     """Make ``path`` (the ``what`` directory given by ``option``) now, or find it writable: one that
     cannot be is one line before the work starts, not a traceback after it."""
-    import os
-
     from bluezone.errors import InputError
 
     try:
@@ -225,7 +224,18 @@ def ask_before_sending(
             " (or run it on a terminal to confirm)"
         ) from None
     meta[ANSWERS_READ] = meta.get(ANSWERS_READ, 0) + 1
+    if _answers_unseen():  # the answer taken, shown after its question: the next line began after "[y/N]: "
+        click.echo("y" if answer else "n", err=True)
     return answer
+
+
+def _answers_unseen() -> bool:
+    """Whether stdin is a pipe or file, whose answers nothing shows (a terminal echoes what is typed, and
+    click's test runner its input)."""
+    try:
+        return not os.isatty(sys.stdin.fileno())
+    except (AttributeError, OSError, ValueError):  # (no stdin, or one with no file behind it)
+        return False
 
 
 def emit_json(data: Any) -> None:

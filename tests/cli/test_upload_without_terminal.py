@@ -73,3 +73,29 @@ def test_answers_that_run_out_are_told_from_no_answers(tmp_path: Path) -> None:
 def test_no_answer_to_the_first_question_names_include_today(tmp_path: Path) -> None:
     rc, lines = _upload(_node(tmp_path, True), "")
     assert rc == 2 and "pass --yes to send without asking, with --include-today to send today's key too" in lines[-1]
+
+
+def test_answers_piped_in_are_shown_after_their_questions(tmp_path: Path) -> None:
+    """A pipe's answers are echoed by no terminal: the next line began after "[y/N]: " ("... sent too? [y/N]: About
+    to send 2 daily key(s)"); now the answer taken is shown there.  Through the console script, whose stdin is a
+    real pipe (click's test runner echoes its input itself, and is left to)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    now = time.time()  # the child reads the wall clock: keys of the days before yesterday's, so midnight moves nothing
+    db = tmp_path / "node.db"
+    with SightingStore.open(db, purge_now=now) as store:
+        for back in (3, 2):
+            store.save_daily_key(DailyKey(bytes([back]) * 16, rolling_start(now) - back * ROLLING_PERIOD),
+                                 created_at=now - 3600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEZONE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bluezone", "upload", "--server", "http://127.0.0.1:9", "--code", "12345678",
+         "--db", str(db)], input="\n", capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("About to send 2 daily key(s)"), lines
+    assert lines[-2:] == ["Send them? [y/N]: n", "nothing sent: the code is not used up (it stays valid until it expires)"]
+    assert done.returncode == 1, lines  # (an empty line: the default, no)
