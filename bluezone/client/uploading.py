@@ -367,13 +367,18 @@ def what_next(receipt: PublishReceipt, test_type: str | None) -> list[str]:
                  " check"]
     else:
         return ["next: nothing new was stored, so nothing more is published"]
-    return lines + _still_to_do(test_type, bool(receipt.checkins))
+    return lines + _still_to_do(test_type, bool(receipt.inserted or receipt.revised), bool(receipt.checkins))
 
 
-def _still_to_do(test_type: str | None, checkins: bool) -> list[str]:
+def _still_to_do(test_type: str | None, keys: bool, checkins: bool) -> list[str]:
     """The line for a report a later test revises (docs/server.md, "Revision"): keep the device, whose
-    database holds the revision token, and upload again; none after a confirmed or negative test's."""
+    database holds the revision token, and upload again; none after a confirmed or negative test's, nor
+    for check-ins alone (no keys on the server to revise: a device that never ran `bluezone run`)."""
     # check-ins carry no revision token (docs/venues.md): say so before a negative test, not after
+    if not keys:
+        if test_type == "likely" and checkins:
+            return ["  (check-ins are not revised: their warning stays published 14 days whatever your test says)"]
+        return []
     stay = ", not the check-ins', which stay published 14 days" if checkins else ""
     if test_type == "likely":
         return [

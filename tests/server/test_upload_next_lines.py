@@ -92,6 +92,20 @@ def test_a_server_that_cannot_say_gets_the_likely_advice_as_an_if() -> None:
     assert lines[0] == PUBLISHED and lines[1].startswith("  (if the code was a 'likely' one, no test yet: keep"), lines
 
 
+@pytest.mark.parametrize("test_type", ["likely", "confirmed", None])
+def test_check_ins_alone_are_not_told_to_upload_again(test_type: str | None) -> None:
+    """A device that never ran `bluezone run` sends its check-ins alone: no keys on the server for a later code
+    to revise, so no 'upload again with the confirmed code' (a check-in is never sent twice)."""
+    lines = what_next(_receipt(checkins=2), test_type)
+    assert lines[0] == (
+        "next: published at the server's next export; those at the venues you sent are warned when they next check"
+    )
+    assert lines[1:] == (
+        ["  (check-ins are not revised: their warning stays published 14 days whatever your test says)"]
+        if test_type == "likely" else []
+    )
+
+
 def test_a_refused_code_is_refused_before_the_upload(server: Server, tmp_path: Path) -> None:
     """Only a failure to say is passed over: a code the server refuses is the upload's own refusal, exit 2."""
     _, nodes = make_nodes(tmp_path)
