@@ -46,6 +46,7 @@ from bluezone.sim.evaluate import (
     judged_attenuation,
     minutes_of,
     ndcf_at_distance,
+    verdict_share,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -72,13 +73,14 @@ def scored(name: str, minutes: list[Minute], context: bool, shift: float = 0.0) 
     scorer = moved(name, shift)
     if shift:
         bound = [judged(scorer, [m]) for m in plain]
-        return np.array([b.score(w).weighted_minutes >= 0.5 for b, w in zip(bound, windows)]), np.empty(0), {}
+        return np.array([verdict_share(b.score(w)) >= 0.5 for b, w in zip(bound, windows)]), np.empty(0), {}
     bound = [judged(scorer, [m]) for m in plain]
     scores = [b.score(w) for b, w in zip(bound, windows)]
-    detected = np.array([s.weighted_minutes >= 0.5 for s in scores])
+    # as `evaluate` flags a minute: its verdict's share (bluezone's weighted_minutes rank by the chain since f929ead)
+    detected = np.array([verdict_share(s) >= 0.5 for s in scores])
     rank = -np.array([judged_attenuation(b, w, s.typical_attenuation) for b, w, s in zip(bound, windows, scores)])
     per_d = {
-        key: np.array([judged(d, [m]).score(w).weighted_minutes >= 0.5 for m, w in zip(plain, windows)])
+        key: np.array([verdict_share(judged(d, [m]).score(w)) >= 0.5 for m, w in zip(plain, windows)])
         for key, d in (distance_decisions(name) or {}).items()
     }
     return detected, rank, per_d

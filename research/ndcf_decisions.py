@@ -39,6 +39,7 @@ from bluezone.sim.evaluate import (
     calibrations,
     distance_shift_db,
     minutes_of,
+    verdict_share,
 )
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -54,7 +55,9 @@ def detections(name: str, minutes: list[Minute], shift: float) -> np.ndarray:
         for k in DISTANCE_SETTINGS[name]
     }
     scorer = get_scorer(name, overrides=moved)
-    return np.array([scorer.score(minutes_window(m.times, m.attenuation)).weighted_minutes >= 0.5 for m in minutes])
+    # as `evaluate` flags a minute (its verdict's share, not weighted_minutes: since f929ead bluezone's ranks by the
+    # near/far chain, and since e2ec7ed GAEN's is credited the time present)
+    return np.array([verdict_share(scorer.score(minutes_window(m.times, m.attenuation))) >= 0.5 for m in minutes])
 
 
 def cost(within: np.ndarray, detected: np.ndarray) -> float:
