@@ -60,12 +60,12 @@ def _no_user_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Te
 
 @pytest.fixture(autouse=True)
 def _signal_handlers_restored() -> Iterator[None]:
-    """Each test starts with the suite's SIGINT and SIGTERM handlers: a clean stop run in-process keeps a
+    """Each test starts with the suite's SIGINT, SIGTERM and SIGHUP handlers: a clean stop run in-process keeps a
     handler for the first signal's late copy until the next signal (stop_on_signals, 827dc0d), and the
     next test in that process (tests/test_inthread.py after tests/proximity/test_stopsignals.py) then hung
     or failed on the handler it found."""
     main = threading.current_thread() is threading.main_thread()
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)} if main else {}
     yield
     for sig, handler in before.items():
         if handler is not None and signal.getsignal(sig) is not handler:

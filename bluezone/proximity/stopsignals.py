@@ -1,4 +1,4 @@
-"""Stop a long-running command cleanly on SIGINT or SIGTERM (Ctrl-C, ``systemctl stop``).
+"""Stop a long-running command cleanly on SIGINT, SIGTERM or SIGHUP (Ctrl-C, ``systemctl stop``, the terminal closed).
 
 The daemon and the venue beacon both own a radio and a store that must be closed, so the first
 signal asks them to stop and finish.  A second request (a second Ctrl-C, or a Ctrl-C after a SIGTERM, or a SIGTERM
@@ -16,6 +16,11 @@ the stop is done, even once the process is exiting (``timeout`` descheduled betw
 handler passes straight to one that ignores it (never SIGTERM's default between them, the swaps made with the
 signals held), and at exit the signal is ignored, since CPython puts SIGTERM's default back before it ends
 (``_PySignal_Fini``) and a copy then killed a process that had stored everything (-15).
+
+SIGHUP (the terminal closed, an ssh session dropped) is the clean stop as SIGTERM is: by default it killed the daemon,
+and what it had not yet written was lost.  It is never a second request: a hangup is no one asking not to wait, and
+copies come from the shell (it passes its own hangup to its jobs) and from systemd's ``SendSIGHUP`` right after its
+SIGTERM.  ``nohup`` starts the command with it ignored, and it stays so.
 
 Why by time and not by sender (``si_pid``, ``si_code``: ``timeout``'s two kills come from one process, a person's
 Ctrl-Cs from the terminal): Python's handlers are not given the sender, and ``signal.sigwaitinfo`` (or signalfd)
@@ -50,16 +55,21 @@ supervisor's ``timeout -s INT``): below the 100 ms or more between a person's tw
 always the same request: ``_same_request``.)"""
 
 
+#: The signals that stop cleanly: Ctrl-C, a kill or ``systemctl stop``, the terminal closed.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _same_request(sig: signal.Signals, first: signal.Signals, seconds_after: float) -> bool:
-    """Whether ``sig``, ``seconds_after`` the first signal ``first``, is that request delivered again."""
-    return sig == first and (sig == signal.SIGTERM or seconds_after < SAME_REQUEST_WITHIN)
+    """Whether ``sig``, ``seconds_after`` the first signal ``first``, is that request delivered again (a hangup
+    after any first request is no new one)."""
+    return sig == signal.SIGHUP or sig == first and (sig == signal.SIGTERM or seconds_after < SAME_REQUEST_WITHIN)
 
 
 @contextlib.contextmanager
 def stop_on_signals(
     stop: Callable[[], None], doing: str, *, enabled: bool = True, clock: Callable[[], float] = time.monotonic
 ) -> Iterator[None]:
-    """While the block runs, the first SIGINT or SIGTERM logs ``doing`` and calls ``stop`` once; a later one
+    """While the block runs, the first SIGINT, SIGTERM or SIGHUP logs ``doing`` and calls ``stop`` once; a later one
     exits the process at once (``exit_now``), but for a copy of the first (``_same_request``: SIGTERM again, or
     SIGINT again within ``SAME_REQUEST_WITHIN`` seconds of ``clock``), which is ignored, even once the block has ended.  The handlers
     there before come back when the block ends (the first signal's at its next delivery: ``_copy_ignored_after``).
@@ -93,7 +103,7 @@ def stop_on_signals(
         stop()
 
     if enabled:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 before = signal.getsignal(sig)
                 if before == signal.SIG_IGN:  # ignored by whoever started us (a script's `bluezone run &`): it stays so
@@ -106,7 +116,7 @@ def stop_on_signals(
         with _held(previous):
             for sig, before in previous.items():
                 loop.remove_signal_handler(sig)
-                if first is not None and sig == first[0]:
+                if first is not None and (sig == first[0] or sig == signal.SIGHUP):  # (a hangup's copy may come too)
                     _copy_ignored_after(sig, first[1], before, clock)
                 else:
                     signal.signal(sig, signal.SIG_DFL if before is None else before)  # None: not set from Python

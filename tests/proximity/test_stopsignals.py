@@ -183,6 +183,15 @@ asyncio.run(main())
     ("SIGINT", "SIGINT", 0.4, 128 + signal.SIGINT, "stop\n"),
     ("SIGTERM", "SIGINT", 0.001, 128 + signal.SIGINT, "stop\n"),  # another signal is always another request
     ("SIGINT", "SIGTERM", 0.001, 128 + signal.SIGTERM, "stop\n"),
+    # attack28: the terminal closed (an ssh session dropped) is the clean stop too; it killed the daemon (129),
+    # what it had not yet written lost.  The shell's copy to its jobs, or systemd's SendSIGHUP right after its
+    # SIGTERM, is no one asking not to wait
+    ("SIGHUP", "SIGHUP", 0.001, 0, "stop\nreturned\n"),
+    ("SIGHUP", "SIGHUP", 3600.0, 0, "stop\nreturned\n"),
+    ("SIGTERM", "SIGHUP", 0.4, 0, "stop\nreturned\n"),
+    ("SIGINT", "SIGHUP", 0.4, 0, "stop\nreturned\n"),
+    ("SIGHUP", "SIGINT", 0.4, 128 + signal.SIGINT, "stop\n"),  # a Ctrl-C or a kill after it still will not wait
+    ("SIGHUP", "SIGTERM", 0.4, 128 + signal.SIGTERM, "stop\n"),
 ])
 def test_sigterm_again_or_sigint_again_at_once_is_one_request_and_a_later_ctrl_c_a_second(
     first: str, second: str, after: float, code: int, out: str
@@ -207,6 +216,16 @@ def test_the_copy_of_the_first_signal_after_a_quick_stop_is_still_the_same_reque
     )
     assert (proc.returncode, proc.stdout) == (-signal.SIGTERM, "stop\nreturned\n"), proc.stderr  # the next one kills
     assert "Traceback" not in proc.stderr
+
+
+def test_a_hangup_after_a_quick_stop_on_sigterm_is_no_new_request() -> None:
+    """systemd's SendSIGHUP follows its SIGTERM at once: after a stop quicker than it, SIGHUP's default killed the
+    process (129) on its way out (attack28)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _AGAIN_AFTER, "SIGTERM", "SIGHUP", "0.001", "after-the-stop"], capture_output=True,
+        text=True, timeout=60, preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, []),
+    )
+    assert (proc.returncode, proc.stdout) == (-signal.SIGHUP, "stop\nreturned\n"), proc.stderr  # the next one kills
 
 
 # The first SIGTERM stops; a copy of it comes at a moment the test picks (virtual clock: always within the window):
@@ -315,9 +334,13 @@ def test_a_signal_ignored_by_whoever_started_the_process_stays_ignored() -> None
         return stops
 
     before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    hup = signal.signal(signal.SIGHUP, signal.SIG_IGN)  # `nohup bluezone run`: the terminal's close leaves it running
     try:
         assert asyncio.run(main(signal.SIGINT)) == []
+        assert asyncio.run(main(signal.SIGHUP)) == []
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN  # still ignored after the block
+        assert signal.getsignal(signal.SIGHUP) == signal.SIG_IGN
         assert asyncio.run(main(signal.SIGTERM)) == ["stop"]
     finally:
         signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGHUP, hup)
