@@ -52,6 +52,11 @@ LINKABILITY_WARNING = (
 LISTENER_TICK = 10.0
 #: How often the rotator looks at the wall clock and the stored key (see ``Daemon._until_rotation``).
 CHECK_SECONDS = 15.0
+#: How long a write on the loop waits for another process's lock on the store (a ``bluezone purge`` deleting, a
+#: ``sqlite3`` shell's transaction) before the store refuses it for now: what it would write waits and is tried
+#: again (the sightings' backlog, a new key, a venue check-in).  The store's own 10 s stopped the loop that long at
+#: each try (no advert taken from the radio, no RPI rotated): 17 of the 25 s another process held the lock.
+LOOP_BUSY_SECONDS = 0.1
 
 
 @dataclass
@@ -167,46 +172,8 @@ class Daemon:
             if self._stop_requested:  # asked as the radio (or the store) opened: nothing begun, nothing to flush
                 return self.stats
             started = True
-            now = self.clock.now()
-            # a start purges at the clock, as every command that opens the store does: this process has no
-            # earlier reading to doubt it by (the newest record of a daemon stopped a week is a week old,
-            # and holding made a restarted daemon keep expired rows for a purge interval)
-            self._clock_seen = now
-            self._purge(now)
-            self._use_key_for(now)
-            await self._rotate_rpi()
-            if self.bluezone3:
-                await self._send_bluezone3(now)
-            await self.radio.start_scanning(self._on_advert)
-            self._save_state()
-            self._last_status = (now, self.stats.sightings_stored)
-            if self.on_started is not None:
-                self.on_started()
-            try:
-                async with asyncio.TaskGroup() as tg:
-                    tasks = [
-                        tg.create_task(self._writer(), name="bluezone-writer"),
-                        tg.create_task(self._rotator(), name="bluezone-rotator"),
-                        tg.create_task(self._every(self.config.status_interval, self._status), name="bluezone-status"),
-                        tg.create_task(self._purges(), name="bluezone-purge"),
-                    ]
-                    if self.bluezone3:
-                        tasks.append(tg.create_task(self._bluezone3_rotator(), name="bluezone-v3-rotator"))
-                    if self.listeners:
-                        tasks.append(tg.create_task(self._every(LISTENER_TICK, self._tick_listeners), name="bluezone-listeners"))
-                    try:
-                        async with asyncio.timeout_at(ends):
-                            await self._stop.wait()
-                    except TimeoutError:
-                        pass
-                    for t in tasks:
-                        t.cancel()
-            except BaseExceptionGroup as group:
-                # one failing task is the usual case: surface it as itself (the CLI prints one line)
-                errors = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)]
-                if len(errors) == 1:
-                    raise errors[0] from None
-                raise
+            with self.store.waits_at_most(LOOP_BUSY_SECONDS):  # (its last writes, below, wait the store's time)
+                await self._serve(ends)
         finally:
             try:
                 await self.radio.close()
@@ -216,6 +183,51 @@ class Daemon:
                     self._save_state()
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
+
+    async def _serve(self, ends: float | None) -> None:
+        """Begin (the start's purge, the key, the first RPI, scanning) and run the tasks until the stop or the loop's
+        time ``ends``, every write on the loop waiting at most ``LOOP_BUSY_SECONDS`` for another process's lock."""
+        assert self._stop is not None
+        now = self.clock.now()
+        # a start purges at the clock, as every command that opens the store does: this process has no
+        # earlier reading to doubt it by (the newest record of a daemon stopped a week is a week old,
+        # and holding made a restarted daemon keep expired rows for a purge interval)
+        self._clock_seen = now
+        self._purge(now)
+        self._use_key_for(now)
+        await self._rotate_rpi()
+        if self.bluezone3:
+            await self._send_bluezone3(now)
+        await self.radio.start_scanning(self._on_advert)
+        self._save_state()
+        self._last_status = (now, self.stats.sightings_stored)
+        if self.on_started is not None:
+            self.on_started()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self._writer(), name="bluezone-writer"),
+                    tg.create_task(self._rotator(), name="bluezone-rotator"),
+                    tg.create_task(self._every(self.config.status_interval, self._status), name="bluezone-status"),
+                    tg.create_task(self._purges(), name="bluezone-purge"),
+                ]
+                if self.bluezone3:
+                    tasks.append(tg.create_task(self._bluezone3_rotator(), name="bluezone-v3-rotator"))
+                if self.listeners:
+                    tasks.append(tg.create_task(self._every(LISTENER_TICK, self._tick_listeners), name="bluezone-listeners"))
+                try:
+                    async with asyncio.timeout_at(ends):
+                        await self._stop.wait()
+                except TimeoutError:
+                    pass
+                for t in tasks:
+                    t.cancel()
+        except BaseExceptionGroup as group:
+            # one failing task is the usual case: surface it as itself (the CLI prints one line)
+            errors = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)]
+            if len(errors) == 1:
+                raise errors[0] from None
+            raise
 
     async def _radio_opened(self, ends: float | None) -> bool:
         """Open the radio unless a stop comes first, or the loop's time ``ends`` (the run's duration up): a controller
@@ -250,8 +262,8 @@ class Daemon:
     def _store_held(self) -> bool:
         """Whether the day's rewrite holds the store (its VACUUM, in a thread, has the write lock): every write of
         the daemon waits for its end (sightings in the backlog, a new daily key or v3 chain unsaved, a listener's
-        adverts and the report held), since on the loop it would wait for that lock, receiving nothing, and fail
-        after the busy timeout."""
+        adverts and the report held), since on the loop it would wait for that lock, receiving nothing, and be refused
+        (``LOOP_BUSY_SECONDS``) try after try until its end."""
         return self._rewriting is not None
 
     # --- keys and RPIs ----------------------------------------------------------------------------
@@ -528,7 +540,7 @@ class Daemon:
             return
         try:
             due = self.store.rewrite_asked(self.clock.now(), self.config.retention_days)
-        except StoreWriteError:  # (a lock held past the busy timeout: the next flush looks again)
+        except StoreWriteError:  # (a lock held past LOOP_BUSY_SECONDS: the next flush looks again)
             return
         if due is not None:
             self._rewrite_due, self._ask_taken = due, True  # (not looked for again until a rewrite is done, ask and all)

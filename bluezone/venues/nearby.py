@@ -30,7 +30,7 @@ Rules (all times from the daemon's clock):
   can tell; ``checkins.py``); two beacons take turns: while one's check-in is open, another heard
   waits, and checks in from the first decode, or from the end of that visit if later.  Before, a
   QR check-in at the café ended 3 minutes after the café's beacon, heard for 5 minutes, fell silent;
-* a check-in or check-out the store refuses for now (a full disk, a lock held past its busy timeout) waits and is
+* a check-in or check-out the store refuses for now (a full disk, a lock another process holds) waits and is
   tried again at most every ``RETRY_SECONDS``, as the daemon's sightings wait in its backlog: a check-in with its
   stay's first frame, a check-out at the beacon's last one.  Before, the failed write ended the daemon (and every
   sighting with it) on a full disk;
@@ -103,7 +103,7 @@ SWEEP_SECONDS = 1.0
 
 
 #: After the store refused a check-in or check-out (a full disk, a lock), the listener's writes wait this long before
-#: they are tried again: a lock held by another process makes each try wait for its busy timeout on the daemon's loop.
+#: they are tried again: each try on a lock another process holds waits on the daemon's loop (``LOOP_BUSY_SECONDS``).
 RETRY_SECONDS = 10.0
 
 

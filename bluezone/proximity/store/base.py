@@ -3,7 +3,9 @@ time range as SQL."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +62,29 @@ class StoreBase:
         finally:
             conn.execute(f"PRAGMA busy_timeout = {timeout}")
         return not busy
+
+    @property
+    def busy_seconds(self) -> float:
+        """How long this connection's statements wait for another's write lock before SQLite says the database is
+        locked (``BUSY_SECONDS`` from the open; the daemon's loop waits less: ``waits_at_most``)."""
+        return int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0]) / 1000
+
+    @busy_seconds.setter
+    def busy_seconds(self, seconds: float) -> None:
+        self._conn.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
+
+    @contextlib.contextmanager
+    def waits_at_most(self, seconds: float) -> Iterator[None]:
+        """In the block, statements wait at most ``seconds`` for another connection's lock (the daemon's loop, which
+        must go on receiving); the wait before comes back after it, unless the store was closed or broke meanwhile
+        (its own error is said where the store is used next)."""
+        before = self.busy_seconds
+        self.busy_seconds = seconds
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.busy_seconds = before
 
     @property
     def db(self) -> sqlite_utils.Database:

@@ -22,7 +22,7 @@ class CheckIns(StoreBase):
     def checkins_held(self) -> Iterator[None]:
         """One transaction for a check-in's reads and the writes they decide, taken for writing before
         the first read (``BEGIN IMMEDIATE``): another process checking in at the same moment (the
-        daemon's beacon listener, a typed ``bluezone checkin``) waits for it (the 10-s busy timeout)
+        daemon's beacon listener, a typed ``bluezone checkin``) waits for it (its busy timeout)
         and then reads what it wrote.  Read apart, both saw nobody checked in and both wrote: two
         open check-ins, or a beacon ending the visit just typed elsewhere.  A failure undoes it all.  SQLite's
         errors as the store's other methods raise them (a lock held past the busy timeout, a full disk:
