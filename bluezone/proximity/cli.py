@@ -281,6 +281,8 @@ def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
         now = store.believed_time(now, quiet=True)  # the daemon's measured time while it does not believe this clock
         result = store.purged_on_open
         if result is None or result.get("left_to_daemon"):  # asked for now: deleted here, a daemon running or not
+            if result is not None:  # (a daemon runs: its rewrite may hold the lock past the busy timeout)
+                store.wait_out_a_rewrite()
             result = store.purge(now, rewrite="apart")  # (the rewrite is rewrite_purged's, below)
         if dated_ahead:
             result["dated_ahead_deleted"] = store.purge_dated_ahead(now)

@@ -126,3 +126,29 @@ def test_an_asked_rewrite_that_cannot_run_is_not_tried_at_every_flush(tmp_path: 
     with caplog.at_level(logging.INFO, logger="bluezone.proximity.store"):
         clock.run(both())
     assert caplog.text.count("could not rewrite") == 1  # 18 flushes, one try
+
+
+def test_purge_beside_a_daemon_waits_out_a_rewrite_longer_than_the_busy_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`bluezone purge` beside a daemon whose rewrite's VACUUM outlasted the store's 10 s busy timeout (a large store, a
+    Raspberry Pi's SD card) failed, exit 1, "database is locked": it waits the rewrite out now.  The busy timeout is made
+    0.3 s here, and the rewrite's lock held for 1 s."""
+    import threading
+
+    from bluezone.proximity.store import interface
+
+    monkeypatch.setattr(interface, "BUSY_SECONDS", 0.3)
+    path = tmp_path / "me.db"
+    _store(path)
+    vacuum = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    with one_daemon_per_store(path):
+        vacuum.execute("BEGIN IMMEDIATE")  # the daemon's rewrite holds the store's write lock (its VACUUM)
+        done_at = threading.Timer(1.0, vacuum.rollback)
+        done_at.start()
+        try:
+            done = CliRunner().invoke(cli, ["purge", "--db", str(path), "--json"], obj={"clock": VirtualClock(NOON)})
+        finally:
+            done_at.join()
+            vacuum.close()
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.output)["sightings_deleted"] == EXPIRED
+    assert _in_file(path, "SELECT COUNT(*) FROM sightings") == [(KEPT,)]

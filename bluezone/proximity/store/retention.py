@@ -200,6 +200,13 @@ class Retention(StoreBase):
             self._wal_owed = not self._empty_wal()
         return "owed" if self._wal_owed else "done"
 
+    def wait_out_a_rewrite(self) -> None:
+        """From now on wait up to ``REWRITE_WAIT_SECONDS`` for the store's lock (``bluezone purge`` beside a running
+        daemon, whose rewrite holds it for its VACUUM's whole length): the user asked for the deletion now, and a
+        VACUUM past the 10 s busy timeout (a large store, a Raspberry Pi's SD card) failed it, exit 1, "database is
+        locked"."""
+        self.busy_seconds = REWRITE_WAIT_SECONDS
+
     def rewrite_asked(self, now: float, retention_days: int = RETENTION_DAYS) -> str | None:
         """The day (as ``rewrite_due``'s) when ``bluezone purge`` asked the daemon for the rewrite now, else None."""
         if self.path is None or not _has_table(self._conn, "daemon_state"):
@@ -293,6 +300,11 @@ AHEAD_MARGIN = 3600.0
 #: 2020-01-01 UTC.  No GAEN key or sighting is older: a clock reading earlier is wrong (a board without a
 #: real-time clock boots at 1970 until NTP answers), and every row would look dated ahead of it.
 CLOCK_FLOOR = 1_577_836_800.0
+
+#: How long ``bluezone purge`` beside a running daemon waits for the store's lock (``wait_out_a_rewrite``): the daemon's
+#: rewrite holds it for its VACUUM's whole length, 1.5-1.7 s at 1M sightings here (Zen 3, load 5), an estimated 4-8 s
+#: on a Raspberry Pi 4's SD card, and longer with the store.
+REWRITE_WAIT_SECONDS = 120.0
 
 #: daemon_state's rows: a purge deleted rows since the file was last rewritten, and the UTC day (a day number) of
 #: the retention's cutoff at that rewrite.  The first purge of a later day rewrites it (``SightingStore._rewrite``),
