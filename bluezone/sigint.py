@@ -30,13 +30,18 @@ on a real radio takes the KeyboardInterrupt in its loop, as before Python 3.11."
 
 from __future__ import annotations
 
-import signal
+import _thread
 import sys
-import threading
-from collections.abc import Callable
 from opcode import opmap
-from types import FrameType
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal
+    from collections.abc import Callable
+    from types import FrameType
+    from typing import Any
+else:  # signal's C half, the same functions: ``signal``'s enums (``enum``, ~2-3 ms) load once the handler is in place
+    import _signal as signal
 
 _IMPORTLIB = frozenset({"<frozen importlib._bootstrap>", "<frozen importlib._bootstrap_external>"})
 _IMPORT_FROM = opmap["IMPORT_FROM"]
@@ -89,9 +94,10 @@ class CtrlCAgainWhenSwallowed:
     def __init__(self, handler: CtrlCOutsideImportlib, before: Callable[[Any], object]) -> None:
         self.handler = handler
         self.before = before
+        self.main_thread = _thread.get_ident()  # (made where the handler was set: the main thread)
 
     def __call__(self, unraisable: Any) -> None:
-        if issubclass(unraisable.exc_type, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+        if issubclass(unraisable.exc_type, KeyboardInterrupt) and _thread.get_ident() == self.main_thread:
             self.handler.hold()
             return
         self.before(unraisable)
@@ -100,9 +106,17 @@ class CtrlCAgainWhenSwallowed:
 def install_handler() -> None:
     """Handle SIGINT so, in the main thread, when it is Python's default (not ignored by a launcher or
     handled by an embedder); and deliver again a Ctrl-C that lands in a ``__del__`` or weak reference callback
-    (a check's ``multiprocessing`` pipe collected as the Ctrl-C came: lost, the check ran on to exit 0)."""
-    python_s_own = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    if threading.current_thread() is threading.main_thread() and python_s_own:
-        handler = CtrlCOutsideImportlib()
+    (a check's ``multiprocessing`` pipe collected as the Ctrl-C came: lost, the check ran on to exit 0).
+
+    The console script's first step (``bluezone.__main__``): this module imports nothing Python has not loaded as it
+    starts but ``opcode``, so the handler is in place ~1 ms into ``main``'s ``try``, where importing ``signal``,
+    ``inthread`` (``typing``, ``threading``) and this module first took ~7-10 ms of Python's own handler (a Ctrl-C
+    landing in importlib's code lost or leaving its lock held)."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    handler = CtrlCOutsideImportlib()
+    try:
         signal.signal(signal.SIGINT, handler)
-        sys.unraisablehook = CtrlCAgainWhenSwallowed(handler, sys.unraisablehook)
+    except ValueError:  # not the main thread: only it runs signal handlers
+        return
+    sys.unraisablehook = CtrlCAgainWhenSwallowed(handler, sys.unraisablehook)

@@ -40,3 +40,17 @@ def test_the_console_script_reaches_its_try_having_imported_nothing_else() -> No
         capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(root)}, cwd=root, check=True,
     ).stdout.split()
     assert imported == ["__future__", "bluezone", "bluezone.__main__", "bluezone.lazyexports"]
+
+
+def test_main_s_first_step_puts_the_ctrl_c_handler_in_place_having_imported_nothing_else() -> None:
+    """``sigint``'s handler is ``main``'s first step and imports nothing Python has not loaded as it starts but
+    ``opcode``: ``signal`` (enum), ``inthread`` (typing, threading) and ``sigint``'s own typing imports came first,
+    ~7-10 ms of Python's own handler inside ``main``'s ``try`` (a Ctrl-C landing in importlib's code there lost, or
+    the import lock left held)."""
+    root = Path(__file__).resolve().parents[2]
+    imported = subprocess.run(
+        [sys.executable, "-S", "-c", "import sys, bluezone.__main__; before = set(sys.modules); import bluezone.sigint; "
+         "print(*sorted(set(sys.modules) - before))"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": str(root)}, cwd=root, check=True,
+    ).stdout.split()
+    assert imported == ["_opcode", "bluezone.sigint", "opcode"]
