@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bluezone.clock import CheckedClock, Clock, SystemClock
 from bluezone.config import DaemonConfig
-from bluezone.errors import ConfigError, RadioUnavailableError
+from bluezone.errors import ConfigError, StoreError
 from bluezone.proximity.backends import open_radio
 from bluezone.proximity.daemon import LINKABILITY_WARNING, Daemon, DaemonStats
 from bluezone.proximity.radio import AdvertListener
@@ -188,16 +188,23 @@ async def run_daemon(
                 for result in await asyncio.gather(*scenery, return_exceptions=True):
                     if isinstance(result, BaseException):
                         log.warning("emulated neighbour failed: %s", result)
-        except (RadioUnavailableError, ConfigError):  # (a radio that did not open, or a typo in its transport)
-            # made by this run and holding nothing: no key (so no radio), no check-in another command wrote meanwhile
-            if new_store and store.holds_nothing():
-                store.close()
-                _remove_store(Path(db))
-            raise
         finally:
+            # made by this run and holding nothing: no key, so the radio never opened (it failed, a typo in its
+            # transport, or a stop or the duration came first), and no check-in another command wrote meanwhile
+            empty = new_store and _holds_nothing(store)
             store.close()
             for nb in neighbours:
                 nb.store.close()
+            if empty:
+                _remove_store(Path(db))
+
+
+def _holds_nothing(store: SightingStore) -> bool:
+    """``store.holds_nothing()``, False when it cannot be read (then it is no empty store to remove)."""
+    try:
+        return store.holds_nothing()
+    except StoreError:
+        return False
 
 
 def _remove_store(db: Path) -> None:

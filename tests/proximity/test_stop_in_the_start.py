@@ -197,8 +197,13 @@ def test_the_duration_counts_from_the_runs_start_the_radios_open_included(tmp_pa
         store.close()
 
 
-def test_run_duration_ends_a_run_whose_radio_never_answers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The same through `bluezone run`: exit 0 at 5 s with the stop's line (before, only a signal ended it)."""
+@pytest.mark.parametrize("stored_before", [False, True])
+def test_run_duration_ends_a_run_whose_radio_never_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stored_before: bool
+) -> None:
+    """The same through `bluezone run`: exit 0 at 5 s with the stop's line (before, only a signal ended it).  The
+    store the run made holds nothing and goes, as after a radio that failed (attack28: it stayed, and `status` read
+    it as a daemon's, 0 sightings); a store there before stays."""
     from click.testing import CliRunner
 
     from bluezone.cli import cli
@@ -213,11 +218,15 @@ def test_run_duration_ends_a_run_whose_radio_never_answers(tmp_path: Path, monke
         return radios[-1]
 
     register_radio("silent", silent)  # type: ignore[arg-type]
-    done = CliRunner().invoke(cli, ["run", "--backend", "silent", "--db", str(tmp_path / "me.db"), "--duration", "5"],
+    path = tmp_path / "me.db"
+    if stored_before:
+        _store_with_expired_rows(path, NOON)
+    done = CliRunner().invoke(cli, ["run", "--backend", "silent", "--db", str(path), "--duration", "5"],
                               obj={"clock": clock})
     assert done.exit_code == 0, done.output
     assert "stopped: 0 sightings stored, 0 malformed, 0 dropped, 0 RPI(s) advertised" in done.output
     assert clock.now() == NOON + 5.0 and radios[0].closed == 1
+    assert path.exists() == stored_before and not any(tmp_path.glob("me.db-*"))
 
 
 class _RefusesOnCue(_Silent):
