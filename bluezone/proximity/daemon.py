@@ -77,9 +77,15 @@ class DaemonStats:
     write_failures: int = 0  # writes the store refused for now (disk full, I/O, lock); retried
     dropped_backlog_full: int = 0  # lost because more than backlog_size sightings waited for the store
     dropped_over_budget: int = 0  # not stored: past max_rpis_per_minute distinct RPIs (or v3 IDs) in a minute
+    lost_at_stop: int = 0  # still waiting for the store when the daemon stopped (a full disk to the end): never written
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+    def lost(self) -> int:
+        """Sightings heard and never stored for want of room: the writer behind, the backlog full, or the store
+        refusing them to the end (the budget's are left out on purpose)."""
+        return self.dropped_queue_full + self.dropped_backlog_full + self.lost_at_stop
 
 
 class Daemon:
@@ -488,6 +494,7 @@ class Daemon:
         if written:
             self.stats.flushes += 1
         if final and self._backlog.waiting:
+            self.stats.lost_at_stop = self._backlog.waiting
             log.error("%d sightings could not be written (%s) and are lost", self._backlog.waiting, self._backlog.error)
 
     def _write(self, kind: str, rows: np.ndarray, addresses: Sequence[str | None]) -> int:
