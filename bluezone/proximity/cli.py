@@ -50,6 +50,16 @@ def run(
 
     It stores GAEN adverts and, beside them, Bluezone v3 adverts (0x4E56) it hears.
     """
+    from bluezone.proximity.stopsignals import noted_until_the_stop
+
+    with noted_until_the_stop():  # a SIGTERM or SIGHUP as the daemon's modules load: its clean stop, not exit 143
+        _run(backend, adapter, db_path, config_path, duration, also_bluezone_v3)
+
+
+def _run(
+    backend: str, adapter: str | None, db_path: Path | None, config_path: Path | None, duration: float | None,
+    also_bluezone_v3: bool,
+) -> None:
     import functools
 
     from bluezone.clock import run_on

@@ -3,7 +3,9 @@
 The daemon and the venue beacon both own a radio and a store that must be closed, so the first
 signal asks them to stop and finish.  A second request (a second Ctrl-C, or a Ctrl-C after a SIGTERM, or a SIGTERM
 after a Ctrl-C) means the user will not wait: one line says so and the process exits at once, even when the clean
-stop itself hangs.  SQLite loses nothing it had committed; what was not yet written is lost.
+stop itself hangs.  SQLite loses nothing it had committed; what was not yet written is lost.  A SIGTERM or SIGHUP
+while such a command still loads its modules is noted from its first step (``noted_until_the_stop``: ``bluezone run``)
+and is the stop's first signal once it is in place, not the process's end by the signal.
 
 One request can arrive twice: coreutils ``timeout`` (and some supervisors) signal the process and then
 its process group, which holds it too.  SIGTERM after SIGTERM is always that copy, and ignored: the two kills
@@ -33,7 +35,6 @@ during the process's exit, where no handler is left to ask.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import logging
@@ -75,8 +76,11 @@ def stop_on_signals(
     there before come back when the block ends (the first signal's at its next delivery: ``_copy_ignored_after``).
     A signal ignored when the block begins stays ignored, as Python leaves it: a shell starts ``bluezone run &``
     with SIGINT ignored, so that the terminal's Ctrl-C, meant for what runs in the foreground, leaves it running.
+    A SIGTERM or SIGHUP noted before the block (``noted_until_the_stop``) is its first signal, taken at once.
     Call from a coroutine (the first signal is handled on the running loop); off the main thread or off Unix,
     nothing is installed."""
+    import asyncio  # (here: ``noted_until_the_stop`` is a command's first step, before its heavy imports)
+
     loop = asyncio.get_running_loop()
     previous: dict[signal.Signals, _Handler] = {}
     first: tuple[signal.Signals, float] | None = None
@@ -102,14 +106,20 @@ def stop_on_signals(
                 signal.signal(each, lambda signum, _frame: again(signal.Signals(signum)))
         stop()
 
+    noting: NotedBeforeTheStop | None = None
     if enabled:
         for sig in STOP_SIGNALS:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 before = signal.getsignal(sig)
                 if before == signal.SIG_IGN:  # ignored by whoever started us (a script's `bluezone run &`): it stays so
                     continue
+                if isinstance(before, NotedBeforeTheStop):  # (the command's first step: its default is what it held)
+                    noting, before = before, signal.SIG_DFL
                 loop.add_signal_handler(sig, on_signal, sig)
                 previous[sig] = before
+    noted = noting.take() if noting is not None else None  # (taken once the loop has the signals: none falls between)
+    if noted is not None:
+        on_signal(noted)
     try:
         yield
     finally:
@@ -120,6 +130,48 @@ def stop_on_signals(
                     _copy_ignored_after(sig, first[1], before, clock)
                 else:
                     signal.signal(sig, signal.SIG_DFL if before is None else before)  # None: not set from Python
+
+
+class NotedBeforeTheStop:
+    """SIGTERM's and SIGHUP's handler while a command that stops cleanly on them loads, before its ``stop_on_signals``:
+    their default ended ``bluezone run`` (exit 143, 129) while it imported its modules (the first ~0.8 s at load 8),
+    where every later one is the clean stop.  It notes the first; ``stop_on_signals`` takes it as its own first."""
+
+    def __init__(self) -> None:
+        self.noted: signal.Signals | None = None
+        self.taken = False
+
+    def __call__(self, signum: int, _frame: FrameType | None) -> None:
+        if self.noted is None:
+            self.noted = signal.Signals(signum)
+
+    def take(self) -> signal.Signals | None:
+        """The signal noted (once: then it is the taker's)."""
+        self.taken = True
+        return self.noted
+
+
+@contextlib.contextmanager
+def noted_until_the_stop() -> Iterator[None]:
+    """SIGTERM and SIGHUP, where at their default, noted in the block (``NotedBeforeTheStop``) for the block's
+    ``stop_on_signals`` to take as its first signal; their default comes back after it (unless ``stop_on_signals``
+    has put its own since), and one noted that none took (a usage error came first) is delivered to it then: the
+    process ends as it would have.  Off the main thread, nothing is noted."""
+    noting = NotedBeforeTheStop()
+    held = []
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # (not the main thread: only it runs signal handlers)
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                signal.signal(sig, noting)
+                held.append(sig)
+    try:
+        yield
+    finally:
+        for sig in held:
+            if signal.getsignal(sig) is noting:
+                signal.signal(sig, signal.SIG_DFL)
+        if noting.noted is not None and not noting.taken:
+            signal.raise_signal(noting.noted)
 
 
 @contextlib.contextmanager
