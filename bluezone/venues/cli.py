@@ -245,6 +245,13 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
     Sends the venue's QR payload, encrypted under a key that changes every 10 minutes, cut
     into frames (docs/venues.md); the secrets in VENUE_DIR stay on this machine.
     """
+    from bluezone.proximity.stopsignals import noted_until_the_stop
+
+    with noted_until_the_stop():  # a SIGTERM or SIGHUP as its modules load: its clean stop, as `run`'s
+        _venue_beacon(venue_dir, backend, duration, as_json)
+
+
+def _venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json: bool) -> None:
     from bluezone.clock import SystemClock, run_on
     from bluezone.proximity.backends import open_radio
     from bluezone.proximity.backends.emulated import Air

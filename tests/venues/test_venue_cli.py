@@ -550,6 +550,35 @@ def test_a_stopped_beacon_closes_its_radio_and_says_what_it_sent(cafe: dict, sig
     assert f" frames in {len(epochs)} epoch(s)" in out or (len(epochs) == 2 and " frames in 1 epoch(s)" in out), out
     assert "Traceback" not in err and "Interrupted" not in err, err
 
+#: The child: `bluezone venue beacon` sent SIGTERM (or SIGHUP) as it loads, before its stop is in place (as it reads
+#: the venue's directory, the first step after its imports).
+BEACON_LOADING = """
+import os, signal, sys
+import bluezone.venues.owner
+
+real, sent = bluezone.venues.owner.load_venue_dir, getattr(signal, sys.argv[2])
+
+def load_venue_dir(*args, **kwargs):
+    os.kill(os.getpid(), sent)
+    return real(*args, **kwargs)
+
+bluezone.venues.owner.load_venue_dir = load_venue_dir
+from bluezone.cli import main
+sys.argv = ["bluezone", "venue", "beacon", sys.argv[1], "--backend", "emulated"]
+main()
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP"])
+def test_a_stop_signal_as_the_beacon_loads_is_its_clean_stop(cafe: dict, sig: str) -> None:
+    """As `bluezone run`'s: before, it ended the beacon by the signal (exit -15, -1), where a later one is the stop."""
+    done = subprocess.run([sys.executable, "-c", BEACON_LOADING, str(cafe["out"]), sig], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout == "venue beacon for Café Hoa: 0 frames in 0 epoch(s)\n", done.stdout
+    assert "Traceback" not in done.stderr
+
+
 def test_venue_beacon_without_bluetooth_does_not_advise_bumble(
     cafe: dict, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
