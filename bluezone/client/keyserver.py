@@ -123,6 +123,10 @@ def checked_server_url(base_url: str) -> str:
         raise InputError(f"server URL {shown!r} holds a space: give the key server's address as published")
     if "?" in base_url or "#" in base_url:  # the API's paths were put after it: '...#frag/v1/signing-key' asked '/'
         raise InputError(f"server URL {shown!r}: give the key server's address without '?' or '#' (e.g. https://keys.example.org)")
+    if "\\" in base_url:  # 'https://keys.example.org\@evil.example': a browser's host is keys.example.org (it reads a
+        # backslash as '/'), httpx's is evil.example, with the user name 'keys.example.org\': the upload went there
+        raise InputError(f"server URL {shown!r} holds a backslash, which URL readers take apart differently: give the"
+                         " key server's address as published (in a user name or password write it as %5C)")
     try:
         url = httpx.URL(base_url)
     except httpx.InvalidURL as exc:

@@ -29,6 +29,10 @@ BAD = [
     ("https://keys..example.org", "no host name"),
     ("https://" + "k" * 64 + ".example.org", "no host name"),  # a label past DNS's 63 characters
     ("https://xn--a.example.org", "no host name"),  # an A-label that decodes to nothing: idna's InvalidCodepoint
+    # attack28: a browser reads '\\' as '/' (host keys.example.org), httpx as part of a user name: the keys went to
+    # evil.example, with 'keys.example.org\\' as the user name
+    ("https://keys.example.org\\@evil.example", "a backslash"),
+    ("https://keys.example.org\\v1", "a backslash"),
 ]
 
 

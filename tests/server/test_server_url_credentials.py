@@ -27,7 +27,7 @@ from bluezone.errors import InputError, KeyServerError
 from bluezone.proximity.store import SightingStore
 
 SECRET = "s3cret-Pa55"
-userinfo_text = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="/?#"), min_size=1, max_size=16)
+userinfo_text = st.text(st.characters(min_codepoint=33, max_codepoint=126, blacklist_characters="/?#\\"), min_size=1, max_size=16)
 
 
 @settings(max_examples=300, deadline=None)
