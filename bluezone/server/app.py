@@ -62,6 +62,14 @@ _ERROR_SCHEMA = {
     "type": "object",
     "properties": {"code": {"type": "string"}, "error": {"type": "string"}},
 }
+_NOT_JSON = {"description": "body not sent as application/json", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
+def _sent_as_json(request: Request) -> bool:
+    """Whether the request says its body is JSON (``application/json``, parameters such as a charset aside):
+    a browser sends that to another site only after asking it (CORS preflight), which this server never allows."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0]
+    return media_type.strip().lower() == "application/json"
 
 
 def create_app(
@@ -153,6 +161,7 @@ def create_app(
             400: {"description": "invalid request", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
             403: {"description": "verification code invalid, used, expired or revoked", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
             413: {"description": "request too large", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            415: _NOT_JSON,
             429: {"description": "too many failed codes", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
         },
     )
@@ -172,6 +181,7 @@ def create_app(
             }}}}},
             400: {"description": "invalid request", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
             403: {"description": "verification code invalid, used, expired or revoked", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
+            415: _NOT_JSON,
             429: {"description": "too many failed codes", "content": {"application/json": {"schema": _ERROR_SCHEMA}}},
         },
     )
@@ -182,6 +192,13 @@ def create_app(
 
     async def _answer(request: Request, answer: Callable[[bytes, str], dict[str, Any]]) -> JSONResponse:
         """``answer(body, client address)`` run in a thread as the JSON reply; a PublishError as its status."""
+        if not _sent_as_json(request):
+            # a web page can make its visitors' browsers POST text/plain here unasked (a CORS "simple request"):
+            # each a guess from an address of its own, spending that address's failed tries (a carrier NAT's)
+            return JSONResponse(
+                {"code": "unsupported_media_type", "error": "the request body must be sent as Content-Type: application/json"},
+                415,
+            )
         body = await _body(request)
         if isinstance(body, JSONResponse):
             return body

@@ -45,6 +45,8 @@ CAFE = Venue.create("Café Hoa", "12 Trần Phú", "food-service", 45, seed=byte
 TODAY = int(NOW // DAY_SECONDS)
 #: The in-process key server's address (starlette's TestClient answers it).
 URL = "http://keys.test"
+#: what every real client sends with a body for /v1/publish and /v1/verify (the server refuses others: 415)
+JSON_HEADERS = {"content-type": "application/json"}
 
 
 def f0_keys(now: float, days: int = 5, seed: int = 7) -> list[DailyKey]:
@@ -158,7 +160,9 @@ class Server:
         return export_batches(self.storage, self.signer, self.exports, self.clock.now(), ExportConfig(**kw))  # type: ignore[arg-type]
 
     def post(self, body: object) -> tuple[int, dict]:
-        r = self.http.post("/v1/publish", content=body if isinstance(body, bytes) else json.dumps(body))
+        r = self.http.post(
+            "/v1/publish", content=body if isinstance(body, bytes) else json.dumps(body), headers=JSON_HEADERS
+        )
         return r.status_code, r.json()
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from server_helpers import NOW, URL, Server, check_node, make_nodes, uploaded
+from server_helpers import JSON_HEADERS, NOW, URL, Server, check_node, make_nodes, uploaded
 from starlette.testclient import TestClient  # an httpx2.Client over the ASGI app (httpx's API)
 
 from bluezone.client.check import check_server
@@ -521,7 +521,7 @@ def test_any_value_in_any_field_is_refused_cleanly_or_stored(server: Server, fie
     body = _body([(b"\x05" * 16, day, 144), (b"\x06" * 16, day - ROLLING_PERIOD, 144)], code)
     (body["temporaryExposureKeys"][0] if on_key and field in body["temporaryExposureKeys"][0] else body)[field] = value
     before = server.storage.count_keys()
-    r = server.http.post("/v1/publish", content=json.dumps(body, allow_nan=True))
+    r = server.http.post("/v1/publish", content=json.dumps(body, allow_nan=True), headers=JSON_HEADERS)
     assert r.status_code < 500, r.text
     if r.status_code >= 400:
         assert isinstance(r.json()["code"], str)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from server_helpers import NOW
+from server_helpers import JSON_HEADERS, NOW
 from starlette.testclient import TestClient
 
 from bluezone.clock import VirtualClock
@@ -51,7 +51,7 @@ class Server:
             "verificationPayload": code,
             **({"revisionToken": token} if token else {}),
         }
-        r = self.http.post("/v1/publish", content=json.dumps(body))
+        r = self.http.post("/v1/publish", content=json.dumps(body), headers=JSON_HEADERS)
         return r.status_code, r.json()
 
     def stored_types(self) -> list[int]:

@@ -137,7 +137,7 @@ def test_kept_alive_connection_gets_a_deadline_for_each_request(running: Running
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert _response(s).startswith(b"HTTP/1.1 200 ")
     t0 = time.monotonic()
-    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n")  # and no body
+    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n")  # and no body
     assert _read_all(s).startswith(b"HTTP/1.1 408 ")
     assert time.monotonic() - t0 < DEADLINE + 5
 
@@ -146,7 +146,7 @@ def test_a_whole_request_is_not_cut_by_the_deadline(running: Running) -> None:
     """The deadline covers receiving; a request received in time is answered, however long it takes."""
     body = json.dumps({"temporaryExposureKeys": [], "verificationPayload": "1"}).encode()
     s = running.connect()
-    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body))
+    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body))
     time.sleep(DEADLINE / 2)
     s.sendall(body)
     time.sleep(DEADLINE)  # past the deadline, on a kept-alive connection
@@ -158,7 +158,7 @@ def test_a_client_that_leaves_mid_body_is_one_log_line(running: Running, caplog:
     """A ClientDisconnect was a traceback per connection (117 MB of log under a trickle attack)."""
     caplog.set_level(logging.INFO)
     s = running.connect()
-    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"temporary")
+    s.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"temporary")
     time.sleep(0.1)
     s.close()
     deadline = time.monotonic() + 5
@@ -208,7 +208,7 @@ def _guess(running: Running, forwarded_for: str) -> int:
         "verificationPayload": "0000000000000000",
     })
     r = httpx.post(f"http://127.0.0.1:{running.port}/v1/publish", content=body,
-                   headers={"X-Forwarded-For": forwarded_for}, timeout=10)
+                   headers={"X-Forwarded-For": forwarded_for, "Content-Type": "application/json"}, timeout=10)
     return r.status_code
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from server_helpers import NOW, Server
+from server_helpers import JSON_HEADERS, NOW, Server
 
 from bluezone.client.keyserver import KeyServerClient
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
@@ -39,7 +39,7 @@ def _upload(server: Server, code: str, key: bytes = b"\x31" * 16) -> int:
 
 
 def _verify(server: Server, code: str) -> tuple[int, dict]:
-    r = server.http.post("/v1/verify", content=json.dumps({"verificationPayload": code}))
+    r = server.http.post("/v1/verify", content=json.dumps({"verificationPayload": code}), headers=JSON_HEADERS)
     return r.status_code, r.json()
 
 
@@ -81,6 +81,6 @@ def test_the_client_asks_and_an_older_server_says_nothing(server: Server) -> Non
 def test_a_malformed_ask_is_one_clear_400_and_spends_no_code(server: Server, body: bytes) -> None:
     """Bad bodies get a 400 with a reason (no 500, no traceback), and a good code beside them stays usable."""
     code = server.code(test_type="confirmed")
-    r = server.http.post("/v1/verify", content=body)
+    r = server.http.post("/v1/verify", content=body, headers=JSON_HEADERS)
     assert r.status_code in (400, 413) and r.json()["error"] and "Traceback" not in r.text, (body[:40], r.text)
     assert _verify(server, code) == (200, {"testType": "confirmed"})
