@@ -392,6 +392,28 @@ def test_a_postgresql_url_of_no_host_name_is_a_usage_error(tmp_path: Path, dsn: 
     assert "s3cret" not in err + out
 
 
+@pytest.mark.parametrize(
+    ("dsn", "said"),
+    [
+        ("postgresql://u:s3cret@127.0.0.1:5432/x?sslmode=bogus", 'invalid sslmode value: "bogus"'),
+        ("postgresql://u:s3cret@127.0.0.1:99999/x", 'invalid port number: "99999"'),
+        ("postgresql://u:s3cret@127.0.0.1/x?target_session_attrs=whatever", "invalid target_session_attrs value"),
+        ("postgresql://u:s3cret@127.0.0.1/x?hostaddr=192.0.2.1,192.0.2.2", "could not match 1 host names"),
+    ],
+)
+@pytest.mark.parametrize("command", [["issue-code"], ["run", "--port", "0", "--export-dir", "e"]])
+def test_a_postgresql_url_with_a_wrong_option_is_a_usage_error(tmp_path: Path, dsn: str, said: str, command: list[str]) -> None:
+    """libpq refuses an option's value before it connects ('connection is bad: invalid sslmode value'): that was
+    'cannot connect to PostgreSQL', exit 1, and systemd restarts such a server every 5 s for ever."""
+    pytest.importorskip("psycopg")
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    args = [str(tmp_path / a) if a == "e" else a for a in command[1:]]
+    rc, out, err = _run("server", command[0], "--server-db", dsn, "--signing-key-dir", str(keys), *args)
+    assert rc == 2 and err.startswith("Error: not a usable PostgreSQL URL") and said in err and err.count("\n") == 1, err
+    assert "s3cret" not in err + out
+
+
 @pytest.mark.parametrize("command", [["issue-code"], ["export", "--export-dir", "e"], ["run", "--port", "0", "--export-dir", "e"]])
 def test_a_file_that_is_no_database_is_a_usage_error(tmp_path: Path, command: list[str]) -> None:
     """--server-db naming a text file exited 1, which the systemd unit restarts every 5 s for ever;

@@ -36,6 +36,13 @@ _LOGIN_REFUSALS = re.compile(
 )
 
 
+#: What libpq says of an option's value in the URL, before it connects: the operator's to fix, no retry does.
+_BAD_OPTION = re.compile(
+    r"^(?:connection is bad: )?(invalid \S+ value:? .*|invalid port number: .*|invalid integer value .*|could not match \d+ .*)$",
+    re.IGNORECASE,
+)
+
+
 #: PostgreSQL's words for a refusal after the password that waiting can end (limits, maintenance).
 _WORTH_RETRYING = re.compile(
     r"too many (?:connections|clients)|does not allow connections|starting up|shutting down|recovery|not yet accepting",
@@ -213,6 +220,9 @@ class PostgresStorage(Storage):
             message = everything.splitlines()[0]
             if isinstance(exc, psycopg.ProgrammingError):  # the URL itself: a usage error, not an outage
                 raise InputError(f"not a usable PostgreSQL URL: {message}") from None
+            wrong_option = _BAD_OPTION.match(message)
+            if wrong_option:  # an option's value (sslmode=bogus, port 99999): exit 1 had systemd restart it for ever
+                raise InputError(f"not a usable PostgreSQL URL: {wrong_option.group(1)}") from None
             # every line: with several hosts (localhost is ::1, then 127.0.0.1) the refusal is a later attempt's
             refusal = login_refusal(everything, getattr(exc, "pgconn", None))
             if refusal:  # exit 2: systemd restarted the server every 5 s for ever on a wrong password
