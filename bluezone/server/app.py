@@ -21,6 +21,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.errors import PublishError
@@ -63,6 +64,26 @@ _ERROR_SCHEMA = {
     "properties": {"code": {"type": "string"}, "error": {"type": "string"}},
 }
 _NOT_JSON = {"description": "body not sent as application/json", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+
+
+class HeadAsGet:
+    """Answers ``HEAD`` as its ``GET``, headers only: HTTP requires it of every server (RFC 9110, 9.1), and FastAPI's
+    routes answered 405, so an uptime monitor checking ``/healthz`` with ``HEAD`` saw the server down for good."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def headers_only(message: Message) -> None:
+            if message["type"] in ("http.response.body", "http.response.pathsend"):
+                message = {"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, headers_only)
 
 
 def _sent_as_json(request: Request) -> bool:
@@ -147,6 +168,7 @@ def create_app(
         docs_url="/docs" if docs else None,
         redoc_url=None,
     )
+    app.add_middleware(HeadAsGet)
 
     @app.post(
         "/v1/publish",
