@@ -273,9 +273,9 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    #: the database check under way: a connection attempt can hang past the timeout, and checks piling up
-    #: behind it would hold a thread each
-    checking: list[asyncio.Future[Any]] = []
+    #: the database check under way and when it began: a connection attempt can hang past the timeout, and checks
+    #: piling up behind it would hold a thread each
+    checking: list[tuple[asyncio.Future[Any], float]] = []
 
     @app.get(
         "/readyz",
@@ -283,16 +283,22 @@ def create_app(
         responses={503: {"description": "not ready", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}},
     )
     async def readyz() -> JSONResponse:
-        if checking and not checking[0].done():
-            return _not_ready("the last database check has not ended yet")
-        # the process's own export holds its connection for seconds on a large day: the server is busy, not
-        # broken, so the database is asked on a connection of its own (behind it, /readyz said 503)
-        own_export = any(not job.done() for job in exporting)
-        job = asyncio.ensure_future(run_in_threadpool(storage.ping, own_connection=own_export))
-        job.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, even if late
-        checking[:] = [job]
+        loop = asyncio.get_running_loop()
+        if checking and not checking[0][0].done():
+            # a check under way is shared: a second load balancer's check arriving meanwhile was told 503 at once
+            job, began = checking[0]
+            if loop.time() - began >= ready_timeout:
+                return _not_ready("the last database check has not ended yet")
+        else:
+            # the process's own export holds its connection for seconds on a large day: the server is busy, not
+            # broken, so the database is asked on a connection of its own (behind it, /readyz said 503)
+            own_export = any(not job.done() for job in exporting)
+            job = asyncio.ensure_future(run_in_threadpool(storage.ping, own_connection=own_export))
+            job.add_done_callback(lambda done: done.cancelled() or done.exception())  # retrieved, even if late
+            began = loop.time()
+            checking[:] = [(job, began)]
         try:
-            await asyncio.wait_for(asyncio.shield(job), ready_timeout)
+            await asyncio.wait_for(asyncio.shield(job), began + ready_timeout - loop.time())
         except TimeoutError:
             log.warning("not ready: the database did not answer within %g s", ready_timeout)
             return _not_ready(f"the database did not answer within {ready_timeout:g} s")
