@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bluezone.clock import Clock, SystemClock
-from bluezone.errors import PublishError
+from bluezone.errors import PublishError, ServerStorageError
 from bluezone.server.codes import CodeKey
 from bluezone.server.exportclock import export_unless_clock_jumped
 from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed
@@ -229,6 +229,11 @@ def create_app(
             return JSONResponse(await run_in_threadpool(answer, body, client))
         except PublishError as exc:
             return JSONResponse(exc.as_dict(), exc.status)
+        except ServerStorageError as exc:  # PostgreSQL away: was a plain-text 500 and a traceback per upload
+            log.warning("%s: answered 503", exc)  # its words (host, role; the password masked) for the log only
+            return JSONResponse(
+                {"code": "database_unavailable", "error": "the key server's database is not answering: try again later"}, 503
+            )
 
     async def _body(request: Request) -> bytes | JSONResponse:
         """The request's body, read up to the publish limit (413 past it: a huge or endless body costs nothing)."""
