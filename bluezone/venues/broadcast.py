@@ -45,12 +45,35 @@ async def run_beacon(
     is called once the radio is open (a start line printed before would read as a beacon on air),
     ``on_epoch`` at each new 10-minute epoch after the first (a beacon left running for days says it is
     still on air).  ``handle_signals`` (``bluezone venue beacon``): SIGINT and SIGTERM (Ctrl-C, ``systemctl
-    stop``) set ``stop``, so the radio is closed and the totals returned; a second signal exits at once."""
+    stop``) set ``stop``, so the radio is closed and the totals returned; a second signal exits at once.  The duration
+    counts from the call, the radio's open included, and a signal's stop ends the open too (a bluetoothd that never
+    answered held both for ever: since SIGTERM again is the same stop, only SIGKILL ended it)."""
     stats = BeaconStats()
     started = clock.now()
     stop = stop or asyncio.Event()
-    with stop_on_signals(stop.set, "stopping the venue beacon", enabled=handle_signals):
-        async with radio:
+    opening: asyncio.Timeout | None = None  # the radio's open while it runs: a signal's stop ends it at once
+
+    def stop_now() -> None:
+        stop.set()
+        if opening is not None:
+            opening.reschedule(0)  # (due now: a bluetoothd that never answers held the stop and the duration for ever)
+
+    with stop_on_signals(stop_now, "stopping the venue beacon", enabled=handle_signals):
+        if stop.is_set():  # (asked as it loaded: nothing to open)
+            return stats
+        loop = asyncio.get_running_loop()
+        opening = asyncio.timeout_at(None if duration is None else loop.time() + duration)
+        try:
+            async with opening:  # (the duration counts from the start, the open included, as the daemon's)
+                await radio.open()
+        except TimeoutError:
+            if not opening.expired():  # (the radio's own)
+                raise
+            await radio.close()
+            return stats
+        finally:
+            opening = None
+        try:
             if on_started is not None:
                 on_started()
             epoch, frames, i = None, [], 0
@@ -66,5 +89,7 @@ async def run_beacon(
                 stats.frames_sent += 1
                 i += 1
                 await clock.sleep(FRAME_SECONDS)  # a stop is seen within a frame
+        finally:
+            await radio.close()
     log.info("venue beacon stopped: %d frames in %d epochs", stats.frames_sent, stats.epochs)
     return stats
