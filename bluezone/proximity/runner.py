@@ -50,7 +50,7 @@ def database_for(backend: str, db_path: Path | str | None, real: Path | None = N
         return db_path if db_path is not None else real
     if db_path is None:
         return real.with_name(EMULATED_DB_FILENAME)
-    if str(db_path) != ":memory:" and Path(db_path).expanduser().resolve() == real.resolve():
+    if str(db_path) != ":memory:" and Path(db_path).resolve() == real.resolve():
         raise ConfigError(
             f"the emulated radio invents its neighbours: it does not write into the real database {real}; "
             "leave out --db (it keeps emulated.db beside it) or give another file"
@@ -107,7 +107,7 @@ async def run_daemon(
             "--also-bluezone-v3 works on the emulated radio only, so far: the BlueZ and bumble backends send one advert set"
         )
     db = database_for(backend, db_path, real_db)
-    new_store = str(db) != ":memory:" and not Path(db).expanduser().exists()
+    new_store = str(db) != ":memory:" and not Path(db).exists()  # ('~' is no home: the store's open takes it as it is)
     stopping = threading.Event()  # a stop asked before the daemon runs: it ends the store's open (its purge, rolled back)
     daemon: Daemon | None = None
 
@@ -212,7 +212,7 @@ def _remove_store(db: Path) -> None:
     run` on a machine with no usable Bluetooth), which `status` then reported as if a daemon had run.  Its lock
     stays: removed, a second daemon waiting on it would lock a file no longer there.  A link made ahead to the
     store's place (a larger disk) stays too: the file it names goes."""
-    target = Path(os.path.realpath(db.expanduser()))
+    target = Path(os.path.realpath(db))
     for suffix in ("", "-wal", "-shm"):
         target.with_name(target.name + suffix).unlink(missing_ok=True)
 

@@ -275,3 +275,20 @@ def test_a_held_lock_with_no_readable_pid_is_believed(tmp_path: Path, written: b
     finally:
         os.close(holder)
     assert not daemon_runs_on(db)
+
+
+def test_a_store_path_with_a_tilde_has_its_lock_beside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack28: no command expands '~' in --db (a config file's or a quoted one), so '~/x.db' is a folder '~' where
+    the command runs; the daemon's lock (and run's check for a store it makes) read it as $HOME/x.db: a daemon held
+    the lock of a store it never opened (a command there left its purge to it), and run could remove $HOME/x.db."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    done = CliRunner().invoke(cli, ["run", "--backend", "emulated:1", "--db", "~/x.db", "--duration", "60"],
+                              obj={"clock": VirtualClock(NOON)})
+    assert done.exit_code == 0, done.output
+    assert (work / "~" / "x.db").is_file() and (work / "~" / "x.db.lock").is_file()
+    assert lock_path("~/x.db") == work / "~" / "x.db.lock"
+    assert not any(home.iterdir())

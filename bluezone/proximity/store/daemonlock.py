@@ -25,7 +25,7 @@ TAKE_SECONDS = 0.25
 
 def lock_path(db: Path | str) -> Path:
     """``<db>.lock`` beside the store, through links: the store a link names has one lock, however it is reached."""
-    path = Path(db).expanduser().resolve()
+    path = Path(db).resolve()
     return path.with_name(path.name + ".lock")
 
 
@@ -78,7 +78,7 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
     if str(db) == ":memory:":
         yield
         return
-    path = Path(db).expanduser().resolve()
+    path = Path(db).resolve()
     lock = lock_path(path)
     make_private_dirs(path.parent)
     try:  # never through a link (it would truncate the file it names), never blocking on a FIFO
