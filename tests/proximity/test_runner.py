@@ -185,6 +185,17 @@ def test_a_lock_that_is_no_file_is_one_line_exit_2(tmp_path: Path, kind: str) ->
     assert len(result.output.strip().splitlines()) == 1 and "x.db.lock" in result.output and "remove it" in result.output
 
 
+def test_a_store_under_a_file_is_one_line_that_says_no_remove_it(tmp_path: Path) -> None:
+    """attack28: '--db /etc/hostname/x.db' said 'cannot use /etc/hostname/x.db.lock as the store's lock: Not a
+    directory; remove it': there is nothing there to remove."""
+    (tmp_path / "file").write_text("")
+    db = tmp_path / "file" / "x.db"
+    result = CliRunner().invoke(cli, ["run", "--backend", "emulated:1", "--db", str(db), "--duration", "0.5"], obj={})
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Not a directory" in result.output, result.output
+    assert "remove it" not in result.output
+
+
 def test_a_folder_without_locks_is_one_line_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """NFS mounted without a lock manager answers flock with ENOLCK: that was an OSError, exit 1, retried for ever."""
     import errno

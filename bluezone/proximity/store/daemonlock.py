@@ -83,8 +83,9 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
     make_private_dirs(path.parent)
     try:  # never through a link (it would truncate the file it names), never blocking on a FIFO
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
-    except OSError as exc:
-        raise NotAStoreError(f"cannot use {lock} as the store's lock: {exc.strerror}; remove it") from None
+    except OSError as exc:  # (a folder that is a file, or none there to make it in: nothing to remove)
+        there = "; remove it" if os.path.lexists(lock) else ""
+        raise NotAStoreError(f"cannot use {lock} as the store's lock: {exc.strerror}{there}") from None
     try:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
