@@ -200,6 +200,27 @@ def test_a_mistyped_transport_is_a_usage_error(spec: str, why: str, tmp_path) ->
     assert not (tmp_path / "n.db").exists()
 
 
+def test_pyusb_without_libusb_is_a_missing_radio_not_a_typo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """attack28: `--backend bumble:pyusb:0` where pyusb finds no libusb said 'bumble transport 'pyusb:0': No backend
+    available (bumble's transports: ...)', exit 2, as a typo: pyusb's NoBackendError is a ValueError."""
+    usb_core = pytest.importorskip("usb.core")
+    import bumble.transport
+
+    from bluezone.errors import RadioUnavailableError
+
+    async def no_backend(spec: str) -> object:
+        raise usb_core.NoBackendError("No backend available")
+
+    monkeypatch.setattr(bumble.transport, "open_transport", no_backend)
+
+    async def main() -> None:
+        with pytest.raises(RadioUnavailableError, match="No backend available.*libusb") as exc:
+            await BumbleRadio("pyusb:0").open()
+        assert "bumble's transports" not in str(exc.value)
+
+    asyncio.run(main())
+
+
 def test_a_controller_that_stops_answering_is_a_radio_error() -> None:
     """Unplugged dongle: the command times out and the run ends with one clear RadioError."""
     from bluezone.errors import RadioError

@@ -122,6 +122,11 @@ class BumbleRadio(Radio):
         try:
             self._transport = await open_transport(spec)
         except (TransportSpecError, ValueError, OverflowError) as exc:
+            if type(exc).__name__ == "NoBackendError":  # pyusb's (a ValueError) with no libusb found: no radio, no typo
+                raise RadioUnavailableError(
+                    f"cannot open bumble transport {spec}: {exc}", RadioUnavailableReason.NO_ADAPTER,
+                    fix="pyusb found no libusb: install it (Debian: libusb-1.0-0), or try bumble:usb:0 (bumble's libusb1 transport)",
+                ) from exc
             # a typo in --backend: a usage error, exit 2, not a missing radio: bumble:usbb:0 (TransportSpecError), a
             # port that is no number or none (tcp-client:127.0.0.1:, ValueError) or over 65535 (OverflowError), a host
             # no lookup can take (tcp-client:a..b:9, UnicodeError, a ValueError)
