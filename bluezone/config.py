@@ -24,7 +24,7 @@ from typing import Any
 
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import ConfigError
-from bluezone.writefile import write_file
+from bluezone.writefile import link_target, write_file
 
 RETENTION_DAYS = 14  # sightings and daily keys older than this are deleted: a promise, not a default
 MAX_RPI_LIFETIME = 1200.0  # seconds: GAEN changes the RPI every 10-20 minutes
@@ -252,9 +252,8 @@ def save_settings(path: Path | str, values: dict[str, Any]) -> DaemonConfig:
         target[key] = value
     text = tomlkit.dumps(document)
     config = DaemonConfig.load_text(text, str(p))
-    if p.is_symlink():  # a daemon.toml kept elsewhere (dotfiles) stays a link: the file it names is replaced
-        p = p.resolve()
     try:
+        p = link_target(p)  # a daemon.toml kept elsewhere (dotfiles) stays a link: the file it names is replaced
         p.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_file(p, text.encode("utf-8"), 0o600)  # whole: a power cut leaves the old file or the new one
     except OSError as exc:

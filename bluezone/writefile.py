@@ -11,6 +11,7 @@ its target's own stale temporary files (``_remove_stale``).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -81,6 +82,30 @@ def _written(directory: Path, name: str, data: bytes, mode: int | None) -> Path:
         os.unlink(tmp)
         raise
     return tmp
+
+
+#: Links followed at most (the kernel's own limit): more is a loop
+_MAX_LINKS = 40
+
+
+def link_target(path: Path) -> Path:
+    """The path a write to ``path`` replaces: ``path`` itself, or, where it is a link of this user's (or
+    root's: /dev/stdout), the file it names, so a file kept on another volume stays linked.  A link of
+    another user's is refused (``PermissionError``): planted in a shared folder such as /tmp, it sent the
+    replacement to any file of the writer's (the kernel's fs.protected_symlinks guards only the links it
+    follows itself, not one read by ``realpath`` and renamed over in user space)."""
+    for _ in range(_MAX_LINKS):
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return path
+        if not stat.S_ISLNK(info.st_mode):
+            return path
+        if info.st_uid not in (os.geteuid(), 0):
+            raise PermissionError(errno.EPERM, f"it is a link of another user's (uid {info.st_uid}), not followed: it"
+                                  " may have been planted to send the write to another file; give another name")
+        path = path.parent / os.readlink(path)
+    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
 
 
 def final_name(name: str) -> str:

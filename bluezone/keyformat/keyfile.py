@@ -211,7 +211,8 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
 
     ``new``: refuse (FileExistsError) a file already there, for what cannot be written twice; one that
     cannot be written whole (a full disk) is removed, so the retry is not refused for it.  Otherwise a file
-    (or none) is replaced whole (``writefile``; a link's file, where the link points): a write that fails
+    (or none) is replaced whole (``writefile``; a link of this user's: the file it names; another user's
+    is refused, ``writefile.link_target``): a write that fails
     leaves the old file as it was, where truncating it first left a full disk's export empty or cut short.
     Anything else there (a terminal, a pipe: /dev/stdout, ``>(gpg -e)``) is written into as it is; a FIFO
     nobody reads is refused (OSError ENXIO) rather than waited on for ever (one planted in a shared folder)."""
@@ -221,10 +222,9 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
         except FileNotFoundError:
             there = None
         if there is None or stat.S_ISREG(there.st_mode):
-            from bluezone.writefile import write_files
+            from bluezone.writefile import link_target, write_file
 
-            target = Path(os.path.realpath(path))
-            write_files(target.parent, {target.name: (data, 0o600)})
+            write_file(link_target(Path(path)), data, 0o600)
             return
     try:
         # not blocking: opening a FIFO for writing waited for a reader for ever

@@ -153,3 +153,62 @@ def test_a_fifo_another_user_planted_and_reads_gets_no_keys(tmp_path: Path) -> N
     finally:
         os.close(read_end)
         os.close(write_end)
+
+
+def _planted_link(tmp_path: Path) -> tuple[Path, Path]:
+    """A link in a shared folder (a sticky /tmp) to a file of the writer's, made by another user (uid 65534)."""
+    victim = tmp_path / "home" / ".bashrc"
+    victim.parent.mkdir()
+    victim.write_bytes(b"the victim's own file")
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o1777)
+    link = shared / "keys.json"
+    link.symlink_to(victim)
+    os.lchown(link, 65534, 65534)
+    return link, victim
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="a link of another user's is made by root (CI runs as root)")
+
+
+@needs_root
+def test_a_link_another_user_planted_is_not_followed(tmp_path: Path) -> None:
+    """It was followed in user space (realpath), so the keys replaced whatever file it named."""
+    link, victim = _planted_link(tmp_path)
+    with pytest.raises(PermissionError, match="a link of another user's \\(uid 65534\\), not followed"):
+        write_private(link, b"keys")
+    assert victim.read_bytes() == b"the victim's own file" and link.is_symlink()
+
+
+@needs_root
+def test_keys_export_force_over_a_planted_link_says_so_and_writes_nothing(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.clock import VirtualClock
+    from bluezone.proximity.store import SightingStore
+
+    link, victim = _planted_link(tmp_path)
+    with SightingStore.open(tmp_path / "a.db"):
+        pass
+    done = CliRunner().invoke(cli, ["keys", "export", "--db", str(tmp_path / "a.db"), "--out", str(link), "--force"],
+                              obj={"clock": VirtualClock(1_795_694_400.0)})
+    assert done.exit_code == 2, done.output
+    assert done.stderr.startswith(f"Error: cannot write the keys to {link}: it is a link of another user's (uid 65534)")
+    assert len(done.stderr.strip().splitlines()) == 1
+    assert victim.read_bytes() == b"the victim's own file"
+
+
+def test_a_chain_of_own_links_is_followed_to_the_end(tmp_path: Path) -> None:
+    (tmp_path / "vault").mkdir()
+    (tmp_path / "a").symlink_to("vault/keys.json")  # relative: to the link's own folder
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    write_private(tmp_path / "b", b"new")
+    assert (tmp_path / "vault" / "keys.json").read_bytes() == b"new" and (tmp_path / "b").is_symlink()
+
+
+def test_a_link_loop_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    with pytest.raises(OSError):
+        write_private(tmp_path / "a", b"new")
