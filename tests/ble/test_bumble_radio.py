@@ -183,6 +183,8 @@ def test_missing_bumble_transport_is_unavailable() -> None:
     ("tcp-client:127.0.0.1:", "invalid literal for int()"),  # attack27: these three were exit 1, a missing radio
     ("tcp-client:127.0.0.1:99999", "port must be 0-65535"),
     ("tcp-client:a..b:9", "idna"),
+    ("usb:", "nothing after usb: names what to open"),  # attack28: 'cannot open bumble transport usb:: ;', exit 1
+    ("serial:", "nothing after serial: names what to open"),  # bumble called it an unknown scheme
 ])
 def test_a_mistyped_transport_is_a_usage_error(spec: str, why: str, tmp_path) -> None:
     """`--backend bumble:usbb` said 'cannot open bumble transport ...', exit 1, as if a dongle were missing:
@@ -217,6 +219,25 @@ def test_pyusb_without_libusb_is_a_missing_radio_not_a_typo(monkeypatch: pytest.
         with pytest.raises(RadioUnavailableError, match="No backend available.*libusb") as exc:
             await BumbleRadio("pyusb:0").open()
         assert "bumble's transports" not in str(exc.value)
+
+    asyncio.run(main())
+
+
+def test_a_transport_failing_without_words_is_named_by_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exception with no message (bumble's bare ``assert``) made 'cannot open bumble transport usb:0: ;'."""
+    import bumble.transport
+
+    from bluezone.errors import RadioUnavailableError
+
+    async def silent(spec: str) -> object:
+        raise AssertionError
+
+    monkeypatch.setattr(bumble.transport, "open_transport", silent)
+
+    async def main() -> None:
+        with pytest.raises(RadioUnavailableError, match=r"^cannot open bumble transport usb:0: bumble gave no reason "
+                                                        r"\(AssertionError\)"):
+            await BumbleRadio("usb:0").open()
 
     asyncio.run(main())
 

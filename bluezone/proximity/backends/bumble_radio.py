@@ -64,6 +64,10 @@ def _transport_hint(spec: str, exc: Exception) -> str:
 POWER_ON_SECONDS = 10.0
 
 
+#: bumble's transports whose argument may be left out (``vhci:`` opens /dev/vhci); the others need one
+_ARGUMENT_OPTIONAL = frozenset({"pty", "vhci", "hci-socket", "android-emulator", "android-netsim"})
+
+
 class BumbleRadio(Radio):
     """A bluezone node on one HCI controller driven by bumble.
 
@@ -119,6 +123,11 @@ class BumbleRadio(Radio):
         from bumble.transport.common import TransportSpecError
 
         spec = self.transport_spec or "usb:0"
+        scheme, colon, argument = spec.partition(":")
+        if colon and not argument and scheme not in _ARGUMENT_OPTIONAL:  # bumble asserted one (an AssertionError,
+            # no words: 'cannot open bumble transport usb:: ', exit 1) or called the scheme unknown (serial:)
+            raise ConfigError(f"bumble transport {spec!r}: nothing after {scheme}: names what to open"
+                              " (bumble's transports: usb:0, hci-socket:0, serial:/dev/ttyUSB0, ...)")
         try:
             self._transport = await open_transport(spec)
         except (TransportSpecError, ValueError, OverflowError) as exc:
@@ -141,7 +150,7 @@ class BumbleRadio(Radio):
             ) from exc
         except Exception as exc:  # bumble raises several types for a missing device
             raise RadioUnavailableError(
-                f"cannot open bumble transport {spec}: {exc}",
+                f"cannot open bumble transport {spec}: {str(exc) or f'bumble gave no reason ({type(exc).__name__})'}",
                 RadioUnavailableReason.NO_ADAPTER,
                 fix=_transport_hint(spec, exc),
             ) from exc
