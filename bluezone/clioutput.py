@@ -6,7 +6,8 @@ command runs).  Not a probing flush: unbuffered (``PYTHONUNBUFFERED``), a refuse
 And a stdout closed before the command started (``bluezone status >&-``) is held by /dev/null opened read-only:
 Python leaves ``sys.stdout`` None there, click then writes nothing (exit 0, the report lost), and the next file
 the command opened would take its number, to be written as if it were stdout.  A closed stderr is held by /dev/null
-as it is, writable: there is nobody to tell, and its exit code still says what went wrong.
+as it is, writable: there is nobody to tell, and its exit code still says what went wrong; so is a stderr that
+refuses a write (``2>/dev/full``), from then on.
 
 Under any locale the output is written whole or refused in one line: an ASCII stdout is written in UTF-8, as click
 would (wrapping it again, past this one); text another encoding has no bytes for is a refused write."""
@@ -40,6 +41,31 @@ class Stdout(io.TextIOWrapper):
             raise
 
 
+class Stderr(io.TextIOWrapper):
+    """``sys.stderr`` that takes a write it cannot do (``2>/dev/full``, a reader gone) as said to nobody: from then on
+    it writes to /dev/null, so the exit code still says what went wrong (an input error's 2 was the OSError's 1) and
+    what is still buffered has nothing to fail on at exit."""
+
+    def write(self, text: str) -> int:
+        try:
+            return super().write(text)
+        except OSError:
+            self._to_nobody()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError:
+            self._to_nobody()
+
+    def _to_nobody(self) -> None:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.fileno())
+        os.close(devnull)
+        super().flush()  # what the refused write left in the buffer, into /dev/null
+
+
 def take_over_standard_streams() -> None:
     """Hold a closed stdout or stderr, and put a ``Stdout`` in the place of Python's own ``sys.stdout``, writing
     to its buffer as it is set (``-u``, line buffering on a terminal); the one it replaces is kept alive by
@@ -47,6 +73,14 @@ def take_over_standard_streams() -> None:
     if _held_if_closed(1, os.O_RDONLY) and sys.stdout is None:  # writing to it fails: "Bad file descriptor"
         sys.stdout = Stdout(io.FileIO(1, "w", closefd=False), encoding="utf-8", write_through=True)
     _held_if_closed(2, os.O_WRONLY)  # nobody to tell: what is said goes nowhere (not into a file; exitnow writes to 2)
+    errors = sys.stderr
+    if errors is sys.__stderr__ and isinstance(errors, io.TextIOWrapper):
+        ascii_only = codecs.lookup(errors.encoding).name == "ascii"  # (click would wrap it again, past this one)
+        sys.stderr = Stderr(
+            errors.buffer, encoding="utf-8" if ascii_only else errors.encoding,
+            errors="replace" if ascii_only else errors.errors, line_buffering=errors.line_buffering,
+            write_through=errors.write_through,
+        )
     own = sys.stdout
     if own is sys.__stdout__ and isinstance(own, io.TextIOWrapper):
         # an ASCII stdout (PYTHONIOENCODING=ascii, a C locale outside UTF-8 mode) click would wrap again, in UTF-8
