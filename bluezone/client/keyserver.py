@@ -379,7 +379,7 @@ class KeyServerClient:
         text = self._request("GET", "/v1/exports/index.txt").decode("utf-8", "replace")
         names = [line.strip() for line in text.splitlines() if line.strip()]
         for name in names:
-            if not BATCH_NAME.match(name):
+            if not BATCH_NAME.fullmatch(name):
                 raise KeyServerError(f"{self.base_url}/v1/exports/index.txt lists {name[:60]!r}, not a batch file name")
         return names
 
@@ -399,9 +399,9 @@ def covered_rollups(names: Iterable[str], processed: Collection[str]) -> set[str
     another of the same day processed would count the same."""
     had: Counter[tuple[int, str]] = Counter()
     for name in processed:
-        if match := EXPORT_FILE.match(name):
+        if match := EXPORT_FILE.fullmatch(name):
             had[int(match["stamp"]) // DAY_SECONDS, match["kind"]] += 1
-    rollups = [(name, match) for name in names if (match := ROLLUP_FILE.match(name))]
+    rollups = [(name, match) for name in names if (match := ROLLUP_FILE.fullmatch(name))]
     tags: dict[tuple[int, str], set[str]] = {}
     for _, match in rollups:
         tags.setdefault((int(match["day"]) // DAY_SECONDS, match["kind"]), set()).add(match["tag"])

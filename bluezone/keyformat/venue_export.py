@@ -29,7 +29,7 @@ MAX_REPORTS_PER_FILE = 100_000
 
 def is_venue_file(name: str) -> bool:
     """Whether an index entry names a venue-warning file (not a key batch)."""
-    return VENUE_FILE.match(name) is not None
+    return VENUE_FILE.fullmatch(name) is not None
 
 
 def build_venue_bin(reports: Sequence[ProtectedReport], region: str, hour: int) -> bytes:

@@ -270,7 +270,7 @@ def create_app(
 
     @app.get("/v1/exports/{name}", summary="One signed export batch (zip with export.bin and export.sig)")
     async def export_file(name: str) -> Any:
-        if exports is None or not _EXPORT_NAME.match(name) or not (exports / name).is_file():
+        if exports is None or not _EXPORT_NAME.fullmatch(name) or not (exports / name).is_file():
             return JSONResponse({"code": "not_found", "error": "no such export file"}, 404)
         return FileResponse(exports / name, media_type="application/zip")
 

@@ -90,7 +90,7 @@ class ExportConfig:
 
     def __post_init__(self) -> None:
         # written into every export.bin that clients download: catch a typo before it is signed
-        if not isinstance(self.region, str) or not REGION.match(self.region):
+        if not isinstance(self.region, str) or not REGION.fullmatch(self.region):
             raise InputError(f"region must be 2-16 letters, digits or '-' (e.g. VN), got {self.region!r}")
         if self.max_keys_per_file < 1 or self.retention_days < 1:
             raise InputError("max_keys_per_file and retention_days must be at least 1")
@@ -409,7 +409,7 @@ def roll_up_closed_days(
     groups: dict[tuple[int, str], list[BatchRecord]] = {}
     # check-in files of a day rolled up now end at most 3 days before the listed ones (and all count in n)
     for batch in storage.batches(since - ((config.rollup_after_days or 0) + 3) * DAY_SECONDS):
-        match = EXPORT_FILE.match(batch.name)
+        match = EXPORT_FILE.fullmatch(batch.name)
         if match and int(match["stamp"]) // DAY_SECONDS <= last:
             groups.setdefault((int(match["stamp"]) // DAY_SECONDS, match["kind"]), []).append(batch)
     rolled: list[BatchRecord] = []
@@ -662,7 +662,7 @@ def remove_stale_files(storage: Storage, out_dir: Path, listed: list[str], now: 
     removed = 0
     for path in paths:
         name = final_name(path.name)
-        small, rollup = EXPORT_FILE.match(name), ROLLUP_FILE.match(name)
+        small, rollup = EXPORT_FILE.fullmatch(name), ROLLUP_FILE.fullmatch(name)
         if not small and not rollup:
             continue
         if name in recorded:  # (or a copy of it half written)

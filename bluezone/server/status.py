@@ -156,7 +156,7 @@ def server_status(
         overdue_since=None if not overdue or first_end is None else float(first_end * INTERVAL_SECONDS),
         waiting=waiting,
         files_14_days=len(files),
-        rollup_files_14_days=sum(1 for b in files if ROLLUP_FILE.match(b.name)),
+        rollup_files_14_days=sum(1 for b in files if ROLLUP_FILE.fullmatch(b.name)),
         last_file_at=max((b.created_at for b in files), default=None),
         codes_issued_24h={kind: storage.count_codes(t, issued_since=day_ago) for kind, t in REPORT_TYPES.items()},
         codes_used_24h={kind: storage.count_codes(t, used_since=day_ago) for kind, t in REPORT_TYPES.items()},
