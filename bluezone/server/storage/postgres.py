@@ -234,16 +234,24 @@ class PostgresStorage(Storage):
     def _transaction(self, write: bool = True) -> Iterator[Any]:
         import psycopg
 
-        with self._lock, ExitStack() as stack:
-            try:
-                stack.enter_context(self._conn.transaction())
-            except psycopg.OperationalError:
-                # the connection was lost (PostgreSQL restarted or failed over) before this transaction began:
-                # nothing of it ran, so it begins again on a new one (each process answered 500 for ever)
-                self._conn.close()
-                self._conn = self._connect(autocommit=True)
-                stack.enter_context(self._conn.transaction())
-            yield stack.enter_context(self._conn.cursor())
+        try:
+            with self._lock, ExitStack() as stack:
+                try:
+                    stack.enter_context(self._conn.transaction())
+                except psycopg.OperationalError:
+                    # the connection was lost (PostgreSQL restarted or failed over) before this transaction began:
+                    # nothing of it ran, so it begins again on a new one (each process answered 500 for ever)
+                    self._conn.close()
+                    self._conn = self._connect(autocommit=True)
+                    stack.enter_context(self._conn.transaction())
+                yield stack.enter_context(self._conn.cursor())
+        except psycopg.OperationalError as exc:
+            if not self._conn.broken:  # a deadlock, a serialization failure, a statement cancelled: the caller's
+                raise
+            # lost inside it: PostgreSQL rolls it back (unless the COMMIT itself was cut off), and the next
+            # transaction begins on a new connection; an outage as the one before it is (503, one line, no traceback)
+            message = without_password((str(exc).strip().splitlines() or ["connection lost"])[0], self._dsn)
+            raise ServerStorageError(f"lost the connection to PostgreSQL during a transaction: {message}") from None
 
     def close(self) -> None:
         self._conn.close()
