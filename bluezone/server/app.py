@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -24,7 +25,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bluezone.clock import Clock, SystemClock
-from bluezone.errors import PublishError, ServerStorageError
+from bluezone.errors import InputError, PublishError, ServerStorageError
+from bluezone.readfile import read_regular_file
 from bluezone.server.codes import CodeKey
 from bluezone.server.exportclock import export_unless_clock_jumped
 from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed
@@ -91,6 +93,22 @@ def _sent_as_json(request: Request) -> bool:
     a browser sends that to another site only after asking it (CORS preflight), which this server never allows."""
     media_type = request.headers.get("content-type", "").split(";", 1)[0]
     return media_type.strip().lower() == "application/json"
+
+
+#: Far above any index (14 days of names at national scale without roll-ups: ~1 MiB), held once per request.
+INDEX_READ_LIMIT = 64 << 20
+
+
+def _read_index(path: Path) -> bytes:
+    """``index.txt`` as one read of the file an export last renamed into place, so the length sent is its
+    body's: a FileResponse stats, then opens, and an export replacing the index between the two sent the new
+    file under the old one's length.  Empty before the first export (or where no regular file stands)."""
+    try:
+        return read_regular_file(path, INDEX_READ_LIMIT, "export index")
+    except InputError as exc:
+        if os.path.lexists(path):  # not the usual "no export yet"
+            log.warning("%s: served an empty index", exc)
+        return b""
 
 
 def create_app(
@@ -264,9 +282,7 @@ def create_app(
 
     @app.get("/v1/exports/index.txt", response_class=PlainTextResponse, summary="Batch file names, one per line")
     async def export_index() -> Any:
-        if exports is None or not (exports / INDEX_FILE).is_file():
-            return PlainTextResponse("")
-        return FileResponse(exports / INDEX_FILE, media_type="text/plain")
+        return PlainTextResponse(b"" if exports is None else await run_in_threadpool(_read_index, exports / INDEX_FILE))
 
     @app.get("/v1/exports/{name}", summary="One signed export batch (zip with export.bin and export.sig)")
     async def export_file(name: str) -> Any:
