@@ -69,8 +69,8 @@ def test_a_used_code_revoked_before_the_export_withholds_its_keys_and_check_ins(
     with storage._transaction() as cur:  # nothing of the withheld keys is left to go out later
         for table in ("export_queue", "revision_queue", "revision_tokens"):
             assert storage._exec(cur, f"SELECT COUNT(*) FROM {table}").fetchone()[0] == (table == "revision_tokens")
-    again = revoke_code(storage, wrong, NOW + 20, key=KEY)
-    assert again.withheld == Withheld(0, 0, 0, 0) and again.all_withheld
+    again = revoke_code(storage, wrong, NOW + 20, key=KEY)  # said "already used at ..., now revoked" again
+    assert (again.state, again.at, again.withheld, again.all_withheld) == ("already_revoked", NOW + 10, None, True)
     assert revoke_code(storage, good, NOW + 90, key=KEY).withheld == Withheld(0, 0, 1, 0)  # exported: said so
     # the same key, uploaded again under a right code, is stored and published (it was not only dequeued)
     _upload(storage, [b"\x01" * 16])
@@ -149,6 +149,10 @@ def test_revoke_code_command_on_used_codes(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("Error: code already used at 2025-11-20T12:00:05+00:00, now revoked: 0 key(s)")
     assert "1 key(s) and 0 check-in report(s) already published cannot be recalled" in result.output
+    for code in (waiting, out):  # again: nothing to do, as for an expired code (it said "now revoked" again, exit 1)
+        result = run("--code", code)
+        assert result.exit_code == 0, result.output
+        assert result.output == "code already revoked at 2025-11-20T12:00:30+00:00: an upload with it is refused\n"
 
 
 def test_a_code_used_before_the_upgrade_says_it_cannot_withhold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

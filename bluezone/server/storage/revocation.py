@@ -72,7 +72,7 @@ class Revocations(ExportQueues):
             if found is None:
                 return RevokeOutcome("unknown", None)
             stored_hash, used_at, revoked_at, expires_at, kept = found
-            if used_at is not None:
+            if used_at is not None and revoked_at is None:  # (revoked again, it said "now revoked" again)
                 self._exec(cur, "UPDATE codes SET revoked_at = ? WHERE code_hash = ? AND revoked_at IS NULL", [now, stored_hash])
                 return RevokeOutcome("used", float(used_at), self._withhold(cur, stored_hash) if kept else None)
         if revoked_at is not None:
