@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import _pg_bin
+from pg_cluster import pg_bin
 
 SCRIPT = Path(__file__).parents[2] / "scripts" / "pg-dev-cluster.sh"
 
@@ -17,7 +17,7 @@ SCRIPT = Path(__file__).parents[2] / "scripts" / "pg-dev-cluster.sh"
 def test_a_second_start_says_the_url_again() -> None:
     """Run again to see the URL (it is printed once, at the start), `start` failed on the running cluster
     ('pg_ctl: could not start server', exit 1) and printed no URL (walk12). Now the same URL, exit 0."""
-    if _pg_bin() is None:
+    if pg_bin() is None:
         pytest.skip("PostgreSQL binaries not found (install Debian's postgresql to run these tests)")
     root = Path(tempfile.mkdtemp(prefix="bluezone-devpg-"))
     try:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import PrivateCluster, _pg_bin
+from pg_cluster import PrivateCluster, pg_bin
 
 
 def _running(process: Path) -> bool:
@@ -19,7 +19,7 @@ def _running(process: Path) -> bool:
 
 
 def test_the_cluster_of_a_session_killed_outright_is_stopped_and_deleted() -> None:
-    bindir = _pg_bin()
+    bindir = pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL binaries not found (install Debian's postgresql to run these tests)")
     import psycopg

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import _pg_bin
+from pg_cluster import pg_bin
 
 from bluezone.errors import ConfigError, ServerStorageError
 from bluezone.server.storage import open_storage
@@ -34,7 +34,7 @@ def _unavailable(reason: str) -> None:
 def german_cluster() -> Iterator[Path]:
     """A private cluster with lc_messages=de_DE.UTF-8 and password (SCRAM) logins; yields its socket directory.
     Role ``keys`` with password ``secret``."""
-    bindir = _pg_bin()
+    bindir = pg_bin()
     if bindir is None:
         _unavailable("PostgreSQL binaries not found")
     version = bindir.parent.name
