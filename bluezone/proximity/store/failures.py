@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 from bluezone.errors import NotAStoreError, StoreError, StoreReadOnlyError, StoreWriteError
+from bluezone.proximity.store.files import on_read_only_file_system
 
 
 #: SQLite errors that may pass (space freed, the disk back, the lock released): worth a retry.
@@ -17,6 +18,11 @@ def unusable(path: Path | None, exc: sqlite3.DatabaseError) -> StoreError:
     """The one line for a database SQLite cannot use: another program's file (exit 2) or a
     damaged one (exit 1), never a bare ``DatabaseError``."""
     name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN")) and path is not None and on_read_only_file_system(path):
+        return StoreReadOnlyError(
+            f"cannot write to {path}: it is on a read-only file system; commands that only read it (status, checkins,"
+            " check) do: to change it, copy it into a writable folder and give the copy with --db"
+        )
     if name.startswith(TRANSIENT):
         return StoreWriteError(f"cannot write to {path or ':memory:'} now: {exc}{_full_disk_hint(path)}")
     if name == "SQLITE_CANTOPEN" and path is not None and path.is_file():  # the file itself opened: not it

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from bluezone.config import xdg_home
-from bluezone.errors import StoreError
+from bluezone.errors import StoreError, StoreReadOnlyError
 
 
 DB_FILENAME = "bluezone.db"
@@ -60,3 +60,35 @@ def _create_private_file(path: Path) -> None:
         raise StoreError(f"cannot create the sighting database {path}: {exc.strerror}") from None
     os.close(fd)
     os.chmod(target, 0o600)
+
+
+def on_read_only_file_system(path: Path) -> bool:
+    """Whether the store at ``path`` (a link's file: SQLite's -wal and -shm go beside it) is on a file system mounted
+    read-only: SQLite can make no -wal or -shm there, and nothing changes the store while it stays so."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def read_only_uri(path: Path) -> str:
+    """The URI SQLite reads a store on a read-only file system by.  With no writes waiting in a ``-wal`` beside it
+    (a store copied or mounted when closed), the file alone, as immutable: a WAL store read read-only needs its
+    ``-shm``, which cannot be made there.  With its ``-wal`` and ``-shm`` (a crashed device's image), read-only
+    through them, so the last writes are read too.  A ``-wal`` without its ``-shm`` is refused: the file alone
+    would miss the sightings the WAL holds, and SQLite reads such a WAL only where it can make the ``-shm``."""
+    real = os.path.realpath(path)  # (where SQLite looks for them)
+    uri = Path(real).as_uri()
+    try:
+        waiting = os.stat(f"{real}-wal").st_size > 0
+    except FileNotFoundError:
+        waiting = False
+    if not waiting:
+        return f"{uri}?immutable=1"
+    if os.path.exists(f"{real}-shm"):
+        return f"{uri}?mode=ro"
+    raise StoreReadOnlyError(
+        f"cannot read {path}: it is on a read-only file system, with writes not yet in it waiting in its {path.name}-wal"
+        f" and no {path.name}-shm, without which SQLite cannot read them there: copy the store and its -wal into a"
+        " writable folder and give the copy with --db"
+    )

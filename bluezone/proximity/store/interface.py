@@ -20,7 +20,9 @@ from bluezone.proximity.store.base import BUSY_SECONDS
 from bluezone.proximity.store.bluezone3 import Bluezone3Sightings
 from bluezone.proximity.store.checkins import CheckIns
 from bluezone.proximity.store.failures import unusable
-from bluezone.proximity.store.files import _create_private_file, _missing_store_hint, default_db_path, make_private_dirs
+from bluezone.proximity.store.files import (
+    _create_private_file, _missing_store_hint, default_db_path, make_private_dirs, on_read_only_file_system, read_only_uri,
+)
 from bluezone.proximity.store.keys import DailyKeys
 from bluezone.proximity.store.keyserver import KeyServerMemory
 from bluezone.proximity.store.retention import Retention, RewriteWhen
@@ -105,8 +107,12 @@ class SightingStore(
             raise NotAStoreError(f"{p} is a directory, not a sighting database")
         elif not p.is_file():  # a FIFO, a device: SQLite's 'disk I/O error' says nothing useful
             raise NotAStoreError(f"{p} is not a regular file, so not a sighting database")
+        read_only = on_read_only_file_system(p)  # read as it is; a write then fails as a read-only store's
         try:
-            conn = sqlite3.connect(p, timeout=BUSY_SECONDS, check_same_thread=not any_thread)
+            if read_only:
+                conn = sqlite3.connect(read_only_uri(p), uri=True, timeout=BUSY_SECONDS, check_same_thread=not any_thread)
+            else:
+                conn = sqlite3.connect(p, timeout=BUSY_SECONDS, check_same_thread=not any_thread)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{p} is not a usable sighting database: {exc}") from None
         store = cls(conn, p)
@@ -116,7 +122,8 @@ class SightingStore(
             mode = stat.S_IMODE(p.stat().st_mode)
             if mode & 0o077:
                 log.warning("sighting database %s is readable by others (mode %o); chmod 600 it", p, mode)
-            conn.execute("PRAGMA journal_mode=WAL")
+            if not read_only:
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             # deleted rows zeroed, not left in free pages (a purge's sightings, a migration's passwords): on where
             # the build allows it, as Debian's and Android's builds have it by default

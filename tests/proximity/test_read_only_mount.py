@@ -1,0 +1,144 @@
+"""A store on a read-only file system (a backup medium, an image of a device mounted read-only): every command
+said "SQLite could not make a file it needs", exit 1, since SQLite reads a WAL store through a -shm file it makes
+beside it.  Now commands that only read it read it (the file alone as immutable; through its -wal and -shm where
+writes wait in them), a write says the file system is read-only in one line, exit 1, and a -wal without its -shm,
+whose writes SQLite cannot read there, is said as such rather than read without them.
+
+Each command runs in a mount namespace of its own (``unshare``), over a tmpfs mounted read-only there: nothing is
+left mounted when it ends, and no root is needed where user namespaces are allowed (``unshare -r``)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bluezone.cli import cli
+from bluezone.errors import StoreReadOnlyError
+from bluezone.keyformat.keyfile import write_keys_json
+from bluezone.matching.benchmark import synthetic_data
+from bluezone.proximity.store import SightingStore
+from bluezone.proximity.store.files import read_only_uri
+
+DAY = 86_400
+#: Mount a tmpfs at $RO, copy $FILES into it, remount it read-only, then run the command given.
+MOUNTED = 'mount -t tmpfs -o size=64m tmpfs "$RO" && cp -p $FILES "$RO" && mount -o remount,ro "$RO" && exec "$@"'
+
+
+def _unshare() -> list[str]:
+    return ["unshare", "--mount", "--propagation", "private", *([] if os.geteuid() == 0 else ["--map-root-user"])]
+
+
+@pytest.fixture(scope="module")
+def mounts(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Skip where no mount namespace with a tmpfs can be made (no unshare, no user namespaces, a container
+    without CAP_SYS_ADMIN)."""
+    where = tmp_path_factory.mktemp("probe")
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare")
+    probe = subprocess.run([*_unshare(), "sh", "-c", 'mount -t tmpfs tmpfs "$0" && mount -o remount,ro "$0"', str(where)],
+                           capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"no read-only tmpfs in a mount namespace here: {probe.stderr.strip()}")
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A closed store (sightings of an F0's key, one check-in), the F0's keys, and two crashed writers' copies of
+    it with a second check-in waiting in the WAL: one with its -wal and -shm, one with its -wal alone."""
+    tmp = tmp_path_factory.mktemp("stores")
+    tomorrow = (int(time.time()) // DAY + 1) * DAY  # the commands purge on the wall clock
+    keys, sightings, _ = synthetic_data(40, 200, seed=3, planted=1, end_time=tomorrow, days=2)
+    write_keys_json(keys, tmp / "keys.json")
+    url = json.loads(CliRunner().invoke(cli, ["venue", "create", "--name", "Cafe", "--address", "Pho Hue",
+                                              "--out", str(tmp / "cafe"), "--json"], obj={}).stdout)["url"]
+    with SightingStore.open(tmp / "s.db") as store:
+        store.add_sightings(sightings)
+    visit = [dt.datetime.fromtimestamp(time.time() - hours * 3600, dt.UTC).isoformat(timespec="seconds") for hours in (2, 1)]
+    done = CliRunner().invoke(cli, ["checkin", url, "--start", visit[0], "--end", visit[1], "--db", str(tmp / "s.db")], obj={})
+    assert done.exit_code == 0, done.output
+    for crashed in ("wal", "walonly"):
+        (tmp / crashed).mkdir()
+        shutil.copy(tmp / "s.db", tmp / crashed / "s.db")
+        with SightingStore.open(tmp / crashed / "s.db") as store:
+            store.add_checkin(b"w" * 16, b"p", "in the WAL", "street", time.time() - 600, time.time(), True, url, time.time())
+            shutil.copy(tmp / crashed / "s.db", tmp / "copy.db")  # the files as a crash leaves them: the WAL not
+            shutil.copy(tmp / crashed / "s.db-wal", tmp / "copy.db-wal")  # checkpointed into the file
+            if crashed == "wal":
+                shutil.copy(tmp / crashed / "s.db-shm", tmp / "copy.db-shm")
+        for suffix in ("", "-wal", "-shm"):
+            (tmp / crashed / f"s.db{suffix}").unlink(missing_ok=True)
+            if (tmp / f"copy.db{suffix}").exists():
+                (tmp / f"copy.db{suffix}").rename(tmp / crashed / f"s.db{suffix}")
+    return tmp
+
+
+def _on_read_only_mount(stores: Path, which: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``bluezone ARGS`` with ``{db}`` the store ``which`` (its -wal and -shm too) on a read-only tmpfs."""
+    source = stores / which if which else stores
+    files = [str(p) for p in sorted(source.glob("s.db*"))] + [str(stores / "keys.json")]
+    ro = stores / f"ro-{which or 'closed'}"
+    ro.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "bluezone", *(a.replace("{ro}", str(ro)) for a in args)]
+    return subprocess.run([*_unshare(), "sh", "-c", MOUNTED, "sh", *command], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "RO": str(ro), "FILES": " ".join(files)})
+
+
+@pytest.mark.usefixtures("mounts")
+@pytest.mark.parametrize("which", ["", "wal"], ids=["closed", "with its -wal and -shm"])
+def test_commands_that_only_read_read_it(stores: Path, which: str) -> None:
+    status = _on_read_only_mount(stores, which, "status", "--db", "{ro}/s.db", "--json")
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["sightings"] > 0
+    checkins = _on_read_only_mount(stores, which, "checkins", "--db", "{ro}/s.db", "--json")
+    assert checkins.returncode == 0, checkins.stderr
+    assert len(json.loads(checkins.stdout)["checkins"]) == (2 if which else 1)  # the WAL's check-in read too
+    check = _on_read_only_mount(stores, which, "check", "--keys", "{ro}/keys.json", "--db", "{ro}/s.db", "--json")
+    assert check.returncode == 0, check.stderr
+    assert len(json.loads(check.stdout)["exposures"]) >= 1
+    assert "could not make a file" not in status.stderr + checkins.stderr + check.stderr
+
+
+@pytest.mark.usefixtures("mounts")
+@pytest.mark.parametrize("command", ["purge", "checkin"])
+def test_commands_that_write_say_the_file_system_is_read_only(stores: Path, command: str) -> None:
+    args = ["purge"] if command == "purge" else ["checkin", json.loads((stores / "cafe" / "venue.json").read_text())["url"]]
+    done = _on_read_only_mount(stores, "", *args, "--db", "{ro}/s.db")
+    assert done.returncode == 1, done.stderr
+    assert [line for line in done.stderr.splitlines() if line.startswith("Error:")] == [
+        f"Error: cannot write to {stores}/ro-closed/s.db: it is on a read-only file system; commands that only read it"
+        " (status, checkins, check) do: to change it, copy it into a writable folder and give the copy with --db"
+    ]
+
+
+@pytest.mark.usefixtures("mounts")
+def test_a_wal_without_its_shm_is_said_not_read_without_its_writes(stores: Path) -> None:
+    done = _on_read_only_mount(stores, "walonly", "checkins", "--db", "{ro}/s.db")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"Error: cannot read {stores}/ro-walonly/s.db: it is on a read-only file system, with writes not yet in it"
+        " waiting in its s.db-wal and no s.db-shm, without which SQLite cannot read them there: copy the store and"
+        " its -wal into a writable folder and give the copy with --db"
+    ]
+
+
+def test_the_uri_reads_what_the_files_hold(stores: Path) -> None:
+    """Where no mount can be made too: the file alone as immutable, a -wal with its -shm read read-only through
+    them, a -wal alone refused (each read here on a writable copy, which SQLite reads the same way)."""
+    for which, how, checkins in (("", "?immutable=1", 1), ("wal", "?mode=ro", 2)):
+        uri = read_only_uri(stores / which / "s.db")
+        assert uri.endswith(how)
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM checkins").fetchone() == (checkins,)
+    with pytest.raises(StoreReadOnlyError, match="no s.db-shm"):
+        read_only_uri(stores / "walonly" / "s.db")
