@@ -96,6 +96,32 @@ def test_a_payload_changed_mid_tick_applies_from_that_moment() -> None:
     assert {a.service_data for a in heard if a.time >= change} == {PAYLOAD_B}
 
 
+@pytest.mark.parametrize("phase", [0.05, 0.5, 0.91])
+def test_a_burst_stopped_between_ticks_is_on_air_until_its_stop(phase: float) -> None:
+    """A 1-s burst begun ``phase`` into a tick and stopped before the next but one: its adverts up to the stop
+    are heard (about 4 at GAEN's 200-270 ms), none after it; the stop dropped those since the last tick, so a
+    burst begun at 0.91 was heard once at most (research/reference_attack.py's attacker, by its phase)."""
+    clock = VirtualClock(NOON)
+    air = Air(clock, 5)
+    heard: list[Advert] = []
+
+    async def main() -> None:
+        a, b = air.radio("a", (0, 0)), air.radio("b", (1, 0))
+        async with a, b:
+            await b.start_scanning(heard.append)
+            for burst in range(20):
+                await asyncio.sleep(max(NOON + 10 * burst + phase - clock.now(), 0.0))
+                await a.advertise(PAYLOAD_A, -24)
+                await asyncio.sleep(1.0)
+                await a.stop_advertising()
+            await asyncio.sleep(5)
+
+    clock.run(main())
+    per_burst = np.bincount([int((x.time - NOON) // 10) for x in heard], minlength=20)
+    assert all(NOON + 10 * k + phase <= x.time <= NOON + 10 * k + phase + 1.0 for x in heard for k in [int((x.time - NOON) // 10)])
+    assert per_burst.min() >= 3 and per_burst.max() <= 6  # 1 s / 200-270 ms: 4-5 sends, a first one up to 200 ms late
+
+
 def test_positions_move_at_run_time() -> None:
     clock = VirtualClock(NOON)
     air = Air(clock, 4, LogDistanceChannel(shadowing_sd=0))

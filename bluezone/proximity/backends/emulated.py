@@ -88,6 +88,14 @@ class LogDistanceChannel:
         return mean
 
 
+def _keep_last(radio: EmulatedRadio) -> None:
+    """After a tick only the payload in force goes on; a radio stopped in it is silent (its next advert is set
+    afresh when it advertises again, as a controller started anew)."""
+    del radio._segments[:-1]
+    if radio._segments and radio._segments[0][1] is None:
+        radio._segments.clear()
+
+
 class EmulatedRadio(Radio):
     """A radio in an :class:`Air`; made by :meth:`Air.radio`.
 
@@ -119,8 +127,8 @@ class EmulatedRadio(Radio):
         self.on_advert: AdvertCallback | None = None
         self.sent = 0
         self.heard = 0
-        # payload segments within the current tick: (from time, payload, tx_power, address)
-        self._segments: list[tuple[float, bytes, int, str]] = []
+        # payload segments within the current tick: (from time, payload or None from a stop, tx_power, address)
+        self._segments: list[tuple[float, bytes | None, int, str]] = []
         self._next_send = 0.0
         self._open = False
 
@@ -158,9 +166,11 @@ class EmulatedRadio(Radio):
         await self._bluezone3.advertise(bzid, tx_power)
 
     async def stop_advertising(self) -> None:
-        self._segments.clear()
-        if self._bluezone3 is not None:
-            self._bluezone3._segments.clear()
+        """Silent from now: what it sent since the last tick is still on air (the tick hands it out), not lost
+        with the stop; a burst shorter than a tick and ended before it was never heard."""
+        for radio in (self, self._bluezone3):
+            if radio is not None and radio._segments:
+                radio._segments.append((self.air.clock.now(), None, 0, ""))
 
     async def start_scanning(self, on_advert: AdvertCallback) -> None:
         if not self._open:
@@ -282,33 +292,33 @@ class Air:
         if not senders or not scanners:
             for r in senders:
                 self._schedule(r, now)
-                del r._segments[:-1]
+                _keep_last(r)
             return 0
         if len({r.node for r in senders} | {r.node for r in scanners}) == 1:
             # one device alone never hears itself: its adverts are counted and nothing else is worked out (a daemon
             # alone for 26 virtual hours spent most of its time on 93,600 deliveries to no one); the channel asked
             # about no links draws nothing from the seeded generator, so seeded runs are unchanged
             for r in senders:
-                r.sent += len(self._schedule(r, now))
-                del r._segments[:-1]
+                r.sent += int(self._on_air(r, self._schedule(r, now)).sum())
+                _keep_last(r)
             return 0
         times, tx_idx, payload_ref = [], [], []
         payloads: list[tuple[bytes, int, str]] = []
         for s_i, r in enumerate(senders):
             t = self._schedule(r, now)
+            which = self._segment_of(r, t)
+            on = self._on_air(r, t, which)
+            t, which = t[on], which[on]
             if len(t) == 0:
-                del r._segments[:-1]
+                _keep_last(r)
                 continue
-            starts = np.array([seg[0] for seg in r._segments])
-            which = np.searchsorted(starts, t, "right") - 1
-            which = np.maximum(which, 0)
             base = len(payloads)
-            payloads.extend((seg[1], seg[2], seg[3]) for seg in r._segments)
+            payloads.extend((seg[1] or b"", seg[2], seg[3]) for seg in r._segments)
             times.append(t)
             tx_idx.append(np.full(len(t), s_i))
             payload_ref.append(which + base)
             r.sent += len(t)
-            del r._segments[:-1]
+            _keep_last(r)
         if not times:
             return 0
         t_all = np.concatenate(times)
@@ -356,6 +366,18 @@ class Air:
             cb(Advert(t_l[i], data, rssi_l[i], senders[s_l[i]].service_uuid, None, address))
         self.packets += len(t_l)
         return len(t_l)
+
+    @staticmethod
+    def _segment_of(radio: EmulatedRadio, times: np.ndarray) -> np.ndarray:
+        """The index of the segment each send time falls in."""
+        starts = np.array([seg[0] for seg in radio._segments])
+        return np.maximum(np.searchsorted(starts, times, "right") - 1, 0)
+
+    def _on_air(self, radio: EmulatedRadio, times: np.ndarray, which: np.ndarray | None = None) -> np.ndarray:
+        """Which send times fall while it advertised (not after a stop in this tick)."""
+        which = self._segment_of(radio, times) if which is None else which
+        silent = np.array([seg[1] is None for seg in radio._segments], dtype=bool)
+        return ~silent[which] if len(times) else np.zeros(0, dtype=bool)
 
     def _schedule(self, radio: EmulatedRadio, now: float) -> np.ndarray:
         """Send times of ``radio`` in ``[next_send, now]``, advancing its schedule."""
