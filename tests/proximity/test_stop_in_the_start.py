@@ -22,6 +22,7 @@ from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
 
+from silent_radio import SilentRadio
 from store_rows import rows_in_file
 
 from .conftest import NOON, random_sightings
@@ -98,32 +99,12 @@ def test_sigterm_as_the_open_purges_is_a_clean_stop_and_the_store_intact(tmp_pat
     conn.close()
 
 
-class _Silent:
-    """A radio whose open never ends, as bumble's power-on on a transport with no controller answering: the test
-    notes each close."""
-
-    def __init__(self, radio: object) -> None:
-        self._radio = radio
-        self.opening = asyncio.Event()
-        self.closed = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._radio, name)
-
-    async def open(self) -> None:
-        self.opening.set()
-        await asyncio.Event().wait()
-
-    async def close(self) -> None:
-        self.closed += 1
-
-
 def test_a_stop_while_the_radio_opens_ends_the_run_and_closes_the_radio(tmp_path: Path) -> None:
     """attack27: `bluezone run --backend bumble:tcp-client:...` on a silent listener waited in the radio's open for
     ever, deaf to the stop (SIGTERM again is the same stop: only SIGKILL ended it)."""
     clock = VirtualClock(NOON)
     store = SightingStore.open(tmp_path / "me.db", purge_now=NOON)
-    radio = _Silent(Air(clock, 1).radio("me", (0.0, 0.0)))
+    radio = SilentRadio(Air(clock, 1).radio("me", (0.0, 0.0)))
     daemon = Daemon(radio, store, clock)  # type: ignore[arg-type]
 
     async def main() -> object:
@@ -161,7 +142,7 @@ def test_a_run_whose_radio_never_opens_leaves_no_store_it_made(tmp_path: Path, s
     assert not any(tmp_path.glob("me.db-*"))  # (no -wal or -shm either)
 
 
-class _SlowToOpen(_Silent):
+class _SlowToOpen(SilentRadio):
     """A radio whose open ends after ``seconds`` of the clock (None: never), as a controller slow to answer its
     power-on (bumble gives it 10 s)."""
 
@@ -211,10 +192,10 @@ def test_run_duration_ends_a_run_whose_radio_never_answers(
 
     monkeypatch.setattr(registry, "_RADIOS", dict(registry._RADIOS))
     clock = VirtualClock(NOON)
-    radios: list[_Silent] = []
+    radios: list[SilentRadio] = []
 
     def silent(spec: str, **options: object) -> object:
-        radios.append(_Silent(Air(clock, 1).radio("me", (0.0, 0.0))))
+        radios.append(SilentRadio(Air(clock, 1).radio("me", (0.0, 0.0))))
         return radios[-1]
 
     register_radio("silent", silent)  # type: ignore[arg-type]
@@ -229,7 +210,7 @@ def test_run_duration_ends_a_run_whose_radio_never_answers(
     assert path.exists() == stored_before and not any(tmp_path.glob("me.db-*"))
 
 
-class _RefusesOnCue(_Silent):
+class _RefusesOnCue(SilentRadio):
     """A radio whose open waits for ``cue``, then fails as a controller that never powered on."""
 
     def __init__(self, radio: object, cue: asyncio.Event) -> None:

@@ -14,47 +14,22 @@ from bluezone.venues import beacon
 from bluezone.venues.broadcast import run_beacon
 from bluezone.venues.owner import VenueSecrets
 
+from silent_radio import SilentRadio
 from tests.venues.venue_helpers import CLINIC
 
 T0 = 1_796_400_000.0
 
 
-class _Silent:
-    """A radio whose open never ends; the test notes each close."""
-
-    def __init__(self, radio: object) -> None:
-        self._radio = radio
-        self.opening = asyncio.Event()
-        self.closed = 0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._radio, name)
-
-    async def open(self) -> None:
-        self.opening.set()
-        await asyncio.Event().wait()
-
-    async def close(self) -> None:
-        self.closed += 1
-
-    async def __aenter__(self) -> _Silent:  # (as Radio's)
-        await self.open()
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.close()
-
-
 def test_the_duration_ends_a_beacon_whose_radio_never_opens() -> None:
     clock = VirtualClock(T0)
-    radio = _Silent(Air(clock, 1).radio("cafe", (0.0, 0.0), beacon.SERVICE_UUID))
+    radio = SilentRadio(Air(clock, 1).radio("cafe", (0.0, 0.0), beacon.SERVICE_UUID))
     stats = clock.run(run_beacon(radio, VenueSecrets(CLINIC, bytes(32)), clock, 5.0))  # type: ignore[arg-type]
     assert clock.now() == T0 + 5.0 and radio.closed == 1 and stats.frames_sent == 0
 
 
 def test_sigterm_ends_a_beacon_whose_radio_never_opens() -> None:
     clock = SystemClock()
-    radio = _Silent(Air(VirtualClock(T0), 1).radio("cafe", (0.0, 0.0), beacon.SERVICE_UUID))
+    radio = SilentRadio(Air(VirtualClock(T0), 1).radio("cafe", (0.0, 0.0), beacon.SERVICE_UUID))
 
     async def main() -> object:
         running = asyncio.ensure_future(
