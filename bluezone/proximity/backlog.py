@@ -23,6 +23,28 @@ log = logging.getLogger(__name__)
 Writer = Callable[[str, np.ndarray, Sequence[str | None]], int]
 
 
+class Backoff:
+    """When to try again a write the store refused: at once until a failure, then after ``min_delay`` seconds,
+    doubling up to ``max_delay`` while tries keep failing (the backlog's sightings, the daemon's unsaved keys)."""
+
+    def __init__(self, min_delay: float = 5.0, max_delay: float = 300.0) -> None:
+        self.min_delay = min_delay
+        self.max_delay = max_delay
+        self.delay = 0.0  # 0 while nothing fails
+        self._retry_at = 0.0
+
+    def due(self, now: float) -> bool:
+        """Whether to try now: always, unless backing off after a failure."""
+        return self.delay == 0.0 or now >= self._retry_at
+
+    def failed(self, now: float) -> None:
+        self.delay = min(max(self.delay * 2, self.min_delay), self.max_delay)
+        self._retry_at = now + self.delay
+
+    def succeeded(self) -> None:
+        self.delay = 0.0
+
+
 @dataclass
 class _Batch:
     kind: str  # which table: "gaen" sightings, "bluezone3" sightings
@@ -35,16 +57,13 @@ class WriteBacklog:
 
     def __init__(self, limit: int, min_delay: float = 5.0, max_delay: float = 300.0) -> None:
         self.limit = limit
-        self.min_delay = min_delay
-        self.max_delay = max_delay
         self.waiting = 0  # sightings held now
         self.dropped = 0  # sightings lost because more than ``limit`` waited
         self.failures = 0  # failed writes so far
         self.error: str | None = None  # the last failure, while anything waits
         self.failing_since: float | None = None
         self._batches: deque[_Batch] = deque()
-        self._retry_at = 0.0
-        self._delay = 0.0
+        self._backoff = Backoff(min_delay, max_delay)
 
     def add(self, kind: str, rows: np.ndarray, addresses: Sequence[str | None] | None) -> None:
         """Queue a batch to write; beyond ``limit`` the oldest waiting sightings are dropped."""
@@ -64,7 +83,7 @@ class WriteBacklog:
 
     def due(self, now: float) -> bool:
         """Whether a write should be tried now (always, unless backing off after a failure)."""
-        return bool(self._batches) and (self.error is None or now >= self._retry_at)
+        return bool(self._batches) and self._backoff.due(now)
 
     def write(self, writer: Writer, now: float) -> dict[str, int]:
         """Write what waits, oldest first, each batch in one call; stops at the first failure
@@ -81,15 +100,15 @@ class WriteBacklog:
                     self.failing_since = now
                     log.warning("%s; keeping up to %d sightings in memory and retrying", exc, self.limit)
                 self.error = str(exc)
-                self._delay = min(max(self._delay * 2, self.min_delay), self.max_delay)
-                self._retry_at = now + self._delay
+                self._backoff.failed(now)
                 return written
             self._batches.popleft()
             self.waiting -= len(batch.rows)
             written[batch.kind] = written.get(batch.kind, 0) + n
         if self.error is not None:
             log.warning("the store takes writes again (after %d failed tries)", self.failures)
-        self.error, self.failing_since, self._delay = None, None, 0.0
+        self.error, self.failing_since = None, None
+        self._backoff.succeeded()
         return written
 
     def as_dict(self) -> dict[str, object]:

@@ -36,7 +36,7 @@ from bluezone.crypto.payload import Metadata
 from bluezone.crypto.derivation import aem, rpi
 from bluezone.errors import BluezoneError, StoreWriteError
 from bluezone.proximity.budget import RpiBudget
-from bluezone.proximity.backlog import WriteBacklog
+from bluezone.proximity.backlog import Backoff, WriteBacklog
 from bluezone.proximity.ingest import adverts_to_sightings
 from bluezone.proximity.radio import Advert, AdvertListener, Radio
 from bluezone.proximity.store import SightingStore
@@ -144,6 +144,9 @@ class Daemon:
         }
         self._unsaved_keys: list[tuple[DailyKey, float]] = []  # on air, not yet in the store (oldest first)
         self._unsaved_bluezone3_key: tuple[int, bytes, float] | None = None  # a new v3 chain on air, not yet in the store
+        # their saves tried again as the backlog's are: each try under a lock held elsewhere stops the loop up to
+        # LOOP_BUSY_SECONDS, so not at every flush
+        self._key_retry = Backoff(min_delay=self.config.flush_interval)
         self._rewrite_due: str | None = None  # the day a purge left the store's rewrite due for (``_rewrite_apart``)
         self._rewriting: asyncio.Future[bool] | None = None  # that rewrite, running (its VACUUM holds the store's lock)
         self._rewrite_wake: asyncio.Event | None = None  # wakes the purge task for a rewrite asked (``_look_for_rewrite``)
@@ -295,6 +298,7 @@ class Daemon:
                     self.store.save_daily_key(key, created_at=now)
                 except StoreWriteError as exc:  # a full disk: advertise it anyway, save it when the store can
                     self._unsaved_keys.append((key, now))
+                    self._key_retry.failed(now)
                     log.warning("cannot save the new daily key yet (%s); it is on air and saved later", exc)
             self.stats.daily_keys_generated += 1
             log.info("new daily key for %s", _day(now))
@@ -310,9 +314,10 @@ class Daemon:
                 return pending
         return stored
 
-    def _save_unsaved_keys(self) -> None:
+    def _save_unsaved_keys(self, now: float) -> None:
         """Save every key sent while the store refused it (a disk full over several midnights
-        leaves one per day: each must reach an upload), and a v3 chain begun meanwhile."""
+        leaves one per day: each must reach an upload), and a v3 chain begun meanwhile; a refusal
+        backs off the next try (``_key_retry``)."""
         if self._unsaved_bluezone3_key is not None:
             day, chain, begun = self._unsaved_bluezone3_key
             try:
@@ -321,14 +326,18 @@ class Daemon:
                 self._bluezone3_used_day = day
             except StoreWriteError as exc:
                 log.debug("the new Bluezone v3 key chain waits for the store: %s", exc)
+                self._key_retry.failed(now)
+                return
         while self._unsaved_keys:
             key, created = self._unsaved_keys[0]
             try:
                 self.store.save_daily_key(key, created_at=created)
             except StoreWriteError:
+                self._key_retry.failed(now)
                 return
             self._unsaved_keys.pop(0)
             log.info("a daily key sent while the store refused writes is saved now")
+        self._key_retry.succeeded()
 
     def _interval_at(self, now: float) -> int:
         """The interval whose key should be on air: never one before the key already on air, so a
@@ -402,7 +411,7 @@ class Daemon:
         key = os.urandom(bz3.DAILY_KEY_LENGTH)
         self._unsaved_bluezone3_key = (day, key, now)
         if not self._store_held:
-            self._save_unsaved_keys()
+            self._save_unsaved_keys(now)
         log.info("new Bluezone v3 key chain")
         return key
 
@@ -481,8 +490,9 @@ class Daemon:
         if self._store_held and not final:  # they wait in the backlog, written after it
             self.stats.dropped_backlog_full = self._backlog.dropped
             return
-        self._save_unsaved_keys()  # at every flush: a device that hears no one has no backlog to retry with
         now = self.clock.now()
+        if final or self._key_retry.due(now):  # (a device that hears no one has no backlog to retry with)
+            self._save_unsaved_keys(now)
         if not (self._backlog.due(now) or (final and self._backlog.waiting)):
             self.stats.dropped_backlog_full = self._backlog.dropped
             return
