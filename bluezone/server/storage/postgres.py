@@ -138,6 +138,8 @@ class PostgresStorage(Storage):
         waits too (then goes out in a later file's revised_keys)."""
         from concurrent.futures import ThreadPoolExecutor, wait
 
+        import psycopg
+
         conn = self._connect()  # not the storage's: uploads through it go on meanwhile
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="bluezone-export") as pool:
@@ -152,6 +154,10 @@ class PostgresStorage(Storage):
                 taking.result()
                 self._record_batches(cur, batches)
                 conn.commit()
+        except psycopg.OperationalError as exc:
+            if not conn.broken:  # (as in _transaction: only a lost connection is an outage)
+                raise
+            raise self._lost(exc) from None
         finally:
             conn.close()
 
@@ -250,8 +256,12 @@ class PostgresStorage(Storage):
                 raise
             # lost inside it: PostgreSQL rolls it back (unless the COMMIT itself was cut off), and the next
             # transaction begins on a new connection; an outage as the one before it is (503, one line, no traceback)
-            message = without_password((str(exc).strip().splitlines() or ["connection lost"])[0], self._dsn)
-            raise ServerStorageError(f"lost the connection to PostgreSQL during a transaction: {message}") from None
+            raise self._lost(exc) from None
+
+    def _lost(self, exc: Exception) -> ServerStorageError:
+        """The one line for a connection lost inside a transaction (without the URL's password)."""
+        message = without_password((str(exc).strip().splitlines() or ["connection lost"])[0], self._dsn)
+        return ServerStorageError(f"lost the connection to PostgreSQL during a transaction: {message}")
 
     def close(self) -> None:
         self._conn.close()
