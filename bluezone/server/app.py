@@ -14,12 +14,13 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Callable
+import stat
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -109,6 +110,34 @@ def _read_index(path: Path) -> bytes:
         if os.path.lexists(path):  # not the usual "no export yet"
             log.warning("%s: served an empty index", exc)
         return b""
+
+
+#: An export file is sent in chunks of this size (Starlette's FileResponse's).
+EXPORT_CHUNK = 64 << 10
+
+
+def _open_export(path: Path) -> tuple[BinaryIO, int] | None:
+    """``path`` open and its size, or None where no regular file stands: sent from this descriptor, so an export
+    purged meanwhile (``remove_stale_files``) is still sent whole.  A FileResponse looked, stat'ed and opened the
+    name apart: a purge between gave a RuntimeError and a 500, or a 200 cut off after its headers."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # (non-blocking: a FIFO never hangs it)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        info = None
+    if info is None or not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        return None
+    return os.fdopen(fd, "rb"), info.st_size
+
+
+def _chunks(file: BinaryIO) -> Iterator[bytes]:
+    with file:
+        while chunk := file.read(EXPORT_CHUNK):
+            yield chunk
 
 
 def create_app(
@@ -286,9 +315,11 @@ def create_app(
 
     @app.get("/v1/exports/{name}", summary="One signed export batch (zip with export.bin and export.sig)")
     async def export_file(name: str) -> Any:
-        if exports is None or not _EXPORT_NAME.fullmatch(name) or not (exports / name).is_file():
+        opened = _open_export(exports / name) if exports is not None and _EXPORT_NAME.fullmatch(name) else None
+        if opened is None:
             return JSONResponse({"code": "not_found", "error": "no such export file"}, 404)
-        return FileResponse(exports / name, media_type="application/zip")
+        file, size = opened
+        return StreamingResponse(_chunks(file), media_type="application/zip", headers={"content-length": str(size)})
 
     @app.get("/healthz", summary="Liveness: the process answers (it touches no database)")
     async def healthz() -> dict[str, str]:
