@@ -202,6 +202,17 @@ def test_a_mistyped_transport_is_a_usage_error(spec: str, why: str, tmp_path) ->
     assert not (tmp_path / "n.db").exists()
 
 
+@pytest.mark.parametrize("spec", ["usb:", "serial:"])
+def test_a_transport_missing_its_argument_is_refused_as_the_radio_is_made(spec: str) -> None:
+    """Before the store opens or a run's --duration counts: 'run --duration 0.5 --backend bumble:usb:' ended at
+    its duration with 'stopped: 0 sightings stored', exit 0, while bumble still loaded (the typo unsaid)."""
+    from bluezone.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="names what to open"):
+        BumbleRadio(spec)
+    BumbleRadio("hci-socket:")  # (an argument bumble makes optional)
+
+
 def test_pyusb_without_libusb_is_a_missing_radio_not_a_typo(monkeypatch: pytest.MonkeyPatch) -> None:
     """attack28: `--backend bumble:pyusb:0` where pyusb finds no libusb said 'bumble transport 'pyusb:0': No backend
     available (bumble's transports: ...)', exit 2, as a typo: pyusb's NoBackendError is a ValueError."""

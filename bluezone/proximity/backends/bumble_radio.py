@@ -68,6 +68,16 @@ POWER_ON_SECONDS = 10.0
 _ARGUMENT_OPTIONAL = frozenset({"pty", "vhci", "hci-socket", "android-emulator", "android-netsim"})
 
 
+def _check_argument(spec: str) -> None:
+    """Refuse a transport whose argument is missing (``usb:``) as the radio is made, before a store is opened or
+    a run's ``--duration`` counts: bumble asserted one (an AssertionError, no words: 'cannot open bumble transport
+    usb:: ', exit 1) or called the scheme unknown (``serial:``)."""
+    scheme, colon, argument = spec.partition(":")
+    if colon and not argument and scheme not in _ARGUMENT_OPTIONAL:
+        raise ConfigError(f"bumble transport {spec!r}: nothing after {scheme}: names what to open"
+                          " (bumble's transports: usb:0, hci-socket:0, serial:/dev/ttyUSB0, ...)")
+
+
 class BumbleRadio(Radio):
     """A bluezone node on one HCI controller driven by bumble.
 
@@ -80,6 +90,8 @@ class BumbleRadio(Radio):
     def __init__(
         self, transport: str | None = None, *, clock: Clock | None = None, power_on_seconds: float = POWER_ON_SECONDS
     ) -> None:
+        if transport:
+            _check_argument(transport)
         self.transport_spec = transport
         self.power_on_seconds = power_on_seconds
         self.name = f"bumble:{transport}" if transport else "bumble"
@@ -123,11 +135,6 @@ class BumbleRadio(Radio):
         from bumble.transport.common import TransportSpecError
 
         spec = self.transport_spec or "usb:0"
-        scheme, colon, argument = spec.partition(":")
-        if colon and not argument and scheme not in _ARGUMENT_OPTIONAL:  # bumble asserted one (an AssertionError,
-            # no words: 'cannot open bumble transport usb:: ', exit 1) or called the scheme unknown (serial:)
-            raise ConfigError(f"bumble transport {spec!r}: nothing after {scheme}: names what to open"
-                              " (bumble's transports: usb:0, hci-socket:0, serial:/dev/ttyUSB0, ...)")
         try:
             self._transport = await open_transport(spec)
         except (TransportSpecError, ValueError, OverflowError) as exc:
