@@ -140,6 +140,14 @@ def _chunks(file: BinaryIO) -> Iterator[bytes]:
             yield chunk
 
 
+def _failure_words(exc: Exception) -> str:
+    """A scheduled export's failure in words: the storage's own message, or the system's for a file it could not
+    write (keys and check-ins not in a file it recorded wait for the next export)."""
+    if isinstance(exc, OSError):
+        return f"cannot write the export files: {exc.strerror or exc}; what is not in a recorded file waits"
+    return str(exc)
+
+
 def create_app(
     storage: Storage,
     *,
@@ -200,6 +208,9 @@ def create_app(
                 exporting.clear()
                 if waiting.keys:  # so "0 keys" after an upload does not read as a lost upload
                     log.info("%s", waiting.sentence())
+            except (ServerStorageError, OSError) as exc:  # the database away, a full disk: one line, as `server export`
+                exporting.clear()  # says it (a traceback at every export of an hour-long outage said nothing more)
+                log.warning("scheduled export failed, tried again in %g s: %s", every, _failure_words(exc))
             except Exception:  # noqa: BLE001 - keep serving; the next run retries
                 exporting.clear()
                 log.exception("scheduled export failed")
