@@ -23,6 +23,7 @@ from bluezone.clock import VirtualClock
 from bluezone.crypto import Metadata, aem, aem_key, rpi, rpi_key
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS, ROLLING_PERIOD, rolling_start
 from bluezone.crypto.keys import DailyKey
+from bluezone.keyformat.keys import empty_keys
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.proximity.store import SightingStore
 from bluezone.keyformat.venue_reports import ProtectedReport
@@ -31,7 +32,7 @@ from bluezone.server.codes import CodeKey, issue_code, revoke_code
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig, publish
 from bluezone.server.signing import keygen
-from bluezone.server.storage import SQLiteStorage, Storage
+from bluezone.server.storage import SQLiteStorage, Storage, open_storage
 from bluezone.venues.location import Venue
 
 #: A fixed "now" (2025-11-20 12:00 UTC) for the virtual clock.
@@ -328,3 +329,28 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class ScriptedClock:
+    """Each export reads the next time of ``times`` (then the last again); counts the readings."""
+
+    def __init__(self, times: list[float]) -> None:
+        self.times, self.readings = times, 0
+
+    def now(self) -> float:
+        self.readings += 1
+        return self.times[min(self.readings, len(self.times)) - 1]
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - the app sleeps with asyncio
+        raise AssertionError
+
+
+def storage_with_five_past_days(tmp_path: Path, seed: int) -> Storage:
+    """A key server database holding one uploaded key for each of the five days before NOW."""
+    storage = open_storage(str(tmp_path / "s.db"))
+    keys = empty_keys(5)
+    keys["key"] = np.frombuffer(np.random.default_rng(seed).bytes(16 * 5), "V16")
+    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.arange(1, 6)
+    keys["rolling_period"] = ROLLING_PERIOD
+    storage.insert_keys_unchecked(keys, NOW)
+    return storage

@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
-from server_helpers import KEY, NOW
+from server_helpers import KEY, NOW, ScriptedClock, storage_with_five_past_days
 from starlette.testclient import TestClient
 
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
@@ -16,32 +15,7 @@ from bluezone.keyformat.keys import empty_keys
 from bluezone.server.app import create_app
 from bluezone.server.exports import INDEX_FILE, export_batches
 from bluezone.server.signing import keygen
-from bluezone.server.storage import Storage, open_storage
-
-
-class ScriptedClock:
-    """Each export reads the next time of ``times`` (then the last again); counts the readings."""
-
-    def __init__(self, times: list[float]) -> None:
-        self.times, self.readings = times, 0
-
-    def now(self) -> float:
-        self.readings += 1
-        return self.times[min(self.readings, len(self.times)) - 1]
-
-    async def sleep(self, seconds: float) -> None:  # pragma: no cover - the app sleeps with asyncio
-        raise AssertionError
-
-
-def storage_with_five_past_days(tmp_path: Path, seed: int) -> Storage:
-    """A key server database holding one uploaded key for each of the five days before NOW."""
-    storage = open_storage(str(tmp_path / "s.db"))
-    keys = empty_keys(5)
-    keys["key"] = np.frombuffer(np.random.default_rng(seed).bytes(16 * 5), "V16")
-    keys["rolling_start"] = rolling_start(NOW) - ROLLING_PERIOD * np.arange(1, 6)
-    keys["rolling_period"] = ROLLING_PERIOD
-    storage.insert_keys_unchecked(keys, NOW)
-    return storage
+from bluezone.server.storage import open_storage
 
 
 def run_exports(tmp_path: Path, times: list[float], exported_at: float | None = None) -> tuple[int, list[str], int]:

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from server_helpers import KEY, NOW
+from server_helpers import KEY, NOW, ScriptedClock, storage_with_five_past_days
 from starlette.testclient import TestClient
-from test_export_clock_jump import ScriptedClock, storage_with_five_past_days
 
 import bluezone.server.app as app_module
 from bluezone.errors import ServerStorageError
