@@ -18,6 +18,20 @@ if TYPE_CHECKING:
 BUSY_SECONDS = 10.0
 
 
+@contextlib.contextmanager
+def waiting_at_most(conn: sqlite3.Connection, seconds: float) -> Iterator[sqlite3.Connection]:
+    """``conn`` whose statements wait at most ``seconds`` for another connection's lock in the block (SQLite's busy
+    timeout; the store's own is ``BUSY_SECONDS``); the wait before comes back after it, unless the connection was
+    closed or broke meanwhile (its own error is said where it is used next)."""
+    before = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+    conn.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute(f"PRAGMA busy_timeout = {before}")
+
+
 class StoreBase:
     """The connection and path every part of the store reads and writes through."""
 
@@ -54,37 +68,14 @@ class StoreBase:
         transaction (another command's read) keeps them, and SQLite says so only in the result."""
         if self.path is None:
             return True
-        conn = self._conn if conn is None else conn
-        timeout = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
-        conn.execute("PRAGMA busy_timeout = 0")  # the daemon's loop must not wait out a reader's 10 s
-        try:
-            busy = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
-        finally:
-            conn.execute(f"PRAGMA busy_timeout = {timeout}")
+        with waiting_at_most(self._conn if conn is None else conn, 0.0) as used:  # the daemon's loop must not wait
+            busy = used.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]  # out a reader's 10 s
         return not busy
 
-    @property
-    def busy_seconds(self) -> float:
-        """How long this connection's statements wait for another's write lock before SQLite says the database is
-        locked (``BUSY_SECONDS`` from the open; the daemon's loop waits less: ``waits_at_most``)."""
-        return int(self._conn.execute("PRAGMA busy_timeout").fetchone()[0]) / 1000
-
-    @busy_seconds.setter
-    def busy_seconds(self, seconds: float) -> None:
-        self._conn.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
-
-    @contextlib.contextmanager
-    def waits_at_most(self, seconds: float) -> Iterator[None]:
+    def waits_at_most(self, seconds: float) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """In the block, statements wait at most ``seconds`` for another connection's lock (the daemon's loop, which
-        must go on receiving); the wait before comes back after it, unless the store was closed or broke meanwhile
-        (its own error is said where the store is used next)."""
-        before = self.busy_seconds
-        self.busy_seconds = seconds
-        try:
-            yield
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                self.busy_seconds = before
+        must go on receiving; ``waiting_at_most``)."""
+        return waiting_at_most(self._conn, seconds)
 
     @property
     def db(self) -> sqlite_utils.Database:

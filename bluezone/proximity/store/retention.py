@@ -205,7 +205,7 @@ class Retention(StoreBase):
         daemon, whose rewrite holds it for its VACUUM's whole length): the user asked for the deletion now, and a
         VACUUM past the 10 s busy timeout (a large store, a Raspberry Pi's SD card) failed it, exit 1, "database is
         locked"."""
-        self.busy_seconds = REWRITE_WAIT_SECONDS
+        self._conn.execute(f"PRAGMA busy_timeout = {round(REWRITE_WAIT_SECONDS * 1000)}")
 
     def rewrite_asked(self, now: float, retention_days: int = RETENTION_DAYS) -> str | None:
         """The day (as ``rewrite_due``'s) when ``bluezone purge`` asked the daemon for the rewrite now, else None."""
