@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from bluezone.errors import VenueError
 from bluezone.printable import printable_line
 from bluezone.readfile import read_regular_file
 from bluezone.venues.location import Venue
+from bluezone.venues.pngtext import text_past_limits
 
 #: Pixels decoded at most.  Reading takes about 7 bytes a pixel at its peak (the image as decoded,
 #: its grey copy, zxing's binarised one): a 16 MP photo ~160 MiB; a 64 MP PNG took 487 MiB.
@@ -38,7 +40,7 @@ def read_qr_texts(photo: Path) -> list[str]:
     it can fail is its own VenueError: not an image read here, a damaged one, one too large to read."""
     try:
         import zxingcpp
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
     except ImportError as exc:  # pragma: no cover - both are dependencies
         raise VenueError(f"reading QR photos needs zxing-cpp and Pillow ({exc.name} is missing): pip install zxing-cpp") from None
     data = read_regular_file(photo, MAX_PHOTO_BYTES, "photo", VenueError)  # a FIFO or /dev/zero: refused at once
@@ -67,22 +69,47 @@ def read_qr_texts(photo: Path) -> list[str]:
         raise
     except Image.DecompressionBombError:  # larger still: Pillow refuses it while reading the header
         raise VenueError(f"{photo} has more pixels than a photo of a poster (at most {MAX_JPEG_PIXELS // 10**6} megapixels)") from None
-    except UnidentifiedImageError:
-        raise VenueError(
-            f"{photo} is not an image bluezone can read: give a photo of the poster ({', '.join(PHOTO_FORMATS)}), {INSTEAD}"
-        ) from None
     # Pillow says a broken file in more ways than OSError: SyntaxError (a PNG chunk), RuntimeError and
-    # SyntaxError (its AVIF decoder), EOFError
+    # SyntaxError (its AVIF decoder), EOFError; ValueError (a PNG's text past its limits)
     except (OSError, ValueError, SyntaxError, RuntimeError, EOFError) as exc:
-        article = "an" if kind and kind[0] in "AEFHILMNORSX" else "a"  # (an AVIF, an MPO: said as letters)
-        what = f"{article} {kind} image that cannot be decoded" if kind else "not an image bluezone can read"
-        raise VenueError(
-            f"{photo} is {what} ({_reason(exc)}): it may be damaged or cut short; copy or take the photo again,"
-            f" {INSTEAD}"
-        ) from None
+        raise VenueError(_refusal(photo, data, kind, exc)) from None
     del data, image  # only the grey copy is left for zxing
     results = zxingcpp.read_barcodes(grey, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     return [r.text for r in results if r.valid and r.text]
+
+
+def _refusal(photo: Path, data: bytes, kind: str | None, exc: BaseException) -> str:
+    """What to say of a photo Pillow refused: named as the kind of image its first bytes say it is (a PNG whose
+    header is damaged was "not an image bluezone can read"), with the reason Pillow gave."""
+    from PIL import Image, UnidentifiedImageError
+
+    kind = kind or _format_by_signature(data)
+    if kind == "PNG" and isinstance(exc, ValueError) and (text := text_past_limits(data)):
+        return f"{photo} is a PNG whose {text}: save it again without its metadata, {INSTEAD}"
+    if kind is None and isinstance(exc, UnidentifiedImageError):
+        return f"{photo} is not an image bluezone can read: give a photo of the poster ({', '.join(PHOTO_FORMATS)}), {INSTEAD}"
+    reason = _reason(exc)
+    if kind is not None and isinstance(exc, UnidentifiedImageError):  # Pillow keeps its plugin's reason to itself
+        try:
+            Image.OPEN[kind][0](io.BytesIO(data), "").close()
+        except (SyntaxError, IndexError, TypeError, struct.error) as opening:  # what Image.open takes as "not this format"
+            short = isinstance(opening, struct.error) or isinstance(opening.__cause__, struct.error)
+            reason = "its header is cut short" if short else _reason(opening)  # (not Python's words for a short read)
+    article = "an" if kind and kind[0] in "AEFHILMNORSX" else "a"  # (an AVIF, an MPO: said as letters)
+    what = f"{article} {kind} image that cannot be decoded" if kind else "not an image bluezone can read"
+    return f"{photo} is {what} ({reason}): it may be damaged or cut short; copy or take the photo again, {INSTEAD}"
+
+
+def _format_by_signature(data: bytes) -> str | None:
+    """The photo format whose signature ``data`` starts with (Pillow's own test of each), if any."""
+    from PIL import Image
+
+    Image.init()
+    for kind in PHOTO_FORMATS:
+        accept = Image.OPEN[kind][1] if kind in Image.OPEN else None
+        if accept is not None and accept(data[:16]) is True:  # (a str is Pillow's "maybe, but")
+            return kind
+    return None
 
 
 def _reason(exc: BaseException) -> str:

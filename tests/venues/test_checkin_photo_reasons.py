@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from PIL import Image
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image, PngImagePlugin
 
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
+from bluezone.venues.pngtext import text_past_limits
 
 T0 = 1_796_400_000.0  # 2026-12-04 16:00 UTC
 
@@ -132,3 +137,88 @@ def test_the_readers_limit_is_a_side_over_65535(tmp_path: Path, size: tuple[int,
     assert "longer on one side than the QR reader takes" in _refused(tmp_path, photo)
     Image.new("L", (65_535, 10), 255).save(photo)  # at the limit: read, and no code in it
     assert "no QR code found in" in _refused(tmp_path, photo)
+
+
+def _png_with(*chunks: tuple[bytes, bytes], after_pixels: bool = False) -> bytes:
+    """A small white PNG with ``chunks`` (type, body) put before its pixels (IDAT) or after them."""
+    buffer = io.BytesIO()
+    Image.new("L", (40, 40), 255).save(buffer, "PNG")
+    png = buffer.getvalue()
+    at = png.index(b"IEND" if after_pixels else b"IDAT") - 4
+    extra = b"".join(
+        struct.pack(">I", len(body)) + cid + body + struct.pack(">I", zlib.crc32(cid + body)) for cid, body in chunks
+    )
+    return png[:at] + extra + png[at:]
+
+
+def test_a_png_whose_text_passes_the_readers_limits_says_which_chunk(tmp_path: Path) -> None:
+    """Such a PNG was "not an image bluezone can read (Decompressed data too large for
+    PngImagePlugin.MAX_TEXT_CHUNK): it may be damaged", though it is a whole PNG."""
+    bomb = zlib.compress(b"a" * 2_000_000)
+    photos = {
+        "ztxt.png": (_png_with((b"zTXt", b"Comment\0\0" + bomb)), f"zTXt text chunk 'Comment' ({len(bomb) + 9:,} bytes)"),
+        "itxt.png": (_png_with((b"iTXt", b"XML:com.adobe.xmp\0\1\0en\0\0" + bomb)),
+                     f"iTXt text chunk 'XML:com.adobe.xmp' ({len(bomb) + 24:,} bytes)"),
+        "after.png": (_png_with((b"zTXt", b"Note\0\0" + bomb), after_pixels=True), f"zTXt text chunk 'Note' ({len(bomb) + 6:,} bytes)"),
+        "iccp.png": (_png_with((b"iCCP", b"sRGB\0\0" + bomb)), f"iCCP colour profile chunk ({len(bomb) + 6:,} bytes)"),
+    }
+    for name, (png, chunk) in photos.items():
+        (tmp_path / name).write_bytes(png)
+        assert _refused(tmp_path, tmp_path / name) == (
+            f"Error: {tmp_path / name} is a PNG whose {chunk} decompresses to more than the 1 MiB a chunk the image"
+            " reader takes: save it again without its metadata, or type the URL printed under its QR code"
+            " (`bluezone checkin URL`)"
+        )
+    texts = tmp_path / "texts.png"  # 65 chunks of 1 MiB: each within a chunk's limit, past the 64 MiB in all
+    texts.write_bytes(_png_with(*((b"tEXt", b"k%d\0" % n + b"a" * 2**20) for n in range(65))))
+    assert _refused(tmp_path, texts) == (
+        f"Error: {texts} is a PNG whose text chunks hold more than the 64 MiB of text in all the image reader takes"
+        f" ({65 * 2**20:,} bytes up to its tEXt text chunk 'k64', {2**20 + 4:,} bytes): save it again without its"
+        " metadata, or type the URL printed under its QR code (`bluezone checkin URL`)"
+    )
+
+
+def test_a_damaged_png_or_jpeg_is_named_as_what_it_is(tmp_path: Path) -> None:
+    """A PNG or JPEG Pillow could not open was "not an image bluezone can read: give a photo of the poster (JPEG,
+    PNG, ...)", or not one "(Truncated File Read)": its first bytes say what it is, its plugin why it failed."""
+    png = _png_with()
+    jpeg = io.BytesIO()
+    Image.new("L", (64, 64), 200).save(jpeg, "JPEG")
+    photos = {
+        "checksum.png": (png[:29] + b"\0\0\0\0" + png[33:], "a PNG image that cannot be decoded (broken PNG file (bad header checksum in b'IHDR'))"),
+        "signature.png": (png[:8], "a PNG image that cannot be decoded (its header is cut short)"),
+        "cut.jpg": (jpeg.getvalue()[:30], "a JPEG image that cannot be decoded (Truncated File Read)"),
+        "marker.jpg": (jpeg.getvalue()[:2] + b"\xff\x01\x00\x04ab" + jpeg.getvalue()[2:], "a JPEG image that cannot be decoded (no marker found)"),
+    }
+    for name, (data, what) in photos.items():
+        (tmp_path / name).write_bytes(data)
+        assert _refused(tmp_path, tmp_path / name) == (
+            f"Error: {tmp_path / name} is {what}: it may be damaged or cut short; copy or take the photo again, or type"
+            " the URL printed under its QR code (`bluezone checkin URL`)"
+        )
+
+
+_LIMIT = PngImagePlugin.MAX_TEXT_CHUNK
+_CHUNKS = st.tuples(st.sampled_from([b"tEXt", b"zTXt", b"iTXt", b"iCCP"]), st.sampled_from([0, 10, _LIMIT, _LIMIT + 1]))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chunks=st.lists(_CHUNKS, max_size=4), after_pixels=st.booleans())
+def test_the_text_past_limits_is_found_exactly_where_pillow_refuses(chunks: list[tuple[bytes, int]], after_pixels: bool) -> None:
+    """text_past_limits walks the chunks as Pillow reads them: it names a chunk exactly when Pillow refuses the PNG."""
+    def body(cid: bytes, size: int) -> bytes:
+        text = b"a" * size
+        if cid == b"tEXt":
+            return b"k\0" + text
+        if cid == b"iTXt":
+            return b"k\0\1\0\0\0" + zlib.compress(text)
+        return b"k\0\0" + zlib.compress(text)
+
+    png = _png_with(*((cid, body(cid, size)) for cid, size in chunks), after_pixels=after_pixels)
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            image.load()
+        refused = False
+    except ValueError:
+        refused = True
+    assert (text_past_limits(png) is not None) == refused
