@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,9 +69,15 @@ _ERROR_SCHEMA = {
 _NOT_JSON = {"description": "body not sent as application/json", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
 
 
+#: In the scope of a ``HEAD`` that ``HeadAsGet`` runs as its ``GET``: a route whose body costs a read (an export zip)
+#: sends the GET's headers and reads nothing (``head_only``).
+HEAD_ONLY = "bluezone.head_only"
+
+
 class HeadAsGet:
     """Answers ``HEAD`` as its ``GET``, headers only: HTTP requires it of every server (RFC 9110, 9.1), and FastAPI's
-    routes answered 405, so an uptime monitor checking ``/healthz`` with ``HEAD`` saw the server down for good."""
+    routes answered 405, so an uptime monitor checking ``/healthz`` with ``HEAD`` saw the server down for good.
+    A body made anyway is thrown away here; a route that would read it from disk asks ``head_only`` first."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -86,7 +92,12 @@ class HeadAsGet:
                 message = {"type": "http.response.body", "body": b"", "more_body": message.get("more_body", False)}
             await send(message)
 
-        await self.app({**scope, "method": "GET"}, receive, headers_only)
+        await self.app({**scope, "method": "GET", HEAD_ONLY: True}, receive, headers_only)
+
+
+def head_only(request: Request) -> bool:
+    """Whether ``request`` is a ``HEAD`` (run as its ``GET``): its body would be thrown away unread."""
+    return bool(request.scope.get(HEAD_ONLY))
 
 
 def _sent_as_json(request: Request) -> bool:
@@ -325,12 +336,16 @@ def create_app(
         return PlainTextResponse(b"" if exports is None else await run_in_threadpool(_read_index, exports / INDEX_FILE))
 
     @app.get("/v1/exports/{name}", summary="One signed export batch (zip with export.bin and export.sig)")
-    async def export_file(name: str) -> Any:
+    async def export_file(name: str, request: Request) -> Any:
         opened = _open_export(exports / name) if exports is not None and _EXPORT_NAME.fullmatch(name) else None
         if opened is None:
             return JSONResponse({"code": "not_found", "error": "no such export file"}, 404)
         file, size = opened
-        return StreamingResponse(_chunks(file), media_type="application/zip", headers={"content-length": str(size)})
+        headers = {"content-length": str(size)}
+        if head_only(request):  # the GET's headers: its body was read whole from disk, then thrown away
+            file.close()
+            return Response(media_type="application/zip", headers=headers)
+        return StreamingResponse(_chunks(file), media_type="application/zip", headers=headers)
 
     @app.get("/healthz", summary="Liveness: the process answers (it touches no database)")
     async def healthz() -> dict[str, str]:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from server_helpers import Server, f0_keys
+
+from bluezone.server import app as app_module
 
 
 @pytest.fixture
@@ -39,3 +42,52 @@ def test_head_answers_as_get_does_without_a_body(server: Server) -> None:
 def test_other_methods_are_still_refused(server: Server) -> None:
     for method in ("PUT", "DELETE", "PATCH", "OPTIONS"):
         assert server.http.request(method, "/healthz").status_code == 405
+
+
+class CountedReads:
+    """An open export file that counts the bytes read from it."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file, self.bytes_read = file, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(size)
+        self.bytes_read += len(data)
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+    @property
+    def closed(self) -> bool:
+        return self.file.closed
+
+    def __enter__(self) -> CountedReads:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def test_head_on_an_export_reads_none_of_it(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEAD ran the GET and threw its body away: since the zips are streamed from one open descriptor (4c2cc55),
+    a HEAD on a large export read the whole file from disk, and a monitor or CDN asking often read it each time."""
+    size = 3 << 20
+    (server.exports / "big.zip").write_bytes(bytes(range(256)) * (size // 256))
+    opened: list[CountedReads] = []
+
+    def counted(path: Path) -> tuple[CountedReads, int] | None:
+        found = real(path)
+        if found is None:
+            return None
+        opened.append(CountedReads(found[0]))
+        return opened[-1], found[1]
+
+    real = app_module._open_export
+    monkeypatch.setattr(app_module, "_open_export", counted)
+    head = server.http.head("/v1/exports/big.zip")
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == size and head.headers["content-type"] == "application/zip"
+    assert [f.bytes_read for f in opened] == [0] and opened[0].closed  # not read, and not left open
+    got = server.http.get("/v1/exports/big.zip")
+    assert len(got.content) == size and opened[1].bytes_read == size and opened[1].closed
