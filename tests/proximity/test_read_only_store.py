@@ -190,3 +190,32 @@ def test_no_read_returns_a_row_before_the_retention_at_the_stores_clock(tmp_path
         assert (stats["bluezone3_sightings"], stats["checkins"]) == (2, 1)
         store.purge(NOON + 1800)
         assert store.retained_since == cutoff + 1800 and store.count_sightings() == np.count_nonzero(kept["time"] >= cutoff + 1800)
+
+
+def test_a_read_only_stores_bluezone3_chain_is_read_as_the_purge_leaves_it(tmp_path: Path) -> None:
+    """The purge moves the v3 chain's start to the first day within the retention, or deletes a chain no ID was sent
+    from since: on a read-only store it cannot, and `keys export --protocol bluezone3` handed over a chain last used
+    20 days ago as this device's F0 list (its key hashed forward to 13 days ago: IDs it never sent).  Reads now give
+    what the purge at the same clock leaves."""
+    cutoff, day0 = NOON - 14 * 86_400, int((NOON - 20 * 86_400) // 86_400)
+    chain = b"c" * 32
+    for used_at, expected in ((NOON - 20 * 86_400, None), (NOON - 86_400, "kept")):
+        db = tmp_path / f"{expected}.db"
+        with SightingStore.open(db, purge_now=NOON) as store:  # written after the open's purge, as a read-only store's stay
+            store.save_bluezone3_key(day0, chain, used_at)
+            read = store.bluezone3_key()
+            store.purge(NOON)
+            assert read == store.bluezone3_key() == (None if expected is None else (int(cutoff // 86_400), read[1]))
+        with sqlite3.connect(db) as conn:  # what the purge left in the file
+            left = conn.execute("SELECT day, key FROM bluezone3_key").fetchall()
+        assert left == ([] if expected is None else [read])
+    db = tmp_path / "store" / "s.db"
+    with SightingStore.open(db, purge_now=NOON) as store:
+        store.save_bluezone3_key(day0, chain, NOON - 20 * 86_400)
+    db.chmod(0o400)
+    try:
+        done = _cli_at(NOON, "keys", "export", "--protocol", "bluezone3", "--out", "-", "--db", str(db))
+    finally:
+        db.chmod(0o600)
+    assert done.returncode == 2 and done.stdout == "", done.stdout
+    assert "never sent Bluezone v3 IDs" in done.stderr.splitlines()[-1]

@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bluezone.config import RETENTION_DAYS
+from bluezone.crypto.bluezone3 import daily_key
+from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import StoreError
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
 from bluezone.proximity.store.base import StoreBase
@@ -45,11 +48,13 @@ class Bluezone3Sightings(StoreBase):
 
     def bluezone3_key(self) -> tuple[int, bytes] | None:
         """Where this device's Bluezone v3 key chain starts within the retention: (UTC day number, its
-        daily key), if it ever sent v3 IDs.  Later days' keys are this one hashed forward."""
-        row = self._conn.execute("SELECT day, key FROM bluezone3_key ORDER BY day DESC LIMIT 1").fetchone()
+        daily key), if it ever sent v3 IDs.  Later days' keys are this one hashed forward.  Read as the purge at
+        ``retained_since`` leaves it (``chain_within``), whether or not it could run (a read-only store)."""
+        row = self._conn.execute("SELECT day, key, used_at FROM bluezone3_key ORDER BY day DESC LIMIT 1").fetchone()
         if row is None or not isinstance(row[1], bytes) or len(row[1]) != 32:
             return None
-        return int(row[0]), bytes(row[1])
+        day, key = int(row[0]), bytes(row[1])
+        return (day, key) if self.retained_since is None else chain_within(day, key, row[2], self.retained_since)
 
     def save_bluezone3_key(self, day: int, key: bytes, created_at: float) -> None:
         """Start the chain at ``key``, the daily key of UTC day ``day`` (replacing any earlier chain)."""
@@ -64,3 +69,18 @@ class Bluezone3Sightings(StoreBase):
         """Note that the daemon sends from the chain (at least daily): an unused chain is purged."""
         with self._conn:
             self._conn.execute("UPDATE bluezone3_key SET used_at = ?", (float(now),))
+
+
+def chain_within(day: int, key: bytes, used_at: object, cutoff: float) -> tuple[int, bytes] | None:
+    """A v3 chain stored as starting on UTC day ``day`` with ``key`` (last sent from at ``used_at``) as the retention at
+    ``cutoff`` keeps it: from the first day within it, its key hashed forward (a key of an older day would give away
+    the IDs sent on days past the retention); None when no ID was sent from it since the cutoff (an unused chain goes),
+    or it starts too far back to hash forward.  The purge stores what this gives; a read of a store the purge could not
+    write gives it too."""
+    first = int(cutoff // DAY_SECONDS)
+    if day >= first:
+        return day, key
+    used = isinstance(used_at, (int, float)) and used_at >= cutoff
+    if not used or first - day > 2 * RETENTION_DAYS:
+        return None
+    return first, daily_key(key, first - day)

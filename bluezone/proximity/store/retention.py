@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bluezone.config import RETENTION_DAYS
-from bluezone.crypto.bluezone3 import daily_key as bluezone3_daily_key
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.errors import InputError
 from bluezone.proximity.store.base import BUSY_SECONDS, StoreBase
+from bluezone.proximity.store.bluezone3 import chain_within
 from bluezone.proximity.store.daemonlock import daemon_runs_on
 from bluezone.proximity.store.schema import vacuum_room
 
@@ -279,18 +279,16 @@ class Retention(StoreBase):
         return True
 
     def _advance_bluezone3_key(self, cutoff: float) -> None:
-        """Move the v3 chain's start to the first day within the retention (hashing its key forward):
-        a key of an older day would still give away the IDs sent on days already purged."""
+        """Move the v3 chain's start to the first day within the retention (``chain_within``): a key of an older day
+        would still give away the IDs sent on days already purged."""
         row = self._conn.execute("SELECT day, key, used_at FROM bluezone3_key ORDER BY day LIMIT 1").fetchone()
-        first = int(cutoff // DAY_SECONDS)
-        if row is None or not isinstance(row[0], int) or row[0] >= first:
+        if row is None or not isinstance(row[0], int) or row[0] >= int(cutoff // DAY_SECONDS):
             return
         self._conn.execute("DELETE FROM bluezone3_key")
-        used = isinstance(row[2], (int, float)) and row[2] >= cutoff  # an ID sent within the retention
-        if used and isinstance(row[1], bytes) and len(row[1]) == 32 and first - row[0] <= 2 * RETENTION_DAYS:
-            key = bluezone3_daily_key(bytes(row[1]), first - row[0])
+        kept = chain_within(row[0], row[1], row[2], cutoff) if isinstance(row[1], bytes) and len(row[1]) == 32 else None
+        if kept is not None:
             self._conn.execute(
-                "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)", (first, key, cutoff, row[2])
+                "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)", (*kept, cutoff, row[2])
             )
 
 
