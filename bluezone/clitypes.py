@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from bluezone.inthread import ctrl_c_deferred
+from bluezone.printable import printable_line
 
 if TYPE_CHECKING:
     from bluezone.clock import Clock
@@ -205,10 +206,19 @@ def ask_before_sending(
 ) -> bool:
     """``upload``'s or ``venue warn``'s question, answered on stdin.  With nothing to read there (no
     terminal, stdin empty or closed) one line saying what to pass (``instead``), exit 2, instead of click's
-    bare "Aborted!", exit 1; when earlier questions took answers from it, the line says the answers ran out."""
+    bare "Aborted!", exit 1; when earlier questions took answers from it, the line says the answers ran out.
+    A piped answer that is not one is said in one line, exit 2: click asked again on the same line, of an input
+    nobody can correct."""
     meta = click.get_current_context().meta
     try:
-        answer = click.confirm(question, default=default, err=True)
+        answer = click.confirm(question, default=default, err=True) if sys.stdin.isatty() else _piped_answer(question, default)
+    except _NotAnAnswer as exc:
+        if _answers_unseen():
+            click.echo(printable_line(exc.given), err=True)  # shown after its question, as an answer taken is
+        raise click.UsageError(
+            f"{exc.given.strip()[:40]!r} is not an answer to {command}'s question {question!r}, and"
+            f" with no terminal it cannot be asked again: answer y or n on a line of its own, or pass {instead}"
+        ) from None
     except click.Abort:
         if sys.stdin.isatty():  # Ctrl-C or Ctrl-D at a terminal: the user's own abort
             raise
@@ -227,6 +237,23 @@ def ask_before_sending(
     if _answers_unseen():  # the answer taken, shown after its question: the next line began after "[y/N]: "
         click.echo("y" if answer else "n", err=True)
     return answer
+
+
+class _NotAnAnswer(Exception):
+    """A line read from a stdin that is no terminal, for a yes/no question, that is neither."""
+
+    def __init__(self, given: str) -> None:
+        self.given = given
+
+
+def _piped_answer(question: str, default: bool) -> bool:
+    """``question`` answered by one line of a stdin that is no terminal, read as click.confirm reads it (y, yes, n,
+    no in any case, or nothing for ``default``); anything else is ``_NotAnAnswer``, not asked again."""
+    given = click.prompt(f"{question} [{'Y/n' if default else 'y/N'}]", default="", show_default=False, err=True)
+    reply = given.lower().strip()
+    if reply in ("y", "yes", "n", "no", ""):
+        return reply.startswith("y") if reply else default
+    raise _NotAnAnswer(given)
 
 
 def _answers_unseen() -> bool:

@@ -99,3 +99,52 @@ def test_answers_piped_in_are_shown_after_their_questions(tmp_path: Path) -> Non
     assert lines[0].startswith("About to send 2 daily key(s)"), lines
     assert lines[-2:] == ["Send them? [y/N]: n", "nothing sent: the code is not used up (it stays valid until it expires)"]
     assert done.returncode == 1, lines  # (an empty line: the default, no)
+
+
+def test_a_piped_answer_that_is_not_one_is_said_once(tmp_path: Path) -> None:
+    """'maybe' piped in made click say "Error: invalid input" and ask again on the same line, of an input nobody
+    can correct (and with no more of it, end in "the input ended before ..."): now one line naming the question
+    and the answer, exit 2, nothing sent."""
+    db = _node(tmp_path, True)
+    rc, lines = _upload(db, "maybe\ny\ny\n")
+    assert rc == 2, lines
+    assert lines[-1] == (
+        "Error: 'maybe' is not an answer to upload's question \"Today's key is still in use. Is your day over (no more"
+        " contacts today), so it can be sent too?\", and with no terminal it cannot be asked again: answer y or n on a"
+        " line of its own, or pass --yes to send without asking, with --include-today to send today's key too"
+        " (see 'cli upload --help')"
+    ), lines
+    assert not any("invalid input" in line for line in lines), lines
+    rc, lines = _upload(db, "YES\n nah \n")
+    assert rc == 2 and lines[-1].startswith("Error: 'nah' is not an answer to upload's question 'Send them?', and"), lines
+    rc, lines = _upload(db, "Yes\n No\n")  # click's answers, in any case: the user's own no
+    assert rc == 1 and lines[-1].startswith("nothing sent"), lines
+
+
+def test_a_terminal_is_still_asked_again(tmp_path: Path) -> None:
+    """At a terminal a wrong answer can be corrected: click's "Error: invalid input" and the question again."""
+    import os
+    import pty
+    import subprocess
+    import sys
+    import time
+
+    now = time.time()  # the child reads the wall clock: keys of the days before yesterday's, so midnight moves nothing
+    db = tmp_path / "node.db"
+    with SightingStore.open(db, purge_now=now) as store:
+        store.save_daily_key(DailyKey(bytes(16), rolling_start(now) - 3 * ROLLING_PERIOD), created_at=now - 3600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEZONE_")}
+    terminal, stdin = pty.openpty()
+    try:
+        os.write(terminal, b"maybe\nn\n")
+        done = subprocess.run(
+            [sys.executable, "-m", "bluezone", "upload", "--server", "http://127.0.0.1:9", "--code", "12345678",
+             "--db", str(db)], stdin=stdin, capture_output=True, text=True, env=env, timeout=120, check=False,
+        )
+    finally:
+        os.close(stdin)
+        os.close(terminal)
+    lines = done.stderr.splitlines()
+    assert lines[-2:] == ["Send them? [y/N]: Error: invalid input",  # (the terminal shows what is typed, not stderr)
+                          "Send them? [y/N]: nothing sent: the code is not used up (it stays valid until it expires)"], lines
+    assert done.returncode == 1, lines
