@@ -10,7 +10,9 @@ as it is, writable: there is nobody to tell, and its exit code still says what w
 refuses a write (``2>/dev/full``), from then on.
 
 Under any locale the output is written whole or refused in one line: an ASCII stdout is written in UTF-8, as click
-would (wrapping it again, past this one); text another encoding has no bytes for is a refused write."""
+would (wrapping it again, past this one); text another encoding has no bytes for is a refused write.  An ASCII
+stderr is written in UTF-8 too; what its encoding has no bytes for is escaped (``\u1eef``, ``\udcff``), as Python
+escapes it there: the error is still said whole."""
 
 from __future__ import annotations
 
@@ -75,10 +77,13 @@ def take_over_standard_streams() -> None:
     _held_if_closed(2, os.O_WRONLY)  # nobody to tell: what is said goes nowhere (not into a file; exitnow writes to 2)
     errors = sys.stderr
     if errors is sys.__stderr__ and isinstance(errors, io.TextIOWrapper):
-        ascii_only = codecs.lookup(errors.encoding).name == "ascii"  # (click would wrap it again, past this one)
+        # an ASCII stderr (click would wrap it again, past this one) written in UTF-8 as stdout is; its errors
+        # Python's own, backslashreplace, not click's 'replace': a --debug traceback's path with bytes an ASCII
+        # locale cannot decode said "caf??.png" where the one-line error said "caf\udcc3\udca9.png"
+        ascii_only = codecs.lookup(errors.encoding).name == "ascii"
         sys.stderr = Stderr(
-            errors.buffer, encoding="utf-8" if ascii_only else errors.encoding,
-            errors="replace" if ascii_only else errors.errors, line_buffering=errors.line_buffering,
+            errors.buffer, encoding="utf-8" if ascii_only else errors.encoding, errors=errors.errors,
+            line_buffering=errors.line_buffering,
             write_through=errors.write_through,
         )
     own = sys.stdout

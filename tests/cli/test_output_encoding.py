@@ -89,3 +89,28 @@ def test_a_lone_surrogate_is_not_blamed_on_the_locale() -> None:
     assert refusal_line(UnicodeEncodeError("cp1252", "Sữa", 1, 2, "character maps to <undefined>")).endswith(
         "'ữ' has no place in stdout's encoding (cp1252): use a UTF-8 locale (LANG=C.UTF-8) or PYTHONIOENCODING=utf-8"
     )
+
+
+def test_stderr_under_an_ascii_locale_is_whole(tmp_path: Path) -> None:
+    """Outside UTF-8 mode, stderr is written in UTF-8 as stdout is: an error line's own text ("Sữa") is whole, and
+    the bytes of a name the locale cannot decode are escaped as printable_line escapes them, in the one-line error
+    and in --debug's traceback alike (click's 'replace' made them "caf??.png" there)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEZONE_", "PYTHONIO", "LC_", "LANG"))}
+    env |= {"LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+
+    def stderr(*args: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "bluezone", *args, "--db", str(tmp_path / "visitor.db")],
+                              capture_output=True, env=env, timeout=120, check=False)
+        assert done.returncode in (1, 2) and done.stdout == b"", done.stderr
+        return done.stderr.decode("utf-8").splitlines()
+
+    (tmp_path / "bluezone").mkdir()
+    (tmp_path / "bluezone" / "config.toml").write_text('[run]\nbackend = "Sữa"\n', encoding="utf-8")
+    env["XDG_CONFIG_HOME"] = str(tmp_path)
+    assert stderr("run", "--duration", "1")[-1].startswith("Error: unknown radio backend 'Sữa': use emulated")
+    photo = str(tmp_path / "café.png")
+    said = f"cannot read photo {photo[:-8]}caf\\udcc3\\udca9.png: No such file or directory"
+    assert stderr("checkin", "--image", photo) == [f"Error: {said}"]
+    traceback = stderr("--debug", "checkin", "--image", photo)
+    assert traceback[-1] == f"bluezone.errors.VenueError: {said}", traceback[-3:]
+    assert not (tmp_path / "visitor.db").exists()
