@@ -80,6 +80,12 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
             (tmp / crashed / f"s.db{suffix}").unlink(missing_ok=True)
             if (tmp / f"copy.db{suffix}").exists():
                 (tmp / f"copy.db{suffix}").rename(tmp / crashed / f"s.db{suffix}")
+    (tmp / "old").mkdir()  # a store holding a sighting past the 14 days, which no open on the mount can purge
+    with SightingStore.open(tmp / "old" / "s.db") as store:
+        store.add_sightings(sightings[:1])
+        old = sightings[1:2].copy()
+        old["time"] = time.time() - 20 * DAY
+        store.add_sightings(old)
     return tmp
 
 
@@ -107,6 +113,24 @@ def test_commands_that_only_read_read_it(stores: Path, which: str) -> None:
     assert check.returncode == 0, check.stderr
     assert len(json.loads(check.stdout)["exposures"]) >= 1
     assert "could not make a file" not in status.stderr + checkins.stderr + check.stderr
+
+
+@pytest.mark.usefixtures("mounts")
+def test_rows_past_the_retention_are_said_once_with_what_deletes_them(stores: Path) -> None:
+    """Each command said "retention purge on open postponed: cannot write to ...: ... commands that only read it
+    (status, checkins, check) do ...", a full disk's words, whether or not the store held anything a purge deletes;
+    a store holding nothing past the 14 days says nothing now."""
+    old = _on_read_only_mount(stores, "old", "status", "--db", "{ro}/s.db", "--json")
+    assert old.returncode == 0, old.stderr
+    assert json.loads(old.stdout)["sightings"] == 1
+    ro = stores / "ro-old" / "s.db"
+    assert [line.partition(" WARNING ")[2] for line in old.stderr.splitlines()] == [
+        f"bluezone.proximity.store: {ro} holds sightings older than 14 days: no command shows or matches them, but they"
+        " stay in the file until an open that can write it deletes them (it is on a read-only file system: once it is"
+        f" mounted read-write, `bluezone purge --db {ro}`)"
+    ]
+    recent = _on_read_only_mount(stores, "", "status", "--db", "{ro}/s.db")
+    assert recent.returncode == 0 and recent.stderr == "", recent.stderr
 
 
 @pytest.mark.usefixtures("mounts")

@@ -131,7 +131,7 @@ def test_a_read_only_store_owing_a_vacuum_says_so_in_one_line(schema11_credentia
     done = bluezone_without_write_access("status", "--db", str(path))
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
-    assert len(warnings) == 1 and "retention purge on open postponed (and the vacuum a migration owes" in warnings[0], warnings
+    assert len(warnings) == 1 and "older than 14 days (and the vacuum a migration owes" in warnings[0], warnings
     assert "room on the disk" not in done.stderr
     assert "vacuum     OWED: a migration deleted secrets" in done.stdout
     path.chmod(0o600)

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bluezone.config import RETENTION_DAYS
 from bluezone.errors import NotAStoreError, StoreError, StoreReadOnlyError, StoreWriteError
 from bluezone.proximity.store.base import BUSY_SECONDS
 from bluezone.proximity.store.bluezone3 import Bluezone3Sightings
@@ -140,9 +141,12 @@ class SightingStore(
                     store.purged_on_open = store.purge(
                         store.believed_time(purge_now), rewrite=rewrite, stopping=stopping
                     )
-                except (StoreWriteError, StoreReadOnlyError) as exc:  # a full disk, a read-only file: reading still works
+                except StoreWriteError as exc:  # a full disk: reading still works, and a later open purges
                     log.warning("retention purge on open postponed%s: %s", vacuum, exc)  # one line for both
                     vacuum = ""
+                except StoreReadOnlyError:  # no open purges it while it stays so: said if it holds anything past
+                    if _say_unpurgeable(store, p, read_only, vacuum):
+                        vacuum = ""
             if vacuum:  # no purge said it (a library caller's store with nothing in it)
                 log.warning("the vacuum a migration owes %s waits for an open that can write it", p)
         except sqlite3.DatabaseError as exc:
@@ -167,3 +171,30 @@ class SightingStore(
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+#: The read-only stores a warning said hold rows past the retention, by path: said once a process, so once a command
+#: (``check`` reads its store again for its report's advice, ``keys export`` to cut today's key short: each said it).
+_SAID_UNPURGEABLE: set[Path] = set()
+
+
+def _say_unpurgeable(store: SightingStore, path: Path, on_read_only_file_system: bool, vacuum: str) -> bool:
+    """Warn, in one line and once a process, that the read-only store at ``path`` holds rows past the retention,
+    which no read shows but only an open that can write it deletes, and what deletes them; True when said.  Nothing
+    when it holds none (a device's image copied within its 14 days): its purge would delete nothing."""
+    held = store.past_retention()
+    if not held or path.resolve() in _SAID_UNPURGEABLE:
+        return bool(held)
+    _SAID_UNPURGEABLE.add(path.resolve())
+    if on_read_only_file_system:
+        how = f"it is on a read-only file system: once it is mounted read-write, `bluezone purge --db {path}`"
+    else:
+        how = f"it is read-only to this user: `bluezone purge --db {path}` run by its owner"
+    log.warning("%s holds %s older than %d days%s: no command shows or matches them, but they stay in the file until an"
+                " open that can write it deletes them (%s)", path, _listed(held), RETENTION_DAYS, vacuum, how)
+    return True
+
+
+def _listed(names: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"

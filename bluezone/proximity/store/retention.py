@@ -126,6 +126,24 @@ class Retention(StoreBase):
                 self._owe_rewrite()
         return s, s3, k, c, deleted
 
+    def past_retention(self) -> list[str]:
+        """What this device's rows the store holds before ``retained_since`` (sightings, Bluezone v3 sightings, daily
+        keys, check-ins), which the purge deletes and reads leave out: a read-only store keeps them.  One seek each."""
+        cutoff = self.retained_since
+        if cutoff is None:
+            return []
+        before = "SELECT 1 FROM {} WHERE {} < ? LIMIT 1"
+        return [
+            what for what, sql, bound in (
+                ("sightings", before.format("sightings", "time"), cutoff),
+                ("Bluezone v3 sightings", before.format("bluezone3_sightings", "time"), cutoff),
+                ("daily keys", "SELECT 1 FROM daily_keys WHERE rolling_start + rolling_period <= ? LIMIT 1",
+                 interval_number(cutoff)),
+                ("check-ins", before.format("checkins", "end_time"), cutoff),
+            )
+            if self._conn.execute(sql, (bound,)).fetchone()
+        ]
+
     def dated_ahead(self, now: float) -> int:
         """How many sightings (GAEN and Bluezone v3) and check-ins are dated more than ``AHEAD_MARGIN``
         after ``now``: written while the clock ran ahead, or ``now`` is behind (the purge keeps them)."""
