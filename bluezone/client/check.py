@@ -336,6 +336,8 @@ def check_server(
     seen = state.processed(server)
     result = ServerCheckResult(scorer=scorer.name, nothing_before=not seen)
     new, refused = _files_to_fetch(client, state, pin, seen, now, result)
+    mine = load_visits() if load_visits is not None else []  # a venue file's reports naming none of these are not held
+    my_venues = {location_id_hash(v.location_id) for v in mine}
     with _NewKeys(None if load_sightings is not None else state.store, jobs, buffer_keys) as keys, RevisionSpool() as revisions:
         # the revisions go to a spool as they download (memory that does not grow with them), and are read back
         # a bucket at a time beside the same bucket of the keys: a signed file replayed under another name (by
@@ -343,7 +345,7 @@ def check_server(
         # a revision of a key that came in a batch of an earlier check changes what that check reported: its
         # exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones (or of a
         # key an earlier check reported, which a roll-up brings again beside its revision: ``told``)
-        downloaded = _download(client, new, pin, keys, revisions, result, progress)
+        downloaded = _download(client, new, pin, keys, revisions, result, progress, my_venues)
         told = ExposureMemory(state.store, server).told_hashes(now)
         withdrawn, updated = keys.finish(revisions, told, result)
     if to_pin:  # before anything is remembered: refused if another check pinned another key meanwhile
@@ -358,7 +360,7 @@ def check_server(
     matched: Keys = result.keys if keys.found is None else dict(zip(keys.found.key_index.tolist(), keys.found.keys["key"]))
     _tell_news_only(result, state.store, server, matched, withdrawn, updated, now)
     result.new_batches = len(new)
-    _venue_exposures(result, state.store, server, downloaded.venue_reports, load_visits, now)
+    _venue_exposures(result, state.store, server, downloaded.venue_reports, mine, now)
     state.mark_processed(server, downloaded.counts, now)
     state.mark_rejected(server, pin, {n: why for n, why in result.rejected.items() if n not in refused}, now)
     return result
@@ -469,9 +471,11 @@ def _download(
     revisions: RevisionSpool,
     result: ServerCheckResult,
     progress: Callable[[int, int, str], None] | None,
+    my_venues: AbstractSet[bytes],
 ) -> _Downloaded:
     """Download and verify each of ``names``: a key file's keys go to ``keys``, its revisions to
-    ``revisions``; what was used, rejected or gone since the index was read goes in ``result``."""
+    ``revisions``, a venue file's reports naming ``my_venues`` (location-id hashes) to the result; what was
+    used, rejected or gone since the index was read goes in ``result``."""
     downloaded = _Downloaded()
     public_key = pin.key  # parsed once
     venue_reports_seen: set[Any] = set()  # one report in two files (a file replayed under another name) counts once
@@ -491,7 +495,7 @@ def _download(
             continue
         if is_venue_file(name):
             try:
-                reports = open_signed_venue_zip(data, public_key, pin.key_id)
+                reports = open_signed_venue_zip(data, public_key, pin.key_id, my_venues)
             except BluezoneError as exc:
                 log.error("venue file %s rejected: %s", name, exc)
                 result.rejected[name] = str(exc)
@@ -665,23 +669,21 @@ def _venue_exposures(
     store: SightingStore,
     server: str,
     reports: list[Any],
-    load_visits: Callable[[], list[Any]] | None,
+    mine: list[Any],
     now: float,
 ) -> None:
-    """``result.venue_exposures``: the device's visits the venue files' ``reports`` warn of, leaving
+    """``result.venue_exposures``: the device's visits (``mine``) the venue files' ``reports`` (those naming one of
+    their venues) warn of, leaving
     out what an earlier check reported (in ``result.earlier_venue``), remembered for the next, and
     the reports this device uploaded itself (``result.own_checkins``: an F0 is not its own contact)."""
     told_elsewhere: list[VenueExposure] = []
-    if reports and load_visits is not None:
-        mine = load_visits()
+    if reports:
         others, result.own_checkins = set_aside_own(
             reports, mine, store.checkin_uploads(), store.checkin_uploads_unrecorded(server)
         )
         # a report told of before is not news (a file replayed under another name); another case's report
         # of the very same minutes, in a later file, is.  Only reports naming one of my venues can tell
-        # anything, so only theirs are looked up and remembered (not every report of a national file)
-        venues = {location_id_hash(v.location_id) for v in mine}
-        others = [r for r in others if r.location_id_hash in venues]
+        # anything, and only theirs were kept from the files (``_download``): theirs are looked up and remembered
         told_macs = store.venue_reports_told([r.mac for r in others])
         told_elsewhere = match_venue_reports(mine, [r for r in others if r.mac in told_macs])
         others = [r for r in others if r.mac not in told_macs]

@@ -10,7 +10,7 @@ ones are shuffled together.  The file name says what it is: ``<stamp>-venues-<ta
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from google.protobuf.message import DecodeError
@@ -39,8 +39,11 @@ def build_venue_bin(reports: Sequence[ProtectedReport], region: str, hour: int) 
     return VENUE_HEADER + package.SerializeToString(deterministic=True)
 
 
-def read_venue_bin(data: bytes) -> list[ProtectedReport]:
-    """The reports of a venue ``export.bin``; a report of the wrong shape is skipped, not fatal."""
+def read_venue_bin(data: bytes, naming: Container[bytes] | None = None) -> list[ProtectedReport]:
+    """The reports of a venue ``export.bin``; a report of the wrong shape is skipped, not fatal.
+
+    Given ``naming`` (location-id hashes), only the reports that name one of them: a device can open only its
+    own venues' reports, and a country's files held as objects took ~365 MiB a million reports."""
     if not data.startswith(VENUE_HEADER):
         raise KeyFileError(f"venue export.bin must start with the header {VENUE_HEADER!r}")
     package = pb.TraceWarningPackage()
@@ -50,6 +53,8 @@ def read_venue_bin(data: bytes) -> list[ProtectedReport]:
         raise KeyFileError(f"venue export.bin is not a TraceWarningPackage: {exc}") from None
     reports = []
     for message in package.check_in_protected_reports:
+        if naming is not None and message.location_id_hash not in naming:
+            continue
         try:
             reports.append(ProtectedReport.from_message(message))
         except VenueError:
@@ -66,8 +71,9 @@ def signed_venue_zip(
 
 
 def open_signed_venue_zip(
-    data: bytes, public_key: ec.EllipticCurvePublicKey, key_id: str | None = None
+    data: bytes, public_key: ec.EllipticCurvePublicKey, key_id: str | None = None, naming: Container[bytes] | None = None
 ) -> list[ProtectedReport]:
-    """The reports of a venue-warning zip, only if its signature verifies against the pinned key."""
+    """The reports of a venue-warning zip (those ``naming`` one of these hashes, if given), only if its signature
+    verifies against the pinned key."""
     export_bin, _ = read_signed_export_zip(data, public_key, key_id)  # verified before it is held
-    return read_venue_bin(export_bin)
+    return read_venue_bin(export_bin, naming)
