@@ -134,6 +134,21 @@ def test_rows_past_the_retention_are_said_once_with_what_deletes_them(stores: Pa
 
 
 @pytest.mark.usefixtures("mounts")
+@pytest.mark.parametrize("store", ["s.db", "new/s.db"], ids=["the store there", "a new one"])
+def test_run_says_the_file_system_is_read_only(stores: Path, store: str) -> None:
+    """It said "cannot use PATH.lock as the store's lock: Read-only file system", exit 2 (a usage error, as for a
+    path mistyped), and a new store's folder to make there "OSError: [Errno 30] ...", exit 1."""
+    done = _on_read_only_mount(stores, "", "run", "--backend", "emulated:1", "--duration", "0.5", "--db", f"{{ro}}/{store}")
+    assert done.returncode == 1, done.stderr
+    db = stores / "ro-closed" / store
+    readers = "; commands that only read it (status, checkins, check) do" if store == "s.db" else ""
+    assert done.stderr.splitlines() == [
+        f"Error: cannot run on {db}: it is on a read-only file system, where the daemon can write neither its sightings"
+        f" nor its lock s.db.lock{readers}: to record, give --db a store in a writable folder"
+    ]
+
+
+@pytest.mark.usefixtures("mounts")
 @pytest.mark.parametrize("command", ["purge", "checkin"])
 def test_commands_that_write_say_the_file_system_is_read_only(stores: Path, command: str) -> None:
     args = ["purge"] if command == "purge" else ["checkin", json.loads((stores / "cafe" / "venue.json").read_text())["url"]]

@@ -229,3 +229,19 @@ def test_a_read_only_stores_bluezone3_chain_is_read_as_the_purge_leaves_it(tmp_p
         db.chmod(0o600)
     assert done.returncode == 2 and done.stdout == "", done.stdout
     assert "never sent Bluezone v3 IDs" in done.stderr.splitlines()[-1]
+
+
+def test_run_in_a_folder_this_user_may_not_write_says_so(tmp_path: Path) -> None:
+    """It said "cannot use PATH.lock as the store's lock: Permission denied", exit 2, as for a path mistyped."""
+    folder = tmp_path / "theirs"
+    folder.mkdir(mode=0o500)
+    try:
+        done = _bluezone("run", "--backend", "emulated:1", "--duration", "0.5", "--db", str(folder / "s.db"))
+    finally:
+        folder.chmod(0o700)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines() == [
+        f"Error: cannot run on {folder / 's.db'}: this user may not make or open its lock {folder / 's.db.lock'}"
+        " (Permission denied): run as the store's owner, or give --db a store in a writable folder"
+    ]
+    assert list(folder.iterdir()) == []

@@ -8,6 +8,7 @@ command never trusts a daemon that is gone, as it would a pid or a report's time
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import stat
@@ -15,7 +16,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bluezone.errors import NotAStoreError, StoreInUseError
+from bluezone.errors import NotAStoreError, StoreError, StoreInUseError, StoreReadOnlyError
 from bluezone.proximity.store.files import make_private_dirs
 
 #: How long a daemon starting tries for the lock before it says another holds it: a command's probe
@@ -80,12 +81,11 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
         return
     path = Path(db).resolve()
     lock = lock_path(path)
-    make_private_dirs(path.parent)
     try:  # never through a link (it would truncate the file it names), never blocking on a FIFO
+        make_private_dirs(path.parent)
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
-    except OSError as exc:  # (a folder that is a file, or none there to make it in: nothing to remove)
-        there = "; remove it" if os.path.lexists(lock) else ""
-        raise NotAStoreError(f"cannot use {lock} as the store's lock: {exc.strerror}{there}") from None
+    except OSError as exc:
+        raise _unusable_lock(path, lock, exc) from None
     try:
         status = os.fstat(fd)
         if not stat.S_ISREG(status.st_mode):
@@ -107,6 +107,25 @@ def one_daemon_per_store(db: Path | str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _unusable_lock(db: Path, lock: Path, exc: OSError) -> StoreError:
+    """The one line for a lock the daemon cannot make or open.  A read-only file system or folder is said as such,
+    exit 1 as a write to a read-only store is: it said 'cannot use X.lock as the store's lock: Read-only file system',
+    exit 2, as for a path mistyped."""
+    if exc.errno == errno.EROFS:
+        readers = "; commands that only read it (status, checkins, check) do" if db.is_file() else ""
+        return StoreReadOnlyError(
+            f"cannot run on {db}: it is on a read-only file system, where the daemon can write neither its sightings nor"
+            f" its lock {lock.name}{readers}: to record, give --db a store in a writable folder"
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return StoreReadOnlyError(
+            f"cannot run on {db}: this user may not make or open its lock {lock} ({exc.strerror}): run as the store's"
+            " owner, or give --db a store in a writable folder"
+        )
+    there = "; remove it" if os.path.lexists(lock) else ""  # (a folder that is a file, or none there to make it in)
+    return NotAStoreError(f"cannot use {lock} as the store's lock: {exc.strerror}{there}")
 
 
 def _take(fd: int, lock: Path) -> bool:
