@@ -20,10 +20,10 @@ from typing import Any, NoReturn
 
 import click
 
-from bluezone.clioutput import refusal_line, refused_output, take_over_standard_streams
+from bluezone.clioutput import refusal_line, refused_output, take_over_standard_streams, unwritable_encoding
 from bluezone.clitypes import DB_ORIGIN, QUICK_EXIT, LazyCommands, emit_json, json_option
 from bluezone.errors import BluezoneError, NotAStoreError
-from bluezone.exitnow import forget_unhandled_ctrl_c
+from bluezone.exitnow import exit_now, forget_unhandled_ctrl_c
 from bluezone.printable import OneLineFormatter, printable_line
 
 
@@ -325,6 +325,8 @@ def main() -> None:
     # command begins); no command does linear algebra worth a thread.  A user's own setting stands.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     take_over_standard_streams()  # (a write stdout refused said in one line; a closed one not silently lost)
+    if (unwritable := unwritable_encoding()) is not None:  # (said in UTF-8 on fd 2: its own encoding cannot say it)
+        exit_now(unwritable, 2)
     obj: dict[str, Any] = {}
     try:
         cli(obj=obj, prog_name="bluezone")

@@ -97,6 +97,37 @@ def take_over_standard_streams() -> None:
         )
 
 
+#: Two writes whose bytes an encoding must give as they come, the same as the two written at once: a character set does.
+_PROBE = ("bluezone 1.0: ok\n", "done.\n")
+
+
+def unwritable_encoding() -> str | None:
+    """What to say, if stdout's or stderr's encoding does not write text as it is given (a codec, not a character
+    set): ``PYTHONIOENCODING=idna`` held each line back until a dot, and what came after the last one was lost at
+    exit, exit 0; ``punycode`` ended every write with a '-'; ``undefined`` fails every write."""
+    for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
+        encoding = getattr(stream, "encoding", None)
+        if isinstance(encoding, str) and not _writes_as_given(encoding):
+            origin = ", from PYTHONIOENCODING" if os.environ.get("PYTHONIOENCODING") else ""
+            return (
+                f"Error: {name}'s encoding ({encoding}{origin}) does not write text as it is given: use a character"
+                " set, PYTHONIOENCODING=utf-8 (or a UTF-8 locale, LANG=C.UTF-8)"
+            )
+    return None
+
+
+def _writes_as_given(encoding: str) -> bool:
+    """Whether ``encoding`` writes each piece of text at once, as the bytes of the whole it is part of, and reads
+    them back as that text."""
+    first, second = _PROBE
+    try:
+        pieces = codecs.getincrementalencoder(encoding)()
+        written = pieces.encode(first) + pieces.encode(second)
+        return written == codecs.encode(first + second, encoding) and codecs.decode(written, encoding) == first + second
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return False
+
+
 def _held_if_closed(fd: int, flags: int) -> bool:
     """If ``fd`` is closed, /dev/null opened there with ``flags``; whether it was."""
     try:

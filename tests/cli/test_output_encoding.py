@@ -114,3 +114,39 @@ def test_stderr_under_an_ascii_locale_is_whole(tmp_path: Path) -> None:
     traceback = stderr("--debug", "checkin", "--image", photo)
     assert traceback[-1] == f"bluezone.errors.VenueError: {said}", traceback[-3:]
     assert not (tmp_path / "visitor.db").exists()
+
+
+@pytest.mark.parametrize("encoding", ["idna", "punycode", "undefined"])
+def test_a_codec_that_is_no_character_set_is_one_line_and_exit_2(checked_in: Path, encoding: str) -> None:
+    """PYTHONIOENCODING=idna held each line back until a dot and lost the rest at exit: output cut short, exit 0
+    (attack28); punycode ended every write with a '-'; undefined fails every write.  Now, before any command runs
+    (--help too), one line in UTF-8 on stderr, exit 2."""
+    said = (
+        f"Error: stdout's encoding ({encoding}, from PYTHONIOENCODING) does not write text as it is given: use a"
+        " character set, PYTHONIOENCODING=utf-8 (or a UTF-8 locale, LANG=C.UTF-8)\n"
+    ).encode()
+    done = _checkins(checked_in, {"PYTHONIOENCODING": encoding})
+    assert (done.returncode, done.stdout, done.stderr) == (2, b"", said)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEZONE_")} | {"PYTHONIOENCODING": encoding}
+    helped = subprocess.run([sys.executable, "-m", "bluezone", "--help"], capture_output=True, env=env, timeout=120, check=False)
+    assert (helped.returncode, helped.stdout, helped.stderr) == (2, b"", said)
+
+
+def test_every_character_set_python_has_is_written_as_given() -> None:
+    """Only the codecs that are no character set are refused: EBCDIC, UTF-16's BOM, UTF-7, the escapes pass."""
+    import codecs
+    import encodings
+    import pkgutil
+
+    from bluezone.clioutput import _writes_as_given
+
+    names = set(encodings.aliases.aliases.values()) | {m.name for m in pkgutil.iter_modules(encodings.__path__)}
+    text = set()
+    for name in names:
+        try:
+            if codecs.lookup(name)._is_text_encoding:
+                text.add(name)
+        except LookupError:  # (a helper module of the package, or a codec of another platform: mbcs)
+            continue
+    assert {"cp037", "utf_16", "utf_7", "unicode_escape", "latin_1", "shift_jis"} <= text
+    assert {name for name in text if not _writes_as_given(name)} == {"idna", "punycode", "undefined"}
