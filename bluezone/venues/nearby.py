@@ -262,8 +262,9 @@ class BeaconCheckIns:
         except StoreWriteError as exc:
             self._store_refused(exc, now)
             return
-        except VenueError as exc:  # already checked in there by QR code: that check-in stands, none counted
-            log.info("venue beacon heard, no new check-in: %s", exc)
+        except VenueError:  # already checked in there by QR code: that check-in stands, none counted
+            # not the error's words: they name the venue and the time, which stay in the store (0600), out of the journal
+            log.info("venue beacon heard where the visitor is checked in already: no new check-in")
             stay.checked_in = True
             return
         if result is None:  # another beacon's check-in is open

@@ -432,6 +432,9 @@ def test_a_beacon_heard_where_the_visitor_checked_in_by_qr_code_counts_no_check_
     assert [v.source for v in visits(store)] == ["url"]
     assert listener.checkins == 0
     assert "checked in by venue beacon" not in caplog.text and "no new check-in" in caplog.text
+    # where and when the visitor was stays in the store (0600), out of the daemon's journal: the line named the café
+    # and the time of the QR check-in ('already checked in at Café Hoa since ...'), as no other check-in line does
+    assert "Café Hoa" not in caplog.text and "since" not in caplog.text, caplog.text
     listener.tick(T0 + 60 + 6 * 60 + 200)  # the beacon silent 3 min: it ends only what it started (it ended this one)
     [visit] = visits(store)
     assert not visit.checked_out and visit.end == T0 + 45 * 60 and listener.checkouts == 0
