@@ -305,3 +305,49 @@ def test_a_controller_that_never_answers_its_power_on_is_no_usable_radio() -> No
         with pytest.raises(RadioUnavailableError, match="did not answer its power-on within 0.2 s"):
             asyncio.run(main())
     assert radio.device is None and radio._transport is None
+
+
+@pytest.mark.parametrize("path", ["/dev/null", "/dev/zero", "regular"])
+def test_a_file_nothing_can_answer_through_is_refused_at_once(path: str, tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    """`--backend bumble:file:/dev/null` logged asyncio's traceback (its reader could not be waited on: 'Exception
+    in callback _UnixReadPipeTransport._add_reader ... PermissionError') and then waited 10 s for a power-on nothing
+    could answer: now a usage error at once, one line, no store.  (A regular file was refused by asyncio itself, in
+    its words: 'Pipe transport is for pipes/sockets only.')"""
+    from bluezone.errors import ConfigError
+
+    if path == "regular":
+        path = str(tmp_path / "hci.bin")
+        (tmp_path / "hci.bin").write_bytes(b"")
+    said = f"bumble transport 'file:{path}': {path} cannot be waited on for a controller's answer (Operation not permitted)"
+    radio = BumbleRadio(f"file:{path}", power_on_seconds=60)
+
+    async def main() -> None:
+        async with asyncio.timeout(30):  # (without the check: the 60 s power-on)
+            await radio.open()
+
+    with pytest.raises(ConfigError) as exc:
+        asyncio.run(main())
+    assert str(exc.value).startswith(said) and str(exc.value).endswith("serial:/dev/ttyUSB0, ...)")
+    assert radio.device is None and radio._transport is None
+    assert not [r for r in caplog.records if r.exc_info or "Exception in callback" in r.getMessage()]
+    result = CliRunner().invoke(cli, ["run", "--backend", f"bumble:file:{path}", "--db", str(tmp_path / "n.db")], obj={})
+    assert result.exit_code == 2 and result.output.splitlines() == [f"Error: {exc.value}"], result.output
+    assert not (tmp_path / "n.db").exists()
+
+
+def test_a_pty_with_a_controller_behind_it_opens_as_a_file(tmp_path) -> None:
+    """What ``file:`` is for: a controller at the other end of a pty (bumble's own pty transport serves one here)."""
+    from bumble.transport.pty import open_pty_transport
+
+    async def main() -> None:
+        served = await open_pty_transport(str(tmp_path / "hci"))  # (a link to the pty's other end)
+        Controller("served", host_source=served.source, host_sink=served.sink, link=LocalLink(),
+                   public_address="F0:00:00:00:00:0D")
+        radio = BumbleRadio(f"file:{tmp_path / 'hci'}", clock=SystemClock())
+        try:
+            async with asyncio.timeout(20), radio:
+                assert radio.device is not None and radio.device.powered_on
+        finally:
+            await served.close()
+
+    asyncio.run(main())

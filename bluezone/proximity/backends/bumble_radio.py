@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import selectors
 import struct
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from bumble import hci
@@ -78,6 +80,36 @@ def _check_argument(spec: str) -> None:
                           " (bumble's transports: usb:0, hci-socket:0, serial:/dev/ttyUSB0, ...)")
 
 
+@contextlib.contextmanager
+def _waitable_file(spec: str) -> Iterator[None]:
+    """Refuse a ``file:`` transport asyncio cannot wait on (/dev/null, /dev/zero, a regular file) before bumble
+    opens it: its reader failed in a callback (asyncio's traceback logged) and a power-on nothing can answer was
+    waited for 10 s.  Checked with the selector asyncio uses, on a descriptor of our own held open until bumble has
+    opened the file (a serial port closed by its last holder drops DTR, which resets some boards)."""
+    scheme, _, path = spec.partition(":")
+    if scheme != "file" or not path:
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:  # bumble's own open says what is wrong with it
+        yield
+        return
+    try:
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(fd, selectors.EVENT_READ)
+        except OSError as exc:
+            raise ConfigError(
+                f"bumble transport {spec!r}: {path} cannot be waited on for a controller's answer ({exc.strerror}): file:"
+                " takes a serial port or pty with an HCI controller behind it (bumble's transports: usb:0,"
+                " hci-socket:0, serial:/dev/ttyUSB0, ...)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 class BumbleRadio(Radio):
     """A bluezone node on one HCI controller driven by bumble.
 
@@ -135,32 +167,33 @@ class BumbleRadio(Radio):
         from bumble.transport.common import TransportSpecError
 
         spec = self.transport_spec or "usb:0"
-        try:
-            self._transport = await open_transport(spec)
-        except (TransportSpecError, ValueError, OverflowError) as exc:
-            if type(exc).__name__ == "NoBackendError":  # pyusb's (a ValueError) with no libusb found: no radio, no typo
+        with _waitable_file(spec):  # (a file: nothing can answer through, refused here: a usage error)
+            try:
+                self._transport = await open_transport(spec)
+            except (TransportSpecError, ValueError, OverflowError) as exc:
+                if type(exc).__name__ == "NoBackendError":  # pyusb's (a ValueError) with no libusb found: no radio, no typo
+                    raise RadioUnavailableError(
+                        f"cannot open bumble transport {spec}: {exc}", RadioUnavailableReason.NO_ADAPTER,
+                        fix="pyusb found no libusb: install it (Debian: libusb-1.0-0), or try bumble:usb:0 (bumble's libusb1 transport)",
+                    ) from exc
+                # a typo in --backend: a usage error, exit 2, not a missing radio: bumble:usbb:0 (TransportSpecError), a
+                # port that is no number or none (tcp-client:127.0.0.1:, ValueError) or over 65535 (OverflowError), a host
+                # no lookup can take (tcp-client:a..b:9, UnicodeError, a ValueError)
+                raise ConfigError(
+                    f"bumble transport {spec!r}: {exc} (bumble's transports: usb:0, hci-socket:0, serial:/dev/ttyUSB0, ...)"
+                ) from None
+            except PermissionError as exc:
                 raise RadioUnavailableError(
-                    f"cannot open bumble transport {spec}: {exc}", RadioUnavailableReason.NO_ADAPTER,
-                    fix="pyusb found no libusb: install it (Debian: libusb-1.0-0), or try bumble:usb:0 (bumble's libusb1 transport)",
+                    f"no permission to open {spec} ({exc})",
+                    RadioUnavailableReason.PERMISSION,
+                    fix="add a udev rule or run as the bluezone service user (see docs/bluetooth.md)",
                 ) from exc
-            # a typo in --backend: a usage error, exit 2, not a missing radio: bumble:usbb:0 (TransportSpecError), a
-            # port that is no number or none (tcp-client:127.0.0.1:, ValueError) or over 65535 (OverflowError), a host
-            # no lookup can take (tcp-client:a..b:9, UnicodeError, a ValueError)
-            raise ConfigError(
-                f"bumble transport {spec!r}: {exc} (bumble's transports: usb:0, hci-socket:0, serial:/dev/ttyUSB0, ...)"
-            ) from None
-        except PermissionError as exc:
-            raise RadioUnavailableError(
-                f"no permission to open {spec} ({exc})",
-                RadioUnavailableReason.PERMISSION,
-                fix="add a udev rule or run as the bluezone service user (see docs/bluetooth.md)",
-            ) from exc
-        except Exception as exc:  # bumble raises several types for a missing device
-            raise RadioUnavailableError(
-                f"cannot open bumble transport {spec}: {str(exc) or f'bumble gave no reason ({type(exc).__name__})'}",
-                RadioUnavailableReason.NO_ADAPTER,
-                fix=_transport_hint(spec, exc),
-            ) from exc
+            except Exception as exc:  # bumble raises several types for a missing device
+                raise RadioUnavailableError(
+                    f"cannot open bumble transport {spec}: {str(exc) or f'bumble gave no reason ({type(exc).__name__})'}",
+                    RadioUnavailableReason.NO_ADAPTER,
+                    fix=_transport_hint(spec, exc),
+                ) from exc
         return Device.with_hci(
             "bluezone", hci.Address("F0:F1:F2:F3:F4:F5"), self._transport.source, self._transport.sink
         )
