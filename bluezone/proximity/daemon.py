@@ -147,6 +147,9 @@ class Daemon:
         # their saves tried again as the backlog's are: each try under a lock held elsewhere stops the loop up to
         # LOOP_BUSY_SECONDS, so not at every flush
         self._key_retry = Backoff(min_delay=self.config.flush_interval)
+        # the report a refused save still owes (a clock step in it: commands purge by it), tried again the same way
+        self._state_owed = False
+        self._state_retry = Backoff(min_delay=self.config.flush_interval)
         self._rewrite_due: str | None = None  # the day a purge left the store's rewrite due for (``_rewrite_apart``)
         self._rewriting: asyncio.Future[bool] | None = None  # that rewrite, running (its VACUUM holds the store's lock)
         self._rewrite_wake: asyncio.Event | None = None  # wakes the purge task for a rewrite asked (``_look_for_rewrite``)
@@ -189,7 +192,7 @@ class Daemon:
             finally:
                 if started:
                     self._flush(final=True)  # the radio is closed: nothing more can arrive
-                    self._save_state()
+                    self._save_state(final=True)
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
 
@@ -620,20 +623,22 @@ class Daemon:
         (its first anchor, a step believed): a daemon restarted in this boot counts on from it; and where a step not
         believed began to hold (again: the kernel said unsynchronised), which a command judges the step by."""
         clock = self.clock
-        if isinstance(clock, CheckedClock) and (
+        news = isinstance(clock, CheckedClock) and (
             (clock.mark() is not None) != self._reported_step or clock.line() != self._reported_line
             or clock.held() != self._reported_hold
-        ):
+        )
+        if news or self._state_owed:
             self._save_state()
 
     def _status(self) -> None:
         self.on_status(self._status_line())
         self._save_state()
 
-    def _save_state(self) -> None:
+    def _save_state(self, final: bool = False) -> None:
         """Leave the radio's health and our counters where ``bluezone status`` can read them (after the rewrite,
-        while one runs: ``_rewrite_apart`` saves it then)."""
-        if self._store_held:
+        while one runs: ``_rewrite_apart`` saves it then).  One the store refuses for now (another process's lock, a
+        full disk) is owed, and tried again at a flush once ``_state_retry`` says (``final``: the last, at the stop)."""
+        if self._store_held or not (final or self._state_retry.due(self.clock.now())):
             return
         health = self.radio.health()
         state = {
@@ -648,20 +653,32 @@ class Daemon:
         }
         clock = self.clock
         mark = clock.mark() if isinstance(clock, CheckedClock) else None
-        self._reported_step = mark is not None
         if mark is not None and isinstance(clock, CheckedClock):  # a command opening the store meanwhile purges at
             state["clock"] = {  # this measured time too (store.open), and a restarted daemon counts from it
                 "off_by": clock.off_by, "measured": mark[0], "boot_seconds": mark[1], "boot_id": boot_id(),
                 "hold": clock.held(),  # a restarted daemon holds on from it; a command believes the step once it held
             }
-        self._reported_hold = clock.held() if isinstance(clock, CheckedClock) else None
-        self._reported_line = line = clock.line() if isinstance(clock, CheckedClock) else None
+        hold = clock.held() if isinstance(clock, CheckedClock) else None
+        line = clock.line() if isinstance(clock, CheckedClock) else None
         if line is not None:  # a daemon restarted in this boot counts on from it (the bound on believed steps is the boot's)
             state["clock_line"] = {**dict(zip(LINE_PARTS, line)), "boot_id": boot_id()}
+        now = self.clock.now()
         try:
-            self.store.save_daemon_state(state, self.clock.now())
+            self.store.save_daemon_state(state, now)
+        except StoreWriteError as exc:  # (a lock held past LOOP_BUSY_SECONDS: each try stops the loop that long)
+            if not self._state_owed:
+                log.warning("cannot record daemon state yet (%s); tried again", exc)
+            self._state_owed = True
+            self._state_retry.failed(now)
+            return
         except Exception as exc:  # status is best effort; sightings are what must not be lost
             log.warning("cannot record daemon state: %s", exc)
+            return
+        if self._state_owed:
+            log.info("daemon state recorded again")
+        self._state_owed = False
+        self._state_retry.succeeded()
+        self._reported_step, self._reported_hold, self._reported_line = mark is not None, hold, line
 
     def _status_line(self) -> str:
         now = self.clock.now()
