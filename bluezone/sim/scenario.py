@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import math
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,10 @@ HEAD_HEIGHT_M = {"standing": 1.55, "seated": 1.2, "low": 0.95}
 #: in this machine's memory is refused as it starts (``bluezone.sim.engine.check_memory``).
 MAX_PEOPLE = 10_000
 MAX_SEATS = 100_000
+#: Phone models a scenario may list: every one of Google's calibration table (9,895), no more than it has people (a
+#: model beyond them is never carried).  150,000 in a 5 MB file took some 16 minutes to load, each compared by name
+#: with every other.
+MAX_MODELS = MAX_PEOPLE
 #: Shares are relative weights: any size is fine, but a sum overflowing to inf made them NaN.
 MAX_SHARE = 1e9
 #: A day of stops at the shortest stop_interval_s (10 s) is 8,640.
@@ -479,9 +484,16 @@ def _devices(data: Any) -> Devices:
             "share": lambda w, v: _number(w, v, 0.0, 1.0),
             "positives": _positives,
             "carriage": _carriage,
-            "models": lambda w, v: tuple(_model(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))) or (DeviceModel(),),
+            "models": lambda w, v: tuple(_model(f"{w}[{i}]", x) for i, x in enumerate(_models(w, v))) or (DeviceModel(),),
         },
     )
+
+
+def _models(where: str, value: Any) -> list[Any]:
+    models = _list(where, value)
+    if len(models) > MAX_MODELS:
+        raise ConfigError(f"{where}: {len(models):,} phone models, more than the {MAX_MODELS:,} a scenario may have")
+    return models
 
 
 def _group(where: str, data: Any) -> Group:
@@ -703,7 +715,7 @@ def _scenario(data: dict[str, Any], groups: tuple[Group, ...]) -> Scenario:
     if scenario.step_s > scenario.scanning.interval_s:
         raise ConfigError("step_s must not exceed [scanning].interval_s")
     names = {m.name for m in devices.models}
-    twice = sorted({m.name for m in devices.models if [x.name for x in devices.models].count(m.name) > 1})
+    twice = sorted(name for name, n in Counter(m.name for m in devices.models).items() if n > 1)
     if twice and any(g.models for g in groups):
         raise ConfigError(f"[devices].models: groups choose models by name, but {', '.join(twice)} is named twice")
     for i, group in enumerate(groups):
