@@ -72,9 +72,13 @@ class DeviceTable:
 
 
 def _draw(shares: tuple[tuple[str, float], ...], index: list[str], k: int, rng: np.random.Generator) -> np.ndarray:
-    """``k`` indices into ``index`` drawn by named shares."""
+    """``k`` indices into ``index`` drawn by named shares (each name's first place: found once, not compared with
+    every name before it, as list.index did: 60 groups choosing among 10,000 models took 238 s)."""
     p = np.array([s for _, s in shares], float)
-    return np.array([index.index(name) for name, _ in shares])[rng.choice(len(shares), k, p=p / p.sum())]
+    place: dict[str, int] = {}
+    for i, name in enumerate(index):
+        place.setdefault(name, i)
+    return np.array([place[name] for name, _ in shares])[rng.choice(len(shares), k, p=p / p.sum())]
 
 
 def make_devices(
