@@ -48,6 +48,10 @@ MAX_SEATS = 100_000
 #: model beyond them is never carried).  150,000 in a 5 MB file took some 16 minutes to load, each compared by name
 #: with every other.
 MAX_MODELS = MAX_PEOPLE
+#: Walls and radio zones a space may have: each is a loop over every link at every step (1,000 walls made a minute of
+#: 4 people take 26 s, 10,000 walls, a 0.5 MB file, 213 s: days for a scenario's 24 hours).  A floor plan has dozens.
+MAX_WALLS = 1_000
+MAX_ZONES = 1_000
 #: Shares are relative weights: any size is fine, but a sum overflowing to inf made them NaN.
 MAX_SHARE = 1e9
 #: A day of stops at the shortest stop_interval_s (10 s) is 8,640.
@@ -377,8 +381,8 @@ def _space(data: Any) -> Space:
         {
             "width_m": lambda w, v: _number(w, v, 0.5, MAX_METRES),
             "depth_m": lambda w, v: _number(w, v, 0.5, MAX_METRES),
-            "walls": lambda w, v: tuple(_wall(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))),
-            "zones": lambda w, v: tuple(_zone(f"{w}[{i}]", x) for i, x in enumerate(_list(w, v))),
+            "walls": lambda w, v: tuple(_wall(f"{w}[{i}]", x) for i, x in enumerate(_at_most(w, v, MAX_WALLS, "walls"))),
+            "zones": lambda w, v: tuple(_zone(f"{w}[{i}]", x) for i, x in enumerate(_at_most(w, v, MAX_ZONES, "zones"))),
             "storey_height_m": lambda w, v: _number(w, v, 1.5, 20),
             "slab_loss_db": lambda w, v: _number(w, v, 0, 100),
             "min_spacing_m": lambda w, v: _number(w, v, 0, 3),
@@ -484,16 +488,19 @@ def _devices(data: Any) -> Devices:
             "share": lambda w, v: _number(w, v, 0.0, 1.0),
             "positives": _positives,
             "carriage": _carriage,
-            "models": lambda w, v: tuple(_model(f"{w}[{i}]", x) for i, x in enumerate(_models(w, v))) or (DeviceModel(),),
+            "models": lambda w, v: tuple(
+                _model(f"{w}[{i}]", x) for i, x in enumerate(_at_most(w, v, MAX_MODELS, "phone models"))
+            ) or (DeviceModel(),),
         },
     )
 
 
-def _models(where: str, value: Any) -> list[Any]:
-    models = _list(where, value)
-    if len(models) > MAX_MODELS:
-        raise ConfigError(f"{where}: {len(models):,} phone models, more than the {MAX_MODELS:,} a scenario may have")
-    return models
+def _at_most(where: str, value: Any, most: int, what: str) -> list[Any]:
+    """A list of at most ``most`` tables, refused before any is read."""
+    items = _list(where, value)
+    if len(items) > most:
+        raise ConfigError(f"{where}: {len(items):,} {what}, more than the {most:,} a scenario may have")
+    return items
 
 
 def _group(where: str, data: Any) -> Group:

@@ -213,6 +213,11 @@ def test_a_region_given_high_corner_first_is_a_config_error(tmp_path: Path) -> N
         ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nstanding_areas = [[0, 0, 1e4, 1e4]]\n', "standing spots"),
         ('[[groups]]\nkind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nstanding_spacing_m = 0.2\n'
          'standing_areas = [[0, 0, 100, 100], [0, 0, 100, 100], [0, 0, 100, 100]]\n', "standing spots"),
+        # each wall and zone is a loop over every link at every step: 10,000 walls made a minute of 4 people 213 s
+        ('[[groups]]\nkind = "waypoint"\npeople = 3\n' + '[[space.walls]]\nstart = [1, 0]\nend = [1, 1]\n' * 1001,
+         r"\[space\].walls: 1,001 walls, more than the 1,000"),
+        ('[[groups]]\nkind = "waypoint"\npeople = 3\n' + '[[space.zones]]\nregion = [0, 0, 1, 1]\n' * 1001,
+         r"\[space\].zones: 1,001 zones, more than the 1,000"),
     ],
 )
 def test_huge_crowds_and_seat_plans_are_refused_up_front(tmp_path: Path, groups: str, message: str) -> None:
