@@ -89,13 +89,25 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp
 
 
+#: ``early-read DB``: whether a check's early reader (``EarlyRead``) read the store at DB, and what.
+EARLY_READ = """
+import sys
+from pathlib import Path
+from bluezone.proximity.store.heardread import EarlyRead
+with EarlyRead(Path(sys.argv[2]), 2) as early:
+    read = early.result()
+print("none" if read is None else len({every[i:i + 16] for every, _ in read.blobs.parts for i in range(0, len(every), 16)}))
+"""
+
+
 def _on_read_only_mount(stores: Path, which: str, *args: str) -> subprocess.CompletedProcess[str]:
     """``bluezone ARGS`` with ``{db}`` the store ``which`` (its -wal and -shm too) on a read-only tmpfs."""
     source = stores / which if which else stores
     files = [str(p) for p in sorted(source.glob("s.db*"))] + [str(stores / "keys.json")]
     ro = stores / f"ro-{which or 'closed'}"
     ro.mkdir(exist_ok=True)
-    command = [sys.executable, "-m", "bluezone", *(a.replace("{ro}", str(ro)) for a in args)]
+    command = [sys.executable, *(["-c", EARLY_READ] if args[0] == "early-read" else ["-m", "bluezone"]),
+               *(a.replace("{ro}", str(ro)) for a in args)]
     return subprocess.run([*_unshare(), "sh", "-c", MOUNTED, "sh", *command], capture_output=True, text=True,
                           timeout=120, env={**os.environ, "RO": str(ro), "FILES": " ".join(files)})
 
@@ -113,6 +125,20 @@ def test_commands_that_only_read_read_it(stores: Path, which: str) -> None:
     assert check.returncode == 0, check.stderr
     assert len(json.loads(check.stdout)["exposures"]) >= 1
     assert "could not make a file" not in status.stderr + checkins.stderr + check.stderr
+
+
+@pytest.mark.usefixtures("mounts")
+@pytest.mark.parametrize("which", ["", "wal"], ids=["closed", "with its -wal and -shm"])
+def test_a_checks_early_reader_reads_it_there(stores: Path, which: str) -> None:
+    """A closed store it read nothing of there (opened as on a writable disk, a WAL store wants a -shm that cannot
+    be made there), so the check read it only after its key file (one with its -wal and -shm it read, through them);
+    a -wal without its -shm is left to the open, which says why."""
+    with contextlib.closing(sqlite3.connect(read_only_uri(stores / which / "s.db"), uri=True)) as conn:  # (as it is)
+        heard = conn.execute("SELECT COUNT(DISTINCT rpi) FROM sightings").fetchone()[0]
+    done = _on_read_only_mount(stores, which, "early-read", "{ro}/s.db")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(heard)]
+    assert _on_read_only_mount(stores, "walonly", "early-read", "{ro}/s.db").stdout.split() == ["none"]
 
 
 @pytest.mark.usefixtures("mounts")
