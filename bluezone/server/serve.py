@@ -8,7 +8,9 @@ connections until the process runs out of file descriptors, trusts ``X-Forwarded
   connection is closed; a client that stops reading a response is dropped after ``send_timeout``;
 - *connection caps* checked when a connection is accepted: in all (``max_connections``, well below
   the descriptor limit, with the accept batch sized to match) and per client address (``max_connections_per_client``, not for a named proxy),
-  so one host cannot take every slot and ``/healthz`` keeps answering others;
+  so one host cannot take every slot and ``/healthz`` keeps answering others; at the total cap a client holding
+  fewer connections gets one in place of the busiest client's that waits longest on its client (``room_for``), so
+  many addresses holding slow connections cannot keep everyone else out either;
 - proxy headers only from the proxies the operator names (``forwarded_allow_ips``);
 - uvicorn's loggers go through bluezone's one handler and format, and a flood of the same message
   (refused connections, ``Too many open files``) is cut to a few lines a minute with a count;
@@ -33,7 +35,6 @@ import resource
 import signal
 import socket
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait
@@ -122,32 +123,60 @@ _TIMEOUT_RESPONSE = (
 
 
 def guarded_protocol(settings: ServeSettings, max_connections: int) -> type[asyncio.Protocol]:
-    """uvicorn's h11 protocol with the caps and deadlines above (one class per server: the per-client
-    counts live in its closure)."""
+    """uvicorn's h11 protocol with the caps and deadlines above (one class per server: the connections open,
+    by client, live in its closure)."""
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
-    per_client: Counter[str] = Counter()
+    #: the connections open, by client key: the per-client cap counts them, and room at the total cap is made from them
+    open_by_client: dict[str, set[GuardedH11Protocol]] = {}
+
+    def room_for(newcomer: str) -> GuardedH11Protocol | None:
+        """The connection to close so that a client of ``newcomer``'s key gets one at the total cap: of the
+        clients holding at least two more than it does, the busiest one's connection that has waited longest on
+        its client (None: none such, the newcomer is refused).  Slow connections from many addresses filled the
+        cap and kept everyone else out for as long as they kept coming; they now make room for whoever holds
+        fewer.  (Room for a client holding one fewer had the attacker's addresses cut each other's connections in
+        a loop: twice the CPU, for nothing.)"""
+        holds = len(open_by_client.get(newcomer, ()))
+        best: tuple[int, float] | None = None
+        victim = None
+        for connections in open_by_client.values():
+            if len(connections) < holds + 2:
+                continue
+            for connection in connections:
+                if connection.waiting_on_client():
+                    rank = (len(connections), -connection.waiting_since)
+                    if best is None or rank > best:
+                        best, victim = rank, connection
+        return victim
 
     class GuardedH11Protocol(H11Protocol):
         _peer: str | None = None
         _deadline: asyncio.TimerHandle | None = None
         _deadline_cycle: Any = None
         _stall: asyncio.TimerHandle | None = None
+        waiting_since = 0.0  # when the deadline of the request awaited began (loop time)
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
             address = self.client[0] if self.client else "unknown"
             peer = client_key(address)  # an IPv6 /64 is one client
-            if len(self.connections) > max_connections:  # whoever came next, maybe to upload: not named
-                log.warning("a connection refused: %d connections open (the limit)", max_connections)
+            held = len(open_by_client.get(peer, ()))
+            if held >= settings.max_connections_per_client and not settings.is_proxy(address):
+                log.warning("connection from %s refused: %d connections open from it", peer, held)
                 transport.abort()
                 return
-            if per_client[peer] >= settings.max_connections_per_client and not settings.is_proxy(address):
-                log.warning("connection from %s refused: %d connections open from it", peer, per_client[peer])
-                transport.abort()
-                return
+            if sum(map(len, open_by_client.values())) >= max_connections:
+                victim = room_for(peer)
+                if victim is None:  # whoever came next, maybe to upload: not named
+                    log.warning("a connection refused: %d connections open (the limit)", max_connections)
+                    transport.abort()
+                    return
+                log.warning("a connection waiting on its client closed to make room: %d connections open (the limit)",
+                            max_connections)
+                victim._cut()
             self._peer = peer
-            per_client[peer] += 1
+            open_by_client.setdefault(peer, set()).add(self)
             self._arm()
 
         def _arm(self) -> None:
@@ -155,20 +184,44 @@ def guarded_protocol(settings: ServeSettings, max_connections: int) -> type[asyn
             if self._deadline is not None:
                 self._deadline.cancel()
             self._deadline_cycle = self.cycle
+            self.waiting_since = self.loop.time()
             self._deadline = self.loop.call_later(settings.request_timeout, self._expire)
+
+        def waiting_on_client(self) -> bool:
+            """Whether this connection waits for its client (a request's headers or the rest of its body, or
+            the next request), not for the server (a request received, its answer under way)."""
+            if self._deadline is None or self._peer is None or self.transport.is_closing():
+                return False
+            return self.cycle is self._deadline_cycle or bool(self.cycle.more_body)
 
         def _expire(self) -> None:
             self._deadline = None
-            cycle = self.cycle
-            started = cycle is not self._deadline_cycle  # a new request's headers arrived
-            if started and not cycle.more_body:
+            started = self.cycle is not self._deadline_cycle  # a new request's headers arrived
+            if started and not self.cycle.more_body:
                 return  # and its body too: the app has the whole request
             # no address at INFO: the request may be an upload, and an address beside it says who tested positive
             log.info("a client was too slow: the request %s not received in %g s; connection closed",
                      "body" if started else "headers", settings.request_timeout)
-            if not started or not cycle.response_started:
+            self._cut()
+
+        def _cut(self) -> None:
+            """Close this connection, which waits on its client: a 408 unless its answer has begun."""
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+            self._release()
+            if self.cycle is self._deadline_cycle or not self.cycle.response_started:
                 self.transport.write(_TIMEOUT_RESPONSE)
             self.transport.close()
+
+        def _release(self) -> None:
+            """Take this connection out of its client's count (once: when cut, or when lost)."""
+            if self._peer is not None:
+                connections = open_by_client.get(self._peer, set())
+                connections.discard(self)
+                if not connections:
+                    open_by_client.pop(self._peer, None)
+                self._peer = None
 
         def pause_writing(self) -> None:
             super().pause_writing()
@@ -196,11 +249,7 @@ def guarded_protocol(settings: ServeSettings, max_connections: int) -> type[asyn
                 if timer is not None:
                     timer.cancel()
             self._deadline = self._stall = None
-            if self._peer is not None:
-                per_client[self._peer] -= 1
-                if per_client[self._peer] <= 0:
-                    del per_client[self._peer]
-                self._peer = None
+            self._release()
             super().connection_lost(exc)
 
     return GuardedH11Protocol
@@ -325,9 +374,11 @@ def uvicorn_config(app: Any, settings: ServeSettings) -> Any:
         server_header=False,
         timeout_keep_alive=settings.keep_alive,
         timeout_graceful_shutdown=10,
-        # uvicorn's own limit counts request tasks, which can outlive their connection (a publish
-        # still waiting for the database); connections are capped in the protocol, at accept
-        limit_concurrency=max_connections + 1,
+        # uvicorn's own limit counts request tasks, which can outlive their connection (a publish still waiting
+        # for the database, a request of a connection just cut for room), and connections refused or cut but not yet
+        # lost: at the cap plus one it answered 503 to the newcomer room was made for.  Connections are capped in
+        # the protocol, at accept
+        limit_concurrency=2 * max_connections,
         backlog=accept_batch,
         lifespan="on",
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import socket
 import threading
 import time
@@ -70,7 +71,7 @@ class Running:
 @pytest.fixture
 def running(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Running]:
     overrides = getattr(request, "param", {})
-    settings = ServeSettings(port=0, request_timeout=DEADLINE, send_timeout=DEADLINE, **overrides)
+    settings = ServeSettings(**{"port": 0, "request_timeout": DEADLINE, "send_timeout": DEADLINE, **overrides})
     r = Running(tmp_path, settings)
     try:
         yield r
@@ -188,8 +189,9 @@ def test_one_address_cannot_take_every_connection(running: Running) -> None:
 
 @pytest.mark.parametrize("running", [{"max_connections": 10, "max_connections_per_client": 100}], indirect=True)
 def test_connections_beyond_the_cap_are_closed_at_once(running: Running, caplog: pytest.LogCaptureFixture) -> None:
-    """... and the one refused is not named in the log: it is whoever came next (maybe to upload)."""
-    held = [running.connect() for _ in range(10)]
+    """At the cap, a client holding as many connections as anyone is refused (room is made only for one holding
+    fewer) ... and the one refused is not named in the log: it is whoever came next (maybe to upload)."""
+    held = [running.connect(source) for source in ("127.0.0.1", "127.0.0.3") for _ in range(5)]
     time.sleep(0.05)
     with caplog.at_level("WARNING", logger="bluezone"):
         extra = running.connect("127.0.0.3")
@@ -200,6 +202,98 @@ def test_connections_beyond_the_cap_are_closed_at_once(running: Running, caplog:
         s.close()
     time.sleep(0.1)
     assert running.healthz() == 200
+
+
+#: A publish whose body stops short of its Content-Length: the app's task waits for the rest.
+STALLED = b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"
+
+
+def _trickling(running: Running, source: str, count: int) -> list[socket.socket]:
+    """``count`` connections from ``source``, each a request's first byte and no more (slowloris), or every other
+    one a publish whose body stops short (a request task each, waiting)."""
+    held = [running.connect(source) for _ in range(count)]
+    for i, s in enumerate(held):
+        s.sendall(STALLED if i % 2 else b"G")
+        time.sleep(0.01)  # each waiting a little longer than the next
+    return held
+
+
+@pytest.mark.parametrize(
+    "running", [{"max_connections": 10, "max_connections_per_client": 5, "request_timeout": 60}], indirect=True
+)
+def test_slow_connections_from_many_addresses_make_room_for_others(running: Running) -> None:
+    """Two addresses trickling 5 connections each filled the total cap of 10, and each connection was held
+    until its deadline: everyone else was refused for as long as the attacker kept reconnecting.  Now a client
+    holding fewer connections gets one, and the connection closed for it is the longest waiting on its client of
+    the busiest clients', never the newcomer's; room is not made for a client holding nearly as many (the
+    attacker's own reconnections are refused as before, not cutting each other's in a loop)."""
+    first = _trickling(running, "127.0.0.3", 5)
+    second = _trickling(running, "127.0.0.4", 5)
+    assert running.healthz("127.0.0.2") == 200  # refused (a reset) without the room made
+    assert _read_all(first[0], limit=5).startswith(b"HTTP/1.1 408 ")  # the one that waited longest
+    time.sleep(0.1)  # the health check's connection closed
+    refill = _trickling(running, "127.0.0.3", 1)  # the cap full again, and an uploader's body on its way, slowly
+    body = json.dumps({"temporaryExposureKeys": [], "verificationPayload": "1"}).encode()
+    upload = running.connect("127.0.0.2")
+    upload.sendall(b"POST /v1/publish HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body[:5]))
+    time.sleep(0.05)
+    assert _closed_at_once(running.connect("127.0.0.3"))  # holds 4 of 10, the other 5: refused
+    upload.sendall(body[5:])
+    assert _response(upload).startswith(b"HTTP/1.1 400 ")  # answered, not cut
+    assert _answered(first[1:] + second + refill) == [first[1]]  # the room the upload took
+
+
+def _slow_download(running: Running, source: str, name: str) -> socket.socket:
+    """A GET of export ``name`` from ``source`` by a client that reads nothing yet (its answer stalls)."""
+    s = socket.socket()
+    running.clients.append(s)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", running.port))
+    s.sendall(b"GET /v1/exports/%s HTTP/1.1\r\nHost: x\r\n\r\n" % name.encode())
+    return s
+
+
+@pytest.mark.parametrize(
+    "running", [{"max_connections": 4, "max_connections_per_client": 4, "request_timeout": 60, "send_timeout": 60}],
+    indirect=True,
+)
+def test_a_connection_being_answered_is_not_cut_for_room(running: Running) -> None:
+    """Room is made only from connections waiting on their client: an export on its way to a phone that reads
+    it slowly is not cut for a newcomer, though it waited longer; with none waiting, the newcomer is refused."""
+    size = 16 << 20
+    (running.exports / "big.zip").write_bytes(b"\0" * size)
+    downloads = [_slow_download(running, "127.0.0.3", "big.zip") for _ in range(2)]
+    time.sleep(0.2)  # their answers under way, stalled on the reader
+    trickles = _trickling(running, "127.0.0.4", 2)
+    assert running.healthz("127.0.0.2") == 200
+    assert _answered(trickles) == [trickles[0]]
+    trickles[1].close()
+    time.sleep(0.1)  # the health check's connection and the other trickle closed
+    downloads += [_slow_download(running, "127.0.0.4", "big.zip") for _ in range(2)]
+    time.sleep(0.2)
+    assert _closed_at_once(running.connect("127.0.0.5"))
+    for s in downloads:  # each still under way (the first MiB of it read; whole, it takes long at 4 KiB a read)
+        assert _received(s, 1 << 20).startswith(b"HTTP/1.1 200 ")
+
+
+def _received(s: socket.socket, count: int) -> bytes:
+    """The first ``count`` bytes the server sends on ``s`` (fewer if it closes first)."""
+    s.settimeout(10)
+    data = b""
+    while len(data) < count and (chunk := s.recv(65536)):
+        data += chunk
+    assert len(data) >= count, f"closed after {len(data)} bytes"
+    return data
+
+
+def _answered(sockets: list[socket.socket], quiet: float = 0.5) -> list[socket.socket]:
+    """Those of ``sockets`` the server has written to or closed, once none has been for ``quiet`` seconds."""
+    answered: list[socket.socket] = []
+    while ready := select.select([s for s in sockets if s not in answered], [], [], quiet)[0]:
+        answered += ready
+    return answered
 
 
 def _guess(running: Running, forwarded_for: str) -> int:
@@ -294,3 +388,4 @@ def test_server_run_refuses_a_bad_proxy_in_one_line(tmp_path: Path) -> None:
     ])
     assert result.exit_code == 2 and "not an IP address or network" in result.output
     assert not (tmp_path / "s.db").exists()
+
