@@ -240,9 +240,11 @@ def guarded_protocol(settings: ServeSettings, max_connections: int) -> type[asyn
             self.transport.abort()
 
         def on_response_complete(self) -> None:
-            super().on_response_complete()
+            # the next request's deadline (pipelined, or after keep-alive) armed first: uvicorn starts a pipelined
+            # one in the call below, which armed after took it for one not yet received and cut its answer
             if not self.transport.is_closing():
-                self._arm()  # for the next request on this connection (pipelined, or after keep-alive)
+                self._arm()
+            super().on_response_complete()
 
         def connection_lost(self, exc: Exception | None) -> None:
             for timer in (self._deadline, self._stall):

@@ -389,3 +389,19 @@ def test_server_run_refuses_a_bad_proxy_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not an IP address or network" in result.output
     assert not (tmp_path / "s.db").exists()
 
+
+@pytest.mark.parametrize("running", [{"send_timeout": 60}], indirect=True)
+def test_a_pipelined_request_being_answered_is_not_cut_at_the_deadline(running: Running) -> None:
+    """A request pipelined behind another began as the first's answer completed, before the next deadline was
+    armed, so the deadline took it for one not yet received: its answer, still being written to a client
+    reading slowly, was cut at the deadline with a 408 in its middle."""
+    size = 16 << 20
+    (running.exports / "big.zip").write_bytes(b"\0" * size)
+    s = socket.socket()
+    running.clients.append(s)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+    s.connect(("127.0.0.1", running.port))
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/exports/big.zip HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(DEADLINE * 2)  # past the deadline, the export's answer under way (stalled: nothing read)
+    got = _received(s, size + 200)  # both answers
+    assert got.count(b"HTTP/1.1 200 ") == 2 and b"request_timeout" not in got
