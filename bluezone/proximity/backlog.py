@@ -34,8 +34,10 @@ class Backoff:
         self._retry_at = 0.0
 
     def due(self, now: float) -> bool:
-        """Whether to try now: always, unless backing off after a failure."""
-        return self.delay == 0.0 or now >= self._retry_at
+        """Whether to try now: always, unless backing off after a failure.  A try due further off than the delay
+        is due now: the clock stepped back since the failure, and on the old clock it waited until the new one
+        caught up (an hour's step: an hour of sightings held in memory, and lost beyond the backlog's bound)."""
+        return self.delay == 0.0 or not now < self._retry_at <= now + self.delay
 
     def failed(self, now: float) -> None:
         self.delay = min(max(self.delay * 2, self.min_delay), self.max_delay)

@@ -225,8 +225,9 @@ class BeaconCheckIns:
         self.assembler.forget_before(now)
 
     def _writes_wait(self, now: float) -> bool:
-        """Whether the store refused a write less than ``RETRY_SECONDS`` ago: what this sweep would write waits."""
-        return self._refused is not None and now < self._retry_at
+        """Whether the store refused a write less than ``RETRY_SECONDS`` ago: what this sweep would write waits.  A try
+        due further off than that is due now: the clock stepped back since (it waited until the clock caught up)."""
+        return self._refused is not None and now < self._retry_at <= now + RETRY_SECONDS
 
     def _store_refused(self, exc: StoreWriteError, now: float) -> None:
         if self._refused is None:

@@ -242,3 +242,31 @@ def test_sightings_the_store_refused_to_the_end_are_counted_as_dropped_in_runs_l
     assert stats.sightings_stored + stats.lost() == stats.adverts_received - stats.malformed - stats.dropped_over_budget
     assert f"{stats.lost()} dropped" in stopped_line(stats)
     other.store.close()
+
+
+def test_a_clock_stepped_back_while_writes_back_off_does_not_hold_the_backlog_until_it_catches_up(tmp_path: Path) -> None:
+    """The store refused writes (a full disk, another process's lock) and the daemon's clock then stepped back an hour
+    (set by hand, or an unsynchronised clock's correction, which the checked clock believes): the next try was due on
+    the old clock, an hour ahead, so sightings waited in memory that long once there was room again (beyond the
+    backlog's bound, lost), and a daily key or the daemon's report as long.  A try due further off than the backoff's
+    delay is due now."""
+    clock = VirtualClock(NOON)
+    me, other = pair(tmp_path, clock, CONFIG, [])
+    seen: dict[str, int] = {}
+
+    async def main() -> None:
+        tasks = [asyncio.create_task(me.run(30 * 60)), asyncio.create_task(other.run(30 * 60))]
+        await asyncio.sleep(5 * 60)
+        fill(me.store)
+        await asyncio.sleep(2 * 60)  # tries back off: 5, 10, 20, 40 s ...
+        clock._offset -= 3600  # the clock steps back an hour
+        make_room(me.store)
+        await asyncio.sleep(3 * 60)
+        seen["waiting"] = me._backlog.waiting
+        await asyncio.gather(*tasks)
+
+    clock.run(main())
+    assert seen["waiting"] < 100, f"{seen['waiting']} sightings still waiting 3 minutes after the store took writes again"
+    with me.store:
+        assert me.store.count_sightings(since=NOON - 3600) == me.stats.sightings_stored
+    other.store.close()

@@ -83,3 +83,29 @@ def test_check_in_and_out_wait_for_the_store_and_the_daemon_runs_on(tmp_path: Pa
     [visit] = visits(store)
     assert visit.source == "beacon"
     store.close()
+
+
+def test_a_clock_stepped_back_while_writes_wait_does_not_hold_them_until_it_catches_up(tmp_path: Path) -> None:
+    """The store refused the dwell's check-in (a full disk), then the daemon's clock stepped back an hour: the next try
+    was due on the old clock, so a visitor who stayed was checked in an hour late (or not at all) once the store took
+    writes again.  A try due further off than ``RETRY_SECONDS`` is due now, as the daemon's backoff (backlog.py)."""
+    from bluezone.proximity.radio import Advert
+
+    store = SightingStore.open(tmp_path / "me.db", purge_now=T0)
+    listener = BeaconCheckIns(store)
+    secrets = VenueSecrets(CLINIC, bytes(32))
+
+    def hear(start: float, seconds: int) -> None:
+        for i in range(seconds):
+            t = start + i
+            frames = beacon.frames(CLINIC.payload, secrets.beacon_key, beacon.epoch_of(t))
+            listener.on_advert(Advert(t, frames[int(t) % len(frames)], -70, beacon.SERVICE_UUID))
+
+    fill(store)
+    hear(T0, 6 * 60)  # the dwell is over at 300 s: the check-in is refused and waits
+    assert visits(store) == [] and listener.checkins == 0
+    make_room(store)
+    back = T0 + 6 * 60 - 3600  # the clock steps back an hour; the visitor stays
+    hear(back, 7 * 60)
+    [visit] = visits(store)
+    assert back <= visit.start <= back + 60 and listener.checkins == 1
