@@ -238,6 +238,11 @@ def _defaults_for(command: click.Command, table: dict[str, Any], where: str, tra
         subcommands = command.commands if isinstance(command, click.Group) else {}
         if isinstance(value, dict) and key in subcommands:
             out[key] = _defaults_for(subcommands[key], value, where, [*trail, key])
+        elif key in subcommands:  # `check = 5`, or `[[check]]` (an array of tables): the command is there
+            name = ".".join([*trail, key])
+            raise ConfigError(
+                f"config file {where}: {name} is a command: give its options as a table ([{name}]), not {_kind(value)}"
+            )
         elif key in options or key.replace("_", "-") in options:
             param = options.get(key) or options[key.replace("_", "-")]
             if param.name in NO_ENV:
@@ -251,6 +256,17 @@ def _defaults_for(command: click.Command, table: dict[str, Any], where: str, tra
                 f"config file {where}: {at} has no command or option {key!r} (there: {', '.join(known) or 'nothing'})"
             )
     return out
+
+
+def _kind(value: Any) -> str:
+    """What a TOML value is, in words."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true or false"
+    return "a number" if isinstance(value, (int, float)) else "a date or time"
 
 
 def _as_typed(param: click.Option, value: Any, where: str) -> Any:

@@ -98,6 +98,22 @@ def test_a_typo_in_the_config_file_is_one_line(config: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "text, what",
+    [("check = 5\n", "a number"), ("[[check]]\njobs = 1\n", "a list"), ("[server]\nrun = \"x\"\n", "text")],
+)
+def test_a_command_given_a_value_instead_of_its_table_is_said_so(config: Path, text: str, what: str) -> None:
+    """'the top level has no command or option 'check' (there: ..., check, ...)': the command was there, its value was
+    no table ('check = 5', or '[[check]]', an array of tables)."""
+    config.write_text(text)
+    result = invoke("status")
+    assert result.exit_code == 2
+    name = "server.run" if "server" in text else "check"
+    assert result.output.strip().splitlines() == [
+        f"Error: config file {config}: {name} is a command: give its options as a table ([{name}]), not {what}"
+    ]
+
+
+@pytest.mark.parametrize(
     "setting", ["db = 5", "db = true", 'db = ["a", "b"]', "db = {a = 1}", "json = 5", 'json = ["x"]', "set = [[1]]"]
 )
 def test_a_value_of_the_wrong_kind_in_the_config_file_is_one_line(config: Path, setting: str) -> None:
