@@ -665,14 +665,11 @@ class Daemon:
         now = self.clock.now()
         try:
             self.store.save_daemon_state(state, now)
-        except StoreWriteError as exc:  # (a lock held past LOOP_BUSY_SECONDS: each try stops the loop that long)
-            if not self._state_owed:
+        except Exception as exc:  # status is best effort, sightings are what must not be lost; a lock held past
+            if not self._state_owed:  # LOOP_BUSY_SECONDS stops the loop that long at each try, so not at every flush
                 log.warning("cannot record daemon state yet (%s); tried again", exc)
             self._state_owed = True
             self._state_retry.failed(now)
-            return
-        except Exception as exc:  # status is best effort; sightings are what must not be lost
-            log.warning("cannot record daemon state: %s", exc)
             return
         if self._state_owed:
             log.info("daemon state recorded again")

@@ -16,6 +16,7 @@ import pytest
 
 from bluezone.clock import CheckedClock, VirtualClock
 from bluezone.config import DaemonConfig
+from bluezone.errors import StoreReadOnlyError
 from bluezone.proximity.backends.emulated import Air
 from bluezone.proximity.daemon import Daemon
 from bluezone.proximity.store import SightingStore
@@ -96,3 +97,33 @@ def test_a_report_refused_is_tried_again_backing_off_and_said_once(
         assert store.daemon_state()["updated_at"] == NOON + 360
     finally:
         store.close()
+
+
+def test_a_report_the_store_refuses_otherwise_is_said_once_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal that is no StoreWriteError (a file system remounted read-only after a disk error) with a clock step
+    to report: the step stays news, so each flush tried the report again, a WARNING each (every 5 s)."""
+    store = SightingStore.open(tmp_path / "me.db", purge_now=NOON)
+    virtual = VirtualClock(NOON)
+    wall = SteppedWall(virtual)
+    clock = CheckedClock(wall, steady=virtual.now, synced=lambda: True)
+    daemon = Daemon(Air(virtual, 1).radio("me", (0, 0)), store, clock, DaemonConfig(), on_status=lambda _: None)
+
+    def refused(state: dict[str, Any], now: float) -> None:  # as the store says a read-only file system
+        raise StoreReadOnlyError(f"cannot write to {store.path}: it is on a read-only file system")
+
+    async def main() -> None:
+        async def step() -> None:
+            await asyncio.sleep(30)
+            wall.step = YEAR
+            monkeypatch.setattr(store, "save_daemon_state", refused)
+        await asyncio.gather(daemon.run(300), step())
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="bluezone.proximity.daemon"):
+            virtual.run(main())
+    finally:
+        store.close()
+    said = [r.getMessage() for r in caplog.records if "daemon state" in r.getMessage()]
+    assert len(said) == 1 and "read-only file system" in said[0], said
