@@ -23,6 +23,35 @@ from bluezone.printable import printable_line
 
 GROUP_KINDS = ("waypoint", "seated", "queue", "bus", "passing")
 LAYOUTS = ("grid", "tables", "line")
+# the group keys only some kinds read (the others, kind, people, name and the phone and height keys, every kind does)
+KEY_KINDS: dict[str, tuple[str, ...]] = {
+    "arrive_min": ("waypoint", "seated", "queue", "passing"),
+    "stay_min": ("waypoint", "seated"),
+    "region": ("waypoint",),
+    "speed_mps": ("waypoint", "passing"),
+    "pause_s": ("waypoint",),
+    "group_size": ("waypoint",),
+    "layout": ("seated",),
+    "origin": ("seated", "queue", "bus"),
+    "rows": ("seated", "bus"),
+    "columns": ("seated", "bus"),
+    "spacing_m": ("seated", "queue", "bus"),
+    "seats_per_table": ("seated",),
+    "table_radius_m": ("seated",),
+    "facing_deg": ("seated",),
+    "sway_m": ("seated", "queue", "bus"),
+    "direction_deg": ("queue", "seated"),
+    "service_s": ("queue",),
+    "desks": ("queue",),
+    "desk_spacing_m": ("queue",),
+    "stop_interval_s": ("bus",),
+    "ride_stops": ("bus",),
+    "standing_areas": ("bus",),
+    "standing_spacing_m": ("bus",),
+    "path": ("passing",),
+    "lane_m": ("passing",),
+    "both_ways": ("passing",),
+}
 #: Where a phone is: in the hand, a trouser pocket, a bag, or lying on a table beside its owner.
 CARRIAGES = ("hand", "pocket", "bag", "table")
 #: How a person is placed in height; "auto" takes the kind's own (standing, seated, or a bus
@@ -514,6 +543,8 @@ def _at_most(where: str, value: Any, most: int, what: str) -> list[Any]:
 def _group(where: str, data: Any) -> Group:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a table, got {data!r}")
+    if data.get("name"):  # errors call the group by its name too: "#4 (buffet)" is found in the file at once
+        where = f"{where} ({_text(f'{where}.name', data['name'])[:40]})"
     missing = [k for k in ("kind", "people") if k not in data]
     if missing:
         _check_keys(where, data, {f.name for f in fields(Group)})  # `peple = 10` is a typo, not a missing key
@@ -592,23 +623,27 @@ def _group(where: str, data: Any) -> Group:
         )
     if group.group_size[0] < 1:
         raise ConfigError(f"{where}.group_size: must be >= 1")
-    # keys a kind would silently ignore: a queue's people leave when served, a bus's ride ride_stops stops,
-    # passers-by leave at the end of their path
-    ignored = {
-        "queue": ("stay_min",),
-        "bus": ("arrive_min", "stay_min"),
-        "passing": ("stay_min", "pause_s", "region", "group_size"),
-    }.get(group.kind, ())
-    own = {"queue": ("desks", "desk_spacing_m"), "bus": ("standing_areas", "standing_spacing_m"),
-           "passing": ("path", "lane_m", "both_ways")}
-    for kind, keys in own.items():
-        for key in keys:
-            if key in data and group.kind != kind:
-                ignored = (*ignored, key)
-    for key in ignored:
-        if key in data:
-            raise ConfigError(f"{where}.{key}: a {group.kind} group does not use it (see docs/simulation.md)")
+    # a key the kind does not read did nothing, silently (a queue's `rows`, a bus's `stay_min`): docs/simulation.md's
+    # table of group keys says which kinds read each, and so does this one
+    for key in data:
+        kinds = KEY_KINDS.get(key)
+        if kinds is not None and group.kind not in kinds:
+            raise ConfigError(
+                f"{where}.{key}: a {group.kind} group does not use it (it is for {_and(kinds)} groups;"
+                " docs/simulation.md, \"Writing a scenario\")"
+            )
+    layout_keys = {"seats_per_table": ("tables",), "table_radius_m": ("tables",), "direction_deg": ("line",)}
+    for key, layouts in layout_keys.items():
+        if key in data and group.kind == "seated" and group.layout not in layouts:
+            raise ConfigError(
+                f"{where}.{key}: a seated group laid out as {group.layout} does not use it"
+                f" (it is for layout = \"{layouts[0]}\"; docs/simulation.md, \"Writing a scenario\")"
+            )
     return group
+
+
+def _and(words: tuple[str, ...]) -> str:
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def _standing_spots(area: tuple[float, float, float, float], spacing: float) -> float:

@@ -18,7 +18,9 @@ from sim_helpers import pairs_scenario
 
 from bluezone.cli import cli
 from bluezone.errors import ConfigError
-from bluezone.sim.scenario import MAX_PEOPLE, Scenario, load_scenario, scenario_from_mapping
+from bluezone.sim.scenario import (
+    GROUP_KINDS, KEY_KINDS, MAX_PEOPLE, Group, Scenario, load_scenario, scenario_from_mapping,
+)
 
 BASE = """name = "t"
 duration_min = 1
@@ -192,6 +194,46 @@ def test_presence_keys_a_kind_would_ignore_are_config_errors(tmp_path: Path, gro
     path.write_text('name = "t"\nduration_min = 1\n[[groups]]\n' + group)
     with pytest.raises(ConfigError, match=f"{key}: a (queue|bus) group does not use it"):
         load_scenario(path)
+
+
+@pytest.mark.parametrize(
+    "group, key",
+    [
+        ('kind = "queue"\npeople = 3\nrows = 2\n', "rows"),
+        ('kind = "waypoint"\npeople = 3\nfacing_deg = 180\n', "facing_deg"),
+        ('kind = "seated"\npeople = 3\ncolumns = 3\nservice_s = [10, 20]\n', "service_s"),
+        ('kind = "bus"\npeople = 3\nrows = 2\ncolumns = 2\nregion = [0, 0, 2, 2]\n', "region"),
+        ('kind = "passing"\npeople = 3\norigin = [2, 2]\n', "origin"),
+        ('kind = "queue"\npeople = 3\ngroup_size = [1, 2]\n', "group_size"),
+    ],
+)
+def test_a_key_the_kind_does_not_read_is_a_config_error(tmp_path: Path, group: str, key: str) -> None:
+    """docs/simulation.md's table says which kinds read each key; a queue's `rows` ran as if absent (user29)."""
+    path = tmp_path / "s.toml"
+    path.write_text('name = "t"\nduration_min = 1\n[[groups]]\n' + group)
+    with pytest.raises(ConfigError, match=f"#1.{key}: a [a-z]+ group does not use it \\(it is for "):
+        load_scenario(path)
+
+
+@pytest.mark.parametrize(
+    "layout, key",
+    [("grid", "seats_per_table = 4"), ("line", "table_radius_m = 1.0"), ("grid", "direction_deg = 90"),
+     ("tables", "direction_deg = 90")],
+)
+def test_a_key_of_another_seated_layout_is_a_config_error(tmp_path: Path, layout: str, key: str) -> None:
+    """Chairs round a table are a `tables` layout's, a direction a `line`'s: elsewhere they did nothing."""
+    path = tmp_path / "s.toml"
+    group = f'kind = "seated"\npeople = 3\nlayout = "{layout}"\ncolumns = 3\n{key}\n'
+    path.write_text('name = "t"\nduration_min = 1\n[[groups]]\n' + group)
+    with pytest.raises(ConfigError, match=f"{key.split()[0]}: a seated group laid out as {layout} does not use it"):
+        load_scenario(path)
+
+
+def test_every_group_key_is_given_its_kinds() -> None:
+    """A new key of Group is either read by every kind or listed in KEY_KINDS, so the check above covers it."""
+    every_kind = {"kind", "people", "name", "phone_share", "carriage", "models", "posture", "storey"}
+    assert {f.name for f in dataclasses.fields(Group)} == every_kind | set(KEY_KINDS)
+    assert all(set(kinds) <= set(GROUP_KINDS) for kinds in KEY_KINDS.values())
 
 
 def test_a_region_given_high_corner_first_is_a_config_error(tmp_path: Path) -> None:
@@ -414,3 +456,12 @@ def test_every_key_a_scenario_file_can_hold_is_documented() -> None:
         f"RadioModel.{f.name}" for f in dataclasses.fields(sc.RadioModel) if not re.search(rf"(?<![\w.]){f.name}(?!\w)", radio)
     ]
     assert not undocumented, f"scenario keys named nowhere in the docs: {undocumented}"
+
+
+def test_errors_call_a_group_by_its_name_too(tmp_path: Path) -> None:
+    """docs: `name` is "what errors call the group"; the file's errors said only "#2"."""
+    path = tmp_path / "s.toml"
+    path.write_text('name = "t"\nduration_min = 1\n[[groups]]\nkind = "waypoint"\npeople = 2\n'
+                    '[[groups]]\nname = "buffet"\nkind = "queue"\npeople = 3\nrows = 2\n')
+    with pytest.raises(ConfigError, match=re.escape("[[groups]] #2 (buffet).rows: a queue group does not use it")):
+        load_scenario(path)
