@@ -27,11 +27,31 @@ _db = click.option(
     required=True,
     help="Key server database: a SQLite file path, or postgresql://user@host/dbname.",
 )
+
+
+def _existing_key_dir(value: Path) -> None:
+    """A mistyped key directory is no reason to make one: `keygen` there would give a code key and a
+    signing key the running server does not know, so codes it issued would be refused (user29)."""
+    if not value.exists() and not value.is_symlink():
+        raise InputError(
+            f"--signing-key-dir {printable_line(str(value))} does not exist: give the directory `bluezone server keygen"
+            " --out` made, the one the key server runs with (a new one's keys would not be the server's)"
+        )
+
+
 _key_dir = click.option(
     "--signing-key-dir",
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Directory written by `bluezone server keygen`.",
+)
+#: issue-code and revoke-code read only the code key: a machine that issues codes needs no private.pem
+_code_key_dir = click.option(
+    "--signing-key-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory written by `bluezone server keygen`; only its code key, code_hmac.key, is read (a machine"
+    " that issues codes needs no private.pem).",
 )
 
 
@@ -144,7 +164,7 @@ def _open_existing(db: str) -> Any:
 
 @server.command("issue-code")
 @_db
-@_key_dir
+@_code_key_dir
 @click.option("--test-date", callback=parse_date, help="Date of the test (YYYY-MM-DD).")
 @click.option("--symptom-onset", callback=parse_date, help="Date symptoms began (YYYY-MM-DD).")
 @click.option(
@@ -173,6 +193,7 @@ def issue_code_cmd(
     """Issue a single-use verification code for a person who tested positive (or a close contact: --type recursive)."""
     from bluezone.server.codes import LONG, SHORT, CodeKey, grouped, issue_code
 
+    _existing_key_dir(signing_key_dir)
     key = CodeKey.load(signing_key_dir)
     storage = _open(db, create_db)
     try:
@@ -195,7 +216,7 @@ def issue_code_cmd(
 
 @server.command("revoke-code")
 @_db
-@_key_dir
+@_code_key_dir
 @click.option("--code", required=True, help="The code as issued (digits).")
 @json_option
 def revoke_code_cmd(db: str, signing_key_dir: Path, code: str, as_json: bool) -> None:
@@ -205,6 +226,7 @@ def revoke_code_cmd(db: str, signing_key_dir: Path, code: str, as_json: bool) ->
     withheld, and it says how many; exit 1 if some were already published (they cannot be recalled)."""
     from bluezone.server.codes import CodeKey, revoke_code
 
+    _existing_key_dir(signing_key_dir)
     key = CodeKey.load(signing_key_dir)
     storage = _open_existing(db)
     try:
@@ -221,7 +243,10 @@ def revoke_code_cmd(db: str, signing_key_dir: Path, code: str, as_json: bool) ->
 
 def _export_dir(db: str, export_dir: Path | None, signing_key_dir: Path) -> Path:
     if export_dir is None and "://" in db:
-        raise InputError("with PostgreSQL give --export-dir")
+        raise InputError(
+            "with PostgreSQL give --export-dir: the directory the exports are published from (the one `server run"
+            " --export-dir` serves, or the one synced to the static host; files written elsewhere are not served)"
+        )
     out = export_dir if export_dir is not None else Path(db).with_name(Path(db).stem + "-exports")
     # the export directory is published (served at /v1/exports/, synced to a static host): one that is, or
     # holds, the key directory would publish private.pem and code_hmac.key with it (walk14: docs' cron line
@@ -258,7 +283,10 @@ _min_keys_opt = click.option(
     "--min-keys-per-file", default=100, show_default=True, type=click.IntRange(0),
     help="Pad a file with fewer keys of its own with fake keys up to this many, plus 0-20 at random (0: never).",
 )
-_region_opt = click.option("--region", default="XX", show_default=True, help="Region in export.bin.")
+_region_opt = click.option(
+    "--region", default="XX", show_default=True,
+    help="Region in export.bin, as GAEN apps read it: a country or area code (VN, US-WA; 2-16 letters, digits or -).",
+)
 _rollup_opt = click.option(
     "--rollup-after-days", default=1, show_default=True, type=click.IntRange(0, 13),
     help="Replace an export day's files by one per day of their keys this many days after it ends.",
@@ -319,6 +347,7 @@ def export_cmd(
     from bluezone.server.signing import load_signer
 
     config = _export_config(region, max_keys_per_file, min_keys_per_file, rollup_after_days, no_rollups)
+    _existing_key_dir(signing_key_dir)
     signer = load_signer(signing_key_dir)
     out = _export_dir(db, export_dir, signing_key_dir)
     storage = _open(db, create_db)
@@ -426,6 +455,7 @@ def run_cmd(
         access_log=access_log,
     )
     export_config = _export_config(region, max_keys_per_file, min_keys_per_file, rollup_after_days, no_rollups)
+    _existing_key_dir(signing_key_dir)
     signer = load_signer(signing_key_dir)
     code_key = CodeKey.load(signing_key_dir)
     exports = _export_dir(db, export_dir, signing_key_dir)

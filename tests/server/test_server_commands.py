@@ -168,6 +168,33 @@ def test_a_missing_database_is_refused_not_created(tmp_path: Path) -> None:
     assert _run("server", "export", "--server-db", str(typo), "--signing-key-dir", str(keys))[0] == 0
 
 
+@pytest.mark.parametrize("command", [["issue-code"], ["revoke-code", "--code", "12345678"], ["export"], ["run"]])
+def test_a_missing_key_directory_is_named_not_made_again(tmp_path: Path, command: list[str]) -> None:
+    """A mistyped --signing-key-dir was answered 'run `bluezone server keygen --out TYPO` once': a new code key
+    there would issue codes the running server refuses, a new signing key sign files no node takes (user29)."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    db = tmp_path / "server.db"
+    assert _run("server", "issue-code", "--server-db", str(db), "--signing-key-dir", str(keys), "--create-db")[0] == 0
+    typo = tmp_path / "kyes"
+    rc, out, err = _run("server", *command, "--server-db", str(db), "--signing-key-dir", str(typo), "--port", "1") \
+        if command == ["run"] else _run("server", *command, "--server-db", str(db), "--signing-key-dir", str(typo))
+    assert rc == 2 and out == "" and err.count("\n") == 1, err
+    assert f"--signing-key-dir {typo} does not exist: give the directory `bluezone server keygen --out` made" in err
+    assert "keygen --out " + str(typo) not in err and not typo.exists()
+
+
+def test_an_export_on_postgresql_is_told_which_export_directory_to_give(tmp_path: Path) -> None:
+    """'with PostgreSQL give --export-dir' said nothing of which: a hand export into another directory than the one
+    `server run` serves records its files as published, and the server's index.txt never lists them (user29)."""
+    keys = tmp_path / "keys"
+    assert _run("server", "keygen", "--out", str(keys))[0] == 0
+    rc, _, err = _run("server", "export", "--server-db", "postgresql://nobody@/none?host=/nonexistent",
+                      "--signing-key-dir", str(keys))
+    assert rc == 2 and err.count("\n") == 1
+    assert "give --export-dir: the directory the exports are published from (the one `server run --export-dir`" in err
+
+
 @pytest.mark.parametrize("command", [["issue-code"], ["export"], ["status"], ["revoke-code", "--code", "12345678"]])
 def test_an_empty_file_is_refused_as_a_missing_database_is(tmp_path: Path, command: list[str]) -> None:
     """`touch server.db` (or a shell redirect's target) given to issue-code was taken for a new database: a
