@@ -59,10 +59,22 @@ def _write_files(out: Path, files: dict[str, tuple[bytes, int]]) -> None:
     from bluezone.writefile import write_files
 
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        _make_dirs(out)
         write_files(out, files)
     except OSError as exc:
         raise VenueError(f"cannot write the venue's files to {out}: {exc.strerror or exc}") from None
+
+
+def _make_dirs(out: Path) -> None:
+    """``out`` and its missing parents, writable by the owner alone whatever the umask (at most 0755): under a umask of
+    0 they were 0777, and another user could put their own venue-secret.json in place of the owner's.  A directory
+    already there keeps its mode."""
+    missing = []
+    while not out.exists() and out != out.parent:
+        missing.append(out)
+        out = out.parent
+    for d in reversed(missing):
+        d.mkdir(mode=0o755, exist_ok=True)  # (filtered by the umask too: 077 makes it 0700)
 
 
 def _poster_files(venue: Venue) -> dict[str, tuple[bytes, int]]:

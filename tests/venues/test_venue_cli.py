@@ -45,6 +45,22 @@ def cafe(tmp_path: Path, clock: VirtualClock) -> dict:
     return {**json.loads(result.output), "out": out}
 
 
+def test_the_directory_create_makes_is_writable_by_its_owner_alone(tmp_path: Path, clock: VirtualClock) -> None:
+    """Under a umask of 0 the venue's new directory was 0777: another user could put their own venue-secret.json in
+    place of the owner's (the file is 0600, its folder was not), and `venue beacon` sent that venue, `venue warn` warned
+    of it.  The files are readable as before (the poster is for the print shop); the directory is not writable by
+    others, whatever the umask."""
+    out = tmp_path / "shop"
+    old = os.umask(0)
+    try:
+        result = run(clock, "venue", "create", "--name", "Shop", "--address", "Main St 1", "--out", str(out))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "venue-secret.json").stat().st_mode) == 0o600
+
+
 def test_create_writes_poster_secrets_and_prints_the_url(tmp_path: Path, clock: VirtualClock) -> None:
     out = tmp_path / "shop"
     result = run(clock, "venue", "create", "--name", "Shop", "--address", "Main St 1", "--out", str(out))
