@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from bluezone.crypto.intervals import INTERVAL_SECONDS
 from bluezone.errors import InputError, VenueError
 from bluezone.printable import printable_line
 from bluezone.venues.visits import local_time
+
+if TYPE_CHECKING:
+    from bluezone.venues.location import Venue
 
 
 def _emit_json(data: Any) -> None:
@@ -120,14 +123,40 @@ def venue_poster(venue_path: Path, out: Path | None, force: bool, as_json: bool)
                + "".join(f"; {p} kept as it was (--force draws over it)" for p in kept), err=True)
 
 
+def _venue_from_url(text: str, command: str) -> Venue:
+    """The venue of a check-in URL; a file or folder given in its place is told what to give instead
+    (`checkin photo.jpg` and `venue show cafe/` said only 'not a venue check-in URL', user29)."""
+    from bluezone.venues.location import Venue
+
+    try:
+        return Venue.from_url(text)
+    except VenueError as exc:
+        problem = exc
+    path = Path(text)
+    try:
+        is_dir, is_file = path.is_dir(), path.is_file()
+    except (OSError, ValueError):  # a name too long for a path, a NUL: a mistyped URL, as it says
+        raise problem from None
+    shown = printable_line(text)
+    if is_dir or (is_file and path.name == "venue.json"):
+        raise VenueError(
+            f"{shown} is a venue's {'folder' if is_dir else 'file'}, not a check-in URL: the URL is printed under the"
+            " poster's QR code and kept as \"url\" in the folder's venue.json"
+        )
+    if is_file and command == "checkin":
+        raise VenueError(
+            f"{shown} is a file, not a check-in URL: a photo of the poster goes with --image (bluezone checkin --image"
+            f" {shown})"
+        )
+    raise problem from None
+
+
 @venue.command("show")
 @click.argument("url")
 @json_option
 def venue_show(url: str, as_json: bool) -> None:
     """Decode a check-in URL: name, address, type, default stay, location id (no network)."""
-    from bluezone.venues.location import Venue
-
-    info = Venue.from_url(url).as_dict()
+    info = _venue_from_url(url, "venue show").as_dict()
     if as_json:
         _emit_json(info)
         return
@@ -155,14 +184,13 @@ def checkin(url: str | None, image: Path | None, start: str | None, end: str | N
     """
     from bluezone.proximity.store import SightingStore
     from bluezone.venues.checkins import check_in, record_visit
-    from bluezone.venues.location import Venue
     from bluezone.venues.scan import venue_from_photo
 
     if (url is None) == (image is None):
         raise click.UsageError("give the check-in URL or --image PHOTO (one of them)")
     if (start is None) != (end is None):
         raise click.UsageError("--start and --end go together")
-    place = Venue.from_url(url) if url is not None else venue_from_photo(image)  # type: ignore[arg-type]
+    place = _venue_from_url(url, "checkin") if url is not None else venue_from_photo(image)  # type: ignore[arg-type]
     # read before the store opens: a mistyped time left a new, empty store behind at --db
     past = (parse_time(start, "--start"), parse_time(end, "--end")) if start is not None and end is not None else None
     now = cli_clock().now()

@@ -372,6 +372,27 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, clock: VirtualClock, args:
     assert not (tmp_path / "v.db").exists() and not (tmp_path / "out").exists()
 
 
+def test_a_file_or_folder_given_for_the_url_is_told_what_to_give(cafe: dict, clock: VirtualClock, tmp_path: Path) -> None:
+    """`checkin photo.jpg` (no --image) and `venue show cafe/` said only 'not a venue check-in URL' (user29)."""
+    out, db = cafe["out"], tmp_path / "v.db"
+    cases = [
+        (["checkin", str(out / "poster.png"), "--db", str(db)],
+         f"{out / 'poster.png'} is a file, not a check-in URL: a photo of the poster goes with --image"
+         f" (bluezone checkin --image {out / 'poster.png'})"),
+        (["checkin", str(out), "--db", str(db)], f"{out} is a venue's folder, not a check-in URL: the URL is printed"),
+        (["venue", "show", str(out)], f"{out} is a venue's folder, not a check-in URL"),
+        (["venue", "show", str(out / "venue.json")], f"{out / 'venue.json'} is a venue's file, not a check-in URL"),
+        (["venue", "show", str(out / "poster.png")], "not a venue check-in URL (expected"),  # no --image to point to
+    ]
+    for args, message in cases:
+        result = run(clock, *args)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert 'kept as "url" in the folder\'s venue.json' in run(clock, "venue", "show", str(out)).output
+    assert not db.exists()
+    assert json.loads((out / "venue.json").read_text())["url"] == cafe["url"]  # where the message says it is
+
+
 @pytest.mark.parametrize("zone", ["Asia/Ho_Chi_Minh", "America/Los_Angeles"])
 @pytest.mark.parametrize(
     "start, end",
