@@ -135,11 +135,11 @@ def _bad(message: str, code: str = "bad_request") -> PublishError:
 
 
 def _int(entry: dict[str, Any], name: str, where: str, default: int | None = None) -> int:
-    if name not in entry:
+    value = entry.get(name)
+    if value is None:  # absent, or null (GAEN's reference server, in Go, takes a null as absent)
         if default is None:
             raise _bad(f"{where}: missing {name!r}")
         return default
-    value = entry[name]
     if isinstance(value, bool) or not isinstance(value, int):
         raise _bad(f"{where}: {name!r} must be an integer")
     return value
@@ -178,8 +178,8 @@ def _object_and_code(body: bytes, config: PublishConfig) -> tuple[dict[str, Any]
 def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
     """Shape checks that need no database: JSON, fields, key sizes, ranges, duplicates."""
     doc, code = _object_and_code(body, config)
-    padding = doc.get("padding", "")
-    if not isinstance(padding, str):
+    padding = doc.get("padding")
+    if padding is not None and not isinstance(padding, str):  # null: none (as for every optional field)
         raise _bad("'padding' must be a string")
     revision_token = doc.get("revisionToken")
     if revision_token == "":
@@ -199,7 +199,9 @@ def parse_request(body: bytes, config: PublishConfig) -> PublishRequest:
         venue_reports = tuple(parse_venue_reports(doc, config.venue_reports))
     except ValueError as exc:
         raise _bad(str(exc), "checkin_invalid") from None
-    entries = doc.get("temporaryExposureKeys", [] if venue_reports else None)
+    entries = doc.get("temporaryExposureKeys")
+    if entries is None and venue_reports:  # check-ins alone
+        entries = []
     if not isinstance(entries, list) or not (entries or venue_reports):
         raise _bad("'temporaryExposureKeys' must be a non-empty list", "missing_keys")
     if len(entries) > config.max_keys:

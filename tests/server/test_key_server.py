@@ -21,12 +21,13 @@ from bluezone.client.pinning import PinnedKey
 from bluezone.client.state import ServerState
 from bluezone.client.uploading import keys_to_upload
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
-from bluezone.errors import KeyServerError, ServerKeyChangedError
+from bluezone.errors import KeyServerError, PublishError, ServerKeyChangedError
 from bluezone.keyformat.export import open_signed_export
+from bluezone.keyformat.venue_reports import ProtectedReport
 from bluezone.proximity.store import SightingStore
 from bluezone.server.app import create_app
 from bluezone.server.codes import revoke_code
-from bluezone.server.publish import PublishConfig
+from bluezone.server.publish import PublishConfig, parse_request
 
 
 @pytest.fixture
@@ -526,6 +527,26 @@ def test_any_value_in_any_field_is_refused_cleanly_or_stored(server: Server, fie
     if r.status_code >= 400:
         assert isinstance(r.json()["code"], str)
         assert server.storage.count_keys() == before
+
+
+def test_optional_fields_sent_as_null_are_taken_as_absent(server: Server) -> None:
+    """GAEN's reference server (Go) takes an optional field sent as null as absent; here 'revisionToken' and
+    'symptomOnsetInterval' were, but 'padding', a key's 'rollingPeriod' and 'transmissionRisk', and the keys
+    beside check-ins were refused with a 400 (an upload lost for a null its app sends for "none")."""
+    day = rolling_start(NOW) - 2 * ROLLING_PERIOD
+    body = _body([(b"\x05" * 16, day, 144)], server.code())
+    body["padding"] = None
+    body["temporaryExposureKeys"][0].update(rollingPeriod=None, transmissionRisk=None)
+    parsed = parse_request(json.dumps(body).encode(), PublishConfig())
+    assert parsed.keys["rolling_period"].tolist() == [ROLLING_PERIOD] and parsed.keys["transmission_risk"].tolist() == [0]
+    status, answer = server.post(body)
+    assert status == 200 and answer["insertedExposures"] == 1
+    alone = {"temporaryExposureKeys": None, "verificationPayload": "1", "checkInProtectedReports": [
+        {"day": int(NOW // 86_400), "report": base64.b64encode(bytes(ProtectedReport.fake())).decode()}]}
+    assert len(parse_request(json.dumps(alone).encode(), PublishConfig()).venue_reports) == 1  # check-ins alone
+    body["temporaryExposureKeys"][0]["rollingStartNumber"] = None  # not optional
+    with pytest.raises(PublishError, match="missing 'rollingStartNumber'"):
+        parse_request(json.dumps(body).encode(), PublishConfig())
 
 
 def test_an_upload_retried_many_times_is_neither_rate_limited_nor_logged_with_its_address(
