@@ -274,7 +274,8 @@ _guessing_alarm_opt = click.option(
 )
 _export_dir_opt = click.option(
     "--export-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Where batches and index.txt go (default beside a SQLite file: server.db -> server-exports).",
+    help="Where batches and index.txt go: the directory that is published (default beside a SQLite file: server.db"
+    " -> server-exports; required with PostgreSQL).",
 )
 _max_keys_opt = click.option(
     "--max-keys-per-file", default=30_000, show_default=True, type=click.IntRange(1), help="Keys per batch file."
