@@ -126,6 +126,8 @@ def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path |
     With --protocol bluezone3: its Bluezone v3 key chain as an F0 list, for `check --bluezone3-list`;
     a new chain starts at once (the key written would give away every later v3 ID of the old one).
     """
+    import os
+
     from bluezone.errors import InputError
     from bluezone.keyformat.keyfile import dump_keys_json, write_private
     from bluezone.keyformat.keys import keys_from_daily
@@ -135,42 +137,49 @@ def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path |
     if out != "-" and protocol == "gaen" and not force and _regular_file_there(out):
         # before the store is read: a refusal cuts no key of today short
         raise InputError(f"{out} already exists: give --force to replace it, or another --out")
+    if out != "-" and protocol == "bluezone3" and os.path.lexists(out):  # before the store starts a new chain
+        raise InputError(_f0_list_there(out))
     released = []
+    old_chain = None
     with SightingStore.open(db_path, create=False, purge_now=cli_clock().now()) as store:
         # the daemon's measured time while it does not believe a step of the clock (a year ahead: no key within --days)
         now = store.believed_time(cli_clock().now(), quiet=True)
         if protocol == "bluezone3":
-            from bluezone.matching.bluezone3 import own_f0_list
+            from bluezone.matching.bluezone3 import own_f0_list, restart_chain
 
             own = own_f0_list(store, now, days)["data"]
             data = (json.dumps({"data": own}, indent=2) + "\n").encode()
+            old_chain = store.bluezone3_key()
+            # the key written reveals every later day of its chain: a new one is stored before the list leaves (after,
+            # a store that refused it, a lock held elsewhere or a full disk, kept the device on the chain handed over)
+            restart_chain(store, now)
         else:
             chosen = own_keys_to_export(store.daily_keys(), days, now)
             own, released = keys_from_daily(chosen), released_today(chosen, now)
             data = dump_keys_json(own)
-    if out == "-":
-        click.echo(data.decode(), nl=False)
-    else:
-        try:
-            # an F0 list is written once: the chain it names is replaced below, so a second export of it
-            # would put the new chain's list (IDs nobody heard yet) over the one to hand over
-            write_private(out, data, new=protocol == "bluezone3")
-        except FileExistsError:
-            raise InputError(_f0_list_there(out)) from None
-        except OSError as exc:
-            raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
-        what = "F0 list entry" if protocol == "bluezone3" else "keys"
-        click.echo(printable_line(f"wrote {len(own)} {what} to {out}"), err=True)
-    if released:  # today's key, now in the file, goes off air when the current 10 minutes end
-        with SightingStore.open(db_path, create=False, purge_now=now) as store:
-            for key in released:
+            for key in released:  # today's key goes off air when the current 10 minutes end: stored before it leaves
                 store.save_daily_key(key)
+    try:
+        if out == "-":
+            click.echo(data.decode(), nl=False)
+        else:
+            try:
+                # an F0 list is written once: its chain is replaced, so a second export of it would put the new
+                # chain's list (IDs nobody heard yet) over the one to hand over
+                write_private(out, data, new=protocol == "bluezone3")
+            except FileExistsError:
+                raise InputError(_f0_list_there(out)) from None
+            except OSError as exc:
+                raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
+            what = "F0 list entry" if protocol == "bluezone3" else "keys"
+            click.echo(printable_line(f"wrote {len(own)} {what} to {out}"), err=True)
+    except BaseException:
+        if protocol == "bluezone3" and old_chain is not None:  # nothing handed over: the old chain's list can be made again
+            with SightingStore.open(db_path, create=False, purge_now=now) as store:
+                store.save_bluezone3_key(*old_chain, now)
+        raise
+    if released:
         click.echo("today's key is cut to end with the current 10 minutes; the daemon starts a new key then", err=True)
-    if protocol == "bluezone3":  # the key written reveals every later day of its chain: start a new one
-        from bluezone.matching.bluezone3 import restart_chain
-
-        with SightingStore.open(db_path, create=False, purge_now=now) as store:
-            restart_chain(store, store.believed_time(cli_clock().now(), quiet=True))
 
 
 def _regular_file_there(out: str) -> bool:

@@ -458,3 +458,44 @@ def test_a_list_too_big_for_memory_is_a_key_file_error(tmp_path) -> None:
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-500:]
     assert out.stdout.startswith("refused:") and "too large" in out.stdout
+
+
+def test_an_export_whose_new_chain_the_store_refuses_hands_over_no_list(tmp_path, monkeypatch) -> None:
+    """The list was written first and the new chain stored after, in another open: with the store's lock held elsewhere
+    past its busy timeout (or a full disk), `keys export --protocol bluezone3` wrote the list ('wrote 1 F0 list
+    entry'), then failed, and the device went on sending from the chain the list reveals: anyone holding the list
+    could follow every later v3 ID.  Now the new chain is stored before the list is written: refused, no list."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.proximity.store import interface
+
+    monkeypatch.setattr(interface, "BUSY_SECONDS", 0.2)
+    now = 1_795_694_400.0  # 2026-11-26 12:00 UTC
+    chain = (int(now // 86400) - 2, bytes(range(32)))
+    with SightingStore.open(tmp_path / "a.db") as store:
+        store.save_bluezone3_key(*chain, now - 2 * 86400)
+    listing = tmp_path / "f0.json"
+    export = ["keys", "export", "--protocol", "bluezone3", "--db", str(tmp_path / "a.db"), "--out", str(listing)]
+    other = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writes (the daemon's rewrite, a `checkin`)
+    try:
+        refused = CliRunner().invoke(cli, export, obj={"clock": VirtualClock(now)})
+    finally:
+        other.rollback()
+        other.close()
+    assert refused.exit_code != 0 and "locked" in refused.output, refused.output
+    assert not listing.exists()
+    with SightingStore.open(tmp_path / "a.db") as store:
+        assert store.bluezone3_key() == chain
+    # a list that cannot be written (no such folder) leaves the old chain, whose list a later export makes
+    nowhere = CliRunner().invoke(cli, [*export[:-1], str(tmp_path / "none" / "f0.json")], obj={"clock": VirtualClock(now)})
+    assert nowhere.exit_code == 2 and "cannot write" in nowhere.output, nowhere.output
+    with SightingStore.open(tmp_path / "a.db") as store:
+        assert store.bluezone3_key() == chain
+    done = CliRunner().invoke(cli, export, obj={"clock": VirtualClock(now)})
+    assert done.exit_code == 0 and bytes.fromhex(json.loads(listing.read_text())["data"][0]["daily_key"]) == chain[1]
+    with SightingStore.open(tmp_path / "a.db") as store:
+        assert store.bluezone3_key()[0] == chain[0] + 2  # a new chain, from today

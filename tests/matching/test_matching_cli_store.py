@@ -225,6 +225,31 @@ def test_keys_export_takes_todays_key_off_air_with_the_current_interval(tmp_path
         assert [k.end for k in store.daily_keys()] == [ends]
 
 
+def test_keys_export_whose_cut_the_store_refuses_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The file was written first and today's key cut after, in another open: with the store's lock held elsewhere past
+    its busy timeout (or a full disk), the file with today's key was written, the cut refused, and the daemon sent that
+    key until midnight: whoever had the file could follow the device.  Now the cut is stored first: refused, no file."""
+    import sqlite3
+
+    from bluezone.proximity.store import interface
+
+    monkeypatch.setattr(interface, "BUSY_SECONDS", 0.2)
+    db = tmp_path / "own.db"
+    with SightingStore.open(db) as store:
+        store.save_daily_key(DailyKey(b"\x07" * 16, rolling_start(NOW)))
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process writes (the daemon's rewrite, a `checkin`)
+    try:
+        code, _, err = run("keys", "export", "--out", str(tmp_path / "k.json"), "--db", str(db))
+    finally:
+        other.rollback()
+        other.close()
+    assert code != 0 and "locked" in err, err
+    assert not (tmp_path / "k.json").exists()
+    with SightingStore.open(db, create=False) as store:
+        assert [k.rolling_period for k in store.daily_keys()] == [144]
+
+
 def test_keys_export_missing_db(tmp_path: Path) -> None:
     code, _, err = run("keys", "export", "--out", str(tmp_path / "k.json"), "--db", str(tmp_path / "none.db"))
     assert code == 2 and "no sighting database" in err and not (tmp_path / "none.db").exists()
