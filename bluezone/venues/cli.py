@@ -211,6 +211,19 @@ def checkin(url: str | None, image: Path | None, start: str | None, end: str | N
         click.echo(f"recorded a visit to {visit.description}: {local_time(visit.start)} .. {local_time(visit.end)}")
     else:
         click.echo(f"checked in at {visit.description} ({visit.address}); automatic check-out {local_time(visit.end)}")
+        _say_outside_the_event(place, visit.start)
+
+
+def _say_outside_the_event(place: Venue, when: float) -> None:
+    """A check-in now at an event not running now (an invitation's QR code scanned days early, a poster left up)
+    is kept, as CWA keeps it, but said: CWA warns before its start and after its end (QRCodeVerifyResult's
+    StartTimeWarning, EndTimeWarning); bluezone said nothing (user29)."""
+    if place.start is not None and when < place.start:
+        click.echo(f"note: {place.description} starts {local_time(place.start)}: checked in now all the same"
+                   " (check out with `bluezone checkout`, or give a visit's times with --start and --end)", err=True)
+    elif place.end is not None and when > place.end:
+        click.echo(f"note: {place.description} ended {local_time(place.end)}: checked in now all the same"
+                   " (check out with `bluezone checkout`, or give a visit's times with --start and --end)", err=True)
 
 
 @click.command("checkout")

@@ -393,6 +393,31 @@ def test_a_file_or_folder_given_for_the_url_is_told_what_to_give(cafe: dict, clo
     assert json.loads((out / "venue.json").read_text())["url"] == cafe["url"]  # where the message says it is
 
 
+@pytest.mark.parametrize(
+    "start, end, note",
+    [
+        ("2026-12-09T11:00Z", "2026-12-09T15:00Z", "note: Wedding starts 2026-12-09 11:00 UTC: checked in now all the same"),
+        ("2026-12-02T11:00Z", "2026-12-02T15:00Z", "note: Wedding ended 2026-12-02 15:00 UTC: checked in now all the same"),
+        ("2026-12-04T15:00Z", "2026-12-04T19:00Z", None),  # T0 is 16:00: the event is on
+    ],
+)
+def test_a_check_in_now_outside_an_events_times_is_kept_and_said(
+    tmp_path: Path, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, start: str, end: str, note: str | None
+) -> None:
+    """An invitation's QR code scanned days before the wedding checked in at once without a word (user29); CWA warns
+    before an event's start and after its end, and keeps the check-in, as this does."""
+    monkeypatch.setenv("TZ", "UTC")
+    out, db = tmp_path / "wedding", tmp_path / "v.db"
+    made = run(VirtualClock(T0 - 5 * 86400), "venue", "create", "--name", "Wedding", "--address", "Hall 3", "--type",
+               "private-event", "--start", start, "--end", end, "--out", str(out))  # made before the event, as owners do
+    assert made.exit_code == 0, made.output
+    result = run(clock, "checkin", made.stdout.strip(), "--db", str(db))
+    assert result.exit_code == 0 and result.stdout.startswith("checked in at Wedding (Hall 3)"), result.output
+    assert result.stderr == ("" if note is None else note + " (check out with `bluezone checkout`, or give a visit's"
+                             " times with --start and --end)\n")
+    assert "[here now" in run(clock, "checkins", "--db", str(db)).stdout
+
+
 @pytest.mark.parametrize("zone", ["Asia/Ho_Chi_Minh", "America/Los_Angeles"])
 @pytest.mark.parametrize(
     "start, end",
