@@ -66,7 +66,8 @@ class ServeSettings:
     def __post_init__(self) -> None:
         if self.max_connections < 1 or self.max_connections_per_client < 1:
             raise InputError("connection limits must be at least 1")
-        if self.request_timeout <= 0 or self.send_timeout <= 0:
+        # (nan passed "<= 0": a deadline timer at nan sat in asyncio's timer heap, whose order it breaks)
+        if not (self.request_timeout > 0 and self.send_timeout > 0):
             raise InputError("timeouts must be positive")
         for entry in (self.forwarded_allow_ips or "").split(","):
             entry = entry.strip()

@@ -354,6 +354,15 @@ def test_log_floods_are_cut_to_a_few_lines_with_a_count() -> None:
     assert f.filter(r) and r.getMessage().endswith("[997 similar message(s) dropped]")
 
 
+@pytest.mark.parametrize("timeouts", [{"request_timeout": float("nan")}, {"send_timeout": float("nan")},
+                                      {"request_timeout": 0}, {"send_timeout": -1}])
+def test_timeouts_that_are_no_positive_number_are_refused(timeouts: dict) -> None:
+    """nan passed the "<= 0" check (the CLI's own FloatRange refuses it, a program serving the app did not): a
+    deadline timer at nan sits in asyncio's timer heap, whose order it breaks."""
+    with pytest.raises(InputError, match="timeouts must be positive"):
+        ServeSettings(**timeouts)
+
+
 def test_proxies_are_named_by_address_or_network() -> None:
     settings = ServeSettings(forwarded_allow_ips="192.0.2.7, 10.0.0.0/8,2001:db8::/32")
     assert settings.is_proxy("192.0.2.7") and settings.is_proxy("10.9.8.7") and settings.is_proxy("2001:db8::1")
