@@ -123,7 +123,8 @@ def plots(result: RunResult, report: dict[str, Any]) -> dict[str, tuple[bytes, N
     ax.set_ylim(0, d)
     ax.set_aspect("equal")
     ax.set_title(f"{name}: positions at t = {snap['t'] / 60:.0f} min")
-    ax.legend(loc="upper right", fontsize=7)
+    # beside the scene, not on it: inside, its corner hid whoever stood there (user29's wedding: the buffet queue)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=7)
     files["scene.png"] = (_png(fig), None)
 
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -190,3 +190,19 @@ def test_links_planted_in_a_shared_out_folder_are_replaced_not_written_through(t
     assert sorted(p.name for p in out.iterdir()) == sorted(names)
     assert all(not (out / name).is_symlink() and (out / name).stat().st_size > 0 for name in names)
     assert json.loads((out / "report.json").read_text())["scenario"] == "classroom"
+
+
+def test_the_scene_plots_legend_stands_beside_the_scene_not_on_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its "upper right" corner hid whoever stood there (user29's wedding: the buffet queue's head)."""
+    from bluezone.sim import engine, report
+
+    figures = []
+    real_png = report._png
+    monkeypatch.setattr(report, "_png", lambda fig: figures.append(fig) or real_png(fig))
+    result = engine.run(dataclasses.replace(load_scenario(SIMULATIONS / "wall.toml"), duration_min=1.0), 1)
+    names = list(report.plots(result, report.summarise(result)))
+    scene = figures[names.index("scene.png")]
+    scene.canvas.draw()
+    ax = scene.axes[0]
+    legend, plot = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= plot.x1 and legend.x1 <= scene.bbox.x1  # right of the scene, and on the image
