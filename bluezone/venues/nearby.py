@@ -28,7 +28,8 @@ Rules (all times from the daemon's clock):
   one does (``checkout``, a QR check-in elsewhere, its own length).  A beacon of another venue
   heard during a typed check-in checks in beside it (both rooms were shared, as far as the device
   can tell; ``checkins.py``); two beacons take turns: while one's check-in is open, another heard
-  waits, and checks in from the first decode, or from the end of that visit if later.  Before, a
+  waits (asking the store every ``RETRY_SECONDS``), and checks in from the first decode, or from the end of that
+  visit if later.  Before, a
   QR check-in at the café ended 3 minutes after the café's beacon, heard for 5 minutes, fell silent;
 * a check-in or check-out the store refuses for now (a full disk, a lock another process holds) waits and is
   tried again at most every ``RETRY_SECONDS``, as the daemon's sightings wait in its backlog: a check-in with its
@@ -115,6 +116,7 @@ class _Stay:
     checked_in: bool = False  # the dwell is over: checked in, by this beacon (``visit_id``) or already there
     visit_id: int | None = None  # the check-in this stay wrote: the only one it may end
     waiting: bool = False  # heard long enough, but another beacon's check-in is open
+    ask_at: float = 0.0  # while waiting: when the store is asked again whether that check-in is over
 
 
 class BeaconCheckIns:
@@ -258,6 +260,8 @@ class BeaconCheckIns:
         assert stay.venue is not None  # only a stay taken over lacks one, and it is checked in already
         if self._writes_wait(now) or self._owed_checkouts:  # (a check-out due before it goes first)
             return  # tried again at a later sweep: the stay and its first frame are kept
+        if stay.waiting and now < stay.ask_at <= now + RETRY_SECONDS:
+            return  # each waiting venue asked at every sweep, a write transaction a second each: made-up ones kept heard
         try:
             result = check_in_by_beacon(self.store, stay.venue, now, start=stay.first)
         except StoreWriteError as exc:
@@ -272,7 +276,8 @@ class BeaconCheckIns:
             if not stay.waiting:
                 log.info("venue beacon heard while checked in by another: no check-in while that visit lasts")
                 stay.waiting = True
-            return  # tried again at the next tick: that visit may have ended by then
+            stay.ask_at = now + RETRY_SECONDS
+            return  # tried again RETRY_SECONDS on: that visit may have ended by then (the check-in starts at its end)
         self._store_took()
         stay.checked_in, stay.visit_id = True, result.visit.id
         self.checkins += 1

@@ -758,3 +758,27 @@ def test_a_set_heard_every_10_s_opens_under_any_flood_of_12_frames_a_second(data
         assert result is None
         before = index
     pytest.fail("never opened" if inside else "never let in")
+
+
+def test_beacons_waiting_their_turn_ask_the_store_every_ten_seconds_not_every_sweep() -> None:
+    """While one beacon's check-in is open, each other venue heard long enough waits its turn: each asked the store
+    (a write transaction, BEGIN IMMEDIATE) at every sweep, once a second, so made-up venues kept heard (anyone can
+    make venues; three frames a minute each keep one heard) cost the daemon's loop a transaction each a second (199
+    waiting: 13 ms of every second).  A waiting venue asks every RETRY_SECONDS, and still checks in from the end of
+    the visit before it."""
+    from bluezone.venues.nearby import RETRY_SECONDS
+
+    store = SightingStore.open(":memory:")
+    listener = BeaconCheckIns(store)
+    others = [(Venue.create(f"Sạp {i}", "Chợ Bến Thành", "retail", 30, seed=bytes([i + 1]) * 16), bytes([i + 1]) * 32)
+              for i in range(5)]
+    asked: list[str] = []
+    store.db.conn.set_trace_callback(lambda sql: asked.append(sql) if sql.startswith("BEGIN IMMEDIATE") else None)
+    for i in range(12 * 60):  # the café and five stalls, each frame of each heard once a second
+        t = T0 + i
+        for venue, key in [(CAFE, SECRETS.beacon_key), *others]:
+            frames = beacon.frames(venue.payload, key, beacon.epoch_of(t))
+            listener.on_advert(Advert(t, frames[i % len(frames)], -70, beacon.SERVICE_UUID))
+    assert len(visits(store)) == listener.checkins == 1  # the other five wait while the first is heard
+    # every transaction: the first's check-in, then the five asking from the end of their dwell on (2,026 before)
+    assert len(asked) <= 1 + 5 * ((12 * 60 - listener.policy.dwell) / RETRY_SECONDS + 2), len(asked)
