@@ -231,6 +231,49 @@ def test_a_read_only_stores_bluezone3_chain_is_read_as_the_purge_leaves_it(tmp_p
     assert "never sent Bluezone v3 IDs" in done.stderr.splitlines()[-1]
 
 
+@pytest.mark.parametrize("protocol", ["gaen", "bluezone3"])
+@pytest.mark.parametrize("to", ["file", "-"])
+def test_keys_export_from_a_read_only_store_hands_over_nothing(tmp_path: Path, protocol: str, to: str) -> None:
+    """`keys export` wrote the keys, today's included (an F0 list: its chain's key), and only then failed to save
+    today's key as cut (to start a new chain): "cannot write to ...", exit 1, after the export had happened, and
+    the device went on sending from the key handed over.  The store's write comes first now (00c4ca7, tested there
+    under a held lock): on a read-only store it is refused, nothing leaves (standard output too), the store as it
+    was."""
+    db = tmp_path / "store" / "s.db"
+    with SightingStore.open(db, purge_now=NOON) as store:
+        store.save_daily_key(DailyKey(b"k" * 16, rolling_start(NOON)))
+        store.save_bluezone3_key(int(NOON // 86_400) - 2, b"c" * 32, NOON - 2 * 86_400)
+    before = db.read_bytes()
+    out = tmp_path / "keys.json"
+    db.chmod(0o400)
+    try:
+        done = _cli_at(NOON, "keys", "export", "--protocol", protocol, "--out", str(out) if to == "file" else "-",
+                       "--db", str(db))
+    finally:
+        db.chmod(0o600)
+    assert done.returncode == 1 and done.stderr.splitlines() == [_refusal(db)], done.stderr
+    assert done.stdout == "" and not out.exists()
+    assert db.read_bytes() == before
+
+
+def test_an_f0_list_that_cannot_be_written_keeps_its_chain(tmp_path: Path) -> None:
+    """The new v3 chain is stored before the list is written: a list the folder refuses puts the old chain back,
+    whose IDs can then still be exported (the new chain kept, the old one's never could be)."""
+    db = tmp_path / "store" / "s.db"
+    with SightingStore.open(db, purge_now=NOON) as store:
+        store.save_bluezone3_key(int(NOON // 86_400) - 2, b"c" * 32, NOON - 2 * 86_400)
+        chain = store.bluezone3_key()
+    gone = _cli_at(NOON, "keys", "export", "--protocol", "bluezone3", "--out", str(tmp_path / "nowhere" / "l.json"),
+                   "--db", str(db))
+    assert gone.returncode == 2 and gone.stderr.startswith("Error: cannot write the keys to"), gone.stderr
+    with SightingStore.open(db, purge_now=NOON) as store:
+        assert store.bluezone3_key() == chain
+    done = _cli_at(NOON, "keys", "export", "--protocol", "bluezone3", "--out", str(tmp_path / "l.json"), "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    with SightingStore.open(db, purge_now=NOON) as store:
+        assert store.bluezone3_key() != chain  # handed over: a new chain
+
+
 def test_run_in_a_folder_this_user_may_not_write_says_so(tmp_path: Path) -> None:
     """It said "cannot use PATH.lock as the store's lock: Permission denied", exit 2, as for a path mistyped."""
     folder = tmp_path / "theirs"
