@@ -210,11 +210,11 @@ def ask_before_sending(
     A piped answer that is not one is said in one line, exit 2: click asked again on the same line, of an input
     nobody can correct."""
     meta = click.get_current_context().meta
+    piped = not sys.stdin.isatty()
     try:
-        answer = click.confirm(question, default=default, err=True) if sys.stdin.isatty() else _piped_answer(question, default)
+        answer = _piped_answer(question, default, command, instead) if piped else click.confirm(question, default=default, err=True)
     except _NotAnAnswer as exc:
-        if _answers_unseen():
-            click.echo(printable_line(exc.given), err=True)  # shown after its question, as an answer taken is
+        click.echo(printable_line(exc.given), err=True)  # shown after its question, as an answer taken is
         raise click.UsageError(
             f"{exc.given.strip()[:40]!r} is not an answer to {command}'s question {question!r}, and"
             f" with no terminal it cannot be asked again: answer y or n on a line of its own, or pass {instead}"
@@ -234,7 +234,7 @@ def ask_before_sending(
             " (or run it on a terminal to confirm)"
         ) from None
     meta[ANSWERS_READ] = meta.get(ANSWERS_READ, 0) + 1
-    if _answers_unseen():  # the answer taken, shown after its question: the next line began after "[y/N]: "
+    if piped:  # the answer taken, shown after its question: the next line began after "[y/N]: "
         click.echo("y" if answer else "n", err=True)
     return answer
 
@@ -246,23 +246,39 @@ class _NotAnAnswer(Exception):
         self.given = given
 
 
-def _piped_answer(question: str, default: bool) -> bool:
+def _piped_answer(question: str, default: bool, command: str, instead: str) -> bool:
     """``question`` answered by one line of a stdin that is no terminal, read as click.confirm reads it (y, yes, n,
     no in any case, or nothing for ``default``); anything else is ``_NotAnAnswer``, not asked again."""
-    given = click.prompt(f"{question} [{'Y/n' if default else 'y/N'}]", default="", show_default=False, err=True)
+    given = read_answer(
+        f"{question} [{'Y/n' if default else 'y/N'}]: ", f"the answer to {command}'s question {question!r}",
+        f"answer y or n on a line of its own, or pass {instead}",
+    )
     reply = given.lower().strip()
     if reply in ("y", "yes", "n", "no", ""):
         return reply.startswith("y") if reply else default
     raise _NotAnAnswer(given)
 
 
-def _answers_unseen() -> bool:
-    """Whether stdin is a pipe or file, whose answers nothing shows (a terminal echoes what is typed, and
-    click's test runner its input)."""
+#: The longest line a question's answer may be (a yes or no, an RSSI reading): read no further than this.
+ANSWER_LIMIT = 1024
+
+
+def read_answer(prompt: str, what: str, advice: str) -> str:
+    """One line of stdin, without its line end, answering ``prompt`` (shown on stderr first).  A line longer than
+    ANSWER_LIMIT is one line's usage error naming ``what`` and giving ``advice``, the rest left unread:
+    click.prompt (Python's input()) read a line of any length, and ``< /dev/zero`` grew until out of memory.
+    The input's end or Ctrl-C is click.Abort, as in click.prompt."""
+    click.echo(prompt, nl=False, err=True)
     try:
-        return not os.isatty(sys.stdin.fileno())
-    except (AttributeError, OSError, ValueError):  # (no stdin, or one with no file behind it)
-        return False
+        line = sys.stdin.readline(ANSWER_LIMIT + 1)
+    except (KeyboardInterrupt, EOFError):
+        raise click.Abort() from None
+    if not line:
+        raise click.Abort()
+    if len(line) > ANSWER_LIMIT and not line.endswith("\n"):
+        click.echo(err=True)  # end the question's line
+        raise click.UsageError(f"{what} is longer than {ANSWER_LIMIT} characters (not read on): {advice}")
+    return line.removesuffix("\n")
 
 
 def emit_json(data: Any) -> None:

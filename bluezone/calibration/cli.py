@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bluezone.clitypes import FloatRange, json_option
+from bluezone.clitypes import FloatRange, json_option, read_answer
 from bluezone.printable import printable_line
 
 STEPS = """Calibrating {radio} against {reference}, {distance:g} m apart, for {duration:g} s.
@@ -127,9 +127,9 @@ def calibrate(
         phone_rssi=phone_rssi, seed=seed, emulated_offsets=emulated_offsets, progress=_progress(),
     )
     if result.tx_power_dbm is None and interactive:
-        answer = click.prompt(
-            "RSSI your phone's BLE scanner showed for this adapter (dBm; Enter to skip)",
-            default="", show_default=False, err=True,
+        answer = read_answer(
+            "RSSI your phone's BLE scanner showed for this adapter (dBm; Enter to skip): ", "the phone RSSI typed",
+            "type the reading in dBm (e.g. -79), or give it with --phone-rssi",
         ).strip()
         if answer:
             try:

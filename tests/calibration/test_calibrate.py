@@ -207,6 +207,14 @@ def test_the_guided_run_shows_the_steps_and_asks_for_the_phones_reading(tmp_path
     assert declined.exit_code == 1 and "Aborted" in declined.output
     bad = CliRunner().invoke(cli, ["calibrate", "--reference", "Pixel 4", "--config", str(config)], input="y\nloud\n", obj={})
     assert bad.exit_code == 2 and "not a number" in bad.output
+    endless = CliRunner().invoke(
+        cli, ["calibrate", "--reference", "Pixel 4", "--config", str(config)], input="y\n" + "9" * 5000 + "\n", obj={}
+    )  # (click.prompt read it whole: "must be -127..20 dBm, got inf")
+    assert endless.exit_code == 2, endless.output
+    assert endless.output.splitlines()[-1].startswith(
+        "Error: the phone RSSI typed is longer than 1024 characters (not read on): type the reading in dBm"
+    ), endless.output
+    assert DaemonConfig.load(config).tx_power == -24  # the earlier run's, untouched
 
 
 def test_find_names_the_reference_to_give() -> None:

@@ -121,6 +121,49 @@ def test_a_piped_answer_that_is_not_one_is_said_once(tmp_path: Path) -> None:
     assert rc == 1 and lines[-1].startswith("nothing sent"), lines
 
 
+def test_a_piped_answer_is_read_no_further_than_answer_limit(tmp_path: Path) -> None:
+    """An answer is a few characters: a line past ANSWER_LIMIT is one line, exit 2, and not read on.  click's
+    prompt (input()) read any line whole: ``upload < /dev/zero`` grew until out of memory (a MemoryError's line,
+    exit 1, under ``ulimit -v``)."""
+    db = _node(tmp_path, False)
+    rc, lines = _upload(db, "y" * 5000 + "\ny\n")
+    assert rc == 2, lines
+    assert lines[-1].startswith(
+        "Error: the answer to upload's question 'Send them?' is longer than 1024 characters (not read on): answer y or"
+        " n on a line of its own, or pass --yes to send without asking"
+    ), lines
+    rc, lines = _upload(db, " " * 1000 + "n" + " " * 20 + "\n")  # a long line within the limit is still an answer
+    assert rc == 1 and lines[-1].startswith("nothing sent"), lines
+
+
+def test_an_endless_piped_line_ends_at_once(tmp_path: Path) -> None:
+    """``< /dev/zero`` through the console script, its memory bounded as a ``ulimit -v`` would: one line, exit 2."""
+    import os
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    now = time.time()  # the child reads the wall clock: a key of the days before yesterday's
+    db = tmp_path / "node.db"
+    with SightingStore.open(db, purge_now=now) as store:
+        store.save_daily_key(DailyKey(bytes(16), rolling_start(now) - 3 * ROLLING_PERIOD), created_at=now - 3600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEZONE_")}
+
+    def bounded() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1536 << 20, 1536 << 20))
+
+    with open(os.devnull.replace("null", "zero"), "rb") as zeros:
+        done = subprocess.run(
+            [sys.executable, "-m", "bluezone", "upload", "--server", "http://127.0.0.1:9", "--code", "12345678",
+             "--db", str(db)], stdin=zeros, capture_output=True, text=True, env=env, timeout=120, check=False,
+            preexec_fn=bounded,
+        )
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, lines
+    assert lines[-1].startswith("Error: the answer to upload's question 'Send them?' is longer than 1024 characters"), lines
+
+
 def test_a_terminal_is_still_asked_again(tmp_path: Path) -> None:
     """At a terminal a wrong answer can be corrected: click's "Error: invalid input" and the question again."""
     import os
