@@ -19,6 +19,7 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import string
 import sys
 
 
@@ -104,7 +105,8 @@ _PROBE = ("bluezone 1.0: ok\n", "done.\n")
 def unwritable_encoding() -> str | None:
     """What to say, if stdout's or stderr's encoding does not write text as it is given (a codec, not a character
     set): ``PYTHONIOENCODING=idna`` held each line back until a dot, and what came after the last one was lost at
-    exit, exit 0; ``punycode`` ended every write with a '-'; ``undefined`` fails every write."""
+    exit, exit 0; ``punycode`` ended every write with a '-'; ``undefined`` fails every write; ``unicode_escape`` wrote
+    each line's end as a backslash and an n, all the output one line."""
     for name, stream in (("stdout", sys.stdout), ("stderr", sys.stderr)):
         encoding = getattr(stream, "encoding", None)
         if isinstance(encoding, str) and not _writes_as_given(encoding):
@@ -118,14 +120,49 @@ def unwritable_encoding() -> str | None:
 
 def _writes_as_given(encoding: str) -> bool:
     """Whether ``encoding`` writes each piece of text at once, as the bytes of the whole it is part of, and reads
-    them back as that text."""
+    them back as that text, writing a line's end and the characters it has as a character set does."""
     first, second = _PROBE
     try:
         pieces = codecs.getincrementalencoder(encoding)()
         written = pieces.encode(first) + pieces.encode(second)
-        return written == codecs.encode(first + second, encoding) and codecs.decode(written, encoding) == first + second
+        if written != codecs.encode(first + second, encoding) or codecs.decode(written, encoding) != first + second:
+            return False
+        return _writes_plainly(encoding)
     except (LookupError, UnicodeError, ValueError, TypeError):
         return False
+
+
+#: Characters no character set writes with a letter's bytes: a line's end; and three a character set writes
+#: as bytes of their own or refuses (latin-1 has é, cp1252 €, Vietnamese ữ).
+_LINE_END, _BEYOND_ASCII = "\n", "éữ€"
+_LETTERS = string.ascii_letters + string.digits
+
+
+def _writes_plainly(encoding: str) -> bool:
+    """Whether ``encoding`` writes a line's end with no letter's bytes in it (unicode_escape writes backslash-n,
+    and a terminal shows one line), and each character as bytes no printable text of other characters is also
+    written as (raw_unicode_escape writes ữ as the six characters \\u1eef, as that text is written)."""
+    pieces = codecs.getincrementalencoder(encoding)()
+    pieces.encode("x")  # (a BOM, a shift: the bytes before any text's own)
+    line_end = pieces.encode(_LINE_END)
+    if line_end != b"\n" and (not line_end or any(pieces.encode(letter) in line_end for letter in _LETTERS)):
+        return False
+    for char in _BEYOND_ASCII:
+        try:
+            written = _bytes_of(encoding, char)
+            other = written.decode("latin-1")  # (the text an ASCII-based codec spelt it with)
+            if other != char and other.isprintable() and _bytes_of(encoding, other) == written:
+                return False
+        except UnicodeEncodeError:  # (a character set without it refuses it: said when written)
+            continue
+    return True
+
+
+def _bytes_of(encoding: str, text: str) -> bytes:
+    """The bytes ``encoding`` writes ``text`` as after a first letter (not a BOM or a shift before any text)."""
+    pieces = codecs.getincrementalencoder(encoding)()
+    pieces.encode("x")
+    return pieces.encode(text)
 
 
 def _held_if_closed(fd: int, flags: int) -> bool:

@@ -116,13 +116,15 @@ def test_stderr_under_an_ascii_locale_is_whole(tmp_path: Path) -> None:
     assert not (tmp_path / "visitor.db").exists()
 
 
-@pytest.mark.parametrize("encoding", ["idna", "punycode", "undefined"])
+@pytest.mark.parametrize("encoding", ["idna", "punycode", "undefined", "unicode_escape", "raw_unicode_escape"])
 def test_a_codec_that_is_no_character_set_is_one_line_and_exit_2(checked_in: Path, encoding: str) -> None:
     """PYTHONIOENCODING=idna held each line back until a dot and lost the rest at exit: output cut short, exit 0
-    (attack28); punycode ended every write with a '-'; undefined fails every write.  Now, before any command runs
-    (--help too), one line in UTF-8 on stderr, exit 2."""
+    (attack28); punycode ended every write with a '-'; undefined fails every write; unicode_escape wrote each line's
+    end as backslash-n, all output one line, and raw_unicode_escape ữ as \\u1eef, exit 0 (attack29).  Now, before
+    any command runs (--help too), one line in UTF-8 on stderr, exit 2."""
     said = (
-        f"Error: stdout's encoding ({encoding}, from PYTHONIOENCODING) does not write text as it is given: use a"
+        f"Error: stdout's encoding ({encoding.replace('_', '-')}, from PYTHONIOENCODING) does not write text as it is"
+        " given: use a"
         " character set, PYTHONIOENCODING=utf-8 (or a UTF-8 locale, LANG=C.UTF-8)\n"
     ).encode()
     done = _checkins(checked_in, {"PYTHONIOENCODING": encoding})
@@ -133,7 +135,7 @@ def test_a_codec_that_is_no_character_set_is_one_line_and_exit_2(checked_in: Pat
 
 
 def test_every_character_set_python_has_is_written_as_given() -> None:
-    """Only the codecs that are no character set are refused: EBCDIC, UTF-16's BOM, UTF-7, the escapes pass."""
+    """Only the codecs that are no character set are refused: EBCDIC, UTF-16's BOM, UTF-7, ISO-2022's shifts pass."""
     import codecs
     import encodings
     import pkgutil
@@ -148,5 +150,6 @@ def test_every_character_set_python_has_is_written_as_given() -> None:
                 text.add(name)
         except LookupError:  # (a helper module of the package, or a codec of another platform: mbcs)
             continue
-    assert {"cp037", "utf_16", "utf_7", "unicode_escape", "latin_1", "shift_jis"} <= text
-    assert {name for name in text if not _writes_as_given(name)} == {"idna", "punycode", "undefined"}
+    assert {"cp037", "utf_16", "utf_7", "iso2022_jp_2", "hz", "latin_1", "shift_jis", "unicode_escape"} <= text
+    refused = {name for name in text if not _writes_as_given(name)}
+    assert refused == {"idna", "punycode", "undefined", "unicode_escape", "raw_unicode_escape"}
