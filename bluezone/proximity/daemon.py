@@ -150,6 +150,7 @@ class Daemon:
         # the report a refused save still owes (a clock step in it: commands purge by it), tried again the same way
         self._state_owed = False
         self._state_retry = Backoff(min_delay=self.config.flush_interval)
+        self._refusal: str | None = None  # why the store last refused a write (said with what a stop loses)
         self._rewrite_due: str | None = None  # the day a purge left the store's rewrite due for (``_rewrite_apart``)
         self._rewriting: asyncio.Future[bool] | None = None  # that rewrite, running (its VACUUM holds the store's lock)
         self._rewrite_wake: asyncio.Event | None = None  # wakes the purge task for a rewrite asked (``_look_for_rewrite``)
@@ -191,10 +192,28 @@ class Daemon:
                 await self.radio.close()
             finally:
                 if started:
-                    self._flush(final=True)  # the radio is closed: nothing more can arrive
-                    self._save_state(final=True)
+                    self._last_writes()  # the radio is closed: nothing more can arrive
         log.info("daemon stopped: %s", self._status_line())
         return self.stats
+
+    def _last_writes(self) -> None:
+        """The stop's writes: the unsaved keys, the backlog, the report.  Another process's lock is waited for once
+        (the store's busy time, 10 s): once one is refused, the rest are tried without waiting (each waited it in turn,
+        a 31 s stop under one held lock).  What the store refused is lost: said in one line."""
+        self._flush(final=True)
+        refused = bool(self._unsaved_keys or self._unsaved_bluezone3_key or self._backlog.waiting)
+        with self.store.waits_at_most(0.0) if refused else contextlib.nullcontext():
+            self._save_state(final=True)
+        lost = [f"{self._backlog.waiting} sightings"] if self._backlog.waiting else []
+        days = [_day(key.rolling_start * INTERVAL_SECONDS) for key, _ in self._unsaved_keys]
+        if days:  # (a day, never a key)
+            lost.append(f"the daily key of {' and '.join(days)} (sent, never saved: no upload can send it)")
+        if self._unsaved_bluezone3_key is not None:
+            lost.append("the new Bluezone v3 key chain (sent, never saved)")
+        if self._state_owed:
+            lost.append("the daemon's report (status shows the one before)")
+        if lost:
+            log.error("the store refused the stop's writes (%s): lost %s", self._refusal, ", ".join(lost))
 
     async def _serve(self, ends: float | None) -> None:
         """Begin (the start's purge, the key, the first RPI, scanning) and run the tasks until the stop or the loop's
@@ -330,13 +349,15 @@ class Daemon:
             except StoreWriteError as exc:
                 log.debug("the new Bluezone v3 key chain waits for the store: %s", exc)
                 self._key_retry.failed(now)
+                self._refusal = str(exc)
                 return
         while self._unsaved_keys:
             key, created = self._unsaved_keys[0]
             try:
                 self.store.save_daily_key(key, created_at=created)
-            except StoreWriteError:
+            except StoreWriteError as exc:
                 self._key_retry.failed(now)
+                self._refusal = str(exc)
                 return
             self._unsaved_keys.pop(0)
             log.info("a daily key sent while the store refused writes is saved now")
@@ -499,7 +520,10 @@ class Daemon:
         if not (self._backlog.due(now) or (final and self._backlog.waiting)):
             self.stats.dropped_backlog_full = self._backlog.dropped
             return
-        written = self._backlog.write(self._write, now)
+        keys_refused = final and bool(self._unsaved_keys or self._unsaved_bluezone3_key)  # (no second wait at the stop)
+        with self.store.waits_at_most(0.0) if keys_refused else contextlib.nullcontext():
+            written = self._backlog.write(self._write, now)
+        self._refusal = self._backlog.error or self._refusal
         self.stats.sightings_stored += written.get("gaen", 0)
         self.stats.bluezone3_sightings_stored += written.get("bluezone3", 0)
         self.stats.write_failures = self._backlog.failures
@@ -507,8 +531,7 @@ class Daemon:
         if written:
             self.stats.flushes += 1
         if final and self._backlog.waiting:
-            self.stats.lost_at_stop = self._backlog.waiting
-            log.error("%d sightings could not be written (%s) and are lost", self._backlog.waiting, self._backlog.error)
+            self.stats.lost_at_stop = self._backlog.waiting  # (said by _last_writes)
 
     def _write(self, kind: str, rows: np.ndarray, addresses: Sequence[str | None]) -> int:
         what = "sightings" if kind == "gaen" else "Bluezone v3 sightings"
@@ -666,10 +689,12 @@ class Daemon:
         try:
             self.store.save_daemon_state(state, now)
         except Exception as exc:  # status is best effort, sightings are what must not be lost; a lock held past
-            if not self._state_owed:  # LOOP_BUSY_SECONDS stops the loop that long at each try, so not at every flush
+            # LOOP_BUSY_SECONDS stops the loop that long at each try, so not at every flush; a stop's, with what it loses
+            if not (self._state_owed or final):
                 log.warning("cannot record daemon state yet (%s); tried again", exc)
             self._state_owed = True
             self._state_retry.failed(now)
+            self._refusal = str(exc)
             return
         if self._state_owed:
             log.info("daemon state recorded again")
