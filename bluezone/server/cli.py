@@ -277,6 +277,11 @@ _export_dir_opt = click.option(
     help="Where batches and index.txt go: the directory that is published (default beside a SQLite file: server.db"
     " -> server-exports; required with PostgreSQL).",
 )
+_moved_opt = click.option(
+    "--export-dir-moved", "moved", is_flag=True,
+    help="The exports were moved to --export-dir on purpose (their files with them): record it as where exports go,"
+    " in place of the directory on record (otherwise another one than that is refused).",
+)
 _max_keys_opt = click.option(
     "--max-keys-per-file", default=30_000, show_default=True, type=click.IntRange(1), help="Keys per batch file."
 )
@@ -299,7 +304,8 @@ _no_rollups_opt = click.option(
 
 def _export_options(command: Any) -> Any:
     """The export settings ``export`` and ``run`` both take (the export is the same in either)."""
-    for option in reversed((_export_dir_opt, _max_keys_opt, _min_keys_opt, _region_opt, _rollup_opt, _no_rollups_opt)):
+    options = (_export_dir_opt, _moved_opt, _max_keys_opt, _min_keys_opt, _region_opt, _rollup_opt, _no_rollups_opt)
+    for option in reversed(options):
         command = option(command)
     return command
 
@@ -336,8 +342,8 @@ def _exported_sentence(batches: list, out: Path) -> str:
 @_create_db
 @json_option
 def export_cmd(
-    db: str, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int, min_keys_per_file: int, region: str,
-    rollup_after_days: int, no_rollups: bool, create_db: bool, as_json: bool,
+    db: str, signing_key_dir: Path, export_dir: Path | None, moved: bool, max_keys_per_file: int, min_keys_per_file: int,
+    region: str, rollup_after_days: int, no_rollups: bool, create_db: bool, as_json: bool,
 ) -> None:
     """Write the keys whose validity has ended into new signed batches now.
 
@@ -351,7 +357,7 @@ def export_cmd(
     _existing_key_dir(signing_key_dir)
     signer = load_signer(signing_key_dir)
     out = _export_dir(db, export_dir, signing_key_dir)
-    storage = _open(db, create_db)
+    storage = _open_exporting(db, create_db, out, moved)
     now = cli_clock().now()
     try:
         _make_export_dirs(out)  # after the database: a typo in --server-db leaves no directory behind
@@ -386,8 +392,8 @@ def export_cmd(
 @_guessing_alarm_opt
 @json_option
 def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> None:
-    """Whether the exporter keeps up, the last export file, codes of the last 24 h, failed codes of the hour
-    (exit 1 when the exporter is late or codes are being guessed)."""
+    """Whether the exporter keeps up, the last export file, where exports go, codes of the last 24 h, failed codes
+    of the hour (exit 1 when the exporter is late, files on record are missing there, or codes are being guessed)."""
     from bluezone.server.status import server_status
 
     storage = _open_existing(db)
@@ -400,7 +406,7 @@ def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> 
     else:
         for line in status.lines():
             click.echo(line)
-    if status.exporter_late or status.being_guessed:
+    if not status.ok:
         raise SystemExit(1)
 
 
@@ -434,7 +440,7 @@ def status_cmd(db: str, late_after: int, guessing_alarm: int, as_json: bool) -> 
               help="Serve FastAPI's interactive API page at /docs: it loads swagger-ui's JavaScript from a CDN "
                    "(cdn.jsdelivr.net) into the server's origin. The spec is at /openapi.json either way.")
 def run_cmd(
-    db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, max_keys_per_file: int,
+    db: str, host: str, port: int, signing_key_dir: Path, export_dir: Path | None, moved: bool, max_keys_per_file: int,
     min_keys_per_file: int, region: str, rollup_after_days: int, no_rollups: bool, export_every: int,
     max_keys_per_day: int, guessing_alarm: int, access_log: bool,
     forwarded_allow_ips: str | None, max_connections: int, max_connections_per_client: int, request_timeout: float,
@@ -474,7 +480,8 @@ def run_cmd(
     made = _missing_dirs(staging_root(exports)) + _missing_dirs(exports)
     try:
         _make_export_dirs(exports)  # at start, not every scheduled export failing in the log
-        storage = _open(db, create=True)  # the server owns its database: the first start creates it
+        # the server owns its database: the first start creates it; one that exports claims the directory
+        storage = _open_exporting(db, True, exports, moved) if export_every else _open(db, create=True)
     except BaseException:
         sock.close()
         for folder in made:  # a database refused left the export directories this run made (empty: rmdir)
@@ -511,6 +518,20 @@ def run_cmd(
             own.close()
 
     serve_workers(worker_app, settings, started, workers, sock)
+
+
+def _open_exporting(db: str, create: bool, out: Path, moved: bool) -> Any:
+    """The database of a command that exports into ``out``: refused if another export directory is on record
+    (``bluezone.server.exportdir``), ``out`` recorded if none is."""
+    from bluezone.server.exportdir import claim_export_dir
+
+    storage = _open(db, create)
+    try:
+        claim_export_dir(storage, out, moved)
+    except BaseException:
+        storage.close()
+        raise
+    return storage
 
 
 def _make_export_dirs(out: Path) -> None:

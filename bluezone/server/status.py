@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.keyformat.batch_names import ROLLUP_FILE
 from bluezone.server.codes import REPORT_TYPES
+from bluezone.printable import printable_line
+from bluezone.server.exportdir import missing_files
 from bluezone.server.exports import Embargo, embargoed
 from bluezone.server.publish import EVERYBODY, PublishConfig
 from bluezone.server.storage import Storage
@@ -61,6 +63,10 @@ class ServerStatus:
     #: queued revisions no file may carry (one carried already, or undone): the next export drops them
     stale_revisions: int = 0
     revisions_dropped: int = 0  # such rows the exports have dropped so far (each with a warning in their log)
+    export_dir: str | None = None  # where exports go (on record since the first: ``exportdir``), None before it
+    #: files of the last 14 days on record that are not in ``export_dir`` (no node gets their keys); None: not
+    #: checked (no directory on record, or it is not on this machine)
+    missing_files: tuple[str, ...] | None = None
 
     @property
     def exporter_late(self) -> bool:
@@ -71,9 +77,14 @@ class ServerStatus:
         """Failed codes past the alarm level: somebody is guessing (each client now gets fewer tries)."""
         return self.failed_code_tries >= self.guessing_alarm
 
+    @property
+    def ok(self) -> bool:
+        """Nothing for the operator to do (``server status`` exits 1 otherwise)."""
+        return not (self.exporter_late or self.being_guessed or self.missing_files)
+
     def as_dict(self) -> dict[str, object]:
         return {
-            "ok": not (self.exporter_late or self.being_guessed),
+            "ok": self.ok,
             "exporter_late": self.exporter_late,
             "failed_code_tries": self.failed_code_tries,
             "being_guessed": self.being_guessed,
@@ -88,6 +99,8 @@ class ServerStatus:
             "codes_revoked_24h": self.codes_revoked_24h,
             "stale_revisions": self.stale_revisions,
             "revisions_dropped": self.revisions_dropped,
+            "export_dir": self.export_dir,
+            "missing_files": None if self.missing_files is None else list(self.missing_files),
             "busiest_network": None if self.busiest_network is None else dict(
                 zip(("network", "failed_code_tries", "sites"), self.busiest_network)
             ),
@@ -120,6 +133,7 @@ class ServerStatus:
         ]
         if self.waiting.keys:
             out.insert(1, self.waiting.sentence())
+        out.insert(-1, self._export_dir_line())
         if self.stale_revisions or self.revisions_dropped:
             out.append(f"revisions: {self.stale_revisions} queued revision(s) already carried by a file or undone (the"
                        f" next export drops them), {self.revisions_dropped} dropped so far: a defect, please report it")
@@ -140,6 +154,20 @@ class ServerStatus:
         return out
 
 
+    def _export_dir_line(self) -> str:
+        if self.export_dir is None:
+            return "export directory: none on record yet (the first export records its --export-dir)"
+        where = printable_line(self.export_dir)
+        if self.missing_files is None:
+            return f"export directory: {where} (no index.txt there on this machine: its files are not checked here)"
+        if not self.missing_files:
+            return f"export directory: {where}"
+        return (f"MISSING: {len(self.missing_files)} export file(s) of the last 14 days on record are not in {where}"
+                f" (the first: {printable_line(self.missing_files[0])}): index.txt leaves them out, so no node gets"
+                " their keys; copy them there from where they were written (an export into another --export-dir),"
+                " and the next export lists them")
+
+
 def server_status(
     storage: Storage, now: float, late_after: float = LATE_AFTER_SECONDS, guessing_alarm: int = PublishConfig.guessing_alarm
 ) -> ServerStatus:
@@ -150,6 +178,7 @@ def server_status(
     day_ago = now - DAY_SECONDS
     overdue = queued - waiting.keys
     stale, dropped = storage.stale_revisions()
+    export_dir, missing = missing_files(storage, now - RETENTION_SECONDS)
     return ServerStatus(
         now=now,
         overdue_keys=overdue,
@@ -168,6 +197,8 @@ def server_status(
         busiest_ipv4_network=_busiest(storage, "ipv4", now - PublishConfig.failure_window, 4),
         stale_revisions=stale,
         revisions_dropped=dropped,
+        export_dir=export_dir,
+        missing_files=None if missing is None else tuple(missing),
     )
 
 

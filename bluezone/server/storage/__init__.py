@@ -14,7 +14,7 @@ FastAPI runs sync handlers in a thread pool.
 - ``revocation.py``: a code revoked, and what a used one brought withheld (keys, revisions, check-ins);
 - ``uploads.py``: a publish (keys, revisions, check-in reports) in one transaction;
 - ``queues.py``: keys and revisions waiting for export, as packed records;
-- ``batches.py``: the exporter's records of its files, padding secrets, signing keys;
+- ``batches.py``: the exporter's records of its files and their directory, padding secrets, signing keys;
 - ``checkins.py``: check-in reports waiting for a venue-warning file;
 - ``retention.py``: ``purge``, what is deleted and when;
 - ``scratch.py``: the benchmark's claim on a scratch database;

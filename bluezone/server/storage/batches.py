@@ -1,7 +1,8 @@
 """What the exporter records of the files it wrote: one row per signed batch (roll-ups replace a
 day's files), the secret that makes an export day's fake keys recognisable, the public keys
 it signed with (a roll-up after a key rotation verifies older files with the key that signed them),
-and when the last exports ran (an export compares its clock with theirs: ``server/exportclock.py``).
+and when the last exports ran (an export compares its clock with theirs: ``server/exportclock.py``), and the
+directory they go to (``server/exportdir.py``).
 """
 
 from __future__ import annotations
@@ -158,3 +159,20 @@ class ExportBookkeeping(Database):
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 [json.dumps(runs[-keep:])],
             )
+
+    def export_dir(self) -> str | None:
+        """The export directory on record (a resolved path: ``record_export_dir``), None before the first one."""
+        with self._transaction(write=False) as cur:
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'export_dir'").fetchone()
+        return None if row is None else str(row[0])
+
+    def record_export_dir(self, path: str, replace: bool = False) -> str:
+        """Record ``path`` as the export directory if none is on record yet (``replace``: in place of the one
+        that is); returns the one on record then (two first exporters at once: the first to commit)."""
+        with self._transaction() as cur:
+            self._exec(
+                cur, "INSERT INTO meta (name, value) VALUES ('export_dir', ?) ON CONFLICT (name) DO "
+                + ("UPDATE SET value = excluded.value" if replace else "NOTHING"), [path],
+            )
+            row = self._exec(cur, "SELECT value FROM meta WHERE name = 'export_dir'").fetchone()
+        return str(row[0])
