@@ -179,3 +179,16 @@ def test_postgres_refuses_another_export_directory(postgres_dsn: str, tmp_path: 
     result = _server(*export, "--export-dir", str(b))
     assert result.exit_code == 2 and f"is not this server's export directory {a}" in result.stderr, result.output
     assert _server(*export, "--export-dir", str(b), "--export-dir-moved").exit_code == 0
+
+
+def test_postgres_server_run_with_two_workers_is_refused_another_export_directory(postgres_dsn: str, tmp_path: Path) -> None:
+    """user29's set-up: `server run --workers 2` exporting, an export by hand elsewhere; here the other way round
+    as well: the directory a hand export recorded first refuses the server's (before any worker starts)."""
+    keygen(tmp_path / "keys")
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _server("export", "--server-db", postgres_dsn, "--signing-key-dir", str(tmp_path / "keys"), "--create-db",
+                   "--export-dir", str(a)).exit_code == 0
+    result = _server("run", "--server-db", postgres_dsn, "--signing-key-dir", str(tmp_path / "keys"), "--export-dir",
+                     str(b), "--workers", "2", "--port", "0")
+    assert result.exit_code == 2 and f"--export-dir {b} is not this server's export directory {a}" in result.stderr
+    assert not b.exists()
