@@ -294,7 +294,8 @@ def venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json:
 
 def _venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json: bool) -> None:
     from bluezone.clock import SystemClock, run_on
-    from bluezone.proximity.backends import open_radio
+    from bluezone.proximity.backends import open_radio, radio_names
+    from bluezone.proximity.backends.registry import unknown_radio
     from bluezone.proximity.backends.emulated import Air
     from bluezone.proximity.radio import Radio
     from bluezone.venues import beacon
@@ -302,11 +303,14 @@ def _venue_beacon(venue_dir: Path, backend: str, duration: float | None, as_json
     from bluezone.venues.owner import load_venue_dir
 
     secrets = load_venue_dir(venue_dir)
-    if backend.split(":", 1)[0] == "bumble":  # its advertise_as raises: say so before opening a dongle
+    kind = backend.split(":", 1)[0]
+    if kind == "bumble":  # its advertise_as raises: say so before opening a dongle
         raise click.UsageError(
             "a venue beacon sends through BlueZ (--backend auto or bluez:hciN) or the emulated radio;"
             " the bumble backend cannot send its adverts yet"
         )
+    if kind not in radio_names():  # open_radio's list offers bumble, which the beacon refuses
+        raise unknown_radio(backend, "auto, bluez[:hciN] or emulated")
     clock = cli_clock()
     radio: Radio
     if backend == "emulated":

@@ -50,15 +50,18 @@ def open_radio(spec: str, **kwargs: Any) -> Radio:
     default: a new air of its own on ``clock``), ``clock``, ``label``, ``position``, ``seed``.
     Real backends take ``adapter``, ``clock``, ``scan_mode`` (see ``backends/real.py``).
     """
-    kind = spec.split(":", 1)[0]
     try:
-        factory = _RADIOS[kind]
+        factory = _RADIOS[spec.split(":", 1)[0]]
     except KeyError:
-        others = "".join(f", {name}" for name in radio_names() if name not in _BUILT_IN)
-        raise ConfigError(
-            f"unknown radio backend {spec!r}: use emulated, auto, bluez[:hciN] or bumble:<transport>{others}"
-        ) from None
+        raise unknown_radio(spec) from None
     return factory(spec, **kwargs)
+
+
+def unknown_radio(spec: str, built_in: str = "emulated, auto, bluez[:hciN] or bumble:<transport>") -> ConfigError:
+    """The error for a moniker no backend is registered under: the built-in choices the caller can
+    use (a venue beacon cannot send through bumble), then the registered ones."""
+    others = "".join(f", {name}" for name in radio_names() if name not in _BUILT_IN)
+    return ConfigError(f"unknown radio backend {spec!r}: use {built_in}{others}")
 
 
 def _open_emulated(
