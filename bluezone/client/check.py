@@ -36,7 +36,7 @@ from bluezone.errors import (
     RejectedBatchesError,
     ServerKeyChangedError,
 )
-from bluezone.keyformat.export import apply_revisions, open_signed_export
+from bluezone.keyformat.export import apply_revisions, open_signed_export, read_signed_export_zip
 from bluezone.keyformat.keys import KEY_DTYPE, REPORT_TYPE_REVOKED, empty_keys
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip  # venue warnings share the index
 import bluezone.matching.keystream as keystream
@@ -281,10 +281,20 @@ class ServerCheckResult(CheckResult):
                 ": the signing key verified none of them and was not pinned (give the health authority's key"
                 " with --server-key FILE)" if self.unverified_key else ""
             )
+            old = sum(why.startswith(SIGNED_BEFORE_REPIN) for why in self.rejected.values())
+            if old:  # after a rotation: the server's files of before it (docs/server.md), nothing wrong here
+                hint += (
+                    f"; {old} of them signed with the server's old key: nothing to do, its roll-ups sign their days"
+                    " again with the new key a day or two after the rotation, and roll-ups of before it leave its"
+                    " index within 14 days"
+                )
             raise RejectedBatchesError(
                 f"{len(self.rejected)} batch(es) rejected and not used (e.g. {first[0]}: {first[1]}){hint}"
             )
 
+
+#: Why a file was rejected when it verifies against the key that --repin replaced: signed before the rotation.
+SIGNED_BEFORE_REPIN = "signed with the key pinned before --repin (the server's old key)"
 
 #: The most new files one check downloads; those listed beyond wait for the next check.  Well above
 #: what a device checking daily meets: each export (hourly by default, every 10 minutes on a server run
@@ -333,6 +343,7 @@ def check_server(
     server = client.base_url
     pinned_before = state.pinned(server)  # what a pin this check makes replaces: not another check's made meanwhile
     pin, to_pin = resolve_pin(client, state, server_key, repin=repin, now=now)
+    replaced = pinned_before if repin and pinned_before and pinned_before.public_key != pin.public_key else None
     seen = state.processed(server)
     result = ServerCheckResult(scorer=scorer.name, nothing_before=not seen)
     new, refused = _files_to_fetch(client, state, pin, seen, now, result)
@@ -345,7 +356,7 @@ def check_server(
         # a revision of a key that came in a batch of an earlier check changes what that check reported: its
         # exposures are listed apart (withdrawn when revoked, updated when confirmed), not as new ones (or of a
         # key an earlier check reported, which a roll-up brings again beside its revision: ``told``)
-        downloaded = _download(client, new, pin, keys, revisions, result, progress, my_venues)
+        downloaded = _download(client, new, pin, keys, revisions, result, progress, my_venues, replaced)
         told = ExposureMemory(state.store, server).told_hashes(now)
         withdrawn, updated = keys.finish(revisions, told, result)
     if to_pin:  # before anything is remembered: refused if another check pinned another key meanwhile
@@ -455,6 +466,17 @@ def _settle_joined(plain: np.ndarray, revisions: RevisionSpool, earlier: Earlier
     return np.concatenate(applied) if applied else empty_keys(0)
 
 
+def _signed_with(data: bytes, key: PinnedKey | None) -> bool:
+    """Whether the export zip ``data`` verifies against ``key``: a file the rejection can say more of."""
+    if key is None:
+        return False
+    try:
+        read_signed_export_zip(data, key.key, key.key_id)
+    except BluezoneError:
+        return False
+    return True
+
+
 @dataclass
 class _Downloaded:
     """What a check's new files held beside their keys."""
@@ -472,10 +494,12 @@ def _download(
     result: ServerCheckResult,
     progress: Callable[[int, int, str], None] | None,
     my_venues: AbstractSet[bytes],
+    replaced: PinnedKey | None = None,
 ) -> _Downloaded:
     """Download and verify each of ``names``: a key file's keys go to ``keys``, its revisions to
     ``revisions``, a venue file's reports naming ``my_venues`` (location-id hashes) to the result; what was
-    used, rejected or gone since the index was read goes in ``result``."""
+    used, rejected or gone since the index was read goes in ``result`` (a rejected file that ``replaced``,
+    the pin --repin replaces, verifies: ``SIGNED_BEFORE_REPIN``)."""
     downloaded = _Downloaded()
     public_key = pin.key  # parsed once
     venue_reports_seen: set[Any] = set()  # one report in two files (a file replayed under another name) counts once
@@ -498,7 +522,7 @@ def _download(
                 reports = open_signed_venue_zip(data, public_key, pin.key_id, my_venues)
             except BluezoneError as exc:
                 log.error("venue file %s rejected: %s", name, exc)
-                result.rejected[name] = str(exc)
+                result.rejected[name] = SIGNED_BEFORE_REPIN if _signed_with(data, replaced) else str(exc)
                 continue
             for report in reports:
                 if report not in venue_reports_seen:
@@ -511,7 +535,7 @@ def _download(
             export, _ = open_signed_export(data, public_key, pin.key_id)
         except ExportSignatureError as exc:
             log.error("batch %s rejected: %s", name, exc)
-            result.rejected[name] = str(exc)
+            result.rejected[name] = SIGNED_BEFORE_REPIN if _signed_with(data, replaced) else str(exc)
             continue
         except BluezoneError as exc:
             result.rejected[name] = f"malformed batch: {exc}"

@@ -23,12 +23,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from server_helpers import NOW, Server, check_node, make_nodes, publish_f0_with_cafe_checkin
 
-from bluezone.client.check import ServerCheckResult, check_server
+from bluezone.client.check import SIGNED_BEFORE_REPIN, ServerCheckResult, check_server
 from bluezone.client.keyserver import KeyServerClient, covered_rollups
 from bluezone.client.state import ServerState
 from bluezone.client.uploading import upload_own_keys
 from bluezone.crypto.intervals import DAY_SECONDS, ROLLING_PERIOD, rolling_start
-from bluezone.errors import InputError, ServerStorageError
+from bluezone.errors import InputError, RejectedBatchesError, ServerStorageError
 from bluezone.keyformat.export import open_signed_export
 from bluezone.keyformat.keys import empty_keys
 from bluezone.keyformat.venue_export import is_venue_file, open_signed_venue_zip
@@ -669,6 +669,18 @@ def test_a_node_that_re_pins_after_a_rotation_gets_what_it_had_not_fetched_in_th
         server.clock.advance(600)
         refused = check_node(server, nodes["b"], server_key=new, repin=True)
         assert refused.rejected and refused.exposures == []
+        # the error line said only "does not verify against the pinned public key", exit 1 at every check until
+        # the roll-up: now why (the key pinned before --repin verifies them) and that there is nothing to do
+        assert set(refused.rejected.values()) == {SIGNED_BEFORE_REPIN}, refused.rejected
+        assert any(is_venue_file(name) for name in refused.rejected)  # a venue file's rejection says it too
+        with pytest.raises(RejectedBatchesError, match=r"signed with the server's old key: nothing to do, its roll-ups"):
+            refused.raise_for_rejected()
+        server.clock.advance(600)
+        again = check_node(server, nodes["b"], server_key=new)  # not fetched again: the reason remembered
+        assert again.rejected.keys() == refused.rejected.keys()
+        assert all(why.startswith(SIGNED_BEFORE_REPIN) for why in again.rejected.values()), again.rejected
+        with pytest.raises(RejectedBatchesError, match=r"\(e\.g\. .*: signed with the key pinned before --repin"):
+            again.raise_for_rejected()
         server.clock.advance(2 * DAY_SECONDS)
         export_batches(server.storage, rotated, server.exports, server.clock.now(), ExportConfig())  # rolls the day up
         later = check_node(server, nodes["b"], server_key=new)
