@@ -100,6 +100,9 @@ def run(
     if n < 2:
         raise ConfigError(f"scenario {scenario.name}: fewer than two phones with seed {seed}; raise [devices] share")
     positives = scenario.devices.positives
+    if positives != "all" and int(positives) > n:  # fewer phones drawn than the file's uploaders (its shares below 1)
+        log.warning("scenario %s: [devices] positives = %s, but seed %d gave %d phones: all %d upload",
+                    scenario.name, positives, seed, n, n)
     senders = np.arange(n) if positives == "all" else np.sort(rng.uploaders.choice(n, min(int(positives), n), replace=False))
     check_memory(scenario, n, len(senders), available_memory())
     end = scenario.start + scenario.duration_min * 60.0

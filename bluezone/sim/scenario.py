@@ -764,6 +764,13 @@ def _scenario(data: dict[str, Any], groups: tuple[Group, ...]) -> Scenario:
     )
     if scenario.step_s > scenario.scanning.interval_s:
         raise ConfigError("step_s must not exceed [scanning].interval_s")
+    # people whose share of phones is above 0: a count of uploaders above it was cut to the phones drawn, unsaid
+    carriers = sum(g.people for g in groups if (devices.share if g.phone_share is None else g.phone_share) > 0)
+    if devices.positives != "all" and int(devices.positives) > carriers:
+        raise ConfigError(
+            f"[devices].positives: {devices.positives} uploaders, but the scenario's people carry at most {carriers}"
+            " phones (a count up to that, or \"all\")"
+        )
     names = {m.name for m in devices.models}
     twice = sorted(name for name, n in Counter(m.name for m in devices.models).items() if n > 1)
     if twice and any(g.models for g in groups):

@@ -465,3 +465,23 @@ def test_errors_call_a_group_by_its_name_too(tmp_path: Path) -> None:
                     '[[groups]]\nname = "buffet"\nkind = "queue"\npeople = 3\nrows = 2\n')
     with pytest.raises(ConfigError, match=re.escape("[[groups]] #2 (buffet).rows: a queue group does not use it")):
         load_scenario(path)
+
+
+def test_more_uploaders_than_phones_can_be_is_a_config_error(tmp_path: Path) -> None:
+    """``positives`` above the people who can carry a phone was cut to the phones drawn without a word (the
+    report's header showed the real count); a file that asks for it is now refused, as out-of-range values are."""
+    result = simulate(tmp_path, BASE + "[devices]\npositives = 5\n")
+    assert result.exit_code == 2 and result.output == (
+        "Error: s.toml: [devices].positives: 5 uploaders, but the scenario's people carry at most 3 phones"
+        " (a count up to that, or \"all\")\n"
+    )
+    no_phones = BASE + "[[groups]]\nkind = \"waypoint\"\npeople = 4\nphone_share = 0.0\n[devices]\npositives = 4\n"
+    with pytest.raises(ConfigError, match="carry at most 3 phones"):  # people with no phone upload nothing
+        load_scenario(_written(tmp_path, no_phones))
+    assert load_scenario(_written(tmp_path, no_phones.replace("positives = 4", "positives = 3"))).devices.positives == 3
+
+
+def _written(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "s.toml"
+    path.write_text(text)
+    return path

@@ -112,3 +112,22 @@ def test_metrics() -> None:
     thresholds, precision, recall = pr_curve(truth, score)
     assert thresholds[0] == 0.9 and precision[0] == 1.0 and recall[-1] == 1.0
     assert 0 < average_precision(truth, score) <= 1
+
+
+def test_fewer_phones_drawn_than_uploaders_is_said(caplog: pytest.LogCaptureFixture) -> None:
+    """With a share of phones below 1 the seed may draw fewer phones than ``positives``: all of them upload,
+    said in one line (it was cut silently; only the report's header showed the real count)."""
+    data = pairs_scenario(1.0)
+    data["devices"].update(share=0.5, positives=10)
+    with caplog.at_level("WARNING", logger="bluezone.sim.engine"):
+        result = engine.run(scenario_from_mapping(data), seed=1, scorers=["gaen"])
+    phones = len(result.devices.person)
+    assert phones < 10 and len(result.senders) == phones
+    assert [r.getMessage() for r in caplog.records] == [
+        f"scenario pairs: [devices] positives = 10, but seed 1 gave {phones} phones: all {phones} upload"
+    ]
+    caplog.clear()
+    data["devices"].update(share=1.0)
+    with caplog.at_level("WARNING", logger="bluezone.sim.engine"):
+        assert len(engine.run(scenario_from_mapping(data), seed=1, scorers=["gaen"]).senders) == 10
+    assert caplog.records == []
