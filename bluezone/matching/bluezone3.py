@@ -32,6 +32,7 @@ from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import KeyFileError
 from bluezone.keyformat.keys import json_values
 from bluezone.matching.matcher import DEFAULT_TX_POWER, ExposureWindow
+from bluezone.progress import Progress
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, SIGHTING_DTYPE
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ MAX_ENTRIES = 1_000_000
 MAX_JSON_VALUES = 12 * MAX_ENTRIES
 #: IDs derived at once while matching (64 MiB of SHA-256 digests): bounds memory for any F0 list.
 CANDIDATE_BUDGET = 1 << 21
+
+#: The stage ``match`` reports its progress under (a chunk of entries at a time).
+MATCH_STAGE = "matching the Bluezone v3 F0 list"
 
 #: One F0 list entry, as the app's server published it (times in Unix seconds).
 F0_DTYPE = np.dtype([("daily_key", "V32"), ("time_start", "i8"), ("max", "i4"), ("time_end", "i8")])
@@ -192,12 +196,19 @@ def _equal_words(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def match(
-    entries: np.ndarray, sightings: np.ndarray, tolerance: float = TOLERANCE_SECONDS, *, budget: int = CANDIDATE_BUDGET
+    entries: np.ndarray,
+    sightings: np.ndarray,
+    tolerance: float = TOLERANCE_SECONDS,
+    *,
+    budget: int = CANDIDATE_BUDGET,
+    progress: Progress | None = None,
 ) -> np.ndarray:
     """(entry row, sighting row) pairs, int64 (n, 2), ordered by entry then time.
 
     Entries are derived in chunks of about ``budget`` IDs, so memory stays flat for any list (a
-    million entries, or ``max`` 1440, derived at once needed gigabytes of SHA-256 digests).
+    million entries, or ``max`` 1440, derived at once needed gigabytes of SHA-256 digests).  Each chunk
+    done is told to ``progress`` (``MATCH_STAGE``, the share of entries done): a long list at ``max`` 1440
+    costs about 33 ms an entry, hours for a million.
     """
     none = np.empty((0, 2), np.int64)
     if len(entries) == 0 or len(sightings) == 0:
@@ -211,13 +222,14 @@ def match(
     found = [none]
     for first in range(0, len(entries), per_chunk):
         entry, lo_ms, hi_ms, ids = candidates(entries[first : first + per_chunk], since, until, tolerance)
-        if len(entry) == 0:
-            continue
-        c_hi, c_lo = _words(ids)
-        rows, which = _equal_words(s_hi, c_hi)  # (sighting row, candidate) pairs whose first 8 bytes agree
-        t_ms = times[rows] * 1000
-        ok = (s_lo[rows] == c_lo[which]) & (t_ms >= lo_ms[which] - tolerance * 1000) & (t_ms <= hi_ms[which] + tolerance * 1000)
-        found.append(np.stack([entry[which[ok]] + first, rows[ok]], axis=1))
+        if len(entry):
+            c_hi, c_lo = _words(ids)
+            rows, which = _equal_words(s_hi, c_hi)  # (sighting row, candidate) pairs whose first 8 bytes agree
+            t_ms = times[rows] * 1000
+            ok = (s_lo[rows] == c_lo[which]) & (t_ms >= lo_ms[which] - tolerance * 1000) & (t_ms <= hi_ms[which] + tolerance * 1000)
+            found.append(np.stack([entry[which[ok]] + first, rows[ok]], axis=1))
+        if progress is not None:
+            progress(MATCH_STAGE, min(first + per_chunk, len(entries)) / len(entries))
     # one sighting can sit in the tolerance of two slots of the same ID only if an ID repeats: keep one
     pairs = np.unique(np.concatenate(found), axis=0)
     return pairs[np.lexsort((times[pairs[:, 1]], pairs[:, 0]))]
@@ -315,6 +327,7 @@ def check_bluezone3_store(
     scorer: Any = None,
     *,
     rssi_correction: int = 0,
+    progress: Progress | None = None,
 ) -> tuple[list[Any], int]:
     """Exposures of an F0 list against a SightingStore's v3 sightings; also how many sightings were read.
 
@@ -333,7 +346,7 @@ def check_bluezone3_store(
     read = within(sightings, span)
     if read == 0:
         return [], 0
-    windows = exposure_windows(entries, sightings, match(entries, sightings), rssi_correction=rssi_correction)
+    windows = exposure_windows(entries, sightings, match(entries, sightings, progress=progress), rssi_correction=rssi_correction)
     if not windows:  # the usual answer: then no scorer asks about the receiver, and nothing more is read
         return [], read
     scorer = scorer or get_scorer()

@@ -414,10 +414,12 @@ def _check_gaen(
 def _add_bluezone3(result: Any, f0_entries: Any, db_path: Path | None, scorer: Any, rssi_correction: int) -> None:
     """The Bluezone v3 F0 list matched against the stored v3 sightings, its exposures added to ``result``."""
     from bluezone.matching.bluezone3 import check_bluezone3_store
+    from bluezone.progress import terminal_progress
     from bluezone.proximity.store import SightingStore
 
-    with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store:
-        found, seen = check_bluezone3_store(f0_entries, store, scorer, rssi_correction=rssi_correction)
+    # on a terminal only (piped, stderr stays for errors): a long list at max 1440 takes hours
+    with SightingStore.open(db_path, create=False, purge_now=cli_now()) as store, terminal_progress() as bar:
+        found, seen = check_bluezone3_store(f0_entries, store, scorer, rssi_correction=rssi_correction, progress=bar)
     result.add_bluezone3(found, len(f0_entries), seen)
 
 

@@ -209,7 +209,7 @@ def _run_pair(tmp_path) -> tuple[int, bytes]:
     return day, key
 
 
-def test_cli_check_with_an_f0_list_end_to_end(tmp_path) -> None:
+def test_cli_check_with_an_f0_list_end_to_end(tmp_path, monkeypatch) -> None:
     from click.testing import CliRunner
 
     from bluezone.cli import cli
@@ -225,6 +225,11 @@ def test_cli_check_with_an_f0_list_end_to_end(tmp_path) -> None:
     text = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db")], obj={"clock": VirtualClock(T0 + 13 * 3600)})
     assert text.exit_code == 0
     assert "[Bluezone v3]" in text.stdout and "from 1 Bluezone v3 F0 list entry\n" in text.stdout
+    assert m3.MATCH_STAGE not in text.stderr  # piped: no progress
+    monkeypatch.setattr("bluezone.progress.is_terminal", lambda file=None: True)  # stderr a terminal: its bar
+    shown = CliRunner().invoke(cli, ["check", "--bluezone3-list", str(listing), "--db", str(tmp_path / "b.db")], obj={"clock": VirtualClock(T0 + 13 * 3600)})
+    assert shown.exit_code == 0 and shown.stdout == text.stdout
+    assert m3.MATCH_STAGE in shown.stderr, shown.stderr  # (click draws the bar itself only on a real terminal)
 
 
 def test_store_check_reads_gaen_rows_only_where_asked_and_finds_the_same(tmp_path, monkeypatch) -> None:
@@ -363,6 +368,18 @@ def test_matching_in_chunks_finds_the_same_pairs() -> None:
     assert len(whole) >= 14 and set(whole[:, 0].tolist()) == set(range(0, 40, 3))
     for budget in (1, 96 * 5, 96 * 4 * 7, 10**9):
         assert m3.match(entries, sightings, budget=budget).tolist() == whole.tolist()
+
+
+def test_matching_tells_its_progress_chunk_by_chunk() -> None:
+    """A million entries at max 1440 take hours (33 ms an entry): each chunk done is told, the share of the
+    list done rising to the whole; the pairs are the same with or without it."""
+    entries, sightings = _many_entries_and_their_sightings(40, 96)
+    told: list[tuple[str, float]] = []
+    found = m3.match(entries, sightings, budget=96 * 4 * 7, progress=lambda stage, done: told.append((stage, done)))
+    assert found.tolist() == m3.match(entries, sightings).tolist()
+    assert {stage for stage, _ in told} == {m3.MATCH_STAGE} and len(told) == 6, told  # chunks of 7 entries
+    shares = [done for _, done in told]
+    assert shares == sorted(shares) and shares[0] == 7 / 40 and shares[-1] == 1.0, shares
 
 
 def test_memory_of_matching_is_bounded_by_the_budget_not_the_list() -> None:
