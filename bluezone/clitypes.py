@@ -210,7 +210,7 @@ def ask_before_sending(
     A piped answer that is not one is said in one line, exit 2: click asked again on the same line, of an input
     nobody can correct."""
     meta = click.get_current_context().meta
-    piped = not sys.stdin.isatty()
+    piped = not stdin_is_a_terminal()
     try:
         answer = _piped_answer(question, default, command, instead) if piped else click.confirm(question, default=default, err=True)
     except _NotAnAnswer as exc:
@@ -220,7 +220,7 @@ def ask_before_sending(
             f" with no terminal it cannot be asked again: answer y or n on a line of its own, or pass {instead}"
         ) from None
     except click.Abort:
-        if sys.stdin.isatty():  # Ctrl-C or Ctrl-D at a terminal: the user's own abort
+        if stdin_is_a_terminal():  # Ctrl-C or Ctrl-D at a terminal: the user's own abort
             raise
         click.echo(err=True)  # end the unanswered question's line
         if answered := meta.get(ANSWERS_READ, 0):
@@ -237,6 +237,15 @@ def ask_before_sending(
     if piped:  # the answer taken, shown after its question: the next line began after "[y/N]: "
         click.echo("y" if answer else "n", err=True)
     return answer
+
+
+def stdin_is_a_terminal() -> bool:
+    """Whether stdin is a terminal: a stdin closed when the command started (``<&-``, sys.stdin None) is none, and
+    has nothing to answer with (it was an AttributeError, exit 1)."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):  # (no stdin, or one closed since)
+        return False
 
 
 class _NotAnAnswer(Exception):
@@ -271,7 +280,7 @@ def read_answer(prompt: str, what: str, advice: str) -> str:
     click.echo(prompt, nl=False, err=True)
     try:
         line = sys.stdin.readline(ANSWER_LIMIT + 1)
-    except (KeyboardInterrupt, EOFError):
+    except (KeyboardInterrupt, EOFError, AttributeError, ValueError):  # (no stdin, or a closed one: nothing to read)
         raise click.Abort() from None
     if not line:
         raise click.Abort()

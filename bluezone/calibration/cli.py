@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bluezone.clitypes import FloatRange, json_option, read_answer
+from bluezone.clitypes import FloatRange, json_option, read_answer, stdin_is_a_terminal
 from bluezone.printable import printable_line
 
 STEPS = """Calibrating {radio} against {reference}, {distance:g} m apart, for {duration:g} s.
@@ -28,7 +28,7 @@ FIND_SHOWN = 30
 
 def _on_terminal() -> bool:
     """Whether a person is there to follow the steps and answer (stdin and stderr are a terminal)."""
-    return sys.stdin.isatty() and sys.stderr.isatty()
+    return stdin_is_a_terminal() and sys.stderr.isatty()
 
 
 def _progress():  # type: ignore[no-untyped-def]

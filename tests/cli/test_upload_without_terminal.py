@@ -191,3 +191,27 @@ def test_a_terminal_is_still_asked_again(tmp_path: Path) -> None:
     assert lines[-2:] == ["Send them? [y/N]: Error: invalid input",  # (the terminal shows what is typed, not stderr)
                           "Send them? [y/N]: nothing sent: the code is not used up (it stays valid until it expires)"], lines
     assert done.returncode == 1, lines
+
+
+def test_a_stdin_closed_at_start_has_no_answer(tmp_path: Path) -> None:
+    """``upload <&-`` (a cron line, a service with stdin closed): Python starts with no sys.stdin, and the question
+    was an AttributeError (a RuntimeError, "lost sys.stdin", before 235fced), exit 1: now the line saying to pass
+    --yes, exit 2, as with an empty stdin."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    now = time.time()  # the child reads the wall clock
+    db = tmp_path / "node.db"
+    with SightingStore.open(db, purge_now=now) as store:
+        store.save_daily_key(DailyKey(bytes(16), rolling_start(now) - 3 * ROLLING_PERIOD), created_at=now - 3600)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BLUEZONE_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "bluezone", "upload", "--server", "http://127.0.0.1:9", "--code", "12345678",
+         "--db", str(db)], stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=120, check=False,
+        preexec_fn=lambda: os.close(0),
+    )
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2, lines
+    assert lines[-1].startswith("Error: upload asks before sending but stdin is not a terminal: pass --yes"), lines
