@@ -129,7 +129,7 @@ def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path |
     import os
 
     from bluezone.errors import InputError
-    from bluezone.keyformat.keyfile import dump_keys_json, write_private
+    from bluezone.keyformat.keyfile import dump_keys_json
     from bluezone.keyformat.keys import keys_from_daily
     from bluezone.matching.export_own import own_keys_to_export, released_today
     from bluezone.proximity.store import SightingStore
@@ -139,47 +139,70 @@ def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path |
         raise InputError(f"{out} already exists: give --force to replace it, or another --out")
     if out != "-" and protocol == "bluezone3" and os.path.lexists(out):  # before the store starts a new chain
         raise InputError(_f0_list_there(out))
-    released = []
-    old_chain = None
     with SightingStore.open(db_path, create=False, purge_now=cli_clock().now()) as store:
         # the daemon's measured time while it does not believe a step of the clock (a year ahead: no key within --days)
         now = store.believed_time(cli_clock().now(), quiet=True)
         if protocol == "bluezone3":
-            from bluezone.matching.bluezone3 import own_f0_list, restart_chain
-
-            own = own_f0_list(store, now, days)["data"]
-            data = (json.dumps({"data": own}, indent=2) + "\n").encode()
-            old_chain = store.bluezone3_key()
-            # the key written reveals every later day of its chain: a new one is stored before the list leaves (after,
-            # a store that refused it, a lock held elsewhere or a full disk, kept the device on the chain handed over)
-            restart_chain(store, now)
-        else:
-            chosen = own_keys_to_export(store.daily_keys(), days, now)
-            own, released = keys_from_daily(chosen), released_today(chosen, now)
-            data = dump_keys_json(own)
-            for key in released:  # today's key goes off air when the current 10 minutes end: stored before it leaves
-                store.save_daily_key(key)
-    try:
-        if out == "-":
-            click.echo(data.decode(), nl=False)
-        else:
-            try:
-                # an F0 list is written once: its chain is replaced, so a second export of it would put the new
-                # chain's list (IDs nobody heard yet) over the one to hand over
-                write_private(out, data, new=protocol == "bluezone3")
-            except FileExistsError:
-                raise InputError(_f0_list_there(out)) from None
-            except OSError as exc:
-                raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
-            what = "F0 list entry" if protocol == "bluezone3" else "keys"
-            click.echo(printable_line(f"wrote {len(own)} {what} to {out}"), err=True)
-    except BaseException:
-        if protocol == "bluezone3" and old_chain is not None:  # nothing handed over: the old chain's list can be made again
-            with SightingStore.open(db_path, create=False, purge_now=now) as store:
-                store.save_bluezone3_key(*old_chain, now)
-        raise
+            _export_f0_list(store, now, days, out)
+            return
+        chosen = own_keys_to_export(store.daily_keys(), days, now)
+        own, released = keys_from_daily(chosen), released_today(chosen, now)
+        data = dump_keys_json(own)
+        for key in released:  # today's key goes off air when the current 10 minutes end: stored before it leaves
+            store.save_daily_key(key)
+    _write_out(out, data, new=False)
+    if out != "-":
+        click.echo(printable_line(f"wrote {len(own)} keys to {out}"), err=True)
     if released:
         click.echo("today's key is cut to end with the current 10 minutes; the daemon starts a new key then", err=True)
+
+
+def _export_f0_list(store: Any, now: float, days: int, out: str) -> None:
+    """Write the store's Bluezone v3 chain as an F0 list to ``out`` and replace the chain, both or neither: the key
+    written reveals every later day of its chain, so the list must not leave while the device stays on it, nor the
+    chain change with no list made (its days could not be exported again).  One transaction holds the store's write
+    lock from the chain's read to its replacement's commit, the list written inside it: a list not written rolls
+    the new chain back, a commit refused (a full disk) deletes the list."""
+    import contextlib
+    import os
+
+    from bluezone.errors import StoreError
+    from bluezone.matching.bluezone3 import own_f0_list, restart_chain
+
+    written = False
+    try:
+        with store.bluezone3_key_held():
+            own = own_f0_list(store, now, days)["data"]
+            restart_chain(store, now)
+            _write_out(out, (json.dumps({"data": own}, indent=2) + "\n").encode(), new=True)
+            written = True
+    except BaseException as exc:
+        if written and out != "-":  # the commit was refused: the list names the chain still in use
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out)
+        elif written and isinstance(exc, StoreError):
+            raise type(exc)(f"{exc}; the F0 list printed names the chain still in use: do not hand it over, export"
+                            " again once the store can be written") from None
+        raise
+    if out != "-":
+        click.echo(printable_line(f"wrote {len(own)} F0 list entry to {out}"), err=True)
+
+
+def _write_out(out: str, data: bytes, *, new: bool) -> None:
+    """``data`` to standard output (``-``) or to the file ``out`` only its owner reads (``new``: only a new file, as an
+    F0 list is: a second export of it would put the new chain's list, IDs nobody heard yet, over the one to hand over)."""
+    from bluezone.errors import InputError
+    from bluezone.keyformat.keyfile import write_private
+
+    if out == "-":
+        click.echo(data.decode(), nl=False)
+        return
+    try:
+        write_private(out, data, new=new)
+    except FileExistsError:
+        raise InputError(_f0_list_there(out)) from None
+    except OSError as exc:
+        raise InputError(f"cannot write the keys to {out}: {exc.strerror or exc}") from None
 
 
 def _regular_file_there(out: str) -> bool:

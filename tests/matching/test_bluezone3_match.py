@@ -516,3 +516,83 @@ def test_an_export_whose_new_chain_the_store_refuses_hands_over_no_list(tmp_path
     assert done.exit_code == 0 and bytes.fromhex(json.loads(listing.read_text())["data"][0]["daily_key"]) == chain[1]
     with SightingStore.open(tmp_path / "a.db") as store:
         assert store.bluezone3_key()[0] == chain[0] + 2  # a new chain, from today
+
+
+def test_an_export_whose_list_cannot_be_written_keeps_the_old_chain_while_another_process_writes(tmp_path, monkeypatch) -> None:
+    """The new chain was committed before the list was written; a list that then could not be written (here its folder
+    is a file) put the old chain back in a second open of the store.  Another process writing by then (the daemon's
+    flush, a `checkin`; a full disk alike) refused that open past its busy timeout: the old chain was lost, the device
+    on a chain nobody asked for, no list made.  Now the chain is replaced in the transaction the list is written in,
+    which holds the store's write lock: a list not written rolls it back, and the other writer waits its turn."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.keyformat import keyfile
+    from bluezone.proximity.store import interface
+
+    monkeypatch.setattr(interface, "BUSY_SECONDS", 0.2)
+    now = 1_795_694_400.0  # 2026-11-26 12:00 UTC
+    chain = (int(now // 86400) - 2, bytes(range(32)))
+    db = tmp_path / "a.db"
+    with SightingStore.open(db) as store:
+        store.save_bluezone3_key(*chain, now - 2 * 86400)
+    (tmp_path / "folder").write_text("a file, not a folder\n")  # (root writes into a read-only folder)
+    other = sqlite3.connect(db, isolation_level=None, timeout=0)
+    real_write = keyfile.write_private
+
+    def written_as_another_process_writes(path, data, **kwargs):
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the other process's write begins, if the store lets it
+        except sqlite3.OperationalError:  # the export's transaction holds the lock: it waits for it to end
+            pass
+        return real_write(path, data, **kwargs)
+
+    monkeypatch.setattr(keyfile, "write_private", written_as_another_process_writes)
+    export = ["keys", "export", "--protocol", "bluezone3", "--db", str(db), "--out", str(tmp_path / "folder" / "f0.json")]
+    try:
+        refused = CliRunner().invoke(cli, export, obj={"clock": VirtualClock(now)})
+    finally:
+        if other.in_transaction:
+            other.rollback()
+        other.close()
+    assert refused.exit_code == 2 and "cannot write the keys to" in refused.output, refused.output
+    with SightingStore.open(db, create=False) as store:
+        assert store.bluezone3_key() == chain
+
+
+def test_an_export_whose_new_chain_cannot_be_committed_leaves_no_list(tmp_path) -> None:
+    """The list is written inside the transaction that replaces the chain; a commit refused after it (a full disk: here
+    the process may write no file past 1000 bytes, so the list, ~200, is written and the WAL's 4 KiB page is not)
+    leaves the chain the list names in use: the list is deleted, not handed over."""
+    import subprocess
+    import sys
+
+    now = 1_795_694_400.0  # 2026-11-26 12:00 UTC
+    chain = (int(now // 86400) - 2, bytes(range(32)))
+    db, listing = tmp_path / "a.db", tmp_path / "f0.json"
+    with SightingStore.open(db) as store:
+        store.save_bluezone3_key(*chain, now - 2 * 86400)
+    script = f"""
+import resource, signal
+from bluezone.cli import cli
+from bluezone.clock import VirtualClock
+from bluezone.keyformat import keyfile
+
+real_write = keyfile.write_private
+
+def written_as_the_disk_fills(path, data, **kwargs):
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, resource.RLIM_INFINITY))
+    return real_write(path, data, **kwargs)
+
+keyfile.write_private = written_as_the_disk_fills
+cli(["keys", "export", "--protocol", "bluezone3", "--db", {str(db)!r}, "--out", {str(listing)!r}],
+    obj={{"clock": VirtualClock({now})}}, prog_name="bluezone")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and f"cannot write to {db} now" in out.stderr, out.stderr[-800:]
+    assert "wrote" not in out.stderr and not listing.exists()
+    with SightingStore.open(db, create=False) as store:
+        assert store.bluezone3_key() == chain

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bluezone.proximity.store.failures import unusable
+
 if TYPE_CHECKING:
     import sqlite_utils
 
@@ -71,6 +73,26 @@ class StoreBase:
         with waiting_at_most(self._conn if conn is None else conn, 0.0) as used:  # the daemon's loop must not wait
             busy = used.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]  # out a reader's 10 s
         return not busy
+
+    @contextlib.contextmanager
+    def _write_held(self) -> Iterator[None]:
+        """One transaction, taken for writing before its first read (``BEGIN IMMEDIATE``): another process's write
+        waits for it (its busy timeout); committed when the block ends, rolled back if it raises.  SQLite's errors as
+        the store's other methods raise them (a lock held past the busy timeout, a full disk: ``StoreWriteError``),
+        which their guard, around the call that makes this manager, does not reach."""
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise unusable(self.path, exc) from exc
+        try:
+            yield
+            self._conn.commit()
+        except sqlite3.DatabaseError as exc:  # (the commit's)
+            self._conn.rollback()
+            raise unusable(self.path, exc) from exc
+        except BaseException:
+            self._conn.rollback()
+            raise
 
     def waits_at_most(self, seconds: float) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """In the block, statements wait at most ``seconds`` for another connection's lock (the daemon's loop, which

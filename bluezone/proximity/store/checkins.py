@@ -4,12 +4,10 @@ bluezone.venues.checkins)."""
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator, Sequence
 from typing import Any, ContextManager
 
 from bluezone.proximity.store.base import StoreBase
-from bluezone.proximity.store.failures import unusable
 
 
 class CheckIns(StoreBase):
@@ -24,25 +22,13 @@ class CheckIns(StoreBase):
         the first read (``BEGIN IMMEDIATE``): another process checking in at the same moment (the
         daemon's beacon listener, a typed ``bluezone checkin``) waits for it (its busy timeout)
         and then reads what it wrote.  Read apart, both saw nobody checked in and both wrote: two
-        open check-ins, or a beacon ending the visit just typed elsewhere.  A failure undoes it all.  SQLite's
-        errors as the store's other methods raise them (a lock held past the busy timeout, a full disk:
-        ``StoreWriteError``), which their guard, around the call that makes this manager, does not reach."""
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.DatabaseError as exc:
-            raise unusable(self.path, exc) from exc
-        self._checkins_held = True
-        try:
-            yield
-            self._conn.commit()
-        except sqlite3.DatabaseError as exc:  # (the commit's)
-            self._conn.rollback()
-            raise unusable(self.path, exc) from exc
-        except BaseException:
-            self._conn.rollback()
-            raise
-        finally:
-            self._checkins_held = False
+        open check-ins, or a beacon ending the visit just typed elsewhere.  A failure undoes it all (``_write_held``)."""
+        with self._write_held():
+            self._checkins_held = True
+            try:
+                yield
+            finally:
+                self._checkins_held = False
 
     def _checkin_write(self) -> ContextManager[Any]:
         """A write's transaction: its own, or the held one's (committed when that ends)."""
