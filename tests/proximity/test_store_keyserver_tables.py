@@ -22,12 +22,15 @@ FIRST_USE = [
     " key_id TEXT, key_version TEXT, pinned_at REAL NOT NULL)",
     "CREATE TABLE IF NOT EXISTS keyserver_batches (server TEXT NOT NULL, name TEXT NOT NULL,"
     " keys INTEGER NOT NULL, processed_at REAL NOT NULL, PRIMARY KEY (server, name))",
+    "CREATE TABLE IF NOT EXISTS keyserver_exposures (server TEXT NOT NULL, key_hash BLOB NOT NULL,"
+    " day TEXT NOT NULL, start_time REAL NOT NULL, end_time REAL NOT NULL, exposure TEXT NOT NULL,"
+    " reported_at REAL NOT NULL, PRIMARY KEY (server, key_hash, day, start_time))",
     "CREATE TABLE IF NOT EXISTS keyserver_withdrawn (server TEXT NOT NULL, key_hash BLOB NOT NULL,"
     " day TEXT NOT NULL, PRIMARY KEY (server, key_hash, day)) WITHOUT ROWID",
 ]
 
 
-def _schema_6_store(path: Path, monkeypatch: pytest.MonkeyPatch, first_use: bool) -> None:
+def _schema_6_store(path: Path, monkeypatch: pytest.MonkeyPatch, first_use: bool, exposures: bool = True) -> None:
     with monkeypatch.context() as m:
         m.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:6])
         m.setattr(store_module, "SCHEMA_VERSION", 6)
@@ -36,7 +39,8 @@ def _schema_6_store(path: Path, monkeypatch: pytest.MonkeyPatch, first_use: bool
             if first_use:  # a node that had checked a key server: some of the tables, with rows
                 with store._conn as conn:
                     for sql in FIRST_USE:
-                        conn.execute(sql)
+                        if exposures or "keyserver_exposures" not in sql:
+                            conn.execute(sql)
                     conn.execute("INSERT INTO keyserver_pins VALUES (?, 'PEM', 'id', 'v1', ?)", (SERVER, NOW))
                     conn.execute("INSERT INTO keyserver_batches VALUES (?, 'b-1.zip', 7, ?)", (SERVER, NOW))
                     conn.execute("INSERT INTO keyserver_withdrawn VALUES (?, ?, '2025-12-04')", (SERVER, b"k" * 16))
@@ -59,6 +63,17 @@ def test_a_schema_6_store_gets_the_keyserver_tables_by_migration(
         store.save_rejected_batches(SERVER, "PEM", {"junk.zip": "does not verify"}, NOW)
         assert store.rejected_batches(SERVER, "PEM", NOW) == {"junk.zip": "does not verify"}
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_batches_processed_by_a_version_that_kept_no_exposure_are_forgotten(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store whose checks kept no exposure (the versions before e055fb0): the batches are matched again
+    (tests/server/test_check_again.py: the F1 told then is told again); the pin and the rest stay."""
+    path = tmp_path / "node.db"
+    _schema_6_store(path, monkeypatch, first_use=True, exposures=False)
+    with SightingStore.open(path, create=False, purge_now=NOW) as store:
+        assert store.keyserver_batches(SERVER) == set()
+        assert store.keyserver_pin(SERVER) == ("PEM", "id", "v1")
+        assert store.withdrawn_exposures(SERVER) == {(b"k" * 16, "2025-12-04")}
 
 
 def test_a_store_at_schema_7_without_a_keyserver_table_is_refused_unchanged(tmp_path: Path) -> None:

@@ -242,3 +242,36 @@ def test_a_check_that_brought_only_venue_warnings_says_no_new_key_file() -> None
     assert ServerCheckResult(batches=["a.zip"], streamed_keys=573, new_batches=1).keys_said() == (
         "573 keys in 1 new file(s) (fake keys among them: not a count of cases)"
     )
+
+
+#: The tables a store of a bluezone from before e055fb0 lacked (it made pins, batches, revision tokens and
+#: warnings on first use, at schema 4), and the triggers of rpi_days (schema 13).
+_NEWER_THAN_E055FB0 = ("keyserver_exposures", "keyserver_withdrawn", "keyserver_rejected", "keyserver_given_keys",
+                       "checkin_uploads", "venue_reports_told", "checkin_uploads_unrecorded", "rpi_days")
+
+
+def _as_before_exposures_were_remembered(db: Path) -> None:
+    """``db`` as a bluezone from before e055fb0 left it after its check: the batches it processed on record,
+    what it reported nowhere (it kept no exposure), schema 4."""
+    with SightingStore.open(db, create=False, purge_now=NOW) as store:
+        conn = store.db.conn
+        for (trigger,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+            conn.execute(f"DROP TRIGGER {trigger}")
+        for table in _NEWER_THAN_E055FB0:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("PRAGMA user_version = 4")
+
+
+def test_an_f1_told_by_a_version_that_kept_no_exposure_is_told_again_after_the_upgrade(world) -> None:  # type: ignore[no-untyped-def]
+    """The versions before e055fb0 remembered the batches a check processed but not what it reported: opened
+    by this one, the F1 told then read as all-clear ('no new batches since the last check', close_contact
+    false).  The upgrade forgets those batches, so the next check matches them again and says the F1."""
+    client, db = world
+    told = check(client, db, NOW)
+    assert [e.level for e in told.exposures] == ["F1"]
+    _as_before_exposures_were_remembered(db)
+    upgraded = check(client, db, NOW + 3600)
+    assert upgraded.new_batches == told.new_batches and [e.level for e in upgraded.exposures] == ["F1"]
+    assert upgraded.as_dict()["close_contact"] is True
+    again = check(client, db, NOW + 7200)  # and from then on, remembered as any other
+    assert again.new_batches == 0 and [d["level"] for d in again.earlier] == ["F1"]

@@ -1,7 +1,7 @@
 """The store's tables: one migration per schema version (``PRAGMA user_version``), the columns each
 version must have, and the row conditions its partial indexes and the reads using them share.
 
-To change the schema, append a function to ``MIGRATIONS``; never edit one that has shipped."""
+To change the schema, append a function to ``MIGRATIONS``; never edit one that has shipped (``_v7`` says why it was, once)."""
 
 from __future__ import annotations
 
@@ -132,7 +132,16 @@ _KEYSERVER_TABLES = {
 def _v7(db: sqlite_utils.Database) -> None:
     """The key-server client's tables, which were made on first use (``CREATE TABLE IF NOT EXISTS`` on
     each open, outside the migrations, so a later change to one had no way in).  A store that made
-    some of them already keeps them and their rows; the others are made."""
+    some of them already keeps them and their rows; the others are made.
+
+    A store that kept processed batches but no ``keyserver_exposures`` was checked by a version from before
+    e055fb0, which remembered no exposure it reported: its batches are forgotten, so the next check matches
+    them again and repeats what they hold (kept, they made an F1 told then read as all-clear: 'no new
+    batches since the last check', close_contact false).  (Added after schema 7 shipped: a store migrated
+    before then cannot be told apart from one whose batches held nothing for it.)"""
+    tables = set(db.table_names())
+    if "keyserver_batches" in tables and "keyserver_exposures" not in tables:
+        db.execute("DELETE FROM keyserver_batches")
     for name, columns in _KEYSERVER_TABLES.items():
         db.execute(f"CREATE TABLE IF NOT EXISTS {name} {columns}")
 
