@@ -23,9 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from bluezone.errors import VenueError
+from bluezone.printable import printable_line
 from bluezone.venues.location import Venue
 
 SECRET_FILE = "venue-secret.json"
+#: The secret file's format, written in it since the first release; another version of it is a newer bluezone's.
+SECRET_FORMAT = "bluezone-venue-secret/1"
 #: A secret file is a few hundred bytes (the QR payload and the beacon key).
 MAX_SECRET_FILE_BYTES = 64 * 1024
 PUBLIC_FILE = "venue.json"
@@ -44,7 +47,7 @@ class VenueSecrets:
     def as_json(self) -> str:
         return json.dumps(
             {
-                "format": "bluezone-venue-secret/1",
+                "format": SECRET_FORMAT,
                 "payload": base64.urlsafe_b64encode(self.venue.payload).decode("ascii"),
                 "beacon_key": self.beacon_key.hex(),
             },
@@ -115,22 +118,41 @@ def load_venue_dir(path: Path) -> VenueSecrets:
         raise VenueError(f"{file} not found: give the directory `bluezone venue create --out` made")
     # not read_text: a FIFO named here hung `venue beacon`/`venue warn` for ever, /dev/zero filled the memory
     raw = read_regular_file(file, MAX_SECRET_FILE_BYTES, "venue secret file", VenueError)
+    refused = None
     try:
         data = json.loads(raw.decode("utf-8"))
+        refused = _format_refused(file, data)
         payload = base64.urlsafe_b64decode(data["payload"])
         beacon_key = bytes.fromhex(data["beacon_key"])
     except FileNotFoundError:
         raise VenueError(f"{file} not found: give the directory `bluezone venue create --out` made") from None
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError) as exc:
+        if refused is not None:  # (another format may name its fields otherwise)
+            raise VenueError(refused) from None
         if file.name != SECRET_FILE:  # e.g. the public venue.json beside the secrets
             raise VenueError(
                 f"{file} is not a bluezone venue secret file: give the directory `bluezone venue create --out` "
                 f"made (it holds {SECRET_FILE})"
             ) from None
         raise VenueError(f"{file} is not a bluezone venue secret file ({type(exc).__name__})") from None
+    if refused is not None:
+        raise VenueError(refused)
     if len(beacon_key) != BEACON_KEY_BYTES:
         raise VenueError(f"{file}: the beacon key has {len(beacon_key)} bytes, not {BEACON_KEY_BYTES}")
     return VenueSecrets(Venue.from_payload(payload), beacon_key)
+
+
+def _format_refused(file: Path, data: object) -> str | None:
+    """Why a secret file of another format is refused (None: it is this one's).  One a newer bluezone wrote (its key
+    or payload may mean something else there) was read as this one's without a word.  A file without the field is
+    read as the first format."""
+    found = data.get("format", SECRET_FORMAT) if isinstance(data, dict) else SECRET_FORMAT
+    if found == SECRET_FORMAT:
+        return None
+    if isinstance(found, str) and found.startswith(SECRET_FORMAT.split("/")[0] + "/"):
+        return (f"{file} is in the format {printable_line(found)}, newer than this bluezone reads ({SECRET_FORMAT}):"
+                " upgrade bluezone")
+    return f"{file} is not a bluezone venue secret file (its format is {printable_line(str(found))})"
 
 
 def load_venue(path: Path) -> Venue:

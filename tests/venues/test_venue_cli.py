@@ -876,3 +876,33 @@ def test_a_code_with_an_event_past_year_9999_is_one_line_exit_2(clock: VirtualCl
     result = run(clock, "venue", "show", url)
     assert result.exit_code == 2, result.output
     assert len(result.output.strip().splitlines()) == 1 and "not a real event" in result.output, result.output
+
+
+@pytest.mark.parametrize("fields", [{}, {"beacon_key": None, "beacon_seed": "00" * 32}], ids=["same fields", "renamed"])
+@pytest.mark.parametrize("command", ["warn", "beacon"])
+def test_a_secret_file_of_a_newer_format_is_refused_not_read_as_this_ones(
+    cafe: dict, clock: VirtualClock, fields: dict, command: str
+) -> None:
+    """The secret file names its format (bluezone-venue-secret/1) but nothing read it: one a newer bluezone
+    wrote was taken as this one's, its beacon key broadcast as if it meant the same.  Refused, one line, exit 2."""
+    secret = cafe["out"] / "venue-secret.json"
+    data = json.loads(secret.read_text()) | {"format": "bluezone-venue-secret/2"} | fields
+    secret.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
+    args = (["--server", "http://127.0.0.1:9", "--code", "12345678", "--start", "2026-12-04T08:00Z",
+             "--end", "2026-12-04T09:00Z", "--yes"] if command == "warn" else ["--duration", "1", "--backend", "emulated"])
+    result = run(clock, "venue", command, str(cafe["out"]), *args)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: {secret} is in the format bluezone-venue-secret/2, newer than this bluezone reads"
+        " (bluezone-venue-secret/1): upgrade bluezone"
+    ]
+
+
+def test_a_secret_file_of_another_format_is_no_venue_secret_and_one_without_one_is_read(cafe: dict) -> None:
+    secret = cafe["out"] / "venue-secret.json"
+    data = json.loads(secret.read_text())
+    secret.write_text(json.dumps(data | {"format": "something-else/1"}))
+    with pytest.raises(ValueError, match="not a bluezone venue secret file .its format is something-else/1.$"):
+        load_venue_dir(cafe["out"])
+    secret.write_text(json.dumps({k: v for k, v in data.items() if k != "format"}))  # as the first format
+    assert load_venue_dir(cafe["out"]).venue.url == cafe["url"]
