@@ -18,6 +18,7 @@ throwaway 0xFD6F payload (random bytes, no key of the user's), so a phone app ca
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -264,9 +265,12 @@ def with_phone_reading(result: CalibrationResult, reference_correction: float, p
 async def _wait(
     clock: Clock, duration_s: float, heard: _Collector, payload: bytes | None, progress: Callable[[float, int], None] | None
 ) -> None:
-    start = clock.now()
+    """``duration_s`` of the event loop's time (monotonic; a test's virtual time), not of the wall clock: stepped (NTP's
+    first sync on a board without a real-time clock), it ended the measurement at the step or made it the step longer."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
     step = 1.0
-    while (elapsed := clock.now() - start) < duration_s:
+    while (elapsed := loop.time() - start) < duration_s:
         await clock.sleep(min(step, duration_s - elapsed))
         if progress:
-            progress(min((clock.now() - start) / duration_s, 1.0), heard.count(payload))
+            progress(min((loop.time() - start) / duration_s, 1.0), heard.count(payload))

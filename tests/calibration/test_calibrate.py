@@ -252,3 +252,42 @@ def test_the_emulated_radio_writes_no_config_unless_given_one(tmp_path: Path, mo
     assert f"emulated radio: nothing written to {default}" in out
     code, out = invoke("--radio", "emulated", "--reference", "Pixel 4", "--yes", "--json")
     assert code == 0 and json.loads(out)["config"] is None and not default.exists()
+
+
+class _SteppedClock:
+    """``clock`` whose wall time is stepped by ``step`` seconds once ``after`` seconds have passed (NTP's first
+    sync on a board without a real-time clock); the time the loop measures is not."""
+
+    def __init__(self, clock: VirtualClock, after: float, step: float) -> None:
+        self.clock, self.after, self.step, self.start = clock, after, step, clock.now()
+
+    def now(self) -> float:
+        now = self.clock.now()
+        return now + (self.step if now - self.start >= self.after else 0.0)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+
+@pytest.mark.parametrize("step", [-3600.0, 3600.0], ids=["stepped back an hour", "stepped ahead an hour"])
+def test_a_wall_clock_step_neither_ends_the_measurement_nor_makes_it_longer(step: float) -> None:
+    """The measurement ran until the wall clock read --duration past its start: stepped back an hour, it
+    measured an hour longer (progress below 0 %); stepped ahead, it ended at the step with too few adverts."""
+    clock, air = _phone_air(5, {})
+    stepped = _SteppedClock(clock, after=20.0, step=step)
+    shown: list[float] = []
+
+    async def main():  # type: ignore[no-untyped-def]
+        radio = air.radio("phone", (1.0, 0.0))
+        await radio.open()
+        await radio.advertise(os.urandom(20), -28)
+        try:
+            return await measure(air.radio("adapter", (0.0, 0.0)), Reference("phone", 5, -28), stepped,  # type: ignore[arg-type]
+                                 duration_s=60, progress=lambda fraction, _: shown.append(fraction))
+        finally:
+            await radio.close()
+
+    result = clock.run(main())
+    assert abs(clock.now() - START - 60) < 2  # measured 60 s, as asked
+    assert result.adverts_heard > 200 and result.duration_s == 60
+    assert shown == sorted(shown) and 0 < shown[0] and shown[-1] == 1.0
