@@ -41,15 +41,14 @@ async def run_beacon(
     on_started: Callable[[], None] | None = None, on_epoch: Callable[[BeaconStats], None] | None = None,
     *, handle_signals: bool = False,
 ) -> BeaconStats:
-    """Broadcast until ``duration`` seconds of ``clock`` have passed (or ``stop`` is set); ``on_started``
-    is called once the radio is open (a start line printed before would read as a beacon on air),
+    """Broadcast until ``duration`` seconds have passed (the loop's time: a step of the wall clock changes no duration),
+    or ``stop`` is set; ``on_started`` is called once the radio is open (a start line printed before would read as a beacon on air),
     ``on_epoch`` at each new 10-minute epoch after the first (a beacon left running for days says it is
     still on air).  ``handle_signals`` (``bluezone venue beacon``): SIGINT and SIGTERM (Ctrl-C, ``systemctl
     stop``) set ``stop``, so the radio is closed and the totals returned; a second signal exits at once.  The duration
     counts from the call, the radio's open included, and a signal's stop ends the open too (a bluetoothd that never
     answered held both for ever: since SIGTERM again is the same stop, only SIGKILL ended it)."""
     stats = BeaconStats()
-    started = clock.now()
     stop = stop or asyncio.Event()
     opening: asyncio.Timeout | None = None  # the radio's open while it runs: a signal's stop ends it at once
 
@@ -62,7 +61,10 @@ async def run_beacon(
         if stop.is_set():  # (asked as it loaded: nothing to open)
             return stats
         loop = asyncio.get_running_loop()
-        opening = asyncio.timeout_at(None if duration is None else loop.time() + duration)
+        # the loop's (monotonic) time, not the wall clock's: a beacon on a board without a real-time clock, started at
+        # boot, stopped at NTP's first sync (a step ahead by the hours it was off); stepped back, it ran that much longer
+        ends = None if duration is None else loop.time() + duration
+        opening = asyncio.timeout_at(ends)
         try:
             async with opening:  # (the duration counts from the start, the open included, as the daemon's)
                 await radio.open()
@@ -77,7 +79,7 @@ async def run_beacon(
             if on_started is not None:
                 on_started()
             epoch, frames, i = None, [], 0
-            while not stop.is_set() and (duration is None or clock.now() - started < duration):
+            while not stop.is_set() and (ends is None or loop.time() < ends):
                 now = clock.now()
                 if beacon.epoch_of(now) != epoch:
                     epoch = beacon.epoch_of(now)
