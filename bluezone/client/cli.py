@@ -20,7 +20,11 @@ from bluezone.clitypes import ask_before_sending, cli_clock, db_option, emit_jso
 @click.option("--code", required=True, help="The verification code from the health authority.")
 @db_option
 @click.option("--yes", is_flag=True, help="Do not ask before sending.")
-@click.option("--include-today", is_flag=True, help="Also send today's key (only if today is over for you).")
+@click.option(
+    "--include-today", is_flag=True,
+    help="Also send today's key, cut to end now (the daemon starts a new one for the rest of the day). Without it"
+    " (or a yes when asked) today's key stays here: a code works once, so no later run sends it with this one.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the request instead of sending it.")
 @click.option("--symptom-onset", callback=parse_date, help="Date symptoms began (YYYY-MM-DD), if any.")
 @click.option(
@@ -120,6 +124,13 @@ def upload(
         click.echo(line)
 
 
+#: Under the keys listed when today's key stays: this code cannot carry it later, so today's contacts so far go unwarned.
+TODAY_LEFT_OUT = (
+    "  (today's key is not sent, so those you met today are not warned by this upload; this code works once: to send"
+    " today's key too, upload with --include-today instead)"
+)
+
+
 def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dry_run: bool) -> None:
     """The daily keys about to go, listed on stderr and asked about (unless --yes or --dry-run); a device
     with none (it never ran `bluezone run`) is told that only its check-ins go."""
@@ -130,7 +141,8 @@ def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dr
         for row in plan.as_dict()["keys"]:
             click.echo(f"  {row['date']}  {_key_span(row['rolling_start'], row['rolling_period'])}", err=True)
         if plan.today_in_use and not include_today:
-            click.echo("  (today's key is not sent; use --include-today once your day is over)", err=True)
+            # (it said "use --include-today once your day is over": with a code that works once, there is no later)
+            click.echo(TODAY_LEFT_OUT, err=True)
         elif plan.today_in_use:
             click.echo("  (today's key is sent up to now; a new key starts for the rest of the day)", err=True)
         if not (yes or dry_run) and not ask_before_sending("upload", "Send them?", instead=_yes_instead(plan)):

@@ -135,7 +135,7 @@ LOW_DISK_BYTES = 20_000_000
 @db_option
 @json_option
 def status(db_path: Path | None, as_json: bool) -> None:
-    """Show what the sighting store holds (counts, time span, days, size)."""
+    """Show what the sighting store holds (counts, time span, days, size) and whether a daemon records into it."""
     from datetime import UTC, datetime
 
     from bluezone.proximity.store import CLOCK_FLOOR, EMULATED_DB_FILENAME, SightingStore
@@ -197,6 +197,10 @@ def status(db_path: Path | None, as_json: bool) -> None:
         click.echo(printable_line(
             f"empty      `bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}"
         ))
+    if info["daemon_running"]:
+        click.echo("daemon     running: recording into this store")
+    else:  # the last report below reads the same days after it stopped
+        click.echo("daemon     NOT RUNNING: nothing is recorded into this store until `bluezone run` (or its service) runs on it")
     if daemon:
         click.echo(f"radio      {daemon.get('backend', '?')} (daemon report of {when(daemon.get('updated_at'))})")
         if not daemon.get("rotates_address", True):

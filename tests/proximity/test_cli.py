@@ -225,3 +225,24 @@ def test_status_of_a_store_holding_only_check_ins_is_not_called_empty(tmp_path) 
     result = invoke("status", "--db", str(tmp_path / "bluezone.db"), now=NOW)
     assert result.exit_code == 0, result.output
     assert "check-ins  1" in result.output and "keeps its sightings" not in result.output
+
+
+def test_status_says_whether_a_daemon_records_into_the_store(tmp_path) -> None:
+    """user30's walk: a daemon stopped days ago (a crash, a reboot without the service enabled) left its last report,
+    and `status` read the same as beside a running one; someone running it for weeks asks exactly that."""
+    from bluezone.proximity.store.daemonlock import one_daemon_per_store
+
+    db = tmp_path / "b.db"
+    make_db(db, NOW)
+    with SightingStore.open(db, purge_now=NOW) as store:
+        store.save_daemon_state({"backend": "emulated:self", "rotates_address": True}, NOW - 3 * DAY_SECONDS)
+    stopped = invoke("status", "--db", str(db), now=NOW)
+    assert stopped.exit_code == 0, stopped.output
+    assert "daemon     NOT RUNNING: nothing is recorded into this store until `bluezone run`" in stopped.output
+    assert "radio      emulated:self (daemon report of" in stopped.output
+    assert json.loads(invoke("status", "--db", str(db), "--json", now=NOW).output)["daemon_running"] is False
+    with one_daemon_per_store(db):  # the lock `bluezone run` holds while it runs
+        running = invoke("status", "--db", str(db), now=NOW)
+        assert running.exit_code == 0, running.output
+        assert "daemon     running: recording into this store" in running.output and "NOT RUNNING" not in running.output
+        assert json.loads(invoke("status", "--db", str(db), "--json", now=NOW).output)["daemon_running"] is True

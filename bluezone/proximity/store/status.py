@@ -23,6 +23,7 @@ from bluezone.boottime import (
 )
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.daemonlock import daemon_runs_on
 from bluezone.proximity.store.schema import NUMERIC_TIME, VACUUM_OWED
 
 log = logging.getLogger(__package__)  # the store's one logger, as before it was a package
@@ -170,6 +171,11 @@ class StoreStatus(StoreBase):
         except OSError:
             return None
 
+    def daemon_running(self) -> bool:
+        """Whether a daemon records into this store now (it holds the store's lock): the daemon's last report alone
+        read the same days after it stopped, and a device left running for weeks is asked exactly that."""
+        return self.path is not None and daemon_runs_on(self.path)
+
     def stats(self) -> dict[str, Any]:
         """What is stored: counts, time span, days covered, file size."""
         conn = self._conn
@@ -214,6 +220,7 @@ class StoreStatus(StoreBase):
             "last_key_rolling_start": last_key,
             "disk_free_bytes": self._disk_free(),
             "daemon": self.daemon_state(),
+            "daemon_running": self.daemon_running(),
             # a migration's deleted secrets still in free pages (paid by an open that can write the file)
             "vacuum_owed": conn.execute("SELECT 1 FROM daemon_state WHERE name = ?", (VACUUM_OWED,)).fetchone() is not None,
             "secure_delete": self.secure_delete or self.path is None,  # False: this SQLite build cannot zero deletions
