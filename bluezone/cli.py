@@ -24,7 +24,7 @@ from bluezone.clioutput import refusal_line, refused_output, take_over_standard_
 from bluezone.clitypes import DB_ORIGIN, QUICK_EXIT, LazyCommands, emit_json, json_option
 from bluezone.errors import BluezoneError, NotAStoreError
 from bluezone.exitnow import exit_now, forget_unhandled_ctrl_c
-from bluezone.printable import OneLineFormatter, printable_line
+from bluezone.printable import OneLineFormatter, error_line
 
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -109,13 +109,13 @@ class BluezoneGroup(click.Group):
                 try:
                     extra["default_map"] = load_defaults(self)
                 except BluezoneError as exc:  # no context yet for invoke() to report it
-                    click.echo(printable_line(f"Error: {exc}"), err=True)
+                    click.echo(error_line(f"Error: {exc}"), err=True)
                     sys.exit(exc.exit_code)
                 except (OSError, RuntimeError) as exc:  # $BLUEZONE_CONFIG naming no path at all: was a traceback
                     bad_path = unusable_path(exc)
                     if bad_path is None:
                         raise
-                    click.echo(printable_line(f"Error: {bad_path}"), err=True)
+                    click.echo(error_line(f"Error: {bad_path}"), err=True)
                     sys.exit(2)
             try:
                 return super().make_context(info_name, args, parent, **extra)
@@ -178,7 +178,7 @@ class BluezoneGroup(click.Group):
                 raise
             # a database named by $BLUEZONE_DB or config.toml: say so, the user typed no --db
             where = _db_origin(ctx) if isinstance(exc, NotAStoreError) else ""
-            click.echo(printable_line(f"Error: {exc}{where}"), err=True)
+            click.echo(error_line(f"Error: {exc}{where}"), err=True)
             ctx.exit(exc.exit_code)
         except click.UsageError as exc:
             if ctx.obj and ctx.obj.get("debug"):
@@ -197,9 +197,9 @@ class BluezoneGroup(click.Group):
                 raise
             bad_path = unusable_path(exc)
             if bad_path is not None:  # bad input wherever a command met it, not "OSError: ...", exit 1
-                click.echo(printable_line(f"Error: {bad_path}"), err=True)
+                click.echo(error_line(f"Error: {bad_path}"), err=True)
                 ctx.exit(2)
-            click.echo(printable_line(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)"), err=True)
+            click.echo(error_line(f"Error: {type(exc).__name__}: {exc} (run with --debug for details)"), err=True)
             ctx.exit(1)
 
 
@@ -261,7 +261,7 @@ def _usage_error(exc: click.UsageError) -> NoReturn:
         exc.show()
         sys.exit(exc.exit_code)
     where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-    click.echo(printable_line(f"Error: {exc.format_message()}{_set_where(exc)}{where}"), err=True)
+    click.echo(error_line(f"Error: {exc.format_message()}{_set_where(exc)}{where}"), err=True)
     sys.exit(exc.exit_code)
 
 
