@@ -179,7 +179,9 @@ def _standing_line(result: Any) -> str | None:
         new = "yes" if told else "nothing new (told by an earlier check)"
         return f"Close contact now: {room}, within the last 14 days; new since the last check: {new}"
     new = "yes" if result.new_close_contact else "nothing new (told by an earlier check)"
-    return (f"Close contact now: yes, {'F1' if 'F1' in levels else 'F2'} (within the last 14 days)"
+    # an F2 met a close contact, not a case: "yes, F2" under "Close contact now" read as a case's close contact
+    level = "yes, F1" if "F1" in levels else "F2 only, a contact of a close contact (not of a case)"
+    return (f"Close contact now: {level} (within the last 14 days)"
             + (f", and {room}" if venue else "") + f"; new since the last check: {new}")
 
 

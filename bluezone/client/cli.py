@@ -124,6 +124,12 @@ def upload(
         click.echo(line)
 
 
+#: Under the keys listed: what sending them gives away, before the F0 agrees (the check-ins' list says theirs).
+KEYS_PUBLISHED = (
+    "  (published for anyone to download: a device that heard yours on those days learns when it was near a case;"
+    " no name or place is in them)"
+)
+
 #: Under the keys listed when today's key stays: this code cannot carry it later, so today's contacts so far go unwarned.
 TODAY_LEFT_OUT = (
     "  (today's key is not sent, so those you met today are not warned by this upload; this code works once: to send"
@@ -140,6 +146,7 @@ def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dr
         _say_if_in_clear(server_url)
         for row in plan.as_dict()["keys"]:
             click.echo(f"  {row['date']}  {_key_span(row['rolling_start'], row['rolling_period'])}", err=True)
+        click.echo(KEYS_PUBLISHED, err=True)
         if plan.today_in_use and not include_today:
             # (it said "use --include-today once your day is over": with a code that works once, there is no later)
             click.echo(TODAY_LEFT_OUT, err=True)

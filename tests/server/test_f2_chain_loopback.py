@@ -116,6 +116,8 @@ def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -
     rc, out, _ = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
     assert rc == 0 and "no new batches since the last check" in out  # nothing new since ...
     assert "F2  (reported by an earlier check)" in out and "0 exposure(s)" not in out  # ... and the warning holds
+    # an F2 met a close contact, not a case: "Close contact now: yes, F2" read as a case's close contact (user30)
+    assert "Close contact now: F2 only, a contact of a close contact (not of a case) (within the last 14 days)" in out
     assert out.splitlines()[-1].startswith("What now: you met a close contact of a case (F2): watch for symptoms")
     # Binh tests positive: the same device re-publishes its keys as confirmed (its revision token goes along)
     rc, out, err = _run("upload", "--server", chain["url"], "--code", chain["code"]("--type", "confirmed"),
