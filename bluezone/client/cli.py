@@ -99,7 +99,7 @@ def upload(
                     click.echo("  (an upload first asks the server what the code is for: check-ins go only with a"
                                " positive test's code)", err=True)
             elif plan.checkins or not as_json:  # only once the keys are agreed to: asking sends the code
-                kind = code_type_for(client, code, checkins=bool(plan.checkins))
+                kind = _asked_before_sending(lambda: code_type_for(client, code, checkins=bool(plan.checkins)))
                 _, why = checkins_for_code(kind, plan.checkins)
                 if why and not len(plan.keys):
                     raise withheld_only(why)
@@ -135,6 +135,23 @@ TODAY_LEFT_OUT = (
     "  (today's key is not sent, so those you met today are not warned by this upload; this code works once: to send"
     " today's key too, upload with --include-today instead)"
 )
+
+
+def _asked_before_sending(ask: Any) -> Any:
+    """``ask()``, the question of what the code is for (``/v1/verify``, which leaves the code unused), with its
+    failure saying that nothing went: "cannot reach the key server ..." alone left an F0 to wonder whether the
+    keys went and the code was spent (user30's walk)."""
+    from bluezone.errors import KeyServerError, UploadRefusedError
+
+    try:
+        return ask()
+    except UploadRefusedError:
+        raise
+    except KeyServerError as exc:
+        raise type(exc)(
+            f"{exc}; nothing was sent, and the code is not used up (it stays valid until it expires): try again once"
+            " the key server can be reached", exc.code, exc.status,
+        ) from None
 
 
 def _confirm_keys(plan: Any, server_url: str, include_today: bool, yes: bool, dry_run: bool) -> None:
