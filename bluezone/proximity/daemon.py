@@ -713,7 +713,7 @@ class Daemon:
         keys = self.store.count_daily_keys()
         return (
             f"{datetime.fromtimestamp(now, UTC):%Y-%m-%d %H:%M:%S} UTC  daily keys {keys} (in use: {day})  "
-            f"RPIs {s.rpi_rotations}  sightings {s.sightings_stored} ({rate:.0f}/min)  "
+            f"RPIs sent {s.rpi_rotations}  sightings {s.sightings_stored} ({rate:.0f}/min)  "  # ("RPIs 1" read as one heard)
             + (f"Bluezone v3 {s.bluezone3_sightings_stored}  " if s.bluezone3_sightings_stored or self.bluezone3 else "")
             + f"queued {self._queue.qsize() if self._queue else 0}  malformed {s.malformed}  "
             f"dropped {s.dropped_queue_full}"

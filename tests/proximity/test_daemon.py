@@ -203,6 +203,7 @@ def test_status_lines_every_minute_and_no_key_material_in_logs(tmp_path, caplog:
     clock.run(run_nodes(nodes, 630))
     assert len(lines) == 10
     assert "sightings" in lines[-1] and "dropped 0" in lines[-1] and "malformed 0" in lines[-1]
+    assert "  RPIs sent " in lines[-1]  # this device's own, rotated: "RPIs 1" read as one RPI heard (user30's walk)
     text = caplog.text + "\n".join(lines)
     assert "sightings" in caplog.text  # node b's status went to the log
     secrets = []
