@@ -14,7 +14,6 @@ from pathlib import Path
 
 from bluezone.errors import InputError
 from bluezone.printable import printable_line
-from bluezone.server.exports import INDEX_FILE
 from bluezone.server.storage import Storage
 
 #: The flag that moves the record (``server export`` and ``server run``).
@@ -35,13 +34,3 @@ def claim_export_dir(storage: Storage, out: Path, moved: bool = False) -> None:
             f" and add {MOVED_FLAG} (once)"
         ))
 
-
-def missing_files(storage: Storage, since: float) -> tuple[str | None, list[str] | None]:
-    """The export directory on record, and the names of the files recorded since ``since`` that are not in
-    it (the index leaves them out: no node gets their keys); None for the names when none is recorded or it
-    holds no ``index.txt`` here: ``server status`` runs wherever the database is reached, and a ``server run
-    --export-every 0`` on another machine makes an empty directory of the same name, which is not the one served."""
-    recorded = storage.export_dir()
-    if recorded is None or not (Path(recorded) / INDEX_FILE).is_file():
-        return recorded, None
-    return recorded, [b.name for b in storage.batches(since) if not (Path(recorded) / b.name).is_file()]

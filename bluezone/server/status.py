@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from pathlib import Path
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -17,8 +18,7 @@ from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.keyformat.batch_names import ROLLUP_FILE
 from bluezone.server.codes import REPORT_TYPES
 from bluezone.printable import printable_line
-from bluezone.server.exportdir import missing_files
-from bluezone.server.exports import Embargo, embargoed
+from bluezone.server.exports import INDEX_FILE, Embargo, embargoed
 from bluezone.server.publish import EVERYBODY, PublishConfig
 from bluezone.server.storage import Storage
 
@@ -64,8 +64,10 @@ class ServerStatus:
     stale_revisions: int = 0
     revisions_dropped: int = 0  # such rows the exports have dropped so far (each with a warning in their log)
     export_dir: str | None = None  # where exports go (on record since the first: ``exportdir``), None before it
+    #: what this machine has there: "checked" (an index.txt), else a key of ``NOT_CHECKED_HERE``; None: none on record
+    export_dir_here: str | None = None
     #: files of the last 14 days on record that are not in ``export_dir`` (no node gets their keys); None: not
-    #: checked (no directory on record, or it is not on this machine)
+    #: checked (no directory on record, or no index.txt there on this machine)
     missing_files: tuple[str, ...] | None = None
 
     @property
@@ -100,6 +102,7 @@ class ServerStatus:
             "stale_revisions": self.stale_revisions,
             "revisions_dropped": self.revisions_dropped,
             "export_dir": self.export_dir,
+            "export_dir_here": self.export_dir_here,
             "missing_files": None if self.missing_files is None else list(self.missing_files),
             "busiest_network": None if self.busiest_network is None else dict(
                 zip(("network", "failed_code_tries", "sites"), self.busiest_network)
@@ -159,7 +162,8 @@ class ServerStatus:
             return "export directory: none on record yet (the first export records its --export-dir)"
         where = printable_line(self.export_dir)
         if self.missing_files is None:
-            return f"export directory: {where} (no index.txt there on this machine: its files are not checked here)"
+            return (f"export directory: {where} {NOT_CHECKED_HERE[self.export_dir_here or 'absent']}: its files are not"
+                    " checked here (run status on the machine that exports)")
         if not self.missing_files:
             return f"export directory: {where}"
         return (f"MISSING: {len(self.missing_files)} export file(s) of the last 14 days on record are not in {where}"
@@ -178,7 +182,7 @@ def server_status(
     day_ago = now - DAY_SECONDS
     overdue = queued - waiting.keys
     stale, dropped = storage.stale_revisions()
-    export_dir, missing = missing_files(storage, now - RETENTION_SECONDS)
+    export_dir, here, missing = check_export_dir(storage, now - RETENTION_SECONDS)
     return ServerStatus(
         now=now,
         overdue_keys=overdue,
@@ -198,8 +202,39 @@ def server_status(
         stale_revisions=stale,
         revisions_dropped=dropped,
         export_dir=export_dir,
+        export_dir_here=here,
         missing_files=None if missing is None else tuple(missing),
     )
+
+
+#: What ``server status`` says of the export directory on record where this machine has no index.txt in it (its
+#: files are checked only in one that has: ``export_dir_here`` is then "checked").
+NOT_CHECKED_HERE = {
+    "absent": "does not exist on this machine",
+    "empty": "is empty on this machine",
+    "no index": "has no index.txt on this machine",
+    "unreadable": "cannot be read on this machine",
+}
+
+
+def check_export_dir(storage: Storage, since: float) -> tuple[str | None, str | None, list[str] | None]:
+    """The export directory on record, what this machine has there (``ServerStatus.export_dir_here``), and the names
+    of the files recorded since ``since`` that are not in it (the index leaves them out: no node gets their keys);
+    None for the names unless it holds an ``index.txt`` here: ``server status`` runs wherever the database is
+    reached, and a ``server run --export-every 0`` on another machine makes an empty directory of the same name,
+    which is not the one served.  Absent and empty are said apart from each other and from a directory checked."""
+    recorded = storage.export_dir()
+    if recorded is None:
+        return None, None, None
+    folder = Path(recorded)
+    try:
+        if (folder / INDEX_FILE).is_file():
+            return recorded, "checked", [b.name for b in storage.batches(since) if not (folder / b.name).is_file()]
+        if not folder.is_dir():
+            return recorded, "absent", None
+        return recorded, "no index" if any(folder.iterdir()) else "empty", None
+    except PermissionError:
+        return recorded, "unreadable", None
 
 
 def _busiest(storage: Storage, kind: str, since: float, version: int) -> tuple[str, int, int] | None:

@@ -138,7 +138,8 @@ def test_status_flags_files_on_record_missing_from_the_export_directory(storage,
 
 def test_status_on_a_machine_without_the_export_directory_does_not_check_its_files(storage, tmp_path: Path) -> None:
     """`server status` runs wherever the database is reached (PostgreSQL): not finding the directory there,
-    or finding one no export wrote into, is no alarm."""
+    or finding one no export wrote into, is no alarm; but which of these it found is said plainly (it said "no
+    index.txt there" of a directory missing and of one empty alike, as of one that holds something else)."""
     signer = keygen(tmp_path / "keys")
     exports = tmp_path / "on-the-export-host"
     claim_export_dir(storage, exports)
@@ -146,14 +147,18 @@ def test_status_on_a_machine_without_the_export_directory_does_not_check_its_fil
     export_batches(storage, signer, exports, NOW)
     here = tmp_path / "elsewhere"
     exports.rename(here)  # as if on another machine
-    for made_by_a_server_that_never_exported in (False, True):  # `server run --export-every 0` makes an empty one
+    for found in ("does not exist", "is empty", "has no index.txt"):  # `server run --export-every 0` makes an empty one
         status = server_status(storage, NOW)
         assert status.missing_files is None and status.ok
-        assert f"export directory: {exports} (no index.txt there on this machine: its files are not checked here)"\
-            in status.lines()
+        assert (f"export directory: {exports} {found} on this machine: its files are not checked here (run status on"
+                " the machine that exports)") in status.lines()
+        assert status.as_dict()["export_dir_here"] == {"does not exist": "absent", "is empty": "empty"}.get(found, "no index")
         exports.mkdir(exist_ok=True)
+        if found == "is empty":
+            (exports / "README").write_text("served from the static host\n")
     (here / INDEX_FILE).rename(exports / INDEX_FILE)  # the directory served, its files gone
-    assert server_status(storage, NOW).missing_files == tuple(p.name for p in here.glob("*.zip"))
+    status = server_status(storage, NOW)
+    assert status.missing_files == tuple(p.name for p in here.glob("*.zip")) and status.export_dir_here == "checked"
 
 
 def test_status_command_exits_1_for_missing_files(tmp_path: Path) -> None:
