@@ -28,6 +28,9 @@ from bluezone.writefile import link_target, write_file
 
 RETENTION_DAYS = 14  # sightings and daily keys older than this are deleted: a promise, not a default
 MAX_RPI_LIFETIME = 1200.0  # seconds: GAEN changes the RPI every 10-20 minutes
+#: The largest RSSI correction (dB) a receiver may have: what ``bluezone calibrate`` accepts (Google's table's phones
+#: lie within -37..+14).  Every check shifts each attenuation by it: 127 set by hand made a phone 25 m away an F1.
+MAX_RSSI_CORRECTION_DB = 40
 
 
 #: No settings file is anywhere near this (a scene with every person listed is under 1 MB).
@@ -138,8 +141,11 @@ class DaemonConfig:
             raise ConfigError(
                 f"config: tx_power must be {TX_POWER_MIN}..{TX_POWER_MAX} dBm (receivers ignore others), got {self.tx_power}"
             )
-        if not -128 <= self.rssi_correction <= 127:
-            raise ConfigError(f"config: rssi_correction must fit a signed byte (dB), got {self.rssi_correction}")
+        if not -MAX_RSSI_CORRECTION_DB <= self.rssi_correction <= MAX_RSSI_CORRECTION_DB:
+            raise ConfigError(
+                f"config: rssi_correction must be -{MAX_RSSI_CORRECTION_DB}..{MAX_RSSI_CORRECTION_DB} dB (what bluezone"
+                f" calibrate measures; every check shifts each attenuation by it), got {self.rssi_correction}"
+            )
         if not 0 < self.rpi_rotation_min <= self.rpi_rotation_max:
             raise ConfigError("config: need 0 < rpi_rotation_min <= rpi_rotation_max")
         # The privacy promises are not settings: an RPI lives at most 20 minutes (GAEN), nothing

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from bluezone.clock import Clock
+from bluezone.config import MAX_RSSI_CORRECTION_DB
 from bluezone.crypto.payload import SERVICE_UUID, TX_POWER_MAX, TX_POWER_MIN
 from bluezone.errors import CalibrationError, ReferenceNotHeardError, TooFewAdvertsError
 from bluezone.proximity.radio import Advert, Radio
@@ -48,7 +49,7 @@ MIN_ADVERTS = 100  # GAEN sends 4-5 a second: 100 is under a minute of a device 
 MIN_DURATION_S = 30.0
 #: Another 0xFD6F sender heard at the same time within this many dB of the strongest is too close to tell apart.
 AMBIGUOUS_DB = 6.0
-MAX_CORRECTION_DB = 40
+MAX_CORRECTION_DB = MAX_RSSI_CORRECTION_DB
 
 
 def check_duration(duration_s: float) -> None:

@@ -17,6 +17,7 @@ import click
 from click.core import ParameterSource
 
 from bluezone.clitypes import OnceOption, cli_clock, cli_now, db_option, emit_json, end_quickly, jobs_option, json_option
+from bluezone.config import MAX_RSSI_CORRECTION_DB
 from bluezone.printable import printable_line
 
 
@@ -249,7 +250,7 @@ def _f0_list_there(out: str) -> str:
     "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set threshold_db=57 (bluezone), or near_weight=1.0 with --scorer gaen."
 )
 @click.option(
-    "--rssi-correction", default=None, type=click.IntRange(-128, 127),
+    "--rssi-correction", default=None, type=click.IntRange(-MAX_RSSI_CORRECTION_DB, MAX_RSSI_CORRECTION_DB),
     help="This device's RSSI correction, dB (default: rssi_correction of the daemon config that bluezone calibrate "
     "writes, else 0).",
 )

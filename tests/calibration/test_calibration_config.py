@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bluezone.calibration.procedure import CalibrationResult
+from bluezone.calibration.procedure import MAX_CORRECTION_DB, CalibrationResult
 from bluezone.calibration.session import save_calibration, settings_of
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
@@ -59,7 +59,7 @@ def test_an_invalid_result_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     assert path.read_text() == "tx_power = -30\n" and [p.name for p in tmp_path.iterdir()] == ["daemon.toml"]
 
 
-@given(correction=st.integers(-60, 60), tx=st.one_of(st.none(), st.integers(-50, 20)))
+@given(correction=st.integers(-MAX_CORRECTION_DB, MAX_CORRECTION_DB), tx=st.one_of(st.none(), st.integers(-50, 20)))
 def test_any_calibration_round_trips(tmp_path_factory: pytest.TempPathFactory, correction: int, tx: int | None) -> None:
     path = tmp_path_factory.mktemp("cfg") / "daemon.toml"
     saved = save_calibration(path, result(correction, tx))

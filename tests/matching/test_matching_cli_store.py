@@ -392,6 +392,28 @@ def test_check_reads_the_calibrated_rssi_correction_from_the_daemon_config(scene
     assert closest == [a - 6 for a in (e["closest_attenuation_db"] for e in told["exposures"])]
 
 
+def test_an_rssi_correction_beyond_what_calibrate_measures_is_refused_not_matched_with(scene: tuple[Path, Path]) -> None:
+    """Every check shifts each attenuation by the correction: one set by hand in the daemon config (127, a typo)
+    made a phone 25 m away a close contact without a word.  Beyond calibrate's +-40 dB: one line, exit 2."""
+    from bluezone.config import default_config_path
+
+    db, keys = scene
+    path = default_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.write_text("rssi_correction = 127\n")
+        code, out, err = check("--keys", str(keys), "--db", str(db), "--json")
+    finally:
+        path.unlink()
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [
+        f"Error: config file {path}: rssi_correction must be -40..40 dB (what bluezone calibrate measures; every check"
+        " shifts each attenuation by it), got 127"
+    ]
+    code, out, err = check("--keys", str(keys), "--db", str(db), "--rssi-correction", "41")
+    assert code == 2 and out == "" and "--rssi-correction" in err and "-40<=x<=40" in err
+
+
 def test_check_jobs_give_the_same_report(scene: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     """`--jobs` splits matching between processes (issue 17); what is reported does not change."""
     import bluezone.matching.matcher as matcher_module

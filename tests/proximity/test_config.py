@@ -36,6 +36,9 @@ def test_toml_top_level_and_daemon_table(tmp_path) -> None:
         ("queue_size = 1.5\n", "queue_size must be int"),
         ("flush_interval = true\n", "flush_interval must be float"),
         ("tx_power = 300\n", "-50..20"),
+        # every check shifted each attenuation by it: 127 (or 20 for -20) made phones 8 m and 25 m away F1s
+        ("rssi_correction = 127\n", "rssi_correction must be -40..40 dB (what bluezone calibrate measures"),
+        ("rssi_correction = -41\n", "rssi_correction must be -40..40 dB"),
         ("rpi_rotation_min = 900\nrpi_rotation_max = 600\n", "rpi_rotation_min <= rpi_rotation_max"),
         ("queue_size = 0\n", "at least 1"),
         ("status_interval = -1\n", "status_interval must be at least 1 s"),
