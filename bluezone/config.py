@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -109,7 +110,13 @@ class DaemonConfig:
 
     @property
     def calibrated(self) -> bool:
-        return bool(self.calibration.strip())
+        """A calibration note, and numbers it does not contradict (``edited_since_calibration``)."""
+        return bool(self.calibration.strip()) and self.edited_since_calibration() is None
+
+    def edited_since_calibration(self) -> str | None:
+        """The numbers edited since ``bluezone calibrate`` wrote them beside its note, said as the config has them
+        and as the note has them; None when the note says nothing else (or names no numbers: one written by hand)."""
+        return edited_since_calibration(self.calibration, self.tx_power, self.rssi_correction)
 
     def uncalibrated_numbers(self) -> str:
         """What ``doctor``, ``status`` and ``run`` say of TX power and RSSI correction without a calibration note."""
@@ -206,6 +213,25 @@ class DaemonConfig:
 
     def replace(self, **changes: Any) -> DaemonConfig:
         return dataclasses.replace(self, **changes)
+
+
+#: The numbers in ``bluezone calibrate``'s note (``CalibrationResult.note``, the same words since it was written).
+_NOTED_NUMBERS = re.compile(r"^bluezone calibrate .*: .*RSSI correction ([+-]\d+) dB, TX power (-?\d+ dBm|not measured)$")
+
+
+def edited_since_calibration(note: str, tx_power: object, rssi_correction: object) -> str | None:
+    """``DaemonConfig.edited_since_calibration`` of a config's (or a daemon report's) note and numbers: a number
+    edited by hand after calibrating (a typo, 20 for -20) was reported 'calibrated' by ``doctor`` and ``status``
+    under the note of the old one, while every check used the new."""
+    found = _NOTED_NUMBERS.match(note.strip())
+    if found is None:
+        return None
+    edited = []
+    if int(found[1]) != rssi_correction:
+        edited.append(f"rssi_correction = {rssi_correction} (calibrated: {found[1]} dB)")
+    if found[2] != "not measured" and int(found[2].removesuffix(" dBm")) != tx_power:
+        edited.append(f"tx_power = {tx_power} (calibrated: {found[2]})")
+    return ", ".join(edited) or None
 
 
 def uncalibrated_numbers(tx_power: object, rssi_correction: object) -> str:

@@ -275,9 +275,11 @@ def calibration_line(daemon: dict[str, Any]) -> str:
     """What ``status`` says about the daemon's calibration ("" for the emulated radio, or a daemon too old to say)."""
     if "calibration" not in daemon or str(daemon.get("backend", "")).startswith("emulated"):
         return ""
+    from bluezone.config import edited_since_calibration, uncalibrated_numbers
+
     if daemon["calibration"]:
-        return str(daemon["calibration"])
-    from bluezone.config import uncalibrated_numbers
+        edited = edited_since_calibration(str(daemon["calibration"]), daemon.get("tx_power"), daemon.get("rssi_correction"))
+        return str(daemon["calibration"]) + ("" if edited is None else f" (EDITED since: {edited})")
 
     return (
         f"NONE: {uncalibrated_numbers(daemon.get('tx_power'), daemon.get('rssi_correction'))}, so this adapter's"

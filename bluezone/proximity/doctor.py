@@ -152,6 +152,11 @@ def check_calibration(report: Report, config: DaemonConfig) -> None:
     if config.calibrated:
         report.add("calibration", "ok", config.calibration)
         return
+    edited = config.edited_since_calibration()
+    if edited is not None:
+        report.add("calibration", "warn", f"edited since bluezone calibrate: {edited}; the edited number is the one used",
+                   "set the calibrated number back, or run `bluezone calibrate` again")
+        return
     report.add(
         "calibration",
         "warn",

@@ -161,7 +161,10 @@ async def run_daemon(
                         f"bluezone daemon: radio {radio.name}{invented}, database {store.path or ':memory:'}; "
                         f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
                     )
-                    if not is_emulated(backend) and not config.calibrated:
+                    edited = config.edited_since_calibration()
+                    if not is_emulated(backend) and edited is not None:
+                        on_start(f"calibration edited since bluezone calibrate: {edited}; the edited number is the one used")
+                    elif not is_emulated(backend) and not config.calibrated:
                         on_start(
                             f"uncalibrated: {config.uncalibrated_numbers()}; `bluezone calibrate` measures this adapter's"
                         )

@@ -163,3 +163,41 @@ def test_save_settings_is_on_disk_before_it_replaces_the_old_file(tmp_path: Path
     monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
     save_settings(tmp_path / "daemon.toml", {"rssi_correction": 3})
     assert events[:2] == ["fsync", "replace"]
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        ("rssi_correction = 20\n", "rssi_correction = 20 (calibrated: -7 dB)"),  # a typo for -20, or -7 kept
+        ("tx_power = -12\n", "tx_power = -12 (calibrated: -21 dBm)"),
+    ],
+)
+def test_a_number_edited_after_calibrating_is_not_reported_calibrated(tmp_path: Path, edit: str, said: str) -> None:
+    """doctor and status said 'calibration ok' under the note of the numbers calibrate wrote, while the config
+    held a number edited since, the one every check (and the daemon's AEM) used."""
+    path = tmp_path / "daemon.toml"
+    save_calibration(path, result())
+    name = edit.split(" ")[0]
+    path.write_text("".join(line if not line.startswith(name) else edit for line in path.read_text().splitlines(True)))
+    config = DaemonConfig.load(path)
+    assert not config.calibrated and config.edited_since_calibration() == said
+    report = Report()
+    check_calibration(report, config)
+    assert (report.checks[-1].status, report.checks[-1].detail) == (
+        "warn", f"edited since bluezone calibrate: {said}; the edited number is the one used"
+    )
+    state = {"backend": "bluez:hci0", "calibration": config.calibration, "tx_power": config.tx_power,
+             "rssi_correction": config.rssi_correction}
+    assert calibration_line(state) == f"{config.calibration} (EDITED since: {said})"
+
+
+def test_a_calibration_note_agreeing_with_its_numbers_or_naming_none_is_calibrated(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.toml"
+    for made in (result(), result(correction=0), result(tx=None)):
+        config = save_calibration(path, made)
+        assert config.calibrated and config.edited_since_calibration() is None
+    by_hand = DaemonConfig(calibration="measured at the lab, 2026-11-30", rssi_correction=3)
+    assert by_hand.calibrated and by_hand.edited_since_calibration() is None
+    report = Report()
+    check_calibration(report, DaemonConfig.load(path))
+    assert report.checks[-1].status == "ok"
