@@ -38,6 +38,7 @@ from bluezone.matching.bluezone_scorer import BluezoneScorer, minute_attenuation
 from bluezone.matching.matcher import DEFAULT_TX_POWER, ExposureWindow
 from bluezone.matching.receiver import ReceiverContext, for_receiver, receiver_context
 from bluezone.matching.scoring import Score, Scorer, get_scorer, scorer_names
+from bluezone.printable import printable_line
 from bluezone.progress import Progress
 from bluezone.proximity.sightings import SIGHTING_DTYPE
 from bluezone.sim.datasets import Recording, load_dataset
@@ -549,7 +550,8 @@ def table(report: dict[str, Any]) -> str:
                 f"{d} m: {fmt(v['ndcf'])} ({v['threshold_shift_db']:+.1f} dB)" for d, v in s["ndcf_per_distance"].items()
             )
             lines.append(f"{'':<10}nDCF, a decision for each distance (thresholds moved by the path-loss model): {own}")
-    return "\n".join(lines)
+    # a dataset's own names (phones, files, folders) as printable text: an escape sequence in one went to the terminal
+    return "\n".join(printable_line(line) for line in lines)
 
 
 def _bystander_line(report: dict[str, Any]) -> str:

@@ -284,3 +284,20 @@ def test_skipped_lines_are_said_once(tmp_path: Path, caplog: pytest.LogCaptureFi
     with caplog.at_level("WARNING", logger="bluezone.sim.datasets"):
         assert load_dataset(tmp_path / "m").recordings
     assert [r.getMessage() for r in caplog.records] == ["X/a.csv: 2 malformed line(s) skipped"]
+
+
+def test_names_from_a_dataset_reach_the_terminal_as_printable_text(tmp_path: Path) -> None:
+    """A phone's name in an RSS CSV (and a file's, a folder's) went to the terminal as it was: an escape sequence
+    there set the terminal's title (OSC 0) or colours, a bell rang.  The text report shows them escaped (\\x1b);
+    --json keeps them as they are, JSON-escaped."""
+    root = copy("ng_small", tmp_path)
+    csv = root / NG_CSV
+    csv.write_text(csv.read_text().replace("gryphonelab", "gry\x1b]0;pwned\x07lab"))
+    (root / NG_CSV).rename(root / "data" / "HandHand" / "RSS\x1b[2J.csv")  # a file name too: said as read
+    (root / "data" / "HandHand" / "junk\x1b[31m.csv").write_text("not,the,columns\n")
+    result = CliRunner().invoke(cli, ["evaluate", str(root), "--bootstrap", "0", "--chains", "20"], obj={})
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output and "\x07" not in result.output
+    assert "gry\\x1b]0;pwned\\x07lab" in result.output and "junk\\x1b[31m.csv" in result.output
+    as_json = CliRunner().invoke(cli, ["evaluate", str(root), "--json", "--bootstrap", "0", "--chains", "20"], obj={})
+    assert "gry\x1b]0;pwned\x07lab" in json.loads(as_json.stdout)["calibration"]["phones"]
