@@ -934,3 +934,39 @@ def test_a_schema_17_database_keeps_its_files_records_and_reads_their_fakes_from
         assert storage.batch_padding(0, [0]) == [] and [b.name for b in storage.batches()] == ["old.zip", "new.zip"]
     finally:
         storage.close()
+
+
+def test_a_database_not_as_its_schema_version_says_is_refused_in_one_line_unchanged(tmp_path) -> None:
+    """The key server of 3746de4 (the six minutes before 48518d3) keyed exposure_keys by the key, without the id
+    every migration uses, at schema version 1: opened, it failed with 'OperationalError: no such column: id', exit 1."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+    conn.execute("CREATE TABLE codes (code_hash TEXT PRIMARY KEY, report_type INTEGER NOT NULL, test_type TEXT NOT NULL,"
+                 " test_day INTEGER, onset_day INTEGER, issued_at REAL NOT NULL, expires_at REAL NOT NULL, used_at REAL)")
+    conn.execute("CREATE TABLE code_failures (client TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL)")
+    conn.execute("CREATE TABLE batches (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at REAL NOT NULL,"
+                 " start_timestamp BIGINT NOT NULL, end_timestamp BIGINT NOT NULL, batch_num INTEGER NOT NULL,"
+                 " batch_size INTEGER NOT NULL, num_keys INTEGER NOT NULL)")
+    conn.execute("CREATE TABLE exposure_keys (key_data BLOB PRIMARY KEY, rolling_start INTEGER NOT NULL, rolling_period"
+                 " INTEGER NOT NULL, transmission_risk INTEGER NOT NULL, report_type INTEGER NOT NULL, days_since_onset"
+                 " INTEGER, received_at REAL NOT NULL, batch_id INTEGER REFERENCES batches (id))")
+    conn.execute("CREATE INDEX exposure_keys_pending ON exposure_keys (batch_id, rolling_start)")
+    conn.commit()
+    before = list(conn.iterdump())
+    conn.close()
+    result = CliRunner().invoke(cli, ["server", "status", "--server-db", str(path)], obj={})
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"Error: key server database {path} is not as its schema version says, so it cannot be upgraded (SQLite: no"
+        " such column: id); it was left as it was: one made by a build of bluezone between releases, or edited by hand"
+    ]
+    with sqlite3.connect(path) as conn:  # (only switched to WAL, as every open does)
+        assert list(conn.iterdump()) == before

@@ -19,6 +19,10 @@ from bluezone.server.storage.interface import Storage
 log = logging.getLogger(__name__)
 
 
+#: SQLite's words for a migration meeting tables other than its schema version's (the transaction is rolled back).
+_NOT_AS_STATED = ("no such column", "no such table", "duplicate column name", "table ", "index ")
+
+
 class SQLiteStorage(Storage):
     """The embedded default: one SQLite file in WAL mode."""
 
@@ -74,7 +78,17 @@ class SQLiteStorage(Storage):
                 # the operator named the wrong file: a usage error (exit 2, which systemd does not restart)
                 raise InputError(f"{self.path} is not a key server database (SQLite: {exc}): check --server-db") from None
             raise ServerStorageError(f"cannot open key server database {self.path}: {exc}") from None
-        self._create_schema()
+        try:
+            self._create_schema()
+        except sqlite3.OperationalError as exc:
+            if not str(exc).startswith(_NOT_AS_STATED):
+                raise
+            self._conn.close()
+            # a raw 'OperationalError: no such column: id', exit 1 (a database of 3746de4, whose keys had no id yet)
+            raise InputError(
+                f"key server database {self.path} is not as its schema version says, so it cannot be upgraded (SQLite:"
+                f" {exc}); it was left as it was: one made by a build of bluezone between releases, or edited by hand"
+            ) from None
 
     @contextmanager
     def _transaction(self, write: bool = True) -> Iterator[Any]:
