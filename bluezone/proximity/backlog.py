@@ -87,10 +87,11 @@ class WriteBacklog:
         """Whether a write should be tried now (always, unless backing off after a failure)."""
         return bool(self._batches) and self._backoff.due(now)
 
-    def write(self, writer: Writer, now: float) -> dict[str, int]:
+    def write(self, writer: Writer, now: float, *, last: bool = False) -> dict[str, int]:
         """Write what waits, oldest first, each batch in one call; stops at the first failure
         and backs off.  Returns the sightings written per kind.  Errors other than
-        StoreWriteError (a damaged database) propagate: retrying cannot mend them."""
+        StoreWriteError (a damaged database) propagate: retrying cannot mend them.  ``last``: the daemon's stop,
+        after which nothing is retried: a first failure is not warned of (the stop says what it lost)."""
         written: dict[str, int] = {}
         while self._batches:
             batch = self._batches[0]
@@ -100,7 +101,8 @@ class WriteBacklog:
                 self.failures += 1
                 if self.error is None:
                     self.failing_since = now
-                    log.warning("%s; keeping up to %d sightings in memory and retrying", exc, self.limit)
+                    if not last:
+                        log.warning("%s; keeping up to %d sightings in memory and retrying", exc, self.limit)
                 self.error = str(exc)
                 self._backoff.failed(now)
                 return written

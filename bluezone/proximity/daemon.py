@@ -20,6 +20,7 @@ import logging
 import os
 import random
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -57,6 +58,11 @@ CHECK_SECONDS = 15.0
 #: again (the sightings' backlog, a new key, a venue check-in).  The store's own 10 s stopped the loop that long at
 #: each try (no advert taken from the radio, no RPI rotated): 17 of the 25 s another process held the lock.
 LOOP_BUSY_SECONDS = 0.1
+#: How long the stop's writes (the keys not yet saved, the sightings waiting, the report) wait in all for another
+#: process's lock (a `bluezone purge`'s rewrite, a `sqlite3` shell): the store's own 10 s each, in turn, made a 31 s
+#: stop, past the shipped unit's TimeoutStopSec=30 (killed: all lost, nothing said); once, then none, lost what a lock
+#: released 10-20 s in would have let it write.  20 s leaves the unit 10 s for the radio's close and the exit.
+STOP_BUSY_SECONDS = 20.0
 
 
 @dataclass
@@ -151,6 +157,7 @@ class Daemon:
         self._state_owed = False
         self._state_retry = Backoff(min_delay=self.config.flush_interval)
         self._refusal: str | None = None  # why the store last refused a write (said with what a stop loses)
+        self._stop_deadline: float | None = None  # (monotonic) when the stop's writes stop waiting for a lock
         self._rewrite_due: str | None = None  # the day a purge left the store's rewrite due for (``_rewrite_apart``)
         self._rewriting: asyncio.Future[bool] | None = None  # that rewrite, running (its VACUUM holds the store's lock)
         self._rewrite_wake: asyncio.Event | None = None  # wakes the purge task for a rewrite asked (``_look_for_rewrite``)
@@ -185,7 +192,7 @@ class Daemon:
             if self._stop_requested:  # asked as the radio (or the store) opened: nothing begun, nothing to flush
                 return self.stats
             started = True
-            with self.store.waits_at_most(LOOP_BUSY_SECONDS):  # (its last writes, below, wait the store's time)
+            with self.store.waits_at_most(LOOP_BUSY_SECONDS):  # (its last writes, below, wait STOP_BUSY_SECONDS in all)
                 await self._serve(ends)
         finally:
             try:
@@ -197,12 +204,12 @@ class Daemon:
         return self.stats
 
     def _last_writes(self) -> None:
-        """The stop's writes: the unsaved keys, the backlog, the report.  Another process's lock is waited for once
-        (the store's busy time, 10 s): once one is refused, the rest are tried without waiting (each waited it in turn,
-        a 31 s stop under one held lock).  What the store refused is lost: said in one line."""
+        """The stop's writes: the unsaved keys, the backlog, the report.  Another process's lock is waited for at most
+        ``STOP_BUSY_SECONDS`` in all, each write what is left of it (``_stop_waits``).  What the store refused is
+        lost: said in one line (no backlog warning of a retry before it)."""
+        self._stop_deadline = time.monotonic() + STOP_BUSY_SECONDS
         self._flush(final=True)
-        refused = bool(self._unsaved_keys or self._unsaved_bluezone3_key or self._backlog.waiting)
-        with self.store.waits_at_most(0.0) if refused else contextlib.nullcontext():
+        with self._stop_waits():
             self._save_state(final=True)
         lost = [f"{self._backlog.waiting} sightings"] if self._backlog.waiting else []
         days = [_day(key.rolling_start * INTERVAL_SECONDS) for key, _ in self._unsaved_keys]
@@ -516,13 +523,13 @@ class Daemon:
             return
         now = self.clock.now()
         if final or self._key_retry.due(now):  # (a device that hears no one has no backlog to retry with)
-            self._save_unsaved_keys(now)
+            with self._stop_waits():
+                self._save_unsaved_keys(now)
         if not (self._backlog.due(now) or (final and self._backlog.waiting)):
             self.stats.dropped_backlog_full = self._backlog.dropped
             return
-        keys_refused = final and bool(self._unsaved_keys or self._unsaved_bluezone3_key)  # (no second wait at the stop)
-        with self.store.waits_at_most(0.0) if keys_refused else contextlib.nullcontext():
-            written = self._backlog.write(self._write, now)
+        with self._stop_waits():
+            written = self._backlog.write(self._write, now, last=final)
         self._refusal = self._backlog.error or self._refusal
         self.stats.sightings_stored += written.get("gaen", 0)
         self.stats.bluezone3_sightings_stored += written.get("bluezone3", 0)
@@ -532,6 +539,13 @@ class Daemon:
             self.stats.flushes += 1
         if final and self._backlog.waiting:
             self.stats.lost_at_stop = self._backlog.waiting  # (said by _last_writes)
+
+    def _stop_waits(self) -> contextlib.AbstractContextManager[object]:
+        """At the stop, a write waits for another process's lock only what is left of the stop's ``STOP_BUSY_SECONDS``
+        (SQLite waits in real time: the monotonic clock, not the daemon's); before it, the connection's own wait."""
+        if self._stop_deadline is None:
+            return contextlib.nullcontext()
+        return self.store.waits_at_most(max(0.0, self._stop_deadline - time.monotonic()))
 
     def _write(self, kind: str, rows: np.ndarray, addresses: Sequence[str | None]) -> int:
         what = "sightings" if kind == "gaen" else "Bluezone v3 sightings"

@@ -23,10 +23,16 @@ BUSY_SECONDS = 10.0
 @contextlib.contextmanager
 def waiting_at_most(conn: sqlite3.Connection, seconds: float) -> Iterator[sqlite3.Connection]:
     """``conn`` whose statements wait at most ``seconds`` for another connection's lock in the block (SQLite's busy
-    timeout; the store's own is ``BUSY_SECONDS``); the wait before comes back after it, unless the connection was
-    closed or broke meanwhile (its own error is said where it is used next)."""
-    before = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
-    conn.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
+    timeout; the store's own is ``BUSY_SECONDS``); the wait before comes back after it.  A connection closed or broken,
+    before or meanwhile, is left as it is: its own error is said where it is used next (the block's statement)."""
+    try:
+        before: int | None = int(conn.execute("PRAGMA busy_timeout").fetchone()[0])
+        conn.execute(f"PRAGMA busy_timeout = {round(seconds * 1000)}")
+    except sqlite3.Error:
+        before = None
+    if before is None:
+        yield conn
+        return
     try:
         yield conn
     finally:
