@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from bluezone.sim.channel import _crosses
-from bluezone.sim.scenario import POSTURES, Group, Scenario, Wall
+from bluezone.sim.scenario import POSTURES, Group, Scenario, Wall, bus_seat_columns
 
 
 def _presence(group: Group, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -179,9 +179,8 @@ class Bus:
         )
         ox, oy = group.origin
         sx, sy = group.spacing_m
-        aisle_x = ox + (group.columns / 2 - 0.5) * sx
-        seats[:, 0] += np.where(seats[:, 0] > aisle_x, 0.5 * sx, -0.0)  # an aisle between the halves
-        aisle_x += 0.25 * sx
+        seats[:, 0] = np.tile(bus_seat_columns(group), group.rows)  # an aisle between the halves
+        aisle_x = ox + (group.columns / 2 - 0.5) * sx + 0.25 * sx
         if group.standing_areas:
             standing = np.concatenate([hex_spots(area, group.standing_spacing_m) for area in group.standing_areas])
         else:

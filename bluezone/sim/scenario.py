@@ -8,6 +8,7 @@ typo never silently falls back to a default.  See docs/simulation.md for the for
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import difflib
 import math
@@ -621,6 +622,8 @@ def _group(where: str, data: Any) -> Group:
             f"{where}.standing_areas: about {spots:,.0f} standing spots {group.standing_spacing_m:g} m apart, more than"
             f" the {MAX_SEATS:,} a group may have (smaller areas or a wider standing_spacing_m)"
         )
+    if group.kind == "bus":
+        _standing_off_the_seats(where, group)
     if group.group_size[0] < 1:
         raise ConfigError(f"{where}.group_size: must be >= 1")
     # a key the kind does not read did nothing, silently (a queue's `rows`, a bus's `stay_min`): docs/simulation.md's
@@ -644,6 +647,43 @@ def _group(where: str, data: Any) -> Group:
 
 def _and(words: tuple[str, ...]) -> str:
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def bus_seat_columns(group: Group) -> list[float]:
+    """The x of each column of a bus's seats: ``spacing_m[0]`` apart from ``origin``, those past the middle half a
+    spacing further on (the aisle between the halves).  Rows are ``spacing_m[1]`` apart.  ``mobility.Bus`` seats its
+    passengers there, and the scenario's check keeps standing areas off them: one layout for both."""
+    ox, sx = group.origin[0], group.spacing_m[0]
+    aisle_x = ox + (group.columns / 2 - 0.5) * sx
+    return [x + 0.5 * sx if x > aisle_x else x for x in (ox + c * sx for c in range(group.columns))]
+
+
+def _standing_off_the_seats(where: str, group: Group) -> None:
+    """Refuse a bus's standing area that covers one of its seats (a seat's point inside it, edges included): standing
+    passengers were placed on seated ones, as close as two people cannot be, and nothing said so.  An area in the
+    aisle, between the halves, covers none."""
+    columns = sorted((x, c) for c, x in enumerate(bus_seat_columns(group)))
+    oy, sy = group.origin[1], group.spacing_m[1]
+    rows = sorted((oy + r * sy, r) for r in range(group.rows))
+    for i, area in enumerate(group.standing_areas):
+        column, row = _first_within(columns, area[0], area[2]), _first_within(rows, area[1], area[3])
+        if column is not None and row is not None:
+            seats = [columns[0][0], rows[0][0], columns[-1][0], rows[-1][0]]
+            raise ConfigError(
+                f"{where}.standing_areas[{i}]: {_metres(area)} covers seats (row {row[1] + 1}, seat {column[1] + 1} at"
+                f" ({column[0]:g}, {row[0]:g}) m): standing passengers would stand on seated ones; keep the area off"
+                f" the seats, which lie within {_metres(seats)} (an area in the aisle between the halves covers none)"
+            )
+
+
+def _first_within(points: list[tuple[float, int]], low: float, high: float) -> tuple[float, int] | None:
+    """The first of ``points`` (sorted (coordinate, index) pairs) with ``low <= coordinate <= high``, if any."""
+    at = bisect.bisect_left(points, (low, -1))
+    return points[at] if at < len(points) and points[at][0] <= high else None
+
+
+def _metres(values: Any) -> str:
+    return f"[{', '.join(f'{v:g}' for v in values)}]"
 
 
 def _standing_spots(area: tuple[float, float, float, float], spacing: float) -> float:

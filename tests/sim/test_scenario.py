@@ -473,3 +473,50 @@ def _written(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "s.toml"
     path.write_text(text)
     return path
+
+
+BUS = """name = "t"
+duration_min = 5
+[[groups]]
+name = "passengers"
+kind = "bus"
+people = 30
+origin = [0.35, 2.8]
+rows = 4
+columns = 4
+spacing_m = [0.5, 0.8]
+stop_interval_s = 60
+ride_stops = [1, 3]
+sway_m = 0.0
+"""
+
+
+def test_a_bus_standing_area_over_its_seats_is_refused_naming_both(tmp_path: Path) -> None:
+    """Nothing checked a bus's standing areas against its seats: one over them put standing passengers on seated ones
+    (as close as two people cannot be) and the scenario ran.  Now: one line naming the area and a seat it covers, and
+    where the seats are, exit 2.  An area in the aisle, or clear of the seats, still loads."""
+    result = simulate(tmp_path, BUS + "standing_areas = [[0.1, 0.1, 2.3, 0.5], [0.1, 4.0, 2.3, 5.0]]\n")
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        "Error: s.toml: [[groups]] #1 (passengers).standing_areas[1]: [0.1, 4, 2.3, 5] covers seats (row 3, seat 1 at"
+        " (0.35, 4.4) m): standing passengers would stand on seated ones; keep the area off the seats, which lie within"
+        " [0.35, 2.8, 2.1, 5.2] (an area in the aisle between the halves covers none)\n"
+    )
+    (tmp_path / "s.toml").write_text(BUS + "standing_areas = [[0.1, 0.1, 2.3, 2.6], [0.9, 2.8, 1.55, 5.2]]\n")
+    load_scenario(tmp_path / "s.toml")  # before the seats, and the aisle (its seats at 0.85 and 1.6 m)
+
+
+def test_the_bus_seats_the_check_keeps_areas_off_are_where_passengers_sit() -> None:
+    """One layout for both (``bus_seat_columns``): a check against seats of its own would pass areas over the real ones."""
+    from bluezone.sim.mobility import Crowd
+    from bluezone.sim.scenario import bus_seat_columns
+
+    sc = scenario_from_mapping({
+        "name": "t", "duration_min": 5, "groups": [{
+            "kind": "bus", "people": 30, "origin": [0.35, 2.8], "rows": 4, "columns": 5, "spacing_m": [0.5, 0.8],
+            "standing_areas": [[0.1, 0.1, 2.8, 2.6]], "stop_interval_s": 60, "ride_stops": [1, 3], "sway_m": 0.0}]})
+    bus = Crowd(sc, np.random.default_rng(1)).groups[0]
+    seated = bus.pos[bus.seated & (bus.spot >= 0)]
+    assert len(seated) > 10
+    assert set(seated[:, 0].tolist()) <= set(bus_seat_columns(sc.groups[0]))
+    assert set(np.round(seated[:, 1], 9).tolist()) <= {round(2.8 + r * 0.8, 9) for r in range(4)}
