@@ -123,7 +123,7 @@ class CalibrationTable:
         # not Path.read_text: a FIFO or /dev/zero named as the table hung evaluate (or ate memory)
         raw = read_regular_file(path, MAX_TABLE_BYTES, "calibration table", CalibrationTableError)
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")  # a spreadsheet's "CSV UTF-8" starts with a byte order mark
         except UnicodeError as exc:
             raise CalibrationTableError(f"{path}: cannot read calibration table ({exc})") from None
         return cls.from_text(text, str(path))

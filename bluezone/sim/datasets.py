@@ -291,7 +291,7 @@ def _read_ng(path: Path, data: Path) -> tuple[list[Recording], int]:
     groups: dict[tuple[int, str], list[tuple[float, int]]] = {}
     bad = 0
     try:
-        with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        with path.open(newline="", encoding="utf-8-sig", errors="replace") as f:  # (a spreadsheet's byte order mark)
             reader = csv.DictReader(f)
             missing = NG_COLUMNS - set(reader.fieldnames or [])
             if missing:

@@ -119,3 +119,13 @@ def test_search_lists_matching_models_measured_first() -> None:
     assert [r.model for r in found][:2] == ["Pixel 4", "Pixel 4 XL"] and all(r.source == "measured" for r in found[:2])
     assert default_table().search("") == [] and default_table().search("no such phone") == []
     assert len(default_table().search("samsung", limit=5)) == 5
+
+
+def test_a_table_saved_with_a_byte_order_mark_reads_as_the_same_table(tmp_path) -> None:
+    """Google's CSV opened and saved again in a spreadsheet ('CSV UTF-8') starts with a byte order mark: it was
+    refused ("header must start with oem,... got ['\\ufeffoem', ...]"), though nothing else in it had changed."""
+    shipped = resources.files("bluezone.calibration").joinpath("data", DEFAULT_TABLE).read_bytes()
+    saved = tmp_path / "saved.csv"
+    saved.write_bytes(b"\xef\xbb\xbf" + shipped.replace(b"\n", b"\r\n"))
+    again = CalibrationTable.from_path(saved)
+    assert again.rows == default_table().rows

@@ -301,3 +301,14 @@ def test_names_from_a_dataset_reach_the_terminal_as_printable_text(tmp_path: Pat
     assert "gry\\x1b]0;pwned\\x07lab" in result.output and "junk\\x1b[31m.csv" in result.output
     as_json = CliRunner().invoke(cli, ["evaluate", str(root), "--json", "--bootstrap", "0", "--chains", "20"], obj={})
     assert "gry\x1b]0;pwned\x07lab" in json.loads(as_json.stdout)["calibration"]["phones"]
+
+
+def test_an_rss_csv_saved_with_a_byte_order_mark_reads_as_before(tmp_path: Path) -> None:
+    """A recording's CSV saved again in a spreadsheet ('CSV UTF-8') starts with a byte order mark: its first column
+    read as '\\ufeffdevice' and the file was skipped ('RSS CSV without column(s) device')."""
+    before = load_dataset(DATASETS / "ng_small")
+    root = copy("ng_small", tmp_path)
+    csv = root / NG_CSV
+    csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())
+    after = load_dataset(root)
+    assert after.problems == [] and same_recordings(after.recordings, before.recordings)
