@@ -40,6 +40,7 @@ from bluezone.keyformat.keys import empty_keys
 from bluezone.progress import Progress
 from bluezone.server.app import create_app
 from bluezone.server.codes import CodeKey, issue_code
+from bluezone.server.exportdir import claim_export_dir
 from bluezone.server.exports import ExportConfig, export_batches
 from bluezone.server.publish import PublishConfig
 from bluezone.server.signing import Signer, keygen
@@ -177,6 +178,7 @@ def run_benchmark(
                     say(f"export of {export_keys:,} keys", i / export_repeat)
                     storage.reset_exported()
                     out = root / f"exports-{i}"
+                    claim_export_dir(storage, out, moved=True)  # each repeat into a new directory, on purpose
                     t0 = time.perf_counter()
                     batches = export_batches(storage, signer, out, time.time(), config)
                     seconds.append(time.perf_counter() - t0)

@@ -5,7 +5,8 @@ directory is served (``server run``'s) or synced to the static host.  An export 
 one (user29: ``server export --export-dir B`` beside ``server run --export-dir A``) recorded an F0's keys
 as published, A's ``index.txt`` never listed the files in B, and no node ever got those keys.  So the
 first exporter records its directory, and an export into another one is refused until the operator
-says the exports moved (``moved``).
+says the exports moved (``moved``).  ``export_batches`` asks here before it writes anything (every export:
+the commands', the schedule's, a program's); the commands ask first too, before they make a directory or serve.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from bluezone.errors import BluezoneError, ExportSignatureError, InputError, Key
 from bluezone.keyformat.batch_names import EXPORT_FILE, ROLLUP_FILE
 from bluezone.keyformat.export import load_public_key, open_signed_export, public_key_base64, signed_export_zip
 from bluezone.keyformat.keys import KEY_DTYPE, MAX_KEY_FILE_BYTES, NO_DAYS_SINCE_ONSET, REPORT_TYPE_CERTAINTY
+from bluezone.server.exportdir import claim_export_dir
 from bluezone.server.padding import fake_keys, fake_revisions, is_fake, new_secret, padding_count, revisable_like
 from bluezone.server.signing import Signer
 from bluezone.server.staging import Staging, settle_leftovers
@@ -166,8 +167,12 @@ def export_batches(
     ``server export`` alike), so nothing it would decide is done this
     time: no key exported (the embargo is judged by the clock: today's keys, still broadcast, went out at a
     clock past midnight), nothing deleted past the retention (one export a month ahead deleted every key
-    and file the server had), nothing rolled up; only the index is rewritten, listing every file kept."""
+    and file the server had), nothing rolled up; only the index is rewritten, listing every file kept.
+
+    ``out_dir`` is recorded as the export directory at the first export, and another is refused (InputError,
+    nothing written: ``exportdir``): its files would be recorded as published, and never served."""
     out_dir = Path(out_dir)
+    claim_export_dir(storage, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if config.max_keys_per_file < 1:
         raise ValueError("max_keys_per_file must be at least 1")

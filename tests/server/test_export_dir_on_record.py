@@ -10,12 +10,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner, Result
 from server_helpers import NOW, storage_with_yesterdays_keys
 
 from bluezone.cli import cli
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import ROLLING_PERIOD, rolling_start
+from bluezone.errors import InputError
 from bluezone.keyformat.keys import empty_keys
 from bluezone.server.exportdir import claim_export_dir
 from bluezone.server.exports import INDEX_FILE, export_batches
@@ -113,6 +115,17 @@ def test_the_record_is_the_first_exporters_on_both_databases(storage, tmp_path: 
     assert storage.record_export_dir(b, replace=True) == b and storage.export_dir() == b
 
 
+def _exported_elsewhere(storage, signer, out: Path, now: float) -> list:
+    """What an export by hand into ``out`` left before exports refused a directory not on record: its files
+    recorded as published, the record unchanged."""
+    recorded = Path(storage.export_dir())
+    claim_export_dir(storage, out, moved=True)
+    try:
+        return export_batches(storage, signer, out, now)
+    finally:
+        claim_export_dir(storage, recorded, moved=True)
+
+
 def test_status_flags_files_on_record_missing_from_the_export_directory(storage, tmp_path: Path) -> None:
     """What an export by hand into another directory left before this fix (or files deleted by hand): the
     keys are recorded as published, and the served index leaves their files out."""
@@ -126,7 +139,7 @@ def test_status_flags_files_on_record_missing_from_the_export_directory(storage,
     export_batches(storage, signer, a, NOW)
     assert server_status(storage, NOW).missing_files == () and f"export directory: {a}" in server_status(storage, NOW).lines()
     _add_keys(storage, 3, seed=2)
-    elsewhere = export_batches(storage, signer, b, LATER)  # the old `server export --export-dir B`
+    elsewhere = _exported_elsewhere(storage, signer, b, LATER)
     status = server_status(storage, LATER)
     assert status.missing_files == tuple(f.name for f in elsewhere) and len(elsewhere) == 1
     assert not status.ok and status.as_dict()["ok"] is False and status.as_dict()["missing_files"] == [elsewhere[0].name]
@@ -169,7 +182,7 @@ def test_status_command_exits_1_for_missing_files(tmp_path: Path) -> None:
         claim_export_dir(storage, tmp_path / "a")
         export_batches(storage, signer, tmp_path / "a", NOW)
         _add_keys(storage, 3, seed=2)
-        export_batches(storage, signer, tmp_path / "b", LATER)
+        _exported_elsewhere(storage, signer, tmp_path / "b", LATER)
     finally:
         storage.close()
     result = _server("status", "--server-db", str(db), now=LATER)
@@ -197,3 +210,18 @@ def test_postgres_server_run_with_two_workers_is_refused_another_export_director
                      str(b), "--workers", "2", "--port", "0")
     assert result.exit_code == 2 and f"--export-dir {b} is not this server's export directory {a}" in result.stderr
     assert not b.exists()
+
+
+def test_export_batches_itself_refuses_another_directory(storage, tmp_path: Path) -> None:
+    """The rule is the export's, not only the commands': a program calling ``export_batches`` (or the schedule of
+    an app made with ``create_app``) into another directory recorded the keys as published there, unserved."""
+    signer = keygen(tmp_path / "keys")
+    a, b = tmp_path / "a", tmp_path / "b"
+    _add_keys(storage, 5, seed=1)
+    assert len(export_batches(storage, signer, a, NOW)) == 1
+    assert storage.export_dir() == str(a.resolve())  # the first export records its directory
+    _add_keys(storage, 3, seed=2)
+    with pytest.raises(InputError, match=f"--export-dir {b} is not this server's export directory {a}:"):
+        export_batches(storage, signer, b, LATER)
+    assert not b.exists() and storage.embargoed_keys(-1)[0] == 3  # nothing written, nothing taken from the queue
+    assert len(export_batches(storage, signer, a, LATER)) == 1 and storage.embargoed_keys(-1)[0] == 0
