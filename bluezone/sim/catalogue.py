@@ -37,7 +37,13 @@ def find_scenario(name_or_path: str | Path) -> Path:
         if text in names:
             return scenario_dir() / f"{text}{SUFFIX}"
         raise ConfigError(f"no scenario named {text!r}; shipped with bluezone: {', '.join(names) or 'none'}")
-    if given.is_dir():
-        raise ConfigError(f"{given} is a directory, not a scenario file")
+    try:
+        mode = given.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None:  # there, but no regular file (a FIFO, /dev/zero: it said 'no scenario file' of them)
+        from bluezone.readfile import file_kind
+
+        raise ConfigError(f"{given} is {file_kind(mode)}, not a scenario file")
     hint = f" (shipped scenarios go by name: bluezone simulate {given.stem})" if given.stem in names else ""
     raise ConfigError(f"no scenario file {given}{hint}")

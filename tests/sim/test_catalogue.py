@@ -54,3 +54,14 @@ def test_unknown_names_and_missing_files_are_one_line_errors(tmp_path: Path) -> 
     assert result.exit_code == 2 and "bluezone simulate market" in result.output
     result = invoke("simulate")
     assert result.exit_code == 2 and "--list" in result.output
+
+
+def test_a_path_that_is_there_but_no_regular_file_is_named_for_what_it_is(tmp_path: Path) -> None:
+    """`simulate /dev/zero` or a FIFO said 'no scenario file /dev/zero': it is there, it is a device."""
+    import os
+
+    fifo = tmp_path / "scene.toml"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "a FIFO"), (Path("/dev/zero"), "a device"), (tmp_path, "a directory")):
+        result = invoke("simulate", str(path))
+        assert result.exit_code == 2 and result.output == f"Error: {path} is {kind}, not a scenario file\n", result.output
