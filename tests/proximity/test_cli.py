@@ -246,3 +246,26 @@ def test_status_says_whether_a_daemon_records_into_the_store(tmp_path) -> None:
         assert running.exit_code == 0, running.output
         assert "daemon     running: recording into this store" in running.output and "NOT RUNNING" not in running.output
         assert json.loads(invoke("status", "--db", str(db), "--json", now=NOW).output)["daemon_running"] is True
+
+
+def test_a_user_without_a_store_of_their_own_is_pointed_at_the_services(tmp_path, monkeypatch) -> None:
+    """user30's walk: with the daemon run as packaging/bluezone.service, its store is /var/lib/bluezone/bluezone.db,
+    the service user's; `bluezone check` (status, upload) run as oneself read ~/.local/share/... and said only
+    "give --db PATH, or run `bluezone run` first", which would start a second daemon beside the service."""
+    from bluezone.proximity.store import files
+
+    service = tmp_path / "var/lib/bluezone/bluezone.db"
+    monkeypatch.setattr(files, "SERVICE_DB", service)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home"))
+    no_service = invoke("status", now=NOW)
+    assert no_service.exit_code == 2 and "(give --db PATH, or run `bluezone run` first)" in no_service.output
+    service.parent.mkdir(parents=True)  # the service's StateDirectory: made by systemd at its first start
+    result = invoke("status", now=NOW)
+    assert result.exit_code == 2, result.output
+    assert result.output == (
+        f"Error: no sighting database at {tmp_path / 'home/bluezone/bluezone.db'} (the daemon's service keeps its store"
+        f" in {service}: run the command as the service's user with that --db, `sudo -u bluezone bluezone ... --db"
+        f" {service}`; or give --db PATH)\n"
+    )
+    elsewhere = invoke("status", "--db", str(tmp_path / "mine.db"), now=NOW)  # a --db typed: that file was meant
+    assert elsewhere.exit_code == 2 and "service" not in elsewhere.output

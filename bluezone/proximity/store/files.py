@@ -21,12 +21,20 @@ def default_db_path() -> Path:
     return xdg_home("XDG_DATA_HOME", ".local/share") / "bluezone" / DB_FILENAME
 
 
+#: Where packaging/bluezone.service keeps its store (its StateDirectory, 0700, the service user's).
+SERVICE_DB = Path("/var/lib/bluezone/bluezone.db")
+
+
 def _missing_store_hint(path: Path) -> str:
     """What to do about a missing store: the emulated daemon keeps emulated.db beside the real one,
-    so someone who tried ``bluezone run --backend emulated`` is pointed at it."""
+    so someone who tried ``bluezone run --backend emulated`` is pointed at it; on a machine where the
+    service runs, a user's own default store is none, and the service's is named with how to read it."""
     emulated = path.with_name(EMULATED_DB_FILENAME)
     if path.name != emulated.name and emulated.is_file():
         return f"`bluezone run --backend emulated` keeps its sightings in {emulated}: give --db {emulated}"
+    if path != SERVICE_DB and path == default_db_path() and SERVICE_DB.parent.is_dir():
+        return (f"the daemon's service keeps its store in {SERVICE_DB}: run the command as the service's user with"
+                f" that --db, `sudo -u bluezone bluezone ... --db {SERVICE_DB}`; or give --db PATH")
     return "give --db PATH, or run `bluezone run` first"
 
 
