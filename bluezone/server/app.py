@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bluezone.clock import Clock, SystemClock
 from bluezone.errors import InputError, PublishError, ServerStorageError
-from bluezone.readfile import read_regular_file
+from bluezone.readfile import open_regular_file, read_regular_file
 from bluezone.server.codes import CodeKey
 from bluezone.server.exportclock import export_unless_clock_jumped
 from bluezone.server.exports import INDEX_FILE, ExportConfig, embargoed
@@ -121,6 +121,16 @@ def _read_index(path: Path) -> bytes:
         if os.path.lexists(path):  # not the usual "no export yet"
             log.warning("%s: served an empty index", exc)
         return b""
+
+
+def _index_length(path: Path) -> int:
+    """The length of what ``_read_index`` sends, from the file's size: a HEAD (a CDN revalidating the index, a
+    monitor) read the whole index, up to a MiB at national scale, for headers."""
+    try:
+        with open_regular_file(path, INDEX_READ_LIMIT, "export index") as file:
+            return os.fstat(file.fileno()).st_size
+    except InputError:
+        return 0
 
 
 #: An export file is sent in chunks of this size (Starlette's FileResponse's).
@@ -347,7 +357,10 @@ def create_app(
         return signer.public_info()
 
     @app.get("/v1/exports/index.txt", response_class=PlainTextResponse, summary="Batch file names, one per line")
-    async def export_index() -> Any:
+    async def export_index(request: Request) -> Any:
+        if exports is not None and head_only(request):  # the GET's length, from the file's size: none of it read
+            length = await run_in_threadpool(_index_length, exports / INDEX_FILE)
+            return PlainTextResponse(b"", headers={"content-length": str(length)})
         return PlainTextResponse(b"" if exports is None else await run_in_threadpool(_read_index, exports / INDEX_FILE))
 
     @app.get("/v1/exports/{name}", summary="One signed export batch (zip with export.bin and export.sig)")

@@ -91,3 +91,21 @@ def test_head_on_an_export_reads_none_of_it(server: Server, monkeypatch: pytest.
     assert [f.bytes_read for f in opened] == [0] and opened[0].closed  # not read, and not left open
     got = server.http.get("/v1/exports/big.zip")
     assert len(got.content) == size and opened[1].bytes_read == size and opened[1].closed
+
+
+def test_head_on_the_index_reads_none_of_it(server: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """HEAD on index.txt ran the GET, which reads the whole index (up to a MiB at national scale without roll-ups),
+    and threw it away: a CDN revalidating the index, or a monitor asking often, read it each time."""
+    index = server.exports / "index.txt"
+    index.write_text(index.read_text() + "".join(f"{n:014d}-{n + 1:014d}.zip\n" for n in range(20_000)))
+    reads: list[Path] = []
+    real = app_module._read_index
+    monkeypatch.setattr(app_module, "_read_index", lambda path: reads.append(path) or real(path))
+    head = server.http.head("/v1/exports/index.txt")
+    assert head.status_code == 200 and head.content == b"" and reads == []
+    got = server.http.get("/v1/exports/index.txt")
+    assert len(reads) == 1 and int(head.headers["content-length"]) == len(got.content) == index.stat().st_size
+    assert head.headers["content-type"] == got.headers["content-type"]
+    index.unlink()  # before the first export: an empty index, as the GET sends
+    assert server.http.head("/v1/exports/index.txt").headers["content-length"] == "0" == str(len(
+        server.http.get("/v1/exports/index.txt").content))
