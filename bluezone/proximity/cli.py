@@ -329,7 +329,10 @@ def purge(dated_ahead: bool, db_path: Path | None, as_json: bool) -> None:
 
 @click.command("doctor")
 @click.option("--adapter", default=None, help="BlueZ adapter to check (default: the first powered one).")
-@click.option("--scan-seconds", default=10.0, show_default=True, type=FloatRange(0), help="0 skips the scan.")
+@click.option(
+    "--scan-seconds", default=10.0, show_default=True, type=FloatRange(0),
+    help="Seconds to scan for any Bluetooth device nearby, proof that receiving works (0 skips the scan).",
+)
 @click.option(
     "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
     help="Daemon TOML whose calibration to check (default: $XDG_CONFIG_HOME/bluezone/daemon.toml if it exists).",
