@@ -15,6 +15,7 @@ by kind: bad input apart from radio trouble apart from a key server's refusal.
   | | + TooFewAdvertsError - the reference was heard too rarely
   | + VenueError - a venue check-in URL, QR payload, check-in or venue report
   | + NotAStoreError (also StoreError) - the path is no sighting database
+  | + StoreLinkedError (also StoreError) - the store's file has two names (hard links)
   + StoreError - the sighting store cannot be used
   | + StoreWriteError - a write the store may take later (disk full, I/O error, lock held)
   | + StoreInUseError - another daemon runs on this store
@@ -126,6 +127,13 @@ class StoreReadOnlyError(StoreError):
 
 class NotAStoreError(StoreError, InputError):
     """The path given as a sighting database is none (missing, a directory, another program's file): exit code 2."""
+
+    exit_code = 2
+
+
+class StoreLinkedError(StoreError, InputError):
+    """The store's file has more than one name (hard links): SQLite keeps its write-ahead log by name, so two
+    processes writing it under two names corrupt it.  Exit code 2: a restart (systemd's) does not fix it."""
 
     exit_code = 2
 

@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import Any
 
 from bluezone.config import RETENTION_DAYS
-from bluezone.errors import NotAStoreError, StoreError, StoreReadOnlyError, StoreWriteError
+from bluezone.errors import NotAStoreError, StoreError, StoreLinkedError, StoreReadOnlyError, StoreWriteError
 from bluezone.proximity.store.base import BUSY_SECONDS
 from bluezone.proximity.store.bluezone3 import Bluezone3Sightings
 from bluezone.proximity.store.checkins import CheckIns
@@ -109,6 +109,14 @@ class SightingStore(
         elif not p.is_file():  # a FIFO, a device: SQLite's 'disk I/O error' says nothing useful
             raise NotAStoreError(f"{p} is not a regular file, so not a sighting database")
         read_only = on_read_only_file_system(p)  # read as it is; a write then fails as a read-only store's
+        names = p.stat().st_nlink
+        if names > 1 and not read_only:
+            # SQLite keeps a database's WAL and its index beside the name it was opened by: a daemon on one name and
+            # another daemon (or a command's purge) on another wrote through two WALs, and the file was corrupted
+            raise StoreLinkedError(
+                f"{p} has {names} names (hard links, as ln or cp -al make): SQLite keeps its write-ahead log by name,"
+                " so two processes writing it under two names corrupt it; keep one name (cp the file to copy it)"
+            )
         try:
             if read_only:
                 conn = sqlite3.connect(read_only_uri(p), uri=True, timeout=BUSY_SECONDS, check_same_thread=not any_thread)
