@@ -127,7 +127,7 @@ def upload(
 
 #: Under the keys listed: what sending them gives away, before the F0 agrees (the check-ins' list says theirs).
 KEYS_PUBLISHED = (
-    "  (published for anyone to download: a device that heard yours on those days learns when it was near a case;"
+    "  (published for anyone to download: a device that heard yours on those days learns when it was near this one;"
     " no name or place is in them)"
 )
 

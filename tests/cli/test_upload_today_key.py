@@ -33,8 +33,8 @@ def test_an_upload_leaving_today_out_says_the_code_cannot_carry_it_later(tmp_pat
     assert "once your day is over" not in result.stderr
     assert result.stderr.count("00:00-24:00 UTC") == 1  # yesterday's key alone goes
     # what sending the keys gives away, said before the F0 agrees (user30: nothing said it)
-    assert "(published for anyone to download: a device that heard yours on those days learns when it was near a" \
-        " case; no name or place is in them)" in result.stderr
+    assert "(published for anyone to download: a device that heard yours on those days learns when it was near" \
+        " this one; no name or place is in them)" in result.stderr
 
 
 def test_include_today_help_says_a_code_works_once() -> None:
