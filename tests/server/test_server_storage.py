@@ -970,3 +970,27 @@ def test_a_database_not_as_its_schema_version_says_is_refused_in_one_line_unchan
     ]
     with sqlite3.connect(path) as conn:  # (only switched to WAL, as every open does)
         assert list(conn.iterdump()) == before
+
+
+def test_a_database_with_two_names_is_refused_unchanged(tmp_path) -> None:
+    """As the node's store (tests/proximity/test_store_hard_links.py): SQLite keeps the WAL by name, so a server and
+    a cron's export under two names of one database (ln, cp -al) would write through two WALs and corrupt it."""
+    import os
+
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    path = tmp_path / "server.db"
+    open_storage(path).close()
+    os.link(path, tmp_path / "other.db")
+    before = path.read_bytes()
+    for name in (path, tmp_path / "other.db"):
+        result = CliRunner().invoke(cli, ["server", "status", "--server-db", str(name)], obj={})
+        assert result.exit_code == 2, result.output
+        assert result.output == (
+            f"Error: key server database {name} has 2 names (hard links, as ln or cp -al make): SQLite keeps its"
+            " write-ahead log by name, so two processes using two names corrupt it; keep one name (cp the file to"
+            " copy it)\n"
+        )
+    assert path.read_bytes() == before

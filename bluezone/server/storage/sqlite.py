@@ -40,6 +40,14 @@ class SQLiteStorage(Storage):
             # the typo's harm above (a code the running server rejects) came back through it
             raise InputError(f"key server database {self.path} is an empty file (the server creates its tables on"
                              " its first start; add --create-db to create them here)")
+        if self.path.exists() and self.path.stat().st_nlink > 1:
+            # SQLite keeps the WAL and its index beside the name it was opened by: a server and an export (or two
+            # servers) under two names write through two WALs, which corrupts the database
+            raise InputError(
+                f"key server database {self.path} has {self.path.stat().st_nlink} names (hard links, as ln or cp -al"
+                " make): SQLite keeps its write-ahead log by name, so two processes using two names corrupt it; keep"
+                " one name (cp the file to copy it)"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:  # a file where a folder must be ("File exists"), no permission: the operator's to fix
