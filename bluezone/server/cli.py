@@ -466,6 +466,12 @@ def run_cmd(
     signer = load_signer(signing_key_dir)
     code_key = CodeKey.load(signing_key_dir)
     exports = _export_dir(db, export_dir, signing_key_dir)
+    if moved and not export_every:
+        raise InputError(
+            "--export-dir-moved moves the directory on record where this server's exports are written, and"
+            " --export-every 0 writes none: give it to the command that exports (server export, or the server run"
+            " with --export-every)"
+        )
     if workers > 1 and not is_postgres(db):
         # one SQLite file takes one writer at a time: more processes add waiting, not uploads a second
         raise InputError(
@@ -482,6 +488,8 @@ def run_cmd(
         _make_export_dirs(exports)  # at start, not every scheduled export failing in the log
         # the server owns its database: the first start creates it; one that exports claims the directory
         storage = _open_exporting(db, True, exports, moved) if export_every else _open(db, create=True)
+        if not export_every:
+            _warn_if_another_is_on_record(storage, exports)
     except BaseException:
         sock.close()
         for folder in made:  # a database refused left the export directories this run made (empty: rmdir)
@@ -496,7 +504,7 @@ def run_cmd(
             publish_config=PublishConfig(max_keys_per_day=max_keys_per_day, guessing_alarm=guessing_alarm), docs=docs,
         )
 
-    schedule = f"every {export_every} s" if export_every else "off"
+    schedule = f"every {export_every} s" if export_every else "off: this process writes none"
     started = (
         f"key server: database {_shown_db(db)}, exports in {exports.resolve()} (schedule {schedule}), signing key "
         f"{signer.info.key_id}/{signer.info.key_version} in {signing_key_dir.resolve()}"
@@ -532,6 +540,20 @@ def _open_exporting(db: str, create: bool, out: Path, moved: bool) -> Any:
         storage.close()
         raise
     return storage
+
+
+def _warn_if_another_is_on_record(storage: Any, exports: Path) -> None:
+    """``server run --export-every 0`` writes no export, so it records no directory: recording the one it serves
+    would refuse the exporter's own (a cron job's, on this machine or another, that a copy is synced from).  Serving
+    a directory other than the one on record is said at start: unless it is a copy of that one, nodes get nothing."""
+    import logging
+
+    recorded, served = storage.export_dir(), str(exports.resolve())
+    if recorded is not None and recorded != served:
+        logging.getLogger(__name__).warning(
+            "serving the exports in %s, but this server's exports are written into %s (on record): unless %s is a copy"
+            " of it, no node gets their keys (give --export-dir %s)", served, recorded, served, recorded,
+        )
 
 
 def _make_export_dirs(out: Path) -> None:

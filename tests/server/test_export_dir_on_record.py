@@ -225,3 +225,37 @@ def test_export_batches_itself_refuses_another_directory(storage, tmp_path: Path
         export_batches(storage, signer, b, LATER)
     assert not b.exists() and storage.embargoed_keys(-1)[0] == 3  # nothing written, nothing taken from the queue
     assert len(export_batches(storage, signer, a, LATER)) == 1 and storage.embargoed_keys(-1)[0] == 0
+
+
+def test_server_run_exporting_nothing_records_nothing_and_says_when_it_serves_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`server run --export-every 0` writes no export, so it records no directory (the one it serves would have
+    refused the exporter's own, a cron job's); serving another than the one on record, it now says so at start
+    (it said nothing, and nodes got none of the keys), and --export-dir-moved, which it cannot honour (it was
+    ignored without a word), is refused."""
+    from bluezone.server import serve
+
+    monkeypatch.setattr(serve, "serve", lambda *args: None)  # started, then stopped at once
+    db, keys = tmp_path / "s.db", tmp_path / "keys"
+    keygen(keys)
+    a, b = tmp_path / "a", tmp_path / "b"
+    run = ("run", "--server-db", str(db), "--signing-key-dir", str(keys), "--port", "0", "--export-every", "0")
+    with caplog.at_level("WARNING", logger="bluezone"):
+        assert _server(*run, "--export-dir", str(b)).exit_code == 0
+        assert not caplog.records
+        assert _server("export", "--server-db", str(db), "--signing-key-dir", str(keys), "--export-dir", str(a)
+                       ).exit_code == 0  # B was not recorded: the exporter's A is
+        assert _server(*run, "--export-dir", str(b)).exit_code == 0
+        assert [r.getMessage() for r in caplog.records] == [
+            f"serving the exports in {b}, but this server's exports are written into {a} (on record): unless {b} is a"
+            f" copy of it, no node gets their keys (give --export-dir {a})"
+        ]
+        caplog.clear()
+        assert _server(*run, "--export-dir", str(a)).exit_code == 0 and not caplog.records
+    moved = _server(*run, "--export-dir", str(b), "--export-dir-moved")
+    assert moved.exit_code == 2 and moved.stderr == (
+        "Error: --export-dir-moved moves the directory on record where this server's exports are written, and"
+        " --export-every 0 writes none: give it to the command that exports (server export, or the server run with"
+        " --export-every)\n"
+    )
