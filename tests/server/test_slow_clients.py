@@ -355,6 +355,46 @@ def test_log_floods_are_cut_to_a_few_lines_with_a_count() -> None:
     assert f.filter(r) and r.getMessage().endswith("[997 similar message(s) dropped]")
 
 
+@pytest.mark.parametrize("running", [{"max_connections_per_client": 2}], indirect=True)
+def test_a_refusal_the_flood_limit_drops_is_counted_but_never_built(running: Running) -> None:
+    """Under a flood of refused connections the warnings past the limit are not built as records at all (each one
+    built to be dropped was 9% of the server's CPU): the limit still counts them, and says so as before."""
+    now = [0.0]
+    limit = RateLimitFilter(burst=3, period=60, clock=lambda: now[0])
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    handler.addFilter(limit)
+    said: list[str] = []
+    built: list[str] = []
+    factory = logging.getLogRecordFactory()
+
+    def counting(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = factory(*args, **kwargs)
+        built.append(str(record.msg))
+        return record
+
+    logger = logging.getLogger("bluezone.server.serve")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logging.setLogRecordFactory(counting)
+    try:
+        held = [running.connect() for _ in range(2)]
+        for s in held:
+            s.sendall(b"G")
+        for _ in range(10):
+            assert _closed_at_once(running.connect())
+        now[0] = 61
+        assert _closed_at_once(running.connect())
+    finally:
+        logging.setLogRecordFactory(factory)
+        logger.propagate = True
+        logger.removeHandler(handler)
+    refused = "connection from %s refused: %d connections open from it"
+    assert built.count(refused) == 4  # 3 in the first minute, 1 in the next: not 11
+    assert said == ["connection from 127.0.0.1 refused: 2 connections open from it"] * 3 + [
+        "connection from 127.0.0.1 refused: 2 connections open from it [7 similar message(s) dropped]"]
+
+
 @pytest.mark.parametrize("timeouts", [{"request_timeout": float("nan")}, {"send_timeout": float("nan")},
                                       {"request_timeout": 0}, {"send_timeout": -1}])
 def test_timeouts_that_are_no_positive_number_are_refused(timeouts: dict) -> None:
