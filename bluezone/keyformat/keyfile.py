@@ -239,9 +239,17 @@ def write_private(path: str | Path, data: bytes, *, new: bool = False) -> None:
     os.set_blocking(fd, True)  # a reader (``>(gpg -e)``) may be slower than the writes
     try:
         with os.fdopen(fd, "wb") as f:
-            if stat.S_ISREG(os.fstat(f.fileno()).st_mode):  # a device's mode is everybody's: /dev/null made 0600
+            regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+            if regular:  # a device's mode is everybody's: /dev/null made 0600
                 os.fchmod(f.fileno(), 0o600)  # the mode above is filtered by the umask, and an old file keeps its own
             f.write(data)
+            if regular:  # on the disk, name and all, before the caller says it wrote it (as ``write_file`` does)
+                f.flush()
+                os.fsync(f.fileno())
+        if regular and new:
+            from bluezone.writefile import sync_directory
+
+            sync_directory(Path(path).parent)
     except BaseException:
         if new:  # created above, so ours: half an F0 list would pass for the one to hand over
             os.unlink(path)

@@ -149,8 +149,9 @@ def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path |
         chosen = own_keys_to_export(store.daily_keys(), days, now)
         own, released = keys_from_daily(chosen), released_today(chosen, now)
         data = dump_keys_json(own)
-        for key in released:  # today's key goes off air when the current 10 minutes end: stored before it leaves
-            store.save_daily_key(key)
+        with store.commits_synced():  # on the disk before the file is written: a power cut undoes neither alone
+            for key in released:  # today's key goes off air when the current 10 minutes end: stored before it leaves
+                store.save_daily_key(key)
     _write_out(out, data, new=False)
     if out != "-":
         click.echo(printable_line(f"wrote {len(own)} keys to {out}"), err=True)
@@ -172,7 +173,7 @@ def _export_f0_list(store: Any, now: float, days: int, out: str) -> None:
 
     written = False
     try:
-        with store.bluezone3_key_held():
+        with store.commits_synced(), store.bluezone3_key_held():  # the new chain on the disk before "wrote" is said
             own = own_f0_list(store, now, days)["data"]
             restart_chain(store, now)
             _write_out(out, (json.dumps({"data": own}, indent=2) + "\n").encode(), new=True)

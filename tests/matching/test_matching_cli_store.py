@@ -491,3 +491,79 @@ def test_a_scorer_config_without_the_scorers_table_is_refused(
     code, out, err = check("--keys", str(keys), "--db", str(db), "--scorer", scorer, "--scorer-config", str(cfg))
     assert code == 2 and out == "" and err.count("\n") == 1, (out, err)
     assert f"has no [scoring.{scorer}] table" in err and named in err, err
+
+
+def _durability_recorded(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements a command's store runs and the files it syncs (``fsync <path>``), in order.  A power cut cannot
+    be made in a test: what it would undo is told by which commits SQLite synced (``synchronous=FULL`` in force at
+    them: under the store's ``NORMAL`` a WAL commit waits for a checkpoint) and which files reached the disk."""
+    import os
+
+    events: list[str] = []
+    opened = SightingStore.open.__func__  # type: ignore[attr-defined]
+
+    def traced(cls: type[SightingStore], *args: object, **kwargs: object) -> SightingStore:
+        store = opened(cls, *args, **kwargs)
+        store._conn.set_trace_callback(lambda sql: events.append(" ".join(sql.split())))
+        return store
+
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        events.append(f"fsync {os.readlink(f'/proc/self/fd/{fd}')}")
+        real_fsync(fd)
+
+    monkeypatch.setattr(SightingStore, "open", classmethod(traced))
+    monkeypatch.setattr(os, "fsync", fsync)
+    return events
+
+
+def _synced_commits(events: list[str]) -> list[tuple[int, bool]]:
+    """Each COMMIT's place in ``events`` and whether ``synchronous=FULL`` was in force at it."""
+    full, commits = False, []
+    for at, event in enumerate(events):
+        if event.upper().startswith("PRAGMA SYNCHRONOUS="):
+            full = event.upper().endswith("=FULL")
+        elif event.upper() == "COMMIT":
+            commits.append((at, full))
+    return commits
+
+
+def test_keys_export_cut_reaches_the_disk_before_the_file_does(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store runs ``synchronous=NORMAL`` (WAL): today's key cut was committed but not synced, and a power cut after
+    the file was written could undo the cut while the file, synced, survived: the daemon would send until midnight a key
+    handed over.  Now the cut's commit is synced (``FULL``) before the file is written, and the file and its folder are
+    synced before "wrote" is said."""
+    events = _durability_recorded(monkeypatch)
+    db, out = tmp_path / "own.db", tmp_path / "k.json"
+    with SightingStore.open(db) as store:
+        store.save_daily_key(DailyKey(b"\x07" * 16, rolling_start(NOW)))
+    events.clear()
+    code, _, err = run("keys", "export", "--out", str(out), "--db", str(db))
+    assert code == 0 and "today's key is cut" in err, err
+    cut = next(at for at, event in enumerate(events) if event.startswith("INSERT INTO daily_keys"))
+    commit, synced = next((at, full) for at, full in _synced_commits(events) if at > cut)
+    file_synced = next(at for at, event in enumerate(events) if event.startswith(f"fsync {tmp_path}/.k.json."))
+    assert synced and commit < file_synced < events.index(f"fsync {tmp_path}"), events
+    assert "PRAGMA synchronous=NORMAL" in events[commit:]  # the store's own again: the connection may write on
+
+
+def test_f0_list_and_its_new_chain_reach_the_disk_before_wrote_is_said(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The list's new file was written unsynced and the new chain committed under ``synchronous=NORMAL``: after a power
+    cut the list could be gone while "wrote" had been said, or survive while the new chain was undone, the device on
+    the chain the list names.  Now the list and its folder are synced inside the chain's transaction and the commit is
+    synced (``FULL``).  What stays: a power cut in the milliseconds between the list's sync and the commit's leaves
+    the list and the old chain, with no "wrote" said (the list is written first so that a list not written leaves the
+    old chain: 582fa20)."""
+    events = _durability_recorded(monkeypatch)
+    now = 1_795_694_400.0  # 2026-11-26 12:00 UTC
+    db, listing = tmp_path / "a.db", tmp_path / "f0.json"
+    with SightingStore.open(db) as store:
+        store.save_bluezone3_key(int(now // 86400) - 2, bytes(range(32)), now - 2 * 86400)
+    events.clear()
+    code, _, err = run("keys", "export", "--protocol", "bluezone3", "--out", str(listing), "--db", str(db), now=now)
+    assert code == 0 and "wrote 1 F0 list entry" in err, err
+    chain = next(at for at, event in enumerate(events) if event.startswith("INSERT INTO bluezone3_key"))
+    commit, synced = next((at, full) for at, full in _synced_commits(events) if at > chain)
+    assert synced and chain < events.index(f"fsync {listing}") < events.index(f"fsync {tmp_path}") < commit, events
+    assert "PRAGMA synchronous=NORMAL" in events[commit:]

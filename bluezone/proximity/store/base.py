@@ -81,6 +81,21 @@ class StoreBase:
         return not busy
 
     @contextlib.contextmanager
+    def commits_synced(self) -> Iterator[None]:
+        """Each commit in the block on the disk before it returns (``PRAGMA synchronous=FULL``: the WAL synced), for
+        a write that a file made after it relies on (an export's key cut, its new chain): the store's own ``NORMAL``,
+        cheap for the daemon's flushes, leaves a commit to the next checkpoint, and a power cut before it undoes it."""
+        try:
+            self._conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:
+            raise unusable(self.path, exc) from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):  # (a connection broken meanwhile says so at its next use)
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+
+    @contextlib.contextmanager
     def _write_held(self) -> Iterator[None]:
         """One transaction, taken for writing before its first read (``BEGIN IMMEDIATE``): another process's write
         waits for it (its busy timeout); committed when the block ends, rolled back if it raises.  SQLite's errors as
