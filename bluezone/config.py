@@ -34,13 +34,19 @@ MAX_RPI_LIFETIME = 1200.0  # seconds: GAEN changes the RPI every 10-20 minutes
 MAX_RSSI_CORRECTION_DB = 40
 
 
-#: No settings file is anywhere near this (a scene with every person listed is under 1 MB).
-MAX_TOML_BYTES = 16 * 1024 * 1024
+#: A settings file (daemon.toml, config.toml, a scorer's): one with every option of every command set is 15 KB.
+#: tomllib parses its slowest shape (``a = [1,1,...]``) at 2.4 s a MiB here, and config.toml is read at every
+#: command's start: a 16 MiB one, the limit before, held each for 40 s to 2 minutes before saying anything.
+MAX_SETTINGS_BYTES = 1024 * 1024
+#: A scenario file: every limit of docs/simulation.md written one by one (10,000 people each a group of one, every
+#: model of Google's table, 1,000 walls and 1,000 zones) is 4.1 MB, 60 groups each choosing among 10,000 models 6.9 MB.
+MAX_SCENARIO_BYTES = 8 * 1024 * 1024
 
 
-def read_toml_file(path: str | Path, what: str = "config file") -> dict[str, Any]:
-    """A whole TOML file; every settings file bluezone reads comes through here, so all fail
-    the same way: one ConfigError line naming the file and what was wrong."""
+def read_toml_file(path: str | Path, what: str = "config file", limit: int = MAX_SETTINGS_BYTES) -> dict[str, Any]:
+    """A whole TOML file of at most ``limit`` bytes (a larger one refused before it is parsed); every settings file
+    bluezone reads comes through here, so all fail the same way: one ConfigError line naming the file and what was
+    wrong."""
     import tomllib  # here: a command with no settings file never parses TOML (~1 ms of every start)
 
     from bluezone.readfile import read_regular_file
@@ -49,7 +55,7 @@ def read_toml_file(path: str | Path, what: str = "config file") -> dict[str, Any
     if not p.exists() and not p.is_symlink():
         raise ConfigError(f"no {what} at {p}")
     try:
-        return tomllib.loads(read_regular_file(p, MAX_TOML_BYTES, what, ConfigError).decode("utf-8"))
+        return tomllib.loads(read_regular_file(p, limit, what, ConfigError).decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read {what} {p}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:

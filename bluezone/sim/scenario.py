@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from bluezone.config import read_toml_file
+from bluezone.config import MAX_SCENARIO_BYTES, read_toml_file
 from bluezone.errors import ConfigError
 from bluezone.printable import printable_line
 
@@ -828,4 +828,4 @@ def _scenario(data: dict[str, Any], groups: tuple[Group, ...]) -> Scenario:
 def load_scenario(path: str | Path) -> Scenario:
     """Read and check a scenario file; ConfigError (exit code 2) says what is wrong."""
     path = Path(path)
-    return scenario_from_mapping(read_toml_file(path, "scenario file"), where=path.name)
+    return scenario_from_mapping(read_toml_file(path, "scenario file", MAX_SCENARIO_BYTES), where=path.name)

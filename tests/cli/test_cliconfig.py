@@ -378,3 +378,17 @@ def test_a_variable_missing_from_the_written_list_is_still_known() -> None:
     done = _fresh(["status", "--help"], {"BLUEZONE_SERVER_RUN_PORT": "8443"},
                   before="import bluezone.cliconfig as c; c.COMMAND_VARIABLES = frozenset()")
     assert done.returncode == 0 and done.stderr == ""
+
+
+def test_a_config_file_past_a_mebibyte_is_refused_before_it_is_parsed(config: Path, stores) -> None:  # type: ignore[no-untyped-def]
+    """Any TOML file up to 16 MiB was parsed, 2.4 s a MiB at worst here, and config.toml is read at every command's
+    start: a 16 MiB one held each for 40 s or more.  One with every option of every command set is 15 KB."""
+    from bluezone.config import MAX_SETTINGS_BYTES
+
+    setting = f'[status]\njson = true\ndb = "{stores[0]}"\n'
+    padding = ("#" + "x" * 1023 + "\n") * (MAX_SETTINGS_BYTES // 1024)  # comments: valid, and quick to parse
+    config.write_text(setting + padding[: MAX_SETTINGS_BYTES - len(setting)])
+    assert db_of(invoke("status")) == "file.db"  # the limit itself is read
+    config.write_text(setting + padding[: MAX_SETTINGS_BYTES - len(setting) + 1])
+    result = invoke("status")
+    assert result.exit_code == 2 and result.output == f"Error: {config}: config file too large (over 1,048,576 bytes)\n"

@@ -155,3 +155,11 @@ def test_a_relative_or_empty_xdg_home_is_ignored(value: str, monkeypatch: pytest
     assert config_path() == tmp_path / ".config" / "bluezone" / "config.toml"
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "abs"))
     assert default_db_path() == tmp_path / "abs" / "bluezone" / "bluezone.db"
+
+
+def test_a_daemon_config_past_a_mebibyte_is_refused(tmp_path: Path) -> None:
+    """Settings files are read up to MAX_SETTINGS_BYTES (1 MiB); 16 MiB of TOML took 40 s or more to parse here."""
+    path = tmp_path / "daemon.toml"
+    path.write_text("tx_power = -12\n" + ("#" + "x" * 1023 + "\n") * 1024)
+    with pytest.raises(ConfigError, match=r"daemon.toml: config file too large \(over 1,048,576 bytes\)$"):
+        DaemonConfig.load(path)

@@ -520,3 +520,18 @@ def test_the_bus_seats_the_check_keeps_areas_off_are_where_passengers_sit() -> N
     assert len(seated) > 10
     assert set(seated[:, 0].tolist()) <= set(bus_seat_columns(sc.groups[0]))
     assert set(np.round(seated[:, 1], 9).tolist()) <= {round(2.8 + r * 0.8, 9) for r in range(4)}
+
+
+def test_a_scenario_file_has_its_own_larger_limit(tmp_path: Path) -> None:
+    """Any TOML file up to 16 MiB was parsed (2.4 s a MiB at worst here).  A scenario may be large: every limit of
+    docs/simulation.md written one by one (10,000 people each a group of one, every model of Google's table, 1,000
+    walls and zones) is 4.1 MB, so it is read up to 8 MiB, past the 1 MiB of a settings file; more is refused at once."""
+    from bluezone.config import MAX_SCENARIO_BYTES, MAX_SETTINGS_BYTES
+
+    path = tmp_path / "s.toml"
+    line = "#" + "x" * 1023 + "\n"  # comments: valid TOML, and quick to parse
+    path.write_text(BASE + line * (MAX_SETTINGS_BYTES // 1024 + 1))
+    assert load_scenario(path).name == "t"
+    path.write_text(BASE + line * (MAX_SCENARIO_BYTES // 1024))
+    result = CliRunner().invoke(cli, ["simulate", str(path), "--store", "memory"], obj={})
+    assert result.exit_code == 2 and result.output == f"Error: {path}: scenario file too large (over 8,388,608 bytes)\n"
