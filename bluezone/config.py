@@ -181,11 +181,21 @@ class DaemonConfig:
             raise ConfigError(f"config: purge_interval is at most {DAY_SECONDS} s (one day)")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DaemonConfig:
+    def from_dict(cls, data: dict[str, Any], source: str = "the config") -> DaemonConfig:
+        """Refuse a setting this version does not know: ignored, a newer bluezone's setting (or a
+        typo's) could change what a check concludes; the message says how to get past it."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"config: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+            import difflib  # here: only a refused config needs it, every command imports this module
+
+            name = unknown[0]
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)  # a typo, not a new name
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigError(
+                f"config: unknown setting {name!r} ({hint}a setting of a newer bluezone? upgrade bluezone, "
+                f"or remove it from {source}; known: {', '.join(sorted(known))})"
+            )
         return cls(**data)
 
     @classmethod
@@ -213,7 +223,7 @@ class DaemonConfig:
                 raise ConfigError(f"config file {name}: put every setting under [daemon] or none")
             data = data["daemon"]
         try:
-            return cls.from_dict(data)
+            return cls.from_dict(data, name)
         except ConfigError as exc:  # name the file: check, doctor and run read the default one unasked
             raise ConfigError(f"config file {name}: {str(exc).removeprefix('config: ')}") from None
 

@@ -138,6 +138,37 @@ def test_a_bad_default_config_is_named_by_the_commands_that_read_it_unasked(
     assert missing.exit_code == 2 and "no config file at" in missing.output
 
 
+def test_a_newer_bluezones_setting_is_refused_with_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A daemon.toml written by a newer bluezone stopped `check` with 'unknown setting' and a list of names:
+    still refused (ignored, it could change a verdict), but the line says how to get past it, naming the file."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    default = tmp_path / "xdg" / "bluezone" / "daemon.toml"
+    default.parent.mkdir(parents=True)
+    default.write_text("[daemon]\ntx_power = -12\nrssi_smoothing = 3\n")
+    before = default.read_bytes()
+    keys = tmp_path / "keys.json"
+    keys.write_text("[]")
+    result = CliRunner().invoke(cli, ["check", "--keys", str(keys), "--db", str(tmp_path / "none.db")], obj={})
+    line = result.output.strip()
+    assert result.exit_code == 2 and "\n" not in line, result.output
+    assert line.startswith(f"Error: config file {default}: unknown setting 'rssi_smoothing' (a setting of a newer ")
+    assert f"upgrade bluezone, or remove it from {default}; known: " in line and "did you mean" not in line
+    assert default.read_bytes() == before
+
+
+def test_a_misspelt_setting_gets_the_name_it_is_close_to(tmp_path: Path) -> None:
+    path = tmp_path / "daemon.toml"
+    path.write_text("tx_powr = -12\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'tx_powr' \(did you mean 'tx_power'\? a setting of a newer"):
+        DaemonConfig.load(path)
+    with pytest.raises(ConfigError, match="or remove it from the config;"):  # no file to name
+        DaemonConfig.from_dict({"tx_powr": -12})
+
+
 @pytest.mark.parametrize("value", ["data", "./here", ""])
 def test_a_relative_or_empty_xdg_home_is_ignored(value: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """XDG_DATA_HOME=data put the store in ./data/bluezone of whatever folder a command ran in (the XDG spec:
