@@ -43,7 +43,8 @@ from bluezone.proximity.backends.bluez_dbus import (
     is_retryable,
 )
 from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
-from bluezone.proximity.backends.fd6f import BASE_UUID_TAIL, VENUE_BEACON_UUID, heard_payload
+from bluezone.proximity.backends.bluez_cache import CachedPayloads
+from bluezone.proximity.backends.fd6f import BASE_UUID_TAIL, VENUE_BEACON_UUID, heard_payloads
 from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class BluezRadio(Radio):
         self._stall_after = stall_seconds
         self._quiet_scan_change = False
         self._warned: set[str] = set()
+        self._cached = CachedPayloads()
 
     # -- the Radio interface -------------------------------------------------------------
 
@@ -191,6 +193,7 @@ class BluezRadio(Radio):
         for key in (
             "adverts_received",
             "adverts_ignored",
+            "adverts_unattributed",
             "advert_registrations",
             "advertise_failures",
             "recoveries",
@@ -348,18 +351,25 @@ class BluezRadio(Radio):
     # -- adverts in ------------------------------------------------------------------------
 
     def _detected(self, device: BLEDevice, data: AdvertisementData) -> None:
-        """bleak's callback: GAEN and Bluezone v3 adverts go straight to the daemon, nothing is buffered here."""
+        """bleak's callback: GAEN, Bluezone v3 and venue-beacon payloads go straight to the daemon, nothing is
+        buffered here; only those the packet carried, not all BlueZ still holds for the address (bluez_cache)."""
         self.counts["adverts_received"] += 1
         self._last_advert = asyncio.get_running_loop().time()
         self._stall_after = self.stall_seconds
-        heard = heard_payload(data.service_uuids, data.service_data, data.manufacturer_data)
-        if heard is None or not _heard_now(data):
+        cached = heard_payloads(data.service_uuids, data.service_data, data.manufacturer_data)
+        if not cached or not _heard_now(data):
             # BlueZ's UUID filter keeps most of these out; BlueZoo and passive scans let some in
             self.counts["adverts_ignored"] += 1
             return
+        heard = self._cached.carried(device.address, cached)
+        if not heard:
+            # a repeat from an address that sends several of our kinds: which one is unknown
+            self.counts["adverts_unattributed"] += 1
+            return
         if self._on_advert is not None:
-            uuid, payload = heard
-            self._on_advert(Advert(self.clock.now(), payload, data.rssi, uuid, data.tx_power, device.address))
+            now = self.clock.now()
+            for uuid, payload in heard.items():
+                self._on_advert(Advert(now, payload, data.rssi, uuid, data.tx_power, device.address))
 
     # -- supervision -------------------------------------------------------------------------
 

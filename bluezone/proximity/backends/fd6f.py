@@ -46,18 +46,29 @@ def bluezone3_payload(service_uuids: Iterable[str], manufacturer_data: Mapping[i
     return bytes(manufacturer_data.get(BLUEZONE3_COMPANY, b""))
 
 
+def heard_payloads(
+    service_uuids: Iterable[str], service_data: Mapping[str, bytes], manufacturer_data: Mapping[int, bytes]
+) -> dict[str, bytes]:
+    """{service UUID: payload} of each GAEN, Bluezone v3 and venue-beacon payload present, in that order.
+
+    One packet carries one; BlueZ's record of a device (what bleak reports) can hold several at once.
+    """
+    uuids = list(service_uuids)
+    found: dict[str, bytes] = {}
+    gaen = fd6f_payload(uuids, service_data)
+    if gaen is not None:
+        found[SERVICE_UUID] = gaen
+    bz3 = bluezone3_payload(uuids, manufacturer_data)
+    if bz3 is not None:
+        found[BLUEZONE3_UUID] = bz3
+    for uuid, data in service_data.items():
+        if uuid.lower() == VENUE_BEACON_UUID:
+            found[VENUE_BEACON_UUID] = bytes(data)
+    return found
+
+
 def heard_payload(
     service_uuids: Iterable[str], service_data: Mapping[str, bytes], manufacturer_data: Mapping[int, bytes]
 ) -> tuple[str, bytes] | None:
     """(service UUID, payload) of a GAEN, Bluezone v3 or venue-beacon advert (in that order), None if none."""
-    uuids = list(service_uuids)
-    gaen = fd6f_payload(uuids, service_data)
-    if gaen is not None:
-        return SERVICE_UUID, gaen
-    bz3 = bluezone3_payload(uuids, manufacturer_data)
-    if bz3 is not None:
-        return BLUEZONE3_UUID, bz3
-    for uuid, data in service_data.items():
-        if uuid.lower() == VENUE_BEACON_UUID:
-            return VENUE_BEACON_UUID, bytes(data)
-    return None
+    return next(iter(heard_payloads(service_uuids, service_data, manufacturer_data).items()), None)
