@@ -113,6 +113,8 @@ class DaemonConfig:
     retention_days: int = 14
     rssi_correction: int = 0  # this device's RSSI correction (dB), used by `check`
     calibration: str = ""  # how tx_power and rssi_correction were obtained; "" = nominal values
+    #: the Bluetooth address of the adapter calibrated ("" = not recorded: not checked); another's numbers differ
+    calibration_adapter: str = ""
 
     @property
     def calibrated(self) -> bool:
@@ -123,6 +125,10 @@ class DaemonConfig:
         """The numbers edited since ``bluezone calibrate`` wrote them beside its note, said as the config has them
         and as the note has them; None when the note says nothing else (or names no numbers: one written by hand)."""
         return edited_since_calibration(self.calibration, self.tx_power, self.rssi_correction)
+
+    def on_another_adapter(self, address: str | None) -> str | None:
+        """What ``run``, ``status`` and ``doctor`` say when the adapter at ``address`` is not the one calibrated."""
+        return on_another_adapter(self.calibration_adapter, address)
 
     def uncalibrated_numbers(self) -> str:
         """What ``doctor``, ``status`` and ``run`` say of TX power and RSSI correction without a calibration note."""
@@ -158,6 +164,11 @@ class DaemonConfig:
             raise ConfigError(
                 f"config: rssi_correction must be -{MAX_RSSI_CORRECTION_DB}..{MAX_RSSI_CORRECTION_DB} dB (what bluezone"
                 f" calibrate measures; every check shifts each attenuation by it), got {self.rssi_correction}"
+            )
+        if self.calibration_adapter and not _BLUETOOTH_ADDRESS.fullmatch(self.calibration_adapter):
+            raise ConfigError(
+                f"config: calibration_adapter must be a Bluetooth address (00:1A:7D:DA:71:13, as bluezone calibrate"
+                f" writes it) or empty, got {self.calibration_adapter!r}"
             )
         if not 0 < self.rpi_rotation_min <= self.rpi_rotation_max:
             raise ConfigError("config: need 0 < rpi_rotation_min <= rpi_rotation_max")
@@ -248,6 +259,22 @@ def edited_since_calibration(note: str, tx_power: object, rssi_correction: objec
     if found[2] != "not measured" and int(found[2].removesuffix(" dBm")) != tx_power:
         edited.append(f"tx_power = {tx_power} (calibrated: {found[2]})")
     return ", ".join(edited) or None
+
+
+_BLUETOOTH_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+
+
+def on_another_adapter(calibrated: object, address: object) -> str | None:
+    """The one line for a calibration made on the adapter at ``calibrated`` and used on the one at ``address`` (a
+    dongle swapped, ``--adapter hci1``, the config copied to another node): its numbers are the other adapter's, and
+    Linux adapters differ by 8-9 dB.  None when they are one adapter, or either is unknown (a config calibrated
+    before the address was recorded is not checked)."""
+    if not calibrated or not address or str(calibrated).upper() == str(address).upper():
+        return None
+    return (
+        f"calibrated on adapter {calibrated}, but this is adapter {address}: its TX power and RSSI correction are the"
+        " other adapter's, used all the same (adapters differ by up to 8-9 dB); run `bluezone calibrate` on this one"
+    )
 
 
 def uncalibrated_numbers(tx_power: object, rssi_correction: object) -> str:

@@ -86,6 +86,7 @@ class CalibrationResult:
     spread_db: float  # interquartile range of the RSSI heard of the reference
     heard_by_reference: int | None  # adverts of ours the reference heard (a second radio only)
     reference_median_rssi_dbm: float | None
+    adapter_address: str | None = None  # the adapter measured (``Radio.adapter_address``): its numbers hold for it only
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -93,8 +94,9 @@ class CalibrationResult:
     def note(self, when: str) -> str:
         """The line kept in the daemon's config, so ``doctor`` and ``status`` can say how it was calibrated."""
         tx = f"TX power {self.tx_power_dbm} dBm" if self.tx_power_dbm is not None else "TX power not measured"
+        adapter = f" on adapter {self.adapter_address}" if self.adapter_address else ""
         return (
-            f"bluezone calibrate {when}: {self.distance_m:g} m from {self.reference}, {self.adverts_heard} adverts, "
+            f"bluezone calibrate {when}{adapter}: {self.distance_m:g} m from {self.reference}, {self.adverts_heard} adverts, "
             f"RSSI correction {self.rssi_correction_db:+d} dB, {tx}"
         )
 
@@ -189,6 +191,7 @@ async def measure(
     heard = _Collector(ignore={ours})
     heard_by_ref = _Collector(ignore={theirs})
     async with radio:
+        adapter_address = radio.adapter_address
         await radio.advertise(ours, advertise_tx_power)
         await radio.start_scanning(heard)
         if reference.radio is not None:
@@ -241,6 +244,7 @@ async def measure(
         spread_db=_iqr(rssi),
         heard_by_reference=heard_count,
         reference_median_rssi_dbm=ref_median,
+        adapter_address=adapter_address,
     )
 
 

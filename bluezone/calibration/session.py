@@ -177,9 +177,11 @@ async def _emulated(
 
 
 def settings_of(result: CalibrationResult, when: datetime | None = None) -> dict[str, Any]:
-    """The daemon settings a calibration sets: RSSI correction, TX power if measured, and the note."""
+    """The daemon settings a calibration sets: RSSI correction, TX power if measured, the note, and the adapter's
+    address (cleared where unknown: a previous calibration's would name another adapter)."""
     stamp = (when or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M UTC")
-    values: dict[str, Any] = {"rssi_correction": result.rssi_correction_db, "calibration": result.note(stamp)}
+    values: dict[str, Any] = {"rssi_correction": result.rssi_correction_db, "calibration": result.note(stamp),
+                              "calibration_adapter": result.adapter_address or ""}
     if result.tx_power_dbm is not None:
         values["tx_power"] = result.tx_power_dbm
     return values

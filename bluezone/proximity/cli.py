@@ -275,11 +275,13 @@ def calibration_line(daemon: dict[str, Any]) -> str:
     """What ``status`` says about the daemon's calibration ("" for the emulated radio, or a daemon too old to say)."""
     if "calibration" not in daemon or str(daemon.get("backend", "")).startswith("emulated"):
         return ""
-    from bluezone.config import edited_since_calibration, uncalibrated_numbers
+    from bluezone.config import edited_since_calibration, on_another_adapter, uncalibrated_numbers
 
     if daemon["calibration"]:
         edited = edited_since_calibration(str(daemon["calibration"]), daemon.get("tx_power"), daemon.get("rssi_correction"))
-        return str(daemon["calibration"]) + ("" if edited is None else f" (EDITED since: {edited})")
+        other = on_another_adapter(daemon.get("calibration_adapter"), daemon.get("adapter_address"))
+        return (str(daemon["calibration"]) + ("" if edited is None else f" (EDITED since: {edited})")
+                + ("" if other is None else f" (ANOTHER ADAPTER: {other})"))
 
     return (
         f"NONE: {uncalibrated_numbers(daemon.get('tx_power'), daemon.get('rssi_correction'))}, so this adapter's"

@@ -684,6 +684,8 @@ class Daemon:
             "tx_power": self.config.tx_power,
             "rssi_correction": self.config.rssi_correction,
             "calibration": self.config.calibration,
+            "calibration_adapter": self.config.calibration_adapter,
+            "adapter_address": self.radio.adapter_address,
             "radio": health,
             "counters": self.stats.as_dict(),
             "backlog": self._backlog.as_dict(),

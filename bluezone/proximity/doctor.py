@@ -108,6 +108,8 @@ async def diagnose(
         info = _pick_adapter(report, adapters, adapter)
         if info is None:
             return report
+        if config_problem is None:
+            check_calibration_adapter(report, config or DaemonConfig(), info.address)
         _check_advertising(report, info)
         _check_passive(report, info)
         if scan_seconds > 0:
@@ -115,6 +117,17 @@ async def diagnose(
     finally:
         bus.disconnect()
     return report
+
+
+def check_calibration_adapter(report: Report, config: DaemonConfig, address: str) -> None:
+    """Whether the calibration was made on this adapter (by its address; names such as hci0 follow the plugging
+    order): another adapter's numbers are used all the same, off by as much as adapters differ."""
+    other = config.on_another_adapter(address)
+    if other is not None:
+        report.add("calibration-adapter", "warn", other,
+                   "run `bluezone calibrate` on this adapter, or give --adapter the one calibrated")
+    elif config.calibration_adapter:
+        report.add("calibration-adapter", "ok", f"calibrated on this adapter ({address})")
 
 
 def check_clock_synced(report: Report, synced: bool) -> None:

@@ -63,6 +63,13 @@ class Radio(ABC):
     #: whether the backend changes the Bluetooth address with each new payload
     rotates_address: bool = False
 
+    @property
+    def adapter_address(self) -> str | None:
+        """This adapter's own Bluetooth address, once open (BlueZ's Adapter1.Address, the controller's public one):
+        what names the adapter a calibration was made on, which ``hci0`` or ``auto`` do not (a dongle swapped, the
+        config copied to another node); None where unknown."""
+        return None
+
     async def __aenter__(self) -> Radio:
         await self.open()
         return self

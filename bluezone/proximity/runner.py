@@ -161,6 +161,9 @@ async def run_daemon(
                         f"bluezone daemon: radio {radio.name}{invented}, database {store.path or ':memory:'}; "
                         f"a status line every {config.status_interval:g} s (Ctrl-C stops)"
                     )
+                    other = config.on_another_adapter(radio.adapter_address)
+                    if not is_emulated(backend) and other is not None:
+                        on_start(other)
                     edited = config.edited_since_calibration()
                     if not is_emulated(backend) and edited is not None:
                         on_start(f"calibration edited since bluezone calibrate: {edited}; the edited number is the one used")

@@ -174,6 +174,31 @@ def test_service_uuid_constant_is_what_bluez_reports() -> None:
     assert SERVICE_UUID == "0000fd6f-0000-1000-8000-00805f9b34fb"
 
 
+def test_run_status_and_doctor_say_when_the_adapter_is_not_the_one_calibrated(bluezoo: BlueZoo, tmp_path: Path) -> None:
+    """A config calibrated on hci0 (by its address) used with hci1 (a dongle swapped, the config copied to another
+    node): its numbers are another adapter's, and run, status and doctor said nothing.  By address, not by name."""
+    config, db = tmp_path / "daemon.toml", tmp_path / "run.db"
+    config.write_text(
+        'tx_power = -19\nrssi_correction = 4\ncalibration_adapter = "00:00:00:0a:00:0a"\ncalibration = "bluezone'
+        ' calibrate 2026-12-07 10:00 UTC on adapter 00:00:00:0A:00:0A: 1 m from Pixel 4, 800 adverts, RSSI correction'
+        ' +4 dB, TX power -19 dBm"\n'
+    )
+    said = "calibrated on adapter 00:00:00:0a:00:0a, but this is adapter 00:00:00:0B:00:0B"
+    run = CliRunner().invoke(cli, ["run", "--backend", "bluez", "--adapter", "hci1", "--db", str(db), "--duration",
+                                   "2", "--config", str(config)])
+    assert run.exit_code == 0, run.output
+    assert said in run.output and "bluezone calibrate` on this one" in run.output
+    status = CliRunner().invoke(cli, ["status", "--db", str(db)])
+    assert f"(ANOTHER ADAPTER: {said}" in status.output, status.output
+    doctor = CliRunner().invoke(cli, ["doctor", "--adapter", "hci1", "--scan-seconds", "0", "--config", str(config)])
+    assert f"[warn] calibration-adapter: {said}" in doctor.output, doctor.output
+    same = CliRunner().invoke(cli, ["doctor", "--adapter", "hci0", "--scan-seconds", "0", "--config", str(config)])
+    assert "calibrated on this adapter (00:00:00:0A:00:0A)" in same.output and said not in same.output
+    hci0 = CliRunner().invoke(cli, ["run", "--backend", "bluez", "--adapter", "hci0", "--db", str(db), "--duration",
+                                    "2", "--config", str(config)])
+    assert hci0.exit_code == 0 and "calibrated on adapter" not in hci0.output, hci0.output
+
+
 def test_run_on_bluez_says_when_the_adapter_is_uncalibrated(bluezoo: BlueZoo, tmp_path: Path) -> None:
     from bluezone.config import default_config_path
 

@@ -11,6 +11,7 @@ What only one backend does stays in that backend's own test file.
 from __future__ import annotations
 
 import asyncio
+import re
 import struct
 import time
 from abc import ABC, abstractmethod
@@ -374,6 +375,25 @@ def test_address_rotates_with_the_payload_where_the_backend_can(bench: Bench) ->
                 assert all(x is not None and int(x.split(":")[0], 16) < 0x40 for x in addresses)  # NRPA
             else:
                 assert len(set(addresses)) == 1
+
+    bench.run(scenario)
+
+
+def test_each_radio_says_its_adapters_own_address_which_no_rotation_changes(bench: Bench) -> None:
+    """What a calibration is tied to (docs/calibration.md): the adapter's own address, not its name and not the
+    advertising address a rotating backend changes with each payload."""
+
+    async def scenario(bench: Bench) -> None:
+        a, b = bench.pair()
+        async with a, b:
+            before = (a.adapter_address, b.adapter_address)
+            for x in payloads(4, 2):
+                await a.advertise(x, -10)
+            assert (a.adapter_address, b.adapter_address) == before
+        assert all(x is not None and re.fullmatch(r"[0-9A-F]{2}(:[0-9A-F]{2}){5}", x) for x in before), before
+        assert before[0] != before[1]
+        if isinstance(bench, BluezBench):
+            assert list(before) == [bench.zoo.adapters[0], bench.zoo.adapters[1]]
 
     bench.run(scenario)
 

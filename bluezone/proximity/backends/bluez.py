@@ -124,6 +124,10 @@ class BluezRadio(Radio):
 
     # -- the Radio interface -------------------------------------------------------------
 
+    @property
+    def adapter_address(self) -> str | None:
+        return (self._info.address or None) if self._info is not None else None
+
     async def open(self) -> None:
         """Find the adapter and fail with a reason if it cannot be used right now."""
         self._lock = asyncio.Lock()

@@ -144,6 +144,13 @@ class BumbleRadio(Radio):
         radio._owns_device = False
         return radio
 
+    @property
+    def adapter_address(self) -> str | None:
+        """The controller's public address (read at power-on); None for one that has none."""
+        if self.device is None or self.device.public_address == hci.Address.ANY:
+            return None
+        return str(self.device.public_address.to_string(False))
+
     async def open(self) -> None:
         self._lock = asyncio.Lock()
         if self.device is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -96,6 +97,14 @@ def _keep_last(radio: EmulatedRadio) -> None:
         radio._segments.clear()
 
 
+def fake_adapter_address(label: str) -> str:
+    """An emulated adapter's own address: the same for the same label in every run, as a real adapter's is (a
+    public address: its first byte's top bits are no random address's 11)."""
+    raw = bytearray(hashlib.sha256(label.encode()).digest()[:6])
+    raw[0] &= 0x3F
+    return ":".join(f"{b:02X}" for b in raw)
+
+
 class EmulatedRadio(Radio):
     """A radio in an :class:`Air`; made by :meth:`Air.radio`.
 
@@ -106,6 +115,11 @@ class EmulatedRadio(Radio):
 
     rotates_address = True
 
+    @property
+    def adapter_address(self) -> str:
+        """A fake of the adapter's own address: stable for a label (``fake_adapter_address``), or the one given."""
+        return self._adapter_address
+
     def __init__(
         self,
         air: Air,
@@ -113,8 +127,10 @@ class EmulatedRadio(Radio):
         position: PositionLike,
         service_uuid: str = SERVICE_UUID,
         owner: EmulatedRadio | None = None,
+        adapter_address: str | None = None,
     ) -> None:
         self.air = air
+        self._adapter_address = adapter_address or fake_adapter_address(label)
         self.owner = owner  # the radio this one sends a second advert for (never heard by it)
         self._bluezone3: EmulatedRadio | None = None
         self.label = label
@@ -232,8 +248,11 @@ class Air:
         self.packets = 0  # delivered
         self.lost = 0  # below sensitivity
 
-    def radio(self, label: str, position: PositionLike = (0.0, 0.0), service_uuid: str = SERVICE_UUID) -> EmulatedRadio:
-        return EmulatedRadio(self, label, position, service_uuid)
+    def radio(
+        self, label: str, position: PositionLike = (0.0, 0.0), service_uuid: str = SERVICE_UUID,
+        adapter_address: str | None = None,
+    ) -> EmulatedRadio:
+        return EmulatedRadio(self, label, position, service_uuid, adapter_address=adapter_address)
 
     # --- called by the radios -----------------------------------------------------------------
 
