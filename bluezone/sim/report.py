@@ -125,7 +125,7 @@ def plots(result: RunResult, report: dict[str, Any]) -> dict[str, tuple[bytes, N
     ax.set_title(f"{name}: positions at t = {snap['t'] / 60:.0f} min")
     # beside the scene, not on it: inside, its corner hid whoever stood there (user29's wedding: the buffet queue)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, fontsize=7)
-    files["scene.png"] = (_png(fig), None)
+    files["scene.png"] = (_png(fig, cropped=True), None)
 
     fig, ax = plt.subplots(figsize=(6, 4))
     cloud = result.cloud
@@ -158,13 +158,15 @@ def plots(result: RunResult, report: dict[str, Any]) -> dict[str, tuple[bytes, N
     return files
 
 
-def _png(fig: Any) -> bytes:
+def _png(fig: Any, *, cropped: bool = False) -> bytes:
+    """``fig`` as PNG bytes; ``cropped``: the image cut to what is drawn (the scene's equal aspect leaves most of a
+    6 x 5 inch figure blank beside or below a wide or tall space, and tight_layout keeps that aspect)."""
     import io
 
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
     png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=110)
+    fig.savefig(png, format="png", dpi=110, bbox_inches="tight" if cropped else None)
     plt.close(fig)
     return png.getvalue()

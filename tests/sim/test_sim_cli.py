@@ -6,6 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from sim_helpers import DATASETS, SIMULATIONS
@@ -198,7 +199,7 @@ def test_the_scene_plots_legend_stands_beside_the_scene_not_on_it(monkeypatch: p
 
     figures = []
     real_png = report._png
-    monkeypatch.setattr(report, "_png", lambda fig: figures.append(fig) or real_png(fig))
+    monkeypatch.setattr(report, "_png", lambda fig, **kw: figures.append(fig) or real_png(fig, **kw))
     result = engine.run(dataclasses.replace(load_scenario(SIMULATIONS / "wall.toml"), duration_min=1.0), 1)
     names = list(report.plots(result, report.summarise(result)))
     scene = figures[names.index("scene.png")]
@@ -206,3 +207,25 @@ def test_the_scene_plots_legend_stands_beside_the_scene_not_on_it(monkeypatch: p
     ax = scene.axes[0]
     legend, plot = ax.get_legend().get_window_extent(), ax.get_window_extent()
     assert legend.x0 >= plot.x1 and legend.x1 <= scene.bbox.x1  # right of the scene, and on the image
+
+
+@pytest.mark.parametrize("width, depth", [(12.0, 6.0), (4.0, 10.0)])
+def test_the_scene_plot_has_no_blank_band_beside_or_below_it(width: float, depth: float) -> None:
+    """The figure was 6 x 5 inches whatever the space's shape: a wide one (the clinic, 12 x 6 m) left a blank band
+    1.5 inches high below the plot, a tall one (the bus, 4 x 10 m) a third of the image blank beside its legend.  Now
+    the image is cut to what is drawn, with matplotlib's 0.1 inch pad (11 pixels at 110 dpi) round it."""
+    import io
+
+    import matplotlib.image
+
+    from bluezone.sim import engine, report
+    from bluezone.sim.scenario import scenario_from_mapping
+
+    scenario = scenario_from_mapping({"name": "t", "duration_min": 1, "space": {"width_m": width, "depth_m": depth},
+                                      "groups": [{"kind": "waypoint", "people": 6}]})
+    result = engine.run(scenario, 1)
+    image = matplotlib.image.imread(io.BytesIO(report.plots(result, report.summarise(result))["scene.png"][0]), "png")
+    drawn = (image[..., :3] < 0.99).any(axis=2)  # not white
+    rows, columns = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+    margins = (rows[0], len(drawn) - 1 - rows[-1], columns[0], drawn.shape[1] - 1 - columns[-1])
+    assert max(margins) <= 15, margins  # top, bottom, left, right, pixels
