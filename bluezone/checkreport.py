@@ -229,6 +229,16 @@ def _local_span(visit: dict[str, str], day: str) -> str:
     return f"{date}{start:%H:%M}-{end:%H:%M} {start:%Z}"
 
 
+def _local_date(start: float | str | None, day: str) -> str:
+    """The date of an exposure's first minute (Unix seconds or ISO time) in this machine's zone, the
+    calendar people and the health authority speak in, which ``upload --exposure-date`` takes (east of UTC
+    an exposure after local midnight is on the UTC day before); its UTC ``day`` when no time was kept."""
+    if start is None:
+        return day
+    seconds = start if isinstance(start, float | int) else dt.datetime.fromisoformat(start).timestamp()
+    return dt.datetime.fromtimestamp(seconds).date().isoformat()
+
+
 def _what_now(result: Any, own_keys_since: Callable[[str], bool], server_url: str | None = None) -> str | None:
     """One line after the report saying what the verdicts mean for the person reading them: the lines
     above give levels, minutes and decibels, and someone just told "F1" needs to know what to do next.
@@ -236,13 +246,16 @@ def _what_now(result: Any, own_keys_since: Callable[[str], bool], server_url: st
     decides.  ``own_keys_since(day)``: whether the device has keys from that day on for a recursive code;
     ``server_url``: the server checked, named in the upload to give (else URL)."""
     # an exposure told before and revised now (an F2 upgraded to F1) is in none of the others
-    dated = [(e.level, str(e.date), e.diagnosis == "likely") for e in [*result.exposures, *getattr(result, "updated", [])]] + [
-        (d.get("level"), str(d["date"]), _likely(d)) for d in getattr(result, "earlier", [])
-    ]
+    dated = [
+        (e.level, _local_date(e.start, str(e.date)), e.diagnosis == "likely")
+        for e in [*result.exposures, *getattr(result, "updated", [])]
+    ] + [(d.get("level"), _local_date(d.get("start"), str(d["date"])), _likely(d)) for d in getattr(result, "earlier", [])]
     levels = [level for level, _, _ in dated]
     only_likely = all(likely for level, _, likely in dated if level == "F1")
     venues = [v.as_dict() for v in getattr(result, "venue_exposures", [])] + list(getattr(result, "earlier_venue", []))
-    close_days = [day for level, day, _ in dated if level == "F1"] + [str(v["date"]) for v in venues if v["fifteen_minutes_or_more"]]
+    close_days = [day for level, day, _ in dated if level == "F1"] + [
+        _local_date(v.get("overlap_start"), str(v["date"])) for v in venues if v["fifteen_minutes_or_more"]
+    ]
     if close_days:
         where = "near" if "F1" in levels else "in the same room as"
         first = min(close_days)

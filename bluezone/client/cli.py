@@ -29,8 +29,8 @@ from bluezone.clitypes import ask_before_sending, cli_clock, db_option, emit_jso
 @click.option("--symptom-onset", callback=parse_date, help="Date symptoms began (YYYY-MM-DD), if any.")
 @click.option(
     "--exposure-date", callback=parse_date,
-    help="A close contact (F1) with a recursive code: the UTC day you were exposed, as `bluezone check` printed it"
-    " (and the code carries); only keys from then on are sent.",
+    help="A close contact (F1) with a recursive code: the date you were exposed, as `bluezone check` printed it"
+    " (and the code carries), in this machine's time zone; only keys from that date on are sent.",
 )
 @click.option(
     "--checkins/--no-checkins", "send_checkins", default=None,

@@ -26,7 +26,7 @@ from bluezone.keyformat.codetext import code_digits
 from bluezone.keyformat.keyfile import publish_body
 from bluezone.keyformat.keys import keys_from_daily
 from bluezone.keyformat.venue_reports import MAX_CHECKINS_PER_DAY
-from bluezone.matching.levels import keys_since_exposure
+from bluezone.matching.levels import exposure_date_start, keys_since_exposure
 from bluezone.proximity.store import SightingStore
 from bluezone.venues.checkins import visits
 from bluezone.venues.upload import remember_uploaded, reports_to_upload
@@ -324,13 +324,13 @@ def upload_own_keys(
     Only after the server accepted them is a released key of today cut short in the store, so
     the daemon stops broadcasting it when the current interval ends and starts a new key for the
     rest of the day.
-    With ``exposure_date`` (a close contact, F1, with a recursive code) only the keys from that day
-    on go: before it the F1 could pass nothing on.
+    With ``exposure_date`` (a close contact, F1, with a recursive code) only the keys from that date
+    on (in this machine's time zone) go: before it the F1 could pass nothing on.
     """
     daily = store.daily_keys()
     chosen = _upload_selection(daily, now, include_today, days)
     if exposure_date is not None:
-        first = (exposure_date - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
+        first = exposure_date_start(exposure_date)
         chosen = [k for k in chosen if k.end > first]
     if not chosen and not (checkins and not _upload_selection(daily, now, True, days)):
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date, store.path)

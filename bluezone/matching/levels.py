@@ -18,19 +18,29 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.crypto.intervals import ROLLING_PERIOD
+from bluezone.crypto.intervals import interval_number
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE
 from bluezone.matching.check import Exposure
 from bluezone.proximity.store import SightingStore
 
 
+def exposure_date_start(exposure_date: dt.date) -> int:
+    """The 10-minute interval in which ``exposure_date`` begins in this machine's time zone.
+
+    People and health authorities give the exposure as a date of their own calendar, while daily keys
+    are UTC days: east of UTC the date begins on the UTC day before (Vietnam: 17:00 UTC), so its key
+    must go too, and the key server takes keys from the date's start in any zone (UTC+14) on."""
+    midnight = dt.datetime.combine(exposure_date, dt.time()).astimezone()  # local midnight, as an instant
+    return interval_number(midnight.timestamp())
+
+
 def keys_since_exposure(keys: np.ndarray, exposure_date: dt.date | None) -> np.ndarray:
-    """The KEY_DTYPE rows still valid on or after ``exposure_date`` (all of them when None)."""
+    """The KEY_DTYPE rows still valid on or after ``exposure_date`` in this machine's time zone (all of
+    them when None)."""
     if exposure_date is None:
         return keys
-    first = (exposure_date - dt.date(1970, 1, 1)).days * ROLLING_PERIOD
     ends = keys["rolling_start"].astype(np.int64) + keys["rolling_period"]
-    return keys[ends > first]
+    return keys[ends > exposure_date_start(exposure_date)]
 
 
 def _key_hash(key: Any) -> bytes:

@@ -32,7 +32,8 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from bluezone.crypto.intervals import ROLLING_PERIOD, interval_number, rolling_start
+from bluezone.clock import LATEST_UTC_OFFSET
+from bluezone.crypto.intervals import INTERVAL_SECONDS, ROLLING_PERIOD, interval_number, rolling_start
 from bluezone.crypto.keys import KEY_LENGTH
 from bluezone.errors import PublishError, RevisionRefused
 from bluezone.keyformat.keys import (
@@ -242,7 +243,7 @@ def validate_keys(
     """Timing checks against ``now`` and the code; the keys to store with report type and onset.
 
     A recursive code (a close contact, F1) also limits the upload: at most ``max_recursive_keys``
-    keys, none ending before the F1's exposure day (which the code carries in ``test_day``), and
+    keys, none ending before the F1's exposure date began anywhere (the code carries it in ``test_day``), and
     none while ``recursive_busy`` (the hourly limit on recursive uploads is reached).
     """
     keys = request.keys.copy()
@@ -296,8 +297,11 @@ def _recursive_limits(keys: np.ndarray, code: CodeRecord, config: PublishConfig,
             "too_many_keys",
         )
     if code.test_day is not None:
+        # the exposure date is a calendar date where the F1 lives, which begins up to 14 h before its UTC
+        # midnight (UTC+14): a key ending after that may hold the date's first hours (upload sends those
+        # overlapping the date in the device's zone); one ending before it lies before the date everywhere
         ends = keys["rolling_start"].astype(np.int64) + keys["rolling_period"]
-        if (ends <= code.test_day * ROLLING_PERIOD).any():
+        if (ends <= code.test_day * ROLLING_PERIOD - LATEST_UTC_OFFSET // INTERVAL_SECONDS).any():
             day = dt.date(1970, 1, 1) + dt.timedelta(days=int(code.test_day))
             raise _bad(
                 f"this code is for a close contact exposed on {day}: send only the keys from {day} on"

@@ -18,7 +18,10 @@ import pytest
 from click.testing import CliRunner
 
 from bluezone.cli import cli
+from bluezone.crypto.intervals import ROLLING_PERIOD
+from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.emulation import run_emulated
+from bluezone.proximity.store import SightingStore
 
 HOME = (5000.0, 0.0)
 
@@ -156,8 +159,13 @@ def test_recursive_upload_without_the_exposure_date_is_one_line_exit_2(
 ) -> None:
     nodes, day = _nodes(scene, tmp_path)
     db, keys = str(live_server["db"]), str(live_server["keys"])
+    # a key of two days before the exposure date: it ended before the date began anywhere (the day before's key
+    # may hold the date's first hours east of UTC, and the server takes it)
+    with SightingStore.open(nodes["Binh"], create=False) as store:
+        store.save_daily_key(DailyKey(b"\x07" * 16, (day.toordinal() - dt.date(1970, 1, 1).toordinal() - 2) * ROLLING_PERIOD),
+                             created_at=time.time())
     rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json", "--type", "recursive",
-                        "--exposure-date", (day + dt.timedelta(days=1)).isoformat())
+                        "--exposure-date", day.isoformat())
     code = json.loads(out)["code"]
     rc, out, err = _run("upload", "--server", live_server["url"], "--code", code, "--db", str(nodes["Binh"]), "--yes")
     assert rc == 2 and "--exposure-date" in _error_line(err)
@@ -208,3 +216,36 @@ def test_a_likely_warning_says_likely(chain: dict) -> None:
     assert "What now: you were near someone diagnosed as a likely case (not tested yet) for 15 minutes" in out
     rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Binh"]))  # an F1 not yet told
     assert rc == 0 and "(a likely case: diagnosed, not tested yet)" not in out  # An's keys were confirmed
+
+
+@pytest.mark.slow
+def test_an_f1_in_vietnam_uploads_with_the_date_check_gives_and_the_health_authority_issues(
+    live_server: dict, scene: tuple[dict[str, Path], dt.date], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Binh met An at 20:05 UTC, 03:05 the next day in Vietnam (user30's walk): check said the UTC day, the health
+    authority issued the code for its own date, and neither date could be uploaded. Now both are the local date."""
+    nodes, utc_day = _nodes(scene, tmp_path)
+    url, db, keys = live_server["url"], str(live_server["db"]), str(live_server["keys"])
+    monkeypatch.setenv("TZ", "Asia/Ho_Chi_Minh")
+    time.tzset()
+    try:
+        local_day = (utc_day + dt.timedelta(days=1)).isoformat()
+        rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json")
+        rc, _, err = _run("upload", "--server", url, "--code", json.loads(out)["code"], "--db", str(nodes["An"]), "--yes")
+        assert rc == 0, err
+        rc, _, err = _run("server", "export", "--server-db", db, "--signing-key-dir", keys, "--export-dir", str(live_server["exports"]))
+        assert rc == 0, err
+        rc, out, err = _run("check", "--server", url, "--db", str(nodes["Binh"]))
+        assert rc == 0 and out.splitlines()[-1].endswith(f"--exposure-date {local_day}`"), out  # said utc_day
+        rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json",
+                            "--type", "recursive", "--exposure-date", local_day)
+        rc, out, err = _run("upload", "--server", url, "--code", json.loads(out)["code"], "--db", str(nodes["Binh"]),
+                            "--yes", "--exposure-date", local_day, "--json")
+        assert rc == 0 and json.loads(out)["stored"] == 1, err  # was: 'send only the keys from <local_day> on'
+        rc, _, err = _run("server", "export", "--server-db", db, "--signing-key-dir", keys, "--export-dir", str(live_server["exports"]))
+        assert rc == 0, err
+        rc, out, err = _run("check", "--server", url, "--db", str(nodes["Khanh"]), "--json")
+        assert [e["level"] for e in json.loads(out)["exposures"] if e["close_contact"]] == ["F2"], err
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
