@@ -160,9 +160,14 @@ def normal_code(code: str) -> str:
 
 
 def grouped(code: str) -> str:
-    """A short code as staff read it out, like a phone number (``123 4567 8901``); a long one as it is
-    (sent, not read).  ``normal_code`` takes the groups back out."""
-    return f"{code[:3]} {code[3:7]} {code[7:]}" if len(code) == SHORT.digits else code
+    """A code as staff read it out or a person copies it: a short one like a phone number (``123 4567 8901``),
+    a long one in fours (``1234 5678 9012 3456``: sixteen digits unbroken are easily lost count of).
+    ``normal_code`` (and ``upload --code``) takes the groups back out."""
+    if len(code) == SHORT.digits:
+        return f"{code[:3]} {code[3:7]} {code[7:]}"
+    if len(code) == LONG.digits:
+        return " ".join(code[i:i + 4] for i in range(0, len(code), 4))
+    return code
 
 
 def code_mistake(code: str) -> str | None:

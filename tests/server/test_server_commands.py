@@ -62,7 +62,7 @@ def test_keygen_takes_the_key_directory_by_the_name_the_other_server_commands_us
     assert rc == 0, err
     rc, out, err = _run("server", "issue-code", "--server-db", str(tmp_path / "s.db"), "--signing-key-dir", str(keys),
                         "--create-db")
-    assert rc == 0 and re.search(r"\b\d{16}\b", out), err
+    assert rc == 0 and re.match(r"\d{4} \d{4} \d{4} \d{4}  \(expires ", out), err
 
 
 def test_keygen_adds_the_code_key_to_an_older_key_directory(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import httpx
@@ -84,3 +85,27 @@ def test_a_malformed_ask_is_one_clear_400_and_spends_no_code(server: Server, bod
     r = server.http.post("/v1/verify", content=body, headers=JSON_HEADERS)
     assert r.status_code in (400, 413) and r.json()["error"] and "Traceback" not in r.text, (body[:40], r.text)
     assert _verify(server, code) == (200, {"testType": "confirmed"})
+
+
+def test_issue_code_prints_a_long_code_in_fours_that_upload_and_the_server_take_as_printed(
+    server: Server, tmp_path: Path
+) -> None:
+    """Sixteen digits unbroken, read out over the phone, are easily lost count of: printed in groups of four,
+    taken back with the spaces, or with dashes, by upload's check and by the server's verify and publish."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.client.uploading import check_code
+    from bluezone.clock import VirtualClock
+
+    result = CliRunner().invoke(
+        cli, ["server", "issue-code", "--server-db", str(tmp_path / "server.db"), "--signing-key-dir", str(tmp_path / "signing")],
+        obj={"clock": VirtualClock(NOW)},
+    )
+    assert result.exit_code == 0, result.output
+    printed = result.output.split("  (expires")[0]
+    assert re.fullmatch(r"\d{4} \d{4} \d{4} \d{4}", printed), result.output  # was the 16 digits unbroken
+    dashed = printed.replace(" ", "-")
+    assert check_code(printed) == check_code(dashed) == printed.replace(" ", "")
+    assert _verify(server, printed) == _verify(server, dashed) == (200, {"testType": "confirmed"})
+    assert _upload(server, dashed) == 200
