@@ -233,6 +233,18 @@ class ServerCheckResult(CheckResult):
         )
 
     @property
+    def new_to_act_on(self) -> bool:
+        """Whether this check tells the person something new to act on: a close contact not told before
+        (``new_close_contact``, or 15 minutes in a venue's room with a case), or the warning of one withdrawn (a
+        negative test: the advice for close contacts no longer holds).  What a daily check from cron mails on; a
+        likely case confirmed, a brief exposure (or its withdrawal), or one told before is no news to act on."""
+        return (
+            self.new_close_contact
+            or any(v.as_dict()["fifteen_minutes_or_more"] for v in self.venue_exposures)
+            or any(e.earlier_level for e in self.withdrawn)
+        )
+
+    @property
     def venue_close_contact(self) -> bool:
         """Whether a venue exposure of 15 minutes or more in the same room is in force now: this check's, or an
         earlier check's within the 14 days.  Said apart from ``close_contact`` (Bluetooth), as GAEN and CWA keep
@@ -248,6 +260,7 @@ class ServerCheckResult(CheckResult):
             "close_contact": bool(self.close_levels_now),
             "new_close_contact": self.new_close_contact,
             "venue_close_contact": self.venue_close_contact,  # (close_contact stays Bluetooth's: compatible)
+            "new_to_act_on": self.new_to_act_on,  # anything new of the above, or a close contact's warning withdrawn
             "batches": self.batches,
             "rejected_batches": self.rejected,
             "revised_keys": self.revised,

@@ -92,9 +92,10 @@ def test_close_contact_says_now_and_new_says_since_the_last_check(world) -> None
 
     client, db = world
     first = check(client, db, NOW).as_dict()
-    assert (first["close_contact"], first["new_close_contact"]) == (True, True)
+    assert (first["close_contact"], first["new_close_contact"], first["new_to_act_on"]) == (True, True, True)
     again = check(client, db, NOW + 3600)
     assert (again.as_dict()["close_contact"], again.as_dict()["new_close_contact"]) == (True, False)
+    assert again.as_dict()["new_to_act_on"] is False  # told already: nothing for a daily cron job to mail
 
     @click.command()
     def show() -> None:
@@ -106,6 +107,27 @@ def test_close_contact_says_now_and_new_says_since_the_last_check(world) -> None
     assert out[-1].startswith("What now: you were near someone who tested positive")
     later = check(client, db, NOW + 15 * DAY_SECONDS)  # the exposure past the retention: no close contact now
     assert (later.as_dict()["close_contact"], later.as_dict()["new_close_contact"]) == (False, False)
+    assert later.as_dict()["new_to_act_on"] is False
+
+
+def test_new_to_act_on_counts_a_close_contacts_warning_withdrawn_not_a_brief_exposures() -> None:
+    """A negative test withdrawing an F1 or F2 warning changes what the person does (the advice for close contacts
+    no longer holds); one withdrawing a 3-minute exposure reported as not close changes nothing."""
+    from bluezone.matching.check import Exposure
+    from bluezone.matching.scoring import Score
+
+    def exposure(minutes: float, close: bool, earlier_level: str | None) -> Exposure:
+        score = Score("bluezone", {}, minutes, minutes, 50, 52.0, "< 1.5 m", close)
+        return Exposure("2026-12-06", NOW, NOW + minutes * 60, 9, 0, 0, False, score, earlier_level=earlier_level)
+
+    assert ServerCheckResult().as_dict()["new_to_act_on"] is False
+    for level in ("F1", "F2"):
+        assert ServerCheckResult(withdrawn=[exposure(30, True, level)]).as_dict()["new_to_act_on"] is True
+    assert ServerCheckResult(withdrawn=[exposure(3, False, None)]).as_dict()["new_to_act_on"] is False
+    assert ServerCheckResult(exposures=[exposure(3, False, None)]).as_dict()["new_to_act_on"] is False  # too brief
+    # a likely case confirmed: the F1 was told as F1 already; an F2 upgraded to F1 is news
+    assert ServerCheckResult(updated=[exposure(30, True, "F1")]).as_dict()["new_to_act_on"] is False
+    assert ServerCheckResult(updated=[exposure(30, True, "F2")]).as_dict()["new_to_act_on"] is True
 
 
 def test_what_checks_reported_is_purged_with_the_retention(world) -> None:  # type: ignore[no-untyped-def]
@@ -206,7 +228,6 @@ def test_back_after_16_days_to_an_empty_index_says_what_is_true(tmp_path: Path) 
 def test_only_files_rejected_before_are_not_called_no_batches() -> None:
     """Nothing remembered as processed, but the index lists files an earlier check rejected: the
     server did publish (the rejection is reported after this line), so not 'lists no batches'."""
-    from bluezone.client.check import ServerCheckResult
 
     result = ServerCheckResult(nothing_before=True, rejected_earlier=2, rejected={"a.zip": "x", "b.zip": "x"})
     assert _shown(result).splitlines()[0] == "no new batches since the last check"

@@ -149,6 +149,7 @@ def test_f2_warning_withdrawn_when_the_f1_tests_negative(chain: dict) -> None:
     rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]), "--json")
     report = json.loads(out)
     assert report["exposures"] == [] and [e["earlier_level"] for e in report["withdrawn"]] == ["F2"]
+    assert report["new_to_act_on"] is True and report["new_close_contact"] is False  # the F2 may stop watching
     # what was withdrawn is the F2 warning (a close contact of a close contact), not an F1 one
     assert [(e["level"], e["contact_of"]) for e in report["withdrawn"]] == [("F2", "F1")]
 

@@ -120,12 +120,13 @@ def test_venue_exposure_end_to_end(live_server: dict, tmp_path: Path, monkeypatc
     # by the wall clock's phase) and the beacon visit ends at the last frame heard (seconds late)
     assert 25 <= exposure["overlap_minutes"] <= 35.5 and exposure["fifteen_minutes_or_more"]
     # a close contact by the venue, said apart from Bluetooth's (close_contact keeps its meaning)
-    assert (report["close_contact"], report["venue_close_contact"]) == (False, True)
+    assert (report["close_contact"], report["venue_close_contact"], report["new_to_act_on"]) == (False, True, True)
     # a second check finds nothing new (files are processed once, as key batches), and repeats the
     # venue exposure as reported before, as it does Bluetooth ones (it said nothing of it)
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db), "--json")
     assert rc == 0 and json.loads(out)["venue_exposures"] == []
     assert json.loads(out)["earlier_venue_exposures"] == [exposure] and json.loads(out)["venue_close_contact"] is True
+    assert json.loads(out)["new_to_act_on"] is False  # told by the first check
     rc, out, err = run("check", "--server", live_server["url"], "--db", str(visitor_db))
     assert rc == 0, err
     line = next(line for line in out.splitlines() if "Café Hoa" in line)
