@@ -52,10 +52,16 @@ def check_code(code: str) -> str:
 
 
 def check_exposure_date(exposure_date: dt.date | None, now: float) -> dt.date | None:
-    """``exposure_date`` unless it lies in the future (InputError); today where the user lives may be
-    UTC's tomorrow (in Vietnam until 07:00)."""
+    """``exposure_date`` unless it lies in the future or more than 28 days back (InputError); today where the
+    user lives may be UTC's tomorrow (in Vietnam until 07:00), and a recursive code's date lies within 14 days
+    of its issue (28 leaves the code's day of life and more; 0001-01-01 has no local midnight to send keys from)."""
     if exposure_date is not None and exposure_date > latest_date(now):
         raise InputError(f"the exposure date {exposure_date} is in the future")
+    if exposure_date is not None and exposure_date < earliest_date(now, MAX_DATE_AGE_DAYS):
+        raise InputError(
+            f"the exposure date {exposure_date} is more than {MAX_DATE_AGE_DAYS} days ago: a close contact's"
+            " (recursive) code is for an exposure within the last 14 days"
+        )
     return exposure_date
 
 

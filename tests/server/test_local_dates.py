@@ -81,6 +81,9 @@ def test_upload_takes_todays_date_in_hanoi(f0: Path) -> None:
         ("--symptom-onset", TOMORROW_EVERYWHERE.isoformat(), "in the future"),
         ("--symptom-onset", "9999-12-31", "in the future"),
         ("--exposure-date", TOMORROW_EVERYWHERE.isoformat(), "in the future"),
+        # its local midnight is a date's start to send keys from: year 1's, east of UTC, lies in year 0
+        ("--exposure-date", "0001-01-01", "more than 28 days ago"),
+        ("--exposure-date", (HANOI_TODAY - dt.timedelta(days=30)).isoformat(), "more than 28 days ago"),
     ],
 )
 def test_upload_refuses_impossible_dates_before_sending(f0: Path, option: str, date: str, message: str) -> None:
