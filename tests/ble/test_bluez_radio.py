@@ -16,11 +16,13 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.annotations import DBusSignature
 from dbus_fast.service import PropertyAccess, ServiceInterface, dbus_property
 
+from bluezone.crypto.bluezone3 import SERVICE_UUID as BLUEZONE3_UUID
 from bluezone.crypto.keys import DailyKey, aem_key, rpi_key
 from bluezone.crypto.payload import SERVICE_UUID
 from bluezone.crypto.derivation import aem, rpi
 from bluezone.errors import RadioUnavailableError
 from bluezone.proximity.backends.bluez import BluezRadio
+from bluezone.proximity.backends.fd6f import VENUE_BEACON_UUID
 from bluezone.proximity.radio import Advert
 
 from .conftest import BlueZoo
@@ -252,3 +254,17 @@ async def test_no_free_advertising_slot_keeps_scanning_and_retries(bluezoo: Blue
         hog.disconnect()  # BlueZoo frees the hog's adverts when it leaves the bus
         await until(lambda: pa[0] in heard(got_b), "a advertises once a slot is free")
         assert a.health()["recoveries"] == 0
+
+
+async def test_the_active_scan_asks_bluez_for_every_advert(bluezoo: BlueZoo) -> None:
+    """The discovery filter bleak sends with SetDiscoveryFilter, as the adapter took it: our UUIDs, and
+    DuplicateData true with an RSSI floor, without which bluetoothd signals a repeat only when its data
+    changed or its RSSI moved 8 dB (docs/bluetooth.md; the effect: test_bluez_cached_service_data.py)."""
+    b = BluezRadio("hci1", scan_mode="active", stall_seconds=600, backoff=(0.2, 1.0))
+    async with b:
+        await b.start_scanning(lambda advert: None)
+        assert b.scan_mode == "active" and b._scanner is not None
+        sent = b._scanner._backend._filters  # type: ignore[attr-defined]
+        assert (sent["DuplicateData"].signature, sent["DuplicateData"].value) == ("b", True)
+        assert (sent["RSSI"].signature, sent["RSSI"].value) == ("n", -127)
+        assert set(sent["UUIDs"].value) == {SERVICE_UUID, BLUEZONE3_UUID, VENUE_BEACON_UUID}

@@ -62,6 +62,18 @@ FD6F_PATTERNS = [
     # venue beacons (bluezone.venues.beacon): 0x4256 service data
     OrPattern(0, AdvertisementDataType.SERVICE_DATA_UUID16, b"\x56\x42"),
 ]
+#: the active scan's discovery filter (BlueZ doc/org.bluez.Adapter.rst, SetDiscoveryFilter): BlueZ drops
+#: other adverts for us (0xFD6F, Bluezone v3 0x4E56, venue beacons 0x4256) and signals every advert of
+#: ours. bleak sets DuplicateData false, which in BlueZ means duplicate *detection*: a repeat signalled only
+#: when its data changed or its RSSI moved >= 8 dB. True: each packet's service data is signalled, and
+#: holds only that packet's (src/device.c device_set_service_data). An RSSI set: each packet's RSSI is
+#: signalled (src/adapter.c device_found_callback: no delta threshold with a proximity filter); -127, the
+#: lowest BlueZ takes, passes every advert that has an RSSI at all (docs/bluetooth.md).
+ACTIVE_SCAN_FILTERS: dict[str, Any] = {
+    "UUIDs": [SERVICE_UUID, BLUEZONE3_UUID, VENUE_BEACON_UUID],
+    "DuplicateData": True,
+    "RSSI": -127,
+}
 #: what each trouble is counted as in health()
 _COUNTERS = {
     "bluetoothd-stopped": "bluetoothd_restarts",
@@ -293,8 +305,7 @@ class BluezRadio(Radio):
         if self.scan_mode == "passive":
             bluez["or_patterns"] = FD6F_PATTERNS
         else:
-            # BlueZ filters on 0xFD6F, 0x4E56 and 0x4256 (venue beacons) for us; duplicates stay on (bleak sets DuplicateData off)
-            bluez["filters"] = {"UUIDs": [SERVICE_UUID, BLUEZONE3_UUID, VENUE_BEACON_UUID]}
+            bluez["filters"] = dict(ACTIVE_SCAN_FILTERS)  # ours only, and every advert of ours
         scanner = BleakScanner(self._detected, scanning_mode=self.scan_mode, bluez=bluez)  # type: ignore[arg-type]
         self._quiet_scan_change = True
         try:

@@ -33,8 +33,12 @@ class CachedPayloads:
         carrying them can do.  If none changed, the packet repeated one of them: when the address
         shows only one, it is that one (a phone repeats its RPI for 10-20 minutes, each repeat a
         sighting with its own RSSI); when it shows several, which one is unknown, and nothing is
-        taken rather than a payload the device may no longer send.
+        taken rather than a payload the device may no longer send.  A kind shown only as listed (an
+        empty payload) beside another is dropped first: BlueZ's ``UUIDs`` only grow, so the listing
+        can be an earlier packet's (with DuplicateData a packet's service data replaces the old).
         """
+        if len(payloads) > 1:
+            payloads = {uuid: payload for uuid, payload in payloads.items() if payload}
         last = self._last.pop(address, None)
         self._last[address] = dict(payloads)  # the most recently heard at the end of the dict
         if len(self._last) > self.capacity:
