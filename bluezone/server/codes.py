@@ -206,8 +206,8 @@ def _recursive_checks(now: float, exposure_date: dt.date | None, test_date: dt.d
         raise InputError("a recursive code (for a close contact, F1) needs --exposure-date: the day the F1 was exposed")
     if test_date is not None:
         raise InputError("a recursive code takes --exposure-date, not --test-date (the close contact was not tested)")
-    today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-    if not today - dt.timedelta(days=MAX_EXPOSURE_AGE_DAYS) <= exposure_date <= latest_date(now):
+    # a date on the calendar of anyone asking: 14 days back from today there, UTC-12's too (as test dates)
+    if not earliest_date(now, MAX_EXPOSURE_AGE_DAYS) <= exposure_date <= latest_date(now):
         raise InputError(f"the exposure date {exposure_date} must lie within the last {MAX_EXPOSURE_AGE_DAYS} days")
     return exposure_date
 

@@ -110,6 +110,19 @@ def test_issue_code_refuses_a_date_more_than_28_days_back(tmp_path: Path, field:
         storage.close()
 
 
+def test_a_recursive_code_takes_an_exposure_14_days_back_on_the_earliest_calendar(tmp_path: Path) -> None:
+    """At 00:30 UTC on the 6th it is still the 5th at UTC-12: an exposure 14 days before that, on November 21,
+    may still be given (it was refused by the UTC day's 14); one a day older may not."""
+    storage = SQLiteStorage(tmp_path / "server.db")
+    early = dt.datetime(2026, 12, 6, 0, 30, tzinfo=dt.UTC).timestamp()
+    try:
+        assert issue_code(storage, early, key=KEY, test_type="recursive", exposure_date=dt.date(2026, 11, 21)).code
+        with pytest.raises(InputError, match="within the last 14 days"):
+            issue_code(storage, early, key=KEY, test_type="recursive", exposure_date=dt.date(2026, 11, 20))
+    finally:
+        storage.close()
+
+
 def test_issue_code_command_refuses_an_old_test_date_in_one_line(tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     runner = CliRunner()
