@@ -4,11 +4,12 @@ bleak calls back with a BlueZ device object's properties, not with the packet.  
 entry per service-data UUID (and per manufacturer) and replaces an entry only when a packet
 carries that UUID again; a packet without it leaves the old one (src/adapter.c
 ``device_found_callback``: ``if (eir_data.sd_list) device_set_service_data(...)``; src/device.c
-``device_set_service_data`` clears only with ``DuplicateData``, which bleak sets false;
-src/shared/ad.c ``bt_ad_add_service_data``: replace per UUID; the same in BlueZ 5.50-5.87).  So
-an address that sent a GAEN advert and then a venue beacon's 0x4256 frame or a Bluezone v3 ID
-still shows its last RPI, and each later callback would store that RPI again, heard now: after
-the device stopped sending it, a contact made longer than it was.
+``device_set_service_data`` clears only with ``DuplicateData``, which the passive scan cannot
+ask for and the active scan does (bluez.ACTIVE_SCAN_FILTERS); src/shared/ad.c
+``bt_ad_add_service_data``: replace per UUID; the same in BlueZ 5.50-5.87).  So an address that
+sent a GAEN advert and then a venue beacon's 0x4256 frame (passive scan) or a Bluezone v3 ID (no
+service data: either scan) still shows its last RPI, and each later callback would store that
+RPI again, heard now: after the device stopped sending it, a contact made longer than it was.
 """
 
 from __future__ import annotations
