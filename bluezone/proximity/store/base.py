@@ -53,6 +53,7 @@ class StoreBase:
         self.retained_since: float | None = None
         #: A purge deleted rows whose old pages the WAL still holds (a reader kept it from being emptied).
         self._wal_owed = False
+        self._held = False  # inside ``_write_held``: each write joins its transaction
         #: The vacuum a migration owes waits for a writable open (the file is read-only to this user).
         self.vacuum_postponed = False
         #: SQLite zeroes what is deleted (``PRAGMA secure_delete``): False on a build that cannot.
@@ -106,7 +107,11 @@ class StoreBase:
         except sqlite3.DatabaseError as exc:
             raise unusable(self.path, exc) from exc
         try:
-            yield
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
             self._conn.commit()
         except sqlite3.DatabaseError as exc:  # (the commit's)
             self._conn.rollback()
@@ -114,6 +119,10 @@ class StoreBase:
         except BaseException:
             self._conn.rollback()
             raise
+
+    def _write(self) -> contextlib.AbstractContextManager[Any]:
+        """A write's transaction: its own, or the held one's (``_write_held``: committed when that ends)."""
+        return contextlib.nullcontext() if self._held else self._conn
 
     def waits_at_most(self, seconds: float) -> contextlib.AbstractContextManager[sqlite3.Connection]:
         """In the block, statements wait at most ``seconds`` for another connection's lock (the daemon's loop, which

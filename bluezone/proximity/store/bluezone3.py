@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
-from typing import Any, ContextManager
+from collections.abc import Sequence
+from typing import ContextManager
 
 import numpy as np
 
@@ -20,8 +19,6 @@ from bluezone.proximity.store.sightings import _batch
 
 class Bluezone3Sightings(StoreBase):
     """Bluezone v3 sightings and this device's v3 key chain."""
-
-    _bluezone3_key_held = False
 
     def add_bluezone3_sightings(self, rows: np.ndarray, addresses: Sequence[str | None] | None = None) -> int:
         """Store a BLUEZONE3_SIGHTING_DTYPE batch (and optional sender addresses) in one transaction."""
@@ -60,27 +57,17 @@ class Bluezone3Sightings(StoreBase):
         day, key = int(row[0]), bytes(row[1])
         return (day, key) if self.retained_since is None else chain_within(day, key, row[2], self.retained_since)
 
-    @contextlib.contextmanager
-    def bluezone3_key_held(self) -> Iterator[None]:
+    def bluezone3_key_held(self) -> ContextManager[None]:
         """One transaction, taken for writing before the first read, for the chain read, what of it is handed over (an
         F0 list written) and the new chain that replaces it: committed only if the block ends without an error, so the
         list and the new chain are both made or neither, with no second write to put the old chain back (which a lock
         held elsewhere or a full disk refused: the old chain lost, no list made).  Errors as ``_write_held`` says."""
-        with self._write_held():
-            self._bluezone3_key_held = True
-            try:
-                yield
-            finally:
-                self._bluezone3_key_held = False
-
-    def _bluezone3_key_write(self) -> ContextManager[Any]:
-        """A write's transaction: its own, or the held one's (committed when that ends)."""
-        return contextlib.nullcontext() if self._bluezone3_key_held else self._conn
+        return self._write_held()
 
     def save_bluezone3_key(self, day: int, key: bytes, created_at: float) -> None:
         """Start the chain at ``key``, the daily key of UTC day ``day`` (replacing any earlier chain; inside
         ``bluezone3_key_held``, when that commits)."""
-        with self._bluezone3_key_write():
+        with self._write():
             self._conn.execute("DELETE FROM bluezone3_key")
             self._conn.execute(
                 "INSERT INTO bluezone3_key (day, key, created_at, used_at) VALUES (?, ?, ?, ?)",

@@ -3,8 +3,7 @@ bluezone.venues.checkins)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any, ContextManager
 
 from bluezone.proximity.store.base import StoreBase
@@ -14,25 +13,14 @@ class CheckIns(StoreBase):
     """Rows for bluezone.venues: check-ins, their uploads, the venue reports told."""
 
     CHECKIN_COLUMNS = "id, location_id, description, address, start_time, end_time, checked_out, source"
-    _checkins_held = False
 
-    @contextlib.contextmanager
-    def checkins_held(self) -> Iterator[None]:
+    def checkins_held(self) -> ContextManager[None]:
         """One transaction for a check-in's reads and the writes they decide, taken for writing before
         the first read (``BEGIN IMMEDIATE``): another process checking in at the same moment (the
         daemon's beacon listener, a typed ``bluezone checkin``) waits for it (its busy timeout)
         and then reads what it wrote.  Read apart, both saw nobody checked in and both wrote: two
         open check-ins, or a beacon ending the visit just typed elsewhere.  A failure undoes it all (``_write_held``)."""
-        with self._write_held():
-            self._checkins_held = True
-            try:
-                yield
-            finally:
-                self._checkins_held = False
-
-    def _checkin_write(self) -> ContextManager[Any]:
-        """A write's transaction: its own, or the held one's (committed when that ends)."""
-        return contextlib.nullcontext() if self._checkins_held else self._conn
+        return self._write_held()
 
     def add_checkin(
         self,
@@ -47,7 +35,7 @@ class CheckIns(StoreBase):
         now: float,
     ) -> int:
         """Insert a check-in (inside ``checkins_held`` when it was decided by reading the others)."""
-        with self._checkin_write():
+        with self._write():
             cursor = self._conn.execute(
                 "INSERT INTO checkins (location_id, payload, description, address, start_time, end_time, checked_out,"
                 " source, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -56,7 +44,7 @@ class CheckIns(StoreBase):
         return int(cursor.lastrowid or 0)
 
     def end_checkin(self, checkin_id: int, end: float) -> None:
-        with self._checkin_write():
+        with self._write():
             self._conn.execute("UPDATE checkins SET end_time = ?, checked_out = 1 WHERE id = ?", (end, checkin_id))
 
     def checkin_rows(
