@@ -104,7 +104,7 @@ def stop_on_signals(
             for each in previous:
                 loop.remove_signal_handler(each)
                 signal.signal(each, lambda signum, _frame: again(signal.Signals(signum)))
-        stop()
+            stop()  # (held: a second signal sent meanwhile ends the process only after the first is passed on)
 
     noting: NotedBeforeTheStop | None = None
     if enabled:

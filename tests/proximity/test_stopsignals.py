@@ -344,3 +344,42 @@ def test_a_signal_ignored_by_whoever_started_the_process_stays_ignored() -> None
     finally:
         signal.signal(signal.SIGINT, before)
         signal.signal(signal.SIGHUP, hup)
+
+
+# The second signal arrives while the first one's handler swaps the handlers (a sender descheduled between its two
+# kills on a busy machine): it is held meanwhile, and delivered as soon as the swap ends.
+_SECOND_DURING_THE_SWAP = """
+import asyncio, os, signal
+from bluezone.proximity.stopsignals import stop_on_signals
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+    remove = loop.remove_signal_handler
+    def remove_and_send_the_second(sig):
+        if sig == signal.SIGINT:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return remove(sig)
+    loop.remove_signal_handler = remove_and_send_the_second
+    asked = asyncio.Event()
+    def stop() -> None:
+        print("stop", flush=True)
+        asked.set()
+    with stop_on_signals(stop, "flushing and stopping"):
+        os.kill(os.getpid(), signal.SIGINT)
+        await asked.wait()
+        await asyncio.sleep(5)
+
+asyncio.run(main())
+"""
+
+
+def test_a_second_signal_during_the_first_ones_handling_comes_after_stop_is_called() -> None:
+    """The first request is always passed on (``stop`` called) before a second one ends the process: CI saw
+    `kill -INT; kill -TERM` end with nothing stopped, the second delivered between the swap and ``stop``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _SECOND_DURING_THE_SWAP], capture_output=True, text=True, timeout=20,
+        preexec_fn=lambda: signal.pthread_sigmask(signal.SIG_SETMASK, []),
+    )
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert proc.stdout == "stop\n"
+    assert proc.stderr.count("bluezone: SIGTERM while flushing and stopping: exiting now") == 1
