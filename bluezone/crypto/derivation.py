@@ -335,8 +335,10 @@ def _probe_rpis(rpis_into: NativeRpis) -> np.ndarray:
 def _load_native() -> tuple[NativeRpis | None, str]:
     try:
         import bluezone_native
-    except ImportError:
-        return None, "python (compiled helper bluezone-native not installed)"
+    except Exception as exc:  # noqa: BLE001 - a broken install raises whatever its code does (SyntaxError, ...)
+        if isinstance(exc, ImportError) and exc.name == "bluezone_native":
+            return None, "python (compiled helper bluezone-native not installed)"
+        return None, f"python (compiled helper unusable: it failed to import: {type(exc).__name__}: {exc})"
     try:
         openssl = bluezone_native.openssl_version()
         got = _probe_rpis(bluezone_native.rpis_into)
@@ -346,7 +348,7 @@ def _load_native() -> tuple[NativeRpis | None, str]:
 
     if hashlib.sha256(got.tobytes()).hexdigest() != PROBE_RPIS_SHA256:
         return None, "python (compiled helper gave different RPIs from the Python path: not used)"
-    return bluezone_native.rpis_into, f"native (bluezone-native {bluezone_native.__version__}, {openssl})"
+    return bluezone_native.rpis_into, f"native (bluezone-native {getattr(bluezone_native, '__version__', 'of no stated version')}, {openssl})"
 
 
 @functools.cache

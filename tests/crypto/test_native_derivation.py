@@ -243,3 +243,29 @@ def test_the_probe_digest_is_the_python_paths() -> None:
     ``cryptography``): it must be the digest of the probe keys' RPIs as Python derives them."""
     rpis = _python(rpi_module._PROBE_TEKS, rpi_module._PROBE_STARTS, 144)
     assert hashlib.sha256(rpis.tobytes()).hexdigest() == rpi_module.PROBE_RPIS_SHA256
+
+
+@pytest.mark.parametrize(
+    "source",
+    ['raise RuntimeError("half installed")\n', "def rpis_into(:\n", "from ._rpi import rpis_into  # no such module\n"],
+    ids=["raises", "truncated", "lacks-a-module"],
+)
+def test_a_helper_that_fails_to_import_falls_back_to_python(
+    reselect: pytest.MonkeyPatch, tmp_path: Path, source: str
+) -> None:
+    """A broken install (a file cut short, one of another version whose import fails halfway) raises
+    whatever its code raises, not only ImportError: it failed every derivation (`keys derive`:
+    'Error: RuntimeError: half installed', exit 1) where the Python path would have served."""
+    (tmp_path / "bluezone_native").mkdir()
+    (tmp_path / "bluezone_native" / "__init__.py").write_text(source)
+    reselect.syspath_prepend(str(tmp_path))
+    reselect.delitem(sys.modules, "bluezone_native", raising=False)
+    assert rpi_module.derivation_path().startswith("python (compiled helper unusable: it failed to import: ")
+    assert _vector_rpis_by_rpis_for_keys() == V["rpis"]
+
+
+def test_a_helper_without_a_version_is_used_and_said_so(reselect: pytest.MonkeyPatch) -> None:
+    helper = fake_helper(python_rpis_into)
+    del helper.__version__  # type: ignore[attr-defined]
+    reselect.setitem(sys.modules, "bluezone_native", helper)
+    assert rpi_module.derivation_path() == "native (bluezone-native of no stated version, OpenSSL 3.0.0 (test))"
