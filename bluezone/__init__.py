@@ -7,8 +7,6 @@ The handful of names most users need; each subpackage (``bluezone.crypto``,
 
 from bluezone.lazyexports import lazy_exports as _lazy_exports
 
-__version__ = "0.1.0"
-
 #: Loaded on first use: ``import bluezone.x`` runs this file first, and a command that reads the
 #: store must not pay for the daemon, the radio backends and asyncio.
 _EXPORTS = {
@@ -35,5 +33,19 @@ _EXPORTS = {
 
 __all__ = sorted([*_EXPORTS, "__version__"], key=lambda name: (not name[0].isupper(), name))
 
-__getattr__, __dir__ = _lazy_exports(__name__, _EXPORTS)
+_export, _exported = _lazy_exports(__name__, _EXPORTS)
+
+
+def __getattr__(name: str) -> object:
+    """``__version__`` is the installed distribution's, from its metadata (pyproject.toml's, one source of
+    truth with ``bluezone --version``), read when asked for: importlib.metadata costs an import otherwise."""
+    if name == "__version__":
+        from importlib.metadata import version
+
+        return version("bluezone")
+    return _export(name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*_exported(), "__version__"})
 
