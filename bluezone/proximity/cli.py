@@ -130,6 +130,23 @@ def _clock_synced() -> bool:
 #: Below this much free space beside the database, ``status`` warns (the daemon's writes will fail).
 LOW_DISK_BYTES = 20_000_000
 
+#: ``status``'s long lines are wrapped to this many columns (a terminal's least), under the column of values.
+STATUS_COLUMNS = 80
+
+
+def status_field(label: str, text: str) -> str:
+    """``label`` and ``text`` as ``status`` shows a field, ``text`` wrapped at spaces to ``STATUS_COLUMNS`` under
+    its first line's value (a 400-character line was one unreadable run on an 80-column terminal); a command in
+    backticks is kept on one line, to be copied whole (textwrap breaks at ASCII whitespace only, not at U+00A0)."""
+    import re
+    import textwrap
+
+    whole = re.sub(r"`[^`]*`", lambda command: command[0].replace(" ", "\xa0"), text)
+    return textwrap.fill(
+        whole, STATUS_COLUMNS, initial_indent=f"{label:<10} ", subsequent_indent=" " * 11,
+        break_long_words=False, break_on_hyphens=False,
+    ).replace("\xa0", " ")
+
 
 @click.command("status")
 @db_option
@@ -210,17 +227,18 @@ def status(db_path: Path | None, as_json: bool) -> None:
             )
         step = info["clock_not_believed_by"]
         if step is not None:
-            click.echo(
-                f"clock      NOT BELIEVED: the wall clock stepped {step / 3600:+.1f} h from the time the daemon"
+            click.echo(status_field(
+                "clock",
+                f"NOT BELIEVED: the wall clock stepped {step / 3600:+.1f} h from the time the daemon"
                 " measured since it last agreed (synchronised then, in this boot); sightings are stamped and purged at the measured"
-                " time until it agrees again (check the time source: timedatectl timesync-status); a step forward"
+                " time until it agrees again (check the time source: `timedatectl timesync-status`); a step forward"
                 " of up to 3 days is believed once it has held 40 minutes (a virtual machine its host paused); if this"
-                " clock is right and the step larger, reboot: a new boot believes it"
-            )
+                " clock is right and the step larger, reboot: a new boot believes it",
+            ))
         elif not info["clock_synchronised"]:
             from bluezone.clock import START_A_TIME_DAEMON, UNSYNCHRONISED
 
-            click.echo(f"clock      {UNSYNCHRONISED} ({START_A_TIME_DAEMON})")
+            click.echo(status_field("clock", f"{UNSYNCHRONISED} ({START_A_TIME_DAEMON})"))
         calibration = calibration_line(daemon)
         if calibration:
             click.echo(f"calibration {calibration}")

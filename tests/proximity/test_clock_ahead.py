@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from click.testing import CliRunner
 
 from bluezone.cli import cli
 from bluezone.boottime import boot_id
-from bluezone.clock import HOLD_SECONDS, CheckedClock, VirtualClock
+from bluezone.clock import HOLD_SECONDS, START_A_TIME_DAEMON, UNSYNCHRONISED, CheckedClock, VirtualClock
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.proximity.store import SightingStore
 
@@ -188,3 +189,37 @@ def test_a_damaged_clock_mark_is_ignored_and_the_store_purged_as_it_reads(tmp_pa
     done = CliRunner().invoke(cli, ["status", "--db", str(path), "--json"], obj={"clock": VirtualClock(NOON)})
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["sightings"] == 1000
+
+
+def _clock_field(stdout: str) -> list[str]:
+    """``status``'s clock field: its first line and the lines wrapped under it."""
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("clock "))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" " * 11)), len(lines))
+    return lines[start:end]
+
+
+@pytest.mark.parametrize("believed", [False, True], ids=["unsynchronised", "not-believed"])
+def test_status_clock_field_fits_80_columns_and_says_all_of_it(tmp_path: Path, believed: bool) -> None:
+    """It was one line of 340-430 characters; wrapped, every word is still there, in order, and a command it gives
+    is on one line."""
+    path = tmp_path / "me.db"
+    store_of_ten_days(path).close()
+    if believed:
+        leave_a_mark(path, NOON)
+        obj: dict[str, object] = {"clock": VirtualClock(NOON + YEAR), "clock_synced": True}
+        said = ("NOT BELIEVED: the wall clock stepped +8760.0 h", "(check the time source: `timedatectl timesync-status`)",
+                "reboot: a new boot believes it")
+    else:
+        with SightingStore.open(path, create=False, purge_now=NOON) as store:
+            store.save_daemon_state({"backend": "emulated"}, NOON)
+        obj = {"clock": VirtualClock(NOON), "clock_synced": False}
+        said = (f"{UNSYNCHRONISED} ({START_A_TIME_DAEMON})",)
+    text = CliRunner().invoke(cli, ["status", "--db", str(path)], obj=obj)
+    assert text.exit_code == 0, text.output
+    field = _clock_field(text.stdout)
+    assert len(field) > 1 and max(len(line) for line in field) <= 80
+    words = " ".join(" ".join(field).split()).removeprefix("clock ")
+    assert all(part in words for part in said)
+    commands = re.findall(r"`[^`]*`", " ".join(said))  # each on one line, to be copied whole
+    assert commands and all(any(command in line for line in field) for command in commands)
