@@ -38,7 +38,7 @@ from click.core import ParameterSource
 from bluezone.clitypes import LazyCommands
 from bluezone.config import read_toml_file, xdg_home
 from bluezone.errors import ConfigError
-from bluezone.printable import printable_line
+from bluezone.printable import printable_line, warning_line
 
 ENV_PREFIX = "BLUEZONE"
 CONFIG_ENV = "BLUEZONE_CONFIG"
@@ -202,7 +202,7 @@ def warn_unknown_envvars(group: click.Group) -> None:
             for name, close in unknown[:MAX_NAMED_VARIABLES]
         )
         more = f" and {len(unknown) - MAX_NAMED_VARIABLES} more" if len(unknown) > MAX_NAMED_VARIABLES else ""
-        click.echo(f"Warning: ignored, no bluezone option has this variable: {named}{more}", err=True)
+        click.echo(warning_line(f"Warning: ignored, no bluezone option has this variable: {named}{more}"), err=True)
 
 
 def config_path() -> Path:

@@ -38,8 +38,23 @@ def stderr_is_journal() -> bool:
 
 def error_line(text: str) -> str:
     """An ``Error: ...`` line for stderr, printable, and marked an error for the journal when that is where it goes."""
+    return _stderr_line(text, logging.ERROR)
+
+
+def warning_line(text: str) -> str:
+    """A ``Warning: ...`` line the CLI writes itself (not a log record), as ``error_line``: marked a warning for the
+    journal, where it was stored as INFO and ``journalctl -p warning`` left it out."""
+    return _stderr_line(text, logging.WARNING)
+
+
+def _stderr_line(text: str, levelno: int) -> str:
     line = printable_line(text)
-    return f"<{journal_priority(logging.ERROR)}>{line}" if stderr_is_journal() else line
+    return with_priority(line, levelno) if stderr_is_journal() else line
+
+
+def with_priority(line: str, levelno: int) -> str:
+    """``line`` led by syslog's priority for ``levelno`` as sd-daemon(3)'s ``<4>``, which journald takes off."""
+    return f"<{journal_priority(levelno)}>{line}"
 
 
 def journal_priority(levelno: int) -> int:
@@ -62,4 +77,4 @@ class OneLineFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
         line = printable_line(super().formatMessage(record))
-        return f"<{journal_priority(record.levelno)}>{line}" if self.journal else line
+        return with_priority(line, record.levelno) if self.journal else line

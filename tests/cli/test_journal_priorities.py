@@ -18,9 +18,11 @@ from bluezone.printable import OneLineFormatter, journal_priority
 from bluezone.proximity.store import SightingStore
 
 
-def _bluezone(args: list[str], stderr_file: Path, journal_stream: str | None, home: Path) -> tuple[int, str]:
+def _bluezone(
+    args: list[str], stderr_file: Path, journal_stream: str | None, home: Path, variables: dict[str, str] | None = None
+) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BLUEZONE_", "JOURNAL_STREAM"))}
-    env |= {"HOME": str(home), "XDG_CONFIG_HOME": str(home), "XDG_DATA_HOME": str(home)}
+    env |= {"HOME": str(home), "XDG_CONFIG_HOME": str(home), "XDG_DATA_HOME": str(home), **(variables or {})}
     if journal_stream is not None:
         env["JOURNAL_STREAM"] = journal_stream
     with stderr_file.open("wb") as err:
@@ -45,6 +47,19 @@ def test_into_the_journal_each_line_says_its_priority(tmp_path: Path) -> None:
     db.chmod(0o644)  # a store others may read: a logged warning, every open
     rc, text = _bluezone(["status", "--db", str(db)], err, _stream_of(err), tmp_path)
     assert rc == 0 and text.startswith("<4>") and " WARNING bluezone.proximity.store: sighting database " in text, text
+
+
+def test_the_clis_own_warning_line_is_a_warning_in_the_journal(tmp_path: Path) -> None:
+    """Not a log record: the CLI writes it (a unit's ``Environment=BLUEZONE_RUN_BAKEND=...`` mistyped), and it was
+    stored as INFO, below ``journalctl -p warning``."""
+    err = tmp_path / "stderr"
+    mistyped = {"BLUEZONE_STATUS_DBB": "x.db"}
+    rc, text = _bluezone(["status", "--db", str(tmp_path / "none.db")], err, _stream_of(err), tmp_path, mistyped)
+    warning, error = text.splitlines()
+    assert rc == 2 and warning.startswith("<4>Warning: ignored, no bluezone option has this variable: BLUEZONE_STATUS_DBB")
+    assert error.startswith("<3>Error: no sighting database at ")
+    rc, text = _bluezone(["status", "--db", str(tmp_path / "none.db")], err, None, tmp_path, mistyped)
+    assert text.startswith("Warning: ignored, no bluezone option has this variable: BLUEZONE_STATUS_DBB")
 
 
 @pytest.mark.parametrize("stream", [None, "", "1:2", "not:numbers"], ids=["unset", "empty", "another-file", "junk"])
