@@ -227,7 +227,7 @@ def plan_upload(
     none for a close contact: a venue warning says that a case was there), but not the minutes of them
     an earlier upload to ``server`` sent (docs/venues.md, "Uploading again"); InputError when there are no keys."""
     daily = store.daily_keys()
-    keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date)
+    keys = keys_since_exposure(keys_to_upload(daily, now, include_today, days), exposure_date, store)
     checkins_only = len(keys) == 0 and checkins and exposure_date is None and not _upload_selection(daily, now, True, days)
     if len(keys) == 0 and not checkins_only:
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date, store.path)
@@ -331,12 +331,13 @@ def upload_own_keys(
     the daemon stops broadcasting it when the current interval ends and starts a new key for the
     rest of the day.
     With ``exposure_date`` (a close contact, F1, with a recursive code) only the keys from that date
-    on (in this machine's time zone) go: before it the F1 could pass nothing on.
+    on (in this machine's time zone, or from a close contact told on that date elsewhere) go: before it the
+    F1 could pass nothing on.
     """
     daily = store.daily_keys()
     chosen = _upload_selection(daily, now, include_today, days)
     if exposure_date is not None:
-        first = exposure_date_start(exposure_date)
+        first = exposure_date_start(exposure_date, store)
         chosen = [k for k in chosen if k.end > first]
     if not chosen and not (checkins and not _upload_selection(daily, now, True, days)):
         raise _nothing_to_upload(daily, now, include_today, days, exposure_date, store.path)

@@ -18,29 +18,39 @@ from typing import Any
 
 import numpy as np
 
-from bluezone.crypto.intervals import interval_number
+from bluezone.clock import EARLIEST_UTC_OFFSET, LATEST_UTC_OFFSET
+from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.keyformat.keys import REPORT_TYPE_RECURSIVE
 from bluezone.matching.check import Exposure
 from bluezone.proximity.store import SightingStore
 
 
-def exposure_date_start(exposure_date: dt.date) -> int:
-    """The 10-minute interval in which ``exposure_date`` begins in this machine's time zone.
+def exposure_date_start(exposure_date: dt.date, store: SightingStore | None = None) -> int:
+    """The 10-minute interval in which ``exposure_date`` begins in this machine's time zone, or, earlier, in
+    which the first close contact that ``store``'s checks told and that lies on that date somewhere began.
 
     People and health authorities give the exposure as a date of their own calendar, while daily keys
     are UTC days: east of UTC the date begins on the UTC day before (Vietnam: 17:00 UTC), so its key
-    must go too, and the key server takes keys from the date's start in any zone (UTC+14) on."""
+    must go too, and the key server takes keys from the date's start in any zone (UTC+14) on.  The date
+    may be another zone's than this machine's now (check ran before the zone was set, or elsewhere; the
+    health authority's calendar): west of it the date begins later here, and the exposure's own key was
+    left out (a contact at 02:41 in Vietnam, uploaded in UTC: the F1's contacts after it never warned)."""
     midnight = dt.datetime.combine(exposure_date, dt.time()).astimezone()  # local midnight, as an instant
-    return interval_number(midnight.timestamp())
+    start = interval_number(midnight.timestamp())
+    if store is None:
+        return start
+    utc_midnight = dt.datetime.combine(exposure_date, dt.time(), dt.UTC).timestamp()
+    somewhere = (utc_midnight - LATEST_UTC_OFFSET, utc_midnight + DAY_SECONDS - EARLIEST_UTC_OFFSET)
+    return min([start, *(interval_number(t) for t in store.close_exposure_starts(*somewhere))])
 
 
-def keys_since_exposure(keys: np.ndarray, exposure_date: dt.date | None) -> np.ndarray:
-    """The KEY_DTYPE rows still valid on or after ``exposure_date`` in this machine's time zone (all of
-    them when None)."""
+def keys_since_exposure(keys: np.ndarray, exposure_date: dt.date | None, store: SightingStore | None = None) -> np.ndarray:
+    """The KEY_DTYPE rows still valid on or after ``exposure_date`` (``exposure_date_start``; all of them when
+    None)."""
     if exposure_date is None:
         return keys
     ends = keys["rolling_start"].astype(np.int64) + keys["rolling_period"]
-    return keys[ends > exposure_date_start(exposure_date)]
+    return keys[ends > exposure_date_start(exposure_date, store)]
 
 
 def _key_hash(key: Any) -> bytes:

@@ -12,6 +12,7 @@ anywhere (UTC+14).
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,3 +135,65 @@ def test_check_issue_code_and_upload_agree_in_every_zone(zone: str, exposed_at: 
         midnight = dt.datetime.combine(date, dt.time()).astimezone().timestamp()
         assert (ends * INTERVAL_SECONDS > midnight).all()  # none that ended before the date began here
         server_takes(sent, date, now)
+
+
+#: The morning after the walk, 10:00 UTC on Dec 8 (17:00 in Vietnam): the F1 uploads with the date check gave.
+NEXT_MORNING = dt.datetime(2026, 12, 8, 10, 0, tzinfo=dt.UTC).timestamp()
+
+
+@pytest.mark.parametrize("upload_zone", ["UTC", "America/New_York", "Etc/GMT+12"])
+def test_an_f1_uploading_in_a_zone_west_of_the_check_still_sends_the_exposures_key(tmp_path, upload_zone: str) -> None:  # type: ignore[no-untyped-def]
+    """check ran in Vietnam and said 2026-12-08 (the exposure at 02:41 there, 19:41 UTC on Dec 7); the upload ran
+    where the date begins later (the machine's zone set since, a cron job without TZ, the F1 travelled): it sent
+    the keys overlapping Dec 8 in that zone, from Dec 8 UTC on, and not Dec 7's, which broadcast from the exposure
+    on: the F1's contacts of 19:41-24:00 UTC were never warned, and nothing said so (the server takes Dec 7's key)."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+    from bluezone.client.exposures import ExposureMemory
+    from bluezone.clock import VirtualClock
+    from bluezone.proximity.store import SightingStore
+
+    db, case = tmp_path / "f1.db", keys_from_daily([DailyKey(b"\xca" * 16, rolling_start(EXPOSED))])
+    with SightingStore.open(db, purge_now=NEXT_MORNING) as store:
+        for key in f1_daily_keys(NEXT_MORNING):
+            store.save_daily_key(key, created_at=key.rolling_start * INTERVAL_SECONDS)
+        score = Score("bluezone", {}, 30.0, 30.0, 50, 52.0, "< 1.5 m", True)
+        exposure = Exposure("2026-12-07", EXPOSED, EXPOSED + 1800, 30, 0, 0, False, score)
+        ExposureMemory(store, "http://keys.test").remember(case, [exposure], WALK)  # what check --server told
+    with time_zone("Asia/Ho_Chi_Minh"):
+        assert advice_date(EXPOSED) == "2026-12-08"
+    with time_zone(upload_zone):
+        result = CliRunner().invoke(
+            cli, ["upload", "--server", "http://127.0.0.1:9", "--code", "1234567812345678", "--db", str(db),
+                  "--exposure-date", "2026-12-08", "--include-today", "--dry-run", "--yes"],
+            obj={"clock": VirtualClock(NEXT_MORNING)},
+        )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout[result.stdout.index("{"):])
+    starts = sorted(k["rollingStartNumber"] for k in body["temporaryExposureKeys"])
+    assert starts[0] == rolling_start(EXPOSED)  # Dec 7 UTC's key: it was on air at the exposure
+    keys = keys_from_daily([k for k in f1_daily_keys(NEXT_MORNING) if k.rolling_start in starts])
+    server_takes(keys, dt.date(2026, 12, 8), NEXT_MORNING)
+
+
+@pytest.mark.parametrize(
+    "told, first",
+    [
+        ("F1", rolling_start(EXPOSED)),
+        ("F2", rolling_start(EXPOSED) + ROLLING_PERIOD),  # an F2 uploads nothing: its time moves no date
+        ("brief", rolling_start(EXPOSED) + ROLLING_PERIOD),  # not a close contact
+        ("F1 two days before", rolling_start(EXPOSED) + ROLLING_PERIOD),  # on Dec 8 nowhere on earth
+    ],
+)
+def test_only_a_close_contact_told_on_the_date_somewhere_moves_its_start(tmp_path, told: str, first: int) -> None:  # type: ignore[no-untyped-def]
+    from bluezone.client.exposures import ExposureMemory
+    from bluezone.proximity.store import SightingStore
+
+    at = EXPOSED - 2 * DAY_SECONDS if told.endswith("before") else EXPOSED
+    score = Score("bluezone", {}, 30.0 if told != "brief" else 3.0, 30.0, 50, 52.0, "< 1.5 m", told != "brief")
+    exposure = Exposure("2026-12-07", at, at + 1800, 30, 0, 0, False, score, report_type=4 if told == "F2" else 1)
+    with SightingStore.open(tmp_path / "f1.db", purge_now=NEXT_MORNING) as store, time_zone("UTC"):
+        ExposureMemory(store, "http://keys.test").remember(keys_from_daily([DailyKey(b"\xca" * 16, rolling_start(at))]), [exposure], WALK)
+        keys = keys_from_daily(f1_daily_keys(NEXT_MORNING))
+        assert int(keys_since_exposure(keys, dt.date(2026, 12, 8), store)["rolling_start"].min()) == first

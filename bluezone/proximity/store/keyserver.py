@@ -197,6 +197,22 @@ class KeyServerMemory(StoreBase):
                 log.warning("an exposure reported before cannot be read from %s; skipped", self.path)
         return out
 
+    def close_exposure_starts(self, since: float, until: float) -> list[float]:
+        """When the close contacts that checks told (F1 exposures and venue stays of 15 minutes or more, against
+        any server, still kept) began, of those beginning in [``since``, ``until``)."""
+        rows = self._conn.execute(
+            "SELECT start_time, exposure FROM keyserver_exposures WHERE start_time >= ? AND start_time < ?", (since, until)
+        ).fetchall()
+        starts = []
+        for start, text in rows:
+            try:
+                told = json.loads(text)
+            except (TypeError, ValueError):  # a damaged row: advisory only (``reported_exposures``)
+                continue
+            if isinstance(told, dict) and (told.get("level") == "F1" or told.get("fifteen_minutes_or_more") is True):
+                starts.append(float(start))
+        return starts
+
     def save_revision_token(self, server: str, token: str, now: float) -> None:
         """Keep the token the server gave with an upload (0600, like the daily keys it stands for)."""
         with self._conn as conn:
