@@ -292,7 +292,12 @@ def read_answer(prompt: str, what: str, advice: str) -> str:
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as JSON on stdout (bytes as hex are the caller's job)."""
-    click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+    click.echo(json_text(data))
+
+
+def json_text(data: Any) -> str:
+    """``data`` as ``--json`` prints it."""
+    return json.dumps(data, indent=2, sort_keys=False, default=str)
 
 
 def parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -> dt.date | None:

@@ -16,7 +16,9 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from bluezone.clitypes import OnceOption, cli_clock, cli_now, db_option, emit_json, end_quickly, jobs_option, json_option
+from bluezone.clitypes import (
+    OnceOption, cli_clock, cli_now, db_option, emit_json, end_quickly, jobs_option, json_option, json_text,
+)
 from bluezone.config import MAX_RSSI_CORRECTION_DB
 from bluezone.printable import printable_line
 
@@ -274,6 +276,11 @@ def _f0_list_there(out: str) -> str:
 @jobs_option
 @db_option
 @json_option
+@click.option(
+    "--json-to", "json_to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+    help="Also write the --json report to FILE, only its owner may read (the text is still printed): a script"
+    " decides on its fields (new_to_act_on, --server's) and mails the text, as README's cron recipe.",
+)
 def check(
     keys_path: Path | None,
     scorer_name: str | None,
@@ -287,11 +294,16 @@ def check(
     jobs: int | None,
     db_path: Path | None,
     as_json: bool,
+    json_to: Path | None,
 ) -> None:
     """Match diagnosis keys against stored sightings and print each exposure.
 
     GAEN keys come from --keys or --server; a Bluezone v3 F0 list from --bluezone3-list (alone or beside either).
+    A check of a key file remembers nothing, so its JSON has no new_to_act_on: each check of a file tells all
+    it finds there.
     """
+    if json_to is not None:
+        _report_folder_writable(json_to)
     end_quickly()  # every store, file, thread and worker below is closed by the time it returns (or fails)
     # Started before numpy is imported (~75 ms: the scorer, the matcher), so that SQLite reads the store's
     # RPIs on the core the imports leave idle; a check of a key file only, whose store it may read.
@@ -322,14 +334,42 @@ def check(
         )
         if f0_entries is not None:
             _add_bluezone3(result, f0_entries, db_path, scorer, rssi_correction)
-        if as_json:
+        if as_json or json_to is not None:
             from bluezone.checkreport import report_as_dict
 
-            emit_json(report_as_dict(result))
+            report = json_text(report_as_dict(result))
+        if as_json:
+            click.echo(report)
         else:
             _print_check(result, gaen=keys_path is not None or server_url is not None, db_path=db_path, server_url=server_url)
+        if json_to is not None:
+            _write_report(json_to, report)
         if server_url is not None:
             result.raise_for_rejected()
+
+
+def _report_folder_writable(path: Path) -> None:
+    """--json-to's folder checked before the check runs: a check with --server remembers what it told, so a
+    report it could not write afterwards would have told a script's next run nothing new."""
+    import os
+
+    from bluezone.errors import InputError
+
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        why = "not a folder this user may write" if folder.is_dir() else "no such folder"
+        raise InputError(printable_line(f"--json-to {path}: {folder} is {why}"))
+
+
+def _write_report(path: Path, report: str) -> None:
+    """The report written whole or not at all, only its owner reading it (it says whom the reader was near)."""
+    from bluezone.errors import InputError
+    from bluezone.keyformat.keyfile import write_private
+
+    try:
+        write_private(path, (report + "\n").encode())
+    except OSError as exc:
+        raise InputError(printable_line(f"cannot write the report to {path}: {exc.strerror or exc}")) from None
 
 
 @contextmanager
