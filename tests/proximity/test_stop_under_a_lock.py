@@ -23,18 +23,24 @@ from bluezone.proximity.store import SightingStore, interface
 MIDNIGHT = 1_796_428_800.0  # 2026-12-05 00:00 UTC: the day's new key is made under the lock, and cannot be saved
 
 
+def _a_daemon_heard_by_a_neighbour(path: Path, clock: VirtualClock) -> tuple[Daemon, Daemon, SightingStore]:
+    """The daemon on a new store at ``path`` and a neighbour 2 m away it hears; no lock taken: each test takes its own."""
+    SightingStore.open(path, purge_now=clock.now()).close()
+    air = Air(clock, 1)
+    store = SightingStore.open(path)
+    daemon = Daemon(air.radio("me", (3.0, 0.0)), store, clock, on_status=lambda _: None)
+    neighbour = Daemon(air.radio("neighbour", (1.0, 0.0)), SightingStore.open(":memory:"), clock, on_status=lambda _: None)
+    return daemon, neighbour, store
+
+
 def test_a_stop_under_a_held_lock_waits_for_it_once_and_says_what_is_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(interface, "BUSY_SECONDS", 0.2)  # the store's busy time (10 s) made short
     monkeypatch.setattr(daemon_module, "STOP_BUSY_SECONDS", 0.2)  # and the stop's (20 s)
     path = tmp_path / "me.db"
-    SightingStore.open(path, purge_now=MIDNIGHT - 30).close()
     clock = VirtualClock(MIDNIGHT - 30)
-    air = Air(clock, 1)
-    store = SightingStore.open(path)
-    daemon = Daemon(air.radio("me", (3.0, 0.0)), store, clock, on_status=lambda _: None)
-    neighbour = Daemon(air.radio("neighbour", (1.0, 0.0)), SightingStore.open(":memory:"), clock, on_status=lambda _: None)
+    daemon, neighbour, store = _a_daemon_heard_by_a_neighbour(path, clock)
     waits: list[tuple[str, int]] = []  # each write of the stop, and how long it may wait for the lock (ms)
     stopping = False
     for name in ("save_daily_key", "add_sightings", "save_daemon_state"):
@@ -80,15 +86,6 @@ def test_a_stop_under_a_held_lock_waits_for_it_once_and_says_what_is_lost(
         assert daemon.key is not None and daemon.key.key.hex() not in caplog.text
     finally:
         store.close()
-
-
-def _a_daemon_heard_by_a_neighbour(path: Path, clock: VirtualClock) -> tuple[Daemon, Daemon, SightingStore]:
-    SightingStore.open(path, purge_now=clock.now()).close()
-    air = Air(clock, 1)
-    store = SightingStore.open(path)
-    daemon = Daemon(air.radio("me", (3.0, 0.0)), store, clock, on_status=lambda _: None)
-    neighbour = Daemon(air.radio("neighbour", (1.0, 0.0)), SightingStore.open(":memory:"), clock, on_status=lambda _: None)
-    return daemon, neighbour, store
 
 
 def test_a_lock_first_refused_at_the_stop_is_said_in_its_one_error_line(
