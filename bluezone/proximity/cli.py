@@ -219,12 +219,17 @@ def status(db_path: Path | None, as_json: bool) -> None:
     else:  # the last report below reads the same days after it stopped
         click.echo("daemon     NOT RUNNING: nothing is recorded into this store until `bluezone run` (or its service) runs on it")
     if daemon:
-        click.echo(f"radio      {daemon.get('backend', '?')} (daemon report of {when(daemon.get('updated_at'))})")
+        radio_health = daemon.get("radio")
+        mode = radio_health.get("scan_mode") if isinstance(radio_health, dict) else None
+        scan = {"active": ", scanning actively", "passive": ", scanning passively (too few sightings on BlueZ:"
+                " `bluezone doctor`)"}.get(str(mode), "")
+        click.echo(f"radio      {daemon.get('backend', '?')}{scan} (daemon report of {when(daemon.get('updated_at'))})")
         if not daemon.get("rotates_address", True):
-            click.echo(
-                "address    FIXED: this radio cannot change its Bluetooth address with each RPI, so anyone "
-                "listening can link your rotating IDs (see docs/bluetooth.md)"
-            )
+            click.echo(status_field(
+                "address", "NOT CHECKED: this radio, not bluezone, picks the advert's Bluetooth address (BlueZ: likely"
+                " a new random one at each RPI change); if it stayed fixed, anyone listening could link your rotating"
+                " IDs (`sudo btmon` shows it: docs/bluetooth.md)"
+            ))
         step = info["clock_not_believed_by"]
         if step is not None:
             click.echo(status_field(

@@ -10,6 +10,7 @@ import asyncio
 import grp
 import logging
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,6 +79,7 @@ async def diagnose(
     version = await bluez_version()
     report.facts["bluez_version"] = version
     _check_version(report, version)
+    check_kernel(report, os.uname().release)
     _check_groups(report)
     if config_problem is not None:
         report.add("daemon-config", "fail", config_problem,
@@ -143,19 +145,35 @@ def check_clock_synced(report: Report, synced: bool) -> None:
 
 
 def _check_version(report: Report, version: str | None) -> None:
+    """BlueZ before 5.47 knows no ``DuplicateData`` discovery filter and refuses a filter holding an unknown key
+    (src/adapter.c ``parse_discovery_filter_entry`` of 5.46): the active scan asks for it (ACTIVE_SCAN_FILTERS)."""
     if not version:
-        report.add("bluez-version", "warn", "bluetoothd binary not found here",
-                   "install BlueZ (apt install bluez); 5.56 or newer for passive scanning")
+        report.add("bluez-version", "warn", "bluetoothd binary not found here", "install BlueZ (apt install bluez)")
         return
     try:
         numbers = tuple(int(part) for part in version.split(".")[:2])
     except ValueError:
         numbers = ()
-    if numbers and numbers < (5, 56):
-        report.add("bluez-version", "warn", f"bluetoothd {version}: too old for passive scanning",
-                   "BlueZ 5.56 or newer scans passively (with --experimental); older ones scan actively")
+    if numbers and numbers < (5, 47):
+        report.add("bluez-version", "warn",
+                   f"bluetoothd {version}: too old for bluezone's scan (BlueZ before 5.47 refuses its DuplicateData"
+                   " filter)", "BlueZ 5.47 or newer (Debian 10 and Raspberry Pi OS buster have 5.50)")
     else:
         report.add("bluez-version", "ok", f"bluetoothd {version}")
+
+
+def check_kernel(report: Report, release: str) -> None:
+    """The scan bluezone picks on BlueZ is the active one, and kernels before 5.7 stop LE advertising while an
+    active discovery runs: the node would hear others but go unheard."""
+    numbers = tuple(int(part) for part in re.findall(r"\d+", release)[:2])
+    if len(numbers) == 2 and numbers < (5, 7):
+        report.add("kernel", "warn",
+                   f"Linux {printable_line(release)} stops LE advertising while an active scan runs: phones near"
+                   " this node may not hear it",
+                   "a kernel 5.7 or newer (Raspberry Pi OS bookworm's is 6.x), or the bumble backend on a controller"
+                   " of its own (docs/bluetooth.md)")
+    else:
+        report.add("kernel", "ok", f"Linux {printable_line(release)}")
 
 
 def check_calibration(report: Report, config: DaemonConfig) -> None:
@@ -278,12 +296,17 @@ def _check_advertising(report: Report, info: AdapterInfo) -> None:
 
 
 def _check_passive(report: Report, info: AdapterInfo) -> None:
+    """Which scan ``bluezone run`` picks here: since the active scan asks BlueZ for every advert, it is the one
+    that hears enough, and bluetoothd's advertisement monitor (``--experimental``) is what takes it away."""
     types = info.monitor.get("SupportedMonitorTypes", []) if info.can_monitor else []
     if "or_patterns" in types:
-        report.add("passive-scan", "ok", "advertisement monitor available: passive scanning")
+        report.add("scan-mode", "warn",
+                   "bluetoothd offers an advertisement monitor (--experimental), so bluezone scans passively: "
+                   "through BlueZ that reports a steady phone about once per RPI and per 8 dB change",
+                   "restart bluetoothd without --experimental: bluezone then scans actively and hears every advert "
+                   "(docs/bluetooth.md, \"Which scan `auto` picks\")")
     else:
-        report.add("passive-scan", "warn", "no advertisement monitor: bluezone scans actively",
-                   "start bluetoothd with --experimental (BlueZ >= 5.56, kernel >= 5.10) to scan passively")
+        report.add("scan-mode", "ok", "no advertisement monitor: bluezone scans actively, hearing every advert")
 
 
 async def _check_scan(report: Report, info: AdapterInfo, seconds: float) -> None:

@@ -169,7 +169,8 @@ async def run_daemon(
                         on_start(f"calibration edited since bluezone calibrate: {edited}; the edited number is the one used")
                     elif not is_emulated(backend) and not config.calibrated:
                         on_start(
-                            f"uncalibrated: {config.uncalibrated_numbers()}; `bluezone calibrate` measures this adapter's"
+                            f"uncalibrated: {config.uncalibrated_numbers()}; `bluezone calibrate` measures this adapter's own"
+                            " (README, \"Real Bluetooth\")"
                         )
 
             daemon = Daemon(

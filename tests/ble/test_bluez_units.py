@@ -44,12 +44,31 @@ def test_passive_asked_for_but_unavailable_says_what_is_needed() -> None:
     assert exc.value.reason == "no-passive-scan"
 
 
-def test_fallback_to_active_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_active_scan_is_said_once_and_not_as_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """It warned "passive scanning unavailable (start bluetoothd with --experimental)": since the active scan asks
+    for every advert (0092903) that advice took away the scan that hears enough (user31's walk)."""
+    radio = BluezRadio("hci0")
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            radio._pick_scan_mode(adapter(False))
+    said = [r for r in caplog.records if "scanning actively" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelno == logging.INFO
+    assert not any("--experimental" in r.getMessage() for r in caplog.records)
+
+
+def test_auto_scanning_passively_warns_once_and_says_how_to_scan_actively(caplog: pytest.LogCaptureFixture) -> None:
     radio = BluezRadio("hci0")
     with caplog.at_level(logging.WARNING):
         for _ in range(3):
-            radio._pick_scan_mode(adapter(False))
-    assert sum("passive scanning unavailable" in r.message for r in caplog.records) == 1
+            radio._pick_scan_mode(adapter(True))
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1
+    assert "scanning passively" in warned[0] and "restart bluetoothd without --experimental" in warned[0]
+    asked = BluezRadio("hci0", scan_mode="passive")  # asked for by name in Python: no advice to undo it
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        asked._pick_scan_mode(adapter(True))
+    assert not caplog.records
 
 
 def advert(service_data: dict[str, bytes], uuids: list[str], rssi: int = -61, tx: int | None = None) -> AdvertisementData:

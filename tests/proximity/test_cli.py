@@ -269,3 +269,23 @@ def test_a_user_without_a_store_of_their_own_is_pointed_at_the_services(tmp_path
     )
     elsewhere = invoke("status", "--db", str(tmp_path / "mine.db"), now=NOW)  # a --db typed: that file was meant
     assert elsewhere.exit_code == 2 and "service" not in elsewhere.output
+
+
+@pytest.mark.parametrize(
+    ("health", "said"),
+    [({"scan_mode": "active"}, "radio      bluez, scanning actively (daemon report of"),
+     ({"scan_mode": "passive"}, "radio      bluez, scanning passively (too few sightings on BlueZ"),
+     ({}, "radio      bluez (daemon report of")],
+)
+def test_status_says_which_scan_the_radio_runs_and_that_bluez_picks_the_address(tmp_path, health, said) -> None:
+    """user31's walk: a Pi owner could not tell from status which scan `auto` had picked, and `address FIXED: ...
+    anyone listening can link your rotating IDs` said as fact what docs/bluetooth.md says is unchecked."""
+    db = tmp_path / "b.db"
+    make_db(db, NOW)
+    with SightingStore.open(db, purge_now=NOW) as store:
+        store.save_daemon_state({"backend": "bluez", "rotates_address": False, "radio": health}, NOW - 60)
+    result = invoke("status", "--db", str(db), now=NOW)
+    assert result.exit_code == 0, result.output
+    assert said in result.output
+    assert "address    NOT CHECKED: this radio, not bluezone, picks" in result.output and "FIXED" not in result.output
+    assert " ".join(result.output.split()).count("if it stayed fixed, anyone listening could link your rotating IDs")

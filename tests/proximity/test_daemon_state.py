@@ -40,7 +40,7 @@ def test_status_warns_when_the_address_cannot_rotate(tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(cli, ["status", "--db", str(path)])
     assert res.exit_code == 0, res.output
-    assert "address    FIXED" in res.output and "restarts 2" in res.output  # counters line
+    assert "address    NOT CHECKED" in res.output and "restarts 2" in res.output  # counters line
     info = json.loads(runner.invoke(cli, ["status", "--db", str(path), "--json"]).stdout)
     assert info["daemon"]["rotates_address"] is False and info["daemon"]["updated_at"] == START + 180
 
