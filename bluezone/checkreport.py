@@ -264,10 +264,13 @@ def _what_now(result: Any, own_keys_since: Callable[[str], bool], server_url: st
             from bluezone.client.keyserver import shown_url
 
             server_url = shown_url(server_url)
+        # "recursive" is the health authority's word (issue-code --type recursive), not one a person reads right alone
         send = (
-            f"; if it gives you a recursive code, send your keys with `bluezone upload --server {server_url or 'URL'}"
-            f" --code CODE --exposure-date {first}`" if own_keys_since(first) else
-            f" (this device has no daily keys of its own from {first} on, so a recursive code has nothing of it to send)"
+            f"; if it gives you a code to warn the people you met since (a close contact's code, \"recursive\"), send"
+            f" your keys with `bluezone upload --server {server_url or 'URL'} --code CODE --exposure-date {first}`"
+            if own_keys_since(first) else
+            f" (this device has no daily keys of its own from {first} on (`bluezone run` makes them), so a close"
+            " contact's code to warn the people you met would have nothing of it to send)"
         )
         case = "diagnosed as a likely case (not tested yet)" if "F1" in levels and only_likely and not venues else "who tested positive"
         return (

@@ -29,8 +29,9 @@ from bluezone.clitypes import ask_before_sending, cli_clock, db_option, emit_jso
 @click.option("--symptom-onset", callback=parse_date, help="Date symptoms began (YYYY-MM-DD), if any.")
 @click.option(
     "--exposure-date", callback=parse_date,
-    help="A close contact (F1) with a recursive code: the date you were exposed, as `bluezone check` printed it"
-    " (and the code carries), in this machine's time zone; only keys from that date on are sent.",
+    help="A close contact (F1) with a recursive code: the date you were exposed, as the What now line of"
+    " `bluezone check` gives it (and the code carries), in this machine's time zone (the exposure lines above it"
+    " give UTC days); only keys from that date on are sent.",
 )
 @click.option(
     "--checkins/--no-checkins", "send_checkins", default=None,

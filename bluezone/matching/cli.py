@@ -189,7 +189,11 @@ def _export_f0_list(store: Any, now: float, days: int, out: str) -> None:
                             " again once the store can be written") from None
         raise
     if out != "-":
-        click.echo(printable_line(f"wrote {len(own)} F0 list entry to {out}"), err=True)
+        click.echo(printable_line(
+            f"wrote {len(own)} F0 list entry to {out}: hand it to whoever collects Bluezone v3 F0 lists for your area"
+            f" (bluezone's key server takes none; anyone checks it with `bluezone check --bluezone3-list FILE`); this"
+            " device's v3 IDs from now on come from a new chain the list does not reveal"
+        ), err=True)
 
 
 def _write_out(out: str, data: bytes, *, new: bool) -> None:

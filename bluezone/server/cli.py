@@ -175,8 +175,8 @@ def _open_existing(db: str) -> Any:
     show_default=True,
 )
 @click.option("--exposure-date", callback=parse_date,
-              help="Recursive codes: the date the close contact (F1) was exposed, on the F1's own calendar (as `bluezone"
-                   " check` printed it there); keys ending before that date began anywhere (UTC+14) are refused.")
+              help="Recursive codes: the date the close contact (F1) was exposed, on the F1's own calendar (as the What now"
+                   " line of `bluezone check` gave it there); keys ending before that date began anywhere (UTC+14) are refused.")
 @click.option("--max-recursive-per-day", default=500, show_default=True, type=click.IntRange(1),
               help="Recursive codes allowed in any 24 hours (each can warn all of an F1's contacts).")
 @click.option("--short", is_flag=True,

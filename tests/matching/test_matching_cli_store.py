@@ -69,6 +69,8 @@ def test_check_text(scene: tuple[Path, Path]) -> None:
     # what an F1 should do next, after the report (someone told "F1" needs more than a level)
     assert lines[3].startswith("What now: you were near someone who tested positive for 15 minutes or more")
     assert "health authority's advice for close contacts" in lines[3] and lines[3].endswith("--exposure-date 2025-02-20`")
+    # user31's walk: "if it gives you a recursive code" named the code by a word only the health authority's tool uses
+    assert "if it gives you a code to warn the people you met since (a close contact's code, \"recursive\")" in lines[3]
 
 
 def _check_with(tmp_path: Path, scene: tuple[Path, Path], rows: list[tuple[bytes, int, int]], report_type: int) -> list[str]:
@@ -124,7 +126,8 @@ def test_check_does_not_tell_a_device_without_keys_to_send_them(scene: tuple[Pat
     assert code == 0, err
     advice = out.strip().splitlines()[-1]
     assert advice.startswith("What now: you were near someone who tested positive") and "bluezone upload" not in advice
-    assert advice.endswith("(this device has no daily keys of its own from 2025-02-20 on, so a recursive code has nothing of it to send)")
+    assert advice.endswith("(this device has no daily keys of its own from 2025-02-20 on (`bluezone run` makes them), so a"
+                           " close contact's code to warn the people you met would have nothing of it to send)")
 
 
 def test_check_of_an_empty_store_says_there_was_nothing_to_match(tmp_path: Path) -> None:
@@ -563,6 +566,8 @@ def test_f0_list_and_its_new_chain_reach_the_disk_before_wrote_is_said(tmp_path:
     events.clear()
     code, _, err = run("keys", "export", "--protocol", "bluezone3", "--out", str(listing), "--db", str(db), now=now)
     assert code == 0 and "wrote 1 F0 list entry" in err, err
+    # user31's walk: "wrote 1 F0 list entry to f0.json" and nothing more left the F0 with a file and no next step
+    assert "hand it to whoever collects Bluezone v3 F0 lists" in err and "--bluezone3-list" in err
     chain = next(at for at, event in enumerate(events) if event.startswith("INSERT INTO bluezone3_key"))
     commit, synced = next((at, full) for at, full in _synced_commits(events) if at > chain)
     assert synced and chain < events.index(f"fsync {listing}") < events.index(f"fsync {tmp_path}") < commit, events
