@@ -189,24 +189,28 @@ def status(db_path: Path | None, as_json: bool) -> None:
     click.echo(f"last       {when(info['last_sighting'])}")
     purged = purged_line(info["purged_on_open"])
     if purged:
-        click.echo(f"purged     {purged}")
+        click.echo(status_field("purged", purged))
     if info["dated_ahead"] and now < CLOCK_FLOOR:
-        click.echo(
-            f"ahead      {info['dated_ahead']} sightings or check-ins dated after now: this clock reads {when(now)}, before"
-            " GAEN existed, so the clock is wrong, not them: set it (e.g. wait for NTP)"
-        )
+        click.echo(status_field(
+            "ahead",
+            f"{info['dated_ahead']} sightings or check-ins dated after now: this clock reads {when(now)}, before"
+            " GAEN existed, so the clock is wrong, not them: set it (e.g. wait for NTP)",
+        ))
     elif info["dated_ahead"]:
-        click.echo(
-            f"ahead      {info['dated_ahead']} sightings or check-ins dated more than an hour after now: a clock that ran"
+        click.echo(status_field(
+            "ahead",
+            f"{info['dated_ahead']} sightings or check-ins dated more than an hour after now: a clock that ran"
             " ahead wrote them, and they stay until 14 days past their date; if this clock is right,"
-            " `bluezone purge --dated-ahead` deletes them"
-        )
+            " `bluezone purge --dated-ahead` deletes them",
+        ))
     if info["vacuum_owed"]:
-        click.echo("vacuum     OWED: a migration deleted secrets (an old key server's password) whose bytes stay in free"
-                   " pages until an open that can write this file vacuums it (run any command as the store's owner)")
+        click.echo(status_field("vacuum", "OWED: a migration deleted secrets (an old key server's password) whose bytes stay"
+                                " in free pages until an open that can write this file vacuums it (run any command as the"
+                                " store's owner)"))
     if not info["secure_delete"]:
-        click.echo("deletes    not zeroed: this SQLite build has no secure_delete, so purged sightings stay in free pages"
-                   " until SQLite reuses them or the day's rewrite of the file (at the first purge of a UTC day)")
+        click.echo(status_field("deletes", "not zeroed: this SQLite build has no secure_delete, so purged sightings stay in"
+                                " free pages until SQLite reuses them or the day's rewrite of the file (at the first purge"
+                                " of a UTC day)"))
     daemon = info.get("daemon")
     emulated = Path(info["db_path"]).with_name(EMULATED_DB_FILENAME)
     if not (info["sightings"] or info["daily_keys"] or info["checkins"] or daemon) and emulated.name != Path(info["db_path"]).name and emulated.is_file():
@@ -217,7 +221,9 @@ def status(db_path: Path | None, as_json: bool) -> None:
     if info["daemon_running"]:
         click.echo("daemon     running: recording into this store")
     else:  # the last report below reads the same days after it stopped
-        click.echo("daemon     NOT RUNNING: nothing is recorded into this store until `bluezone run` (or its service) runs on it")
+        click.echo(status_field(
+            "daemon", "NOT RUNNING: nothing is recorded into this store until `bluezone run` (or its service) runs on it"
+        ))
     if daemon:
         radio_health = daemon.get("radio")
         mode = radio_health.get("scan_mode") if isinstance(radio_health, dict) else None
@@ -255,17 +261,20 @@ def status(db_path: Path | None, as_json: bool) -> None:
         radio = daemon.get("radio") or {}
         troubles = {k: v for k, v in radio.items() if isinstance(v, int) and not isinstance(v, bool) and v}
         if troubles:
-            click.echo("counters   " + ", ".join(f"{k} {v}" for k, v in sorted(troubles.items())))
+            click.echo(status_field("counters", ", ".join(f"{k} {v}" for k, v in sorted(troubles.items()))))
         flooded = (daemon.get("counters") or {}).get("dropped_over_budget")
         if isinstance(flooded, int) and flooded > 0:
-            click.echo(f"flood      {flooded} adverts not stored: past max_rpis_per_minute distinct RPIs in a minute")
+            click.echo(status_field(
+                "flood", f"{flooded} adverts not stored: past max_rpis_per_minute distinct RPIs in a minute"
+            ))
         backlog = daemon.get("backlog") or {}
         if backlog.get("error"):
-            click.echo(
-                f"writes     FAILING since {when(backlog.get('failing_since'))}: {backlog['error']}; the daemon keeps "
+            click.echo(status_field(
+                "writes",
+                f"FAILING since {when(backlog.get('failing_since'))}: {backlog['error']}; the daemon keeps "
                 f"{backlog.get('waiting', 0)} sightings in memory (at most {backlog.get('limit', '?')}) and retries"
-                + (f"; {backlog['dropped']} dropped" if backlog.get("dropped") else "")
-            )
+                + (f"; {backlog['dropped']} dropped" if backlog.get("dropped") else ""),
+            ))
     for given in info.get("server_keys_unconfirmed", []):
         click.echo(printable_line(
             f"server key {given['server']}: given with --server-key {when(given['given_at'])} (key id"
@@ -273,10 +282,10 @@ def status(db_path: Path | None, as_json: bool) -> None:
         ))
     free = info.get("disk_free_bytes")
     if free is not None and free < LOW_DISK_BYTES:
-        click.echo(
-            f"disk       ALMOST FULL: {free / 1e6:.1f} MB free beside the database; the daemon keeps new sightings "
-            "in memory until there is room (free some space)"
-        )
+        click.echo(status_field(
+            "disk", f"ALMOST FULL: {free / 1e6:.1f} MB free beside the database; the daemon keeps new sightings in memory"
+            " until there is room (free some space)"
+        ))
 
 
 def purged_line(purged: dict[str, Any] | None) -> str:

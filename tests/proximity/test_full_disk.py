@@ -155,8 +155,9 @@ def test_status_says_writes_are_failing_and_the_disk_is_almost_full(tmp_path: Pa
     monkeypatch.setattr("bluezone.proximity.cli.LOW_DISK_BYTES", 1 << 62)
     result = CliRunner().invoke(cli, ["status", "--db", str(db)], obj={})
     assert result.exit_code == 0, result.output
-    assert "writes     FAILING since 2026-11-20 12:00:00 UTC: cannot write to me.db now: database or disk is full" in result.output
-    assert "1234 sightings in memory" in result.output
+    said = " ".join(result.output.split())  # (status's lines wrapped at 80 columns)
+    assert "writes FAILING since 2026-11-20 12:00:00 UTC: cannot write to me.db now: database or disk is full" in said
+    assert "1234 sightings in memory" in said
     assert "disk       ALMOST FULL" in result.output
     data = CliRunner().invoke(cli, ["status", "--db", str(db), "--json"], obj={})
     assert '"disk_free_bytes"' in data.output
