@@ -284,7 +284,10 @@ class ServerCheckResult(CheckResult):
         new key file (only venue warnings came) there are no keys to be fake."""
         if not self.batches:
             return "0 keys (no new key file)"
-        return f"{self.key_count} keys in {len(self.batches)} new file(s) (fake keys among them: not a count of cases)"
+        # a file of revisions alone read "from 0 keys in 1 new file(s) (fake keys among them...)" above its upgrade
+        revised = f" and {self.revised} revision(s) of keys published before" if self.revised else ""
+        return (f"{self.key_count} keys{revised} in {len(self.batches)} new file(s) (fake keys among them: not a count"
+                " of cases)")
 
     def raise_for_rejected(self) -> None:
         """RejectedBatchesError if any batch was not used (its signature is missing or wrong)."""

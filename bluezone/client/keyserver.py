@@ -61,6 +61,10 @@ USER_REFUSALS = {
     # check-ins alone (a venue owner's warning, a device that only checked in) under a code that publishes none
     "checkin_code_type_invalid": "a negative test's or a close contact's (recursive) code publishes no check-ins, and"
     " nothing else was sent; ask the health authority for a confirmed or likely code (this one is not used up)",
+    # a later test's code: the token is kept per server address in the database that made the first upload
+    "missing_revision_token": "these keys were sent before under another code, and this database holds no revision"
+    " token of that upload for this server address: upload from the device and database that sent them, with --server"
+    " written as it was then (this code is not used up)",
 }
 
 

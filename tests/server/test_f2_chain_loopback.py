@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -130,12 +131,36 @@ def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -
     rc, out, err = _run("check", "--server", chain["url"], "--db", str(chain["nodes"]["Khanh"]))
     assert rc == 0, err
     assert "0 exposure(s)" in out  # not a new warning...
+    # user31's walk: "from 0 keys in 1 new file(s) (fake keys among them ...)" above the upgrade it brought
+    assert re.search(r"from \d+ keys and [1-9]\d* revision\(s\) of keys published before in 1 new file", out), out
     assert f"{chain['day']}  upgraded: the F2 warning of this day is now F1" in out  # ...an upgrade of the old one
     # and what an F1 does now (the upgrade is in none of the new or earlier exposures: the advice was missing)
     assert out.splitlines()[-1].startswith("What now: you were near someone who tested positive for 15 minutes or more")
     assert out.splitlines()[-1].endswith(f"--exposure-date {chain['day']}`"), out
     # the server just checked is the one to send to: named, not "URL"
     assert f"`bluezone upload --server {chain['url']} --code CODE --exposure-date" in out.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_a_later_code_from_a_database_without_the_first_uploads_token_says_what_to_do(chain: dict) -> None:
+    """user31's walk: Binh's confirmed code sent from a store without the recursive upload's revision token (there:
+    `bluezone demo --out`'s store, whose token is kept under the demo's own server address) ended with the server's
+    words, 'these keys were published before under another report type; changing it needs the revisionToken of that
+    upload', nothing a person can act on."""
+    import sqlite3
+
+    binh = chain["nodes"]["Binh"]
+    elsewhere = binh.with_name("Binh-elsewhere.db")  # the same keys, no token (a copy from before the upload)
+    shutil.copy2(binh, elsewhere)
+    with sqlite3.connect(elsewhere) as db:
+        db.execute("DELETE FROM keyserver_revision_tokens")
+    confirmed = chain["code"]("--type", "confirmed")
+    args = ["upload", "--server", chain["url"], "--code", confirmed, "--yes"]
+    rc, _, err = _run(*args, "--db", str(elsewhere))
+    assert rc == 2 and "upload from the device and database that sent them, with --server written as it was then" in (
+        _error_line(err)) and "this code is not used up" in _error_line(err)
+    rc, out, err = _run(*args, "--db", str(binh))  # and it is not
+    assert rc == 0 and "revised 1" in out, err
 
 
 @pytest.mark.slow
