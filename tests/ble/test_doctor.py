@@ -95,9 +95,15 @@ def test_doctor_advises_the_active_scan_not_the_passive_one() -> None:
     """It warned when bluetoothd had no advertisement monitor and told the user to start it with --experimental;
     since the active scan asks BlueZ for every advert (0092903) the passive one is the scan that hears too little
     (a steady phone about once per RPI and 8 dB change), so that advice made things worse (user31's walk)."""
+    from bluezone.proximity.backends.bluez_dbus import AdapterInfo
     from bluezone.proximity.doctor import Report, _check_passive
 
-    from .test_bluez_units import adapter
+    def adapter(monitor: bool) -> AdapterInfo:
+        return AdapterInfo(
+            name="hci0", path="/org/bluez/hci0", address="00:11:22:33:44:55", powered=True, discovering=False,
+            can_advertise=True, can_monitor=monitor, properties={}, advertising={},
+            monitor={"SupportedMonitorTypes": ["or_patterns"]} if monitor else {},
+        )
 
     without, with_monitor = Report(), Report()
     _check_passive(without, adapter(False))
