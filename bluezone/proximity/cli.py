@@ -227,9 +227,11 @@ def status(db_path: Path | None, as_json: bool) -> None:
     if daemon:
         radio_health = daemon.get("radio")
         mode = radio_health.get("scan_mode") if isinstance(radio_health, dict) else None
-        scan = {"active": ", scanning actively", "passive": ", scanning passively (too few sightings on BlueZ:"
-                " `bluezone doctor`)"}.get(str(mode), "")
-        click.echo(f"radio      {daemon.get('backend', '?')}{scan} (daemon report of {when(daemon.get('updated_at'))})")
+        backend = str(daemon.get("backend", "?"))
+        scan = {"active": ", scanning actively", "passive": ", scanning passively"}.get(str(mode), "")
+        if mode == "passive" and backend == "bluez":  # through bluetoothd (bumble's own scan hears every advert)
+            scan += " (too few sightings through BlueZ: docs/bluetooth.md)"
+        click.echo(status_field("radio", f"{backend}{scan} (daemon report of {when(daemon.get('updated_at'))})"))
         if not daemon.get("rotates_address", True):
             click.echo(status_field(
                 "address", "NOT CHECKED: this radio, not bluezone, picks the advert's Bluetooth address (BlueZ: likely"

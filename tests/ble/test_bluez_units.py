@@ -30,7 +30,7 @@ def adapter(monitor: bool) -> AdapterInfo:
 
 @pytest.mark.parametrize(
     ("requested", "monitor", "chosen"),
-    [("auto", True, "passive"), ("auto", False, "active"), ("active", True, "active"), ("passive", True, "passive")],
+    [("auto", True, "active"), ("auto", False, "active"), ("active", True, "active"), ("passive", True, "passive")],
 )
 def test_scan_mode_choice(requested: str, monitor: bool, chosen: str) -> None:
     radio = BluezRadio("hci0", scan_mode=requested)  # type: ignore[arg-type]
@@ -56,19 +56,16 @@ def test_active_scan_is_said_once_and_not_as_a_warning(caplog: pytest.LogCapture
     assert not any("--experimental" in r.getMessage() for r in caplog.records)
 
 
-def test_auto_scanning_passively_warns_once_and_says_how_to_scan_actively(caplog: pytest.LogCaptureFixture) -> None:
+def test_auto_scans_actively_beside_an_advertisement_monitor(caplog: pytest.LogCaptureFixture) -> None:
+    """`auto` scanned passively wherever bluetoothd ran with --experimental, and through BlueZ that scan is told a
+    steady phone about once per RPI and 8 dB swing (docs/bluetooth.md): too few sightings for a verdict, while the
+    active scan asks for every advert (0092903). The monitor is now left unused unless passive is asked for."""
     radio = BluezRadio("hci0")
-    with caplog.at_level(logging.WARNING):
-        for _ in range(3):
-            radio._pick_scan_mode(adapter(True))
-    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 1
-    assert "scanning passively" in warned[0] and "restart bluetoothd without --experimental" in warned[0]
-    asked = BluezRadio("hci0", scan_mode="passive")  # asked for by name in Python: no advice to undo it
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        asked._pick_scan_mode(adapter(True))
-    assert not caplog.records
+    with caplog.at_level(logging.INFO):
+        assert radio._pick_scan_mode(adapter(True)) == "active"
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    asked = BluezRadio("hci0", scan_mode="passive")  # asked for by name in Python: the monitor is used
+    assert asked._pick_scan_mode(adapter(True)) == "passive"
 
 
 def advert(service_data: dict[str, bytes], uuids: list[str], rssi: int = -61, tx: int | None = None) -> AdvertisementData:

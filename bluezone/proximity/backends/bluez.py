@@ -50,13 +50,6 @@ from bluezone.proximity.radio import Advert, AdvertCallback, Radio
 log = logging.getLogger(__name__)
 
 ScanMode = Literal["auto", "active", "passive"]
-#: what ``auto`` says when bluetoothd's advertisement monitor makes it scan passively (docs/bluetooth.md,
-#: "Which scan `auto` picks"); ``bluezone doctor`` gives the same advice
-PASSIVE_SCAN_WARNING = (
-    "%s: scanning passively (bluetoothd runs with --experimental): through BlueZ a passive scan reports a steady "
-    "phone about once per RPI and per 8 dB change, too few sightings to judge a contact by; restart bluetoothd "
-    "without --experimental and bluezone scans actively, hearing every advert (docs/bluetooth.md)"
-)
 
 #: adverts carrying 0xFD6F as service data or in a 16-bit service UUID list (passive scanning)
 FD6F_PATTERNS = [
@@ -254,17 +247,12 @@ class BluezRadio(Radio):
         self.scan_mode = self._pick_scan_mode(info)
 
     def _pick_scan_mode(self, info: AdapterInfo) -> str:
-        """``auto`` scans passively where bluetoothd offers an advertisement monitor (``--experimental``), else
-        actively.  Through BlueZ only the active scan hears every advert (ACTIVE_SCAN_FILTERS); the passive one
-        is signalled a steady phone about once per RPI and 8 dB swing, so picking it is said as a warning."""
-        can_passive = info.can_monitor and "or_patterns" in info.monitor.get("SupportedMonitorTypes", [])
-        if self.scan_mode_requested == "active":
-            return "active"
-        if can_passive:
-            if self.scan_mode_requested == "auto":
-                self._warn_once("passive", PASSIVE_SCAN_WARNING, info.name)
-            return "passive"
+        """``auto`` scans actively, monitor or not: through BlueZ only the active scan hears every advert
+        (ACTIVE_SCAN_FILTERS), while the passive one (bluetoothd's advertisement monitor, ``--experimental``)
+        is signalled a steady phone about once per RPI and 8 dB swing (docs/bluetooth.md, "Which scan")."""
         if self.scan_mode_requested == "passive":
+            if info.can_monitor and "or_patterns" in info.monitor.get("SupportedMonitorTypes", []):
+                return "passive"
             raise RadioUnavailableError(
                 f"passive scanning needs BlueZ >= 5.56 started with --experimental and a kernel "
                 f">= 5.10 (adapter {info.name} has no advertisement monitor)",
@@ -272,7 +260,7 @@ class BluezRadio(Radio):
             )
         if "active" not in self._warned:
             self._warned.add("active")
-            log.info("%s: scanning actively (every advert; bluetoothd offers no advertisement monitor)", info.name)
+            log.info("%s: scanning actively (every advert)", info.name)
         return "active"
 
     async def _register(self) -> None:
