@@ -79,6 +79,9 @@ def report_lines(
         unheard = _nothing_stored_line(result, gaen, db_path)
         if unheard:
             yield unheard
+        corrected = _correction_line(result)
+        if corrected:
+            yield corrected
     left = getattr(result, "left_for_next_check", 0)
     if left:
         from bluezone.client.check import MAX_NEW_FILES_PER_CHECK
@@ -187,6 +190,26 @@ def _standing_line(result: Any) -> str | None:
 
 #: How a warning from keys published under a "likely" code (GAEN report type 2) reads.
 LIKELY_CASE = "a likely case: diagnosed, not tested yet"
+
+
+def _correction_line(result: Any) -> str | None:
+    """One line when the calibration's RSSI correction was not applied to every sighting of the exposures alike: those
+    another adapter heard read uncorrected (their distances as that adapter measures them), and those stored before
+    bluezone recorded the adapter corrected as before (``RssiCorrection``)."""
+    c = getattr(result, "rssi_correction", None)
+    if c is None or not c.db or c.adapter is None:
+        return None
+    other, unrecorded = result.uncorrected()
+    of_all = f"of these exposures' {sum(e.sightings for e in result.exposures)} sightings"
+    said = []
+    if other:
+        by = " and ".join(f"adapter {a}" if a else "an adapter that could not say its address" for a in other)
+        said.append(f"not applied to {sum(other.values())} {of_all}, heard by {by} (run `bluezone calibrate` on it to"
+                    " correct them too)")
+    if unrecorded:  # (the sightings of an upgraded store's first 14 days)
+        said.append(f"applied as before to {unrecorded}{'' if other else ' ' + of_all + ','} stored before bluezone"
+                    " recorded which adapter heard them")
+    return f"RSSI correction {c.db:+d} dB (calibrated on adapter {c.adapter}): {'; '.join(said)}" if said else None
 
 
 def _likely(exposure: dict[str, Any]) -> bool:

@@ -44,6 +44,7 @@ from bluezone.matching.check import (
     CheckResult,
     Exposure,
     HeardRpis,
+    as_correction,
     check_sightings,
     check_store,
     sightings_span,
@@ -54,6 +55,7 @@ from bluezone.matching.levels import WarningMemory, at_levels_told
 from bluezone.matching.matcher import HeardIndex
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
+from bluezone.proximity.store.adapters import RssiCorrection
 from bluezone.venues.checkins import visits
 from bluezone.keyformat.venue_reports import location_id_hash
 from bluezone.venues.matching import VenueExposure, continued, match_venue_reports, set_aside_own
@@ -328,7 +330,7 @@ def check_server(
     *,
     server_key: PinnedKey | None = None,
     scorer: Scorer | None = None,
-    rssi_correction: int = 0,
+    rssi_correction: int | RssiCorrection = 0,
     now: float | None = None,
     progress: Callable[[int, int, str], None] | None = None,
     load_visits: Callable[[], list[Any]] | None = None,
@@ -579,7 +581,7 @@ def _match_revised(
     heard: HeardRpis | None,
     days: tuple[float, float],
     scorer: Scorer,
-    rssi_correction: int,
+    rssi_correction: int | RssiCorrection,
 ) -> None:
     """``result.withdrawn`` and ``result.updated``: the exposures to each set, found by ``check`` of all of
     it, or, kept only the keys the store heard, as ``check_store`` finds them (``heard.exposures``)."""
@@ -603,7 +605,7 @@ def _match_joined(
     load_sightings: Callable[[float, float], np.ndarray] | None,
     heard: HeardRpis | None,
     scorer: Scorer,
-    rssi_correction: int,
+    rssi_correction: int | RssiCorrection,
     jobs: int,
 ) -> None:
     """The exposures to ``result.keys`` and to the earlier checks' revised keys, in the store (read as
@@ -626,10 +628,11 @@ def _match_joined(
     else:
         sightings = load_sightings(*days)
         result.sightings = within(sightings, span)
-        result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=rssi_correction, jobs=jobs)
+        each = as_correction(rssi_correction).db  # (sightings given with no adapter: each corrected, as before)
+        result.exposures = check_sightings(result.keys, sightings, scorer, rssi_correction=each, jobs=jobs)
         _match_revised(
             result, withdrawn, updated,
-            lambda keys: check_sightings(keys, sightings, scorer, rssi_correction=rssi_correction),
+            lambda keys: check_sightings(keys, sightings, scorer, rssi_correction=each),
             heard, days, scorer, rssi_correction,
         )
 
@@ -641,7 +644,7 @@ def _match_streamed(
     withdrawn: RevisedSet,
     updated: RevisedSet,
     scorer: Scorer,
-    rssi_correction: int,
+    rssi_correction: int | RssiCorrection,
 ) -> None:
     """As ``_match_joined`` in the store, from what the stream ``found``: the exposures of the keys
     that sent a heard RPI, and of the earlier checks' revised keys, as ``check_store`` would find them
@@ -821,7 +824,7 @@ def check_with_server(
     *,
     server_key_path: Path | str | None = None,
     scorer: Scorer | None = None,
-    rssi_correction: int = 0,
+    rssi_correction: int | RssiCorrection = 0,
     now: float | None = None,
     http: httpx.Client | None = None,
     progress: Callable[[int, int, str], None] | None = None,

@@ -326,36 +326,37 @@ def check_bluezone3_store(
     store: Any,
     scorer: Any = None,
     *,
-    rssi_correction: int = 0,
+    rssi_correction: Any = 0,
     progress: Progress | None = None,
 ) -> tuple[list[Any], int]:
     """Exposures of an F0 list against a SightingStore's v3 sightings; also how many sightings were read.
 
     The same exposures as ``check_bluezone3`` given every GAEN sighting of the v3 sightings' days as
     ``other_sightings``, but the GAEN rows are read only where the scorer asks for the receiver's
-    context (``StoredReceiverContext``, as a GAEN check reads them), not all 14 days of them."""
+    context (``StoredReceiverContext``, as a GAEN check reads them), not all 14 days of them.
+    ``rssi_correction``: a number, or an ``RssiCorrection`` added to the sightings of its adapter alone."""
     span = sightings_span(entries)
     if span is None:
         return [], 0
-    from bluezone.matching.check import whole_days, within
+    from bluezone.matching.check import as_correction, whole_days, within
     from bluezone.matching.receiver import MIN_SIGHTINGS, StoredReceiverContext, for_receiver, slot_seconds_of
     from bluezone.matching.scoring import get_scorer
 
     # whole UTC days: the receiver's day reference is taken from all it stored that day
-    sightings = store.bluezone3_sightings(*whole_days(span))
+    correction = as_correction(rssi_correction)  # added as the rows are read: nothing more to add below
+    sightings = store.bluezone3_sightings(*whole_days(span), correction=correction)
     read = within(sightings, span)
     if read == 0:
         return [], 0
-    windows = exposure_windows(entries, sightings, match(entries, sightings, progress=progress), rssi_correction=rssi_correction)
+    windows = exposure_windows(entries, sightings, match(entries, sightings, progress=progress))
     if not windows:  # the usual answer: then no scorer asks about the receiver, and nothing more is read
         return [], read
     scorer = scorer or get_scorer()
     if hasattr(scorer, "for_receiver"):
         days = whole_days((float(sightings["time"].min()), float(sightings["time"].max()) + 1))
-        source = _StoreWithBluezone3(store, as_gaen_shaped(sightings))
+        source = _StoreWithBluezone3(store, as_gaen_shaped(sightings), correction)
         context = StoredReceiverContext(
-            source, source.own_ids, days, source.repeated(*days, MIN_SIGHTINGS),
-            rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer),
+            source, source.own_ids, days, source.repeated(*days, MIN_SIGHTINGS), slot_seconds=slot_seconds_of(scorer)
         )
         scorer = for_receiver(scorer, context)
     return _scored(windows, scorer), read
@@ -363,10 +364,12 @@ def check_bluezone3_store(
 
 class _StoreWithBluezone3:
     """A ``SightingSource`` of a store's GAEN sightings and, beside them, its v3 sightings
-    (GAEN-shaped, as ``check_bluezone3`` calibrates on both), the v3 row ``i`` with id ``-1 - i``."""
+    (GAEN-shaped, as ``check_bluezone3`` calibrates on both), the v3 row ``i`` with id ``-1 - i``; the GAEN rows read
+    with ``correction``, as the v3 rows were."""
 
-    def __init__(self, store: Any, bluezone3_rows: np.ndarray) -> None:
+    def __init__(self, store: Any, bluezone3_rows: np.ndarray, correction: Any = None) -> None:
         self.store = store
+        self.correction = correction
         self.rows = bluezone3_rows
         self.own_ids = -1 - np.arange(len(bluezone3_rows), dtype=np.int64)
 
@@ -387,12 +390,12 @@ class _StoreWithBluezone3:
         return (self.rows["time"] >= since) & (self.rows["time"] < until)
 
     def usable_sightings(self, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
-        return self._with_own(self.store.usable_sightings(since, until), self._within(since, until))
+        return self._with_own(self.store.usable_sightings(since, until, self.correction), self._within(since, until))
 
     def sightings_with_rpis(self, rpis: np.ndarray, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
         wanted = np.ascontiguousarray(rpis).view("V16").reshape(-1)
         keep = self._within(since, until) & np.isin(self.rows["rpi"], wanted)
-        return self._with_own(self.store.sightings_with_rpis(rpis, since, until), keep)
+        return self._with_own(self.store.sightings_with_rpis(rpis, since, until, self.correction), keep)
 
     def count_sightings(self, since: float, until: float, at_most: int | None = None) -> int:
         """The store's count (no further than ``at_most``) and the Bluezone v3 sightings'."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+from collections import Counter
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +34,7 @@ from bluezone.matching.keystream import BufferedStream, HeardKeys, KeyStream, re
 from bluezone.matching.receiver import MIN_SIGHTINGS, DaysRead, StoredReceiverContext, context_for, for_receiver, slot_seconds_of
 from bluezone.matching.scoring import Score, Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
+from bluezone.proximity.store.adapters import RssiCorrection
 from bluezone.proximity.store.heardread import EarlyRead
 
 if TYPE_CHECKING:
@@ -57,6 +60,10 @@ class Exposure:
     protocol: str = "gaen"  # what the key came as: "gaen" (diagnosis key) or "bluezone3" (F0 list entry)
     report_type: int = 0  # the key's GAEN report type (RECURSIVE: the keys of a close contact, F1)
     earlier_level: str | None = None  # of a revised key: the level an earlier check reported (F1, F2)
+    #: Its sightings the RSSI correction was not applied to, heard by another adapter than the calibrated one:
+    #: (address, how many), "" for an adapter that could not say its address (``RssiCorrection``).
+    uncorrected: tuple[tuple[str, int], ...] = ()
+    unrecorded: int = 0  # its sightings stored with no adapter recorded (before schema 14): corrected as before
 
     @property
     def level(self) -> str | None:
@@ -118,6 +125,8 @@ class Exposure:
             "diagnosis": self.diagnosis,
             "level": self.level,
             **({"earlier_level": self.earlier_level} if self.earlier_level else {}),
+            **({"uncorrected_sightings": {a or "unknown": n for a, n in self.uncorrected}} if self.uncorrected else {}),
+            **({"unrecorded_sightings": self.unrecorded} if self.unrecorded else {}),
         }
 
 
@@ -151,12 +160,60 @@ def check_sightings(
     return _scored(windows, usable, scorer)
 
 
-def _scored(windows: list[ExposureWindow], key_rows: np.ndarray, scorer: Scorer) -> list[Exposure]:
-    """The windows' exposures by date then start, each naming its key as ``key_rows[window.key_index]``."""
+def _scored(
+    windows: list[ExposureWindow], key_rows: np.ndarray, scorer: Scorer,
+    heard_by: Callable[[ExposureWindow], dict[str, Any]] = lambda window: {},
+) -> list[Exposure]:
+    """The windows' exposures by date then start, each naming its key as ``key_rows[window.key_index]`` (and what
+    ``heard_by`` says of its sightings' adapters)."""
     exposures = [
-        replace(Exposure.from_window(w, scorer.score(w)), key_index=int(key_rows[w.key_index])) for w in windows
+        replace(Exposure.from_window(w, scorer.score(w)), key_index=int(key_rows[w.key_index]), **heard_by(w))
+        for w in windows
     ]
     return sorted(exposures, key=lambda e: (e.date, e.start))
+
+
+def as_correction(rssi_correction: int | RssiCorrection) -> RssiCorrection:
+    """``rssi_correction`` as a store read applies it: a bare number, to every sighting (as before adapters were
+    recorded)."""
+    return rssi_correction if isinstance(rssi_correction, RssiCorrection) else RssiCorrection(int(rssi_correction))
+
+
+@dataclass(frozen=True)
+class CorrectedSightings:
+    """A store's sightings as a check reads them (a ``SightingSource``): ``correction`` added to the RSSI of those it
+    applies to (the calibrated adapter's, and those with no adapter recorded), in SQLite as they are read, so the
+    matcher and the receiver's context both get each sighting's own corrected RSSI."""
+
+    store: SightingStore
+    correction: RssiCorrection
+
+    def usable_sightings(self, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
+        return self.store.usable_sightings(since, until, self.correction)
+
+    def sightings_with_rpis(self, rpis: np.ndarray, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
+        return self.store.sightings_with_rpis(rpis, since, until, self.correction)
+
+    def count_sightings(self, since: float, until: float, at_most: int | None = None) -> int:
+        return self.store.count_sightings(since, until, at_most)
+
+    def heard_by(self, windows: list[ExposureWindow], ids: np.ndarray) -> Callable[[ExposureWindow], dict[str, Any]]:
+        """For each of ``windows`` (of the rows of store ids ``ids``), ``Exposure``'s ``uncorrected`` and
+        ``unrecorded``: which of its sightings the correction skipped, as another adapter's, and which it corrected
+        only because no adapter was recorded (what ``check`` says of them).  Read only where there is a correction of
+        a known adapter: else every sighting was corrected alike."""
+        c = self.correction
+        if c.db == 0 or c.adapter is None or not windows:
+            return lambda window: {}
+        rows = np.concatenate([w.sighting_index for w in windows])
+        address = dict(zip(rows.tolist(), self.store.adapter_addresses(ids[rows])))
+
+        def said(window: ExposureWindow) -> dict[str, Any]:
+            heard = [address[i] for i in window.sighting_index.tolist()]
+            other = Counter(a for a in heard if not c.applies_to(a))
+            return {"uncorrected": tuple(sorted(other.items())), "unrecorded": heard.count(None)}
+
+        return said
 
 
 def check_store(
@@ -164,7 +221,7 @@ def check_store(
     store: SightingStore,
     scorer: Scorer | None = None,
     *,
-    rssi_correction: int = 0,
+    rssi_correction: int | RssiCorrection = 0,
     jobs: int = 1,
     days: tuple[float, float] | None = None,
     heard: HeardRpis | None = None,
@@ -263,22 +320,22 @@ class HeardRpis:
         span: tuple[float, float],
         days: tuple[float, float],
         scorer: Scorer,
-        rssi_correction: int,
+        rssi_correction: int | RssiCorrection,
         days_read: DaysRead | None = None,
     ) -> list[Exposure]:
         """``check_store``'s exposures once the keys that sent a heard RPI are known: ``keys`` (rows
         ``key_rows`` of their file) and the ``rpis`` they sent, matched against the store's full rows
         of those RPIs in ``span``, judged with the receiver's context of ``days`` (its whole days read
         into ``days_read``, when given: shared by the calls for other keys of the same check)."""
-        rows, ids = self.store.sightings_with_rpis(rpis, *span)
+        source = CorrectedSightings(self.store, as_correction(rssi_correction))  # (read corrected: no more to add)
+        rows, ids = source.sightings_with_rpis(rpis, *span)
         if hasattr(scorer, "for_receiver"):
             context = StoredReceiverContext(
-                self.store, ids, days, self.repeated, rssi_correction=rssi_correction, slot_seconds=slot_seconds_of(scorer),
-                days_read=days_read,
+                source, ids, days, self.repeated, slot_seconds=slot_seconds_of(scorer), days_read=days_read
             )
             scorer = for_receiver(scorer, context)
-        windows = find_exposures(keys, rows, rssi_correction=rssi_correction)
-        return _scored(windows, key_rows, scorer)
+        windows = find_exposures(keys, rows)
+        return _scored(windows, key_rows, scorer, source.heard_by(windows, ids))
 
 
 def _open_and_read_heard(db_path: Path | str | None, now: float | None, early: EarlyRead | None) -> HeardRpis:
@@ -356,6 +413,7 @@ class CheckResult:
     bluezone3_entries: int | None = None  # Bluezone v3 F0 list entries checked too (None: no list)
     bluezone3_sightings: int = 0  # stored Bluezone v3 sightings read for them
     streamed_keys: int | None = None  # keys of a file matched as it was read (then ``keys`` is empty)
+    rssi_correction: RssiCorrection | None = None  # the correction the store's sightings were read with (the CLI's)
 
     @property
     def key_count(self) -> int:
@@ -372,7 +430,17 @@ class CheckResult:
         """Exposures the scorer calls close contacts (F1)."""
         return sum(e.score.close_contact for e in self.exposures)
 
+    def uncorrected(self) -> tuple[dict[str, int], int]:
+        """Of every exposure's sightings: (those the RSSI correction was not applied to, by the address of the adapter
+        that heard them, "" an unknown one; how many it was applied to with no adapter recorded)."""
+        other: Counter[str] = Counter()
+        for e in self.exposures:
+            other.update(dict(e.uncorrected))
+        return dict(sorted(other.items())), sum(e.unrecorded for e in self.exposures)
+
     def as_dict(self) -> dict[str, Any]:
+        c = self.rssi_correction
+        other, unrecorded = self.uncorrected()
         return {
             "keys": self.key_count,
             "sightings": self.sightings,
@@ -382,6 +450,15 @@ class CheckResult:
             **(
                 {"bluezone3_entries": self.bluezone3_entries, "bluezone3_sightings": self.bluezone3_sightings}
                 if self.bluezone3_entries is not None
+                else {}
+            ),
+            **(
+                {"rssi_correction": {
+                    "db": c.db, "adapter": c.adapter,
+                    "uncorrected_sightings": {a or "unknown": n for a, n in other.items()},
+                    "unrecorded_sightings": unrecorded,
+                }}
+                if c is not None and c.db
                 else {}
             ),
         }
@@ -398,7 +475,7 @@ def check_keys(
     db_path: Path | str | None = None,
     *,
     scorer: Scorer | None = None,
-    rssi_correction: int = 0,
+    rssi_correction: int | RssiCorrection = 0,
     jobs: int = 1,
     public_key: ec.EllipticCurvePublicKey | None = None,
     key_id: str | None = None,
@@ -430,7 +507,7 @@ def check_key_file(
     db_path: Path | str | None = None,
     *,
     scorer: Scorer | None = None,
-    rssi_correction: int = 0,
+    rssi_correction: int | RssiCorrection = 0,
     jobs: int = 1,
     public_key: ec.EllipticCurvePublicKey | None = None,
     key_id: str | None = None,
@@ -526,7 +603,8 @@ class _ScoredAsFound:
     ``_scored`` sorts them (ties in file order), are the same list."""
 
     def __init__(
-        self, heard: HeardRpis, every: np.ndarray, counting: _CountInBackground, scorer: Scorer, rssi_correction: int
+        self, heard: HeardRpis, every: np.ndarray, counting: _CountInBackground, scorer: Scorer,
+        rssi_correction: int | RssiCorrection,
     ) -> None:
         assert counting.span is not None
         self.heard, self.every, self.span, self.scorer, self.rssi_correction = heard, every, counting.span, scorer, rssi_correction
@@ -593,7 +671,7 @@ class _StoreRpis:
 
 
 def _check_whole_file(
-    keys: np.ndarray, heard: _StoreRpis, db_path: Path | str | None, scorer: Scorer, rssi_correction: int,
+    keys: np.ndarray, heard: _StoreRpis, db_path: Path | str | None, scorer: Scorer, rssi_correction: int | RssiCorrection,
     now: float | None,
 ) -> CheckResult:
     """A file that fit in memory, its revisions applied, checked as an array: with one job the store

@@ -258,8 +258,8 @@ def _f0_list_there(out: str) -> str:
 )
 @click.option(
     "--rssi-correction", default=None, type=click.IntRange(-MAX_RSSI_CORRECTION_DB, MAX_RSSI_CORRECTION_DB),
-    help="This device's RSSI correction, dB (default: rssi_correction of the daemon config that bluezone calibrate "
-    "writes, else 0).",
+    help="This device's RSSI correction, dB, added to every sighting (default: rssi_correction of the daemon config "
+    "that bluezone calibrate writes, added to the sightings of the adapter it calibrated; else 0).",
 )
 @click.option("--server", "server_url", cls=OnceOption, default=None, help="Key server URL: download, verify and match new batches.")
 @click.option(
@@ -317,11 +317,15 @@ def check(
         from bluezone.errors import InputError
         from bluezone.matching.matcher import available_cores
         from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
+        from bluezone.proximity.store.adapters import RssiCorrection
 
         jobs = jobs_within_cores(jobs, available_cores(), "check")
 
-        if rssi_correction is None:
-            rssi_correction = load_config().rssi_correction
+        if rssi_correction is None:  # a calibration's is its adapter's: for the sightings that adapter heard
+            config = load_config()
+            correction = RssiCorrection(config.rssi_correction, config.calibration_adapter or None)
+        else:
+            correction = RssiCorrection(rssi_correction)
         overrides = dict(parse_setting(text) for text in scorer_settings)
         f0_entries = None
         if bluezone3_path is not None:
@@ -333,11 +337,12 @@ def check(
             raise InputError("--repin goes with --server URL and --server-key FILE")
         scorer_named = functools.partial(get_scorer, scorer_name or DEFAULT_SCORER, scorer_config, overrides)
         result, scorer = _check_gaen(
-            keys_path, server_url, server_key, repin, db_path, scorer_named, rssi_correction, jobs,
+            keys_path, server_url, server_key, repin, db_path, scorer_named, correction, jobs,
             bluezone3_alone=f0_entries is not None, early=early,
         )
+        result.rssi_correction = correction
         if f0_entries is not None:
-            _add_bluezone3(result, f0_entries, db_path, scorer, rssi_correction)
+            _add_bluezone3(result, f0_entries, db_path, scorer, correction)
         if as_json or json_to is not None:
             from bluezone.checkreport import report_as_dict
 
@@ -438,7 +443,7 @@ def _typed_sources(
 
 def _check_gaen(
     keys_path: Path | None, server_url: str | None, server_key: Path | None, repin: bool, db_path: Path | None,
-    scorer_named: Callable[[], Any], rssi_correction: int, jobs: int, *, bluezone3_alone: bool, early: Any = None,
+    scorer_named: Callable[[], Any], rssi_correction: Any, jobs: int, *, bluezone3_alone: bool, early: Any = None,
 ) -> tuple[Any, Any]:
     """(the check's result, its scorer) for the GAEN keys of a key server or a key file, or an empty
     result when a Bluezone v3 F0 list is all there is to match.  The scorer is made only once the
@@ -480,7 +485,7 @@ def _check_gaen(
     return result, scorer
 
 
-def _add_bluezone3(result: Any, f0_entries: Any, db_path: Path | None, scorer: Any, rssi_correction: int) -> None:
+def _add_bluezone3(result: Any, f0_entries: Any, db_path: Path | None, scorer: Any, rssi_correction: Any) -> None:
     """The Bluezone v3 F0 list matched against the stored v3 sightings, its exposures added to ``result``."""
     from bluezone.matching.bluezone3 import check_bluezone3_store
     from bluezone.progress import terminal_progress

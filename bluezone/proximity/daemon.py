@@ -549,10 +549,12 @@ class Daemon:
 
     def _write(self, kind: str, rows: np.ndarray, addresses: Sequence[str | None]) -> int:
         what = "sightings" if kind == "gaen" else "Bluezone v3 sightings"
+        # which adapter heard them ("": one that cannot say), so that a check corrects only the calibrated one's
+        adapter = self.radio.adapter_address or ""
         try:
             if kind == "gaen":
-                return self.store.add_sightings(rows, addresses)
-            return self.store.add_bluezone3_sightings(rows, addresses)
+                return self.store.add_sightings(rows, addresses, adapter)
+            return self.store.add_bluezone3_sightings(rows, addresses, adapter)
         except StoreWriteError:
             raise  # the backlog keeps them and tries again
         except Exception as exc:

@@ -85,8 +85,8 @@ class OwnRowsOnly:
     def __getattr__(self, name: str):
         return getattr(self.store, name)
 
-    def usable_sightings(self, since: float, until: float) -> tuple[np.ndarray, np.ndarray]:
-        rows, ids = self.store.usable_sightings(since, until)
+    def usable_sightings(self, since: float, until: float, correction: object = None) -> tuple[np.ndarray, np.ndarray]:
+        rows, ids = self.store.usable_sightings(since, until, correction)
         own = np.isin(rows["rpi"], self.rpis)
         return rows[own], ids[own]
 

@@ -63,7 +63,7 @@ def test_tables_are_inspectable_with_sqlite_utils(db) -> None:
         store.save_daily_key(DailyKey(bytes(range(16)), rolling_start(NOON)), created_at=NOON)
     plain = sqlite_utils.Database(db)
     assert set(plain.table_names()) >= {"daily_keys", "sightings"}
-    assert set(plain["sightings"].columns_dict) == {"time", "rpi", "aem", "rssi", "tx_power", "address"}
+    assert set(plain["sightings"].columns_dict) == {"time", "rpi", "aem", "rssi", "tx_power", "address", "adapter"}
     assert set(plain["daily_keys"].columns_dict) == {"key", "rolling_start", "rolling_period", "created_at"}
     assert any(ix.columns == ["time"] for ix in plain["sightings"].indexes)
     rows = list(plain["sightings"].rows)

@@ -354,3 +354,21 @@ def storage_with_five_past_days(tmp_path: Path, seed: int) -> Storage:
     keys["rolling_period"] = ROLLING_PERIOD
     storage.insert_keys_unchecked(keys, NOW)
     return storage
+
+
+def published_f0_keys(tmp_path: Path) -> tuple[SQLiteStorage, Any, KeyServerClient, dict[str, Path]]:
+    """A key server (SQLite) that published F0's keys in one export, its signer, its client, and the nodes
+    (``make_nodes``)."""
+    from bluezone.client.uploading import keys_to_upload
+
+    storage = SQLiteStorage(tmp_path / "server.db")
+    signer = keygen(tmp_path / "signing")
+    code_key = CodeKey.load(tmp_path / "signing")
+    app = create_app(storage, code_key=code_key, export_dir=tmp_path / "exports", signer=signer, clock=VirtualClock(NOW))
+    client = KeyServerClient(URL, http=TestClient(app, base_url=URL))
+    _, nodes = make_nodes(tmp_path)
+    with SightingStore.open(nodes["a"], create=False) as a:
+        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
+    client.publish(keys, issue_code(storage, NOW, key=code_key, test_type="confirmed").code)
+    export_batches(storage, signer, tmp_path / "exports", NOW, ExportConfig())
+    return storage, signer, client, nodes

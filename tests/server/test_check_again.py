@@ -8,44 +8,28 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from server_helpers import NOW, make_nodes
+from server_helpers import NOW, make_nodes, published_f0_keys
 from starlette.testclient import TestClient
 
 from bluezone.client.check import ServerCheckResult, check_server
 from bluezone.client.keyserver import KeyServerClient
 from bluezone.client.state import ServerState
-from bluezone.client.uploading import keys_to_upload
 from bluezone.clock import VirtualClock
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.matching.check import sightings_span
 from bluezone.proximity.store import SightingStore
 from bluezone.server.app import create_app
-from bluezone.server.codes import CodeKey, issue_code
+from bluezone.server.codes import CodeKey
 from bluezone.server.exports import ExportConfig, export_batches
-from bluezone.server.signing import Signer, keygen
+from bluezone.server.signing import keygen
 from bluezone.server.storage import SQLiteStorage
 
 URL = "http://keys.test"
 
 
-def _published(tmp_path: Path) -> tuple[SQLiteStorage, Signer, KeyServerClient, dict[str, Path]]:
-    """A key server (SQLite) that published F0's keys in one export, its client, and the nodes."""
-    storage = SQLiteStorage(tmp_path / "server.db")
-    signer = keygen(tmp_path / "signing")
-    code_key = CodeKey.load(tmp_path / "signing")
-    app = create_app(storage, code_key=code_key, export_dir=tmp_path / "exports", signer=signer, clock=VirtualClock(NOW))
-    client = KeyServerClient(URL, http=TestClient(app, base_url=URL))
-    _, nodes = make_nodes(tmp_path)
-    with SightingStore.open(nodes["a"], create=False) as a:
-        keys = keys_to_upload(a.daily_keys(), NOW, include_today=False)
-    client.publish(keys, issue_code(storage, NOW, key=code_key, test_type="confirmed").code)
-    export_batches(storage, signer, tmp_path / "exports", NOW, ExportConfig())
-    return storage, signer, client, nodes
-
-
 @pytest.fixture
 def world(tmp_path: Path):  # type: ignore[no-untyped-def]
-    storage, _, client, nodes = _published(tmp_path)
+    storage, _, client, nodes = published_f0_keys(tmp_path)
     yield client, nodes["b"]
     storage.close()
 
@@ -214,7 +198,7 @@ def test_back_after_16_days_to_an_empty_index_says_what_is_true(tmp_path: Path) 
     """A node that checked, then was away more than 16 days (its processed names forgotten) while
     nobody uploaded, met an empty index and said 'the server has published no batches yet': the
     server had, and this node had matched them.  True in both cases: nothing listed, none in 14 days."""
-    storage, signer, client, nodes = _published(tmp_path)
+    storage, signer, client, nodes = published_f0_keys(tmp_path)
     assert check(client, nodes["b"], NOW).new_batches > 0
     back = NOW + 17 * DAY_SECONDS
     export_batches(storage, signer, tmp_path / "exports", back, ExportConfig())  # the exporter rewrites the index

@@ -31,6 +31,8 @@ never replaced by rowid: such an insert or update is refused), so a check reads 
 - ``schema.py``: the tables, one migration per schema version, refusing a foreign file;
 - ``sightings.py``: GAEN sightings, stored in batches and read as numpy arrays;
 - ``bluezone3.py``: Bluezone v3 sightings and this device's v3 key chain;
+- ``adapters.py``: which of this device's adapters heard each sighting, and a calibration's RSSI correction added
+  to the sightings of the adapter it was measured on;
 - ``keys.py``: this device's daily keys;
 - ``keyserver.py``: what the key-server client remembers;
 - ``checkins.py``: venue check-ins' rows and their uploads;

@@ -62,6 +62,8 @@ class StoreBase:
         self._rewritten_cookies: tuple[int, int] | None = None
         #: A rewrite that could not run has been warned of: a daemon retries at every purge (an hour), and says so once.
         self._rewrite_failure_said = False
+        #: The adapters this connection noted in use (``adapters.py``): address -> (id, when noted).
+        self._adapter_ids: dict[str, tuple[int, float]] = {}
 
     def _cookie_stands(self, read: int) -> bool:
         """Whether the schema cookie is still ``read`` (an early read's), or moved from it only by this store's own

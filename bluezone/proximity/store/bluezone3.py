@@ -12,16 +12,19 @@ from bluezone.crypto.bluezone3 import daily_key
 from bluezone.crypto.intervals import DAY_SECONDS
 from bluezone.errors import StoreError
 from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
-from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.adapters import Adapters, RssiCorrection
 from bluezone.proximity.store.schema import READABLE_ROW
 from bluezone.proximity.store.sightings import _batch
 
 
-class Bluezone3Sightings(StoreBase):
+class Bluezone3Sightings(Adapters):
     """Bluezone v3 sightings and this device's v3 key chain."""
 
-    def add_bluezone3_sightings(self, rows: np.ndarray, addresses: Sequence[str | None] | None = None) -> int:
-        """Store a BLUEZONE3_SIGHTING_DTYPE batch (and optional sender addresses) in one transaction."""
+    def add_bluezone3_sightings(
+        self, rows: np.ndarray, addresses: Sequence[str | None] | None = None, adapter: str | None = None
+    ) -> int:
+        """Store a BLUEZONE3_SIGHTING_DTYPE batch (and optional sender addresses) in one transaction, heard by
+        ``adapter`` (as ``add_sightings``)."""
         rows, addr, tx = _batch(
             rows, BLUEZONE3_SIGHTING_DTYPE, addresses, "Bluezone v3 sightings must have BLUEZONE3_SIGHTING_DTYPE"
         )
@@ -29,17 +32,21 @@ class Bluezone3Sightings(StoreBase):
         if n == 0:
             return 0
         data = zip(rows["time"].tolist(), rows["bzid"].tolist(), rows["rssi"].tolist(), tx, addr)
-        with self._conn:
+        with self._heard_by(adapter, rows["time"]) as (column, value):
             self._conn.executemany(
-                "INSERT INTO bluezone3_sightings (time, bzid, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?)", data
+                f"INSERT INTO bluezone3_sightings (time, bzid, rssi, tx_power, address{column}) VALUES (?, ?, ?, ?, ?{value})",
+                data,
             )
         return n
 
-    def bluezone3_sightings(self, since: float | None = None, until: float | None = None) -> np.ndarray:
-        """Bluezone v3 sightings with ``since <= time < until``, ordered by time (unreadable rows skipped)."""
+    def bluezone3_sightings(
+        self, since: float | None = None, until: float | None = None, correction: RssiCorrection | None = None
+    ) -> np.ndarray:
+        """Bluezone v3 sightings with ``since <= time < until``, ordered by time (unreadable rows skipped);
+        ``correction`` added as ``sightings`` adds it."""
         where, params = self._time_filter(since, until, "bluezone3_sightings")
         query = (
-            "SELECT time, bzid, rssi, COALESCE(tx_power, ?) FROM bluezone3_sightings"
+            f"SELECT time, bzid, {self._corrected_rssi(correction)}, COALESCE(tx_power, ?) FROM bluezone3_sightings"
             f" WHERE length(bzid) = 12 AND {READABLE_ROW}{where} ORDER BY time"
         )
         try:

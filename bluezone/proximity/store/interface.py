@@ -17,6 +17,7 @@ from typing import Any
 
 from bluezone.config import RETENTION_DAYS
 from bluezone.errors import NotAStoreError, StoreError, StoreLinkedError, StoreReadOnlyError, StoreWriteError
+from bluezone.proximity.store.adapters import Adapters
 from bluezone.proximity.store.base import BUSY_SECONDS
 from bluezone.proximity.store.bluezone3 import Bluezone3Sightings
 from bluezone.proximity.store.checkins import CheckIns
@@ -62,7 +63,7 @@ def _guard_public_methods(cls: type) -> type:
 
 @_guard_public_methods
 class SightingStore(
-    Sightings, Bluezone3Sightings, DailyKeys, KeyServerMemory, CheckIns, Retention, StoreStatus, Schema
+    Sightings, Bluezone3Sightings, Adapters, DailyKeys, KeyServerMemory, CheckIns, Retention, StoreStatus, Schema
 ):
     """Daily keys and sightings of one device.  Use :meth:`open` (``create=False`` for an
     existing store); a context manager."""

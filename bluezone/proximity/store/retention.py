@@ -12,6 +12,7 @@ from typing import Any, Literal
 from bluezone.config import RETENTION_DAYS
 from bluezone.crypto.intervals import DAY_SECONDS, interval_number
 from bluezone.errors import InputError
+from bluezone.proximity.store.adapters import forget_unused_adapters
 from bluezone.proximity.store.base import BUSY_SECONDS, StoreBase
 from bluezone.proximity.store.bluezone3 import chain_within
 from bluezone.proximity.store.daemonlock import daemon_runs_on
@@ -88,6 +89,8 @@ class Retention(StoreBase):
         with conn:
             s = _delete_expired(conn, "sightings", "time", cutoff)
             s3 = _delete_expired(conn, "bluezone3_sightings", "time", cutoff)
+            if forget_unused_adapters(conn, cutoff):
+                self._adapter_ids.clear()  # (noted again at the next write)
             self._advance_bluezone3_key(cutoff)
             k = conn.execute(
                 "DELETE FROM daily_keys WHERE rolling_start + rolling_period <= ?", (cutoff_interval,)

@@ -362,6 +362,25 @@ def _v13(db: sqlite_utils.Database) -> None:
     )
 
 
+def _v14(db: sqlite_utils.Database) -> None:
+    """Which adapter heard each sighting: a calibration's RSSI correction is that adapter's, and was applied to every
+    sighting, those of a dongle swapped in or another adapter docked too (docs/calibration.md).  ``adapters`` names each
+    adapter the daemon heard with by its Bluetooth address (``last_used``: the purge forgets one unused for the
+    retention), and each sighting keeps its ``adapter``: an id there, 0 for an adapter that could not say its address,
+    NULL where none was recorded (a row stored before this schema, or by code that names no adapter).  A column, not the
+    daemon's runs mapped by time: exact whatever the clock did, at a cost the measurement could not tell from noise
+    (docs/benchmarks.md, "Thirty-first session: which adapter heard a sighting"); an id of 0 or 1 takes no byte beside
+    the record's header, others one."""
+    conn = db.conn
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS adapters (id INTEGER PRIMARY KEY, address TEXT NOT NULL UNIQUE,"
+        " last_used REAL NOT NULL)"
+    )
+    for table in ("sightings", "bluezone3_sightings"):  # (kept, where a store set back to an older version has it)
+        if "adapter" not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN adapter INTEGER")
+
+
 #: daemon_state's row saying a vacuum is owed: written in the transaction of a migration that deleted a
 #: secret, deleted once the vacuum is done, so a crash between them vacuums at the next open instead of never.
 def vacuum_room() -> str:
@@ -377,7 +396,7 @@ _OWE_VACUUM = f"INSERT OR REPLACE INTO daemon_state (name, value, updated_at) VA
 
 #: MIGRATIONS[i] upgrades a database at schema version i to i + 1 (a True result: vacuum after it).  Append only.
 MIGRATIONS: list[Callable[[sqlite_utils.Database], object]] = [
-    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12, _v13,
+    _v1, _v2, _v3, _v4, _v5, _v6, _v7, _v8, _v9, _v10, _v11, _v12, _v13, _v14,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -418,6 +437,11 @@ REQUIRED_COLUMNS: dict[int, dict[str, frozenset[str]]] = {
     },
     11: {"keyserver_given_keys": frozenset({"server", "public_key", "key_id", "key_version", "given_at"})},
     13: {"rpi_days": frozenset({"rpi", "day", "sightings"})},
+    14: {
+        "adapters": frozenset({"id", "address", "last_used"}),
+        "sightings": frozenset({"time", "rpi", "aem", "rssi", "tx_power", "address", "adapter"}),
+        "bluezone3_sightings": frozenset({"time", "bzid", "rssi", "tx_power", "address", "adapter"}),
+    },
 }
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from bluezone.crypto.intervals import DAY_SECONDS, INTERVAL_SECONDS
 from bluezone.errors import StoreError
 from bluezone.proximity.sightings import NO_TX_POWER, SIGHTING_DTYPE
-from bluezone.proximity.store.base import StoreBase
+from bluezone.proximity.store.adapters import Adapters, RssiCorrection
 from bluezone.proximity.store.heardread import LAST_ROW, EarlyHeard, HeardBlobs, file_identity, read_heard, rpis_heard_often
 from bluezone.proximity.store.schema import NUMERIC_TIME, READABLE_ROW, UNUSABLE, USABLE_FIELDS
 
@@ -23,11 +23,14 @@ log = logging.getLogger(__package__)  # the store's one logger, as before it was
 _IN_BATCH = 500  # RPIs per `rpi IN (...)` query (SQLite allows 32,766 variables; small stays fast)
 
 
-class Sightings(StoreBase):
+class Sightings(Adapters):
     """This device's GAEN sightings."""
 
-    def add_sightings(self, rows: np.ndarray, addresses: Sequence[str | None] | None = None) -> int:
-        """Store a SIGHTING_DTYPE batch (and optional sender addresses) in one transaction."""
+    def add_sightings(
+        self, rows: np.ndarray, addresses: Sequence[str | None] | None = None, adapter: str | None = None
+    ) -> int:
+        """Store a SIGHTING_DTYPE batch (and optional sender addresses) in one transaction, heard by ``adapter``
+        (this device's adapter's Bluetooth address, "" for one that could not say it; None: not recorded)."""
         rows, addr, tx = _batch(rows, SIGHTING_DTYPE, addresses, "sightings must have SIGHTING_DTYPE")
         n = len(rows)
         if n == 0:
@@ -40,17 +43,21 @@ class Sightings(StoreBase):
             tx,
             addr,
         )
-        conn = self._conn
-        with conn:
-            conn.executemany(
-                "INSERT INTO sightings (time, rpi, aem, rssi, tx_power, address) VALUES (?, ?, ?, ?, ?, ?)", data
+        with self._heard_by(adapter, rows["time"]) as (column, value):
+            self._conn.executemany(
+                f"INSERT INTO sightings (time, rpi, aem, rssi, tx_power, address{column}) VALUES (?, ?, ?, ?, ?, ?{value})",
+                data,
             )
         return n
 
-    def sightings(self, since: float | None = None, until: float | None = None) -> np.ndarray:
-        """Sightings with ``since <= time < until`` (either bound optional), ordered by time."""
+    def sightings(
+        self, since: float | None = None, until: float | None = None, correction: RssiCorrection | None = None
+    ) -> np.ndarray:
+        """Sightings with ``since <= time < until`` (either bound optional), ordered by time; ``correction`` added to
+        the RSSI of those it applies to (``RssiCorrection``)."""
         where, params = self._time_filter(since, until)
-        select = "SELECT time, rpi, aem, rssi, COALESCE(tx_power, ?) FROM sightings WHERE length(rpi) = 16 AND length(aem) = 4"
+        select = (f"SELECT time, rpi, aem, {self._corrected_rssi(correction)}, COALESCE(tx_power, ?) FROM sightings"
+                  " WHERE length(rpi) = 16 AND length(aem) = 4")
         try:
             return self._load(f"{select}{where} ORDER BY time", params)
         except (TypeError, ValueError, OverflowError):
@@ -160,34 +167,41 @@ class Sightings(StoreBase):
         return [-math.inf if since is None else float(since), 1e300 if until is None else min(float(until), 1e300)]
 
     def sightings_with_rpis(
-        self, rpis: np.ndarray, since: float | None = None, until: float | None = None
+        self, rpis: np.ndarray, since: float | None = None, until: float | None = None,
+        correction: RssiCorrection | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(rows, rowids): the usable sightings of ``rpis`` (uint8 (n, 16) or V16) with
-        ``since <= time < until``, ordered by time as ``sightings`` orders them, and each row's id."""
+        ``since <= time < until``, ordered by time as ``sightings`` orders them (``correction`` as it adds it), and
+        each row's id."""
         bounds = self._bounds(since, until)
         # distinct, as _distinct_sorted finds them (np.unique's first plain call imports numpy.ma, ~0.01-0.03 s)
         wanted = _distinct_sorted(np.ascontiguousarray(rpis).view(np.uint8).reshape(-1, 16))[0]
         parts = [self._load_with_ids(
             f"WHERE {USABLE_FIELDS} AND {NUMERIC_TIME} AND time >= ? AND time < ? AND rpi IN ({', '.join('?' * len(batch))})",
             [*bounds, *(bytes(r) for r in batch)],
-            index="sightings_by_rpi",
+            index="sightings_by_rpi", rssi=self._corrected_rssi(correction),
         ) for batch in np.array_split(wanted, max(1, -(-len(wanted) // _IN_BATCH))) if len(batch)]
         rows = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, SIGHTING_DTYPE)
         ids = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.int64)
         order = np.lexsort((ids, rows["time"]))
         return rows[order], ids[order]
 
-    def usable_sightings(self, since: float | None = None, until: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def usable_sightings(
+        self, since: float | None = None, until: float | None = None, correction: RssiCorrection | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(rows, rowids): the usable sightings with ``since <= time < until``, ordered by time (the
         rows ``sightings`` returns, and each one's id, which ``sightings_with_rpis`` also gives)."""
         return self._load_with_ids(
-            f"WHERE {USABLE_FIELDS} AND time >= ? AND time < ? ORDER BY time, rowid", self._bounds(since, until)
+            f"WHERE {USABLE_FIELDS} AND time >= ? AND time < ? ORDER BY time, rowid", self._bounds(since, until),
+            rssi=self._corrected_rssi(correction),
         )
 
-    def _load_with_ids(self, where: str, params: list[Any], index: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def _load_with_ids(
+        self, where: str, params: list[Any], index: str | None = None, rssi: str = "rssi"
+    ) -> tuple[np.ndarray, np.ndarray]:
         indexed = f" INDEXED BY {index}" if index else ""
         rows = self._conn.execute(
-            f"SELECT rowid, time, rpi, aem, rssi, COALESCE(tx_power, ?) FROM sightings{indexed} {where}",
+            f"SELECT rowid, time, rpi, aem, {rssi}, COALESCE(tx_power, ?) FROM sightings{indexed} {where}",
             [NO_TX_POWER, *params],
         ).fetchall()
         ids = np.fromiter((r[0] for r in rows), np.int64, len(rows))
