@@ -195,8 +195,16 @@ LIKELY_CASE = "a likely case: diagnosed, not tested yet"
 def _correction_line(result: Any) -> str | None:
     """One line when the calibration's RSSI correction was not applied to every sighting of the exposures alike: those
     another adapter heard read uncorrected (their distances as that adapter measures them), and those stored before
-    bluezone recorded the adapter corrected as before (``RssiCorrection``)."""
+    bluezone recorded the adapter corrected as before (``RssiCorrection``); or when it was not applied at all, being
+    beyond what bluezone believes (``config.TRUSTED_CORRECTION_DB``)."""
     c = getattr(result, "rssi_correction", None)
+    beyond = getattr(result, "rssi_correction_not_believed", None)
+    if beyond is not None:
+        from bluezone.config import TRUSTED_CORRECTION_DB
+
+        return (f"RSSI correction {beyond:+d} dB (the daemon config's) is beyond the +-{TRUSTED_CORRECTION_DB} dB bluezone"
+                " believes: not applied, each sighting read as heard (as venue check-ins read them); calibrate again"
+                " (docs/calibration.md)")
     if c is None or not c.db or c.adapter is None:
         return None
     other, unrecorded = result.uncorrected()

@@ -30,8 +30,17 @@ from bluezone.writefile import link_target, write_file
 RETENTION_DAYS = 14  # sightings and daily keys older than this are deleted: a promise, not a default
 MAX_RPI_LIFETIME = 1200.0  # seconds: GAEN changes the RPI every 10-20 minutes
 #: The largest RSSI correction (dB) a receiver may have: what ``bluezone calibrate`` accepts (Google's table's phones
-#: lie within -37..+14).  Every check shifts each attenuation by it: 127 set by hand made a phone 25 m away an F1.
+#: lie within -37..+14).  Every check shifted each attenuation by it: 127 set by hand made a phone 25 m away an F1
+#: (and one beyond TRUSTED_CORRECTION_DB is not applied now).
 MAX_RSSI_CORRECTION_DB = 40
+#: The largest RSSI correction (dB, either way) bluezone believes: ``check`` and the venue rules alike read the RSSI as it
+#: comes (correction 0, as an uncalibrated adapter's) beyond it.  Google's table measured 311 of its 313 phones within
+#: -20..+14 dB (the two beyond: -21 and -37), and Linux adapters are often 8-9 dB off; a correction beyond this is
+#: likelier a calibration gone wrong (a reference behind a wall or in a pocket, a typo) than an adapter, and moves every
+#: verdict by as much: +30 checked a visitor in next door (-97 dBm read -67).  ``calibrate`` still measures and writes
+#: up to MAX_RSSI_CORRECTION_DB (what it measured: ``run``, ``status``, ``doctor`` and ``check`` say it is not believed).
+#: One policy: check applied up to 40 where the venue rules stopped at 20, for no reason either side could give.
+TRUSTED_CORRECTION_DB = 20
 
 
 #: A settings file (daemon.toml, config.toml, a scorer's): one with every option of every command set is 15 KB.
@@ -262,6 +271,12 @@ def edited_since_calibration(note: str, tx_power: object, rssi_correction: objec
 
 
 _BLUETOOTH_ADDRESS = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}")
+
+
+def trusted_correction(rssi_correction: int) -> int:
+    """The RSSI correction applied: within +-TRUSTED_CORRECTION_DB as it is, else none (not clamped: a clamp to 20
+    still checked a mistaken +21 in next door, docs/venues.md "The step at 20 dB")."""
+    return rssi_correction if abs(rssi_correction) <= TRUSTED_CORRECTION_DB else 0
 
 
 def on_another_adapter(calibrated: object, address: object) -> str | None:

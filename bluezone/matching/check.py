@@ -414,6 +414,7 @@ class CheckResult:
     bluezone3_sightings: int = 0  # stored Bluezone v3 sightings read for them
     streamed_keys: int | None = None  # keys of a file matched as it was read (then ``keys`` is empty)
     rssi_correction: RssiCorrection | None = None  # the correction the store's sightings were read with (the CLI's)
+    rssi_correction_not_believed: int | None = None  # the config's, beyond TRUSTED_CORRECTION_DB: not applied
 
     @property
     def key_count(self) -> int:
@@ -457,8 +458,10 @@ class CheckResult:
                     "db": c.db, "adapter": c.adapter,
                     "uncorrected_sightings": {a or "unknown": n for a, n in other.items()},
                     "unrecorded_sightings": unrecorded,
+                    **({"not_believed_db": self.rssi_correction_not_believed}
+                       if self.rssi_correction_not_believed is not None else {}),
                 }}
-                if c is not None and c.db
+                if c is not None and (c.db or self.rssi_correction_not_believed is not None)
                 else {}
             ),
         }

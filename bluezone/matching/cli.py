@@ -19,7 +19,7 @@ from click.core import ParameterSource
 from bluezone.clitypes import (
     OnceOption, cli_clock, cli_now, db_option, emit_json, end_quickly, jobs_option, json_option, json_text,
 )
-from bluezone.config import MAX_RSSI_CORRECTION_DB
+from bluezone.config import TRUSTED_CORRECTION_DB
 from bluezone.printable import printable_line
 
 
@@ -257,9 +257,10 @@ def _f0_list_there(out: str) -> str:
     "--set", "scorer_settings", multiple=True, metavar="NAME=VALUE", help="Scorer setting, e.g. --set threshold_db=57 (bluezone), or near_weight=1.0 with --scorer gaen."
 )
 @click.option(
-    "--rssi-correction", default=None, type=click.IntRange(-MAX_RSSI_CORRECTION_DB, MAX_RSSI_CORRECTION_DB),
+    "--rssi-correction", default=None, type=click.IntRange(-TRUSTED_CORRECTION_DB, TRUSTED_CORRECTION_DB),
     help="This device's RSSI correction, dB, added to every sighting (default: rssi_correction of the daemon config "
-    "that bluezone calibrate writes, added to the sightings of the adapter it calibrated; else 0).",
+    f"that bluezone calibrate writes, added to the sightings of the adapter it calibrated, if within +-{TRUSTED_CORRECTION_DB}"
+    " dB; else 0).",
 )
 @click.option("--server", "server_url", cls=OnceOption, default=None, help="Key server URL: download, verify and match new batches.")
 @click.option(
@@ -313,7 +314,7 @@ def check(
     # RPIs on the core the imports leave idle; a check of a key file only, whose store it may read.
     key_file = keys_path is not None and server_url is None
     with _cycles_left_for_later(key_file), _early_read(db_path) if key_file else nullcontext() as early:
-        from bluezone.config import load_config
+        from bluezone.config import load_config, trusted_correction
         from bluezone.errors import InputError
         from bluezone.matching.matcher import available_cores
         from bluezone.matching.scoring import DEFAULT_SCORER, get_scorer, parse_setting
@@ -321,9 +322,11 @@ def check(
 
         jobs = jobs_within_cores(jobs, available_cores(), "check")
 
+        not_believed = None
         if rssi_correction is None:  # a calibration's is its adapter's: for the sightings that adapter heard
             config = load_config()
-            correction = RssiCorrection(config.rssi_correction, config.calibration_adapter or None)
+            correction = RssiCorrection(trusted_correction(config.rssi_correction), config.calibration_adapter or None)
+            not_believed = config.rssi_correction if correction.db != config.rssi_correction else None
         else:
             correction = RssiCorrection(rssi_correction)
         overrides = dict(parse_setting(text) for text in scorer_settings)
@@ -340,7 +343,7 @@ def check(
             keys_path, server_url, server_key, repin, db_path, scorer_named, correction, jobs,
             bluezone3_alone=f0_entries is not None, early=early,
         )
-        result.rssi_correction = correction
+        result.rssi_correction, result.rssi_correction_not_believed = correction, not_believed
         if f0_entries is not None:
             _add_bluezone3(result, f0_entries, db_path, scorer, correction)
         if as_json or json_to is not None:

@@ -40,9 +40,9 @@ Rules (all times from the daemon's clock):
 * every dBm rule reads the RSSI with this receiver's RSSI correction added (``bluezone calibrate`` writes it to
   the daemon's config, which ``bluezone run`` passes on), as ``check`` reads sightings; an uncalibrated
   adapter's correction is 0 (its RSSI as it comes): one reading 8 dB low never checked a visitor in.  A
-  correction beyond +-``TRUSTED_CORRECTION_DB`` is not believed (the RSSI is read as it comes, and ``run``,
-  ``status`` and ``doctor`` say so): calibrate accepts +-40 dB, and a +30 from a reference behind a wall checked
-  a visitor in next door and from the street.
+  correction beyond +-``TRUSTED_CORRECTION_DB`` is not believed, by ``check`` either (the RSSI is read as it comes,
+  and ``run``, ``status`` and ``doctor`` say so): calibrate accepts +-40 dB, and a +30 from a reference behind a
+  wall checked a visitor in next door and from the street.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
+from bluezone.config import TRUSTED_CORRECTION_DB, trusted_correction
 from bluezone.errors import StoreWriteError, VenueError
 from bluezone.proximity.radio import Advert
 from bluezone.proximity.store import SightingStore
@@ -74,26 +75,13 @@ class NearbyPolicy:
     near_frames: int = 20
 
 
-#: The largest RSSI correction (dB, either way) the dBm rules believe.  Google's table measured 311 of its 313 phones
-#: within -20..+14 dB (docs/calibration.md; the two beyond: -37 and -21), and Linux adapters are often 8-9 dB off; a
-#: correction beyond this is likelier a calibration gone wrong (a reference behind a wall or in a pocket, a typo) than
-#: an adapter, and moves every rule by as much: +30 took next door (-97 dBm) for the café's middle (-67).
-TRUSTED_CORRECTION_DB = 20
-
-
-def trusted_correction(rssi_correction: int) -> int:
-    """The RSSI correction the dBm rules apply: the calibration's within +-TRUSTED_CORRECTION_DB, else none (the
-    adapter's RSSI as it comes, as an uncalibrated one's)."""
-    return rssi_correction if abs(rssi_correction) <= TRUSTED_CORRECTION_DB else 0
-
-
 def correction_warning(rssi_correction: object) -> str | None:
     """The one line ``run``, ``status`` and ``doctor`` say of a correction the venue rules do not believe, else None."""
     if not isinstance(rssi_correction, int) or trusted_correction(rssi_correction) == rssi_correction:
         return None
     return (
-        f"venue beacons: rssi_correction {rssi_correction:+d} dB is beyond the +-{TRUSTED_CORRECTION_DB} dB they believe,"
-        " so venue check-ins read this adapter's RSSI as it comes; calibrate again (docs/venues.md)"
+        f"rssi_correction {rssi_correction:+d} dB is beyond the +-{TRUSTED_CORRECTION_DB} dB bluezone believes, so venue"
+        " check-ins and check read this adapter's RSSI as it comes; calibrate again (docs/calibration.md)"
     )
 
 

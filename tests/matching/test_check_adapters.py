@@ -131,3 +131,32 @@ def test_no_correction_leaves_the_json_as_it_was(tmp_path: Path) -> None:
     report = json.loads(check("--keys", str(keys), "--db", str(db), "--json")[1])
     assert "rssi_correction" not in report and "uncorrected_sightings" not in report["exposures"][0]
     assert np.isclose(report["exposures"][0]["closest_attenuation_db"], 50)
+
+
+@pytest.mark.parametrize("db", [30, -21])
+def test_a_correction_beyond_what_bluezone_believes_is_not_applied_by_check_as_by_the_venue_rules(
+    tmp_path: Path, db: int
+) -> None:
+    """One policy (config.TRUSTED_CORRECTION_DB): check added up to +-40 dB where the venue rules stopped at +-20."""
+    db_path, keys = swapped_mid_exposure(tmp_path, HERE, HERE)
+    config = f'rssi_correction = {db}\ncalibration_adapter = "{HERE}"\n'
+    code, out = check("--keys", str(keys), "--db", str(db_path), config=config)
+    assert code == 0, out
+    (line,) = [line for line in out.splitlines() if line.startswith("RSSI correction")]
+    assert line == (f"RSSI correction {db:+d} dB (the daemon config's) is beyond the +-20 dB bluezone believes: not"
+                    " applied, each sighting read as heard (as venue check-ins read them); calibrate again"
+                    " (docs/calibration.md)")
+    report = json.loads(check("--keys", str(keys), "--db", str(db_path), "--json", config=config)[1])
+    assert report["exposures"][0]["closest_attenuation_db"] == 50  # -70 dBm from TX -20, as heard
+    assert report["rssi_correction"] == {"db": 0, "adapter": HERE, "uncorrected_sightings": {},
+                                         "unrecorded_sightings": 0, "not_believed_db": db}
+
+
+def test_the_bound_itself_is_believed_and_a_typed_correction_beyond_it_refused(tmp_path: Path) -> None:
+    db_path, keys = swapped_mid_exposure(tmp_path, HERE, HERE)
+    report = json.loads(check("--keys", str(keys), "--db", str(db_path), "--json",
+                              config=f'rssi_correction = 20\ncalibration_adapter = "{HERE}"\n')[1])
+    assert report["exposures"][0]["closest_attenuation_db"] == 30 and "not_believed_db" not in report["rssi_correction"]
+    result = CliRunner().invoke(cli, ["check", "--keys", str(keys), "--db", str(db_path), "--rssi-correction", "21"],
+                                obj={"clock": VirtualClock(SEEN)})
+    assert result.exit_code == 2 and result.stdout == "" and "--rssi-correction" in result.stderr
