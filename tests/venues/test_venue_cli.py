@@ -402,16 +402,24 @@ def test_a_file_or_folder_given_for_the_url_is_told_what_to_give(cafe: dict, clo
     ],
 )
 def test_a_check_in_now_outside_an_events_times_is_kept_and_said(
-    tmp_path: Path, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch, start: str, end: str, note: str | None
+    tmp_path: Path, clock: VirtualClock, start: str, end: str, note: str | None
 ) -> None:
     """An invitation's QR code scanned days before the wedding checked in at once without a word (user29); CWA warns
     before an event's start and after its end, and keeps the check-in, as this does."""
-    monkeypatch.setenv("TZ", "UTC")
+    import time
+
     out, db = tmp_path / "wedding", tmp_path / "v.db"
-    made = run(VirtualClock(T0 - 5 * 86400), "venue", "create", "--name", "Wedding", "--address", "Hall 3", "--type",
-               "private-event", "--start", start, "--end", end, "--out", str(out))  # made before the event, as owners do
+    with pytest.MonkeyPatch.context() as zone:
+        zone.setenv("TZ", "UTC")
+        time.tzset()  # (the variable alone moved nothing: the note said '+14' under TZ=Pacific/Kiritimati)
+        try:
+            made = run(VirtualClock(T0 - 5 * 86400), "venue", "create", "--name", "Wedding", "--address", "Hall 3", "--type",
+                       "private-event", "--start", start, "--end", end, "--out", str(out))  # made before the event, as owners do
+            result = run(clock, "checkin", made.stdout.strip(), "--db", str(db))
+        finally:
+            zone.undo()
+            time.tzset()
     assert made.exit_code == 0, made.output
-    result = run(clock, "checkin", made.stdout.strip(), "--db", str(db))
     assert result.exit_code == 0 and result.stdout.startswith("checked in at Wedding (Hall 3)"), result.output
     assert result.stderr == ("" if note is None else note + " (check out with `bluezone checkout`, or give a visit's"
                              " times with --start and --end)\n")
