@@ -286,6 +286,16 @@ class KeyServerClient:
                 raise self._too_slow(url) from None
             # some httpx errors have no text (a read timeout): the reason is then their name
             raise TransientKeyServerError(f"cannot reach the key server at {url}: {str(exc) or type(exc).__name__}") from None
+        if 300 <= response.status_code < 400:
+            # httpx follows none, and the answer was read as the file asked for: a batch moved elsewhere (a CDN's
+            # signed URL) was a 'malformed batch', rejected and not fetched again for 14 days.  Not followed: the
+            # node asks only the server it was given
+            where = _shown(response.headers.get("location", ""))
+            raise KeyServerError(
+                f"{url}: {response.status_code} redirect to {where!r}, not followed (give the key server's address as it"
+                " answers, e.g. https:// for http://; its files must be served from there, not redirected elsewhere)",
+                "", response.status_code,
+            )
         if response.status_code >= 400:
             try:
                 doc = json.loads(data)

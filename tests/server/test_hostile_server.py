@@ -216,3 +216,38 @@ def test_an_upload_to_a_static_web_host_says_to_check_the_url_not_to_try_later()
     assert str(refused.value) == (
         "http://keys.test/v1/publish: 501 Not Implemented (a web page, not a key server's answer: check the URL)"
     )
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirected_batch_is_one_line_and_not_remembered_as_rejected(tmp_path, status: int) -> None:
+    """httpx follows no redirect, and a 3xx answer was read as the file: a batch moved to a CDN's signed URL (or an
+    http:// server answering 'go to https://') was 'malformed batch: ... File is not a zip file', rejected, and
+    remembered as rejected: not fetched again for 14 days, whatever the server did next.  A redirect is said, with
+    where it points, and nothing is remembered; nothing is asked of the other host."""
+    info = keygen(tmp_path / "k").public_info()
+    asked: list[str] = []
+
+    def moved(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        if request.url.path == "/v1/signing-key":
+            return httpx.Response(200, json=info)
+        if request.url.path == "/v1/exports/index.txt":
+            return httpx.Response(200, content=b"export-1.zip\n")
+        return httpx.Response(status, headers={"location": "https://cdn.example/x.zip?sig=" + "a" * 300}, content=b"<html>Found</html>")
+
+    store = SightingStore.open(":memory:")
+    client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(moved), sleep=lambda seconds: None)
+    with pytest.raises(KeyServerError) as refused:
+        check_server(client, ServerState(store), lambda t0, t1: None, now=NOW)  # type: ignore[arg-type, return-value]
+    message = str(refused.value)
+    assert message.startswith(f"http://keys.test/v1/exports/export-1.zip: {status} redirect to 'https://cdn.example/x.zip?sig=aaa")
+    assert "not followed" in message and message.isprintable(), message
+    assert store.rejected_batches("http://keys.test", info["public_key"], NOW) == {}
+    assert store.keyserver_batches("http://keys.test") == set()
+    assert all(url.startswith("http://keys.test/") for url in asked), asked
+
+
+def test_a_redirected_signing_key_or_index_says_where_to(tmp_path) -> None:
+    """An http:// URL of a server that answers only https:// with a redirect: 'the answer is not a JSON object'."""
+    with pytest.raises(KeyServerError, match=r"/v1/signing-key: 301 redirect to 'https://keys.test/v1/signing-key'"):
+        _check(lambda request: httpx.Response(301, headers={"location": "https://keys.test/v1/signing-key"}))
