@@ -493,6 +493,24 @@ class ExposureWindow:
         return len(self.times)
 
 
+def one_row_per_key(keys: np.ndarray, matches: np.ndarray) -> np.ndarray:
+    """``matches`` (MATCH_DTYPE) with a key that several rows of ``keys`` list (a file with a key twice, a daily key
+    under two windows) matched as the first of those rows, each sighting once: one person's key is one exposure a
+    day, as ``check --server`` finds it (it keeps the first of each key).  Few keys match: only theirs are compared."""
+    rows = np.sort(matches["key_index"])
+    distinct = rows[np.r_[True, rows[1:] != rows[:-1]]] if len(rows) else rows
+    whole = np.ascontiguousarray(keys["key"][distinct])
+    prefixes = np.sort(whole.view("<u8").reshape(-1, 2)[:, 0])
+    if not (prefixes[1:] == prefixes[:-1]).any():  # the usual case: every matched key once
+        return matches
+    _, first, inverse = np.unique(whole, return_index=True, return_inverse=True)
+    out = matches.copy()
+    out["key_index"] = distinct[first][inverse.reshape(-1)][np.searchsorted(distinct, matches["key_index"])]
+    out = out[np.lexsort((out["sighting_index"], out["key_index"]))]
+    again = (out["key_index"][1:] == out["key_index"][:-1]) & (out["sighting_index"][1:] == out["sighting_index"][:-1])
+    return out[np.r_[True, ~again]]
+
+
 def exposure_windows(keys: np.ndarray, matches: np.ndarray, *, rssi_correction: int = 0) -> list[ExposureWindow]:
     """Group matches into windows, one per (key, UTC day), in key then time order."""
     if len(matches) == 0:
@@ -537,6 +555,7 @@ def find_exposures(
     default_tx_power: int = DEFAULT_TX_POWER,
     jobs: int = 1,
 ) -> list[ExposureWindow]:
-    """Match and group: the exposure windows of ``sightings`` against diagnosis ``keys``."""
+    """Match and group: the exposure windows of ``sightings`` against diagnosis ``keys`` (a key listed twice: one, as
+    its first row: ``one_row_per_key``)."""
     matches = match(keys, sightings, tolerance=tolerance, default_tx_power=default_tx_power, jobs=jobs)
-    return exposure_windows(keys, matches, rssi_correction=rssi_correction)
+    return exposure_windows(keys, one_row_per_key(keys, matches), rssi_correction=rssi_correction)
