@@ -308,7 +308,7 @@ def check(
     it finds there.
     """
     if json_to is not None:
-        _report_folder_writable(json_to)
+        _report_path_usable(json_to, db_path, {"--keys": keys_path, "--bluezone3-list": bluezone3_path, "--server-key": server_key})
     end_quickly()  # every store, file, thread and worker below is closed by the time it returns (or fails)
     # Started before numpy is imported (~75 ms: the scorer, the matcher), so that SQLite reads the store's
     # RPIs on the core the imports leave idle; a check of a key file only, whose store it may read.
@@ -360,17 +360,31 @@ def check(
             result.raise_for_rejected()
 
 
-def _report_folder_writable(path: Path) -> None:
-    """--json-to's folder checked before the check runs: a check with --server remembers what it told, so a
-    report it could not write afterwards would have told a script's next run nothing new."""
+def _report_path_usable(path: Path, db_path: Path | None, inputs: dict[str, Path | None]) -> None:
+    """--json-to checked before the check runs: its folder writable (a check with --server remembers what it told,
+    so a report it could not write afterwards would have told a script's next run nothing new), and not a file the
+    check reads: the report replaces the file it names, and the sighting store (14 days of sightings, the daily keys
+    an upload sends) or a key file given became the report."""
     import os
 
     from bluezone.errors import InputError
+    from bluezone.proximity.store.files import default_db_path
 
     folder = path.parent
     if not os.access(folder, os.W_OK | os.X_OK):
         why = "not a folder this user may write" if folder.is_dir() else "no such folder"
         raise InputError(printable_line(f"--json-to {path}: {folder} is {why}"))
+    store = db_path or default_db_path()
+    taken = {"the sighting database": store} | {f"the sighting database's {tail} file": Path(f"{store}{tail}")
+                                                 for tail in ("-wal", "-shm", "-journal", ".lock")}
+    taken |= {f"the {option} file": given for option, given in inputs.items() if given is not None}
+    for what, other in taken.items():
+        try:
+            same = os.path.samefile(path, other)
+        except OSError:  # either not there: nothing to lose
+            continue
+        if same:
+            raise InputError(printable_line(f"--json-to {path} is {what}: give the report a file of its own"))
 
 
 def _write_report(path: Path, report: str) -> None:

@@ -36,3 +36,22 @@ def test_a_folder_it_cannot_write_is_said_before_the_check(tmp_path: Path) -> No
     done = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json-to", str(missing)], obj=NOW)
     assert done.exit_code == 2 and done.stdout == ""
     assert done.stderr == f"Error: --json-to {missing}: {missing.parent} is no such folder\n"
+
+
+def test_a_report_onto_the_store_or_an_input_is_refused_before_the_check(tmp_path: Path) -> None:
+    """The report replaced whatever file --json-to named: given the sighting store (a tab completion, the
+    database's own path pasted), the 14 days of sightings and the daily keys an upload needs became the JSON
+    report (exit 0; the next command: 'file is not a database').  The store, its SQLite companions, a link to it
+    and the check's own inputs are refused before anything is read, each left as it was."""
+    path, db, _, _ = day_file(tmp_path)
+    before = db.read_bytes()
+    (tmp_path / "link.db").symlink_to(db)
+    for target in (db, tmp_path / "link.db", path):
+        done = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json-to", str(target)], obj=NOW)
+        assert done.exit_code == 2 and done.stdout == "", (target, done.output)
+        assert done.stderr.startswith(f"Error: --json-to {target} is ") and done.stderr.count("\n") == 1, done.stderr
+    assert db.read_bytes() == before
+    wal = Path(f"{db}-wal")
+    wal.write_bytes(b"")
+    done = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json-to", str(wal)], obj=NOW)
+    assert done.exit_code == 2 and "the sighting database's" in done.stderr, done.output
