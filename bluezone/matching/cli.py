@@ -137,6 +137,8 @@ def keys_export(days: int, out: str, protocol: str, force: bool, db_path: Path |
     from bluezone.matching.export_own import own_keys_to_export, released_today
     from bluezone.proximity.store import SightingStore
 
+    if out != "-":
+        _not_an_input("--out", Path(out), db_path, {})
     if out != "-" and protocol == "gaen" and not force and _regular_file_there(out):
         # before the store is read: a refusal cuts no key of today short
         raise InputError(f"{out} already exists: give --force to replace it, or another --out")
@@ -362,29 +364,40 @@ def check(
 
 def _report_path_usable(path: Path, db_path: Path | None, inputs: dict[str, Path | None]) -> None:
     """--json-to checked before the check runs: its folder writable (a check with --server remembers what it told,
-    so a report it could not write afterwards would have told a script's next run nothing new), and not a file the
-    check reads: the report replaces the file it names, and the sighting store (14 days of sightings, the daily keys
-    an upload sends) or a key file given became the report."""
+    so a report it could not write afterwards would have told a script's next run nothing new), and none of the
+    files the check reads (``_not_an_input``)."""
     import os
 
     from bluezone.errors import InputError
-    from bluezone.proximity.store.files import default_db_path
 
     folder = path.parent
     if not os.access(folder, os.W_OK | os.X_OK):
         why = "not a folder this user may write" if folder.is_dir() else "no such folder"
         raise InputError(printable_line(f"--json-to {path}: {folder} is {why}"))
+    _not_an_input("--json-to", path, db_path, inputs)
+
+
+def _not_an_input(option: str, path: Path, db_path: Path | None, inputs: dict[str, Path | None]) -> None:
+    """InputError if the file ``option`` writes (replacing what is there) is the sighting store, one of its SQLite
+    files, or one of ``inputs`` (option: path): 'check --db s.db --json-to s.db' turned the store (14 days of
+    sightings, the daily keys an upload sends) into the JSON report, and 'keys export --out s.db --force' into
+    the keys."""
+    import os
+
+    from bluezone.errors import InputError
+    from bluezone.proximity.store.files import default_db_path
+
     store = db_path or default_db_path()
     taken = {"the sighting database": store} | {f"the sighting database's {tail} file": Path(f"{store}{tail}")
                                                  for tail in ("-wal", "-shm", "-journal", ".lock")}
-    taken |= {f"the {option} file": given for option, given in inputs.items() if given is not None}
+    taken |= {f"the {given_as} file": given for given_as, given in inputs.items() if given is not None}
     for what, other in taken.items():
         try:
             same = os.path.samefile(path, other)
         except OSError:  # either not there: nothing to lose
             continue
         if same:
-            raise InputError(printable_line(f"--json-to {path} is {what}: give the report a file of its own"))
+            raise InputError(printable_line(f"{option} {path} is {what}: give it a file of its own"))
 
 
 def _write_report(path: Path, report: str) -> None:

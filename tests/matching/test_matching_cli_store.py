@@ -253,6 +253,22 @@ def test_keys_export_whose_cut_the_store_refuses_writes_no_file(tmp_path: Path, 
         assert [k.rolling_period for k in store.daily_keys()] == [144]
 
 
+@pytest.mark.parametrize("protocol", ["gaen", "bluezone3"])
+def test_keys_export_onto_the_store_is_refused_even_with_force(tmp_path: Path, protocol: str) -> None:
+    """--out naming the store (a link to it too) with --force replaced the sighting database with the keys it
+    was exporting (exit 0): its sightings and every daily key gone with it."""
+    db = tmp_path / "s.db"
+    with SightingStore.open(db) as store:
+        store.save_daily_key(DailyKey(b"\x07" * 16, rolling_start(NOW) - 144))
+    (tmp_path / "link.db").symlink_to(db)
+    before = db.read_bytes()
+    for out in (db, tmp_path / "link.db", Path(f"{db}.lock")):
+        out.touch()
+        code, stdout, err = run("keys", "export", "--protocol", protocol, "--out", str(out), "--db", str(db), "--force")
+        assert code == 2 and stdout == "" and err.startswith(f"Error: --out {out} is the sighting database"), err
+    assert db.read_bytes() == before
+
+
 def test_keys_export_missing_db(tmp_path: Path) -> None:
     code, _, err = run("keys", "export", "--out", str(tmp_path / "k.json"), "--db", str(tmp_path / "none.db"))
     assert code == 2 and "no sighting database" in err and not (tmp_path / "none.db").exists()
