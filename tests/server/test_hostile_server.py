@@ -251,3 +251,26 @@ def test_a_redirected_signing_key_or_index_says_where_to(tmp_path) -> None:
     """An http:// URL of a server that answers only https:// with a redirect: 'the answer is not a JSON object'."""
     with pytest.raises(KeyServerError, match=r"/v1/signing-key: 301 redirect to 'https://keys.test/v1/signing-key'"):
         _check(lambda request: httpx.Response(301, headers={"location": "https://keys.test/v1/signing-key"}))
+
+
+def test_a_large_batch_is_held_once_while_it_downloads() -> None:
+    """The answer grew in a bytearray and was copied into bytes: a 256 MiB batch (the cap; a hostile server's,
+    or a national file) was held twice, 586 MiB peak for one file on a device that may have 512 MiB."""
+    import tracemalloc
+
+    size, chunk = 16 << 20, b"\0" * (1 << 20)
+
+    class Body(httpx.SyncByteStream):
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            for _ in range(size // len(chunk)):
+                yield chunk
+
+    client = KeyServerClient("http://keys.test", transport=httpx.MockTransport(lambda request: httpx.Response(200, stream=Body())))
+    tracemalloc.start()
+    try:
+        data = client.batch("big.zip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(data) == size and isinstance(data, bytes)
+    assert peak < 1.3 * size, f"{peak / size:.2f} times the answer"
