@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from pathlib import Path
@@ -28,6 +29,9 @@ NOW = 1_763_640_000.0
 
 #: "Now" for the scene's checks: the end of its day (a check purges the store at its clock's "now").
 SEEN = (DAY + 144) * INTERVAL_SECONDS
+#: The date the advice gives the close encounter (10:00 UTC on 2025-02-20): its first minute's date in this machine's
+#: zone (e393adb), the next day east of UTC+10 (these tests said 2025-02-20 and failed under TZ=Pacific/Kiritimati).
+EXPOSED_ON = dt.datetime.fromtimestamp((DAY + 60) * INTERVAL_SECONDS + 5).date().isoformat()
 
 
 def run(*args: str, now: float = NOW) -> tuple[int, str, str]:
@@ -68,7 +72,7 @@ def test_check_text(scene: tuple[Path, Path]) -> None:
     assert lines[2] == "2 exposure(s), 1 close contact(s) (F1) from 3 keys"
     # what an F1 should do next, after the report (someone told "F1" needs more than a level)
     assert lines[3].startswith("What now: you were near someone who tested positive for 15 minutes or more")
-    assert "health authority's advice for close contacts" in lines[3] and lines[3].endswith("--exposure-date 2025-02-20`")
+    assert "health authority's advice for close contacts" in lines[3] and lines[3].endswith(f"--exposure-date {EXPOSED_ON}`")
     # user31's walk: "if it gives you a recursive code" named the code by a word only the health authority's tool uses
     assert "if it gives you a code to warn the people you met since (a close contact's code, \"recursive\")" in lines[3]
 
@@ -126,7 +130,7 @@ def test_check_does_not_tell_a_device_without_keys_to_send_them(scene: tuple[Pat
     assert code == 0, err
     advice = out.strip().splitlines()[-1]
     assert advice.startswith("What now: you were near someone who tested positive") and "bluezone upload" not in advice
-    assert advice.endswith("(this device has no daily keys of its own from 2025-02-20 on (`bluezone run` makes them), so a"
+    assert advice.endswith(f"(this device has no daily keys of its own from {EXPOSED_ON} on (`bluezone run` makes them), so a"
                            " close contact's code to warn the people you met would have nothing of it to send)")
 
 

@@ -136,7 +136,10 @@ def test_f2_warning_then_upgrade_to_f1_when_the_f1_tests_positive(chain: dict) -
     assert f"{chain['day']}  upgraded: the F2 warning of this day is now F1" in out  # ...an upgrade of the old one
     # and what an F1 does now (the upgrade is in none of the new or earlier exposures: the advice was missing)
     assert out.splitlines()[-1].startswith("What now: you were near someone who tested positive for 15 minutes or more")
-    assert out.splitlines()[-1].endswith(f"--exposure-date {chain['day']}`"), out
+    # the advice's date is the exposure's first minute's in this machine's zone (e393adb), not the UTC day above: the
+    # next day east of UTC+10 (this test said chain['day'] and failed under TZ=Pacific/Kiritimati)
+    exposed_on = dt.datetime.fromisoformat(close[0]["start"]).astimezone().date()
+    assert out.splitlines()[-1].endswith(f"--exposure-date {exposed_on}`"), out
     # the server just checked is the one to send to: named, not "URL"
     assert f"`bluezone upload --server {chain['url']} --code CODE --exposure-date" in out.splitlines()[-1]
 
