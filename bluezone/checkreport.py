@@ -82,6 +82,9 @@ def report_lines(
         corrected = _correction_line(result)
         if corrected:
             yield corrected
+    unchecked = _bluezone3_unchecked_line(result)
+    if unchecked:
+        yield unchecked
     left = getattr(result, "left_for_next_check", 0)
     if left:
         from bluezone.client.check import MAX_NEW_FILES_PER_CHECK
@@ -243,6 +246,18 @@ def _nothing_stored_line(result: Any, gaen: bool, db_path: Path | None) -> str:
     return (
         f"none of them could match: {db} holds no {' and no '.join(empty)} of the days they cover"
         f" (`bluezone status --db {db}` says what it holds)"
+    )
+
+
+def _bluezone3_unchecked_line(result: Any) -> str | None:
+    """Said under the summary when the store holds Bluezone v3 sightings that no F0 list was given for: a v3
+    phone publishes no GAEN keys, so "0 exposure(s)" said nothing of the v3 phones met (user31's walk)."""
+    n = getattr(result, "bluezone3_unchecked", 0)
+    if result.bluezone3_entries is not None or not n:
+        return None
+    return (
+        f"{n:,} Bluezone v3 sighting{'' if n == 1 else 's'} of the last 14 days not checked: v3 phones publish no GAEN"
+        " keys; check them against a v3 F0 list with `bluezone check --bluezone3-list FILE` (docs/bluezone3.md)"
     )
 
 

@@ -842,8 +842,10 @@ def check_with_server(
         # what is in force, at the daemon's measured time while it does not believe a step of the clock (a year
         # ahead, every earlier report was past its 14 days: "Close contact now: no"), as the store's purge is
         now = store.believed_time(now, quiet=True)
-        return check_server(
+        result = check_server(
             client, ServerState(store), None, server_key=given, scorer=scorer,
             rssi_correction=rssi_correction, now=now, progress=progress, load_visits=lambda: visits(store), jobs=jobs,
             repin=repin,
         )
+        result.bluezone3_unchecked = store.bluezone3_sightings_held()  # none of them is matched against a key server
+        return result

@@ -296,6 +296,7 @@ class HeardRpis:
     store: SightingStore
     index: HeardIndex
     repeated: np.ndarray
+    bluezone3_held: int = 0  # the store's Bluezone v3 sightings (``bluezone3_sightings_held``), read in the same open
 
     @classmethod
     def read_all(cls, store: SightingStore, early: EarlyRead | None = None) -> HeardRpis:
@@ -310,7 +311,7 @@ class HeardRpis:
         read = None if early is None else early.take()  # (its blobs not kept once the arrays are made)
         arrays = None if read is None else store.heard_rpis_read_before(read, MIN_SIGHTINGS)
         every, repeated = store.heard_rpis(repeated=MIN_SIGHTINGS) if arrays is None else arrays
-        return cls(store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated)
+        return cls(store, HeardIndex(every, store.heard_intervals(*_ANY_KEY_SPAN)), repeated, store.bluezone3_sightings_held())
 
     def exposures(
         self,
@@ -412,6 +413,8 @@ class CheckResult:
     exposures: list[Exposure] = field(default_factory=list)
     bluezone3_entries: int | None = None  # Bluezone v3 F0 list entries checked too (None: no list)
     bluezone3_sightings: int = 0  # stored Bluezone v3 sightings read for them
+    #: stored Bluezone v3 sightings (14 days) that a check without a v3 F0 list leaves unchecked: said, not silent
+    bluezone3_unchecked: int = 0
     streamed_keys: int | None = None  # keys of a file matched as it was read (then ``keys`` is empty)
     rssi_correction: RssiCorrection | None = None  # the correction the store's sightings were read with (the CLI's)
     rssi_correction_not_believed: int | None = None  # the config's, beyond TRUSTED_CORRECTION_DB: not applied
@@ -451,7 +454,7 @@ class CheckResult:
             **(
                 {"bluezone3_entries": self.bluezone3_entries, "bluezone3_sightings": self.bluezone3_sightings}
                 if self.bluezone3_entries is not None
-                else {}
+                else {"bluezone3_sightings_not_checked": self.bluezone3_unchecked}
             ),
             **(
                 {"rssi_correction": {
@@ -502,6 +505,7 @@ def check_keys(
     result = CheckResult(keys, scorer=scorer.name)
     with SightingStore.open(db_path, create=False, purge_now=now) as store:
         result.sightings, result.exposures = check_store(keys, store, scorer, rssi_correction=rssi_correction, jobs=jobs)
+        result.bluezone3_unchecked = store.bluezone3_sightings_held()
     return result
 
 
@@ -579,11 +583,11 @@ def check_key_file(
         found = sink.stream.finish(None if scored is None else scored.add)
         if every is not None:  # revised as an array is
             keys, new = every[found.rows], every[found.count :]
-            result = CheckResult(every, scorer=scorer.name)
+            result = CheckResult(every, scorer=scorer.name, bluezone3_unchecked=heard.read().bluezone3_held)
         else:  # a second streamed pass tells which revised keys the file holds
             keys = apply_revisions(found.keys, revised)[: len(found.keys)]
             new = revised[~revising(path, revised, found.count, public_key, key_id)] if len(revised) else revised
-            result = CheckResult(scorer=scorer.name, streamed_keys=found.count + len(new))
+            result = CheckResult(scorer=scorer.name, streamed_keys=found.count + len(new), bluezone3_unchecked=heard.read().bluezone3_held)
         keys, rows, rpis, span = _add_keys_not_in_file(found, keys, new, heard.read().index)
         if span is None:
             return result
@@ -683,7 +687,7 @@ def _check_whole_file(
     if heard.background is None and (heard.early is None or heard.early.result() is None):
         return check_keys(keys, db_path, scorer=scorer, rssi_correction=rssi_correction, jobs=heard.jobs, now=now)
     read = heard.read()
-    result = CheckResult(keys, scorer=scorer.name)
+    result = CheckResult(keys, scorer=scorer.name, bluezone3_unchecked=read.bluezone3_held)
     result.sightings, result.exposures = check_store(
         keys, read.store, scorer, rssi_correction=rssi_correction, jobs=heard.jobs, heard=read
     )

@@ -593,3 +593,44 @@ def test_f0_list_and_its_new_chain_reach_the_disk_before_wrote_is_said(tmp_path:
     commit, synced = next((at, full) for at, full in _synced_commits(events) if at > chain)
     assert synced and chain < events.index(f"fsync {listing}") < events.index(f"fsync {tmp_path}") < commit, events
     assert "PRAGMA synchronous=NORMAL" in events[commit:]
+
+
+@pytest.mark.parametrize(("jobs", "streamed"), [("1", False), ("2", False), ("1", True), ("2", True)])
+def test_check_without_an_f0_list_says_how_many_v3_sightings_it_left_unchecked(
+    scene: tuple[Path, Path], jobs: str, streamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check of GAEN keys reads no Bluezone v3 sighting: its "0 exposure(s)" said nothing of the v3 phones met,
+    and did not say so (user31's walk: 7,658 of them, silently left); one older than the 14 days is not counted.
+    Each way the store is read (a file that fits or one streamed, one job or more) counts them in its own open."""
+    import bluezone.matching.keystream as keystream
+    from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE
+
+    if streamed:
+        monkeypatch.setattr(keystream, "BUFFER_KEYS", 1)
+
+    db, keys = scene
+    v3 = np.zeros(1_235, BLUEZONE3_SIGHTING_DTYPE)
+    v3["time"] = np.linspace(DAY * INTERVAL_SECONDS, SEEN - 1, len(v3))
+    v3["time"][0] = SEEN - 15 * 86_400 * 1.0  # past the retention: purged, never counted
+    v3["bzid"], v3["rssi"] = b"\x03" * 12, -70
+    with SightingStore.open(db, purge_now=SEEN - 16 * 86_400) as store:
+        store.add_bluezone3_sightings(v3)
+    code, out, err = check("--keys", str(keys), "--db", str(db), "--jobs", jobs)
+    assert code == 0, err
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("2 exposure(s)"))
+    assert lines[at + 1] == (
+        "1,234 Bluezone v3 sightings of the last 14 days not checked: v3 phones publish no GAEN keys; check them"
+        " against a v3 F0 list with `bluezone check --bluezone3-list FILE` (docs/bluezone3.md)"
+    )
+    code, out, err = check("--keys", str(keys), "--db", str(db), "--jobs", jobs, "--json")
+    assert code == 0, err
+    assert json.loads(out)["bluezone3_sightings_not_checked"] == 1_234
+
+
+def test_check_of_a_store_without_v3_sightings_says_nothing_of_them(scene: tuple[Path, Path]) -> None:
+    db, keys = scene
+    code, out, _ = check("--keys", str(keys), "--db", str(db))
+    assert code == 0 and "Bluezone v3" not in out
+    code, out, _ = check("--keys", str(keys), "--db", str(db), "--json")
+    assert json.loads(out)["bluezone3_sightings_not_checked"] == 0

@@ -280,3 +280,26 @@ def test_an_f1_told_by_a_version_that_kept_no_exposure_is_told_again_after_the_u
     assert upgraded.as_dict()["close_contact"] is True
     again = check(client, db, NOW + 7200)  # and from then on, remembered as any other
     assert again.new_batches == 0 and [d["level"] for d in again.earlier] == ["F1"]
+
+
+def test_a_server_check_says_how_many_v3_sightings_it_left_unchecked(world) -> None:  # type: ignore[no-untyped-def]
+    """A key server carries no Bluezone v3 F0 list: its check said nothing of the v3 phones the store heard (user31's
+    walk), so the report counts them, in the check's own open of the store, and says how to check them."""
+    import numpy as np
+
+    from bluezone.checkreport import report_lines
+    from bluezone.client.check import check_with_server
+    from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE
+
+    client, db = world
+    v3 = np.zeros(7_658, BLUEZONE3_SIGHTING_DTYPE)
+    v3["time"], v3["bzid"], v3["rssi"] = NOW - 3600 - np.arange(len(v3)), b"\x03" * 12, -70
+    with SightingStore.open(db, create=False) as store:
+        store.add_bluezone3_sightings(v3)
+    result = check_with_server(URL, db, now=NOW, http=client._http)
+    assert result.as_dict()["bluezone3_sightings_not_checked"] == 7_658
+    lines = list(report_lines(result, True, lambda day: False, db, URL))
+    at = next(i for i, line in enumerate(lines) if line.startswith("1 exposure(s), 1 close contact(s) (F1) from "))
+    assert lines[at + 1].startswith(
+        "7,658 Bluezone v3 sightings of the last 14 days not checked: "
+    )
