@@ -26,10 +26,25 @@ def _midnight_pairs(result: Any) -> dict[int, int]:
     return across_midnight(result.exposures)
 
 
+def _same_meetings(result: Any) -> dict[int, int]:
+    """The F2 exposures of ``result`` that are the same meeting as an F1 of it (F2's index: the F1's)."""
+    if len(result.exposures) < 2:
+        return {}
+    from bluezone.matching.levels import same_meetings
+
+    return same_meetings(result.exposures)
+
+
 def report_as_dict(result: Any) -> dict[str, Any]:
     """``result.as_dict()``, each exposure that continues one of the day before across UTC midnight
-    saying so (``continues_across_midnight``: the earlier one's index and the minutes of both)."""
+    saying so (``continues_across_midnight``: the earlier one's index and the minutes of both), each F2
+    that is the same meeting as an F1 of this check saying so (``same_meeting_as``: the F1's index), and
+    ``close_contacts``: the close contacts the text counts (such an F2 not counted again)."""
     out = result.as_dict()
+    same = _same_meetings(result)
+    for j, i in same.items():
+        out["exposures"][j]["same_meeting_as"] = i
+    out["close_contacts"] = result.close_contacts - len(same)
     for j, i in _midnight_pairs(result).items():
         out["exposures"][j]["continues_across_midnight"] = {
             "from_index": i,
@@ -45,6 +60,7 @@ def report_lines(
     """``bluezone check`` as text, a line at a time: one line per exposure, a summary, then revised earlier
     ones, venue exposures, and what it all means (``own_keys_since`` and ``server_url`` as for ``_what_now``)."""
     pairs = _midnight_pairs(result)
+    same = _same_meetings(result)
     for j, e in enumerate(result.exposures):
         s = e.score
         yield (
@@ -54,6 +70,8 @@ def report_lines(
             + (f"  ({LIKELY_CASE})" if e.diagnosis == "likely" else "")
             + ("  (TX power estimated)" if e.tx_power_estimated else "")
             + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
+            + ("  (the same meeting as the F1 in this list: the case's close contact was there too; not another contact)"
+               if j in same else "")
         )
         if j in pairs:  # one meeting, two daily keys: said, not summed into the decision (GAEN judges per day too)
             earlier = result.exposures[pairs[j]]
@@ -64,9 +82,11 @@ def report_lines(
     sources = result.keys_said() if gaen else ""  # keys, not cases: padding and up to 14 a person
     if result.bluezone3_entries is not None:
         sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list {'entry' if result.bluezone3_entries == 1 else 'entries'}"
-    close = result.close_contacts
-    f2 = sum(e.level == "F2" for e in result.exposures)
+    close = result.close_contacts - len(same)  # an F2 of the same minutes as an F1 is that meeting, not another contact
+    f2 = sum(e.level == "F2" for e in result.exposures) - len(same)
     levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
+    if same:
+        levels += f", and {'an F2' if len(same) == 1 else f'{len(same)} F2s'} of the same meeting{'' if len(same) == 1 else 's'}"
     if getattr(result, "new_batches", None) == 0 and result.bluezone3_entries is None:
         if getattr(result, "nothing_before", False) and not getattr(result, "rejected_earlier", 0):
             # nothing listed, and no name this node remembers (a first check, or back after 16 days): "since

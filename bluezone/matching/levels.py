@@ -77,6 +77,22 @@ class WarningMemory:
         return out
 
 
+def same_meetings(exposures: Sequence[Exposure]) -> dict[int, int]:
+    """The F2 exposures of one check that overlap in time an F1 exposure of it, each to the F1 it overlaps most
+    (place in ``exposures``: F2's -> F1's).  Sitting with a case and with the case's close contact (who uploaded
+    with a recursive code) makes both, over the same minutes: one meeting, whose level is the F1's, not two
+    contacts (user31 read "2 close contact(s) (F1 1, F2 1)" as two risks).  Both stay listed."""
+    f1 = [(i, e) for i, e in enumerate(exposures) if e.level == "F1"]
+    out = {}
+    for j, e in enumerate(exposures):
+        if e.level != "F2":
+            continue
+        overlaps = [(min(e.end, f.end) - max(e.start, f.start), -i) for i, f in f1 if f.start <= e.end and e.start <= f.end]
+        if overlaps:
+            out[j] = -max(overlaps)[1]
+    return out
+
+
 def at_levels_told(exposures: Sequence[Exposure]) -> list[Exposure]:
     """Withdrawn exposures at the level they were told: a revoked key is matched as a plain one
     (its earlier type is not in the revision), so a withdrawn F2 warning would read as F1 of an F0."""

@@ -634,3 +634,34 @@ def test_check_of_a_store_without_v3_sightings_says_nothing_of_them(scene: tuple
     assert code == 0 and "Bluezone v3" not in out
     code, out, _ = check("--keys", str(keys), "--db", str(db), "--json")
     assert json.loads(out)["bluezone3_sightings_not_checked"] == 0
+
+
+def test_an_f2_in_the_same_minutes_as_an_f1_is_said_to_be_that_meeting_not_another_contact(
+    scene: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Sitting with a case (F1) and with the case's close contact, who uploaded with a recursive code (F2), over
+    the same minutes is one meeting: "2 close contact(s) (F1 1, F2 1)" read as two risks (user31's walk of the demo:
+    Chi at the café with An and Binh).  Both stay listed; an F2 at other minutes still counts as a contact of its own."""
+    db, _ = scene
+    beside, later = b"\xd3" * 16, b"\xd4" * 16  # the case's close contact at the same table; an F1 met later on
+    with SightingStore.open(db, create=False, purge_now=SEEN) as store:
+        store.add_sightings(np.sort(np.concatenate([encounter(beside, DAY + 62, 25, -72), encounter(later, DAY + 100, 25, -72)]), order="time"))
+    keys = make_keys([(b"\xd1" * 16, DAY, 144), (beside, DAY, 144), (later, DAY, 144)])
+    keys["report_type"] = [1, 4, 4]
+    path = tmp_path / "chain.json"
+    path.write_bytes(dump_keys_json(keys))
+    code, out, err = check("--scorer", "gaen", "--keys", str(path), "--db", str(db))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert [line.split("  F", 1)[1][:1] for line in lines[:3]] == ["1", "2", "2"]
+    assert lines[1].endswith(
+        "F2  (a close contact of a close contact)  (the same meeting as the F1 in this list: the case's close contact"
+        " was there too; not another contact)"
+    )
+    assert lines[2].endswith("F2  (a close contact of a close contact)")  # the later one: a contact of its own
+    assert lines[3] == "3 exposure(s), 2 close contact(s) (F1 1, F2 1, and an F2 of the same meeting) from 3 keys"
+    assert lines[4].startswith("What now: you were near someone who tested positive")  # the meeting's level: F1
+    code, out, err = check("--scorer", "gaen", "--keys", str(path), "--db", str(db), "--json")
+    data = json.loads(out)
+    assert [e["level"] for e in data["exposures"]] == ["F1", "F2", "F2"]  # every exposure still listed, as matched
+    assert [e.get("same_meeting_as") for e in data["exposures"]] == [None, 0, None] and data["close_contacts"] == 2
