@@ -153,9 +153,11 @@ def report_lines(
             )
     for v in getattr(result, "venue_exposures", []):
         d = v.as_dict()
+        # the visitor's own stay and the minutes shared, never the case's times there (venues.matching.NOT_SHOWN)
         yield (
             f"{d['date']}  {d['overlap_minutes']:5.1f} min  at {d['venue']} ({d['address']}): you were there "
-            f"{_local_span(d['your_visit'], d['date'])}, {_cases(d)} {_local_span(d['case_visit'], d['date'])}"
+            f"{_local_span(d['your_visit'], d['date'])}; {_cases(d)} {'was' if d.get('cases', 1) == 1 else 'were'} there"
+            f" too for {d['overlap_minutes']:.0f} min of it"
             + ("  (15 min or more in the same room)" if d["fifteen_minutes_or_more"] else "")
         )
     for d in getattr(result, "earlier_venue", []):

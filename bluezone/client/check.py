@@ -59,6 +59,7 @@ from bluezone.proximity.store.adapters import RssiCorrection
 from bluezone.venues.checkins import visits
 from bluezone.keyformat.venue_reports import location_id_hash
 from bluezone.venues.matching import VenueExposure, continued, match_venue_reports, set_aside_own
+from bluezone.venues.matching import shown as venue_shown
 
 log = logging.getLogger(__name__)
 
@@ -270,10 +271,10 @@ class ServerCheckResult(CheckResult):
             "withdrawn": [e.as_dict() for e in self.withdrawn],
             "updated": [e.as_dict() for e in self.updated],
             "venue_files": self.venue_files,
-            "venue_exposures": [v.as_dict() for v in self.venue_exposures],
+            "venue_exposures": [venue_shown(v.as_dict()) for v in self.venue_exposures],  # no case's times (NOT_SHOWN)
             "new_batches": self.new_batches,
             "earlier_exposures": self.earlier,
-            "earlier_venue_exposures": self.earlier_venue,
+            "earlier_venue_exposures": [venue_shown(d) for d in self.earlier_venue],
             "own_checkins_published": [o.as_dict() for o in self.own_checkins],
             "rejected_earlier": self.rejected_earlier,
             "left_for_next_check": self.left_for_next_check,

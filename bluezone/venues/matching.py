@@ -29,6 +29,19 @@ log = logging.getLogger(__name__)
 LONG_OVERLAP_MINUTES = 15.0
 
 
+#: What the memory of a venue exposure keeps (``VenueExposure.as_dict``: to join a stay told in parts, to know a
+#: replay) and a check never shows: the case's own times at the venue, and the overlap's ends, which are the case's
+#: arrival or departure wherever it came or went within my visit.  In a small shop they can name the case; CWA
+#: shows a warned visitor the check-in, its date and the risk (``TraceLocationCheckInRisk``), no case's times.
+NOT_SHOWN = ("case_visit", "overlap_start", "overlap_end")
+
+
+def shown(exposure: Mapping[str, Any]) -> dict[str, Any]:
+    """A venue exposure (``VenueExposure.as_dict``, or one an earlier check remembered) as a check shows it: the
+    date, my own visit and the minutes a case was there too, never when the case came or went (``NOT_SHOWN``)."""
+    return {k: v for k, v in exposure.items() if k not in NOT_SHOWN}
+
+
 @dataclass(frozen=True)
 class VenueExposure:
     """One of my visits overlapped a case's stay at the same venue."""
