@@ -182,7 +182,7 @@ def status(db_path: Path | None, as_json: bool) -> None:
     click.echo(f"daily keys {info['daily_keys']}")
     click.echo(f"sightings  {info['sightings']} over {info['days_covered']} day(s)")
     if info.get("bluezone3_sightings"):
-        click.echo(f"Bluezone v3 sightings  {info['bluezone3_sightings']}")
+        click.echo(status_field("bluezone3", f"{info['bluezone3_sightings']} sightings of Bluezone v3 phones"))
     if info["checkins"]:
         click.echo(f"check-ins  {info['checkins']} (`bluezone checkins` lists them)")
     click.echo(f"first      {when(info['first_sighting'])}")

@@ -215,6 +215,25 @@ def test_status_of_an_empty_store_points_at_the_emulated_one_beside_it(tmp_path)
         assert result.exit_code == 0 and "keeps its sightings" not in result.output, result.output
 
 
+def test_status_shows_the_v3_sightings_in_the_column_of_the_other_fields(tmp_path) -> None:
+    """`Bluezone v3 sightings  N` was the one line whose value began past the others' column (labels padded to 10 + 1)."""
+    import numpy as np
+
+    from bluezone.proximity.sightings import BLUEZONE3_SIGHTING_DTYPE, NO_TX_POWER
+
+    db = tmp_path / "v3.db"
+    with SightingStore.open(db, purge_now=NOW) as store:
+        rows = np.zeros(3, BLUEZONE3_SIGHTING_DTYPE)
+        rows["time"], rows["bzid"], rows["rssi"], rows["tx_power"] = NOW - 60, np.void(b"x" * 12), -70, NO_TX_POWER
+        store.add_bluezone3_sightings(rows)
+    result = invoke("status", "--db", str(db), now=NOW)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "bluezone3  3 sightings of Bluezone v3 phones" in lines
+    fields = [line for line in lines if line[:1].isalpha()]  # each field's first line: label, then its value
+    assert {line[10] for line in fields} == {" "} and all(line[11] != " " for line in fields), fields
+
+
 def test_status_of_a_store_holding_only_check_ins_is_not_called_empty(tmp_path) -> None:
     """Walk15: a visitor who only scanned posters (no daemon yet) was told their store was empty and
     their sightings went to emulated.db, beside the check-ins it holds."""
