@@ -294,6 +294,8 @@ def _local_span(visit: dict[str, str], day: str) -> str:
     Hanoi remembers 19:15, not 12:15 UTC); its local date too when it is not the exposure's UTC day."""
     start, end = (dt.datetime.fromisoformat(visit[k]).astimezone() for k in ("start", "end"))
     date = "" if start.date().isoformat() == day else f"{start:%Y-%m-%d} "
+    if f"{start:%Z}" != f"{end:%Z}":  # the clocks changed within it: 00:30-01:30 UTC on a 25-hour day in Berlin
+        return f"{date}{start:%H:%M %Z}-{end:%H:%M %Z}"  # was '02:30-02:30 CEST', an hour read as none
     return f"{date}{start:%H:%M}-{end:%H:%M} {start:%Z}"
 
 
