@@ -35,16 +35,26 @@ def _same_meetings(result: Any) -> dict[int, int]:
     return same_meetings(result.exposures)
 
 
+def _told_f1(d: dict[str, Any]) -> str:
+    """An F1 an earlier check told, as the F2 of its meeting names it: its UTC day and minutes."""
+    return f"{d['date']} {d['start'][11:16]}-{d['end'][11:16]} UTC"
+
+
 def report_as_dict(result: Any) -> dict[str, Any]:
     """``result.as_dict()``, each exposure that continues one of the day before across UTC midnight
     saying so (``continues_across_midnight``: the earlier one's index and the minutes of both), each F2
     that is the same meeting as an F1 of this check saying so (``same_meeting_as``: the F1's index), and
-    ``close_contacts``: the close contacts the text counts (such an F2 not counted again)."""
+    ``close_contacts``: the close contacts the text counts (such an F2 not counted again), and each F2 that is the
+    same meeting as an F1 an earlier check told (``same_meeting_as_earlier``: its place in ``earlier_exposures``),
+    not counted either."""
     out = result.as_dict()
     same = _same_meetings(result)
     for j, i in same.items():
         out["exposures"][j]["same_meeting_as"] = i
-    out["close_contacts"] = result.close_contacts - len(same)
+    told = getattr(result, "told_meetings", {})
+    for j, i in told.items():
+        out["exposures"][j]["same_meeting_as_earlier"] = i
+    out["close_contacts"] = result.close_contacts - len(same) - len(told)
     for j, i in _midnight_pairs(result).items():
         out["exposures"][j]["continues_across_midnight"] = {
             "from_index": i,
@@ -61,6 +71,7 @@ def report_lines(
     ones, venue exposures, and what it all means (``own_keys_since`` and ``server_url`` as for ``_what_now``)."""
     pairs = _midnight_pairs(result)
     same = _same_meetings(result)
+    told = getattr(result, "told_meetings", {})
     for j, e in enumerate(result.exposures):
         s = e.score
         yield (
@@ -72,6 +83,8 @@ def report_lines(
             + ("  [Bluezone v3]" if e.protocol == "bluezone3" else "")
             + ("  (the same meeting as the F1 in this list: the case's close contact was there too; not another contact)"
                if j in same else "")
+            + (f"  (the same meeting as the F1 of {_told_f1(result.earlier[told[j]])} reported by an earlier check: the"
+               " case's close contact was there too; not another contact)" if j in told else "")
         )
         if j in pairs:  # one meeting, two daily keys: said, not summed into the decision (GAEN judges per day too)
             earlier = result.exposures[pairs[j]]
@@ -82,11 +95,16 @@ def report_lines(
     sources = result.keys_said() if gaen else ""  # keys, not cases: padding and up to 14 a person
     if result.bluezone3_entries is not None:
         sources += (" and " if sources else "") + f"{result.bluezone3_entries} Bluezone v3 F0 list {'entry' if result.bluezone3_entries == 1 else 'entries'}"
-    close = result.close_contacts - len(same)  # an F2 of the same minutes as an F1 is that meeting, not another contact
-    f2 = sum(e.level == "F2" for e in result.exposures) - len(same)
+    # an F2 of the same minutes as an F1 (of this check, or told before) is that meeting, not another contact
+    close = result.close_contacts - len(same) - len(told)
+    f2 = sum(e.level == "F2" for e in result.exposures) - len(same) - len(told)
     levels = "F1" if not f2 else f"F1 {close - f2}, F2 {f2}"
     if same:
         levels += f", and {'an F2' if len(same) == 1 else f'{len(same)} F2s'} of the same meeting{'' if len(same) == 1 else 's'}"
+    counted = f"{close} close contact(s) ({levels})"
+    if told:
+        again = f"{'an F2' if len(told) == 1 else f'{len(told)} F2s'} of the F1 meeting{'' if len(told) == 1 else 's'} told before"
+        counted = f"{close} close contact(s) ({levels}, and {again})" if close else f"no new close contact ({again})"
     if getattr(result, "new_batches", None) == 0 and result.bluezone3_entries is None:
         if getattr(result, "nothing_before", False) and not getattr(result, "rejected_earlier", 0):
             # nothing listed, and no name this node remembers (a first check, or back after 16 days): "since
@@ -95,7 +113,7 @@ def report_lines(
         else:
             yield "no new batches since the last check"  # "0 exposure(s)" would read as all-clear
     else:
-        yield f"{len(result.exposures)} exposure(s), {close} close contact(s) ({levels}) from {sources}"
+        yield f"{len(result.exposures)} exposure(s), {counted} from {sources}"
         unheard = _nothing_stored_line(result, gaen, db_path)
         if unheard:
             yield unheard
@@ -117,14 +135,19 @@ def report_lines(
         yield f"{len(gone)} listed file(s) gone when fetched (replaced since the index was read): the next check reads what replaced them"
     earlier = getattr(result, "earlier", [])
     if earlier:
-        for d in earlier:
+        from bluezone.matching.levels import same_meetings_among_told
+
+        # an F2 a later check told of an F1's meeting is that meeting here too, not another contact
+        told_same = same_meetings_among_told(earlier)
+        for j, d in enumerate(earlier):
             yield (
                 f"{d['date']}  {d['duration_minutes']:5.1f} min  closest {d['closest_attenuation_db']} dB  typical "
                 f"{d['typical_attenuation_db']:.0f} dB  ~{d['distance_band']}  {d.get('level') or 'not F1'}"
                 + (f"  ({LIKELY_CASE})" if _likely(d) else "")
                 + "  (reported by an earlier check)"
+                + (f"  (the same meeting as the F1 of {_told_f1(earlier[told_same[j]])})" if j in told_same else "")
             )
-        kept = sum(bool(d.get("close_contact")) for d in earlier)
+        kept = sum(bool(d.get("close_contact")) for d in earlier) - len(told_same)
         yield f"{len(earlier)} exposure(s) reported before still in force (14 days), {kept} close contact(s)"
     for e in getattr(result, "withdrawn", []):
         if e.earlier_level == "F2":

@@ -51,7 +51,7 @@ from bluezone.matching.check import (
     whole_days,
     within,
 )
-from bluezone.matching.levels import WarningMemory, at_levels_told
+from bluezone.matching.levels import WarningMemory, at_levels_told, same_meetings, same_meetings_told
 from bluezone.matching.matcher import HeardIndex
 from bluezone.matching.scoring import Scorer, get_scorer
 from bluezone.proximity.store import SightingStore
@@ -228,10 +228,22 @@ class ServerCheckResult(CheckResult):
         return [str(level) for level in found + [d.get("level") for d in self.earlier if d.get("close_contact")] if level]
 
     @property
+    def told_meetings(self) -> dict[int, int]:
+        """This check's F2 exposures that are the same meeting as an F1 an earlier check told and still in force
+        (place in ``exposures``: place in ``earlier``; ``levels.same_meetings_told``): no new contact.  One paired
+        with an F1 of this check is that one's (``levels.same_meetings``)."""
+        if not self.earlier or not self.exposures:
+            return {}
+        same = same_meetings(self.exposures)
+        return {j: i for j, i in same_meetings_told(self.exposures, self.earlier).items() if j not in same}
+
+    @property
     def new_close_contact(self) -> bool:
-        """Whether this check found a close contact the last ones had not told: a new exposure, or an earlier
-        one at a higher level now (an F2 warning upgraded to F1; a likely case confirmed is no news of this)."""
-        return any(e.score.close_contact for e in self.exposures) or any(
+        """Whether this check found a close contact the last ones had not told: a new exposure (not an F2 of a
+        meeting told as F1 before: ``told_meetings``), or an earlier one at a higher level now (an F2 warning
+        upgraded to F1; a likely case confirmed is no news of this)."""
+        told = self.told_meetings
+        return any(e.score.close_contact for j, e in enumerate(self.exposures) if j not in told) or any(
             e.score.close_contact and e.level != e.earlier_level for e in self.updated
         )
 

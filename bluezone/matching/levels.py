@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -82,12 +82,51 @@ def same_meetings(exposures: Sequence[Exposure]) -> dict[int, int]:
     (place in ``exposures``: F2's -> F1's).  Sitting with a case and with the case's close contact (who uploaded
     with a recursive code) makes both, over the same minutes: one meeting, whose level is the F1's, not two
     contacts (user31 read "2 close contact(s) (F1 1, F2 1)" as two risks).  Both stay listed."""
-    f1 = [(i, e) for i, e in enumerate(exposures) if e.level == "F1"]
-    out = {}
-    for j, e in enumerate(exposures):
-        if e.level != "F2":
+    spans = _spans(exposures)
+    return _most_overlapped(spans, spans)
+
+
+def same_meetings_told(exposures: Sequence[Exposure], told: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """The F2 exposures of a check that overlap in time an F1 exposure an earlier check told (``told``: as
+    ``as_dict()``, still in force: within the 14 days, not withdrawn), each to the F1 it overlaps most (place in
+    ``exposures``: place in ``told``).  Chi, told F1 for An's keys, read the same café sitting as "new since the last
+    check" when Binh, who sat there too, uploaded with a recursive code: that is the meeting she was told of."""
+    return _most_overlapped(_spans(exposures), _told_spans(told))
+
+
+def same_meetings_among_told(told: Sequence[Mapping[str, Any]]) -> dict[int, int]:
+    """``same_meetings`` of the exposures earlier checks told (as ``as_dict()``): the F2 a later check told of an F1's
+    meeting is listed with it among them from then on, and is not another close contact there either."""
+    spans = _told_spans(told)
+    return _most_overlapped(spans, spans)
+
+
+Span = tuple[int, str | None, float, float]  # (place in its list, level, start, end)
+
+
+def _spans(exposures: Sequence[Exposure]) -> list[Span]:
+    return [(i, e.level, e.start, e.end) for i, e in enumerate(exposures)]
+
+
+def _told_spans(told: Sequence[Mapping[str, Any]]) -> list[Span]:
+    """The spans of exposures as kept (ISO times); a row kept without times, or damaged, has none: never paired."""
+    out = []
+    for i, d in enumerate(told):
+        try:
+            out.append((i, d.get("level"), dt.datetime.fromisoformat(d["start"]).timestamp(),
+                        dt.datetime.fromisoformat(d["end"]).timestamp()))
+        except (KeyError, TypeError, ValueError):
             continue
-        overlaps = [(min(e.end, f.end) - max(e.start, f.start), -i) for i, f in f1 if f.start <= e.end and e.start <= f.end]
+    return out
+
+
+def _most_overlapped(f2: Sequence[Span], f1: Sequence[Span]) -> dict[int, int]:
+    """Each F2 of ``f2`` to the F1 of ``f1`` it overlaps most in time (bounds included; ties: the first listed)."""
+    out = {}
+    for j, level, start, end in f2:
+        if level != "F2":
+            continue
+        overlaps = [(min(end, e) - max(start, s), -i) for i, lv, s, e in f1 if lv == "F1" and s <= end and start <= e]
         if overlaps:
             out[j] = -max(overlaps)[1]
     return out

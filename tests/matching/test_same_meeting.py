@@ -1,4 +1,5 @@
-"""An F2 exposure in the same minutes as an F1 of the same check is that meeting (``levels.same_meetings``)."""
+"""An F2 exposure in the same minutes as an F1 of the same check, or of an earlier one, is that meeting
+(``levels.same_meetings``, ``levels.same_meetings_told``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from hypothesis import strategies as st
 
 from bluezone.keyformat.keys import REPORT_TYPE_CONFIRMED, REPORT_TYPE_RECURSIVE
 from bluezone.matching.check import Exposure
-from bluezone.matching.levels import same_meetings
+from bluezone.matching.levels import same_meetings, same_meetings_told
 from bluezone.matching.scoring import Score
 
 
@@ -41,3 +42,30 @@ def test_each_f2_overlapping_an_f1_is_paired_with_the_f1_it_overlaps_most(items:
 def test_an_f2_just_after_an_f1_is_another_meeting() -> None:
     f1, f2 = _exposure(0, 600, REPORT_TYPE_CONFIRMED), _exposure(660, 1800, REPORT_TYPE_RECURSIVE)
     assert same_meetings([f1, f2]) == {} and same_meetings([f1, _exposure(600, 900, REPORT_TYPE_RECURSIVE)]) == {1: 0}
+
+
+def _told(exposure: Exposure, level: str = "F1") -> dict:
+    """An exposure as an earlier check kept it (``as_dict()``, times as ISO text)."""
+    return {**exposure.as_dict(), "level": level}
+
+
+@given(st.lists(st.tuples(_spans, _kinds), max_size=6), st.lists(st.tuples(_spans, st.sampled_from(["F1", "F2", None])), max_size=4))
+def test_an_f2_is_paired_with_the_told_f1_it_overlaps_most_as_with_one_of_its_own_check(items: list, told: list) -> None:
+    exposures = [_exposure(s, e, rt, close) for (s, e), (rt, close) in items]
+    earlier = [_told(_exposure(s, e, REPORT_TYPE_CONFIRMED), level) for (s, e), level in told]
+    # the pairing ``same_meetings`` makes of the F2s listed after the told exposures (their places kept)
+    told_f1 = [_exposure(s, e, REPORT_TYPE_CONFIRMED if level == "F1" else REPORT_TYPE_RECURSIVE, level is not None)
+               for (s, e), level in told]
+    # this check's own F1s out of the way (no close contact): only the told ones to pair with
+    others = [_exposure(e.start, e.end, REPORT_TYPE_CONFIRMED, False) if e.level == "F1" else e for e in exposures]
+    as_own = same_meetings([*told_f1, *others])
+    assert same_meetings_told(exposures, earlier) == {j - len(told): i for j, i in as_own.items() if j >= len(told)}
+
+
+def test_a_told_f1_at_other_minutes_or_unreadable_pairs_nothing() -> None:
+    f1, f2 = _exposure(0, 600, REPORT_TYPE_CONFIRMED), _exposure(660, 1800, REPORT_TYPE_RECURSIVE)
+    assert same_meetings_told([f2], [_told(f1)]) == {}
+    assert same_meetings_told([f2], [_told(f1), _told(_exposure(1500, 2000, REPORT_TYPE_CONFIRMED))]) == {0: 1}
+    assert same_meetings_told([f2], [_told(_exposure(1500, 2000, REPORT_TYPE_CONFIRMED), "F2")]) == {}  # an F2 told
+    # a row kept without times, or with damaged ones, is not paired (never a crash)
+    assert same_meetings_told([f2], [{"level": "F1"}, {**_told(f1), "start": "x"}, {**_told(f1), "end": None}]) == {}
