@@ -607,7 +607,10 @@ class _ScoredAsFound:
     final), scored some keys found at a time (``add``: all found so far, then those found between the
     batches this process derives) as ``HeardRpis.exposures`` scores them all at once: a key's windows
     are of its own RPIs' rows, and each is judged on its own, so the calls' exposures, sorted as
-    ``_scored`` sorts them (ties in file order), are the same list."""
+    ``_scored`` sorts them (ties in file order), are the same list.  A key two calls found (listed in
+    two batches of the file: a key twice, a daily key under a second window) is scored again at the
+    end with all its rows in one call, as its first row (``one_row_per_key``), its calls' exposures
+    dropped: one exposure a day, as the array's."""
 
     def __init__(
         self, heard: HeardRpis, every: np.ndarray, counting: _CountInBackground, scorer: Scorer,
@@ -618,6 +621,9 @@ class _ScoredAsFound:
         self._counting, self._sightings = counting, -1
         self.found: list[Exposure] = []  # every call's exposures, in the order the calls came
         self._days_read: DaysRead = {}  # each day the scorer reads whole, read once for every batch
+        self._told: list[tuple[np.ndarray, np.ndarray]] = []  # each call's (rows, RPIs)
+        self._first_call: dict[bytes, int] = {}  # each found key: the call that found it first
+        self._again: set[bytes] = set()  # the keys a later call found too
 
     def sightings(self) -> int:
         """The usable sightings of the span (``count_usable``), once the thread counting them has ended."""
@@ -630,18 +636,31 @@ class _ScoredAsFound:
     def add(self, rows: np.ndarray, rpis: np.ndarray) -> None:
         """Score the keys at ``rows`` of the file, which sent the heard ``rpis``."""
         self.sightings()  # the count's thread ended first: the store is this thread's again
+        self._told.append((rows, rpis))
+        for key in {bytes(key) for key in self.every["key"][rows]}:  # few: the keys that sent a heard RPI
+            if self._first_call.setdefault(key, len(self._told)) != len(self._told):
+                self._again.add(key)
+        self.found.extend(self._exposures_of(rows, rpis))
+
+    def _exposures_of(self, rows: np.ndarray, rpis: np.ndarray) -> list[Exposure]:
         keys = self.every[rows]
         usable = keys["report_type"] != REPORT_TYPE_REVOKED
-        exposures = self.heard.exposures(
+        return self.heard.exposures(
             keys[usable], rows[usable], rpis, self.span, whole_days(self.span), self.scorer, self.rssi_correction,
             self._days_read,
         )
-        self.found.extend(exposures)
 
     def exposures(self) -> list[Exposure]:
         """Every batch's exposures, by date then start, ties in file order as ``_scored`` leaves them (a
         call's keys may come from batches far apart in the file: one call scores all found so far)."""
-        return sorted(self.found, key=lambda e: (e.date, e.start, e.key_index))
+        found = self.found
+        if self._again:  # each key two calls found: its calls' exposures dropped, every row of it scored in one call
+            again = [np.array([bytes(key) in self._again for key in self.every["key"][rows]], bool) for rows, _ in self._told]
+            rows = np.sort(np.concatenate([rows[mask] for (rows, _), mask in zip(self._told, again, strict=True)]))
+            rpis = np.unique(np.concatenate([rpis for (_, rpis), mask in zip(self._told, again, strict=True) if mask.any()]), axis=0)
+            found = [e for e in found if bytes(self.every["key"][e.key_index]) not in self._again]
+            found += self._exposures_of(rows, rpis)
+        return sorted(found, key=lambda e: (e.date, e.start, e.key_index))
 
 
 class _StoreRpis:
