@@ -394,8 +394,9 @@ def _not_an_input(option: str, path: Path, db_path: Path | None, inputs: dict[st
     for what, other in taken.items():
         try:
             same = os.path.samefile(path, other)
-        except OSError:  # either not there: nothing to lose
-            continue
+        except OSError:  # either not there: nothing to lose, but for a companion SQLite makes when it opens the store
+            same = what.startswith("the sighting database's") and os.path.realpath(path) in {
+                os.path.realpath(other), os.path.realpath(store) + str(other)[len(str(store)):]}
         if same:
             raise InputError(printable_line(f"{option} {path} is {what}: give it a file of its own"))
 

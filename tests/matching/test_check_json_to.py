@@ -55,3 +55,15 @@ def test_a_report_onto_the_store_or_an_input_is_refused_before_the_check(tmp_pat
     wal.write_bytes(b"")
     done = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(db), "--json-to", str(wal)], obj=NOW)
     assert done.exit_code == 2 and "the sighting database's" in done.stderr, done.output
+
+
+def test_a_report_onto_a_companion_sqlite_has_not_made_yet_is_refused(tmp_path: Path) -> None:
+    """``--json-to s.db-wal`` with no WAL there yet wrote the report where SQLite's next open of the store looks for
+    its write-ahead log (and then deletes it, report and all); through a link to the store as well."""
+    path, db, _, _ = day_file(tmp_path)
+    (tmp_path / "link.db").symlink_to(db)
+    for store, target in ((db, Path(f"{db}-wal")), (db, Path(f"{db}-journal")), (tmp_path / "link.db", Path(f"{db}-shm"))):
+        assert not target.exists()
+        done = CliRunner().invoke(cli, ["check", "--keys", str(path), "--db", str(store), "--json-to", str(target)], obj=NOW)
+        assert done.exit_code == 2 and "the sighting database's" in done.stderr, (target, done.output)
+        assert not target.exists()
