@@ -372,3 +372,28 @@ def published_f0_keys(tmp_path: Path) -> tuple[SQLiteStorage, Any, KeyServerClie
     client.publish(keys, issue_code(storage, NOW, key=code_key, test_type="confirmed").code)
     export_batches(storage, signer, tmp_path / "exports", NOW, ExportConfig())
     return storage, signer, client, nodes
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    """``bluezone ARGS`` in this process: (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+
+    from bluezone.cli import cli
+
+    result = CliRunner().invoke(cli, list(args), obj={})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def cli_code(live_server: dict, *args: str) -> str:
+    """A code issued by ``bluezone server issue-code ARGS`` on ``live_server``'s database (asserted to succeed)."""
+    rc, out, err = run_cli("server", "issue-code", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                           str(live_server["keys"]), "--json", *args)
+    assert rc == 0, err
+    return json.loads(out)["code"]
+
+
+def cli_export(live_server: dict) -> None:
+    """``bluezone server export`` into ``live_server``'s export folder (asserted to succeed)."""
+    rc, _, err = run_cli("server", "export", "--server-db", str(live_server["db"]), "--signing-key-dir",
+                         str(live_server["keys"]), "--export-dir", str(live_server["exports"]))
+    assert rc == 0, err

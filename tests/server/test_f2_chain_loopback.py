@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from server_helpers import cli_code, cli_export, run_cli
 
-from bluezone.cli import cli
 from bluezone.crypto.intervals import ROLLING_PERIOD
 from bluezone.crypto.keys import DailyKey
 from bluezone.proximity.emulation import run_emulated
@@ -27,9 +26,7 @@ from bluezone.proximity.store import SightingStore
 HOME = (5000.0, 0.0)
 
 
-def _run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), obj={})
-    return result.exit_code, result.stdout, result.stderr
+_run = run_cli
 
 
 def _error_line(err: str) -> str:
@@ -75,16 +72,13 @@ def _nodes(scene: tuple[dict[str, Path], dt.date], tmp_path: Path) -> tuple[dict
 @pytest.fixture
 def chain(live_server: dict, scene: tuple[dict[str, Path], dt.date], tmp_path: Path) -> dict:
     nodes, day = _nodes(scene, tmp_path)
-    url, db, keys = live_server["url"], str(live_server["db"]), str(live_server["keys"])
+    url = live_server["url"]
 
     def code(*args: str) -> str:
-        rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json", *args)
-        assert rc == 0, err
-        return json.loads(out)["code"]
+        return cli_code(live_server, *args)
 
     def export() -> None:
-        rc, _, err = _run("server", "export", "--server-db", db, "--signing-key-dir", keys, "--export-dir", str(live_server["exports"]))
-        assert rc == 0, err
+        cli_export(live_server)
 
     def check(name: str) -> dict:
         rc, out, err = _run("check", "--server", url, "--db", str(nodes[name]), "--json")

@@ -16,17 +16,14 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from server_helpers import cli_code, cli_export, run_cli
 
-from bluezone.cli import cli
 from bluezone.proximity.emulation import run_emulated
 
 HOME = (5000.0, 0.0)
 
 
-def _run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), obj={})
-    return result.exit_code, result.stdout, result.stderr
+_run = run_cli
 
 
 def _cafe(tmp_path: Path) -> tuple[dict[str, Path], dt.date]:
@@ -48,17 +45,13 @@ def _cafe(tmp_path: Path) -> tuple[dict[str, Path], dt.date]:
 @pytest.mark.slow
 def test_an_f2_of_the_cafe_sitting_told_as_f1_is_not_news_nor_another_contact(live_server: dict, tmp_path: Path) -> None:
     nodes, day = _cafe(tmp_path)
-    url, db, keys = live_server["url"], str(live_server["db"]), str(live_server["keys"])
+    url = live_server["url"]
 
     def code(*args: str) -> str:
-        rc, out, err = _run("server", "issue-code", "--server-db", db, "--signing-key-dir", keys, "--json", *args)
-        assert rc == 0, err
-        return json.loads(out)["code"]
+        return cli_code(live_server, *args)
 
     def export() -> None:
-        rc, _, err = _run("server", "export", "--server-db", db, "--signing-key-dir", keys,
-                          "--export-dir", str(live_server["exports"]))
-        assert rc == 0, err
+        cli_export(live_server)
 
     def check(name: str, *args: str) -> tuple[str, dict]:
         rc, out, err = _run("check", "--server", url, "--db", str(nodes[name]), *args)
